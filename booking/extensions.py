@@ -1,0 +1,55 @@
+"""Unbound Flask extensions, bound to the app in ``create_app``.
+
+Importing this module never imports views, so models and services can use it freely.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from flask_babel import Babel
+from flask_bootstrap import Bootstrap5
+from flask_mail import Mail
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import Enum, MetaData
+from sqlalchemy.orm import DeclarativeBase
+
+# Stable constraint names, so migrations can alter them on SQLite and PostgreSQL alike.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+mail = Mail()
+csrf = CSRFProtect()
+babel = Babel()
+bootstrap = Bootstrap5()
+
+
+def value_enum(cls: type[enum.Enum], name: str, length: int = 20) -> Enum:
+    """A column type storing an enum's values in a VARCHAR with a CHECK constraint.
+
+    Portable across SQLite and PostgreSQL, readable in plain SQL, and migrations need no
+    ``CREATE TYPE``.
+    """
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=length,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )

@@ -1,0 +1,50 @@
+"""The outbox: every email is a row written with the change it reports, then delivered."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from booking.extensions import db, value_enum
+from booking.timeutil import UTCDateTime, now_utc
+
+if TYPE_CHECKING:
+    from booking.patients.models import ConsultationRequest
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"  # waiting for (another) attempt
+    SENDING = "sending"  # claimed by a worker
+    SENT = "sent"  # the mail server accepted it
+    FAILED = "failed"  # gave up after MAIL_MAX_ATTEMPTS
+
+
+class OutboxEmail(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int | None] = mapped_column(
+        ForeignKey("consultation_request.id", ondelete="SET NULL"), index=True
+    )
+    template: Mapped[str] = mapped_column(String(50))
+    recipient: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(255))
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str] = mapped_column(Text)
+    # Fixed when the row is written, so a retried delivery is recognisably the same message.
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    status: Mapped[OutboxStatus] = mapped_column(
+        value_enum(OutboxStatus, "outbox_status", length=10), default=OutboxStatus.PENDING,
+    )
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+    request: Mapped[ConsultationRequest | None] = relationship(back_populates="emails")
+
+    __table_args__ = (Index("ix_outbox_email_due", "status", "next_attempt_at"),)

@@ -1,0 +1,192 @@
+"""Writing emails to the outbox and delivering them.
+
+An email is composed and written to the outbox inside the transaction of the change it
+reports, so a change is never stored without its email nor an email queued for a change that
+was rolled back. The worker then delivers each row at most once per successful attempt: a row
+is claimed by an atomic status update, and its Message-ID is fixed when it is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import socket
+from datetime import timedelta
+from email.utils import make_msgid, parseaddr
+
+from flask import current_app, render_template
+from flask_babel import force_locale
+from flask_mail import Message
+from sqlalchemy import select, update
+
+from booking.extensions import db, mail
+from booking.notifications.models import OutboxEmail, OutboxStatus
+from booking.timeutil import now_utc
+
+log = logging.getLogger(__name__)
+
+
+def _message_id() -> str:
+    sender = current_app.config["MAIL_DEFAULT_SENDER"]
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "spineconsult.invalid"
+    return make_msgid(domain=domain)
+
+
+def queue_email(
+    *,
+    template: str,
+    recipient: str,
+    subject: str,
+    locale: str,
+    request_id: int | None = None,
+    **context: object,
+) -> OutboxEmail:
+    """Render ``email/<template>.txt`` and ``.html`` and add the email to the outbox.
+
+    Only adds to the session: the caller's transaction commits it with the change it reports.
+    """
+    context.setdefault("clinic_name", current_app.config["CLINIC_NAME"])
+    context.setdefault("clinic_phone", current_app.config["CLINIC_PHONE"])
+    with force_locale(locale):
+        email = OutboxEmail(
+            request_id=request_id,
+            template=template,
+            recipient=recipient,
+            subject=str(subject),
+            body_text=render_template(f"email/{template}.txt", **context),
+            body_html=render_template(f"email/{template}.html", **context),
+            message_id=_message_id(),
+            status=OutboxStatus.PENDING,
+            attempts=0,
+            next_attempt_at=now_utc(),
+        )
+    db.session.add(email)
+    return email
+
+
+def enqueue_delivery(email_ids: list[int]) -> None:
+    """Hand committed outbox rows to the task queue.
+
+    Best effort: if the queue is unreachable the rows stay pending and the periodic sweep
+    (``requeue_stalled_emails``) hands them over later, so nothing is lost.
+    """
+    task = current_app.extensions["spineconsult.deliver_email"]
+    for email_id in email_ids:
+        try:
+            task(email_id)
+        except Exception:  # the queue's own failure must not fail the patient's request
+            log.exception("could not enqueue outbox email %s; the sweep will retry", email_id)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Exponential back-off: base, 2 x base, 4 x base ... capped at one hour."""
+    base = current_app.config["MAIL_RETRY_BASE_SECONDS"]
+    return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), 3600))
+
+
+def _is_permanent(exc: Exception) -> bool:
+    # A 5xx reply about the recipient will not change by retrying.
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(500 <= code < 600 for code, _msg in exc.recipients.values())
+    return isinstance(exc, smtplib.SMTPResponseException) and 500 <= exc.smtp_code < 600
+
+
+def _describe(exc: Exception) -> str:
+    # Only the kind of error and the SMTP code: server messages can echo addresses.
+    code = getattr(exc, "smtp_code", None)
+    return f"{type(exc).__name__}" + (f" {code}" if code else "")
+
+
+def deliver_outbox_email(email_id: int) -> timedelta | None:
+    """Try to deliver one outbox row; return the delay before the next attempt, if any.
+
+    The row is claimed with a conditional update (pending and due -> sending), so two workers
+    given the same id never both send it. A row that is not pending or not yet due is left alone.
+    """
+    now = now_utc()
+    claimed = db.session.execute(
+        update(OutboxEmail)
+        .where(
+            OutboxEmail.id == email_id,
+            OutboxEmail.status == OutboxStatus.PENDING,
+            OutboxEmail.next_attempt_at <= now,
+        )
+        .values(status=OutboxStatus.SENDING, claimed_at=now, attempts=OutboxEmail.attempts + 1)
+    ).rowcount
+    db.session.commit()
+    if not claimed:
+        return None
+
+    email = db.session.get(OutboxEmail, email_id)
+    assert email is not None
+    message = Message(
+        subject=email.subject,
+        recipients=[email.recipient],
+        body=email.body_text,
+        html=email.body_html,
+        sender=current_app.config["MAIL_DEFAULT_SENDER"],
+    )
+    message.msgId = email.message_id
+    # Flask-Mail opens its SMTP connection without a timeout; a mail server that accepts and
+    # then never answers would hang the worker. The worker process sends nothing else.
+    socket.setdefaulttimeout(current_app.config["MAIL_TIMEOUT"])
+    try:
+        mail.send(message)
+    except Exception as exc:
+        email.last_error = _describe(exc)
+        if _is_permanent(exc) or email.attempts >= current_app.config["MAIL_MAX_ATTEMPTS"]:
+            email.status = OutboxStatus.FAILED
+            delay = None
+            log.error("outbox email %s failed for good: %s", email.id, email.last_error)
+        else:
+            delay = retry_delay(email.attempts)
+            email.status = OutboxStatus.PENDING
+            email.next_attempt_at = now_utc() + delay
+            log.warning(
+                "outbox email %s attempt %s failed (%s); retry in %ss",
+                email.id,
+                email.attempts,
+                email.last_error,
+                int(delay.total_seconds()),
+            )
+        db.session.commit()
+        return delay
+    email.status = OutboxStatus.SENT
+    email.sent_at = now_utc()
+    email.last_error = None
+    db.session.commit()
+    log.info("outbox email %s sent", email.id)
+    return None
+
+
+def requeue_stalled_emails() -> list[int]:
+    """Find outbox rows whose delivery task was lost; return the ids to enqueue again.
+
+    A row claimed by a worker that died is released after ``MAIL_CLAIM_TIMEOUT_SECONDS``; a
+    pending row still waiting ``MAIL_REQUEUE_AFTER_SECONDS`` after it fell due has lost its task
+    (queue down, worker restarted). Enqueuing a row twice is harmless: only one claim succeeds.
+    """
+    now = now_utc()
+    claim_timeout = timedelta(seconds=current_app.config["MAIL_CLAIM_TIMEOUT_SECONDS"])
+    db.session.execute(
+        update(OutboxEmail)
+        .where(
+            OutboxEmail.status == OutboxStatus.SENDING,
+            OutboxEmail.claimed_at < now - claim_timeout,
+        )
+        .values(status=OutboxStatus.PENDING, next_attempt_at=now)
+    )
+    grace = timedelta(seconds=current_app.config["MAIL_REQUEUE_AFTER_SECONDS"])
+    ids = list(
+        db.session.scalars(
+            select(OutboxEmail.id)
+            .where(
+                OutboxEmail.status == OutboxStatus.PENDING,
+                OutboxEmail.next_attempt_at <= now - grace,
+            )
+            .order_by(OutboxEmail.id)
+            .limit(500)
+        )
+    )
+    db.session.commit()
+    return ids

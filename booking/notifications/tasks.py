@@ -1,0 +1,51 @@
+"""Background tasks on Huey: SQLite storage by default, Redis when ``REDIS_URL`` is set.
+
+Huey has no app-factory hook, so ``init_task_queue`` builds the queue for one app and
+registers the tasks on it; ``flask worker`` runs its consumer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
+
+from booking.notifications import services
+
+
+def _make_huey(app: Flask) -> Huey:
+    backend = app.config["HUEY_BACKEND"]
+    if backend == "redis":
+        return RedisHuey("spineconsult", url=app.config["REDIS_URL"])
+    if backend == "sqlite":
+        path = Path(app.config["HUEY_SQLITE_PATH"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return SqliteHuey("spineconsult", filename=str(path))
+    if backend == "memory":
+        # Tests: tasks wait in memory until a test runs them or a consumer picks them up.
+        return MemoryHuey("spineconsult")
+    raise RuntimeError(f"unknown HUEY_BACKEND {backend!r}")
+
+
+def init_task_queue(app: Flask) -> Huey:
+    huey = _make_huey(app)
+
+    @huey.task(name="deliver_email")
+    def deliver_email(email_id: int) -> None:
+        with app.app_context():
+            delay = services.deliver_outbox_email(email_id)
+        if delay is not None:
+            deliver_email.schedule((email_id,), delay=int(delay.total_seconds()))
+
+    @huey.periodic_task(crontab(minute="*"), name="requeue_stalled_emails")
+    def requeue_stalled_emails() -> None:
+        with app.app_context():
+            ids = services.requeue_stalled_emails()
+        for email_id in ids:
+            deliver_email(email_id)
+
+    app.extensions["huey"] = huey
+    app.extensions["spineconsult.deliver_email"] = deliver_email
+    app.extensions["spineconsult.requeue_stalled_emails"] = requeue_stalled_emails
+    return huey

@@ -1,0 +1,141 @@
+"""Patients, their consultation requests and the structured history that comes with each."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from booking.extensions import db, value_enum
+from booking.timeutil import UTCDateTime, now_utc
+
+if TYPE_CHECKING:
+    from booking.documents.models import Document
+    from booking.notifications.models import OutboxEmail
+
+
+class RequestStatus(enum.StrEnum):
+    REQUESTED = "requested"
+    CONFIRMED = "confirmed"
+    COMPLETED = "completed"
+    DECLINED = "declined"
+    CANCELLED = "cancelled"
+    NO_SHOW = "no_show"
+
+
+class TriageLevel(enum.StrEnum):
+    URGENT = "urgent"
+    ROUTINE = "routine"
+
+
+class Patient(db.Model):
+    """The person as they described themselves in one request (requests are not merged
+    automatically: an anonymous form must not be able to attach itself to someone's record)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    date_of_birth: Mapped[date]
+    guardian_name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    phone: Mapped[str] = mapped_column(String(32))  # E.164
+    preferred_contact: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+    requests: Mapped[list[ConsultationRequest]] = relationship(back_populates="patient")
+
+
+class ConsultationRequest(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(12), unique=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
+    status: Mapped[RequestStatus] = mapped_column(
+        value_enum(RequestStatus, "request_status"), default=RequestStatus.REQUESTED
+    )
+    triage_level: Mapped[TriageLevel] = mapped_column(value_enum(TriageLevel, "triage_level"))
+    # The one-time token of the form that created this request: a second post of the same form
+    # (refresh, double click) finds it instead of creating a twin.
+    submission_token: Mapped[str] = mapped_column(String(64), unique=True)
+    locale: Mapped[str] = mapped_column(String(10), default="en")
+
+    preferred_days: Mapped[list[int]] = mapped_column(JSON, default=list)
+    preferred_time_of_day: Mapped[str] = mapped_column(String(10), default="any")
+    earliest_date: Mapped[date | None]
+
+    privacy_notice_version: Mapped[str] = mapped_column(String(20))
+    consented_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    contact_consent: Mapped[bool]
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc, onupdate=now_utc)
+
+    patient: Mapped[Patient] = relationship(back_populates="requests")
+    history: Mapped[MedicalHistory] = relationship(
+        back_populates="request", cascade="all, delete-orphan"
+    )
+    documents: Mapped[list[Document]] = relationship(
+        back_populates="request", cascade="all, delete-orphan", order_by="Document.id"
+    )
+    emails: Mapped[list[OutboxEmail]] = relationship(
+        back_populates="request", order_by="OutboxEmail.id"
+    )
+
+    __table_args__ = (
+        # The triage queue: urgent first, then the oldest waiting, within a status.
+        Index("ix_consultation_request_queue", "status", "triage_level", "created_at"),
+    )
+
+    @property
+    def is_urgent(self) -> bool:
+        return self.triage_level == TriageLevel.URGENT
+
+
+class MedicalHistory(db.Model):
+    """What the patient told us about their spine, one row per request."""
+
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("consultation_request.id", ondelete="CASCADE"), primary_key=True
+    )
+    pain_locations: Mapped[list[str]] = mapped_column(JSON, default=list)
+    pain_side: Mapped[str | None] = mapped_column(String(10))
+    pain_duration: Mapped[str] = mapped_column(String(20))
+    pain_now: Mapped[int]
+    pain_worst: Mapped[int]
+    radiating_pain: Mapped[bool]
+    numbness: Mapped[bool]
+    weakness: Mapped[bool]
+    diagnoses: Mapped[list[str]] = mapped_column(JSON, default=list)
+    diagnosis_other: Mapped[str | None] = mapped_column(String(200))
+    treatments: Mapped[list[str]] = mapped_column(JSON, default=list)
+    surgery_details: Mapped[str | None] = mapped_column(Text)
+    imaging: Mapped[list[str]] = mapped_column(JSON, default=list)
+    imaging_when: Mapped[str | None] = mapped_column(String(200))
+    medications: Mapped[str | None] = mapped_column(Text)
+    allergies: Mapped[str | None] = mapped_column(Text)
+    blood_thinners: Mapped[bool]
+    diabetes: Mapped[bool]
+    smoking: Mapped[str] = mapped_column(String(10))
+    other_history: Mapped[str | None] = mapped_column(Text)
+
+    odi_answers: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    odi_sections_answered: Mapped[int] = mapped_column(default=0)
+    odi_percent: Mapped[float | None]
+    odi_band: Mapped[str | None] = mapped_column(String(12))
+
+    red_flags: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+    request: Mapped[ConsultationRequest] = relationship(back_populates="history")
+
+    __table_args__ = (
+        CheckConstraint("pain_now BETWEEN 0 AND 10", name="pain_now_range"),
+        CheckConstraint("pain_worst BETWEEN 0 AND 10", name="pain_worst_range"),
+        CheckConstraint(
+            "odi_sections_answered BETWEEN 0 AND 10", name="odi_sections_answered_range"
+        ),
+        CheckConstraint(
+            "odi_percent IS NULL OR (odi_percent >= 0 AND odi_percent <= 100)",
+            name="odi_percent_range",
+        ),
+    )

@@ -1,0 +1,75 @@
+"""Time: stored in UTC, shown in the clinic's time zone.
+
+Every conversion between UTC and the clinic's local time happens here.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timezone
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from flask_babel import format_date, format_datetime
+from sqlalchemy import DateTime
+from sqlalchemy.types import TypeDecorator
+
+
+def now_utc() -> datetime:
+    """The current time, aware, in UTC. Pass it as a column default (``default=now_utc``)."""
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """An aware UTC datetime on every database.
+
+    SQLite hands back naive datetimes even for ``timezone=True`` columns while PostgreSQL hands
+    back aware ones; this type makes both aware and refuses naive values on the way in.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given for a UTC column")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+def clinic_tz() -> ZoneInfo:
+    return ZoneInfo(current_app.config["CLINIC_TIMEZONE"])
+
+
+def to_clinic_tz(value: datetime) -> datetime:
+    return value.astimezone(clinic_tz())
+
+
+def from_clinic_local(day: date, at: time) -> datetime:
+    """A wall-clock time at the clinic, as an aware UTC datetime."""
+    return datetime.combine(day, at, tzinfo=clinic_tz()).astimezone(timezone.utc)
+
+
+def clinic_today() -> date:
+    return now_utc().astimezone(clinic_tz()).date()
+
+
+def clinic_dt(value: datetime | None, fmt: str = "medium") -> str:
+    """Template filter: a UTC datetime in the reader's locale and the clinic's time zone."""
+    if value is None:
+        return ""
+    # Flask-Babel converts to BABEL_DEFAULT_TIMEZONE, which create_app sets to the clinic's.
+    return format_datetime(value, fmt)
+
+
+def clinic_date(value: date | None, fmt: str = "medium") -> str:
+    if value is None:
+        return ""
+    return format_date(value, fmt)

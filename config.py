@@ -1,0 +1,140 @@
+"""Application settings.
+
+This module is the only place that reads ``os.environ``. Every setting the clinic can change is
+listed in README.md with its default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = BASE_DIR / "instance"
+
+MB = 1024 * 1024
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(_env(name, str(default)))  # type: ignore[arg-type]
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = _env(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _sqlalchemy_url(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL URLs given in the common short forms."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Config:
+    """Settings shared by every environment; each one can be overridden by an environment variable."""
+
+    SECRET_KEY = _env("SECRET_KEY")
+
+    SQLALCHEMY_DATABASE_URI = _sqlalchemy_url(
+        _env("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'spineconsult.sqlite3'}")  # type: ignore[arg-type]
+    )
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+
+    # Redis is optional: without it the task queue lives in a SQLite file in instance/.
+    REDIS_URL = _env("REDIS_URL")
+    HUEY_SQLITE_PATH = _env("HUEY_SQLITE_PATH", str(INSTANCE_DIR / "huey.sqlite3"))
+    HUEY_BACKEND = "redis" if REDIS_URL else "sqlite"
+
+    # Where uploaded documents are kept: never inside a static folder.
+    UPLOAD_DIR = _env("UPLOAD_DIR", str(INSTANCE_DIR / "uploads"))
+    MAX_DOCUMENTS = _env_int("MAX_DOCUMENTS", 10)
+    MAX_DOCUMENT_MB = _env_int("MAX_DOCUMENT_MB", 20)
+
+    CLINIC_NAME = _env("CLINIC_NAME", "SpineConsult Clinic")
+    CLINIC_TIMEZONE = _env("CLINIC_TIMEZONE", "Europe/Berlin")
+    CLINIC_PHONE = _env("CLINIC_PHONE", "")
+    # Phone numbers typed without a country code are read as numbers of this region.
+    DEFAULT_PHONE_REGION = _env("DEFAULT_PHONE_REGION", "DE")
+    STAFF_NOTIFICATION_EMAIL = _env("STAFF_NOTIFICATION_EMAIL", "clinic@example.com")
+    # Absolute address of the site, used for links in emails (the worker has no request).
+    PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
+    PRIVACY_NOTICE_VERSION = _env("PRIVACY_NOTICE_VERSION", "2026-11")
+
+    MAIL_SERVER = _env("MAIL_SERVER", "127.0.0.1")
+    MAIL_PORT = _env_int("MAIL_PORT", 1025)
+    MAIL_USE_TLS = _env_bool("MAIL_USE_TLS", False)
+    MAIL_USE_SSL = _env_bool("MAIL_USE_SSL", False)
+    MAIL_USERNAME = _env("MAIL_USERNAME")
+    MAIL_PASSWORD = _env("MAIL_PASSWORD")
+    MAIL_DEFAULT_SENDER = _env("MAIL_DEFAULT_SENDER", "SpineConsult <no-reply@example.com>")
+    # Seconds before a silent mail server counts as down (Flask-Mail sets no timeout itself).
+    MAIL_TIMEOUT = _env_int("MAIL_TIMEOUT", 30)
+    MAIL_MAX_ATTEMPTS = _env_int("MAIL_MAX_ATTEMPTS", 12)
+    MAIL_RETRY_BASE_SECONDS = _env_int("MAIL_RETRY_BASE_SECONDS", 30)
+    # A pending email whose task is this late was lost (queue down): the sweep enqueues it again.
+    MAIL_REQUEUE_AFTER_SECONDS = _env_int("MAIL_REQUEUE_AFTER_SECONDS", 180)
+    # A worker that claimed an email this long ago and never finished died: release the email.
+    MAIL_CLAIM_TIMEOUT_SECONDS = _env_int("MAIL_CLAIM_TIMEOUT_SECONDS", 600)
+
+    # Maildir written by the development SMTP sink and listed at /dev/mail.
+    DEV_MAILDIR = _env("DEV_MAILDIR", str(INSTANCE_DIR / "mail"))
+    DEV_MAIL_VIEWER = False
+
+    LANGUAGES = ["en"]
+    BABEL_DEFAULT_LOCALE = "en"
+    BABEL_TRANSLATION_DIRECTORIES = "translations"
+
+    BOOTSTRAP_SERVE_LOCAL = True
+    WTF_CSRF_TIME_LIMIT = 3 * 60 * 60  # a long form may take a patient in pain a while
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+
+    @property
+    def MAX_CONTENT_LENGTH(self) -> int:  # noqa: N802 - Flask's setting name
+        # Room for every document at its limit plus the text of the form.
+        return self.MAX_DOCUMENTS * self.MAX_DOCUMENT_MB * MB + 2 * MB
+
+
+class DevelopmentConfig(Config):
+    DEBUG = True
+    SECRET_KEY = _env("SECRET_KEY", "dev-only-not-secret")
+    DEV_MAIL_VIEWER = True
+
+
+class TestingConfig(Config):
+    TESTING = True
+    SECRET_KEY = "test-only-not-secret"
+    SQLALCHEMY_DATABASE_URI = "sqlite://"
+    HUEY_BACKEND = "memory"
+    MAIL_SUPPRESS_SEND = False  # tests that deliver mail talk to a real local SMTP server
+    MAIL_PORT = 1  # nothing listens here: a test that sends without its own server fails loudly
+
+
+class ProductionConfig(Config):
+    SESSION_COOKIE_SECURE = True
+    PREFERRED_URL_SCHEME = "https"
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def get_config(name: str | None = None) -> Config:
+    """Return the settings for ``name`` (default: the ``SPINECONSULT_ENV`` variable, else production)."""
+    name = name or _env("SPINECONSULT_ENV", "production")
+    if name not in CONFIGS:
+        raise RuntimeError(f"Unknown SPINECONSULT_ENV {name!r}; use one of {sorted(CONFIGS)}")
+    return CONFIGS[name]()  # type: ignore[arg-type]
