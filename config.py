@@ -62,6 +62,8 @@ class Config:
     CLINIC_NAME = _env("CLINIC_NAME", "SpineConsult Clinic")
     CLINIC_TIMEZONE = _env("CLINIC_TIMEZONE", "Europe/Berlin")
     CLINIC_PHONE = _env("CLINIC_PHONE", "")
+    # The number patients with red-flag symptoms are told to call.
+    EMERGENCY_NUMBER = _env("EMERGENCY_NUMBER", "112")
     # Phone numbers typed without a country code are read as numbers of this region.
     DEFAULT_PHONE_REGION = _env("DEFAULT_PHONE_REGION", "DE")
     STAFF_NOTIFICATION_EMAIL = _env("STAFF_NOTIFICATION_EMAIL", "clinic@example.com")

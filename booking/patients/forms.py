@@ -12,6 +12,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
+    SelectChoice,
     BooleanField,
     DateField,
     EmailField,
@@ -34,10 +35,16 @@ from booking.patients import history
 from booking.patients.services import DocumentUpload, RequestSubmission
 from booking.timeutil import clinic_today
 
-YES_NO = [("yes", _l("Yes")), ("no", _l("No"))]
-PAIN_SCALE = [(str(n), str(n)) for n in range(11)]
-ODI_CHOICES = [(str(n), str(n)) for n in range(6)]
 ADULT_AGE = 18
+
+
+def options(pairs: list[tuple[str, object]]) -> list[SelectChoice]:
+    """WTForms choices from (value, label) pairs."""
+    return [SelectChoice(value, label) for value, label in pairs]  # type: ignore[arg-type]
+
+
+YES_NO = options([("yes", _l("Yes")), ("no", _l("No"))])
+PAIN_SCALE = options([(str(n), str(n)) for n in range(11)])
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -111,7 +118,7 @@ class RequestForm(FlaskForm):
     )
     preferred_contact = RadioField(
         _l("How should we contact you?"),
-        choices=history.CONTACT_METHODS,
+        choices=options(history.CONTACT_METHODS),
         default="email",
         validators=[InputRequired(_l("Please choose how we should contact you."))],
     )
@@ -119,13 +126,13 @@ class RequestForm(FlaskForm):
     # Your symptoms
     pain_locations = MultiCheckboxField(
         _l("Where does it hurt?"),
-        choices=history.PAIN_LOCATIONS,
+        choices=options(history.PAIN_LOCATIONS),
         validators=[DataRequired(_l("Please tick at least one place where it hurts."))],
     )
-    pain_side = RadioField(_l("Which side?"), choices=history.PAIN_SIDES, validators=[Optional()])
+    pain_side = RadioField(_l("Which side?"), choices=options(history.PAIN_SIDES), validators=[Optional()])
     pain_duration = RadioField(
         _l("How long have you had this pain?"),
-        choices=history.PAIN_DURATIONS,
+        choices=options(history.PAIN_DURATIONS),
         validators=[InputRequired(_l("Please tell us how long you have had this pain."))],
     )
     pain_now = RadioField(
@@ -144,13 +151,13 @@ class RequestForm(FlaskForm):
     numbness = _yes_no(_l("Do you have numbness or tingling?"))
     weakness = _yes_no(_l("Do you have weakness in an arm or leg?"))
     diagnoses = MultiCheckboxField(
-        _l("Has a doctor told you what it is?"), choices=history.DIAGNOSES, validators=[Optional()]
+        _l("Has a doctor told you what it is?"), choices=options(history.DIAGNOSES), validators=[Optional()]
     )
     diagnosis_other = StringField(
         _l("Other diagnosis"), validators=[Optional(), Length(max=200)]
     )
     treatments = MultiCheckboxField(
-        _l("Treatment you have already had"), choices=history.TREATMENTS, validators=[Optional()]
+        _l("Treatment you have already had"), choices=options(history.TREATMENTS), validators=[Optional()]
     )
     surgery_details = TextAreaField(
         _l("About your previous spine surgery"),
@@ -158,7 +165,7 @@ class RequestForm(FlaskForm):
         description=_l("What was done, and when."),
     )
     imaging = MultiCheckboxField(
-        _l("Scans you have already had"), choices=history.IMAGING, validators=[Optional()]
+        _l("Scans you have already had"), choices=options(history.IMAGING), validators=[Optional()]
     )
     imaging_when = StringField(
         _l("When were the scans done?"),
@@ -173,7 +180,7 @@ class RequestForm(FlaskForm):
     diabetes = _yes_no(_l("Do you have diabetes?"))
     smoking = RadioField(
         _l("Do you smoke?"),
-        choices=history.SMOKING,
+        choices=options(history.SMOKING),
         validators=[InputRequired(_l("Please tell us whether you smoke."))],
     )
     other_history = TextAreaField(
@@ -206,10 +213,10 @@ class RequestForm(FlaskForm):
 
     # Preferred time
     preferred_days = MultiCheckboxField(
-        _l("Days that suit you"), choices=history.WEEKDAYS, validators=[Optional()]
+        _l("Days that suit you"), choices=options(history.WEEKDAYS), validators=[Optional()]
     )
     preferred_time_of_day = RadioField(
-        _l("Time of day"), choices=history.TIME_OF_DAY, default="any", validators=[Optional()]
+        _l("Time of day"), choices=options(history.TIME_OF_DAY), default="any", validators=[Optional()]
     )
     earliest_date = DateField(
         _l("Earliest date you could come"),
@@ -231,7 +238,7 @@ class RequestForm(FlaskForm):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         for section, field in zip(history.ODI_SECTIONS, self.odi_fields(), strict=True):
-            field.choices = [(str(i), text) for i, text in enumerate(section.statements)]
+            field.choices = options([(str(i), text) for i, text in enumerate(section.statements)])
         while len(self.documents) < current_app.config["MAX_DOCUMENTS"]:
             self.documents.append_entry()
         if not self.submission_token.data:
@@ -254,14 +261,6 @@ class RequestForm(FlaskForm):
         if field.data.year < 1900:
             raise ValidationError(_("Please check the year of your date of birth."))
 
-    def validate_guardian_name(self, field: StringField) -> None:
-        born = self.date_of_birth.data
-        if born and born < clinic_today() and _age_on(born, clinic_today()) < ADULT_AGE:
-            if not (field.data or "").strip():
-                raise ValidationError(
-                    _("The patient is under 18: please give a parent or guardian's name.")
-                )
-
     def validate_phone(self, field: TelField) -> None:
         region = current_app.config["DEFAULT_PHONE_REGION"]
         try:
@@ -275,14 +274,6 @@ class RequestForm(FlaskForm):
             )
         field.e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
-    def validate_diagnosis_other(self, field: StringField) -> None:
-        if "other" in (self.diagnoses.data or []) and not (field.data or "").strip():
-            raise ValidationError(_("Please tell us the other diagnosis."))
-
-    def validate_surgery_details(self, field: TextAreaField) -> None:
-        if "spine_surgery" in (self.treatments.data or []) and not (field.data or "").strip():
-            raise ValidationError(_("Please tell us about your previous spine surgery."))
-
     def validate_pain_worst(self, field: RadioField) -> None:
         if self.pain_now.data and field.data and int(field.data) < int(self.pain_now.data):
             raise ValidationError(
@@ -295,6 +286,23 @@ class RequestForm(FlaskForm):
 
     def validate(self, extra_validators: object = None) -> bool:
         valid = super().validate(extra_validators)
+        # Checks across fields. Optional() stops a field's own validators when it is empty,
+        # so "required only if" rules live here.
+        valid &= self._require_if(
+            self.guardian_name,
+            self._is_minor(),
+            _("The patient is under 18: please give a parent or guardian's name."),
+        )
+        valid &= self._require_if(
+            self.diagnosis_other,
+            "other" in (self.diagnoses.data or []),
+            _("Please tell us the other diagnosis."),
+        )
+        valid &= self._require_if(
+            self.surgery_details,
+            "spine_surgery" in (self.treatments.data or []),
+            _("Please tell us about your previous spine surgery."),
+        )
         # Count every file part posted, not only the rows the form offered, so an eleventh
         # file is refused rather than silently dropped.
         posted = [f for _key, f in request.files.items(multi=True) if f and f.filename]
@@ -306,8 +314,19 @@ class RequestForm(FlaskForm):
             valid = False
         return valid
 
+    def _is_minor(self) -> bool:
+        born, today = self.date_of_birth.data, clinic_today()
+        return bool(born and not self.date_of_birth.errors and _age_on(born, today) < ADULT_AGE)
+
+    @staticmethod
+    def _require_if(field: StringField, condition: bool, message: str) -> bool:
+        if condition and not (field.data or "").strip():
+            field.errors = [*field.errors, message]
+            return False
+        return True
+
     def has_uploads(self) -> bool:
-        return any(entry.file.data and entry.file.data.filename for entry in self.documents)
+        return any(entry.form.file.data and entry.form.file.data.filename for entry in self.documents)
 
     def to_submission(self, locale: str) -> RequestSubmission:
         """The validated answers as plain data for ``submit_request``."""
@@ -359,12 +378,12 @@ class RequestForm(FlaskForm):
             },
             documents=[
                 DocumentUpload(
-                    stream=entry.file.data.stream,
-                    filename=entry.file.data.filename,
-                    description=text(entry.description),
+                    stream=entry.form.file.data.stream,
+                    filename=entry.form.file.data.filename,
+                    description=text(entry.form.description),
                 )
                 for entry in self.documents
-                if entry.file.data and entry.file.data.filename
+                if entry.form.file.data and entry.form.file.data.filename
             ],
             preferred_days=sorted(int(day) for day in self.preferred_days.data or []),
             preferred_time_of_day=self.preferred_time_of_day.data or "any",

@@ -1,0 +1,119 @@
+"""SpineConsult: online consultation requests for a spine clinic."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, request
+from flask_babel import get_locale
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from booking import models  # noqa: F401  (registers every model with SQLAlchemy)
+from booking.extensions import babel, bootstrap, csrf, db, mail, migrate
+from booking.timeutil import clinic_date, clinic_dt
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: str | dict[str, Any] | None = None) -> Flask:
+    """Build the application.
+
+    ``config`` is a settings name (``development``, ``testing``, ``production``; default: the
+    ``SPINECONSULT_ENV`` variable) or a dict of overrides applied on top of the testing settings.
+    """
+    from config import get_config
+
+    app = Flask(__name__, instance_relative_config=True)
+    if isinstance(config, dict):
+        app.config.from_object(get_config("testing"))
+        app.config.update(config)
+    else:
+        app.config.from_object(get_config(config))
+    if not app.config.get("SECRET_KEY"):
+        raise RuntimeError(
+            "SECRET_KEY is not set. Set the SECRET_KEY environment variable to a long random "
+            'value, e.g. python -c "import secrets; print(secrets.token_hex(32))".'
+        )
+    app.config["BABEL_DEFAULT_TIMEZONE"] = app.config["CLINIC_TIMEZONE"]
+    app.config["MAX_CONTENT_LENGTH"] = (
+        app.config["MAX_DOCUMENTS"] * app.config["MAX_DOCUMENT_MB"] * 1024 * 1024 + 2 * 1024 * 1024
+    )
+
+    register_extensions(app)
+    register_blueprints(app)
+    register_template_helpers(app)
+
+    from booking.cli import register_commands
+    from booking.errors import register_error_handlers
+    from booking.notifications.tasks import init_task_queue
+
+    register_error_handlers(app)
+    register_commands(app)
+    init_task_queue(app)
+    return app
+
+
+def _select_locale() -> str | None:
+    from flask import current_app
+
+    return request.accept_languages.best_match(current_app.config["LANGUAGES"])
+
+
+def register_extensions(app: Flask) -> None:
+    db.init_app(app)
+    migrate.init_app(app, db)
+    mail.init_app(app)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=_select_locale)
+    bootstrap.init_app(app)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        with app.app_context():
+            _configure_sqlite(db.engine)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """Make SQLite behave for concurrent writers.
+
+    pysqlite starts transactions lazily and as DEFERRED, so two writers both read and then one
+    fails with "database is locked". Starting every transaction with BEGIN IMMEDIATE takes the
+    write lock up front (the other waits for the busy timeout), and foreign keys are enforced.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def register_blueprints(app: Flask) -> None:
+    from booking.patients.views import bp as patients_bp
+
+    app.register_blueprint(patients_bp)
+    if app.config.get("DEV_MAIL_VIEWER"):
+        from booking.dev.views import bp as dev_bp
+
+        app.register_blueprint(dev_bp)
+
+
+def register_template_helpers(app: Flask) -> None:
+    app.add_template_filter(clinic_dt)
+    app.add_template_filter(clinic_date)
+
+    @app.context_processor
+    def _clinic() -> dict[str, Any]:
+        return {
+            "clinic_name": app.config["CLINIC_NAME"],
+            "clinic_phone": app.config["CLINIC_PHONE"],
+            "emergency_number": app.config["EMERGENCY_NUMBER"],
+            "current_locale": str(get_locale() or "en"),
+        }

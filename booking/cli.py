@@ -1,0 +1,114 @@
+"""Command-line tools: ``flask worker`` and ``flask seed-demo``."""
+
+from __future__ import annotations
+
+import io
+import secrets
+from datetime import date
+
+import click
+from flask import Flask, current_app
+from sqlalchemy import func, select
+
+from booking.extensions import db
+
+
+def register_commands(app: Flask) -> None:
+    app.cli.add_command(worker)
+    app.cli.add_command(seed_demo)
+
+
+@click.command("worker")
+@click.option("--workers", default=2, show_default=True, help="Worker threads.")
+def worker(workers: int) -> None:
+    """Run the background worker (email delivery and the periodic outbox sweep)."""
+    huey = current_app.extensions["huey"]
+    consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=True)
+    consumer.run()
+
+
+def demo_pdf(title: str) -> bytes:
+    """A small valid one-page PDF, so demo data and tests have a real document to store."""
+    text = f"BT /F1 18 Tf 72 720 Td ({title}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(text) + text + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    for offset in offsets:
+        out.write(b"%010d 00000 n \n" % offset)
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, xref))
+    return out.getvalue()
+
+
+@click.command("seed-demo")
+def seed_demo() -> None:
+    """Add a few demo requests (only into an empty database)."""
+    from booking.patients.models import ConsultationRequest
+    from booking.patients.services import DocumentUpload, RequestSubmission, submit_request
+
+    if db.session.scalar(select(func.count()).select_from(ConsultationRequest)):
+        click.echo("The database already holds requests; no demo data added.")
+        return
+    demos = [
+        ("Maria Schneider", date(1968, 3, 14), "maria.schneider@example.com", "+49 30 901820",
+         ["herniated_disc", "sciatica"], set(), 6, 8),
+        ("Thomas Becker", date(1952, 11, 2), "thomas.becker@example.com", "+49 89 2180",
+         ["spinal_stenosis"], {"progressive_weakness"}, 5, 9),
+        ("Ana López", date(1979, 7, 30), "ana.lopez@example.com", "+34 912 345 678",
+         ["degenerative_disc_disease"], set(), 3, 6),
+    ]
+    for name, born, email, phone, diagnoses, flags, now, worst in demos:
+        consultation = submit_request(
+            RequestSubmission(
+                submission_token=secrets.token_urlsafe(32),
+                locale="en",
+                full_name=name,
+                date_of_birth=born,
+                guardian_name=None,
+                email=email,
+                phone=phone.replace(" ", ""),
+                preferred_contact="email",
+                pain_locations=["lower_back", "leg"],
+                pain_side="left",
+                pain_duration="3_12_months",
+                pain_now=now,
+                pain_worst=worst,
+                radiating_pain=True,
+                numbness=True,
+                weakness=bool(flags),
+                diagnoses=diagnoses,
+                diagnosis_other=None,
+                treatments=["physiotherapy", "medication"],
+                surgery_details=None,
+                imaging=["mri"],
+                imaging_when="2026",
+                medications="Ibuprofen 400 mg as needed",
+                allergies=None,
+                blood_thinners=False,
+                diabetes=False,
+                smoking="never",
+                other_history=None,
+                odi_answers={"pain_intensity": 3, "personal_care": 1, "lifting": 4,
+                             "walking": 2, "sitting": 3, "standing": 3, "sleeping": 2,
+                             "sex_life": None, "social_life": 2, "travelling": 2},
+                red_flags=flags,
+                documents=[DocumentUpload(io.BytesIO(demo_pdf("MRI report (demo)")),
+                                          "mri-report.pdf", "MRI report, lumbar spine")],
+                preferred_days=[0, 2, 4],
+                preferred_time_of_day="morning",
+            )
+        )
+        click.echo(f"Added demo request {consultation.reference} ({name}).")

@@ -1,0 +1,94 @@
+"""Friendly error pages: a patient never sees a stack trace or a raw status line."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, render_template
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+from booking.extensions import db
+
+log = logging.getLogger(__name__)
+
+
+def _page(status: int, title: str, message: str) -> tuple[str, int]:
+    return render_template("errors/error.html", status=status, title=title, message=message), status
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(_error: CSRFError) -> tuple[str, int]:
+        return _page(
+            400,
+            _("This form has expired"),
+            _(
+                "For your security, forms stop working after a while or when cookies are "
+                "blocked. Nothing was saved. Please go back, reload the page and send it again."
+            ),
+        )
+
+    @app.errorhandler(413)
+    def too_large(_error: HTTPException) -> tuple[str, int]:
+        limit = app.config["MAX_DOCUMENT_MB"]
+        return _page(
+            413,
+            _("Your documents are too large"),
+            _(
+                "Together, the files you attached are larger than we can accept. Nothing was "
+                "saved. Each file may be up to %(mb)d MB and you can send at most %(n)d files. "
+                "Please go back and attach smaller files, or bring the rest to your appointment.",
+                mb=limit,
+                n=app.config["MAX_DOCUMENTS"],
+            ),
+        )
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[str, int]:
+        code = error.code or 500
+        titles = {
+            400: _("Something was wrong with that request"),
+            403: _("You do not have access to this page"),
+            404: _("Page not found"),
+            405: _("That action is not possible here"),
+            429: _("Too many attempts"),
+        }
+        messages = {
+            404: _("The page you asked for does not exist. Check the address, or start again."),
+            429: _("Please wait a minute and try again."),
+        }
+        return _page(
+            code,
+            titles.get(code, _("Something went wrong")),
+            messages.get(code, _("Please go back and try again.")),
+        )
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    def database_unavailable(error: Exception) -> tuple[str, int]:
+        db.session.rollback()
+        log.error("database unavailable: %s", type(error).__name__)
+        return _page(
+            503,
+            _("We are having a technical problem"),
+            _(
+                "Our system is temporarily unavailable and nothing was saved. Please try again "
+                "in a few minutes. If your symptoms are severe, do not wait: call the clinic or "
+                "seek emergency care."
+            ),
+        )
+
+    @app.errorhandler(500)
+    def internal_error(_error: Exception) -> tuple[str, int]:
+        db.session.rollback()
+        return _page(
+            500,
+            _("Something went wrong"),
+            _(
+                "An unexpected error stopped us. Nothing was saved. Please try again; if it "
+                "happens again, call the clinic."
+            ),
+        )

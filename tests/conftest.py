@@ -1,0 +1,99 @@
+"""Test fixtures: a real database for every test that needs one.
+
+Every database test runs on SQLite; when ``TEST_DATABASE_URL`` is set (CI sets it) it runs on
+PostgreSQL too, each pytest-xdist worker in its own schema so parallel runs never collide.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from booking import create_app
+from booking.extensions import db
+
+PG_URL = os.environ.get("TEST_DATABASE_URL", "")
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+def _pg_url(schema: str) -> str:
+    url = sa.engine.make_url(PG_URL)
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    return url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+        hide_password=False
+    )
+
+
+@pytest.fixture(scope="session")
+def pg_schema(worker_id: str) -> Iterator[str]:
+    """A PostgreSQL schema of this test worker's own, created empty and dropped at the end."""
+    if not PG_URL:
+        pytest.skip("TEST_DATABASE_URL is not set")
+    schema = f"test_{worker_id}"
+    engine = sa.create_engine(_pg_url("public"))
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    yield schema
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        return _pg_url(request.getfixturevalue("pg_schema"))
+    return f"sqlite:///{tmp_path / 'test.sqlite3'}"
+
+
+@pytest.fixture
+def app_settings(database_url: str, tmp_path: Path) -> dict[str, Any]:
+    """Settings for a test app; a test may change them before it asks for ``app``."""
+    return {
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "UPLOAD_DIR": str(tmp_path / "uploads"),
+        "DEV_MAILDIR": str(tmp_path / "mail"),
+        "STAFF_NOTIFICATION_EMAIL": "coordinators@example.com",
+        "CLINIC_NAME": "Test Spine Clinic",
+    }
+
+
+@pytest.fixture
+def app(app_settings: dict[str, Any]) -> Iterator[Flask]:
+    app = create_app(app_settings)
+    with app.app_context():
+        db.create_all()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        if db.engine.dialect.name == "postgresql":
+            # Faster than dropping: empty every table and reset the ids for the next test.
+            tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+            with db.engine.begin() as conn:
+                conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def upload_dir(app: Flask) -> Path:
+    return Path(app.config["UPLOAD_DIR"])
+
+
+@pytest.fixture(scope="session")
+def worker_id(request: pytest.FixtureRequest) -> str:
+    """The pytest-xdist worker name (``gw0``...), or ``main`` without xdist."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")

@@ -1,0 +1,119 @@
+"""Helpers shared by the tests: valid form answers, real documents, posting the form."""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from flask.testing import FlaskClient
+
+from booking.cli import demo_pdf
+
+# A 1x1 PNG and the start of a JPEG: real magic bytes, so content sniffing accepts them.
+PNG_BYTES = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d4944415478da63f8ffff3f0005fe02fea7d6a4c10000000049454e44ae426082"
+)
+JPEG_BYTES = bytes.fromhex("ffd8ffe000104a46494600010100000100010000ffd9")
+# The first bytes of a Windows executable: never acceptable, whatever its name.
+EXE_BYTES = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + b"\x00" * 200
+
+TOKEN_RE = {
+    "csrf_token": re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"'),
+    "submission_token": re.compile(r'name="submission_token" type="hidden" value="([^"]+)"'),
+}
+
+
+def pdf_bytes(title: str = "MRI report") -> bytes:
+    return demo_pdf(title)
+
+
+def form_tokens(client: FlaskClient, path: str = "/request") -> dict[str, str]:
+    """Load the form like a browser and return its CSRF and one-time submission tokens."""
+    page = client.get(path).get_data(as_text=True)
+    tokens = {}
+    for name, pattern in TOKEN_RE.items():
+        match = pattern.search(page)
+        assert match, f"{name} not found in the form"
+        tokens[name] = match.group(1)
+    return tokens
+
+
+def valid_answers(**overrides: Any) -> dict[str, Any]:
+    """Every required answer of the request form, as a browser would post it."""
+    data: dict[str, Any] = {
+        "full_name": "Erika Mustermann",
+        "date_of_birth": date(1970, 5, 17).isoformat(),
+        "email": "erika.mustermann@example.com",
+        "phone": "+49 30 901820",
+        "preferred_contact": "email",
+        "pain_locations": ["lower_back", "leg"],
+        "pain_side": "left",
+        "pain_duration": "3_12_months",
+        "pain_now": "5",
+        "pain_worst": "8",
+        "radiating_pain": "yes",
+        "numbness": "yes",
+        "weakness": "no",
+        "diagnoses": ["herniated_disc"],
+        "treatments": ["physiotherapy", "medication"],
+        "imaging": ["mri"],
+        "imaging_when": "MRI in March 2026",
+        "medications": "Ibuprofen 400 mg",
+        "allergies": "Penicillin",
+        "blood_thinners": "no",
+        "diabetes": "no",
+        "smoking": "never",
+        "other_history": "Office work, sitting most of the day.",
+        "red_bladder_bowel": "no",
+        "red_saddle_numbness": "no",
+        "red_progressive_weakness": "no",
+        "red_fever_weight_loss": "no",
+        "red_cancer_history": "no",
+        "red_serious_injury": "no",
+        "odi_pain_intensity": "2",
+        "odi_personal_care": "1",
+        "odi_lifting": "3",
+        "odi_walking": "2",
+        "odi_sitting": "3",
+        "odi_standing": "2",
+        "odi_sleeping": "1",
+        "odi_sex_life": "",
+        "odi_social_life": "2",
+        "odi_travelling": "2",
+        "preferred_days": ["0", "2"],
+        "preferred_time_of_day": "morning",
+        "earliest_date": "",
+        "privacy_consent": "y",
+        "contact_consent": "y",
+    }
+    data.update(overrides)
+    return {key: value for key, value in data.items() if value is not None}
+
+
+def post_request(
+    client: FlaskClient,
+    answers: dict[str, Any] | None = None,
+    files: list[tuple[bytes, str]] | None = None,
+    tokens: dict[str, str] | None = None,
+    follow_redirects: bool = False,
+):
+    """Post the request form with ``files`` as (content, filename) in the document rows."""
+    data = dict(valid_answers() if answers is None else answers)
+    data.update(tokens if tokens is not None else form_tokens(client))
+    for index, (content, filename) in enumerate(files or []):
+        data[f"documents-{index}-file"] = (io.BytesIO(content), filename)
+        data[f"documents-{index}-description"] = f"Document {index + 1}"
+    return client.post(
+        "/request",
+        data=data,
+        content_type="multipart/form-data",
+        follow_redirects=follow_redirects,
+    )
+
+
+def stored_files(upload_dir: Path) -> list[Path]:
+    return sorted(p for p in upload_dir.rglob("*") if p.is_file()) if upload_dir.exists() else []

@@ -1,0 +1,165 @@
+"""A patient's request, posted through the real form, stored whole on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from booking.documents.models import Document
+from booking.extensions import db
+from booking.notifications.models import OutboxEmail, OutboxStatus
+from booking.patients.models import ConsultationRequest, RequestStatus, TriageLevel
+from tests.support import (
+    JPEG_BYTES,
+    form_tokens,
+    pdf_bytes,
+    post_request,
+    stored_files,
+    valid_answers,
+)
+
+REFERENCE_RE = re.compile(r"^SC-[2-9A-Z]{4}-[2-9A-Z]{4}$")
+
+
+def count(model: type) -> int:
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+def test_form_page_offers_every_section(client: FlaskClient) -> None:
+    page = client.get("/request").get_data(as_text=True)
+    for text in (
+        "About you",
+        "Your symptoms",
+        "Warning signs",
+        "Oswestry Disability Index",
+        "Your documents",
+        "When could you come?",
+        "Your consent",
+        'enctype="multipart/form-data"',
+    ):
+        assert text in page
+    # Ten document rows (the configured maximum), each accepting only PDF, JPEG and PNG.
+    assert page.count('accept="application/pdf,image/jpeg,image/png"') == 10
+
+
+def test_full_request_with_two_documents_is_stored_whole(
+    app: Flask, client: FlaskClient, upload_dir
+) -> None:
+    report, photo = pdf_bytes("MRI lumbar spine"), JPEG_BYTES
+    response = post_request(client, files=[(report, "mri-report.pdf"), (photo, "scan.jpg")])
+
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith("/request/submitted")
+    with app.app_context():
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        assert REFERENCE_RE.match(consultation.reference)
+        assert consultation.status == RequestStatus.REQUESTED
+        assert consultation.triage_level == TriageLevel.ROUTINE
+        assert consultation.created_at.tzinfo is not None
+        assert consultation.patient.phone == "+4930901820"
+        assert consultation.privacy_notice_version == app.config["PRIVACY_NOTICE_VERSION"]
+
+        history = consultation.history
+        assert history.pain_locations == ["lower_back", "leg"]
+        assert history.diagnoses == ["herniated_disc"]
+        assert history.odi_sections_answered == 9  # sex life skipped
+        assert history.odi_answers["lifting"] == 3
+        assert "sex_life" not in history.odi_answers
+        assert history.odi_percent == 40.0  # 18 / (5 x 9) x 100
+        assert history.odi_band == "moderate"
+        assert history.red_flags == []
+
+        documents = consultation.documents
+        assert [d.original_name for d in documents] == ["mri-report.pdf", "scan.jpg"]
+        assert [d.content_type for d in documents] == ["application/pdf", "image/jpeg"]
+        for document, content in zip(documents, (report, photo), strict=True):
+            stored = (upload_dir / document.stored_name).read_bytes()
+            assert stored == content
+            assert document.sha256 == hashlib.sha256(stored).hexdigest()
+            assert document.size_bytes == len(content)
+            assert document.stored_name not in document.original_name
+        assert len(stored_files(upload_dir)) == 2
+
+        emails = db.session.scalars(select(OutboxEmail).order_by(OutboxEmail.id)).all()
+        assert [e.recipient for e in emails] == [
+            "erika.mustermann@example.com",
+            "coordinators@example.com",
+        ]
+        assert all(e.status == OutboxStatus.PENDING for e in emails)
+        assert all(e.request_id == consultation.id for e in emails)
+        reference = consultation.reference
+
+    page = client.get("/request/submitted").get_data(as_text=True)
+    assert reference in page
+    assert "What happens next" in page
+    assert "Please seek emergency care now" not in page
+    assert "We received 2 documents." in page
+
+
+def test_any_red_flag_makes_the_request_urgent_and_tells_the_patient(
+    app: Flask, client: FlaskClient
+) -> None:
+    answers = valid_answers(red_saddle_numbness="yes")
+    response = post_request(client, answers, follow_redirects=True)
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "Please seek emergency care now" in page
+    assert 'role="alert"' in page
+    with app.app_context():
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        assert consultation.triage_level == TriageLevel.URGENT
+        assert consultation.history.red_flags == ["saddle_numbness"]
+        staff = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.recipient == "coordinators@example.com")
+        ).one()
+        assert staff.subject.startswith("URGENT")
+        assert "URGENT" in staff.body_text
+
+
+def test_refresh_or_double_click_does_not_create_a_second_request(
+    app: Flask, client: FlaskClient
+) -> None:
+    tokens = form_tokens(client)
+    first = post_request(client, tokens=tokens, files=[(pdf_bytes(), "a.pdf")])
+    second = post_request(client, tokens=tokens, files=[(pdf_bytes(), "a.pdf")])
+
+    assert first.status_code == second.status_code == 303
+    with app.app_context():
+        assert count(ConsultationRequest) == 1
+        assert count(Document) == 1
+        assert count(OutboxEmail) == 2
+    assert len(stored_files(upload_dir=app.config["UPLOAD_DIR"] and __import__("pathlib").Path(app.config["UPLOAD_DIR"]))) == 1
+
+
+def test_a_new_form_makes_a_new_request(app: Flask, client: FlaskClient) -> None:
+    post_request(client)
+    post_request(client)
+    with app.app_context():
+        references = db.session.scalars(select(ConsultationRequest.reference)).all()
+    assert len(set(references)) == 2
+
+
+def test_confirmation_page_without_a_request_goes_back_to_the_form(client: FlaskClient) -> None:
+    response = client.get("/request/submitted")
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/request")
+
+
+def test_under_18_needs_a_guardian(app: Flask, client: FlaskClient) -> None:
+    answers = valid_answers(date_of_birth="2015-01-01")
+    response = post_request(client, answers)
+    assert response.status_code == 422
+    assert "parent or guardian" in response.get_data(as_text=True)
+
+    response = post_request(client, valid_answers(date_of_birth="2015-01-01",
+                                                  guardian_name="Max Mustermann"))
+    assert response.status_code == 303
+    with app.app_context():
+        assert db.session.scalars(select(ConsultationRequest)).one().patient.guardian_name == (
+            "Max Mustermann"
+        )
