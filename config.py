@@ -77,6 +77,8 @@ class Config:
     MAIL_USE_SSL = _env_bool("MAIL_USE_SSL", False)
     MAIL_USERNAME = _env("MAIL_USERNAME")
     MAIL_PASSWORD = _env("MAIL_PASSWORD")
+    # Flask-Mail would otherwise follow DEBUG and print whole messages (addresses, bodies).
+    MAIL_DEBUG = False
     MAIL_DEFAULT_SENDER = _env("MAIL_DEFAULT_SENDER", "SpineConsult <no-reply@example.com>")
     # Seconds before a silent mail server counts as down (Flask-Mail sets no timeout itself).
     MAIL_TIMEOUT = _env_int("MAIL_TIMEOUT", 30)

@@ -1,0 +1,78 @@
+"""A real SMTP server for the tests: aiosmtpd on 127.0.0.1, keeping what it receives."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default
+
+from aiosmtpd.controller import Controller
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    message: EmailMessage
+
+
+@dataclass
+class Collector:
+    received: list[Received] = field(default_factory=list)
+    refuse_rcpt: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        if address in self.refuse_rcpt:
+            return "550 5.1.1 No such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        message = message_from_bytes(envelope.original_content, policy=default)
+        with self.lock:
+            self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))
+        return "250 Message accepted for delivery"
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.received) >= count:
+                    return list(self.received)
+            time.sleep(0.05)
+        raise AssertionError(f"expected {count} emails, got {len(self.received)}")
+
+
+class SmtpServer:
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.collector = Collector()
+        self.controller: Controller | None = None  # made on start: it owns an event loop
+        self.running = False
+
+    def start(self) -> SmtpServer:
+        if not self.running:
+            self.controller = Controller(self.collector, hostname="127.0.0.1", port=self.port)
+            self.controller.start()
+            self.running = True
+        return self
+
+    def stop(self) -> None:
+        if self.running and self.controller is not None:
+            self.controller.stop()
+            self.running = False
+
+    @property
+    def received(self) -> list[Received]:
+        return self.collector.received

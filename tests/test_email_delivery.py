@@ -1,0 +1,244 @@
+"""Emails leave through the outbox and reach a real SMTP server (aiosmtpd on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select, update
+
+from booking.extensions import db
+from booking.notifications.models import OutboxEmail, OutboxStatus
+from booking.notifications.services import deliver_outbox_email, requeue_stalled_emails
+from booking.patients.models import ConsultationRequest
+from booking.timeutil import now_utc
+from tests.smtp import SmtpServer, free_port
+from tests.support import JPEG_BYTES, pdf_bytes, post_request, valid_answers
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# What the patient told us that must never travel by email.
+MEDICAL_DETAILS = [
+    "Herniated",
+    "herniated",
+    "Ibuprofen",
+    "Penicillin",
+    "Office work",
+    "MRI in March",
+    "Oswestry",
+    "1970",
+    "+4930901820",
+    "mri-report.pdf",
+    "Document 1",
+]
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A mail server on a port of its own, not yet started: a test starts it when it is up."""
+    server = SmtpServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def app_settings(app_settings: dict[str, Any], smtp: SmtpServer) -> dict[str, Any]:
+    app_settings["MAIL_PORT"] = smtp.port
+    return app_settings
+
+
+def _outbox(app: Flask) -> list[OutboxEmail]:
+    with app.app_context():
+        rows = db.session.scalars(select(OutboxEmail).order_by(OutboxEmail.id)).all()
+        db.session.expunge_all()
+        return rows
+
+
+def _assert_no_medical_details(text: str) -> None:
+    for detail in MEDICAL_DETAILS:
+        assert detail not in text, f"{detail!r} must not be in an email"
+
+
+@pytest.fixture
+def worker_settings(app_settings: dict[str, Any], tmp_path: Path, smtp: SmtpServer) -> dict:
+    """The test app and a real worker process share a Huey queue in a SQLite file."""
+    app_settings.update(HUEY_BACKEND="sqlite", HUEY_SQLITE_PATH=str(tmp_path / "huey.sqlite3"))
+    smtp.start()
+    return app_settings
+
+
+def test_worker_delivers_both_emails_of_a_request(
+    worker_settings: dict[str, Any], app: Flask, client: FlaskClient, smtp: SmtpServer
+) -> None:
+    response = post_request(
+        client, files=[(pdf_bytes(), "mri-report.pdf"), (JPEG_BYTES, "scan.jpg")]
+    )
+    assert response.status_code == 303
+    with app.app_context():
+        reference = db.session.scalars(select(ConsultationRequest.reference)).one()
+
+    env = {
+        **os.environ,
+        "SPINECONSULT_ENV": "development",
+        "FLASK_APP": "wsgi",
+        "DATABASE_URL": worker_settings["SQLALCHEMY_DATABASE_URI"],
+        "HUEY_SQLITE_PATH": worker_settings["HUEY_SQLITE_PATH"],
+        "REDIS_URL": "",
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": str(smtp.port),
+        "UPLOAD_DIR": worker_settings["UPLOAD_DIR"],
+        "STAFF_NOTIFICATION_EMAIL": worker_settings["STAFF_NOTIFICATION_EMAIL"],
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "flask", "worker", "--workers", "1"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        received = smtp.collector.wait_for(2, timeout=60)
+    finally:
+        worker.send_signal(signal.SIGINT)
+        try:
+            output = worker.communicate(timeout=20)[0].decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            output = worker.communicate()[0].decode(errors="replace")
+    assert len(received) == 2, output
+
+    by_rcpt = {r.rcpt_tos[0]: r.message for r in received}
+    patient = by_rcpt["erika.mustermann@example.com"]
+    staff = by_rcpt["coordinators@example.com"]
+    assert patient["Subject"] == f"We received your request {reference}"
+    assert staff["Subject"] == f"New request {reference}"
+    for message in (patient, staff):
+        text = message.get_body(preferencelist=("plain",)).get_content()
+        html = message.get_body(preferencelist=("html",)).get_content()
+        assert reference in text and reference in html
+        _assert_no_medical_details(text)
+        _assert_no_medical_details(html)
+    staff_text = staff.get_body(preferencelist=("plain",)).get_content()
+    assert f"/staff/requests/{reference}" in staff_text
+    assert "Erika" not in staff_text
+
+    rows = _outbox(app)
+    assert [r.status for r in rows] == [OutboxStatus.SENT, OutboxStatus.SENT]
+    assert {r.message_id for r in rows} == {m["Message-ID"] for m in (patient, staff)}
+    # The logs carry ids, not patients' details.
+    assert "erika" not in output.lower()
+
+
+def test_mail_server_down_retries_later_and_sends_exactly_once(
+    app: Flask, client: FlaskClient, smtp: SmtpServer
+) -> None:
+    # The mail server is down: nothing listens on its port yet.
+    post_request(client)
+    ids = [row.id for row in _outbox(app)]
+
+    with app.app_context():
+        delays = [deliver_outbox_email(i) for i in ids]
+    assert all(d is not None and d >= timedelta(seconds=30) for d in delays)
+    rows = _outbox(app)
+    assert all(r.status == OutboxStatus.PENDING and r.attempts == 1 for r in rows)
+    assert all(r.last_error for r in rows)
+    assert all(r.next_attempt_at > now_utc() for r in rows)
+
+    with app.app_context():
+        # Not yet due: a second attempt does nothing.
+        assert [deliver_outbox_email(i) for i in ids] == [None, None]
+        # The server comes back and the retry falls due.
+        smtp.start()
+        db.session.execute(update(OutboxEmail).values(next_attempt_at=now_utc()))
+        db.session.commit()
+        assert [deliver_outbox_email(i) for i in ids] == [None, None]
+        # Delivering again (a duplicate task) sends nothing more.
+        assert [deliver_outbox_email(i) for i in ids] == [None, None]
+
+    received = smtp.collector.wait_for(2)
+    assert len(received) == 2
+    rows = _outbox(app)
+    assert [r.status for r in rows] == [OutboxStatus.SENT] * 2
+    assert [r.attempts for r in rows] == [2, 2]
+    assert sorted(m.message["Message-ID"] for m in received) == sorted(r.message_id for r in rows)
+
+
+def test_a_refused_recipient_fails_for_good(
+    app: Flask, client: FlaskClient, smtp: SmtpServer
+) -> None:
+    smtp.start()
+    smtp.collector.refuse_rcpt.add("nobody@example.com")
+    post_request(client, valid_answers(email="nobody@example.com"))
+    with app.app_context():
+        patient_email = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.recipient == "nobody@example.com")
+        ).one()
+        assert deliver_outbox_email(patient_email.id) is None
+        db.session.refresh(patient_email)
+        assert patient_email.status == OutboxStatus.FAILED
+        assert patient_email.last_error == "SMTPRecipientsRefused"
+
+
+def test_sweep_finds_emails_whose_task_was_lost(
+    app: Flask, client: FlaskClient, smtp: SmtpServer
+) -> None:
+    smtp.start()
+    post_request(client)
+    with app.app_context():
+        patient_id, staff_id = db.session.scalars(select(OutboxEmail.id).order_by(OutboxEmail.id))
+        # Fresh rows are not swept: their task is still expected to run.
+        assert requeue_stalled_emails() == []
+        # A worker claimed the staff email and died; the patient email's task was lost.
+        long_ago = now_utc() - timedelta(hours=1)
+        db.session.execute(
+            update(OutboxEmail).where(OutboxEmail.id == patient_id).values(next_attempt_at=long_ago)
+        )
+        db.session.execute(
+            update(OutboxEmail)
+            .where(OutboxEmail.id == staff_id)
+            .values(status=OutboxStatus.SENDING, claimed_at=long_ago, next_attempt_at=long_ago)
+        )
+        db.session.commit()
+        assert requeue_stalled_emails() == [patient_id]
+        # The stalled claim was released; once its grace period passes it is swept too.
+        staff = db.session.get(OutboxEmail, staff_id)
+        assert staff.status == OutboxStatus.PENDING
+        staff.next_attempt_at = long_ago
+        db.session.commit()
+        assert requeue_stalled_emails() == [patient_id, staff_id]
+        for email_id in (patient_id, staff_id):
+            deliver_outbox_email(email_id)
+    assert len(smtp.collector.wait_for(2)) == 2
+
+
+def test_request_is_stored_even_when_the_queue_is_down(
+    app_settings: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    # A Redis queue on a port where nothing listens.
+    app_settings.update(HUEY_BACKEND="redis", REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    from booking import create_app
+
+    app = create_app(app_settings)
+    with app.app_context():
+        db.create_all()
+    try:
+        response = post_request(app.test_client())
+        assert response.status_code == 303
+        rows = _outbox(app)
+        assert [r.status for r in rows] == [OutboxStatus.PENDING] * 2
+        assert "the sweep will retry" in caplog.text
+    finally:
+        with app.app_context():
+            db.session.remove()
+            if db.engine.dialect.name == "postgresql":
+                db.drop_all()
+            db.engine.dispose()
