@@ -40,7 +40,7 @@ def _sqlalchemy_url(url: str) -> str:
 
 
 class Config:
-    """Settings shared by every environment; each one can be overridden by an environment variable."""
+    """Settings shared by every environment; each can be overridden by an environment variable."""
 
     SECRET_KEY = _env("SECRET_KEY")
 
@@ -53,6 +53,8 @@ class Config:
     REDIS_URL = _env("REDIS_URL")
     HUEY_SQLITE_PATH = _env("HUEY_SQLITE_PATH", str(INSTANCE_DIR / "huey.sqlite3"))
     HUEY_BACKEND = "redis" if REDIS_URL else "sqlite"
+    # The queue's name: app servers and workers of one clinic must use the same one.
+    HUEY_NAME = _env("HUEY_NAME", "spineconsult")
 
     # Where uploaded documents are kept: never inside a static folder.
     UPLOAD_DIR = _env("UPLOAD_DIR", str(INSTANCE_DIR / "uploads"))
@@ -117,7 +119,7 @@ class DevelopmentConfig(Config):
 
 class TestingConfig(Config):
     TESTING = True
-    SECRET_KEY = "test-only-not-secret"
+    SECRET_KEY = "test-only-not-secret"  # noqa: S105 - tests only
     SQLALCHEMY_DATABASE_URI = "sqlite://"
     HUEY_BACKEND = "memory"
     MAIL_SUPPRESS_SEND = False  # tests that deliver mail talk to a real local SMTP server
@@ -137,7 +139,7 @@ CONFIGS = {
 
 
 def get_config(name: str | None = None) -> Config:
-    """Return the settings for ``name`` (default: the ``SPINECONSULT_ENV`` variable, else production)."""
+    """The settings called ``name``; default: ``SPINECONSULT_ENV``, else production."""
     name = name or _env("SPINECONSULT_ENV", "production")
     if name not in CONFIGS:
         raise RuntimeError(f"Unknown SPINECONSULT_ENV {name!r}; use one of {sorted(CONFIGS)}")

@@ -48,8 +48,9 @@ def demo_pdf(title: str) -> bytes:
     out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
     for offset in offsets:
         out.write(b"%010d 00000 n \n" % offset)
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1, xref))
+    out.write(
+        b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    )
     return out.getvalue()
 
 
@@ -63,12 +64,36 @@ def seed_demo() -> None:
         click.echo("The database already holds requests; no demo data added.")
         return
     demos = [
-        ("Maria Schneider", date(1968, 3, 14), "maria.schneider@example.com", "+49 30 901820",
-         ["herniated_disc", "sciatica"], set(), 6, 8),
-        ("Thomas Becker", date(1952, 11, 2), "thomas.becker@example.com", "+49 89 2180",
-         ["spinal_stenosis"], {"progressive_weakness"}, 5, 9),
-        ("Ana López", date(1979, 7, 30), "ana.lopez@example.com", "+34 912 345 678",
-         ["degenerative_disc_disease"], set(), 3, 6),
+        (
+            "Maria Schneider",
+            date(1968, 3, 14),
+            "maria.schneider@example.com",
+            "+49 30 901820",
+            ["herniated_disc", "sciatica"],
+            set(),
+            6,
+            8,
+        ),
+        (
+            "Thomas Becker",
+            date(1952, 11, 2),
+            "thomas.becker@example.com",
+            "+49 89 2180",
+            ["spinal_stenosis"],
+            {"progressive_weakness"},
+            5,
+            9,
+        ),
+        (
+            "Ana López",
+            date(1979, 7, 30),
+            "ana.lopez@example.com",
+            "+34 912 345 678",
+            ["degenerative_disc_disease"],
+            set(),
+            3,
+            6,
+        ),
     ]
     for name, born, email, phone, diagnoses, flags, now, worst in demos:
         consultation = submit_request(
@@ -101,12 +126,26 @@ def seed_demo() -> None:
                 diabetes=False,
                 smoking="never",
                 other_history=None,
-                odi_answers={"pain_intensity": 3, "personal_care": 1, "lifting": 4,
-                             "walking": 2, "sitting": 3, "standing": 3, "sleeping": 2,
-                             "sex_life": None, "social_life": 2, "travelling": 2},
+                odi_answers={
+                    "pain_intensity": 3,
+                    "personal_care": 1,
+                    "lifting": 4,
+                    "walking": 2,
+                    "sitting": 3,
+                    "standing": 3,
+                    "sleeping": 2,
+                    "sex_life": None,
+                    "social_life": 2,
+                    "travelling": 2,
+                },
                 red_flags=flags,
-                documents=[DocumentUpload(io.BytesIO(demo_pdf("MRI report (demo)")),
-                                          "mri-report.pdf", "MRI report, lumbar spine")],
+                documents=[
+                    DocumentUpload(
+                        io.BytesIO(demo_pdf("MRI report (demo)")),
+                        "mri-report.pdf",
+                        "MRI report, lumbar spine",
+                    )
+                ],
                 preferred_days=[0, 2, 4],
                 preferred_time_of_day="morning",
             )

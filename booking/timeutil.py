@@ -5,7 +5,7 @@ Every conversion between UTC and the clinic's local time happens here.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -16,7 +16,7 @@ from sqlalchemy.types import TypeDecorator
 
 def now_utc() -> datetime:
     """The current time, aware, in UTC. Pass it as a column default (``default=now_utc``)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator):
@@ -34,14 +34,14 @@ class UTCDateTime(TypeDecorator):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given for a UTC column")
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
 
 def clinic_tz() -> ZoneInfo:
@@ -54,7 +54,7 @@ def to_clinic_tz(value: datetime) -> datetime:
 
 def from_clinic_local(day: date, at: time) -> datetime:
     """A wall-clock time at the clinic, as an aware UTC datetime."""
-    return datetime.combine(day, at, tzinfo=clinic_tz()).astimezone(timezone.utc)
+    return datetime.combine(day, at, tzinfo=clinic_tz()).astimezone(UTC)
 
 
 def clinic_today() -> date:

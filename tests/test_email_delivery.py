@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -68,10 +69,22 @@ def _assert_no_medical_details(text: str) -> None:
         assert detail not in text, f"{detail!r} must not be in an email"
 
 
-@pytest.fixture
-def worker_settings(app_settings: dict[str, Any], tmp_path: Path, smtp: SmtpServer) -> dict:
-    """The test app and a real worker process share a Huey queue in a SQLite file."""
-    app_settings.update(HUEY_BACKEND="sqlite", HUEY_SQLITE_PATH=str(tmp_path / "huey.sqlite3"))
+REDIS_URL = os.environ.get("REDIS_URL", "")
+QUEUES = ["sqlite"] + (["redis"] if REDIS_URL else [])
+
+
+@pytest.fixture(params=QUEUES)
+def worker_settings(
+    request: pytest.FixtureRequest, app_settings: dict[str, Any], tmp_path: Path, smtp: SmtpServer
+) -> dict:
+    """The test app and a real worker process share a Huey queue: a SQLite file by default,
+    Redis when ``REDIS_URL`` is set (each test with a queue name of its own)."""
+    app_settings.update(
+        HUEY_BACKEND=request.param,
+        HUEY_NAME=f"test-{uuid.uuid4().hex}",
+        HUEY_SQLITE_PATH=str(tmp_path / "huey.sqlite3"),
+        REDIS_URL=REDIS_URL if request.param == "redis" else None,
+    )
     smtp.start()
     return app_settings
 
@@ -92,7 +105,8 @@ def test_worker_delivers_both_emails_of_a_request(
         "FLASK_APP": "wsgi",
         "DATABASE_URL": worker_settings["SQLALCHEMY_DATABASE_URI"],
         "HUEY_SQLITE_PATH": worker_settings["HUEY_SQLITE_PATH"],
-        "REDIS_URL": "",
+        "REDIS_URL": worker_settings["REDIS_URL"] or "",
+        "HUEY_NAME": worker_settings["HUEY_NAME"],
         "MAIL_SERVER": "127.0.0.1",
         "MAIL_PORT": str(smtp.port),
         "UPLOAD_DIR": worker_settings["UPLOAD_DIR"],

@@ -48,7 +48,9 @@ def test_odi_score_and_band(scores: tuple, percent: float, band: str) -> None:
     assert result.percent == percent
     assert result.band == band
     assert result.sections_answered == sum(s is not None for s in scores)
-    assert result.answers == {k: s for k, s in zip(ALL_SECTIONS, scores, strict=True) if s is not None}
+    assert result.answers == {
+        k: s for k, s in zip(ALL_SECTIONS, scores, strict=True) if s is not None
+    }
 
 
 def test_odi_with_nothing_answered_has_no_score() -> None:

@@ -36,7 +36,8 @@ class OutboxEmail(db.Model):
     # Fixed when the row is written, so a retried delivery is recognisably the same message.
     message_id: Mapped[str] = mapped_column(String(255), unique=True)
     status: Mapped[OutboxStatus] = mapped_column(
-        value_enum(OutboxStatus, "outbox_status", length=10), default=OutboxStatus.PENDING,
+        value_enum(OutboxStatus, "outbox_status", length=10),
+        default=OutboxStatus.PENDING,
     )
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)

@@ -15,16 +15,16 @@ from booking.notifications import services
 
 
 def _make_huey(app: Flask) -> Huey:
-    backend = app.config["HUEY_BACKEND"]
+    backend, name = app.config["HUEY_BACKEND"], app.config["HUEY_NAME"]
     if backend == "redis":
-        return RedisHuey("spineconsult", url=app.config["REDIS_URL"])
+        return RedisHuey(name, url=app.config["REDIS_URL"])
     if backend == "sqlite":
         path = Path(app.config["HUEY_SQLITE_PATH"])
         path.parent.mkdir(parents=True, exist_ok=True)
-        return SqliteHuey("spineconsult", filename=str(path))
+        return SqliteHuey(name, filename=str(path))
     if backend == "memory":
         # Tests: tasks wait in memory until a test runs them or a consumer picks them up.
-        return MemoryHuey("spineconsult")
+        return MemoryHuey(name)
     raise RuntimeError(f"unknown HUEY_BACKEND {backend!r}")
 
 

@@ -246,7 +246,7 @@ class OdiResult:
     band: str | None
 
 
-class InvalidOdiAnswer(ValueError):
+class InvalidOdiAnswer(ValueError):  # noqa: N818 - reads better at the call sites
     pass
 
 

@@ -1,0 +1,55 @@
+# SpineConsult: `make run` to try it, `make test` to test it. See README.md.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+# pytest-xdist workers; CI has 2 cores.
+TEST_WORKERS ?= 2
+
+.PHONY: install run test lint format browser translations clean-dev
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed translations
+
+translations: $(VENV)/.installed
+	@if ls booking/translations/*/LC_MESSAGES/messages.po >/dev/null 2>&1; then \
+		$(VENV)/bin/pybabel compile --use-fuzzy -d booking/translations -f -q; fi
+
+## Serve on http://127.0.0.1:5000 with the worker and a local mail sink (SQLite, demo data).
+run: install
+	mkdir -p instance
+	SPINECONSULT_ENV=development $(VENV)/bin/flask --app wsgi db upgrade
+	SPINECONSULT_ENV=development $(VENV)/bin/flask --app wsgi seed-demo
+	@echo "Form:   http://127.0.0.1:5000/request"
+	@echo "Emails: http://127.0.0.1:5000/dev/mail"
+	SPINECONSULT_ENV=development PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile
+
+## Debian's chromium for the browser tests (Playwright cannot download its own here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get install -y -q chromium >/dev/null 2>&1 || \
+			{ apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } || \
+			echo "Could not install chromium: browser tests will be skipped."; \
+		else echo "chromium is missing and cannot be installed here: browser tests will be skipped."; fi; }
+
+## The whole suite: lint, then every test (PostgreSQL too when TEST_DATABASE_URL is set).
+test: install browser lint
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+## Forget the development database, queue, uploads and mail (not used by tests).
+clean-dev:
+	rm -rf instance/
