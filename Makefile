@@ -6,7 +6,7 @@ PYTHON ?= python3
 # pytest-xdist workers; CI has 2 cores.
 TEST_WORKERS ?= 2
 
-.PHONY: install run test lint format browser translations clean-dev
+.PHONY: install run test lint format browser translations messages clean-dev
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ install: $(VENV)/.installed translations
 translations: $(VENV)/.installed
 	@if ls booking/translations/*/LC_MESSAGES/messages.po >/dev/null 2>&1; then \
 		$(VENV)/bin/pybabel compile --use-fuzzy -d booking/translations -f -q; fi
+
+## Extract every translatable string into booking/translations/messages.pot.
+messages: $(VENV)/.installed
+	mkdir -p booking/translations
+	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o booking/translations/messages.pot .
 
 ## Serve on http://127.0.0.1:5000 with the worker and a local mail sink (SQLite, demo data).
 run: install

@@ -105,11 +105,6 @@ class Config:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
 
-    @property
-    def MAX_CONTENT_LENGTH(self) -> int:  # noqa: N802 - Flask's setting name
-        # Room for every document at its limit plus the text of the form.
-        return self.MAX_DOCUMENTS * self.MAX_DOCUMENT_MB * MB + 2 * MB
-
 
 class DevelopmentConfig(Config):
     DEBUG = True
