@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import secrets
 from datetime import date
 
@@ -22,6 +23,10 @@ def register_commands(app: Flask) -> None:
 @click.option("--workers", default=2, show_default=True, help="Worker threads.")
 def worker(workers: int) -> None:
     """Run the background worker (email delivery and the periodic outbox sweep)."""
+    # Ids and outcomes only: the services never log addresses or medical details.
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     huey = current_app.extensions["huey"]
     consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=True)
     consumer.run()
