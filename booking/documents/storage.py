@@ -27,7 +27,7 @@ ALLOWED_TYPES = {
 SNIFF_BYTES = 8192
 
 
-class DocumentRejected(ValueError):
+class DocumentRejected(ValueError):  # noqa: N818 - reads better at the call sites
     """The upload is not a document we accept; the message is for the patient."""
 
 

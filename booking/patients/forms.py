@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import date
+from typing import Any
 
 import phonenumbers
 from flask import current_app, request
@@ -12,7 +14,6 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
-    SelectChoice,
     BooleanField,
     DateField,
     EmailField,
@@ -21,6 +22,7 @@ from wtforms import (
     FormField,
     HiddenField,
     RadioField,
+    SelectChoice,
     SelectMultipleField,
     StringField,
     TelField,
@@ -36,6 +38,32 @@ from booking.patients.services import DocumentUpload, RequestSubmission
 from booking.timeutil import clinic_today
 
 ADULT_AGE = 18
+# What ``secrets.token_urlsafe(32)`` makes; anything else posted as the token is replaced.
+SUBMISSION_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{32,64}")
+# C0 control characters except tab, line feed and carriage return, and DEL. Nobody types them,
+# but text pasted from a PDF can carry them, and PostgreSQL refuses NUL in text columns.
+CONTROL_CHARS_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _clean_text(value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        # A file posted under a text field's name (Flask-WTF merges files into the form data):
+        # treat it as no answer rather than fail on it.
+        return ""
+    return CONTROL_CHARS_RE.sub("", value)
+
+
+class CleanTextMeta:
+    """Form ``Meta`` mixin: every visible text field drops control characters as it is read."""
+
+    def bind_field(self, form: Any, unbound_field: Any, options: dict[str, Any]) -> Any:
+        field_class = unbound_field.field_class
+        if issubclass(field_class, StringField) and not issubclass(field_class, HiddenField):
+            filters = (*unbound_field.kwargs.get("filters", ()), _clean_text)
+            options = {**options, "filters": filters}
+        return super().bind_field(form, unbound_field, options)  # type: ignore[misc]
 
 
 def options(pairs: list[tuple[str, object]]) -> list[SelectChoice]:
@@ -45,16 +73,73 @@ def options(pairs: list[tuple[str, object]]) -> list[SelectChoice]:
 
 YES_NO = options([("yes", _l("Yes")), ("no", _l("No"))])
 PAIN_SCALE = options([(str(n), str(n)) for n in range(11)])
+PAIN_SCORES = frozenset(choice.value for choice in PAIN_SCALE)
+
+
+# A value the form did not offer (an old page, a tampered post) gets a request the patient can
+# act on, not WTForms' "Not a valid choice".
+class ChoiceField(RadioField):
+    def __init__(
+        self,
+        label: str | None = None,
+        validators: list | None = None,
+        invalid_choice_message: str | None = None,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(
+            label,
+            validators,
+            invalid_choice_message=invalid_choice_message
+            or _l("Please choose one of the options shown."),
+            **kwargs,
+        )
 
 
 class MultiCheckboxField(SelectMultipleField):
     widget = ListWidget(prefix_label=False)
     option_widget = CheckboxInput()
 
+    def __init__(
+        self,
+        label: str | None = None,
+        validators: list | None = None,
+        invalid_choice_message: str | None = None,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(
+            label,
+            validators,
+            invalid_choice_message=invalid_choice_message
+            or _l("Please choose from the options shown."),
+            **kwargs,
+        )
 
-def _yes_no(label: str) -> RadioField:
-    return RadioField(
-        label, choices=YES_NO, validators=[InputRequired(_l("Please answer yes or no."))]
+
+def _yes_no(label: str) -> ChoiceField:
+    return ChoiceField(
+        label,
+        choices=YES_NO,
+        validators=[InputRequired(_l("Please answer yes or no."))],
+        invalid_choice_message=_l("Please answer yes or no."),
+    )
+
+
+def _pain_score(label: str, required_message: str) -> ChoiceField:
+    return ChoiceField(
+        label,
+        choices=PAIN_SCALE,
+        validators=[InputRequired(required_message)],
+        invalid_choice_message=_l("Please choose a number from 0 to 10."),
+        description=_l("0 means no pain, 10 the worst pain imaginable."),
+    )
+
+
+def _odi_section(index: int) -> ChoiceField:
+    # Choices are set per instance in RequestForm.__init__ (the section's statements).
+    return ChoiceField(
+        history.ODI_SECTIONS[index].title,
+        validators=[Optional()],
+        invalid_choice_message=_l("Please choose one of the statements."),
     )
 
 
@@ -63,9 +148,12 @@ def _age_on(born: date, today: date) -> int:
 
 
 class DocumentForm(Form):
+    class Meta(CleanTextMeta):
+        pass
+
     file = FileField(_l("File"))
     description = StringField(
-        _l("What is it? (optional)"),
+        _l("What is it?"),
         validators=[Optional(), Length(max=200)],
         description=_l("For example: MRI report, lumbar spine, March 2026"),
     )
@@ -82,6 +170,9 @@ class DocumentForm(Form):
 
 
 class RequestForm(FlaskForm):
+    class Meta(CleanTextMeta):
+        pass
+
     submission_token = HiddenField()
 
     # About you
@@ -104,8 +195,10 @@ class RequestForm(FlaskForm):
         _l("Email address"),
         validators=[
             DataRequired(_l("Please enter your email address.")),
-            Email(_l("Please enter a valid email address, like name@example.com."),
-                  check_deliverability=False),
+            Email(
+                _l("Please enter a valid email address, like name@example.com."),
+                check_deliverability=False,
+            ),
             Length(max=254),
         ],
         render_kw={"autocomplete": "email"},
@@ -113,10 +206,12 @@ class RequestForm(FlaskForm):
     phone = TelField(
         _l("Phone number"),
         validators=[DataRequired(_l("Please enter a phone number.")), Length(max=40)],
-        description=_l("Include the country code if it is not a local number, e.g. +49 30 1234567."),
+        description=_l(
+            "Include the country code if it is not a local number, e.g. +49 30 1234567."
+        ),
         render_kw={"autocomplete": "tel"},
     )
-    preferred_contact = RadioField(
+    preferred_contact = ChoiceField(
         _l("How should we contact you?"),
         choices=options(history.CONTACT_METHODS),
         default="email",
@@ -129,35 +224,33 @@ class RequestForm(FlaskForm):
         choices=options(history.PAIN_LOCATIONS),
         validators=[DataRequired(_l("Please tick at least one place where it hurts."))],
     )
-    pain_side = RadioField(_l("Which side?"), choices=options(history.PAIN_SIDES), validators=[Optional()])
-    pain_duration = RadioField(
+    pain_side = ChoiceField(
+        _l("Which side?"), choices=options(history.PAIN_SIDES), validators=[Optional()]
+    )
+    pain_duration = ChoiceField(
         _l("How long have you had this pain?"),
         choices=options(history.PAIN_DURATIONS),
         validators=[InputRequired(_l("Please tell us how long you have had this pain."))],
     )
-    pain_now = RadioField(
-        _l("Pain right now"),
-        choices=PAIN_SCALE,
-        validators=[InputRequired(_l("Please rate your pain right now from 0 to 10."))],
-        description=_l("0 means no pain, 10 the worst pain imaginable."),
+    pain_now = _pain_score(
+        _l("Pain right now"), _l("Please rate your pain right now from 0 to 10.")
     )
-    pain_worst = RadioField(
-        _l("Pain at its worst in the last week"),
-        choices=PAIN_SCALE,
-        validators=[InputRequired(_l("Please rate your worst pain from 0 to 10."))],
-        description=_l("0 means no pain, 10 the worst pain imaginable."),
+    pain_worst = _pain_score(
+        _l("Pain at its worst in the last week"), _l("Please rate your worst pain from 0 to 10.")
     )
     radiating_pain = _yes_no(_l("Does the pain spread into your arm or leg?"))
     numbness = _yes_no(_l("Do you have numbness or tingling?"))
     weakness = _yes_no(_l("Do you have weakness in an arm or leg?"))
     diagnoses = MultiCheckboxField(
-        _l("Has a doctor told you what it is?"), choices=options(history.DIAGNOSES), validators=[Optional()]
+        _l("Has a doctor told you what it is?"),
+        choices=options(history.DIAGNOSES),
+        validators=[Optional()],
     )
-    diagnosis_other = StringField(
-        _l("Other diagnosis"), validators=[Optional(), Length(max=200)]
-    )
+    diagnosis_other = StringField(_l("Other diagnosis"), validators=[Optional(), Length(max=200)])
     treatments = MultiCheckboxField(
-        _l("Treatment you have already had"), choices=options(history.TREATMENTS), validators=[Optional()]
+        _l("Treatment you have already had"),
+        choices=options(history.TREATMENTS),
+        validators=[Optional()],
     )
     surgery_details = TextAreaField(
         _l("About your previous spine surgery"),
@@ -178,7 +271,7 @@ class RequestForm(FlaskForm):
     allergies = TextAreaField(_l("Allergies"), validators=[Optional(), Length(max=500)])
     blood_thinners = _yes_no(_l("Do you take blood thinners (anticoagulants)?"))
     diabetes = _yes_no(_l("Do you have diabetes?"))
-    smoking = RadioField(
+    smoking = ChoiceField(
         _l("Do you smoke?"),
         choices=options(history.SMOKING),
         validators=[InputRequired(_l("Please tell us whether you smoke."))],
@@ -198,16 +291,16 @@ class RequestForm(FlaskForm):
     red_serious_injury = _yes_no(history.RED_FLAGS[5][1])
 
     # Oswestry Disability Index: every section optional (a section may be skipped).
-    odi_pain_intensity = RadioField(history.ODI_SECTIONS[0].title, validators=[Optional()])
-    odi_personal_care = RadioField(history.ODI_SECTIONS[1].title, validators=[Optional()])
-    odi_lifting = RadioField(history.ODI_SECTIONS[2].title, validators=[Optional()])
-    odi_walking = RadioField(history.ODI_SECTIONS[3].title, validators=[Optional()])
-    odi_sitting = RadioField(history.ODI_SECTIONS[4].title, validators=[Optional()])
-    odi_standing = RadioField(history.ODI_SECTIONS[5].title, validators=[Optional()])
-    odi_sleeping = RadioField(history.ODI_SECTIONS[6].title, validators=[Optional()])
-    odi_sex_life = RadioField(history.ODI_SECTIONS[7].title, validators=[Optional()])
-    odi_social_life = RadioField(history.ODI_SECTIONS[8].title, validators=[Optional()])
-    odi_travelling = RadioField(history.ODI_SECTIONS[9].title, validators=[Optional()])
+    odi_pain_intensity = _odi_section(0)
+    odi_personal_care = _odi_section(1)
+    odi_lifting = _odi_section(2)
+    odi_walking = _odi_section(3)
+    odi_sitting = _odi_section(4)
+    odi_standing = _odi_section(5)
+    odi_sleeping = _odi_section(6)
+    odi_sex_life = _odi_section(7)
+    odi_social_life = _odi_section(8)
+    odi_travelling = _odi_section(9)
 
     documents = FieldList(FormField(DocumentForm), min_entries=1)
 
@@ -215,8 +308,11 @@ class RequestForm(FlaskForm):
     preferred_days = MultiCheckboxField(
         _l("Days that suit you"), choices=options(history.WEEKDAYS), validators=[Optional()]
     )
-    preferred_time_of_day = RadioField(
-        _l("Time of day"), choices=options(history.TIME_OF_DAY), default="any", validators=[Optional()]
+    preferred_time_of_day = ChoiceField(
+        _l("Time of day"),
+        choices=options(history.TIME_OF_DAY),
+        default="any",
+        validators=[Optional()],
     )
     earliest_date = DateField(
         _l("Earliest date you could come"),
@@ -226,8 +322,10 @@ class RequestForm(FlaskForm):
 
     # Consent
     privacy_consent = BooleanField(
-        _l("I have read the privacy notice and agree that the clinic stores and uses my "
-           "information to assess my request."),
+        _l(
+            "I have read the privacy notice and agree that the clinic stores and uses my "
+            "information to assess my request."
+        ),
         validators=[DataRequired(_l("Please confirm that you have read the privacy notice."))],
     )
     contact_consent = BooleanField(
@@ -241,12 +339,21 @@ class RequestForm(FlaskForm):
             field.choices = options([(str(i), text) for i, text in enumerate(section.statements)])
         while len(self.documents) < current_app.config["MAX_DOCUMENTS"]:
             self.documents.append_entry()
-        if not self.submission_token.data:
+        for number, entry in enumerate(self.documents, start=1):
+            # Names the row in the error summary ("Document 2 file: ..."); the page shows
+            # "File" inside the row's "Document 2" fieldset.
+            entry.form.file.label.text = _("Document %(n)d file", n=number)
+        token = self.submission_token.data
+        if not isinstance(token, str) or not SUBMISSION_TOKEN_RE.fullmatch(token):
+            # None on a new form; anything else did not come from us and must not reach the
+            # database's 64-character column.
             self.submission_token.data = secrets.token_urlsafe(32)
         # The earliest-date picker should not offer the past.
         self.earliest_date.render_kw = {"min": clinic_today().isoformat()}
-        self.date_of_birth.render_kw = {**(self.date_of_birth.render_kw or {}),
-                                        "max": clinic_today().isoformat()}
+        self.date_of_birth.render_kw = {
+            **(self.date_of_birth.render_kw or {}),
+            "max": clinic_today().isoformat(),
+        }
 
     def odi_fields(self) -> list[RadioField]:
         return [getattr(self, f"odi_{key}") for key in history.ODI_SECTION_KEYS]
@@ -269,16 +376,20 @@ class RequestForm(FlaskForm):
             number = None
         if number is None or not phonenumbers.is_valid_number(number):
             raise ValidationError(
-                _("Please enter a valid phone number, including the country code if it is "
-                  "not a local number.")
+                _(
+                    "Please enter a valid phone number, including the country code if it is "
+                    "not a local number."
+                )
             )
         field.e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
     def validate_pain_worst(self, field: RadioField) -> None:
-        if self.pain_now.data and field.data and int(field.data) < int(self.pain_now.data):
-            raise ValidationError(
-                _("Your worst pain cannot be lower than your pain right now.")
-            )
+        # Only two scores from the scale compare; a refused score has its own message.
+        now, worst = self.pain_now.data, field.data
+        if now not in PAIN_SCORES or worst not in PAIN_SCORES:
+            return
+        if int(worst) < int(now):
+            raise ValidationError(_("Your worst pain cannot be lower than your pain right now."))
 
     def validate_earliest_date(self, field: DateField) -> None:
         if field.data and field.data < clinic_today():
@@ -326,7 +437,9 @@ class RequestForm(FlaskForm):
         return True
 
     def has_uploads(self) -> bool:
-        return any(entry.form.file.data and entry.form.file.data.filename for entry in self.documents)
+        return any(
+            entry.form.file.data and entry.form.file.data.filename for entry in self.documents
+        )
 
     def to_submission(self, locale: str) -> RequestSubmission:
         """The validated answers as plain data for ``submit_request``."""
@@ -372,9 +485,11 @@ class RequestForm(FlaskForm):
                 for key, field in zip(history.ODI_SECTION_KEYS, self.odi_fields(), strict=True)
             },
             red_flags={
-                code for (code, _label), field in zip(
+                code
+                for (code, _label), field in zip(
                     history.RED_FLAGS, self.red_flag_fields(), strict=True
-                ) if yes(field)
+                )
+                if yes(field)
             },
             documents=[
                 DocumentUpload(

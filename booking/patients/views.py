@@ -21,8 +21,15 @@ bp = Blueprint("patients", __name__)
 SUBMITTED_KEY = "submitted_reference"
 
 
-def _render_form(form: RequestForm, status: int = 200) -> tuple[str, int]:
-    return render_template("patients/request_form.html", form=form, history=history), status
+def _render_form(
+    form: RequestForm, status: int = 200, problem: str | None = None
+) -> tuple[str, int]:
+    """The form page; ``problem`` is a failure on our side, shown apart from the patient's
+    corrections so it does not read as something they got wrong."""
+    page = render_template(
+        "patients/request_form.html", form=form, history=history, problem=problem
+    )
+    return page, status
 
 
 @bp.get("/")
@@ -43,14 +50,12 @@ def submit() -> Response | tuple[str, int]:
         return _render_form(form, 422)
     except OSError:
         log.exception("document storage failed; the request was not stored")
-        form.form_errors.append(
-            _(
-                "We could not store your documents just now, so your request was not sent. "
-                "Please try again in a few minutes, or send it without documents and bring "
-                "them to your appointment."
-            )
+        problem = _(
+            "We could not store your documents just now, so your request was not sent. "
+            "Please try again in a few minutes, or send it without documents and bring "
+            "them to your appointment."
         )
-        return _render_form(form, 503)
+        return _render_form(form, 503, problem)
     session[SUBMITTED_KEY] = consultation.reference
     return redirect(url_for("patients.submitted"), code=303)
 

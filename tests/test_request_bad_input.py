@@ -1,0 +1,565 @@
+"""Bad input through the real form: a clear message for the patient, answers kept, nothing stored.
+
+Every case posts the form as a browser would (CSRF on, the one-time submission token, multipart
+uploads) and then checks that no row and no file was left behind, on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import errno
+import html
+import io
+import re
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from werkzeug.test import TestResponse
+
+from booking.documents.models import Document
+from booking.documents.storage import DocumentRejected, DocumentStorage
+from booking.extensions import db
+from booking.notifications.models import OutboxEmail
+from booking.patients.models import ConsultationRequest, MedicalHistory, Patient
+from booking.timeutil import clinic_today
+from tests.support import (
+    EXE_BYTES,
+    JPEG_BYTES,
+    PNG_BYTES,
+    form_tokens,
+    pdf_bytes,
+    post_request,
+    stored_files,
+    valid_answers,
+)
+
+MB = 1024 * 1024
+STORED_MODELS = (ConsultationRequest, Patient, MedicalHistory, Document, OutboxEmail)
+FULL_NAME_KEPT = 'value="Erika Mustermann"'
+REATTACH_NOTICE = "Please attach your documents again before sending."
+STORAGE_FAILED = "We could not store your documents just now"
+
+AppBuilder = Callable[..., tuple[Flask, FlaskClient, Path]]
+
+
+def count(model: type) -> int:
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+def assert_nothing_stored(app: Flask, upload_dir: Path) -> None:
+    with app.app_context():
+        assert {m.__name__: count(m) for m in STORED_MODELS} == dict.fromkeys(
+            (m.__name__ for m in STORED_MODELS), 0
+        )
+    assert stored_files(upload_dir) == []
+
+
+def text(fragment: str) -> str:
+    """Visible text of an HTML fragment, entities decoded, whitespace collapsed."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
+
+
+def field_error(page: str, field_id: str) -> str:
+    """The error shown next to a field (the block its aria-describedby points to)."""
+    match = re.search(rf'<div id="{re.escape(field_id)}-error"[^>]*>(.*?)</div>', page, re.S)
+    assert match, f"no error is shown next to {field_id}"
+    return text(match.group(1))
+
+
+def error_summary(page: str) -> str:
+    match = re.search(r'id="error-summary".*?</ul>', page, re.S)
+    assert match, "no error summary on the page"
+    return text(match.group(0))
+
+
+def assert_field_error(page: str, field_id: str, message: str) -> None:
+    assert message in field_error(page, field_id)
+    summary = error_summary(page)
+    assert message in summary
+    assert f'href="#{field_id}"' in page
+
+
+def is_checked(page: str, name: str, value: str) -> bool:
+    """Whether the re-rendered form still ticks this answer."""
+    attrs = (r"\bchecked\b", f'name="{name}"', f'value="{value}"')
+    return bool(re.search("<input" + "".join(f"(?=[^>]*{a})" for a in attrs), page))
+
+
+def file_part(content: bytes, filename: str, content_type: str | None = None) -> tuple:
+    if content_type is None:
+        return (io.BytesIO(content), filename)
+    return (io.BytesIO(content), filename, content_type)
+
+
+def post_large(client: FlaskClient, **kwargs: Any) -> TestResponse:
+    """``post_request`` for a body over 500 KB, which Werkzeug's test client spools to a
+    temporary file it never closes (a ResourceWarning, so an error under filterwarnings)."""
+    response = post_request(client, **kwargs)
+    response.request.environ["wsgi.input"].close()
+    return response
+
+
+@pytest.fixture
+def app_with(app_settings: dict[str, Any], request: pytest.FixtureRequest) -> AppBuilder:
+    """Build the app with some settings changed: the app fixtures are only asked for here."""
+
+    def build(**settings: Any) -> tuple[Flask, FlaskClient, Path]:
+        app_settings.update(settings)
+        return (
+            request.getfixturevalue("app"),
+            request.getfixturevalue("client"),
+            request.getfixturevalue("upload_dir"),
+        )
+
+    return build
+
+
+def tomorrow() -> str:
+    return (clinic_today() + timedelta(days=1)).isoformat()
+
+
+# Answers the form must refuse: (overrides, field the message sits next to, message, kept text);
+# a callable is evaluated in the app context (today is the clinic's today).
+INVALID_ANSWERS = {
+    "no_privacy_consent": (
+        {"privacy_consent": None},
+        "privacy_consent",
+        "Please confirm that you have read the privacy notice.",
+        None,
+    ),
+    "no_contact_consent": (
+        {"contact_consent": None},
+        "contact_consent",
+        "Please agree to be contacted, or we cannot reply.",
+        None,
+    ),
+    "email_without_at": (
+        {"email": "erika.mustermann.example.com"},
+        "email",
+        "Please enter a valid email address, like name@example.com.",
+        'value="erika.mustermann.example.com"',
+    ),
+    "email_without_domain": (
+        {"email": "erika@"},
+        "email",
+        "Please enter a valid email address, like name@example.com.",
+        'value="erika@"',
+    ),
+    "phone_too_short": (
+        {"phone": "12"},
+        "phone",
+        "Please enter a valid phone number",
+        'value="12"',
+    ),
+    "phone_letters": (
+        {"phone": "abc"},
+        "phone",
+        "Please enter a valid phone number",
+        'value="abc"',
+    ),
+    "born_tomorrow": (
+        {"date_of_birth": tomorrow},
+        "date_of_birth",
+        "Your date of birth must be in the past.",
+        lambda: f'value="{tomorrow()}"',
+    ),
+    "born_before_1900": (
+        {"date_of_birth": "1899-12-31"},
+        "date_of_birth",
+        "Please check the year of your date of birth.",
+        'value="1899-12-31"',
+    ),
+    "date_of_birth_not_a_date": (
+        {"date_of_birth": "17.05.1970"},
+        "date_of_birth",
+        "Please enter your date of birth as day, month and year.",
+        None,
+    ),
+    "odi_above_5": (
+        {"odi_lifting": "6"},
+        "odi_lifting",
+        "Please choose one of the statements.",
+        None,
+    ),
+    "odi_negative": (
+        {"odi_lifting": "-1"},
+        "odi_lifting",
+        "Please choose one of the statements.",
+        None,
+    ),
+    "odi_not_a_number": (
+        {"odi_sleeping": "x"},
+        "odi_sleeping",
+        "Please choose one of the statements.",
+        None,
+    ),
+    "pain_now_11": (
+        {"pain_now": "11"},
+        "pain_now",
+        "Please choose a number from 0 to 10.",
+        None,
+    ),
+    "pain_now_not_a_number": (
+        {"pain_now": "x"},
+        "pain_now",
+        "Please choose a number from 0 to 10.",
+        None,
+    ),
+    "pain_worst_not_a_number": (
+        {"pain_worst": "x"},
+        "pain_worst",
+        "Please choose a number from 0 to 10.",
+        None,
+    ),
+    "worst_pain_below_pain_now": (
+        {"pain_now": "8", "pain_worst": "5"},
+        "pain_worst",
+        "Your worst pain cannot be lower than your pain right now.",
+        None,
+    ),
+    "red_flag_unknown_answer": (
+        {"red_cancer_history": "maybe"},
+        "red_cancer_history",
+        "Please answer yes or no.",
+        None,
+    ),
+    # An unanswered warning sign is never read as "no".
+    "red_flag_missing": (
+        {"red_saddle_numbness": None},
+        "red_saddle_numbness",
+        "Please answer yes or no.",
+        None,
+    ),
+    "red_flag_empty": (
+        {"red_bladder_bowel": ""},
+        "red_bladder_bowel",
+        "Please answer yes or no.",
+        None,
+    ),
+    "unknown_pain_location": (
+        {"pain_locations": ["lower_back", "spleen"]},
+        "pain_locations",
+        "Please choose from the options shown.",
+        None,
+    ),
+    "unknown_contact_method": (
+        {"preferred_contact": "pigeon"},
+        "preferred_contact",
+        "Please choose one of the options shown.",
+        None,
+    ),
+    "other_diagnosis_without_text": (
+        {"diagnoses": ["herniated_disc", "other"], "diagnosis_other": ""},
+        "diagnosis_other",
+        "Please tell us the other diagnosis.",
+        None,
+    ),
+    "spine_surgery_without_details": (
+        {"treatments": ["physiotherapy", "spine_surgery"], "surgery_details": "   "},
+        "surgery_details",
+        "Please tell us about your previous spine surgery.",
+        None,
+    ),
+    "other_history_too_long": (
+        {"other_history": "Sitting all day. " + "x" * 1984},
+        "other_history",
+        "2000 characters",
+        "Sitting all day. " + "x" * 1984,
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field_id", "message", "kept"),
+    list(INVALID_ANSWERS.values()),
+    ids=list(INVALID_ANSWERS),
+)
+def test_invalid_answer_is_explained_next_to_its_field_and_nothing_is_stored(
+    app: Flask,
+    client: FlaskClient,
+    upload_dir: Path,
+    overrides: dict[str, Any],
+    field_id: str,
+    message: str,
+    kept: str | Callable[[], str] | None,
+) -> None:
+    with app.app_context():  # answers that depend on today's date in the clinic
+        overrides = {k: v() if callable(v) else v for k, v in overrides.items()}
+        kept = kept() if callable(kept) else kept
+    response = post_request(client, valid_answers(**overrides))
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert_field_error(page, field_id, message)
+    assert "Not a valid choice" not in page
+    assert "is not a valid choice" not in page
+    # What the patient typed is still there to correct.
+    assert FULL_NAME_KEPT in page
+    assert is_checked(page, "pain_locations", "lower_back")
+    assert is_checked(page, "odi_walking", "2")
+    if kept is not None:
+        assert kept in page
+    assert_nothing_stored(app, upload_dir)
+
+
+def test_only_the_wrong_answer_is_flagged(client: FlaskClient) -> None:
+    """An invalid pain score does not also trigger the worst-versus-now comparison."""
+    page = post_request(client, valid_answers(pain_now="11", pain_worst="8")).get_data(as_text=True)
+    assert "Please choose a number from 0 to 10." in field_error(page, "pain_now")
+    assert 'id="pain_worst-error"' not in page
+
+
+@pytest.mark.parametrize(
+    ("part", "message"),
+    [
+        pytest.param(
+            (EXE_BYTES, "report.pdf", "application/pdf"),
+            "This file is not a PDF, JPEG or PNG document.",
+            id="executable_named_pdf",
+        ),
+        pytest.param(
+            (EXE_BYTES, "scan.jpg", "image/jpeg"),
+            "This file is not a PDF, JPEG or PNG document.",
+            id="executable_named_jpeg",
+        ),
+        pytest.param(
+            (b"Just some notes about my back.\n", "notes.pdf", "application/pdf"),
+            "This file is not a PDF, JPEG or PNG document.",
+            id="text_named_pdf",
+        ),
+        pytest.param(
+            (b"", "empty.pdf", "application/pdf"),
+            "This file is empty.",
+            id="empty_file",
+        ),
+    ],
+)
+def test_refused_document_is_explained_next_to_its_row(
+    app: Flask,
+    client: FlaskClient,
+    upload_dir: Path,
+    part: tuple[bytes, str, str],
+    message: str,
+) -> None:
+    # A new stream for each run: the test client closes the files it sent.
+    answers = valid_answers(
+        **{"documents-0-file": file_part(*part), "documents-0-description": "MRI"}
+    )
+    response = post_request(client, answers)
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert_field_error(page, "documents-0-file", message)
+    assert REATTACH_NOTICE in page
+    assert FULL_NAME_KEPT in page
+    assert 'value="MRI"' in page  # the document's description is kept
+    assert_nothing_stored(app, upload_dir)
+
+
+def test_file_over_the_per_file_limit(app_with: AppBuilder) -> None:
+    app, client, upload_dir = app_with(MAX_DOCUMENT_MB=1)
+    big_pdf = pdf_bytes() + b"%" + b"0" * (MB + MB // 2)
+
+    response = post_large(client, files=[(big_pdf, "big-scan.pdf")])
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert_field_error(page, "documents-0-file", "This file is larger than 1 MB.")
+    assert REATTACH_NOTICE in page
+    assert FULL_NAME_KEPT in page
+    assert_nothing_stored(app, upload_dir)
+
+
+def test_valid_first_document_is_not_kept_when_the_second_is_refused(
+    app: Flask, client: FlaskClient, upload_dir: Path
+) -> None:
+    files = [(pdf_bytes(), "mri-report.pdf"), (EXE_BYTES, "letter.pdf")]
+    response = post_request(client, files=files)
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert_field_error(page, "documents-1-file", "This file is not a PDF, JPEG or PNG document.")
+    assert 'id="documents-0-file-error"' not in page
+    assert FULL_NAME_KEPT in page
+    assert_nothing_stored(app, upload_dir)
+
+
+@pytest.mark.parametrize("extra_key", ["documents-10-file", "documents-3-file"])
+def test_eleven_documents_when_ten_are_allowed(
+    app: Flask, client: FlaskClient, upload_dir: Path, extra_key: str
+) -> None:
+    """An eleventh file is refused, whether in an extra row or a second file in one row."""
+    assert app.config["MAX_DOCUMENTS"] == 10
+    answers = valid_answers()
+    answers.update(
+        {f"documents-{i}-file": file_part(PNG_BYTES, f"photo-{i}.png") for i in range(10)}
+    )
+    extra = file_part(JPEG_BYTES, "eleventh.jpg")
+    answers[extra_key] = [answers[extra_key], extra] if extra_key in answers else extra
+
+    response = post_request(client, answers)
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "You can send at most 10 documents with one request." in error_summary(page)
+    assert FULL_NAME_KEPT in page
+    assert_nothing_stored(app, upload_dir)
+
+
+def test_body_over_the_total_limit_gets_the_friendly_413_page(app_with: AppBuilder) -> None:
+    app, client, upload_dir = app_with(MAX_DOCUMENTS=2, MAX_DOCUMENT_MB=1)
+    assert app.config["MAX_CONTENT_LENGTH"] == 4 * MB
+    big_pdf = pdf_bytes() + b"%" + b"0" * (4 * MB + MB // 2)
+
+    response = post_large(client, files=[(big_pdf, "whole-archive.pdf")])
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 413
+    assert "too large" in page
+    assert "Nothing was saved" in page
+    assert "Request Entity Too Large" not in page
+    assert_nothing_stored(app, upload_dir)
+
+
+@pytest.mark.parametrize(
+    "csrf_token", [None, "", "not-the-token"], ids=["missing", "empty", "wrong"]
+)
+def test_missing_or_wrong_csrf_token_gets_the_expired_form_page(
+    app: Flask, client: FlaskClient, upload_dir: Path, csrf_token: str | None
+) -> None:
+    tokens = form_tokens(client)
+    if csrf_token is None:
+        del tokens["csrf_token"]
+    else:
+        tokens["csrf_token"] = csrf_token
+
+    response = post_request(client, tokens=tokens, files=[(pdf_bytes(), "mri.pdf")])
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "This form has expired" in page
+    assert "Nothing was saved" in page
+    assert_nothing_stored(app, upload_dir)
+
+
+def test_upload_folder_that_cannot_be_created(app_with: AppBuilder, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_bytes(b"a regular file where the upload folder's parent should be")
+    app, client, upload_dir = app_with(UPLOAD_DIR=str(blocker / "uploads"))
+
+    response = post_request(client, files=[(pdf_bytes(), "mri.pdf")])
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 503
+    assert STORAGE_FAILED in page
+    assert FULL_NAME_KEPT in page
+    assert "Please correct the following" not in page  # not the patient's mistake
+    assert blocker.read_bytes().startswith(b"a regular file")
+    assert_nothing_stored(app, upload_dir)
+
+
+@pytest.mark.parametrize(
+    ("failure", "status", "message"),
+    [
+        pytest.param(
+            OSError(errno.ENOSPC, "No space left on device"), 503, STORAGE_FAILED, id="disk_full"
+        ),
+        pytest.param(
+            DocumentRejected("This file is not a PDF, JPEG or PNG document."),
+            422,
+            "This file is not a PDF, JPEG or PNG document.",
+            id="refused_while_storing",
+        ),
+    ],
+)
+def test_failure_while_storing_the_second_document_removes_the_first(
+    app: Flask,
+    client: FlaskClient,
+    upload_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: Exception,
+    status: int,
+    message: str,
+) -> None:
+    real_save = DocumentStorage.save
+    saved: list[str] = []
+
+    def save_then_fail(self: DocumentStorage, stream: Any, max_bytes: int) -> Any:
+        if saved:
+            raise failure
+        stored = real_save(self, stream, max_bytes)
+        saved.append(stored.stored_name)
+        return stored
+
+    monkeypatch.setattr(DocumentStorage, "save", save_then_fail)
+    files = [(pdf_bytes(), "mri-report.pdf"), (JPEG_BYTES, "scan.jpg")]
+
+    response = post_request(client, files=files)
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == status
+    assert message in page
+    assert FULL_NAME_KEPT in page
+    assert len(saved) == 1  # the first file really was written before the failure
+    assert_nothing_stored(app, upload_dir)
+
+
+def test_control_characters_are_dropped_rather_than_failing_on_postgresql(
+    app: Flask, client: FlaskClient
+) -> None:
+    """Text pasted from a PDF can carry NUL and other control characters; PostgreSQL refuses NUL
+    in text, so they are dropped as the form reads them (line breaks and tabs stay)."""
+    answers = valid_answers(
+        full_name="Erika\x00 Mustermann",
+        medications="Ibu\x00profen\x07 400 mg",
+        other_history="Office work.\r\n\tSitting\x1b most of the day.",
+        **{
+            "documents-0-file": file_part(pdf_bytes(), "mri.pdf"),
+            "documents-0-description": "MRI\x00 report",
+        },
+    )
+    response = post_request(client, answers)
+
+    assert response.status_code == 303
+    with app.app_context():
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        assert consultation.patient.full_name == "Erika Mustermann"
+        assert consultation.history.medications == "Ibuprofen 400 mg"
+        assert consultation.history.other_history == "Office work.\r\n\tSitting most of the day."
+        assert consultation.documents[0].description == "MRI report"
+
+
+def test_file_posted_in_place_of_a_text_answer(
+    app: Flask, client: FlaskClient, upload_dir: Path
+) -> None:
+    """Flask-WTF merges uploads into the form data: a file under a text field's name is no
+    answer, not a crash."""
+    answers = valid_answers(full_name=file_part(b"Erika", "name.txt", "text/plain"))
+    response = post_request(client, answers)
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert_field_error(page, "full_name", "Please enter your full name.")
+    assert 'value="erika.mustermann@example.com"' in page
+    assert_nothing_stored(app, upload_dir)
+
+
+@pytest.mark.parametrize(
+    "token", ["x" * 5000, "too-short", "not a token; at all" * 2], ids=["long", "short", "spaces"]
+)
+def test_tampered_submission_token_is_replaced(app: Flask, client: FlaskClient, token: str) -> None:
+    """Only a token the form made is kept; anything else (which could overflow the column on
+    PostgreSQL) is replaced by a fresh one."""
+    tokens = {**form_tokens(client), "submission_token": token}
+    response = post_request(client, tokens=tokens)
+
+    assert response.status_code == 303
+    with app.app_context():
+        stored = db.session.scalars(select(ConsultationRequest.submission_token)).one()
+    assert stored != token
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", stored)
