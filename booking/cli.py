@@ -9,6 +9,7 @@ from datetime import date
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 from sqlalchemy import func, select
 
 from booking.extensions import db
@@ -20,6 +21,7 @@ def register_commands(app: Flask) -> None:
 
 
 @click.command("worker")
+@with_appcontext
 @click.option("--workers", default=2, show_default=True, help="Worker threads.")
 def worker(workers: int) -> None:
     """Run the background worker (email delivery and the periodic outbox sweep)."""
@@ -60,6 +62,7 @@ def demo_pdf(title: str) -> bytes:
 
 
 @click.command("seed-demo")
+@with_appcontext
 def seed_demo() -> None:
     """Add a few demo requests (only into an empty database)."""
     from booking.patients.models import ConsultationRequest
