@@ -102,6 +102,14 @@ class Config:
     BOOTSTRAP_SERVE_LOCAL = True
     WTF_CSRF_TIME_LIMIT = 3 * 60 * 60  # a long form may take a patient in pain a while
 
+    # Staff sign-in: sessions end after this many idle minutes; reset links expire.
+    STAFF_IDLE_MINUTES = _env_int("STAFF_IDLE_MINUTES", 30)
+    PASSWORD_RESET_HOURS = _env_int("PASSWORD_RESET_HOURS", 2)
+    LOGIN_RATE_LIMIT = _env("LOGIN_RATE_LIMIT", "10 per minute; 50 per hour")
+    # Flask-Limiter: counts live in Redis when it is configured, else in memory.
+    RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", REDIS_URL or "memory://")
+    RATELIMIT_HEADERS_ENABLED = True
+
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
 
@@ -119,6 +127,8 @@ class TestingConfig(Config):
     HUEY_BACKEND = "memory"
     MAIL_SUPPRESS_SEND = False  # tests that deliver mail talk to a real local SMTP server
     MAIL_PORT = 1  # nothing listens here: a test that sends without its own server fails loudly
+    RATELIMIT_STORAGE_URI = "memory://"
+    LOGIN_RATE_LIMIT = "1000 per minute"  # the rate-limit test sets its own
 
 
 class ProductionConfig(Config):

@@ -6,13 +6,12 @@ import logging
 from typing import Any
 
 from flask import Flask, request
-from flask_babel import get_locale
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from booking import models  # noqa: F401  (registers every model with SQLAlchemy)
-from booking.extensions import babel, bootstrap, csrf, db, mail, migrate
-from booking.timeutil import clinic_date, clinic_dt
+from booking.extensions import babel, bootstrap, csrf, db, limiter, mail, migrate
+from booking.templating import register_template_helpers
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +67,10 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     babel.init_app(app, locale_selector=_select_locale)
     bootstrap.init_app(app)
+    limiter.init_app(app)
+    from booking.staff.auth import init_auth
+
+    init_auth(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         with app.app_context():
             _configure_sqlite(db.engine)
@@ -96,24 +99,16 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from booking.admin.views import bp as admin_bp
+    from booking.calendar.views import bp as calendar_bp
+    from booking.dashboard.views import bp as dashboard_bp
+    from booking.insights.views import bp as insights_bp
     from booking.patients.views import bp as patients_bp
+    from booking.staff.views import bp as staff_bp
 
-    app.register_blueprint(patients_bp)
+    for blueprint in (patients_bp, staff_bp, dashboard_bp, calendar_bp, insights_bp, admin_bp):
+        app.register_blueprint(blueprint)
     if app.config.get("DEV_MAIL_VIEWER"):
         from booking.dev.views import bp as dev_bp
 
         app.register_blueprint(dev_bp)
-
-
-def register_template_helpers(app: Flask) -> None:
-    app.add_template_filter(clinic_dt)
-    app.add_template_filter(clinic_date)
-
-    @app.context_processor
-    def _clinic() -> dict[str, Any]:
-        return {
-            "clinic_name": app.config["CLINIC_NAME"],
-            "clinic_phone": app.config["CLINIC_PHONE"],
-            "emergency_number": app.config["EMERGENCY_NUMBER"],
-            "current_locale": str(get_locale() or "en"),
-        }

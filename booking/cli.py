@@ -14,10 +14,45 @@ from sqlalchemy import func, select
 
 from booking.extensions import db
 
+DEMO_PASSWORD = "spine-demo-2026"  # noqa: S105 - published in README; development only
+DEMO_STAFF = [
+    ("admin@example.com", "Alex Admin", "admin"),
+    ("coordinator@example.com", "Chris Coordinator", "coordinator"),
+    ("dr.weber@example.com", "Dr. Lena Weber", "specialist"),
+    ("dr.okafor@example.com", "Dr. Samuel Okafor", "specialist"),
+]
+DEMO_LOCATIONS = [
+    ("Main clinic", "Friedrichstraße 100, 10117 Berlin"),
+    ("Spine centre west", "Kantstraße 20, 10623 Berlin"),
+]
+
 
 def register_commands(app: Flask) -> None:
     app.cli.add_command(worker)
     app.cli.add_command(seed_demo)
+    app.cli.add_command(create_admin)
+
+
+@click.command("create-admin")
+@click.option("--email", prompt=True, help="The administrator's email address.")
+@click.option("--name", prompt="Full name", help="The administrator's full name.")
+@click.password_option(help="At least 12 characters.")
+@with_appcontext
+def create_admin(email: str, name: str, password: str) -> None:
+    """Create an administrator account (the first one, or another)."""
+    from booking.staff.auth import MIN_PASSWORD_LENGTH
+    from booking.staff.models import StaffRole
+    from booking.staff.services import StaffAccountError, create_staff
+
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise click.ClickException(f"The password needs at least {MIN_PASSWORD_LENGTH} characters.")
+    try:
+        user = create_staff(
+            email=email, full_name=name, role=StaffRole.ADMIN, password=password, actor=None
+        )
+    except StaffAccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Administrator {user.email} created.")
 
 
 @click.command("worker")
@@ -64,13 +99,27 @@ def demo_pdf(title: str) -> bytes:
 @click.command("seed-demo")
 @with_appcontext
 def seed_demo() -> None:
-    """Add a few demo requests (only into an empty database)."""
+    """Add demo staff, locations and requests (development only, into an empty database)."""
     from booking.patients.models import ConsultationRequest
     from booking.patients.services import DocumentUpload, RequestSubmission, submit_request
+    from booking.scheduling.services import create_location
+    from booking.staff.models import StaffRole
+    from booking.staff.services import create_staff
 
+    if not (current_app.debug or current_app.testing):
+        raise click.ClickException(
+            "seed-demo creates accounts with published passwords: development only."
+        )
     if db.session.scalar(select(func.count()).select_from(ConsultationRequest)):
         click.echo("The database already holds requests; no demo data added.")
         return
+    for email, name, role in DEMO_STAFF:
+        create_staff(
+            email=email, full_name=name, role=StaffRole(role), password=DEMO_PASSWORD, actor=None
+        )
+        click.echo(f"Added demo {role} {email} (password: {DEMO_PASSWORD}).")
+    for name, address in DEMO_LOCATIONS:
+        create_location(name, address, actor=None)
     demos = [
         (
             "Maria Schneider",

@@ -9,6 +9,9 @@ import enum
 
 from flask_babel import Babel
 from flask_bootstrap import Bootstrap5
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
 from flask_mail import Mail
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -36,6 +39,10 @@ mail = Mail()
 csrf = CSRFProtect()
 babel = Babel()
 bootstrap = Bootstrap5()
+login_manager = LoginManager()
+# Limits are declared on the views that need them (login, password reset, form submission);
+# storage is memory by default, Redis when configured (RATELIMIT_STORAGE_URI).
+limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
 
 def value_enum(cls: type[enum.Enum], name: str, length: int = 20) -> Enum:

@@ -1,22 +1,35 @@
 """Every model, imported in one place so Alembic and the app see the whole schema."""
 
+from booking.audit.models import AuditEvent
+from booking.dashboard.models import EventKind, RequestEvent
 from booking.documents.models import Document
 from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.patients.models import (
     ConsultationRequest,
     MedicalHistory,
     Patient,
+    RequestDiagnosis,
     RequestStatus,
     TriageLevel,
 )
+from booking.scheduling.models import Appointment, Location
+from booking.staff.models import StaffRole, StaffUser
 
 __all__ = [
+    "Appointment",
+    "AuditEvent",
     "ConsultationRequest",
     "Document",
+    "EventKind",
+    "Location",
     "MedicalHistory",
     "OutboxEmail",
     "OutboxStatus",
     "Patient",
+    "RequestDiagnosis",
+    "RequestEvent",
     "RequestStatus",
+    "StaffRole",
+    "StaffUser",
     "TriageLevel",
 ]

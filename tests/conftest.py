@@ -6,6 +6,7 @@ PostgreSQL too, each pytest-xdist worker in its own schema so parallel runs neve
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,3 +98,14 @@ def upload_dir(app: Flask) -> Path:
 def worker_id(request: pytest.FixtureRequest) -> str:
     """The pytest-xdist worker name (``gw0``...), or ``main`` without xdist."""
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(autouse=True)
+def _reset_rate_limits() -> Iterator[None]:
+    """Flask-Limiter's memory storage outlives an app: start every test with fresh counts."""
+    from booking.extensions import limiter
+
+    yield
+    # Nothing to reset when no app initialised the limiter.
+    with contextlib.suppress(Exception):
+        limiter.reset()

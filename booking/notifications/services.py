@@ -39,9 +39,12 @@ def queue_email(
     subject: str,
     locale: str,
     request_id: int | None = None,
+    attachment: tuple[str, str, str] | None = None,
     **context: object,
 ) -> OutboxEmail:
     """Render ``email/<template>.txt`` and ``.html`` and add the email to the outbox.
+
+    ``attachment`` is (file name, content type, text), e.g. an appointment's .ics file.
 
     Only adds to the session: the caller's transaction commits it with the change it reports.
     """
@@ -60,6 +63,8 @@ def queue_email(
             attempts=0,
             next_attempt_at=now_utc(),
         )
+    if attachment is not None:
+        email.attachment_name, email.attachment_type, email.attachment_body = attachment
     db.session.add(email)
     return email
 
@@ -127,6 +132,12 @@ def deliver_outbox_email(email_id: int) -> timedelta | None:
         sender=current_app.config["MAIL_DEFAULT_SENDER"],
     )
     message.msgId = email.message_id
+    if email.attachment_body is not None:
+        message.attach(
+            filename=email.attachment_name,
+            content_type=email.attachment_type,
+            data=email.attachment_body.encode(),
+        )
     # Flask-Mail opens its SMTP connection without a timeout; a mail server that accepts and
     # then never answers would hang the worker. The worker process sends nothing else.
     socket.setdefaulttimeout(current_app.config["MAIL_TIMEOUT"])

@@ -13,8 +13,11 @@ from booking.extensions import db, value_enum
 from booking.timeutil import UTCDateTime, now_utc
 
 if TYPE_CHECKING:
+    from booking.dashboard.models import RequestEvent
     from booking.documents.models import Document
     from booking.notifications.models import OutboxEmail
+    from booking.scheduling.models import Appointment
+    from booking.staff.models import StaffUser
 
 
 class RequestStatus(enum.StrEnum):
@@ -68,10 +71,26 @@ class ConsultationRequest(db.Model):
     consented_at: Mapped[datetime] = mapped_column(UTCDateTime)
     contact_consent: Mapped[bool]
 
+    # The specialist who will see the patient (set when staff confirm); specialists see only
+    # the requests assigned to them.
+    assigned_specialist_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_user.id"), index=True
+    )
+    # When the request was first confirmed: the clinic's response time.
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc, onupdate=now_utc)
 
     patient: Mapped[Patient] = relationship(back_populates="requests")
+    assigned_specialist: Mapped[StaffUser | None] = relationship()
+    appointment: Mapped[Appointment | None] = relationship(
+        back_populates="request", cascade="all, delete-orphan"
+    )
+    events: Mapped[list[RequestEvent]] = relationship(
+        cascade="all, delete-orphan", order_by="RequestEvent.occurred_at"
+    )
+    diagnosis_codes: Mapped[list[RequestDiagnosis]] = relationship(cascade="all, delete-orphan")
     history: Mapped[MedicalHistory] = relationship(
         back_populates="request", cascade="all, delete-orphan"
     )
@@ -85,6 +104,7 @@ class ConsultationRequest(db.Model):
     __table_args__ = (
         # The triage queue: urgent first, then the oldest waiting, within a status.
         Index("ix_consultation_request_queue", "status", "triage_level", "created_at"),
+        Index("ix_consultation_request_created_at", "created_at"),
     )
 
     @property
@@ -139,3 +159,13 @@ class MedicalHistory(db.Model):
             name="odi_percent_range",
         ),
     )
+
+
+class RequestDiagnosis(db.Model):
+    """One diagnosis the patient named, as its own row so the queue can filter on it with an
+    index (the history keeps the same list for display). Written with the request."""
+
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("consultation_request.id", ondelete="CASCADE"), primary_key=True
+    )
+    code: Mapped[str] = mapped_column(String(40), primary_key=True, index=True)

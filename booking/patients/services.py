@@ -28,6 +28,7 @@ from booking.patients.models import (
     ConsultationRequest,
     MedicalHistory,
     Patient,
+    RequestDiagnosis,
     RequestStatus,
     TriageLevel,
 )
@@ -193,6 +194,9 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
             odi_band=odi.band,
             red_flags=sorted(sub.red_flags),
         )
+        consultation.diagnosis_codes = [
+            RequestDiagnosis(code=code) for code in sorted(set(sub.diagnoses))
+        ]
         consultation.documents = [
             Document(
                 original_name=_safe_display_name(upload.filename),

@@ -1,0 +1,75 @@
+"""Admin pages: clinic locations and the audit trail."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from booking.audit.queries import AuditFilters, audit_page, known_actions
+from booking.dashboard.forms import LocationForm
+from booking.extensions import db
+from booking.scheduling import services as scheduling
+from booking.scheduling.models import Location
+from booking.staff.auth import roles_required
+from booking.staff.models import StaffRole
+
+bp = Blueprint("admin", __name__, url_prefix="/staff/admin")
+
+
+@bp.route("/locations", methods=["GET", "POST"])
+@roles_required(StaffRole.ADMIN)
+def locations() -> Response | tuple[str, int]:
+    form = LocationForm()
+    if form.validate_on_submit():
+        try:
+            scheduling.create_location(form.name.data, form.address.data, current_user)
+        except scheduling.LocationError as exc:
+            form.name.errors = [*form.name.errors, str(exc)]
+        else:
+            flash(_("Location added."), "success")
+            return redirect(url_for(".locations"))
+    page = render_template("admin/locations.html", form=form, locations=scheduling.all_locations())
+    return page, 422 if form.errors else 200
+
+
+@bp.post("/locations/<int:location_id>/active")
+@roles_required(StaffRole.ADMIN)
+def set_location_active(location_id: int) -> Response:
+    location = db.get_or_404(Location, location_id)
+    scheduling.set_location_active(location, request.form.get("active") == "1", current_user)
+    flash(_("Location updated."), "success")
+    return redirect(url_for(".locations"))
+
+
+def _date(name: str) -> date | None:
+    try:
+        return date.fromisoformat(request.args.get(name, ""))
+    except ValueError:
+        return None
+
+
+@bp.get("/audit")
+@roles_required(StaffRole.ADMIN)
+def audit() -> str:
+    page_arg = request.args.get("page", "1")
+    filters = AuditFilters(
+        action=request.args.get("action") or None,
+        actor=(request.args.get("actor") or "").strip()[:254] or None,
+        target=(request.args.get("target") or "").strip()[:40] or None,
+        date_from=_date("from"),
+        date_to=_date("to"),
+        page=int(page_arg) if page_arg.isdigit() else 1,
+    )
+    events, total, pages = audit_page(filters)
+    return render_template(
+        "admin/audit.html",
+        events=events,
+        total=total,
+        pages=pages,
+        filters=filters,
+        actions=known_actions(),
+    )

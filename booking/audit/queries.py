@@ -1,0 +1,57 @@
+"""Reading the audit trail for admins."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, time, timedelta
+
+from sqlalchemy import func, select
+
+from booking.audit.models import AuditEvent
+from booking.extensions import db
+from booking.timeutil import from_clinic_local
+
+PER_PAGE = 50
+
+
+@dataclass
+class AuditFilters:
+    action: str | None = None
+    actor: str | None = None
+    target: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    page: int = 1
+
+
+def audit_page(f: AuditFilters) -> tuple[list[AuditEvent], int, int]:
+    """(events newest first, total, pages)."""
+    stmt = select(AuditEvent)
+    if f.action:
+        stmt = stmt.where(AuditEvent.action == f.action)
+    if f.actor:
+        stmt = stmt.where(AuditEvent.actor_email.ilike(f"%{f.actor.strip().lower()}%"))
+    if f.target:
+        stmt = stmt.where(AuditEvent.target_id == f.target.strip().upper())
+    if f.date_from:
+        stmt = stmt.where(AuditEvent.occurred_at >= from_clinic_local(f.date_from, time()))
+    if f.date_to:
+        stmt = stmt.where(
+            AuditEvent.occurred_at < from_clinic_local(f.date_to + timedelta(days=1), time())
+        )
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    pages = max(1, math.ceil(total / PER_PAGE))
+    page = min(max(1, f.page), pages)
+    events = db.session.scalars(
+        stmt.order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
+        .limit(PER_PAGE)
+        .offset((page - 1) * PER_PAGE)
+    ).all()
+    return list(events), total, pages
+
+
+def known_actions() -> list[str]:
+    return list(
+        db.session.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action))
+    )

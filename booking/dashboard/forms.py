@@ -1,0 +1,108 @@
+"""Dashboard forms: the queue's filters, appointment slots, status changes, notes, locations."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from werkzeug.datastructures import MultiDict
+from wtforms import DateField, SelectField, StringField, TextAreaField, TimeField
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
+
+from booking.dashboard.queries import QueueFilters
+from booking.patients import history
+from booking.patients.forms import options
+from booking.patients.models import RequestStatus, TriageLevel
+
+DURATIONS = [(20, "20"), (30, "30"), (45, "45"), (60, "60"), (90, "90")]
+MAX_SEARCH = 100
+
+
+def _date_arg(args: MultiDict, name: str) -> date | None:
+    try:
+        return date.fromisoformat(args.get(name, ""))
+    except ValueError:
+        return None
+
+
+def queue_filters(args: MultiDict) -> QueueFilters:
+    """The queue's filters from the URL. Values the page did not offer are ignored."""
+    status = args.get("status", RequestStatus.REQUESTED.value)
+    if status == "all" or status not in {s.value for s in RequestStatus}:
+        status = None if status == "all" else RequestStatus.REQUESTED.value
+    triage = args.get("triage")
+    diagnosis = args.get("diagnosis")
+    specialist = args.get("specialist", "")
+    page = args.get("page", "1")
+    return QueueFilters(
+        status=status,
+        triage=triage if triage in {t.value for t in TriageLevel} else None,
+        diagnosis=diagnosis if diagnosis in {code for code, _ in history.DIAGNOSES} else None,
+        specialist_id=int(specialist) if specialist.isdigit() else None,
+        date_from=_date_arg(args, "from"),
+        date_to=_date_arg(args, "to"),
+        search=(args.get("q") or "").strip()[:MAX_SEARCH] or None,
+        page=int(page) if page.isdigit() and 0 < int(page) < 100_000 else 1,
+    )
+
+
+class SlotForm(FlaskForm):
+    specialist = SelectField(
+        _l("Specialist"), coerce=int, validators=[InputRequired(_l("Please choose a specialist."))]
+    )
+    location = SelectField(
+        _l("Location"), coerce=int, validators=[InputRequired(_l("Please choose a location."))]
+    )
+    day = DateField(_l("Date"), validators=[DataRequired(_l("Please enter a date."))])
+    start = TimeField(
+        _l("Time"),
+        validators=[DataRequired(_l("Please enter a time."))],
+        description=_l("Clinic time."),
+    )
+    duration = SelectField(
+        _l("Duration (minutes)"),
+        coerce=int,
+        choices=options(DURATIONS),  # type: ignore[arg-type]
+        default=45,
+        validators=[InputRequired()],
+    )
+    message = TextAreaField(
+        _l("Message to the patient"),
+        validators=[Optional(), Length(max=1000)],
+        description=_l("Sent in the email. No medical details: email is not secure."),
+    )
+
+    def set_choices(self, specialists: list[Any], locations: list[Any]) -> None:
+        self.specialist.choices = options([(s.id, s.full_name) for s in specialists])
+        self.location.choices = options([(loc.id, loc.name) for loc in locations])
+
+
+class CloseForm(FlaskForm):
+    message = TextAreaField(
+        _l("Message to the patient"),
+        validators=[Optional(), Length(max=1000)],
+        description=_l("Sent in the email. No medical details: email is not secure."),
+    )
+
+
+class ActionForm(FlaskForm):
+    """A status change with nothing to fill in: the CSRF token only."""
+
+
+class NoteForm(FlaskForm):
+    text = TextAreaField(
+        _l("Internal note"),
+        validators=[DataRequired(_l("Please write the note.")), Length(max=5000)],
+        description=_l("Only staff see notes."),
+    )
+
+
+class LocationForm(FlaskForm):
+    name = StringField(
+        _l("Name"), validators=[DataRequired(_l("Please enter a name.")), Length(max=120)]
+    )
+    address = StringField(
+        _l("Address"), validators=[DataRequired(_l("Please enter the address.")), Length(max=300)]
+    )

@@ -1,0 +1,41 @@
+"""iCalendar files for appointment emails (RFC 5545/5546, made with the ``icalendar`` package).
+
+The event's UID never changes for one appointment and its SEQUENCE rises with every change, so
+calendar apps update (or, with METHOD:CANCEL, remove) the event they already hold.
+"""
+
+from __future__ import annotations
+
+from email.utils import parseaddr
+
+from flask import current_app
+from icalendar import Calendar, Event, vCalAddress, vText
+
+from booking.scheduling.models import Appointment
+from booking.timeutil import now_utc
+
+
+def appointment_ics(appointment: Appointment, *, cancel: bool = False) -> str:
+    clinic = current_app.config["CLINIC_NAME"]
+    organizer_email = parseaddr(current_app.config["MAIL_DEFAULT_SENDER"])[1]
+
+    calendar = Calendar()
+    calendar.add("prodid", "-//SpineConsult//Appointments//EN")
+    calendar.add("version", "2.0")
+    calendar.add("method", "CANCEL" if cancel else "REQUEST")
+
+    event = Event()
+    event.add("uid", appointment.uid)
+    event.add("sequence", appointment.sequence)
+    event.add("dtstamp", now_utc())
+    event.add("dtstart", appointment.starts_at)
+    event.add("dtend", appointment.ends_at)
+    # The summary names the clinic, not the reason for the visit: no medical details.
+    event.add("summary", f"{clinic}: {appointment.request.reference}")
+    event.add("location", vText(f"{appointment.location.name}, {appointment.location.address}"))
+    event.add("status", "CANCELLED" if cancel else "CONFIRMED")
+    organizer = vCalAddress(f"mailto:{organizer_email}")
+    organizer.params["cn"] = vText(clinic)
+    event.add("organizer", organizer)
+    calendar.add_component(event)
+    return calendar.to_ical().decode()

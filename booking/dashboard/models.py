@@ -1,0 +1,38 @@
+"""A request's timeline: status changes and staff notes, in order."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from booking.extensions import db, value_enum
+from booking.timeutil import UTCDateTime, now_utc
+
+if TYPE_CHECKING:
+    from booking.staff.models import StaffUser
+
+
+class EventKind(enum.StrEnum):
+    STATUS = "status"  # a status change, including a reschedule (confirmed -> confirmed)
+    NOTE = "note"  # an internal note, never shown to the patient
+
+
+class RequestEvent(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("consultation_request.id", ondelete="CASCADE")
+    )
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    kind: Mapped[EventKind] = mapped_column(value_enum(EventKind, "event_kind", 10))
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str | None] = mapped_column(String(20))
+    body: Mapped[str | None] = mapped_column(Text)
+
+    actor: Mapped[StaffUser | None] = relationship()
+
+    __table_args__ = (Index("ix_request_event_timeline", "request_id", "occurred_at"),)

@@ -1,0 +1,241 @@
+"""Reading requests for the dashboard: the triage queue, one record, the calendar.
+
+Every page loads what it shows in a fixed number of queries, whatever the number of rows:
+many-to-one and one-to-one data is joined into the page query, lists are loaded with one
+``selectinload`` each.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Select, exists, func, or_, select, true
+from sqlalchemy.orm import aliased, contains_eager, joinedload, selectinload
+
+from booking.dashboard.models import RequestEvent
+from booking.extensions import db
+from booking.patients.models import (
+    ConsultationRequest,
+    Patient,
+    RequestDiagnosis,
+    RequestStatus,
+    TriageLevel,
+)
+from booking.scheduling.models import Appointment
+from booking.staff.models import StaffRole, StaffUser
+from booking.timeutil import from_clinic_local
+
+PER_PAGE = 25
+
+
+@dataclass
+class QueueFilters:
+    status: str | None = RequestStatus.REQUESTED.value  # None: every status
+    triage: str | None = None
+    diagnosis: str | None = None
+    specialist_id: int | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    search: str | None = None
+    page: int = 1
+
+    def as_query_args(self, **overrides: Any) -> dict[str, Any]:
+        """The filters as URL arguments (for links that keep them)."""
+        values = {
+            "status": self.status or "all",
+            "triage": self.triage,
+            "diagnosis": self.diagnosis,
+            "specialist": self.specialist_id,
+            "from": self.date_from.isoformat() if self.date_from else None,
+            "to": self.date_to.isoformat() if self.date_to else None,
+            "q": self.search,
+            "page": self.page if self.page > 1 else None,
+        }
+        values.update(overrides)
+        return {k: v for k, v in values.items() if v not in (None, "")}
+
+
+@dataclass
+class QueuePage:
+    items: list[ConsultationRequest]
+    total: int
+    page: int
+    per_page: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+
+def visible_to(user: StaffUser) -> Any:
+    """The condition limiting requests to those ``user`` may see."""
+    if user.role == StaffRole.SPECIALIST:
+        return ConsultationRequest.assigned_specialist_id == user.id
+    return true()
+
+
+def can_see(user: StaffUser, consultation: ConsultationRequest) -> bool:
+    return user.role != StaffRole.SPECIALIST or consultation.assigned_specialist_id == user.id
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _filtered(stmt: Select, user: StaffUser, f: QueueFilters, *, with_status: bool) -> Select:
+    stmt = stmt.where(visible_to(user))
+    if with_status and f.status:
+        stmt = stmt.where(ConsultationRequest.status == f.status)
+    if f.triage:
+        stmt = stmt.where(ConsultationRequest.triage_level == f.triage)
+    if f.specialist_id:
+        stmt = stmt.where(ConsultationRequest.assigned_specialist_id == f.specialist_id)
+    if f.diagnosis:
+        stmt = stmt.where(
+            exists().where(
+                RequestDiagnosis.request_id == ConsultationRequest.id,
+                RequestDiagnosis.code == f.diagnosis,
+            )
+        )
+    if f.date_from:
+        stmt = stmt.where(ConsultationRequest.created_at >= from_clinic_local(f.date_from, time()))
+    if f.date_to:
+        end = from_clinic_local(f.date_to + timedelta(days=1), time())
+        stmt = stmt.where(ConsultationRequest.created_at < end)
+    if f.search:
+        text = f.search.strip()
+        pattern = f"%{_escape_like(text)}%"
+        conditions = [
+            ConsultationRequest.reference == text.upper(),
+            Patient.full_name.ilike(pattern, escape="\\"),
+            Patient.email.ilike(pattern, escape="\\"),
+        ]
+        digits = "".join(ch for ch in text if ch.isdigit())
+        if len(digits) >= 4:
+            conditions.append(Patient.phone.contains(digits, autoescape=True))
+        stmt = stmt.where(or_(*conditions))
+    return stmt
+
+
+def queue_page(user: StaffUser, f: QueueFilters, per_page: int = PER_PAGE) -> QueuePage:
+    """One page of the queue: urgent first, then the oldest waiting. Three queries."""
+    base = select(ConsultationRequest).join(ConsultationRequest.patient)
+
+    count_stmt = _filtered(
+        select(ConsultationRequest.status, func.count())
+        .select_from(ConsultationRequest)
+        .join(ConsultationRequest.patient),
+        user,
+        f,
+        with_status=False,
+    ).group_by(ConsultationRequest.status)
+    counts = {str(status): n for status, n in db.session.execute(count_stmt)}
+    total = counts.get(f.status, 0) if f.status else sum(counts.values())
+
+    page = max(1, min(f.page, max(1, math.ceil(total / per_page))))
+    specialist = aliased(StaffUser)
+    stmt = (
+        _filtered(base, user, f, with_status=True)
+        .join(ConsultationRequest.history)
+        .outerjoin(specialist, ConsultationRequest.assigned_specialist)
+        .outerjoin(ConsultationRequest.appointment)
+        .options(
+            contains_eager(ConsultationRequest.patient),
+            contains_eager(ConsultationRequest.history),
+            contains_eager(ConsultationRequest.assigned_specialist.of_type(specialist)),
+            contains_eager(ConsultationRequest.appointment),
+        )
+        .order_by(
+            # "urgent" sorts after "routine": descending puts urgent first.
+            ConsultationRequest.triage_level.desc(),
+            ConsultationRequest.created_at,
+            ConsultationRequest.id,
+        )
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    )
+    items = list(db.session.scalars(stmt).unique())
+    return QueuePage(items=items, total=total, page=page, per_page=per_page, counts=counts)
+
+
+def export_rows(
+    user: StaffUser, f: QueueFilters, limit: int = 100_000
+) -> list[ConsultationRequest]:
+    """Every request of the filtered list (not just one page), for the CSV export."""
+    specialist = aliased(StaffUser)
+    stmt = (
+        _filtered(
+            select(ConsultationRequest).join(ConsultationRequest.patient), user, f, with_status=True
+        )
+        .join(ConsultationRequest.history)
+        .outerjoin(specialist, ConsultationRequest.assigned_specialist)
+        .outerjoin(ConsultationRequest.appointment)
+        .options(
+            contains_eager(ConsultationRequest.patient),
+            contains_eager(ConsultationRequest.history),
+            contains_eager(ConsultationRequest.assigned_specialist.of_type(specialist)),
+            contains_eager(ConsultationRequest.appointment),
+        )
+        .order_by(ConsultationRequest.triage_level.desc(), ConsultationRequest.created_at)
+        .limit(limit)
+    )
+    return list(db.session.scalars(stmt).unique())
+
+
+def load_record(reference: str) -> ConsultationRequest | None:
+    """A request with everything its record page shows, in a fixed number of queries."""
+    stmt = (
+        select(ConsultationRequest)
+        .where(ConsultationRequest.reference == reference.upper())
+        .options(
+            joinedload(ConsultationRequest.patient),
+            joinedload(ConsultationRequest.history),
+            joinedload(ConsultationRequest.assigned_specialist),
+            joinedload(ConsultationRequest.appointment).joinedload(Appointment.specialist),
+            joinedload(ConsultationRequest.appointment).joinedload(Appointment.location),
+            selectinload(ConsultationRequest.documents),
+            selectinload(ConsultationRequest.emails),
+            selectinload(ConsultationRequest.events).joinedload(RequestEvent.actor),
+        )
+    )
+    return db.session.scalars(stmt).unique().one_or_none()
+
+
+def appointments_between(
+    start: datetime,
+    end: datetime,
+    *,
+    user: StaffUser,
+    specialist_id: int | None = None,
+    location_id: int | None = None,
+) -> list[Appointment]:
+    """Active appointments starting in [start, end), with their request and patient."""
+    stmt = (
+        select(Appointment)
+        .join(Appointment.request)
+        .where(
+            Appointment.active.is_(True),
+            Appointment.starts_at >= start,
+            Appointment.starts_at < end,
+            ConsultationRequest.status == RequestStatus.CONFIRMED,
+            visible_to(user),
+        )
+        .options(
+            contains_eager(Appointment.request).joinedload(ConsultationRequest.patient),
+            joinedload(Appointment.specialist),
+            joinedload(Appointment.location),
+        )
+        .order_by(Appointment.starts_at)
+    )
+    if specialist_id:
+        stmt = stmt.where(Appointment.specialist_id == specialist_id)
+    if location_id:
+        stmt = stmt.where(Appointment.location_id == location_id)
+    return list(db.session.scalars(stmt).unique())
+
+
+URGENT = TriageLevel.URGENT

@@ -1,0 +1,217 @@
+"""The staff dashboard: triage queue, request records, status changes, notes, documents."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from booking.dashboard import queries, services
+from booking.dashboard.export import requests_csv
+from booking.dashboard.forms import ActionForm, CloseForm, NoteForm, SlotForm, queue_filters
+from booking.documents.models import Document
+from booking.documents.storage import get_storage
+from booking.extensions import db
+from booking.patients import history
+from booking.patients.models import ConsultationRequest, RequestStatus
+from booking.scheduling.models import Location
+from booking.scheduling.services import active_locations
+from booking.staff.auth import roles_required
+from booking.staff.models import StaffRole, StaffUser
+from booking.staff.services import active_specialists, list_staff
+from booking.timeutil import clinic_today, to_clinic_tz
+
+bp = Blueprint("dashboard", __name__, url_prefix="/staff")
+
+
+@bp.get("/")
+@roles_required()
+def queue() -> str:
+    filters = queue_filters(request.args)
+    page = queries.queue_page(current_user, filters)
+    return render_template(
+        "dashboard/queue.html",
+        page=page,
+        filters=filters,
+        statuses=list(RequestStatus),
+        diagnoses=history.DIAGNOSES,
+        specialists=[s for s in list_staff() if s.role == "specialist"],
+    )
+
+
+def _load_visible(reference: str) -> ConsultationRequest:
+    """The request, or 404 when it does not exist or the user may not see it (a specialist
+    guessing another's reference learns nothing)."""
+    consultation = queries.load_record(reference)
+    if consultation is None or not queries.can_see(current_user, consultation):
+        abort(404)
+    return consultation
+
+
+def _slot_form(consultation: ConsultationRequest) -> SlotForm:
+    form = SlotForm(prefix="slot")
+    form.set_choices(active_specialists(), active_locations())
+    if request.method == "GET" and consultation.appointment is not None:
+        local = to_clinic_tz(consultation.appointment.starts_at)
+        form.specialist.data = consultation.appointment.specialist_id
+        form.location.data = consultation.appointment.location_id
+        form.day.data, form.start.data = local.date(), local.time()
+        form.duration.data = consultation.appointment.duration_minutes
+    return form
+
+
+def _render_record(consultation: ConsultationRequest, status: int = 200, **forms: object):
+    forms.setdefault("slot_form", _slot_form(consultation))
+    forms.setdefault("close_form", CloseForm(prefix="close"))
+    forms.setdefault("action_form", ActionForm(prefix="action"))
+    forms.setdefault("note_form", NoteForm(prefix="note"))
+    return render_template(
+        "dashboard/record.html",
+        consultation=consultation,
+        history=history,
+        allowed=services.allowed_actions(consultation, current_user),
+        timeline=_timeline(consultation),
+        **forms,
+    ), status
+
+
+def _timeline(consultation: ConsultationRequest) -> list[dict]:
+    """Status changes, notes and emails, newest first."""
+    items = [
+        {"at": consultation.created_at, "kind": "created", "item": consultation},
+        *({"at": e.occurred_at, "kind": e.kind.value, "item": e} for e in consultation.events),
+        *({"at": m.created_at, "kind": "email", "item": m} for m in consultation.emails),
+    ]
+    return sorted(items, key=lambda entry: entry["at"], reverse=True)
+
+
+@bp.get("/requests/<reference>")
+@roles_required()
+def record(reference: str) -> tuple[str, int]:
+    consultation = _load_visible(reference)
+    services.record_view(consultation, current_user, "request_viewed")
+    return _render_record(consultation)
+
+
+@bp.get("/requests/<reference>/documents/<int:document_id>")
+@roles_required()
+def document(reference: str, document_id: int) -> Response:
+    consultation = _load_visible(reference)
+    doc = db.session.get(Document, document_id)
+    if doc is None or doc.request_id != consultation.id:
+        abort(404)
+    download = request.args.get("download") == "1"
+    services.record_view(
+        consultation,
+        current_user,
+        "document_downloaded" if download else "document_viewed",
+        document_id=doc.id,
+    )
+    storage = get_storage()
+    if not storage.exists(doc.stored_name):
+        abort(404)
+    response = send_file(
+        storage.open(doc.stored_name),
+        mimetype=doc.content_type,  # the type detected from the bytes, never the name
+        as_attachment=download,
+        download_name=doc.original_name,
+        max_age=0,
+        conditional=False,
+        etag=False,
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store, private"
+    # An opened PDF must not run scripts or reach anything: sandbox it.
+    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'; img-src 'self'"
+    return response
+
+
+@bp.post("/requests/<reference>/notes")
+@roles_required()
+def add_note(reference: str) -> Response | tuple[str, int]:
+    consultation = _load_visible(reference)
+    form = NoteForm(prefix="note")
+    if not form.validate_on_submit():
+        return _render_record(consultation, 422, note_form=form)
+    try:
+        services.add_note(consultation, current_user, form.text.data)
+    except services.WorkflowError as exc:
+        flash(str(exc), "danger")
+        return redirect(url_for(".record", reference=consultation.reference))
+    flash(_("Note added."), "success")
+    return redirect(url_for(".record", reference=consultation.reference) + "#timeline")
+
+
+@bp.post("/requests/<reference>/<action>")
+@roles_required()
+def change_status(reference: str, action: str) -> Response | tuple[str, int]:
+    if action not in services.ACTIONS:
+        abort(404)
+    consultation = _load_visible(reference)
+    forms: dict[str, object] = {}
+    try:
+        if action in ("confirm", "reschedule"):
+            form = _slot_form(consultation)
+            forms["slot_form"] = form
+            if not form.validate_on_submit():
+                return _render_record(consultation, 422, **forms)
+            slot = services.Slot(
+                specialist=_staff(form.specialist.data),
+                location=_location(form.location.data),
+                day=form.day.data,
+                start=form.start.data,
+                duration_minutes=form.duration.data,
+            )
+            operation = (
+                services.confirm_request if action == "confirm" else services.reschedule_request
+            )
+            operation(consultation, current_user, slot, form.message.data or None)
+        elif action in ("decline", "cancel"):
+            form = CloseForm(prefix="close")
+            forms["close_form"] = form
+            if not form.validate_on_submit():
+                return _render_record(consultation, 422, **forms)
+            operation = services.decline_request if action == "decline" else services.cancel_request
+            operation(consultation, current_user, form.message.data or None)
+        else:
+            if not ActionForm(prefix="action").validate_on_submit():
+                abort(400)
+            operation = services.complete_request if action == "complete" else services.mark_no_show
+            operation(consultation, current_user)
+    except services.WorkflowError as exc:
+        db.session.rollback()
+        consultation = _load_visible(reference)
+        flash(str(exc), "danger")
+        return _render_record(consultation, 409, **forms)
+    flash(_("Done: the patient has been emailed."), "success")
+    return redirect(url_for(".record", reference=consultation.reference))
+
+
+def _staff(user_id: int) -> StaffUser:
+    user = db.session.get(StaffUser, user_id)
+    if user is None:
+        raise services.WorkflowError(_("Please choose an active specialist."))
+    return user
+
+
+def _location(location_id: int) -> Location:
+    location = db.session.get(Location, location_id)
+    if location is None:
+        raise services.WorkflowError(_("Please choose an open location."))
+    return location
+
+
+@bp.get("/export.csv")
+@roles_required(StaffRole.ADMIN, StaffRole.COORDINATOR)
+def export_csv() -> Response:
+    filters = queue_filters(request.args)
+    rows = queries.export_rows(current_user, filters)
+    body = requests_csv(rows)
+    services.record_export(current_user, filters.as_query_args(page=None), len(rows))
+    response = Response(body, mimetype="text/csv")
+    stamp = clinic_today().isoformat()
+    response.headers["Content-Disposition"] = f'attachment; filename="requests-{stamp}.csv"'
+    response.headers["Cache-Control"] = "no-store, private"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -1,0 +1,164 @@
+"""The clinic manager's insights page: requests per week, by diagnosis and triage, outcomes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from babel.dates import format_skeleton
+from flask import Blueprint, current_app, render_template, request, url_for
+from flask_babel import format_date, format_percent, get_locale, ngettext
+from flask_babel import gettext as _
+from markupsafe import Markup
+
+from booking.insights import charts, services
+from booking.staff.auth import roles_required
+from booking.staff.models import StaffRole
+
+bp = Blueprint("insights", __name__, url_prefix="/staff")
+
+
+@dataclass(frozen=True)
+class PeriodOption:
+    label: str
+    url: str
+    current: bool
+
+
+@dataclass(frozen=True)
+class Figure:
+    label: str
+    value: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Chart:
+    id: str
+    heading: str
+    svg: Markup | None  # None: nothing to draw, the page shows empty_message
+    bars: list[charts.Bar]  # the same numbers, for the table
+    row_heading: str
+    value_heading: str
+    note: str = ""
+    empty_message: str = ""
+
+
+@bp.get("/insights")
+@roles_required(StaffRole.ADMIN, StaffRole.COORDINATOR)
+def view() -> str:
+    weeks = services.period_weeks(request.args.get("weeks"))
+    insights = services.clinic_insights(weeks)
+    return render_template(
+        "insights/insights.html",
+        insights=insights,
+        periods=_period_options(weeks),
+        period_text=_(
+            "Requests made from %(first)s to %(last)s (weeks start on Monday, %(zone)s time).",
+            first=format_date(insights.first_day, "medium"),
+            last=format_date(insights.last_day, "medium"),
+            zone=current_app.config["CLINIC_TIMEZONE"],
+        ),
+        figures=_figures(insights),
+        charts=_charts(insights) if insights.total else [],
+    )
+
+
+def _period_options(weeks: int) -> list[PeriodOption]:
+    return [
+        PeriodOption(
+            label=ngettext("Last %(num)s week", "Last %(num)s weeks", choice),
+            url=url_for("insights.view", weeks=choice),
+            current=choice == weeks,
+        )
+        for choice in services.PERIOD_WEEKS
+    ]
+
+
+def _figures(insights: services.Insights) -> list[Figure]:
+    none = "–"
+    share = insights.confirmed_share
+    rate = insights.no_show_rate
+    median = insights.median_to_confirm
+    return [
+        Figure(
+            _("Requests"),
+            str(insights.total),
+            _("%(urgent)s urgent, %(routine)s routine", urgent=insights.urgent,
+              routine=insights.routine),
+        ),
+        Figure(
+            _("Share confirmed"),
+            format_percent(share) if share is not None else none,
+            _("%(confirmed)s of %(total)s requests were confirmed at some point.",
+              confirmed=insights.confirmed, total=insights.total),
+        ),
+        Figure(
+            _("Median time to confirmation"),
+            services.format_duration(median) if median is not None else none,
+            _("From the request to its first confirmation.")
+            if median is not None
+            else _("No request in this period has been confirmed."),
+        ),
+        Figure(
+            _("No-show rate"),
+            format_percent(rate) if rate is not None else none,
+            _("%(no_show)s of %(seen)s appointments were missed (completed or no-show).",
+              no_show=insights.no_show, seen=insights.attended_or_missed)
+            if rate is not None
+            else _("No appointment from this period has been completed or missed yet."),
+        ),
+    ]
+
+
+def _charts(insights: services.Insights) -> list[Chart]:
+    locale = get_locale()
+    weekly = [
+        charts.Bar(
+            label=_("Week of %(day)s", day=format_date(week.monday, "medium")),
+            value=week.count,
+            axis_label=format_skeleton("MMMd", week.monday, locale=locale),
+        )
+        for week in insights.per_week
+    ]
+    diagnoses = [charts.Bar(label=item.label, value=item.count) for item in insights.by_diagnosis]
+    triage = [
+        charts.Bar(label=_("Urgent"), value=insights.urgent, fill=charts.URGENT_FILL),
+        charts.Bar(label=_("Routine"), value=insights.routine),
+    ]
+    return [
+        Chart(
+            id="chart-weekly",
+            heading=_("Requests per week"),
+            svg=charts.column_chart(
+                weekly, chart_id="chart-weekly", title=_("Requests per week")
+            ),
+            bars=weekly,
+            row_heading=_("Week"),
+            value_heading=_("Requests"),
+        ),
+        Chart(
+            id="chart-diagnosis",
+            heading=_("Requests by diagnosis"),
+            svg=charts.bar_chart(
+                diagnoses, chart_id="chart-diagnosis", title=_("Requests by diagnosis")
+            )
+            if diagnoses
+            else None,
+            bars=diagnoses,
+            row_heading=_("Diagnosis"),
+            value_heading=_("Requests"),
+            note=_("As the patients named them; a request may name several diagnoses."),
+            empty_message=_("No request in this period named a diagnosis."),
+        ),
+        Chart(
+            id="chart-triage",
+            heading=_("Requests by triage level"),
+            svg=charts.bar_chart(
+                triage, chart_id="chart-triage", title=_("Requests by triage level")
+            ),
+            bars=triage,
+            row_heading=_("Triage level"),
+            value_heading=_("Requests"),
+            note=_("Urgent: the patient reported at least one warning sign."),
+        ),
+    ]

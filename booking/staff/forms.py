@@ -1,0 +1,87 @@
+"""Forms for signing in and managing staff accounts."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField, RadioField, StringField
+from wtforms.validators import DataRequired, Email, EqualTo, Length
+
+from booking.patients.forms import options
+from booking.staff.auth import MIN_PASSWORD_LENGTH
+from booking.staff.models import StaffRole
+
+ROLE_CHOICES = [
+    (StaffRole.COORDINATOR.value, _l("Coordinator: works every request")),
+    (StaffRole.SPECIALIST.value, _l("Specialist: sees the requests assigned to them")),
+    (StaffRole.ADMIN.value, _l("Administrator: also manages staff accounts and settings")),
+]
+
+
+def _password_field(label: str) -> PasswordField:
+    return PasswordField(
+        label,
+        validators=[
+            DataRequired(_l("Please enter a password.")),
+            Length(
+                min=MIN_PASSWORD_LENGTH,
+                max=200,
+                message=_l("Use at least %(n)d characters.", n=MIN_PASSWORD_LENGTH),
+            ),
+        ],
+        description=_l(
+            "At least %(n)d characters; a passphrase is easiest.", n=MIN_PASSWORD_LENGTH
+        ),
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
+class LoginForm(FlaskForm):
+    email = EmailField(
+        _l("Email address"),
+        validators=[DataRequired(_l("Please enter your email address.")), Length(max=254)],
+        render_kw={"autocomplete": "username"},
+    )
+    password = PasswordField(
+        _l("Password"),
+        validators=[DataRequired(_l("Please enter your password.")), Length(max=200)],
+        render_kw={"autocomplete": "current-password"},
+    )
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField(
+        _l("Email address"),
+        validators=[DataRequired(_l("Please enter your email address.")), Length(max=254)],
+        render_kw={"autocomplete": "username"},
+    )
+
+
+class ResetPasswordForm(FlaskForm):
+    password = _password_field(_l("New password"))
+    confirm = PasswordField(
+        _l("New password again"),
+        validators=[EqualTo("password", message=_l("The two passwords do not match."))],
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
+class StaffCreateForm(FlaskForm):
+    full_name = StringField(
+        _l("Full name"), validators=[DataRequired(_l("Please enter a name.")), Length(max=200)]
+    )
+    email = EmailField(
+        _l("Email address"),
+        validators=[
+            DataRequired(_l("Please enter an email address.")),
+            Email(_l("Please enter a valid email address."), check_deliverability=False),
+            Length(max=254),
+        ],
+    )
+    role = RadioField(
+        _l("Role"),
+        choices=options(ROLE_CHOICES),
+        default=StaffRole.COORDINATOR.value,
+        validators=[DataRequired(_l("Please choose a role."))],
+    )
+    password = _password_field(_l("First password"))

@@ -1,0 +1,158 @@
+"""Staff account operations: sign-in, password reset, creating and deactivating accounts."""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from booking.audit.services import record
+from booking.extensions import db
+from booking.notifications.services import enqueue_delivery, queue_email
+from booking.staff.auth import (
+    find_staff_by_email,
+    hash_password,
+    make_reset_token,
+    needs_rehash,
+    verify_password,
+)
+from booking.staff.models import StaffRole, StaffUser, new_session_token
+from booking.timeutil import now_utc
+
+
+class StaffAccountError(ValueError):
+    """A refused account operation; the message is for the admin."""
+
+
+def authenticate(email: str, password: str) -> StaffUser | None:
+    """The active account for these credentials, else None. Either way it is audited."""
+    user = find_staff_by_email(email)
+    ok = verify_password(user, password) and user is not None and user.active
+    if ok:
+        assert user is not None
+        user.last_login_at = now_utc()
+        if needs_rehash(user):
+            user.password_hash = hash_password(password)
+        record("login", target_type="staff", target_id=user.id, actor=user)
+    else:
+        reason = (
+            "unknown account"
+            if user is None
+            else ("inactive account" if not user.active else "wrong password")
+        )
+        record(
+            "login_failed",
+            target_type="staff",
+            target_id=user.id if user else None,
+            actor_email=email.strip().lower()[:254],
+            details={"reason": reason},
+        )
+    db.session.commit()
+    return user if ok else None
+
+
+def log_out(user: StaffUser) -> None:
+    record("logout", target_type="staff", target_id=user.id, actor=user)
+    db.session.commit()
+
+
+def request_password_reset(email: str) -> None:
+    """Email a one-time reset link if an active account has this address; say nothing either
+    way (the page tells everyone the same)."""
+    user = find_staff_by_email(email)
+    if user is None or not user.active:
+        record(
+            "password_reset_requested",
+            actor_email=email.strip().lower()[:254],
+            details={"sent": False},
+        )
+        db.session.commit()
+        return
+    base_url = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
+    link = f"{base_url}/staff/password/reset/{make_reset_token(user)}"
+    with force_locale("en"):
+        subject = _("Reset your %(clinic)s password", clinic=current_app.config["CLINIC_NAME"])
+    email_row = queue_email(
+        template="staff_password_reset",
+        recipient=user.email,
+        subject=subject,
+        locale="en",
+        user=user,
+        link=link,
+        hours=current_app.config["PASSWORD_RESET_HOURS"],
+    )
+    record(
+        "password_reset_requested",
+        target_type="staff",
+        target_id=user.id,
+        actor=user,
+        details={"sent": True},
+    )
+    db.session.commit()
+    enqueue_delivery([email_row.id])
+
+
+def set_password(user: StaffUser, password: str, *, actor: StaffUser | None = None) -> None:
+    """Set a new password and sign the account out of every other session."""
+    user.password_hash = hash_password(password)
+    user.session_token = new_session_token()
+    record("password_changed", target_type="staff", target_id=user.id, actor=actor or user)
+    db.session.commit()
+
+
+def create_staff(
+    *, email: str, full_name: str, role: StaffRole, password: str, actor: StaffUser | None
+) -> StaffUser:
+    email = email.strip().lower()
+    if find_staff_by_email(email) is not None:
+        raise StaffAccountError(_("An account with this email address already exists."))
+    user = StaffUser(
+        email=email,
+        full_name=full_name.strip(),
+        role=role,
+        password_hash=hash_password(password),
+        active=True,
+    )
+    db.session.add(user)
+    db.session.flush()
+    record(
+        "staff_created",
+        target_type="staff",
+        target_id=user.id,
+        actor=actor,
+        details={"email": email, "role": str(role), "full_name": user.full_name},
+    )
+    db.session.commit()
+    return user
+
+
+def set_staff_active(user: StaffUser, active: bool, *, actor: StaffUser) -> None:
+    if user.id == actor.id and not active:
+        raise StaffAccountError(_("You cannot deactivate your own account."))
+    if user.active == active:
+        return
+    user.active = active
+    user.session_token = new_session_token()  # signs a deactivated account out at once
+    record(
+        "staff_activated" if active else "staff_deactivated",
+        target_type="staff",
+        target_id=user.id,
+        actor=actor,
+        details={"active": {"before": not active, "after": active}},
+    )
+    db.session.commit()
+
+
+def list_staff() -> list[StaffUser]:
+    return list(db.session.scalars(select(StaffUser).order_by(StaffUser.full_name)))
+
+
+def active_specialists() -> list[StaffUser]:
+    return list(
+        db.session.scalars(
+            select(StaffUser)
+            .where(StaffUser.role == StaffRole.SPECIALIST, StaffUser.active.is_(True))
+            .order_by(StaffUser.full_name)
+        )
+    )

@@ -1,0 +1,128 @@
+"""Staff sign-in, password reset and (for admins) staff accounts."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_user, logout_user
+from werkzeug.wrappers import Response
+
+from booking.extensions import db, limiter
+from booking.staff import services
+from booking.staff.auth import roles_required, user_for_reset_token
+from booking.staff.forms import ForgotPasswordForm, LoginForm, ResetPasswordForm, StaffCreateForm
+from booking.staff.models import StaffRole, StaffUser
+
+bp = Blueprint("staff", __name__, url_prefix="/staff")
+
+
+def _login_limit() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+def _safe_next(target: str | None) -> str:
+    """Follow ``next`` only to a path on this site."""
+    if target:
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc and target.startswith("/staff"):
+            return target
+    return url_for("dashboard.queue")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def login() -> Response | str | tuple[str, int]:
+    if current_user.is_authenticated:
+        return redirect(url_for("dashboard.queue"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = services.authenticate(form.email.data, form.password.data)
+        if user is not None:
+            login_user(user)
+            return redirect(_safe_next(request.args.get("next")))
+        # The same words whether the account exists or not.
+        form.form_errors.append(_("That email address and password do not match."))
+        return render_template("staff/login.html", form=form), 401
+    return render_template("staff/login.html", form=form)
+
+
+@bp.post("/logout")
+@roles_required()
+def logout() -> Response:
+    services.log_out(current_user)
+    logout_user()
+    flash(_("You are signed out."), "info")
+    return redirect(url_for("staff.login"))
+
+
+@bp.route("/password/forgot", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def forgot_password() -> Response | str:
+    form = ForgotPasswordForm()
+    if form.validate_on_submit():
+        services.request_password_reset(form.email.data)
+        flash(
+            _(
+                "If an account uses that address, we have sent it a link to choose a new "
+                "password. The link works once."
+            ),
+            "info",
+        )
+        return redirect(url_for("staff.login"))
+    return render_template("staff/forgot_password.html", form=form)
+
+
+@bp.route("/password/reset/<token>", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def reset_password(token: str) -> Response | str | tuple[str, int]:
+    user = user_for_reset_token(token)
+    if user is None:
+        return render_template("staff/reset_invalid.html"), 400
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        services.set_password(user, form.password.data)
+        flash(_("Your password was changed. Please sign in."), "success")
+        return redirect(url_for("staff.login"))
+    return render_template("staff/reset_password.html", form=form)
+
+
+@bp.route("/accounts", methods=["GET", "POST"])
+@roles_required(StaffRole.ADMIN)
+def accounts() -> Response | str | tuple[str, int]:
+    form = StaffCreateForm()
+    if form.validate_on_submit():
+        try:
+            user = services.create_staff(
+                email=form.email.data,
+                full_name=form.full_name.data,
+                role=StaffRole(form.role.data),
+                password=form.password.data,
+                actor=current_user,
+            )
+        except services.StaffAccountError as exc:
+            form.email.errors = [*form.email.errors, str(exc)]
+        else:
+            flash(_("Account created for %(name)s.", name=user.full_name), "success")
+            return redirect(url_for("staff.accounts"))
+    status = 422 if form.errors else 200
+    return render_template("staff/accounts.html", form=form, staff=services.list_staff()), status
+
+
+@bp.post("/accounts/<int:user_id>/active")
+@roles_required(StaffRole.ADMIN)
+def set_active(user_id: int) -> Response:
+    # CSRFProtect has already checked the token of this post.
+    user = db.get_or_404(StaffUser, user_id)
+    active = request.form.get("active") == "1"
+    try:
+        services.set_staff_active(user, active, actor=current_user)
+    except services.StaffAccountError as exc:
+        flash(str(exc), "danger")
+    else:
+        if active:
+            flash(_("%(name)s can sign in again.", name=user.full_name), "success")
+        else:
+            flash(_("%(name)s can no longer sign in.", name=user.full_name), "success")
+    return redirect(url_for("staff.accounts"))

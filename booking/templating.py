@@ -1,0 +1,67 @@
+"""Template filters and globals: display helpers only (labels, ages, sizes), no queries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date
+from typing import Any
+
+from flask import Flask
+from flask_babel import get_locale
+from flask_babel import gettext as _
+
+from booking.patients import history
+from booking.timeutil import clinic_date, clinic_dt, clinic_today
+
+
+def choice_label(pairs: Sequence[tuple[str, Any]], code: str | None) -> str:
+    for value, label in pairs:
+        if value == code:
+            return str(label)
+    return code or ""
+
+
+def choice_labels(pairs: Sequence[tuple[str, Any]], codes: Iterable[str] | None) -> str:
+    return ", ".join(choice_label(pairs, code) for code in codes or [])
+
+
+def diagnosis_labels(codes: Iterable[str] | None) -> str:
+    return choice_labels(history.DIAGNOSES, codes) or "\u2013"
+
+
+def yes_no(value: bool) -> str:
+    return _("Yes") if value else _("No")
+
+
+def age(born: date) -> int:
+    today = clinic_today()
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+def filesize(size: int) -> str:
+    if size < 1024 * 1024:
+        return _("%(n)s KB", n=max(1, round(size / 1024)))
+    return _("%(n).1f MB", n=size / (1024 * 1024))
+
+
+def register_template_helpers(app: Flask) -> None:
+    from booking.dashboard.services import status_label
+
+    app.add_template_filter(clinic_dt)
+    app.add_template_filter(clinic_date)
+    app.add_template_global(choice_label)
+    app.add_template_global(choice_labels)
+    app.add_template_global(diagnosis_labels)
+    app.add_template_global(yes_no)
+    app.add_template_global(age)
+    app.add_template_global(filesize)
+    app.add_template_global(status_label)
+
+    @app.context_processor
+    def _clinic() -> dict[str, Any]:
+        return {
+            "clinic_name": app.config["CLINIC_NAME"],
+            "clinic_phone": app.config["CLINIC_PHONE"],
+            "emergency_number": app.config["EMERGENCY_NUMBER"],
+            "current_locale": str(get_locale() or "en"),
+        }

@@ -1,0 +1,95 @@
+"""Factory helpers: real rows made through the real services, with sensible defaults."""
+
+from __future__ import annotations
+
+import io
+import re
+import secrets
+from datetime import date
+from typing import Any
+
+from flask.testing import FlaskClient
+
+from booking.patients.models import ConsultationRequest
+from booking.patients.services import DocumentUpload, RequestSubmission, submit_request
+from booking.scheduling.models import Location
+from booking.scheduling.services import create_location
+from booking.staff.models import StaffRole, StaffUser
+from booking.staff.services import create_staff
+from tests.support import pdf_bytes
+
+PASSWORD = "correct horse battery staple"
+CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+HIDDEN_CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def make_staff(role: str = "coordinator", email: str | None = None, **kw: Any) -> StaffUser:
+    email = email or f"{role}-{secrets.token_hex(3)}@example.com"
+    return create_staff(
+        email=email,
+        full_name=kw.get("full_name", f"{role.title()} {email.split('@')[0]}"),
+        role=StaffRole(role),
+        password=kw.get("password", PASSWORD),
+        actor=None,
+    )
+
+
+def make_location(name: str = "Main clinic", address: str = "Friedrichstr. 1, Berlin") -> Location:
+    return create_location(name, address, actor=None)
+
+
+def make_request(
+    *, documents: int = 0, red_flags: set[str] | None = None, **overrides: Any
+) -> ConsultationRequest:
+    values: dict[str, Any] = {
+        "submission_token": secrets.token_urlsafe(32),
+        "locale": "en",
+        "full_name": "Erika Mustermann",
+        "date_of_birth": date(1970, 5, 17),
+        "guardian_name": None,
+        "email": "erika.mustermann@example.com",
+        "phone": "+4930901820",
+        "preferred_contact": "email",
+        "pain_locations": ["lower_back", "leg"],
+        "pain_side": "left",
+        "pain_duration": "3_12_months",
+        "pain_now": 5,
+        "pain_worst": 8,
+        "radiating_pain": True,
+        "numbness": True,
+        "weakness": False,
+        "diagnoses": ["herniated_disc"],
+        "diagnosis_other": None,
+        "treatments": ["physiotherapy"],
+        "surgery_details": None,
+        "imaging": ["mri"],
+        "imaging_when": "March 2026",
+        "medications": "Ibuprofen",
+        "allergies": None,
+        "blood_thinners": False,
+        "diabetes": False,
+        "smoking": "never",
+        "other_history": None,
+        "odi_answers": {"pain_intensity": 2, "walking": 3},
+        "red_flags": red_flags or set(),
+        "documents": [
+            DocumentUpload(io.BytesIO(pdf_bytes(f"Report {n}")), f"report-{n}.pdf", None)
+            for n in range(documents)
+        ],
+    }
+    values.update(overrides)
+    return submit_request(RequestSubmission(**values))
+
+
+def csrf_from(client: FlaskClient, path: str) -> str:
+    page = client.get(path).get_data(as_text=True)
+    match = CSRF_RE.search(page) or HIDDEN_CSRF_RE.search(page)
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+def login(client: FlaskClient, email: str, password: str = PASSWORD):
+    token = csrf_from(client, "/staff/login")
+    return client.post(
+        "/staff/login", data={"email": email, "password": password, "csrf_token": token}
+    )
