@@ -94,6 +94,8 @@ class Config:
     # Maildir written by the development SMTP sink and listed at /dev/mail.
     DEV_MAILDIR = _env("DEV_MAILDIR", str(INSTANCE_DIR / "mail"))
     DEV_MAIL_VIEWER = False
+    # `flask seed-demo` makes staff accounts with passwords published in README.
+    DEMO_DATA_ALLOWED = False
 
     LANGUAGES = ["en"]
     BABEL_DEFAULT_LOCALE = "en"
@@ -118,6 +120,7 @@ class DevelopmentConfig(Config):
     DEBUG = True
     SECRET_KEY = _env("SECRET_KEY", "dev-only-not-secret")
     DEV_MAIL_VIEWER = True
+    DEMO_DATA_ALLOWED = True
 
 
 class TestingConfig(Config):
@@ -125,6 +128,7 @@ class TestingConfig(Config):
     SECRET_KEY = "test-only-not-secret"  # noqa: S105 - tests only
     SQLALCHEMY_DATABASE_URI = "sqlite://"
     HUEY_BACKEND = "memory"
+    DEMO_DATA_ALLOWED = True
     MAIL_SUPPRESS_SEND = False  # tests that deliver mail talk to a real local SMTP server
     MAIL_PORT = 1  # nothing listens here: a test that sends without its own server fails loudly
     RATELIMIT_STORAGE_URI = "memory://"

@@ -106,7 +106,7 @@ def seed_demo() -> None:
     from booking.staff.models import StaffRole
     from booking.staff.services import create_staff
 
-    if not (current_app.debug or current_app.testing):
+    if not current_app.config["DEMO_DATA_ALLOWED"]:
         raise click.ClickException(
             "seed-demo creates accounts with published passwords: development only."
         )
