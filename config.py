@@ -71,6 +71,12 @@ class Config:
     STAFF_NOTIFICATION_EMAIL = _env("STAFF_NOTIFICATION_EMAIL", "clinic@example.com")
     # Absolute address of the site, used for links in emails (the worker has no request).
     PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
+    # How long the private link in a patient's email works (each email carries a fresh one).
+    MANAGE_LINK_DAYS = _env_int("MANAGE_LINK_DAYS", 120)
+    # Hours before an appointment at which reminders go out.
+    REMINDER_LEAD_HOURS = [
+        int(h) for h in (_env("REMINDER_LEAD_HOURS", "48,2") or "").split(",") if h.strip()
+    ]
     PRIVACY_NOTICE_VERSION = _env("PRIVACY_NOTICE_VERSION", "2026-11")
 
     MAIL_SERVER = _env("MAIL_SERVER", "127.0.0.1")

@@ -93,3 +93,39 @@ def login(client: FlaskClient, email: str, password: str = PASSWORD):
     return client.post(
         "/staff/login", data={"email": email, "password": password, "csrf_token": token}
     )
+
+
+def make_appointment_type(name: str = "New-patient spine evaluation", minutes: int = 45):
+    from booking.extensions import db
+    from booking.scheduling.models import AppointmentType
+
+    appointment_type = AppointmentType(name=name, duration_minutes=minutes, active=True)
+    db.session.add(appointment_type)
+    db.session.commit()
+    return appointment_type
+
+
+def make_hours(
+    specialist: StaffUser,
+    location: Location,
+    weekdays: range | list[int] = range(7),
+    start: str = "08:00",
+    end: str = "18:00",
+) -> None:
+    """Weekly working hours for a specialist at a location (clinic wall-clock time)."""
+    from datetime import time
+
+    from booking.extensions import db
+    from booking.scheduling.models import WorkingHours
+
+    for weekday in weekdays:
+        db.session.add(
+            WorkingHours(
+                specialist_id=specialist.id,
+                location_id=location.id,
+                weekday=weekday,
+                start_time=time.fromisoformat(start),
+                end_time=time.fromisoformat(end),
+            )
+        )
+    db.session.commit()

@@ -46,6 +46,22 @@ def test_migrations_match_the_models_and_downgrade_cleanly(
             context = MigrationContext.configure(conn, opts={"compare_type": True})
             differences = compare_metadata(context, db.metadata)
         assert differences == [], f"models and migrations differ: {differences}"
+        # What the models cannot describe: the database's own no-double-booking guarantee.
+        with db.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                found = conn.scalar(
+                    sa.text("SELECT count(*) FROM pg_constraint WHERE conname = :name"),
+                    {"name": "ex_appointment_no_overlap"},
+                )
+                assert found == 1
+            else:
+                triggers = set(
+                    conn.scalars(sa.text("SELECT name FROM sqlite_master WHERE type='trigger'"))
+                )
+                assert triggers == {
+                    "appointment_no_overlap_insert",
+                    "appointment_no_overlap_update",
+                }
 
         downgrade(directory=MIGRATIONS, revision="base")
         with db.engine.connect() as conn:

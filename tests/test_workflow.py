@@ -18,7 +18,14 @@ from booking.dashboard.models import RequestEvent
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.patients.models import ConsultationRequest, RequestStatus
-from tests.factories import login, make_location, make_request, make_staff
+from tests.factories import (
+    login,
+    make_appointment_type,
+    make_hours,
+    make_location,
+    make_request,
+    make_staff,
+)
 
 CSRF_VALUE = re.compile(r'csrf_token"[^>]*value="([^"]+)"')
 
@@ -31,6 +38,9 @@ def clinic(app: Flask) -> dict[str, Any]:
         weber = make_staff("specialist", "weber@example.com", full_name="Dr. Weber")
         okafor = make_staff("specialist", "okafor@example.com", full_name="Dr. Okafor")
         location = make_location()
+        appointment_type = make_appointment_type(minutes=45)
+        for specialist in (weber, okafor):
+            make_hours(specialist, location, start="07:00", end="19:00")
         consultation = make_request()
         return {
             "coordinator": coordinator.email,
@@ -39,6 +49,7 @@ def clinic(app: Flask) -> dict[str, Any]:
             "okafor": okafor.id,
             "okafor_email": okafor.email,
             "location": location.id,
+            "type": appointment_type.id,
             "reference": consultation.reference,
         }
 
@@ -65,7 +76,7 @@ def slot(clinic: dict[str, Any], day: str = "2026-12-03", start: str = "10:00", 
         "location": clinic["location"],
         "day": day,
         "start": start,
-        "duration": kw.get("duration", 45),
+        "appointment_type": kw.get("appointment_type", clinic["type"]),
         "message": kw.get("message", ""),
     }
 
@@ -278,7 +289,7 @@ def test_a_specialist_cannot_be_booked_twice_at_once(
     )
     response = act(client, other, "confirm", **slot(clinic, start="10:30"))
     assert response.status_code == 409
-    assert "already has an appointment" in response.get_data(as_text=True)
+    assert "is not free at that time" in response.get_data(as_text=True)
     # Another specialist at the same time is fine.
     assert (
         act(

@@ -16,7 +16,6 @@ from booking.patients import history
 from booking.patients.forms import options
 from booking.patients.models import RequestStatus, TriageLevel
 
-DURATIONS = [(20, "20"), (30, "30"), (45, "45"), (60, "60"), (90, "90")]
 MAX_SEARCH = 100
 
 
@@ -61,12 +60,10 @@ class SlotForm(FlaskForm):
         validators=[DataRequired(_l("Please enter a time."))],
         description=_l("Clinic time."),
     )
-    duration = SelectField(
-        _l("Duration (minutes)"),
+    appointment_type = SelectField(
+        _l("Appointment type"),
         coerce=int,
-        choices=options(DURATIONS),  # type: ignore[arg-type]
-        default=45,
-        validators=[InputRequired()],
+        validators=[InputRequired(_l("Please choose the type of appointment."))],
     )
     message = TextAreaField(
         _l("Message to the patient"),
@@ -74,9 +71,12 @@ class SlotForm(FlaskForm):
         description=_l("Sent in the email. No medical details: email is not secure."),
     )
 
-    def set_choices(self, specialists: list[Any], locations: list[Any]) -> None:
+    def set_choices(self, specialists: list[Any], locations: list[Any], types: list[Any]) -> None:
         self.specialist.choices = options([(s.id, s.full_name) for s in specialists])
         self.location.choices = options([(loc.id, loc.name) for loc in locations])
+        self.appointment_type.choices = options(
+            [(t.id, f"{t.name} ({t.duration_minutes} min)") for t in types]
+        )
 
 
 class CloseForm(FlaskForm):

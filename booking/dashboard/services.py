@@ -11,12 +11,9 @@ Every change is written to the request's timeline and the audit trail, and email
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from email.utils import parseaddr
+from datetime import date, datetime, time
 
-from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -28,7 +25,15 @@ from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.notifications.services import enqueue_delivery, queue_email
 from booking.patients.models import ConsultationRequest, RequestStatus
-from booking.scheduling.models import Appointment, Location
+from booking.scheduling.availability import OpenSlot
+from booking.scheduling.models import Appointment, AppointmentType, Location
+from booking.scheduling.services import (
+    SlotChoice,
+    SlotTaken,
+    new_uid,
+    place_appointment,
+    resolve_choice,
+)
 from booking.staff.models import StaffRole, StaffUser
 from booking.timeutil import from_clinic_local, now_utc, to_clinic_tz
 
@@ -60,11 +65,13 @@ class WorkflowError(ValueError):
 
 @dataclass(frozen=True)
 class Slot:
+    """A time as staff enter it: wall-clock date and time at the clinic."""
+
+    appointment_type: AppointmentType
     specialist: StaffUser
     location: Location
     day: date
     start: time
-    duration_minutes: int
 
 
 def allowed_actions(consultation: ConsultationRequest, user: StaffUser) -> list[str]:
@@ -125,9 +132,10 @@ def status_label(status: RequestStatus | str) -> str:
     return labels[RequestStatus(status)]
 
 
-def _slot_times(slot: Slot) -> tuple[datetime, datetime]:
-    if not 5 <= slot.duration_minutes <= 480:
-        raise WorkflowError(_("The duration must be between 5 and 480 minutes."))
+def _open_slot(slot: Slot, appointment: Appointment | None) -> OpenSlot:
+    """Check a staff-entered time through the availability engine (working hours, time off,
+    other appointments and buffers; staff are not bound by the patients' notice and horizon).
+    """
     starts_at = from_clinic_local(slot.day, slot.start)
     # A wall-clock time skipped by a daylight-saving change does not exist.
     if to_clinic_tz(starts_at).replace(tzinfo=None) != datetime.combine(slot.day, slot.start):
@@ -136,25 +144,30 @@ def _slot_times(slot: Slot) -> tuple[datetime, datetime]:
         raise WorkflowError(_("Please choose an active specialist."))
     if not slot.location.active:
         raise WorkflowError(_("Please choose an open location."))
-    return starts_at, starts_at + timedelta(minutes=slot.duration_minutes)
-
-
-def _check_free(
-    specialist: StaffUser, starts_at: datetime, ends_at: datetime, ignore: Appointment | None
-) -> None:
-    clash = db.session.scalar(
-        select(Appointment.id).where(
-            Appointment.specialist_id == specialist.id,
-            Appointment.active.is_(True),
-            Appointment.starts_at < ends_at,
-            Appointment.ends_at > starts_at,
-            Appointment.id != (ignore.id if ignore else -1),
+    choice = SlotChoice(slot.appointment_type.id, slot.specialist.id, slot.location.id, starts_at)
+    try:
+        _type, open_slot = resolve_choice(
+            choice,
+            ignore_appointment_id=appointment.id if appointment is not None else None,
+            enforce_limits=False,
         )
-    )
-    if clash is not None:
+    except SlotTaken:
         raise WorkflowError(
-            _("%(name)s already has an appointment at that time.", name=specialist.full_name)
-        )
+            _(
+                "%(name)s is not free at that time at %(place)s: outside their hours, on "
+                "time off, or booked (including the buffer between appointments).",
+                name=slot.specialist.full_name,
+                place=slot.location.name,
+            )
+        ) from None
+    return open_slot
+
+
+def _place(appointment: Appointment, slot: Slot, open_slot: OpenSlot) -> None:
+    try:
+        place_appointment(appointment, slot.appointment_type, open_slot)
+    except SlotTaken:
+        raise WorkflowError(_("That time was just taken. Please choose another.")) from None
 
 
 def _appointment_state(appointment: Appointment | None) -> dict[str, object]:
@@ -168,11 +181,6 @@ def _appointment_state(appointment: Appointment | None) -> dict[str, object]:
         "active": appointment.active,
         "sequence": appointment.sequence,
     }
-
-
-def _new_uid() -> str:
-    domain = parseaddr(current_app.config["MAIL_DEFAULT_SENDER"])[1].rpartition("@")[2]
-    return f"{uuid.uuid4()}@{domain or 'spineconsult.invalid'}"
 
 
 def _finish(
@@ -271,21 +279,18 @@ def confirm_request(
     _check(consultation, S.CONFIRMED, actor)
     if consultation.status != S.REQUESTED:
         raise WorkflowError(_("This request is already confirmed: reschedule it instead."))
-    starts_at, ends_at = _slot_times(slot)
-    _check_free(slot.specialist, starts_at, ends_at, consultation.appointment)
-    before_status, before_appointment = consultation.status, _appointment_state(None)
+    open_slot = _open_slot(slot, consultation.appointment)
+    before_status = consultation.status
+    before_appointment = _appointment_state(consultation.appointment)
     appointment = consultation.appointment
     if appointment is None:
-        appointment = Appointment(uid=_new_uid(), sequence=0)
+        appointment = Appointment(request_id=consultation.id, uid=new_uid(), sequence=0)
         consultation.appointment = appointment
-    else:  # an earlier appointment of this request: keep its UID, raise its sequence
-        appointment.sequence += 1
-    appointment.specialist = slot.specialist
-    appointment.location = slot.location
-    appointment.starts_at, appointment.ends_at = starts_at, ends_at
-    appointment.active = True
+    # A time the patient picked (held, never sent as an invitation) keeps sequence 0: the
+    # confirmation is the first invitation the patient's calendar sees.
+    _place(appointment, slot, open_slot)
     consultation.status = S.CONFIRMED
-    consultation.assigned_specialist = slot.specialist
+    consultation.assigned_specialist_id = open_slot.specialist_id
     consultation.confirmed_at = consultation.confirmed_at or now_utc()
     db.session.flush()
     _finish(
@@ -310,19 +315,16 @@ def reschedule_request(
         raise WorkflowError(_("Only a confirmed appointment can be rescheduled."))
     appointment = consultation.appointment
     before = _appointment_state(appointment)
-    starts_at, ends_at = _slot_times(slot)
+    open_slot = _open_slot(slot, appointment)
     if (
-        appointment.specialist_id == slot.specialist.id
-        and appointment.location_id == slot.location.id
-        and (appointment.starts_at, appointment.ends_at) == (starts_at, ends_at)
+        appointment.specialist_id == open_slot.specialist_id
+        and appointment.location_id == open_slot.location_id
+        and (appointment.starts_at, appointment.ends_at) == (open_slot.starts_at, open_slot.ends_at)
     ):
         raise WorkflowError(_("That is the appointment's current time and place."))
-    _check_free(slot.specialist, starts_at, ends_at, appointment)
-    appointment.specialist = slot.specialist
-    appointment.location = slot.location
-    appointment.starts_at, appointment.ends_at = starts_at, ends_at
+    _place(appointment, slot, open_slot)
     appointment.sequence += 1
-    consultation.assigned_specialist = slot.specialist
+    consultation.assigned_specialist_id = open_slot.specialist_id
     db.session.flush()
     _finish(
         consultation,
@@ -352,11 +354,15 @@ def _close(
     appointment = consultation.appointment
     before_appointment = _appointment_state(appointment)
     ics = None
+    ics_needed = False
     if target in (S.CANCELLED, S.DECLINED) and appointment is not None and appointment.active:
-        appointment.active = False
-        appointment.sequence += 1
+        appointment.active = False  # frees the time
+        if before_status == S.CONFIRMED:  # the patient's calendar holds an invitation
+            appointment.sequence += 1
+            ics_needed = True
         db.session.flush()
-        ics = appointment_ics(appointment, cancel=True)
+        if ics_needed:
+            ics = appointment_ics(appointment, cancel=True)
     consultation.status = target
     db.session.flush()
     _finish(

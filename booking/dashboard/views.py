@@ -15,8 +15,8 @@ from booking.documents.storage import get_storage
 from booking.extensions import db
 from booking.patients import history
 from booking.patients.models import ConsultationRequest, RequestStatus
-from booking.scheduling.models import Location
-from booking.scheduling.services import active_locations
+from booking.scheduling.models import AppointmentType, Location
+from booking.scheduling.services import active_appointment_types, active_locations
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole, StaffUser
 from booking.staff.services import active_specialists, list_staff
@@ -51,13 +51,13 @@ def _load_visible(reference: str) -> ConsultationRequest:
 
 def _slot_form(consultation: ConsultationRequest) -> SlotForm:
     form = SlotForm(prefix="slot")
-    form.set_choices(active_specialists(), active_locations())
+    form.set_choices(active_specialists(), active_locations(), active_appointment_types())
     if request.method == "GET" and consultation.appointment is not None:
         local = to_clinic_tz(consultation.appointment.starts_at)
         form.specialist.data = consultation.appointment.specialist_id
         form.location.data = consultation.appointment.location_id
         form.day.data, form.start.data = local.date(), local.time()
-        form.duration.data = consultation.appointment.duration_minutes
+        form.appointment_type.data = consultation.appointment.appointment_type_id
     return form
 
 
@@ -157,11 +157,11 @@ def change_status(reference: str, action: str) -> Response | tuple[str, int]:
             if not form.validate_on_submit():
                 return _render_record(consultation, 422, **forms)
             slot = services.Slot(
+                appointment_type=_appointment_type(form.appointment_type.data),
                 specialist=_staff(form.specialist.data),
                 location=_location(form.location.data),
                 day=form.day.data,
                 start=form.start.data,
-                duration_minutes=form.duration.data,
             )
             operation = (
                 services.confirm_request if action == "confirm" else services.reschedule_request
@@ -193,6 +193,13 @@ def _staff(user_id: int) -> StaffUser:
     if user is None:
         raise services.WorkflowError(_("Please choose an active specialist."))
     return user
+
+
+def _appointment_type(type_id: int) -> AppointmentType:
+    appointment_type = db.session.get(AppointmentType, type_id)
+    if appointment_type is None or not appointment_type.active:
+        raise services.WorkflowError(_("Please choose the type of appointment."))
+    return appointment_type
 
 
 def _location(location_id: int) -> Location:

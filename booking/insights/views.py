@@ -83,14 +83,20 @@ def _figures(insights: services.Insights) -> list[Figure]:
         Figure(
             _("Requests"),
             str(insights.total),
-            _("%(urgent)s urgent, %(routine)s routine", urgent=insights.urgent,
-              routine=insights.routine),
+            _(
+                "%(urgent)s urgent, %(routine)s routine",
+                urgent=insights.urgent,
+                routine=insights.routine,
+            ),
         ),
         Figure(
             _("Share confirmed"),
             format_percent(share) if share is not None else none,
-            _("%(confirmed)s of %(total)s requests were confirmed at some point.",
-              confirmed=insights.confirmed, total=insights.total),
+            _(
+                "%(confirmed)s of %(total)s requests were confirmed at some point.",
+                confirmed=insights.confirmed,
+                total=insights.total,
+            ),
         ),
         Figure(
             _("Median time to confirmation"),
@@ -102,8 +108,11 @@ def _figures(insights: services.Insights) -> list[Figure]:
         Figure(
             _("No-show rate"),
             format_percent(rate) if rate is not None else none,
-            _("%(no_show)s of %(seen)s appointments were missed (completed or no-show).",
-              no_show=insights.no_show, seen=insights.attended_or_missed)
+            _(
+                "%(no_show)s of %(seen)s appointments were missed (completed or no-show).",
+                no_show=insights.no_show,
+                seen=insights.attended_or_missed,
+            )
             if rate is not None
             else _("No appointment from this period has been completed or missed yet."),
         ),
@@ -129,9 +138,7 @@ def _charts(insights: services.Insights) -> list[Chart]:
         Chart(
             id="chart-weekly",
             heading=_("Requests per week"),
-            svg=charts.column_chart(
-                weekly, chart_id="chart-weekly", title=_("Requests per week")
-            ),
+            svg=charts.column_chart(weekly, chart_id="chart-weekly", title=_("Requests per week")),
             bars=weekly,
             row_heading=_("Week"),
             value_heading=_("Requests"),

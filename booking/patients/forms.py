@@ -35,6 +35,8 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from booking.documents.storage import DocumentRejected, check_upload
 from booking.patients import history
 from booking.patients.services import DocumentUpload, RequestSubmission
+from booking.scheduling.availability import parse_slot_key
+from booking.scheduling.services import SlotChoice
 from booking.timeutil import clinic_today
 
 ADULT_AGE = 18
@@ -174,6 +176,9 @@ class RequestForm(FlaskForm):
         pass
 
     submission_token = HiddenField()
+    # The time picked on the previous step (see booking.scheduling.availability.OpenSlot.key).
+    appointment_type = HiddenField()
+    slot = HiddenField()
 
     # About you
     full_name = StringField(
@@ -441,6 +446,15 @@ class RequestForm(FlaskForm):
             entry.form.file.data and entry.form.file.data.filename for entry in self.documents
         )
 
+    def slot_choice(self) -> SlotChoice | None:
+        """The picked slot, if the page carried a well-formed one."""
+        parsed = parse_slot_key(self.slot.data or "")
+        type_id = self.appointment_type.data or ""
+        if parsed is None or not str(type_id).isdigit():
+            return None
+        specialist_id, location_id, starts_at = parsed
+        return SlotChoice(int(type_id), specialist_id, location_id, starts_at)
+
     def to_submission(self, locale: str) -> RequestSubmission:
         """The validated answers as plain data for ``submit_request``."""
 
@@ -504,4 +518,5 @@ class RequestForm(FlaskForm):
             preferred_time_of_day=self.preferred_time_of_day.data or "any",
             earliest_date=self.earliest_date.data,
             contact_consent=bool(self.contact_consent.data),
+            slot=self.slot_choice(),
         )

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from booking.documents.models import Document
 from booking.documents.storage import StoredFile, get_storage
 from booking.extensions import db
+from booking.manage.tokens import manage_url
 from booking.notifications.services import enqueue_delivery, queue_email
 from booking.patients import history
 from booking.patients.models import (
@@ -32,6 +33,8 @@ from booking.patients.models import (
     RequestStatus,
     TriageLevel,
 )
+from booking.scheduling.models import Appointment
+from booking.scheduling.services import SlotChoice, new_uid, place_appointment, resolve_choice
 from booking.timeutil import now_utc
 
 log = logging.getLogger(__name__)
@@ -87,6 +90,7 @@ class RequestSubmission:
     preferred_time_of_day: str = "any"
     earliest_date: date | None = None
     contact_consent: bool = True
+    slot: SlotChoice | None = None  # the time the patient picked, if any
 
 
 def new_reference() -> str:
@@ -123,7 +127,8 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
 
     A second submission with the same one-time token (a refresh, a double click) returns the
     request the first one stored. Raises ``DocumentRejected`` for a file refused while it is
-    being stored, and ``OSError`` when storage fails; in both cases nothing is kept.
+    being stored, ``OSError`` when storage fails, and ``SlotTaken`` when the picked time is no
+    longer open; in every case nothing is kept.
     """
     existing = find_by_token(sub.submission_token)
     if existing is not None:
@@ -211,6 +216,8 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
         ]
         db.session.add(consultation)
         db.session.flush()  # the request's id, for the outbox rows
+        if sub.slot is not None:
+            _hold_slot(consultation, sub.slot)
         emails = _queue_request_emails(consultation)
         db.session.commit()
     except IntegrityError:
@@ -229,6 +236,15 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
     log.info("request %s stored (triage %s)", consultation.id, consultation.triage_level)
     enqueue_delivery([email.id for email in emails])
     return consultation
+
+
+def _hold_slot(consultation: ConsultationRequest, choice: SlotChoice) -> None:
+    """Hold the picked time for this request; the database refuses it if it was just taken."""
+    appointment_type, slot = resolve_choice(choice)
+    appointment = Appointment(request_id=consultation.id, uid=new_uid(), sequence=0)
+    consultation.appointment = appointment
+    place_appointment(appointment, appointment_type, slot)
+    consultation.assigned_specialist_id = slot.specialist_id
 
 
 def _delete_files(stored: list[StoredFile]) -> None:
@@ -264,6 +280,8 @@ def _queue_request_emails(consultation: ConsultationRequest) -> list:
         request_id=consultation.id,
         consultation=consultation,
         patient_name=consultation.patient.full_name,
+        appointment=consultation.appointment,
+        manage_url=manage_url(consultation),
     )
     # Staff read English until the dashboard offers a choice.
     with force_locale("en"):

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
 from typing import TYPE_CHECKING
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import (
+    DDL,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Time,
+    UniqueConstraint,
+    event,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from booking.extensions import db
@@ -23,6 +32,75 @@ class Location(db.Model):
     active: Mapped[bool] = mapped_column(default=True)
 
 
+class AppointmentType(db.Model):
+    """What the patient books, e.g. a 45-minute new-patient spine evaluation."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    duration_minutes: Mapped[int]
+    active: Mapped[bool] = mapped_column(default=True)
+
+    __table_args__ = (CheckConstraint("duration_minutes BETWEEN 5 AND 480", name="duration_range"),)
+
+
+class WorkingHours(db.Model):
+    """A specialist's weekly hours at one location, in the clinic's wall-clock time."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    specialist_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"), index=True)
+    location_id: Mapped[int] = mapped_column(ForeignKey("location.id"))
+    weekday: Mapped[int]  # 0 = Monday
+    start_time: Mapped[time] = mapped_column(Time)
+    end_time: Mapped[time] = mapped_column(Time)
+
+    specialist: Mapped[StaffUser] = relationship()
+    location: Mapped[Location] = relationship()
+
+    __table_args__ = (
+        CheckConstraint("weekday BETWEEN 0 AND 6", name="weekday_range"),
+        CheckConstraint("end_time > start_time", name="ends_after_start"),
+    )
+
+
+class ScheduleException(db.Model):
+    """Time off (holiday, leave) or one-off extra hours for a specialist."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    specialist_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"))
+    kind: Mapped[str] = mapped_column(String(10))  # "time_off" or "extra"
+    location_id: Mapped[int | None] = mapped_column(ForeignKey("location.id"))  # for "extra"
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reason: Mapped[str | None] = mapped_column(String(200))
+
+    specialist: Mapped[StaffUser] = relationship()
+    location: Mapped[Location | None] = relationship()
+
+    __table_args__ = (
+        CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+        CheckConstraint("kind IN ('time_off', 'extra')", name="kind_known"),
+        CheckConstraint("kind = 'time_off' OR location_id IS NOT NULL", name="extra_has_location"),
+        Index("ix_schedule_exception_range", "specialist_id", "starts_at"),
+    )
+
+
+class ClinicSettings(db.Model):
+    """The clinic's booking rules, one row, edited by admins."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    buffer_minutes: Mapped[int] = mapped_column(default=10)
+    min_notice_hours: Mapped[int] = mapped_column(default=24)
+    horizon_days: Mapped[int] = mapped_column(default=60)
+    cancel_notice_hours: Mapped[int] = mapped_column(default=24)
+
+    __table_args__ = (
+        CheckConstraint("buffer_minutes BETWEEN 0 AND 240", name="buffer_range"),
+        CheckConstraint("min_notice_hours BETWEEN 0 AND 720", name="notice_range"),
+        CheckConstraint("horizon_days BETWEEN 1 AND 730", name="horizon_range"),
+        CheckConstraint("cancel_notice_hours BETWEEN 0 AND 720", name="cancel_notice_range"),
+    )
+
+
 class Appointment(db.Model):
     """A request's appointment. Rescheduling changes this row and raises ``sequence``, so the
     patient's calendar updates the same event (same ``uid``)."""
@@ -33,9 +111,13 @@ class Appointment(db.Model):
     )
     specialist_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"))
     location_id: Mapped[int] = mapped_column(ForeignKey("location.id"))
+    appointment_type_id: Mapped[int | None] = mapped_column(ForeignKey("appointment_type.id"))
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    active: Mapped[bool] = mapped_column(default=True)  # False once cancelled
+    # The specialist's time this appointment takes: its end plus the clinic's buffer. The
+    # database refuses two active appointments of one specialist whose blocks overlap.
+    blocked_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    active: Mapped[bool] = mapped_column(default=True)  # False once cancelled or declined
     uid: Mapped[str] = mapped_column(String(120), unique=True)
     sequence: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
@@ -44,9 +126,11 @@ class Appointment(db.Model):
     request: Mapped[ConsultationRequest] = relationship(back_populates="appointment")
     specialist: Mapped[StaffUser] = relationship()
     location: Mapped[Location] = relationship()
+    appointment_type: Mapped[AppointmentType | None] = relationship()
 
     __table_args__ = (
         CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+        CheckConstraint("blocked_until >= ends_at", name="blocked_after_end"),
         # The calendar: one specialist's appointments in a time range.
         Index("ix_appointment_specialist_time", "specialist_id", "starts_at"),
         Index("ix_appointment_time", "starts_at"),
@@ -55,3 +139,55 @@ class Appointment(db.Model):
     @property
     def duration_minutes(self) -> int:
         return int((self.ends_at - self.starts_at).total_seconds() // 60)
+
+
+class ReminderSent(db.Model):
+    """One reminder, once: the unique key stops a second worker (or a second run) sending the
+    same reminder for the same appointment time again."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    appointment_id: Mapped[int] = mapped_column(ForeignKey("appointment.id", ondelete="CASCADE"))
+    lead_hours: Mapped[int]
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the time it reminded of
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+    __table_args__ = (UniqueConstraint("appointment_id", "lead_hours", "starts_at"),)
+
+
+# No double booking, enforced by the database itself. PostgreSQL: an exclusion constraint over
+# the specialist and the blocked time range of active appointments. SQLite has none, so
+# triggers refuse the same overlap (SQLite runs one writer at a time, so they see every
+# committed row). The migration creates the same objects; these hooks cover create_all().
+EXCLUSION_NAME = "ex_appointment_no_overlap"
+OVERLAP_MESSAGE = "appointment_overlap"
+
+PG_EXCLUSION = DDL(
+    "CREATE EXTENSION IF NOT EXISTS btree_gist;"
+    f"ALTER TABLE appointment ADD CONSTRAINT {EXCLUSION_NAME} EXCLUDE USING gist "
+    "(specialist_id WITH =, tstzrange(starts_at, blocked_until) WITH &&) WHERE (active)"
+)
+SQLITE_TRIGGERS = [
+    DDL(
+        "CREATE TRIGGER appointment_no_overlap_insert BEFORE INSERT ON appointment "
+        "WHEN NEW.active BEGIN "
+        "SELECT RAISE(ABORT, 'appointment_overlap') FROM appointment "
+        "WHERE specialist_id = NEW.specialist_id AND active "
+        "AND starts_at < NEW.blocked_until AND blocked_until > NEW.starts_at; END"
+    ),
+    DDL(
+        "CREATE TRIGGER appointment_no_overlap_update BEFORE UPDATE ON appointment "
+        "WHEN NEW.active BEGIN "
+        "SELECT RAISE(ABORT, 'appointment_overlap') FROM appointment "
+        "WHERE specialist_id = NEW.specialist_id AND active AND id != NEW.id "
+        "AND starts_at < NEW.blocked_until AND blocked_until > NEW.starts_at; END"
+    ),
+]
+event.listen(Appointment.__table__, "after_create", PG_EXCLUSION.execute_if(dialect="postgresql"))
+for _trigger in SQLITE_TRIGGERS:
+    event.listen(Appointment.__table__, "after_create", _trigger.execute_if(dialect="sqlite"))
+
+
+def is_overlap_error(exc: BaseException) -> bool:
+    """Whether a database error is the no-double-booking guarantee refusing a booking."""
+    orig = getattr(exc, "orig", exc)
+    return getattr(orig, "sqlstate", None) == "23P01" or OVERLAP_MESSAGE in str(orig)

@@ -1,14 +1,29 @@
-"""Clinic locations (the part of the clinic settings this issue needs)."""
+"""Scheduling operations: locations, appointment types, holding and moving appointments."""
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from email.utils import parseaddr
+
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from booking.audit.services import record
 from booking.extensions import db
-from booking.scheduling.models import Location
+from booking.scheduling.availability import OpenSlot, clinic_settings, find_open_slot
+from booking.scheduling.models import (
+    Appointment,
+    AppointmentType,
+    Location,
+    WorkingHours,
+    is_overlap_error,
+)
 from booking.staff.models import StaffUser
+from booking.timeutil import to_clinic_tz
 
 
 class LocationError(ValueError):
@@ -57,3 +72,145 @@ def set_location_active(location: Location, active: bool, actor: StaffUser) -> N
         details={"active": {"before": not active, "after": active}},
     )
     db.session.commit()
+
+
+class SlotTaken(Exception):  # noqa: N818 - the patient-facing event it names
+    """The chosen time is no longer open (booked meanwhile, or outside the clinic's hours)."""
+
+
+@dataclass(frozen=True)
+class SlotChoice:
+    """A slot as chosen on a page: checked against the engine when it is booked."""
+
+    appointment_type_id: int
+    specialist_id: int
+    location_id: int
+    starts_at: datetime
+
+
+def active_appointment_types() -> list[AppointmentType]:
+    return list(
+        db.session.scalars(
+            select(AppointmentType)
+            .where(AppointmentType.active.is_(True))
+            .order_by(AppointmentType.duration_minutes.desc(), AppointmentType.name)
+        )
+    )
+
+
+def scheduling_enabled() -> bool:
+    """Whether patients can pick a time: at least one appointment type and some hours."""
+    return (
+        db.session.scalar(select(AppointmentType.id).where(AppointmentType.active.is_(True)))
+        is not None
+        and db.session.scalar(select(WorkingHours.id)) is not None
+    )
+
+
+def new_uid() -> str:
+    domain = parseaddr(current_app.config["MAIL_DEFAULT_SENDER"])[1].rpartition("@")[2]
+    return f"{uuid.uuid4()}@{domain or 'spineconsult.invalid'}"
+
+
+def resolve_choice(
+    choice: SlotChoice,
+    *,
+    ignore_appointment_id: int | None = None,
+    enforce_limits: bool = True,
+) -> tuple[AppointmentType, OpenSlot]:
+    """The appointment type and the open slot of a choice; SlotTaken when it is not open."""
+    appointment_type = db.session.get(AppointmentType, choice.appointment_type_id)
+    if appointment_type is None or not appointment_type.active:
+        raise SlotTaken
+    slot = find_open_slot(
+        appointment_type,
+        choice.specialist_id,
+        choice.location_id,
+        choice.starts_at,
+        ignore_appointment_id=ignore_appointment_id,
+        enforce_limits=enforce_limits,
+    )
+    if slot is None:
+        raise SlotTaken
+    return appointment_type, slot
+
+
+def place_appointment(
+    appointment: Appointment, appointment_type: AppointmentType, slot: OpenSlot
+) -> None:
+    """Put an appointment on a slot (new or moved) and let the database check it is free.
+
+    Flushes; the caller commits. An overlap the database refuses becomes SlotTaken (the
+    session must then be rolled back by the caller).
+    """
+    with db.session.no_autoflush:  # the appointment may be pending, still without a time
+        buffer = timedelta(minutes=clinic_settings().buffer_minutes)
+    appointment.appointment_type_id = appointment_type.id
+    appointment.specialist_id = slot.specialist_id
+    appointment.location_id = slot.location_id
+    appointment.starts_at = slot.starts_at
+    appointment.ends_at = slot.ends_at
+    appointment.blocked_until = slot.ends_at + buffer
+    appointment.active = True
+    try:
+        with db.session.begin_nested():
+            db.session.flush()
+    except IntegrityError as exc:
+        if is_overlap_error(exc):
+            raise SlotTaken from None
+        raise
+
+
+@dataclass(frozen=True)
+class SlotView:
+    key: str
+    starts_at: datetime
+    ends_at: datetime
+    specialist: str
+    location: str
+    address: str
+
+
+def describe_slots(slots: list[OpenSlot]) -> list[SlotView]:
+    """Slots with the names a patient reads (two queries, whatever the number of slots)."""
+    specialist_ids = {s.specialist_id for s in slots}
+    location_ids = {s.location_id for s in slots}
+    names = dict(
+        db.session.execute(
+            select(StaffUser.id, StaffUser.full_name).where(StaffUser.id.in_(specialist_ids))
+        ).all()
+    )
+    places = {
+        loc.id: loc
+        for loc in db.session.scalars(select(Location).where(Location.id.in_(location_ids)))
+    }
+    return [
+        SlotView(
+            key=s.key,
+            starts_at=s.starts_at,
+            ends_at=s.ends_at,
+            specialist=names.get(s.specialist_id, ""),
+            location=places[s.location_id].name if s.location_id in places else "",
+            address=places[s.location_id].address if s.location_id in places else "",
+        )
+        for s in slots
+    ]
+
+
+def group_by_day(views: list[SlotView]) -> list[tuple[date, list[SlotView]]]:
+    """Slots under their clinic-time day, in order."""
+    days: dict[date, list[SlotView]] = {}
+    for view in views:
+        days.setdefault(to_clinic_tz(view.starts_at).date(), []).append(view)
+    return list(days.items())
+
+
+def active_specialists_for_booking() -> list[StaffUser]:
+    return list(
+        db.session.scalars(
+            select(StaffUser)
+            .where(StaffUser.role == "specialist", StaffUser.active.is_(True))
+            .where(StaffUser.id.in_(select(WorkingHours.specialist_id)))
+            .order_by(StaffUser.full_name)
+        )
+    )

@@ -1,0 +1,215 @@
+"""The availability engine: open slots = working hours - exceptions - active appointments.
+
+Everything is computed in UTC from the clinic's wall-clock rules, so a day with a clock change
+has exactly the hours the clinic works that day. The queries are range queries on indexed
+columns over the asked period only, so the cost follows the slots asked for, not the size of
+the clinic's history.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+
+from sqlalchemy import select
+
+from booking.extensions import db
+from booking.scheduling.models import (
+    Appointment,
+    AppointmentType,
+    ClinicSettings,
+    Location,
+    ScheduleException,
+    WorkingHours,
+)
+from booking.staff.models import StaffRole, StaffUser
+from booking.timeutil import clinic_today, from_clinic_local, now_utc, to_clinic_tz
+
+STEP = timedelta(minutes=15)
+# Longest possible block (8 h appointment + 4 h buffer): how far back an appointment can start
+# and still reach into the asked period. Keeps the appointment query a bounded range.
+MAX_BLOCK = timedelta(hours=12)
+
+
+@dataclass(frozen=True, order=True)
+class OpenSlot:
+    starts_at: datetime
+    ends_at: datetime
+    specialist_id: int
+    location_id: int
+
+    @property
+    def key(self) -> str:
+        """A compact, URL-safe identity: specialist.location.epoch-seconds."""
+        return f"{self.specialist_id}.{self.location_id}.{int(self.starts_at.timestamp())}"
+
+
+def parse_slot_key(key: str) -> tuple[int, int, datetime] | None:
+    parts = (key or "").split(".")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts) or len(parts[2]) > 12:
+        return None
+    return int(parts[0]), int(parts[1]), datetime.fromtimestamp(int(parts[2]), tz=UTC)
+
+
+def clinic_settings() -> ClinicSettings:
+    """The booking rules (defaults until an admin saves them)."""
+    settings = db.session.get(ClinicSettings, 1)
+    return (
+        settings
+        if settings is not None
+        else ClinicSettings(
+            id=1, buffer_minutes=10, min_notice_hours=24, horizon_days=60, cancel_notice_hours=24
+        )
+    )
+
+
+def booking_limits(
+    settings: ClinicSettings, now: datetime | None = None
+) -> tuple[datetime, datetime]:
+    """(earliest, latest) start a patient may book: minimum notice and booking horizon."""
+    now = now or now_utc()
+    earliest = now + timedelta(hours=settings.min_notice_hours)
+    last_day = to_clinic_tz(now).date() + timedelta(days=settings.horizon_days)
+    latest = from_clinic_local(last_day + timedelta(days=1), time())
+    return earliest, latest
+
+
+def _overlaps(a_start: datetime, a_end: datetime, b_start: datetime, b_end: datetime) -> bool:
+    return a_start < b_end and b_start < a_end
+
+
+def open_slots(
+    appointment_type: AppointmentType,
+    start: datetime,
+    end: datetime,
+    *,
+    specialist_id: int | None = None,
+    location_id: int | None = None,
+    ignore_appointment_id: int | None = None,
+    enforce_limits: bool = True,
+    now: datetime | None = None,
+) -> list[OpenSlot]:
+    """Open slots for ``appointment_type`` starting in [start, end), earliest first.
+
+    ``enforce_limits`` applies the minimum notice and horizon (patients); staff moving an
+    appointment pass False. ``ignore_appointment_id`` frees the time of the appointment being
+    moved, so it can move to an overlapping time.
+    """
+    settings = clinic_settings()
+    if enforce_limits:
+        earliest, latest = booking_limits(settings, now)
+        start, end = max(start, earliest), min(end, latest)
+    if start >= end:
+        return []
+    duration = timedelta(minutes=appointment_type.duration_minutes)
+    buffer = timedelta(minutes=settings.buffer_minutes)
+
+    specialists = select(StaffUser.id).where(
+        StaffUser.role == StaffRole.SPECIALIST, StaffUser.active.is_(True)
+    )
+    if specialist_id is not None:
+        specialists = specialists.where(StaffUser.id == specialist_id)
+    hours_stmt = (
+        select(WorkingHours)
+        .join(Location, WorkingHours.location_id == Location.id)
+        .where(WorkingHours.specialist_id.in_(specialists), Location.active.is_(True))
+    )
+    if location_id is not None:
+        hours_stmt = hours_stmt.where(WorkingHours.location_id == location_id)
+    hours = db.session.scalars(hours_stmt).all()
+
+    exceptions = db.session.scalars(
+        select(ScheduleException).where(
+            ScheduleException.specialist_id.in_(specialists),
+            ScheduleException.starts_at < end + duration,
+            ScheduleException.ends_at > start,
+        )
+    ).all()
+    busy_stmt = select(
+        Appointment.specialist_id, Appointment.starts_at, Appointment.blocked_until
+    ).where(
+        Appointment.specialist_id.in_(specialists),
+        Appointment.active.is_(True),
+        Appointment.starts_at < end + duration + buffer,
+        Appointment.starts_at > start - MAX_BLOCK,
+        Appointment.blocked_until > start,
+    )
+    if ignore_appointment_id is not None:
+        busy_stmt = busy_stmt.where(Appointment.id != ignore_appointment_id)
+    busy: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
+    for sid, b_start, b_end in db.session.execute(busy_stmt):
+        busy[sid].append((b_start, b_end))
+    time_off: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
+    windows: list[tuple[int, int, datetime, datetime]] = []
+    for exc in exceptions:
+        if exc.kind == "time_off":
+            time_off[exc.specialist_id].append((exc.starts_at, exc.ends_at))
+        elif exc.location_id is not None and (location_id in (None, exc.location_id)):
+            windows.append((exc.specialist_id, exc.location_id, exc.starts_at, exc.ends_at))
+
+    day = to_clinic_tz(start).date()
+    last_day = to_clinic_tz(end).date()
+    by_weekday: dict[int, list[WorkingHours]] = defaultdict(list)
+    for row in hours:
+        by_weekday[row.weekday].append(row)
+    while day <= last_day:
+        for row in by_weekday[day.weekday()]:
+            windows.append(
+                (
+                    row.specialist_id,
+                    row.location_id,
+                    from_clinic_local(day, row.start_time),
+                    from_clinic_local(day, row.end_time),
+                )
+            )
+        day += timedelta(days=1)
+
+    slots: set[OpenSlot] = set()
+    for sid, lid, w_start, w_end in windows:
+        candidate = w_start
+        while candidate + duration <= w_end:
+            slot_end = candidate + duration
+            if (
+                start <= candidate < end
+                and not any(_overlaps(candidate, slot_end, a, b) for a, b in time_off[sid])
+                and not any(_overlaps(candidate, slot_end + buffer, a, b) for a, b in busy[sid])
+            ):
+                slots.add(OpenSlot(candidate, slot_end, sid, lid))
+            candidate += STEP
+    return sorted(slots)
+
+
+def find_open_slot(
+    appointment_type: AppointmentType,
+    specialist_id: int,
+    location_id: int,
+    starts_at: datetime,
+    *,
+    ignore_appointment_id: int | None = None,
+    enforce_limits: bool = True,
+) -> OpenSlot | None:
+    """The open slot starting exactly at ``starts_at`` for that specialist and place, if any."""
+    for slot in open_slots(
+        appointment_type,
+        starts_at,
+        starts_at + timedelta(seconds=1),
+        specialist_id=specialist_id,
+        location_id=location_id,
+        ignore_appointment_id=ignore_appointment_id,
+        enforce_limits=enforce_limits,
+    ):
+        if slot.starts_at == starts_at:
+            return slot
+    return None
+
+
+def week_start(day_text: str | None) -> datetime:
+    """Midnight (clinic time) starting the asked day, or today."""
+    from datetime import date
+
+    try:
+        day = date.fromisoformat(day_text or "")
+    except ValueError:
+        day = clinic_today()
+    return from_clinic_local(day, time())
