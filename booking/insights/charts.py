@@ -25,7 +25,7 @@ AXIS_STROKE = "#6c757d"  # 4.7:1
 GRID_STROKE = "#dee2e6"  # decorative only: every value is printed or in the table
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 
-WIDTH = 720
+COLUMN_CHART_WIDTH = 720
 _ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
 
@@ -42,7 +42,7 @@ def column_chart(
 ) -> Markup:
     """Vertical bars over time, one per item, left to right, with a value axis."""
     height, top, bottom, left, right = 260, 24, 44, 44, 12
-    plot_w, plot_h = WIDTH - left - right, height - top - bottom
+    plot_w, plot_h = COLUMN_CHART_WIDTH - left - right, height - top - bottom
     ticks = _ticks(max((bar.value for bar in bars), default=0))
     y_max = ticks[-1]
     baseline = top + plot_h
@@ -52,11 +52,11 @@ def column_chart(
     label_every = max(1, math.ceil(len(bars) / 13))
     show_values = len(bars) <= 26
 
-    parts: list[str] = [_open(chart_id, title, description, height)]
+    parts: list[str] = [_open(chart_id, title, description, COLUMN_CHART_WIDTH, height)]
     for tick in ticks:
         y = baseline - plot_h * tick / y_max
         parts.append(
-            f'<line x1="{left}" y1="{y:.1f}" x2="{WIDTH - right}" y2="{y:.1f}" '
+            f'<line x1="{left}" y1="{y:.1f}" x2="{COLUMN_CHART_WIDTH - right}" y2="{y:.1f}" '
             f'stroke="{GRID_STROKE}" stroke-width="1"/>'
             f'<text x="{left - 6}" y="{y:.1f}" text-anchor="end" dominant-baseline="central" '
             f'fill="{MUTED_TEXT_FILL}">{tick}</text>'
@@ -80,7 +80,7 @@ def column_chart(
                 f'fill="{MUTED_TEXT_FILL}">{escape(bar.axis_label)}</text>'
             )
     parts.append(
-        f'<line x1="{left}" y1="{baseline}" x2="{WIDTH - right}" y2="{baseline}" '
+        f'<line x1="{left}" y1="{baseline}" x2="{COLUMN_CHART_WIDTH - right}" y2="{baseline}" '
         f'stroke="{AXIS_STROKE}" stroke-width="1"/>'
     )
     parts.append("</svg>")
@@ -89,20 +89,21 @@ def column_chart(
 
 def bar_chart(bars: Sequence[Bar], *, chart_id: str, title: str, description: str = "") -> Markup:
     """Horizontal bars, one per row, labelled on the left with the value at the bar's end."""
-    row_h, bar_h, pad = 30, 20, 8
-    label_w, gap, value_w = 250, 10, 50
+    # Narrower than a column chart: it usually sits in half a page, where text must not shrink.
+    width, row_h, bar_h, pad = 560, 30, 20, 8
+    label_w, gap, value_w = 220, 10, 50
     bar_x = label_w + gap
-    area = WIDTH - bar_x - value_w
+    area = width - bar_x - value_w
     height = pad * 2 + row_h * max(len(bars), 1)
     top_value = max((bar.value for bar in bars), default=0) or 1
 
-    parts: list[str] = [_open(chart_id, title, description, height)]
+    parts: list[str] = [_open(chart_id, title, description, width, height)]
     for index, bar in enumerate(bars):
         centre = pad + row_h * index + row_h / 2
         w = area * bar.value / top_value
         parts.append(
             f'<text x="{label_w}" y="{centre:.1f}" text-anchor="end" dominant-baseline="central" '
-            f'fill="{TEXT_FILL}">{escape(_fit(bar.label, 36))}</text>'
+            f'fill="{TEXT_FILL}">{escape(_fit(bar.label, 32))}</text>'
             f'<rect x="{bar_x}" y="{centre - bar_h / 2:.1f}" width="{w:.1f}" height="{bar_h}" '
             f'fill="{_colour(bar.fill)}"><title>{escape(bar.label)}: {bar.value}</title></rect>'
             f'<text x="{bar_x + w + 6:.1f}" y="{centre:.1f}" dominant-baseline="central" '
@@ -115,7 +116,7 @@ def bar_chart(bars: Sequence[Bar], *, chart_id: str, title: str, description: st
     return Markup("".join(parts))  # noqa: S704 - every value above is escaped or numeric
 
 
-def _open(chart_id: str, title: str, description: str, height: int) -> str:
+def _open(chart_id: str, title: str, description: str, width: int, height: int) -> str:
     if not _ID_RE.match(chart_id):
         raise ValueError(f"not a usable element id: {chart_id!r}")
     labelled = f"{chart_id}-title"
@@ -126,7 +127,7 @@ def _open(chart_id: str, title: str, description: str, height: int) -> str:
         described = f' aria-describedby="{chart_id}-desc"'
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" id="{chart_id}" class="insights-chart" '
-        f'role="img" aria-labelledby="{labelled}"{described} viewBox="0 0 {WIDTH} {height}" '
+        f'role="img" aria-labelledby="{labelled}"{described} viewBox="0 0 {width} {height}" '
         f'width="100%" preserveAspectRatio="xMinYMin meet" font-family="{FONT}" font-size="13">'
         f'<title id="{labelled}">{escape(title)}</title>{desc}'
     )

@@ -15,7 +15,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from flask_babel import format_decimal, ngettext
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func
 
 from booking.extensions import db
 from booking.patients import history
@@ -49,7 +49,6 @@ class WeekCount:
 @dataclass(frozen=True)
 class CodeCount:
     code: str
-    label: str
     count: int
 
 
@@ -100,7 +99,7 @@ def clinic_insights(weeks: int, *, now: datetime | None = None) -> Insights:
     in_period = and_(created >= bounds[0], created < bounds[-1])
 
     counts = db.session.execute(
-        select(
+        db.select(
             func.count(),
             func.count(ConsultationRequest.confirmed_at),
             _count_where(ConsultationRequest.triage_level == TriageLevel.URGENT),
@@ -141,30 +140,29 @@ def _per_week(mondays: list[date], bounds: list[datetime], in_period: Any) -> li
         *((created < bounds[i + 1], i) for i in range(len(mondays) - 1)),
         else_=len(mondays) - 1,
     ).label("week")
-    rows = select(week).where(in_period).subquery()
-    counted = dict(
-        db.session.execute(select(rows.c.week, func.count()).group_by(rows.c.week)).tuples()
-    )
+    rows = db.select(week).where(in_period).subquery()
+    grouped = db.select(rows.c.week, func.count()).group_by(rows.c.week)
+    # .all(): dict() would take a Result for a mapping, as it has .keys().
+    counted = dict(db.session.execute(grouped).tuples().all())
     return [WeekCount(monday, counted.get(i, 0)) for i, monday in enumerate(mondays)]
 
 
 def _by_diagnosis(in_period: Any) -> list[CodeCount]:
     rows = db.session.execute(
-        select(RequestDiagnosis.code, func.count())
+        db.select(RequestDiagnosis.code, func.count())
         .join(ConsultationRequest, ConsultationRequest.id == RequestDiagnosis.request_id)
         .where(in_period)
         .group_by(RequestDiagnosis.code)
     ).tuples()
-    labels = {code: str(label) for code, label in history.DIAGNOSES}
     order = {code: i for i, (code, _label) in enumerate(history.DIAGNOSES)}
-    counted = [CodeCount(code, labels.get(code, code), count) for code, count in rows]
+    counted = [CodeCount(code, count) for code, count in rows]
     # Most named first; ties in the form's order, codes the form no longer offers last.
     return sorted(counted, key=lambda c: (-c.count, order.get(c.code, len(order)), c.code))
 
 
 def _median_to_confirm(in_period: Any) -> timedelta | None:
     pairs = db.session.execute(
-        select(ConsultationRequest.created_at, ConsultationRequest.confirmed_at).where(
+        db.select(ConsultationRequest.created_at, ConsultationRequest.confirmed_at).where(
             in_period, ConsultationRequest.confirmed_at.is_not(None)
         )
     ).tuples()

@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 from markupsafe import Markup
 
 from booking.insights import charts, services
+from booking.patients import history
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole
 
@@ -59,7 +60,7 @@ def view() -> str:
             zone=current_app.config["CLINIC_TIMEZONE"],
         ),
         figures=_figures(insights),
-        charts=_charts(insights) if insights.total else [],
+        charts=_charts(insights) if insights.total else None,
     )
 
 
@@ -75,7 +76,7 @@ def _period_options(weeks: int) -> list[PeriodOption]:
 
 
 def _figures(insights: services.Insights) -> list[Figure]:
-    none = "–"
+    none = "\N{EN DASH}"  # the detail line says why there is no figure
     share = insights.confirmed_share
     rate = insights.no_show_rate
     median = insights.median_to_confirm
@@ -109,7 +110,7 @@ def _figures(insights: services.Insights) -> list[Figure]:
             _("No-show rate"),
             format_percent(rate) if rate is not None else none,
             _(
-                "%(no_show)s of %(seen)s appointments were missed (completed or no-show).",
+                "%(no_show)s of %(seen)s appointments that were due were missed.",
                 no_show=insights.no_show,
                 seen=insights.attended_or_missed,
             )
@@ -119,7 +120,7 @@ def _figures(insights: services.Insights) -> list[Figure]:
     ]
 
 
-def _charts(insights: services.Insights) -> list[Chart]:
+def _charts(insights: services.Insights) -> dict[str, Chart]:
     locale = get_locale()
     weekly = [
         charts.Bar(
@@ -129,13 +130,18 @@ def _charts(insights: services.Insights) -> list[Chart]:
         )
         for week in insights.per_week
     ]
-    diagnoses = [charts.Bar(label=item.label, value=item.count) for item in insights.by_diagnosis]
+    labels = {code: str(label) for code, label in history.DIAGNOSES}
+    # A code the form no longer offers is shown as stored (escaped like every label).
+    diagnoses = [
+        charts.Bar(label=labels.get(item.code, item.code), value=item.count)
+        for item in insights.by_diagnosis
+    ]
     triage = [
         charts.Bar(label=_("Urgent"), value=insights.urgent, fill=charts.URGENT_FILL),
         charts.Bar(label=_("Routine"), value=insights.routine),
     ]
-    return [
-        Chart(
+    return {
+        "weekly": Chart(
             id="chart-weekly",
             heading=_("Requests per week"),
             svg=charts.column_chart(weekly, chart_id="chart-weekly", title=_("Requests per week")),
@@ -143,7 +149,7 @@ def _charts(insights: services.Insights) -> list[Chart]:
             row_heading=_("Week"),
             value_heading=_("Requests"),
         ),
-        Chart(
+        "diagnosis": Chart(
             id="chart-diagnosis",
             heading=_("Requests by diagnosis"),
             svg=charts.bar_chart(
@@ -157,7 +163,7 @@ def _charts(insights: services.Insights) -> list[Chart]:
             note=_("As the patients named them; a request may name several diagnoses."),
             empty_message=_("No request in this period named a diagnosis."),
         ),
-        Chart(
+        "triage": Chart(
             id="chart-triage",
             heading=_("Requests by triage level"),
             svg=charts.bar_chart(
@@ -168,4 +174,4 @@ def _charts(insights: services.Insights) -> list[Chart]:
             value_heading=_("Requests"),
             note=_("Urgent: the patient reported at least one warning sign."),
         ),
-    ]
+    }
