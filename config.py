@@ -73,6 +73,7 @@ class Config:
     PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
     # How long the private link in a patient's email works (each email carries a fresh one).
     MANAGE_LINK_DAYS = _env_int("MANAGE_LINK_DAYS", 120)
+    MANAGE_RATE_LIMIT = _env("MANAGE_RATE_LIMIT", "60 per minute")
     # Hours before an appointment at which reminders go out.
     REMINDER_LEAD_HOURS = [
         int(h) for h in (_env("REMINDER_LEAD_HOURS", "48,2") or "").split(",") if h.strip()

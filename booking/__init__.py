@@ -103,10 +103,19 @@ def register_blueprints(app: Flask) -> None:
     from booking.calendar.views import bp as calendar_bp
     from booking.dashboard.views import bp as dashboard_bp
     from booking.insights.views import bp as insights_bp
+    from booking.manage.views import bp as manage_bp
     from booking.patients.views import bp as patients_bp
     from booking.staff.views import bp as staff_bp
 
-    for blueprint in (patients_bp, staff_bp, dashboard_bp, calendar_bp, insights_bp, admin_bp):
+    for blueprint in (
+        patients_bp,
+        staff_bp,
+        dashboard_bp,
+        calendar_bp,
+        insights_bp,
+        admin_bp,
+        manage_bp,
+    ):
         app.register_blueprint(blueprint)
     if app.config.get("DEV_MAIL_VIEWER"):
         from booking.dev.views import bp as dev_bp

@@ -22,6 +22,7 @@ from booking.audit.services import changes, record
 from booking.dashboard.ical import appointment_ics
 from booking.dashboard.models import EventKind, RequestEvent
 from booking.extensions import db
+from booking.manage.tokens import manage_url
 from booking.notifications.models import OutboxEmail
 from booking.notifications.services import enqueue_delivery, queue_email
 from booking.patients.models import ConsultationRequest, RequestStatus
@@ -220,12 +221,12 @@ def _finish(
             {"status": consultation.status.value, **_appointment_state(consultation.appointment)},
         ),
     )
-    email = _queue_patient_update(consultation, email_kind, message, ics, ics_method)
+    email = compose_patient_update(consultation, email_kind, message, ics, ics_method)
     db.session.commit()
     enqueue_delivery([email.id])
 
 
-def _queue_patient_update(
+def compose_patient_update(
     consultation: ConsultationRequest,
     kind: str,
     message: str | None,
@@ -268,6 +269,7 @@ def _queue_patient_update(
         consultation=consultation,
         appointment=consultation.appointment,
         patient_name=consultation.patient.full_name,
+        manage_url=manage_url(consultation),
         message=message,
     )
 

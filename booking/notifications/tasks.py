@@ -45,7 +45,15 @@ def init_task_queue(app: Flask) -> Huey:
         for email_id in ids:
             deliver_email(email_id)
 
+    @huey.periodic_task(crontab(minute="*/5"), name="send_reminders")
+    def send_reminders() -> None:
+        from booking.scheduling.reminders import send_due_reminders
+
+        with app.app_context():
+            send_due_reminders()
+
     app.extensions["huey"] = huey
     app.extensions["spineconsult.deliver_email"] = deliver_email
     app.extensions["spineconsult.requeue_stalled_emails"] = requeue_stalled_emails
+    app.extensions["spineconsult.send_reminders"] = send_reminders
     return huey

@@ -204,7 +204,7 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
         ]
         consultation.documents = [
             Document(
-                original_name=_safe_display_name(upload.filename),
+                original_name=safe_display_name(upload.filename),
                 stored_name=file.stored_name,
                 content_type=file.content_type,
                 size_bytes=file.size_bytes,
@@ -256,7 +256,7 @@ def _delete_files(stored: list[StoredFile]) -> None:
             log.exception("could not remove stored file after a failed request")
 
 
-def _safe_display_name(filename: str) -> str:
+def safe_display_name(filename: str) -> str:
     """The file's name as the patient's computer called it, for display only: no path parts,
     no control characters, at most 255 characters."""
     name = filename.replace("\\", "/").rsplit("/", 1)[-1]

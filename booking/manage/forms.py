@@ -1,0 +1,62 @@
+"""Forms on the patient's private manage page."""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import FieldList, FormField, HiddenField, TextAreaField
+from wtforms.validators import Length, Optional
+
+from booking.patients.forms import CleanTextMeta, DocumentForm
+from booking.patients.services import DocumentUpload
+
+
+class AddDocumentsForm(FlaskForm):
+    class Meta(CleanTextMeta):
+        pass
+
+    documents = FieldList(FormField(DocumentForm), min_entries=3, max_entries=10)
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        for number, entry in enumerate(self.documents, start=1):
+            entry.form.file.label.text = _("Document %(n)d file", n=number)
+
+    def validate(self, extra_validators: object = None) -> bool:
+        valid = super().validate(extra_validators)
+        if valid and not self.uploads():
+            self.form_errors.append(_("Please choose at least one file."))
+            return False
+        return valid
+
+    def uploads(self) -> list[DocumentUpload]:
+        return [
+            DocumentUpload(
+                stream=entry.form.file.data.stream,
+                filename=entry.form.file.data.filename,
+                description=(entry.form.description.data or "").strip() or None,
+            )
+            for entry in self.documents
+            if entry.form.file.data and entry.form.file.data.filename
+        ]
+
+
+class CancelForm(FlaskForm):
+    class Meta(CleanTextMeta):
+        pass
+
+    reason = TextAreaField(
+        _l("Why are you cancelling?"),
+        validators=[Optional(), Length(max=500)],
+        description=_l("Optional. It helps us, but please do not write medical details."),
+    )
+
+
+class RescheduleForm(FlaskForm):
+    slot = HiddenField()  # radio buttons named "slot" on the page
+
+
+def max_documents() -> int:
+    return current_app.config["MAX_DOCUMENTS"]

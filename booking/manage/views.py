@@ -1,0 +1,168 @@
+"""The patient's private page for one request: status, documents, reschedule, cancel."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from werkzeug.wrappers import Response
+
+from booking.documents.storage import DocumentRejected
+from booking.extensions import limiter
+from booking.manage import services
+from booking.manage.forms import AddDocumentsForm, CancelForm, RescheduleForm
+from booking.manage.tokens import request_for_token
+from booking.patients.models import ConsultationRequest
+from booking.scheduling.availability import open_slots, parse_slot_key, week_start
+from booking.scheduling.services import (
+    SlotChoice,
+    SlotTaken,
+    active_specialists_for_booking,
+    describe_slots,
+    group_by_day,
+)
+
+bp = Blueprint("manage", __name__, url_prefix="/manage")
+PICKER_DAYS = 14
+
+
+def _limit() -> str:
+    return current_app.config["MANAGE_RATE_LIMIT"]
+
+
+@bp.after_request
+def _private(response: Response) -> Response:
+    # The URL carries the patient's token: never leak it to another site, never cache.
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store, private"
+    response.headers["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
+def _load(reference: str, token: str) -> ConsultationRequest:
+    consultation = request_for_token(reference, token)
+    if consultation is None:
+        abort(404)
+    return consultation
+
+
+def _here(reference: str, token: str) -> str:
+    return url_for("manage.view", reference=reference, token=token)
+
+
+def _render(consultation: ConsultationRequest, token: str, status: int = 200, **forms: object):
+    forms.setdefault("documents_form", AddDocumentsForm(prefix="docs"))
+    forms.setdefault("cancel_form", CancelForm(prefix="cancel"))
+    return render_template(
+        "manage/manage.html",
+        consultation=consultation,
+        token=token,
+        can_change=services.can_change(consultation),
+        deadline=services.notice_deadline(consultation),
+        **forms,
+    ), status
+
+
+@bp.get("/<reference>/<token>")
+@limiter.limit(_limit)
+def view(reference: str, token: str):
+    return _render(_load(reference, token), token)
+
+
+@bp.post("/<reference>/<token>/documents")
+@limiter.limit(_limit)
+def add_documents(reference: str, token: str):
+    consultation = _load(reference, token)
+    form = AddDocumentsForm(prefix="docs")
+    if not form.validate_on_submit():
+        return _render(consultation, token, 422, documents_form=form)
+    try:
+        count = services.add_documents(consultation, form.uploads())
+    except (services.ManageError, DocumentRejected) as exc:
+        form.form_errors.append(str(exc))
+        return _render(consultation, token, 422, documents_form=form)
+    except OSError:
+        form.form_errors.append(
+            _("We could not store your documents just now. Please try again later.")
+        )
+        return _render(consultation, token, 503, documents_form=form)
+    flash(_("Thank you: %(n)d document(s) added.", n=count), "success")
+    return redirect(_here(reference, token))
+
+
+@bp.post("/<reference>/<token>/cancel")
+@limiter.limit(_limit)
+def cancel(reference: str, token: str):
+    consultation = _load(reference, token)
+    form = CancelForm(prefix="cancel")
+    if not form.validate_on_submit():
+        return _render(consultation, token, 422, cancel_form=form)
+    try:
+        services.cancel(consultation, (form.reason.data or "").strip() or None)
+    except services.ManageError as exc:
+        flash(str(exc), "danger")
+        return _render(consultation, token, 409)
+    flash(_("Your request is cancelled. We have sent you a confirmation."), "success")
+    return redirect(_here(reference, token))
+
+
+@bp.route("/<reference>/<token>/reschedule", methods=["GET", "POST"])
+@limiter.limit(_limit)
+def reschedule(reference: str, token: str):
+    consultation = _load(reference, token)
+    appointment = consultation.appointment
+    if appointment is None or appointment.appointment_type is None:
+        abort(404)
+    form = RescheduleForm()
+    problem = None
+    if request.method == "POST":
+        parsed = parse_slot_key(request.form.get("slot", ""))
+        if not form.validate_on_submit() or parsed is None:
+            problem = _("Please choose one of the times.")
+        else:
+            specialist_id, location_id, starts_at = parsed
+            choice = SlotChoice(
+                appointment.appointment_type_id, specialist_id, location_id, starts_at
+            )
+            try:
+                services.reschedule(consultation, choice)
+            except SlotTaken:
+                problem = _("Sorry, that time was just taken. Please choose another.")
+            except services.ManageError as exc:
+                problem = str(exc)
+            else:
+                flash(_("Your new time is saved. We have sent you a confirmation."), "success")
+                return redirect(_here(reference, token))
+    specialists = active_specialists_for_booking()
+    specialist_arg = request.args.get("specialist", "")
+    specialist = next((s for s in specialists if str(s.id) == specialist_arg), None)
+    start = max(week_start(request.args.get("from")), week_start(None))
+    end = start + timedelta(days=PICKER_DAYS)
+    slots = open_slots(
+        appointment.appointment_type,
+        start,
+        end,
+        specialist_id=specialist.id if specialist else None,
+        ignore_appointment_id=appointment.id,
+    )
+    slots = [
+        s
+        for s in slots
+        if s.starts_at != appointment.starts_at or s.specialist_id != appointment.specialist_id
+    ]
+    page = render_template(
+        "manage/reschedule.html",
+        consultation=consultation,
+        token=token,
+        form=form,
+        problem=problem,
+        can_change=services.can_change(consultation),
+        specialists=specialists,
+        specialist=specialist,
+        days=group_by_day(describe_slots(slots)),
+        start=start,
+        later=end,
+        earlier=(start - timedelta(days=PICKER_DAYS)) if start > week_start(None) else None,
+    )
+    return page, (409 if problem else 200)

@@ -1,0 +1,120 @@
+"""Appointment reminders: sent once per appointment time and lead time, whatever runs them.
+
+For each confirmed appointment the reminder for the shortest lead time that has fallen due is
+sent (an appointment confirmed 5 hours ahead gets the 2-hour reminder, not a late "48 hours"
+one). A ``ReminderSent`` row, unique per appointment, lead time and start time, is inserted in
+the same transaction as the email; a second worker doing the same work hits the unique key
+and sends nothing. A rescheduled appointment has a new start time, so it is reminded again.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
+
+from booking.extensions import db
+from booking.manage.tokens import manage_url
+from booking.notifications.services import enqueue_delivery, queue_email
+from booking.patients.models import ConsultationRequest, RequestStatus
+from booking.scheduling.models import Appointment, ReminderSent
+from booking.timeutil import now_utc
+
+log = logging.getLogger(__name__)
+
+
+def send_due_reminders(now: datetime | None = None) -> list[int]:
+    """Queue every reminder that is due; return the outbox ids queued."""
+    now = now or now_utc()
+    leads = sorted(set(current_app.config["REMINDER_LEAD_HOURS"]))
+    if not leads:
+        return []
+    appointments = db.session.scalars(
+        select(Appointment)
+        .join(Appointment.request)
+        .where(
+            Appointment.active.is_(True),
+            ConsultationRequest.status == RequestStatus.CONFIRMED,
+            Appointment.starts_at > now,
+            Appointment.starts_at <= now + timedelta(hours=leads[-1]),
+        )
+        .options(
+            joinedload(Appointment.request).joinedload(ConsultationRequest.patient),
+            joinedload(Appointment.specialist),
+            joinedload(Appointment.location),
+        )
+        .order_by(Appointment.starts_at)
+    ).all()
+    already = {
+        (a, lead, s)
+        for a, lead, s in db.session.execute(
+            select(
+                ReminderSent.appointment_id, ReminderSent.lead_hours, ReminderSent.starts_at
+            ).where(ReminderSent.appointment_id.in_([a.id for a in appointments]))
+        )
+    }
+    db.session.commit()  # end the read; each reminder is its own transaction
+    queued = []
+    for appointment in appointments:
+        due = [lead for lead in leads if appointment.starts_at - timedelta(hours=lead) <= now]
+        if not due or (appointment.id, due[0], appointment.starts_at) in already:
+            continue
+        # Mark every due lead time as done (a late confirmation gets one email, not two);
+        # the shortest is the one the email is for.
+        new = [lead for lead in due if (appointment.id, lead, appointment.starts_at) not in already]
+        email_id = _send_one(appointment, new)
+        if email_id is not None:
+            queued.append(email_id)
+    enqueue_delivery(queued)
+    return queued
+
+
+def _send_one(appointment: Appointment, due: list[int]) -> int | None:
+    consultation = appointment.request
+    try:
+        for lead in due:
+            db.session.add(
+                ReminderSent(
+                    appointment_id=appointment.id,
+                    lead_hours=lead,
+                    starts_at=appointment.starts_at,
+                    sent_at=now_utc(),
+                )
+            )
+        db.session.flush()
+        with force_locale(consultation.locale):
+            subject = _(
+                "Reminder: your appointment on %(when)s (%(reference)s)",
+                when=_short_date(appointment),
+                reference=consultation.reference,
+            )
+        email = queue_email(
+            template="appointment_reminder",
+            recipient=consultation.patient.email,
+            subject=subject,
+            locale=consultation.locale,
+            request_id=consultation.id,
+            consultation=consultation,
+            appointment=appointment,
+            patient_name=consultation.patient.full_name,
+            manage_url=manage_url(consultation),
+        )
+        db.session.commit()
+    except IntegrityError:
+        # Another worker sent this reminder first.
+        db.session.rollback()
+        return None
+    log.info("reminder queued for appointment %s (%sh)", appointment.id, due[0])
+    return email.id
+
+
+def _short_date(appointment: Appointment) -> str:
+    from booking.timeutil import clinic_dt
+
+    return clinic_dt(appointment.starts_at, "medium")

@@ -1,0 +1,256 @@
+"""The patient's private manage link: access, documents, reschedule, cancel, notice period."""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from booking.audit.models import AuditEvent
+from booking.documents.models import Document
+from booking.extensions import db
+from booking.manage.tokens import manage_token
+from booking.notifications.models import OutboxEmail
+from booking.patients.models import ConsultationRequest, RequestStatus
+from booking.scheduling.availability import open_slots
+from booking.scheduling.models import ClinicSettings
+from booking.scheduling.services import SlotChoice
+from booking.timeutil import now_utc
+from tests.factories import (
+    make_appointment_type,
+    make_hours,
+    make_location,
+    make_request,
+    make_staff,
+)
+from tests.support import EXE_BYTES, pdf_bytes
+
+CSRF = re.compile(r'csrf_token" type="hidden" value="([^"]+)"')
+SLOT = re.compile(r'name="slot" id="slot-([0-9.]+)"')
+
+
+@pytest.fixture
+def booked(app: Flask) -> dict[str, Any]:
+    """A request holding the first open slot, and its manage link."""
+    with app.app_context():
+        specialist = make_staff("specialist", "weber@example.com", full_name="Dr. Weber")
+        location = make_location()
+        appointment_type = make_appointment_type()
+        make_hours(specialist, location, range(7), "09:00", "17:00")
+        start = now_utc()
+        slot = open_slots(appointment_type, start, start + timedelta(days=14))[0]
+        consultation = make_request(
+            slot=SlotChoice(
+                appointment_type.id, slot.specialist_id, slot.location_id, slot.starts_at
+            )
+        )
+        return {
+            "reference": consultation.reference,
+            "url": f"/manage/{consultation.reference}/{manage_token(consultation)}",
+            "starts_at": slot.starts_at,
+        }
+
+
+def _request(app: Flask, reference: str) -> ConsultationRequest:
+    with app.app_context():
+        consultation = db.session.scalars(
+            select(ConsultationRequest).where(ConsultationRequest.reference == reference)
+        ).one()
+        _ = consultation.appointment, consultation.documents
+        db.session.expunge_all()
+        return consultation
+
+
+def test_the_link_shows_the_request_privately(client: FlaskClient, booked: dict) -> None:
+    response = client.get(booked["url"])
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert booked["reference"] in page
+    assert "Dr. Weber" in page
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert "no-store" in response.headers["Cache-Control"]
+    assert 'content="noindex, nofollow"' in page
+
+
+def test_tampered_expired_and_foreign_tokens_are_refused(
+    app: Flask, client: FlaskClient, booked: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reference, token = booked["url"].split("/")[2:4]
+    with app.app_context():
+        other = make_request(email="max@example.com")
+        other_token = manage_token(other)
+    # Another request's valid token with this reference, and this token with the other's.
+    assert client.get(f"/manage/{reference}/{other_token}").status_code == 404
+    assert client.get(f"/manage/{other.reference}/{token}").status_code == 404
+    # A changed character, a guessed token, garbage.
+    tampered = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+    for bad in (tampered, "guess", "a" * 200):
+        assert client.get(f"/manage/{reference}/{bad}").status_code == 404
+    # An expired link.
+    app.config["MANAGE_LINK_DAYS"] = 0
+    import time
+
+    time.sleep(1.1)
+    assert client.get(booked["url"]).status_code == 404
+
+
+def test_patient_reschedules_to_another_open_slot(
+    app: Flask, client: FlaskClient, booked: dict
+) -> None:
+    page = client.get(booked["url"] + "/reschedule").get_data(as_text=True)
+    keys = SLOT.findall(page)
+    assert keys
+    response = client.post(
+        booked["url"] + "/reschedule",
+        data={"csrf_token": CSRF.search(page).group(1), "slot": keys[2]},
+    )
+    assert response.status_code == 302
+    consultation = _request(app, booked["reference"])
+    assert consultation.appointment.starts_at != booked["starts_at"]
+    with app.app_context():
+        subjects = list(db.session.scalars(select(OutboxEmail.subject).order_by(OutboxEmail.id)))
+        assert f"Your appointment has changed ({booked['reference']})" in subjects
+        assert f"Patient update on {booked['reference']}: rescheduled" in subjects
+        assert (
+            db.session.scalars(select(AuditEvent).where(AuditEvent.action == "patient_rescheduled"))
+            .one()
+            .details["starts_at"]["before"]
+            == booked["starts_at"].isoformat()
+        )
+
+
+def test_a_taken_or_made_up_slot_is_refused_with_fresh_times(
+    app: Flask, client: FlaskClient, booked: dict
+) -> None:
+    page = client.get(booked["url"] + "/reschedule").get_data(as_text=True)
+    token = CSRF.search(page).group(1)
+    for slot in ("1.1.1000000000", "garbage", ""):
+        response = client.post(
+            booked["url"] + "/reschedule", data={"csrf_token": token, "slot": slot}
+        )
+        assert response.status_code == 409
+        assert SLOT.search(response.get_data(as_text=True))
+    assert _request(app, booked["reference"]).appointment.starts_at == booked["starts_at"]
+
+
+def test_patient_adds_documents_checked_by_content(
+    app: Flask, client: FlaskClient, booked: dict
+) -> None:
+    page = client.get(booked["url"]).get_data(as_text=True)
+    token = CSRF.search(page).group(1)
+
+    def post(content: bytes, name: str):
+        return client.post(
+            booked["url"] + "/documents",
+            data={
+                "docs-csrf_token": token,
+                "docs-documents-0-file": (io.BytesIO(content), name),
+                "docs-documents-0-description": "MRI report",
+            },
+            content_type="multipart/form-data",
+        )
+
+    assert post(EXE_BYTES, "report.pdf").status_code == 422
+    assert post(pdf_bytes(), "mri.pdf").status_code == 302
+    consultation = _request(app, booked["reference"])
+    assert [d.original_name for d in consultation.documents] == ["mri.pdf"]
+
+
+def test_patient_cancels_and_the_time_is_free_again(
+    app: Flask, client: FlaskClient, booked: dict
+) -> None:
+    page = client.get(booked["url"]).get_data(as_text=True)
+    response = client.post(
+        booked["url"] + "/cancel",
+        data={
+            "cancel-csrf_token": CSRF.search(page).group(1),
+            "cancel-reason": "My back pain got much better.",
+        },
+    )
+    assert response.status_code == 302
+    consultation = _request(app, booked["reference"])
+    assert consultation.status == RequestStatus.CANCELLED
+    assert consultation.appointment.active is False
+    with app.app_context():
+        staff = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "patient_action_staff")
+        ).one()
+        # What the patient wrote may be medical: it stays on the timeline, not in email.
+        assert "back pain" not in staff.body_text
+        # The freed time can be booked by someone else.
+        make_request(
+            email="next@example.com",
+            slot=SlotChoice(
+                consultation.appointment.appointment_type_id,
+                consultation.appointment.specialist_id,
+                consultation.appointment.location_id,
+                booked["starts_at"],
+            ),
+        )
+    # A closed request offers no changes.
+    page = client.get(booked["url"]).get_data(as_text=True)
+    assert "Cancel my request" not in page
+
+
+def test_changes_stop_inside_the_notice_period(
+    app: Flask, client: FlaskClient, booked: dict
+) -> None:
+    with app.app_context():
+        db.session.add(
+            ClinicSettings(
+                id=1,
+                buffer_minutes=10,
+                min_notice_hours=24,
+                horizon_days=60,
+                cancel_notice_hours=24 * 30,
+            )
+        )
+        db.session.commit()
+    page = client.get(booked["url"]).get_data(as_text=True)
+    assert "no longer possible online" in page
+    response = client.post(
+        booked["url"] + "/cancel", data={"cancel-csrf_token": CSRF.search(page).group(1)}
+    )
+    assert response.status_code == 409
+    assert _request(app, booked["reference"]).status == RequestStatus.REQUESTED
+
+
+def test_every_patient_email_carries_a_working_link(
+    app: Flask, client: FlaskClient, booked: dict
+) -> None:
+    with app.app_context():
+        body = db.session.scalars(
+            select(OutboxEmail.body_text).where(OutboxEmail.template == "request_received")
+        ).one()
+    link = re.search(r"https?://[^/\s]+(/manage/\S+)", body).group(1)
+    assert client.get(link).status_code == 200
+
+
+def test_database_refuses_a_second_active_appointment_row(app: Flask, booked: dict) -> None:
+    """Sanity check that the fixture's hold went through the database guarantee."""
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Document)) == 0
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        from booking.scheduling.models import Appointment
+
+        twin = Appointment(
+            request_id=make_request(email="twin@example.com").id,
+            specialist_id=consultation.appointment.specialist_id,
+            location_id=consultation.appointment.location_id,
+            starts_at=consultation.appointment.starts_at,
+            ends_at=consultation.appointment.ends_at,
+            blocked_until=consultation.appointment.blocked_until,
+            uid="twin@example.com",
+            active=True,
+        )
+        db.session.add(twin)
+        with pytest.raises(IntegrityError):
+            db.session.commit()
+        db.session.rollback()

@@ -1,0 +1,151 @@
+"""Reminders before confirmed appointments: due ones sent once, even with two workers."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from booking.dashboard import services as workflow
+from booking.extensions import db
+from booking.notifications.models import OutboxEmail
+from booking.patients.models import ConsultationRequest
+from booking.scheduling.availability import open_slots
+from booking.scheduling.models import Appointment, AppointmentType, Location, ReminderSent
+from booking.scheduling.reminders import send_due_reminders
+from booking.staff.models import StaffUser
+from booking.timeutil import now_utc, to_clinic_tz
+from tests.factories import (
+    make_appointment_type,
+    make_hours,
+    make_location,
+    make_request,
+    make_staff,
+)
+
+
+@pytest.fixture
+def confirmed(app: Flask) -> dict[str, Any]:
+    """A confirmed appointment about three days ahead."""
+    with app.app_context():
+        coordinator = make_staff("coordinator", "coord@example.com")
+        specialist = make_staff("specialist", "weber@example.com")
+        location = make_location()
+        appointment_type = make_appointment_type()
+        make_hours(specialist, location, range(7), "09:00", "17:00")
+        start = now_utc() + timedelta(days=3)
+        slot = open_slots(appointment_type, start, start + timedelta(days=2))[0]
+        consultation = make_request()
+        local = to_clinic_tz(slot.starts_at)
+        workflow.confirm_request(
+            consultation,
+            coordinator,
+            workflow.Slot(appointment_type, specialist, location, local.date(), local.time()),
+        )
+        return {"request_id": consultation.id, "starts_at": slot.starts_at}
+
+
+def reminders(app: Flask) -> list[OutboxEmail]:
+    with app.app_context():
+        rows = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "appointment_reminder")
+        ).all()
+        db.session.expunge_all()
+        return list(rows)
+
+
+def run(app: Flask, at) -> list[int]:
+    with app.app_context():
+        return send_due_reminders(now=at)
+
+
+def test_each_lead_time_is_sent_once(app: Flask, confirmed: dict[str, Any]) -> None:
+    starts_at = confirmed["starts_at"]
+    assert run(app, starts_at - timedelta(hours=72)) == []  # nothing due yet
+    assert len(run(app, starts_at - timedelta(hours=47))) == 1  # the 48-hour reminder
+    assert run(app, starts_at - timedelta(hours=40)) == []  # not again
+    assert len(run(app, starts_at - timedelta(hours=1, minutes=50))) == 1  # the 2-hour one
+    assert run(app, starts_at - timedelta(hours=1)) == []
+    assert run(app, starts_at + timedelta(minutes=5)) == []  # past appointments: none
+    emails = reminders(app)
+    assert len(emails) == 2
+    body = emails[0].body_text
+    assert "Please bring:" in body and "MRI, CT or X-ray" in body and "/manage/" in body
+    assert emails[0].recipient == "erika.mustermann@example.com"
+
+
+def test_a_late_confirmation_gets_only_the_nearest_reminder(
+    app: Flask, confirmed: dict[str, Any]
+) -> None:
+    assert len(run(app, confirmed["starts_at"] - timedelta(hours=1))) == 1
+    assert run(app, confirmed["starts_at"] - timedelta(minutes=30)) == []
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(ReminderSent)) == 2
+
+
+def test_two_workers_at_once_send_one_reminder(app: Flask, confirmed: dict[str, Any]) -> None:
+    at = confirmed["starts_at"] - timedelta(hours=47)
+    barrier = threading.Barrier(2)
+    results: list[list[int]] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            with app.app_context():
+                barrier.wait()
+                results.append(send_due_reminders(now=at))
+                db.session.remove()
+        except BaseException as exc:  # collected and re-raised below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors, errors
+    assert sorted(len(r) for r in results) == [0, 1]
+    assert len(reminders(app)) == 1
+
+
+def test_no_reminder_for_a_cancelled_appointment(app: Flask, confirmed: dict[str, Any]) -> None:
+    with app.app_context():
+        consultation = db.session.get(ConsultationRequest, confirmed["request_id"])
+        coordinator = db.session.scalars(
+            select(StaffUser).where(StaffUser.email == "coord@example.com")
+        ).one()
+        workflow.cancel_request(consultation, coordinator)
+    assert run(app, confirmed["starts_at"] - timedelta(hours=1)) == []
+    assert reminders(app) == []
+
+
+def test_a_rescheduled_appointment_is_reminded_of_its_new_time(
+    app: Flask, confirmed: dict[str, Any]
+) -> None:
+    assert len(run(app, confirmed["starts_at"] - timedelta(hours=47))) == 1
+    with app.app_context():
+        consultation = db.session.get(ConsultationRequest, confirmed["request_id"])
+        coordinator = db.session.scalars(
+            select(StaffUser).where(StaffUser.email == "coord@example.com")
+        ).one()
+        appointment = db.session.scalars(select(Appointment)).one()
+        appointment_type = db.session.scalars(select(AppointmentType)).one()
+        new_start = appointment.starts_at + timedelta(days=1)
+        local = to_clinic_tz(new_start)
+        workflow.reschedule_request(
+            consultation,
+            coordinator,
+            workflow.Slot(
+                appointment_type,
+                appointment.specialist,
+                db.session.scalars(select(Location)).one(),
+                local.date(),
+                local.time(),
+            ),
+        )
+    assert len(run(app, new_start - timedelta(hours=47))) == 1
+    assert len(reminders(app)) == 2
