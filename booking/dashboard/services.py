@@ -196,8 +196,10 @@ def _finish(
     message: str | None = None,
     ics: str | None = None,
     ics_method: str = "REQUEST",
+    freed: object | None = None,
 ) -> None:
-    """Timeline, audit row and patient email for a change, then one commit."""
+    """Timeline, audit row and patient email for a change, then one commit. ``freed`` is a
+    time this change gave up (a FreedTime): it is offered to the waitlist."""
     consultation.updated_at = now_utc()
     db.session.add(
         RequestEvent(
@@ -222,8 +224,13 @@ def _finish(
         ),
     )
     email = compose_patient_update(consultation, email_kind, message, ics, ics_method)
+    offers = []
+    if freed is not None:
+        from booking.scheduling.waitlist import offer_freed_slot
+
+        offers = offer_freed_slot(freed)
     db.session.commit()
-    enqueue_delivery([email.id])
+    enqueue_delivery([email.id, *(o.id for o in offers)])
 
 
 def compose_patient_update(
@@ -324,6 +331,7 @@ def reschedule_request(
         and (appointment.starts_at, appointment.ends_at) == (open_slot.starts_at, open_slot.ends_at)
     ):
         raise WorkflowError(_("That is the appointment's current time and place."))
+    freed = _freed(appointment)
     _place(appointment, slot, open_slot)
     appointment.sequence += 1
     consultation.assigned_specialist_id = open_slot.specialist_id
@@ -338,7 +346,14 @@ def reschedule_request(
         email_kind="rescheduled",
         message=message,
         ics=appointment_ics(appointment),
+        freed=freed,
     )
+
+
+def _freed(appointment: Appointment) -> object:
+    from booking.scheduling.waitlist import FreedTime
+
+    return FreedTime.of(appointment)
 
 
 def _close(
@@ -357,7 +372,9 @@ def _close(
     before_appointment = _appointment_state(appointment)
     ics = None
     ics_needed = False
+    freed = None
     if target in (S.CANCELLED, S.DECLINED) and appointment is not None and appointment.active:
+        freed = _freed(appointment)
         appointment.active = False  # frees the time
         if before_status == S.CONFIRMED:  # the patient's calendar holds an invitation
             appointment.sequence += 1
@@ -378,6 +395,7 @@ def _close(
         message=message,
         ics=ics,
         ics_method="CANCEL",
+        freed=freed,
     )
 
 

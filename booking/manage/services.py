@@ -25,6 +25,7 @@ from booking.patients.models import ConsultationRequest, RequestStatus
 from booking.patients.services import DocumentUpload, safe_display_name
 from booking.scheduling.availability import clinic_settings
 from booking.scheduling.services import SlotChoice, SlotTaken, place_appointment, resolve_choice
+from booking.scheduling.waitlist import FreedTime, offer_freed_slot
 from booking.timeutil import now_utc
 
 PATIENT = "patient"
@@ -174,6 +175,7 @@ def reschedule(consultation: ConsultationRequest, choice: SlotChoice) -> None:
         "sequence": appointment.sequence,
     }
     appointment_type, slot = resolve_choice(choice, ignore_appointment_id=appointment.id)
+    freed = FreedTime.of(appointment)
     place_appointment(appointment, appointment_type, slot)
     confirmed = consultation.status == RequestStatus.CONFIRMED
     if confirmed:
@@ -204,6 +206,7 @@ def reschedule(consultation: ConsultationRequest, choice: SlotChoice) -> None:
             "REQUEST",
         ),
         _notify_clinic(consultation, _("rescheduled"), _("The patient chose a new time.")),
+        *offer_freed_slot(freed),
     ]
     db.session.commit()
     enqueue_delivery([e.id for e in emails])
@@ -216,12 +219,16 @@ def cancel(consultation: ConsultationRequest, reason: str | None) -> None:
     before = consultation.status
     appointment = consultation.appointment
     ics = None
+    offers: list[OutboxEmail] = []
     if appointment is not None and appointment.active:
+        freed = FreedTime.of(appointment)
         appointment.active = False
         if before == RequestStatus.CONFIRMED:
             appointment.sequence += 1
             db.session.flush()
             ics = appointment_ics(appointment, cancel=True)
+        db.session.flush()
+        offers = offer_freed_slot(freed)
     consultation.status = RequestStatus.CANCELLED
     consultation.updated_at = now_utc()
     db.session.flush()
@@ -237,6 +244,7 @@ def cancel(consultation: ConsultationRequest, reason: str | None) -> None:
         compose_patient_update(consultation, "cancelled", None, ics, "CANCEL"),
         # The reason stays on the timeline: patients may write medical details into it.
         _notify_clinic(consultation, _("cancelled"), _("The patient cancelled the request.")),
+        *offers,
     ]
     db.session.commit()
     enqueue_delivery([e.id for e in emails])

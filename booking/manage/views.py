@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
 from booking.documents.storage import DocumentRejected
@@ -21,6 +22,14 @@ from booking.scheduling.services import (
     active_specialists_for_booking,
     describe_slots,
     group_by_day,
+)
+from booking.scheduling.waitlist import (
+    OfferGone,
+    accept_offer,
+    find_offer,
+    is_waiting,
+    join_waitlist,
+    leave_waitlist,
 )
 
 bp = Blueprint("manage", __name__, url_prefix="/manage")
@@ -58,6 +67,7 @@ def _render(consultation: ConsultationRequest, token: str, status: int = 200, **
         "manage/manage.html",
         consultation=consultation,
         token=token,
+        waiting=is_waiting(consultation),
         can_change=services.can_change(consultation),
         deadline=services.notice_deadline(consultation),
         **forms,
@@ -166,3 +176,50 @@ def reschedule(reference: str, token: str):
         earlier=(start - timedelta(days=PICKER_DAYS)) if start > week_start(None) else None,
     )
     return page, (409 if problem else 200)
+
+
+@bp.post("/<reference>/<token>/waitlist")
+@limiter.limit(_limit)
+def waitlist(reference: str, token: str) -> Response:
+    consultation = _load(reference, token)
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    if request.form.get("join") == "1":
+        try:
+            join_waitlist(consultation)
+        except ValueError:
+            flash(_("Only a request with a time can wait for an earlier one."), "danger")
+        else:
+            flash(_("We will email you if an earlier time becomes free."), "success")
+    else:
+        leave_waitlist(consultation)
+        flash(_("You will no longer be told about earlier times."), "success")
+    return redirect(_here(reference, token))
+
+
+@bp.route("/<reference>/<token>/offers/<offer_token>", methods=["GET", "POST"])
+@limiter.limit(_limit)
+def offer(reference: str, token: str, offer_token: str):
+    consultation = _load(reference, token)
+    slot_offer = find_offer(offer_token)
+    if slot_offer is None:
+        abort(404)
+    gone = slot_offer.claimed_by_request_id is not None
+    if request.method == "POST":
+        if not FlaskForm().validate_on_submit():
+            abort(400)
+        try:
+            accept_offer(slot_offer, consultation)
+        except OfferGone:
+            gone = True
+        else:
+            flash(_("The earlier time is yours. We have sent you a confirmation."), "success")
+            return redirect(_here(reference, token))
+    page = render_template(
+        "manage/offer.html",
+        consultation=consultation,
+        token=token,
+        offer=slot_offer,
+        gone=gone or slot_offer.claimed_by_request_id not in (None, consultation.id),
+    )
+    return page, (409 if gone and request.method == "POST" else 200)

@@ -191,3 +191,35 @@ def is_overlap_error(exc: BaseException) -> bool:
     """Whether a database error is the no-double-booking guarantee refusing a booking."""
     orig = getattr(exc, "orig", exc)
     return getattr(orig, "sqlstate", None) == "23P01" or OVERLAP_MESSAGE in str(orig)
+
+
+class WaitlistEntry(db.Model):
+    """A patient who asked to be told when an earlier time of their appointment type frees."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("consultation_request.id", ondelete="CASCADE"), unique=True
+    )
+    appointment_type_id: Mapped[int] = mapped_column(ForeignKey("appointment_type.id"), index=True)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+
+class SlotOffer(db.Model):
+    """A freed time offered to the waitlist: the first patient to accept it gets it."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    appointment_type_id: Mapped[int] = mapped_column(ForeignKey("appointment_type.id"))
+    specialist_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"))
+    location_id: Mapped[int] = mapped_column(ForeignKey("location.id"))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    claimed_by_request_id: Mapped[int | None] = mapped_column(
+        ForeignKey("consultation_request.id", ondelete="SET NULL")
+    )
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    specialist: Mapped[StaffUser] = relationship()
+    location: Mapped[Location] = relationship()
+    appointment_type: Mapped[AppointmentType] = relationship()

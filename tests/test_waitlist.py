@@ -1,0 +1,170 @@
+"""The waitlist: a freed time is offered by email and goes to the first patient to accept."""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from booking.extensions import db
+from booking.manage import services as manage
+from booking.notifications.models import OutboxEmail
+from booking.patients.models import ConsultationRequest
+from booking.scheduling.availability import open_slots
+from booking.scheduling.models import SlotOffer
+from booking.scheduling.services import SlotChoice
+from booking.scheduling.waitlist import OfferGone, accept_offer, join_waitlist
+from booking.timeutil import now_utc
+from tests.factories import (
+    make_appointment_type,
+    make_hours,
+    make_location,
+    make_request,
+    make_staff,
+)
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def _book(appointment_type, slot, email: str) -> ConsultationRequest:
+    return make_request(
+        email=email,
+        slot=SlotChoice(appointment_type.id, slot.specialist_id, slot.location_id, slot.starts_at),
+    )
+
+
+@pytest.fixture
+def clinic(app: Flask) -> dict[str, Any]:
+    with app.app_context():
+        specialist = make_staff("specialist", "weber@example.com")
+        location = make_location()
+        appointment_type = make_appointment_type(minutes=60)
+        make_hours(specialist, location, range(7), "09:00", "17:00")
+        start = now_utc() + timedelta(days=2)
+        slots = open_slots(appointment_type, start, start + timedelta(days=5))
+        # Every slot is an hour plus the buffer apart only for the first of each: pick far apart.
+        early = slots[0]
+        later = [s for s in slots if s.starts_at >= early.starts_at + timedelta(days=1)]
+        first = _book(appointment_type, early, "first@example.com")
+        waiting = [
+            _book(appointment_type, later[i * 8], f"waiting{i}@example.com") for i in range(3)
+        ]
+        for consultation in waiting:
+            join_waitlist(consultation)
+        return {
+            "first": first.id,
+            "waiting": [w.id for w in waiting],
+            "early": early.starts_at,
+            "type": appointment_type.id,
+        }
+
+
+def _cancel_first(app: Flask, clinic: dict[str, Any]) -> SlotOffer:
+    with app.app_context():
+        manage.cancel(db.session.get(ConsultationRequest, clinic["first"]), None)
+        offer = db.session.scalars(select(SlotOffer)).one()
+        db.session.expunge(offer)
+        return offer
+
+
+def test_a_cancellation_offers_the_time_to_the_waitlist(app: Flask, clinic: dict) -> None:
+    offer = _cancel_first(app, clinic)
+    assert offer.starts_at == clinic["early"]
+    with app.app_context():
+        offers = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "waitlist_offer")
+        ).all()
+        assert sorted(e.recipient for e in offers) == [
+            "waiting0@example.com",
+            "waiting1@example.com",
+            "waiting2@example.com",
+        ]
+        assert all(f"/offers/{offer.token}" in e.body_text for e in offers)
+
+
+def test_the_first_to_accept_gets_it_and_the_others_see_it_is_gone(
+    app: Flask, client, clinic: dict
+) -> None:
+    offer = _cancel_first(app, clinic)
+    with app.app_context():
+        emails = {
+            e.recipient: e.body_text
+            for e in db.session.scalars(
+                select(OutboxEmail).where(OutboxEmail.template == "waitlist_offer")
+            )
+        }
+    links = {r: re.search(r"https?://[^/\s]+(/manage/\S+)", b).group(1) for r, b in emails.items()}
+    winner, loser = links["waiting1@example.com"], links["waiting0@example.com"]
+
+    page = client.get(winner).get_data(as_text=True)
+    assert "Take this earlier time" in page
+    assert client.post(winner, data={"csrf_token": CSRF.search(page).group(1)}).status_code == 302
+
+    page = client.get(loser).get_data(as_text=True)
+    assert "already taken" in page
+    response = client.post(loser, data={"csrf_token": CSRF.search(page).group(1)})
+    assert response.status_code == 409
+    assert "already taken" in response.get_data(as_text=True)
+
+    with app.app_context():
+        moved = db.session.get(ConsultationRequest, clinic["waiting"][1])
+        assert moved.appointment.starts_at == clinic["early"] == offer.starts_at
+        stayed = db.session.get(ConsultationRequest, clinic["waiting"][0])
+        assert stayed.appointment.starts_at > clinic["early"]
+
+
+def test_twenty_patients_accepting_at_once_one_wins(app: Flask, clinic: dict) -> None:
+    with app.app_context():
+        appointment_type_id = clinic["type"]
+        from booking.scheduling.models import AppointmentType
+
+        appointment_type = db.session.get(AppointmentType, appointment_type_id)
+        start = now_utc() + timedelta(days=10)
+        extra = open_slots(appointment_type, start, start + timedelta(days=30))
+        spaced = extra[::8][:17]
+        more = [_book(appointment_type, s, f"more{i}@example.com") for i, s in enumerate(spaced)]
+        for consultation in more:
+            join_waitlist(consultation)
+        candidates = clinic["waiting"] + [m.id for m in more]
+    assert len(candidates) == 20
+    offer = _cancel_first(app, clinic)
+
+    barrier = threading.Barrier(len(candidates))
+    won: list[int] = []
+    gone: list[int] = []
+    errors: list[BaseException] = []
+
+    def accept(request_id: int) -> None:
+        try:
+            with app.app_context():
+                mine = db.session.get(SlotOffer, offer.id)
+                consultation = db.session.get(ConsultationRequest, request_id)
+                barrier.wait()
+                try:
+                    accept_offer(mine, consultation)
+                    won.append(request_id)
+                except OfferGone:
+                    gone.append(request_id)
+                finally:
+                    db.session.remove()
+        except BaseException as exc:  # re-raised in the main thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=accept, args=(rid,)) for rid in candidates]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    assert len(won) == 1 and len(gone) == 19
+    with app.app_context():
+        holders = db.session.scalars(
+            select(ConsultationRequest).where(ConsultationRequest.id.in_(candidates))
+        ).all()
+        assert sum(1 for c in holders if c.appointment.starts_at == offer.starts_at) == 1
+        assert db.session.get(SlotOffer, offer.id).claimed_by_request_id == won[0]
