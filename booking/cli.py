@@ -96,6 +96,67 @@ def demo_pdf(title: str) -> bytes:
     return out.getvalue()
 
 
+DEMO_TYPES = [
+    ("New-patient spine evaluation", 45),
+    ("Imaging review", 30),
+    ("Video consultation", 20),
+]
+
+
+def _seed_schedule(locations: list) -> None:
+    """Appointment types and weekly hours for the demo specialists."""
+    from datetime import time
+
+    from booking.scheduling.models import AppointmentType, WorkingHours
+    from booking.staff.models import StaffRole, StaffUser
+
+    for name, minutes in DEMO_TYPES:
+        db.session.add(AppointmentType(name=name, duration_minutes=minutes, active=True))
+    specialists = db.session.scalars(
+        select(StaffUser).where(StaffUser.role == StaffRole.SPECIALIST).order_by(StaffUser.id)
+    ).all()
+    for index, specialist in enumerate(specialists):
+        for weekday in range(5):  # Monday to Friday
+            location = locations[(weekday + index) % len(locations)]
+            db.session.add(
+                WorkingHours(
+                    specialist_id=specialist.id,
+                    location_id=location.id,
+                    weekday=weekday,
+                    start_time=time(8, 30),
+                    end_time=time(12, 30),
+                )
+            )
+            db.session.add(
+                WorkingHours(
+                    specialist_id=specialist.id,
+                    location_id=location.id,
+                    weekday=weekday,
+                    start_time=time(13, 30),
+                    end_time=time(17, 0),
+                )
+            )
+    db.session.commit()
+    click.echo("Added demo appointment types and working hours.")
+
+
+def _demo_slots() -> list:
+    """Two open times for the first demo requests to hold (the third has none)."""
+    from datetime import timedelta
+
+    from booking.scheduling.availability import open_slots
+    from booking.scheduling.services import SlotChoice, active_appointment_types
+    from booking.timeutil import now_utc
+
+    appointment_type = active_appointment_types()[0]
+    start = now_utc()
+    slots = open_slots(appointment_type, start, start + timedelta(days=21))
+    return [
+        SlotChoice(appointment_type.id, s.specialist_id, s.location_id, s.starts_at)
+        for s in (slots[:1] + slots[12:13])
+    ]
+
+
 @click.command("seed-demo")
 @with_appcontext
 def seed_demo() -> None:
@@ -118,8 +179,8 @@ def seed_demo() -> None:
             email=email, full_name=name, role=StaffRole(role), password=DEMO_PASSWORD, actor=None
         )
         click.echo(f"Added demo {role} {email} (password: {DEMO_PASSWORD}).")
-    for name, address in DEMO_LOCATIONS:
-        create_location(name, address, actor=None)
+    locations = [create_location(name, address, actor=None) for name, address in DEMO_LOCATIONS]
+    _seed_schedule(locations)
     demos = [
         (
             "Maria Schneider",
@@ -152,7 +213,8 @@ def seed_demo() -> None:
             6,
         ),
     ]
-    for name, born, email, phone, diagnoses, flags, now, worst in demos:
+    held = _demo_slots()
+    for number, (name, born, email, phone, diagnoses, flags, now, worst) in enumerate(demos):
         consultation = submit_request(
             RequestSubmission(
                 submission_token=secrets.token_urlsafe(32),
@@ -205,6 +267,7 @@ def seed_demo() -> None:
                 ],
                 preferred_days=[0, 2, 4],
                 preferred_time_of_day="morning",
+                slot=held[number] if number < len(held) else None,
             )
         )
         click.echo(f"Added demo request {consultation.reference} ({name}).")

@@ -107,7 +107,10 @@ def test_the_first_to_accept_gets_it_and_the_others_see_it_is_gone(
 
     page = client.get(loser).get_data(as_text=True)
     assert "already taken" in page
-    response = client.post(loser, data={"csrf_token": CSRF.search(page).group(1)})
+    assert "Take this earlier time" not in page
+    # Someone who had the page open before it went: their click is refused too.
+    manage_page = client.get(loser.split("/offers/")[0]).get_data(as_text=True)
+    response = client.post(loser, data={"csrf_token": CSRF.search(manage_page).group(1)})
     assert response.status_code == 409
     assert "already taken" in response.get_data(as_text=True)
 
@@ -144,6 +147,7 @@ def test_twenty_patients_accepting_at_once_one_wins(app: Flask, clinic: dict) ->
             with app.app_context():
                 mine = db.session.get(SlotOffer, offer.id)
                 consultation = db.session.get(ConsultationRequest, request_id)
+                db.session.commit()  # end the read: never hold a transaction at the barrier
                 barrier.wait()
                 try:
                     accept_offer(mine, consultation)
