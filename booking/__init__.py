@@ -55,8 +55,10 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
 
 
 def _select_locale() -> str | None:
-    from flask import current_app
+    from flask import current_app, has_request_context
 
+    if not has_request_context():  # CLI commands and the worker use the default
+        return None
     return request.accept_languages.best_match(current_app.config["LANGUAGES"])
 
 
@@ -99,6 +101,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from booking.admin.scheduling_views import bp as scheduling_admin_bp
     from booking.admin.views import bp as admin_bp
     from booking.calendar.views import bp as calendar_bp
     from booking.dashboard.views import bp as dashboard_bp
@@ -114,6 +117,7 @@ def register_blueprints(app: Flask) -> None:
         calendar_bp,
         insights_bp,
         admin_bp,
+        scheduling_admin_bp,
         manage_bp,
     ):
         app.register_blueprint(blueprint)

@@ -28,7 +28,8 @@ def _pg_url(schema: str) -> str:
     url = sa.engine.make_url(PG_URL)
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
-    return url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+    # public too: extensions such as btree_gist live there.
+    return url.update_query_dict({"options": f"-csearch_path={schema},public"}).render_as_string(
         hide_password=False
     )
 
@@ -41,6 +42,10 @@ def pg_schema(worker_id: str) -> Iterator[str]:
     schema = f"test_{worker_id}"
     engine = sa.create_engine(_pg_url("public"))
     with engine.begin() as conn:
+        # Once per database, serialised between parallel workers: the exclusion constraint
+        # against double booking needs btree_gist.
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(424242)"))
+        conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS btree_gist SCHEMA public"))
         conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     yield schema

@@ -120,7 +120,11 @@ def open_slots(
     hours = db.session.scalars(hours_stmt).all()
 
     exceptions = db.session.scalars(
-        select(ScheduleException).where(
+        select(ScheduleException)
+        .outerjoin(Location, ScheduleException.location_id == Location.id)
+        .where(
+            # Extra hours count only at an open location; time off always counts.
+            (ScheduleException.kind == "time_off") | Location.active.is_(True),
             ScheduleException.specialist_id.in_(specialists),
             ScheduleException.starts_at < end + duration,
             ScheduleException.ends_at > start,

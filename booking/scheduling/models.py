@@ -161,8 +161,9 @@ class ReminderSent(db.Model):
 EXCLUSION_NAME = "ex_appointment_no_overlap"
 OVERLAP_MESSAGE = "appointment_overlap"
 
+# btree_gist must be installed in the database (the migration installs it; so does the test
+# setup, once, before parallel workers create their tables).
 PG_EXCLUSION = DDL(
-    "CREATE EXTENSION IF NOT EXISTS btree_gist;"
     f"ALTER TABLE appointment ADD CONSTRAINT {EXCLUSION_NAME} EXCLUDE USING gist "
     "(specialist_id WITH =, tstzrange(starts_at, blocked_until) WITH &&) WHERE (active)"
 )

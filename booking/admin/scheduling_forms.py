@@ -1,0 +1,257 @@
+"""Forms of the scheduling admin pages. They check shape and read clinic wall-clock input;
+``booking.scheduling.admin_services`` enforces the scheduling rules."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from flask_babel import format_date
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    DateField,
+    IntegerField,
+    SelectField,
+    StringField,
+    SubmitField,
+    TimeField,
+    ValidationError,
+)
+from wtforms.validators import InputRequired, Length, NumberRange, Optional, StopValidation
+
+from booking.patients.forms import CleanTextMeta, options
+from booking.scheduling.admin_services import (
+    DURATION_RANGE,
+    RULE_RANGES,
+    WEEKDAY_NAMES,
+    BookingRules,
+    HoursInput,
+)
+from booking.timeutil import clinic_today, from_clinic_local, to_clinic_tz
+
+# A time input sends HH:MM, or HH:MM:SS when the browser adds seconds.
+TIME_FORMATS = ["%H:%M", "%H:%M:%S"]
+# Exceptions may start a while ago (leave already under way) but not in another era: the
+# conversion to UTC needs a real date, and a typo like 0226 should be caught here.
+EARLIEST_DAYS_BACK = 366
+LATEST_DAYS_AHEAD = 3 * 366
+TOO_LONG = _l("Please use at most %(max)d characters.")
+
+
+class WholeNumberField(IntegerField):
+    """An integer field that reports unreadable input once, not also as out of range."""
+
+    def pre_validate(self, form: Any) -> None:
+        if self.process_errors and self.raw_data and self.raw_data[0].strip():
+            raise StopValidation()
+
+
+def _number(label: str, name: str, description: str) -> WholeNumberField:
+    low, high = RULE_RANGES[name]
+    return WholeNumberField(
+        label,
+        validators=[
+            InputRequired(_l("Please enter a number.")),
+            NumberRange(low, high, _l("Please enter a number from %(min)s to %(max)s.")),
+        ],
+        invalid_value_message=_l("Please enter a whole number, like 15."),
+        description=description,
+    )
+
+
+def _time(label: str) -> TimeField:
+    return TimeField(
+        label,
+        format=TIME_FORMATS,
+        validators=[InputRequired(_l("Please enter a time."))],
+        invalid_value_message=_l("Please enter a time as hours and minutes, like 09:30."),
+    )
+
+
+def _date(label: str) -> DateField:
+    return DateField(
+        label,
+        validators=[InputRequired(_l("Please enter a date."))],
+        invalid_value_message=_l("Please enter a date as year, month and day."),
+    )
+
+
+def _location() -> SelectField:
+    return SelectField(
+        _l("Location"),
+        coerce=int,
+        validators=[InputRequired(_l("Please choose a location."))],
+        invalid_value_message=_l("Please choose one of the locations shown."),
+        invalid_choice_message=_l("Please choose one of the locations shown."),
+    )
+
+
+def field_errors(form: FlaskForm) -> bool:
+    """Whether the form, or any of its fields, carries an error (for the response status)."""
+    return bool(form.form_errors) or any(field.errors for field in form)
+
+
+class BookingRulesForm(FlaskForm):
+    buffer_minutes = _number(
+        _l("Buffer between appointments (minutes)"),
+        "buffer_minutes",
+        _l(
+            "Kept free after each appointment of a specialist. Appointments already booked "
+            "keep the buffer they were booked with."
+        ),
+    )
+    min_notice_hours = _number(
+        _l("Minimum notice (hours)"),
+        "min_notice_hours",
+        _l("Patients can pick a time at least this long from now."),
+    )
+    horizon_days = _number(
+        _l("Booking horizon (days)"),
+        "horizon_days",
+        _l("Patients can pick a time up to this many days ahead."),
+    )
+    cancel_notice_hours = _number(
+        _l("Cancellation notice (hours)"),
+        "cancel_notice_hours",
+        _l("Patients can cancel online until this long before the appointment."),
+    )
+    submit = SubmitField(_l("Save the rules"))
+
+    def rules(self) -> BookingRules:
+        return BookingRules(
+            buffer_minutes=self.buffer_minutes.data,
+            min_notice_hours=self.min_notice_hours.data,
+            horizon_days=self.horizon_days.data,
+            cancel_notice_hours=self.cancel_notice_hours.data,
+        )
+
+
+class AppointmentTypeForm(FlaskForm):
+    class Meta(CleanTextMeta):
+        pass
+
+    name = StringField(
+        _l("Name"),
+        validators=[InputRequired(_l("Please enter a name.")), Length(max=120, message=TOO_LONG)],
+        description=_l("What patients choose, e.g. New-patient spine evaluation."),
+    )
+    duration_minutes = WholeNumberField(
+        _l("Duration (minutes)"),
+        validators=[
+            InputRequired(_l("Please enter the duration in minutes.")),
+            NumberRange(*DURATION_RANGE, _l("Please enter a number from %(min)s to %(max)s.")),
+        ],
+        invalid_value_message=_l("Please enter a whole number of minutes, like 45."),
+    )
+    submit = SubmitField(_l("Add the appointment type"))
+
+    def validate_name(self, field: StringField) -> None:
+        if not (field.data or "").strip():
+            raise ValidationError(_("Please enter a name."))
+
+
+class WorkingHoursForm(FlaskForm):
+    weekday = SelectField(
+        _l("Day of the week"),
+        coerce=int,
+        choices=options(list(enumerate(WEEKDAY_NAMES))),  # type: ignore[arg-type]
+        validators=[InputRequired(_l("Please choose a day of the week."))],
+        invalid_value_message=_l("Please choose one of the days shown."),
+        invalid_choice_message=_l("Please choose one of the days shown."),
+    )
+    location = _location()
+    start_time = _time(_l("Start time"))
+    end_time = _time(_l("End time"))
+    submit = SubmitField(_l("Add the hours"))
+
+    def set_locations(self, locations: list[Any]) -> None:
+        self.location.choices = options([(loc.id, loc.name) for loc in locations])
+
+    def hours(self) -> HoursInput:
+        return HoursInput(
+            weekday=self.weekday.data,
+            location_id=self.location.data,
+            start_time=self.start_time.data,
+            end_time=self.end_time.data,
+        )
+
+
+def clinic_instant(day: date, at: time) -> datetime | None:
+    """The UTC instant of a clinic wall-clock time, or None when that time does not exist
+    (the hour skipped when the clocks go forward). A time that happens twice (clocks going
+    back) is read as the first of the two."""
+    instant = from_clinic_local(day, at)
+    local = to_clinic_tz(instant)
+    return instant if (local.date(), local.time()) == (day, at) else None
+
+
+class _PeriodForm(FlaskForm):
+    """A period given as clinic dates and times; ``starts_at`` / ``ends_at`` (UTC) are set
+    once it validates."""
+
+    class Meta(CleanTextMeta):
+        pass
+
+    start_day = _date(_l("From (date)"))
+    start_time = _time(_l("From (time)"))
+    end_day = _date(_l("Until (date)"))
+    end_time = _time(_l("Until (time)"))
+    reason = StringField(_l("Reason"), validators=[Optional(), Length(max=200, message=TOO_LONG)])
+
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        valid = super().validate(extra_validators)
+        first = clinic_today() - timedelta(days=EARLIEST_DAYS_BACK)
+        last = clinic_today() + timedelta(days=LATEST_DAYS_AHEAD)
+        for day_field in (self.start_day, self.end_day):
+            if (
+                day_field.data is not None
+                and not day_field.errors
+                and not first <= day_field.data <= last
+            ):
+                day_field.errors.append(
+                    _(
+                        "Please enter a date from %(first)s to %(last)s.",
+                        first=format_date(first, "medium"),
+                        last=format_date(last, "medium"),
+                    )
+                )
+                valid = False
+        self.starts_at = self._instant(self.start_day, self.start_time)
+        self.ends_at = self._instant(self.end_day, self.end_time)
+        return valid and self.starts_at is not None and self.ends_at is not None
+
+    @staticmethod
+    def _instant(day_field: DateField, time_field: TimeField) -> datetime | None:
+        if day_field.errors or time_field.errors or day_field.data is None:
+            return None
+        if time_field.data is None:
+            return None
+        instant = clinic_instant(day_field.data, time_field.data)
+        if instant is None:
+            time_field.errors.append(
+                _(
+                    "%(time)s on %(day)s does not exist in the clinic's time zone: the clocks "
+                    "go forward that night. Please enter a time before or after the skipped "
+                    "hour.",
+                    time=time_field.data.strftime("%H:%M"),
+                    day=format_date(day_field.data, "long"),
+                )
+            )
+        return instant
+
+
+class TimeOffForm(_PeriodForm):
+    submit = SubmitField(_l("Add the time off"))
+
+
+class ExtraHoursForm(_PeriodForm):
+    location = _location()
+    submit = SubmitField(_l("Add the extra hours"))
+
+    def set_locations(self, locations: list[Any]) -> None:
+        self.location.choices = options([(loc.id, loc.name) for loc in locations])

@@ -1,0 +1,222 @@
+"""Admin pages for scheduling data: booking rules, appointment types, and each specialist's
+weekly hours and exceptions. Pages with several forms post back to themselves; the pressed
+button (each form's own ``submit``) says which form was sent."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
+
+from booking.admin.scheduling_forms import (
+    AppointmentTypeForm,
+    BookingRulesForm,
+    ExtraHoursForm,
+    TimeOffForm,
+    WorkingHoursForm,
+    field_errors,
+)
+from booking.extensions import db
+from booking.scheduling import admin_services as admin
+from booking.scheduling.availability import clinic_settings
+from booking.scheduling.models import AppointmentType, ScheduleException, WorkingHours
+from booking.scheduling.services import active_locations
+from booking.staff.auth import roles_required
+from booking.staff.models import StaffRole, StaffUser
+
+bp = Blueprint("scheduling_admin", __name__, url_prefix="/staff/admin/scheduling")
+
+
+def _refuse(form: FlaskForm, exc: admin.ScheduleError) -> None:
+    """Show a refused change next to the field it is about (or above the form)."""
+    field = form[exc.field] if exc.field and exc.field in form else None
+    if field is not None:
+        field.errors = [*field.errors, str(exc)]
+    else:
+        form.form_errors.append(str(exc))
+
+
+# Overview: booking rules and appointment types ----------------------------------------------
+
+
+@bp.route("/", methods=["GET", "POST"])
+@roles_required(StaffRole.ADMIN)
+def overview() -> Response | tuple[str, int]:
+    rules_form = BookingRulesForm(prefix="rules", obj=clinic_settings())
+    type_form = AppointmentTypeForm(prefix="type")
+    if request.method == "POST":
+        if rules_form.submit.data:
+            if rules_form.validate():
+                try:
+                    admin.save_booking_rules(rules_form.rules(), current_user)
+                except admin.ScheduleError as exc:
+                    _refuse(rules_form, exc)
+                else:
+                    flash(_("Booking rules saved."), "success")
+                    return redirect(url_for(".overview"))
+        elif type_form.submit.data:
+            if type_form.validate():
+                try:
+                    created = admin.create_appointment_type(
+                        type_form.name.data, type_form.duration_minutes.data, current_user
+                    )
+                except admin.ScheduleError as exc:
+                    _refuse(type_form, exc)
+                else:
+                    flash(_("Appointment type %(name)s added.", name=created.name), "success")
+                    return redirect(url_for(".overview"))
+        else:
+            abort(400)
+    failed = field_errors(rules_form) or field_errors(type_form)
+    page = render_template(
+        "admin/scheduling/overview.html",
+        rules_form=rules_form,
+        type_form=type_form,
+        rules_saved=admin.booking_rules_saved(),
+        types=admin.all_appointment_types(),
+        specialists=admin.specialists_with_hours_count(),
+    )
+    return page, 422 if failed else 200
+
+
+@bp.post("/types/<int:type_id>/active")
+@roles_required(StaffRole.ADMIN)
+def set_type_active(type_id: int) -> Response:
+    # CSRFProtect has already checked this post's token.
+    appointment_type = db.get_or_404(AppointmentType, type_id)
+    active = request.form.get("active") == "1"
+    admin.set_appointment_type_active(appointment_type, active, current_user)
+    if active:
+        flash(_("Patients can book %(name)s again.", name=appointment_type.name), "success")
+    else:
+        flash(_("Patients can no longer book %(name)s.", name=appointment_type.name), "success")
+    return redirect(url_for(".overview"))
+
+
+# A specialist's schedule --------------------------------------------------------------------
+
+
+def _specialist_or_404(user_id: int) -> StaffUser:
+    specialist = admin.find_specialist(user_id)
+    if specialist is None:
+        abort(404)
+    return specialist
+
+
+@bp.route("/specialists/<int:user_id>", methods=["GET", "POST"])
+@roles_required(StaffRole.ADMIN)
+def specialist(user_id: int) -> Response | tuple[str, int]:
+    specialist = _specialist_or_404(user_id)
+    locations = active_locations()
+    hours_form = WorkingHoursForm(prefix="hours")
+    off_form = TimeOffForm(prefix="off")
+    extra_form = ExtraHoursForm(prefix="extra")
+    hours_form.set_locations(locations)
+    extra_form.set_locations(locations)
+    if request.method == "POST":
+        done = None
+        if hours_form.submit.data:
+            done = _add_hours(specialist, hours_form)
+        elif off_form.submit.data:
+            done = _add_time_off(specialist, off_form)
+        elif extra_form.submit.data:
+            done = _add_extra_hours(specialist, extra_form)
+        else:
+            abort(400)
+        if done is not None:
+            flash(*done)
+            return redirect(url_for(".specialist", user_id=specialist.id))
+    failed = any(field_errors(form) for form in (hours_form, off_form, extra_form))
+    page = render_template(
+        "admin/scheduling/specialist.html",
+        specialist=specialist,
+        hours=admin.weekly_hours(specialist.id),
+        exceptions=admin.upcoming_exceptions(specialist.id),
+        weekdays=admin.WEEKDAY_NAMES,
+        locations=locations,
+        hours_form=hours_form,
+        off_form=off_form,
+        extra_form=extra_form,
+    )
+    return page, 422 if failed else 200
+
+
+def _add_hours(specialist: StaffUser, form: WorkingHoursForm) -> tuple[str, str] | None:
+    if not form.validate():
+        return None
+    try:
+        admin.add_working_hours(specialist, form.hours(), current_user)
+    except admin.ScheduleError as exc:
+        _refuse(form, exc)
+        return None
+    return _("Working hours added."), "success"
+
+
+def _add_time_off(specialist: StaffUser, form: TimeOffForm) -> tuple[str, str] | None:
+    if not form.validate() or form.starts_at is None or form.ends_at is None:
+        return None
+    try:
+        added = admin.add_time_off(
+            specialist, form.starts_at, form.ends_at, form.reason.data, current_user
+        )
+    except admin.ScheduleError as exc:
+        _refuse(form, exc)
+        return None
+    if added.appointments_inside:
+        return (
+            ngettext(
+                "Time off added. %(num)d booked appointment falls in it and was not changed: "
+                "please move or cancel it.",
+                "Time off added. %(num)d booked appointments fall in it and were not changed: "
+                "please move or cancel them.",
+                added.appointments_inside,
+            ),
+            "warning",
+        )
+    return _("Time off added."), "success"
+
+
+def _add_extra_hours(specialist: StaffUser, form: ExtraHoursForm) -> tuple[str, str] | None:
+    if not form.validate() or form.starts_at is None or form.ends_at is None:
+        return None
+    try:
+        admin.add_extra_hours(
+            specialist,
+            form.starts_at,
+            form.ends_at,
+            form.location.data,
+            form.reason.data,
+            current_user,
+        )
+    except admin.ScheduleError as exc:
+        _refuse(form, exc)
+        return None
+    return _("Extra hours added."), "success"
+
+
+@bp.post("/specialists/<int:user_id>/hours/<int:hours_id>/delete")
+@roles_required(StaffRole.ADMIN)
+def delete_hours(user_id: int, hours_id: int) -> Response:
+    row = db.get_or_404(WorkingHours, hours_id)
+    if row.specialist_id != user_id:
+        abort(404)
+    admin.delete_working_hours(row, current_user)
+    flash(_("Working hours deleted."), "success")
+    return redirect(url_for(".specialist", user_id=user_id))
+
+
+@bp.post("/specialists/<int:user_id>/exceptions/<int:exception_id>/delete")
+@roles_required(StaffRole.ADMIN)
+def delete_exception(user_id: int, exception_id: int) -> Response:
+    exception = db.get_or_404(ScheduleException, exception_id)
+    if exception.specialist_id != user_id:
+        abort(404)
+    admin.delete_schedule_exception(exception, current_user)
+    if exception.kind == admin.TIME_OFF:
+        flash(_("Time off deleted."), "success")
+    else:
+        flash(_("Extra hours deleted."), "success")
+    return redirect(url_for(".specialist", user_id=user_id))

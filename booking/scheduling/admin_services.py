@@ -1,0 +1,496 @@
+"""Admin operations on scheduling data: the clinic's booking rules, appointment types, weekly
+working hours and schedule exceptions (time off, extra hours).
+
+Each public operation is one use case: it enforces its rule (a refusal is a ``ScheduleError``
+naming the form field it is about), writes an audit row with the before and after values, and
+commits once. Times arrive here already converted to UTC (exceptions) or as the clinic's
+wall-clock times of a weekly rule (working hours).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from booking.audit.services import changes, record
+from booking.extensions import db
+from booking.scheduling.availability import clinic_settings
+from booking.scheduling.models import (
+    Appointment,
+    AppointmentType,
+    ClinicSettings,
+    Location,
+    ScheduleException,
+    WorkingHours,
+)
+from booking.staff.models import StaffRole, StaffUser
+from booking.timeutil import now_utc
+
+# The same limits as the database's check constraints on ClinicSettings and AppointmentType;
+# the forms use them too, so a refusal comes with a message rather than an IntegrityError.
+RULE_RANGES: dict[str, tuple[int, int]] = {
+    "buffer_minutes": (0, 240),
+    "min_notice_hours": (0, 720),
+    "horizon_days": (1, 730),
+    "cancel_notice_hours": (0, 720),
+}
+DURATION_RANGE = (5, 480)
+MAX_EXTRA_HOURS = timedelta(hours=24)
+WEEKDAY_NAMES = [
+    _l("Monday"),
+    _l("Tuesday"),
+    _l("Wednesday"),
+    _l("Thursday"),
+    _l("Friday"),
+    _l("Saturday"),
+    _l("Sunday"),
+]
+TIME_OFF = "time_off"
+EXTRA = "extra"
+
+
+class ScheduleError(ValueError):
+    """A change refused by a scheduling rule; ``field`` names the form field it concerns."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _hm(value: time) -> str:
+    return value.strftime("%H:%M")
+
+
+# Reading ------------------------------------------------------------------------------------
+
+
+def booking_rules_saved() -> bool:
+    """Whether an admin has saved the rules yet (before that the defaults apply)."""
+    return db.session.get(ClinicSettings, 1) is not None
+
+
+def all_appointment_types() -> list[AppointmentType]:
+    return list(
+        db.session.scalars(
+            select(AppointmentType).order_by(AppointmentType.active.desc(), AppointmentType.name)
+        )
+    )
+
+
+def specialists_with_hours_count() -> list[tuple[StaffUser, int]]:
+    """Active specialists with how many weekly-hours rows each has (one query)."""
+    count = (
+        select(func.count(WorkingHours.id))
+        .where(WorkingHours.specialist_id == StaffUser.id)
+        .correlate(StaffUser)
+        .scalar_subquery()
+    )
+    rows = db.session.execute(
+        select(StaffUser, count)
+        .where(StaffUser.role == StaffRole.SPECIALIST, StaffUser.active.is_(True))
+        .order_by(StaffUser.full_name)
+    ).all()
+    return [(user, int(n or 0)) for user, n in rows]
+
+
+def find_specialist(user_id: int) -> StaffUser | None:
+    """The staff account if it is a specialist's (active or not), else None."""
+    user = db.session.get(StaffUser, user_id)
+    return user if user is not None and user.role == StaffRole.SPECIALIST else None
+
+
+def weekly_hours(specialist_id: int) -> list[WorkingHours]:
+    return list(
+        db.session.scalars(
+            select(WorkingHours)
+            .options(selectinload(WorkingHours.location))
+            .where(WorkingHours.specialist_id == specialist_id)
+            .order_by(WorkingHours.weekday, WorkingHours.start_time)
+        )
+    )
+
+
+def upcoming_exceptions(specialist_id: int, now: datetime | None = None) -> list[ScheduleException]:
+    """Time off and extra hours that have not ended yet, earliest first."""
+    return list(
+        db.session.scalars(
+            select(ScheduleException)
+            .options(selectinload(ScheduleException.location))
+            .where(
+                ScheduleException.specialist_id == specialist_id,
+                ScheduleException.ends_at > (now or now_utc()),
+            )
+            .order_by(ScheduleException.starts_at, ScheduleException.id)
+        )
+    )
+
+
+# Booking rules ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BookingRules:
+    buffer_minutes: int
+    min_notice_hours: int
+    horizon_days: int
+    cancel_notice_hours: int
+
+
+def save_booking_rules(rules: BookingRules, actor: StaffUser | None) -> ClinicSettings:
+    """Set the clinic's booking rules, each within its range. The single settings row (id 1)
+    is created on the first save; until then ``clinic_settings()`` gives the defaults."""
+    after = asdict(rules)
+    for name, value in after.items():
+        low, high = RULE_RANGES[name]
+        if not low <= value <= high:
+            raise ScheduleError(
+                _("Please enter a number from %(min)d to %(max)d.", min=low, max=high), name
+            )
+    current = clinic_settings()
+    before = {name: getattr(current, name) for name in RULE_RANGES}
+    settings = db.session.get(ClinicSettings, 1)
+    if settings is None:
+        settings = ClinicSettings(id=1)
+        db.session.add(settings)
+    for name, value in after.items():
+        setattr(settings, name, value)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        # Another admin created the row at the same moment.
+        db.session.rollback()
+        raise ScheduleError(
+            _("The rules were changed by someone else just now. Please check them and save again.")
+        ) from None
+    diff = changes(before, after)
+    if diff:
+        record(
+            "booking_rules_updated",
+            target_type="clinic_settings",
+            target_id=1,
+            actor=actor,
+            details=diff,
+        )
+    db.session.commit()
+    return settings
+
+
+# Appointment types --------------------------------------------------------------------------
+
+
+def create_appointment_type(
+    name: str, duration_minutes: int, actor: StaffUser | None
+) -> AppointmentType:
+    """Add a bookable appointment type. Names are unique whatever their case, so patients never
+    see two choices that read the same."""
+    name = " ".join(name.split())
+    if not name:
+        raise ScheduleError(_("Please enter a name."), "name")
+    low, high = DURATION_RANGE
+    if not low <= duration_minutes <= high:
+        raise ScheduleError(
+            _("Please enter a number of minutes from %(min)d to %(max)d.", min=low, max=high),
+            "duration_minutes",
+        )
+    taken = _("An appointment type with this name already exists.")
+    existing = db.session.scalar(
+        select(AppointmentType.id).where(func.lower(AppointmentType.name) == name.lower())
+    )
+    if existing is not None:
+        raise ScheduleError(taken, "name")
+    appointment_type = AppointmentType(name=name, duration_minutes=duration_minutes, active=True)
+    db.session.add(appointment_type)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise ScheduleError(taken, "name") from None
+    record(
+        "appointment_type_created",
+        target_type="appointment_type",
+        target_id=appointment_type.id,
+        actor=actor,
+        details=changes({}, _type_values(appointment_type)),
+    )
+    db.session.commit()
+    return appointment_type
+
+
+def set_appointment_type_active(
+    appointment_type: AppointmentType, active: bool, actor: StaffUser | None
+) -> None:
+    """Offer a type to patients again, or stop offering it (booked appointments keep it)."""
+    if appointment_type.active == active:
+        return
+    before = _type_values(appointment_type)
+    appointment_type.active = active
+    record(
+        "appointment_type_updated",
+        target_type="appointment_type",
+        target_id=appointment_type.id,
+        actor=actor,
+        details=changes(before, _type_values(appointment_type)),
+    )
+    db.session.commit()
+
+
+def _type_values(appointment_type: AppointmentType) -> dict[str, Any]:
+    return {
+        "name": appointment_type.name,
+        "duration_minutes": appointment_type.duration_minutes,
+        "active": appointment_type.active,
+    }
+
+
+# Weekly working hours -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HoursInput:
+    weekday: int  # 0 = Monday
+    location_id: int
+    start_time: time  # clinic wall-clock time
+    end_time: time
+
+
+def add_working_hours(
+    specialist: StaffUser, hours: HoursInput, actor: StaffUser | None
+) -> WorkingHours:
+    """Add weekly hours for a specialist: they end after they start, are at an open location,
+    and do not overlap the specialist's other hours on that weekday (one place at a time)."""
+    _require_specialist(specialist)
+    if not 0 <= hours.weekday <= 6:
+        raise ScheduleError(_("Please choose a day of the week."), "weekday")
+    if hours.end_time <= hours.start_time:
+        raise ScheduleError(_("The end time must be after the start time."), "end_time")
+    _require_open_location(hours.location_id)
+    _lock_schedule(specialist)
+    clash = db.session.scalars(
+        select(WorkingHours)
+        .options(selectinload(WorkingHours.location))
+        .where(
+            WorkingHours.specialist_id == specialist.id,
+            WorkingHours.weekday == hours.weekday,
+            WorkingHours.start_time < hours.end_time,
+            WorkingHours.end_time > hours.start_time,
+        )
+        .order_by(WorkingHours.start_time)
+    ).first()
+    if clash is not None:
+        raise ScheduleError(
+            _(
+                "These hours overlap %(name)s's hours on %(day)s from %(start)s to %(end)s at "
+                "%(location)s. Choose other times, or delete those hours first.",
+                name=specialist.full_name,
+                day=WEEKDAY_NAMES[clash.weekday],
+                start=_hm(clash.start_time),
+                end=_hm(clash.end_time),
+                location=clash.location.name,
+            ),
+            "start_time",
+        )
+    row = WorkingHours(
+        specialist_id=specialist.id,
+        location_id=hours.location_id,
+        weekday=hours.weekday,
+        start_time=hours.start_time,
+        end_time=hours.end_time,
+    )
+    db.session.add(row)
+    db.session.flush()
+    record(
+        "working_hours_added",
+        target_type="working_hours",
+        target_id=row.id,
+        actor=actor,
+        details=changes({}, _hours_values(row)),
+    )
+    db.session.commit()
+    return row
+
+
+def delete_working_hours(row: WorkingHours, actor: StaffUser | None) -> None:
+    """Remove weekly hours. Appointments already booked in them stay as they are."""
+    before = _hours_values(row)
+    row_id = row.id
+    db.session.delete(row)
+    record(
+        "working_hours_deleted",
+        target_type="working_hours",
+        target_id=row_id,
+        actor=actor,
+        details=changes(before, {}),
+    )
+    db.session.commit()
+
+
+def _hours_values(row: WorkingHours) -> dict[str, Any]:
+    return {
+        "specialist_id": row.specialist_id,
+        "location_id": row.location_id,
+        "weekday": row.weekday,
+        "start_time": row.start_time,
+        "end_time": row.end_time,
+    }
+
+
+# Exceptions: time off and extra hours -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimeOffAdded:
+    exception: ScheduleException
+    appointments_inside: int  # active appointments the time off covers: staff must move them
+
+
+def add_time_off(
+    specialist: StaffUser,
+    starts_at: datetime,
+    ends_at: datetime,
+    reason: str | None,
+    actor: StaffUser | None,
+) -> TimeOffAdded:
+    """Block a period (UTC) of a specialist's time: no slot is offered in it. Appointments
+    already booked in it are not touched; their number is returned so staff can move them."""
+    _require_specialist(specialist)
+    _check_period(starts_at, ends_at)
+    exception = _add_exception(specialist, TIME_OFF, starts_at, ends_at, None, reason, actor)
+    inside = db.session.scalar(
+        select(func.count(Appointment.id)).where(
+            Appointment.specialist_id == specialist.id,
+            Appointment.active.is_(True),
+            Appointment.starts_at < ends_at,
+            Appointment.ends_at > starts_at,
+        )
+    )
+    db.session.commit()
+    return TimeOffAdded(exception, int(inside or 0))
+
+
+def add_extra_hours(
+    specialist: StaffUser,
+    starts_at: datetime,
+    ends_at: datetime,
+    location_id: int,
+    reason: str | None,
+    actor: StaffUser | None,
+) -> ScheduleException:
+    """One-off hours (UTC) at an open location, at most a day long and not overlapping the
+    specialist's other extra hours (one place at a time)."""
+    _require_specialist(specialist)
+    _check_period(starts_at, ends_at)
+    if ends_at - starts_at > MAX_EXTRA_HOURS:
+        raise ScheduleError(
+            _("Extra hours can last at most 24 hours. Add one entry per day."), "end_time"
+        )
+    _require_open_location(location_id)
+    _lock_schedule(specialist)
+    clash = db.session.scalar(
+        select(ScheduleException.id).where(
+            ScheduleException.specialist_id == specialist.id,
+            ScheduleException.kind == EXTRA,
+            ScheduleException.starts_at < ends_at,
+            ScheduleException.ends_at > starts_at,
+        )
+    )
+    if clash is not None:
+        raise ScheduleError(
+            _("These hours overlap other extra hours of %(name)s.", name=specialist.full_name),
+            "start_time",
+        )
+    exception = _add_exception(specialist, EXTRA, starts_at, ends_at, location_id, reason, actor)
+    db.session.commit()
+    return exception
+
+
+def delete_schedule_exception(exception: ScheduleException, actor: StaffUser | None) -> None:
+    """Remove time off (its slots open again) or extra hours (their slots go)."""
+    before = _exception_values(exception)
+    exception_id = exception.id
+    db.session.delete(exception)
+    record(
+        "schedule_exception_deleted",
+        target_type="schedule_exception",
+        target_id=exception_id,
+        actor=actor,
+        details=changes(before, {}),
+    )
+    db.session.commit()
+
+
+def _add_exception(
+    specialist: StaffUser,
+    kind: str,
+    starts_at: datetime,
+    ends_at: datetime,
+    location_id: int | None,
+    reason: str | None,
+    actor: StaffUser | None,
+) -> ScheduleException:
+    """Add and audit an exception; flushes, the caller commits."""
+    exception = ScheduleException(
+        specialist_id=specialist.id,
+        kind=kind,
+        location_id=location_id,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        reason=(reason or "").strip() or None,
+    )
+    db.session.add(exception)
+    db.session.flush()
+    record(
+        "schedule_exception_added",
+        target_type="schedule_exception",
+        target_id=exception.id,
+        actor=actor,
+        details=changes({}, _exception_values(exception)),
+    )
+    return exception
+
+
+def _exception_values(exception: ScheduleException) -> dict[str, Any]:
+    return {
+        "specialist_id": exception.specialist_id,
+        "kind": exception.kind,
+        "location_id": exception.location_id,
+        "starts_at": exception.starts_at,
+        "ends_at": exception.ends_at,
+        "reason": exception.reason,
+    }
+
+
+def _check_period(starts_at: datetime, ends_at: datetime) -> None:
+    if ends_at <= starts_at:
+        raise ScheduleError(_("The end must be after the start."), "end_time")
+    if ends_at <= now_utc():
+        raise ScheduleError(_("This period is already over. Please enter a future end."), "end_day")
+
+
+# Shared checks ------------------------------------------------------------------------------
+
+
+def _require_specialist(user: StaffUser) -> None:
+    if user.role != StaffRole.SPECIALIST:
+        raise ScheduleError(_("Only specialists have a schedule."))
+
+
+def _require_open_location(location_id: int) -> None:
+    location = db.session.get(Location, location_id)
+    if location is None or not location.active:
+        raise ScheduleError(_("Please choose one of the open locations."), "location")
+
+
+def _lock_schedule(specialist: StaffUser) -> None:
+    """Serialise schedule changes of one specialist, so two admins adding overlapping hours at
+    the same moment cannot both pass the overlap check (PostgreSQL row lock; SQLite already
+    runs one writer at a time)."""
+    db.session.execute(
+        select(StaffUser.id).where(StaffUser.id == specialist.id).with_for_update()
+    ).one()

@@ -1,0 +1,834 @@
+"""The scheduling admin pages, used as an admin would: booking rules, appointment types, weekly
+hours and exceptions, each checked through the slots the patient's picker then offers.
+
+Forms are posted like a browser (CSRF token read from the page, the pressed button's name).
+Dates are relative to today because the picker offers times from now on.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from werkzeug.test import TestResponse
+
+from booking.audit.models import AuditEvent
+from booking.extensions import db
+from booking.scheduling.models import (
+    Appointment,
+    AppointmentType,
+    ClinicSettings,
+    Location,
+    ScheduleException,
+    WorkingHours,
+)
+from booking.staff.models import StaffUser
+from tests.factories import (
+    csrf_from,
+    login,
+    make_appointment_type,
+    make_hours,
+    make_location,
+    make_request,
+    make_staff,
+)
+
+BERLIN = ZoneInfo("Europe/Berlin")
+OVERVIEW = "/staff/admin/scheduling/"
+SLOT_RE = re.compile(r'name="slot" id="slot-(\d+)\.(\d+)\.(\d+)"')
+
+
+# Helpers ------------------------------------------------------------------------------------
+
+
+def schedule_path(specialist_id: int) -> str:
+    return f"/staff/admin/scheduling/specialists/{specialist_id}"
+
+
+def today() -> date:
+    return datetime.now(BERLIN).date()
+
+
+def target_day() -> date:
+    """A day inside the picker's two weeks and beyond the default minimum notice."""
+    return today() + timedelta(days=7)
+
+
+def berlin(day: date, hhmm: str) -> datetime:
+    """A Berlin wall-clock time as aware UTC (computed here, independently of the app)."""
+    return datetime.combine(day, time.fromisoformat(hhmm), tzinfo=BERLIN).astimezone(UTC)
+
+
+def submit(client: FlaskClient, path: str, prefix: str, **fields: Any) -> TestResponse:
+    """Post one of the page's forms as a browser does: its fields, its token, its button."""
+    data = {
+        f"{prefix}-csrf_token": csrf_from(client, path),
+        f"{prefix}-submit": "pressed",
+        **{f"{prefix}-{name}": value for name, value in fields.items()},
+    }
+    return client.post(path, data=data)
+
+
+def press(client: FlaskClient, path: str, **fields: str) -> TestResponse:
+    """A row's button (deactivate, delete): the page's CSRF token and hidden fields."""
+    token = csrf_from(client, OVERVIEW)
+    return client.post(path, data={"csrf_token": token, **fields})
+
+
+def offered(client: FlaskClient, type_id: int, specialist_id: int, day: date) -> list[str]:
+    """The clinic times (HH:MM) the patient's picker offers with that specialist on a day."""
+    page = client.get(f"/request/time?type={type_id}&specialist={specialist_id}")
+    assert page.status_code == 200
+    times = []
+    for sid, _lid, epoch in SLOT_RE.findall(page.get_data(as_text=True)):
+        local = datetime.fromtimestamp(int(epoch), tz=UTC).astimezone(BERLIN)
+        if int(sid) == specialist_id and local.date() == day:
+            times.append(local.strftime("%H:%M"))
+    return sorted(times)
+
+
+def starts(first: str, last: str) -> list[str]:
+    """Every quarter hour from ``first`` to ``last`` inclusive."""
+    at = datetime.combine(date(2000, 1, 1), time.fromisoformat(first))
+    end = datetime.combine(date(2000, 1, 1), time.fromisoformat(last))
+    out = []
+    while at <= end:
+        out.append(at.strftime("%H:%M"))
+        at += timedelta(minutes=15)
+    return out
+
+
+def text(fragment: str) -> str:
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
+
+
+def field_error(page: str, field_id: str) -> str:
+    """The error shown next to a field."""
+    match = re.search(rf'<div id="{re.escape(field_id)}-error"[^>]*>(.*?)</div>', page, re.S)
+    assert match, f"no error is shown next to {field_id}"
+    return text(match.group(1))
+
+
+def error_summary(page: str) -> str:
+    match = re.search(r'id="error-summary".*?</ul>', page, re.S)
+    assert match, "no error summary on the page"
+    return text(match.group(0))
+
+
+def input_value(page: str, field_id: str) -> str:
+    match = re.search(rf'<input[^>]*id="{re.escape(field_id)}"[^>]*>', page)
+    assert match, f"no input {field_id}"
+    value = re.search(r'value="([^"]*)"', match.group(0))
+    return html.unescape(value.group(1)) if value else ""
+
+
+def audits(app: Flask, action: str) -> list[AuditEvent]:
+    with app.app_context():
+        rows = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
+        ).all()
+        db.session.expunge_all()
+        return list(rows)
+
+
+def count(app: Flask, model: type) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(model)) or 0
+
+
+def add_hours(clinic: dict[str, Any], weekdays: list[int] | range = range(7)) -> None:
+    """Dr. Weber's weekly hours, 08:00-18:00 at the main clinic (inside an app context)."""
+    make_hours(
+        db.session.get(StaffUser, clinic["weber"]),
+        db.session.get(Location, clinic["location"]),
+        weekdays=weekdays,
+        start="08:00",
+        end="18:00",
+    )
+
+
+def book(clinic: dict[str, Any], type_id: int, starts_at: datetime) -> None:
+    """A booked 45-minute appointment with Dr. Weber, blocked for 10 minutes after it (inside an
+    app context)."""
+    consultation = make_request()
+    db.session.add(
+        Appointment(
+            request_id=consultation.id,
+            specialist_id=clinic["weber"],
+            location_id=clinic["location"],
+            appointment_type_id=type_id,
+            starts_at=starts_at,
+            ends_at=starts_at + timedelta(minutes=45),
+            blocked_until=starts_at + timedelta(minutes=55),
+            uid=f"test-{starts_at.timestamp()}@example.com",
+        )
+    )
+    db.session.commit()
+
+
+@pytest.fixture
+def clinic(app: Flask) -> dict[str, Any]:
+    """An admin, a coordinator, a specialist without hours yet, and one location."""
+    with app.app_context():
+        admin = make_staff("admin", "admin@example.com")
+        make_staff("coordinator", "coord@example.com")
+        weber = make_staff("specialist", "weber@example.com", full_name="Dr. Weber")
+        location = make_location()
+        return {
+            "admin": admin.id,
+            "weber": weber.id,
+            "weber_email": weber.email,
+            "location": location.id,
+        }
+
+
+@pytest.fixture
+def admin_client(client: FlaskClient, clinic: dict[str, Any]) -> FlaskClient:
+    assert login(client, "admin@example.com").status_code == 302
+    return client
+
+
+@pytest.fixture
+def evaluation(app: Flask, clinic: dict[str, Any]) -> int:
+    """A 45-minute appointment type."""
+    with app.app_context():
+        return make_appointment_type(minutes=45).id
+
+
+# Access -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role_email", ["coord@example.com", "weber@example.com"])
+def test_only_admins_reach_the_pages(
+    app: Flask, clinic: dict[str, Any], evaluation: int, role_email: str
+) -> None:
+    with app.app_context():  # one row to try deleting
+        add_hours(clinic, weekdays=[0])
+        row_id = db.session.scalar(select(WorkingHours.id))
+    client = app.test_client()
+    # Signed out: sent to sign in.
+    response = client.get(OVERVIEW)
+    assert response.status_code == 302 and "/staff/login" in response.headers["Location"]
+
+    assert login(client, role_email).status_code == 302
+    token = csrf_from(client, "/staff/")
+    weber_page = schedule_path(clinic["weber"])
+    assert client.get(OVERVIEW).status_code == 403
+    assert client.get(weber_page).status_code == 403
+    posts = [
+        (OVERVIEW, {"rules-submit": "x", "rules-buffer_minutes": "0"}),
+        (f"/staff/admin/scheduling/types/{evaluation}/active", {"active": "0"}),
+        (weber_page, {"hours-submit": "x", "hours-weekday": "1"}),
+        (f"{weber_page}/hours/{row_id}/delete", {}),
+    ]
+    for path, data in posts:
+        assert client.post(path, data={"csrf_token": token, **data}).status_code == 403
+    assert count(app, WorkingHours) == 1
+    assert count(app, ClinicSettings) == 0
+    assert not audits(app, "booking_rules_updated")
+
+    # The nav shows the page to admins only.
+    assert "/staff/admin/scheduling/" not in client.get("/staff/").get_data(as_text=True)
+
+
+def test_admin_sees_the_nav_link_and_specialists(admin_client: FlaskClient, clinic: dict) -> None:
+    page = admin_client.get("/staff/").get_data(as_text=True)
+    assert 'href="/staff/admin/scheduling/"' in page
+    overview = admin_client.get(OVERVIEW).get_data(as_text=True)
+    assert f'href="{schedule_path(clinic["weber"])}"' in overview
+    assert "no weekly hours yet" in overview
+    # Only specialists have a schedule page.
+    assert admin_client.get(schedule_path(clinic["admin"])).status_code == 404
+    assert admin_client.get(schedule_path(99999)).status_code == 404
+
+
+# Booking rules ------------------------------------------------------------------------------
+
+
+def test_saving_rules_creates_the_row_audits_and_changes_open_slots(
+    app: Flask, admin_client: FlaskClient, clinic: dict[str, Any], evaluation: int
+) -> None:
+    day = target_day()
+    with app.app_context():
+        add_hours(clinic, weekdays=[day.weekday()])
+        # A booked appointment 10:00-10:45 (blocked until 10:55 with the default buffer).
+        book(clinic, evaluation, berlin(day, "10:00"))
+
+    # Before any save: the defaults, shown in the form, and no settings row.
+    page = admin_client.get(OVERVIEW).get_data(as_text=True)
+    assert "No rules saved yet" in page
+    assert [
+        input_value(page, f"rules-{name}")
+        for name in ("buffer_minutes", "min_notice_hours", "horizon_days", "cancel_notice_hours")
+    ] == ["10", "24", "60", "24"]
+    assert count(app, ClinicSettings) == 0
+
+    before = offered(admin_client, evaluation, clinic["weber"], day)
+    # 09:00-09:45 plus 10 minutes ends before 10:00; 11:00 starts after the block.
+    assert "09:00" in before and "09:15" not in before and "11:00" in before
+
+    response = submit(
+        admin_client,
+        OVERVIEW,
+        "rules",
+        buffer_minutes="30",
+        min_notice_hours="24",
+        horizon_days="60",
+        cancel_notice_hours="48",
+    )
+    assert response.status_code == 302
+    assert "Booking rules saved." in admin_client.get(OVERVIEW).get_data(as_text=True)
+    with app.app_context():
+        settings = db.session.get(ClinicSettings, 1)
+        assert settings is not None
+        assert (settings.buffer_minutes, settings.cancel_notice_hours) == (30, 48)
+    (audit,) = audits(app, "booking_rules_updated")
+    assert audit.actor_email == "admin@example.com"
+    assert audit.target_type == "clinic_settings"
+    assert audit.details == {
+        "buffer_minutes": {"before": 10, "after": 30},
+        "cancel_notice_hours": {"before": 24, "after": 48},
+    }
+
+    after = offered(admin_client, evaluation, clinic["weber"], day)
+    # With 30 minutes kept free, 09:00 (ends 09:45) now runs into the 10:00 appointment.
+    assert "09:00" not in after and "08:45" in after and "11:00" in after
+
+    # A shorter horizon takes the day out of reach altogether; the second save updates row 1.
+    assert (
+        submit(
+            admin_client,
+            OVERVIEW,
+            "rules",
+            buffer_minutes="30",
+            min_notice_hours="24",
+            horizon_days="2",
+            cancel_notice_hours="48",
+        ).status_code
+        == 302
+    )
+    assert offered(admin_client, evaluation, clinic["weber"], day) == []
+    assert count(app, ClinicSettings) == 1
+    assert audits(app, "booking_rules_updated")[-1].details == {
+        "horizon_days": {"before": 60, "after": 2}
+    }
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("buffer_minutes", "241", "Please enter a number from 0 to 240."),
+        ("buffer_minutes", "-1", "Please enter a number from 0 to 240."),
+        ("horizon_days", "0", "Please enter a number from 1 to 730."),
+        ("min_notice_hours", "ten", "Please enter a whole number, like 15."),
+        ("min_notice_hours", "1.5", "Please enter a whole number, like 15."),
+        ("cancel_notice_hours", "", "Please enter a number."),
+        ("cancel_notice_hours", "9" * 40, "Please enter a number from 0 to 720."),
+    ],
+)
+def test_bad_rules_are_refused_next_to_the_field_and_kept(
+    app: Flask, admin_client: FlaskClient, field: str, value: str, message: str
+) -> None:
+    values = {
+        "buffer_minutes": "15",
+        "min_notice_hours": "12",
+        "horizon_days": "30",
+        "cancel_notice_hours": "24",
+    }
+    values[field] = value
+    response = submit(admin_client, OVERVIEW, "rules", **values)
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert field_error(page, f"rules-{field}") == f"Error: {message}"
+    assert message in error_summary(page)
+    assert input_value(page, f"rules-{field}") == value
+    assert input_value(page, "rules-buffer_minutes") == values["buffer_minutes"]
+    assert count(app, ClinicSettings) == 0
+    assert not audits(app, "booking_rules_updated")
+
+
+# Appointment types --------------------------------------------------------------------------
+
+
+def test_admin_adds_deactivates_and_reactivates_a_type(
+    app: Flask, admin_client: FlaskClient, clinic: dict[str, Any]
+) -> None:
+    with app.app_context():
+        add_hours(clinic)
+    # No type yet: the patient goes straight to the request form.
+    assert admin_client.get("/request/time").status_code == 302
+
+    response = submit(
+        admin_client, OVERVIEW, "type", name="  Follow-up   visit ", duration_minutes="30"
+    )
+    assert response.status_code == 302
+    page = admin_client.get(OVERVIEW).get_data(as_text=True)
+    assert "Appointment type Follow-up visit added." in page
+    assert "30 minutes" in page
+    with app.app_context():
+        (created,) = db.session.scalars(select(AppointmentType)).all()
+        assert (created.name, created.duration_minutes, created.active) == (
+            "Follow-up visit",
+            30,
+            True,
+        )
+        type_id = created.id
+    picker = admin_client.get("/request/time")
+    assert picker.status_code == 200 and "Follow-up visit" in picker.get_data(as_text=True)
+    assert offered(admin_client, type_id, clinic["weber"], target_day())
+    (audit,) = audits(app, "appointment_type_created")
+    assert audit.target_id == str(type_id)
+    assert audit.details == {
+        "active": {"before": None, "after": True},
+        "duration_minutes": {"before": None, "after": 30},
+        "name": {"before": None, "after": "Follow-up visit"},
+    }
+
+    # The same name in other letters is refused, and what was typed stays.
+    response = submit(admin_client, OVERVIEW, "type", name="FOLLOW-UP VISIT", duration_minutes="20")
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "already exists" in field_error(page, "type-name")
+    assert input_value(page, "type-name") == "FOLLOW-UP VISIT"
+    assert input_value(page, "type-duration_minutes") == "20"
+    assert count(app, AppointmentType) == 1
+
+    toggle = f"/staff/admin/scheduling/types/{type_id}/active"
+    assert press(admin_client, toggle, active="0").status_code == 302
+    assert "can no longer book" in admin_client.get(OVERVIEW).get_data(as_text=True)
+    assert admin_client.get("/request/time").status_code == 302
+    assert press(admin_client, toggle, active="1").status_code == 302
+    assert admin_client.get("/request/time").status_code == 200
+    assert [a.details for a in audits(app, "appointment_type_updated")] == [
+        {"active": {"before": True, "after": False}},
+        {"active": {"before": False, "after": True}},
+    ]
+    assert press(admin_client, "/staff/admin/scheduling/types/9999/active").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("fields", "field_id", "message"),
+    [
+        ({"name": "", "duration_minutes": "30"}, "type-name", "Please enter a name."),
+        ({"name": "   ", "duration_minutes": "30"}, "type-name", "Please enter a name."),
+        ({"name": "x" * 121, "duration_minutes": "30"}, "type-name", "at most 120 characters"),
+        ({"name": "Visit", "duration_minutes": "4"}, "type-duration_minutes", "from 5 to 480"),
+        ({"name": "Visit", "duration_minutes": "481"}, "type-duration_minutes", "from 5 to 480"),
+        ({"name": "Visit", "duration_minutes": "half an hour"}, "type-duration_minutes", "45"),
+        ({"name": "Visit"}, "type-duration_minutes", "Please enter the duration in minutes."),
+    ],
+)
+def test_bad_types_are_refused(
+    app: Flask, admin_client: FlaskClient, fields: dict, field_id: str, message: str
+) -> None:
+    response = submit(admin_client, OVERVIEW, "type", **fields)
+    assert response.status_code == 422
+    assert message in field_error(response.get_data(as_text=True), field_id)
+    assert count(app, AppointmentType) == 0
+
+
+def test_control_characters_in_a_name_are_dropped(app: Flask, admin_client: FlaskClient) -> None:
+    response = submit(admin_client, OVERVIEW, "type", name="Vis\x00it\x07", duration_minutes="30")
+    assert response.status_code == 302
+    with app.app_context():
+        assert db.session.scalars(select(AppointmentType.name)).all() == ["Visit"]
+
+
+# Weekly working hours -----------------------------------------------------------------------
+
+
+def test_weekly_hours_make_the_picker_offer_that_specialist(
+    app: Flask, admin_client: FlaskClient, clinic: dict[str, Any], evaluation: int
+) -> None:
+    day = target_day()
+    path = schedule_path(clinic["weber"])
+    picker = admin_client.get(f"/request/time?type={evaluation}").get_data(as_text=True)
+    assert "Dr. Weber" not in picker  # no hours, not offered
+
+    response = submit(
+        admin_client,
+        path,
+        "hours",
+        weekday=str(day.weekday()),
+        location=str(clinic["location"]),
+        start_time="09:00",
+        end_time="12:00",
+    )
+    assert response.status_code == 302 and response.headers["Location"].endswith(path)
+    page = admin_client.get(path).get_data(as_text=True)
+    assert "Working hours added." in page and "09:00" in page and "12:00" in page
+    assert "Dr. Weber" in admin_client.get("/request/time").get_data(as_text=True)
+    # A 45-minute appointment: the last start is 11:15.
+    assert offered(admin_client, evaluation, clinic["weber"], day) == starts("09:00", "11:15")
+
+    # More hours the same day (another block, "HH:MM:SS" as some browsers send) add slots.
+    assert (
+        submit(
+            admin_client,
+            path,
+            "hours",
+            weekday=str(day.weekday()),
+            location=str(clinic["location"]),
+            start_time="14:00:00",
+            end_time="16:00",
+        ).status_code
+        == 302
+    )
+    assert offered(admin_client, evaluation, clinic["weber"], day) == starts(
+        "09:00", "11:15"
+    ) + starts("14:00", "15:15")
+
+    with app.app_context():
+        rows = db.session.scalars(select(WorkingHours).order_by(WorkingHours.start_time)).all()
+        assert [(r.weekday, r.start_time, r.end_time) for r in rows] == [
+            (day.weekday(), time(9), time(12)),
+            (day.weekday(), time(14), time(16)),
+        ]
+        morning_id, afternoon_id = rows[0].id, rows[1].id
+
+    # Deleting the morning takes its slots away.
+    response = press(admin_client, f"{path}/hours/{morning_id}/delete")
+    assert response.status_code == 302
+    assert offered(admin_client, evaluation, clinic["weber"], day) == starts("14:00", "15:15")
+
+    added = audits(app, "working_hours_added")
+    assert [a.target_id for a in added] == [str(morning_id), str(afternoon_id)]
+    assert added[0].details == {
+        "end_time": {"before": None, "after": "12:00:00"},
+        "location_id": {"before": None, "after": clinic["location"]},
+        "specialist_id": {"before": None, "after": clinic["weber"]},
+        "start_time": {"before": None, "after": "09:00:00"},
+        "weekday": {"before": None, "after": day.weekday()},
+    }
+    (deleted,) = audits(app, "working_hours_deleted")
+    assert deleted.target_id == str(morning_id)
+    assert deleted.details["start_time"] == {"before": "09:00:00", "after": None}
+    assert deleted.details["weekday"] == {"before": day.weekday(), "after": None}
+
+
+def test_overlapping_hours_are_refused_with_a_message(
+    app: Flask, admin_client: FlaskClient, clinic: dict[str, Any]
+) -> None:
+    path = schedule_path(clinic["weber"])
+    hours = {"weekday": "0", "location": str(clinic["location"])}
+    assert submit(admin_client, path, "hours", **hours, start_time="09:00", end_time="12:00")
+    assert count(app, WorkingHours) == 1
+    with app.app_context():
+        other = make_location("Potsdam practice", "Am Kanal 3, Potsdam").id
+
+    for start, end, location in [
+        ("11:00", "13:00", clinic["location"]),  # overlaps the end
+        ("08:00", "18:00", clinic["location"]),  # covers it
+        ("10:00", "11:00", other),  # inside it, at another location
+    ]:
+        response = submit(
+            admin_client,
+            path,
+            "hours",
+            weekday="0",
+            location=str(location),
+            start_time=start,
+            end_time=end,
+        )
+        assert response.status_code == 422
+        page = response.get_data(as_text=True)
+        message = field_error(page, "hours-start_time")
+        assert "These hours overlap Dr. Weber's hours on Monday from 09:00 to 12:00" in message
+        assert "Main clinic" in message
+        assert "overlap" in error_summary(page)
+        # What was typed is kept.
+        assert input_value(page, "hours-start_time") == start
+        assert input_value(page, "hours-end_time") == end
+        assert f'<option selected value="{location}">' in page
+    assert count(app, WorkingHours) == 1
+    assert not audits(app, "working_hours_added")[1:]
+
+    # Touching is not overlapping; another weekday is free.
+    for weekday, start, end in [("0", "12:00", "14:00"), ("1", "09:00", "12:00")]:
+        response = submit(
+            admin_client,
+            path,
+            "hours",
+            weekday=weekday,
+            location=str(clinic["location"]),
+            start_time=start,
+            end_time=end,
+        )
+        assert response.status_code == 302
+    assert count(app, WorkingHours) == 3
+
+
+@pytest.mark.parametrize(("start", "end"), [("12:00", "09:00"), ("10:00", "10:00")])
+def test_hours_ending_before_they_start_are_refused(
+    app: Flask, admin_client: FlaskClient, clinic: dict[str, Any], start: str, end: str
+) -> None:
+    response = submit(
+        admin_client,
+        schedule_path(clinic["weber"]),
+        "hours",
+        weekday="2",
+        location=str(clinic["location"]),
+        start_time=start,
+        end_time=end,
+    )
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert field_error(page, "hours-end_time") == (
+        "Error: The end time must be after the start time."
+    )
+    assert count(app, WorkingHours) == 0
+
+
+# Exceptions ---------------------------------------------------------------------------------
+
+
+def test_time_off_removes_its_slots_and_deleting_it_brings_them_back(
+    app: Flask, admin_client: FlaskClient, clinic: dict[str, Any], evaluation: int
+) -> None:
+    day = target_day()
+    path = schedule_path(clinic["weber"])
+    with app.app_context():
+        add_hours(clinic)
+    assert "10:00" in offered(admin_client, evaluation, clinic["weber"], day)
+
+    iso = day.isoformat()
+    response = submit(
+        admin_client,
+        path,
+        "off",
+        start_day=iso,
+        start_time="10:00",
+        end_day=iso,
+        end_time="12:00",
+        reason="Conference",
+    )
+    assert response.status_code == 302
+    page = admin_client.get(path).get_data(as_text=True)
+    assert "Time off added." in page and "Conference" in page
+    with app.app_context():
+        (row,) = db.session.scalars(select(ScheduleException)).all()
+        # Entered in clinic time, stored in UTC.
+        assert (row.kind, row.starts_at, row.ends_at) == (
+            "time_off",
+            berlin(day, "10:00"),
+            berlin(day, "12:00"),
+        )
+        exception_id = row.id
+
+    slots = offered(admin_client, evaluation, clinic["weber"], day)
+    # 09:15-10:00 still fits; nothing from 09:30 (runs into 10:00) until 12:00.
+    assert "09:15" in slots and "12:00" in slots
+    assert not set(starts("09:30", "11:45")) & set(slots)
+
+    (added,) = audits(app, "schedule_exception_added")
+    assert added.details["kind"] == {"before": None, "after": "time_off"}
+    assert added.details["starts_at"] == {
+        "before": None,
+        "after": berlin(day, "10:00").isoformat(),
+    }
+    assert added.details["reason"] == {"before": None, "after": "Conference"}
+
+    assert press(admin_client, f"{path}/exceptions/{exception_id}/delete").status_code == 302
+    assert "10:00" in offered(admin_client, evaluation, clinic["weber"], day)
+    (deleted,) = audits(app, "schedule_exception_deleted")
+    assert deleted.details["kind"] == {"before": "time_off", "after": None}
+    assert count(app, ScheduleException) == 0
+
+
+def test_time_off_over_a_booked_appointment_warns(
+    app: Flask, admin_client: FlaskClient, clinic: dict[str, Any], evaluation: int
+) -> None:
+    day = target_day()
+    with app.app_context():
+        book(clinic, evaluation, berlin(day, "10:00"))
+    path = schedule_path(clinic["weber"])
+    iso = day.isoformat()
+    response = submit(
+        admin_client, path, "off", start_day=iso, start_time="00:00", end_day=iso, end_time="23:45"
+    )
+    assert response.status_code == 302
+    page = admin_client.get(path).get_data(as_text=True)
+    assert "1 booked appointment falls in it" in page
+
+
+def test_extra_hours_add_slots_on_a_day_without_weekly_hours(
+    app: Flask, admin_client: FlaskClient, clinic: dict[str, Any], evaluation: int
+) -> None:
+    day = target_day()
+    path = schedule_path(clinic["weber"])
+    iso = day.isoformat()
+    extra = {"location": str(clinic["location"]), "start_day": iso, "end_day": iso}
+    response = submit(admin_client, path, "extra", **extra, start_time="16:00", end_time="18:00")
+    assert response.status_code == 302
+    assert offered(admin_client, evaluation, clinic["weber"], day) == starts("16:00", "17:15")
+    with app.app_context():
+        row = db.session.scalars(select(ScheduleException)).one()
+        assert (row.kind, row.location_id) == ("extra", clinic["location"])
+
+    # Overlapping extra hours, and longer than a day, are refused.
+    response = submit(admin_client, path, "extra", **extra, start_time="17:00", end_time="19:00")
+    assert response.status_code == 422
+    assert "overlap other extra hours" in field_error(
+        response.get_data(as_text=True), "extra-start_time"
+    )
+    long = {**extra, "end_day": (day + timedelta(days=2)).isoformat()}
+    response = submit(admin_client, path, "extra", **long, start_time="19:00", end_time="19:00")
+    assert response.status_code == 422
+    assert "at most 24 hours" in field_error(response.get_data(as_text=True), "extra-end_time")
+    # A location the page did not offer.
+    response = submit(
+        admin_client,
+        path,
+        "extra",
+        **{**extra, "location": "9999"},
+        start_time="08:00",
+        end_time="09:00",
+    )
+    assert response.status_code == 422
+    assert "locations shown" in field_error(response.get_data(as_text=True), "extra-location")
+    assert count(app, ScheduleException) == 1
+
+
+def last_sunday_of_march_ahead() -> date:
+    year = today().year
+    for candidate_year in (year, year + 1):
+        march_31 = date(candidate_year, 3, 31)
+        sunday = march_31 - timedelta(days=(march_31.weekday() - 6) % 7)
+        if sunday > today():
+            return sunday
+    raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize("prefix", ["off", "extra"])
+def test_a_time_skipped_by_the_clock_change_is_refused(
+    app: Flask, admin_client: FlaskClient, clinic: dict[str, Any], prefix: str
+) -> None:
+    day = last_sunday_of_march_ahead()
+    path = schedule_path(clinic["weber"])
+    fields = {"start_day": day.isoformat(), "end_day": day.isoformat(), "reason": "Night shift"}
+    if prefix == "extra":
+        fields["location"] = str(clinic["location"])
+    response = submit(admin_client, path, prefix, **fields, start_time="02:30", end_time="04:00")
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    message = field_error(page, f"{prefix}-start_time")
+    assert "02:30 on" in message and "does not exist in the clinic's time zone" in message
+    assert "clocks go forward" in error_summary(page)
+    assert input_value(page, f"{prefix}-start_time") == "02:30"
+    assert input_value(page, f"{prefix}-reason") == "Night shift"
+    assert count(app, ScheduleException) == 0
+
+    # 01:30 (still winter time) to 03:30 (summer time) is one real hour.
+    response = submit(admin_client, path, prefix, **fields, start_time="01:30", end_time="03:30")
+    assert response.status_code == 302
+    with app.app_context():
+        row = db.session.scalars(select(ScheduleException)).one()
+        assert row.starts_at == datetime.combine(day, time(0, 30), tzinfo=UTC)
+        assert row.ends_at - row.starts_at == timedelta(hours=1)
+
+
+def test_a_period_already_over_is_refused(
+    app: Flask, admin_client: FlaskClient, clinic: dict[str, Any]
+) -> None:
+    yesterday = (today() - timedelta(days=1)).isoformat()
+    response = submit(
+        admin_client,
+        schedule_path(clinic["weber"]),
+        "off",
+        start_day=yesterday,
+        start_time="08:00",
+        end_day=yesterday,
+        end_time="10:00",
+    )
+    assert response.status_code == 422
+    assert "already over" in field_error(response.get_data(as_text=True), "off-end_day")
+    assert count(app, ScheduleException) == 0
+
+
+# Bad input ----------------------------------------------------------------------------------
+
+
+GOOD_OFF = {"start_time": "08:00", "end_time": "10:00", "reason": ""}
+
+
+@pytest.mark.parametrize(
+    ("prefix", "fields", "field_id", "message"),
+    [
+        ("hours", {"weekday": "7"}, "hours-weekday", "days shown"),
+        ("hours", {"weekday": "Monday"}, "hours-weekday", "days shown"),
+        ("hours", {"weekday": ""}, "hours-weekday", "Please choose a day"),
+        ("hours", {"location": "abc"}, "hours-location", "locations shown"),
+        ("hours", {"location": "9999"}, "hours-location", "locations shown"),
+        ("hours", {"start_time": "25:00"}, "hours-start_time", "like 09:30"),
+        ("hours", {"start_time": "nine"}, "hours-start_time", "like 09:30"),
+        ("hours", {"end_time": ""}, "hours-end_time", "Please enter a time."),
+        ("off", {"start_day": "2027-02-30"}, "off-start_day", "year, month and day"),
+        ("off", {"start_day": "0001-01-01"}, "off-start_day", "Please enter a date from"),
+        ("off", {"end_day": "9999-12-31"}, "off-end_day", "Please enter a date from"),
+        ("off", {"end_day": ""}, "off-end_day", "Please enter a date."),
+        ("off", {"start_time": "10:00", "end_time": "08:00"}, "off-end_time", "after the start"),
+        ("off", {"reason": "x" * 201}, "off-reason", "at most 200 characters"),
+        ("extra", {"location": ""}, "extra-location", "Please choose a location."),
+    ],
+)
+def test_bad_schedule_input_is_refused_not_crashed(
+    app: Flask,
+    admin_client: FlaskClient,
+    clinic: dict[str, Any],
+    prefix: str,
+    fields: dict[str, str],
+    field_id: str,
+    message: str,
+) -> None:
+    day = target_day().isoformat()
+    base = {
+        "hours": {
+            "weekday": "0",
+            "location": str(clinic["location"]),
+            "start_time": "09:00",
+            "end_time": "12:00",
+        },
+        "off": {"start_day": day, "end_day": day, **GOOD_OFF},
+        "extra": {
+            "start_day": day,
+            "end_day": day,
+            "location": str(clinic["location"]),
+            **GOOD_OFF,
+        },
+    }[prefix]
+    response = submit(admin_client, schedule_path(clinic["weber"]), prefix, **{**base, **fields})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert message in field_error(page, field_id)
+    assert count(app, WorkingHours) == 0
+    assert count(app, ScheduleException) == 0
+
+
+def test_odd_posts_get_a_clear_status(
+    app: Flask, admin_client: FlaskClient, clinic: dict[str, Any]
+) -> None:
+    path = schedule_path(clinic["weber"])
+    token = csrf_from(admin_client, path)
+    # No button pressed: nothing to do.
+    assert admin_client.post(path, data={"csrf_token": token}).status_code == 400
+    assert admin_client.post(OVERVIEW, data={"csrf_token": token}).status_code == 400
+    # No token: refused before anything is read.
+    response = admin_client.post(path, data={"hours-submit": "x", "hours-weekday": "1"})
+    assert response.status_code == 400
+    assert "This form has expired" in response.get_data(as_text=True)
+    # Rows of another specialist, or none.
+    with app.app_context():
+        other = make_staff("specialist", "okafor@example.com", full_name="Dr. Okafor")
+        make_hours(other, db.session.get(Location, clinic["location"]), weekdays=[0])
+        row_id = db.session.scalar(select(WorkingHours.id))
+    assert press(admin_client, f"{path}/hours/{row_id}/delete").status_code == 404
+    assert press(admin_client, f"{path}/hours/9999/delete").status_code == 404
+    assert press(admin_client, f"{path}/exceptions/9999/delete").status_code == 404
+    assert count(app, WorkingHours) == 1
