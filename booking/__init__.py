@@ -55,8 +55,10 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
 
 
 def _select_locale() -> str | None:
-    from flask import current_app
+    from flask import current_app, has_request_context
 
+    if not has_request_context():  # CLI commands and the worker use the default
+        return None
     return request.accept_languages.best_match(current_app.config["LANGUAGES"])
 
 
