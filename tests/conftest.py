@@ -39,7 +39,8 @@ def pg_schema(worker_id: str) -> Iterator[str]:
     """A PostgreSQL schema of this test worker's own, created empty and dropped at the end."""
     if not PG_URL:
         pytest.skip("TEST_DATABASE_URL is not set")
-    schema = f"test_{worker_id}"
+    # The pid too: two test runs on one machine (or one database) must not share a schema.
+    schema = f"test_{worker_id}_{os.getpid()}"
     engine = sa.create_engine(_pg_url("public"))
     with engine.begin() as conn:
         # Once per database, serialised between parallel workers: the exclusion constraint

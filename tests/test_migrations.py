@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path, worker_id: st
         yield f"sqlite:///{tmp_path / 'migrations.sqlite3'}"
         return
     assert PG_URL
-    schema = f"migrations_{worker_id}"
+    schema = f"migrations_{worker_id}_{os.getpid()}"
     engine = sa.create_engine(_pg_url("public"))
     with engine.begin() as conn:
         conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))

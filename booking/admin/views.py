@@ -16,6 +16,7 @@ from booking.scheduling import services as scheduling
 from booking.scheduling.models import Location
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole
+from booking.urlargs import date_arg, int_arg, text_arg
 
 bp = Blueprint("admin", __name__, url_prefix="/staff/admin")
 
@@ -46,10 +47,7 @@ def set_location_active(location_id: int) -> Response:
 
 
 def _date(name: str) -> date | None:
-    try:
-        return date.fromisoformat(request.args.get(name, ""))
-    except ValueError:
-        return None
+    return date_arg(request.args.get(name))
 
 
 @bp.get("/audit")
@@ -58,11 +56,11 @@ def audit() -> str:
     page_arg = request.args.get("page", "1")
     filters = AuditFilters(
         action=request.args.get("action") or None,
-        actor=(request.args.get("actor") or "").strip()[:254] or None,
-        target=(request.args.get("target") or "").strip()[:40] or None,
+        actor=text_arg(request.args.get("actor"), 254),
+        target=text_arg(request.args.get("target"), 40),
         date_from=_date("from"),
         date_to=_date("to"),
-        page=int(page_arg) if page_arg.isdigit() else 1,
+        page=int_arg(page_arg, maximum=1_000_000) or 1,
     )
     events, total, pages = audit_page(filters)
     return render_template(

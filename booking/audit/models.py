@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, String, event
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column
 
 from booking.extensions import db
 from booking.timeutil import UTCDateTime, now_utc
@@ -35,3 +35,12 @@ class AuditTrailIsAppendOnly(RuntimeError):  # noqa: N818 - names the rule it en
 @event.listens_for(AuditEvent, "before_delete")
 def _refuse_changes(_mapper: Any, _connection: Any, target: AuditEvent) -> None:
     raise AuditTrailIsAppendOnly(f"audit event {target.id} cannot be changed or deleted")
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_bulk_changes(state: ORMExecuteState) -> None:
+    """Bulk ``update(AuditEvent)`` / ``delete(AuditEvent)`` bypass the mapper events above."""
+    if (state.is_update or state.is_delete) and any(
+        mapper.class_ is AuditEvent for mapper in state.all_mappers
+    ):
+        raise AuditTrailIsAppendOnly("audit events cannot be changed or deleted")

@@ -13,23 +13,20 @@ from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole
 from booking.staff.services import list_staff
 from booking.timeutil import clinic_today, from_clinic_local, to_clinic_tz
+from booking.urlargs import date_arg, int_arg
 
 bp = Blueprint("calendar", __name__, url_prefix="/staff")
 
 
 def _int_arg(name: str) -> int | None:
-    value = request.args.get(name, "")
-    return int(value) if value.isdigit() else None
+    return int_arg(request.args.get(name))
 
 
 @bp.get("/calendar")
 @roles_required()
 def view() -> str:
     mode = "day" if request.args.get("view") == "day" else "week"
-    try:
-        anchor = date.fromisoformat(request.args.get("date", ""))
-    except ValueError:
-        anchor = clinic_today()
+    anchor = date_arg(request.args.get("date")) or clinic_today()
     first = anchor if mode == "day" else anchor - timedelta(days=anchor.weekday())
     days = [first + timedelta(days=n) for n in range(1 if mode == "day" else 7)]
     step = timedelta(days=1 if mode == "day" else 7)

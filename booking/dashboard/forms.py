@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
@@ -15,15 +14,9 @@ from booking.dashboard.queries import QueueFilters
 from booking.patients import history
 from booking.patients.forms import options
 from booking.patients.models import RequestStatus, TriageLevel
+from booking.urlargs import date_arg, int_arg, text_arg
 
 MAX_SEARCH = 100
-
-
-def _date_arg(args: MultiDict, name: str) -> date | None:
-    try:
-        return date.fromisoformat(args.get(name, ""))
-    except ValueError:
-        return None
 
 
 def queue_filters(args: MultiDict) -> QueueFilters:
@@ -33,17 +26,15 @@ def queue_filters(args: MultiDict) -> QueueFilters:
         status = None if status == "all" else RequestStatus.REQUESTED.value
     triage = args.get("triage")
     diagnosis = args.get("diagnosis")
-    specialist = args.get("specialist", "")
-    page = args.get("page", "1")
     return QueueFilters(
         status=status,
         triage=triage if triage in {t.value for t in TriageLevel} else None,
         diagnosis=diagnosis if diagnosis in {code for code, _ in history.DIAGNOSES} else None,
-        specialist_id=int(specialist) if specialist.isdigit() else None,
-        date_from=_date_arg(args, "from"),
-        date_to=_date_arg(args, "to"),
-        search=(args.get("q") or "").strip()[:MAX_SEARCH] or None,
-        page=int(page) if page.isdigit() and 0 < int(page) < 100_000 else 1,
+        specialist_id=int_arg(args.get("specialist")),
+        date_from=date_arg(args.get("from")),
+        date_to=date_arg(args.get("to")),
+        search=text_arg(args.get("q"), MAX_SEARCH),
+        page=int_arg(args.get("page"), maximum=100_000) or 1,
     )
 
 

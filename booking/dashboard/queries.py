@@ -180,7 +180,11 @@ def export_rows(
             contains_eager(ConsultationRequest.assigned_specialist.of_type(specialist)),
             contains_eager(ConsultationRequest.appointment),
         )
-        .order_by(ConsultationRequest.triage_level.desc(), ConsultationRequest.created_at)
+        .order_by(
+            ConsultationRequest.triage_level.desc(),
+            ConsultationRequest.created_at,
+            ConsultationRequest.id,
+        )
         .limit(limit)
     )
     return list(db.session.scalars(stmt).unique())

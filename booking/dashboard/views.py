@@ -90,8 +90,10 @@ def _timeline(consultation: ConsultationRequest) -> list[dict]:
 @roles_required()
 def record(reference: str) -> tuple[str, int]:
     consultation = _load_visible(reference)
+    # Render first: the audit commit would expire everything the page loaded eagerly.
+    page = _render_record(consultation)
     services.record_view(consultation, current_user, "request_viewed")
-    return _render_record(consultation)
+    return page
 
 
 @bp.get("/requests/<reference>/documents/<int:document_id>")
@@ -102,15 +104,15 @@ def document(reference: str, document_id: int) -> Response:
     if doc is None or doc.request_id != consultation.id:
         abort(404)
     download = request.args.get("download") == "1"
+    storage = get_storage()
+    if not storage.exists(doc.stored_name):
+        abort(404)
     services.record_view(
         consultation,
         current_user,
         "document_downloaded" if download else "document_viewed",
         document_id=doc.id,
     )
-    storage = get_storage()
-    if not storage.exists(doc.stored_name):
-        abort(404)
     response = send_file(
         storage.open(doc.stored_name),
         mimetype=doc.content_type,  # the type detected from the bytes, never the name

@@ -74,7 +74,9 @@ def init_auth(app: Flask) -> None:
             logout_user()
             session.pop(LAST_SEEN_KEY, None)
             flash(str(_l("You were signed out after a period of inactivity.")), "info")
-            return redirect(url_for("staff.login", next=request.full_path))
+            # Come back to the page after signing in (a GET; a form post cannot be replayed).
+            target = request.full_path if request.method == "GET" else None
+            return redirect(url_for("staff.login", next=target))
         session[LAST_SEEN_KEY] = now
         return None
 

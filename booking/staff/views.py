@@ -4,16 +4,26 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from booking.extensions import db, limiter
 from booking.staff import services
-from booking.staff.auth import roles_required, user_for_reset_token
+from booking.staff.auth import LAST_SEEN_KEY, roles_required, user_for_reset_token
 from booking.staff.forms import ForgotPasswordForm, LoginForm, ResetPasswordForm, StaffCreateForm
 from booking.staff.models import StaffRole, StaffUser
+from booking.timeutil import now_utc
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
@@ -41,6 +51,7 @@ def login() -> Response | str | tuple[str, int]:
         user = services.authenticate(form.email.data, form.password.data)
         if user is not None:
             login_user(user)
+            session[LAST_SEEN_KEY] = now_utc().timestamp()  # a fresh session is not idle
             return redirect(_safe_next(request.args.get("next")))
         # The same words whether the account exists or not.
         form.form_errors.append(_("That email address and password do not match."))
@@ -53,6 +64,7 @@ def login() -> Response | str | tuple[str, int]:
 def logout() -> Response:
     services.log_out(current_user)
     logout_user()
+    session.pop(LAST_SEEN_KEY, None)
     flash(_("You are signed out."), "info")
     return redirect(url_for("staff.login"))
 

@@ -1,0 +1,36 @@
+"""Reading values from the URL's query string safely: anything odd is treated as absent.
+
+A hand-edited or hostile URL must never cause a 500, so each reader refuses what the
+database or the date arithmetic cannot take (non-ASCII digits, huge numbers, year 1 or 9999,
+control characters).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+MAX_INT = 2**31 - 1
+FIRST_YEAR, LAST_YEAR = 1900, 2999
+CONTROL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def int_arg(value: str | None, *, minimum: int = 1, maximum: int = MAX_INT) -> int | None:
+    text = (value or "").strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 10:
+        return None
+    number = int(text)
+    return number if minimum <= number <= maximum else None
+
+
+def date_arg(value: str | None) -> date | None:
+    try:
+        day = date.fromisoformat((value or "").strip())
+    except ValueError:
+        return None
+    return day if FIRST_YEAR <= day.year <= LAST_YEAR else None
+
+
+def text_arg(value: str | None, max_length: int) -> str | None:
+    text = CONTROL_CHARS_RE.sub("", value or "").strip()[:max_length]
+    return text or None

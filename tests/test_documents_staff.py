@@ -1,0 +1,328 @@
+"""Staff opening a patient's documents: the exact bytes, safe headers, an audit row for every
+look, and nothing served across requests or from a missing file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from werkzeug.http import parse_options_header
+
+from booking.audit.models import AuditEvent
+from booking.documents.models import Document
+from booking.extensions import db
+from booking.patients.models import ConsultationRequest
+from tests.factories import login, make_request, make_staff
+from tests.support import (
+    JPEG_BYTES,
+    PNG_BYTES,
+    form_tokens,
+    pdf_bytes,
+    post_request,
+    valid_answers,
+)
+
+STAFF_IP = "203.0.113.7"
+
+
+@pytest.fixture
+def coordinator(app: Flask) -> dict[str, Any]:
+    with app.app_context():
+        user = make_staff("coordinator", "coord@example.com")
+        return {"id": user.id, "email": user.email}
+
+
+@pytest.fixture
+def staff_client(app: Flask, coordinator: dict[str, Any]) -> FlaskClient:
+    """A client signed in as the coordinator, calling from a known address."""
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = STAFF_IP
+    assert login(client, coordinator["email"]).status_code == 302
+    return client
+
+
+def documents_of(app: Flask, reference: str) -> list[dict[str, Any]]:
+    with app.app_context():
+        rows = db.session.scalars(
+            select(Document)
+            .join(Document.request)
+            .where(ConsultationRequest.reference == reference)
+            .order_by(Document.id)
+        ).all()
+        return [
+            {
+                "id": d.id,
+                "name": d.original_name,
+                "stored": d.stored_name,
+                "type": d.content_type,
+                "size": d.size_bytes,
+            }
+            for d in rows
+        ]
+
+
+def audit_rows(app: Flask, *actions: str) -> list[AuditEvent]:
+    with app.app_context():
+        rows = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action.in_(actions)).order_by(AuditEvent.id)
+        ).all()
+        db.session.expunge_all()
+        return list(rows)
+
+
+def doc_url(reference: str, document_id: int, download: bool = False) -> str:
+    url = f"/staff/requests/{reference}/documents/{document_id}"
+    return url + "?download=1" if download else url
+
+
+def uploaded(app: Flask, client: FlaskClient, files: list[tuple[bytes, str]]) -> str:
+    """Send ``files`` with a request through the patient's real form; the new reference."""
+    response = post_request(client, files=files)
+    assert response.status_code == 303, response.get_data(as_text=True)[:1000]
+    return newest_reference(app)
+
+
+def newest_reference(app: Flask) -> str:
+    with app.app_context():
+        return db.session.scalars(
+            select(ConsultationRequest.reference).order_by(ConsultationRequest.id.desc())
+        ).first()
+
+
+def post_named_file(client: FlaskClient, filename: str, content: bytes) -> Any:
+    """Post the patient's form with a file called ``filename``, the multipart body written by
+    hand the way a script (curl, requests) sends it: the name as a quoted string in UTF-8."""
+    boundary = "spineconsult-test-boundary"
+    fields = {**valid_answers(), **form_tokens(client)}
+    body = b""
+    for key, value in fields.items():
+        for item in value if isinstance(value, list) else [value]:
+            body += (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{item}\r\n'
+            ).encode()
+    quoted = filename.replace("\\", "\\\\").replace('"', '\\"')
+    body += (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="documents-0-file"; '
+            f'filename="{quoted}"\r\nContent-Type: application/pdf\r\n\r\n'
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return client.post(
+        "/request", data=body, content_type=f"multipart/form-data; boundary={boundary}"
+    )
+
+
+def disposition(response: Any) -> tuple[str, dict[str, str]]:
+    return parse_options_header(response.headers["Content-Disposition"])
+
+
+# --- what is served -------------------------------------------------------------------------
+
+
+def test_view_serves_the_stored_bytes_inline_with_safe_headers(
+    app: Flask, staff_client: FlaskClient
+) -> None:
+    with app.app_context():
+        reference = make_request(documents=2).reference
+    _first, second = documents_of(app, reference)
+
+    with staff_client.get(doc_url(reference, second["id"])) as response:
+        assert response.status_code == 200
+        body = response.get_data()
+        headers = response.headers
+    assert body == pdf_bytes("Report 1")  # the second document, byte for byte
+    assert len(body) == second["size"]
+    assert headers["Content-Type"] == "application/pdf"
+    assert disposition(response) == ("inline", {"filename": "report-1.pdf"})
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert "no-store" in headers["Cache-Control"]
+    csp = [part.strip() for part in headers["Content-Security-Policy"].split(";")]
+    assert "sandbox" in csp
+    assert "default-src 'none'" in csp
+    assert "ETag" not in headers  # nothing for a shared cache to key on
+
+
+def test_download_is_an_attachment(app: Flask, staff_client: FlaskClient) -> None:
+    with app.app_context():
+        reference = make_request(documents=1).reference
+    (document,) = documents_of(app, reference)
+
+    with staff_client.get(doc_url(reference, document["id"], download=True)) as response:
+        assert response.status_code == 200
+        assert response.get_data() == pdf_bytes("Report 0")
+    assert disposition(response) == ("attachment", {"filename": "report-0.pdf"})
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "no-store" in response.headers["Cache-Control"]
+    assert "sandbox" in response.headers["Content-Security-Policy"]
+    # Any other value of ?download means "view".
+    with staff_client.get(doc_url(reference, document["id"]) + "?download=yes") as response:
+        assert disposition(response)[0] == "inline"
+
+
+def test_content_type_is_the_detected_type_not_the_name(
+    app: Flask, client: FlaskClient, staff_client: FlaskClient
+) -> None:
+    reference = uploaded(app, client, [(PNG_BYTES, "scan.pdf"), (JPEG_BYTES, "photo.png")])
+    png, jpeg = documents_of(app, reference)
+    assert (png["type"], jpeg["type"]) == ("image/png", "image/jpeg")
+
+    with staff_client.get(doc_url(reference, png["id"])) as response:
+        assert response.status_code == 200
+        assert response.headers["Content-Type"] == "image/png"
+        assert response.get_data() == PNG_BYTES
+    assert disposition(response) == ("inline", {"filename": "scan.pdf"})
+    with staff_client.get(doc_url(reference, jpeg["id"], download=True)) as response:
+        assert response.headers["Content-Type"] == "image/jpeg"
+        assert response.get_data() == JPEG_BYTES
+
+
+@pytest.mark.parametrize(
+    ("sent_name", "shown_name"),
+    [
+        ('my "scan".pdf', 'my "scan".pdf'),
+        ("Röntgen Befund \u2013 März.pdf", "Röntgen Befund \u2013 März.pdf"),
+        ("../../etc/passwd.pdf", "passwd.pdf"),
+        ("C:\\Users\\erika\\MRT befund.pdf", "MRT befund.pdf"),
+        ('x.pdf"; filename="evil.exe', 'x.pdf"; filename="evil.exe'),
+        ("scan\tfinal\x07.pdf", "scanfinal.pdf"),
+        ("文件 \\ report.pdf", "report.pdf"),
+    ],
+    ids=["quotes", "non-ascii", "unix-path", "windows-path", "param-injection", "control", "cjk"],
+)
+def test_awkward_filenames_are_safe_in_the_header(
+    app: Flask, client: FlaskClient, staff_client: FlaskClient, sent_name: str, shown_name: str
+) -> None:
+    response = post_named_file(client, sent_name, pdf_bytes())
+    assert response.status_code == 303, response.get_data(as_text=True)[:1000]
+    reference = newest_reference(app)
+    (document,) = documents_of(app, reference)
+    assert document["name"] == shown_name
+
+    for download in (False, True):
+        with staff_client.get(doc_url(reference, document["id"], download)) as response:
+            assert response.status_code == 200
+            assert response.get_data() == pdf_bytes()
+            raw = response.headers["Content-Disposition"]
+        raw.encode("ascii")  # a plain header value; non-ASCII goes in RFC 5987 form
+        assert "\r" not in raw and "\n" not in raw
+        kind, params = parse_options_header(raw)
+        assert kind == ("attachment" if download else "inline")
+        # One file name, as the patient's computer called it, with no path a browser could
+        # follow (parse_options_header folds filename* into filename).
+        assert set(params) == {"filename"}
+        assert params["filename"] == shown_name
+        assert "/" not in params["filename"] and "\\" not in params["filename"]
+
+
+# --- the audit trail ------------------------------------------------------------------------
+
+
+def test_each_view_and_download_is_audited(
+    app: Flask, staff_client: FlaskClient, coordinator: dict[str, Any]
+) -> None:
+    with app.app_context():
+        reference = make_request(documents=2).reference
+    first, second = documents_of(app, reference)
+
+    with staff_client.get(doc_url(reference, first["id"])) as response:
+        assert response.status_code == 200
+    with staff_client.get(doc_url(reference, first["id"])) as response:
+        assert response.status_code == 200
+    with staff_client.get(doc_url(reference, second["id"], download=True)) as response:
+        assert response.status_code == 200
+
+    rows = audit_rows(app, "document_viewed", "document_downloaded")
+    assert [(r.action, r.details) for r in rows] == [
+        ("document_viewed", {"document_id": first["id"]}),
+        ("document_viewed", {"document_id": first["id"]}),
+        ("document_downloaded", {"document_id": second["id"]}),
+    ]
+    for row in rows:
+        assert row.actor_id == coordinator["id"]
+        assert row.actor_email == coordinator["email"]
+        assert row.ip_address == STAFF_IP
+        assert (row.target_type, row.target_id) == ("request", reference)
+        assert row.occurred_at is not None
+
+
+def test_opening_a_record_is_audited(
+    app: Flask, staff_client: FlaskClient, coordinator: dict[str, Any]
+) -> None:
+    with app.app_context():
+        reference = make_request(documents=1).reference
+    assert audit_rows(app, "request_viewed") == []
+
+    assert staff_client.get(f"/staff/requests/{reference}").status_code == 200
+    assert staff_client.get(f"/staff/requests/{reference.lower()}").status_code == 200
+
+    rows = audit_rows(app, "request_viewed")
+    assert len(rows) == 2
+    for row in rows:
+        assert (row.target_type, row.target_id) == ("request", reference)
+        assert row.actor_id == coordinator["id"]
+        assert row.ip_address == STAFF_IP
+    # Listing the queue shows no medical detail and is not a record view.
+    assert staff_client.get("/staff/").status_code == 200
+    assert len(audit_rows(app, "request_viewed")) == 2
+
+
+# --- what is refused ------------------------------------------------------------------------
+
+
+def test_a_document_of_another_request_is_not_found(app: Flask, staff_client: FlaskClient) -> None:
+    with app.app_context():
+        mine = make_request(documents=1, email="mine@example.com").reference
+        other = make_request(documents=1, email="other@example.com").reference
+    (other_document,) = documents_of(app, other)
+
+    for download in (False, True):
+        response = staff_client.get(doc_url(mine, other_document["id"], download))
+        assert response.status_code == 404
+        assert pdf_bytes("Report 0") not in response.get_data()
+    assert staff_client.get(doc_url(mine, 999_999)).status_code == 404
+    assert staff_client.get(doc_url("SC-ZZZZ-ZZZZ", other_document["id"])).status_code == 404
+    assert audit_rows(app, "document_viewed", "document_downloaded") == []
+
+
+def test_a_missing_file_is_not_found_not_a_server_error(
+    app: Flask, staff_client: FlaskClient, upload_dir: Path
+) -> None:
+    with app.app_context():
+        reference = make_request(documents=1).reference
+    (document,) = documents_of(app, reference)
+    (upload_dir / document["stored"]).unlink()
+
+    for download in (False, True):
+        with staff_client.get(doc_url(reference, document["id"], download)) as response:
+            assert response.status_code == 404
+            assert "Content-Disposition" not in response.headers
+    # The record page still opens and lists the document.
+    page = staff_client.get(f"/staff/requests/{reference}")
+    assert page.status_code == 200
+    assert "report-0.pdf" in page.get_data(as_text=True)
+
+
+def test_only_signed_in_staff_who_may_see_the_request_get_its_documents(
+    app: Flask, client: FlaskClient
+) -> None:
+    with app.app_context():
+        reference = make_request(documents=1).reference
+        specialist = make_staff("specialist", "spec@example.com").email
+    (document,) = documents_of(app, reference)
+
+    response = client.get(doc_url(reference, document["id"]))
+    assert response.status_code == 302
+    assert "/staff/login" in response.headers["Location"]
+    assert pdf_bytes("Report 0") not in response.get_data()
+
+    # A specialist sees only requests assigned to them: this one does not exist for them.
+    assert login(client, specialist).status_code == 302
+    assert client.get(doc_url(reference, document["id"])).status_code == 404
+    assert client.get(doc_url(reference, document["id"], download=True)).status_code == 404
+    assert audit_rows(app, "document_viewed", "document_downloaded") == []

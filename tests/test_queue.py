@@ -1,0 +1,549 @@
+"""The triage queue: order, status tabs, filters, search, pagination, hostile URLs, and a fixed
+number of SQL queries for the queue and record pages whatever the amount of data."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import event, select
+
+from booking.extensions import db
+from booking.patients.models import ConsultationRequest
+from tests.factories import login, make_location, make_request, make_staff
+
+BERLIN = ZoneInfo("Europe/Berlin")
+REF_RE = re.compile(r'href="/staff/requests/(SC-[0-9A-Z]{4}-[0-9A-Z]{4})"')
+CSRF_VALUE = re.compile(r'csrf_token"[^>]*value="([^"]+)"')
+TAB_RE = re.compile(
+    r'href="[^"]*[?&]status=(\w+)[^"]*">[^<]*<span class="badge text-bg-secondary">(\d+)</span>'
+)
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def coordinator(app: Flask) -> str:
+    with app.app_context():
+        return make_staff("coordinator", "coord@example.com").email
+
+
+@pytest.fixture
+def clinic(app: Flask, coordinator: str) -> dict[str, Any]:
+    """The coordinator, two specialists and a location; no requests."""
+    with app.app_context():
+        weber = make_staff("specialist", "weber@example.com", full_name="Dr. Weber")
+        okafor = make_staff("specialist", "okafor@example.com", full_name="Dr. Okafor")
+        location = make_location()
+        return {
+            "coordinator": coordinator,
+            "weber": weber.id,
+            "weber_email": weber.email,
+            "okafor": okafor.id,
+            "location": location.id,
+        }
+
+
+@pytest.fixture
+def staff_client(client: FlaskClient, coordinator: str) -> FlaskClient:
+    """The test client, signed in as the coordinator."""
+    assert login(client, coordinator).status_code == 302
+    return client
+
+
+def new_request(app: Flask, **overrides: Any) -> str:
+    with app.app_context():
+        return make_request(**overrides).reference
+
+
+def set_created(app: Flask, created: dict[str, datetime]) -> None:
+    """Give requests an explicit received time (aware datetimes)."""
+    with app.app_context():
+        for reference, at in created.items():
+            row = db.session.scalars(
+                select(ConsultationRequest).where(ConsultationRequest.reference == reference)
+            ).one()
+            row.created_at = at
+        db.session.commit()
+
+
+def berlin(*args: int) -> datetime:
+    """A wall-clock time in the clinic, as an aware datetime."""
+    return datetime(*args, tzinfo=BERLIN)
+
+
+def queue(client: FlaskClient, **args: Any) -> list[str]:
+    """The references the queue shows for ``args``, in page order."""
+    response = client.get("/staff/", query_string=args)
+    assert response.status_code == 200, response.get_data(as_text=True)[:500]
+    return REF_RE.findall(response.get_data(as_text=True))
+
+
+def act(client: FlaskClient, reference: str, action: str, **fields: Any) -> None:
+    """Work a request through the record page's real form, CSRF token and all."""
+    page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    token = CSRF_VALUE.search(page)
+    assert token, "no CSRF token on the record page"
+    prefix = {"confirm": "slot", "reschedule": "slot", "decline": "close", "cancel": "close"}.get(
+        action, "action"
+    )
+    data = {
+        f"{prefix}-csrf_token": token.group(1),
+        **{f"{prefix}-{k}": v for k, v in fields.items()},
+    }
+    response = client.post(f"/staff/requests/{reference}/{action}", data=data)
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+
+
+def confirm(
+    client: FlaskClient, clinic: dict[str, Any], reference: str, specialist: int, day: str
+) -> None:
+    act(
+        client,
+        reference,
+        "confirm",
+        specialist=specialist,
+        location=clinic["location"],
+        day=day,
+        start="10:00",
+        duration=45,
+        message="",
+    )
+
+
+def add_note(client: FlaskClient, reference: str, text: str) -> None:
+    page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    token = CSRF_VALUE.search(page)
+    assert token
+    response = client.post(
+        f"/staff/requests/{reference}/notes",
+        data={"note-csrf_token": token.group(1), "note-text": text},
+    )
+    assert response.status_code == 302
+
+
+@contextmanager
+def count_queries(app: Flask) -> Iterator[list[str]]:
+    """Every SQL statement the engine sends while the block runs (nothing is filtered out)."""
+    with app.app_context():
+        engine = db.engine
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, _params, _context, _executemany) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def _same_count_message(small: list[str], big: list[str]) -> str:
+    def listing(statements: list[str]) -> str:
+        return "\n".join(f"  {n}. {' '.join(s.split())}" for n, s in enumerate(statements, 1))
+
+    return (
+        f"query count depends on the data: {len(small)} vs {len(big)}\n"
+        f"--- small data set:\n{listing(small)}\n--- large data set:\n{listing(big)}"
+    )
+
+
+# --- order and tabs -------------------------------------------------------------------------
+
+
+def test_urgent_first_then_oldest_waiting(app: Flask, staff_client: FlaskClient) -> None:
+    # Made in an order that matches neither the id order nor any wrong sort.
+    routine_new = new_request(app, email="a@example.com")
+    urgent_new = new_request(app, email="b@example.com", red_flags={"bladder_bowel"})
+    routine_old = new_request(app, email="c@example.com")
+    urgent_old = new_request(app, email="d@example.com", red_flags={"saddle_numbness"})
+    set_created(
+        app,
+        {
+            routine_old: datetime(2026, 3, 1, 9, tzinfo=UTC),
+            urgent_old: datetime(2026, 3, 2, 9, tzinfo=UTC),
+            urgent_new: datetime(2026, 3, 4, 9, tzinfo=UTC),
+            routine_new: datetime(2026, 3, 5, 9, tzinfo=UTC),
+        },
+    )
+    expected = [urgent_old, urgent_new, routine_old, routine_new]
+    assert queue(staff_client) == expected
+    assert queue(staff_client, status="all") == expected
+    page = staff_client.get("/staff/").get_data(as_text=True)
+    assert page.count("URGENT") == 2
+
+
+def test_status_tabs_count_each_status_within_the_other_filters(
+    app: Flask, staff_client: FlaskClient, clinic: dict[str, Any]
+) -> None:
+    waiting = [new_request(app, email=f"w{n}@example.com") for n in range(2)]
+    waiting.append(new_request(app, email="u@example.com", red_flags={"cancer_history"}))
+    confirmed = [new_request(app, email=f"c{n}@example.com") for n in range(3)]
+    declined = new_request(app, email="d@example.com")
+    cancelled = new_request(app, email="x@example.com", red_flags={"serious_injury"})
+    for n, reference in enumerate(confirmed):
+        confirm(staff_client, clinic, reference, clinic["weber"], f"2026-12-0{n + 1}")
+    act(staff_client, confirmed[2], "complete")
+    act(staff_client, declined, "decline", message="")
+    act(staff_client, cancelled, "cancel", message="")
+
+    page = staff_client.get("/staff/").get_data(as_text=True)
+    assert dict(TAB_RE.findall(page)) == {
+        "requested": "3",
+        "confirmed": "2",
+        "completed": "1",
+        "declined": "1",
+        "cancelled": "1",
+        "no_show": "0",
+        "all": "8",
+    }
+    assert "3 requests" in page
+    # The tabs count within the other filters: only urgent requests here.
+    page = staff_client.get("/staff/?triage=urgent").get_data(as_text=True)
+    counts = dict(TAB_RE.findall(page))
+    assert counts["requested"] == "1"
+    assert counts["cancelled"] == "1"
+    assert counts["confirmed"] == "0"
+    assert counts["all"] == "2"
+
+
+# --- filters --------------------------------------------------------------------------------
+
+
+def test_filter_by_status_and_all(
+    app: Flask, staff_client: FlaskClient, clinic: dict[str, Any]
+) -> None:
+    waiting = new_request(app, email="w@example.com")
+    confirmed = new_request(app, email="c@example.com")
+    declined = new_request(app, email="d@example.com")
+    confirm(staff_client, clinic, confirmed, clinic["weber"], "2026-12-01")
+    act(staff_client, declined, "decline", message="")
+
+    assert queue(staff_client) == [waiting]  # the default tab: waiting requests
+    assert queue(staff_client, status="requested") == [waiting]
+    assert queue(staff_client, status="confirmed") == [confirmed]
+    assert queue(staff_client, status="declined") == [declined]
+    assert queue(staff_client, status="no_show") == []
+    assert sorted(queue(staff_client, status="all")) == sorted([waiting, confirmed, declined])
+
+
+def test_filter_by_triage(app: Flask, staff_client: FlaskClient) -> None:
+    routine = new_request(app, email="r@example.com")
+    urgent = new_request(app, email="u@example.com", red_flags={"progressive_weakness"})
+    assert queue(staff_client, triage="urgent") == [urgent]
+    assert queue(staff_client, triage="routine") == [routine]
+    assert queue(staff_client, triage="") == [urgent, routine]
+
+
+def test_filter_by_diagnosis(app: Flask, staff_client: FlaskClient) -> None:
+    disc = new_request(app, email="a@example.com", diagnoses=["herniated_disc"])
+    both = new_request(app, email="b@example.com", diagnoses=["spinal_stenosis", "sciatica"])
+    sciatica = new_request(app, email="c@example.com", diagnoses=["sciatica"])
+    new_request(app, email="d@example.com", diagnoses=[])
+    set_created(
+        app,
+        {
+            disc: datetime(2026, 3, 1, tzinfo=UTC),
+            both: datetime(2026, 3, 2, tzinfo=UTC),
+            sciatica: datetime(2026, 3, 3, tzinfo=UTC),
+        },
+    )
+    assert queue(staff_client, diagnosis="sciatica") == [both, sciatica]
+    assert queue(staff_client, diagnosis="spinal_stenosis") == [both]
+    assert queue(staff_client, diagnosis="herniated_disc") == [disc]
+    assert queue(staff_client, diagnosis="scoliosis") == []
+
+
+def test_filter_by_assigned_specialist(
+    app: Flask, staff_client: FlaskClient, clinic: dict[str, Any]
+) -> None:
+    for_weber = [new_request(app, email=f"w{n}@example.com") for n in range(2)]
+    for_okafor = new_request(app, email="o@example.com")
+    unassigned = new_request(app, email="u@example.com")
+    confirm(staff_client, clinic, for_weber[0], clinic["weber"], "2026-12-01")
+    confirm(staff_client, clinic, for_weber[1], clinic["weber"], "2026-12-02")
+    confirm(staff_client, clinic, for_okafor, clinic["okafor"], "2026-12-01")
+
+    assert sorted(queue(staff_client, status="all", specialist=clinic["weber"])) == sorted(
+        for_weber
+    )
+    assert queue(staff_client, status="all", specialist=clinic["okafor"]) == [for_okafor]
+    assert unassigned not in queue(staff_client, status="all", specialist=clinic["weber"])
+    assert len(queue(staff_client, status="all")) == 4
+    # The page offers the specialists by name and keeps the choice selected.
+    page = staff_client.get(f"/staff/?status=all&specialist={clinic['okafor']}")
+    assert f'<option value="{clinic["okafor"]}" selected>Dr. Okafor</option>' in page.get_data(
+        as_text=True
+    )
+
+
+def test_date_range_uses_the_clinic_day_not_the_utc_day(
+    app: Flask, staff_client: FlaskClient
+) -> None:
+    refs = {name: new_request(app, email=f"{name}@example.com") for name in "abcdef"}
+    set_created(
+        app,
+        {
+            # 10 March (Berlin is UTC+1): 00:30 there is still 9 March in UTC.
+            refs["a"]: berlin(2026, 3, 10, 0, 30),
+            refs["b"]: berlin(2026, 3, 10, 23, 30),
+            # 11 March 00:30 in Berlin is 10 March 23:30 in UTC: not the 10th.
+            refs["c"]: berlin(2026, 3, 11, 0, 30),
+            refs["d"]: berlin(2026, 3, 9, 23, 30),
+            # Summer time (UTC+2): 1 July 01:30 in Berlin is 30 June in UTC.
+            refs["e"]: berlin(2026, 7, 1, 1, 30),
+            refs["f"]: berlin(2026, 6, 30, 23, 30),
+        },
+    )
+    assert berlin(2026, 3, 11, 0, 30).astimezone(UTC).day == 10  # the premise
+
+    def shown(**args: str) -> set[str]:
+        found = set(queue(staff_client, status="all", **args))
+        return {name for name, ref in refs.items() if ref in found}
+
+    assert shown(**{"from": "2026-03-10", "to": "2026-03-10"}) == {"a", "b"}
+    assert shown(**{"from": "2026-03-11", "to": "2026-03-11"}) == {"c"}
+    assert shown(**{"from": "2026-03-09", "to": "2026-03-09"}) == {"d"}
+    assert shown(**{"from": "2026-07-01", "to": "2026-07-01"}) == {"e"}
+    assert shown(**{"from": "2026-06-30", "to": "2026-06-30"}) == {"f"}
+    assert shown(**{"from": "2026-03-11"}) == {"c", "e", "f"}
+    assert shown(to="2026-03-10") == {"a", "b", "d"}
+    assert shown(**{"from": "2026-03-12", "to": "2026-03-01"}) == set()
+
+
+@pytest.fixture
+def people(app: Flask) -> dict[str, str]:
+    people = {
+        "erika": {"full_name": "Erika Mustermann", "email": "erika.mustermann@example.com",
+                  "phone": "+4930901820"},
+        "jonas": {"full_name": "Jonas Becker", "email": "jb@praxis-nord.de",
+                  "phone": "+4915112345678"},
+        "underscore": {"full_name": "Ann_a Lee", "email": "lee@example.org",
+                       "phone": "+4940111222"},
+        "anna": {"full_name": "Anna Berg", "email": "anna.berg@example.net",
+                 "phone": "+4940333444"},
+        "percent": {"full_name": "Max 100% Sure", "email": "max@example.com",
+                    "phone": "+4989555666"},
+    }  # fmt: skip
+    return {name: new_request(app, **fields) for name, fields in people.items()}
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("Mustermann", {"erika"}),
+        ("bECKe", {"jonas"}),  # case-insensitive, part of the name
+        ("  becker  ", {"jonas"}),
+        ("praxis-nord", {"jonas"}),  # part of the email
+        ("ERIKA.MUSTERMANN@EXAMPLE.COM", {"erika"}),
+        ("151 1234 5678", {"jonas"}),  # phone digits, typed with spaces
+        ("+49 30 901820", {"erika"}),
+        ("901820", {"erika"}),
+        ("nobody at all", set()),
+        # % and _ are literal characters, not LIKE wildcards.
+        ("%", {"percent"}),
+        ("0%", {"percent"}),
+        ("M%r", set()),
+        ("_", {"underscore"}),
+        ("n_a", {"underscore"}),  # as a wildcard it would also match "Anna"
+        ("\\", set()),
+    ],
+)
+def test_search(
+    staff_client: FlaskClient, people: dict[str, str], q: str, expected: set[str]
+) -> None:
+    found = set(queue(staff_client, status="all", q=q))
+    assert {name for name, ref in people.items() if ref in found} == expected
+
+
+def test_search_by_reference_in_any_case(staff_client: FlaskClient, people: dict[str, str]) -> None:
+    reference = people["anna"]
+    assert queue(staff_client, status="all", q=reference) == [reference]
+    assert queue(staff_client, status="all", q=reference.lower()) == [reference]
+    assert queue(staff_client, status="all", q=f" {reference.swapcase()} ") == [reference]
+
+
+def test_search_ignores_case_beyond_ascii(
+    app: Flask, staff_client: FlaskClient, request: pytest.FixtureRequest
+) -> None:
+    oezdemir = new_request(app, full_name="Özlem Özdemir", email="oe@example.com")
+    new_request(app, full_name="Erika Mustermann", email="em@example.com")
+    assert queue(staff_client, status="all", q="özdemir") == [oezdemir]
+    assert queue(staff_client, status="all", q="ÖZLEM") == [oezdemir]
+
+
+def test_pagination_shows_the_rest_on_page_two_and_clamps(
+    app: Flask, staff_client: FlaskClient
+) -> None:
+    refs = [new_request(app, email=f"p{n}@example.com") for n in range(27)]
+    start = datetime(2026, 3, 1, 8, tzinfo=UTC)
+    set_created(app, {ref: start + timedelta(minutes=n) for n, ref in enumerate(refs)})
+
+    first = queue(staff_client)
+    assert first == refs[:25]
+    assert queue(staff_client, page=2) == refs[25:]
+    page_two = staff_client.get("/staff/?page=2").get_data(as_text=True)
+    assert "27 requests" in page_two and "page 2 of 2" in page_two
+    # A page past the end shows the last page; page 0 the first.
+    assert queue(staff_client, page=50) == refs[25:]
+    assert "page 2 of 2" in staff_client.get("/staff/?page=50").get_data(as_text=True)
+    assert queue(staff_client, page=0) == refs[:25]
+    # Paging keeps the other filters.
+    assert "status=requested" in page_two and "page=1" in page_two
+
+
+BAD_ARGS = [
+    {"status": "bogus"},
+    {"status": "REQUESTED'--"},
+    {"triage": "critical"},
+    {"triage": "urgent' OR 1=1"},
+    {"diagnosis": "not-a-code"},
+    {"specialist": "abc"},
+    {"specialist": "-1"},
+    {"specialist": "1.5"},
+    {"specialist": "99999999999999999999999"},
+    {"specialist": "\u00b2"},  # "²": str.isdigit() says yes, int() says no
+    {"from": "2026-02-30"},
+    {"from": "yesterday"},
+    {"to": "2026-13-01"},
+    {"from": "0001-01-01"},
+    {"to": "9999-12-31"},
+    {"page": "abc"},
+    {"page": "-2"},
+    {"page": "1e3"},
+    {"page": "99999999999999999999999"},
+    {"page": "\u00b2"},
+]
+
+
+def _bad_param(args: dict[str, str]) -> Any:
+    ((key, value),) = args.items()
+    return pytest.param(args, id=f"{key}={value!r}")
+
+
+@pytest.mark.parametrize("args", [_bad_param(a) for a in BAD_ARGS])
+def test_bad_filter_values_are_ignored(
+    app: Flask, staff_client: FlaskClient, args: dict[str, str]
+) -> None:
+    routine = new_request(app, email="r@example.com")
+    urgent = new_request(app, email="u@example.com", red_flags={"bladder_bowel"})
+    response = staff_client.get("/staff/", query_string=args)
+    assert response.status_code == 200
+    # Ignored: the page is the default queue (waiting requests, urgent first).
+    assert REF_RE.findall(response.get_data(as_text=True)) == [urgent, routine]
+
+
+@pytest.mark.parametrize(
+    ("q", "matches"),
+    [
+        pytest.param("%00", None, id="nul"),
+        pytest.param("a%00b", None, id="nul-inside"),
+        pytest.param("x" * 5000, False, id="very-long"),
+        pytest.param("%27%20OR%201%3D1%20--", False, id="sql"),
+        pytest.param("%ED%A0%80%FF", False, id="invalid-utf8"),
+    ],
+)
+def test_hostile_search_text_never_fails(
+    app: Flask,
+    staff_client: FlaskClient,
+    request: pytest.FixtureRequest,
+    q: str,
+    matches: bool | None,
+) -> None:
+    reference = new_request(app)
+    response = staff_client.get(f"/staff/?status=all&q={q}")
+    assert response.status_code == 200
+    if matches is not None:  # a NUL may be dropped or match nothing: either is fine
+        assert (reference in REF_RE.findall(response.get_data(as_text=True))) is matches
+
+
+# --- a fixed number of queries --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"status": "all"},
+        {"status": "confirmed", "q": "example.com"},
+        {"status": "requested", "triage": "routine", "diagnosis": "herniated_disc"},
+    ],
+    ids=["all", "confirmed-search", "requested-filtered"],
+)
+def test_queue_page_query_count_does_not_grow_with_the_data(
+    app: Flask, staff_client: FlaskClient, clinic: dict[str, Any], args: dict[str, str]
+) -> None:
+    def make(n: int, **kw: Any) -> str:
+        return new_request(app, email=f"patient{n}@example.com", **kw)
+
+    small = [make(0, documents=1), make(1), make(2)]
+    confirm(staff_client, clinic, small[1], clinic["weber"], "2026-11-02")
+    with count_queries(app) as few:
+        response = staff_client.get("/staff/", query_string=args)
+    assert response.status_code == 200
+    shown_small = len(REF_RE.findall(response.get_data(as_text=True)))
+
+    more = [
+        make(n, documents=n % 3, red_flags={"bladder_bowel"} if n % 4 == 0 else None)
+        for n in range(3, 40)
+    ]
+    for n, reference in enumerate(more[:8]):
+        specialist = clinic["weber"] if n % 2 else clinic["okafor"]
+        confirm(staff_client, clinic, reference, specialist, f"2026-12-{n + 1:02d}")
+    add_note(staff_client, more[0], "Called the patient.")
+    with count_queries(app) as many:
+        response = staff_client.get("/staff/", query_string=args)
+    assert response.status_code == 200
+    shown_many = len(REF_RE.findall(response.get_data(as_text=True)))
+
+    assert shown_many > shown_small >= 1  # the larger page really shows more rows
+    assert len(few) == len(many), _same_count_message(few, many)
+    assert len(many) <= 6, _same_count_message(few, many)
+
+
+def test_record_page_query_count_does_not_grow_with_the_data(
+    app: Flask, staff_client: FlaskClient, clinic: dict[str, Any]
+) -> None:
+    with app.app_context():
+        admin_email = make_staff("admin", "admin@example.com").email
+    plain = new_request(app, email="plain@example.com", documents=1)
+    busy = new_request(app, email="busy@example.com", documents=6, red_flags={"bladder_bowel"})
+    # Status changes and emails, and notes by three different people.
+    confirm(staff_client, clinic, busy, clinic["weber"], "2026-12-01")
+    act(
+        staff_client,
+        busy,
+        "reschedule",
+        specialist=clinic["weber"],
+        location=clinic["location"],
+        day="2026-12-02",
+        start="11:00",
+        duration=45,
+        message="Moved.",
+    )
+    add_note(staff_client, busy, "Coordinator note.")
+    for email in (clinic["weber_email"], admin_email):
+        other = app.test_client()
+        assert login(other, email).status_code == 302
+        add_note(other, busy, f"Note by {email}.")
+    add_note(staff_client, busy, "Another coordinator note.")
+
+    with count_queries(app) as few:
+        response = staff_client.get(f"/staff/requests/{plain}")
+    assert response.status_code == 200
+    with count_queries(app) as many:
+        response = staff_client.get(f"/staff/requests/{busy}")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert page.count("report-") >= 6 and "Note by admin@example.com." in page
+
+    assert len(few) == len(many), _same_count_message(few, many)
+    assert len(many) <= 12, _same_count_message(few, many)

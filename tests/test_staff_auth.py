@@ -1,0 +1,671 @@
+"""Staff sign-in: passwords, the audit of every attempt, rate limits, idle sessions, password
+reset links, account management by admins and the ``create-admin`` command."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+from sqlalchemy import delete, func, select, update
+from werkzeug.test import TestResponse
+
+from booking.audit.models import AuditEvent, AuditTrailIsAppendOnly
+from booking.audit.services import record
+from booking.extensions import db
+from booking.notifications.models import OutboxEmail
+from booking.staff.auth import LAST_SEEN_KEY
+from booking.staff.models import StaffRole, StaffUser
+from booking.staff.services import set_staff_active
+from tests.factories import PASSWORD, csrf_from, login, make_staff
+
+NEW_PASSWORD = "a brand new passphrase 2026"
+RESET_LINK = re.compile(r"(https?://[^/\s\"<>]+)/staff/password/reset/([A-Za-z0-9_.\-]+)")
+ALERT = re.compile(r'<div class="alert[^"]*"[^>]*>(.*?)</div>', re.S)
+CSRF_VALUE = re.compile(r'(name="csrf_token"[^>]*value=")[^"]+(")')
+SAME_WORDS = "That email address and password do not match."
+RESET_SENT = "If an account uses that address, we have sent it a link"
+
+
+@pytest.fixture
+def staff(app: Flask) -> dict[str, Any]:
+    with app.app_context():
+        admin = make_staff("admin", "admin@example.com", full_name="Ada Admin")
+        coordinator = make_staff("coordinator", "coord@example.com", full_name="Cora Coord")
+        return {
+            "admin": admin.email,
+            "admin_id": admin.id,
+            "coordinator": coordinator.email,
+            "coordinator_id": coordinator.id,
+        }
+
+
+def audit(app: Flask, action: str) -> list[AuditEvent]:
+    with app.app_context():
+        rows = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
+        ).all()
+        db.session.expunge_all()
+        return list(rows)
+
+
+def account(app: Flask, email: str) -> StaffUser | None:
+    with app.app_context():
+        user = db.session.scalar(select(StaffUser).where(StaffUser.email == email))
+        db.session.expunge_all()
+        return user
+
+
+def reset_emails(app: Flask) -> list[OutboxEmail]:
+    with app.app_context():
+        rows = db.session.scalars(
+            select(OutboxEmail)
+            .where(OutboxEmail.template == "staff_password_reset")
+            .order_by(OutboxEmail.id)
+        ).all()
+        db.session.expunge_all()
+        return list(rows)
+
+
+def signed_in(client: FlaskClient) -> bool:
+    response = client.get("/staff/")
+    if response.status_code == 200:
+        return True
+    assert response.status_code == 302, response.status_code
+    assert urlsplit(response.headers["Location"]).path == "/staff/login"
+    return False
+
+
+def alerts(response: TestResponse) -> list[str]:
+    return [" ".join(m.split()) for m in ALERT.findall(response.get_data(as_text=True))]
+
+
+def logout(client: FlaskClient) -> TestResponse:
+    return client.post("/staff/logout", data={"csrf_token": csrf_from(client, "/staff/")})
+
+
+def forgot(client: FlaskClient, email: str) -> TestResponse:
+    token = csrf_from(client, "/staff/password/forgot")
+    return client.post(
+        "/staff/password/forgot",
+        data={"email": email, "csrf_token": token},
+        follow_redirects=True,
+    )
+
+
+def reset_path(email: OutboxEmail) -> str:
+    match = RESET_LINK.search(email.body_text)
+    assert match, "no reset link in the email"
+    return f"/staff/password/reset/{match.group(2)}"
+
+
+def choose_password(
+    client: FlaskClient, path: str, password: str = NEW_PASSWORD, confirm: str | None = None
+) -> TestResponse:
+    token = csrf_from(client, path)
+    return client.post(
+        path,
+        data={
+            "password": password,
+            "confirm": password if confirm is None else confirm,
+            "csrf_token": token,
+        },
+    )
+
+
+# Signing in and out ---------------------------------------------------------------------------
+
+
+def test_signing_in_goes_to_the_queue_and_is_audited(
+    app: Flask, client: FlaskClient, staff: dict[str, Any]
+) -> None:
+    assert not signed_in(client)
+    response = login(client, staff["coordinator"])
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/staff/"
+    assert signed_in(client)
+
+    (row,) = audit(app, "login")
+    assert row.actor_id == staff["coordinator_id"]
+    assert row.actor_email == staff["coordinator"]
+    assert row.target_type == "staff" and row.target_id == str(staff["coordinator_id"])
+    assert row.ip_address == "127.0.0.1"
+    assert audit(app, "login_failed") == []
+    user = account(app, staff["coordinator"])
+    assert user is not None and user.last_login_at is not None
+
+
+def _comparable(response: TestResponse, typed_email: str) -> str:
+    """The page without what legitimately differs: the typed address and the CSRF token."""
+    page = response.get_data(as_text=True).replace(typed_email, "EMAIL")
+    return CSRF_VALUE.sub(r"\1TOKEN\2", page)
+
+
+def test_a_wrong_password_and_an_unknown_address_look_the_same(
+    app: Flask, client: FlaskClient, staff: dict[str, Any]
+) -> None:
+    wrong_password = login(client, staff["coordinator"], "not the password at all")
+    unknown = login(client, "nobody@example.com", PASSWORD)
+
+    assert wrong_password.status_code == unknown.status_code == 401
+    assert SAME_WORDS in wrong_password.get_data(as_text=True)
+    assert _comparable(wrong_password, staff["coordinator"]) == _comparable(
+        unknown, "nobody@example.com"
+    )
+    assert not signed_in(client)
+
+    first, second = audit(app, "login_failed")
+    assert first.details == {"reason": "wrong password"}
+    assert first.target_id == str(staff["coordinator_id"])
+    assert first.actor_email == staff["coordinator"]
+    assert second.details == {"reason": "unknown account"}
+    assert second.target_id is None
+    assert second.actor_email == "nobody@example.com"
+    assert first.ip_address == second.ip_address == "127.0.0.1"
+    # A failed attempt is never attributed to the account as its actor.
+    assert first.actor_id is None and second.actor_id is None
+    assert audit(app, "login") == []
+
+
+def test_an_inactive_account_cannot_sign_in(
+    app: Flask, client: FlaskClient, staff: dict[str, Any]
+) -> None:
+    with app.app_context():
+        admin = db.session.get(StaffUser, staff["admin_id"])
+        user = db.session.get(StaffUser, staff["coordinator_id"])
+        set_staff_active(user, False, actor=admin)
+
+    response = login(client, staff["coordinator"])  # the right password
+    assert response.status_code == 401
+    assert SAME_WORDS in response.get_data(as_text=True)
+    assert not signed_in(client)
+    (row,) = audit(app, "login_failed")
+    assert row.details == {"reason": "inactive account"}
+    assert audit(app, "login") == []
+
+
+def test_signing_out_ends_the_session_and_is_audited(
+    app: Flask, client: FlaskClient, staff: dict[str, Any]
+) -> None:
+    login(client, staff["coordinator"])
+    # Without the form's token nothing happens: a third-party page cannot sign staff out.
+    assert client.post("/staff/logout").status_code == 400
+    assert signed_in(client)
+    assert audit(app, "logout") == []
+
+    response = logout(client)
+    assert response.status_code == 302
+    assert urlsplit(response.headers["Location"]).path == "/staff/login"
+    assert "You are signed out." in alerts(client.get(response.headers["Location"]))
+    assert not signed_in(client)
+    (row,) = audit(app, "logout")
+    assert row.actor_id == staff["coordinator_id"]
+    assert row.ip_address == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("target", "lands_on"),
+    [
+        ("/staff/calendar?view=day", "/staff/calendar?view=day"),
+        ("/staff/insights", "/staff/insights"),
+        ("https://evil.example/", "/staff/"),
+        ("https://evil.example/staff/", "/staff/"),
+        ("//evil.example/staff/", "/staff/"),
+        ("/\\evil.example/staff/", "/staff/"),
+        ("javascript:alert(1)", "/staff/"),
+        ("/request", "/staff/"),  # on this site, but not a staff page
+    ],
+)
+def test_next_only_leads_to_staff_pages_on_this_site(
+    client: FlaskClient, staff: dict[str, Any], target: str, lands_on: str
+) -> None:
+    path = f"/staff/login?next={quote(target, safe='')}"
+    token = csrf_from(client, path)
+    response = client.post(
+        path, data={"email": staff["coordinator"], "password": PASSWORD, "csrf_token": token}
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"] == lands_on
+
+
+class TestRateLimit:
+    @pytest.fixture
+    def app_settings(self, app_settings: dict[str, Any]) -> dict[str, Any]:
+        app_settings["LOGIN_RATE_LIMIT"] = "3 per minute"
+        return app_settings
+
+    def test_the_fourth_sign_in_attempt_in_a_minute_is_refused(
+        self, app: Flask, client: FlaskClient, staff: dict[str, Any]
+    ) -> None:
+        for _ in range(3):
+            assert login(client, staff["coordinator"], "guessing again").status_code == 401
+        # Even the right password waits: the limit is on attempts, not on failures.
+        response = login(client, staff["coordinator"])
+        assert response.status_code == 429
+        page = response.get_data(as_text=True)
+        assert "Too many attempts" in page
+        assert "Please wait a minute and try again." in page
+        assert "Traceback" not in page
+        assert not signed_in(client)
+        assert audit(app, "login") == []
+        assert len(audit(app, "login_failed")) == 3
+        # Looking at the page is not an attempt.
+        assert client.get("/staff/login").status_code == 200
+
+    def test_reset_emails_are_limited_too(
+        self, app: Flask, client: FlaskClient, staff: dict[str, Any]
+    ) -> None:
+        for _ in range(3):
+            assert forgot(client, staff["coordinator"]).status_code == 200
+        token = csrf_from(client, "/staff/password/forgot")
+        response = client.post(
+            "/staff/password/forgot", data={"email": staff["coordinator"], "csrf_token": token}
+        )
+        assert response.status_code == 429
+        assert "Too many attempts" in response.get_data(as_text=True)
+        assert len(reset_emails(app)) == 3
+
+
+# Idle sessions --------------------------------------------------------------------------------
+
+
+def _age_session(client: FlaskClient, minutes: float) -> None:
+    """Pretend the last request of this session was ``minutes`` ago."""
+    with client.session_transaction() as session:
+        assert LAST_SEEN_KEY in session, "a signed-in request should note when it was made"
+        session[LAST_SEEN_KEY] = time.time() - minutes * 60
+
+
+def test_an_idle_session_is_signed_out(
+    app: Flask, client: FlaskClient, staff: dict[str, Any]
+) -> None:
+    idle = app.config["STAFF_IDLE_MINUTES"]
+    login(client, staff["coordinator"])
+    assert signed_in(client)
+
+    _age_session(client, idle - 1)  # still within the limit
+    assert client.get("/staff/calendar").status_code == 200
+
+    _age_session(client, idle + 1)
+    response = client.get("/staff/calendar?view=day")
+    assert response.status_code == 302
+    location = urlsplit(response.headers["Location"])
+    assert location.path == "/staff/login"
+    assert parse_qs(location.query)["next"] == ["/staff/calendar?view=day"]
+    page = client.get(response.headers["Location"])
+    assert "You were signed out after a period of inactivity." in alerts(page)
+    assert not signed_in(client)
+
+
+def test_signing_in_again_after_a_long_break_is_not_an_idle_session(
+    app: Flask, client: FlaskClient, staff: dict[str, Any]
+) -> None:
+    def two_hours_pass() -> None:
+        # The browser keeps its session cookie meanwhile (whatever the app left in it).
+        with client.session_transaction() as session:
+            if LAST_SEEN_KEY in session:
+                session[LAST_SEEN_KEY] = time.time() - 2 * 3600
+
+    # After signing out ...
+    login(client, staff["coordinator"])
+    assert signed_in(client)
+    logout(client)
+    two_hours_pass()
+    assert login(client, staff["coordinator"]).status_code == 302
+    assert signed_in(client), "a fresh sign-in after signing out was ended as idle"
+
+    # ... and after being signed out by a password change made elsewhere.
+    forgot(app.test_client(), staff["coordinator"])
+    assert choose_password(app.test_client(), reset_path(reset_emails(app)[0])).status_code == 302
+    assert not signed_in(client)
+    two_hours_pass()
+    assert login(client, staff["coordinator"], NEW_PASSWORD).status_code == 302
+    assert signed_in(client), "a fresh sign-in after a password change was ended as idle"
+
+
+# Password reset -------------------------------------------------------------------------------
+
+
+def test_password_reset_from_request_to_new_password(
+    app: Flask, client: FlaskClient, staff: dict[str, Any]
+) -> None:
+    page = forgot(client, "  COORD@example.com ")  # typed as people type
+    assert any(RESET_SENT in alert for alert in alerts(page))
+    (email,) = reset_emails(app)
+    assert email.recipient == staff["coordinator"]
+    assert email.request_id is None
+    match = RESET_LINK.search(email.body_text)
+    assert match and match.group(1) == app.config["PUBLIC_BASE_URL"].rstrip("/")
+    assert match.group(0) in email.body_html
+    path = reset_path(email)
+    (requested,) = audit(app, "password_reset_requested")
+    assert requested.details == {"sent": True}
+    assert requested.target_id == str(staff["coordinator_id"])
+
+    form = client.get(path)
+    assert form.status_code == 200
+    assert "Choose a new password" in form.get_data(as_text=True)
+    # The form's own rules: long enough, typed twice the same.
+    assert "Use at least 12 characters." in choose_password(client, path, "short").get_data(
+        as_text=True
+    )
+    mismatch = choose_password(client, path, NEW_PASSWORD, NEW_PASSWORD + "!")
+    assert "The two passwords do not match." in mismatch.get_data(as_text=True)
+
+    response = choose_password(client, path)
+    assert response.status_code == 302
+    assert urlsplit(response.headers["Location"]).path == "/staff/login"
+    (changed,) = audit(app, "password_changed")
+    assert changed.target_id == str(staff["coordinator_id"])
+
+    assert login(client, staff["coordinator"], PASSWORD).status_code == 401
+    assert login(client, staff["coordinator"], NEW_PASSWORD).status_code == 302
+    assert signed_in(client)
+    logout(client)
+
+    # The link worked once.
+    again = client.get(path)
+    assert again.status_code == 400
+    assert "This link no longer works" in again.get_data(as_text=True)
+    token = csrf_from(client, "/staff/login")
+    reused = client.post(
+        path,
+        data={
+            "password": "yet another passphrase",
+            "confirm": "yet another passphrase",
+            "csrf_token": token,
+        },
+    )
+    assert reused.status_code == 400
+    assert login(client, staff["coordinator"], NEW_PASSWORD).status_code == 302
+
+
+def test_an_unknown_or_inactive_address_gets_the_same_answer_and_no_email(
+    app: Flask, client: FlaskClient, staff: dict[str, Any]
+) -> None:
+    known = alerts(forgot(client, staff["coordinator"]))
+    assert any(RESET_SENT in alert for alert in known)
+    assert alerts(forgot(client, "nobody@example.com")) == known
+
+    with app.app_context():
+        admin = db.session.get(StaffUser, staff["admin_id"])
+        set_staff_active(db.session.get(StaffUser, staff["coordinator_id"]), False, actor=admin)
+    assert alerts(forgot(client, staff["coordinator"])) == known
+
+    assert [e.recipient for e in reset_emails(app)] == [staff["coordinator"]]
+    assert [row.details for row in audit(app, "password_reset_requested")] == [
+        {"sent": True},
+        {"sent": False},
+        {"sent": False},
+    ]
+
+
+def test_forged_tampered_and_expired_reset_links_are_refused(
+    app: Flask, client: FlaskClient, staff: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    forgot(client, staff["coordinator"])
+    path = reset_path(reset_emails(app)[0])
+    token = path.rsplit("/", 1)[1]
+    payload, stamp, signature = token.split(".")
+
+    def refused(candidate: str) -> bool:
+        response = client.get(f"/staff/password/reset/{candidate}")
+        return response.status_code == 400 and "no longer works" in response.get_data(as_text=True)
+
+    middle = len(signature) // 2
+    flipped = "A" if signature[middle] != "A" else "B"
+    tampered = f"{payload}.{stamp}.{signature[:middle]}{flipped}{signature[middle + 1 :]}"
+    assert refused(tampered)
+    with app.app_context():
+        user = db.session.get(StaffUser, staff["coordinator_id"])
+        claims = {"id": user.id, "pw": user.password_hash[-16:]}
+    forged = URLSafeTimedSerializer("not-the-secret", salt="staff-password-reset").dumps(claims)
+    assert refused(forged)
+    assert refused("not-a-token")
+
+    # The real link works until PASSWORD_RESET_HOURS have passed, then never again.
+    lifetime = app.config["PASSWORD_RESET_HOURS"] * 3600
+    real_clock = TimestampSigner.get_timestamp
+
+    def later(seconds: int) -> None:
+        monkeypatch.setattr(
+            TimestampSigner, "get_timestamp", lambda self: real_clock(self) + seconds
+        )
+
+    later(lifetime - 60)
+    assert client.get(path).status_code == 200
+    later(lifetime + 60)
+    assert refused(token)
+    token_field = csrf_from(client, "/staff/login")
+    response = client.post(
+        path, data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD, "csrf_token": token_field}
+    )
+    assert response.status_code == 400
+    assert audit(app, "password_changed") == []
+
+
+def test_a_reset_link_stops_working_when_the_account_is_deactivated(
+    app: Flask, client: FlaskClient, staff: dict[str, Any]
+) -> None:
+    forgot(client, staff["coordinator"])
+    path = reset_path(reset_emails(app)[0])
+    assert client.get(path).status_code == 200
+    with app.app_context():
+        admin = db.session.get(StaffUser, staff["admin_id"])
+        set_staff_active(db.session.get(StaffUser, staff["coordinator_id"]), False, actor=admin)
+    assert client.get(path).status_code == 400
+
+
+def test_a_new_password_signs_out_every_other_session(app: Flask, staff: dict[str, Any]) -> None:
+    office, laptop, anonymous = app.test_client(), app.test_client(), app.test_client()
+    for browser in (office, laptop):
+        login(browser, staff["coordinator"])
+        assert signed_in(browser)
+
+    forgot(anonymous, staff["coordinator"])
+    assert choose_password(anonymous, reset_path(reset_emails(app)[0])).status_code == 302
+
+    assert not signed_in(office)
+    assert not signed_in(laptop)
+    assert login(laptop, staff["coordinator"], NEW_PASSWORD).status_code == 302
+    assert signed_in(laptop)
+
+
+# Accounts (admins) ----------------------------------------------------------------------------
+
+
+def create_account(client: FlaskClient, **fields: str) -> TestResponse:
+    data = {
+        "full_name": "Nora New",
+        "email": "nora@example.com",
+        "role": "coordinator",
+        "password": "nora's long passphrase",
+        **fields,
+    }
+    data["csrf_token"] = csrf_from(client, "/staff/accounts")
+    return client.post("/staff/accounts", data=data)
+
+
+def set_active(client: FlaskClient, user_id: int, active: bool) -> TestResponse:
+    token = csrf_from(client, "/staff/accounts")
+    return client.post(
+        f"/staff/accounts/{user_id}/active",
+        data={"csrf_token": token, "active": "1" if active else "0"},
+        follow_redirects=True,
+    )
+
+
+def test_an_admin_creates_a_coordinator_who_can_sign_in(
+    app: Flask, client: FlaskClient, staff: dict[str, Any]
+) -> None:
+    login(client, staff["admin"])
+    response = create_account(client)
+    assert response.status_code == 302
+    assert urlsplit(response.headers["Location"]).path == "/staff/accounts"
+    assert "Account created for Nora New." in alerts(client.get("/staff/accounts"))
+
+    nora = account(app, "nora@example.com")
+    assert nora is not None and nora.role == StaffRole.COORDINATOR and nora.active
+    assert nora.password_hash != "nora's long passphrase"
+    (created,) = [row for row in audit(app, "staff_created") if row.target_id == str(nora.id)]
+    assert created.actor_id == staff["admin_id"]
+    assert created.target_id == str(nora.id)
+    assert created.details["role"] == "coordinator"
+
+    browser = app.test_client()
+    assert login(browser, "nora@example.com", "nora's long passphrase").status_code == 302
+    assert signed_in(browser)
+    assert client.get("/staff/insights").status_code == 200  # a coordinator's page
+    assert browser.get("/staff/accounts").status_code == 403  # not an admin's
+
+
+def test_creating_an_account_twice_says_why_and_creates_nothing(
+    app: Flask, client: FlaskClient, staff: dict[str, Any]
+) -> None:
+    login(client, staff["admin"])
+    assert create_account(client).status_code == 302
+    duplicate = create_account(client, email="NORA@Example.com", full_name="Nora Again")
+    assert duplicate.status_code == 422
+    assert "An account with this email address already exists." in duplicate.get_data(as_text=True)
+    short = create_account(client, email="other@example.com", password="too short")
+    assert short.status_code == 422
+    assert "Use at least 12 characters." in short.get_data(as_text=True)
+    with app.app_context():
+        emails = db.session.scalars(select(StaffUser.email).order_by(StaffUser.email)).all()
+    assert emails == ["admin@example.com", "coord@example.com", "nora@example.com"]
+    assert len(audit(app, "staff_created")) == 3  # the two fixtures and Nora
+
+
+def test_an_admin_deactivates_and_reactivates_an_account(
+    app: Flask, client: FlaskClient, staff: dict[str, Any]
+) -> None:
+    coordinator = app.test_client()
+    login(coordinator, staff["coordinator"])
+    assert signed_in(coordinator)
+    login(client, staff["admin"])
+
+    page = set_active(client, staff["coordinator_id"], False)
+    assert "Cora Coord can no longer sign in." in alerts(page)
+    assert not account(app, staff["coordinator"]).active  # type: ignore[union-attr]
+    assert not signed_in(coordinator), "a deactivated account must be signed out at once"
+    assert login(coordinator, staff["coordinator"]).status_code == 401
+    (off,) = audit(app, "staff_deactivated")
+    assert off.actor_id == staff["admin_id"]
+    assert off.target_id == str(staff["coordinator_id"])
+    assert off.details == {"active": {"before": True, "after": False}}
+
+    page = set_active(client, staff["coordinator_id"], True)
+    assert "Cora Coord can sign in again." in alerts(page)
+    (on,) = audit(app, "staff_activated")
+    assert on.actor_id == staff["admin_id"]
+    assert on.details == {"active": {"before": False, "after": True}}
+    assert login(coordinator, staff["coordinator"]).status_code == 302
+    assert signed_in(coordinator)
+
+
+def test_an_admin_cannot_deactivate_themselves(
+    app: Flask, client: FlaskClient, staff: dict[str, Any]
+) -> None:
+    login(client, staff["admin"])
+    page = set_active(client, staff["admin_id"], False)
+    assert "You cannot deactivate your own account." in alerts(page)
+    assert account(app, staff["admin"]).active  # type: ignore[union-attr]
+    assert signed_in(client)
+    assert audit(app, "staff_deactivated") == []
+
+
+# The create-admin command ---------------------------------------------------------------------
+
+
+def test_create_admin_command(app: Flask, client: FlaskClient) -> None:
+    runner = app.test_cli_runner()
+    args = ["create-admin", "--email", "Boss@Example.com", "--name", "Bea Boss"]
+
+    result = runner.invoke(args=[*args, "--password", "too short"])
+    assert result.exit_code != 0
+    assert "at least 12 characters" in result.output
+    assert account(app, "boss@example.com") is None
+
+    result = runner.invoke(args=[*args, "--password", "the boss's passphrase"])
+    assert result.exit_code == 0, result.output
+    assert "Administrator boss@example.com created." in result.output
+    boss = account(app, "boss@example.com")
+    assert boss is not None and boss.role == StaffRole.ADMIN and boss.active
+
+    assert login(client, "boss@example.com", "the boss's passphrase").status_code == 302
+    assert client.get("/staff/accounts").status_code == 200
+
+
+# The audit trail ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def audit_row(app: Flask) -> int:
+    with app.app_context():
+        row = record("test_event", target_type="staff", target_id=1, details={"n": 1})
+        db.session.commit()
+        return row.id
+
+
+def _stored(app: Flask, row_id: int) -> tuple[str, dict[str, Any]] | None:
+    with app.app_context():
+        row = db.session.get(AuditEvent, row_id)
+        return None if row is None else (row.action, row.details)
+
+
+def test_audit_rows_cannot_be_edited_or_deleted(app: Flask, audit_row: int) -> None:
+    with app.app_context():
+        row = db.session.get(AuditEvent, audit_row)
+        row.action = "rewritten"
+        with pytest.raises(AuditTrailIsAppendOnly):
+            db.session.commit()
+        db.session.rollback()
+
+        row = db.session.get(AuditEvent, audit_row)
+        db.session.delete(row)
+        with pytest.raises(AuditTrailIsAppendOnly):
+            db.session.commit()
+        db.session.rollback()
+    assert _stored(app, audit_row) == ("test_event", {"n": 1})
+
+
+@pytest.mark.parametrize("statement", ["update", "delete"])
+def test_audit_rows_cannot_be_changed_in_bulk(app: Flask, audit_row: int, statement: str) -> None:
+    with app.app_context():
+        stmt = (
+            update(AuditEvent).values(action="rewritten")
+            if statement == "update"
+            else delete(AuditEvent)
+        )
+        try:
+            with pytest.raises(AuditTrailIsAppendOnly):
+                db.session.execute(stmt)
+        finally:
+            db.session.rollback()
+        count = db.session.scalar(select(func.count()).select_from(AuditEvent))
+    assert count and _stored(app, audit_row) == ("test_event", {"n": 1})
+
+
+def test_create_admin_refuses_an_address_in_use_with_a_message(
+    app: Flask, staff: dict[str, Any]
+) -> None:
+    result = app.test_cli_runner().invoke(
+        args=[
+            "create-admin",
+            "--email",
+            staff["coordinator"].upper(),
+            "--name",
+            "Someone Else",
+            "--password",
+            "another long passphrase",
+        ]
+    )
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "An account with this email address already exists." in result.output
+    assert account(app, staff["coordinator"]).role == StaffRole.COORDINATOR  # type: ignore[union-attr]
