@@ -20,7 +20,14 @@ from booking.dashboard.export import COLUMNS
 from booking.extensions import db
 from booking.patients.models import ConsultationRequest
 from booking.timeutil import clinic_today
-from tests.factories import login, make_location, make_request, make_staff
+from tests.factories import (
+    login,
+    make_appointment_type,
+    make_hours,
+    make_location,
+    make_request,
+    make_staff,
+)
 
 BERLIN = ZoneInfo("Europe/Berlin")
 CSRF_VALUE = re.compile(r'csrf_token"[^>]*value="([^"]+)"')
@@ -156,8 +163,11 @@ def test_export_filters_by_the_clinic_day(app: Flask, staff_client: FlaskClient)
 
 def test_export_values_are_correct_in_clinic_time(app: Flask, staff_client: FlaskClient) -> None:
     with app.app_context():
-        weber = make_staff("specialist", "weber@example.com", full_name="Dr. Weber").id
-        location = make_location("Praxis Mitte", "Friedrichstr. 1, Berlin").id
+        weber_user = make_staff("specialist", "weber@example.com", full_name="Dr. Weber")
+        location_row = make_location("Praxis Mitte", "Friedrichstr. 1, Berlin")
+        make_hours(weber_user, location_row, range(7), "08:00", "18:00")
+        appointment_type = make_appointment_type(minutes=45).id
+        weber, location = weber_user.id, location_row.id
     winter = new_request(
         app,
         full_name="Erika Mustermann",
@@ -182,7 +192,12 @@ def test_export_values_are_correct_in_clinic_time(app: Flask, staff_client: Flas
             cancelled: datetime(2026, 8, 1, 12, 0, tzinfo=UTC),
         },
     )
-    slot = {"specialist": weber, "location": location, "start": "10:00", "duration": 45}
+    slot = {
+        "specialist": weber,
+        "location": location,
+        "start": "10:00",
+        "appointment_type": appointment_type,
+    }
     act(staff_client, winter, "confirm", day="2026-12-03", message="", **slot)
     act(staff_client, cancelled, "confirm", day="2026-12-04", message="", **slot)
     act(staff_client, cancelled, "cancel", message="")

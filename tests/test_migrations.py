@@ -26,6 +26,7 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path, worker_id: st
         yield f"sqlite:///{tmp_path / 'migrations.sqlite3'}"
         return
     assert PG_URL
+    request.getfixturevalue("pg_schema")  # installs btree_gist once, serialised
     schema = f"migrations_{worker_id}_{os.getpid()}"
     engine = sa.create_engine(_pg_url("public"))
     with engine.begin() as conn:
@@ -51,7 +52,11 @@ def test_migrations_match_the_models_and_downgrade_cleanly(
         with db.engine.connect() as conn:
             if conn.dialect.name == "postgresql":
                 found = conn.scalar(
-                    sa.text("SELECT count(*) FROM pg_constraint WHERE conname = :name"),
+                    sa.text(
+                        "SELECT count(*) FROM pg_constraint c JOIN pg_namespace n "
+                        "ON n.oid = c.connamespace "
+                        "WHERE c.conname = :name AND n.nspname = current_schema()"
+                    ),
                     {"name": "ex_appointment_no_overlap"},
                 )
                 assert found == 1

@@ -17,7 +17,14 @@ from sqlalchemy import event, select
 
 from booking.extensions import db
 from booking.patients.models import ConsultationRequest
-from tests.factories import login, make_location, make_request, make_staff
+from tests.factories import (
+    login,
+    make_appointment_type,
+    make_hours,
+    make_location,
+    make_request,
+    make_staff,
+)
 
 BERLIN = ZoneInfo("Europe/Berlin")
 REF_RE = re.compile(r'href="/staff/requests/(SC-[0-9A-Z]{4}-[0-9A-Z]{4})"')
@@ -43,8 +50,12 @@ def clinic(app: Flask, coordinator: str) -> dict[str, Any]:
         weber = make_staff("specialist", "weber@example.com", full_name="Dr. Weber")
         okafor = make_staff("specialist", "okafor@example.com", full_name="Dr. Okafor")
         location = make_location()
+        appointment_type = make_appointment_type(minutes=45)
+        for specialist in (weber, okafor):
+            make_hours(specialist, location, range(7), "08:00", "18:00")
         return {
             "coordinator": coordinator,
+            "type": appointment_type.id,
             "weber": weber.id,
             "weber_email": weber.email,
             "okafor": okafor.id,
@@ -114,7 +125,7 @@ def confirm(
         location=clinic["location"],
         day=day,
         start="10:00",
-        duration=45,
+        appointment_type=clinic["type"],
         message="",
     )
 
@@ -526,7 +537,7 @@ def test_record_page_query_count_does_not_grow_with_the_data(
         location=clinic["location"],
         day="2026-12-02",
         start="11:00",
-        duration=45,
+        appointment_type=clinic["type"],
         message="Moved.",
     )
     add_note(staff_client, busy, "Coordinator note.")

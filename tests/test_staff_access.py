@@ -27,10 +27,18 @@ from booking.dashboard.models import RequestEvent
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.patients.models import ConsultationRequest
-from booking.scheduling.models import Location
+from booking.scheduling.models import Location, ScheduleException, WorkingHours
 from booking.staff.models import StaffUser
-from booking.timeutil import clinic_today
-from tests.factories import csrf_from, login, make_location, make_request, make_staff
+from booking.timeutil import clinic_today, now_utc
+from tests.factories import (
+    csrf_from,
+    login,
+    make_appointment_type,
+    make_hours,
+    make_location,
+    make_request,
+    make_staff,
+)
 
 ADMIN, COORDINATOR, SPECIALIST = "admin", "coordinator", "specialist"
 ROLES = (ADMIN, COORDINATOR, SPECIALIST)
@@ -55,6 +63,7 @@ EVERY_ROLE_ASSIGNED = Access(frozenset(ROLES), assigned_only=True)
 # every endpoint of a blueprint (the admin blueprint is for admins only, whatever it grows).
 ACCESS: dict[str, Access] = {
     "admin.*": ADMIN_ONLY,
+    "scheduling_admin.*": ADMIN_ONLY,
     "staff.accounts": ADMIN_ONLY,
     "staff.set_active": ADMIN_ONLY,
     "dashboard.export_csv": MANAGERS,
@@ -69,7 +78,18 @@ ACCESS: dict[str, Access] = {
 }
 
 # The URL variables this test can fill with real values; see ``_variable_values``.
-KNOWN_VARIABLES = frozenset({"reference", "document_id", "location_id", "user_id", "action"})
+KNOWN_VARIABLES = frozenset(
+    {
+        "reference",
+        "document_id",
+        "location_id",
+        "user_id",
+        "action",
+        "type_id",
+        "hours_id",
+        "exception_id",
+    }
+)
 # Every form prefix of the record page, so an allowed post is judged by the view, not by CSRF.
 FORM_PREFIXES = ("", "slot-", "close-", "action-", "note-")
 
@@ -100,14 +120,21 @@ class Case:
         return f"{self.method} {self.url} ({self.endpoint})"
 
 
-def _variable_values(clinic: dict[str, Any], subject: str | None) -> dict[str, list[object]]:
+def _variable_values(
+    clinic: dict[str, Any], subject: str | None, endpoint: str = ""
+) -> dict[str, list[object]]:
     request = clinic[subject or "own"]
+    scheduling = endpoint.startswith("scheduling_admin.")
     return {
         "reference": [request["reference"]],
         "document_id": [request["document"]],  # the document of that same request
         "location_id": [clinic["location"]],
-        "user_id": [clinic["target"]],  # never the signed-in user
+        # never the signed-in user; a specialist for the schedule pages
+        "user_id": [clinic["schedule_specialist"] if scheduling else clinic["target"]],
         "action": sorted(workflow.ACTIONS),
+        "type_id": [clinic["type"]],
+        "hours_id": [clinic["hours"]],
+        "exception_id": [clinic["exception"]],
     }
 
 
@@ -122,7 +149,7 @@ def staff_cases(app: Flask, clinic: dict[str, Any]) -> list[Case]:
             )
         subjects = ["own", "other"] if "reference" in rule.arguments else [None]
         for subject in subjects:
-            choices = _variable_values(clinic, subject)
+            choices = _variable_values(clinic, subject, rule.endpoint)
             names = sorted(rule.arguments)
             for combination in itertools.product(*(choices[name] for name in names)):
                 built = rule.build(dict(zip(names, combination, strict=True)))
@@ -143,6 +170,20 @@ def clinic(app: Flask) -> dict[str, Any]:
         okafor = make_staff(SPECIALIST, "okafor@example.com", full_name="Dr. Okafor")
         target = make_staff(COORDINATOR, "target@example.com")
         location = make_location()
+        appointment_type = make_appointment_type(minutes=30)
+        for specialist in (weber, okafor):
+            make_hours(specialist, location, range(7), "08:00", "18:00")
+        hours = db.session.scalars(
+            select(WorkingHours).where(WorkingHours.specialist_id == okafor.id)
+        ).first()
+        exception = ScheduleException(
+            specialist_id=okafor.id,
+            kind="time_off",
+            starts_at=now_utc() + timedelta(days=40),
+            ends_at=now_utc() + timedelta(days=41),
+        )
+        db.session.add(exception)
+        db.session.commit()
         own = make_request(documents=1, full_name="Anna Assigned", email="anna@example.com")
         other = make_request(documents=1, full_name="Otto Other", email="otto@example.com")
         day = clinic_today() + timedelta(days=7)
@@ -150,7 +191,7 @@ def clinic(app: Flask) -> dict[str, Any]:
             workflow.confirm_request(
                 consultation,
                 coordinator,
-                workflow.Slot(specialist, location, day, time(hour), 30),
+                workflow.Slot(appointment_type, specialist, location, day, time(hour)),
             )
         return {
             "emails": {
@@ -160,6 +201,10 @@ def clinic(app: Flask) -> dict[str, Any]:
             },
             "target": target.id,
             "location": location.id,
+            "schedule_specialist": okafor.id,
+            "type": appointment_type.id,
+            "hours": hours.id,
+            "exception": exception.id,
             "own": {
                 "reference": own.reference,
                 "document": own.documents[0].id,

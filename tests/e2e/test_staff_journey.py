@@ -29,7 +29,14 @@ from werkzeug.serving import make_server
 from booking import create_app
 from booking.extensions import db
 from tests.e2e.conftest import PHONE, LiveServer
-from tests.factories import PASSWORD, make_location, make_request, make_staff
+from tests.factories import (
+    PASSWORD,
+    make_appointment_type,
+    make_hours,
+    make_location,
+    make_request,
+    make_staff,
+)
 from tests.smtp import Received, SmtpServer
 
 pytestmark = pytest.mark.e2e
@@ -99,9 +106,12 @@ def clinic(tmp_path: Path, smtp: SmtpServer) -> Iterator[Clinic]:
     with app.app_context():
         db.create_all()
         coordinator = make_staff("coordinator", "chris.coordinator@example.com").email
-        make_staff("specialist", "lena.weber@example.com", full_name=SPECIALIST)
+        weber = make_staff("specialist", "lena.weber@example.com", full_name=SPECIALIST)
         make_location("Main clinic")
-        make_location(LOCATION, "Kantstr. 20, Berlin")
+        west = make_location(LOCATION, "Kantstr. 20, Berlin")
+        make_appointment_type("New-patient spine evaluation", 45)
+        make_appointment_type("Imaging review", 30)
+        make_hours(weber, west, range(7), "08:00", "18:00")
         routine = (
             _seed(5, "Rita Routine", urgent=False),
             _seed(4, "Otto Ordinary", urgent=False),
@@ -233,7 +243,9 @@ def test_coordinator_confirms_the_newest_urgent_request_and_the_patient_gets_an_
     confirm.get_by_label("Location", exact=True).select_option(label=LOCATION)
     confirm.get_by_label("Date", exact=True).fill(day.isoformat())
     confirm.get_by_label("Time", exact=True).fill("10:30")
-    confirm.get_by_label("Duration (minutes)", exact=True).select_option(label="30")
+    confirm.get_by_label("Appointment type", exact=True).select_option(
+        label="Imaging review (30 min)"
+    )
     confirm.get_by_role("button", name="Confirm and email the patient").click()
 
     expect(page).to_have_url(clinic.server(f"/staff/requests/{newest.reference}"))
