@@ -38,6 +38,7 @@ from booking.patients.services import DocumentUpload, RequestSubmission
 from booking.scheduling.availability import parse_slot_key
 from booking.scheduling.services import SlotChoice
 from booking.timeutil import clinic_today
+from booking.urlargs import int_arg
 
 ADULT_AGE = 18
 # What ``secrets.token_urlsafe(32)`` makes; anything else posted as the token is replaced.
@@ -449,11 +450,11 @@ class RequestForm(FlaskForm):
     def slot_choice(self) -> SlotChoice | None:
         """The picked slot, if the page carried a well-formed one."""
         parsed = parse_slot_key(self.slot.data or "")
-        type_id = self.appointment_type.data or ""
-        if parsed is None or not str(type_id).isdigit():
+        type_id = int_arg(str(self.appointment_type.data or ""))
+        if parsed is None or type_id is None:
             return None
         specialist_id, location_id, starts_at = parsed
-        return SlotChoice(int(type_id), specialist_id, location_id, starts_at)
+        return SlotChoice(type_id, specialist_id, location_id, starts_at)
 
     def to_submission(self, locale: str) -> RequestSubmission:
         """The validated answers as plain data for ``submit_request``."""

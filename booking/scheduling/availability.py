@@ -8,6 +8,7 @@ the clinic's history.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -45,11 +46,19 @@ class OpenSlot:
         return f"{self.specialist_id}.{self.location_id}.{int(self.starts_at.timestamp())}"
 
 
+SLOT_KEY_RE = re.compile(r"([0-9]{1,9})\.([0-9]{1,9})\.([0-9]{1,11})", re.ASCII)
+
+
 def parse_slot_key(key: str) -> tuple[int, int, datetime] | None:
-    parts = (key or "").split(".")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts) or len(parts[2]) > 12:
+    """The (specialist id, location id, start) a slot key names, or None for anything else."""
+    match = SLOT_KEY_RE.fullmatch(key or "")
+    if match is None:
         return None
-    return int(parts[0]), int(parts[1]), datetime.fromtimestamp(int(parts[2]), tz=UTC)
+    try:
+        starts_at = datetime.fromtimestamp(int(match.group(3)), tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+    return int(match.group(1)), int(match.group(2)), starts_at
 
 
 def clinic_settings() -> ClinicSettings:

@@ -191,7 +191,9 @@ for _trigger in SQLITE_TRIGGERS:
 def is_overlap_error(exc: BaseException) -> bool:
     """Whether a database error is the no-double-booking guarantee refusing a booking."""
     orig = getattr(exc, "orig", exc)
-    return getattr(orig, "sqlstate", None) == "23P01" or OVERLAP_MESSAGE in str(orig)
+    # 23P01: the exclusion constraint. 40P01: PostgreSQL may resolve two simultaneous
+    # conflicting inserts under it as a deadlock; for the patient it is the same lost race.
+    return getattr(orig, "sqlstate", None) in ("23P01", "40P01") or OVERLAP_MESSAGE in str(orig)
 
 
 class WaitlistEntry(db.Model):

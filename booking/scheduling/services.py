@@ -10,7 +10,7 @@ from email.utils import parseaddr
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from booking.audit.services import record
 from booking.extensions import db
@@ -155,7 +155,7 @@ def place_appointment(
     try:
         with db.session.begin_nested():
             db.session.flush()
-    except IntegrityError as exc:
+    except DBAPIError as exc:  # IntegrityError, or a deadlock between two racers
         if is_overlap_error(exc):
             raise SlotTaken from None
         raise
