@@ -254,3 +254,46 @@ def test_database_refuses_a_second_active_appointment_row(app: Flask, booked: di
         with pytest.raises(IntegrityError):
             db.session.commit()
         db.session.rollback()
+
+
+def test_a_held_time_is_a_tentative_invitation_that_staff_confirmation_updates(
+    app: Flask, booked: dict
+) -> None:
+    from icalendar import Calendar
+
+    from booking.dashboard import services as workflow
+    from booking.timeutil import to_clinic_tz
+
+    def event(template_subject: str) -> Any:
+        with app.app_context():
+            email = db.session.scalars(
+                select(OutboxEmail)
+                .where(OutboxEmail.subject.startswith(template_subject))
+                .order_by(OutboxEmail.id.desc())
+            ).first()
+            (vevent,) = Calendar.from_ical(email.attachment_body).walk("VEVENT")
+            return vevent
+
+    received = event("We received your request")
+    assert str(received["STATUS"]) == "TENTATIVE"
+    assert int(received["SEQUENCE"]) == 0
+    with app.app_context():
+        coordinator = make_staff("coordinator", "coord@example.com")
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        appointment = consultation.appointment
+        local = to_clinic_tz(appointment.starts_at)
+        workflow.confirm_request(
+            consultation,
+            coordinator,
+            workflow.Slot(
+                appointment.appointment_type,
+                appointment.specialist,
+                appointment.location,
+                local.date(),
+                local.time(),
+            ),
+        )
+    confirmed = event("Your appointment is confirmed")
+    assert str(confirmed["UID"]) == str(received["UID"])
+    assert int(confirmed["SEQUENCE"]) == 1
+    assert str(confirmed["STATUS"]) == "CONFIRMED"

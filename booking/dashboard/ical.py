@@ -33,7 +33,9 @@ def appointment_ics(appointment: Appointment, *, cancel: bool = False) -> str:
     # The summary names the clinic, not the reason for the visit: no medical details.
     event.add("summary", f"{clinic}: {appointment.request.reference}")
     event.add("location", vText(f"{appointment.location.name}, {appointment.location.address}"))
-    event.add("status", "CANCELLED" if cancel else "CONFIRMED")
+    # A time the patient picked but staff have not confirmed yet is tentative.
+    tentative = appointment.request.status == "requested"
+    event.add("status", "CANCELLED" if cancel else ("TENTATIVE" if tentative else "CONFIRMED"))
     organizer = vCalAddress(f"mailto:{organizer_email}")
     organizer.params["cn"] = vText(clinic)
     event.add("organizer", organizer)

@@ -295,8 +295,10 @@ def confirm_request(
     if appointment is None:
         appointment = Appointment(request_id=consultation.id, uid=new_uid(), sequence=0)
         consultation.appointment = appointment
-    # A time the patient picked (held, never sent as an invitation) keeps sequence 0: the
-    # confirmation is the first invitation the patient's calendar sees.
+    else:
+        # The patient's calendar holds the tentative invitation for the time they picked:
+        # the confirmation updates that same event.
+        appointment.sequence += 1
     _place(appointment, slot, open_slot)
     consultation.status = S.CONFIRMED
     consultation.assigned_specialist_id = open_slot.specialist_id
@@ -376,9 +378,9 @@ def _close(
     if target in (S.CANCELLED, S.DECLINED) and appointment is not None and appointment.active:
         freed = _freed(appointment)
         appointment.active = False  # frees the time
-        if before_status == S.CONFIRMED:  # the patient's calendar holds an invitation
-            appointment.sequence += 1
-            ics_needed = True
+        # Every active appointment went out as an invitation (tentative or confirmed).
+        appointment.sequence += 1
+        ics_needed = True
         db.session.flush()
         if ics_needed:
             ics = appointment_ics(appointment, cancel=True)

@@ -177,9 +177,7 @@ def reschedule(consultation: ConsultationRequest, choice: SlotChoice) -> None:
     appointment_type, slot = resolve_choice(choice, ignore_appointment_id=appointment.id)
     freed = FreedTime.of(appointment)
     place_appointment(appointment, appointment_type, slot)
-    confirmed = consultation.status == RequestStatus.CONFIRMED
-    if confirmed:
-        appointment.sequence += 1  # the patient's calendar holds the earlier invitation
+    appointment.sequence += 1  # the patient's calendar holds the earlier invitation
     consultation.assigned_specialist_id = slot.specialist_id
     consultation.updated_at = now_utc()
     db.session.flush()
@@ -202,7 +200,7 @@ def reschedule(consultation: ConsultationRequest, choice: SlotChoice) -> None:
             consultation,
             "rescheduled",
             None,
-            appointment_ics(appointment) if confirmed else None,
+            appointment_ics(appointment),
             "REQUEST",
         ),
         _notify_clinic(consultation, _("rescheduled"), _("The patient chose a new time.")),
@@ -223,10 +221,9 @@ def cancel(consultation: ConsultationRequest, reason: str | None) -> None:
     if appointment is not None and appointment.active:
         freed = FreedTime.of(appointment)
         appointment.active = False
-        if before == RequestStatus.CONFIRMED:
-            appointment.sequence += 1
-            db.session.flush()
-            ics = appointment_ics(appointment, cancel=True)
+        appointment.sequence += 1
+        db.session.flush()
+        ics = appointment_ics(appointment, cancel=True)
         db.session.flush()
         offers = offer_freed_slot(freed)
     consultation.status = RequestStatus.CANCELLED

@@ -19,6 +19,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from booking.dashboard.ical import appointment_ics
 from booking.documents.models import Document
 from booking.documents.storage import StoredFile, get_storage
 from booking.extensions import db
@@ -272,8 +273,16 @@ def _queue_request_emails(consultation: ConsultationRequest) -> list:
         patient_subject = _(
             "We received your request %(reference)s", reference=consultation.reference
         )
+    attachment = None
+    if consultation.appointment is not None:
+        attachment = (
+            "appointment.ics",
+            "text/calendar; method=REQUEST; charset=UTF-8",
+            appointment_ics(consultation.appointment),
+        )
     patient_email = queue_email(
         template="request_received",
+        attachment=attachment,
         recipient=consultation.patient.email,
         subject=patient_subject,
         locale=consultation.locale,

@@ -211,9 +211,7 @@ def accept_offer(offer: SlotOffer, consultation: ConsultationRequest) -> None:
     except SlotTaken:
         db.session.rollback()
         raise OfferGone from None
-    confirmed = consultation.status == RequestStatus.CONFIRMED
-    if confirmed:
-        appointment.sequence += 1
+    appointment.sequence += 1  # updates the invitation the patient's calendar holds
     consultation.assigned_specialist_id = slot.specialist_id
     db.session.execute(
         update(WaitlistEntry)
@@ -233,7 +231,7 @@ def accept_offer(offer: SlotOffer, consultation: ConsultationRequest) -> None:
         consultation,
         "rescheduled",
         None,
-        appointment_ics(appointment) if confirmed else None,
+        appointment_ics(appointment),
         "REQUEST",
     )
     db.session.commit()
