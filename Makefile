@@ -30,7 +30,7 @@ run: install
 	mkdir -p instance
 	SPINECONSULT_ENV=development $(VENV)/bin/flask --app wsgi db upgrade
 	SPINECONSULT_ENV=development $(VENV)/bin/flask --app wsgi seed-demo
-	@echo "Form:   http://127.0.0.1:5000/request"
+	@echo "Patient: http://127.0.0.1:5000/   Staff: http://127.0.0.1:5000/staff/ (README lists the demo sign-ins)"
 	@echo "Emails: http://127.0.0.1:5000/dev/mail"
 	SPINECONSULT_ENV=development PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile
 
