@@ -18,12 +18,13 @@ install: $(VENV)/.installed translations
 
 translations: $(VENV)/.installed
 	@if ls booking/translations/*/LC_MESSAGES/messages.po >/dev/null 2>&1; then \
-		$(VENV)/bin/pybabel compile --use-fuzzy -d booking/translations -f -q; fi
+		$(VENV)/bin/pybabel compile -d booking/translations --statistics; fi
 
-## Extract every translatable string into booking/translations/messages.pot.
+## Extract every translatable string and merge new ones into each language's catalogue.
 messages: $(VENV)/.installed
 	mkdir -p booking/translations
 	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o booking/translations/messages.pot .
+	$(VENV)/bin/pybabel update -i booking/translations/messages.pot -d booking/translations --no-fuzzy-matching
 
 ## Serve on http://127.0.0.1:5000 with the worker and a local mail sink (SQLite, demo data).
 run: install

@@ -64,6 +64,9 @@ class Config:
     CLINIC_NAME = _env("CLINIC_NAME", "SpineConsult Clinic")
     CLINIC_TIMEZONE = _env("CLINIC_TIMEZONE", "Europe/Berlin")
     CLINIC_PHONE = _env("CLINIC_PHONE", "")
+    CLINIC_ADDRESS = _env("CLINIC_ADDRESS", "")
+    # Shown on the home page; separate lines with "|", e.g. "Mon-Fri 8:00-17:00|Sat closed".
+    CLINIC_OPENING_HOURS = _env("CLINIC_OPENING_HOURS", "")
     # The number patients with red-flag symptoms are told to call.
     EMERGENCY_NUMBER = _env("EMERGENCY_NUMBER", "112")
     # Phone numbers typed without a country code are read as numbers of this region.
@@ -104,7 +107,8 @@ class Config:
     # `flask seed-demo` makes staff accounts with passwords published in README.
     DEMO_DATA_ALLOWED = False
 
-    LANGUAGES = ["en"]
+    # Patient pages and emails; staff pages stay in English.
+    LANGUAGES = ["en", "es"]
     BABEL_DEFAULT_LOCALE = "en"
     BABEL_TRANSLATION_DIRECTORIES = "translations"
 

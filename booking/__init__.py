@@ -54,12 +54,32 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
     return app
 
 
+LANGUAGE_KEY = "language"
+
+
 def _select_locale() -> str | None:
-    from flask import current_app, has_request_context
+    """Staff pages: English. Patient pages: the language the patient chose with the switcher
+    (kept in the session), else the browser's preference."""
+    from flask import current_app, has_request_context, session
 
     if not has_request_context():  # CLI commands and the worker use the default
         return None
-    return request.accept_languages.best_match(current_app.config["LANGUAGES"])
+    if request.path.startswith("/staff"):
+        return "en"
+    languages = current_app.config["LANGUAGES"]
+    chosen = session.get(LANGUAGE_KEY)
+    if chosen in languages:
+        return chosen
+    return request.accept_languages.best_match(languages)
+
+
+def _remember_language() -> None:
+    """``?lang=es`` on any page switches the patient's language and keeps it."""
+    from flask import current_app, session
+
+    choice = request.args.get("lang")
+    if choice in current_app.config["LANGUAGES"]:
+        session[LANGUAGE_KEY] = choice
 
 
 def register_extensions(app: Flask) -> None:
@@ -68,6 +88,7 @@ def register_extensions(app: Flask) -> None:
     mail.init_app(app)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=_select_locale)
+    app.before_request(_remember_language)
     bootstrap.init_app(app)
     limiter.init_app(app)
     from booking.staff.auth import init_auth
@@ -110,6 +131,7 @@ def register_blueprints(app: Flask) -> None:
     from booking.admin.scheduling_views import bp as scheduling_admin_bp
     from booking.admin.views import bp as admin_bp
     from booking.calendar.views import bp as calendar_bp
+    from booking.content.views import bp as content_bp
     from booking.dashboard.views import bp as dashboard_bp
     from booking.insights.views import bp as insights_bp
     from booking.manage.views import bp as manage_bp
@@ -117,6 +139,7 @@ def register_blueprints(app: Flask) -> None:
     from booking.staff.views import bp as staff_bp
 
     for blueprint in (
+        content_bp,
         patients_bp,
         staff_bp,
         dashboard_bp,

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
+from urllib.parse import urlencode
 
-from flask import Flask
+from flask import Flask, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
+from werkzeug.routing import BuildError
 
 from booking.patients import history
 from booking.timeutil import clinic_date, clinic_dt, clinic_today
@@ -44,6 +46,20 @@ def filesize(size: int) -> str:
     return _("%(n).1f MB", n=size / (1024 * 1024))
 
 
+LANGUAGE_NAMES = {"en": "English", "es": "Español"}
+
+
+def switch_language_url(code: str) -> str:
+    """This page in another language (GET pages keep their arguments)."""
+    args = {**request.args.to_dict(), "lang": code}
+    if request.method == "GET" and request.endpoint:
+        try:
+            return url_for(request.endpoint, **(request.view_args or {}), **args)
+        except BuildError:
+            pass
+    return f"{request.path}?{urlencode({'lang': code})}"
+
+
 def register_template_helpers(app: Flask) -> None:
     from booking.dashboard.services import status_label
 
@@ -56,6 +72,7 @@ def register_template_helpers(app: Flask) -> None:
     app.add_template_global(age)
     app.add_template_global(filesize)
     app.add_template_global(status_label)
+    app.add_template_global(switch_language_url)
 
     @app.context_processor
     def _clinic() -> dict[str, Any]:
@@ -64,4 +81,13 @@ def register_template_helpers(app: Flask) -> None:
             "clinic_phone": app.config["CLINIC_PHONE"],
             "emergency_number": app.config["EMERGENCY_NUMBER"],
             "current_locale": str(get_locale() or "en"),
+            "languages": [
+                (code, LANGUAGE_NAMES.get(code, code)) for code in app.config["LANGUAGES"]
+            ],
+            "clinic_address": app.config["CLINIC_ADDRESS"],
+            "clinic_opening_hours": [
+                line.strip()
+                for line in app.config["CLINIC_OPENING_HOURS"].split("|")
+                if line.strip()
+            ],
         }

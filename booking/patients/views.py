@@ -89,13 +89,6 @@ def _fresh_slots(choice: SlotChoice | None) -> list[SlotView]:
     return []
 
 
-@bp.get("/")
-def start() -> Response:
-    if scheduling_enabled():
-        return redirect(url_for("patients.pick_time"))
-    return redirect(url_for("patients.request_form"))
-
-
 @bp.get("/request/time")
 def pick_time() -> Response | str:
     """Step 1: pick an appointment type, a specialist (or the first available) and a time."""

@@ -350,8 +350,9 @@ def test_patient_picks_a_time_then_moves_it_adds_a_document_and_cancels_by_the_e
     held_day, new_day = clinic_day(clinic, 3), clinic_day(clinic, 4)
     held_time, new_time = full_time(clinic, held_day, "10:00"), full_time(clinic, new_day, "11:30")
 
-    # Step 1: the time picker.
+    # The home page leads to step 1, the time picker.
     page.goto(clinic.server("/"))
+    page.get_by_role("link", name="Request an evaluation").first.click()
     expect(page).to_have_url(clinic.server("/request/time"))
     expect(page).to_have_title(re.compile(r"^Choose a time"))
     choose(page, "Type of appointment", IMAGING_REVIEW)
@@ -459,8 +460,7 @@ def test_patient_on_a_phone_picks_a_time_and_sends_the_request_with_the_keyboard
     phone_page: Page, clinic: Clinic, smtp: SmtpServer, worker: subprocess.Popen
 ) -> None:
     page = phone_page
-    page.goto(clinic.server("/"))
-    expect(page).to_have_url(clinic.server("/request/time"))
+    page.goto(clinic.server("/request/time"))
     assert page_width(page) <= PHONE_WIDTH, "the time picker scrolls sideways"
 
     # The appointment type: into the group, down to the second type, then show its times.

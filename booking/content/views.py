@@ -1,0 +1,65 @@
+"""The public information pages: home, the evaluation, conditions, treatments, preparing,
+plus the sitemap and robots.txt. The texts live in templates/content/, editable without code.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, current_app, render_template, url_for
+
+from booking.scheduling.services import scheduling_enabled
+
+bp = Blueprint("content", __name__)
+
+PAGES = ("evaluation", "conditions", "treatments", "prepare")
+
+
+def _start_url() -> str:
+    """Where "Request an evaluation" leads: the time picker when the clinic offers times."""
+    if scheduling_enabled():
+        return url_for("patients.pick_time")
+    return url_for("patients.request_form")
+
+
+@bp.get("/")
+def home() -> str:
+    return render_template("content/home.html", start_url=_start_url())
+
+
+@bp.get("/info/<slug>")
+def page(slug: str) -> str:
+    if slug not in PAGES:
+        abort(404)
+    return render_template(f"content/{slug}.html", start_url=_start_url())
+
+
+def public_urls() -> list[str]:
+    """Every public page (never staff, manage-link or confirmation pages)."""
+    base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
+    paths = [
+        url_for("content.home"),
+        *(url_for("content.page", slug=slug) for slug in PAGES),
+        url_for("patients.pick_time"),
+        url_for("patients.request_form"),
+        url_for("patients.privacy"),
+    ]
+    return [base + path for path in paths]
+
+
+@bp.get("/sitemap.xml")
+def sitemap() -> Response:
+    body = render_template("content/sitemap.xml", urls=public_urls())
+    return Response(body, mimetype="application/xml")
+
+
+@bp.get("/robots.txt")
+def robots() -> Response:
+    base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
+    body = (
+        "User-agent: *\n"
+        "Disallow: /staff/\n"
+        "Disallow: /manage/\n"
+        "Disallow: /request/submitted\n"
+        "Disallow: /dev/\n"
+        f"Sitemap: {base}/sitemap.xml\n"
+    )
+    return Response(body, mimetype="text/plain")

@@ -1,0 +1,186 @@
+"""Public information pages, the language switcher, Spanish, and search-engine basics."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from booking.extensions import db
+from booking.notifications.models import OutboxEmail
+from tests.factories import make_appointment_type, make_hours, make_location, make_staff
+from tests.support import form_tokens, post_request, valid_answers
+
+ROOT = Path(__file__).resolve().parent.parent
+CATALOGUE = ROOT / "booking" / "translations" / "es" / "LC_MESSAGES" / "messages.po"
+PUBLIC_PAGES = [
+    "/",
+    "/info/evaluation",
+    "/info/conditions",
+    "/info/treatments",
+    "/info/prepare",
+    "/request",
+    "/request/time",
+    "/privacy",
+]
+# Files only staff read: their strings may stay in English.
+STAFF_ONLY = (
+    "booking/staff/", "booking/admin/", "booking/calendar/", "booking/insights/",
+    "booking/audit/", "booking/templates/staff", "booking/templates/dashboard/",
+    "booking/templates/admin/", "booking/templates/calendar/", "booking/templates/insights/",
+    "booking/templates/email/new_request_staff", "booking/templates/email/patient_action_staff",
+    "booking/templates/email/staff_password_reset", "booking/templates/dev/", "booking/cli.py",
+    "booking/dashboard/forms.py", "booking/dashboard/views.py", "booking/dashboard/export.py",
+    "booking/dashboard/queries.py",
+)  # fmt: skip
+EMERGENCY = {"en": "Is it an emergency?", "es": "¿Es una urgencia?"}
+
+
+@pytest.fixture
+def app_settings(app_settings: dict[str, Any]) -> dict[str, Any]:
+    app_settings.update(
+        CLINIC_ADDRESS="Friedrichstraße 100, 10117 Berlin",
+        CLINIC_PHONE="+49 30 1234567",
+        CLINIC_OPENING_HOURS="Mon-Fri 8:00-17:00|Sat closed",
+    )
+    return app_settings
+
+
+@pytest.mark.parametrize("path", PUBLIC_PAGES)
+@pytest.mark.parametrize("lang", ["en", "es"])
+def test_every_public_page_renders_in_both_languages_with_the_emergency_notice(
+    client: FlaskClient, path: str, lang: str
+) -> None:
+    response = client.get(path, query_string={"lang": lang}, follow_redirects=True)
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert f'<html lang="{lang}">' in page
+    assert EMERGENCY[lang] in page
+    assert re.search(r'<meta name="description" content="[^"]{20,}">', page)
+    assert re.search(r"<title>[^<]+</title>", page)
+
+
+def test_the_home_page_shows_the_clinic_and_leads_to_the_form(client: FlaskClient) -> None:
+    page = client.get("/").get_data(as_text=True)
+    for text in ("Friedrichstraße 100", "+49 30 1234567", "Mon-Fri 8:00-17:00", "Sat closed"):
+        assert text in page
+    assert 'href="/request"' in page  # no times offered: straight to the form
+
+
+def test_the_home_page_leads_to_the_time_picker_when_times_are_offered(
+    app: Flask, client: FlaskClient
+) -> None:
+    with app.app_context():
+        make_appointment_type()
+        make_hours(make_staff("specialist", "w@example.com"), make_location())
+    assert 'href="/request/time"' in client.get("/").get_data(as_text=True)
+
+
+def test_the_language_choice_is_kept_and_the_browser_preference_is_the_default(
+    client: FlaskClient,
+) -> None:
+    spanish_browser = {"Accept-Language": "es-ES,es;q=0.9"}
+    assert '<html lang="es">' in client.get("/", headers=spanish_browser).get_data(as_text=True)
+    client.get("/info/conditions?lang=en", headers=spanish_browser)
+    # The choice wins over the browser's preference on the following pages.
+    page = client.get("/info/treatments", headers=spanish_browser).get_data(as_text=True)
+    assert '<html lang="en">' in page
+    client.get("/?lang=es")
+    page = client.get("/privacy").get_data(as_text=True)
+    assert '<html lang="es">' in page and "Aviso de privacidad" in page
+    # Unknown languages are ignored; staff pages stay in English.
+    assert '<html lang="es">' in client.get("/?lang=xx").get_data(as_text=True)
+    assert '<html lang="en">' in client.get("/staff/login").get_data(as_text=True)
+
+
+def test_the_switcher_links_every_language(client: FlaskClient) -> None:
+    page = client.get("/info/prepare").get_data(as_text=True)
+    assert 'href="/info/prepare?lang=es" lang="es" hreflang="es"' in page
+    assert 'href="/info/prepare?lang=en" lang="en" hreflang="en"' in page
+
+
+def _patient_messages() -> set[str]:
+    keywords = {"_": None, "_l": None, "gettext": None, "lazy_gettext": None, "ngettext": (1, 2)}
+    method_map = [
+        ("booking/**.py", "python"),
+        ("booking/templates/**.html", "jinja2"),
+        ("booking/templates/**.txt", "jinja2"),
+    ]
+    messages = set()
+    for filename, _line, message, _comments, _context in extract_from_dir(
+        str(ROOT), method_map=method_map, keywords=keywords
+    ):
+        if not filename.startswith(STAFF_ONLY):
+            messages.add(message[0] if isinstance(message, tuple) else message)
+    return messages
+
+
+def test_every_patient_string_has_a_spanish_translation() -> None:
+    with CATALOGUE.open("rb") as po_file:
+        catalogue = read_po(po_file)
+    missing = []
+    for msgid in sorted(_patient_messages()):
+        entry = catalogue.get(msgid)
+        translated = (
+            entry is not None
+            and not entry.fuzzy
+            and (all(entry.string) if isinstance(entry.string, tuple) else bool(entry.string))
+        )
+        if not translated:
+            missing.append(msgid)
+    assert not missing, (
+        f"{len(missing)} patient string(s) lack a Spanish translation (run `make messages`, "
+        f"then translate booking/translations/es/LC_MESSAGES/messages.po): {missing[:10]}"
+    )
+
+
+def test_a_request_in_spanish_gets_spanish_emails_and_the_clinic_an_english_one(
+    app: Flask, client: FlaskClient
+) -> None:
+    client.get("/?lang=es")
+    tokens = form_tokens(client)
+    response = post_request(client, valid_answers(), tokens=tokens)
+    assert response.status_code == 303
+    confirmation = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert '<html lang="es">' in confirmation
+    with app.app_context():
+        patient, staff = db.session.scalars(select(OutboxEmail).order_by(OutboxEmail.id)).all()
+        from booking.patients.models import ConsultationRequest
+
+        assert db.session.scalars(select(ConsultationRequest.locale)).one() == "es"
+    assert patient.subject.startswith("Hemos recibido")
+    assert "Estimad" in patient.body_text or "Hola" in patient.body_text
+    assert staff.subject.startswith("New request")
+
+
+def test_sitemap_lists_public_pages_only_and_private_pages_are_noindex(
+    app: Flask, client: FlaskClient
+) -> None:
+    sitemap = client.get("/sitemap.xml")
+    assert sitemap.mimetype == "application/xml"
+    urls = re.findall(r"<loc>([^<]+)</loc>", sitemap.get_data(as_text=True))
+    base = app.config["PUBLIC_BASE_URL"].rstrip("/")
+    assert {u.removeprefix(base) for u in urls} == set(PUBLIC_PAGES)
+    robots = client.get("/robots.txt").get_data(as_text=True)
+    assert "Disallow: /staff/" in robots and "Disallow: /manage/" in robots
+    assert f"Sitemap: {base}/sitemap.xml" in robots
+    for path in ("/staff/login", "/staff/password/forgot"):
+        assert 'name="robots" content="noindex' in client.get(path).get_data(as_text=True)
+    response = post_request(client)
+    confirmation = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert 'name="robots" content="noindex' in confirmation
+    for path in PUBLIC_PAGES:
+        page = client.get(path).get_data(as_text=True)
+        assert 'name="robots" content="noindex' not in page, path
+
+
+def test_an_unknown_information_page_is_not_found(client: FlaskClient) -> None:
+    assert client.get("/info/../staff").status_code == 404
+    assert client.get("/info/secrets").status_code == 404
