@@ -119,9 +119,28 @@ class Config:
     STAFF_IDLE_MINUTES = _env_int("STAFF_IDLE_MINUTES", 30)
     PASSWORD_RESET_HOURS = _env_int("PASSWORD_RESET_HOURS", 2)
     LOGIN_RATE_LIMIT = _env("LOGIN_RATE_LIMIT", "10 per minute; 50 per hour")
+    # Request submissions per address (a clinic's waiting room may share one address).
+    SUBMIT_RATE_LIMIT = _env("SUBMIT_RATE_LIMIT", "10 per minute; 60 per hour")
     # Flask-Limiter: counts live in Redis when it is configured, else in memory.
     RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", REDIS_URL or "memory://")
     RATELIMIT_HEADERS_ENABLED = True
+
+    # Behind a TLS-terminating proxy: how many proxies' X-Forwarded-* headers to trust.
+    TRUSTED_PROXIES = _env_int("TRUSTED_PROXIES", 0)
+    # Redirect http to https and send HSTS (production turns both on).
+    FORCE_HTTPS = _env_bool("FORCE_HTTPS", False)
+    # Every page: only our own scripts, styles and images; never framed.
+    CONTENT_SECURITY_POLICY = {
+        "default-src": "'self'",
+        "script-src": "'self'",
+        "style-src": "'self'",
+        "img-src": "'self' data:",
+        "font-src": "'self'",
+        "object-src": "'none'",
+        "base-uri": "'none'",
+        "form-action": "'self'",
+        "frame-ancestors": "'none'",
+    }
 
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
@@ -144,10 +163,13 @@ class TestingConfig(Config):
     MAIL_PORT = 1  # nothing listens here: a test that sends without its own server fails loudly
     RATELIMIT_STORAGE_URI = "memory://"
     LOGIN_RATE_LIMIT = "1000 per minute"  # the rate-limit test sets its own
+    SUBMIT_RATE_LIMIT = "1000 per minute"
 
 
 class ProductionConfig(Config):
     SESSION_COOKIE_SECURE = True
+    FORCE_HTTPS = _env_bool("FORCE_HTTPS", True)
+    TRUSTED_PROXIES = _env_int("TRUSTED_PROXIES", 1)
     PREFERRED_URL_SCHEME = "https"
 
 

@@ -15,6 +15,7 @@ from flask_login import LoginManager
 from flask_mail import Mail
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
+from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import Enum, MetaData
 from sqlalchemy.orm import DeclarativeBase
@@ -40,6 +41,7 @@ csrf = CSRFProtect()
 babel = Babel()
 bootstrap = Bootstrap5()
 login_manager = LoginManager()
+talisman = Talisman()
 # Limits are declared on the views that need them (login, password reset, form submission);
 # storage is memory by default, Redis when configured (RATELIMIT_STORAGE_URI).
 limiter = Limiter(key_func=get_remote_address, default_limits=[])

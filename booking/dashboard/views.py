@@ -12,7 +12,7 @@ from booking.dashboard.export import requests_csv
 from booking.dashboard.forms import ActionForm, CloseForm, NoteForm, SlotForm, queue_filters
 from booking.documents.models import Document
 from booking.documents.storage import get_storage
-from booking.extensions import db
+from booking.extensions import db, talisman
 from booking.patients import history
 from booking.patients.models import ConsultationRequest, RequestStatus
 from booking.scheduling.models import AppointmentType, Location
@@ -97,6 +97,7 @@ def record(reference: str) -> tuple[str, int]:
 
 
 @bp.get("/requests/<reference>/documents/<int:document_id>")
+@talisman(content_security_policy=None)  # this view sets its own, by the document's type
 @roles_required()
 def document(reference: str, document_id: int) -> Response:
     consultation = _load_visible(reference)
@@ -124,8 +125,12 @@ def document(reference: str, document_id: int) -> Response:
     )
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "no-store, private"
-    # An opened PDF must not run scripts or reach anything: sandbox it.
-    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'; img-src 'self'"
+    # An opened document may load nothing else. Images are also sandboxed; a PDF is not,
+    # because browsers refuse to show a PDF in a sandboxed document.
+    policy = "default-src 'none'; img-src 'self'; frame-ancestors 'self'"
+    if doc.content_type != "application/pdf":
+        policy = "sandbox; " + policy
+    response.headers["Content-Security-Policy"] = policy
     return response
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from flask import Blueprint, abort, current_app, render_template
 
+from booking.extensions import talisman
+
 bp = Blueprint("dev", __name__, url_prefix="/dev")
 
 
@@ -42,6 +44,15 @@ def mail_list() -> str:
 
 
 @bp.get("/mail/<key>")
+# Development only: let the email's own inline styles show in the preview.
+@talisman(
+    content_security_policy={
+        "default-src": "'self'",
+        "style-src": "'self' 'unsafe-inline'",
+        "img-src": "'self' data:",
+        "frame-ancestors": "'none'",
+    }
+)
 def mail_show(key: str) -> str:
     box = _maildir()
     try:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from booking.documents.storage import DocumentRejected
+from booking.extensions import limiter
 from booking.patients import history
 from booking.patients.forms import RequestForm
 from booking.patients.services import find_by_reference, submit_request
@@ -125,7 +126,12 @@ def request_form() -> tuple[str, int]:
     return _render_form(form)
 
 
+def _submit_limit() -> str:
+    return current_app.config["SUBMIT_RATE_LIMIT"]
+
+
 @bp.post("/request")
+@limiter.limit(_submit_limit)
 def submit() -> Response | tuple[str, int]:
     form = RequestForm()
     if not form.validate_on_submit():

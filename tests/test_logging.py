@@ -1,0 +1,46 @@
+"""No patient data in the application's logs, for a request's whole life."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from booking.extensions import db
+from booking.notifications.models import OutboxEmail
+from booking.notifications.services import deliver_outbox_email
+from booking.patients.models import ConsultationRequest
+from tests.factories import login, make_location, make_staff
+from tests.support import pdf_bytes, post_request, valid_answers
+
+SECRETS = [
+    "Erika", "Mustermann", "erika.mustermann", "901820", "1970-05-17", "Ibuprofen",
+    "Penicillin", "Office work", "herniated", "Herniated", "MRI in March", "mri-report",
+]  # fmt: skip
+
+
+def test_a_full_request_leaves_no_patient_data_in_the_logs(
+    app: Flask, client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    response = post_request(client, valid_answers(), files=[(pdf_bytes(), "mri-report.pdf")])
+    assert response.status_code == 303
+    assert re.fullmatch(r"[0-9a-f]{16}", response.headers["X-Request-ID"])
+    with app.app_context():
+        make_staff("coordinator", "coord@example.com")
+        make_location()
+        reference = db.session.scalars(select(ConsultationRequest.reference)).one()
+        ids = list(db.session.scalars(select(OutboxEmail.id)))
+        for email_id in ids:  # the mail server is down in tests: a logged failure
+            deliver_outbox_email(email_id)
+    login(client, "coord@example.com")
+    client.get(f"/staff/requests/{reference}")
+    client.get("/staff/?q=Mustermann")
+    text = caplog.text
+    assert "outbox email" in text  # the logs do say what happened
+    for secret in SECRETS:
+        assert secret not in text, f"{secret!r} appeared in the logs"
