@@ -51,6 +51,7 @@ test: install browser lint
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/bandit -r booking -q
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .

@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 
 from booking.extensions import db
 
-DEMO_PASSWORD = "spine-demo-2026"  # noqa: S105 - published in README; development only
+# Published in README: development demo data only (seed-demo refuses to run in production).
+DEMO_PASSWORD = "spine-demo-2026"  # noqa: S105  # nosec B105
 DEMO_STAFF = [
     ("admin@example.com", "Alex Admin", "admin"),
     ("coordinator@example.com", "Chris Coordinator", "coordinator"),

@@ -84,7 +84,8 @@ def column_chart(
         f'stroke="{AXIS_STROKE}" stroke-width="1"/>'
     )
     parts.append("</svg>")
-    return Markup("".join(parts))  # noqa: S704 - every value above is escaped or numeric
+    # Safe: every value above is escaped or numeric.
+    return Markup("".join(parts))  # noqa: S704  # nosec B704
 
 
 def bar_chart(bars: Sequence[Bar], *, chart_id: str, title: str, description: str = "") -> Markup:
@@ -113,7 +114,8 @@ def bar_chart(bars: Sequence[Bar], *, chart_id: str, title: str, description: st
         f'<line x1="{bar_x}" y1="{pad}" x2="{bar_x}" y2="{height - pad}" '
         f'stroke="{AXIS_STROKE}" stroke-width="1"/></svg>'
     )
-    return Markup("".join(parts))  # noqa: S704 - every value above is escaped or numeric
+    # Safe: every value above is escaped or numeric.
+    return Markup("".join(parts))  # noqa: S704  # nosec B704
 
 
 def _open(chart_id: str, title: str, description: str, width: int, height: int) -> str:

@@ -123,7 +123,8 @@ def deliver_outbox_email(email_id: int) -> timedelta | None:
         return None
 
     email = db.session.get(OutboxEmail, email_id)
-    assert email is not None
+    if email is None:  # deleted between the claim and now (an erased patient)
+        return None
     message = Message(
         subject=email.subject,
         recipients=[email.recipient],

@@ -28,9 +28,10 @@ class StaffAccountError(ValueError):
 def authenticate(email: str, password: str) -> StaffUser | None:
     """The active account for these credentials, else None. Either way it is audited."""
     user = find_staff_by_email(email)
-    ok = verify_password(user, password) and user is not None and user.active
-    if ok:
-        assert user is not None
+    # Always verify (against a dummy hash when there is no account): same work either way.
+    password_ok = verify_password(user, password)
+    ok = user is not None and password_ok and user.active
+    if ok and user is not None:
         user.last_login_at = now_utc()
         if needs_rehash(user):
             user.password_hash = hash_password(password)
