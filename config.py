@@ -142,6 +142,11 @@ class Config:
         "frame-ancestors": "'none'",
     }
 
+    # Roles that must sign in with a second factor (TOTP); "all" for every account.
+    STAFF_2FA_REQUIRED_ROLES = [
+        r.strip() for r in (_env("STAFF_2FA_REQUIRED_ROLES", "admin") or "").split(",") if r.strip()
+    ]
+
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
 
@@ -164,6 +169,8 @@ class TestingConfig(Config):
     RATELIMIT_STORAGE_URI = "memory://"
     LOGIN_RATE_LIMIT = "1000 per minute"  # the rate-limit test sets its own
     SUBMIT_RATE_LIMIT = "1000 per minute"
+    # Most tests sign admins in with a password only; the two-factor tests require it.
+    STAFF_2FA_REQUIRED_ROLES: list[str] = []
 
 
 class ProductionConfig(Config):

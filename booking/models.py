@@ -13,7 +13,7 @@ from booking.patients.models import (
     TriageLevel,
 )
 from booking.scheduling.models import Appointment, Location
-from booking.staff.models import StaffRole, StaffUser
+from booking.staff.models import RecoveryCode, StaffRole, StaffUser
 
 __all__ = [
     "Appointment",
@@ -26,6 +26,7 @@ __all__ = [
     "OutboxEmail",
     "OutboxStatus",
     "Patient",
+    "RecoveryCode",
     "RequestDiagnosis",
     "RequestEvent",
     "RequestStatus",

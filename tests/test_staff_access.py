@@ -44,7 +44,9 @@ ADMIN, COORDINATOR, SPECIALIST = "admin", "coordinator", "specialist"
 ROLES = (ADMIN, COORDINATOR, SPECIALIST)
 
 # Staff URLs anyone may open: signing in and getting back in.
-PUBLIC = frozenset({"staff.login", "staff.forgot_password", "staff.reset_password"})
+PUBLIC = frozenset(
+    {"staff.login", "staff.login_code", "staff.forgot_password", "staff.reset_password"}
+)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ ACCESS: dict[str, Access] = {
     "dashboard.queue": EVERY_ROLE,
     "calendar.view": EVERY_ROLE,
     "staff.logout": EVERY_ROLE,
+    "staff.two_factor_setup": EVERY_ROLE,
     "dashboard.record": EVERY_ROLE_ASSIGNED,
     "dashboard.document": EVERY_ROLE_ASSIGNED,
     "dashboard.add_note": EVERY_ROLE_ASSIGNED,

@@ -26,6 +26,10 @@ _hasher = PasswordHasher()  # argon2id with the library's recommended parameters
 _DUMMY_HASH = _hasher.hash("not a real password")
 
 MIN_PASSWORD_LENGTH = 12
+# What an account that still has to enrol a second factor may reach.
+ENROLMENT_ENDPOINTS = frozenset(
+    {"staff.two_factor_setup", "staff.logout", "static", "bootstrap.static"}
+)
 LAST_SEEN_KEY = "staff_last_seen"
 
 
@@ -39,6 +43,13 @@ def verify_password(user: StaffUser | None, password: str) -> bool:
         return _hasher.verify(user.password_hash if user else _DUMMY_HASH, password) and (
             user is not None
         )
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def verify_password_hash(stored_hash: str, secret: str) -> bool:
+    try:
+        return _hasher.verify(stored_hash, secret)
     except (VerificationError, InvalidHashError):
         return False
 
@@ -78,6 +89,14 @@ def init_auth(app: Flask) -> None:
             target = request.full_path if request.method == "GET" else None
             return redirect(url_for("staff.login", next=target))
         session[LAST_SEEN_KEY] = now
+        # An account that must use a second factor works only after enrolling one.
+        if (
+            current_user.needs_second_factor
+            and not current_user.totp_enabled
+            and request.endpoint not in ENROLMENT_ENDPOINTS
+        ):
+            flash(str(_l("Please set up two-factor sign-in to continue.")), "info")
+            return redirect(url_for("staff.two_factor_setup"))
         return None
 
 

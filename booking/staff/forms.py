@@ -85,3 +85,12 @@ class StaffCreateForm(FlaskForm):
         validators=[DataRequired(_l("Please choose a role."))],
     )
     password = _password_field(_l("First password"))
+
+
+class CodeForm(FlaskForm):
+    code = StringField(
+        _l("Code"),
+        validators=[DataRequired(_l("Please enter the code.")), Length(max=20)],
+        description=_l("The 6-digit code from your authenticator app, or a recovery code."),
+        render_kw={"autocomplete": "one-time-code", "inputmode": "numeric"},
+    )

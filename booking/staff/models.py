@@ -6,7 +6,8 @@ import enum
 import secrets
 from datetime import datetime
 
-from sqlalchemy import String
+from flask import current_app
+from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from booking.extensions import db, value_enum
@@ -35,6 +36,11 @@ class StaffUser(db.Model):
     session_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_session_token)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Two-factor sign-in (TOTP, RFC 6238). The last accepted time step stops a code being
+    # used twice.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_enabled: Mapped[bool] = mapped_column(default=False)
+    totp_last_step: Mapped[int] = mapped_column(default=0)
 
     # Flask-Login's interface.
     @property
@@ -53,9 +59,26 @@ class StaffUser(db.Model):
         return self.session_token
 
     @property
+    def needs_second_factor(self) -> bool:
+        """Whether this account must sign in with a code: by role, or by clinic setting."""
+        required = current_app.config["STAFF_2FA_REQUIRED_ROLES"]
+        return self.role.value in required or "all" in required
+
+    @property
     def is_admin(self) -> bool:
         return self.role == StaffRole.ADMIN
 
     @property
     def works_every_request(self) -> bool:
         return self.role in (StaffRole.ADMIN, StaffRole.COORDINATOR)
+
+
+class RecoveryCode(db.Model):
+    """A one-time code for signing in without the authenticator app; stored hashed."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(
+        ForeignKey("staff_user.id", ondelete="CASCADE"), index=True
+    )
+    code_hash: Mapped[str] = mapped_column(String(255))
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

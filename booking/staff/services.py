@@ -35,7 +35,10 @@ def authenticate(email: str, password: str) -> StaffUser | None:
         user.last_login_at = now_utc()
         if needs_rehash(user):
             user.password_hash = hash_password(password)
-        record("login", target_type="staff", target_id=user.id, actor=user)
+        if user.totp_enabled:  # the sign-in completes, and is audited, after the code
+            record("login_password_ok", target_type="staff", target_id=user.id, actor=user)
+        else:
+            record("login", target_type="staff", target_id=user.id, actor=user)
     else:
         reason = (
             "unknown account"

@@ -16,12 +16,19 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from booking.extensions import db, limiter
-from booking.staff import services
+from booking.staff import services, twofactor
 from booking.staff.auth import LAST_SEEN_KEY, roles_required, user_for_reset_token
-from booking.staff.forms import ForgotPasswordForm, LoginForm, ResetPasswordForm, StaffCreateForm
+from booking.staff.forms import (
+    CodeForm,
+    ForgotPasswordForm,
+    LoginForm,
+    ResetPasswordForm,
+    StaffCreateForm,
+)
 from booking.staff.models import StaffRole, StaffUser
 from booking.timeutil import now_utc
 
@@ -49,14 +56,71 @@ def login() -> Response | str | tuple[str, int]:
     form = LoginForm()
     if form.validate_on_submit():
         user = services.authenticate(form.email.data, form.password.data)
+        if user is not None and user.totp_enabled:
+            # Half signed in: nothing is accessible until the code is checked.
+            session[PENDING_KEY] = user.session_token
+            session[PENDING_NEXT_KEY] = _safe_next(request.args.get("next"))
+            return redirect(url_for("staff.login_code"))
         if user is not None:
-            login_user(user)
-            session[LAST_SEEN_KEY] = now_utc().timestamp()  # a fresh session is not idle
-            return redirect(_safe_next(request.args.get("next")))
+            return _complete_login(user, _safe_next(request.args.get("next")))
         # The same words whether the account exists or not.
         form.form_errors.append(_("That email address and password do not match."))
         return render_template("staff/login.html", form=form), 401
     return render_template("staff/login.html", form=form)
+
+
+PENDING_KEY = "staff_pending_2fa"
+PENDING_NEXT_KEY = "staff_pending_next"
+SETUP_KEY = "staff_totp_setup"
+
+
+def _complete_login(user: StaffUser, target: str) -> Response:
+    login_user(user)
+    session[LAST_SEEN_KEY] = now_utc().timestamp()  # a fresh session is not idle
+    return redirect(target)
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def login_code() -> Response | str | tuple[str, int]:
+    token = session.get(PENDING_KEY)
+    user = (
+        db.session.scalar(select(StaffUser).where(StaffUser.session_token == token))
+        if (token)
+        else None
+    )
+    if user is None or not user.active or not user.totp_enabled:
+        return redirect(url_for("staff.login"))
+    form = CodeForm()
+    if form.validate_on_submit():
+        if twofactor.verify(user, form.code.data):
+            target = session.pop(PENDING_NEXT_KEY, None) or url_for("dashboard.queue")
+            session.pop(PENDING_KEY, None)
+            return _complete_login(user, target)
+        form.code.errors = [*form.code.errors, _("That code is not right. Please try again.")]
+        return render_template("staff/login_code.html", form=form), 401
+    return render_template("staff/login_code.html", form=form)
+
+
+@bp.route("/two-factor", methods=["GET", "POST"])
+@roles_required()
+def two_factor_setup() -> Response | str | tuple[str, int]:
+    """Enrol an authenticator app: scan the QR code, type one code, keep the recovery codes."""
+    secret = session.get(SETUP_KEY) or twofactor.new_secret()
+    session[SETUP_KEY] = secret
+    form = CodeForm()
+    if form.validate_on_submit():
+        codes = twofactor.enable(current_user, secret, form.code.data)
+        if codes is not None:
+            session.pop(SETUP_KEY, None)
+            return render_template("staff/two_factor_codes.html", codes=codes)
+        form.code.errors = [*form.code.errors, _("That code is not right. Please try again.")]
+    return render_template(
+        "staff/two_factor_setup.html",
+        form=form,
+        secret=secret,
+        qr=twofactor.provisioning_qr(current_user, secret),
+    ), (422 if form.errors else 200)
 
 
 @bp.post("/logout")

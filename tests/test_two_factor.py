@@ -1,0 +1,131 @@
+"""Two-factor sign-in: enrolment by QR code, codes at sign-in, recovery codes, replay."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import pyotp
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from booking.audit.models import AuditEvent
+from booking.extensions import db
+from tests.factories import csrf_from, login, make_staff
+
+KEY_RE = re.compile(r'<code class="fs-5">([A-Z2-7]+)</code>')
+RECOVERY_RE = re.compile(r"<li>([0-9a-f]{6}-[0-9a-f]{6})</li>")
+
+
+@pytest.fixture
+def app_settings(app_settings: dict[str, Any]) -> dict[str, Any]:
+    app_settings["STAFF_2FA_REQUIRED_ROLES"] = ["admin"]
+    return app_settings
+
+
+@pytest.fixture
+def admin(app: Flask) -> str:
+    with app.app_context():
+        return make_staff("admin", "admin@example.com").email
+
+
+def enrol(client: FlaskClient) -> tuple[str, list[str]]:
+    page = client.get("/staff/two-factor").get_data(as_text=True)
+    assert 'src="data:image/svg+xml' in page  # the QR code, drawn here, no third party
+    secret = KEY_RE.search(page).group(1)
+    token = csrf_from(client, "/staff/two-factor")
+    wrong = client.post("/staff/two-factor", data={"csrf_token": token, "code": "000000"})
+    assert wrong.status_code == 422 and "not right" in wrong.get_data(as_text=True)
+    done = client.post(
+        "/staff/two-factor", data={"csrf_token": token, "code": pyotp.TOTP(secret).now()}
+    )
+    assert done.status_code == 200
+    codes = RECOVERY_RE.findall(done.get_data(as_text=True))
+    assert len(codes) == 10
+    return secret, codes
+
+
+def sign_out(client: FlaskClient) -> None:
+    client.post("/staff/logout", data={"csrf_token": csrf_from(client, "/staff/two-factor")})
+
+
+def code_step(client: FlaskClient, code: str):
+    token = csrf_from(client, "/staff/login/code")
+    return client.post("/staff/login/code", data={"csrf_token": token, "code": code})
+
+
+def test_an_admin_must_enrol_before_using_the_dashboard(
+    app: Flask, client: FlaskClient, admin: str
+) -> None:
+    login(client, admin)
+    response = client.get("/staff/")
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/staff/two-factor")
+    enrol(client)
+    assert client.get("/staff/").status_code == 200
+    with app.app_context():
+        assert db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "two_factor_enabled")
+        ).one()
+
+
+def test_sign_in_needs_the_code_and_a_code_works_once(
+    app: Flask, client: FlaskClient, admin: str
+) -> None:
+    login(client, admin)
+    secret, _codes = enrol(client)
+    sign_out(client)
+
+    response = login(client, admin)
+    assert response.headers["Location"].endswith("/staff/login/code")
+    assert client.get("/staff/").status_code == 302  # nothing before the code
+    assert code_step(client, "123456").status_code == 401
+    # The enrolment used this time step's code; a code is accepted once, so the next one
+    # (one step of clock drift is allowed).
+    code = pyotp.TOTP(secret).at(time.time() + 30)
+    assert code_step(client, code).status_code == 302
+    assert client.get("/staff/").status_code == 200
+    sign_out(client)
+
+    login(client, admin)
+    assert code_step(client, code).status_code == 401  # the same code again: refused
+    with app.app_context():
+        failures = db.session.scalars(
+            select(AuditEvent.details).where(AuditEvent.action == "login_failed")
+        ).all()
+        assert {"reason": "wrong second-factor code"} in failures
+
+
+def test_a_recovery_code_signs_in_once(client: FlaskClient, admin: str) -> None:
+    login(client, admin)
+    _secret, codes = enrol(client)
+    sign_out(client)
+    login(client, admin)
+    assert code_step(client, codes[0]).status_code == 302
+    sign_out(client)
+    login(client, admin)
+    assert code_step(client, codes[0]).status_code == 401
+    assert code_step(client, codes[1]).status_code == 302
+
+
+def test_other_roles_may_sign_in_without_a_second_factor(app: Flask, client: FlaskClient) -> None:
+    with app.app_context():
+        coordinator = make_staff("coordinator", "coord@example.com").email
+    login(client, coordinator)
+    assert client.get("/staff/").status_code == 200
+
+
+class TestClinicRequiresItForAll:
+    @pytest.fixture
+    def app_settings(self, app_settings: dict[str, Any]) -> dict[str, Any]:
+        app_settings["STAFF_2FA_REQUIRED_ROLES"] = ["all"]
+        return app_settings
+
+    def test_every_role_must_enrol(self, app: Flask, client: FlaskClient) -> None:
+        with app.app_context():
+            coordinator = make_staff("coordinator", "coord@example.com").email
+        login(client, coordinator)
+        assert client.get("/staff/").headers["Location"].endswith("/staff/two-factor")
