@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 
 from booking import create_app
 from booking.extensions import db
@@ -52,3 +57,65 @@ def test_postgresql_server_down_is_a_friendly_503(tmp_path: Path) -> None:
     finally:
         with app.app_context():
             db.engine.dispose()
+
+
+@pytest.fixture
+def app_settings(app_settings: dict[str, Any]) -> dict[str, Any]:
+    from tests.smtp import free_port
+
+    app_settings["MAIL_PORT"] = free_port()  # nothing listens there yet: the server is down
+    return app_settings
+
+
+def test_mail_server_down_while_many_requests_arrive_loses_nothing_and_sends_once(
+    app: Flask, client: FlaskClient, tmp_path: Path
+) -> None:
+    """100 requests arrive while the mail server is down: all stored; when it is back, each
+    of the 200 emails is delivered exactly once, with its stored Message-ID."""
+    from datetime import timedelta
+
+    from sqlalchemy import select, update
+
+    from booking.notifications.models import OutboxEmail, OutboxStatus
+    from booking.notifications.services import deliver_outbox_email, requeue_stalled_emails
+    from booking.patients.models import ConsultationRequest
+    from booking.timeutil import now_utc
+    from tests.smtp import SmtpServer
+    from tests.support import post_request, valid_answers
+
+    requests = 100
+    for n in range(requests):
+        response = post_request(client, valid_answers(email=f"patient{n}@example.com"))
+        assert response.status_code == 303
+    with app.app_context():
+        assert len(db.session.scalars(select(ConsultationRequest.id)).all()) == requests
+        ids = list(db.session.scalars(select(OutboxEmail.id)))
+        assert len(ids) == 2 * requests
+        for email_id in ids:  # every attempt fails: nothing listens on the mail port
+            deliver_outbox_email(email_id)
+        assert all(
+            e.status == OutboxStatus.PENDING and e.attempts == 1
+            for e in db.session.scalars(select(OutboxEmail))
+        )
+    server = SmtpServer(port=app.config["MAIL_PORT"]).start()
+    try:
+        with app.app_context():
+            # Later: the sweep finds every email whose retry is overdue and delivers it; a
+            # second sweep and duplicate tasks send nothing more.
+            db.session.execute(
+                update(OutboxEmail).values(next_attempt_at=now_utc() - timedelta(hours=1))
+            )
+            db.session.commit()
+            due = requeue_stalled_emails()
+            assert sorted(due) == sorted(ids)
+            for email_id in due + due:
+                deliver_outbox_email(email_id)
+            assert requeue_stalled_emails() == []
+            rows = db.session.scalars(select(OutboxEmail)).all()
+            assert all(e.status == OutboxStatus.SENT for e in rows)
+            stored_ids = sorted(e.message_id for e in rows)
+        received = server.collector.wait_for(2 * requests)
+        assert len(received) == 2 * requests
+        assert sorted(r.message["Message-ID"] for r in received) == stored_ids
+    finally:
+        server.stop()
