@@ -613,3 +613,10 @@ def test_the_form_ignores_a_crafted_slot_key(app: Flask, clinic: Clinic, key: st
     soon = int((datetime.now(UTC) + timedelta(days=5)).timestamp())
     path = f"/request?type={clinic.type45.id}&slot={key.format(soon=soon)}"
     assert app.test_client().get(path).status_code == 200
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31", "2026-02-30", "²"])
+def test_the_pickers_ignore_an_impossible_start_date(app: Flask, clinic: Clinic, day: str) -> None:
+    clinic.hours()
+    client = app.test_client()
+    assert client.get("/request/time", query_string={"from": day}).status_code == 200

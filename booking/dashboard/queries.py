@@ -121,25 +121,14 @@ def _filtered(stmt: Select, user: StaffUser, f: QueueFilters, *, with_status: bo
     return stmt
 
 
-def queue_page(user: StaffUser, f: QueueFilters, per_page: int = PER_PAGE) -> QueuePage:
-    """One page of the queue: urgent first, then the oldest waiting. Three queries."""
-    base = select(ConsultationRequest).join(ConsultationRequest.patient)
-
-    count_stmt = _filtered(
-        select(ConsultationRequest.status, func.count())
-        .select_from(ConsultationRequest)
-        .join(ConsultationRequest.patient),
-        user,
-        f,
-        with_status=False,
-    ).group_by(ConsultationRequest.status)
-    counts = {str(status): n for status, n in db.session.execute(count_stmt)}
-    total = counts.get(f.status, 0) if f.status else sum(counts.values())
-
-    page = max(1, min(f.page, max(1, math.ceil(total / per_page))))
+def _listed(user: StaffUser, f: QueueFilters) -> Select:
+    """The filtered list in queue order (urgent first, then the oldest waiting), with what
+    each row shows joined in, so a page of any size is one query."""
     specialist = aliased(StaffUser)
-    stmt = (
-        _filtered(base, user, f, with_status=True)
+    return (
+        _filtered(
+            select(ConsultationRequest).join(ConsultationRequest.patient), user, f, with_status=True
+        )
         .join(ConsultationRequest.history)
         .outerjoin(specialist, ConsultationRequest.assigned_specialist)
         .outerjoin(ConsultationRequest.appointment)
@@ -155,9 +144,24 @@ def queue_page(user: StaffUser, f: QueueFilters, per_page: int = PER_PAGE) -> Qu
             ConsultationRequest.created_at,
             ConsultationRequest.id,
         )
-        .limit(per_page)
-        .offset((page - 1) * per_page)
     )
+
+
+def queue_page(user: StaffUser, f: QueueFilters, per_page: int = PER_PAGE) -> QueuePage:
+    """One page of the queue and the counts per status. Two queries."""
+    count_stmt = _filtered(
+        select(ConsultationRequest.status, func.count())
+        .select_from(ConsultationRequest)
+        .join(ConsultationRequest.patient),
+        user,
+        f,
+        with_status=False,
+    ).group_by(ConsultationRequest.status)
+    counts = {str(status): n for status, n in db.session.execute(count_stmt)}
+    total = counts.get(f.status, 0) if f.status else sum(counts.values())
+
+    page = max(1, min(f.page, max(1, math.ceil(total / per_page))))
+    stmt = _listed(user, f).limit(per_page).offset((page - 1) * per_page)
     items = list(db.session.scalars(stmt).unique())
     return QueuePage(items=items, total=total, page=page, per_page=per_page, counts=counts)
 
@@ -166,28 +170,7 @@ def export_rows(
     user: StaffUser, f: QueueFilters, limit: int = 100_000
 ) -> list[ConsultationRequest]:
     """Every request of the filtered list (not just one page), for the CSV export."""
-    specialist = aliased(StaffUser)
-    stmt = (
-        _filtered(
-            select(ConsultationRequest).join(ConsultationRequest.patient), user, f, with_status=True
-        )
-        .join(ConsultationRequest.history)
-        .outerjoin(specialist, ConsultationRequest.assigned_specialist)
-        .outerjoin(ConsultationRequest.appointment)
-        .options(
-            contains_eager(ConsultationRequest.patient),
-            contains_eager(ConsultationRequest.history),
-            contains_eager(ConsultationRequest.assigned_specialist.of_type(specialist)),
-            contains_eager(ConsultationRequest.appointment),
-        )
-        .order_by(
-            ConsultationRequest.triage_level.desc(),
-            ConsultationRequest.created_at,
-            ConsultationRequest.id,
-        )
-        .limit(limit)
-    )
-    return list(db.session.scalars(stmt).unique())
+    return list(db.session.scalars(_listed(user, f).limit(limit)).unique())
 
 
 def load_record(reference: str) -> ConsultationRequest | None:

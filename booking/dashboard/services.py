@@ -16,7 +16,6 @@ from datetime import date, datetime, time
 
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import select
 
 from booking.audit.services import changes, record
 from booking.dashboard.ical import appointment_ics
@@ -26,6 +25,7 @@ from booking.manage.tokens import manage_url
 from booking.notifications.models import OutboxEmail
 from booking.notifications.services import enqueue_delivery, queue_email
 from booking.patients.models import ConsultationRequest, RequestStatus
+from booking.patients.services import lock_request
 from booking.scheduling.availability import OpenSlot
 from booking.scheduling.models import Appointment, AppointmentType, Location
 from booking.scheduling.services import (
@@ -92,18 +92,6 @@ def _role_may(user: StaffUser, target: RequestStatus) -> bool:
     return user.works_every_request or (
         user.role == StaffRole.SPECIALIST and target in SPECIALIST_MAY
     )
-
-
-def _lock(consultation: ConsultationRequest) -> ConsultationRequest:
-    """Re-read the request and lock its row for this transaction (PostgreSQL; SQLite's
-    BEGIN IMMEDIATE already serialises writers), so two staff cannot both change it."""
-    locked = db.session.scalars(
-        select(ConsultationRequest)
-        .where(ConsultationRequest.id == consultation.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
-    return locked
 
 
 def _check(consultation: ConsultationRequest, target: RequestStatus, actor: StaffUser) -> None:
@@ -284,7 +272,7 @@ def compose_patient_update(
 def confirm_request(
     consultation: ConsultationRequest, actor: StaffUser, slot: Slot, message: str | None = None
 ) -> None:
-    consultation = _lock(consultation)
+    consultation = lock_request(consultation)
     _check(consultation, S.CONFIRMED, actor)
     if consultation.status != S.REQUESTED:
         raise WorkflowError(_("This request is already confirmed: reschedule it instead."))
@@ -320,7 +308,7 @@ def confirm_request(
 def reschedule_request(
     consultation: ConsultationRequest, actor: StaffUser, slot: Slot, message: str | None = None
 ) -> None:
-    consultation = _lock(consultation)
+    consultation = lock_request(consultation)
     _check(consultation, S.CONFIRMED, actor)
     if consultation.status != S.CONFIRMED or consultation.appointment is None:
         raise WorkflowError(_("Only a confirmed appointment can be rescheduled."))
@@ -367,7 +355,7 @@ def _close(
     email_kind: str,
     message: str | None,
 ) -> None:
-    consultation = _lock(consultation)
+    consultation = lock_request(consultation)
     _check(consultation, target, actor)
     before_status = consultation.status
     appointment = consultation.appointment

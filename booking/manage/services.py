@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import select
 
 from booking.audit.services import changes, record
 from booking.dashboard.ical import appointment_ics
@@ -22,7 +21,7 @@ from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.notifications.services import enqueue_delivery, queue_email
 from booking.patients.models import ConsultationRequest, RequestStatus
-from booking.patients.services import DocumentUpload, safe_display_name
+from booking.patients.services import DocumentUpload, lock_request, safe_display_name
 from booking.scheduling.availability import clinic_settings
 from booking.scheduling.services import SlotChoice, SlotTaken, place_appointment, resolve_choice
 from booking.scheduling.waitlist import FreedTime, offer_freed_slot
@@ -34,15 +33,6 @@ OPEN = (RequestStatus.REQUESTED, RequestStatus.CONFIRMED)
 
 class ManageError(ValueError):
     """A refused change; the message is for the patient."""
-
-
-def _lock(consultation: ConsultationRequest) -> ConsultationRequest:
-    return db.session.scalars(
-        select(ConsultationRequest)
-        .where(ConsultationRequest.id == consultation.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
 
 
 def notice_deadline(consultation: ConsultationRequest) -> datetime | None:
@@ -106,7 +96,7 @@ def _event(consultation: ConsultationRequest, before: RequestStatus, body: str) 
 
 def add_documents(consultation: ConsultationRequest, uploads: list[DocumentUpload]) -> int:
     """Store more documents for an open request, all or none."""
-    consultation = _lock(consultation)
+    consultation = lock_request(consultation)
     if consultation.status not in OPEN:
         raise ManageError(_("This request is closed and can no longer be changed online."))
     limit = current_app.config["MAX_DOCUMENTS"]
@@ -163,7 +153,7 @@ def add_documents(consultation: ConsultationRequest, uploads: list[DocumentUploa
 
 def reschedule(consultation: ConsultationRequest, choice: SlotChoice) -> None:
     """Move the request's time to another open slot (raises SlotTaken when it is not open)."""
-    consultation = _lock(consultation)
+    consultation = lock_request(consultation)
     _require_changeable(consultation)
     appointment = consultation.appointment
     if appointment is None:
@@ -212,7 +202,7 @@ def reschedule(consultation: ConsultationRequest, choice: SlotChoice) -> None:
 
 def cancel(consultation: ConsultationRequest, reason: str | None) -> None:
     """Cancel the request (and free its time) within the notice period."""
-    consultation = _lock(consultation)
+    consultation = lock_request(consultation)
     _require_changeable(consultation)
     before = consultation.status
     appointment = consultation.appointment

@@ -117,6 +117,17 @@ def find_by_token(token: str) -> ConsultationRequest | None:
     )
 
 
+def lock_request(consultation: ConsultationRequest) -> ConsultationRequest:
+    """Re-read a request and lock its row for the rest of this transaction (PostgreSQL;
+    SQLite's BEGIN IMMEDIATE already serialises writers), so two changes cannot interleave."""
+    return db.session.scalars(
+        select(ConsultationRequest)
+        .where(ConsultationRequest.id == consultation.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+
+
 def find_by_reference(reference: str) -> ConsultationRequest | None:
     return db.session.scalar(
         select(ConsultationRequest).where(ConsultationRequest.reference == reference)

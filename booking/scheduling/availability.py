@@ -26,6 +26,7 @@ from booking.scheduling.models import (
 )
 from booking.staff.models import StaffRole, StaffUser
 from booking.timeutil import clinic_today, from_clinic_local, now_utc, to_clinic_tz
+from booking.urlargs import date_arg
 
 STEP = timedelta(minutes=15)
 # Longest possible block (8 h appointment + 4 h buffer): how far back an appointment can start
@@ -218,11 +219,6 @@ def find_open_slot(
 
 
 def week_start(day_text: str | None) -> datetime:
-    """Midnight (clinic time) starting the asked day, or today."""
-    from datetime import date
-
-    try:
-        day = date.fromisoformat(day_text or "")
-    except ValueError:
-        day = clinic_today()
-    return from_clinic_local(day, time())
+    """Midnight (clinic time) starting the asked day, or today (a hand-edited URL's year 1 or
+    9999 counts as absent, like every URL date)."""
+    return from_clinic_local(date_arg(day_text) or clinic_today(), time())

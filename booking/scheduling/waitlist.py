@@ -28,6 +28,7 @@ from booking.manage.tokens import manage_token
 from booking.notifications.models import OutboxEmail
 from booking.notifications.services import enqueue_delivery, queue_email
 from booking.patients.models import ConsultationRequest, RequestStatus
+from booking.patients.services import lock_request
 from booking.scheduling.availability import booking_limits, clinic_settings
 from booking.scheduling.models import Appointment, SlotOffer, WaitlistEntry
 from booking.scheduling.services import SlotChoice, SlotTaken, place_appointment, resolve_choice
@@ -189,12 +190,7 @@ def accept_offer(offer: SlotOffer, consultation: ConsultationRequest) -> None:
     if not claimed:
         db.session.rollback()
         raise OfferGone
-    consultation = db.session.scalars(
-        select(ConsultationRequest)
-        .where(ConsultationRequest.id == consultation.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
+    consultation = lock_request(consultation)
     appointment = consultation.appointment
     if consultation.status not in OPEN or appointment is None:
         db.session.rollback()
