@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
@@ -15,13 +13,11 @@ from booking.manage import services
 from booking.manage.forms import AddDocumentsForm, CancelForm, RescheduleForm
 from booking.manage.tokens import request_for_token
 from booking.patients.models import ConsultationRequest
-from booking.scheduling.availability import open_slots, parse_slot_key, week_start
+from booking.scheduling.availability import parse_slot_key
 from booking.scheduling.services import (
     SlotChoice,
     SlotTaken,
-    active_specialists_for_booking,
-    describe_slots,
-    group_by_day,
+    picker,
 )
 from booking.scheduling.waitlist import (
     OfferGone,
@@ -33,7 +29,6 @@ from booking.scheduling.waitlist import (
 )
 
 bp = Blueprint("manage", __name__, url_prefix="/manage")
-PICKER_DAYS = 14
 
 
 def _limit() -> str:
@@ -144,23 +139,7 @@ def reschedule(reference: str, token: str):
             else:
                 flash(_("Your new time is saved. We have sent you a confirmation."), "success")
                 return redirect(_here(reference, token))
-    specialists = active_specialists_for_booking()
-    specialist_arg = request.args.get("specialist", "")
-    specialist = next((s for s in specialists if str(s.id) == specialist_arg), None)
-    start = max(week_start(request.args.get("from")), week_start(None))
-    end = start + timedelta(days=PICKER_DAYS)
-    slots = open_slots(
-        appointment.appointment_type,
-        start,
-        end,
-        specialist_id=specialist.id if specialist else None,
-        ignore_appointment_id=appointment.id,
-    )
-    slots = [
-        s
-        for s in slots
-        if s.starts_at != appointment.starts_at or s.specialist_id != appointment.specialist_id
-    ]
+    shown = picker(request.args, appointment.appointment_type, moving=appointment)
     page = render_template(
         "manage/reschedule.html",
         consultation=consultation,
@@ -168,12 +147,12 @@ def reschedule(reference: str, token: str):
         form=form,
         problem=problem,
         can_change=services.can_change(consultation),
-        specialists=specialists,
-        specialist=specialist,
-        days=group_by_day(describe_slots(slots)),
-        start=start,
-        later=end,
-        earlier=(start - timedelta(days=PICKER_DAYS)) if start > week_start(None) else None,
+        specialists=shown.specialists,
+        specialist=shown.specialist,
+        days=shown.days,
+        start=shown.start,
+        later=shown.end,
+        earlier=shown.earlier,
     )
     return page, (409 if problem else 200)
 

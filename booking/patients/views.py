@@ -15,15 +15,14 @@ from booking.extensions import limiter
 from booking.patients import history
 from booking.patients.forms import RequestForm
 from booking.patients.services import find_by_reference, submit_request
-from booking.scheduling.availability import open_slots, week_start
+from booking.scheduling.availability import open_slots
 from booking.scheduling.services import (
     SlotChoice,
     SlotTaken,
     SlotView,
     active_appointment_types,
-    active_specialists_for_booking,
     describe_slots,
-    group_by_day,
+    picker,
     resolve_choice,
     scheduling_enabled,
 )
@@ -34,7 +33,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("patients", __name__)
 
 SUBMITTED_KEY = "submitted_reference"
-PICKER_DAYS = 14
 SLOT_ALTERNATIVES = 8
 
 
@@ -98,23 +96,18 @@ def pick_time() -> Response | str:
         return redirect(url_for("patients.request_form"))
     type_arg = request.args.get("type", "")
     appointment_type = next((t for t in types if str(t.id) == type_arg), types[0])
-    specialists = active_specialists_for_booking()
-    specialist_arg = request.args.get("specialist", "")
-    specialist = next((s for s in specialists if str(s.id) == specialist_arg), None)
-    start = max(week_start(request.args.get("from")), week_start(None))
-    end = start + timedelta(days=PICKER_DAYS)
-    slots = open_slots(appointment_type, start, end, specialist_id=specialist and specialist.id)
+    shown = picker(request.args, appointment_type)
     return render_template(
         "patients/pick_time.html",
         types=types,
         appointment_type=appointment_type,
-        specialists=specialists,
-        specialist=specialist,
-        days=group_by_day(describe_slots(slots)),
-        start=start,
-        last_day=end - timedelta(days=1),
-        earlier=(start - timedelta(days=PICKER_DAYS)) if start > week_start(None) else None,
-        later=end,
+        specialists=shown.specialists,
+        specialist=shown.specialist,
+        days=shown.days,
+        start=shown.start,
+        last_day=shown.end - timedelta(days=1),
+        earlier=shown.earlier,
+        later=shown.end,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from email.utils import parseaddr
@@ -14,7 +15,13 @@ from sqlalchemy.exc import DBAPIError
 
 from booking.audit.services import record
 from booking.extensions import db
-from booking.scheduling.availability import OpenSlot, clinic_settings, find_open_slot
+from booking.scheduling.availability import (
+    OpenSlot,
+    clinic_settings,
+    find_open_slot,
+    open_slots,
+    week_start,
+)
 from booking.scheduling.models import (
     Appointment,
     AppointmentType,
@@ -213,4 +220,55 @@ def active_specialists_for_booking() -> list[StaffUser]:
             .where(StaffUser.id.in_(select(WorkingHours.specialist_id)))
             .order_by(StaffUser.full_name)
         )
+    )
+
+
+PICKER_DAYS = 14
+
+
+@dataclass(frozen=True)
+class Picker:
+    """What a time picker page shows: two weeks of open slots, a specialist filter, paging."""
+
+    specialists: list[StaffUser]
+    specialist: StaffUser | None
+    start: datetime
+    end: datetime
+    earlier: datetime | None
+    days: list[tuple[date, list[SlotView]]]
+
+
+def picker(
+    args: Mapping[str, str],
+    appointment_type: AppointmentType,
+    *,
+    moving: Appointment | None = None,
+) -> Picker:
+    """The picker for ``?specialist=&from=``; ``moving`` is the appointment being moved (its
+    own time is free for it, and not offered again)."""
+    specialists = active_specialists_for_booking()
+    specialist = next((s for s in specialists if str(s.id) == args.get("specialist", "")), None)
+    today = week_start(None)
+    start = max(week_start(args.get("from")), today)
+    end = start + timedelta(days=PICKER_DAYS)
+    slots = open_slots(
+        appointment_type,
+        start,
+        end,
+        specialist_id=specialist.id if specialist else None,
+        ignore_appointment_id=moving.id if moving else None,
+    )
+    if moving is not None:
+        slots = [
+            s
+            for s in slots
+            if (s.starts_at, s.specialist_id) != (moving.starts_at, moving.specialist_id)
+        ]
+    return Picker(
+        specialists=specialists,
+        specialist=specialist,
+        start=start,
+        end=end,
+        earlier=start - timedelta(days=PICKER_DAYS) if start > today else None,
+        days=group_by_day(describe_slots(slots)),
     )
