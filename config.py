@@ -56,6 +56,13 @@ class Config:
     # The queue's name: app servers and workers of one clinic must use the same one.
     HUEY_NAME = _env("HUEY_NAME", "spineconsult")
 
+    # Documents and staff two-factor secrets are encrypted at rest (AES-256-GCM) with
+    # ENCRYPTION_KEY (make one with `flask keys new`). While rotating, the previous keys go in
+    # ENCRYPTION_OLD_KEYS (comma separated) until `flask keys rotate` has re-encrypted everything.
+    # Lose the key and the documents cannot be read: keep it apart from the backups.
+    ENCRYPTION_KEY = _env("ENCRYPTION_KEY")
+    ENCRYPTION_OLD_KEYS = _env("ENCRYPTION_OLD_KEYS", "")
+
     # Where uploaded documents are kept: never inside a static folder.
     UPLOAD_DIR = _env("UPLOAD_DIR", str(INSTANCE_DIR / "uploads"))
     MAX_DOCUMENTS = _env_int("MAX_DOCUMENTS", 10)
@@ -154,6 +161,8 @@ class Config:
 class DevelopmentConfig(Config):
     DEBUG = True
     SECRET_KEY = _env("SECRET_KEY", "dev-only-not-secret")
+    # Development only, published: documents in instance/ are demo data.
+    ENCRYPTION_KEY = _env("ENCRYPTION_KEY", "ZGV2LW9ubHktbm90LXNlY3JldC1kb2N1bWVudC1rZXk=")
     DEV_MAIL_VIEWER = True
     DEMO_DATA_ALLOWED = True
 
@@ -161,6 +170,7 @@ class DevelopmentConfig(Config):
 class TestingConfig(Config):
     TESTING = True
     SECRET_KEY = "test-only-not-secret"  # noqa: S105 - tests only
+    ENCRYPTION_KEY = "dGVzdC1vbmx5LW5vdC1zZWNyZXQtZG9jLWtleS0zMmI="  # tests only
     SQLALCHEMY_DATABASE_URI = "sqlite://"
     HUEY_BACKEND = "memory"
     DEMO_DATA_ALLOWED = True

@@ -40,6 +40,9 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
         app.config["MAX_DOCUMENTS"] * app.config["MAX_DOCUMENT_MB"] * 1024 * 1024 + 2 * 1024 * 1024
     )
 
+    from booking.crypto import init_keys
+
+    init_keys(app)
     register_extensions(app)
     register_blueprints(app)
     register_template_helpers(app)

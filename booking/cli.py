@@ -32,6 +32,9 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(worker)
     app.cli.add_command(seed_demo)
     app.cli.add_command(create_admin)
+    from booking.documents.keys import keys_cli
+
+    app.cli.add_command(keys_cli)
 
 
 @click.command("create-admin")

@@ -10,6 +10,8 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from booking.crypto import KeyMissingError
+from booking.documents.storage import DocumentUnreadable
 from booking.extensions import db
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,32 @@ def register_error_handlers(app: Flask) -> None:
                 "Our system is temporarily unavailable and nothing was saved. Please try again "
                 "in a few minutes. If your symptoms are severe, do not wait: call the clinic or "
                 "seek emergency care."
+            ),
+        )
+
+    @app.errorhandler(KeyMissingError)
+    def key_missing(error: KeyMissingError) -> tuple[str, int]:
+        log.error("encryption key %s is not configured", error.key_id)
+        return _page(
+            503,
+            _("This document cannot be opened"),
+            _(
+                "It is stored encrypted with a key (id %(key)s) that this server is not "
+                "configured with. Nothing is lost as long as that key exists: ask the "
+                "administrator to add it to ENCRYPTION_OLD_KEYS.",
+                key=error.key_id,
+            ),
+        )
+
+    @app.errorhandler(DocumentUnreadable)
+    def document_unreadable(error: DocumentUnreadable) -> tuple[str, int]:
+        log.error("stored document failed its integrity check: %s", error)
+        return _page(
+            500,
+            _("This document is damaged"),
+            _(
+                "The stored file no longer matches what was uploaded, so it is not shown. "
+                "Ask the administrator to restore it from the backup."
             ),
         )
 

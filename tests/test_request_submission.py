@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from booking.documents.models import Document
+from booking.documents.storage import get_storage
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.patients import history
@@ -79,9 +80,11 @@ def test_full_request_with_two_documents_is_stored_whole(
         assert [d.original_name for d in documents] == ["mri-report.pdf", "scan.jpg"]
         assert [d.content_type for d in documents] == ["application/pdf", "image/jpeg"]
         for document, content in zip(documents, (report, photo), strict=True):
-            stored = (upload_dir / document.stored_name).read_bytes()
-            assert stored == content
-            assert document.sha256 == hashlib.sha256(stored).hexdigest()
+            on_disk = (upload_dir / document.stored_name).read_bytes()
+            assert content not in on_disk  # encrypted at rest
+            with get_storage().open(document.stored_name, document.sha256) as plain:
+                assert plain.read() == content
+            assert document.sha256 == hashlib.sha256(content).hexdigest()
             assert document.size_bytes == len(content)
             assert document.stored_name not in document.original_name
         assert len(stored_files(upload_dir)) == 2

@@ -108,6 +108,9 @@ def document(reference: str, document_id: int) -> Response:
     storage = get_storage()
     if not storage.exists(doc.stored_name):
         abort(404)
+    # Check the whole file first (every chunk and the upload's checksum), so a damaged or
+    # undecryptable document is a clear error page rather than a truncated download.
+    storage.verify(doc.stored_name, doc.sha256)
     services.record_view(
         consultation,
         current_user,
@@ -115,7 +118,7 @@ def document(reference: str, document_id: int) -> Response:
         document_id=doc.id,
     )
     response = send_file(
-        storage.open(doc.stored_name),
+        storage.open(doc.stored_name, doc.sha256),
         mimetype=doc.content_type,  # the type detected from the bytes, never the name
         as_attachment=download,
         download_name=doc.original_name,

@@ -1,21 +1,34 @@
 """Where document bytes live. Every file passes through here.
 
-Files are stored under random names in ``UPLOAD_DIR`` (outside any static folder), written in
-chunks so a large scan is never held whole in memory, and checked by their content.
+Files are stored under random names in ``UPLOAD_DIR`` (outside any static folder), checked by
+their content, and encrypted at rest with AES-256-GCM (``booking.crypto``), in chunks so a large
+scan is never held whole in memory.
+
+File format: a header (``MAGIC``, the 4-byte id of the key, a 7-byte random nonce prefix),
+then the document in 64 KiB chunks, each sealed with the nonce ``prefix || counter || last``
+and the header as associated data (the STREAM construction: a chunk cannot be reordered,
+dropped or moved to another file, and a truncated file fails at its end). The SHA-256 of the
+plain bytes, kept in the database, is checked again whenever a document is read in full.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import secrets
+import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import filetype
+from cryptography.exceptions import InvalidTag
 from flask import current_app
 from flask_babel import gettext as _
+
+from booking.crypto import KEY_ID_BYTES, KeyRing, key_ring
 
 CHUNK_SIZE = 64 * 1024
 # The magic-byte signatures we accept, by the MIME type ``filetype`` reports for them.
@@ -25,10 +38,18 @@ ALLOWED_TYPES = {
     "image/png": "png",
 }
 SNIFF_BYTES = 8192
+MAGIC = b"SCDOC\x01\x00\x00"
+NONCE_PREFIX_BYTES = 7
+HEADER_BYTES = len(MAGIC) + KEY_ID_BYTES + NONCE_PREFIX_BYTES
+TAG_BYTES = 16
 
 
 class DocumentRejected(ValueError):  # noqa: N818 - reads better at the call sites
     """The upload is not a document we accept; the message is for the patient."""
+
+
+class DocumentUnreadable(RuntimeError):  # noqa: N818 - reads better at the call sites
+    """A stored document fails its integrity check: altered, truncated or damaged on disk."""
 
 
 @dataclass(frozen=True)
@@ -72,9 +93,106 @@ def check_upload(stream: BinaryIO, max_bytes: int) -> str:
     return mime
 
 
+def _nonce(prefix: bytes, counter: int, last: bool) -> bytes:
+    return prefix + struct.pack(">IB", counter, 1 if last else 0)
+
+
+class _EncryptingWriter:
+    """Seals plain bytes into fixed-size chunks; the last chunk is marked when closed."""
+
+    def __init__(self, out: BinaryIO, ring: KeyRing) -> None:
+        self._out = out
+        self._key = ring.current
+        self._prefix = secrets.token_bytes(NONCE_PREFIX_BYTES)
+        self._header = MAGIC + self._key.id + self._prefix
+        self._buffer = bytearray()
+        self._counter = 0
+        out.write(self._header)
+
+    def _seal(self, chunk: bytes, last: bool) -> None:
+        nonce = _nonce(self._prefix, self._counter, last)
+        self._out.write(self._key.aead.encrypt(nonce, chunk, self._header))
+        self._counter += 1
+
+    def write(self, data: bytes) -> None:
+        self._buffer += data
+        # Keep at least one byte back so the final chunk is always sealed as the last one.
+        while len(self._buffer) > CHUNK_SIZE:
+            self._seal(bytes(self._buffer[:CHUNK_SIZE]), last=False)
+            del self._buffer[:CHUNK_SIZE]
+
+    def finish(self) -> None:
+        self._seal(bytes(self._buffer), last=True)
+        self._buffer.clear()
+
+
+class _DecryptingReader(io.RawIOBase):
+    """Reads a stored document as plain bytes, authenticating every chunk.
+
+    With ``sha256`` the digest of the whole document is checked when the end is reached.
+    """
+
+    def __init__(self, raw: BinaryIO, ring: KeyRing, sha256: str | None) -> None:
+        super().__init__()
+        self._raw = raw
+        header = raw.read(HEADER_BYTES)
+        if len(header) != HEADER_BYTES or not header.startswith(MAGIC):
+            raw.close()
+            raise DocumentUnreadable("not an encrypted document")
+        key_id = header[len(MAGIC) : len(MAGIC) + KEY_ID_BYTES]
+        try:
+            self._key = ring.get(key_id)
+        except Exception:
+            raw.close()
+            raise
+        self._header = header
+        self._prefix = header[len(MAGIC) + KEY_ID_BYTES :]
+        self._counter = 0
+        self._next = raw.read(CHUNK_SIZE + TAG_BYTES)
+        self._plain = b""
+        self._done = False
+        self._expected = sha256
+        self._digest = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def _open_next_chunk(self) -> None:
+        sealed, self._next = self._next, self._raw.read(CHUNK_SIZE + TAG_BYTES)
+        last = not self._next
+        try:
+            plain = self._key.aead.decrypt(
+                _nonce(self._prefix, self._counter, last), sealed, self._header
+            )
+        except InvalidTag:
+            raise DocumentUnreadable(
+                f"chunk {self._counter} does not authenticate (altered or truncated)"
+            ) from None
+        self._counter += 1
+        self._digest.update(plain)
+        self._plain = plain
+        if last:
+            self._done = True
+            if self._expected and self._digest.hexdigest() != self._expected:
+                raise DocumentUnreadable("checksum does not match the one stored at upload")
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._plain and not self._done:
+            self._open_next_chunk()
+        n = min(len(buffer), len(self._plain))
+        buffer[:n] = self._plain[:n]
+        self._plain = self._plain[n:]
+        return n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
 class DocumentStorage:
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], keys: KeyRing) -> None:
         self.root = Path(root)
+        self.keys = keys
 
     def _path(self, stored_name: str) -> Path:
         # Stored names are ours (hex), but refuse anything that could leave the folder.
@@ -83,7 +201,7 @@ class DocumentStorage:
         return self.root / stored_name
 
     def save(self, stream: BinaryIO, max_bytes: int) -> StoredFile:
-        """Write an upload under a new random name, checking type and size as it streams.
+        """Encrypt an upload under a new random name, checking type and size as it streams.
 
         Nothing is left behind when it fails: the partial file is removed before the error
         propagates (a full disk, a file that grows past the limit, a type we do not accept).
@@ -96,6 +214,7 @@ class DocumentStorage:
         mime: str | None = None
         try:
             with open(path, "xb") as out:
+                writer = _EncryptingWriter(out, self.keys)
                 while chunk := stream.read(CHUNK_SIZE):
                     if mime is None:
                         mime = sniff(chunk[:SNIFF_BYTES])
@@ -112,18 +231,62 @@ class DocumentStorage:
                             )
                         )
                     digest.update(chunk)
-                    out.write(chunk)
+                    writer.write(chunk)
+                if size == 0 or mime is None:
+                    raise DocumentRejected(_("This file is empty."))
+                writer.finish()
                 out.flush()
                 os.fsync(out.fileno())
-            if size == 0 or mime is None:
-                raise DocumentRejected(_("This file is empty."))
         except BaseException:
             path.unlink(missing_ok=True)
             raise
         return StoredFile(stored_name, mime, size, digest.hexdigest())
 
-    def open(self, stored_name: str) -> BinaryIO:
-        return open(self._path(stored_name), "rb")
+    def open(self, stored_name: str, sha256: str | None = None) -> BinaryIO:
+        """The document's plain bytes as a file object, decrypted chunk by chunk.
+
+        Raises ``KeyMissingError`` when the file's key is not configured and
+        ``DocumentUnreadable`` (possibly while reading) when it fails authentication or, given
+        ``sha256``, its checksum.
+        """
+        raw = open(self._path(stored_name), "rb")  # noqa: SIM115 - closed by the reader
+        return io.BufferedReader(_DecryptingReader(raw, self.keys, sha256), CHUNK_SIZE)  # type: ignore[return-value]
+
+    def iter_chunks(self, stored_name: str, sha256: str | None = None) -> Iterator[bytes]:
+        with self.open(stored_name, sha256) as plain:
+            while chunk := plain.read(CHUNK_SIZE):
+                yield chunk
+
+    def verify(self, stored_name: str, sha256: str) -> None:
+        """Read the whole document once, checking every chunk and the stored checksum."""
+        for _chunk in self.iter_chunks(stored_name, sha256):
+            pass
+
+    def key_label(self, stored_name: str) -> str:
+        """The id of the key a stored document is encrypted with."""
+        with open(self._path(stored_name), "rb") as raw:
+            header = raw.read(HEADER_BYTES)
+        if not header.startswith(MAGIC):
+            raise DocumentUnreadable("not an encrypted document")
+        return header[len(MAGIC) : len(MAGIC) + KEY_ID_BYTES].hex()
+
+    def reencrypt(self, stored_name: str, sha256: str) -> None:
+        """Rewrite a document under the current key, replacing the file only when the new copy
+        is complete and its checksum verified (a crash midway leaves the old file intact)."""
+        target = self._path(stored_name)
+        temp = target.with_name(stored_name + "rotating")
+        try:
+            with open(temp, "xb") as out:
+                writer = _EncryptingWriter(out, self.keys)
+                for chunk in self.iter_chunks(stored_name, sha256):
+                    writer.write(chunk)
+                writer.finish()
+                out.flush()
+                os.fsync(out.fileno())
+            self.verify(temp.name, sha256)
+            os.replace(temp, target)
+        finally:
+            temp.unlink(missing_ok=True)
 
     def delete(self, stored_name: str) -> None:
         self._path(stored_name).unlink(missing_ok=True)
@@ -133,4 +296,4 @@ class DocumentStorage:
 
 
 def get_storage() -> DocumentStorage:
-    return DocumentStorage(current_app.config["UPLOAD_DIR"])
+    return DocumentStorage(current_app.config["UPLOAD_DIR"], key_ring())

@@ -10,6 +10,7 @@ from flask import current_app
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from booking.crypto import EncryptedText
 from booking.extensions import db, value_enum
 from booking.timeutil import UTCDateTime, now_utc
 
@@ -38,7 +39,8 @@ class StaffUser(db.Model):
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Two-factor sign-in (TOTP, RFC 6238). The last accepted time step stops a code being
     # used twice.
-    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # Encrypted at rest with the clinic's key (booking.crypto).
+    totp_secret: Mapped[str | None] = mapped_column(EncryptedText(255))
     totp_enabled: Mapped[bool] = mapped_column(default=False)
     totp_last_step: Mapped[int] = mapped_column(default=0)
 

@@ -1,0 +1,269 @@
+"""Documents and two-factor secrets encrypted at rest: what is on disk, what is read back,
+tampering and lost keys detected and reported clearly, and key rotation."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tracemalloc
+from pathlib import Path
+
+import pyotp
+import pytest
+from flask import Flask
+from sqlalchemy import select, text
+
+from booking import create_app
+from booking.crypto import KeyMissingError, KeyRing, new_key, parse_key
+from booking.documents.models import Document
+from booking.documents.storage import (
+    CHUNK_SIZE,
+    HEADER_BYTES,
+    TAG_BYTES,
+    DocumentStorage,
+    DocumentUnreadable,
+    get_storage,
+)
+from booking.extensions import db
+from booking.staff.models import StaffUser
+from tests.factories import login, make_request, make_staff
+
+KEY_A, KEY_B, KEY_C = (parse_key(new_key()) for _ in range(3))
+PDF_HEAD = b"%PDF-1.4\n"
+
+
+def pdf_of(size: int) -> bytes:
+    """A byte string ``size`` long that the sniffer takes for a PDF."""
+    return (PDF_HEAD + os.urandom(size))[:size]
+
+
+def store(storage: DocumentStorage, content: bytes) -> str:
+    return storage.save(io.BytesIO(content), max_bytes=50 * 1024 * 1024).stored_name
+
+
+# --- the file format ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "size", [9, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 3 * CHUNK_SIZE, 200_000]
+)
+def test_round_trip_at_chunk_boundaries(tmp_path: Path, size: int) -> None:
+    storage = DocumentStorage(tmp_path, KeyRing(KEY_A))
+    content = pdf_of(size)
+    saved = storage.save(io.BytesIO(content), max_bytes=10 * 1024 * 1024)
+    on_disk = (tmp_path / saved.stored_name).read_bytes()
+    chunks = max(1, -(-size // CHUNK_SIZE))
+    assert len(on_disk) == HEADER_BYTES + size + chunks * TAG_BYTES
+    assert content[:64] not in on_disk
+    assert saved.sha256 == hashlib.sha256(content).hexdigest()
+    assert saved.size_bytes == size
+    with storage.open(saved.stored_name, saved.sha256) as plain:
+        assert plain.read() == content
+
+
+def test_the_same_document_never_encrypts_the_same_way_twice(tmp_path: Path) -> None:
+    storage = DocumentStorage(tmp_path, KeyRing(KEY_A))
+    content = pdf_of(1000)
+    first, second = store(storage, content), store(storage, content)
+    assert (tmp_path / first).read_bytes() != (tmp_path / second).read_bytes()
+
+
+def _flip(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["flip_first_chunk", "flip_last_chunk", "flip_header", "truncate_chunk", "drop_last_chunk"],
+)
+def test_any_damage_is_detected_not_returned(tmp_path: Path, damage: str) -> None:
+    storage = DocumentStorage(tmp_path, KeyRing(KEY_A))
+    content = pdf_of(2 * CHUNK_SIZE + 100)
+    saved = storage.save(io.BytesIO(content), max_bytes=10 * 1024 * 1024)
+    path = tmp_path / saved.stored_name
+    data = path.read_bytes()
+    if damage == "flip_first_chunk":
+        _flip(path, HEADER_BYTES + 10)
+    elif damage == "flip_last_chunk":
+        _flip(path, len(data) - 5)
+    elif damage == "flip_header":
+        _flip(path, HEADER_BYTES - 1)  # the nonce prefix
+    elif damage == "truncate_chunk":
+        path.write_bytes(data[:-50])
+    else:  # a whole final chunk removed: what remains ends on a chunk not sealed as last
+        path.write_bytes(data[: HEADER_BYTES + 2 * (CHUNK_SIZE + TAG_BYTES)])
+    with pytest.raises(DocumentUnreadable):
+        storage.verify(saved.stored_name, saved.sha256)
+
+
+def test_chunks_cannot_be_swapped_between_files(tmp_path: Path) -> None:
+    storage = DocumentStorage(tmp_path, KeyRing(KEY_A))
+    one = storage.save(io.BytesIO(pdf_of(CHUNK_SIZE + 10)), max_bytes=10**7)
+    two = storage.save(io.BytesIO(pdf_of(CHUNK_SIZE + 10)), max_bytes=10**7)
+    first, second = (tmp_path / one.stored_name), (tmp_path / two.stored_name)
+    spliced = first.read_bytes()[: HEADER_BYTES + CHUNK_SIZE + TAG_BYTES]
+    spliced += second.read_bytes()[HEADER_BYTES + CHUNK_SIZE + TAG_BYTES :]
+    first.write_bytes(spliced)
+    with pytest.raises(DocumentUnreadable):
+        storage.verify(one.stored_name, one.sha256)
+
+
+def test_a_checksum_that_does_not_match_is_refused(tmp_path: Path) -> None:
+    storage = DocumentStorage(tmp_path, KeyRing(KEY_A))
+    saved = storage.save(io.BytesIO(pdf_of(500)), max_bytes=10**6)
+    with pytest.raises(DocumentUnreadable, match="checksum"):
+        storage.verify(saved.stored_name, hashlib.sha256(b"something else").hexdigest())
+
+
+def test_a_missing_key_is_named_not_mistaken_for_damage(tmp_path: Path) -> None:
+    saved = DocumentStorage(tmp_path, KeyRing(KEY_A)).save(io.BytesIO(pdf_of(500)), 10**6)
+    with pytest.raises(KeyMissingError) as raised:
+        DocumentStorage(tmp_path, KeyRing(KEY_B)).open(saved.stored_name)
+    assert raised.value.key_id == KeyRing(KEY_A).current.label
+    assert "ENCRYPTION_OLD_KEYS" in str(raised.value)
+    # With the old key configured beside the new one, it reads again.
+    with DocumentStorage(tmp_path, KeyRing(KEY_B, [KEY_A])).open(saved.stored_name) as plain:
+        assert plain.read(len(PDF_HEAD)) == PDF_HEAD
+
+
+def test_a_20_mb_document_is_never_held_whole_in_memory(tmp_path: Path) -> None:
+    size = 20 * 1024 * 1024
+    source = tmp_path / "scan.pdf"
+    with open(source, "wb") as out:
+        out.write(PDF_HEAD)
+        for _ in range(size // CHUNK_SIZE):
+            out.write(os.urandom(CHUNK_SIZE))
+    storage = DocumentStorage(tmp_path / "store", KeyRing(KEY_A))
+    tracemalloc.start()
+    try:
+        with open(source, "rb") as upload:
+            saved = storage.save(upload, max_bytes=25 * 1024 * 1024)
+        _, peak_write = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        storage.verify(saved.stored_name, saved.sha256)
+        _, peak_read = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert saved.size_bytes == source.stat().st_size > size
+    # A few chunks at a time, never the document: far below its 20 MB.
+    assert peak_write < 1024 * 1024, peak_write
+    assert peak_read < 1024 * 1024, peak_read
+
+
+# --- settings ----------------------------------------------------------------------------
+
+
+def test_the_app_refuses_to_start_without_a_key_and_says_how_to_make_one(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match=r"ENCRYPTION_KEY is not set.*flask keys new"):
+        create_app({"ENCRYPTION_KEY": None, "UPLOAD_DIR": str(tmp_path)})
+    with pytest.raises(ValueError, match="32 random bytes"):
+        create_app({"ENCRYPTION_KEY": "too-short", "UPLOAD_DIR": str(tmp_path)})
+
+
+# --- through the application -------------------------------------------------------------
+
+
+def _use_keys(app: Flask, current: bytes, *old: bytes) -> None:
+    """What restarting with new ENCRYPTION_KEY / ENCRYPTION_OLD_KEYS settings does."""
+    app.extensions["spineconsult_keys"] = KeyRing(current, list(old))
+
+
+def _one_document(app: Flask) -> tuple[str, int, str]:
+    with app.app_context():
+        consultation = make_request(documents=1)
+        doc = consultation.documents[0]
+        return consultation.reference, doc.id, doc.stored_name
+
+
+def test_staff_get_a_clear_page_when_the_key_is_missing_or_the_file_damaged(
+    app: Flask, upload_dir: Path
+) -> None:
+    reference, doc_id, stored_name = _one_document(app)
+    with app.app_context():
+        make_staff("coordinator", "coord@example.com")
+    client = app.test_client()
+    assert login(client, "coord@example.com").status_code == 302
+    url = f"/staff/requests/{reference}/documents/{doc_id}"
+    assert client.get(url).status_code == 200
+
+    original = app.extensions["spineconsult_keys"]
+    _use_keys(app, KEY_C)
+    page = client.get(url)
+    assert page.status_code == 503
+    body = page.get_data(as_text=True)
+    assert "cannot be opened" in body and original.current.label in body
+    assert "Traceback" not in body
+
+    app.extensions["spineconsult_keys"] = original
+    _flip(upload_dir / stored_name, HEADER_BYTES + 3)
+    page = client.get(url)
+    assert page.status_code == 500
+    assert "damaged" in page.get_data(as_text=True)
+
+
+def test_rotation_re_encrypts_documents_and_two_factor_secrets(
+    app: Flask, upload_dir: Path
+) -> None:
+    runner = app.test_cli_runner()
+    _use_keys(app, KEY_A)
+    _, _, stored_name = _one_document(app)
+    secret = pyotp.random_base32()
+    with app.app_context():
+        user = make_staff("admin", "admin@example.com")
+        user.totp_secret = secret
+        user.totp_enabled = True
+        db.session.commit()
+        raw = db.session.execute(text("SELECT totp_secret FROM staff_user")).scalar_one()
+        assert raw.startswith("v1:") and secret not in raw
+        plain = get_storage().open(stored_name).read()
+
+    label_a, label_b = KeyRing(KEY_A).current.label, KeyRing(KEY_B).current.label
+    _use_keys(app, KEY_B, KEY_A)
+    result = runner.invoke(args=["keys", "rotate"])
+    assert result.exit_code == 0, result.output
+    assert "Documents re-encrypted: 1" in result.output
+    assert "two-factor secrets re-encrypted: 1" in result.output
+    assert (upload_dir / stored_name).read_bytes()[8:12].hex() == label_b
+    assert not list(upload_dir.glob("*rotating"))
+
+    again = runner.invoke(args=["keys", "rotate"])
+    assert "Documents re-encrypted: 0; already under the current key: 1" in again.output
+    assert "two-factor secrets re-encrypted: 0" in again.output
+
+    # The old key can go: everything reads with the new one alone.
+    _use_keys(app, KEY_B)
+    assert runner.invoke(args=["keys", "check"]).exit_code == 0
+    with app.app_context():
+        doc = db.session.scalars(select(Document)).one()
+        assert get_storage().open(stored_name, doc.sha256).read() == plain
+        assert db.session.scalars(select(StaffUser)).one().totp_secret == secret
+        raw = db.session.execute(text("SELECT totp_secret FROM staff_user")).scalar_one()
+        assert raw.split(":")[1] == label_b
+
+    # Without the key the documents were written with, `check` says which key is missing.
+    _use_keys(app, KEY_A)
+    lost = runner.invoke(args=["keys", "check"])
+    assert lost.exit_code != 0
+    assert f"need key id {label_b}, which is not configured" in lost.output
+    assert label_a != label_b
+
+
+def test_two_factor_secrets_written_before_encryption_still_work(app: Flask) -> None:
+    secret = pyotp.random_base32()
+    with app.app_context():
+        user_id = make_staff("admin", "admin@example.com").id
+        db.session.execute(
+            text("UPDATE staff_user SET totp_secret = :s WHERE id = :id"),
+            {"s": secret, "id": user_id},
+        )
+        db.session.commit()
+        db.session.expunge_all()
+        assert db.session.get(StaffUser, user_id).totp_secret == secret
+    result = app.test_cli_runner().invoke(args=["keys", "rotate"])
+    assert "two-factor secrets re-encrypted: 1" in result.output
+    with app.app_context():
+        raw = db.session.execute(text("SELECT totp_secret FROM staff_user")).scalar_one()
+        assert raw.startswith("v1:")
