@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -31,8 +32,28 @@ class Collector:
     received: list[Received] = field(default_factory=list)
     refuse_rcpt: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Hold the server's reply at one stage ("RCPT": before it has the message; "QUIT": after
+    # it accepted it) until ``release()``, as a slow server would; ``stalled`` is set there.
+    stall_at: str | None = None
+    stalled: threading.Event = field(default_factory=threading.Event)
+    _released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self.stall_at = None
+        self._released.set()
+
+    async def _hold(self, stage: str) -> None:
+        if self.stall_at == stage:
+            self.stalled.set()
+            while not self._released.is_set():
+                await asyncio.sleep(0.02)
+
+    async def handle_QUIT(self, server, session, envelope):  # noqa: N802
+        await self._hold("QUIT")
+        return "221 Bye"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        await self._hold("RCPT")
         if address in self.refuse_rcpt:
             return "550 5.1.1 No such user"
         envelope.rcpt_tos.append(address)

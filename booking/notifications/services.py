@@ -4,6 +4,13 @@ An email is composed and written to the outbox inside the transaction of the cha
 reports, so a change is never stored without its email nor an email queued for a change that
 was rolled back. The worker then delivers each row at most once per successful attempt: a row
 is claimed by an atomic status update, and its Message-ID is fixed when it is written.
+
+Delivery guarantee: at least once, and once in practice. A worker that dies before the mail
+server has accepted a message leaves its claim, which lapses after MAIL_CLAIM_TIMEOUT_SECONDS;
+the email is then sent again, and the server never had the first attempt. The acceptance is
+recorded the moment the server replies, before QUIT. What cannot be made atomic is the server's
+reply and our database write: a worker killed in that instant (or a database lost then) sends
+the email a second time, with the same Message-ID, which mail clients use to show it once.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from flask import current_app, render_template
 from flask_babel import force_locale
 from flask_mail import Message
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from booking.extensions import db, mail
 from booking.notifications.models import OutboxEmail, OutboxStatus
@@ -143,8 +151,19 @@ def deliver_outbox_email(email_id: int) -> timedelta | None:
     # then never answers would hang the worker. The worker process sends nothing else.
     socket.setdefaulttimeout(current_app.config["MAIL_TIMEOUT"])
     try:
-        mail.send(message)
+        with mail.connect() as connection:
+            connection.send(message)
+            # The server has accepted it (250 after DATA). Record that at once, before the
+            # polite QUIT, so a worker killed from here on never sends it again.
+            _mark_sent(email)
+    except SQLAlchemyError:
+        # Accepted but not recorded (the database went away): the claim lapses and the email
+        # is sent again later. The one duplicate possible; see README, "Delivery guarantee".
+        db.session.rollback()
+        raise
     except Exception as exc:
+        if email.status == OutboxStatus.SENT:  # accepted and recorded; only QUIT failed
+            return None
         email.last_error = _describe(exc)
         if _is_permanent(exc) or email.attempts >= current_app.config["MAIL_MAX_ATTEMPTS"]:
             email.status = OutboxStatus.FAILED
@@ -163,12 +182,15 @@ def deliver_outbox_email(email_id: int) -> timedelta | None:
             )
         db.session.commit()
         return delay
+    return None
+
+
+def _mark_sent(email: OutboxEmail) -> None:
     email.status = OutboxStatus.SENT
     email.sent_at = now_utc()
     email.last_error = None
     db.session.commit()
     log.info("outbox email %s sent", email.id)
-    return None
 
 
 def requeue_stalled_emails() -> list[int]:
