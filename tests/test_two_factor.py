@@ -129,3 +129,48 @@ class TestClinicRequiresItForAll:
             coordinator = make_staff("coordinator", "coord@example.com").email
         login(client, coordinator)
         assert client.get("/staff/").headers["Location"].endswith("/staff/two-factor")
+
+
+def test_an_admin_can_require_two_factor_for_other_roles(app: Flask, client: FlaskClient) -> None:
+    with app.app_context():
+        make_staff("admin", "admin@example.com")
+        make_staff("coordinator", "coord@example.com")
+        make_staff("specialist", "spec@example.com")
+    secret, _codes = enrol_signed_in_admin(client)
+    page = client.get("/staff/accounts").get_data(as_text=True)
+    assert "Always required by this server" in page and "Administrator" in page
+    assert 'value="admin"' not in page.split('id="two-factor"')[1].split("</form>")[0]
+
+    token = csrf_from(client, "/staff/accounts")
+    forged = client.post("/staff/accounts/two-factor", data={"roles": ["coordinator"]})
+    assert forged.status_code == 400  # no CSRF token, nothing saved
+    bad = client.post("/staff/accounts/two-factor", data={"csrf_token": token, "roles": ["root"]})
+    assert bad.status_code == 422 and "Please choose from the options shown" in bad.get_data(True)
+    saved = client.post(
+        "/staff/accounts/two-factor", data={"csrf_token": token, "roles": ["coordinator"]}
+    )
+    assert saved.status_code == 302
+    with app.app_context():
+        event = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "two_factor_policy_updated")
+        ).one()
+        assert event.details["two_factor_roles"]["after"] == "admin, coordinator"
+        assert event.actor_email == "admin@example.com"
+
+    # A coordinator must now enrol before using the dashboard; a specialist need not.
+    coordinator = FlaskClient(app, app.response_class, use_cookies=True)
+    login(coordinator, "coord@example.com")
+    assert coordinator.get("/staff/").headers["Location"].endswith("/staff/two-factor")
+    specialist = FlaskClient(app, app.response_class, use_cookies=True)
+    login(specialist, "spec@example.com")
+    assert specialist.get("/staff/").status_code == 200
+
+    # Unticking every role leaves only the server's own rule (admins).
+    client.post("/staff/accounts/two-factor", data={"csrf_token": token})
+    assert coordinator.get("/staff/").status_code == 200
+    assert pyotp.TOTP(secret).now()  # the admin's own enrolment is untouched
+
+
+def enrol_signed_in_admin(client: FlaskClient) -> tuple[str, list[str]]:
+    login(client, "admin@example.com")
+    return enrol(client)

@@ -7,7 +7,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, RadioField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length
 
-from booking.patients.forms import options
+from booking.patients.forms import MultiCheckboxField, options
 from booking.staff.auth import MIN_PASSWORD_LENGTH
 from booking.staff.models import StaffRole
 
@@ -93,4 +93,14 @@ class CodeForm(FlaskForm):
         validators=[DataRequired(_l("Please enter the code.")), Length(max=20)],
         description=_l("The 6-digit code from your authenticator app, or a recovery code."),
         render_kw={"autocomplete": "one-time-code", "inputmode": "numeric"},
+    )
+
+
+class TwoFactorPolicyForm(FlaskForm):
+    roles = MultiCheckboxField(
+        _l("Require two-factor sign-in for"),
+        choices=options(ROLE_CHOICES),
+        description=_l(
+            "People in a required role are asked to set it up the next time they open a page."
+        ),
     )

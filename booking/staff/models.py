@@ -6,7 +6,7 @@ import enum
 import secrets
 from datetime import datetime
 
-from flask import current_app
+from flask import current_app, g, has_app_context
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -63,8 +63,8 @@ class StaffUser(db.Model):
     @property
     def needs_second_factor(self) -> bool:
         """Whether this account must sign in with a code: by role, or by clinic setting."""
-        required = current_app.config["STAFF_2FA_REQUIRED_ROLES"]
-        return self.role.value in required or "all" in required
+        required = two_factor_required_roles()
+        return self.role.value in required
 
     @property
     def is_admin(self) -> bool:
@@ -84,3 +84,34 @@ class RecoveryCode(db.Model):
     )
     code_hash: Mapped[str] = mapped_column(String(255))
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SecuritySettings(db.Model):
+    """The clinic's sign-in rules, one row (id 1), edited by admins."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Roles that must use two-factor sign-in besides those STAFF_2FA_REQUIRED_ROLES always
+    # requires (comma separated role values).
+    two_factor_roles: Mapped[str] = mapped_column(String(100), default="")
+
+
+def configured_two_factor_roles() -> set[str]:
+    """The roles the deployment always requires two-factor sign-in for (not editable here)."""
+    configured = current_app.config["STAFF_2FA_REQUIRED_ROLES"]
+    if "all" in configured:
+        return {role.value for role in StaffRole}
+    return {role.value for role in StaffRole if role.value in configured}
+
+
+def two_factor_required_roles() -> set[str]:
+    """Every role that must use two-factor sign-in: the deployment's floor plus what the
+    clinic's admins chose. Read once per request."""
+    cached = g.get("two_factor_roles") if has_app_context() else None
+    if cached is not None:
+        return cached
+    settings = db.session.get(SecuritySettings, 1)
+    chosen = {r for r in (settings.two_factor_roles.split(",") if settings else []) if r}
+    roles = configured_two_factor_roles() | chosen
+    if has_app_context():
+        g.two_factor_roles = roles
+    return roles

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from flask import current_app
+from flask import current_app, g
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from booking.audit.services import record
+from booking.audit.services import changes, record
 from booking.extensions import db
 from booking.notifications.services import enqueue_delivery, queue_email
 from booking.staff.auth import (
@@ -17,7 +17,13 @@ from booking.staff.auth import (
     needs_rehash,
     verify_password,
 )
-from booking.staff.models import StaffRole, StaffUser, new_session_token
+from booking.staff.models import (
+    SecuritySettings,
+    StaffRole,
+    StaffUser,
+    new_session_token,
+    two_factor_required_roles,
+)
 from booking.timeutil import now_utc
 
 
@@ -160,3 +166,26 @@ def active_specialists() -> list[StaffUser]:
             .order_by(StaffUser.full_name)
         )
     )
+
+
+def set_two_factor_roles(roles: set[str], *, actor: StaffUser) -> set[str]:
+    """Require two-factor sign-in for ``roles`` (on top of the deployment's own floor).
+
+    Accounts of a newly required role are asked to enrol at their next page. Audited.
+    """
+    valid = {role.value for role in StaffRole}
+    chosen = sorted(roles & valid)
+    before = sorted(two_factor_required_roles())
+    settings = db.session.get(SecuritySettings, 1)
+    if settings is None:
+        settings = SecuritySettings(id=1)
+        db.session.add(settings)
+    settings.two_factor_roles = ",".join(chosen)
+    db.session.flush()
+    g.pop("two_factor_roles", None)
+    after = sorted(two_factor_required_roles())
+    diff = changes({"two_factor_roles": ", ".join(before)}, {"two_factor_roles": ", ".join(after)})
+    if diff:
+        record("two_factor_policy_updated", target_type="clinic", details=diff, actor=actor)
+    db.session.commit()
+    return set(after)

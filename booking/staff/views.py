@@ -23,13 +23,20 @@ from booking.extensions import db, limiter
 from booking.staff import services, twofactor
 from booking.staff.auth import LAST_SEEN_KEY, roles_required, user_for_reset_token
 from booking.staff.forms import (
+    ROLE_CHOICES,
     CodeForm,
     ForgotPasswordForm,
     LoginForm,
     ResetPasswordForm,
     StaffCreateForm,
+    TwoFactorPolicyForm,
 )
-from booking.staff.models import StaffRole, StaffUser
+from booking.staff.models import (
+    StaffRole,
+    StaffUser,
+    configured_two_factor_roles,
+    two_factor_required_roles,
+)
 from booking.timeutil import now_utc
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
@@ -183,7 +190,39 @@ def accounts() -> Response | str | tuple[str, int]:
             flash(_("Account created for %(name)s.", name=user.full_name), "success")
             return redirect(url_for("staff.accounts"))
     status = 422 if form.errors else 200
-    return render_template("staff/accounts.html", form=form, staff=services.list_staff()), status
+    return _accounts_page(form, _two_factor_form()), status
+
+
+def _two_factor_form() -> TwoFactorPolicyForm:
+    """The two-factor policy form: only the roles the deployment does not already require."""
+    form = TwoFactorPolicyForm()
+    fixed = configured_two_factor_roles()
+    form.roles.choices = [c for c in form.roles.choices if c.value not in fixed]
+    if not form.is_submitted():
+        form.roles.data = sorted(two_factor_required_roles() - fixed)
+    return form
+
+
+def _accounts_page(form: StaffCreateForm, policy: TwoFactorPolicyForm) -> str:
+    fixed = configured_two_factor_roles()
+    return render_template(
+        "staff/accounts.html",
+        form=form,
+        policy=policy,
+        fixed_roles=[label for value, label in ROLE_CHOICES if value in fixed],
+        staff=services.list_staff(),
+    )
+
+
+@bp.post("/accounts/two-factor")
+@roles_required(StaffRole.ADMIN)
+def two_factor_policy() -> Response | tuple[str, int]:
+    policy = _two_factor_form()
+    if not policy.validate_on_submit():
+        return _accounts_page(StaffCreateForm(formdata=None), policy), 422
+    services.set_two_factor_roles(set(policy.roles.data or []), actor=current_user)
+    flash(_("The two-factor sign-in rule was saved."), "success")
+    return redirect(url_for("staff.accounts") + "#two-factor")
 
 
 @bp.post("/accounts/<int:user_id>/active")
