@@ -98,7 +98,7 @@ def _nonce(prefix: bytes, counter: int, last: bool) -> bytes:
 
 
 class _EncryptingWriter:
-    """Seals plain bytes into fixed-size chunks; the last chunk is marked when closed."""
+    """Seals plain bytes into fixed-size chunks; ``finish`` seals the last one as the last."""
 
     def __init__(self, out: BinaryIO, ring: KeyRing) -> None:
         self._out = out
