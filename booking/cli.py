@@ -1,4 +1,5 @@
-"""Command-line tools: ``flask worker`` and ``flask seed-demo``."""
+"""Command-line tools: ``flask worker``, ``flask seed-demo``, ``flask create-admin`` and
+``flask privacy purge-expired``."""
 
 from __future__ import annotations
 
@@ -32,6 +33,10 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(worker)
     app.cli.add_command(seed_demo)
     app.cli.add_command(create_admin)
+
+    from booking.privacy.cli import privacy_cli
+
+    app.cli.add_command(privacy_cli)
 
 
 @click.command("create-admin")
