@@ -192,6 +192,18 @@ def test_an_admin_finds_a_patient_by_email_in_any_case_or_by_reference(
     assert_no_personal_data(viewed[-1])
 
 
+def test_the_privacy_pages_use_no_inline_script_or_style(
+    admin_client: FlaskClient, clinic: dict[str, Any]
+) -> None:
+    for path in ("/staff/admin/privacy", f"/staff/admin/privacy/{clinic['erika'][0]}"):
+        response = admin_client.get(path)
+        html = response.get_data(as_text=True)
+        assert response.status_code == 200
+        assert "<script>" not in html and "<script type" not in html, path
+        assert " style=" not in html and "javascript:" not in html, path
+    assert 'href="/staff/admin/privacy"' in html  # the admin's menu links here
+
+
 # --- export ----------------------------------------------------------------------------------
 
 

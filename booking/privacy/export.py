@@ -61,6 +61,7 @@ LABELS: dict[str, list[tuple[str, Any]]] = {
     "preferred_days": history.WEEKDAYS,
     "preferred_time_of_day": history.TIME_OF_DAY,
     "preferred_contact": history.CONTACT_METHODS,
+    "odi_band": list(history.ODI_BAND_LABELS.items()),
 }
 
 

@@ -47,7 +47,6 @@ def patient(reference: str) -> str:
     return render_template(
         "privacy/patient.html",
         summary=_summary(reference),
-        export_form=ExportForm(),
         erase_form=EraseForm(),
     )
 
@@ -109,7 +108,6 @@ def erase(reference: str) -> Response | tuple[str, int]:
     page = render_template(
         "privacy/patient.html",
         summary=_summary(reference),
-        export_form=ExportForm(),
         erase_form=form,
     )
     return page, 422
