@@ -134,6 +134,7 @@ def export(client: FlaskClient, reference: str) -> zipfile.ZipFile:
     token = token_from(client, f"/staff/admin/privacy/{reference}")
     response = client.post(f"/staff/admin/privacy/{reference}/export", data={"csrf_token": token})
     assert response.status_code == 200
+    assert response.is_streamed  # written while it is sent, never to a temporary file
     assert response.mimetype == "application/zip"
     assert f'filename="patient-{reference}.zip"' in response.headers["Content-Disposition"]
     assert "no-store" in response.headers["Cache-Control"]

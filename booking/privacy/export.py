@@ -74,8 +74,10 @@ def plain(value: Any) -> Any:
     return value
 
 
-def columns(row: object, skip: Iterable[str] = ("id",)) -> dict[str, Any]:
+def columns(row: object | None, skip: Iterable[str] = ("id",)) -> dict[str, Any] | None:
     """Every column of a row (so a column added later is exported too), minus ``skip``."""
+    if row is None:
+        return None
     skipped = set(skip)
     return {
         attr.key: plain(getattr(row, attr.key))
