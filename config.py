@@ -89,6 +89,11 @@ class Config:
         int(h) for h in (_env("REMINDER_LEAD_HOURS", "48,2") or "").split(",") if h.strip()
     ]
     PRIVACY_NOTICE_VERSION = _env("PRIVACY_NOTICE_VERSION", "2026-11")
+    # Closed requests (completed, declined, cancelled, no-show) and their documents are deleted
+    # this many days after their last change, by a nightly task. The default, 10 years, is the
+    # German duty to keep patient records (BGB 630f); check the rule where the clinic works.
+    # 0 turns retention off.
+    RETENTION_DAYS = _env_int("RETENTION_DAYS", 3650)
 
     MAIL_SERVER = _env("MAIL_SERVER", "127.0.0.1")
     MAIL_PORT = _env_int("MAIL_PORT", 1025)

@@ -158,6 +158,7 @@ def register_blueprints(app: Flask) -> None:
     from booking.insights.views import bp as insights_bp
     from booking.manage.views import bp as manage_bp
     from booking.patients.views import bp as patients_bp
+    from booking.privacy.views import bp as privacy_bp
     from booking.staff.views import bp as staff_bp
 
     for blueprint in (
@@ -169,6 +170,7 @@ def register_blueprints(app: Flask) -> None:
         insights_bp,
         admin_bp,
         scheduling_admin_bp,
+        privacy_bp,
         manage_bp,
     ):
         app.register_blueprint(blueprint)

@@ -1,4 +1,5 @@
-"""Command-line tools: ``flask worker`` and ``flask seed-demo``."""
+"""Command-line tools: ``flask worker``, ``flask seed-demo``, ``flask create-admin`` and
+``flask privacy purge-expired``."""
 
 from __future__ import annotations
 
@@ -35,6 +36,10 @@ def register_commands(app: Flask) -> None:
     from booking.documents.keys import keys_cli
 
     app.cli.add_command(keys_cli)
+
+    from booking.privacy.cli import privacy_cli
+
+    app.cli.add_command(privacy_cli)
 
 
 @click.command("create-admin")

@@ -12,6 +12,7 @@ from booking.patients.models import (
     RequestStatus,
     TriageLevel,
 )
+from booking.privacy.models import FilePurge
 from booking.scheduling.models import Appointment, Location
 from booking.staff.models import RecoveryCode, StaffRole, StaffUser
 
@@ -21,6 +22,7 @@ __all__ = [
     "ConsultationRequest",
     "Document",
     "EventKind",
+    "FilePurge",
     "Location",
     "MedicalHistory",
     "OutboxEmail",

@@ -38,7 +38,7 @@ STAFF_ONLY = (
     "booking/templates/email/new_request_staff", "booking/templates/email/patient_action_staff",
     "booking/templates/email/staff_password_reset", "booking/templates/dev/", "booking/cli.py",
     "booking/dashboard/forms.py", "booking/dashboard/views.py", "booking/dashboard/export.py",
-    "booking/dashboard/queries.py",
+    "booking/dashboard/queries.py", "booking/privacy/", "booking/templates/privacy/",
 )  # fmt: skip
 EMERGENCY = {"en": "Is it an emergency?", "es": "¿Es una urgencia?"}
 

@@ -66,6 +66,7 @@ EVERY_ROLE_ASSIGNED = Access(frozenset(ROLES), assigned_only=True)
 ACCESS: dict[str, Access] = {
     "admin.*": ADMIN_ONLY,
     "scheduling_admin.*": ADMIN_ONLY,
+    "privacy.*": ADMIN_ONLY,
     "staff.accounts": ADMIN_ONLY,
     "staff.set_active": ADMIN_ONLY,
     "dashboard.export_csv": MANAGERS,

@@ -52,8 +52,17 @@ def init_task_queue(app: Flask) -> Huey:
         with app.app_context():
             send_due_reminders()
 
+    @huey.periodic_task(crontab(minute="17", hour="3"), name="purge_expired_requests")
+    def purge_expired_requests() -> None:
+        """Retention, once a day (03:17 UTC): closed requests past RETENTION_DAYS."""
+        from booking.privacy.services import purge_expired
+
+        with app.app_context():
+            purge_expired()
+
     app.extensions["huey"] = huey
     app.extensions["spineconsult.deliver_email"] = deliver_email
     app.extensions["spineconsult.requeue_stalled_emails"] = requeue_stalled_emails
     app.extensions["spineconsult.send_reminders"] = send_reminders
+    app.extensions["spineconsult.purge_expired_requests"] = purge_expired_requests
     return huey

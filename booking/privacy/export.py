@@ -1,0 +1,305 @@
+"""The archive of everything held about one patient: a JSON file, a readable summary and every
+document, streamed as a ZIP while it is written.
+
+Nothing is written to disk: ``zipfile`` writes into a pipe that the response drains after each
+chunk (an unseekable output makes ``zipfile`` use data descriptors), so memory stays at about
+one chunk whatever the documents weigh. Document bytes are read only through the storage
+interface (which may decrypt them).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import logging
+import re
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Any, BinaryIO
+
+from flask import Flask, render_template
+from sqlalchemy import inspect
+
+from booking.documents.storage import CHUNK_SIZE, get_storage
+from booking.patients import history
+from booking.templating import choice_label, choice_labels
+from booking.timeutil import now_utc
+
+log = logging.getLogger(__name__)
+
+FORMAT = "spineconsult-patient-export/1"
+SAFE_NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
+EXTENSIONS = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png"}
+
+# Columns that are our plumbing, not what we hold about the person.
+SKIP_REQUEST = {"id", "patient_id", "submission_token", "assigned_specialist_id"}
+SKIP_APPOINTMENT = {
+    "id",
+    "request_id",
+    "specialist_id",
+    "location_id",
+    "appointment_type_id",
+    "blocked_until",
+    "uid",
+    "sequence",
+}
+SKIP_EMAIL = {"id", "request_id", "claimed_at", "next_attempt_at", "attempts", "last_error"}
+
+# Codes in the data and the lists that name them, for the readable summary.
+LABELS: dict[str, list[tuple[str, Any]]] = {
+    "pain_locations": history.PAIN_LOCATIONS,
+    "pain_side": history.PAIN_SIDES,
+    "pain_duration": history.PAIN_DURATIONS,
+    "diagnoses": history.DIAGNOSES,
+    "treatments": history.TREATMENTS,
+    "imaging": history.IMAGING,
+    "smoking": history.SMOKING,
+    "red_flags": history.RED_FLAGS,
+    "preferred_days": history.WEEKDAYS,
+    "preferred_time_of_day": history.TIME_OF_DAY,
+    "preferred_contact": history.CONTACT_METHODS,
+    "odi_band": list(history.ODI_BAND_LABELS.items()),
+}
+
+
+def plain(value: Any) -> Any:
+    """A column's value as JSON: enums by value, times in ISO 8601 (UTC for stored times)."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    return value
+
+
+def columns(row: object | None, skip: Iterable[str] = ("id",)) -> dict[str, Any] | None:
+    """Every column of a row (so a column added later is exported too), minus ``skip``."""
+    if row is None:
+        return None
+    skipped = set(skip)
+    return {
+        attr.key: plain(getattr(row, attr.key))
+        for attr in inspect(row).mapper.column_attrs
+        if attr.key not in skipped
+    }
+
+
+def archive_name(reference: str, number: int, doc: Any) -> str:
+    """``documents/SC-XXXX-XXXX/01-mri-report.pdf``: never a path from the patient's name."""
+    stem = doc.original_name.rsplit(".", 1)[0]
+    stem = SAFE_NAME_RE.sub("-", stem).strip("-.")[:60] or "document"
+    extension = EXTENSIONS.get(doc.content_type, "bin")
+    return f"documents/{reference}/{number:02d}-{stem}.{extension}"
+
+
+@dataclass
+class ArchiveDocument:
+    path: str  # inside the archive
+    stored_name: str
+    sha256: str
+    entry: dict[str, Any]  # this document's entry in the JSON, completed while streaming
+
+
+@dataclass
+class PatientArchive:
+    """What the archive holds, gathered from the database before the first byte is sent."""
+
+    reference: str
+    data: dict[str, Any]
+    documents: list[ArchiveDocument] = field(default_factory=list)
+
+    @property
+    def filename(self) -> str:
+        return f"patient-{self.reference}.zip"
+
+
+def build_archive(
+    reference: str, email: str, requests: list[Any], other_emails: list[Any], waitlist: dict
+) -> PatientArchive:
+    """The archive's data for a patient's requests (loaded with everything they show)."""
+    documents: list[ArchiveDocument] = []
+    exported = []
+    for consultation in requests:
+        doc_entries = []
+        for number, doc in enumerate(consultation.documents, start=1):
+            entry = {
+                "file": archive_name(consultation.reference, number, doc),
+                **columns(doc, skip={"id", "request_id", "stored_name"}),
+            }
+            doc_entries.append(entry)
+            documents.append(ArchiveDocument(entry["file"], doc.stored_name, doc.sha256, entry))
+        appointment = consultation.appointment
+        entry_waitlist = waitlist.get(consultation.id)
+        exported.append(
+            {
+                **columns(consultation, skip=SKIP_REQUEST),
+                "assigned_specialist": (
+                    consultation.assigned_specialist.full_name
+                    if consultation.assigned_specialist
+                    else None
+                ),
+                "patient": columns(consultation.patient),
+                "medical_history": columns(consultation.history, skip={"request_id"}),
+                "appointment": None
+                if appointment is None
+                else {
+                    **columns(appointment, skip=SKIP_APPOINTMENT),
+                    "specialist": appointment.specialist.full_name,
+                    "location": appointment.location.name,
+                    "location_address": appointment.location.address,
+                    "appointment_type": (
+                        appointment.appointment_type.name if appointment.appointment_type else None
+                    ),
+                },
+                "waitlist": None
+                if entry_waitlist is None
+                else {
+                    "appointment_type": entry_waitlist[1],
+                    **columns(entry_waitlist[0], skip={"id", "request_id", "appointment_type_id"}),
+                },
+                "timeline": [
+                    {
+                        **columns(event, skip={"id", "request_id", "actor_id"}),
+                        "by": event.actor.full_name if event.actor else None,
+                    }
+                    for event in consultation.events
+                ],
+                "documents": doc_entries,
+                "emails": [columns(e, skip=SKIP_EMAIL) for e in consultation.emails],
+            }
+        )
+    data = {
+        "format": FORMAT,
+        "exported_at": now_utc().isoformat(),
+        "email": email,
+        "requests": exported,
+        "other_emails": [columns(e, skip=SKIP_EMAIL) for e in other_emails],
+    }
+    return PatientArchive(reference, data, documents)
+
+
+def _label(key: str, value: Any) -> str:
+    if value is None or value == "" or value == []:
+        return "\u2013"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if key in LABELS:
+        pairs = LABELS[key]
+        if isinstance(value, list):
+            return choice_labels(pairs, [str(v) for v in value])
+        return choice_label(pairs, str(value))
+    if key == "odi_answers" and isinstance(value, dict):
+        lines = []
+        for section in history.ODI_SECTIONS:
+            answer = value.get(section.key)
+            if isinstance(answer, int) and 0 <= answer < len(section.statements):
+                lines.append(f"{section.title}: {section.statements[answer]} ({answer})")
+        return "; ".join(lines) or "\u2013"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {v}" for k, v in value.items())
+    return str(value)
+
+
+def _fields(values: dict[str, Any] | None) -> list[tuple[str, str]]:
+    if not values:
+        return []
+    return [
+        (key.replace("_", " ").capitalize(), _label(key, value)) for key, value in values.items()
+    ]
+
+
+def summary_sections(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The JSON's content as headed lists of (label, text), for the readable summary."""
+    nested = {
+        "patient",
+        "medical_history",
+        "appointment",
+        "waitlist",
+        "timeline",
+        "documents",
+        "emails",
+    }
+    sections = []
+    for request in data["requests"]:
+        sections.append(
+            {
+                "reference": request["reference"],
+                "request": _fields({k: v for k, v in request.items() if k not in nested}),
+                "patient": _fields(request["patient"]),
+                "history": _fields(request["medical_history"]),
+                "appointment": _fields(request["appointment"]),
+                "waitlist": _fields(request["waitlist"]),
+                "timeline": request["timeline"],
+                "documents": request["documents"],
+                "emails": request["emails"],
+            }
+        )
+    return sections
+
+
+class _Pipe:
+    """A write-only file for ``zipfile``: holds what was written until the response takes it."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self._parts.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        out = b"".join(self._parts)
+        self._parts.clear()
+        return out
+
+
+def _chunks(app: Flask, source: BinaryIO) -> Iterator[bytes]:
+    """A stored file's plaintext in chunks. The response is sent after the request's context
+    is gone, so each storage call gets an app context of its own (never held across a yield)."""
+    while True:
+        with app.app_context():
+            chunk = source.read(CHUNK_SIZE)
+        if not chunk:
+            return
+        yield chunk
+
+
+def stream_zip(app: Flask, archive: PatientArchive) -> Iterator[bytes]:
+    """The ZIP, chunk by chunk: documents first, so the JSON written last can say which files
+    were missing or did not match their recorded SHA-256."""
+    pipe = _Pipe()
+    with zipfile.ZipFile(pipe, mode="w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for doc in archive.documents:
+            try:
+                with app.app_context():
+                    source = get_storage().open(doc.stored_name)
+            except OSError:
+                # Ids only in the log; the JSON says the file was missing.
+                log.warning("export: stored file %s could not be opened", doc.stored_name)
+                doc.entry["file"] = None
+                doc.entry["file_missing"] = True
+                continue
+            digest = hashlib.sha256()
+            with source, zf.open(doc.path, mode="w") as target:
+                for chunk in _chunks(app, source):
+                    digest.update(chunk)
+                    target.write(chunk)
+                    yield pipe.take()
+            doc.entry["sha256_matches"] = digest.hexdigest() == doc.sha256
+            yield pipe.take()
+        zf.writestr("patient.json", json.dumps(archive.data, ensure_ascii=False, indent=2))
+        with app.app_context():
+            summary = render_template(
+                "privacy/export_summary.txt",
+                data=archive.data,
+                sections=summary_sections(archive.data),
+            )
+        zf.writestr("summary.txt", summary)
+    yield pipe.take()

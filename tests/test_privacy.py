@@ -1,0 +1,652 @@
+"""Privacy operations: one patient's archive (data and exact document bytes), erasure on request
+(rows and files gone, other patients untouched, nothing lost when it fails), retention of
+closed requests, and the audit trail of each. Admins only; CSRF on every post."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select, update
+
+from booking.audit.models import AuditEvent
+from booking.dashboard import services as workflow
+from booking.dashboard.models import RequestEvent
+from booking.documents.models import Document
+from booking.documents.storage import get_storage
+from booking.extensions import db
+from booking.notifications.models import OutboxEmail
+from booking.patients.models import ConsultationRequest, MedicalHistory, Patient
+from booking.privacy import services as privacy
+from booking.privacy.models import FilePurge
+from booking.scheduling.models import Appointment, ReminderSent, WaitlistEntry
+from booking.scheduling.reminders import send_due_reminders
+from booking.scheduling.waitlist import join_waitlist
+from booking.staff.models import StaffUser
+from booking.timeutil import clinic_today, now_utc
+from tests.factories import (
+    csrf_from,
+    login,
+    make_appointment_type,
+    make_hours,
+    make_location,
+    make_request,
+    make_staff,
+)
+from tests.support import pdf_bytes
+
+ERIKA = "Erika.M@Example.com"  # her second request is typed in lower case
+NOTE = "Called back: prefers mornings, MRI from March reviewed."
+CSRF_VALUE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def _count(model: type, *where: Any) -> int:
+    return db.session.scalar(select(func.count()).select_from(model).where(*where)) or 0
+
+
+@pytest.fixture
+def clinic(app: Flask) -> dict[str, Any]:
+    """Erika: one completed request (appointment, reminder, waiting-list entry, note, two
+    documents) and one declined request under the same address in another case. Otto: an
+    open request with a document, which nothing here may touch."""
+    with app.app_context():
+        admin = make_staff("admin", "admin@example.com")
+        coordinator = make_staff("coordinator", "coord@example.com")
+        specialist = make_staff("specialist", "weber@example.com", full_name="Dr. Weber")
+        location = make_location()
+        appointment_type = make_appointment_type(minutes=30)
+        make_hours(specialist, location, range(7), "08:00", "18:00")
+
+        first = make_request(documents=2, email=ERIKA, full_name="Erika Mustermann")
+        slot = workflow.Slot(
+            appointment_type, specialist, location, clinic_today() + timedelta(days=5), time(10)
+        )
+        workflow.confirm_request(first, coordinator, slot)
+        join_waitlist(first)
+        starts_at = db.session.get(ConsultationRequest, first.id).appointment.starts_at
+        send_due_reminders(now=starts_at - timedelta(hours=47))
+        workflow.add_note(db.session.get(ConsultationRequest, first.id), coordinator, NOTE)
+        workflow.complete_request(db.session.get(ConsultationRequest, first.id), coordinator)
+
+        second = make_request(documents=1, email=ERIKA.lower(), full_name="Erika Mustermann")
+        workflow.decline_request(second, coordinator, "Outside what we treat.")
+
+        other = make_request(documents=1, email="otto@example.com", full_name="Otto Other")
+        return {
+            "admin": admin.email,
+            "coordinator": coordinator.email,
+            "specialist": specialist.email,
+            "erika": [first.reference, second.reference],
+            "other": other.reference,
+        }
+
+
+@pytest.fixture
+def admin_client(app: Flask, clinic: dict[str, Any]) -> FlaskClient:
+    client = app.test_client()
+    assert login(client, clinic["admin"]).status_code == 302
+    return client
+
+
+def stored_files(app: Flask, reference: str) -> dict[str, bytes]:
+    """original name -> the stored plaintext, read through the storage interface."""
+    with app.app_context():
+        docs = db.session.scalars(
+            select(Document)
+            .join(ConsultationRequest)
+            .where(ConsultationRequest.reference == reference)
+        ).all()
+        storage = get_storage()
+        files = {}
+        for doc in docs:
+            with storage.open(doc.stored_name) as f:
+                files[doc.original_name] = f.read()
+        return files
+
+
+def stored_names(app: Flask, references: list[str]) -> list[str]:
+    with app.app_context():
+        return list(
+            db.session.scalars(
+                select(Document.stored_name)
+                .join(ConsultationRequest)
+                .where(ConsultationRequest.reference.in_(references))
+            )
+        )
+
+
+def token_from(client: FlaskClient, path: str) -> str:
+    match = CSRF_VALUE.search(client.get(path).get_data(as_text=True))
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+def export(client: FlaskClient, reference: str) -> zipfile.ZipFile:
+    token = token_from(client, f"/staff/admin/privacy/{reference}")
+    response = client.post(f"/staff/admin/privacy/{reference}/export", data={"csrf_token": token})
+    assert response.status_code == 200
+    assert response.is_streamed  # written while it is sent, never to a temporary file
+    assert response.mimetype == "application/zip"
+    assert f'filename="patient-{reference}.zip"' in response.headers["Content-Disposition"]
+    assert "no-store" in response.headers["Cache-Control"]
+    return zipfile.ZipFile(io.BytesIO(response.get_data()))
+
+
+def erase(client: FlaskClient, reference: str, confirmation: str):
+    token = token_from(client, f"/staff/admin/privacy/{reference}")
+    return client.post(
+        f"/staff/admin/privacy/{reference}/erase",
+        data={"csrf_token": token, "confirmation": confirmation},
+    )
+
+
+def audit_rows(app: Flask, action: str) -> list[AuditEvent]:
+    with app.app_context():
+        rows = list(
+            db.session.scalars(
+                select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
+            )
+        )
+        db.session.expunge_all()
+        return rows
+
+
+def assert_no_personal_data(event: AuditEvent) -> None:
+    text = json.dumps(event.details).lower() + (event.target_id or "").lower()
+    for personal in ("erika", "mustermann", "example.com", "mri", "ibuprofen", "mornings"):
+        assert personal not in text, f"the audit row holds {personal!r}: {text}"
+
+
+# --- finding a patient ---------------------------------------------------------------------
+
+
+def test_an_admin_finds_a_patient_by_email_in_any_case_or_by_reference(
+    admin_client: FlaskClient, clinic: dict[str, Any], app: Flask
+) -> None:
+    first, second = clinic["erika"]
+    for query in ("ERIKA.m@example.COM", second.lower()):
+        token = token_from(admin_client, "/staff/admin/privacy")
+        response = admin_client.post(
+            "/staff/admin/privacy", data={"csrf_token": token, "query": query}
+        )
+        assert response.status_code == 302
+    page = admin_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert first in page and second in page
+    assert clinic["other"] not in page
+    token = token_from(admin_client, "/staff/admin/privacy")
+    missing = admin_client.post(
+        "/staff/admin/privacy", data={"csrf_token": token, "query": "nobody@example.com"}
+    )
+    assert missing.status_code == 422
+    assert "No request has this email or reference." in missing.get_data(as_text=True)
+    viewed = audit_rows(app, "privacy_patient_viewed")
+    assert viewed and sorted(viewed[-1].details["references"]) == sorted(clinic["erika"])
+    assert_no_personal_data(viewed[-1])
+
+
+def test_the_privacy_pages_use_no_inline_script_or_style(
+    admin_client: FlaskClient, clinic: dict[str, Any]
+) -> None:
+    for path in ("/staff/admin/privacy", f"/staff/admin/privacy/{clinic['erika'][0]}"):
+        response = admin_client.get(path)
+        html = response.get_data(as_text=True)
+        assert response.status_code == 200
+        assert "<script>" not in html and "<script type" not in html, path
+        assert " style=" not in html and "javascript:" not in html, path
+    assert 'href="/staff/admin/privacy"' in html  # the admin's menu links here
+
+
+# --- export ----------------------------------------------------------------------------------
+
+
+def test_the_archive_holds_every_record_and_the_exact_document_bytes(
+    admin_client: FlaskClient, clinic: dict[str, Any], app: Flask
+) -> None:
+    first, second = clinic["erika"]
+    archive = export(admin_client, second)
+    names = set(archive.namelist())
+    data = json.loads(archive.read("patient.json"))
+    summary = archive.read("summary.txt").decode()
+
+    assert data["email"] == ERIKA.lower()
+    requests = {r["reference"]: r for r in data["requests"]}
+    assert set(requests) == {first, second}  # both cases of the address; never Otto's
+    assert clinic["other"] not in json.dumps(data) and clinic["other"] not in summary
+    done, declined = requests[first], requests[second]
+    assert done["status"] == "completed" and declined["status"] == "declined"
+    assert done["patient"]["full_name"] == "Erika Mustermann"
+    assert done["patient"]["date_of_birth"] == "1970-05-17"
+    assert done["medical_history"]["medications"] == "Ibuprofen"
+    assert done["medical_history"]["pain_worst"] == 8
+    assert done["appointment"]["specialist"] == "Dr. Weber"
+    assert done["waitlist"] is not None
+    assert NOTE in [e["body"] for e in done["timeline"]]
+    assert [e["to_status"] for e in done["timeline"] if e["kind"] == "status"] == [
+        "confirmed",
+        "completed",
+    ]
+    assert "Outside what we treat." in [e["body"] for e in declined["timeline"]]
+    subjects = [e["template"] for e in done["emails"]]
+    assert "request_received" in subjects and "appointment_reminder" in subjects
+    assert all(e["recipient"] for e in done["emails"])
+
+    # Every document, byte for byte, where the JSON says it is.
+    for reference, request in requests.items():
+        on_disk = stored_files(app, reference)
+        assert len(request["documents"]) == len(on_disk) > 0
+        for entry in request["documents"]:
+            assert entry["file"] in names
+            assert entry["sha256_matches"] is True
+            content = archive.read(entry["file"])
+            assert content == on_disk[entry["original_name"]]
+            number = int(entry["original_name"].split("-")[1].split(".")[0])
+            assert content == pdf_bytes(f"Report {number}")
+    assert archive.testzip() is None
+
+    # The readable summary says the same in words.
+    assert "Erika Mustermann" in summary and NOTE in summary
+    assert "Herniated (slipped) disc" in summary
+    assert first in summary and second in summary
+
+    exported = audit_rows(app, "patient_exported")
+    assert len(exported) == 1
+    assert exported[0].actor_email == clinic["admin"]
+    assert sorted(exported[0].details["references"]) == sorted([first, second])
+    assert exported[0].details["documents"] == 3
+    assert_no_personal_data(exported[0])
+
+
+def test_a_missing_file_is_marked_in_the_archive_not_an_error(
+    admin_client: FlaskClient, clinic: dict[str, Any], app: Flask, upload_dir: Path
+) -> None:
+    second = clinic["erika"][1]
+    (name,) = stored_names(app, [second])
+    (upload_dir / name).unlink()
+    data = json.loads(export(admin_client, second).read("patient.json"))
+    entry = next(r for r in data["requests"] if r["reference"] == second)["documents"][0]
+    assert entry["file"] is None and entry["file_missing"] is True
+
+
+# --- access ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["coordinator", "specialist"])
+def test_other_staff_get_403_and_change_nothing(
+    app: Flask, clinic: dict[str, Any], role: str, upload_dir: Path
+) -> None:
+    client = app.test_client()
+    assert login(client, clinic[role]).status_code == 302
+    token = csrf_from(client, "/staff/")
+    reference = clinic["erika"][0]
+    base = f"/staff/admin/privacy/{reference}"
+    assert client.get("/staff/admin/privacy").status_code == 403
+    assert client.get(base).status_code == 403
+    assert client.post(f"{base}/export", data={"csrf_token": token}).status_code == 403
+    response = client.post(f"{base}/erase", data={"csrf_token": token, "confirmation": reference})
+    assert response.status_code == 403
+    with app.app_context():
+        assert _count(ConsultationRequest) == 3
+    assert not audit_rows(app, "patient_exported") and not audit_rows(app, "patient_erased")
+    assert len(list(upload_dir.iterdir())) == 4
+
+
+def test_the_services_refuse_anyone_but_an_admin(app: Flask, clinic: dict[str, Any]) -> None:
+    """The views check the role; the operations check it again for any other caller."""
+    reference = clinic["erika"][0]
+    with app.app_context():
+        coordinator = db.session.scalar(
+            select(StaffUser).where(StaffUser.email == clinic["coordinator"])
+        )
+        with pytest.raises(privacy.NotAllowed):
+            privacy.erase_patient(reference, reference, coordinator)
+        with pytest.raises(privacy.NotAllowed):
+            privacy.export_patient(reference, coordinator)
+        assert _count(ConsultationRequest) == 3
+
+
+def test_anonymous_visitors_are_sent_to_sign_in(app: Flask, clinic: dict[str, Any]) -> None:
+    client = app.test_client()
+    response = client.get(f"/staff/admin/privacy/{clinic['erika'][0]}")
+    assert response.status_code == 302 and "/staff/login" in response.headers["Location"]
+
+
+def test_posts_without_a_csrf_token_are_refused(
+    admin_client: FlaskClient, clinic: dict[str, Any], app: Flask
+) -> None:
+    reference = clinic["erika"][0]
+    base = f"/staff/admin/privacy/{reference}"
+    assert admin_client.post(f"{base}/export").status_code == 400
+    assert admin_client.post(f"{base}/erase", data={"confirmation": reference}).status_code == 400
+    assert (
+        admin_client.post(
+            f"{base}/erase", data={"confirmation": reference, "csrf_token": "forged"}
+        ).status_code
+        == 400
+    )
+    with app.app_context():
+        assert _count(ConsultationRequest) == 3
+    assert not audit_rows(app, "patient_exported") and not audit_rows(app, "patient_erased")
+
+
+# --- erasure ---------------------------------------------------------------------------------
+
+
+def test_erasure_removes_every_row_and_file_and_leaves_other_patients(
+    admin_client: FlaskClient, clinic: dict[str, Any], app: Flask, upload_dir: Path
+) -> None:
+    first, second = clinic["erika"]
+    erika_files = stored_names(app, clinic["erika"])
+    otto_files = stored_files(app, clinic["other"])
+    with app.app_context():
+        audit_before = _count(AuditEvent)
+        erika_ids = list(
+            db.session.scalars(
+                select(ConsultationRequest.id).where(
+                    ConsultationRequest.reference.in_(clinic["erika"])
+                )
+            )
+        )
+        assert _count(ReminderSent) == 1 and _count(WaitlistEntry) == 1
+
+    # The address typed in another case confirms it.
+    response = erase(admin_client, first, "erika.m@EXAMPLE.com")
+    assert response.status_code == 302
+    page = admin_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Erased: 2 requests with 3 document(s)" in page
+
+    with app.app_context():
+        assert _count(ConsultationRequest, ConsultationRequest.id.in_(erika_ids)) == 0
+        assert _count(Patient, func.lower(Patient.email) == ERIKA.lower()) == 0
+        assert _count(MedicalHistory, MedicalHistory.request_id.in_(erika_ids)) == 0
+        assert _count(RequestEvent, RequestEvent.request_id.in_(erika_ids)) == 0
+        assert _count(Document, Document.request_id.in_(erika_ids)) == 0
+        assert _count(Appointment) == 0 and _count(ReminderSent) == 0
+        assert _count(WaitlistEntry) == 0
+        assert _count(OutboxEmail, func.lower(OutboxEmail.recipient) == ERIKA.lower()) == 0
+        assert _count(OutboxEmail, OutboxEmail.request_id.is_(None)) == 0
+        assert _count(FilePurge) == 0
+        # Otto is untouched, and so is every earlier audit row.
+        assert _count(ConsultationRequest) == 1
+        assert _count(OutboxEmail, OutboxEmail.recipient == "otto@example.com") == 1
+        assert _count(AuditEvent) > audit_before
+    for name in erika_files:
+        assert not (upload_dir / name).exists()
+    assert stored_files(app, clinic["other"]) == otto_files
+
+    (event,) = audit_rows(app, "patient_erased")
+    assert event.actor_email == clinic["admin"]
+    assert sorted(event.details["references"]) == sorted(clinic["erika"])
+    assert event.details["requests"] == 2 and event.details["documents"] == 3
+    assert event.details["patients"] == 2 and event.details["reminders"] == 1
+    assert_no_personal_data(event)
+    assert admin_client.get(f"/staff/admin/privacy/{first}").status_code == 404
+    assert admin_client.get(f"/staff/requests/{second}").status_code == 404
+
+
+def test_erasure_needs_the_reference_or_address_typed(
+    admin_client: FlaskClient, clinic: dict[str, Any], app: Flask
+) -> None:
+    first = clinic["erika"][0]
+    for typed in ("yes", clinic["other"], "otto@example.com", ""):
+        response = erase(admin_client, first, typed)
+        assert response.status_code == 422, typed
+    assert "type the request reference" in response.get_data(as_text=True).lower()
+    with app.app_context():
+        assert _count(ConsultationRequest) == 3
+    assert not audit_rows(app, "patient_erased")
+
+
+def test_a_patient_with_an_open_request_is_not_erased(
+    admin_client: FlaskClient, clinic: dict[str, Any], app: Flask, upload_dir: Path
+) -> None:
+    other = clinic["other"]
+    response = erase(admin_client, other, other)
+    assert response.status_code == 422
+    assert f"Still open: {other}" in response.get_data(as_text=True)
+    with app.app_context():
+        assert _count(ConsultationRequest, ConsultationRequest.reference == other) == 1
+    assert all((upload_dir / n).exists() for n in stored_names(app, [other]))
+
+
+@pytest.fixture
+def refuse_patient_deletes(app: Flask):
+    """A database that fails the erasure's last delete, after every other row went."""
+    with app.app_context(), db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(
+                sa.text(
+                    "CREATE FUNCTION refuse_delete() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    "CREATE TRIGGER refuse_patient_delete BEFORE DELETE ON patient "
+                    "FOR EACH ROW EXECUTE FUNCTION refuse_delete()"
+                )
+            )
+        else:
+            conn.execute(
+                sa.text(
+                    "CREATE TRIGGER refuse_patient_delete BEFORE DELETE ON patient "
+                    "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+                )
+            )
+    yield
+    with app.app_context(), db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("DROP TRIGGER refuse_patient_delete ON patient"))
+            conn.execute(sa.text("DROP FUNCTION refuse_delete()"))
+        else:
+            conn.execute(sa.text("DROP TRIGGER refuse_patient_delete"))
+
+
+ALL_PATIENT_MODELS = (
+    ConsultationRequest,
+    Patient,
+    MedicalHistory,
+    RequestEvent,
+    Document,
+    Appointment,
+    ReminderSent,
+    WaitlistEntry,
+    OutboxEmail,
+    AuditEvent,
+)
+
+
+def test_a_failure_mid_erasure_leaves_every_row_and_file(
+    app: Flask, clinic: dict[str, Any], upload_dir: Path, refuse_patient_deletes: None
+) -> None:
+    first = clinic["erika"][0]
+    files = {ref: stored_files(app, ref) for ref in clinic["erika"]}
+    with app.app_context():
+        before = {model.__name__: _count(model) for model in ALL_PATIENT_MODELS}
+        admin = db.session.scalar(select(StaffUser).where(StaffUser.email == clinic["admin"]))
+        with pytest.raises(sa.exc.DatabaseError, match="refused by the test"):
+            privacy.erase_patient(first, first, admin)
+        assert {model.__name__: _count(model) for model in ALL_PATIENT_MODELS} == before
+        assert _count(FilePurge) == 0
+    assert {ref: stored_files(app, ref) for ref in clinic["erika"]} == files
+    assert not audit_rows(app, "patient_erased")
+
+
+def test_a_file_that_cannot_be_removed_is_reported_and_retried(
+    admin_client: FlaskClient, clinic: dict[str, Any], app: Flask, upload_dir: Path
+) -> None:
+    second = clinic["erika"][1]
+    (name,) = stored_names(app, [second])
+    # A directory where the file was: the storage cannot unlink it, as on a read-only mount.
+    (upload_dir / name).unlink()
+    (upload_dir / name).mkdir()
+    first = clinic["erika"][0]
+    response = erase(admin_client, second, second)
+    assert response.status_code == 302
+    page = admin_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "could not be removed yet" in page
+    with app.app_context():
+        assert _count(ConsultationRequest, ConsultationRequest.reference.in_([first, second])) == 0
+        (queued,) = db.session.scalars(select(FilePurge)).all()
+        assert queued.stored_name == name and queued.attempts == 1
+        assert "IsADirectoryError" in (queued.last_error or "")
+    assert "waiting to be removed" in admin_client.get("/staff/admin/privacy").get_data(
+        as_text=True
+    )
+
+    # Once storage works again, the nightly run removes it.
+    (upload_dir / name).rmdir()
+    (upload_dir / name).write_bytes(b"left behind")
+    with app.app_context():
+        result = privacy.purge_expired()
+        assert result.files_removed == 1 and result.files_pending == 0
+        assert _count(FilePurge) == 0
+    assert not (upload_dir / name).exists()
+
+
+# --- retention -------------------------------------------------------------------------------
+
+
+def backdate(app: Flask, reference: str, days: int) -> None:
+    """Make a request look untouched for ``days``: its changes, timeline and documents."""
+    then = now_utc() - timedelta(days=days)
+    with app.app_context():
+        request_id = db.session.scalar(
+            select(ConsultationRequest.id).where(ConsultationRequest.reference == reference)
+        )
+        db.session.execute(
+            update(ConsultationRequest)
+            .where(ConsultationRequest.id == request_id)
+            .values(created_at=then, updated_at=then)
+        )
+        db.session.execute(
+            update(RequestEvent)
+            .where(RequestEvent.request_id == request_id)
+            .values(occurred_at=then)
+        )
+        db.session.execute(
+            update(Document).where(Document.request_id == request_id).values(uploaded_at=then)
+        )
+        db.session.commit()
+
+
+@pytest.fixture
+def retention_clinic(app_settings: dict[str, Any], app: Flask) -> dict[str, Any]:
+    """RETENTION_DAYS=30. Due: two old declined requests. Kept: a recently declined one, an
+    old one still open, and an old declined one with a note added last week."""
+    app.config["RETENTION_DAYS"] = 30
+    with app.app_context():
+        coordinator = make_staff("coordinator", "coord@example.com")
+        coordinator_id = coordinator.id
+
+        def declined(email: str, documents: int = 1) -> str:
+            consultation = make_request(documents=documents, email=email)
+            workflow.decline_request(consultation, coordinator, "Not for us.")
+            return consultation.reference
+
+        refs = {
+            "due_a": declined("old.a@example.com"),
+            "due_b": declined("old.b@example.com", documents=2),
+            "recent": declined("recent@example.com"),
+            "open": make_request(documents=1, email="open@example.com").reference,
+            "noted": declined("noted@example.com"),
+        }
+    for key in ("due_a", "due_b", "open", "noted"):
+        backdate(app, refs[key], 40)
+    with app.app_context():
+        noted = db.session.scalar(
+            select(ConsultationRequest).where(ConsultationRequest.reference == refs["noted"])
+        )
+        coordinator = db.session.get(StaffUser, coordinator_id)
+        workflow.add_note(noted, coordinator, "Patient called about the decision.")
+    return refs
+
+
+def snapshot(app: Flask, upload_dir: Path) -> dict[str, Any]:
+    with app.app_context():
+        state = {
+            "requests": sorted(db.session.scalars(select(ConsultationRequest.reference))),
+            "documents": _count(Document),
+            "emails": _count(OutboxEmail),
+            "events": _count(RequestEvent),
+            "audit": _count(AuditEvent),
+            "files": sorted(p.name for p in upload_dir.iterdir()),
+        }
+        db.session.remove()
+        return state
+
+
+def test_a_dry_run_counts_what_is_due_and_changes_nothing(
+    app: Flask, retention_clinic: dict[str, Any], upload_dir: Path
+) -> None:
+    before = snapshot(app, upload_dir)
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["privacy", "purge-expired", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "Due" in result.output and "2 requests, 3 documents" in result.output
+    assert retention_clinic["due_a"] in result.output and retention_clinic["due_b"] in result.output
+    assert retention_clinic["recent"] not in result.output
+    assert snapshot(app, upload_dir) == before
+
+
+def test_retention_purges_only_closed_requests_past_the_period(
+    app: Flask, retention_clinic: dict[str, Any], upload_dir: Path
+) -> None:
+    due = [retention_clinic["due_a"], retention_clinic["due_b"]]
+    due_files = stored_names(app, due)
+    kept = sorted(v for k, v in retention_clinic.items() if not k.startswith("due"))
+    kept_files = {ref: stored_files(app, ref) for ref in kept}
+
+    with app.app_context():
+        result = privacy.purge_expired(batch_size=1)
+        assert result.counts.requests == 2 and result.counts.documents == 3
+        assert result.files_removed == 3 and result.files_pending == 0
+        assert sorted(db.session.scalars(select(ConsultationRequest.reference))) == kept
+        assert _count(FilePurge) == 0
+        assert _count(Patient) == len(kept)
+    assert not any((upload_dir / name).exists() for name in due_files)
+    assert {ref: stored_files(app, ref) for ref in kept} == kept_files
+
+    # One audit row per batch, references and counts only.
+    events = audit_rows(app, "retention_purged")
+    assert [e.details["references"] for e in events] == [[due[0]], [due[1]]]
+    assert [e.details["documents"] for e in events] == [1, 2]
+    assert all(e.actor_email == privacy.RETENTION_ACTOR for e in events)
+    for event in events:
+        assert_no_personal_data(event)
+
+    # Idempotent: the next run finds nothing and writes nothing.
+    before = snapshot(app, upload_dir)
+    with app.app_context():
+        again = privacy.purge_expired()
+    assert again.counts.requests == 0
+    assert snapshot(app, upload_dir) == before
+
+
+def test_the_daily_task_runs_the_retention(
+    app: Flask, retention_clinic: dict[str, Any], upload_dir: Path
+) -> None:
+    task = app.extensions["spineconsult.purge_expired_requests"]
+    task.call_local()
+    with app.app_context():
+        remaining = set(db.session.scalars(select(ConsultationRequest.reference)))
+    assert retention_clinic["due_a"] not in remaining
+    assert retention_clinic["recent"] in remaining
+
+
+def test_retention_off_purges_nothing(
+    app: Flask, retention_clinic: dict[str, Any], upload_dir: Path
+) -> None:
+    app.config["RETENTION_DAYS"] = 0
+    before = snapshot(app, upload_dir)
+    result = app.test_cli_runner().invoke(args=["privacy", "purge-expired"])
+    assert result.exit_code == 0 and "Retention is off" in result.output
+    assert snapshot(app, upload_dir) == before
