@@ -9,6 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from booking import create_app
+from booking.crypto import new_key
 from tests.factories import login, make_staff
 
 PAGES = ["/", "/request", "/privacy", "/staff/login", "/no-such-page"]
@@ -57,6 +58,7 @@ def production(monkeypatch: pytest.MonkeyPatch, app_settings: dict[str, Any]) ->
     import config
 
     monkeypatch.setattr(config.ProductionConfig, "SECRET_KEY", "x" * 64)
+    monkeypatch.setattr(config.ProductionConfig, "ENCRYPTION_KEY", new_key())
     monkeypatch.setattr(
         config.ProductionConfig, "SQLALCHEMY_DATABASE_URI", app_settings["SQLALCHEMY_DATABASE_URI"]
     )

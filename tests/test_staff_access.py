@@ -69,6 +69,7 @@ ACCESS: dict[str, Access] = {
     "privacy.*": ADMIN_ONLY,
     "staff.accounts": ADMIN_ONLY,
     "staff.set_active": ADMIN_ONLY,
+    "staff.two_factor_policy": ADMIN_ONLY,
     "dashboard.export_csv": MANAGERS,
     "insights.view": MANAGERS,
     "dashboard.queue": EVERY_ROLE,

@@ -1,7 +1,7 @@
 """file purge queue for privacy erasure
 
 Revision ID: fa776f3068b1
-Revises: 53adce2655ba
+Revises: d2ae0dad25ae
 Create Date: 2026-11-27 06:59:43.785680
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'fa776f3068b1'
-down_revision = '53adce2655ba'
+down_revision = 'd2ae0dad25ae'
 branch_labels = None
 depends_on = None
 
