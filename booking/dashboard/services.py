@@ -471,5 +471,10 @@ def record_view(
 
 
 def record_export(actor: StaffUser, filters: dict[str, object], rows: int) -> None:
-    record("requests_exported", actor=actor, details={"filters": filters, "rows": rows})
+    """Audit an export: its filters and size. A search term may be a patient's name, and the
+    audit trail cannot be erased, so only the fact that one was used is kept."""
+    kept = {key: value for key, value in filters.items() if key != "q"}
+    if filters.get("q"):
+        kept["search_used"] = True
+    record("requests_exported", actor=actor, details={"filters": kept, "rows": rows})
     db.session.commit()

@@ -225,7 +225,12 @@ def cancel(consultation: ConsultationRequest, reason: str | None) -> None:
         target_type="request",
         target_id=consultation.reference,
         actor_email=PATIENT,
-        details={"status": {"before": before.value, "after": "cancelled"}, "reason": reason or ""},
+        # The reason itself stays on the timeline (erased with the patient): the audit trail
+        # is append-only, and patients may write medical details into it.
+        details={
+            "status": {"before": before.value, "after": "cancelled"},
+            "reason_given": bool(reason),
+        },
     )
     emails = [
         compose_patient_update(consultation, "cancelled", None, ics, "CANCEL"),
