@@ -32,8 +32,9 @@ class Collector:
     received: list[Received] = field(default_factory=list)
     refuse_rcpt: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    # Hold the server's reply at one stage ("RCPT": before it has the message; "QUIT": after
-    # it accepted it) until ``release()``, as a slow server would; ``stalled`` is set there.
+    # Hold the server's reply at one stage ("RCPT": before it has the message; "DATA": it has
+    # the message but has not accepted it yet; "QUIT": after it accepted it) until
+    # ``release()``, as a slow server would; ``stalled`` is set there.
     stall_at: str | None = None
     stalled: threading.Event = field(default_factory=threading.Event)
     _released: threading.Event = field(default_factory=threading.Event)
@@ -60,6 +61,7 @@ class Collector:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        await self._hold("DATA")
         message = message_from_bytes(envelope.original_content, policy=default)
         with self.lock:
             self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))

@@ -256,3 +256,37 @@ def test_request_is_stored_even_when_the_queue_is_down(
             if db.engine.dialect.name == "postgresql":
                 db.drop_all()
             db.engine.dispose()
+
+
+def test_an_email_erased_while_it_is_being_sent_ends_quietly(app: Flask, smtp: SmtpServer) -> None:
+    """An admin erases a patient while the worker is handing their email to the server: the
+    worker finds its row gone and stops without an error (nothing left to record)."""
+    import threading
+
+    from tests.factories import make_request
+
+    smtp.collector.stall_at = "DATA"
+    smtp.start()
+    with app.app_context():
+        make_request()
+        email_id = db.session.scalars(select(OutboxEmail.id).order_by(OutboxEmail.id)).first()
+    outcome: dict[str, Any] = {}
+
+    def worker() -> None:
+        with app.app_context():
+            try:
+                outcome["delay"] = deliver_outbox_email(email_id)
+            except Exception as exc:
+                outcome["error"] = exc
+            finally:
+                db.session.remove()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    assert smtp.collector.stalled.wait(timeout=30)
+    with app.app_context():
+        db.session.execute(OutboxEmail.__table__.delete().where(OutboxEmail.id == email_id))
+        db.session.commit()
+    smtp.collector.release()
+    thread.join(timeout=30)
+    assert outcome == {"delay": None}

@@ -26,6 +26,7 @@ from flask_babel import force_locale
 from flask_mail import Message
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
 from booking.extensions import db, mail
 from booking.notifications.models import OutboxEmail, OutboxStatus
@@ -147,6 +148,9 @@ def deliver_outbox_email(email_id: int) -> timedelta | None:
             content_type=email.attachment_type,
             data=email.attachment_body.encode(),
         )
+    # End the read transaction before talking to the server: no database lock (SQLite) or
+    # idle transaction (PostgreSQL) is held for as long as a slow mail server takes.
+    db.session.commit()
     # Flask-Mail opens its SMTP connection without a timeout; a mail server that accepts and
     # then never answers would hang the worker. The worker process sends nothing else.
     socket.setdefaulttimeout(current_app.config["MAIL_TIMEOUT"])
@@ -156,6 +160,10 @@ def deliver_outbox_email(email_id: int) -> timedelta | None:
             # The server has accepted it (250 after DATA). Record that at once, before the
             # polite QUIT, so a worker killed from here on never sends it again.
             _mark_sent(email)
+    except (StaleDataError, ObjectDeletedError):
+        db.session.rollback()  # the row was erased (with its patient) while it was sent
+        log.info("outbox email %s was erased while being sent", email_id)
+        return None
     except SQLAlchemyError:
         # Accepted but not recorded (the database went away): the claim lapses and the email
         # is sent again later. The one duplicate possible; see README, "Delivery guarantee".
