@@ -20,7 +20,6 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pyotp
 import pytest
@@ -80,8 +79,8 @@ class Site:
     reference: str  # the demo's urgent request
     manage_path: str  # its private link
     reset_path: str  # a password-reset link of the coordinator
-    okafor_totp: str
     admin: Page  # a page signed in as the demo admin
+    scratch: Path  # a folder for files a patient picks
 
     def __call__(self, path: str) -> str:
         return self.server(path)
@@ -90,7 +89,8 @@ class Site:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iterator[Site]:
     # No worker runs: the emails stay in the outbox, and no SMTP server is needed.
-    app = build_app(tmp_path_factory.mktemp("a11y"), free_port())
+    directory = tmp_path_factory.mktemp("a11y")
+    app = build_app(directory, free_port())
     result = app.test_cli_runner().invoke(args=["seed-demo"])
     assert result.exit_code == 0, result.output
     secret = pyotp.random_base32()
@@ -112,8 +112,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iterator
             reference=reference,
             manage_path=f"/manage/{reference}/{token}",
             reset_path=f"/staff/password/reset/{reset_token}",
-            okafor_totp=secret,
             admin=admin,
+            scratch=directory,
         )
 
 
@@ -206,9 +206,9 @@ def _manage_cancel(site: Site, page: Page) -> None:
     expect(page.get_by_role("button", name="Cancel my request")).to_be_visible()
 
 
-def _manage_documents_with_errors(site: Site, page: Page, tmp_path: Path) -> None:
+def _manage_documents_with_errors(site: Site, page: Page) -> None:
     page.goto(site(site.manage_path))
-    not_a_document = tmp_path / "notes.pdf"
+    not_a_document = site.scratch / "notes.pdf"
     not_a_document.write_bytes(b"this is not a PDF")
     form = page.get_by_role("form", name="Add documents")
     form.get_by_role("group", name="Document 1").get_by_label("File", exact=True).set_input_files(
@@ -255,14 +255,11 @@ PATIENT_PAGES: dict[str, str | Callable[..., None]] = {
 
 @pytest.mark.parametrize("name", PATIENT_PAGES)
 def test_patient_page_has_no_serious_accessibility_problem(
-    name: str, site: Site, patient: Page, tmp_path: Path
+    name: str, site: Site, patient: Page
 ) -> None:
     how = PATIENT_PAGES[name]
     if callable(how):
-        kwargs: dict[str, Any] = (
-            {"tmp_path": tmp_path} if "tmp_path" in how.__code__.co_varnames else {}
-        )
-        how(site, patient, **kwargs)
+        how(site, patient)
     else:
         patient.goto(site(how.format(manage=site.manage_path)))
     assert_accessible(patient, name)
@@ -289,7 +286,7 @@ def test_patient_page_fits_a_phone_without_sideways_scrolling(
 ) -> None:
     with browser_page(browser, **PHONE) as page:
         page.goto(site(path.format(manage=site.manage_path)))
-        assert page_width(page) <= PHONE_WIDTH
+        assert page_width(page) <= PHONE_WIDTH, f"{path} scrolls sideways on a phone"
 
 
 def _login_with_error(site: Site, page: Page) -> None:
@@ -412,14 +409,11 @@ ERROR_STATES: dict[str, tuple[Callable[..., None], bool]] = {
 
 @pytest.mark.parametrize("name", ERROR_STATES)
 def test_form_errors_are_announced_and_tied_to_their_fields(
-    name: str, site: Site, patient: Page, tmp_path: Path
+    name: str, site: Site, patient: Page
 ) -> None:
     how, signed_in = ERROR_STATES[name]
     page = site.admin if signed_in else patient
-    if "tmp_path" in how.__code__.co_varnames:
-        how(site, page, tmp_path=tmp_path)
-    else:
-        how(site, page)
+    how(site, page)
 
     # The title says so first (it is what a screen reader reads on arrival) ...
     expect(page).to_have_title(re.compile(r"^Error: "))
