@@ -521,3 +521,29 @@ def test_every_tab_stop_on_staff_pages_shows_the_focus(path: str, site: Site) ->
     page.goto(site(path.format(reference=site.reference)))
     problems = focus_problems(page)
     assert not problems, "tab stops without a visible focus:\n" + "\n".join(problems)
+
+
+# --- the checks themselves see problems ------------------------------------------------------
+
+
+def test_the_checks_report_an_unlabelled_field_and_a_hidden_focus(
+    site: Site, patient: Page
+) -> None:
+    """Break a real page on purpose: every check above must notice (a scan that cannot fail
+    would pass every page)."""
+    page = patient
+    page.goto(site("/privacy"))
+    page.evaluate(
+        """() => {
+          const field = document.createElement("input");
+          field.type = "text";
+          field.id = "unlabelled";
+          document.querySelector("main").append(field);
+          const link = document.querySelector("footer a");
+          link.style.setProperty("outline", "none", "important");
+        }"""
+    )
+    failures = axe_failures(page)
+    assert any(" label: " in failure and "#unlabelled" in failure for failure in failures), failures
+    assert any(name.startswith("textbox") for name in unnamed_controls(page))
+    assert any("Privacy notice: outline 0 px" in problem for problem in focus_problems(page))
