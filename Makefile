@@ -39,9 +39,10 @@ run: install
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			export DEBIAN_FRONTEND=noninteractive; \
 			apt-get install -y -q chromium >/dev/null 2>&1 || \
 			{ apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } || \
-			echo "Could not install chromium: browser tests will be skipped."; \
+			echo "Could not install chromium: browser tests will be skipped (and fail under .ci/run)."; \
 		else echo "chromium is missing and cannot be installed here: browser tests will be skipped."; fi; }
 
 ## Retake README's screenshots (docs/screenshots/) from the app as it is, with demo data.

@@ -100,6 +100,9 @@ expect.set_options(timeout=TIMEOUT_MS)
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
     """pytest-playwright's launch options (--headed, --slowmo...) plus Debian's chromium."""
     if not CHROMIUM.exists():
+        # CI (.ci/run) installs the browser and sets this: there a missing one is a failure.
+        if os.environ.get("E2E_REQUIRE_BROWSER") == "1":
+            pytest.fail(NO_CHROMIUM, pytrace=False)
         pytest.skip(NO_CHROMIUM)
     return {
         **browser_type_launch_args,
