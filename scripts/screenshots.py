@@ -27,12 +27,14 @@ from werkzeug.serving import make_server  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
-DESKTOP = {"viewport": {"width": 1280, "height": 860}}
+# English pages and dates whatever the machine's locale (the app follows the browser's).
+DESKTOP = {"viewport": {"width": 1280, "height": 860}, "locale": "en-US"}
 PHONE = {
     "viewport": {"width": 390, "height": 844},
     "device_scale_factor": 2,
     "is_mobile": True,
     "has_touch": True,
+    "locale": "en-US",
 }
 COORDINATOR = "coordinator@example.com"
 # The answers a patient gives in the confirmation shot: field name -> value (radio buttons and

@@ -111,6 +111,16 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
     }
 
 
+# The app answers in the browser's language, and date fields take the keys in its order:
+# English (United States), whatever the machine's locale.
+LOCALE = "en-US"
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
+    return {**browser_context_args, "locale": LOCALE}
+
+
 @pytest.fixture
 def context(new_context: CreateContextCallback) -> BrowserContext:
     context = new_context()
@@ -129,7 +139,7 @@ def phone_page(new_context: CreateContextCallback) -> Page:
 @contextmanager
 def browser_page(browser: Browser, **context_options: Any) -> Iterator[Page]:
     """A page in a fresh browser context, for fixtures wider than one test."""
-    context = browser.new_context(**context_options)
+    context = browser.new_context(**{"locale": LOCALE, **context_options})
     context.set_default_timeout(TIMEOUT_MS)
     try:
         yield context.new_page()
