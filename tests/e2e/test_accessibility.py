@@ -395,6 +395,16 @@ def _account_with_errors(site: Site, page: Page) -> None:
     page.get_by_role("button", name=re.compile(r"^(Add|Create)")).first.click()
 
 
+def _forgot_password_with_errors(site: Site, page: Page) -> None:
+    page.goto(site("/staff/password/forgot"))
+    page.get_by_role("button", name="Send the link").click()
+
+
+def _location_with_errors(site: Site, page: Page) -> None:
+    page.goto(site("/staff/admin/locations"))
+    page.get_by_role("button", name="Add the location").click()
+
+
 # Each error state, and whether it is reached signed in as the admin.
 ERROR_STATES: dict[str, tuple[Callable[..., None], bool]] = {
     "request form": (_request_with_errors, False),
@@ -404,6 +414,8 @@ ERROR_STATES: dict[str, tuple[Callable[..., None], bool]] = {
     "two-factor setup": (_two_factor_setup_with_error, False),
     "specialist's hours": (_hours_with_errors, True),
     "new staff account": (_account_with_errors, True),
+    "new location": (_location_with_errors, True),
+    "forgot password": (_forgot_password_with_errors, False),
 }
 
 
