@@ -559,3 +559,18 @@ def test_the_checks_report_an_unlabelled_field_and_a_hidden_focus(
     assert any(" label: " in failure and "#unlabelled" in failure for failure in failures), failures
     assert any(name.startswith("textbox") for name in unnamed_controls(page))
     assert any("Privacy notice: outline 0 px" in problem for problem in focus_problems(page))
+
+
+@pytest.mark.parametrize("path", ["/request", "/staff/login"])
+def test_the_first_tab_stop_skips_to_the_main_content(path: str, site: Site, patient: Page) -> None:
+    page = patient
+    page.goto(site(path))
+    page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to main content")
+    expect(skip).to_be_focused()
+    expect(skip).to_be_visible()  # hidden until focused, then shown
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("main")).to_be_focused()
+    # The next Tab goes on inside the content, past the header's links.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.querySelector('main').contains(document.activeElement)")
