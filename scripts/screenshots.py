@@ -9,6 +9,7 @@ docs/screenshots/. Nothing is sent: no worker runs, so the emails stay in the ou
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import tempfile
@@ -128,7 +129,8 @@ def shoot(page: Page, out: Path, name: str) -> None:
     page.wait_for_load_state("load")
     path = out / f"{name}.png"
     page.screenshot(path=path)
-    print(f"{path.relative_to(ROOT)}  {path.stat().st_size // 1024} KB")
+    shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    print(f"{shown}  {path.stat().st_size // 1024} KB")
 
 
 def patient_shots(browser: Browser, url: str, out: Path) -> None:
@@ -202,6 +204,7 @@ def main() -> None:
             "own here): run `make browser` as root, or apt-get install -y chromium."
         )
     args.out.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per shot, not per hit
     os.environ.setdefault("SECRET_KEY", "screenshots-only-" + os.urandom(8).hex())
     with tempfile.TemporaryDirectory(prefix="spineconsult-shots-") as tmp:
         app = demo_app(Path(tmp))
