@@ -6,7 +6,7 @@ PYTHON ?= python3
 # pytest-xdist workers; CI has 2 cores.
 TEST_WORKERS ?= 2
 
-.PHONY: install run test lint format browser translations messages clean-dev
+.PHONY: install run test lint format browser screenshots translations messages clean-dev
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,10 +39,15 @@ run: install
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			export DEBIAN_FRONTEND=noninteractive; \
 			apt-get install -y -q chromium >/dev/null 2>&1 || \
 			{ apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } || \
-			echo "Could not install chromium: browser tests will be skipped."; \
+			echo "Could not install chromium: browser tests will be skipped (and fail under .ci/run)."; \
 		else echo "chromium is missing and cannot be installed here: browser tests will be skipped."; fi; }
+
+## Retake README's screenshots (docs/screenshots/) from the app as it is, with demo data.
+screenshots: install browser
+	$(PY) scripts/screenshots.py
 
 ## The whole suite: lint, then every test (PostgreSQL too when TEST_DATABASE_URL is set).
 test: install browser lint

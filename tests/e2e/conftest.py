@@ -1,29 +1,51 @@
-"""Real-browser fixtures: the app served over HTTP in a thread, and Debian's chromium.
+"""Real-browser fixtures and helpers shared by every browser test (one copy, used by all).
 
-Playwright cannot download its own browser here, so pytest-playwright is pointed at
-``/usr/bin/chromium``; without it every browser test is skipped with the command to install it.
-Each test gets a fresh app on its own free port with its own SQLite file and upload folder,
-so tests stay independent and can run in parallel under pytest-xdist.
+* The browser: pytest-playwright pointed at Debian's ``/usr/bin/chromium`` (Playwright cannot
+  download its own here). Without it every browser test is skipped with the command that
+  installs it (``make browser`` does so when it runs as root).
+* The clinic: the real app served over HTTP in a thread, on a free port, with its own SQLite
+  file, upload folder, Huey queue file (so a real ``flask worker`` process can share it) and a
+  real SMTP server (``tests/smtp.py``). Each test gets its own, so tests stay independent and
+  can run in parallel under pytest-xdist; a module may share one (``serving``) where its tests
+  only read.
+* The patient and staff helpers find every control the way a screen-reader user does: fields
+  by their label, choices by their group's legend, buttons and links by their name. The
+  ``key_*`` helpers use the keyboard only (Tab, arrow keys, Space, Enter, typing).
 """
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import sys
 import threading
+import time as clock
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import pyotp
 import pytest
+from babel.dates import format_date, format_datetime
 from flask import Flask
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 from pytest_playwright.pytest_playwright import CreateContextCallback
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from booking import create_app
 from booking.extensions import db
+from tests.factories import PASSWORD, make_appointment_type, make_hours, make_location, make_staff
+from tests.smtp import Received, SmtpServer
 from tests.support import pdf_bytes
 
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -34,6 +56,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+NO_CHROMIUM = (
+    "Debian's chromium is not installed at /usr/bin/chromium, and Playwright cannot download "
+    "its own browser here: run `make browser` as root (apt-get install -y chromium)"
+)
 # Everything here answers within milliseconds: fail in seconds, not after Playwright's 30 s.
 TIMEOUT_MS = 10_000
 PHONE = {
@@ -42,20 +68,57 @@ PHONE = {
     "has_touch": True,
     "device_scale_factor": 3,
 }
+PHONE_WIDTH = PHONE["viewport"]["width"]
+EMAIL_TIMEOUT_S = 60
+CLINIC_EMAIL = "coordinators@example.com"
+PATIENT_EMAIL = "erika.mustermann@example.com"
+SPECIALIST = "Dr. Lena Weber"
+LOCATION = "Spine centre west"
+ADDRESS = "Kantstr. 20, Berlin"
+EVALUATION = "New-patient spine evaluation (45 minutes)"
+IMAGING_REVIEW = "Imaging review (30 minutes)"
+REFERENCE_RE = re.compile(r"^SC-[2-9A-Z]{4}-[2-9A-Z]{4}$")
+MANAGE_LINK_RE = re.compile(r"^http://127\.0\.0\.1:\d+/manage/\S+$", re.MULTILINE)
+RED_FLAGS = [
+    "New loss of bladder or bowel control",
+    "Numbness in the groin or saddle area",
+    "Rapidly worsening weakness in the legs",
+    "Fever or unexplained weight loss together with back pain",
+    "A history of cancer",
+    "A recent serious injury, such as a fall or car accident",
+]
+# Enough for the longest walk through the request form (a few hundred tab stops).
+MAX_TABS = 400
 
 expect.set_options(timeout=TIMEOUT_MS)
+
+
+# --- the browser -----------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
     """pytest-playwright's launch options (--headed, --slowmo...) plus Debian's chromium."""
     if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed: apt-get install -y chromium")
+        # CI (.ci/run) installs the browser and sets this: there a missing one is a failure.
+        if os.environ.get("E2E_REQUIRE_BROWSER") == "1":
+            pytest.fail(NO_CHROMIUM, pytrace=False)
+        pytest.skip(NO_CHROMIUM)
     return {
         **browser_type_launch_args,
         "executable_path": str(CHROMIUM),
         "args": CHROMIUM_ARGS,
     }
+
+
+# The app answers in the browser's language, and date fields take the keys in its order:
+# English (United States), whatever the machine's locale.
+LOCALE = "en-US"
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
+    return {**browser_context_args, "locale": LOCALE}
 
 
 @pytest.fixture
@@ -73,34 +136,76 @@ def phone_page(new_context: CreateContextCallback) -> Page:
     return context.new_page()
 
 
+@contextmanager
+def browser_page(browser: Browser, **context_options: Any) -> Iterator[Page]:
+    """A page in a fresh browser context, for fixtures wider than one test."""
+    context = browser.new_context(**{"locale": LOCALE, **context_options})
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+# --- the clinic: app, server, mail server, worker --------------------------------------------
+
+
 @dataclass(frozen=True)
 class LiveServer:
     app: Flask
     url: str
+    database_url: str
+    huey_path: str
+    huey_name: str
 
     def __call__(self, path: str) -> str:
         return self.url + path
 
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.app.config["CLINIC_TIMEZONE"])
 
-@pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[LiveServer]:
-    """The real app on 127.0.0.1 on a free port (port 0: the OS picks one)."""
+
+def build_app(directory: Path, mail_port: int, **settings: Any) -> Flask:
+    """A test app whose database, uploads and task queue are files in ``directory``, so a
+    ``flask worker`` process can share them, sending its email to ``mail_port``."""
+    directory.mkdir(parents=True, exist_ok=True)
     app = create_app(
         {
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'e2e.sqlite3'}",
-            "UPLOAD_DIR": str(tmp_path / "uploads"),
-            "DEV_MAILDIR": str(tmp_path / "mail"),
-            "STAFF_NOTIFICATION_EMAIL": "coordinators@example.com",
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{directory / 'e2e.sqlite3'}",
+            "UPLOAD_DIR": str(directory / "uploads"),
+            "DEV_MAILDIR": str(directory / "mail"),
+            "STAFF_NOTIFICATION_EMAIL": CLINIC_EMAIL,
             "CLINIC_NAME": "Test Spine Clinic",
+            "HUEY_BACKEND": "sqlite",
+            "HUEY_SQLITE_PATH": str(directory / "huey.sqlite3"),
+            "HUEY_NAME": f"e2e-{uuid.uuid4().hex}",
+            "MAIL_PORT": mail_port,
+            **settings,
         }
     )
     with app.app_context():
         db.create_all()
+    return app
+
+
+@contextmanager
+def serving(app: Flask) -> Iterator[LiveServer]:
+    """``app`` on 127.0.0.1 on a free port (port 0: the OS picks one), until the block ends."""
     server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
+    url = f"http://127.0.0.1:{server.server_port}"
+    # The links in the emails must lead back to this server: the patient follows them.
+    app.config["PUBLIC_BASE_URL"] = url
     thread = threading.Thread(target=server.serve_forever, name="e2e-server", daemon=True)
     thread.start()
     try:
-        yield LiveServer(app=app, url=f"http://127.0.0.1:{server.server_port}")
+        yield LiveServer(
+            app=app,
+            url=url,
+            database_url=app.config["SQLALCHEMY_DATABASE_URI"],
+            huey_path=app.config["HUEY_SQLITE_PATH"],
+            huey_name=app.config["HUEY_NAME"],
+        )
     finally:
         server.shutdown()
         thread.join(timeout=10)
@@ -111,8 +216,375 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
 
 
 @pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def live_server(tmp_path: Path, smtp: SmtpServer) -> Iterator[LiveServer]:
+    """The real app served over HTTP for one test, its email going to ``smtp``."""
+    with serving(build_app(tmp_path / "clinic", smtp.port)) as server:
+        yield server
+
+
+@contextmanager
+def running_worker(server: LiveServer, mail_port: int) -> Iterator[subprocess.Popen]:
+    """A real ``flask worker`` process on the server's queue, stopped with Ctrl-C (SIGINT) at
+    the end; its log is printed so a failing test shows it."""
+    env = {
+        **os.environ,
+        "SPINECONSULT_ENV": "development",
+        "FLASK_APP": "wsgi",
+        "DATABASE_URL": server.database_url,
+        "HUEY_SQLITE_PATH": server.huey_path,
+        "HUEY_NAME": server.huey_name,
+        "REDIS_URL": "",
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": str(mail_port),
+        "PUBLIC_BASE_URL": server.url,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flask", "worker", "--workers", "1"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            output = process.communicate(timeout=20)[0]
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output = process.communicate()[0]
+        # pytest shows this output with a failing test.
+        print(output.decode(errors="replace"))
+
+
+@pytest.fixture
+def worker(live_server: LiveServer, smtp: SmtpServer) -> Iterator[subprocess.Popen]:
+    with running_worker(live_server, smtp.port) as process:
+        yield process
+
+
+def wait_for_email(
+    smtp: SmtpServer, subject: str, worker: subprocess.Popen | None = None
+) -> Received:
+    """The one message with ``subject`` that reached the SMTP server."""
+    deadline = clock.monotonic() + EMAIL_TIMEOUT_S
+    while clock.monotonic() < deadline:
+        with smtp.collector.lock:
+            found = [r for r in smtp.received if r.message["Subject"] == subject]
+        if found:
+            [received] = found
+            return received
+        if worker is not None:
+            assert worker.poll() is None, f"the worker exited with {worker.returncode}"
+        clock.sleep(0.1)
+    raise AssertionError(f"no email {subject!r} within {EMAIL_TIMEOUT_S} s")
+
+
+def text_of(received: Received) -> str:
+    """The plain-text body, its SMTP line endings (CRLF) read as plain lines."""
+    body = received.message.get_body(preferencelist=("plain",)).get_content()
+    return "\n".join(body.splitlines())
+
+
+def manage_link(received: Received) -> str:
+    """The private link in the patient's email."""
+    [link] = MANAGE_LINK_RE.findall(text_of(received))
+    return link
+
+
+@pytest.fixture
 def pdf_file(tmp_path: Path) -> Path:
     """A real PDF on disk, as a patient would pick it in the file dialog."""
     path = tmp_path / "mri-report.pdf"
     path.write_bytes(pdf_bytes("MRI lumbar spine"))
     return path
+
+
+@dataclass(frozen=True)
+class Schedule:
+    specialist_id: int
+    location_id: int
+
+
+def seed_schedule(
+    server: LiveServer, hours: tuple[str, str] | None = ("09:00", "13:00")
+) -> Schedule:
+    """One specialist at one location and two appointment types; with ``hours``, the
+    specialist works them every day (mornings: every day offers times, the pages stay short)."""
+    with server.app.app_context():
+        weber = make_staff("specialist", "lena.weber@example.com", full_name=SPECIALIST)
+        west = make_location(LOCATION, ADDRESS)
+        make_appointment_type("New-patient spine evaluation", 45)
+        make_appointment_type("Imaging review", 30)
+        if hours:
+            make_hours(weber, west, range(7), *hours)
+        return Schedule(weber.id, west.id)
+
+
+# --- what the patient reads ------------------------------------------------------------------
+
+
+def clinic_day(server: LiveServer, days_ahead: int) -> date:
+    """A day at the clinic after the minimum notice and inside the picker's two weeks."""
+    return datetime.now(server.tz).date() + timedelta(days=days_ahead)
+
+
+def day_legend(day: date) -> str:
+    """A day as the picker names its group of times, e.g. "Friday, June 5, 2026"."""
+    return format_date(day, "full", locale="en")
+
+
+def slot_label(hh_mm: str) -> str:
+    return f"{hh_mm} · {SPECIALIST} · {LOCATION}"
+
+
+def full_time(server: LiveServer, day: date, hh_mm: str) -> str:
+    """A time as the pages and emails spell it out in full."""
+    starts_at = datetime.combine(day, time.fromisoformat(hh_mm), tzinfo=server.tz)
+    return format_datetime(starts_at.astimezone(UTC), "full", tzinfo=server.tz, locale="en")
+
+
+def slot_time(server: LiveServer, slot: Locator) -> str:
+    """The full time of a slot's radio button (its value ends in the start's epoch)."""
+    epoch = int(slot.get_attribute("value").rsplit(".", 1)[1])
+    starts_at = datetime.fromtimestamp(epoch, tz=UTC)
+    return format_datetime(starts_at, "full", tzinfo=server.tz, locale="en")
+
+
+def page_width(page: Page) -> int:
+    # Measured before the stylesheets arrive, an unstyled page can overflow: wait for them.
+    page.wait_for_load_state("load")
+    return page.evaluate("document.documentElement.scrollWidth")
+
+
+def shown_reference(page: Page) -> str:
+    reference = page.get_by_text(REFERENCE_RE)
+    expect(reference).to_be_visible()
+    return reference.inner_text().strip()
+
+
+# --- the request form, by label --------------------------------------------------------------
+
+
+def group(page: Page | Locator, legend: str) -> Locator:
+    """The fieldset whose legend is exactly ``legend``, with or without "(optional)"."""
+    name = re.compile(rf"^{re.escape(legend)}(?: \(optional\))?$")
+    return page.get_by_role("group", name=name)
+
+
+def choose(page: Page, legend: str, *options: str) -> None:
+    """Tick the radio button or checkboxes labelled ``options`` in the group ``legend``."""
+    for option in options:
+        group(page, legend).get_by_label(option, exact=True).check()
+
+
+def fill_about_you(
+    page: Page, *, name: str = "Erika Mustermann", email: str = PATIENT_EMAIL
+) -> None:
+    page.get_by_label("Full name", exact=True).fill(name)
+    page.get_by_label("Date of birth", exact=True).fill("1970-05-17")
+    page.get_by_label("Email address", exact=True).fill(email)
+    page.get_by_label("Phone number", exact=True).fill("+49 30 901820")
+    choose(page, "How should we contact you?", "Email")
+
+
+def fill_symptoms(page: Page) -> None:
+    choose(page, "Where does it hurt?", "Lower back", "Leg")
+    choose(page, "Which side?", "Left")
+    choose(page, "How long have you had this pain?", "3 to 12 months")
+    choose(page, "Pain right now", "5")
+    choose(page, "Pain at its worst in the last week", "8")
+    choose(page, "Does the pain spread into your arm or leg?", "Yes")
+    choose(page, "Do you have numbness or tingling?", "Yes")
+    choose(page, "Do you have weakness in an arm or leg?", "No")
+    choose(page, "Has a doctor told you what it is?", "Herniated (slipped) disc")
+    choose(page, "Treatment you have already had", "Physiotherapy", "Pain medication")
+    choose(page, "Scans you have already had", "MRI")
+    page.get_by_label("When were the scans done?").fill("MRI in March 2026")
+    page.get_by_label("Medicines you take now").fill("Ibuprofen 400 mg")
+    choose(page, "Do you take blood thinners (anticoagulants)?", "No")
+    choose(page, "Do you have diabetes?", "No")
+    choose(page, "Do you smoke?", "Never smoked")
+
+
+def answer_red_flags(page: Page, yes: str | None = None) -> None:
+    for question in RED_FLAGS:
+        choose(page, question, "Yes" if question == yes else "No")
+
+
+def give_consent(page: Page) -> None:
+    page.get_by_role("checkbox", name="I have read the privacy notice").check()
+    page.get_by_role("checkbox", name="I agree to be contacted about my request").check()
+
+
+def fill_required_answers(page: Page, *, red_flag: str | None = None) -> None:
+    fill_about_you(page)
+    fill_symptoms(page)
+    answer_red_flags(page, yes=red_flag)
+    give_consent(page)
+
+
+def document_file(document: Locator) -> Locator:
+    """The file field of one document's group ("File", or "File (optional)")."""
+    return document.get_by_label(re.compile(r"^File( \(optional\))?$"))
+
+
+def attach_document(page: Page, pdf: Path, description: str = "MRI report, lumbar spine") -> None:
+    # Ten rows offer "File": the patient must be able to tell Document 1 from the others.
+    document = page.get_by_role("group", name="Document 1")
+    document_file(document).set_input_files(pdf)
+    document.get_by_label("What is it?").fill(description)
+
+
+def pick_first_time(page: Page, server: LiveServer, appointment_type: str) -> str:
+    """Step 1 from the home page: choose the type, take the earliest open time, continue.
+    Returns the chosen time as the pages spell it."""
+    page.goto(server("/"))
+    page.get_by_role("link", name="Request an evaluation").first.click()
+    expect(page).to_have_url(server("/request/time"))
+    choose(page, "Type of appointment", appointment_type)
+    page.get_by_role("button", name="Show the times").click()
+    expect(group(page, "Type of appointment").get_by_label(appointment_type)).to_be_checked()
+    times = page.get_by_role("form", name=re.compile(r"^Open times from "))
+    earliest = times.get_by_role("radio").first
+    earliest.check()
+    chosen = slot_time(server, earliest)
+    times.get_by_role("button", name="Continue with this time").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Request a spine evaluation")
+    expect(page.get_by_text(chosen, exact=True)).to_be_visible()
+    return chosen
+
+
+# --- the keyboard ----------------------------------------------------------------------------
+
+
+def has_focus(target: Locator) -> bool:
+    """Whether the focus is on ``target`` or inside it (a group of radio buttons)."""
+    return target.evaluate("el => el.contains(document.activeElement)")
+
+
+def tab_to(page: Page, target: Locator, what: str) -> None:
+    """Press Tab, as a keyboard user does, until the focus is on or in ``target``."""
+    for _ in range(MAX_TABS):
+        if has_focus(target):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"Tab never reached {what}")
+
+
+def key_type(page: Page, label: str, value: str) -> None:
+    """Tab to the field labelled ``label`` and type ``value`` (a date as the browser's
+    date field takes it from the keyboard: month, day, year)."""
+    field = page.get_by_label(label, exact=True)
+    tab_to(page, field, label)
+    if field.get_attribute("type") == "date":
+        year, month, day = value.split("-")
+        page.keyboard.type(f"{month}{day}{year}")
+    else:
+        page.keyboard.type(value)
+    expect(field).to_have_value(value)
+
+
+def key_choose(page: Page, legend: str, *options: str) -> None:
+    """Choose ``options`` in the group ``legend`` from the keyboard: Tab to a checkbox and
+    press Space; Tab into a radio group, move with the arrow keys, confirm with Space."""
+    fieldset = group(page, legend)
+    for option in options:
+        target = fieldset.get_by_label(option, exact=True)
+        if target.get_attribute("type") == "radio":
+            tab_to(page, fieldset, legend)
+            for _ in range(fieldset.get_by_role("radio").count()):
+                if has_focus(target):
+                    break
+                page.keyboard.press("ArrowDown")
+            assert has_focus(target), f"the arrow keys cannot reach {legend}: {option}"
+            page.keyboard.press("Space")
+            expect(target).to_be_checked()
+        else:
+            key_tick(page, target, f"{legend}: {option}")
+
+
+def key_tick(page: Page, checkbox: Locator, what: str) -> None:
+    tab_to(page, checkbox, what)
+    page.keyboard.press("Space")
+    expect(checkbox).to_be_checked()
+
+
+def key_press_button(page: Page, name: str) -> None:
+    button = page.get_by_role("button", name=name)
+    tab_to(page, button, name)
+    page.keyboard.press("Enter")
+
+
+def key_attach(page: Page, file_input: Locator, path: Path, what: str) -> None:
+    """Tab to a file field and press Space: the browser opens its file dialog, where the
+    patient picks ``path`` (the dialog itself belongs to the operating system)."""
+    tab_to(page, file_input, what)
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Space")
+    chooser.value.set_files(path)
+
+
+def key_fill_required_answers(page: Page) -> None:
+    """The answers of ``fill_required_answers`` (bar the optional ones), in page order, from
+    the keyboard."""
+    key_type(page, "Full name", "Erika Mustermann")
+    key_type(page, "Date of birth", "1970-05-17")
+    key_type(page, "Email address", PATIENT_EMAIL)
+    key_type(page, "Phone number", "+49 30 901820")
+    key_choose(page, "How should we contact you?", "Email")
+    key_choose(page, "Where does it hurt?", "Lower back", "Leg")
+    key_choose(page, "How long have you had this pain?", "3 to 12 months")
+    key_choose(page, "Pain right now", "5")
+    key_choose(page, "Pain at its worst in the last week", "8")
+    key_choose(page, "Does the pain spread into your arm or leg?", "Yes")
+    key_choose(page, "Do you have numbness or tingling?", "Yes")
+    key_choose(page, "Do you have weakness in an arm or leg?", "No")
+    key_choose(page, "Do you take blood thinners (anticoagulants)?", "No")
+    key_choose(page, "Do you have diabetes?", "No")
+    key_choose(page, "Do you smoke?", "Never smoked")
+    for question in RED_FLAGS:
+        key_choose(page, question, "No")
+
+
+def key_give_consent(page: Page) -> None:
+    for consent in ("I have read the privacy notice", "I agree to be contacted about my request"):
+        key_tick(page, page.get_by_role("checkbox", name=consent), consent)
+
+
+# --- staff -----------------------------------------------------------------------------------
+
+
+def sign_in(
+    page: Page,
+    server: LiveServer,
+    email: str,
+    *,
+    password: str = PASSWORD,
+    totp_secret: str | None = None,
+    landing: str = "Triage queue",
+) -> None:
+    """Sign in at the staff login page; with ``totp_secret``, answer the sign-in code page
+    with the code an authenticator app would show now."""
+    page.goto(server("/staff/"))
+    expect(page).to_have_url(re.compile(r"/staff/login(\?|$)"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Staff sign-in")
+    page.get_by_label("Email address", exact=True).fill(email)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    if totp_secret is not None:
+        expect(page.get_by_role("heading", level=1)).to_have_text("Sign-in code")
+        # The next time step's code: within the allowed clock drift, and never a code already
+        # used (a code is accepted once, and enrolment may have used this step's).
+        code = pyotp.TOTP(totp_secret).at(clock.time() + 30)
+        page.get_by_label("Code", exact=True).fill(code)
+        page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(landing)

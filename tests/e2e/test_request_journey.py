@@ -1,193 +1,205 @@
-"""A patient sends a consultation request in a real browser, finding every control the way a
-screen-reader user would: text fields by their label, choices by their group's legend."""
+"""A patient picks a time and sends a consultation request with a document in a real browser:
+on a desktop, on a phone (390 x 844), and with the keyboard alone. Every control is found the
+way a screen-reader user finds it: text fields by their label, choices by their group's
+legend, buttons by their name."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from babel.dates import format_datetime
+from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from booking.extensions import db
 from booking.patients.models import ConsultationRequest, TriageLevel
-from tests.e2e.conftest import PHONE, LiveServer
+from tests.e2e.conftest import (
+    IMAGING_REVIEW,
+    LOCATION,
+    PHONE_WIDTH,
+    SPECIALIST,
+    LiveServer,
+    answer_red_flags,
+    attach_document,
+    document_file,
+    fill_about_you,
+    fill_required_answers,
+    fill_symptoms,
+    give_consent,
+    group,
+    key_attach,
+    key_choose,
+    key_fill_required_answers,
+    key_give_consent,
+    key_press_button,
+    page_width,
+    pick_first_time,
+    seed_schedule,
+    shown_reference,
+    slot_time,
+    tab_to,
+)
 
 pytestmark = pytest.mark.e2e
 
-PHONE_WIDTH = PHONE["viewport"]["width"]
-REFERENCE_RE = re.compile(r"^SC-[2-9A-Z]{4}-[2-9A-Z]{4}$")
-RED_FLAGS = [
-    "New loss of bladder or bowel control",
-    "Numbness in the groin or saddle area",
-    "Rapidly worsening weakness in the legs",
-    "Fever or unexplained weight loss together with back pain",
-    "A history of cancer",
-    "A recent serious injury, such as a fall or car accident",
-]
+
+@dataclass(frozen=True)
+class Stored:
+    reference: str
+    triage_level: TriageLevel
+    starts_at: datetime | None
+    specialist: str | None
+    appointment_type: str | None
+    documents: list[tuple[str, str, int, str | None]]
 
 
-def group(page: Page, legend: str) -> Locator:
-    """The fieldset whose legend is exactly ``legend``, with or without "(optional)"."""
-    name = re.compile(rf"^{re.escape(legend)}(?: \(optional\))?$")
-    return page.get_by_role("group", name=name)
+def stored_requests(live_server: LiveServer) -> list[Stored]:
+    with live_server.app.app_context():
+        return [
+            Stored(
+                reference=r.reference,
+                triage_level=r.triage_level,
+                starts_at=r.appointment.starts_at if r.appointment else None,
+                specialist=r.appointment.specialist.full_name if r.appointment else None,
+                appointment_type=(
+                    r.appointment.appointment_type.name
+                    if r.appointment and r.appointment.appointment_type
+                    else None
+                ),
+                documents=[
+                    (d.original_name, d.content_type, d.size_bytes, d.description)
+                    for d in r.documents
+                ],
+            )
+            for r in db.session.scalars(select(ConsultationRequest))
+        ]
 
 
-def choose(page: Page, legend: str, *options: str) -> None:
-    """Tick the radio button or checkboxes labelled ``options`` in the group ``legend``."""
-    for option in options:
-        group(page, legend).get_by_label(option, exact=True).check()
+def shown_as(live_server: LiveServer, starts_at: datetime) -> str:
+    return format_datetime(starts_at, "full", tzinfo=live_server.tz, locale="en")
 
 
-def fill_about_you(page: Page, *, name: str = "Erika Mustermann", email: str) -> None:
-    page.get_by_label("Full name", exact=True).fill(name)
-    page.get_by_label("Date of birth", exact=True).fill("1970-05-17")
-    page.get_by_label("Email address", exact=True).fill(email)
-    page.get_by_label("Phone number", exact=True).fill("+49 30 901820")
-    choose(page, "How should we contact you?", "Email")
+def assert_stored_with_slot_and_document(
+    live_server: LiveServer, reference: str, chosen: str, pdf: Path, triage: TriageLevel
+) -> None:
+    [stored] = stored_requests(live_server)
+    assert stored.reference == reference
+    assert stored.triage_level == triage
+    assert stored.starts_at is not None
+    assert shown_as(live_server, stored.starts_at) == chosen
+    assert stored.specialist == SPECIALIST
+    assert stored.appointment_type == "Imaging review"
+    assert stored.documents == [
+        ("mri-report.pdf", "application/pdf", pdf.stat().st_size, "MRI report, lumbar spine")
+    ]
 
 
-def fill_symptoms(page: Page) -> None:
-    choose(page, "Where does it hurt?", "Lower back", "Leg")
-    choose(page, "Which side?", "Left")
-    choose(page, "How long have you had this pain?", "3 to 12 months")
-    choose(page, "Pain right now", "5")
-    choose(page, "Pain at its worst in the last week", "8")
-    choose(page, "Does the pain spread into your arm or leg?", "Yes")
-    choose(page, "Do you have numbness or tingling?", "Yes")
-    choose(page, "Do you have weakness in an arm or leg?", "No")
-    choose(page, "Has a doctor told you what it is?", "Herniated (slipped) disc")
-    choose(page, "Treatment you have already had", "Physiotherapy", "Pain medication")
-    choose(page, "Scans you have already had", "MRI")
-    page.get_by_label("When were the scans done?").fill("MRI in March 2026")
-    page.get_by_label("Medicines you take now").fill("Ibuprofen 400 mg")
-    choose(page, "Do you take blood thinners (anticoagulants)?", "No")
-    choose(page, "Do you have diabetes?", "No")
-    choose(page, "Do you smoke?", "Never smoked")
+@pytest.fixture
+def clinic(live_server: LiveServer) -> LiveServer:
+    seed_schedule(live_server)
+    return live_server
 
 
-def answer_red_flags(page: Page, yes: str | None = None) -> None:
-    for question in RED_FLAGS:
-        choose(page, question, "Yes" if question == yes else "No")
+def test_patient_picks_a_time_and_sends_a_request_with_a_document(
+    page: Page, clinic: LiveServer, pdf_file: Path
+) -> None:
+    chosen = pick_first_time(page, clinic, IMAGING_REVIEW)
+    expect(page.get_by_text(f"{SPECIALIST} · {LOCATION}")).to_be_visible()
 
-
-def answer_some_odi_sections(page: Page) -> None:
-    choose(page, "Pain intensity", "The pain is moderate at the moment")
-    choose(page, "Walking", "Pain prevents me from walking more than 1 mile (1.6 km)")
-    choose(page, "Sitting", "Pain prevents me sitting more than one hour")
-    choose(page, "Sleeping", "My sleep is occasionally disturbed by pain")
-
-
-def attach_document(page: Page, pdf: Path) -> None:
-    # Ten rows offer "File": the patient must be able to tell Document 1 from the others.
-    document = page.get_by_role("group", name="Document 1")
-    document.get_by_label("File").set_input_files(pdf)
-    document.get_by_label("What is it?").fill("MRI report, lumbar spine")
-
-
-def give_consent(page: Page) -> None:
-    page.get_by_role("checkbox", name="I have read the privacy notice").check()
-    page.get_by_role("checkbox", name="I agree to be contacted about my request").check()
-
-
-def send(page: Page) -> None:
+    fill_required_answers(page)
+    attach_document(page, pdf_file)
     page.get_by_role("button", name="Send my request").click()
 
-
-def open_form(page: Page, live_server: LiveServer) -> None:
-    page.goto(live_server("/request"))
-    expect(page.get_by_role("heading", level=1)).to_have_text("Request a spine evaluation")
-
-
-def fill_and_send(page: Page, pdf: Path, red_flag: str | None = None) -> None:
-    fill_about_you(page, email="erika.mustermann@example.com")
-    fill_symptoms(page)
-    answer_red_flags(page, yes=red_flag)
-    answer_some_odi_sections(page)
-    attach_document(page, pdf)
-    choose(page, "Days that suit you", "Monday", "Wednesday")
-    choose(page, "Time of day", "Morning")
-    give_consent(page)
-    send(page)
-
-
-def page_width(page: Page) -> int:
-    return page.evaluate("document.documentElement.scrollWidth")
-
-
-def shown_reference(page: Page) -> str:
-    reference = page.get_by_text(REFERENCE_RE)
-    expect(reference).to_be_visible()
-    return reference.inner_text().strip()
-
-
-def stored_requests(live_server: LiveServer) -> list[ConsultationRequest]:
-    with live_server.app.app_context():
-        requests = list(db.session.scalars(select(ConsultationRequest)))
-        for request in requests:
-            _ = request.documents  # loaded while the session is open
-        return requests
-
-
-def test_patient_sends_a_request_with_a_document(
-    page: Page, live_server: LiveServer, pdf_file: Path
-) -> None:
-    open_form(page, live_server)
-    fill_and_send(page, pdf_file)
-
-    expect(page).to_have_url(live_server("/request/submitted"))
-
+    expect(page).to_have_url(clinic("/request/submitted"))
     expect(page).to_have_title(re.compile(r"^Request sent"))
     expect(page.get_by_role("heading", level=1)).to_have_text("Your request was sent")
     expect(page.get_by_text("Please seek emergency care now")).to_have_count(0)
     expect(page.get_by_text("We received 1 document.")).to_be_visible()
     reference = shown_reference(page)
-
-    [consultation] = stored_requests(live_server)
-    assert consultation.reference == reference
-    assert consultation.triage_level == TriageLevel.ROUTINE
-    [document] = consultation.documents
-    assert document.original_name == "mri-report.pdf"
-    assert document.content_type == "application/pdf"
-    assert document.size_bytes == pdf_file.stat().st_size
-    assert document.description == "MRI report, lumbar spine"
+    assert_stored_with_slot_and_document(clinic, reference, chosen, pdf_file, TriageLevel.ROUTINE)
 
 
 def test_patient_on_a_phone_with_a_red_flag_is_told_to_seek_emergency_care(
-    phone_page: Page, live_server: LiveServer, pdf_file: Path
+    phone_page: Page, clinic: LiveServer, pdf_file: Path
 ) -> None:
     page = phone_page
-    open_form(page, live_server)
+    chosen = pick_first_time(page, clinic, IMAGING_REVIEW)
     # The long form (the 0-10 pain scales in a row) fits the phone's width: no sideways scrolling.
-    assert page_width(page) <= PHONE_WIDTH
+    assert page_width(page) <= PHONE_WIDTH, "the form scrolls sideways"
 
-    fill_and_send(page, pdf_file, red_flag="Numbness in the groin or saddle area")
+    fill_required_answers(page, red_flag="Numbness in the groin or saddle area")
+    attach_document(page, pdf_file)
+    page.get_by_role("button", name="Send my request").click()
 
-    expect(page).to_have_url(live_server("/request/submitted"))
-
+    expect(page).to_have_url(clinic("/request/submitted"))
     urgent = page.get_by_role("alert").filter(has_text="Please seek emergency care now")
     expect(urgent).to_be_visible()
     expect(urgent.get_by_role("heading", level=1)).to_have_text("Please seek emergency care now")
     expect(urgent).to_contain_text("Call 112")
-    assert page_width(page) <= PHONE_WIDTH
+    assert page_width(page) <= PHONE_WIDTH, "the confirmation scrolls sideways"
     reference = shown_reference(page)
+    assert_stored_with_slot_and_document(clinic, reference, chosen, pdf_file, TriageLevel.URGENT)
 
-    [consultation] = stored_requests(live_server)
-    assert consultation.reference == reference
-    assert consultation.triage_level == TriageLevel.URGENT
-    assert len(consultation.documents) == 1
+
+def test_patient_sends_a_request_with_a_time_and_a_document_with_the_keyboard_alone(
+    page: Page, clinic: LiveServer, pdf_file: Path
+) -> None:
+    """Tab, the arrow keys, Space and Enter only: no click, no tap from start to end."""
+    page.goto(clinic("/"))
+    request_link = page.get_by_role("link", name="Request an evaluation").first
+    tab_to(page, request_link, "the link to the request")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(clinic("/request/time"))
+
+    # The appointment type: into the group, down to the second type, then show its times.
+    key_choose(page, "Type of appointment", IMAGING_REVIEW)
+    key_press_button(page, "Show the times")
+    expect(page).to_have_url(re.compile(r"/request/time\?type="))
+    expect(group(page, "Type of appointment").get_by_label(IMAGING_REVIEW)).to_be_checked()
+
+    # Tab enters the times on the earliest one; Space takes it.
+    times = page.get_by_role("form", name=re.compile(r"^Open times from "))
+    earliest = times.get_by_role("radio").first
+    tab_to(page, earliest, "the earliest time")
+    page.keyboard.press("Space")
+    expect(earliest).to_be_checked()
+    expect(times.get_by_role("radio").and_(page.locator(":checked"))).to_have_count(1)
+    chosen = slot_time(clinic, earliest)
+    key_press_button(page, "Continue with this time")
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("Request a spine evaluation")
+    expect(page.get_by_text(chosen, exact=True)).to_be_visible()
+    key_fill_required_answers(page)
+    document = page.get_by_role("group", name="Document 1")
+    key_attach(page, document_file(document), pdf_file, "Document 1")
+    page.keyboard.press("Tab")
+    description = document.get_by_label("What is it?")
+    expect(description).to_be_focused()
+    page.keyboard.type("MRI report, lumbar spine")
+    key_give_consent(page)
+    key_press_button(page, "Send my request")
+
+    expect(page).to_have_url(clinic("/request/submitted"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your request was sent")
+    expect(page.get_by_text("We received 1 document.")).to_be_visible()
+    reference = shown_reference(page)
+    assert_stored_with_slot_and_document(clinic, reference, chosen, pdf_file, TriageLevel.ROUTINE)
 
 
 def test_form_with_errors_is_shown_again_with_a_summary_and_the_answers_kept(
     page: Page, live_server: LiveServer
 ) -> None:
-    open_form(page, live_server)
+    page.goto(live_server("/request"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Request a spine evaluation")
     fill_about_you(page, name="", email="erika.mustermann@")
     fill_symptoms(page)
     answer_red_flags(page)
     give_consent(page)
-    send(page)
+    page.get_by_role("button", name="Send my request").click()
 
     expect(page).to_have_title(re.compile(r"^Error: Request a spine evaluation"))
     summary = page.get_by_role("alert").filter(
@@ -219,7 +231,9 @@ def test_form_with_errors_is_shown_again_with_a_summary_and_the_answers_kept(
     expect(page.get_by_label("Phone number", exact=True)).to_have_value("+49 30 901820")
     expect(group(page, "Where does it hurt?").get_by_label("Leg", exact=True)).to_be_checked()
     expect(group(page, "Pain at its worst in the last week").get_by_label("8")).to_be_checked()
-    expect(group(page, RED_FLAGS[0]).get_by_label("No", exact=True)).to_be_checked()
+    expect(
+        group(page, "New loss of bladder or bowel control").get_by_label("No", exact=True)
+    ).to_be_checked()
     expect(page.get_by_role("checkbox", name="I have read the privacy notice")).to_be_checked()
 
     # The summary's link takes the patient to the field to correct.

@@ -1,5 +1,7 @@
-"""A coordinator works the triage queue in a real browser while a real ``flask worker`` process
-delivers the patient's confirmation, with its calendar invitation, to a real SMTP server.
+"""Staff in a real browser: a coordinator with two-factor sign-in works the triage queue while
+a real ``flask worker`` process delivers the patient's confirmation, with its calendar
+invitation, to a real SMTP server; an administrator enrols two-factor sign-in; an
+administrator changes a specialist's hours and the patient's time picker offers the new times.
 
 Controls are found the way a screen-reader user finds them: fields by their label, buttons and
 links by their name.
@@ -7,45 +9,50 @@ links by their name.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
-import sys
-import threading
-import time as clock
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pyotp
 import pytest
 from icalendar import Calendar
-from playwright.sync_api import Page, expect
-from werkzeug.serving import make_server
+from playwright.sync_api import Browser, Page, expect
 
-from booking import create_app
 from booking.extensions import db
-from tests.e2e.conftest import PHONE, LiveServer
+from booking.staff import twofactor
+from booking.staff.models import StaffUser
+from tests.e2e.conftest import (
+    IMAGING_REVIEW,
+    LOCATION,
+    PHONE_WIDTH,
+    SPECIALIST,
+    LiveServer,
+    browser_page,
+    choose,
+    clinic_day,
+    day_legend,
+    page_width,
+    seed_schedule,
+    sign_in,
+    wait_for_email,
+)
 from tests.factories import (
-    PASSWORD,
     make_appointment_type,
     make_hours,
     make_location,
     make_request,
     make_staff,
 )
-from tests.smtp import Received, SmtpServer
+from tests.smtp import SmtpServer
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-PHONE_WIDTH = PHONE["viewport"]["width"]
-EMAIL_TIMEOUT_S = 60
-SPECIALIST = "Dr. Lena Weber"
-LOCATION = "Spine centre west"
+COORDINATOR = "chris.coordinator@example.com"
+ADMIN = "alex.admin@example.com"
+# The coordinator's authenticator app holds this key (enrolled before the test).
+COORDINATOR_TOTP = pyotp.random_base32()
 
 
 @dataclass(frozen=True)
@@ -58,10 +65,6 @@ class Seeded:
 @dataclass(frozen=True)
 class Clinic:
     server: LiveServer
-    database_url: str
-    huey_path: str
-    huey_name: str
-    coordinator: str  # the coordinator's email address
     urgent: tuple[Seeded, ...]  # oldest first
     routine: tuple[Seeded, ...]  # oldest first
 
@@ -77,35 +80,18 @@ def _seed(hours_ago: float, name: str, *, urgent: bool) -> Seeded:
     return Seeded(consultation.reference, name, email)
 
 
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer().start()
-    yield server
-    server.stop()
+def _enrol_two_factor(user: StaffUser, secret: str) -> None:
+    """As if the user had scanned ``secret`` and typed the code their app showed."""
+    assert twofactor.enable(user, secret, pyotp.TOTP(secret).now()) is not None
 
 
 @pytest.fixture
-def clinic(tmp_path: Path, smtp: SmtpServer) -> Iterator[Clinic]:
-    """The app served over HTTP with a Huey queue in a SQLite file a worker process can share,
-    seeded with staff, a location, two routine and two urgent requests."""
-    database_url = f"sqlite:///{tmp_path / 'e2e.sqlite3'}"
-    huey_path, huey_name = str(tmp_path / "huey.sqlite3"), f"e2e-{uuid.uuid4().hex}"
-    app = create_app(
-        {
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "UPLOAD_DIR": str(tmp_path / "uploads"),
-            "DEV_MAILDIR": str(tmp_path / "mail"),
-            "STAFF_NOTIFICATION_EMAIL": "coordinators@example.com",
-            "CLINIC_NAME": "Test Spine Clinic",
-            "HUEY_BACKEND": "sqlite",
-            "HUEY_SQLITE_PATH": huey_path,
-            "HUEY_NAME": huey_name,
-            "MAIL_PORT": smtp.port,
-        }
-    )
-    with app.app_context():
-        db.create_all()
-        coordinator = make_staff("coordinator", "chris.coordinator@example.com").email
+def clinic(live_server: LiveServer) -> Clinic:
+    """Staff (the coordinator with two-factor sign-in on), a location, hours and two routine
+    and two urgent requests."""
+    with live_server.app.app_context():
+        coordinator = make_staff("coordinator", COORDINATOR)
+        _enrol_two_factor(coordinator, COORDINATOR_TOTP)
         weber = make_staff("specialist", "lena.weber@example.com", full_name=SPECIALIST)
         make_location("Main clinic")
         west = make_location(LOCATION, "Kantstr. 20, Berlin")
@@ -117,93 +103,7 @@ def clinic(tmp_path: Path, smtp: SmtpServer) -> Iterator[Clinic]:
             _seed(4, "Otto Ordinary", urgent=False),
         )
         urgent = (_seed(3, "Ulla Urgent", urgent=True), _seed(1, "Nora Newest", urgent=True))
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="e2e-server", daemon=True)
-    thread.start()
-    try:
-        yield Clinic(
-            server=LiveServer(app=app, url=f"http://127.0.0.1:{server.server_port}"),
-            database_url=database_url,
-            huey_path=huey_path,
-            huey_name=huey_name,
-            coordinator=coordinator,
-            urgent=urgent,
-            routine=routine,
-        )
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
-
-
-@pytest.fixture
-def worker(clinic: Clinic, smtp: SmtpServer) -> Iterator[subprocess.Popen]:
-    """A real ``flask worker`` on the clinic's queue, stopped with Ctrl-C (SIGINT) at the end;
-    its log is printed so a failing test shows it."""
-    env = {
-        **os.environ,
-        "SPINECONSULT_ENV": "development",
-        "FLASK_APP": "wsgi",
-        "DATABASE_URL": clinic.database_url,
-        "HUEY_SQLITE_PATH": clinic.huey_path,
-        "HUEY_NAME": clinic.huey_name,
-        "REDIS_URL": "",
-        "MAIL_SERVER": "127.0.0.1",
-        "MAIL_PORT": str(smtp.port),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "flask", "worker", "--workers", "1"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        yield process
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            output = process.communicate(timeout=20)[0]
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output = process.communicate()[0]
-        # pytest shows this output with a failing test.
-        print(output.decode(errors="replace"))
-
-
-def wait_for_email(smtp: SmtpServer, subject: str, worker: subprocess.Popen) -> Received:
-    """The one message with ``subject`` (the seeded requests' own emails arrive too)."""
-    deadline = clock.monotonic() + EMAIL_TIMEOUT_S
-    while clock.monotonic() < deadline:
-        with smtp.collector.lock:
-            found = [r for r in smtp.received if r.message["Subject"] == subject]
-        if found:
-            [received] = found
-            return received
-        assert worker.poll() is None, f"the worker exited with {worker.returncode}"
-        clock.sleep(0.1)
-    raise AssertionError(f"no email {subject!r} within {EMAIL_TIMEOUT_S} s")
-
-
-def sign_in(page: Page, clinic: Clinic) -> None:
-    page.goto(clinic.server("/staff/"))
-    expect(page).to_have_url(re.compile(r"/staff/login(\?|$)"))
-    expect(page.get_by_role("heading", level=1)).to_have_text("Staff sign-in")
-    page.get_by_label("Email address", exact=True).fill(clinic.coordinator)
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(clinic.server("/staff/"))
-    expect(page.get_by_role("heading", level=1)).to_have_text("Triage queue")
-
-
-def page_width(page: Page) -> int:
-    # Measured before the stylesheets arrive, an unstyled table overflows: wait for them.
-    page.wait_for_load_state("load")
-    return page.evaluate("document.documentElement.scrollWidth")
+    return Clinic(server=live_server, urgent=urgent, routine=routine)
 
 
 def appointment_day(clinic_tz: ZoneInfo) -> date:
@@ -211,10 +111,10 @@ def appointment_day(clinic_tz: ZoneInfo) -> date:
     return datetime.now(clinic_tz).date() + timedelta(days=14)
 
 
-def test_coordinator_confirms_the_newest_urgent_request_and_the_patient_gets_an_invitation(
+def test_coordinator_with_two_factor_confirms_the_newest_urgent_request_and_the_patient_is_invited(
     page: Page, clinic: Clinic, smtp: SmtpServer, worker: subprocess.Popen
 ) -> None:
-    sign_in(page, clinic)
+    sign_in(page, clinic.server, COORDINATOR, totp_secret=COORDINATOR_TOTP)
 
     # Urgent first, then the oldest waiting.
     in_order = [*clinic.urgent, *clinic.routine]
@@ -278,10 +178,92 @@ def test_queue_and_record_fit_a_phone_without_sideways_scrolling(
     phone_page: Page, clinic: Clinic
 ) -> None:
     page = phone_page
-    sign_in(page, clinic)
+    sign_in(page, clinic.server, COORDINATOR, totp_secret=COORDINATOR_TOTP)
     assert page_width(page) <= PHONE_WIDTH, "the queue scrolls sideways"
 
     newest = clinic.urgent[-1]
     page.get_by_role("link", name=newest.reference, exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_contain_text(newest.reference)
     assert page_width(page) <= PHONE_WIDTH, "the record scrolls sideways"
+
+
+def test_admin_who_must_use_two_factor_enrols_an_app_then_signs_in_with_its_code(
+    page: Page, live_server: LiveServer
+) -> None:
+    live_server.app.config["STAFF_2FA_REQUIRED_ROLES"] = ["admin"]
+    with live_server.app.app_context():
+        make_staff("admin", ADMIN)
+
+    # The first sign-in leads to the enrolment page, and nowhere else.
+    sign_in(page, live_server, ADMIN, landing="Set up two-factor sign-in")
+    expect(
+        page.get_by_role("status").filter(has_text="Please set up two-factor sign-in to continue.")
+    ).to_be_visible()
+    expect(
+        page.get_by_role("img", name=re.compile(r"^QR code for your authenticator app"))
+    ).to_be_visible()
+    page.goto(live_server("/staff/"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Set up two-factor sign-in")
+
+    # The patient's app would scan the QR code; the same key is written out to type in.
+    key = page.locator("code").inner_text().strip()
+    # Five digits can never be right: every code has six.
+    page.get_by_label("Code", exact=True).fill("12345")
+    page.get_by_role("button", name="Turn on two-factor sign-in").click()
+    code = page.get_by_label("Code", exact=True)
+    expect(code).to_have_attribute("aria-invalid", "true")
+    expect(code).to_have_accessible_description(re.compile(r"Error: That code is not right"))
+
+    code.fill(pyotp.TOTP(key).now())
+    page.get_by_role("button", name="Turn on two-factor sign-in").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Two-factor sign-in is on")
+    expect(page.locator("#recovery-codes").get_by_role("listitem")).to_have_count(10)
+    page.get_by_role("link", name="Continue").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Triage queue")
+
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, live_server, ADMIN, totp_secret=key)
+
+
+def test_admin_adds_working_hours_and_the_patient_is_offered_exactly_the_new_times(
+    page: Page, browser: Browser, live_server: LiveServer
+) -> None:
+    # A specialist with no hours yet: the patient is offered nothing.
+    seed_schedule(live_server, hours=None)
+    with live_server.app.app_context():
+        make_staff("admin", ADMIN)
+    day = clinic_day(live_server, 3)
+
+    with browser_page(browser) as patient:
+        patient.goto(live_server("/request/time"))
+        expect(
+            patient.get_by_text(re.compile(r"^No open times in these two weeks"))
+        ).to_be_visible()
+        expect(patient.get_by_role("radio", name=re.compile(SPECIALIST))).to_have_count(0)
+
+    sign_in(page, live_server, ADMIN)
+    page.get_by_role("link", name="Scheduling", exact=True).click()
+    page.get_by_role("link", name=SPECIALIST, exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Schedule of {SPECIALIST}")
+    add = page.get_by_role("form", name="Add weekly hours")
+    add.get_by_label("Day of the week", exact=True).select_option(label=day.strftime("%A"))
+    add.get_by_label("Location", exact=True).select_option(label=LOCATION)
+    add.get_by_label("Start time", exact=True).fill("14:00")
+    add.get_by_label("End time", exact=True).fill("15:00")
+    add.get_by_role("button", name="Add the hours").click()
+    hours = page.get_by_role("table", name="Weekly working hours")
+    expect(hours.get_by_role("row").filter(has_text=day.strftime("%A"))).to_contain_text("14:00")
+
+    with browser_page(browser) as patient:
+        patient.goto(live_server("/request/time"))
+        choose(patient, "Type of appointment", IMAGING_REVIEW)
+        patient.get_by_role("button", name="Show the times").click()
+        times = patient.get_by_role("form", name=re.compile(r"^Open times from "))
+        on_day = times.get_by_role("group", name=day_legend(day), exact=True)
+        # Thirty minutes each, starting every quarter hour, inside 14:00-15:00.
+        expect(on_day.get_by_role("radio")).to_have_count(3)
+        expect(on_day.locator("label strong")).to_have_text(["14:00", "14:15", "14:30"])
+        # Every time offered, on any day, lies in the new hours.
+        starts = times.locator("label strong").all_inner_texts()
+        assert starts, "no times offered"
+        assert set(starts) == {"14:00", "14:15", "14:30"}

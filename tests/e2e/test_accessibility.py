@@ -1,0 +1,576 @@
+"""Accessibility of every patient page and every main staff page, in a real browser.
+
+* axe-core (bundled with axe-playwright-python) finds no serious or critical violation on any
+  page, in every state that matters (empty, with errors, after sending, signed in or not);
+* every control the accessibility tree exposes has an accessible name (read from chromium's
+  own accessibility tree, not from our markup);
+* form errors are announced: a summary with role=alert, the title starts with "Error", and
+  every invalid field carries aria-invalid and an accessible description naming its error;
+* every tab stop shows a visible focus indicator;
+* the patient pages fit a 390 px wide phone without sideways scrolling (WCAG reflow).
+
+One app with the demo data (``flask seed-demo``) and one browser serve the whole module; the
+signed-in pages share one signed-in browser context. Tests here only read, or act in browser
+contexts of their own, so their order does not matter.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyotp
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import select
+
+from booking.cli import DEMO_PASSWORD
+from booking.extensions import db
+from booking.manage.tokens import manage_token
+from booking.patients.models import ConsultationRequest, TriageLevel
+from booking.staff import twofactor
+from booking.staff.auth import make_reset_token
+from booking.staff.models import StaffUser
+from tests.e2e.conftest import (
+    PHONE,
+    PHONE_WIDTH,
+    LiveServer,
+    browser_page,
+    build_app,
+    fill_required_answers,
+    page_width,
+    serving,
+    sign_in,
+)
+from tests.smtp import free_port
+
+pytestmark = pytest.mark.e2e
+
+ADMIN = "admin@example.com"
+COORDINATOR = "coordinator@example.com"
+SPECIALIST = "dr.weber@example.com"  # enrols two-factor sign-in in one of the tests
+SPECIALIST_2FA = "dr.okafor@example.com"  # has two-factor sign-in on from the start
+FAILING_IMPACTS = {"serious", "critical"}
+# Roles chromium gives to things a user operates; each must have a name.
+CONTROL_ROLES = {
+    "button",
+    "checkbox",
+    "combobox",
+    "link",
+    "listbox",
+    "menuitem",
+    "radio",
+    "searchbox",
+    "slider",
+    "spinbutton",
+    "switch",
+    "tab",
+    "textbox",
+}
+AXE = Axe()
+
+
+@dataclass(frozen=True)
+class Site:
+    server: LiveServer
+    reference: str  # the demo's urgent request
+    manage_path: str  # its private link
+    reset_path: str  # a password-reset link of the coordinator
+    admin: Page  # a page signed in as the demo admin
+    scratch: Path  # a folder for files a patient picks
+
+    def __call__(self, path: str) -> str:
+        return self.server(path)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iterator[Site]:
+    # No worker runs: the emails stay in the outbox, and no SMTP server is needed.
+    directory = tmp_path_factory.mktemp("a11y")
+    app = build_app(directory, free_port())
+    result = app.test_cli_runner().invoke(args=["seed-demo"])
+    assert result.exit_code == 0, result.output
+    secret = pyotp.random_base32()
+    with app.app_context():
+        urgent = db.session.scalar(
+            select(ConsultationRequest).where(
+                ConsultationRequest.triage_level == TriageLevel.URGENT
+            )
+        )
+        reference, token = urgent.reference, manage_token(urgent)
+        okafor = db.session.scalar(select(StaffUser).where(StaffUser.email == SPECIALIST_2FA))
+        assert twofactor.enable(okafor, secret, pyotp.TOTP(secret).now()) is not None
+        coordinator = db.session.scalar(select(StaffUser).where(StaffUser.email == COORDINATOR))
+        reset_token = make_reset_token(coordinator)
+    with serving(app) as server, browser_page(browser) as admin:
+        sign_in(admin, server, ADMIN, password=DEMO_PASSWORD)
+        yield Site(
+            server=server,
+            reference=reference,
+            manage_path=f"/manage/{reference}/{token}",
+            reset_path=f"/staff/password/reset/{reset_token}",
+            admin=admin,
+            scratch=directory,
+        )
+
+
+@pytest.fixture
+def patient(browser: Browser) -> Iterator[Page]:
+    """A fresh browser, as a patient has (no staff session, no earlier answers)."""
+    with browser_page(browser) as page:
+        yield page
+
+
+# --- what is checked on every page -----------------------------------------------------------
+
+
+def axe_failures(page: Page) -> list[str]:
+    """The serious and critical axe violations on the page, one readable line per element."""
+    results = AXE.run(page)
+    lines = []
+    for violation in results.response["violations"]:
+        if violation["impact"] not in FAILING_IMPACTS:
+            continue
+        for node in violation["nodes"]:
+            summary = " ".join(node.get("failureSummary", "").split())
+            lines.append(
+                f"[{violation['impact']}] {violation['id']}: {violation['help']}\n"
+                f"    at {' > '.join(map(str, node['target']))}\n"
+                f"    {summary}\n"
+                f"    {node['html'][:200]}\n"
+                f"    see {violation['helpUrl']}"
+            )
+    return lines
+
+
+def unnamed_controls(page: Page) -> list[str]:
+    """Controls in chromium's accessibility tree that a screen reader would read without a
+    name."""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        nodes = cdp.send("Accessibility.getFullAXTree")["nodes"]
+    finally:
+        cdp.detach()
+    unnamed = []
+    for node in nodes:
+        role = node.get("role", {}).get("value")
+        if node.get("ignored") or role not in CONTROL_ROLES:
+            continue
+        name = str(node.get("name", {}).get("value", "")).strip()
+        if not name:
+            unnamed.append(f"{role} (backend node {node.get('backendDOMNodeId')})")
+    return unnamed
+
+
+def assert_accessible(page: Page, what: str) -> None:
+    page.wait_for_load_state("load")
+    failures = axe_failures(page)
+    assert not failures, f"{what} ({page.url}): {len(failures)} serious or critical:\n" + (
+        "\n".join(failures)
+    )
+    unnamed = unnamed_controls(page)
+    assert not unnamed, f"{what} ({page.url}): controls without a name: {unnamed}"
+
+
+# --- the pages, in the states that matter ----------------------------------------------------
+
+
+def _request_with_errors(site: Site, page: Page) -> None:
+    page.goto(site("/request"))
+    page.get_by_role("button", name="Send my request").click()
+    expect(page).to_have_title(re.compile(r"^Error: "))
+
+
+def _request_with_a_time(site: Site, page: Page) -> None:
+    page.goto(site("/request/time"))
+    page.get_by_role("form", name=re.compile(r"^Open times from ")).get_by_role(
+        "radio"
+    ).first.check()
+    page.get_by_role("button", name="Continue with this time").click()
+    expect(page.get_by_text("Your chosen time", exact=True)).to_be_visible()
+
+
+def _submitted(site: Site, page: Page) -> None:
+    page.goto(site("/request"))
+    fill_required_answers(page, red_flag="A history of cancer")
+    page.get_by_role("button", name="Send my request").click()
+    expect(page).to_have_url(site("/request/submitted"))
+
+
+def _manage_cancel(site: Site, page: Page) -> None:
+    page.goto(site(site.manage_path))
+    page.get_by_text("I want to cancel", exact=True).click()
+    expect(page.get_by_role("button", name="Cancel my request")).to_be_visible()
+
+
+def _manage_documents_with_errors(site: Site, page: Page) -> None:
+    page.goto(site(site.manage_path))
+    not_a_document = site.scratch / "notes.pdf"
+    not_a_document.write_bytes(b"this is not a PDF")
+    form = page.get_by_role("form", name="Add documents")
+    form.get_by_role("group", name="Document 1").get_by_label("File", exact=True).set_input_files(
+        not_a_document
+    )
+    form.get_by_role("button", name="Send the documents").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+
+
+def _too_many_requests(site: Site, page: Page) -> None:
+    config = site.server.app.config
+    before = config["MANAGE_RATE_LIMIT"]
+    # A limit of its own, so no other test's counts are involved.
+    config["MANAGE_RATE_LIMIT"] = "1 per 59 minutes"
+    try:
+        page.goto(site(site.manage_path))
+        response = page.goto(site(site.manage_path))
+        assert response is not None and response.status == 429
+    finally:
+        config["MANAGE_RATE_LIMIT"] = before
+
+
+PATIENT_PAGES: dict[str, str | Callable[..., None]] = {
+    "home": "/",
+    "evaluation": "/info/evaluation",
+    "conditions": "/info/conditions",
+    "treatments": "/info/treatments",
+    "prepare": "/info/prepare",
+    "privacy": "/privacy",
+    "time picker": "/request/time",
+    "request form": "/request",
+    "request form in Spanish": "/request?lang=es",
+    "request form with a time": _request_with_a_time,
+    "request form with errors": _request_with_errors,
+    "request sent (urgent)": _submitted,
+    "manage": "{manage}",
+    "manage: cancel": _manage_cancel,
+    "manage: documents with errors": _manage_documents_with_errors,
+    "manage: reschedule": "{manage}/reschedule",
+    "not found": "/no-such-page",
+    "too many requests": _too_many_requests,
+}
+
+
+@pytest.mark.parametrize("name", PATIENT_PAGES)
+def test_patient_page_has_no_serious_accessibility_problem(
+    name: str, site: Site, patient: Page
+) -> None:
+    how = PATIENT_PAGES[name]
+    if callable(how):
+        how(site, patient)
+    else:
+        patient.goto(site(how.format(manage=site.manage_path)))
+    assert_accessible(patient, name)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/info/evaluation",
+        "/info/conditions",
+        "/info/treatments",
+        "/info/prepare",
+        "/privacy",
+        "/request/time",
+        "/request",
+        "{manage}",
+        "{manage}/reschedule",
+        "/no-such-page",
+    ],
+)
+def test_patient_page_fits_a_phone_without_sideways_scrolling(
+    path: str, site: Site, browser: Browser
+) -> None:
+    with browser_page(browser, **PHONE) as page:
+        page.goto(site(path.format(manage=site.manage_path)))
+        assert page_width(page) <= PHONE_WIDTH, f"{path} scrolls sideways on a phone"
+
+
+def _login_with_error(site: Site, page: Page) -> None:
+    page.goto(site("/staff/login"))
+    page.get_by_label("Email address", exact=True).fill(COORDINATOR)
+    page.get_by_label("Password", exact=True).fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+
+
+def _login_code(site: Site, page: Page, wrong: bool = False) -> None:
+    page.goto(site("/staff/login"))
+    page.get_by_label("Email address", exact=True).fill(SPECIALIST_2FA)
+    page.get_by_label("Password", exact=True).fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Sign-in code")
+    if wrong:
+        page.get_by_label("Code", exact=True).fill("12345")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("alert")).to_be_visible()
+
+
+def _two_factor_setup(site: Site, page: Page, enrol: bool = False) -> None:
+    # Only the specialist enrols: the coordinator can look at the page any number of times.
+    who = SPECIALIST if enrol else COORDINATOR
+    sign_in(page, site.server, who, password=DEMO_PASSWORD)
+    page.goto(site("/staff/two-factor"))
+    if enrol:
+        key = page.locator("code").inner_text().strip()
+        page.get_by_label("Code", exact=True).fill(pyotp.TOTP(key).now())
+        page.get_by_role("button", name="Turn on two-factor sign-in").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Two-factor sign-in is on")
+
+
+def _hours_with_errors(site: Site, page: Page) -> None:
+    page.goto(site("/staff/admin/scheduling/"))
+    page.get_by_role("link", name="Dr. Lena Weber", exact=True).click()
+    page.get_by_role("button", name="Add the hours").click()
+    expect(page.get_by_role("alert").first).to_be_visible()
+
+
+# Pages for signed-out staff: each runs in a fresh browser.
+SIGNED_OUT_PAGES: dict[str, str | Callable[..., None]] = {
+    "login": "/staff/login",
+    "login with an error": _login_with_error,
+    "sign-in code": _login_code,
+    "sign-in code with an error": lambda site, page: _login_code(site, page, wrong=True),
+    "forgot password": "/staff/password/forgot",
+    "reset password": "{reset}",
+    "reset link no longer valid": "/staff/password/reset/not-a-token",
+    "two-factor setup": _two_factor_setup,
+    "two-factor recovery codes": lambda site, page: _two_factor_setup(site, page, enrol=True),
+}
+
+# Pages as the signed-in admin sees them (one browser for them all).
+STAFF_PAGES: dict[str, str | Callable[..., None]] = {
+    "queue": "/staff/",
+    "queue, urgent only": "/staff/?triage=urgent",
+    "record": "/staff/requests/{reference}",
+    "calendar, week": "/staff/calendar",
+    "calendar, day": "/staff/calendar?view=day",
+    "insights": "/staff/insights",
+    "staff accounts": "/staff/accounts",
+    "locations": "/staff/admin/locations",
+    "scheduling": "/staff/admin/scheduling/",
+    "specialist's hours with errors": _hours_with_errors,
+    "audit trail": "/staff/admin/audit",
+}
+
+
+@pytest.mark.parametrize("name", SIGNED_OUT_PAGES)
+def test_staff_sign_in_page_has_no_serious_accessibility_problem(
+    name: str, site: Site, patient: Page
+) -> None:
+    how = SIGNED_OUT_PAGES[name]
+    if callable(how):
+        how(site, patient)
+    else:
+        patient.goto(site(how.format(reset=site.reset_path)))
+    assert_accessible(patient, name)
+
+
+@pytest.mark.parametrize("name", STAFF_PAGES)
+def test_staff_page_has_no_serious_accessibility_problem(name: str, site: Site) -> None:
+    how = STAFF_PAGES[name]
+    page = site.admin
+    if callable(how):
+        how(site, page)
+    else:
+        page.goto(site(how.format(reference=site.reference)))
+        expect(page).not_to_have_url(re.compile(r"/staff/login"))
+    assert_accessible(page, name)
+
+
+# --- form errors are announced ---------------------------------------------------------------
+
+
+def _two_factor_setup_with_error(site: Site, page: Page) -> None:
+    _two_factor_setup(site, page)
+    page.get_by_label("Code", exact=True).fill("12345")
+    page.get_by_role("button", name="Turn on two-factor sign-in").click()
+
+
+def _account_with_errors(site: Site, page: Page) -> None:
+    page.goto(site("/staff/accounts"))
+    page.get_by_role("button", name=re.compile(r"^(Add|Create)")).first.click()
+
+
+def _forgot_password_with_errors(site: Site, page: Page) -> None:
+    page.goto(site("/staff/password/forgot"))
+    page.get_by_role("button", name="Send the link").click()
+
+
+def _location_with_errors(site: Site, page: Page) -> None:
+    page.goto(site("/staff/admin/locations"))
+    page.get_by_role("button", name="Add the location").click()
+
+
+# Each error state, and whether it is reached signed in as the admin.
+ERROR_STATES: dict[str, tuple[Callable[..., None], bool]] = {
+    "request form": (_request_with_errors, False),
+    "manage: documents": (_manage_documents_with_errors, False),
+    "staff sign-in": (_login_with_error, False),
+    "sign-in code": (lambda site, page: _login_code(site, page, wrong=True), False),
+    "two-factor setup": (_two_factor_setup_with_error, False),
+    "specialist's hours": (_hours_with_errors, True),
+    "new staff account": (_account_with_errors, True),
+    "new location": (_location_with_errors, True),
+    "forgot password": (_forgot_password_with_errors, False),
+}
+
+
+@pytest.mark.parametrize("name", ERROR_STATES)
+def test_form_errors_are_announced_and_tied_to_their_fields(
+    name: str, site: Site, patient: Page
+) -> None:
+    how, signed_in = ERROR_STATES[name]
+    page = site.admin if signed_in else patient
+    how(site, page)
+
+    # The title says so first (it is what a screen reader reads on arrival) ...
+    expect(page).to_have_title(re.compile(r"^Error: "))
+    # ... and a summary that screen readers announce lists every problem.
+    summary = page.get_by_role("alert").filter(
+        has=page.get_by_role("heading", name="Please correct the following")
+    )
+    expect(summary).to_be_visible()
+
+    # Each link in the summary leads to something on the page.
+    for href in summary.get_by_role("link").evaluate_all("links => links.map(a => a.hash)"):
+        expect(page.locator(href), f"the summary links to {href}").to_have_count(1)
+
+    # Each invalid field says so, and its error is read with it: a choice's error with its
+    # group (screen readers read a group's description on entering it), a field's with it.
+    invalid = page.locator("[aria-invalid=true]")
+    if summary.get_by_role("link").count():
+        expect(invalid.first).to_be_attached()
+    for field in invalid.all():
+        in_group = field.locator("xpath=ancestor::fieldset[@aria-describedby][1]")
+        if field.get_attribute("type") in ("radio", "checkbox") and in_group.count():
+            field = in_group
+        expect(field).to_have_accessible_description(re.compile(r"Error: \S"))
+
+    # No error message stands alone, unread when its field has the focus.
+    orphans = page.locator(".invalid-feedback").evaluate_all(
+        """messages => messages.filter(m => !m.id ||
+            !document.querySelector(`[aria-describedby~="${m.id}"]`)).map(m => m.outerHTML)"""
+    )
+    assert not orphans, f"error messages no field refers to: {orphans}"
+
+
+# --- the focus is always visible -------------------------------------------------------------
+
+# For the focused element: what it is, its outline, and the colour behind the outline (the
+# first opaque background among its ancestors), with the contrast between the two.
+FOCUS_STYLE_JS = """() => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return null;
+  // A date or time field whose own calendar button has the focus: the browser draws that
+  // ring itself, inside the field, out of the page's reach (a stop of its own in chromium).
+  if (!el.matches(":focus")) return {what: el.tagName, outline: null, contrast: null};
+  const style = getComputedStyle(el);
+  const rgb = c => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  let bg = [255, 255, 255];
+  for (let node = el.parentElement; node; node = node.parentElement) {
+    const c = rgb(getComputedStyle(node).backgroundColor);
+    if (c.length === 3 || (c.length === 4 && c[3] === 1)) { bg = c.slice(0, 3); break; }
+  }
+  const fg = rgb(style.outlineColor).slice(0, 3);
+  const [hi, lo] = [lum(fg), lum(bg)].sort((a, b) => b - a);
+  return {
+    what: el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + " " +
+          (el.getAttribute("aria-label") || el.textContent || el.name || "").trim().slice(0, 40),
+    outline: style.outlineStyle !== "none" ? parseFloat(style.outlineWidth) : 0,
+    contrast: (hi + 0.05) / (lo + 0.05),
+  };
+}"""
+MAX_TAB_STOPS = 400
+
+
+def focus_problems(page: Page) -> list[str]:
+    """Tab through every stop of the page; the ones without a clear focus indicator (an
+    outline of at least 2 px with at least 3:1 contrast against what is behind it)."""
+    problems, seen = [], 0
+    page.locator("body").focus()
+    for _ in range(MAX_TAB_STOPS):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(FOCUS_STYLE_JS)
+        if focused is None:  # past the last stop
+            break
+        seen += 1
+        if focused["outline"] is None:
+            continue
+        if focused["outline"] < 2 or focused["contrast"] < 3:
+            problems.append(
+                f"{focused['what']}: outline {focused['outline']} px, "
+                f"contrast {focused['contrast']:.1f}:1"
+            )
+    assert seen > 1, "no tab stops found"
+    return problems
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/request/time", "/request", "{manage}", "{manage}/reschedule", "/staff/login"]
+)
+def test_every_tab_stop_on_patient_pages_shows_the_focus(
+    path: str, site: Site, patient: Page
+) -> None:
+    patient.goto(site(path.format(manage=site.manage_path)))
+    problems = focus_problems(patient)
+    assert not problems, "tab stops without a visible focus:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/staff/", "/staff/requests/{reference}", "/staff/calendar", "/staff/admin/scheduling/"],
+)
+def test_every_tab_stop_on_staff_pages_shows_the_focus(path: str, site: Site) -> None:
+    page = site.admin
+    page.goto(site(path.format(reference=site.reference)))
+    problems = focus_problems(page)
+    assert not problems, "tab stops without a visible focus:\n" + "\n".join(problems)
+
+
+# --- the checks themselves see problems ------------------------------------------------------
+
+
+def test_the_checks_report_an_unlabelled_field_and_a_hidden_focus(
+    site: Site, patient: Page
+) -> None:
+    """Break a real page on purpose: every check above must notice (a scan that cannot fail
+    would pass every page)."""
+    page = patient
+    page.goto(site("/privacy"))
+    page.evaluate(
+        """() => {
+          const field = document.createElement("input");
+          field.type = "text";
+          field.id = "unlabelled";
+          document.querySelector("main").append(field);
+          const link = document.querySelector("footer a");
+          link.style.setProperty("outline", "none", "important");
+        }"""
+    )
+    failures = axe_failures(page)
+    assert any(" label: " in failure and "#unlabelled" in failure for failure in failures), failures
+    assert any(name.startswith("textbox") for name in unnamed_controls(page))
+    assert any("Privacy notice: outline 0 px" in problem for problem in focus_problems(page))
+
+
+@pytest.mark.parametrize("path", ["/request", "/staff/login"])
+def test_the_first_tab_stop_skips_to_the_main_content(path: str, site: Site, patient: Page) -> None:
+    page = patient
+    page.goto(site(path))
+    page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to main content")
+    expect(skip).to_be_focused()
+    expect(skip).to_be_visible()  # hidden until focused, then shown
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("main")).to_be_focused()
+    # The next Tab goes on inside the content, past the header's links.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.querySelector('main').contains(document.activeElement)")
