@@ -354,6 +354,8 @@ STAFF_PAGES: dict[str, str | Callable[..., None]] = {
     "scheduling": "/staff/admin/scheduling/",
     "specialist's hours with errors": _hours_with_errors,
     "audit trail": "/staff/admin/audit",
+    "privacy": "/staff/admin/privacy",
+    "privacy: a patient": "/staff/admin/privacy/{reference}",
 }
 
 
