@@ -21,6 +21,7 @@ from wtforms import (
     Form,
     FormField,
     HiddenField,
+    PasswordField,
     RadioField,
     SelectChoice,
     SelectMultipleField,
@@ -63,7 +64,10 @@ class CleanTextMeta:
 
     def bind_field(self, form: Any, unbound_field: Any, options: dict[str, Any]) -> Any:
         field_class = unbound_field.field_class
-        if issubclass(field_class, StringField) and not issubclass(field_class, HiddenField):
+        # Passwords are kept exactly as typed.
+        if issubclass(field_class, StringField) and not issubclass(
+            field_class, (HiddenField, PasswordField)
+        ):
             filters = (*unbound_field.kwargs.get("filters", ()), _clean_text)
             options = {**options, "filters": filters}
         return super().bind_field(form, unbound_field, options)  # type: ignore[misc]

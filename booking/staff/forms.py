@@ -7,7 +7,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, RadioField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length
 
-from booking.patients.forms import options
+from booking.patients.forms import CleanTextMeta, options
 from booking.staff.auth import MIN_PASSWORD_LENGTH
 from booking.staff.models import StaffRole
 
@@ -37,6 +37,9 @@ def _password_field(label: str) -> PasswordField:
 
 
 class LoginForm(FlaskForm):
+    class Meta(CleanTextMeta):  # PostgreSQL refuses NUL in text
+        pass
+
     email = EmailField(
         _l("Email address"),
         validators=[DataRequired(_l("Please enter your email address.")), Length(max=254)],
@@ -50,6 +53,9 @@ class LoginForm(FlaskForm):
 
 
 class ForgotPasswordForm(FlaskForm):
+    class Meta(CleanTextMeta):  # PostgreSQL refuses NUL in text
+        pass
+
     email = EmailField(
         _l("Email address"),
         validators=[DataRequired(_l("Please enter your email address.")), Length(max=254)],
@@ -67,6 +73,9 @@ class ResetPasswordForm(FlaskForm):
 
 
 class StaffCreateForm(FlaskForm):
+    class Meta(CleanTextMeta):  # PostgreSQL refuses NUL in text
+        pass
+
     full_name = StringField(
         _l("Full name"), validators=[DataRequired(_l("Please enter a name.")), Length(max=200)]
     )
@@ -88,6 +97,9 @@ class StaffCreateForm(FlaskForm):
 
 
 class CodeForm(FlaskForm):
+    class Meta(CleanTextMeta):  # PostgreSQL refuses NUL in text
+        pass
+
     code = StringField(
         _l("Code"),
         validators=[DataRequired(_l("Please enter the code.")), Length(max=20)],
