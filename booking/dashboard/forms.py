@@ -13,7 +13,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from booking.dashboard.queries import QueueFilters
 from booking.patients import history
-from booking.patients.forms import CleanTextMeta, options
+from booking.patients.forms import CleanTextMeta, has_visible_text, options
 from booking.patients.models import RequestStatus, TriageLevel
 from booking.urlargs import FIRST_YEAR, LAST_YEAR, date_arg, int_arg, text_arg
 
@@ -115,3 +115,7 @@ class LocationForm(FlaskForm):
     address = StringField(
         _l("Address"), validators=[DataRequired(_l("Please enter the address.")), Length(max=300)]
     )
+
+    def validate_name(self, field: StringField) -> None:
+        if not has_visible_text(field.data):
+            raise ValidationError(_("Please enter a name."))

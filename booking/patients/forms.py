@@ -59,6 +59,11 @@ def _clean_text(value: Any) -> Any:
     return CONTROL_CHARS_RE.sub("", value)
 
 
+def has_visible_text(value: str | None) -> bool:
+    """Whether a name shows anything: zero-width and other format characters alone do not."""
+    return any(ch.isprintable() and not ch.isspace() for ch in value or "")
+
+
 class CleanTextMeta:
     """Form ``Meta`` mixin: every visible text field drops control characters as it is read."""
 
@@ -370,6 +375,10 @@ class RequestForm(FlaskForm):
 
     def red_flag_fields(self) -> list[RadioField]:
         return [getattr(self, f"red_{code}") for code, _label in history.RED_FLAGS]
+
+    def validate_full_name(self, field: StringField) -> None:
+        if not has_visible_text(field.data):
+            raise ValidationError(_("Please enter your full name."))
 
     def validate_date_of_birth(self, field: DateField) -> None:
         today = clinic_today()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, RadioField, StringField
+from wtforms import EmailField, PasswordField, RadioField, StringField, ValidationError
 from wtforms.validators import DataRequired, Email, EqualTo, Length
 
-from booking.patients.forms import CleanTextMeta, options
+from booking.patients.forms import CleanTextMeta, has_visible_text, options
 from booking.staff.auth import MIN_PASSWORD_LENGTH
 from booking.staff.models import StaffRole
 
@@ -94,6 +95,10 @@ class StaffCreateForm(FlaskForm):
         validators=[DataRequired(_l("Please choose a role."))],
     )
     password = _password_field(_l("First password"))
+
+    def validate_full_name(self, field: StringField) -> None:
+        if not has_visible_text(field.data):
+            raise ValidationError(_("Please enter a name."))
 
 
 class CodeForm(FlaskForm):

@@ -173,6 +173,7 @@ REFUSED_ANSWERS = {
     "email-markup": ({"email": "<script>@example.com"}, "Please enter a valid email address"),
     "phone-markup": ({"phone": MARKUP}, "Please enter a valid phone number"),
     "only-spaces-name": ({"full_name": " \t \r\n "}, "Please enter your full name."),
+    "invisible-name": ({"full_name": "\u200b\u200d\u202e\ufeff"}, "Please enter your full name."),
     "pain-score-out-of-scale": ({"pain_now": "11"}, "Please choose a number from 0 to 10."),
     "contact-method-not-offered": (
         {"preferred_contact": MARKUP},
