@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
+from jinja2 import BytecodeCache
 from markupsafe import escape
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
@@ -44,6 +46,7 @@ from booking.scheduling.models import (
     WorkingHours,
 )
 from booking.scheduling.services import SlotChoice
+from booking.staff import auth
 from booking.staff.models import RecoveryCode, StaffUser
 from booking.timeutil import now_utc
 from tests.factories import (
@@ -206,6 +209,39 @@ def delivered_html(app: Flask, smtp: SmtpServer, template: str) -> list[str]:
         assert part is not None
         parts.append(part.get_content())
     return parts
+
+
+class SharedTemplateBytecode(BytecodeCache):
+    """Compiled templates kept for the whole run: each of the suite's many short-lived apps
+    would otherwise compile every page again (the source's checksum still guards each entry)."""
+
+    def __init__(self) -> None:
+        self.compiled: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: Any) -> None:
+        if bucket.key in self.compiled:
+            bucket.bytecode_from_string(self.compiled[bucket.key])
+
+    def dump_bytecode(self, bucket: Any) -> None:
+        self.compiled[bucket.key] = bucket.bytecode_to_string()
+
+
+TEMPLATE_BYTECODE = SharedTemplateBytecode()
+
+
+@pytest.fixture
+def app(app: Flask) -> Flask:
+    app.jinja_env.bytecode_cache = TEMPLATE_BYTECODE
+    return app
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2 at its cheapest: these cases are about refusals, not the hash's strength (that
+    is tests/test_staff_auth.py's), and the default costs half a second per staff account."""
+    cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    monkeypatch.setattr(auth, "_hasher", cheap)
+    monkeypatch.setattr(auth, "_DUMMY_HASH", cheap.hash("not a real password"))
 
 
 @pytest.fixture
