@@ -194,8 +194,8 @@ def test_waiting_for_an_earlier_time_without_a_time_is_refused_with_a_message(
 
 @pytest.mark.parametrize(
     "offer",
-    ["no-such-offer", MARKUP.replace("/", ""), "' OR 1=1 --"],
-    ids=["unknown", "markup", "sql"],
+    ["no-such-offer", MARKUP.replace("/", ""), "' OR 1=1 --", "of%00fer"],
+    ids=["unknown", "markup", "sql", "nul-byte"],
 )
 def test_an_unknown_offer_is_not_found(
     app: Flask, client: FlaskClient, clinic: dict[str, Any], offer: str

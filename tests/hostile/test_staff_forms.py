@@ -305,6 +305,15 @@ def test_markup_in_a_confirmation_message_is_escaped_in_the_email(
     assert_escaped(email.body_html, MARKUP)
 
 
+def test_a_message_with_nul_bytes_is_sent_without_them(
+    app: Flask, coordinator: FlaskClient, clinic: dict[str, Any]
+) -> None:
+    response = act(coordinator, clinic["waiting"], "decline", message="Sor\x00ry\x1b, no.")
+    assert response.status_code == 302
+    (email,) = outbox(app, "request_update")
+    assert "Sorry, no." in email.body_text and "\x00" not in email.body_html
+
+
 # (how the request is put in the state, the forged action, the message shown)
 FORGED_TRANSITIONS = {
     "complete-a-declined-request": ("decline", "complete", "cannot be changed to completed"),
