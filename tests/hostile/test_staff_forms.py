@@ -26,6 +26,7 @@ from tests.hostile.conftest import (
     assert_escaped,
     assert_refused,
     csrf,
+    csv_rows,
     delivered_html,
     outbox,
     snapshot,
@@ -699,3 +700,93 @@ def test_a_markup_time_off_reason_is_shown_escaped(
     )
     assert response.status_code == 302
     assert_escaped(admin.get(path).get_data(as_text=True), MARKUP)
+
+
+EXTRA_HOURS = {
+    "unknown-location": ({"location": "424242"}, "Please choose one of the locations shown."),
+    "location-not-a-number": ({"location": MARKUP}, "Please choose one of the locations shown."),
+    "longer-than-a-day": ({"end_day": "+4"}, "Extra hours can last at most 24 hours."),
+    "clock-change-gap": (
+        {"start_day": "2027-03-28", "start_time": "02:30", "end_day": "2027-03-28"},
+        "does not exist in the clinic's time zone",
+    ),
+}
+
+
+@pytest.mark.parametrize(("fields", "message"), EXTRA_HOURS.values(), ids=EXTRA_HOURS.keys())
+def test_bad_extra_hours_are_refused_with_a_message(
+    app: Flask, admin: FlaskClient, clinic: dict[str, Any], fields: dict[str, str], message: str
+) -> None:
+    path = f"/staff/admin/scheduling/specialists/{clinic['okafor']}"
+    with app.app_context():
+        values = {
+            "location": str(clinic["location"]),
+            "start_day": _day(2),
+            "start_time": "09:00",
+            "end_day": _day(2),
+            "end_time": "12:00",
+            "reason": "",
+        }
+        for name, value in fields.items():
+            values[name] = _day(int(value)) if re.fullmatch(r"\+\d+", value) else value
+    before = snapshot(app)
+    assert_refused(submit(admin, path, "extra", **values), 422, message)
+    assert snapshot(app) == before
+
+
+@pytest.mark.parametrize(
+    ("overrides", "status", "message"),
+    [
+        ({"start": "07:00"}, 409, "is not free at that time"),
+        ({"day": "0001-01-01"}, 422, "Please check the year of the date."),
+        ({"specialist": "{okafor}"}, 409, "is not free at that time"),
+        ({"message": MARKUP * 20}, 422, "1000 characters"),
+    ],
+    ids=["outside-hours", "year-one", "specialist-without-hours", "message-too-long"],
+)
+def test_a_bad_reschedule_is_refused_and_keeps_the_appointment(
+    app: Flask,
+    coordinator: FlaskClient,
+    clinic: dict[str, Any],
+    overrides: dict[str, str],
+    status: int,
+    message: str,
+) -> None:
+    reference = clinic["waiting"]
+    assert act(coordinator, reference, "confirm", **slot_fields(app, clinic)).status_code == 302
+    fields = slot_fields(
+        app, clinic, index=8, **{k: v.format(**clinic) for k, v in overrides.items()}
+    )
+    before = snapshot(app)
+    page = assert_refused(act(coordinator, reference, "reschedule", **fields), status, message)
+    assert "<script>alert" not in page
+    assert snapshot(app) == before
+
+
+def test_formula_staff_and_location_names_are_neutralised_in_the_csv(
+    app: Flask, admin: FlaskClient, clinic: dict[str, Any]
+) -> None:
+    specialist, place = '=HYPERLINK("http://evil.example")', "@SUM(A1:A9)"
+    assert create_account(admin, full_name=specialist, role="specialist").status_code == 302
+    assert add_location(admin, place).status_code == 302
+    with app.app_context():
+        from booking.scheduling.models import Location
+
+        user_id = db.session.scalars(
+            select(StaffUser.id).where(StaffUser.full_name == specialist)
+        ).one()
+        location_id = db.session.scalars(select(Location.id).where(Location.name == place)).one()
+    path = f"/staff/admin/scheduling/specialists/{user_id}"
+    for weekday in range(7):
+        hours = {
+            "weekday": str(weekday),
+            "location": str(location_id),
+            "start_time": "08:00",
+            "end_time": "18:00",
+        }
+        assert submit(admin, path, "hours", **hours).status_code == 302
+    fields = slot_fields(app, clinic, specialist=user_id, location=location_id)
+    assert act(admin, clinic["waiting"], "confirm", **fields).status_code == 302
+    (row,) = [r for r in csv_rows(admin) if r["reference"] == clinic["waiting"]]
+    assert row["specialist"] == "'" + specialist
+    assert row["location"] == "'" + place
