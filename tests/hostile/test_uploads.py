@@ -95,8 +95,7 @@ def test_a_file_that_lies_about_its_type_is_refused_on_the_request_form(
     app: Flask, client: FlaskClient, content: bytes, name: str, claimed: str, message: str
 ) -> None:
     before = snapshot(app)
-    page = assert_refused(post_form(client, [(content, name, claimed)]), 422, message)
-    assert "Please attach your documents again" in page or message in page
+    assert_refused(post_form(client, [(content, name, claimed)]), 422, message)
     assert snapshot(app) == before
 
 
