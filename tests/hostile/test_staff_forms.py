@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import pyotp
 import pytest
@@ -74,6 +75,33 @@ def test_hostile_sign_in_is_refused_with_a_message(
     assert "<script>alert" not in page
     assert not signed_in(client)
     assert snapshot(app) == before
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.example/staff/",
+        "https://evil.example/staff/",
+        "/\\evil.example",
+        "javascript:alert(1)",
+        "/staff/..//evil.example",
+    ],
+    ids=["scheme-relative", "absolute", "backslash", "javascript", "dot-segments"],
+)
+def test_sign_in_never_leads_to_another_site(
+    app: Flask, clinic: dict[str, Any], target: str
+) -> None:
+    client = app.test_client()
+    token = csrf(client, "/staff/login")
+    response = client.post(
+        "/staff/login",
+        query_string={"next": target},
+        data={"csrf_token": token, "email": clinic["coordinator"], "password": PASSWORD},
+    )
+    assert response.status_code == 302
+    location = urlsplit(response.headers["Location"])
+    assert (location.scheme, location.netloc) in {("", ""), ("http", "localhost")}
+    assert not response.headers["Location"].startswith(("//", "/\\"))
 
 
 @pytest.fixture
