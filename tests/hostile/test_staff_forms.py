@@ -791,10 +791,19 @@ def test_a_bad_reschedule_is_refused_and_keeps_the_appointment(
     assert snapshot(app) == before
 
 
-def test_formula_staff_and_location_names_are_neutralised_in_the_csv(
-    app: Flask, admin: FlaskClient, clinic: dict[str, Any]
+STAFF_AND_PLACE_NAMES = {
+    "formulas": ('=HYPERLINK("http://evil.example")', "@SUM(A1:A9)"),
+    "markup": (MARKUP, MARKUP.replace("xss", "place")),
+    "formula-and-markup": ("+" + MARKUP, "-" + MARKUP),
+}
+
+
+@pytest.mark.parametrize(
+    ("specialist", "place"), STAFF_AND_PLACE_NAMES.values(), ids=STAFF_AND_PLACE_NAMES.keys()
+)
+def test_staff_and_location_names_are_safe_in_the_email_pages_and_csv(
+    app: Flask, admin: FlaskClient, clinic: dict[str, Any], specialist: str, place: str
 ) -> None:
-    specialist, place = '=HYPERLINK("http://evil.example")', "@SUM(A1:A9)"
     assert create_account(admin, full_name=specialist, role="specialist").status_code == 302
     assert add_location(admin, place).status_code == 302
     with app.app_context():
@@ -813,8 +822,14 @@ def test_formula_staff_and_location_names_are_neutralised_in_the_csv(
             "end_time": "18:00",
         }
         assert submit(admin, path, "hours", **hours).status_code == 302
+    assert_escaped(admin.get(path).get_data(as_text=True), specialist)
     fields = slot_fields(app, clinic, specialist=user_id, location=location_id)
     assert act(admin, clinic["waiting"], "confirm", **fields).status_code == 302
+    (email,) = outbox(app, "request_update")
+    assert_escaped(email.body_html, specialist)
+    assert_escaped(email.body_html, place)
+    assert_escaped(admin.get("/staff/calendar").get_data(as_text=True), specialist)
     (row,) = [r for r in csv_rows(admin) if r["reference"] == clinic["waiting"]]
-    assert row["specialist"] == "'" + specialist
-    assert row["location"] == "'" + place
+    formula = ("=", "+", "-", "@")
+    assert row["specialist"] == ("'" if specialist.startswith(formula) else "") + specialist
+    assert row["location"] == ("'" if place.startswith(formula) else "") + place
