@@ -44,6 +44,9 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
 
     init_keys(app)
     register_extensions(app)
+    from booking.urlargs import URL_CONVERTERS
+
+    app.url_map.converters.update(URL_CONVERTERS)  # before any route is added
     register_blueprints(app)
     register_template_helpers(app)
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from typing import Any
+
+from werkzeug.routing.converters import IntegerConverter, UnicodeConverter
 
 MAX_INT = 2**31 - 1
 FIRST_YEAR, LAST_YEAR = 1900, 2999
@@ -34,3 +37,28 @@ def date_arg(value: str | None) -> date | None:
 def text_arg(value: str | None, max_length: int) -> str | None:
     text = CONTROL_CHARS_RE.sub("", value or "").strip()[:max_length]
     return text or None
+
+
+class BoundedIntConverter(IntegerConverter):
+    """``<int:...>`` in a route, at most the database's integer: a larger id in a hand-edited
+    URL is a 404, not an overflow in SQLite or PostgreSQL."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", MAX_INT)
+        super().__init__(map, *args, **kwargs)
+
+
+class PlainSegmentConverter(UnicodeConverter):
+    """The default ``<name>`` path segment without control characters: PostgreSQL refuses a
+    NUL in a text value, so such a URL is a 404 before any query sees it."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(map, *args, **kwargs)
+        self.regex = self.regex.replace("[^/]", "[^/\\x00-\\x1f\\x7f]", 1)
+
+
+URL_CONVERTERS = {
+    "int": BoundedIntConverter,
+    "default": PlainSegmentConverter,
+    "string": PlainSegmentConverter,
+}

@@ -21,7 +21,7 @@ from wtforms import (
 )
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, StopValidation
 
-from booking.patients.forms import CleanTextMeta, options
+from booking.patients.forms import CleanTextMeta, has_visible_text, options
 from booking.scheduling.admin_services import (
     DURATION_RANGE,
     RULE_RANGES,
@@ -148,7 +148,7 @@ class AppointmentTypeForm(FlaskForm):
     submit = SubmitField(_l("Add the appointment type"))
 
     def validate_name(self, field: StringField) -> None:
-        if not (field.data or "").strip():
+        if not has_visible_text(field.data):
             raise ValidationError(_("Please enter a name."))
 
 

@@ -55,7 +55,7 @@ def _date(name: str) -> date | None:
 def audit() -> str:
     page_arg = request.args.get("page", "1")
     filters = AuditFilters(
-        action=request.args.get("action") or None,
+        action=text_arg(request.args.get("action"), 64),
         actor=text_arg(request.args.get("actor"), 254),
         target=text_arg(request.args.get("target"), 40),
         date_from=_date("from"),

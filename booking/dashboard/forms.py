@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import MultiDict
-from wtforms import DateField, SelectField, StringField, TextAreaField, TimeField
+from wtforms import DateField, SelectField, StringField, TextAreaField, TimeField, ValidationError
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from booking.dashboard.queries import QueueFilters
 from booking.patients import history
-from booking.patients.forms import options
+from booking.patients.forms import CleanTextMeta, has_visible_text, options
 from booking.patients.models import RequestStatus, TriageLevel
-from booking.urlargs import date_arg, int_arg, text_arg
+from booking.urlargs import FIRST_YEAR, LAST_YEAR, date_arg, int_arg, text_arg
 
 MAX_SEARCH = 100
 
@@ -39,6 +40,9 @@ def queue_filters(args: MultiDict) -> QueueFilters:
 
 
 class SlotForm(FlaskForm):
+    class Meta(CleanTextMeta):  # PostgreSQL refuses NUL in text
+        pass
+
     specialist = SelectField(
         _l("Specialist"), coerce=int, validators=[InputRequired(_l("Please choose a specialist."))]
     )
@@ -62,6 +66,11 @@ class SlotForm(FlaskForm):
         description=_l("Sent in the email. No medical details: email is not secure."),
     )
 
+    def validate_day(self, field: DateField) -> None:
+        # A date at the calendar's edge (year 1 or 9999) overflows when converted to UTC.
+        if not FIRST_YEAR <= field.data.year <= LAST_YEAR:
+            raise ValidationError(_("Please check the year of the date."))
+
     def set_choices(self, specialists: list[Any], locations: list[Any], types: list[Any]) -> None:
         self.specialist.choices = options([(s.id, s.full_name) for s in specialists])
         self.location.choices = options([(loc.id, loc.name) for loc in locations])
@@ -71,6 +80,9 @@ class SlotForm(FlaskForm):
 
 
 class CloseForm(FlaskForm):
+    class Meta(CleanTextMeta):  # PostgreSQL refuses NUL in text
+        pass
+
     message = TextAreaField(
         _l("Message to the patient"),
         validators=[Optional(), Length(max=1000)],
@@ -83,6 +95,9 @@ class ActionForm(FlaskForm):
 
 
 class NoteForm(FlaskForm):
+    class Meta(CleanTextMeta):  # PostgreSQL refuses NUL in text
+        pass
+
     text = TextAreaField(
         _l("Internal note"),
         validators=[DataRequired(_l("Please write the note.")), Length(max=5000)],
@@ -91,9 +106,16 @@ class NoteForm(FlaskForm):
 
 
 class LocationForm(FlaskForm):
+    class Meta(CleanTextMeta):  # PostgreSQL refuses NUL in text
+        pass
+
     name = StringField(
         _l("Name"), validators=[DataRequired(_l("Please enter a name.")), Length(max=120)]
     )
     address = StringField(
         _l("Address"), validators=[DataRequired(_l("Please enter the address.")), Length(max=300)]
     )
+
+    def validate_name(self, field: StringField) -> None:
+        if not has_visible_text(field.data):
+            raise ValidationError(_("Please enter a name."))

@@ -164,6 +164,13 @@ def reschedule(consultation: ConsultationRequest, choice: SlotChoice) -> None:
         "location": appointment.location_id,
         "sequence": appointment.sequence,
     }
+    if (choice.specialist_id, choice.location_id, choice.starts_at) == (
+        appointment.specialist_id,
+        appointment.location_id,
+        appointment.starts_at,
+    ):
+        # Not offered on the page: "moving" to the same time would only send needless emails.
+        raise ManageError(_("Please choose one of the times."))
     appointment_type, slot = resolve_choice(choice, ignore_appointment_id=appointment.id)
     freed = FreedTime.of(appointment)
     place_appointment(appointment, appointment_type, slot)

@@ -84,7 +84,11 @@ def add_documents(reference: str, token: str):
         return _render(consultation, token, 422, documents_form=form)
     try:
         count = services.add_documents(consultation, form.uploads())
-    except (services.ManageError, DocumentRejected) as exc:
+    except services.ManageError as exc:
+        # Shown above the page: a closed request's page has no documents form to show it in.
+        flash(str(exc), "danger")
+        return _render(consultation, token, 409)
+    except DocumentRejected as exc:
         form.form_errors.append(str(exc))
         return _render(consultation, token, 422, documents_form=form)
     except OSError:

@@ -21,6 +21,7 @@ from wtforms import (
     Form,
     FormField,
     HiddenField,
+    PasswordField,
     RadioField,
     SelectChoice,
     SelectMultipleField,
@@ -58,12 +59,20 @@ def _clean_text(value: Any) -> Any:
     return CONTROL_CHARS_RE.sub("", value)
 
 
+def has_visible_text(value: str | None) -> bool:
+    """Whether a name shows anything: zero-width and other format characters alone do not."""
+    return any(ch.isprintable() and not ch.isspace() for ch in value or "")
+
+
 class CleanTextMeta:
     """Form ``Meta`` mixin: every visible text field drops control characters as it is read."""
 
     def bind_field(self, form: Any, unbound_field: Any, options: dict[str, Any]) -> Any:
         field_class = unbound_field.field_class
-        if issubclass(field_class, StringField) and not issubclass(field_class, HiddenField):
+        # Passwords are kept exactly as typed.
+        if issubclass(field_class, StringField) and not issubclass(
+            field_class, (HiddenField, PasswordField)
+        ):
             filters = (*unbound_field.kwargs.get("filters", ()), _clean_text)
             options = {**options, "filters": filters}
         return super().bind_field(form, unbound_field, options)  # type: ignore[misc]
@@ -366,6 +375,10 @@ class RequestForm(FlaskForm):
 
     def red_flag_fields(self) -> list[RadioField]:
         return [getattr(self, f"red_{code}") for code, _label in history.RED_FLAGS]
+
+    def validate_full_name(self, field: StringField) -> None:
+        if not has_visible_text(field.data):
+            raise ValidationError(_("Please enter your full name."))
 
     def validate_date_of_birth(self, field: DateField) -> None:
         today = clinic_today()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, RadioField, StringField
+from wtforms import EmailField, PasswordField, RadioField, StringField, ValidationError
 from wtforms.validators import DataRequired, Email, EqualTo, Length
 
-from booking.patients.forms import MultiCheckboxField, options
+from booking.patients.forms import CleanTextMeta, MultiCheckboxField, has_visible_text, options
 from booking.staff.auth import MIN_PASSWORD_LENGTH
 from booking.staff.models import StaffRole
 
@@ -37,6 +38,9 @@ def _password_field(label: str) -> PasswordField:
 
 
 class LoginForm(FlaskForm):
+    class Meta(CleanTextMeta):  # PostgreSQL refuses NUL in text
+        pass
+
     email = EmailField(
         _l("Email address"),
         validators=[DataRequired(_l("Please enter your email address.")), Length(max=254)],
@@ -50,6 +54,9 @@ class LoginForm(FlaskForm):
 
 
 class ForgotPasswordForm(FlaskForm):
+    class Meta(CleanTextMeta):  # PostgreSQL refuses NUL in text
+        pass
+
     email = EmailField(
         _l("Email address"),
         validators=[DataRequired(_l("Please enter your email address.")), Length(max=254)],
@@ -67,6 +74,9 @@ class ResetPasswordForm(FlaskForm):
 
 
 class StaffCreateForm(FlaskForm):
+    class Meta(CleanTextMeta):  # PostgreSQL refuses NUL in text
+        pass
+
     full_name = StringField(
         _l("Full name"), validators=[DataRequired(_l("Please enter a name.")), Length(max=200)]
     )
@@ -86,8 +96,15 @@ class StaffCreateForm(FlaskForm):
     )
     password = _password_field(_l("First password"))
 
+    def validate_full_name(self, field: StringField) -> None:
+        if not has_visible_text(field.data):
+            raise ValidationError(_("Please enter a name."))
+
 
 class CodeForm(FlaskForm):
+    class Meta(CleanTextMeta):  # PostgreSQL refuses NUL in text
+        pass
+
     code = StringField(
         _l("Code"),
         validators=[DataRequired(_l("Please enter the code.")), Length(max=20)],

@@ -35,7 +35,9 @@ def provisioning_qr(user: StaffUser, secret: str) -> str:
 def _matching_step(secret: str, code: str, after: int) -> int | None:
     """The time step whose code this is (now, or one step either side for clock drift), if
     it is newer than ``after``: a code is accepted once."""
-    code = "".join(ch for ch in code if ch.isdigit())
+    # ASCII digits only: str.isdigit() also takes other scripts' digits, which compare_digest
+    # refuses with a TypeError.
+    code = "".join(ch for ch in code if ch in "0123456789")
     if len(code) != 6:
         return None
     totp = pyotp.TOTP(secret)

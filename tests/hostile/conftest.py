@@ -1,0 +1,316 @@
+"""Shared pieces of the hostile-input suite.
+
+Every case drives the app through HTTP as an attacker would (CSRF on, real uploads, real
+database: SQLite, and PostgreSQL when ``TEST_DATABASE_URL`` is set) and then checks three
+things: the answer is a clear 4xx or the form again with a visible message (never a 500),
+nothing was stored partially (``snapshot`` before and after), and text that is stored and
+shown again comes out escaped in pages, in the emails' HTML and neutralised in the CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from argon2 import PasswordHasher
+from flask import Flask
+from flask.testing import FlaskClient
+from jinja2 import BytecodeCache
+from markupsafe import escape
+from sqlalchemy import func, select
+from werkzeug.test import TestResponse
+
+from booking.dashboard.models import RequestEvent
+from booking.documents.models import Document
+from booking.extensions import db
+from booking.manage.tokens import manage_token
+from booking.notifications.models import OutboxEmail
+from booking.notifications.services import deliver_outbox_email
+from booking.patients.models import ConsultationRequest, MedicalHistory, Patient
+from booking.scheduling.availability import open_slots
+from booking.scheduling.models import (
+    Appointment,
+    AppointmentType,
+    ClinicSettings,
+    Location,
+    ScheduleException,
+    SlotOffer,
+    WaitlistEntry,
+    WorkingHours,
+)
+from booking.scheduling.services import SlotChoice
+from booking.staff import auth
+from booking.staff.models import RecoveryCode, StaffUser
+from booking.timeutil import now_utc
+from tests.factories import (
+    login,
+    make_appointment_type,
+    make_hours,
+    make_location,
+    make_request,
+    make_staff,
+)
+from tests.smtp import SmtpServer
+from tests.support import stored_files
+
+# Script and HTML that would run or change the page if it were ever rendered unescaped.
+MARKUP = '<script>alert("xss")</script><img src=x onerror=alert(1)>'
+RAW_MARKERS = ("<script>alert", "<img src=x")
+CSRF_RE = re.compile(r'csrf_token"(?: type="hidden")? value="([^"]+)"')
+
+# Every table a hostile request could leave a partial row in (the audit trail is left out:
+# refused sign-ins and views are rightly audited).
+TRACKED = (
+    ConsultationRequest,
+    Patient,
+    MedicalHistory,
+    Document,
+    OutboxEmail,
+    RequestEvent,
+    Appointment,
+    StaffUser,
+    Location,
+    AppointmentType,
+    WorkingHours,
+    ScheduleException,
+    ClinicSettings,
+    WaitlistEntry,
+    SlotOffer,
+    RecoveryCode,
+)
+
+
+def snapshot(app: Flask) -> dict[str, Any]:
+    """Row counts, every request's status and time, staff, locations, and the stored files."""
+    with app.app_context():
+        state: dict[str, Any] = {
+            model.__tablename__: db.session.scalar(select(func.count()).select_from(model))
+            for model in TRACKED
+        }
+        state["requests"] = sorted(
+            db.session.execute(
+                select(
+                    ConsultationRequest.reference,
+                    ConsultationRequest.status,
+                    ConsultationRequest.assigned_specialist_id,
+                )
+            ).all()
+        )
+        state["appointments"] = sorted(
+            db.session.execute(
+                select(
+                    Appointment.request_id,
+                    Appointment.starts_at,
+                    Appointment.specialist_id,
+                    Appointment.active,
+                    Appointment.sequence,
+                )
+            ).all()
+        )
+        state["staff"] = sorted(
+            db.session.execute(
+                select(StaffUser.email, StaffUser.full_name, StaffUser.active, StaffUser.role)
+            ).all()
+        )
+        state["locations"] = sorted(
+            db.session.execute(select(Location.name, Location.address, Location.active)).all()
+        )
+        state["types"] = sorted(
+            db.session.execute(
+                select(
+                    AppointmentType.name, AppointmentType.duration_minutes, AppointmentType.active
+                )
+            ).all()
+        )
+        db.session.remove()
+    state["files"] = [p.name for p in stored_files(Path(app.config["UPLOAD_DIR"]))]
+    return state
+
+
+def visible_text(page: str) -> str:
+    """What a reader sees: tags dropped, entities decoded, whitespace collapsed."""
+    page = re.sub(r"<(script|style)\b.*?</\1>", " ", page, flags=re.S)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+
+
+def assert_refused(
+    response: TestResponse, status: int | tuple[int, ...], message: str | None = None
+) -> str:
+    """A clear refusal: the expected 4xx (never a 500) and, when given, the message on the
+    page the user sees. Returns the page."""
+    expected = (status,) if isinstance(status, int) else status
+    assert response.status_code in expected, (
+        f"expected {expected}, got {response.status_code}: "
+        f"{visible_text(response.get_data(as_text=True))[:300]}"
+    )
+    assert all(400 <= code < 500 for code in expected)
+    page = response.get_data(as_text=True)
+    assert "Traceback" not in page
+    if message is not None:
+        assert message in visible_text(page), f"{message!r} not shown"
+    return page
+
+
+def assert_escaped(page: str, value: str) -> None:
+    """``value`` is on the page as text: present escaped, never as live markup."""
+    for marker in RAW_MARKERS:
+        if marker in value:
+            assert marker not in page, f"unescaped {marker!r} on the page"
+    assert str(escape(value)) in page, (
+        f"the value is not shown (escaped) on the page: {visible_text(page)[:3000]}"
+    )
+
+
+def csrf(client: FlaskClient, path: str) -> str:
+    """The page's CSRF token, read like a browser (any form on it: one token per session)."""
+    response = client.get(path)
+    assert response.status_code == 200, path
+    match = CSRF_RE.search(response.get_data(as_text=True))
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+def csv_rows(client: FlaskClient, query: str = "status=all") -> list[dict[str, str]]:
+    response = client.get(f"/staff/export.csv?{query}")
+    assert response.status_code == 200
+    return list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+
+
+def outbox(app: Flask, template: str | None = None) -> list[OutboxEmail]:
+    with app.app_context():
+        query = select(OutboxEmail).order_by(OutboxEmail.id)
+        if template is not None:
+            query = query.where(OutboxEmail.template == template)
+        rows = list(db.session.scalars(query))
+        db.session.expunge_all()
+        return rows
+
+
+def delivered_html(app: Flask, smtp: SmtpServer, template: str) -> list[str]:
+    """Deliver the outbox's emails of ``template`` through the real SMTP server and return
+    the HTML part of each message as received."""
+    rows = outbox(app, template)
+    assert rows, f"no {template} email was written"
+    before = len(smtp.received)
+    with app.app_context():
+        for row in rows:
+            deliver_outbox_email(row.id)
+    received = smtp.collector.wait_for(before + len(rows))[before:]
+    parts = []
+    for item in received:
+        part = item.message.get_body(preferencelist=("html",))
+        assert part is not None
+        parts.append(part.get_content())
+    return parts
+
+
+class SharedTemplateBytecode(BytecodeCache):
+    """Compiled templates kept for the whole run: each of the suite's many short-lived apps
+    would otherwise compile every page again (the source's checksum still guards each entry)."""
+
+    def __init__(self) -> None:
+        self.compiled: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: Any) -> None:
+        if bucket.key in self.compiled:
+            bucket.bytecode_from_string(self.compiled[bucket.key])
+
+    def dump_bytecode(self, bucket: Any) -> None:
+        self.compiled[bucket.key] = bucket.bytecode_to_string()
+
+
+TEMPLATE_BYTECODE = SharedTemplateBytecode()
+
+
+@pytest.fixture
+def app(app: Flask) -> Flask:
+    app.jinja_env.bytecode_cache = TEMPLATE_BYTECODE
+    return app
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2 at its cheapest: these cases are about refusals, not the hash's strength (that
+    is tests/test_staff_auth.py's), and the default costs half a second per staff account."""
+    cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    monkeypatch.setattr(auth, "_hasher", cheap)
+    monkeypatch.setattr(auth, "_DUMMY_HASH", cheap.hash("not a real password"))
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mail_settings(app_settings: dict[str, Any], smtp: SmtpServer) -> dict[str, Any]:
+    """Ask for this before ``app`` to send the app's mail to the real test SMTP server."""
+    app_settings["MAIL_PORT"] = smtp.port
+    return app_settings
+
+
+@pytest.fixture
+def clinic(app: Flask) -> dict[str, Any]:
+    """Staff of each role, a specialist with hours, a request holding a time (with its
+    private link) and one without a time."""
+    with app.app_context():
+        admin = make_staff("admin", "admin@example.com", full_name="Ada Admin")
+        coordinator = make_staff("coordinator", "coord@example.com", full_name="Cora Coord")
+        weber = make_staff("specialist", "weber@example.com", full_name="Dr. Weber")
+        okafor = make_staff("specialist", "okafor@example.com", full_name="Dr. Okafor")
+        location = make_location()
+        appointment_type = make_appointment_type(minutes=45)
+        make_hours(weber, location, range(7), "08:00", "18:00")
+        start = now_utc()
+        slots = open_slots(appointment_type, start, start + timedelta(days=14))
+        booked = make_request(
+            email="booked@example.com",
+            slot=SlotChoice(
+                appointment_type.id,
+                slots[0].specialist_id,
+                slots[0].location_id,
+                slots[0].starts_at,
+            ),
+        )
+        waiting = make_request(email="waiting@example.com", documents=1)
+        return {
+            "admin": admin.email,
+            "admin_id": admin.id,
+            "coordinator": coordinator.email,
+            "coordinator_id": coordinator.id,
+            "weber": weber.id,
+            "weber_email": weber.email,
+            "okafor": okafor.id,
+            "okafor_email": okafor.email,
+            "location": location.id,
+            "type": appointment_type.id,
+            "booked": booked.reference,
+            "booked_link": f"/manage/{booked.reference}/{manage_token(booked)}",
+            "waiting": waiting.reference,
+            "waiting_link": f"/manage/{waiting.reference}/{manage_token(waiting)}",
+            "waiting_document": waiting.documents[0].id,
+            "slot_keys": [s.key for s in slots[1:40]],
+        }
+
+
+@pytest.fixture
+def coordinator(app: Flask, clinic: dict[str, Any]) -> FlaskClient:
+    client = app.test_client()
+    assert login(client, clinic["coordinator"]).status_code == 302
+    return client
+
+
+@pytest.fixture
+def admin(app: Flask, clinic: dict[str, Any]) -> FlaskClient:
+    client = app.test_client()
+    assert login(client, clinic["admin"]).status_code == 302
+    return client

@@ -1,0 +1,208 @@
+"""The patient's private link under attack: forged, expired and borrowed links, forged times,
+changes to a closed request, and markup in what the patient writes."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+from sqlalchemy import select
+
+from booking.extensions import db
+from booking.manage.tokens import SALT, manage_token
+from booking.patients.models import ConsultationRequest
+from tests.hostile.conftest import MARKUP, assert_escaped, assert_refused, csrf, snapshot
+from tests.support import pdf_bytes
+
+
+def _load(reference: str) -> ConsultationRequest:
+    return db.session.scalars(
+        select(ConsultationRequest).where(ConsultationRequest.reference == reference)
+    ).one()
+
+
+def _tampered(token: str) -> str:
+    payload, stamp, signature = token.split(".")
+    middle = len(signature) // 2
+    flipped = "A" if signature[middle] != "A" else "B"
+    return f"{payload}.{stamp}.{signature[:middle]}{flipped}{signature[middle + 1 :]}"
+
+
+def _expired(app: Flask, reference: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A real token for this request, signed just longer ago than links live."""
+    lifetime = app.config["MANAGE_LINK_DAYS"] * 24 * 3600
+    real_clock = TimestampSigner.get_timestamp
+    with monkeypatch.context() as patch:
+        patch.setattr(TimestampSigner, "get_timestamp", lambda s: real_clock(s) - lifetime - 60)
+        return manage_token(_load(reference))
+
+
+BadLink = Callable[[Flask, dict[str, Any], pytest.MonkeyPatch], str]
+BAD_LINKS: dict[str, BadLink] = {
+    "tampered-signature": lambda app, c, mp: (
+        f"/manage/{c['booked']}/{_tampered(c['booked_link'].rsplit('/', 1)[1])}"
+    ),
+    "another-requests-token": lambda app, c, mp: (
+        f"/manage/{c['booked']}/{c['waiting_link'].rsplit('/', 1)[1]}"
+    ),
+    "token-for-another-reference": lambda app, c, mp: (
+        f"/manage/{c['waiting']}/{c['booked_link'].rsplit('/', 1)[1]}"
+    ),
+    "forged-with-another-key": lambda app, c, mp: (
+        f"/manage/{c['booked']}/"
+        + URLSafeTimedSerializer("guessed-secret", salt=SALT).dumps({"r": 1, "ref": c["booked"]})
+    ),
+    "expired": lambda app, c, mp: f"/manage/{c['booked']}/{_expired(app, c['booked'], mp)}",
+    "garbage": lambda app, c, mp: f"/manage/{c['booked']}/{'x' * 2000}",
+    "sql-like-reference": lambda app, c, mp: (
+        f"/manage/SC-' OR 1=1--/{c['booked_link'].rsplit('/', 1)[1]}"
+    ),
+}
+
+
+@pytest.mark.parametrize("make_link", BAD_LINKS.values(), ids=BAD_LINKS.keys())
+def test_a_bad_link_opens_nothing_and_changes_nothing(
+    app: Flask,
+    client: FlaskClient,
+    clinic: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    make_link: BadLink,
+) -> None:
+    with app.app_context():
+        link = make_link(app, clinic, monkeypatch)
+    token = csrf(client, clinic["booked_link"])  # a real session's token: only the link is bad
+    before = snapshot(app)
+    assert_refused(client.get(link), 404, "Page not found")
+    assert_refused(client.get(f"{link}/reschedule"), 404)
+    assert_refused(client.post(f"{link}/cancel", data={"cancel-csrf_token": token}), 404)
+    assert_refused(client.post(f"{link}/waitlist", data={"csrf_token": token, "join": "1"}), 404)
+    assert snapshot(app) == before
+
+
+def test_markup_in_a_cancellation_reason_is_shown_escaped_to_staff(
+    app: Flask, client: FlaskClient, coordinator: FlaskClient, clinic: dict[str, Any]
+) -> None:
+    link = clinic["booked_link"]
+    data = {"cancel-csrf_token": csrf(client, link), "cancel-reason": MARKUP}
+    assert client.post(f"{link}/cancel", data=data).status_code == 302
+    page = coordinator.get(f"/staff/requests/{clinic['booked']}").get_data(as_text=True)
+    assert_escaped(page, MARKUP)
+
+
+def test_a_too_long_cancellation_reason_is_refused_and_cancels_nothing(
+    app: Flask, client: FlaskClient, clinic: dict[str, Any]
+) -> None:
+    link = clinic["booked_link"]
+    before = snapshot(app)
+    data = {"cancel-csrf_token": csrf(client, link), "cancel-reason": "\U0001f4a9" * 501}
+    assert_refused(client.post(f"{link}/cancel", data=data), 422, "500 characters")
+    assert snapshot(app) == before
+
+
+FORGED_SLOTS = {
+    "empty": "",
+    "not-a-key": "tomorrow at ten",
+    "markup": MARKUP,
+    "the-epoch": "{weber}.{location}.0",
+    "huge-numbers": "999999999.999999999.99999999999",
+    "specialist-without-hours": "{okafor}.{location}.{start}",
+    "another-location": "{weber}.999.{start}",
+    "current-time-again": "{current}",
+}
+
+
+@pytest.mark.parametrize("slot", FORGED_SLOTS.values(), ids=FORGED_SLOTS.keys())
+def test_a_forged_time_on_the_reschedule_page_moves_nothing(
+    app: Flask, client: FlaskClient, clinic: dict[str, Any], slot: str
+) -> None:
+    link = clinic["booked_link"]
+    start = clinic["slot_keys"][0].rsplit(".", 1)[1]
+    with app.app_context():
+        current = _load(clinic["booked"]).appointment
+        stamp = int(current.starts_at.timestamp())
+        current_key = f"{current.specialist_id}.{current.location_id}.{stamp}"
+    key = slot.format(start=start, current=current_key, **clinic)
+    before = snapshot(app)
+    data = {"csrf_token": csrf(client, f"{link}/reschedule"), "slot": key}
+    page = assert_refused(client.post(f"{link}/reschedule", data=data), 409)
+    assert "Please choose one of the times." in page or "that time was just taken" in page
+    assert "<script>alert" not in page
+    assert snapshot(app) == before
+
+
+def _cancel(client: FlaskClient, link: str) -> None:
+    data = {"cancel-csrf_token": csrf(client, link)}
+    assert client.post(f"{link}/cancel", data=data).status_code == 302
+
+
+CLOSED_REQUEST_CHANGES = {
+    "reschedule": lambda c, link, key, token: c.post(
+        f"{link}/reschedule", data={"csrf_token": token, "slot": key}
+    ),
+    "cancel-again": lambda c, link, key, token: c.post(
+        f"{link}/cancel", data={"cancel-csrf_token": token}
+    ),
+    "add-documents": lambda c, link, key, token: c.post(
+        f"{link}/documents",
+        data={
+            "docs-csrf_token": token,
+            "docs-documents-0-file": (io.BytesIO(pdf_bytes()), "late.pdf"),
+        },
+        content_type="multipart/form-data",
+    ),
+}
+CLOSED_MESSAGES = {
+    "reschedule": "This request is closed",
+    "cancel-again": "This request is closed",
+    "add-documents": "This request is closed",
+}
+
+
+@pytest.mark.parametrize("change", CLOSED_REQUEST_CHANGES, ids=CLOSED_REQUEST_CHANGES)
+def test_a_cancelled_request_cannot_be_changed_through_its_link(
+    app: Flask, client: FlaskClient, clinic: dict[str, Any], change: str
+) -> None:
+    link = clinic["booked_link"]
+    token = csrf(client, link)  # the session's token; a closed request's page has no forms
+    _cancel(client, link)
+    before = snapshot(app)
+    response = CLOSED_REQUEST_CHANGES[change](client, link, clinic["slot_keys"][5], token)
+    assert_refused(response, (409, 422), CLOSED_MESSAGES[change])
+    assert snapshot(app) == before
+
+
+def test_waiting_for_an_earlier_time_without_a_time_is_refused_with_a_message(
+    app: Flask, client: FlaskClient, clinic: dict[str, Any]
+) -> None:
+    link = clinic["waiting_link"]  # no appointment time: the page offers no waitlist form
+    before = snapshot(app)
+    token = csrf(client, link)
+    response = client.post(
+        f"{link}/waitlist", data={"csrf_token": token, "join": "1"}, follow_redirects=True
+    )
+    assert response.status_code == 200
+    assert "Only a request with a time can wait for an earlier one." in response.get_data(
+        as_text=True
+    )
+    assert snapshot(app) == before
+
+
+@pytest.mark.parametrize(
+    "offer",
+    ["no-such-offer", MARKUP.replace("/", ""), "' OR 1=1 --", "of%00fer"],
+    ids=["unknown", "markup", "sql", "nul-byte"],
+)
+def test_an_unknown_offer_is_not_found(
+    app: Flask, client: FlaskClient, clinic: dict[str, Any], offer: str
+) -> None:
+    link = clinic["booked_link"]
+    token = csrf(client, link)
+    before = snapshot(app)
+    assert_refused(client.get(f"{link}/offers/{offer}"), 404)
+    assert_refused(client.post(f"{link}/offers/{offer}", data={"csrf_token": token}), 404)
+    assert snapshot(app) == before
