@@ -7,8 +7,13 @@ from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
+from booking.patients.forms import CleanTextMeta
+
 
 class FindPatientForm(FlaskForm):
+    class Meta(CleanTextMeta):  # PostgreSQL refuses NUL in text
+        pass
+
     query = StringField(
         _l("Email address or request reference"),
         validators=[
@@ -25,6 +30,9 @@ class ExportForm(FlaskForm):
 
 
 class EraseForm(FlaskForm):
+    class Meta(CleanTextMeta):  # PostgreSQL refuses NUL in text
+        pass
+
     confirmation = StringField(
         _l("Type the request reference or the patient's email address to confirm"),
         validators=[
