@@ -39,6 +39,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from huey import RedisHuey
 from sqlalchemy import func, select
 
 from booking import create_app
@@ -296,9 +297,20 @@ def smtp() -> Iterator[SmtpServer]:
 class Cluster:
     app: Flask  # this test's own view of the shared database and queue
     ports: list[int]
-    servers: list[Process]
-    workers: list[Process]
+    env: dict[str, str]
     processes: Processes
+    workers: list[Process] = field(default_factory=list)
+
+    def start_workers(self) -> None:
+        self.workers = [
+            self.processes.start(
+                f"worker-{n}",
+                [sys.executable, "-m", "flask", "worker", "--workers", "2"],
+                self.env,
+                signal.SIGINT,  # Huey's graceful stop: finish the running tasks
+            )
+            for n in range(2)
+        ]
 
 
 @pytest.fixture
@@ -350,7 +362,7 @@ def cluster(
     processes = Processes(tmp_path)
     try:
         ports = [free_port(), free_port()]
-        servers = [
+        for n, port in enumerate(ports):
             processes.start(
                 f"gunicorn-{n}",
                 [
@@ -372,30 +384,14 @@ def cluster(
                 env,
                 signal.SIGTERM,
             )
-            for n, port in enumerate(ports)
-        ]
         for port in ports:
-            wait_until(
-                lambda port=port: _live(port), 30, f"gunicorn on {port}\n{processes.diagnostics()}"
-            )
-        # No worker has run yet: the servers are up but not ready, and say why.
-        for port in ports:
-            answer = ready(port)
-            assert answer.status == 503 and answer.json()["failing"] == ["worker_heartbeat"]
-        workers = [
-            processes.start(
-                f"worker-{n}",
-                [sys.executable, "-m", "flask", "worker", "--workers", "2"],
-                env,
-                signal.SIGINT,  # Huey's graceful stop: finish the running tasks
-            )
-            for n in range(2)
-        ]
-        yield Cluster(app, ports, servers, workers, processes)
+            wait_until(lambda port=port: _live(port), 45, f"gunicorn on {port}")
+        yield Cluster(app, ports, env, processes)
+    except BaseException:
+        print(processes.diagnostics())  # pytest shows it with the failure
+        raise
     finally:
         processes.stop_all()
-        from huey import RedisHuey
-
         RedisHuey(queue_name, url=redis_url).storage.flush_all()
         with app.app_context():
             db.session.remove()
@@ -473,10 +469,15 @@ def test_two_servers_and_two_workers_store_send_and_remind_exactly_once(
 def _run(cluster: Cluster, smtp: SmtpServer) -> None:
     app, ports = cluster.app, cluster.ports
 
-    # Readiness: both servers see the database, the queue and the workers' start-up heartbeat.
+    # No worker has run yet: the servers are up but not ready, and say why.
+    for port in ports:
+        answer = ready(port)
+        assert answer.status == 503 and answer.json()["failing"] == ["worker_heartbeat"]
+    cluster.start_workers()
+    # Ready: both servers see the database, the queue and the workers' start-up heartbeat.
     for port in ports:
         answer = wait_until(
-            lambda port=port: (r := ready(port)).status == 200 and r, 20, f"ready on {port}"
+            lambda port=port: (r := ready(port)).status == 200 and r, 45, f"ready on {port}"
         )
         assert answer.json()["checks"] == {
             "database": "ok",
