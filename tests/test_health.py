@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 
 from booking import create_app
 from booking.extensions import db
-from booking.health.checks import record_heartbeat
+from booking.health.checks import HEARTBEAT_KEY, record_heartbeat
 from booking.timeutil import now_utc
 from tests.smtp import free_port
 
@@ -80,6 +80,16 @@ def test_worker_clock_slightly_ahead_counts_as_fresh(app: Flask, client: FlaskCl
     _beat(app, -5)
     status, body = _ready(client)
     assert status == 200 and body["heartbeat_age_seconds"] == 0
+
+
+@pytest.mark.parametrize("junk", [b"", b"not a time", b"nan", b"inf", b"\x80\x04K\x01."])
+def test_a_heartbeat_that_is_not_a_time_counts_as_missing(
+    app: Flask, client: FlaskClient, junk: bytes
+) -> None:
+    app.extensions["huey"].storage.put_data(HEARTBEAT_KEY, junk)
+    status, body = _ready(client)
+    assert status == 503
+    assert body["checks"]["worker_heartbeat"] == "missing"
 
 
 def test_heartbeat_check_can_be_turned_off(app: Flask, client: FlaskClient) -> None:

@@ -12,10 +12,12 @@ a word; exception messages (which may carry host names or user names) only go to
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 from flask import current_app
 from huey import Huey
+from huey.constants import EmptyData
 
 from booking.extensions import db
 from booking.timeutil import now_utc
@@ -44,8 +46,25 @@ class Readiness:
 
 
 def record_heartbeat(huey: Huey, at: float | None = None) -> None:
-    """Note that a worker is alive (the time as a UTC timestamp, no other data)."""
-    huey.put(HEARTBEAT_KEY, now_utc().timestamp() if at is None else at)
+    """Note that a worker is alive: the time as a UTC timestamp, nothing else.
+
+    Written as plain text through the storage rather than ``huey.put``, which pickles: the app
+    servers read it, and they should never unpickle what they find in Redis.
+    """
+    at = now_utc().timestamp() if at is None else at
+    huey.storage.put_data(HEARTBEAT_KEY, repr(at).encode())
+
+
+def _read_heartbeat(huey: Huey) -> float | None:
+    raw = huey.storage.peek_data(HEARTBEAT_KEY)
+    if raw is EmptyData:
+        return None
+    try:
+        at = float(bytes(raw) if isinstance(raw, memoryview) else raw)
+    except (TypeError, ValueError):
+        at = math.nan
+    # Anything else is not ours: it counts as missing until a worker writes it again.
+    return at if math.isfinite(at) else None
 
 
 def check_readiness(now: float | None = None) -> Readiness:
@@ -56,7 +75,7 @@ def check_readiness(now: float | None = None) -> Readiness:
     huey: Huey = current_app.extensions["huey"]
     try:
         # Reading the heartbeat is the queue check too: one round trip to the storage.
-        beat = huey.get(HEARTBEAT_KEY, peek=True)
+        beat = _read_heartbeat(huey)
     except Exception as exc:  # any storage error means the queue is unusable
         log.warning("readiness: task queue storage unavailable (%s)", type(exc).__name__)
         checks[QUEUE] = "unavailable"
@@ -64,7 +83,7 @@ def check_readiness(now: float | None = None) -> Readiness:
         return Readiness(checks, None)
     checks[QUEUE] = "ok"
     # A worker's clock a little ahead of ours is not a problem: its age counts as zero.
-    age = None if beat is None else max(0, int(now - float(beat)))
+    age = None if beat is None else max(0, int(now - beat))
     if not max_age:
         checks[HEARTBEAT] = "skipped"
     elif age is None:
