@@ -193,8 +193,6 @@ def test_a_starting_worker_writes_a_heartbeat(app_settings: dict[str, Any], tmp_
         HUEY_SQLITE_PATH=str(tmp_path / "huey.sqlite3"),
     )
     app = create_app(app_settings)
-    with app.app_context():
-        db.create_all()
     client = app.test_client()
     assert _ready(client)[0] == 503
     env = {
