@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,21 @@ def _ready(client: FlaskClient) -> tuple[int, dict[str, Any]]:
 def app_settings(app_settings: dict[str, Any]) -> dict[str, Any]:
     app_settings["HEALTH_HEARTBEAT_MAX_AGE_SECONDS"] = MAX_AGE
     return app_settings
+
+
+@pytest.fixture
+def make_app() -> Iterator[Callable[[dict[str, Any]], Flask]]:
+    """Apps with settings of a test's own; their connections are closed at the end."""
+    made: list[Flask] = []
+
+    def make(settings: dict[str, Any]) -> Flask:
+        made.append(create_app(settings))
+        return made[-1]
+
+    yield make
+    for app in made:
+        with app.app_context():
+            db.engine.dispose()
 
 
 def test_ready_after_the_heartbeat_task_runs(app: Flask, client: FlaskClient) -> None:
@@ -107,83 +123,83 @@ def test_heartbeat_check_can_be_turned_off(app: Flask, client: FlaskClient) -> N
         pytest.param("postgresql+psycopg://postgres:secret@127.0.0.1:1/clinic", id="postgresql"),
     ],
 )
-def test_database_down_is_503_naming_the_database(tmp_path: Path, url: str) -> None:
-    app = create_app(
+def test_database_down_is_503_naming_the_database(
+    make_app: Callable[[dict[str, Any]], Flask], tmp_path: Path, url: str
+) -> None:
+    app = make_app(
         {
             "SQLALCHEMY_DATABASE_URI": url.format(tmp=tmp_path),
             "UPLOAD_DIR": str(tmp_path / "uploads"),
         }
     )
-    try:
-        _beat(app, 0)
-        client = app.test_client()
-        status, body = _ready(client)
-        assert status == 503
-        assert body["failing"] == ["database"]
-        assert body["checks"] == {
-            "database": "unavailable",
-            "queue": "ok",
-            "worker_heartbeat": "ok",
-        }
-        text = client.get("/health/ready").get_data(as_text=True)
-        for secret in ("sqlite", "postgres", "secret", "127.0.0.1", "missing-folder", "Error"):
-            assert secret not in text
-        # Liveness never asks the database: the process is up.
-        assert client.get("/health/live").status_code == 200
-    finally:
-        with app.app_context():
-            db.engine.dispose()
+    _beat(app, 0)
+    client = app.test_client()
+    status, body = _ready(client)
+    assert status == 503
+    assert body["failing"] == ["database"]
+    assert body["checks"] == {"database": "unavailable", "queue": "ok", "worker_heartbeat": "ok"}
+    text = client.get("/health/ready").get_data(as_text=True)
+    for secret in ("sqlite", "postgres", "secret", "127.0.0.1", "missing-folder", "Error"):
+        assert secret not in text
+    # Liveness never asks the database: the process is up.
+    assert client.get("/health/live").status_code == 200
 
 
-def test_queue_storage_down_is_503_naming_the_queue(app_settings: dict[str, Any]) -> None:
+def test_queue_storage_down_is_503_naming_the_queue(
+    make_app: Callable[[dict[str, Any]], Flask], app_settings: dict[str, Any]
+) -> None:
     app_settings.update(HUEY_BACKEND="redis", REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
-    app = create_app(app_settings)
-    try:
-        status, body = _ready(app.test_client())
-        assert status == 503
-        assert body["failing"] == ["queue"]
-        assert body["checks"] == {
-            "database": "ok",
-            "queue": "unavailable",
-            "worker_heartbeat": "unknown",
-        }
-        assert "redis" not in app.test_client().get("/health/ready").get_data(as_text=True)
-    finally:
-        with app.app_context():
-            db.engine.dispose()
+    client = make_app(app_settings).test_client()
+    status, body = _ready(client)
+    assert status == 503
+    assert body["failing"] == ["queue"]
+    assert body["checks"] == {
+        "database": "ok",
+        "queue": "unavailable",
+        "worker_heartbeat": "unknown",
+    }
+    assert "redis" not in client.get("/health/ready").get_data(as_text=True)
 
 
 def test_plain_http_probe_works_when_https_is_forced(
-    app_settings: dict[str, Any],
+    make_app: Callable[[dict[str, Any]], Flask], app_settings: dict[str, Any]
 ) -> None:
     app_settings.update(FORCE_HTTPS=True, TRUSTED_PROXIES=1)
-    app = create_app(app_settings)
-    try:
-        client = app.test_client()
-        _beat(app, 0)
-        assert client.get("/").status_code == 302  # the premise: pages go to https
-        assert client.get("/health/live").status_code == 200
-        assert client.get("/health/ready").status_code == 200
-    finally:
-        with app.app_context():
-            db.engine.dispose()
+    app = make_app(app_settings)
+    client = app.test_client()
+    _beat(app, 0)
+    assert client.get("/").status_code == 302  # the premise: pages go to https
+    assert client.get("/health/live").status_code == 200
+    assert client.get("/health/ready").status_code == 200
 
 
-def test_health_endpoints_are_not_rate_limited(app_settings: dict[str, Any]) -> None:
+@pytest.fixture
+def application_limit(app_settings: dict[str, Any]) -> Iterator[str]:
+    """An application-wide limit. Flask-Limiter keeps it on its one (global) object for every
+    later app in the process, so it is taken off again afterwards."""
+    from booking.extensions import limiter
+
     app_settings["RATELIMIT_APPLICATION"] = "3 per minute"
-    app = create_app(app_settings)
-    try:
-        client = app.test_client()
-        _beat(app, 0)
-        assert [client.get("/privacy").status_code for _ in range(4)][-1] == 429  # the premise
-        assert {client.get("/health/live").status_code for _ in range(10)} == {200}
-        assert {client.get("/health/ready").status_code for _ in range(10)} == {200}
-    finally:
-        with app.app_context():
-            db.engine.dispose()
+    yield app_settings["RATELIMIT_APPLICATION"]
+    limiter.limit_manager.set_application_limits([])
 
 
-def test_a_starting_worker_writes_a_heartbeat(app_settings: dict[str, Any], tmp_path: Path) -> None:
+def test_health_endpoints_are_not_rate_limited(
+    make_app: Callable[[dict[str, Any]], Flask],
+    app_settings: dict[str, Any],
+    application_limit: str,
+) -> None:
+    app = make_app(app_settings)
+    client = app.test_client()
+    _beat(app, 0)
+    assert [client.get("/privacy").status_code for _ in range(4)][-1] == 429  # the premise
+    assert {client.get("/health/live").status_code for _ in range(10)} == {200}
+    assert {client.get("/health/ready").status_code for _ in range(10)} == {200}
+
+
+def test_a_starting_worker_writes_a_heartbeat(
+    make_app: Callable[[dict[str, Any]], Flask], app_settings: dict[str, Any], tmp_path: Path
+) -> None:
     """A real ``flask worker`` process on the SQLite queue: ready soon after it starts, 503
     again once its heartbeat grows old. Its periodic jobs are off, so only the heartbeat
     written at start-up can make it ready."""
@@ -192,7 +208,7 @@ def test_a_starting_worker_writes_a_heartbeat(app_settings: dict[str, Any], tmp_
         HUEY_NAME=f"test-{uuid.uuid4().hex}",
         HUEY_SQLITE_PATH=str(tmp_path / "huey.sqlite3"),
     )
-    app = create_app(app_settings)
+    app = make_app(app_settings)
     client = app.test_client()
     assert _ready(client)[0] == 503
     env = {
@@ -224,8 +240,6 @@ def test_a_starting_worker_writes_a_heartbeat(app_settings: dict[str, Any], tmp_
         except subprocess.TimeoutExpired:
             worker.kill()
             output = worker.communicate()[0].decode(errors="replace")
-        with app.app_context():
-            db.engine.dispose()
     assert status == 200, (body, output)
     # The worker is gone; with a short threshold its last heartbeat soon counts as stale.
     app.config["HEALTH_HEARTBEAT_MAX_AGE_SECONDS"] = 1

@@ -392,7 +392,10 @@ def cluster(
         raise
     finally:
         processes.stop_all()
-        RedisHuey(queue_name, url=redis_url).storage.flush_all()
+        queue = RedisHuey(queue_name, url=redis_url)
+        queue.storage.flush_all()
+        for huey in (queue, app.extensions["huey"]):
+            huey.storage.conn.connection_pool.disconnect()
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
