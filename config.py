@@ -113,6 +113,11 @@ class Config:
     # A worker that claimed an email this long ago and never finished died: release the email.
     MAIL_CLAIM_TIMEOUT_SECONDS = _env_int("MAIL_CLAIM_TIMEOUT_SECONDS", 600)
 
+    # Readiness (/health/ready) needs a worker heartbeat at most this old. Workers write one at
+    # start-up and every minute (through the queue, so a long backlog delays it too); 0 leaves
+    # the workers out of readiness.
+    HEALTH_HEARTBEAT_MAX_AGE_SECONDS = _env_int("HEALTH_HEARTBEAT_MAX_AGE_SECONDS", 300)
+
     # Maildir written by the development SMTP sink and listed at /dev/mail.
     DEV_MAILDIR = _env("DEV_MAILDIR", str(INSTANCE_DIR / "mail"))
     DEV_MAIL_VIEWER = False

@@ -158,6 +158,7 @@ def register_blueprints(app: Flask) -> None:
     from booking.calendar.views import bp as calendar_bp
     from booking.content.views import bp as content_bp
     from booking.dashboard.views import bp as dashboard_bp
+    from booking.health.views import bp as health_bp
     from booking.insights.views import bp as insights_bp
     from booking.manage.views import bp as manage_bp
     from booking.patients.views import bp as patients_bp
@@ -175,6 +176,7 @@ def register_blueprints(app: Flask) -> None:
         scheduling_admin_bp,
         privacy_bp,
         manage_bp,
+        health_bp,
     ):
         app.register_blueprint(blueprint)
     if app.config.get("DEV_MAIL_VIEWER"):

@@ -67,14 +67,21 @@ def create_admin(email: str, name: str, password: str) -> None:
 @click.command("worker")
 @with_appcontext
 @click.option("--workers", default=2, show_default=True, help="Worker threads.")
-def worker(workers: int) -> None:
+@click.option(
+    "--periodic/--no-periodic",
+    default=True,
+    show_default=True,
+    help="Also schedule the periodic jobs (sweep, reminders, heartbeat). They are safe to "
+    "run in every worker; --no-periodic saves their work on extra workers.",
+)
+def worker(workers: int, periodic: bool) -> None:
     """Run the background worker (email delivery and the periodic outbox sweep)."""
     # Ids and outcomes only: the services never log addresses or medical details.
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     huey = current_app.extensions["huey"]
-    consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=True)
+    consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=periodic)
     consumer.run()
 
 

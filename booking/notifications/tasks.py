@@ -11,6 +11,7 @@ from pathlib import Path
 from flask import Flask
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
 
+from booking.health.checks import record_heartbeat
 from booking.notifications import services
 
 
@@ -60,9 +61,20 @@ def init_task_queue(app: Flask) -> Huey:
         with app.app_context():
             purge_expired()
 
+    @huey.periodic_task(crontab(minute="*"), name="worker_heartbeat")
+    def worker_heartbeat() -> None:
+        # Run by a worker thread from the queue: a fresh heartbeat means the scheduler, the
+        # queue and a worker all work.
+        record_heartbeat(huey)
+
+    @huey.on_startup(name="worker_heartbeat")
+    def heartbeat_at_start() -> None:
+        record_heartbeat(huey)
+
     app.extensions["huey"] = huey
     app.extensions["spineconsult.deliver_email"] = deliver_email
     app.extensions["spineconsult.requeue_stalled_emails"] = requeue_stalled_emails
     app.extensions["spineconsult.send_reminders"] = send_reminders
     app.extensions["spineconsult.purge_expired_requests"] = purge_expired_requests
+    app.extensions["spineconsult.worker_heartbeat"] = worker_heartbeat
     return huey

@@ -1,0 +1,111 @@
+"""Readiness checks: can this app server do its work right now?
+
+Three things must answer: the database, the task queue's storage (Redis, or the SQLite file
+without it) and at least one worker, whose heartbeat must be recent. The heartbeat lives in
+Huey's own key-value storage, next to the queue: it needs no table and no migration, and a
+worker that can write it reaches the same queue the app servers write to.
+
+Every check is one cheap round trip. Results name the check and say ``ok`` or what is wrong in
+a word; exception messages (which may carry host names or user names) only go to the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+from flask import current_app
+from huey import Huey
+from huey.constants import EmptyData
+
+from booking.extensions import db
+from booking.timeutil import now_utc
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_KEY = "spineconsult.worker_heartbeat"
+DATABASE, QUEUE, HEARTBEAT = "database", "queue", "worker_heartbeat"
+
+
+@dataclass(frozen=True)
+class Readiness:
+    checks: dict[str, str]  # check name -> "ok" or a one-word reason
+    heartbeat_age_seconds: int | None
+
+    @property
+    def failing(self) -> list[str]:
+        # "unknown": not checked because what it depends on failed (and is named already).
+        return [
+            name for name, state in self.checks.items() if state not in ("ok", "skipped", "unknown")
+        ]
+
+    @property
+    def ready(self) -> bool:
+        return not self.failing
+
+
+def record_heartbeat(huey: Huey, at: float | None = None) -> None:
+    """Note that a worker is alive: the time as a UTC timestamp, nothing else.
+
+    Written as plain text through the storage rather than ``huey.put``, which pickles: the app
+    servers read it, and they should never unpickle what they find in Redis.
+    """
+    at = now_utc().timestamp() if at is None else at
+    huey.storage.put_data(HEARTBEAT_KEY, repr(at).encode())
+
+
+def _read_heartbeat(huey: Huey) -> float | None:
+    raw = huey.storage.peek_data(HEARTBEAT_KEY)
+    if raw is EmptyData:
+        return None
+    try:
+        at = float(bytes(raw) if isinstance(raw, memoryview) else raw)
+    except (TypeError, ValueError):
+        at = math.nan
+    # Anything else is not ours: it counts as missing until a worker writes it again.
+    return at if math.isfinite(at) else None
+
+
+def check_readiness(now: float | None = None) -> Readiness:
+    """Check the database, the queue storage and the worker heartbeat, each once."""
+    now = now_utc().timestamp() if now is None else now
+    checks = {DATABASE: _check_database()}
+    max_age = current_app.config["HEALTH_HEARTBEAT_MAX_AGE_SECONDS"]
+    huey: Huey = current_app.extensions["huey"]
+    try:
+        # Reading the heartbeat is the queue check too: one round trip to the storage.
+        beat = _read_heartbeat(huey)
+    except Exception as exc:  # any storage error means the queue is unusable
+        log.warning("readiness: task queue storage unavailable (%s)", type(exc).__name__)
+        checks[QUEUE] = "unavailable"
+        checks[HEARTBEAT] = "unknown" if max_age else "skipped"
+        return Readiness(checks, None)
+    checks[QUEUE] = "ok"
+    # A worker's clock a little ahead of ours is not a problem: its age counts as zero.
+    age = None if beat is None else max(0, int(now - beat))
+    if not max_age:
+        checks[HEARTBEAT] = "skipped"
+    elif age is None:
+        checks[HEARTBEAT] = "missing"
+    else:
+        checks[HEARTBEAT] = "ok" if age <= max_age else "stale"
+    return Readiness(checks, age)
+
+
+def _check_database() -> str:
+    # A raw pooled connection: an ORM transaction would take SQLite's write lock (every
+    # transaction begins IMMEDIATE), and a probe must never wait behind a writer.
+    try:
+        connection = db.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+            cursor.close()
+        finally:
+            connection.close()
+    except Exception as exc:  # the driver's errors differ by database; all mean "down"
+        log.warning("readiness: database unavailable (%s)", type(exc).__name__)
+        return "unavailable"
+    return "ok"

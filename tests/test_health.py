@@ -1,0 +1,250 @@
+"""Health endpoints: liveness needs only the process; readiness needs the database, the task
+queue's storage and a recent worker heartbeat, and names whatever fails."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from booking import create_app
+from booking.extensions import db
+from booking.health.checks import HEARTBEAT_KEY, record_heartbeat
+from booking.timeutil import now_utc
+from tests.smtp import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+MAX_AGE = 300
+
+
+def _beat(app: Flask, seconds_ago: float) -> None:
+    record_heartbeat(app.extensions["huey"], at=now_utc().timestamp() - seconds_ago)
+
+
+def _ready(client: FlaskClient) -> tuple[int, dict[str, Any]]:
+    response = client.get("/health/ready")
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "Set-Cookie" not in response.headers
+    return response.status_code, response.get_json()
+
+
+@pytest.fixture
+def app_settings(app_settings: dict[str, Any]) -> dict[str, Any]:
+    app_settings["HEALTH_HEARTBEAT_MAX_AGE_SECONDS"] = MAX_AGE
+    return app_settings
+
+
+@pytest.fixture
+def make_app() -> Iterator[Callable[[dict[str, Any]], Flask]]:
+    """Apps with settings of a test's own; their connections are closed at the end."""
+    made: list[Flask] = []
+
+    def make(settings: dict[str, Any]) -> Flask:
+        made.append(create_app(settings))
+        return made[-1]
+
+    yield make
+    for app in made:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_ready_after_the_heartbeat_task_runs(app: Flask, client: FlaskClient) -> None:
+    status, body = _ready(client)
+    assert status == 503  # no worker has ever run
+    assert body["failing"] == ["worker_heartbeat"]
+    assert body["checks"]["worker_heartbeat"] == "missing"
+
+    app.extensions["spineconsult.worker_heartbeat"].call_local()  # what the worker runs
+    status, body = _ready(client)
+    assert status == 200
+    assert body == {
+        "status": "ready",
+        "checks": {"database": "ok", "queue": "ok", "worker_heartbeat": "ok"},
+        "heartbeat_age_seconds": body["heartbeat_age_seconds"],
+    }
+    assert 0 <= body["heartbeat_age_seconds"] <= MAX_AGE
+
+
+def test_stale_heartbeat_is_503_naming_it(app: Flask, client: FlaskClient) -> None:
+    _beat(app, MAX_AGE - 60)
+    assert _ready(client)[0] == 200
+    _beat(app, MAX_AGE + 60)
+    status, body = _ready(client)
+    assert status == 503
+    assert body["status"] == "unavailable"
+    assert body["failing"] == ["worker_heartbeat"]
+    assert body["checks"] == {"database": "ok", "queue": "ok", "worker_heartbeat": "stale"}
+    assert body["heartbeat_age_seconds"] > MAX_AGE
+    # A worker comes back: ready again.
+    _beat(app, 0)
+    assert _ready(client)[0] == 200
+
+
+def test_worker_clock_slightly_ahead_counts_as_fresh(app: Flask, client: FlaskClient) -> None:
+    _beat(app, -5)
+    status, body = _ready(client)
+    assert status == 200 and body["heartbeat_age_seconds"] == 0
+
+
+@pytest.mark.parametrize("junk", [b"", b"not a time", b"nan", b"inf", b"\x80\x04K\x01."])
+def test_a_heartbeat_that_is_not_a_time_counts_as_missing(
+    app: Flask, client: FlaskClient, junk: bytes
+) -> None:
+    app.extensions["huey"].storage.put_data(HEARTBEAT_KEY, junk)
+    status, body = _ready(client)
+    assert status == 503
+    assert body["checks"]["worker_heartbeat"] == "missing"
+
+
+def test_heartbeat_check_can_be_turned_off(app: Flask, client: FlaskClient) -> None:
+    app.config["HEALTH_HEARTBEAT_MAX_AGE_SECONDS"] = 0
+    status, body = _ready(client)
+    assert status == 200
+    assert body["checks"]["worker_heartbeat"] == "skipped"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("sqlite:///{tmp}/missing-folder/db.sqlite3", id="sqlite"),
+        # Nothing listens on port 1: refused at once, as when the server is down.
+        pytest.param("postgresql+psycopg://postgres:secret@127.0.0.1:1/clinic", id="postgresql"),
+    ],
+)
+def test_database_down_is_503_naming_the_database(
+    make_app: Callable[[dict[str, Any]], Flask], tmp_path: Path, url: str
+) -> None:
+    app = make_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": url.format(tmp=tmp_path),
+            "UPLOAD_DIR": str(tmp_path / "uploads"),
+        }
+    )
+    _beat(app, 0)
+    client = app.test_client()
+    status, body = _ready(client)
+    assert status == 503
+    assert body["failing"] == ["database"]
+    assert body["checks"] == {"database": "unavailable", "queue": "ok", "worker_heartbeat": "ok"}
+    text = client.get("/health/ready").get_data(as_text=True)
+    for secret in ("sqlite", "postgres", "secret", "127.0.0.1", "missing-folder", "Error"):
+        assert secret not in text
+    # Liveness never asks the database: the process is up.
+    assert client.get("/health/live").status_code == 200
+
+
+def test_queue_storage_down_is_503_naming_the_queue(
+    make_app: Callable[[dict[str, Any]], Flask], app_settings: dict[str, Any]
+) -> None:
+    app_settings.update(HUEY_BACKEND="redis", REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    client = make_app(app_settings).test_client()
+    status, body = _ready(client)
+    assert status == 503
+    assert body["failing"] == ["queue"]
+    assert body["checks"] == {
+        "database": "ok",
+        "queue": "unavailable",
+        "worker_heartbeat": "unknown",
+    }
+    assert "redis" not in client.get("/health/ready").get_data(as_text=True)
+
+
+def test_plain_http_probe_works_when_https_is_forced(
+    make_app: Callable[[dict[str, Any]], Flask], app_settings: dict[str, Any]
+) -> None:
+    app_settings.update(FORCE_HTTPS=True, TRUSTED_PROXIES=1)
+    app = make_app(app_settings)
+    client = app.test_client()
+    _beat(app, 0)
+    assert client.get("/").status_code == 302  # the premise: pages go to https
+    assert client.get("/health/live").status_code == 200
+    assert client.get("/health/ready").status_code == 200
+
+
+@pytest.fixture
+def application_limit(app_settings: dict[str, Any]) -> Iterator[str]:
+    """An application-wide limit. Flask-Limiter keeps it on its one (global) object for every
+    later app in the process, so it is taken off again afterwards."""
+    from booking.extensions import limiter
+
+    app_settings["RATELIMIT_APPLICATION"] = "3 per minute"
+    yield app_settings["RATELIMIT_APPLICATION"]
+    limiter.limit_manager.set_application_limits([])
+
+
+def test_health_endpoints_are_not_rate_limited(
+    make_app: Callable[[dict[str, Any]], Flask],
+    app_settings: dict[str, Any],
+    application_limit: str,
+) -> None:
+    app = make_app(app_settings)
+    client = app.test_client()
+    _beat(app, 0)
+    assert [client.get("/privacy").status_code for _ in range(4)][-1] == 429  # the premise
+    assert {client.get("/health/live").status_code for _ in range(10)} == {200}
+    assert {client.get("/health/ready").status_code for _ in range(10)} == {200}
+
+
+def test_a_starting_worker_writes_a_heartbeat(
+    make_app: Callable[[dict[str, Any]], Flask], app_settings: dict[str, Any], tmp_path: Path
+) -> None:
+    """A real ``flask worker`` process on the SQLite queue: ready soon after it starts, 503
+    again once its heartbeat grows old. Its periodic jobs are off, so only the heartbeat
+    written at start-up can make it ready."""
+    app_settings.update(
+        HUEY_BACKEND="sqlite",
+        HUEY_NAME=f"test-{uuid.uuid4().hex}",
+        HUEY_SQLITE_PATH=str(tmp_path / "huey.sqlite3"),
+    )
+    app = make_app(app_settings)
+    client = app.test_client()
+    assert _ready(client)[0] == 503
+    env = {
+        **os.environ,
+        "SPINECONSULT_ENV": "development",
+        "FLASK_APP": "wsgi",
+        "DATABASE_URL": app_settings["SQLALCHEMY_DATABASE_URI"],
+        "HUEY_SQLITE_PATH": app_settings["HUEY_SQLITE_PATH"],
+        "REDIS_URL": "",
+        "HUEY_NAME": app_settings["HUEY_NAME"],
+        "UPLOAD_DIR": app_settings["UPLOAD_DIR"],
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "flask", "worker", "--workers", "1", "--no-periodic"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while _ready(client)[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        status, body = _ready(client)
+    finally:
+        worker.send_signal(signal.SIGINT)
+        try:
+            output = worker.communicate(timeout=20)[0].decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            output = worker.communicate()[0].decode(errors="replace")
+    assert status == 200, (body, output)
+    # The worker is gone; with a short threshold its last heartbeat soon counts as stale.
+    app.config["HEALTH_HEARTBEAT_MAX_AGE_SECONDS"] = 1
+    deadline = time.monotonic() + 10
+    while _ready(client)[0] != 503 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    status, body = _ready(client)
+    assert status == 503 and body["failing"] == ["worker_heartbeat"]

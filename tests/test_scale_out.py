@@ -1,0 +1,571 @@
+"""Scale-out: two gunicorn app servers and two Huey workers sharing one PostgreSQL database,
+one Redis and one upload folder, as in docs/production.md.
+
+Patients use both servers through real HTTP, as through a load balancer without sticky
+sessions: each loads the form from one server and sends it to the other (some send it twice,
+to both servers at once). Then: every request is stored once; every outbox email reaches the
+mail server once (counted by Message-ID), even when each is enqueued twice; and with the
+reminder job run by both workers at the same time, every appointment gets one reminder.
+Readiness is checked on the running servers, before and after the workers stop.
+
+Needs PostgreSQL (``TEST_DATABASE_URL``) and Redis (``REDIS_URL``); ``.ci/run`` sets both.
+The test makes a database of its own, migrated with ``flask db upgrade``, and drops it after.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from http.cookies import SimpleCookie
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from huey import RedisHuey
+from sqlalchemy import func, select
+
+from booking import create_app
+from booking.crypto import new_key
+from booking.dashboard import services as workflow
+from booking.documents.models import Document
+from booking.documents.storage import get_storage
+from booking.extensions import db
+from booking.notifications.models import OutboxEmail, OutboxStatus
+from booking.patients.models import ConsultationRequest
+from booking.scheduling.availability import open_slots
+from booking.scheduling.models import Appointment, ReminderSent
+from booking.timeutil import now_utc, to_clinic_tz
+from tests.factories import make_appointment_type, make_hours, make_location, make_staff
+from tests.smtp import SmtpServer, free_port
+from tests.support import TOKEN_RE, pdf_bytes, valid_answers
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_URL = os.environ.get("TEST_DATABASE_URL", "")
+REDIS_URL = os.environ.get("REDIS_URL", "")
+REDIS_DB = 12  # this test's own Redis database; the other tests use REDIS_URL's
+PUBLIC_HOST = "clinic.example.com"  # what the TLS proxy in front of both servers is called
+
+PATIENTS = 16  # every fourth sends the form twice, to both servers at once
+APPOINTMENTS = 6
+REMINDER_RUNS = 4  # both workers, both threads each
+HEARTBEAT_MAX_AGE = 8  # seconds: short, so stopped workers show within the test
+REFERENCE_RE = r"SC-[0-9A-Z]{4}-[0-9A-Z]{4}"
+
+pytestmark = pytest.mark.skipif(
+    not (PG_URL.startswith("postgres") and REDIS_URL),
+    reason="the scale-out test needs PostgreSQL and Redis: set TEST_DATABASE_URL to a "
+    "postgresql:// URL and REDIS_URL (.ci/run sets both)",
+)
+
+
+# --- processes ----------------------------------------------------------------------------
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen
+    log: Path
+    stop_signal: int
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@dataclass
+class Processes:
+    """Every process the test starts; all are stopped at the end, whatever happened."""
+
+    folder: Path
+    running: list[Process] = field(default_factory=list)
+
+    def start(self, name: str, args: list[str], env: dict[str, str], stop_signal: int) -> Process:
+        log = self.folder / f"{name}.log"
+        with log.open("wb") as out:
+            popen = subprocess.Popen(
+                args,
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: gunicorn's children too
+            )
+        process = Process(name, popen, log, stop_signal)
+        self.running.append(process)
+        return process
+
+    def stop(self, process: Process, timeout: float = 20) -> None:
+        if process.popen.poll() is None:
+            process.popen.send_signal(process.stop_signal)
+            try:
+                process.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.popen.pid, signal.SIGKILL)
+                process.popen.wait()
+
+    def stop_all(self) -> None:
+        for process in reversed(self.running):
+            self.stop(process)
+
+    def diagnostics(self) -> str:
+        return "\n".join(f"--- {p.name}:\n{p.output()[-3000:]}" for p in self.running)
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+# --- HTTP, as a browser behind the TLS proxy ----------------------------------------------
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: str
+
+    def json(self) -> dict[str, Any]:
+        return json.loads(self.body)
+
+
+def fetch(
+    port: int, method: str, path: str, headers: dict[str, str], body: bytes = b""
+) -> Response:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(method, path, body=body or None, headers=headers)
+        raw = connection.getresponse()
+        cookies = raw.headers.get_all("Set-Cookie") or []
+        answer = Response(raw.status, dict(raw.headers), raw.read().decode(errors="replace"))
+        answer.headers["Set-Cookie"] = "\n".join(cookies)
+        return answer
+    finally:
+        connection.close()
+
+
+@dataclass
+class Patient:
+    """One patient's browser. The proxy terminates TLS, so every request arrives as HTTPS
+    (``X-Forwarded-Proto``) for the public host name; the session cookie is ``Secure``, so the
+    cookies are kept here by hand."""
+
+    number: int
+    cookies: dict[str, str] = field(default_factory=dict)
+
+    def call(self, port: int, method: str, path: str, **kw: Any) -> Response:
+        headers = {
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": PUBLIC_HOST,
+            "X-Forwarded-For": f"203.0.113.{self.number + 1}",
+            **kw.pop("headers", {}),
+        }
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        response = fetch(port, method, path, headers, **kw)
+        for line in filter(None, response.headers["Set-Cookie"].split("\n")):
+            cookie = SimpleCookie()
+            cookie.load(line)
+            for name, morsel in cookie.items():
+                self.cookies[name] = morsel.value
+        return response
+
+    def load_form(self, port: int) -> dict[str, str]:
+        page = self.call(port, "GET", "/request")
+        assert page.status == 200, page.body[:500]
+        return {name: rx.search(page.body).group(1) for name, rx in TOKEN_RE.items()}
+
+    def send_form(self, port: int, form: bytes, boundary: str) -> str:
+        """Post the form; return the reference the confirmation page shows."""
+        response = self.call(
+            port,
+            "POST",
+            "/request",
+            body=form,
+            headers={
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+                "Referer": f"https://{PUBLIC_HOST}/request",  # CSRF checks it on HTTPS
+            },
+        )
+        assert response.status == 303, response.body[:1000]
+        page = self.call(port, "GET", "/request/submitted")
+        assert page.status == 200, page.body[:500]
+        return re.search(REFERENCE_RE, page.body).group(0)
+
+
+def multipart(fields: dict[str, Any], files: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    parts: list[bytes] = []
+    for name, value in fields.items():
+        for item in value if isinstance(value, list) else [value]:
+            parts.append(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+                f"{item}\r\n".encode()
+            )
+    for name, (filename, content) in files.items():
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+            f'filename="{filename}"\r\nContent-Type: application/pdf\r\n\r\n'.encode()
+            + content
+            + b"\r\n"
+        )
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), boundary
+
+
+def submit(patient: Patient, ports: list[int]) -> list[str]:
+    """Load the form from one server and send it to the other; every fourth patient sends
+    it twice, to both servers at the same moment (a double click across the balancer)."""
+    here, there = ports[patient.number % 2], ports[(patient.number + 1) % 2]
+    tokens = patient.load_form(here)
+    body, boundary = multipart(
+        {**valid_answers(email=f"patient{patient.number}@example.com"), **tokens},
+        {"documents-0-file": ("mri-report.pdf", pdf_bytes(f"MRI {patient.number}"))},
+    )
+    if patient.number % 4:
+        return [patient.send_form(there, body, boundary)]
+    twin = Patient(patient.number, dict(patient.cookies))
+    together = threading.Barrier(2)
+
+    def send(who: Patient, port: int) -> str:
+        together.wait(timeout=10)
+        return who.send_form(port, body, boundary)
+
+    with ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(send, patient, there), pool.submit(send, twin, here)]
+        return [f.result() for f in futures]
+
+
+# --- fixtures ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def scale_database() -> Iterator[str]:
+    """A fresh PostgreSQL database of this test's own, dropped at the end."""
+    url = sa.engine.make_url(PG_URL)
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    name = f"scale_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    parts = urlsplit(REDIS_URL)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{REDIS_DB}", "", ""))
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class Cluster:
+    app: Flask  # this test's own view of the shared database and queue
+    ports: list[int]
+    env: dict[str, str]
+    processes: Processes
+    workers: list[Process] = field(default_factory=list)
+
+    def start_workers(self) -> None:
+        self.workers = [
+            self.processes.start(
+                f"worker-{n}",
+                [sys.executable, "-m", "flask", "worker", "--workers", "2"],
+                self.env,
+                signal.SIGINT,  # Huey's graceful stop: finish the running tasks
+            )
+            for n in range(2)
+        ]
+
+
+@pytest.fixture
+def cluster(
+    scale_database: str, redis_url: str, smtp: SmtpServer, tmp_path: Path
+) -> Iterator[Cluster]:
+    database_url = scale_database
+    queue_name = f"scale-{uuid.uuid4().hex[:12]}"
+    uploads = tmp_path / "uploads"  # the shared volume every server and worker mounts
+    env = {
+        **os.environ,
+        "SPINECONSULT_ENV": "production",
+        "FLASK_APP": "wsgi",
+        "SECRET_KEY": secrets.token_hex(32),  # the same on every server
+        "ENCRYPTION_KEY": new_key(),  # likewise: every server and worker reads every document
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "HUEY_NAME": queue_name,
+        "UPLOAD_DIR": str(uploads),
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": str(smtp.port),
+        "STAFF_NOTIFICATION_EMAIL": "coordinators@example.com",
+        "PUBLIC_BASE_URL": f"https://{PUBLIC_HOST}",
+        "TRUSTED_PROXIES": "1",  # the TLS proxy in front
+        "FORCE_HTTPS": "true",
+        "RATELIMIT_STORAGE_URI": redis_url,  # counts shared by both servers
+        "SUBMIT_RATE_LIMIT": "1000 per minute",
+        "HEALTH_HEARTBEAT_MAX_AGE_SECONDS": str(HEARTBEAT_MAX_AGE),
+    }
+    migrate = subprocess.run(
+        [sys.executable, "-m", "flask", "db", "upgrade"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert migrate.returncode == 0, migrate.stderr.decode(errors="replace")[-3000:]
+
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "HUEY_BACKEND": "redis",
+            "REDIS_URL": redis_url,
+            "HUEY_NAME": queue_name,
+            "UPLOAD_DIR": str(uploads),
+            "ENCRYPTION_KEY": env["ENCRYPTION_KEY"],
+            "MAIL_PORT": smtp.port,
+        }
+    )
+    processes = Processes(tmp_path)
+    try:
+        ports = [free_port(), free_port()]
+        for n, port in enumerate(ports):
+            processes.start(
+                f"gunicorn-{n}",
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "--workers",
+                    "1",
+                    "--threads",
+                    "4",
+                    "--graceful-timeout",
+                    "5",
+                    # Two masters on one machine would share the default control socket.
+                    "--no-control-socket",
+                    "wsgi:app",
+                ],
+                env,
+                signal.SIGTERM,
+            )
+        for port in ports:
+            wait_until(lambda port=port: _live(port), 45, f"gunicorn on {port}")
+        yield Cluster(app, ports, env, processes)
+    except BaseException:
+        print(processes.diagnostics())  # pytest shows it with the failure
+        raise
+    finally:
+        processes.stop_all()
+        queue = RedisHuey(queue_name, url=redis_url)
+        queue.storage.flush_all()
+        for huey in (queue, app.extensions["huey"]):
+            huey.storage.conn.connection_pool.disconnect()
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+def _live(port: int) -> bool:
+    try:
+        return fetch(port, "GET", "/health/live", {}).status == 200
+    except OSError:
+        return False
+
+
+def ready(port: int) -> Response:
+    """The load balancer's probe: plain HTTP straight to the app server, no proxy headers."""
+    return fetch(port, "GET", "/health/ready", {})
+
+
+# --- helpers on the shared database --------------------------------------------------------
+
+
+def outbox(app: Flask) -> list[OutboxEmail]:
+    with app.app_context():
+        rows = list(db.session.scalars(select(OutboxEmail).order_by(OutboxEmail.id)))
+        db.session.expunge_all()
+        db.session.remove()
+        return rows
+
+
+def all_sent(app: Flask, count: int) -> bool:
+    """At least ``count`` emails, all sent (the exact counts are checked at the end)."""
+    rows = outbox(app)
+    return len(rows) >= count and all(r.status == OutboxStatus.SENT for r in rows)
+
+
+def confirm_appointments(app: Flask, references: list[str]) -> list[int]:
+    """Staff confirm ``references`` into open times within the next two days (between the
+    48-hour and the 2-hour reminder); return the appointment ids."""
+    with app.app_context():
+        coordinator = make_staff("coordinator", "coord@example.com")
+        specialist = make_staff("specialist", "weber@example.com")
+        location = make_location()
+        appointment_type = make_appointment_type(minutes=30)
+        make_hours(specialist, location, range(7), "00:00", "23:45")
+        start = now_utc() + timedelta(hours=4)
+        for reference in references:
+            consultation = db.session.scalars(
+                select(ConsultationRequest).where(ConsultationRequest.reference == reference)
+            ).one()
+            slot = open_slots(appointment_type, start, start + timedelta(hours=40))[0]
+            local = to_clinic_tz(slot.starts_at)
+            workflow.confirm_request(
+                consultation,
+                coordinator,
+                workflow.Slot(appointment_type, specialist, location, local.date(), local.time()),
+            )
+        ids = list(db.session.scalars(select(Appointment.id).order_by(Appointment.id)))
+        db.session.remove()
+        return ids
+
+
+# --- the test ------------------------------------------------------------------------------
+
+
+def test_two_servers_and_two_workers_store_send_and_remind_exactly_once(
+    cluster: Cluster, smtp: SmtpServer
+) -> None:
+    try:
+        _run(cluster, smtp)
+    except BaseException:
+        print(cluster.processes.diagnostics())  # pytest shows it with the failure
+        raise
+
+
+def _run(cluster: Cluster, smtp: SmtpServer) -> None:
+    app, ports = cluster.app, cluster.ports
+
+    # No worker has run yet: the servers are up but not ready, and say why.
+    for port in ports:
+        answer = ready(port)
+        assert answer.status == 503 and answer.json()["failing"] == ["worker_heartbeat"]
+    cluster.start_workers()
+    # Ready: both servers see the database, the queue and the workers' start-up heartbeat.
+    for port in ports:
+        answer = wait_until(
+            lambda port=port: (r := ready(port)).status == 200 and r, 45, f"ready on {port}"
+        )
+        assert answer.json()["checks"] == {
+            "database": "ok",
+            "queue": "ok",
+            "worker_heartbeat": "ok",
+        }
+
+    # Patients, four at a time, through both servers.
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda n: submit(Patient(n), ports), range(PATIENTS)))
+    for references in answers:
+        assert len(set(references)) == 1  # a second post shows the first request
+    references = [r[0] for r in answers]
+    assert len(set(references)) == PATIENTS
+
+    with app.app_context():
+        stored = list(db.session.scalars(select(ConsultationRequest.reference)))
+        assert sorted(stored) == sorted(references)  # each stored exactly once
+        documents = list(db.session.scalars(select(Document)))
+        assert len(documents) == PATIENTS
+        storage = get_storage()  # the shared volume: every document is there, whole
+        for document in documents:
+            with storage.open(document.stored_name, document.sha256) as stream:
+                assert hashlib.sha256(stream.read()).hexdigest() == document.sha256
+        # Every email task handed over a second time (what a lost task's re-sweep does).
+        deliver = app.extensions["spineconsult.deliver_email"]
+        for email_id in db.session.scalars(select(OutboxEmail.id)):
+            deliver(email_id)
+        db.session.remove()
+
+    emails = 2 * PATIENTS
+    wait_until(lambda: all_sent(app, emails), 40, f"{emails} emails sent")
+
+    # Staff confirm some appointments; their reminders fall due at once.
+    appointment_ids = confirm_appointments(app, references[:APPOINTMENTS])
+    assert len(appointment_ids) == APPOINTMENTS
+    emails += APPOINTMENTS
+    wait_until(lambda: all_sent(app, emails), 30, "the confirmations sent")
+
+    # The reminder job, enqueued once per worker thread: both workers run it at the same time.
+    send_reminders = app.extensions["spineconsult.send_reminders"]
+    for _ in range(REMINDER_RUNS):
+        send_reminders()
+
+    def reminder_runs() -> list[int]:
+        return [
+            sum(".send_reminders: " in line and " executed in " in line for line in lines)
+            for lines in (w.output().splitlines() for w in cluster.workers)
+        ]
+
+    wait_until(lambda: sum(reminder_runs()) >= REMINDER_RUNS, 30, "the reminder runs")
+    emails += APPOINTMENTS
+    wait_until(lambda: all_sent(app, emails), 30, "the reminders sent")
+
+    # The workers stop; the servers stay up and, once the heartbeat is old, say why they are
+    # not ready (the database and the queue are fine).
+    for worker in cluster.workers:
+        cluster.processes.stop(worker)
+    assert all(runs >= 1 for runs in reminder_runs()), reminder_runs()  # the premise
+    for port in ports:
+        answer = wait_until(
+            lambda port=port: (r := ready(port)).status == 503 and r,
+            HEARTBEAT_MAX_AGE + 15,
+            f"not ready on {port}",
+        )
+        body = answer.json()
+        assert body["failing"] == ["worker_heartbeat"]
+        assert body["checks"] == {"database": "ok", "queue": "ok", "worker_heartbeat": "stale"}
+        assert fetch(port, "GET", "/health/live", {}).status == 200
+
+    # Nothing more can arrive now: every email reached the mail server exactly once.
+    rows = outbox(app)
+    assert len(rows) == emails
+    received = Counter(r.message["Message-ID"] for r in smtp.received)
+    assert received == Counter({row.message_id: 1 for row in rows})
+    reminders = [r for r in smtp.received if r.message["Subject"].startswith("Reminder:")]
+    assert len(reminders) == APPOINTMENTS
+    assert len({r.rcpt_tos[0] for r in reminders}) == APPOINTMENTS
+    with app.app_context():
+        reminded = db.session.scalars(select(ReminderSent.appointment_id)).all()
+        assert sorted(reminded) == appointment_ids  # one 48-hour reminder per appointment
+        assert db.session.scalar(select(func.count()).select_from(ConsultationRequest)) == (
+            PATIENTS
+        )
+        db.session.remove()
