@@ -198,6 +198,7 @@ class Result:
     errors: int
     elapsed: float
     latencies: list[float] = field(repr=False, default_factory=list)
+    cpu_ms: float = float("nan")  # the server's CPU time per request, when measured
 
     @property
     def throughput(self) -> float:

@@ -80,6 +80,16 @@ class Server:
         except OSError:
             return []
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the workers have used so far."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.worker_pids():
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / ticks
+
     def peak_memory_mb(self) -> float:
         """The largest VmHWM (peak resident set) among the gunicorn workers."""
         peaks = []
@@ -182,13 +192,19 @@ def scenarios(names: list[str], size: int) -> list[load.Scenario]:
     )
 
 
-def measure(args: argparse.Namespace, scenario: load.Scenario, port: int) -> load.Result:
+def measure(args: argparse.Namespace, scenario: load.Scenario, server: Server) -> load.Result:
     # Warm-up: templates compiled, connections pooled, caches filled in every worker.
-    load.run(scenario, "127.0.0.1", port, concurrency=args.concurrency, requests=args.workers * 8,
-             duration=5)  # fmt: skip
+    load.run(scenario, "127.0.0.1", server.port, concurrency=args.concurrency,
+             requests=args.workers * 8, duration=5)  # fmt: skip
     budget = args.submit_requests if scenario.submit else args.requests
-    return load.run(scenario, "127.0.0.1", port, concurrency=args.concurrency, requests=budget,
-                    duration=args.duration)  # fmt: skip
+    cpu = server.cpu_seconds()
+    result = load.run(scenario, "127.0.0.1", server.port, concurrency=args.concurrency,
+                      requests=budget, duration=args.duration)  # fmt: skip
+    # The workers' CPU time per request hardly moves with other load on the machine, unlike
+    # throughput; sign-ins for the staff pages are included (a few per run).
+    done = result.requests + result.errors
+    result.cpu_ms = (server.cpu_seconds() - cpu) * 1000 / done if done else float("nan")
+    return result
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -219,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{size}: {seeded.stdout.strip()}", flush=True)
             with gunicorn("wsgi:app", app_env(url, work), args.workers, log, args.port) as server:
                 for scenario in scenarios(names, size):
-                    result = measure(args, scenario, server.port)
+                    result = measure(args, scenario, server)
                     results[(scenario.name, size)] = result
                     print(f"  {scenario.name}: {result.throughput:.1f}/s, p50 "
                           f"{result.p50:.1f} ms, {result.errors} errors", flush=True)  # fmt: skip
@@ -237,7 +253,7 @@ def run_baseline(
 ) -> load.Result:
     env = app_env("sqlite://", work)
     with gunicorn("bench.baseline:app", env, args.workers, log, args.port) as server:
-        result = measure(args, load.Scenario("baseline", "/"), server.port)
+        result = measure(args, load.Scenario("baseline", "/"), server)
         memory["baseline"] = server.peak_memory_mb()
     print(f"  baseline: {result.throughput:.1f}/s, p50 {result.p50:.2f} ms", flush=True)
     return result
@@ -256,13 +272,13 @@ def report(
         f"Database: {args.db}; gunicorn: {args.workers} sync workers; {args.concurrency} "
         f"concurrent users; Python {sys.version.split()[0]}; {os.cpu_count()} CPUs.",
         "",
-        "| page | requests | req/s | p50 ms | p95 ms | errors | x baseline | target |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| page | requests | req/s | p50 ms | p95 ms | errors | CPU ms/req | x baseline | target |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for b in baselines:
         lines.append(
             f"| {LABELS['baseline']} | - | {b.throughput:.0f} | {b.p50:.2f} | {b.p95:.2f} | "
-            f"{b.errors} | 1.00 | |"
+            f"{b.errors} | {b.cpu_ms:.2f} | 1.00 | |"
         )
     for name in [n for n in [*SCENARIOS] if n in names]:
         for size in sizes:
@@ -274,7 +290,7 @@ def report(
             verdict = f">= {target:g} {'met' if ratio >= target else 'NOT met'}" if target else ""
             lines.append(
                 f"| {LABELS[name]} | {size:,} | {r.throughput:.1f} | {r.p50:.1f} | {r.p95:.1f} "
-                f"| {r.errors} | {ratio:.3f} | {verdict} |"
+                f"| {r.errors} | {r.cpu_ms:.2f} | {ratio:.3f} | {verdict} |"
             )
     if len(sizes) > 1:
         small, large = min(sizes), max(sizes)
