@@ -165,3 +165,28 @@ def test_the_queue_and_record_are_a_handful_of_queries(app: Flask, client: Flask
     ):
         count, _page = queries_for(app, client, path)
         assert count <= most, f"{path}: {count} queries"
+
+
+def test_queue_counts_stop_at_the_cap(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each tab counts up to a cap (so the count does not read years of history on every
+    view) and says "N+" beyond it; below the cap the numbers are exact."""
+    from booking.dashboard import queries
+
+    monkeypatch.setattr(queries, "COUNT_CAP", 3)
+    clinic = Clinic(app)
+    login(client, clinic.coordinator)
+    clinic.grow_to(SMALL)
+
+    page = client.get("/staff/").get_data(as_text=True)
+    tabs = dict(re.findall(r'status=(\w+)"[^>]*>\s*[^<]*<span class="badge[^"]*">([^<]+)<', page))
+    assert tabs["requested"] == "3+"
+    assert tabs["all"] == "3+"
+    assert tabs["confirmed"] == "0"
+    assert "More than 3 requests" in page
+    assert len(re.findall(r'href="/staff/requests/SC-', page)) == SMALL  # the list is whole
+
+    monkeypatch.setattr(queries, "COUNT_CAP", 1000)
+    page = client.get("/staff/").get_data(as_text=True)
+    assert f"{SMALL} requests" in page
