@@ -146,15 +146,19 @@ def multipart(fields: list[tuple[str, str]], files: list[tuple[str, str, bytes]]
     return out.getvalue(), f"multipart/form-data; boundary={boundary}"
 
 
-def submit_request(client: Client, pdf: bytes, *, slot_query: str = "") -> int:
-    """Load the form like a browser (fresh CSRF and one-time tokens), then post it whole."""
-    status, page = client.get("/request" + slot_query)
+def submit_request(client: Client, pdf: bytes, *, slot_key: str | None = None) -> int:
+    """Load the form like a browser (fresh CSRF and one-time tokens), with the time picked on
+    the previous step when there is one, then post it whole."""
+    path = f"/request?type=1&slot={slot_key}" if slot_key else "/request"
+    status, page = client.get(path)
     if status != 200:
         return status
     csrf, token = CSRF_RE.search(page), SUBMISSION_RE.search(page)
     if not csrf or not token:
         return 0
     fields = [("csrf_token", csrf.group(1)), ("submission_token", token.group(1)), *ANSWERS]
+    if slot_key:
+        fields += [("appointment_type", "1"), ("slot", slot_key)]
     body, content_type = multipart(fields, [("documents-0-file", "mri-report.pdf", pdf)])
     status, _page, _headers = client.request(
         "POST", "/request", body=body, headers={"Content-Type": content_type}
@@ -189,6 +193,7 @@ class Scenario:
     expect: int = 200
     login: tuple[str, str] | None = None
     submit: bool = False
+    slot_keys: list[str] = field(default_factory=list)  # open times the submissions hold
 
 
 @dataclass
@@ -223,6 +228,8 @@ class Result:
 
 def _user(
     scenario: Scenario,
+    user_index: int,
+    users: int,
     host: str,
     port: int,
     budget: int,
@@ -237,10 +244,12 @@ def _user(
     latencies: list[float] = []
     errors = 0
     operation: Callable[[], int]
+    # Each user holds its own times (user i takes every n-th key), so no two race for one.
+    keys = iter(scenario.slot_keys[user_index :: max(1, users)])
     if scenario.submit:
 
         def operation() -> int:
-            return submit_request(client, pdf)
+            return submit_request(client, pdf, slot_key=next(keys, None))
 
     else:
 
@@ -284,7 +293,7 @@ def run(
     users = [
         ctx.Process(
             target=_user,
-            args=(scenario, host, port, share[i], start_at, deadline, queue),
+            args=(scenario, i, concurrency, host, port, share[i], start_at, deadline, queue),
             daemon=True,
         )
         for i in range(concurrency)

@@ -287,8 +287,27 @@ def last_open_reference(size: int) -> str:
     return reference(size)
 
 
+def free_slot_keys(count: int) -> list[str]:
+    """Up to ``count`` open times that can all be held at once (an hour apart per specialist,
+    longer than the 45-minute type and its buffer), as the picker's slot keys: what the
+    benchmark's simulated patients pick before they submit."""
+    from booking.scheduling.availability import open_slots
+
+    appointment_type = db.session.get(AppointmentType, 1)
+    start = now_utc()
+    slots = open_slots(appointment_type, start, start + timedelta(days=365))
+    keys, last_start = [], {}
+    for slot in slots:
+        previous = last_start.get(slot.specialist_id)
+        if previous is None or slot.starts_at - previous >= timedelta(hours=1):
+            keys.append(slot.key)
+            last_start[slot.specialist_id] = slot.starts_at
+    return keys[:count]
+
+
 def main() -> None:
-    """``python -m bench.seed DATABASE_URL SIZE``: migrate an empty database, then seed it."""
+    """``python -m bench.seed DATABASE_URL SIZE [SLOTS_FILE]``: migrate an empty database, seed
+    it, and write open slot keys (one a line) for the submissions to hold."""
     import sys
     import time as clock
 
@@ -308,6 +327,8 @@ def main() -> None:
             f"(migrations {migrated - started:.1f} s)",
             flush=True,
         )
+        if len(sys.argv) > 3:
+            Path(sys.argv[3]).write_text("\n".join(free_slot_keys(5000)) + "\n")
 
 
 if __name__ == "__main__":
