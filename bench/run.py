@@ -58,7 +58,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--submit-requests", type=int, default=400, help="submissions at most")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--port", type=int, default=0, help="default: a free port")
-    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the work folder (and PostgreSQL databases)"
+    )
     return parser.parse_args(argv)
 
 
@@ -138,24 +140,39 @@ def gunicorn(app_path: str, env: dict[str, str], workers: int, log: Path, port: 
             process.kill()
 
 
-def database_url(args: argparse.Namespace, size: int, work: Path) -> str:
-    """A fresh, empty database for one size."""
-    if args.db == "sqlite":
-        return f"sqlite:///{work / f'bench-{size}.sqlite3'}"
+def _pg_admin(args: argparse.Namespace, *statements: str) -> None:
     import psycopg
     from sqlalchemy.engine import make_url
 
     admin = make_url(args.pg_url)
-    name = f"spineconsult_bench_{size}"
     with psycopg.connect(
         host=admin.host, port=admin.port or 5432, user=admin.username, password=admin.password,
         dbname=admin.database or "postgres", autocommit=True,
     ) as conn:  # fmt: skip
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return admin.set(drivername="postgresql+psycopg", database=name).render_as_string(
-        hide_password=False
+        for statement in statements:
+            conn.execute(statement)
+
+
+def database_url(args: argparse.Namespace, size: int, work: Path) -> str:
+    """A fresh, empty database for one size."""
+    if args.db == "sqlite":
+        return f"sqlite:///{work / f'bench-{size}.sqlite3'}"
+    from sqlalchemy.engine import make_url
+
+    name = f"spineconsult_bench_{size}"
+    _pg_admin(args, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+    return (
+        make_url(args.pg_url)
+        .set(drivername="postgresql+psycopg", database=name)
+        .render_as_string(hide_password=False)
     )
+
+
+def drop_databases(args: argparse.Namespace, sizes: list[int]) -> None:
+    if args.db == "postgresql":
+        _pg_admin(
+            args, *(f'DROP DATABASE IF EXISTS "spineconsult_bench_{n}" WITH (FORCE)' for n in sizes)
+        )
 
 
 def app_env(url: str, work: Path) -> dict[str, str]:
@@ -248,6 +265,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+            drop_databases(args, sizes)
     print()
     print(report(args, sizes, names, baselines, results, memory))
 
