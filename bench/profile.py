@@ -27,7 +27,11 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=200)
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args()
-    work = tempfile.mkdtemp(prefix="spineconsult-profile-")
+    with tempfile.TemporaryDirectory(prefix="spineconsult-profile-") as work:
+        profile(args, work)
+
+
+def profile(args: argparse.Namespace, work: str) -> None:
     os.environ.update(
         {
             "SPINECONSULT_ENV": "production",
