@@ -6,7 +6,7 @@ PYTHON ?= python3
 # pytest-xdist workers; CI has 2 cores.
 TEST_WORKERS ?= 2
 
-.PHONY: install run test lint format browser screenshots translations messages clean-dev
+.PHONY: install run test lint format browser screenshots translations messages clean-dev bench
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,11 @@ lint: $(VENV)/.installed
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+## Benchmarks (docs/benchmarks.md), e.g. make bench BENCH_ARGS="--db postgresql --sizes 100,10000,100000"
+BENCH_ARGS ?=
+bench: install
+	$(PY) -m bench $(BENCH_ARGS)
 
 ## Forget the development database, queue, uploads and mail (not used by tests).
 clean-dev:

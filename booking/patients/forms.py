@@ -8,7 +8,9 @@ from datetime import date
 from typing import Any
 
 import phonenumbers
+from babel import support
 from flask import current_app, request
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -30,6 +32,7 @@ from wtforms import (
     TextAreaField,
     ValidationError,
 )
+from wtforms.i18n import messages_path
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -49,6 +52,10 @@ SUBMISSION_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{32,64}")
 CONTROL_CHARS_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+# WTForms' built-in messages per language (read-only once loaded, so safe to share).
+_WTFORMS_TRANSLATIONS: dict[str, support.Translations] = {}
+
+
 def _clean_text(value: Any) -> Any:
     if value is None:
         return None
@@ -65,7 +72,20 @@ def has_visible_text(value: str | None) -> bool:
 
 
 class CleanTextMeta:
-    """Form ``Meta`` mixin: every visible text field drops control characters as it is read."""
+    """Form ``Meta`` mixin: every visible text field drops control characters as it is read,
+    and WTForms' own messages come from a catalogue loaded once per language and process
+    (Flask-WTF would read the catalogue file again for every form)."""
+
+    def get_translations(self, form: Any) -> Any:
+        if not current_app.config.get("WTF_I18N_ENABLED", True):
+            return super().get_translations(form)  # type: ignore[misc]
+        locale = str(get_locale() or "en")
+        translations = _WTFORMS_TRANSLATIONS.get(locale)
+        if translations is None:
+            translations = _WTFORMS_TRANSLATIONS[locale] = support.Translations.load(
+                messages_path(), [locale], domain="wtforms"
+            )
+        return translations
 
     def bind_field(self, form: Any, unbound_field: Any, options: dict[str, Any]) -> Any:
         field_class = unbound_field.field_class
@@ -181,7 +201,11 @@ class DocumentForm(Form):
             raise ValidationError(str(exc)) from None
 
 
-class RequestForm(FlaskForm):
+class RequestStartForm(FlaskForm):
+    """What differs between two new request forms: the CSRF and one-time submission tokens and
+    the time picked on the previous step. A new form's page needs only this; its questions are
+    the same for everyone and rendered once (see ``patients.views``)."""
+
     class Meta(CleanTextMeta):
         pass
 
@@ -190,6 +214,25 @@ class RequestForm(FlaskForm):
     appointment_type = HiddenField()
     slot = HiddenField()
 
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        token = self.submission_token.data
+        if not isinstance(token, str) or not SUBMISSION_TOKEN_RE.fullmatch(token):
+            # None on a new form; anything else did not come from us and must not reach the
+            # database's 64-character column.
+            self.submission_token.data = secrets.token_urlsafe(32)
+
+    def slot_choice(self) -> SlotChoice | None:
+        """The picked slot, if the page carried a well-formed one."""
+        parsed = parse_slot_key(self.slot.data or "")
+        type_id = int_arg(str(self.appointment_type.data or ""))
+        if parsed is None or type_id is None:
+            return None
+        specialist_id, location_id, starts_at = parsed
+        return SlotChoice(type_id, specialist_id, location_id, starts_at)
+
+
+class RequestForm(RequestStartForm):
     # About you
     full_name = StringField(
         _l("Full name"),
@@ -358,11 +401,6 @@ class RequestForm(FlaskForm):
             # Names the row in the error summary ("Document 2 file: ..."); the page shows
             # "File" inside the row's "Document 2" fieldset.
             entry.form.file.label.text = _("Document %(n)d file", n=number)
-        token = self.submission_token.data
-        if not isinstance(token, str) or not SUBMISSION_TOKEN_RE.fullmatch(token):
-            # None on a new form; anything else did not come from us and must not reach the
-            # database's 64-character column.
-            self.submission_token.data = secrets.token_urlsafe(32)
         # The earliest-date picker should not offer the past.
         self.earliest_date.render_kw = {"min": clinic_today().isoformat()}
         self.date_of_birth.render_kw = {
@@ -459,15 +497,6 @@ class RequestForm(FlaskForm):
         return any(
             entry.form.file.data and entry.form.file.data.filename for entry in self.documents
         )
-
-    def slot_choice(self) -> SlotChoice | None:
-        """The picked slot, if the page carried a well-formed one."""
-        parsed = parse_slot_key(self.slot.data or "")
-        type_id = int_arg(str(self.appointment_type.data or ""))
-        if parsed is None or type_id is None:
-            return None
-        specialist_id, location_id, starts_at = parsed
-        return SlotChoice(type_id, specialist_id, location_id, starts_at)
 
     def to_submission(self, locale: str) -> RequestSubmission:
         """The validated answers as plain data for ``submit_request``."""

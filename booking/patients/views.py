@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import date, timedelta
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
+from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from booking.documents.storage import DocumentRejected
 from booking.extensions import limiter
 from booking.patients import history
-from booking.patients.forms import RequestForm
+from booking.patients.forms import RequestForm, RequestStartForm
 from booking.patients.services import find_by_reference, submit_request
 from booking.scheduling.availability import open_slots
 from booking.scheduling.services import (
@@ -26,7 +28,7 @@ from booking.scheduling.services import (
     resolve_choice,
     scheduling_enabled,
 )
-from booking.timeutil import now_utc
+from booking.timeutil import clinic_today, now_utc
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +39,17 @@ SLOT_ALTERNATIVES = 8
 
 
 def _render_form(
-    form: RequestForm,
+    form: RequestStartForm,
     status: int = 200,
     problem: str | None = None,
     slot_options: list[SlotView] | None = None,
 ) -> tuple[str, int]:
     """The form page; ``problem`` is a failure on our side, shown apart from the patient's
     corrections so it does not read as something they got wrong. ``slot_options`` replaces
-    a picked time that was just taken with fresh ones to choose from."""
+    a picked time that was just taken with fresh ones to choose from.
+
+    A new form (a ``RequestStartForm``) reuses the questions' markup rendered once for this
+    language and day; a form with the patient's answers and errors renders them in full."""
     page = render_template(
         "patients/request_form.html",
         form=form,
@@ -53,11 +58,58 @@ def _render_form(
         chosen=None if slot_options is not None else _chosen_slot(form),
         slot_options=slot_options,
         scheduling=scheduling_enabled(),
+        sections=None if isinstance(form, RequestForm) else _blank_sections(),
     )
     return page, status
 
 
-def _chosen_slot(form: RequestForm) -> SlotView | None:
+@dataclass(frozen=True)
+class BlankSections:
+    """The questions of a new form, as markup: the same for every patient of one language."""
+
+    answers: Markup
+    preferences: Markup
+    consent: Markup
+
+
+SECTIONS_CACHE = "patients.request_form_sections"
+
+
+def _blank_sections() -> BlankSections:
+    """The questions' markup for the current language and day, rendered once and reused.
+
+    Rendering the form's 60 fields takes most of the page's time and gives the same markup for
+    every new form: it depends only on the language, the settings (document limits) and the
+    day (the date pickers' min/max). Each app keeps its own cache, keyed by language and day;
+    a new day starts a new cache. When templates reload (development) nothing is cached, so an
+    edited template shows at once.
+    """
+    key = (str(get_locale() or "en"), clinic_today())
+    if current_app.jinja_env.auto_reload:
+        return _render_sections()
+    cache: dict[tuple[str, date], BlankSections] = current_app.extensions.setdefault(
+        SECTIONS_CACHE, {}
+    )
+    sections = cache.get(key)
+    if sections is None:
+        if any(day != key[1] for _lang, day in cache):
+            cache.clear()
+        sections = cache[key] = _render_sections()
+    return sections
+
+
+def _render_sections() -> BlankSections:
+    module = current_app.jinja_env.get_template("patients/_request_sections.html").module
+    form = RequestForm(formdata=None)
+    config = current_app.config
+    return BlankSections(
+        answers=module.answers(form, config["MAX_DOCUMENTS"], config["MAX_DOCUMENT_MB"]),
+        preferences=module.preferences(form),
+        consent=module.consent(form),
+    )
+
+
+def _chosen_slot(form: RequestStartForm) -> SlotView | None:
     """The picked time, for display, if it is still open."""
     choice = form.slot_choice()
     if choice is None:
@@ -113,7 +165,7 @@ def pick_time() -> Response | str:
 
 @bp.get("/request")
 def request_form() -> tuple[str, int]:
-    form = RequestForm()
+    form = RequestStartForm()
     form.appointment_type.data = request.args.get("type", "")[:10]
     form.slot.data = request.args.get("slot", "")[:40]
     return _render_form(form)

@@ -157,7 +157,9 @@ class ReminderSent(db.Model):
 # No double booking, enforced by the database itself. PostgreSQL: an exclusion constraint over
 # the specialist and the blocked time range of active appointments. SQLite has none, so
 # triggers refuse the same overlap (SQLite runs one writer at a time, so they see every
-# committed row). The migration creates the same objects; these hooks cover create_all().
+# committed row). The migrations create the same objects; these hooks cover create_all(). No
+# block is longer than 12 hours (8-hour type + 4-hour buffer), so the triggers look only at
+# appointments starting up to a day earlier: an index range, whatever the history.
 EXCLUSION_NAME = "ex_appointment_no_overlap"
 OVERLAP_MESSAGE = "appointment_overlap"
 
@@ -173,6 +175,7 @@ SQLITE_TRIGGERS = [
         "WHEN NEW.active BEGIN "
         "SELECT RAISE(ABORT, 'appointment_overlap') FROM appointment "
         "WHERE specialist_id = NEW.specialist_id AND active "
+        "AND starts_at > datetime(NEW.starts_at, '-1 day') "
         "AND starts_at < NEW.blocked_until AND blocked_until > NEW.starts_at; END"
     ),
     DDL(
@@ -180,6 +183,7 @@ SQLITE_TRIGGERS = [
         "WHEN NEW.active BEGIN "
         "SELECT RAISE(ABORT, 'appointment_overlap') FROM appointment "
         "WHERE specialist_id = NEW.specialist_id AND active AND id != NEW.id "
+        "AND starts_at > datetime(NEW.starts_at, '-1 day') "
         "AND starts_at < NEW.blocked_until AND blocked_until > NEW.starts_at; END"
     ),
 ]

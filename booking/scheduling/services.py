@@ -10,7 +10,7 @@ from email.utils import parseaddr
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import and_, exists, select
 from sqlalchemy.exc import DBAPIError
 
 from booking.audit.services import record
@@ -105,13 +105,18 @@ def active_appointment_types() -> list[AppointmentType]:
     )
 
 
+# Built once: the request form and the home page ask on every view (one round trip).
+_SCHEDULING_ENABLED = select(
+    and_(
+        exists().where(AppointmentType.active.is_(True)),
+        exists().where(WorkingHours.id.is_not(None)),
+    )
+)
+
+
 def scheduling_enabled() -> bool:
     """Whether patients can pick a time: at least one appointment type and some hours."""
-    return (
-        db.session.scalar(select(AppointmentType.id).where(AppointmentType.active.is_(True)))
-        is not None
-        and db.session.scalar(select(WorkingHours.id)) is not None
-    )
+    return bool(db.session.scalar(_SCHEDULING_ENABLED))
 
 
 def new_uid() -> str:

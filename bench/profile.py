@@ -1,0 +1,82 @@
+"""Profile one page in-process: ``python -m bench.profile DATABASE_URL PATH [--staff] [-n 200]``.
+
+Runs the app with the bench's settings through Flask's test client (no network, no gunicorn),
+so the profile shows only the application's own work; prints cProfile's top functions by
+cumulative and by own time. Seed the database first (``python -m bench.seed URL SIZE``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import functools
+import os
+import pstats
+import tempfile
+import time
+
+from bench.load import CSRF_RE
+from bench.seed import BENCH_PASSWORD, COORDINATOR_EMAIL
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.profile")
+    parser.add_argument("url")
+    parser.add_argument("path")
+    parser.add_argument("--staff", action="store_true", help="sign in as the coordinator first")
+    parser.add_argument("-n", type=int, default=200)
+    parser.add_argument("--top", type=int, default=30)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="spineconsult-profile-") as work:
+        profile(args, work)
+
+
+def profile(args: argparse.Namespace, work: str) -> None:
+    os.environ.update(
+        {
+            "SPINECONSULT_ENV": "production",
+            "SECRET_KEY": "profile-only",
+            "DATABASE_URL": args.url,
+            "FORCE_HTTPS": "0",
+            "TRUSTED_PROXIES": "0",
+            "LOGIN_RATE_LIMIT": "1000000 per minute",
+            "UPLOAD_DIR": os.path.join(work, "uploads"),
+            "HUEY_SQLITE_PATH": os.path.join(work, "huey.sqlite3"),
+        }
+    )
+    from booking import create_app
+
+    app = create_app()
+    client = app.test_client()
+    # Production cookies are Secure: the test client sends them back over https only.
+    get = functools.partial(client.get, base_url="https://localhost")
+    if args.staff:
+        page = get("/staff/login").get_data(as_text=True)
+        token = CSRF_RE.search(page).group(1)
+        client.post(
+            "/staff/login",
+            base_url="https://localhost",
+            headers={"Referer": "https://localhost/staff/login"},  # CSRF's https check
+            data={"email": COORDINATOR_EMAIL, "password": BENCH_PASSWORD, "csrf_token": token},
+        )
+    for _ in range(10):
+        response = get(args.path)
+        assert response.status_code == 200, response.status_code
+    # CPU time, not wall-clock time: on a shared machine it hardly moves with other load.
+    started = time.process_time()
+    for _ in range(args.n):
+        get(args.path)
+    plain = (time.process_time() - started) / args.n * 1000
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(args.n):
+        get(args.path)
+    profiler.disable()
+    print(f"{args.path}: {plain:.2f} ms CPU per request without the profiler")
+    stats = pstats.Stats(profiler).strip_dirs()
+    stats.sort_stats("cumulative").print_stats(args.top)
+    stats.sort_stats("tottime").print_stats(args.top)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""A fixed number of SQL queries per page, whatever the size of the clinic's data.
+
+Each page is loaded with 5 requests (each holding an appointment) and again with 50, on SQLite
+and PostgreSQL; every statement the app sends is counted with a SQLAlchemy event listener. A
+page that loaded rows one by one (a lazy load in a template loop) would send more at 50.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import event
+
+from booking.dashboard.services import add_note
+from booking.extensions import db
+from booking.scheduling.availability import open_slots
+from booking.scheduling.models import AppointmentType
+from booking.scheduling.services import SlotChoice
+from booking.staff.auth import find_staff_by_email
+from booking.timeutil import now_utc
+from tests.factories import (
+    login,
+    make_appointment_type,
+    make_hours,
+    make_location,
+    make_request,
+    make_staff,
+)
+
+SMALL, LARGE = 5, 50
+
+
+@contextmanager
+def counted() -> Iterator[list[str]]:
+    """Every statement sent to the database inside the block (BEGIN and ROLLBACK included)."""
+    statements: list[str] = []
+
+    def _count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", _count)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", _count)
+
+
+class Clinic:
+    """Two specialists with weekday hours and requests that each hold one of their times."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        with app.app_context():
+            location = make_location()
+            self.type_id = make_appointment_type().id
+            specialists = [make_staff("specialist", full_name=f"Dr. Query {n}") for n in range(2)]
+            for specialist in specialists:
+                make_hours(specialist, location)
+            specialist_ids = [specialist.id for specialist in specialists]
+            self.specialist_id = specialist_ids[0]
+            self.coordinator = make_staff("coordinator").email
+        self.requests = 0
+        with app.app_context():
+            # Every fourth start of each specialist: an hour apart, so none overlap (45
+            # minutes and the 10-minute buffer); computed once, before any is held.
+            appointment_type = db.session.get(AppointmentType, self.type_id)
+            start = now_utc() + timedelta(days=2)
+            slots = open_slots(appointment_type, start, start + timedelta(days=12))
+            per_specialist = [
+                [s for s in slots if s.specialist_id == specialist_id][::4]
+                for specialist_id in specialist_ids
+            ]
+            self.free = [s for pair in zip(*per_specialist, strict=False) for s in pair]
+
+    def grow_to(self, size: int) -> None:
+        """Add requests until there are ``size``, each holding an open time in the next two
+        weeks (the slot lookup's first page); the newest also has documents and a note."""
+        with self.app.app_context():
+            while self.requests < size:
+                slot = self.free[self.requests]
+                consultation = make_request(
+                    documents=2 if self.requests == size - 1 else 0,
+                    slot=SlotChoice(
+                        self.type_id, slot.specialist_id, slot.location_id, slot.starts_at
+                    ),
+                )
+                self.requests += 1
+                if self.requests == size:
+                    coordinator = find_staff_by_email(self.coordinator)
+                    add_note(consultation, coordinator, f"Called the patient ({size}).")
+                    self.newest = consultation.reference
+
+    def slot_key(self) -> str:
+        with self.app.app_context():
+            appointment_type = db.session.get(AppointmentType, self.type_id)
+            start = now_utc() + timedelta(days=2)
+            slot = open_slots(appointment_type, start, start + timedelta(days=14))[-1]
+            return slot.key
+
+
+PAGES = {
+    "request form": lambda clinic: "/request",
+    "request form with a picked time": lambda clinic: (
+        f"/request?type={clinic.type_id}&slot={clinic.slot_key()}"
+    ),
+    "slot lookup": lambda clinic: f"/request/time?type={clinic.type_id}",
+    "slot lookup, one specialist": lambda clinic: (
+        f"/request/time?type={clinic.type_id}&specialist={clinic.specialist_id}"
+    ),
+    "staff queue": lambda clinic: "/staff/",
+    "staff queue, every status": lambda clinic: "/staff/?status=all",
+    "request record": lambda clinic: f"/staff/requests/{clinic.newest}",
+}
+
+
+def queries_for(app: Flask, client: FlaskClient, path: str) -> tuple[int, str]:
+    client.get(path)  # once before counting: anything a first view sets up is not counted
+    with app.app_context(), counted() as statements:
+        response = client.get(path)
+    assert response.status_code == 200, path
+    return len(statements), response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_queries_per_page_do_not_grow_with_the_data(
+    app: Flask, client: FlaskClient, page: str
+) -> None:
+    clinic = Clinic(app)
+    login(client, clinic.coordinator)
+
+    clinic.grow_to(SMALL)
+    small, small_page = queries_for(app, client, PAGES[page](clinic))
+    clinic.grow_to(LARGE)
+    large, large_page = queries_for(app, client, PAGES[page](clinic))
+
+    assert large == small, f"{page}: {small} queries with {SMALL} requests, {large} with {LARGE}"
+    # The pages did show the larger data (the queue lists more rows, the picker fewer times).
+    if page.startswith("staff queue"):
+        assert len(re.findall(r"/staff/requests/SC-", large_page)) > len(
+            re.findall(r"/staff/requests/SC-", small_page)
+        )
+    if page.startswith("slot lookup"):
+        assert large_page.count('name="slot"') < small_page.count('name="slot"')
+    if page == "request record":
+        assert f"Called the patient ({LARGE})." in large_page
+
+
+def test_the_queue_and_record_are_a_handful_of_queries(app: Flask, client: FlaskClient) -> None:
+    """Bounds, not just equality: a page that grew by a constant would still pass above."""
+    clinic = Clinic(app)
+    login(client, clinic.coordinator)
+    clinic.grow_to(SMALL)
+    # As measured on SQLite, whose count includes BEGIN IMMEDIATE (PostgreSQL's does not).
+    for path, most in (
+        ("/request", 3),
+        (f"/request/time?type={clinic.type_id}", 10),
+        ("/staff/", 5),
+        (f"/staff/requests/{clinic.newest}", 10),
+    ):
+        count, _page = queries_for(app, client, path)
+        assert count <= most, f"{path}: {count} queries"
+
+
+def test_queue_counts_stop_at_the_cap(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each tab counts up to a cap (so the count does not read years of history on every
+    view) and says "N+" beyond it; below the cap the numbers are exact."""
+    from booking.dashboard import queries
+
+    monkeypatch.setattr(queries, "COUNT_CAP", 3)
+    clinic = Clinic(app)
+    login(client, clinic.coordinator)
+    clinic.grow_to(SMALL)
+
+    page = client.get("/staff/").get_data(as_text=True)
+    tabs = dict(re.findall(r'status=(\w+)"[^>]*>\s*[^<]*<span class="badge[^"]*">([^<]+)<', page))
+    assert tabs["requested"] == "3+"
+    assert tabs["all"] == "3+"
+    assert tabs["confirmed"] == "0"
+    assert "More than 3 requests" in page
+    assert len(re.findall(r'href="/staff/requests/SC-', page)) == SMALL  # the list is whole
+
+    monkeypatch.setattr(queries, "COUNT_CAP", 1000)
+    page = client.get("/staff/").get_data(as_text=True)
+    assert f"{SMALL} requests" in page
