@@ -17,6 +17,7 @@ import time
 
 from bench.load import CSRF_RE
 from bench.seed import BENCH_PASSWORD, COORDINATOR_EMAIL
+from booking.crypto import new_key
 
 
 def main() -> None:
@@ -36,6 +37,7 @@ def profile(args: argparse.Namespace, work: str) -> None:
         {
             "SPINECONSULT_ENV": "production",
             "SECRET_KEY": "profile-only",
+            "ENCRYPTION_KEY": new_key(),
             "DATABASE_URL": args.url,
             "FORCE_HTTPS": "0",
             "TRUSTED_PROXIES": "0",

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from bench import load
 from bench.seed import BENCH_PASSWORD, COORDINATOR_EMAIL, reference
+from booking.crypto import new_key
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -181,6 +182,7 @@ def app_env(url: str, work: Path) -> dict[str, str]:
         {
             "SPINECONSULT_ENV": "production",
             "SECRET_KEY": secrets.token_hex(32),
+            "ENCRYPTION_KEY": new_key(),  # documents are encrypted at rest, as in production
             "DATABASE_URL": url,
             "FORCE_HTTPS": "0",
             "TRUSTED_PROXIES": "0",

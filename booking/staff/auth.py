@@ -90,10 +90,12 @@ def init_auth(app: Flask) -> None:
             return redirect(url_for("staff.login", next=target))
         session[LAST_SEEN_KEY] = now
         # An account that must use a second factor works only after enrolling one.
+        # (Staff pages only: patient pages show no staff data, and this costs a query.)
         if (
-            current_user.needs_second_factor
+            request.path.startswith("/staff")
             and not current_user.totp_enabled
             and request.endpoint not in ENROLMENT_ENDPOINTS
+            and current_user.needs_second_factor
         ):
             flash(str(_l("Please set up two-factor sign-in to continue.")), "info")
             return redirect(url_for("staff.two_factor_setup"))

@@ -524,9 +524,17 @@ def key_press_button(page: Page, name: str) -> None:
     page.keyboard.press("Enter")
 
 
+def _ignore_file_chooser(_chooser: object) -> None:
+    """A listener that keeps Playwright's file-dialog interception on (see key_attach)."""
+
+
 def key_attach(page: Page, file_input: Locator, path: Path, what: str) -> None:
     """Tab to a file field and press Space: the browser opens its file dialog, where the
     patient picks ``path`` (the dialog itself belongs to the operating system)."""
+    # Playwright intercepts file dialogs only once a listener exists, and turning that on is
+    # asynchronous: listen first (tabbing takes long enough), or Space may open a real dialog
+    # that headless chromium never reports.
+    page.on("filechooser", _ignore_file_chooser)
     tab_to(page, file_input, what)
     with page.expect_file_chooser() as chooser:
         page.keyboard.press("Space")
