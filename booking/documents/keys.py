@@ -76,6 +76,8 @@ def rotate() -> KeyReport:
     }
     for user in db.session.scalars(select(StaffUser).where(StaffUser.id.in_(raw))):
         if key_label_of_text(raw[user.id]) != current:
+            if user.totp_secret is None:  # loads (and decrypts) the deferred column
+                continue
             flag_modified(user, "totp_secret")  # written again, so sealed with the current key
             report.secrets_rotated += 1
     db.session.commit()

@@ -39,8 +39,9 @@ class StaffUser(db.Model):
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Two-factor sign-in (TOTP, RFC 6238). The last accepted time step stops a code being
     # used twice.
-    # Encrypted at rest with the clinic's key (booking.crypto).
-    totp_secret: Mapped[str | None] = mapped_column(EncryptedText(255))
+    # Encrypted at rest with the clinic's key (booking.crypto); loaded (and decrypted) only
+    # when a code is checked, not with every page's user.
+    totp_secret: Mapped[str | None] = mapped_column(EncryptedText(255), deferred=True)
     totp_enabled: Mapped[bool] = mapped_column(default=False)
     totp_last_step: Mapped[int] = mapped_column(default=0)
 
