@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from booking.cli import demo_pdf
+
 CSRF_RE = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
 SUBMISSION_RE = re.compile(r'name="submission_token" type="hidden" value="([^"]+)"')
 PDF_SIZE = 200 * 1024
@@ -60,31 +62,7 @@ class Client:
 
 def bench_pdf(size: int = PDF_SIZE) -> bytes:
     """A valid PDF of about ``size`` bytes: one page whose content stream is padded."""
-    text = b"BT /F1 18 Tf 72 720 Td (Benchmark MRI report) Tj ET\n"
-    padding = b"% " + b"x" * 76 + b"\n"
-    stream = text + padding * max(0, (size - 600) // len(padding))
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    for offset in offsets:
-        out.write(b"%010d 00000 n \n" % offset)
-    out.write(
-        b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    )
-    return out.getvalue()
+    return demo_pdf("Benchmark MRI report", size)
 
 
 ANSWERS: list[tuple[str, str]] = [

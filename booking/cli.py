@@ -85,9 +85,13 @@ def worker(workers: int, periodic: bool) -> None:
     consumer.run()
 
 
-def demo_pdf(title: str) -> bytes:
-    """A small valid one-page PDF, so demo data and tests have a real document to store."""
+def demo_pdf(title: str, size: int = 0) -> bytes:
+    """A small valid one-page PDF, so demo data and tests have a real document to store;
+    with ``size``, its content stream is padded with comment lines to about that many bytes."""
     text = f"BT /F1 18 Tf 72 720 Td ({title}) Tj ET".encode()
+    if size:
+        padding = b"% " + b"x" * 76 + b"\n"
+        text += b"\n" + padding * max(0, (size - 600) // len(padding))
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
