@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import Select, delete, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, delete, exists, func, or_, select, update
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.sql import Executable
 
@@ -178,6 +178,15 @@ def _requests_of(email: str) -> Select:
     )
 
 
+def _emails_about(request_ids: Iterable[int], email: str | None) -> ColumnElement[bool]:
+    """Outbox emails about the patient: those of their requests and, given their address,
+    every email sent to it. What the summary counts is what an erasure deletes."""
+    about = OutboxEmail.request_id.in_(list(request_ids))
+    if email:
+        about = or_(about, func.lower(OutboxEmail.recipient) == email)
+    return about
+
+
 def _other_emails(email: str, request_ids: Iterable[int]) -> Select:
     """Emails to this address that no longer belong to one of its requests."""
     return select(OutboxEmail).where(
@@ -205,7 +214,7 @@ def patient_summary(reference: str, actor: StaffUser) -> PatientSummary | None:
     emails = db.session.scalar(
         select(func.count())
         .select_from(OutboxEmail)
-        .where(or_(OutboxEmail.request_id.in_(ids), func.lower(OutboxEmail.recipient) == email))
+        .where(_emails_about(ids, email))
     )
     summary = PatientSummary(
         reference=normalise_reference(reference),
@@ -313,10 +322,7 @@ def _delete_requests(request_ids: list[int], email: str | None = None) -> PurgeC
         result = db.session.execute(statement, execution_options={"synchronize_session": False})
         return result.rowcount or 0
 
-    to_patient = OutboxEmail.request_id.in_(ids)
-    if email:
-        to_patient = or_(to_patient, func.lower(OutboxEmail.recipient) == email)
-    counts.emails = run(delete(OutboxEmail).where(to_patient))
+    counts.emails = run(delete(OutboxEmail).where(_emails_about(ids, email)))
     counts.reminders = run(
         delete(ReminderSent).where(ReminderSent.appointment_id.in_(appointment_ids))
     )
