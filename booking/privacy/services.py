@@ -212,9 +212,7 @@ def patient_summary(reference: str, actor: StaffUser) -> PatientSummary | None:
     )
     ids = [r.id for r in requests]
     emails = db.session.scalar(
-        select(func.count())
-        .select_from(OutboxEmail)
-        .where(_emails_about(ids, email))
+        select(func.count()).select_from(OutboxEmail).where(_emails_about(ids, email))
     )
     summary = PatientSummary(
         reference=normalise_reference(reference),
