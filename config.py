@@ -24,6 +24,10 @@ def _env_int(name: str, default: int) -> int:
     return int(_env(name, str(default)))  # type: ignore[arg-type]
 
 
+def _env_float(name: str, default: float) -> float:
+    return float(_env(name, str(default)))  # type: ignore[arg-type]
+
+
 def _env_bool(name: str, default: bool) -> bool:
     value = _env(name)
     if value is None:
@@ -118,6 +122,16 @@ class Config:
     # the workers out of readiness.
     HEALTH_HEARTBEAT_MAX_AGE_SECONDS = _env_int("HEALTH_HEARTBEAT_MAX_AGE_SECONDS", 300)
 
+    # Pages the same for every patient (the request form, the time picker) are rendered once
+    # per server process and reused for at most this long, and never after what they show
+    # changed (booking.pagecache); 0 renders every time.
+    PAGE_CACHE_SECONDS = _env_int("PAGE_CACHE_SECONDS", 60)
+    PAGE_CACHE_ENTRIES = _env_int("PAGE_CACHE_ENTRIES", 500)
+    # How often a server process asks the database whether what patients can book changed
+    # (booking.scheduling.versions): a change made through another server shows on this one's
+    # cached pages at most this late (its own changes show at once); 0 asks on every page.
+    AVAILABILITY_RECHECK_SECONDS = _env_float("AVAILABILITY_RECHECK_SECONDS", 1.0)
+
     # Maildir written by the development SMTP sink and listed at /dev/mail.
     DEV_MAILDIR = _env("DEV_MAILDIR", str(INSTANCE_DIR / "mail"))
     DEV_MAIL_VIEWER = False
@@ -191,6 +205,8 @@ class TestingConfig(Config):
     SUBMIT_RATE_LIMIT = "1000 per minute"
     # Most tests sign admins in with a password only; the two-factor tests require it.
     STAFF_2FA_REQUIRED_ROLES: list[str] = []
+    # Tests change the schedule from other sessions and expect the next page to show it.
+    AVAILABILITY_RECHECK_SECONDS = 0.0
 
 
 class ProductionConfig(Config):

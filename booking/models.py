@@ -13,12 +13,14 @@ from booking.patients.models import (
     TriageLevel,
 )
 from booking.privacy.models import FilePurge
-from booking.scheduling.models import Appointment, Location
+from booking.scheduling import versions  # noqa: F401  (raises the availability version)
+from booking.scheduling.models import Appointment, AvailabilityVersion, Location
 from booking.staff.models import RecoveryCode, StaffRole, StaffUser
 
 __all__ = [
     "Appointment",
     "AuditEvent",
+    "AvailabilityVersion",
     "ConsultationRequest",
     "Document",
     "EventKind",

@@ -201,6 +201,11 @@ class DocumentForm(Form):
             raise ValidationError(str(exc)) from None
 
 
+def new_submission_token() -> str:
+    """The one-time token a new form carries, so a second send of it stores nothing twice."""
+    return secrets.token_urlsafe(32)
+
+
 class RequestStartForm(FlaskForm):
     """What differs between two new request forms: the CSRF and one-time submission tokens and
     the time picked on the previous step. A new form's page needs only this; its questions are
@@ -220,7 +225,7 @@ class RequestStartForm(FlaskForm):
         if not isinstance(token, str) or not SUBMISSION_TOKEN_RE.fullmatch(token):
             # None on a new form; anything else did not come from us and must not reach the
             # database's 64-character column.
-            self.submission_token.data = secrets.token_urlsafe(32)
+            self.submission_token.data = new_submission_token()
 
     def slot_choice(self) -> SlotChoice | None:
         """The picked slot, if the page carried a well-formed one."""

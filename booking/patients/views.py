@@ -9,13 +9,15 @@ from datetime import date, timedelta
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
+from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from booking.documents.storage import DocumentRejected
 from booking.extensions import limiter
+from booking.pagecache import cached_page, fill
 from booking.patients import history
-from booking.patients.forms import RequestForm, RequestStartForm
+from booking.patients.forms import RequestForm, RequestStartForm, new_submission_token
 from booking.patients.services import find_by_reference, submit_request
 from booking.scheduling.availability import open_slots
 from booking.scheduling.services import (
@@ -28,6 +30,7 @@ from booking.scheduling.services import (
     resolve_choice,
     scheduling_enabled,
 )
+from booking.scheduling.versions import availability_key, current_version
 from booking.timeutil import clinic_today, now_utc
 
 log = logging.getLogger(__name__)
@@ -148,27 +151,49 @@ def pick_time() -> Response | str:
         return redirect(url_for("patients.request_form"))
     type_arg = request.args.get("type", "")
     appointment_type = next((t for t in types if str(t.id) == type_arg), types[0])
-    shown = picker(request.args, appointment_type)
-    return render_template(
-        "patients/pick_time.html",
-        types=types,
-        appointment_type=appointment_type,
-        specialists=shown.specialists,
-        specialist=shown.specialist,
-        days=shown.days,
-        start=shown.start,
-        last_day=shown.end - timedelta(days=1),
-        earlier=shown.earlier,
-        later=shown.end,
-    )
+
+    def render() -> str:
+        shown = picker(request.args, appointment_type)
+        return render_template(
+            "patients/pick_time.html",
+            types=types,
+            appointment_type=appointment_type,
+            specialists=shown.specialists,
+            specialist=shown.specialist,
+            days=shown.days,
+            start=shown.start,
+            last_day=shown.end - timedelta(days=1),
+            earlier=shown.earlier,
+            later=shown.end,
+        )
+
+    return cached_page(availability_key(), render)
+
+
+# Written into a reused form page where each visitor's own tokens go (see booking.pagecache).
+CSRF_PLACEHOLDER = "csrf-token-placeholder"
+SUBMISSION_PLACEHOLDER = "submission-token-placeholder"
 
 
 @bp.get("/request")
 def request_form() -> tuple[str, int]:
-    form = RequestStartForm()
-    form.appointment_type.data = request.args.get("type", "")[:10]
-    form.slot.data = request.args.get("slot", "")[:40]
-    return _render_form(form)
+    if request.args.get("slot"):  # the picked time is checked against the open times
+        form = RequestStartForm()
+        form.appointment_type.data = request.args.get("type", "")[:10]
+        form.slot.data = request.args.get("slot", "")[:40]
+        return _render_form(form)
+
+    def render() -> str:
+        form = RequestStartForm()
+        form.appointment_type.data = request.args.get("type", "")[:10]
+        form.csrf_token.current_token = CSRF_PLACEHOLDER
+        form.submission_token.data = SUBMISSION_PLACEHOLDER
+        return _render_form(form)[0]
+
+    version = current_version()  # the page links to the time picker only when it has times
+    page = cached_page(None if version is None else (version, clinic_today()), render)
+    tokens = {CSRF_PLACEHOLDER: generate_csrf(), SUBMISSION_PLACEHOLDER: new_submission_token()}
+    return fill(page, tokens), 200
 
 
 def _submit_limit() -> str:

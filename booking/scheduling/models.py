@@ -141,6 +141,22 @@ class Appointment(db.Model):
         return int((self.ends_at - self.starts_at).total_seconds() // 60)
 
 
+class AvailabilityVersion(db.Model):
+    """One row counting changes to what patients can book (see ``scheduling.versions``):
+    pages showing open times are reused until it moves."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(default=0)
+
+
+# The migration adds the row; this covers create_all() (the tests).
+event.listen(
+    AvailabilityVersion.__table__,
+    "after_create",
+    DDL("INSERT INTO availability_version (id, version) VALUES (1, 0)"),
+)
+
+
 class ReminderSent(db.Model):
     """One reminder, once: the unique key stops a second worker (or a second run) sending the
     same reminder for the same appointment time again."""

@@ -1,0 +1,87 @@
+"""Pages rendered once and reused: the same markup for every visitor of one language.
+
+The request form (60 questions) and the time picker (two weeks of open times) take
+milliseconds to render and come out the same for every patient until something they show
+changes. A page is kept under everything it depends on: the view's own key (e.g. the
+availability version and the day), the URL's arguments and the language. What differs per
+visitor - the CSRF and one-time tokens - is written into the page as a placeholder and filled
+in on every request (``fill``).
+
+Each server process keeps its own cache, bounded in entries and age: a page is reused for at
+most ``PAGE_CACHE_SECONDS`` and never once its key changes. Nothing is cached while templates
+reload (development), for pages carrying flashed messages, or for long query strings (a bot
+inventing arguments would only evict other pages).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable
+
+from cachetools import TTLCache
+from flask import current_app, request, session
+from flask_babel import get_locale
+
+EXTENSION = "booking.pagecache"
+MAX_QUERY_BYTES = 200
+
+
+class PageCache:
+    """A bounded, expiring map from keys to rendered pages, safe across threads."""
+
+    def __init__(self, maxsize: int, seconds: float) -> None:
+        self._pages: TTLCache[Hashable, str] = TTLCache(maxsize=maxsize, ttl=seconds)
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> str | None:
+        with self._lock:
+            return self._pages.get(key)
+
+    def put(self, key: Hashable, page: str) -> None:
+        with self._lock:
+            self._pages[key] = page
+
+    def clear(self) -> None:
+        with self._lock:
+            self._pages.clear()
+
+
+def _cache() -> PageCache | None:
+    app = current_app
+    if app.jinja_env.auto_reload or not app.config["PAGE_CACHE_SECONDS"]:
+        return None
+    cache = app.extensions.get(EXTENSION)
+    if cache is None:
+        cache = app.extensions[EXTENSION] = PageCache(
+            app.config["PAGE_CACHE_ENTRIES"], app.config["PAGE_CACHE_SECONDS"]
+        )
+    return cache
+
+
+def cached_page(key: Hashable, render: Callable[[], str]) -> str:
+    """The page for this URL, language and ``key``, rendered by ``render`` when not kept.
+
+    ``key`` must name everything else the page depends on; ``None`` means "do not reuse"
+    (e.g. the version it depends on could not be read)."""
+    cache = _cache()
+    if (
+        cache is None
+        or key is None
+        or request.method != "GET"
+        or len(request.query_string) > MAX_QUERY_BYTES
+        or "_flashes" in session
+    ):
+        return render()
+    full_key = (request.endpoint, request.query_string, str(get_locale() or ""), key)
+    page = cache.get(full_key)
+    if page is None:
+        page = render()
+        cache.put(full_key, page)
+    return page
+
+
+def fill(page: str, values: dict[str, str]) -> str:
+    """``page`` with each placeholder replaced by this visitor's value."""
+    for placeholder, value in values.items():
+        page = page.replace(placeholder, value)
+    return page
