@@ -84,7 +84,10 @@ def press(client: FlaskClient, path: str, **fields: str) -> TestResponse:
 
 def offered(client: FlaskClient, type_id: int, specialist_id: int, day: date) -> list[str]:
     """The clinic times (HH:MM) the patient's picker offers with that specialist on a day."""
-    page = client.get(f"/request/time?type={type_id}&specialist={specialist_id}")
+    page = client.get(
+        "/request/time",
+        query_string={"type": type_id, "specialist": specialist_id, "day": day.isoformat()},
+    )
     assert page.status_code == 200
     times = []
     for sid, _lid, epoch in SLOT_RE.findall(page.get_data(as_text=True)):

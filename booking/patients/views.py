@@ -32,6 +32,7 @@ from booking.scheduling.services import (
 )
 from booking.scheduling.versions import availability_key, current_version
 from booking.timeutil import clinic_today, now_utc
+from booking.urlargs import date_arg
 
 log = logging.getLogger(__name__)
 
@@ -153,14 +154,23 @@ def pick_time() -> Response | str:
     appointment_type = next((t for t in types if str(t.id) == type_arg), types[0])
 
     def render() -> str:
-        shown = picker(request.args, appointment_type)
+        shown = picker(request.args, appointment_type, one_per_place=True)
+        # One day's times at a time (?day=, else the first day with times): two weeks of
+        # times on one page were hundreds of radio buttons to scroll through on a phone.
+        wanted = date_arg(request.args.get("day"))
+        day, times = next(
+            (entry for entry in shown.days if entry[0] == wanted),
+            shown.days[0] if shown.days else (None, []),
+        )
         return render_template(
             "patients/pick_time.html",
             types=types,
             appointment_type=appointment_type,
             specialists=shown.specialists,
             specialist=shown.specialist,
-            days=shown.days,
+            days=[(each, len(views)) for each, views in shown.days],
+            day=day,
+            times=times,
             start=shown.start,
             last_day=shown.end - timedelta(days=1),
             earlier=shown.earlier,

@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from booking.audit.services import record
 from booking.extensions import db
 from booking.scheduling.availability import (
+    STEP,
     OpenSlot,
     clinic_settings,
     find_open_slot,
@@ -209,6 +210,19 @@ def describe_slots(slots: list[OpenSlot]) -> list[SlotView]:
     ]
 
 
+def one_slot_per_place(slots: list[OpenSlot]) -> list[OpenSlot]:
+    """One slot per start time and location, for a patient who takes the first available
+    specialist: the specialists free at that time take turns (step by step), so no one
+    specialist gets every booking. In time order."""
+    free: dict[tuple[datetime, int], list[OpenSlot]] = {}
+    for slot in sorted(slots):
+        free.setdefault((slot.starts_at, slot.location_id), []).append(slot)
+    return sorted(
+        options[int(starts_at.timestamp() // STEP.total_seconds()) % len(options)]
+        for (starts_at, _location), options in free.items()
+    )
+
+
 def group_by_day(views: list[SlotView]) -> list[tuple[date, list[SlotView]]]:
     """Slots under their clinic-time day, in order."""
     days: dict[date, list[SlotView]] = {}
@@ -248,9 +262,11 @@ def picker(
     appointment_type: AppointmentType,
     *,
     moving: Appointment | None = None,
+    one_per_place: bool = False,
 ) -> Picker:
     """The picker for ``?specialist=&from=``; ``moving`` is the appointment being moved (its
-    own time is free for it, and not offered again)."""
+    own time is free for it, and not offered again). With ``one_per_place`` and no specialist
+    chosen ("first available"), each start time is offered once per location."""
     specialists = active_specialists_for_booking()
     specialist = next((s for s in specialists if str(s.id) == args.get("specialist", "")), None)
     today = week_start(None)
@@ -269,6 +285,8 @@ def picker(
             for s in slots
             if (s.starts_at, s.specialist_id) != (moving.starts_at, moving.specialist_id)
         ]
+    if one_per_place and specialist is None:
+        slots = one_slot_per_place(slots)
     return Picker(
         specialists=specialists,
         specialist=specialist,

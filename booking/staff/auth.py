@@ -76,7 +76,9 @@ def init_auth(app: Flask) -> None:
 
     @app.before_request
     def end_idle_staff_sessions() -> Any:
-        if not current_user.is_authenticated:
+        # Patients have no signed-in user: skip loading one (and Flask-Login's strong session
+        # protection, which would rewrite their session cookie on every page).
+        if "_user_id" not in session or not current_user.is_authenticated:
             return None
         idle = timedelta(minutes=app.config["STAFF_IDLE_MINUTES"])
         now = now_utc().timestamp()

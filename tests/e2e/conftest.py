@@ -342,6 +342,14 @@ def day_legend(day: date) -> str:
     return format_date(day, "full", locale="en")
 
 
+def show_day(page: Page, day: date) -> None:
+    """On the patient's time picker, open one day's times from the list of days."""
+    days = page.get_by_role("navigation", name="Days with open times")
+    name = format_date(day, "EEE d MMM", locale="en")
+    days.get_by_role("link", name=re.compile(rf"^{re.escape(name)} · ")).click()
+    expect(days.locator("[aria-current=date]")).to_contain_text(name)
+
+
 def slot_label(hh_mm: str) -> str:
     return f"{hh_mm} · {SPECIALIST} · {LOCATION}"
 

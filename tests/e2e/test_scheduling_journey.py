@@ -31,6 +31,7 @@ from tests.e2e.conftest import (
     group,
     manage_link,
     seed_schedule,
+    show_day,
     shown_reference,
     slot_label,
     text_of,
@@ -62,6 +63,7 @@ def test_patient_picks_a_time_then_moves_it_adds_a_document_and_cancels_by_the_e
     choose(page, "Type of appointment", IMAGING_REVIEW)
     page.get_by_role("button", name="Show the times").click()
     expect(group(page, "Type of appointment").get_by_label(IMAGING_REVIEW)).to_be_checked()
+    show_day(page, held_day)
     times = page.get_by_role("form", name=re.compile(r"^Open times from "))
     times.get_by_role("group", name=day_legend(held_day), exact=True).get_by_label(
         slot_label("10:00"), exact=True

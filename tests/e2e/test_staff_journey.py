@@ -263,7 +263,13 @@ def test_admin_adds_working_hours_and_the_patient_is_offered_exactly_the_new_tim
         # Thirty minutes each, starting every quarter hour, inside 14:00-15:00.
         expect(on_day.get_by_role("radio")).to_have_count(3)
         expect(on_day.locator("label strong")).to_have_text(["14:00", "14:15", "14:30"])
-        # Every time offered, on any day, lies in the new hours.
+        # Every time offered, on any day, lies in the new hours: the days listed are this
+        # weekday's, three times each.
         starts = times.locator("label strong").all_inner_texts()
         assert starts, "no times offered"
         assert set(starts) == {"14:00", "14:15", "14:30"}
+        days = times.get_by_role("navigation", name="Days with open times").get_by_role("link")
+        listed = days.all_inner_texts()
+        assert listed and all(
+            text.startswith(day.strftime("%a ")) and text.endswith(" · 3 times") for text in listed
+        ), listed
