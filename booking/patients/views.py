@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -147,42 +148,49 @@ def _fresh_slots(choice: SlotChoice | None) -> list[SlotView]:
 @bp.get("/request/time")
 def pick_time() -> Response | str:
     """Step 1: pick an appointment type, a specialist (or the first available) and a time."""
+    page = cached_page(availability_key(), _render_pick_time)
+    if not page:  # no appointment type to book
+        return redirect(url_for("patients.request_form"))
+    return page
+
+
+def _render_pick_time() -> str:
+    """The picker page, or "" when no appointment type is offered."""
     types = active_appointment_types()
     if not types:
-        return redirect(url_for("patients.request_form"))
+        return ""
     type_arg = request.args.get("type", "")
     appointment_type = next((t for t in types if str(t.id) == type_arg), types[0])
 
-    def render() -> str:
-        shown = picker(request.args, appointment_type, one_per_place=True)
-        # One day's times at a time (?day=, else the first day with times): two weeks of
-        # times on one page were hundreds of radio buttons to scroll through on a phone.
-        wanted = date_arg(request.args.get("day"))
-        day, times = next(
-            (entry for entry in shown.days if entry[0] == wanted),
-            shown.days[0] if shown.days else (None, []),
-        )
-        return render_template(
-            "patients/pick_time.html",
-            types=types,
-            appointment_type=appointment_type,
-            specialists=shown.specialists,
-            specialist=shown.specialist,
-            days=[(each, len(views)) for each, views in shown.days],
-            day=day,
-            times=times,
-            start=shown.start,
-            last_day=shown.end - timedelta(days=1),
-            earlier=shown.earlier,
-            later=shown.end,
-        )
-
-    return cached_page(availability_key(), render)
+    shown = picker(request.args, appointment_type, one_per_place=True)
+    # One day's times at a time (?day=, else the first day with times): two weeks of
+    # times on one page were hundreds of radio buttons to scroll through on a phone.
+    wanted = date_arg(request.args.get("day"))
+    day, times = next(
+        (entry for entry in shown.days if entry[0] == wanted),
+        shown.days[0] if shown.days else (None, []),
+    )
+    return render_template(
+        "patients/pick_time.html",
+        types=types,
+        appointment_type=appointment_type,
+        specialists=shown.specialists,
+        specialist=shown.specialist,
+        days=[(each, len(views)) for each, views in shown.days],
+        day=day,
+        times=times,
+        start=shown.start,
+        last_day=shown.end - timedelta(days=1),
+        earlier=shown.earlier,
+        later=shown.end,
+    )
 
 
 # Written into a reused form page where each visitor's own tokens go (see booking.pagecache).
-CSRF_PLACEHOLDER = "csrf-token-placeholder"
-SUBMISSION_PLACEHOLDER = "submission-token-placeholder"
+# Random per process: the page repeats the URL's arguments (language links), and a placeholder
+# a visitor could type there would put their tokens into a link.
+CSRF_PLACEHOLDER = f"csrf-{secrets.token_hex(16)}"
+SUBMISSION_PLACEHOLDER = f"submission-{secrets.token_hex(16)}"
 
 
 @bp.get("/request")
