@@ -102,8 +102,12 @@ class ConsultationRequest(db.Model):
     )
 
     __table_args__ = (
-        # The triage queue: urgent first, then the oldest waiting, within a status.
-        Index("ix_consultation_request_queue", "status", "triage_level", "created_at"),
+        # The triage queue's order (urgent first, then the oldest, then the id), column for
+        # column and direction for direction, so both databases read a page of any tab from an
+        # index, in order, and stop after it: a sort would read every row. Within a status:
+        Index("ix_consultation_request_queue", status, triage_level.desc(), created_at, id),
+        # and for the every-status tab:
+        Index("ix_consultation_request_queue_all", triage_level.desc(), created_at, id),
         Index("ix_consultation_request_created_at", "created_at"),
     )
 

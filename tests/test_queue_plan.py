@@ -1,0 +1,155 @@
+"""Every tab of the triage queue reads its page from an index in the queue's order.
+
+Latency is not asserted (a wall clock fails on a busy machine); the query plan is. A plan that
+sorts reads every request of the tab before it can return the first 25, so its time grows with
+the clinic's history; a plan that walks an index in queue order stops after the page. The
+statements are the ones the queue page really sends, captured from a request, and explained
+on a database holding a few thousand requests: on PostgreSQL with statistics (autovacuum keeps
+them), on SQLite without (the app never runs ANALYZE).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from booking.extensions import db
+from booking.patients.models import (
+    ConsultationRequest,
+    MedicalHistory,
+    Patient,
+    RequestStatus,
+    TriageLevel,
+)
+from booking.timeutil import now_utc
+from tests.factories import login, make_request, make_staff
+
+ROWS = 3000
+QUEUE_ORDER = "ORDER BY consultation_request.triage_level DESC"
+QUEUE_INDEXES = ("ix_consultation_request_queue", "ix_consultation_request_queue_all")
+TABS = [
+    "/staff/?status=all",
+    *(f"/staff/?status={status.value}" for status in RequestStatus),
+    "/staff/?status=all&triage=urgent",
+    "/staff/?status=all&from=2026-11-01&to=2026-11-30",
+    "/staff/?status=completed&from=2026-11-01&to=2026-11-30",
+    "/staff/?status=all&page=3",
+]
+
+
+def _row(column: Any, value: int) -> dict[str, Any]:
+    return dict(db.session.execute(sa.select(column.table).where(column == value)).mappings().one())
+
+
+def _copy(row: dict[str, Any], changes: list[dict[str, Any]], table: sa.Table) -> None:
+    db.session.execute(sa.insert(table), [{**row, **change} for change in changes])
+
+
+@pytest.fixture
+def signed_in(app: Flask, client: FlaskClient) -> FlaskClient:
+    """A coordinator signed in, and ``ROWS`` requests in every status and triage level: one
+    submitted through the service, then copied in bulk (submitting thousands is too slow)."""
+    with app.app_context():
+        make_staff("coordinator", "coord@example.com")
+        first = make_request()
+        request_row = _row(ConsultationRequest.__table__.c.id, first.id)
+        patient_row = _row(Patient.__table__.c.id, first.patient_id)
+        history_row = _row(MedicalHistory.__table__.c.request_id, first.id)
+        statuses, start = list(RequestStatus), now_utc()
+        ids = range(first.id + 1, first.id + ROWS)
+        _copy(patient_row, [{"id": n} for n in ids], Patient.__table__)
+        _copy(
+            request_row,
+            [
+                {
+                    "id": n,
+                    "patient_id": n,
+                    "reference": f"SC-{n:09d}",
+                    "submission_token": f"plan-{n}",
+                    "status": statuses[n % len(statuses)],
+                    "triage_level": TriageLevel.URGENT if n % 10 == 3 else TriageLevel.ROUTINE,
+                    "created_at": start - timedelta(hours=n),
+                }
+                for n in ids
+            ],
+            ConsultationRequest.__table__,
+        )
+        _copy(history_row, [{"request_id": n} for n in ids], MedicalHistory.__table__)
+        db.session.commit()
+        if db.engine.dialect.name == "postgresql":
+            for table in ("patient", "consultation_request", "medical_history"):
+                db.session.execute(sa.text(f"ANALYZE {table}"))
+            db.session.commit()
+    login(client, "coord@example.com")
+    return client
+
+
+@contextmanager
+def queue_statements(app: Flask) -> Iterator[list[tuple[str, Any]]]:
+    """The queue's page query (statement and parameters) of each request inside the block."""
+    captured: list[tuple[str, Any]] = []
+
+    def _capture(_conn: object, _cursor: object, statement: str, parameters: Any, *_: Any) -> None:
+        if QUEUE_ORDER in statement:
+            captured.append((statement, parameters))
+
+    with app.app_context():
+        event_target = db.engine  # the app's engine outlives the context the test client opens
+    sa.event.listen(event_target, "before_cursor_execute", _capture)
+    try:
+        yield captured
+    finally:
+        sa.event.remove(event_target, "before_cursor_execute", _capture)
+
+
+def _sqlite_plan(conn: sa.Connection, statement: str, parameters: Any) -> list[str]:
+    rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+    return [row[3] for row in rows]
+
+
+def _pg_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _pg_nodes(child)
+
+
+def _pg_plan(conn: sa.Connection, statement: str, parameters: Any) -> list[dict[str, Any]]:
+    rows = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters)
+    document = rows.scalar_one()
+    if isinstance(document, str):
+        document = json.loads(document)
+    return list(_pg_nodes(document[0]["Plan"]))
+
+
+@pytest.mark.parametrize("path", TABS)
+def test_every_tab_reads_its_page_in_index_order(
+    app: Flask, signed_in: FlaskClient, path: str
+) -> None:
+    with queue_statements(app) as captured:
+        assert signed_in.get(path).status_code == 200
+    assert len(captured) == 1, "the queue page sends one page query"
+    statement, parameters = captured[0]
+    with app.app_context(), db.engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            plan = _sqlite_plan(conn, statement, parameters)
+            assert not [step for step in plan if "TEMP B-TREE" in step], plan
+            driving = next(step for step in plan if " consultation_request " in f"{step} ")
+            index_used, condition = driving, driving
+        else:
+            nodes = _pg_plan(conn, statement, parameters)
+            kinds = [node["Node Type"] for node in nodes]
+            assert not [kind for kind in kinds if "Sort" in kind], kinds
+            driving = next(n for n in nodes if n.get("Relation Name") == "consultation_request")
+            index_used, condition = driving.get("Index Name", ""), driving.get("Index Cond", "")
+        assert any(index in index_used for index in QUEUE_INDEXES), driving
+        if "from=" in path:
+            # The dates bound the index range read, rather than filter every entry before it.
+            assert "created_at" in condition, driving
