@@ -3,7 +3,7 @@
 Pages listing open times are reused until it moves (booking.scheduling.versions).
 
 Revision ID: 5e8a1c0b7d42
-Revises: 7b3e9c41d2a8
+Revises: 99e208c40485
 Create Date: 2026-11-27 09:50:00
 
 """
@@ -13,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "5e8a1c0b7d42"
-down_revision = "7b3e9c41d2a8"
+down_revision = "99e208c40485"
 branch_labels = None
 depends_on = None
 
