@@ -275,8 +275,10 @@ def seed(size: int) -> None:
                 )
             )
         db.session.commit()
+        # VACUUM too: a freshly bulk-loaded table has no visibility map, so index-only scans
+        # (the queue's tab counts) visit the heap until autovacuum gets to it.
         with db.engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
     else:
         db.session.execute(text("ANALYZE"))
         db.session.commit()
