@@ -2,8 +2,9 @@
 
 The request form (60 questions) and the time picker (two weeks of open times, computed from
 hours, exceptions and appointments) take milliseconds to render and come out the same for
-every patient until something they show changes. A page is kept under everything it depends on: the view's own key (e.g. the
-availability version and the day), the URL's arguments and the language. What differs per
+every patient until something they show changes. A page is kept under everything it
+depends on: the view's own key (e.g. the availability version and the day), the URL's
+arguments and the language. What differs per
 visitor - the CSRF and one-time tokens - is written into the page as a placeholder and filled
 in on every request (``fill``).
 
