@@ -4,9 +4,8 @@ The request form (60 questions) and the time picker (two weeks of open times, co
 hours, exceptions and appointments) take milliseconds to render and come out the same for
 every patient until something they show changes. A page is kept under everything it
 depends on: the view's own key (e.g. the availability version and the day), the URL's
-arguments and the language. What differs per
-visitor - the CSRF and one-time tokens - is written into the page as a placeholder and filled
-in on every request (``fill``).
+arguments and the language. What differs per visitor - the CSRF and one-time tokens - is
+written into the page as a placeholder and filled in on every request (``fill``).
 
 Each server process keeps its own cache, bounded in entries and age: a page is reused for at
 most ``PAGE_CACHE_SECONDS`` and never once its key changes. Nothing is cached while templates

@@ -106,6 +106,10 @@ def _raise_version(session: Session) -> None:
         or _touches_watched(session.dirty)
         or _touches_watched(session.deleted)
     ):
+        # Flush first: COMMIT flushes only after this hook, and a raise taken before the
+        # flush's own inserts could wait on another transaction's rows while that one waits
+        # for the version (a deadlock). Flushed first, the raise is the last statement.
+        session.flush()
         session.connection().execute(_RAISE)
         session.info[RAISED] = True
 
