@@ -109,7 +109,12 @@ PAIN_SCORES = frozenset(choice.value for choice in PAIN_SCALE)
 
 
 # A value the form did not offer (an old page, a tampered post) gets a request the patient can
-# act on, not WTForms' "Not a valid choice".
+# act on, not WTForms' "Not a valid choice". Compared with None, not by truth: the truth of a
+# lazy string translates it, for every choice field of every form.
+CHOOSE_SHOWN = _l("Please choose one of the options shown.")
+CHOOSE_FROM_SHOWN = _l("Please choose from the options shown.")
+
+
 class ChoiceField(RadioField):
     def __init__(
         self,
@@ -121,8 +126,9 @@ class ChoiceField(RadioField):
         super().__init__(
             label,
             validators,
-            invalid_choice_message=invalid_choice_message
-            or _l("Please choose one of the options shown."),
+            invalid_choice_message=(
+                CHOOSE_SHOWN if invalid_choice_message is None else invalid_choice_message
+            ),
             **kwargs,
         )
 
@@ -141,8 +147,9 @@ class MultiCheckboxField(SelectMultipleField):
         super().__init__(
             label,
             validators,
-            invalid_choice_message=invalid_choice_message
-            or _l("Please choose from the options shown."),
+            invalid_choice_message=(
+                CHOOSE_FROM_SHOWN if invalid_choice_message is None else invalid_choice_message
+            ),
             **kwargs,
         )
 
@@ -167,9 +174,11 @@ def _pain_score(label: str, required_message: str) -> ChoiceField:
 
 
 def _odi_section(index: int) -> ChoiceField:
-    # Choices are set per instance in RequestForm.__init__ (the section's statements).
+    section = history.ODI_SECTIONS[index]
     return ChoiceField(
-        history.ODI_SECTIONS[index].title,
+        section.title,
+        # Lazy statements, translated when shown: one list serves every form.
+        choices=options([(str(i), text) for i, text in enumerate(section.statements)]),
         validators=[Optional()],
         invalid_choice_message=_l("Please choose one of the statements."),
     )
@@ -393,20 +402,16 @@ class RequestForm(RequestStartForm):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
-        for section, field in zip(history.ODI_SECTIONS, self.odi_fields(), strict=True):
-            field.choices = options([(str(i), text) for i, text in enumerate(section.statements)])
         while len(self.documents) < current_app.config["MAX_DOCUMENTS"]:
             self.documents.append_entry()
         for number, entry in enumerate(self.documents, start=1):
             # Names the row in the error summary ("Document 2 file: ..."); the page shows
-            # "File" inside the row's "Document 2" fieldset.
-            entry.form.file.label.text = _("Document %(n)d file", n=number)
+            # "File" inside the row's "Document 2" fieldset. Lazy: translated only if shown.
+            entry.form.file.label.text = _l("Document %(n)d file", n=number)
         # The earliest-date picker should not offer the past.
-        self.earliest_date.render_kw = {"min": clinic_today().isoformat()}
-        self.date_of_birth.render_kw = {
-            **(self.date_of_birth.render_kw or {}),
-            "max": clinic_today().isoformat(),
-        }
+        today = clinic_today().isoformat()
+        self.earliest_date.render_kw = {"min": today}
+        self.date_of_birth.render_kw = {**(self.date_of_birth.render_kw or {}), "max": today}
 
     def odi_fields(self) -> list[RadioField]:
         return [getattr(self, f"odi_{key}") for key in history.ODI_SECTION_KEYS]
