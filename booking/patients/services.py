@@ -37,7 +37,13 @@ from booking.patients.models import (
 )
 from booking.scheduling.availability import OpenSlot
 from booking.scheduling.models import Appointment, AppointmentType, Location
-from booking.scheduling.services import SlotChoice, new_uid, place_appointment, resolve_choice
+from booking.scheduling.services import (
+    SlotChoice,
+    SlotTaken,
+    new_uid,
+    place_appointment,
+    resolve_choice,
+)
 from booking.staff.models import StaffUser
 from booking.timeutil import now_utc
 
@@ -277,12 +283,14 @@ def _check_time(choice: SlotChoice) -> _HeldTime:
     """The picked time if it is still open (else ``SlotTaken``), with the specialist and the
     place the emails name, loaded together rather than by a lazy load each."""
     appointment_type, slot = resolve_choice(choice)
-    specialist, location = db.session.execute(
+    row = db.session.execute(
         select(StaffUser, Location)
         .join(Location, true())  # two rows by id: one joined statement, not a cartesian FROM
         .where(StaffUser.id == slot.specialist_id, Location.id == slot.location_id)
-    ).one()
-    return _HeldTime(appointment_type, slot, specialist, location)
+    ).first()
+    if row is None:  # both are in the open slot's hours; gone only if deleted just now
+        raise SlotTaken
+    return _HeldTime(appointment_type, slot, *row)
 
 
 def _hold_slot(consultation: ConsultationRequest, held: _HeldTime) -> None:
