@@ -1,6 +1,7 @@
 """How much work a submission with a picked time does (issue #8), and that the shortcuts keep
 its meaning: one flush stores the request and the held time, the emails name the specialist
-and the place, nothing is read back after the commit, and a taken time writes no file."""
+and the place, nothing is read back after the commit, a taken time writes no file, and the
+empty document rows are built only for a page that shows them."""
 
 from __future__ import annotations
 
@@ -15,12 +16,15 @@ from sqlalchemy import event, func, select
 
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
+from booking.patients.forms import RequestForm
 from booking.patients.models import ConsultationRequest
 from booking.scheduling.availability import OpenSlot, open_slots
 from booking.scheduling.models import Appointment, AppointmentType
 from booking.timeutil import now_utc
 from tests.factories import make_appointment_type, make_hours, make_location, make_staff
 from tests.support import form_tokens, pdf_bytes, post_request, stored_files, valid_answers
+
+DOCUMENT_INPUT = 'accept="application/pdf,image/jpeg,image/png"'
 
 
 @pytest.fixture
@@ -130,9 +134,32 @@ def test_a_taken_time_writes_no_file_and_stores_nothing(
     response = post_with_time(other, open_slot)
 
     assert response.status_code == 409
-    assert "that time was just taken" in response.get_data(as_text=True)
+    page = response.get_data(as_text=True)
+    assert "that time was just taken" in page
+    assert page.count(DOCUMENT_INPUT) == 10  # every document row, built for the page
     assert stored_files(upload_dir) == files_before
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(ConsultationRequest)) == 1
         assert db.session.scalar(select(func.count()).select_from(Appointment)) == 1
         assert db.session.scalar(select(func.count()).select_from(OutboxEmail)) == 2
+
+
+def test_reading_a_post_builds_only_the_rows_it_sent(app: Flask) -> None:
+    data = {**valid_answers(), "documents-0-description": "MRI report"}
+    with app.test_request_context("/request", method="POST", data=data):
+        form = RequestForm()
+        assert len(form.documents.entries) == 1
+        assert str(form.documents.entries[0].form.file.label.text) == "Document 1 file"
+        # Listing the rows for a page adds the empty ones, labelled in order.
+        rows = list(form.documents)
+        assert len(rows) == app.config["MAX_DOCUMENTS"] == 10
+        assert str(rows[-1].form.file.label.text) == "Document 10 file"
+
+
+def test_a_form_shown_again_offers_every_document_row(client: FlaskClient) -> None:
+    answers = valid_answers(full_name="")
+    response = post_request(client, answers, [(pdf_bytes(), "mri.pdf")])
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert page.count(DOCUMENT_INPUT) == 10
+    assert "Please enter your full name." in page

@@ -210,6 +210,37 @@ class DocumentForm(Form):
             raise ValidationError(str(exc)) from None
 
 
+class DocumentRows(FieldList):
+    """The request's document rows. Reading and checking a post uses only the rows it sent
+    (``entries``, at least one); the empty rows up to ``MAX_DOCUMENTS`` are added the first
+    time the rows are listed, which only a page showing the form does. A post that succeeds
+    ends in a redirect and never builds the nine rows nobody filled in."""
+
+    def _fill_up(self) -> None:
+        limit = current_app.config["MAX_DOCUMENTS"]
+        while len(self.entries) < limit:
+            self.append_entry()
+            _label_row(self.entries[-1], len(self.entries))
+
+    def __iter__(self) -> Any:
+        self._fill_up()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._fill_up()
+        return super().__len__()
+
+    def __getitem__(self, index: int) -> Any:
+        self._fill_up()
+        return super().__getitem__(index)
+
+
+def _label_row(entry: FormField, number: int) -> None:
+    # Names the row in the error summary ("Document 2 file: ..."); the page shows "File"
+    # inside the row's "Document 2" fieldset. Lazy: translated only if shown.
+    entry.form.file.label.text = _l("Document %(n)d file", n=number)
+
+
 class RequestStartForm(FlaskForm):
     """What differs between two new request forms: the CSRF and one-time submission tokens and
     the time picked on the previous step. A new form's page needs only this; its questions are
@@ -369,7 +400,7 @@ class RequestForm(RequestStartForm):
     odi_social_life = _odi_section(8)
     odi_travelling = _odi_section(9)
 
-    documents = FieldList(FormField(DocumentForm), min_entries=1)
+    documents = DocumentRows(FormField(DocumentForm), min_entries=1)
 
     # Preferred time
     preferred_days = MultiCheckboxField(
@@ -402,12 +433,8 @@ class RequestForm(RequestStartForm):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
-        while len(self.documents) < current_app.config["MAX_DOCUMENTS"]:
-            self.documents.append_entry()
-        for number, entry in enumerate(self.documents, start=1):
-            # Names the row in the error summary ("Document 2 file: ..."); the page shows
-            # "File" inside the row's "Document 2" fieldset. Lazy: translated only if shown.
-            entry.form.file.label.text = _l("Document %(n)d file", n=number)
+        for number, entry in enumerate(self.documents.entries, start=1):
+            _label_row(entry, number)
         # The earliest-date picker should not offer the past.
         today = clinic_today().isoformat()
         self.earliest_date.render_kw = {"min": today}
@@ -500,7 +527,8 @@ class RequestForm(RequestStartForm):
 
     def has_uploads(self) -> bool:
         return any(
-            entry.form.file.data and entry.form.file.data.filename for entry in self.documents
+            entry.form.file.data and entry.form.file.data.filename
+            for entry in self.documents.entries
         )
 
     def to_submission(self, locale: str) -> RequestSubmission:
@@ -559,7 +587,7 @@ class RequestForm(RequestStartForm):
                     filename=entry.form.file.data.filename,
                     description=text(entry.form.description),
                 )
-                for entry in self.documents
+                for entry in self.documents.entries
                 if entry.form.file.data and entry.form.file.data.filename
             ],
             preferred_days=sorted(int(day) for day in self.preferred_days.data or []),
