@@ -6,8 +6,11 @@ POST the multipart body with ~60 answers and the 200 KB PDF, expecting a 303. Ea
 holds its own open time (from ``bench.seed.free_slot_keys``), so the database must be freshly
 seeded (``python -m bench.seed URL 100``) and hold enough open times for warm-up plus two runs
 of ``-n``. Prints the CPU time per submission without the profiler, split into the GET and the
-POST, then cProfile's top functions of the POSTs (``--pyinstrument`` uses pyinstrument instead,
-when it is installed).
+POST (also the fastest tenth of the run, steadier on a busy machine), then one of: cProfile's
+top functions of the POSTs on CPU time (default; ``--save`` keeps the stats), a CPU-time stack
+sampler's inclusive and own shares (``--sample``: cProfile inflates code that makes many small
+calls), pyinstrument's tree (``--pyinstrument``, wall-clock, when installed), or the SQL of one
+submission (``--sql``).
 """
 
 from __future__ import annotations
