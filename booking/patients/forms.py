@@ -109,7 +109,12 @@ PAIN_SCORES = frozenset(choice.value for choice in PAIN_SCALE)
 
 
 # A value the form did not offer (an old page, a tampered post) gets a request the patient can
-# act on, not WTForms' "Not a valid choice".
+# act on, not WTForms' "Not a valid choice". Compared with None, not by truth: the truth of a
+# lazy string translates it, for every choice field of every form.
+CHOOSE_SHOWN = _l("Please choose one of the options shown.")
+CHOOSE_FROM_SHOWN = _l("Please choose from the options shown.")
+
+
 class ChoiceField(RadioField):
     def __init__(
         self,
@@ -121,8 +126,9 @@ class ChoiceField(RadioField):
         super().__init__(
             label,
             validators,
-            invalid_choice_message=invalid_choice_message
-            or _l("Please choose one of the options shown."),
+            invalid_choice_message=(
+                CHOOSE_SHOWN if invalid_choice_message is None else invalid_choice_message
+            ),
             **kwargs,
         )
 
@@ -141,8 +147,9 @@ class MultiCheckboxField(SelectMultipleField):
         super().__init__(
             label,
             validators,
-            invalid_choice_message=invalid_choice_message
-            or _l("Please choose from the options shown."),
+            invalid_choice_message=(
+                CHOOSE_FROM_SHOWN if invalid_choice_message is None else invalid_choice_message
+            ),
             **kwargs,
         )
 
@@ -167,9 +174,11 @@ def _pain_score(label: str, required_message: str) -> ChoiceField:
 
 
 def _odi_section(index: int) -> ChoiceField:
-    # Choices are set per instance in RequestForm.__init__ (the section's statements).
+    section = history.ODI_SECTIONS[index]
     return ChoiceField(
-        history.ODI_SECTIONS[index].title,
+        section.title,
+        # Lazy statements, translated when shown: one list serves every form.
+        choices=options([(str(i), text) for i, text in enumerate(section.statements)]),
         validators=[Optional()],
         invalid_choice_message=_l("Please choose one of the statements."),
     )
@@ -204,6 +213,37 @@ class DocumentForm(Form):
 def new_submission_token() -> str:
     """The one-time token a new form carries, so a second send of it stores nothing twice."""
     return secrets.token_urlsafe(32)
+
+
+class DocumentRows(FieldList):
+    """The request's document rows. Reading and checking a post uses only the rows it sent
+    (``entries``, at least one); the empty rows up to ``MAX_DOCUMENTS`` are added the first
+    time the rows are listed, which only a page showing the form does. A post that succeeds
+    ends in a redirect and never builds the nine rows nobody filled in."""
+
+    def _fill_up(self) -> None:
+        limit = current_app.config["MAX_DOCUMENTS"]
+        while len(self.entries) < limit:
+            self.append_entry()
+            _label_row(self.entries[-1], len(self.entries))
+
+    def __iter__(self) -> Any:
+        self._fill_up()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._fill_up()
+        return super().__len__()
+
+    def __getitem__(self, index: int) -> Any:
+        self._fill_up()
+        return super().__getitem__(index)
+
+
+def _label_row(entry: FormField, number: int) -> None:
+    # Names the row in the error summary ("Document 2 file: ..."); the page shows "File"
+    # inside the row's "Document 2" fieldset. Lazy: translated only if shown.
+    entry.form.file.label.text = _l("Document %(n)d file", n=number)
 
 
 class RequestStartForm(FlaskForm):
@@ -365,7 +405,7 @@ class RequestForm(RequestStartForm):
     odi_social_life = _odi_section(8)
     odi_travelling = _odi_section(9)
 
-    documents = FieldList(FormField(DocumentForm), min_entries=1)
+    documents = DocumentRows(FormField(DocumentForm), min_entries=1)
 
     # Preferred time
     preferred_days = MultiCheckboxField(
@@ -398,20 +438,12 @@ class RequestForm(RequestStartForm):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
-        for section, field in zip(history.ODI_SECTIONS, self.odi_fields(), strict=True):
-            field.choices = options([(str(i), text) for i, text in enumerate(section.statements)])
-        while len(self.documents) < current_app.config["MAX_DOCUMENTS"]:
-            self.documents.append_entry()
-        for number, entry in enumerate(self.documents, start=1):
-            # Names the row in the error summary ("Document 2 file: ..."); the page shows
-            # "File" inside the row's "Document 2" fieldset.
-            entry.form.file.label.text = _("Document %(n)d file", n=number)
+        for number, entry in enumerate(self.documents.entries, start=1):
+            _label_row(entry, number)
         # The earliest-date picker should not offer the past.
-        self.earliest_date.render_kw = {"min": clinic_today().isoformat()}
-        self.date_of_birth.render_kw = {
-            **(self.date_of_birth.render_kw or {}),
-            "max": clinic_today().isoformat(),
-        }
+        today = clinic_today().isoformat()
+        self.earliest_date.render_kw = {"min": today}
+        self.date_of_birth.render_kw = {**(self.date_of_birth.render_kw or {}), "max": today}
 
     def odi_fields(self) -> list[RadioField]:
         return [getattr(self, f"odi_{key}") for key in history.ODI_SECTION_KEYS]
@@ -500,7 +532,8 @@ class RequestForm(RequestStartForm):
 
     def has_uploads(self) -> bool:
         return any(
-            entry.form.file.data and entry.form.file.data.filename for entry in self.documents
+            entry.form.file.data and entry.form.file.data.filename
+            for entry in self.documents.entries
         )
 
     def to_submission(self, locale: str) -> RequestSubmission:
@@ -559,7 +592,7 @@ class RequestForm(RequestStartForm):
                     filename=entry.form.file.data.filename,
                     description=text(entry.form.description),
                 )
-                for entry in self.documents
+                for entry in self.documents.entries
                 if entry.form.file.data and entry.form.file.data.filename
             ],
             preferred_days=sorted(int(day) for day in self.preferred_days.data or []),

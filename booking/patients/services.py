@@ -16,8 +16,9 @@ from typing import BinaryIO
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import select, true
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from booking.dashboard.ical import appointment_ics
 from booking.documents.models import Document
@@ -34,8 +35,16 @@ from booking.patients.models import (
     RequestStatus,
     TriageLevel,
 )
-from booking.scheduling.models import Appointment
-from booking.scheduling.services import SlotChoice, new_uid, place_appointment, resolve_choice
+from booking.scheduling.availability import OpenSlot
+from booking.scheduling.models import Appointment, AppointmentType, Location
+from booking.scheduling.services import (
+    SlotChoice,
+    SlotTaken,
+    new_uid,
+    place_appointment,
+    resolve_choice,
+)
+from booking.staff.models import StaffUser
 from booking.timeutil import now_utc
 
 log = logging.getLogger(__name__)
@@ -156,6 +165,9 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
     max_bytes = current_app.config["MAX_DOCUMENT_MB"] * 1024 * 1024
     stored: list[StoredFile] = []
     try:
+        # The picked time is checked before any file is written, so a taken one costs none.
+        # The database still has the last word when the appointment is flushed (SlotTaken).
+        held = _check_time(sub.slot) if sub.slot is not None else None
         for upload in sub.documents:
             stored.append(storage.save(upload.stream, max_bytes))
 
@@ -227,10 +239,17 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
             for upload, file in zip(sub.documents, stored, strict=True)
         ]
         db.session.add(consultation)
-        db.session.flush()  # the request's id, for the outbox rows
-        if sub.slot is not None:
-            _hold_slot(consultation, sub.slot)
+        # One flush stores the request with everything it holds (and the request's id, for the
+        # outbox rows and the manage link); holding the time is part of it.
+        if held is not None:
+            _hold_slot(consultation, held)
+        else:
+            db.session.flush()
         emails = _queue_request_emails(consultation)
+        db.session.flush()
+        # Read before the commit expires them: reading them after it costs a query each.
+        reference, email_ids = consultation.reference, [email.id for email in emails]
+        log_args = (consultation.id, consultation.triage_level)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -245,18 +264,46 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
         _delete_files(stored)
         raise
 
-    log.info("request %s stored (triage %s)", consultation.id, consultation.triage_level)
-    enqueue_delivery([email.id for email in emails])
+    # The commit expired the request; its reference, which the caller shows next, is known.
+    set_committed_value(consultation, "reference", reference)
+    log.info("request %s stored (triage %s)", *log_args)
+    enqueue_delivery(email_ids)
     return consultation
 
 
-def _hold_slot(consultation: ConsultationRequest, choice: SlotChoice) -> None:
-    """Hold the picked time for this request; the database refuses it if it was just taken."""
+@dataclass(frozen=True)
+class _HeldTime:
+    appointment_type: AppointmentType
+    slot: OpenSlot
+    specialist: StaffUser
+    location: Location
+
+
+def _check_time(choice: SlotChoice) -> _HeldTime:
+    """The picked time if it is still open (else ``SlotTaken``), with the specialist and the
+    place the emails name, loaded together rather than by a lazy load each."""
     appointment_type, slot = resolve_choice(choice)
-    appointment = Appointment(request_id=consultation.id, uid=new_uid(), sequence=0)
+    row = db.session.execute(
+        select(StaffUser, Location)
+        .join(Location, true())  # two rows by id: one joined statement, not a cartesian FROM
+        .where(StaffUser.id == slot.specialist_id, Location.id == slot.location_id)
+    ).first()
+    if row is None:  # both are in the open slot's hours; gone only if deleted just now
+        raise SlotTaken
+    return _HeldTime(appointment_type, slot, *row)
+
+
+def _hold_slot(consultation: ConsultationRequest, held: _HeldTime) -> None:
+    """Hold the picked time for this request; the database refuses it if it was just taken.
+
+    The appointment is attached while the request is still pending, so the flush that
+    ``place_appointment`` does stores both at once (no separate update of the request)."""
+    appointment = Appointment(
+        uid=new_uid(), sequence=0, specialist=held.specialist, location=held.location
+    )
     consultation.appointment = appointment
-    place_appointment(appointment, appointment_type, slot)
-    consultation.assigned_specialist_id = slot.specialist_id
+    consultation.assigned_specialist_id = held.slot.specialist_id
+    place_appointment(appointment, held.appointment_type, held.slot)
 
 
 def _delete_files(stored: list[StoredFile]) -> None:

@@ -8,12 +8,13 @@ the clinic's history.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 
 from booking.extensions import db
 from booking.scheduling.models import (
@@ -89,6 +90,63 @@ def _overlaps(a_start: datetime, a_end: datetime, b_start: datetime, b_end: date
     return a_start < b_end and b_start < a_end
 
 
+@functools.cache
+def _statements(by_specialist: bool, by_location: bool, ignoring: bool) -> tuple[Select, ...]:
+    """The three queries of ``open_slots`` (working hours, exceptions, busy times) for one
+    combination of its filters, built once: the values are bound parameters. Building a
+    statement and its cache key each call cost more than running it (the slot re-check of a
+    submission, the picker's week).
+
+    The rows are plain columns, not ORM objects: the engine reads them once and keeps none."""
+    specialists = select(StaffUser.id).where(
+        StaffUser.role == StaffRole.SPECIALIST, StaffUser.active.is_(True)
+    )
+    if by_specialist:
+        specialists = specialists.where(StaffUser.id == bindparam("specialist_id"))
+    hours = (
+        select(
+            WorkingHours.specialist_id,
+            WorkingHours.location_id,
+            WorkingHours.weekday,
+            WorkingHours.start_time,
+            WorkingHours.end_time,
+        )
+        .join(Location, WorkingHours.location_id == Location.id)
+        .where(WorkingHours.specialist_id.in_(specialists), Location.active.is_(True))
+    )
+    if by_location:
+        hours = hours.where(WorkingHours.location_id == bindparam("location_id"))
+    exceptions = (
+        select(
+            ScheduleException.kind,
+            ScheduleException.specialist_id,
+            ScheduleException.location_id,
+            ScheduleException.starts_at,
+            ScheduleException.ends_at,
+        )
+        .outerjoin(Location, ScheduleException.location_id == Location.id)
+        .where(
+            # Extra hours count only at an open location; time off always counts.
+            (ScheduleException.kind == "time_off") | Location.active.is_(True),
+            ScheduleException.specialist_id.in_(specialists),
+            ScheduleException.starts_at < bindparam("exceptions_end"),
+            ScheduleException.ends_at > bindparam("start"),
+        )
+    )
+    busy = select(
+        Appointment.specialist_id, Appointment.starts_at, Appointment.blocked_until
+    ).where(
+        Appointment.specialist_id.in_(specialists),
+        Appointment.active.is_(True),
+        Appointment.starts_at < bindparam("busy_end"),
+        Appointment.starts_at > bindparam("busy_from"),
+        Appointment.blocked_until > bindparam("start"),
+    )
+    if ignoring:
+        busy = busy.where(Appointment.id != bindparam("ignore_id"))
+    return hours, exceptions, busy
+
+
 def open_slots(
     appointment_type: AppointmentType,
     start: datetime,
@@ -115,67 +173,40 @@ def open_slots(
     duration = timedelta(minutes=appointment_type.duration_minutes)
     buffer = timedelta(minutes=settings.buffer_minutes)
 
-    specialists = select(StaffUser.id).where(
-        StaffUser.role == StaffRole.SPECIALIST, StaffUser.active.is_(True)
+    hours_stmt, exceptions_stmt, busy_stmt = _statements(
+        specialist_id is not None, location_id is not None, ignore_appointment_id is not None
     )
-    if specialist_id is not None:
-        specialists = specialists.where(StaffUser.id == specialist_id)
-    hours_stmt = (
-        select(WorkingHours)
-        .join(Location, WorkingHours.location_id == Location.id)
-        .where(WorkingHours.specialist_id.in_(specialists), Location.active.is_(True))
-    )
-    if location_id is not None:
-        hours_stmt = hours_stmt.where(WorkingHours.location_id == location_id)
-    hours = db.session.scalars(hours_stmt).all()
-
-    exceptions = db.session.scalars(
-        select(ScheduleException)
-        .outerjoin(Location, ScheduleException.location_id == Location.id)
-        .where(
-            # Extra hours count only at an open location; time off always counts.
-            (ScheduleException.kind == "time_off") | Location.active.is_(True),
-            ScheduleException.specialist_id.in_(specialists),
-            ScheduleException.starts_at < end + duration,
-            ScheduleException.ends_at > start,
-        )
-    ).all()
-    busy_stmt = select(
-        Appointment.specialist_id, Appointment.starts_at, Appointment.blocked_until
-    ).where(
-        Appointment.specialist_id.in_(specialists),
-        Appointment.active.is_(True),
-        Appointment.starts_at < end + duration + buffer,
-        Appointment.starts_at > start - MAX_BLOCK,
-        Appointment.blocked_until > start,
-    )
-    if ignore_appointment_id is not None:
-        busy_stmt = busy_stmt.where(Appointment.id != ignore_appointment_id)
+    params = {
+        "specialist_id": specialist_id,
+        "location_id": location_id,
+        "ignore_id": ignore_appointment_id,
+        "start": start,
+        "exceptions_end": end + duration,
+        "busy_end": end + duration + buffer,
+        "busy_from": start - MAX_BLOCK,
+    }
+    hours = db.session.execute(hours_stmt, params).all()
+    exceptions = db.session.execute(exceptions_stmt, params).all()
     busy: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
-    for sid, b_start, b_end in db.session.execute(busy_stmt):
+    for sid, b_start, b_end in db.session.execute(busy_stmt, params):
         busy[sid].append((b_start, b_end))
     time_off: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
     windows: list[tuple[int, int, datetime, datetime]] = []
-    for exc in exceptions:
-        if exc.kind == "time_off":
-            time_off[exc.specialist_id].append((exc.starts_at, exc.ends_at))
-        elif exc.location_id is not None and (location_id in (None, exc.location_id)):
-            windows.append((exc.specialist_id, exc.location_id, exc.starts_at, exc.ends_at))
+    for kind, sid, lid, e_start, e_end in exceptions:
+        if kind == "time_off":
+            time_off[sid].append((e_start, e_end))
+        elif lid is not None and (location_id in (None, lid)):
+            windows.append((sid, lid, e_start, e_end))
 
     day = to_clinic_tz(start).date()
     last_day = to_clinic_tz(end).date()
-    by_weekday: dict[int, list[WorkingHours]] = defaultdict(list)
-    for row in hours:
-        by_weekday[row.weekday].append(row)
+    by_weekday: dict[int, list[tuple[int, int, time, time]]] = defaultdict(list)
+    for sid, lid, weekday, h_start, h_end in hours:
+        by_weekday[weekday].append((sid, lid, h_start, h_end))
     while day <= last_day:
-        for row in by_weekday[day.weekday()]:
+        for sid, lid, h_start, h_end in by_weekday[day.weekday()]:
             windows.append(
-                (
-                    row.specialist_id,
-                    row.location_id,
-                    from_clinic_local(day, row.start_time),
-                    from_clinic_local(day, row.end_time),
-                )
+                (sid, lid, from_clinic_local(day, h_start), from_clinic_local(day, h_end))
             )
         day += timedelta(days=1)
 

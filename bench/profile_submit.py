@@ -1,0 +1,237 @@
+"""Profile a whole submission in-process: ``python -m bench.profile_submit DATABASE_URL [-n 100]``.
+
+Does what the load client's submission does (``bench.load.submit_request``) through Flask's
+test client with the bench's production settings: GET the form with a picked open time, then
+POST the multipart body with ~60 answers and the 200 KB PDF, expecting a 303. Each submission
+holds its own open time (from ``bench.seed.free_slot_keys``), so the database must be freshly
+seeded (``python -m bench.seed URL 100``) and hold enough open times for warm-up plus two runs
+of ``-n``. Prints the CPU time per submission without the profiler, split into the GET and the
+POST (also the fastest tenth of the run, steadier on a busy machine), then one of: cProfile's
+top functions of the POSTs on CPU time (default; ``--save`` keeps the stats), a CPU-time stack
+sampler's inclusive and own shares (``--sample``: cProfile inflates code that makes many small
+calls), pyinstrument's tree (``--pyinstrument``, wall-clock, when installed), or the SQL of one
+submission (``--sql``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import signal
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+from bench.load import ANSWERS, CSRF_RE, SUBMISSION_RE, bench_pdf, multipart
+from booking.crypto import new_key
+
+WARMUP = 5
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.profile_submit")
+    parser.add_argument("url")
+    parser.add_argument("-n", type=int, default=100)
+    parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--pyinstrument", action="store_true")
+    parser.add_argument("--save", help="also write cProfile's stats to this file")
+    parser.add_argument("--sample", action="store_true", help="sample the stack on CPU time")
+    parser.add_argument("--sql", action="store_true", help="print one POST's SQL statements")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="spineconsult-profile-") as work:
+        profile(args, work)
+
+
+def profile(args: argparse.Namespace, work: str) -> None:
+    os.environ.update(
+        {
+            "SPINECONSULT_ENV": "production",
+            "SECRET_KEY": "profile-only",
+            "ENCRYPTION_KEY": new_key(),
+            "DATABASE_URL": args.url,
+            "FORCE_HTTPS": "0",
+            "TRUSTED_PROXIES": "0",
+            "LOGIN_RATE_LIMIT": "1000000 per minute",
+            "SUBMIT_RATE_LIMIT": "1000000 per minute",
+            "UPLOAD_DIR": os.path.join(work, "uploads"),
+            "HUEY_SQLITE_PATH": os.path.join(work, "huey.sqlite3"),
+        }
+    )
+    from bench.seed import free_slot_keys
+    from booking import create_app
+
+    app = create_app()
+    with app.app_context():
+        keys = iter(free_slot_keys(WARMUP + 2 * args.n))
+    client = app.test_client()
+    pdf = bench_pdf()
+    timings = {"get": 0.0, "post": 0.0}
+
+    def submit(profiler: cProfile.Profile | Any | None = None) -> None:
+        slot = next(keys)
+        started = time.process_time()
+        response = client.get(f"/request?type=1&slot={slot}", base_url="https://localhost")
+        assert response.status_code == 200, response.status_code
+        page = response.get_data(as_text=True)
+        csrf, token = CSRF_RE.search(page), SUBMISSION_RE.search(page)
+        posted = time.process_time()
+        timings["get"] += posted - started
+        fields = [
+            ("csrf_token", csrf.group(1)),
+            ("submission_token", token.group(1)),
+            *ANSWERS,
+            ("appointment_type", "1"),
+            ("slot", slot),
+        ]
+        body, content_type = multipart(fields, [("documents-0-file", "mri-report.pdf", pdf)])
+        started = time.process_time()
+        with _profiling(profiler):
+            response = client.post(
+                "/request",
+                base_url="https://localhost",
+                data=body,
+                content_type=content_type,
+                headers={"Referer": "https://localhost/request"},  # CSRF's https check
+            )
+        timings["post"] += time.process_time() - started
+        assert response.status_code == 303, (response.status_code, response.get_data()[:2000])
+
+    for _ in range(WARMUP):
+        submit()
+    # On a shared machine other processes slow this one down in bursts: the fastest tenth of
+    # the run is the steadier figure to compare two versions by.
+    batch = max(1, args.n // 10)
+    fastest = {"get": float("inf"), "post": float("inf")}
+    totals = {"get": 0.0, "post": 0.0}
+    for start in range(0, args.n, batch):
+        timings.update(get=0.0, post=0.0)
+        size = min(batch, args.n - start)
+        for _ in range(size):
+            submit()
+        for key in totals:
+            totals[key] += timings[key]
+            fastest[key] = min(fastest[key], timings[key] / size)
+    get_ms, post_ms = (totals[k] / args.n * 1000 for k in ("get", "post"))
+    print(
+        f"submission: {get_ms + post_ms:.2f} ms CPU (GET form {get_ms:.2f} ms, "
+        f"POST {post_ms:.2f} ms) without the profiler, n={args.n}; fastest tenth: "
+        f"GET {fastest['get'] * 1000:.2f} ms, POST {fastest['post'] * 1000:.2f} ms"
+    )
+    if args.sql:
+        from sqlalchemy import event
+
+        from booking.extensions import db
+
+        with app.app_context():
+            engine = db.engine
+        statements: list[str] = []
+
+        def log(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+            statements.append(" ".join(statement.split())[:150])
+
+        event.listen(engine, "before_cursor_execute", log)
+        submit()
+        event.remove(engine, "before_cursor_execute", log)
+        print(f"{len(statements)} statements in one submission (GET and POST):")
+        print("\n".join(statements))
+        return
+    if args.sample:
+        sampler = CpuSampler()
+        for _ in range(args.n):
+            submit(sampler)
+        sampler.report(post_ms, args.top)
+        return
+    if args.pyinstrument:
+        from pyinstrument import Profiler
+
+        sampler = Profiler(interval=0.0005)
+        for _ in range(args.n):
+            submit(sampler)
+        print(sampler.output_text(unicode=True, color=False, show_all=False))
+        return
+    # CPU time, like the figure above: waits for the disk (fsync, SQLite's commit) are not
+    # what the target measures.
+    profiler = cProfile.Profile(time.process_time)
+    for _ in range(args.n):
+        submit(profiler)
+    if args.save:
+        profiler.dump_stats(args.save)
+    stats = pstats.Stats(profiler).strip_dirs()
+    stats.sort_stats("cumulative").print_stats(args.top)
+    stats.sort_stats("tottime").print_stats(args.top)
+
+
+class CpuSampler:
+    """A sampling profiler on CPU time (``ITIMER_PROF``): unlike cProfile it does not inflate
+    code that makes many small calls, and unlike pyinstrument it does not count waits for the
+    disk. Reports each function's share of the samples it was on the stack for (inclusive)."""
+
+    INTERVAL = 0.0002
+
+    def __init__(self) -> None:
+        self.samples = 0
+        self.inclusive: Counter[tuple[str, str]] = Counter()
+        self.own: Counter[tuple[str, str]] = Counter()
+
+    def _sample(self, _signum: int, frame: FrameType | None) -> None:
+        self.samples += 1
+        seen = set()
+        leaf = True
+        while frame is not None:
+            code = frame.f_code
+            where = (_short(code.co_filename, code.co_firstlineno), code.co_name)
+            if leaf:
+                self.own[where] += 1
+                leaf = False
+            if where not in seen:
+                seen.add(where)
+                self.inclusive[where] += 1
+            frame = frame.f_back
+
+    def start(self) -> None:
+        signal.signal(signal.SIGPROF, self._sample)
+        signal.setitimer(signal.ITIMER_PROF, self.INTERVAL, self.INTERVAL)
+
+    def stop(self) -> None:
+        signal.setitimer(signal.ITIMER_PROF, 0, 0)
+
+    def report(self, post_ms: float, top: int) -> None:
+        # The kernel delivers the signal at its tick (often 4 ms), not at INTERVAL: scale the
+        # shares by the measured CPU time rather than count samples times the interval.
+        per = post_ms / self.samples
+        print(f"{self.samples} samples; ms are shares of the measured {post_ms:.2f} ms POST")
+        for title, counts in (("inclusive", self.inclusive), ("own", self.own)):
+            print(f"\n   ms/POST  share  {title}")
+            for (where, name), count in counts.most_common(top):
+                print(f"{count * per:9.2f} {count / self.samples:6.1%}  {name}  {where}")
+
+
+def _short(filename: str, line: int) -> str:
+    for marker in ("site-packages/", "wt-submit-speed/"):
+        if marker in filename:
+            filename = filename.split(marker, 1)[1]
+    return f"{filename}:{line}"
+
+
+@contextmanager
+def _profiling(profiler: cProfile.Profile | Any | None) -> Iterator[None]:
+    """Profile only the POST (the form's GET is ``bench.profile``'s job)."""
+    if profiler is None:
+        yield
+        return
+    is_cprofile = isinstance(profiler, cProfile.Profile)
+    profiler.enable() if is_cprofile else profiler.start()
+    try:
+        yield
+    finally:
+        profiler.disable() if is_cprofile else profiler.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""How much work a submission with a picked time does (issue #8), and that the shortcuts keep
+its meaning: one flush stores the request and the held time, the emails name the specialist
+and the place, nothing is read back after the commit, a taken time writes no file, and the
+empty document rows are built only for a page that shows them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import event, func, select
+
+from booking.extensions import db
+from booking.notifications.models import OutboxEmail
+from booking.patients.forms import RequestForm
+from booking.patients.models import ConsultationRequest
+from booking.scheduling.availability import OpenSlot, open_slots
+from booking.scheduling.models import Appointment, AppointmentType
+from booking.timeutil import now_utc
+from tests.factories import make_appointment_type, make_hours, make_location, make_staff
+from tests.support import form_tokens, pdf_bytes, post_request, stored_files, valid_answers
+
+DOCUMENT_INPUT = 'accept="application/pdf,image/jpeg,image/png"'
+
+
+@pytest.fixture
+def open_slot(app: Flask) -> OpenSlot:
+    """An open time a few days out: a specialist working every day at one place."""
+    with app.app_context():
+        specialist = make_staff("specialist", "weber@example.com", full_name="Dr. Weber")
+        location = make_location("North clinic", "Nordstr. 9, Berlin")
+        make_appointment_type(minutes=45)
+        make_hours(specialist, location)
+        appointment_type = db.session.scalars(select(AppointmentType)).one()
+        now = now_utc()
+        return open_slots(appointment_type, now + timedelta(days=3), now + timedelta(days=10))[0]
+
+
+@contextmanager
+def statements(app: Flask) -> Iterator[list[str]]:
+    with app.app_context():
+        engine = db.engine
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        seen.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def load_form(client: FlaskClient, slot: OpenSlot, type_id: int = 1) -> dict[str, str]:
+    return form_tokens(client, f"/request?type={type_id}&slot={slot.key}")
+
+
+def post_with_time(
+    client: FlaskClient, slot: OpenSlot, tokens: dict[str, str] | None = None, type_id: int = 1
+):
+    tokens = tokens or load_form(client, slot, type_id)
+    answers = valid_answers(appointment_type=str(type_id), slot=slot.key)
+    return post_request(client, answers, [(pdf_bytes(), "mri.pdf")], tokens)
+
+
+def test_a_picked_time_is_stored_with_the_request_in_one_go(
+    app: Flask, client: FlaskClient, open_slot: OpenSlot
+) -> None:
+    tokens = load_form(client, open_slot)
+    with statements(app) as seen:
+        response = post_with_time(client, open_slot, tokens)
+    assert response.status_code == 303
+
+    writes = [s.split("(")[0].strip() for s in seen if s.startswith(("INSERT", "UPDATE"))]
+    # The request is never updated after its insert (the assigned specialist goes in with it).
+    assert not [s for s in writes if s.startswith("UPDATE")], writes
+    assert sum(s.startswith("INSERT INTO appointment") for s in writes) == 1
+    assert sum(s.startswith("INSERT INTO consultation_request") for s in writes) == 1
+    # A bound that catches a lazy load in a loop; today 19 (SQLite).
+    assert len([s for s in seen if s.startswith(("SELECT", "INSERT", "UPDATE"))]) <= 22
+
+    with app.app_context():
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        appointment = consultation.appointment
+        assert (appointment.specialist_id, appointment.location_id) == (
+            open_slot.specialist_id,
+            open_slot.location_id,
+        )
+        assert (appointment.starts_at, appointment.ends_at) == (
+            open_slot.starts_at,
+            open_slot.ends_at,
+        )
+        assert consultation.assigned_specialist_id == open_slot.specialist_id
+        receipt = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "request_received")
+        ).one()
+        for text in (receipt.body_text, receipt.body_html):
+            assert "Dr. Weber" in text
+            assert "North clinic" in text
+            assert "Nordstr. 9, Berlin" in text
+        assert "LOCATION:North clinic\\, Nordstr. 9" in receipt.attachment_body  # RFC 5545
+        assert consultation.reference in receipt.attachment_body
+
+    page = client.get("/request/submitted").get_data(as_text=True)
+    assert consultation.reference in page
+
+
+def test_nothing_is_read_back_after_the_commit(
+    app: Flask, client: FlaskClient, open_slot: OpenSlot
+) -> None:
+    tokens = load_form(client, open_slot)
+    with statements(app) as seen:
+        assert post_with_time(client, open_slot, tokens).status_code == 303
+    # SQLite commits with the DBAPI's commit() (no COMMIT statement is seen): the last write is
+    # the outbox; PostgreSQL likewise. Anything after it would be a reload of expired objects.
+    last_write = max(i for i, s in enumerate(seen) if s.startswith("INSERT"))
+    assert seen[last_write].startswith("INSERT INTO outbox_email")
+    after = [s for s in seen[last_write + 1 :] if not s.startswith("INSERT INTO outbox_email")]
+    assert after == [], after
+
+
+def test_a_taken_time_writes_no_file_and_stores_nothing(
+    app: Flask, client: FlaskClient, open_slot: OpenSlot, upload_dir
+) -> None:
+    assert post_with_time(client, open_slot).status_code == 303
+    files_before = stored_files(upload_dir)
+
+    other = FlaskClient(app, app.response_class, use_cookies=True)
+    response = post_with_time(other, open_slot)
+
+    assert response.status_code == 409
+    page = response.get_data(as_text=True)
+    assert "that time was just taken" in page
+    assert page.count(DOCUMENT_INPUT) == 10  # every document row, built for the page
+    assert stored_files(upload_dir) == files_before
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(ConsultationRequest)) == 1
+        assert db.session.scalar(select(func.count()).select_from(Appointment)) == 1
+        assert db.session.scalar(select(func.count()).select_from(OutboxEmail)) == 2
+
+
+def test_reading_a_post_builds_only_the_rows_it_sent(app: Flask) -> None:
+    data = {**valid_answers(), "documents-0-description": "MRI report"}
+    with app.test_request_context("/request", method="POST", data=data):
+        form = RequestForm()
+        assert len(form.documents.entries) == 1
+        assert str(form.documents.entries[0].form.file.label.text) == "Document 1 file"
+        # Listing the rows for a page adds the empty ones, labelled in order.
+        rows = list(form.documents)
+        assert len(rows) == app.config["MAX_DOCUMENTS"] == 10
+        assert str(rows[-1].form.file.label.text) == "Document 10 file"
+
+
+def test_a_form_shown_again_offers_every_document_row(client: FlaskClient) -> None:
+    answers = valid_answers(full_name="")
+    response = post_request(client, answers, [(pdf_bytes(), "mri.pdf")])
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert page.count(DOCUMENT_INPUT) == 10
+    assert "Please enter your full name." in page
