@@ -459,7 +459,19 @@ def test_a_rolled_back_change_leaves_the_version_and_a_commit_raises_it_once(
         db.session.get(AppointmentType, clinic.type_id).duration_minutes = 30
         db.session.commit()
         assert db.session.scalar(VERSION) == start + 2
-    assert version(app) == start + 2
+
+        # Savepoints (a booking holds its time in one): released ones raise nothing yet, the
+        # transaction's commit raises it once; a commit with a savepoint still open too.
+        with db.session.begin_nested():
+            db.session.get(Location, clinic.location_id).name = "Clinic in a savepoint"
+        db.session.get(Location, clinic.location_id).address = "Elsewhere 1"
+        db.session.commit()
+        assert db.session.scalar(VERSION) == start + 3
+        db.session.begin_nested()
+        db.session.get(Location, clinic.location_id).name = "Committed from inside"
+        db.session.commit()
+        assert db.session.scalar(VERSION) == start + 4
+    assert version(app) == start + 4
 
 
 # 4. Languages ---------------------------------------------------------------------------------

@@ -100,8 +100,12 @@ def _note_bulk_changes(state: ORMExecuteState) -> None:
 
 @event.listens_for(Session, "before_commit")
 def _raise_version(session: Session) -> None:
+    # While a savepoint is the current transaction, it is the one being released (a commit
+    # of the whole transaction releases open savepoints first): the outer commit raises it.
+    if session.get_nested_transaction() is not None:
+        return
     # Changes not flushed yet are flushed by the commit after this hook: look at them too.
-    if session.info.pop(CHANGED, False) or (
+    if session.info.get(CHANGED) or (
         _touches_watched(session.new)
         or _touches_watched(session.dirty)
         or _touches_watched(session.deleted)
@@ -111,12 +115,22 @@ def _raise_version(session: Session) -> None:
         # for the version (a deadlock). Flushed first, the raise is the last statement.
         session.flush()
         session.connection().execute(_RAISE)
+        session.info.pop(CHANGED, None)
         session.info[RAISED] = True
 
 
 @event.listens_for(Session, "after_commit")
 def _forget_version(session: Session) -> None:
-    if session.info.pop(RAISED, False) and has_app_context():
+    if session.get_nested_transaction() is not None:
+        return  # a savepoint was released; the transaction goes on
+    raised = session.info.pop(RAISED, False)
+    if not raised and session.info.pop(CHANGED, False):
+        # Committed while a savepoint was still open, so the hook above stood aside: raise
+        # it now, just after (a crash in between leaves pages at most PAGE_CACHE_SECONDS old).
+        with session.get_bind().begin() as connection:
+            connection.execute(_RAISE)
+        raised = True
+    if raised and has_app_context():
         current_app.extensions.pop(KNOWN, None)
 
 
