@@ -30,14 +30,14 @@ class PageCache:
     """A bounded, expiring map from keys to rendered pages, safe across threads."""
 
     def __init__(self, maxsize: int, seconds: float) -> None:
-        self._pages: TTLCache[Hashable, str] = TTLCache(maxsize=maxsize, ttl=seconds)
+        self._pages: TTLCache[Hashable, bytes] = TTLCache(maxsize=maxsize, ttl=seconds)
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable) -> str | None:
+    def get(self, key: Hashable) -> bytes | None:
         with self._lock:
             return self._pages.get(key)
 
-    def put(self, key: Hashable, page: str) -> None:
+    def put(self, key: Hashable, page: bytes) -> None:
         with self._lock:
             self._pages[key] = page
 
@@ -58,8 +58,9 @@ def _cache() -> PageCache | None:
     return cache
 
 
-def cached_page(key: Hashable, render: Callable[[], str]) -> str:
-    """The page for this URL, language and ``key``, rendered by ``render`` when not kept.
+def cached_page(key: Hashable, render: Callable[[], str]) -> bytes:
+    """The page for this URL, language and ``key``, rendered by ``render`` when not kept,
+    as UTF-8 (encoded once, not on every response).
 
     ``key`` must name everything else the page depends on; ``None`` means "do not reuse"
     (e.g. the version it depends on could not be read)."""
@@ -71,17 +72,17 @@ def cached_page(key: Hashable, render: Callable[[], str]) -> str:
         or len(request.query_string) > MAX_QUERY_BYTES
         or "_flashes" in session
     ):
-        return render()
+        return render().encode()
     full_key = (request.endpoint, request.query_string, str(get_locale() or ""), key)
     page = cache.get(full_key)
     if page is None:
-        page = render()
+        page = render().encode()
         cache.put(full_key, page)
     return page
 
 
-def fill(page: str, values: dict[str, str]) -> str:
+def fill(page: bytes, values: dict[str, str]) -> bytes:
     """``page`` with each placeholder replaced by this visitor's value."""
     for placeholder, value in values.items():
-        page = page.replace(placeholder, value)
+        page = page.replace(placeholder.encode(), value.encode())
     return page

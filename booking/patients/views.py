@@ -145,8 +145,17 @@ def _fresh_slots(choice: SlotChoice | None) -> list[SlotView]:
     return []
 
 
+# The reused pages declare no rate limit: spare them the limiter's work on every request.
+REUSED_PAGES = frozenset({"patients.request_form", "patients.pick_time"})
+
+
+@limiter.request_filter
+def _reused_page() -> bool:
+    return request.endpoint in REUSED_PAGES
+
+
 @bp.get("/request/time")
-def pick_time() -> Response | str:
+def pick_time() -> Response | bytes:
     """Step 1: pick an appointment type, a specialist (or the first available) and a time."""
     page = cached_page(availability_key(), _render_pick_time)
     if not page:  # no appointment type to book
@@ -194,7 +203,7 @@ SUBMISSION_PLACEHOLDER = f"submission-{secrets.token_hex(16)}"
 
 
 @bp.get("/request")
-def request_form() -> tuple[str, int]:
+def request_form() -> tuple[str | bytes, int]:
     if request.args.get("slot"):  # the picked time is checked against the open times
         form = RequestStartForm()
         form.appointment_type.data = request.args.get("type", "")[:10]
