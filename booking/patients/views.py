@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -195,6 +196,8 @@ def _render_pick_time() -> str:
     )
 
 
+INDENTATION = re.compile(r"\n[ \t]+")
+
 # Written into a reused form page where each visitor's own tokens go (see booking.pagecache).
 # Random per process: the page repeats the URL's arguments (language links), and a placeholder
 # a visitor could type there would put their tokens into a link.
@@ -215,7 +218,9 @@ def request_form() -> tuple[str | bytes, int]:
         form.appointment_type.data = request.args.get("type", "")[:10]
         form.csrf_token.current_token = CSRF_PLACEHOLDER
         form.submission_token.data = SUBMISSION_PLACEHOLDER
-        return _render_form(form)[0]
+        # Its indentation is a tenth of the page: left out (no <pre>, and every textarea of a
+        # new form is empty, so no text changes).
+        return INDENTATION.sub("\n", _render_form(form)[0])
 
     version = current_version()  # the page links to the time picker only when it has times
     page = cached_page(None if version is None else (version, clinic_today()), render)
