@@ -32,20 +32,27 @@ def main() -> None:
         profile(args, work)
 
 
-def profile(args: argparse.Namespace, work: str) -> None:
+def use_bench_settings(url: str, work: str) -> None:
+    """The environment the bench's app runs with (production, plain http on the loopback, no
+    rate limits), its files under ``work``; set before ``create_app``."""
     os.environ.update(
         {
             "SPINECONSULT_ENV": "production",
             "SECRET_KEY": "profile-only",
             "ENCRYPTION_KEY": new_key(),
-            "DATABASE_URL": args.url,
+            "DATABASE_URL": url,
             "FORCE_HTTPS": "0",
             "TRUSTED_PROXIES": "0",
             "LOGIN_RATE_LIMIT": "1000000 per minute",
+            "SUBMIT_RATE_LIMIT": "1000000 per minute",
             "UPLOAD_DIR": os.path.join(work, "uploads"),
             "HUEY_SQLITE_PATH": os.path.join(work, "huey.sqlite3"),
         }
     )
+
+
+def profile(args: argparse.Namespace, work: str) -> None:
+    use_bench_settings(args.url, work)
     from booking import create_app
 
     app = create_app()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import os
 import pstats
 import signal
 import tempfile
@@ -29,7 +28,7 @@ from types import FrameType
 from typing import Any
 
 from bench.load import ANSWERS, CSRF_RE, SUBMISSION_RE, bench_pdf, multipart
-from booking.crypto import new_key
+from bench.profile import use_bench_settings
 
 WARMUP = 5
 
@@ -49,20 +48,7 @@ def main() -> None:
 
 
 def profile(args: argparse.Namespace, work: str) -> None:
-    os.environ.update(
-        {
-            "SPINECONSULT_ENV": "production",
-            "SECRET_KEY": "profile-only",
-            "ENCRYPTION_KEY": new_key(),
-            "DATABASE_URL": args.url,
-            "FORCE_HTTPS": "0",
-            "TRUSTED_PROXIES": "0",
-            "LOGIN_RATE_LIMIT": "1000000 per minute",
-            "SUBMIT_RATE_LIMIT": "1000000 per minute",
-            "UPLOAD_DIR": os.path.join(work, "uploads"),
-            "HUEY_SQLITE_PATH": os.path.join(work, "huey.sqlite3"),
-        }
-    )
+    use_bench_settings(args.url, work)
     from bench.seed import free_slot_keys
     from booking import create_app
 

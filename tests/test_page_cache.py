@@ -335,7 +335,9 @@ def bulk_delete_appointments(app: Flask, clinic: Clinic) -> None:
         db.session.commit()
 
 
-def add_hours_through_admin(app: Flask, clinic: Clinic) -> None:
+def add_hours_through_admin(app: Flask, clinic: Clinic) -> FlaskClient:
+    """Weekly hours 09:00-12:00 on the clinic's day, added on the admin's page; returns the
+    admin's client (its next page carries the admin's flash)."""
     admin = admin_client(app)
     path = f"/staff/admin/scheduling/specialists/{clinic.specialist_id}"
     data = {
@@ -347,6 +349,7 @@ def add_hours_through_admin(app: Flask, clinic: Clinic) -> None:
         "hours-end_time": "12:00",
     }
     assert admin.post(path, data=data).status_code == 302
+    return admin
 
 
 def add_hours_through_orm(app: Flask, clinic: Clinic) -> None:
@@ -532,17 +535,7 @@ def test_a_page_with_a_flashed_message_is_not_reused(app: Flask, clinic: Clinic,
 def test_an_admins_flash_on_the_picker_stays_with_the_admin(app: Flask, clinic: Clinic) -> None:
     """A real flash: the admin adds hours, then looks at the patients' picker."""
     remove_hours_through_orm(app, clinic)
-    admin = admin_client(app)
-    path = f"/staff/admin/scheduling/specialists/{clinic.specialist_id}"
-    data = {
-        "hours-csrf_token": csrf_from(admin, path),
-        "hours-submit": "pressed",
-        "hours-weekday": str(clinic.day.weekday()),
-        "hours-location": str(clinic.location_id),
-        "hours-start_time": "09:00",
-        "hours-end_time": "12:00",
-    }
-    assert admin.post(path, data=data).status_code == 302
+    admin = add_hours_through_admin(app, clinic)
 
     assert "Working hours added." in page(admin, PICKER)
     patient_page = page(app.test_client(), PICKER)
