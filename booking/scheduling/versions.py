@@ -2,10 +2,10 @@
 
 Pages listing open times (the time picker) or depending on them (the request form's "choose a
 time" link) are costly to compute and the same for every patient until something changes. They
-are kept in ``booking.pagecache`` under the current version, so a change anywhere shows at once
-on every server: the version is a row in the database, raised in the same transaction as the
-change (just before COMMIT, so the row is locked for the shortest time and last of all, after
-every other lock the transaction takes).
+are kept in ``booking.pagecache`` under the current version: a row in the database, raised in
+the same transaction as the change (just before COMMIT, so the row is locked for the shortest
+time and last of all, after every other lock the transaction takes). A change shows at once on
+the server that made it and within ``AVAILABILITY_RECHECK_SECONDS`` on the others.
 
 What counts as a change is any insert, update or delete of the rows availability is computed
 from, through the ORM (unit of work or bulk ``update()``/``delete()`` statements). A change
