@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
 import re
+import signal
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -117,3 +121,39 @@ def post_request(
 
 def stored_files(upload_dir: Path) -> list[Path]:
     return sorted(p for p in upload_dir.rglob("*") if p.is_file()) if upload_dir.exists() else []
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_worker(
+    env: dict[str, str], *args: str, output: int = subprocess.PIPE
+) -> subprocess.Popen[bytes]:
+    """A real ``flask worker`` (one thread) run from the project folder with development
+    settings and ``env`` on top (the test's database, queue, uploads, mail server); its output
+    is piped for ``stop_worker`` unless ``output`` says otherwise."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "flask", "worker", "--workers", "1", *args],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "SPINECONSULT_ENV": "development",
+            "FLASK_APP": "wsgi",
+            "REDIS_URL": "",
+            **env,
+        },
+        stdout=output,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def stop_worker(worker: subprocess.Popen[bytes]) -> str:
+    """Stop a worker as Ctrl-C does (killed if it has not stopped after 20 s); its output."""
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGINT)
+    try:
+        output = worker.communicate(timeout=20)[0]
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        output = worker.communicate()[0]
+    return (output or b"").decode(errors="replace")

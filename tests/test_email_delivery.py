@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -23,9 +20,14 @@ from booking.notifications.services import deliver_outbox_email, requeue_stalled
 from booking.patients.models import ConsultationRequest
 from booking.timeutil import now_utc
 from tests.smtp import SmtpServer, free_port
-from tests.support import JPEG_BYTES, pdf_bytes, post_request, valid_answers
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import (
+    JPEG_BYTES,
+    pdf_bytes,
+    post_request,
+    start_worker,
+    stop_worker,
+    valid_answers,
+)
 
 # What the patient told us that must never travel by email.
 MEDICAL_DETAILS = [
@@ -99,35 +101,22 @@ def test_worker_delivers_both_emails_of_a_request(
     with app.app_context():
         reference = db.session.scalars(select(ConsultationRequest.reference)).one()
 
-    env = {
-        **os.environ,
-        "SPINECONSULT_ENV": "development",
-        "FLASK_APP": "wsgi",
-        "DATABASE_URL": worker_settings["SQLALCHEMY_DATABASE_URI"],
-        "HUEY_SQLITE_PATH": worker_settings["HUEY_SQLITE_PATH"],
-        "REDIS_URL": worker_settings["REDIS_URL"] or "",
-        "HUEY_NAME": worker_settings["HUEY_NAME"],
-        "MAIL_SERVER": "127.0.0.1",
-        "MAIL_PORT": str(smtp.port),
-        "UPLOAD_DIR": worker_settings["UPLOAD_DIR"],
-        "STAFF_NOTIFICATION_EMAIL": worker_settings["STAFF_NOTIFICATION_EMAIL"],
-    }
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "flask", "worker", "--workers", "1"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    worker = start_worker(
+        {
+            "DATABASE_URL": worker_settings["SQLALCHEMY_DATABASE_URI"],
+            "HUEY_SQLITE_PATH": worker_settings["HUEY_SQLITE_PATH"],
+            "REDIS_URL": worker_settings["REDIS_URL"] or "",
+            "HUEY_NAME": worker_settings["HUEY_NAME"],
+            "MAIL_SERVER": "127.0.0.1",
+            "MAIL_PORT": str(smtp.port),
+            "UPLOAD_DIR": worker_settings["UPLOAD_DIR"],
+            "STAFF_NOTIFICATION_EMAIL": worker_settings["STAFF_NOTIFICATION_EMAIL"],
+        }
     )
     try:
         received = smtp.collector.wait_for(2, timeout=60)
     finally:
-        worker.send_signal(signal.SIGINT)
-        try:
-            output = worker.communicate(timeout=20)[0].decode(errors="replace")
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            output = worker.communicate()[0].decode(errors="replace")
+        output = stop_worker(worker)
     assert len(received) == 2, output
 
     by_rcpt = {r.rcpt_tos[0]: r.message for r in received}

@@ -3,10 +3,6 @@ queue's storage and a recent worker heartbeat, and names whatever fails."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,8 +18,8 @@ from booking.extensions import db
 from booking.health.checks import HEARTBEAT_KEY, record_heartbeat
 from booking.timeutil import now_utc
 from tests.smtp import free_port
+from tests.support import start_worker, stop_worker
 
-ROOT = Path(__file__).resolve().parent.parent
 MAX_AGE = 300
 
 
@@ -211,22 +207,14 @@ def test_a_starting_worker_writes_a_heartbeat(
     app = make_app(app_settings)
     client = app.test_client()
     assert _ready(client)[0] == 503
-    env = {
-        **os.environ,
-        "SPINECONSULT_ENV": "development",
-        "FLASK_APP": "wsgi",
-        "DATABASE_URL": app_settings["SQLALCHEMY_DATABASE_URI"],
-        "HUEY_SQLITE_PATH": app_settings["HUEY_SQLITE_PATH"],
-        "REDIS_URL": "",
-        "HUEY_NAME": app_settings["HUEY_NAME"],
-        "UPLOAD_DIR": app_settings["UPLOAD_DIR"],
-    }
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "flask", "worker", "--workers", "1", "--no-periodic"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    worker = start_worker(
+        {
+            "DATABASE_URL": app_settings["SQLALCHEMY_DATABASE_URI"],
+            "HUEY_SQLITE_PATH": app_settings["HUEY_SQLITE_PATH"],
+            "HUEY_NAME": app_settings["HUEY_NAME"],
+            "UPLOAD_DIR": app_settings["UPLOAD_DIR"],
+        },
+        "--no-periodic",
     )
     try:
         deadline = time.monotonic() + 30
@@ -234,12 +222,7 @@ def test_a_starting_worker_writes_a_heartbeat(
             time.sleep(0.2)
         status, body = _ready(client)
     finally:
-        worker.send_signal(signal.SIGINT)
-        try:
-            output = worker.communicate(timeout=20)[0].decode(errors="replace")
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            output = worker.communicate()[0].decode(errors="replace")
+        output = stop_worker(worker)
     assert status == 200, (body, output)
     # The worker is gone; with a short threshold its last heartbeat soon counts as stale.
     app.config["HEALTH_HEARTBEAT_MAX_AGE_SECONDS"] = 1

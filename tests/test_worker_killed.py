@@ -7,10 +7,8 @@ the acceptance was already recorded, so it is never sent again.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,10 +22,9 @@ from sqlalchemy import select
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.notifications.services import enqueue_delivery, requeue_stalled_emails
+from tests import support
 from tests.factories import make_request
 from tests.smtp import SmtpServer
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -51,35 +48,21 @@ def app_settings(app_settings: dict[str, Any], tmp_path: Path, smtp: SmtpServer)
 
 
 def start_worker(app: Flask) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "SPINECONSULT_ENV": "development",
-        "FLASK_APP": "wsgi",
-        "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
-        "UPLOAD_DIR": app.config["UPLOAD_DIR"],
-        "HUEY_SQLITE_PATH": app.config["HUEY_SQLITE_PATH"],
-        "HUEY_NAME": app.config["HUEY_NAME"],
-        "REDIS_URL": "",
-        "MAIL_SERVER": "127.0.0.1",
-        "MAIL_PORT": str(app.config["MAIL_PORT"]),
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "flask", "worker", "--workers", "1"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    return support.start_worker(
+        {
+            "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+            "UPLOAD_DIR": app.config["UPLOAD_DIR"],
+            "HUEY_SQLITE_PATH": app.config["HUEY_SQLITE_PATH"],
+            "HUEY_NAME": app.config["HUEY_NAME"],
+            "MAIL_SERVER": "127.0.0.1",
+            "MAIL_PORT": str(app.config["MAIL_PORT"]),
+        },
+        output=subprocess.DEVNULL,
     )
 
 
 def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    support.stop_worker(process)
 
 
 def rows(app: Flask) -> list[tuple[str, str, int]]:

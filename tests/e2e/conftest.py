@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
-import sys
 import threading
 import time as clock
 import uuid
@@ -43,9 +41,8 @@ from booking import create_app
 from booking.extensions import db
 from tests.factories import PASSWORD, make_appointment_type, make_hours, make_location, make_staff
 from tests.smtp import Received, SmtpServer
-from tests.support import pdf_bytes
+from tests.support import pdf_bytes, start_worker, stop_worker
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -233,36 +230,22 @@ def live_server(tmp_path: Path, smtp: SmtpServer) -> Iterator[LiveServer]:
 def running_worker(server: LiveServer, mail_port: int) -> Iterator[subprocess.Popen]:
     """A real ``flask worker`` process on the server's queue, stopped with Ctrl-C (SIGINT) at
     the end; its log is printed so a failing test shows it."""
-    env = {
-        **os.environ,
-        "SPINECONSULT_ENV": "development",
-        "FLASK_APP": "wsgi",
-        "DATABASE_URL": server.database_url,
-        "HUEY_SQLITE_PATH": server.huey_path,
-        "HUEY_NAME": server.huey_name,
-        "REDIS_URL": "",
-        "MAIL_SERVER": "127.0.0.1",
-        "MAIL_PORT": str(mail_port),
-        "PUBLIC_BASE_URL": server.url,
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "flask", "worker", "--workers", "1"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    process = start_worker(
+        {
+            "DATABASE_URL": server.database_url,
+            "HUEY_SQLITE_PATH": server.huey_path,
+            "HUEY_NAME": server.huey_name,
+            "MAIL_SERVER": "127.0.0.1",
+            "MAIL_PORT": str(mail_port),
+            "PUBLIC_BASE_URL": server.url,
+        }
     )
     try:
         yield process
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            output = process.communicate(timeout=20)[0]
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output = process.communicate()[0]
+        output = stop_worker(process)
         # pytest shows this output with a failing test.
-        print(output.decode(errors="replace"))
+        print(output)
 
 
 @pytest.fixture
