@@ -270,7 +270,10 @@ def clinic(app: Flask) -> dict[str, Any]:
         location = make_location()
         appointment_type = make_appointment_type(minutes=45)
         make_hours(weber, location, range(7), "08:00", "18:00")
-        start = now_utc()
+        # Two days out: the booked time must stay more than the cancellation notice (24 h)
+        # away while the test runs; the first open time after "now" is only just past the
+        # minimum notice (also 24 h), so a test running minutes later could no longer move it.
+        start = now_utc() + timedelta(days=2)
         slots = open_slots(appointment_type, start, start + timedelta(days=14))
         booked = make_request(
             email="booked@example.com",
