@@ -145,6 +145,9 @@ class Config:
 
     BOOTSTRAP_SERVE_LOCAL = True
     WTF_CSRF_TIME_LIMIT = 3 * 60 * 60  # a long form may take a patient in pain a while
+    # Flask-WTF's strict HTTPS check demands a same-origin Referer; booking.security checks
+    # Origin / Sec-Fetch-Site instead (the token check stays on).
+    WTF_CSRF_SSL_STRICT = False
 
     # Staff sign-in: sessions end after this many idle minutes; reset links expire.
     STAFF_IDLE_MINUTES = _env_int("STAFF_IDLE_MINUTES", 30)

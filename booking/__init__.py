@@ -10,7 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from booking import models  # noqa: F401  (registers every model with SQLAlchemy)
-from booking.extensions import babel, bootstrap, csrf, db, limiter, mail, migrate, talisman
+from booking.extensions import babel, bootstrap, csrf, db, limiter, mail, migrate
 from booking.templating import register_template_helpers
 
 log = logging.getLogger(__name__)
@@ -99,18 +99,9 @@ def register_extensions(app: Flask) -> None:
     app.before_request(_remember_language)
     bootstrap.init_app(app)
     limiter.init_app(app)
-    talisman.init_app(
-        app,
-        force_https=app.config["FORCE_HTTPS"],
-        strict_transport_security=app.config["FORCE_HTTPS"],
-        strict_transport_security_max_age=365 * 24 * 3600,
-        session_cookie_secure=app.config.get("SESSION_COOKIE_SECURE", False),
-        session_cookie_http_only=True,
-        content_security_policy=app.config["CONTENT_SECURITY_POLICY"],
-        frame_options="DENY",
-        referrer_policy="no-referrer",
-        x_content_type_options=True,
-    )
+    from booking.security import init_security
+
+    init_security(app)
     if app.config["TRUSTED_PROXIES"]:
         from werkzeug.middleware.proxy_fix import ProxyFix
 

@@ -81,8 +81,8 @@ def make_request(
     return submit_request(RequestSubmission(**values))
 
 
-def csrf_from(client: FlaskClient, path: str) -> str:
-    page = client.get(path).get_data(as_text=True)
+def csrf_from(client: FlaskClient, path: str, **get_options: Any) -> str:
+    page = client.get(path, **get_options).get_data(as_text=True)
     match = CSRF_RE.search(page) or HIDDEN_CSRF_RE.search(page)
     assert match, f"no CSRF token on {path}"
     return match.group(1)

@@ -29,7 +29,9 @@ def test_every_page_sends_the_security_headers(client: FlaskClient, path: str) -
     assert "unsafe-inline" not in headers["Content-Security-Policy"]
     assert headers["X-Frame-Options"] == "DENY"
     assert headers["X-Content-Type-Options"] == "nosniff"
-    assert headers["Referrer-Policy"] == "no-referrer"
+    # Same-origin: another site gets no referrer at all; this site gets it, and every form
+    # post then carries an Origin (under no-referrer Chromium sends "Origin: null").
+    assert headers["Referrer-Policy"] == "same-origin"
 
 
 def test_pages_use_no_inline_script_or_style(app: Flask, client: FlaskClient) -> None:
@@ -101,3 +103,84 @@ class TestSubmissionRateLimit:
         response = post_request(client)
         assert response.status_code == 429
         assert "Too many attempts" in response.get_data(as_text=True)
+
+
+class TestSameOriginPosts:
+    """Over HTTPS a form post must show it came from this site (Origin, Sec-Fetch-Site or a
+    Referer); the CSRF token is checked as well, whatever the headers say."""
+
+    SITE = "https://clinic.example.com"
+
+    @pytest.fixture
+    def secure(self, production: Flask) -> FlaskClient:
+        with production.app_context():
+            from booking.extensions import db
+
+            db.create_all()
+            make_staff("coordinator", "coordinator@example.com")
+        return production.test_client()
+
+    def _login(self, client: FlaskClient, **headers: str):
+        from tests.factories import PASSWORD, csrf_from
+
+        token = csrf_from(client, "/staff/login", base_url=self.SITE)
+        return client.post(
+            "/staff/login",
+            base_url=self.SITE,
+            data={"email": "coordinator@example.com", "password": PASSWORD, "csrf_token": token},
+            headers=headers,
+        )
+
+    @pytest.mark.parametrize(
+        "headers",
+        [
+            {"Origin": "https://clinic.example.com"},
+            {"Sec-Fetch-Site": "same-origin"},
+            {"Referer": "https://clinic.example.com/staff/login"},
+            {"Origin": "https://clinic.example.com", "Referer": "https://elsewhere.example/"},
+        ],
+    )
+    def test_a_post_from_this_site_is_accepted(
+        self, secure: FlaskClient, headers: dict[str, str]
+    ) -> None:
+        response = self._login(secure, **headers)
+        assert response.status_code == 302, response.get_data(as_text=True)
+
+    @pytest.mark.parametrize(
+        "headers",
+        [
+            {},  # nothing shows where it came from
+            {"Origin": "null"},  # what Chromium sends under Referrer-Policy: no-referrer
+            {"Origin": "https://evil.example"},
+            {"Origin": "http://clinic.example.com"},  # a downgraded page
+            {"Sec-Fetch-Site": "cross-site"},
+            {"Sec-Fetch-Site": "same-site"},  # a sibling subdomain is another application
+            {"Referer": "https://evil.example/staff/login"},
+        ],
+    )
+    def test_a_post_from_elsewhere_is_refused_with_the_friendly_page(
+        self, secure: FlaskClient, headers: dict[str, str]
+    ) -> None:
+        response = self._login(secure, **headers)
+        assert response.status_code == 400
+        assert "This form has expired" in response.get_data(as_text=True)
+
+    def test_the_token_is_still_checked_when_the_origin_is_right(self, secure: FlaskClient) -> None:
+        response = secure.post(
+            "/staff/login",
+            base_url=self.SITE,
+            data={"email": "coordinator@example.com", "password": "x", "csrf_token": "forged"},
+            headers={"Origin": self.SITE},
+        )
+        assert response.status_code == 400
+
+    def test_a_foreign_origin_is_refused_over_plain_http_too(self, client: FlaskClient) -> None:
+        from tests.factories import csrf_from
+
+        token = csrf_from(client, "/staff/login")
+        response = client.post(
+            "/staff/login",
+            data={"email": "a@example.com", "password": "x", "csrf_token": token},
+            headers={"Origin": "https://evil.example"},
+        )
+        assert response.status_code == 400

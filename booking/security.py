@@ -1,0 +1,82 @@
+"""Rules every response and every form post follows: security headers, same-origin posts.
+
+One place for what the browser is told (Content-Security-Policy, framing, referrers, HSTS)
+and for what a state-changing request must show before any view runs.
+
+Referrers: ``Referrer-Policy: same-origin``. A link to another site carries no referrer at all,
+so nothing of a page's address (a request's reference, a patient's private link) leaves the
+site; within the site the browser sends it, and it sends ``Origin`` on every form post, which
+the check below needs. (``no-referrer`` made Chromium send ``Origin: null`` and no ``Referer``,
+so no form could be sent over HTTPS.) The manage link's token never stays in an address bar to
+leak: it is exchanged for a cookie on the first visit (``booking.manage.views``).
+
+Cross-site form posts: Flask-WTF's token check stays on everywhere. Its "strict" HTTPS check,
+which demands a same-origin ``Referer``, is replaced by :func:`check_same_origin`, which reads
+``Origin`` (sent by every current browser on a POST), else ``Sec-Fetch-Site``, else the
+``Referer``; over HTTPS one of them must be present and name this site.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Flask, request
+from flask_babel import lazy_gettext as _l
+from flask_wtf.csrf import CSRFError
+
+from booking.extensions import talisman
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+REFERRER_POLICY = "same-origin"
+
+
+def init_security(app: Flask) -> None:
+    talisman.init_app(
+        app,
+        force_https=app.config["FORCE_HTTPS"],
+        strict_transport_security=app.config["FORCE_HTTPS"],
+        strict_transport_security_max_age=365 * 24 * 3600,
+        session_cookie_secure=app.config.get("SESSION_COOKIE_SECURE", False),
+        session_cookie_http_only=True,
+        content_security_policy=app.config["CONTENT_SECURITY_POLICY"],
+        frame_options="DENY",
+        referrer_policy=REFERRER_POLICY,
+        x_content_type_options=True,
+    )
+    app.before_request(check_same_origin)
+
+
+def _origin_of(url: str) -> str | None:
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def check_same_origin() -> None:
+    """Refuse a state-changing request that another site made the browser send.
+
+    A present ``Origin`` must be this site's (``null``, sent by sandboxed frames and under
+    ``no-referrer``, is refused). Without one, ``Sec-Fetch-Site`` must say ``same-origin`` (or
+    ``none``: typed by the user). Over HTTPS, a request showing neither must carry a same-origin
+    ``Referer``, as Flask-WTF's strict mode asked; over plain HTTP (development, tests) a
+    request showing nothing is left to the token check.
+    """
+    if request.method in SAFE_METHODS:
+        return
+    own = f"{request.scheme}://{request.host}".lower()
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        if origin.strip().lower() != own:
+            raise CSRFError(str(_l("The form was sent from another site.")))
+        return
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        if site.strip().lower() not in ("same-origin", "none"):
+            raise CSRFError(str(_l("The form was sent from another site.")))
+        return
+    if not request.is_secure:
+        return
+    referrer = request.headers.get("Referer")
+    if referrer is None or _origin_of(referrer) != own:
+        raise CSRFError(str(_l("The form did not say which site it came from.")))
