@@ -85,7 +85,15 @@ class Config:
     STAFF_NOTIFICATION_EMAIL = _env("STAFF_NOTIFICATION_EMAIL", "clinic@example.com")
     # Absolute address of the site, used for links in emails (the worker has no request).
     PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
-    # How long the private link in a patient's email works (each email carries a fresh one).
+    # The private link in each patient email (booking.manage.tokens) works while the request is
+    # open, until this many days after its appointment; a closed request's page is read-only
+    # and its links die this many days after the closing.
+    MANAGE_LINK_DAYS_AFTER_APPOINTMENT = _env_int("MANAGE_LINK_DAYS_AFTER_APPOINTMENT", 30)
+    MANAGE_LINK_DAYS_AFTER_CLOSE = _env_int("MANAGE_LINK_DAYS_AFTER_CLOSE", 30)
+    # Opening a link leaves a cookie for that request's pages, valid this long after the last
+    # page the patient opened; then the link from the email opens them again.
+    MANAGE_COOKIE_MINUTES = _env_int("MANAGE_COOKIE_MINUTES", 60)
+    # Links of the older, signed kind (sent before 2026-12) work this long after they were sent.
     MANAGE_LINK_DAYS = _env_int("MANAGE_LINK_DAYS", 120)
     MANAGE_RATE_LIMIT = _env("MANAGE_RATE_LIMIT", "60 per minute")
     # Hours before an appointment at which reminders go out.

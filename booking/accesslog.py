@@ -13,9 +13,17 @@ from typing import Any
 from gunicorn.glogging import Logger
 
 REDACTED = "[redacted]"
-# /manage/<reference>/<token>[/...]/offers/<offer token>  and  /staff/password/reset/<token>
+# /manage/open/<token>[/offers/<offer token>], the older /manage/<reference>/<token>[/...],
+# and /staff/password/reset/<token>; a request's own pages (/manage/<reference>/cancel) keep
+# their names.
 _SECRET_PATHS = [
-    (re.compile(r"^(/manage/[^/]+/)[^/]+"), r"\1" + REDACTED),
+    (re.compile(r"^(/manage/open/)[^/]+"), r"\1" + REDACTED),
+    (
+        re.compile(
+            r"^(/manage/(?!open/)[^/]+/)(?!(?:documents|cancel|reschedule|waitlist|offers)(?:/|$))[^/]+"
+        ),
+        r"\1" + REDACTED,
+    ),
     (re.compile(r"(/offers/)[^/]+"), r"\1" + REDACTED),
     (re.compile(r"^(/staff/password/reset/)[^/]+"), r"\1" + REDACTED),
 ]

@@ -3,6 +3,7 @@
 from booking.audit.models import AuditEvent
 from booking.dashboard.models import EventKind, RequestEvent
 from booking.documents.models import Document
+from booking.manage.models import ManageLink
 from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.patients.models import (
     ConsultationRequest,
@@ -26,6 +27,7 @@ __all__ = [
     "EventKind",
     "FilePurge",
     "Location",
+    "ManageLink",
     "MedicalHistory",
     "OutboxEmail",
     "OutboxStatus",

@@ -18,19 +18,26 @@ which demands a same-origin ``Referer``, is replaced by :func:`check_same_origin
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
+from werkzeug.wrappers import Response
 
 from booking.extensions import talisman
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 REFERRER_POLICY = "same-origin"
 
 
 def init_security(app: Flask) -> None:
+    # Registered before Talisman's, so it runs after it (Flask runs them in reverse order).
+    app.after_request(_no_referrer_from_token_addresses)
     talisman.init_app(
         app,
         force_https=app.config["FORCE_HTTPS"],
@@ -44,6 +51,19 @@ def init_security(app: Flask) -> None:
         x_content_type_options=True,
     )
     app.before_request(check_same_origin)
+
+
+def token_in_url(view: F) -> F:
+    """Mark a view whose address carries a secret: its response sends no referrer at all."""
+    view.token_in_url = True  # type: ignore[attr-defined]
+    return view
+
+
+def _no_referrer_from_token_addresses(response: Response) -> Response:
+    view = current_app.view_functions.get(request.endpoint or "")
+    if getattr(view, "token_in_url", False):
+        response.headers["Referrer-Policy"] = "no-referrer"
+    return response
 
 
 def _origin_of(url: str) -> str | None:

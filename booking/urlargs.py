@@ -57,8 +57,18 @@ class PlainSegmentConverter(UnicodeConverter):
         self.regex = self.regex.replace("[^/]", "[^/\\x00-\\x1f\\x7f]", 1)
 
 
+class SignedTokenConverter(UnicodeConverter):
+    """``<signed:...>``: an itsdangerous token (three dot-separated base64url parts), so a
+    route for the older manage links never swallows a page's own name (``/cancel``)."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(map, *args, **kwargs)
+        self.regex = r"[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+"
+
+
 URL_CONVERTERS = {
     "int": BoundedIntConverter,
+    "signed": SignedTokenConverter,
     "default": PlainSegmentConverter,
     "string": PlainSegmentConverter,
 }

@@ -157,3 +157,29 @@ def stop_worker(worker: subprocess.Popen[bytes]) -> str:
         worker.kill()
         output = worker.communicate()[0]
     return (output or b"").decode(errors="replace")
+
+
+def open_manage_link(client: FlaskClient, consultation: Any) -> str:
+    """Open a new private link to ``consultation`` as the patient's browser does (the token is
+    traded for a cookie on the request's pages); returns the address of its page."""
+    from booking.extensions import db
+    from booking.manage.tokens import issue_link
+
+    token = issue_link(consultation)
+    reference = consultation.reference
+    db.session.commit()
+    response = client.get(f"/manage/open/{token}")
+    assert response.status_code == 303, response.status_code
+    assert response.headers["Location"].endswith(f"/manage/{reference}")
+    return f"/manage/{reference}"
+
+
+def legacy_manage_token(consultation: Any) -> str:
+    """A link of the older, signed kind, as emails sent before 2026-12 carry."""
+    from flask import current_app
+    from itsdangerous import URLSafeTimedSerializer
+
+    from booking.manage.tokens import LEGACY_SALT
+
+    serializer = URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=LEGACY_SALT)
+    return serializer.dumps({"r": consultation.id, "ref": consultation.reference})

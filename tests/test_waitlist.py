@@ -99,7 +99,13 @@ def test_the_first_to_accept_gets_it_and_the_others_see_it_is_gone(
             )
         }
     links = {r: re.search(r"https?://[^/\s]+(/manage/\S+)", b).group(1) for r, b in emails.items()}
-    winner, loser = links["waiting1@example.com"], links["waiting0@example.com"]
+    # Opening each email's link trades its token for the request's cookie and lands on the
+    # offer's page (the same browser holds both patients' cookies, each on its own pages).
+    winner, loser = (
+        client.get(links[patient]).headers["Location"]
+        for patient in ("waiting1@example.com", "waiting0@example.com")
+    )
+    assert "/offers/" in winner and "/open/" not in winner
 
     page = client.get(winner).get_data(as_text=True)
     assert "Take this earlier time" in page

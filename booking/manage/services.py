@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from flask import current_app
+from flask_babel import force_locale
 from flask_babel import gettext as _
 
 from booking.audit.services import changes, record
@@ -18,6 +19,7 @@ from booking.dashboard.services import compose_patient_update
 from booking.documents.models import Document
 from booking.documents.storage import StoredFile, get_storage
 from booking.extensions import db
+from booking.manage.tokens import manage_url, revoke_all
 from booking.notifications.models import OutboxEmail
 from booking.notifications.services import enqueue_delivery, queue_email
 from booking.patients.models import ConsultationRequest, RequestStatus
@@ -249,4 +251,50 @@ def cancel(consultation: ConsultationRequest, reason: str | None) -> None:
     enqueue_delivery([e.id for e in emails])
 
 
-__all__ = ["ManageError", "SlotTaken", "add_documents", "can_change", "cancel", "reschedule"]
+def send_new_link(consultation: ConsultationRequest, actor: object) -> int:
+    """Staff: end every private link sent so far and email the patient a new one (a link
+    forwarded by mistake, a shared mailbox). Returns how many links stopped working."""
+    consultation = lock_request(consultation)
+    revoked = revoke_all(consultation)
+    db.session.add(
+        RequestEvent(
+            request_id=consultation.id,
+            occurred_at=now_utc(),
+            actor_id=getattr(actor, "id", None),
+            kind=EventKind.NOTE,
+            body="Sent the patient a new private link; every earlier link stopped working.",
+        )
+    )
+    record(
+        "manage_link_reissued",
+        target_type="request",
+        target_id=consultation.reference,
+        actor=actor,
+        details={"links_revoked": revoked},
+    )
+    with force_locale(consultation.locale):
+        subject = _("Your new private link (%(reference)s)", reference=consultation.reference)
+    email = queue_email(
+        template="manage_link",
+        recipient=consultation.patient.email,
+        subject=subject,
+        locale=consultation.locale,
+        request_id=consultation.id,
+        consultation=consultation,
+        patient_name=consultation.patient.full_name,
+        manage_url=manage_url(consultation),
+    )
+    db.session.commit()
+    enqueue_delivery([email.id])
+    return revoked
+
+
+__all__ = [
+    "ManageError",
+    "SlotTaken",
+    "add_documents",
+    "can_change",
+    "cancel",
+    "reschedule",
+    "send_new_link",
+]

@@ -1,40 +1,154 @@
-"""The patient's private manage link: signed, expiring, and bound to one request.
+"""The patient's private manage links: random, stored only as a hash, revocable one by one.
 
-The link is ``/manage/<reference>/<token>``; the token signs the request's id and reference
-with the app's secret key, so it cannot be guessed, altered, or used with another reference.
-Every email carries a fresh one, valid for ``MANAGE_LINK_DAYS``.
+Every patient email carries a link of its own, ``/manage/open/<token>``: 32 random bytes from
+``secrets`` (256 bits), URL-safe. The database keeps only the token's SHA-256 in a
+:class:`ManageLink` row, so neither the token nor a copy of the database reveals or opens
+anything: the token encodes no id and no reference. Each row can be revoked on its own;
+staff's "send a new link" revokes every earlier one.
+
+Opening a link exchanges the token for a cookie scoped to ``/manage/<reference>`` and redirects
+there (``booking.manage.views``), so the token does not stay in the address bar, the history
+or a Referer.
+
+How long a link works (:func:`link_expires_at`): while the request is open, until
+``MANAGE_LINK_DAYS_AFTER_APPOINTMENT`` days after its appointment ends; once the request is
+closed (cancelled, declined, completed, no-show) the page is read-only, and the link dies
+``MANAGE_LINK_DAYS_AFTER_CLOSE`` days after the closing.
+
+Links sent before this scheme (``/manage/<reference>/<signed token>``) keep working under the
+same rules until their own expiry (``MANAGE_LINK_DAYS`` after they were sent), or until staff
+send a new link: opening one issues a new link row and continues as above.
 """
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from booking.extensions import db
-from booking.patients.models import ConsultationRequest
+from booking.manage.models import ManageLink
+from booking.patients.models import OPEN_STATUSES, ConsultationRequest
+from booking.timeutil import now_utc
 
-SALT = "patient-manage-link"
+TOKEN_BYTES = 32
+LEGACY_SALT = "patient-manage-link"
 
 
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=SALT)
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def manage_token(consultation: ConsultationRequest) -> str:
-    return _serializer().dumps({"r": consultation.id, "ref": consultation.reference})
+def issue_link(consultation: ConsultationRequest) -> str:
+    """A new link's token for ``consultation`` (its row is added to the session, to be
+    committed with the email that carries it)."""
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    db.session.add(ManageLink(request_id=consultation.id, token_hash=_hash(token)))
+    return token
+
+
+def _base() -> str:
+    return current_app.config["PUBLIC_BASE_URL"].rstrip("/")
 
 
 def manage_url(consultation: ConsultationRequest) -> str:
-    base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
-    return f"{base}/manage/{consultation.reference}/{manage_token(consultation)}"
+    """The absolute address of a new private link, for an email."""
+    return f"{_base()}/manage/open/{issue_link(consultation)}"
+
+
+def offer_url(consultation: ConsultationRequest, offer_token: str) -> str:
+    """A new private link that opens straight at an earlier time offered to the patient."""
+    return f"{_base()}/manage/open/{issue_link(consultation)}/offers/{offer_token}"
+
+
+def link_expires_at(consultation: ConsultationRequest) -> datetime | None:
+    """When the request's links stop working; None while nothing has ended yet."""
+    config = current_app.config
+    if consultation.status not in OPEN_STATUSES:
+        closed = consultation.closed_at or consultation.updated_at
+        return closed + timedelta(days=config["MANAGE_LINK_DAYS_AFTER_CLOSE"])
+    appointment = consultation.appointment
+    if appointment is not None and appointment.active:
+        return appointment.ends_at + timedelta(days=config["MANAGE_LINK_DAYS_AFTER_APPOINTMENT"])
+    return None
+
+
+def is_read_only(consultation: ConsultationRequest) -> bool:
+    """A closed request's page shows what happened; nothing can be changed from it."""
+    return consultation.status not in OPEN_STATUSES
+
+
+def _alive(consultation: ConsultationRequest, now: datetime) -> bool:
+    expires = link_expires_at(consultation)
+    return expires is None or now < expires
+
+
+def link_for_token(token: str, now: datetime | None = None) -> ManageLink | None:
+    """The working link with this token, or None (unknown, revoked, or its request ended)."""
+    if not token or len(token) > 100:
+        return None
+    link = db.session.scalar(select(ManageLink).where(ManageLink.token_hash == _hash(token)))
+    if link is None or link.revoked_at is not None:
+        return None
+    return link if _alive(link.request, now or now_utc()) else None
 
 
 def request_for_token(reference: str, token: str) -> ConsultationRequest | None:
-    """The request this link opens, or None (tampered, expired, or another request's)."""
+    """The request a page's cookie opens, or None; the cookie must belong to this reference."""
+    link = link_for_token(token)
+    if link is None or link.request.reference != reference:
+        return None
+    return link.request
+
+
+def mark_opened(link: ManageLink) -> None:
+    link.opened_at = now_utc()
+    db.session.commit()
+
+
+def revoke(link: ManageLink) -> None:
+    """This one link stops working at once; the request's other links are untouched."""
+    if link.revoked_at is None:
+        link.revoked_at = now_utc()
+
+
+def revoke_all(consultation: ConsultationRequest) -> int:
+    """Every link sent so far stops working (older signed links too); returns how many rows."""
+    now = now_utc()
+    consultation.manage_links_reset_at = now
+    result = db.session.execute(
+        update(ManageLink)
+        .where(ManageLink.request_id == consultation.id, ManageLink.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return result.rowcount or 0  # type: ignore[attr-defined]
+
+
+def active_links(consultation: ConsultationRequest) -> list[ManageLink]:
+    return list(
+        db.session.scalars(
+            select(ManageLink)
+            .where(ManageLink.request_id == consultation.id, ManageLink.revoked_at.is_(None))
+            .order_by(ManageLink.created_at.desc())
+        )
+    )
+
+
+def exchange_legacy(reference: str, token: str) -> str | None:
+    """A new link's token for a link of the older, signed kind that still works, or None.
+
+    Those tokens signed ``{"r": id, "ref": reference}`` with the secret key; they are honoured
+    until ``MANAGE_LINK_DAYS`` after they were sent, unless staff have since sent a new link,
+    and only while the request's links work at all.
+    """
+    serializer = URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=LEGACY_SALT)
     max_age = current_app.config["MANAGE_LINK_DAYS"] * 24 * 3600
     try:
-        data = _serializer().loads(token, max_age=max_age)
+        data, signed_at = serializer.loads(token, max_age=max_age, return_timestamp=True)
     except (SignatureExpired, BadSignature):
         return None
     if not isinstance(data, dict) or data.get("ref") != reference:
@@ -44,4 +158,11 @@ def request_for_token(reference: str, token: str) -> ConsultationRequest | None:
     )
     if consultation is None or consultation.id != data.get("r"):
         return None
-    return consultation
+    reset = consultation.manage_links_reset_at
+    if reset is not None and signed_at <= reset:
+        return None
+    if not _alive(consultation, now_utc()):
+        return None
+    new_token = issue_link(consultation)
+    db.session.commit()
+    return new_token

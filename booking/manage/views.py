@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
@@ -11,7 +21,15 @@ from booking.documents.storage import DocumentRejected
 from booking.extensions import limiter
 from booking.manage import services
 from booking.manage.forms import AddDocumentsForm, CancelForm, RescheduleForm
-from booking.manage.tokens import request_for_token
+from booking.manage.models import ManageLink
+from booking.manage.tokens import (
+    exchange_legacy,
+    is_read_only,
+    link_expires_at,
+    link_for_token,
+    mark_opened,
+    request_for_token,
+)
 from booking.patients.models import ConsultationRequest
 from booking.scheduling.availability import parse_slot_key
 from booking.scheduling.services import (
@@ -27,8 +45,12 @@ from booking.scheduling.waitlist import (
     join_waitlist,
     leave_waitlist,
 )
+from booking.security import token_in_url
 
 bp = Blueprint("manage", __name__, url_prefix="/manage")
+
+# The cookie a private link is exchanged for; scoped to one request's pages.
+COOKIE = "manage_access"
 
 
 def _limit() -> str:
@@ -37,89 +59,153 @@ def _limit() -> str:
 
 @bp.after_request
 def _private(response: Response) -> Response:
-    # The URL carries the patient's token: never leak it to another site, never cache.
-    response.headers["Referrer-Policy"] = "no-referrer"
+    # A patient's own pages: never cached, never indexed. The addresses that carry the token
+    # (answered with a redirect or the "link no longer works" page) send no referrer either.
     response.headers["Cache-Control"] = "no-store, private"
     response.headers["X-Robots-Tag"] = "noindex, nofollow"
     return response
 
 
-def _load(reference: str, token: str) -> ConsultationRequest:
-    consultation = request_for_token(reference, token)
+def _enter(link: ManageLink, token: str, then: str = "") -> Response:
+    """Trade the link's token for a cookie on the request's own pages, and go there."""
+    mark_opened(link)
+    reference = link.request.reference
+    response = redirect(then or url_for("manage.view", reference=reference), 303)
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=current_app.config["MANAGE_COOKIE_MINUTES"] * 60,
+        path=url_for("manage.view", reference=reference),
+        secure=request.is_secure or bool(current_app.config.get("SESSION_COOKIE_SECURE")),
+        httponly=True,
+        samesite="Lax",
+    )
+    return response
+
+
+def _gone() -> tuple[str, int]:
+    return render_template("manage/link_gone.html"), 404
+
+
+@bp.get("/open/<token>")
+@limiter.limit(_limit)
+@token_in_url
+def open_link(token: str):
+    link = link_for_token(token)
+    if link is None:
+        return _gone()
+    return _enter(link, token)
+
+
+@bp.get("/open/<token>/offers/<offer_token>")
+@limiter.limit(_limit)
+@token_in_url
+def open_offer(token: str, offer_token: str):
+    link = link_for_token(token)
+    if link is None:
+        return _gone()
+    target = url_for("manage.offer", reference=link.request.reference, offer_token=offer_token)
+    return _enter(link, token, target)
+
+
+@bp.get("/<reference>/<signed:token>")
+@bp.get("/<reference>/<signed:token>/offers/<offer_token>")
+@limiter.limit(_limit)
+@token_in_url
+def open_legacy(reference: str, token: str, offer_token: str | None = None):
+    """A link of the older, signed kind: honoured until it expires (booking.manage.tokens)."""
+    new_token = exchange_legacy(reference, token)
+    link = link_for_token(new_token) if new_token else None
+    if link is None or new_token is None:
+        return _gone()
+    if offer_token is None:
+        return _enter(link, new_token)
+    target = url_for("manage.offer", reference=reference, offer_token=offer_token)
+    return _enter(link, new_token, target)
+
+
+def _load(reference: str) -> ConsultationRequest:
+    """The request whose page this is, from the cookie its link left; a closed request's
+    page refuses every change here, in one place (each service checks again under its lock)."""
+    consultation = request_for_token(reference, request.cookies.get(COOKIE, ""))
     if consultation is None:
-        abort(404)
+        abort(make_response(render_template("manage/link_needed.html"), 403))
+    if request.method == "POST" and is_read_only(consultation):
+        flash(_("This request is closed and can no longer be changed online."), "danger")
+        abort(make_response(*_render(consultation, 409)))
     return consultation
 
 
-def _here(reference: str, token: str) -> str:
-    return url_for("manage.view", reference=reference, token=token)
+def _here(reference: str) -> str:
+    return url_for("manage.view", reference=reference)
 
 
-def _render(consultation: ConsultationRequest, token: str, status: int = 200, **forms: object):
+def _render(consultation: ConsultationRequest, status: int = 200, **forms: object):
     forms.setdefault("documents_form", AddDocumentsForm(prefix="docs"))
     forms.setdefault("cancel_form", CancelForm(prefix="cancel"))
     return render_template(
         "manage/manage.html",
         consultation=consultation,
-        token=token,
         waiting=is_waiting(consultation),
         can_change=services.can_change(consultation),
         deadline=services.notice_deadline(consultation),
+        read_only=is_read_only(consultation),
+        link_expires=link_expires_at(consultation),
         **forms,
     ), status
 
 
-@bp.get("/<reference>/<token>")
+@bp.get("/<reference>")
 @limiter.limit(_limit)
-def view(reference: str, token: str):
-    return _render(_load(reference, token), token)
+def view(reference: str):
+    return _render(_load(reference))
 
 
-@bp.post("/<reference>/<token>/documents")
+@bp.post("/<reference>/documents")
 @limiter.limit(_limit)
-def add_documents(reference: str, token: str):
-    consultation = _load(reference, token)
+def add_documents(reference: str):
+    consultation = _load(reference)
     form = AddDocumentsForm(prefix="docs")
     if not form.validate_on_submit():
-        return _render(consultation, token, 422, documents_form=form)
+        return _render(consultation, 422, documents_form=form)
     try:
         count = services.add_documents(consultation, form.uploads())
     except services.ManageError as exc:
         # Shown above the page: a closed request's page has no documents form to show it in.
         flash(str(exc), "danger")
-        return _render(consultation, token, 409)
+        return _render(consultation, 409)
     except DocumentRejected as exc:
         form.form_errors.append(str(exc))
-        return _render(consultation, token, 422, documents_form=form)
+        return _render(consultation, 422, documents_form=form)
     except OSError:
         form.form_errors.append(
             _("We could not store your documents just now. Please try again later.")
         )
-        return _render(consultation, token, 503, documents_form=form)
+        return _render(consultation, 503, documents_form=form)
     flash(_("Thank you: %(n)d document(s) added.", n=count), "success")
-    return redirect(_here(reference, token))
+    return redirect(_here(reference))
 
 
-@bp.post("/<reference>/<token>/cancel")
+@bp.post("/<reference>/cancel")
 @limiter.limit(_limit)
-def cancel(reference: str, token: str):
-    consultation = _load(reference, token)
+def cancel(reference: str):
+    consultation = _load(reference)
     form = CancelForm(prefix="cancel")
     if not form.validate_on_submit():
-        return _render(consultation, token, 422, cancel_form=form)
+        return _render(consultation, 422, cancel_form=form)
     try:
         services.cancel(consultation, (form.reason.data or "").strip() or None)
     except services.ManageError as exc:
         flash(str(exc), "danger")
-        return _render(consultation, token, 409)
+        return _render(consultation, 409)
     flash(_("Your request is cancelled. We have sent you a confirmation."), "success")
-    return redirect(_here(reference, token))
+    return redirect(_here(reference))
 
 
-@bp.route("/<reference>/<token>/reschedule", methods=["GET", "POST"])
+@bp.route("/<reference>/reschedule", methods=["GET", "POST"])
 @limiter.limit(_limit)
-def reschedule(reference: str, token: str):
-    consultation = _load(reference, token)
+def reschedule(reference: str):
+    consultation = _load(reference)
     appointment = consultation.appointment
     if appointment is None or appointment.appointment_type is None:
         abort(404)
@@ -142,12 +228,11 @@ def reschedule(reference: str, token: str):
                 problem = str(exc)
             else:
                 flash(_("Your new time is saved. We have sent you a confirmation."), "success")
-                return redirect(_here(reference, token))
+                return redirect(_here(reference))
     shown = picker(request.args, appointment.appointment_type, moving=appointment)
     page = render_template(
         "manage/reschedule.html",
         consultation=consultation,
-        token=token,
         form=form,
         problem=problem,
         can_change=services.can_change(consultation),
@@ -161,10 +246,10 @@ def reschedule(reference: str, token: str):
     return page, (409 if problem else 200)
 
 
-@bp.post("/<reference>/<token>/waitlist")
+@bp.post("/<reference>/waitlist")
 @limiter.limit(_limit)
-def waitlist(reference: str, token: str) -> Response:
-    consultation = _load(reference, token)
+def waitlist(reference: str) -> Response:
+    consultation = _load(reference)
     if not FlaskForm().validate_on_submit():
         abort(400)
     if request.form.get("join") == "1":
@@ -177,13 +262,13 @@ def waitlist(reference: str, token: str) -> Response:
     else:
         leave_waitlist(consultation)
         flash(_("You will no longer be told about earlier times."), "success")
-    return redirect(_here(reference, token))
+    return redirect(_here(reference))
 
 
-@bp.route("/<reference>/<token>/offers/<offer_token>", methods=["GET", "POST"])
+@bp.route("/<reference>/offers/<offer_token>", methods=["GET", "POST"])
 @limiter.limit(_limit)
-def offer(reference: str, token: str, offer_token: str):
-    consultation = _load(reference, token)
+def offer(reference: str, offer_token: str):
+    consultation = _load(reference)
     slot_offer = find_offer(offer_token)
     if slot_offer is None:
         abort(404)
@@ -197,11 +282,10 @@ def offer(reference: str, token: str, offer_token: str):
             gone = True
         else:
             flash(_("The earlier time is yours. We have sent you a confirmation."), "success")
-            return redirect(_here(reference, token))
+            return redirect(_here(reference))
     page = render_template(
         "manage/offer.html",
         consultation=consultation,
-        token=token,
         offer=slot_offer,
         gone=gone or slot_offer.claimed_by_request_id not in (None, consultation.id),
     )

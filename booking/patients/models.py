@@ -6,7 +6,7 @@ import enum
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from booking.extensions import db, value_enum
@@ -27,6 +27,9 @@ class RequestStatus(enum.StrEnum):
     DECLINED = "declined"
     CANCELLED = "cancelled"
     NO_SHOW = "no_show"
+
+
+OPEN_STATUSES = frozenset({RequestStatus.REQUESTED, RequestStatus.CONFIRMED})
 
 
 class TriageLevel(enum.StrEnum):
@@ -78,6 +81,12 @@ class ConsultationRequest(db.Model):
     )
     # When the request was first confirmed: the clinic's response time.
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When it was last closed (cancelled, declined, completed, no-show); None while open. Set by
+    # the listener below on every status change: the patient's link dies some days after it.
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Staff sent the patient a new private link at this time: every link sent before stops
+    # working (the per-link rows are revoked too; this also ends links of the older, signed kind).
+    manage_links_reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc, onupdate=now_utc)
@@ -114,6 +123,17 @@ class ConsultationRequest(db.Model):
     @property
     def is_urgent(self) -> bool:
         return self.triage_level == TriageLevel.URGENT
+
+
+@event.listens_for(ConsultationRequest.status, "set")
+def _record_closing(
+    target: ConsultationRequest, value: RequestStatus, old: object, _initiator: object
+) -> None:
+    """Every status change, wherever it is made, keeps ``closed_at`` true."""
+    if value in OPEN_STATUSES:
+        target.closed_at = None
+    elif value != old or target.closed_at is None:
+        target.closed_at = now_utc()
 
 
 class MedicalHistory(db.Model):

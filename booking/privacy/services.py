@@ -30,6 +30,7 @@ from booking.dashboard.models import RequestEvent
 from booking.documents.models import Document
 from booking.documents.storage import get_storage
 from booking.extensions import db
+from booking.manage.models import ManageLink
 from booking.notifications.models import OutboxEmail
 from booking.patients.models import (
     ConsultationRequest,
@@ -329,6 +330,7 @@ def _delete_requests(request_ids: list[int], email: str | None = None) -> PurgeC
     # A claimed offer only records who took a freed time; unlinking it would reopen it.
     counts.slot_offers = run(delete(SlotOffer).where(SlotOffer.claimed_by_request_id.in_(ids)))
     counts.events = run(delete(RequestEvent).where(RequestEvent.request_id.in_(ids)))
+    run(delete(ManageLink).where(ManageLink.request_id.in_(ids)))
     counts.documents = run(delete(Document).where(Document.request_id.in_(ids)))
     run(delete(RequestDiagnosis).where(RequestDiagnosis.request_id.in_(ids)))
     run(delete(MedicalHistory).where(MedicalHistory.request_id.in_(ids)))

@@ -14,7 +14,6 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select, update
@@ -24,7 +23,7 @@ from booking.audit.services import record
 from booking.dashboard.ical import appointment_ics
 from booking.dashboard.services import compose_patient_update
 from booking.extensions import db
-from booking.manage.tokens import manage_token
+from booking.manage.tokens import offer_url
 from booking.notifications.models import OutboxEmail
 from booking.notifications.services import enqueue_delivery, queue_email
 from booking.patients.models import ConsultationRequest, RequestStatus
@@ -145,7 +144,6 @@ def offer_freed_slot(appointment: FreedTime) -> list[OutboxEmail]:
     )
     db.session.add(offer)
     db.session.flush()
-    base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
     emails = []
     for consultation in waiting:
         with force_locale(consultation.locale):
@@ -161,10 +159,7 @@ def offer_freed_slot(appointment: FreedTime) -> list[OutboxEmail]:
                 patient_name=consultation.patient.full_name,
                 offer=offer,
                 appointment=appointment,
-                accept_url=(
-                    f"{base}/manage/{consultation.reference}/{manage_token(consultation)}"
-                    f"/offers/{offer.token}"
-                ),
+                accept_url=offer_url(consultation, offer.token),
             )
         )
     record(

@@ -30,7 +30,6 @@ from werkzeug.test import TestResponse
 from booking.dashboard.models import RequestEvent
 from booking.documents.models import Document
 from booking.extensions import db
-from booking.manage.tokens import manage_token
 from booking.notifications.models import OutboxEmail
 from booking.notifications.services import deliver_outbox_email
 from booking.patients.models import ConsultationRequest, MedicalHistory, Patient
@@ -58,7 +57,7 @@ from tests.factories import (
     make_staff,
 )
 from tests.smtp import SmtpServer
-from tests.support import stored_files
+from tests.support import open_manage_link, stored_files
 
 # Script and HTML that would run or change the page if it were ever rendered unescaped.
 MARKUP = '<script>alert("xss")</script><img src=x onerror=alert(1)>'
@@ -259,9 +258,9 @@ def mail_settings(app_settings: dict[str, Any], smtp: SmtpServer) -> dict[str, A
 
 
 @pytest.fixture
-def clinic(app: Flask) -> dict[str, Any]:
+def clinic(app: Flask, client: FlaskClient) -> dict[str, Any]:
     """Staff of each role, a specialist with hours, a request holding a time (with its
-    private link) and one without a time."""
+    private link) and one without a time; ``client`` has opened both patients' links."""
     with app.app_context():
         admin = make_staff("admin", "admin@example.com", full_name="Ada Admin")
         coordinator = make_staff("coordinator", "coord@example.com", full_name="Cora Coord")
@@ -297,9 +296,9 @@ def clinic(app: Flask) -> dict[str, Any]:
             "location": location.id,
             "type": appointment_type.id,
             "booked": booked.reference,
-            "booked_link": f"/manage/{booked.reference}/{manage_token(booked)}",
+            "booked_link": open_manage_link(client, booked),
             "waiting": waiting.reference,
-            "waiting_link": f"/manage/{waiting.reference}/{manage_token(waiting)}",
+            "waiting_link": open_manage_link(client, waiting),
             "waiting_document": waiting.documents[0].id,
             "slot_keys": [s.key for s in slots[1:40]],
         }

@@ -14,10 +14,10 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import select
 
 from booking.extensions import db
-from booking.manage.tokens import SALT, manage_token
+from booking.manage.tokens import LEGACY_SALT, issue_link, link_for_token, revoke
 from booking.patients.models import ConsultationRequest
 from tests.hostile.conftest import MARKUP, assert_escaped, assert_refused, csrf, snapshot
-from tests.support import pdf_bytes
+from tests.support import legacy_manage_token, open_manage_link, pdf_bytes
 
 
 def _load(reference: str) -> ConsultationRequest:
@@ -33,34 +33,55 @@ def _tampered(token: str) -> str:
     return f"{payload}.{stamp}.{signature[:middle]}{flipped}{signature[middle + 1 :]}"
 
 
-def _expired(app: Flask, reference: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A real token for this request, signed just longer ago than links live."""
+def _expired_legacy(app: Flask, reference: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A real link of the older, signed kind, signed just longer ago than those live."""
     lifetime = app.config["MANAGE_LINK_DAYS"] * 24 * 3600
     real_clock = TimestampSigner.get_timestamp
     with monkeypatch.context() as patch:
         patch.setattr(TimestampSigner, "get_timestamp", lambda s: real_clock(s) - lifetime - 60)
-        return manage_token(_load(reference))
+        return legacy_manage_token(_load(reference))
+
+
+def _revoked(reference: str) -> str:
+    consultation = _load(reference)
+    token = issue_link(consultation)
+    db.session.flush()
+    revoke(link_for_token(token))
+    db.session.commit()
+    return f"/manage/open/{token}"
+
+
+def _one_character_changed(reference: str) -> str:
+    token = issue_link(_load(reference))
+    db.session.commit()
+    flipped = "A" if token[5] != "A" else "B"
+    return f"/manage/open/{token[:5]}{flipped}{token[6:]}"
 
 
 BadLink = Callable[[Flask, dict[str, Any], pytest.MonkeyPatch], str]
 BAD_LINKS: dict[str, BadLink] = {
-    "tampered-signature": lambda app, c, mp: (
-        f"/manage/{c['booked']}/{_tampered(c['booked_link'].rsplit('/', 1)[1])}"
+    "one-character-changed": lambda app, c, mp: _one_character_changed(c["booked"]),
+    "revoked": lambda app, c, mp: _revoked(c["booked"]),
+    "guessed": lambda app, c, mp: "/manage/open/" + "A" * 43,
+    "garbage": lambda app, c, mp: "/manage/open/" + "x" * 2000,
+    "sql-like": lambda app, c, mp: "/manage/open/' OR 1=1--",
+    "legacy-tampered-signature": lambda app, c, mp: (
+        f"/manage/{c['booked']}/{_tampered(legacy_manage_token(_load(c['booked'])))}"
     ),
-    "another-requests-token": lambda app, c, mp: (
-        f"/manage/{c['booked']}/{c['waiting_link'].rsplit('/', 1)[1]}"
+    "legacy-token-for-another-reference": lambda app, c, mp: (
+        f"/manage/{c['waiting']}/{legacy_manage_token(_load(c['booked']))}"
     ),
-    "token-for-another-reference": lambda app, c, mp: (
-        f"/manage/{c['waiting']}/{c['booked_link'].rsplit('/', 1)[1]}"
-    ),
-    "forged-with-another-key": lambda app, c, mp: (
+    "legacy-forged-with-another-key": lambda app, c, mp: (
         f"/manage/{c['booked']}/"
-        + URLSafeTimedSerializer("guessed-secret", salt=SALT).dumps({"r": 1, "ref": c["booked"]})
+        + URLSafeTimedSerializer("guessed-secret", salt=LEGACY_SALT).dumps(
+            {"r": 1, "ref": c["booked"]}
+        )
     ),
-    "expired": lambda app, c, mp: f"/manage/{c['booked']}/{_expired(app, c['booked'], mp)}",
-    "garbage": lambda app, c, mp: f"/manage/{c['booked']}/{'x' * 2000}",
-    "sql-like-reference": lambda app, c, mp: (
-        f"/manage/SC-' OR 1=1--/{c['booked_link'].rsplit('/', 1)[1]}"
+    "legacy-expired": lambda app, c, mp: (
+        f"/manage/{c['booked']}/{_expired_legacy(app, c['booked'], mp)}"
+    ),
+    "legacy-sql-like-reference": lambda app, c, mp: (
+        f"/manage/SC-' OR 1=1--/{legacy_manage_token(_load(c['booked']))}"
     ),
 }
 
@@ -68,20 +89,40 @@ BAD_LINKS: dict[str, BadLink] = {
 @pytest.mark.parametrize("make_link", BAD_LINKS.values(), ids=BAD_LINKS.keys())
 def test_a_bad_link_opens_nothing_and_changes_nothing(
     app: Flask,
-    client: FlaskClient,
     clinic: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
     make_link: BadLink,
 ) -> None:
     with app.app_context():
         link = make_link(app, clinic, monkeypatch)
-    token = csrf(client, clinic["booked_link"])  # a real session's token: only the link is bad
+    stranger = app.test_client()  # has opened no link
+    token = csrf(stranger, "/request")  # a real session's token: only the link is bad
     before = snapshot(app)
-    assert_refused(client.get(link), 404, "Page not found")
-    assert_refused(client.get(f"{link}/reschedule"), 404)
-    assert_refused(client.post(f"{link}/cancel", data={"cancel-csrf_token": token}), 404)
-    assert_refused(client.post(f"{link}/waitlist", data={"csrf_token": token, "join": "1"}), 404)
+    response = stranger.get(link)
+    assert_refused(response, 404, "This link no longer works")
+    assert not any("manage_access" in c for c in response.headers.getlist("Set-Cookie"))
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    page = clinic["booked_link"]
+    assert_refused(stranger.get(page), 403, "open your private link again")
+    assert_refused(stranger.get(f"{page}/reschedule"), 403)
+    assert_refused(stranger.post(f"{page}/cancel", data={"cancel-csrf_token": token}), 403)
+    assert_refused(stranger.post(f"{page}/waitlist", data={"csrf_token": token, "join": "1"}), 403)
     assert snapshot(app) == before
+
+
+def test_one_requests_cookie_opens_no_other_request(
+    app: Flask, client: FlaskClient, clinic: dict[str, Any]
+) -> None:
+    """The cookie is scoped to its request's pages, and checked against the reference: sent by
+    hand to another request's page it opens nothing."""
+    other = app.test_client()
+    with app.app_context():
+        open_manage_link(other, _load(clinic["waiting"]))
+    cookie = other.get_cookie("manage_access", path=clinic["waiting_link"])
+    assert cookie is not None
+    stranger = app.test_client()
+    stranger.set_cookie("manage_access", cookie.value, path=clinic["booked_link"])
+    assert_refused(stranger.get(clinic["booked_link"]), 403)
 
 
 def test_markup_in_a_cancellation_reason_is_shown_escaped_to_staff(

@@ -10,9 +10,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from itsdangerous import TimestampSigner
+from sqlalchemy import select
 
+from booking.extensions import db
+from booking.patients.models import ConsultationRequest
 from tests.hostile.conftest import MARKUP, assert_refused, csrf, snapshot
-from tests.support import form_tokens, pdf_bytes, valid_answers
+from tests.support import form_tokens, open_manage_link, pdf_bytes, valid_answers
 
 HUGE = str(2**70)
 BIG = str(2**40)  # fits SQLite's integers, not PostgreSQL's
@@ -205,7 +208,12 @@ def sender(app: Flask, clinic: dict[str, Any], coordinator: FlaskClient):
     def pick(who: str) -> tuple[FlaskClient, str]:
         if who == "staff":
             return coordinator, f"/staff/requests/{clinic['waiting']}"
-        return app.test_client(), clinic["booked_link"]
+        patient = app.test_client()
+        with app.app_context():
+            booked = db.session.scalars(
+                select(ConsultationRequest).where(ConsultationRequest.reference == clinic["booked"])
+            ).one()
+            return patient, open_manage_link(patient, booked)
 
     return pick
 

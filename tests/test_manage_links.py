@@ -1,0 +1,239 @@
+"""The patient's private link: random, kept only as a hash, revocable one by one, exchanged
+for a cookie on first use, read-only once the request is closed, dead some days after it."""
+
+from __future__ import annotations
+
+import base64
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from booking.audit.models import AuditEvent
+from booking.extensions import db
+from booking.manage import services as manage
+from booking.manage import tokens
+from booking.manage.models import ManageLink
+from booking.notifications.models import OutboxEmail
+from booking.patients.models import ConsultationRequest
+from booking.scheduling.availability import open_slots
+from booking.scheduling.services import SlotChoice
+from booking.staff.models import StaffUser
+from booking.timeutil import now_utc
+from tests.factories import (
+    make_appointment_type,
+    make_hours,
+    make_location,
+    make_request,
+    make_staff,
+)
+from tests.support import legacy_manage_token
+
+LINK_RE = re.compile(r"https?://[^/\s]+(/manage/open/[A-Za-z0-9_\-]+)")
+CSRF = re.compile(r'csrf_token" type="hidden" value="([^"]+)"')
+
+
+@pytest.fixture
+def booked(app: Flask) -> dict[str, Any]:
+    """A request holding a time two days out; the link its confirmation email carries."""
+    with app.app_context():
+        specialist = make_staff("specialist", "weber@example.com", full_name="Dr. Weber")
+        location = make_location()
+        appointment_type = make_appointment_type()
+        make_hours(specialist, location, range(7), "09:00", "17:00")
+        start = now_utc() + timedelta(days=2)
+        slot = open_slots(appointment_type, start, start + timedelta(days=14))[0]
+        consultation = make_request(
+            slot=SlotChoice(
+                appointment_type.id, slot.specialist_id, slot.location_id, slot.starts_at
+            )
+        )
+        body = db.session.scalars(
+            select(OutboxEmail.body_text).where(OutboxEmail.template == "request_received")
+        ).one()
+        return {
+            "id": consultation.id,
+            "reference": consultation.reference,
+            "link": LINK_RE.search(body).group(1),
+            "page": f"/manage/{consultation.reference}",
+            "ends_at": consultation.appointment.ends_at,
+        }
+
+
+def _load(reference: str) -> ConsultationRequest:
+    return db.session.scalars(
+        select(ConsultationRequest).where(ConsultationRequest.reference == reference)
+    ).one()
+
+
+def _set_clock(monkeypatch: pytest.MonkeyPatch, when: datetime) -> None:
+    monkeypatch.setattr(tokens, "now_utc", lambda: when)
+
+
+def test_a_token_is_256_random_bits_that_say_nothing_and_only_its_hash_is_stored(
+    app: Flask, booked: dict[str, Any]
+) -> None:
+    token = booked["link"].rsplit("/", 1)[1]
+    raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    assert len(raw) * 8 >= 128  # the issue's floor; it is 256
+    assert len(raw) == tokens.TOKEN_BYTES
+    # Nothing decodable: not the id, not the reference, no JSON, no signature parts.
+    assert "." not in token
+    assert booked["reference"].encode() not in raw and b'"r"' not in raw
+    with app.app_context():
+        others = {tokens.issue_link(_load(booked["reference"])) for _ in range(50)}
+        db.session.commit()
+        assert len(others) == 50 and token not in others
+        rows = db.session.scalars(select(ManageLink.token_hash)).all()
+        # Only SHA-256 digests are kept: no stored value opens anything.
+        assert len(rows) == 51 and all(re.fullmatch(r"[0-9a-f]{64}", h) for h in rows)
+        assert token not in rows
+
+
+def test_opening_the_link_trades_the_token_for_a_cookie_on_the_requests_pages(
+    app: Flask, client: FlaskClient, booked: dict[str, Any]
+) -> None:
+    response = client.get(booked["link"])
+    assert response.status_code == 303
+    assert response.headers["Location"] == booked["page"]  # no token in the address bar
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert "no-store" in response.headers["Cache-Control"]
+    (cookie,) = [c for c in response.headers.getlist("Set-Cookie") if "manage_access" in c]
+    assert f"Path={booked['page']}" in cookie
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert f"Max-Age={app.config['MANAGE_COOKIE_MINUTES'] * 60}" in cookie
+    page = client.get(booked["page"])
+    assert page.status_code == 200 and booked["reference"] in page.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalars(select(ManageLink.opened_at)).one() is not None
+
+
+def test_over_https_the_cookie_is_secure(app: Flask, booked: dict[str, Any]) -> None:
+    client = app.test_client()
+    response = client.get(booked["link"], base_url="https://clinic.example.com")
+    (cookie,) = [c for c in response.headers.getlist("Set-Cookie") if "manage_access" in c]
+    assert "Secure" in cookie
+
+
+def test_without_the_cookie_the_page_asks_for_the_link(
+    app: Flask, client: FlaskClient, booked: dict[str, Any]
+) -> None:
+    response = client.get(booked["page"])
+    assert response.status_code == 403
+    assert "Please open your private link again" in response.get_data(as_text=True)
+
+
+def test_each_link_is_revoked_on_its_own(
+    app: Flask, client: FlaskClient, booked: dict[str, Any]
+) -> None:
+    with app.app_context():
+        consultation = _load(booked["reference"])
+        second = tokens.issue_link(consultation)
+        db.session.commit()
+        tokens.revoke(tokens.link_for_token(booked["link"].rsplit("/", 1)[1]))
+        db.session.commit()
+    assert client.get(booked["link"]).status_code == 404
+    # The cookie a revoked link left stops working too: it is the token, checked each time.
+    assert client.get(booked["page"]).status_code == 403
+    assert client.get(f"/manage/open/{second}").status_code == 303
+    assert client.get(booked["page"]).status_code == 200
+
+
+def test_staff_send_a_new_link_and_every_earlier_one_stops_working(
+    app: Flask, client: FlaskClient, booked: dict[str, Any]
+) -> None:
+    with app.app_context():
+        coordinator_id = make_staff("coordinator", "cora@example.com").id
+        consultation = _load(booked["reference"])
+        legacy = legacy_manage_token(consultation)
+    assert client.get(booked["link"]).status_code == 303  # an open page, cookie set
+    with app.app_context():
+        coordinator = db.session.get(StaffUser, coordinator_id)
+        assert manage.send_new_link(_load(booked["reference"]), coordinator) == 1
+        email = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "manage_link")
+        ).one()
+        audit = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "manage_link_reissued")
+        ).one()
+        assert audit.actor_email == "cora@example.com"
+    assert client.get(booked["page"]).status_code == 403
+    assert client.get(booked["link"]).status_code == 404
+    assert client.get(f"/manage/{booked['reference']}/{legacy}").status_code == 404
+    new_link = LINK_RE.search(email.body_text).group(1)
+    assert "no longer work" in email.body_text
+    assert client.get(new_link).status_code == 303
+    assert client.get(booked["page"]).status_code == 200
+
+
+def test_a_cancelled_request_is_read_only_then_its_links_die(
+    app: Flask, client: FlaskClient, booked: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client.get(booked["link"])
+    page = client.get(booked["page"]).get_data(as_text=True)
+    response = client.post(
+        f"{booked['page']}/cancel", data={"cancel-csrf_token": CSRF.search(page).group(1)}
+    )
+    assert response.status_code == 302
+    page = client.get(booked["page"])
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and "nothing can be changed here" in text
+    assert "Cancel my request" not in text and "Send the documents" not in text
+    token = CSRF.search(client.get("/request").get_data(as_text=True)).group(1)
+    refused = client.post(f"{booked['page']}/waitlist", data={"csrf_token": token, "join": "1"})
+    assert refused.status_code == 409
+    assert "This request is closed" in refused.get_data(as_text=True)
+    with app.app_context():
+        closed_at = _load(booked["reference"]).closed_at
+    assert closed_at is not None
+    days = app.config["MANAGE_LINK_DAYS_AFTER_CLOSE"]
+    _set_clock(monkeypatch, closed_at + timedelta(days=days) - timedelta(minutes=1))
+    assert client.get(booked["page"]).status_code == 200
+    assert client.get(booked["link"]).status_code == 303
+    _set_clock(monkeypatch, closed_at + timedelta(days=days, minutes=1))
+    assert client.get(booked["page"]).status_code == 403
+    gone = client.get(booked["link"])
+    assert gone.status_code == 404
+    assert "This link no longer works" in gone.get_data(as_text=True)
+
+
+def test_an_open_requests_link_dies_days_after_the_appointment(
+    app: Flask, client: FlaskClient, booked: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    days = app.config["MANAGE_LINK_DAYS_AFTER_APPOINTMENT"]
+    _set_clock(monkeypatch, booked["ends_at"] + timedelta(days=days) - timedelta(minutes=1))
+    assert client.get(booked["link"]).status_code == 303
+    _set_clock(monkeypatch, booked["ends_at"] + timedelta(days=days, minutes=1))
+    assert client.get(booked["link"]).status_code == 404
+    assert client.get(booked["page"]).status_code == 403
+
+
+def test_a_link_of_the_older_signed_kind_still_opens_the_request_once_exchanged(
+    app: Flask, client: FlaskClient, booked: dict[str, Any]
+) -> None:
+    with app.app_context():
+        legacy = legacy_manage_token(_load(booked["reference"]))
+    response = client.get(f"/manage/{booked['reference']}/{legacy}")
+    assert response.status_code == 303
+    assert response.headers["Location"] == booked["page"]
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert client.get(booked["page"]).status_code == 200
+    with app.app_context():
+        # It was traded for a link of the new kind, which can be revoked like any other.
+        assert len(db.session.scalars(select(ManageLink)).all()) == 2
+
+
+def test_erasing_the_patient_removes_their_links(
+    app: Flask, booked: dict[str, Any], client: FlaskClient
+) -> None:
+    from booking.privacy.services import _delete_requests
+
+    with app.app_context():
+        _delete_requests([booked["id"]])
+        db.session.commit()
+        assert db.session.scalars(select(ManageLink)).all() == []
+    assert client.get(booked["link"]).status_code == 404
