@@ -157,10 +157,16 @@ class Config:
     # Origin / Sec-Fetch-Site instead (the token check stays on).
     WTF_CSRF_SSL_STRICT = False
 
-    # Staff sign-in: sessions end after this many idle minutes; reset links expire.
+    # Staff sign-in: a session ends after this many idle minutes, and this many hours after
+    # signing in however busy (both kept on the server: booking.staff.auth); reset links expire.
     STAFF_IDLE_MINUTES = _env_int("STAFF_IDLE_MINUTES", 30)
+    STAFF_SESSION_HOURS = _env_int("STAFF_SESSION_HOURS", 12)
     PASSWORD_RESET_HOURS = _env_int("PASSWORD_RESET_HOURS", 2)
     LOGIN_RATE_LIMIT = _env("LOGIN_RATE_LIMIT", "10 per minute; 50 per hour")
+    # Failed sign-ins (and two-factor codes) per account, from any address: slows guessing
+    # spread over many addresses; the window passes, so it never locks an account for good.
+    LOGIN_ACCOUNT_RATE_LIMIT = _env("LOGIN_ACCOUNT_RATE_LIMIT", "10 per 15 minutes")
+    TWO_FACTOR_ACCOUNT_RATE_LIMIT = _env("TWO_FACTOR_ACCOUNT_RATE_LIMIT", "5 per 15 minutes")
     # Request submissions per address (a clinic's waiting room may share one address).
     SUBMIT_RATE_LIMIT = _env("SUBMIT_RATE_LIMIT", "10 per minute; 60 per hour")
     # Flask-Limiter: counts live in Redis when it is configured, else in memory.
@@ -213,6 +219,8 @@ class TestingConfig(Config):
     MAIL_PORT = 1  # nothing listens here: a test that sends without its own server fails loudly
     RATELIMIT_STORAGE_URI = "memory://"
     LOGIN_RATE_LIMIT = "1000 per minute"  # the rate-limit test sets its own
+    LOGIN_ACCOUNT_RATE_LIMIT = "1000 per minute"
+    TWO_FACTOR_ACCOUNT_RATE_LIMIT = "1000 per minute"
     SUBMIT_RATE_LIMIT = "1000 per minute"
     # Most tests sign admins in with a password only; the two-factor tests require it.
     STAFF_2FA_REQUIRED_ROLES: list[str] = []

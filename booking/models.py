@@ -16,7 +16,7 @@ from booking.patients.models import (
 from booking.privacy.models import FilePurge
 from booking.scheduling import versions  # noqa: F401  (raises the availability version)
 from booking.scheduling.models import Appointment, AvailabilityVersion, Location
-from booking.staff.models import RecoveryCode, StaffRole, StaffUser
+from booking.staff.models import RecoveryCode, StaffRole, StaffSession, StaffUser
 
 __all__ = [
     "Appointment",
@@ -37,6 +37,7 @@ __all__ = [
     "RequestEvent",
     "RequestStatus",
     "StaffRole",
+    "StaffSession",
     "StaffUser",
     "TriageLevel",
 ]

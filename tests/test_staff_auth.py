@@ -4,7 +4,7 @@ reset links, account management by admins and the ``create-admin`` command."""
 from __future__ import annotations
 
 import re
-import time
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -19,9 +19,10 @@ from booking.audit.models import AuditEvent, AuditTrailIsAppendOnly
 from booking.audit.services import record
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
-from booking.staff.auth import LAST_SEEN_KEY
-from booking.staff.models import StaffRole, StaffUser
+from booking.staff import auth
+from booking.staff.models import StaffRole, StaffSession, StaffUser
 from booking.staff.services import set_staff_active
+from booking.timeutil import now_utc
 from tests.factories import PASSWORD, csrf_from, login, make_staff
 
 NEW_PASSWORD = "a brand new passphrase 2026"
@@ -274,24 +275,35 @@ class TestRateLimit:
 # Idle sessions --------------------------------------------------------------------------------
 
 
-def _age_session(client: FlaskClient, minutes: float) -> None:
-    """Pretend the last request of this session was ``minutes`` ago."""
-    with client.session_transaction() as session:
-        assert LAST_SEEN_KEY in session, "a signed-in request should note when it was made"
-        session[LAST_SEEN_KEY] = time.time() - minutes * 60
+class Clock:
+    """The sign-in code's clock, moved by hand (sessions are timed on the server)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = now_utc()
+        monkeypatch.setattr(auth, "now_utc", lambda: self.now)
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    return Clock(monkeypatch)
 
 
 def test_an_idle_session_is_signed_out(
-    app: Flask, client: FlaskClient, staff: dict[str, Any]
+    app: Flask, client: FlaskClient, staff: dict[str, Any], clock: Clock
 ) -> None:
     idle = app.config["STAFF_IDLE_MINUTES"]
     login(client, staff["coordinator"])
     assert signed_in(client)
 
-    _age_session(client, idle - 1)  # still within the limit
+    clock.advance(minutes=idle - 1)  # still within the limit
+    assert client.get("/staff/calendar").status_code == 200
+    clock.advance(minutes=idle - 1)  # idle counts from the last page, not the sign-in
     assert client.get("/staff/calendar").status_code == 200
 
-    _age_session(client, idle + 1)
+    clock.advance(minutes=idle + 1)
     response = client.get("/staff/calendar?view=day")
     assert response.status_code == 302
     location = urlsplit(response.headers["Location"])
@@ -302,14 +314,91 @@ def test_an_idle_session_is_signed_out(
     assert not signed_in(client)
 
 
-def test_signing_in_again_after_a_long_break_is_not_an_idle_session(
+def _copy_session_cookie(source: FlaskClient, target: FlaskClient) -> None:
+    cookie = source.get_cookie("session")
+    assert cookie is not None
+    target.set_cookie("session", cookie.value)
+
+
+def test_a_cookie_copied_before_signing_out_is_refused_after_it(
     app: Flask, client: FlaskClient, staff: dict[str, Any]
+) -> None:
+    login(client, staff["coordinator"])
+    thief = app.test_client()
+    _copy_session_cookie(client, thief)
+    assert signed_in(thief), "the copy works while the session lasts"
+    logout(client)
+    assert not signed_in(thief)
+    assert not signed_in(client)
+    with app.app_context():
+        (ended,) = db.session.scalars(select(StaffSession)).all()
+        assert ended.ended_at is not None and ended.end_reason == "signed_out"
+
+
+def test_signing_out_ends_only_this_browsers_session(
+    app: Flask, client: FlaskClient, staff: dict[str, Any]
+) -> None:
+    other_browser = app.test_client()
+    login(client, staff["coordinator"])
+    login(other_browser, staff["coordinator"])
+    logout(client)
+    assert signed_in(other_browser)
+
+
+def test_a_session_ends_at_its_absolute_lifetime_however_busy(
+    app: Flask, client: FlaskClient, staff: dict[str, Any], clock: Clock
+) -> None:
+    hours = app.config["STAFF_SESSION_HOURS"]
+    assert hours == 12  # the documented default
+    login(client, staff["coordinator"])
+    copy = app.test_client()
+    _copy_session_cookie(client, copy)
+    # Busy all day: a page every 20 minutes never lets it go idle ...
+    for _ in range(hours * 3 - 1):
+        clock.advance(minutes=20)
+        assert client.get("/staff/calendar").status_code == 200
+    clock.advance(minutes=19)
+    assert client.get("/staff/calendar").status_code == 200
+    # ... yet twelve hours after signing in it ends, for the copy too.
+    clock.advance(minutes=2)
+    response = client.get("/staff/calendar")
+    assert response.status_code == 302
+    page = client.get(response.headers["Location"])
+    assert "Your session reached its time limit. Please sign in again." in alerts(page)
+    assert not signed_in(client)
+    assert not signed_in(copy)
+    assert login(client, staff["coordinator"]).status_code == 302
+    assert signed_in(client)
+
+
+def test_a_password_change_or_deactivation_ends_every_session(
+    app: Flask, staff: dict[str, Any]
+) -> None:
+    browsers = [app.test_client() for _ in range(2)]
+    for browser in browsers:
+        login(browser, staff["coordinator"])
+    with app.app_context():
+        from booking.staff.services import set_password
+
+        set_password(db.session.get(StaffUser, staff["coordinator_id"]), NEW_PASSWORD)
+        reasons = set(db.session.scalars(select(StaffSession.end_reason)))
+    assert reasons == {"password_changed"}
+    assert not any(signed_in(b) for b in browsers)
+    login(browsers[0], staff["coordinator"], NEW_PASSWORD)
+    with app.app_context():
+        admin = db.session.get(StaffUser, staff["admin_id"])
+        set_staff_active(db.session.get(StaffUser, staff["coordinator_id"]), False, actor=admin)
+        last = db.session.scalars(select(StaffSession).order_by(StaffSession.id.desc())).first()
+        assert last.end_reason == "deactivated"
+    assert not signed_in(browsers[0])
+
+
+def test_signing_in_again_after_a_long_break_is_not_an_idle_session(
+    app: Flask, client: FlaskClient, staff: dict[str, Any], clock: Clock
 ) -> None:
     def two_hours_pass() -> None:
         # The browser keeps its session cookie meanwhile (whatever the app left in it).
-        with client.session_transaction() as session:
-            if LAST_SEEN_KEY in session:
-                session[LAST_SEEN_KEY] = time.time() - 2 * 3600
+        clock.advance(hours=2)
 
     # After signing out ...
     login(client, staff["coordinator"])
@@ -669,3 +758,39 @@ def test_create_admin_refuses_an_address_in_use_with_a_message(
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "An account with this email address already exists." in result.output
     assert account(app, staff["coordinator"]).role == StaffRole.COORDINATOR  # type: ignore[union-attr]
+
+
+class TestPerAccountThrottling:
+    """Guessing one account's password from many addresses is slowed by the account's own
+    count of failures; other accounts, and the right password after the window, still work."""
+
+    @pytest.fixture
+    def app_settings(self, app_settings: dict[str, Any]) -> dict[str, Any]:
+        app_settings["LOGIN_ACCOUNT_RATE_LIMIT"] = "3 per 15 minutes"
+        return app_settings
+
+    @staticmethod
+    def _from(app: Flask, address: str) -> FlaskClient:
+        client = app.test_client()
+        client.environ_base["REMOTE_ADDR"] = address
+        return client
+
+    def test_failures_from_many_addresses_count_against_the_account(
+        self, app: Flask, staff: dict[str, Any]
+    ) -> None:
+        for n in range(3):
+            guesser = self._from(app, f"198.51.100.{n + 1}")
+            assert login(guesser, staff["coordinator"], "guessing again").status_code == 401
+        fourth = self._from(app, "198.51.100.99")
+        response = login(fourth, staff["coordinator"], "guessing again")
+        assert response.status_code == 429
+        assert "Too many attempts" in response.get_data(as_text=True)
+        # The account's owner waits too (that is the point), but another account does not.
+        assert login(self._from(app, "203.0.113.5"), staff["coordinator"]).status_code == 429
+        assert login(self._from(app, "203.0.113.5"), staff["admin"]).status_code == 302
+
+    def test_successful_sign_ins_do_not_count(self, app: Flask, staff: dict[str, Any]) -> None:
+        for _ in range(5):
+            client = self._from(app, "203.0.113.7")
+            assert login(client, staff["coordinator"]).status_code == 302
+            logout(client)

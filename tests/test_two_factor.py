@@ -174,3 +174,27 @@ def test_an_admin_can_require_two_factor_for_other_roles(app: Flask, client: Fla
 def enrol_signed_in_admin(client: FlaskClient) -> tuple[str, list[str]]:
     login(client, "admin@example.com")
     return enrol(client)
+
+
+class TestPerAccountCodeThrottling:
+    @pytest.fixture
+    def app_settings(self, app_settings: dict[str, Any]) -> dict[str, Any]:
+        app_settings["TWO_FACTOR_ACCOUNT_RATE_LIMIT"] = "2 per 15 minutes"
+        return app_settings
+
+    def test_wrong_codes_from_many_browsers_count_against_the_account(
+        self, app: Flask, client: FlaskClient, admin: str
+    ) -> None:
+        login(client, admin)
+        secret, _codes = enrol(client)
+        sign_out(client)
+        for n in range(2):
+            guesser = app.test_client()
+            guesser.environ_base["REMOTE_ADDR"] = f"198.51.100.{n + 1}"
+            login(guesser, admin)
+            assert code_step(guesser, "000000").status_code == 401
+        third = app.test_client()
+        third.environ_base["REMOTE_ADDR"] = "198.51.100.50"
+        login(third, admin)
+        code = pyotp.TOTP(secret).at(time.time() + 30)
+        assert code_step(third, code).status_code == 429

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import secrets
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import Flask, abort, current_app, flash, redirect, request, session, url_for
+from flask import Flask, abort, current_app, flash, g, redirect, request, session, url_for
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user, logout_user
+from flask_login import current_user, login_user, logout_user
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from booking.extensions import db, login_manager
-from booking.staff.models import StaffRole, StaffUser
+from booking.staff.models import StaffRole, StaffSession, StaffUser
 from booking.timeutil import now_utc
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -30,7 +32,6 @@ MIN_PASSWORD_LENGTH = 12
 ENROLMENT_ENDPOINTS = frozenset(
     {"staff.two_factor_setup", "staff.logout", "static", "bootstrap.static"}
 )
-LAST_SEEN_KEY = "staff_last_seen"
 
 
 def hash_password(password: str) -> str:
@@ -62,6 +63,71 @@ def find_staff_by_email(email: str) -> StaffUser | None:
     return db.session.scalar(select(StaffUser).where(StaffUser.email == email.strip().lower()))
 
 
+SESSION_KEY = "staff_sid"
+# How often a session's last_seen_at is written: the idle limit is measured to about this.
+SEEN_WRITE_INTERVAL = timedelta(seconds=60)
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(user: StaffUser) -> None:
+    """Sign ``user`` in on this browser: a new server-side session, and its id in the cookie.
+    Commits."""
+    sid = secrets.token_urlsafe(32)
+    now = now_utc()
+    db.session.add(
+        StaffSession(
+            staff_id=user.id,
+            token_hash=_hash(sid),
+            created_at=now,
+            last_seen_at=now,
+            address=(request.remote_addr or "")[:45] or None,
+        )
+    )
+    db.session.commit()
+    login_user(user)
+    session[SESSION_KEY] = sid
+
+
+def end_session(reason: str) -> None:
+    """End this browser's session on the server (a copy of its cookie opens nothing
+    afterwards) and forget the user here. Commits."""
+    current = g.get("staff_session")
+    if current is not None and current.ended_at is None:
+        current.ended_at = now_utc()
+        current.end_reason = reason
+        db.session.commit()
+    logout_user()
+    session.pop(SESSION_KEY, None)
+
+
+def end_all_sessions(user: StaffUser, reason: str) -> None:
+    """End every session of ``user`` (password change, deactivation); the caller commits."""
+    db.session.execute(
+        update(StaffSession)
+        .where(StaffSession.staff_id == user.id, StaffSession.ended_at.is_(None))
+        .values(ended_at=now_utc(), end_reason=reason)
+    )
+
+
+def _session_over(staff_session: StaffSession, now: datetime) -> str | None:
+    """Why this session must end now, or None."""
+    config = current_app.config
+    if now - staff_session.created_at >= timedelta(hours=config["STAFF_SESSION_HOURS"]):
+        return "expired"
+    if now - staff_session.last_seen_at >= timedelta(minutes=config["STAFF_IDLE_MINUTES"]):
+        return "idle"
+    return None
+
+
+ENDED_MESSAGES = {
+    "idle": _l("You were signed out after a period of inactivity."),
+    "expired": _l("Your session reached its time limit. Please sign in again."),
+}
+
+
 def init_auth(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.login_view = "staff.login"
@@ -71,8 +137,24 @@ def init_auth(app: Flask) -> None:
 
     @login_manager.user_loader
     def load_user(session_token: str) -> StaffUser | None:
-        user = db.session.scalar(select(StaffUser).where(StaffUser.session_token == session_token))
-        return user if user is not None and user.active else None
+        # The account and this browser's server-side session in one query: a cookie whose
+        # session was ended (signed out, timed out, password changed) loads no user.
+        sid = session.get(SESSION_KEY)
+        if not isinstance(sid, str) or not sid:
+            return None
+        row = db.session.execute(
+            select(StaffUser, StaffSession)
+            .join(StaffSession, StaffSession.staff_id == StaffUser.id)
+            .where(
+                StaffUser.session_token == session_token,
+                StaffSession.token_hash == _hash(sid),
+                StaffSession.ended_at.is_(None),
+            )
+        ).first()
+        if row is None or not row[0].active:
+            return None
+        g.staff_session = row[1]
+        return row[0]
 
     @app.before_request
     def end_idle_staff_sessions() -> Any:
@@ -80,17 +162,18 @@ def init_auth(app: Flask) -> None:
         # protection, which would rewrite their session cookie on every page).
         if "_user_id" not in session or not current_user.is_authenticated:
             return None
-        idle = timedelta(minutes=app.config["STAFF_IDLE_MINUTES"])
-        now = now_utc().timestamp()
-        last_seen = session.get(LAST_SEEN_KEY)
-        if last_seen is not None and now - float(last_seen) > idle.total_seconds():
-            logout_user()
-            session.pop(LAST_SEEN_KEY, None)
-            flash(str(_l("You were signed out after a period of inactivity.")), "info")
+        staff_session: StaffSession = g.staff_session
+        now = now_utc()
+        reason = _session_over(staff_session, now)
+        if reason is not None:
+            end_session(reason)
+            flash(str(ENDED_MESSAGES[reason]), "info")
             # Come back to the page after signing in (a GET; a form post cannot be replayed).
             target = request.full_path if request.method == "GET" else None
             return redirect(url_for("staff.login", next=target))
-        session[LAST_SEEN_KEY] = now
+        if now - staff_session.last_seen_at >= SEEN_WRITE_INTERVAL:
+            staff_session.last_seen_at = now
+            db.session.commit()
         # An account that must use a second factor works only after enrolling one.
         # (Staff pages only: patient pages show no staff data, and this costs a query.)
         if (

@@ -76,6 +76,25 @@ class StaffUser(db.Model):
         return self.role in (StaffRole.ADMIN, StaffRole.COORDINATOR)
 
 
+class StaffSession(db.Model):
+    """One signed-in browser. The session cookie holds a random id whose SHA-256 is kept
+    here, so the server decides when a session ends: signing out, the idle and absolute
+    limits, a password change and a deactivation end it, and a copied cookie is refused
+    afterwards (booking.staff.auth)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(
+        ForeignKey("staff_user.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # signed_out, idle, expired, password_changed, deactivated
+    end_reason: Mapped[str | None] = mapped_column(String(20))
+    address: Mapped[str | None] = mapped_column(String(45))
+
+
 class RecoveryCode(db.Model):
     """A one-time code for signing in without the authenticator app; stored hashed."""
 

@@ -11,6 +11,7 @@ from booking.audit.services import changes, record
 from booking.extensions import db
 from booking.notifications.services import enqueue_delivery, queue_email
 from booking.staff.auth import (
+    end_all_sessions,
     find_staff_by_email,
     hash_password,
     make_reset_token,
@@ -107,6 +108,7 @@ def set_password(user: StaffUser, password: str, *, actor: StaffUser | None = No
     """Set a new password and sign the account out of every other session."""
     user.password_hash = hash_password(password)
     user.session_token = new_session_token()
+    end_all_sessions(user, "password_changed")
     record("password_changed", target_type="staff", target_id=user.id, actor=actor or user)
     db.session.commit()
 
@@ -144,6 +146,8 @@ def set_staff_active(user: StaffUser, active: bool, *, actor: StaffUser) -> None
         return
     user.active = active
     user.session_token = new_session_token()  # signs a deactivated account out at once
+    if not active:
+        end_all_sessions(user, "deactivated")
     record(
         "staff_activated" if active else "staff_deactivated",
         target_type="staff",

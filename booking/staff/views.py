@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from urllib.parse import urlsplit
 
 from flask import (
@@ -15,13 +16,13 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from booking.extensions import db, limiter
 from booking.staff import services, twofactor
-from booking.staff.auth import LAST_SEEN_KEY, roles_required, user_for_reset_token
+from booking.staff.auth import end_session, roles_required, start_session, user_for_reset_token
 from booking.staff.forms import (
     ROLE_CHOICES,
     CodeForm,
@@ -37,13 +38,36 @@ from booking.staff.models import (
     configured_two_factor_roles,
     two_factor_required_roles,
 )
-from booking.timeutil import now_utc
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
 
 def _login_limit() -> str:
     return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+# Guessing spread over many addresses is slowed per account too: failed attempts (401) count
+# against the account typed in, for a window, never as a permanent lockout.
+def _account_limit() -> str:
+    return current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"]
+
+
+def _account_key() -> str:
+    email = (request.form.get("email") or "").strip().lower()[:254]
+    return "login-account:" + hashlib.sha256(email.encode("utf-8", "replace")).hexdigest()
+
+
+def _code_limit() -> str:
+    return current_app.config["TWO_FACTOR_ACCOUNT_RATE_LIMIT"]
+
+
+def _code_account_key() -> str:
+    pending = str(session.get(PENDING_KEY) or "")
+    return "login-code-account:" + hashlib.sha256(pending.encode()).hexdigest()
+
+
+def _failed(response: Response) -> bool:
+    return response.status_code == 401
 
 
 def _safe_next(target: str | None) -> str:
@@ -57,6 +81,7 @@ def _safe_next(target: str | None) -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(_account_limit, key_func=_account_key, methods=["POST"], deduct_when=_failed)
 def login() -> Response | str | tuple[str, int]:
     if current_user.is_authenticated:
         return redirect(url_for("dashboard.queue"))
@@ -82,13 +107,13 @@ SETUP_KEY = "staff_totp_setup"
 
 
 def _complete_login(user: StaffUser, target: str) -> Response:
-    login_user(user)
-    session[LAST_SEEN_KEY] = now_utc().timestamp()  # a fresh session is not idle
+    start_session(user)
     return redirect(target)
 
 
 @bp.route("/login/code", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(_code_limit, key_func=_code_account_key, methods=["POST"], deduct_when=_failed)
 def login_code() -> Response | str | tuple[str, int]:
     token = session.get(PENDING_KEY)
     user = (
@@ -134,8 +159,7 @@ def two_factor_setup() -> Response | str | tuple[str, int]:
 @roles_required()
 def logout() -> Response:
     services.log_out(current_user)
-    logout_user()
-    session.pop(LAST_SEEN_KEY, None)
+    end_session("signed_out")
     flash(_("You are signed out."), "info")
     return redirect(url_for("staff.login"))
 
