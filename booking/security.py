@@ -36,8 +36,9 @@ REFERRER_POLICY = "same-origin"
 
 
 def init_security(app: Flask) -> None:
-    # Registered before Talisman's, so it runs after it (Flask runs them in reverse order).
+    # Registered before Talisman's, so they run after it (Flask runs them in reverse order).
     app.after_request(_no_referrer_from_token_addresses)
+    app.after_request(never_stored)
     talisman.init_app(
         app,
         force_https=app.config["FORCE_HTTPS"],
@@ -63,6 +64,26 @@ def _no_referrer_from_token_addresses(response: Response) -> Response:
     view = current_app.view_functions.get(request.endpoint or "")
     if getattr(view, "token_in_url", False):
         response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+# Files the same for everyone (CSS, scripts, fonts): the only responses a browser or proxy
+# may keep.
+STATIC_ENDPOINTS = frozenset({"static", "bootstrap.static"})
+NO_STORE = "no-store, private"
+
+
+def never_stored(response: Response) -> Response:
+    """No page or download of this application is kept by a browser or a proxy.
+
+    One rule instead of a list of "pages with patient data": staff pages and downloads, the
+    submitted page, the manage pages, a form shown again with the answers typed, and every
+    page carrying a session's CSRF token are all covered, and a new page is covered before
+    anyone decides whether it shows patient data. Only static files are cacheable.
+    """
+    if request.endpoint not in STATIC_ENDPOINTS:
+        response.headers["Cache-Control"] = NO_STORE
+        response.headers.pop("Expires", None)
     return response
 
 

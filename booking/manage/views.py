@@ -59,9 +59,7 @@ def _limit() -> str:
 
 @bp.after_request
 def _private(response: Response) -> Response:
-    # A patient's own pages: never cached, never indexed. The addresses that carry the token
-    # (answered with a redirect or the "link no longer works" page) send no referrer either.
-    response.headers["Cache-Control"] = "no-store, private"
+    # A patient's own pages are never indexed (never stored either: booking.security).
     response.headers["X-Robots-Tag"] = "noindex, nofollow"
     return response
 
