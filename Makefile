@@ -35,7 +35,8 @@ run: install
 	@echo "Emails: http://127.0.0.1:5000/dev/mail"
 	SPINECONSULT_ENV=development PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile
 
-## Debian's chromium for the browser tests (Playwright cannot download its own here).
+## Debian's chromium for the browser tests (Playwright cannot download its own here), and
+## Debian's nginx for the production suite's TLS proxy (tests/production/).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -44,6 +45,13 @@ browser:
 			{ apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } || \
 			echo "Could not install chromium: browser tests will be skipped (and fail under .ci/run)."; \
 		else echo "chromium is missing and cannot be installed here: browser tests will be skipped."; fi; }
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			export DEBIAN_FRONTEND=noninteractive; \
+			apt-get install -y -q nginx-light >/dev/null 2>&1 || \
+			{ apt-get update -q >/dev/null && apt-get install -y -q nginx-light >/dev/null; } || \
+			echo "Could not install nginx-light: the production suite will be skipped (and fail under .ci/run)."; \
+		else echo "nginx is missing and cannot be installed here: the production suite will be skipped."; fi; }
 
 ## Retake README's screenshots (docs/screenshots/) from the app as it is, with demo data.
 screenshots: install browser

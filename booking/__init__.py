@@ -43,6 +43,11 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
     from booking.crypto import init_keys
 
     init_keys(app)
+    from booking.logging import init_logging
+
+    # First: every request gets its id before anything (CSRF, the same-origin check) can
+    # refuse it, so a refusal's log line and X-Request-ID match the proxy's.
+    init_logging(app)
     register_extensions(app)
     from booking.urlargs import URL_CONVERTERS
 
@@ -52,11 +57,9 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
 
     from booking.cli import register_commands
     from booking.errors import register_error_handlers
-    from booking.logging import init_logging
     from booking.notifications.tasks import init_task_queue
 
     register_error_handlers(app)
-    init_logging(app)
     register_commands(app)
     init_task_queue(app)
     return app

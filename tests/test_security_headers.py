@@ -161,9 +161,11 @@ class TestSameOriginPosts:
     def test_a_post_from_elsewhere_is_refused_with_the_friendly_page(
         self, secure: FlaskClient, headers: dict[str, str]
     ) -> None:
-        response = self._login(secure, **headers)
+        response = self._login(secure, **headers, **{"X-Request-ID": "a1b2c3d4e5f60718"})
         assert response.status_code == 400
         assert "This form has expired" in response.get_data(as_text=True)
+        # The refusal keeps the proxy's request id, so both logs can be matched.
+        assert response.headers["X-Request-ID"] == "a1b2c3d4e5f60718"
 
     def test_the_token_is_still_checked_when_the_origin_is_right(self, secure: FlaskClient) -> None:
         response = secure.post(

@@ -1,0 +1,289 @@
+"""The clinic as deployed (tests/production/conftest.py: nginx with deploy/nginx/spineconsult.conf
+and a certificate made for the run, gunicorn with the production settings, the worker, a real
+SMTP server), used in Chromium through HTTPS by a patient, a coordinator and an administrator.
+
+Every page the browser loads must keep referrers within the site and carry HSTS, and every
+form it posts must be accepted (``visiting``): under ``Referrer-Policy: no-referrer`` Chromium
+sends ``Origin: null`` with each form, which the app has to refuse, so no form would work.
+
+Controls are found the way a screen-reader user finds them: fields by their label, choices by
+their group's legend, buttons and links by their name.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import socket
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyotp
+import pytest
+from playwright.sync_api import Browser, expect
+
+from booking.cli import demo_pdf
+from tests.e2e.conftest import (
+    CLINIC_EMAIL,
+    IMAGING_REVIEW,
+    PATIENT_EMAIL,
+    attach_document,
+    fill_required_answers,
+    pick_first_time,
+    shown_reference,
+    sign_in,
+    slot_time,
+    text_of,
+    wait_for_email,
+)
+from tests.production.conftest import ADMIN, COORDINATOR, HOST, Deployment, Visitor, visiting
+from tests.smtp import Received
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@dataclass(frozen=True)
+class Sent:
+    reference: str
+    chosen: str  # the time the patient took, as the pages spell it
+    receipt: Received  # the patient's email
+
+
+def send_request(patient: Visitor, document: Path | None = None) -> Sent:
+    """A patient's whole request from the home page: the earliest time, the required answers,
+    ``document`` if given; then the email the worker delivers."""
+    page, deployment = patient.page, patient.deployment
+    chosen = pick_first_time(page, deployment, IMAGING_REVIEW)
+    fill_required_answers(page)
+    if document is not None:
+        attach_document(page, document)
+    patient.check()  # the form page as the browser got it: would it let the form through?
+    page.get_by_role("button", name="Send my request").click()
+
+    expect(page).to_have_url(deployment("/request/submitted"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your request was sent")
+    reference = shown_reference(page)
+    receipt = wait_for_email(
+        deployment.mail, f"We received your request {reference}", deployment.worker
+    )
+    return Sent(reference, chosen, receipt)
+
+
+def staff_sign_in(staff: Visitor, email: str, **options: Any) -> None:
+    """``tests.e2e``'s sign-in, once the sign-in page as the browser got it has been checked
+    (would it let the form through?)."""
+    staff.page.goto(staff.deployment("/staff/login"))
+    staff.check()
+    sign_in(staff.page, staff.deployment, email, **options)
+
+
+def links_in(received: Received, prefix: str) -> list[str]:
+    """The links in an email's text that start with ``prefix`` (an address on the proxy)."""
+    pattern = re.compile(rf"^{re.escape(prefix)}\S*$", re.MULTILINE)
+    return pattern.findall(text_of(received))
+
+
+def test_patient_sends_a_request_with_a_pdf_and_a_coordinator_confirms_it_and_reads_the_pdf(
+    deployment: Deployment, browser: Browser, pdf_file: Path
+) -> None:
+    with visiting(deployment, browser) as patient:
+        page = patient.page
+        sent = send_request(patient, pdf_file)
+        expect(page).to_have_title(re.compile(r"^Request sent"))
+        expect(page.get_by_text("We received 1 document.")).to_be_visible()
+        expect(page.get_by_text("Please seek emergency care now")).to_have_count(0)
+
+    # The email went through the worker to the SMTP server, with links to the public address.
+    assert sent.receipt.rcpt_tos == [PATIENT_EMAIL]
+    assert sent.chosen in text_of(sent.receipt)
+    assert links_in(sent.receipt, deployment("/manage/")), text_of(sent.receipt)
+    notice = wait_for_email(deployment.mail, f"New request {sent.reference}", deployment.worker)
+    assert notice.rcpt_tos == [CLINIC_EMAIL]
+    [record_link] = links_in(notice, deployment(f"/staff/requests/{sent.reference}"))
+
+    with visiting(deployment, browser) as coordinator:
+        page = coordinator.page
+        staff_sign_in(coordinator, COORDINATOR)
+        page.goto(record_link)
+        expect(page.get_by_role("heading", level=1)).to_contain_text(sent.reference)
+
+        # The held time is filled in: confirming takes one press.
+        confirm = page.get_by_role("form", name="Confirm an appointment")
+        confirm.get_by_role("button", name="Confirm and email the patient").click()
+        expect(
+            page.get_by_role("status").filter(has_text="Done: the patient has been emailed.")
+        ).to_be_visible()
+        expect(page.get_by_text("confirmed", exact=True)).to_be_visible()
+
+        # The document, decrypted by the app and passed through the proxy, is the patient's.
+        with page.expect_download() as download:
+            page.get_by_role("link", name="Download mri-report.pdf").click()
+        assert download.value.suggested_filename == "mri-report.pdf"
+        assert Path(download.value.path()).read_bytes() == pdf_file.read_bytes()
+
+    confirmed = wait_for_email(
+        deployment.mail, f"Your appointment is confirmed ({sent.reference})", deployment.worker
+    )
+    assert confirmed.rcpt_tos == [PATIENT_EMAIL]
+    assert sent.chosen in text_of(confirmed)
+
+
+def test_patient_moves_the_time_then_cancels_by_the_emailed_link(
+    deployment: Deployment, browser: Browser
+) -> None:
+    with visiting(deployment, browser) as patient:
+        page = patient.page
+        sent = send_request(patient)
+        [link] = links_in(sent.receipt, deployment("/manage/"))
+
+        # Whatever the link's form, it opens the patient's own page.
+        page.goto(link)
+        expect(page.get_by_role("heading", level=1)).to_have_text(f"Your request {sent.reference}")
+        appointment = page.get_by_role("region", name="Your appointment")
+        expect(appointment).to_contain_text(sent.chosen)
+
+        appointment.get_by_role("link", name="Choose another time").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Choose another time")
+        other = page.get_by_role("radio").first
+        other.check()
+        moved_to = slot_time(deployment, other)
+        assert moved_to != sent.chosen
+        page.get_by_role("button", name="Move my appointment to this time").click()
+        expect(
+            page.get_by_role("status").filter(
+                has_text="Your new time is saved. We have sent you a confirmation."
+            )
+        ).to_be_visible()
+        expect(appointment).to_contain_text(moved_to)
+
+        page.get_by_text("I want to cancel", exact=True).click()
+        page.get_by_role("button", name="Cancel my request").click()
+        expect(
+            page.get_by_role("status").filter(
+                has_text="Your request is cancelled. We have sent you a confirmation."
+            )
+        ).to_be_visible()
+        expect(page.get_by_text("Status: cancelled")).to_be_visible()
+
+    changed = wait_for_email(
+        deployment.mail, f"Your appointment has changed ({sent.reference})", deployment.worker
+    )
+    assert f"When: {moved_to}" in text_of(changed)
+    cancelled = wait_for_email(
+        deployment.mail, f"Your request {sent.reference} is cancelled", deployment.worker
+    )
+    assert cancelled.rcpt_tos == [PATIENT_EMAIL]
+
+
+def test_admin_enrols_two_factor_sign_in_then_signs_in_with_a_code(
+    deployment: Deployment, browser: Browser
+) -> None:
+    with visiting(deployment, browser) as admin:
+        page = admin.page
+        # Production requires it of administrators: the first sign-in leads to enrolment.
+        staff_sign_in(admin, ADMIN, landing="Set up two-factor sign-in")
+        expect(
+            page.get_by_role("img", name=re.compile(r"^QR code for your authenticator app"))
+        ).to_be_visible()
+        key = page.locator("code").inner_text().strip()
+        page.get_by_label("Code", exact=True).fill(pyotp.TOTP(key).now())
+        page.get_by_role("button", name="Turn on two-factor sign-in").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Two-factor sign-in is on")
+        expect(page.locator("#recovery-codes").get_by_role("listitem")).to_have_count(10)
+        page.get_by_role("link", name="Continue").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Triage queue")
+
+        page.get_by_role("button", name="Sign out").click()
+        staff_sign_in(admin, ADMIN, totp_secret=key)
+        # Signed in through TLS the browser did not trust: the cookies are still Secure ones.
+        cookies = page.context.cookies()
+        assert cookies and all(cookie["secure"] for cookie in cookies), cookies
+
+
+# --- the proxy itself, without a browser ---------------------------------------------------
+
+
+def test_the_proxy_redirects_http_refuses_other_names_and_passes_request_ids_and_uploads(
+    deployment: Deployment,
+) -> None:
+    # Plain HTTP only redirects, to the same path on the public HTTPS address.
+    plain = http.client.HTTPConnection(HOST, deployment.http_port, timeout=30)
+    try:
+        plain.request("GET", "/request?type=1")
+        answer = plain.getresponse()
+        assert answer.status == 301
+        assert answer.getheader("Location") == deployment("/request?type=1")
+    finally:
+        plain.close()
+
+    tls = deployment.tls_context()  # trusts exactly the certificate made for this run
+    secure = http.client.HTTPSConnection(HOST, deployment.https_port, timeout=30, context=tls)
+    try:
+        secure.request("GET", "/")
+        answer = secure.getresponse()
+        answer.read()
+        assert answer.status == 200
+        assert "max-age=" in (answer.getheader("Strict-Transport-Security") or "")
+        request_id = answer.getheader("X-Request-ID") or ""
+        # nginx's $request_id (32 hex digits), adopted by the app and echoed back.
+        assert re.fullmatch(r"[0-9a-f]{32}", request_id), request_id
+
+        # The probes' endpoints are not public.
+        secure.request("GET", "/health/ready")
+        answer = secure.getresponse()
+        answer.read()
+        assert answer.status == 404
+
+        # A form with a document over nginx's default limit (1 MB) reaches the app, which
+        # refuses this one for want of a form token, instead of being cut off with 413.
+        boundary = "spineconsult-test-boundary"
+        body = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="documents-0-file"; '
+            f'filename="scan.pdf"\r\nContent-Type: application/pdf\r\n\r\n'.encode()
+            + demo_pdf("A large scan", size=3 * 1024 * 1024)
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        secure.request(
+            "POST",
+            "/request",
+            body=body,
+            headers={
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+                "Origin": deployment.url,
+            },
+        )
+        answer = secure.getresponse()
+        answer.read()
+        assert answer.status == 400, answer.status
+        assert answer.getheader("Content-Security-Policy")  # the app answered, not nginx
+    finally:
+        secure.close()
+
+    # One request id in both logs: the proxy's and the app server's. The proxy's has no
+    # paths, so none of the private links the journeys above opened.
+    proxy_log = deployment.proxy_access_log.read_text()
+    assert f"req={request_id}" in proxy_log
+    assert "/manage" not in proxy_log and "/request" not in proxy_log
+    assert f"req={request_id}" in deployment.service("gunicorn").output()
+
+    # Another host name gets no answer at all.
+    assert closed_without_answer(deployment, tls, b"attacker.example")
+    assert not closed_without_answer(deployment, tls, f"{HOST}:{deployment.https_port}".encode())
+
+
+def closed_without_answer(deployment: Deployment, tls: ssl.SSLContext, host: bytes) -> bool:
+    """Whether the proxy closes the connection on a request for ``host`` without a byte of
+    HTTP (nginx's ``return 444``)."""
+    with (
+        socket.create_connection((HOST, deployment.https_port), timeout=30) as raw,
+        tls.wrap_socket(raw, server_hostname=HOST) as stream,
+    ):
+        stream.sendall(
+            b"GET /robots.txt HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n"
+        )
+        try:
+            return stream.recv(1) == b""
+        except (ConnectionResetError, ssl.SSLEOFError):
+            return True
