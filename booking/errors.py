@@ -98,10 +98,13 @@ def register_error_handlers(app: Flask) -> None:
         )
 
     @app.errorhandler(DocumentUnreadable)
-    def document_unreadable(error: DocumentUnreadable) -> tuple[str, int]:
-        log.error("stored document failed its integrity check: %s", error)
+    def document_unreadable(_error: DocumentUnreadable) -> tuple[str, int]:
+        # 409 Conflict: the stored file conflicts with the checksum recorded at upload. Not a
+        # 500, which means a fault in our code, and not a 503, which invites a retry: this
+        # stays so until the file is restored. The one who met it audited and logged it with
+        # the document's ids (``dashboard.services.check_document_intact``).
         return _page(
-            500,
+            409,
             _("This document is damaged"),
             _(
                 "The stored file no longer matches what was uploaded, so it is not shown. "

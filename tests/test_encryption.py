@@ -200,7 +200,7 @@ def test_staff_get_a_clear_page_when_the_key_is_missing_or_the_file_damaged(
     app.extensions["spineconsult_keys"] = original
     _flip(upload_dir / stored_name, HEADER_BYTES + 3)
     page = client.get(url)
-    assert page.status_code == 500
+    assert page.status_code == 409  # tests/test_damaged_document.py: the audit row and alert
     assert "damaged" in page.get_data(as_text=True)
 
 

@@ -509,11 +509,12 @@ def test_failure_while_storing_the_second_document_removes_the_first(
     assert_nothing_stored(app, upload_dir)
 
 
-def test_control_characters_are_dropped_rather_than_failing_on_postgresql(
-    app: Flask, client: FlaskClient
+def test_control_characters_are_refused_rather_than_failing_on_postgresql(
+    app: Flask, client: FlaskClient, upload_dir: Path
 ) -> None:
     """Text pasted from a PDF can carry NUL and other control characters; PostgreSQL refuses NUL
-    in text, so they are dropped as the form reads them (line breaks and tabs stay)."""
+    in text, so the form refuses them on the field they are in (more in
+    tests/test_single_line_fields.py)."""
     answers = valid_answers(
         full_name="Erika\x00 Mustermann",
         medications="Ibu\x00profen\x07 400 mg",
@@ -525,13 +526,15 @@ def test_control_characters_are_dropped_rather_than_failing_on_postgresql(
     )
     response = post_request(client, answers)
 
-    assert response.status_code == 303
-    with app.app_context():
-        consultation = db.session.scalars(select(ConsultationRequest)).one()
-        assert consultation.patient.full_name == "Erika Mustermann"
-        assert consultation.history.medications == "Ibuprofen 400 mg"
-        assert consultation.history.other_history == "Office work.\r\n\tSitting most of the day."
-        assert consultation.documents[0].description == "MRI report"
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    for field_id in ("full_name", "documents-0-description"):
+        assert "Please remove the line breaks or invisible characters." in field_error(
+            page, field_id
+        )
+    for field_id in ("medications", "other_history"):
+        assert "Please remove the invisible characters" in field_error(page, field_id)
+    assert_nothing_stored(app, upload_dir)
 
 
 def test_file_posted_in_place_of_a_text_answer(

@@ -437,11 +437,12 @@ def test_bad_types_are_refused(
     assert count(app, AppointmentType) == 0
 
 
-def test_control_characters_in_a_name_are_dropped(app: Flask, admin_client: FlaskClient) -> None:
+def test_control_characters_in_a_name_are_refused(app: Flask, admin_client: FlaskClient) -> None:
     response = submit(admin_client, OVERVIEW, "type", name="Vis\x00it\x07", duration_minutes="30")
-    assert response.status_code == 302
-    with app.app_context():
-        assert db.session.scalars(select(AppointmentType.name)).all() == ["Visit"]
+    assert response.status_code == 422
+    message = "Please remove the line breaks or invisible characters."
+    assert message in field_error(response.get_data(as_text=True), "type-name")
+    assert count(app, AppointmentType) == 0
 
 
 # Weekly working hours -----------------------------------------------------------------------

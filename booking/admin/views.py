@@ -60,6 +60,7 @@ def audit() -> str:
         target=text_arg(request.args.get("target"), 40),
         date_from=_date("from"),
         date_to=_date("to"),
+        refused_only=request.args.get("refused") == "1",
         page=int_arg(page_arg, maximum=1_000_000) or 1,
     )
     events, total, pages = audit_page(filters)

@@ -11,6 +11,10 @@ from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column
 from booking.extensions import db
 from booking.timeutil import UTCDateTime, now_utc
 
+# A staff member was refused a record, document or note (shown "not found"): written by
+# ``services.record_refused_access``, filtered for on the admin's audit page.
+ACCESS_REFUSED = "access_refused"
+
 
 class AuditEvent(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)

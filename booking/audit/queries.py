@@ -8,7 +8,7 @@ from datetime import date, time, timedelta
 
 from sqlalchemy import func, select
 
-from booking.audit.models import AuditEvent
+from booking.audit.models import ACCESS_REFUSED, AuditEvent
 from booking.extensions import db
 from booking.timeutil import from_clinic_local
 
@@ -22,6 +22,7 @@ class AuditFilters:
     target: str | None = None
     date_from: date | None = None
     date_to: date | None = None
+    refused_only: bool = False  # only the refused looks at records (``ACCESS_REFUSED``)
     page: int = 1
 
 
@@ -30,6 +31,8 @@ def audit_page(f: AuditFilters) -> tuple[list[AuditEvent], int, int]:
     stmt = select(AuditEvent)
     if f.action:
         stmt = stmt.where(AuditEvent.action == f.action)
+    if f.refused_only:
+        stmt = stmt.where(AuditEvent.action == ACCESS_REFUSED)
     if f.actor:
         stmt = stmt.where(AuditEvent.actor_email.ilike(f"%{f.actor.strip().lower()}%"))
     if f.target:

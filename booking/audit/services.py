@@ -1,5 +1,6 @@
 """Writing the audit trail. ``record`` only adds to the session: the caller's transaction
-commits the audit row together with the change (or view) it records."""
+commits the audit row together with the change (or view) it records. A refusal changes
+nothing, so ``record_refused_access`` commits its row itself."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from flask import has_request_context, request
 from flask_login import current_user
 
-from booking.audit.models import AuditEvent
+from booking.audit.models import ACCESS_REFUSED, AuditEvent
 from booking.extensions import db
 from booking.timeutil import now_utc
 
@@ -41,6 +42,53 @@ def record(
     )
     db.session.add(event)
     return event
+
+
+# Room for a path or an id as asked for, whatever a hand-edited URL holds; the target column
+# takes 40 characters.
+MAX_ASKED_CHARS = 300
+MAX_TARGET_ID_CHARS = 40
+
+
+def record_refused_access(
+    reason: str,
+    *,
+    target_type: str,
+    target_id: str,
+    actor: Any,
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Audit a request for a record the user was refused (answered "not found"), and commit.
+
+    Call it before the error is raised, with nothing else pending in the session: the error
+    page's request commits nothing, and the session is rolled back when it ends. The row
+    keeps who asked, when, from where, why it was refused and what was asked for (the target
+    and the method and path of the request). Both come from the URL, so they are kept
+    printable (a bidi override would make the admin's page show another reference) and short.
+    """
+    asked: dict[str, Any] = {"reason": reason}
+    if has_request_context():
+        asked.update(
+            method=request.method,
+            path=printable(request.path, MAX_ASKED_CHARS),
+            endpoint=request.endpoint,
+        )
+    event = record(
+        ACCESS_REFUSED,
+        target_type=target_type,
+        target_id=printable(target_id, MAX_TARGET_ID_CHARS),
+        actor=actor,
+        details={**asked, **(details or {})},
+    )
+    db.session.commit()
+    return event
+
+
+def printable(text: str, limit: int) -> str:
+    """``text`` with every non-printable character (controls, bidi and other format
+    characters) written as an escape such as ``\\u202e``, cut to ``limit`` characters."""
+    shown = "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in text)
+    return shown[:limit]
 
 
 def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ Every change is written to the request's timeline and the audit trail, and email
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date, datetime, time
 
@@ -20,6 +21,8 @@ from flask_babel import gettext as _
 from booking.audit.services import changes, record
 from booking.dashboard.ical import appointment_ics
 from booking.dashboard.models import EventKind, RequestEvent
+from booking.documents.models import Document
+from booking.documents.storage import DocumentUnreadable, get_storage
 from booking.extensions import db
 from booking.manage.tokens import manage_url
 from booking.notifications.models import OutboxEmail
@@ -37,6 +40,10 @@ from booking.scheduling.services import (
 )
 from booking.staff.models import StaffRole, StaffUser
 from booking.timeutil import from_clinic_local, now_utc, to_clinic_tz
+
+log = logging.getLogger(__name__)
+# The first word of the log line a damaged document writes, for the operators' alerting.
+DOCUMENT_DAMAGED = "document_damaged"
 
 S = RequestStatus
 TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
@@ -468,6 +475,46 @@ def record_view(
         details=dict(details),
     )
     db.session.commit()
+
+
+def check_document_intact(
+    consultation: ConsultationRequest, document: Document, actor: StaffUser
+) -> None:
+    """Read a stored document whole (every chunk and the upload's checksum) before any of it
+    is sent: a document found damaged only while it streams would reach the browser cut off,
+    under headers that already said all was well. Chunk by chunk, so a large scan is never
+    held in memory.
+
+    A damaged document is audited (committed now: the error page's request commits nothing)
+    and logged at ERROR as ``document_damaged`` with its ids, for the operators' alerting;
+    then ``DocumentUnreadable`` goes on to its error page.
+    """
+    try:
+        get_storage().verify(document.stored_name, document.sha256)
+    except DocumentUnreadable as exc:
+        record(
+            DOCUMENT_DAMAGED,
+            target_type="request",
+            target_id=consultation.reference,
+            actor=actor,
+            details={"document_id": document.id, "problem": str(exc)},
+        )
+        db.session.commit()
+        # Ids only, as every log line: never the file's name or the patient's.
+        log.error(
+            "%s: document %s of request %s failed its integrity check (%s); restore it from "
+            "the backup",
+            DOCUMENT_DAMAGED,
+            document.id,
+            consultation.id,
+            exc,
+            extra={
+                "event": DOCUMENT_DAMAGED,
+                "document_id": document.id,
+                "consultation_id": consultation.id,
+            },
+        )
+        raise
 
 
 def record_export(actor: StaffUser, filters: dict[str, object], rows: int) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from booking.audit.services import record_refused_access
 from booking.dashboard import queries, services
 from booking.dashboard.export import requests_csv
 from booking.dashboard.forms import ActionForm, CloseForm, NoteForm, SlotForm, queue_filters
@@ -44,9 +47,29 @@ def _load_visible(reference: str) -> ConsultationRequest:
     """The request, or 404 when it does not exist or the user may not see it (a specialist
     guessing another's reference learns nothing)."""
     consultation = queries.load_record(reference)
-    if consultation is None or not queries.can_see(current_user, consultation):
-        abort(404)
+    if consultation is None:
+        _refuse(reference, "no_such_request")
+    if not queries.can_see(current_user, consultation):
+        _refuse(reference, "not_assigned")
     return consultation
+
+
+def _refuse(reference: str, reason: str) -> NoReturn:
+    """404, audited. Every refusal is kept, of any role: a request, or a document or note of
+    one, that exists but is not the user's ("not_assigned", "document_of_another_request"),
+    and also ids that do not exist ("no_such_request", "no_such_document"), because a run of
+    those from one account or address is what probing for patients' records looks like.
+    The page is the same "not found" in every case, so the user learns nothing from it."""
+    # The rest of what the URL asked for: the document's id, or the status change.
+    asked = {k: v for k, v in (request.view_args or {}).items() if k != "reference"}
+    record_refused_access(
+        reason,
+        target_type="request",
+        target_id=reference.upper(),
+        actor=current_user,
+        details=asked,
+    )
+    abort(404)
 
 
 def _slot_form(consultation: ConsultationRequest) -> SlotForm:
@@ -103,14 +126,14 @@ def document(reference: str, document_id: int) -> Response:
     consultation = _load_visible(reference)
     doc = db.session.get(Document, document_id)
     if doc is None or doc.request_id != consultation.id:
-        abort(404)
+        _refuse(reference, "no_such_document" if doc is None else "document_of_another_request")
     download = request.args.get("download") == "1"
     storage = get_storage()
     if not storage.exists(doc.stored_name):
         abort(404)
-    # Check the whole file first (every chunk and the upload's checksum), so a damaged or
-    # undecryptable document is a clear error page rather than a truncated download.
-    storage.verify(doc.stored_name, doc.sha256)
+    # Before the response starts: a damaged or undecryptable document is a clear error page
+    # (and an alert), not a truncated download.
+    services.check_document_intact(consultation, doc, current_user)
     services.record_view(
         consultation,
         current_user,

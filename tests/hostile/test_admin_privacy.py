@@ -18,7 +18,7 @@ FIND = "/staff/admin/privacy"
 QUERIES = {
     "markup": (MARKUP, "No request has this email or reference."),
     "sql-like": ("' OR '1'='1' --", "No request has this email or reference."),
-    "nul": ("nobody\x00@example.com", "No request has this email or reference."),
+    "nul": ("nobody\x00@example.com", "Please remove the line breaks or invisible characters."),
     "zero-width": ("\u200b\u200b", None),
     "huge": ("x" * 5000, None),
 }

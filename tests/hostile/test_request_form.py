@@ -137,7 +137,8 @@ def test_sql_like_text_is_stored_literally(
 
 
 UNICODE_NAMES = {
-    "right-to-left": "\u202eEvil\u202c \u05d3\u05d5\u05d3 \u0645\u062d\u0645\u062f",
+    # (With an override character the name is refused: see REFUSED_ANSWERS.)
+    "right-to-left": "\u05d3\u05d5\u05d3 \u0645\u062d\u0645\u062f \u200fEvil",
     "zero-width": "Ma\u200bria\u200d Jos\u00e9\ufeff",
     "emoji": "Zo\u00eb \U0001f468\u200d\U0001f469\u200d\U0001f467 \U0001f9b4",
     "combining": "Z\u0351\u0352a\u0300\u0301\u0302l\u0316g\u0317o Ren\u0301e",
@@ -174,6 +175,10 @@ REFUSED_ANSWERS = {
     "phone-markup": ({"phone": MARKUP}, "Please enter a valid phone number"),
     "only-spaces-name": ({"full_name": " \t \r\n "}, "Please enter your full name."),
     "invisible-name": ({"full_name": "\u200b\u200d\u202e\ufeff"}, "Please enter your full name."),
+    "right-to-left-override-name": (
+        {"full_name": "\u202eEvil\u202c \u05d3\u05d5\u05d3"},
+        "Please remove the line breaks or invisible characters.",
+    ),
     "pain-score-out-of-scale": ({"pain_now": "11"}, "Please choose a number from 0 to 10."),
     "contact-method-not-offered": (
         {"preferred_contact": MARKUP},

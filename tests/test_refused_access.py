@@ -1,0 +1,289 @@
+"""Every refused look at a record is audited: a specialist's "not found" on another
+specialist's request, document or note, and ids that do not exist (probing), each a committed
+row saying who asked for what, when and from where; admins can list them on the audit page."""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import time, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from booking.audit.models import ACCESS_REFUSED, AuditEvent
+from booking.dashboard import services as workflow
+from booking.extensions import db
+from booking.timeutil import clinic_today, now_utc
+from tests.factories import (
+    csrf_from,
+    login,
+    make_appointment_type,
+    make_hours,
+    make_location,
+    make_request,
+    make_staff,
+)
+
+# The clinic's proxy and the staff member's own address behind it (ProxyFix makes the latter
+# the request's remote address).
+PROXY_IP = "10.0.0.5"
+STAFF_IP = "198.51.100.23"
+
+
+@pytest.fixture
+def app_settings(app_settings: dict[str, Any]) -> dict[str, Any]:
+    app_settings.update(TRUSTED_PROXIES=1)
+    return app_settings
+
+
+@pytest.fixture
+def clinic(app: Flask) -> dict[str, Any]:
+    """An admin, a coordinator, and two specialists with one confirmed request (and one
+    document) each: "own" is Dr. Weber's, "other" Dr. Okafor's."""
+    with app.app_context():
+        admin = make_staff("admin", "admin@example.com")
+        coordinator = make_staff("coordinator", "coord@example.com")
+        weber = make_staff("specialist", "weber@example.com", full_name="Dr. Weber")
+        okafor = make_staff("specialist", "okafor@example.com", full_name="Dr. Okafor")
+        location = make_location()
+        appointment_type = make_appointment_type(minutes=30)
+        for specialist in (weber, okafor):
+            make_hours(specialist, location, range(7), "08:00", "18:00")
+        own = make_request(documents=1, full_name="Anna Assigned", email="anna@example.com")
+        other = make_request(documents=1, full_name="Otto Other", email="otto@example.com")
+        day = clinic_today() + timedelta(days=7)
+        for consultation, specialist, hour in ((own, weber, 9), (other, okafor, 11)):
+            workflow.confirm_request(
+                consultation,
+                coordinator,
+                workflow.Slot(appointment_type, specialist, location, day, time(hour)),
+            )
+        return {
+            "admin": {"id": admin.id, "email": admin.email},
+            "coordinator": {"id": coordinator.id, "email": coordinator.email},
+            "weber": {"id": weber.id, "email": weber.email},
+            "own": {"reference": own.reference, "document": own.documents[0].id},
+            "other": {
+                "reference": other.reference,
+                "document": other.documents[0].id,
+                "patient": "Otto Other",
+            },
+        }
+
+
+def signed_in(app: Flask, email: str) -> FlaskClient:
+    """A client signed in as ``email``, calling through the clinic's proxy."""
+    client = app.test_client()
+    client.environ_base.update(REMOTE_ADDR=PROXY_IP, HTTP_X_FORWARDED_FOR=STAFF_IP)
+    assert login(client, email).status_code == 302
+    return client
+
+
+def refusals(app: Flask) -> list[AuditEvent]:
+    """The refusal rows, read in a session of their own: only committed rows are seen."""
+    with app.app_context():
+        rows = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == ACCESS_REFUSED).order_by(AuditEvent.id)
+        ).all()
+        db.session.expunge_all()
+        return list(rows)
+
+
+def get(client: FlaskClient, url: str) -> tuple[int, str]:
+    response = client.get(url)
+    status, page = response.status_code, response.get_data(as_text=True)
+    response.close()  # a served document is an open file
+    return status, page
+
+
+def test_a_specialist_refused_another_specialists_records_leaves_one_row_per_refusal(
+    app: Flask, clinic: dict[str, Any]
+) -> None:
+    client = signed_in(app, clinic["weber"]["email"])
+    own, other = clinic["own"], clinic["other"]
+    token = csrf_from(client, f"/staff/requests/{own['reference']}")
+    base = f"/staff/requests/{other['reference']}"
+    document = f"{base}/documents/{other['document']}"
+    before = now_utc()
+
+    asked = [
+        (client.get(base), "GET", base, "dashboard.record", "not_assigned"),
+        (client.get(document), "GET", document, "dashboard.document", "not_assigned"),
+        (
+            client.get(f"{document}?download=1"),
+            "GET",
+            document,  # the path only: a query string is never kept
+            "dashboard.document",
+            "not_assigned",
+        ),
+        (
+            client.post(
+                f"{base}/notes", data={"note-csrf_token": token, "note-text": "Looked at it."}
+            ),
+            "POST",
+            f"{base}/notes",
+            "dashboard.add_note",
+            "not_assigned",
+        ),
+        (
+            client.post(f"{base}/complete", data={"action-csrf_token": token}),
+            "POST",
+            f"{base}/complete",
+            "dashboard.change_status",
+            "not_assigned",
+        ),
+    ]
+    # Their own reference with the other request's document: not theirs either.
+    mixed = f"/staff/requests/{own['reference']}/documents/{other['document']}"
+    status, page = get(client, mixed)
+    after = now_utc()
+
+    for response, *_ in asked:
+        assert response.status_code == 404
+        assert other["patient"] not in response.get_data(as_text=True)
+    assert status == 404 and other["patient"] not in page
+
+    rows = refusals(app)
+    assert len(rows) == len(asked) + 1
+    for row, (_response, method, path, endpoint, reason) in zip(rows, asked, strict=False):
+        assert row.actor_id == clinic["weber"]["id"]
+        assert row.actor_email == "weber@example.com"
+        assert row.ip_address == STAFF_IP  # the caller's, not the proxy's
+        assert before - timedelta(seconds=1) <= row.occurred_at <= after + timedelta(seconds=1)
+        assert (row.target_type, row.target_id) == ("request", other["reference"])
+        assert row.details["reason"] == reason
+        assert row.details["method"] == method
+        assert row.details["path"] == path
+        assert row.details["endpoint"] == endpoint
+    assert rows[1].details["document_id"] == other["document"]
+    assert rows[2].details["document_id"] == other["document"]
+    assert rows[4].details["action"] == "complete"
+    assert rows[-1].target_id == own["reference"]
+    assert rows[-1].details == {
+        "reason": "document_of_another_request",
+        "method": "GET",
+        "path": mixed,
+        "endpoint": "dashboard.document",
+        "document_id": other["document"],
+    }
+    with app.app_context():
+        # Refused, so not recorded as a look at medical data, and nothing was changed.
+        looked = db.session.scalars(
+            select(AuditEvent.action).where(
+                AuditEvent.target_id == other["reference"],
+                AuditEvent.actor_id == clinic["weber"]["id"],
+                AuditEvent.action != ACCESS_REFUSED,
+            )
+        ).all()
+        assert looked == []
+
+
+def test_a_reference_typed_in_lower_case_is_recorded_as_the_reference(
+    app: Flask, clinic: dict[str, Any]
+) -> None:
+    client = signed_in(app, clinic["weber"]["email"])
+    reference = clinic["other"]["reference"]
+    assert get(client, f"/staff/requests/{reference.lower()}")[0] == 404
+    (row,) = refusals(app)
+    # As the audit page's "Request reference" filter looks it up.
+    assert row.target_id == reference
+
+
+def test_the_specialists_own_records_are_not_refusals(app: Flask, clinic: dict[str, Any]) -> None:
+    client = signed_in(app, clinic["weber"]["email"])
+    own = clinic["own"]
+    assert get(client, f"/staff/requests/{own['reference']}")[0] == 200
+    assert get(client, f"/staff/requests/{own['reference']}/documents/{own['document']}")[0] == 200
+    assert refusals(app) == []
+
+
+@pytest.mark.parametrize("role", ["coordinator", "weber"])
+def test_ids_that_do_not_exist_are_recorded_too(
+    app: Flask, clinic: dict[str, Any], role: str
+) -> None:
+    """A run of "not found" from one account is what probing for records looks like."""
+    client = signed_in(app, clinic[role]["email"])
+    own = clinic["own"]
+    missing_document = f"/staff/requests/{own['reference']}/documents/999999"
+    assert get(client, "/staff/requests/SC-NONE-XIST")[0] == 404
+    assert get(client, missing_document)[0] == 404
+
+    nothing, document = refusals(app)
+    assert nothing.actor_id == clinic[role]["id"]
+    assert (nothing.target_id, nothing.details["reason"]) == ("SC-NONE-XIST", "no_such_request")
+    if role == "weber":
+        assert (document.target_id, document.details["reason"]) == (
+            own["reference"],
+            "no_such_document",
+        )
+        assert document.details["document_id"] == 999999
+        assert document.details["path"] == missing_document
+    else:
+        assert document.details["reason"] == "no_such_document"
+
+
+def test_what_was_asked_for_is_kept_short_and_printable(app: Flask, clinic: dict[str, Any]) -> None:
+    """The reference and path come from the URL: kept whatever they hold, without letting a
+    bidi override turn the admin's page around, and within the columns' sizes."""
+    client = signed_in(app, clinic["coordinator"]["email"])
+    assert get(client, "/staff/requests/" + "A" * 5000)[0] == 404
+    assert get(client, "/staff/requests/SC-\u202eKCAH")[0] == 404
+
+    long, bidi = refusals(app)
+    assert long.target_id == "A" * 40
+    assert len(long.details["path"]) <= 300
+    assert "\u202e" not in bidi.target_id and "\u202e" not in bidi.details["path"]
+    assert bidi.target_id == "SC-\\u202eKCAH"
+
+
+def test_the_audit_page_lists_only_the_refusals_when_asked(
+    app: Flask, clinic: dict[str, Any]
+) -> None:
+    specialist = signed_in(app, clinic["weber"]["email"])
+    assert get(specialist, f"/staff/requests/{clinic['own']['reference']}")[0] == 200
+    assert get(specialist, f"/staff/requests/{clinic['other']['reference']}")[0] == 404
+    admin = signed_in(app, clinic["admin"]["email"])
+
+    everything = admin.get("/staff/admin/audit").get_data(as_text=True)
+    assert "<code>request_viewed</code>" in everything
+    assert "<code>access_refused</code>" in everything
+    # A plain checkbox in the filter form: it works without JavaScript.
+    form = re.search(r"<form method=\"get\".*?</form>", everything, re.S)
+    assert form and 'type="checkbox" id="refused" name="refused" value="1"' in form.group(0)
+    assert 'for="refused"' in form.group(0)
+
+    response = admin.get("/staff/admin/audit", query_string={"refused": "1"})
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    actions = re.findall(r"<td><code>([a-z_]+)</code></td>", page)
+    assert actions == ["access_refused"]
+    assert "weber@example.com" in page and STAFF_IP in page
+    assert 'name="refused" value="1" checked' in page
+
+    # Combined with the other filters, e.g. who asked.
+    by_admin = admin.get(
+        "/staff/admin/audit", query_string={"refused": "1", "actor": "admin@example.com"}
+    ).get_data(as_text=True)
+    assert re.findall(r"<td><code>([a-z_]+)</code></td>", by_admin) == []
+
+
+def test_the_refusal_filter_is_kept_from_page_to_page(app: Flask, clinic: dict[str, Any]) -> None:
+    coordinator = signed_in(app, clinic["coordinator"]["email"])
+    for n in range(51):  # one more than a page
+        assert get(coordinator, f"/staff/requests/SC-NONE-{n:04d}")[0] == 404
+    admin = signed_in(app, clinic["admin"]["email"])
+    with app.app_context():
+        today = clinic_today().isoformat()
+    page = admin.get(
+        "/staff/admin/audit", query_string={"refused": "1", "from": today, "to": today}
+    ).get_data(as_text=True)
+    assert "51 entries" in page
+    (next_link,) = re.findall(r'href="([^"]*page=2[^"]*)"', page)
+    next_page = admin.get(html.unescape(next_link)).get_data(as_text=True)
+    assert re.findall(r"<td><code>([a-z_]+)</code></td>", next_page) == ["access_refused"]
+    assert 'name="refused" value="1" checked' in next_page
+    assert f'id="from" name="from" value="{today}"' in next_page
