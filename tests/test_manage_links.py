@@ -25,6 +25,8 @@ from booking.scheduling.services import SlotChoice
 from booking.staff.models import StaffUser
 from booking.timeutil import now_utc
 from tests.factories import (
+    csrf_from,
+    login,
     make_appointment_type,
     make_hours,
     make_location,
@@ -237,3 +239,38 @@ def test_erasing_the_patient_removes_their_links(
         db.session.commit()
         assert db.session.scalars(select(ManageLink)).all() == []
     assert client.get(booked["link"]).status_code == 404
+
+
+def test_a_coordinator_sends_a_new_link_from_the_record(
+    app: Flask, client: FlaskClient, booked: dict[str, Any]
+) -> None:
+    with app.app_context():
+        make_staff("coordinator", "cora@example.com")
+    assert client.get(booked["link"]).status_code == 303
+    staff = app.test_client()
+    login(staff, "cora@example.com")
+    record = staff.get(f"/staff/requests/{booked['reference']}").get_data(as_text=True)
+    assert "1 working" in record and "last opened" in record
+    token = re.search(r'name="link-csrf_token" value="([^"]+)"', record).group(1)
+    response = staff.post(
+        f"/staff/requests/{booked['reference']}/new-link",
+        data={"link-csrf_token": token},
+        follow_redirects=True,
+    )
+    assert response.status_code == 200
+    assert "1 earlier link stopped working" in response.get_data(as_text=True)
+    assert client.get(booked["page"]).status_code == 403
+    with app.app_context():
+        assert db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "manage_link")
+        ).one()
+
+
+def test_a_specialist_may_not_send_a_new_link(app: Flask, booked: dict[str, Any]) -> None:
+    staff = app.test_client()
+    login(staff, "weber@example.com")
+    token = csrf_from(staff, "/staff/")
+    response = staff.post(
+        f"/staff/requests/{booked['reference']}/new-link", data={"link-csrf_token": token}
+    )
+    assert response.status_code == 403

@@ -6,6 +6,7 @@ from typing import NoReturn
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -16,6 +17,8 @@ from booking.dashboard.forms import ActionForm, CloseForm, NoteForm, SlotForm, q
 from booking.documents.models import Document
 from booking.documents.storage import get_storage
 from booking.extensions import db, talisman
+from booking.manage.services import send_new_link as send_new_manage_link
+from booking.manage.tokens import active_links
 from booking.patients import history
 from booking.patients.models import ConsultationRequest, RequestStatus
 from booking.scheduling.models import AppointmentType, Location
@@ -95,6 +98,7 @@ def _render_record(consultation: ConsultationRequest, status: int = 200, **forms
         history=history,
         allowed=services.allowed_actions(consultation, current_user),
         timeline=_timeline(consultation),
+        manage_links=active_links(consultation),
         **forms,
     ), status
 
@@ -174,6 +178,28 @@ def add_note(reference: str) -> Response | tuple[str, int]:
         return redirect(url_for(".record", reference=consultation.reference))
     flash(_("Note added."), "success")
     return redirect(url_for(".record", reference=consultation.reference) + "#timeline")
+
+
+@bp.post("/requests/<reference>/new-link")
+@roles_required(StaffRole.ADMIN, StaffRole.COORDINATOR)
+def send_new_link(reference: str) -> Response:
+    """End every private link the patient was sent and email a new one (a link forwarded by
+    mistake, a shared mailbox, a lost phone)."""
+    consultation = _load_visible(reference)
+    if not ActionForm(prefix="link").validate_on_submit():
+        abort(400)
+    revoked = send_new_manage_link(consultation, current_user)
+    flash(
+        ngettext(
+            "A new private link is on its way to the patient; %(num)d earlier link stopped "
+            "working.",
+            "A new private link is on its way to the patient; %(num)d earlier links stopped "
+            "working.",
+            revoked,
+        ),
+        "success",
+    )
+    return redirect(url_for(".record", reference=reference))
 
 
 @bp.post("/requests/<reference>/<action>")
