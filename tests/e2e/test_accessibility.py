@@ -29,7 +29,7 @@ from sqlalchemy import select
 
 from booking.cli import DEMO_PASSWORD
 from booking.extensions import db
-from booking.manage.tokens import manage_token
+from booking.manage.tokens import issue_link
 from booking.patients.models import ConsultationRequest, TriageLevel
 from booking.staff import twofactor
 from booking.staff.auth import make_reset_token
@@ -85,6 +85,14 @@ class Site:
     def __call__(self, path: str) -> str:
         return self.server(path)
 
+    def visit(self, page: Page, path: str) -> None:
+        """Go to ``path``; ``{manage}`` in it is the request's own page, reached as a patient
+        does: the private link first (it leaves the page's cookie), then the page."""
+        if "{manage}" in path:
+            page.goto(self(self.manage_path))
+            path = path.format(manage=f"/manage/{self.reference}")
+        page.goto(self(path))
+
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iterator[Site]:
@@ -100,7 +108,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iterator
                 ConsultationRequest.triage_level == TriageLevel.URGENT
             )
         )
-        reference, token = urgent.reference, manage_token(urgent)
+        reference, token = urgent.reference, issue_link(urgent)
+        db.session.commit()
         okafor = db.session.scalar(select(StaffUser).where(StaffUser.email == SPECIALIST_2FA))
         assert twofactor.enable(okafor, secret, pyotp.TOTP(secret).now()) is not None
         coordinator = db.session.scalar(select(StaffUser).where(StaffUser.email == COORDINATOR))
@@ -110,7 +119,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iterator
         yield Site(
             server=server,
             reference=reference,
-            manage_path=f"/manage/{reference}/{token}",
+            # Opening it trades the token for a cookie and lands on /manage/<reference>.
+            manage_path=f"/manage/open/{token}",
             reset_path=f"/staff/password/reset/{reset_token}",
             admin=admin,
             scratch=directory,
@@ -261,7 +271,7 @@ def test_patient_page_has_no_serious_accessibility_problem(
     if callable(how):
         how(site, patient)
     else:
-        patient.goto(site(how.format(manage=site.manage_path)))
+        site.visit(patient, how)
     assert_accessible(patient, name)
 
 
@@ -285,7 +295,7 @@ def test_patient_page_fits_a_phone_without_sideways_scrolling(
     path: str, site: Site, browser: Browser
 ) -> None:
     with browser_page(browser, **PHONE) as page:
-        page.goto(site(path.format(manage=site.manage_path)))
+        site.visit(page, path)
         assert page_width(page) <= PHONE_WIDTH, f"{path} scrolls sideways on a phone"
 
 
@@ -521,7 +531,7 @@ def focus_problems(page: Page) -> list[str]:
 def test_every_tab_stop_on_patient_pages_shows_the_focus(
     path: str, site: Site, patient: Page
 ) -> None:
-    patient.goto(site(path.format(manage=site.manage_path)))
+    site.visit(patient, path)
     problems = focus_problems(patient)
     assert not problems, "tab stops without a visible focus:\n" + "\n".join(problems)
 
