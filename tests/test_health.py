@@ -30,7 +30,7 @@ def _beat(app: Flask, seconds_ago: float) -> None:
 def _ready(client: FlaskClient) -> tuple[int, dict[str, Any]]:
     response = client.get("/health/ready")
     assert response.headers["Content-Type"] == "application/json"
-    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Cache-Control"] == "no-store, private"
     assert "Set-Cookie" not in response.headers
     return response.status_code, response.get_json()
 

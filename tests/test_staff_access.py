@@ -71,6 +71,7 @@ ACCESS: dict[str, Access] = {
     "staff.set_active": ADMIN_ONLY,
     "staff.two_factor_policy": ADMIN_ONLY,
     "dashboard.export_csv": MANAGERS,
+    "dashboard.send_new_link": MANAGERS,
     "insights.view": MANAGERS,
     "dashboard.queue": EVERY_ROLE,
     "calendar.view": EVERY_ROLE,
@@ -96,7 +97,7 @@ KNOWN_VARIABLES = frozenset(
     }
 )
 # Every form prefix of the record page, so an allowed post is judged by the view, not by CSRF.
-FORM_PREFIXES = ("", "slot-", "close-", "action-", "note-")
+FORM_PREFIXES = ("", "slot-", "close-", "action-", "note-", "link-")
 
 
 def access_for(endpoint: str) -> Access | None:
