@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -112,13 +113,16 @@ class TestSameOriginPosts:
     SITE = "https://clinic.example.com"
 
     @pytest.fixture
-    def secure(self, production: Flask) -> FlaskClient:
-        with production.app_context():
-            from booking.extensions import db
+    def secure(self, app: Flask, production: Flask) -> Iterator[FlaskClient]:
+        # ``app`` makes the tables and empties them afterwards (PostgreSQL keeps its schema).
+        from booking.extensions import db
 
-            db.create_all()
+        with production.app_context():
             make_staff("coordinator", "coordinator@example.com")
-        return production.test_client()
+        yield production.test_client()
+        with production.app_context():
+            db.session.remove()
+            db.engine.dispose()
 
     def _login(self, client: FlaskClient, **headers: str):
         from tests.factories import PASSWORD, csrf_from
