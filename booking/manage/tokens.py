@@ -43,12 +43,17 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def _new_link(consultation: ConsultationRequest) -> tuple[ManageLink, str]:
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    link = ManageLink(request_id=consultation.id, request=consultation, token_hash=_hash(token))
+    db.session.add(link)
+    return link, token
+
+
 def issue_link(consultation: ConsultationRequest) -> str:
     """A new link's token for ``consultation`` (its row is added to the session, to be
     committed with the email that carries it)."""
-    token = secrets.token_urlsafe(TOKEN_BYTES)
-    db.session.add(ManageLink(request_id=consultation.id, token_hash=_hash(token)))
-    return token
+    return _new_link(consultation)[1]
 
 
 def _base() -> str:
@@ -87,14 +92,14 @@ def _alive(consultation: ConsultationRequest, now: datetime) -> bool:
     return expires is None or now < expires
 
 
-def link_for_token(token: str, now: datetime | None = None) -> ManageLink | None:
+def link_for_token(token: str) -> ManageLink | None:
     """The working link with this token, or None (unknown, revoked, or its request ended)."""
     if not token or len(token) > 100:
         return None
     link = db.session.scalar(select(ManageLink).where(ManageLink.token_hash == _hash(token)))
     if link is None or link.revoked_at is not None:
         return None
-    return link if _alive(link.request, now or now_utc()) else None
+    return link if _alive(link.request, now_utc()) else None
 
 
 def request_for_token(reference: str, token: str) -> ConsultationRequest | None:
@@ -138,8 +143,9 @@ def active_links(consultation: ConsultationRequest) -> list[ManageLink]:
     )
 
 
-def exchange_legacy(reference: str, token: str) -> str | None:
-    """A new link's token for a link of the older, signed kind that still works, or None.
+def exchange_legacy(reference: str, token: str) -> tuple[ManageLink, str] | None:
+    """A new link (and its token) for a link of the older, signed kind that still works, or
+    None. The new row is committed when it is opened (:func:`mark_opened`).
 
     Those tokens signed ``{"r": id, "ref": reference}`` with the secret key; they are honoured
     until ``MANAGE_LINK_DAYS`` after they were sent, unless staff have since sent a new link,
@@ -163,6 +169,4 @@ def exchange_legacy(reference: str, token: str) -> str | None:
         return None
     if not _alive(consultation, now_utc()):
         return None
-    new_token = issue_link(consultation)
-    db.session.commit()
-    return new_token
+    return _new_link(consultation)

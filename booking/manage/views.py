@@ -64,16 +64,23 @@ def _private(response: Response) -> Response:
     return response
 
 
-def _enter(link: ManageLink, token: str, then: str = "") -> Response:
-    """Trade the link's token for a cookie on the request's own pages, and go there."""
+def _enter(link: ManageLink, token: str, offer_token: str | None) -> Response:
+    """Trade the link's token for a cookie on the request's own pages, and go there (to the
+    offered time, for an offer's link)."""
     mark_opened(link)
     reference = link.request.reference
-    response = redirect(then or url_for("manage.view", reference=reference), 303)
+    page = url_for("manage.view", reference=reference)
+    response = redirect(
+        url_for("manage.offer", reference=reference, offer_token=offer_token)
+        if offer_token
+        else page,
+        303,
+    )
     response.set_cookie(
         COOKIE,
         token,
         max_age=current_app.config["MANAGE_COOKIE_MINUTES"] * 60,
-        path=url_for("manage.view", reference=reference),
+        path=page,
         secure=request.is_secure or bool(current_app.config.get("SESSION_COOKIE_SECURE")),
         httponly=True,
         samesite="Lax",
@@ -86,24 +93,14 @@ def _gone() -> tuple[str, int]:
 
 
 @bp.get("/open/<token>")
-@limiter.limit(_limit)
-@token_in_url
-def open_link(token: str):
-    link = link_for_token(token)
-    if link is None:
-        return _gone()
-    return _enter(link, token)
-
-
 @bp.get("/open/<token>/offers/<offer_token>")
 @limiter.limit(_limit)
 @token_in_url
-def open_offer(token: str, offer_token: str):
+def open_link(token: str, offer_token: str | None = None):
     link = link_for_token(token)
     if link is None:
         return _gone()
-    target = url_for("manage.offer", reference=link.request.reference, offer_token=offer_token)
-    return _enter(link, token, target)
+    return _enter(link, token, offer_token)
 
 
 @bp.get("/<reference>/<signed:token>")
@@ -112,14 +109,11 @@ def open_offer(token: str, offer_token: str):
 @token_in_url
 def open_legacy(reference: str, token: str, offer_token: str | None = None):
     """A link of the older, signed kind: honoured until it expires (booking.manage.tokens)."""
-    new_token = exchange_legacy(reference, token)
-    link = link_for_token(new_token) if new_token else None
-    if link is None or new_token is None:
+    exchanged = exchange_legacy(reference, token)
+    if exchanged is None:
         return _gone()
-    if offer_token is None:
-        return _enter(link, new_token)
-    target = url_for("manage.offer", reference=reference, offer_token=offer_token)
-    return _enter(link, new_token, target)
+    link, new_token = exchanged
+    return _enter(link, new_token, offer_token)
 
 
 def _load(reference: str) -> ConsultationRequest:
