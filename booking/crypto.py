@@ -29,6 +29,13 @@ NONCE_BYTES = 12
 FIELD_PREFIX = "v1"
 
 
+def text_digest(text: str) -> str:
+    """SHA-256 of ``text``, hex: what is kept of a random token (a patient's private link, a
+    staff session's id), and a key that names an account without holding what was typed.
+    A fast hash is enough for tokens of 256 random bits; passwords use argon2 instead."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 class KeyMissingError(RuntimeError):
     """Data was encrypted with a key that is not configured: it cannot be read without it."""
 

@@ -22,7 +22,6 @@ send a new link: opening one issues a new link row and continues as above.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import datetime, timedelta
 
@@ -30,6 +29,7 @@ from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select, update
 
+from booking.crypto import text_digest
 from booking.extensions import db
 from booking.manage.models import ManageLink
 from booking.patients.models import OPEN_STATUSES, ConsultationRequest
@@ -39,13 +39,11 @@ TOKEN_BYTES = 32
 LEGACY_SALT = "patient-manage-link"
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-
-
 def _new_link(consultation: ConsultationRequest) -> tuple[ManageLink, str]:
     token = secrets.token_urlsafe(TOKEN_BYTES)
-    link = ManageLink(request_id=consultation.id, request=consultation, token_hash=_hash(token))
+    link = ManageLink(
+        request_id=consultation.id, request=consultation, token_hash=text_digest(token)
+    )
     db.session.add(link)
     return link, token
 
@@ -96,7 +94,7 @@ def link_for_token(token: str) -> ManageLink | None:
     """The working link with this token, or None (unknown, revoked, or its request ended)."""
     if not token or len(token) > 100:
         return None
-    link = db.session.scalar(select(ManageLink).where(ManageLink.token_hash == _hash(token)))
+    link = db.session.scalar(select(ManageLink).where(ManageLink.token_hash == text_digest(token)))
     if link is None or link.revoked_at is not None:
         return None
     return link if _alive(link.request, now_utc()) else None

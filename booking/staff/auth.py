@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
-import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -17,8 +15,9 @@ from flask_login import current_user, login_user, logout_user
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select, update
 
+from booking.crypto import text_digest
 from booking.extensions import db, login_manager
-from booking.staff.models import StaffRole, StaffSession, StaffUser
+from booking.staff.models import StaffRole, StaffSession, StaffUser, new_session_token
 from booking.timeutil import now_utc
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -68,19 +67,15 @@ SESSION_KEY = "staff_sid"
 SEEN_WRITE_INTERVAL = timedelta(seconds=60)
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def start_session(user: StaffUser) -> None:
     """Sign ``user`` in on this browser: a new server-side session, and its id in the cookie.
     Commits."""
-    sid = secrets.token_urlsafe(32)
+    sid = new_session_token()
     now = now_utc()
     db.session.add(
         StaffSession(
             staff_id=user.id,
-            token_hash=_hash(sid),
+            token_hash=text_digest(sid),
             created_at=now,
             last_seen_at=now,
             address=(request.remote_addr or "")[:45] or None,
@@ -147,7 +142,7 @@ def init_auth(app: Flask) -> None:
             .join(StaffSession, StaffSession.staff_id == StaffUser.id)
             .where(
                 StaffUser.session_token == session_token,
-                StaffSession.token_hash == _hash(sid),
+                StaffSession.token_hash == text_digest(sid),
                 StaffSession.ended_at.is_(None),
             )
         ).first()

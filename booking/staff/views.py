@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from urllib.parse import urlsplit
 
 from flask import (
@@ -20,6 +19,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from booking.crypto import text_digest
 from booking.extensions import db, limiter
 from booking.staff import services, twofactor
 from booking.staff.auth import end_session, roles_required, start_session, user_for_reset_token
@@ -54,7 +54,7 @@ def _account_limit() -> str:
 
 def _account_key() -> str:
     email = (request.form.get("email") or "").strip().lower()[:254]
-    return "login-account:" + hashlib.sha256(email.encode("utf-8", "replace")).hexdigest()
+    return "login-account:" + text_digest(email)
 
 
 def _code_limit() -> str:
@@ -63,7 +63,7 @@ def _code_limit() -> str:
 
 def _code_account_key() -> str:
     pending = str(session.get(PENDING_KEY) or "")
-    return "login-code-account:" + hashlib.sha256(pending.encode()).hexdigest()
+    return "login-code-account:" + text_digest(pending)
 
 
 def _failed(response: Response) -> bool:
