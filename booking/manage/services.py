@@ -22,7 +22,7 @@ from booking.extensions import db
 from booking.manage.tokens import manage_url, revoke_all
 from booking.notifications.models import OutboxEmail
 from booking.notifications.services import enqueue_delivery, queue_email
-from booking.patients.models import ConsultationRequest, RequestStatus
+from booking.patients.models import OPEN_STATUSES, ConsultationRequest, RequestStatus
 from booking.patients.services import DocumentUpload, lock_request, safe_display_name
 from booking.scheduling.availability import clinic_settings
 from booking.scheduling.services import SlotChoice, SlotTaken, place_appointment, resolve_choice
@@ -30,7 +30,6 @@ from booking.scheduling.waitlist import FreedTime, offer_freed_slot
 from booking.timeutil import now_utc
 
 PATIENT = "patient"
-OPEN = (RequestStatus.REQUESTED, RequestStatus.CONFIRMED)
 
 
 class ManageError(ValueError):
@@ -46,14 +45,14 @@ def notice_deadline(consultation: ConsultationRequest) -> datetime | None:
 
 
 def can_change(consultation: ConsultationRequest, now: datetime | None = None) -> bool:
-    if consultation.status not in OPEN:
+    if consultation.status not in OPEN_STATUSES:
         return False
     deadline = notice_deadline(consultation)
     return deadline is None or (now or now_utc()) < deadline
 
 
 def _require_changeable(consultation: ConsultationRequest) -> None:
-    if consultation.status not in OPEN:
+    if consultation.status not in OPEN_STATUSES:
         raise ManageError(_("This request is closed and can no longer be changed online."))
     if not can_change(consultation):
         raise ManageError(
@@ -99,7 +98,7 @@ def _event(consultation: ConsultationRequest, before: RequestStatus, body: str) 
 def add_documents(consultation: ConsultationRequest, uploads: list[DocumentUpload]) -> int:
     """Store more documents for an open request, all or none."""
     consultation = lock_request(consultation)
-    if consultation.status not in OPEN:
+    if consultation.status not in OPEN_STATUSES:
         raise ManageError(_("This request is closed and can no longer be changed online."))
     limit = current_app.config["MAX_DOCUMENTS"]
     if len(consultation.documents) + len(uploads) > limit:

@@ -33,6 +33,7 @@ from booking.extensions import db
 from booking.manage.models import ManageLink
 from booking.notifications.models import OutboxEmail
 from booking.patients.models import (
+    OPEN_STATUSES,
     ConsultationRequest,
     MedicalHistory,
     Patient,
@@ -53,7 +54,6 @@ from booking.timeutil import now_utc
 
 log = logging.getLogger(__name__)
 
-OPEN_STATUSES = frozenset({RequestStatus.REQUESTED, RequestStatus.CONFIRMED})
 CLOSED_STATUSES = frozenset(set(RequestStatus) - OPEN_STATUSES)
 RETENTION_BATCH = 100
 FILE_RETRY_BATCH = 500

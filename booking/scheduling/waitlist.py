@@ -26,14 +26,12 @@ from booking.extensions import db
 from booking.manage.tokens import offer_url
 from booking.notifications.models import OutboxEmail
 from booking.notifications.services import enqueue_delivery, queue_email
-from booking.patients.models import ConsultationRequest, RequestStatus
+from booking.patients.models import OPEN_STATUSES, ConsultationRequest
 from booking.patients.services import lock_request
 from booking.scheduling.availability import booking_limits, clinic_settings
 from booking.scheduling.models import Appointment, SlotOffer, WaitlistEntry
 from booking.scheduling.services import SlotChoice, SlotTaken, place_appointment, resolve_choice
 from booking.timeutil import now_utc
-
-OPEN = (RequestStatus.REQUESTED, RequestStatus.CONFIRMED)
 
 
 class OfferGone(Exception):  # noqa: N818 - the event the patient is told about
@@ -42,7 +40,7 @@ class OfferGone(Exception):  # noqa: N818 - the event the patient is told about
 
 def join_waitlist(consultation: ConsultationRequest) -> WaitlistEntry:
     appointment = consultation.appointment
-    if consultation.status not in OPEN or appointment is None or not appointment.active:
+    if consultation.status not in OPEN_STATUSES or appointment is None or not appointment.active:
         raise ValueError("only an open request with a time can wait for an earlier one")
     entry = db.session.scalar(
         select(WaitlistEntry).where(WaitlistEntry.request_id == consultation.id)
@@ -124,7 +122,7 @@ def offer_freed_slot(appointment: FreedTime) -> list[OutboxEmail]:
         .where(
             WaitlistEntry.active.is_(True),
             WaitlistEntry.appointment_type_id == appointment.appointment_type_id,
-            ConsultationRequest.status.in_(OPEN),
+            ConsultationRequest.status.in_(OPEN_STATUSES),
             ConsultationRequest.id != appointment.request_id,
             Appointment.active.is_(True),
             Appointment.starts_at > appointment.starts_at,
@@ -187,7 +185,7 @@ def accept_offer(offer: SlotOffer, consultation: ConsultationRequest) -> None:
         raise OfferGone
     consultation = lock_request(consultation)
     appointment = consultation.appointment
-    if consultation.status not in OPEN or appointment is None:
+    if consultation.status not in OPEN_STATUSES or appointment is None:
         db.session.rollback()
         raise OfferGone
     before = appointment.starts_at
