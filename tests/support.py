@@ -8,6 +8,11 @@ import re
 import signal
 import subprocess
 import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -157,6 +162,83 @@ def stop_worker(worker: subprocess.Popen[bytes]) -> str:
         worker.kill()
         output = worker.communicate()[0]
     return (output or b"").decode(errors="replace")
+
+
+def wait_until(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    """Poll ``condition`` until it returns something true, and return that (real processes
+    give no other sign); fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
+
+
+@dataclass
+class Service:
+    """A real process a test started (gunicorn, a worker, nginx), its output in a log file
+    read when something fails. It runs in its own process group, so gunicorn's workers stop
+    with it."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+    stop_signal: int
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self, timeout: float = 20) -> None:
+        """Stop it with its own signal; killed with its whole group after ``timeout``."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(self.stop_signal)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait()
+
+
+def start_service(
+    name: str, args: list[str], env: dict[str, str], folder: Path, stop_signal: int
+) -> Service:
+    """Run ``args`` from the project folder with exactly ``env``, output to
+    ``folder/<name>.log``."""
+    log = folder / f"{name}.log"
+    with log.open("wb") as out:
+        popen = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return Service(name, popen, log, stop_signal)
+
+
+@contextmanager
+def fresh_postgres_database(server_url: str, prefix: str) -> Iterator[str]:
+    """A new, empty database on the PostgreSQL server of ``server_url`` (psycopg 3), for a
+    test that runs real processes and migrations on it; dropped afterwards."""
+    import sqlalchemy as sa
+
+    url = sa.engine.make_url(server_url)
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def open_manage_link(client: FlaskClient, consultation: Any) -> str:

@@ -24,10 +24,9 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -37,7 +36,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 from huey import RedisHuey
 from sqlalchemy import func, select
@@ -55,7 +53,15 @@ from booking.scheduling.models import Appointment, ReminderSent
 from booking.timeutil import now_utc, to_clinic_tz
 from tests.factories import make_appointment_type, make_hours, make_location, make_staff
 from tests.smtp import SmtpServer, free_port
-from tests.support import TOKEN_RE, pdf_bytes, valid_answers
+from tests.support import (
+    TOKEN_RE,
+    Service,
+    fresh_postgres_database,
+    pdf_bytes,
+    start_service,
+    valid_answers,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
@@ -80,64 +86,26 @@ pytestmark = pytest.mark.skipif(
 
 
 @dataclass
-class Process:
-    name: str
-    popen: subprocess.Popen
-    log: Path
-    stop_signal: int
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-@dataclass
 class Processes:
     """Every process the test starts; all are stopped at the end, whatever happened."""
 
     folder: Path
-    running: list[Process] = field(default_factory=list)
+    running: list[Service] = field(default_factory=list)
 
-    def start(self, name: str, args: list[str], env: dict[str, str], stop_signal: int) -> Process:
-        log = self.folder / f"{name}.log"
-        with log.open("wb") as out:
-            popen = subprocess.Popen(
-                args,
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: gunicorn's children too
-            )
-        process = Process(name, popen, log, stop_signal)
+    def start(self, name: str, args: list[str], env: dict[str, str], stop_signal: int) -> Service:
+        process = start_service(name, args, env, self.folder, stop_signal)
         self.running.append(process)
         return process
 
-    def stop(self, process: Process, timeout: float = 20) -> None:
-        if process.popen.poll() is None:
-            process.popen.send_signal(process.stop_signal)
-            try:
-                process.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.popen.pid, signal.SIGKILL)
-                process.popen.wait()
+    def stop(self, process: Service, timeout: float = 20) -> None:
+        process.stop(timeout)
 
     def stop_all(self) -> None:
         for process in reversed(self.running):
-            self.stop(process)
+            process.stop()
 
     def diagnostics(self) -> str:
         return "\n".join(f"--- {p.name}:\n{p.output()[-3000:]}" for p in self.running)
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 # --- HTTP, as a browser behind the TLS proxy ----------------------------------------------
@@ -266,19 +234,8 @@ def submit(patient: Patient, ports: list[int]) -> list[str]:
 @pytest.fixture
 def scale_database() -> Iterator[str]:
     """A fresh PostgreSQL database of this test's own, dropped at the end."""
-    url = sa.engine.make_url(PG_URL)
-    if url.drivername in ("postgresql", "postgres"):
-        url = url.set(drivername="postgresql+psycopg")
-    name = f"scale_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_postgres_database(PG_URL, "scale") as url:
+        yield url
 
 
 @pytest.fixture
@@ -300,7 +257,7 @@ class Cluster:
     ports: list[int]
     env: dict[str, str]
     processes: Processes
-    workers: list[Process] = field(default_factory=list)
+    workers: list[Service] = field(default_factory=list)
 
     def start_workers(self) -> None:
         self.workers = [
@@ -388,7 +345,7 @@ def cluster(
                 signal.SIGTERM,
             )
         for port in ports:
-            wait_until(lambda port=port: _live(port), 45, f"gunicorn on {port}")
+            wait_until(lambda port=port: _live(port), f"gunicorn on {port}", 45)
         yield Cluster(app, ports, env, processes)
     except BaseException:
         print(processes.diagnostics())  # pytest shows it with the failure
@@ -483,7 +440,7 @@ def _run(cluster: Cluster, smtp: SmtpServer) -> None:
     # Ready: both servers see the database, the queue and the workers' start-up heartbeat.
     for port in ports:
         answer = wait_until(
-            lambda port=port: (r := ready(port)).status == 200 and r, 45, f"ready on {port}"
+            lambda port=port: (r := ready(port)).status == 200 and r, f"ready on {port}", 45
         )
         assert answer.json()["checks"] == {
             "database": "ok",
@@ -515,13 +472,13 @@ def _run(cluster: Cluster, smtp: SmtpServer) -> None:
         db.session.remove()
 
     emails = 2 * PATIENTS
-    wait_until(lambda: all_sent(app, emails), 40, f"{emails} emails sent")
+    wait_until(lambda: all_sent(app, emails), f"{emails} emails sent", 40)
 
     # Staff confirm some appointments; their reminders fall due at once.
     appointment_ids = confirm_appointments(app, references[:APPOINTMENTS])
     assert len(appointment_ids) == APPOINTMENTS
     emails += APPOINTMENTS
-    wait_until(lambda: all_sent(app, emails), 30, "the confirmations sent")
+    wait_until(lambda: all_sent(app, emails), "the confirmations sent", 30)
 
     # The reminder job, enqueued once per worker thread: both workers run it at the same time.
     send_reminders = app.extensions["spineconsult.send_reminders"]
@@ -534,9 +491,9 @@ def _run(cluster: Cluster, smtp: SmtpServer) -> None:
             for lines in (w.output().splitlines() for w in cluster.workers)
         ]
 
-    wait_until(lambda: sum(reminder_runs()) >= REMINDER_RUNS, 30, "the reminder runs")
+    wait_until(lambda: sum(reminder_runs()) >= REMINDER_RUNS, "the reminder runs", 30)
     emails += APPOINTMENTS
-    wait_until(lambda: all_sent(app, emails), 30, "the reminders sent")
+    wait_until(lambda: all_sent(app, emails), "the reminders sent", 30)
 
     # The workers stop; the servers stay up and, once the heartbeat is old, say why they are
     # not ready (the database and the queue are fine).
@@ -546,8 +503,8 @@ def _run(cluster: Cluster, smtp: SmtpServer) -> None:
     for port in ports:
         answer = wait_until(
             lambda port=port: (r := ready(port)).status == 503 and r,
-            HEARTBEAT_MAX_AGE + 15,
             f"not ready on {port}",
+            HEARTBEAT_MAX_AGE + 15,
         )
         body = answer.json()
         assert body["failing"] == ["worker_heartbeat"]

@@ -25,6 +25,7 @@ from booking.notifications.services import enqueue_delivery, requeue_stalled_ema
 from tests import support
 from tests.factories import make_request
 from tests.smtp import SmtpServer
+from tests.support import wait_until
 
 
 @pytest.fixture
@@ -69,15 +70,6 @@ def rows(app: Flask) -> list[tuple[str, str, int]]:
     with app.app_context():
         emails = db.session.scalars(select(OutboxEmail).order_by(OutboxEmail.id)).all()
         return [(e.message_id, e.status, e.attempts) for e in emails]
-
-
-def wait_until(condition: Any, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def released_and_resent(app: Flask) -> None:

@@ -28,19 +28,16 @@ import signal
 import ssl
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
-import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -64,7 +61,14 @@ from tests.e2e.conftest import (  # noqa: F401
 )
 from tests.factories import make_staff
 from tests.smtp import SmtpServer, free_port
-from tests.support import start_worker, stop_worker
+from tests.support import (
+    Service,
+    fresh_postgres_database,
+    start_service,
+    start_worker,
+    stop_worker,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PROXY_CONFIG = ROOT / "deploy" / "nginx" / "spineconsult.conf"
@@ -96,57 +100,6 @@ def find_nginx() -> str | None:
 
 
 # --- processes ---------------------------------------------------------------------------
-
-
-@dataclass
-class Service:
-    """One process of the deployment, its output in a log file read when something fails."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-    stop_signal: int
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def stop(self, timeout: float = 20) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(self.stop_signal)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                # Its own process group (start_new_session): gunicorn's workers go with it.
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait()
-
-
-def start_service(
-    name: str, args: list[str], env: dict[str, str], folder: Path, stop_signal: int
-) -> Service:
-    log = folder / f"{name}.log"
-    with log.open("wb") as out:
-        popen = subprocess.Popen(
-            args,
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return Service(name, popen, log, stop_signal)
-
-
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = START_TIMEOUT_S) -> Any:
-    """Poll ``condition`` until it returns something true (the processes give no other sign)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def answers_http(port: int, path: str, status: int) -> bool:
@@ -248,19 +201,8 @@ def fresh_database(folder: Path) -> Iterator[str]:
     if not PG_URL:
         yield f"sqlite:///{folder / 'spineconsult.sqlite3'}"
         return
-    url = sa.engine.make_url(PG_URL)
-    if url.drivername in ("postgresql", "postgres"):
-        url = url.set(drivername="postgresql+psycopg")
-    name = f"production_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_postgres_database(PG_URL, "production") as url:
+        yield url
 
 
 def forget_redis_state(redis_url: str, queue_name: str) -> None:
@@ -476,8 +418,10 @@ def deployment(
             services.append(start_proxy(nginx, folder, placeholders, env))
             # Ready as the load balancer sees it: the database, the queue and a heartbeat the
             # worker wrote through the queue; then the proxy, by its redirect server.
-            wait_until(lambda: answers_http(app_port, "/health/ready", 200), "readiness")
-            wait_until(lambda: answers_http(http_port, "/", 301), "the proxy")
+            wait_until(
+                lambda: answers_http(app_port, "/health/ready", 200), "readiness", START_TIMEOUT_S
+            )
+            wait_until(lambda: answers_http(http_port, "/", 301), "the proxy", START_TIMEOUT_S)
             yield deployment
         except BaseException:
             print(deployment.diagnostics())  # pytest shows it with the error
