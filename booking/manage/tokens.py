@@ -41,9 +41,7 @@ LEGACY_SALT = "patient-manage-link"
 
 def _new_link(consultation: ConsultationRequest) -> tuple[ManageLink, str]:
     token = secrets.token_urlsafe(TOKEN_BYTES)
-    link = ManageLink(
-        request_id=consultation.id, request=consultation, token_hash=text_digest(token)
-    )
+    link = ManageLink(request_id=consultation.id, token_hash=text_digest(token))
     db.session.add(link)
     return link, token
 
