@@ -85,7 +85,7 @@ class Config:
     STAFF_NOTIFICATION_EMAIL = _env("STAFF_NOTIFICATION_EMAIL", "clinic@example.com")
     # Absolute address of the site, used for links in emails (the worker has no request).
     PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
-    # The private link in each patient email (booking.manage.tokens) works while the request is
+    # The private link in each patient email (booking.requests.links) works while the request is
     # open, until this many days after its appointment; a closed request's page is read-only
     # and its links die this many days after the closing.
     MANAGE_LINK_DAYS_AFTER_APPOINTMENT = _env_int("MANAGE_LINK_DAYS_AFTER_APPOINTMENT", 30)

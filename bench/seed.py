@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import insert, text
 
 from booking.extensions import db
-from booking.patients.models import (
+from booking.requests.lifecycle import REFERENCE_ALPHABET
+from booking.requests.models import (
     ConsultationRequest,
     MedicalHistory,
     Patient,
@@ -26,7 +27,6 @@ from booking.patients.models import (
     RequestStatus,
     TriageLevel,
 )
-from booking.patients.services import REFERENCE_ALPHABET
 from booking.scheduling.models import SQLITE_TRIGGERS, Appointment, AppointmentType, WorkingHours
 from booking.scheduling.services import create_location
 from booking.staff.models import StaffRole

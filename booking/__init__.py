@@ -55,11 +55,14 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
     register_blueprints(app)
     register_template_helpers(app)
 
+    from booking import documents, requests
     from booking.cli import register_commands
     from booking.errors import register_error_handlers
-    from booking.notifications.tasks import init_task_queue
+    from booking.tasks import init_task_queue
 
+    requests.init_app(app)
     register_error_handlers(app)
+    documents.init_app(app)
     register_commands(app)
     init_task_queue(app)
     return app
@@ -147,6 +150,7 @@ def _lower(value: object) -> object:
 
 
 def register_blueprints(app: Flask) -> None:
+    from booking.accounts.views import bp as staff_bp
     from booking.admin.scheduling_views import bp as scheduling_admin_bp
     from booking.admin.views import bp as admin_bp
     from booking.calendar.views import bp as calendar_bp
@@ -157,7 +161,6 @@ def register_blueprints(app: Flask) -> None:
     from booking.manage.views import bp as manage_bp
     from booking.patients.views import bp as patients_bp
     from booking.privacy.views import bp as privacy_bp
-    from booking.staff.views import bp as staff_bp
 
     for blueprint in (
         content_bp,

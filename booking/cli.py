@@ -33,7 +33,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(worker)
     app.cli.add_command(seed_demo)
     app.cli.add_command(create_admin)
-    from booking.documents.keys import keys_cli
+    from booking.keys import keys_cli
 
     app.cli.add_command(keys_cli)
 
@@ -181,8 +181,9 @@ def _demo_slots() -> list:
 @with_appcontext
 def seed_demo() -> None:
     """Add demo staff, locations and requests (development only, into an empty database)."""
-    from booking.patients.models import ConsultationRequest
-    from booking.patients.services import DocumentUpload, RequestSubmission, submit_request
+    from booking.documents.storage import DocumentUpload
+    from booking.patients.services import RequestSubmission, submit_request
+    from booking.requests.models import ConsultationRequest
     from booking.scheduling.services import create_location
     from booking.staff.models import StaffRole
     from booking.staff.services import create_staff

@@ -11,20 +11,20 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from booking.crypto import KeyMissingError
-from booking.documents.storage import DocumentUnreadable
 from booking.extensions import db
 
 log = logging.getLogger(__name__)
 
 
-def _page(status: int, title: str, message: str) -> tuple[str, int]:
+def error_page(status: int, title: str, message: str) -> tuple[str, int]:
+    """The friendly error page every handler answers with (features register their own)."""
     return render_template("errors/error.html", status=status, title=title, message=message), status
 
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(_error: CSRFError) -> tuple[str, int]:
-        return _page(
+        return error_page(
             400,
             _("This form has expired"),
             _(
@@ -36,7 +36,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(413)
     def too_large(_error: HTTPException) -> tuple[str, int]:
         limit = app.config["MAX_DOCUMENT_MB"]
-        return _page(
+        return error_page(
             413,
             _("Your documents are too large"),
             _(
@@ -62,7 +62,7 @@ def register_error_handlers(app: Flask) -> None:
             404: _("The page you asked for does not exist. Check the address, or start again."),
             429: _("Please wait a minute and try again."),
         }
-        return _page(
+        return error_page(
             code,
             titles.get(code, _("Something went wrong")),
             messages.get(code, _("Please go back and try again.")),
@@ -73,7 +73,7 @@ def register_error_handlers(app: Flask) -> None:
     def database_unavailable(error: Exception) -> tuple[str, int]:
         db.session.rollback()
         log.error("database unavailable: %s", type(error).__name__)
-        return _page(
+        return error_page(
             503,
             _("We are having a technical problem"),
             _(
@@ -86,7 +86,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(KeyMissingError)
     def key_missing(error: KeyMissingError) -> tuple[str, int]:
         log.error("encryption key %s is not configured", error.key_id)
-        return _page(
+        return error_page(
             503,
             _("This document cannot be opened"),
             _(
@@ -97,25 +97,10 @@ def register_error_handlers(app: Flask) -> None:
             ),
         )
 
-    @app.errorhandler(DocumentUnreadable)
-    def document_unreadable(_error: DocumentUnreadable) -> tuple[str, int]:
-        # 409 Conflict: the stored file conflicts with the checksum recorded at upload. Not a
-        # 500, which means a fault in our code, and not a 503, which invites a retry: this
-        # stays so until the file is restored. The one who met it audited and logged it with
-        # the document's ids (``dashboard.services.check_document_intact``).
-        return _page(
-            409,
-            _("This document is damaged"),
-            _(
-                "The stored file no longer matches what was uploaded, so it is not shown. "
-                "Ask the administrator to restore it from the backup."
-            ),
-        )
-
     @app.errorhandler(500)
     def internal_error(_error: Exception) -> tuple[str, int]:
         db.session.rollback()
-        return _page(
+        return error_page(
             500,
             _("Something went wrong"),
             _(

@@ -1,19 +1,19 @@
 """Every model, imported in one place so Alembic and the app see the whole schema."""
 
 from booking.audit.models import AuditEvent
-from booking.dashboard.models import EventKind, RequestEvent
 from booking.documents.models import Document
-from booking.manage.models import ManageLink
 from booking.notifications.models import OutboxEmail, OutboxStatus
-from booking.patients.models import (
+from booking.privacy.models import FilePurge
+from booking.requests.events import EventKind, RequestEvent
+from booking.requests.models import (
     ConsultationRequest,
+    ManageLink,
     MedicalHistory,
     Patient,
     RequestDiagnosis,
     RequestStatus,
     TriageLevel,
 )
-from booking.privacy.models import FilePurge
 from booking.scheduling import versions  # noqa: F401  (raises the availability version)
 from booking.scheduling.models import Appointment, AvailabilityVersion, Location
 from booking.staff.models import RecoveryCode, StaffRole, StaffSession, StaffUser

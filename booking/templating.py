@@ -1,4 +1,6 @@
-"""Template filters and globals: display helpers only (labels, ages, sizes), no queries."""
+"""Generic template filters and globals: display helpers only (labels, ages, sizes, dates), no
+queries and no feature's vocabulary (features register their own helpers in their
+``init_app``)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.routing import BuildError
 
-from booking.patients import history
 from booking.timeutil import clinic_date, clinic_dt, clinic_today
 
 
@@ -25,10 +26,6 @@ def choice_label(pairs: Sequence[tuple[str, Any]], code: str | None) -> str:
 
 def choice_labels(pairs: Sequence[tuple[str, Any]], codes: Iterable[str] | None) -> str:
     return ", ".join(choice_label(pairs, code) for code in codes or [])
-
-
-def diagnosis_labels(codes: Iterable[str] | None) -> str:
-    return choice_labels(history.DIAGNOSES, codes) or "\u2013"
 
 
 def yes_no(value: bool) -> str:
@@ -61,17 +58,13 @@ def switch_language_url(code: str) -> str:
 
 
 def register_template_helpers(app: Flask) -> None:
-    from booking.dashboard.services import status_label
-
     app.add_template_filter(clinic_dt)
     app.add_template_filter(clinic_date)
     app.add_template_global(choice_label)
     app.add_template_global(choice_labels)
-    app.add_template_global(diagnosis_labels)
     app.add_template_global(yes_no)
     app.add_template_global(age)
     app.add_template_global(filesize)
-    app.add_template_global(status_label)
     app.add_template_global(switch_language_url)
 
     @app.context_processor

@@ -1,4 +1,5 @@
-"""Reading values from the URL's query string safely: anything odd is treated as absent.
+"""Addresses: the public address of a page for an email, and reading values from the URL's
+query string safely (anything odd is treated as absent).
 
 A hand-edited or hostile URL must never cause a 500, so each reader refuses what the
 database or the date arithmetic cannot take (non-ASCII digits, huge numbers, year 1 or 9999,
@@ -11,11 +12,19 @@ import re
 from datetime import date
 from typing import Any
 
+from flask import current_app
 from werkzeug.routing.converters import IntegerConverter, UnicodeConverter
 
 MAX_INT = 2**31 - 1
 FIRST_YEAR, LAST_YEAR = 1900, 2999
 CONTROL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def public_url(path: str) -> str:
+    """The absolute address of ``path`` (starting with "/") as patients and staff reach the
+    site (``PUBLIC_BASE_URL``): emails are composed by the worker, outside any request, so
+    they cannot take the host from one."""
+    return current_app.config["PUBLIC_BASE_URL"].rstrip("/") + path
 
 
 def int_arg(value: str | None, *, minimum: int = 1, maximum: int = MAX_INT) -> int | None:

@@ -104,7 +104,7 @@ def serving(app: Flask) -> Iterator[str]:
 def demo_facts(app: Flask) -> tuple[str, str, list[str]]:
     """The urgent demo request's reference, the first day with an appointment, and the
     references of the requests holding a time."""
-    from booking.patients.models import ConsultationRequest, TriageLevel
+    from booking.requests.models import ConsultationRequest, TriageLevel
     from booking.scheduling.models import Appointment
     from booking.timeutil import to_clinic_tz
 

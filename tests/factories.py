@@ -10,8 +10,9 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from booking.patients.models import ConsultationRequest
-from booking.patients.services import DocumentUpload, RequestSubmission, submit_request
+from booking.documents.storage import DocumentUpload
+from booking.patients.services import RequestSubmission, submit_request
+from booking.requests.models import ConsultationRequest
 from booking.scheduling.models import Location
 from booking.scheduling.services import create_location
 from booking.staff.models import StaffRole, StaffUser

@@ -245,7 +245,7 @@ def open_manage_link(client: FlaskClient, consultation: Any) -> str:
     """Open a new private link to ``consultation`` as the patient's browser does (the token is
     traded for a cookie on the request's pages); returns the address of its page."""
     from booking.extensions import db
-    from booking.manage.tokens import issue_link
+    from booking.requests.links import issue_link
 
     token = issue_link(consultation)
     reference = consultation.reference
@@ -261,7 +261,7 @@ def legacy_manage_token(consultation: Any) -> str:
     from flask import current_app
     from itsdangerous import URLSafeTimedSerializer
 
-    from booking.manage.tokens import LEGACY_SALT
+    from booking.requests.links import LEGACY_SALT
 
     serializer = URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=LEGACY_SALT)
     return serializer.dumps({"r": consultation.id, "ref": consultation.reference})

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from booking import create_app
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
-from booking.patients.models import ConsultationRequest
+from booking.requests.models import ConsultationRequest
 
 
 def test_production_refuses_to_start_without_a_secret_key(

@@ -18,7 +18,7 @@ from flask import Flask
 from sqlalchemy import event, select
 
 from booking.extensions import db
-from booking.patients.models import ConsultationRequest, Patient, RequestStatus, TriageLevel
+from booking.requests.models import ConsultationRequest, Patient, RequestStatus, TriageLevel
 from booking.scheduling.availability import OpenSlot, open_slots, parse_slot_key
 from booking.scheduling.models import (
     Appointment,

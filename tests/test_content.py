@@ -32,7 +32,8 @@ PUBLIC_PAGES = [
 ]
 # Files only staff read: their strings may stay in English.
 STAFF_ONLY = (
-    "booking/staff/", "booking/admin/", "booking/calendar/", "booking/insights/",
+    "booking/staff/", "booking/accounts/", "booking/admin/", "booking/calendar/",
+    "booking/insights/",
     "booking/audit/", "booking/templates/staff", "booking/templates/dashboard/",
     "booking/templates/admin/", "booking/templates/calendar/", "booking/templates/insights/",
     "booking/templates/email/new_request_staff", "booking/templates/email/patient_action_staff",
@@ -152,7 +153,7 @@ def test_a_request_in_spanish_gets_spanish_emails_and_the_clinic_an_english_one(
     assert '<html lang="es">' in confirmation
     with app.app_context():
         patient, staff = db.session.scalars(select(OutboxEmail).order_by(OutboxEmail.id)).all()
-        from booking.patients.models import ConsultationRequest
+        from booking.requests.models import ConsultationRequest
 
         assert db.session.scalars(select(ConsultationRequest.locale)).one() == "es"
     assert patient.subject.startswith("Hemos recibido")

@@ -19,7 +19,7 @@ from booking.audit.models import AuditEvent
 from booking.documents.models import Document
 from booking.documents.storage import CHUNK_SIZE, HEADER_BYTES, TAG_BYTES
 from booking.extensions import db
-from booking.patients.models import ConsultationRequest
+from booking.requests.models import ConsultationRequest
 from tests.factories import login, make_request, make_staff
 from tests.support import pdf_bytes, post_request, valid_answers
 

@@ -15,7 +15,7 @@ from werkzeug.http import parse_options_header
 from booking.audit.models import AuditEvent
 from booking.documents.models import Document
 from booking.extensions import db
-from booking.patients.models import ConsultationRequest
+from booking.requests.models import ConsultationRequest
 from tests.factories import login, make_request, make_staff
 from tests.support import (
     JPEG_BYTES,

@@ -23,12 +23,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from booking.audit.models import AuditEvent
-from booking.dashboard.models import RequestEvent
-from booking.dashboard.services import Slot, WorkflowError, confirm_request, reschedule_request
+from booking.dashboard.services import Slot, confirm_request, reschedule_request
 from booking.documents.models import Document
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
-from booking.patients.models import ConsultationRequest, Patient, RequestStatus
+from booking.requests.events import RequestEvent
+from booking.requests.lifecycle import WorkflowError
+from booking.requests.models import ConsultationRequest, Patient, RequestStatus
 from booking.scheduling.availability import open_slots
 from booking.scheduling.models import (
     EXCLUSION_NAME,

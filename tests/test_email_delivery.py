@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.notifications.services import deliver_outbox_email, requeue_stalled_emails
-from booking.patients.models import ConsultationRequest
+from booking.requests.models import ConsultationRequest
 from booking.timeutil import now_utc
 from tests.smtp import SmtpServer, free_port
 from tests.support import (

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from booking.audit.models import AuditEvent
 from booking.dashboard.export import COLUMNS
 from booking.extensions import db
-from booking.patients.models import ConsultationRequest
+from booking.requests.models import ConsultationRequest
 from booking.timeutil import clinic_today
 from tests.factories import (
     login,

@@ -78,7 +78,7 @@ def test_mail_server_down_while_many_requests_arrive_loses_nothing_and_sends_onc
 
     from booking.notifications.models import OutboxEmail, OutboxStatus
     from booking.notifications.services import deliver_outbox_email, requeue_stalled_emails
-    from booking.patients.models import ConsultationRequest
+    from booking.requests.models import ConsultationRequest
     from booking.timeutil import now_utc
     from tests.smtp import SmtpServer
     from tests.support import post_request, valid_answers

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from booking.patients import history
-from booking.patients.history import InvalidOdiAnswer, odi_band, score_odi, triage_level
+from booking.requests import history
+from booking.requests.history import InvalidOdiAnswer, odi_band, score_odi, triage_level
 
 ALL_SECTIONS = history.ODI_SECTION_KEYS
 

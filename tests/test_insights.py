@@ -16,8 +16,8 @@ from sqlalchemy import event
 
 from booking.extensions import db
 from booking.insights import charts, services
-from booking.patients.models import ConsultationRequest, RequestDiagnosis, RequestStatus
 from booking.patients.services import RequestSubmission, submit_request
+from booking.requests.models import ConsultationRequest, RequestDiagnosis, RequestStatus
 from booking.staff.models import StaffRole
 from booking.staff.services import create_staff
 from booking.timeutil import now_utc

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.notifications.services import deliver_outbox_email
-from booking.patients.models import ConsultationRequest
+from booking.requests.models import ConsultationRequest
 from tests.factories import login, make_location, make_staff
 from tests.support import pdf_bytes, post_request, valid_answers
 

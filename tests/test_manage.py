@@ -17,7 +17,7 @@ from booking.audit.models import AuditEvent
 from booking.documents.models import Document
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
-from booking.patients.models import ConsultationRequest, RequestStatus
+from booking.requests.models import ConsultationRequest, RequestStatus
 from booking.scheduling.availability import open_slots
 from booking.scheduling.models import ClinicSettings
 from booking.scheduling.services import SlotChoice

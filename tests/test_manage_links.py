@@ -14,12 +14,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from booking.audit.models import AuditEvent
+from booking.dashboard import services as dashboard_services
 from booking.extensions import db
-from booking.manage import services as manage
-from booking.manage import tokens
-from booking.manage.models import ManageLink
 from booking.notifications.models import OutboxEmail
-from booking.patients.models import ConsultationRequest
+from booking.requests import links as tokens
+from booking.requests.models import ConsultationRequest, ManageLink
 from booking.scheduling.availability import open_slots
 from booking.scheduling.services import SlotChoice
 from booking.staff.models import StaffUser
@@ -155,7 +154,7 @@ def test_staff_send_a_new_link_and_every_earlier_one_stops_working(
     assert client.get(booked["link"]).status_code == 303  # an open page, cookie set
     with app.app_context():
         coordinator = db.session.get(StaffUser, coordinator_id)
-        assert manage.send_new_link(_load(booked["reference"]), coordinator) == 1
+        assert dashboard_services.send_new_link(_load(booked["reference"]), coordinator) == 1
         email = db.session.scalars(
             select(OutboxEmail).where(OutboxEmail.template == "manage_link")
         ).one()

@@ -69,7 +69,7 @@ def test_every_route_answers_no_store_to_staff_and_to_patients(
     patient = app.test_client()
     with app.app_context():
         from booking.extensions import db
-        from booking.patients.models import ConsultationRequest
+        from booking.requests.models import ConsultationRequest
 
         open_manage_link(patient, db.session.get(ConsultationRequest, record["consultation_id"]))
     rules = _routes(app)

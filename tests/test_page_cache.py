@@ -22,7 +22,7 @@ from flask.testing import FlaskClient
 
 from booking.extensions import db
 from booking.patients import views
-from booking.patients.models import ConsultationRequest
+from booking.requests.models import ConsultationRequest
 from booking.scheduling import versions
 from booking.scheduling.models import (
     Appointment,

@@ -20,17 +20,17 @@ from sqlalchemy import func, select, update
 
 from booking.audit.models import AuditEvent
 from booking.dashboard import services as workflow
-from booking.dashboard.models import RequestEvent
 from booking.documents.models import Document
 from booking.documents.storage import get_storage
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
-from booking.patients.models import ConsultationRequest, MedicalHistory, Patient
 from booking.privacy import services as privacy
 from booking.privacy.models import FilePurge
+from booking.requests.events import RequestEvent
+from booking.requests.models import ConsultationRequest, MedicalHistory, Patient
+from booking.requests.reminders import send_due_reminders
+from booking.requests.waitlist import join_waitlist
 from booking.scheduling.models import Appointment, ReminderSent, WaitlistEntry
-from booking.scheduling.reminders import send_due_reminders
-from booking.scheduling.waitlist import join_waitlist
 from booking.staff.models import StaffUser
 from booking.timeutil import clinic_today, now_utc
 from tests.factories import (

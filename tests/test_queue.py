@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import event, select
 
 from booking.extensions import db
-from booking.patients.models import ConsultationRequest
+from booking.requests.models import ConsultationRequest
 from tests.factories import (
     login,
     make_appointment_type,

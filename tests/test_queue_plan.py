@@ -22,7 +22,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from booking.extensions import db
-from booking.patients.models import (
+from booking.requests.models import (
     ConsultationRequest,
     MedicalHistory,
     Patient,

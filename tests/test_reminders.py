@@ -13,10 +13,10 @@ from sqlalchemy import func, select
 from booking.dashboard import services as workflow
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
-from booking.patients.models import ConsultationRequest
+from booking.requests.models import ConsultationRequest
+from booking.requests.reminders import send_due_reminders
 from booking.scheduling.availability import open_slots
 from booking.scheduling.models import Appointment, AppointmentType, Location, ReminderSent
-from booking.scheduling.reminders import send_due_reminders
 from booking.staff.models import StaffUser
 from booking.timeutil import now_utc, to_clinic_tz
 from tests.factories import (

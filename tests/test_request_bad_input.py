@@ -25,7 +25,7 @@ from booking.documents.models import Document
 from booking.documents.storage import DocumentRejected, DocumentStorage
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
-from booking.patients.models import ConsultationRequest, MedicalHistory, Patient
+from booking.requests.models import ConsultationRequest, MedicalHistory, Patient
 from booking.timeutil import clinic_today
 from tests.support import (
     EXE_BYTES,

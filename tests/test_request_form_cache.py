@@ -13,8 +13,8 @@ import pytest
 from flask import Flask, render_template
 from flask.testing import FlaskClient
 
-from booking.patients import history
 from booking.patients.forms import RequestForm
+from booking.requests import history
 from tests.support import TOKEN_RE, post_request, valid_answers
 
 SPANISH = {"Accept-Language": "es"}

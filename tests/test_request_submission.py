@@ -14,8 +14,8 @@ from booking.documents.models import Document
 from booking.documents.storage import get_storage
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail, OutboxStatus
-from booking.patients import history
-from booking.patients.models import ConsultationRequest, RequestStatus, TriageLevel
+from booking.requests import history
+from booking.requests.models import ConsultationRequest, RequestStatus, TriageLevel
 from tests.support import (
     JPEG_BYTES,
     form_tokens,

@@ -47,7 +47,7 @@ from booking.documents.models import Document
 from booking.documents.storage import get_storage
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail, OutboxStatus
-from booking.patients.models import ConsultationRequest
+from booking.requests.models import ConsultationRequest
 from booking.scheduling.availability import open_slots
 from booking.scheduling.models import Appointment, ReminderSent
 from booking.timeutil import now_utc, to_clinic_tz

@@ -16,10 +16,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from booking.dashboard.models import EventKind, RequestEvent
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
-from booking.patients.models import ConsultationRequest, MedicalHistory, Patient
+from booking.requests.events import EventKind, RequestEvent
+from booking.requests.models import ConsultationRequest, MedicalHistory, Patient
 from booking.scheduling.models import Location
 from booking.staff.models import StaffUser
 from tests.factories import csrf_from, login, make_request, make_staff

@@ -23,10 +23,10 @@ from werkzeug.test import TestResponse
 
 from booking.audit.models import ACCESS_REFUSED, AuditEvent
 from booking.dashboard import services as workflow
-from booking.dashboard.models import RequestEvent
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
-from booking.patients.models import ConsultationRequest
+from booking.requests.events import RequestEvent
+from booking.requests.models import ConsultationRequest
 from booking.scheduling.models import Location, ScheduleException, WorkingHours
 from booking.staff.models import StaffUser
 from booking.timeutil import clinic_today, now_utc

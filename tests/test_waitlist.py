@@ -14,11 +14,11 @@ from sqlalchemy import select
 from booking.extensions import db
 from booking.manage import services as manage
 from booking.notifications.models import OutboxEmail
-from booking.patients.models import ConsultationRequest
+from booking.requests.models import ConsultationRequest
+from booking.requests.waitlist import OfferGone, accept_offer, join_waitlist
 from booking.scheduling.availability import open_slots
 from booking.scheduling.models import SlotOffer
 from booking.scheduling.services import SlotChoice
-from booking.scheduling.waitlist import OfferGone, accept_offer, join_waitlist
 from booking.timeutil import now_utc
 from tests.factories import (
     make_appointment_type,

@@ -14,10 +14,10 @@ from icalendar import Calendar
 from sqlalchemy import select
 
 from booking.audit.models import AuditEvent
-from booking.dashboard.models import RequestEvent
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
-from booking.patients.models import ConsultationRequest, RequestStatus
+from booking.requests.events import RequestEvent
+from booking.requests.models import ConsultationRequest, RequestStatus
 from tests.factories import (
     login,
     make_appointment_type,

@@ -21,7 +21,7 @@ from wtforms import (
 )
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, StopValidation
 
-from booking.patients.forms import CleanTextMeta, has_visible_text, options
+from booking.forms import BaseForm, has_visible_text, options
 from booking.scheduling.admin_services import (
     DURATION_RANGE,
     RULE_RANGES,
@@ -128,10 +128,7 @@ class BookingRulesForm(FlaskForm):
         )
 
 
-class AppointmentTypeForm(FlaskForm):
-    class Meta(CleanTextMeta):
-        pass
-
+class AppointmentTypeForm(BaseForm):
     name = StringField(
         _l("Name"),
         validators=[InputRequired(_l("Please enter a name.")), Length(max=120, message=TOO_LONG)],
@@ -187,12 +184,9 @@ def clinic_instant(day: date, at: time) -> datetime | None:
     return instant if (local.date(), local.time()) == (day, at) else None
 
 
-class _PeriodForm(FlaskForm):
+class _PeriodForm(BaseForm):
     """A period given as clinic dates and times; ``starts_at`` / ``ends_at`` (UTC) are set
     once it validates."""
-
-    class Meta(CleanTextMeta):
-        pass
 
     start_day = _date(_l("From (date)"))
     start_time = _time(_l("From (time)"))

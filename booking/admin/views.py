@@ -9,8 +9,8 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from booking.admin.forms import LocationForm
 from booking.audit.queries import AuditFilters, audit_page, known_actions
-from booking.dashboard.forms import LocationForm
 from booking.extensions import db
 from booking.scheduling import services as scheduling
 from booking.scheduling.models import Location

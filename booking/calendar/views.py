@@ -7,7 +7,7 @@ from datetime import date, time, timedelta
 from flask import Blueprint, render_template, request
 from flask_login import current_user
 
-from booking.dashboard.queries import appointments_between
+from booking.requests.queries import appointments_between
 from booking.scheduling.services import all_locations
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole

@@ -4,9 +4,10 @@ plus the sitemap and robots.txt. The texts live in templates/content/, editable 
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, render_template, url_for
+from flask import Blueprint, Response, abort, render_template, url_for
 
 from booking.scheduling.services import scheduling_enabled
+from booking.urlargs import public_url
 
 bp = Blueprint("content", __name__)
 
@@ -34,7 +35,6 @@ def page(slug: str) -> str:
 
 def public_urls() -> list[str]:
     """Every public page (never staff, manage-link or confirmation pages)."""
-    base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
     paths = [
         url_for("content.home"),
         *(url_for("content.page", slug=slug) for slug in PAGES),
@@ -42,7 +42,7 @@ def public_urls() -> list[str]:
         url_for("patients.request_form"),
         url_for("patients.privacy"),
     ]
-    return [base + path for path in paths]
+    return [public_url(path) for path in paths]
 
 
 @bp.get("/sitemap.xml")
@@ -53,13 +53,12 @@ def sitemap() -> Response:
 
 @bp.get("/robots.txt")
 def robots() -> Response:
-    base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
     body = (
         "User-agent: *\n"
         "Disallow: /staff/\n"
         "Disallow: /manage/\n"
         "Disallow: /request/submitted\n"
         "Disallow: /dev/\n"
-        f"Sitemap: {base}/sitemap.xml\n"
+        f"Sitemap: {public_url('/sitemap.xml')}\n"
     )
     return Response(body, mimetype="text/plain")

@@ -6,8 +6,8 @@ import csv
 import io
 from collections.abc import Iterable
 
-from booking.patients import history
-from booking.patients.models import ConsultationRequest
+from booking.requests import history
+from booking.requests.models import ConsultationRequest
 from booking.templating import choice_labels
 from booking.timeutil import to_clinic_tz
 

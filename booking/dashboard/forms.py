@@ -8,13 +8,13 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import MultiDict
-from wtforms import DateField, SelectField, StringField, TextAreaField, TimeField, ValidationError
+from wtforms import DateField, SelectField, TextAreaField, TimeField, ValidationError
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from booking.dashboard.queries import QueueFilters
-from booking.patients import history
-from booking.patients.forms import CleanTextMeta, has_visible_text, options
-from booking.patients.models import RequestStatus, TriageLevel
+from booking.forms import BaseForm, options
+from booking.requests import history
+from booking.requests.models import RequestStatus, TriageLevel
 from booking.urlargs import FIRST_YEAR, LAST_YEAR, date_arg, int_arg, text_arg
 
 MAX_SEARCH = 100
@@ -39,10 +39,7 @@ def queue_filters(args: MultiDict) -> QueueFilters:
     )
 
 
-class SlotForm(FlaskForm):
-    class Meta(CleanTextMeta):  # PostgreSQL refuses NUL in text
-        pass
-
+class SlotForm(BaseForm):
     specialist = SelectField(
         _l("Specialist"), coerce=int, validators=[InputRequired(_l("Please choose a specialist."))]
     )
@@ -79,10 +76,7 @@ class SlotForm(FlaskForm):
         )
 
 
-class CloseForm(FlaskForm):
-    class Meta(CleanTextMeta):  # PostgreSQL refuses NUL in text
-        pass
-
+class CloseForm(BaseForm):
     message = TextAreaField(
         _l("Message to the patient"),
         validators=[Optional(), Length(max=1000)],
@@ -94,28 +88,9 @@ class ActionForm(FlaskForm):
     """A status change with nothing to fill in: the CSRF token only."""
 
 
-class NoteForm(FlaskForm):
-    class Meta(CleanTextMeta):  # PostgreSQL refuses NUL in text
-        pass
-
+class NoteForm(BaseForm):
     text = TextAreaField(
         _l("Internal note"),
         validators=[DataRequired(_l("Please write the note.")), Length(max=5000)],
         description=_l("Only staff see notes."),
     )
-
-
-class LocationForm(FlaskForm):
-    class Meta(CleanTextMeta):  # PostgreSQL refuses NUL in text
-        pass
-
-    name = StringField(
-        _l("Name"), validators=[DataRequired(_l("Please enter a name.")), Length(max=120)]
-    )
-    address = StringField(
-        _l("Address"), validators=[DataRequired(_l("Please enter the address.")), Length(max=300)]
-    )
-
-    def validate_name(self, field: StringField) -> None:
-        if not has_visible_text(field.data):
-            raise ValidationError(_("Please enter a name."))

@@ -1,4 +1,4 @@
-"""Reading requests for the dashboard: the triage queue, one record, the calendar.
+"""Reading requests for the dashboard: the triage queue and one record.
 
 Every page loads what it shows in a fixed number of queries, whatever the number of rows:
 many-to-one and one-to-one data is joined into the page query, lists are loaded with one
@@ -9,23 +9,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, time, timedelta
 from typing import Any
 
-from sqlalchemy import Select, exists, func, or_, select, true
+from sqlalchemy import Select, exists, func, or_, select
 from sqlalchemy.orm import aliased, contains_eager, joinedload, selectinload
 
-from booking.dashboard.models import RequestEvent
 from booking.extensions import db
-from booking.patients.models import (
+from booking.requests.events import RequestEvent
+from booking.requests.models import (
     ConsultationRequest,
     Patient,
     RequestDiagnosis,
     RequestStatus,
     TriageLevel,
 )
+from booking.requests.queries import visible_to
 from booking.scheduling.models import Appointment
-from booking.staff.models import StaffRole, StaffUser
+from booking.staff.models import StaffUser
 from booking.timeutil import from_clinic_local
 
 PER_PAGE = 25
@@ -90,17 +91,6 @@ class QueuePage:
     @property
     def cap(self) -> int:
         return COUNT_CAP
-
-
-def visible_to(user: StaffUser) -> Any:
-    """The condition limiting requests to those ``user`` may see."""
-    if user.role == StaffRole.SPECIALIST:
-        return ConsultationRequest.assigned_specialist_id == user.id
-    return true()
-
-
-def can_see(user: StaffUser, consultation: ConsultationRequest) -> bool:
-    return user.role != StaffRole.SPECIALIST or consultation.assigned_specialist_id == user.id
 
 
 def _escape_like(text: str) -> str:
@@ -227,39 +217,6 @@ def load_record(reference: str) -> ConsultationRequest | None:
         )
     )
     return db.session.scalars(stmt).unique().one_or_none()
-
-
-def appointments_between(
-    start: datetime,
-    end: datetime,
-    *,
-    user: StaffUser,
-    specialist_id: int | None = None,
-    location_id: int | None = None,
-) -> list[Appointment]:
-    """Active appointments starting in [start, end), with their request and patient."""
-    stmt = (
-        select(Appointment)
-        .join(Appointment.request)
-        .where(
-            Appointment.active.is_(True),
-            Appointment.starts_at >= start,
-            Appointment.starts_at < end,
-            ConsultationRequest.status == RequestStatus.CONFIRMED,
-            visible_to(user),
-        )
-        .options(
-            contains_eager(Appointment.request).joinedload(ConsultationRequest.patient),
-            joinedload(Appointment.specialist),
-            joinedload(Appointment.location),
-        )
-        .order_by(Appointment.starts_at)
-    )
-    if specialist_id:
-        stmt = stmt.where(Appointment.specialist_id == specialist_id)
-    if location_id:
-        stmt = stmt.where(Appointment.location_id == location_id)
-    return list(db.session.scalars(stmt).unique())
 
 
 URGENT = TriageLevel.URGENT

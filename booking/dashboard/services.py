@@ -1,12 +1,10 @@
-"""Working a request: status changes, appointments, notes. Each function is one transaction.
+"""Working a request from the dashboard: status changes, appointments, notes, a new private
+link, and the audit of what staff look at. Each function is one transaction.
 
-Valid transitions (anything else is refused, whoever asks):
-
-    requested -> confirmed | declined | cancelled
-    confirmed -> confirmed (reschedule) | completed | cancelled | no_show
-
-Every change is written to the request's timeline and the audit trail, and emails the patient
-(confirmations and reschedules with an .ics invitation, cancellations with METHOD:CANCEL).
+The transitions and who may make them are the request's own rules
+(``booking.requests.lifecycle``); every change goes through ``record_change`` (timeline, audit
+row, the patient's email: confirmations and reschedules with an .ics invitation,
+cancellations with METHOD:CANCEL), and a time it gives up is offered to the waitlist.
 """
 
 from __future__ import annotations
@@ -15,21 +13,31 @@ import logging
 from dataclasses import dataclass
 from datetime import date, datetime, time
 
-from flask_babel import force_locale
 from flask_babel import gettext as _
 
-from booking.audit.services import changes, record
-from booking.dashboard.ical import appointment_ics
-from booking.dashboard.models import EventKind, RequestEvent
+from booking.audit.services import record
 from booking.documents.models import Document
 from booking.documents.storage import DocumentUnreadable, get_storage
 from booking.extensions import db
-from booking.manage.tokens import manage_url
-from booking.notifications.models import OutboxEmail
-from booking.notifications.services import enqueue_delivery, queue_email
-from booking.patients.models import ConsultationRequest, RequestStatus
-from booking.patients.services import lock_request
+from booking.notifications.services import enqueue_delivery
+from booking.requests import emails
+from booking.requests.events import EventKind, RequestEvent
+from booking.requests.lifecycle import (
+    TRANSITIONS,
+    WorkflowError,
+    add_event,
+    check_may_work,
+    check_transition,
+    record_change,
+    role_may,
+    snapshot,
+)
+from booking.requests.links import revoke_all
+from booking.requests.models import ConsultationRequest, RequestStatus
+from booking.requests.queries import lock_request
+from booking.requests.waitlist import FreedTime, offer_freed_slot
 from booking.scheduling.availability import OpenSlot
+from booking.scheduling.ical import appointment_ics
 from booking.scheduling.models import Appointment, AppointmentType, Location
 from booking.scheduling.services import (
     SlotChoice,
@@ -46,17 +54,6 @@ log = logging.getLogger(__name__)
 DOCUMENT_DAMAGED = "document_damaged"
 
 S = RequestStatus
-TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
-    S.REQUESTED: frozenset({S.CONFIRMED, S.DECLINED, S.CANCELLED}),
-    S.CONFIRMED: frozenset({S.CONFIRMED, S.COMPLETED, S.CANCELLED, S.NO_SHOW}),
-    S.COMPLETED: frozenset(),
-    S.DECLINED: frozenset(),
-    S.CANCELLED: frozenset(),
-    S.NO_SHOW: frozenset(),
-}
-# What a specialist may do with a request assigned to them; coordinators and admins do all.
-SPECIALIST_MAY = frozenset({S.COMPLETED, S.NO_SHOW})
-
 ACTIONS = {
     "confirm": S.CONFIRMED,
     "reschedule": S.CONFIRMED,
@@ -65,10 +62,6 @@ ACTIONS = {
     "complete": S.COMPLETED,
     "no_show": S.NO_SHOW,
 }
-
-
-class WorkflowError(ValueError):
-    """A refused change; the message is for the staff member."""
 
 
 @dataclass(frozen=True)
@@ -90,42 +83,9 @@ def allowed_actions(consultation: ConsultationRequest, user: StaffUser) -> list[
             continue
         if action == "reschedule" and consultation.status != S.CONFIRMED:
             continue
-        if target in TRANSITIONS[consultation.status] and _role_may(user, target):
+        if target in TRANSITIONS[consultation.status] and role_may(user, target):
             allowed.append(action)
     return allowed
-
-
-def _role_may(user: StaffUser, target: RequestStatus) -> bool:
-    return user.works_every_request or (
-        user.role == StaffRole.SPECIALIST and target in SPECIALIST_MAY
-    )
-
-
-def _check(consultation: ConsultationRequest, target: RequestStatus, actor: StaffUser) -> None:
-    if actor.role == StaffRole.SPECIALIST and consultation.assigned_specialist_id != actor.id:
-        raise WorkflowError(_("This request is not assigned to you."))
-    if target not in TRANSITIONS[consultation.status]:
-        raise WorkflowError(
-            _(
-                "A request that is %(current)s cannot be changed to %(target)s.",
-                current=status_label(consultation.status),
-                target=status_label(target),
-            )
-        )
-    if not _role_may(actor, target):
-        raise WorkflowError(_("Your role does not allow this change."))
-
-
-def status_label(status: RequestStatus | str) -> str:
-    labels = {
-        S.REQUESTED: _("requested"),
-        S.CONFIRMED: _("confirmed"),
-        S.COMPLETED: _("completed"),
-        S.DECLINED: _("declined"),
-        S.CANCELLED: _("cancelled"),
-        S.NO_SHOW: _("no-show"),
-    }
-    return labels[RequestStatus(status)]
 
 
 def _open_slot(slot: Slot, appointment: Appointment | None) -> OpenSlot:
@@ -166,126 +126,45 @@ def _place(appointment: Appointment, slot: Slot, open_slot: OpenSlot) -> None:
         raise WorkflowError(_("That time was just taken. Please choose another.")) from None
 
 
-def _appointment_state(appointment: Appointment | None) -> dict[str, object]:
-    if appointment is None:
-        return {}
-    return {
-        "specialist": appointment.specialist_id,
-        "location": appointment.location_id,
-        "starts_at": appointment.starts_at,
-        "ends_at": appointment.ends_at,
-        "active": appointment.active,
-        "sequence": appointment.sequence,
-    }
-
-
 def _finish(
     consultation: ConsultationRequest,
     actor: StaffUser,
     *,
     action: str,
-    before_status: RequestStatus,
-    before_appointment: dict[str, object],
-    note: str | None,
+    before: dict[str, object],
+    message: str | None,
     email_kind: str,
-    message: str | None = None,
     ics: str | None = None,
     ics_method: str = "REQUEST",
-    freed: object | None = None,
+    freed: FreedTime | None = None,
 ) -> None:
-    """Timeline, audit row and patient email for a change, then one commit. ``freed`` is a
-    time this change gave up (a FreedTime): it is offered to the waitlist."""
-    consultation.updated_at = now_utc()
-    db.session.add(
-        RequestEvent(
-            request_id=consultation.id,
-            occurred_at=now_utc(),
-            actor_id=actor.id,
-            kind=EventKind.STATUS,
-            from_status=before_status.value,
-            to_status=consultation.status.value,
-            body=note,
-        )
-    )
-    db.session.flush()
-    record(
-        action,
-        target_type="request",
-        target_id=consultation.reference,
+    """Record the change (timeline, audit, the patient's email), offer a time it gave up to
+    the waitlist, then one commit; the emails go to the worker after it."""
+    email = record_change(
+        consultation,
+        action=action,
         actor=actor,
-        details=changes(
-            {"status": before_status.value, **before_appointment},
-            {"status": consultation.status.value, **_appointment_state(consultation.appointment)},
-        ),
+        before=before,
+        note=message,
+        email_kind=email_kind,
+        message=message,
+        ics=ics,
+        ics_method=ics_method,
     )
-    email = compose_patient_update(consultation, email_kind, message, ics, ics_method)
-    offers = []
-    if freed is not None:
-        from booking.scheduling.waitlist import offer_freed_slot
-
-        offers = offer_freed_slot(freed)
+    offers = offer_freed_slot(freed) if freed is not None else []
     db.session.commit()
     enqueue_delivery([email.id, *(o.id for o in offers)])
-
-
-def compose_patient_update(
-    consultation: ConsultationRequest,
-    kind: str,
-    message: str | None,
-    ics: str | None,
-    ics_method: str,
-) -> OutboxEmail:
-    with force_locale(consultation.locale):
-        subjects = {
-            "confirmed": _(
-                "Your appointment is confirmed (%(reference)s)", reference=consultation.reference
-            ),
-            "rescheduled": _(
-                "Your appointment has changed (%(reference)s)", reference=consultation.reference
-            ),
-            "declined": _("About your request %(reference)s", reference=consultation.reference),
-            "cancelled": _(
-                "Your request %(reference)s is cancelled", reference=consultation.reference
-            ),
-            "completed": _(
-                "Thank you for your visit (%(reference)s)", reference=consultation.reference
-            ),
-            "no_show": _("We missed you today (%(reference)s)", reference=consultation.reference),
-        }
-        subject = subjects[kind]
-    attachment = None
-    if ics is not None:
-        attachment = (
-            "appointment.ics",
-            f"text/calendar; method={ics_method}; charset=UTF-8",
-            ics,
-        )
-    return queue_email(
-        template="request_update",
-        recipient=consultation.patient.email,
-        subject=subject,
-        locale=consultation.locale,
-        request_id=consultation.id,
-        attachment=attachment,
-        kind=kind,
-        consultation=consultation,
-        appointment=consultation.appointment,
-        patient_name=consultation.patient.full_name,
-        manage_url=manage_url(consultation),
-        message=message,
-    )
 
 
 def confirm_request(
     consultation: ConsultationRequest, actor: StaffUser, slot: Slot, message: str | None = None
 ) -> None:
     consultation = lock_request(consultation)
-    _check(consultation, S.CONFIRMED, actor)
+    check_transition(consultation, S.CONFIRMED, actor)
     if consultation.status != S.REQUESTED:
         raise WorkflowError(_("This request is already confirmed: reschedule it instead."))
     open_slot = _open_slot(slot, consultation.appointment)
-    before_status = consultation.status
-    before_appointment = _appointment_state(consultation.appointment)
+    before = snapshot(consultation)
     appointment = consultation.appointment
     if appointment is None:
         appointment = Appointment(request_id=consultation.id, uid=new_uid(), sequence=0)
@@ -303,9 +182,7 @@ def confirm_request(
         consultation,
         actor,
         action="request_confirmed",
-        before_status=before_status,
-        before_appointment=before_appointment,
-        note=message,
+        before=before,
         email_kind="confirmed",
         message=message,
         ics=appointment_ics(appointment),
@@ -316,11 +193,11 @@ def reschedule_request(
     consultation: ConsultationRequest, actor: StaffUser, slot: Slot, message: str | None = None
 ) -> None:
     consultation = lock_request(consultation)
-    _check(consultation, S.CONFIRMED, actor)
+    check_transition(consultation, S.CONFIRMED, actor)
     if consultation.status != S.CONFIRMED or consultation.appointment is None:
         raise WorkflowError(_("Only a confirmed appointment can be rescheduled."))
     appointment = consultation.appointment
-    before = _appointment_state(appointment)
+    before = snapshot(consultation)
     open_slot = _open_slot(slot, appointment)
     if (
         appointment.specialist_id == open_slot.specialist_id
@@ -328,7 +205,7 @@ def reschedule_request(
         and (appointment.starts_at, appointment.ends_at) == (open_slot.starts_at, open_slot.ends_at)
     ):
         raise WorkflowError(_("That is the appointment's current time and place."))
-    freed = _freed(appointment)
+    freed = FreedTime.of(appointment)
     _place(appointment, slot, open_slot)
     appointment.sequence += 1
     consultation.assigned_specialist_id = open_slot.specialist_id
@@ -337,20 +214,12 @@ def reschedule_request(
         consultation,
         actor,
         action="request_rescheduled",
-        before_status=S.CONFIRMED,
-        before_appointment=before,
-        note=message,
+        before=before,
         email_kind="rescheduled",
         message=message,
         ics=appointment_ics(appointment),
         freed=freed,
     )
-
-
-def _freed(appointment: Appointment) -> object:
-    from booking.scheduling.waitlist import FreedTime
-
-    return FreedTime.of(appointment)
 
 
 def _close(
@@ -363,31 +232,26 @@ def _close(
     message: str | None,
 ) -> None:
     consultation = lock_request(consultation)
-    _check(consultation, target, actor)
-    before_status = consultation.status
+    check_transition(consultation, target, actor)
+    before = snapshot(consultation)
     appointment = consultation.appointment
-    before_appointment = _appointment_state(appointment)
     ics = None
-    ics_needed = False
     freed = None
     if target in (S.CANCELLED, S.DECLINED) and appointment is not None and appointment.active:
-        freed = _freed(appointment)
+        freed = FreedTime.of(appointment)
         appointment.active = False  # frees the time
-        # Every active appointment went out as an invitation (tentative or confirmed).
+        # Every active appointment went out as an invitation (tentative or confirmed): the
+        # patient's calendar gets its cancellation.
         appointment.sequence += 1
-        ics_needed = True
         db.session.flush()
-        if ics_needed:
-            ics = appointment_ics(appointment, cancel=True)
+        ics = appointment_ics(appointment, cancel=True)
     consultation.status = target
     db.session.flush()
     _finish(
         consultation,
         actor,
         action=action,
-        before_status=before_status,
-        before_appointment=before_appointment,
-        note=message,
+        before=before,
         email_kind=email_kind,
         message=message,
         ics=ics,
@@ -441,16 +305,8 @@ def mark_no_show(consultation: ConsultationRequest, actor: StaffUser) -> None:
 
 def add_note(consultation: ConsultationRequest, actor: StaffUser, text: str) -> RequestEvent:
     """An internal note on the timeline; never shown or sent to the patient."""
-    if actor.role == StaffRole.SPECIALIST and consultation.assigned_specialist_id != actor.id:
-        raise WorkflowError(_("This request is not assigned to you."))
-    note = RequestEvent(
-        request_id=consultation.id,
-        occurred_at=now_utc(),
-        actor_id=actor.id,
-        kind=EventKind.NOTE,
-        body=text.strip(),
-    )
-    db.session.add(note)
+    check_may_work(consultation, actor)
+    note = add_event(consultation, kind=EventKind.NOTE, actor=actor, body=text.strip())
     db.session.flush()
     record(
         "note_added",
@@ -525,3 +381,27 @@ def record_export(actor: StaffUser, filters: dict[str, object], rows: int) -> No
         kept["search_used"] = True
     record("requests_exported", actor=actor, details={"filters": kept, "rows": rows})
     db.session.commit()
+
+
+def send_new_link(consultation: ConsultationRequest, actor: StaffUser) -> int:
+    """End every private link sent so far and email the patient a new one (a link forwarded
+    by mistake, a shared mailbox). Returns how many links stopped working."""
+    consultation = lock_request(consultation)
+    revoked = revoke_all(consultation)
+    add_event(
+        consultation,
+        kind=EventKind.NOTE,
+        actor=actor,
+        body="Sent the patient a new private link; every earlier link stopped working.",
+    )
+    record(
+        "manage_link_reissued",
+        target_type="request",
+        target_id=consultation.reference,
+        actor=actor,
+        details={"links_revoked": revoked},
+    )
+    email = emails.new_link(consultation)
+    db.session.commit()
+    enqueue_delivery([email.id])
+    return revoked

@@ -17,10 +17,11 @@ from booking.dashboard.forms import ActionForm, CloseForm, NoteForm, SlotForm, q
 from booking.documents.models import Document
 from booking.documents.storage import get_storage
 from booking.extensions import db, talisman
-from booking.manage.services import send_new_link as send_new_manage_link
-from booking.manage.tokens import active_links
-from booking.patients import history
-from booking.patients.models import ConsultationRequest, RequestStatus
+from booking.requests import history
+from booking.requests.lifecycle import WorkflowError
+from booking.requests.links import active_links
+from booking.requests.models import ConsultationRequest, RequestStatus
+from booking.requests.queries import can_see
 from booking.scheduling.models import AppointmentType, Location
 from booking.scheduling.services import active_appointment_types, active_locations
 from booking.staff.auth import roles_required
@@ -52,7 +53,7 @@ def _load_visible(reference: str) -> ConsultationRequest:
     consultation = queries.load_record(reference)
     if consultation is None:
         _refuse(reference, "no_such_request")
-    if not queries.can_see(current_user, consultation):
+    if not can_see(current_user, consultation):
         _refuse(reference, "not_assigned")
     return consultation
 
@@ -173,7 +174,7 @@ def add_note(reference: str) -> Response | tuple[str, int]:
         return _render_record(consultation, 422, note_form=form)
     try:
         services.add_note(consultation, current_user, form.text.data)
-    except services.WorkflowError as exc:
+    except WorkflowError as exc:
         flash(str(exc), "danger")
         return redirect(url_for(".record", reference=consultation.reference))
     flash(_("Note added."), "success")
@@ -188,7 +189,7 @@ def send_new_link(reference: str) -> Response:
     consultation = _load_visible(reference)
     if not ActionForm(prefix="link").validate_on_submit():
         abort(400)
-    revoked = send_new_manage_link(consultation, current_user)
+    revoked = services.send_new_link(consultation, current_user)
     flash(
         ngettext(
             "A new private link is on its way to the patient; %(num)d earlier link stopped "
@@ -238,7 +239,7 @@ def change_status(reference: str, action: str) -> Response | tuple[str, int]:
                 abort(400)
             operation = services.complete_request if action == "complete" else services.mark_no_show
             operation(consultation, current_user)
-    except services.WorkflowError as exc:
+    except WorkflowError as exc:
         db.session.rollback()
         consultation = _load_visible(reference)
         flash(str(exc), "danger")
@@ -250,21 +251,21 @@ def change_status(reference: str, action: str) -> Response | tuple[str, int]:
 def _staff(user_id: int) -> StaffUser:
     user = db.session.get(StaffUser, user_id)
     if user is None:
-        raise services.WorkflowError(_("Please choose an active specialist."))
+        raise WorkflowError(_("Please choose an active specialist."))
     return user
 
 
 def _appointment_type(type_id: int) -> AppointmentType:
     appointment_type = db.session.get(AppointmentType, type_id)
     if appointment_type is None or not appointment_type.active:
-        raise services.WorkflowError(_("Please choose the type of appointment."))
+        raise WorkflowError(_("Please choose the type of appointment."))
     return appointment_type
 
 
 def _location(location_id: int) -> Location:
     location = db.session.get(Location, location_id)
     if location is None:
-        raise services.WorkflowError(_("Please choose an open location."))
+        raise WorkflowError(_("Please choose an open location."))
     return location
 
 

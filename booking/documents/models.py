@@ -12,7 +12,7 @@ from booking.extensions import db
 from booking.timeutil import UTCDateTime, now_utc
 
 if TYPE_CHECKING:
-    from booking.patients.models import ConsultationRequest
+    from booking.requests.models import ConsultationRequest
 
 
 class Document(db.Model):

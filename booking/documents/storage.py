@@ -53,6 +53,23 @@ class DocumentUnreadable(RuntimeError):  # noqa: N818 - reads better at the call
 
 
 @dataclass(frozen=True)
+class DocumentUpload:
+    """A file as a form received it, before it is checked and stored."""
+
+    stream: BinaryIO
+    filename: str
+    description: str | None = None
+
+
+def safe_display_name(filename: str) -> str:
+    """The file's name as the patient's computer called it, for display only: no path parts,
+    no control characters, at most 255 characters."""
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    return (name or _("document"))[:255]
+
+
+@dataclass(frozen=True)
 class StoredFile:
     stored_name: str
     content_type: str

@@ -18,8 +18,8 @@ from flask_babel import format_decimal, ngettext
 from sqlalchemy import and_, case, func
 
 from booking.extensions import db
-from booking.patients import history
-from booking.patients.models import (
+from booking.requests import history
+from booking.requests.models import (
     ConsultationRequest,
     RequestDiagnosis,
     RequestStatus,

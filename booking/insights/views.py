@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from markupsafe import Markup
 
 from booking.insights import charts, services
-from booking.patients import history
+from booking.requests import history
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole
 

@@ -9,14 +9,12 @@ from flask_wtf import FlaskForm
 from wtforms import FieldList, FormField, HiddenField, TextAreaField
 from wtforms.validators import Length, Optional
 
-from booking.patients.forms import CleanTextMeta, DocumentForm
-from booking.patients.services import DocumentUpload
+from booking.documents.forms import DocumentForm
+from booking.documents.storage import DocumentUpload
+from booking.forms import BaseForm
 
 
-class AddDocumentsForm(FlaskForm):
-    class Meta(CleanTextMeta):
-        pass
-
+class AddDocumentsForm(BaseForm):
     documents = FieldList(FormField(DocumentForm), min_entries=3, max_entries=10)
 
     def __init__(self, *args: object, **kwargs: object) -> None:
@@ -43,10 +41,7 @@ class AddDocumentsForm(FlaskForm):
         ]
 
 
-class CancelForm(FlaskForm):
-    class Meta(CleanTextMeta):
-        pass
-
+class CancelForm(BaseForm):
     reason = TextAreaField(
         _l("Why are you cancelling?"),
         validators=[Optional(), Length(max=500)],

@@ -1,7 +1,8 @@
 """What a patient can do with their own request through the private link.
 
 Each function is one transaction: the change, the timeline, the audit row (actor "patient"),
-the patient's email and the clinic's notice are stored together.
+the patient's email and the clinic's notice are stored together
+(``booking.requests.lifecycle.record_change``).
 """
 
 from __future__ import annotations
@@ -9,27 +10,23 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from flask import current_app
-from flask_babel import force_locale
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
-from booking.audit.services import changes, record
-from booking.dashboard.ical import appointment_ics
-from booking.dashboard.models import EventKind, RequestEvent
-from booking.dashboard.services import compose_patient_update
+from booking.audit.services import record
 from booking.documents.models import Document
-from booking.documents.storage import StoredFile, get_storage
+from booking.documents.storage import DocumentUpload, StoredFile, get_storage, safe_display_name
 from booking.extensions import db
-from booking.manage.tokens import manage_url, revoke_all
-from booking.notifications.models import OutboxEmail
-from booking.notifications.services import enqueue_delivery, queue_email
-from booking.patients.models import OPEN_STATUSES, ConsultationRequest, RequestStatus
-from booking.patients.services import DocumentUpload, lock_request, safe_display_name
+from booking.notifications.services import enqueue_delivery
+from booking.requests import emails
+from booking.requests.lifecycle import PATIENT, record_change, snapshot
+from booking.requests.models import OPEN_STATUSES, ConsultationRequest, RequestStatus
+from booking.requests.queries import lock_request
+from booking.requests.waitlist import FreedTime, offer_freed_slot
 from booking.scheduling.availability import clinic_settings
+from booking.scheduling.ical import appointment_ics
 from booking.scheduling.services import SlotChoice, SlotTaken, place_appointment, resolve_choice
-from booking.scheduling.waitlist import FreedTime, offer_freed_slot
 from booking.timeutil import now_utc
-
-PATIENT = "patient"
 
 
 class ManageError(ValueError):
@@ -62,37 +59,6 @@ def _require_changeable(consultation: ConsultationRequest) -> None:
                 hours=clinic_settings().cancel_notice_hours,
             )
         )
-
-
-def _notify_clinic(consultation: ConsultationRequest, what: str, detail: str) -> OutboxEmail:
-    base_url = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
-    return queue_email(
-        template="patient_action_staff",
-        recipient=current_app.config["STAFF_NOTIFICATION_EMAIL"],
-        subject=_(
-            "Patient update on %(reference)s: %(what)s", reference=consultation.reference, what=what
-        ),
-        locale="en",
-        request_id=consultation.id,
-        consultation=consultation,
-        what=what,
-        detail=detail,
-        request_url=f"{base_url}/staff/requests/{consultation.reference}",
-    )
-
-
-def _event(consultation: ConsultationRequest, before: RequestStatus, body: str) -> None:
-    db.session.add(
-        RequestEvent(
-            request_id=consultation.id,
-            occurred_at=now_utc(),
-            actor_id=None,
-            kind=EventKind.STATUS,
-            from_status=before.value,
-            to_status=consultation.status.value,
-            body=body,
-        )
-    )
 
 
 def add_documents(consultation: ConsultationRequest, uploads: list[DocumentUpload]) -> int:
@@ -137,10 +103,10 @@ def add_documents(consultation: ConsultationRequest, uploads: list[DocumentUploa
             actor_email=PATIENT,
             details={"documents": len(uploads)},
         )
-        email = _notify_clinic(
+        email = emails.clinic_notice(
             consultation,
-            _("documents added"),
-            _("The patient added %(n)d document(s).", n=len(uploads)),
+            _l("documents added"),
+            _l("The patient added %(n)d document(s).", n=len(uploads)),
         )
         db.session.commit()
     except BaseException:
@@ -159,12 +125,6 @@ def reschedule(consultation: ConsultationRequest, choice: SlotChoice) -> None:
     appointment = consultation.appointment
     if appointment is None:
         raise ManageError(_("This request has no appointment time to change."))
-    before = {
-        "starts_at": appointment.starts_at,
-        "specialist": appointment.specialist_id,
-        "location": appointment.location_id,
-        "sequence": appointment.sequence,
-    }
     if (choice.specialist_id, choice.location_id, choice.starts_at) == (
         appointment.specialist_id,
         appointment.location_id,
@@ -173,119 +133,62 @@ def reschedule(consultation: ConsultationRequest, choice: SlotChoice) -> None:
         # Not offered on the page: "moving" to the same time would only send needless emails.
         raise ManageError(_("Please choose one of the times."))
     appointment_type, slot = resolve_choice(choice, ignore_appointment_id=appointment.id)
+    before = snapshot(consultation)
     freed = FreedTime.of(appointment)
     place_appointment(appointment, appointment_type, slot)
     appointment.sequence += 1  # the patient's calendar holds the earlier invitation
     consultation.assigned_specialist_id = slot.specialist_id
-    consultation.updated_at = now_utc()
-    db.session.flush()
-    _event(consultation, consultation.status, _("Rescheduled by the patient."))
-    after = {
-        "starts_at": appointment.starts_at,
-        "specialist": appointment.specialist_id,
-        "location": appointment.location_id,
-        "sequence": appointment.sequence,
-    }
-    record(
-        "patient_rescheduled",
-        target_type="request",
-        target_id=consultation.reference,
-        actor_email=PATIENT,
-        details=changes(before, after),
+    update = record_change(
+        consultation,
+        action="patient_rescheduled",
+        actor=None,
+        before=before,
+        note=_("Rescheduled by the patient."),
+        email_kind="rescheduled",
+        ics=appointment_ics(appointment),
     )
-    emails = [
-        compose_patient_update(
-            consultation,
-            "rescheduled",
-            None,
-            appointment_ics(appointment),
-            "REQUEST",
-        ),
-        _notify_clinic(consultation, _("rescheduled"), _("The patient chose a new time.")),
-        *offer_freed_slot(freed),
-    ]
+    notice = emails.clinic_notice(
+        consultation, _l("rescheduled"), _l("The patient chose a new time.")
+    )
+    offers = offer_freed_slot(freed)
     db.session.commit()
-    enqueue_delivery([e.id for e in emails])
+    enqueue_delivery([e.id for e in (update, notice, *offers)])
 
 
 def cancel(consultation: ConsultationRequest, reason: str | None) -> None:
     """Cancel the request (and free its time) within the notice period."""
     consultation = lock_request(consultation)
     _require_changeable(consultation)
-    before = consultation.status
+    before = snapshot(consultation)
     appointment = consultation.appointment
     ics = None
-    offers: list[OutboxEmail] = []
+    freed = None
     if appointment is not None and appointment.active:
         freed = FreedTime.of(appointment)
         appointment.active = False
         appointment.sequence += 1
         db.session.flush()
         ics = appointment_ics(appointment, cancel=True)
-        db.session.flush()
-        offers = offer_freed_slot(freed)
     consultation.status = RequestStatus.CANCELLED
-    consultation.updated_at = now_utc()
-    db.session.flush()
-    _event(consultation, before, _("Cancelled by the patient.") + (f" {reason}" if reason else ""))
-    record(
-        "patient_cancelled",
-        target_type="request",
-        target_id=consultation.reference,
-        actor_email=PATIENT,
+    update = record_change(
+        consultation,
+        action="patient_cancelled",
+        actor=None,
+        before=before,
         # The reason itself stays on the timeline (erased with the patient): the audit trail
         # is append-only, and patients may write medical details into it.
-        details={
-            "status": {"before": before.value, "after": "cancelled"},
-            "reason_given": bool(reason),
-        },
+        note=_("Cancelled by the patient.") + (f" {reason}" if reason else ""),
+        email_kind="cancelled",
+        ics=ics,
+        ics_method="CANCEL",
+        audit_extra={"reason_given": bool(reason)},
     )
-    emails = [
-        compose_patient_update(consultation, "cancelled", None, ics, "CANCEL"),
-        # The reason stays on the timeline: patients may write medical details into it.
-        _notify_clinic(consultation, _("cancelled"), _("The patient cancelled the request.")),
-        *offers,
-    ]
+    notice = emails.clinic_notice(
+        consultation, _l("cancelled"), _l("The patient cancelled the request.")
+    )
+    offers = offer_freed_slot(freed) if freed is not None else []
     db.session.commit()
-    enqueue_delivery([e.id for e in emails])
-
-
-def send_new_link(consultation: ConsultationRequest, actor: object) -> int:
-    """Staff: end every private link sent so far and email the patient a new one (a link
-    forwarded by mistake, a shared mailbox). Returns how many links stopped working."""
-    consultation = lock_request(consultation)
-    revoked = revoke_all(consultation)
-    db.session.add(
-        RequestEvent(
-            request_id=consultation.id,
-            occurred_at=now_utc(),
-            actor_id=getattr(actor, "id", None),
-            kind=EventKind.NOTE,
-            body="Sent the patient a new private link; every earlier link stopped working.",
-        )
-    )
-    record(
-        "manage_link_reissued",
-        target_type="request",
-        target_id=consultation.reference,
-        actor=actor,
-        details={"links_revoked": revoked},
-    )
-    with force_locale(consultation.locale):
-        subject = _("Your new private link (%(reference)s)", reference=consultation.reference)
-    email = queue_email(
-        template="manage_link",
-        recipient=consultation.patient.email,
-        subject=subject,
-        locale=consultation.locale,
-        request_id=consultation.id,
-        consultation=consultation,
-        patient_name=consultation.patient.full_name,
-        manage_url=manage_url(consultation),
-    )
-    db.session.commit()
-    enqueue_delivery([email.id])
-    return revoked
+    enqueue_delivery([e.id for e in (update, notice, *offers)])
 
 
 __all__ = [
@@ -295,5 +198,4 @@ __all__ = [
     "can_change",
     "cancel",
     "reschedule",
-    "send_new_link",
 ]

@@ -21,8 +21,7 @@ from booking.documents.storage import DocumentRejected
 from booking.extensions import limiter
 from booking.manage import services
 from booking.manage.forms import AddDocumentsForm, CancelForm, RescheduleForm
-from booking.manage.models import ManageLink
-from booking.manage.tokens import (
+from booking.requests.links import (
     exchange_legacy,
     is_read_only,
     link_expires_at,
@@ -30,14 +29,8 @@ from booking.manage.tokens import (
     mark_opened,
     request_for_token,
 )
-from booking.patients.models import ConsultationRequest
-from booking.scheduling.availability import parse_slot_key
-from booking.scheduling.services import (
-    SlotChoice,
-    SlotTaken,
-    picker,
-)
-from booking.scheduling.waitlist import (
+from booking.requests.models import ConsultationRequest, ManageLink
+from booking.requests.waitlist import (
     OfferGone,
     accept_offer,
     find_offer,
@@ -45,6 +38,8 @@ from booking.scheduling.waitlist import (
     join_waitlist,
     leave_waitlist,
 )
+from booking.scheduling.availability import parse_slot_key
+from booking.scheduling.services import SlotChoice, SlotTaken, picker
 from booking.security import token_in_url
 
 bp = Blueprint("manage", __name__, url_prefix="/manage")
@@ -108,7 +103,7 @@ def open_link(token: str, offer_token: str | None = None):
 @limiter.limit(_limit)
 @token_in_url
 def open_legacy(reference: str, token: str, offer_token: str | None = None):
-    """A link of the older, signed kind: honoured until it expires (booking.manage.tokens)."""
+    """A link of the older, signed kind: honoured until it expires (booking.requests.links)."""
     exchanged = exchange_legacy(reference, token)
     if exchanged is None:
         return _gone()

@@ -13,7 +13,7 @@ from booking.extensions import db, value_enum
 from booking.timeutil import UTCDateTime, now_utc
 
 if TYPE_CHECKING:
-    from booking.patients.models import ConsultationRequest
+    from booking.requests.models import ConsultationRequest
 
 
 class OutboxStatus(enum.StrEnum):

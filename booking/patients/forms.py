@@ -8,37 +8,29 @@ from datetime import date
 from typing import Any
 
 import phonenumbers
-from babel import support
 from flask import current_app, request
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
-from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
     DateField,
     EmailField,
     FieldList,
-    Form,
     FormField,
     HiddenField,
-    PasswordField,
     RadioField,
-    SelectChoice,
-    SelectMultipleField,
     StringField,
     TelField,
     TextAreaField,
     ValidationError,
 )
-from wtforms.i18n import messages_path
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional
-from wtforms.widgets import CheckboxInput, ListWidget
 
-from booking.documents.storage import DocumentRejected, check_upload
-from booking.patients import history
-from booking.patients.services import DocumentUpload, RequestSubmission
+from booking.documents.forms import DocumentForm
+from booking.documents.storage import DocumentUpload
+from booking.forms import BaseForm, ChoiceField, MultiCheckboxField, has_visible_text, options
+from booking.patients.services import RequestSubmission
+from booking.requests import history
 from booking.scheduling.availability import parse_slot_key
 from booking.scheduling.services import SlotChoice
 from booking.timeutil import clinic_today
@@ -47,160 +39,9 @@ from booking.urlargs import int_arg
 ADULT_AGE = 18
 # What ``secrets.token_urlsafe(32)`` makes; anything else posted as the token is replaced.
 SUBMISSION_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{32,64}")
-# Characters a text answer may not carry. Nobody types them, but a paste or a forged post can:
-# PostgreSQL refuses NUL in text, a line break in a name or address makes the lines of an email
-# that quotes it look like headers, and the embedding, override and isolate characters
-# (U+202A-U+202E, U+2066-U+2069) make text display as something other than what is stored
-# ("Trojan Source"). The marks U+200E, U+200F and U+061C stay: right-to-left text copied from
-# other applications carries them, and they only set the direction of the neutral characters
-# beside them, never reverse a run of text.
-_C0_C1_AND_DEL = r"\x00-\x1f\x7f-\x9f"
-_BIDI_CONTROLS = r"\u202a-\u202e\u2066-\u2069"
-# Single-line fields: every control character, and the Unicode line and paragraph separators
-# (line breaks to mail clients and to ``str.splitlines``).
-SINGLE_LINE_REFUSED_RE = re.compile(rf"[{_C0_C1_AND_DEL}{_BIDI_CONTROLS}\u2028\u2029]")
-# Multi-line fields keep tab, line feed and carriage return (a browser sends CR LF between
-# lines) and the line and paragraph separators.
-MULTI_LINE_REFUSED_RE = re.compile(rf"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_BIDI_CONTROLS}]")
-SINGLE_LINE_MESSAGE = _l("Please remove the line breaks or invisible characters.")
-MULTI_LINE_MESSAGE = _l(
-    "Please remove the invisible characters: typing the text again instead of pasting it "
-    "usually helps."
-)
-
-
-# WTForms' built-in messages per language (read-only once loaded, so safe to share).
-_WTFORMS_TRANSLATIONS: dict[str, support.Translations] = {}
-
-
-def _as_text(value: Any) -> Any:
-    if value is None or isinstance(value, str):
-        return value
-    # A file posted under a text field's name (Flask-WTF merges files into the form data):
-    # treat it as no answer rather than fail on it.
-    return ""
-
-
-def _refuse_if(value: str, refused: re.Pattern[str], message: Any) -> str:
-    """``value``, or a ValueError with ``message`` (WTForms shows a filter's ValueError on the
-    field) when it holds a refused character. An answer of white space alone (line breaks,
-    say) is an empty answer: the field's own required-or-optional rule then speaks, and
-    nothing of it is kept."""
-    if refused.search(value) is None:
-        return value
-    if not value.strip():
-        return ""
-    raise ValueError(message)
-
-
-def _single_line_text(value: Any) -> Any:
-    value = _as_text(value)
-    if not value:
-        return value
-    # A tab cannot be typed into a one-line box (the key moves to the next field), so it comes
-    # from a paste, typically of a spreadsheet cell or a copied address where it parts words:
-    # it shows as a space and cannot start a new line, so it becomes one rather than an error.
-    return _refuse_if(value.replace("\t", " "), SINGLE_LINE_REFUSED_RE, SINGLE_LINE_MESSAGE)
-
-
-def _multi_line_text(value: Any) -> Any:
-    value = _as_text(value)
-    if not value:
-        return value
-    return _refuse_if(value, MULTI_LINE_REFUSED_RE, MULTI_LINE_MESSAGE)
-
-
-def has_visible_text(value: str | None) -> bool:
-    """Whether a name shows anything: zero-width and other format characters alone do not."""
-    return any(ch.isprintable() and not ch.isspace() for ch in value or "")
-
-
-class CleanTextMeta:
-    """Form ``Meta`` mixin: every visible text field refuses control and text-direction
-    characters with a message on the field (a multi-line one keeps its line breaks and tabs),
-    and WTForms' own messages come from a catalogue loaded once per language and process
-    (Flask-WTF would read the catalogue file again for every form)."""
-
-    def get_translations(self, form: Any) -> Any:
-        if not current_app.config.get("WTF_I18N_ENABLED", True):
-            return super().get_translations(form)  # type: ignore[misc]
-        locale = str(get_locale() or "en")
-        translations = _WTFORMS_TRANSLATIONS.get(locale)
-        if translations is None:
-            translations = _WTFORMS_TRANSLATIONS[locale] = support.Translations.load(
-                messages_path(), [locale], domain="wtforms"
-            )
-        return translations
-
-    def bind_field(self, form: Any, unbound_field: Any, options: dict[str, Any]) -> Any:
-        field_class = unbound_field.field_class
-        # Passwords are kept exactly as typed; hidden fields carry our own tokens and keys,
-        # each read by a strict parser.
-        if issubclass(field_class, StringField) and not issubclass(
-            field_class, (HiddenField, PasswordField)
-        ):
-            multi_line = issubclass(field_class, TextAreaField)
-            check = _multi_line_text if multi_line else _single_line_text
-            # First, so the check sees what was sent, before any field's own filters.
-            filters = (check, *unbound_field.kwargs.get("filters", ()))
-            options = {**options, "filters": filters}
-        return super().bind_field(form, unbound_field, options)  # type: ignore[misc]
-
-
-def options(pairs: list[tuple[str, object]]) -> list[SelectChoice]:
-    """WTForms choices from (value, label) pairs."""
-    return [SelectChoice(value, label) for value, label in pairs]  # type: ignore[arg-type]
-
-
 YES_NO = options([("yes", _l("Yes")), ("no", _l("No"))])
 PAIN_SCALE = options([(str(n), str(n)) for n in range(11)])
 PAIN_SCORES = frozenset(choice.value for choice in PAIN_SCALE)
-
-
-# A value the form did not offer (an old page, a tampered post) gets a request the patient can
-# act on, not WTForms' "Not a valid choice". Compared with None, not by truth: the truth of a
-# lazy string translates it, for every choice field of every form.
-CHOOSE_SHOWN = _l("Please choose one of the options shown.")
-CHOOSE_FROM_SHOWN = _l("Please choose from the options shown.")
-
-
-class ChoiceField(RadioField):
-    def __init__(
-        self,
-        label: str | None = None,
-        validators: list | None = None,
-        invalid_choice_message: str | None = None,
-        **kwargs: object,
-    ) -> None:
-        super().__init__(
-            label,
-            validators,
-            invalid_choice_message=(
-                CHOOSE_SHOWN if invalid_choice_message is None else invalid_choice_message
-            ),
-            **kwargs,
-        )
-
-
-class MultiCheckboxField(SelectMultipleField):
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
-
-    def __init__(
-        self,
-        label: str | None = None,
-        validators: list | None = None,
-        invalid_choice_message: str | None = None,
-        **kwargs: object,
-    ) -> None:
-        super().__init__(
-            label,
-            validators,
-            invalid_choice_message=(
-                CHOOSE_FROM_SHOWN if invalid_choice_message is None else invalid_choice_message
-            ),
-            **kwargs,
-        )
 
 
 def _yes_no(label: str) -> ChoiceField:
@@ -235,28 +76,6 @@ def _odi_section(index: int) -> ChoiceField:
 
 def _age_on(born: date, today: date) -> int:
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
-
-
-class DocumentForm(Form):
-    class Meta(CleanTextMeta):
-        pass
-
-    file = FileField(_l("File"))
-    description = StringField(
-        _l("What is it?"),
-        validators=[Optional(), Length(max=200)],
-        description=_l("For example: MRI report, lumbar spine, March 2026"),
-    )
-
-    def validate_file(self, field: FileField) -> None:
-        upload = field.data
-        if not upload or not upload.filename:
-            return
-        limit = current_app.config["MAX_DOCUMENT_MB"] * 1024 * 1024
-        try:
-            check_upload(upload.stream, limit)
-        except DocumentRejected as exc:
-            raise ValidationError(str(exc)) from None
 
 
 def new_submission_token() -> str:
@@ -295,13 +114,10 @@ def _label_row(entry: FormField, number: int) -> None:
     entry.form.file.label.text = _l("Document %(n)d file", n=number)
 
 
-class RequestStartForm(FlaskForm):
+class RequestStartForm(BaseForm):
     """What differs between two new request forms: the CSRF and one-time submission tokens and
     the time picked on the previous step. A new form's page needs only this; its questions are
     the same for everyone and rendered once (see ``patients.views``)."""
-
-    class Meta(CleanTextMeta):
-        pass
 
     submission_token = HiddenField()
     # The time picked on the previous step (see booking.scheduling.availability.OpenSlot.key).

@@ -8,26 +8,21 @@ failure are deleted, and the database work is rolled back.
 from __future__ import annotations
 
 import logging
-import secrets
 from dataclasses import dataclass, field
 from datetime import date
-from typing import BinaryIO
 
 from flask import current_app
-from flask_babel import force_locale
-from flask_babel import gettext as _
 from sqlalchemy import select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
-from booking.dashboard.ical import appointment_ics
 from booking.documents.models import Document
-from booking.documents.storage import StoredFile, get_storage
+from booking.documents.storage import DocumentUpload, StoredFile, get_storage, safe_display_name
 from booking.extensions import db
-from booking.manage.tokens import manage_url
-from booking.notifications.services import enqueue_delivery, queue_email
-from booking.patients import history
-from booking.patients.models import (
+from booking.notifications.services import enqueue_delivery
+from booking.requests import emails, history
+from booking.requests.lifecycle import unused_reference
+from booking.requests.models import (
     ConsultationRequest,
     MedicalHistory,
     Patient,
@@ -35,6 +30,7 @@ from booking.patients.models import (
     RequestStatus,
     TriageLevel,
 )
+from booking.requests.queries import find_by_token
 from booking.scheduling.availability import OpenSlot
 from booking.scheduling.models import Appointment, AppointmentType, Location
 from booking.scheduling.services import (
@@ -48,17 +44,6 @@ from booking.staff.models import StaffUser
 from booking.timeutil import now_utc
 
 log = logging.getLogger(__name__)
-
-# No 0/O, 1/I/L, 5/S, 8/B: a reference read out on the phone is not misheard.
-REFERENCE_ALPHABET = "234679ACDEFGHJKMNPQRTUVWXYZ"
-REFERENCE_ATTEMPTS = 5
-
-
-@dataclass(frozen=True)
-class DocumentUpload:
-    stream: BinaryIO
-    filename: str
-    description: str | None = None
 
 
 @dataclass
@@ -103,46 +88,6 @@ class RequestSubmission:
     slot: SlotChoice | None = None  # the time the patient picked, if any
 
 
-def new_reference() -> str:
-    """A reference like ``SC-7K4M-Q2XD``: 8 random characters, about 38 bits."""
-    chars = "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(8))
-    return f"SC-{chars[:4]}-{chars[4:]}"
-
-
-def _unused_reference() -> str:
-    for _attempt in range(REFERENCE_ATTEMPTS):
-        reference = new_reference()
-        taken = db.session.scalar(
-            select(ConsultationRequest.id).where(ConsultationRequest.reference == reference)
-        )
-        if taken is None:
-            return reference
-    raise RuntimeError("could not find an unused reference")
-
-
-def find_by_token(token: str) -> ConsultationRequest | None:
-    return db.session.scalar(
-        select(ConsultationRequest).where(ConsultationRequest.submission_token == token)
-    )
-
-
-def lock_request(consultation: ConsultationRequest) -> ConsultationRequest:
-    """Re-read a request and lock its row for the rest of this transaction (PostgreSQL;
-    SQLite's BEGIN IMMEDIATE already serialises writers), so two changes cannot interleave."""
-    return db.session.scalars(
-        select(ConsultationRequest)
-        .where(ConsultationRequest.id == consultation.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
-
-
-def find_by_reference(reference: str) -> ConsultationRequest | None:
-    return db.session.scalar(
-        select(ConsultationRequest).where(ConsultationRequest.reference == reference)
-    )
-
-
 def submit_request(sub: RequestSubmission) -> ConsultationRequest:
     """Store a new request with its history, documents and emails, all or nothing.
 
@@ -181,7 +126,7 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
         )
         now = now_utc()
         consultation = ConsultationRequest(
-            reference=_unused_reference(),
+            reference=unused_reference(),
             patient=patient,
             status=RequestStatus.REQUESTED,
             triage_level=triage,
@@ -245,10 +190,10 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
             _hold_slot(consultation, held)
         else:
             db.session.flush()
-        emails = _queue_request_emails(consultation)
+        queued = emails.request_received(consultation)
         db.session.flush()
         # Read before the commit expires them: reading them after it costs a query each.
-        reference, email_ids = consultation.reference, [email.id for email in emails]
+        reference, email_ids = consultation.reference, [email.id for email in queued]
         log_args = (consultation.id, consultation.triage_level)
         db.session.commit()
     except IntegrityError:
@@ -313,59 +258,3 @@ def _delete_files(stored: list[StoredFile]) -> None:
             storage.delete(file.stored_name)
         except OSError:
             log.exception("could not remove stored file after a failed request")
-
-
-def safe_display_name(filename: str) -> str:
-    """The file's name as the patient's computer called it, for display only: no path parts,
-    no control characters, at most 255 characters."""
-    name = filename.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if ch.isprintable()).strip()
-    return (name or _("document"))[:255]
-
-
-def _queue_request_emails(consultation: ConsultationRequest) -> list:
-    """The patient's receipt and the clinic's notice. Neither carries medical details."""
-    config = current_app.config
-    base_url = config["PUBLIC_BASE_URL"].rstrip("/")
-    with force_locale(consultation.locale):
-        patient_subject = _(
-            "We received your request %(reference)s", reference=consultation.reference
-        )
-    attachment = None
-    if consultation.appointment is not None:
-        attachment = (
-            "appointment.ics",
-            "text/calendar; method=REQUEST; charset=UTF-8",
-            appointment_ics(consultation.appointment),
-        )
-    patient_email = queue_email(
-        template="request_received",
-        attachment=attachment,
-        recipient=consultation.patient.email,
-        subject=patient_subject,
-        locale=consultation.locale,
-        request_id=consultation.id,
-        consultation=consultation,
-        patient_name=consultation.patient.full_name,
-        appointment=consultation.appointment,
-        manage_url=manage_url(consultation),
-    )
-    # Staff read English until the dashboard offers a choice.
-    with force_locale("en"):
-        if consultation.is_urgent:
-            staff_subject = _(
-                "URGENT: new request %(reference)s with red flags",
-                reference=consultation.reference,
-            )
-        else:
-            staff_subject = _("New request %(reference)s", reference=consultation.reference)
-    staff_email = queue_email(
-        template="new_request_staff",
-        recipient=config["STAFF_NOTIFICATION_EMAIL"],
-        subject=staff_subject,
-        locale="en",
-        request_id=consultation.id,
-        consultation=consultation,
-        request_url=f"{base_url}/staff/requests/{consultation.reference}",
-    )
-    return [patient_email, staff_email]

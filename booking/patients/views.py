@@ -18,9 +18,10 @@ from werkzeug.wrappers import Response
 from booking.documents.storage import DocumentRejected
 from booking.extensions import limiter
 from booking.pagecache import cached_page, fill
-from booking.patients import history
 from booking.patients.forms import RequestForm, RequestStartForm, new_submission_token
-from booking.patients.services import find_by_reference, submit_request
+from booking.patients.services import submit_request
+from booking.requests import history
+from booking.requests.queries import find_by_reference
 from booking.scheduling.availability import open_slots
 from booking.scheduling.services import (
     SlotChoice,

@@ -24,7 +24,7 @@ from flask import Flask, render_template
 from sqlalchemy import inspect
 
 from booking.documents.storage import CHUNK_SIZE, get_storage
-from booking.patients import history
+from booking.requests import history
 from booking.templating import choice_label, choice_labels
 from booking.timeutil import now_utc
 

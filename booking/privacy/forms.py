@@ -7,13 +7,10 @@ from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
-from booking.patients.forms import CleanTextMeta
+from booking.forms import BaseForm
 
 
-class FindPatientForm(FlaskForm):
-    class Meta(CleanTextMeta):  # PostgreSQL refuses NUL in text
-        pass
-
+class FindPatientForm(BaseForm):
     query = StringField(
         _l("Email address or request reference"),
         validators=[
@@ -29,10 +26,7 @@ class ExportForm(FlaskForm):
     """Only the CSRF token: an export is a deliberate, audited post, never a link."""
 
 
-class EraseForm(FlaskForm):
-    class Meta(CleanTextMeta):  # PostgreSQL refuses NUL in text
-        pass
-
+class EraseForm(BaseForm):
     confirmation = StringField(
         _l("Type the request reference or the patient's email address to confirm"),
         validators=[

@@ -26,22 +26,22 @@ from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.sql import Executable
 
 from booking.audit.services import record
-from booking.dashboard.models import RequestEvent
 from booking.documents.models import Document
 from booking.documents.storage import get_storage
 from booking.extensions import db
-from booking.manage.models import ManageLink
 from booking.notifications.models import OutboxEmail
-from booking.patients.models import (
+from booking.privacy.export import PatientArchive, build_archive
+from booking.privacy.models import FilePurge
+from booking.requests.events import RequestEvent
+from booking.requests.models import (
     OPEN_STATUSES,
     ConsultationRequest,
+    ManageLink,
     MedicalHistory,
     Patient,
     RequestDiagnosis,
     RequestStatus,
 )
-from booking.privacy.export import PatientArchive, build_archive
-from booking.privacy.models import FilePurge
 from booking.scheduling.models import (
     Appointment,
     AppointmentType,

@@ -26,6 +26,7 @@ from booking.staff.models import (
     two_factor_required_roles,
 )
 from booking.timeutil import now_utc
+from booking.urlargs import public_url
 
 
 class StaffAccountError(ValueError):
@@ -80,8 +81,7 @@ def request_password_reset(email: str) -> None:
         )
         db.session.commit()
         return
-    base_url = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
-    link = f"{base_url}/staff/password/reset/{make_reset_token(user)}"
+    link = public_url(f"/staff/password/reset/{make_reset_token(user)}")
     with force_locale("en"):
         subject = _("Reset your %(clinic)s password", clinic=current_app.config["CLINIC_NAME"])
     email_row = queue_email(

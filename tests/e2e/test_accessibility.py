@@ -29,8 +29,8 @@ from sqlalchemy import select
 
 from booking.cli import DEMO_PASSWORD
 from booking.extensions import db
-from booking.manage.tokens import issue_link
-from booking.patients.models import ConsultationRequest, TriageLevel
+from booking.requests.links import issue_link
+from booking.requests.models import ConsultationRequest, TriageLevel
 from booking.staff import twofactor
 from booking.staff.auth import make_reset_token
 from booking.staff.models import StaffUser

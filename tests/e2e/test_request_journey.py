@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from booking.extensions import db
-from booking.patients.models import ConsultationRequest, TriageLevel
+from booking.requests.models import ConsultationRequest, TriageLevel
 from tests.e2e.conftest import (
     IMAGING_REVIEW,
     LOCATION,

@@ -27,12 +27,12 @@ from markupsafe import escape
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
-from booking.dashboard.models import RequestEvent
 from booking.documents.models import Document
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.notifications.services import deliver_outbox_email
-from booking.patients.models import ConsultationRequest, MedicalHistory, Patient
+from booking.requests.events import RequestEvent
+from booking.requests.models import ConsultationRequest, MedicalHistory, Patient
 from booking.scheduling.availability import open_slots
 from booking.scheduling.models import (
     Appointment,

@@ -14,8 +14,8 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import select
 
 from booking.extensions import db
-from booking.manage.tokens import LEGACY_SALT, issue_link, link_for_token, revoke
-from booking.patients.models import ConsultationRequest
+from booking.requests.links import LEGACY_SALT, issue_link, link_for_token, revoke
+from booking.requests.models import ConsultationRequest
 from tests.hostile.conftest import MARKUP, assert_escaped, assert_refused, csrf, snapshot
 from tests.support import legacy_manage_token, open_manage_link, pdf_bytes
 

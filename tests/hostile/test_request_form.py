@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from booking.extensions import db
-from booking.patients.models import ConsultationRequest, Patient
+from booking.requests.models import ConsultationRequest, Patient
 from tests.hostile.conftest import (
     MARKUP,
     assert_escaped,

@@ -13,7 +13,7 @@ from itsdangerous import TimestampSigner
 from sqlalchemy import select
 
 from booking.extensions import db
-from booking.patients.models import ConsultationRequest
+from booking.requests.models import ConsultationRequest
 from tests.hostile.conftest import MARKUP, assert_refused, csrf, snapshot
 from tests.support import form_tokens, open_manage_link, pdf_bytes, valid_answers
 

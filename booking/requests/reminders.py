@@ -13,16 +13,14 @@ import logging
 from datetime import datetime, timedelta
 
 from flask import current_app
-from flask_babel import force_locale
-from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from booking.extensions import db
-from booking.manage.tokens import manage_url
-from booking.notifications.services import enqueue_delivery, queue_email
-from booking.patients.models import ConsultationRequest, RequestStatus
+from booking.notifications.services import enqueue_delivery
+from booking.requests import emails
+from booking.requests.models import ConsultationRequest, RequestStatus
 from booking.scheduling.models import Appointment, ReminderSent
 from booking.timeutil import now_utc
 
@@ -88,23 +86,7 @@ def _send_one(appointment: Appointment, due: list[int]) -> int | None:
                 )
             )
         db.session.flush()
-        with force_locale(consultation.locale):
-            subject = _(
-                "Reminder: your appointment on %(when)s (%(reference)s)",
-                when=_short_date(appointment),
-                reference=consultation.reference,
-            )
-        email = queue_email(
-            template="appointment_reminder",
-            recipient=consultation.patient.email,
-            subject=subject,
-            locale=consultation.locale,
-            request_id=consultation.id,
-            consultation=consultation,
-            appointment=appointment,
-            patient_name=consultation.patient.full_name,
-            manage_url=manage_url(consultation),
-        )
+        email = emails.reminder(consultation, appointment)
         db.session.commit()
     except IntegrityError:
         # Another worker sent this reminder first.
@@ -112,9 +94,3 @@ def _send_one(appointment: Appointment, due: list[int]) -> int | None:
         return None
     log.info("reminder queued for appointment %s (%sh)", appointment.id, due[0])
     return email.id
-
-
-def _short_date(appointment: Appointment) -> str:
-    from booking.timeutil import clinic_dt
-
-    return clinic_dt(appointment.starts_at, "medium")

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
 
+from booking.templating import choice_labels
+
 PAIN_LOCATIONS = [
     ("lower_back", _l("Lower back")),
     ("neck", _l("Neck")),
@@ -289,3 +291,8 @@ def triage_level(red_flags: set[str] | frozenset[str]) -> str:
     if unknown:
         raise ValueError(f"unknown red flags: {sorted(unknown)}")
     return "urgent" if red_flags else "routine"
+
+
+def diagnosis_labels(codes: list[str] | None) -> str:
+    """The diagnoses' names, for a page or an export ("\u2013" when there are none)."""
+    return choice_labels(DIAGNOSES, codes) or "\u2013"

@@ -1,11 +1,12 @@
 """The waitlist: patients who want an earlier time are offered freed slots, first come first
 served.
 
-When an appointment is cancelled, ``offer_freed_slot`` (called inside the cancelling
-transaction) records a ``SlotOffer`` and emails every waitlisted patient of that appointment
-type whose own time is later. Accepting claims the offer with one conditional UPDATE (only
-one patient can win it) and moves the winner's appointment through the availability engine
-and the database's no-double-booking guarantee; everyone else is told the time is gone.
+When an appointment is cancelled or moved, the caller passes the time it gave up to
+``offer_freed_slot`` inside the same transaction: it records a ``SlotOffer`` and emails every
+waitlisted patient of that appointment type whose own time is later. Accepting claims the
+offer with one conditional UPDATE (only one patient can win it, and only while the offer is
+younger than ``OFFER_LIFETIME``) and moves the winner's appointment through the availability
+engine and the database's no-double-booking guarantee; everyone else is told the time is gone.
 """
 
 from __future__ import annotations
@@ -14,24 +15,26 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask_babel import force_locale
-from flask_babel import gettext as _
 from sqlalchemy import select, update
 from sqlalchemy.orm import joinedload
 
 from booking.audit.services import record
-from booking.dashboard.ical import appointment_ics
-from booking.dashboard.services import compose_patient_update
 from booking.extensions import db
-from booking.manage.tokens import offer_url
 from booking.notifications.models import OutboxEmail
-from booking.notifications.services import enqueue_delivery, queue_email
-from booking.patients.models import OPEN_STATUSES, ConsultationRequest
-from booking.patients.services import lock_request
+from booking.notifications.services import enqueue_delivery
+from booking.requests import emails
+from booking.requests.lifecycle import PATIENT, record_change, snapshot
+from booking.requests.models import OPEN_STATUSES, ConsultationRequest
+from booking.requests.queries import lock_request
 from booking.scheduling.availability import booking_limits, clinic_settings
+from booking.scheduling.ical import appointment_ics
 from booking.scheduling.models import Appointment, SlotOffer, WaitlistEntry
 from booking.scheduling.services import SlotChoice, SlotTaken, place_appointment, resolve_choice
 from booking.timeutil import now_utc
+
+# How long an offer can be accepted: after that the time may have been given to someone who
+# called the clinic, and an old email should not move an appointment.
+OFFER_LIFETIME = timedelta(days=2)
 
 
 class OfferGone(Exception):  # noqa: N818 - the event the patient is told about
@@ -55,7 +58,7 @@ def join_waitlist(consultation: ConsultationRequest) -> WaitlistEntry:
         "waitlist_joined",
         target_type="request",
         target_id=consultation.reference,
-        actor_email="patient",
+        actor_email=PATIENT,
     )
     db.session.commit()
     return entry
@@ -82,7 +85,7 @@ def leave_waitlist(consultation: ConsultationRequest) -> None:
         "waitlist_left",
         target_type="request",
         target_id=consultation.reference,
-        actor_email="patient",
+        actor_email=PATIENT,
     )
     db.session.commit()
 
@@ -142,43 +145,36 @@ def offer_freed_slot(appointment: FreedTime) -> list[OutboxEmail]:
     )
     db.session.add(offer)
     db.session.flush()
-    emails = []
-    for consultation in waiting:
-        with force_locale(consultation.locale):
-            subject = _("An earlier time is free (%(reference)s)", reference=consultation.reference)
-        emails.append(
-            queue_email(
-                template="waitlist_offer",
-                recipient=consultation.patient.email,
-                subject=subject,
-                locale=consultation.locale,
-                request_id=consultation.id,
-                consultation=consultation,
-                patient_name=consultation.patient.full_name,
-                offer=offer,
-                appointment=appointment,
-                accept_url=offer_url(consultation, offer.token),
-            )
-        )
+    offers = [emails.waitlist_offer(consultation, offer, appointment) for consultation in waiting]
     record(
         "slot_offered",
         target_type="offer",
         target_id=offer.id,
         details={"starts_at": offer.starts_at.isoformat(), "patients": len(waiting)},
     )
-    return emails
+    return offers
 
 
 def find_offer(token: str) -> SlotOffer | None:
     return db.session.scalar(select(SlotOffer).where(SlotOffer.token == token))
 
 
+def offer_expired(offer: SlotOffer, now: datetime | None = None) -> bool:
+    return offer.created_at + OFFER_LIFETIME <= (now or now_utc())
+
+
 def accept_offer(offer: SlotOffer, consultation: ConsultationRequest) -> None:
-    """Give the offered time to this patient, if nobody was faster. Raises OfferGone."""
+    """Give the offered time to this patient, if nobody was faster and the offer has not
+    expired. Raises OfferGone."""
+    now = now_utc()
     claimed = db.session.execute(
         update(SlotOffer)
-        .where(SlotOffer.id == offer.id, SlotOffer.claimed_by_request_id.is_(None))
-        .values(claimed_by_request_id=consultation.id, claimed_at=now_utc())
+        .where(
+            SlotOffer.id == offer.id,
+            SlotOffer.claimed_by_request_id.is_(None),
+            SlotOffer.created_at > now - OFFER_LIFETIME,
+        )
+        .values(claimed_by_request_id=consultation.id, claimed_at=now)
     ).rowcount
     if not claimed:
         db.session.rollback()
@@ -188,7 +184,7 @@ def accept_offer(offer: SlotOffer, consultation: ConsultationRequest) -> None:
     if consultation.status not in OPEN_STATUSES or appointment is None:
         db.session.rollback()
         raise OfferGone
-    before = appointment.starts_at
+    before = snapshot(consultation)
     try:
         appointment_type, slot = resolve_choice(
             SlotChoice(
@@ -207,24 +203,14 @@ def accept_offer(offer: SlotOffer, consultation: ConsultationRequest) -> None:
         .where(WaitlistEntry.request_id == consultation.id)
         .values(active=False)
     )
-    record(
-        "waitlist_offer_accepted",
-        target_type="request",
-        target_id=consultation.reference,
-        actor_email="patient",
-        details={
-            "starts_at": {"before": before.isoformat(), "after": appointment.starts_at.isoformat()}
-        },
-    )
-    email = compose_patient_update(
+    email = record_change(
         consultation,
-        "rescheduled",
-        None,
-        appointment_ics(appointment),
-        "REQUEST",
+        action="waitlist_offer_accepted",
+        actor=None,
+        before=before,
+        note="Took an earlier time offered from the waitlist.",
+        email_kind="rescheduled",
+        ics=appointment_ics(appointment),
     )
     db.session.commit()
     enqueue_delivery([email.id])
-
-
-OFFER_LIFETIME = timedelta(days=2)

@@ -1,4 +1,9 @@
-"""Patients, their consultation requests and the structured history that comes with each."""
+"""Patients, their consultation requests, the structured history that comes with each, and the
+private links sent to them (only a hash of each link's token is kept).
+
+Table names are those of the models' earlier homes (``patients``, ``manage``): moving the code
+needed no data migration.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +18,9 @@ from booking.extensions import db, value_enum
 from booking.timeutil import UTCDateTime, now_utc
 
 if TYPE_CHECKING:
-    from booking.dashboard.models import RequestEvent
     from booking.documents.models import Document
     from booking.notifications.models import OutboxEmail
+    from booking.requests.events import RequestEvent
     from booking.scheduling.models import Appointment
     from booking.staff.models import StaffUser
 
@@ -193,3 +198,20 @@ class RequestDiagnosis(db.Model):
         ForeignKey("consultation_request.id", ondelete="CASCADE"), primary_key=True
     )
     code: Mapped[str] = mapped_column(String(40), primary_key=True, index=True)
+
+
+# One row per private link sent to a patient.
+class ManageLink(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("consultation_request.id", ondelete="CASCADE"), index=True
+    )
+    # SHA-256 of the token, hex: the token has 256 random bits, so a fast hash is enough, and
+    # a copy of the database (or a backup) opens no request.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    # Last time the link was opened (exchanged for the page's cookie).
+    opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    request: Mapped[ConsultationRequest] = relationship()

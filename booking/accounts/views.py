@@ -19,11 +19,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from booking.crypto import text_digest
-from booking.extensions import db, limiter
-from booking.staff import services, twofactor
-from booking.staff.auth import end_session, roles_required, start_session, user_for_reset_token
-from booking.staff.forms import (
+from booking.accounts.forms import (
     ROLE_CHOICES,
     CodeForm,
     ForgotPasswordForm,
@@ -32,6 +28,10 @@ from booking.staff.forms import (
     StaffCreateForm,
     TwoFactorPolicyForm,
 )
+from booking.crypto import text_digest
+from booking.extensions import db, limiter
+from booking.staff import services, twofactor
+from booking.staff.auth import end_session, roles_required, start_session, user_for_reset_token
 from booking.staff.models import (
     StaffRole,
     StaffUser,

@@ -1,7 +1,9 @@
-"""Background tasks on Huey: SQLite storage by default, Redis when ``REDIS_URL`` is set.
+"""The worker's task list: email delivery and every periodic job of the application, on Huey
+(SQLite storage by default, Redis when ``REDIS_URL`` is set).
 
-Huey has no app-factory hook, so ``init_task_queue`` builds the queue for one app and
-registers the tasks on it; ``flask worker`` runs its consumer.
+This is the composition layer: each job calls one feature's service, and no feature knows of
+the queue's schedule. Huey has no app-factory hook, so ``init_task_queue`` builds the queue
+for one app and registers the tasks on it; ``flask worker`` runs its consumer.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
 
 from booking.health.checks import record_heartbeat
 from booking.notifications import services
+from booking.privacy.services import purge_expired
+from booking.requests.reminders import send_due_reminders
 
 
 def _make_huey(app: Flask) -> Huey:
@@ -48,16 +52,12 @@ def init_task_queue(app: Flask) -> Huey:
 
     @huey.periodic_task(crontab(minute="*/5"), name="send_reminders")
     def send_reminders() -> None:
-        from booking.scheduling.reminders import send_due_reminders
-
         with app.app_context():
             send_due_reminders()
 
     @huey.periodic_task(crontab(minute="17", hour="3"), name="purge_expired_requests")
     def purge_expired_requests() -> None:
         """Retention, once a day (03:17 UTC): closed requests past RETENTION_DAYS."""
-        from booking.privacy.services import purge_expired
-
         with app.app_context():
             purge_expired()
 

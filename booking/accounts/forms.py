@@ -8,7 +8,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, RadioField, StringField, ValidationError
 from wtforms.validators import DataRequired, Email, EqualTo, Length
 
-from booking.patients.forms import CleanTextMeta, MultiCheckboxField, has_visible_text, options
+from booking.forms import BaseForm, MultiCheckboxField, has_visible_text, options
 from booking.staff.auth import MIN_PASSWORD_LENGTH
 from booking.staff.models import StaffRole
 
@@ -37,10 +37,7 @@ def _password_field(label: str) -> PasswordField:
     )
 
 
-class LoginForm(FlaskForm):
-    class Meta(CleanTextMeta):  # PostgreSQL refuses NUL in text
-        pass
-
+class LoginForm(BaseForm):
     email = EmailField(
         _l("Email address"),
         validators=[DataRequired(_l("Please enter your email address.")), Length(max=254)],
@@ -53,10 +50,7 @@ class LoginForm(FlaskForm):
     )
 
 
-class ForgotPasswordForm(FlaskForm):
-    class Meta(CleanTextMeta):  # PostgreSQL refuses NUL in text
-        pass
-
+class ForgotPasswordForm(BaseForm):
     email = EmailField(
         _l("Email address"),
         validators=[DataRequired(_l("Please enter your email address.")), Length(max=254)],
@@ -73,10 +67,7 @@ class ResetPasswordForm(FlaskForm):
     )
 
 
-class StaffCreateForm(FlaskForm):
-    class Meta(CleanTextMeta):  # PostgreSQL refuses NUL in text
-        pass
-
+class StaffCreateForm(BaseForm):
     full_name = StringField(
         _l("Full name"), validators=[DataRequired(_l("Please enter a name.")), Length(max=200)]
     )
@@ -101,10 +92,7 @@ class StaffCreateForm(FlaskForm):
             raise ValidationError(_("Please enter a name."))
 
 
-class CodeForm(FlaskForm):
-    class Meta(CleanTextMeta):  # PostgreSQL refuses NUL in text
-        pass
-
+class CodeForm(BaseForm):
     code = StringField(
         _l("Code"),
         validators=[DataRequired(_l("Please enter the code.")), Length(max=20)],

@@ -1,4 +1,7 @@
-"""The patient's private manage links: random, stored only as a hash, revocable one by one.
+"""Every address sent out about a request, built here once, and the patient's private manage
+links behind them.
+
+The private links: random, stored only as a hash, revocable one by one.
 
 Every patient email carries a link of its own, ``/manage/open/<token>``: 32 random bytes from
 ``secrets`` (256 bits), URL-safe. The database keeps only the token's SHA-256 in a
@@ -31,9 +34,9 @@ from sqlalchemy import select, update
 
 from booking.crypto import text_digest
 from booking.extensions import db
-from booking.manage.models import ManageLink
-from booking.patients.models import OPEN_STATUSES, ConsultationRequest
+from booking.requests.models import OPEN_STATUSES, ConsultationRequest, ManageLink
 from booking.timeutil import now_utc
+from booking.urlargs import public_url
 
 TOKEN_BYTES = 32
 LEGACY_SALT = "patient-manage-link"
@@ -52,18 +55,19 @@ def issue_link(consultation: ConsultationRequest) -> str:
     return _new_link(consultation)[1]
 
 
-def _base() -> str:
-    return current_app.config["PUBLIC_BASE_URL"].rstrip("/")
-
-
 def manage_url(consultation: ConsultationRequest) -> str:
     """The absolute address of a new private link, for an email."""
-    return f"{_base()}/manage/open/{issue_link(consultation)}"
+    return public_url(f"/manage/open/{issue_link(consultation)}")
 
 
 def offer_url(consultation: ConsultationRequest, offer_token: str) -> str:
     """A new private link that opens straight at an earlier time offered to the patient."""
-    return f"{_base()}/manage/open/{issue_link(consultation)}/offers/{offer_token}"
+    return public_url(f"/manage/open/{issue_link(consultation)}/offers/{offer_token}")
+
+
+def staff_request_url(consultation: ConsultationRequest) -> str:
+    """The request's record on the dashboard, for the clinic's emails (staff sign in)."""
+    return public_url(f"/staff/requests/{consultation.reference}")
 
 
 def link_expires_at(consultation: ConsultationRequest) -> datetime | None:

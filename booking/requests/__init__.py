@@ -1,0 +1,20 @@
+"""The consultation request as a domain: its models and timeline, its life (statuses,
+transitions, the operation that records a change), how requests are found and who may see
+them, every email and address sent about one, the waitlist and the reminders.
+
+The blueprints (the patient's form, the private manage page, the staff dashboard) call into
+this package; it imports none of them.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Register the request's own template helpers: its status and diagnosis labels."""
+    from booking.requests.history import diagnosis_labels
+    from booking.requests.lifecycle import status_label
+
+    app.add_template_global(status_label)
+    app.add_template_global(diagnosis_labels)

@@ -1,0 +1,189 @@
+"""Every email about a request, composed in one place: the patient's (in their language) and
+the clinic's (in English, which staff read until the dashboard offers a choice).
+
+Each function queues one email in the outbox, inside the caller's transaction, and returns it;
+the caller hands its id to the worker after the commit. Each email is a ``.txt`` and ``.html``
+template pair under ``templates/email/``. None carries medical details.
+"""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from flask_babel.speaklater import LazyString
+
+from booking.notifications.models import OutboxEmail
+from booking.notifications.services import queue_email
+from booking.requests import links
+from booking.requests.models import ConsultationRequest
+from booking.scheduling.ical import appointment_ics
+from booking.scheduling.models import Appointment, SlotOffer
+from booking.timeutil import clinic_dt
+
+STAFF_LOCALE = "en"
+
+
+def _to_patient(
+    consultation: ConsultationRequest,
+    template: str,
+    subject: str,
+    *,
+    attachment: tuple[str, str, str] | None = None,
+    **context: object,
+) -> OutboxEmail:
+    return queue_email(
+        template=template,
+        recipient=consultation.patient.email,
+        subject=subject,
+        locale=consultation.locale,
+        request_id=consultation.id,
+        attachment=attachment,
+        consultation=consultation,
+        patient_name=consultation.patient.full_name,
+        **context,
+    )
+
+
+def _to_clinic(
+    consultation: ConsultationRequest, template: str, subject: str, **context: object
+) -> OutboxEmail:
+    return queue_email(
+        template=template,
+        recipient=current_app.config["STAFF_NOTIFICATION_EMAIL"],
+        subject=subject,
+        locale=STAFF_LOCALE,
+        request_id=consultation.id,
+        consultation=consultation,
+        request_url=links.staff_request_url(consultation),
+        **context,
+    )
+
+
+def _invitation(appointment: Appointment, method: str = "REQUEST") -> tuple[str, str, str]:
+    """An .ics attachment: the invitation (REQUEST) or its withdrawal (CANCEL)."""
+    return (
+        "appointment.ics",
+        f"text/calendar; method={method}; charset=UTF-8",
+        appointment_ics(appointment, cancel=method == "CANCEL"),
+    )
+
+
+def request_received(consultation: ConsultationRequest) -> list[OutboxEmail]:
+    """The patient's receipt (with the held time's invitation) and the clinic's notice,
+    flagged in its subject when the request is urgent."""
+    with force_locale(consultation.locale):
+        patient_subject = _(
+            "We received your request %(reference)s", reference=consultation.reference
+        )
+    appointment = consultation.appointment
+    receipt = _to_patient(
+        consultation,
+        "request_received",
+        patient_subject,
+        attachment=_invitation(appointment) if appointment is not None else None,
+        appointment=appointment,
+        manage_url=links.manage_url(consultation),
+    )
+    with force_locale(STAFF_LOCALE):
+        if consultation.is_urgent:
+            staff_subject = _(
+                "URGENT: new request %(reference)s with red flags",
+                reference=consultation.reference,
+            )
+        else:
+            staff_subject = _("New request %(reference)s", reference=consultation.reference)
+    notice = _to_clinic(consultation, "new_request_staff", staff_subject)
+    return [receipt, notice]
+
+
+def patient_update(
+    consultation: ConsultationRequest,
+    kind: str,
+    message: str | None = None,
+    ics: str | None = None,
+    ics_method: str = "REQUEST",
+) -> OutboxEmail:
+    """A change the patient should know of: ``kind`` is confirmed, rescheduled, declined,
+    cancelled, completed or no_show; ``ics`` the calendar update that goes with it."""
+    reference = consultation.reference
+    with force_locale(consultation.locale):
+        subjects = {
+            "confirmed": _("Your appointment is confirmed (%(reference)s)", reference=reference),
+            "rescheduled": _("Your appointment has changed (%(reference)s)", reference=reference),
+            "declined": _("About your request %(reference)s", reference=reference),
+            "cancelled": _("Your request %(reference)s is cancelled", reference=reference),
+            "completed": _("Thank you for your visit (%(reference)s)", reference=reference),
+            "no_show": _("We missed you today (%(reference)s)", reference=reference),
+        }
+        subject = subjects[kind]
+    attachment = None
+    if ics is not None:
+        attachment = ("appointment.ics", f"text/calendar; method={ics_method}; charset=UTF-8", ics)
+    return _to_patient(
+        consultation,
+        "request_update",
+        subject,
+        attachment=attachment,
+        kind=kind,
+        appointment=consultation.appointment,
+        manage_url=links.manage_url(consultation),
+        message=message,
+    )
+
+
+def clinic_notice(
+    consultation: ConsultationRequest, what: LazyString, detail: LazyString
+) -> OutboxEmail:
+    """Tell the clinic what the patient did through their private link. ``what`` and
+    ``detail`` are lazy strings (``_l``), so they read in the staff's language, not the
+    patient's."""
+    with force_locale(STAFF_LOCALE):
+        what, detail = str(what), str(detail)
+        subject = _(
+            "Patient update on %(reference)s: %(what)s",
+            reference=consultation.reference,
+            what=what,
+        )
+    return _to_clinic(consultation, "patient_action_staff", subject, what=what, detail=detail)
+
+
+def new_link(consultation: ConsultationRequest) -> OutboxEmail:
+    """A new private link, after staff ended every earlier one."""
+    with force_locale(consultation.locale):
+        subject = _("Your new private link (%(reference)s)", reference=consultation.reference)
+    return _to_patient(
+        consultation, "manage_link", subject, manage_url=links.manage_url(consultation)
+    )
+
+
+def waitlist_offer(
+    consultation: ConsultationRequest, offer: SlotOffer, freed: object
+) -> OutboxEmail:
+    """An earlier time is free: the link opens the patient's page at the offer."""
+    with force_locale(consultation.locale):
+        subject = _("An earlier time is free (%(reference)s)", reference=consultation.reference)
+    return _to_patient(
+        consultation,
+        "waitlist_offer",
+        subject,
+        offer=offer,
+        appointment=freed,
+        accept_url=links.offer_url(consultation, offer.token),
+    )
+
+
+def reminder(consultation: ConsultationRequest, appointment: Appointment) -> OutboxEmail:
+    with force_locale(consultation.locale):
+        subject = _(
+            "Reminder: your appointment on %(when)s (%(reference)s)",
+            when=clinic_dt(appointment.starts_at, "medium"),
+            reference=consultation.reference,
+        )
+    return _to_patient(
+        consultation,
+        "appointment_reminder",
+        subject,
+        appointment=appointment,
+        manage_url=links.manage_url(consultation),
+    )

@@ -1,0 +1,193 @@
+"""The request's life: its reference, its statuses and their transitions, and the one operation
+that records a change.
+
+Valid transitions (anything else is refused, whoever asks):
+
+    requested -> confirmed | declined | cancelled
+    confirmed -> confirmed (reschedule) | completed | cancelled | no_show
+
+``record_change`` is how every change is written, whoever makes it (staff on the dashboard,
+the patient through the private link, the waitlist): a timeline entry, an audit row with the
+before and after of the status and the appointment, and the patient's email. It adds to the
+caller's transaction; the caller commits and then hands the emails to the worker.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from booking.audit.services import changes, record
+from booking.extensions import db
+from booking.notifications.models import OutboxEmail
+from booking.requests import emails
+from booking.requests.events import EventKind, RequestEvent
+from booking.requests.models import ConsultationRequest, RequestStatus
+from booking.scheduling.models import Appointment
+from booking.staff.models import StaffRole, StaffUser
+from booking.timeutil import now_utc
+
+# The audit trail's actor for what the patient does through their private link.
+PATIENT = "patient"
+
+# No 0/O, 1/I/L, 5/S, 8/B: a reference read out on the phone is not misheard.
+REFERENCE_ALPHABET = "234679ACDEFGHJKMNPQRTUVWXYZ"
+REFERENCE_ATTEMPTS = 5
+
+S = RequestStatus
+TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
+    S.REQUESTED: frozenset({S.CONFIRMED, S.DECLINED, S.CANCELLED}),
+    S.CONFIRMED: frozenset({S.CONFIRMED, S.COMPLETED, S.CANCELLED, S.NO_SHOW}),
+    S.COMPLETED: frozenset(),
+    S.DECLINED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.NO_SHOW: frozenset(),
+}
+# What a specialist may do with a request assigned to them; coordinators and admins do all.
+SPECIALIST_MAY = frozenset({S.COMPLETED, S.NO_SHOW})
+
+
+class WorkflowError(ValueError):
+    """A refused change; the message is for the staff member."""
+
+
+def new_reference() -> str:
+    """A reference like ``SC-7K4M-Q2XD``: 8 random characters, about 38 bits."""
+    chars = "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(8))
+    return f"SC-{chars[:4]}-{chars[4:]}"
+
+
+def unused_reference() -> str:
+    for _attempt in range(REFERENCE_ATTEMPTS):
+        reference = new_reference()
+        taken = db.session.scalar(
+            select(ConsultationRequest.id).where(ConsultationRequest.reference == reference)
+        )
+        if taken is None:
+            return reference
+    raise RuntimeError("could not find an unused reference")
+
+
+def status_label(status: RequestStatus | str) -> str:
+    labels = {
+        S.REQUESTED: _("requested"),
+        S.CONFIRMED: _("confirmed"),
+        S.COMPLETED: _("completed"),
+        S.DECLINED: _("declined"),
+        S.CANCELLED: _("cancelled"),
+        S.NO_SHOW: _("no-show"),
+    }
+    return labels[RequestStatus(status)]
+
+
+def role_may(user: StaffUser, target: RequestStatus) -> bool:
+    """Whether the user's role allows moving a request to ``target`` at all."""
+    return user.works_every_request or (
+        user.role == StaffRole.SPECIALIST and target in SPECIALIST_MAY
+    )
+
+
+def check_may_work(consultation: ConsultationRequest, actor: StaffUser) -> None:
+    """A specialist works only the requests assigned to them (``queries.can_see``)."""
+    if actor.role == StaffRole.SPECIALIST and consultation.assigned_specialist_id != actor.id:
+        raise WorkflowError(_("This request is not assigned to you."))
+
+
+def check_transition(
+    consultation: ConsultationRequest, target: RequestStatus, actor: StaffUser
+) -> None:
+    """Refuse (``WorkflowError``) a change the request's status or the actor's role forbids."""
+    check_may_work(consultation, actor)
+    if target not in TRANSITIONS[consultation.status]:
+        raise WorkflowError(
+            _(
+                "A request that is %(current)s cannot be changed to %(target)s.",
+                current=status_label(consultation.status),
+                target=status_label(target),
+            )
+        )
+    if not role_may(actor, target):
+        raise WorkflowError(_("Your role does not allow this change."))
+
+
+def snapshot(consultation: ConsultationRequest) -> dict[str, object]:
+    """The status and the appointment as they are now: take one before a change, for the
+    audit row's before and after."""
+    state: dict[str, object] = {"status": consultation.status.value}
+    appointment: Appointment | None = consultation.appointment
+    if appointment is not None:
+        state.update(
+            specialist=appointment.specialist_id,
+            location=appointment.location_id,
+            starts_at=appointment.starts_at,
+            ends_at=appointment.ends_at,
+            active=appointment.active,
+            sequence=appointment.sequence,
+        )
+    return state
+
+
+def add_event(
+    consultation: ConsultationRequest,
+    *,
+    kind: EventKind,
+    actor: StaffUser | None,
+    body: str | None,
+    from_status: str | None = None,
+) -> RequestEvent:
+    """One entry on the request's timeline (``actor`` None: the patient)."""
+    event = RequestEvent(
+        request_id=consultation.id,
+        occurred_at=now_utc(),
+        actor_id=actor.id if actor is not None else None,
+        kind=kind,
+        from_status=from_status,
+        to_status=consultation.status.value if kind == EventKind.STATUS else None,
+        body=body,
+    )
+    db.session.add(event)
+    return event
+
+
+def record_change(
+    consultation: ConsultationRequest,
+    *,
+    action: str,
+    actor: StaffUser | None,
+    before: dict[str, object],
+    note: str | None,
+    email_kind: str,
+    message: str | None = None,
+    ics: str | None = None,
+    ics_method: str = "REQUEST",
+    audit_extra: dict[str, Any] | None = None,
+) -> OutboxEmail:
+    """Record a change already made to ``consultation`` (``before`` is its ``snapshot`` from
+    before the change): the timeline entry, the audit row (``actor`` None: the patient) and
+    the patient's email, which is returned. Flushes; the caller commits.
+
+    ``note`` goes on the timeline only: the audit trail is append-only and cannot be erased
+    with the patient, and a note may hold medical details.
+    """
+    consultation.updated_at = now_utc()
+    db.session.flush()
+    add_event(
+        consultation,
+        kind=EventKind.STATUS,
+        actor=actor,
+        body=note,
+        from_status=str(before["status"]),
+    )
+    db.session.flush()
+    record(
+        action,
+        target_type="request",
+        target_id=consultation.reference,
+        actor=actor,
+        actor_email=PATIENT if actor is None else None,
+        details={**changes(before, snapshot(consultation)), **(audit_extra or {})},
+    )
+    return emails.patient_update(consultation, email_kind, message, ics, ics_method)

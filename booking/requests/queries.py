@@ -1,0 +1,87 @@
+"""Finding requests: by reference or one-time token, locked for a change, and only those a
+staff member may see.
+
+The visibility rule lives here once: a specialist sees only the requests assigned to them;
+coordinators and admins see every request.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, true
+from sqlalchemy.orm import contains_eager, joinedload
+
+from booking.extensions import db
+from booking.requests.models import ConsultationRequest, RequestStatus
+from booking.scheduling.models import Appointment
+from booking.staff.models import StaffRole, StaffUser
+
+
+def find_by_reference(reference: str) -> ConsultationRequest | None:
+    return db.session.scalar(
+        select(ConsultationRequest).where(ConsultationRequest.reference == reference)
+    )
+
+
+def find_by_token(token: str) -> ConsultationRequest | None:
+    """The request a form's one-time submission token stored, if any."""
+    return db.session.scalar(
+        select(ConsultationRequest).where(ConsultationRequest.submission_token == token)
+    )
+
+
+def lock_request(consultation: ConsultationRequest) -> ConsultationRequest:
+    """Re-read a request and lock its row for the rest of this transaction (PostgreSQL;
+    SQLite's BEGIN IMMEDIATE already serialises writers), so two changes cannot interleave."""
+    return db.session.scalars(
+        select(ConsultationRequest)
+        .where(ConsultationRequest.id == consultation.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+def visible_to(user: StaffUser) -> Any:
+    """The condition limiting requests to those ``user`` may see."""
+    if user.role == StaffRole.SPECIALIST:
+        return ConsultationRequest.assigned_specialist_id == user.id
+    return true()
+
+
+def can_see(user: StaffUser, consultation: ConsultationRequest) -> bool:
+    return user.role != StaffRole.SPECIALIST or consultation.assigned_specialist_id == user.id
+
+
+def appointments_between(
+    start: datetime,
+    end: datetime,
+    *,
+    user: StaffUser,
+    specialist_id: int | None = None,
+    location_id: int | None = None,
+) -> list[Appointment]:
+    """Active appointments starting in [start, end), with their request and patient."""
+    stmt = (
+        select(Appointment)
+        .join(Appointment.request)
+        .where(
+            Appointment.active.is_(True),
+            Appointment.starts_at >= start,
+            Appointment.starts_at < end,
+            ConsultationRequest.status == RequestStatus.CONFIRMED,
+            visible_to(user),
+        )
+        .options(
+            contains_eager(Appointment.request).joinedload(ConsultationRequest.patient),
+            joinedload(Appointment.specialist),
+            joinedload(Appointment.location),
+        )
+        .order_by(Appointment.starts_at)
+    )
+    if specialist_id:
+        stmt = stmt.where(Appointment.specialist_id == specialist_id)
+    if location_id:
+        stmt = stmt.where(Appointment.location_id == location_id)
+    return list(db.session.scalars(stmt).unique())
