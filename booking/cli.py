@@ -183,6 +183,7 @@ def seed_demo() -> None:
     """Add demo staff, locations and requests (development only, into an empty database)."""
     from booking.documents.storage import DocumentUpload
     from booking.patients.services import RequestSubmission, submit_request
+    from booking.requests import history
     from booking.requests.models import ConsultationRequest
     from booking.scheduling.services import create_location
     from booking.staff.models import StaffRole
@@ -246,26 +247,15 @@ def seed_demo() -> None:
                 email=email,
                 phone=phone.replace(" ", ""),
                 preferred_contact="email",
-                pain_locations=["lower_back", "leg"],
-                pain_side="left",
-                pain_duration="3_12_months",
-                pain_now=now,
-                pain_worst=worst,
-                radiating_pain=True,
-                numbness=True,
-                weakness=bool(flags),
-                diagnoses=diagnoses,
-                diagnosis_other=None,
-                treatments=["physiotherapy", "medication"],
-                surgery_details=None,
-                imaging=["mri"],
-                imaging_when="2026",
-                medications="Ibuprofen 400 mg as needed",
-                allergies=None,
-                blood_thinners=False,
-                diabetes=False,
-                smoking="never",
-                other_history=None,
+                answers=history.example_answers(
+                    pain_now=now,
+                    pain_worst=worst,
+                    weakness=bool(flags),
+                    diagnoses=diagnoses,
+                    treatments=["physiotherapy", "medication"],
+                    imaging_when="2026",
+                    medications="Ibuprofen 400 mg as needed",
+                ),
                 odi_answers={
                     "pain_intensity": 3,
                     "personal_care": 1,

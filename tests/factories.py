@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 
 from booking.documents.storage import DocumentUpload
 from booking.patients.services import RequestSubmission, submit_request
+from booking.requests import history
 from booking.requests.models import ConsultationRequest
 from booking.scheduling.models import Location
 from booking.scheduling.services import create_location
@@ -51,26 +52,6 @@ def make_request(
         "email": "erika.mustermann@example.com",
         "phone": "+4930901820",
         "preferred_contact": "email",
-        "pain_locations": ["lower_back", "leg"],
-        "pain_side": "left",
-        "pain_duration": "3_12_months",
-        "pain_now": 5,
-        "pain_worst": 8,
-        "radiating_pain": True,
-        "numbness": True,
-        "weakness": False,
-        "diagnoses": ["herniated_disc"],
-        "diagnosis_other": None,
-        "treatments": ["physiotherapy"],
-        "surgery_details": None,
-        "imaging": ["mri"],
-        "imaging_when": "March 2026",
-        "medications": "Ibuprofen",
-        "allergies": None,
-        "blood_thinners": False,
-        "diabetes": False,
-        "smoking": "never",
-        "other_history": None,
         "odi_answers": {"pain_intensity": 2, "walking": 3},
         "red_flags": red_flags or set(),
         "documents": [
@@ -78,6 +59,10 @@ def make_request(
             for n in range(documents)
         ],
     }
+    answers = {
+        name: overrides.pop(name) for name in list(overrides) if name in history.ANSWER_NAMES
+    }
+    values["answers"] = history.example_answers(**answers)
     values.update(overrides)
     return submit_request(RequestSubmission(**values))
 

@@ -17,6 +17,7 @@ from sqlalchemy import event
 from booking.extensions import db
 from booking.insights import charts, services
 from booking.patients.services import RequestSubmission, submit_request
+from booking.requests import history
 from booking.requests.models import ConsultationRequest, RequestDiagnosis, RequestStatus
 from booking.staff.models import StaffRole
 from booking.staff.services import create_staff
@@ -64,26 +65,15 @@ def _submission(*, diagnoses: list[str], urgent: bool) -> RequestSubmission:
         email="erika.mustermann@example.com",
         phone="+4930901820",
         preferred_contact="email",
-        pain_locations=["lower_back"],
-        pain_side="left",
-        pain_duration="3_12_months",
-        pain_now=5,
-        pain_worst=8,
-        radiating_pain=True,
-        numbness=False,
-        weakness=False,
-        diagnoses=diagnoses,
-        diagnosis_other=None,
-        treatments=[],
-        surgery_details=None,
-        imaging=[],
-        imaging_when=None,
-        medications=None,
-        allergies=None,
-        blood_thinners=False,
-        diabetes=False,
-        smoking="never",
-        other_history=None,
+        answers=history.example_answers(
+            pain_locations=["lower_back"],
+            numbness=False,
+            diagnoses=diagnoses,
+            treatments=[],
+            imaging=[],
+            imaging_when=None,
+            medications=None,
+        ),
         odi_answers={},
         red_flags={"bladder_bowel"} if urgent else set(),
     )

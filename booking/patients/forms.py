@@ -401,6 +401,19 @@ class RequestForm(RequestStartForm):
             for entry in self.documents.entries
         )
 
+    def _answer(self, answer: history.Answer) -> Any:
+        """One history answer, read from its field by the answer's kind."""
+        data = self[answer.name].data
+        if answer.kind == history.MANY:
+            return list(data or [])
+        if answer.kind == history.SCORE:
+            return int(data)
+        if answer.kind == history.YES_NO:
+            return data == "yes"
+        if answer.kind == history.TEXT:
+            return (data or "").strip() or None
+        return data or None
+
     def to_submission(self, locale: str) -> RequestSubmission:
         """The validated answers as plain data for ``submit_request``."""
 
@@ -420,26 +433,7 @@ class RequestForm(RequestStartForm):
             email=self.email.data.strip(),
             phone=self.phone.e164,
             preferred_contact=self.preferred_contact.data,
-            pain_locations=list(self.pain_locations.data),
-            pain_side=self.pain_side.data or None,
-            pain_duration=self.pain_duration.data,
-            pain_now=int(self.pain_now.data),
-            pain_worst=int(self.pain_worst.data),
-            radiating_pain=yes(self.radiating_pain),
-            numbness=yes(self.numbness),
-            weakness=yes(self.weakness),
-            diagnoses=list(self.diagnoses.data or []),
-            diagnosis_other=text(self.diagnosis_other),
-            treatments=list(self.treatments.data or []),
-            surgery_details=text(self.surgery_details),
-            imaging=list(self.imaging.data or []),
-            imaging_when=text(self.imaging_when),
-            medications=text(self.medications),
-            allergies=text(self.allergies),
-            blood_thinners=yes(self.blood_thinners),
-            diabetes=yes(self.diabetes),
-            smoking=self.smoking.data,
-            other_history=text(self.other_history),
+            answers={answer.name: self._answer(answer) for answer in history.ANSWERS},
             odi_answers={
                 key: int(field.data) if field.data else None
                 for key, field in zip(history.ODI_SECTION_KEYS, self.odi_fields(), strict=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import select, true
@@ -58,26 +59,8 @@ class RequestSubmission:
     email: str
     phone: str
     preferred_contact: str
-    pain_locations: list[str]
-    pain_side: str | None
-    pain_duration: str
-    pain_now: int
-    pain_worst: int
-    radiating_pain: bool
-    numbness: bool
-    weakness: bool
-    diagnoses: list[str]
-    diagnosis_other: str | None
-    treatments: list[str]
-    surgery_details: str | None
-    imaging: list[str]
-    imaging_when: str | None
-    medications: str | None
-    allergies: str | None
-    blood_thinners: bool
-    diabetes: bool
-    smoking: str
-    other_history: str | None
+    # The history answers by name (``history.ANSWERS``), stored as they are.
+    answers: dict[str, Any]
     odi_answers: dict[str, int | None]
     red_flags: set[str]
     documents: list[DocumentUpload] = field(default_factory=list)
@@ -100,6 +83,9 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
     if existing is not None:
         return existing
 
+    unknown_answers = set(sub.answers) ^ history.ANSWER_NAMES
+    if unknown_answers:
+        raise ValueError(f"history answers missing or unknown: {sorted(unknown_answers)}")
     odi = history.score_odi(sub.odi_answers)
     unknown_flags = set(sub.red_flags) - history.RED_FLAG_CODES
     if unknown_flags:
@@ -142,26 +128,7 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
             updated_at=now,
         )
         consultation.history = MedicalHistory(
-            pain_locations=sub.pain_locations,
-            pain_side=sub.pain_side,
-            pain_duration=sub.pain_duration,
-            pain_now=sub.pain_now,
-            pain_worst=sub.pain_worst,
-            radiating_pain=sub.radiating_pain,
-            numbness=sub.numbness,
-            weakness=sub.weakness,
-            diagnoses=sub.diagnoses,
-            diagnosis_other=sub.diagnosis_other,
-            treatments=sub.treatments,
-            surgery_details=sub.surgery_details,
-            imaging=sub.imaging,
-            imaging_when=sub.imaging_when,
-            medications=sub.medications,
-            allergies=sub.allergies,
-            blood_thinners=sub.blood_thinners,
-            diabetes=sub.diabetes,
-            smoking=sub.smoking,
-            other_history=sub.other_history,
+            **sub.answers,
             odi_answers=odi.answers,
             odi_sections_answered=odi.sections_answered,
             odi_percent=odi.percent,
@@ -169,7 +136,7 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
             red_flags=sorted(sub.red_flags),
         )
         consultation.diagnosis_codes = [
-            RequestDiagnosis(code=code) for code in sorted(set(sub.diagnoses))
+            RequestDiagnosis(code=code) for code in sorted(set(sub.answers["diagnoses"]))
         ]
         consultation.documents = [
             Document(

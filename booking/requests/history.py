@@ -1,12 +1,19 @@
-"""The structured medical history: its choices, the Oswestry Disability Index and red flags.
+"""The structured medical history: its questions' answers and choices, the Oswestry Disability
+Index and red flags.
 
 Pure functions and constants only, so the clinical rules are easy to read and to test.
+``ANSWERS`` declares each history answer once: the submission carries them as one mapping,
+``submit_request`` stores it into ``MedicalHistory`` as it is, the form reads each by its
+kind, and the demo data and tests start from the examples. A test checks that the model's
+columns, the form's fields and this list agree.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from flask_babel import lazy_gettext as _l
 
@@ -85,6 +92,54 @@ RED_FLAGS = [
     ("serious_injury", _l("A recent serious injury, such as a fall or car accident")),
 ]
 RED_FLAG_CODES = frozenset(code for code, _label in RED_FLAGS)
+
+# The kinds of answer: several codes, one code, a 0-10 score, yes or no, free text.
+MANY, ONE, SCORE, YES_NO, TEXT = "many", "one", "score", "yes_no", "text"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One history answer as stored: the ``MedicalHistory`` column and the form field share its
+    name; ``example`` is a typical answer, for the demo data and the tests."""
+
+    name: str
+    kind: str
+    example: Any
+    choices: list[tuple[str, Any]] | None = None
+
+
+ANSWERS = (
+    Answer("pain_locations", MANY, ["lower_back", "leg"], PAIN_LOCATIONS),
+    Answer("pain_side", ONE, "left", PAIN_SIDES),
+    Answer("pain_duration", ONE, "3_12_months", PAIN_DURATIONS),
+    Answer("pain_now", SCORE, 5),
+    Answer("pain_worst", SCORE, 8),
+    Answer("radiating_pain", YES_NO, True),
+    Answer("numbness", YES_NO, True),
+    Answer("weakness", YES_NO, False),
+    Answer("diagnoses", MANY, ["herniated_disc"], DIAGNOSES),
+    Answer("diagnosis_other", TEXT, None),
+    Answer("treatments", MANY, ["physiotherapy"], TREATMENTS),
+    Answer("surgery_details", TEXT, None),
+    Answer("imaging", MANY, ["mri"], IMAGING),
+    Answer("imaging_when", TEXT, "March 2026"),
+    Answer("medications", TEXT, "Ibuprofen"),
+    Answer("allergies", TEXT, None),
+    Answer("blood_thinners", YES_NO, False),
+    Answer("diabetes", YES_NO, False),
+    Answer("smoking", ONE, "never", SMOKING),
+    Answer("other_history", TEXT, None),
+)
+ANSWER_NAMES = frozenset(answer.name for answer in ANSWERS)
+
+
+def example_answers(**overrides: Any) -> dict[str, Any]:
+    """A complete, typical set of answers, with ``overrides`` (for the demo data and tests)."""
+    unknown = set(overrides) - ANSWER_NAMES
+    if unknown:
+        raise TypeError(f"not history answers: {sorted(unknown)}")
+    answers = {answer.name: copy.copy(answer.example) for answer in ANSWERS}
+    return {**answers, **overrides}
 
 
 @dataclass(frozen=True)

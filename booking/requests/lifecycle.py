@@ -26,6 +26,7 @@ from booking.notifications.models import OutboxEmail
 from booking.requests import emails
 from booking.requests.events import EventKind, RequestEvent
 from booking.requests.models import ConsultationRequest, RequestStatus
+from booking.requests.queries import can_see
 from booking.scheduling.models import Appointment
 from booking.staff.models import StaffRole, StaffUser
 from booking.timeutil import now_utc
@@ -91,8 +92,8 @@ def role_may(user: StaffUser, target: RequestStatus) -> bool:
 
 
 def check_may_work(consultation: ConsultationRequest, actor: StaffUser) -> None:
-    """A specialist works only the requests assigned to them (``queries.can_see``)."""
-    if actor.role == StaffRole.SPECIALIST and consultation.assigned_specialist_id != actor.id:
+    """Staff work only the requests they may see (``queries.can_see``)."""
+    if not can_see(actor, consultation):
         raise WorkflowError(_("This request is not assigned to you."))
 
 
