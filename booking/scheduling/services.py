@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from email.utils import parseaddr
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import and_, exists, select
+from sqlalchemy import and_, exists, inspect, select
 from sqlalchemy.exc import DBAPIError
 
 from booking.audit.services import record
@@ -153,20 +154,26 @@ def place_appointment(
 ) -> None:
     """Put an appointment on a slot (new or moved) and let the database check it is free.
 
-    Flushes; the caller commits. An overlap the database refuses becomes SlotTaken (the
-    session must then be rolled back by the caller).
+    Flushes; the caller commits. An overlap the database refuses becomes SlotTaken. A moved
+    appointment then keeps its old time and the caller's transaction stays usable (the page
+    can still be shown); after a refused new appointment the caller must roll back.
     """
     with db.session.no_autoflush:  # the appointment may be pending, still without a time
         buffer = timedelta(minutes=clinic_settings().buffer_minutes)
-    appointment.appointment_type_id = appointment_type.id
-    appointment.specialist_id = slot.specialist_id
-    appointment.location_id = slot.location_id
-    appointment.starts_at = slot.starts_at
-    appointment.ends_at = slot.ends_at
-    appointment.blocked_until = slot.ends_at + buffer
-    appointment.active = True
+    # begin_nested() flushes what is pending before its SAVEPOINT, so a move is made inside
+    # it: PostgreSQL aborts the whole transaction on a refused statement outside a savepoint,
+    # and the losing patient's page would then fail. A new appointment has no time to flush
+    # before this; it is stored with the request that holds it, all or nothing.
+    moving = inspect(appointment).persistent
     try:
-        with db.session.begin_nested():
+        with db.session.begin_nested() if moving else nullcontext():
+            appointment.appointment_type_id = appointment_type.id
+            appointment.specialist_id = slot.specialist_id
+            appointment.location_id = slot.location_id
+            appointment.starts_at = slot.starts_at
+            appointment.ends_at = slot.ends_at
+            appointment.blocked_until = slot.ends_at + buffer
+            appointment.active = True
             db.session.flush()
     except DBAPIError as exc:  # IntegrityError, or a deadlock between two racers
         if is_overlap_error(exc):
