@@ -31,7 +31,6 @@ from booking.manage.tokens import (
     request_for_token,
 )
 from booking.patients.models import ConsultationRequest
-from booking.scheduling.availability import parse_slot_key
 from booking.scheduling.services import (
     SlotChoice,
     SlotTaken,
@@ -204,11 +203,10 @@ def reschedule(reference: str):
     form = RescheduleForm()
     problem = None
     if request.method == "POST":
-        parsed = parse_slot_key(request.form.get("slot", ""))
-        if not form.validate_on_submit() or parsed is None:
+        if not form.validate_on_submit():
             problem = _("Please choose one of the times.")
         else:
-            specialist_id, location_id, starts_at = parsed
+            specialist_id, location_id, starts_at = form.slot_key()
             choice = SlotChoice(
                 appointment.appointment_type_id, specialist_id, location_id, starts_at
             )

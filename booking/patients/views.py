@@ -237,7 +237,9 @@ def _submit_limit() -> str:
 def submit() -> Response | tuple[str, int]:
     form = RequestForm()
     if not form.validate_on_submit():
-        return _render_form(form, 422)
+        # A time that could not be read is asked for again, with open times to choose from.
+        slot_options = _fresh_slots(None) if form.slot.errors else None
+        return _render_form(form, 422, slot_options=slot_options)
     try:
         consultation = submit_request(form.to_submission(str(get_locale() or "en")))
     except DocumentRejected as exc:
