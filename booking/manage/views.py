@@ -34,10 +34,12 @@ from booking.patients.models import ConsultationRequest
 from booking.scheduling.services import (
     SlotChoice,
     SlotTaken,
+    SlotUnavailable,
     picker,
 )
 from booking.scheduling.waitlist import (
     OfferGone,
+    OfferUnavailable,
     accept_offer,
     find_offer,
     is_waiting,
@@ -214,6 +216,8 @@ def reschedule(reference: str):
                 services.reschedule(consultation, choice)
             except SlotTaken:
                 problem = _("Sorry, that time was just taken. Please choose another.")
+            except SlotUnavailable:
+                problem = _("Sorry, that time is not available for booking. Please choose another.")
             except services.ManageError as exc:
                 problem = str(exc)
             else:
@@ -263,11 +267,14 @@ def offer(reference: str, offer_token: str):
     if slot_offer is None:
         abort(404)
     gone = slot_offer.claimed_by_request_id is not None
+    unavailable = False
     if request.method == "POST":
         if not FlaskForm().validate_on_submit():
             abort(400)
         try:
             accept_offer(slot_offer, consultation)
+        except OfferUnavailable:
+            unavailable = True
         except OfferGone:
             gone = True
         else:
@@ -278,5 +285,6 @@ def offer(reference: str, offer_token: str):
         consultation=consultation,
         offer=slot_offer,
         gone=gone or slot_offer.claimed_by_request_id not in (None, consultation.id),
+        unavailable=unavailable,
     )
-    return page, (409 if gone and request.method == "POST" else 200)
+    return page, (409 if (gone or unavailable) and request.method == "POST" else 200)

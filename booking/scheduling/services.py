@@ -84,7 +84,12 @@ def set_location_active(location: Location, active: bool, actor: StaffUser) -> N
 
 
 class SlotTaken(Exception):  # noqa: N818 - the patient-facing event it names
-    """The chosen time is no longer open (booked meanwhile, or outside the clinic's hours)."""
+    """The chosen time is offered for booking, but another appointment holds it."""
+
+
+class SlotUnavailable(Exception):  # noqa: N818 - the patient-facing event it names
+    """The chosen time is not offered for booking at all: in the past, outside the hours, on
+    time off, outside the booking limits, or of an appointment type no longer offered."""
 
 
 @dataclass(frozen=True)
@@ -132,20 +137,28 @@ def resolve_choice(
     ignore_appointment_id: int | None = None,
     enforce_limits: bool = True,
 ) -> tuple[AppointmentType, OpenSlot]:
-    """The appointment type and the open slot of a choice; SlotTaken when it is not open."""
+    """The appointment type and the open slot of a choice. SlotTaken when another
+    appointment holds the time; SlotUnavailable when it is not a time offered for booking at
+    all (a forged or stale choice), so the patient is not told someone else took it."""
     appointment_type = db.session.get(AppointmentType, choice.appointment_type_id)
     if appointment_type is None or not appointment_type.active:
-        raise SlotTaken
-    slot = find_open_slot(
-        appointment_type,
-        choice.specialist_id,
-        choice.location_id,
-        choice.starts_at,
-        ignore_appointment_id=ignore_appointment_id,
-        enforce_limits=enforce_limits,
-    )
+        raise SlotUnavailable
+
+    def find(ignore_bookings: bool) -> OpenSlot | None:
+        return find_open_slot(
+            appointment_type,
+            choice.specialist_id,
+            choice.location_id,
+            choice.starts_at,
+            ignore_appointment_id=ignore_appointment_id,
+            enforce_limits=enforce_limits,
+            ignore_bookings=ignore_bookings,
+        )
+
+    slot = find(ignore_bookings=False)
     if slot is None:
-        raise SlotTaken
+        # Only a refusal asks again (without the appointments) to say which one it is.
+        raise SlotUnavailable if find(ignore_bookings=True) is None else SlotTaken
     return appointment_type, slot
 
 

@@ -30,12 +30,22 @@ from booking.patients.models import OPEN_STATUSES, ConsultationRequest
 from booking.patients.services import lock_request
 from booking.scheduling.availability import booking_limits, clinic_settings
 from booking.scheduling.models import Appointment, SlotOffer, WaitlistEntry
-from booking.scheduling.services import SlotChoice, SlotTaken, place_appointment, resolve_choice
+from booking.scheduling.services import (
+    SlotChoice,
+    SlotTaken,
+    SlotUnavailable,
+    place_appointment,
+    resolve_choice,
+)
 from booking.timeutil import now_utc
 
 
 class OfferGone(Exception):  # noqa: N818 - the event the patient is told about
     """Someone else accepted the offer first, or the time is no longer open."""
+
+
+class OfferUnavailable(OfferGone):
+    """The offered time is no longer offered for booking (hours or limits changed)."""
 
 
 def join_waitlist(consultation: ConsultationRequest) -> WaitlistEntry:
@@ -200,6 +210,9 @@ def accept_offer(offer: SlotOffer, consultation: ConsultationRequest) -> None:
     except SlotTaken:
         db.session.rollback()
         raise OfferGone from None
+    except SlotUnavailable:
+        db.session.rollback()
+        raise OfferUnavailable from None
     appointment.sequence += 1  # updates the invitation the patient's calendar holds
     consultation.assigned_specialist_id = slot.specialist_id
     db.session.execute(
