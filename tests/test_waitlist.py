@@ -15,7 +15,13 @@ from booking.extensions import db
 from booking.manage import services as manage
 from booking.notifications.models import OutboxEmail
 from booking.requests.models import ConsultationRequest
-from booking.requests.waitlist import OfferGone, accept_offer, join_waitlist
+from booking.requests.waitlist import (
+    OFFER_LIFETIME,
+    OfferExpired,
+    OfferGone,
+    accept_offer,
+    join_waitlist,
+)
 from booking.scheduling.availability import open_slots
 from booking.scheduling.models import SlotOffer
 from booking.scheduling.services import SlotChoice
@@ -178,3 +184,34 @@ def test_twenty_patients_accepting_at_once_one_wins(app: Flask, clinic: dict) ->
         ).all()
         assert sum(1 for c in holders if c.appointment.starts_at == offer.starts_at) == 1
         assert db.session.get(SlotOffer, offer.id).claimed_by_request_id == won[0]
+
+
+def test_an_offer_older_than_its_lifetime_can_no_longer_be_taken(
+    app: Flask, client, clinic: dict
+) -> None:
+    offer = _cancel_first(app, clinic)
+    with app.app_context():
+        stored = db.session.get(SlotOffer, offer.id)
+        stored.created_at = now_utc() - OFFER_LIFETIME - timedelta(minutes=1)
+        db.session.commit()
+        email = db.session.scalars(
+            select(OutboxEmail).where(
+                OutboxEmail.template == "waitlist_offer",
+                OutboxEmail.recipient == "waiting0@example.com",
+            )
+        ).one()
+    link = re.search(r"https?://[^/\s]+(/manage/\S+)", email.body_text).group(1)
+    offer_page = client.get(link).headers["Location"]
+    page = client.get(offer_page).get_data(as_text=True)
+    assert "this offer has expired" in page
+    assert "Take this earlier time" not in page
+    manage_page = client.get(offer_page.split("/offers/")[0]).get_data(as_text=True)
+    response = client.post(offer_page, data={"csrf_token": CSRF.search(manage_page).group(1)})
+    assert response.status_code == 409
+    assert "this offer has expired" in response.get_data(as_text=True)
+    with app.app_context():
+        waiting = db.session.get(ConsultationRequest, clinic["waiting"][0])
+        assert waiting.appointment.starts_at > clinic["early"]
+        assert db.session.get(SlotOffer, offer.id).claimed_by_request_id is None
+        with pytest.raises(OfferExpired):
+            accept_offer(db.session.get(SlotOffer, offer.id), waiting)

@@ -42,6 +42,7 @@ from booking.scheduling.models import Appointment, AppointmentType, Location
 from booking.scheduling.services import (
     SlotChoice,
     SlotTaken,
+    SlotUnavailable,
     new_uid,
     place_appointment,
     resolve_choice,
@@ -107,7 +108,7 @@ def _open_slot(slot: Slot, appointment: Appointment | None) -> OpenSlot:
             ignore_appointment_id=appointment.id if appointment is not None else None,
             enforce_limits=False,
         )
-    except SlotTaken:
+    except (SlotTaken, SlotUnavailable):  # the message names both
         raise WorkflowError(
             _(
                 "%(name)s is not free at that time at %(place)s: outside their hours, on "

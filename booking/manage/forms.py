@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import FieldList, FormField, HiddenField, TextAreaField
+from wtforms import FieldList, FormField, HiddenField, TextAreaField, ValidationError
 from wtforms.validators import Length, Optional
 
 from booking.documents.forms import DocumentForm
 from booking.documents.storage import DocumentUpload
 from booking.forms import BaseForm
+from booking.scheduling.availability import parse_slot_key
 
 
 class AddDocumentsForm(BaseForm):
@@ -51,6 +54,16 @@ class CancelForm(BaseForm):
 
 class RescheduleForm(FlaskForm):
     slot = HiddenField()  # radio buttons named "slot" on the page
+
+    def validate_slot(self, field: HiddenField) -> None:
+        if parse_slot_key(field.data or "") is None:
+            raise ValidationError(_("Please choose one of the times."))
+
+    def slot_key(self) -> tuple[int, int, datetime]:
+        """The (specialist id, location id, start) of the chosen time, once validated."""
+        parsed = parse_slot_key(self.slot.data or "")
+        assert parsed is not None, "validated by validate_slot"
+        return parsed
 
 
 def max_documents() -> int:

@@ -31,15 +31,18 @@ from booking.requests.links import (
 )
 from booking.requests.models import ConsultationRequest, ManageLink
 from booking.requests.waitlist import (
+    OFFER_LIFETIME,
+    OfferExpired,
     OfferGone,
+    OfferUnavailable,
     accept_offer,
     find_offer,
     is_waiting,
     join_waitlist,
     leave_waitlist,
+    offer_expired,
 )
-from booking.scheduling.availability import parse_slot_key
-from booking.scheduling.services import SlotChoice, SlotTaken, picker
+from booking.scheduling.services import SlotChoice, SlotTaken, SlotUnavailable, picker
 from booking.security import token_in_url
 
 bp = Blueprint("manage", __name__, url_prefix="/manage")
@@ -199,11 +202,10 @@ def reschedule(reference: str):
     form = RescheduleForm()
     problem = None
     if request.method == "POST":
-        parsed = parse_slot_key(request.form.get("slot", ""))
-        if not form.validate_on_submit() or parsed is None:
+        if not form.validate_on_submit():
             problem = _("Please choose one of the times.")
         else:
-            specialist_id, location_id, starts_at = parsed
+            specialist_id, location_id, starts_at = form.slot_key()
             choice = SlotChoice(
                 appointment.appointment_type_id, specialist_id, location_id, starts_at
             )
@@ -211,6 +213,8 @@ def reschedule(reference: str):
                 services.reschedule(consultation, choice)
             except SlotTaken:
                 problem = _("Sorry, that time was just taken. Please choose another.")
+            except SlotUnavailable:
+                problem = _("Sorry, that time is not available for booking. Please choose another.")
             except services.ManageError as exc:
                 problem = str(exc)
             else:
@@ -260,11 +264,17 @@ def offer(reference: str, offer_token: str):
     if slot_offer is None:
         abort(404)
     gone = slot_offer.claimed_by_request_id is not None
+    expired = not gone and offer_expired(slot_offer)
+    unavailable = False
     if request.method == "POST":
         if not FlaskForm().validate_on_submit():
             abort(400)
         try:
             accept_offer(slot_offer, consultation)
+        except OfferUnavailable:
+            unavailable = True
+        except OfferExpired:
+            expired = True
         except OfferGone:
             gone = True
         else:
@@ -275,5 +285,9 @@ def offer(reference: str, offer_token: str):
         consultation=consultation,
         offer=slot_offer,
         gone=gone or slot_offer.claimed_by_request_id not in (None, consultation.id),
+        unavailable=unavailable,
+        expired=expired,
+        offer_days=OFFER_LIFETIME.days,
     )
-    return page, (409 if gone and request.method == "POST" else 200)
+    refused = gone or unavailable or expired
+    return page, (409 if refused and request.method == "POST" else 200)

@@ -122,7 +122,7 @@ class RequestStartForm(BaseForm):
     submission_token = HiddenField()
     # The time picked on the previous step (see booking.scheduling.availability.OpenSlot.key).
     appointment_type = HiddenField()
-    slot = HiddenField()
+    slot = HiddenField(_l("Appointment time"))
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
@@ -140,6 +140,12 @@ class RequestStartForm(BaseForm):
             return None
         specialist_id, location_id, starts_at = parsed
         return SlotChoice(type_id, specialist_id, location_id, starts_at)
+
+    def validate_slot(self, field: HiddenField) -> None:
+        # Empty means no time picked (the request asks for an offer). Anything else must name
+        # a time, or the request would be stored without the time the patient thinks it has.
+        if field.data and self.slot_choice() is None:
+            raise ValidationError(_("Please choose one of the times."))
 
 
 class RequestForm(RequestStartForm):

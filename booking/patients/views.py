@@ -26,6 +26,7 @@ from booking.scheduling.availability import open_slots
 from booking.scheduling.services import (
     SlotChoice,
     SlotTaken,
+    SlotUnavailable,
     SlotView,
     active_appointment_types,
     describe_slots,
@@ -35,7 +36,7 @@ from booking.scheduling.services import (
 )
 from booking.scheduling.versions import availability_key, current_version
 from booking.timeutil import clinic_today, now_utc
-from booking.urlargs import date_arg
+from booking.urlargs import date_arg, int_arg
 
 log = logging.getLogger(__name__)
 
@@ -123,20 +124,25 @@ def _chosen_slot(form: RequestStartForm) -> SlotView | None:
         return None
     try:
         _type, slot = resolve_choice(choice)
-    except SlotTaken:
+    except (SlotTaken, SlotUnavailable):
         return None
     return describe_slots([slot])[0]
 
 
-def _fresh_slots(choice: SlotChoice | None) -> list[SlotView]:
-    """Open times near a choice that was just taken: same specialist first, then anyone."""
+def _fresh_slots(form: RequestStartForm, choice: SlotChoice | None = None) -> list[SlotView]:
+    """Open times to choose from instead of the picked one: near a ``choice`` that was just
+    taken (same specialist first, then anyone), else the earliest. Of the form's type while it
+    is offered, else of the first; the form then names that type, so a time chosen from these
+    is booked as shown."""
     types = active_appointment_types()
+    type_id = int_arg(str(form.appointment_type.data or ""))
     appointment_type = next(
-        (t for t in types if choice and t.id == choice.appointment_type_id),
+        (t for t in types if t.id == type_id),
         types[0] if types else None,
     )
     if appointment_type is None:
         return []
+    form.appointment_type.data = str(appointment_type.id)
     start = choice.starts_at - timedelta(days=1) if choice else now_utc()
     for specialist_id in ([choice.specialist_id] if choice else []) + [None]:
         slots = open_slots(
@@ -238,7 +244,9 @@ def _submit_limit() -> str:
 def submit() -> Response | tuple[str, int]:
     form = RequestForm()
     if not form.validate_on_submit():
-        return _render_form(form, 422)
+        # A time that could not be read is asked for again, with open times to choose from.
+        slot_options = _fresh_slots(form) if form.slot.errors else None
+        return _render_form(form, 422, slot_options=slot_options)
     try:
         consultation = submit_request(form.to_submission(str(get_locale() or "en")))
     except DocumentRejected as exc:
@@ -251,7 +259,15 @@ def submit() -> Response | tuple[str, int]:
                 "time below; everything else you entered is kept."
             )
         )
-        return _render_form(form, 409, slot_options=_fresh_slots(form.slot_choice()))
+        return _render_form(form, 409, slot_options=_fresh_slots(form, form.slot_choice()))
+    except SlotUnavailable:
+        form.form_errors.append(
+            _(
+                "Sorry, that time is not available for booking. Please choose another time "
+                "below; everything else you entered is kept."
+            )
+        )
+        return _render_form(form, 409, slot_options=_fresh_slots(form))
     except OSError:
         log.exception("document storage failed; the request was not stored")
         problem = _(

@@ -29,7 +29,13 @@ from booking.requests.queries import lock_request
 from booking.scheduling.availability import booking_limits, clinic_settings
 from booking.scheduling.ical import appointment_ics
 from booking.scheduling.models import Appointment, SlotOffer, WaitlistEntry
-from booking.scheduling.services import SlotChoice, SlotTaken, place_appointment, resolve_choice
+from booking.scheduling.services import (
+    SlotChoice,
+    SlotTaken,
+    SlotUnavailable,
+    place_appointment,
+    resolve_choice,
+)
 from booking.timeutil import now_utc
 
 # How long an offer can be accepted: after that the time may have been given to someone who
@@ -39,6 +45,14 @@ OFFER_LIFETIME = timedelta(days=2)
 
 class OfferGone(Exception):  # noqa: N818 - the event the patient is told about
     """Someone else accepted the offer first, or the time is no longer open."""
+
+
+class OfferExpired(OfferGone):
+    """The offer is older than ``OFFER_LIFETIME``."""
+
+
+class OfferUnavailable(OfferGone):
+    """The offered time is no longer offered for booking (hours or limits changed)."""
 
 
 def join_waitlist(consultation: ConsultationRequest) -> WaitlistEntry:
@@ -178,6 +192,8 @@ def accept_offer(offer: SlotOffer, consultation: ConsultationRequest) -> None:
     ).rowcount
     if not claimed:
         db.session.rollback()
+        if offer.claimed_by_request_id is None and offer_expired(offer, now):
+            raise OfferExpired
         raise OfferGone
     consultation = lock_request(consultation)
     appointment = consultation.appointment
@@ -196,6 +212,9 @@ def accept_offer(offer: SlotOffer, consultation: ConsultationRequest) -> None:
     except SlotTaken:
         db.session.rollback()
         raise OfferGone from None
+    except SlotUnavailable:
+        db.session.rollback()
+        raise OfferUnavailable from None
     appointment.sequence += 1  # updates the invitation the patient's calendar holds
     consultation.assigned_specialist_id = slot.specialist_id
     db.session.execute(

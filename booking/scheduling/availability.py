@@ -156,13 +156,15 @@ def open_slots(
     location_id: int | None = None,
     ignore_appointment_id: int | None = None,
     enforce_limits: bool = True,
+    ignore_bookings: bool = False,
     now: datetime | None = None,
 ) -> list[OpenSlot]:
     """Open slots for ``appointment_type`` starting in [start, end), earliest first.
 
     ``enforce_limits`` applies the minimum notice and horizon (patients); staff moving an
     appointment pass False. ``ignore_appointment_id`` frees the time of the appointment being
-    moved, so it can move to an overlapping time.
+    moved, so it can move to an overlapping time. ``ignore_bookings`` leaves every appointment
+    out: the times offered for booking at all, taken or not.
     """
     settings = clinic_settings()
     if enforce_limits:
@@ -188,7 +190,7 @@ def open_slots(
     hours = db.session.execute(hours_stmt, params).all()
     exceptions = db.session.execute(exceptions_stmt, params).all()
     busy: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
-    for sid, b_start, b_end in db.session.execute(busy_stmt, params):
+    for sid, b_start, b_end in () if ignore_bookings else db.session.execute(busy_stmt, params):
         busy[sid].append((b_start, b_end))
     time_off: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
     windows: list[tuple[int, int, datetime, datetime]] = []
@@ -233,6 +235,7 @@ def find_open_slot(
     *,
     ignore_appointment_id: int | None = None,
     enforce_limits: bool = True,
+    ignore_bookings: bool = False,
 ) -> OpenSlot | None:
     """The open slot starting exactly at ``starts_at`` for that specialist and place, if any."""
     for slot in open_slots(
@@ -243,6 +246,7 @@ def find_open_slot(
         location_id=location_id,
         ignore_appointment_id=ignore_appointment_id,
         enforce_limits=enforce_limits,
+        ignore_bookings=ignore_bookings,
     ):
         if slot.starts_at == starts_at:
             return slot

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from email.utils import parseaddr
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import and_, exists, select
+from sqlalchemy import and_, exists, inspect, select
 from sqlalchemy.exc import DBAPIError
 
 from booking.audit.services import record
@@ -83,7 +84,12 @@ def set_location_active(location: Location, active: bool, actor: StaffUser) -> N
 
 
 class SlotTaken(Exception):  # noqa: N818 - the patient-facing event it names
-    """The chosen time is no longer open (booked meanwhile, or outside the clinic's hours)."""
+    """The chosen time is offered for booking, but another appointment holds it."""
+
+
+class SlotUnavailable(Exception):  # noqa: N818 - the patient-facing event it names
+    """The chosen time is not offered for booking at all: in the past, outside the hours, on
+    time off, outside the booking limits, or of an appointment type no longer offered."""
 
 
 @dataclass(frozen=True)
@@ -131,20 +137,28 @@ def resolve_choice(
     ignore_appointment_id: int | None = None,
     enforce_limits: bool = True,
 ) -> tuple[AppointmentType, OpenSlot]:
-    """The appointment type and the open slot of a choice; SlotTaken when it is not open."""
+    """The appointment type and the open slot of a choice. SlotTaken when another
+    appointment holds the time; SlotUnavailable when it is not a time offered for booking at
+    all (a forged or stale choice), so the patient is not told someone else took it."""
     appointment_type = db.session.get(AppointmentType, choice.appointment_type_id)
     if appointment_type is None or not appointment_type.active:
-        raise SlotTaken
-    slot = find_open_slot(
-        appointment_type,
-        choice.specialist_id,
-        choice.location_id,
-        choice.starts_at,
-        ignore_appointment_id=ignore_appointment_id,
-        enforce_limits=enforce_limits,
-    )
+        raise SlotUnavailable
+
+    def find(ignore_bookings: bool) -> OpenSlot | None:
+        return find_open_slot(
+            appointment_type,
+            choice.specialist_id,
+            choice.location_id,
+            choice.starts_at,
+            ignore_appointment_id=ignore_appointment_id,
+            enforce_limits=enforce_limits,
+            ignore_bookings=ignore_bookings,
+        )
+
+    slot = find(ignore_bookings=False)
     if slot is None:
-        raise SlotTaken
+        # Only a refusal asks again (without the appointments) to say which one it is.
+        raise SlotUnavailable if find(ignore_bookings=True) is None else SlotTaken
     return appointment_type, slot
 
 
@@ -153,20 +167,26 @@ def place_appointment(
 ) -> None:
     """Put an appointment on a slot (new or moved) and let the database check it is free.
 
-    Flushes; the caller commits. An overlap the database refuses becomes SlotTaken (the
-    session must then be rolled back by the caller).
+    Flushes; the caller commits. An overlap the database refuses becomes SlotTaken. A moved
+    appointment then keeps its old time and the caller's transaction stays usable (the page
+    can still be shown); after a refused new appointment the caller must roll back.
     """
     with db.session.no_autoflush:  # the appointment may be pending, still without a time
         buffer = timedelta(minutes=clinic_settings().buffer_minutes)
-    appointment.appointment_type_id = appointment_type.id
-    appointment.specialist_id = slot.specialist_id
-    appointment.location_id = slot.location_id
-    appointment.starts_at = slot.starts_at
-    appointment.ends_at = slot.ends_at
-    appointment.blocked_until = slot.ends_at + buffer
-    appointment.active = True
+    # begin_nested() flushes what is pending before its SAVEPOINT, so a move is made inside
+    # it: PostgreSQL aborts the whole transaction on a refused statement outside a savepoint,
+    # and the losing patient's page would then fail. A new appointment has no time to flush
+    # before this; it is stored with the request that holds it, all or nothing.
+    moving = inspect(appointment).persistent
     try:
-        with db.session.begin_nested():
+        with db.session.begin_nested() if moving else nullcontext():
+            appointment.appointment_type_id = appointment_type.id
+            appointment.specialist_id = slot.specialist_id
+            appointment.location_id = slot.location_id
+            appointment.starts_at = slot.starts_at
+            appointment.ends_at = slot.ends_at
+            appointment.blocked_until = slot.ends_at + buffer
+            appointment.active = True
             db.session.flush()
     except DBAPIError as exc:  # IntegrityError, or a deadlock between two racers
         if is_overlap_error(exc):

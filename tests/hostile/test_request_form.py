@@ -250,7 +250,7 @@ def test_a_forged_time_is_refused_with_fresh_times_and_stores_nothing(
     before = snapshot(app)
     answers = valid_answers(appointment_type=str(clinic["type"]), slot=key)
     response = submit(client, answers)
-    assert_refused(response, 409, "that time was just taken")
+    assert_refused(response, 409, "that time is not available for booking")
     assert snapshot(app) == before
 
 

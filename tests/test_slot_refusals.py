@@ -1,0 +1,331 @@
+"""A time that was never offered is refused for what it is, on the request form, the manage
+page and a waitlist offer: a slot value that cannot be read asks for a time again, and a
+well-formed time that was never open for booking (past, outside the hours, inside the notice,
+past the horizon) is "not available", not "just taken by someone else". Nothing is stored."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from booking.extensions import db
+from booking.notifications.models import OutboxEmail
+from booking.requests.models import ConsultationRequest, Patient
+from booking.scheduling.availability import OpenSlot, open_slots
+from booking.scheduling.models import Appointment, AppointmentType, SlotOffer
+from booking.scheduling.services import SlotChoice
+from booking.timeutil import clinic_today, from_clinic_local, now_utc
+from tests.factories import (
+    make_appointment_type,
+    make_hours,
+    make_location,
+    make_request,
+    make_staff,
+)
+from tests.support import form_tokens, open_manage_link, post_request, valid_answers
+
+CSRF = re.compile(r'csrf_token" type="hidden" value="([^"]+)"')
+OFFERED = re.compile(r'name="slot" id="slot-([0-9.]+)"')
+
+
+@dataclass
+class Clinic:
+    type_id: int
+    slots: list[OpenSlot]  # open times three days out and later, earliest first
+
+
+@pytest.fixture
+def clinic(app: Flask) -> Clinic:
+    """One specialist working every day 08:00-18:00 at one place; a 45-minute type."""
+    with app.app_context():
+        specialist = make_staff("specialist", "weber@example.com", full_name="Dr. Weber")
+        location = make_location()
+        appointment_type = make_appointment_type(minutes=45)
+        make_hours(specialist, location)
+        now = now_utc()
+        slots = open_slots(appointment_type, now + timedelta(days=3), now + timedelta(days=10))
+        return Clinic(appointment_type.id, slots)
+
+
+def count(app: Flask, model: type) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(model))
+
+
+def post_with_slot(client: FlaskClient, type_id: str, slot: str):
+    tokens = form_tokens(client, f"/request?type={type_id}&slot={slot}")
+    return post_request(client, valid_answers(appointment_type=type_id, slot=slot), tokens=tokens)
+
+
+# --- a slot value that cannot be read --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("type_id", "slot"),
+    [
+        ("1", "garbage"),
+        ("1", "1.1"),
+        ("1", "1.1.-5"),
+        ("garbage", "{key}"),  # a good time of no appointment type
+    ],
+)
+def test_a_slot_value_that_cannot_be_read_is_asked_for_again(
+    app: Flask, client: FlaskClient, clinic: Clinic, type_id: str, slot: str
+) -> None:
+    response = post_with_slot(client, type_id, slot.format(key=clinic.slots[0].key))
+
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    # Named in the summary, linked to the time field, which offers open times again.
+    summary = '<a href="#slot" class="alert-link">Appointment time: Please choose one of the times.'
+    assert summary in page
+    field = page[page.index('<fieldset id="slot"') :]
+    field = field[: field.index("</fieldset>")]
+    assert "Please choose one of the times." in field
+    assert OFFERED.findall(field)
+    assert 'name="slot" type="hidden"' not in page  # the unreadable value is not sent again
+    for model in (ConsultationRequest, Patient, Appointment, OutboxEmail):
+        assert count(app, model) == 0, model
+
+
+def test_no_slot_still_sends_the_request_without_a_time(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    response = post_with_slot(client, str(clinic.type_id), "")
+    assert response.status_code == 303
+    assert count(app, ConsultationRequest) == 1
+    assert count(app, Appointment) == 0
+
+
+@pytest.mark.parametrize(("type_id", "slot"), [("1", "garbage"), ("garbage", "{key}")])
+def test_a_time_chosen_again_after_the_refusal_is_booked(
+    app: Flask, client: FlaskClient, clinic: Clinic, type_id: str, slot: str
+) -> None:
+    response = post_with_slot(client, type_id, slot.format(key=clinic.slots[0].key))
+    page = response.get_data(as_text=True)
+    # The page is sent again as it is: its appointment type and one of the times it offers.
+    sent = {
+        name: re.search(rf'name="{name}" type="hidden" value="([^"]*)"', page).group(1)
+        for name in ("csrf_token", "submission_token", "appointment_type")
+    }
+    assert sent["appointment_type"] == str(clinic.type_id)
+    chosen = OFFERED.findall(page)[0]
+    answers = valid_answers(appointment_type=sent.pop("appointment_type"), slot=chosen)
+    assert post_request(client, answers, tokens=sent).status_code == 303
+    with app.app_context():
+        appointment = db.session.scalars(select(Appointment)).one()
+        assert int(appointment.starts_at.timestamp()) == int(chosen.rpartition(".")[2])
+
+
+# --- the manage page's reschedule form -------------------------------------------------------
+
+
+@dataclass
+class Booked:
+    reference: str
+    url: str
+    starts_at: datetime
+
+
+@pytest.fixture
+def booked(app: Flask, client: FlaskClient, clinic: Clinic) -> Booked:
+    """A request holding the first open time; ``client`` has opened its private link."""
+    with app.app_context():
+        slot = clinic.slots[0]
+        consultation = make_request(
+            slot=SlotChoice(clinic.type_id, slot.specialist_id, slot.location_id, slot.starts_at)
+        )
+        return Booked(
+            consultation.reference, open_manage_link(client, consultation), slot.starts_at
+        )
+
+
+def reschedule(client: FlaskClient, booked: Booked, slot: str):
+    page = client.get(booked.url + "/reschedule").get_data(as_text=True)
+    return client.post(
+        booked.url + "/reschedule", data={"csrf_token": CSRF.search(page).group(1), "slot": slot}
+    )
+
+
+def _unchanged(app: Flask, booked: Booked, emails: int) -> None:
+    with app.app_context():
+        appointment = db.session.scalars(
+            select(Appointment)
+            .join(ConsultationRequest)
+            .where(ConsultationRequest.reference == booked.reference)
+        ).one()
+        assert (appointment.starts_at, appointment.sequence) == (booked.starts_at, 0)
+        assert db.session.scalar(select(func.count()).select_from(OutboxEmail)) == emails
+
+
+@pytest.mark.parametrize("slot", ["garbage", "1.1", "1.1.-5", ""])
+def test_the_manage_page_asks_again_for_a_slot_value_it_cannot_read(
+    app: Flask, client: FlaskClient, booked: Booked, slot: str
+) -> None:
+    emails = count(app, OutboxEmail)
+    response = reschedule(client, booked, slot)
+    assert response.status_code == 409
+    page = response.get_data(as_text=True)
+    assert '<div class="alert alert-danger" role="alert" id="problem" tabindex="-1">' in page
+    assert "Please choose one of the times." in page
+    assert OFFERED.search(page)  # the times to choose from
+    _unchanged(app, booked, emails)
+
+
+# --- a well-formed time that was never offered -----------------------------------------------
+
+NOT_OFFERED = "Sorry, that time is not available for booking."
+TAKEN = "that time was just taken"
+
+
+def forged_start(clinic: Clinic, kind: str) -> datetime:
+    """A start the clinic never offered patients, of one kind."""
+    day = clinic_today() + timedelta(days=5)
+    now = now_utc()
+    with db.session.no_autoflush:
+        appointment_type = db.session.get(AppointmentType, clinic.type_id)
+    if kind == "past":
+        return from_clinic_local(clinic_today() - timedelta(days=2), time(10))
+    if kind == "outside hours":
+        return from_clinic_local(day, time(3))
+    if kind == "off the quarter hours":
+        return from_clinic_local(day, time(10, 7))
+    if kind == "too soon":  # in the hours, inside the 24 hours' notice
+        soon = open_slots(
+            appointment_type,
+            now + timedelta(hours=1),
+            now + timedelta(hours=23),
+            enforce_limits=False,
+        )
+        return soon[0].starts_at
+    assert kind == "too far"  # in the hours, past the 60 days' horizon
+    far = open_slots(
+        appointment_type, now + timedelta(days=62), now + timedelta(days=64), enforce_limits=False
+    )
+    return far[0].starts_at
+
+
+def key_for(clinic: Clinic, starts_at: datetime) -> str:
+    first = clinic.slots[0]
+    return f"{first.specialist_id}.{first.location_id}.{int(starts_at.timestamp())}"
+
+
+KINDS = ["past", "outside hours", "off the quarter hours", "too soon", "too far"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_time_never_offered_is_refused_as_not_available_not_as_taken(
+    app: Flask, client: FlaskClient, clinic: Clinic, kind: str
+) -> None:
+    with app.app_context():
+        slot = key_for(clinic, forged_start(clinic, kind))
+    response = post_with_slot(client, str(clinic.type_id), slot)
+
+    assert response.status_code == 409
+    page = response.get_data(as_text=True)
+    assert NOT_OFFERED in page
+    assert TAKEN not in page
+    assert OFFERED.search(page)  # open times to choose from instead
+    for model in (ConsultationRequest, Patient, Appointment, OutboxEmail):
+        assert count(app, model) == 0, model
+
+
+def test_a_retired_appointment_type_is_not_available_either(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    with app.app_context():
+        db.session.get(AppointmentType, clinic.type_id).active = False
+        db.session.add(AppointmentType(name="Follow-up", duration_minutes=30, active=True))
+        db.session.commit()
+    response = post_with_slot(client, str(clinic.type_id), clinic.slots[0].key)
+    assert response.status_code == 409
+    assert NOT_OFFERED in response.get_data(as_text=True)
+    assert count(app, ConsultationRequest) == 0
+
+
+def test_a_time_someone_booked_is_still_said_to_be_taken(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    slot = clinic.slots[0]
+    with app.app_context():
+        make_request(
+            slot=SlotChoice(clinic.type_id, slot.specialist_id, slot.location_id, slot.starts_at)
+        )
+    response = post_with_slot(client, str(clinic.type_id), slot.key)
+    assert response.status_code == 409
+    page = response.get_data(as_text=True)
+    assert TAKEN in page
+    assert NOT_OFFERED not in page
+    assert count(app, ConsultationRequest) == 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_manage_page_refuses_a_time_never_offered_as_not_available(
+    app: Flask, client: FlaskClient, clinic: Clinic, booked: Booked, kind: str
+) -> None:
+    with app.app_context():
+        slot = key_for(clinic, forged_start(clinic, kind))
+        emails = db.session.scalar(select(func.count()).select_from(OutboxEmail))
+    response = reschedule(client, booked, slot)
+    assert response.status_code == 409
+    page = response.get_data(as_text=True)
+    assert "Sorry, that time is not available for booking. Please choose another." in page
+    assert "just taken" not in page
+    _unchanged(app, booked, emails)
+
+
+def test_the_manage_page_still_says_taken_for_a_booked_time(
+    app: Flask, client: FlaskClient, clinic: Clinic, booked: Booked
+) -> None:
+    other = next(s for s in clinic.slots if s.starts_at >= booked.starts_at + timedelta(hours=2))
+    with app.app_context():
+        make_request(
+            email="someone.else@example.com",
+            slot=SlotChoice(
+                clinic.type_id, other.specialist_id, other.location_id, other.starts_at
+            ),
+        )
+        emails = db.session.scalar(select(func.count()).select_from(OutboxEmail))
+    response = reschedule(client, booked, other.key)
+    assert response.status_code == 409
+    page = response.get_data(as_text=True)
+    assert "Sorry, that time was just taken. Please choose another." in page
+    assert "not available for booking" not in page
+    _unchanged(app, booked, emails)
+
+
+def test_a_waitlist_offer_for_a_time_no_longer_offered_says_so(
+    app: Flask, client: FlaskClient, clinic: Clinic, booked: Booked
+) -> None:
+    """An offer outlives a change of the rules: here its time fell inside the notice."""
+    with app.app_context():
+        soon = forged_start(clinic, "too soon")
+        first = clinic.slots[0]
+        offer = SlotOffer(
+            token="offer-token-" + "x" * 20,
+            appointment_type_id=clinic.type_id,
+            specialist_id=first.specialist_id,
+            location_id=first.location_id,
+            starts_at=soon,
+        )
+        db.session.add(offer)
+        db.session.commit()
+        token = offer.token
+        emails = db.session.scalar(select(func.count()).select_from(OutboxEmail))
+    url = f"{booked.url}/offers/{token}"
+    page = client.get(url).get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    response = client.post(url, data={"csrf_token": csrf})
+    assert response.status_code == 409
+    page = response.get_data(as_text=True)
+    assert "Sorry, this time is no longer available for booking." in page
+    assert "someone else has already taken" not in page
+    _unchanged(app, booked, emails)
+    with app.app_context():
+        assert db.session.scalars(select(SlotOffer)).one().claimed_by_request_id is None
