@@ -35,11 +35,12 @@ from booking.requests.lifecycle import (
 from booking.requests.links import revoke_all
 from booking.requests.models import ConsultationRequest, RequestStatus
 from booking.requests.queries import lock_request
-from booking.requests.waitlist import FreedTime, offer_freed_slot
+from booking.requests.waitlist import offer_freed_slot
 from booking.scheduling.availability import OpenSlot
 from booking.scheduling.ical import appointment_ics
 from booking.scheduling.models import Appointment, AppointmentType, Location
 from booking.scheduling.services import (
+    FreedTime,
     SlotChoice,
     SlotTaken,
     SlotUnavailable,

@@ -22,10 +22,16 @@ from booking.requests import emails
 from booking.requests.lifecycle import PATIENT, record_change, snapshot
 from booking.requests.models import OPEN_STATUSES, ConsultationRequest, RequestStatus
 from booking.requests.queries import lock_request
-from booking.requests.waitlist import FreedTime, offer_freed_slot
+from booking.requests.waitlist import offer_freed_slot
 from booking.scheduling.availability import clinic_settings
 from booking.scheduling.ical import appointment_ics
-from booking.scheduling.services import SlotChoice, SlotTaken, place_appointment, resolve_choice
+from booking.scheduling.services import (
+    FreedTime,
+    SlotChoice,
+    SlotTaken,
+    place_appointment,
+    resolve_choice,
+)
 from booking.timeutil import now_utc
 
 

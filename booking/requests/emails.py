@@ -19,6 +19,7 @@ from booking.requests import links
 from booking.requests.models import ConsultationRequest
 from booking.scheduling.ical import appointment_ics
 from booking.scheduling.models import Appointment, SlotOffer
+from booking.scheduling.services import FreedTime
 from booking.timeutil import clinic_dt
 
 STAFF_LOCALE = "en"
@@ -158,7 +159,7 @@ def new_link(consultation: ConsultationRequest) -> OutboxEmail:
 
 
 def waitlist_offer(
-    consultation: ConsultationRequest, offer: SlotOffer, freed: object
+    consultation: ConsultationRequest, offer: SlotOffer, freed: FreedTime
 ) -> OutboxEmail:
     """An earlier time is free: the link opens the patient's page at the offer."""
     with force_locale(consultation.locale):

@@ -12,7 +12,6 @@ engine and the database's no-double-booking guarantee; everyone else is told the
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -30,6 +29,7 @@ from booking.scheduling.availability import booking_limits, clinic_settings
 from booking.scheduling.ical import appointment_ics
 from booking.scheduling.models import Appointment, SlotOffer, WaitlistEntry
 from booking.scheduling.services import (
+    FreedTime,
     SlotChoice,
     SlotTaken,
     SlotUnavailable,
@@ -102,26 +102,6 @@ def leave_waitlist(consultation: ConsultationRequest) -> None:
         actor_email=PATIENT,
     )
     db.session.commit()
-
-
-@dataclass(frozen=True)
-class FreedTime:
-    appointment_type_id: int | None
-    specialist_id: int
-    location_id: int
-    starts_at: datetime
-    request_id: int
-
-    @classmethod
-    def of(cls, appointment: Appointment) -> FreedTime:
-        """The time an appointment holds now (take it before moving or cancelling it)."""
-        return cls(
-            appointment.appointment_type_id,
-            appointment.specialist_id,
-            appointment.location_id,
-            appointment.starts_at,
-            appointment.request_id,
-        )
 
 
 def offer_freed_slot(appointment: FreedTime) -> list[OutboxEmail]:

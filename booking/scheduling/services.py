@@ -102,6 +102,28 @@ class SlotChoice:
     starts_at: datetime
 
 
+@dataclass(frozen=True)
+class FreedTime:
+    """The time an appointment gave up (moved or cancelled), to be offered to others."""
+
+    appointment_type_id: int | None
+    specialist_id: int
+    location_id: int
+    starts_at: datetime
+    request_id: int
+
+    @classmethod
+    def of(cls, appointment: Appointment) -> FreedTime:
+        """The time an appointment holds now (take it before moving or cancelling it)."""
+        return cls(
+            appointment.appointment_type_id,
+            appointment.specialist_id,
+            appointment.location_id,
+            appointment.starts_at,
+            appointment.request_id,
+        )
+
+
 def active_appointment_types() -> list[AppointmentType]:
     return list(
         db.session.scalars(
