@@ -9,12 +9,14 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
+from argon2 import PasswordHasher, extract_parameters
 from flask import Flask
 from flask.testing import FlaskClient
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import delete, func, select, update
 from werkzeug.test import TestResponse
 
+from booking import create_app
 from booking.audit.models import AuditEvent, AuditTrailIsAppendOnly
 from booking.audit.services import record
 from booking.extensions import db
@@ -23,6 +25,7 @@ from booking.staff import auth
 from booking.staff.models import StaffRole, StaffSession, StaffUser
 from booking.staff.services import set_staff_active
 from booking.timeutil import now_utc
+from config import Config, DevelopmentConfig, ProductionConfig, TestingConfig
 from tests.factories import PASSWORD, csrf_from, login, make_staff
 
 NEW_PASSWORD = "a brand new passphrase 2026"
@@ -120,6 +123,59 @@ def choose_password(
 
 
 # Signing in and out ---------------------------------------------------------------------------
+
+
+COST_SETTINGS = (
+    "PASSWORD_HASH_TIME_COST",
+    "PASSWORD_HASH_MEMORY_COST",
+    "PASSWORD_HASH_PARALLELISM",
+)
+
+
+def hash_cost(config: Any) -> tuple[int, int, int]:
+    return tuple(
+        config[name] if isinstance(config, dict) else getattr(config, name)
+        for name in COST_SETTINGS
+    )
+
+
+def test_only_the_tests_hash_passwords_cheaply() -> None:
+    recommended = PasswordHasher()  # argon2-cffi's own (RFC 9106 low-memory) parameters
+    full = (recommended.time_cost, recommended.memory_cost, recommended.parallelism)
+    for config in (Config, DevelopmentConfig, ProductionConfig):
+        assert hash_cost(config) == full, config.__name__
+    assert hash_cost(TestingConfig) == (1, 8, 1)
+
+
+def test_hashes_follow_the_apps_cost_and_cheaper_ones_are_upgraded_at_sign_in(
+    app: Flask, app_settings: dict[str, Any]
+) -> None:
+    with app.app_context():
+        user_id = make_staff("coordinator", "cheap@example.com").id
+        cheap_hash = db.session.get(StaffUser, user_id).password_hash
+    cheap = extract_parameters(cheap_hash)
+    assert (cheap.time_cost, cheap.memory_cost, cheap.parallelism) == hash_cost(TestingConfig)
+
+    full_cost = {name: getattr(ProductionConfig, name) for name in COST_SETTINGS}
+    full_app = create_app({**app_settings, **full_cost})
+    try:
+        with full_app.app_context():
+            user = db.session.get(StaffUser, user_id)
+            # A hash made at a lower cost still verifies (its parameters travel with it).
+            assert auth.verify_password(user, PASSWORD)
+            assert not auth.verify_password(user, "not the password at all")
+            assert auth.needs_rehash(user)
+            db.session.remove()
+        assert login(full_app.test_client(), "cheap@example.com").status_code == 302
+        with full_app.app_context():
+            upgraded = extract_parameters(db.session.get(StaffUser, user_id).password_hash)
+            db.session.remove()
+        assert (upgraded.time_cost, upgraded.memory_cost, upgraded.parallelism) == hash_cost(
+            full_cost
+        )
+    finally:
+        with full_app.app_context():
+            db.engine.dispose()
 
 
 def test_signing_in_goes_to_the_queue_and_is_audited(

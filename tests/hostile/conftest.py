@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
 from jinja2 import BytecodeCache
@@ -45,7 +44,6 @@ from booking.scheduling.models import (
     WorkingHours,
 )
 from booking.scheduling.services import SlotChoice
-from booking.staff import auth
 from booking.staff.models import RecoveryCode, StaffUser
 from booking.timeutil import now_utc
 from tests.factories import (
@@ -232,15 +230,6 @@ TEMPLATE_BYTECODE = SharedTemplateBytecode()
 def app(app: Flask) -> Flask:
     app.jinja_env.bytecode_cache = TEMPLATE_BYTECODE
     return app
-
-
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Argon2 at its cheapest: these cases are about refusals, not the hash's strength (that
-    is tests/test_staff_auth.py's), and the default costs half a second per staff account."""
-    cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-    monkeypatch.setattr(auth, "_hasher", cheap)
-    monkeypatch.setattr(auth, "_DUMMY_HASH", cheap.hash("not a real password"))
 
 
 @pytest.fixture
