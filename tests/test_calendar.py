@@ -12,13 +12,13 @@ from flask.testing import FlaskClient
 from booking.dashboard import services as workflow
 from booking.timeutil import clinic_today
 from tests.factories import (
-    login,
     make_appointment_type,
     make_hours,
     make_location,
     make_request,
     make_staff,
 )
+from tests.support import AuthActions
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def page(client: FlaskClient, **args: Any) -> str:
 
 
 def test_week_view_shows_confirmed_appointments_only(client: FlaskClient, week: dict) -> None:
-    login(client, "coord@example.com")
+    AuthActions(client).attempt("coord@example.com")
     html = page(client, date=week["monday"].isoformat())
     assert "Anna Mitte" in html and "Ben West" in html
     assert "Carl Cancelled" not in html and "Wanda Waiting" not in html
@@ -68,7 +68,7 @@ def test_week_view_shows_confirmed_appointments_only(client: FlaskClient, week: 
 
 
 def test_day_view_and_filters(client: FlaskClient, week: dict) -> None:
-    login(client, "coord@example.com")
+    AuthActions(client).attempt("coord@example.com")
     monday = week["monday"].isoformat()
     day = page(client, view="day", date=monday)
     assert "Anna Mitte" in day and "Ben West" not in day
@@ -79,6 +79,6 @@ def test_day_view_and_filters(client: FlaskClient, week: dict) -> None:
 
 
 def test_a_specialist_sees_only_their_own_calendar(client: FlaskClient, week: dict) -> None:
-    login(client, week["weber_email"])
+    AuthActions(client).attempt(week["weber_email"])
     html = page(client, date=week["monday"].isoformat(), specialist="999")
     assert "Anna Mitte" in html and "Ben West" not in html

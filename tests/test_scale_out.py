@@ -244,13 +244,6 @@ def redis_url() -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{REDIS_DB}", "", ""))
 
 
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer().start()
-    yield server
-    server.stop()
-
-
 @dataclass
 class Cluster:
     app: Flask  # this test's own view of the shared database and queue

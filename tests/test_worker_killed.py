@@ -11,7 +11,6 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +25,6 @@ from tests import support
 from tests.factories import make_request
 from tests.smtp import SmtpServer
 from tests.support import wait_until
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer().start()
-    yield server
-    server.collector.release()
-    server.stop()
 
 
 @pytest.fixture

@@ -213,13 +213,6 @@ def serving(app: Flask) -> Iterator[LiveServer]:
 
 
 @pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def live_server(tmp_path: Path, smtp: SmtpServer) -> Iterator[LiveServer]:
     """The real app served over HTTP for one test, its email going to ``smtp``."""
     with serving(build_app(tmp_path / "clinic", smtp.port)) as server:
