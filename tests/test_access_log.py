@@ -10,6 +10,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from booking.accesslog import redact_path
 from tests.smtp import free_port
 from tests.support import wait_until
@@ -25,6 +27,7 @@ def test_redact_path() -> None:
     assert redact_path("/staff/requests/SC-1?q=name") == "/staff/requests/SC-1"
 
 
+@pytest.mark.slow
 def test_gunicorn_access_log_has_no_tokens_or_search_terms(tmp_path: Path) -> None:
     port = free_port()
     env = {

@@ -88,6 +88,7 @@ def worker_settings(
     return app_settings
 
 
+@pytest.mark.slow
 def test_worker_delivers_both_emails_of_a_request(
     worker_settings: dict[str, Any], app: Flask, client: FlaskClient, smtp: SmtpServer
 ) -> None:

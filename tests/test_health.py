@@ -193,6 +193,7 @@ def test_health_endpoints_are_not_rate_limited(
     assert {client.get("/health/ready").status_code for _ in range(10)} == {200}
 
 
+@pytest.mark.slow
 def test_a_starting_worker_writes_a_heartbeat(
     make_app: Callable[[dict[str, Any]], Flask],
     app_settings: dict[str, Any],

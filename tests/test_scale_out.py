@@ -75,11 +75,14 @@ REMINDER_RUNS = 4  # both workers, both threads each
 HEARTBEAT_MAX_AGE = 8  # seconds: short, so stopped workers show within the test
 REFERENCE_RE = r"SC-[0-9A-Z]{4}-[0-9A-Z]{4}"
 
-pytestmark = pytest.mark.skipif(
-    not (PG_URL.startswith("postgres") and REDIS_URL),
-    reason="the scale-out test needs PostgreSQL and Redis: set TEST_DATABASE_URL to a "
-    "postgresql:// URL and REDIS_URL (.ci/run sets both)",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (PG_URL.startswith("postgres") and REDIS_URL),
+        reason="the scale-out test needs PostgreSQL and Redis: set TEST_DATABASE_URL to a "
+        "postgresql:// URL and REDIS_URL (.ci/run sets both)",
+    ),
+]
 
 
 # --- processes ----------------------------------------------------------------------------

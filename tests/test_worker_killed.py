@@ -71,6 +71,7 @@ def released_and_resent(app: Flask) -> None:
         enqueue_delivery(requeue_stalled_emails())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("killed", ["before_accepted", "after_accepted"])
 def test_a_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(
     app: Flask, smtp: SmtpServer, killed: str

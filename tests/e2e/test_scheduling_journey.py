@@ -49,6 +49,7 @@ def clinic(live_server: LiveServer) -> LiveServer:
     return live_server
 
 
+@pytest.mark.slow  # a real worker process sends the emails
 def test_patient_picks_a_time_then_moves_it_adds_a_document_and_cancels_by_the_emailed_link(
     page: Page, clinic: LiveServer, smtp: SmtpServer, worker: subprocess.Popen, tmp_path: Path
 ) -> None:

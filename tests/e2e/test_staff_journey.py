@@ -111,6 +111,7 @@ def appointment_day(clinic_tz: ZoneInfo) -> date:
     return datetime.now(clinic_tz).date() + timedelta(days=14)
 
 
+@pytest.mark.slow  # a real worker process sends the emails
 def test_coordinator_with_two_factor_confirms_the_newest_urgent_request_and_the_patient_is_invited(
     page: Page, clinic: Clinic, smtp: SmtpServer, worker: subprocess.Popen
 ) -> None:
