@@ -20,22 +20,24 @@ from tests.e2e.conftest import (
     CLINIC_EMAIL,
     IMAGING_REVIEW,
     LOCATION,
-    PATIENT_EMAIL,
     SPECIALIST,
     LiveServer,
+    manage_link,
+    seed_schedule,
+    text_of,
+    wait_for_email,
+)
+from tests.e2e.pages import (
+    PATIENT_EMAIL,
     choose,
     clinic_day,
     day_legend,
     fill_required_answers,
     full_time,
     group,
-    manage_link,
-    seed_schedule,
     show_day,
     shown_reference,
     slot_label,
-    text_of,
-    wait_for_email,
 )
 from tests.smtp import SmtpServer
 from tests.support import pdf_bytes

@@ -30,14 +30,10 @@ from tests.e2e.conftest import (
     SPECIALIST,
     LiveServer,
     browser_page,
-    choose,
-    clinic_day,
-    day_legend,
-    page_width,
     seed_schedule,
-    sign_in,
     wait_for_email,
 )
+from tests.e2e.pages import choose, clinic_day, day_legend, page_width, sign_in
 from tests.factories import (
     make_appointment_type,
     make_hours,
