@@ -16,21 +16,21 @@ from tests.factories import (
     make_hours,
     make_location,
     make_request,
-    make_staff,
+    staff_user,
 )
-from tests.support import AuthActions
+from tests.support import AuthActions, Staff
 
 
 @pytest.fixture
-def week(app: Flask) -> dict[str, Any]:
+def week(app: Flask, staff: Staff) -> dict[str, Any]:
     """Two confirmed appointments next week with different specialists and places, one
     cancelled, one request still waiting."""
     from datetime import timedelta
 
     with app.app_context():
-        coordinator = make_staff("coordinator", "coord@example.com")
-        weber = make_staff("specialist", "weber@example.com", full_name="Dr. Weber")
-        okafor = make_staff("specialist", "okafor@example.com", full_name="Dr. Okafor")
+        coordinator = staff_user(staff.coordinator.email)
+        weber = staff_user(staff.weber.email)
+        okafor = staff_user(staff.okafor.email)
         mitte, west = make_location("Mitte", "A 1"), make_location("West", "B 2")
         kind = make_appointment_type(minutes=30)
         make_hours(weber, mitte, range(7))
