@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from jinja2 import BytecodeCache
 
 from booking import create_app
 from booking.extensions import db
@@ -82,9 +83,28 @@ def app_settings(database_url: str, tmp_path: Path) -> dict[str, Any]:
     }
 
 
+class SharedTemplateBytecode(BytecodeCache):
+    """Compiled templates kept for the whole run: each of the suite's many short-lived apps
+    would otherwise compile every page again (the source's checksum still guards each entry)."""
+
+    def __init__(self) -> None:
+        self.compiled: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: Any) -> None:
+        if bucket.key in self.compiled:
+            bucket.bytecode_from_string(self.compiled[bucket.key])
+
+    def dump_bytecode(self, bucket: Any) -> None:
+        self.compiled[bucket.key] = bucket.bytecode_to_string()
+
+
+TEMPLATE_BYTECODE = SharedTemplateBytecode()
+
+
 @pytest.fixture
 def app(app_settings: dict[str, Any]) -> Iterator[Flask]:
     app = create_app(app_settings)
+    app.jinja_env.bytecode_cache = TEMPLATE_BYTECODE
     with app.app_context():
         db.create_all()
     yield app

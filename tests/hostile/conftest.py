@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from jinja2 import BytecodeCache
 from markupsafe import escape
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
@@ -191,30 +190,6 @@ def delivered_html(app: Flask, smtp: SmtpServer, template: str) -> list[str]:
         assert part is not None
         parts.append(part.get_content())
     return parts
-
-
-class SharedTemplateBytecode(BytecodeCache):
-    """Compiled templates kept for the whole run: each of the suite's many short-lived apps
-    would otherwise compile every page again (the source's checksum still guards each entry)."""
-
-    def __init__(self) -> None:
-        self.compiled: dict[str, bytes] = {}
-
-    def load_bytecode(self, bucket: Any) -> None:
-        if bucket.key in self.compiled:
-            bucket.bytecode_from_string(self.compiled[bucket.key])
-
-    def dump_bytecode(self, bucket: Any) -> None:
-        self.compiled[bucket.key] = bucket.bytecode_to_string()
-
-
-TEMPLATE_BYTECODE = SharedTemplateBytecode()
-
-
-@pytest.fixture
-def app(app: Flask) -> Flask:
-    app.jinja_env.bytecode_cache = TEMPLATE_BYTECODE
-    return app
 
 
 @dataclass(frozen=True)
