@@ -163,6 +163,12 @@ class Config:
     STAFF_SESSION_HOURS = _env_int("STAFF_SESSION_HOURS", 12)
     PASSWORD_RESET_HOURS = _env_int("PASSWORD_RESET_HOURS", 2)
     LOGIN_RATE_LIMIT = _env("LOGIN_RATE_LIMIT", "10 per minute; 50 per hour")
+    # Staff passwords and recovery codes are hashed with argon2id at this cost: argon2-cffi's
+    # defaults (RFC 9106's low-memory profile: 3 passes over 64 MiB, 4 lanes). Hashes made at
+    # another cost still verify, and are rehashed at this one when their owner next signs in.
+    PASSWORD_HASH_TIME_COST = 3
+    PASSWORD_HASH_MEMORY_COST = 64 * 1024  # KiB
+    PASSWORD_HASH_PARALLELISM = 4
     # Failed sign-ins (and two-factor codes) per account, from any address: slows guessing
     # spread over many addresses; the window passes, so it never locks an account for good.
     LOGIN_ACCOUNT_RATE_LIMIT = _env("LOGIN_ACCOUNT_RATE_LIMIT", "10 per 15 minutes")
@@ -226,6 +232,11 @@ class TestingConfig(Config):
     STAFF_2FA_REQUIRED_ROLES: list[str] = []
     # Tests change the schedule from other sessions and expect the next page to show it.
     AVAILABILITY_RECHECK_SECONDS = 0.0
+    # Argon2 at its cheapest (as cookiecutter-flask's BCRYPT_LOG_ROUNDS = 4): the full cost
+    # takes about half a second per password, and the tests make hundreds of accounts.
+    PASSWORD_HASH_TIME_COST = 1
+    PASSWORD_HASH_MEMORY_COST = 8  # KiB: argon2's minimum, 8 per lane
+    PASSWORD_HASH_PARALLELISM = 1
 
 
 class ProductionConfig(Config):

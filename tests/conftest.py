@@ -2,6 +2,11 @@
 
 Every database test runs on SQLite; when ``TEST_DATABASE_URL`` is set (CI sets it) it runs on
 PostgreSQL too, each pytest-xdist worker in its own schema so parallel runs never collide.
+
+The shared fixtures, one definition each (a module that needs more builds on them):
+``staff`` (an account of each role), ``clinic`` (the staff, a location, a 45-minute
+appointment type and who works when: ``working_hours``), ``auth`` (signing staff in by role
+through the real form), ``smtp`` (a real SMTP server) and ``mail_settings``.
 """
 
 from __future__ import annotations
@@ -16,9 +21,13 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from jinja2 import BytecodeCache
 
 from booking import create_app
 from booking.extensions import db
+from tests.factories import make_appointment_type, make_hours, make_location, make_staff
+from tests.smtp import SmtpServer
+from tests.support import Account, AuthActions, Clinic, Staff
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
@@ -74,9 +83,28 @@ def app_settings(database_url: str, tmp_path: Path) -> dict[str, Any]:
     }
 
 
+class SharedTemplateBytecode(BytecodeCache):
+    """Compiled templates kept for the whole run: each of the suite's many short-lived apps
+    would otherwise compile every page again (the source's checksum still guards each entry)."""
+
+    def __init__(self) -> None:
+        self.compiled: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: Any) -> None:
+        if bucket.key in self.compiled:
+            bucket.bytecode_from_string(self.compiled[bucket.key])
+
+    def dump_bytecode(self, bucket: Any) -> None:
+        self.compiled[bucket.key] = bucket.bytecode_to_string()
+
+
+TEMPLATE_BYTECODE = SharedTemplateBytecode()
+
+
 @pytest.fixture
 def app(app_settings: dict[str, Any]) -> Iterator[Flask]:
     app = create_app(app_settings)
+    app.jinja_env.bytecode_cache = TEMPLATE_BYTECODE
     with app.app_context():
         db.create_all()
     yield app
@@ -101,6 +129,66 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture
 def upload_dir(app: Flask) -> Path:
     return Path(app.config["UPLOAD_DIR"])
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> AuthActions:
+    """Sign staff in (``auth.login(role="coordinator")``, ``auth.login(email=...)``) and out
+    on ``client``, or in another browser (``auth.new_client("admin")``)."""
+    return AuthActions(client)
+
+
+def _account(user: Any) -> Account:
+    return Account(user.id, user.email, user.full_name, user.role.value)
+
+
+@pytest.fixture
+def staff(app: Flask) -> Staff:
+    with app.app_context():
+        return Staff(
+            admin=_account(make_staff("admin", "admin@example.com", full_name="Ada Admin")),
+            coordinator=_account(
+                make_staff("coordinator", "coord@example.com", full_name="Cora Coord")
+            ),
+            weber=_account(make_staff("specialist", "weber@example.com", full_name="Dr. Weber")),
+            okafor=_account(make_staff("specialist", "okafor@example.com", full_name="Dr. Okafor")),
+        )
+
+
+@pytest.fixture
+def working_hours() -> dict[str, tuple[str, str]]:
+    """Who of ``staff`` works at ``clinic``'s location, every day from/to (clinic time); a
+    module overrides this fixture for other hours ({} for none)."""
+    return {"weber": ("08:00", "18:00")}
+
+
+@pytest.fixture
+def clinic(app: Flask, staff: Staff, working_hours: dict[str, tuple[str, str]]) -> Clinic:
+    from booking.staff.models import StaffUser
+
+    with app.app_context():
+        location = make_location()
+        appointment_type = make_appointment_type(minutes=45)
+        for name, (start, end) in working_hours.items():
+            specialist = db.session.get(StaffUser, getattr(staff, name).id)
+            make_hours(specialist, location, range(7), start, end)
+        return Clinic(**vars(staff), location=location.id, type=appointment_type.id)
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server on a free local port, keeping what it receives."""
+    server = SmtpServer().start()
+    yield server
+    server.collector.release()  # a test that stalled it must not hang its shutdown
+    server.stop()
+
+
+@pytest.fixture
+def mail_settings(app_settings: dict[str, Any], smtp: SmtpServer) -> dict[str, Any]:
+    """Ask for this before ``app`` to send the app's mail to the real test SMTP server."""
+    app_settings["MAIL_PORT"] = smtp.port
+    return app_settings
 
 
 @pytest.fixture(scope="session")

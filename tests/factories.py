@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import io
-import re
 import secrets
 from datetime import date
 from typing import Any
 
-from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from booking.documents.storage import DocumentUpload
 from booking.patients.services import RequestSubmission, submit_request
@@ -18,11 +17,7 @@ from booking.scheduling.models import Location
 from booking.scheduling.services import create_location
 from booking.staff.models import StaffRole, StaffUser
 from booking.staff.services import create_staff
-from tests.support import pdf_bytes
-
-PASSWORD = "correct horse battery staple"
-CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
-HIDDEN_CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+from tests.support import PASSWORD, pdf_bytes
 
 
 def make_staff(role: str = "coordinator", email: str | None = None, **kw: Any) -> StaffUser:
@@ -34,6 +29,13 @@ def make_staff(role: str = "coordinator", email: str | None = None, **kw: Any) -
         password=kw.get("password", PASSWORD),
         actor=None,
     )
+
+
+def staff_user(email: str) -> StaffUser:
+    """The account with ``email`` (one the ``staff`` fixture made, say), in this session."""
+    from booking.extensions import db
+
+    return db.session.scalars(select(StaffUser).where(StaffUser.email == email)).one()
 
 
 def make_location(name: str = "Main clinic", address: str = "Friedrichstr. 1, Berlin") -> Location:
@@ -65,20 +67,6 @@ def make_request(
     values["answers"] = history.example_answers(**answers)
     values.update(overrides)
     return submit_request(RequestSubmission(**values))
-
-
-def csrf_from(client: FlaskClient, path: str, **get_options: Any) -> str:
-    page = client.get(path, **get_options).get_data(as_text=True)
-    match = CSRF_RE.search(page) or HIDDEN_CSRF_RE.search(page)
-    assert match, f"no CSRF token on {path}"
-    return match.group(1)
-
-
-def login(client: FlaskClient, email: str, password: str = PASSWORD):
-    token = csrf_from(client, "/staff/login")
-    return client.post(
-        "/staff/login", data={"email": email, "password": password, "csrf_token": token}
-    )
 
 
 def make_appointment_type(name: str = "New-patient spine evaluation", minutes: int = 45):

@@ -1,4 +1,6 @@
-"""Helpers shared by the tests: valid form answers, real documents, posting the form."""
+"""Helpers shared by the tests: valid form answers, real documents, posting the form, CSRF
+tokens read from pages, signing staff in (``AuthActions``), counting SQL statements, real
+processes."""
 
 from __future__ import annotations
 
@@ -17,7 +19,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from booking.cli import demo_pdf
 
@@ -30,10 +35,146 @@ JPEG_BYTES = bytes.fromhex("ffd8ffe000104a46494600010100000100010000ffd9")
 # The first bytes of a Windows executable: never acceptable, whatever its name.
 EXE_BYTES = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + b"\x00" * 200
 
+# Every staff account the tests make has this password unless a test says otherwise.
+PASSWORD = "correct horse battery staple"
+# A form's CSRF field, plain or with a form prefix ("slot-csrf_token"), either attribute order.
+CSRF_RE = re.compile(r'csrf_token"[^>]*?\bvalue="([^"]+)"')
+
 TOKEN_RE = {
     "csrf_token": re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"'),
     "submission_token": re.compile(r'name="submission_token" type="hidden" value="([^"]+)"'),
 }
+
+
+def csrf_token(client: FlaskClient, path: str, **get_options: Any) -> str:
+    """Open ``path`` like a browser and read the CSRF token from its (first) form."""
+    response = client.get(path, **get_options)
+    match = CSRF_RE.search(response.get_data(as_text=True))
+    assert match, f"no CSRF token on {path} ({response.status_code})"
+    return match.group(1)
+
+
+@dataclass(frozen=True)
+class Account:
+    """A staff account a test made, as plain values (usable outside an app context)."""
+
+    id: int
+    email: str
+    full_name: str
+    role: str
+
+
+@dataclass(frozen=True)
+class Staff:
+    """An account of each role; Dr. Weber is the first specialist made."""
+
+    admin: Account
+    coordinator: Account
+    weber: Account
+    okafor: Account
+
+
+@dataclass(frozen=True)
+class Clinic(Staff):
+    """The staff, one location and a 45-minute appointment type (ids)."""
+
+    location: int
+    type: int
+
+
+class AuthActions:
+    """Staff sign-in through the real form, the CSRF token read from the page as a browser
+    does (the Flask tutorial's ``AuthActions``). ``client`` is the browser used unless a call
+    names another."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def account(self, role: str | None = None, email: str | None = None) -> Account:
+        """The account with ``email``, else the first one made with ``role``."""
+        from booking.extensions import db
+        from booking.staff.models import StaffRole, StaffUser
+
+        query = sa.select(StaffUser).order_by(StaffUser.id)
+        if email is not None:
+            query = query.where(StaffUser.email == email)
+        elif role is not None:
+            query = query.where(StaffUser.role == StaffRole(role))
+        with self.client.application.app_context():
+            user = db.session.scalars(query).first()
+            assert user is not None, f"no staff account for {email or role}"
+            account = Account(user.id, user.email, user.full_name, user.role.value)
+            db.session.remove()
+        return account
+
+    def attempt(
+        self, email: str, password: str = PASSWORD, *, client: FlaskClient | None = None
+    ) -> TestResponse:
+        """Fill in and send the sign-in form; the answer, whatever it is."""
+        client = client or self.client
+        token = csrf_token(client, "/staff/login")
+        return client.post(
+            "/staff/login", data={"email": email, "password": password, "csrf_token": token}
+        )
+
+    def login(
+        self,
+        role: str | None = "coordinator",
+        *,
+        email: str | None = None,
+        password: str = PASSWORD,
+        client: FlaskClient | None = None,
+    ) -> Account:
+        """Sign in as ``email``, else as the first account made with ``role``; fails unless
+        the sign-in is accepted. Returns the account."""
+        account = self.account(role, email)
+        response = self.attempt(account.email, password, client=client)
+        assert response.status_code == 302, f"signing in as {account.email} failed"
+        return account
+
+    def new_client(
+        self, role: str | None = "coordinator", *, email: str | None = None, **environ: Any
+    ) -> FlaskClient:
+        """Another browser (``environ``: its remote address, headers), signed in."""
+        client = self.client.application.test_client()
+        client.environ_base.update(environ)
+        self.login(role, email=email, client=client)
+        return client
+
+    def logout(self, *, client: FlaskClient | None = None) -> TestResponse:
+        client = client or self.client
+        return client.post("/staff/logout", data={"csrf_token": csrf_token(client, "/staff/")})
+
+
+class Statements(list[str]):
+    """SQL statements in the order they were sent; ``parameters[n]`` are the n-th's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parameters: list[Any] = []
+
+
+@contextmanager
+def sql_statements(app: Flask, selects_only: bool = False) -> Iterator[Statements]:
+    """Every SQL statement ``app``'s engine sends while the block runs (with
+    ``selects_only``, only the SELECTs: SQLite's BEGIN is no query). Tests bound their number
+    (a lazy load in a loop shows as a count that grows with the data), not their order."""
+    from booking.extensions import db
+
+    statements = Statements()
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if not selects_only or statement.lstrip().upper().startswith("SELECT"):
+            statements.append(statement)
+            statements.parameters.append(parameters)
+
+    with app.app_context():
+        engine = db.engine  # the app's engine outlives the context the test client opens
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
 
 
 def pdf_bytes(title: str = "MRI report") -> bytes:

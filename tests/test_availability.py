@@ -14,8 +14,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from flask import Flask
-from sqlalchemy import event, select
+from flask import Flask, current_app
+from sqlalchemy import select
 
 from booking.extensions import db
 from booking.requests.models import ConsultationRequest, Patient, RequestStatus, TriageLevel
@@ -29,7 +29,8 @@ from booking.scheduling.models import (
 )
 from booking.staff.models import StaffUser
 from booking.timeutil import from_clinic_local
-from tests.factories import make_appointment_type, make_hours, make_location, make_staff
+from tests.factories import make_appointment_type, make_hours, make_location, staff_user
+from tests.support import Clinic, sql_statements
 
 MINUTES_15 = timedelta(minutes=15)
 # A Wednesday in winter (Berlin is UTC+1) and one in summer (UTC+2), far from any clock change.
@@ -68,7 +69,7 @@ def app_settings(app_settings: dict[str, Any], clinic_timezone: str | None) -> d
 
 
 @dataclass
-class Clinic:
+class Schedule:
     specialist: StaffUser
     location: Location
     type45: AppointmentType
@@ -79,13 +80,18 @@ class Clinic:
 
 
 @pytest.fixture
-def clinic(app: Flask) -> Iterator[Clinic]:
-    """One specialist at one location and a 45-minute appointment type, inside an app context."""
+def working_hours() -> dict[str, tuple[str, str]]:
+    return {}  # each test gives Dr. Weber the hours it needs (``Schedule.hours``)
+
+
+@pytest.fixture
+def clinic(app: Flask, clinic: Clinic) -> Iterator[Schedule]:
+    """Dr. Weber, the location and the 45-minute type of ``clinic``, inside an app context."""
     with app.app_context():
-        yield Clinic(
-            specialist=make_staff("specialist", "weber@example.com", full_name="Dr. Weber"),
-            location=make_location(),
-            type45=make_appointment_type(minutes=45),
+        yield Schedule(
+            specialist=db.session.get(StaffUser, clinic.weber.id),
+            location=db.session.get(Location, clinic.location),
+            type45=db.session.get(AppointmentType, clinic.type),
         )
 
 
@@ -160,7 +166,7 @@ def set_rules(**rules: int) -> None:
 # --- working hours -------------------------------------------------------------------------
 
 
-def test_hours_give_a_slot_every_15_minutes_that_fits(app: Flask, clinic: Clinic) -> None:
+def test_hours_give_a_slot_every_15_minutes_that_fits(app: Flask, clinic: Schedule) -> None:
     assert app.config["CLINIC_TIMEZONE"] == "Europe/Berlin"
     clinic.hours([WINTER_DAY])
 
@@ -174,13 +180,13 @@ def test_hours_give_a_slot_every_15_minutes_that_fits(app: Flask, clinic: Clinic
     }
 
 
-def test_summer_hours_map_to_utc_plus_two(clinic: Clinic) -> None:
+def test_summer_hours_map_to_utc_plus_two(clinic: Schedule) -> None:
     clinic.hours([SUMMER_DAY])
     slots = open_slots(clinic.type45, *day_range(SUMMER_DAY), enforce_limits=False)
     assert starts(slots) == every_15_minutes(utc(2027, 7, 7, 7, 0), 10)
 
 
-def test_the_asked_range_bounds_the_starts_only(clinic: Clinic) -> None:
+def test_the_asked_range_bounds_the_starts_only(clinic: Schedule) -> None:
     clinic.hours([WINTER_DAY])
     # From 10:00 to 10:31 Berlin: three starts; the last one ends after the range, which is fine.
     slots = open_slots(
@@ -190,7 +196,7 @@ def test_the_asked_range_bounds_the_starts_only(clinic: Clinic) -> None:
     assert slots[-1].ends_at == utc(2026, 12, 2, 10, 15)
 
 
-def test_a_type_longer_than_the_hours_has_no_slot(clinic: Clinic) -> None:
+def test_a_type_longer_than_the_hours_has_no_slot(clinic: Schedule) -> None:
     clinic.hours([WINTER_DAY], start="09:00", end="09:30")
     assert open_slots(clinic.type45, *day_range(WINTER_DAY), enforce_limits=False) == []
 
@@ -200,7 +206,7 @@ def test_a_type_longer_than_the_hours_has_no_slot(clinic: Clinic) -> None:
 TEN_O_CLOCK = utc(2026, 12, 2, 9, 0)  # 10:00 Berlin
 
 
-def test_an_appointment_blocks_its_time_and_both_buffers(clinic: Clinic) -> None:
+def test_an_appointment_blocks_its_time_and_both_buffers(clinic: Schedule) -> None:
     clinic.hours([WINTER_DAY])
     add_appointments(clinic.specialist.id, clinic.location.id, [(TEN_O_CLOCK, 45)])
 
@@ -217,7 +223,7 @@ def test_an_appointment_blocks_its_time_and_both_buffers(clinic: Clinic) -> None
     ]
 
 
-def test_without_a_buffer_appointments_may_touch(clinic: Clinic) -> None:
+def test_without_a_buffer_appointments_may_touch(clinic: Schedule) -> None:
     set_rules(buffer_minutes=0)
     clinic.hours([WINTER_DAY])
     add_appointments(clinic.specialist.id, clinic.location.id, [(TEN_O_CLOCK, 45)], buffer=0)
@@ -234,22 +240,22 @@ def test_without_a_buffer_appointments_may_touch(clinic: Clinic) -> None:
     ]
 
 
-def test_a_cancelled_appointment_blocks_nothing(clinic: Clinic) -> None:
+def test_a_cancelled_appointment_blocks_nothing(clinic: Schedule) -> None:
     clinic.hours([WINTER_DAY])
     add_appointments(clinic.specialist.id, clinic.location.id, [(TEN_O_CLOCK, 45)], active=False)
     slots = open_slots(clinic.type45, *day_range(WINTER_DAY), enforce_limits=False)
     assert starts(slots) == every_15_minutes(utc(2026, 12, 2, 8, 0), 10)
 
 
-def test_another_specialists_appointment_blocks_nothing(clinic: Clinic) -> None:
+def test_another_specialists_appointment_blocks_nothing(clinic: Schedule) -> None:
     clinic.hours([WINTER_DAY])
-    other = make_staff("specialist", "okafor@example.com", full_name="Dr. Okafor")
+    other = staff_user("okafor@example.com")
     add_appointments(other.id, clinic.location.id, [(TEN_O_CLOCK, 45)])
     slots = open_slots(clinic.type45, *day_range(WINTER_DAY), enforce_limits=False)
     assert starts(slots) == every_15_minutes(utc(2026, 12, 2, 8, 0), 10)
 
 
-def test_ignoring_the_moved_appointment_frees_its_own_time(clinic: Clinic) -> None:
+def test_ignoring_the_moved_appointment_frees_its_own_time(clinic: Schedule) -> None:
     clinic.hours([WINTER_DAY])
     moved, _other = add_appointments(
         clinic.specialist.id,
@@ -270,7 +276,7 @@ def test_ignoring_the_moved_appointment_frees_its_own_time(clinic: Clinic) -> No
 # --- exceptions ----------------------------------------------------------------------------
 
 
-def add_exception(clinic: Clinic, kind: str, start: datetime, end: datetime, **kw: Any) -> None:
+def add_exception(clinic: Schedule, kind: str, start: datetime, end: datetime, **kw: Any) -> None:
     db.session.add(
         ScheduleException(
             specialist_id=kw.get("specialist_id", clinic.specialist.id),
@@ -284,7 +290,7 @@ def add_exception(clinic: Clinic, kind: str, start: datetime, end: datetime, **k
     db.session.commit()
 
 
-def test_time_off_removes_the_slots_it_overlaps(clinic: Clinic) -> None:
+def test_time_off_removes_the_slots_it_overlaps(clinic: Schedule) -> None:
     clinic.hours([WINTER_DAY])
     # 10:00-11:00 Berlin off: 09:15-10:00 still fits (time off needs no buffer), 11:00 too.
     add_exception(clinic, "time_off", TEN_O_CLOCK, utc(2026, 12, 2, 10, 0))
@@ -299,7 +305,7 @@ def test_time_off_removes_the_slots_it_overlaps(clinic: Clinic) -> None:
     ]
 
 
-def test_a_whole_day_off_leaves_nothing(clinic: Clinic) -> None:
+def test_a_whole_day_off_leaves_nothing(clinic: Schedule) -> None:
     clinic.hours()
     add_exception(clinic, "time_off", *day_range(WINTER_DAY))
     slots = open_slots(
@@ -308,7 +314,7 @@ def test_a_whole_day_off_leaves_nothing(clinic: Clinic) -> None:
     assert {s.starts_at.date() for s in slots} == {date(2026, 12, 1), date(2026, 12, 3)}
 
 
-def test_extra_hours_add_a_window_at_their_location(clinic: Clinic) -> None:
+def test_extra_hours_add_a_window_at_their_location(clinic: Schedule) -> None:
     clinic.hours([WINTER_DAY])  # Wednesdays only, at the main clinic
     north = make_location("North clinic", "Nordstr. 2, Berlin")
     thursday = WINTER_DAY + timedelta(days=1)
@@ -336,7 +342,7 @@ def test_extra_hours_add_a_window_at_their_location(clinic: Clinic) -> None:
     assert starts(slots) == [utc(2026, 12, 3, 13, 0), utc(2026, 12, 3, 13, 15)]
 
 
-def test_extra_hours_at_a_closed_location_give_no_slots(clinic: Clinic) -> None:
+def test_extra_hours_at_a_closed_location_give_no_slots(clinic: Schedule) -> None:
     north = make_location("North clinic", "Nordstr. 2, Berlin")
     add_exception(
         clinic, "extra", utc(2026, 12, 3, 13, 0), utc(2026, 12, 3, 14, 30), location_id=north.id
@@ -351,7 +357,7 @@ def test_extra_hours_at_a_closed_location_give_no_slots(clinic: Clinic) -> None:
 NOW = utc(2026, 12, 1, 8, 0)  # Tuesday 09:00 Berlin
 
 
-def test_default_rules_are_24_hours_notice_and_60_days(clinic: Clinic) -> None:
+def test_default_rules_are_24_hours_notice_and_60_days(clinic: Schedule) -> None:
     clinic.hours()
     slots = open_slots(clinic.type45, NOW - timedelta(days=1), NOW + timedelta(days=90), now=NOW)
     # Exactly 24 h ahead is allowed; the last day is 60 clinic days after today.
@@ -360,7 +366,7 @@ def test_default_rules_are_24_hours_notice_and_60_days(clinic: Clinic) -> None:
     assert len(slots) == 60 * 10
 
 
-def test_saved_rules_set_notice_and_horizon(clinic: Clinic) -> None:
+def test_saved_rules_set_notice_and_horizon(clinic: Schedule) -> None:
     set_rules(min_notice_hours=25, horizon_days=3)
     clinic.hours()
 
@@ -372,7 +378,7 @@ def test_saved_rules_set_notice_and_horizon(clinic: Clinic) -> None:
     assert len(slots) == 6 + 10 + 10
 
 
-def test_staff_are_not_bound_by_notice_or_horizon(clinic: Clinic) -> None:
+def test_staff_are_not_bound_by_notice_or_horizon(clinic: Schedule) -> None:
     set_rules(min_notice_hours=25, horizon_days=3)
     clinic.hours()
 
@@ -390,7 +396,7 @@ def test_staff_are_not_bound_by_notice_or_horizon(clinic: Clinic) -> None:
     assert len(slots) == 31 * 10
 
 
-def test_a_range_entirely_too_soon_or_too_late_is_empty(clinic: Clinic) -> None:
+def test_a_range_entirely_too_soon_or_too_late_is_empty(clinic: Schedule) -> None:
     clinic.hours()
     assert open_slots(clinic.type45, NOW, NOW + timedelta(hours=23), now=NOW) == []
     late = NOW + timedelta(days=61)
@@ -416,7 +422,7 @@ NIGHT_HOURS = [
 
 @pytest.mark.parametrize(("clinic_timezone", "day", "first", "real_hours"), NIGHT_HOURS)
 def test_hours_across_a_clock_change_give_the_real_elapsed_time(
-    app: Flask, clinic: Clinic, clinic_timezone: str, day: date, first: datetime, real_hours: int
+    app: Flask, clinic: Schedule, clinic_timezone: str, day: date, first: datetime, real_hours: int
 ) -> None:
     assert app.config["CLINIC_TIMEZONE"] == clinic_timezone
     clinic.hours([day], start="01:00", end="04:00")
@@ -446,7 +452,7 @@ MORNINGS = [
 
 @pytest.mark.parametrize(("clinic_timezone", "day", "before_hour", "after_hour"), MORNINGS)
 def test_normal_hours_follow_the_offset_change(
-    clinic: Clinic, clinic_timezone: str, day: date, before_hour: int, after_hour: int
+    clinic: Schedule, clinic_timezone: str, day: date, before_hour: int, after_hour: int
 ) -> None:
     clinic.hours()
     eve = day - timedelta(days=1)
@@ -463,14 +469,14 @@ def test_normal_hours_follow_the_offset_change(
 
 
 @pytest.fixture
-def two_practices(clinic: Clinic) -> dict[str, int]:
+def two_practices(clinic: Schedule) -> dict[str, int]:
     """Dr. Weber at the main clinic and Dr. Okafor at North, both 09:00-12:00."""
-    okafor = make_staff("specialist", "okafor@example.com", full_name="Dr. Okafor")
+    okafor = staff_user("okafor@example.com")
     north = make_location("North clinic", "Nordstr. 2, Berlin")
     clinic.hours([WINTER_DAY])
     make_hours(okafor, north, [WINTER_DAY.weekday()], start="09:00", end="12:00")
     # A coordinator's hours (set up by mistake) never make slots: only specialists are booked.
-    coordinator = make_staff("coordinator", "coord@example.com")
+    coordinator = staff_user("coord@example.com")
     make_hours(coordinator, clinic.location, [WINTER_DAY.weekday()], start="13:00", end="17:00")
     return {
         "weber": clinic.specialist.id,
@@ -484,7 +490,9 @@ def who_where(slots: list[OpenSlot]) -> set[tuple[int, int]]:
     return {(s.specialist_id, s.location_id) for s in slots}
 
 
-def test_filters_by_specialist_and_location(clinic: Clinic, two_practices: dict[str, int]) -> None:
+def test_filters_by_specialist_and_location(
+    clinic: Schedule, two_practices: dict[str, int]
+) -> None:
     ids = two_practices
     window = day_range(WINTER_DAY)
 
@@ -501,7 +509,7 @@ def test_filters_by_specialist_and_location(clinic: Clinic, two_practices: dict[
 
 
 def test_inactive_specialist_or_closed_location_has_no_slots(
-    clinic: Clinic, two_practices: dict[str, int]
+    clinic: Schedule, two_practices: dict[str, int]
 ) -> None:
     ids = two_practices
     window = day_range(WINTER_DAY)
@@ -522,22 +530,8 @@ def test_inactive_specialist_or_closed_location_has_no_slots(
 # --- cost ----------------------------------------------------------------------------------
 
 
-def count_queries(call: Any) -> list[str]:
-    statements: list[str] = []
-
-    def before(conn, cursor, statement, parameters, context, executemany) -> None:
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", before)
-    try:
-        call()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", before)
-    return statements
-
-
 @pytest.mark.parametrize("history", [10, 300])
-def test_queries_follow_the_asked_week_not_the_history(clinic: Clinic, history: int) -> None:
+def test_queries_follow_the_asked_week_not_the_history(clinic: Schedule, history: int) -> None:
     clinic.hours()
     week = day_range(WINTER_DAY, 7)
     # One appointment a day at 10:00 Berlin for ``history`` days before the asked week, and
@@ -553,9 +547,8 @@ def test_queries_follow_the_asked_week_not_the_history(clinic: Clinic, history: 
     assert appointment_type is not None and appointment_type.duration_minutes == 45
 
     found: list[OpenSlot] = []
-    statements = count_queries(
-        lambda: found.extend(open_slots(appointment_type, *week, enforce_limits=False))
-    )
+    with sql_statements(current_app) as statements:
+        found.extend(open_slots(appointment_type, *week, enforce_limits=False))
 
     assert len(found) == 7 * 10 - 2 * 7  # each appointment takes 7 of the day's 10 starts
     # Settings, working hours, exceptions, appointments: four range queries, whatever the size
@@ -608,7 +601,7 @@ def test_parse_slot_key_takes_none() -> None:
         pytest.param("99999999999999999999.1.{soon}", id="oversized-id"),
     ],
 )
-def test_the_form_ignores_a_crafted_slot_key(app: Flask, clinic: Clinic, key: str) -> None:
+def test_the_form_ignores_a_crafted_slot_key(app: Flask, clinic: Schedule, key: str) -> None:
     clinic.hours()
     soon = int((datetime.now(UTC) + timedelta(days=5)).timestamp())
     path = f"/request?type={clinic.type45.id}&slot={key.format(soon=soon)}"
@@ -616,7 +609,9 @@ def test_the_form_ignores_a_crafted_slot_key(app: Flask, clinic: Clinic, key: st
 
 
 @pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31", "2026-02-30", "²"])
-def test_the_pickers_ignore_an_impossible_start_date(app: Flask, clinic: Clinic, day: str) -> None:
+def test_the_pickers_ignore_an_impossible_start_date(
+    app: Flask, clinic: Schedule, day: str
+) -> None:
     clinic.hours()
     client = app.test_client()
     assert client.get("/request/time", query_string={"from": day}).status_code == 200

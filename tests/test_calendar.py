@@ -12,25 +12,25 @@ from flask.testing import FlaskClient
 from booking.dashboard import services as workflow
 from booking.timeutil import clinic_today
 from tests.factories import (
-    login,
     make_appointment_type,
     make_hours,
     make_location,
     make_request,
-    make_staff,
+    staff_user,
 )
+from tests.support import AuthActions, Staff
 
 
 @pytest.fixture
-def week(app: Flask) -> dict[str, Any]:
+def week(app: Flask, staff: Staff) -> dict[str, Any]:
     """Two confirmed appointments next week with different specialists and places, one
     cancelled, one request still waiting."""
     from datetime import timedelta
 
     with app.app_context():
-        coordinator = make_staff("coordinator", "coord@example.com")
-        weber = make_staff("specialist", "weber@example.com", full_name="Dr. Weber")
-        okafor = make_staff("specialist", "okafor@example.com", full_name="Dr. Okafor")
+        coordinator = staff_user(staff.coordinator.email)
+        weber = staff_user(staff.weber.email)
+        okafor = staff_user(staff.okafor.email)
         mitte, west = make_location("Mitte", "A 1"), make_location("West", "B 2")
         kind = make_appointment_type(minutes=30)
         make_hours(weber, mitte, range(7))
@@ -59,7 +59,7 @@ def page(client: FlaskClient, **args: Any) -> str:
 
 
 def test_week_view_shows_confirmed_appointments_only(client: FlaskClient, week: dict) -> None:
-    login(client, "coord@example.com")
+    AuthActions(client).attempt("coord@example.com")
     html = page(client, date=week["monday"].isoformat())
     assert "Anna Mitte" in html and "Ben West" in html
     assert "Carl Cancelled" not in html and "Wanda Waiting" not in html
@@ -68,7 +68,7 @@ def test_week_view_shows_confirmed_appointments_only(client: FlaskClient, week: 
 
 
 def test_day_view_and_filters(client: FlaskClient, week: dict) -> None:
-    login(client, "coord@example.com")
+    AuthActions(client).attempt("coord@example.com")
     monday = week["monday"].isoformat()
     day = page(client, view="day", date=monday)
     assert "Anna Mitte" in day and "Ben West" not in day
@@ -79,6 +79,6 @@ def test_day_view_and_filters(client: FlaskClient, week: dict) -> None:
 
 
 def test_a_specialist_sees_only_their_own_calendar(client: FlaskClient, week: dict) -> None:
-    login(client, week["weber_email"])
+    AuthActions(client).attempt(week["weber_email"])
     html = page(client, date=week["monday"].isoformat(), specialist="999")
     assert "Anna Mitte" in html and "Ben West" not in html

@@ -20,21 +20,17 @@ from booking.documents.models import Document
 from booking.documents.storage import CHUNK_SIZE, HEADER_BYTES, TAG_BYTES
 from booking.extensions import db
 from booking.requests.models import ConsultationRequest
-from tests.factories import login, make_request, make_staff
-from tests.support import pdf_bytes, post_request, valid_answers
+from tests.factories import make_request
+from tests.support import AuthActions, Staff, pdf_bytes, post_request, valid_answers
 
 STAFF_IP = "203.0.113.9"
 ALERT = "document_damaged"
 
 
 @pytest.fixture
-def coordinator(app: Flask) -> FlaskClient:
-    with app.app_context():
-        make_staff("coordinator", "coord@example.com")
-    client = app.test_client()
-    client.environ_base["REMOTE_ADDR"] = STAFF_IP
-    assert login(client, "coord@example.com").status_code == 302
-    return client
+def coordinator(auth: AuthActions, staff: Staff) -> FlaskClient:
+    """A browser signed in as the coordinator, calling from a known address."""
+    return auth.new_client("coordinator", REMOTE_ADDR=STAFF_IP)
 
 
 def one_document(app: Flask, **overrides: Any) -> dict[str, Any]:

@@ -16,10 +16,12 @@ from booking.audit.models import AuditEvent
 from booking.documents.models import Document
 from booking.extensions import db
 from booking.requests.models import ConsultationRequest
-from tests.factories import login, make_request, make_staff
+from tests.factories import make_request, make_staff
 from tests.support import (
     JPEG_BYTES,
     PNG_BYTES,
+    AuthActions,
+    Staff,
     form_tokens,
     pdf_bytes,
     post_request,
@@ -30,19 +32,9 @@ STAFF_IP = "203.0.113.7"
 
 
 @pytest.fixture
-def coordinator(app: Flask) -> dict[str, Any]:
-    with app.app_context():
-        user = make_staff("coordinator", "coord@example.com")
-        return {"id": user.id, "email": user.email}
-
-
-@pytest.fixture
-def staff_client(app: Flask, coordinator: dict[str, Any]) -> FlaskClient:
-    """A client signed in as the coordinator, calling from a known address."""
-    client = app.test_client()
-    client.environ_base["REMOTE_ADDR"] = STAFF_IP
-    assert login(client, coordinator["email"]).status_code == 302
-    return client
+def staff_client(auth: AuthActions, staff: Staff) -> FlaskClient:
+    """A browser signed in as the coordinator, calling from a known address."""
+    return auth.new_client("coordinator", REMOTE_ADDR=STAFF_IP)
 
 
 def documents_of(app: Flask, reference: str) -> list[dict[str, Any]]:
@@ -226,7 +218,7 @@ def test_awkward_filenames_are_safe_in_the_header(
 
 
 def test_each_view_and_download_is_audited(
-    app: Flask, staff_client: FlaskClient, coordinator: dict[str, Any]
+    app: Flask, staff_client: FlaskClient, staff: Staff
 ) -> None:
     with app.app_context():
         reference = make_request(documents=2).reference
@@ -246,16 +238,14 @@ def test_each_view_and_download_is_audited(
         ("document_downloaded", {"document_id": second["id"]}),
     ]
     for row in rows:
-        assert row.actor_id == coordinator["id"]
-        assert row.actor_email == coordinator["email"]
+        assert row.actor_id == staff.coordinator.id
+        assert row.actor_email == staff.coordinator.email
         assert row.ip_address == STAFF_IP
         assert (row.target_type, row.target_id) == ("request", reference)
         assert row.occurred_at is not None
 
 
-def test_opening_a_record_is_audited(
-    app: Flask, staff_client: FlaskClient, coordinator: dict[str, Any]
-) -> None:
+def test_opening_a_record_is_audited(app: Flask, staff_client: FlaskClient, staff: Staff) -> None:
     with app.app_context():
         reference = make_request(documents=1).reference
     assert audit_rows(app, "request_viewed") == []
@@ -267,7 +257,7 @@ def test_opening_a_record_is_audited(
     assert len(rows) == 2
     for row in rows:
         assert (row.target_type, row.target_id) == ("request", reference)
-        assert row.actor_id == coordinator["id"]
+        assert row.actor_id == staff.coordinator.id
         assert row.ip_address == STAFF_IP
     # Listing the queue shows no medical detail and is not a record view.
     assert staff_client.get("/staff/").status_code == 200
@@ -324,7 +314,7 @@ def test_only_signed_in_staff_who_may_see_the_request_get_its_documents(
     assert pdf_bytes("Report 0") not in response.get_data()
 
     # A specialist sees only requests assigned to them: this one does not exist for them.
-    assert login(client, specialist).status_code == 302
+    AuthActions(client).login(email=specialist)
     assert client.get(doc_url(reference, document["id"])).status_code == 404
     assert client.get(doc_url(reference, document["id"], download=True)).status_code == 404
     assert audit_rows(app, "document_viewed", "document_downloaded") == []

@@ -41,13 +41,10 @@ from booking.scheduling.models import (
 from booking.staff.models import StaffUser
 from booking.timeutil import clinic_today, now_utc, to_clinic_tz
 from tests.factories import (
-    make_appointment_type,
-    make_hours,
-    make_location,
     make_request,
-    make_staff,
+    staff_user,
 )
-from tests.support import form_tokens, pdf_bytes, post_request, stored_files, valid_answers
+from tests.support import Clinic, form_tokens, pdf_bytes, post_request, stored_files, valid_answers
 
 THREADS = 20
 T = TypeVar("T")
@@ -83,21 +80,16 @@ def run_together(count: int, work: Callable[[int, Callable[[], None]], T]) -> li
 
 
 @dataclass
-class Clinic:
+class Ids:
     specialist_id: int
     location_id: int
     type_id: int
 
 
 @pytest.fixture
-def clinic(app: Flask) -> Clinic:
-    """A specialist working 08:00-18:00 every day at one location; a 45-minute type."""
-    with app.app_context():
-        specialist = make_staff("specialist", "weber@example.com", full_name="Dr. Weber")
-        location = make_location()
-        appointment_type = make_appointment_type(minutes=45)
-        make_hours(specialist, location)
-        return Clinic(specialist.id, location.id, appointment_type.id)
+def clinic(clinic: Clinic) -> Ids:
+    """Dr. Weber working 08:00-18:00 every day at one location; a 45-minute type."""
+    return Ids(clinic.weber.id, clinic.location, clinic.type)
 
 
 def _exclusion_constraints() -> int:
@@ -143,7 +135,7 @@ def count(model: type) -> int:
 
 
 def test_twenty_patients_posting_the_same_slot_book_it_once(
-    app: Flask, clinic: Clinic, upload_dir: Path
+    app: Flask, clinic: Ids, upload_dir: Path
 ) -> None:
     with app.app_context():
         appointment_type = db.session.get(AppointmentType, clinic.type_id)
@@ -203,7 +195,7 @@ def test_twenty_patients_posting_the_same_slot_book_it_once(
 
 
 @pytest.fixture
-def requests(app: Flask, clinic: Clinic) -> Iterator[list[int]]:
+def requests(app: Flask, clinic: Ids) -> Iterator[list[int]]:
     """Six waiting requests (an appointment belongs to one request), inside an app context."""
     with app.app_context():
         ids = [make_request(email=f"p{n}@example.com").id for n in range(6)]
@@ -215,7 +207,7 @@ def requests(app: Flask, clinic: Clinic) -> Iterator[list[int]]:
 
 def appointment(
     request_id: int,
-    clinic: Clinic,
+    clinic: Ids,
     starts_at: datetime,
     *,
     minutes: int = 45,
@@ -239,7 +231,7 @@ TEN = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)  # 10:00 Berlin
 
 
 def test_the_database_refuses_an_overlap_made_while_the_first_is_uncommitted(
-    app: Flask, clinic: Clinic, requests: list[int]
+    app: Flask, clinic: Ids, requests: list[int]
 ) -> None:
     """Bypassing every Python check: two sessions insert overlapping appointments; the second
     waits for the first transaction, then is refused when it commits."""
@@ -275,9 +267,9 @@ def test_the_database_refuses_an_overlap_made_while_the_first_is_uncommitted(
 
 
 def test_the_database_allows_what_does_not_overlap(
-    app: Flask, clinic: Clinic, requests: list[int]
+    app: Flask, clinic: Ids, requests: list[int]
 ) -> None:
-    other = make_staff("specialist", "okafor@example.com", full_name="Dr. Okafor").id
+    other = staff_user("okafor@example.com").id
     db.session.close()
     with Session(db.engine) as session:
         booked = appointment(requests[0], clinic, TEN)  # blocks 10:00-10:55
@@ -335,13 +327,11 @@ def test_the_database_allows_what_does_not_overlap(
 # --- staff racing to move twenty appointments onto one slot -------------------------------
 
 
-def test_twenty_staff_reschedules_onto_one_slot_move_exactly_one(
-    app: Flask, clinic: Clinic
-) -> None:
+def test_twenty_staff_reschedules_onto_one_slot_move_exactly_one(app: Flask, clinic: Ids) -> None:
     target_start = time(15, 0)
     with app.app_context():
         first_day = clinic_today() + timedelta(days=3)
-        coordinator = make_staff("coordinator", "coord@example.com")
+        coordinator = staff_user("coord@example.com")
         specialist = db.session.get(StaffUser, clinic.specialist_id)
         location = db.session.get(Location, clinic.location_id)
         appointment_type = db.session.get(AppointmentType, clinic.type_id)

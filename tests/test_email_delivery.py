@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -46,17 +45,15 @@ MEDICAL_DETAILS = [
 
 
 @pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    """A mail server on a port of its own, not yet started: a test starts it when it is up."""
-    server = SmtpServer()
-    yield server
-    server.stop()
+def smtp(smtp: SmtpServer) -> SmtpServer:
+    """The shared mail server, down until a test starts it (its port stays its own)."""
+    smtp.stop()
+    return smtp
 
 
 @pytest.fixture
-def app_settings(app_settings: dict[str, Any], smtp: SmtpServer) -> dict[str, Any]:
-    app_settings["MAIL_PORT"] = smtp.port
-    return app_settings
+def app_settings(mail_settings: dict[str, Any]) -> dict[str, Any]:
+    return mail_settings
 
 
 def _outbox(app: Flask) -> list[OutboxEmail]:
@@ -91,6 +88,7 @@ def worker_settings(
     return app_settings
 
 
+@pytest.mark.slow
 def test_worker_delivers_both_emails_of_a_request(
     worker_settings: dict[str, Any], app: Flask, client: FlaskClient, smtp: SmtpServer
 ) -> None:

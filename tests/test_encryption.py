@@ -27,7 +27,8 @@ from booking.documents.storage import (
 )
 from booking.extensions import db
 from booking.staff.models import StaffUser
-from tests.factories import login, make_request, make_staff
+from tests.factories import make_request, make_staff
+from tests.support import AuthActions
 
 KEY_A, KEY_B, KEY_C = (parse_key(new_key()) for _ in range(3))
 PDF_HEAD = b"%PDF-1.4\n"
@@ -185,7 +186,7 @@ def test_staff_get_a_clear_page_when_the_key_is_missing_or_the_file_damaged(
     with app.app_context():
         make_staff("coordinator", "coord@example.com")
     client = app.test_client()
-    assert login(client, "coord@example.com").status_code == 302
+    AuthActions(client).login(email="coord@example.com")
     url = f"/staff/requests/{reference}/documents/{doc_id}"
     assert client.get(url).status_code == 200
 

@@ -21,13 +21,14 @@ from booking.extensions import db
 from booking.requests.models import ConsultationRequest
 from booking.timeutil import clinic_today
 from tests.factories import (
-    login,
     make_appointment_type,
     make_hours,
     make_location,
     make_request,
     make_staff,
+    staff_user,
 )
+from tests.support import AuthActions, Staff
 
 BERLIN = ZoneInfo("Europe/Berlin")
 CSRF_VALUE = re.compile(r'csrf_token"[^>]*value="([^"]+)"')
@@ -35,18 +36,9 @@ STAFF_IP = "198.51.100.23"
 
 
 @pytest.fixture
-def coordinator(app: Flask) -> dict[str, Any]:
-    with app.app_context():
-        user = make_staff("coordinator", "coord@example.com")
-        return {"id": user.id, "email": user.email}
-
-
-@pytest.fixture
-def staff_client(app: Flask, coordinator: dict[str, Any]) -> FlaskClient:
-    client = app.test_client()
-    client.environ_base["REMOTE_ADDR"] = STAFF_IP
-    assert login(client, coordinator["email"]).status_code == 302
-    return client
+def staff_client(auth: AuthActions, staff: Staff) -> FlaskClient:
+    """A browser signed in as the coordinator, calling from a known address."""
+    return auth.new_client("coordinator", REMOTE_ADDR=STAFF_IP)
 
 
 def new_request(app: Flask, **overrides: Any) -> str:
@@ -163,7 +155,7 @@ def test_export_filters_by_the_clinic_day(app: Flask, staff_client: FlaskClient)
 
 def test_export_values_are_correct_in_clinic_time(app: Flask, staff_client: FlaskClient) -> None:
     with app.app_context():
-        weber_user = make_staff("specialist", "weber@example.com", full_name="Dr. Weber")
+        weber_user = staff_user("weber@example.com")
         location_row = make_location("Praxis Mitte", "Friedrichstr. 1, Berlin")
         make_hours(weber_user, location_row, range(7), "08:00", "18:00")
         appointment_type = make_appointment_type(minutes=45).id
@@ -296,7 +288,7 @@ def test_an_html_name_is_exported_as_plain_text(app: Flask, staff_client: FlaskC
 
 
 def test_export_is_audited_with_its_filters_and_row_count(
-    app: Flask, staff_client: FlaskClient, coordinator: dict[str, Any]
+    app: Flask, staff_client: FlaskClient, staff: Staff
 ) -> None:
     for n in range(3):
         new_request(app, email=f"r{n}@example.com", red_flags={"cancer_history"})
@@ -313,8 +305,8 @@ def test_export_is_audited_with_its_filters_and_row_count(
     }
     assert second.details == {"filters": {"status": "requested"}, "rows": 4}
     for row in (first, second):
-        assert row.actor_id == coordinator["id"]
-        assert row.actor_email == coordinator["email"]
+        assert row.actor_id == staff.coordinator.id
+        assert row.actor_email == staff.coordinator.email
         assert row.ip_address == STAFF_IP
 
 
@@ -328,7 +320,7 @@ def test_admins_may_export_specialists_may_not(app: Flask, client: FlaskClient) 
     assert response.status_code == 302
     assert "/staff/login" in response.headers["Location"]
 
-    assert login(client, specialist).status_code == 302
+    AuthActions(client).login(email=specialist)
     response = client.get("/staff/export.csv?status=all")
     assert response.status_code == 403
     assert "erika" not in response.get_data(as_text=True).lower()
@@ -336,5 +328,5 @@ def test_admins_may_export_specialists_may_not(app: Flask, client: FlaskClient) 
     assert exported_audit(app) == []
 
     other = app.test_client()
-    assert login(other, admin).status_code == 302
+    AuthActions(other).login(email=admin)
     assert len(export(other, status="all")) == 1

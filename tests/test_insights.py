@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event
 
 from booking.extensions import db
 from booking.insights import charts, services
@@ -20,9 +17,8 @@ from booking.patients.services import RequestSubmission, submit_request
 from booking.requests import history
 from booking.requests.models import ConsultationRequest, RequestDiagnosis, RequestStatus
 from booking.staff.models import StaffRole
-from booking.staff.services import create_staff
 from booking.timeutil import now_utc
-from tests.support import TOKEN_RE
+from tests.support import AuthActions, Staff, sql_statements
 
 PASSWORD = "correct horse battery staple"
 SVG_RE = re.compile(r"<svg\b.*?</svg>", re.DOTALL)
@@ -79,32 +75,6 @@ def _submission(*, diagnoses: list[str], urgent: bool) -> RequestSubmission:
     )
 
 
-@pytest.fixture
-def sign_in(app: Flask, client: FlaskClient) -> Callable[[StaffRole], None]:
-    """Create an account with ``role`` and sign in through the real login form."""
-
-    def sign_in_as(role: StaffRole) -> None:
-        email = f"{role.value}@example.com"
-        with app.app_context():
-            create_staff(
-                email=email,
-                full_name=f"Test {role.value}",
-                role=role,
-                password=PASSWORD,
-                actor=None,
-            )
-        page = client.get("/staff/login").get_data(as_text=True)
-        match = TOKEN_RE["csrf_token"].search(page)
-        assert match, "csrf_token not found on the login page"
-        response = client.post(
-            "/staff/login",
-            data={"email": email, "password": PASSWORD, "csrf_token": match.group(1)},
-        )
-        assert response.status_code == 302, response.get_data(as_text=True)
-
-    return sign_in_as
-
-
 def _svgs(page: str) -> list[str]:
     return SVG_RE.findall(page)
 
@@ -113,22 +83,6 @@ def _table_row(page: str, label: str) -> str | None:
     """The value cell of the table row headed ``label``."""
     match = re.search(rf'<th scope="row">{re.escape(label)}</th><td>(\d+)</td>', page)
     return match.group(1) if match else None
-
-
-@contextmanager
-def count_selects() -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):  # not SQLite's BEGIN IMMEDIATE
-            statements.append(statement)
-
-    engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 # --- figures ---------------------------------------------------------------------------------
@@ -157,7 +111,7 @@ def test_share_confirmed_and_median_on_the_briefs_example(
 
 
 def test_page_shows_the_worked_example(
-    client: FlaskClient, make_request: MakeRequest, sign_in: Callable[[StaffRole], None]
+    client: FlaskClient, make_request: MakeRequest, auth: AuthActions, staff: Staff
 ) -> None:
     created = now_utc() - timedelta(hours=1)
     for hours, status in (
@@ -175,7 +129,7 @@ def test_page_shows_the_worked_example(
         status=RequestStatus.NO_SHOW,
         confirmed_after=timedelta(hours=1),
     )
-    sign_in(StaffRole.COORDINATOR)
+    auth.login(StaffRole.COORDINATOR.value)
 
     response = client.get("/staff/insights")
 
@@ -213,7 +167,8 @@ def test_diagnoses_are_counted_per_request_naming_them(
     app: Flask,
     client: FlaskClient,
     make_request: MakeRequest,
-    sign_in: Callable[[StaffRole], None],
+    auth: AuthActions,
+    staff: Staff,
 ) -> None:
     created = now_utc() - timedelta(days=2)
     make_request(created, diagnoses=("herniated_disc", "sciatica"))
@@ -230,7 +185,7 @@ def test_diagnoses_are_counted_per_request_naming_them(
         ("spinal_stenosis", 1),
     ]
 
-    sign_in(StaffRole.ADMIN)
+    auth.login(StaffRole.ADMIN.value)
     page = client.get("/staff/insights").get_data(as_text=True)
     assert _table_row(page, "Sciatica") == "3"
     assert _table_row(page, "Herniated (slipped) disc") == "1"
@@ -300,7 +255,7 @@ def test_a_fixed_number_of_queries_whatever_the_period(
     with app.app_context():
         counts = []
         for weeks in services.PERIOD_WEEKS:
-            with count_selects() as statements:
+            with sql_statements(app, selects_only=True) as statements:
                 insights = services.clinic_insights(weeks)
             counts.append(len(statements))
         assert insights.total == 4
@@ -316,10 +271,10 @@ def test_period_choice(given: str | None, weeks: int) -> None:
 
 
 def test_period_links_keep_to_the_offered_choices(
-    client: FlaskClient, make_request: MakeRequest, sign_in: Callable[[StaffRole], None]
+    client: FlaskClient, make_request: MakeRequest, auth: AuthActions, staff: Staff
 ) -> None:
     make_request(now_utc() - timedelta(weeks=20))
-    sign_in(StaffRole.ADMIN)
+    auth.login(StaffRole.ADMIN.value)
 
     four = client.get("/staff/insights?weeks=4").get_data(as_text=True)
     half_year = client.get("/staff/insights?weeks=26").get_data(as_text=True)
@@ -351,9 +306,9 @@ def test_durations_read_naturally(app: Flask, duration: timedelta, text: str) ->
 
 
 def test_empty_period_says_so_instead_of_drawing(
-    client: FlaskClient, sign_in: Callable[[StaffRole], None]
+    client: FlaskClient, auth: AuthActions, staff: Staff
 ) -> None:
-    sign_in(StaffRole.COORDINATOR)
+    auth.login(StaffRole.COORDINATOR.value)
     response = client.get("/staff/insights")
     assert response.status_code == 200
     page = response.get_data(as_text=True)
@@ -362,9 +317,9 @@ def test_empty_period_says_so_instead_of_drawing(
 
 
 def test_specialists_may_not_see_insights(
-    client: FlaskClient, sign_in: Callable[[StaffRole], None]
+    client: FlaskClient, auth: AuthActions, staff: Staff
 ) -> None:
-    sign_in(StaffRole.SPECIALIST)
+    auth.login(StaffRole.SPECIALIST.value)
     assert client.get("/staff/insights").status_code == 403
 
 
@@ -378,7 +333,8 @@ def test_charts_are_accessible_svg_without_script(
     app: Flask,
     client: FlaskClient,
     make_request: MakeRequest,
-    sign_in: Callable[[StaffRole], None],
+    auth: AuthActions,
+    staff: Staff,
 ) -> None:
     request_id = make_request(now_utc() - timedelta(days=1), urgent=True)
     with app.app_context():
@@ -386,7 +342,7 @@ def test_charts_are_accessible_svg_without_script(
         db.session.add(RequestDiagnosis(request_id=request_id, code="<script>x</script>"))
         db.session.commit()
         assert db.session.get(ConsultationRequest, request_id) is not None
-    sign_in(StaffRole.ADMIN)
+    auth.login(StaffRole.ADMIN.value)
 
     page = client.get("/staff/insights").get_data(as_text=True)
     svgs = _svgs(page)

@@ -14,8 +14,8 @@ from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.notifications.services import deliver_outbox_email
 from booking.requests.models import ConsultationRequest
-from tests.factories import login, make_location, make_staff
-from tests.support import pdf_bytes, post_request, valid_answers
+from tests.factories import make_location, make_staff
+from tests.support import AuthActions, pdf_bytes, post_request, valid_answers
 
 SECRETS = [
     "Erika", "Mustermann", "erika.mustermann", "901820", "1970-05-17", "Ibuprofen",
@@ -37,7 +37,7 @@ def test_a_full_request_leaves_no_patient_data_in_the_logs(
         ids = list(db.session.scalars(select(OutboxEmail.id)))
         for email_id in ids:  # the mail server is down in tests: a logged failure
             deliver_outbox_email(email_id)
-    login(client, "coord@example.com")
+    AuthActions(client).attempt("coord@example.com")
     client.get(f"/staff/requests/{reference}")
     client.get("/staff/?q=Mustermann")
     text = caplog.text

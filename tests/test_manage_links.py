@@ -24,15 +24,13 @@ from booking.scheduling.services import SlotChoice
 from booking.staff.models import StaffUser
 from booking.timeutil import now_utc
 from tests.factories import (
-    csrf_from,
-    login,
     make_appointment_type,
     make_hours,
     make_location,
     make_request,
     make_staff,
 )
-from tests.support import legacy_manage_token
+from tests.support import AuthActions, csrf_token, legacy_manage_token
 
 LINK_RE = re.compile(r"https?://[^/\s]+(/manage/open/[A-Za-z0-9_\-]+)")
 CSRF = re.compile(r'csrf_token" type="hidden" value="([^"]+)"')
@@ -247,7 +245,7 @@ def test_a_coordinator_sends_a_new_link_from_the_record(
         make_staff("coordinator", "cora@example.com")
     assert client.get(booked["link"]).status_code == 303
     staff = app.test_client()
-    login(staff, "cora@example.com")
+    AuthActions(staff).attempt("cora@example.com")
     record = staff.get(f"/staff/requests/{booked['reference']}").get_data(as_text=True)
     assert "1 working" in record and "last opened" in record
     token = re.search(r'name="link-csrf_token" value="([^"]+)"', record).group(1)
@@ -267,8 +265,8 @@ def test_a_coordinator_sends_a_new_link_from_the_record(
 
 def test_a_specialist_may_not_send_a_new_link(app: Flask, booked: dict[str, Any]) -> None:
     staff = app.test_client()
-    login(staff, "weber@example.com")
-    token = csrf_from(staff, "/staff/")
+    AuthActions(staff).attempt("weber@example.com")
+    token = csrf_token(staff, "/staff/")
     response = staff.post(
         f"/staff/requests/{booked['reference']}/new-link", data={"link-csrf_token": token}
     )

@@ -12,8 +12,8 @@ from flask.testing import FlaskClient
 from werkzeug.routing import Rule
 
 from booking.security import STATIC_ENDPOINTS
-from tests.factories import login, make_request, make_staff
-from tests.support import open_manage_link, post_request, valid_answers
+from tests.factories import make_request, make_staff
+from tests.support import AuthActions, open_manage_link, post_request, valid_answers
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_every_route_answers_no_store_to_staff_and_to_patients(
     app: Flask, record: dict[str, Any]
 ) -> None:
     staff = app.test_client()
-    login(staff, "admin@example.com")
+    AuthActions(staff).attempt("admin@example.com")
     patient = app.test_client()
     with app.app_context():
         from booking.extensions import db

@@ -38,15 +38,12 @@ from booking.staff.models import StaffUser
 from booking.staff.services import set_staff_active
 from booking.timeutil import now_utc
 from tests.factories import (
-    csrf_from,
-    login,
     make_appointment_type,
     make_hours,
-    make_location,
     make_request,
-    make_staff,
 )
-from tests.support import TOKEN_RE, post_request, valid_answers
+from tests.support import TOKEN_RE, AuthActions, csrf_token, post_request, valid_answers
+from tests.support import Clinic as SharedClinic
 
 BERLIN = ZoneInfo("Europe/Berlin")
 FORM = "/request"
@@ -81,20 +78,14 @@ class Clinic:
 
 
 @pytest.fixture
-def clinic(app: Flask) -> Clinic:
-    with app.app_context():
-        admin = make_staff("admin", "admin@example.com")
-        weber = make_staff("specialist", "weber@example.com", full_name="Dr. Weber")
-        location = make_location()
-        appointment_type = make_appointment_type(minutes=45)
-        make_hours(weber, location, range(7), start="08:00", end="18:00")
-        return Clinic(
-            admin_id=admin.id,
-            specialist_id=weber.id,
-            location_id=location.id,
-            type_id=appointment_type.id,
-            day=datetime.now(BERLIN).date() + timedelta(days=7),
-        )
+def clinic(clinic: SharedClinic) -> Clinic:
+    return Clinic(
+        admin_id=clinic.admin.id,
+        specialist_id=clinic.weber.id,
+        location_id=clinic.location,
+        type_id=clinic.type,
+        day=datetime.now(BERLIN).date() + timedelta(days=7),
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -143,7 +134,7 @@ def tokens_of(text: str) -> dict[str, str]:
 
 def admin_client(app: Flask) -> FlaskClient:
     client = app.test_client()
-    assert login(client, "admin@example.com").status_code == 302
+    AuthActions(client).login(email="admin@example.com")
     return client
 
 
@@ -244,7 +235,7 @@ def remove_hours_through_admin(app: Flask, clinic: Clinic) -> None:
         )
     admin = admin_client(app)
     path = f"/staff/admin/scheduling/specialists/{clinic.specialist_id}/hours/{row_id}/delete"
-    token = csrf_from(admin, "/staff/admin/scheduling/")
+    token = csrf_token(admin, "/staff/admin/scheduling/")
     assert admin.post(path, data={"csrf_token": token}).status_code == 302
 
 
@@ -341,7 +332,7 @@ def add_hours_through_admin(app: Flask, clinic: Clinic) -> FlaskClient:
     admin = admin_client(app)
     path = f"/staff/admin/scheduling/specialists/{clinic.specialist_id}"
     data = {
-        "hours-csrf_token": csrf_from(admin, path),
+        "hours-csrf_token": csrf_token(admin, path),
         "hours-submit": "pressed",
         "hours-weekday": str(clinic.day.weekday()),
         "hours-location": str(clinic.location_id),

@@ -8,6 +8,7 @@ import io
 import json
 import re
 import zipfile
+from dataclasses import dataclass
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,19 +31,20 @@ from booking.requests.events import RequestEvent
 from booking.requests.models import ConsultationRequest, MedicalHistory, Patient
 from booking.requests.reminders import send_due_reminders
 from booking.requests.waitlist import join_waitlist
-from booking.scheduling.models import Appointment, ReminderSent, WaitlistEntry
+from booking.scheduling.models import (
+    Appointment,
+    AppointmentType,
+    Location,
+    ReminderSent,
+    WaitlistEntry,
+)
 from booking.staff.models import StaffUser
 from booking.timeutil import clinic_today, now_utc
 from tests.factories import (
-    csrf_from,
-    login,
-    make_appointment_type,
-    make_hours,
-    make_location,
     make_request,
     make_staff,
 )
-from tests.support import pdf_bytes
+from tests.support import AuthActions, Clinic, csrf_token, pdf_bytes
 
 ERIKA = "Erika.M@Example.com"  # her second request is typed in lower case
 NOTE = "Called back: prefers mornings, MRI from March reviewed."
@@ -53,23 +55,28 @@ def _count(model: type, *where: Any) -> int:
     return db.session.scalar(select(func.count()).select_from(model).where(*where)) or 0
 
 
-@pytest.fixture
-def clinic(app: Flask) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Patients(Clinic):
     """Erika: one completed request (appointment, reminder, waiting-list entry, note, two
     documents) and one declined request under the same address in another case. Otto: an
     open request with a document, which nothing here may touch."""
-    with app.app_context():
-        admin = make_staff("admin", "admin@example.com")
-        coordinator = make_staff("coordinator", "coord@example.com")
-        specialist = make_staff("specialist", "weber@example.com", full_name="Dr. Weber")
-        location = make_location()
-        appointment_type = make_appointment_type(minutes=30)
-        make_hours(specialist, location, range(7), "08:00", "18:00")
 
-        first = make_request(documents=2, email=ERIKA, full_name="Erika Mustermann")
+    erika: list[str]
+    other: str
+
+
+@pytest.fixture
+def clinic(app: Flask, clinic: Clinic) -> Patients:
+    with app.app_context():
+        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
         slot = workflow.Slot(
-            appointment_type, specialist, location, clinic_today() + timedelta(days=5), time(10)
+            db.session.get(AppointmentType, clinic.type),
+            db.session.get(StaffUser, clinic.weber.id),
+            db.session.get(Location, clinic.location),
+            clinic_today() + timedelta(days=5),
+            time(10),
         )
+        first = make_request(documents=2, email=ERIKA, full_name="Erika Mustermann")
         workflow.confirm_request(first, coordinator, slot)
         join_waitlist(first)
         starts_at = db.session.get(ConsultationRequest, first.id).appointment.starts_at
@@ -81,20 +88,14 @@ def clinic(app: Flask) -> dict[str, Any]:
         workflow.decline_request(second, coordinator, "Outside what we treat.")
 
         other = make_request(documents=1, email="otto@example.com", full_name="Otto Other")
-        return {
-            "admin": admin.email,
-            "coordinator": coordinator.email,
-            "specialist": specialist.email,
-            "erika": [first.reference, second.reference],
-            "other": other.reference,
-        }
+        return Patients(
+            **vars(clinic), erika=[first.reference, second.reference], other=other.reference
+        )
 
 
 @pytest.fixture
-def admin_client(app: Flask, clinic: dict[str, Any]) -> FlaskClient:
-    client = app.test_client()
-    assert login(client, clinic["admin"]).status_code == 302
-    return client
+def admin_client(auth: AuthActions, clinic: Patients) -> FlaskClient:
+    return auth.new_client("admin")
 
 
 def stored_files(app: Flask, reference: str) -> dict[str, bytes]:
@@ -170,9 +171,9 @@ def assert_no_personal_data(event: AuditEvent) -> None:
 
 
 def test_an_admin_finds_a_patient_by_email_in_any_case_or_by_reference(
-    admin_client: FlaskClient, clinic: dict[str, Any], app: Flask
+    admin_client: FlaskClient, clinic: Patients, app: Flask
 ) -> None:
-    first, second = clinic["erika"]
+    first, second = clinic.erika
     for query in ("ERIKA.m@example.COM", second.lower()):
         token = token_from(admin_client, "/staff/admin/privacy")
         response = admin_client.post(
@@ -181,7 +182,7 @@ def test_an_admin_finds_a_patient_by_email_in_any_case_or_by_reference(
         assert response.status_code == 302
     page = admin_client.get(response.headers["Location"]).get_data(as_text=True)
     assert first in page and second in page
-    assert clinic["other"] not in page
+    assert clinic.other not in page
     token = token_from(admin_client, "/staff/admin/privacy")
     missing = admin_client.post(
         "/staff/admin/privacy", data={"csrf_token": token, "query": "nobody@example.com"}
@@ -189,14 +190,14 @@ def test_an_admin_finds_a_patient_by_email_in_any_case_or_by_reference(
     assert missing.status_code == 422
     assert "No request has this email or reference." in missing.get_data(as_text=True)
     viewed = audit_rows(app, "privacy_patient_viewed")
-    assert viewed and sorted(viewed[-1].details["references"]) == sorted(clinic["erika"])
+    assert viewed and sorted(viewed[-1].details["references"]) == sorted(clinic.erika)
     assert_no_personal_data(viewed[-1])
 
 
 def test_the_privacy_pages_use_no_inline_script_or_style(
-    admin_client: FlaskClient, clinic: dict[str, Any]
+    admin_client: FlaskClient, clinic: Patients
 ) -> None:
-    for path in ("/staff/admin/privacy", f"/staff/admin/privacy/{clinic['erika'][0]}"):
+    for path in ("/staff/admin/privacy", f"/staff/admin/privacy/{clinic.erika[0]}"):
         response = admin_client.get(path)
         html = response.get_data(as_text=True)
         assert response.status_code == 200
@@ -209,9 +210,9 @@ def test_the_privacy_pages_use_no_inline_script_or_style(
 
 
 def test_the_archive_holds_every_record_and_the_exact_document_bytes(
-    admin_client: FlaskClient, clinic: dict[str, Any], app: Flask
+    admin_client: FlaskClient, clinic: Patients, app: Flask
 ) -> None:
-    first, second = clinic["erika"]
+    first, second = clinic.erika
     archive = export(admin_client, second)
     names = set(archive.namelist())
     data = json.loads(archive.read("patient.json"))
@@ -220,7 +221,7 @@ def test_the_archive_holds_every_record_and_the_exact_document_bytes(
     assert data["email"] == ERIKA.lower()
     requests = {r["reference"]: r for r in data["requests"]}
     assert set(requests) == {first, second}  # both cases of the address; never Otto's
-    assert clinic["other"] not in json.dumps(data) and clinic["other"] not in summary
+    assert clinic.other not in json.dumps(data) and clinic.other not in summary
     done, declined = requests[first], requests[second]
     assert done["status"] == "completed" and declined["status"] == "declined"
     assert done["patient"]["full_name"] == "Erika Mustermann"
@@ -259,16 +260,16 @@ def test_the_archive_holds_every_record_and_the_exact_document_bytes(
 
     exported = audit_rows(app, "patient_exported")
     assert len(exported) == 1
-    assert exported[0].actor_email == clinic["admin"]
+    assert exported[0].actor_email == clinic.admin.email
     assert sorted(exported[0].details["references"]) == sorted([first, second])
     assert exported[0].details["documents"] == 3
     assert_no_personal_data(exported[0])
 
 
 def test_a_missing_file_is_marked_in_the_archive_not_an_error(
-    admin_client: FlaskClient, clinic: dict[str, Any], app: Flask, upload_dir: Path
+    admin_client: FlaskClient, clinic: Patients, app: Flask, upload_dir: Path
 ) -> None:
-    second = clinic["erika"][1]
+    second = clinic.erika[1]
     (name,) = stored_names(app, [second])
     (upload_dir / name).unlink()
     data = json.loads(export(admin_client, second).read("patient.json"))
@@ -281,12 +282,12 @@ def test_a_missing_file_is_marked_in_the_archive_not_an_error(
 
 @pytest.mark.parametrize("role", ["coordinator", "specialist"])
 def test_other_staff_get_403_and_change_nothing(
-    app: Flask, clinic: dict[str, Any], role: str, upload_dir: Path
+    app: Flask, clinic: Patients, role: str, upload_dir: Path
 ) -> None:
     client = app.test_client()
-    assert login(client, clinic[role]).status_code == 302
-    token = csrf_from(client, "/staff/")
-    reference = clinic["erika"][0]
+    AuthActions(client).login(role)
+    token = csrf_token(client, "/staff/")
+    reference = clinic.erika[0]
     base = f"/staff/admin/privacy/{reference}"
     assert client.get("/staff/admin/privacy").status_code == 403
     assert client.get(base).status_code == 403
@@ -299,12 +300,12 @@ def test_other_staff_get_403_and_change_nothing(
     assert len(list(upload_dir.iterdir())) == 4
 
 
-def test_the_services_refuse_anyone_but_an_admin(app: Flask, clinic: dict[str, Any]) -> None:
+def test_the_services_refuse_anyone_but_an_admin(app: Flask, clinic: Patients) -> None:
     """The views check the role; the operations check it again for any other caller."""
-    reference = clinic["erika"][0]
+    reference = clinic.erika[0]
     with app.app_context():
         coordinator = db.session.scalar(
-            select(StaffUser).where(StaffUser.email == clinic["coordinator"])
+            select(StaffUser).where(StaffUser.email == clinic.coordinator.email)
         )
         with pytest.raises(privacy.NotAllowed):
             privacy.erase_patient(reference, reference, coordinator)
@@ -313,16 +314,16 @@ def test_the_services_refuse_anyone_but_an_admin(app: Flask, clinic: dict[str, A
         assert _count(ConsultationRequest) == 3
 
 
-def test_anonymous_visitors_are_sent_to_sign_in(app: Flask, clinic: dict[str, Any]) -> None:
+def test_anonymous_visitors_are_sent_to_sign_in(app: Flask, clinic: Patients) -> None:
     client = app.test_client()
-    response = client.get(f"/staff/admin/privacy/{clinic['erika'][0]}")
+    response = client.get(f"/staff/admin/privacy/{clinic.erika[0]}")
     assert response.status_code == 302 and "/staff/login" in response.headers["Location"]
 
 
 def test_posts_without_a_csrf_token_are_refused(
-    admin_client: FlaskClient, clinic: dict[str, Any], app: Flask
+    admin_client: FlaskClient, clinic: Patients, app: Flask
 ) -> None:
-    reference = clinic["erika"][0]
+    reference = clinic.erika[0]
     base = f"/staff/admin/privacy/{reference}"
     assert admin_client.post(f"{base}/export").status_code == 400
     assert admin_client.post(f"{base}/erase", data={"confirmation": reference}).status_code == 400
@@ -341,17 +342,17 @@ def test_posts_without_a_csrf_token_are_refused(
 
 
 def test_erasure_removes_every_row_and_file_and_leaves_other_patients(
-    admin_client: FlaskClient, clinic: dict[str, Any], app: Flask, upload_dir: Path
+    admin_client: FlaskClient, clinic: Patients, app: Flask, upload_dir: Path
 ) -> None:
-    first, second = clinic["erika"]
-    erika_files = stored_names(app, clinic["erika"])
-    otto_files = stored_files(app, clinic["other"])
+    first, second = clinic.erika
+    erika_files = stored_names(app, clinic.erika)
+    otto_files = stored_files(app, clinic.other)
     with app.app_context():
         audit_before = _count(AuditEvent)
         erika_ids = list(
             db.session.scalars(
                 select(ConsultationRequest.id).where(
-                    ConsultationRequest.reference.in_(clinic["erika"])
+                    ConsultationRequest.reference.in_(clinic.erika)
                 )
             )
         )
@@ -380,11 +381,11 @@ def test_erasure_removes_every_row_and_file_and_leaves_other_patients(
         assert _count(AuditEvent) > audit_before
     for name in erika_files:
         assert not (upload_dir / name).exists()
-    assert stored_files(app, clinic["other"]) == otto_files
+    assert stored_files(app, clinic.other) == otto_files
 
     (event,) = audit_rows(app, "patient_erased")
-    assert event.actor_email == clinic["admin"]
-    assert sorted(event.details["references"]) == sorted(clinic["erika"])
+    assert event.actor_email == clinic.admin.email
+    assert sorted(event.details["references"]) == sorted(clinic.erika)
     assert event.details["requests"] == 2 and event.details["documents"] == 3
     assert event.details["patients"] == 2 and event.details["reminders"] == 1
     assert_no_personal_data(event)
@@ -393,10 +394,10 @@ def test_erasure_removes_every_row_and_file_and_leaves_other_patients(
 
 
 def test_erasure_needs_the_reference_or_address_typed(
-    admin_client: FlaskClient, clinic: dict[str, Any], app: Flask
+    admin_client: FlaskClient, clinic: Patients, app: Flask
 ) -> None:
-    first = clinic["erika"][0]
-    for typed in ("yes", clinic["other"], "otto@example.com", ""):
+    first = clinic.erika[0]
+    for typed in ("yes", clinic.other, "otto@example.com", ""):
         response = erase(admin_client, first, typed)
         assert response.status_code == 422, typed
     assert "type the request reference" in response.get_data(as_text=True).lower()
@@ -406,9 +407,9 @@ def test_erasure_needs_the_reference_or_address_typed(
 
 
 def test_a_patient_with_an_open_request_is_not_erased(
-    admin_client: FlaskClient, clinic: dict[str, Any], app: Flask, upload_dir: Path
+    admin_client: FlaskClient, clinic: Patients, app: Flask, upload_dir: Path
 ) -> None:
-    other = clinic["other"]
+    other = clinic.other
     response = erase(admin_client, other, other)
     assert response.status_code == 422
     assert f"Still open: {other}" in response.get_data(as_text=True)
@@ -465,30 +466,30 @@ ALL_PATIENT_MODELS = (
 
 
 def test_a_failure_mid_erasure_leaves_every_row_and_file(
-    app: Flask, clinic: dict[str, Any], upload_dir: Path, refuse_patient_deletes: None
+    app: Flask, clinic: Patients, upload_dir: Path, refuse_patient_deletes: None
 ) -> None:
-    first = clinic["erika"][0]
-    files = {ref: stored_files(app, ref) for ref in clinic["erika"]}
+    first = clinic.erika[0]
+    files = {ref: stored_files(app, ref) for ref in clinic.erika}
     with app.app_context():
         before = {model.__name__: _count(model) for model in ALL_PATIENT_MODELS}
-        admin = db.session.scalar(select(StaffUser).where(StaffUser.email == clinic["admin"]))
+        admin = db.session.scalar(select(StaffUser).where(StaffUser.email == clinic.admin.email))
         with pytest.raises(sa.exc.DatabaseError, match="refused by the test"):
             privacy.erase_patient(first, first, admin)
         assert {model.__name__: _count(model) for model in ALL_PATIENT_MODELS} == before
         assert _count(FilePurge) == 0
-    assert {ref: stored_files(app, ref) for ref in clinic["erika"]} == files
+    assert {ref: stored_files(app, ref) for ref in clinic.erika} == files
     assert not audit_rows(app, "patient_erased")
 
 
 def test_a_file_that_cannot_be_removed_is_reported_and_retried(
-    admin_client: FlaskClient, clinic: dict[str, Any], app: Flask, upload_dir: Path
+    admin_client: FlaskClient, clinic: Patients, app: Flask, upload_dir: Path
 ) -> None:
-    second = clinic["erika"][1]
+    second = clinic.erika[1]
     (name,) = stored_names(app, [second])
     # A directory where the file was: the storage cannot unlink it, as on a read-only mount.
     (upload_dir / name).unlink()
     (upload_dir / name).mkdir()
-    first = clinic["erika"][0]
+    first = clinic.erika[0]
     response = erase(admin_client, second, second)
     assert response.status_code == 302
     page = admin_client.get(response.headers["Location"]).get_data(as_text=True)
@@ -585,7 +586,7 @@ def snapshot(app: Flask, upload_dir: Path) -> dict[str, Any]:
 
 
 def test_a_dry_run_counts_what_is_due_and_changes_nothing(
-    app: Flask, retention_clinic: dict[str, Any], upload_dir: Path
+    app: Flask, retention_clinic: dict[str, str], upload_dir: Path
 ) -> None:
     before = snapshot(app, upload_dir)
     runner = app.test_cli_runner()
@@ -598,7 +599,7 @@ def test_a_dry_run_counts_what_is_due_and_changes_nothing(
 
 
 def test_retention_purges_only_closed_requests_past_the_period(
-    app: Flask, retention_clinic: dict[str, Any], upload_dir: Path
+    app: Flask, retention_clinic: dict[str, str], upload_dir: Path
 ) -> None:
     due = [retention_clinic["due_a"], retention_clinic["due_b"]]
     due_files = stored_names(app, due)
@@ -632,7 +633,7 @@ def test_retention_purges_only_closed_requests_past_the_period(
 
 
 def test_the_daily_task_runs_the_retention(
-    app: Flask, retention_clinic: dict[str, Any], upload_dir: Path
+    app: Flask, retention_clinic: dict[str, str], upload_dir: Path
 ) -> None:
     task = app.extensions["spineconsult.purge_expired_requests"]
     task.call_local()
@@ -643,7 +644,7 @@ def test_the_daily_task_runs_the_retention(
 
 
 def test_retention_off_purges_nothing(
-    app: Flask, retention_clinic: dict[str, Any], upload_dir: Path
+    app: Flask, retention_clinic: dict[str, str], upload_dir: Path
 ) -> None:
     app.config["RETENTION_DAYS"] = 0
     before = snapshot(app, upload_dir)

@@ -8,14 +8,11 @@ page that loaded rows one by one (a lazy load in a template loop) would send mor
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event
 
 from booking.dashboard.services import add_note
 from booking.extensions import db
@@ -25,30 +22,15 @@ from booking.scheduling.services import SlotChoice
 from booking.staff.auth import find_staff_by_email
 from booking.timeutil import now_utc
 from tests.factories import (
-    login,
     make_appointment_type,
     make_hours,
     make_location,
     make_request,
     make_staff,
 )
+from tests.support import AuthActions, sql_statements
 
 SMALL, LARGE = 5, 50
-
-
-@contextmanager
-def counted() -> Iterator[list[str]]:
-    """Every statement sent to the database inside the block (BEGIN and ROLLBACK included)."""
-    statements: list[str] = []
-
-    def _count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", _count)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine, "before_cursor_execute", _count)
 
 
 class Clinic:
@@ -126,7 +108,7 @@ PAGES = {
 
 def queries_for(app: Flask, client: FlaskClient, path: str) -> tuple[int, str]:
     client.get(path)  # once before counting: anything a first view sets up is not counted
-    with app.app_context(), counted() as statements:
+    with sql_statements(app) as statements:
         response = client.get(path)
     assert response.status_code == 200, path
     return len(statements), response.get_data(as_text=True)
@@ -137,7 +119,7 @@ def test_queries_per_page_do_not_grow_with_the_data(
     app: Flask, client: FlaskClient, page: str
 ) -> None:
     clinic = Clinic(app)
-    login(client, clinic.coordinator)
+    AuthActions(client).attempt(clinic.coordinator)
 
     clinic.grow_to(SMALL)
     small, small_page = queries_for(app, client, PAGES[page](clinic))
@@ -159,7 +141,7 @@ def test_queries_per_page_do_not_grow_with_the_data(
 def test_the_queue_and_record_are_a_handful_of_queries(app: Flask, client: FlaskClient) -> None:
     """Bounds, not just equality: a page that grew by a constant would still pass above."""
     clinic = Clinic(app)
-    login(client, clinic.coordinator)
+    AuthActions(client).attempt(clinic.coordinator)
     clinic.grow_to(SMALL)
     # As measured on SQLite, whose count includes BEGIN IMMEDIATE (PostgreSQL's does not).
     for path, most in (
@@ -183,7 +165,7 @@ def test_queue_counts_stop_at_the_cap(
 
     monkeypatch.setattr(queries, "COUNT_CAP", 3)
     clinic = Clinic(app)
-    login(client, clinic.coordinator)
+    AuthActions(client).attempt(clinic.coordinator)
     clinic.grow_to(SMALL)
 
     page = client.get("/staff/").get_data(as_text=True)

@@ -4,8 +4,6 @@ number of SQL queries for the queue and record pages whatever the amount of data
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,18 +11,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from booking.extensions import db
 from booking.requests.models import ConsultationRequest
 from tests.factories import (
-    login,
-    make_appointment_type,
-    make_hours,
-    make_location,
     make_request,
-    make_staff,
+    staff_user,
 )
+from tests.support import AuthActions, Clinic, sql_statements
 
 BERLIN = ZoneInfo("Europe/Berlin")
 REF_RE = re.compile(r'href="/staff/requests/(SC-[0-9A-Z]{4}-[0-9A-Z]{4})"')
@@ -38,36 +33,15 @@ TAB_RE = re.compile(
 
 
 @pytest.fixture
-def coordinator(app: Flask) -> str:
-    with app.app_context():
-        return make_staff("coordinator", "coord@example.com").email
+def working_hours() -> dict[str, tuple[str, str]]:
+    return {"weber": ("08:00", "18:00"), "okafor": ("08:00", "18:00")}
 
 
 @pytest.fixture
-def clinic(app: Flask, coordinator: str) -> dict[str, Any]:
-    """The coordinator, two specialists and a location; no requests."""
-    with app.app_context():
-        weber = make_staff("specialist", "weber@example.com", full_name="Dr. Weber")
-        okafor = make_staff("specialist", "okafor@example.com", full_name="Dr. Okafor")
-        location = make_location()
-        appointment_type = make_appointment_type(minutes=45)
-        for specialist in (weber, okafor):
-            make_hours(specialist, location, range(7), "08:00", "18:00")
-        return {
-            "coordinator": coordinator,
-            "type": appointment_type.id,
-            "weber": weber.id,
-            "weber_email": weber.email,
-            "okafor": okafor.id,
-            "location": location.id,
-        }
-
-
-@pytest.fixture
-def staff_client(client: FlaskClient, coordinator: str) -> FlaskClient:
+def staff_client(auth: AuthActions, clinic: Clinic) -> FlaskClient:
     """The test client, signed in as the coordinator."""
-    assert login(client, coordinator).status_code == 302
-    return client
+    auth.login("coordinator")
+    return auth.client
 
 
 def new_request(app: Flask, **overrides: Any) -> str:
@@ -114,18 +88,16 @@ def act(client: FlaskClient, reference: str, action: str, **fields: Any) -> None
     assert response.status_code == 302, response.get_data(as_text=True)[:500]
 
 
-def confirm(
-    client: FlaskClient, clinic: dict[str, Any], reference: str, specialist: int, day: str
-) -> None:
+def confirm(client: FlaskClient, clinic: Clinic, reference: str, specialist: int, day: str) -> None:
     act(
         client,
         reference,
         "confirm",
         specialist=specialist,
-        location=clinic["location"],
+        location=clinic.location,
         day=day,
         start="10:00",
-        appointment_type=clinic["type"],
+        appointment_type=clinic.type,
         message="",
     )
 
@@ -139,23 +111,6 @@ def add_note(client: FlaskClient, reference: str, text: str) -> None:
         data={"note-csrf_token": token.group(1), "note-text": text},
     )
     assert response.status_code == 302
-
-
-@contextmanager
-def count_queries(app: Flask) -> Iterator[list[str]]:
-    """Every SQL statement the engine sends while the block runs (nothing is filtered out)."""
-    with app.app_context():
-        engine = db.engine
-    statements: list[str] = []
-
-    def record(_conn, _cursor, statement, _params, _context, _executemany) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def _same_count_message(small: list[str], big: list[str]) -> str:
@@ -194,7 +149,7 @@ def test_urgent_first_then_oldest_waiting(app: Flask, staff_client: FlaskClient)
 
 
 def test_status_tabs_count_each_status_within_the_other_filters(
-    app: Flask, staff_client: FlaskClient, clinic: dict[str, Any]
+    app: Flask, staff_client: FlaskClient, clinic: Clinic
 ) -> None:
     waiting = [new_request(app, email=f"w{n}@example.com") for n in range(2)]
     waiting.append(new_request(app, email="u@example.com", red_flags={"cancer_history"}))
@@ -202,7 +157,7 @@ def test_status_tabs_count_each_status_within_the_other_filters(
     declined = new_request(app, email="d@example.com")
     cancelled = new_request(app, email="x@example.com", red_flags={"serious_injury"})
     for n, reference in enumerate(confirmed):
-        confirm(staff_client, clinic, reference, clinic["weber"], f"2026-12-0{n + 1}")
+        confirm(staff_client, clinic, reference, clinic.weber.id, f"2026-12-0{n + 1}")
     act(staff_client, confirmed[2], "complete")
     act(staff_client, declined, "decline", message="")
     act(staff_client, cancelled, "cancel", message="")
@@ -230,13 +185,11 @@ def test_status_tabs_count_each_status_within_the_other_filters(
 # --- filters --------------------------------------------------------------------------------
 
 
-def test_filter_by_status_and_all(
-    app: Flask, staff_client: FlaskClient, clinic: dict[str, Any]
-) -> None:
+def test_filter_by_status_and_all(app: Flask, staff_client: FlaskClient, clinic: Clinic) -> None:
     waiting = new_request(app, email="w@example.com")
     confirmed = new_request(app, email="c@example.com")
     declined = new_request(app, email="d@example.com")
-    confirm(staff_client, clinic, confirmed, clinic["weber"], "2026-12-01")
+    confirm(staff_client, clinic, confirmed, clinic.weber.id, "2026-12-01")
     act(staff_client, declined, "decline", message="")
 
     assert queue(staff_client) == [waiting]  # the default tab: waiting requests
@@ -275,24 +228,24 @@ def test_filter_by_diagnosis(app: Flask, staff_client: FlaskClient) -> None:
 
 
 def test_filter_by_assigned_specialist(
-    app: Flask, staff_client: FlaskClient, clinic: dict[str, Any]
+    app: Flask, staff_client: FlaskClient, clinic: Clinic
 ) -> None:
     for_weber = [new_request(app, email=f"w{n}@example.com") for n in range(2)]
     for_okafor = new_request(app, email="o@example.com")
     unassigned = new_request(app, email="u@example.com")
-    confirm(staff_client, clinic, for_weber[0], clinic["weber"], "2026-12-01")
-    confirm(staff_client, clinic, for_weber[1], clinic["weber"], "2026-12-02")
-    confirm(staff_client, clinic, for_okafor, clinic["okafor"], "2026-12-01")
+    confirm(staff_client, clinic, for_weber[0], clinic.weber.id, "2026-12-01")
+    confirm(staff_client, clinic, for_weber[1], clinic.weber.id, "2026-12-02")
+    confirm(staff_client, clinic, for_okafor, clinic.okafor.id, "2026-12-01")
 
-    assert sorted(queue(staff_client, status="all", specialist=clinic["weber"])) == sorted(
+    assert sorted(queue(staff_client, status="all", specialist=clinic.weber.id)) == sorted(
         for_weber
     )
-    assert queue(staff_client, status="all", specialist=clinic["okafor"]) == [for_okafor]
-    assert unassigned not in queue(staff_client, status="all", specialist=clinic["weber"])
+    assert queue(staff_client, status="all", specialist=clinic.okafor.id) == [for_okafor]
+    assert unassigned not in queue(staff_client, status="all", specialist=clinic.weber.id)
     assert len(queue(staff_client, status="all")) == 4
     # The page offers the specialists by name and keeps the choice selected.
-    page = staff_client.get(f"/staff/?status=all&specialist={clinic['okafor']}")
-    assert f'<option value="{clinic["okafor"]}" selected>Dr. Okafor</option>' in page.get_data(
+    page = staff_client.get(f"/staff/?status=all&specialist={clinic.okafor.id}")
+    assert f'<option value="{clinic.okafor.id}" selected>Dr. Okafor</option>' in page.get_data(
         as_text=True
     )
 
@@ -490,14 +443,14 @@ def test_hostile_search_text_never_fails(
     ids=["all", "confirmed-search", "requested-filtered"],
 )
 def test_queue_page_query_count_does_not_grow_with_the_data(
-    app: Flask, staff_client: FlaskClient, clinic: dict[str, Any], args: dict[str, str]
+    app: Flask, staff_client: FlaskClient, clinic: Clinic, args: dict[str, str]
 ) -> None:
     def make(n: int, **kw: Any) -> str:
         return new_request(app, email=f"patient{n}@example.com", **kw)
 
     small = [make(0, documents=1), make(1), make(2)]
-    confirm(staff_client, clinic, small[1], clinic["weber"], "2026-11-02")
-    with count_queries(app) as few:
+    confirm(staff_client, clinic, small[1], clinic.weber.id, "2026-11-02")
+    with sql_statements(app) as few:
         response = staff_client.get("/staff/", query_string=args)
     assert response.status_code == 200
     shown_small = len(REF_RE.findall(response.get_data(as_text=True)))
@@ -507,10 +460,10 @@ def test_queue_page_query_count_does_not_grow_with_the_data(
         for n in range(3, 40)
     ]
     for n, reference in enumerate(more[:8]):
-        specialist = clinic["weber"] if n % 2 else clinic["okafor"]
+        specialist = clinic.weber.id if n % 2 else clinic.okafor.id
         confirm(staff_client, clinic, reference, specialist, f"2026-12-{n + 1:02d}")
     add_note(staff_client, more[0], "Called the patient.")
-    with count_queries(app) as many:
+    with sql_statements(app) as many:
         response = staff_client.get("/staff/", query_string=args)
     assert response.status_code == 200
     shown_many = len(REF_RE.findall(response.get_data(as_text=True)))
@@ -521,36 +474,36 @@ def test_queue_page_query_count_does_not_grow_with_the_data(
 
 
 def test_record_page_query_count_does_not_grow_with_the_data(
-    app: Flask, staff_client: FlaskClient, clinic: dict[str, Any]
+    app: Flask, staff_client: FlaskClient, clinic: Clinic
 ) -> None:
     with app.app_context():
-        admin_email = make_staff("admin", "admin@example.com").email
+        admin_email = staff_user("admin@example.com").email
     plain = new_request(app, email="plain@example.com", documents=1)
     busy = new_request(app, email="busy@example.com", documents=6, red_flags={"bladder_bowel"})
     # Status changes and emails, and notes by three different people.
-    confirm(staff_client, clinic, busy, clinic["weber"], "2026-12-01")
+    confirm(staff_client, clinic, busy, clinic.weber.id, "2026-12-01")
     act(
         staff_client,
         busy,
         "reschedule",
-        specialist=clinic["weber"],
-        location=clinic["location"],
+        specialist=clinic.weber.id,
+        location=clinic.location,
         day="2026-12-02",
         start="11:00",
-        appointment_type=clinic["type"],
+        appointment_type=clinic.type,
         message="Moved.",
     )
     add_note(staff_client, busy, "Coordinator note.")
-    for email in (clinic["weber_email"], admin_email):
+    for email in (clinic.weber.email, admin_email):
         other = app.test_client()
-        assert login(other, email).status_code == 302
+        AuthActions(other).login(email=email)
         add_note(other, busy, f"Note by {email}.")
     add_note(staff_client, busy, "Another coordinator note.")
 
-    with count_queries(app) as few:
+    with sql_statements(app) as few:
         response = staff_client.get(f"/staff/requests/{plain}")
     assert response.status_code == 200
-    with count_queries(app) as many:
+    with sql_statements(app) as many:
         response = staff_client.get(f"/staff/requests/{busy}")
     assert response.status_code == 200
     page = response.get_data(as_text=True)

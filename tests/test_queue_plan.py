@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -30,7 +29,8 @@ from booking.requests.models import (
     TriageLevel,
 )
 from booking.timeutil import now_utc
-from tests.factories import login, make_request, make_staff
+from tests.factories import make_request, make_staff
+from tests.support import AuthActions, sql_statements
 
 ROWS = 3000
 QUEUE_ORDER = "ORDER BY consultation_request.triage_level DESC"
@@ -88,26 +88,8 @@ def signed_in(app: Flask, client: FlaskClient) -> FlaskClient:
             for table in ("patient", "consultation_request", "medical_history"):
                 db.session.execute(sa.text(f"ANALYZE {table}"))
             db.session.commit()
-    login(client, "coord@example.com")
+    AuthActions(client).attempt("coord@example.com")
     return client
-
-
-@contextmanager
-def queue_statements(app: Flask) -> Iterator[list[tuple[str, Any]]]:
-    """The queue's page query (statement and parameters) of each request inside the block."""
-    captured: list[tuple[str, Any]] = []
-
-    def _capture(_conn: object, _cursor: object, statement: str, parameters: Any, *_: Any) -> None:
-        if QUEUE_ORDER in statement:
-            captured.append((statement, parameters))
-
-    with app.app_context():
-        event_target = db.engine  # the app's engine outlives the context the test client opens
-    sa.event.listen(event_target, "before_cursor_execute", _capture)
-    try:
-        yield captured
-    finally:
-        sa.event.remove(event_target, "before_cursor_execute", _capture)
 
 
 def _sqlite_plan(conn: sa.Connection, statement: str, parameters: Any) -> list[str]:
@@ -133,8 +115,9 @@ def _pg_plan(conn: sa.Connection, statement: str, parameters: Any) -> list[dict[
 def test_every_tab_reads_its_page_in_index_order(
     app: Flask, signed_in: FlaskClient, path: str
 ) -> None:
-    with queue_statements(app) as captured:
+    with sql_statements(app) as seen:
         assert signed_in.get(path).status_code == 200
+    captured = [(s, p) for s, p in zip(seen, seen.parameters, strict=True) if QUEUE_ORDER in s]
     assert len(captured) == 1, "the queue page sends one page query"
     statement, parameters = captured[0]
     with app.app_context(), db.engine.connect() as conn:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import dataclass
 from datetime import time, timedelta
 from typing import Any
 
@@ -17,16 +18,13 @@ from sqlalchemy import select
 from booking.audit.models import ACCESS_REFUSED, AuditEvent
 from booking.dashboard import services as workflow
 from booking.extensions import db
+from booking.scheduling.models import AppointmentType, Location
+from booking.staff.models import StaffUser
 from booking.timeutil import clinic_today, now_utc
 from tests.factories import (
-    csrf_from,
-    login,
-    make_appointment_type,
-    make_hours,
-    make_location,
     make_request,
-    make_staff,
 )
+from tests.support import AuthActions, Clinic, csrf_token
 
 # The clinic's proxy and the staff member's own address behind it (ProxyFix makes the latter
 # the request's remote address).
@@ -41,18 +39,27 @@ def app_settings(app_settings: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def clinic(app: Flask) -> dict[str, Any]:
-    """An admin, a coordinator, and two specialists with one confirmed request (and one
-    document) each: "own" is Dr. Weber's, "other" Dr. Okafor's."""
+def working_hours() -> dict[str, tuple[str, str]]:
+    return {"weber": ("08:00", "18:00"), "okafor": ("08:00", "18:00")}
+
+
+@dataclass(frozen=True)
+class Assigned(Clinic):
+    """``clinic`` and one confirmed request (with one document) for each specialist: "own"
+    is Dr. Weber's, "other" Dr. Okafor's."""
+
+    own: dict[str, Any]
+    other: dict[str, Any]
+
+
+@pytest.fixture
+def clinic(app: Flask, clinic: Clinic) -> Assigned:
     with app.app_context():
-        admin = make_staff("admin", "admin@example.com")
-        coordinator = make_staff("coordinator", "coord@example.com")
-        weber = make_staff("specialist", "weber@example.com", full_name="Dr. Weber")
-        okafor = make_staff("specialist", "okafor@example.com", full_name="Dr. Okafor")
-        location = make_location()
-        appointment_type = make_appointment_type(minutes=30)
-        for specialist in (weber, okafor):
-            make_hours(specialist, location, range(7), "08:00", "18:00")
+        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
+        weber = db.session.get(StaffUser, clinic.weber.id)
+        okafor = db.session.get(StaffUser, clinic.okafor.id)
+        location = db.session.get(Location, clinic.location)
+        appointment_type = db.session.get(AppointmentType, clinic.type)
         own = make_request(documents=1, full_name="Anna Assigned", email="anna@example.com")
         other = make_request(documents=1, full_name="Otto Other", email="otto@example.com")
         day = clinic_today() + timedelta(days=7)
@@ -62,24 +69,22 @@ def clinic(app: Flask) -> dict[str, Any]:
                 coordinator,
                 workflow.Slot(appointment_type, specialist, location, day, time(hour)),
             )
-        return {
-            "admin": {"id": admin.id, "email": admin.email},
-            "coordinator": {"id": coordinator.id, "email": coordinator.email},
-            "weber": {"id": weber.id, "email": weber.email},
-            "own": {"reference": own.reference, "document": own.documents[0].id},
-            "other": {
+        return Assigned(
+            **vars(clinic),
+            own={"reference": own.reference, "document": own.documents[0].id},
+            other={
                 "reference": other.reference,
                 "document": other.documents[0].id,
                 "patient": "Otto Other",
             },
-        }
+        )
 
 
 def signed_in(app: Flask, email: str) -> FlaskClient:
     """A client signed in as ``email``, calling through the clinic's proxy."""
     client = app.test_client()
     client.environ_base.update(REMOTE_ADDR=PROXY_IP, HTTP_X_FORWARDED_FOR=STAFF_IP)
-    assert login(client, email).status_code == 302
+    AuthActions(client).login(email=email)
     return client
 
 
@@ -101,11 +106,11 @@ def get(client: FlaskClient, url: str) -> tuple[int, str]:
 
 
 def test_a_specialist_refused_another_specialists_records_leaves_one_row_per_refusal(
-    app: Flask, clinic: dict[str, Any]
+    app: Flask, clinic: Assigned
 ) -> None:
-    client = signed_in(app, clinic["weber"]["email"])
-    own, other = clinic["own"], clinic["other"]
-    token = csrf_from(client, f"/staff/requests/{own['reference']}")
+    client = signed_in(app, clinic.weber.email)
+    own, other = clinic.own, clinic.other
+    token = csrf_token(client, f"/staff/requests/{own['reference']}")
     base = f"/staff/requests/{other['reference']}"
     document = f"{base}/documents/{other['document']}"
     before = now_utc()
@@ -150,7 +155,7 @@ def test_a_specialist_refused_another_specialists_records_leaves_one_row_per_ref
     rows = refusals(app)
     assert len(rows) == len(asked) + 1
     for row, (_response, method, path, endpoint, reason) in zip(rows, asked, strict=False):
-        assert row.actor_id == clinic["weber"]["id"]
+        assert row.actor_id == clinic.weber.id
         assert row.actor_email == "weber@example.com"
         assert row.ip_address == STAFF_IP  # the caller's, not the proxy's
         assert before - timedelta(seconds=1) <= row.occurred_at <= after + timedelta(seconds=1)
@@ -175,7 +180,7 @@ def test_a_specialist_refused_another_specialists_records_leaves_one_row_per_ref
         looked = db.session.scalars(
             select(AuditEvent.action).where(
                 AuditEvent.target_id == other["reference"],
-                AuditEvent.actor_id == clinic["weber"]["id"],
+                AuditEvent.actor_id == clinic.weber.id,
                 AuditEvent.action != ACCESS_REFUSED,
             )
         ).all()
@@ -183,37 +188,35 @@ def test_a_specialist_refused_another_specialists_records_leaves_one_row_per_ref
 
 
 def test_a_reference_typed_in_lower_case_is_recorded_as_the_reference(
-    app: Flask, clinic: dict[str, Any]
+    app: Flask, clinic: Assigned
 ) -> None:
-    client = signed_in(app, clinic["weber"]["email"])
-    reference = clinic["other"]["reference"]
+    client = signed_in(app, clinic.weber.email)
+    reference = clinic.other["reference"]
     assert get(client, f"/staff/requests/{reference.lower()}")[0] == 404
     (row,) = refusals(app)
     # As the audit page's "Request reference" filter looks it up.
     assert row.target_id == reference
 
 
-def test_the_specialists_own_records_are_not_refusals(app: Flask, clinic: dict[str, Any]) -> None:
-    client = signed_in(app, clinic["weber"]["email"])
-    own = clinic["own"]
+def test_the_specialists_own_records_are_not_refusals(app: Flask, clinic: Assigned) -> None:
+    client = signed_in(app, clinic.weber.email)
+    own = clinic.own
     assert get(client, f"/staff/requests/{own['reference']}")[0] == 200
     assert get(client, f"/staff/requests/{own['reference']}/documents/{own['document']}")[0] == 200
     assert refusals(app) == []
 
 
 @pytest.mark.parametrize("role", ["coordinator", "weber"])
-def test_ids_that_do_not_exist_are_recorded_too(
-    app: Flask, clinic: dict[str, Any], role: str
-) -> None:
+def test_ids_that_do_not_exist_are_recorded_too(app: Flask, clinic: Assigned, role: str) -> None:
     """A run of "not found" from one account is what probing for records looks like."""
-    client = signed_in(app, clinic[role]["email"])
-    own = clinic["own"]
+    client = signed_in(app, getattr(clinic, role).email)
+    own = clinic.own
     missing_document = f"/staff/requests/{own['reference']}/documents/999999"
     assert get(client, "/staff/requests/SC-NONE-XIST")[0] == 404
     assert get(client, missing_document)[0] == 404
 
     nothing, document = refusals(app)
-    assert nothing.actor_id == clinic[role]["id"]
+    assert nothing.actor_id == getattr(clinic, role).id
     assert (nothing.target_id, nothing.details["reason"]) == ("SC-NONE-XIST", "no_such_request")
     if role == "weber":
         assert (document.target_id, document.details["reason"]) == (
@@ -226,10 +229,10 @@ def test_ids_that_do_not_exist_are_recorded_too(
         assert document.details["reason"] == "no_such_document"
 
 
-def test_what_was_asked_for_is_kept_short_and_printable(app: Flask, clinic: dict[str, Any]) -> None:
+def test_what_was_asked_for_is_kept_short_and_printable(app: Flask, clinic: Assigned) -> None:
     """The reference and path come from the URL: kept whatever they hold, without letting a
     bidi override turn the admin's page around, and within the columns' sizes."""
-    client = signed_in(app, clinic["coordinator"]["email"])
+    client = signed_in(app, clinic.coordinator.email)
     assert get(client, "/staff/requests/" + "A" * 5000)[0] == 404
     assert get(client, "/staff/requests/SC-\u202eKCAH")[0] == 404
 
@@ -240,13 +243,11 @@ def test_what_was_asked_for_is_kept_short_and_printable(app: Flask, clinic: dict
     assert bidi.target_id == "SC-\\u202eKCAH"
 
 
-def test_the_audit_page_lists_only_the_refusals_when_asked(
-    app: Flask, clinic: dict[str, Any]
-) -> None:
-    specialist = signed_in(app, clinic["weber"]["email"])
-    assert get(specialist, f"/staff/requests/{clinic['own']['reference']}")[0] == 200
-    assert get(specialist, f"/staff/requests/{clinic['other']['reference']}")[0] == 404
-    admin = signed_in(app, clinic["admin"]["email"])
+def test_the_audit_page_lists_only_the_refusals_when_asked(app: Flask, clinic: Assigned) -> None:
+    specialist = signed_in(app, clinic.weber.email)
+    assert get(specialist, f"/staff/requests/{clinic.own['reference']}")[0] == 200
+    assert get(specialist, f"/staff/requests/{clinic.other['reference']}")[0] == 404
+    admin = signed_in(app, clinic.admin.email)
 
     everything = admin.get("/staff/admin/audit").get_data(as_text=True)
     assert "<code>request_viewed</code>" in everything
@@ -271,11 +272,11 @@ def test_the_audit_page_lists_only_the_refusals_when_asked(
     assert re.findall(r"<td><code>([a-z_]+)</code></td>", by_admin) == []
 
 
-def test_the_refusal_filter_is_kept_from_page_to_page(app: Flask, clinic: dict[str, Any]) -> None:
-    coordinator = signed_in(app, clinic["coordinator"]["email"])
+def test_the_refusal_filter_is_kept_from_page_to_page(app: Flask, clinic: Assigned) -> None:
+    coordinator = signed_in(app, clinic.coordinator.email)
     for n in range(51):  # one more than a page
         assert get(coordinator, f"/staff/requests/SC-NONE-{n:04d}")[0] == 404
-    admin = signed_in(app, clinic["admin"]["email"])
+    admin = signed_in(app, clinic.admin.email)
     with app.app_context():
         today = clinic_today().isoformat()
     page = admin.get(

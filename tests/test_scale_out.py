@@ -75,11 +75,14 @@ REMINDER_RUNS = 4  # both workers, both threads each
 HEARTBEAT_MAX_AGE = 8  # seconds: short, so stopped workers show within the test
 REFERENCE_RE = r"SC-[0-9A-Z]{4}-[0-9A-Z]{4}"
 
-pytestmark = pytest.mark.skipif(
-    not (PG_URL.startswith("postgres") and REDIS_URL),
-    reason="the scale-out test needs PostgreSQL and Redis: set TEST_DATABASE_URL to a "
-    "postgresql:// URL and REDIS_URL (.ci/run sets both)",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (PG_URL.startswith("postgres") and REDIS_URL),
+        reason="the scale-out test needs PostgreSQL and Redis: set TEST_DATABASE_URL to a "
+        "postgresql:// URL and REDIS_URL (.ci/run sets both)",
+    ),
+]
 
 
 # --- processes ----------------------------------------------------------------------------
@@ -242,13 +245,6 @@ def scale_database() -> Iterator[str]:
 def redis_url() -> str:
     parts = urlsplit(REDIS_URL)
     return urlunsplit((parts.scheme, parts.netloc, f"/{REDIS_DB}", "", ""))
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer().start()
-    yield server
-    server.stop()
 
 
 @dataclass

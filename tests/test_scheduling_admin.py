@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,14 +32,13 @@ from booking.scheduling.models import (
 )
 from booking.staff.models import StaffUser
 from tests.factories import (
-    csrf_from,
-    login,
     make_appointment_type,
     make_hours,
     make_location,
     make_request,
-    make_staff,
+    staff_user,
 )
+from tests.support import AuthActions, Staff, csrf_token
 
 BERLIN = ZoneInfo("Europe/Berlin")
 OVERVIEW = "/staff/admin/scheduling/"
@@ -69,7 +69,7 @@ def berlin(day: date, hhmm: str) -> datetime:
 def submit(client: FlaskClient, path: str, prefix: str, **fields: Any) -> TestResponse:
     """Post one of the page's forms as a browser does: its fields, its token, its button."""
     data = {
-        f"{prefix}-csrf_token": csrf_from(client, path),
+        f"{prefix}-csrf_token": csrf_token(client, path),
         f"{prefix}-submit": "pressed",
         **{f"{prefix}-{name}": value for name, value in fields.items()},
     }
@@ -78,7 +78,7 @@ def submit(client: FlaskClient, path: str, prefix: str, **fields: Any) -> TestRe
 
 def press(client: FlaskClient, path: str, **fields: str) -> TestResponse:
     """A row's button (deactivate, delete): the page's CSRF token and hidden fields."""
-    token = csrf_from(client, OVERVIEW)
+    token = csrf_token(client, OVERVIEW)
     return client.post(path, data={"csrf_token": token, **fields})
 
 
@@ -146,26 +146,26 @@ def count(app: Flask, model: type) -> int:
         return db.session.scalar(select(func.count()).select_from(model)) or 0
 
 
-def add_hours(clinic: dict[str, Any], weekdays: list[int] | range = range(7)) -> None:
+def add_hours(clinic: Place, weekdays: list[int] | range = range(7)) -> None:
     """Dr. Weber's weekly hours, 08:00-18:00 at the main clinic (inside an app context)."""
     make_hours(
-        db.session.get(StaffUser, clinic["weber"]),
-        db.session.get(Location, clinic["location"]),
+        db.session.get(StaffUser, clinic.weber.id),
+        db.session.get(Location, clinic.location),
         weekdays=weekdays,
         start="08:00",
         end="18:00",
     )
 
 
-def book(clinic: dict[str, Any], type_id: int, starts_at: datetime) -> None:
+def book(clinic: Place, type_id: int, starts_at: datetime) -> None:
     """A booked 45-minute appointment with Dr. Weber, blocked for 10 minutes after it (inside an
     app context)."""
     consultation = make_request()
     db.session.add(
         Appointment(
             request_id=consultation.id,
-            specialist_id=clinic["weber"],
-            location_id=clinic["location"],
+            specialist_id=clinic.weber.id,
+            location_id=clinic.location,
             appointment_type_id=type_id,
             starts_at=starts_at,
             ends_at=starts_at + timedelta(minutes=45),
@@ -176,30 +176,27 @@ def book(clinic: dict[str, Any], type_id: int, starts_at: datetime) -> None:
     db.session.commit()
 
 
+@dataclass(frozen=True)
+class Place(Staff):
+    """The staff and one location: no appointment type and no hours yet."""
+
+    location: int
+
+
 @pytest.fixture
-def clinic(app: Flask) -> dict[str, Any]:
-    """An admin, a coordinator, a specialist without hours yet, and one location."""
+def clinic(app: Flask, staff: Staff) -> Place:
     with app.app_context():
-        admin = make_staff("admin", "admin@example.com")
-        make_staff("coordinator", "coord@example.com")
-        weber = make_staff("specialist", "weber@example.com", full_name="Dr. Weber")
-        location = make_location()
-        return {
-            "admin": admin.id,
-            "weber": weber.id,
-            "weber_email": weber.email,
-            "location": location.id,
-        }
+        return Place(**vars(staff), location=make_location().id)
 
 
 @pytest.fixture
-def admin_client(client: FlaskClient, clinic: dict[str, Any]) -> FlaskClient:
-    assert login(client, "admin@example.com").status_code == 302
-    return client
+def admin_client(auth: AuthActions, clinic: Place) -> FlaskClient:
+    auth.login("admin")
+    return auth.client
 
 
 @pytest.fixture
-def evaluation(app: Flask, clinic: dict[str, Any]) -> int:
+def evaluation(app: Flask, clinic: Place) -> int:
     """A 45-minute appointment type."""
     with app.app_context():
         return make_appointment_type(minutes=45).id
@@ -210,7 +207,7 @@ def evaluation(app: Flask, clinic: dict[str, Any]) -> int:
 
 @pytest.mark.parametrize("role_email", ["coord@example.com", "weber@example.com"])
 def test_only_admins_reach_the_pages(
-    app: Flask, clinic: dict[str, Any], evaluation: int, role_email: str
+    app: Flask, clinic: Place, evaluation: int, role_email: str
 ) -> None:
     with app.app_context():  # one row to try deleting
         add_hours(clinic, weekdays=[0])
@@ -220,9 +217,9 @@ def test_only_admins_reach_the_pages(
     response = client.get(OVERVIEW)
     assert response.status_code == 302 and "/staff/login" in response.headers["Location"]
 
-    assert login(client, role_email).status_code == 302
-    token = csrf_from(client, "/staff/")
-    weber_page = schedule_path(clinic["weber"])
+    AuthActions(client).login(email=role_email)
+    token = csrf_token(client, "/staff/")
+    weber_page = schedule_path(clinic.weber.id)
     assert client.get(OVERVIEW).status_code == 403
     assert client.get(weber_page).status_code == 403
     posts = [
@@ -245,10 +242,10 @@ def test_admin_sees_the_nav_link_and_specialists(admin_client: FlaskClient, clin
     page = admin_client.get("/staff/").get_data(as_text=True)
     assert 'href="/staff/admin/scheduling/"' in page
     overview = admin_client.get(OVERVIEW).get_data(as_text=True)
-    assert f'href="{schedule_path(clinic["weber"])}"' in overview
+    assert f'href="{schedule_path(clinic.weber.id)}"' in overview
     assert "no weekly hours yet" in overview
     # Only specialists have a schedule page.
-    assert admin_client.get(schedule_path(clinic["admin"])).status_code == 404
+    assert admin_client.get(schedule_path(clinic.admin.id)).status_code == 404
     assert admin_client.get(schedule_path(99999)).status_code == 404
 
 
@@ -256,7 +253,7 @@ def test_admin_sees_the_nav_link_and_specialists(admin_client: FlaskClient, clin
 
 
 def test_saving_rules_creates_the_row_audits_and_changes_open_slots(
-    app: Flask, admin_client: FlaskClient, clinic: dict[str, Any], evaluation: int
+    app: Flask, admin_client: FlaskClient, clinic: Place, evaluation: int
 ) -> None:
     day = target_day()
     with app.app_context():
@@ -273,7 +270,7 @@ def test_saving_rules_creates_the_row_audits_and_changes_open_slots(
     ] == ["10", "24", "60", "24"]
     assert count(app, ClinicSettings) == 0
 
-    before = offered(admin_client, evaluation, clinic["weber"], day)
+    before = offered(admin_client, evaluation, clinic.weber.id, day)
     # 09:00-09:45 plus 10 minutes ends before 10:00; 11:00 starts after the block.
     assert "09:00" in before and "09:15" not in before and "11:00" in before
 
@@ -300,7 +297,7 @@ def test_saving_rules_creates_the_row_audits_and_changes_open_slots(
         "cancel_notice_hours": {"before": 24, "after": 48},
     }
 
-    after = offered(admin_client, evaluation, clinic["weber"], day)
+    after = offered(admin_client, evaluation, clinic.weber.id, day)
     # With 30 minutes kept free, 09:00 (ends 09:45) now runs into the 10:00 appointment.
     assert "09:00" not in after and "08:45" in after and "11:00" in after
 
@@ -317,7 +314,7 @@ def test_saving_rules_creates_the_row_audits_and_changes_open_slots(
         ).status_code
         == 302
     )
-    assert offered(admin_client, evaluation, clinic["weber"], day) == []
+    assert offered(admin_client, evaluation, clinic.weber.id, day) == []
     assert count(app, ClinicSettings) == 1
     assert audits(app, "booking_rules_updated")[-1].details == {
         "horizon_days": {"before": 60, "after": 2}
@@ -361,7 +358,7 @@ def test_bad_rules_are_refused_next_to_the_field_and_kept(
 
 
 def test_admin_adds_deactivates_and_reactivates_a_type(
-    app: Flask, admin_client: FlaskClient, clinic: dict[str, Any]
+    app: Flask, admin_client: FlaskClient, clinic: Place
 ) -> None:
     with app.app_context():
         add_hours(clinic)
@@ -385,7 +382,7 @@ def test_admin_adds_deactivates_and_reactivates_a_type(
         type_id = created.id
     picker = admin_client.get("/request/time")
     assert picker.status_code == 200 and "Follow-up visit" in picker.get_data(as_text=True)
-    assert offered(admin_client, type_id, clinic["weber"], target_day())
+    assert offered(admin_client, type_id, clinic.weber.id, target_day())
     (audit,) = audits(app, "appointment_type_created")
     assert audit.target_id == str(type_id)
     assert audit.details == {
@@ -449,10 +446,10 @@ def test_control_characters_in_a_name_are_refused(app: Flask, admin_client: Flas
 
 
 def test_weekly_hours_make_the_picker_offer_that_specialist(
-    app: Flask, admin_client: FlaskClient, clinic: dict[str, Any], evaluation: int
+    app: Flask, admin_client: FlaskClient, clinic: Place, evaluation: int
 ) -> None:
     day = target_day()
-    path = schedule_path(clinic["weber"])
+    path = schedule_path(clinic.weber.id)
     picker = admin_client.get(f"/request/time?type={evaluation}").get_data(as_text=True)
     assert "Dr. Weber" not in picker  # no hours, not offered
 
@@ -461,7 +458,7 @@ def test_weekly_hours_make_the_picker_offer_that_specialist(
         path,
         "hours",
         weekday=str(day.weekday()),
-        location=str(clinic["location"]),
+        location=str(clinic.location),
         start_time="09:00",
         end_time="12:00",
     )
@@ -470,7 +467,7 @@ def test_weekly_hours_make_the_picker_offer_that_specialist(
     assert "Working hours added." in page and "09:00" in page and "12:00" in page
     assert "Dr. Weber" in admin_client.get("/request/time").get_data(as_text=True)
     # A 45-minute appointment: the last start is 11:15.
-    assert offered(admin_client, evaluation, clinic["weber"], day) == starts("09:00", "11:15")
+    assert offered(admin_client, evaluation, clinic.weber.id, day) == starts("09:00", "11:15")
 
     # More hours the same day (another block, "HH:MM:SS" as some browsers send) add slots.
     assert (
@@ -479,13 +476,13 @@ def test_weekly_hours_make_the_picker_offer_that_specialist(
             path,
             "hours",
             weekday=str(day.weekday()),
-            location=str(clinic["location"]),
+            location=str(clinic.location),
             start_time="14:00:00",
             end_time="16:00",
         ).status_code
         == 302
     )
-    assert offered(admin_client, evaluation, clinic["weber"], day) == starts(
+    assert offered(admin_client, evaluation, clinic.weber.id, day) == starts(
         "09:00", "11:15"
     ) + starts("14:00", "15:15")
 
@@ -500,14 +497,14 @@ def test_weekly_hours_make_the_picker_offer_that_specialist(
     # Deleting the morning takes its slots away.
     response = press(admin_client, f"{path}/hours/{morning_id}/delete")
     assert response.status_code == 302
-    assert offered(admin_client, evaluation, clinic["weber"], day) == starts("14:00", "15:15")
+    assert offered(admin_client, evaluation, clinic.weber.id, day) == starts("14:00", "15:15")
 
     added = audits(app, "working_hours_added")
     assert [a.target_id for a in added] == [str(morning_id), str(afternoon_id)]
     assert added[0].details == {
         "end_time": {"before": None, "after": "12:00:00"},
-        "location_id": {"before": None, "after": clinic["location"]},
-        "specialist_id": {"before": None, "after": clinic["weber"]},
+        "location_id": {"before": None, "after": clinic.location},
+        "specialist_id": {"before": None, "after": clinic.weber.id},
         "start_time": {"before": None, "after": "09:00:00"},
         "weekday": {"before": None, "after": day.weekday()},
     }
@@ -518,18 +515,18 @@ def test_weekly_hours_make_the_picker_offer_that_specialist(
 
 
 def test_overlapping_hours_are_refused_with_a_message(
-    app: Flask, admin_client: FlaskClient, clinic: dict[str, Any]
+    app: Flask, admin_client: FlaskClient, clinic: Place
 ) -> None:
-    path = schedule_path(clinic["weber"])
-    hours = {"weekday": "0", "location": str(clinic["location"])}
+    path = schedule_path(clinic.weber.id)
+    hours = {"weekday": "0", "location": str(clinic.location)}
     assert submit(admin_client, path, "hours", **hours, start_time="09:00", end_time="12:00")
     assert count(app, WorkingHours) == 1
     with app.app_context():
         other = make_location("Potsdam practice", "Am Kanal 3, Potsdam").id
 
     for start, end, location in [
-        ("11:00", "13:00", clinic["location"]),  # overlaps the end
-        ("08:00", "18:00", clinic["location"]),  # covers it
+        ("11:00", "13:00", clinic.location),  # overlaps the end
+        ("08:00", "18:00", clinic.location),  # covers it
         ("10:00", "11:00", other),  # inside it, at another location
     ]:
         response = submit(
@@ -561,7 +558,7 @@ def test_overlapping_hours_are_refused_with_a_message(
             path,
             "hours",
             weekday=weekday,
-            location=str(clinic["location"]),
+            location=str(clinic.location),
             start_time=start,
             end_time=end,
         )
@@ -571,14 +568,14 @@ def test_overlapping_hours_are_refused_with_a_message(
 
 @pytest.mark.parametrize(("start", "end"), [("12:00", "09:00"), ("10:00", "10:00")])
 def test_hours_ending_before_they_start_are_refused(
-    app: Flask, admin_client: FlaskClient, clinic: dict[str, Any], start: str, end: str
+    app: Flask, admin_client: FlaskClient, clinic: Place, start: str, end: str
 ) -> None:
     response = submit(
         admin_client,
-        schedule_path(clinic["weber"]),
+        schedule_path(clinic.weber.id),
         "hours",
         weekday="2",
-        location=str(clinic["location"]),
+        location=str(clinic.location),
         start_time=start,
         end_time=end,
     )
@@ -594,13 +591,13 @@ def test_hours_ending_before_they_start_are_refused(
 
 
 def test_time_off_removes_its_slots_and_deleting_it_brings_them_back(
-    app: Flask, admin_client: FlaskClient, clinic: dict[str, Any], evaluation: int
+    app: Flask, admin_client: FlaskClient, clinic: Place, evaluation: int
 ) -> None:
     day = target_day()
-    path = schedule_path(clinic["weber"])
+    path = schedule_path(clinic.weber.id)
     with app.app_context():
         add_hours(clinic)
-    assert "10:00" in offered(admin_client, evaluation, clinic["weber"], day)
+    assert "10:00" in offered(admin_client, evaluation, clinic.weber.id, day)
 
     iso = day.isoformat()
     response = submit(
@@ -626,7 +623,7 @@ def test_time_off_removes_its_slots_and_deleting_it_brings_them_back(
         )
         exception_id = row.id
 
-    slots = offered(admin_client, evaluation, clinic["weber"], day)
+    slots = offered(admin_client, evaluation, clinic.weber.id, day)
     # 09:15-10:00 still fits; nothing from 09:30 (runs into 10:00) until 12:00.
     assert "09:15" in slots and "12:00" in slots
     assert not set(starts("09:30", "11:45")) & set(slots)
@@ -640,19 +637,19 @@ def test_time_off_removes_its_slots_and_deleting_it_brings_them_back(
     assert added.details["reason"] == {"before": None, "after": "Conference"}
 
     assert press(admin_client, f"{path}/exceptions/{exception_id}/delete").status_code == 302
-    assert "10:00" in offered(admin_client, evaluation, clinic["weber"], day)
+    assert "10:00" in offered(admin_client, evaluation, clinic.weber.id, day)
     (deleted,) = audits(app, "schedule_exception_deleted")
     assert deleted.details["kind"] == {"before": "time_off", "after": None}
     assert count(app, ScheduleException) == 0
 
 
 def test_time_off_over_a_booked_appointment_warns(
-    app: Flask, admin_client: FlaskClient, clinic: dict[str, Any], evaluation: int
+    app: Flask, admin_client: FlaskClient, clinic: Place, evaluation: int
 ) -> None:
     day = target_day()
     with app.app_context():
         book(clinic, evaluation, berlin(day, "10:00"))
-    path = schedule_path(clinic["weber"])
+    path = schedule_path(clinic.weber.id)
     iso = day.isoformat()
     response = submit(
         admin_client, path, "off", start_day=iso, start_time="00:00", end_day=iso, end_time="23:45"
@@ -663,18 +660,18 @@ def test_time_off_over_a_booked_appointment_warns(
 
 
 def test_extra_hours_add_slots_on_a_day_without_weekly_hours(
-    app: Flask, admin_client: FlaskClient, clinic: dict[str, Any], evaluation: int
+    app: Flask, admin_client: FlaskClient, clinic: Place, evaluation: int
 ) -> None:
     day = target_day()
-    path = schedule_path(clinic["weber"])
+    path = schedule_path(clinic.weber.id)
     iso = day.isoformat()
-    extra = {"location": str(clinic["location"]), "start_day": iso, "end_day": iso}
+    extra = {"location": str(clinic.location), "start_day": iso, "end_day": iso}
     response = submit(admin_client, path, "extra", **extra, start_time="16:00", end_time="18:00")
     assert response.status_code == 302
-    assert offered(admin_client, evaluation, clinic["weber"], day) == starts("16:00", "17:15")
+    assert offered(admin_client, evaluation, clinic.weber.id, day) == starts("16:00", "17:15")
     with app.app_context():
         row = db.session.scalars(select(ScheduleException)).one()
-        assert (row.kind, row.location_id) == ("extra", clinic["location"])
+        assert (row.kind, row.location_id) == ("extra", clinic.location)
 
     # Overlapping extra hours, and longer than a day, are refused.
     response = submit(admin_client, path, "extra", **extra, start_time="17:00", end_time="19:00")
@@ -712,13 +709,13 @@ def last_sunday_of_march_ahead() -> date:
 
 @pytest.mark.parametrize("prefix", ["off", "extra"])
 def test_a_time_skipped_by_the_clock_change_is_refused(
-    app: Flask, admin_client: FlaskClient, clinic: dict[str, Any], prefix: str
+    app: Flask, admin_client: FlaskClient, clinic: Place, prefix: str
 ) -> None:
     day = last_sunday_of_march_ahead()
-    path = schedule_path(clinic["weber"])
+    path = schedule_path(clinic.weber.id)
     fields = {"start_day": day.isoformat(), "end_day": day.isoformat(), "reason": "Night shift"}
     if prefix == "extra":
-        fields["location"] = str(clinic["location"])
+        fields["location"] = str(clinic.location)
     response = submit(admin_client, path, prefix, **fields, start_time="02:30", end_time="04:00")
     assert response.status_code == 422
     page = response.get_data(as_text=True)
@@ -739,12 +736,12 @@ def test_a_time_skipped_by_the_clock_change_is_refused(
 
 
 def test_a_period_already_over_is_refused(
-    app: Flask, admin_client: FlaskClient, clinic: dict[str, Any]
+    app: Flask, admin_client: FlaskClient, clinic: Place
 ) -> None:
     yesterday = (today() - timedelta(days=1)).isoformat()
     response = submit(
         admin_client,
-        schedule_path(clinic["weber"]),
+        schedule_path(clinic.weber.id),
         "off",
         start_day=yesterday,
         start_time="08:00",
@@ -785,7 +782,7 @@ GOOD_OFF = {"start_time": "08:00", "end_time": "10:00", "reason": ""}
 def test_bad_schedule_input_is_refused_not_crashed(
     app: Flask,
     admin_client: FlaskClient,
-    clinic: dict[str, Any],
+    clinic: Place,
     prefix: str,
     fields: dict[str, str],
     field_id: str,
@@ -795,7 +792,7 @@ def test_bad_schedule_input_is_refused_not_crashed(
     base = {
         "hours": {
             "weekday": "0",
-            "location": str(clinic["location"]),
+            "location": str(clinic.location),
             "start_time": "09:00",
             "end_time": "12:00",
         },
@@ -803,11 +800,11 @@ def test_bad_schedule_input_is_refused_not_crashed(
         "extra": {
             "start_day": day,
             "end_day": day,
-            "location": str(clinic["location"]),
+            "location": str(clinic.location),
             **GOOD_OFF,
         },
     }[prefix]
-    response = submit(admin_client, schedule_path(clinic["weber"]), prefix, **{**base, **fields})
+    response = submit(admin_client, schedule_path(clinic.weber.id), prefix, **{**base, **fields})
     assert response.status_code == 422
     page = response.get_data(as_text=True)
     assert message in field_error(page, field_id)
@@ -815,11 +812,9 @@ def test_bad_schedule_input_is_refused_not_crashed(
     assert count(app, ScheduleException) == 0
 
 
-def test_odd_posts_get_a_clear_status(
-    app: Flask, admin_client: FlaskClient, clinic: dict[str, Any]
-) -> None:
-    path = schedule_path(clinic["weber"])
-    token = csrf_from(admin_client, path)
+def test_odd_posts_get_a_clear_status(app: Flask, admin_client: FlaskClient, clinic: Place) -> None:
+    path = schedule_path(clinic.weber.id)
+    token = csrf_token(admin_client, path)
     # No button pressed: nothing to do.
     assert admin_client.post(path, data={"csrf_token": token}).status_code == 400
     assert admin_client.post(OVERVIEW, data={"csrf_token": token}).status_code == 400
@@ -829,8 +824,8 @@ def test_odd_posts_get_a_clear_status(
     assert "This form has expired" in response.get_data(as_text=True)
     # Rows of another specialist, or none.
     with app.app_context():
-        other = make_staff("specialist", "okafor@example.com", full_name="Dr. Okafor")
-        make_hours(other, db.session.get(Location, clinic["location"]), weekdays=[0])
+        other = staff_user("okafor@example.com")
+        make_hours(other, db.session.get(Location, clinic.location), weekdays=[0])
         row_id = db.session.scalar(select(WorkingHours.id))
     assert press(admin_client, f"{path}/hours/{row_id}/delete").status_code == 404
     assert press(admin_client, f"{path}/hours/9999/delete").status_code == 404

@@ -11,7 +11,8 @@ from flask.testing import FlaskClient
 
 from booking import create_app
 from booking.crypto import new_key
-from tests.factories import login, make_staff
+from tests.factories import make_staff
+from tests.support import AuthActions, csrf_token
 
 PAGES = ["/", "/request", "/privacy", "/staff/login", "/no-such-page"]
 
@@ -39,7 +40,7 @@ def test_pages_use_no_inline_script_or_style(app: Flask, client: FlaskClient) ->
     with app.app_context():
         make_staff("admin", "admin@example.com")
     pages = ["/", "/request", "/info/treatments"]
-    login(client, "admin@example.com")
+    AuthActions(client).attempt("admin@example.com")
     pages += ["/staff/", "/staff/calendar", "/staff/insights", "/staff/admin/audit"]
     for path in pages:
         html = client.get(path).get_data(as_text=True)
@@ -51,7 +52,7 @@ def test_pages_use_no_inline_script_or_style(app: Flask, client: FlaskClient) ->
 def test_session_cookie_is_httponly_and_samesite(app: Flask, client: FlaskClient) -> None:
     with app.app_context():
         make_staff("admin", "admin@example.com")
-    response = login(client, "admin@example.com")
+    response = AuthActions(client).attempt("admin@example.com")
     (cookie,) = [c for c in response.headers.getlist("Set-Cookie") if c.startswith("session=")]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
 
@@ -125,9 +126,9 @@ class TestSameOriginPosts:
             db.engine.dispose()
 
     def _login(self, client: FlaskClient, **headers: str):
-        from tests.factories import PASSWORD, csrf_from
+        from tests.factories import PASSWORD
 
-        token = csrf_from(client, "/staff/login", base_url=self.SITE)
+        token = csrf_token(client, "/staff/login", base_url=self.SITE)
         return client.post(
             "/staff/login",
             base_url=self.SITE,
@@ -181,9 +182,8 @@ class TestSameOriginPosts:
         assert response.status_code == 400
 
     def test_a_foreign_origin_is_refused_over_plain_http_too(self, client: FlaskClient) -> None:
-        from tests.factories import csrf_from
 
-        token = csrf_from(client, "/staff/login")
+        token = csrf_token(client, "/staff/login")
         response = client.post(
             "/staff/login",
             data={"email": "a@example.com", "password": "x", "csrf_token": token},

@@ -9,7 +9,6 @@ import html
 import io
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 from flask import Flask
@@ -22,8 +21,16 @@ from booking.requests.events import EventKind, RequestEvent
 from booking.requests.models import ConsultationRequest, MedicalHistory, Patient
 from booking.scheduling.models import Location
 from booking.staff.models import StaffUser
-from tests.factories import csrf_from, login, make_request, make_staff
-from tests.support import pdf_bytes, post_request, stored_files, valid_answers
+from tests.factories import make_request
+from tests.support import (
+    AuthActions,
+    Staff,
+    csrf_token,
+    pdf_bytes,
+    post_request,
+    stored_files,
+    valid_answers,
+)
 
 SINGLE_LINE = "Please remove the line breaks or invisible characters."
 MULTI_LINE = "Please remove the invisible characters"
@@ -185,21 +192,20 @@ def test_the_message_is_in_the_patients_language(app: Flask, client: FlaskClient
 
 
 @pytest.fixture
-def staff(app: Flask) -> dict[str, Any]:
+def reference(app: Flask, staff: Staff) -> str:
+    """The staff of ``staff`` and one request, by its reference."""
     with app.app_context():
-        make_staff("admin", "admin@example.com")
-        make_staff("coordinator", "coord@example.com")
-        return {"reference": make_request().reference}
+        return make_request().reference
 
 
 def signed_in(app: Flask, email: str) -> FlaskClient:
     client = app.test_client()
-    assert login(client, email).status_code == 302
+    AuthActions(client).login(email=email)
     return client
 
 
 def post_note(client: FlaskClient, reference: str, text: str):
-    token = csrf_from(client, f"/staff/requests/{reference}")
+    token = csrf_token(client, f"/staff/requests/{reference}")
     return client.post(
         f"/staff/requests/{reference}/notes", data={"note-csrf_token": token, "note-text": text}
     )
@@ -211,19 +217,17 @@ def notes(app: Flask) -> list[str | None]:
         return list(db.session.scalars(stmt))
 
 
-def test_a_staff_note_keeps_its_line_breaks(app: Flask, staff: dict[str, Any]) -> None:
+def test_a_staff_note_keeps_its_line_breaks(app: Flask, reference: str) -> None:
     coordinator = signed_in(app, "coord@example.com")
     text = "Called the patient.\r\nSends the MRI CD by post.\n\t- ask about the fall"
-    assert post_note(coordinator, staff["reference"], text).status_code == 302
+    assert post_note(coordinator, reference, text).status_code == 302
     assert notes(app) == [text]
 
 
 @pytest.mark.parametrize("text", ["Call back \u202eyadot", "Call back\x07 today"])
-def test_a_staff_note_with_other_controls_is_refused(
-    app: Flask, staff: dict[str, Any], text: str
-) -> None:
+def test_a_staff_note_with_other_controls_is_refused(app: Flask, reference: str, text: str) -> None:
     coordinator = signed_in(app, "coord@example.com")
-    response = post_note(coordinator, staff["reference"], text)
+    response = post_note(coordinator, reference, text)
     assert response.status_code == 422
     assert MULTI_LINE in field_error(response.get_data(as_text=True), "note-text")
     assert notes(app) == []
@@ -239,10 +243,10 @@ def test_a_staff_note_with_other_controls_is_refused(
     ids=["name-crlf", "address-line-feed", "name-override"],
 )
 def test_a_location_with_line_breaks_or_overrides_is_refused(
-    app: Flask, staff: dict[str, Any], name: str, address: str, field: str
+    app: Flask, reference: str, name: str, address: str, field: str
 ) -> None:
     admin = signed_in(app, "admin@example.com")
-    token = csrf_from(admin, "/staff/admin/locations")
+    token = csrf_token(admin, "/staff/admin/locations")
     response = admin.post(
         "/staff/admin/locations", data={"csrf_token": token, "name": name, "address": address}
     )
@@ -251,12 +255,10 @@ def test_a_location_with_line_breaks_or_overrides_is_refused(
     assert count(app, Location) == 0
 
 
-def test_a_staff_account_name_with_line_breaks_is_refused(
-    app: Flask, staff: dict[str, Any]
-) -> None:
+def test_a_staff_account_name_with_line_breaks_is_refused(app: Flask, reference: str) -> None:
     admin = signed_in(app, "admin@example.com")
     data = {
-        "csrf_token": csrf_from(admin, "/staff/accounts"),
+        "csrf_token": csrf_token(admin, "/staff/accounts"),
         "full_name": "Nora New\r\nBcc: all@example.com",
         "email": "nora@example.com",
         "role": "coordinator",
@@ -272,9 +274,9 @@ def test_a_staff_account_name_with_line_breaks_is_refused(
         )
 
 
-def test_the_admins_patient_search_refuses_line_breaks(app: Flask, staff: dict[str, Any]) -> None:
+def test_the_admins_patient_search_refuses_line_breaks(app: Flask, reference: str) -> None:
     admin = signed_in(app, "admin@example.com")
-    token = csrf_from(admin, "/staff/admin/privacy")
+    token = csrf_token(admin, "/staff/admin/privacy")
     response = admin.post(
         "/staff/admin/privacy",
         data={"csrf_token": token, "query": "erika.mustermann@example.com\n"},
@@ -283,11 +285,9 @@ def test_the_admins_patient_search_refuses_line_breaks(app: Flask, staff: dict[s
     assert SINGLE_LINE in field_error(response.get_data(as_text=True), "query")
 
 
-def test_sign_in_with_a_line_break_in_the_address_is_refused(
-    app: Flask, staff: dict[str, Any]
-) -> None:
+def test_sign_in_with_a_line_break_in_the_address_is_refused(app: Flask, reference: str) -> None:
     client = app.test_client()
-    token = csrf_from(client, "/staff/login")
+    token = csrf_token(client, "/staff/login")
     response = client.post(
         "/staff/login",
         data={"csrf_token": token, "email": "coord@example.com\r\n", "password": "x" * 12},

@@ -27,18 +27,14 @@ from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.requests.events import RequestEvent
 from booking.requests.models import ConsultationRequest
-from booking.scheduling.models import Location, ScheduleException, WorkingHours
+from booking.scheduling.models import AppointmentType, Location, ScheduleException, WorkingHours
 from booking.staff.models import StaffUser
 from booking.timeutil import clinic_today, now_utc
 from tests.factories import (
-    csrf_from,
-    login,
-    make_appointment_type,
-    make_hours,
-    make_location,
     make_request,
     make_staff,
 )
+from tests.support import AuthActions, Clinic, csrf_token
 
 ADMIN, COORDINATOR, SPECIALIST = "admin", "coordinator", "specialist"
 ROLES = (ADMIN, COORDINATOR, SPECIALIST)
@@ -127,24 +123,24 @@ class Case:
 
 
 def _variable_values(
-    clinic: dict[str, Any], subject: str | None, endpoint: str = ""
+    clinic: Targets, subject: str | None, endpoint: str = ""
 ) -> dict[str, list[object]]:
-    request = clinic[subject or "own"]
+    request = getattr(clinic, subject or "own")
     scheduling = endpoint.startswith("scheduling_admin.")
     return {
         "reference": [request["reference"]],
         "document_id": [request["document"]],  # the document of that same request
-        "location_id": [clinic["location"]],
+        "location_id": [clinic.location],
         # never the signed-in user; a specialist for the schedule pages
-        "user_id": [clinic["schedule_specialist"] if scheduling else clinic["target"]],
+        "user_id": [clinic.schedule_specialist if scheduling else clinic.target],
         "action": sorted(workflow.ACTIONS),
-        "type_id": [clinic["type"]],
-        "hours_id": [clinic["hours"]],
-        "exception_id": [clinic["exception"]],
+        "type_id": [clinic.type],
+        "hours_id": [clinic.hours],
+        "exception_id": [clinic.exception],
     }
 
 
-def staff_cases(app: Flask, clinic: dict[str, Any]) -> list[Case]:
+def staff_cases(app: Flask, clinic: Targets) -> list[Case]:
     cases = []
     for rule in staff_rules(app):
         unknown = set(rule.arguments) - KNOWN_VARIABLES
@@ -166,19 +162,34 @@ def staff_cases(app: Flask, clinic: dict[str, Any]) -> list[Case]:
 
 
 @pytest.fixture
-def clinic(app: Flask) -> dict[str, Any]:
-    """Staff of every role and two requests with one document each: "own" is assigned to the
-    specialist we sign in as, "other" to another specialist."""
+def working_hours() -> dict[str, tuple[str, str]]:
+    return {"weber": ("08:00", "18:00"), "okafor": ("08:00", "18:00")}
+
+
+@dataclass(frozen=True)
+class Targets(Clinic):
+    """``clinic``, a coordinator account to act on, time off for Dr. Okafor (whose schedule
+    the scheduling pages change), and two requests with one document each: "own" is assigned
+    to the specialist we sign in as (Dr. Weber), "other" to Dr. Okafor."""
+
+    emails: dict[str, str]
+    target: int
+    schedule_specialist: int
+    hours: int
+    exception: int
+    own: dict[str, Any]
+    other: dict[str, Any]
+
+
+@pytest.fixture
+def clinic(app: Flask, clinic: Clinic) -> Targets:
     with app.app_context():
-        admin = make_staff(ADMIN, "admin@example.com")
-        coordinator = make_staff(COORDINATOR, "coord@example.com")
-        weber = make_staff(SPECIALIST, "weber@example.com", full_name="Dr. Weber")
-        okafor = make_staff(SPECIALIST, "okafor@example.com", full_name="Dr. Okafor")
+        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
+        weber = db.session.get(StaffUser, clinic.weber.id)
+        okafor = db.session.get(StaffUser, clinic.okafor.id)
+        location = db.session.get(Location, clinic.location)
+        appointment_type = db.session.get(AppointmentType, clinic.type)
         target = make_staff(COORDINATOR, "target@example.com")
-        location = make_location()
-        appointment_type = make_appointment_type(minutes=30)
-        for specialist in (weber, okafor):
-            make_hours(specialist, location, range(7), "08:00", "18:00")
         hours = db.session.scalars(
             select(WorkingHours).where(WorkingHours.specialist_id == okafor.id)
         ).first()
@@ -199,29 +210,28 @@ def clinic(app: Flask) -> dict[str, Any]:
                 coordinator,
                 workflow.Slot(appointment_type, specialist, location, day, time(hour)),
             )
-        return {
-            "emails": {
-                ADMIN: admin.email,
-                COORDINATOR: coordinator.email,
-                SPECIALIST: weber.email,
+        return Targets(
+            **vars(clinic),
+            emails={
+                ADMIN: clinic.admin.email,
+                COORDINATOR: clinic.coordinator.email,
+                SPECIALIST: clinic.weber.email,
             },
-            "target": target.id,
-            "location": location.id,
-            "schedule_specialist": okafor.id,
-            "type": appointment_type.id,
-            "hours": hours.id,
-            "exception": exception.id,
-            "own": {
+            target=target.id,
+            schedule_specialist=okafor.id,
+            hours=hours.id,
+            exception=exception.id,
+            own={
                 "reference": own.reference,
                 "document": own.documents[0].id,
                 "patient": "Anna Assigned",
             },
-            "other": {
+            other={
                 "reference": other.reference,
                 "document": other.documents[0].id,
                 "patient": "Otto Other",
             },
-        }
+        )
 
 
 def snapshot(app: Flask) -> dict[str, Any]:
@@ -304,7 +314,7 @@ def test_every_staff_endpoint_is_classified(app: Flask) -> None:
     assert not stale, f"ACCESS names endpoints the app no longer has: {stale}"
 
 
-def test_the_url_list_covers_the_known_staff_pages(app: Flask, clinic: dict[str, Any]) -> None:
+def test_the_url_list_covers_the_known_staff_pages(app: Flask, clinic: Targets) -> None:
     """Guards the URL-map walk itself: if it silently found nothing, the checks below would
     pass vacuously."""
     covered = {(case.endpoint, case.method) for case in staff_cases(app, clinic)}
@@ -330,13 +340,13 @@ def test_the_url_list_covers_the_known_staff_pages(app: Flask, clinic: dict[str,
 
 
 def test_anonymous_visitors_are_refused_everywhere(
-    app: Flask, client: FlaskClient, clinic: dict[str, Any]
+    app: Flask, client: FlaskClient, clinic: Targets
 ) -> None:
     cases = staff_cases(app, clinic)
     before = snapshot(app)
-    token = csrf_from(client, "/staff/login")  # a visitor can get a valid token here
+    token = csrf_token(client, "/staff/login")  # a visitor can get a valid token here
     problems = []
-    patients = [clinic["own"]["patient"], clinic["other"]["patient"]]
+    patients = [clinic.own["patient"], clinic.other["patient"]]
     for case in cases:
         if case.method == "GET":
             response = send(client, case, None)
@@ -362,11 +372,11 @@ def test_anonymous_visitors_are_refused_everywhere(
 
 @pytest.mark.parametrize("role", ROLES)
 def test_each_role_gets_exactly_what_the_table_allows(
-    app: Flask, client: FlaskClient, clinic: dict[str, Any], role: str
+    app: Flask, client: FlaskClient, clinic: Targets, role: str
 ) -> None:
     cases = staff_cases(app, clinic)
-    assert login(client, clinic["emails"][role]).status_code == 302
-    token = csrf_from(client, "/staff/")
+    AuthActions(client).login(email=clinic.emails[role])
+    token = csrf_token(client, "/staff/")
     problems = []
 
     # Refused first, and they must change nothing.
@@ -387,7 +397,7 @@ def test_each_role_gets_exactly_what_the_table_allows(
             problems.append(f"{case}: {response.status_code}, expected {expected}")
         elif case.subject == "other":
             page = response.get_data(as_text=True)
-            if clinic["other"]["patient"] in page:
+            if clinic.other["patient"] in page:
                 problems.append(f"{case}: shows the other request's patient")
     assert not problems, f"{role} was not refused as the table says:\n" + "\n".join(problems)
     assert snapshot(app) == before, f"a request refused to the {role} changed the database"
@@ -408,11 +418,11 @@ def test_each_role_gets_exactly_what_the_table_allows(
 
 
 def test_a_specialist_cannot_reach_another_specialists_request(
-    app: Flask, client: FlaskClient, clinic: dict[str, Any]
+    app: Flask, client: FlaskClient, clinic: Targets
 ) -> None:
-    own, other = clinic["own"], clinic["other"]
-    login(client, clinic["emails"][SPECIALIST])
-    token = csrf_from(client, f"/staff/requests/{own['reference']}")
+    own, other = clinic.own, clinic.other
+    AuthActions(client).attempt(clinic.emails[SPECIALIST])
+    token = csrf_token(client, f"/staff/requests/{own['reference']}")
 
     # Their own request opens, so the refusals below are about the reference alone.
     page = client.get(f"/staff/requests/{own['reference']}")
@@ -443,10 +453,10 @@ def test_a_specialist_cannot_reach_another_specialists_request(
 
 
 def test_a_document_of_another_request_is_refused_even_to_a_coordinator(
-    app: Flask, client: FlaskClient, clinic: dict[str, Any]
+    app: Flask, client: FlaskClient, clinic: Targets
 ) -> None:
-    own, other = clinic["own"], clinic["other"]
-    login(client, clinic["emails"][COORDINATOR])
+    own, other = clinic.own, clinic.other
+    AuthActions(client).attempt(clinic.emails[COORDINATOR])
     for reference, document in (
         (own["reference"], own["document"]),
         (other["reference"], other["document"]),

@@ -9,12 +9,14 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
+from argon2 import PasswordHasher, extract_parameters
 from flask import Flask
 from flask.testing import FlaskClient
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import delete, func, select, update
 from werkzeug.test import TestResponse
 
+from booking import create_app
 from booking.audit.models import AuditEvent, AuditTrailIsAppendOnly
 from booking.audit.services import record
 from booking.extensions import db
@@ -23,7 +25,9 @@ from booking.staff import auth
 from booking.staff.models import StaffRole, StaffSession, StaffUser
 from booking.staff.services import set_staff_active
 from booking.timeutil import now_utc
-from tests.factories import PASSWORD, csrf_from, login, make_staff
+from config import Config, DevelopmentConfig, ProductionConfig, TestingConfig
+from tests.factories import PASSWORD, make_staff
+from tests.support import AuthActions, Staff, csrf_token
 
 NEW_PASSWORD = "a brand new passphrase 2026"
 RESET_LINK = re.compile(r"(https?://[^/\s\"<>]+)/staff/password/reset/([A-Za-z0-9_.\-]+)")
@@ -31,19 +35,6 @@ ALERT = re.compile(r'<div class="alert[^"]*"[^>]*>(.*?)</div>', re.S)
 CSRF_VALUE = re.compile(r'(name="csrf_token"[^>]*value=")[^"]+(")')
 SAME_WORDS = "That email address and password do not match."
 RESET_SENT = "If an account uses that address, we have sent it a link"
-
-
-@pytest.fixture
-def staff(app: Flask) -> dict[str, Any]:
-    with app.app_context():
-        admin = make_staff("admin", "admin@example.com", full_name="Ada Admin")
-        coordinator = make_staff("coordinator", "coord@example.com", full_name="Cora Coord")
-        return {
-            "admin": admin.email,
-            "admin_id": admin.id,
-            "coordinator": coordinator.email,
-            "coordinator_id": coordinator.id,
-        }
 
 
 def audit(app: Flask, action: str) -> list[AuditEvent]:
@@ -87,11 +78,11 @@ def alerts(response: TestResponse) -> list[str]:
 
 
 def logout(client: FlaskClient) -> TestResponse:
-    return client.post("/staff/logout", data={"csrf_token": csrf_from(client, "/staff/")})
+    return client.post("/staff/logout", data={"csrf_token": csrf_token(client, "/staff/")})
 
 
 def forgot(client: FlaskClient, email: str) -> TestResponse:
-    token = csrf_from(client, "/staff/password/forgot")
+    token = csrf_token(client, "/staff/password/forgot")
     return client.post(
         "/staff/password/forgot",
         data={"email": email, "csrf_token": token},
@@ -108,7 +99,7 @@ def reset_path(email: OutboxEmail) -> str:
 def choose_password(
     client: FlaskClient, path: str, password: str = NEW_PASSWORD, confirm: str | None = None
 ) -> TestResponse:
-    token = csrf_from(client, path)
+    token = csrf_token(client, path)
     return client.post(
         path,
         data={
@@ -122,22 +113,75 @@ def choose_password(
 # Signing in and out ---------------------------------------------------------------------------
 
 
+COST_SETTINGS = (
+    "PASSWORD_HASH_TIME_COST",
+    "PASSWORD_HASH_MEMORY_COST",
+    "PASSWORD_HASH_PARALLELISM",
+)
+
+
+def hash_cost(config: Any) -> tuple[int, int, int]:
+    return tuple(
+        config[name] if isinstance(config, dict) else getattr(config, name)
+        for name in COST_SETTINGS
+    )
+
+
+def test_only_the_tests_hash_passwords_cheaply() -> None:
+    recommended = PasswordHasher()  # argon2-cffi's own (RFC 9106 low-memory) parameters
+    full = (recommended.time_cost, recommended.memory_cost, recommended.parallelism)
+    for config in (Config, DevelopmentConfig, ProductionConfig):
+        assert hash_cost(config) == full, config.__name__
+    assert hash_cost(TestingConfig) == (1, 8, 1)
+
+
+def test_hashes_follow_the_apps_cost_and_cheaper_ones_are_upgraded_at_sign_in(
+    app: Flask, app_settings: dict[str, Any]
+) -> None:
+    with app.app_context():
+        user_id = make_staff("coordinator", "cheap@example.com").id
+        cheap_hash = db.session.get(StaffUser, user_id).password_hash
+    cheap = extract_parameters(cheap_hash)
+    assert (cheap.time_cost, cheap.memory_cost, cheap.parallelism) == hash_cost(TestingConfig)
+
+    full_cost = {name: getattr(ProductionConfig, name) for name in COST_SETTINGS}
+    full_app = create_app({**app_settings, **full_cost})
+    try:
+        with full_app.app_context():
+            user = db.session.get(StaffUser, user_id)
+            # A hash made at a lower cost still verifies (its parameters travel with it).
+            assert auth.verify_password(user, PASSWORD)
+            assert not auth.verify_password(user, "not the password at all")
+            assert auth.needs_rehash(user)
+            db.session.remove()
+        AuthActions(full_app.test_client()).login(email="cheap@example.com")
+        with full_app.app_context():
+            upgraded = extract_parameters(db.session.get(StaffUser, user_id).password_hash)
+            db.session.remove()
+        assert (upgraded.time_cost, upgraded.memory_cost, upgraded.parallelism) == hash_cost(
+            full_cost
+        )
+    finally:
+        with full_app.app_context():
+            db.engine.dispose()
+
+
 def test_signing_in_goes_to_the_queue_and_is_audited(
-    app: Flask, client: FlaskClient, staff: dict[str, Any]
+    app: Flask, client: FlaskClient, staff: Staff
 ) -> None:
     assert not signed_in(client)
-    response = login(client, staff["coordinator"])
+    response = AuthActions(client).attempt(staff.coordinator.email)
     assert response.status_code == 302
     assert response.headers["Location"] == "/staff/"
     assert signed_in(client)
 
     (row,) = audit(app, "login")
-    assert row.actor_id == staff["coordinator_id"]
-    assert row.actor_email == staff["coordinator"]
-    assert row.target_type == "staff" and row.target_id == str(staff["coordinator_id"])
+    assert row.actor_id == staff.coordinator.id
+    assert row.actor_email == staff.coordinator.email
+    assert row.target_type == "staff" and row.target_id == str(staff.coordinator.id)
     assert row.ip_address == "127.0.0.1"
     assert audit(app, "login_failed") == []
-    user = account(app, staff["coordinator"])
+    user = account(app, staff.coordinator.email)
     assert user is not None and user.last_login_at is not None
 
 
@@ -148,22 +192,22 @@ def _comparable(response: TestResponse, typed_email: str) -> str:
 
 
 def test_a_wrong_password_and_an_unknown_address_look_the_same(
-    app: Flask, client: FlaskClient, staff: dict[str, Any]
+    app: Flask, client: FlaskClient, staff: Staff
 ) -> None:
-    wrong_password = login(client, staff["coordinator"], "not the password at all")
-    unknown = login(client, "nobody@example.com", PASSWORD)
+    wrong_password = AuthActions(client).attempt(staff.coordinator.email, "not the password at all")
+    unknown = AuthActions(client).attempt("nobody@example.com", PASSWORD)
 
     assert wrong_password.status_code == unknown.status_code == 401
     assert SAME_WORDS in wrong_password.get_data(as_text=True)
-    assert _comparable(wrong_password, staff["coordinator"]) == _comparable(
+    assert _comparable(wrong_password, staff.coordinator.email) == _comparable(
         unknown, "nobody@example.com"
     )
     assert not signed_in(client)
 
     first, second = audit(app, "login_failed")
     assert first.details == {"reason": "wrong password"}
-    assert first.target_id == str(staff["coordinator_id"])
-    assert first.actor_email == staff["coordinator"]
+    assert first.target_id == str(staff.coordinator.id)
+    assert first.actor_email == staff.coordinator.email
     assert second.details == {"reason": "unknown account"}
     assert second.target_id is None
     assert second.actor_email == "nobody@example.com"
@@ -173,15 +217,13 @@ def test_a_wrong_password_and_an_unknown_address_look_the_same(
     assert audit(app, "login") == []
 
 
-def test_an_inactive_account_cannot_sign_in(
-    app: Flask, client: FlaskClient, staff: dict[str, Any]
-) -> None:
+def test_an_inactive_account_cannot_sign_in(app: Flask, client: FlaskClient, staff: Staff) -> None:
     with app.app_context():
-        admin = db.session.get(StaffUser, staff["admin_id"])
-        user = db.session.get(StaffUser, staff["coordinator_id"])
+        admin = db.session.get(StaffUser, staff.admin.id)
+        user = db.session.get(StaffUser, staff.coordinator.id)
         set_staff_active(user, False, actor=admin)
 
-    response = login(client, staff["coordinator"])  # the right password
+    response = AuthActions(client).attempt(staff.coordinator.email)  # the right password
     assert response.status_code == 401
     assert SAME_WORDS in response.get_data(as_text=True)
     assert not signed_in(client)
@@ -191,9 +233,9 @@ def test_an_inactive_account_cannot_sign_in(
 
 
 def test_signing_out_ends_the_session_and_is_audited(
-    app: Flask, client: FlaskClient, staff: dict[str, Any]
+    app: Flask, client: FlaskClient, staff: Staff
 ) -> None:
-    login(client, staff["coordinator"])
+    AuthActions(client).attempt(staff.coordinator.email)
     # Without the form's token nothing happens: a third-party page cannot sign staff out.
     assert client.post("/staff/logout").status_code == 400
     assert signed_in(client)
@@ -205,7 +247,7 @@ def test_signing_out_ends_the_session_and_is_audited(
     assert "You are signed out." in alerts(client.get(response.headers["Location"]))
     assert not signed_in(client)
     (row,) = audit(app, "logout")
-    assert row.actor_id == staff["coordinator_id"]
+    assert row.actor_id == staff.coordinator.id
     assert row.ip_address == "127.0.0.1"
 
 
@@ -223,12 +265,12 @@ def test_signing_out_ends_the_session_and_is_audited(
     ],
 )
 def test_next_only_leads_to_staff_pages_on_this_site(
-    client: FlaskClient, staff: dict[str, Any], target: str, lands_on: str
+    client: FlaskClient, staff: Staff, target: str, lands_on: str
 ) -> None:
     path = f"/staff/login?next={quote(target, safe='')}"
-    token = csrf_from(client, path)
+    token = csrf_token(client, path)
     response = client.post(
-        path, data={"email": staff["coordinator"], "password": PASSWORD, "csrf_token": token}
+        path, data={"email": staff.coordinator.email, "password": PASSWORD, "csrf_token": token}
     )
     assert response.status_code == 302
     assert response.headers["Location"] == lands_on
@@ -241,12 +283,15 @@ class TestRateLimit:
         return app_settings
 
     def test_the_fourth_sign_in_attempt_in_a_minute_is_refused(
-        self, app: Flask, client: FlaskClient, staff: dict[str, Any]
+        self, app: Flask, client: FlaskClient, staff: Staff
     ) -> None:
         for _ in range(3):
-            assert login(client, staff["coordinator"], "guessing again").status_code == 401
+            assert (
+                AuthActions(client).attempt(staff.coordinator.email, "guessing again").status_code
+                == 401
+            )
         # Even the right password waits: the limit is on attempts, not on failures.
-        response = login(client, staff["coordinator"])
+        response = AuthActions(client).attempt(staff.coordinator.email)
         assert response.status_code == 429
         page = response.get_data(as_text=True)
         assert "Too many attempts" in page
@@ -259,13 +304,13 @@ class TestRateLimit:
         assert client.get("/staff/login").status_code == 200
 
     def test_reset_emails_are_limited_too(
-        self, app: Flask, client: FlaskClient, staff: dict[str, Any]
+        self, app: Flask, client: FlaskClient, staff: Staff
     ) -> None:
         for _ in range(3):
-            assert forgot(client, staff["coordinator"]).status_code == 200
-        token = csrf_from(client, "/staff/password/forgot")
+            assert forgot(client, staff.coordinator.email).status_code == 200
+        token = csrf_token(client, "/staff/password/forgot")
         response = client.post(
-            "/staff/password/forgot", data={"email": staff["coordinator"], "csrf_token": token}
+            "/staff/password/forgot", data={"email": staff.coordinator.email, "csrf_token": token}
         )
         assert response.status_code == 429
         assert "Too many attempts" in response.get_data(as_text=True)
@@ -292,10 +337,10 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 
 def test_an_idle_session_is_signed_out(
-    app: Flask, client: FlaskClient, staff: dict[str, Any], clock: Clock
+    app: Flask, client: FlaskClient, staff: Staff, clock: Clock
 ) -> None:
     idle = app.config["STAFF_IDLE_MINUTES"]
-    login(client, staff["coordinator"])
+    AuthActions(client).attempt(staff.coordinator.email)
     assert signed_in(client)
 
     clock.advance(minutes=idle - 1)  # still within the limit
@@ -321,9 +366,9 @@ def _copy_session_cookie(source: FlaskClient, target: FlaskClient) -> None:
 
 
 def test_a_cookie_copied_before_signing_out_is_refused_after_it(
-    app: Flask, client: FlaskClient, staff: dict[str, Any]
+    app: Flask, client: FlaskClient, staff: Staff
 ) -> None:
-    login(client, staff["coordinator"])
+    AuthActions(client).attempt(staff.coordinator.email)
     thief = app.test_client()
     _copy_session_cookie(client, thief)
     assert signed_in(thief), "the copy works while the session lasts"
@@ -336,21 +381,21 @@ def test_a_cookie_copied_before_signing_out_is_refused_after_it(
 
 
 def test_signing_out_ends_only_this_browsers_session(
-    app: Flask, client: FlaskClient, staff: dict[str, Any]
+    app: Flask, client: FlaskClient, staff: Staff
 ) -> None:
     other_browser = app.test_client()
-    login(client, staff["coordinator"])
-    login(other_browser, staff["coordinator"])
+    AuthActions(client).attempt(staff.coordinator.email)
+    AuthActions(other_browser).attempt(staff.coordinator.email)
     logout(client)
     assert signed_in(other_browser)
 
 
 def test_a_session_ends_at_its_absolute_lifetime_however_busy(
-    app: Flask, client: FlaskClient, staff: dict[str, Any], clock: Clock
+    app: Flask, client: FlaskClient, staff: Staff, clock: Clock
 ) -> None:
     hours = app.config["STAFF_SESSION_HOURS"]
     assert hours == 12  # the documented default
-    login(client, staff["coordinator"])
+    AuthActions(client).attempt(staff.coordinator.email)
     copy = app.test_client()
     _copy_session_cookie(client, copy)
     # Busy all day: a page every 20 minutes never lets it go idle ...
@@ -367,53 +412,51 @@ def test_a_session_ends_at_its_absolute_lifetime_however_busy(
     assert "Your session reached its time limit. Please sign in again." in alerts(page)
     assert not signed_in(client)
     assert not signed_in(copy)
-    assert login(client, staff["coordinator"]).status_code == 302
+    AuthActions(client).login(email=staff.coordinator.email)
     assert signed_in(client)
 
 
-def test_a_password_change_or_deactivation_ends_every_session(
-    app: Flask, staff: dict[str, Any]
-) -> None:
+def test_a_password_change_or_deactivation_ends_every_session(app: Flask, staff: Staff) -> None:
     browsers = [app.test_client() for _ in range(2)]
     for browser in browsers:
-        login(browser, staff["coordinator"])
+        AuthActions(browser).attempt(staff.coordinator.email)
     with app.app_context():
         from booking.staff.services import set_password
 
-        set_password(db.session.get(StaffUser, staff["coordinator_id"]), NEW_PASSWORD)
+        set_password(db.session.get(StaffUser, staff.coordinator.id), NEW_PASSWORD)
         reasons = set(db.session.scalars(select(StaffSession.end_reason)))
     assert reasons == {"password_changed"}
     assert not any(signed_in(b) for b in browsers)
-    login(browsers[0], staff["coordinator"], NEW_PASSWORD)
+    AuthActions(browsers[0]).attempt(staff.coordinator.email, NEW_PASSWORD)
     with app.app_context():
-        admin = db.session.get(StaffUser, staff["admin_id"])
-        set_staff_active(db.session.get(StaffUser, staff["coordinator_id"]), False, actor=admin)
+        admin = db.session.get(StaffUser, staff.admin.id)
+        set_staff_active(db.session.get(StaffUser, staff.coordinator.id), False, actor=admin)
         last = db.session.scalars(select(StaffSession).order_by(StaffSession.id.desc())).first()
         assert last.end_reason == "deactivated"
     assert not signed_in(browsers[0])
 
 
 def test_signing_in_again_after_a_long_break_is_not_an_idle_session(
-    app: Flask, client: FlaskClient, staff: dict[str, Any], clock: Clock
+    app: Flask, client: FlaskClient, staff: Staff, clock: Clock
 ) -> None:
     def two_hours_pass() -> None:
         # The browser keeps its session cookie meanwhile (whatever the app left in it).
         clock.advance(hours=2)
 
     # After signing out ...
-    login(client, staff["coordinator"])
+    AuthActions(client).attempt(staff.coordinator.email)
     assert signed_in(client)
     logout(client)
     two_hours_pass()
-    assert login(client, staff["coordinator"]).status_code == 302
+    AuthActions(client).login(email=staff.coordinator.email)
     assert signed_in(client), "a fresh sign-in after signing out was ended as idle"
 
     # ... and after being signed out by a password change made elsewhere.
-    forgot(app.test_client(), staff["coordinator"])
+    forgot(app.test_client(), staff.coordinator.email)
     assert choose_password(app.test_client(), reset_path(reset_emails(app)[0])).status_code == 302
     assert not signed_in(client)
     two_hours_pass()
-    assert login(client, staff["coordinator"], NEW_PASSWORD).status_code == 302
+    AuthActions(client).login(email=staff.coordinator.email, password=NEW_PASSWORD)
     assert signed_in(client), "a fresh sign-in after a password change was ended as idle"
 
 
@@ -421,12 +464,12 @@ def test_signing_in_again_after_a_long_break_is_not_an_idle_session(
 
 
 def test_password_reset_from_request_to_new_password(
-    app: Flask, client: FlaskClient, staff: dict[str, Any]
+    app: Flask, client: FlaskClient, staff: Staff
 ) -> None:
     page = forgot(client, "  COORD@example.com ")  # typed as people type
     assert any(RESET_SENT in alert for alert in alerts(page))
     (email,) = reset_emails(app)
-    assert email.recipient == staff["coordinator"]
+    assert email.recipient == staff.coordinator.email
     assert email.request_id is None
     match = RESET_LINK.search(email.body_text)
     assert match and match.group(1) == app.config["PUBLIC_BASE_URL"].rstrip("/")
@@ -434,7 +477,7 @@ def test_password_reset_from_request_to_new_password(
     path = reset_path(email)
     (requested,) = audit(app, "password_reset_requested")
     assert requested.details == {"sent": True}
-    assert requested.target_id == str(staff["coordinator_id"])
+    assert requested.target_id == str(staff.coordinator.id)
 
     form = client.get(path)
     assert form.status_code == 200
@@ -450,10 +493,10 @@ def test_password_reset_from_request_to_new_password(
     assert response.status_code == 302
     assert urlsplit(response.headers["Location"]).path == "/staff/login"
     (changed,) = audit(app, "password_changed")
-    assert changed.target_id == str(staff["coordinator_id"])
+    assert changed.target_id == str(staff.coordinator.id)
 
-    assert login(client, staff["coordinator"], PASSWORD).status_code == 401
-    assert login(client, staff["coordinator"], NEW_PASSWORD).status_code == 302
+    assert AuthActions(client).attempt(staff.coordinator.email, PASSWORD).status_code == 401
+    AuthActions(client).login(email=staff.coordinator.email, password=NEW_PASSWORD)
     assert signed_in(client)
     logout(client)
 
@@ -461,7 +504,7 @@ def test_password_reset_from_request_to_new_password(
     again = client.get(path)
     assert again.status_code == 400
     assert "This link no longer works" in again.get_data(as_text=True)
-    token = csrf_from(client, "/staff/login")
+    token = csrf_token(client, "/staff/login")
     reused = client.post(
         path,
         data={
@@ -471,22 +514,22 @@ def test_password_reset_from_request_to_new_password(
         },
     )
     assert reused.status_code == 400
-    assert login(client, staff["coordinator"], NEW_PASSWORD).status_code == 302
+    AuthActions(client).login(email=staff.coordinator.email, password=NEW_PASSWORD)
 
 
 def test_an_unknown_or_inactive_address_gets_the_same_answer_and_no_email(
-    app: Flask, client: FlaskClient, staff: dict[str, Any]
+    app: Flask, client: FlaskClient, staff: Staff
 ) -> None:
-    known = alerts(forgot(client, staff["coordinator"]))
+    known = alerts(forgot(client, staff.coordinator.email))
     assert any(RESET_SENT in alert for alert in known)
     assert alerts(forgot(client, "nobody@example.com")) == known
 
     with app.app_context():
-        admin = db.session.get(StaffUser, staff["admin_id"])
-        set_staff_active(db.session.get(StaffUser, staff["coordinator_id"]), False, actor=admin)
-    assert alerts(forgot(client, staff["coordinator"])) == known
+        admin = db.session.get(StaffUser, staff.admin.id)
+        set_staff_active(db.session.get(StaffUser, staff.coordinator.id), False, actor=admin)
+    assert alerts(forgot(client, staff.coordinator.email)) == known
 
-    assert [e.recipient for e in reset_emails(app)] == [staff["coordinator"]]
+    assert [e.recipient for e in reset_emails(app)] == [staff.coordinator.email]
     assert [row.details for row in audit(app, "password_reset_requested")] == [
         {"sent": True},
         {"sent": False},
@@ -495,9 +538,9 @@ def test_an_unknown_or_inactive_address_gets_the_same_answer_and_no_email(
 
 
 def test_forged_tampered_and_expired_reset_links_are_refused(
-    app: Flask, client: FlaskClient, staff: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    app: Flask, client: FlaskClient, staff: Staff, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    forgot(client, staff["coordinator"])
+    forgot(client, staff.coordinator.email)
     path = reset_path(reset_emails(app)[0])
     token = path.rsplit("/", 1)[1]
     payload, stamp, signature = token.split(".")
@@ -511,7 +554,7 @@ def test_forged_tampered_and_expired_reset_links_are_refused(
     tampered = f"{payload}.{stamp}.{signature[:middle]}{flipped}{signature[middle + 1 :]}"
     assert refused(tampered)
     with app.app_context():
-        user = db.session.get(StaffUser, staff["coordinator_id"])
+        user = db.session.get(StaffUser, staff.coordinator.id)
         claims = {"id": user.id, "pw": user.password_hash[-16:]}
     forged = URLSafeTimedSerializer("not-the-secret", salt="staff-password-reset").dumps(claims)
     assert refused(forged)
@@ -530,7 +573,7 @@ def test_forged_tampered_and_expired_reset_links_are_refused(
     assert client.get(path).status_code == 200
     later(lifetime + 60)
     assert refused(token)
-    token_field = csrf_from(client, "/staff/login")
+    token_field = csrf_token(client, "/staff/login")
     response = client.post(
         path, data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD, "csrf_token": token_field}
     )
@@ -539,29 +582,29 @@ def test_forged_tampered_and_expired_reset_links_are_refused(
 
 
 def test_a_reset_link_stops_working_when_the_account_is_deactivated(
-    app: Flask, client: FlaskClient, staff: dict[str, Any]
+    app: Flask, client: FlaskClient, staff: Staff
 ) -> None:
-    forgot(client, staff["coordinator"])
+    forgot(client, staff.coordinator.email)
     path = reset_path(reset_emails(app)[0])
     assert client.get(path).status_code == 200
     with app.app_context():
-        admin = db.session.get(StaffUser, staff["admin_id"])
-        set_staff_active(db.session.get(StaffUser, staff["coordinator_id"]), False, actor=admin)
+        admin = db.session.get(StaffUser, staff.admin.id)
+        set_staff_active(db.session.get(StaffUser, staff.coordinator.id), False, actor=admin)
     assert client.get(path).status_code == 400
 
 
-def test_a_new_password_signs_out_every_other_session(app: Flask, staff: dict[str, Any]) -> None:
+def test_a_new_password_signs_out_every_other_session(app: Flask, staff: Staff) -> None:
     office, laptop, anonymous = app.test_client(), app.test_client(), app.test_client()
     for browser in (office, laptop):
-        login(browser, staff["coordinator"])
+        AuthActions(browser).attempt(staff.coordinator.email)
         assert signed_in(browser)
 
-    forgot(anonymous, staff["coordinator"])
+    forgot(anonymous, staff.coordinator.email)
     assert choose_password(anonymous, reset_path(reset_emails(app)[0])).status_code == 302
 
     assert not signed_in(office)
     assert not signed_in(laptop)
-    assert login(laptop, staff["coordinator"], NEW_PASSWORD).status_code == 302
+    AuthActions(laptop).login(email=staff.coordinator.email, password=NEW_PASSWORD)
     assert signed_in(laptop)
 
 
@@ -576,12 +619,12 @@ def create_account(client: FlaskClient, **fields: str) -> TestResponse:
         "password": "nora's long passphrase",
         **fields,
     }
-    data["csrf_token"] = csrf_from(client, "/staff/accounts")
+    data["csrf_token"] = csrf_token(client, "/staff/accounts")
     return client.post("/staff/accounts", data=data)
 
 
 def set_active(client: FlaskClient, user_id: int, active: bool) -> TestResponse:
-    token = csrf_from(client, "/staff/accounts")
+    token = csrf_token(client, "/staff/accounts")
     return client.post(
         f"/staff/accounts/{user_id}/active",
         data={"csrf_token": token, "active": "1" if active else "0"},
@@ -590,9 +633,9 @@ def set_active(client: FlaskClient, user_id: int, active: bool) -> TestResponse:
 
 
 def test_an_admin_creates_a_coordinator_who_can_sign_in(
-    app: Flask, client: FlaskClient, staff: dict[str, Any]
+    app: Flask, client: FlaskClient, staff: Staff
 ) -> None:
-    login(client, staff["admin"])
+    AuthActions(client).attempt(staff.admin.email)
     response = create_account(client)
     assert response.status_code == 302
     assert urlsplit(response.headers["Location"]).path == "/staff/accounts"
@@ -602,21 +645,21 @@ def test_an_admin_creates_a_coordinator_who_can_sign_in(
     assert nora is not None and nora.role == StaffRole.COORDINATOR and nora.active
     assert nora.password_hash != "nora's long passphrase"
     (created,) = [row for row in audit(app, "staff_created") if row.target_id == str(nora.id)]
-    assert created.actor_id == staff["admin_id"]
+    assert created.actor_id == staff.admin.id
     assert created.target_id == str(nora.id)
     assert created.details["role"] == "coordinator"
 
     browser = app.test_client()
-    assert login(browser, "nora@example.com", "nora's long passphrase").status_code == 302
+    AuthActions(browser).login(email="nora@example.com", password="nora's long passphrase")
     assert signed_in(browser)
     assert client.get("/staff/insights").status_code == 200  # a coordinator's page
     assert browser.get("/staff/accounts").status_code == 403  # not an admin's
 
 
 def test_creating_an_account_twice_says_why_and_creates_nothing(
-    app: Flask, client: FlaskClient, staff: dict[str, Any]
+    app: Flask, client: FlaskClient, staff: Staff
 ) -> None:
-    login(client, staff["admin"])
+    AuthActions(client).attempt(staff.admin.email)
     assert create_account(client).status_code == 302
     duplicate = create_account(client, email="NORA@Example.com", full_name="Nora Again")
     assert duplicate.status_code == 422
@@ -626,44 +669,50 @@ def test_creating_an_account_twice_says_why_and_creates_nothing(
     assert "Use at least 12 characters." in short.get_data(as_text=True)
     with app.app_context():
         emails = db.session.scalars(select(StaffUser.email).order_by(StaffUser.email)).all()
-    assert emails == ["admin@example.com", "coord@example.com", "nora@example.com"]
-    assert len(audit(app, "staff_created")) == 3  # the two fixtures and Nora
+    assert emails == [
+        "admin@example.com",
+        "coord@example.com",
+        "nora@example.com",
+        "okafor@example.com",
+        "weber@example.com",
+    ]
+    assert len(audit(app, "staff_created")) == 5  # the staff fixture's four and Nora
 
 
 def test_an_admin_deactivates_and_reactivates_an_account(
-    app: Flask, client: FlaskClient, staff: dict[str, Any]
+    app: Flask, client: FlaskClient, staff: Staff
 ) -> None:
     coordinator = app.test_client()
-    login(coordinator, staff["coordinator"])
+    AuthActions(coordinator).attempt(staff.coordinator.email)
     assert signed_in(coordinator)
-    login(client, staff["admin"])
+    AuthActions(client).attempt(staff.admin.email)
 
-    page = set_active(client, staff["coordinator_id"], False)
+    page = set_active(client, staff.coordinator.id, False)
     assert "Cora Coord can no longer sign in." in alerts(page)
-    assert not account(app, staff["coordinator"]).active  # type: ignore[union-attr]
+    assert not account(app, staff.coordinator.email).active  # type: ignore[union-attr]
     assert not signed_in(coordinator), "a deactivated account must be signed out at once"
-    assert login(coordinator, staff["coordinator"]).status_code == 401
+    assert AuthActions(coordinator).attempt(staff.coordinator.email).status_code == 401
     (off,) = audit(app, "staff_deactivated")
-    assert off.actor_id == staff["admin_id"]
-    assert off.target_id == str(staff["coordinator_id"])
+    assert off.actor_id == staff.admin.id
+    assert off.target_id == str(staff.coordinator.id)
     assert off.details == {"active": {"before": True, "after": False}}
 
-    page = set_active(client, staff["coordinator_id"], True)
+    page = set_active(client, staff.coordinator.id, True)
     assert "Cora Coord can sign in again." in alerts(page)
     (on,) = audit(app, "staff_activated")
-    assert on.actor_id == staff["admin_id"]
+    assert on.actor_id == staff.admin.id
     assert on.details == {"active": {"before": False, "after": True}}
-    assert login(coordinator, staff["coordinator"]).status_code == 302
+    AuthActions(coordinator).login(email=staff.coordinator.email)
     assert signed_in(coordinator)
 
 
 def test_an_admin_cannot_deactivate_themselves(
-    app: Flask, client: FlaskClient, staff: dict[str, Any]
+    app: Flask, client: FlaskClient, staff: Staff
 ) -> None:
-    login(client, staff["admin"])
-    page = set_active(client, staff["admin_id"], False)
+    AuthActions(client).attempt(staff.admin.email)
+    page = set_active(client, staff.admin.id, False)
     assert "You cannot deactivate your own account." in alerts(page)
-    assert account(app, staff["admin"]).active  # type: ignore[union-attr]
+    assert account(app, staff.admin.email).active  # type: ignore[union-attr]
     assert signed_in(client)
     assert audit(app, "staff_deactivated") == []
 
@@ -686,7 +735,7 @@ def test_create_admin_command(app: Flask, client: FlaskClient) -> None:
     boss = account(app, "boss@example.com")
     assert boss is not None and boss.role == StaffRole.ADMIN and boss.active
 
-    assert login(client, "boss@example.com", "the boss's passphrase").status_code == 302
+    AuthActions(client).login(email="boss@example.com", password="the boss's passphrase")
     assert client.get("/staff/accounts").status_code == 200
 
 
@@ -740,14 +789,12 @@ def test_audit_rows_cannot_be_changed_in_bulk(app: Flask, audit_row: int, statem
     assert count and _stored(app, audit_row) == ("test_event", {"n": 1})
 
 
-def test_create_admin_refuses_an_address_in_use_with_a_message(
-    app: Flask, staff: dict[str, Any]
-) -> None:
+def test_create_admin_refuses_an_address_in_use_with_a_message(app: Flask, staff: Staff) -> None:
     result = app.test_cli_runner().invoke(
         args=[
             "create-admin",
             "--email",
-            staff["coordinator"].upper(),
+            staff.coordinator.email.upper(),
             "--name",
             "Someone Else",
             "--password",
@@ -757,7 +804,7 @@ def test_create_admin_refuses_an_address_in_use_with_a_message(
     assert result.exit_code == 1
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "An account with this email address already exists." in result.output
-    assert account(app, staff["coordinator"]).role == StaffRole.COORDINATOR  # type: ignore[union-attr]
+    assert account(app, staff.coordinator.email).role == StaffRole.COORDINATOR  # type: ignore[union-attr]
 
 
 class TestPerAccountThrottling:
@@ -776,21 +823,25 @@ class TestPerAccountThrottling:
         return client
 
     def test_failures_from_many_addresses_count_against_the_account(
-        self, app: Flask, staff: dict[str, Any]
+        self, app: Flask, staff: Staff
     ) -> None:
         for n in range(3):
             guesser = self._from(app, f"198.51.100.{n + 1}")
-            assert login(guesser, staff["coordinator"], "guessing again").status_code == 401
+            assert (
+                AuthActions(guesser).attempt(staff.coordinator.email, "guessing again").status_code
+                == 401
+            )
         fourth = self._from(app, "198.51.100.99")
-        response = login(fourth, staff["coordinator"], "guessing again")
+        response = AuthActions(fourth).attempt(staff.coordinator.email, "guessing again")
         assert response.status_code == 429
         assert "Too many attempts" in response.get_data(as_text=True)
         # The account's owner waits too (that is the point), but another account does not.
-        assert login(self._from(app, "203.0.113.5"), staff["coordinator"]).status_code == 429
-        assert login(self._from(app, "203.0.113.5"), staff["admin"]).status_code == 302
+        owner = AuthActions(self._from(app, "203.0.113.5"))
+        assert owner.attempt(staff.coordinator.email).status_code == 429
+        AuthActions(self._from(app, "203.0.113.5")).login(email=staff.admin.email)
 
-    def test_successful_sign_ins_do_not_count(self, app: Flask, staff: dict[str, Any]) -> None:
+    def test_successful_sign_ins_do_not_count(self, app: Flask, staff: Staff) -> None:
         for _ in range(5):
             client = self._from(app, "203.0.113.7")
-            assert login(client, staff["coordinator"]).status_code == 302
+            AuthActions(client).login(email=staff.coordinator.email)
             logout(client)

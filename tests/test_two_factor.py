@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from booking.audit.models import AuditEvent
 from booking.extensions import db
-from tests.factories import csrf_from, login, make_staff
+from tests.factories import make_staff
+from tests.support import AuthActions, Staff, csrf_token
 
 KEY_RE = re.compile(r'<code class="fs-5">([A-Z2-7]+)</code>')
 RECOVERY_RE = re.compile(r"<li>([0-9a-f]{6}-[0-9a-f]{6})</li>")
@@ -27,16 +28,15 @@ def app_settings(app_settings: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def admin(app: Flask) -> str:
-    with app.app_context():
-        return make_staff("admin", "admin@example.com").email
+def admin(staff: Staff) -> str:
+    return staff.admin.email
 
 
 def enrol(client: FlaskClient) -> tuple[str, list[str]]:
     page = client.get("/staff/two-factor").get_data(as_text=True)
     assert 'src="data:image/svg+xml' in page  # the QR code, drawn here, no third party
     secret = KEY_RE.search(page).group(1)
-    token = csrf_from(client, "/staff/two-factor")
+    token = csrf_token(client, "/staff/two-factor")
     wrong = client.post("/staff/two-factor", data={"csrf_token": token, "code": "000000"})
     assert wrong.status_code == 422 and "not right" in wrong.get_data(as_text=True)
     done = client.post(
@@ -49,18 +49,18 @@ def enrol(client: FlaskClient) -> tuple[str, list[str]]:
 
 
 def sign_out(client: FlaskClient) -> None:
-    client.post("/staff/logout", data={"csrf_token": csrf_from(client, "/staff/two-factor")})
+    client.post("/staff/logout", data={"csrf_token": csrf_token(client, "/staff/two-factor")})
 
 
 def code_step(client: FlaskClient, code: str):
-    token = csrf_from(client, "/staff/login/code")
+    token = csrf_token(client, "/staff/login/code")
     return client.post("/staff/login/code", data={"csrf_token": token, "code": code})
 
 
 def test_an_admin_must_enrol_before_using_the_dashboard(
     app: Flask, client: FlaskClient, admin: str
 ) -> None:
-    login(client, admin)
+    AuthActions(client).attempt(admin)
     response = client.get("/staff/")
     assert response.status_code == 302
     assert response.headers["Location"].endswith("/staff/two-factor")
@@ -75,11 +75,11 @@ def test_an_admin_must_enrol_before_using_the_dashboard(
 def test_sign_in_needs_the_code_and_a_code_works_once(
     app: Flask, client: FlaskClient, admin: str
 ) -> None:
-    login(client, admin)
+    AuthActions(client).attempt(admin)
     secret, _codes = enrol(client)
     sign_out(client)
 
-    response = login(client, admin)
+    response = AuthActions(client).attempt(admin)
     assert response.headers["Location"].endswith("/staff/login/code")
     assert client.get("/staff/").status_code == 302  # nothing before the code
     assert code_step(client, "123456").status_code == 401
@@ -90,7 +90,7 @@ def test_sign_in_needs_the_code_and_a_code_works_once(
     assert client.get("/staff/").status_code == 200
     sign_out(client)
 
-    login(client, admin)
+    AuthActions(client).attempt(admin)
     assert code_step(client, code).status_code == 401  # the same code again: refused
     with app.app_context():
         failures = db.session.scalars(
@@ -100,13 +100,13 @@ def test_sign_in_needs_the_code_and_a_code_works_once(
 
 
 def test_a_recovery_code_signs_in_once(client: FlaskClient, admin: str) -> None:
-    login(client, admin)
+    AuthActions(client).attempt(admin)
     _secret, codes = enrol(client)
     sign_out(client)
-    login(client, admin)
+    AuthActions(client).attempt(admin)
     assert code_step(client, codes[0]).status_code == 302
     sign_out(client)
-    login(client, admin)
+    AuthActions(client).attempt(admin)
     assert code_step(client, codes[0]).status_code == 401
     assert code_step(client, codes[1]).status_code == 302
 
@@ -114,7 +114,7 @@ def test_a_recovery_code_signs_in_once(client: FlaskClient, admin: str) -> None:
 def test_other_roles_may_sign_in_without_a_second_factor(app: Flask, client: FlaskClient) -> None:
     with app.app_context():
         coordinator = make_staff("coordinator", "coord@example.com").email
-    login(client, coordinator)
+    AuthActions(client).attempt(coordinator)
     assert client.get("/staff/").status_code == 200
 
 
@@ -127,7 +127,7 @@ class TestClinicRequiresItForAll:
     def test_every_role_must_enrol(self, app: Flask, client: FlaskClient) -> None:
         with app.app_context():
             coordinator = make_staff("coordinator", "coord@example.com").email
-        login(client, coordinator)
+        AuthActions(client).attempt(coordinator)
         assert client.get("/staff/").headers["Location"].endswith("/staff/two-factor")
 
 
@@ -141,7 +141,7 @@ def test_an_admin_can_require_two_factor_for_other_roles(app: Flask, client: Fla
     assert "Always required by this server" in page and "Administrator" in page
     assert 'value="admin"' not in page.split('id="two-factor"')[1].split("</form>")[0]
 
-    token = csrf_from(client, "/staff/accounts")
+    token = csrf_token(client, "/staff/accounts")
     forged = client.post("/staff/accounts/two-factor", data={"roles": ["coordinator"]})
     assert forged.status_code == 400  # no CSRF token, nothing saved
     bad = client.post("/staff/accounts/two-factor", data={"csrf_token": token, "roles": ["root"]})
@@ -159,10 +159,10 @@ def test_an_admin_can_require_two_factor_for_other_roles(app: Flask, client: Fla
 
     # A coordinator must now enrol before using the dashboard; a specialist need not.
     coordinator = FlaskClient(app, app.response_class, use_cookies=True)
-    login(coordinator, "coord@example.com")
+    AuthActions(coordinator).attempt("coord@example.com")
     assert coordinator.get("/staff/").headers["Location"].endswith("/staff/two-factor")
     specialist = FlaskClient(app, app.response_class, use_cookies=True)
-    login(specialist, "spec@example.com")
+    AuthActions(specialist).attempt("spec@example.com")
     assert specialist.get("/staff/").status_code == 200
 
     # Unticking every role leaves only the server's own rule (admins).
@@ -172,7 +172,7 @@ def test_an_admin_can_require_two_factor_for_other_roles(app: Flask, client: Fla
 
 
 def enrol_signed_in_admin(client: FlaskClient) -> tuple[str, list[str]]:
-    login(client, "admin@example.com")
+    AuthActions(client).attempt("admin@example.com")
     return enrol(client)
 
 
@@ -185,16 +185,16 @@ class TestPerAccountCodeThrottling:
     def test_wrong_codes_from_many_browsers_count_against_the_account(
         self, app: Flask, client: FlaskClient, admin: str
     ) -> None:
-        login(client, admin)
+        AuthActions(client).attempt(admin)
         secret, _codes = enrol(client)
         sign_out(client)
         for n in range(2):
             guesser = app.test_client()
             guesser.environ_base["REMOTE_ADDR"] = f"198.51.100.{n + 1}"
-            login(guesser, admin)
+            AuthActions(guesser).attempt(admin)
             assert code_step(guesser, "000000").status_code == 401
         third = app.test_client()
         third.environ_base["REMOTE_ADDR"] = "198.51.100.50"
-        login(third, admin)
+        AuthActions(third).attempt(admin)
         code = pyotp.TOTP(secret).at(time.time() + 30)
         assert code_step(third, code).status_code == 429

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 import threading
-from datetime import timedelta
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import pytest
 from flask import Flask
@@ -28,11 +28,9 @@ from booking.scheduling.services import SlotChoice
 from booking.timeutil import now_utc
 from tests.factories import (
     make_appointment_type,
-    make_hours,
-    make_location,
     make_request,
-    make_staff,
 )
+from tests.support import Clinic
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -45,12 +43,24 @@ def _book(appointment_type, slot, email: str) -> ConsultationRequest:
 
 
 @pytest.fixture
-def clinic(app: Flask) -> dict[str, Any]:
+def working_hours() -> dict[str, tuple[str, str]]:
+    return {"weber": ("09:00", "17:00")}
+
+
+@dataclass(frozen=True)
+class Waitlist(Clinic):
+    """Dr. Weber working 09:00-17:00, a 60-minute type (``type``), one booked request
+    ("first", at the earliest time) and three later ones on the waiting list."""
+
+    first: int
+    waiting: list[int]
+    early: datetime
+
+
+@pytest.fixture
+def clinic(app: Flask, clinic: Clinic) -> Waitlist:
     with app.app_context():
-        specialist = make_staff("specialist", "weber@example.com")
-        location = make_location()
-        appointment_type = make_appointment_type(minutes=60)
-        make_hours(specialist, location, range(7), "09:00", "17:00")
+        appointment_type = make_appointment_type("Long evaluation", minutes=60)
         start = now_utc() + timedelta(days=2)
         slots = open_slots(appointment_type, start, start + timedelta(days=5))
         # Every slot is an hour plus the buffer apart only for the first of each: pick far apart.
@@ -62,25 +72,25 @@ def clinic(app: Flask) -> dict[str, Any]:
         ]
         for consultation in waiting:
             join_waitlist(consultation)
-        return {
-            "first": first.id,
-            "waiting": [w.id for w in waiting],
-            "early": early.starts_at,
-            "type": appointment_type.id,
-        }
+        return Waitlist(
+            **{**vars(clinic), "type": appointment_type.id},
+            first=first.id,
+            waiting=[w.id for w in waiting],
+            early=early.starts_at,
+        )
 
 
-def _cancel_first(app: Flask, clinic: dict[str, Any]) -> SlotOffer:
+def _cancel_first(app: Flask, clinic: Waitlist) -> SlotOffer:
     with app.app_context():
-        manage.cancel(db.session.get(ConsultationRequest, clinic["first"]), None)
+        manage.cancel(db.session.get(ConsultationRequest, clinic.first), None)
         offer = db.session.scalars(select(SlotOffer)).one()
         db.session.expunge(offer)
         return offer
 
 
-def test_a_cancellation_offers_the_time_to_the_waitlist(app: Flask, clinic: dict) -> None:
+def test_a_cancellation_offers_the_time_to_the_waitlist(app: Flask, clinic: Waitlist) -> None:
     offer = _cancel_first(app, clinic)
-    assert offer.starts_at == clinic["early"]
+    assert offer.starts_at == clinic.early
     with app.app_context():
         offers = db.session.scalars(
             select(OutboxEmail).where(OutboxEmail.template == "waitlist_offer")
@@ -127,15 +137,15 @@ def test_the_first_to_accept_gets_it_and_the_others_see_it_is_gone(
     assert "already taken" in response.get_data(as_text=True)
 
     with app.app_context():
-        moved = db.session.get(ConsultationRequest, clinic["waiting"][1])
-        assert moved.appointment.starts_at == clinic["early"] == offer.starts_at
-        stayed = db.session.get(ConsultationRequest, clinic["waiting"][0])
-        assert stayed.appointment.starts_at > clinic["early"]
+        moved = db.session.get(ConsultationRequest, clinic.waiting[1])
+        assert moved.appointment.starts_at == clinic.early == offer.starts_at
+        stayed = db.session.get(ConsultationRequest, clinic.waiting[0])
+        assert stayed.appointment.starts_at > clinic.early
 
 
-def test_twenty_patients_accepting_at_once_one_wins(app: Flask, clinic: dict) -> None:
+def test_twenty_patients_accepting_at_once_one_wins(app: Flask, clinic: Waitlist) -> None:
     with app.app_context():
-        appointment_type_id = clinic["type"]
+        appointment_type_id = clinic.type
         from booking.scheduling.models import AppointmentType
 
         appointment_type = db.session.get(AppointmentType, appointment_type_id)
@@ -145,7 +155,7 @@ def test_twenty_patients_accepting_at_once_one_wins(app: Flask, clinic: dict) ->
         more = [_book(appointment_type, s, f"more{i}@example.com") for i, s in enumerate(spaced)]
         for consultation in more:
             join_waitlist(consultation)
-        candidates = clinic["waiting"] + [m.id for m in more]
+        candidates = clinic.waiting + [m.id for m in more]
     assert len(candidates) == 20
     offer = _cancel_first(app, clinic)
 

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +25,6 @@ from tests import support
 from tests.factories import make_request
 from tests.smtp import SmtpServer
 from tests.support import wait_until
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer().start()
-    yield server
-    server.collector.release()
-    server.stop()
 
 
 @pytest.fixture
@@ -80,6 +71,7 @@ def released_and_resent(app: Flask) -> None:
         enqueue_delivery(requeue_stalled_emails())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("killed", ["before_accepted", "after_accepted"])
 def test_a_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(
     app: Flask, smtp: SmtpServer, killed: str

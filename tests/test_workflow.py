@@ -4,6 +4,7 @@ with their iCalendar files, the timeline and the audit trail."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,50 +20,33 @@ from booking.notifications.models import OutboxEmail
 from booking.requests.events import RequestEvent
 from booking.requests.models import ConsultationRequest, RequestStatus
 from tests.factories import (
-    login,
-    make_appointment_type,
-    make_hours,
-    make_location,
     make_request,
-    make_staff,
 )
+from tests.support import AuthActions, Clinic, csrf_token
 
 CSRF_VALUE = re.compile(r'csrf_token"[^>]*value="([^"]+)"')
 
 
 @pytest.fixture
-def clinic(app: Flask) -> dict[str, Any]:
-    """A coordinator, two specialists, a location and one waiting request."""
+def working_hours() -> dict[str, tuple[str, str]]:
+    return {"weber": ("07:00", "19:00"), "okafor": ("07:00", "19:00")}
+
+
+@dataclass(frozen=True)
+class Waiting(Clinic):
+    """``clinic`` (both specialists working 07:00-19:00) and one waiting request."""
+
+    reference: str
+
+
+@pytest.fixture
+def clinic(app: Flask, clinic: Clinic) -> Waiting:
     with app.app_context():
-        coordinator = make_staff("coordinator", "coord@example.com")
-        weber = make_staff("specialist", "weber@example.com", full_name="Dr. Weber")
-        okafor = make_staff("specialist", "okafor@example.com", full_name="Dr. Okafor")
-        location = make_location()
-        appointment_type = make_appointment_type(minutes=45)
-        for specialist in (weber, okafor):
-            make_hours(specialist, location, start="07:00", end="19:00")
-        consultation = make_request()
-        return {
-            "coordinator": coordinator.email,
-            "weber": weber.id,
-            "weber_email": weber.email,
-            "okafor": okafor.id,
-            "okafor_email": okafor.email,
-            "location": location.id,
-            "type": appointment_type.id,
-            "reference": consultation.reference,
-        }
-
-
-def _csrf(client: FlaskClient, reference: str) -> str:
-    page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
-    match = CSRF_VALUE.search(page)
-    assert match, "no CSRF token on the record page"
-    return match.group(1)
+        return Waiting(**vars(clinic), reference=make_request().reference)
 
 
 def act(client: FlaskClient, reference: str, action: str, **fields: Any):
-    token = _csrf(client, reference)
+    token = csrf_token(client, f"/staff/requests/{reference}")
     prefix = {"confirm": "slot", "reschedule": "slot", "decline": "close", "cancel": "close"}.get(
         action, "action"
     )
@@ -70,13 +54,13 @@ def act(client: FlaskClient, reference: str, action: str, **fields: Any):
     return client.post(f"/staff/requests/{reference}/{action}", data=data)
 
 
-def slot(clinic: dict[str, Any], day: str = "2026-12-03", start: str = "10:00", **kw: Any) -> dict:
+def slot(clinic: Waiting, day: str = "2026-12-03", start: str = "10:00", **kw: Any) -> dict:
     return {
-        "specialist": kw.get("specialist", clinic["weber"]),
-        "location": clinic["location"],
+        "specialist": kw.get("specialist", clinic.weber.id),
+        "location": clinic.location,
         "day": day,
         "start": start,
-        "appointment_type": kw.get("appointment_type", clinic["type"]),
+        "appointment_type": kw.get("appointment_type", clinic.type),
         "message": kw.get("message", ""),
     }
 
@@ -109,16 +93,16 @@ def _event(email: OutboxEmail) -> tuple[str, Any]:
 
 
 def test_confirm_reschedule_cancel_update_one_calendar_event(
-    app: Flask, client: FlaskClient, clinic: dict[str, Any]
+    app: Flask, client: FlaskClient, clinic: Waiting
 ) -> None:
-    login(client, clinic["coordinator"])
-    reference = clinic["reference"]
+    AuthActions(client).attempt(clinic.coordinator.email)
+    reference = clinic.reference
 
     response = act(client, reference, "confirm", **slot(clinic, message="Please bring your MRI."))
     assert response.status_code == 302
     consultation = _request(app, reference)
     assert consultation.status == RequestStatus.CONFIRMED
-    assert consultation.assigned_specialist_id == clinic["weber"]
+    assert consultation.assigned_specialist_id == clinic.weber.id
     assert consultation.confirmed_at is not None
 
     # Reschedule to the next day with Dr. Okafor, then cancel.
@@ -127,7 +111,7 @@ def test_confirm_reschedule_cancel_update_one_calendar_event(
             client,
             reference,
             "reschedule",
-            **slot(clinic, day="2026-12-04", start="14:30", specialist=clinic["okafor"]),
+            **slot(clinic, day="2026-12-04", start="14:30", specialist=clinic.okafor.id),
         ).status_code
         == 302
     )
@@ -180,7 +164,7 @@ def test_confirm_reschedule_cancel_update_one_calendar_event(
         ).one()
         assert audit.target_id == reference
         assert audit.actor_email == "coord@example.com"
-        assert audit.details["specialist"] == {"before": clinic["weber"], "after": clinic["okafor"]}
+        assert audit.details["specialist"] == {"before": clinic.weber.id, "after": clinic.okafor.id}
         assert audit.details["sequence"] == {"before": 0, "after": 1}
         assert audit.ip_address == "127.0.0.1"
 
@@ -197,16 +181,16 @@ def test_confirm_reschedule_cancel_update_one_calendar_event(
 def test_each_valid_transition_emails_the_patient(
     app: Flask,
     client: FlaskClient,
-    clinic: dict[str, Any],
+    clinic: Waiting,
     path: list[str],
     final: str,
     subject: str,
 ) -> None:
-    login(client, clinic["coordinator"])
+    AuthActions(client).attempt(clinic.coordinator.email)
     for action in path:
         fields = slot(clinic) if action == "confirm" else {}
-        assert act(client, clinic["reference"], action, **fields).status_code == 302
-    assert _request(app, clinic["reference"]).status == final
+        assert act(client, clinic.reference, action, **fields).status_code == 302
+    assert _request(app, clinic.reference).status == final
     emails = _patient_emails(app)
     assert len(emails) == len(path)
     assert subject in emails[-1].subject
@@ -241,51 +225,50 @@ TO_REACH = {
 
 @pytest.mark.parametrize(("state", "action"), INVALID)
 def test_invalid_transitions_are_refused_and_change_nothing(
-    app: Flask, client: FlaskClient, clinic: dict[str, Any], state: str, action: str
+    app: Flask, client: FlaskClient, clinic: Waiting, state: str, action: str
 ) -> None:
-    login(client, clinic["coordinator"])
+    AuthActions(client).attempt(clinic.coordinator.email)
     for step in TO_REACH[state]:
         fields = slot(clinic) if step == "confirm" else {}
-        assert act(client, clinic["reference"], step, **fields).status_code == 302
+        assert act(client, clinic.reference, step, **fields).status_code == 302
     emails_before = len(_patient_emails(app))
 
     fields = slot(clinic, day="2026-12-10") if action in ("confirm", "reschedule") else {}
-    response = act(client, clinic["reference"], action, **fields)
+    response = act(client, clinic.reference, action, **fields)
 
     assert response.status_code == 409
     page = response.get_data(as_text=True)
     assert "cannot be changed" in page or "already confirmed" in page or "Only a confirmed" in page
-    assert _request(app, clinic["reference"]).status == state
+    assert _request(app, clinic.reference).status == state
     assert len(_patient_emails(app)) == emails_before
 
 
-def test_unknown_action_is_not_found(client: FlaskClient, clinic: dict[str, Any]) -> None:
-    login(client, clinic["coordinator"])
-    assert act(client, clinic["reference"], "delete").status_code == 404
+def test_unknown_action_is_not_found(client: FlaskClient, clinic: Waiting) -> None:
+    AuthActions(client).attempt(clinic.coordinator.email)
+    assert act(client, clinic.reference, "delete").status_code == 404
 
 
 def test_a_time_skipped_by_the_clock_change_is_refused(
-    app: Flask, client: FlaskClient, clinic: dict[str, Any]
+    app: Flask, client: FlaskClient, clinic: Waiting
 ) -> None:
-    login(client, clinic["coordinator"])
+    AuthActions(client).attempt(clinic.coordinator.email)
     # Berlin skips from 02:00 to 03:00 on 28 March 2027.
     response = act(
-        client, clinic["reference"], "confirm", **slot(clinic, day="2027-03-28", start="02:30")
+        client, clinic.reference, "confirm", **slot(clinic, day="2027-03-28", start="02:30")
     )
     assert response.status_code == 409
     assert "does not exist" in response.get_data(as_text=True)
-    assert _request(app, clinic["reference"]).status == RequestStatus.REQUESTED
+    assert _request(app, clinic.reference).status == RequestStatus.REQUESTED
 
 
 def test_a_specialist_cannot_be_booked_twice_at_once(
-    app: Flask, client: FlaskClient, clinic: dict[str, Any]
+    app: Flask, client: FlaskClient, clinic: Waiting
 ) -> None:
     with app.app_context():
         other = make_request(email="max@example.com").reference
-    login(client, clinic["coordinator"])
+    AuthActions(client).attempt(clinic.coordinator.email)
     assert (
-        act(client, clinic["reference"], "confirm", **slot(clinic, start="10:00")).status_code
-        == 302
+        act(client, clinic.reference, "confirm", **slot(clinic, start="10:00")).status_code == 302
     )
     response = act(client, other, "confirm", **slot(clinic, start="10:30"))
     assert response.status_code == 409
@@ -293,22 +276,24 @@ def test_a_specialist_cannot_be_booked_twice_at_once(
     # Another specialist at the same time is fine.
     assert (
         act(
-            client, other, "confirm", **slot(clinic, start="10:30", specialist=clinic["okafor"])
+            client, other, "confirm", **slot(clinic, start="10:30", specialist=clinic.okafor.id)
         ).status_code
         == 302
     )
 
 
 def test_specialists_work_only_their_own_requests(
-    app: Flask, client: FlaskClient, clinic: dict[str, Any]
+    app: Flask, client: FlaskClient, clinic: Waiting
 ) -> None:
-    reference = clinic["reference"]
-    login(client, clinic["coordinator"])
+    reference = clinic.reference
+    AuthActions(client).attempt(clinic.coordinator.email)
     assert act(client, reference, "confirm", **slot(clinic)).status_code == 302
-    client.post("/staff/logout", data={"csrf_token": _csrf(client, reference)})
+    client.post(
+        "/staff/logout", data={"csrf_token": csrf_token(client, f"/staff/requests/{reference}")}
+    )
 
     # Dr. Okafor is not assigned: the request does not exist for her.
-    login(client, clinic["okafor_email"])
+    AuthActions(client).attempt(clinic.okafor.email)
     assert client.get(f"/staff/requests/{reference}").status_code == 404
     token = CSRF_VALUE.search(client.get("/staff/").get_data(as_text=True))
     response = client.post(
@@ -320,7 +305,7 @@ def test_specialists_work_only_their_own_requests(
     client.post("/staff/logout", data={"csrf_token": token.group(1) if token else ""})
 
     # Dr. Weber is assigned: she sees it, may complete it, but may not cancel it.
-    login(client, clinic["weber_email"])
+    AuthActions(client).attempt(clinic.weber.email)
     assert reference in client.get("/staff/?status=all").get_data(as_text=True)
     response = act(client, reference, "cancel")
     assert response.status_code == 409
@@ -330,11 +315,11 @@ def test_specialists_work_only_their_own_requests(
 
 
 def test_notes_go_on_the_timeline_and_never_to_the_patient(
-    app: Flask, client: FlaskClient, clinic: dict[str, Any]
+    app: Flask, client: FlaskClient, clinic: Waiting
 ) -> None:
-    login(client, clinic["coordinator"])
-    reference = clinic["reference"]
-    token = _csrf(client, reference)
+    AuthActions(client).attempt(clinic.coordinator.email)
+    reference = clinic.reference
+    token = csrf_token(client, f"/staff/requests/{reference}")
     response = client.post(
         f"/staff/requests/{reference}/notes",
         data={"note-csrf_token": token, "note-text": "Called the patient <b>twice</b>."},

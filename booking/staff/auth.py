@@ -22,9 +22,29 @@ from booking.timeutil import now_utc
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_hasher = PasswordHasher()  # argon2id with the library's recommended parameters
-# Verifying against this keeps a login for an unknown address as slow as one for a real account.
-_DUMMY_HASH = _hasher.hash("not a real password")
+
+class _Hashing:
+    """This app's argon2id hasher, at the cost its config gives (PASSWORD_HASH_*), and a dummy
+    hash made with it. Built from ``current_app`` on first use, not at import (which would
+    ignore the config), and kept on the app so the dummy is hashed once per app."""
+
+    def __init__(self, config: Any) -> None:
+        self.hasher = PasswordHasher(
+            time_cost=config["PASSWORD_HASH_TIME_COST"],
+            memory_cost=config["PASSWORD_HASH_MEMORY_COST"],
+            parallelism=config["PASSWORD_HASH_PARALLELISM"],
+        )
+        # Verifying against this keeps a login for an unknown address as slow as one for a
+        # real account.
+        self.dummy_hash = self.hasher.hash("not a real password")
+
+
+def _hashing() -> _Hashing:
+    hashing = current_app.extensions.get("password_hashing")
+    if hashing is None:
+        hashing = current_app.extensions["password_hashing"] = _Hashing(current_app.config)
+    return hashing
+
 
 MIN_PASSWORD_LENGTH = 12
 # What an account that still has to enrol a second factor may reach.
@@ -34,28 +54,29 @@ ENROLMENT_ENDPOINTS = frozenset(
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hashing().hasher.hash(password)
 
 
 def verify_password(user: StaffUser | None, password: str) -> bool:
     """Check a password in constant work whether or not the account exists."""
+    hashing = _hashing()
     try:
-        return _hasher.verify(user.password_hash if user else _DUMMY_HASH, password) and (
-            user is not None
-        )
+        return hashing.hasher.verify(
+            user.password_hash if user else hashing.dummy_hash, password
+        ) and (user is not None)
     except (VerificationError, InvalidHashError):
         return False
 
 
 def verify_password_hash(stored_hash: str, secret: str) -> bool:
     try:
-        return _hasher.verify(stored_hash, secret)
+        return _hashing().hasher.verify(stored_hash, secret)
     except (VerificationError, InvalidHashError):
         return False
 
 
 def needs_rehash(user: StaffUser) -> bool:
-    return _hasher.check_needs_rehash(user.password_hash)
+    return _hashing().hasher.check_needs_rehash(user.password_hash)
 
 
 def find_staff_by_email(email: str) -> StaffUser | None:

@@ -34,16 +34,13 @@ from booking.requests.models import ConsultationRequest, TriageLevel
 from booking.staff import twofactor
 from booking.staff.auth import make_reset_token
 from booking.staff.models import StaffUser
-from tests.e2e.conftest import (
-    PHONE,
-    PHONE_WIDTH,
-    LiveServer,
-    browser_page,
-    build_app,
+from tests.e2e.conftest import PHONE, PHONE_WIDTH, LiveServer, browser_page, build_app, serving
+from tests.e2e.pages import (
     fill_required_answers,
     page_width,
-    serving,
     sign_in,
+    submit_sign_in,
+    submit_sign_in_code,
 )
 from tests.smtp import free_port
 
@@ -301,21 +298,16 @@ def test_patient_page_fits_a_phone_without_sideways_scrolling(
 
 def _login_with_error(site: Site, page: Page) -> None:
     page.goto(site("/staff/login"))
-    page.get_by_label("Email address", exact=True).fill(COORDINATOR)
-    page.get_by_label("Password", exact=True).fill("not the password")
-    page.get_by_role("button", name="Sign in").click()
+    submit_sign_in(page, COORDINATOR, "not the password")
     expect(page.get_by_role("alert")).to_be_visible()
 
 
 def _login_code(site: Site, page: Page, wrong: bool = False) -> None:
     page.goto(site("/staff/login"))
-    page.get_by_label("Email address", exact=True).fill(SPECIALIST_2FA)
-    page.get_by_label("Password", exact=True).fill(DEMO_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    submit_sign_in(page, SPECIALIST_2FA, DEMO_PASSWORD)
     expect(page.get_by_role("heading", level=1)).to_have_text("Sign-in code")
     if wrong:
-        page.get_by_label("Code", exact=True).fill("12345")
-        page.get_by_role("button", name="Sign in").click()
+        submit_sign_in_code(page, "12345")
         expect(page.get_by_role("alert")).to_be_visible()
 
 

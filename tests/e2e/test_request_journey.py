@@ -23,6 +23,9 @@ from tests.e2e.conftest import (
     PHONE_WIDTH,
     SPECIALIST,
     LiveServer,
+    seed_schedule,
+)
+from tests.e2e.pages import (
     answer_red_flags,
     attach_document,
     document_file,
@@ -38,7 +41,6 @@ from tests.e2e.conftest import (
     key_press_button,
     page_width,
     pick_first_time,
-    seed_schedule,
     shown_reference,
     slot_time,
     tab_to,

@@ -20,22 +20,24 @@ from tests.e2e.conftest import (
     CLINIC_EMAIL,
     IMAGING_REVIEW,
     LOCATION,
-    PATIENT_EMAIL,
     SPECIALIST,
     LiveServer,
+    manage_link,
+    seed_schedule,
+    text_of,
+    wait_for_email,
+)
+from tests.e2e.pages import (
+    PATIENT_EMAIL,
     choose,
     clinic_day,
     day_legend,
     fill_required_answers,
     full_time,
     group,
-    manage_link,
-    seed_schedule,
     show_day,
     shown_reference,
     slot_label,
-    text_of,
-    wait_for_email,
 )
 from tests.smtp import SmtpServer
 from tests.support import pdf_bytes
@@ -49,6 +51,7 @@ def clinic(live_server: LiveServer) -> LiveServer:
     return live_server
 
 
+@pytest.mark.slow  # a real worker process sends the emails
 def test_patient_picks_a_time_then_moves_it_adds_a_document_and_cancels_by_the_emailed_link(
     page: Page, clinic: LiveServer, smtp: SmtpServer, worker: subprocess.Popen, tmp_path: Path
 ) -> None:

@@ -30,14 +30,10 @@ from tests.e2e.conftest import (
     SPECIALIST,
     LiveServer,
     browser_page,
-    choose,
-    clinic_day,
-    day_legend,
-    page_width,
     seed_schedule,
-    sign_in,
     wait_for_email,
 )
+from tests.e2e.pages import choose, clinic_day, day_legend, page_width, sign_in
 from tests.factories import (
     make_appointment_type,
     make_hours,
@@ -111,6 +107,7 @@ def appointment_day(clinic_tz: ZoneInfo) -> date:
     return datetime.now(clinic_tz).date() + timedelta(days=14)
 
 
+@pytest.mark.slow  # a real worker process sends the emails
 def test_coordinator_with_two_factor_confirms_the_newest_urgent_request_and_the_patient_is_invited(
     page: Page, clinic: Clinic, smtp: SmtpServer, worker: subprocess.Popen
 ) -> None:

@@ -13,16 +13,14 @@ import csv
 import html
 import io
 import re
-from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
-from jinja2 import BytecodeCache
 from markupsafe import escape
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
@@ -45,24 +43,17 @@ from booking.scheduling.models import (
     WorkingHours,
 )
 from booking.scheduling.services import SlotChoice
-from booking.staff import auth
 from booking.staff.models import RecoveryCode, StaffUser
 from booking.timeutil import now_utc
 from tests.factories import (
-    login,
-    make_appointment_type,
-    make_hours,
-    make_location,
     make_request,
-    make_staff,
 )
 from tests.smtp import SmtpServer
-from tests.support import open_manage_link, stored_files
+from tests.support import Account, AuthActions, Clinic, open_manage_link, stored_files
 
 # Script and HTML that would run or change the page if it were ever rendered unescaped.
 MARKUP = '<script>alert("xss")</script><img src=x onerror=alert(1)>'
 RAW_MARKERS = ("<script>alert", "<img src=x")
-CSRF_RE = re.compile(r'csrf_token"(?: type="hidden")? value="([^"]+)"')
 
 # Every table a hostile request could leave a partial row in (the audit trail is left out:
 # refused sign-ins and views are rightly audited).
@@ -167,15 +158,6 @@ def assert_escaped(page: str, value: str) -> None:
     )
 
 
-def csrf(client: FlaskClient, path: str) -> str:
-    """The page's CSRF token, read like a browser (any form on it: one token per session)."""
-    response = client.get(path)
-    assert response.status_code == 200, path
-    match = CSRF_RE.search(response.get_data(as_text=True))
-    assert match, f"no CSRF token on {path}"
-    return match.group(1)
-
-
 def csv_rows(client: FlaskClient, query: str = "status=all") -> list[dict[str, str]]:
     response = client.get(f"/staff/export.csv?{query}")
     assert response.status_code == 200
@@ -210,65 +192,34 @@ def delivered_html(app: Flask, smtp: SmtpServer, template: str) -> list[str]:
     return parts
 
 
-class SharedTemplateBytecode(BytecodeCache):
-    """Compiled templates kept for the whole run: each of the suite's many short-lived apps
-    would otherwise compile every page again (the source's checksum still guards each entry)."""
+@dataclass(frozen=True)
+class Cases(Clinic):
+    """``clinic`` and two patients the client has opened the private links of: one holding a
+    time ("booked"), one without a time and with a document ("waiting")."""
 
-    def __init__(self) -> None:
-        self.compiled: dict[str, bytes] = {}
+    booked: str
+    booked_link: str
+    waiting: str
+    waiting_link: str
+    waiting_document: int
+    slot_keys: list[str]
 
-    def load_bytecode(self, bucket: Any) -> None:
-        if bucket.key in self.compiled:
-            bucket.bytecode_from_string(self.compiled[bucket.key])
-
-    def dump_bytecode(self, bucket: Any) -> None:
-        self.compiled[bucket.key] = bucket.bytecode_to_string()
-
-
-TEMPLATE_BYTECODE = SharedTemplateBytecode()
-
-
-@pytest.fixture
-def app(app: Flask) -> Flask:
-    app.jinja_env.bytecode_cache = TEMPLATE_BYTECODE
-    return app
-
-
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Argon2 at its cheapest: these cases are about refusals, not the hash's strength (that
-    is tests/test_staff_auth.py's), and the default costs half a second per staff account."""
-    cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-    monkeypatch.setattr(auth, "_hasher", cheap)
-    monkeypatch.setattr(auth, "_DUMMY_HASH", cheap.hash("not a real password"))
+    @property
+    def placeholders(self) -> dict[str, Any]:
+        """Values for the cases' URL and field templates ("/staff/requests/{waiting}")."""
+        return {
+            **{k: v for k, v in vars(self).items() if not isinstance(v, Account)},
+            "admin_id": self.admin.id,
+            "coordinator_id": self.coordinator.id,
+            "weber": self.weber.id,
+            "okafor": self.okafor.id,
+        }
 
 
 @pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def mail_settings(app_settings: dict[str, Any], smtp: SmtpServer) -> dict[str, Any]:
-    """Ask for this before ``app`` to send the app's mail to the real test SMTP server."""
-    app_settings["MAIL_PORT"] = smtp.port
-    return app_settings
-
-
-@pytest.fixture
-def clinic(app: Flask, client: FlaskClient) -> dict[str, Any]:
-    """Staff of each role, a specialist with hours, a request holding a time (with its
-    private link) and one without a time; ``client`` has opened both patients' links."""
+def clinic(app: Flask, client: FlaskClient, clinic: Clinic) -> Cases:
     with app.app_context():
-        admin = make_staff("admin", "admin@example.com", full_name="Ada Admin")
-        coordinator = make_staff("coordinator", "coord@example.com", full_name="Cora Coord")
-        weber = make_staff("specialist", "weber@example.com", full_name="Dr. Weber")
-        okafor = make_staff("specialist", "okafor@example.com", full_name="Dr. Okafor")
-        location = make_location()
-        appointment_type = make_appointment_type(minutes=45)
-        make_hours(weber, location, range(7), "08:00", "18:00")
+        appointment_type = db.session.get(AppointmentType, clinic.type)
         # Two days out: the booked time must stay more than the cancellation notice (24 h)
         # away while the test runs; the first open time after "now" is only just past the
         # minimum notice (also 24 h), so a test running minutes later could no longer move it.
@@ -284,35 +235,24 @@ def clinic(app: Flask, client: FlaskClient) -> dict[str, Any]:
             ),
         )
         waiting = make_request(email="waiting@example.com", documents=1)
-        return {
-            "admin": admin.email,
-            "admin_id": admin.id,
-            "coordinator": coordinator.email,
-            "coordinator_id": coordinator.id,
-            "weber": weber.id,
-            "weber_email": weber.email,
-            "okafor": okafor.id,
-            "okafor_email": okafor.email,
-            "location": location.id,
-            "type": appointment_type.id,
-            "booked": booked.reference,
-            "booked_link": open_manage_link(client, booked),
-            "waiting": waiting.reference,
-            "waiting_link": open_manage_link(client, waiting),
-            "waiting_document": waiting.documents[0].id,
-            "slot_keys": [s.key for s in slots[1:40]],
-        }
+        return Cases(
+            **vars(clinic),
+            booked=booked.reference,
+            booked_link=open_manage_link(client, booked),
+            waiting=waiting.reference,
+            waiting_link=open_manage_link(client, waiting),
+            waiting_document=waiting.documents[0].id,
+            slot_keys=[s.key for s in slots[1:40]],
+        )
 
 
 @pytest.fixture
-def coordinator(app: Flask, clinic: dict[str, Any]) -> FlaskClient:
-    client = app.test_client()
-    assert login(client, clinic["coordinator"]).status_code == 302
-    return client
+def coordinator(auth: AuthActions, clinic: Cases) -> FlaskClient:
+    """A second browser, signed in as the coordinator."""
+    return auth.new_client("coordinator")
 
 
 @pytest.fixture
-def admin(app: Flask, clinic: dict[str, Any]) -> FlaskClient:
-    client = app.test_client()
-    assert login(client, clinic["admin"]).status_code == 302
-    return client
+def admin(auth: AuthActions, clinic: Cases) -> FlaskClient:
+    """A second browser, signed in as the admin."""
+    return auth.new_client("admin")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from flask import Flask
@@ -16,8 +15,8 @@ from sqlalchemy import select
 from booking.extensions import db
 from booking.requests.links import LEGACY_SALT, issue_link, link_for_token, revoke
 from booking.requests.models import ConsultationRequest
-from tests.hostile.conftest import MARKUP, assert_escaped, assert_refused, csrf, snapshot
-from tests.support import legacy_manage_token, open_manage_link, pdf_bytes
+from tests.hostile.conftest import MARKUP, Cases, assert_escaped, assert_refused, snapshot
+from tests.support import csrf_token, legacy_manage_token, open_manage_link, pdf_bytes
 
 
 def _load(reference: str) -> ConsultationRequest:
@@ -58,30 +57,28 @@ def _one_character_changed(reference: str) -> str:
     return f"/manage/open/{token[:5]}{flipped}{token[6:]}"
 
 
-BadLink = Callable[[Flask, dict[str, Any], pytest.MonkeyPatch], str]
+BadLink = Callable[[Flask, Cases, pytest.MonkeyPatch], str]
 BAD_LINKS: dict[str, BadLink] = {
-    "one-character-changed": lambda app, c, mp: _one_character_changed(c["booked"]),
-    "revoked": lambda app, c, mp: _revoked(c["booked"]),
+    "one-character-changed": lambda app, c, mp: _one_character_changed(c.booked),
+    "revoked": lambda app, c, mp: _revoked(c.booked),
     "guessed": lambda app, c, mp: "/manage/open/" + "A" * 43,
     "garbage": lambda app, c, mp: "/manage/open/" + "x" * 2000,
     "sql-like": lambda app, c, mp: "/manage/open/' OR 1=1--",
     "legacy-tampered-signature": lambda app, c, mp: (
-        f"/manage/{c['booked']}/{_tampered(legacy_manage_token(_load(c['booked'])))}"
+        f"/manage/{c.booked}/{_tampered(legacy_manage_token(_load(c.booked)))}"
     ),
     "legacy-token-for-another-reference": lambda app, c, mp: (
-        f"/manage/{c['waiting']}/{legacy_manage_token(_load(c['booked']))}"
+        f"/manage/{c.waiting}/{legacy_manage_token(_load(c.booked))}"
     ),
     "legacy-forged-with-another-key": lambda app, c, mp: (
-        f"/manage/{c['booked']}/"
+        f"/manage/{c.booked}/"
         + URLSafeTimedSerializer("guessed-secret", salt=LEGACY_SALT).dumps(
-            {"r": 1, "ref": c["booked"]}
+            {"r": 1, "ref": c.booked}
         )
     ),
-    "legacy-expired": lambda app, c, mp: (
-        f"/manage/{c['booked']}/{_expired_legacy(app, c['booked'], mp)}"
-    ),
+    "legacy-expired": lambda app, c, mp: f"/manage/{c.booked}/{_expired_legacy(app, c.booked, mp)}",
     "legacy-sql-like-reference": lambda app, c, mp: (
-        f"/manage/SC-' OR 1=1--/{legacy_manage_token(_load(c['booked']))}"
+        f"/manage/SC-' OR 1=1--/{legacy_manage_token(_load(c.booked))}"
     ),
 }
 
@@ -89,20 +86,20 @@ BAD_LINKS: dict[str, BadLink] = {
 @pytest.mark.parametrize("make_link", BAD_LINKS.values(), ids=BAD_LINKS.keys())
 def test_a_bad_link_opens_nothing_and_changes_nothing(
     app: Flask,
-    clinic: dict[str, Any],
+    clinic: Cases,
     monkeypatch: pytest.MonkeyPatch,
     make_link: BadLink,
 ) -> None:
     with app.app_context():
         link = make_link(app, clinic, monkeypatch)
     stranger = app.test_client()  # has opened no link
-    token = csrf(stranger, "/request")  # a real session's token: only the link is bad
+    token = csrf_token(stranger, "/request")  # a real session's token: only the link is bad
     before = snapshot(app)
     response = stranger.get(link)
     assert_refused(response, 404, "This link no longer works")
     assert not any("manage_access" in c for c in response.headers.getlist("Set-Cookie"))
     assert response.headers["Referrer-Policy"] == "no-referrer"
-    page = clinic["booked_link"]
+    page = clinic.booked_link
     assert_refused(stranger.get(page), 403, "open your private link again")
     assert_refused(stranger.get(f"{page}/reschedule"), 403)
     assert_refused(stranger.post(f"{page}/cancel", data={"cancel-csrf_token": token}), 403)
@@ -111,36 +108,36 @@ def test_a_bad_link_opens_nothing_and_changes_nothing(
 
 
 def test_one_requests_cookie_opens_no_other_request(
-    app: Flask, client: FlaskClient, clinic: dict[str, Any]
+    app: Flask, client: FlaskClient, clinic: Cases
 ) -> None:
     """The cookie is scoped to its request's pages, and checked against the reference: sent by
     hand to another request's page it opens nothing."""
     other = app.test_client()
     with app.app_context():
-        open_manage_link(other, _load(clinic["waiting"]))
-    cookie = other.get_cookie("manage_access", path=clinic["waiting_link"])
+        open_manage_link(other, _load(clinic.waiting))
+    cookie = other.get_cookie("manage_access", path=clinic.waiting_link)
     assert cookie is not None
     stranger = app.test_client()
-    stranger.set_cookie("manage_access", cookie.value, path=clinic["booked_link"])
-    assert_refused(stranger.get(clinic["booked_link"]), 403)
+    stranger.set_cookie("manage_access", cookie.value, path=clinic.booked_link)
+    assert_refused(stranger.get(clinic.booked_link), 403)
 
 
 def test_markup_in_a_cancellation_reason_is_shown_escaped_to_staff(
-    app: Flask, client: FlaskClient, coordinator: FlaskClient, clinic: dict[str, Any]
+    app: Flask, client: FlaskClient, coordinator: FlaskClient, clinic: Cases
 ) -> None:
-    link = clinic["booked_link"]
-    data = {"cancel-csrf_token": csrf(client, link), "cancel-reason": MARKUP}
+    link = clinic.booked_link
+    data = {"cancel-csrf_token": csrf_token(client, link), "cancel-reason": MARKUP}
     assert client.post(f"{link}/cancel", data=data).status_code == 302
-    page = coordinator.get(f"/staff/requests/{clinic['booked']}").get_data(as_text=True)
+    page = coordinator.get(f"/staff/requests/{clinic.booked}").get_data(as_text=True)
     assert_escaped(page, MARKUP)
 
 
 def test_a_too_long_cancellation_reason_is_refused_and_cancels_nothing(
-    app: Flask, client: FlaskClient, clinic: dict[str, Any]
+    app: Flask, client: FlaskClient, clinic: Cases
 ) -> None:
-    link = clinic["booked_link"]
+    link = clinic.booked_link
     before = snapshot(app)
-    data = {"cancel-csrf_token": csrf(client, link), "cancel-reason": "\U0001f4a9" * 501}
+    data = {"cancel-csrf_token": csrf_token(client, link), "cancel-reason": "\U0001f4a9" * 501}
     assert_refused(client.post(f"{link}/cancel", data=data), 422, "500 characters")
     assert snapshot(app) == before
 
@@ -159,17 +156,17 @@ FORGED_SLOTS = {
 
 @pytest.mark.parametrize("slot", FORGED_SLOTS.values(), ids=FORGED_SLOTS.keys())
 def test_a_forged_time_on_the_reschedule_page_moves_nothing(
-    app: Flask, client: FlaskClient, clinic: dict[str, Any], slot: str
+    app: Flask, client: FlaskClient, clinic: Cases, slot: str
 ) -> None:
-    link = clinic["booked_link"]
-    start = clinic["slot_keys"][0].rsplit(".", 1)[1]
+    link = clinic.booked_link
+    start = clinic.slot_keys[0].rsplit(".", 1)[1]
     with app.app_context():
-        current = _load(clinic["booked"]).appointment
+        current = _load(clinic.booked).appointment
         stamp = int(current.starts_at.timestamp())
         current_key = f"{current.specialist_id}.{current.location_id}.{stamp}"
-    key = slot.format(start=start, current=current_key, **clinic)
+    key = slot.format(start=start, current=current_key, **clinic.placeholders)
     before = snapshot(app)
-    data = {"csrf_token": csrf(client, f"{link}/reschedule"), "slot": key}
+    data = {"csrf_token": csrf_token(client, f"{link}/reschedule"), "slot": key}
     page = assert_refused(client.post(f"{link}/reschedule", data=data), 409)
     assert (
         "Please choose one of the times." in page
@@ -180,7 +177,7 @@ def test_a_forged_time_on_the_reschedule_page_moves_nothing(
 
 
 def _cancel(client: FlaskClient, link: str) -> None:
-    data = {"cancel-csrf_token": csrf(client, link)}
+    data = {"cancel-csrf_token": csrf_token(client, link)}
     assert client.post(f"{link}/cancel", data=data).status_code == 302
 
 
@@ -209,23 +206,23 @@ CLOSED_MESSAGES = {
 
 @pytest.mark.parametrize("change", CLOSED_REQUEST_CHANGES, ids=CLOSED_REQUEST_CHANGES)
 def test_a_cancelled_request_cannot_be_changed_through_its_link(
-    app: Flask, client: FlaskClient, clinic: dict[str, Any], change: str
+    app: Flask, client: FlaskClient, clinic: Cases, change: str
 ) -> None:
-    link = clinic["booked_link"]
-    token = csrf(client, link)  # the session's token; a closed request's page has no forms
+    link = clinic.booked_link
+    token = csrf_token(client, link)  # the session's token; a closed request's page has no forms
     _cancel(client, link)
     before = snapshot(app)
-    response = CLOSED_REQUEST_CHANGES[change](client, link, clinic["slot_keys"][5], token)
+    response = CLOSED_REQUEST_CHANGES[change](client, link, clinic.slot_keys[5], token)
     assert_refused(response, (409, 422), CLOSED_MESSAGES[change])
     assert snapshot(app) == before
 
 
 def test_waiting_for_an_earlier_time_without_a_time_is_refused_with_a_message(
-    app: Flask, client: FlaskClient, clinic: dict[str, Any]
+    app: Flask, client: FlaskClient, clinic: Cases
 ) -> None:
-    link = clinic["waiting_link"]  # no appointment time: the page offers no waitlist form
+    link = clinic.waiting_link  # no appointment time: the page offers no waitlist form
     before = snapshot(app)
-    token = csrf(client, link)
+    token = csrf_token(client, link)
     response = client.post(
         f"{link}/waitlist", data={"csrf_token": token, "join": "1"}, follow_redirects=True
     )
@@ -242,10 +239,10 @@ def test_waiting_for_an_earlier_time_without_a_time_is_refused_with_a_message(
     ids=["unknown", "markup", "sql", "nul-byte"],
 )
 def test_an_unknown_offer_is_not_found(
-    app: Flask, client: FlaskClient, clinic: dict[str, Any], offer: str
+    app: Flask, client: FlaskClient, clinic: Cases, offer: str
 ) -> None:
-    link = clinic["booked_link"]
-    token = csrf(client, link)
+    link = clinic.booked_link
+    token = csrf_token(client, link)
     before = snapshot(app)
     assert_refused(client.get(f"{link}/offers/{offer}"), 404)
     assert_refused(client.post(f"{link}/offers/{offer}", data={"csrf_token": token}), 404)

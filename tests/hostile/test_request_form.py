@@ -19,6 +19,7 @@ from booking.extensions import db
 from booking.requests.models import ConsultationRequest, Patient
 from tests.hostile.conftest import (
     MARKUP,
+    Cases,
     assert_escaped,
     assert_refused,
     csv_rows,
@@ -243,12 +244,12 @@ def test_thousands_of_form_fields_are_a_friendly_413_and_store_nothing(
     ids=["nobody-at-1970", "one-day-after-1970", "year-5138", "specialist-without-hours"],
 )
 def test_a_forged_time_is_refused_with_fresh_times_and_stores_nothing(
-    app: Flask, client: FlaskClient, clinic: dict[str, Any], slot: str
+    app: Flask, client: FlaskClient, clinic: Cases, slot: str
 ) -> None:
-    first = clinic["slot_keys"][0].split(".", 1)[1]
-    key = slot.format(first=first, **clinic)
+    first = clinic.slot_keys[0].split(".", 1)[1]
+    key = slot.format(first=first, **clinic.placeholders)
     before = snapshot(app)
-    answers = valid_answers(appointment_type=str(clinic["type"]), slot=key)
+    answers = valid_answers(appointment_type=str(clinic.type), slot=key)
     response = submit(client, answers)
     assert_refused(response, 409, "that time is not available for booking")
     assert snapshot(app) == before
@@ -265,7 +266,7 @@ def test_a_forged_time_is_refused_with_fresh_times_and_stores_nothing(
     ids=["markup", "huge-and-year-one", "negative-and-year-9999", "impossible-date"],
 )
 def test_the_time_picker_shrugs_off_hostile_parameters(
-    client: FlaskClient, clinic: dict[str, Any], query: dict[str, str]
+    client: FlaskClient, clinic: Cases, query: dict[str, str]
 ) -> None:
     response = client.get("/request/time", query_string=query)
     assert response.status_code == 200
@@ -274,9 +275,7 @@ def test_the_time_picker_shrugs_off_hostile_parameters(
     assert 'name="slot"' in page  # still offers times
 
 
-def test_hostile_picked_time_in_the_form_url_is_escaped(
-    client: FlaskClient, clinic: dict[str, Any]
-) -> None:
+def test_hostile_picked_time_in_the_form_url_is_escaped(client: FlaskClient, clinic: Cases) -> None:
     response = client.get("/request", query_string={"type": MARKUP, "slot": MARKUP})
     assert response.status_code == 200
     page = response.get_data(as_text=True)

@@ -20,12 +20,12 @@ from booking.extensions import db
 from booking.staff.auth import make_reset_token
 from booking.staff.models import StaffUser
 from booking.timeutil import clinic_today, to_clinic_tz
-from tests.factories import PASSWORD, login
+from tests.factories import PASSWORD
 from tests.hostile.conftest import (
     MARKUP,
+    Cases,
     assert_escaped,
     assert_refused,
-    csrf,
     csv_rows,
     delivered_html,
     outbox,
@@ -33,6 +33,7 @@ from tests.hostile.conftest import (
     visible_text,
 )
 from tests.smtp import SmtpServer
+from tests.support import AuthActions, csrf_token
 
 NEW_PASSWORD = "a brand new long passphrase"
 
@@ -62,11 +63,11 @@ LOGINS = {
 
 @pytest.mark.parametrize(("email", "password", "message"), LOGINS.values(), ids=LOGINS.keys())
 def test_hostile_sign_in_is_refused_with_a_message(
-    app: Flask, clinic: dict[str, Any], email: str, password: str, message: str
+    app: Flask, clinic: Cases, email: str, password: str, message: str
 ) -> None:
     client = app.test_client()
     before = snapshot(app)
-    token = csrf(client, "/staff/login")
+    token = csrf_token(client, "/staff/login")
     response = client.post(
         "/staff/login", data={"csrf_token": token, "email": email, "password": password}
     )
@@ -87,15 +88,13 @@ def test_hostile_sign_in_is_refused_with_a_message(
     ],
     ids=["scheme-relative", "absolute", "backslash", "javascript", "dot-segments"],
 )
-def test_sign_in_never_leads_to_another_site(
-    app: Flask, clinic: dict[str, Any], target: str
-) -> None:
+def test_sign_in_never_leads_to_another_site(app: Flask, clinic: Cases, target: str) -> None:
     client = app.test_client()
-    token = csrf(client, "/staff/login")
+    token = csrf_token(client, "/staff/login")
     response = client.post(
         "/staff/login",
         query_string={"next": target},
-        data={"csrf_token": token, "email": clinic["coordinator"], "password": PASSWORD},
+        data={"csrf_token": token, "email": clinic.coordinator.email, "password": PASSWORD},
     )
     assert response.status_code == 302
     location = urlsplit(response.headers["Location"])
@@ -104,17 +103,20 @@ def test_sign_in_never_leads_to_another_site(
 
 
 @pytest.fixture
-def two_factor_client(app: Flask, clinic: dict[str, Any]) -> FlaskClient:
+def two_factor_client(app: Flask, clinic: Cases) -> FlaskClient:
     """A coordinator with two-factor sign-in, past the password step."""
     with app.app_context():
         user = db.session.scalars(
-            select(StaffUser).where(StaffUser.email == clinic["coordinator"])
+            select(StaffUser).where(StaffUser.email == clinic.coordinator.email)
         ).one()
         user.totp_secret = pyotp.random_base32()
         user.totp_enabled = True
         db.session.commit()
     client = app.test_client()
-    assert login(client, clinic["coordinator"]).headers["Location"] == "/staff/login/code"
+    assert (
+        AuthActions(client).attempt(clinic.coordinator.email).headers["Location"]
+        == "/staff/login/code"
+    )
     return client
 
 
@@ -133,7 +135,7 @@ def test_a_hostile_second_factor_code_is_refused(
     app: Flask, two_factor_client: FlaskClient, code: str, message: str
 ) -> None:
     before = snapshot(app)
-    token = csrf(two_factor_client, "/staff/login/code")
+    token = csrf_token(two_factor_client, "/staff/login/code")
     response = two_factor_client.post("/staff/login/code", data={"csrf_token": token, "code": code})
     assert_form_message(response, message)
     assert not signed_in(two_factor_client)
@@ -141,10 +143,10 @@ def test_a_hostile_second_factor_code_is_refused(
 
 
 def test_enrolling_with_non_ascii_digits_is_refused(
-    app: Flask, clinic: dict[str, Any], coordinator: FlaskClient
+    app: Flask, clinic: Cases, coordinator: FlaskClient
 ) -> None:
     before = snapshot(app)
-    token = csrf(coordinator, "/staff/two-factor")
+    token = csrf_token(coordinator, "/staff/two-factor")
     response = coordinator.post(
         "/staff/two-factor", data={"csrf_token": token, "code": "\u0661" * 6}
     )
@@ -165,35 +167,35 @@ def reset_link(app: Flask, email: str, age_seconds: int = 0) -> str:
 
 
 def choose(client: FlaskClient, link: str, password: str, confirm: str | None = None):
-    token = csrf(client, "/staff/login")
+    token = csrf_token(client, "/staff/login")
     data = {"csrf_token": token, "password": password, "confirm": confirm or password}
     return client.post(link, data=data)
 
 
-def test_a_reset_link_works_once(app: Flask, clinic: dict[str, Any]) -> None:
+def test_a_reset_link_works_once(app: Flask, clinic: Cases) -> None:
     client = app.test_client()
-    link = reset_link(app, clinic["coordinator"])
+    link = reset_link(app, clinic.coordinator.email)
     assert choose(client, link, NEW_PASSWORD).status_code == 302
     before = snapshot(app)
     assert_refused(client.get(link), 400, "This link no longer works")
     assert_refused(choose(client, link, "yet another long passphrase"), 400)
     assert snapshot(app) == before
-    assert login(client, clinic["coordinator"], NEW_PASSWORD).status_code == 302
+    AuthActions(client).login(email=clinic.coordinator.email, password=NEW_PASSWORD)
 
 
-def test_an_expired_reset_link_is_refused(app: Flask, clinic: dict[str, Any]) -> None:
+def test_an_expired_reset_link_is_refused(app: Flask, clinic: Cases) -> None:
     client = app.test_client()
     lifetime = app.config["PASSWORD_RESET_HOURS"] * 3600
-    link = reset_link(app, clinic["coordinator"], age_seconds=lifetime + 60)
+    link = reset_link(app, clinic.coordinator.email, age_seconds=lifetime + 60)
     before = snapshot(app)
     assert_refused(client.get(link), 400, "This link no longer works")
     assert_refused(choose(client, link, NEW_PASSWORD), 400)
     assert snapshot(app) == before
 
 
-def test_a_tampered_reset_link_is_refused(app: Flask, clinic: dict[str, Any]) -> None:
+def test_a_tampered_reset_link_is_refused(app: Flask, clinic: Cases) -> None:
     client = app.test_client()
-    link = reset_link(app, clinic["coordinator"])
+    link = reset_link(app, clinic.coordinator.email)
     payload = link.rsplit("/", 1)[1].split(".")[0]
     # Another payload (another account) under the coordinator's signature.
     forged = link.replace(payload, payload[:-2] + ("AA" if payload[-2:] != "AA" else "BB"))
@@ -213,10 +215,10 @@ def test_a_tampered_reset_link_is_refused(app: Flask, clinic: dict[str, Any]) ->
     ids=["mismatch", "too-short", "too-long"],
 )
 def test_a_bad_new_password_is_refused_with_a_message(
-    app: Flask, clinic: dict[str, Any], password: str, confirm: str, message: str
+    app: Flask, clinic: Cases, password: str, confirm: str, message: str
 ) -> None:
     client = app.test_client()
-    link = reset_link(app, clinic["coordinator"])
+    link = reset_link(app, clinic.coordinator.email)
     before = snapshot(app)
     assert_form_message(choose(client, link, password, confirm), message)
     assert snapshot(app) == before
@@ -233,11 +235,11 @@ def test_a_bad_new_password_is_refused_with_a_message(
     ids=["markup", "header-injection", "nul"],
 )
 def test_a_hostile_reset_request_sends_nothing(
-    app: Flask, clinic: dict[str, Any], email: str, message: str
+    app: Flask, clinic: Cases, email: str, message: str
 ) -> None:
     client = app.test_client()
     before = snapshot(app)
-    token = csrf(client, "/staff/password/forgot")
+    token = csrf_token(client, "/staff/password/forgot")
     response = client.post(
         "/staff/password/forgot", data={"csrf_token": token, "email": email}, follow_redirects=True
     )
@@ -250,25 +252,25 @@ def test_a_hostile_reset_request_sends_nothing(
 
 
 def post_note(client: FlaskClient, reference: str, text: str) -> TestResponse:
-    token = csrf(client, f"/staff/requests/{reference}")
+    token = csrf_token(client, f"/staff/requests/{reference}")
     return client.post(
         f"/staff/requests/{reference}/notes", data={"note-csrf_token": token, "note-text": text}
     )
 
 
 def test_markup_in_a_note_is_shown_escaped(
-    app: Flask, coordinator: FlaskClient, clinic: dict[str, Any]
+    app: Flask, coordinator: FlaskClient, clinic: Cases
 ) -> None:
-    assert post_note(coordinator, clinic["waiting"], MARKUP).status_code == 302
-    page = coordinator.get(f"/staff/requests/{clinic['waiting']}").get_data(as_text=True)
+    assert post_note(coordinator, clinic.waiting, MARKUP).status_code == 302
+    page = coordinator.get(f"/staff/requests/{clinic.waiting}").get_data(as_text=True)
     assert_escaped(page, MARKUP)
 
 
 def test_a_note_with_nul_bytes_is_refused(
-    app: Flask, coordinator: FlaskClient, clinic: dict[str, Any]
+    app: Flask, coordinator: FlaskClient, clinic: Cases
 ) -> None:
     before = snapshot(app)
-    response = post_note(coordinator, clinic["waiting"], "call\x00 back\x07 later")
+    response = post_note(coordinator, clinic.waiting, "call\x00 back\x07 later")
     assert_refused(response, 422, "Please remove the invisible characters")
     assert snapshot(app) == before
 
@@ -279,10 +281,10 @@ def test_a_note_with_nul_bytes_is_refused(
     ids=["too-long", "blank"],
 )
 def test_a_bad_note_is_refused_with_a_message(
-    app: Flask, coordinator: FlaskClient, clinic: dict[str, Any], text: str, message: str
+    app: Flask, coordinator: FlaskClient, clinic: Cases, text: str, message: str
 ) -> None:
     before = snapshot(app)
-    assert_refused(post_note(coordinator, clinic["waiting"], text), 422, message)
+    assert_refused(post_note(coordinator, clinic.waiting, text), 422, message)
     assert snapshot(app) == before
 
 
@@ -292,23 +294,23 @@ PREFIX = {"confirm": "slot", "reschedule": "slot", "decline": "close", "cancel":
 
 
 def act(client: FlaskClient, reference: str, action: str, **fields: Any) -> TestResponse:
-    token = csrf(client, f"/staff/requests/{reference}")
+    token = csrf_token(client, f"/staff/requests/{reference}")
     prefix = PREFIX.get(action, "action")
     data = {f"{prefix}-csrf_token": token, **{f"{prefix}-{k}": v for k, v in fields.items()}}
     return client.post(f"/staff/requests/{reference}/{action}", data=data)
 
 
-def slot_fields(app: Flask, clinic: dict[str, Any], index: int = 3, **overrides: Any) -> dict:
+def slot_fields(app: Flask, clinic: Cases, index: int = 3, **overrides: Any) -> dict:
     """An open time of Dr. Weber's as a coordinator types it (clinic day and time)."""
     from booking.scheduling.availability import parse_slot_key
 
     with app.app_context():
-        _sid, _lid, starts_at = parse_slot_key(clinic["slot_keys"][index])
+        _sid, _lid, starts_at = parse_slot_key(clinic.slot_keys[index])
         local = to_clinic_tz(starts_at)
     fields = {
-        "specialist": clinic["weber"],
-        "location": clinic["location"],
-        "appointment_type": clinic["type"],
+        "specialist": clinic.weber.id,
+        "location": clinic.location,
+        "appointment_type": clinic.type,
         "day": local.date().isoformat(),
         "start": local.strftime("%H:%M"),
         "message": "",
@@ -321,10 +323,10 @@ def test_markup_in_a_message_to_the_patient_is_escaped_in_the_email_and_on_the_p
     mail_settings: dict[str, Any],
     app: Flask,
     coordinator: FlaskClient,
-    clinic: dict[str, Any],
+    clinic: Cases,
     smtp: SmtpServer,
 ) -> None:
-    reference = clinic["waiting"]
+    reference = clinic.waiting
     assert act(coordinator, reference, "decline", message=MARKUP).status_code == 302
     (html_part,) = delivered_html(app, smtp, "request_update")
     assert_escaped(html_part, MARKUP)
@@ -332,19 +334,19 @@ def test_markup_in_a_message_to_the_patient_is_escaped_in_the_email_and_on_the_p
 
 
 def test_markup_in_a_confirmation_message_is_escaped_in_the_email(
-    app: Flask, coordinator: FlaskClient, clinic: dict[str, Any]
+    app: Flask, coordinator: FlaskClient, clinic: Cases
 ) -> None:
     fields = slot_fields(app, clinic, message=MARKUP)
-    assert act(coordinator, clinic["waiting"], "confirm", **fields).status_code == 302
+    assert act(coordinator, clinic.waiting, "confirm", **fields).status_code == 302
     (email,) = outbox(app, "request_update")
     assert_escaped(email.body_html, MARKUP)
 
 
 def test_a_message_with_nul_bytes_is_refused_and_nothing_sent(
-    app: Flask, coordinator: FlaskClient, clinic: dict[str, Any]
+    app: Flask, coordinator: FlaskClient, clinic: Cases
 ) -> None:
     before = snapshot(app)
-    response = act(coordinator, clinic["waiting"], "decline", message="Sor\x00ry\x1b, no.")
+    response = act(coordinator, clinic.waiting, "decline", message="Sor\x00ry\x1b, no.")
     assert_refused(response, 422, "Please remove the invisible characters")
     assert snapshot(app) == before
     assert outbox(app, "request_update") == []
@@ -369,12 +371,12 @@ FORGED_TRANSITIONS = {
 def test_a_forged_transition_is_refused_and_changes_nothing(
     app: Flask,
     coordinator: FlaskClient,
-    clinic: dict[str, Any],
+    clinic: Cases,
     setup: str | None,
     action: str,
     message: str,
 ) -> None:
-    reference = clinic["waiting"]
+    reference = clinic.waiting
     for step in (setup or "").split("+"):
         if step:
             fields = slot_fields(app, clinic) if step == "confirm" else {}
@@ -391,10 +393,10 @@ def test_a_forged_transition_is_refused_and_changes_nothing(
     ids=["no-such-request", "no-such-action", "encoded-traversal"],
 )
 def test_an_action_on_nothing_is_not_found(
-    app: Flask, coordinator: FlaskClient, clinic: dict[str, Any], reference: str, action: str
+    app: Flask, coordinator: FlaskClient, clinic: Cases, reference: str, action: str
 ) -> None:
-    reference = reference.format(**clinic)
-    token = csrf(coordinator, f"/staff/requests/{clinic['waiting']}")
+    reference = reference.format(**clinic.placeholders)
+    token = csrf_token(coordinator, f"/staff/requests/{clinic.waiting}")
     before = snapshot(app)
     response = coordinator.post(
         f"/staff/requests/{reference}/{action}",
@@ -421,30 +423,30 @@ BAD_SLOTS = {
 def test_a_bad_appointment_time_is_refused_with_a_message(
     app: Flask,
     coordinator: FlaskClient,
-    clinic: dict[str, Any],
+    clinic: Cases,
     overrides: dict[str, str],
     message: str,
 ) -> None:
-    fields = slot_fields(app, clinic, **{k: v.format(**clinic) for k, v in overrides.items()})
+    fields = slot_fields(
+        app, clinic, **{k: v.format(**clinic.placeholders) for k, v in overrides.items()}
+    )
     before = snapshot(app)
-    page = assert_refused(act(coordinator, clinic["waiting"], "confirm", **fields), 422, message)
+    page = assert_refused(act(coordinator, clinic.waiting, "confirm", **fields), 422, message)
     assert "<script>alert" not in page
     assert snapshot(app) == before
 
 
-def test_a_specialist_cannot_act_on_another_specialists_request(
-    app: Flask, clinic: dict[str, Any]
-) -> None:
+def test_a_specialist_cannot_act_on_another_specialists_request(app: Flask, clinic: Cases) -> None:
     okafor = app.test_client()
-    assert login(okafor, clinic["okafor_email"]).status_code == 302
-    token = csrf(okafor, "/staff/")
+    AuthActions(okafor).login(email=clinic.okafor.email)
+    token = csrf_token(okafor, "/staff/")
     before = snapshot(app)
     for action in ("complete", "no_show"):
         response = okafor.post(
-            f"/staff/requests/{clinic['booked']}/{action}", data={"action-csrf_token": token}
+            f"/staff/requests/{clinic.booked}/{action}", data={"action-csrf_token": token}
         )
         assert_refused(response, 404)
-    assert_refused(okafor.get(f"/staff/requests/{clinic['booked']}"), 404)
+    assert_refused(okafor.get(f"/staff/requests/{clinic.booked}"), 404)
     assert snapshot(app) == before
 
 
@@ -453,7 +455,7 @@ def test_a_specialist_cannot_act_on_another_specialists_request(
 
 def create_account(client: FlaskClient, **fields: str) -> TestResponse:
     data = {
-        "csrf_token": csrf(client, "/staff/accounts"),
+        "csrf_token": csrf_token(client, "/staff/accounts"),
         "full_name": "Nora New",
         "email": "nora@example.com",
         "role": "coordinator",
@@ -464,7 +466,7 @@ def create_account(client: FlaskClient, **fields: str) -> TestResponse:
 
 
 def test_a_markup_staff_name_is_escaped_wherever_it_is_shown(
-    app: Flask, admin: FlaskClient, clinic: dict[str, Any]
+    app: Flask, admin: FlaskClient, clinic: Cases
 ) -> None:
     assert create_account(admin, full_name=MARKUP, role="specialist").status_code == 302
     assert_escaped(admin.get("/staff/accounts").get_data(as_text=True), MARKUP)
@@ -492,12 +494,12 @@ def test_a_bad_account_is_refused_with_a_message(
 
 
 def test_an_admin_cannot_deactivate_themselves_by_a_forged_post(
-    app: Flask, admin: FlaskClient, clinic: dict[str, Any]
+    app: Flask, admin: FlaskClient, clinic: Cases
 ) -> None:
     before = snapshot(app)
-    token = csrf(admin, "/staff/accounts")
+    token = csrf_token(admin, "/staff/accounts")
     response = admin.post(
-        f"/staff/accounts/{clinic['admin_id']}/active",
+        f"/staff/accounts/{clinic.admin.id}/active",
         data={"csrf_token": token, "active": "0"},
         follow_redirects=True,
     )
@@ -518,14 +520,14 @@ def test_an_admin_cannot_deactivate_themselves_by_a_forged_post(
 def test_a_coordinator_cannot_use_admin_forms(
     app: Flask,
     coordinator: FlaskClient,
-    clinic: dict[str, Any],
+    clinic: Cases,
     path: str,
     data: dict[str, str],
 ) -> None:
-    token = csrf(coordinator, "/staff/")
+    token = csrf_token(coordinator, "/staff/")
     before = snapshot(app)
     data = {"csrf_token": token, "type-csrf_token": token, "password": "x" * 20, **data}
-    assert_refused(coordinator.post(path.format(**clinic), data=data), 403)
+    assert_refused(coordinator.post(path.format(**clinic.placeholders), data=data), 403)
     assert snapshot(app) == before
 
 
@@ -533,14 +535,14 @@ def test_a_coordinator_cannot_use_admin_forms(
 
 
 def add_location(client: FlaskClient, name: str, address: str = "Hauptstr. 1") -> TestResponse:
-    token = csrf(client, "/staff/admin/locations")
+    token = csrf_token(client, "/staff/admin/locations")
     return client.post(
         "/staff/admin/locations", data={"csrf_token": token, "name": name, "address": address}
     )
 
 
 def test_a_markup_location_is_escaped_on_the_pages_and_in_the_patient_email(
-    app: Flask, admin: FlaskClient, coordinator: FlaskClient, clinic: dict[str, Any]
+    app: Flask, admin: FlaskClient, coordinator: FlaskClient, clinic: Cases
 ) -> None:
     name, address = MARKUP, MARKUP.replace("xss", "addr")
     assert add_location(admin, name, address).status_code == 302
@@ -551,7 +553,7 @@ def test_a_markup_location_is_escaped_on_the_pages_and_in_the_patient_email(
         location_id = db.session.scalars(select(Location.id).where(Location.name == name)).one()
     fields = slot_fields(app, clinic, location=location_id)
     # Dr. Weber has no hours there: the refusal names the place, escaped.
-    page = assert_refused(act(coordinator, clinic["waiting"], "confirm", **fields), 409)
+    page = assert_refused(act(coordinator, clinic.waiting, "confirm", **fields), 409)
     assert_escaped(page, name)
 
 
@@ -588,7 +590,7 @@ OVERVIEW = "/staff/admin/scheduling/"
 
 def submit(client: FlaskClient, path: str, prefix: str, **fields: str) -> TestResponse:
     data = {
-        f"{prefix}-csrf_token": csrf(client, path),
+        f"{prefix}-csrf_token": csrf_token(client, path),
         f"{prefix}-submit": "pressed",
         **{f"{prefix}-{name}": value for name, value in fields.items()},
     }
@@ -666,12 +668,12 @@ HOURS = {
 
 @pytest.mark.parametrize(("fields", "message"), HOURS.values(), ids=HOURS.keys())
 def test_bad_working_hours_are_refused_with_a_message(
-    app: Flask, admin: FlaskClient, clinic: dict[str, Any], fields: dict[str, str], message: str
+    app: Flask, admin: FlaskClient, clinic: Cases, fields: dict[str, str], message: str
 ) -> None:
-    path = f"/staff/admin/scheduling/specialists/{clinic['okafor']}"
+    path = f"/staff/admin/scheduling/specialists/{clinic.okafor.id}"
     values = {
         "weekday": "0",
-        "location": str(clinic["location"]),
+        "location": str(clinic.location),
         "start_time": "09:00",
         "end_time": "12:00",
         **fields,
@@ -699,9 +701,9 @@ EXCEPTIONS = {
 
 @pytest.mark.parametrize(("fields", "message"), EXCEPTIONS.values(), ids=EXCEPTIONS.keys())
 def test_bad_time_off_is_refused_with_a_message(
-    app: Flask, admin: FlaskClient, clinic: dict[str, Any], fields: dict[str, str], message: str
+    app: Flask, admin: FlaskClient, clinic: Cases, fields: dict[str, str], message: str
 ) -> None:
-    path = f"/staff/admin/scheduling/specialists/{clinic['weber']}"
+    path = f"/staff/admin/scheduling/specialists/{clinic.weber.id}"
     with app.app_context():
         values = {
             "start_day": _day(2),
@@ -718,9 +720,9 @@ def test_bad_time_off_is_refused_with_a_message(
 
 
 def test_a_markup_time_off_reason_is_shown_escaped(
-    app: Flask, admin: FlaskClient, clinic: dict[str, Any]
+    app: Flask, admin: FlaskClient, clinic: Cases
 ) -> None:
-    path = f"/staff/admin/scheduling/specialists/{clinic['weber']}"
+    path = f"/staff/admin/scheduling/specialists/{clinic.weber.id}"
     with app.app_context():
         day = _day(3)
     response = submit(
@@ -750,12 +752,12 @@ EXTRA_HOURS = {
 
 @pytest.mark.parametrize(("fields", "message"), EXTRA_HOURS.values(), ids=EXTRA_HOURS.keys())
 def test_bad_extra_hours_are_refused_with_a_message(
-    app: Flask, admin: FlaskClient, clinic: dict[str, Any], fields: dict[str, str], message: str
+    app: Flask, admin: FlaskClient, clinic: Cases, fields: dict[str, str], message: str
 ) -> None:
-    path = f"/staff/admin/scheduling/specialists/{clinic['okafor']}"
+    path = f"/staff/admin/scheduling/specialists/{clinic.okafor.id}"
     with app.app_context():
         values = {
-            "location": str(clinic["location"]),
+            "location": str(clinic.location),
             "start_day": _day(2),
             "start_time": "09:00",
             "end_day": _day(2),
@@ -782,15 +784,15 @@ def test_bad_extra_hours_are_refused_with_a_message(
 def test_a_bad_reschedule_is_refused_and_keeps_the_appointment(
     app: Flask,
     coordinator: FlaskClient,
-    clinic: dict[str, Any],
+    clinic: Cases,
     overrides: dict[str, str],
     status: int,
     message: str,
 ) -> None:
-    reference = clinic["waiting"]
+    reference = clinic.waiting
     assert act(coordinator, reference, "confirm", **slot_fields(app, clinic)).status_code == 302
     fields = slot_fields(
-        app, clinic, index=8, **{k: v.format(**clinic) for k, v in overrides.items()}
+        app, clinic, index=8, **{k: v.format(**clinic.placeholders) for k, v in overrides.items()}
     )
     before = snapshot(app)
     page = assert_refused(act(coordinator, reference, "reschedule", **fields), status, message)
@@ -809,7 +811,7 @@ STAFF_AND_PLACE_NAMES = {
     ("specialist", "place"), STAFF_AND_PLACE_NAMES.values(), ids=STAFF_AND_PLACE_NAMES.keys()
 )
 def test_staff_and_location_names_are_safe_in_the_email_pages_and_csv(
-    app: Flask, admin: FlaskClient, clinic: dict[str, Any], specialist: str, place: str
+    app: Flask, admin: FlaskClient, clinic: Cases, specialist: str, place: str
 ) -> None:
     assert create_account(admin, full_name=specialist, role="specialist").status_code == 302
     assert add_location(admin, place).status_code == 302
@@ -831,12 +833,12 @@ def test_staff_and_location_names_are_safe_in_the_email_pages_and_csv(
         assert submit(admin, path, "hours", **hours).status_code == 302
     assert_escaped(admin.get(path).get_data(as_text=True), specialist)
     fields = slot_fields(app, clinic, specialist=user_id, location=location_id)
-    assert act(admin, clinic["waiting"], "confirm", **fields).status_code == 302
+    assert act(admin, clinic.waiting, "confirm", **fields).status_code == 302
     (email,) = outbox(app, "request_update")
     assert_escaped(email.body_html, specialist)
     assert_escaped(email.body_html, place)
     assert_escaped(admin.get("/staff/calendar").get_data(as_text=True), specialist)
-    (row,) = [r for r in csv_rows(admin) if r["reference"] == clinic["waiting"]]
+    (row,) = [r for r in csv_rows(admin) if r["reference"] == clinic.waiting]
     formula = ("=", "+", "-", "@")
     assert row["specialist"] == ("'" if specialist.startswith(formula) else "") + specialist
     assert row["location"] == ("'" if place.startswith(formula) else "") + place

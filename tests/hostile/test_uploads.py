@@ -19,11 +19,12 @@ from sqlalchemy import select
 
 from booking.documents.models import Document
 from booking.extensions import db
-from tests.hostile.conftest import assert_escaped, assert_refused, csrf, snapshot
+from tests.hostile.conftest import Cases, assert_escaped, assert_refused, snapshot
 from tests.support import (
     EXE_BYTES,
     JPEG_BYTES,
     PNG_BYTES,
+    csrf_token,
     form_tokens,
     pdf_bytes,
     valid_answers,
@@ -82,7 +83,7 @@ def post_form(
 
 
 def add_documents(client: FlaskClient, link: str, files: list[tuple[bytes, str, str | None]]):
-    data: dict[str, Any] = {"docs-csrf_token": csrf(client, link)}
+    data: dict[str, Any] = {"docs-csrf_token": csrf_token(client, link)}
     for index, (content, name, claimed) in enumerate(files):
         data[f"docs-documents-{index}-file"] = file_part(content, name, claimed)
     return client.post(f"{link}/documents", data=data, content_type="multipart/form-data")
@@ -107,7 +108,7 @@ def test_a_file_that_lies_about_its_type_is_refused_on_the_request_form(
 def test_a_file_that_lies_about_its_type_is_refused_on_the_private_link(
     app: Flask,
     client: FlaskClient,
-    clinic: dict[str, Any],
+    clinic: Cases,
     content: bytes,
     name: str,
     claimed: str,
@@ -116,16 +117,16 @@ def test_a_file_that_lies_about_its_type_is_refused_on_the_private_link(
     before = snapshot(app)
     # A good file beside it: the set is refused whole, nothing of it is kept.
     files = [(pdf_bytes(), "good.pdf", None), (content, name, claimed)]
-    assert_refused(add_documents(client, clinic["booked_link"], files), 422, message)
+    assert_refused(add_documents(client, clinic.booked_link, files), 422, message)
     assert snapshot(app) == before
 
 
 def test_an_empty_file_is_refused_on_the_private_link(
-    app: Flask, client: FlaskClient, clinic: dict[str, Any]
+    app: Flask, client: FlaskClient, clinic: Cases
 ) -> None:
     before = snapshot(app)
     files = [(b"", "empty.pdf", "application/pdf")]
-    assert_refused(add_documents(client, clinic["booked_link"], files), 422, "This file is empty.")
+    assert_refused(add_documents(client, clinic.booked_link, files), 422, "This file is empty.")
     assert snapshot(app) == before
 
 
@@ -216,9 +217,9 @@ def test_too_many_files_on_the_request_form_are_refused(app: Flask, client: Flas
 
 
 def test_too_many_files_on_the_private_link_are_refused(
-    app: Flask, client: FlaskClient, clinic: dict[str, Any]
+    app: Flask, client: FlaskClient, clinic: Cases
 ) -> None:
-    link = clinic["waiting_link"]  # already holds one document
+    link = clinic.waiting_link  # already holds one document
     limit = app.config["MAX_DOCUMENTS"]
     for batch in range(3):
         files = [(PNG_BYTES, f"scan-{batch}-{n}.png", None) for n in range(3)]
@@ -252,7 +253,7 @@ def test_a_body_over_the_request_limit_is_a_friendly_413(
     small_limits: dict[str, Any],
     app: Flask,
     client: FlaskClient,
-    clinic: dict[str, Any],
+    clinic: Cases,
     where: str,
 ) -> None:
     before = snapshot(app)
@@ -261,7 +262,7 @@ def test_a_body_over_the_request_limit_is_a_friendly_413(
     if where == "request-form":
         response = post_form(client, files)
     else:
-        response = add_documents(client, clinic["booked_link"], files)
+        response = add_documents(client, clinic.booked_link, files)
     response.request.environ["wsgi.input"].close()
     assert_refused(response, 413, "Nothing was saved")
     assert snapshot(app) == before

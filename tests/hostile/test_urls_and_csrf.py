@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from booking.extensions import db
 from booking.requests.models import ConsultationRequest
-from tests.hostile.conftest import MARKUP, assert_refused, csrf, snapshot
-from tests.support import form_tokens, open_manage_link, pdf_bytes, valid_answers
+from tests.hostile.conftest import MARKUP, Cases, assert_refused, snapshot
+from tests.support import csrf_token, form_tokens, open_manage_link, pdf_bytes, valid_answers
 
 HUGE = str(2**70)
 BIG = str(2**40)  # fits SQLite's integers, not PostgreSQL's
@@ -48,7 +48,7 @@ QUEUE_QUERIES = {
 
 @pytest.mark.parametrize("query", QUEUE_QUERIES.values(), ids=QUEUE_QUERIES.keys())
 def test_hostile_queue_filters_are_ignored(
-    coordinator: FlaskClient, clinic: dict[str, Any], query: dict[str, Any]
+    coordinator: FlaskClient, clinic: Cases, query: dict[str, Any]
 ) -> None:
     assert_calm_page(coordinator.get("/staff/", query_string=query))
     export = coordinator.get("/staff/export.csv", query_string=query)
@@ -96,10 +96,10 @@ RECORD_PATHS = {
 
 @pytest.mark.parametrize("path", RECORD_PATHS.values(), ids=RECORD_PATHS.keys())
 def test_a_record_that_is_not_there_is_a_plain_404(
-    app: Flask, admin: FlaskClient, clinic: dict[str, Any], path: str
+    app: Flask, admin: FlaskClient, clinic: Cases, path: str
 ) -> None:
     before = snapshot(app)
-    assert_refused(admin.get(path.format(**clinic)), 404, "Page not found")
+    assert_refused(admin.get(path.format(**clinic.placeholders)), 404, "Page not found")
     assert snapshot(app) == before
 
 
@@ -122,11 +122,11 @@ ID_POSTS = {
 
 @pytest.mark.parametrize(("path", "data"), ID_POSTS.values(), ids=ID_POSTS.keys())
 def test_a_post_about_a_record_that_is_not_there_is_a_404_and_changes_nothing(
-    app: Flask, admin: FlaskClient, clinic: dict[str, Any], path: str, data: dict[str, str]
+    app: Flask, admin: FlaskClient, clinic: Cases, path: str, data: dict[str, str]
 ) -> None:
-    token = csrf(admin, "/staff/accounts")
+    token = csrf_token(admin, "/staff/accounts")
     before = snapshot(app)
-    url = path.format(huge=HUGE, big=BIG, **clinic)
+    url = path.format(huge=HUGE, big=BIG, **clinic.placeholders)
     assert_refused(admin.post(url, data={"csrf_token": token, **data}), 404)
     assert snapshot(app) == before
 
@@ -143,10 +143,10 @@ def test_a_post_about_a_record_that_is_not_there_is_a_404_and_changes_nothing(
     ids=["get-notes", "get-logout", "get-cancel", "put-request", "delete-record"],
 )
 def test_a_method_a_page_does_not_take_is_a_405(
-    app: Flask, coordinator: FlaskClient, clinic: dict[str, Any], method: str, path: str
+    app: Flask, coordinator: FlaskClient, clinic: Cases, method: str, path: str
 ) -> None:
     before = snapshot(app)
-    response = getattr(coordinator, method)(path.format(**clinic))
+    response = getattr(coordinator, method)(path.format(**clinic.placeholders))
     assert_refused(response, 405, "That action is not possible here")
     assert snapshot(app) == before
 
@@ -154,7 +154,7 @@ def test_a_method_a_page_does_not_take_is_a_405(
 # CSRF ---------------------------------------------------------------------------------------
 
 
-def _request_form(client: FlaskClient, clinic: dict[str, Any], token: str | None) -> Any:
+def _request_form(client: FlaskClient, clinic: Cases, token: str | None) -> Any:
     data: dict[str, Any] = {**valid_answers(), **form_tokens(client)}
     data["documents-0-file"] = (io.BytesIO(pdf_bytes()), "mri.pdf")
     if token is None:
@@ -165,21 +165,21 @@ def _request_form(client: FlaskClient, clinic: dict[str, Any], token: str | None
 
 
 def _prefixed(path: str, prefix: str, **fields: str):
-    def send(client: FlaskClient, clinic: dict[str, Any], token: str | None) -> Any:
+    def send(client: FlaskClient, clinic: Cases, token: str | None) -> Any:
         data = {f"{prefix}{name}": value for name, value in fields.items()}
         if token is not None:
             data[f"{prefix}csrf_token"] = token
-        return client.post(path.format(**clinic), data=data)
+        return client.post(path.format(**clinic.placeholders), data=data)
 
     return send
 
 
-def _documents(client: FlaskClient, clinic: dict[str, Any], token: str | None) -> Any:
+def _documents(client: FlaskClient, clinic: Cases, token: str | None) -> Any:
     data: dict[str, Any] = {"docs-documents-0-file": (io.BytesIO(pdf_bytes()), "late.pdf")}
     if token is not None:
         data["docs-csrf_token"] = token
     return client.post(
-        f"{clinic['booked_link']}/documents", data=data, content_type="multipart/form-data"
+        f"{clinic.booked_link}/documents", data=data, content_type="multipart/form-data"
     )
 
 
@@ -202,16 +202,16 @@ FORMS = {
 
 
 @pytest.fixture
-def sender(app: Flask, clinic: dict[str, Any], coordinator: FlaskClient):
+def sender(app: Flask, clinic: Cases, coordinator: FlaskClient):
     """The client a form's owner uses, and a page of theirs that carries the session's token."""
 
     def pick(who: str) -> tuple[FlaskClient, str]:
         if who == "staff":
-            return coordinator, f"/staff/requests/{clinic['waiting']}"
+            return coordinator, f"/staff/requests/{clinic.waiting}"
         patient = app.test_client()
         with app.app_context():
             booked = db.session.scalars(
-                select(ConsultationRequest).where(ConsultationRequest.reference == clinic["booked"])
+                select(ConsultationRequest).where(ConsultationRequest.reference == clinic.booked)
             ).one()
             return patient, open_manage_link(patient, booked)
 
@@ -225,7 +225,7 @@ def _still_signed_in(client: FlaskClient, who: str) -> None:
 
 @pytest.mark.parametrize(("who", "send"), FORMS.values(), ids=FORMS.keys())
 def test_a_post_without_a_csrf_token_is_refused(
-    app: Flask, clinic: dict[str, Any], sender, who: str, send
+    app: Flask, clinic: Cases, sender, who: str, send
 ) -> None:
     client, page = sender(who)
     client.get(page)  # a session, as a visitor of the page has
@@ -241,13 +241,13 @@ def test_a_post_without_a_csrf_token_is_refused(
     ids=["patient-request", "patient-cancel", "staff-decline"],
 )
 def test_a_token_replayed_from_another_session_is_refused(
-    app: Flask, clinic: dict[str, Any], sender, who: str, send
+    app: Flask, clinic: Cases, sender, who: str, send
 ) -> None:
     client, page = sender(who)
     client.get(page)
     # A real, valid token - of somebody else's session (an attacker's own visit).
     attacker = app.test_client()
-    stolen = csrf(attacker, "/staff/login")
+    stolen = csrf_token(attacker, "/staff/login")
     before = snapshot(app)
     assert_refused(send(client, clinic, stolen), 400, EXPIRED_FORM)
     assert snapshot(app) == before
@@ -259,10 +259,10 @@ def test_a_token_replayed_from_another_session_is_refused(
     ids=["patient-request", "staff-note"],
 )
 def test_a_tampered_csrf_token_is_refused(
-    app: Flask, clinic: dict[str, Any], sender, who: str, send
+    app: Flask, clinic: Cases, sender, who: str, send
 ) -> None:
     client, page = sender(who)
-    token = csrf(client, page)
+    token = csrf_token(client, page)
     head, signature = token.rsplit(".", 1)
     tampered = f"{head}.{'A' if signature[0] != 'A' else 'B'}{signature[1:]}"
     before = snapshot(app)
@@ -277,14 +277,14 @@ def test_a_tampered_csrf_token_is_refused(
 )
 def test_an_expired_csrf_token_is_refused(
     app: Flask,
-    clinic: dict[str, Any],
+    clinic: Cases,
     sender,
     monkeypatch: pytest.MonkeyPatch,
     who: str,
     send,
 ) -> None:
     client, page = sender(who)
-    token = csrf(client, page)
+    token = csrf_token(client, page)
     before = snapshot(app)
     # Post it just after the token's lifetime: the signer's clock runs ahead, nothing sleeps.
     lifetime = app.config["WTF_CSRF_TIME_LIMIT"]

@@ -440,7 +440,7 @@ def deployment(
 
 @pytest.fixture(scope="module", autouse=True)
 def _production_timeouts() -> Iterator[None]:
-    """expect()'s timeout for this module: tests/e2e's 10 s is for a server in a thread."""
+    """expect()'s timeout for this module (its own actions' timeout), then tests/e2e's again."""
     expect.set_options(timeout=ACTION_TIMEOUT_MS)
     yield
     expect.set_options(timeout=TIMEOUT_MS)

@@ -25,9 +25,8 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from booking.cli import demo_pdf
-from tests.e2e.conftest import (
-    CLINIC_EMAIL,
-    IMAGING_REVIEW,
+from tests.e2e.conftest import CLINIC_EMAIL, IMAGING_REVIEW, text_of, wait_for_email
+from tests.e2e.pages import (
     PATIENT_EMAIL,
     attach_document,
     fill_required_answers,
@@ -35,8 +34,6 @@ from tests.e2e.conftest import (
     shown_reference,
     sign_in,
     slot_time,
-    text_of,
-    wait_for_email,
 )
 from tests.production.conftest import ADMIN, COORDINATOR, HOST, Deployment, Visitor, visiting
 from tests.smtp import Received

@@ -1,0 +1,324 @@
+"""What patients and staff do on the pages, for the browser tests (one copy, used by all).
+
+The helpers find every control the way a screen-reader user does: fields by their label,
+choices by their group's legend, buttons and links by their name. The ``key_*`` helpers use
+the keyboard only (Tab, arrow keys, Space, Enter, typing). Waits use the default timeout set
+once in ``tests/e2e/conftest.py``.
+"""
+
+from __future__ import annotations
+
+import re
+import time as clock
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+
+import pyotp
+from babel.dates import format_date, format_datetime
+from playwright.sync_api import Locator, Page, expect
+
+from tests.e2e.conftest import LOCATION, SPECIALIST, LiveServer
+from tests.support import PASSWORD
+
+PATIENT_EMAIL = "erika.mustermann@example.com"
+REFERENCE_RE = re.compile(r"^SC-[2-9A-Z]{4}-[2-9A-Z]{4}$")
+RED_FLAGS = [
+    "New loss of bladder or bowel control",
+    "Numbness in the groin or saddle area",
+    "Rapidly worsening weakness in the legs",
+    "Fever or unexplained weight loss together with back pain",
+    "A history of cancer",
+    "A recent serious injury, such as a fall or car accident",
+]
+# Enough for the longest walk through the request form (a few hundred tab stops).
+MAX_TABS = 400
+
+
+# --- what the patient reads ------------------------------------------------------------------
+
+
+def clinic_day(server: LiveServer, days_ahead: int) -> date:
+    """A day at the clinic after the minimum notice and inside the picker's two weeks."""
+    return datetime.now(server.tz).date() + timedelta(days=days_ahead)
+
+
+def day_legend(day: date) -> str:
+    """A day as the picker names its group of times, e.g. "Friday, June 5, 2026"."""
+    return format_date(day, "full", locale="en")
+
+
+def show_day(page: Page, day: date) -> None:
+    """On the patient's time picker, open one day's times from the list of days."""
+    days = page.get_by_role("navigation", name="Days with open times")
+    name = format_date(day, "EEE d MMM", locale="en")
+    days.get_by_role("link", name=re.compile(rf"^{re.escape(name)} · ")).click()
+    expect(days.locator("[aria-current=date]")).to_contain_text(name)
+
+
+def slot_label(hh_mm: str) -> str:
+    return f"{hh_mm} · {SPECIALIST} · {LOCATION}"
+
+
+def full_time(server: LiveServer, day: date, hh_mm: str) -> str:
+    """A time as the pages and emails spell it out in full."""
+    starts_at = datetime.combine(day, time.fromisoformat(hh_mm), tzinfo=server.tz)
+    return format_datetime(starts_at.astimezone(UTC), "full", tzinfo=server.tz, locale="en")
+
+
+def slot_time(server: LiveServer, slot: Locator) -> str:
+    """The full time of a slot's radio button (its value ends in the start's epoch)."""
+    epoch = int(slot.get_attribute("value").rsplit(".", 1)[1])
+    starts_at = datetime.fromtimestamp(epoch, tz=UTC)
+    return format_datetime(starts_at, "full", tzinfo=server.tz, locale="en")
+
+
+def page_width(page: Page) -> int:
+    # Measured before the stylesheets arrive, an unstyled page can overflow: wait for them.
+    page.wait_for_load_state("load")
+    return page.evaluate("document.documentElement.scrollWidth")
+
+
+def shown_reference(page: Page) -> str:
+    reference = page.get_by_text(REFERENCE_RE)
+    expect(reference).to_be_visible()
+    return reference.inner_text().strip()
+
+
+# --- the request form, by label --------------------------------------------------------------
+
+
+def group(page: Page | Locator, legend: str) -> Locator:
+    """The fieldset whose legend is exactly ``legend``, with or without "(optional)"."""
+    name = re.compile(rf"^{re.escape(legend)}(?: \(optional\))?$")
+    return page.get_by_role("group", name=name)
+
+
+def choose(page: Page, legend: str, *options: str) -> None:
+    """Tick the radio button or checkboxes labelled ``options`` in the group ``legend``."""
+    for option in options:
+        group(page, legend).get_by_label(option, exact=True).check()
+
+
+def fill_about_you(
+    page: Page, *, name: str = "Erika Mustermann", email: str = PATIENT_EMAIL
+) -> None:
+    page.get_by_label("Full name", exact=True).fill(name)
+    page.get_by_label("Date of birth", exact=True).fill("1970-05-17")
+    page.get_by_label("Email address", exact=True).fill(email)
+    page.get_by_label("Phone number", exact=True).fill("+49 30 901820")
+    choose(page, "How should we contact you?", "Email")
+
+
+def fill_symptoms(page: Page) -> None:
+    choose(page, "Where does it hurt?", "Lower back", "Leg")
+    choose(page, "Which side?", "Left")
+    choose(page, "How long have you had this pain?", "3 to 12 months")
+    choose(page, "Pain right now", "5")
+    choose(page, "Pain at its worst in the last week", "8")
+    choose(page, "Does the pain spread into your arm or leg?", "Yes")
+    choose(page, "Do you have numbness or tingling?", "Yes")
+    choose(page, "Do you have weakness in an arm or leg?", "No")
+    choose(page, "Has a doctor told you what it is?", "Herniated (slipped) disc")
+    choose(page, "Treatment you have already had", "Physiotherapy", "Pain medication")
+    choose(page, "Scans you have already had", "MRI")
+    page.get_by_label("When were the scans done?").fill("MRI in March 2026")
+    page.get_by_label("Medicines you take now").fill("Ibuprofen 400 mg")
+    choose(page, "Do you take blood thinners (anticoagulants)?", "No")
+    choose(page, "Do you have diabetes?", "No")
+    choose(page, "Do you smoke?", "Never smoked")
+
+
+def answer_red_flags(page: Page, yes: str | None = None) -> None:
+    for question in RED_FLAGS:
+        choose(page, question, "Yes" if question == yes else "No")
+
+
+def give_consent(page: Page) -> None:
+    page.get_by_role("checkbox", name="I have read the privacy notice").check()
+    page.get_by_role("checkbox", name="I agree to be contacted about my request").check()
+
+
+def fill_required_answers(page: Page, *, red_flag: str | None = None) -> None:
+    fill_about_you(page)
+    fill_symptoms(page)
+    answer_red_flags(page, yes=red_flag)
+    give_consent(page)
+
+
+def document_file(document: Locator) -> Locator:
+    """The file field of one document's group ("File", or "File (optional)")."""
+    return document.get_by_label(re.compile(r"^File( \(optional\))?$"))
+
+
+def attach_document(page: Page, pdf: Path, description: str = "MRI report, lumbar spine") -> None:
+    # Ten rows offer "File": the patient must be able to tell Document 1 from the others.
+    document = page.get_by_role("group", name="Document 1")
+    document_file(document).set_input_files(pdf)
+    document.get_by_label("What is it?").fill(description)
+
+
+def pick_first_time(page: Page, server: LiveServer, appointment_type: str) -> str:
+    """Step 1 from the home page: choose the type, take the earliest open time, continue.
+    Returns the chosen time as the pages spell it."""
+    page.goto(server("/"))
+    page.get_by_role("link", name="Request an evaluation").first.click()
+    expect(page).to_have_url(server("/request/time"))
+    choose(page, "Type of appointment", appointment_type)
+    page.get_by_role("button", name="Show the times").click()
+    expect(group(page, "Type of appointment").get_by_label(appointment_type)).to_be_checked()
+    times = page.get_by_role("form", name=re.compile(r"^Open times from "))
+    earliest = times.get_by_role("radio").first
+    earliest.check()
+    chosen = slot_time(server, earliest)
+    times.get_by_role("button", name="Continue with this time").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Request a spine evaluation")
+    expect(page.get_by_text(chosen, exact=True)).to_be_visible()
+    return chosen
+
+
+# --- the keyboard ----------------------------------------------------------------------------
+
+
+def has_focus(target: Locator) -> bool:
+    """Whether the focus is on ``target`` or inside it (a group of radio buttons)."""
+    return target.evaluate("el => el.contains(document.activeElement)")
+
+
+def tab_to(page: Page, target: Locator, what: str) -> None:
+    """Press Tab, as a keyboard user does, until the focus is on or in ``target``."""
+    for _ in range(MAX_TABS):
+        if has_focus(target):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"Tab never reached {what}")
+
+
+def key_type(page: Page, label: str, value: str) -> None:
+    """Tab to the field labelled ``label`` and type ``value`` (a date as the browser's
+    date field takes it from the keyboard: month, day, year)."""
+    field = page.get_by_label(label, exact=True)
+    tab_to(page, field, label)
+    if field.get_attribute("type") == "date":
+        year, month, day = value.split("-")
+        page.keyboard.type(f"{month}{day}{year}")
+    else:
+        page.keyboard.type(value)
+    expect(field).to_have_value(value)
+
+
+def key_choose(page: Page, legend: str, *options: str) -> None:
+    """Choose ``options`` in the group ``legend`` from the keyboard: Tab to a checkbox and
+    press Space; Tab into a radio group, move with the arrow keys, confirm with Space."""
+    fieldset = group(page, legend)
+    for option in options:
+        target = fieldset.get_by_label(option, exact=True)
+        if target.get_attribute("type") == "radio":
+            tab_to(page, fieldset, legend)
+            for _ in range(fieldset.get_by_role("radio").count()):
+                if has_focus(target):
+                    break
+                page.keyboard.press("ArrowDown")
+            assert has_focus(target), f"the arrow keys cannot reach {legend}: {option}"
+            page.keyboard.press("Space")
+            expect(target).to_be_checked()
+        else:
+            key_tick(page, target, f"{legend}: {option}")
+
+
+def key_tick(page: Page, checkbox: Locator, what: str) -> None:
+    tab_to(page, checkbox, what)
+    page.keyboard.press("Space")
+    expect(checkbox).to_be_checked()
+
+
+def key_press_button(page: Page, name: str) -> None:
+    button = page.get_by_role("button", name=name)
+    tab_to(page, button, name)
+    page.keyboard.press("Enter")
+
+
+def _ignore_file_chooser(_chooser: object) -> None:
+    """A listener that keeps Playwright's file-dialog interception on (see key_attach)."""
+
+
+def key_attach(page: Page, file_input: Locator, path: Path, what: str) -> None:
+    """Tab to a file field and press Space: the browser opens its file dialog, where the
+    patient picks ``path`` (the dialog itself belongs to the operating system)."""
+    # Playwright intercepts file dialogs only once a listener exists, and turning that on is
+    # asynchronous: listen first (tabbing takes long enough), or Space may open a real dialog
+    # that headless chromium never reports.
+    page.on("filechooser", _ignore_file_chooser)
+    tab_to(page, file_input, what)
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Space")
+    chooser.value.set_files(path)
+
+
+def key_fill_required_answers(page: Page) -> None:
+    """The answers of ``fill_required_answers`` (bar the optional ones), in page order, from
+    the keyboard."""
+    key_type(page, "Full name", "Erika Mustermann")
+    key_type(page, "Date of birth", "1970-05-17")
+    key_type(page, "Email address", PATIENT_EMAIL)
+    key_type(page, "Phone number", "+49 30 901820")
+    key_choose(page, "How should we contact you?", "Email")
+    key_choose(page, "Where does it hurt?", "Lower back", "Leg")
+    key_choose(page, "How long have you had this pain?", "3 to 12 months")
+    key_choose(page, "Pain right now", "5")
+    key_choose(page, "Pain at its worst in the last week", "8")
+    key_choose(page, "Does the pain spread into your arm or leg?", "Yes")
+    key_choose(page, "Do you have numbness or tingling?", "Yes")
+    key_choose(page, "Do you have weakness in an arm or leg?", "No")
+    key_choose(page, "Do you take blood thinners (anticoagulants)?", "No")
+    key_choose(page, "Do you have diabetes?", "No")
+    key_choose(page, "Do you smoke?", "Never smoked")
+    for question in RED_FLAGS:
+        key_choose(page, question, "No")
+
+
+def key_give_consent(page: Page) -> None:
+    for consent in ("I have read the privacy notice", "I agree to be contacted about my request"):
+        key_tick(page, page.get_by_role("checkbox", name=consent), consent)
+
+
+# --- staff -----------------------------------------------------------------------------------
+
+
+def submit_sign_in(page: Page, email: str, password: str = PASSWORD) -> None:
+    """On the staff sign-in page: fill in the address and password and press Sign in."""
+    expect(page.get_by_role("heading", level=1)).to_have_text("Staff sign-in")
+    page.get_by_label("Email address", exact=True).fill(email)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def submit_sign_in_code(page: Page, code: str) -> None:
+    """On the sign-in code page: type ``code`` and press Sign in, waiting for the server's
+    answer (checking the code and starting the session) however long a busy machine takes."""
+    expect(page.get_by_role("heading", level=1)).to_have_text("Sign-in code")
+    page.get_by_label("Code", exact=True).fill(code)
+    with page.expect_response(
+        lambda response: response.request.method == "POST" and "/staff/login/code" in response.url
+    ):
+        page.get_by_role("button", name="Sign in").click()
+
+
+def sign_in(
+    page: Page,
+    server: LiveServer,
+    email: str,
+    *,
+    password: str = PASSWORD,
+    totp_secret: str | None = None,
+    landing: str = "Triage queue",
+) -> None:
+    """Sign in at the staff login page; with ``totp_secret``, answer the sign-in code page
+    with the code an authenticator app would show now."""
+    page.goto(server("/staff/"))
+    expect(page).to_have_url(re.compile(r"/staff/login(\?|$)"))
+    submit_sign_in(page, email, password)
+    if totp_secret is not None:
+        # The next time step's code: within the allowed clock drift, and never a code already
+        # used (a code is accepted once, and enrolment may have used this step's).
+        submit_sign_in_code(page, pyotp.TOTP(totp_secret).at(clock.time() + 30))
+    expect(page.get_by_role("heading", level=1)).to_have_text(landing)
