@@ -197,7 +197,7 @@ def test_twenty_patients_accepting_at_once_one_wins(app: Flask, clinic: Waitlist
 
 
 def test_an_offer_older_than_its_lifetime_can_no_longer_be_taken(
-    app: Flask, client, clinic: dict
+    app: Flask, client, clinic: Waitlist
 ) -> None:
     offer = _cancel_first(app, clinic)
     with app.app_context():
@@ -220,8 +220,8 @@ def test_an_offer_older_than_its_lifetime_can_no_longer_be_taken(
     assert response.status_code == 409
     assert "this offer has expired" in response.get_data(as_text=True)
     with app.app_context():
-        waiting = db.session.get(ConsultationRequest, clinic["waiting"][0])
-        assert waiting.appointment.starts_at > clinic["early"]
+        waiting = db.session.get(ConsultationRequest, clinic.waiting[0])
+        assert waiting.appointment.starts_at > clinic.early
         assert db.session.get(SlotOffer, offer.id).claimed_by_request_id is None
         with pytest.raises(OfferExpired):
             accept_offer(db.session.get(SlotOffer, offer.id), waiting)
