@@ -7,7 +7,6 @@ from datetime import datetime
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import FieldList, FormField, HiddenField, TextAreaField, ValidationError
 from wtforms.validators import Length, Optional
 
@@ -52,7 +51,7 @@ class CancelForm(BaseForm):
     )
 
 
-class RescheduleForm(FlaskForm):
+class RescheduleForm(BaseForm):
     slot = HiddenField()  # radio buttons named "slot" on the page
 
     def validate_slot(self, field: HiddenField) -> None:
@@ -62,7 +61,8 @@ class RescheduleForm(FlaskForm):
     def slot_key(self) -> tuple[int, int, datetime]:
         """The (specialist id, location id, start) of the chosen time, once validated."""
         parsed = parse_slot_key(self.slot.data or "")
-        assert parsed is not None, "validated by validate_slot"
+        if parsed is None:  # validate_slot refuses it first; never reached after validation
+            raise ValueError("slot_key() called on a form that did not validate")
         return parsed
 
 
