@@ -54,7 +54,17 @@ def make_request(
         "email": "erika.mustermann@example.com",
         "phone": "+4930901820",
         "preferred_contact": "email",
-        "odi_answers": {"pain_intensity": 2, "walking": 3},
+        # Eight of ten sections answered (the fewest a score allows): 20 / 40 points = 50%.
+        "odi_answers": {
+            "pain_intensity": 2,
+            "personal_care": 2,
+            "lifting": 3,
+            "walking": 3,
+            "sitting": 3,
+            "standing": 3,
+            "sleeping": 2,
+            "social_life": 2,
+        },
         "red_flags": red_flags or set(),
         "documents": [
             DocumentUpload(io.BytesIO(pdf_bytes(f"Report {n}")), f"report-{n}.pdf", None)

@@ -205,7 +205,7 @@ def test_export_values_are_correct_in_clinic_time(app: Flask, staff_client: Flas
         "email": "erika@example.com",
         "phone": "'+4930901820",  # text, not a number or a formula
         "diagnoses": "Spinal stenosis, Herniated (slipped) disc",
-        "odi_percent": "50.0",  # 2 + 3 of 10 possible points
+        "odi_percent": "50.0",  # the factory's 20 of 40 possible points
         "odi_band": "severe",
         "red_flags": "bladder_bowel, saddle_numbness",
         "specialist": "Dr. Weber",

@@ -36,11 +36,10 @@ def test_odi_has_the_ten_standard_sections_with_six_statements_each() -> None:
         # One section skipped: total / 45 x 100.
         ((2, 1, 3, 2, 3, 2, 1, None, 2, 2), 40.0, "moderate"),
         ((1, 1, 1, 1, 1, 1, 1, None, 1, 2), 22.2, "moderate"),  # 10 / 45 = 22.22%
-        # Three skipped: total / 35 x 100.
-        ((5, 5, 5, 5, 5, 4, 5, None, None, None), 97.1, "bed_bound"),
-        ((3, 3, 3, 3, 3, 3, 3, None, None, None), 60.0, "severe"),
-        # Only one answered: that section alone.
-        ((None, None, None, None, None, None, None, None, None, 1), 20.0, "minimal"),
+        # Two skipped, the most a score allows: total / 40 x 100.
+        ((5, 5, 5, 5, 5, 5, 5, 5, None, None), 100.0, "bed_bound"),
+        ((0, 0, 0, 0, 0, 0, 0, 0, None, None), 0.0, "minimal"),
+        ((3, 3, 3, 3, 3, 3, 2, None, 2, None), 55.0, "severe"),  # 22 / 40
     ],
 )
 def test_odi_score_and_band(scores: tuple, percent: float, band: str) -> None:
@@ -56,6 +55,21 @@ def test_odi_score_and_band(scores: tuple, percent: float, band: str) -> None:
 def test_odi_with_nothing_answered_has_no_score() -> None:
     result = score_odi(answers(*(None,) * 10))
     assert (result.percent, result.band, result.sections_answered) == (None, None, 0)
+
+
+@pytest.mark.parametrize(
+    "scores",
+    [
+        (5, 5, 5, 5, 5, 4, 5, None, None, None),  # three skipped
+        (3, 3, 3, 3, 3, None, None, None, None, None),
+        (None, None, None, None, None, None, None, None, None, 5),  # one answered: not "100%"
+    ],
+)
+def test_odi_with_more_than_two_sections_unanswered_is_not_scored(scores: tuple) -> None:
+    result = score_odi(answers(*scores))
+    assert (result.percent, result.band) == (None, None)
+    answered = sum(s is not None for s in scores)
+    assert result.sections_answered == answered and len(result.answers) == answered
 
 
 @pytest.mark.parametrize(

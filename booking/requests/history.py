@@ -283,6 +283,8 @@ ODI_SECTIONS: tuple[OdiSection, ...] = (
 )
 ODI_SECTION_KEYS = tuple(section.key for section in ODI_SECTIONS)
 ODI_MAX_PER_SECTION = 5
+# A score needs at least 8 of the 10 sections answered.
+ODI_MAX_UNANSWERED = 2
 
 # Upper bound of each band, inclusive, on the 0-100 percentage.
 ODI_BANDS = (
@@ -308,11 +310,15 @@ class InvalidOdiAnswer(ValueError):  # noqa: N818 - reads better at the call sit
 
 
 def score_odi(answers: Mapping[str, int | None]) -> OdiResult:
-    """Score the ODI: total / (5 x sections answered) x 100, skipped sections left out.
+    """Score the ODI (version 2.1a; Fairbank and Pynsent, Spine 2000;25:2940-52): total /
+    (5 x sections answered) x 100, skipped sections left out, as the instrument's manual says,
+    but only when at most ``ODI_MAX_UNANSWERED`` of the 10 sections are unanswered. With more
+    missing the percentage says too little (one answered section would read "100%,
+    bed-bound"), so there is no score: the answers are kept and staff see "not scored".
 
-    Unknown sections or scores outside 0-5 raise ``InvalidOdiAnswer``. With no section answered
-    there is no score. The percentage is rounded to one decimal before it is banded, with each
-    band's upper bound inclusive (20.0 is minimal, 20.1 moderate).
+    Unknown sections or scores outside 0-5 raise ``InvalidOdiAnswer``. The percentage is
+    rounded to one decimal before it is banded, with each band's upper bound inclusive (20.0 is
+    minimal, 20.1 moderate).
     """
     given: dict[str, int] = {}
     for key, score in answers.items():
@@ -325,8 +331,8 @@ def score_odi(answers: Mapping[str, int | None]) -> OdiResult:
         if not 0 <= score <= ODI_MAX_PER_SECTION:
             raise InvalidOdiAnswer(f"ODI score for {key!r} is outside 0-5")
         given[key] = score
-    if not given:
-        return OdiResult(answers={}, sections_answered=0, percent=None, band=None)
+    if len(ODI_SECTION_KEYS) - len(given) > ODI_MAX_UNANSWERED:
+        return OdiResult(answers=given, sections_answered=len(given), percent=None, band=None)
     percent = round(sum(given.values()) / (ODI_MAX_PER_SECTION * len(given)) * 100, 1)
     return OdiResult(
         answers=given, sections_answered=len(given), percent=percent, band=odi_band(percent)
