@@ -95,9 +95,20 @@ def test_odi_refuses_unknown_sections() -> None:
         score_odi({"jogging": 2})
 
 
-@pytest.mark.parametrize("flag", [code for code, _label in history.RED_FLAGS])
-def test_every_red_flag_alone_makes_a_request_urgent(flag: str) -> None:
-    assert triage_level({flag}) == "urgent"
+@pytest.mark.parametrize(
+    ("flag", "level"),
+    [
+        ("bladder_bowel", "urgent"),
+        ("saddle_numbness", "urgent"),
+        ("progressive_weakness", "urgent"),
+        ("fever_weight_loss", "urgent"),
+        ("serious_injury", "urgent"),
+        # A risk factor alone (Finucane 2020): reviewed by staff, not urgent.
+        ("cancer_history", "routine"),
+    ],
+)
+def test_each_red_flag_alone_sets_the_triage_level_of_its_pathway(flag: str, level: str) -> None:
+    assert triage_level({flag}) == level
 
 
 def test_red_flags_cover_the_clinical_list() -> None:
@@ -113,5 +124,5 @@ def test_red_flags_cover_the_clinical_list() -> None:
 
 def test_no_red_flag_is_routine_and_unknown_flags_are_refused() -> None:
     assert triage_level(set()) == "routine"
-    with pytest.raises(ValueError, match="unknown red flags"):
+    with pytest.raises(ValueError, match="unknown red flag"):
         triage_level({"headache"})

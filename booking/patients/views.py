@@ -20,7 +20,7 @@ from booking.extensions import limiter
 from booking.pagecache import cached_page, fill
 from booking.patients.forms import RequestForm, RequestStartForm, new_submission_token
 from booking.patients.services import submit_request
-from booking.requests import history
+from booking.requests import history, triage
 from booking.requests.queries import find_by_reference
 from booking.scheduling.availability import open_slots
 from booking.scheduling.services import (
@@ -286,7 +286,15 @@ def submitted() -> Response | str:
     consultation = find_by_reference(reference) if reference else None
     if consultation is None:
         return redirect(url_for("patients.request_form"))
-    return render_template("patients/request_submitted.html", consultation=consultation)
+    red_flags = consultation.history.red_flags if consultation.history is not None else []
+    advice = triage.pathway(red_flags)
+    return render_template(
+        "patients/request_submitted.html",
+        consultation=consultation,
+        advice_title=triage.ADVICE_TITLE.get(advice),
+        advice=triage.ADVICE.get(advice),
+        emergency=advice == triage.EMERGENCY,
+    )
 
 
 @bp.get("/privacy")

@@ -12,9 +12,13 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the request's own template helpers: its status and diagnosis labels."""
+    """Register the request's own template helpers: its status, diagnosis and red-flag
+    labels."""
+    from booking.requests import triage
     from booking.requests.history import diagnosis_labels
     from booking.requests.lifecycle import status_label
 
     app.add_template_global(status_label)
     app.add_template_global(diagnosis_labels)
+    app.add_template_global(triage.BY_CODE, "red_flags_by_code")
+    app.add_template_global(triage.PATHWAY_LABELS, "red_flag_pathways")

@@ -17,6 +17,7 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 
+from booking.requests import triage
 from booking.templating import choice_labels
 
 PAIN_LOCATIONS = [
@@ -83,14 +84,8 @@ CONTACT_METHODS = [
     ("phone", _l("Phone")),
 ]
 
-RED_FLAGS = [
-    ("bladder_bowel", _l("New loss of bladder or bowel control")),
-    ("saddle_numbness", _l("Numbness in the groin or saddle area")),
-    ("progressive_weakness", _l("Rapidly worsening weakness in the legs")),
-    ("fever_weight_loss", _l("Fever or unexplained weight loss together with back pain")),
-    ("cancer_history", _l("A history of cancer")),
-    ("serious_injury", _l("A recent serious injury, such as a fall or car accident")),
-]
+# The red-flag questions, their pathways and advice are in ``triage.py``.
+RED_FLAGS = [(flag.code, flag.question) for flag in triage.RED_FLAGS]
 RED_FLAG_CODES = frozenset(code for code, _label in RED_FLAGS)
 
 # The kinds of answer: several codes, one code, a 0-10 score, yes or no, free text.
@@ -347,11 +342,9 @@ def odi_band(percent: float) -> str:
 
 
 def triage_level(red_flags: set[str] | frozenset[str]) -> str:
-    """Any red flag makes a request urgent."""
-    unknown = set(red_flags) - RED_FLAG_CODES
-    if unknown:
-        raise ValueError(f"unknown red flags: {sorted(unknown)}")
-    return "urgent" if red_flags else "routine"
+    """Urgent when a red flag points to the emergency or urgent pathway (``triage.py``); a
+    risk factor alone keeps the request routine, shown to staff "to review"."""
+    return "urgent" if triage.is_urgent(red_flags) else "routine"
 
 
 def diagnosis_labels(codes: list[str] | None) -> str:
