@@ -291,7 +291,7 @@ def test_export_is_audited_with_its_filters_and_row_count(
     app: Flask, staff_client: FlaskClient, staff: Staff
 ) -> None:
     for n in range(3):
-        new_request(app, email=f"r{n}@example.com", red_flags={"cancer_history"})
+        new_request(app, email=f"r{n}@example.com", red_flags={"serious_injury"})
     new_request(app, email="routine@example.com")
 
     assert len(export(staff_client, status="all", triage="urgent", q="example", page=3)) == 3

@@ -152,7 +152,7 @@ def test_status_tabs_count_each_status_within_the_other_filters(
     app: Flask, staff_client: FlaskClient, clinic: Clinic
 ) -> None:
     waiting = [new_request(app, email=f"w{n}@example.com") for n in range(2)]
-    waiting.append(new_request(app, email="u@example.com", red_flags={"cancer_history"}))
+    waiting.append(new_request(app, email="u@example.com", red_flags={"fever_weight_loss"}))
     confirmed = [new_request(app, email=f"c{n}@example.com") for n in range(3)]
     declined = new_request(app, email="d@example.com")
     cancelled = new_request(app, email="x@example.com", red_flags={"serious_injury"})

@@ -131,7 +131,9 @@ def test_coordinator_with_two_factor_confirms_the_newest_urgent_request_and_the_
     expect(page.get_by_role("heading", level=1)).to_have_text(f"{newest.reference} · {newest.name}")
     red_flags = page.get_by_role("region", name="Red flags reported")
     expect(red_flags).to_be_visible()
-    expect(red_flags.get_by_role("listitem")).to_have_text(["New loss of bladder or bowel control"])
+    expect(red_flags.get_by_role("listitem")).to_have_text(
+        ["New loss of bladder or bowel control emergency"]
+    )
 
     clinic_tz = ZoneInfo(clinic.server.app.config["CLINIC_TIMEZONE"])
     day = appointment_day(clinic_tz)
