@@ -4,14 +4,24 @@ nothing alarming for a risk factor alone."""
 
 from __future__ import annotations
 
+import html
+from datetime import timedelta
+
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
+from booking.extensions import db
+from booking.notifications.models import OutboxEmail
 from booking.requests import triage
 from booking.requests.triage import EMERGENCY, REVIEW, ROUTINE, URGENT, pathway
+from booking.scheduling.availability import open_slots
+from booking.scheduling.models import AppointmentType
+from booking.scheduling.services import SlotChoice
+from booking.timeutil import clinic_dt, now_utc
 from tests.factories import make_request
-from tests.support import AuthActions, Staff
+from tests.support import AuthActions, Clinic, Staff
 
 EMERGENCY_TITLE = "Please seek emergency care now"
 URGENT_TITLE = "Please contact your doctor today"
@@ -85,3 +95,59 @@ def test_the_staff_record_labels_each_flag_with_its_pathway(
     page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
     assert "A history of cancer" in page and "to review" in page
     assert "New loss of bladder or bowel control" in page and "emergency" in page
+
+
+@pytest.mark.parametrize(
+    ("flags", "first_line"),
+    [
+        ({"bladder_bowel"}, "*** Please seek emergency care now ***"),
+        ({"fever_weight_loss"}, "*** Please contact your doctor today ***"),
+        ({"cancer_history"}, None),
+        (set(), None),
+    ],
+)
+def test_the_patients_receipt_repeats_the_advice_first_without_naming_the_flags(
+    app: Flask, flags: set[str], first_line: str | None
+) -> None:
+    with app.app_context():
+        consultation = make_request(red_flags=flags)
+        receipt = db.session.scalars(
+            select(OutboxEmail).where(
+                OutboxEmail.request_id == consultation.id,
+                OutboxEmail.template == "request_received",
+            )
+        ).one()
+    lines = receipt.body_text.lstrip().splitlines()
+    if first_line is None:
+        assert lines[0].startswith("Dear ")
+        assert "Please seek emergency care now" not in receipt.body_text
+        assert "Please contact your doctor today" not in receipt.body_text
+    else:
+        assert lines[0] == first_line
+        assert first_line.strip("* ") in receipt.body_html
+        assert receipt.body_html.index(first_line.strip("* ")) < receipt.body_html.index("Dear ")
+    for flag in triage.RED_FLAGS:  # the flags themselves stay inside the dashboard
+        assert str(flag.question) not in receipt.body_text
+
+
+def test_the_confirmation_shows_the_time_the_patient_holds(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    with app.app_context():
+        appointment_type = db.session.get(AppointmentType, clinic.type)
+        start = now_utc() + timedelta(days=3)
+        slot = open_slots(appointment_type, start, start + timedelta(days=7))[0]
+        consultation = make_request(
+            slot=SlotChoice(
+                appointment_type.id, slot.specialist_id, slot.location_id, slot.starts_at
+            )
+        )
+        reference = consultation.reference
+        when = clinic_dt(slot.starts_at, "full")
+    with client.session_transaction() as session:
+        session["submitted_reference"] = reference
+    page = client.get("/request/submitted").get_data(as_text=True)
+    assert "which we hold for you until we confirm it" in page
+    assert html.escape(when) in page or when in page
+    assert "We confirm the time you hold" in page
+    assert "We contact you to offer an appointment" not in page

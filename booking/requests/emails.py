@@ -15,7 +15,7 @@ from flask_babel.speaklater import LazyString
 
 from booking.notifications.models import OutboxEmail
 from booking.notifications.services import queue_email
-from booking.requests import links
+from booking.requests import links, triage
 from booking.requests.models import ConsultationRequest
 from booking.scheduling.ical import appointment_ics
 from booking.scheduling.models import Appointment, SlotOffer
@@ -78,6 +78,8 @@ def request_received(consultation: ConsultationRequest) -> list[OutboxEmail]:
             "We received your request %(reference)s", reference=consultation.reference
         )
     appointment = consultation.appointment
+    # An emergency or urgent patient reads the advice of the page again, first (triage.py).
+    advice = triage.pathway(consultation.history.red_flags if consultation.history else [])
     receipt = _to_patient(
         consultation,
         "request_received",
@@ -85,6 +87,9 @@ def request_received(consultation: ConsultationRequest) -> list[OutboxEmail]:
         attachment=_invitation(appointment) if appointment is not None else None,
         appointment=appointment,
         manage_url=links.manage_url(consultation),
+        advice_title=triage.ADVICE_TITLE.get(advice),
+        advice=triage.ADVICE.get(advice),
+        emergency=advice == triage.EMERGENCY,
     )
     with force_locale(STAFF_LOCALE):
         if consultation.is_urgent:
