@@ -1,8 +1,8 @@
 """Patients, their consultation requests, the structured history that comes with each, and the
 private links sent to them (only a hash of each link's token is kept).
 
-Table names are those of the models' earlier homes (``patients``, ``manage``): moving the code
-needed no data migration.
+The tables kept their names when these models moved here from ``patients`` and ``manage``:
+no data migration was needed.
 """
 
 from __future__ import annotations
