@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import secrets
-from datetime import date
+from datetime import date, time, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -17,7 +17,7 @@ from booking.scheduling.models import Location
 from booking.scheduling.services import create_location
 from booking.staff.models import StaffRole, StaffUser
 from booking.staff.services import create_staff
-from tests.support import PASSWORD, pdf_bytes
+from tests.support import PASSWORD, Clinic, pdf_bytes
 
 
 def make_staff(role: str = "coordinator", email: str | None = None, **kw: Any) -> StaffUser:
@@ -113,3 +113,40 @@ def make_hours(
             )
         )
     db.session.commit()
+
+
+def make_assigned_requests(clinic: Clinic) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Two requests with one document each, confirmed a week out by the coordinator: "own"
+    (Anna Assigned, 09:00) is Dr. Weber's, "other" (Otto Other, 11:00) Dr. Okafor's. Both
+    specialists must work at ``clinic``'s location. Returns their reference, document id and
+    patient name."""
+    from booking.dashboard import services as workflow
+    from booking.extensions import db
+    from booking.scheduling.models import AppointmentType, Location
+    from booking.staff.models import StaffUser
+    from booking.timeutil import clinic_today
+
+    coordinator = db.session.get(StaffUser, clinic.coordinator.id)
+    location = db.session.get(Location, clinic.location)
+    appointment_type = db.session.get(AppointmentType, clinic.type)
+    day = clinic_today() + timedelta(days=7)
+    made = []
+    for name, email, specialist_id, hour in (
+        ("Anna Assigned", "anna@example.com", clinic.weber.id, 9),
+        ("Otto Other", "otto@example.com", clinic.okafor.id, 11),
+    ):
+        consultation = make_request(documents=1, full_name=name, email=email)
+        specialist = db.session.get(StaffUser, specialist_id)
+        workflow.confirm_request(
+            consultation,
+            coordinator,
+            workflow.Slot(appointment_type, specialist, location, day, time(hour)),
+        )
+        made.append(
+            {
+                "reference": consultation.reference,
+                "document": consultation.documents[0].id,
+                "patient": name,
+            }
+        )
+    return made[0], made[1]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
-from datetime import time, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -16,13 +16,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from booking.audit.models import ACCESS_REFUSED, AuditEvent
-from booking.dashboard import services as workflow
 from booking.extensions import db
-from booking.scheduling.models import AppointmentType, Location
-from booking.staff.models import StaffUser
 from booking.timeutil import clinic_today, now_utc
 from tests.factories import (
-    make_request,
+    make_assigned_requests,
 )
 from tests.support import AuthActions, Clinic, csrf_token
 
@@ -55,29 +52,8 @@ class Assigned(Clinic):
 @pytest.fixture
 def clinic(app: Flask, clinic: Clinic) -> Assigned:
     with app.app_context():
-        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
-        weber = db.session.get(StaffUser, clinic.weber.id)
-        okafor = db.session.get(StaffUser, clinic.okafor.id)
-        location = db.session.get(Location, clinic.location)
-        appointment_type = db.session.get(AppointmentType, clinic.type)
-        own = make_request(documents=1, full_name="Anna Assigned", email="anna@example.com")
-        other = make_request(documents=1, full_name="Otto Other", email="otto@example.com")
-        day = clinic_today() + timedelta(days=7)
-        for consultation, specialist, hour in ((own, weber, 9), (other, okafor, 11)):
-            workflow.confirm_request(
-                consultation,
-                coordinator,
-                workflow.Slot(appointment_type, specialist, location, day, time(hour)),
-            )
-        return Assigned(
-            **vars(clinic),
-            own={"reference": own.reference, "document": own.documents[0].id},
-            other={
-                "reference": other.reference,
-                "document": other.documents[0].id,
-                "patient": "Otto Other",
-            },
-        )
+        own, other = make_assigned_requests(clinic)
+        return Assigned(**vars(clinic), own=own, other=other)
 
 
 def signed_in(app: Flask, email: str) -> FlaskClient:

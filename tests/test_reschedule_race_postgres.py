@@ -29,17 +29,13 @@ from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.requests.models import ConsultationRequest
 from booking.scheduling.availability import OpenSlot, open_slots
-from booking.scheduling.models import Appointment
+from booking.scheduling.models import Appointment, AppointmentType
 from booking.scheduling.services import SlotChoice
 from booking.timeutil import now_utc
 from tests.factories import (
-    make_appointment_type,
-    make_hours,
-    make_location,
     make_request,
-    make_staff,
 )
-from tests.support import open_manage_link, wait_until
+from tests.support import Clinic, open_manage_link, wait_until
 
 # Only the PostgreSQL run of the database fixture (skipped without TEST_DATABASE_URL).
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -74,14 +70,12 @@ def app_settings(app_settings: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def race(app: Flask) -> tuple[OpenSlot, list[tuple[FlaskClient, Patient]]]:
-    """Two patients with a time each (one specialist), each with their private page open in
-    a browser of their own, and a third, free time both will try to move to."""
+def race(app: Flask, clinic: Clinic) -> tuple[OpenSlot, list[tuple[FlaskClient, Patient]]]:
+    """Two patients with a time each (the shared ``clinic``: one specialist), each with their
+    private page open in a browser of their own, and a third, free time both will try to move
+    to."""
     with app.app_context():
-        specialist = make_staff("specialist", "weber@example.com", full_name="Dr. Weber")
-        location = make_location()
-        appointment_type = make_appointment_type(minutes=45)
-        make_hours(specialist, location)
+        appointment_type = db.session.get(AppointmentType, clinic.type)
         now = now_utc()
         first, second, target = _spaced(
             open_slots(appointment_type, now + timedelta(days=3), now + timedelta(days=14)), 3

@@ -22,35 +22,29 @@ from booking.scheduling.models import Appointment, AppointmentType, SlotOffer
 from booking.scheduling.services import SlotChoice
 from booking.timeutil import clinic_today, from_clinic_local, now_utc
 from tests.factories import (
-    make_appointment_type,
-    make_hours,
-    make_location,
     make_request,
-    make_staff,
 )
-from tests.support import form_tokens, open_manage_link, post_request, valid_answers
+from tests.support import Clinic, form_tokens, open_manage_link, post_request, valid_answers
 
 CSRF = re.compile(r'csrf_token" type="hidden" value="([^"]+)"')
 OFFERED = re.compile(r'name="slot" id="slot-([0-9.]+)"')
 
 
-@dataclass
-class Clinic:
-    type_id: int
-    slots: list[OpenSlot]  # open times three days out and later, earliest first
+@dataclass(frozen=True)
+class Offered(Clinic):
+    """The shared ``clinic`` (Dr. Weber, 08:00-18:00 every day, a 45-minute type) and the
+    times it offers three days out and later, earliest first."""
+
+    slots: list[OpenSlot]
 
 
 @pytest.fixture
-def clinic(app: Flask) -> Clinic:
-    """One specialist working every day 08:00-18:00 at one place; a 45-minute type."""
+def clinic(app: Flask, clinic: Clinic) -> Offered:
     with app.app_context():
-        specialist = make_staff("specialist", "weber@example.com", full_name="Dr. Weber")
-        location = make_location()
-        appointment_type = make_appointment_type(minutes=45)
-        make_hours(specialist, location)
+        appointment_type = db.session.get(AppointmentType, clinic.type)
         now = now_utc()
         slots = open_slots(appointment_type, now + timedelta(days=3), now + timedelta(days=10))
-        return Clinic(appointment_type.id, slots)
+        return Offered(**vars(clinic), slots=slots)
 
 
 def count(app: Flask, model: type) -> int:
@@ -76,7 +70,7 @@ def post_with_slot(client: FlaskClient, type_id: str, slot: str):
     ],
 )
 def test_a_slot_value_that_cannot_be_read_is_asked_for_again(
-    app: Flask, client: FlaskClient, clinic: Clinic, type_id: str, slot: str
+    app: Flask, client: FlaskClient, clinic: Offered, type_id: str, slot: str
 ) -> None:
     response = post_with_slot(client, type_id, slot.format(key=clinic.slots[0].key))
 
@@ -95,9 +89,9 @@ def test_a_slot_value_that_cannot_be_read_is_asked_for_again(
 
 
 def test_no_slot_still_sends_the_request_without_a_time(
-    app: Flask, client: FlaskClient, clinic: Clinic
+    app: Flask, client: FlaskClient, clinic: Offered
 ) -> None:
-    response = post_with_slot(client, str(clinic.type_id), "")
+    response = post_with_slot(client, str(clinic.type), "")
     assert response.status_code == 303
     assert count(app, ConsultationRequest) == 1
     assert count(app, Appointment) == 0
@@ -105,7 +99,7 @@ def test_no_slot_still_sends_the_request_without_a_time(
 
 @pytest.mark.parametrize(("type_id", "slot"), [("1", "garbage"), ("garbage", "{key}")])
 def test_a_time_chosen_again_after_the_refusal_is_booked(
-    app: Flask, client: FlaskClient, clinic: Clinic, type_id: str, slot: str
+    app: Flask, client: FlaskClient, clinic: Offered, type_id: str, slot: str
 ) -> None:
     response = post_with_slot(client, type_id, slot.format(key=clinic.slots[0].key))
     page = response.get_data(as_text=True)
@@ -114,7 +108,7 @@ def test_a_time_chosen_again_after_the_refusal_is_booked(
         name: re.search(rf'name="{name}" type="hidden" value="([^"]*)"', page).group(1)
         for name in ("csrf_token", "submission_token", "appointment_type")
     }
-    assert sent["appointment_type"] == str(clinic.type_id)
+    assert sent["appointment_type"] == str(clinic.type)
     chosen = OFFERED.findall(page)[0]
     answers = valid_answers(appointment_type=sent.pop("appointment_type"), slot=chosen)
     assert post_request(client, answers, tokens=sent).status_code == 303
@@ -134,12 +128,12 @@ class Booked:
 
 
 @pytest.fixture
-def booked(app: Flask, client: FlaskClient, clinic: Clinic) -> Booked:
+def booked(app: Flask, client: FlaskClient, clinic: Offered) -> Booked:
     """A request holding the first open time; ``client`` has opened its private link."""
     with app.app_context():
         slot = clinic.slots[0]
         consultation = make_request(
-            slot=SlotChoice(clinic.type_id, slot.specialist_id, slot.location_id, slot.starts_at)
+            slot=SlotChoice(clinic.type, slot.specialist_id, slot.location_id, slot.starts_at)
         )
         return Booked(
             consultation.reference, open_manage_link(client, consultation), slot.starts_at
@@ -184,12 +178,12 @@ NOT_OFFERED = "Sorry, that time is not available for booking."
 TAKEN = "that time was just taken"
 
 
-def forged_start(clinic: Clinic, kind: str) -> datetime:
+def forged_start(clinic: Offered, kind: str) -> datetime:
     """A start the clinic never offered patients, of one kind."""
     day = clinic_today() + timedelta(days=5)
     now = now_utc()
     with db.session.no_autoflush:
-        appointment_type = db.session.get(AppointmentType, clinic.type_id)
+        appointment_type = db.session.get(AppointmentType, clinic.type)
     if kind == "past":
         return from_clinic_local(clinic_today() - timedelta(days=2), time(10))
     if kind == "outside hours":
@@ -211,7 +205,7 @@ def forged_start(clinic: Clinic, kind: str) -> datetime:
     return far[0].starts_at
 
 
-def key_for(clinic: Clinic, starts_at: datetime) -> str:
+def key_for(clinic: Offered, starts_at: datetime) -> str:
     first = clinic.slots[0]
     return f"{first.specialist_id}.{first.location_id}.{int(starts_at.timestamp())}"
 
@@ -221,11 +215,11 @@ KINDS = ["past", "outside hours", "off the quarter hours", "too soon", "too far"
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_time_never_offered_is_refused_as_not_available_not_as_taken(
-    app: Flask, client: FlaskClient, clinic: Clinic, kind: str
+    app: Flask, client: FlaskClient, clinic: Offered, kind: str
 ) -> None:
     with app.app_context():
         slot = key_for(clinic, forged_start(clinic, kind))
-    response = post_with_slot(client, str(clinic.type_id), slot)
+    response = post_with_slot(client, str(clinic.type), slot)
 
     assert response.status_code == 409
     page = response.get_data(as_text=True)
@@ -237,27 +231,27 @@ def test_a_time_never_offered_is_refused_as_not_available_not_as_taken(
 
 
 def test_a_retired_appointment_type_is_not_available_either(
-    app: Flask, client: FlaskClient, clinic: Clinic
+    app: Flask, client: FlaskClient, clinic: Offered
 ) -> None:
     with app.app_context():
-        db.session.get(AppointmentType, clinic.type_id).active = False
+        db.session.get(AppointmentType, clinic.type).active = False
         db.session.add(AppointmentType(name="Follow-up", duration_minutes=30, active=True))
         db.session.commit()
-    response = post_with_slot(client, str(clinic.type_id), clinic.slots[0].key)
+    response = post_with_slot(client, str(clinic.type), clinic.slots[0].key)
     assert response.status_code == 409
     assert NOT_OFFERED in response.get_data(as_text=True)
     assert count(app, ConsultationRequest) == 0
 
 
 def test_a_time_someone_booked_is_still_said_to_be_taken(
-    app: Flask, client: FlaskClient, clinic: Clinic
+    app: Flask, client: FlaskClient, clinic: Offered
 ) -> None:
     slot = clinic.slots[0]
     with app.app_context():
         make_request(
-            slot=SlotChoice(clinic.type_id, slot.specialist_id, slot.location_id, slot.starts_at)
+            slot=SlotChoice(clinic.type, slot.specialist_id, slot.location_id, slot.starts_at)
         )
-    response = post_with_slot(client, str(clinic.type_id), slot.key)
+    response = post_with_slot(client, str(clinic.type), slot.key)
     assert response.status_code == 409
     page = response.get_data(as_text=True)
     assert TAKEN in page
@@ -267,7 +261,7 @@ def test_a_time_someone_booked_is_still_said_to_be_taken(
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_the_manage_page_refuses_a_time_never_offered_as_not_available(
-    app: Flask, client: FlaskClient, clinic: Clinic, booked: Booked, kind: str
+    app: Flask, client: FlaskClient, clinic: Offered, booked: Booked, kind: str
 ) -> None:
     with app.app_context():
         slot = key_for(clinic, forged_start(clinic, kind))
@@ -281,15 +275,13 @@ def test_the_manage_page_refuses_a_time_never_offered_as_not_available(
 
 
 def test_the_manage_page_still_says_taken_for_a_booked_time(
-    app: Flask, client: FlaskClient, clinic: Clinic, booked: Booked
+    app: Flask, client: FlaskClient, clinic: Offered, booked: Booked
 ) -> None:
     other = next(s for s in clinic.slots if s.starts_at >= booked.starts_at + timedelta(hours=2))
     with app.app_context():
         make_request(
             email="someone.else@example.com",
-            slot=SlotChoice(
-                clinic.type_id, other.specialist_id, other.location_id, other.starts_at
-            ),
+            slot=SlotChoice(clinic.type, other.specialist_id, other.location_id, other.starts_at),
         )
         emails = db.session.scalar(select(func.count()).select_from(OutboxEmail))
     response = reschedule(client, booked, other.key)
@@ -301,7 +293,7 @@ def test_the_manage_page_still_says_taken_for_a_booked_time(
 
 
 def test_a_waitlist_offer_for_a_time_no_longer_offered_says_so(
-    app: Flask, client: FlaskClient, clinic: Clinic, booked: Booked
+    app: Flask, client: FlaskClient, clinic: Offered, booked: Booked
 ) -> None:
     """An offer outlives a change of the rules: here its time fell inside the notice."""
     with app.app_context():
@@ -309,7 +301,7 @@ def test_a_waitlist_offer_for_a_time_no_longer_offered_says_so(
         first = clinic.slots[0]
         offer = SlotOffer(
             token="offer-token-" + "x" * 20,
-            appointment_type_id=clinic.type_id,
+            appointment_type_id=clinic.type,
             specialist_id=first.specialist_id,
             location_id=first.location_id,
             starts_at=soon,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from datetime import time, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,11 +27,11 @@ from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.requests.events import RequestEvent
 from booking.requests.models import ConsultationRequest
-from booking.scheduling.models import AppointmentType, Location, ScheduleException, WorkingHours
+from booking.scheduling.models import Location, ScheduleException, WorkingHours
 from booking.staff.models import StaffUser
-from booking.timeutil import clinic_today, now_utc
+from booking.timeutil import now_utc
 from tests.factories import (
-    make_request,
+    make_assigned_requests,
     make_staff,
 )
 from tests.support import AuthActions, Clinic, csrf_token
@@ -184,11 +184,7 @@ class Targets(Clinic):
 @pytest.fixture
 def clinic(app: Flask, clinic: Clinic) -> Targets:
     with app.app_context():
-        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
-        weber = db.session.get(StaffUser, clinic.weber.id)
         okafor = db.session.get(StaffUser, clinic.okafor.id)
-        location = db.session.get(Location, clinic.location)
-        appointment_type = db.session.get(AppointmentType, clinic.type)
         target = make_staff(COORDINATOR, "target@example.com")
         hours = db.session.scalars(
             select(WorkingHours).where(WorkingHours.specialist_id == okafor.id)
@@ -201,15 +197,7 @@ def clinic(app: Flask, clinic: Clinic) -> Targets:
         )
         db.session.add(exception)
         db.session.commit()
-        own = make_request(documents=1, full_name="Anna Assigned", email="anna@example.com")
-        other = make_request(documents=1, full_name="Otto Other", email="otto@example.com")
-        day = clinic_today() + timedelta(days=7)
-        for consultation, specialist, hour in ((own, weber, 9), (other, okafor, 11)):
-            workflow.confirm_request(
-                consultation,
-                coordinator,
-                workflow.Slot(appointment_type, specialist, location, day, time(hour)),
-            )
+        own, other = make_assigned_requests(clinic)
         return Targets(
             **vars(clinic),
             emails={
@@ -221,16 +209,8 @@ def clinic(app: Flask, clinic: Clinic) -> Targets:
             schedule_specialist=okafor.id,
             hours=hours.id,
             exception=exception.id,
-            own={
-                "reference": own.reference,
-                "document": own.documents[0].id,
-                "patient": "Anna Assigned",
-            },
-            other={
-                "reference": other.reference,
-                "document": other.documents[0].id,
-                "patient": "Otto Other",
-            },
+            own=own,
+            other=other,
         )
 
 
