@@ -286,14 +286,10 @@ def submitted() -> Response | str:
     consultation = find_by_reference(reference) if reference else None
     if consultation is None:
         return redirect(url_for("patients.request_form"))
-    red_flags = consultation.history.red_flags if consultation.history is not None else []
-    advice = triage.pathway(red_flags)
     return render_template(
         "patients/request_submitted.html",
         consultation=consultation,
-        advice_title=triage.ADVICE_TITLE.get(advice),
-        advice=triage.ADVICE.get(advice),
-        emergency=advice == triage.EMERGENCY,
+        advice=triage.advice(consultation.red_flags),
     )
 
 

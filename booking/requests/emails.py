@@ -61,13 +61,9 @@ def _to_clinic(
     )
 
 
-def _invitation(appointment: Appointment, method: str = "REQUEST") -> tuple[str, str, str]:
-    """An .ics attachment: the invitation (REQUEST) or its withdrawal (CANCEL)."""
-    return (
-        "appointment.ics",
-        f"text/calendar; method={method}; charset=UTF-8",
-        appointment_ics(appointment, cancel=method == "CANCEL"),
-    )
+def _calendar(ics: str, method: str) -> tuple[str, str, str]:
+    """An .ics attachment: an invitation (REQUEST) or its withdrawal (CANCEL)."""
+    return ("appointment.ics", f"text/calendar; method={method}; charset=UTF-8", ics)
 
 
 def request_received(consultation: ConsultationRequest) -> list[OutboxEmail]:
@@ -78,18 +74,17 @@ def request_received(consultation: ConsultationRequest) -> list[OutboxEmail]:
             "We received your request %(reference)s", reference=consultation.reference
         )
     appointment = consultation.appointment
-    # An emergency or urgent patient reads the advice of the page again, first (triage.py).
-    advice = triage.pathway(consultation.history.red_flags if consultation.history else [])
     receipt = _to_patient(
         consultation,
         "request_received",
         patient_subject,
-        attachment=_invitation(appointment) if appointment is not None else None,
+        attachment=(
+            _calendar(appointment_ics(appointment), "REQUEST") if appointment is not None else None
+        ),
         appointment=appointment,
         manage_url=links.manage_url(consultation),
-        advice_title=triage.ADVICE_TITLE.get(advice),
-        advice=triage.ADVICE.get(advice),
-        emergency=advice == triage.EMERGENCY,
+        # An emergency or urgent patient reads the page's advice again, first (triage.py).
+        advice=triage.advice(consultation.red_flags),
     )
     with force_locale(STAFF_LOCALE):
         if consultation.is_urgent:
@@ -123,14 +118,11 @@ def patient_update(
             "no_show": _("We missed you today (%(reference)s)", reference=reference),
         }
         subject = subjects[kind]
-    attachment = None
-    if ics is not None:
-        attachment = ("appointment.ics", f"text/calendar; method={ics_method}; charset=UTF-8", ics)
     return _to_patient(
         consultation,
         "request_update",
         subject,
-        attachment=attachment,
+        attachment=_calendar(ics, ics_method) if ics is not None else None,
         kind=kind,
         appointment=consultation.appointment,
         manage_url=links.manage_url(consultation),

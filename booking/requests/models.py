@@ -129,6 +129,11 @@ class ConsultationRequest(db.Model):
     def is_urgent(self) -> bool:
         return self.triage_level == TriageLevel.URGENT
 
+    @property
+    def red_flags(self) -> list[str]:
+        """The red flags the patient answered "yes" (none without a history)."""
+        return self.history.red_flags if self.history is not None else []
+
 
 @event.listens_for(ConsultationRequest.status, "set")
 def _record_closing(

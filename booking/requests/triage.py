@@ -125,6 +125,23 @@ def pathway(codes: Iterable[str]) -> str:
     return next(p for p in PATHWAYS if p in found)
 
 
+@dataclass(frozen=True)
+class Advice:
+    """What a patient with these flags is told first, on the page and in the receipt."""
+
+    title: LazyString
+    text: LazyString
+    emergency: bool
+
+
+def advice(codes: Iterable[str]) -> Advice | None:
+    """The advice of the most pressing pathway among ``codes``; None when there is none."""
+    found = pathway(codes)
+    if found not in ADVICE:
+        return None
+    return Advice(ADVICE_TITLE[found], ADVICE[found], emergency=found == EMERGENCY)
+
+
 def is_urgent(codes: Iterable[str]) -> bool:
     """Whether the request goes to the top of the staff's queue and alerts them."""
     return pathway(codes) in (EMERGENCY, URGENT)

@@ -89,12 +89,16 @@ def is_waiting(consultation: ConsultationRequest) -> bool:
     )
 
 
-def leave_waitlist(consultation: ConsultationRequest) -> None:
+def _stop_waiting(consultation: ConsultationRequest) -> None:
     db.session.execute(
         update(WaitlistEntry)
         .where(WaitlistEntry.request_id == consultation.id)
         .values(active=False)
     )
+
+
+def leave_waitlist(consultation: ConsultationRequest) -> None:
+    _stop_waiting(consultation)
     record(
         "waitlist_left",
         target_type="request",
@@ -197,11 +201,7 @@ def accept_offer(offer: SlotOffer, consultation: ConsultationRequest) -> None:
         raise OfferUnavailable from None
     appointment.sequence += 1  # updates the invitation the patient's calendar holds
     consultation.assigned_specialist_id = slot.specialist_id
-    db.session.execute(
-        update(WaitlistEntry)
-        .where(WaitlistEntry.request_id == consultation.id)
-        .values(active=False)
-    )
+    _stop_waiting(consultation)
     email = record_change(
         consultation,
         action="waitlist_offer_accepted",
