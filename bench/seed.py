@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import insert, text
 
 from booking.extensions import db
+from booking.requests.instruments import NDI
 from booking.requests.lifecycle import REFERENCE_ALPHABET
 from booking.requests.models import (
     ConsultationRequest,
@@ -216,13 +217,20 @@ def _request(
 
 def _history(row_id: int, triage: TriageLevel) -> dict[str, Any]:
     urgent = triage == TriageLevel.URGENT
+    neck = row_id % 4 == 0  # one request in four is about the neck
+    now = row_id % 8
     return {
         "request_id": row_id,
-        "pain_locations": ["lower_back", "leg"],
+        "pain_locations": ["neck", "arm"] if neck else ["lower_back", "leg"],
+        "spine_region": "neck" if neck else "lower_back",
         "pain_side": "left",
         "pain_duration": "3_12_months",
-        "pain_now": row_id % 8,
-        "pain_worst": 8,
+        "pain_now": None,
+        "pain_worst": None,
+        **{f"{area}_pain_now": None if neck else now for area in ("back", "leg")},
+        **{f"{area}_pain_worst": None if neck else 8 for area in ("back", "leg")},
+        **{f"{area}_pain_now": now if neck else None for area in ("neck", "arm")},
+        **{f"{area}_pain_worst": 8 if neck else None for area in ("neck", "arm")},
         "radiating_pain": True,
         "numbness": bool(row_id % 2),
         "weakness": urgent,
@@ -238,10 +246,15 @@ def _history(row_id: int, triage: TriageLevel) -> dict[str, Any]:
         "diabetes": False,
         "smoking": "never",
         "other_history": None,
-        "odi_answers": {"pain_intensity": 2, "walking": 3},
-        "odi_sections_answered": 2,
-        "odi_percent": 50.0,
-        "odi_band": "severe",
+        # Two sections answered: kept, but not scored.
+        "odi_answers": {} if neck else {"pain_intensity": 2, "walking": 3},
+        "odi_sections_answered": 0 if neck else 2,
+        "odi_percent": None,
+        "odi_band": None,
+        "ndi_answers": dict.fromkeys(NDI.section_keys, 2) if neck else {},
+        "ndi_sections_answered": 10 if neck else 0,
+        "ndi_percent": 40.0 if neck else None,
+        "ndi_band": "moderate" if neck else None,
         "red_flags": ["progressive_weakness"] if urgent else [],
     }
 

@@ -211,6 +211,7 @@ def seed_demo() -> None:
             "+49 30 901820",
             ["herniated_disc", "sciatica"],
             set(),
+            "lower_back",
             6,
             8,
         ),
@@ -221,6 +222,7 @@ def seed_demo() -> None:
             "+49 89 2180",
             ["spinal_stenosis"],
             {"progressive_weakness"},
+            "both",
             5,
             9,
         ),
@@ -231,12 +233,14 @@ def seed_demo() -> None:
             "+34 912 345 678",
             ["degenerative_disc_disease"],
             set(),
+            "neck",
             3,
             6,
         ),
     ]
     held = _demo_slots()
-    for number, (name, born, email, phone, diagnoses, flags, now, worst) in enumerate(demos):
+    for number, demo in enumerate(demos):
+        name, born, email, phone, diagnoses, flags, region, now, worst = demo
         consultation = submit_request(
             RequestSubmission(
                 submission_token=secrets.token_urlsafe(32),
@@ -248,8 +252,12 @@ def seed_demo() -> None:
                 phone=phone.replace(" ", ""),
                 preferred_contact="email",
                 answers=history.example_answers(
-                    pain_now=now,
-                    pain_worst=worst,
+                    spine_region=region,
+                    pain_locations=["neck", "arm"] if region == "neck" else ["lower_back", "leg"],
+                    back_pain_now=now,
+                    back_pain_worst=worst,
+                    neck_pain_now=now,
+                    neck_pain_worst=worst,
                     weakness=bool(flags),
                     diagnoses=diagnoses,
                     treatments=["physiotherapy", "medication"],
@@ -267,6 +275,19 @@ def seed_demo() -> None:
                     "sex_life": None,
                     "social_life": 2,
                     "travelling": 2,
+                },
+                # Kept for the patients whose main problem is (or includes) the neck.
+                ndi_answers={
+                    "pain_intensity": 3,
+                    "personal_care": 1,
+                    "lifting": 2,
+                    "reading": 3,
+                    "headaches": 2,
+                    "concentration": 1,
+                    "work": 2,
+                    "driving": 3,
+                    "sleeping": 2,
+                    "recreation": None,
                 },
                 red_flags=flags,
                 documents=[

@@ -31,6 +31,20 @@ from tests.factories import (
 from tests.support import AuthActions, Staff
 
 BERLIN = ZoneInfo("Europe/Berlin")
+# The factory's example pain scores, for its lower-back patients (history.ANSWERS).
+LOWER_BACK_PAIN = {
+    "back_pain_now": "5",
+    "back_pain_worst": "8",
+    "leg_pain_now": "4",
+    "leg_pain_worst": "7",
+    "neck_pain_now": "",
+    "neck_pain_worst": "",
+    "arm_pain_now": "",
+    "arm_pain_worst": "",
+    "overall_pain_now": "",
+    "overall_pain_worst": "",
+}
+NO_NDI = {"ndi_sections_answered": "0", "ndi_points": "", "ndi_percent": "", "ndi_band": ""}
 CSRF_VALUE = re.compile(r'csrf_token"[^>]*value="([^"]+)"')
 STAFF_IP = "198.51.100.23"
 
@@ -205,8 +219,14 @@ def test_export_values_are_correct_in_clinic_time(app: Flask, staff_client: Flas
         "email": "erika@example.com",
         "phone": "'+4930901820",  # text, not a number or a formula
         "diagnoses": "Spinal stenosis, Herniated (slipped) disc",
+        "spine_region": "lower_back",
+        # The lower back's areas only; no overall pair on a new request.
+        **LOWER_BACK_PAIN,
+        "odi_sections_answered": "8",
+        "odi_points": "20",
         "odi_percent": "50.0",  # the factory's 20 of 40 possible points
         "odi_band": "severe",
+        **NO_NDI,
         "red_flags": "bladder_bowel, saddle_numbness",
         "specialist": "Dr. Weber",
         "appointment": "2026-12-03T10:00+01:00",  # 09:00 UTC
@@ -222,8 +242,13 @@ def test_export_values_are_correct_in_clinic_time(app: Flask, staff_client: Flas
         "email": "max@example.com",
         "phone": "'+4930901820",
         "diagnoses": "",
+        "spine_region": "lower_back",
+        **LOWER_BACK_PAIN,
+        "odi_sections_answered": "0",
+        "odi_points": "",
         "odi_percent": "",
         "odi_band": "",
+        **NO_NDI,
         "red_flags": "",
         "specialist": "",
         "appointment": "",

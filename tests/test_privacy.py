@@ -227,7 +227,7 @@ def test_the_archive_holds_every_record_and_the_exact_document_bytes(
     assert done["patient"]["full_name"] == "Erika Mustermann"
     assert done["patient"]["date_of_birth"] == "1970-05-17"
     assert done["medical_history"]["medications"] == "Ibuprofen"
-    assert done["medical_history"]["pain_worst"] == 8
+    assert done["medical_history"]["back_pain_worst"] == 8
     assert done["appointment"]["specialist"] == "Dr. Weber"
     assert done["waitlist"] is not None
     assert NOTE in [e["body"] for e in done["timeline"]]

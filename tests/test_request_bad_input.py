@@ -199,27 +199,58 @@ INVALID_ANSWERS = {
         None,
     ),
     "pain_now_11": (
-        {"pain_now": "11"},
-        "pain_now",
+        {"back_pain_now": "11"},
+        "back_pain_now",
         "Please choose a number from 0 to 10.",
         None,
     ),
     "pain_now_not_a_number": (
-        {"pain_now": "x"},
-        "pain_now",
+        {"leg_pain_now": "x"},
+        "leg_pain_now",
         "Please choose a number from 0 to 10.",
         None,
     ),
     "pain_worst_not_a_number": (
-        {"pain_worst": "x"},
-        "pain_worst",
+        {"back_pain_worst": "x"},
+        "back_pain_worst",
         "Please choose a number from 0 to 10.",
         None,
     ),
     "worst_pain_below_pain_now": (
-        {"pain_now": "8", "pain_worst": "5"},
-        "pain_worst",
+        {"back_pain_now": "8", "back_pain_worst": "5"},
+        "back_pain_worst",
         "Your worst pain cannot be lower than your pain right now.",
+        None,
+    ),
+    "worst_leg_pain_below_leg_pain_now": (
+        {"leg_pain_now": "6", "leg_pain_worst": "2"},
+        "leg_pain_worst",
+        "Your worst pain cannot be lower than your pain right now.",
+        None,
+    ),
+    "region_missing": (
+        {"spine_region": None},
+        "spine_region",
+        "Please tell us where your main problem is.",
+        None,
+    ),
+    "region_unknown": (
+        {"spine_region": "knee"},
+        "spine_region",
+        "Please choose one of the options shown.",
+        None,
+    ),
+    # The region's pain scores are required: a neck patient rates the neck and the arm.
+    "neck_pain_missing_for_a_neck_patient": (
+        {"spine_region": "neck", "arm_pain_now": "2", "arm_pain_worst": "3"},
+        "neck_pain_now",
+        "Please rate this pain right now from 0 to 10.",
+        None,
+    ),
+    "arm_pain_worst_missing_for_both": (
+        {"spine_region": "both", "neck_pain_now": "2", "neck_pain_worst": "3", "arm_pain_now": "1"},
+        "arm_pain_worst",
+        "Please rate this pain at its worst from 0 to 10.",
         None,
     ),
     "red_flag_unknown_answer": (
@@ -309,9 +340,10 @@ def test_invalid_answer_is_explained_next_to_its_field_and_nothing_is_stored(
 
 def test_only_the_wrong_answer_is_flagged(client: FlaskClient) -> None:
     """An invalid pain score does not also trigger the worst-versus-now comparison."""
-    page = post_request(client, valid_answers(pain_now="11", pain_worst="8")).get_data(as_text=True)
-    assert "Please choose a number from 0 to 10." in field_error(page, "pain_now")
-    assert 'id="pain_worst-error"' not in page
+    answers = valid_answers(back_pain_now="11", back_pain_worst="8")
+    page = post_request(client, answers).get_data(as_text=True)
+    assert "Please choose a number from 0 to 10." in field_error(page, "back_pain_now")
+    assert 'id="back_pain_worst-error"' not in page
 
 
 @pytest.mark.parametrize(

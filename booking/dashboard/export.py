@@ -6,16 +6,28 @@ import csv
 import io
 from collections.abc import Iterable
 
-from booking.requests import history
-from booking.requests.models import ConsultationRequest
+from booking.requests import history, instruments
+from booking.requests.models import ConsultationRequest, MedicalHistory
 from booking.templating import choice_labels
 from booking.timeutil import to_clinic_tz
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
+# Pain: 0-10 now and at worst per area (only the main problem's areas are set), then the one
+# overall pair older requests hold. Each instrument: sections answered, and when scored, its
+# points (of 5 x sections answered), per cent and band.
+PAIN_COLUMNS = [
+    name for area in instruments.PAIN_AREAS for name in (area.now_name, area.worst_name)
+] + ["overall_pain_now", "overall_pain_worst"]
+INSTRUMENT_COLUMNS = [
+    f"{instrument.code}_{column}"
+    for instrument in instruments.INSTRUMENTS
+    for column in ("sections_answered", "points", "percent", "band")
+]
 COLUMNS = [
     "reference", "status", "triage", "received", "patient", "date_of_birth", "email", "phone",
-    "diagnoses", "odi_percent", "odi_band", "red_flags", "specialist", "appointment", "location",
+    "diagnoses", "spine_region", *PAIN_COLUMNS, *INSTRUMENT_COLUMNS,
+    "red_flags", "specialist", "appointment", "location",
 ]  # fmt: skip
 
 
@@ -38,13 +50,34 @@ def _row(r: ConsultationRequest) -> list[object]:
         r.patient.email,
         r.patient.phone,
         choice_labels(history.DIAGNOSES, r.history.diagnoses),
-        "" if r.history.odi_percent is None else r.history.odi_percent,
-        r.history.odi_band or "",
+        r.history.spine_region or "",
+        *_pain(r.history),
+        *_instrument_scores(r.history),
         ", ".join(r.history.red_flags),
         r.assigned_specialist.full_name if r.assigned_specialist else "",
         to_clinic_tz(appointment.starts_at).isoformat(timespec="minutes") if appointment else "",
         appointment.location.name if appointment else "",
     ]
+
+
+def _pain(h: MedicalHistory) -> list[object]:
+    values = [
+        getattr(h, name)
+        for area in instruments.PAIN_AREAS
+        for name in (area.now_name, area.worst_name)
+    ]
+    return ["" if value is None else value for value in [*values, h.pain_now, h.pain_worst]]
+
+
+def _instrument_scores(h: MedicalHistory) -> list[object]:
+    cells: list[object] = []
+    for instrument in instruments.INSTRUMENTS:
+        outcome = h.outcome(instrument)
+        if not outcome.scored:
+            cells += [outcome.sections_answered, "", "", ""]
+        else:
+            cells += [outcome.sections_answered, outcome.points, outcome.percent, outcome.band]
+    return cells
 
 
 def requests_csv(rows: Iterable[ConsultationRequest]) -> str:

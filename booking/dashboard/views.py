@@ -17,7 +17,7 @@ from booking.dashboard.forms import ActionForm, CloseForm, NoteForm, SlotForm, q
 from booking.documents.models import Document
 from booking.documents.storage import get_storage
 from booking.extensions import db, talisman
-from booking.requests import history
+from booking.requests import history, instruments
 from booking.requests.lifecycle import WorkflowError
 from booking.requests.links import active_links
 from booking.requests.models import ConsultationRequest, RequestStatus
@@ -27,6 +27,7 @@ from booking.scheduling.services import active_appointment_types, active_locatio
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole, StaffUser
 from booking.staff.services import active_specialists, list_staff
+from booking.templating import choice_label
 from booking.timeutil import clinic_today, to_clinic_tz
 
 bp = Blueprint("dashboard", __name__, url_prefix="/staff")
@@ -93,10 +94,17 @@ def _render_record(consultation: ConsultationRequest, status: int = 200, **forms
     forms.setdefault("close_form", CloseForm(prefix="close"))
     forms.setdefault("action_form", ActionForm(prefix="action"))
     forms.setdefault("note_form", NoteForm(prefix="note"))
+    h = consultation.history
     return render_template(
         "dashboard/record.html",
         consultation=consultation,
         history=history,
+        region_label=choice_label(instruments.REGION_NAMES, h.spine_region)
+        if h.spine_region
+        else _("Not asked (older request)"),
+        pain_rows=[(area.name, *pain) for area in instruments.PAIN_AREAS if (pain := h.pain(area))],
+        # The instruments the patient was asked, each with its answers and score.
+        outcomes=[h.outcome(i) for i in instruments.instruments_for(h.spine_region)],
         allowed=services.allowed_actions(consultation, current_user),
         timeline=_timeline(consultation),
         manage_links=active_links(consultation),

@@ -1,10 +1,11 @@
 """Figures for the clinic manager: how many requests came in, what for, and how they went.
 
 Every figure covers the requests *created* in the chosen period: whole weeks, Monday to Sunday
-in the clinic's time zone, ending with the current week. The page costs four queries whatever
+in the clinic's time zone, ending with the current week. The page costs five queries whatever
 the number of weeks or requests: one for the counts, one grouping by week, one grouping by
-diagnosis, and the (created, confirmed) pairs for the median, which is taken in Python because
-SQLite has no median and PostgreSQL's ``percentile_cont`` would be a second code path.
+diagnosis, the (created, confirmed) pairs for the median, which is taken in Python because
+SQLite has no median and PostgreSQL's ``percentile_cont`` would be a second code path, and, for
+the same reason, each request's main problem and instrument scores.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from flask_babel import format_decimal, ngettext
 from sqlalchemy import and_, case, func
 
 from booking.extensions import db
-from booking.requests import history
+from booking.requests import history, instruments
 from booking.requests.models import (
     ConsultationRequest,
+    MedicalHistory,
     RequestDiagnosis,
     RequestStatus,
     TriageLevel,
@@ -53,6 +55,17 @@ class CodeCount:
 
 
 @dataclass(frozen=True)
+class InstrumentSummary:
+    """One instrument over the period's requests that were asked it."""
+
+    instrument: instruments.Instrument
+    asked: int
+    scored: int  # the rest had more than two sections unanswered
+    median_percent: float | None
+    by_band: list[CodeCount]  # in the instrument's band order, every band
+
+
+@dataclass(frozen=True)
 class Insights:
     weeks: int
     first_day: date  # the first Monday, clinic time
@@ -66,6 +79,10 @@ class Insights:
     median_to_confirm: timedelta | None
     completed: int
     no_show: int
+    # The main problem (``instruments.REGIONS`` order, then "" for requests made before it was
+    # asked), and each instrument's scores.
+    by_region: list[CodeCount]
+    outcomes: list[InstrumentSummary]
 
     @property
     def confirmed_share(self) -> float | None:
@@ -123,6 +140,7 @@ def clinic_insights(weeks: int, *, now: datetime | None = None) -> Insights:
         median_to_confirm=_median_to_confirm(in_period),
         completed=completed,
         no_show=no_show,
+        **_regions_and_outcomes(in_period),
     )
 
 
@@ -168,6 +186,40 @@ def _median_to_confirm(in_period: Any) -> timedelta | None:
     ).tuples()
     seconds = [(confirmed - created).total_seconds() for created, confirmed in pairs]
     return timedelta(seconds=statistics.median(seconds)) if seconds else None
+
+
+def _regions_and_outcomes(in_period: Any) -> dict[str, Any]:
+    rows = db.session.execute(
+        db.select(
+            MedicalHistory.spine_region, MedicalHistory.odi_percent, MedicalHistory.ndi_percent
+        )
+        .join(ConsultationRequest, ConsultationRequest.id == MedicalHistory.request_id)
+        .where(in_period)
+    ).tuples()
+    regions: dict[str, int] = {}
+    percents: dict[str, list[float | None]] = {i.code: [] for i in instruments.INSTRUMENTS}
+    for region, odi, ndi in rows:
+        regions[region or ""] = regions.get(region or "", 0) + 1
+        given = {"odi": odi, "ndi": ndi}
+        for instrument in instruments.instruments_for(region):
+            percents[instrument.code].append(given[instrument.code])
+    order = [code for code, _label in instruments.REGIONS] + [""]
+    return {
+        "by_region": [CodeCount(code, regions[code]) for code in order if code in regions],
+        "outcomes": [_summary(i, percents[i.code]) for i in instruments.INSTRUMENTS],
+    }
+
+
+def _summary(instrument: instruments.Instrument, percents: list[float | None]) -> InstrumentSummary:
+    scored = [percent for percent in percents if percent is not None]
+    bands = [instrument.band(percent) for percent in scored]
+    return InstrumentSummary(
+        instrument=instrument,
+        asked=len(percents),
+        scored=len(scored),
+        median_percent=statistics.median(scored) if scored else None,
+        by_band=[CodeCount(band.code, bands.count(band.code)) for band in instrument.bands],
+    )
 
 
 def format_duration(value: timedelta) -> str:

@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from markupsafe import Markup
 
 from booking.insights import charts, services
-from booking.requests import history
+from booking.requests import history, instruments
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole
 
@@ -61,6 +61,7 @@ def view() -> str:
         ),
         figures=_figures(insights),
         charts=_charts(insights) if insights.total else None,
+        outcomes=_outcomes(insights),
     )
 
 
@@ -136,6 +137,14 @@ def _charts(insights: services.Insights) -> dict[str, Chart]:
         charts.Bar(label=labels.get(item.code, item.code), value=item.count)
         for item in insights.by_diagnosis
     ]
+    region_names = {code: str(label) for code, label in instruments.REGION_NAMES}
+    regions = [
+        charts.Bar(
+            label=region_names.get(item.code, item.code) or _("Not asked (older requests)"),
+            value=item.count,
+        )
+        for item in insights.by_region
+    ]
     triage = [
         charts.Bar(label=_("Urgent"), value=insights.urgent, fill=charts.URGENT_FILL),
         charts.Bar(label=_("Routine"), value=insights.routine),
@@ -174,4 +183,46 @@ def _charts(insights: services.Insights) -> dict[str, Chart]:
             value_heading=_("Requests"),
             note=_("Urgent: the patient reported at least one warning sign."),
         ),
+        "region": Chart(
+            id="chart-region",
+            heading=_("Requests by main problem"),
+            svg=charts.bar_chart(
+                regions, chart_id="chart-region", title=_("Requests by main problem")
+            ),
+            bars=regions,
+            row_heading=_("Main problem"),
+            value_heading=_("Requests"),
+            note=_(
+                "The lower back is asked the Oswestry Disability Index, the neck the Neck "
+                "Disability Index, both of them both."
+            ),
+        ),
     }
+
+
+@dataclass(frozen=True)
+class OutcomeRow:
+    name: str
+    asked: int
+    scored: int
+    median: str
+    bands: list[tuple[str, int]]
+
+
+def _outcomes(insights: services.Insights) -> list[OutcomeRow]:
+    rows = []
+    for summary in insights.outcomes:
+        labels = summary.instrument.band_labels
+        median = summary.median_percent
+        rows.append(
+            OutcomeRow(
+                name=str(summary.instrument.name),
+                asked=summary.asked,
+                scored=summary.scored,
+                median=format_percent(median / 100, "#,##0.#%")
+                if median is not None
+                else "\N{EN DASH}",
+                bands=[(str(labels[band.code]), band.count) for band in summary.by_band],
+            )
+        )
+    return rows

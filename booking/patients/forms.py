@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -30,7 +31,7 @@ from booking.documents.forms import DocumentForm
 from booking.documents.storage import DocumentUpload
 from booking.forms import BaseForm, ChoiceField, MultiCheckboxField, has_visible_text, options
 from booking.patients.services import RequestSubmission
-from booking.requests import history
+from booking.requests import history, instruments
 from booking.scheduling.availability import parse_slot_key
 from booking.scheduling.services import SlotChoice
 from booking.timeutil import clinic_today
@@ -53,18 +54,28 @@ def _yes_no(label: str) -> ChoiceField:
     )
 
 
-def _pain_score(label: str, required_message: str) -> ChoiceField:
+class AskedByRegion:
+    """A field required only when the patient's main problem asks it (checked in
+    ``RequestForm.validate``): the page marks it neither required nor "(optional)"."""
+
+    field_flags = {"conditional": True}
+
+    def __call__(self, form: object, field: object) -> None:
+        pass
+
+
+def _pain_score(label: str) -> ChoiceField:
     return ChoiceField(
         label,
         choices=PAIN_SCALE,
-        validators=[InputRequired(required_message)],
+        validators=[AskedByRegion(), Optional()],
         invalid_choice_message=_l("Please choose a number from 0 to 10."),
         description=_l("0 means no pain, 10 the worst pain imaginable."),
     )
 
 
-def _odi_section(index: int) -> ChoiceField:
-    section = history.ODI_SECTIONS[index]
+def _section(instrument: instruments.Instrument, index: int) -> ChoiceField:
+    section = instrument.sections[index]
     return ChoiceField(
         section.title,
         # Lazy statements, translated when shown: one list serves every form.
@@ -72,6 +83,48 @@ def _odi_section(index: int) -> ChoiceField:
         validators=[Optional()],
         invalid_choice_message=_l("Please choose one of the statements."),
     )
+
+
+def _odi_section(index: int) -> ChoiceField:
+    return _section(instruments.ODI, index)
+
+
+def _ndi_section(index: int) -> ChoiceField:
+    return _section(instruments.NDI, index)
+
+
+@dataclass(frozen=True)
+class RegionPart:
+    """The page's part for one main problem: its pain scores and its instrument."""
+
+    id: str
+    legend: Any
+    note: Any
+    heading: Any
+    instrument: instruments.Instrument
+    pain_fields: list[RadioField]
+    section_fields: list[RadioField]
+
+
+# Each part's wording; its pain areas and instrument follow from the region.
+PART_TEXT = {
+    "lower_back": (
+        _l("Answer this part if your main problem is your lower back"),
+        _l(
+            "Also answer it if both your lower back and your neck are your main problem. "
+            "Skip it if only your neck is."
+        ),
+        _l("How your back pain affects daily life"),
+    ),
+    "neck": (
+        _l("Answer this part if your main problem is your neck"),
+        _l(
+            "Also answer it if both your lower back and your neck are your main problem. "
+            "Skip it if only your lower back is."
+        ),
+        _l("How your neck pain affects daily life"),
+    ),
+}
 
 
 def _age_on(born: date, today: date) -> int:
@@ -198,6 +251,12 @@ class RequestForm(RequestStartForm):
         choices=options(history.PAIN_LOCATIONS),
         validators=[DataRequired(_l("Please tick at least one place where it hurts."))],
     )
+    spine_region = ChoiceField(
+        _l("Where is your main problem?"),
+        choices=options(instruments.REGIONS),
+        validators=[InputRequired(_l("Please tell us where your main problem is."))],
+        description=_l("This tells us which questions below to ask you."),
+    )
     pain_side = ChoiceField(
         _l("Which side?"), choices=options(history.PAIN_SIDES), validators=[Optional()]
     )
@@ -205,12 +264,6 @@ class RequestForm(RequestStartForm):
         _l("How long have you had this pain?"),
         choices=options(history.PAIN_DURATIONS),
         validators=[InputRequired(_l("Please tell us how long you have had this pain."))],
-    )
-    pain_now = _pain_score(
-        _l("Pain right now"), _l("Please rate your pain right now from 0 to 10.")
-    )
-    pain_worst = _pain_score(
-        _l("Pain at its worst in the last week"), _l("Please rate your worst pain from 0 to 10.")
     )
     radiating_pain = _yes_no(_l("Does the pain spread into your arm or leg?"))
     numbness = _yes_no(_l("Do you have numbness or tingling?"))
@@ -264,7 +317,17 @@ class RequestForm(RequestStartForm):
     red_cancer_history = _yes_no(history.RED_FLAGS[4][1])
     red_serious_injury = _yes_no(history.RED_FLAGS[5][1])
 
-    # Oswestry Disability Index: every section optional (a section may be skipped).
+    # Pain on 0-10 scales, by area: back and leg for the lower back, neck and arm for the neck.
+    back_pain_now = _pain_score(_l("Back pain right now"))
+    back_pain_worst = _pain_score(_l("Back pain at its worst in the last week"))
+    leg_pain_now = _pain_score(_l("Leg pain right now"))
+    leg_pain_worst = _pain_score(_l("Leg pain at its worst in the last week"))
+    neck_pain_now = _pain_score(_l("Neck pain right now"))
+    neck_pain_worst = _pain_score(_l("Neck pain at its worst in the last week"))
+    arm_pain_now = _pain_score(_l("Arm pain right now"))
+    arm_pain_worst = _pain_score(_l("Arm pain at its worst in the last week"))
+
+    # Oswestry Disability Index (lower back): every section optional (a section may be skipped).
     odi_pain_intensity = _odi_section(0)
     odi_personal_care = _odi_section(1)
     odi_lifting = _odi_section(2)
@@ -275,6 +338,18 @@ class RequestForm(RequestStartForm):
     odi_sex_life = _odi_section(7)
     odi_social_life = _odi_section(8)
     odi_travelling = _odi_section(9)
+
+    # Neck Disability Index (neck), the same way.
+    ndi_pain_intensity = _ndi_section(0)
+    ndi_personal_care = _ndi_section(1)
+    ndi_lifting = _ndi_section(2)
+    ndi_reading = _ndi_section(3)
+    ndi_headaches = _ndi_section(4)
+    ndi_concentration = _ndi_section(5)
+    ndi_work = _ndi_section(6)
+    ndi_driving = _ndi_section(7)
+    ndi_sleeping = _ndi_section(8)
+    ndi_recreation = _ndi_section(9)
 
     documents = DocumentRows(FormField(DocumentForm), min_entries=1)
 
@@ -316,8 +391,48 @@ class RequestForm(RequestStartForm):
         self.earliest_date.render_kw = {"min": today}
         self.date_of_birth.render_kw = {**(self.date_of_birth.render_kw or {}), "max": today}
 
+    def section_fields(self, instrument: instruments.Instrument) -> list[RadioField]:
+        return [getattr(self, f"{instrument.code}_{key}") for key in instrument.section_keys]
+
     def odi_fields(self) -> list[RadioField]:
-        return [getattr(self, f"odi_{key}") for key in history.ODI_SECTION_KEYS]
+        return self.section_fields(instruments.ODI)
+
+    def ndi_fields(self) -> list[RadioField]:
+        return self.section_fields(instruments.NDI)
+
+    def pain_fields(self, area: instruments.PainArea) -> list[RadioField]:
+        """The area's two pain scores: right now, at its worst."""
+        return [self[area.now_name], self[area.worst_name]]
+
+    def region_parts(self) -> list[RegionPart]:
+        """The lower back's part and the neck's, in page order."""
+        parts = []
+        for region, (legend, note, heading) in PART_TEXT.items():
+            (instrument,) = instruments.REGION_INSTRUMENTS[region]
+            parts.append(
+                RegionPart(
+                    id=f"part-{region.replace('_', '-')}",
+                    legend=legend,
+                    note=note,
+                    heading=heading,
+                    instrument=instrument,
+                    pain_fields=[
+                        field
+                        for area in instruments.REGION_PAIN_AREAS[region]
+                        for field in self.pain_fields(area)
+                    ],
+                    section_fields=self.section_fields(instrument),
+                )
+            )
+        return parts
+
+    def region_part_fields(self) -> list[RadioField]:
+        """Every field of both parts, in page order (for the error summary)."""
+        return [
+            field
+            for part in self.region_parts()
+            for field in (*part.pain_fields, *part.section_fields)
+        ]
 
     def red_flag_fields(self) -> list[RadioField]:
         return [getattr(self, f"red_{code}") for code, _label in history.RED_FLAGS]
@@ -348,14 +463,6 @@ class RequestForm(RequestStartForm):
             )
         field.e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
-    def validate_pain_worst(self, field: RadioField) -> None:
-        # Only two scores from the scale compare; a refused score has its own message.
-        now, worst = self.pain_now.data, field.data
-        if now not in PAIN_SCORES or worst not in PAIN_SCORES:
-            return
-        if int(worst) < int(now):
-            raise ValidationError(_("Your worst pain cannot be lower than your pain right now."))
-
     def validate_earliest_date(self, field: DateField) -> None:
         if field.data and field.data < clinic_today():
             raise ValidationError(_("The earliest date cannot be in the past."))
@@ -379,6 +486,7 @@ class RequestForm(RequestStartForm):
             "spine_surgery" in (self.treatments.data or []),
             _("Please tell us about your previous spine surgery."),
         )
+        valid &= self._check_pain_scores()
         # Count every file part posted, not only the rows the form offered, so an eleventh
         # file is refused rather than silently dropped.
         posted = [f for _key, f in request.files.items(multi=True) if f and f.filename]
@@ -388,6 +496,33 @@ class RequestForm(RequestStartForm):
                 _("You can send at most %(n)d documents with one request.", n=limit)
             )
             valid = False
+        return valid
+
+    def _check_pain_scores(self) -> bool:
+        """The pain scores of the region's areas are required, and at its worst an area's pain
+        is not lower than right now. The other areas' scores are not asked (the page without
+        scripts shows them all) and are ignored: ``submit_request`` does not store them."""
+        region = self.spine_region.data
+        if region not in instruments.REGION_CODES:
+            return True  # the region's own message says what is missing
+        valid = True
+        for area in instruments.REGION_PAIN_AREAS[region]:
+            now, worst = self.pain_fields(area)
+            for field, message in (
+                (now, _("Please rate this pain right now from 0 to 10.")),
+                (worst, _("Please rate this pain at its worst from 0 to 10.")),
+            ):
+                if not field.errors and field.data not in PAIN_SCORES:
+                    field.errors = [*field.errors, message]
+                    valid = False
+            # Only two scores from the scale compare; a refused score has its own message.
+            scored = now.data in PAIN_SCORES and worst.data in PAIN_SCORES
+            if scored and int(worst.data) < int(now.data):
+                worst.errors = [
+                    *worst.errors,
+                    _("Your worst pain cannot be lower than your pain right now."),
+                ]
+                valid = False
         return valid
 
     def _is_minor(self) -> bool:
@@ -413,12 +548,20 @@ class RequestForm(RequestStartForm):
         if answer.kind == history.MANY:
             return list(data or [])
         if answer.kind == history.SCORE:
-            return int(data)
+            return int(data) if data in PAIN_SCORES else None  # None: an area not asked
         if answer.kind == history.YES_NO:
             return data == "yes"
         if answer.kind == history.TEXT:
             return (data or "").strip() or None
         return data or None
+
+    def _section_answers(self, instrument: instruments.Instrument) -> dict[str, int | None]:
+        return {
+            key: int(field.data) if field.data else None
+            for key, field in zip(
+                instrument.section_keys, self.section_fields(instrument), strict=True
+            )
+        }
 
     def to_submission(self, locale: str) -> RequestSubmission:
         """The validated answers as plain data for ``submit_request``."""
@@ -440,10 +583,8 @@ class RequestForm(RequestStartForm):
             phone=self.phone.e164,
             preferred_contact=self.preferred_contact.data,
             answers={answer.name: self._answer(answer) for answer in history.ANSWERS},
-            odi_answers={
-                key: int(field.data) if field.data else None
-                for key, field in zip(history.ODI_SECTION_KEYS, self.odi_fields(), strict=True)
-            },
+            odi_answers=self._section_answers(instruments.ODI),
+            ndi_answers=self._section_answers(instruments.NDI),
             red_flags={
                 code
                 for (code, _label), field in zip(

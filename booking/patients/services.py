@@ -21,7 +21,7 @@ from booking.documents.models import Document
 from booking.documents.storage import DocumentUpload, StoredFile, get_storage, safe_display_name
 from booking.extensions import db
 from booking.notifications.services import enqueue_delivery
-from booking.requests import emails, history
+from booking.requests import emails, history, instruments
 from booking.requests.lifecycle import unused_reference
 from booking.requests.models import (
     ConsultationRequest,
@@ -61,8 +61,11 @@ class RequestSubmission:
     preferred_contact: str
     # The history answers by name (``history.ANSWERS``), stored as they are.
     answers: dict[str, Any]
+    # Each instrument's answers by section (None: skipped). Only the instruments the region
+    # asks are stored (``instruments.instruments_for``).
     odi_answers: dict[str, int | None]
     red_flags: set[str]
+    ndi_answers: dict[str, int | None] = field(default_factory=dict)
     documents: list[DocumentUpload] = field(default_factory=list)
     preferred_days: list[int] = field(default_factory=list)
     preferred_time_of_day: str = "any"
@@ -86,7 +89,7 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
     unknown_answers = set(sub.answers) ^ history.ANSWER_NAMES
     if unknown_answers:
         raise ValueError(f"history answers missing or unknown: {sorted(unknown_answers)}")
-    odi = history.score_odi(sub.odi_answers)
+    answers, outcomes = _region_answers(sub)
     unknown_flags = set(sub.red_flags) - history.RED_FLAG_CODES
     if unknown_flags:
         raise ValueError(f"unknown red flags: {sorted(unknown_flags)}")
@@ -128,12 +131,7 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
             updated_at=now,
         )
         consultation.history = MedicalHistory(
-            **sub.answers,
-            odi_answers=odi.answers,
-            odi_sections_answered=odi.sections_answered,
-            odi_percent=odi.percent,
-            odi_band=odi.band,
-            red_flags=sorted(sub.red_flags),
+            **answers, **outcomes, red_flags=sorted(sub.red_flags)
         )
         consultation.diagnosis_codes = [
             RequestDiagnosis(code=code) for code in sorted(set(sub.answers["diagnoses"]))
@@ -181,6 +179,38 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
     log.info("request %s stored (triage %s)", *log_args)
     enqueue_delivery(email_ids)
     return consultation
+
+
+def _region_answers(sub: RequestSubmission) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The history answers and instrument columns to store, by the patient's main problem:
+    the pain scores and instruments of that region, each scored (``instruments.score``).
+    Answers the region does not ask (a page without scripts shows every part) are not kept.
+    A missing pain score of the region, or an unknown region, raises ``ValueError``: the form
+    requires them."""
+    region = sub.answers["spine_region"]
+    if region not in instruments.REGION_CODES:
+        raise ValueError(f"unknown spine region {region!r}")
+    answers = dict(sub.answers)
+    asked_areas = instruments.REGION_PAIN_AREAS[region]
+    for area in instruments.PAIN_AREAS:
+        for name in (area.now_name, area.worst_name):
+            if area not in asked_areas:
+                answers[name] = None
+            elif not isinstance(answers[name], int):
+                raise ValueError(f"{name} is required for the region {region!r}")
+    given = {"odi": sub.odi_answers, "ndi": sub.ndi_answers}
+    asked = instruments.instruments_for(region)
+    outcomes: dict[str, Any] = {}
+    for instrument in instruments.INSTRUMENTS:
+        answered = given[instrument.code] if instrument in asked else {}
+        result = instruments.score(instrument, answered)
+        outcomes |= {
+            f"{instrument.code}_answers": result.answers,
+            f"{instrument.code}_sections_answered": result.sections_answered,
+            f"{instrument.code}_percent": result.percent,
+            f"{instrument.code}_band": result.band,
+        }
+    return answers, outcomes
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from flask import Flask, render_template
 from sqlalchemy import inspect
 
 from booking.documents.storage import CHUNK_SIZE, get_storage
-from booking.requests import history
+from booking.requests import history, instruments
 from booking.templating import choice_label, choice_labels
 from booking.timeutil import now_utc
 
@@ -61,8 +61,14 @@ LABELS: dict[str, list[tuple[str, Any]]] = {
     "preferred_days": history.WEEKDAYS,
     "preferred_time_of_day": history.TIME_OF_DAY,
     "preferred_contact": history.CONTACT_METHODS,
-    "odi_band": list(history.ODI_BAND_LABELS.items()),
+    "spine_region": instruments.REGION_NAMES,
+    **{
+        f"{instrument.code}_band": list(instrument.band_labels.items())
+        for instrument in instruments.INSTRUMENTS
+    },
 }
+# Each instrument's answers, shown as the statements the patient chose.
+INSTRUMENT_ANSWERS = {f"{i.code}_answers": i for i in instruments.INSTRUMENTS}
 
 
 def plain(value: Any) -> Any:
@@ -190,9 +196,9 @@ def _label(key: str, value: Any) -> str:
         if isinstance(value, list):
             return choice_labels(pairs, [str(v) for v in value])
         return choice_label(pairs, str(value))
-    if key == "odi_answers" and isinstance(value, dict):
+    if key in INSTRUMENT_ANSWERS and isinstance(value, dict):
         lines = []
-        for section in history.ODI_SECTIONS:
+        for section in INSTRUMENT_ANSWERS[key].sections:
             answer = value.get(section.key)
             if isinstance(answer, int) and 0 <= answer < len(section.statements):
                 lines.append(f"{section.title}: {section.statements[answer]} ({answer})")

@@ -1,5 +1,5 @@
-"""The structured medical history: its questions' answers and choices, the Oswestry Disability
-Index and red flags.
+"""The structured medical history: its questions' answers and choices, and red flags (the
+outcome instruments, ODI and NDI, and the pain scales are in ``instruments.py``).
 
 Pure functions and constants only, so the clinical rules are easy to read and to test.
 ``ANSWERS`` declares each history answer once: the submission carries them as one mapping,
@@ -17,7 +17,7 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 
-from booking.requests import triage
+from booking.requests import instruments, triage
 from booking.templating import choice_labels
 
 PAIN_LOCATIONS = [
@@ -88,7 +88,8 @@ CONTACT_METHODS = [
 RED_FLAGS = [(flag.code, flag.question) for flag in triage.RED_FLAGS]
 RED_FLAG_CODES = frozenset(code for code, _label in RED_FLAGS)
 
-# The kinds of answer: several codes, one code, a 0-10 score, yes or no, free text.
+# The kinds of answer: several codes, one code, a 0-10 score (or none, when not asked), yes or
+# no, free text.
 MANY, ONE, SCORE, YES_NO, TEXT = "many", "one", "score", "yes_no", "text"
 
 
@@ -107,8 +108,19 @@ ANSWERS = (
     Answer("pain_locations", MANY, ["lower_back", "leg"], PAIN_LOCATIONS),
     Answer("pain_side", ONE, "left", PAIN_SIDES),
     Answer("pain_duration", ONE, "3_12_months", PAIN_DURATIONS),
-    Answer("pain_now", SCORE, 5),
-    Answer("pain_worst", SCORE, 8),
+    # Where the main problem is: it decides which pain scores and instruments are asked.
+    Answer("spine_region", ONE, "lower_back", instruments.REGIONS),
+    # 0-10 pain, right now and at its worst in the last week, per area. Only the areas of the
+    # patient's region are asked and stored (``instruments.REGION_PAIN_AREAS``); the examples
+    # give all four, so a test or the demo can pick any region.
+    Answer("back_pain_now", SCORE, 5),
+    Answer("back_pain_worst", SCORE, 8),
+    Answer("leg_pain_now", SCORE, 4),
+    Answer("leg_pain_worst", SCORE, 7),
+    Answer("neck_pain_now", SCORE, 3),
+    Answer("neck_pain_worst", SCORE, 6),
+    Answer("arm_pain_now", SCORE, 2),
+    Answer("arm_pain_worst", SCORE, 5),
     Answer("radiating_pain", YES_NO, True),
     Answer("numbness", YES_NO, True),
     Answer("weakness", YES_NO, False),
@@ -137,208 +149,25 @@ def example_answers(**overrides: Any) -> dict[str, Any]:
     return {**answers, **overrides}
 
 
-@dataclass(frozen=True)
-class OdiSection:
-    key: str
-    title: str
-    statements: tuple[str, ...]  # index = score, 0 to 5
+# The Oswestry Disability Index, its scoring and bands live with the Neck Disability Index in
+# ``instruments.py``; these names keep the ODI's callers short.
+OdiSection = instruments.Section
+OdiResult = instruments.Score
+InvalidOdiAnswer = instruments.InvalidAnswer
+ODI_SECTIONS = instruments.ODI.sections
+ODI_SECTION_KEYS = instruments.ODI.section_keys
+ODI_MAX_PER_SECTION = instruments.MAX_PER_SECTION
+ODI_MAX_UNANSWERED = instruments.ODI.max_unanswered
+ODI_BAND_LABELS = instruments.ODI.band_labels
 
 
-# The Oswestry Disability Index, version 2.1a: ten sections, six statements each scored 0-5.
-ODI_SECTIONS: tuple[OdiSection, ...] = (
-    OdiSection(
-        "pain_intensity",
-        _l("Pain intensity"),
-        (
-            _l("I have no pain at the moment"),
-            _l("The pain is very mild at the moment"),
-            _l("The pain is moderate at the moment"),
-            _l("The pain is fairly severe at the moment"),
-            _l("The pain is very severe at the moment"),
-            _l("The pain is the worst imaginable at the moment"),
-        ),
-    ),
-    OdiSection(
-        "personal_care",
-        _l("Personal care (washing, dressing, etc.)"),
-        (
-            _l("I can look after myself normally without causing extra pain"),
-            _l("I can look after myself normally but it causes extra pain"),
-            _l("It is painful to look after myself and I am slow and careful"),
-            _l("I need some help but manage most of my personal care"),
-            _l("I need help every day in most aspects of self-care"),
-            _l("I do not get dressed, I wash with difficulty and stay in bed"),
-        ),
-    ),
-    OdiSection(
-        "lifting",
-        _l("Lifting"),
-        (
-            _l("I can lift heavy weights without extra pain"),
-            _l("I can lift heavy weights but it gives extra pain"),
-            _l(
-                "Pain prevents me from lifting heavy weights off the floor, but I can manage "
-                "if they are conveniently placed, for example on a table"
-            ),
-            _l(
-                "Pain prevents me from lifting heavy weights, but I can manage light to medium "
-                "weights if they are conveniently positioned"
-            ),
-            _l("I can lift very light weights"),
-            _l("I cannot lift or carry anything at all"),
-        ),
-    ),
-    OdiSection(
-        "walking",
-        _l("Walking"),
-        (
-            _l("Pain does not prevent me walking any distance"),
-            _l("Pain prevents me from walking more than 1 mile (1.6 km)"),
-            _l("Pain prevents me from walking more than half a mile (800 m)"),
-            _l("Pain prevents me from walking more than 100 yards (100 m)"),
-            _l("I can only walk using a stick or crutches"),
-            _l("I am in bed most of the time"),
-        ),
-    ),
-    OdiSection(
-        "sitting",
-        _l("Sitting"),
-        (
-            _l("I can sit in any chair as long as I like"),
-            _l("I can only sit in my favourite chair as long as I like"),
-            _l("Pain prevents me sitting more than one hour"),
-            _l("Pain prevents me from sitting more than 30 minutes"),
-            _l("Pain prevents me from sitting more than 10 minutes"),
-            _l("Pain prevents me from sitting at all"),
-        ),
-    ),
-    OdiSection(
-        "standing",
-        _l("Standing"),
-        (
-            _l("I can stand as long as I want without extra pain"),
-            _l("I can stand as long as I want but it gives me extra pain"),
-            _l("Pain prevents me from standing for more than 1 hour"),
-            _l("Pain prevents me from standing for more than 30 minutes"),
-            _l("Pain prevents me from standing for more than 10 minutes"),
-            _l("Pain prevents me from standing at all"),
-        ),
-    ),
-    OdiSection(
-        "sleeping",
-        _l("Sleeping"),
-        (
-            _l("My sleep is never disturbed by pain"),
-            _l("My sleep is occasionally disturbed by pain"),
-            _l("Because of pain I have less than 6 hours sleep"),
-            _l("Because of pain I have less than 4 hours sleep"),
-            _l("Because of pain I have less than 2 hours sleep"),
-            _l("Pain prevents me from sleeping at all"),
-        ),
-    ),
-    OdiSection(
-        "sex_life",
-        _l("Sex life (if applicable)"),
-        (
-            _l("My sex life is normal and causes no extra pain"),
-            _l("My sex life is normal but causes some extra pain"),
-            _l("My sex life is nearly normal but is very painful"),
-            _l("My sex life is severely restricted by pain"),
-            _l("My sex life is nearly absent because of pain"),
-            _l("Pain prevents any sex life at all"),
-        ),
-    ),
-    OdiSection(
-        "social_life",
-        _l("Social life"),
-        (
-            _l("My social life is normal and gives me no extra pain"),
-            _l("My social life is normal but increases the degree of pain"),
-            _l(
-                "Pain has no significant effect on my social life apart from limiting my more "
-                "energetic interests, such as sport"
-            ),
-            _l("Pain has restricted my social life and I do not go out as often"),
-            _l("Pain has restricted my social life to my home"),
-            _l("I have no social life because of pain"),
-        ),
-    ),
-    OdiSection(
-        "travelling",
-        _l("Travelling"),
-        (
-            _l("I can travel anywhere without pain"),
-            _l("I can travel anywhere but it gives me extra pain"),
-            _l("Pain is bad but I manage journeys over two hours"),
-            _l("Pain restricts me to journeys of less than one hour"),
-            _l("Pain restricts me to short necessary journeys under 30 minutes"),
-            _l("Pain prevents me from travelling except to receive treatment"),
-        ),
-    ),
-)
-ODI_SECTION_KEYS = tuple(section.key for section in ODI_SECTIONS)
-ODI_MAX_PER_SECTION = 5
-# A score needs at least 8 of the 10 sections answered.
-ODI_MAX_UNANSWERED = 2
-
-# Upper bound of each band, inclusive, on the 0-100 percentage.
-ODI_BANDS = (
-    (20, "minimal", _l("Minimal disability")),
-    (40, "moderate", _l("Moderate disability")),
-    (60, "severe", _l("Severe disability")),
-    (80, "crippling", _l("Crippling back pain")),
-    (100, "bed_bound", _l("Bed-bound or exaggerating symptoms")),
-)
-ODI_BAND_LABELS = {code: label for _limit, code, label in ODI_BANDS}
-
-
-@dataclass(frozen=True)
-class OdiResult:
-    answers: dict[str, int]
-    sections_answered: int
-    percent: float | None
-    band: str | None
-
-
-class InvalidOdiAnswer(ValueError):  # noqa: N818 - reads better at the call sites
-    pass
-
-
-def score_odi(answers: Mapping[str, int | None]) -> OdiResult:
-    """Score the ODI (version 2.1a; Fairbank and Pynsent, Spine 2000;25:2940-52): total /
-    (5 x sections answered) x 100, skipped sections left out, as the instrument's manual says,
-    but only when at most ``ODI_MAX_UNANSWERED`` of the 10 sections are unanswered. With more
-    missing the percentage says too little (one answered section would read "100%,
-    bed-bound"), so there is no score: the answers are kept and staff see "not scored".
-
-    Unknown sections or scores outside 0-5 raise ``InvalidOdiAnswer``. The percentage is
-    rounded to one decimal before it is banded, with each band's upper bound inclusive (20.0 is
-    minimal, 20.1 moderate).
-    """
-    given: dict[str, int] = {}
-    for key, score in answers.items():
-        if key not in ODI_SECTION_KEYS:
-            raise InvalidOdiAnswer(f"unknown ODI section {key!r}")
-        if score is None:
-            continue
-        if isinstance(score, bool) or not isinstance(score, int):
-            raise InvalidOdiAnswer(f"ODI score for {key!r} is not a whole number")
-        if not 0 <= score <= ODI_MAX_PER_SECTION:
-            raise InvalidOdiAnswer(f"ODI score for {key!r} is outside 0-5")
-        given[key] = score
-    if len(ODI_SECTION_KEYS) - len(given) > ODI_MAX_UNANSWERED:
-        return OdiResult(answers=given, sections_answered=len(given), percent=None, band=None)
-    percent = round(sum(given.values()) / (ODI_MAX_PER_SECTION * len(given)) * 100, 1)
-    return OdiResult(
-        answers=given, sections_answered=len(given), percent=percent, band=odi_band(percent)
-    )
+def score_odi(answers: Mapping[str, int | None]) -> instruments.Score:
+    """The ODI's score (``instruments.score``): at most two of ten sections unanswered."""
+    return instruments.score(instruments.ODI, answers)
 
 
 def odi_band(percent: float) -> str:
-    for limit, code, _label in ODI_BANDS:
-        if percent <= limit:
-            return code
-    raise InvalidOdiAnswer(f"ODI percentage {percent} is above 100")
+    return instruments.ODI.band(percent)
 
 
 def triage_level(red_flags: set[str] | frozenset[str]) -> str:

@@ -15,6 +15,7 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, e
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from booking.extensions import db, value_enum
+from booking.requests.instruments import PAIN_AREAS, Instrument, PainArea, Score
 from booking.timeutil import UTCDateTime, now_utc
 
 if TYPE_CHECKING:
@@ -146,6 +147,14 @@ def _record_closing(
         target.closed_at = now_utc()
 
 
+# Every 0-10 pain column, each checked by the database.
+PAIN_COLUMNS = (
+    *(name for area in PAIN_AREAS for name in (area.now_name, area.worst_name)),
+    "pain_now",
+    "pain_worst",
+)
+
+
 class MedicalHistory(db.Model):
     """What the patient told us about their spine, one row per request."""
 
@@ -155,8 +164,22 @@ class MedicalHistory(db.Model):
     pain_locations: Mapped[list[str]] = mapped_column(JSON, default=list)
     pain_side: Mapped[str | None] = mapped_column(String(10))
     pain_duration: Mapped[str] = mapped_column(String(20))
-    pain_now: Mapped[int]
-    pain_worst: Mapped[int]
+    # lower_back, neck or both (``instruments.REGIONS``); None on requests made before it was
+    # asked (they were given the ODI only and one overall pain pair).
+    spine_region: Mapped[str | None] = mapped_column(String(12))
+    # 0-10 pain per area, now and at its worst in the last week: only the patient's region's
+    # areas are set (``instruments.REGION_PAIN_AREAS``).
+    back_pain_now: Mapped[int | None]
+    back_pain_worst: Mapped[int | None]
+    leg_pain_now: Mapped[int | None]
+    leg_pain_worst: Mapped[int | None]
+    neck_pain_now: Mapped[int | None]
+    neck_pain_worst: Mapped[int | None]
+    arm_pain_now: Mapped[int | None]
+    arm_pain_worst: Mapped[int | None]
+    # One overall pain pair: asked until the region was, kept for those requests only.
+    pain_now: Mapped[int | None]
+    pain_worst: Mapped[int | None]
     radiating_pain: Mapped[bool]
     numbness: Mapped[bool]
     weakness: Mapped[bool]
@@ -177,22 +200,51 @@ class MedicalHistory(db.Model):
     odi_sections_answered: Mapped[int] = mapped_column(default=0)
     odi_percent: Mapped[float | None]
     odi_band: Mapped[str | None] = mapped_column(String(12))
+    # The Neck Disability Index, the same way (empty unless the region asks it).
+    ndi_answers: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    ndi_sections_answered: Mapped[int] = mapped_column(default=0)
+    ndi_percent: Mapped[float | None]
+    ndi_band: Mapped[str | None] = mapped_column(String(12))
 
     red_flags: Mapped[list[str]] = mapped_column(JSON, default=list)
 
     request: Mapped[ConsultationRequest] = relationship(back_populates="history")
 
     __table_args__ = (
-        CheckConstraint("pain_now BETWEEN 0 AND 10", name="pain_now_range"),
-        CheckConstraint("pain_worst BETWEEN 0 AND 10", name="pain_worst_range"),
-        CheckConstraint(
-            "odi_sections_answered BETWEEN 0 AND 10", name="odi_sections_answered_range"
+        *(
+            CheckConstraint(f"{column} BETWEEN 0 AND 10", name=f"{column}_range")
+            for column in PAIN_COLUMNS
         ),
-        CheckConstraint(
-            "odi_percent IS NULL OR (odi_percent >= 0 AND odi_percent <= 100)",
-            name="odi_percent_range",
+        *(
+            constraint
+            for code in ("odi", "ndi")
+            for constraint in (
+                CheckConstraint(
+                    f"{code}_sections_answered BETWEEN 0 AND 10",
+                    name=f"{code}_sections_answered_range",
+                ),
+                CheckConstraint(
+                    f"{code}_percent IS NULL OR ({code}_percent >= 0 AND {code}_percent <= 100)",
+                    name=f"{code}_percent_range",
+                ),
+            )
         ),
     )
+
+    def pain(self, area: PainArea) -> tuple[int, int] | None:
+        """The area's (now, worst) pair, if the patient rated it."""
+        now, worst = getattr(self, area.now_name), getattr(self, area.worst_name)
+        return None if now is None or worst is None else (now, worst)
+
+    def outcome(self, instrument: Instrument) -> Score:
+        """The instrument's stored answers and score."""
+        code = instrument.code
+        return Score(
+            instrument,
+            dict(getattr(self, f"{code}_answers") or {}),
+            percent=getattr(self, f"{code}_percent"),
+            band=getattr(self, f"{code}_band"),
+        )
 
 
 class RequestDiagnosis(db.Model):

@@ -111,10 +111,9 @@ def fill_about_you(
 
 def fill_symptoms(page: Page) -> None:
     choose(page, "Where does it hurt?", "Lower back", "Leg")
+    choose(page, "Where is your main problem?", LOWER_BACK)
     choose(page, "Which side?", "Left")
     choose(page, "How long have you had this pain?", "3 to 12 months")
-    choose(page, "Pain right now", "5")
-    choose(page, "Pain at its worst in the last week", "8")
     choose(page, "Does the pain spread into your arm or leg?", "Yes")
     choose(page, "Do you have numbness or tingling?", "Yes")
     choose(page, "Do you have weakness in an arm or leg?", "No")
@@ -126,6 +125,31 @@ def fill_symptoms(page: Page) -> None:
     choose(page, "Do you take blood thinners (anticoagulants)?", "No")
     choose(page, "Do you have diabetes?", "No")
     choose(page, "Do you smoke?", "Never smoked")
+
+
+LOWER_BACK = "My lower back (the pain may spread into a leg)"
+NECK = "My neck (the pain may spread into an arm)"
+# The pain scores each main problem asks, in page order, with the answers given.
+PAIN_SCORES = {
+    LOWER_BACK: [
+        ("Back pain right now", "5"),
+        ("Back pain at its worst in the last week", "8"),
+        ("Leg pain right now", "4"),
+        ("Leg pain at its worst in the last week", "7"),
+    ],
+    NECK: [
+        ("Neck pain right now", "4"),
+        ("Neck pain at its worst in the last week", "6"),
+        ("Arm pain right now", "2"),
+        ("Arm pain at its worst in the last week", "3"),
+    ],
+}
+
+
+def rate_pain(page: Page, region: str = LOWER_BACK) -> None:
+    """The pain scores of the main problem ``region`` (their part of the form)."""
+    for legend, score in PAIN_SCORES[region]:
+        choose(page, legend, score)
 
 
 def answer_red_flags(page: Page, yes: str | None = None) -> None:
@@ -142,6 +166,7 @@ def fill_required_answers(page: Page, *, red_flag: str | None = None) -> None:
     fill_about_you(page)
     fill_symptoms(page)
     answer_red_flags(page, yes=red_flag)
+    rate_pain(page)
     give_consent(page)
 
 
@@ -263,9 +288,8 @@ def key_fill_required_answers(page: Page) -> None:
     key_type(page, "Phone number", "+49 30 901820")
     key_choose(page, "How should we contact you?", "Email")
     key_choose(page, "Where does it hurt?", "Lower back", "Leg")
+    key_choose(page, "Where is your main problem?", LOWER_BACK)
     key_choose(page, "How long have you had this pain?", "3 to 12 months")
-    key_choose(page, "Pain right now", "5")
-    key_choose(page, "Pain at its worst in the last week", "8")
     key_choose(page, "Does the pain spread into your arm or leg?", "Yes")
     key_choose(page, "Do you have numbness or tingling?", "Yes")
     key_choose(page, "Do you have weakness in an arm or leg?", "No")
@@ -274,6 +298,8 @@ def key_fill_required_answers(page: Page) -> None:
     key_choose(page, "Do you smoke?", "Never smoked")
     for question in RED_FLAGS:
         key_choose(page, question, "No")
+    for legend, score in PAIN_SCORES[LOWER_BACK]:
+        key_choose(page, legend, score)
 
 
 def key_give_consent(page: Page) -> None:

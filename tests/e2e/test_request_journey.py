@@ -41,6 +41,7 @@ from tests.e2e.pages import (
     key_press_button,
     page_width,
     pick_first_time,
+    rate_pain,
     shown_reference,
     slot_time,
     tab_to,
@@ -200,6 +201,7 @@ def test_form_with_errors_is_shown_again_with_a_summary_and_the_answers_kept(
     fill_about_you(page, name="", email="erika.mustermann@")
     fill_symptoms(page)
     answer_red_flags(page)
+    rate_pain(page)
     give_consent(page)
     page.get_by_role("button", name="Send my request").click()
 

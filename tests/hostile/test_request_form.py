@@ -180,7 +180,7 @@ REFUSED_ANSWERS = {
         {"full_name": "\u202eEvil\u202c \u05d3\u05d5\u05d3"},
         "Please remove the line breaks or invisible characters.",
     ),
-    "pain-score-out-of-scale": ({"pain_now": "11"}, "Please choose a number from 0 to 10."),
+    "pain-score-out-of-scale": ({"back_pain_now": "11"}, "Please choose a number from 0 to 10."),
     "contact-method-not-offered": (
         {"preferred_contact": MARKUP},
         "Please choose one of the options shown.",
