@@ -86,3 +86,71 @@ def test_migrations_match_the_models_and_downgrade_cleanly(
 
         upgrade(directory=MIGRATIONS)  # and up again: the downgrade left nothing in the way
         db.engine.dispose()
+
+
+BEFORE_REGIONS = "b71f0c2d9e5a"  # the revision before c4e7a2f19d36 (spine region, NDI)
+
+
+def test_requests_made_before_the_region_keep_their_odi_and_pain(
+    empty_database: str, tmp_path: Path
+) -> None:
+    """Migration c4e7a2f19d36 keeps each existing request's ODI answers and score and its one
+    overall pain pair, and gives it no region and an empty NDI."""
+    from datetime import UTC, date, datetime
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database, "UPLOAD_DIR": str(tmp_path)})
+    odi = {"pain_intensity": 2, "walking": 3, "sitting": 2, "standing": 2, "lifting": 3,
+           "sleeping": 1, "travelling": 2, "social_life": 3, "personal_care": 2}  # fmt: skip
+    with app.app_context():
+        upgrade(directory=MIGRATIONS, revision=BEFORE_REGIONS)
+        now = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
+        with db.engine.begin() as conn:
+            tables = sa.MetaData()
+            tables.reflect(conn, only=["patient", "consultation_request", "medical_history"])
+            conn.execute(
+                tables.tables["patient"].insert(),
+                {"id": 1, "full_name": "Old Patient", "date_of_birth": date(1960, 1, 2),
+                 "email": "old@example.com", "phone": "+4930901820",
+                 "preferred_contact": "email", "created_at": now},
+            )  # fmt: skip
+            conn.execute(
+                tables.tables["consultation_request"].insert(),
+                {"id": 1, "reference": "SC-OLD2-2222", "patient_id": 1, "status": "requested",
+                 "triage_level": "routine", "submission_token": "t" * 43, "locale": "en",
+                 "preferred_days": [], "preferred_time_of_day": "any",
+                 "privacy_notice_version": "2026-11", "consented_at": now,
+                 "contact_consent": True, "created_at": now, "updated_at": now},
+            )  # fmt: skip
+            conn.execute(
+                tables.tables["medical_history"].insert(),
+                {"request_id": 1, "pain_locations": ["neck"], "pain_side": None,
+                 "pain_duration": "3_12_months", "pain_now": 6, "pain_worst": 9,
+                 "radiating_pain": False, "numbness": False, "weakness": False,
+                 "diagnoses": [], "treatments": [], "imaging": [], "blood_thinners": False,
+                 "diabetes": False, "smoking": "never", "odi_answers": odi,
+                 "odi_sections_answered": 9, "odi_percent": 44.4, "odi_band": "severe",
+                 "red_flags": []},
+            )  # fmt: skip
+
+        upgrade(directory=MIGRATIONS)
+
+        from booking.requests.models import MedicalHistory
+
+        history = db.session.get(MedicalHistory, 1)
+        assert (history.odi_answers, history.odi_sections_answered) == (odi, 9)
+        assert (history.odi_percent, history.odi_band) == (44.4, "severe")
+        assert (history.pain_now, history.pain_worst) == (6, 9)
+        assert history.spine_region is None
+        assert (history.ndi_answers, history.ndi_sections_answered, history.ndi_percent) == (
+            {},
+            0,
+            None,
+        )
+        assert history.back_pain_now is None and history.neck_pain_worst is None
+        db.session.remove()
+        # The database still checks every pain score, the new ones too.
+        with pytest.raises(sa.exc.IntegrityError), db.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE medical_history SET neck_pain_now = 11"))
+        with pytest.raises(sa.exc.IntegrityError), db.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE medical_history SET pain_now = 11"))
+        db.engine.dispose()

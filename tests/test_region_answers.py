@@ -1,0 +1,161 @@
+"""The main problem decides what is asked and kept, through real form posts: a neck patient
+answers the NDI and rates neck and arm pain, a lower-back patient the ODI with back and leg
+pain, both gets both. Staff see each instrument's score, band and every section's answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from booking.extensions import db
+from booking.requests.instruments import NDI, ODI
+from booking.requests.models import ConsultationRequest, MedicalHistory
+from tests.factories import make_request
+from tests.support import AuthActions, Staff, post_request, valid_answers
+
+NECK_PAIN = {
+    "neck_pain_now": "4",
+    "neck_pain_worst": "6",
+    "arm_pain_now": "2",
+    "arm_pain_worst": "3",
+}
+# Every NDI section answered 2 but recreation: 18 of 45 points, 40%, moderate.
+NDI_ANSWERS = {f"ndi_{key}": "2" for key in NDI.section_keys[:-1]}
+NO_ODI = {f"odi_{key}": "" for key in ODI.section_keys}
+NO_BACK_PAIN = dict.fromkeys(("back_pain_now", "back_pain_worst", "leg_pain_now", "leg_pain_worst"))
+
+
+def stored_history(app: Flask) -> MedicalHistory:
+    with app.app_context():
+        history = db.session.scalars(select(ConsultationRequest)).one().history
+        db.session.expunge(history)
+        return history
+
+
+def post(client: FlaskClient, **overrides: Any) -> None:
+    response = post_request(client, valid_answers(**overrides))
+    assert response.status_code == 303, response.get_data(as_text=True)[:2000]
+
+
+def test_the_form_shows_both_parts_under_their_headings(client: FlaskClient) -> None:
+    page = client.get("/request").get_data(as_text=True)
+    assert "Where is your main problem?" in page
+    lower_back = page.index("Answer this part if your main problem is your lower back")
+    neck = page.index("Answer this part if your main problem is your neck")
+    assert lower_back < page.index("Oswestry Disability Index") < neck
+    assert neck < page.index("Neck Disability Index")
+    assert "I can drive my car without any neck pain" in page
+    # The region's pain scores are required only for its region: no "(optional)" beside them.
+    assert 'name="neck_pain_now"' in page and 'name="back_pain_now"' in page
+
+
+def test_a_neck_patient_answers_the_ndi_and_no_odi(app: Flask, client: FlaskClient) -> None:
+    # The page shows both parts; the neck patient leaves the lower back's empty.
+    post(
+        client,
+        spine_region="neck",
+        pain_locations=["neck", "arm"],
+        **NO_BACK_PAIN,
+        **NO_ODI,
+        **NECK_PAIN,
+        **NDI_ANSWERS,
+    )
+    history = stored_history(app)
+    assert history.spine_region == "neck"
+    assert (history.ndi_sections_answered, history.ndi_percent, history.ndi_band) == (
+        9,
+        40.0,
+        "moderate",
+    )
+    assert history.ndi_answers == dict.fromkeys(NDI.section_keys[:-1], 2)
+    assert (history.odi_answers, history.odi_sections_answered, history.odi_percent) == (
+        {},
+        0,
+        None,
+    )
+    assert (history.neck_pain_now, history.neck_pain_worst) == (4, 6)
+    assert (history.arm_pain_now, history.arm_pain_worst) == (2, 3)
+    assert history.back_pain_now is None and history.pain_now is None
+
+
+def test_answers_of_the_part_not_asked_are_not_kept(app: Flask, client: FlaskClient) -> None:
+    # A lower-back patient who also filled in the neck's part (the page shows both).
+    post(client, **NECK_PAIN, **NDI_ANSWERS)
+    history = stored_history(app)
+    assert history.spine_region == "lower_back"
+    assert history.odi_percent == 40.0  # 18 / 45, the ODI of valid_answers
+    assert (history.back_pain_now, history.back_pain_worst) == (5, 8)
+    assert (history.leg_pain_now, history.leg_pain_worst) == (4, 7)
+    assert history.ndi_answers == {} and history.ndi_percent is None
+    assert history.neck_pain_now is None and history.arm_pain_worst is None
+
+
+def test_a_patient_with_both_answers_both(app: Flask, client: FlaskClient) -> None:
+    post(client, spine_region="both", **NECK_PAIN, **NDI_ANSWERS)
+    history = stored_history(app)
+    assert (history.odi_percent, history.ndi_percent) == (40.0, 40.0)
+    assert (history.back_pain_now, history.neck_pain_now) == (5, 4)
+
+
+def test_the_other_regions_pain_is_not_required_nor_compared(
+    app: Flask, client: FlaskClient
+) -> None:
+    # A neck patient's empty back scores are fine; a lower-back patient's neck "worst below
+    # now" is not their question, so it stops nothing.
+    post(client, spine_region="neck", **NO_BACK_PAIN, **NECK_PAIN)
+    post(client, neck_pain_now="8", neck_pain_worst="2")
+
+
+def test_the_ndi_of_one_answered_section_is_not_scored(
+    app: Flask, client: FlaskClient, auth: AuthActions, staff: Staff
+) -> None:
+    with app.app_context():
+        reference = make_request(spine_region="neck", ndi_answers={"driving": 5}).reference
+    auth.login("coordinator")
+    page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert "Neck Disability Index" in page and "Oswestry Disability Index" not in page
+    assert "Not scored: 9 sections unanswered" in page
+    assert "100.0%" not in page and "Complete disability" not in page
+    assert "I cannot drive my car at all" in page  # the answer is still shown
+
+
+def test_staff_see_both_instruments_with_scores_bands_and_pain_pairs(
+    app: Flask, client: FlaskClient, auth: AuthActions, staff: Staff
+) -> None:
+    with app.app_context():
+        reference = make_request(
+            spine_region="both", ndi_answers=dict.fromkeys(NDI.section_keys, 1)
+        ).reference
+    auth.login("coordinator")
+    page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert "Lower back and neck" in page
+    # The factory's ODI: 20 of 40 points, 50%, severe; the NDI: 10 of 50, 20%, mild.
+    assert "50.0%" in page and "Severe disability" in page and "20 of 40 points" in page
+    assert "20.0%" in page and "Mild disability" in page and "10 of 50 points" in page
+    for area, now, worst in (("Back", 5, 8), ("Leg", 4, 7), ("Neck", 3, 6), ("Arm", 2, 5)):
+        assert f'{area} pain (0-10)</dt><dd class="col-sm-8">now {now}, at worst {worst}' in page
+    assert "Overall pain" not in page
+
+
+def test_an_older_request_shows_its_odi_and_overall_pain(
+    app: Flask, client: FlaskClient, auth: AuthActions, staff: Staff
+) -> None:
+    with app.app_context():
+        consultation = make_request()
+        # As the migration leaves a request made before the region was asked.
+        history = consultation.history
+        history.spine_region = None
+        history.back_pain_now = history.back_pain_worst = None
+        history.leg_pain_now = history.leg_pain_worst = None
+        history.pain_now, history.pain_worst = 6, 9
+        db.session.commit()
+        reference = consultation.reference
+    auth.login("coordinator")
+    page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert "Not asked (older request)" in page
+    assert "Overall pain (0-10, older requests)" in page and "now 6, at worst 9" in page
+    assert "Oswestry Disability Index" in page and "50.0%" in page
+    assert "Neck Disability Index" not in page
