@@ -18,6 +18,7 @@ from sqlalchemy import select
 from booking.audit.models import AuditEvent
 from booking.dashboard.export import COLUMNS
 from booking.extensions import db
+from booking.requests.instruments import NDI
 from booking.requests.models import ConsultationRequest
 from booking.timeutil import clinic_today
 from tests.factories import (
@@ -355,3 +356,22 @@ def test_admins_may_export_specialists_may_not(app: Flask, client: FlaskClient) 
     other = app.test_client()
     AuthActions(other).login(email=admin)
     assert len(export(other, status="all")) == 1
+
+
+def test_a_neck_patients_row_has_the_ndi_and_the_neck_and_arm_pain(
+    app: Flask, staff_client: FlaskClient
+) -> None:
+    reference = new_request(
+        app, spine_region="neck", ndi_answers=dict.fromkeys(NDI.section_keys[:8], 3)
+    )
+    (row,) = export(staff_client, status="all")
+    assert row["reference"] == reference
+    assert row["spine_region"] == "neck"
+    # history.ANSWERS' examples: neck 3 / 6, arm 2 / 5; the back's and the leg's not asked.
+    assert (row["neck_pain_now"], row["neck_pain_worst"]) == ("3", "6")
+    assert (row["arm_pain_now"], row["arm_pain_worst"]) == ("2", "5")
+    assert row["back_pain_now"] == row["leg_pain_worst"] == ""
+    # 24 of 40 points over the 8 answered sections: 60 %, severe.
+    assert (row["ndi_sections_answered"], row["ndi_points"]) == ("8", "24")
+    assert (row["ndi_percent"], row["ndi_band"]) == ("60.0", "severe")
+    assert (row["odi_sections_answered"], row["odi_percent"]) == ("0", "")

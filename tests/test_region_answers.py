@@ -159,3 +159,31 @@ def test_an_older_request_shows_its_odi_and_overall_pain(
     assert "Overall pain (0-10, older requests)" in page and "now 6, at worst 9" in page
     assert "Oswestry Disability Index" in page and "50.0%" in page
     assert "Neck Disability Index" not in page
+
+
+def test_insights_count_requests_by_main_problem_and_summarise_each_instrument(
+    app: Flask, client: FlaskClient, auth: AuthActions, staff: Staff
+) -> None:
+    with app.app_context():
+        make_request()  # lower back: the factory's ODI, 50 %
+        make_request(spine_region="neck", ndi_answers=dict.fromkeys(NDI.section_keys, 1))
+        make_request(spine_region="neck", ndi_answers={"driving": 4})  # not scored
+    auth.login("admin")
+    page = client.get("/staff/insights").get_data(as_text=True)
+    assert "Requests by main problem" in page
+    assert '<th scope="row">Lower back</th><td>1</td>' in page
+    assert '<th scope="row">Neck</th><td>2</td>' in page
+    # Asked, scored, median.
+    assert '<th scope="row">Neck Disability Index</th><td>2</td><td>1</td><td>20%</td>' in page
+    assert '<th scope="row">Oswestry Disability Index</th><td>1</td><td>1</td><td>50%</td>' in page
+
+
+def test_the_patients_privacy_export_reads_the_ndi_answers(app: Flask) -> None:
+    from booking.privacy.export import _label
+
+    with app.test_request_context():
+        text = _label("ndi_answers", {"driving": 5, "headaches": 0})
+        assert "Headaches: I have no headaches at all (0)" in text
+        assert "Driving: I cannot drive my car at all (5)" in text
+        assert _label("ndi_band", "mild") == "Mild disability"
+        assert _label("spine_region", "both") == "Lower back and neck"

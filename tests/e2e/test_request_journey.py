@@ -26,8 +26,10 @@ from tests.e2e.conftest import (
     seed_schedule,
 )
 from tests.e2e.pages import (
+    NECK,
     answer_red_flags,
     attach_document,
+    choose,
     document_file,
     fill_about_you,
     fill_required_answers,
@@ -234,7 +236,7 @@ def test_form_with_errors_is_shown_again_with_a_summary_and_the_answers_kept(
     expect(page.get_by_label("Date of birth", exact=True)).to_have_value("1970-05-17")
     expect(page.get_by_label("Phone number", exact=True)).to_have_value("+49 30 901820")
     expect(group(page, "Where does it hurt?").get_by_label("Leg", exact=True)).to_be_checked()
-    expect(group(page, "Pain at its worst in the last week").get_by_label("8")).to_be_checked()
+    expect(group(page, "Back pain at its worst in the last week").get_by_label("8")).to_be_checked()
     expect(
         group(page, "New loss of bladder or bowel control").get_by_label("No", exact=True)
     ).to_be_checked()
@@ -245,3 +247,50 @@ def test_form_with_errors_is_shown_again_with_a_summary_and_the_answers_kept(
     expect(email).to_be_focused()
 
     assert stored_requests(live_server) == []
+
+
+def test_a_neck_patient_answers_the_ndi(page: Page, clinic: LiveServer) -> None:
+    """Without scripts the page shows both parts; the neck patient fills in the neck's."""
+    pick_first_time(page, clinic, IMAGING_REVIEW)
+    fill_about_you(page)
+    fill_symptoms(page)
+    choose(page, "Where is your main problem?", NECK)
+    answer_red_flags(page)
+    neck_part = group(page, "Answer this part if your main problem is your neck")
+    expect(
+        neck_part.get_by_role("heading", name="How your neck pain affects daily life")
+    ).to_be_visible()
+    rate_pain(page, NECK)
+    choose(page, "Reading", "I can read as much as I want to with slight pain in my neck")
+    choose(page, "Headaches", "I have moderate headaches which come infrequently")
+    choose(
+        page,
+        "Driving",
+        "I cannot drive my car as long as I want because of moderate pain in my neck",
+    )
+    for section, statement in (
+        ("Concentration", "I can concentrate fully when I want to with no difficulty"),
+        ("Work", "I can only do my usual work, but no more"),
+        ("Recreation", "I am able to do all my recreation activities, with some pain in my neck"),
+    ):
+        choose(page, section, statement)
+    # The same titles in both parts: these are the NDI's, inside the neck's part.
+    for section, statement in (
+        ("Pain intensity", "The pain is moderate at the moment"),
+        ("Lifting", "I can lift heavy weights but it gives extra pain"),
+        ("Sleeping", "My sleep is mildly disturbed (1 to 2 hours sleepless)"),
+    ):
+        group(neck_part, section).get_by_label(statement, exact=True).check()
+    give_consent(page)
+    page.get_by_role("button", name="Send my request").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your request was sent")
+    with clinic.app.app_context():
+        history = db.session.scalars(select(ConsultationRequest)).one().history
+        assert history.spine_region == "neck"
+        # Personal care skipped: 1 + 2 + 3 + 0 + 1 + 1 + 2 + 1 + 2 = 13 of 45 points.
+        assert history.ndi_sections_answered == 9
+        assert history.ndi_percent == 28.9
+        assert history.ndi_band == "mild"
+        assert (history.neck_pain_now, history.arm_pain_worst) == (4, 3)
+        assert history.odi_answers == {} and history.back_pain_now is None
