@@ -20,6 +20,7 @@ from sqlalchemy import insert, text
 from booking.extensions import db
 from booking.requests.lifecycle import REFERENCE_ALPHABET
 from booking.requests.models import (
+    TRIAGE_PRIORITY,
     ConsultationRequest,
     MedicalHistory,
     Patient,
@@ -199,6 +200,8 @@ def _request(
         "patient_id": row_id,
         "status": status,
         "triage_level": triage,
+        "priority": TRIAGE_PRIORITY[triage],
+        "red_flags": ["fever"] if triage == TriageLevel.URGENT else [],
         "submission_token": f"bench-{row_id}-{secrets.token_hex(8)}",
         "locale": "en" if row_id % 3 else "es",
         "preferred_days": [0, 2],
@@ -242,7 +245,6 @@ def _history(row_id: int, triage: TriageLevel) -> dict[str, Any]:
         "odi_sections_answered": 2,
         "odi_percent": 50.0,
         "odi_band": "severe",
-        "red_flags": ["progressive_weakness"] if urgent else [],
     }
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import aliased, contains_eager, joinedload, selectinload
 from booking.extensions import db
 from booking.requests.events import RequestEvent
 from booking.requests.models import (
+    TRIAGE_PRIORITY,
     ConsultationRequest,
     Patient,
     RequestDiagnosis,
@@ -102,12 +103,12 @@ def _filtered(stmt: Select, user: StaffUser, f: QueueFilters, *, with_status: bo
     if with_status and f.status:
         stmt = stmt.where(ConsultationRequest.status == f.status)
     if f.triage:
-        stmt = stmt.where(ConsultationRequest.triage_level == f.triage)
+        stmt = stmt.where(ConsultationRequest.priority == TRIAGE_PRIORITY[TriageLevel(f.triage)])
     else:
-        # Always true (the column is required and checked), but it lets both databases seek
-        # the queue indexes one triage level at a time, in the queue's order, so the dates
-        # below bound the read instead of filtering every request of the tab.
-        stmt = stmt.where(ConsultationRequest.triage_level.in_(list(TriageLevel)))
+        # Always true (the priority follows the level), but it lets both databases seek the
+        # queue indexes one priority at a time, in the queue's order, so the dates below bound
+        # the read instead of filtering every request of the tab.
+        stmt = stmt.where(ConsultationRequest.priority.in_(sorted(TRIAGE_PRIORITY.values())))
     if f.specialist_id:
         stmt = stmt.where(ConsultationRequest.assigned_specialist_id == f.specialist_id)
     if f.diagnosis:
@@ -145,7 +146,7 @@ def _listed(user: StaffUser, f: QueueFilters) -> Select:
         _filtered(
             select(ConsultationRequest).join(ConsultationRequest.patient), user, f, with_status=True
         )
-        .join(ConsultationRequest.history)
+        .outerjoin(ConsultationRequest.history)  # an emergency call-back has none
         .outerjoin(specialist, ConsultationRequest.assigned_specialist)
         .outerjoin(ConsultationRequest.appointment)
         .options(
@@ -155,8 +156,7 @@ def _listed(user: StaffUser, f: QueueFilters) -> Select:
             contains_eager(ConsultationRequest.appointment),
         )
         .order_by(
-            # "urgent" sorts after "routine": descending puts urgent first.
-            ConsultationRequest.triage_level.desc(),
+            ConsultationRequest.priority.desc(),  # emergency, then urgent, then routine
             ConsultationRequest.created_at,
             ConsultationRequest.id,
         )

@@ -155,7 +155,7 @@ def _finish(
     )
     offers = offer_freed_slot(freed) if freed is not None else []
     db.session.commit()
-    enqueue_delivery([email.id, *(o.id for o in offers)])
+    enqueue_delivery([e.id for e in (email, *offers) if e is not None])
 
 
 def confirm_request(
@@ -405,5 +405,5 @@ def send_new_link(consultation: ConsultationRequest, actor: StaffUser) -> int:
     )
     email = emails.new_link(consultation)
     db.session.commit()
-    enqueue_delivery([email.id])
+    enqueue_delivery([email.id] if email is not None else [])
     return revoked

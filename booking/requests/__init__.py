@@ -22,3 +22,4 @@ def init_app(app: Flask) -> None:
     app.add_template_global(diagnosis_labels)
     app.add_template_global(triage.BY_CODE, "red_flags_by_code")
     app.add_template_global(triage.PATHWAY_LABELS, "red_flag_pathways")
+    app.add_template_global(triage.LEVEL_LABELS, "triage_labels")

@@ -11,7 +11,7 @@ import enum
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, event
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, SmallInteger, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from booking.extensions import db, value_enum
@@ -38,8 +38,17 @@ OPEN_STATUSES = frozenset({RequestStatus.REQUESTED, RequestStatus.CONFIRMED})
 
 
 class TriageLevel(enum.StrEnum):
-    URGENT = "urgent"
+    """How soon staff must act (``booking.requests.triage`` decides it from the red flags)."""
+
+    EMERGENCY = "emergency"  # the patient was told to seek emergency care; call back at once
+    URGENT = "urgent"  # the patient was told to see their doctor today; call back today
     ROUTINE = "routine"
+
+
+# The queue's order, most pressing first: stored beside the level (``priority``) because the
+# levels' names do not sort that way, and the queue reads its pages from an index.
+TRIAGE_PRIORITY = {TriageLevel.EMERGENCY: 2, TriageLevel.URGENT: 1, TriageLevel.ROUTINE: 0}
+PRESSING_LEVELS = frozenset({TriageLevel.EMERGENCY, TriageLevel.URGENT})
 
 
 class Patient(db.Model):
@@ -48,9 +57,10 @@ class Patient(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     full_name: Mapped[str] = mapped_column(String(200))
-    date_of_birth: Mapped[date]
+    # Unknown (None) only for an emergency call-back, where the patient left a name and phone.
+    date_of_birth: Mapped[date | None]
     guardian_name: Mapped[str | None] = mapped_column(String(200))
-    email: Mapped[str] = mapped_column(String(254), index=True)
+    email: Mapped[str | None] = mapped_column(String(254), index=True)
     phone: Mapped[str] = mapped_column(String(32))  # E.164
     preferred_contact: Mapped[str] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
@@ -66,6 +76,11 @@ class ConsultationRequest(db.Model):
         value_enum(RequestStatus, "request_status"), default=RequestStatus.REQUESTED
     )
     triage_level: Mapped[TriageLevel] = mapped_column(value_enum(TriageLevel, "triage_level"))
+    # Set from ``triage_level`` by the listener below; never written directly.
+    priority: Mapped[int] = mapped_column(SmallInteger, default=0)
+    # The red flags the patient answered "yes" (codes of ``booking.requests.triage``). On the
+    # request, not its history: an emergency call-back request has flags and no history.
+    red_flags: Mapped[list[str]] = mapped_column(JSON, default=list)
     # The one-time token of the form that created this request: a second post of the same form
     # (refresh, double click) finds it instead of creating a twin.
     submission_token: Mapped[str] = mapped_column(String(64), unique=True)
@@ -105,7 +120,8 @@ class ConsultationRequest(db.Model):
         cascade="all, delete-orphan", order_by="RequestEvent.occurred_at"
     )
     diagnosis_codes: Mapped[list[RequestDiagnosis]] = relationship(cascade="all, delete-orphan")
-    history: Mapped[MedicalHistory] = relationship(
+    # None only for an emergency call-back (name and phone, no form).
+    history: Mapped[MedicalHistory | None] = relationship(
         back_populates="request", cascade="all, delete-orphan"
     )
     documents: Mapped[list[Document]] = relationship(
@@ -119,20 +135,25 @@ class ConsultationRequest(db.Model):
         # The triage queue's order (urgent first, then the oldest, then the id), column for
         # column and direction for direction, so both databases read a page of any tab from an
         # index, in order, and stop after it: a sort would read every row. Within a status:
-        Index("ix_consultation_request_queue", status, triage_level.desc(), created_at, id),
+        Index("ix_consultation_request_queue", status, priority.desc(), created_at, id),
         # and for the every-status tab:
-        Index("ix_consultation_request_queue_all", triage_level.desc(), created_at, id),
+        Index("ix_consultation_request_queue_all", priority.desc(), created_at, id),
         Index("ix_consultation_request_created_at", "created_at"),
     )
 
     @property
     def is_urgent(self) -> bool:
-        return self.triage_level == TriageLevel.URGENT
+        """Emergency or urgent: first in the queue, alerted to staff, called back."""
+        return self.triage_level in PRESSING_LEVELS
 
     @property
-    def red_flags(self) -> list[str]:
-        """The red flags the patient answered "yes" (none without a history)."""
-        return self.history.red_flags if self.history is not None else []
+    def is_emergency(self) -> bool:
+        return self.triage_level == TriageLevel.EMERGENCY
+
+
+@event.listens_for(ConsultationRequest.triage_level, "set")
+def _rank(target: ConsultationRequest, value: TriageLevel, _old: object, _init: object) -> None:
+    target.priority = TRIAGE_PRIORITY[TriageLevel(value)]
 
 
 @event.listens_for(ConsultationRequest.status, "set")
@@ -177,8 +198,6 @@ class MedicalHistory(db.Model):
     odi_sections_answered: Mapped[int] = mapped_column(default=0)
     odi_percent: Mapped[float | None]
     odi_band: Mapped[str | None] = mapped_column(String(12))
-
-    red_flags: Mapped[list[str]] = mapped_column(JSON, default=list)
 
     request: Mapped[ConsultationRequest] = relationship(back_populates="history")
 
