@@ -142,6 +142,7 @@ def _listed(user: StaffUser, f: QueueFilters) -> Select:
     """The filtered list in queue order (urgent first, then the oldest waiting), with what
     each row shows joined in, so a page of any size is one query."""
     specialist = aliased(StaffUser)
+    acknowledger = aliased(StaffUser)
     return (
         _filtered(
             select(ConsultationRequest).join(ConsultationRequest.patient), user, f, with_status=True
@@ -149,11 +150,13 @@ def _listed(user: StaffUser, f: QueueFilters) -> Select:
         .outerjoin(ConsultationRequest.history)  # an emergency call-back has none
         .outerjoin(specialist, ConsultationRequest.assigned_specialist)
         .outerjoin(ConsultationRequest.appointment)
+        .outerjoin(acknowledger, ConsultationRequest.acknowledged_by)
         .options(
             contains_eager(ConsultationRequest.patient),
             contains_eager(ConsultationRequest.history),
             contains_eager(ConsultationRequest.assigned_specialist.of_type(specialist)),
             contains_eager(ConsultationRequest.appointment),
+            contains_eager(ConsultationRequest.acknowledged_by.of_type(acknowledger)),
         )
         .order_by(
             ConsultationRequest.priority.desc(),  # emergency, then urgent, then routine
@@ -209,11 +212,15 @@ def load_record(reference: str) -> ConsultationRequest | None:
             joinedload(ConsultationRequest.patient),
             joinedload(ConsultationRequest.history),
             joinedload(ConsultationRequest.assigned_specialist),
+            joinedload(ConsultationRequest.acknowledged_by),
             joinedload(ConsultationRequest.appointment).joinedload(Appointment.specialist),
             joinedload(ConsultationRequest.appointment).joinedload(Appointment.location),
             selectinload(ConsultationRequest.documents),
             selectinload(ConsultationRequest.emails),
-            selectinload(ConsultationRequest.events).joinedload(RequestEvent.actor),
+            # The calls come with their timeline entries (one row each).
+            selectinload(ConsultationRequest.events).options(
+                joinedload(RequestEvent.actor), joinedload(RequestEvent.call)
+            ),
         )
     )
     return db.session.scalars(stmt).unique().one_or_none()

@@ -50,11 +50,18 @@ def _to_patient(
 
 
 def _to_clinic(
-    consultation: ConsultationRequest, template: str, subject: str, **context: object
+    consultation: ConsultationRequest,
+    template: str,
+    subject: str,
+    *,
+    recipient: str | None = None,
+    **context: object,
 ) -> OutboxEmail:
+    """An email to the clinic (``recipient``, default the staff notification address): the
+    reference and the dashboard link, no patient details."""
     return queue_email(
         template=template,
-        recipient=current_app.config["STAFF_NOTIFICATION_EMAIL"],
+        recipient=recipient or current_app.config["STAFF_NOTIFICATION_EMAIL"],
         subject=subject,
         locale=STAFF_LOCALE,
         request_id=consultation.id,
@@ -113,6 +120,27 @@ def callback_requested(consultation: ConsultationRequest) -> OutboxEmail:
             "EMERGENCY: call back now, request %(reference)s", reference=consultation.reference
         )
     return _to_clinic(consultation, "callback_staff", subject)
+
+
+def escalation(
+    consultation: ConsultationRequest, recipient: str, waited_minutes: int, target_minutes: int
+) -> OutboxEmail:
+    """The on-call alert: an emergency request nobody acknowledged within its target."""
+    with force_locale(STAFF_LOCALE):
+        subject = _(
+            "ESCALATION: emergency request %(reference)s not acknowledged after %(minutes)d "
+            "minutes",
+            reference=consultation.reference,
+            minutes=waited_minutes,
+        )
+    return _to_clinic(
+        consultation,
+        "escalation_staff",
+        subject,
+        recipient=recipient,
+        waited_minutes=waited_minutes,
+        target_minutes=target_minutes,
+    )
 
 
 def patient_update(

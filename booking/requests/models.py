@@ -20,6 +20,7 @@ from booking.timeutil import UTCDateTime, now_utc
 if TYPE_CHECKING:
     from booking.documents.models import Document
     from booking.notifications.models import OutboxEmail
+    from booking.requests.calls import CallbackAttempt
     from booking.requests.events import RequestEvent
     from booking.scheduling.models import Appointment
     from booking.staff.models import StaffUser
@@ -108,11 +109,22 @@ class ConsultationRequest(db.Model):
     # working (the per-link rows are revoked too; this also ends links of the older, signed kind).
     manage_links_reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    # The first call-back staff logged (``booking.requests.calls``): it stops the clock of an
+    # emergency or urgent request against its target, and its escalation.
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    # When the on-call address was emailed about an emergency left unacknowledged past its
+    # target: set once, by a conditional update, so it is emailed once whatever runs the job.
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc, onupdate=now_utc)
 
     patient: Mapped[Patient] = relationship(back_populates="requests")
-    assigned_specialist: Mapped[StaffUser | None] = relationship()
+    assigned_specialist: Mapped[StaffUser | None] = relationship(
+        foreign_keys=[assigned_specialist_id]
+    )
+    acknowledged_by: Mapped[StaffUser | None] = relationship(foreign_keys=[acknowledged_by_id])
     appointment: Mapped[Appointment | None] = relationship(
         back_populates="request", cascade="all, delete-orphan"
     )
@@ -129,6 +141,10 @@ class ConsultationRequest(db.Model):
     )
     emails: Mapped[list[OutboxEmail]] = relationship(
         back_populates="request", order_by="OutboxEmail.id"
+    )
+    calls: Mapped[list[CallbackAttempt]] = relationship(
+        cascade="all, delete-orphan",
+        order_by="[CallbackAttempt.called_at.desc(), CallbackAttempt.id.desc()]",
     )
 
     __table_args__ = (
