@@ -37,7 +37,7 @@ STAFF_ONLY = (
     "booking/audit/", "booking/templates/staff", "booking/templates/dashboard/",
     "booking/templates/admin/", "booking/templates/calendar/", "booking/templates/insights/",
     "booking/templates/email/new_request_staff", "booking/templates/email/patient_action_staff",
-    "booking/templates/email/callback_staff",
+    "booking/templates/email/callback_staff", "booking/templates/email/escalation_staff",
     "booking/templates/email/staff_password_reset", "booking/templates/dev/", "booking/cli.py",
     "booking/dashboard/forms.py", "booking/dashboard/views.py", "booking/dashboard/export.py",
     "booking/dashboard/queries.py", "booking/privacy/", "booking/templates/privacy/",
