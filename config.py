@@ -100,6 +100,19 @@ class Config:
     REMINDER_LEAD_HOURS = [
         int(h) for h in (_env("REMINDER_LEAD_HOURS", "48,2") or "").split(",") if h.strip()
     ]
+    # Follow-through on emergency and urgent requests (README, "Call-backs"): staff must
+    # acknowledge (log a call to) an emergency request within this many minutes, and an
+    # urgent one within this many working hours (the clinic's hours below); an emergency past
+    # its target is escalated by one email to ON_CALL_EMAIL (default: STAFF_NOTIFICATION_EMAIL).
+    EMERGENCY_TARGET_MINUTES = _env_int("EMERGENCY_TARGET_MINUTES", 30)
+    URGENT_TARGET_WORKING_HOURS = _env_float("URGENT_TARGET_WORKING_HOURS", 4)
+    ON_CALL_EMAIL = _env("ON_CALL_EMAIL")
+    # The clinic's working hours for the urgent target, clinic time: the days (0 = Monday, as
+    # in the specialists' hours) and one opening time per day. Public holidays are not known.
+    CLINIC_WORKING_DAYS = [
+        int(d) for d in (_env("CLINIC_WORKING_DAYS", "0,1,2,3,4") or "").split(",") if d.strip()
+    ]
+    CLINIC_WORKING_HOURS = _env("CLINIC_WORKING_HOURS", "08:00-18:00")
     PRIVACY_NOTICE_VERSION = _env("PRIVACY_NOTICE_VERSION", "2026-11")
     # Closed requests (completed, declined, cancelled, no-show) and their documents are deleted
     # this many days after their last change, by a nightly task. The default, 10 years, is the

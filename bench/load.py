@@ -20,6 +20,7 @@ from datetime import date
 from typing import Any
 
 from booking.cli import demo_pdf
+from booking.requests import triage
 
 CSRF_RE = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
 SUBMISSION_RE = re.compile(r'name="submission_token" type="hidden" value="([^"]+)"')
@@ -93,12 +94,7 @@ ANSWERS: list[tuple[str, str]] = [
     ("diabetes", "no"),
     ("smoking", "never"),
     ("other_history", "Office work, sitting most of the day."),
-    ("red_bladder_bowel", "no"),
-    ("red_saddle_numbness", "no"),
-    ("red_progressive_weakness", "no"),
-    ("red_fever_weight_loss", "no"),
-    ("red_cancer_history", "no"),
-    ("red_serious_injury", "no"),
+    *((f"red_{flag.code}", "no") for flag in triage.ASKED),
     *((f"odi_{k}", "2") for k in ("pain_intensity", "personal_care", "lifting", "walking")),
     *((f"odi_{k}", "1") for k in ("sitting", "standing", "sleeping", "social_life")),
     ("odi_travelling", "2"),
@@ -132,6 +128,11 @@ def submit_request(client: Client, pdf: bytes, *, slot_key: str | None = None) -
     the previous step when there is one, then post it whole."""
     path = f"/request?type=1&slot={slot_key}" if slot_key else "/request"
     status, page = client.get(path)
+    if status == 302:  # the questions about urgent symptoms come first, once per request
+        status = answer_red_flags(client)
+        if status != 303:
+            return status
+        status, page = client.get(path)
     if status != 200:
         return status
     csrf, token = CSRF_RE.search(page), SUBMISSION_RE.search(page)
@@ -143,6 +144,24 @@ def submit_request(client: Client, pdf: bytes, *, slot_key: str | None = None) -
     body, content_type = multipart(fields, [("documents-0-file", "mri-report.pdf", pdf)])
     status, _page, _headers = client.request(
         "POST", "/request", body=body, headers={"Content-Type": content_type}
+    )
+    return status
+
+
+def answer_red_flags(client: Client) -> int:
+    """The first step, every question answered "no", as a patient's browser posts it."""
+    status, page = client.get("/request/start")
+    match = CSRF_RE.search(page)
+    if status != 200 or not match:
+        return status
+    fields = [("csrf_token", match.group(1))]
+    fields += [(f"red_{flag.code}", "no") for flag in triage.ASKED]
+    body = "&".join(f"{name}={value}" for name, value in fields).encode()
+    status, _page, _headers = client.request(
+        "POST",
+        "/request/start",
+        body=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     return status
 

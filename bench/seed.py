@@ -21,6 +21,7 @@ from booking.extensions import db
 from booking.requests.instruments import NDI
 from booking.requests.lifecycle import REFERENCE_ALPHABET
 from booking.requests.models import (
+    TRIAGE_PRIORITY,
     ConsultationRequest,
     MedicalHistory,
     Patient,
@@ -200,6 +201,8 @@ def _request(
         "patient_id": row_id,
         "status": status,
         "triage_level": triage,
+        "priority": TRIAGE_PRIORITY[triage],
+        "red_flags": ["fever"] if triage == TriageLevel.URGENT else [],
         "submission_token": f"bench-{row_id}-{secrets.token_hex(8)}",
         "locale": "en" if row_id % 3 else "es",
         "preferred_days": [0, 2],
@@ -255,7 +258,6 @@ def _history(row_id: int, triage: TriageLevel) -> dict[str, Any]:
         "ndi_sections_answered": 10 if neck else 0,
         "ndi_percent": 40.0 if neck else None,
         "ndi_band": "moderate" if neck else None,
-        "red_flags": ["progressive_weakness"] if urgent else [],
     }
 
 

@@ -221,7 +221,7 @@ def seed_demo() -> None:
             "thomas.becker@example.com",
             "+49 89 2180",
             ["spinal_stenosis"],
-            {"progressive_weakness"},
+            {"cancer_history", "night_pain"},  # together: urgent (triage.COMBINATIONS)
             "both",
             5,
             9,

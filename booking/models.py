@@ -4,6 +4,7 @@ from booking.audit.models import AuditEvent
 from booking.documents.models import Document
 from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.privacy.models import FilePurge
+from booking.requests.calls import CallbackAttempt, CallOutcome
 from booking.requests.events import EventKind, RequestEvent
 from booking.requests.models import (
     ConsultationRequest,
@@ -22,6 +23,8 @@ __all__ = [
     "Appointment",
     "AuditEvent",
     "AvailabilityVersion",
+    "CallOutcome",
+    "CallbackAttempt",
     "ConsultationRequest",
     "Document",
     "EventKind",

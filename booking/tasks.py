@@ -16,6 +16,7 @@ from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
 from booking.health.checks import record_heartbeat
 from booking.notifications import services
 from booking.privacy.services import purge_expired
+from booking.requests.escalation import escalate_overdue
 from booking.requests.reminders import send_due_reminders
 
 
@@ -55,6 +56,12 @@ def init_task_queue(app: Flask) -> Huey:
         with app.app_context():
             send_due_reminders()
 
+    @huey.periodic_task(crontab(minute="*"), name="escalate_emergencies")
+    def escalate_emergencies() -> None:
+        """Every minute: an emergency's target is counted in minutes."""
+        with app.app_context():
+            escalate_overdue()
+
     @huey.periodic_task(crontab(minute="17", hour="3"), name="purge_expired_requests")
     def purge_expired_requests() -> None:
         """Retention, once a day (03:17 UTC): closed requests past RETENTION_DAYS."""
@@ -75,6 +82,7 @@ def init_task_queue(app: Flask) -> Huey:
     app.extensions["spineconsult.deliver_email"] = deliver_email
     app.extensions["spineconsult.requeue_stalled_emails"] = requeue_stalled_emails
     app.extensions["spineconsult.send_reminders"] = send_reminders
+    app.extensions["spineconsult.escalate_emergencies"] = escalate_emergencies
     app.extensions["spineconsult.purge_expired_requests"] = purge_expired_requests
     app.extensions["spineconsult.worker_heartbeat"] = worker_heartbeat
     return huey

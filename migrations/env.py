@@ -1,9 +1,8 @@
 import logging
 from logging.config import fileConfig
 
-from flask import current_app
-
 from alembic import context
+from flask import current_app
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -93,14 +92,30 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # Batch mode alters a SQLite table by copying it into a new one and dropping the
+            # old: with foreign keys enforced (the app turns them on), dropping a table other
+            # rows refer to fails. Off for the migrations, and every reference checked after
+            # them. On the driver's connection: the pragma does nothing inside a transaction,
+            # and SQLAlchemy's would begin one (BEGIN IMMEDIATE, see booking/__init__.py).
+            connection.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
             **conf_args
         )
 
-        with context.begin_transaction():
-            context.run_migrations()
+        try:
+            with context.begin_transaction():
+                context.run_migrations()
+        finally:
+            if sqlite:
+                raw = connection.connection.dbapi_connection
+                broken = raw.execute("PRAGMA foreign_key_check").fetchall()
+                raw.execute("PRAGMA foreign_keys=ON")
+        if sqlite and broken:
+            raise RuntimeError(f"the migration broke foreign keys: {broken[:10]}")
 
 
 if context.is_offline_mode():

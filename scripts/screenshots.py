@@ -138,7 +138,12 @@ def shoot(page: Page, out: Path, name: str) -> None:
 
 def patient_shots(browser: Browser, url: str, out: Path) -> None:
     page = browser.new_context(**DESKTOP).new_page()
-    page.goto(f"{url}/request/time")
+    page.goto(f"{url}/request/start")
+    shoot(page, out, "urgent-symptoms")
+    for flag in page.locator("input[type=radio][name^=red_][value=no]").all():
+        flag.check()
+    page.get_by_role("button", name="Continue").click()
+    expect(page).to_have_url(f"{url}/request/time")
     shoot(page, out, "time-picker")
 
     page.locator("input[name=slot]").first.check()
@@ -151,8 +156,6 @@ def patient_shots(browser: Browser, url: str, out: Path) -> None:
     for name, values in CHOICES.items():
         for value in values:
             page.locator(f"input[name={name}][value='{value}']").check()
-    for flag in page.locator("input[type=radio][name^=red_][value=no]").all():
-        flag.check()
     page.locator("input[name=privacy_consent]").check()
     page.locator("input[name=contact_consent]").check()
     page.get_by_role("button", name="Send my request").click()

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -25,6 +25,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from booking.cli import demo_pdf
+from booking.requests import triage
 
 # A 1x1 PNG and the start of a JPEG: real magic bytes, so content sniffing accepts them.
 PNG_BYTES = bytes.fromhex(
@@ -47,8 +48,12 @@ TOKEN_RE = {
 
 
 def csrf_token(client: FlaskClient, path: str, **get_options: Any) -> str:
-    """Open ``path`` like a browser and read the CSRF token from its (first) form."""
+    """Open ``path`` like a browser and read the CSRF token from its (first) form (answering
+    the first step's questions "no" if the request form asks for them first)."""
     response = client.get(path, **get_options)
+    if response.status_code == 302 and "/request/start?" in response.headers["Location"] + "?":
+        answer_red_flags(client)
+        response = client.get(path, **get_options)
     match = CSRF_RE.search(response.get_data(as_text=True))
     assert match, f"no CSRF token on {path} ({response.status_code})"
     return match.group(1)
@@ -181,9 +186,30 @@ def pdf_bytes(title: str = "MRI report") -> bytes:
     return demo_pdf(title)
 
 
+def red_flag_answers(yes: Iterable[str] = ()) -> dict[str, str]:
+    """Every question of the first step answered, "yes" for the codes in ``yes``."""
+    chosen = set(yes)
+    unknown = chosen - set(triage.BY_CODE)
+    assert not unknown, f"not red flags: {unknown}"
+    return {f"red_{flag.code}": "yes" if flag.code in chosen else "no" for flag in triage.ASKED}
+
+
+def answer_red_flags(client: FlaskClient, yes: Iterable[str] = (), query: str = "") -> TestResponse:
+    """Answer the first step of a request, as a patient does, before the form opens."""
+    token = csrf_token(client, "/request/start")
+    return client.post(
+        f"/request/start{query}", data={**red_flag_answers(yes), "csrf_token": token}
+    )
+
+
 def form_tokens(client: FlaskClient, path: str = "/request") -> dict[str, str]:
-    """Load the form like a browser and return its CSRF and one-time submission tokens."""
-    page = client.get(path).get_data(as_text=True)
+    """Load the form like a browser and return its CSRF and one-time submission tokens
+    (answering the first step's questions "no" if the form asks for them first)."""
+    response = client.get(path)
+    if response.status_code == 302 and "/request/start" in response.headers["Location"]:
+        answer_red_flags(client)
+        response = client.get(path)
+    page = response.get_data(as_text=True)
     tokens = {}
     for name, pattern in TOKEN_RE.items():
         match = pattern.search(page)
@@ -221,12 +247,7 @@ def valid_answers(**overrides: Any) -> dict[str, Any]:
         "diabetes": "no",
         "smoking": "never",
         "other_history": "Office work, sitting most of the day.",
-        "red_bladder_bowel": "no",
-        "red_saddle_numbness": "no",
-        "red_progressive_weakness": "no",
-        "red_fever_weight_loss": "no",
-        "red_cancer_history": "no",
-        "red_serious_injury": "no",
+        **red_flag_answers(),
         "odi_pain_intensity": "2",
         "odi_personal_care": "1",
         "odi_lifting": "3",

@@ -42,7 +42,7 @@ def test_pages_have_friendly_errors(client) -> None:
 
 
 def test_patient_pages_carry_the_emergency_notice_and_load_no_third_party_assets(client) -> None:
-    for path in ("/request", "/privacy"):
+    for path in ("/request/start", "/privacy"):
         page = client.get(path).get_data(as_text=True)
         assert "Is it an emergency?" in page
         assert "Call 112" in page
@@ -51,7 +51,7 @@ def test_patient_pages_carry_the_emergency_notice_and_load_no_third_party_assets
 
 
 def test_bootstrap_is_served_locally(client) -> None:
-    page = client.get("/request").get_data(as_text=True)
+    page = client.get("/request/start").get_data(as_text=True)
     assert "/bootstrap/static/css/bootstrap.min.css" in page
     with client.get("/bootstrap/static/css/bootstrap.min.css") as css:
         assert css.status_code == 200

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from tests.factories import make_appointment_type, make_hours, make_location, make_staff
-from tests.support import form_tokens, post_request, valid_answers
+from tests.support import answer_red_flags, form_tokens, post_request, valid_answers
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE = ROOT / "booking" / "translations" / "es" / "LC_MESSAGES" / "messages.po"
@@ -26,7 +26,7 @@ PUBLIC_PAGES = [
     "/info/conditions",
     "/info/treatments",
     "/info/prepare",
-    "/request",
+    "/request/start",
     "/request/time",
     "/privacy",
 ]
@@ -37,6 +37,7 @@ STAFF_ONLY = (
     "booking/audit/", "booking/templates/staff", "booking/templates/dashboard/",
     "booking/templates/admin/", "booking/templates/calendar/", "booking/templates/insights/",
     "booking/templates/email/new_request_staff", "booking/templates/email/patient_action_staff",
+    "booking/templates/email/callback_staff", "booking/templates/email/escalation_staff",
     "booking/templates/email/staff_password_reset", "booking/templates/dev/", "booking/cli.py",
     "booking/dashboard/forms.py", "booking/dashboard/views.py", "booking/dashboard/export.py",
     "booking/dashboard/queries.py", "booking/privacy/", "booking/templates/privacy/",
@@ -72,7 +73,9 @@ def test_the_home_page_shows_the_clinic_and_leads_to_the_form(client: FlaskClien
     page = client.get("/").get_data(as_text=True)
     for text in ("Friedrichstraße 100", "+49 30 1234567", "Mon-Fri 8:00-17:00", "Sat closed"):
         assert text in page
-    assert 'href="/request"' in page  # no times offered: straight to the form
+    # The questions about urgent symptoms first; with no times offered, then the form.
+    assert 'href="/request/start"' in page
+    assert answer_red_flags(client).headers["Location"] == "/request"
 
 
 def test_the_home_page_leads_to_the_time_picker_when_times_are_offered(
@@ -81,7 +84,8 @@ def test_the_home_page_leads_to_the_time_picker_when_times_are_offered(
     with app.app_context():
         make_appointment_type()
         make_hours(make_staff("specialist", "w@example.com"), make_location())
-    assert 'href="/request/time"' in client.get("/").get_data(as_text=True)
+    assert 'href="/request/start"' in client.get("/").get_data(as_text=True)
+    assert answer_red_flags(client).headers["Location"] == "/request/time"
 
 
 def test_the_language_choice_is_kept_and_the_browser_preference_is_the_default(

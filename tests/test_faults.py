@@ -36,7 +36,7 @@ def test_database_unreachable_is_a_friendly_503_and_recovery_is_automatic(
         with app.app_context():
             db.create_all()
         assert client.get("/request/time").status_code in (200, 302)
-        assert client.get("/request").status_code == 200
+        assert client.get("/request/start").status_code == 200
     finally:
         with app.app_context():
             db.engine.dispose()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from booking.requests import history
+from booking.requests import history, triage
 from booking.requests.history import InvalidOdiAnswer, odi_band, score_odi, triage_level
 
 ALL_SECTIONS = history.ODI_SECTION_KEYS
@@ -95,31 +95,37 @@ def test_odi_refuses_unknown_sections() -> None:
         score_odi({"jogging": 2})
 
 
-@pytest.mark.parametrize(
-    ("flag", "level"),
-    [
-        ("bladder_bowel", "urgent"),
-        ("saddle_numbness", "urgent"),
-        ("progressive_weakness", "urgent"),
-        ("fever_weight_loss", "urgent"),
-        ("serious_injury", "urgent"),
-        # A risk factor alone (Finucane 2020): reviewed by staff, not urgent.
-        ("cancer_history", "routine"),
-    ],
-)
-def test_each_red_flag_alone_sets_the_triage_level_of_its_pathway(flag: str, level: str) -> None:
-    assert triage_level({flag}) == level
+@pytest.mark.parametrize("flag", triage.RED_FLAGS, ids=lambda flag: flag.code)
+def test_each_red_flag_alone_sets_the_triage_level_of_its_pathway(flag: triage.RedFlag) -> None:
+    # A risk factor alone (Finucane 2020) is reviewed by staff, not urgent.
+    expected = {"emergency": "emergency", "urgent": "urgent", "review": "routine"}
+    assert triage_level({flag.code}) == expected[flag.pathway]
 
 
 def test_red_flags_cover_the_clinical_list() -> None:
-    assert {code for code, _label in history.RED_FLAGS} == {
+    """Every warning sign the issue names is asked (GIRFT/BASS 2023, Finucane 2020)."""
+    assert {flag.code for flag in triage.ASKED} == {
         "bladder_bowel",
+        "urinary_retention",
         "saddle_numbness",
+        "sexual_dysfunction",
+        "both_legs",
+        "clumsy_hands",
+        "unsteady_walking",
         "progressive_weakness",
-        "fever_weight_loss",
+        "fever",
+        "iv_drug_use",
+        "weak_immunity",
+        "recent_procedure",
         "cancer_history",
+        "weight_loss",
+        "night_pain",
         "serious_injury",
+        "fragile_bones",
+        "minor_fall_over_50",
     }
+    # The question asked until 2026-12 is still read, not asked.
+    assert not triage.BY_CODE["fever_weight_loss"].asked
 
 
 def test_no_red_flag_is_routine_and_unknown_flags_are_refused() -> None:

@@ -138,8 +138,8 @@ def test_page_shows_the_worked_example(
     assert "67%" in page  # 4 of 6 confirmed
     assert "36 hours" in page  # median of 12, 24, 48 and 72 hours
     assert "33%" in page  # 1 no-show of 2 completed + 1 no-show
-    assert "1 urgent, 5 routine" in page
-    assert _table_row(page, "Urgent") == "1"
+    assert "1 emergency or urgent, 5 routine" in page
+    assert _table_row(page, "Emergency or urgent") == "1"
     assert _table_row(page, "Routine") == "5"
     assert 'aria-current="page">Last 12 weeks<' in page
 

@@ -182,7 +182,7 @@ def test_a_cancelled_request_is_read_only_then_its_links_die(
     text = page.get_data(as_text=True)
     assert page.status_code == 200 and "nothing can be changed here" in text
     assert "Cancel my request" not in text and "Send the documents" not in text
-    token = CSRF.search(client.get("/request").get_data(as_text=True)).group(1)
+    token = CSRF.search(client.get("/request/start").get_data(as_text=True)).group(1)
     refused = client.post(f"{booked['page']}/waitlist", data={"csrf_token": token, "join": "1"})
     assert refused.status_code == 409
     assert "This request is closed" in refused.get_data(as_text=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,7 +89,7 @@ def test_migrations_match_the_models_and_downgrade_cleanly(
         db.engine.dispose()
 
 
-BEFORE_REGIONS = "b71f0c2d9e5a"  # the revision before c4e7a2f19d36 (spine region, NDI)
+BEFORE_REGIONS = "b71f0c2d9e5a"  # before the triage, call-back and region migrations
 
 
 def test_requests_made_before_the_region_keep_their_odi_and_pain(
@@ -153,4 +154,97 @@ def test_requests_made_before_the_region_keep_their_odi_and_pain(
             conn.execute(sa.text("UPDATE medical_history SET neck_pain_now = 11"))
         with pytest.raises(sa.exc.IntegrityError), db.engine.begin() as conn:
             conn.execute(sa.text("UPDATE medical_history SET pain_now = 11"))
+
+
+TRIAGE_REVISION = "c4f1a7e9d2b0"
+
+
+def _old_request(conn: sa.Connection, number: int, level: str, flags: str) -> None:
+    """A request as stored before the emergency level: its flags in its history."""
+    conn.execute(
+        sa.text(
+            "INSERT INTO patient (id, full_name, date_of_birth, email, phone, "
+            "preferred_contact, created_at) VALUES (:n, 'P', '1970-01-01', 'p@example.com', "
+            "'+4930901820', 'email', '2026-11-01 09:00:00')"
+        ),
+        {"n": number},
+    )
+    conn.execute(
+        sa.text(
+            "INSERT INTO consultation_request (id, reference, patient_id, status, triage_level, "
+            "submission_token, locale, preferred_days, preferred_time_of_day, "
+            "privacy_notice_version, consented_at, contact_consent, created_at, updated_at) "
+            "VALUES (:n, :ref, :n, 'requested', :level, :token, 'en', '[]', 'any', '2026-11', "
+            "'2026-11-01 09:00:00', true, '2026-11-01 09:00:00', '2026-11-01 09:00:00')"
+        ),
+        {"n": number, "ref": f"SC-OLD{number}", "level": level, "token": f"old-{number}"},
+    )
+    conn.execute(
+        sa.text(
+            "INSERT INTO medical_history (request_id, pain_locations, pain_duration, pain_now, "
+            "pain_worst, radiating_pain, numbness, weakness, diagnoses, treatments, imaging, "
+            "blood_thinners, diabetes, smoking, odi_answers, odi_sections_answered, red_flags) "
+            "VALUES (:n, '[\"lower_back\"]', 'lt_6_weeks', 3, 5, false, false, false, '[]', "
+            "'[]', '[]', false, false, 'never', '{}', 0, :flags)"
+        ),
+        {"n": number, "flags": flags},
+    )
+
+
+def test_the_triage_migration_keeps_every_flag_and_puts_urgent_first(
+    empty_database: str, tmp_path: Path
+) -> None:
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database, "UPLOAD_DIR": str(tmp_path)})
+    with app.app_context():
+        upgrade(directory=MIGRATIONS, revision="b71f0c2d9e5a")
+        with db.engine.begin() as conn:
+            _old_request(conn, 1, "urgent", '["bladder_bowel", "cancer_history"]')
+            _old_request(conn, 2, "routine", "[]")
+        upgrade(directory=MIGRATIONS, revision=TRIAGE_REVISION)
+        with db.engine.begin() as conn:
+            rows = conn.execute(
+                sa.text("SELECT id, priority, red_flags FROM consultation_request ORDER BY id")
+            ).all()
+            assert [(r.id, r.priority) for r in rows] == [(1, 1), (2, 0)]
+            flags = [
+                json.loads(r.red_flags) if isinstance(r.red_flags, str) else r.red_flags
+                for r in rows
+            ]
+            assert flags == [["bladder_bowel", "cancer_history"], []]
+            # The new level is allowed, and a call-back needs no email or date of birth.
+            conn.execute(
+                sa.text("UPDATE patient SET email = NULL, date_of_birth = NULL WHERE id = 2")
+            )
+            conn.execute(
+                sa.text("UPDATE consultation_request SET triage_level = 'emergency' WHERE id = 1")
+            )
+            with pytest.raises(sa.exc.IntegrityError), conn.begin_nested():
+                conn.execute(
+                    sa.text("UPDATE consultation_request SET triage_level = 'soon' WHERE id = 1")
+                )
+        # Down again: refused while a call-back without the older schema's details is kept
+        # (nothing is deleted), then the flags go back to the history.
+        with pytest.raises(SystemExit):  # Flask-Migrate logs the RuntimeError and exits
+            downgrade(directory=MIGRATIONS, revision="b71f0c2d9e5a")
+        with db.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "UPDATE patient SET email = 'p@example.com', date_of_birth = '1970-01-01' "
+                    "WHERE id = 2"
+                )
+            )
+        downgrade(directory=MIGRATIONS, revision="b71f0c2d9e5a")
+        with db.engine.connect() as conn:
+            kept = conn.execute(
+                sa.text("SELECT request_id, red_flags FROM medical_history ORDER BY request_id")
+            ).all()
+            level = list(
+                conn.scalars(sa.text("SELECT triage_level FROM consultation_request ORDER BY id"))
+            )
+        assert [r.request_id for r in kept] == [1, 2] and level == ["urgent", "routine"]
+        back = kept[0].red_flags
+        assert (json.loads(back) if isinstance(back, str) else back) == [
+            "bladder_bowel",
+            "cancer_history",
+        ]
         db.engine.dispose()

@@ -42,7 +42,14 @@ from tests.factories import (
     make_hours,
     make_request,
 )
-from tests.support import TOKEN_RE, AuthActions, csrf_token, post_request, valid_answers
+from tests.support import (
+    TOKEN_RE,
+    AuthActions,
+    answer_red_flags,
+    csrf_token,
+    post_request,
+    valid_answers,
+)
 from tests.support import Clinic as SharedClinic
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -106,11 +113,16 @@ def _frozen_key_minute(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def page(client: FlaskClient, path: str, **kwargs: object) -> str:
-    """A patient page that rendered; no visitor ever sees a token placeholder."""
+    """A patient page that rendered; no visitor ever sees a token placeholder. The form is
+    opened as a patient does, after the first step's questions."""
     response = client.get(path, **kwargs)
+    if response.status_code == 302 and "/request/start" in response.headers["Location"]:
+        answer_red_flags(client)
+        response = client.get(path, **kwargs)
     assert response.status_code == 200, response.status_code
     text = response.get_data(as_text=True)
     assert views.CSRF_PLACEHOLDER not in text and views.SUBMISSION_PLACEHOLDER not in text
+    assert views.RED_FLAGS_PLACEHOLDER not in text
     return text
 
 
@@ -515,6 +527,8 @@ def test_spanish_and_english_visitors_never_share_a_page(
 @pytest.mark.parametrize("path", [FORM, PICKER])
 def test_a_page_with_a_flashed_message_is_not_reused(app: Flask, clinic: Clinic, path: str) -> None:
     flashed, other = app.test_client(), app.test_client()
+    for patient in (flashed, other):  # the form opens after the first step
+        answer_red_flags(patient)
     with flashed.session_transaction() as session:
         session["_flashes"] = [("info", "Hello from the clinic")]
 

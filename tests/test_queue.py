@@ -126,12 +126,16 @@ def _same_count_message(small: list[str], big: list[str]) -> str:
 # --- order and tabs -------------------------------------------------------------------------
 
 
-def test_urgent_first_then_oldest_waiting(app: Flask, staff_client: FlaskClient) -> None:
-    # Made in an order that matches neither the id order nor any wrong sort.
+def test_emergency_then_urgent_first_then_oldest_waiting(
+    app: Flask, staff_client: FlaskClient
+) -> None:
+    # Made in an order that matches neither the id order nor any wrong sort (by the levels'
+    # names, "emergency" would sort last).
     routine_new = new_request(app, email="a@example.com")
-    urgent_new = new_request(app, email="b@example.com", red_flags={"bladder_bowel"})
+    urgent_new = new_request(app, email="b@example.com", red_flags={"fever"})
+    emergency = new_request(app, email="e@example.com", red_flags={"bladder_bowel"})
     routine_old = new_request(app, email="c@example.com")
-    urgent_old = new_request(app, email="d@example.com", red_flags={"saddle_numbness"})
+    urgent_old = new_request(app, email="d@example.com", red_flags={"serious_injury"})
     set_created(
         app,
         {
@@ -139,13 +143,14 @@ def test_urgent_first_then_oldest_waiting(app: Flask, staff_client: FlaskClient)
             urgent_old: datetime(2026, 3, 2, 9, tzinfo=UTC),
             urgent_new: datetime(2026, 3, 4, 9, tzinfo=UTC),
             routine_new: datetime(2026, 3, 5, 9, tzinfo=UTC),
+            emergency: datetime(2026, 3, 6, 9, tzinfo=UTC),
         },
     )
-    expected = [urgent_old, urgent_new, routine_old, routine_new]
+    expected = [emergency, urgent_old, urgent_new, routine_old, routine_new]
     assert queue(staff_client) == expected
     assert queue(staff_client, status="all") == expected
     page = staff_client.get("/staff/").get_data(as_text=True)
-    assert page.count("URGENT") == 2
+    assert page.count(">URGENT<") == 2 and page.count(">EMERGENCY<") == 1
 
 
 def test_status_tabs_count_each_status_within_the_other_filters(
@@ -202,10 +207,12 @@ def test_filter_by_status_and_all(app: Flask, staff_client: FlaskClient, clinic:
 
 def test_filter_by_triage(app: Flask, staff_client: FlaskClient) -> None:
     routine = new_request(app, email="r@example.com")
-    urgent = new_request(app, email="u@example.com", red_flags={"progressive_weakness"})
+    urgent = new_request(app, email="u@example.com", red_flags={"fragile_bones"})
+    emergency = new_request(app, email="e@example.com", red_flags={"progressive_weakness"})
+    assert queue(staff_client, triage="emergency") == [emergency]
     assert queue(staff_client, triage="urgent") == [urgent]
     assert queue(staff_client, triage="routine") == [routine]
-    assert queue(staff_client, triage="") == [urgent, routine]
+    assert queue(staff_client, triage="") == [emergency, urgent, routine]
 
 
 def test_filter_by_diagnosis(app: Flask, staff_client: FlaskClient) -> None:

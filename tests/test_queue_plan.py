@@ -22,6 +22,7 @@ from flask.testing import FlaskClient
 
 from booking.extensions import db
 from booking.requests.models import (
+    TRIAGE_PRIORITY,
     ConsultationRequest,
     MedicalHistory,
     Patient,
@@ -33,12 +34,13 @@ from tests.factories import make_request, make_staff
 from tests.support import AuthActions, sql_statements
 
 ROWS = 3000
-QUEUE_ORDER = "ORDER BY consultation_request.triage_level DESC"
+QUEUE_ORDER = "ORDER BY consultation_request.priority DESC"
 QUEUE_INDEXES = ("ix_consultation_request_queue", "ix_consultation_request_queue_all")
 TABS = [
     "/staff/?status=all",
     *(f"/staff/?status={status.value}" for status in RequestStatus),
     "/staff/?status=all&triage=urgent",
+    "/staff/?status=all&triage=emergency",
     "/staff/?status=all&from=2026-11-01&to=2026-11-30",
     "/staff/?status=completed&from=2026-11-01&to=2026-11-30",
     "/staff/?status=all&page=3",
@@ -51,6 +53,12 @@ def _row(column: Any, value: int) -> dict[str, Any]:
 
 def _copy(row: dict[str, Any], changes: list[dict[str, Any]], table: sa.Table) -> None:
     db.session.execute(sa.insert(table), [{**row, **change} for change in changes])
+
+
+def _level(n: int) -> TriageLevel:
+    if n % 20 == 7:
+        return TriageLevel.EMERGENCY
+    return TriageLevel.URGENT if n % 10 == 3 else TriageLevel.ROUTINE
 
 
 @pytest.fixture
@@ -75,7 +83,8 @@ def signed_in(app: Flask, client: FlaskClient) -> FlaskClient:
                     "reference": f"SC-{n:09d}",
                     "submission_token": f"plan-{n}",
                     "status": statuses[n % len(statuses)],
-                    "triage_level": TriageLevel.URGENT if n % 10 == 3 else TriageLevel.ROUTINE,
+                    "triage_level": (level := _level(n)),
+                    "priority": TRIAGE_PRIORITY[level],
                     "created_at": start - timedelta(hours=n),
                 }
                 for n in ids

@@ -253,25 +253,6 @@ INVALID_ANSWERS = {
         "Please rate this pain at its worst from 0 to 10.",
         None,
     ),
-    "red_flag_unknown_answer": (
-        {"red_cancer_history": "maybe"},
-        "red_cancer_history",
-        "Please answer yes or no.",
-        None,
-    ),
-    # An unanswered warning sign is never read as "no".
-    "red_flag_missing": (
-        {"red_saddle_numbness": None},
-        "red_saddle_numbness",
-        "Please answer yes or no.",
-        None,
-    ),
-    "red_flag_empty": (
-        {"red_bladder_bowel": ""},
-        "red_bladder_bowel",
-        "Please answer yes or no.",
-        None,
-    ),
     "unknown_pain_location": (
         {"pain_locations": ["lower_back", "spleen"]},
         "pain_locations",
@@ -598,3 +579,21 @@ def test_tampered_submission_token_is_replaced(app: Flask, client: FlaskClient, 
         stored = db.session.scalars(select(ConsultationRequest.submission_token)).one()
     assert stored != token
     assert re.fullmatch(r"[A-Za-z0-9_-]{43}", stored)
+
+
+@pytest.mark.parametrize(
+    "answer", [{"red_cancer_history": "maybe"}, {"red_saddle_numbness": None}, {"red_fever": ""}]
+)
+def test_a_form_without_the_first_steps_answers_stores_nothing_and_says_so(
+    app: Flask, client: FlaskClient, upload_dir: Path, answer: dict[str, Any]
+) -> None:
+    """The answers travel with the form from the first step; a form that lost one (an old
+    page, a crafted post) is refused: an unanswered warning sign is never read as "no"."""
+    answers = {k: v for k, v in valid_answers(**answer).items() if v is not None}
+    response = post_request(client, answers)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "Your answers to the questions about urgent symptoms were not sent" in page
+    assert 'href="/request/start">Please answer them again' in page
+    assert FULL_NAME_KEPT in page
+    assert_nothing_stored(app, upload_dir)

@@ -12,12 +12,20 @@ import re
 import pytest
 from flask import Flask, render_template
 from flask.testing import FlaskClient
+from markupsafe import Markup
 
 from booking.patients.forms import RequestForm
 from booking.requests import history
-from tests.support import TOKEN_RE, post_request, valid_answers
+from tests.support import TOKEN_RE, answer_red_flags, post_request, red_flag_answers, valid_answers
 
 SPANISH = {"Accept-Language": "es"}
+
+
+@pytest.fixture
+def client(client: FlaskClient) -> FlaskClient:
+    """A patient who answered the first step's questions: the form opens."""
+    answer_red_flags(client)
+    return client
 
 
 def normalised(page: str) -> str:
@@ -40,6 +48,12 @@ def full_render(app: Flask, headers: dict[str, str]) -> str:
             slot_options=None,
             scheduling=False,
             sections=None,
+            # The first step's answers ("no" to each), as the page carries them.
+            red_flag_inputs=Markup("").join(
+                Markup('<input type="hidden" name="{}" value="{}">').format(name, answer)
+                for name, answer in red_flag_answers().items()
+            ),
+            advice=None,
         )
 
 

@@ -14,9 +14,11 @@ from booking.documents.models import Document
 from booking.documents.storage import get_storage
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail, OutboxStatus
+from booking.requests import triage
 from booking.requests.models import ConsultationRequest, RequestStatus, TriageLevel
 from tests.support import (
     JPEG_BYTES,
+    answer_red_flags,
     form_tokens,
     pdf_bytes,
     post_request,
@@ -32,11 +34,13 @@ def count(model: type) -> int:
 
 
 def test_form_page_offers_every_section(client: FlaskClient) -> None:
+    answer_red_flags(client)
     page = client.get("/request").get_data(as_text=True)
+    assert "Warning signs" not in page  # asked on the first step, carried as hidden answers
+    assert page.count('type="hidden" name="red_') == len(triage.ASKED)
     for text in (
         "About you",
         "Your symptoms",
-        "Warning signs",
         "Oswestry Disability Index",
         "Your documents",
         "When could you come?",
@@ -73,7 +77,7 @@ def test_full_request_with_two_documents_is_stored_whole(
         assert "sex_life" not in history.odi_answers
         assert history.odi_percent == 40.0  # 18 / (5 x 9) x 100
         assert history.odi_band == "moderate"
-        assert history.red_flags == []
+        assert history.request.red_flags == []
 
         documents = consultation.documents
         assert [d.original_name for d in documents] == ["mri-report.pdf", "scan.jpg"]
@@ -104,45 +108,43 @@ def test_full_request_with_two_documents_is_stored_whole(
     assert "We received 2 documents." in page
 
 
-@pytest.mark.parametrize(
-    ("flag", "advice", "urgent"),
-    [
-        ("bladder_bowel", "Please seek emergency care now", True),
-        ("saddle_numbness", "Please seek emergency care now", True),
-        ("progressive_weakness", "Please seek emergency care now", True),
-        ("fever_weight_loss", "Please contact your doctor today", True),
-        ("serious_injury", "Please contact your doctor today", True),
-        # A risk factor alone: recorded for staff to review, no alarm (triage.py).
-        ("cancer_history", None, False),
-    ],
-)
+ADVICE_TITLES = {
+    triage.EMERGENCY: "Please seek emergency care now",
+    triage.URGENT: "Please contact your doctor today",
+}
+LEVELS = {
+    triage.EMERGENCY: TriageLevel.EMERGENCY,
+    triage.URGENT: TriageLevel.URGENT,
+    triage.REVIEW: TriageLevel.ROUTINE,
+}
+
+
+@pytest.mark.parametrize("flag", triage.ASKED, ids=lambda flag: flag.code)
 def test_each_red_flag_gets_the_advice_and_triage_of_its_pathway(
-    app: Flask, client: FlaskClient, flag: str, advice: str | None, urgent: bool
+    app: Flask, client: FlaskClient, flag: triage.RedFlag
 ) -> None:
-    answers = valid_answers(**{f"red_{flag}": "yes"})
+    # Posted with the form (an emergency answer on the first step stops before it; a page
+    # sent anyway is still stored, as an emergency).
+    answers = valid_answers(**{f"red_{flag.code}": "yes"})
     response = post_request(client, answers, follow_redirects=True)
 
     page = response.get_data(as_text=True)
     assert response.status_code == 200
+    advice = ADVICE_TITLES.get(flag.pathway)
+    for title in ADVICE_TITLES.values():
+        assert (title in page) == (title == advice)
     if advice:
-        assert advice in page
         assert 'role="alert"' in page
-    else:
-        assert "Please seek emergency care now" not in page
-        assert "Please contact your doctor today" not in page
-    if advice != "Please seek emergency care now":
-        assert "Please seek emergency care now" not in page
     with app.app_context():
         consultation = db.session.scalars(select(ConsultationRequest)).one()
-        expected = TriageLevel.URGENT if urgent else TriageLevel.ROUTINE
-        assert consultation.triage_level == expected
-        assert consultation.history.red_flags == [flag]
+        assert consultation.triage_level == LEVELS[flag.pathway]
+        assert consultation.red_flags == [flag.code]
         staff = db.session.scalars(
             select(OutboxEmail).where(OutboxEmail.recipient == "coordinators@example.com")
         ).one()
-        assert staff.subject.startswith("URGENT") == urgent
-        assert ("URGENT" in staff.body_text) == urgent
-        assert "cancer" not in staff.body_text.lower()  # flags stay inside the dashboard
+        assert staff.subject.startswith("EMERGENCY") == (flag.pathway == triage.EMERGENCY)
+        assert staff.subject.startswith("URGENT") == (flag.pathway == triage.URGENT)
+        assert str(flag.question) not in staff.body_text  # flags stay inside the dashboard
 
 
 def test_refresh_or_double_click_does_not_create_a_second_request(

@@ -33,7 +33,7 @@ from datetime import timedelta
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import pytest
 from flask import Flask
@@ -58,6 +58,7 @@ from tests.support import (
     Service,
     fresh_postgres_database,
     pdf_bytes,
+    red_flag_answers,
     start_service,
     valid_answers,
     wait_until,
@@ -166,6 +167,21 @@ class Patient:
         return response
 
     def load_form(self, port: int) -> dict[str, str]:
+        """The questions about urgent symptoms (all "no"), then the form's tokens."""
+        step = self.call(port, "GET", "/request/start")
+        csrf = TOKEN_RE["csrf_token"].search(step.body).group(1)
+        answers = urlencode({"csrf_token": csrf, **red_flag_answers()})
+        sent = self.call(
+            port,
+            "POST",
+            "/request/start",
+            body=answers.encode(),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Referer": f"https://{PUBLIC_HOST}/request/start",
+            },
+        )
+        assert sent.status == 303, sent.body[:500]
         page = self.call(port, "GET", "/request")
         assert page.status == 200, page.body[:500]
         return {name: rx.search(page.body).group(1) for name, rx in TOKEN_RE.items()}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, render_template, url_for
 
-from booking.scheduling.services import scheduling_enabled
 from booking.urlargs import public_url
 
 bp = Blueprint("content", __name__)
@@ -15,10 +14,9 @@ PAGES = ("evaluation", "conditions", "treatments", "prepare")
 
 
 def _start_url() -> str:
-    """Where "Request an evaluation" leads: the time picker when the clinic offers times."""
-    if scheduling_enabled():
-        return url_for("patients.pick_time")
-    return url_for("patients.request_form")
+    """Where "Request an evaluation" leads: the questions about urgent symptoms, always first
+    (then the time picker when the clinic offers times, then the form)."""
+    return url_for("patients.red_flags")
 
 
 @bp.get("/")
@@ -38,8 +36,8 @@ def public_urls() -> list[str]:
     paths = [
         url_for("content.home"),
         *(url_for("content.page", slug=slug) for slug in PAGES),
+        url_for("patients.red_flags"),
         url_for("patients.pick_time"),
-        url_for("patients.request_form"),
         url_for("patients.privacy"),
     ]
     return [public_url(path) for path in paths]

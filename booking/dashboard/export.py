@@ -46,21 +46,24 @@ def _row(r: ConsultationRequest) -> list[object]:
         r.triage_level.value,
         to_clinic_tz(r.created_at).isoformat(timespec="minutes"),
         r.patient.full_name,
-        r.patient.date_of_birth.isoformat(),
+        r.patient.date_of_birth.isoformat() if r.patient.date_of_birth else "",
         r.patient.email,
         r.patient.phone,
-        choice_labels(history.DIAGNOSES, r.history.diagnoses),
-        r.history.spine_region or "",
+        # An emergency call-back has no history: its cells are empty.
+        choice_labels(history.DIAGNOSES, r.history.diagnoses) if r.history else "",
+        (r.history.spine_region or "") if r.history else "",
         *_pain(r.history),
         *_instrument_scores(r.history),
-        ", ".join(r.history.red_flags),
+        ", ".join(r.red_flags),
         r.assigned_specialist.full_name if r.assigned_specialist else "",
         to_clinic_tz(appointment.starts_at).isoformat(timespec="minutes") if appointment else "",
         appointment.location.name if appointment else "",
     ]
 
 
-def _pain(h: MedicalHistory) -> list[object]:
+def _pain(h: MedicalHistory | None) -> list[object]:
+    if h is None:
+        return [""] * (2 * len(instruments.PAIN_AREAS) + 2)
     values = [
         getattr(h, name)
         for area in instruments.PAIN_AREAS
@@ -69,7 +72,9 @@ def _pain(h: MedicalHistory) -> list[object]:
     return ["" if value is None else value for value in [*values, h.pain_now, h.pain_worst]]
 
 
-def _instrument_scores(h: MedicalHistory) -> list[object]:
+def _instrument_scores(h: MedicalHistory | None) -> list[object]:
+    if h is None:
+        return [""] * (4 * len(instruments.INSTRUMENTS))
     cells: list[object] = []
     for instrument in instruments.INSTRUMENTS:
         outcome = h.outcome(instrument)

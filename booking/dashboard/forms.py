@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from flask_babel import gettext as _
@@ -12,9 +13,11 @@ from wtforms import DateField, SelectField, TextAreaField, TimeField, Validation
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from booking.dashboard.queries import QueueFilters
-from booking.forms import BaseForm, options
+from booking.forms import BaseForm, ChoiceField, options
 from booking.requests import history
+from booking.requests.calls import OUTCOME_LABELS, CallOutcome
 from booking.requests.models import RequestStatus, TriageLevel
+from booking.timeutil import from_clinic_local
 from booking.urlargs import FIRST_YEAR, LAST_YEAR, date_arg, int_arg, text_arg
 
 MAX_SEARCH = 100
@@ -94,3 +97,38 @@ class NoteForm(BaseForm):
         validators=[DataRequired(_l("Please write the note.")), Length(max=5000)],
         description=_l("Only staff see notes."),
     )
+
+
+class CallbackForm(BaseForm):
+    """A call to the patient: what came of it, when (empty: now) and an optional note."""
+
+    outcome = ChoiceField(
+        _l("What came of the call"),
+        choices=options([(o.value, OUTCOME_LABELS[o]) for o in CallOutcome]),
+        validators=[InputRequired(_l("Please choose what came of the call."))],
+    )
+    day = DateField(_l("Date of the call"), validators=[Optional()])
+    at = TimeField(
+        _l("Time of the call"),
+        validators=[Optional()],
+        description=_l("Clinic time. Leave the date and time empty for a call just made."),
+    )
+    note = TextAreaField(
+        _l("Note on the call"),
+        validators=[Optional(), Length(max=2000)],
+        description=_l("Only staff see it, on the timeline."),
+    )
+
+    def validate_day(self, field: DateField) -> None:
+        if field.data is not None and not FIRST_YEAR <= field.data.year <= LAST_YEAR:
+            raise ValidationError(_("Please check the year of the date."))
+
+    def validate_at(self, field: TimeField) -> None:
+        if (self.day.data is None) != (field.data is None):
+            raise ValidationError(_("Please enter both the date and the time, or neither."))
+
+    def called_at(self) -> datetime | None:
+        """The call's time in UTC; None when left empty (now)."""
+        if self.day.data is None or self.at.data is None:
+            return None
+        return from_clinic_local(self.day.data, self.at.data)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import aliased, contains_eager, joinedload, selectinload
 from booking.extensions import db
 from booking.requests.events import RequestEvent
 from booking.requests.models import (
+    TRIAGE_PRIORITY,
     ConsultationRequest,
     Patient,
     RequestDiagnosis,
@@ -102,12 +103,12 @@ def _filtered(stmt: Select, user: StaffUser, f: QueueFilters, *, with_status: bo
     if with_status and f.status:
         stmt = stmt.where(ConsultationRequest.status == f.status)
     if f.triage:
-        stmt = stmt.where(ConsultationRequest.triage_level == f.triage)
+        stmt = stmt.where(ConsultationRequest.priority == TRIAGE_PRIORITY[TriageLevel(f.triage)])
     else:
-        # Always true (the column is required and checked), but it lets both databases seek
-        # the queue indexes one triage level at a time, in the queue's order, so the dates
-        # below bound the read instead of filtering every request of the tab.
-        stmt = stmt.where(ConsultationRequest.triage_level.in_(list(TriageLevel)))
+        # Always true (the priority follows the level), but it lets both databases seek the
+        # queue indexes one priority at a time, in the queue's order, so the dates below bound
+        # the read instead of filtering every request of the tab.
+        stmt = stmt.where(ConsultationRequest.priority.in_(sorted(TRIAGE_PRIORITY.values())))
     if f.specialist_id:
         stmt = stmt.where(ConsultationRequest.assigned_specialist_id == f.specialist_id)
     if f.diagnosis:
@@ -141,22 +142,24 @@ def _listed(user: StaffUser, f: QueueFilters) -> Select:
     """The filtered list in queue order (urgent first, then the oldest waiting), with what
     each row shows joined in, so a page of any size is one query."""
     specialist = aliased(StaffUser)
+    acknowledger = aliased(StaffUser)
     return (
         _filtered(
             select(ConsultationRequest).join(ConsultationRequest.patient), user, f, with_status=True
         )
-        .join(ConsultationRequest.history)
+        .outerjoin(ConsultationRequest.history)  # an emergency call-back has none
         .outerjoin(specialist, ConsultationRequest.assigned_specialist)
         .outerjoin(ConsultationRequest.appointment)
+        .outerjoin(acknowledger, ConsultationRequest.acknowledged_by)
         .options(
             contains_eager(ConsultationRequest.patient),
             contains_eager(ConsultationRequest.history),
             contains_eager(ConsultationRequest.assigned_specialist.of_type(specialist)),
             contains_eager(ConsultationRequest.appointment),
+            contains_eager(ConsultationRequest.acknowledged_by.of_type(acknowledger)),
         )
         .order_by(
-            # "urgent" sorts after "routine": descending puts urgent first.
-            ConsultationRequest.triage_level.desc(),
+            ConsultationRequest.priority.desc(),  # emergency, then urgent, then routine
             ConsultationRequest.created_at,
             ConsultationRequest.id,
         )
@@ -209,11 +212,15 @@ def load_record(reference: str) -> ConsultationRequest | None:
             joinedload(ConsultationRequest.patient),
             joinedload(ConsultationRequest.history),
             joinedload(ConsultationRequest.assigned_specialist),
+            joinedload(ConsultationRequest.acknowledged_by),
             joinedload(ConsultationRequest.appointment).joinedload(Appointment.specialist),
             joinedload(ConsultationRequest.appointment).joinedload(Appointment.location),
             selectinload(ConsultationRequest.documents),
             selectinload(ConsultationRequest.emails),
-            selectinload(ConsultationRequest.events).joinedload(RequestEvent.actor),
+            # The calls come with their timeline entries (one row each).
+            selectinload(ConsultationRequest.events).options(
+                joinedload(RequestEvent.actor), joinedload(RequestEvent.call)
+            ),
         )
     )
     return db.session.scalars(stmt).unique().one_or_none()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 from flask_babel import gettext as _
 
@@ -21,6 +21,7 @@ from booking.documents.storage import DocumentUnreadable, get_storage
 from booking.extensions import db
 from booking.notifications.services import enqueue_delivery
 from booking.requests import emails
+from booking.requests.calls import CallbackAttempt, CallOutcome
 from booking.requests.events import EventKind, RequestEvent
 from booking.requests.lifecycle import (
     TRANSITIONS,
@@ -155,7 +156,7 @@ def _finish(
     )
     offers = offer_freed_slot(freed) if freed is not None else []
     db.session.commit()
-    enqueue_delivery([email.id, *(o.id for o in offers)])
+    enqueue_delivery([e.id for e in (email, *offers) if e is not None])
 
 
 def confirm_request(
@@ -321,6 +322,64 @@ def add_note(consultation: ConsultationRequest, actor: StaffUser, text: str) -> 
     return note
 
 
+# A call's time as staff enter it may run ahead of the server's clock by this much (a clock a
+# little fast); anything later is a typing mistake.
+CALL_CLOCK_SLACK = timedelta(minutes=5)
+
+
+def log_callback(
+    consultation: ConsultationRequest,
+    actor: StaffUser,
+    outcome: CallOutcome,
+    called_at: datetime | None = None,
+    note: str | None = None,
+) -> CallbackAttempt:
+    """Log a call to the patient: the call (who, when, what came of it), its timeline entry
+    holding the note, and an audit row without the note (it may be medical). The first call
+    acknowledges the request, which stops its clock against the call-back target and its
+    escalation. The call's time defaults to now; it may not be in the future nor before the
+    request arrived."""
+    consultation = lock_request(consultation)
+    check_may_work(consultation, actor)
+    now = now_utc()
+    called_at = called_at or now
+    if called_at > now + CALL_CLOCK_SLACK:
+        raise WorkflowError(_("The time of the call is in the future."))
+    if called_at < consultation.created_at:
+        raise WorkflowError(_("The time of the call is before the request arrived."))
+    event = add_event(consultation, kind=EventKind.CALL, actor=actor, body=note or None)
+    db.session.flush()
+    call = CallbackAttempt(
+        request_id=consultation.id,
+        caller_id=actor.id,
+        called_at=called_at,
+        outcome=outcome,
+        event_id=event.id,
+        logged_at=now,
+    )
+    db.session.add(call)
+    acknowledges = consultation.acknowledged_at is None
+    if acknowledges:
+        consultation.acknowledged_at = called_at
+        consultation.acknowledged_by_id = actor.id
+    consultation.updated_at = now
+    db.session.flush()
+    record(
+        "callback_logged",
+        target_type="request",
+        target_id=consultation.reference,
+        actor=actor,
+        details={
+            "call_id": call.id,
+            "outcome": outcome.value,
+            "called_at": called_at.isoformat(),
+            "acknowledged": acknowledges,
+        },
+    )
+    db.session.commit()
+    return call
+
+
 def record_view(
     consultation: ConsultationRequest, actor: StaffUser, what: str, **details: object
 ) -> None:
@@ -405,5 +464,5 @@ def send_new_link(consultation: ConsultationRequest, actor: StaffUser) -> int:
     )
     email = emails.new_link(consultation)
     db.session.commit()
-    enqueue_delivery([email.id])
+    enqueue_delivery([email.id] if email is not None else [])
     return revoked

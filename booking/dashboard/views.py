@@ -13,14 +13,22 @@ from werkzeug.wrappers import Response
 from booking.audit.services import record_refused_access
 from booking.dashboard import queries, services
 from booking.dashboard.export import requests_csv
-from booking.dashboard.forms import ActionForm, CloseForm, NoteForm, SlotForm, queue_filters
+from booking.dashboard.forms import (
+    ActionForm,
+    CallbackForm,
+    CloseForm,
+    NoteForm,
+    SlotForm,
+    queue_filters,
+)
 from booking.documents.models import Document
 from booking.documents.storage import get_storage
 from booking.extensions import db, talisman
-from booking.requests import history, instruments
+from booking.requests import followup, history, instruments
+from booking.requests.calls import CallbackAttempt, CallOutcome
 from booking.requests.lifecycle import WorkflowError
 from booking.requests.links import active_links
-from booking.requests.models import ConsultationRequest, RequestStatus
+from booking.requests.models import OPEN_STATUSES, ConsultationRequest, RequestStatus
 from booking.requests.queries import can_see
 from booking.scheduling.models import AppointmentType, Location
 from booking.scheduling.services import active_appointment_types, active_locations
@@ -28,7 +36,7 @@ from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole, StaffUser
 from booking.staff.services import active_specialists, list_staff
 from booking.templating import choice_label
-from booking.timeutil import clinic_today, to_clinic_tz
+from booking.timeutil import clinic_today, now_utc, to_clinic_tz
 
 bp = Blueprint("dashboard", __name__, url_prefix="/staff")
 
@@ -41,11 +49,26 @@ def queue() -> str:
     return render_template(
         "dashboard/queue.html",
         page=page,
+        waits=_waits(page.items),
         filters=filters,
         statuses=list(RequestStatus),
         diagnoses=history.DIAGNOSES,
         specialists=[s for s in list_staff() if s.role == "specialist"],
     )
+
+
+def _waits(requests: list[ConsultationRequest]) -> dict[int, followup.Wait]:
+    """How long each open emergency or urgent request has waited for its call-back (until
+    it was acknowledged), against its target: counted here, with no query."""
+    now, targets, hours = now_utc(), followup.targets(), followup.clinic_hours()
+    waits = {}
+    for r in requests:
+        if r.is_urgent and (r.status in OPEN_STATUSES or r.acknowledged_at is not None):
+            end = r.acknowledged_at or now
+            wait = followup.wait_of(r.triage_level, r.created_at, end, targets, hours)
+            if wait is not None:
+                waits[r.id] = wait
+    return waits
 
 
 def _load_visible(reference: str) -> ConsultationRequest:
@@ -94,22 +117,36 @@ def _render_record(consultation: ConsultationRequest, status: int = 200, **forms
     forms.setdefault("close_form", CloseForm(prefix="close"))
     forms.setdefault("action_form", ActionForm(prefix="action"))
     forms.setdefault("note_form", NoteForm(prefix="note"))
+    forms.setdefault("call_form", CallbackForm(prefix="call"))
     h = consultation.history
     return render_template(
         "dashboard/record.html",
         consultation=consultation,
+        wait=_waits([consultation]).get(consultation.id),
+        calls=_calls(consultation),
         history=history,
+        # (An emergency call-back has no history: the page says so instead.)
         region_label=choice_label(instruments.REGION_NAMES, h.spine_region)
-        if h.spine_region
+        if h is not None and h.spine_region
         else _("Not asked (older request)"),
-        pain_rows=[(area.name, *pain) for area in instruments.PAIN_AREAS if (pain := h.pain(area))],
+        pain_rows=[]
+        if h is None
+        else [(area.name, *pain) for area in instruments.PAIN_AREAS if (pain := h.pain(area))],
         # The instruments the patient was asked, each with its answers and score.
-        outcomes=[h.outcome(i) for i in instruments.instruments_for(h.spine_region)],
+        outcomes=[]
+        if h is None
+        else [h.outcome(i) for i in instruments.instruments_for(h.spine_region)],
         allowed=services.allowed_actions(consultation, current_user),
         timeline=_timeline(consultation),
         manage_links=active_links(consultation),
         **forms,
     ), status
+
+
+def _calls(consultation: ConsultationRequest) -> list[CallbackAttempt]:
+    """The calls logged, the latest first (loaded with the timeline: ``load_record``)."""
+    calls = [event.call for event in consultation.events if event.call is not None]
+    return sorted(calls, key=lambda call: (call.called_at, call.id), reverse=True)
 
 
 def _timeline(consultation: ConsultationRequest) -> list[dict]:
@@ -187,6 +224,30 @@ def add_note(reference: str) -> Response | tuple[str, int]:
         return redirect(url_for(".record", reference=consultation.reference))
     flash(_("Note added."), "success")
     return redirect(url_for(".record", reference=consultation.reference) + "#timeline")
+
+
+@bp.post("/requests/<reference>/calls")
+@roles_required()
+def log_call(reference: str) -> Response | tuple[str, int]:
+    consultation = _load_visible(reference)
+    form = CallbackForm(prefix="call")
+    if not form.validate_on_submit():
+        return _render_record(consultation, 422, call_form=form)
+    try:
+        services.log_callback(
+            consultation,
+            current_user,
+            CallOutcome(form.outcome.data),
+            form.called_at(),
+            form.note.data,
+        )
+    except WorkflowError as exc:
+        db.session.rollback()
+        consultation = _load_visible(reference)
+        form.at.errors = [*form.at.errors, str(exc)]
+        return _render_record(consultation, 422, call_form=form)
+    flash(_("Call logged."), "success")
+    return redirect(url_for(".record", reference=consultation.reference) + "#calls")
 
 
 @bp.post("/requests/<reference>/new-link")

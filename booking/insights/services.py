@@ -21,6 +21,7 @@ from sqlalchemy import and_, case, func
 from booking.extensions import db
 from booking.requests import history, instruments
 from booking.requests.models import (
+    PRESSING_LEVELS,
     ConsultationRequest,
     MedicalHistory,
     RequestDiagnosis,
@@ -119,7 +120,7 @@ def clinic_insights(weeks: int, *, now: datetime | None = None) -> Insights:
         db.select(
             func.count(),
             func.count(ConsultationRequest.confirmed_at),
-            _count_where(ConsultationRequest.triage_level == TriageLevel.URGENT),
+            _count_where(ConsultationRequest.triage_level.in_(PRESSING_LEVELS)),
             _count_where(ConsultationRequest.triage_level == TriageLevel.ROUTINE),
             _count_where(ConsultationRequest.status == RequestStatus.COMPLETED),
             _count_where(ConsultationRequest.status == RequestStatus.NO_SHOW),

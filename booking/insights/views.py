@@ -86,7 +86,7 @@ def _figures(insights: services.Insights) -> list[Figure]:
             _("Requests"),
             str(insights.total),
             _(
-                "%(urgent)s urgent, %(routine)s routine",
+                "%(urgent)s emergency or urgent, %(routine)s routine",
                 urgent=insights.urgent,
                 routine=insights.routine,
             ),
@@ -146,7 +146,7 @@ def _charts(insights: services.Insights) -> dict[str, Chart]:
         for item in insights.by_region
     ]
     triage = [
-        charts.Bar(label=_("Urgent"), value=insights.urgent, fill=charts.URGENT_FILL),
+        charts.Bar(label=_("Emergency or urgent"), value=insights.urgent, fill=charts.URGENT_FILL),
         charts.Bar(label=_("Routine"), value=insights.routine),
     ]
     return {

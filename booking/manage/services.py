@@ -120,7 +120,7 @@ def add_documents(consultation: ConsultationRequest, uploads: list[DocumentUploa
         for file in stored:
             storage.delete(file.stored_name)
         raise
-    enqueue_delivery([email.id])
+    enqueue_delivery([email.id] if email is not None else [])
     return len(uploads)
 
 
@@ -158,7 +158,7 @@ def reschedule(consultation: ConsultationRequest, choice: SlotChoice) -> None:
     )
     offers = offer_freed_slot(freed)
     db.session.commit()
-    enqueue_delivery([e.id for e in (update, notice, *offers)])
+    enqueue_delivery([e.id for e in (update, notice, *offers) if e is not None])
 
 
 def cancel(consultation: ConsultationRequest, reason: str | None) -> None:
@@ -194,7 +194,7 @@ def cancel(consultation: ConsultationRequest, reason: str | None) -> None:
     )
     offers = offer_freed_slot(freed) if freed is not None else []
     db.session.commit()
-    enqueue_delivery([e.id for e in (update, notice, *offers)])
+    enqueue_delivery([e.id for e in (update, notice, *offers) if e is not None])
 
 
 __all__ = [

@@ -31,7 +31,7 @@ from booking.documents.forms import DocumentForm
 from booking.documents.storage import DocumentUpload
 from booking.forms import BaseForm, ChoiceField, MultiCheckboxField, has_visible_text, options
 from booking.patients.services import RequestSubmission
-from booking.requests import history, instruments
+from booking.requests import history, instruments, triage
 from booking.scheduling.availability import parse_slot_key
 from booking.scheduling.services import SlotChoice
 from booking.timeutil import clinic_today
@@ -165,6 +165,81 @@ def _label_row(entry: FormField, number: int) -> None:
     # Names the row in the error summary ("Document 2 file: ..."); the page shows "File"
     # inside the row's "Document 2" fieldset. Lazy: translated only if shown.
     entry.form.file.label.text = _l("Document %(n)d file", n=number)
+
+
+class RedFlagForm(BaseForm):
+    """The first step: the red-flag questions (``booking.requests.triage``), each answered
+    yes or no, so an unanswered question is never read as "no". Its fields (``red_<code>``)
+    are added below, one per asked question."""
+
+    def answers(self) -> dict[str, str]:
+        """Every question's answer by code, "yes" or "no", as the next steps carry them."""
+        return {flag.code: self[f"red_{flag.code}"].data for flag in triage.ASKED}
+
+
+def red_flag_fields(form: BaseForm) -> list[RadioField]:
+    return [form[f"red_{flag.code}"] for flag in triage.ASKED]
+
+
+def red_flags_answered(form: BaseForm) -> set[str]:
+    """The codes of the flags answered "yes"."""
+    return {flag.code for flag in triage.ASKED if form[f"red_{flag.code}"].data == "yes"}
+
+
+def carried_red_flags(answers: object) -> dict[str, str] | None:
+    """Answers to the first step kept between steps, if complete and well formed."""
+    if not isinstance(answers, dict):
+        return None
+    codes = [flag.code for flag in triage.ASKED]
+    if set(answers) != set(codes) or not all(answers[c] in ("yes", "no") for c in codes):
+        return None
+    return {code: answers[code] for code in codes}
+
+
+class CallbackForm(BaseForm):
+    """An emergency patient's name and phone number, so the clinic calls them back."""
+
+    submission_token = HiddenField()
+    full_name = StringField(
+        _l("Your name"),
+        validators=[DataRequired(_l("Please enter your name.")), Length(max=200)],
+        render_kw={"autocomplete": "name"},
+    )
+    phone = TelField(
+        _l("Your phone number"),
+        validators=[DataRequired(_l("Please enter a phone number.")), Length(max=40)],
+        render_kw={"autocomplete": "tel"},
+    )
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        token = self.submission_token.data
+        if not isinstance(token, str) or not SUBMISSION_TOKEN_RE.fullmatch(token):
+            self.submission_token.data = new_submission_token()
+
+    def validate_full_name(self, field: StringField) -> None:
+        if not has_visible_text(field.data):
+            raise ValidationError(_("Please enter your name."))
+
+    def validate_phone(self, field: TelField) -> None:
+        field.e164 = _valid_phone(field.data)
+
+
+def _valid_phone(text: str) -> str:
+    """The number in E.164, or a ValidationError saying how to write it."""
+    region = current_app.config["DEFAULT_PHONE_REGION"]
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_valid_number(number):
+        raise ValidationError(
+            _(
+                "Please enter a valid phone number, including the country code if it is "
+                "not a local number."
+            )
+        )
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 class RequestStartForm(BaseForm):
@@ -309,14 +384,6 @@ class RequestForm(RequestStartForm):
         description=_l("At most 2000 characters."),
     )
 
-    # Red flags: each asked explicitly, so an unanswered question is never read as "no".
-    red_bladder_bowel = _yes_no(history.RED_FLAGS[0][1])
-    red_saddle_numbness = _yes_no(history.RED_FLAGS[1][1])
-    red_progressive_weakness = _yes_no(history.RED_FLAGS[2][1])
-    red_fever_weight_loss = _yes_no(history.RED_FLAGS[3][1])
-    red_cancer_history = _yes_no(history.RED_FLAGS[4][1])
-    red_serious_injury = _yes_no(history.RED_FLAGS[5][1])
-
     # Pain on 0-10 scales, by area: back and leg for the lower back, neck and arm for the neck.
     back_pain_now = _pain_score(_l("Back pain right now"))
     back_pain_worst = _pain_score(_l("Back pain at its worst in the last week"))
@@ -435,7 +502,7 @@ class RequestForm(RequestStartForm):
         ]
 
     def red_flag_fields(self) -> list[RadioField]:
-        return [getattr(self, f"red_{code}") for code, _label in history.RED_FLAGS]
+        return red_flag_fields(self)
 
     def validate_full_name(self, field: StringField) -> None:
         if not has_visible_text(field.data):
@@ -449,19 +516,7 @@ class RequestForm(RequestStartForm):
             raise ValidationError(_("Please check the year of your date of birth."))
 
     def validate_phone(self, field: TelField) -> None:
-        region = current_app.config["DEFAULT_PHONE_REGION"]
-        try:
-            number = phonenumbers.parse(field.data, region)
-        except phonenumbers.NumberParseException:
-            number = None
-        if number is None or not phonenumbers.is_valid_number(number):
-            raise ValidationError(
-                _(
-                    "Please enter a valid phone number, including the country code if it is "
-                    "not a local number."
-                )
-            )
-        field.e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        field.e164 = _valid_phone(field.data)
 
     def validate_earliest_date(self, field: DateField) -> None:
         if field.data and field.data < clinic_today():
@@ -487,6 +542,10 @@ class RequestForm(RequestStartForm):
             _("Please tell us about your previous spine surgery."),
         )
         valid &= self._check_pain_scores()
+        if any(field.errors for field in self.red_flag_fields()):
+            # They come from the first step as hidden answers: the patient cannot correct
+            # them here, so the summary sends them back to that step (see the template).
+            self.form_errors.append(_("Please answer the questions about urgent symptoms again."))
         # Count every file part posted, not only the rows the form offered, so an eleventh
         # file is refused rather than silently dropped.
         posted = [f for _key, f in request.files.items(multi=True) if f and f.filename]
@@ -585,13 +644,7 @@ class RequestForm(RequestStartForm):
             answers={answer.name: self._answer(answer) for answer in history.ANSWERS},
             odi_answers=self._section_answers(instruments.ODI),
             ndi_answers=self._section_answers(instruments.NDI),
-            red_flags={
-                code
-                for (code, _label), field in zip(
-                    history.RED_FLAGS, self.red_flag_fields(), strict=True
-                )
-                if yes(field)
-            },
+            red_flags=red_flags_answered(self),
             documents=[
                 DocumentUpload(
                     stream=entry.form.file.data.stream,
@@ -607,3 +660,11 @@ class RequestForm(RequestStartForm):
             contact_consent=bool(self.contact_consent.data),
             slot=self.slot_choice(),
         )
+
+
+# Each red-flag question is a field of the first step, and travels with the request form as a
+# hidden answer (the step's answers, so the request stores what the patient said there).
+for _flag in triage.ASKED:
+    setattr(RedFlagForm, f"red_{_flag.code}", _yes_no(_flag.question))
+    setattr(RequestForm, f"red_{_flag.code}", _yes_no(_flag.question))
+del _flag

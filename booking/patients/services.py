@@ -119,6 +119,7 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
             patient=patient,
             status=RequestStatus.REQUESTED,
             triage_level=triage,
+            red_flags=sorted(sub.red_flags),
             submission_token=sub.submission_token,
             locale=sub.locale,
             preferred_days=sorted(set(sub.preferred_days)),
@@ -130,9 +131,7 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
             created_at=now,
             updated_at=now,
         )
-        consultation.history = MedicalHistory(
-            **answers, **outcomes, red_flags=sorted(sub.red_flags)
-        )
+        consultation.history = MedicalHistory(**answers, **outcomes)
         consultation.diagnosis_codes = [
             RequestDiagnosis(code=code) for code in sorted(set(sub.answers["diagnoses"]))
         ]
@@ -211,6 +210,67 @@ def _region_answers(sub: RequestSubmission) -> tuple[dict[str, Any], dict[str, A
             f"{instrument.code}_band": result.band,
         }
     return answers, outcomes
+
+
+@dataclass(frozen=True)
+class CallbackSubmission:
+    """An emergency patient's name and phone number, with the flags they answered "yes"."""
+
+    submission_token: str
+    locale: str
+    full_name: str
+    phone: str  # E.164
+    red_flags: set[str]
+
+
+def request_callback(sub: CallbackSubmission) -> ConsultationRequest:
+    """Store an EMERGENCY request for a call-back and alert the clinic, in one transaction.
+
+    The patient was told to seek emergency care now; they left only a name and a phone
+    number, so the request has no history, no email address and no documents. A second post
+    of the same form returns the request the first one stored."""
+    existing = find_by_token(sub.submission_token)
+    if existing is not None:
+        return existing
+    if history.triage_level(sub.red_flags) != TriageLevel.EMERGENCY:
+        raise ValueError("a call-back request needs an emergency red flag")
+    now = now_utc()
+    consultation = ConsultationRequest(
+        reference=unused_reference(),
+        patient=Patient(
+            full_name=sub.full_name, phone=sub.phone, preferred_contact="phone", created_at=now
+        ),
+        status=RequestStatus.REQUESTED,
+        triage_level=TriageLevel.EMERGENCY,
+        red_flags=sorted(sub.red_flags),
+        submission_token=sub.submission_token,
+        locale=sub.locale,
+        privacy_notice_version=current_app.config["PRIVACY_NOTICE_VERSION"],
+        consented_at=now,
+        contact_consent=True,  # they asked to be called
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        db.session.add(consultation)
+        db.session.flush()
+        alert = emails.callback_requested(consultation)
+        db.session.flush()
+        reference, email_id = consultation.reference, alert.id
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        existing = find_by_token(sub.submission_token)
+        if existing is not None:
+            return existing
+        raise
+    except BaseException:
+        db.session.rollback()
+        raise
+    set_committed_value(consultation, "reference", reference)
+    log.warning("emergency call-back request %s stored", reference)
+    enqueue_delivery([email_id])
+    return consultation
 
 
 @dataclass(frozen=True)

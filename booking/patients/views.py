@@ -12,14 +12,22 @@ from flask import Blueprint, current_app, redirect, render_template, request, se
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import generate_csrf
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from werkzeug.wrappers import Response
 
 from booking.documents.storage import DocumentRejected
 from booking.extensions import limiter
 from booking.pagecache import cached_page, fill
-from booking.patients.forms import RequestForm, RequestStartForm, new_submission_token
-from booking.patients.services import submit_request
+from booking.patients.forms import (
+    CallbackForm,
+    RedFlagForm,
+    RequestForm,
+    RequestStartForm,
+    carried_red_flags,
+    new_submission_token,
+    red_flag_fields,
+)
+from booking.patients.services import CallbackSubmission, request_callback, submit_request
 from booking.requests import history, triage
 from booking.requests.queries import find_by_reference
 from booking.scheduling.availability import open_slots
@@ -43,6 +51,9 @@ log = logging.getLogger(__name__)
 bp = Blueprint("patients", __name__)
 
 SUBMITTED_KEY = "submitted_reference"
+# The first step's answers ({code: "yes" | "no"}), carried to the request form in the session.
+RED_FLAGS_KEY = "red_flag_answers"
+CALLBACK_KEY = "callback_reference"
 SLOT_ALTERNATIVES = 8
 
 
@@ -51,6 +62,7 @@ def _render_form(
     status: int = 200,
     problem: str | None = None,
     slot_options: list[SlotView] | None = None,
+    red_flag_inputs: Markup | None = None,
 ) -> tuple[str, int]:
     """The form page; ``problem`` is a failure on our side, shown apart from the patient's
     corrections so it does not read as something they got wrong. ``slot_options`` replaces
@@ -67,8 +79,34 @@ def _render_form(
         slot_options=slot_options,
         scheduling=scheduling_enabled(),
         sections=None if isinstance(form, RequestForm) else _blank_sections(),
+        red_flag_inputs=red_flag_inputs if red_flag_inputs is not None else _posted_flags(form),
+        advice=_form_advice(form),
     )
     return page, status
+
+
+def _flag_inputs(answers: dict[str, str]) -> Markup:
+    """The first step's answers as the request form's hidden inputs (codes and "yes"/"no"
+    only, checked by ``carried_red_flags``)."""
+    field = Markup('<input type="hidden" name="red_{}" value="{}">')
+    return Markup("").join(field.format(code, answer) for code, answer in answers.items())
+
+
+def _posted_flags(form: RequestStartForm) -> Markup:
+    """A posted form's red-flag answers, carried again when it is shown for correction."""
+    if not isinstance(form, RequestForm):
+        return Markup("")
+    answers = {field.name[4:]: field.data for field in form.red_flag_fields()}
+    return _flag_inputs(carried_red_flags(answers) or {})
+
+
+def _form_advice(form: RequestStartForm) -> triage.Advice | None:
+    """The advice of the first step's answers, shown again on top of the request form."""
+    if isinstance(form, RequestForm):
+        answers = {field.name[4:]: field.data for field in form.red_flag_fields()}
+    else:
+        answers = carried_red_flags(session.get(RED_FLAGS_KEY)) or {}
+    return triage.advice(code for code, answer in answers.items() if answer == "yes")
 
 
 @dataclass(frozen=True)
@@ -155,6 +193,7 @@ def _fresh_slots(form: RequestStartForm, choice: SlotChoice | None = None) -> li
 
 # The reused pages declare no rate limit: spare them the limiter's work on every request.
 REUSED_PAGES = frozenset({"patients.request_form", "patients.pick_time"})
+# (The first step and the emergency page are not reused: their forms post, and are limited.)
 
 
 @limiter.request_filter
@@ -210,15 +249,93 @@ INDENTATION = re.compile(r"\n[ \t]+")
 # a visitor could type there would put their tokens into a link.
 CSRF_PLACEHOLDER = f"csrf-{secrets.token_hex(16)}"
 SUBMISSION_PLACEHOLDER = f"submission-{secrets.token_hex(16)}"
+RED_FLAGS_PLACEHOLDER = f"red-flags-{secrets.token_hex(16)}"
+
+
+def _step_args() -> dict[str, str]:
+    """The picked time's arguments, carried through the first step and back."""
+    return {key: request.args[key][:40] for key in ("type", "slot") if request.args.get(key)}
+
+
+@bp.route("/request/start", methods=["GET", "POST"])
+def red_flags() -> Response | tuple[str, int]:
+    """The first step: the red-flag questions, before any other (``triage.py``). An
+    emergency answer stops the flow; any other goes on to the time and the form."""
+    form = RedFlagForm()
+    if request.method == "GET":
+        for code, answer in (carried_red_flags(session.get(RED_FLAGS_KEY)) or {}).items():
+            form[f"red_{code}"].data = answer
+    elif form.validate_on_submit():
+        answers = form.answers()
+        session[RED_FLAGS_KEY] = answers
+        flags = [code for code, answer in answers.items() if answer == "yes"]
+        if triage.pathway(flags) == triage.EMERGENCY:
+            return redirect(url_for("patients.emergency"), code=303)
+        args = _step_args()
+        if args.get("slot") or not scheduling_enabled():
+            return redirect(url_for("patients.request_form", **args), code=303)
+        return redirect(url_for("patients.pick_time", **args), code=303)
+    status = 422 if form.errors else 200
+    page = render_template(
+        "patients/red_flags.html",
+        form=form,
+        groups=triage.groups(),
+        fields=red_flag_fields(form),
+        emergency_fields=[f"red_{f.code}" for f in triage.ASKED if f.pathway == triage.EMERGENCY],
+        step_args=_step_args(),
+    )
+    return page, status
+
+
+@bp.route("/request/emergency", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["SUBMIT_RATE_LIMIT"], methods=["POST"])
+def emergency() -> Response | tuple[str, int]:
+    """The stop: go to the emergency department or call the emergency number now. No routine
+    booking is offered; the patient may leave a name and phone number for a call-back."""
+    answers = carried_red_flags(session.get(RED_FLAGS_KEY))
+    flags = [code for code, answer in (answers or {}).items() if answer == "yes"]
+    if triage.pathway(flags) != triage.EMERGENCY:
+        return redirect(url_for("patients.red_flags"))
+    form = CallbackForm()
+    if form.validate_on_submit():
+        consultation = request_callback(
+            CallbackSubmission(
+                submission_token=form.submission_token.data,
+                locale=str(get_locale() or "en"),
+                full_name=form.full_name.data.strip(),
+                phone=form.phone.e164,
+                red_flags=set(flags),
+            )
+        )
+        session[CALLBACK_KEY] = consultation.reference
+        return redirect(url_for("patients.callback_requested"), code=303)
+    page = render_template("patients/emergency.html", form=form)
+    return page, 422 if form.errors else 200
+
+
+@bp.get("/request/emergency/call-back")
+def callback_requested() -> Response | str:
+    reference = session.get(CALLBACK_KEY)
+    consultation = find_by_reference(reference) if reference else None
+    if consultation is None:
+        return redirect(url_for("patients.emergency"))
+    return render_template("patients/callback_requested.html", consultation=consultation)
 
 
 @bp.get("/request")
-def request_form() -> tuple[str | bytes, int]:
+def request_form() -> Response | tuple[str | bytes, int]:
+    answers = carried_red_flags(session.get(RED_FLAGS_KEY))
+    if answers is None:  # the red-flag questions come first
+        return redirect(url_for("patients.red_flags", **_step_args()))
+    flags = [code for code, answer in answers.items() if answer == "yes"]
+    found = triage.pathway(flags)
+    if found == triage.EMERGENCY:
+        return redirect(url_for("patients.emergency"))
     if request.args.get("slot"):  # the picked time is checked against the open times
         form = RequestStartForm()
         form.appointment_type.data = request.args.get("type", "")[:10]
         form.slot.data = request.args.get("slot", "")[:40]
-        return _render_form(form)
+        return _render_form(form, red_flag_inputs=_flag_inputs(answers))
 
     def render() -> str:
         form = RequestStartForm()
@@ -227,11 +344,18 @@ def request_form() -> tuple[str | bytes, int]:
         form.submission_token.data = SUBMISSION_PLACEHOLDER
         # Its indentation is a tenth of the page: left out (no <pre>, and every textarea of a
         # new form is empty, so no text changes).
-        return INDENTATION.sub("\n", _render_form(form)[0])
+        page = _render_form(form, red_flag_inputs=escape(RED_FLAGS_PLACEHOLDER))[0]
+        return INDENTATION.sub("\n", page)
 
     version = current_version()  # the page links to the time picker only when it has times
-    page = cached_page(None if version is None else (version, clinic_today()), render)
-    tokens = {CSRF_PLACEHOLDER: generate_csrf(), SUBMISSION_PLACEHOLDER: new_submission_token()}
+    # The page shows the first step's advice on top: one page per pathway.
+    key = None if version is None else (version, clinic_today(), found)
+    page = cached_page(key, render)
+    tokens = {
+        CSRF_PLACEHOLDER: generate_csrf(),
+        SUBMISSION_PLACEHOLDER: new_submission_token(),
+        RED_FLAGS_PLACEHOLDER: str(_flag_inputs(answers)),
+    }
     return fill(page, tokens), 200
 
 
@@ -277,6 +401,7 @@ def submit() -> Response | tuple[str, int]:
         )
         return _render_form(form, 503, problem)
     session[SUBMITTED_KEY] = consultation.reference
+    session.pop(RED_FLAGS_KEY, None)  # a next request starts with the questions again
     return redirect(url_for("patients.submitted"), code=303)
 
 

@@ -35,7 +35,13 @@ SAFE_NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
 EXTENSIONS = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png"}
 
 # Columns that are our plumbing, not what we hold about the person.
-SKIP_REQUEST = {"id", "patient_id", "submission_token", "assigned_specialist_id"}
+SKIP_REQUEST = {
+    "id",
+    "patient_id",
+    "submission_token",
+    "assigned_specialist_id",
+    "acknowledged_by_id",
+}
 SKIP_APPOINTMENT = {
     "id",
     "request_id",
@@ -171,6 +177,16 @@ def build_archive(
                         "by": event.actor.full_name if event.actor else None,
                     }
                     for event in consultation.events
+                ],
+                "acknowledged_by": (
+                    consultation.acknowledged_by.full_name if consultation.acknowledged_by else None
+                ),
+                "calls": [
+                    {
+                        **columns(call, skip={"id", "request_id", "caller_id"}),
+                        "by": call.caller.full_name,
+                    }
+                    for call in consultation.calls
                 ],
                 "documents": doc_entries,
                 "emails": [columns(e, skip=SKIP_EMAIL) for e in consultation.emails],

@@ -32,6 +32,7 @@ from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.privacy.export import PatientArchive, build_archive
 from booking.privacy.models import FilePurge
+from booking.requests.calls import CallbackAttempt
 from booking.requests.events import RequestEvent
 from booking.requests.models import (
     OPEN_STATUSES,
@@ -106,6 +107,7 @@ class PurgeCounts:
     waitlist_entries: int = 0
     slot_offers: int = 0
     emails: int = 0
+    calls: int = 0
 
     def add(self, other: PurgeCounts) -> None:
         for name in self.__dataclass_fields__:
@@ -264,7 +266,9 @@ def export_patient(reference: str, actor: StaffUser) -> PatientArchive | None:
                     joinedload(Appointment.location),
                     joinedload(Appointment.appointment_type),
                 ),
+                joinedload(ConsultationRequest.acknowledged_by),
                 selectinload(ConsultationRequest.events).joinedload(RequestEvent.actor),
+                selectinload(ConsultationRequest.calls).joinedload(CallbackAttempt.caller),
                 selectinload(ConsultationRequest.documents),
                 selectinload(ConsultationRequest.emails),
             )
@@ -329,6 +333,7 @@ def _delete_requests(request_ids: list[int], email: str | None = None) -> PurgeC
     counts.waitlist_entries = run(delete(WaitlistEntry).where(WaitlistEntry.request_id.in_(ids)))
     # A claimed offer only records who took a freed time; unlinking it would reopen it.
     counts.slot_offers = run(delete(SlotOffer).where(SlotOffer.claimed_by_request_id.in_(ids)))
+    counts.calls = run(delete(CallbackAttempt).where(CallbackAttempt.request_id.in_(ids)))
     counts.events = run(delete(RequestEvent).where(RequestEvent.request_id.in_(ids)))
     run(delete(ManageLink).where(ManageLink.request_id.in_(ids)))
     counts.documents = run(delete(Document).where(Document.request_id.in_(ids)))

@@ -13,8 +13,9 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register the request's own template helpers: its status, diagnosis and red-flag
-    labels."""
-    from booking.requests import triage
+    labels, the call-backs' waits and outcomes."""
+    from booking.requests import followup, triage
+    from booking.requests.calls import OUTCOME_LABELS
     from booking.requests.history import diagnosis_labels
     from booking.requests.lifecycle import status_label
 
@@ -22,3 +23,6 @@ def init_app(app: Flask) -> None:
     app.add_template_global(diagnosis_labels)
     app.add_template_global(triage.BY_CODE, "red_flags_by_code")
     app.add_template_global(triage.PATHWAY_LABELS, "red_flag_pathways")
+    app.add_template_global(triage.LEVEL_LABELS, "triage_labels")
+    app.add_template_global(followup.wait_label)
+    app.add_template_global(OUTCOME_LABELS, "call_outcome_labels")

@@ -32,7 +32,10 @@ def _to_patient(
     *,
     attachment: tuple[str, str, str] | None = None,
     **context: object,
-) -> OutboxEmail:
+) -> OutboxEmail | None:
+    """None when the patient left no email address (an emergency call-back): staff phone."""
+    if not consultation.patient.email:
+        return None
     return queue_email(
         template=template,
         recipient=consultation.patient.email,
@@ -47,11 +50,18 @@ def _to_patient(
 
 
 def _to_clinic(
-    consultation: ConsultationRequest, template: str, subject: str, **context: object
+    consultation: ConsultationRequest,
+    template: str,
+    subject: str,
+    *,
+    recipient: str | None = None,
+    **context: object,
 ) -> OutboxEmail:
+    """An email to the clinic (``recipient``, default the staff notification address): the
+    reference and the dashboard link, no patient details."""
     return queue_email(
         template=template,
-        recipient=current_app.config["STAFF_NOTIFICATION_EMAIL"],
+        recipient=recipient or current_app.config["STAFF_NOTIFICATION_EMAIL"],
         subject=subject,
         locale=STAFF_LOCALE,
         request_id=consultation.id,
@@ -87,7 +97,12 @@ def request_received(consultation: ConsultationRequest) -> list[OutboxEmail]:
         advice=triage.advice(consultation.red_flags),
     )
     with force_locale(STAFF_LOCALE):
-        if consultation.is_urgent:
+        if consultation.is_emergency:
+            staff_subject = _(
+                "EMERGENCY: new request %(reference)s, call the patient back now",
+                reference=consultation.reference,
+            )
+        elif consultation.is_urgent:
             staff_subject = _(
                 "URGENT: new request %(reference)s with red flags",
                 reference=consultation.reference,
@@ -95,7 +110,37 @@ def request_received(consultation: ConsultationRequest) -> list[OutboxEmail]:
         else:
             staff_subject = _("New request %(reference)s", reference=consultation.reference)
     notice = _to_clinic(consultation, "new_request_staff", staff_subject)
-    return [receipt, notice]
+    return [email for email in (receipt, notice) if email is not None]
+
+
+def callback_requested(consultation: ConsultationRequest) -> OutboxEmail:
+    """The clinic's alert for an emergency patient who asked to be called back."""
+    with force_locale(STAFF_LOCALE):
+        subject = _(
+            "EMERGENCY: call back now, request %(reference)s", reference=consultation.reference
+        )
+    return _to_clinic(consultation, "callback_staff", subject)
+
+
+def escalation(
+    consultation: ConsultationRequest, recipient: str, waited_minutes: int, target_minutes: int
+) -> OutboxEmail:
+    """The on-call alert: an emergency request nobody acknowledged within its target."""
+    with force_locale(STAFF_LOCALE):
+        subject = _(
+            "ESCALATION: emergency request %(reference)s not acknowledged after %(minutes)d "
+            "minutes",
+            reference=consultation.reference,
+            minutes=waited_minutes,
+        )
+    return _to_clinic(
+        consultation,
+        "escalation_staff",
+        subject,
+        recipient=recipient,
+        waited_minutes=waited_minutes,
+        target_minutes=target_minutes,
+    )
 
 
 def patient_update(
@@ -104,7 +149,7 @@ def patient_update(
     message: str | None = None,
     ics: str | None = None,
     ics_method: str = "REQUEST",
-) -> OutboxEmail:
+) -> OutboxEmail | None:
     """A change the patient should know of: ``kind`` is confirmed, rescheduled, declined,
     cancelled, completed or no_show; ``ics`` the calendar update that goes with it."""
     reference = consultation.reference
@@ -146,7 +191,7 @@ def clinic_notice(
     return _to_clinic(consultation, "patient_action_staff", subject, what=what, detail=detail)
 
 
-def new_link(consultation: ConsultationRequest) -> OutboxEmail:
+def new_link(consultation: ConsultationRequest) -> OutboxEmail | None:
     """A new private link, after staff ended every earlier one."""
     with force_locale(consultation.locale):
         subject = _("Your new private link (%(reference)s)", reference=consultation.reference)
@@ -157,7 +202,7 @@ def new_link(consultation: ConsultationRequest) -> OutboxEmail:
 
 def waitlist_offer(
     consultation: ConsultationRequest, offer: SlotOffer, freed: FreedTime
-) -> OutboxEmail:
+) -> OutboxEmail | None:
     """An earlier time is free: the link opens the patient's page at the offer."""
     with force_locale(consultation.locale):
         subject = _("An earlier time is free (%(reference)s)", reference=consultation.reference)
@@ -171,7 +216,7 @@ def waitlist_offer(
     )
 
 
-def reminder(consultation: ConsultationRequest, appointment: Appointment) -> OutboxEmail:
+def reminder(consultation: ConsultationRequest, appointment: Appointment) -> OutboxEmail | None:
     with force_locale(consultation.locale):
         subject = _(
             "Reminder: your appointment on %(when)s (%(reference)s)",

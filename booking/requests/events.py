@@ -1,4 +1,4 @@
-"""A request's timeline: status changes and staff notes, in order."""
+"""A request's timeline: status changes, staff notes, call-backs and escalations, in order."""
 
 from __future__ import annotations
 
@@ -13,12 +13,15 @@ from booking.extensions import db, value_enum
 from booking.timeutil import UTCDateTime, now_utc
 
 if TYPE_CHECKING:
+    from booking.requests.calls import CallbackAttempt
     from booking.staff.models import StaffUser
 
 
 class EventKind(enum.StrEnum):
     STATUS = "status"  # a status change, including a reschedule (confirmed -> confirmed)
     NOTE = "note"  # an internal note, never shown to the patient
+    CALL = "call"  # a call-back staff logged (its ``CallbackAttempt``); the body is its note
+    ESCALATION = "escalation"  # the on-call address was emailed: no acknowledgement in time
 
 
 class RequestEvent(db.Model):
@@ -34,5 +37,7 @@ class RequestEvent(db.Model):
     body: Mapped[str | None] = mapped_column(Text)
 
     actor: Mapped[StaffUser | None] = relationship()
+    # The call this entry records (kind CALL): loaded with the timeline, no query of its own.
+    call: Mapped[CallbackAttempt | None] = relationship(back_populates="event")
 
     __table_args__ = (Index("ix_request_event_timeline", "request_id", "occurred_at"),)

@@ -171,9 +171,9 @@ def odi_band(percent: float) -> str:
 
 
 def triage_level(red_flags: set[str] | frozenset[str]) -> str:
-    """Urgent when a red flag points to the emergency or urgent pathway (``triage.py``); a
-    risk factor alone keeps the request routine, shown to staff "to review"."""
-    return "urgent" if triage.is_urgent(red_flags) else "routine"
+    """The request's triage level from the pathway of its red flags (``triage.py``): a risk
+    factor alone keeps the request routine, shown to staff "to review"."""
+    return triage.level(red_flags)
 
 
 def diagnosis_labels(codes: list[str] | None) -> str:

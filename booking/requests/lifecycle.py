@@ -165,10 +165,11 @@ def record_change(
     ics: str | None = None,
     ics_method: str = "REQUEST",
     audit_extra: dict[str, Any] | None = None,
-) -> OutboxEmail:
+) -> OutboxEmail | None:
     """Record a change already made to ``consultation`` (``before`` is its ``snapshot`` from
     before the change): the timeline entry, the audit row (``actor`` None: the patient) and
-    the patient's email, which is returned. Flushes; the caller commits.
+    the patient's email, which is returned (None when the patient left no address: an
+    emergency call-back). Flushes; the caller commits.
 
     ``note`` goes on the timeline only: the audit trail is append-only and cannot be erased
     with the patient, and a note may hold medical details.

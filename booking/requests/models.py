@@ -11,7 +11,7 @@ import enum
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, event
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, SmallInteger, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from booking.extensions import db, value_enum
@@ -21,6 +21,7 @@ from booking.timeutil import UTCDateTime, now_utc
 if TYPE_CHECKING:
     from booking.documents.models import Document
     from booking.notifications.models import OutboxEmail
+    from booking.requests.calls import CallbackAttempt
     from booking.requests.events import RequestEvent
     from booking.scheduling.models import Appointment
     from booking.staff.models import StaffUser
@@ -39,8 +40,17 @@ OPEN_STATUSES = frozenset({RequestStatus.REQUESTED, RequestStatus.CONFIRMED})
 
 
 class TriageLevel(enum.StrEnum):
-    URGENT = "urgent"
+    """How soon staff must act (``booking.requests.triage`` decides it from the red flags)."""
+
+    EMERGENCY = "emergency"  # the patient was told to seek emergency care; call back at once
+    URGENT = "urgent"  # the patient was told to see their doctor today; call back today
     ROUTINE = "routine"
+
+
+# The queue's order, most pressing first: stored beside the level (``priority``) because the
+# levels' names do not sort that way, and the queue reads its pages from an index.
+TRIAGE_PRIORITY = {TriageLevel.EMERGENCY: 2, TriageLevel.URGENT: 1, TriageLevel.ROUTINE: 0}
+PRESSING_LEVELS = frozenset({TriageLevel.EMERGENCY, TriageLevel.URGENT})
 
 
 class Patient(db.Model):
@@ -49,9 +59,10 @@ class Patient(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     full_name: Mapped[str] = mapped_column(String(200))
-    date_of_birth: Mapped[date]
+    # Unknown (None) only for an emergency call-back, where the patient left a name and phone.
+    date_of_birth: Mapped[date | None]
     guardian_name: Mapped[str | None] = mapped_column(String(200))
-    email: Mapped[str] = mapped_column(String(254), index=True)
+    email: Mapped[str | None] = mapped_column(String(254), index=True)
     phone: Mapped[str] = mapped_column(String(32))  # E.164
     preferred_contact: Mapped[str] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
@@ -67,6 +78,11 @@ class ConsultationRequest(db.Model):
         value_enum(RequestStatus, "request_status"), default=RequestStatus.REQUESTED
     )
     triage_level: Mapped[TriageLevel] = mapped_column(value_enum(TriageLevel, "triage_level"))
+    # Set from ``triage_level`` by the listener below; never written directly.
+    priority: Mapped[int] = mapped_column(SmallInteger, default=0)
+    # The red flags the patient answered "yes" (codes of ``booking.requests.triage``). On the
+    # request, not its history: an emergency call-back request has flags and no history.
+    red_flags: Mapped[list[str]] = mapped_column(JSON, default=list)
     # The one-time token of the form that created this request: a second post of the same form
     # (refresh, double click) finds it instead of creating a twin.
     submission_token: Mapped[str] = mapped_column(String(64), unique=True)
@@ -94,11 +110,22 @@ class ConsultationRequest(db.Model):
     # working (the per-link rows are revoked too; this also ends links of the older, signed kind).
     manage_links_reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    # The first call-back staff logged (``booking.requests.calls``): it stops the clock of an
+    # emergency or urgent request against its target, and its escalation.
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    # When the on-call address was emailed about an emergency left unacknowledged past its
+    # target: set once, by a conditional update, so it is emailed once whatever runs the job.
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc, onupdate=now_utc)
 
     patient: Mapped[Patient] = relationship(back_populates="requests")
-    assigned_specialist: Mapped[StaffUser | None] = relationship()
+    assigned_specialist: Mapped[StaffUser | None] = relationship(
+        foreign_keys=[assigned_specialist_id]
+    )
+    acknowledged_by: Mapped[StaffUser | None] = relationship(foreign_keys=[acknowledged_by_id])
     appointment: Mapped[Appointment | None] = relationship(
         back_populates="request", cascade="all, delete-orphan"
     )
@@ -106,7 +133,8 @@ class ConsultationRequest(db.Model):
         cascade="all, delete-orphan", order_by="RequestEvent.occurred_at"
     )
     diagnosis_codes: Mapped[list[RequestDiagnosis]] = relationship(cascade="all, delete-orphan")
-    history: Mapped[MedicalHistory] = relationship(
+    # None only for an emergency call-back (name and phone, no form).
+    history: Mapped[MedicalHistory | None] = relationship(
         back_populates="request", cascade="all, delete-orphan"
     )
     documents: Mapped[list[Document]] = relationship(
@@ -115,25 +143,34 @@ class ConsultationRequest(db.Model):
     emails: Mapped[list[OutboxEmail]] = relationship(
         back_populates="request", order_by="OutboxEmail.id"
     )
+    calls: Mapped[list[CallbackAttempt]] = relationship(
+        cascade="all, delete-orphan",
+        order_by="[CallbackAttempt.called_at.desc(), CallbackAttempt.id.desc()]",
+    )
 
     __table_args__ = (
         # The triage queue's order (urgent first, then the oldest, then the id), column for
         # column and direction for direction, so both databases read a page of any tab from an
         # index, in order, and stop after it: a sort would read every row. Within a status:
-        Index("ix_consultation_request_queue", status, triage_level.desc(), created_at, id),
+        Index("ix_consultation_request_queue", status, priority.desc(), created_at, id),
         # and for the every-status tab:
-        Index("ix_consultation_request_queue_all", triage_level.desc(), created_at, id),
+        Index("ix_consultation_request_queue_all", priority.desc(), created_at, id),
         Index("ix_consultation_request_created_at", "created_at"),
     )
 
     @property
     def is_urgent(self) -> bool:
-        return self.triage_level == TriageLevel.URGENT
+        """Emergency or urgent: first in the queue, alerted to staff, called back."""
+        return self.triage_level in PRESSING_LEVELS
 
     @property
-    def red_flags(self) -> list[str]:
-        """The red flags the patient answered "yes" (none without a history)."""
-        return self.history.red_flags if self.history is not None else []
+    def is_emergency(self) -> bool:
+        return self.triage_level == TriageLevel.EMERGENCY
+
+
+@event.listens_for(ConsultationRequest.triage_level, "set")
+def _rank(target: ConsultationRequest, value: TriageLevel, _old: object, _init: object) -> None:
+    target.priority = TRIAGE_PRIORITY[TriageLevel(value)]
 
 
 @event.listens_for(ConsultationRequest.status, "set")
@@ -205,8 +242,6 @@ class MedicalHistory(db.Model):
     ndi_sections_answered: Mapped[int] = mapped_column(default=0)
     ndi_percent: Mapped[float | None]
     ndi_band: Mapped[str | None] = mapped_column(String(12))
-
-    red_flags: Mapped[list[str]] = mapped_column(JSON, default=list)
 
     request: Mapped[ConsultationRequest] = relationship(back_populates="history")
 

@@ -93,4 +93,4 @@ def _send_one(appointment: Appointment, due: list[int]) -> int | None:
         db.session.rollback()
         return None
     log.info("reminder queued for appointment %s (%sh)", appointment.id, due[0])
-    return email.id
+    return email.id if email is not None else None

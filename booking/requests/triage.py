@@ -16,13 +16,21 @@ This is the file the clinic's medical lead reads and signs off. It follows:
 
 Pathways, from the most to the least pressing:
 
-- ``EMERGENCY``: suspected cauda equina syndrome or rapidly progressing nerve damage. The
-  patient is told to call the emergency number or go to the emergency department now; the
-  request is urgent for staff.
-- ``URGENT``: suspected infection, cancer or fracture. The patient is told to contact their
-  doctor today; the request is urgent for staff.
-- ``REVIEW``: a risk factor alone. Recorded and shown to staff as "to review"; no emergency
-  advice, and the request keeps its routine place in the queue.
+- ``EMERGENCY``: suspected cauda equina syndrome, spinal cord compression in the neck, or
+  rapidly progressing weakness. The request flow stops: the patient is told to go to the
+  emergency department or call the emergency number now, and may leave a name and phone
+  number for a call-back (an EMERGENCY request, alerted to staff at once). No routine
+  booking is offered.
+- ``URGENT``: suspected infection, cancer (flags weighed together, see ``COMBINATIONS``) or
+  fracture. The patient is told to contact their doctor today and may still request the
+  evaluation; the request is urgent, with a call-back due within the clinic's target.
+- ``REVIEW``: a risk factor alone (a history of cancer with no current symptom, for
+  example). Recorded and shown to staff as "to review"; no advice to the patient, and the
+  request keeps its routine place in the queue.
+
+The questions are asked first, on their own step, before any other question (see
+``booking.patients.views.red_flags``); each must be answered, so an unanswered question is
+never read as "no".
 """
 
 from __future__ import annotations
@@ -39,53 +47,223 @@ PATHWAYS = (EMERGENCY, URGENT, REVIEW, ROUTINE)
 
 
 @dataclass(frozen=True)
+class Group:
+    """Questions shown together, by what they may point to."""
+
+    code: str
+    heading: LazyString  # as the patient reads it
+    suspected: str  # for staff and the medical lead (English)
+
+
+GROUPS = (
+    Group(
+        "cauda_equina",
+        _l("Bladder, bowel, sex and numbness"),
+        "cauda equina syndrome (GIRFT/BASS national suspected CES pathway, 2023)",
+    ),
+    Group(
+        "nerves",
+        _l("Arms, legs and walking"),
+        "spinal cord compression (neck) or rapidly progressing nerve damage (NICE NG59)",
+    ),
+    Group(
+        "infection",
+        _l("Infection"),
+        "spinal infection (Finucane 2020)",
+    ),
+    Group(
+        "cancer",
+        _l("Cancer"),
+        "spinal metastasis (Finucane 2020); each item alone has a high false-positive rate",
+    ),
+    Group(
+        "fracture",
+        _l("Bones and injuries"),
+        "fracture (Finucane 2020; NICE NG59)",
+    ),
+)
+GROUP_BY_CODE = {group.code: group for group in GROUPS}
+
+
+@dataclass(frozen=True)
 class RedFlag:
     code: str
-    question: LazyString  # as the patient reads it on the form
-    pathway: str
-    suspected: str  # what it may point to, for staff and the medical lead (English)
+    question: LazyString  # as the patient reads it: plain words, a reading age of about 11
+    group: str  # a ``Group`` code
+    pathway: str  # the pathway of this flag on its own (see ``COMBINATIONS`` for together)
+    asked: bool = True  # False: no longer asked, kept to read requests stored with it
+
+    @property
+    def suspected(self) -> str:
+        return GROUP_BY_CODE[self.group].suspected
 
 
 RED_FLAGS = (
+    # Emergency now: suspected cauda equina syndrome (GIRFT/BASS 2023). "New" means since this
+    # back or leg problem began: long-standing, explained symptoms are for the consultation.
     RedFlag(
         "bladder_bowel",
-        _l("New loss of bladder or bowel control"),
+        _l("Since this problem started, have you lost control of your bladder or bowels?"),
+        "cauda_equina",
         EMERGENCY,
-        "cauda equina syndrome (GIRFT/BASS CES pathway 2023)",
+    ),
+    RedFlag(
+        "urinary_retention",
+        _l("Is it newly hard to pass urine, or can you no longer feel when your bladder is full?"),
+        "cauda_equina",
+        EMERGENCY,
     ),
     RedFlag(
         "saddle_numbness",
-        _l("Numbness in the groin or saddle area"),
+        _l(
+            "Is there new numbness between your legs, around your bottom or your genitals "
+            "(where you would sit on a saddle)?"
+        ),
+        "cauda_equina",
         EMERGENCY,
-        "cauda equina syndrome (GIRFT/BASS CES pathway 2023)",
+    ),
+    RedFlag(
+        "sexual_dysfunction",
+        _l("Have you newly lost feeling in your genitals, or the ability to have sex?"),
+        "cauda_equina",
+        EMERGENCY,
+    ),
+    RedFlag(
+        "both_legs",
+        _l("Do you have new pain, numbness or weakness in both legs?"),
+        "cauda_equina",
+        EMERGENCY,
+    ),
+    # Emergency now: spinal cord compression in the neck, or nerve damage getting worse.
+    RedFlag(
+        "clumsy_hands",
+        _l("Are your hands newly clumsy, for example dropping things or struggling with buttons?"),
+        "nerves",
+        EMERGENCY,
+    ),
+    RedFlag(
+        "unsteady_walking",
+        _l("Are you newly unsteady when you walk, as if your legs do not do what you want?"),
+        "nerves",
+        EMERGENCY,
     ),
     RedFlag(
         "progressive_weakness",
-        _l("Rapidly worsening weakness in the legs"),
+        _l("Is weakness in your legs or arms getting worse quickly?"),
+        "nerves",
         EMERGENCY,
-        "progressive nerve or cord compression (NICE NG59)",
     ),
+    # Urgent, today or the next working day: suspected infection.
+    RedFlag(
+        "fever",
+        _l("Do you have a fever, or feel generally unwell, along with the pain?"),
+        "infection",
+        URGENT,
+    ),
+    RedFlag(
+        "iv_drug_use",
+        _l("Do you inject drugs, or have you done so recently?"),
+        "infection",
+        URGENT,
+    ),
+    RedFlag(
+        "weak_immunity",
+        _l(
+            "Is your body less able to fight infection, for example because of HIV, "
+            "chemotherapy or medicines after a transplant?"
+        ),
+        "infection",
+        URGENT,
+    ),
+    RedFlag(
+        "recent_procedure",
+        _l(
+            "In the last 3 months, have you had an operation or injection in your spine, or "
+            "an infection anywhere in your body?"
+        ),
+        "infection",
+        URGENT,
+    ),
+    # Suspected cancer: weighed together (``COMBINATIONS``); each alone is to review.
+    RedFlag(
+        "cancer_history",
+        _l("Have you ever had cancer?"),
+        "cancer",
+        REVIEW,
+    ),
+    RedFlag(
+        "weight_loss",
+        _l("Have you lost weight recently without trying?"),
+        "cancer",
+        REVIEW,
+    ),
+    RedFlag(
+        "night_pain",
+        _l("Is the pain bad at night or when you rest, so that lying still does not ease it?"),
+        "cancer",
+        REVIEW,
+    ),
+    # Urgent: suspected fracture.
+    RedFlag(
+        "serious_injury",
+        _l("Did the pain start after a serious injury, such as a car accident or a bad fall?"),
+        "fracture",
+        URGENT,
+    ),
+    RedFlag(
+        "fragile_bones",
+        _l(
+            "Do you have weak bones (osteoporosis) or take steroid tablets for a long time, "
+            "and did the pain start suddenly?"
+        ),
+        "fracture",
+        URGENT,
+    ),
+    RedFlag(
+        "minor_fall_over_50",
+        _l("Are you 50 or older, and did the pain start after a small fall or a lift?"),
+        "fracture",
+        URGENT,
+    ),
+    # Asked until 2026-12 as one question; requests stored with it keep their meaning.
     RedFlag(
         "fever_weight_loss",
         _l("Fever or unexplained weight loss together with back pain"),
+        "infection",
         URGENT,
-        "spinal infection or cancer (Finucane 2020)",
-    ),
-    RedFlag(
-        "serious_injury",
-        _l("A recent serious injury, such as a fall or car accident"),
-        URGENT,
-        "fracture (Finucane 2020)",
-    ),
-    RedFlag(
-        "cancer_history",
-        _l("A history of cancer"),
-        REVIEW,
-        "risk factor for spinal metastasis; alone it has a high false-positive rate, so it is "
-        "reviewed, and it is urgent only together with a symptom (Finucane 2020)",
+        asked=False,
     ),
 )
 BY_CODE = {flag.code: flag for flag in RED_FLAGS}
+# The questions on the form, in order, by group.
+ASKED = tuple(flag for flag in RED_FLAGS if flag.asked)
+
+
+@dataclass(frozen=True)
+class Combination:
+    """Flags weighed together (Finucane 2020): ``at_least`` of ``codes`` lead to ``pathway``."""
+
+    codes: frozenset[str]
+    at_least: int
+    pathway: str
+    reason: str  # for staff and the medical lead (English)
+
+
+COMBINATIONS = (
+    Combination(
+        frozenset({"cancer_history", "weight_loss", "night_pain"}),
+        2,
+        URGENT,
+        "a history of cancer with weight loss or night pain, or both symptoms together: "
+        "suspected spinal metastasis (Finucane 2020; NICE NG59)",
+    ),
+)
+
+
+def groups() -> list[tuple[Group, list[RedFlag]]]:
+    """The asked questions by group, in the order of ``GROUPS``: what the form shows."""
+    return [(group, [f for f in ASKED if f.group == group.code]) for group in GROUPS]
+
 
 # What the patient is told after sending a request, by pathway (none for REVIEW or ROUTINE).
 ADVICE_TITLE = {
@@ -98,10 +276,16 @@ ADVICE = {
         "of your spine. Do not wait for an appointment."
     ),
     URGENT: _l(
-        "You told us about something that your own doctor (GP) should check today, for "
-        "example a fever or weight loss you cannot explain, or a recent serious injury. If "
-        "you cannot reach them, call an out-of-hours service."
+        "You told us about something that your own doctor (GP) should check today. If you "
+        "cannot reach them, call an out-of-hours service. You can still ask us for an "
+        "evaluation, and we will call you back soon."
     ),
+}
+# The request's triage level as staff read it (``TriageLevel`` values).
+LEVEL_LABELS = {
+    EMERGENCY: _l("EMERGENCY"),
+    URGENT: _l("URGENT"),
+    ROUTINE: _l("routine"),
 }
 # What staff see next to each answered flag.
 PATHWAY_LABELS = {
@@ -116,12 +300,16 @@ def pathway(codes: Iterable[str]) -> str:
 
     Unknown codes raise ValueError: a flag nobody wrote advice for must not pass silently.
     """
+    given = set(codes)
     found = {ROUTINE}
-    for code in codes:
+    for code in given:
         flag = BY_CODE.get(code)
         if flag is None:
             raise ValueError(f"unknown red flag: {code!r}")
         found.add(flag.pathway)
+    for combination in COMBINATIONS:
+        if len(combination.codes & given) >= combination.at_least:
+            found.add(combination.pathway)
     return next(p for p in PATHWAYS if p in found)
 
 
@@ -140,6 +328,13 @@ def advice(codes: Iterable[str]) -> Advice | None:
     if found not in ADVICE:
         return None
     return Advice(ADVICE_TITLE[found], ADVICE[found], emergency=found == EMERGENCY)
+
+
+def level(codes: Iterable[str]) -> str:
+    """The request's triage level (a ``TriageLevel`` value): emergency and urgent pathways
+    make it so; a risk factor alone (``REVIEW``) keeps it routine."""
+    found = pathway(codes)
+    return found if found in (EMERGENCY, URGENT) else ROUTINE
 
 
 def is_urgent(codes: Iterable[str]) -> bool:

@@ -143,7 +143,11 @@ def offer_freed_slot(appointment: FreedTime) -> list[OutboxEmail]:
     )
     db.session.add(offer)
     db.session.flush()
-    offers = [emails.waitlist_offer(consultation, offer, appointment) for consultation in waiting]
+    offers = [
+        email
+        for consultation in waiting
+        if (email := emails.waitlist_offer(consultation, offer, appointment)) is not None
+    ]
     record(
         "slot_offered",
         target_type="offer",
@@ -212,4 +216,4 @@ def accept_offer(offer: SlotOffer, consultation: ConsultationRequest) -> None:
         ics=appointment_ics(appointment),
     )
     db.session.commit()
-    enqueue_delivery([email.id])
+    enqueue_delivery([email.id] if email is not None else [])

@@ -10,7 +10,7 @@ guessed from the places that hurt would be shown to staff as the patient's answe
 asked the ODI only, which is what the record page shows for a request without a region.
 
 Revision ID: c4e7a2f19d36
-Revises: b71f0c2d9e5a
+Revises: b6dc7c31b6e1
 Create Date: 2026-12-04 20:30:00
 
 """
@@ -20,7 +20,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "c4e7a2f19d36"
-down_revision = "b71f0c2d9e5a"
+down_revision = "b6dc7c31b6e1"
 branch_labels = None
 depends_on = None
 

@@ -17,19 +17,16 @@ import pyotp
 from babel.dates import format_date, format_datetime
 from playwright.sync_api import Locator, Page, expect
 
+from booking.requests import triage
 from tests.e2e.conftest import LOCATION, SPECIALIST, LiveServer
 from tests.support import PASSWORD
 
 PATIENT_EMAIL = "erika.mustermann@example.com"
 REFERENCE_RE = re.compile(r"^SC-[2-9A-Z]{4}-[2-9A-Z]{4}$")
-RED_FLAGS = [
-    "New loss of bladder or bowel control",
-    "Numbness in the groin or saddle area",
-    "Rapidly worsening weakness in the legs",
-    "Fever or unexplained weight loss together with back pain",
-    "A history of cancer",
-    "A recent serious injury, such as a fall or car accident",
-]
+# The first step's questions, as an English-speaking patient reads them.
+RED_FLAGS = [str(flag.question) for flag in triage.ASKED]
+SADDLE_NUMBNESS = str(triage.BY_CODE["saddle_numbness"].question)
+CANCER_HISTORY = str(triage.BY_CODE["cancer_history"].question)
 # Enough for the longest walk through the request form (a few hundred tab stops).
 MAX_TABS = 400
 
@@ -152,9 +149,14 @@ def rate_pain(page: Page, region: str = LOWER_BACK) -> None:
         choose(page, legend, score)
 
 
-def answer_red_flags(page: Page, yes: str | None = None) -> None:
+def answer_red_flags(page: Page, yes: str | None = None, *, send: bool = True) -> None:
+    """The first step: every question "No" but ``yes``; then Continue (unless not ``send``)."""
+    expect(page.get_by_role("heading", level=1)).to_have_text("Request a spine evaluation")
+    expect(page.get_by_text("Step 1 of 3: questions about urgent symptoms")).to_be_visible()
     for question in RED_FLAGS:
         choose(page, question, "Yes" if question == yes else "No")
+    if send:
+        page.get_by_role("button", name="Continue").click()
 
 
 def give_consent(page: Page) -> None:
@@ -162,10 +164,9 @@ def give_consent(page: Page) -> None:
     page.get_by_role("checkbox", name="I agree to be contacted about my request").check()
 
 
-def fill_required_answers(page: Page, *, red_flag: str | None = None) -> None:
+def fill_required_answers(page: Page) -> None:
     fill_about_you(page)
     fill_symptoms(page)
-    answer_red_flags(page, yes=red_flag)
     rate_pain(page)
     give_consent(page)
 
@@ -182,11 +183,16 @@ def attach_document(page: Page, pdf: Path, description: str = "MRI report, lumba
     document.get_by_label("What is it?").fill(description)
 
 
-def pick_first_time(page: Page, server: LiveServer, appointment_type: str) -> str:
-    """Step 1 from the home page: choose the type, take the earliest open time, continue.
-    Returns the chosen time as the pages spell it."""
+def pick_first_time(
+    page: Page, server: LiveServer, appointment_type: str, red_flag: str | None = None
+) -> str:
+    """From the home page: the questions about urgent symptoms (all "No" but ``red_flag``),
+    then choose the type, take the earliest open time, continue. Returns the chosen time as
+    the pages spell it."""
     page.goto(server("/"))
     page.get_by_role("link", name="Request an evaluation").first.click()
+    expect(page).to_have_url(server("/request/start"))
+    answer_red_flags(page, yes=red_flag)
     expect(page).to_have_url(server("/request/time"))
     choose(page, "Type of appointment", appointment_type)
     page.get_by_role("button", name="Show the times").click()
@@ -296,10 +302,15 @@ def key_fill_required_answers(page: Page) -> None:
     key_choose(page, "Do you take blood thinners (anticoagulants)?", "No")
     key_choose(page, "Do you have diabetes?", "No")
     key_choose(page, "Do you smoke?", "Never smoked")
-    for question in RED_FLAGS:
-        key_choose(page, question, "No")
     for legend, score in PAIN_SCORES[LOWER_BACK]:
         key_choose(page, legend, score)
+
+
+def key_answer_red_flags(page: Page) -> None:
+    """The first step from the keyboard: every question "No", then Continue."""
+    for question in RED_FLAGS:
+        key_choose(page, question, "No")
+    key_press_button(page, "Continue")
 
 
 def key_give_consent(page: Page) -> None:

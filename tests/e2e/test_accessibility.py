@@ -84,11 +84,24 @@ class Site:
 
     def visit(self, page: Page, path: str) -> None:
         """Go to ``path``; ``{manage}`` in it is the request's own page, reached as a patient
-        does: the private link first (it leaves the page's cookie), then the page."""
+        does: the private link first (it leaves the page's cookie), then the page. The
+        request form is reached as a patient does too: after the first step's questions."""
         if "{manage}" in path:
             page.goto(self(self.manage_path))
             path = path.format(manage=f"/manage/{self.reference}")
+        if path.split("?")[0] == "/request":
+            self.answer_red_flags(page)
         page.goto(self(path))
+
+    def answer_red_flags(self, page: Page, yes: str | None = None) -> None:
+        """The first step answered: every question "no", but the one named ``red_<yes>``."""
+        page.goto(self("/request/start"))
+        for radio in page.locator("input[type=radio][value=no]").all():
+            radio.check()
+        if yes:
+            page.locator(f"input[name=red_{yes}][value=yes]").check()
+        page.get_by_role("button", name="Continue").click()
+        expect(page).not_to_have_url(self("/request/start"))
 
 
 @pytest.fixture(scope="module")
@@ -186,13 +199,14 @@ def assert_accessible(page: Page, what: str) -> None:
 
 
 def _request_with_errors(site: Site, page: Page) -> None:
-    page.goto(site("/request"))
+    site.visit(page, "/request")
     page.get_by_role("button", name="Send my request").click()
     expect(page).to_have_title(re.compile(r"^Error: "))
 
 
 def _request_with_a_time(site: Site, page: Page) -> None:
-    page.goto(site("/request/time"))
+    site.answer_red_flags(page)
+    expect(page).to_have_url(site("/request/time"))
     page.get_by_role("form", name=re.compile(r"^Open times from ")).get_by_role(
         "radio"
     ).first.check()
@@ -201,10 +215,42 @@ def _request_with_a_time(site: Site, page: Page) -> None:
 
 
 def _submitted(site: Site, page: Page) -> None:
+    site.answer_red_flags(page, yes="fever")
     page.goto(site("/request"))
-    fill_required_answers(page, red_flag="A history of cancer")
+    fill_required_answers(page)
     page.get_by_role("button", name="Send my request").click()
     expect(page).to_have_url(site("/request/submitted"))
+
+
+def _red_flags_with_errors(site: Site, page: Page) -> None:
+    page.goto(site("/request/start"))
+    page.get_by_role("button", name="Continue").click()
+    expect(page).to_have_title(re.compile(r"^Error: "))
+
+
+def _red_flags_with_emergency_advice(site: Site, page: Page) -> None:
+    page.goto(site("/request/start"))
+    page.locator("input[name=red_bladder_bowel][value=yes]").check()
+    expect(page.get_by_role("alert")).to_be_visible()
+
+
+def _emergency(site: Site, page: Page) -> None:
+    site.answer_red_flags(page, yes="bladder_bowel")
+    expect(page).to_have_url(site("/request/emergency"))
+
+
+def _emergency_with_errors(site: Site, page: Page) -> None:
+    _emergency(site, page)
+    page.get_by_role("button", name="Ask the clinic to call me back").click()
+    expect(page).to_have_title(re.compile(r"^Error: "))
+
+
+def _call_back_requested(site: Site, page: Page) -> None:
+    _emergency(site, page)
+    page.get_by_label("Your name").fill("Jonas Weber")
+    page.get_by_label("Your phone number").fill("030 901820")
+    page.get_by_role("button", name="Ask the clinic to call me back").click()
+    expect(page).to_have_url(site("/request/emergency/call-back"))
 
 
 def _manage_cancel(site: Site, page: Page) -> None:
@@ -245,6 +291,13 @@ PATIENT_PAGES: dict[str, str | Callable[..., None]] = {
     "treatments": "/info/treatments",
     "prepare": "/info/prepare",
     "privacy": "/privacy",
+    "urgent symptoms": "/request/start",
+    "urgent symptoms in Spanish": "/request/start?lang=es",
+    "urgent symptoms with errors": _red_flags_with_errors,
+    "urgent symptoms, emergency advice shown": _red_flags_with_emergency_advice,
+    "emergency stop": _emergency,
+    "emergency stop with errors": _emergency_with_errors,
+    "call-back requested": _call_back_requested,
     "time picker": "/request/time",
     "request form": "/request",
     "request form in Spanish": "/request?lang=es",
@@ -281,6 +334,7 @@ def test_patient_page_has_no_serious_accessibility_problem(
         "/info/treatments",
         "/info/prepare",
         "/privacy",
+        "/request/start",
         "/request/time",
         "/request",
         "{manage}",
@@ -518,7 +572,16 @@ def focus_problems(page: Page) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "path", ["/", "/request/time", "/request", "{manage}", "{manage}/reschedule", "/staff/login"]
+    "path",
+    [
+        "/",
+        "/request/start",
+        "/request/time",
+        "/request",
+        "{manage}",
+        "{manage}/reschedule",
+        "/staff/login",
+    ],
 )
 def test_every_tab_stop_on_patient_pages_shows_the_focus(
     path: str, site: Site, patient: Page
@@ -568,7 +631,7 @@ def test_the_checks_report_an_unlabelled_field_and_a_hidden_focus(
 @pytest.mark.parametrize("path", ["/request", "/staff/login"])
 def test_the_first_tab_stop_skips_to_the_main_content(path: str, site: Site, patient: Page) -> None:
     page = patient
-    page.goto(site(path))
+    site.visit(page, path)
     page.keyboard.press("Tab")
     skip = page.get_by_role("link", name="Skip to main content")
     expect(skip).to_be_focused()

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from babel.dates import format_datetime
@@ -20,13 +21,16 @@ from booking.requests.models import ConsultationRequest, TriageLevel
 from tests.e2e.conftest import (
     IMAGING_REVIEW,
     LOCATION,
+    PHONE,
     PHONE_WIDTH,
     SPECIALIST,
+    TIMEOUT_MS,
     LiveServer,
     seed_schedule,
 )
 from tests.e2e.pages import (
     NECK,
+    SADDLE_NUMBNESS,
     answer_red_flags,
     attach_document,
     choose,
@@ -36,6 +40,7 @@ from tests.e2e.pages import (
     fill_symptoms,
     give_consent,
     group,
+    key_answer_red_flags,
     key_attach,
     key_choose,
     key_fill_required_answers,
@@ -128,26 +133,65 @@ def test_patient_picks_a_time_and_sends_a_request_with_a_document(
     assert_stored_with_slot_and_document(clinic, reference, chosen, pdf_file, TriageLevel.ROUTINE)
 
 
-def test_patient_on_a_phone_with_a_red_flag_is_told_to_seek_emergency_care(
-    phone_page: Page, clinic: LiveServer, pdf_file: Path
+def test_patient_on_a_phone_with_an_emergency_answer_is_stopped_and_can_ask_for_a_call_back(
+    phone_page: Page, clinic: LiveServer
 ) -> None:
+    """With JavaScript: the advice shows the moment "Yes" is ticked, before any other
+    question; Continue leads to the stop page, not to a booking."""
     page = phone_page
-    chosen = pick_first_time(page, clinic, IMAGING_REVIEW)
-    # The long form (the 0-10 pain scales in a row) fits the phone's width: no sideways scrolling.
-    assert page_width(page) <= PHONE_WIDTH, "the form scrolls sideways"
+    page.goto(clinic("/"))
+    page.get_by_role("link", name="Request an evaluation").first.click()
+    expect(page).to_have_url(clinic("/request/start"))
+    advice = page.get_by_role("alert").filter(has_text="Please get emergency care now")
+    expect(advice).to_be_hidden()
+    choose(page, SADDLE_NUMBNESS, "Yes")
+    expect(advice).to_be_visible()
+    expect(advice).to_contain_text("Call 112 or go to the nearest emergency department now.")
+    expect(advice.get_by_role("link", name="Call 112")).to_have_attribute("href", "tel:112")
+    choose(page, SADDLE_NUMBNESS, "No")  # a slip of the finger takes it back
+    expect(advice).to_be_hidden()
+    answer_red_flags(page, yes=SADDLE_NUMBNESS)
 
-    fill_required_answers(page, red_flag="Numbness in the groin or saddle area")
-    attach_document(page, pdf_file)
-    page.get_by_role("button", name="Send my request").click()
+    _stopped_and_called_back(page, clinic)
 
-    expect(page).to_have_url(clinic("/request/submitted"))
-    urgent = page.get_by_role("alert").filter(has_text="Please seek emergency care now")
-    expect(urgent).to_be_visible()
-    expect(urgent.get_by_role("heading", level=1)).to_have_text("Please seek emergency care now")
-    expect(urgent).to_contain_text("Call 112")
-    assert page_width(page) <= PHONE_WIDTH, "the confirmation scrolls sideways"
+
+def test_without_javascript_an_emergency_answer_stops_on_the_next_page(
+    new_context: Any, clinic: LiveServer
+) -> None:
+    context = new_context(java_script_enabled=False, **PHONE)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.goto(clinic("/request/start"))
+    answer_red_flags(page, yes=SADDLE_NUMBNESS, send=False)
+    # Without the script nothing shows on the page itself ...
+    expect(page.get_by_text("Please get emergency care now")).to_be_hidden()
+    page.get_by_role("button", name="Continue").click()
+    # ... and the server answers with the same instruction, first.
+    _stopped_and_called_back(page, clinic)
+
+
+def _stopped_and_called_back(page: Page, server: LiveServer) -> None:
+    expect(page).to_have_url(server("/request/emergency"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Please get emergency care now")
+    expect(page.get_by_role("link", name="Call 112")).to_be_visible()
+    expect(page.get_by_role("button", name="Send my request")).to_have_count(0)
+    expect(page.get_by_text("Choose a time")).to_have_count(0)
+    assert page_width(page) <= PHONE_WIDTH, "the stop page scrolls sideways"
+
+    page.get_by_label("Your name").fill("Jonas Weber")
+    page.get_by_label("Your phone number").fill("030 901820")
+    page.get_by_role("button", name="Ask the clinic to call me back").click()
+    expect(page).to_have_url(server("/request/emergency/call-back"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Please get emergency care now")
+    expect(page.get_by_text("will call you on +4930901820")).to_be_visible()
     reference = shown_reference(page)
-    assert_stored_with_slot_and_document(clinic, reference, chosen, pdf_file, TriageLevel.URGENT)
+    with server.app.app_context():
+        consultation = db.session.scalars(
+            select(ConsultationRequest).where(ConsultationRequest.reference == reference)
+        ).one()
+        assert consultation.triage_level == TriageLevel.EMERGENCY
+        assert consultation.red_flags == ["saddle_numbness"]
+        assert consultation.history is None
 
 
 def test_patient_sends_a_request_with_a_time_and_a_document_with_the_keyboard_alone(
@@ -158,6 +202,8 @@ def test_patient_sends_a_request_with_a_time_and_a_document_with_the_keyboard_al
     request_link = page.get_by_role("link", name="Request an evaluation").first
     tab_to(page, request_link, "the link to the request")
     page.keyboard.press("Enter")
+    expect(page).to_have_url(clinic("/request/start"))
+    key_answer_red_flags(page)
     expect(page).to_have_url(clinic("/request/time"))
 
     # The appointment type: into the group, down to the second type, then show its times.
@@ -199,10 +245,10 @@ def test_form_with_errors_is_shown_again_with_a_summary_and_the_answers_kept(
     page: Page, live_server: LiveServer
 ) -> None:
     page.goto(live_server("/request"))
-    expect(page.get_by_role("heading", level=1)).to_have_text("Request a spine evaluation")
+    answer_red_flags(page)  # asked first; without times to pick, the form follows
+    expect(page).to_have_url(live_server("/request"))
     fill_about_you(page, name="", email="erika.mustermann@")
     fill_symptoms(page)
-    answer_red_flags(page)
     rate_pain(page)
     give_consent(page)
     page.get_by_role("button", name="Send my request").click()

@@ -28,7 +28,7 @@ from tests.hostile.conftest import (
     visible_text,
 )
 from tests.smtp import SmtpServer
-from tests.support import form_tokens, pdf_bytes, post_request, valid_answers
+from tests.support import answer_red_flags, form_tokens, pdf_bytes, post_request, valid_answers
 
 
 def reference_of(app: Flask) -> str:
@@ -190,7 +190,10 @@ REFUSED_ANSWERS = {
         "Please choose from the options shown.",
     ),
     "weekday-not-offered": ({"preferred_days": ["7"]}, "Please choose from the options shown."),
-    "red-flag-maybe": ({"red_bladder_bowel": "maybe"}, "Please answer yes or no."),
+    "red-flag-maybe": (
+        {"red_bladder_bowel": "maybe"},
+        "Your answers to the questions about urgent symptoms were not sent with this form.",
+    ),
     "birth-in-year-one": ({"date_of_birth": "0001-01-01"}, "Please check the year"),
     "birth-date-garbage": (
         {"date_of_birth": "1970-02-30' OR 1=1"},
@@ -276,6 +279,12 @@ def test_the_time_picker_shrugs_off_hostile_parameters(
 
 
 def test_hostile_picked_time_in_the_form_url_is_escaped(client: FlaskClient, clinic: Cases) -> None:
+    # Carried through the first step (its form posts them on) ...
+    step = client.get("/request/start", query_string={"type": MARKUP, "slot": MARKUP})
+    assert step.status_code == 200
+    assert "<script>alert" not in step.get_data(as_text=True)
+    # ... and shown (or not) by the form.
+    answer_red_flags(client)
     response = client.get("/request", query_string={"type": MARKUP, "slot": MARKUP})
     assert response.status_code == 200
     page = response.get_data(as_text=True)

@@ -1,0 +1,187 @@
+"""Staff follow-through on emergency and urgent requests: how long each has waited for its
+call-back against the clinic's targets.
+
+An emergency request must be acknowledged (a call logged on the dashboard) within
+``EMERGENCY_TARGET_MINUTES`` of clock time, at any hour: the patient was told to seek
+emergency care now, and the on-call address is emailed once when the target passes
+(``booking.requests.escalation``). An urgent one within ``URGENT_TARGET_WORKING_HOURS`` of the
+clinic's working time (``CLINIC_WORKING_DAYS`` and ``CLINIC_WORKING_HOURS``, clinic time): a
+request sent on Friday evening is due on Monday morning, not on Saturday night.
+
+The maths are pure functions of their arguments (no app, no database), tested on their own;
+``targets()`` and ``clinic_hours()`` read the settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from flask_babel import gettext as _
+
+from booking.requests.models import TriageLevel
+from booking.timeutil import clinic_tz
+
+DAY = timedelta(days=1)
+WEEK = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class ClinicHours:
+    """The clinic's working days (0 = Monday) and daily opening, in its time zone."""
+
+    days: frozenset[int]
+    opens: time
+    closes: time
+    tz: ZoneInfo
+
+    def __post_init__(self) -> None:
+        if not self.days or not self.days <= set(range(7)):
+            raise ValueError("the clinic needs working days from 0 (Monday) to 6 (Sunday)")
+        if self.closes <= self.opens:
+            raise ValueError("the clinic must close after it opens")
+
+    def open_on(self, day: date) -> tuple[datetime, datetime] | None:
+        """When the clinic opens and closes on ``day`` (aware), or None on a day off."""
+        if day.weekday() not in self.days:
+            return None
+        return (
+            datetime.combine(day, self.opens, tzinfo=self.tz),
+            datetime.combine(day, self.closes, tzinfo=self.tz),
+        )
+
+    @property
+    def week(self) -> timedelta:
+        """Working time in a whole week (wall-clock hours: a clock change happens at night)."""
+        day = datetime.combine(date.min, self.closes) - datetime.combine(date.min, self.opens)
+        return day * len(self.days)
+
+
+@dataclass(frozen=True)
+class Targets:
+    emergency: timedelta  # clock time
+    urgent: timedelta  # working time
+
+
+@dataclass(frozen=True)
+class Wait:
+    """How long a request has waited for its call-back, against its target."""
+
+    waited: timedelta
+    target: timedelta
+    due_at: datetime
+    working_time: bool  # counted in the clinic's working hours (urgent), else clock time
+
+    @property
+    def overdue(self) -> bool:
+        return self.waited >= self.target
+
+
+def working_time(start: datetime, end: datetime, hours: ClinicHours) -> timedelta:
+    """The clinic's working time between two aware datetimes (zero if ``end`` is earlier)."""
+    if end <= start:
+        return timedelta()
+    first = start.astimezone(hours.tz).date()
+    last = end.astimezone(hours.tz).date()
+    total = timedelta()
+    # Whole weeks between the first and the last day count the same every week: only the
+    # days at either end are walked, however long the wait.
+    weeks = max(0, (last - first).days - 1) // 7
+    total += hours.week * weeks
+    for day in [first, *_days(first + DAY + WEEK * weeks, last)]:
+        opening = hours.open_on(day)
+        if opening is not None:
+            opens, closes = max(opening[0], start), min(opening[1], end)
+            if closes > opens:
+                total += closes - opens
+    return total
+
+
+def _days(start: date, last: date) -> list[date]:
+    return [start + DAY * n for n in range((last - start).days + 1)]
+
+
+def add_working_time(start: datetime, amount: timedelta, hours: ClinicHours) -> datetime:
+    """The moment ``amount`` of working time has passed since ``start`` (aware, UTC)."""
+    day = start.astimezone(hours.tz).date()
+    remaining = amount
+    while True:
+        opening = hours.open_on(day)
+        if opening is not None:
+            opens = max(opening[0], start)
+            if opening[1] > opens:
+                if opens + remaining <= opening[1]:
+                    return (opens + remaining).astimezone(UTC)
+                remaining -= opening[1] - opens
+        day += DAY
+
+
+def wait_of(
+    level: TriageLevel,
+    created_at: datetime,
+    now: datetime,
+    targets: Targets,
+    hours: ClinicHours,
+) -> Wait | None:
+    """The wait of a request of ``level`` received at ``created_at``; None for routine ones
+    (no call-back target)."""
+    if level == TriageLevel.EMERGENCY:
+        waited = max(now - created_at, timedelta())
+        return Wait(waited, targets.emergency, created_at + targets.emergency, False)
+    if level == TriageLevel.URGENT:
+        return Wait(
+            working_time(created_at, now, hours),
+            targets.urgent,
+            add_working_time(created_at, targets.urgent, hours),
+            True,
+        )
+    return None
+
+
+def targets() -> Targets:
+    config = current_app.config
+    return Targets(
+        emergency=timedelta(minutes=config["EMERGENCY_TARGET_MINUTES"]),
+        urgent=timedelta(hours=config["URGENT_TARGET_WORKING_HOURS"]),
+    )
+
+
+def clinic_hours() -> ClinicHours:
+    """The clinic's working hours from ``CLINIC_WORKING_DAYS`` and ``CLINIC_WORKING_HOURS``
+    ("08:00-18:00")."""
+    config = current_app.config
+    opens, closes = (
+        time.fromisoformat(part.strip()) for part in config["CLINIC_WORKING_HOURS"].split("-")
+    )
+    return ClinicHours(frozenset(config["CLINIC_WORKING_DAYS"]), opens, closes, clinic_tz())
+
+
+def on_call_address() -> str:
+    config = current_app.config
+    return config["ON_CALL_EMAIL"] or config["STAFF_NOTIFICATION_EMAIL"]
+
+
+def duration_label(value: timedelta) -> str:
+    """A wait as staff read it: "42 min", "2 h 05 min"."""
+    minutes = int(value.total_seconds() // 60)
+    hours, minutes = divmod(minutes, 60)
+    if not hours:
+        return _("%(minutes)d min", minutes=minutes)
+    return _("%(hours)d h %(minutes)02d min", hours=hours, minutes=minutes)
+
+
+def wait_label(wait: Wait) -> str:
+    """ "waiting 42 min, target 30 min" (urgent requests: in working hours)."""
+    if wait.working_time:
+        return _(
+            "waiting %(waited)s of working time, target %(target)s",
+            waited=duration_label(wait.waited),
+            target=duration_label(wait.target),
+        )
+    return _(
+        "waiting %(waited)s, target %(target)s",
+        waited=duration_label(wait.waited),
+        target=duration_label(wait.target),
+    )

@@ -1,0 +1,370 @@
+"""Staff follow-through on emergency and urgent requests (#15): calls logged from the record
+page, the wait against the clinic's targets, and the escalation of an emergency nobody
+acknowledged (once, also with two workers)."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from booking.audit.models import AuditEvent
+from booking.dashboard.services import log_callback
+from booking.extensions import db
+from booking.notifications.models import OutboxEmail
+from booking.patients.services import CallbackSubmission, request_callback
+from booking.requests.calls import CallbackAttempt, CallOutcome
+from booking.requests.escalation import escalate_overdue
+from booking.requests.events import EventKind, RequestEvent
+from booking.requests.followup import (
+    ClinicHours,
+    Targets,
+    add_working_time,
+    wait_of,
+    working_time,
+)
+from booking.requests.models import ConsultationRequest, TriageLevel
+from booking.staff.models import StaffUser
+from tests.factories import make_request
+from tests.support import AuthActions, Staff, csrf_token
+
+BERLIN = ZoneInfo("Europe/Berlin")
+HOURS = ClinicHours(frozenset(range(5)), time(8), time(18), BERLIN)
+TARGETS = Targets(emergency=timedelta(minutes=30), urgent=timedelta(hours=4))
+ON_CALL = "on-call@example.com"
+
+
+def berlin(*args: int) -> datetime:
+    return datetime(*args, tzinfo=BERLIN).astimezone(UTC)
+
+
+# The time maths: pure functions -------------------------------------------------------------
+
+
+def test_working_time_counts_only_the_clinics_hours() -> None:
+    # Tuesday 17:00 to Wednesday 09:00: an hour before closing, an hour after opening.
+    assert working_time(berlin(2026, 12, 8, 17), berlin(2026, 12, 9, 9), HOURS) == timedelta(
+        hours=2
+    )
+    # Friday 16:00 to Monday 10:00: the weekend does not count.
+    assert working_time(berlin(2026, 12, 4, 16), berlin(2026, 12, 7, 10), HOURS) == timedelta(
+        hours=4
+    )
+    # Saturday to Sunday: nothing; an end before the start: nothing.
+    assert working_time(berlin(2026, 12, 5, 9), berlin(2026, 12, 6, 17), HOURS) == timedelta()
+    assert working_time(berlin(2026, 12, 7, 10), berlin(2026, 12, 7, 9), HOURS) == timedelta()
+    # Three whole weeks, Monday 08:00 to Monday 08:00: 3 x 5 x 10 hours.
+    assert working_time(berlin(2026, 11, 16, 8), berlin(2026, 12, 7, 8), HOURS) == timedelta(
+        hours=150
+    )
+    # Across the change to summer time (Sunday 29 March 2026): still 10 hours a day.
+    assert working_time(berlin(2026, 3, 27, 8), berlin(2026, 3, 30, 18), HOURS) == timedelta(
+        hours=20
+    )
+
+
+def test_an_urgent_request_is_due_after_four_working_hours() -> None:
+    # Friday evening: due on Monday at noon.
+    assert add_working_time(berlin(2026, 12, 4, 19), timedelta(hours=4), HOURS) == berlin(
+        2026, 12, 7, 12
+    )
+    # Tuesday 16:00: two hours that day, two the next morning.
+    assert add_working_time(berlin(2026, 12, 8, 16), timedelta(hours=4), HOURS) == berlin(
+        2026, 12, 9, 10
+    )
+    wait = wait_of(
+        TriageLevel.URGENT, berlin(2026, 12, 4, 16), berlin(2026, 12, 7, 9), TARGETS, HOURS
+    )
+    assert wait is not None
+    assert (wait.waited, wait.target, wait.overdue) == (timedelta(hours=3), TARGETS.urgent, False)
+    assert wait.due_at == berlin(2026, 12, 7, 10)
+    wait = wait_of(
+        TriageLevel.URGENT, berlin(2026, 12, 4, 16), berlin(2026, 12, 7, 10), TARGETS, HOURS
+    )
+    assert wait is not None and wait.overdue
+
+
+def test_an_emergency_counts_clock_minutes_at_any_hour() -> None:
+    received = berlin(2026, 12, 5, 23, 50)  # a Saturday night
+    wait = wait_of(
+        TriageLevel.EMERGENCY, received, received + timedelta(minutes=29), TARGETS, HOURS
+    )
+    assert wait is not None and wait.waited == timedelta(minutes=29) and not wait.overdue
+    wait = wait_of(
+        TriageLevel.EMERGENCY, received, received + timedelta(minutes=42), TARGETS, HOURS
+    )
+    assert wait is not None and wait.overdue and wait.due_at == received + timedelta(minutes=30)
+    assert wait_of(TriageLevel.ROUTINE, received, received, TARGETS, HOURS) is None
+
+
+# Fixtures -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def app_settings(app_settings: dict[str, Any]) -> dict[str, Any]:
+    app_settings["ON_CALL_EMAIL"] = ON_CALL
+    return app_settings
+
+
+def _emergency() -> ConsultationRequest:
+    return request_callback(
+        CallbackSubmission(
+            submission_token=secrets.token_urlsafe(32),
+            locale="es",
+            full_name="Juana Notinmail",
+            phone="+4930901821",
+            red_flags={"saddle_numbness"},
+        )
+    )
+
+
+@pytest.fixture
+def emergency(app: Flask, staff: Staff) -> dict[str, Any]:
+    """An emergency call-back request, just received."""
+    with app.app_context():
+        consultation = _emergency()
+        return {
+            "id": consultation.id,
+            "reference": consultation.reference,
+            "created_at": consultation.created_at,
+        }
+
+
+def _received(app: Flask, request_id: int, ago: timedelta) -> None:
+    """Move the request's arrival back (the clock moved forward since)."""
+    with app.app_context():
+        db.session.execute(
+            sa.update(ConsultationRequest)
+            .where(ConsultationRequest.id == request_id)
+            .values(created_at=datetime.now(UTC) - ago)
+        )
+        db.session.commit()
+
+
+def _escalations(app: Flask) -> list[OutboxEmail]:
+    with app.app_context():
+        rows = list(
+            db.session.scalars(
+                sa.select(OutboxEmail).where(OutboxEmail.template == "escalation_staff")
+            )
+        )
+        db.session.expunge_all()
+        return rows
+
+
+# Logging a call -----------------------------------------------------------------------------
+
+
+def test_logging_a_call_acknowledges_the_request(
+    app: Flask, client: FlaskClient, emergency: dict[str, Any]
+) -> None:
+    account = AuthActions(client).login("coordinator")
+    reference = emergency["reference"]
+    page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    # An emergency shows its call-backs first, with the wait against the target.
+    assert page.index("Call-backs") < page.index("Patient</h2>")
+    assert "waiting 0 min, target 30 min" in page and "No call logged yet." in page
+    token = csrf_token(client, f"/staff/requests/{reference}")
+    response = client.post(
+        f"/staff/requests/{reference}/calls",
+        data={
+            "call-csrf_token": token,
+            "call-outcome": "reached",
+            "call-note": "Advised A&E now; she is on her way.",
+        },
+    )
+    assert response.status_code == 302
+    page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert "Reached and advised" in page and "Advised A&amp;E now; she is on her way." in page
+    assert "Acknowledged" in page and f"by {account.full_name}" in page
+
+    with app.app_context():
+        consultation = db.session.get(ConsultationRequest, emergency["id"])
+        assert consultation.acknowledged_by_id == account.id
+        first_acknowledged = consultation.acknowledged_at
+        call = db.session.scalars(sa.select(CallbackAttempt)).one()
+        assert call.outcome == CallOutcome.REACHED and call.caller_id == account.id
+        event = db.session.get(RequestEvent, call.event_id)
+        assert event.kind == EventKind.CALL and event.body.startswith("Advised A&E")
+        audit = db.session.scalars(
+            sa.select(AuditEvent).where(AuditEvent.action == "callback_logged")
+        ).one()
+        assert audit.target_id == reference and audit.details["acknowledged"] is True
+        assert "A&E" not in str(audit.details)  # the note stays on the timeline
+
+    # A second call, entered as made an hour ago: logged; the acknowledgement stays the first.
+    _received(app, emergency["id"], timedelta(hours=2))
+    called = datetime.now(UTC).astimezone(BERLIN) - timedelta(hours=1)
+    response = client.post(
+        f"/staff/requests/{reference}/calls",
+        data={
+            "call-csrf_token": token,
+            "call-outcome": "no_answer",
+            "call-day": called.date().isoformat(),
+            "call-at": called.strftime("%H:%M"),
+        },
+    )
+    assert response.status_code == 302
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(CallbackAttempt)) == 2
+        consultation = db.session.get(ConsultationRequest, emergency["id"])
+        assert consultation.acknowledged_at == first_acknowledged
+
+
+def test_a_call_needs_an_outcome_and_a_time_that_has_been(
+    app: Flask, client: FlaskClient, emergency: dict[str, Any]
+) -> None:
+    AuthActions(client).login("coordinator")
+    reference = emergency["reference"]
+    token = csrf_token(client, f"/staff/requests/{reference}")
+    response = client.post(f"/staff/requests/{reference}/calls", data={"call-csrf_token": token})
+    assert response.status_code == 422
+    assert "Please choose what came of the call." in response.get_data(as_text=True)
+    tomorrow = datetime.now(UTC).astimezone(BERLIN) + timedelta(days=1)
+    response = client.post(
+        f"/staff/requests/{reference}/calls",
+        data={
+            "call-csrf_token": token,
+            "call-outcome": "reached",
+            "call-day": tomorrow.date().isoformat(),
+            "call-at": "10:00",
+        },
+    )
+    assert response.status_code == 422
+    assert "The time of the call is in the future." in response.get_data(as_text=True)
+    # Without the CSRF token nothing is logged.
+    response = client.post(f"/staff/requests/{reference}/calls", data={"call-outcome": "reached"})
+    assert response.status_code in (400, 422)
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(CallbackAttempt)) == 0
+
+
+# The queue ----------------------------------------------------------------------------------
+
+
+def test_the_queue_shows_the_wait_against_the_target(
+    app: Flask, client: FlaskClient, emergency: dict[str, Any]
+) -> None:
+    AuthActions(client).login("coordinator")
+    _received(app, emergency["id"], timedelta(minutes=42, seconds=10))
+    with app.app_context():
+        routine = make_request().reference
+    page = client.get("/staff/").get_data(as_text=True)
+    row = page[page.index(emergency["reference"]) :]
+    row = row[: row.index("</tr>")]
+    assert "Overdue" in row and "waiting 42 min, target 30 min" in row
+    routine_row = page[page.index(routine) :]
+    assert "waiting" not in routine_row[: routine_row.index("</tr>")]
+
+    with app.app_context():
+        coordinator = db.session.scalars(
+            sa.select(StaffUser).where(StaffUser.email == "coord@example.com")
+        ).one()
+        log_callback(
+            db.session.get(ConsultationRequest, emergency["id"]),
+            coordinator,
+            CallOutcome.NO_ANSWER,
+        )
+    page = client.get("/staff/").get_data(as_text=True)
+    row = page[page.index(emergency["reference"]) :]
+    row = row[: row.index("</tr>")]
+    assert "Acknowledged" in row and "by Cora Coord" in row and "Overdue" not in row
+
+
+# Escalation ---------------------------------------------------------------------------------
+
+
+def test_an_unacknowledged_emergency_escalates_once(app: Flask, emergency: dict[str, Any]) -> None:
+    received = emergency["created_at"]
+    with app.app_context():
+        assert escalate_overdue(now=received + timedelta(minutes=29)) == []
+        assert len(escalate_overdue(now=received + timedelta(minutes=31))) == 1
+        assert escalate_overdue(now=received + timedelta(minutes=45)) == []
+        # The worker was down for a day: still nothing more.
+        assert escalate_overdue(now=received + timedelta(days=1)) == []
+    emails = _escalations(app)
+    assert len(emails) == 1
+    email = emails[0]
+    assert email.recipient == ON_CALL
+    assert emergency["reference"] in email.subject and emergency["reference"] in email.body_text
+    assert f"/staff/requests/{emergency['reference']}" in email.body_text
+    for detail in ("Juana", "Notinmail", "901821", "saddle", "Saddle"):
+        assert detail not in email.body_text and detail not in email.body_html
+        assert detail not in email.subject
+    with app.app_context():
+        consultation = db.session.get(ConsultationRequest, emergency["id"])
+        assert consultation.escalated_at == received + timedelta(minutes=31)
+        kinds = [e.kind for e in consultation.events]
+        assert kinds == [EventKind.ESCALATION]
+        audit = db.session.scalars(
+            sa.select(AuditEvent).where(AuditEvent.action == "request_escalated")
+        ).one()
+        assert audit.target_id == emergency["reference"]
+        assert audit.details["target_minutes"] == 30
+
+
+def test_an_emergency_found_late_by_a_worker_that_was_down_escalates(
+    app: Flask, emergency: dict[str, Any]
+) -> None:
+    with app.app_context():
+        assert len(escalate_overdue(now=emergency["created_at"] + timedelta(hours=6))) == 1
+    assert len(_escalations(app)) == 1
+
+
+def test_no_escalation_once_acknowledged(app: Flask, emergency: dict[str, Any]) -> None:
+    with app.app_context():
+        coordinator = db.session.scalars(
+            sa.select(StaffUser).where(StaffUser.email == "coord@example.com")
+        ).one()
+        log_callback(
+            db.session.get(ConsultationRequest, emergency["id"]),
+            coordinator,
+            CallOutcome.WRONG_NUMBER,
+        )
+        assert escalate_overdue(now=emergency["created_at"] + timedelta(hours=1)) == []
+    assert _escalations(app) == []
+
+
+def test_urgent_and_routine_requests_do_not_escalate(app: Flask, staff: Staff) -> None:
+    with app.app_context():
+        make_request(red_flags={"fever"})
+        make_request()
+        assert escalate_overdue(now=datetime.now(UTC) + timedelta(days=7)) == []
+    assert _escalations(app) == []
+
+
+def test_two_workers_at_once_send_one_escalation(app: Flask, emergency: dict[str, Any]) -> None:
+    at = emergency["created_at"] + timedelta(minutes=40)
+    barrier = threading.Barrier(2)
+    results: list[list[int]] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            with app.app_context():
+                barrier.wait()
+                results.append(escalate_overdue(now=at))
+                db.session.remove()
+        except BaseException as exc:  # collected and re-raised below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors, errors
+    assert sorted(len(r) for r in results) == [0, 1]
+    assert len(_escalations(app)) == 1
+    with app.app_context():
+        escalations = db.session.scalars(
+            sa.select(RequestEvent).where(RequestEvent.kind == EventKind.ESCALATION)
+        ).all()
+        assert len(escalations) == 1

@@ -1,0 +1,247 @@
+"""The first step of a request: the red-flag questions, asked before any other (issue #15).
+
+An emergency answer stops the flow with the instruction to seek emergency care now and offers
+a call-back, which creates an EMERGENCY request and alerts staff; an urgent answer goes on
+with the advice on top; a risk factor alone goes on with none. Without JavaScript, all of it
+is server-rendered (the browser tests cover the script)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from booking.extensions import db
+from booking.notifications.models import OutboxEmail
+from booking.requests import triage
+from booking.requests.models import ConsultationRequest, Patient, TriageLevel
+from tests.support import (
+    AuthActions,
+    Clinic,
+    Staff,
+    answer_red_flags,
+    csrf_token,
+    post_request,
+    red_flag_answers,
+    valid_answers,
+)
+
+EMERGENCY_TITLE = "Please get emergency care now"
+URGENT_TITLE = "Please contact your doctor today"
+
+
+def _count(model: type) -> int:
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+def test_the_form_starts_with_the_red_flag_questions(client: FlaskClient) -> None:
+    response = client.get("/request?type=3&slot=abc")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/request/start?type=3&slot=abc"
+
+    page = client.get("/request/start").get_data(as_text=True)
+    assert "Step 1 of 3: questions about urgent symptoms" in page
+    for group, flags in triage.groups():
+        assert str(group.heading) in page
+        for flag in flags:
+            assert f'name="red_{flag.code}"' in page
+    # Nothing of the long form is asked before these.
+    assert "About you" not in page and "Oswestry" not in page
+
+
+def test_the_questions_are_asked_in_spanish(client: FlaskClient) -> None:
+    page = client.get("/request/start?lang=es").get_data(as_text=True)
+    assert "¿Ha tenido alguna vez cáncer?" in page
+    assert "Have you ever had cancer?" not in page
+
+
+def test_an_unanswered_question_is_asked_again_never_read_as_no(client: FlaskClient) -> None:
+    answers = red_flag_answers()
+    del answers["red_saddle_numbness"]
+    token = csrf_token(client, "/request/start")
+    response = client.post("/request/start", data={**answers, "csrf_token": token})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "Please correct the following" in page and "Please answer yes or no." in page
+    assert client.get("/request").status_code == 302  # still not answered
+
+
+def test_no_flag_goes_on_to_the_time_and_the_form_carries_the_answers(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    response = answer_red_flags(client)
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/request/time"
+    page = client.get("/request").get_data(as_text=True)
+    assert "About you" in page
+    assert URGENT_TITLE not in page
+    assert page.count('type="hidden" name="red_') == len(triage.ASKED)
+
+    answers = valid_answers()
+    for key in red_flag_answers():
+        del answers[key]  # the page carries them
+    response = post_request(client, {**answers, **_hidden_flags(page)})
+    assert response.status_code == 303
+    with app.app_context():
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        assert consultation.triage_level == TriageLevel.ROUTINE
+        assert consultation.red_flags == []
+    # A next request asks the questions again.
+    assert client.get("/request").status_code == 302
+
+
+def _hidden_flags(page: str) -> dict[str, str]:
+    return dict(re.findall(r'<input type="hidden" name="(red_\w+)" value="(yes|no)">', page))
+
+
+def test_a_picked_time_is_carried_through_the_first_step(client: FlaskClient) -> None:
+    response = answer_red_flags(client, query="?type=7&slot=abc")
+    assert response.headers["Location"] == "/request?type=7&slot=abc"
+
+
+@pytest.mark.parametrize(
+    ("yes", "urgent"),
+    [
+        ({"fever"}, True),
+        ({"cancer_history", "night_pain"}, True),
+        ({"cancer_history"}, False),
+    ],
+)
+def test_an_urgent_answer_goes_on_with_the_advice_on_top(
+    app: Flask, client: FlaskClient, yes: set[str], urgent: bool
+) -> None:
+    response = answer_red_flags(client, yes=yes)
+    assert response.status_code == 303 and response.headers["Location"] == "/request"
+    page = client.get("/request").get_data(as_text=True)
+    assert (URGENT_TITLE in page) == urgent
+    assert EMERGENCY_TITLE not in page
+    assert _hidden_flags(page) == red_flag_answers(yes)
+    response = post_request(client, {**valid_answers(), **red_flag_answers(yes)})
+    assert response.status_code == 303
+    with app.app_context():
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        expected = TriageLevel.URGENT if urgent else TriageLevel.ROUTINE
+        assert consultation.triage_level == expected
+        assert consultation.red_flags == sorted(yes)
+
+
+@pytest.mark.parametrize(
+    "code", [flag.code for flag in triage.ASKED if flag.pathway == triage.EMERGENCY]
+)
+def test_an_emergency_answer_stops_the_flow(client: FlaskClient, code: str) -> None:
+    response = answer_red_flags(client, yes={code})
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/request/emergency"
+    # The form is not offered, even by its address.
+    assert client.get("/request").headers["Location"] == "/request/emergency"
+
+    page = client.get("/request/emergency").get_data(as_text=True)
+    main = page[page.index('<main id="main"') :]
+    # The instruction comes first, before anything else on the page.
+    assert main.index(EMERGENCY_TITLE) < main.index("<form")
+    assert "Call 112 or go to the nearest emergency department now." in page
+    assert 'href="tel:112"' in page
+    assert "About you" not in page and "Choose a time" not in page
+    assert 'name="phone"' in page  # the call-back
+
+
+def test_the_emergency_page_needs_an_emergency_answer(client: FlaskClient) -> None:
+    assert client.get("/request/emergency").headers["Location"] == "/request/start"
+    answer_red_flags(client, yes={"fever"})
+    assert client.get("/request/emergency").headers["Location"] == "/request/start"
+
+
+def test_a_call_back_creates_an_emergency_request_and_alerts_staff_at_once(
+    app: Flask, client: FlaskClient, auth: AuthActions, staff: Staff
+) -> None:
+    answer_red_flags(client, yes={"saddle_numbness", "cancer_history"})
+    token = csrf_token(client, "/request/emergency")
+    page = client.get("/request/emergency").get_data(as_text=True)
+    submission = _field(page, "submission_token")
+    data = {
+        "csrf_token": token,
+        "submission_token": submission,
+        "full_name": "Jonas Weber",
+        "phone": "030 901820",
+    }
+    response = client.post("/request/emergency", data=data)
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/request/emergency/call-back"
+    again = client.post("/request/emergency", data=data)  # a double click stores nothing twice
+    assert again.status_code == 303
+
+    page = client.get("/request/emergency/call-back").get_data(as_text=True)
+    assert EMERGENCY_TITLE in page and "+4930901820" in page
+    with app.app_context():
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        reference = consultation.reference
+        assert reference in page
+        assert consultation.triage_level == TriageLevel.EMERGENCY
+        assert consultation.red_flags == ["cancer_history", "saddle_numbness"]
+        assert consultation.history is None
+        patient = db.session.get(Patient, consultation.patient_id)
+        assert (patient.full_name, patient.phone, patient.email) == (
+            "Jonas Weber",
+            "+4930901820",
+            None,
+        )
+        emails = db.session.scalars(select(OutboxEmail)).all()
+        assert [e.recipient for e in emails] == ["coordinators@example.com"]
+        assert emails[0].subject.startswith("EMERGENCY: call back now")
+        assert "Jonas" not in emails[0].body_text and "+49" not in emails[0].body_text
+
+    # First in the queue, and its record opens without a history.
+    auth.login("coordinator")
+    queue = client.get("/staff/?status=all").get_data(as_text=True)
+    assert "EMERGENCY" in queue and reference in queue
+    record = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert "Emergency call-back" in record and "+4930901820" in record
+
+
+def _field(page: str, name: str) -> str:
+    match = re.search(rf'name="{name}"[^>]*value="([^"]+)"', page) or re.search(
+        rf'value="([^"]+)"[^>]*name="{name}"', page
+    )
+    assert match, name
+    return match.group(1)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"phone": "12"}, "Please enter a valid phone number"),
+        ({"full_name": "  "}, "Please enter your name."),
+    ],
+)
+def test_a_bad_call_back_is_refused_with_a_message_and_nothing_stored(
+    app: Flask, client: FlaskClient, changes: dict[str, str], message: str
+) -> None:
+    answer_red_flags(client, yes={"bladder_bowel"})
+    token = csrf_token(client, "/request/emergency")
+    data = {"csrf_token": token, "full_name": "Jonas Weber", "phone": "030 901820", **changes}
+    response = client.post("/request/emergency", data=data)
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert message in page and EMERGENCY_TITLE in page
+    with app.app_context():
+        assert _count(ConsultationRequest) == 0 and _count(Patient) == 0
+
+
+def test_answers_can_be_changed_from_the_emergency_page(client: FlaskClient) -> None:
+    answer_red_flags(client, yes={"both_legs"})
+    page = client.get("/request/start").get_data(as_text=True)
+    # The earlier answers are ticked again.
+    assert _checked(page, "red_both_legs") == "yes"
+    assert _checked(page, "red_fever") == "no"
+    response = answer_red_flags(client)
+    assert response.headers["Location"] == "/request"
+
+
+def _checked(page: str, name: str) -> str | None:
+    for tag in re.findall(rf'<input[^>]*name="{name}"[^>]*>', page):
+        if "checked" in tag:
+            return re.search(r'value="(\w+)"', tag).group(1)
+    return None
