@@ -29,6 +29,7 @@ from tests.e2e.conftest import (
 )
 from tests.e2e.pages import (
     PATIENT_EMAIL,
+    answer_red_flags,
     choose,
     clinic_day,
     day_legend,
@@ -58,9 +59,11 @@ def test_patient_picks_a_time_then_moves_it_adds_a_document_and_cancels_by_the_e
     held_day, new_day = clinic_day(clinic, 3), clinic_day(clinic, 4)
     held_time, new_time = full_time(clinic, held_day, "10:00"), full_time(clinic, new_day, "11:30")
 
-    # The home page leads to step 1, the time picker.
+    # The home page leads to step 1, the questions about urgent symptoms, then the picker.
     page.goto(clinic("/"))
     page.get_by_role("link", name="Request an evaluation").first.click()
+    expect(page).to_have_url(clinic("/request/start"))
+    answer_red_flags(page)
     expect(page).to_have_url(clinic("/request/time"))
     expect(page).to_have_title(re.compile(r"^Choose a time"))
     choose(page, "Type of appointment", IMAGING_REVIEW)
@@ -73,7 +76,7 @@ def test_patient_picks_a_time_then_moves_it_adds_a_document_and_cancels_by_the_e
     ).check()
     times.get_by_role("button", name="Continue with this time").click()
 
-    # Step 2: the form, showing the chosen time.
+    # Step 3: the form, showing the chosen time.
     expect(page.get_by_role("heading", level=1)).to_have_text("Request a spine evaluation")
     expect(page.get_by_text("Your chosen time", exact=True)).to_be_visible()
     expect(page.get_by_text(held_time, exact=True)).to_be_visible()

@@ -68,7 +68,7 @@ class Clinic:
 def _seed(hours_ago: float, name: str, *, urgent: bool) -> Seeded:
     email = f"{name.split()[0].lower()}@example.com"
     consultation = make_request(
-        full_name=name, email=email, red_flags={"bladder_bowel"} if urgent else None
+        full_name=name, email=email, red_flags={"fever"} if urgent else None
     )
     # Routine requests waited longest: only triage can put the urgent ones first.
     consultation.created_at = datetime.now(UTC) - timedelta(hours=hours_ago)
@@ -132,7 +132,7 @@ def test_coordinator_with_two_factor_confirms_the_newest_urgent_request_and_the_
     red_flags = page.get_by_role("region", name="Red flags reported")
     expect(red_flags).to_be_visible()
     expect(red_flags.get_by_role("listitem")).to_have_text(
-        ["New loss of bladder or bowel control emergency"]
+        ["Do you have a fever, or feel generally unwell, along with the pain? urgent"]
     )
 
     clinic_tz = ZoneInfo(clinic.server.app.config["CLINIC_TIMEZONE"])
