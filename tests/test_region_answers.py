@@ -14,7 +14,7 @@ from booking.extensions import db
 from booking.requests.instruments import NDI, ODI
 from booking.requests.models import ConsultationRequest, MedicalHistory
 from tests.factories import make_request
-from tests.support import AuthActions, Staff, post_request, valid_answers
+from tests.support import AuthActions, Staff, answer_red_flags, post_request, valid_answers
 
 NECK_PAIN = {
     "neck_pain_now": "4",
@@ -41,6 +41,7 @@ def post(client: FlaskClient, **overrides: Any) -> None:
 
 
 def test_the_form_shows_both_parts_under_their_headings(client: FlaskClient) -> None:
+    answer_red_flags(client)  # asked first
     page = client.get("/request").get_data(as_text=True)
     assert "Where is your main problem?" in page
     lower_back = page.index("Answer this part if your main problem is your lower back")
