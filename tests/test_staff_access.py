@@ -76,6 +76,7 @@ ACCESS: dict[str, Access] = {
     "dashboard.record": EVERY_ROLE_ASSIGNED,
     "dashboard.document": EVERY_ROLE_ASSIGNED,
     "dashboard.add_note": EVERY_ROLE_ASSIGNED,
+    "dashboard.log_call": EVERY_ROLE_ASSIGNED,
     "dashboard.change_status": EVERY_ROLE_ASSIGNED,
 }
 
@@ -303,6 +304,7 @@ def test_the_url_list_covers_the_known_staff_pages(app: Flask, clinic: Targets) 
         ("dashboard.record", "GET"),
         ("dashboard.document", "GET"),
         ("dashboard.add_note", "POST"),
+        ("dashboard.log_call", "POST"),
         ("dashboard.change_status", "POST"),
         ("dashboard.export_csv", "GET"),
         ("staff.accounts", "GET"),

@@ -300,7 +300,6 @@ def test_a_neck_patient_answers_the_ndi(page: Page, clinic: LiveServer) -> None:
     fill_about_you(page)
     fill_symptoms(page)
     choose(page, "Where is your main problem?", NECK)
-    answer_red_flags(page)
     neck_part = group(page, "Answer this part if your main problem is your neck")
     expect(
         neck_part.get_by_role("heading", name="How your neck pain affects daily life")
