@@ -71,6 +71,9 @@ class Config:
     UPLOAD_DIR = _env("UPLOAD_DIR", str(INSTANCE_DIR / "uploads"))
     MAX_DOCUMENTS = _env_int("MAX_DOCUMENTS", 10)
     MAX_DOCUMENT_MB = _env_int("MAX_DOCUMENT_MB", 20)
+    # A request being filled in is kept this many days after its last change (then purged
+    # with its files by the worker's daily job).
+    DRAFT_DAYS = _env_int("DRAFT_DAYS", 7)
 
     CLINIC_NAME = _env("CLINIC_NAME", "SpineConsult Clinic")
     CLINIC_TIMEZONE = _env("CLINIC_TIMEZONE", "Europe/Berlin")

@@ -14,8 +14,8 @@ from gunicorn.glogging import Logger
 
 REDACTED = "[redacted]"
 # /manage/open/<token>[/offers/<offer token>], the older /manage/<reference>/<token>[/...],
-# and /staff/password/reset/<token>; a request's own pages (/manage/<reference>/cancel) keep
-# their names.
+# /staff/password/reset/<token> and /request/resume/<token> (an unfinished request's link);
+# a request's own pages (/manage/<reference>/cancel) keep their names.
 _SECRET_PATHS = [
     (re.compile(r"^(/manage/open/)[^/]+"), r"\1" + REDACTED),
     (
@@ -26,6 +26,7 @@ _SECRET_PATHS = [
     ),
     (re.compile(r"(/offers/)[^/]+"), r"\1" + REDACTED),
     (re.compile(r"^(/staff/password/reset/)[^/]+"), r"\1" + REDACTED),
+    (re.compile(r"^(/request/resume/)[^/]+"), r"\1" + REDACTED),
 ]
 
 

@@ -5,6 +5,7 @@ from booking.documents.models import Document
 from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.privacy.models import FilePurge
 from booking.requests.calls import CallbackAttempt, CallOutcome
+from booking.requests.drafts import DraftDocument, RequestDraft
 from booking.requests.events import EventKind, RequestEvent
 from booking.requests.models import (
     ConsultationRequest,
@@ -27,6 +28,7 @@ __all__ = [
     "CallbackAttempt",
     "ConsultationRequest",
     "Document",
+    "DraftDocument",
     "EventKind",
     "FilePurge",
     "Location",
@@ -37,6 +39,7 @@ __all__ = [
     "Patient",
     "RecoveryCode",
     "RequestDiagnosis",
+    "RequestDraft",
     "RequestEvent",
     "RequestStatus",
     "StaffRole",

@@ -73,9 +73,9 @@ def test_the_home_page_shows_the_clinic_and_leads_to_the_form(client: FlaskClien
     page = client.get("/").get_data(as_text=True)
     for text in ("Friedrichstraße 100", "+49 30 1234567", "Mon-Fri 8:00-17:00", "Sat closed"):
         assert text in page
-    # The questions about urgent symptoms first; with no times offered, then the form.
+    # The questions about urgent symptoms first; with no times offered, then the steps.
     assert 'href="/request/start"' in page
-    assert answer_red_flags(client).headers["Location"] == "/request"
+    assert answer_red_flags(client).headers["Location"] == "/request/steps/time"
 
 
 def test_the_home_page_leads_to_the_time_picker_when_times_are_offered(

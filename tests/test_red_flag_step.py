@@ -43,7 +43,7 @@ def test_the_form_starts_with_the_red_flag_questions(client: FlaskClient) -> Non
     assert response.headers["Location"] == "/request/start?type=3&slot=abc"
 
     page = client.get("/request/start").get_data(as_text=True)
-    assert "Step 1 of 3: questions about urgent symptoms" in page
+    assert "Before you start: questions about urgent symptoms" in page
     for group, flags in triage.groups():
         assert str(group.heading) in page
         for flag in flags:
@@ -99,7 +99,7 @@ def _hidden_flags(page: str) -> dict[str, str]:
 
 def test_a_picked_time_is_carried_through_the_first_step(client: FlaskClient) -> None:
     response = answer_red_flags(client, query="?type=7&slot=abc")
-    assert response.headers["Location"] == "/request?type=7&slot=abc"
+    assert response.headers["Location"] == "/request/steps/time?type=7&slot=abc"
 
 
 @pytest.mark.parametrize(
@@ -114,7 +114,7 @@ def test_an_urgent_answer_goes_on_with_the_advice_on_top(
     app: Flask, client: FlaskClient, yes: set[str], urgent: bool
 ) -> None:
     response = answer_red_flags(client, yes=yes)
-    assert response.status_code == 303 and response.headers["Location"] == "/request"
+    assert response.status_code == 303 and response.headers["Location"] == "/request/steps/time"
     page = client.get("/request").get_data(as_text=True)
     assert (URGENT_TITLE in page) == urgent
     assert EMERGENCY_TITLE not in page
@@ -237,7 +237,7 @@ def test_answers_can_be_changed_from_the_emergency_page(client: FlaskClient) -> 
     assert _checked(page, "red_both_legs") == "yes"
     assert _checked(page, "red_fever") == "no"
     response = answer_red_flags(client)
-    assert response.headers["Location"] == "/request"
+    assert response.headers["Location"] == "/request/steps/time"
 
 
 def _checked(page: str, name: str) -> str | None:

@@ -12,6 +12,7 @@ import phonenumbers
 from flask import current_app, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_wtf.file import MultipleFileField
 from wtforms import (
     BooleanField,
     DateField,
@@ -97,6 +98,7 @@ def _ndi_section(index: int) -> ChoiceField:
 class RegionPart:
     """The page's part for one main problem: its pain scores and its instrument."""
 
+    region: str
     id: str
     legend: Any
     note: Any
@@ -194,6 +196,35 @@ def carried_red_flags(answers: object) -> dict[str, str] | None:
     if set(answers) != set(codes) or not all(answers[c] in ("yes", "no") for c in codes):
         return None
     return {code: answers[code] for code in codes}
+
+
+class DraftDocumentsForm(BaseForm):
+    """The documents step: files go into the draft as soon as they are sent (each checked by
+    content when it is stored, ``booking.requests.drafts.add_document``)."""
+
+    files = MultipleFileField(_l("Choose one or more files"), validators=[Optional()])
+    description = StringField(
+        _l("What is it?"),
+        validators=[Optional(), Length(max=200)],
+        description=_l("For example: MRI report, lumbar spine, March 2026"),
+    )
+
+
+class FinishLaterForm(BaseForm):
+    """Where to send the private link to an unfinished request."""
+
+    email = EmailField(
+        _l("Email address"),
+        validators=[
+            DataRequired(_l("Please enter your email address.")),
+            Email(
+                _l("Please enter a valid email address, like name@example.com."),
+                check_deliverability=False,
+            ),
+            Length(max=254),
+        ],
+        render_kw={"autocomplete": "email"},
+    )
 
 
 class CallbackForm(BaseForm):
@@ -478,6 +509,7 @@ class RequestForm(RequestStartForm):
             (instrument,) = instruments.REGION_INSTRUMENTS[region]
             parts.append(
                 RegionPart(
+                    region=region,
                     id=f"part-{region.replace('_', '-')}",
                     legend=legend,
                     note=note,

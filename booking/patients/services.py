@@ -22,6 +22,7 @@ from booking.documents.storage import DocumentUpload, StoredFile, get_storage, s
 from booking.extensions import db
 from booking.notifications.services import enqueue_delivery
 from booking.requests import emails, history, instruments
+from booking.requests.drafts import RequestDraft, mark_sent
 from booking.requests.lifecycle import unused_reference
 from booking.requests.models import (
     ConsultationRequest,
@@ -72,6 +73,9 @@ class RequestSubmission:
     earliest_date: date | None = None
     contact_consent: bool = True
     slot: SlotChoice | None = None  # the time the patient picked, if any
+    # The draft the answers come from (the stepped form): its documents are already stored,
+    # and it is marked as sent in the same transaction.
+    draft: RequestDraft | None = None
 
 
 def submit_request(sub: RequestSubmission) -> ConsultationRequest:
@@ -146,7 +150,20 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
                 uploaded_at=now,
             )
             for upload, file in zip(sub.documents, stored, strict=True)
+        ] + [
+            Document(
+                original_name=document.original_name,
+                stored_name=document.stored_name,
+                content_type=document.content_type,
+                size_bytes=document.size_bytes,
+                sha256=document.sha256,
+                description=document.description,
+                uploaded_at=document.uploaded_at,
+            )
+            for document in (sub.draft.documents if sub.draft is not None else [])
         ]
+        if sub.draft is not None:
+            mark_sent(sub.draft, consultation)
         db.session.add(consultation)
         # One flush stores the request with everything it holds (and the request's id, for the
         # outbox rows and the manage link); holding the time is part of it.

@@ -5,21 +5,34 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
 from werkzeug.wrappers import Response
 
-from booking.documents.storage import DocumentRejected
-from booking.extensions import limiter
+from booking.documents.storage import DocumentRejected, DocumentUpload
+from booking.extensions import csrf, limiter
 from booking.pagecache import cached_page, fill
+from booking.patients import steps
 from booking.patients.forms import (
     CallbackForm,
+    DraftDocumentsForm,
+    FinishLaterForm,
     RedFlagForm,
     RequestForm,
     RequestStartForm,
@@ -28,7 +41,7 @@ from booking.patients.forms import (
     red_flag_fields,
 )
 from booking.patients.services import CallbackSubmission, request_callback, submit_request
-from booking.requests import history, triage
+from booking.requests import drafts, history, triage
 from booking.requests.queries import find_by_reference
 from booking.scheduling.availability import open_slots
 from booking.scheduling.services import (
@@ -263,17 +276,22 @@ def red_flags() -> Response | tuple[str, int]:
     emergency answer stops the flow; any other goes on to the time and the form."""
     form = RedFlagForm()
     if request.method == "GET":
-        for code, answer in (carried_red_flags(session.get(RED_FLAGS_KEY)) or {}).items():
+        draft = _open_draft()
+        saved = draft.values() if draft is not None and draft.sent_at is None else {}
+        carried = {name[4:]: values[0] for name, values in saved.items() if name[:4] == "red_"}
+        found = carried_red_flags(carried) or carried_red_flags(session.get(RED_FLAGS_KEY))
+        for code, answer in (found or {}).items():
             form[f"red_{code}"].data = answer
     elif form.validate_on_submit():
         answers = form.answers()
         session[RED_FLAGS_KEY] = answers
+        _save_red_flags(answers)
         flags = [code for code, answer in answers.items() if answer == "yes"]
         if triage.pathway(flags) == triage.EMERGENCY:
             return redirect(url_for("patients.emergency"), code=303)
         args = _step_args()
         if args.get("slot") or not scheduling_enabled():
-            return redirect(url_for("patients.request_form", **args), code=303)
+            return redirect(url_for("patients.step", code=steps.FIRST, **args), code=303)
         return redirect(url_for("patients.pick_time", **args), code=303)
     status = 422 if form.errors else 200
     page = render_template(
@@ -416,6 +434,261 @@ def submitted() -> Response | str:
         consultation=consultation,
         advice=triage.advice(consultation.red_flags),
     )
+
+
+# The stepped request (``steps``), saved in a draft at every step (``booking.requests.drafts``).
+# The browser's token for its draft, in the session.
+DRAFT_KEY = "request_draft"
+
+
+def _open_draft() -> drafts.RequestDraft | None:
+    return drafts.find_draft(session.get(DRAFT_KEY))
+
+
+def _save_red_flags(answers: dict[str, str]) -> None:
+    """The first step starts the draft (or updates the unsent one), with the picked time."""
+    saved: drafts.Answers = {f"red_{code}": [answer] for code, answer in answers.items()}
+    args = _step_args()
+    if args.get("slot"):
+        saved |= {"appointment_type": [args.get("type", "")], "slot": [args["slot"]]}
+    draft = _open_draft()
+    if draft is None or draft.sent_at is not None:
+        draft, token = drafts.start_draft(str(get_locale() or "en"), saved, steps.FIRST)
+        session[DRAFT_KEY] = token
+    else:
+        drafts.save_answers(draft, saved)
+
+
+def _step_limit_exempt() -> bool:
+    """Only sending (the last step) is limited like the one-page form's send."""
+    return not (request.method == "POST" and request.view_args == {"code": "review"})
+
+
+@bp.route("/request/steps/<code>", methods=["GET", "POST"])
+@csrf.exempt  # each step's form checks its token, so an expired one keeps the posted answers
+@limiter.limit(_submit_limit, exempt_when=_step_limit_exempt)
+def step(code: str) -> Response | tuple[str, int]:
+    """One step of the request: show it with the draft's answers; on a post, save them, check
+    the step and go on (or back), and at the last step send the request."""
+    if code not in steps.BY_CODE:
+        abort(404)
+    draft = _open_draft()
+    if draft is None:  # no draft in this browser: the request starts with the first step
+        return redirect(url_for("patients.red_flags", **_step_args()))
+    if draft.sent_at is not None:  # Back after sending: the request, not a second one
+        return _show_sent(draft)
+    saved = draft.values()
+    red = [name[4:] for name, values in saved.items() if name[:4] == "red_" and values == ["yes"]]
+    if triage.pathway(red) == triage.EMERGENCY:
+        return redirect(url_for("patients.emergency"))
+    if code == "function" and steps.region_of(saved) is None:
+        return redirect(url_for("patients.step", code="symptoms"))
+    if code == "documents":
+        return _documents_step(draft, saved)
+    if request.method == "GET":
+        answers = dict(saved)
+        if code == "time" and request.args.get("slot") is not None:  # from the time picker
+            answers |= {
+                "appointment_type": [request.args.get("type", "")[:10]],
+                "slot": [request.args.get("slot", "")[:40]],
+            }
+        return _render_step(code, draft, steps.bind_form(draft, answers))
+
+    posted = steps.posted_answers(code, saved, request.form)
+    answers = saved | posted
+    form = steps.bind_form(draft, answers, csrf_token=request.form.get("csrf_token", ""))
+    valid = form.validate()
+    if form.csrf_token.errors:  # an expired or missing token: shown again, nothing saved
+        steps.clear_other_errors(form, code, answers)
+        return _render_step(code, draft, form, status=400, expired=True)
+    nav = request.form.get("nav", "next")
+    reached = code if steps.number(code) > steps.number(draft.step) else None
+    drafts.save_answers(draft, posted, reached)
+    if nav == "back" and steps.previous_code(code):
+        return redirect(url_for("patients.step", code=steps.previous_code(code)), code=303)
+    if code == "review":
+        return _send(draft, form, answers, valid)
+    if steps.step_errors(form, code, answers):
+        steps.clear_other_errors(form, code, answers)
+        return _render_step(code, draft, form, status=422)
+    following = "review" if request.form.get("then") == "review" else steps.next_code(code)
+    if following and steps.number(following) > steps.number(draft.step):
+        drafts.save_answers(draft, {}, following)
+    return redirect(url_for("patients.step", code=following), code=303)
+
+
+def _show_sent(draft: drafts.RequestDraft) -> Response:
+    if draft.request is not None:
+        session[SUBMITTED_KEY] = draft.request.reference
+    return redirect(url_for("patients.submitted"), code=303)
+
+
+def _send(
+    draft: drafts.RequestDraft, form: RequestForm, answers: drafts.Answers, valid: bool
+) -> Response | tuple[str, int]:
+    """The last step: the whole request is checked again and stored once."""
+    if any(field.errors for field in form.red_flag_fields()):
+        return redirect(url_for("patients.red_flags"), code=303)
+    if not valid:
+        wrong = steps.first_step_with_errors(form, answers) or "review"
+        steps.clear_other_errors(form, wrong, answers)
+        return _render_step(wrong, draft, form, status=422, before_sending=wrong != "review")
+    submission = replace(form.to_submission(draft.locale), draft=draft)
+    try:
+        consultation = submit_request(submission)
+    except (SlotTaken, SlotUnavailable) as exc:
+        form.slot.errors = [
+            _("Sorry, that time was just taken by someone else. Please choose another time.")
+            if isinstance(exc, SlotTaken)
+            else _("Sorry, that time is not available for booking. Please choose another time.")
+        ]
+        return _render_step("time", draft, form, status=409, before_sending=True)
+    except OSError:
+        log.exception("the request could not be stored; the draft is kept")
+        problem = _(
+            "We could not send your request just now. Your answers are saved: please try "
+            "again in a few minutes."
+        )
+        return _render_step("review", draft, form, status=503, problem=problem)
+    session[SUBMITTED_KEY] = consultation.reference
+    session.pop(RED_FLAGS_KEY, None)
+    return redirect(url_for("patients.submitted"), code=303)
+
+
+def _render_step(
+    code: str,
+    draft: drafts.RequestDraft,
+    form: RequestForm,
+    *,
+    status: int = 200,
+    expired: bool = False,
+    before_sending: bool = False,
+    problem: str | None = None,
+    upload_messages: list[tuple[str, str]] | None = None,
+) -> tuple[str, int]:
+    answers = draft.values()
+    region = steps.region_of(answers)
+    page = render_template(
+        "patients/step.html",
+        code=code,
+        number=steps.number(code),
+        steps=steps.STEPS,
+        reached=steps.number(draft.step),
+        previous=steps.previous_code(code),
+        form=form,
+        draft=draft,
+        expired=expired,
+        before_sending=before_sending,
+        problem=problem,
+        fields=[form[name] for name in steps.fields_of(code, answers)],
+        parts=[part for part in form.region_parts() if part.region in _regions_shown(region)],
+        chosen=_chosen_slot(form) if code in ("time", "review") else None,
+        scheduling=scheduling_enabled(),
+        summaries=(
+            [(each, steps.summary(form, each.code, answers)) for each in steps.STEPS[:-1]]
+            if code == "review"
+            else []
+        ),
+        advice=triage.advice(
+            name[4:] for name, values in answers.items() if name[:4] == "red_" and values == ["yes"]
+        ),
+        upload_form=DraftDocumentsForm(formdata=None) if code == "documents" else None,
+        upload_messages=upload_messages or [],
+    )
+    return page, status
+
+
+def _regions_shown(region: str | None) -> set[str]:
+    """The region parts a main problem asks (both, for both)."""
+    return {part for part in ("lower_back", "neck") if region in (part, "both")}
+
+
+def _wants_json() -> bool:
+    return request.accept_mimetypes.best == "application/json"
+
+
+def _documents_step(
+    draft: drafts.RequestDraft, saved: drafts.Answers
+) -> Response | tuple[str, int]:
+    """Upload files into the draft (each on its own with scripts, together without), remove
+    one, or move on. A refused file is named with the reason; the others are kept."""
+    form = steps.bind_form(draft, saved)
+    if request.method == "GET":
+        return _render_step("documents", draft, form)
+    upload_form = DraftDocumentsForm()
+    if not upload_form.validate():
+        if _wants_json():
+            return jsonify(ok=False, message=_("This page had expired. Please try again.")), 400
+        return _render_step("documents", draft, form, status=400, expired=True)
+    messages: list[tuple[str, str]] = []
+    remove = int_arg(request.form.get("remove", ""))
+    if remove is not None:
+        drafts.remove_document(draft, remove)
+        return redirect(url_for("patients.step", code="documents"), code=303)
+    for upload in upload_form.files.data or []:
+        if not upload or not upload.filename:
+            continue
+        name = upload.filename
+        try:
+            drafts.add_document(
+                draft,
+                DocumentUpload(upload.stream, name, upload_form.description.data or None),
+            )
+        except DocumentRejected as exc:
+            messages.append((name, str(exc)))
+        except drafts.DraftFull:
+            limit = current_app.config["MAX_DOCUMENTS"]
+            messages.append(
+                (name, _("You can send at most %(n)d documents with one request.", n=limit))
+            )
+        except OSError:
+            log.exception("a draft's document could not be stored")
+            messages.append((name, _("We could not store this file just now. Please try again.")))
+    if _wants_json():
+        if messages:
+            return jsonify(ok=False, message=messages[0][1]), 422
+        return jsonify(ok=True), 200
+    if messages:
+        return _render_step("documents", draft, form, status=422, upload_messages=messages)
+    nav = request.form.get("nav", "upload")
+    if nav == "next":
+        if steps.number(draft.step) < steps.number("review"):
+            drafts.save_answers(draft, {}, "review")
+        return redirect(url_for("patients.step", code="review"), code=303)
+    if nav == "back":
+        return redirect(url_for("patients.step", code="history"), code=303)
+    return redirect(url_for("patients.step", code="documents"), code=303)
+
+
+@bp.route("/request/later", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["SUBMIT_RATE_LIMIT"], methods=["POST"])
+def finish_later() -> Response | tuple[str, int]:
+    """Email a private link to carry on with the draft later (or on another device)."""
+    draft = _open_draft()
+    if draft is None or draft.sent_at is not None:
+        return redirect(url_for("patients.red_flags"))
+    form = FinishLaterForm()
+    if request.method == "GET":
+        form.email.data = (draft.values().get("email") or [""])[0]
+    elif form.validate_on_submit():
+        drafts.send_resume_link(draft, form.email.data.strip(), "/request/resume/{token}")
+        page = render_template("patients/finish_later_sent.html", draft=draft)
+        return page, 200
+    page = render_template("patients/finish_later.html", form=form, draft=draft)
+    return page, 422 if form.errors else 200
+
+
+@bp.get("/request/resume/<token>")
+def resume_draft(token: str) -> Response | tuple[str, int]:
+    """A "finish later" link: this browser takes over the draft, on the step it reached."""
+    opened = drafts.open_resume_link(token)
+    if opened is None:
+        return render_template("patients/resume_expired.html"), 404
+    draft, browser_token = opened
+    session[DRAFT_KEY] = browser_token
+    if draft.sent_at is not None:
+        return _show_sent(draft)
+    return redirect(url_for("patients.step", code=draft.step), code=303)
 
 
 @bp.get("/privacy")

@@ -152,7 +152,7 @@ def rate_pain(page: Page, region: str = LOWER_BACK) -> None:
 def answer_red_flags(page: Page, yes: str | None = None, *, send: bool = True) -> None:
     """The first step: every question "No" but ``yes``; then Continue (unless not ``send``)."""
     expect(page.get_by_role("heading", level=1)).to_have_text("Request a spine evaluation")
-    expect(page.get_by_text("Step 1 of 3: questions about urgent symptoms")).to_be_visible()
+    expect(page.get_by_text("Before you start: questions about urgent symptoms")).to_be_visible()
     for question in RED_FLAGS:
         choose(page, question, "Yes" if question == yes else "No")
     if send:

@@ -1,0 +1,177 @@
+"""The request form as steps: which questions each step asks, in which order.
+
+The steps share one form (``RequestForm``): each step posts its own fields, the draft
+(``booking.requests.drafts``) keeps every step's answers, and the form is bound to all of them
+to check a step (only that step's messages are shown) and, at the end, the whole request, by the
+same rules as the one-page form. So nothing here repeats a rule of the form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask_babel import lazy_gettext as _l
+from werkzeug.datastructures import MultiDict
+
+from booking.patients.forms import RequestForm
+from booking.requests import instruments, triage
+from booking.requests.drafts import Answers, RequestDraft
+
+
+@dataclass(frozen=True)
+class Step:
+    code: str
+    title: object  # a lazy string
+    # The form fields the step asks; the "function" step's depend on the main problem.
+    fields: tuple[str, ...] = ()
+
+
+TIME_FIELDS = ("appointment_type", "slot", "preferred_days", "preferred_time_of_day")
+STEPS: tuple[Step, ...] = (
+    Step("time", _l("Time"), (*TIME_FIELDS, "earliest_date")),
+    Step(
+        "about",
+        _l("About you"),
+        ("full_name", "date_of_birth", "guardian_name", "email", "phone", "preferred_contact"),
+    ),
+    Step(
+        "symptoms",
+        _l("Your symptoms"),
+        (
+            "pain_locations",
+            "spine_region",
+            "pain_side",
+            "pain_duration",
+            "radiating_pain",
+            "numbness",
+            "weakness",
+        ),
+    ),
+    Step("function", _l("Pain and daily life")),
+    Step(
+        "history",
+        _l("Health and treatment"),
+        (
+            "diagnoses",
+            "diagnosis_other",
+            "treatments",
+            "surgery_details",
+            "imaging",
+            "imaging_when",
+            "medications",
+            "allergies",
+            "blood_thinners",
+            "diabetes",
+            "smoking",
+            "other_history",
+        ),
+    ),
+    Step("documents", _l("Documents")),
+    Step("review", _l("Check and send"), ("privacy_consent", "contact_consent")),
+)
+BY_CODE = {step.code: step for step in STEPS}
+FIRST = STEPS[0].code
+RED_FLAG_FIELDS = tuple(f"red_{flag.code}" for flag in triage.ASKED)
+
+
+def number(code: str) -> int:
+    """The step's place, from 1."""
+    return [step.code for step in STEPS].index(code) + 1
+
+
+def next_code(code: str) -> str | None:
+    index = number(code)
+    return STEPS[index].code if index < len(STEPS) else None
+
+
+def previous_code(code: str) -> str | None:
+    index = number(code) - 2
+    return STEPS[index].code if index >= 0 else None
+
+
+def region_of(answers: Answers) -> str | None:
+    region = (answers.get("spine_region") or [None])[0]
+    return region if region in instruments.REGION_CODES else None
+
+
+def fields_of(code: str, answers: Answers) -> tuple[str, ...]:
+    """The fields step ``code`` asks, for these answers (the main problem decides the pain
+    scales and the instrument)."""
+    if code != "function":
+        return BY_CODE[code].fields
+    region = region_of(answers)
+    if region is None:
+        return ()
+    pain = [
+        name
+        for area in instruments.REGION_PAIN_AREAS[region]
+        for name in (area.now_name, area.worst_name)
+    ]
+    sections = [
+        f"{instrument.code}_{key}"
+        for instrument in instruments.instruments_for(region)
+        for key in instrument.section_keys
+    ]
+    return (*pain, *sections)
+
+
+def posted_answers(code: str, answers: Answers, posted: MultiDict[str, str]) -> Answers:
+    """The step's answers as posted (a box left unticked is posted as nothing: no answer)."""
+    return {name: posted.getlist(name) for name in fields_of(code, answers)}
+
+
+def bind_form(draft: RequestDraft, answers: Answers, csrf_token: str | None = None) -> RequestForm:
+    """The request form bound to ``answers`` (the draft's, with a step's posted ones over
+    them). With ``csrf_token`` it is a post to check (the token included); without, a page."""
+    data: MultiDict[str, str] = MultiDict()
+    for name, values in answers.items():
+        data.setlist(name, values)
+    data["submission_token"] = draft.submission_token
+    if csrf_token is not None:
+        data["csrf_token"] = csrf_token
+    return RequestForm(formdata=data)
+
+
+def step_errors(form: RequestForm, code: str, answers: Answers) -> dict[str, list[str]]:
+    """The messages of one step's fields (the form checked every field)."""
+    return {name: list(form[name].errors) for name in fields_of(code, answers) if form[name].errors}
+
+
+def first_step_with_errors(form: RequestForm, answers: Answers) -> str | None:
+    for step in STEPS:
+        if step_errors(form, step.code, answers):
+            return step.code
+    return None
+
+
+def clear_other_errors(form: RequestForm, code: str, answers: Answers) -> None:
+    """Keep only step ``code``'s messages, so a page shows what the patient can correct there."""
+    keep = set(fields_of(code, answers))
+    for name, field in form._fields.items():
+        if name not in keep and name != "csrf_token":
+            field.errors = []
+    form.form_errors = []
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer as the review page shows it."""
+
+    label: object
+    text: object  # str, a list of labels, or a date (formatted by the page)
+
+
+def summary(form: RequestForm, code: str, answers: Answers) -> list[Answer]:
+    """Step ``code``'s answers for the review page, with the labels the patient saw."""
+    shown = []
+    for name in fields_of(code, answers):
+        if name in ("appointment_type", "slot"):
+            continue  # the picked time is shown on its own
+        field = form[name]
+        if hasattr(field, "choices"):
+            picked = [str(option.label.text) for option in field if option.checked]
+            text: object = picked if field.type == "MultiCheckboxField" else "".join(picked)
+        else:
+            text = field.data
+        shown.append(Answer(field.label.text, text))
+    return shown

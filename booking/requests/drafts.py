@@ -1,0 +1,296 @@
+"""A patient's request while they fill it in, step by step: saved on the server at every step.
+
+A draft holds the answers given so far (the form's raw values by field name, as a browser
+posts them, encrypted at rest like the documents) and the documents uploaded so far (checked
+by content and stored encrypted as they are chosen). A reload, a lost connection, the browser's
+Back button or an expired form loses nothing: the next page is built from the draft.
+
+Who may open a draft: the browser that started it holds a random token in its session; the
+database keeps only the token's SHA-256 (as for the patients' private links). "Finish later"
+emails a private resume link whose token is kept the same way; opening it gives the browser a
+new token and ends the old one.
+
+A draft becomes a request exactly once: it carries the one-time submission token the request
+is stored with (``ConsultationRequest.submission_token`` is unique), and the transaction that
+stores the request also marks the draft as sent and hands its documents to the request. A
+second send (Back after sending, two clicks, two tabs) finds the request stored by the first.
+
+Drafts expire ``DRAFT_DAYS`` after their last change; ``purge_expired_drafts`` (the worker's
+daily job) deletes them with their files. A sent draft keeps no answers, only the link to its
+request, until it expires too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, delete, select
+from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
+
+from booking.crypto import EncryptedText, text_digest
+from booking.documents.storage import DocumentUpload, StoredFile, get_storage, safe_display_name
+from booking.extensions import db
+from booking.notifications.models import OutboxEmail
+from booking.notifications.services import enqueue_delivery, queue_email
+from booking.timeutil import UTCDateTime, now_utc
+from booking.urlargs import public_url
+
+if TYPE_CHECKING:
+    from booking.requests.models import ConsultationRequest
+
+log = logging.getLogger(__name__)
+
+TOKEN_BYTES = 32
+# Each answer is kept whole up to this many characters (the longest field takes 2,000): a
+# longer one is refused on its step with a message, and what is saved is cut here.
+MAX_ANSWER_CHARS = 5000
+
+Answers = dict[str, list[str]]
+
+
+class RequestDraft(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # SHA-256 of the browser's token, hex; a copy of the database opens no draft.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # SHA-256 of the "finish later" link's token, while one was sent.
+    resume_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The request is stored with this token: a draft is sent once (see the module's docstring).
+    submission_token: Mapped[str] = mapped_column(String(64), unique=True)
+    locale: Mapped[str] = mapped_column(String(10))
+    # JSON {field name: [values]}: what the patient's browser posted, step by step.
+    answers: Mapped[str] = mapped_column(EncryptedText)
+    # The furthest step reached (``booking.patients.steps``), where a resumed draft opens.
+    step: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    request_id: Mapped[int | None] = mapped_column(
+        ForeignKey("consultation_request.id", ondelete="SET NULL"), unique=True
+    )
+
+    documents: Mapped[list[DraftDocument]] = relationship(
+        back_populates="draft",
+        cascade="all, delete-orphan",
+        order_by="DraftDocument.id",
+        passive_deletes=True,
+    )
+    request: Mapped[ConsultationRequest | None] = relationship()
+
+    def values(self) -> Answers:
+        """The answers saved so far, by field name."""
+        loaded = json.loads(self.answers or "{}")
+        return loaded if isinstance(loaded, dict) else {}
+
+
+class DraftDocument(db.Model):
+    """A document uploaded into a draft: checked and stored, waiting for the request."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    draft_id: Mapped[int] = mapped_column(
+        ForeignKey("request_draft.id", ondelete="CASCADE"), index=True
+    )
+    original_name: Mapped[str] = mapped_column(String(255))
+    stored_name: Mapped[str] = mapped_column(String(64), unique=True)
+    content_type: Mapped[str] = mapped_column(String(50))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(String(200))
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+    draft: Mapped[RequestDraft] = relationship(back_populates="documents")
+
+    __table_args__ = (CheckConstraint("size_bytes > 0", name="size_positive"),)
+
+    def stored_file(self) -> StoredFile:
+        return StoredFile(self.stored_name, self.content_type, self.size_bytes, self.sha256)
+
+
+class DraftFull(ValueError):  # noqa: N818 - reads better at the call sites
+    """The draft already holds as many documents as one request may have."""
+
+
+def _expiry(now: datetime) -> datetime:
+    return now + timedelta(days=current_app.config["DRAFT_DAYS"])
+
+
+def _clean(answers: Answers) -> Answers:
+    return {
+        str(name)[:64]: [str(value)[:MAX_ANSWER_CHARS] for value in values][:20]
+        for name, values in answers.items()
+    }
+
+
+def start_draft(locale: str, answers: Answers, step: str) -> tuple[RequestDraft, str]:
+    """A new draft with its first answers; returns it and the token for the browser."""
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    now = now_utc()
+    draft = RequestDraft(
+        token_hash=text_digest(token),
+        submission_token=secrets.token_urlsafe(TOKEN_BYTES),
+        locale=locale[:10],
+        answers=json.dumps(_clean(answers)),
+        step=step,
+        created_at=now,
+        updated_at=now,
+        expires_at=_expiry(now),
+    )
+    db.session.add(draft)
+    db.session.commit()
+    return draft, token
+
+
+def find_draft(token: object) -> RequestDraft | None:
+    """The draft a browser's token opens, unless it expired (a sent one included)."""
+    if not isinstance(token, str) or not token or len(token) > 100:
+        return None
+    draft = db.session.scalar(
+        select(RequestDraft)
+        .where(RequestDraft.token_hash == text_digest(token))
+        .options(selectinload(RequestDraft.documents))
+    )
+    if draft is None or draft.expires_at <= now_utc():
+        return None
+    return draft
+
+
+def save_answers(draft: RequestDraft, answers: Answers, step: str | None = None) -> None:
+    """Replace the named answers (the fields of one step) and note the furthest step reached.
+    A sent draft is not changed."""
+    if draft.sent_at is not None:
+        return
+    merged = draft.values() | _clean(answers)
+    now = now_utc()
+    draft.answers = json.dumps(merged)
+    if step is not None:
+        draft.step = step
+    draft.updated_at = now
+    draft.expires_at = _expiry(now)
+    db.session.commit()
+
+
+def add_document(draft: RequestDraft, upload: DocumentUpload) -> DraftDocument:
+    """Check and store one upload in the draft. Raises ``DocumentRejected`` (a message for the
+    patient), ``DraftFull``, or ``OSError`` when storage fails; nothing is kept then."""
+    if len(draft.documents) >= current_app.config["MAX_DOCUMENTS"]:
+        raise DraftFull
+    storage = get_storage()
+    max_bytes = current_app.config["MAX_DOCUMENT_MB"] * 1024 * 1024
+    stored = storage.save(upload.stream, max_bytes)
+    now = now_utc()
+    try:
+        document = DraftDocument(
+            original_name=safe_display_name(upload.filename),
+            stored_name=stored.stored_name,
+            content_type=stored.content_type,
+            size_bytes=stored.size_bytes,
+            sha256=stored.sha256,
+            description=(upload.description or "").strip()[:200] or None,
+            uploaded_at=now,
+        )
+        draft.documents.append(document)
+        draft.updated_at = now
+        draft.expires_at = _expiry(now)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        _remove_files([stored.stored_name])
+        raise
+    return document
+
+
+def remove_document(draft: RequestDraft, document_id: int) -> bool:
+    """Take one document out of an unsent draft and delete its file; False if not there."""
+    document = next((d for d in draft.documents if d.id == document_id), None)
+    if document is None or draft.sent_at is not None:
+        return False
+    name = document.stored_name
+    draft.documents.remove(document)
+    draft.updated_at = now_utc()
+    db.session.commit()
+    _remove_files([name])
+    return True
+
+
+def mark_sent(draft: RequestDraft, consultation: ConsultationRequest) -> None:
+    """Inside the transaction that stores ``consultation``: the draft is sent, its documents
+    now belong to the request (their files stay), and its answers are no longer kept."""
+    draft.sent_at = now_utc()
+    draft.request = consultation
+    draft.answers = "{}"
+    draft.resume_token_hash = None
+    draft.documents.clear()
+
+
+def send_resume_link(draft: RequestDraft, email: str, resume_path: str) -> None:
+    """Email a private link to carry on with the draft later (``resume_path`` with a new
+    token's placeholder ``{token}``). A new link ends the previous one."""
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    draft.resume_token_hash = text_digest(token)
+    with force_locale(draft.locale):
+        subject = _("Your unfinished request: carry on where you left off")
+    queued: OutboxEmail = queue_email(
+        template="draft_resume",
+        recipient=email,
+        subject=subject,
+        locale=draft.locale,
+        resume_url=public_url(resume_path.format(token=token)),
+        expires_at=draft.expires_at,
+    )
+    db.session.flush()
+    email_id = queued.id
+    db.session.commit()
+    enqueue_delivery([email_id])
+
+
+def open_resume_link(token: object) -> tuple[RequestDraft, str] | None:
+    """The draft a "finish later" link opens, with a new browser token (the old one ends)."""
+    if not isinstance(token, str) or not token or len(token) > 100:
+        return None
+    draft = db.session.scalar(
+        select(RequestDraft).where(RequestDraft.resume_token_hash == text_digest(token))
+    )
+    if draft is None or draft.expires_at <= now_utc():
+        return None
+    browser_token = secrets.token_urlsafe(TOKEN_BYTES)
+    draft.token_hash = text_digest(browser_token)
+    db.session.commit()
+    return draft, browser_token
+
+
+def purge_expired_drafts(now: datetime | None = None) -> int:
+    """Delete drafts past their expiry with their documents' files; returns how many."""
+    cutoff = now or now_utc()
+    expired = list(
+        db.session.scalars(
+            select(RequestDraft)
+            .where(RequestDraft.expires_at <= cutoff)
+            .options(selectinload(RequestDraft.documents))
+        )
+    )
+    if not expired:
+        return 0
+    names = [document.stored_name for draft in expired for document in draft.documents]
+    ids = [draft.id for draft in expired]
+    db.session.execute(delete(DraftDocument).where(DraftDocument.draft_id.in_(ids)))
+    db.session.execute(delete(RequestDraft).where(RequestDraft.id.in_(ids)))
+    db.session.commit()
+    _remove_files(names)
+    log.info("purged %d expired request drafts (%d files)", len(ids), len(names))
+    return len(ids)
+
+
+def _remove_files(names: list[str]) -> None:
+    storage = get_storage()
+    for name in names:
+        try:
+            storage.delete(name)
+        except OSError:
+            log.exception("could not remove a draft's file %s", name)

@@ -1,0 +1,134 @@
+// The documents step: each chosen file goes up into the saved request at once, on its own,
+// with a progress bar, a cancel button while it goes and a retry button if it fails; the
+// server's content check says whether it was accepted. Progressive enhancement only: without
+// this script the files go up with the "Add these files" button and are kept the same way.
+(function () {
+  "use strict";
+  var form = document.getElementById("upload-form");
+  if (!form || !window.XMLHttpRequest || !window.FormData) {
+    return;
+  }
+  var input = form.querySelector('input[type="file"]');
+  var area = document.getElementById("upload-progress");
+  var token = form.querySelector('input[name="csrf_token"]');
+  var description = form.querySelector('input[name="description"]');
+  if (!input || !area || !token) {
+    return;
+  }
+  var text = form.dataset;
+  var pending = 0;
+  var added = 0;
+
+  form.querySelectorAll(".js-hide").forEach(function (element) {
+    element.hidden = true;
+  });
+
+  function button(label, css) {
+    var element = document.createElement("button");
+    element.type = "button";
+    element.className = "btn btn-sm ms-2 " + css;
+    element.textContent = label;
+    return element;
+  }
+
+  function send(file, row) {
+    row.textContent = "";
+    var name = document.createElement("strong");
+    name.textContent = file.name;
+    var bar = document.createElement("progress");
+    bar.max = 100;
+    bar.value = 0;
+    bar.className = "ms-2 align-middle";
+    bar.setAttribute("aria-label", text.uploading + " " + file.name);
+    var status = document.createElement("span");
+    status.className = "ms-2 upload-status";
+    status.textContent = text.uploading;
+    var cancel = button(text.cancel, "btn-outline-secondary");
+    row.append(name, bar, status, cancel);
+
+    var data = new FormData();
+    data.append("csrf_token", token.value);
+    data.append("files", file, file.name);
+    if (description && description.value) {
+      data.append("description", description.value);
+    }
+    var request = new XMLHttpRequest();
+    request.open("POST", form.action);
+    request.setRequestHeader("Accept", "application/json");
+    pending += 1;
+
+    function finish(ok, message) {
+      pending -= 1;
+      cancel.remove();
+      bar.remove();
+      status.textContent = message;
+      status.className = "ms-2 upload-status " + (ok ? "text-success" : "text-danger");
+      if (ok) {
+        added += 1;
+      } else {
+        var retry = button(text.retry, "btn-outline-primary");
+        retry.addEventListener("click", function () {
+          send(file, row);
+        });
+        row.append(retry);
+      }
+      if (pending === 0 && added > 0) {
+        // The list of added documents (with their remove buttons) is the server's page.
+        status.textContent = message + " " + text.refreshing;
+        window.location.assign(form.action + "#added-heading");
+      }
+    }
+
+    request.upload.addEventListener("progress", function (event) {
+      if (event.lengthComputable) {
+        var percent = Math.round((event.loaded / event.total) * 100);
+        bar.value = percent;
+        status.textContent = text.uploading + " " + percent + "%";
+      }
+    });
+    request.addEventListener("load", function () {
+      var answer = null;
+      try {
+        answer = JSON.parse(request.responseText);
+      } catch (error) {
+        answer = null;
+      }
+      if (request.status === 200 && answer && answer.ok) {
+        finish(true, text.accepted);
+      } else {
+        finish(false, (answer && answer.message) || text.failed);
+      }
+    });
+    request.addEventListener("error", function () {
+      finish(false, text.failed);
+    });
+    request.addEventListener("abort", function () {
+      finish(false, text.cancelled);
+    });
+    cancel.addEventListener("click", function () {
+      request.abort();
+    });
+    request.send(data);
+  }
+
+  input.addEventListener("change", function () {
+    Array.prototype.forEach.call(input.files, function (file) {
+      var row = document.createElement("div");
+      row.className = "mb-2 upload-row";
+      area.append(row);
+      send(file, row);
+    });
+    input.value = "";
+  });
+
+  form.addEventListener("submit", function (event) {
+    if (pending > 0) {
+      event.preventDefault();
+      area.setAttribute("role", "alert");
+      var wait = document.createElement("p");
+      wait.className = "text-danger";
+      wait.textContent = text.wait;
+      area.append(wait);
+    }
+  });
+})();

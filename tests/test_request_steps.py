@@ -1,0 +1,246 @@
+"""The request as steps, saved in a server-side draft at every step (issue #16).
+
+Driven through the real pages with the test client: CSRF on, answers posted as a browser posts
+them, documents uploaded into the draft; the stored request is read back from the database.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from booking.documents.models import Document
+from booking.extensions import db
+from booking.notifications.models import OutboxEmail
+from booking.patients import steps
+from booking.requests.drafts import DraftDocument, RequestDraft, purge_expired_drafts
+from booking.requests.models import ConsultationRequest
+from booking.timeutil import now_utc
+from tests.support import (
+    CSRF_RE,
+    answer_red_flags,
+    pdf_bytes,
+    stored_files,
+    valid_answers,
+)
+
+
+def step_answers(code: str, answers: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The fields step ``code`` posts, from ``answers`` (default: the valid answers)."""
+    every = valid_answers() if answers is None else answers
+    as_lists = {k: v if isinstance(v, list) else [v] for k, v in every.items()}
+    return {name: every[name] for name in steps.fields_of(code, as_lists) if name in every}
+
+
+def open_step(client: FlaskClient, code: str) -> str:
+    response = client.get(f"/request/steps/{code}")
+    assert response.status_code == 200, (code, response.status_code, response.location)
+    return response.get_data(as_text=True)
+
+
+def post_step(
+    client: FlaskClient, code: str, data: dict[str, Any] | None = None, nav: str = "next"
+) -> Any:
+    page = open_step(client, code)
+    token = CSRF_RE.search(page).group(1)
+    payload = {**(step_answers(code) if data is None else data), "csrf_token": token, "nav": nav}
+    return client.post(f"/request/steps/{code}", data=payload)
+
+
+def upload(client: FlaskClient, *files: tuple[bytes, str], nav: str = "upload") -> Any:
+    page = open_step(client, "documents")
+    token = CSRF_RE.search(page).group(1)
+    data: dict[str, Any] = {"csrf_token": token, "nav": nav}
+    data["files"] = [(io.BytesIO(content), name) for content, name in files]
+    return client.post("/request/steps/documents", data=data, content_type="multipart/form-data")
+
+
+def fill_every_step(client: FlaskClient, files: tuple[tuple[bytes, str], ...] = ()) -> None:
+    """Answer the first step and every step up to the review, as a patient does."""
+    assert answer_red_flags(client).status_code == 303
+    for code in ("time", "about", "symptoms", "function", "history"):
+        response = post_step(client, code)
+        assert response.status_code == 303, (code, response.get_data(as_text=True)[:3000])
+    if files:
+        assert upload(client, *files).status_code == 303
+    assert post_step(client, "documents", {}).status_code == 303
+
+
+def requests_stored(app: Flask) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(ConsultationRequest)) or 0
+
+
+def test_the_whole_request_in_steps_is_stored_once_with_its_documents(
+    app: Flask, client: FlaskClient
+) -> None:
+    fill_every_step(client, files=((pdf_bytes(), "mri.pdf"),))
+    review = open_step(client, "review")
+    assert "Step 7 of 7" in review
+    assert "Erika Mustermann" in review and "mri.pdf" in review
+    response = post_step(client, "review")
+    assert response.status_code == 303 and response.location.endswith("/request/submitted")
+    with app.app_context():
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        assert consultation.patient.full_name == "Erika Mustermann"
+        assert consultation.history.spine_region == "lower_back"
+        assert consultation.history.odi_sections_answered == 9
+        assert [d.original_name for d in consultation.documents] == ["mri.pdf"]
+        draft = db.session.scalars(select(RequestDraft)).one()
+        assert draft.request_id == consultation.id and draft.values() == {}
+        assert db.session.scalar(select(func.count()).select_from(DraftDocument)) == 0
+
+    # Back after sending, then Send again: the same request is shown, no second one stored.
+    back = client.get("/request/steps/review")
+    assert back.status_code == 303 and back.location.endswith("/request/submitted")
+    assert requests_stored(app) == 1
+
+
+def test_each_step_is_checked_when_the_patient_leaves_it(client: FlaskClient) -> None:
+    answer_red_flags(client)
+    post_step(client, "time")
+    response = post_step(client, "about", step_answers("about", valid_answers(full_name="")))
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "Please enter your full name." in page
+    assert "erika.mustermann@example.com" in page  # the other answers are kept on the page
+    # ... and saved: a reload shows them.
+    assert "erika.mustermann@example.com" in open_step(client, "about")
+    # Back keeps everything too, without checking.
+    back = post_step(client, "about", step_answers("about", valid_answers(full_name="")), "back")
+    assert back.status_code == 303 and back.location.endswith("/request/steps/time")
+
+
+def test_an_expired_form_keeps_the_posted_answers_and_saves_nothing(
+    client: FlaskClient,
+) -> None:
+    answer_red_flags(client)
+    post_step(client, "time")
+    open_step(client, "about")
+    data = {**step_answers("about"), "csrf_token": "expired", "nav": "next"}
+    response = client.post("/request/steps/about", data=data)
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "press the button again" in page and "Erika Mustermann" in page
+    assert "Erika Mustermann" not in open_step(client, "about")
+    token = CSRF_RE.search(page).group(1)  # the page carries a fresh token that works
+    again = client.post("/request/steps/about", data={**data, "csrf_token": token})
+    assert again.status_code == 303
+
+
+def test_a_correction_does_not_drop_the_documents(client: FlaskClient) -> None:
+    fill_every_step(client, files=((pdf_bytes(), "a.pdf"), (pdf_bytes("CT"), "b.pdf")))
+    # Send without consent: the review asks for it, and the documents are still there.
+    response = post_step(client, "review", {})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "Please confirm that you have read the privacy notice." in page
+    assert "a.pdf" in page and "b.pdf" in page
+
+
+def test_a_refused_file_is_named_and_the_others_are_kept(app: Flask, client: FlaskClient) -> None:
+    answer_red_flags(client)
+    response = upload(client, (pdf_bytes(), "good.pdf"), (b"MZ\x90\x00 not a pdf", "bad.pdf"))
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "bad.pdf" in page and "not a PDF, JPEG or PNG" in page
+    documents = open_step(client, "documents")
+    assert "good.pdf" in documents and "bad.pdf" not in documents
+    with app.app_context():
+        assert len(stored_files(__import__("pathlib").Path(app.config["UPLOAD_DIR"]))) == 1
+
+
+def test_a_file_can_be_removed(app: Flask, client: FlaskClient) -> None:
+    answer_red_flags(client)
+    upload(client, (pdf_bytes(), "wrong.pdf"))
+    page = open_step(client, "documents")
+    document_id = re.search(r'name="remove" value="(\d+)"', page).group(1)
+    token = CSRF_RE.search(page).group(1)
+    response = client.post(
+        "/request/steps/documents", data={"csrf_token": token, "remove": document_id}
+    )
+    assert response.status_code == 303
+    assert "wrong.pdf" not in open_step(client, "documents")
+    with app.app_context():
+        assert stored_files(__import__("pathlib").Path(app.config["UPLOAD_DIR"])) == []
+
+
+def test_finish_later_emails_a_link_that_opens_the_draft_elsewhere(
+    app: Flask, client: FlaskClient
+) -> None:
+    answer_red_flags(client)
+    post_step(client, "time")
+    post_step(client, "about")
+    page = client.get("/request/later").get_data(as_text=True)
+    assert "erika.mustermann@example.com" in page
+    token = CSRF_RE.search(page).group(1)
+    sent = client.post(
+        "/request/later", data={"csrf_token": token, "email": "erika.mustermann@example.com"}
+    )
+    assert sent.status_code == 200
+    with app.app_context():
+        email = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "draft_resume")
+        ).one()
+        link = re.search(r"https?://[^\s]+/request/resume/[A-Za-z0-9_-]+", email.body_text)
+        assert link and "Erika" not in email.body_text  # no answers in the email
+    other = app.test_client()  # another device
+    opened = other.get(link.group(0).split("://", 1)[1].split("/", 1)[1].join(["/", ""]))
+    assert opened.status_code == 303 and opened.location.endswith("/request/steps/symptoms")
+    assert "Erika Mustermann" in open_step(other, "about")
+    # The first browser's token ended; it starts again from the first step.
+    assert client.get("/request/steps/about").location.endswith("/request/start")
+
+
+def test_expired_drafts_are_purged_with_their_files(app: Flask, client: FlaskClient) -> None:
+    answer_red_flags(client)
+    upload(client, (pdf_bytes(), "mri.pdf"))
+    upload_dir = __import__("pathlib").Path(app.config["UPLOAD_DIR"])
+    assert len(stored_files(upload_dir)) == 1
+    with app.app_context():
+        assert purge_expired_drafts() == 0
+        assert purge_expired_drafts(now_utc() + timedelta(days=8)) == 1
+        assert db.session.scalar(select(func.count()).select_from(RequestDraft)) == 0
+    assert stored_files(upload_dir) == []
+    assert client.get("/request/steps/about").location.endswith("/request/start")
+
+
+def test_a_draft_sent_twice_at_once_becomes_one_request(app: Flask) -> None:
+    """Two sends racing (two tabs, a double click): one request, and both see it."""
+    client = app.test_client()
+    fill_every_step(client, files=((pdf_bytes(), "mri.pdf"),))
+    page = open_step(client, "review")
+    token = CSRF_RE.search(page).group(1)
+    data = {**step_answers("review"), "csrf_token": token, "nav": "send"}
+    cookie = client.get_cookie("session")
+    results: list[int] = []
+
+    def send() -> None:
+        other = app.test_client()
+        other.set_cookie(cookie.key, cookie.value)
+        results.append(other.post("/request/steps/review", data=data).status_code)
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [303, 303]
+    assert requests_stored(app) == 1
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Document)) == 1
+
+
+@pytest.mark.parametrize("code", [step.code for step in steps.STEPS])
+def test_every_step_opens_after_the_first(client: FlaskClient, code: str) -> None:
+    answer_red_flags(client)
+    post_step(client, "symptoms")  # the function step needs the main problem
+    assert "Step " in open_step(client, code)
