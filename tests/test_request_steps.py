@@ -10,6 +10,7 @@ import io
 import re
 import threading
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,9 +24,12 @@ from booking.notifications.models import OutboxEmail
 from booking.patients import steps
 from booking.requests.drafts import DraftDocument, RequestDraft, purge_expired_drafts
 from booking.requests.models import ConsultationRequest
+from booking.scheduling.availability import open_slots
+from booking.scheduling.models import AppointmentType
 from booking.timeutil import now_utc
 from tests.support import (
     CSRF_RE,
+    Clinic,
     answer_red_flags,
     pdf_bytes,
     stored_files,
@@ -155,7 +159,7 @@ def test_a_refused_file_is_named_and_the_others_are_kept(app: Flask, client: Fla
     documents = open_step(client, "documents")
     assert "good.pdf" in documents and "bad.pdf" not in documents
     with app.app_context():
-        assert len(stored_files(__import__("pathlib").Path(app.config["UPLOAD_DIR"]))) == 1
+        assert len(stored_files(Path(app.config["UPLOAD_DIR"]))) == 1
 
 
 def test_a_file_can_be_removed(app: Flask, client: FlaskClient) -> None:
@@ -170,7 +174,7 @@ def test_a_file_can_be_removed(app: Flask, client: FlaskClient) -> None:
     assert response.status_code == 303
     assert "wrong.pdf" not in open_step(client, "documents")
     with app.app_context():
-        assert stored_files(__import__("pathlib").Path(app.config["UPLOAD_DIR"])) == []
+        assert stored_files(Path(app.config["UPLOAD_DIR"])) == []
 
 
 def test_finish_later_emails_a_link_that_opens_the_draft_elsewhere(
@@ -203,7 +207,7 @@ def test_finish_later_emails_a_link_that_opens_the_draft_elsewhere(
 def test_expired_drafts_are_purged_with_their_files(app: Flask, client: FlaskClient) -> None:
     answer_red_flags(client)
     upload(client, (pdf_bytes(), "mri.pdf"))
-    upload_dir = __import__("pathlib").Path(app.config["UPLOAD_DIR"])
+    upload_dir = Path(app.config["UPLOAD_DIR"])
     assert len(stored_files(upload_dir)) == 1
     with app.app_context():
         assert purge_expired_drafts() == 0
@@ -244,3 +248,47 @@ def test_every_step_opens_after_the_first(client: FlaskClient, code: str) -> Non
     answer_red_flags(client)
     post_step(client, "symptoms")  # the function step needs the main problem
     assert "Step " in open_step(client, code)
+
+
+def first_open_time(app: Flask, clinic: Clinic) -> str:
+    with app.app_context():
+        appointment_type = db.session.get(AppointmentType, clinic.type)
+        start = now_utc() + timedelta(days=2)
+        return open_slots(appointment_type, start, start + timedelta(days=7))[0].key
+
+
+def test_the_confirmation_shows_the_held_time_a_calendar_file_and_the_private_link(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    slot = first_open_time(app, clinic)
+    answer_red_flags(client, query=f"?type={clinic.type}&slot={slot}")
+    time_step = open_step(client, "time")
+    assert "Your chosen time" in time_step
+    response = post_step(
+        client, "time", {**step_answers("time"), "appointment_type": str(clinic.type), "slot": slot}
+    )
+    assert response.status_code == 303
+    for code in ("about", "symptoms", "function", "history"):
+        assert post_step(client, code).status_code == 303
+    post_step(client, "documents", {})
+    assert "Your chosen time" in open_step(client, "review")
+    assert post_step(client, "review").status_code == 303
+
+    page = client.get("/request/submitted").get_data(as_text=True)
+    assert "Add to calendar" in page
+    calendar = client.get("/request/submitted/appointment.ics")
+    assert calendar.status_code == 200 and calendar.mimetype == "text/calendar"
+    assert "BEGIN:VEVENT" in calendar.get_data(as_text=True)
+    link = re.search(r'href="(/manage/open/[^"]+)"', page).group(1)
+    opened = client.get(link)
+    assert opened.status_code in (302, 303) and "/manage/SC-" in opened.location
+    with app.app_context():
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        assert consultation.appointment is not None and consultation.appointment.active
+
+
+def test_no_calendar_file_without_a_held_time(client: FlaskClient) -> None:
+    fill_every_step(client)
+    post_step(client, "review")
+    assert "Add to calendar" not in client.get("/request/submitted").get_data(as_text=True)
+    assert client.get("/request/submitted/appointment.ics").status_code == 404

@@ -21,7 +21,7 @@ from booking.documents.models import Document
 from booking.documents.storage import DocumentUpload, StoredFile, get_storage, safe_display_name
 from booking.extensions import db
 from booking.notifications.services import enqueue_delivery
-from booking.requests import emails, history, instruments
+from booking.requests import emails, history, instruments, links
 from booking.requests.drafts import RequestDraft, mark_sent
 from booking.requests.lifecycle import unused_reference
 from booking.requests.models import (
@@ -227,6 +227,14 @@ def _region_answers(sub: RequestSubmission) -> tuple[dict[str, Any], dict[str, A
             f"{instrument.code}_band": result.band,
         }
     return answers, outcomes
+
+
+def confirmation_link(consultation: ConsultationRequest) -> str:
+    """A private link to the request's own page for the confirmation page (the email carries
+    its own): the token, to be kept in the patient's session only."""
+    token = links.issue_link(consultation)
+    db.session.commit()
+    return token
 
 
 @dataclass(frozen=True)

@@ -40,10 +40,16 @@ from booking.patients.forms import (
     new_submission_token,
     red_flag_fields,
 )
-from booking.patients.services import CallbackSubmission, request_callback, submit_request
+from booking.patients.services import (
+    CallbackSubmission,
+    confirmation_link,
+    request_callback,
+    submit_request,
+)
 from booking.requests import drafts, history, triage
 from booking.requests.queries import find_by_reference
 from booking.scheduling.availability import open_slots
+from booking.scheduling.ical import appointment_ics
 from booking.scheduling.services import (
     SlotChoice,
     SlotTaken,
@@ -64,6 +70,8 @@ log = logging.getLogger(__name__)
 bp = Blueprint("patients", __name__)
 
 SUBMITTED_KEY = "submitted_reference"
+# A private link to the request's page, shown on the confirmation page (the email has its own).
+MANAGE_TOKEN_KEY = "submitted_manage_token"
 # The first step's answers ({code: "yes" | "no"}), carried to the request form in the session.
 RED_FLAGS_KEY = "red_flag_answers"
 CALLBACK_KEY = "callback_reference"
@@ -433,6 +441,22 @@ def submitted() -> Response | str:
         "patients/request_submitted.html",
         consultation=consultation,
         advice=triage.advice(consultation.red_flags),
+        manage_token=session.get(MANAGE_TOKEN_KEY),
+    )
+
+
+@bp.get("/request/submitted/appointment.ics")
+def submitted_calendar() -> Response:
+    """The held time as a calendar file, from the confirmation page ("Add to calendar")."""
+    reference = session.get(SUBMITTED_KEY)
+    consultation = find_by_reference(reference) if reference else None
+    appointment = consultation.appointment if consultation is not None else None
+    if appointment is None or not appointment.active:
+        abort(404)
+    return Response(
+        appointment_ics(appointment),
+        mimetype="text/calendar",
+        headers={"Content-Disposition": 'attachment; filename="appointment.ics"'},
     )
 
 
@@ -551,6 +575,7 @@ def _send(
         )
         return _render_step("review", draft, form, status=503, problem=problem)
     session[SUBMITTED_KEY] = consultation.reference
+    session[MANAGE_TOKEN_KEY] = confirmation_link(consultation)
     session.pop(RED_FLAGS_KEY, None)
     return redirect(url_for("patients.submitted"), code=303)
 
