@@ -39,6 +39,9 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = (
         app.config["MAX_DOCUMENTS"] * app.config["MAX_DOCUMENT_MB"] * 1024 * 1024 + 2 * 1024 * 1024
     )
+    # The text of one post (not its files): far above any answer's own limit, so an answer too
+    # long gets its field's message with everything kept, not a page about the post's size.
+    app.config["MAX_FORM_MEMORY_SIZE"] = 2 * 1024 * 1024
 
     from booking.crypto import init_keys
 

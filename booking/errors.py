@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, render_template
+from flask import Flask, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -35,6 +35,16 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(413)
     def too_large(_error: HTTPException) -> tuple[str, int]:
+        if request.mimetype != "multipart/form-data":  # no files: the text is too long
+            return error_page(
+                413,
+                _("Your answers are too long"),
+                _(
+                    "The text you sent is much longer than any of our questions takes, so "
+                    "nothing of it was saved. Please go back and shorten your answers; "
+                    "answers you saved on earlier steps are kept."
+                ),
+            )
         limit = app.config["MAX_DOCUMENT_MB"]
         return error_page(
             413,

@@ -19,6 +19,7 @@ from booking.crypto import KeyMissingError, key_label_of_text, key_ring, new_key
 from booking.documents.models import Document
 from booking.documents.storage import DocumentUnreadable, get_storage
 from booking.extensions import db
+from booking.requests.drafts import DraftDocument, RequestDraft
 from booking.staff.models import StaffUser
 
 log = logging.getLogger(__name__)
@@ -34,17 +35,22 @@ class KeyReport:
     missing_key: dict[str, int] = field(default_factory=dict)
     unreadable: list[int] = field(default_factory=list)
     secrets_rotated: int = 0
+    drafts_rotated: int = 0
 
     @property
     def ok(self) -> bool:
         return not (self.missing_file or self.missing_key or self.unreadable)
 
 
-def _documents() -> list[Document]:
-    return list(db.session.scalars(select(Document).order_by(Document.id)))
+def _documents() -> list[Document | DraftDocument]:
+    """Every stored file: the requests' documents, then those of unsent drafts."""
+    return [
+        *db.session.scalars(select(Document).order_by(Document.id)),
+        *db.session.scalars(select(DraftDocument).order_by(DraftDocument.id)),
+    ]
 
 
-def _note_failure(report: KeyReport, doc: Document, exc: Exception) -> None:
+def _note_failure(report: KeyReport, doc: Document | DraftDocument, exc: Exception) -> None:
     if isinstance(exc, KeyMissingError):
         report.missing_key[exc.key_id] = report.missing_key.get(exc.key_id, 0) + 1
     elif isinstance(exc, FileNotFoundError):
@@ -55,7 +61,8 @@ def _note_failure(report: KeyReport, doc: Document, exc: Exception) -> None:
 
 
 def rotate() -> KeyReport:
-    """Re-encrypt every document and two-factor secret not yet under the current key."""
+    """Re-encrypt every document (a draft's too), two-factor secret and draft's answers not
+    yet under the current key."""
     report = KeyReport()
     storage = get_storage()
     current = key_ring().current.label
@@ -80,6 +87,14 @@ def rotate() -> KeyReport:
                 continue
             flag_modified(user, "totp_secret")  # written again, so sealed with the current key
             report.secrets_rotated += 1
+    drafts = {
+        row.id: row.answers
+        for row in db.session.execute(text("SELECT id, answers FROM request_draft"))
+    }
+    for draft in db.session.scalars(select(RequestDraft).where(RequestDraft.id.in_(drafts))):
+        if key_label_of_text(drafts[draft.id]) != current:
+            flag_modified(draft, "answers")  # the unsent answers, sealed with the current key
+            report.drafts_rotated += 1
     db.session.commit()
     return report
 
@@ -118,7 +133,8 @@ def rotate_command() -> None:
     report = rotate()
     click.echo(
         f"Documents re-encrypted: {report.rotated}; already under the current key: "
-        f"{report.current}; two-factor secrets re-encrypted: {report.secrets_rotated}."
+        f"{report.current}; two-factor secrets re-encrypted: {report.secrets_rotated}; "
+        f"unfinished requests' answers re-encrypted: {report.drafts_rotated}."
     )
     if not report.ok:
         _echo_problems(report)

@@ -28,7 +28,7 @@ from booking.documents.storage import (
 from booking.extensions import db
 from booking.staff.models import StaffUser
 from tests.factories import make_request, make_staff
-from tests.support import AuthActions
+from tests.support import CSRF_RE, AuthActions, answer_red_flags, pdf_bytes
 
 KEY_A, KEY_B, KEY_C = (parse_key(new_key()) for _ in range(3))
 PDF_HEAD = b"%PDF-1.4\n"
@@ -268,3 +268,32 @@ def test_two_factor_secrets_written_before_encryption_still_work(app: Flask) -> 
     with app.app_context():
         raw = db.session.execute(text("SELECT totp_secret FROM staff_user")).scalar_one()
         assert raw.startswith("v1:")
+
+
+def test_rotation_re_encrypts_unfinished_requests_too(app: Flask, upload_dir: Path) -> None:
+    """A draft's answers and documents are encrypted like a request's: rotation covers them, so
+    the old key can go while patients are still filling in requests."""
+    runner = app.test_cli_runner()
+    _use_keys(app, KEY_A)
+    client = app.test_client()
+    answer_red_flags(client)
+    page = client.get("/request/steps/documents").get_data(as_text=True)
+    token = CSRF_RE.search(page).group(1)
+    client.post(
+        "/request/steps/documents",
+        data={"csrf_token": token, "files": [(io.BytesIO(pdf_bytes()), "mri.pdf")]},
+        content_type="multipart/form-data",
+    )
+    [stored] = list(upload_dir.iterdir())
+
+    _use_keys(app, KEY_B, KEY_A)
+    result = runner.invoke(args=["keys", "rotate"])
+    assert result.exit_code == 0, result.output
+    assert "Documents re-encrypted: 1" in result.output
+    assert "unfinished requests' answers re-encrypted: 1" in result.output
+
+    _use_keys(app, KEY_B)  # the old key is gone: the draft still opens, answers and file
+    assert runner.invoke(args=["keys", "check"]).exit_code == 0
+    assert "mri.pdf" in client.get("/request/steps/documents").get_data(as_text=True)
+    assert client.get("/request/start").get_data(as_text=True).count("checked") >= 1
+    assert stored.read_bytes()[8:12].hex() == KeyRing(KEY_B).current.label

@@ -292,3 +292,28 @@ def test_no_calendar_file_without_a_held_time(client: FlaskClient) -> None:
     post_step(client, "review")
     assert "Add to calendar" not in client.get("/request/submitted").get_data(as_text=True)
     assert client.get("/request/submitted/appointment.ics").status_code == 404
+
+
+def test_too_much_text_is_a_message_on_its_field_with_the_answers_kept(
+    client: FlaskClient,
+) -> None:
+    answer_red_flags(client)
+    long_text = "x" * 1_000_000
+    data = {**step_answers("history"), "other_history": long_text}
+    response = post_step(client, "history", data)
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "Anything else we should know about your health?" in page
+    assert "2000" in page  # the field's own limit, on the field
+    assert "Ibuprofen 400 mg" in page  # the other answers are kept
+    assert "Ibuprofen 400 mg" in open_step(client, "history")
+
+
+def test_a_post_far_too_large_says_it_is_the_text(client: FlaskClient) -> None:
+    answer_red_flags(client)
+    page = open_step(client, "history")
+    token = CSRF_RE.search(page).group(1)
+    data = {**step_answers("history"), "other_history": "x" * 3_000_000, "csrf_token": token}
+    response = client.post("/request/steps/history", data=data)
+    assert response.status_code == 413
+    assert "Your answers are too long" in response.get_data(as_text=True)

@@ -71,7 +71,7 @@ bp = Blueprint("patients", __name__)
 
 SUBMITTED_KEY = "submitted_reference"
 # A private link to the request's page, shown on the confirmation page (the email has its own).
-MANAGE_TOKEN_KEY = "submitted_manage_token"
+MANAGE_LINK_KEY = "submitted_manage_link"
 # The first step's answers ({code: "yes" | "no"}), carried to the request form in the session.
 RED_FLAGS_KEY = "red_flag_answers"
 CALLBACK_KEY = "callback_reference"
@@ -441,7 +441,7 @@ def submitted() -> Response | str:
         "patients/request_submitted.html",
         consultation=consultation,
         advice=triage.advice(consultation.red_flags),
-        manage_token=session.get(MANAGE_TOKEN_KEY),
+        manage_token=session.get(MANAGE_LINK_KEY),
     )
 
 
@@ -496,6 +496,8 @@ def step(code: str) -> Response | tuple[str, int]:
     the step and go on (or back), and at the last step send the request."""
     if code not in steps.BY_CODE:
         abort(404)
+    if code != "documents":  # text only: far above any answer's limit, far below the files'
+        request.max_content_length = current_app.config["MAX_FORM_MEMORY_SIZE"]
     draft = _open_draft()
     if draft is None:  # no draft in this browser: the request starts with the first step
         return redirect(url_for("patients.red_flags", **_step_args()))
@@ -575,7 +577,7 @@ def _send(
         )
         return _render_step("review", draft, form, status=503, problem=problem)
     session[SUBMITTED_KEY] = consultation.reference
-    session[MANAGE_TOKEN_KEY] = confirmation_link(consultation)
+    session[MANAGE_LINK_KEY] = confirmation_link(consultation)
     session.pop(RED_FLAGS_KEY, None)
     return redirect(url_for("patients.submitted"), code=303)
 
