@@ -116,7 +116,7 @@ class Config:
         int(d) for d in (_env("CLINIC_WORKING_DAYS", "0,1,2,3,4") or "").split(",") if d.strip()
     ]
     CLINIC_WORKING_HOURS = _env("CLINIC_WORKING_HOURS", "08:00-18:00")
-    PRIVACY_NOTICE_VERSION = _env("PRIVACY_NOTICE_VERSION", "2026-11")
+    PRIVACY_NOTICE_VERSION = _env("PRIVACY_NOTICE_VERSION", "2026-12")
     # Closed requests (completed, declined, cancelled, no-show) and their documents are deleted
     # this many days after their last change, by a nightly task. The default, 10 years, is the
     # German duty to keep patient records (BGB 630f); check the rule where the clinic works.

@@ -16,6 +16,7 @@ from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
 from booking.health.checks import record_heartbeat
 from booking.notifications import services
 from booking.privacy.services import purge_expired
+from booking.requests.drafts import purge_expired_drafts
 from booking.requests.escalation import escalate_overdue
 from booking.requests.reminders import send_due_reminders
 
@@ -68,6 +69,12 @@ def init_task_queue(app: Flask) -> Huey:
         with app.app_context():
             purge_expired()
 
+    @huey.periodic_task(crontab(minute="41"), name="purge_expired_drafts")
+    def purge_drafts() -> None:
+        """Every hour: unfinished requests past DRAFT_DAYS, with their documents' files."""
+        with app.app_context():
+            purge_expired_drafts()
+
     @huey.periodic_task(crontab(minute="*"), name="worker_heartbeat")
     def worker_heartbeat() -> None:
         # Run by a worker thread from the queue: a fresh heartbeat means the scheduler, the
@@ -84,5 +91,6 @@ def init_task_queue(app: Flask) -> Huey:
     app.extensions["spineconsult.send_reminders"] = send_reminders
     app.extensions["spineconsult.escalate_emergencies"] = escalate_emergencies
     app.extensions["spineconsult.purge_expired_requests"] = purge_expired_requests
+    app.extensions["spineconsult.purge_expired_drafts"] = purge_drafts
     app.extensions["spineconsult.worker_heartbeat"] = worker_heartbeat
     return huey

@@ -217,6 +217,21 @@ def test_expired_drafts_are_purged_with_their_files(app: Flask, client: FlaskCli
     assert client.get("/request/steps/about").location.endswith("/request/start")
 
 
+def test_the_worker_purges_expired_drafts_every_hour(app: Flask, client: FlaskClient) -> None:
+    answer_red_flags(client)
+    upload(client, (pdf_bytes(), "mri.pdf"))
+    upload_dir = Path(app.config["UPLOAD_DIR"])
+    task = app.extensions["spineconsult.purge_expired_drafts"]
+    task.call_local()  # not expired yet: kept
+    assert len(stored_files(upload_dir)) == 1
+    app.config["DRAFT_DAYS"] = 0
+    answer_red_flags(client)  # saved again now, expiring at once
+    task.call_local()
+    assert stored_files(upload_dir) == []
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(RequestDraft)) == 0
+
+
 def test_a_draft_sent_twice_at_once_becomes_one_request(app: Flask) -> None:
     """Two sends racing (two tabs, a double click): one request, and both see it."""
     client = app.test_client()
