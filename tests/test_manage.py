@@ -79,6 +79,18 @@ def test_the_link_shows_the_request_privately(client: FlaskClient, booked: dict)
     assert 'content="noindex, nofollow"' in page
 
 
+def test_the_reschedule_picker_shows_one_day_at_a_time(client: FlaskClient, booked: dict) -> None:
+    page = client.get(booked["url"] + "/reschedule").get_data(as_text=True)
+    assert page.count("slot-day") == 1  # one day's times, not two weeks of them
+    days = re.findall(r'href="(/manage/[^"]+/reschedule\?[^"]*day=(\d{4}-\d\d-\d\d)[^"]*)"', page)
+    assert len(days) > 1
+    later_day_url, later_day = days[-1]
+    later = client.get(later_day_url.replace("&amp;", "&")).get_data(as_text=True)
+    assert later.count("slot-day") == 1
+    assert re.search(rf'aria-current="date"[^>]*>|day={later_day}[^"]*" aria-current', later)
+    assert set(SLOT.findall(later)).isdisjoint(SLOT.findall(page))
+
+
 def test_patient_reschedules_to_another_open_slot(
     app: Flask, client: FlaskClient, booked: dict
 ) -> None:

@@ -44,6 +44,7 @@ from booking.requests.waitlist import (
 )
 from booking.scheduling.services import SlotChoice, SlotTaken, SlotUnavailable, picker
 from booking.security import token_in_url
+from booking.urlargs import date_arg
 
 bp = Blueprint("manage", __name__, url_prefix="/manage")
 
@@ -221,6 +222,12 @@ def reschedule(reference: str):
                 flash(_("Your new time is saved. We have sent you a confirmation."), "success")
                 return redirect(_here(reference))
     shown = picker(request.args, appointment.appointment_type, moving=appointment)
+    # One day's times at a time, as on the request's picker (?day=, else the first day).
+    wanted = date_arg(request.args.get("day"))
+    day, times = next(
+        (entry for entry in shown.days if entry[0] == wanted),
+        shown.days[0] if shown.days else (None, []),
+    )
     page = render_template(
         "manage/reschedule.html",
         consultation=consultation,
@@ -229,7 +236,11 @@ def reschedule(reference: str):
         can_change=services.can_change(consultation),
         specialists=shown.specialists,
         specialist=shown.specialist,
-        days=shown.days,
+        locations=shown.locations,
+        location=shown.location,
+        days=[(each, len(views)) for each, views in shown.days],
+        day=day,
+        times=times,
         start=shown.start,
         later=shown.end,
         earlier=shown.earlier,

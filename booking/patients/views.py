@@ -253,6 +253,8 @@ def _render_pick_time() -> str:
         appointment_type=appointment_type,
         specialists=shown.specialists,
         specialist=shown.specialist,
+        locations=shown.locations,
+        location=shown.location,
         days=[(each, len(views)) for each, views in shown.days],
         day=day,
         times=times,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from email.utils import parseaddr
 
@@ -225,6 +225,16 @@ class SlotView:
     location: str
     address: str
 
+    @property
+    def place(self) -> str:
+        """Who and where, as the picker groups a day's times."""
+        return f"{self.specialist} · {self.location}"
+
+    @property
+    def part(self) -> int:
+        """0 for a morning time, 1 for an afternoon one (clinic time)."""
+        return 0 if to_clinic_tz(self.starts_at).hour < 12 else 1
+
 
 def describe_slots(slots: list[OpenSlot]) -> list[SlotView]:
     """Slots with the names a patient reads (two queries, whatever the number of slots)."""
@@ -289,7 +299,8 @@ PICKER_DAYS = 14
 
 @dataclass(frozen=True)
 class Picker:
-    """What a time picker page shows: two weeks of open slots, a specialist filter, paging."""
+    """What a time picker page shows: two weeks of open slots, specialist and location
+    filters, paging."""
 
     specialists: list[StaffUser]
     specialist: StaffUser | None
@@ -297,6 +308,8 @@ class Picker:
     end: datetime
     earlier: datetime | None
     days: list[tuple[date, list[SlotView]]]
+    locations: list[Location] = field(default_factory=list)
+    location: Location | None = None
 
 
 def picker(
@@ -306,9 +319,9 @@ def picker(
     moving: Appointment | None = None,
     one_per_place: bool = False,
 ) -> Picker:
-    """The picker for ``?specialist=&from=``; ``moving`` is the appointment being moved (its
-    own time is free for it, and not offered again). With ``one_per_place`` and no specialist
-    chosen ("first available"), each start time is offered once per location."""
+    """The picker for ``?specialist=&location=&from=``; ``moving`` is the appointment being
+    moved (its own time is free for it, and not offered again). With ``one_per_place`` and no
+    specialist chosen ("first available"), each start time is offered once per location."""
     specialists = active_specialists_for_booking()
     specialist = next((s for s in specialists if str(s.id) == args.get("specialist", "")), None)
     today = week_start(None)
@@ -327,6 +340,10 @@ def picker(
             for s in slots
             if (s.starts_at, s.specialist_id) != (moving.starts_at, moving.specialist_id)
         ]
+    locations = active_locations()
+    location = next((loc for loc in locations if str(loc.id) == args.get("location", "")), None)
+    if location is not None:
+        slots = [s for s in slots if s.location_id == location.id]
     if one_per_place and specialist is None:
         slots = one_slot_per_place(slots)
     return Picker(
@@ -336,4 +353,6 @@ def picker(
         end=end,
         earlier=start - timedelta(days=PICKER_DAYS) if start > today else None,
         days=group_by_day(describe_slots(slots)),
+        locations=locations,
+        location=location,
     )

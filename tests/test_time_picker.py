@@ -1,0 +1,64 @@
+"""The patient's time picker: one day at a time, a compact grid of times grouped by who and
+where and by morning and afternoon, filters for specialist and place (issue #16)."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.factories import make_appointment_type, make_hours, make_location, make_staff
+
+
+def _clinic(app: Flask) -> tuple[int, int, int]:
+    """Two places: Dr. North mornings at the north site, Dr. South afternoons in the south."""
+    with app.app_context():
+        appointment_type = make_appointment_type(minutes=30)
+        north, south = make_location("North site"), make_location("South site")
+        make_hours(
+            make_staff("specialist", full_name="Dr. North"), north, range(7), "08:00", "12:00"
+        )
+        make_hours(
+            make_staff("specialist", full_name="Dr. South"), south, range(7), "13:00", "17:00"
+        )
+        return appointment_type.id, north.id, south.id
+
+
+def _times(page: str) -> list[str]:
+    return re.findall(
+        r'<strong>(\d\d:\d\d)</strong><span class="visually-hidden"> · ([^<]+)</span>', page
+    )
+
+
+def test_a_day_shows_its_times_by_place_and_part_of_day(app: Flask, client: FlaskClient) -> None:
+    type_id, _north, _south = _clinic(app)
+    page = client.get(f"/request/time?type={type_id}").get_data(as_text=True)
+    times = _times(page)
+    assert times, "no times shown"
+    places = {place for _time, place in times}
+    assert places == {"Dr. North · North site", "Dr. South · South site"}
+    assert "Morning" in page and "Afternoon" in page
+    # Each time's full name says who and where; the visible label is the time alone.
+    assert all(re.fullmatch(r"\d\d:\d\d", time) for time, _place in times)
+    # One day at a time, and Continue follows that day's times.
+    assert page.count('class="mb-3 border rounded p-3 slot-day"') == 1
+    assert page.index("Continue with this time") > page.rindex('name="slot"')
+
+
+def test_the_place_filter_shows_only_that_places_times(app: Flask, client: FlaskClient) -> None:
+    type_id, north, south = _clinic(app)
+    page = client.get(f"/request/time?type={type_id}&location={south}").get_data(as_text=True)
+    assert {place for _time, place in _times(page)} == {"Dr. South · South site"}
+    assert f'<option value="{south}" selected>' in page
+    # Paging keeps the filter.
+    assert re.search(rf'href="/request/time\?[^"]*location={south}[^"]*"[^>]*>Later dates', page)
+    page = client.get(f"/request/time?type={type_id}&location={north}").get_data(as_text=True)
+    assert {place for _time, place in _times(page)} == {"Dr. North · North site"}
+
+
+def test_a_chosen_time_continues_to_the_time_step(app: Flask, client: FlaskClient) -> None:
+    type_id, _north, _south = _clinic(app)
+    page = client.get(f"/request/time?type={type_id}").get_data(as_text=True)
+    assert 'action="/request/steps/time"' in page
+    assert 'href="/request/steps/time?slot="' in page  # without a time
