@@ -13,6 +13,7 @@ import multiprocessing as mp
 import re
 import statistics
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from datetime import date
 from typing import Any
 
 from booking.cli import demo_pdf
+from booking.patients import steps
 from booking.requests import triage
 
 CSRF_RE = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
@@ -148,9 +150,9 @@ def submit_request(client: Client, pdf: bytes, *, slot_key: str | None = None) -
     return status
 
 
-def answer_red_flags(client: Client) -> int:
+def answer_red_flags(client: Client, query: str = "") -> int:
     """The first step, every question answered "no", as a patient's browser posts it."""
-    status, page = client.get("/request/start")
+    status, page = client.get(f"/request/start{query}")
     match = CSRF_RE.search(page)
     if status != 200 or not match:
         return status
@@ -159,11 +161,91 @@ def answer_red_flags(client: Client) -> int:
     body = "&".join(f"{name}={value}" for name, value in fields).encode()
     status, _page, _headers = client.request(
         "POST",
-        "/request/start",
+        f"/request/start{query}",
         body=body,
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     return status
+
+
+# --- the request as steps (issue #16) ----------------------------------------------------------
+
+STEP_ANSWERS = {"spine_region": ["lower_back"]}  # the main problem decides the function step
+
+
+def step_fields(code: str) -> list[tuple[str, str]]:
+    """The answers step ``code`` posts, from ``ANSWERS``."""
+    names = set(steps.fields_of(code, STEP_ANSWERS))
+    return [(name, value) for name, value in ANSWERS if name in names]
+
+
+def post_form(client: Client, path: str, fields: list[tuple[str, str]]) -> int:
+    body = urllib.parse.urlencode(fields).encode()
+    status, _page, _headers = client.request(
+        "POST", path, body=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    return status
+
+
+def post_step(client: Client, code: str, fields: list[tuple[str, str]], nav: str = "next") -> int:
+    """Open a step like a browser (its CSRF token), then post its answers: 303 when saved."""
+    status, page = client.get(f"/request/steps/{code}")
+    match = CSRF_RE.search(page)
+    if status != 200 or not match:
+        return status
+    return post_form(
+        client,
+        f"/request/steps/{code}",
+        [("csrf_token", match.group(1)), ("nav", nav), *fields],
+    )
+
+
+def start_draft(client: Client) -> int:
+    """A patient's draft with the main problem answered, so every step opens (303)."""
+    status = answer_red_flags(client)
+    if status != 303:
+        return status
+    return post_step(client, "symptoms", step_fields("symptoms"))
+
+
+def complete_steps(client: Client, pdf: bytes, *, slot_key: str | None = None) -> int:
+    """The whole request as steps: the first step (with the picked time), every step opened
+    and saved, the PDF uploaded on its own into the documents step, and the send (303)."""
+    query = f"?type=1&slot={slot_key}" if slot_key else ""
+    status = answer_red_flags(client, query)
+    if status != 303:
+        return status
+    time_fields = step_fields("time")
+    if slot_key:
+        time_fields += [("appointment_type", "1"), ("slot", slot_key)]
+    for code, fields in (
+        ("time", time_fields),
+        ("about", step_fields("about")),
+        ("symptoms", step_fields("symptoms")),
+        ("function", step_fields("function")),
+        ("history", step_fields("history")),
+    ):
+        status = post_step(client, code, fields)
+        if status != 303:
+            return status
+    status, page = client.get("/request/steps/documents")
+    match = CSRF_RE.search(page)
+    if status != 200 or not match:
+        return status
+    token = match.group(1)
+    body, content_type = multipart(
+        [("csrf_token", token), ("nav", "upload"), ("description", "MRI report, lumbar spine")],
+        [("files", "mri-report.pdf", pdf)],
+    )
+    status, _page, _headers = client.request(
+        "POST", "/request/steps/documents", body=body, headers={"Content-Type": content_type}
+    )
+    if status != 303:
+        return status
+    status = post_form(client, "/request/steps/documents", [("csrf_token", token), ("nav", "next")])
+    if status != 303:
+        return status
+    return post_step(client, "review", step_fields("review"), nav="send")
 
 
 def staff_login(client: Client, email: str, password: str) -> None:
@@ -194,6 +276,8 @@ class Scenario:
     login: tuple[str, str] | None = None
     submit: bool = False
     slot_keys: list[str] = field(default_factory=list)  # open times the submissions hold
+    steps: bool = False  # submissions go through the steps (else the one-page form)
+    draft: bool = False  # each user first starts a request (the steps' pages need one)
 
 
 @dataclass
@@ -240,6 +324,8 @@ def _user(
     client = Client(host, port)
     if scenario.login:
         staff_login(client, *scenario.login)
+    if scenario.draft and start_draft(client) != 303:
+        raise RuntimeError("could not start a request for the steps' pages")
     pdf = bench_pdf() if scenario.submit else b""
     latencies: list[float] = []
     errors = 0
@@ -247,9 +333,10 @@ def _user(
     # Each user holds its own times (user i takes every n-th key), so no two race for one.
     keys = iter(scenario.slot_keys[user_index :: max(1, users)])
     if scenario.submit:
+        send = complete_steps if scenario.steps else submit_request
 
         def operation() -> int:
-            return submit_request(client, pdf, slot_key=next(keys, None))
+            return send(client, pdf, slot_key=next(keys, None))
 
     else:
 

@@ -25,6 +25,9 @@ def main() -> None:
     parser.add_argument("url")
     parser.add_argument("path")
     parser.add_argument("--staff", action="store_true", help="sign in as the coordinator first")
+    parser.add_argument(
+        "--draft", action="store_true", help="start a request first (for /request/steps/...)"
+    )
     parser.add_argument("-n", type=int, default=200)
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args()
@@ -68,6 +71,8 @@ def profile(args: argparse.Namespace, work: str) -> None:
             headers={"Referer": "https://localhost/staff/login"},  # CSRF's https check
             data={"email": COORDINATOR_EMAIL, "password": BENCH_PASSWORD, "csrf_token": token},
         )
+    if args.draft:
+        _start_draft(client)
     for _ in range(10):
         response = get(args.path)
         assert response.status_code == 200, response.status_code
@@ -85,6 +90,29 @@ def profile(args: argparse.Namespace, work: str) -> None:
     stats = pstats.Stats(profiler).strip_dirs()
     stats.sort_stats("cumulative").print_stats(args.top)
     stats.sort_stats("tottime").print_stats(args.top)
+
+
+def _start_draft(client: object) -> None:
+    """The first step answered "no" and the main problem given, as ``bench.load`` does."""
+    from bench.load import step_fields
+    from booking.requests import triage
+
+    https = {"base_url": "https://localhost"}
+    page = client.get("/request/start", **https).get_data(as_text=True)
+    answers = {f"red_{flag.code}": "no" for flag in triage.ASKED}
+    headers = {"Referer": "https://localhost/request/start"}  # CSRF's https check
+    token = CSRF_RE.search(page).group(1)
+    response = client.post(
+        "/request/start", data={**answers, "csrf_token": token}, headers=headers, **https
+    )
+    assert response.status_code == 303, response.status_code
+    page = client.get("/request/steps/symptoms", **https).get_data(as_text=True)
+    token = CSRF_RE.search(page).group(1)
+    data: dict[str, list[str]] = {"csrf_token": [token]}
+    for name, value in step_fields("symptoms"):
+        data.setdefault(name, []).append(value)
+    response = client.post("/request/steps/symptoms", data=data, headers=headers, **https)
+    assert response.status_code == 303, response.status_code
 
 
 if __name__ == "__main__":

@@ -526,7 +526,7 @@ def step(code: str) -> Response | tuple[str, int]:
     answers = saved | posted
     form = steps.bind_form(draft, answers, csrf_token=request.form.get("csrf_token", ""))
     valid = form.validate()
-    if form.csrf_token.errors:  # an expired or missing token: shown again, nothing saved
+    if "csrf_token" in form and form.csrf_token.errors:  # expired: shown again, not saved
         steps.clear_other_errors(form, code, answers)
         return _render_step(code, draft, form, status=400, expired=True)
     nav = request.form.get("nav", "next")
