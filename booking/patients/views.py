@@ -529,19 +529,19 @@ def step(code: str) -> Response | tuple[str, int]:
     if "csrf_token" in form and form.csrf_token.errors:  # expired: shown again, not saved
         steps.clear_other_errors(form, code, answers)
         return _render_step(code, draft, form, status=400, expired=True)
+    # Saved whatever the checks say (nothing typed is lost), with the furthest step reached.
     nav = request.form.get("nav", "next")
-    reached = code if steps.number(code) > steps.number(draft.step) else None
-    drafts.save_answers(draft, posted, reached)
+    wrong = bool(steps.step_errors(form, code, answers))
+    following = "review" if request.form.get("then") == "review" else steps.next_code(code)
+    going = code if wrong or nav == "back" or following is None else following
+    drafts.save_answers(draft, posted, max(draft.step, going, key=steps.number))
     if nav == "back" and steps.previous_code(code):
         return redirect(url_for("patients.step", code=steps.previous_code(code)), code=303)
     if code == "review":
         return _send(draft, form, answers, valid)
-    if steps.step_errors(form, code, answers):
+    if wrong:
         steps.clear_other_errors(form, code, answers)
         return _render_step(code, draft, form, status=422)
-    following = "review" if request.form.get("then") == "review" else steps.next_code(code)
-    if following and steps.number(following) > steps.number(draft.step):
-        drafts.save_answers(draft, {}, following)
     return redirect(url_for("patients.step", code=following), code=303)
 
 
@@ -561,7 +561,8 @@ def _send(
         wrong = steps.first_step_with_errors(form, answers) or "review"
         steps.clear_other_errors(form, wrong, answers)
         return _render_step(wrong, draft, form, status=422, before_sending=wrong != "review")
-    submission = replace(form.to_submission(draft.locale), draft=draft)
+    # In the language the patient sends in: their emails follow it.
+    submission = replace(form.to_submission(str(get_locale() or draft.locale)), draft=draft)
     try:
         consultation = submit_request(submission)
     except (SlotTaken, SlotUnavailable) as exc:
