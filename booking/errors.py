@@ -72,6 +72,12 @@ def register_error_handlers(app: Flask) -> None:
             404: _("The page you asked for does not exist. Check the address, or start again."),
             429: _("Please wait a minute and try again."),
         }
+        if code == 429 and request.path.startswith("/request/steps/"):
+            # The request's steps are saved in a draft as the patient goes: nothing is lost.
+            messages[429] = _(
+                "Your answers and documents are saved. Please wait a minute, then go back "
+                "and send your request again."
+            )
         return error_page(
             code,
             titles.get(code, _("Something went wrong")),

@@ -332,3 +332,13 @@ def test_a_post_far_too_large_says_it_is_the_text(client: FlaskClient) -> None:
     response = client.post("/request/steps/history", data=data)
     assert response.status_code == 413
     assert "Your answers are too long" in response.get_data(as_text=True)
+
+
+def test_too_many_sends_say_the_answers_are_saved(app: Flask, client: FlaskClient) -> None:
+    app.config["SUBMIT_RATE_LIMIT"] = "1 per hour"
+    fill_every_step(client)
+    assert post_step(client, "review", {}).status_code == 422  # the first send: no consent
+    response = post_step(client, "review")
+    assert response.status_code == 429
+    assert "Your answers and documents are saved" in response.get_data(as_text=True)
+    assert "Erika Mustermann" in open_step(client, "about")  # and they are
