@@ -342,3 +342,15 @@ def test_too_many_sends_say_the_answers_are_saved(app: Flask, client: FlaskClien
     assert response.status_code == 429
     assert "Your answers and documents are saved" in response.get_data(as_text=True)
     assert "Erika Mustermann" in open_step(client, "about")  # and they are
+
+
+def test_the_first_step_again_goes_on_where_the_request_was(client: FlaskClient) -> None:
+    """A patient who comes back through the home page finds their request under way."""
+    answer_red_flags(client)
+    post_step(client, "time")
+    post_step(client, "about")
+    page = client.get("/request/start").get_data(as_text=True)
+    assert "You have a request under way, saved at step 3: Your symptoms." in page
+    response = answer_red_flags(client)
+    assert response.location.endswith("/request/steps/symptoms")
+    assert "Erika Mustermann" in open_step(client, "about")

@@ -295,11 +295,13 @@ def red_flags() -> Response | tuple[str, int]:
     elif form.validate_on_submit():
         answers = form.answers()
         session[RED_FLAGS_KEY] = answers
-        _save_red_flags(answers)
+        reached = _save_red_flags(answers)
         flags = [code for code, answer in answers.items() if answer == "yes"]
         if triage.pathway(flags) == triage.EMERGENCY:
             return redirect(url_for("patients.emergency"), code=303)
         args = _step_args()
+        if reached != steps.FIRST and not args.get("slot"):  # a request under way goes on
+            return redirect(url_for("patients.step", code=reached), code=303)
         if args.get("slot") or not scheduling_enabled():
             return redirect(url_for("patients.step", code=steps.FIRST, **args), code=303)
         return redirect(url_for("patients.pick_time", **args), code=303)
@@ -311,8 +313,17 @@ def red_flags() -> Response | tuple[str, int]:
         fields=red_flag_fields(form),
         emergency_fields=[f"red_{f.code}" for f in triage.ASKED if f.pathway == triage.EMERGENCY],
         step_args=_step_args(),
+        under_way=_under_way(),
     )
     return page, status
+
+
+def _under_way() -> tuple[int, object] | None:
+    """The step an unsent request in this browser has reached, past the first (number, name)."""
+    draft = _open_draft()
+    if draft is None or draft.sent_at is not None or draft.step == steps.FIRST:
+        return None
+    return steps.number(draft.step), steps.BY_CODE[draft.step].title
 
 
 @bp.route("/request/emergency", methods=["GET", "POST"])
@@ -471,8 +482,9 @@ def _open_draft() -> drafts.RequestDraft | None:
     return drafts.find_draft(session.get(DRAFT_KEY))
 
 
-def _save_red_flags(answers: dict[str, str]) -> None:
-    """The first step starts the draft (or updates the unsent one), with the picked time."""
+def _save_red_flags(answers: dict[str, str]) -> str:
+    """The first step starts the draft (or updates the unsent one), with the picked time;
+    returns the step the draft has reached."""
     saved: drafts.Answers = {f"red_{code}": [answer] for code, answer in answers.items()}
     args = _step_args()
     if args.get("slot"):
@@ -483,6 +495,7 @@ def _save_red_flags(answers: dict[str, str]) -> None:
         session[DRAFT_KEY] = token
     else:
         drafts.save_answers(draft, saved)
+    return draft.step
 
 
 def _step_limit_exempt() -> bool:
