@@ -27,6 +27,9 @@ REFERENCE_RE = re.compile(r"^SC-[2-9A-Z]{4}-[2-9A-Z]{4}$")
 RED_FLAGS = [str(flag.question) for flag in triage.ASKED]
 SADDLE_NUMBNESS = str(triage.BY_CODE["saddle_numbness"].question)
 CANCER_HISTORY = str(triage.BY_CODE["cancer_history"].question)
+# The main problems a patient can name, as the form spells them.
+LOWER_BACK = "My lower back (the pain may spread into a leg)"
+NECK = "My neck (the pain may spread into an arm)"
 # Enough for the longest walk through the request form (a few hundred tab stops).
 MAX_TABS = 400
 
@@ -106,14 +109,19 @@ def fill_about_you(
     choose(page, "How should we contact you?", "Email")
 
 
-def fill_symptoms(page: Page) -> None:
+def fill_symptoms(page: Page, region: str = LOWER_BACK) -> None:
+    """The symptoms (the steps' "Your symptoms"), with ``region`` the main problem."""
     choose(page, "Where does it hurt?", "Lower back", "Leg")
-    choose(page, "Where is your main problem?", LOWER_BACK)
+    choose(page, "Where is your main problem?", region)
     choose(page, "Which side?", "Left")
     choose(page, "How long have you had this pain?", "3 to 12 months")
     choose(page, "Does the pain spread into your arm or leg?", "Yes")
     choose(page, "Do you have numbness or tingling?", "Yes")
     choose(page, "Do you have weakness in an arm or leg?", "No")
+
+
+def fill_history(page: Page) -> None:
+    """The health and treatment questions (the steps' "Health and treatment")."""
     choose(page, "Has a doctor told you what it is?", "Herniated (slipped) disc")
     choose(page, "Treatment you have already had", "Physiotherapy", "Pain medication")
     choose(page, "Scans you have already had", "MRI")
@@ -124,8 +132,6 @@ def fill_symptoms(page: Page) -> None:
     choose(page, "Do you smoke?", "Never smoked")
 
 
-LOWER_BACK = "My lower back (the pain may spread into a leg)"
-NECK = "My neck (the pain may spread into an arm)"
 # The pain scores each main problem asks, in page order, with the answers given.
 PAIN_SCORES = {
     LOWER_BACK: [
@@ -165,8 +171,10 @@ def give_consent(page: Page) -> None:
 
 
 def fill_required_answers(page: Page) -> None:
+    """Every required answer of the one-page form (``/request``), and the consent."""
     fill_about_you(page)
     fill_symptoms(page)
+    fill_history(page)
     rate_pain(page)
     give_consent(page)
 
@@ -187,8 +195,8 @@ def pick_first_time(
     page: Page, server: LiveServer, appointment_type: str, red_flag: str | None = None
 ) -> str:
     """From the home page: the questions about urgent symptoms (all "No" but ``red_flag``),
-    then choose the type, take the earliest open time, continue. Returns the chosen time as
-    the pages spell it."""
+    then choose the type, take the earliest open time, continue to the steps' first (the
+    time, shown). Returns the chosen time as the pages spell it."""
     page.goto(server("/"))
     page.get_by_role("link", name="Request an evaluation").first.click()
     expect(page).to_have_url(server("/request/start"))
@@ -202,9 +210,113 @@ def pick_first_time(
     earliest.check()
     chosen = slot_time(server, earliest)
     times.get_by_role("button", name="Continue with this time").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Request a spine evaluation")
-    expect(page.get_by_text(chosen, exact=True)).to_be_visible()
+    expect_step(page, "time")
+    expect(page.locator("#chosen-slot").get_by_text(chosen, exact=True)).to_be_visible()
     return chosen
+
+
+# --- the request as steps --------------------------------------------------------------------
+
+# The steps after the questions about urgent symptoms: their address and their name.
+STEPS = {
+    "time": "Time",
+    "about": "About you",
+    "symptoms": "Your symptoms",
+    "function": "Pain and daily life",
+    "history": "Health and treatment",
+    "documents": "Documents",
+    "review": "Check and send",
+}
+STEP_CODES = list(STEPS)
+DESCRIPTION = "MRI report, lumbar spine"
+
+
+def expect_step(page: Page, code: str) -> None:
+    """The page is step ``code``: its heading names it, and so does the list of steps."""
+    number, name = STEP_CODES.index(code) + 1, STEPS[code]
+    heading = f"Step {number} of {len(STEPS)}: {name}"
+    expect(page.get_by_role("heading", level=1)).to_have_text(heading)
+    steps = page.get_by_role("navigation", name="Steps of your request")
+    expect(steps.locator("[aria-current=step]")).to_have_text(f"{number}. {name}")
+
+
+def save_and_continue(page: Page, then: str) -> None:
+    """Press "Save and continue" and land on step ``then``."""
+    page.get_by_role("button", name="Save and continue").click()
+    expect_step(page, then)
+
+
+def documents_added(page: Page) -> Locator:
+    """The documents step's list of the files already in the request."""
+    return page.get_by_role("region", name="Documents added").get_by_role("listitem")
+
+
+def add_document(page: Page, path: Path, description: str = DESCRIPTION) -> None:
+    """On the documents step: describe the file, then choose it. With scripts it goes up
+    the moment it is chosen and the page shows it; without, "Add these files" sends it."""
+    # The upload script (deferred) listens for the choice once the page has loaded.
+    page.wait_for_load_state("load")
+    page.get_by_label("What is it?").fill(description)  # before: the script sends it
+    page.get_by_label("Choose one or more files").set_input_files(path)
+    add = page.get_by_role("button", name="Add these files")
+    if add.is_visible():
+        add.click()
+    expect(documents_added(page).filter(has_text=path.name)).to_contain_text(
+        f"{description} Accepted"
+    )
+
+
+def rate_function(page: Page, region: str = LOWER_BACK) -> None:
+    """The function step: the pain scores and one of the instrument's sections."""
+    rate_pain(page, region)
+    if region == LOWER_BACK:
+        choose(page, "Walking", "Pain prevents me from walking more than 1 mile (1.6 km)")
+    else:
+        choose(page, "Reading", "I can read as much as I want to with slight pain in my neck")
+
+
+def fill_steps_to_review(
+    page: Page,
+    *,
+    document: Path | None = None,
+    description: str = DESCRIPTION,
+    region: str = LOWER_BACK,
+) -> None:
+    """From the time step (the page shown) to the review: every step's answers, saved."""
+    expect_step(page, "time")
+    save_and_continue(page, "about")
+    fill_about_you(page)
+    save_and_continue(page, "symptoms")
+    fill_symptoms(page, region)
+    save_and_continue(page, "function")
+    rate_function(page, region)
+    save_and_continue(page, "history")
+    fill_history(page)
+    save_and_continue(page, "documents")
+    if document is not None:
+        add_document(page, document, description)
+    save_and_continue(page, "review")
+
+
+def send_from_review(page: Page) -> None:
+    """On the review: consent, send, and the confirmation."""
+    expect_step(page, "review")
+    give_consent(page)
+    page.get_by_role("button", name="Send my request").click()
+    expect(page).to_have_url(re.compile(r"/request/submitted$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your request was sent")
+
+
+def walk_steps(
+    page: Page,
+    *,
+    document: Path | None = None,
+    description: str = DESCRIPTION,
+    region: str = LOWER_BACK,
+) -> None:
+    """From the time step through the review, then send (``document`` added on its step)."""
+    fill_steps_to_review(page, document=document, description=description, region=region)
+    send_from_review(page)
 
 
 # --- the keyboard ----------------------------------------------------------------------------
@@ -285,25 +397,59 @@ def key_attach(page: Page, file_input: Locator, path: Path, what: str) -> None:
     chooser.value.set_files(path)
 
 
-def key_fill_required_answers(page: Page) -> None:
-    """The answers of ``fill_required_answers`` (bar the optional ones), in page order, from
-    the keyboard."""
+def key_save_and_continue(page: Page, then: str) -> None:
+    key_press_button(page, "Save and continue")
+    expect_step(page, then)
+
+
+def key_walk_steps(page: Page, *, document: Path | None = None) -> None:
+    """``walk_steps``' required answers (and ``document``), from the keyboard alone, in page
+    order: from the time step (the page shown) through the review, then send."""
+    expect_step(page, "time")
+    key_save_and_continue(page, "about")
     key_type(page, "Full name", "Erika Mustermann")
     key_type(page, "Date of birth", "1970-05-17")
     key_type(page, "Email address", PATIENT_EMAIL)
     key_type(page, "Phone number", "+49 30 901820")
     key_choose(page, "How should we contact you?", "Email")
+    key_save_and_continue(page, "symptoms")
     key_choose(page, "Where does it hurt?", "Lower back", "Leg")
     key_choose(page, "Where is your main problem?", LOWER_BACK)
     key_choose(page, "How long have you had this pain?", "3 to 12 months")
     key_choose(page, "Does the pain spread into your arm or leg?", "Yes")
     key_choose(page, "Do you have numbness or tingling?", "Yes")
     key_choose(page, "Do you have weakness in an arm or leg?", "No")
+    key_save_and_continue(page, "function")
+    for legend, score in PAIN_SCORES[LOWER_BACK]:
+        key_choose(page, legend, score)
+    key_save_and_continue(page, "history")
     key_choose(page, "Do you take blood thinners (anticoagulants)?", "No")
     key_choose(page, "Do you have diabetes?", "No")
     key_choose(page, "Do you smoke?", "Never smoked")
-    for legend, score in PAIN_SCORES[LOWER_BACK]:
-        key_choose(page, legend, score)
+    key_save_and_continue(page, "documents")
+    if document is not None:
+        key_add_document(page, document)
+    key_save_and_continue(page, "review")
+    key_give_consent(page)
+    key_press_button(page, "Send my request")
+
+
+def key_add_document(page: Page, path: Path, description: str = DESCRIPTION) -> None:
+    """The description first (the script sends it with the file), then Shift+Tab back to
+    the file field and Space for the file dialog; the file goes up as it is chosen."""
+    page.on("filechooser", _ignore_file_chooser)  # see key_attach: before any key
+    page.wait_for_load_state("load")  # the upload script listens once the page has loaded
+    field = page.get_by_label("What is it?")  # "(optional)" is part of its name
+    tab_to(page, field, "What is it?")
+    page.keyboard.type(description)
+    expect(field).to_have_value(description)
+    page.keyboard.press("Shift+Tab")
+    file_input = page.get_by_label("Choose one or more files")
+    expect(file_input).to_be_focused()
+    key_attach(page, file_input, path, "Choose one or more files")
+    expect(documents_added(page).filter(has_text=path.name)).to_contain_text(
+        f"{description} Accepted"
+    )
 
 
 def key_answer_red_flags(page: Page) -> None:

@@ -36,13 +36,18 @@ from booking.staff.auth import make_reset_token
 from booking.staff.models import StaffUser
 from tests.e2e.conftest import PHONE, PHONE_WIDTH, LiveServer, browser_page, build_app, serving
 from tests.e2e.pages import (
+    add_document,
     fill_required_answers,
+    fill_steps_to_review,
+    fill_symptoms,
     page_width,
+    save_and_continue,
     sign_in,
     submit_sign_in,
     submit_sign_in_code,
 )
 from tests.smtp import free_port
+from tests.support import pdf_bytes
 
 pytestmark = pytest.mark.e2e
 
@@ -85,12 +90,15 @@ class Site:
     def visit(self, page: Page, path: str) -> None:
         """Go to ``path``; ``{manage}`` in it is the request's own page, reached as a patient
         does: the private link first (it leaves the page's cookie), then the page. The
-        request form is reached as a patient does too: after the first step's questions."""
+        request form is reached as a patient does too: after the first step's questions, and
+        a step (or "finish later") with a draft whose main problem is known."""
         if "{manage}" in path:
             page.goto(self(self.manage_path))
             path = path.format(manage=f"/manage/{self.reference}")
         if path.split("?")[0] == "/request":
             self.answer_red_flags(page)
+        if path.startswith(("/request/steps/", "/request/later")):
+            self.start_steps(page)
         page.goto(self(path))
 
     def answer_red_flags(self, page: Page, yes: str | None = None) -> None:
@@ -102,6 +110,14 @@ class Site:
             page.locator(f"input[name=red_{yes}][value=yes]").check()
         page.get_by_role("button", name="Continue").click()
         expect(page).not_to_have_url(self("/request/start"))
+
+    def start_steps(self, page: Page) -> None:
+        """A draft in this browser, as far as the symptoms (the pain and daily life step asks
+        the main problem's questions, so it needs them)."""
+        self.answer_red_flags(page)
+        page.goto(self("/request/steps/symptoms"))
+        fill_symptoms(page)
+        save_and_continue(page, "function")
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +230,53 @@ def _request_with_a_time(site: Site, page: Page) -> None:
     expect(page.get_by_text("Your chosen time", exact=True)).to_be_visible()
 
 
+def _step_with_errors(site: Site, page: Page) -> None:
+    site.visit(page, "/request/steps/about")
+    page.get_by_role("button", name="Save and continue").click()
+    expect(page).to_have_title(re.compile(r"^Error: Step 2 of 7"))
+
+
+def _documents_with_one_added(site: Site, page: Page) -> None:
+    site.visit(page, "/request/steps/documents")
+    pdf = site.scratch / "mri-report.pdf"
+    pdf.write_bytes(pdf_bytes("MRI lumbar spine"))
+    add_document(page, pdf)
+
+
+def _documents_with_a_refused_file(site: Site, page: Page) -> None:
+    """With scripts: the refused file stays in the progress area, with its reason and a
+    button to try again."""
+    site.visit(page, "/request/steps/documents")
+    not_a_document = site.scratch / "notes.pdf"
+    not_a_document.write_bytes(b"this is not a PDF")
+    page.get_by_label("Choose one or more files").set_input_files(not_a_document)
+    expect(page.locator("#upload-progress").get_by_role("button", name="Try again")).to_be_visible()
+
+
+def _review_with_errors(site: Site, page: Page) -> None:
+    """Every step answered (a document added) but the consent: the review asks for it."""
+    site.answer_red_flags(page)
+    page.goto(site("/request/steps/time"))
+    pdf = site.scratch / "mri-report.pdf"
+    pdf.write_bytes(pdf_bytes("MRI lumbar spine"))
+    fill_steps_to_review(page, document=pdf)
+    page.get_by_role("button", name="Send my request").click()
+    expect(page).to_have_title(re.compile(r"^Error: Step 7 of 7"))
+
+
+def _finish_later_with_errors(site: Site, page: Page) -> None:
+    site.visit(page, "/request/later")  # no email address in the draft yet
+    page.get_by_role("button", name="Email me the link").click()
+    expect(page).to_have_title(re.compile(r"^Error: "))
+
+
+def _finish_later_sent(site: Site, page: Page) -> None:
+    site.visit(page, "/request/later")
+    page.get_by_label("Email address", exact=True).fill("erika.mustermann@example.com")
+    page.get_by_role("button", name="Email me the link").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("We have emailed you a link")
+
+
 def _submitted(site: Site, page: Page) -> None:
     site.answer_red_flags(page, yes="fever")
     page.goto(site("/request"))
@@ -299,9 +362,24 @@ PATIENT_PAGES: dict[str, str | Callable[..., None]] = {
     "emergency stop with errors": _emergency_with_errors,
     "call-back requested": _call_back_requested,
     "time picker": "/request/time",
+    "step 1: time": "/request/steps/time",
+    "step 1: time, with a chosen time": _request_with_a_time,
+    "step 2: about you": "/request/steps/about",
+    "step 2: about you with errors": _step_with_errors,
+    "step 3: your symptoms": "/request/steps/symptoms",
+    "step 4: pain and daily life": "/request/steps/function",
+    "step 5: health and treatment": "/request/steps/history",
+    "step 6: documents": "/request/steps/documents",
+    "step 6: documents, one added": _documents_with_one_added,
+    "step 6: documents, a file refused": _documents_with_a_refused_file,
+    "step 7: check and send": "/request/steps/review",
+    "step 7: check and send with errors": _review_with_errors,
+    "finish later": "/request/later",
+    "finish later with errors": _finish_later_with_errors,
+    "finish later: link sent": _finish_later_sent,
+    "finish later: link no longer valid": "/request/resume/not-a-token",
     "request form": "/request",
     "request form in Spanish": "/request?lang=es",
-    "request form with a time": _request_with_a_time,
     "request form with errors": _request_with_errors,
     "request sent (urgent)": _submitted,
     "manage": "{manage}",
@@ -336,6 +414,14 @@ def test_patient_page_has_no_serious_accessibility_problem(
         "/privacy",
         "/request/start",
         "/request/time",
+        "/request/steps/time",
+        "/request/steps/about",
+        "/request/steps/symptoms",
+        "/request/steps/function",
+        "/request/steps/history",
+        "/request/steps/documents",
+        "/request/steps/review",
+        "/request/later",
         "/request",
         "{manage}",
         "{manage}/reschedule",
@@ -466,6 +552,9 @@ def _location_with_errors(site: Site, page: Page) -> None:
 # Each error state, and whether it is reached signed in as the admin.
 ERROR_STATES: dict[str, tuple[Callable[..., None], bool]] = {
     "request form": (_request_with_errors, False),
+    "request step": (_step_with_errors, False),
+    "check and send": (_review_with_errors, False),
+    "finish later": (_finish_later_with_errors, False),
     "manage: documents": (_manage_documents_with_errors, False),
     "staff sign-in": (_login_with_error, False),
     "sign-in code": (lambda site, page: _login_code(site, page, wrong=True), False),
@@ -577,6 +666,11 @@ def focus_problems(page: Page) -> list[str]:
         "/",
         "/request/start",
         "/request/time",
+        "/request/steps/about",
+        "/request/steps/function",
+        "/request/steps/documents",
+        "/request/steps/review",
+        "/request/later",
         "/request",
         "{manage}",
         "{manage}/reschedule",
@@ -628,7 +722,7 @@ def test_the_checks_report_an_unlabelled_field_and_a_hidden_focus(
     assert any("Privacy notice: outline 0 px" in problem for problem in focus_problems(page))
 
 
-@pytest.mark.parametrize("path", ["/request", "/staff/login"])
+@pytest.mark.parametrize("path", ["/request", "/request/steps/about", "/staff/login"])
 def test_the_first_tab_stop_skips_to_the_main_content(path: str, site: Site, patient: Page) -> None:
     page = patient
     site.visit(page, path)

@@ -1,7 +1,9 @@
-"""A patient picks a time and sends a consultation request with a document in a real browser:
-on a desktop, on a phone (390 x 844), and with the keyboard alone. Every control is found the
-way a screen-reader user finds it: text fields by their label, choices by their group's
-legend, buttons by their name."""
+"""A patient picks a time and sends a consultation request with a document in a real browser,
+through the request's steps: on a desktop and with the keyboard alone; a patient with an
+emergency answer is stopped (on a phone, with and without scripts); the one-page form still
+shows its errors. Every control is found the way a screen-reader user finds it: text fields
+by their label, choices by their group's legend, buttons by their name. The steps themselves
+(phone, no scripts, reload, Back, finish later) are in ``test_request_steps_journey.py``."""
 
 from __future__ import annotations
 
@@ -32,26 +34,26 @@ from tests.e2e.pages import (
     NECK,
     SADDLE_NUMBNESS,
     answer_red_flags,
-    attach_document,
     choose,
-    document_file,
+    expect_step,
     fill_about_you,
-    fill_required_answers,
+    fill_history,
     fill_symptoms,
     give_consent,
     group,
     key_answer_red_flags,
-    key_attach,
     key_choose,
-    key_fill_required_answers,
-    key_give_consent,
     key_press_button,
+    key_walk_steps,
     page_width,
     pick_first_time,
     rate_pain,
+    save_and_continue,
+    send_from_review,
     shown_reference,
     slot_time,
     tab_to,
+    walk_steps,
 )
 
 pytestmark = pytest.mark.e2e
@@ -120,9 +122,7 @@ def test_patient_picks_a_time_and_sends_a_request_with_a_document(
     chosen = pick_first_time(page, clinic, IMAGING_REVIEW)
     expect(page.get_by_text(f"{SPECIALIST} · {LOCATION}")).to_be_visible()
 
-    fill_required_answers(page)
-    attach_document(page, pdf_file)
-    page.get_by_role("button", name="Send my request").click()
+    walk_steps(page, document=pdf_file)
 
     expect(page).to_have_url(clinic("/request/submitted"))
     expect(page).to_have_title(re.compile(r"^Request sent"))
@@ -222,17 +222,9 @@ def test_patient_sends_a_request_with_a_time_and_a_document_with_the_keyboard_al
     chosen = slot_time(clinic, earliest)
     key_press_button(page, "Continue with this time")
 
-    expect(page.get_by_role("heading", level=1)).to_have_text("Request a spine evaluation")
+    expect_step(page, "time")
     expect(page.get_by_text(chosen, exact=True)).to_be_visible()
-    key_fill_required_answers(page)
-    document = page.get_by_role("group", name="Document 1")
-    key_attach(page, document_file(document), pdf_file, "Document 1")
-    page.keyboard.press("Tab")
-    description = document.get_by_label("What is it?")
-    expect(description).to_be_focused()
-    page.keyboard.type("MRI report, lumbar spine")
-    key_give_consent(page)
-    key_press_button(page, "Send my request")
+    key_walk_steps(page, document=pdf_file)
 
     expect(page).to_have_url(clinic("/request/submitted"))
     expect(page.get_by_role("heading", level=1)).to_have_text("Your request was sent")
@@ -244,11 +236,15 @@ def test_patient_sends_a_request_with_a_time_and_a_document_with_the_keyboard_al
 def test_form_with_errors_is_shown_again_with_a_summary_and_the_answers_kept(
     page: Page, live_server: LiveServer
 ) -> None:
+    """The one-page form (``/request``), still there for a patient who opens it."""
     page.goto(live_server("/request"))
-    answer_red_flags(page)  # asked first; without times to pick, the form follows
-    expect(page).to_have_url(live_server("/request"))
+    answer_red_flags(page)  # asked first; without times to pick, the steps follow ...
+    expect_step(page, "time")
+    page.goto(live_server("/request"))  # ... and the one-page form is there when asked for
+    expect(page.get_by_role("heading", level=1)).to_have_text("Request a spine evaluation")
     fill_about_you(page, name="", email="erika.mustermann@")
     fill_symptoms(page)
+    fill_history(page)
     rate_pain(page)
     give_consent(page)
     page.get_by_role("button", name="Send my request").click()
@@ -295,15 +291,19 @@ def test_form_with_errors_is_shown_again_with_a_summary_and_the_answers_kept(
 
 
 def test_a_neck_patient_answers_the_ndi(page: Page, clinic: LiveServer) -> None:
-    """Without scripts the page shows both parts; the neck patient fills in the neck's."""
+    """The pain and daily life step asks the neck's questions only, of a neck patient."""
     pick_first_time(page, clinic, IMAGING_REVIEW)
+    save_and_continue(page, "about")
     fill_about_you(page)
-    fill_symptoms(page)
-    choose(page, "Where is your main problem?", NECK)
-    neck_part = group(page, "Answer this part if your main problem is your neck")
-    expect(
-        neck_part.get_by_role("heading", name="How your neck pain affects daily life")
-    ).to_be_visible()
+    save_and_continue(page, "symptoms")
+    fill_symptoms(page, NECK)
+    save_and_continue(page, "function")
+    neck_part = page.get_by_role("region", name="How your neck pain affects daily life")
+    expect(neck_part).to_be_visible()
+    expect(page.get_by_role("region", name="How your back pain affects daily life")).to_have_count(
+        0
+    )
+    expect(group(page, "Back pain right now")).to_have_count(0)
     rate_pain(page, NECK)
     choose(page, "Reading", "I can read as much as I want to with slight pain in my neck")
     choose(page, "Headaches", "I have moderate headaches which come infrequently")
@@ -316,17 +316,16 @@ def test_a_neck_patient_answers_the_ndi(page: Page, clinic: LiveServer) -> None:
         ("Concentration", "I can concentrate fully when I want to with no difficulty"),
         ("Work", "I can only do my usual work, but no more"),
         ("Recreation", "I am able to do all my recreation activities, with some pain in my neck"),
-    ):
-        choose(page, section, statement)
-    # The same titles in both parts: these are the NDI's, inside the neck's part.
-    for section, statement in (
         ("Pain intensity", "The pain is moderate at the moment"),
         ("Lifting", "I can lift heavy weights but it gives extra pain"),
         ("Sleeping", "My sleep is mildly disturbed (1 to 2 hours sleepless)"),
     ):
-        group(neck_part, section).get_by_label(statement, exact=True).check()
-    give_consent(page)
-    page.get_by_role("button", name="Send my request").click()
+        choose(page, section, statement)
+    save_and_continue(page, "history")
+    fill_history(page)
+    save_and_continue(page, "documents")
+    save_and_continue(page, "review")
+    send_from_review(page)
 
     expect(page.get_by_role("heading", level=1)).to_have_text("Your request was sent")
     with clinic.app.app_context():

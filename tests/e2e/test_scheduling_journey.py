@@ -33,12 +33,13 @@ from tests.e2e.pages import (
     choose,
     clinic_day,
     day_legend,
-    fill_required_answers,
+    expect_step,
     full_time,
     group,
     show_day,
     shown_reference,
     slot_label,
+    walk_steps,
 )
 from tests.smtp import SmtpServer
 from tests.support import pdf_bytes
@@ -76,13 +77,12 @@ def test_patient_picks_a_time_then_moves_it_adds_a_document_and_cancels_by_the_e
     ).check()
     times.get_by_role("button", name="Continue with this time").click()
 
-    # Step 3: the form, showing the chosen time.
-    expect(page.get_by_role("heading", level=1)).to_have_text("Request a spine evaluation")
+    # The steps start with the chosen time; the patient goes through them and sends.
+    expect_step(page, "time")
     expect(page.get_by_text("Your chosen time", exact=True)).to_be_visible()
     expect(page.get_by_text(held_time, exact=True)).to_be_visible()
     expect(page.get_by_text(f"{SPECIALIST} · {LOCATION}, {ADDRESS}")).to_be_visible()
-    fill_required_answers(page)
-    page.get_by_role("button", name="Send my request").click()
+    walk_steps(page)
 
     expect(page).to_have_url(clinic("/request/submitted"))
     expect(page.get_by_role("heading", level=1)).to_have_text("Your request was sent")

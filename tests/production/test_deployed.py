@@ -28,9 +28,9 @@ from booking.cli import demo_pdf
 from tests.e2e.conftest import CLINIC_EMAIL, IMAGING_REVIEW, text_of, wait_for_email
 from tests.e2e.pages import (
     PATIENT_EMAIL,
-    attach_document,
-    fill_required_answers,
+    fill_steps_to_review,
     pick_first_time,
+    send_from_review,
     shown_reference,
     sign_in,
     slot_time,
@@ -49,18 +49,16 @@ class Sent:
 
 
 def send_request(patient: Visitor, document: Path | None = None) -> Sent:
-    """A patient's whole request from the home page: the earliest time, the required answers,
-    ``document`` if given; then the email the worker delivers."""
+    """A patient's whole request from the home page: the earliest time, then the steps with
+    their answers and ``document`` if given (uploaded as it is chosen, by the page's script);
+    then the email the worker delivers."""
     page, deployment = patient.page, patient.deployment
     chosen = pick_first_time(page, deployment, IMAGING_REVIEW)
-    fill_required_answers(page)
-    if document is not None:
-        attach_document(page, document)
-    patient.check()  # the form page as the browser got it: would it let the form through?
-    page.get_by_role("button", name="Send my request").click()
+    fill_steps_to_review(page, document=document)
+    patient.check()  # every step as the browser got it: would it let the last one through?
+    send_from_review(page)
 
     expect(page).to_have_url(deployment("/request/submitted"))
-    expect(page.get_by_role("heading", level=1)).to_have_text("Your request was sent")
     reference = shown_reference(page)
     receipt = wait_for_email(
         deployment.mail, f"We received your request {reference}", deployment.worker
@@ -255,6 +253,23 @@ def test_the_proxy_redirects_http_refuses_other_names_and_passes_request_ids_and
         answer.read()
         assert answer.status == 400, answer.status
         assert answer.getheader("Content-Security-Policy")  # the app answered, not nginx
+
+        # The same for the documents step, where the steps' files go up: the app answers
+        # (this browser has no request started, so it is sent to the first step).
+        secure.request(
+            "POST",
+            "/request/steps/documents",
+            body=body.replace(b'name="documents-0-file"', b'name="files"'),
+            headers={
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+                "Origin": deployment.url,
+            },
+        )
+        answer = secure.getresponse()
+        answer.read()
+        assert answer.status == 302, answer.status
+        assert answer.getheader("Location", "").endswith("/request/start")
+        assert answer.getheader("Content-Security-Policy")
     finally:
         secure.close()
 

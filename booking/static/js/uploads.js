@@ -74,8 +74,9 @@
       }
       if (pending === 0 && added > 0) {
         // The list of added documents (with their remove buttons) is the server's page.
+        // No "#fragment": this very address plus one only scrolls, it loads nothing.
         status.textContent = message + " " + text.refreshing;
-        window.location.assign(form.action + "#added-heading");
+        window.location.assign(form.action);
       }
     }
 

@@ -1,0 +1,394 @@
+"""The request as steps, saved in a draft at every step (issue #16), in a real browser: the
+whole way on a phone with the page's upload script and without scripts, a reload at any step,
+Back after sending, a correction asked for at the end, and "finish later" on another device.
+
+Controls are found the way a screen-reader user finds them: fields by their label, choices by
+their group's legend, buttons and links by their name.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, expect
+from sqlalchemy import select
+
+from booking.extensions import db
+from booking.notifications.models import OutboxEmail
+from booking.requests.models import ConsultationRequest
+from tests.e2e.conftest import (
+    IMAGING_REVIEW,
+    PHONE,
+    PHONE_WIDTH,
+    SPECIALIST,
+    TIMEOUT_MS,
+    LiveServer,
+    seed_schedule,
+)
+from tests.e2e.pages import (
+    DESCRIPTION,
+    LOWER_BACK,
+    PATIENT_EMAIL,
+    STEPS,
+    add_document,
+    answer_red_flags,
+    choose,
+    documents_added,
+    expect_step,
+    fill_about_you,
+    fill_history,
+    fill_steps_to_review,
+    fill_symptoms,
+    give_consent,
+    group,
+    page_width,
+    pick_first_time,
+    rate_function,
+    save_and_continue,
+    send_from_review,
+    shown_reference,
+    walk_steps,
+)
+
+pytestmark = pytest.mark.e2e
+
+RESUME_LINK_RE = re.compile(r"https?://\S+/request/resume/[A-Za-z0-9_-]+")
+# Records, in the tab's session storage (it outlives the reload that follows an upload),
+# what the upload area showed while the script sent the file: its progress bars and its
+# messages.
+WATCH_UPLOADS_JS = """() => {
+  const area = document.getElementById("upload-progress");
+  const seen = [];
+  new MutationObserver(() => {
+    for (const bar of area.querySelectorAll("progress")) {
+      seen.push("progress: " + bar.getAttribute("aria-label"));
+    }
+    for (const status of area.querySelectorAll(".upload-status")) {
+      seen.push("status: " + status.textContent);
+    }
+    sessionStorage.setItem("upload-seen", JSON.stringify(seen));
+  }).observe(area, {childList: true, subtree: true, characterData: true});
+}"""
+
+
+@pytest.fixture
+def clinic(live_server: LiveServer) -> LiveServer:
+    seed_schedule(live_server)
+    return live_server
+
+
+def context_of(new_context: Callable[..., BrowserContext], **options: Any) -> BrowserContext:
+    context = new_context(**options)
+    context.set_default_timeout(TIMEOUT_MS)
+    return context
+
+
+def stored(server: LiveServer) -> list[ConsultationRequest]:
+    """Every request in the database, with what the tests read of it loaded."""
+    with server.app.app_context():
+        requests = list(db.session.scalars(select(ConsultationRequest)))
+        for consultation in requests:  # loaded now: the session ends with the block
+            _ = consultation.documents, consultation.appointment
+            _ = consultation.appointment and consultation.appointment.specialist
+        return requests
+
+
+def step_link(page: Page, code: str) -> Any:
+    """A step's link in the list of steps (a step reached, not the one shown)."""
+    number = list(STEPS).index(code) + 1
+    steps = page.get_by_role("navigation", name="Steps of your request")
+    return steps.get_by_role("link", name=re.compile(rf"^{number}\. {re.escape(STEPS[code])}"))
+
+
+def assert_fits_a_phone(page: Page, what: str) -> None:
+    width = page_width(page)
+    assert width <= PHONE_WIDTH, f"{what} scrolls sideways on a phone ({width} px)"
+
+
+def test_on_a_phone_every_step_fits_and_the_pdf_goes_up_as_it_is_chosen(
+    new_context: Callable[..., BrowserContext], clinic: LiveServer, pdf_file: Path
+) -> None:
+    page = context_of(new_context, **PHONE).new_page()
+    chosen = pick_first_time(page, clinic, IMAGING_REVIEW)
+    assert_fits_a_phone(page, "the time step")
+    save_and_continue(page, "about")
+    assert_fits_a_phone(page, "the about you step")
+    fill_about_you(page)
+    save_and_continue(page, "symptoms")
+    assert_fits_a_phone(page, "the symptoms step")
+    fill_symptoms(page)
+    save_and_continue(page, "function")
+    assert_fits_a_phone(page, "the pain and daily life step")
+    rate_function(page)
+    save_and_continue(page, "history")
+    assert_fits_a_phone(page, "the health and treatment step")
+    fill_history(page)
+    save_and_continue(page, "documents")
+    assert_fits_a_phone(page, "the documents step")
+
+    # With the script the file goes up as soon as it is chosen: no button to press.
+    expect(page.get_by_role("button", name="Add these files")).to_be_hidden()
+    page.evaluate(WATCH_UPLOADS_JS)
+    page.get_by_label("What is it?").fill(DESCRIPTION)
+    page.get_by_label("Choose one or more files").set_input_files(pdf_file)
+    # The page reloads with the file in its list, checked and accepted by the server ...
+    expect(documents_added(page)).to_have_count(1)
+    added = documents_added(page).first
+    expect(added).to_contain_text("mri-report.pdf · ")
+    expect(added).to_contain_text(f"{DESCRIPTION} Accepted")
+    # Its button names the file (chromium reads the hidden part as "Remove : mri-report.pdf").
+    remove = added.get_by_role("button", name=re.compile(r"^Remove\W+mri-report\.pdf$"))
+    expect(remove).to_be_visible()
+    # ... after showing its progress while it went, then its acceptance.
+    seen = json.loads(page.evaluate("sessionStorage.getItem('upload-seen')") or "[]")
+    assert "progress: Uploading mri-report.pdf" in seen, seen
+    assert any(line.startswith("status: Accepted") for line in seen), seen
+    assert_fits_a_phone(page, "the documents step with a document")
+    save_and_continue(page, "review")
+    assert_fits_a_phone(page, "the check and send step")
+
+    review = page.get_by_role("main")
+    expect(review.get_by_text(chosen, exact=True)).to_be_visible()
+    expect(review.get_by_text(f"mri-report.pdf · {DESCRIPTION}")).to_be_visible()
+    send_from_review(page)
+    assert_fits_a_phone(page, "the confirmation")
+    expect(page.get_by_text("We received 1 document.")).to_be_visible()
+
+    [consultation] = stored(clinic)
+    assert consultation.reference == shown_reference(page)
+    assert consultation.appointment is not None
+    assert consultation.appointment.specialist.full_name == SPECIALIST
+    assert [(d.original_name, d.description) for d in consultation.documents] == [
+        ("mri-report.pdf", DESCRIPTION)
+    ]
+
+
+def test_without_javascript_every_step_works_and_files_go_with_the_button(
+    new_context: Callable[..., BrowserContext], clinic: LiveServer, pdf_file: Path
+) -> None:
+    page = context_of(new_context, java_script_enabled=False).new_page()
+    page.goto(clinic("/request/start"))
+    answer_red_flags(page)
+    expect(page).to_have_url(clinic("/request/time"))
+    page.get_by_role("link", name="Continue without choosing a time").click()
+
+    # No time taken: the step asks when the patient could come instead.
+    expect_step(page, "time")
+    expect(page.get_by_text("Your chosen time", exact=True)).to_have_count(0)
+    choose(page, "Days that suit you", "Monday", "Wednesday")
+    choose(page, "Time of day", "Morning")
+    expect(page.get_by_role("button", name="Add these files")).to_have_count(0)
+    # The files go with the button, which shows without the script (add_document presses it).
+    walk_steps(page, document=pdf_file)
+    expect(page.get_by_text("We received 1 document.")).to_be_visible()
+
+    [consultation] = stored(clinic)
+    assert consultation.appointment is None
+    assert consultation.preferred_days == [0, 2]
+    assert consultation.preferred_time_of_day == "morning"
+    assert [(d.original_name, d.size_bytes) for d in consultation.documents] == [
+        ("mri-report.pdf", pdf_file.stat().st_size)
+    ]
+
+
+def test_a_reload_at_any_step_keeps_the_answers(
+    page: Page, clinic: LiveServer, pdf_file: Path
+) -> None:
+    """Each step saved, then the next one reloaded, then the saved one opened again from the
+    list of steps and reloaded: the answers come back from the server every time."""
+    page.goto(clinic("/request/start"))
+    answer_red_flags(page)
+    page.get_by_role("link", name="Continue without choosing a time").click()
+    expect_step(page, "time")
+    choose(page, "Time of day", "Afternoon")
+
+    def about_kept() -> None:
+        expect(page.get_by_label("Full name", exact=True)).to_have_value("Erika Mustermann")
+        expect(page.get_by_label("Date of birth", exact=True)).to_have_value("1970-05-17")
+        expect(page.get_by_label("Email address", exact=True)).to_have_value(PATIENT_EMAIL)
+        expect(page.get_by_label("Phone number", exact=True)).to_have_value("+49 30 901820")
+        contact = group(page, "How should we contact you?")
+        expect(contact.get_by_label("Email", exact=True)).to_be_checked()
+
+    def symptoms_kept() -> None:
+        expect(group(page, "Where does it hurt?").get_by_label("Leg", exact=True)).to_be_checked()
+        main_problem = group(page, "Where is your main problem?")
+        expect(main_problem.get_by_label(LOWER_BACK, exact=True)).to_be_checked()
+        duration = group(page, "How long have you had this pain?")
+        expect(duration.get_by_label("3 to 12 months", exact=True)).to_be_checked()
+
+    def function_kept() -> None:
+        worst = group(page, "Back pain at its worst in the last week")
+        expect(worst.get_by_label("8", exact=True)).to_be_checked()
+        walking = group(page, "Walking")
+        expect(
+            walking.get_by_label("Pain prevents me from walking more than 1 mile (1.6 km)")
+        ).to_be_checked()
+
+    def history_kept() -> None:
+        expect(page.get_by_label("When were the scans done?")).to_have_value("MRI in March 2026")
+        smoking = group(page, "Do you smoke?")
+        expect(smoking.get_by_label("Never smoked", exact=True)).to_be_checked()
+
+    def time_kept() -> None:
+        expect(group(page, "Time of day").get_by_label("Afternoon", exact=True)).to_be_checked()
+
+    def documents_kept() -> None:
+        expect(documents_added(page)).to_have_count(1)
+        expect(documents_added(page)).to_contain_text("mri-report.pdf · ")
+
+    steps: list[tuple[str, Callable[[], None], Callable[[], None]]] = [
+        ("time", lambda: None, time_kept),
+        ("about", lambda: fill_about_you(page), about_kept),
+        ("symptoms", lambda: fill_symptoms(page), symptoms_kept),
+        ("function", lambda: rate_function(page), function_kept),
+        ("history", lambda: fill_history(page), history_kept),
+        ("documents", lambda: add_document(page, pdf_file), documents_kept),
+    ]
+    codes = list(STEPS)
+    for code, fill, kept in steps:
+        following = codes[codes.index(code) + 1]
+        fill()
+        save_and_continue(page, following)
+        page.reload()  # the step after: a reload shows it again, nothing sent twice
+        expect_step(page, following)
+        step_link(page, code).click()
+        expect_step(page, code)
+        kept()
+        page.reload()
+        expect_step(page, code)
+        kept()
+        step_link(page, following).click()
+        expect_step(page, following)
+
+    # Everything is on the review, after one more reload.
+    page.reload()
+    expect_step(page, "review")
+    main = page.get_by_role("main")
+    for answer in ("Erika Mustermann", PATIENT_EMAIL, "MRI in March 2026", "Afternoon"):
+        expect(main.get_by_text(answer, exact=True)).to_be_visible()
+    send_from_review(page)
+    [consultation] = stored(clinic)
+    assert consultation.preferred_time_of_day == "afternoon"
+    assert len(consultation.documents) == 1
+
+
+def test_back_after_sending_shows_the_request_sent_not_a_second_one(
+    context: BrowserContext, clinic: LiveServer
+) -> None:
+    page = context.new_page()
+    pick_first_time(page, clinic, IMAGING_REVIEW)
+    fill_steps_to_review(page)
+    # The same review open in a second tab, as a patient may have it.
+    other = context.new_page()
+    other.goto(clinic("/request/steps/review"))
+    expect_step(other, "review")
+    give_consent(other)
+
+    send_from_review(page)
+    reference = shown_reference(page)
+
+    # Back from the confirmation: the confirmation again, not the form to send once more.
+    page.go_back()
+    expect(page).to_have_url(clinic("/request/submitted"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your request was sent")
+    assert shown_reference(page) == reference
+    expect(page.get_by_role("button", name="Send my request")).to_have_count(0)
+
+    # The second tab's Send: the request already sent, not a twin.
+    other.get_by_role("button", name="Send my request").click()
+    expect(other).to_have_url(clinic("/request/submitted"))
+    assert shown_reference(other) == reference
+    assert [c.reference for c in stored(clinic)] == [reference]
+
+
+def test_a_missing_consent_at_the_end_keeps_the_uploaded_document(
+    page: Page, clinic: LiveServer, pdf_file: Path
+) -> None:
+    pick_first_time(page, clinic, IMAGING_REVIEW)
+    fill_steps_to_review(page, document=pdf_file)
+    page.get_by_role("button", name="Send my request").click()
+
+    expect(page).to_have_title(re.compile(r"^Error: Step 7 of 7: Check and send"))
+    expect_step(page, "review")
+    summary = page.get_by_role("alert").filter(
+        has=page.get_by_role("heading", name="Please correct the following")
+    )
+    expect(summary).to_contain_text("Please confirm that you have read the privacy notice.")
+    privacy = page.get_by_role("checkbox", name="I have read the privacy notice")
+    expect(privacy).to_have_attribute("aria-invalid", "true")
+    # The document is still part of the request: on the review and on its step.
+    expect(page.get_by_role("main").get_by_text(f"mri-report.pdf · {DESCRIPTION}")).to_be_visible()
+    step_link(page, "documents").click()
+    expect_step(page, "documents")
+    expect(documents_added(page)).to_have_count(1)
+    expect(documents_added(page)).to_contain_text(f"{DESCRIPTION} Accepted")
+    assert stored(clinic) == []
+
+    save_and_continue(page, "review")
+    send_from_review(page)
+    expect(page.get_by_text("We received 1 document.")).to_be_visible()
+    [consultation] = stored(clinic)
+    assert [d.original_name for d in consultation.documents] == ["mri-report.pdf"]
+
+
+def test_finish_later_emails_a_link_that_carries_on_in_another_browser(
+    new_context: Callable[..., BrowserContext], clinic: LiveServer
+) -> None:
+    page = context_of(new_context).new_page()
+    chosen = pick_first_time(page, clinic, IMAGING_REVIEW)
+    save_and_continue(page, "about")
+    fill_about_you(page)
+    save_and_continue(page, "symptoms")
+    fill_symptoms(page)
+    save_and_continue(page, "function")
+
+    page.get_by_role("link", name="Finish later: email me a link to this request").click()
+    expect(page).to_have_url(clinic("/request/later"))
+    email = page.get_by_label("Email address", exact=True)
+    expect(email).to_have_value(PATIENT_EMAIL)  # the address the patient gave
+    page.get_by_role("button", name="Email me the link").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("We have emailed you a link")
+
+    with clinic.app.app_context():
+        [sent] = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "draft_resume")
+        ).all()
+        assert sent.recipient == PATIENT_EMAIL
+        [link] = RESUME_LINK_RE.findall(sent.body_text)
+        assert "Erika" not in sent.body_text  # the link, not the answers
+    assert link.startswith(clinic("/request/resume/"))
+
+    # Another device: the link opens the step the patient had reached, answers kept.
+    elsewhere = context_of(new_context).new_page()
+    elsewhere.goto(link)
+    expect(elsewhere).to_have_url(clinic("/request/steps/function"))
+    expect_step(elsewhere, "function")
+    step_link(elsewhere, "about").click()
+    expect(elsewhere.get_by_label("Full name", exact=True)).to_have_value("Erika Mustermann")
+    step_link(elsewhere, "time").click()
+    expect(elsewhere.locator("#chosen-slot").get_by_text(chosen, exact=True)).to_be_visible()
+    step_link(elsewhere, "symptoms").click()
+    main_problem = group(elsewhere, "Where is your main problem?")
+    expect(main_problem.get_by_label(LOWER_BACK, exact=True)).to_be_checked()
+
+    # The first browser's hold on the draft ended with the link: it starts again.
+    page.goto(clinic("/request/steps/about"))
+    expect(page).to_have_url(clinic("/request/start"))
+
+    step_link(elsewhere, "function").click()
+    expect_step(elsewhere, "function")
+    rate_function(elsewhere)
+    save_and_continue(elsewhere, "history")
+    fill_history(elsewhere)
+    save_and_continue(elsewhere, "documents")
+    save_and_continue(elsewhere, "review")
+    send_from_review(elsewhere)
+    [consultation] = stored(clinic)
+    assert consultation.reference == shown_reference(elsewhere)
+    assert consultation.appointment is not None
