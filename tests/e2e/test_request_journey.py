@@ -33,6 +33,7 @@ from tests.e2e.conftest import (
 from tests.e2e.pages import (
     NECK,
     SADDLE_NUMBNESS,
+    TIMES_UPDATED,
     answer_red_flags,
     choose,
     expect_step,
@@ -206,9 +207,9 @@ def test_patient_sends_a_request_with_a_time_and_a_document_with_the_keyboard_al
     key_answer_red_flags(page)
     expect(page).to_have_url(clinic("/request/time"))
 
-    # The appointment type: into the group, down to the second type, then show its times.
+    # The appointment type: into the group, down to the second type; its times follow.
     key_choose(page, "Type of appointment", IMAGING_REVIEW)
-    key_press_button(page, "Show the times")
+    expect(page.locator("#picker-status")).to_have_text(TIMES_UPDATED)
     expect(page).to_have_url(re.compile(r"/request/time\?type="))
     expect(group(page, "Type of appointment").get_by_label(IMAGING_REVIEW)).to_be_checked()
 

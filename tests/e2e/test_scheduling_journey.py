@@ -30,12 +30,11 @@ from tests.e2e.conftest import (
 from tests.e2e.pages import (
     PATIENT_EMAIL,
     answer_red_flags,
-    choose,
     clinic_day,
     day_legend,
     expect_step,
     full_time,
-    group,
+    pick_type,
     show_day,
     shown_reference,
     slot_label,
@@ -67,9 +66,7 @@ def test_patient_picks_a_time_then_moves_it_adds_a_document_and_cancels_by_the_e
     answer_red_flags(page)
     expect(page).to_have_url(clinic("/request/time"))
     expect(page).to_have_title(re.compile(r"^Choose a time"))
-    choose(page, "Type of appointment", IMAGING_REVIEW)
-    page.get_by_role("button", name="Show the times").click()
-    expect(group(page, "Type of appointment").get_by_label(IMAGING_REVIEW)).to_be_checked()
+    pick_type(page, IMAGING_REVIEW)
     show_day(page, held_day)
     times = page.get_by_role("form", name=re.compile(r"^Open times from "))
     times.get_by_role("group", name=day_legend(held_day), exact=True).get_by_label(
@@ -108,9 +105,12 @@ def test_patient_picks_a_time_then_moves_it_adds_a_document_and_cancels_by_the_e
     appointment.get_by_role("link", name="Choose another time").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Choose another time")
     expect(page.get_by_text(f"Now: {held_time}, {SPECIALIST}, {LOCATION}")).to_be_visible()
+    # One day's times at a time, as on the request's picker.
+    show_day(page, held_day)
     held_day_times = page.get_by_role("group", name=day_legend(held_day), exact=True)
     # The patient's own time is not offered as "another" time.
     expect(held_day_times.get_by_label(slot_label("10:00"), exact=True)).to_have_count(0)
+    show_day(page, new_day)
     page.get_by_role("group", name=day_legend(new_day), exact=True).get_by_label(
         slot_label("11:30"), exact=True
     ).check()

@@ -33,7 +33,7 @@ from tests.e2e.conftest import (
     seed_schedule,
     wait_for_email,
 )
-from tests.e2e.pages import choose, clinic_day, day_legend, page_width, sign_in
+from tests.e2e.pages import clinic_day, day_legend, page_width, pick_type, sign_in
 from tests.factories import (
     make_appointment_type,
     make_hours,
@@ -255,8 +255,7 @@ def test_admin_adds_working_hours_and_the_patient_is_offered_exactly_the_new_tim
 
     with browser_page(browser) as patient:
         patient.goto(live_server("/request/time"))
-        choose(patient, "Type of appointment", IMAGING_REVIEW)
-        patient.get_by_role("button", name="Show the times").click()
+        pick_type(patient, IMAGING_REVIEW)
         times = patient.get_by_role("form", name=re.compile(r"^Open times from "))
         on_day = times.get_by_role("group", name=day_legend(day), exact=True)
         # Thirty minutes each, starting every quarter hour, inside 14:00-15:00.
