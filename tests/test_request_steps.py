@@ -332,3 +332,41 @@ def test_a_post_far_too_large_says_it_is_the_text(client: FlaskClient) -> None:
     response = client.post("/request/steps/history", data=data)
     assert response.status_code == 413
     assert "Your answers are too long" in response.get_data(as_text=True)
+
+
+def test_a_description_with_invisible_characters_is_a_message_on_its_field(
+    app: Flask, client: FlaskClient
+) -> None:
+    """Not the expired-page notice: the description is the one answer the documents step
+    checks, and it stays to send again with the file."""
+    answer_red_flags(client)
+    token = CSRF_RE.search(open_step(client, "documents")).group(1)
+    data = {
+        "csrf_token": token,
+        "nav": "upload",
+        "description": "MRI \u202etroper",
+        "files": [(io.BytesIO(pdf_bytes()), "mri.pdf")],
+    }
+    response = client.post(
+        "/request/steps/documents", data=data, content_type="multipart/form-data"
+    )
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "Please remove the line breaks or invisible characters." in page
+    assert 'href="#description"' in page and "press the button again" not in page
+    assert 'value="MRI \u202etroper"' in page
+    with app.app_context():
+        assert stored_files(Path(app.config["UPLOAD_DIR"])) == []
+    # With scripts, the same message comes back for the page to show.
+    data["files"] = [(io.BytesIO(pdf_bytes()), "mri.pdf")]
+    scripted = client.post(
+        "/request/steps/documents",
+        data=data,
+        content_type="multipart/form-data",
+        headers={"Accept": "application/json"},
+    )
+    assert scripted.status_code == 422
+    assert scripted.get_json() == {
+        "ok": False,
+        "message": "Please remove the line breaks or invisible characters.",
+    }

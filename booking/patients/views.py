@@ -594,6 +594,7 @@ def _render_step(
     before_sending: bool = False,
     problem: str | None = None,
     upload_messages: list[tuple[str, str]] | None = None,
+    upload_form: DraftDocumentsForm | None = None,
 ) -> tuple[str, int]:
     answers = draft.values()
     region = steps.region_of(answers)
@@ -621,7 +622,9 @@ def _render_step(
         advice=triage.advice(
             name[4:] for name, values in answers.items() if name[:4] == "red_" and values == ["yes"]
         ),
-        upload_form=DraftDocumentsForm(formdata=None) if code == "documents" else None,
+        upload_form=(
+            (upload_form or DraftDocumentsForm(formdata=None)) if code == "documents" else None
+        ),
         upload_messages=upload_messages or [],
     )
     return page, status
@@ -646,17 +649,22 @@ def _documents_step(
         return _render_step("documents", draft, form)
     upload_form = DraftDocumentsForm()
     if not upload_form.validate():
+        if upload_form.csrf_token.errors:
+            if _wants_json():
+                return jsonify(ok=False, message=_("This page had expired. Please try again.")), 400
+            return _render_step("documents", draft, form, status=400, expired=True)
+        # The description (the one answer here): its message on the field, no file added.
         if _wants_json():
-            return jsonify(ok=False, message=_("This page had expired. Please try again.")), 400
-        return _render_step("documents", draft, form, status=400, expired=True)
+            errors = [error for field in upload_form for error in field.errors]
+            return jsonify(ok=False, message=errors[0]), 422
+        return _render_step("documents", draft, form, status=422, upload_form=upload_form)
     messages: list[tuple[str, str]] = []
     remove = int_arg(request.form.get("remove", ""))
     if remove is not None:
         drafts.remove_document(draft, remove)
         return redirect(url_for("patients.step", code="documents"), code=303)
-    for upload in upload_form.files.data or []:
-        if not upload or not upload.filename:
-            continue
+    uploads = [upload for upload in upload_form.files.data or [] if upload and upload.filename]
+    for upload in uploads:
         name = upload.filename
         try:
             drafts.add_document(
@@ -678,7 +686,11 @@ def _documents_step(
             return jsonify(ok=False, message=messages[0][1]), 422
         return jsonify(ok=True), 200
     if messages:
-        return _render_step("documents", draft, form, status=422, upload_messages=messages)
+        # The description stays to send again with the files, unless some were added with it.
+        kept = upload_form if len(messages) == len(uploads) else None
+        return _render_step(
+            "documents", draft, form, status=422, upload_messages=messages, upload_form=kept
+        )
     nav = request.form.get("nav", "upload")
     if nav == "next":
         if steps.number(draft.step) < steps.number("review"):
