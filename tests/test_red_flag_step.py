@@ -101,6 +101,18 @@ def test_no_flag_goes_on_to_the_time_and_the_steps_keep_the_answers(
     assert client.get("/request/steps/about").headers["Location"] == "/request/submitted"
 
 
+def test_the_old_address_leads_to_the_first_step_with_the_picked_time(
+    client: FlaskClient,
+) -> None:
+    """Bookmarks and older emails link to /request: it leads to the first step."""
+    response = client.get("/request?type=3&slot=abc&other=x")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/request/start?type=3&slot=abc"
+    answer_red_flags(client)
+    assert client.get("/request").headers["Location"] == "/request/start"
+    assert client.post("/request").status_code == 405
+
+
 def test_a_picked_time_is_carried_through_the_first_step(client: FlaskClient) -> None:
     response = answer_red_flags(client, query="?type=7&slot=abc")
     assert response.headers["Location"] == "/request/steps/time?type=7&slot=abc"

@@ -190,10 +190,10 @@ def test_a_new_form_makes_a_new_request(app: Flask, client: FlaskClient) -> None
     assert len(set(references)) == 2
 
 
-def test_confirmation_page_without_a_request_goes_back_to_the_form(client: FlaskClient) -> None:
+def test_confirmation_page_without_a_request_goes_to_the_first_step(client: FlaskClient) -> None:
     response = client.get("/request/submitted")
     assert response.status_code == 302
-    assert response.headers["Location"].endswith("/request")
+    assert response.headers["Location"].endswith("/request/start")
 
 
 def test_under_18_needs_a_guardian(app: Flask, client: FlaskClient) -> None:
