@@ -1,11 +1,10 @@
 """Pages rendered once and reused: the same markup for every visitor of one language.
 
-The request form (60 questions) and the time picker (two weeks of open times, computed from
-hours, exceptions and appointments) take milliseconds to render and come out the same for
-every patient until something they show changes. A page is kept under everything it
-depends on: the view's own key (e.g. the availability version and the day), the URL's
-arguments and the language. What differs per visitor - the CSRF and one-time tokens - is
-written into the page as a placeholder and filled in on every request (``fill``).
+The time picker (two weeks of open times, computed from hours, exceptions and appointments)
+takes milliseconds to render and comes out the same for every patient until something it
+shows changes. A page is kept under everything it depends on: the view's own key (e.g. the
+availability version and the day), the URL's arguments and the language. So a reused page
+carries nothing of one visitor (no form tokens).
 
 Each server process keeps its own cache, bounded in entries and age: a page is reused for at
 most ``PAGE_CACHE_SECONDS`` and never once its key changes. Nothing is cached while templates
@@ -78,11 +77,4 @@ def cached_page(key: Hashable, render: Callable[[], str]) -> bytes:
     if page is None:
         page = render().encode()
         cache.put(full_key, page)
-    return page
-
-
-def fill(page: bytes, values: dict[str, str]) -> bytes:
-    """``page`` with each placeholder replaced by this visitor's value."""
-    for placeholder, value in values.items():
-        page = page.replace(placeholder.encode(), value.encode())
     return page

@@ -1,6 +1,6 @@
-"""Helpers shared by the tests: valid form answers, real documents, posting the form, CSRF
-tokens read from pages, signing staff in (``AuthActions``), counting SQL statements, real
-processes."""
+"""Helpers shared by the tests: valid answers, real documents, sending a request through its
+steps, CSRF tokens read from pages, signing staff in (``AuthActions``), counting SQL
+statements, real processes."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from booking.cli import demo_pdf
+from booking.patients import steps
 from booking.requests import triage
 
 # A 1x1 PNG and the start of a JPEG: real magic bytes, so content sniffing accepts them.
@@ -41,15 +42,10 @@ PASSWORD = "correct horse battery staple"
 # A form's CSRF field, plain or with a form prefix ("slot-csrf_token"), either attribute order.
 CSRF_RE = re.compile(r'csrf_token"[^>]*?\bvalue="([^"]+)"')
 
-TOKEN_RE = {
-    "csrf_token": re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"'),
-    "submission_token": re.compile(r'name="submission_token" type="hidden" value="([^"]+)"'),
-}
-
 
 def csrf_token(client: FlaskClient, path: str, **get_options: Any) -> str:
     """Open ``path`` like a browser and read the CSRF token from its (first) form (answering
-    the first step's questions "no" if the request form asks for them first)."""
+    the first step's questions "no" if the request's steps ask for them first)."""
     response = client.get(path, **get_options)
     if response.status_code == 302 and "/request/start?" in response.headers["Location"] + "?":
         answer_red_flags(client)
@@ -195,31 +191,16 @@ def red_flag_answers(yes: Iterable[str] = ()) -> dict[str, str]:
 
 
 def answer_red_flags(client: FlaskClient, yes: Iterable[str] = (), query: str = "") -> TestResponse:
-    """Answer the first step of a request, as a patient does, before the form opens."""
+    """Answer the first step of a request, as a patient does, before the other steps open."""
     token = csrf_token(client, "/request/start")
     return client.post(
         f"/request/start{query}", data={**red_flag_answers(yes), "csrf_token": token}
     )
 
 
-def form_tokens(client: FlaskClient, path: str = "/request") -> dict[str, str]:
-    """Load the form like a browser and return its CSRF and one-time submission tokens
-    (answering the first step's questions "no" if the form asks for them first)."""
-    response = client.get(path)
-    if response.status_code == 302 and "/request/start" in response.headers["Location"]:
-        answer_red_flags(client)
-        response = client.get(path)
-    page = response.get_data(as_text=True)
-    tokens = {}
-    for name, pattern in TOKEN_RE.items():
-        match = pattern.search(page)
-        assert match, f"{name} not found in the form"
-        tokens[name] = match.group(1)
-    return tokens
-
-
 def valid_answers(**overrides: Any) -> dict[str, Any]:
-    """Every required answer of the request form, as a browser would post it."""
+    """Every required answer of the request, all steps together, as a browser posts them
+    (``step_answers`` splits them by step)."""
     data: dict[str, Any] = {
         "full_name": "Erika Mustermann",
         "date_of_birth": date(1970, 5, 17).isoformat(),
@@ -268,25 +249,213 @@ def valid_answers(**overrides: Any) -> dict[str, Any]:
     return {key: value for key, value in data.items() if value is not None}
 
 
+def as_lists(answers: dict[str, Any]) -> dict[str, list[Any]]:
+    """Answers as the draft keeps them: a list of values per field."""
+    return {k: v if isinstance(v, list) else [v] for k, v in answers.items()}
+
+
+def step_answers(code: str, answers: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The fields step ``code`` posts, from ``answers`` (default: the valid answers)."""
+    every = valid_answers() if answers is None else answers
+    return {name: every[name] for name in steps.fields_of(code, as_lists(every)) if name in every}
+
+
+def open_step(client: FlaskClient, code: str) -> str:
+    """A step's page, which must open."""
+    response = client.get(f"/request/steps/{code}")
+    assert response.status_code == 200, (code, response.status_code, response.location)
+    return response.get_data(as_text=True)
+
+
+def page_token(page: str) -> str:
+    match = CSRF_RE.search(page)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def post_step(
+    client: FlaskClient, code: str, data: dict[str, Any] | None = None, nav: str = "next"
+) -> TestResponse:
+    """Open step ``code`` and post ``data`` (default: its valid answers) with ``nav``."""
+    token = page_token(open_step(client, code))
+    payload = {**(step_answers(code) if data is None else data), "csrf_token": token, "nav": nav}
+    return client.post(f"/request/steps/{code}", data=payload)
+
+
+FileLike = tuple[Any, ...]
+
+
+def file_part(file: FileLike) -> FileLike:
+    """(content, filename[, content type]) with the content as a stream the client sends."""
+    content, *rest = file
+    return (io.BytesIO(content) if isinstance(content, bytes) else content, *rest)
+
+
+def upload(
+    client: FlaskClient,
+    *files: FileLike,
+    nav: str = "upload",
+    description: str | None = None,
+    token: str | None = None,
+) -> TestResponse:
+    """Send ``files`` ((content, filename) each) together into the documents step, as its form
+    does without scripts (with scripts each file goes on its own)."""
+    if token is None:
+        token = page_token(open_step(client, "documents"))
+    data: dict[str, Any] = {"csrf_token": token, "nav": nav}
+    data["files"] = [file_part(file) for file in files]
+    if description is not None:
+        data["description"] = description
+    return client.post("/request/steps/documents", data=data, content_type="multipart/form-data")
+
+
+REQUEST_STEPS = ("time", "about", "symptoms", "function", "history")
+
+
+def fill_every_step(client: FlaskClient, files: tuple[FileLike, ...] = ()) -> None:
+    """Answer the first step and every step up to the review, as a patient does."""
+    assert answer_red_flags(client).status_code == 303
+    for code in REQUEST_STEPS:
+        response = post_step(client, code)
+        assert response.status_code == 303, (code, response.get_data(as_text=True)[:3000])
+    if files:
+        assert upload(client, *files).status_code == 303
+    assert post_step(client, "documents", {}).status_code == 303
+
+
+def form_tokens(client: FlaskClient, path: str = "/request/start") -> dict[str, str]:
+    """Start a request as a patient does: open ``path`` (the first step, or an old ``/request``
+    link, which leads there with the picked time's ``type`` and ``slot``), answer its questions
+    "no" and open the first step after it. Returns the CSRF token of that step's page, for
+    ``post_request(..., tokens=...)`` to carry on with this browser's draft."""
+    response = client.get(path)
+    if response.status_code in (301, 302):
+        path = response.location
+    query = path.partition("?")[2]
+    started = answer_red_flags(client, query=f"?{query}" if query else "")
+    assert started.status_code == 303, started.status_code
+    page = client.get("/request/steps/time" + (f"?{query}" if query else ""))
+    assert page.status_code == 200, page.status_code
+    return {"csrf_token": page_token(page.get_data(as_text=True))}
+
+
+def _document_rows(
+    answers: dict[str, Any], files: list[tuple[bytes, str]] | None
+) -> list[tuple[list[FileLike], str | None]]:
+    """The files to send, each with its description: ``files`` as (content, filename) (described
+    "Document n"), and the answers ``documents-<n>-file`` (and ``-description``), if a test gives
+    them (a list for several files in one row)."""
+    rows: list[tuple[list[FileLike], str | None]] = [
+        ([file], f"Document {index}") for index, file in enumerate(files or [], start=1)
+    ]
+    numbered = sorted(
+        (int(match.group(1)), key)
+        for key in answers
+        if (match := re.fullmatch(r"documents-(\d+)-file", key))
+    )
+    for index, key in numbered:
+        parts = answers[key] if isinstance(answers[key], list) else [answers[key]]
+        rows.append((parts, answers.get(f"documents-{index}-description")))
+    return rows
+
+
 def post_request(
     client: FlaskClient,
     answers: dict[str, Any] | None = None,
     files: list[tuple[bytes, str]] | None = None,
     tokens: dict[str, str] | None = None,
     follow_redirects: bool = False,
-):
-    """Post the request form with ``files`` as (content, filename) in the document rows."""
+) -> TestResponse:
+    """Send a request through its steps as a patient does: the first step's questions (the
+    ``red_*`` answers), each step's answers (the draft keeps them), the ``files`` uploaded one
+    by one into the documents step, then the review's consent and Send.
+
+    Returns the response that ends it: the send's (a 303 to /request/submitted, or 409, 422,
+    503), or that of the first step that refused the answers (422 with its messages, 400,
+    413), or the first step's redirect to the emergency page. ``tokens`` (from ``form_tokens``)
+    carry on with the request this browser already started, posting their CSRF token at every
+    step (none if they have none)."""
     data = dict(valid_answers() if answers is None else answers)
-    data.update(tokens if tokens is not None else form_tokens(client))
-    for index, (content, filename) in enumerate(files or []):
-        data[f"documents-{index}-file"] = (io.BytesIO(content), filename)
-        data[f"documents-{index}-description"] = f"Document {index + 1}"
-    return client.post(
-        "/request",
-        data=data,
-        content_type="multipart/form-data",
-        follow_redirects=follow_redirects,
-    )
+    refused = fill_request(client, data, files, tokens)
+    if refused is not None:
+        return refused
+    return send_request(client, data, tokens, follow_redirects)
+
+
+def fill_request(
+    client: FlaskClient,
+    answers: dict[str, Any],
+    files: list[tuple[bytes, str]] | None = None,
+    tokens: dict[str, str] | None = None,
+) -> TestResponse | None:
+    """Every step of ``post_request`` but the send: None when the review is reached, else the
+    response of the step that stopped."""
+    if tokens is None:
+        flags = {key: value for key, value in answers.items() if key.startswith("red_")}
+        token = csrf_token(client, "/request/start")
+        response = client.post("/request/start", data={**flags, "csrf_token": token})
+        location = response.headers.get("Location", "")
+        if response.status_code != 303 or "/request/emergency" in location:
+            return response
+
+    def went_on(response: TestResponse) -> bool:
+        return response.status_code == 303 and "/request/steps/" in response.location
+
+    for code in REQUEST_STEPS:
+        response = _post_step_as_shown(client, code, {**step_answers(code, answers)}, tokens)
+        if not went_on(response):
+            return response
+    for parts, description in _document_rows(answers, files):
+        payload: dict[str, Any] = {"nav": "upload", "files": [file_part(p) for p in parts]}
+        if description is not None:
+            payload["description"] = description
+        response = _post_step_as_shown(
+            client, "documents", payload, tokens, content_type="multipart/form-data"
+        )
+        if not went_on(response):
+            return response
+    response = _post_step_as_shown(client, "documents", {"nav": "next"}, tokens)
+    return None if went_on(response) else response
+
+
+def send_request(
+    client: FlaskClient,
+    answers: dict[str, Any] | None = None,
+    tokens: dict[str, str] | None = None,
+    follow_redirects: bool = False,
+) -> TestResponse:
+    """The review step's Send, with the consent of ``answers`` (default: the valid answers)."""
+    data = {**step_answers("review", answers), "nav": "send"}
+    return _post_step_as_shown(client, "review", data, tokens, follow_redirects=follow_redirects)
+
+
+def _post_step_as_shown(
+    client: FlaskClient,
+    code: str,
+    payload: dict[str, Any],
+    tokens: dict[str, str] | None,
+    **options: Any,
+) -> TestResponse:
+    """Open step ``code`` and post ``payload`` ("next" unless it says) with the page's CSRF
+    token, or with that of ``tokens`` (none if they have none); a step that does not open
+    (the request was sent, or never started) answers instead."""
+    page = client.get(f"/request/steps/{code}")
+    if page.status_code != 200:
+        return page
+    token = page_token(page.get_data(as_text=True)) if tokens is None else tokens.get("csrf_token")
+    payload = {"nav": "next", **payload}
+    if token is not None:
+        payload["csrf_token"] = token
+    return client.post(f"/request/steps/{code}", data=payload, **options)
+
+
+def requests_stored(app: Flask) -> int:
+    """How many requests the database holds."""
+    from booking.extensions import db
+    from booking.requests.models import ConsultationRequest
+
+    with app.app_context():
+        return db.session.scalar(sa.select(sa.func.count()).select_from(ConsultationRequest)) or 0
 
 
 def stored_files(upload_dir: Path) -> list[Path]:

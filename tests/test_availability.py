@@ -601,10 +601,10 @@ def test_parse_slot_key_takes_none() -> None:
         pytest.param("99999999999999999999.1.{soon}", id="oversized-id"),
     ],
 )
-def test_the_form_ignores_a_crafted_slot_key(app: Flask, clinic: Schedule, key: str) -> None:
+def test_the_time_step_ignores_a_crafted_slot_key(app: Flask, clinic: Schedule, key: str) -> None:
     clinic.hours()
     soon = int((datetime.now(UTC) + timedelta(days=5)).timestamp())
-    path = f"/request?type={clinic.type45.id}&slot={key.format(soon=soon)}"
+    path = f"/request/steps/time?type={clinic.type45.id}&slot={key.format(soon=soon)}"
     client = app.test_client()
     answer_red_flags(client)
     assert client.get(path).status_code == 200

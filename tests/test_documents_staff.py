@@ -22,9 +22,12 @@ from tests.support import (
     PNG_BYTES,
     AuthActions,
     Staff,
-    form_tokens,
+    fill_request,
+    open_step,
+    page_token,
     pdf_bytes,
     post_request,
+    send_request,
     valid_answers,
 )
 
@@ -72,7 +75,7 @@ def doc_url(reference: str, document_id: int, download: bool = False) -> str:
 
 
 def uploaded(app: Flask, client: FlaskClient, files: list[tuple[bytes, str]]) -> str:
-    """Send ``files`` with a request through the patient's real form; the new reference."""
+    """Send ``files`` with a request through the patient's steps; the new reference."""
     response = post_request(client, files=files)
     assert response.status_code == 303, response.get_data(as_text=True)[:1000]
     return newest_reference(app)
@@ -86,28 +89,34 @@ def newest_reference(app: Flask) -> str:
 
 
 def post_named_file(client: FlaskClient, filename: str, content: bytes) -> Any:
-    """Post the patient's form with a file called ``filename``, the multipart body written by
-    hand the way a script (curl, requests) sends it: the name as a quoted string in UTF-8."""
+    """Send a request with a file called ``filename``, uploaded into the documents step with
+    the multipart body written by hand the way a script (curl, requests) sends it: the name as
+    a quoted string in UTF-8. The response of the send."""
+    answers = valid_answers()
+    assert fill_request(client, answers) is None
     boundary = "spineconsult-test-boundary"
-    fields = {**valid_answers(), **form_tokens(client)}
+    fields = {"csrf_token": page_token(open_step(client, "documents")), "nav": "upload"}
     body = b""
     for key, value in fields.items():
-        for item in value if isinstance(value, list) else [value]:
-            body += (
-                f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{item}\r\n'
-            ).encode()
+        body += (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'
+        ).encode()
     quoted = filename.replace("\\", "\\\\").replace('"', '\\"')
     body += (
         (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="documents-0-file"; '
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
             f'filename="{quoted}"\r\nContent-Type: application/pdf\r\n\r\n'
         ).encode()
         + content
         + f"\r\n--{boundary}--\r\n".encode()
     )
-    return client.post(
-        "/request", data=body, content_type=f"multipart/form-data; boundary={boundary}"
+    uploaded = client.post(
+        "/request/steps/documents",
+        data=body,
+        content_type=f"multipart/form-data; boundary={boundary}",
     )
+    assert uploaded.status_code == 303, uploaded.get_data(as_text=True)[:1000]
+    return send_request(client, answers)
 
 
 def disposition(response: Any) -> tuple[str, dict[str, str]]:

@@ -27,6 +27,7 @@ from booking.dashboard.services import Slot, confirm_request, reschedule_request
 from booking.documents.models import Document
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
+from booking.requests.drafts import DraftDocument
 from booking.requests.events import RequestEvent
 from booking.requests.lifecycle import WorkflowError
 from booking.requests.models import ConsultationRequest, Patient, RequestStatus
@@ -44,7 +45,15 @@ from tests.factories import (
     make_request,
     staff_user,
 )
-from tests.support import Clinic, form_tokens, pdf_bytes, post_request, stored_files, valid_answers
+from tests.support import (
+    Clinic,
+    fill_request,
+    form_tokens,
+    pdf_bytes,
+    send_request,
+    stored_files,
+    valid_answers,
+)
 
 THREADS = 20
 T = TypeVar("T")
@@ -131,7 +140,7 @@ def count(model: type) -> int:
     return db.session.scalar(select(func.count()).select_from(model))
 
 
-# --- patients racing for one slot through the real form -----------------------------------
+# --- patients racing for one slot through the request's steps ------------------------------
 
 
 def test_twenty_patients_posting_the_same_slot_book_it_once(
@@ -150,17 +159,17 @@ def test_twenty_patients_posting_the_same_slot_book_it_once(
 
     def patient(n: int, start: Callable[[], None]) -> tuple[int, str]:
         client = app.test_client()
-        tokens = form_tokens(client, path)  # the page shows the picked time, like a browser
+        tokens = form_tokens(client, path)  # the picked time, carried into the steps
         answers = valid_answers(
             full_name=f"Patient Number {n}",
             email=f"patient{n}@example.com",
             appointment_type=str(clinic.type_id),
             slot=slot.key,
         )
+        files = [(pdf_bytes(f"MRI {n}"), f"mri-{n}.pdf")]
+        assert fill_request(client, answers, files, tokens) is None  # up to the review
         start()
-        response = post_request(
-            client, answers, files=[(pdf_bytes(f"MRI {n}"), f"mri-{n}.pdf")], tokens=tokens
-        )
+        response = send_request(client, answers, tokens)
         return response.status_code, response.get_data(as_text=True)
 
     results = run_together(THREADS, patient)
@@ -180,15 +189,17 @@ def test_twenty_patients_posting_the_same_slot_book_it_once(
         )
         assert (appointment.starts_at, appointment.ends_at) == (slot.starts_at, slot.ends_at)
         assert consultation.assigned_specialist_id == clinic.specialist_id
-        # The losers stored nothing: no patient, request, document, email or file.
+        # The losers stored nothing: no patient, request, document or email; their files stay
+        # in their drafts, to send with another time.
         assert count(Appointment) == 1
         assert count(Patient) == 1
         assert count(Document) == 1
         assert count(OutboxEmail) == 2
+        assert count(DraftDocument) == THREADS - 1
         winner = consultation.patient.email.removeprefix("patient").removesuffix("@example.com")
         assert consultation.patient.full_name == f"Patient Number {winner}"
         assert [d.original_name for d in consultation.documents] == [f"mri-{winner}.pdf"]
-    assert len(stored_files(upload_dir)) == 1
+    assert len(stored_files(upload_dir)) == THREADS
 
 
 # --- the database's own guarantee ---------------------------------------------------------

@@ -91,7 +91,7 @@ def test_every_route_answers_no_store_to_staff_and_to_patients(
         assert endpoint in shown, endpoint
 
 
-def test_the_submitted_page_and_a_form_shown_again_with_answers_are_not_stored(
+def test_the_submitted_page_and_a_step_shown_again_with_answers_are_not_stored(
     client: FlaskClient,
 ) -> None:
     response = post_request(client)
@@ -100,7 +100,7 @@ def test_the_submitted_page_and_a_form_shown_again_with_answers_are_not_stored(
     again = post_request(client, valid_answers(full_name="Erika", phone=""))  # one missing
     assert again.status_code == 422
     assert 'value="Erika"' in again.get_data(as_text=True)  # what the patient typed
-    _check(again, "the form shown again")
+    _check(again, "a step shown again")
 
 
 def test_static_files_may_be_cached(client: FlaskClient) -> None:

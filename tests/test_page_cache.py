@@ -1,5 +1,6 @@
-"""The request form and the time picker are rendered once and reused (booking.pagecache) until
-what they show changes (booking.scheduling.versions).
+"""The time picker is rendered once and reused (booking.pagecache) until what it shows changes
+(booking.scheduling.versions); the request's time step, rendered for each visitor, offers the
+picker only while it has times.
 
 Everything here goes through the real app and database: pages are fetched like a browser,
 changes are made the ways the app makes them (the ORM, the admin pages, the patient's form).
@@ -22,7 +23,6 @@ from flask.testing import FlaskClient
 
 from booking.extensions import db
 from booking.patients import views
-from booking.requests.models import ConsultationRequest
 from booking.scheduling import versions
 from booking.scheduling.models import (
     Appointment,
@@ -43,17 +43,17 @@ from tests.factories import (
     make_request,
 )
 from tests.support import (
-    TOKEN_RE,
     AuthActions,
     answer_red_flags,
     csrf_token,
+    form_tokens,
     post_request,
     valid_answers,
 )
 from tests.support import Clinic as SharedClinic
 
 BERLIN = ZoneInfo("Europe/Berlin")
-FORM = "/request"
+FORM = "/request/steps/time"
 PICKER = "/request/time"
 SLOT_RE = re.compile(r'name="slot" id="slot-[^"]+" value="([^"]+)"')
 PICK_LINK = "Choose a time from our open slots"
@@ -113,17 +113,14 @@ def _frozen_key_minute(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def page(client: FlaskClient, path: str, **kwargs: object) -> str:
-    """A patient page that rendered; no visitor ever sees a token placeholder. The form is
-    opened as a patient does, after the first step's questions."""
+    """A patient page that rendered. The request's steps open as a patient opens them, after
+    the first step's questions."""
     response = client.get(path, **kwargs)
     if response.status_code == 302 and "/request/start" in response.headers["Location"]:
         answer_red_flags(client)
         response = client.get(path, **kwargs)
     assert response.status_code == 200, response.status_code
-    text = response.get_data(as_text=True)
-    assert views.CSRF_PLACEHOLDER not in text and views.SUBMISSION_PLACEHOLDER not in text
-    assert views.RED_FLAGS_PLACEHOLDER not in text
-    return text
+    return response.get_data(as_text=True)
 
 
 def offered(client: FlaskClient) -> set[str]:
@@ -136,12 +133,6 @@ def offered(client: FlaskClient) -> set[str]:
 def version(app: Flask) -> int:
     with app.app_context():
         return db.session.scalar(VERSION)
-
-
-def tokens_of(text: str) -> dict[str, str]:
-    found = {name: pattern.search(text) for name, pattern in TOKEN_RE.items()}
-    assert all(found.values()), "the form carries no tokens"
-    return {name: match.group(1) for name, match in found.items()}
 
 
 def admin_client(app: Flask) -> FlaskClient:
@@ -185,35 +176,6 @@ RAISE_VERSION = (
 CLOSE_LOCATIONS = sa.update(Location.__table__).values(active=False)
 
 
-# 1. Tokens -----------------------------------------------------------------------------------
-
-
-def test_each_visitor_gets_own_tokens_and_only_those_are_accepted(
-    app: Flask, clinic: Clinic
-) -> None:
-    first, second = app.test_client(), app.test_client()
-    first_page = page(first, FORM)
-    second_page = page(second, FORM)  # the reused page
-    assert PICK_LINK in first_page and PICK_LINK in second_page
-    mine, theirs = tokens_of(first_page), tokens_of(second_page)
-    assert mine["csrf_token"] != theirs["csrf_token"]
-    assert mine["submission_token"] != theirs["submission_token"]
-
-    # Another visitor's CSRF token is refused, and nothing is stored.
-    refused = post_request(first, tokens={**mine, "csrf_token": theirs["csrf_token"]})
-    assert refused.status_code == 400
-    with app.app_context():
-        assert db.session.scalar(sa.select(sa.func.count(ConsultationRequest.id))) == 0
-
-    for client, tokens, name in ((first, mine, "Anna First"), (second, theirs, "Ben Second")):
-        answers = valid_answers(full_name=name)
-        response = post_request(client, answers, tokens=tokens)
-        assert response.status_code == 303, response.status_code
-    with app.app_context():
-        stored = db.session.scalars(sa.select(ConsultationRequest.submission_token)).all()
-    assert sorted(stored) == sorted([mine["submission_token"], theirs["submission_token"]])
-
-
 # 2. Changes to what patients can book show on the next page ---------------------------------
 
 
@@ -225,8 +187,7 @@ def book_through_orm(app: Flask, clinic: Clinic) -> None:
 
 def book_through_the_form(app: Flask, clinic: Clinic) -> None:
     patient = app.test_client()
-    path = f"{FORM}?type={clinic.type_id}&slot={clinic.key()}"
-    tokens = tokens_of(page(patient, path))
+    tokens = form_tokens(patient, f"/request/start?type={clinic.type_id}&slot={clinic.key()}")
     answers = valid_answers(appointment_type=str(clinic.type_id), slot=clinic.key())
     assert post_request(patient, answers, tokens=tokens).status_code == 303
 
@@ -527,7 +488,7 @@ def test_spanish_and_english_visitors_never_share_a_page(
 @pytest.mark.parametrize("path", [FORM, PICKER])
 def test_a_page_with_a_flashed_message_is_not_reused(app: Flask, clinic: Clinic, path: str) -> None:
     flashed, other = app.test_client(), app.test_client()
-    for patient in (flashed, other):  # the form opens after the first step
+    for patient in (flashed, other):  # the steps open after the first one
         answer_red_flags(patient)
     with flashed.session_transaction() as session:
         session["_flashes"] = [("info", "Hello from the clinic")]
@@ -599,8 +560,8 @@ def test_a_change_from_elsewhere_shows_after_the_recheck_interval(
 def test_without_the_cache_a_change_behind_the_versions_back_shows_at_once(
     app: Flask, clinic: Clinic, seconds: int, stale: bool
 ) -> None:
-    """With the cache on, a change that does not raise the version is not seen (which shows
-    the pages really are reused); with ``PAGE_CACHE_SECONDS = 0`` it is."""
+    """With the cache on, a change that does not raise the version is not seen on the picker
+    (which shows its pages really are reused); with ``PAGE_CACHE_SECONDS = 0`` it is."""
     app.config["PAGE_CACHE_SECONDS"] = seconds
     patient = app.test_client()
     assert clinic.key() in offered(patient)
@@ -609,7 +570,7 @@ def test_without_the_cache_a_change_behind_the_versions_back_shows_at_once(
     raw_change(app, sa.delete(WorkingHours.__table__))  # the version stays
 
     assert (clinic.key() in offered(patient)) is stale
-    assert (PICK_LINK in page(patient, FORM)) is stale
+    assert PICK_LINK not in page(patient, FORM)  # the time step is never reused
 
 
 # Found by these tests and fixed ----------------------------------------------------------------
@@ -618,8 +579,6 @@ def test_without_the_cache_a_change_behind_the_versions_back_shows_at_once(
 def test_a_type_closed_while_the_picker_renders_is_not_kept_under_the_new_version(
     app: Flask, clinic: Clinic, monkeypatch: pytest.MonkeyPatch, database_url: str
 ) -> None:
-    from booking.patients import views
-
     if database_url.startswith("sqlite"):
         # One SQLite transaction reads one snapshot: the writer waits for the page instead.
         pytest.skip("no commit can land between two reads of one SQLite transaction")
@@ -643,12 +602,3 @@ def test_a_type_closed_while_the_picker_renders_is_not_kept_under_the_new_versio
     page(app.test_client(), PICKER)  # renders during the change
 
     assert "Short check" not in page(app.test_client(), PICKER)
-
-
-def test_a_visitors_tokens_appear_only_in_the_form_fields(app: Flask, clinic: Clinic) -> None:
-    """The page repeats the URL's arguments in its language links; whatever a visitor puts
-    there (here the fixed placeholders the form once used) never becomes their tokens."""
-    client = app.test_client()
-    text = page(client, f"{FORM}?x=csrf-token-placeholder&y=submission-token-placeholder")
-    for token in tokens_of(text).values():
-        assert text.count(token) == 1

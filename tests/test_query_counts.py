@@ -93,10 +93,11 @@ def times_offered(picker_page: str) -> int:
 
 
 PAGES = {
-    "request form": lambda clinic: "/request",
-    "request form with a picked time": lambda clinic: (
-        f"/request?type={clinic.type_id}&slot={clinic.slot_key()}"
+    "request step": lambda clinic: "/request/steps/about",
+    "request's time step with a picked time": lambda clinic: (
+        f"/request/steps/time?type={clinic.type_id}&slot={clinic.slot_key()}"
     ),
+    "request's review step": lambda clinic: "/request/steps/review",
     "slot lookup": lambda clinic: f"/request/time?type={clinic.type_id}",
     "slot lookup, one specialist": lambda clinic: (
         f"/request/time?type={clinic.type_id}&specialist={clinic.specialist_id}"
@@ -110,8 +111,8 @@ PAGES = {
 def queries_for(
     app: Flask, client: FlaskClient, path: str, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[int, str]:
-    # Once before counting: anything a first view sets up is not counted (the request form
-    # first asks the questions about urgent symptoms, as for every patient). The picker's
+    # Once before counting: anything a first view sets up is not counted (the request's steps
+    # first ask the questions about urgent symptoms, as for every patient). The picker's
     # cache key holds the minute: it is frozen, so a minute passing on a loaded machine between
     # the two views does not count a cache miss as a page that grew.
     minute = now_utc().replace(second=0, microsecond=0)
@@ -159,7 +160,9 @@ def test_the_queue_and_record_are_a_handful_of_queries(
     clinic.grow_to(SMALL)
     # As measured on SQLite, whose count includes BEGIN IMMEDIATE (PostgreSQL's does not).
     for path, most in (
-        ("/request", 3),
+        # A step of the request: its draft (with the documents) and what the page offers.
+        ("/request/steps/about", 5),
+        ("/request/steps/review", 5),
         (f"/request/time?type={clinic.type_id}", 10),
         # The queue, plus one read of the clinic's two-factor rule (for an account without it).
         ("/staff/", 6),

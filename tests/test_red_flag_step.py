@@ -24,8 +24,12 @@ from tests.support import (
     Staff,
     answer_red_flags,
     csrf_token,
+    fill_request,
+    open_step,
+    page_token,
     post_request,
     red_flag_answers,
+    send_request,
     valid_answers,
 )
 
@@ -66,35 +70,47 @@ def test_an_unanswered_question_is_asked_again_never_read_as_no(client: FlaskCli
     assert response.status_code == 422
     page = response.get_data(as_text=True)
     assert "Please correct the following" in page and "Please answer yes or no." in page
-    assert client.get("/request").status_code == 302  # still not answered
+    # Still not answered: the steps lead back to the questions.
+    assert client.get("/request/steps/time").headers["Location"] == "/request/start"
 
 
-def test_no_flag_goes_on_to_the_time_and_the_form_carries_the_answers(
+def test_no_flag_goes_on_to_the_time_and_the_steps_keep_the_answers(
     app: Flask, client: FlaskClient, clinic: Clinic
 ) -> None:
     response = answer_red_flags(client)
     assert response.status_code == 303
     assert response.headers["Location"] == "/request/time"
-    page = client.get("/request").get_data(as_text=True)
+    page = open_step(client, "about")
     assert "About you" in page
     assert URGENT_TITLE not in page
-    assert page.count('type="hidden" name="red_') == len(triage.ASKED)
+    assert 'name="red_' not in page  # kept in the draft, not carried by the pages
 
     answers = valid_answers()
     for key in red_flag_answers():
-        del answers[key]  # the page carries them
-    response = post_request(client, {**answers, **_hidden_flags(page)})
+        del answers[key]  # the draft has them
+    tokens = {"csrf_token": page_token(page)}  # carry on without answering them again
+    assert fill_request(client, answers, tokens=tokens) is None
+    response = send_request(client, answers, tokens=tokens)
     assert response.status_code == 303
     with app.app_context():
         consultation = db.session.scalars(select(ConsultationRequest)).one()
         assert consultation.triage_level == TriageLevel.ROUTINE
         assert consultation.red_flags == []
     # A next request asks the questions again.
-    assert client.get("/request").status_code == 302
+    assert _checked(client.get("/request/start").get_data(as_text=True), "red_fever") is None
+    assert client.get("/request/steps/about").headers["Location"] == "/request/submitted"
 
 
-def _hidden_flags(page: str) -> dict[str, str]:
-    return dict(re.findall(r'<input type="hidden" name="(red_\w+)" value="(yes|no)">', page))
+def test_the_old_address_leads_to_the_first_step_with_the_picked_time(
+    client: FlaskClient,
+) -> None:
+    """Bookmarks and older emails link to /request: it leads to the first step."""
+    response = client.get("/request?type=3&slot=abc&other=x")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/request/start?type=3&slot=abc"
+    answer_red_flags(client)
+    assert client.get("/request").headers["Location"] == "/request/start"
+    assert client.post("/request").status_code == 405
 
 
 def test_a_picked_time_is_carried_through_the_first_step(client: FlaskClient) -> None:
@@ -115,10 +131,10 @@ def test_an_urgent_answer_goes_on_with_the_advice_on_top(
 ) -> None:
     response = answer_red_flags(client, yes=yes)
     assert response.status_code == 303 and response.headers["Location"] == "/request/steps/time"
-    page = client.get("/request").get_data(as_text=True)
-    assert (URGENT_TITLE in page) == urgent
-    assert EMERGENCY_TITLE not in page
-    assert _hidden_flags(page) == red_flag_answers(yes)
+    for code in ("time", "about", "review"):
+        page = open_step(client, code)
+        assert (URGENT_TITLE in page) == urgent
+        assert EMERGENCY_TITLE not in page
     response = post_request(client, {**valid_answers(), **red_flag_answers(yes)})
     assert response.status_code == 303
     with app.app_context():
@@ -135,8 +151,9 @@ def test_an_emergency_answer_stops_the_flow(client: FlaskClient, code: str) -> N
     response = answer_red_flags(client, yes={code})
     assert response.status_code == 303
     assert response.headers["Location"] == "/request/emergency"
-    # The form is not offered, even by its address.
-    assert client.get("/request").headers["Location"] == "/request/emergency"
+    # The steps are not offered, even by their address.
+    for code in ("time", "about", "review"):
+        assert client.get(f"/request/steps/{code}").headers["Location"] == "/request/emergency"
 
     page = client.get("/request/emergency").get_data(as_text=True)
     main = page[page.index('<main id="main"') :]

@@ -1,4 +1,4 @@
-"""The main problem decides what is asked and kept, through real form posts: a neck patient
+"""The main problem decides what is asked and kept, through the request's steps: a neck patient
 answers the NDI and rates neck and arm pain, a lower-back patient the ODI with back and leg
 pain, both gets both. Staff see each instrument's score, band and every section's answer."""
 
@@ -14,7 +14,16 @@ from booking.extensions import db
 from booking.requests.instruments import NDI, ODI
 from booking.requests.models import ConsultationRequest, MedicalHistory
 from tests.factories import make_request
-from tests.support import AuthActions, Staff, answer_red_flags, post_request, valid_answers
+from tests.support import (
+    AuthActions,
+    Staff,
+    answer_red_flags,
+    open_step,
+    post_request,
+    post_step,
+    step_answers,
+    valid_answers,
+)
 
 NECK_PAIN = {
     "neck_pain_now": "4",
@@ -40,21 +49,40 @@ def post(client: FlaskClient, **overrides: Any) -> None:
     assert response.status_code == 303, response.get_data(as_text=True)[:2000]
 
 
-def test_the_form_shows_both_parts_under_their_headings(client: FlaskClient) -> None:
+def function_step(client: FlaskClient, region: str) -> str:
+    """The "Pain and daily life" step of a patient whose main problem is ``region``."""
+    assert (
+        post_step(
+            client, "symptoms", step_answers("symptoms", valid_answers(spine_region=region))
+        ).status_code
+        == 303
+    )
+    return open_step(client, "function")
+
+
+def test_the_main_problem_decides_the_parts_asked_under_their_headings(
+    client: FlaskClient,
+) -> None:
     answer_red_flags(client)  # asked first
-    page = client.get("/request").get_data(as_text=True)
-    assert "Where is your main problem?" in page
-    lower_back = page.index("Answer this part if your main problem is your lower back")
-    neck = page.index("Answer this part if your main problem is your neck")
+    assert "Where is your main problem?" in open_step(client, "symptoms")
+    page = function_step(client, "both")
+    lower_back = page.index("How your back pain affects daily life")
+    neck = page.index("How your neck pain affects daily life")
     assert lower_back < page.index("Oswestry Disability Index") < neck
     assert neck < page.index("Neck Disability Index")
     assert "I can drive my car without any neck pain" in page
-    # The region's pain scores are required only for its region: no "(optional)" beside them.
     assert 'name="neck_pain_now"' in page and 'name="back_pain_now"' in page
+
+    neck_only = function_step(client, "neck")
+    assert "Neck Disability Index" in neck_only and 'name="neck_pain_now"' in neck_only
+    assert "Oswestry Disability Index" not in neck_only and 'name="back_pain_now"' not in neck_only
+    lower_back_only = function_step(client, "lower_back")
+    assert "Oswestry Disability Index" in lower_back_only
+    assert "Neck Disability Index" not in lower_back_only
 
 
 def test_a_neck_patient_answers_the_ndi_and_no_odi(app: Flask, client: FlaskClient) -> None:
-    # The page shows both parts; the neck patient leaves the lower back's empty.
+    # The step asks only the neck's part: the lower back's answers are not sent.
     post(
         client,
         spine_region="neck",
@@ -83,7 +111,12 @@ def test_a_neck_patient_answers_the_ndi_and_no_odi(app: Flask, client: FlaskClie
 
 
 def test_answers_of_the_part_not_asked_are_not_kept(app: Flask, client: FlaskClient) -> None:
-    # A lower-back patient who also filled in the neck's part (the page shows both).
+    # A patient who answered the neck's part, then went back and made the lower back the main
+    # problem: the draft still holds the neck's answers, but the request does not keep them.
+    answer_red_flags(client)
+    neck = valid_answers(spine_region="neck", **NECK_PAIN, **NDI_ANSWERS)
+    function_step(client, "neck")
+    assert post_step(client, "function", step_answers("function", neck)).status_code == 303
     post(client, **NECK_PAIN, **NDI_ANSWERS)
     history = stored_history(app)
     assert history.spine_region == "lower_back"

@@ -1,7 +1,9 @@
-"""Bad input through the real form: a clear message for the patient, answers kept, nothing stored.
+"""Bad input through the request's steps: a clear message for the patient, answers kept, nothing
+stored.
 
-Every case posts the form as a browser would (CSRF on, the one-time submission token, multipart
-uploads) and then checks that no row and no file was left behind, on SQLite and PostgreSQL.
+Every case goes through the steps as a browser would (CSRF on, each step's answers, multipart
+uploads into the documents step) and then checks that no request and no file of one was left
+behind, on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -25,24 +27,34 @@ from booking.documents.models import Document
 from booking.documents.storage import DocumentRejected, DocumentStorage
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
+from booking.patients import steps
+from booking.requests.drafts import RequestDraft
 from booking.requests.models import ConsultationRequest, MedicalHistory, Patient
 from booking.timeutil import clinic_today
 from tests.support import (
     EXE_BYTES,
     JPEG_BYTES,
     PNG_BYTES,
+    REQUEST_STEPS,
+    answer_red_flags,
+    as_lists,
     form_tokens,
+    open_step,
     pdf_bytes,
     post_request,
+    post_step,
+    step_answers,
     stored_files,
+    upload,
     valid_answers,
 )
 
 MB = 1024 * 1024
 STORED_MODELS = (ConsultationRequest, Patient, MedicalHistory, Document, OutboxEmail)
 FULL_NAME_KEPT = 'value="Erika Mustermann"'
-REATTACH_NOTICE = "Please attach your documents again before sending."
-STORAGE_FAILED = "We could not store your documents just now"
+STORAGE_FAILED = "We could not store this file just now. Please try again."
+NOT_A_DOCUMENT = "This file is not a PDF, JPEG or PNG document."
+EXPIRED = "your last answers were not saved yet"
 
 AppBuilder = Callable[..., tuple[Flask, FlaskClient, Path]]
 
@@ -51,11 +63,15 @@ def count(model: type) -> int:
     return db.session.scalar(select(func.count()).select_from(model))
 
 
-def assert_nothing_stored(app: Flask, upload_dir: Path) -> None:
+def assert_no_request_stored(app: Flask) -> None:
     with app.app_context():
         assert {m.__name__: count(m) for m in STORED_MODELS} == dict.fromkeys(
             (m.__name__ for m in STORED_MODELS), 0
         )
+
+
+def assert_nothing_stored(app: Flask, upload_dir: Path) -> None:
+    assert_no_request_stored(app)
     assert stored_files(upload_dir) == []
 
 
@@ -88,6 +104,39 @@ def is_checked(page: str, name: str, value: str) -> bool:
     """Whether the re-rendered form still ticks this answer."""
     attrs = (r"\bchecked\b", f'name="{name}"', f'value="{value}"')
     return bool(re.search("<input" + "".join(f"(?=[^>]*{a})" for a in attrs), page))
+
+
+def upload_messages(page: str) -> str:
+    """The documents step's list of the files it did not add, with the reasons."""
+    match = re.search(r'id="error-summary".*?</ul>', page, re.S)
+    assert match, "no file was refused on the page"
+    return text(match.group(0)).replace(" : ", ": ")  # "<strong>name</strong>: reason"
+
+
+# One answer of each step, to see that it is kept: (field, what shows it on the step's page).
+SAMPLE_ANSWERS = {
+    "about": ("full_name", lambda page: FULL_NAME_KEPT in page),
+    "symptoms": ("pain_locations", lambda page: is_checked(page, "pain_locations", "lower_back")),
+    "function": ("odi_walking", lambda page: is_checked(page, "odi_walking", "2")),
+    "history": ("medications", lambda page: "Ibuprofen 400 mg" in page),
+}
+
+
+def assert_answers_kept(
+    client: FlaskClient, page: str, field_id: str, answers: dict[str, Any]
+) -> None:
+    """What the patient gave is there to correct: on the page of the step that refused it, and
+    on the steps before it (their answers are saved in the draft)."""
+    asked = as_lists(answers)
+    refused = next(
+        code for code in (*REQUEST_STEPS, "review") if field_id in steps.fields_of(code, asked)
+    )
+    for code, (name, shown) in SAMPLE_ANSWERS.items():
+        if steps.number(code) > steps.number(refused):
+            break
+        if name == field_id or name not in steps.fields_of(code, asked):
+            continue
+        assert shown(page if code == refused else open_step(client, code)), (code, name)
 
 
 def file_part(content: bytes, filename: str, content_type: str | None = None) -> tuple:
@@ -303,7 +352,8 @@ def test_invalid_answer_is_explained_next_to_its_field_and_nothing_is_stored(
     with app.app_context():  # answers that depend on today's date in the clinic
         overrides = {k: v() if callable(v) else v for k, v in overrides.items()}
         kept = kept() if callable(kept) else kept
-    response = post_request(client, valid_answers(**overrides))
+    answers = valid_answers(**overrides)
+    response = post_request(client, answers)
 
     page = response.get_data(as_text=True)
     assert response.status_code == 422
@@ -311,9 +361,7 @@ def test_invalid_answer_is_explained_next_to_its_field_and_nothing_is_stored(
     assert "Not a valid choice" not in page
     assert "is not a valid choice" not in page
     # What the patient typed is still there to correct.
-    assert FULL_NAME_KEPT in page
-    assert is_checked(page, "pain_locations", "lower_back")
-    assert is_checked(page, "odi_walking", "2")
+    assert_answers_kept(client, page, field_id, answers)
     if kept is not None:
         assert kept in page
     assert_nothing_stored(app, upload_dir)
@@ -352,7 +400,7 @@ def test_only_the_wrong_answer_is_flagged(client: FlaskClient) -> None:
         ),
     ],
 )
-def test_refused_document_is_explained_next_to_its_row(
+def test_refused_document_is_named_with_the_reason_on_the_documents_step(
     app: Flask,
     client: FlaskClient,
     upload_dir: Path,
@@ -367,10 +415,9 @@ def test_refused_document_is_explained_next_to_its_row(
 
     page = response.get_data(as_text=True)
     assert response.status_code == 422
-    assert_field_error(page, "documents-0-file", message)
-    assert REATTACH_NOTICE in page
-    assert FULL_NAME_KEPT in page
-    assert 'value="MRI"' in page  # the document's description is kept
+    assert f"{part[1]}: {message}" in upload_messages(page)
+    assert 'value="MRI"' in page  # the description is kept to send again
+    assert FULL_NAME_KEPT in open_step(client, "about")  # the answers are kept in the draft
     assert_nothing_stored(app, upload_dir)
 
 
@@ -382,13 +429,12 @@ def test_file_over_the_per_file_limit(app_with: AppBuilder) -> None:
 
     page = response.get_data(as_text=True)
     assert response.status_code == 422
-    assert_field_error(page, "documents-0-file", "This file is larger than 1 MB.")
-    assert REATTACH_NOTICE in page
-    assert FULL_NAME_KEPT in page
+    assert "big-scan.pdf: This file is larger than 1 MB." in upload_messages(page)
+    assert FULL_NAME_KEPT in open_step(client, "about")
     assert_nothing_stored(app, upload_dir)
 
 
-def test_valid_first_document_is_not_kept_when_the_second_is_refused(
+def test_a_refused_second_document_is_named_and_the_first_is_kept_in_the_draft(
     app: Flask, client: FlaskClient, upload_dir: Path
 ) -> None:
     files = [(pdf_bytes(), "mri-report.pdf"), (EXE_BYTES, "letter.pdf")]
@@ -396,32 +442,36 @@ def test_valid_first_document_is_not_kept_when_the_second_is_refused(
 
     page = response.get_data(as_text=True)
     assert response.status_code == 422
-    assert_field_error(page, "documents-1-file", "This file is not a PDF, JPEG or PNG document.")
-    assert 'id="documents-0-file-error"' not in page
-    assert FULL_NAME_KEPT in page
-    assert_nothing_stored(app, upload_dir)
+    refused = upload_messages(page)
+    assert f"letter.pdf: {NOT_A_DOCUMENT}" in refused and "mri-report.pdf" not in refused
+    assert "mri-report.pdf" in open_step(client, "documents")
+    assert_no_request_stored(app)
+    assert len(stored_files(upload_dir)) == 1  # the draft's accepted file, nothing else
 
 
-@pytest.mark.parametrize("extra_key", ["documents-10-file", "documents-3-file"])
+@pytest.mark.parametrize("together", [True, False], ids=["in-one-upload", "in-a-later-upload"])
 def test_eleven_documents_when_ten_are_allowed(
-    app: Flask, client: FlaskClient, upload_dir: Path, extra_key: str
+    app: Flask, client: FlaskClient, upload_dir: Path, together: bool
 ) -> None:
-    """An eleventh file is refused, whether in an extra row or a second file in one row."""
+    """An eleventh file is refused, whether sent with the ten or after them."""
     assert app.config["MAX_DOCUMENTS"] == 10
-    answers = valid_answers()
-    answers.update(
-        {f"documents-{i}-file": file_part(PNG_BYTES, f"photo-{i}.png") for i in range(10)}
-    )
-    extra = file_part(JPEG_BYTES, "eleventh.jpg")
-    answers[extra_key] = [answers[extra_key], extra] if extra_key in answers else extra
-
-    response = post_request(client, answers)
+    answer_red_flags(client)
+    photos = [(PNG_BYTES, f"photo-{i}.png") for i in range(10)]
+    eleventh = (JPEG_BYTES, "eleventh.jpg")
+    if together:
+        response = upload(client, *photos, eleventh)
+    else:
+        assert upload(client, *photos).status_code == 303
+        response = upload(client, eleventh)
 
     page = response.get_data(as_text=True)
     assert response.status_code == 422
-    assert "You can send at most 10 documents with one request." in error_summary(page)
-    assert FULL_NAME_KEPT in page
-    assert_nothing_stored(app, upload_dir)
+    assert "eleventh.jpg: You can send at most 10 documents with one request." in upload_messages(
+        page
+    )
+    assert "eleventh.jpg" not in open_step(client, "documents")
+    assert_no_request_stored(app)
+    assert len(stored_files(upload_dir)) == 10
 
 
 def test_body_over_the_total_limit_gets_the_friendly_413_page(app_with: AppBuilder) -> None:
@@ -442,7 +492,7 @@ def test_body_over_the_total_limit_gets_the_friendly_413_page(app_with: AppBuild
 @pytest.mark.parametrize(
     "csrf_token", [None, "", "not-the-token"], ids=["missing", "empty", "wrong"]
 )
-def test_missing_or_wrong_csrf_token_gets_the_expired_form_page(
+def test_missing_or_wrong_csrf_token_gets_the_expired_page(
     app: Flask, client: FlaskClient, upload_dir: Path, csrf_token: str | None
 ) -> None:
     tokens = form_tokens(client)
@@ -455,8 +505,7 @@ def test_missing_or_wrong_csrf_token_gets_the_expired_form_page(
 
     page = response.get_data(as_text=True)
     assert response.status_code == 400
-    assert "This form has expired" in page
-    assert "Nothing was saved" in page
+    assert EXPIRED in page and "press the button again" in page
     assert_nothing_stored(app, upload_dir)
 
 
@@ -468,35 +517,29 @@ def test_upload_folder_that_cannot_be_created(app_with: AppBuilder, tmp_path: Pa
     response = post_request(client, files=[(pdf_bytes(), "mri.pdf")])
 
     page = response.get_data(as_text=True)
-    assert response.status_code == 503
-    assert STORAGE_FAILED in page
-    assert FULL_NAME_KEPT in page
+    assert response.status_code == 422
+    assert f"mri.pdf: {STORAGE_FAILED}" in upload_messages(page)
     assert "Please correct the following" not in page  # not the patient's mistake
+    assert FULL_NAME_KEPT in open_step(client, "about")
     assert blocker.read_bytes().startswith(b"a regular file")
     assert_nothing_stored(app, upload_dir)
 
 
 @pytest.mark.parametrize(
-    ("failure", "status", "message"),
+    ("failure", "message"),
     [
         pytest.param(
-            OSError(errno.ENOSPC, "No space left on device"), 503, STORAGE_FAILED, id="disk_full"
+            OSError(errno.ENOSPC, "No space left on device"), STORAGE_FAILED, id="disk_full"
         ),
-        pytest.param(
-            DocumentRejected("This file is not a PDF, JPEG or PNG document."),
-            422,
-            "This file is not a PDF, JPEG or PNG document.",
-            id="refused_while_storing",
-        ),
+        pytest.param(DocumentRejected(NOT_A_DOCUMENT), NOT_A_DOCUMENT, id="refused_while_storing"),
     ],
 )
-def test_failure_while_storing_the_second_document_removes_the_first(
+def test_failure_while_storing_the_second_document_names_it_and_keeps_the_first(
     app: Flask,
     client: FlaskClient,
     upload_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
     failure: Exception,
-    status: int,
     message: str,
 ) -> None:
     real_save = DocumentStorage.save
@@ -515,38 +558,43 @@ def test_failure_while_storing_the_second_document_removes_the_first(
     response = post_request(client, files=files)
 
     page = response.get_data(as_text=True)
-    assert response.status_code == status
-    assert message in page
-    assert FULL_NAME_KEPT in page
+    assert response.status_code == 422
+    refused = upload_messages(page)
+    assert f"scan.jpg: {message}" in refused and "mri-report.pdf" not in refused
     assert len(saved) == 1  # the first file really was written before the failure
-    assert_nothing_stored(app, upload_dir)
+    assert "mri-report.pdf" in open_step(client, "documents")
+    assert_no_request_stored(app)
+    assert [path.name for path in stored_files(upload_dir)] == saved
 
 
 def test_control_characters_are_refused_rather_than_failing_on_postgresql(
     app: Flask, client: FlaskClient, upload_dir: Path
 ) -> None:
     """Text pasted from a PDF can carry NUL and other control characters; PostgreSQL refuses NUL
-    in text, so the form refuses them on the field they are in (more in
+    in text, so each step refuses them on the field they are in (more in
     tests/test_single_line_fields.py)."""
     answers = valid_answers(
         full_name="Erika\x00 Mustermann",
         medications="Ibu\x00profen\x07 400 mg",
         other_history="Office work.\r\n\tSitting\x1b most of the day.",
-        **{
-            "documents-0-file": file_part(pdf_bytes(), "mri.pdf"),
-            "documents-0-description": "MRI\x00 report",
-        },
     )
-    response = post_request(client, answers)
-
-    assert response.status_code == 422
-    page = response.get_data(as_text=True)
-    for field_id in ("full_name", "documents-0-description"):
-        assert "Please remove the line breaks or invisible characters." in field_error(
-            page, field_id
-        )
+    answer_red_flags(client)
+    about = post_step(client, "about", step_answers("about", answers))
+    assert about.status_code == 422
+    assert "Please remove the line breaks or invisible characters." in field_error(
+        about.get_data(as_text=True), "full_name"
+    )
+    history = post_step(client, "history", step_answers("history", answers))
+    assert history.status_code == 422
     for field_id in ("medications", "other_history"):
-        assert "Please remove the invisible characters" in field_error(page, field_id)
+        assert "Please remove the invisible characters" in field_error(
+            history.get_data(as_text=True), field_id
+        )
+    documents = upload(client, (pdf_bytes(), "mri.pdf"), description="MRI\x00 report")
+    assert documents.status_code == 422
+    assert "Please remove the line breaks or invisible characters." in field_error(
+        documents.get_data(as_text=True), "description"
+    )
     assert_nothing_stored(app, upload_dir)
 
 
@@ -568,32 +616,32 @@ def test_file_posted_in_place_of_a_text_answer(
 @pytest.mark.parametrize(
     "token", ["x" * 5000, "too-short", "not a token; at all" * 2], ids=["long", "short", "spaces"]
 )
-def test_tampered_submission_token_is_replaced(app: Flask, client: FlaskClient, token: str) -> None:
-    """Only a token the form made is kept; anything else (which could overflow the column on
-    PostgreSQL) is replaced by a fresh one."""
-    tokens = {**form_tokens(client), "submission_token": token}
-    response = post_request(client, tokens=tokens)
+def test_a_posted_submission_token_is_ignored(app: Flask, client: FlaskClient, token: str) -> None:
+    """Only the draft's own token is stored; one posted with the steps (which could overflow
+    the column on PostgreSQL, or name another request) is not read."""
+    answer_red_flags(client)
+    for code in (*REQUEST_STEPS, "documents", "review"):
+        response = post_step(client, code, {**step_answers(code), "submission_token": token})
+        assert response.status_code == 303, code
 
-    assert response.status_code == 303
     with app.app_context():
         stored = db.session.scalars(select(ConsultationRequest.submission_token)).one()
-    assert stored != token
+        draft_token = db.session.scalars(select(RequestDraft.submission_token)).one()
+    assert stored == draft_token != token
     assert re.fullmatch(r"[A-Za-z0-9_-]{43}", stored)
 
 
 @pytest.mark.parametrize(
     "answer", [{"red_cancer_history": "maybe"}, {"red_saddle_numbness": None}, {"red_fever": ""}]
 )
-def test_a_form_without_the_first_steps_answers_stores_nothing_and_says_so(
+def test_a_first_step_without_every_answer_stores_nothing_and_says_so(
     app: Flask, client: FlaskClient, upload_dir: Path, answer: dict[str, Any]
 ) -> None:
-    """The answers travel with the form from the first step; a form that lost one (an old
-    page, a crafted post) is refused: an unanswered warning sign is never read as "no"."""
+    """An unanswered warning sign is never read as "no": the first step asks again."""
     answers = {k: v for k, v in valid_answers(**answer).items() if v is not None}
     response = post_request(client, answers)
     page = response.get_data(as_text=True)
     assert response.status_code == 422
-    assert "Your answers to the questions about urgent symptoms were not sent" in page
-    assert 'href="/request/start">Please answer them again' in page
-    assert FULL_NAME_KEPT in page
+    assert "Please answer yes or no." in error_summary(page)
+    assert client.get("/request/steps/about").location.endswith("/request/start")
     assert_nothing_stored(app, upload_dir)

@@ -11,7 +11,6 @@ import re
 import threading
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from flask import Flask
@@ -31,56 +30,16 @@ from tests.support import (
     CSRF_RE,
     Clinic,
     answer_red_flags,
+    fill_every_step,
+    open_step,
     pdf_bytes,
+    post_step,
+    requests_stored,
+    step_answers,
     stored_files,
+    upload,
     valid_answers,
 )
-
-
-def step_answers(code: str, answers: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The fields step ``code`` posts, from ``answers`` (default: the valid answers)."""
-    every = valid_answers() if answers is None else answers
-    as_lists = {k: v if isinstance(v, list) else [v] for k, v in every.items()}
-    return {name: every[name] for name in steps.fields_of(code, as_lists) if name in every}
-
-
-def open_step(client: FlaskClient, code: str) -> str:
-    response = client.get(f"/request/steps/{code}")
-    assert response.status_code == 200, (code, response.status_code, response.location)
-    return response.get_data(as_text=True)
-
-
-def post_step(
-    client: FlaskClient, code: str, data: dict[str, Any] | None = None, nav: str = "next"
-) -> Any:
-    page = open_step(client, code)
-    token = CSRF_RE.search(page).group(1)
-    payload = {**(step_answers(code) if data is None else data), "csrf_token": token, "nav": nav}
-    return client.post(f"/request/steps/{code}", data=payload)
-
-
-def upload(client: FlaskClient, *files: tuple[bytes, str], nav: str = "upload") -> Any:
-    page = open_step(client, "documents")
-    token = CSRF_RE.search(page).group(1)
-    data: dict[str, Any] = {"csrf_token": token, "nav": nav}
-    data["files"] = [(io.BytesIO(content), name) for content, name in files]
-    return client.post("/request/steps/documents", data=data, content_type="multipart/form-data")
-
-
-def fill_every_step(client: FlaskClient, files: tuple[tuple[bytes, str], ...] = ()) -> None:
-    """Answer the first step and every step up to the review, as a patient does."""
-    assert answer_red_flags(client).status_code == 303
-    for code in ("time", "about", "symptoms", "function", "history"):
-        response = post_step(client, code)
-        assert response.status_code == 303, (code, response.get_data(as_text=True)[:3000])
-    if files:
-        assert upload(client, *files).status_code == 303
-    assert post_step(client, "documents", {}).status_code == 303
-
-
-def requests_stored(app: Flask) -> int:
-    with app.app_context():
-        return db.session.scalar(select(func.count()).select_from(ConsultationRequest)) or 0
 
 
 def test_the_whole_request_in_steps_is_stored_once_with_its_documents(
@@ -354,3 +313,41 @@ def test_the_first_step_again_goes_on_where_the_request_was(client: FlaskClient)
     response = answer_red_flags(client)
     assert response.location.endswith("/request/steps/symptoms")
     assert "Erika Mustermann" in open_step(client, "about")
+
+
+def test_a_description_with_invisible_characters_is_a_message_on_its_field(
+    app: Flask, client: FlaskClient
+) -> None:
+    """Not the expired-page notice: the description is the one answer the documents step
+    checks, and it stays to send again with the file."""
+    answer_red_flags(client)
+    token = CSRF_RE.search(open_step(client, "documents")).group(1)
+    data = {
+        "csrf_token": token,
+        "nav": "upload",
+        "description": "MRI \u202etroper",
+        "files": [(io.BytesIO(pdf_bytes()), "mri.pdf")],
+    }
+    response = client.post(
+        "/request/steps/documents", data=data, content_type="multipart/form-data"
+    )
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "Please remove the line breaks or invisible characters." in page
+    assert 'href="#description"' in page and "press the button again" not in page
+    assert 'value="MRI \u202etroper"' in page
+    with app.app_context():
+        assert stored_files(Path(app.config["UPLOAD_DIR"])) == []
+    # With scripts, the same message comes back for the page to show.
+    data["files"] = [(io.BytesIO(pdf_bytes()), "mri.pdf")]
+    scripted = client.post(
+        "/request/steps/documents",
+        data=data,
+        content_type="multipart/form-data",
+        headers={"Accept": "application/json"},
+    )
+    assert scripted.status_code == 422
+    assert scripted.get_json() == {
+        "ok": False,
+        "message": "Please remove the line breaks or invisible characters.",
+    }

@@ -1,4 +1,4 @@
-"""A patient's request, posted through the real form, stored whole on SQLite and PostgreSQL."""
+"""A patient's request, sent through its steps, stored whole on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -18,10 +18,15 @@ from booking.requests import triage
 from booking.requests.models import ConsultationRequest, RequestStatus, TriageLevel
 from tests.support import (
     JPEG_BYTES,
+    REQUEST_STEPS,
     answer_red_flags,
-    form_tokens,
+    fill_every_step,
+    open_step,
+    page_token,
     pdf_bytes,
     post_request,
+    post_step,
+    step_answers,
     stored_files,
     valid_answers,
 )
@@ -33,23 +38,28 @@ def count(model: type) -> int:
     return db.session.scalar(select(func.count()).select_from(model))
 
 
-def test_form_page_offers_every_section(client: FlaskClient) -> None:
+def test_the_steps_offer_every_section(client: FlaskClient) -> None:
     answer_red_flags(client)
-    page = client.get("/request").get_data(as_text=True)
-    assert "Warning signs" not in page  # asked on the first step, carried as hidden answers
-    assert page.count('type="hidden" name="red_') == len(triage.ASKED)
-    for text in (
-        "About you",
-        "Your symptoms",
-        "Oswestry Disability Index",
-        "Your documents",
-        "When could you come?",
-        "Your consent",
-        'enctype="multipart/form-data"',
+    post_step(client, "symptoms")  # the main problem decides the questions of the next step
+    pages = {code: open_step(client, code) for code in ("time", *REQUEST_STEPS[1:], "documents")}
+    pages["review"] = open_step(client, "review")
+    for code, text in (
+        ("time", "Days that suit you"),
+        ("about", "About you"),
+        ("symptoms", "Your symptoms"),
+        ("function", "Oswestry Disability Index"),
+        ("history", "Health and treatment"),
+        ("review", "Your consent"),
     ):
-        assert text in page
-    # Ten document rows (the configured maximum), each accepting only PDF, JPEG and PNG.
-    assert page.count('accept="application/pdf,image/jpeg,image/png"') == 10
+        assert text in pages[code], code
+    for page in pages.values():
+        # Asked on the first step and kept in the draft, not carried by the pages.
+        assert "Warning signs" not in page and 'name="red_' not in page
+    # The documents step takes several files, each only a PDF, JPEG or PNG.
+    documents = pages["documents"]
+    assert 'enctype="multipart/form-data"' in documents
+    assert documents.count('accept="application/pdf,image/jpeg,image/png"') == 1
+    assert 'type="file" id="files" name="files" multiple' in documents
 
 
 def test_full_request_with_two_documents_is_stored_whole(
@@ -123,13 +133,18 @@ LEVELS = {
 def test_each_red_flag_gets_the_advice_and_triage_of_its_pathway(
     app: Flask, client: FlaskClient, flag: triage.RedFlag
 ) -> None:
-    # Posted with the form (an emergency answer on the first step stops before it; a page
-    # sent anyway is still stored, as an emergency).
     answers = valid_answers(**{f"red_{flag.code}": "yes"})
-    response = post_request(client, answers, follow_redirects=True)
+    response = post_request(client, answers)
 
-    page = response.get_data(as_text=True)
-    assert response.status_code == 200
+    assert response.status_code == 303
+    if flag.pathway == triage.EMERGENCY:
+        # The first step stops the request: the emergency page, nothing stored (the
+        # call-back is tested in test_red_flag_step.py).
+        assert response.headers["Location"] == "/request/emergency"
+        with app.app_context():
+            assert count(ConsultationRequest) == 0
+        return
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
     advice = ADVICE_TITLES.get(flag.pathway)
     for title in ADVICE_TITLES.values():
         assert (title in page) == (title == advice)
@@ -142,19 +157,24 @@ def test_each_red_flag_gets_the_advice_and_triage_of_its_pathway(
         staff = db.session.scalars(
             select(OutboxEmail).where(OutboxEmail.recipient == "coordinators@example.com")
         ).one()
-        assert staff.subject.startswith("EMERGENCY") == (flag.pathway == triage.EMERGENCY)
         assert staff.subject.startswith("URGENT") == (flag.pathway == triage.URGENT)
         assert str(flag.question) not in staff.body_text  # flags stay inside the dashboard
 
 
-def test_refresh_or_double_click_does_not_create_a_second_request(
+def test_sending_twice_or_again_after_back_does_not_create_a_second_request(
     app: Flask, client: FlaskClient, upload_dir
 ) -> None:
-    tokens = form_tokens(client)
-    first = post_request(client, tokens=tokens, files=[(pdf_bytes(), "a.pdf")])
-    second = post_request(client, tokens=tokens, files=[(pdf_bytes(), "a.pdf")])
+    fill_every_step(client, files=((pdf_bytes(), "a.pdf"),))
+    data = {**step_answers("review"), "nav": "send"}
+    data["csrf_token"] = page_token(open_step(client, "review"))
+    first = client.post("/request/steps/review", data=data)
+    second = client.post("/request/steps/review", data=data)  # a double click, a refresh
+    back = client.get("/request/steps/review")  # Back, then Send again
+    third = client.post("/request/steps/review", data=data)
 
-    assert first.status_code == second.status_code == 303
+    for response in (first, second, back, third):
+        assert response.status_code == 303
+        assert response.headers["Location"].endswith("/request/submitted")
     with app.app_context():
         assert count(ConsultationRequest) == 1
         assert count(Document) == 1
@@ -170,10 +190,10 @@ def test_a_new_form_makes_a_new_request(app: Flask, client: FlaskClient) -> None
     assert len(set(references)) == 2
 
 
-def test_confirmation_page_without_a_request_goes_back_to_the_form(client: FlaskClient) -> None:
+def test_confirmation_page_without_a_request_goes_to_the_first_step(client: FlaskClient) -> None:
     response = client.get("/request/submitted")
     assert response.status_code == 302
-    assert response.headers["Location"].endswith("/request")
+    assert response.headers["Location"].endswith("/request/start")
 
 
 def test_under_18_needs_a_guardian(app: Flask, client: FlaskClient) -> None:

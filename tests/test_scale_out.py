@@ -2,10 +2,11 @@
 one Redis and one upload folder, as in docs/production.md.
 
 Patients use both servers through real HTTP, as through a load balancer without sticky
-sessions: each loads the form from one server and sends it to the other (some send it twice,
-to both servers at once). Then: every request is stored once; every outbox email reaches the
-mail server once (counted by Message-ID), even when each is enqueued twice; and with the
-reminder job run by both workers at the same time, every appointment gets one reminder.
+sessions: each reads every step of the request from one server and sends it to the other (some
+send the request twice, to both servers at once). Then: every request is stored once; every
+outbox email reaches the mail server once (counted by Message-ID), even when each is enqueued
+twice; and with the reminder job run by both workers at the same time, every appointment gets
+one reminder.
 Readiness is checked on the running servers, before and after the workers stop.
 
 Needs PostgreSQL (``TEST_DATABASE_URL``) and Redis (``REDIS_URL``); ``.ci/run`` sets both.
@@ -54,12 +55,14 @@ from booking.timeutil import now_utc, to_clinic_tz
 from tests.factories import make_appointment_type, make_hours, make_location, make_staff
 from tests.smtp import SmtpServer, free_port
 from tests.support import (
-    TOKEN_RE,
+    CSRF_RE,
+    REQUEST_STEPS,
     Service,
     fresh_postgres_database,
     pdf_bytes,
     red_flag_answers,
     start_service,
+    step_answers,
     valid_answers,
     wait_until,
 )
@@ -70,7 +73,7 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 REDIS_DB = 12  # this test's own Redis database; the other tests use REDIS_URL's
 PUBLIC_HOST = "clinic.example.com"  # what the TLS proxy in front of both servers is called
 
-PATIENTS = 16  # every fourth sends the form twice, to both servers at once
+PATIENTS = 16  # every fourth sends the request twice, to both servers at once
 APPOINTMENTS = 6
 REMINDER_RUNS = 4  # both workers, both threads each
 HEARTBEAT_MAX_AGE = 8  # seconds: short, so stopped workers show within the test
@@ -166,38 +169,58 @@ class Patient:
                 self.cookies[name] = morsel.value
         return response
 
-    def load_form(self, port: int) -> dict[str, str]:
-        """The questions about urgent symptoms (all "no"), then the form's tokens."""
-        step = self.call(port, "GET", "/request/start")
-        csrf = TOKEN_RE["csrf_token"].search(step.body).group(1)
-        answers = urlencode({"csrf_token": csrf, **red_flag_answers()})
-        sent = self.call(
-            port,
-            "POST",
+    def token(self, port: int, path: str) -> str:
+        """Open a page and read its CSRF token, as a browser does."""
+        page = self.call(port, "GET", path)
+        assert page.status == 200, (path, page.status, page.body[:500])
+        return CSRF_RE.search(page.body).group(1)
+
+    def post(
+        self,
+        port: int,
+        path: str,
+        fields: dict[str, Any],
+        files: dict[str, tuple[str, bytes]] | None = None,
+    ) -> Response:
+        if files:
+            body, boundary = multipart(fields, files)
+            content_type = f"multipart/form-data; boundary={boundary}"
+        else:
+            body = urlencode(fields, doseq=True).encode()
+            content_type = "application/x-www-form-urlencoded"
+        headers = {
+            "Content-Type": content_type,
+            "Referer": f"https://{PUBLIC_HOST}{path}",  # CSRF checks it on HTTPS
+        }
+        return self.call(port, "POST", path, body=body, headers=headers)
+
+    def fill_steps(self, here: int, there: int) -> str:
+        """The questions about urgent symptoms (all "no"), then every step up to the review,
+        each page read from ``here`` and sent to ``there`` (the draft is on neither), with a
+        document; the review page's CSRF token."""
+        sent = self.post(
+            there,
             "/request/start",
-            body=answers.encode(),
-            headers={
-                "Content-Type": "application/x-www-form-urlencoded",
-                "Referer": f"https://{PUBLIC_HOST}/request/start",
-            },
+            {"csrf_token": self.token(here, "/request/start"), **red_flag_answers()},
         )
         assert sent.status == 303, sent.body[:500]
-        page = self.call(port, "GET", "/request")
-        assert page.status == 200, page.body[:500]
-        return {name: rx.search(page.body).group(1) for name, rx in TOKEN_RE.items()}
+        answers = valid_answers(email=f"patient{self.number}@example.com")
+        for code in REQUEST_STEPS:
+            path = f"/request/steps/{code}"
+            fields = {**step_answers(code, answers), "csrf_token": self.token(here, path)}
+            sent = self.post(there, path, {**fields, "nav": "next"})
+            assert sent.status == 303, (code, sent.body[:1000])
+        path = "/request/steps/documents"
+        fields = {"csrf_token": self.token(here, path), "nav": "next"}
+        report = ("mri-report.pdf", pdf_bytes(f"MRI {self.number}"))
+        sent = self.post(there, path, fields, {"files": report})
+        assert sent.status == 303, sent.body[:1000]
+        return self.token(here, "/request/steps/review")
 
-    def send_form(self, port: int, form: bytes, boundary: str) -> str:
-        """Post the form; return the reference the confirmation page shows."""
-        response = self.call(
-            port,
-            "POST",
-            "/request",
-            body=form,
-            headers={
-                "Content-Type": f"multipart/form-data; boundary={boundary}",
-                "Referer": f"https://{PUBLIC_HOST}/request",  # CSRF checks it on HTTPS
-            },
-        )
+    def send_request(self, port: int, token: str) -> str:
+        """Send the request from its review step; the reference the confirmation page shows."""
+        fields = {**step_answers("review"), "csrf_token": token, "nav": "send"}
+        response = self.post(port, "/request/steps/review", fields)
         assert response.status == 303, response.body[:1000]
         page = self.call(port, "GET", "/request/submitted")
         assert page.status == 200, page.body[:500]
@@ -225,22 +248,19 @@ def multipart(fields: dict[str, Any], files: dict[str, tuple[str, bytes]]) -> tu
 
 
 def submit(patient: Patient, ports: list[int]) -> list[str]:
-    """Load the form from one server and send it to the other; every fourth patient sends
-    it twice, to both servers at the same moment (a double click across the balancer)."""
+    """Go through the steps reading each page from one server and sending it to the other, then
+    send the request; every fourth patient sends it twice, to both servers at the same moment
+    (a double click across the balancer)."""
     here, there = ports[patient.number % 2], ports[(patient.number + 1) % 2]
-    tokens = patient.load_form(here)
-    body, boundary = multipart(
-        {**valid_answers(email=f"patient{patient.number}@example.com"), **tokens},
-        {"documents-0-file": ("mri-report.pdf", pdf_bytes(f"MRI {patient.number}"))},
-    )
+    token = patient.fill_steps(here, there)
     if patient.number % 4:
-        return [patient.send_form(there, body, boundary)]
+        return [patient.send_request(there, token)]
     twin = Patient(patient.number, dict(patient.cookies))
     together = threading.Barrier(2)
 
     def send(who: Patient, port: int) -> str:
         together.wait(timeout=10)
-        return who.send_form(port, body, boundary)
+        return who.send_request(port, token)
 
     with ThreadPoolExecutor(2) as pool:
         futures = [pool.submit(send, patient, there), pool.submit(send, twin, here)]

@@ -14,7 +14,7 @@ from booking.crypto import new_key
 from tests.factories import make_staff
 from tests.support import AuthActions, csrf_token
 
-PAGES = ["/", "/request", "/privacy", "/staff/login", "/no-such-page"]
+PAGES = ["/", "/request/start", "/privacy", "/staff/login", "/no-such-page"]
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -39,7 +39,7 @@ def test_every_page_sends_the_security_headers(client: FlaskClient, path: str) -
 def test_pages_use_no_inline_script_or_style(app: Flask, client: FlaskClient) -> None:
     with app.app_context():
         make_staff("admin", "admin@example.com")
-    pages = ["/", "/request", "/info/treatments"]
+    pages = ["/", "/request/start", "/info/treatments"]
     AuthActions(client).attempt("admin@example.com")
     pages += ["/staff/", "/staff/calendar", "/staff/insights", "/staff/admin/audit"]
     for path in pages:

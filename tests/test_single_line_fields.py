@@ -1,7 +1,7 @@
 """Single-line fields refuse control characters (line breaks, other C0 and C1 controls, DEL)
 and text-direction overrides, with a message on the field; multi-line fields keep their line
 breaks and tabs but refuse the rest. One rule for every form (``CleanTextMeta``): the patient's
-request form and the staff forms alike."""
+request steps and the staff forms alike."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def stored_request(app: Flask) -> tuple[Patient, MedicalHistory]:
         return patient, medical
 
 
-# The patient's request form ------------------------------------------------------------------
+# The patient's request ----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -111,7 +111,9 @@ def test_control_and_direction_characters_in_a_single_line_field_are_refused(
     document = (io.BytesIO(pdf_bytes()), "mri-report.pdf")
     response = post_request(client, valid_answers(**{field: value, "documents-0-file": document}))
     assert response.status_code == 422
-    assert SINGLE_LINE in field_error(response.get_data(as_text=True), field)
+    # A document's description is the documents step's "description" field.
+    field_id = "description" if field == "documents-0-description" else field
+    assert SINGLE_LINE in field_error(response.get_data(as_text=True), field_id)
     assert_no_request_stored(app)
 
 

@@ -1,5 +1,5 @@
-"""A time that was never offered is refused for what it is, on the request form, the manage
-page and a waitlist offer: a slot value that cannot be read asks for a time again, and a
+"""A time that was never offered is refused for what it is, on the request's time step, the
+manage page and a waitlist offer: a slot value that cannot be read asks for a time again, and a
 well-formed time that was never open for booking (past, outside the hours, inside the notice,
 past the horizon) is "not available", not "just taken by someone else". Nothing is stored."""
 
@@ -28,6 +28,11 @@ from tests.support import Clinic, form_tokens, open_manage_link, post_request, v
 
 CSRF = re.compile(r'csrf_token" type="hidden" value="([^"]+)"')
 OFFERED = re.compile(r'name="slot" id="slot-([0-9.]+)"')
+# The time step sends the patient to the time picker to choose again.
+PICK_AGAIN = (
+    '<a class="btn btn-outline-primary" href="/request/time">Choose a time from our open slots</a>'
+)
+NOT_SENT_AGAIN = '<input type="hidden" name="slot" value="">'  # the refused value is dropped
 
 
 @dataclass(frozen=True)
@@ -76,14 +81,12 @@ def test_a_slot_value_that_cannot_be_read_is_asked_for_again(
 
     assert response.status_code == 422
     page = response.get_data(as_text=True)
-    # Named in the summary, linked to the time field, which offers open times again.
+    # Named in the summary, linked to the time step's notice, which leads to the open times.
     summary = '<a href="#slot" class="alert-link">Appointment time: Please choose one of the times.'
     assert summary in page
-    field = page[page.index('<fieldset id="slot"') :]
-    field = field[: field.index("</fieldset>")]
-    assert "Please choose one of the times." in field
-    assert OFFERED.findall(field)
-    assert 'name="slot" type="hidden"' not in page  # the unreadable value is not sent again
+    notice = page[page.index('id="slot"') :]
+    assert notice.index("The time you picked is no longer available.") < notice.index(PICK_AGAIN)
+    assert NOT_SENT_AGAIN in page and 'name="slot" type="hidden"' not in page
     for model in (ConsultationRequest, Patient, Appointment, OutboxEmail):
         assert count(app, model) == 0, model
 
@@ -101,16 +104,20 @@ def test_no_slot_still_sends_the_request_without_a_time(
 def test_a_time_chosen_again_after_the_refusal_is_booked(
     app: Flask, client: FlaskClient, clinic: Offered, type_id: str, slot: str
 ) -> None:
-    response = post_with_slot(client, type_id, slot.format(key=clinic.slots[0].key))
-    page = response.get_data(as_text=True)
-    # The page is sent again as it is: its appointment type and one of the times it offers.
+    refused = post_with_slot(client, type_id, slot.format(key=clinic.slots[0].key))
+    assert refused.status_code == 422
+    # The patient follows the link to the picker and chooses one of the times it offers.
+    picker = client.get(f"/request/time?type={clinic.type}").get_data(as_text=True)
+    chosen = OFFERED.findall(picker)[0]
+    time_step = client.get(f"/request/steps/time?type={clinic.type}&slot={chosen}")
+    page = time_step.get_data(as_text=True)
+    assert "Your chosen time" in page
     sent = {
         name: re.search(rf'name="{name}" type="hidden" value="([^"]*)"', page).group(1)
-        for name in ("csrf_token", "submission_token", "appointment_type")
+        for name in ("csrf_token", "appointment_type", "slot")
     }
-    assert sent["appointment_type"] == str(clinic.type)
-    chosen = OFFERED.findall(page)[0]
-    answers = valid_answers(appointment_type=sent.pop("appointment_type"), slot=chosen)
+    assert sent["appointment_type"] == str(clinic.type) and sent["slot"] == chosen
+    answers = valid_answers(appointment_type=sent.pop("appointment_type"), slot=sent.pop("slot"))
     assert post_request(client, answers, tokens=sent).status_code == 303
     with app.app_context():
         appointment = db.session.scalars(select(Appointment)).one()
@@ -225,7 +232,7 @@ def test_a_time_never_offered_is_refused_as_not_available_not_as_taken(
     page = response.get_data(as_text=True)
     assert NOT_OFFERED in page
     assert TAKEN not in page
-    assert OFFERED.search(page)  # open times to choose from instead
+    assert PICK_AGAIN in page  # open times to choose from instead
     for model in (ConsultationRequest, Patient, Appointment, OutboxEmail):
         assert count(app, model) == 0, model
 

@@ -9,7 +9,7 @@ from datetime import date
 from typing import Any
 
 import phonenumbers
-from flask import current_app, request
+from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.file import MultipleFileField
@@ -17,8 +17,6 @@ from wtforms import (
     BooleanField,
     DateField,
     EmailField,
-    FieldList,
-    FormField,
     HiddenField,
     RadioField,
     StringField,
@@ -28,8 +26,6 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional
 
-from booking.documents.forms import DocumentForm
-from booking.documents.storage import DocumentUpload
 from booking.forms import BaseForm, ChoiceField, MultiCheckboxField, has_visible_text, options
 from booking.patients.services import RequestSubmission
 from booking.requests import history, instruments, triage
@@ -138,37 +134,6 @@ def new_submission_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-class DocumentRows(FieldList):
-    """The request's document rows. Reading and checking a post uses only the rows it sent
-    (``entries``, at least one); the empty rows up to ``MAX_DOCUMENTS`` are added the first
-    time the rows are listed, which only a page showing the form does. A post that succeeds
-    ends in a redirect and never builds the nine rows nobody filled in."""
-
-    def _fill_up(self) -> None:
-        limit = current_app.config["MAX_DOCUMENTS"]
-        while len(self.entries) < limit:
-            self.append_entry()
-            _label_row(self.entries[-1], len(self.entries))
-
-    def __iter__(self) -> Any:
-        self._fill_up()
-        return super().__iter__()
-
-    def __len__(self) -> int:
-        self._fill_up()
-        return super().__len__()
-
-    def __getitem__(self, index: int) -> Any:
-        self._fill_up()
-        return super().__getitem__(index)
-
-
-def _label_row(entry: FormField, number: int) -> None:
-    # Names the row in the error summary ("Document 2 file: ..."); the page shows "File"
-    # inside the row's "Document 2" fieldset. Lazy: translated only if shown.
-    entry.form.file.label.text = _l("Document %(n)d file", n=number)
-
-
 class RedFlagForm(BaseForm):
     """The first step: the red-flag questions (``booking.requests.triage``), each answered
     yes or no, so an unanswered question is never read as "no". Its fields (``red_<code>``)
@@ -273,41 +238,16 @@ def _valid_phone(text: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-class RequestStartForm(BaseForm):
-    """What differs between two new request forms: the CSRF and one-time submission tokens and
-    the time picked on the previous step. A new form's page needs only this; its questions are
-    the same for everyone and rendered once (see ``patients.views``)."""
+class RequestForm(BaseForm):
+    """The whole request, every step's questions: each step checks its own fields on it, and
+    the last checks them all (``booking.patients.steps``)."""
 
+    # The draft's one-time token, so a second send of it stores nothing twice.
     submission_token = HiddenField()
     # The time picked on the previous step (see booking.scheduling.availability.OpenSlot.key).
     appointment_type = HiddenField()
     slot = HiddenField(_l("Appointment time"))
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
-        token = self.submission_token.data
-        if not isinstance(token, str) or not SUBMISSION_TOKEN_RE.fullmatch(token):
-            # None on a new form; anything else did not come from us and must not reach the
-            # database's 64-character column.
-            self.submission_token.data = new_submission_token()
-
-    def slot_choice(self) -> SlotChoice | None:
-        """The picked slot, if the page carried a well-formed one."""
-        parsed = parse_slot_key(self.slot.data or "")
-        type_id = int_arg(str(self.appointment_type.data or ""))
-        if parsed is None or type_id is None:
-            return None
-        specialist_id, location_id, starts_at = parsed
-        return SlotChoice(type_id, specialist_id, location_id, starts_at)
-
-    def validate_slot(self, field: HiddenField) -> None:
-        # Empty means no time picked (the request asks for an offer). Anything else must name
-        # a time, or the request would be stored without the time the patient thinks it has.
-        if field.data and self.slot_choice() is None:
-            raise ValidationError(_("Please choose one of the times."))
-
-
-class RequestForm(RequestStartForm):
     # About you
     full_name = StringField(
         _l("Full name"),
@@ -449,8 +389,6 @@ class RequestForm(RequestStartForm):
     ndi_sleeping = _ndi_section(8)
     ndi_recreation = _ndi_section(9)
 
-    documents = DocumentRows(FormField(DocumentForm), min_entries=1)
-
     # Preferred time
     preferred_days = MultiCheckboxField(
         _l("Days that suit you"), choices=options(history.WEEKDAYS), validators=[Optional()]
@@ -482,12 +420,30 @@ class RequestForm(RequestStartForm):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
-        for number, entry in enumerate(self.documents.entries, start=1):
-            _label_row(entry, number)
+        token = self.submission_token.data
+        if not isinstance(token, str) or not SUBMISSION_TOKEN_RE.fullmatch(token):
+            # None on a new form; anything else did not come from us and must not reach the
+            # database's 64-character column.
+            self.submission_token.data = new_submission_token()
         # The earliest-date picker should not offer the past.
         today = clinic_today().isoformat()
         self.earliest_date.render_kw = {"min": today}
         self.date_of_birth.render_kw = {**(self.date_of_birth.render_kw or {}), "max": today}
+
+    def slot_choice(self) -> SlotChoice | None:
+        """The picked slot, if the page carried a well-formed one."""
+        parsed = parse_slot_key(self.slot.data or "")
+        type_id = int_arg(str(self.appointment_type.data or ""))
+        if parsed is None or type_id is None:
+            return None
+        specialist_id, location_id, starts_at = parsed
+        return SlotChoice(type_id, specialist_id, location_id, starts_at)
+
+    def validate_slot(self, field: HiddenField) -> None:
+        # Empty means no time picked (the request asks for an offer). Anything else must name
+        # a time, or the request would be stored without the time the patient thinks it has.
+        if field.data and self.slot_choice() is None:
+            raise ValidationError(_("Please choose one of the times."))
 
     def section_fields(self, instrument: instruments.Instrument) -> list[RadioField]:
         return [getattr(self, f"{instrument.code}_{key}") for key in instrument.section_keys]
@@ -574,19 +530,6 @@ class RequestForm(RequestStartForm):
             _("Please tell us about your previous spine surgery."),
         )
         valid &= self._check_pain_scores()
-        if any(field.errors for field in self.red_flag_fields()):
-            # They come from the first step as hidden answers: the patient cannot correct
-            # them here, so the summary sends them back to that step (see the template).
-            self.form_errors.append(_("Please answer the questions about urgent symptoms again."))
-        # Count every file part posted, not only the rows the form offered, so an eleventh
-        # file is refused rather than silently dropped.
-        posted = [f for _key, f in request.files.items(multi=True) if f and f.filename]
-        limit = current_app.config["MAX_DOCUMENTS"]
-        if len(posted) > limit:
-            self.form_errors.append(
-                _("You can send at most %(n)d documents with one request.", n=limit)
-            )
-            valid = False
         return valid
 
     def _check_pain_scores(self) -> bool:
@@ -626,12 +569,6 @@ class RequestForm(RequestStartForm):
             field.errors = [*field.errors, message]
             return False
         return True
-
-    def has_uploads(self) -> bool:
-        return any(
-            entry.form.file.data and entry.form.file.data.filename
-            for entry in self.documents.entries
-        )
 
     def _answer(self, answer: history.Answer) -> Any:
         """One history answer, read from its field by the answer's kind."""
@@ -677,15 +614,6 @@ class RequestForm(RequestStartForm):
             odi_answers=self._section_answers(instruments.ODI),
             ndi_answers=self._section_answers(instruments.NDI),
             red_flags=red_flags_answered(self),
-            documents=[
-                DocumentUpload(
-                    stream=entry.form.file.data.stream,
-                    filename=entry.form.file.data.filename,
-                    description=text(entry.form.description),
-                )
-                for entry in self.documents.entries
-                if entry.form.file.data and entry.form.file.data.filename
-            ],
             preferred_days=sorted(int(day) for day in self.preferred_days.data or []),
             preferred_time_of_day=self.preferred_time_of_day.data or "any",
             earliest_date=self.earliest_date.data,

@@ -190,8 +190,10 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
         _delete_files(stored)
         raise
 
-    # The commit expired the request; its reference, which the caller shows next, is known.
+    # The commit expired the request; its reference, which the caller shows next, and its id,
+    # which the confirmation page's private link names, are known.
     set_committed_value(consultation, "reference", reference)
+    set_committed_value(consultation, "id", log_args[0])
     log.info("request %s stored (triage %s)", *log_args)
     enqueue_delivery(email_ids)
     return consultation

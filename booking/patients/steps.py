@@ -2,8 +2,8 @@
 
 The steps share one form (``RequestForm``): each step posts its own fields, the draft
 (``booking.requests.drafts``) keeps every step's answers, and the form is bound to all of them
-to check a step (only that step's messages are shown) and, at the end, the whole request, by the
-same rules as the one-page form. So nothing here repeats a rule of the form.
+to check a step (only that step's messages are shown) and, at the end, the whole request. So
+nothing here repeats a rule of the form.
 """
 
 from __future__ import annotations

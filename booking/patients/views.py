@@ -1,12 +1,10 @@
-"""The patient's pages: the request form, its confirmation and the privacy notice."""
+"""The patient's pages: the request's steps, its confirmation and the privacy notice."""
 
 from __future__ import annotations
 
 import logging
-import re
-import secrets
-from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from dataclasses import replace
+from datetime import timedelta
 
 from flask import (
     Blueprint,
@@ -21,13 +19,11 @@ from flask import (
 )
 from flask_babel import get_locale
 from flask_babel import gettext as _
-from flask_wtf.csrf import generate_csrf
-from markupsafe import Markup, escape
 from werkzeug.wrappers import Response
 
 from booking.documents.storage import DocumentRejected, DocumentUpload
 from booking.extensions import csrf, limiter
-from booking.pagecache import cached_page, fill
+from booking.pagecache import cached_page
 from booking.patients import steps
 from booking.patients.forms import (
     CallbackForm,
@@ -35,9 +31,7 @@ from booking.patients.forms import (
     FinishLaterForm,
     RedFlagForm,
     RequestForm,
-    RequestStartForm,
     carried_red_flags,
-    new_submission_token,
     red_flag_fields,
 )
 from booking.patients.services import (
@@ -46,12 +40,10 @@ from booking.patients.services import (
     request_callback,
     submit_request,
 )
-from booking.requests import drafts, history, triage
+from booking.requests import drafts, triage
 from booking.requests.queries import find_by_reference
-from booking.scheduling.availability import open_slots
 from booking.scheduling.ical import appointment_ics
 from booking.scheduling.services import (
-    SlotChoice,
     SlotTaken,
     SlotUnavailable,
     SlotView,
@@ -61,8 +53,7 @@ from booking.scheduling.services import (
     resolve_choice,
     scheduling_enabled,
 )
-from booking.scheduling.versions import availability_key, current_version
-from booking.timeutil import clinic_today, now_utc
+from booking.scheduling.versions import availability_key
 from booking.urlargs import date_arg, int_arg
 
 log = logging.getLogger(__name__)
@@ -72,111 +63,12 @@ bp = Blueprint("patients", __name__)
 SUBMITTED_KEY = "submitted_reference"
 # A private link to the request's page, shown on the confirmation page (the email has its own).
 MANAGE_LINK_KEY = "submitted_manage_link"
-# The first step's answers ({code: "yes" | "no"}), carried to the request form in the session.
+# The first step's answers ({code: "yes" | "no"}), kept in the session for the emergency page.
 RED_FLAGS_KEY = "red_flag_answers"
 CALLBACK_KEY = "callback_reference"
-SLOT_ALTERNATIVES = 8
 
 
-def _render_form(
-    form: RequestStartForm,
-    status: int = 200,
-    problem: str | None = None,
-    slot_options: list[SlotView] | None = None,
-    red_flag_inputs: Markup | None = None,
-) -> tuple[str, int]:
-    """The form page; ``problem`` is a failure on our side, shown apart from the patient's
-    corrections so it does not read as something they got wrong. ``slot_options`` replaces
-    a picked time that was just taken with fresh ones to choose from.
-
-    A new form (a ``RequestStartForm``) reuses the questions' markup rendered once for this
-    language and day; a form with the patient's answers and errors renders them in full."""
-    page = render_template(
-        "patients/request_form.html",
-        form=form,
-        history=history,
-        problem=problem,
-        chosen=None if slot_options is not None else _chosen_slot(form),
-        slot_options=slot_options,
-        scheduling=scheduling_enabled(),
-        sections=None if isinstance(form, RequestForm) else _blank_sections(),
-        red_flag_inputs=red_flag_inputs if red_flag_inputs is not None else _posted_flags(form),
-        advice=_form_advice(form),
-    )
-    return page, status
-
-
-def _flag_inputs(answers: dict[str, str]) -> Markup:
-    """The first step's answers as the request form's hidden inputs (codes and "yes"/"no"
-    only, checked by ``carried_red_flags``)."""
-    field = Markup('<input type="hidden" name="red_{}" value="{}">')
-    return Markup("").join(field.format(code, answer) for code, answer in answers.items())
-
-
-def _posted_flags(form: RequestStartForm) -> Markup:
-    """A posted form's red-flag answers, carried again when it is shown for correction."""
-    if not isinstance(form, RequestForm):
-        return Markup("")
-    answers = {field.name[4:]: field.data for field in form.red_flag_fields()}
-    return _flag_inputs(carried_red_flags(answers) or {})
-
-
-def _form_advice(form: RequestStartForm) -> triage.Advice | None:
-    """The advice of the first step's answers, shown again on top of the request form."""
-    if isinstance(form, RequestForm):
-        answers = {field.name[4:]: field.data for field in form.red_flag_fields()}
-    else:
-        answers = carried_red_flags(session.get(RED_FLAGS_KEY)) or {}
-    return triage.advice(code for code, answer in answers.items() if answer == "yes")
-
-
-@dataclass(frozen=True)
-class BlankSections:
-    """The questions of a new form, as markup: the same for every patient of one language."""
-
-    answers: Markup
-    preferences: Markup
-    consent: Markup
-
-
-SECTIONS_CACHE = "patients.request_form_sections"
-
-
-def _blank_sections() -> BlankSections:
-    """The questions' markup for the current language and day, rendered once and reused.
-
-    Rendering the form's 60 fields takes most of the page's time and gives the same markup for
-    every new form: it depends only on the language, the settings (document limits) and the
-    day (the date pickers' min/max). Each app keeps its own cache, keyed by language and day;
-    a new day starts a new cache. When templates reload (development) nothing is cached, so an
-    edited template shows at once.
-    """
-    key = (str(get_locale() or "en"), clinic_today())
-    if current_app.jinja_env.auto_reload:
-        return _render_sections()
-    cache: dict[tuple[str, date], BlankSections] = current_app.extensions.setdefault(
-        SECTIONS_CACHE, {}
-    )
-    sections = cache.get(key)
-    if sections is None:
-        if any(day != key[1] for _lang, day in cache):
-            cache.clear()
-        sections = cache[key] = _render_sections()
-    return sections
-
-
-def _render_sections() -> BlankSections:
-    module = current_app.jinja_env.get_template("patients/_request_sections.html").module
-    form = RequestForm(formdata=None)
-    config = current_app.config
-    return BlankSections(
-        answers=module.answers(form, config["MAX_DOCUMENTS"], config["MAX_DOCUMENT_MB"]),
-        preferences=module.preferences(form),
-        consent=module.consent(form),
-    )
-
-
-def _chosen_slot(form: RequestStartForm) -> SlotView | None:
+def _chosen_slot(form: RequestForm) -> SlotView | None:
     """The picked time, for display, if it is still open."""
     choice = form.slot_choice()
     if choice is None:
@@ -188,32 +80,8 @@ def _chosen_slot(form: RequestStartForm) -> SlotView | None:
     return describe_slots([slot])[0]
 
 
-def _fresh_slots(form: RequestStartForm, choice: SlotChoice | None = None) -> list[SlotView]:
-    """Open times to choose from instead of the picked one: near a ``choice`` that was just
-    taken (same specialist first, then anyone), else the earliest. Of the form's type while it
-    is offered, else of the first; the form then names that type, so a time chosen from these
-    is booked as shown."""
-    types = active_appointment_types()
-    type_id = int_arg(str(form.appointment_type.data or ""))
-    appointment_type = next(
-        (t for t in types if t.id == type_id),
-        types[0] if types else None,
-    )
-    if appointment_type is None:
-        return []
-    form.appointment_type.data = str(appointment_type.id)
-    start = choice.starts_at - timedelta(days=1) if choice else now_utc()
-    for specialist_id in ([choice.specialist_id] if choice else []) + [None]:
-        slots = open_slots(
-            appointment_type, start, start + timedelta(days=14), specialist_id=specialist_id
-        )
-        if slots:
-            return describe_slots(slots[:SLOT_ALTERNATIVES])
-    return []
-
-
 # The reused pages declare no rate limit: spare them the limiter's work on every request.
-REUSED_PAGES = frozenset({"patients.request_form", "patients.pick_time"})
+REUSED_PAGES = frozenset({"patients.pick_time"})
 # (The first step and the emergency page are not reused: their forms post, and are limited.)
 
 
@@ -226,8 +94,8 @@ def _reused_page() -> bool:
 def pick_time() -> Response | bytes:
     """Step 1: pick an appointment type, a specialist (or the first available) and a time."""
     page = cached_page(availability_key(), _render_pick_time)
-    if not page:  # no appointment type to book
-        return redirect(url_for("patients.request_form"))
+    if not page:  # no appointment type to book: the request goes on without a time
+        return redirect(url_for("patients.step", code=steps.FIRST))
     return page
 
 
@@ -263,16 +131,6 @@ def _render_pick_time() -> str:
         earlier=shown.earlier,
         later=shown.end,
     )
-
-
-INDENTATION = re.compile(r"\n[ \t]+")
-
-# Written into a reused form page where each visitor's own tokens go (see booking.pagecache).
-# Random per process: the page repeats the URL's arguments (language links), and a placeholder
-# a visitor could type there would put their tokens into a link.
-CSRF_PLACEHOLDER = f"csrf-{secrets.token_hex(16)}"
-SUBMISSION_PLACEHOLDER = f"submission-{secrets.token_hex(16)}"
-RED_FLAGS_PLACEHOLDER = f"red-flags-{secrets.token_hex(16)}"
 
 
 def _step_args() -> dict[str, str]:
@@ -362,86 +220,14 @@ def callback_requested() -> Response | str:
 
 
 @bp.get("/request")
-def request_form() -> Response | tuple[str | bytes, int]:
-    answers = carried_red_flags(session.get(RED_FLAGS_KEY))
-    if answers is None:  # the red-flag questions come first
-        return redirect(url_for("patients.red_flags", **_step_args()))
-    flags = [code for code, answer in answers.items() if answer == "yes"]
-    found = triage.pathway(flags)
-    if found == triage.EMERGENCY:
-        return redirect(url_for("patients.emergency"))
-    if request.args.get("slot"):  # the picked time is checked against the open times
-        form = RequestStartForm()
-        form.appointment_type.data = request.args.get("type", "")[:10]
-        form.slot.data = request.args.get("slot", "")[:40]
-        return _render_form(form, red_flag_inputs=_flag_inputs(answers))
-
-    def render() -> str:
-        form = RequestStartForm()
-        form.appointment_type.data = request.args.get("type", "")[:10]
-        form.csrf_token.current_token = CSRF_PLACEHOLDER
-        form.submission_token.data = SUBMISSION_PLACEHOLDER
-        # Its indentation is a tenth of the page: left out (no <pre>, and every textarea of a
-        # new form is empty, so no text changes).
-        page = _render_form(form, red_flag_inputs=escape(RED_FLAGS_PLACEHOLDER))[0]
-        return INDENTATION.sub("\n", page)
-
-    version = current_version()  # the page links to the time picker only when it has times
-    # The page shows the first step's advice on top: one page per pathway.
-    key = None if version is None else (version, clinic_today(), found)
-    page = cached_page(key, render)
-    tokens = {
-        CSRF_PLACEHOLDER: generate_csrf(),
-        SUBMISSION_PLACEHOLDER: new_submission_token(),
-        RED_FLAGS_PLACEHOLDER: str(_flag_inputs(answers)),
-    }
-    return fill(page, tokens), 200
+def request_form() -> Response:
+    """The one-page form's old address (bookmarks, older emails): the request starts with its
+    first step, with the picked time's arguments."""
+    return redirect(url_for("patients.red_flags", **_step_args()))
 
 
 def _submit_limit() -> str:
     return current_app.config["SUBMIT_RATE_LIMIT"]
-
-
-@bp.post("/request")
-@limiter.limit(_submit_limit)
-def submit() -> Response | tuple[str, int]:
-    form = RequestForm()
-    if not form.validate_on_submit():
-        # A time that could not be read is asked for again, with open times to choose from.
-        slot_options = _fresh_slots(form) if form.slot.errors else None
-        return _render_form(form, 422, slot_options=slot_options)
-    try:
-        consultation = submit_request(form.to_submission(str(get_locale() or "en")))
-    except DocumentRejected as exc:
-        form.form_errors.append(str(exc))
-        return _render_form(form, 422)
-    except SlotTaken:
-        form.form_errors.append(
-            _(
-                "Sorry, that time was just taken by someone else. Please choose another "
-                "time below; everything else you entered is kept."
-            )
-        )
-        return _render_form(form, 409, slot_options=_fresh_slots(form, form.slot_choice()))
-    except SlotUnavailable:
-        form.form_errors.append(
-            _(
-                "Sorry, that time is not available for booking. Please choose another time "
-                "below; everything else you entered is kept."
-            )
-        )
-        return _render_form(form, 409, slot_options=_fresh_slots(form))
-    except OSError:
-        log.exception("document storage failed; the request was not stored")
-        problem = _(
-            "We could not store your documents just now, so your request was not sent. "
-            "Please try again in a few minutes, or send it without documents and bring "
-            "them to your appointment."
-        )
-        return _render_form(form, 503, problem)
-    session[SUBMITTED_KEY] = consultation.reference
-    session.pop(RED_FLAGS_KEY, None)  # a next request starts with the questions again
-    return redirect(url_for("patients.submitted"), code=303)
 
 
 @bp.get("/request/submitted")
@@ -449,7 +235,7 @@ def submitted() -> Response | str:
     reference = session.get(SUBMITTED_KEY)
     consultation = find_by_reference(reference) if reference else None
     if consultation is None:
-        return redirect(url_for("patients.request_form"))
+        return redirect(url_for("patients.red_flags"))
     return render_template(
         "patients/request_submitted.html",
         consultation=consultation,
@@ -499,7 +285,7 @@ def _save_red_flags(answers: dict[str, str]) -> str:
 
 
 def _step_limit_exempt() -> bool:
-    """Only sending (the last step) is limited like the one-page form's send."""
+    """Only sending (the last step) is limited, like every other form that stores a request."""
     return not (request.method == "POST" and request.view_args == {"code": "review"})
 
 
@@ -608,6 +394,7 @@ def _render_step(
     before_sending: bool = False,
     problem: str | None = None,
     upload_messages: list[tuple[str, str]] | None = None,
+    upload_form: DraftDocumentsForm | None = None,
 ) -> tuple[str, int]:
     answers = draft.values()
     region = steps.region_of(answers)
@@ -635,7 +422,9 @@ def _render_step(
         advice=triage.advice(
             name[4:] for name, values in answers.items() if name[:4] == "red_" and values == ["yes"]
         ),
-        upload_form=DraftDocumentsForm(formdata=None) if code == "documents" else None,
+        upload_form=(
+            (upload_form or DraftDocumentsForm(formdata=None)) if code == "documents" else None
+        ),
         upload_messages=upload_messages or [],
     )
     return page, status
@@ -660,17 +449,22 @@ def _documents_step(
         return _render_step("documents", draft, form)
     upload_form = DraftDocumentsForm()
     if not upload_form.validate():
+        if upload_form.csrf_token.errors:
+            if _wants_json():
+                return jsonify(ok=False, message=_("This page had expired. Please try again.")), 400
+            return _render_step("documents", draft, form, status=400, expired=True)
+        # The description (the one answer here): its message on the field, no file added.
         if _wants_json():
-            return jsonify(ok=False, message=_("This page had expired. Please try again.")), 400
-        return _render_step("documents", draft, form, status=400, expired=True)
+            errors = [error for field in upload_form for error in field.errors]
+            return jsonify(ok=False, message=errors[0]), 422
+        return _render_step("documents", draft, form, status=422, upload_form=upload_form)
     messages: list[tuple[str, str]] = []
     remove = int_arg(request.form.get("remove", ""))
     if remove is not None:
         drafts.remove_document(draft, remove)
         return redirect(url_for("patients.step", code="documents"), code=303)
-    for upload in upload_form.files.data or []:
-        if not upload or not upload.filename:
-            continue
+    uploads = [upload for upload in upload_form.files.data or [] if upload and upload.filename]
+    for upload in uploads:
         name = upload.filename
         try:
             drafts.add_document(
@@ -692,7 +486,11 @@ def _documents_step(
             return jsonify(ok=False, message=messages[0][1]), 422
         return jsonify(ok=True), 200
     if messages:
-        return _render_step("documents", draft, form, status=422, upload_messages=messages)
+        # The description stays to send again with the files, unless some were added with it.
+        kept = upload_form if len(messages) == len(uploads) else None
+        return _render_step(
+            "documents", draft, form, status=422, upload_messages=messages, upload_form=kept
+        )
     nav = request.form.get("nav", "upload")
     if nav == "next":
         if steps.number(draft.step) < steps.number("review"):

@@ -93,7 +93,7 @@ def test_a_bad_link_opens_nothing_and_changes_nothing(
     with app.app_context():
         link = make_link(app, clinic, monkeypatch)
     stranger = app.test_client()  # has opened no link
-    token = csrf_token(stranger, "/request")  # a real session's token: only the link is bad
+    token = csrf_token(stranger, "/request/start")  # a real session's token: only the link is bad
     before = snapshot(app)
     response = stranger.get(link)
     assert_refused(response, 404, "This link no longer works")

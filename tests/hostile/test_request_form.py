@@ -1,7 +1,7 @@
-"""The patient's request form and time picker under hostile input.
+"""The patient's request steps and time picker under hostile input.
 
 Text that is accepted is stored exactly and shown as text everywhere it comes back (the staff
-record, the emails, the CSV export); anything refused gets a message on the form and leaves
+record, the emails, the CSV export); anything refused gets a message on its step and leaves
 no row and no file behind.
 """
 
@@ -28,7 +28,15 @@ from tests.hostile.conftest import (
     visible_text,
 )
 from tests.smtp import SmtpServer
-from tests.support import answer_red_flags, form_tokens, pdf_bytes, post_request, valid_answers
+from tests.support import (
+    answer_red_flags,
+    open_step,
+    page_token,
+    pdf_bytes,
+    post_request,
+    step_answers,
+    valid_answers,
+)
 
 
 def reference_of(app: Flask) -> str:
@@ -70,11 +78,10 @@ def test_markup_in_a_text_field_is_stored_as_text_and_shown_escaped(
 def test_markup_in_a_document_description_is_shown_escaped(
     app: Flask, client: FlaskClient, coordinator: FlaskClient
 ) -> None:
-    data = {**valid_answers(), **form_tokens(client)}
-    data["documents-0-file"] = (io.BytesIO(pdf_bytes()), "mri.pdf")
-    data["documents-0-description"] = MARKUP
-    response = client.post("/request", data=data, content_type="multipart/form-data")
-    assert response.status_code == 303
+    answers = valid_answers()
+    answers["documents-0-file"] = (io.BytesIO(pdf_bytes()), "mri.pdf")
+    answers["documents-0-description"] = MARKUP
+    assert submit(client, answers).status_code == 303
     page = coordinator.get(f"/staff/requests/{reference_of(app)}").get_data(as_text=True)
     assert_escaped(page, MARKUP)
 
@@ -190,10 +197,7 @@ REFUSED_ANSWERS = {
         "Please choose from the options shown.",
     ),
     "weekday-not-offered": ({"preferred_days": ["7"]}, "Please choose from the options shown."),
-    "red-flag-maybe": (
-        {"red_bladder_bowel": "maybe"},
-        "Your answers to the questions about urgent symptoms were not sent with this form.",
-    ),
+    "red-flag-maybe": ({"red_bladder_bowel": "maybe"}, "Please answer yes or no."),
     "birth-in-year-one": ({"date_of_birth": "0001-01-01"}, "Please check the year"),
     "birth-date-garbage": (
         {"date_of_birth": "1970-02-30' OR 1=1"},
@@ -220,9 +224,9 @@ def test_a_huge_text_field_is_a_friendly_413_and_stores_nothing(
     app: Flask, client: FlaskClient
 ) -> None:
     before = snapshot(app)
-    response = submit(client, valid_answers(other_history="x" * 600_000))
+    response = submit(client, valid_answers(other_history="x" * 3_000_000))
     response.request.environ["wsgi.input"].close()  # the test client spools big bodies
-    assert_refused(response, 413, "Nothing was saved")
+    assert_refused(response, 413, "Your answers are too long")
     assert snapshot(app) == before
 
 
@@ -230,9 +234,12 @@ def test_thousands_of_form_fields_are_a_friendly_413_and_store_nothing(
     app: Flask, client: FlaskClient
 ) -> None:
     before = snapshot(app)
-    answers = valid_answers()
-    answers.update({f"extra-{n}": "1" for n in range(1500)})
-    assert_refused(submit(client, answers), 413, "Nothing was saved")
+    answer_red_flags(client)
+    data = {**step_answers("about"), "csrf_token": page_token(open_step(client, "about"))}
+    data.update({f"extra-{n}": "1" for n in range(1500)})
+    # As multipart, the way the documents step posts: each field is a part to parse.
+    response = client.post("/request/steps/about", data=data, content_type="multipart/form-data")
+    assert_refused(response, 413, "Nothing was saved")
     assert snapshot(app) == before
 
 
@@ -283,9 +290,9 @@ def test_hostile_picked_time_in_the_form_url_is_escaped(client: FlaskClient, cli
     step = client.get("/request/start", query_string={"type": MARKUP, "slot": MARKUP})
     assert step.status_code == 200
     assert "<script>alert" not in step.get_data(as_text=True)
-    # ... and shown (or not) by the form.
+    # ... and shown (or not) by the time step.
     answer_red_flags(client)
-    response = client.get("/request", query_string={"type": MARKUP, "slot": MARKUP})
+    response = client.get("/request/steps/time", query_string={"type": MARKUP, "slot": MARKUP})
     assert response.status_code == 200
     page = response.get_data(as_text=True)
     assert "<script>alert" not in page and "<img src=x" not in page

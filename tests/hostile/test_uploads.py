@@ -1,7 +1,8 @@
-"""Hostile files, on the request form and on the private link's "add documents" form.
+"""Hostile files, on the request's documents step and on the private link's "add documents"
+form.
 
 Files are judged by their bytes, never by their name or claimed type; a refused file gets a
-message next to it and nothing (row or file) is kept; odd names are kept for display only,
+message naming it and nothing (row or file) of it is kept; odd names are kept for display only,
 made harmless, and never decide where a file is written.
 """
 
@@ -24,9 +25,13 @@ from tests.support import (
     EXE_BYTES,
     JPEG_BYTES,
     PNG_BYTES,
+    answer_red_flags,
     csrf_token,
-    form_tokens,
+    open_step,
+    page_token,
     pdf_bytes,
+    post_request,
+    step_answers,
     valid_answers,
 )
 
@@ -76,10 +81,11 @@ def file_part(content: bytes, name: str, claimed: str | None) -> tuple:
 def post_form(
     client: FlaskClient, files: list[tuple[bytes, str, str | None]], **answers: Any
 ) -> Any:
-    data: dict[str, Any] = {**valid_answers(**answers), **form_tokens(client)}
+    """A request through its steps, ``files`` uploaded one by one into the documents step."""
+    data: dict[str, Any] = valid_answers(**answers)
     for index, (content, name, claimed) in enumerate(files):
         data[f"documents-{index}-file"] = file_part(content, name, claimed)
-    return client.post("/request", data=data, content_type="multipart/form-data")
+    return post_request(client, data)
 
 
 def add_documents(client: FlaskClient, link: str, files: list[tuple[bytes, str, str | None]]):
@@ -92,7 +98,7 @@ def add_documents(client: FlaskClient, link: str, files: list[tuple[bytes, str, 
 @pytest.mark.parametrize(
     ("content", "name", "claimed", "message"), LYING_FILES.values(), ids=LYING_FILES.keys()
 )
-def test_a_file_that_lies_about_its_type_is_refused_on_the_request_form(
+def test_a_file_that_lies_about_its_type_is_refused_on_the_documents_step(
     app: Flask, client: FlaskClient, content: bytes, name: str, claimed: str, message: str
 ) -> None:
     before = snapshot(app)
@@ -200,20 +206,25 @@ def test_a_jpeg_html_polyglot_is_served_only_as_a_sandboxed_image(
 
 def test_a_file_under_a_text_fields_name_is_no_answer(app: Flask, client: FlaskClient) -> None:
     before = snapshot(app)
-    data: dict[str, Any] = {**valid_answers(), **form_tokens(client)}
+    answer_red_flags(client)
+    data: dict[str, Any] = {**step_answers("about"), "nav": "next"}
+    data["csrf_token"] = page_token(open_step(client, "about"))
     data["full_name"] = (io.BytesIO(EXE_BYTES), "name.exe")
-    response = client.post("/request", data=data, content_type="multipart/form-data")
+    response = client.post("/request/steps/about", data=data, content_type="multipart/form-data")
     assert_refused(response, 422, "Please enter your full name.")
     assert snapshot(app) == before
 
 
-def test_too_many_files_on_the_request_form_are_refused(app: Flask, client: FlaskClient) -> None:
+def test_too_many_files_on_the_documents_step_are_refused(app: Flask, client: FlaskClient) -> None:
     before = snapshot(app)
     limit = app.config["MAX_DOCUMENTS"]
     files = [(PNG_BYTES, f"scan-{n}.png", None) for n in range(limit + 1)]
     response = post_form(client, files)
     assert_refused(response, 422, f"You can send at most {limit} documents")
-    assert snapshot(app) == before
+    after = snapshot(app)
+    # The first ten wait in the draft; no request and nothing else was stored.
+    assert len(after.pop("files")) == len(before.pop("files")) + limit
+    assert after == before
 
 
 def test_too_many_files_on_the_private_link_are_refused(
@@ -248,7 +259,7 @@ def test_a_file_over_the_size_limit_is_refused_with_a_message(
     assert snapshot(app) == before
 
 
-@pytest.mark.parametrize("where", ["request-form", "private-link"])
+@pytest.mark.parametrize("where", ["documents-step", "private-link"])
 def test_a_body_over_the_request_limit_is_a_friendly_413(
     small_limits: dict[str, Any],
     app: Flask,
@@ -259,7 +270,7 @@ def test_a_body_over_the_request_limit_is_a_friendly_413(
     before = snapshot(app)
     huge = pdf_bytes() + b"\x00" * (5 * MB)
     files = [(huge, "huge.pdf", None)]
-    if where == "request-form":
+    if where == "documents-step":
         response = post_form(client, files)
     else:
         response = add_documents(client, clinic.booked_link, files)

@@ -15,7 +15,14 @@ from sqlalchemy import select
 from booking.extensions import db
 from booking.requests.models import ConsultationRequest
 from tests.hostile.conftest import MARKUP, Cases, assert_refused, snapshot
-from tests.support import csrf_token, form_tokens, open_manage_link, pdf_bytes, valid_answers
+from tests.support import (
+    csrf_token,
+    fill_request,
+    open_manage_link,
+    pdf_bytes,
+    step_answers,
+    valid_answers,
+)
 
 HUGE = str(2**70)
 BIG = str(2**40)  # fits SQLite's integers, not PostgreSQL's
@@ -155,13 +162,20 @@ def test_a_method_a_page_does_not_take_is_a_405(
 
 
 def _request_form(client: FlaskClient, clinic: Cases, token: str | None) -> Any:
-    data: dict[str, Any] = {**valid_answers(), **form_tokens(client)}
-    data["documents-0-file"] = (io.BytesIO(pdf_bytes()), "mri.pdf")
-    if token is None:
-        data.pop("csrf_token")
-    else:
+    """Every step of a request up to the review, then its Send with ``token``."""
+    assert fill_request(client, valid_answers()) is None
+    data: dict[str, Any] = {**step_answers("review"), "nav": "send"}
+    if token is not None:
         data["csrf_token"] = token
-    return client.post("/request", data=data, content_type="multipart/form-data")
+    return client.post("/request/steps/review", data=data)
+
+
+# The request's steps say so in their own words, and keep the answers posted.
+_request_form.expired = "your last answers were not saved yet"  # type: ignore[attr-defined]
+
+
+def expired_message(send: Any) -> str:
+    return getattr(send, "expired", EXPIRED_FORM)
 
 
 def _prefixed(path: str, prefix: str, **fields: str):
@@ -230,7 +244,7 @@ def test_a_post_without_a_csrf_token_is_refused(
     client, page = sender(who)
     client.get(page)  # a session, as a visitor of the page has
     before = snapshot(app)
-    assert_refused(send(client, clinic, None), 400, EXPIRED_FORM)
+    assert_refused(send(client, clinic, None), 400, expired_message(send))
     assert snapshot(app) == before
     _still_signed_in(client, who)
 
@@ -249,7 +263,7 @@ def test_a_token_replayed_from_another_session_is_refused(
     attacker = app.test_client()
     stolen = csrf_token(attacker, "/staff/login")
     before = snapshot(app)
-    assert_refused(send(client, clinic, stolen), 400, EXPIRED_FORM)
+    assert_refused(send(client, clinic, stolen), 400, expired_message(send))
     assert snapshot(app) == before
 
 
@@ -266,7 +280,7 @@ def test_a_tampered_csrf_token_is_refused(
     head, signature = token.rsplit(".", 1)
     tampered = f"{head}.{'A' if signature[0] != 'A' else 'B'}{signature[1:]}"
     before = snapshot(app)
-    assert_refused(send(client, clinic, tampered), 400, EXPIRED_FORM)
+    assert_refused(send(client, clinic, tampered), 400, expired_message(send))
     assert snapshot(app) == before
 
 
@@ -290,6 +304,6 @@ def test_an_expired_csrf_token_is_refused(
     lifetime = app.config["WTF_CSRF_TIME_LIMIT"]
     real_clock = TimestampSigner.get_timestamp
     monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda s: real_clock(s) + lifetime + 60)
-    assert_refused(send(client, clinic, token), 400, EXPIRED_FORM)
+    assert_refused(send(client, clinic, token), 400, expired_message(send))
     monkeypatch.undo()
     assert snapshot(app) == before
