@@ -25,7 +25,6 @@ from booking.patients import steps
 from booking.requests import triage
 
 CSRF_RE = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
-SUBMISSION_RE = re.compile(r'name="submission_token" type="hidden" value="([^"]+)"')
 PDF_SIZE = 200 * 1024
 
 
@@ -105,7 +104,6 @@ ANSWERS: list[tuple[str, str]] = [
     ("preferred_time_of_day", "morning"),
     ("privacy_consent", "y"),
     ("contact_consent", "y"),
-    ("documents-0-description", "MRI report, lumbar spine"),
 ]
 
 
@@ -123,31 +121,6 @@ def multipart(fields: list[tuple[str, str]], files: list[tuple[str, str, bytes]]
         out.write(content + b"\r\n")
     out.write(f"--{boundary}--\r\n".encode())
     return out.getvalue(), f"multipart/form-data; boundary={boundary}"
-
-
-def submit_request(client: Client, pdf: bytes, *, slot_key: str | None = None) -> int:
-    """Load the form like a browser (fresh CSRF and one-time tokens), with the time picked on
-    the previous step when there is one, then post it whole."""
-    path = f"/request?type=1&slot={slot_key}" if slot_key else "/request"
-    status, page = client.get(path)
-    if status == 302:  # the questions about urgent symptoms come first, once per request
-        status = answer_red_flags(client)
-        if status != 303:
-            return status
-        status, page = client.get(path)
-    if status != 200:
-        return status
-    csrf, token = CSRF_RE.search(page), SUBMISSION_RE.search(page)
-    if not csrf or not token:
-        return 0
-    fields = [("csrf_token", csrf.group(1)), ("submission_token", token.group(1)), *ANSWERS]
-    if slot_key:
-        fields += [("appointment_type", "1"), ("slot", slot_key)]
-    body, content_type = multipart(fields, [("documents-0-file", "mri-report.pdf", pdf)])
-    status, _page, _headers = client.request(
-        "POST", "/request", body=body, headers={"Content-Type": content_type}
-    )
-    return status
 
 
 def answer_red_flags(client: Client, query: str = "") -> int:
@@ -276,7 +249,6 @@ class Scenario:
     login: tuple[str, str] | None = None
     submit: bool = False
     slot_keys: list[str] = field(default_factory=list)  # open times the submissions hold
-    steps: bool = False  # submissions go through the steps (else the one-page form)
     draft: bool = False  # each user first starts a request (the steps' pages need one)
 
 
@@ -333,10 +305,9 @@ def _user(
     # Each user holds its own times (user i takes every n-th key), so no two race for one.
     keys = iter(scenario.slot_keys[user_index :: max(1, users)])
     if scenario.submit:
-        send = complete_steps if scenario.steps else submit_request
 
         def operation() -> int:
-            return send(client, pdf, slot_key=next(keys, None))
+            return complete_steps(client, pdf, slot_key=next(keys, None))
 
     else:
 

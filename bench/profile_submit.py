@@ -1,22 +1,23 @@
-"""Profile a whole submission in-process: ``python -m bench.profile_submit DATABASE_URL [-n 100]``.
+"""Profile a whole request in-process: ``python -m bench.profile_submit DATABASE_URL [-n 100]``.
 
-Does what the load client's submission does (``bench.load.submit_request``) through Flask's
-test client with the bench's production settings: GET the form with a picked open time, then
-POST the multipart body with ~60 answers and the 200 KB PDF, expecting a 303. Each submission
-holds its own open time (from ``bench.seed.free_slot_keys``), so the database must be freshly
-seeded (``python -m bench.seed URL 100``) and hold enough open times for warm-up plus two runs
-of ``-n``. Prints the CPU time per submission without the profiler, split into the GET and the
-POST (also the fastest tenth of the run, steadier on a busy machine), then one of: cProfile's
-top functions of the POSTs on CPU time (default; ``--save`` keeps the stats), a CPU-time stack
-sampler's inclusive and own shares (``--sample``: cProfile inflates code that makes many small
-calls), pyinstrument's tree (``--pyinstrument``, wall-clock, when installed), or the SQL of one
-submission (``--sql``).
+Does what the load client's submission does (``bench.load.complete_steps``) through Flask's
+test client with the bench's production settings: the first step with a picked open time,
+every step opened and saved, the 200 KB PDF uploaded into the documents step, and the send,
+expecting a 303. Each request holds its own open time (from ``bench.seed.free_slot_keys``), so
+the database must be freshly seeded (``python -m bench.seed URL 100``) and hold enough open
+times for warm-up plus two runs of ``-n``. Prints the CPU time per request without the
+profiler, split into the steps and the send (also the fastest tenth of the run, steadier on a
+busy machine), then one of: cProfile's top functions of the sends on CPU time (default;
+``--save`` keeps the stats), a CPU-time stack sampler's inclusive and own shares
+(``--sample``: cProfile inflates code that makes many small calls), pyinstrument's tree
+(``--pyinstrument``, wall-clock, when installed), or the SQL of one send (``--sql``).
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import io
 import pstats
 import signal
 import tempfile
@@ -27,8 +28,9 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-from bench.load import ANSWERS, CSRF_RE, SUBMISSION_RE, bench_pdf, multipart
+from bench.load import CSRF_RE, bench_pdf, step_fields
 from bench.profile import use_bench_settings
+from booking.requests import triage
 
 WARMUP = 5
 
@@ -59,33 +61,50 @@ def profile(args: argparse.Namespace, work: str) -> None:
     pdf = bench_pdf()
     timings = {"get": 0.0, "post": 0.0}
 
+    https = {"base_url": "https://localhost"}
+
+    def post(path: str, data: dict[str, Any], **extra: Any) -> None:
+        page = client.get(path.split("?")[0] if "steps" in path else path, **https)
+        data = {"csrf_token": CSRF_RE.search(page.get_data(as_text=True)).group(1), **data}
+        response = client.post(
+            path, data=data, headers={"Referer": "https://localhost/"}, **https, **extra
+        )
+        assert response.status_code == 303, (path, response.status_code)
+
+    def fields(code: str) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for name, value in step_fields(code):
+            out.setdefault(name, []).append(value)
+        return out
+
     def submit(profiler: cProfile.Profile | Any | None = None) -> None:
         slot = next(keys)
         started = time.process_time()
-        response = client.get(f"/request?type=1&slot={slot}", base_url="https://localhost")
-        assert response.status_code == 200, response.status_code
-        page = response.get_data(as_text=True)
-        csrf, token = CSRF_RE.search(page), SUBMISSION_RE.search(page)
-        posted = time.process_time()
-        timings["get"] += posted - started
-        fields = [
-            ("csrf_token", csrf.group(1)),
-            ("submission_token", token.group(1)),
-            *ANSWERS,
-            ("appointment_type", "1"),
-            ("slot", slot),
-        ]
-        body, content_type = multipart(fields, [("documents-0-file", "mri-report.pdf", pdf)])
-        started = time.process_time()
+        post(
+            f"/request/start?type=1&slot={slot}",
+            {f"red_{flag.code}": "no" for flag in triage.ASKED},
+        )
+        post("/request/steps/time", {**fields("time"), "appointment_type": "1", "slot": slot})
+        for code in ("about", "symptoms", "function", "history"):
+            post(f"/request/steps/{code}", fields(code))
+        post(
+            "/request/steps/documents",
+            {"nav": "upload", "files": [(io.BytesIO(pdf), "mri-report.pdf")]},
+            content_type="multipart/form-data",
+        )
+        post("/request/steps/documents", {"nav": "next"})
+        page = client.get("/request/steps/review", **https).get_data(as_text=True)
+        data = {**fields("review"), "nav": "send", "csrf_token": CSRF_RE.search(page).group(1)}
+        sent = time.process_time()
+        timings["get"] += sent - started
         with _profiling(profiler):
             response = client.post(
-                "/request",
-                base_url="https://localhost",
-                data=body,
-                content_type=content_type,
-                headers={"Referer": "https://localhost/request"},  # CSRF's https check
+                "/request/steps/review",
+                data=data,
+                headers={"Referer": "https://localhost/"},
+                **https,
             )
-        timings["post"] += time.process_time() - started
+        timings["post"] += time.process_time() - sent
         assert response.status_code == 303, (response.status_code, response.get_data()[:2000])
 
     for _ in range(WARMUP):
@@ -105,9 +124,9 @@ def profile(args: argparse.Namespace, work: str) -> None:
             fastest[key] = min(fastest[key], timings[key] / size)
     get_ms, post_ms = (totals[k] / args.n * 1000 for k in ("get", "post"))
     print(
-        f"submission: {get_ms + post_ms:.2f} ms CPU (GET form {get_ms:.2f} ms, "
-        f"POST {post_ms:.2f} ms) without the profiler, n={args.n}; fastest tenth: "
-        f"GET {fastest['get'] * 1000:.2f} ms, POST {fastest['post'] * 1000:.2f} ms"
+        f"request: {get_ms + post_ms:.2f} ms CPU (the steps up to the send {get_ms:.2f} ms, "
+        f"the send {post_ms:.2f} ms) without the profiler, n={args.n}; fastest tenth: "
+        f"steps {fastest['get'] * 1000:.2f} ms, send {fastest['post'] * 1000:.2f} ms"
     )
     if args.sql:
         from sqlalchemy import event
@@ -124,7 +143,7 @@ def profile(args: argparse.Namespace, work: str) -> None:
         event.listen(engine, "before_cursor_execute", log)
         submit()
         event.remove(engine, "before_cursor_execute", log)
-        print(f"{len(statements)} statements in one submission (GET and POST):")
+        print(f"{len(statements)} statements in one whole request (every step and the send):")
         print("\n".join(statements))
         return
     if args.sample:
@@ -207,7 +226,7 @@ def _short(filename: str, line: int) -> str:
 
 @contextmanager
 def _profiling(profiler: cProfile.Profile | Any | None) -> Iterator[None]:
-    """Profile only the POST (the form's GET is ``bench.profile``'s job)."""
+    """Profile only the send (each step's page is ``bench.profile --draft``'s job)."""
     if profiler is None:
         yield
         return

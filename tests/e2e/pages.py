@@ -170,15 +170,6 @@ def give_consent(page: Page) -> None:
     page.get_by_role("checkbox", name="I agree to be contacted about my request").check()
 
 
-def fill_required_answers(page: Page) -> None:
-    """Every required answer of the one-page form (``/request``), and the consent."""
-    fill_about_you(page)
-    fill_symptoms(page)
-    fill_history(page)
-    rate_pain(page)
-    give_consent(page)
-
-
 def document_file(document: Locator) -> Locator:
     """The file field of one document's group ("File", or "File (optional)")."""
     return document.get_by_label(re.compile(r"^File( \(optional\))?$"))

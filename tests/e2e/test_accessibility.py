@@ -37,9 +37,9 @@ from booking.staff.models import StaffUser
 from tests.e2e.conftest import PHONE, PHONE_WIDTH, LiveServer, browser_page, build_app, serving
 from tests.e2e.pages import (
     add_document,
-    fill_required_answers,
     fill_steps_to_review,
     fill_symptoms,
+    give_consent,
     page_width,
     save_and_continue,
     sign_in,
@@ -95,8 +95,6 @@ class Site:
         if "{manage}" in path:
             page.goto(self(self.manage_path))
             path = path.format(manage=f"/manage/{self.reference}")
-        if path.split("?")[0] == "/request":
-            self.answer_red_flags(page)
         if path.startswith(("/request/steps/", "/request/later")):
             self.start_steps(page)
         page.goto(self(path))
@@ -214,12 +212,6 @@ def assert_accessible(page: Page, what: str) -> None:
 # --- the pages, in the states that matter ----------------------------------------------------
 
 
-def _request_with_errors(site: Site, page: Page) -> None:
-    site.visit(page, "/request")
-    page.get_by_role("button", name="Send my request").click()
-    expect(page).to_have_title(re.compile(r"^Error: "))
-
-
 def _request_with_a_time(site: Site, page: Page) -> None:
     site.answer_red_flags(page)
     expect(page).to_have_url(site("/request/time"))
@@ -279,8 +271,9 @@ def _finish_later_sent(site: Site, page: Page) -> None:
 
 def _submitted(site: Site, page: Page) -> None:
     site.answer_red_flags(page, yes="fever")
-    page.goto(site("/request"))
-    fill_required_answers(page)
+    page.goto(site("/request/steps/time"))
+    fill_steps_to_review(page)
+    give_consent(page)
     page.get_by_role("button", name="Send my request").click()
     expect(page).to_have_url(site("/request/submitted"))
 
@@ -378,9 +371,7 @@ PATIENT_PAGES: dict[str, str | Callable[..., None]] = {
     "finish later with errors": _finish_later_with_errors,
     "finish later: link sent": _finish_later_sent,
     "finish later: link no longer valid": "/request/resume/not-a-token",
-    "request form": "/request",
-    "request form in Spanish": "/request?lang=es",
-    "request form with errors": _request_with_errors,
+    "step 2: about you in Spanish": "/request/steps/about?lang=es",
     "request sent (urgent)": _submitted,
     "manage": "{manage}",
     "manage: cancel": _manage_cancel,
@@ -422,7 +413,6 @@ def test_patient_page_has_no_serious_accessibility_problem(
         "/request/steps/documents",
         "/request/steps/review",
         "/request/later",
-        "/request",
         "{manage}",
         "{manage}/reschedule",
         "/no-such-page",
@@ -551,7 +541,6 @@ def _location_with_errors(site: Site, page: Page) -> None:
 
 # Each error state, and whether it is reached signed in as the admin.
 ERROR_STATES: dict[str, tuple[Callable[..., None], bool]] = {
-    "request form": (_request_with_errors, False),
     "request step": (_step_with_errors, False),
     "check and send": (_review_with_errors, False),
     "finish later": (_finish_later_with_errors, False),
@@ -671,7 +660,6 @@ def focus_problems(page: Page) -> list[str]:
         "/request/steps/documents",
         "/request/steps/review",
         "/request/later",
-        "/request",
         "{manage}",
         "{manage}/reschedule",
         "/staff/login",
@@ -722,7 +710,7 @@ def test_the_checks_report_an_unlabelled_field_and_a_hidden_focus(
     assert any("Privacy notice: outline 0 px" in problem for problem in focus_problems(page))
 
 
-@pytest.mark.parametrize("path", ["/request", "/request/steps/about", "/staff/login"])
+@pytest.mark.parametrize("path", ["/request/start", "/request/steps/about", "/staff/login"])
 def test_the_first_tab_stop_skips_to_the_main_content(path: str, site: Site, patient: Page) -> None:
     page = patient
     site.visit(page, path)

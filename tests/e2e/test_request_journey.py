@@ -40,7 +40,6 @@ from tests.e2e.pages import (
     fill_about_you,
     fill_history,
     fill_symptoms,
-    give_consent,
     group,
     key_answer_red_flags,
     key_choose,
@@ -234,23 +233,19 @@ def test_patient_sends_a_request_with_a_time_and_a_document_with_the_keyboard_al
     assert_stored_with_slot_and_document(clinic, reference, chosen, pdf_file, TriageLevel.ROUTINE)
 
 
-def test_form_with_errors_is_shown_again_with_a_summary_and_the_answers_kept(
+def test_a_step_with_errors_is_shown_again_with_a_summary_and_the_answers_kept(
     page: Page, live_server: LiveServer
 ) -> None:
-    """The one-page form (``/request``), still there for a patient who opens it."""
-    page.goto(live_server("/request"))
-    answer_red_flags(page)  # asked first; without times to pick, the steps follow ...
+    """The about-you step refuses a missing name and a malformed email address: a summary
+    that links to each field, each message tied to its field, the other answers kept."""
+    page.goto(live_server("/request/start"))
+    answer_red_flags(page)  # without times to pick, the steps follow
     expect_step(page, "time")
-    page.goto(live_server("/request"))  # ... and the one-page form is there when asked for
-    expect(page.get_by_role("heading", level=1)).to_have_text("Request a spine evaluation")
+    save_and_continue(page, "about")
     fill_about_you(page, name="", email="erika.mustermann@")
-    fill_symptoms(page)
-    fill_history(page)
-    rate_pain(page)
-    give_consent(page)
-    page.get_by_role("button", name="Send my request").click()
+    page.get_by_role("button", name="Save and continue").click()
 
-    expect(page).to_have_title(re.compile(r"^Error: Request a spine evaluation"))
+    expect(page).to_have_title(re.compile(r"^Error: Step 2 of 7: About you"))
     summary = page.get_by_role("alert").filter(
         has=page.get_by_role("heading", name="Please correct the following")
     )
@@ -278,16 +273,18 @@ def test_form_with_errors_is_shown_again_with_a_summary_and_the_answers_kept(
     expect(email).to_have_value("erika.mustermann@")
     expect(page.get_by_label("Date of birth", exact=True)).to_have_value("1970-05-17")
     expect(page.get_by_label("Phone number", exact=True)).to_have_value("+49 30 901820")
-    expect(group(page, "Where does it hurt?").get_by_label("Leg", exact=True)).to_be_checked()
-    expect(group(page, "Back pain at its worst in the last week").get_by_label("8")).to_be_checked()
-    # The first step's answers travel with the form, kept too.
-    expect(page.locator("input[type=hidden][name=red_bladder_bowel]")).to_have_value("no")
-    expect(page.get_by_role("checkbox", name="I have read the privacy notice")).to_be_checked()
+    expect(
+        group(page, "How should we contact you?").get_by_label("Email", exact=True)
+    ).to_be_checked()
 
     # The summary's link takes the patient to the field to correct.
     email_link.click()
     expect(email).to_be_focused()
 
+    # ... and saved as typed: a reload shows them again (without the messages).
+    page.reload()
+    expect(page.get_by_label("Email address", exact=True)).to_have_value("erika.mustermann@")
+    expect(page.get_by_label("Phone number", exact=True)).to_have_value("+49 30 901820")
     assert stored_requests(live_server) == []
 
 
