@@ -31,7 +31,7 @@ from booking.requests.models import ConsultationRequest
 from booking.scheduling.availability import OpenSlot, open_slots
 from booking.scheduling.models import Appointment, AppointmentType
 from booking.scheduling.services import SlotChoice
-from booking.timeutil import now_utc
+from booking.timeutil import now_utc, to_clinic_tz
 from tests.factories import (
     make_request,
 )
@@ -91,12 +91,14 @@ def race(app: Flask, clinic: Clinic) -> tuple[OpenSlot, list[tuple[FlaskClient, 
             client = app.test_client()
             linked.append((client, consultation.reference, slot.starts_at))
             open_manage_link(client, consultation)
+        target_day = to_clinic_tz(target.starts_at).date().isoformat()
         db.session.remove()
     patients = []
     # Outside the app context: each page request then has its own (and its own CSRF token).
     for client, reference, starts_at in linked:
         url = f"/manage/{reference}"
-        page = client.get(url + "/reschedule").get_data(as_text=True)
+        # The picker shows one day at a time: the target's day.
+        page = client.get(f"{url}/reschedule?day={target_day}").get_data(as_text=True)
         assert f'value="{target.key}"' in page  # both are offered the time
         patients.append((client, Patient(reference, url, starts_at, CSRF.findall(page)[0])))
     return target, patients

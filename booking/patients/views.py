@@ -299,6 +299,11 @@ def step(code: str) -> Response | tuple[str, int]:
         abort(404)
     if code != "documents":  # text only: far above any answer's limit, far below the files'
         request.max_content_length = current_app.config["MAX_FORM_MEMORY_SIZE"]
+    if request.method == "POST":
+        # Read the whole post before any answer: a reply sent while the proxy is still
+        # sending the body (a redirect for a browser without a draft) closes the connection
+        # under it, and nginx answers 502 instead of the redirect.
+        _ = request.form
     draft = _open_draft()
     if draft is None:  # no draft in this browser: the request starts with the first step
         return redirect(url_for("patients.red_flags", **_step_args()))
