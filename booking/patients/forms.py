@@ -163,6 +163,22 @@ def carried_red_flags(answers: object) -> dict[str, str] | None:
     return {code: answers[code] for code in codes}
 
 
+def _email_field() -> EmailField:
+    """The patient's email address, checked for shape (delivery is the outbox's concern)."""
+    return EmailField(
+        _l("Email address"),
+        validators=[
+            DataRequired(_l("Please enter your email address.")),
+            Email(
+                _l("Please enter a valid email address, like name@example.com."),
+                check_deliverability=False,
+            ),
+            Length(max=254),
+        ],
+        render_kw={"autocomplete": "email"},
+    )
+
+
 class DraftDocumentsForm(BaseForm):
     """The documents step: files go into the draft as soon as they are sent (each checked by
     content when it is stored, ``booking.requests.drafts.add_document``)."""
@@ -178,18 +194,7 @@ class DraftDocumentsForm(BaseForm):
 class FinishLaterForm(BaseForm):
     """Where to send the private link to an unfinished request."""
 
-    email = EmailField(
-        _l("Email address"),
-        validators=[
-            DataRequired(_l("Please enter your email address.")),
-            Email(
-                _l("Please enter a valid email address, like name@example.com."),
-                check_deliverability=False,
-            ),
-            Length(max=254),
-        ],
-        render_kw={"autocomplete": "email"},
-    )
+    email = _email_field()
 
 
 class CallbackForm(BaseForm):
@@ -264,18 +269,7 @@ class RequestForm(BaseForm):
         validators=[Optional(), Length(max=200)],
         description=_l("Required if the patient is under 18."),
     )
-    email = EmailField(
-        _l("Email address"),
-        validators=[
-            DataRequired(_l("Please enter your email address.")),
-            Email(
-                _l("Please enter a valid email address, like name@example.com."),
-                check_deliverability=False,
-            ),
-            Length(max=254),
-        ],
-        render_kw={"autocomplete": "email"},
-    )
+    email = _email_field()
     phone = TelField(
         _l("Phone number"),
         validators=[DataRequired(_l("Please enter a phone number.")), Length(max=40)],
