@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import warnings
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
