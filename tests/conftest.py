@@ -12,9 +12,7 @@ through the real form), ``smtp`` (a real SMTP server) and ``mail_settings``.
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -113,16 +111,6 @@ def app(app_settings: dict[str, Any]) -> Iterator[Flask]:
     with app.app_context():
         db.session.remove()
         if db.engine.dialect.name == "postgresql":
-            # A session the test left in a reference cycle (a traceback keeps one alive) holds
-            # its connection until the garbage collector runs; collected now, the connection
-            # goes back to this pool, which closes it below. Connections of pools already
-            # gone that the collector finds unclosed here are not this test's doing (their
-            # psycopg ResourceWarning failed whichever test happened to run then, four times
-            # in a dozen runs; where they come from is not found yet, see the closing note
-            # of issue #16): closed quietly here.
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ResourceWarning)
-                gc.collect()
             # Faster than dropping: empty every table and reset the ids for the next test.
             # The availability version's one row stays (any value will do for a new app).
             tables = ", ".join(
