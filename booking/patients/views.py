@@ -454,7 +454,7 @@ def _documents_step(
         return _render_step("documents", draft, form)
     upload_form = DraftDocumentsForm()
     if not upload_form.validate():
-        if upload_form.csrf_token.errors:
+        if "csrf_token" in upload_form and upload_form.csrf_token.errors:
             if _wants_json():
                 return jsonify(ok=False, message=_("This page had expired. Please try again.")), 400
             return _render_step("documents", draft, form, status=400, expired=True)
