@@ -94,7 +94,6 @@ def _ndi_section(index: int) -> ChoiceField:
 class RegionPart:
     """The page's part for one main problem: its pain scores and its instrument."""
 
-    region: str
     id: str
     legend: Any
     note: Any
@@ -459,7 +458,6 @@ class RequestForm(BaseForm):
             (instrument,) = instruments.REGION_INSTRUMENTS[region]
             parts.append(
                 RegionPart(
-                    region=region,
                     id=f"part-{region.replace('_', '-')}",
                     legend=legend,
                     note=note,

@@ -89,6 +89,18 @@ def previous_code(code: str) -> str | None:
     return STEPS[index].code if index >= 0 else None
 
 
+def red_flag_answers(answers: Answers) -> dict[str, str]:
+    """The first step's answers kept in the draft, by flag code ("yes" or "no")."""
+    return {
+        name[4:]: values[0] for name, values in answers.items() if name[:4] == "red_" and values
+    }
+
+
+def red_flags_yes(answers: Answers) -> list[str]:
+    """The codes of the flags the draft's first step answered "yes"."""
+    return [code for code, answer in red_flag_answers(answers).items() if answer == "yes"]
+
+
 def region_of(answers: Answers) -> str | None:
     region = (answers.get("spine_region") or [None])[0]
     return region if region in instruments.REGION_CODES else None

@@ -40,7 +40,7 @@ from booking.patients.services import (
     request_callback,
     submit_request,
 )
-from booking.requests import drafts, triage
+from booking.requests import drafts, instruments, triage
 from booking.requests.queries import find_by_reference
 from booking.scheduling.ical import appointment_ics
 from booking.scheduling.services import (
@@ -146,8 +146,9 @@ def red_flags() -> Response | tuple[str, int]:
     if request.method == "GET":
         draft = _open_draft()
         saved = draft.values() if draft is not None and draft.sent_at is None else {}
-        carried = {name[4:]: values[0] for name, values in saved.items() if name[:4] == "red_"}
-        found = carried_red_flags(carried) or carried_red_flags(session.get(RED_FLAGS_KEY))
+        found = carried_red_flags(steps.red_flag_answers(saved)) or carried_red_flags(
+            session.get(RED_FLAGS_KEY)
+        )
         for code, answer in (found or {}).items():
             form[f"red_{code}"].data = answer
     elif form.validate_on_submit():
@@ -310,8 +311,7 @@ def step(code: str) -> Response | tuple[str, int]:
     if draft.sent_at is not None:  # Back after sending: the request, not a second one
         return _show_sent(draft)
     saved = draft.values()
-    red = [name[4:] for name, values in saved.items() if name[:4] == "red_" and values == ["yes"]]
-    if triage.pathway(red) == triage.EMERGENCY:
+    if triage.pathway(steps.red_flags_yes(saved)) == triage.EMERGENCY:
         return redirect(url_for("patients.emergency"))
     if code == "function" and steps.region_of(saved) is None:
         return redirect(url_for("patients.step", code="symptoms"))
@@ -416,7 +416,11 @@ def _render_step(
         before_sending=before_sending,
         problem=problem,
         fields=[form[name] for name in steps.fields_of(code, answers)],
-        parts=[part for part in form.region_parts() if part.region in _regions_shown(region)],
+        parts=[
+            part
+            for part in form.region_parts()
+            if part.instrument in instruments.REGION_INSTRUMENTS.get(region or "", ())
+        ],
         chosen=_chosen_slot(form) if code in ("time", "review") else None,
         scheduling=scheduling_enabled(),
         summaries=(
@@ -424,20 +428,13 @@ def _render_step(
             if code == "review"
             else []
         ),
-        advice=triage.advice(
-            name[4:] for name, values in answers.items() if name[:4] == "red_" and values == ["yes"]
-        ),
+        advice=triage.advice(steps.red_flags_yes(answers)),
         upload_form=(
             (upload_form or DraftDocumentsForm(formdata=None)) if code == "documents" else None
         ),
         upload_messages=upload_messages or [],
     )
     return page, status
-
-
-def _regions_shown(region: str | None) -> set[str]:
-    """The region parts a main problem asks (both, for both)."""
-    return {part for part in ("lower_back", "neck") if region in (part, "both")}
 
 
 def _wants_json() -> bool:

@@ -35,7 +35,7 @@ from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, delete, 
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
 from booking.crypto import EncryptedText, text_digest
-from booking.documents.storage import DocumentUpload, StoredFile, get_storage, safe_display_name
+from booking.documents.storage import DocumentUpload, get_storage, safe_display_name
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.notifications.services import enqueue_delivery, queue_email
@@ -108,9 +108,6 @@ class DraftDocument(db.Model):
     draft: Mapped[RequestDraft] = relationship(back_populates="documents")
 
     __table_args__ = (CheckConstraint("size_bytes > 0", name="size_positive"),)
-
-    def stored_file(self) -> StoredFile:
-        return StoredFile(self.stored_name, self.content_type, self.size_bytes, self.sha256)
 
 
 class DraftFull(ValueError):  # noqa: N818 - reads better at the call sites
