@@ -121,6 +121,30 @@ def _figures(insights: services.Insights) -> list[Figure]:
     ]
 
 
+def _bar_chart(
+    chart_id: str,
+    heading: str,
+    bars: list[charts.Bar],
+    *,
+    row_heading: str,
+    note: str = "",
+    empty_message: str = "",
+) -> Chart:
+    """A horizontal bar chart of requests, titled by its heading. With an ``empty_message``
+    no bars draw no chart (the page says so instead)."""
+    drawn = bars or not empty_message
+    return Chart(
+        id=chart_id,
+        heading=heading,
+        svg=charts.bar_chart(bars, chart_id=chart_id, title=heading) if drawn else None,
+        bars=bars,
+        row_heading=row_heading,
+        value_heading=_("Requests"),
+        note=note,
+        empty_message=empty_message,
+    )
+
+
 def _charts(insights: services.Insights) -> dict[str, Chart]:
     locale = get_locale()
     weekly = [
@@ -158,40 +182,26 @@ def _charts(insights: services.Insights) -> dict[str, Chart]:
             row_heading=_("Week"),
             value_heading=_("Requests"),
         ),
-        "diagnosis": Chart(
-            id="chart-diagnosis",
-            heading=_("Requests by diagnosis"),
-            svg=charts.bar_chart(
-                diagnoses, chart_id="chart-diagnosis", title=_("Requests by diagnosis")
-            )
-            if diagnoses
-            else None,
-            bars=diagnoses,
+        "diagnosis": _bar_chart(
+            "chart-diagnosis",
+            _("Requests by diagnosis"),
+            diagnoses,
             row_heading=_("Diagnosis"),
-            value_heading=_("Requests"),
             note=_("As the patients named them; a request may name several diagnoses."),
             empty_message=_("No request in this period named a diagnosis."),
         ),
-        "triage": Chart(
-            id="chart-triage",
-            heading=_("Requests by triage level"),
-            svg=charts.bar_chart(
-                triage, chart_id="chart-triage", title=_("Requests by triage level")
-            ),
-            bars=triage,
+        "triage": _bar_chart(
+            "chart-triage",
+            _("Requests by triage level"),
+            triage,
             row_heading=_("Triage level"),
-            value_heading=_("Requests"),
             note=_("Urgent: the patient reported at least one warning sign."),
         ),
-        "region": Chart(
-            id="chart-region",
-            heading=_("Requests by main problem"),
-            svg=charts.bar_chart(
-                regions, chart_id="chart-region", title=_("Requests by main problem")
-            ),
-            bars=regions,
+        "region": _bar_chart(
+            "chart-region",
+            _("Requests by main problem"),
+            regions,
             row_heading=_("Main problem"),
-            value_heading=_("Requests"),
             note=_(
                 "The lower back is asked the Oswestry Disability Index, the neck the Neck "
                 "Disability Index, both of them both."
