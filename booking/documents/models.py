@@ -15,11 +15,10 @@ if TYPE_CHECKING:
     from booking.requests.models import ConsultationRequest
 
 
-class Document(db.Model):
-    id: Mapped[int] = mapped_column(primary_key=True)
-    request_id: Mapped[int] = mapped_column(
-        ForeignKey("consultation_request.id", ondelete="CASCADE"), index=True
-    )
+class StoredDocument:
+    """The columns of a stored file and what the patient said of it, shared by a request's
+    documents and a draft's (``booking.requests.drafts.DraftDocument``)."""
+
     original_name: Mapped[str] = mapped_column(String(255))  # shown to staff, never a path
     stored_name: Mapped[str] = mapped_column(String(64), unique=True)  # random storage key
     content_type: Mapped[str] = mapped_column(String(50))  # detected from the bytes
@@ -28,6 +27,28 @@ class Document(db.Model):
     description: Mapped[str | None] = mapped_column(String(200))
     uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
 
-    request: Mapped[ConsultationRequest] = relationship(back_populates="documents")
-
     __table_args__ = (CheckConstraint("size_bytes > 0", name="size_positive"),)
+
+    def stored_facts(self) -> dict[str, object]:
+        """These columns' values, to make another row for the same stored file."""
+        return {name: getattr(self, name) for name in STORED_FACTS}
+
+
+STORED_FACTS = (
+    "original_name",
+    "stored_name",
+    "content_type",
+    "size_bytes",
+    "sha256",
+    "description",
+    "uploaded_at",
+)
+
+
+class Document(StoredDocument, db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("consultation_request.id", ondelete="CASCADE"), index=True
+    )
+
+    request: Mapped[ConsultationRequest] = relationship(back_populates="documents")

@@ -151,15 +151,7 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
             )
             for upload, file in zip(sub.documents, stored, strict=True)
         ] + [
-            Document(
-                original_name=document.original_name,
-                stored_name=document.stored_name,
-                content_type=document.content_type,
-                size_bytes=document.size_bytes,
-                sha256=document.sha256,
-                description=document.description,
-                uploaded_at=document.uploaded_at,
-            )
+            Document(**document.stored_facts())
             for document in (sub.draft.documents if sub.draft is not None else [])
         ]
         if sub.draft is not None:

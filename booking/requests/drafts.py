@@ -31,10 +31,11 @@ from typing import TYPE_CHECKING
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, delete, select
+from sqlalchemy import ForeignKey, String, delete, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
 from booking.crypto import EncryptedText, text_digest
+from booking.documents.models import StoredDocument
 from booking.documents.storage import DocumentUpload, get_storage, safe_display_name
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
@@ -90,24 +91,15 @@ class RequestDraft(db.Model):
         return loaded if isinstance(loaded, dict) else {}
 
 
-class DraftDocument(db.Model):
+class DraftDocument(StoredDocument, db.Model):
     """A document uploaded into a draft: checked and stored, waiting for the request."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     draft_id: Mapped[int] = mapped_column(
         ForeignKey("request_draft.id", ondelete="CASCADE"), index=True
     )
-    original_name: Mapped[str] = mapped_column(String(255))
-    stored_name: Mapped[str] = mapped_column(String(64), unique=True)
-    content_type: Mapped[str] = mapped_column(String(50))
-    size_bytes: Mapped[int] = mapped_column(BigInteger)
-    sha256: Mapped[str] = mapped_column(String(64))
-    description: Mapped[str | None] = mapped_column(String(200))
-    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
 
     draft: Mapped[RequestDraft] = relationship(back_populates="documents")
-
-    __table_args__ = (CheckConstraint("size_bytes > 0", name="size_positive"),)
 
 
 class DraftFull(ValueError):  # noqa: N818 - reads better at the call sites
