@@ -74,6 +74,8 @@ class Config:
     # A request being filled in is kept this many days after its last change (then purged
     # with its files by the worker's daily job).
     DRAFT_DAYS = _env_int("DRAFT_DAYS", 7)
+    # A patient asked for missing information is reminded once, this many days later (0: never).
+    ASK_REMINDER_DAYS = _env_int("ASK_REMINDER_DAYS", 5)
 
     CLINIC_NAME = _env("CLINIC_NAME", "SpineConsult Clinic")
     CLINIC_TIMEZONE = _env("CLINIC_TIMEZONE", "Europe/Berlin")

@@ -4,6 +4,7 @@ from booking.audit.models import AuditEvent
 from booking.documents.models import Document
 from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.privacy.models import FilePurge
+from booking.requests.asks import ChecklistItem, InformationRequest
 from booking.requests.calls import CallbackAttempt, CallOutcome
 from booking.requests.drafts import DraftDocument, RequestDraft
 from booking.requests.events import EventKind, RequestEvent
@@ -26,11 +27,13 @@ __all__ = [
     "AvailabilityVersion",
     "CallOutcome",
     "CallbackAttempt",
+    "ChecklistItem",
     "ConsultationRequest",
     "Document",
     "DraftDocument",
     "EventKind",
     "FilePurge",
+    "InformationRequest",
     "Location",
     "ManageLink",
     "MedicalHistory",

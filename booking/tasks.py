@@ -16,6 +16,7 @@ from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
 from booking.health.checks import record_heartbeat
 from booking.notifications import services
 from booking.privacy.services import purge_expired
+from booking.requests import asks
 from booking.requests.drafts import purge_expired_drafts
 from booking.requests.escalation import escalate_overdue
 from booking.requests.reminders import send_due_reminders
@@ -57,6 +58,12 @@ def init_task_queue(app: Flask) -> Huey:
         with app.app_context():
             send_due_reminders()
 
+    @huey.periodic_task(crontab(minute="23"), name="remind_information_requests")
+    def remind_information_requests() -> None:
+        """Every hour: one reminder of an unanswered request for information (ASK_REMINDER_DAYS)."""
+        with app.app_context():
+            asks.send_due_reminders()
+
     @huey.periodic_task(crontab(minute="*"), name="escalate_emergencies")
     def escalate_emergencies() -> None:
         """Every minute: an emergency's target is counted in minutes."""
@@ -90,6 +97,7 @@ def init_task_queue(app: Flask) -> Huey:
     app.extensions["spineconsult.requeue_stalled_emails"] = requeue_stalled_emails
     app.extensions["spineconsult.send_reminders"] = send_reminders
     app.extensions["spineconsult.escalate_emergencies"] = escalate_emergencies
+    app.extensions["spineconsult.remind_information_requests"] = remind_information_requests
     app.extensions["spineconsult.purge_expired_requests"] = purge_expired_requests
     app.extensions["spineconsult.purge_expired_drafts"] = purge_drafts
     app.extensions["spineconsult.worker_heartbeat"] = worker_heartbeat

@@ -78,6 +78,9 @@ ACCESS: dict[str, Access] = {
     "dashboard.add_note": EVERY_ROLE_ASSIGNED,
     "dashboard.log_call": EVERY_ROLE_ASSIGNED,
     "dashboard.change_status": EVERY_ROLE_ASSIGNED,
+    "dashboard.ask_patient": EVERY_ROLE_ASSIGNED,
+    "dashboard.withdraw_ask": EVERY_ROLE_ASSIGNED,
+    "dashboard.information_reviewed": EVERY_ROLE_ASSIGNED,
 }
 
 # The URL variables this test can fill with real values; see ``_variable_values``.
@@ -91,10 +94,21 @@ KNOWN_VARIABLES = frozenset(
         "type_id",
         "hours_id",
         "exception_id",
+        "code",
     }
 )
 # Every form prefix of the record page, so an allowed post is judged by the view, not by CSRF.
-FORM_PREFIXES = ("", "slot-", "close-", "action-", "note-", "link-")
+FORM_PREFIXES = (
+    "",
+    "slot-",
+    "close-",
+    "action-",
+    "note-",
+    "link-",
+    "ask-",
+    "withdraw-",
+    "reviewed-",
+)
 
 
 def access_for(endpoint: str) -> Access | None:
@@ -138,6 +152,7 @@ def _variable_values(
         "type_id": [clinic.type],
         "hours_id": [clinic.hours],
         "exception_id": [clinic.exception],
+        "code": ["referral_letter"],  # a checklist item (booking.requests.asks)
     }
 
 

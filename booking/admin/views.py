@@ -1,17 +1,19 @@
-"""Admin pages: clinic locations and the audit trail."""
+"""Admin pages: clinic locations, the checklist of what a request should have, and the audit
+trail."""
 
 from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from booking.admin.forms import LocationForm
+from booking.admin.forms import ChecklistItemForm, LocationForm
 from booking.audit.queries import AuditFilters, audit_page, known_actions
 from booking.extensions import db
+from booking.requests import asks
 from booking.scheduling import services as scheduling
 from booking.scheduling.models import Location
 from booking.staff.auth import roles_required
@@ -44,6 +46,39 @@ def set_location_active(location_id: int) -> Response:
     scheduling.set_location_active(location, request.form.get("active") == "1", current_user)
     flash(_("Location updated."), "success")
     return redirect(url_for(".locations"))
+
+
+@bp.route("/checklist", methods=["GET", "POST"])
+@roles_required(StaffRole.ADMIN)
+def checklist() -> Response | tuple[str, int]:
+    """What staff can ask a patient to send (``booking.requests.asks``)."""
+    form = ChecklistItemForm()
+    if form.validate_on_submit():
+        try:
+            clinic = current_app.config["BABEL_DEFAULT_LOCALE"]
+            labels = {"es": form.label_es.data or "", clinic: form.label.data}
+            asks.add_item(labels, current_user)
+        except asks.AskError as exc:
+            form.label.errors = [*form.label.errors, str(exc)]
+        else:
+            flash(_("Item added."), "success")
+            return redirect(url_for(".checklist"))
+    page = render_template(
+        "admin/checklist.html", form=form, items=asks.checklist(include_inactive=True)
+    )
+    return page, 422 if form.errors else 200
+
+
+@bp.post("/checklist/<code>/active")
+@roles_required(StaffRole.ADMIN)
+def set_checklist_item_active(code: str) -> Response:
+    try:
+        asks.set_item_active(code, request.form.get("active") == "1", current_user)
+    except asks.AskError as exc:
+        flash(str(exc), "danger")
+    else:
+        flash(_("Checklist updated."), "success")
+    return redirect(url_for(".checklist"))
 
 
 def _date(name: str) -> date | None:

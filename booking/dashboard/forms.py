@@ -13,8 +13,8 @@ from wtforms import DateField, SelectField, TextAreaField, TimeField, Validation
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from booking.dashboard.queries import QueueFilters
-from booking.forms import BaseForm, ChoiceField, options
-from booking.requests import history
+from booking.forms import BaseForm, ChoiceField, MultiCheckboxField, options
+from booking.requests import asks, history
 from booking.requests.calls import OUTCOME_LABELS, CallOutcome
 from booking.requests.models import RequestStatus, TriageLevel
 from booking.timeutil import from_clinic_local
@@ -132,3 +132,33 @@ class CallbackForm(BaseForm):
         if self.day.data is None or self.at.data is None:
             return None
         return from_clinic_local(self.day.data, self.at.data)
+
+
+class AskForm(BaseForm):
+    """Ask the patient for what is missing (``booking.requests.asks``)."""
+
+    items = MultiCheckboxField(_l("What the patient should send"), validators=[Optional()])
+    question = TextAreaField(
+        _l("A question for the patient"),
+        validators=[Optional(), Length(max=asks.QUESTION_MAX)],
+        description=_l(
+            "Optional. The patient reads it on their private page; the email only says that "
+            "something is needed."
+        ),
+    )
+
+    def __init__(
+        self, *args: object, items: list[asks.Item] | None = None, **kwargs: object
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        items = asks.checklist() if items is None else items
+        self.items.choices = [(item.code, item.label) for item in items]
+
+    def validate(self, extra_validators: object = None) -> bool:
+        valid = super().validate(extra_validators)
+        if valid and not self.items.data and not (self.question.data or "").strip():
+            self.items.errors = [
+                _("Please tick what the patient should send, or write a question.")
+            ]
+            return False
+        return valid

@@ -34,7 +34,7 @@ from booking.requests.lifecycle import (
     snapshot,
 )
 from booking.requests.links import revoke_all
-from booking.requests.models import ConsultationRequest, RequestStatus
+from booking.requests.models import UNCONFIRMED_STATUSES, ConsultationRequest, RequestStatus
 from booking.requests.queries import lock_request
 from booking.requests.waitlist import offer_freed_slot
 from booking.scheduling.availability import OpenSlot
@@ -82,7 +82,7 @@ def allowed_actions(consultation: ConsultationRequest, user: StaffUser) -> list[
     """The actions this user may take now (the page offers these; the rest are refused)."""
     allowed = []
     for action, target in ACTIONS.items():
-        if action == "confirm" and consultation.status != S.REQUESTED:
+        if action == "confirm" and consultation.status not in UNCONFIRMED_STATUSES:
             continue
         if action == "reschedule" and consultation.status != S.CONFIRMED:
             continue
@@ -164,7 +164,7 @@ def confirm_request(
 ) -> None:
     consultation = lock_request(consultation)
     check_transition(consultation, S.CONFIRMED, actor)
-    if consultation.status != S.REQUESTED:
+    if consultation.status not in UNCONFIRMED_STATUSES:
         raise WorkflowError(_("This request is already confirmed: reschedule it instead."))
     open_slot = _open_slot(slot, consultation.appointment)
     before = snapshot(consultation)

@@ -15,6 +15,7 @@ from booking.dashboard import queries, services
 from booking.dashboard.export import requests_csv
 from booking.dashboard.forms import (
     ActionForm,
+    AskForm,
     CallbackForm,
     CloseForm,
     NoteForm,
@@ -24,7 +25,7 @@ from booking.dashboard.forms import (
 from booking.documents.models import Document
 from booking.documents.storage import get_storage
 from booking.extensions import db, talisman
-from booking.requests import followup, history, instruments
+from booking.requests import asks, followup, history, instruments
 from booking.requests.calls import CallbackAttempt, CallOutcome
 from booking.requests.lifecycle import WorkflowError
 from booking.requests.links import active_links
@@ -118,7 +119,10 @@ def _render_record(consultation: ConsultationRequest, status: int = 200, **forms
     forms.setdefault("action_form", ActionForm(prefix="action"))
     forms.setdefault("note_form", NoteForm(prefix="note"))
     forms.setdefault("call_form", CallbackForm(prefix="call"))
+    items = asks.checklist()
+    forms.setdefault("ask_form", AskForm(prefix="ask", items=items))
     h = consultation.history
+    asked = asks.asks_of(consultation)
     return render_template(
         "dashboard/record.html",
         consultation=consultation,
@@ -139,6 +143,8 @@ def _render_record(consultation: ConsultationRequest, status: int = 200, **forms
         allowed=services.allowed_actions(consultation, current_user),
         timeline=_timeline(consultation),
         manage_links=active_links(consultation),
+        asks=asked,
+        checklist=asks.checklist_rows(consultation, asked, items),
         **forms,
     ), status
 
@@ -248,6 +254,53 @@ def log_call(reference: str) -> Response | tuple[str, int]:
         return _render_record(consultation, 422, call_form=form)
     flash(_("Call logged."), "success")
     return redirect(url_for(".record", reference=consultation.reference) + "#calls")
+
+
+@bp.post("/requests/<reference>/ask")
+@roles_required()
+def ask_patient(reference: str) -> Response | tuple[str, int]:
+    """Ask the patient for what is missing: the request waits for their answer."""
+    consultation = _load_visible(reference)
+    form = AskForm(prefix="ask")
+    if not form.validate_on_submit():
+        return _render_record(consultation, 422, ask_form=form)
+    try:
+        asks.ask_patient(consultation, current_user, form.items.data or [], form.question.data)
+    except (asks.AskError, WorkflowError) as exc:
+        db.session.rollback()
+        consultation = _load_visible(reference)
+        flash(str(exc), "danger")  # shown even where the page no longer offers the form
+        return _render_record(consultation, 409, ask_form=form)
+    flash(_("The patient is asked by email. The request waits for their answer."), "success")
+    return redirect(url_for(".record", reference=reference) + "#asks")
+
+
+@bp.post("/requests/<reference>/ask/withdraw")
+@roles_required()
+def withdraw_ask(reference: str) -> Response:
+    consultation = _load_visible(reference)
+    if not ActionForm(prefix="withdraw").validate_on_submit():
+        abort(400)
+    try:
+        asks.withdraw_ask(consultation, current_user)
+    except (asks.AskError, WorkflowError) as exc:
+        db.session.rollback()
+        flash(str(exc), "danger")
+    else:
+        flash(_("The request no longer waits for the patient."), "success")
+    return redirect(url_for(".record", reference=reference) + "#asks")
+
+
+@bp.post("/requests/<reference>/ask/reviewed")
+@roles_required()
+def information_reviewed(reference: str) -> Response:
+    """Staff looked at what the patient sent: the queue's "information received" mark ends."""
+    consultation = _load_visible(reference)
+    if not ActionForm(prefix="reviewed").validate_on_submit():
+        abort(400)
+    asks.mark_reviewed(consultation, current_user)
+    flash(_("Marked as reviewed."), "success")
+    return redirect(url_for(".record", reference=reference) + "#asks")
 
 
 @bp.post("/requests/<reference>/new-link")

@@ -50,5 +50,8 @@ class Document(StoredDocument, db.Model):
     request_id: Mapped[int] = mapped_column(
         ForeignKey("consultation_request.id", ondelete="CASCADE"), index=True
     )
+    # The item of the clinic's checklist the patient sent it for, when staff asked for it
+    # (``booking.requests.asks``).
+    checklist_item: Mapped[str | None] = mapped_column(String(40))
 
     request: Mapped[ConsultationRequest] = relationship(back_populates="documents")

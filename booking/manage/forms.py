@@ -13,6 +13,7 @@ from wtforms.validators import Length, Optional
 from booking.documents.forms import DocumentForm
 from booking.documents.storage import DocumentUpload
 from booking.forms import BaseForm
+from booking.requests import asks
 from booking.scheduling.availability import parse_slot_key
 
 
@@ -68,3 +69,48 @@ class RescheduleForm(BaseForm):
 
 def max_documents() -> int:
     return current_app.config["MAX_DOCUMENTS"]
+
+
+class AnswerForm(BaseForm):
+    """The patient's answer to staff's request for information: a file per item asked
+    (each checked by content like every document) and/or text."""
+
+    files = FieldList(FormField(DocumentForm), min_entries=0, max_entries=20)
+    answer = TextAreaField(
+        _l("Your answer"),
+        validators=[Optional(), Length(max=asks.ANSWER_MAX)],
+        description=_l(
+            "Answer the clinic's question here, or tell us if you do not have something."
+        ),
+    )
+
+    def __init__(self, ask: asks.InformationRequest, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.labels = ask.item_labels()
+        self.codes = [item["code"] for item in ask.items]
+        while len(self.files) < len(self.codes):
+            self.files.append_entry()
+        for entry, label in zip(self.files, self.labels, strict=False):
+            entry.form.file.label.text = label
+
+    def validate(self, extra_validators: object = None) -> bool:
+        valid = super().validate(extra_validators)
+        if valid and not self.uploads() and not (self.answer.data or "").strip():
+            self.form_errors.append(_("Please choose a file or write your answer."))
+            return False
+        return valid
+
+    def uploads(self) -> list[tuple[str, DocumentUpload]]:
+        """(checklist item, file) for every file chosen."""
+        return [
+            (
+                code,
+                DocumentUpload(
+                    stream=entry.form.file.data.stream,
+                    filename=entry.form.file.data.filename,
+                    description=(entry.form.description.data or "").strip() or None,
+                ),
+            )
+            for code, entry in zip(self.codes, self.files, strict=False)
+            if entry.form.file.data and entry.form.file.data.filename
+        ]

@@ -20,7 +20,8 @@ from werkzeug.wrappers import Response
 from booking.documents.storage import DocumentRejected
 from booking.extensions import limiter
 from booking.manage import services
-from booking.manage.forms import AddDocumentsForm, CancelForm, RescheduleForm
+from booking.manage.forms import AddDocumentsForm, AnswerForm, CancelForm, RescheduleForm
+from booking.requests import asks
 from booking.requests.links import (
     exchange_legacy,
     is_read_only,
@@ -134,6 +135,8 @@ def _here(reference: str) -> str:
 def _render(consultation: ConsultationRequest, status: int = 200, **forms: object):
     forms.setdefault("documents_form", AddDocumentsForm(prefix="docs"))
     forms.setdefault("cancel_form", CancelForm(prefix="cancel"))
+    ask = asks.open_ask(consultation)
+    forms.setdefault("answer_form", AnswerForm(ask, prefix="answer") if ask else None)
     return render_template(
         "manage/manage.html",
         consultation=consultation,
@@ -142,6 +145,7 @@ def _render(consultation: ConsultationRequest, status: int = 200, **forms: objec
         deadline=services.notice_deadline(consultation),
         read_only=is_read_only(consultation),
         link_expires=link_expires_at(consultation),
+        ask=ask,
         **forms,
     ), status
 
@@ -174,6 +178,32 @@ def add_documents(reference: str):
         )
         return _render(consultation, 503, documents_form=form)
     flash(_("Thank you: %(n)d document(s) added.", n=count), "success")
+    return redirect(_here(reference))
+
+
+@bp.post("/<reference>/answer")
+@limiter.limit(_limit)
+def answer(reference: str):
+    """The patient sends what the clinic asked for (files and/or an answer)."""
+    consultation = _load(reference)
+    ask = asks.open_ask(consultation)
+    if ask is None:
+        flash(_("We are not waiting for anything from you at the moment."), "info")
+        return redirect(_here(reference))
+    form = AnswerForm(ask, prefix="answer")
+    if not form.validate_on_submit():
+        return _render(consultation, 422, answer_form=form)
+    try:
+        asks.answer_ask(consultation, form.uploads(), form.answer.data)
+    except (asks.AskError, DocumentRejected) as exc:
+        form.form_errors.append(str(exc))
+        return _render(consultation, 422, answer_form=form)
+    except OSError:
+        form.form_errors.append(
+            _("We could not store your documents just now. Please try again later.")
+        )
+        return _render(consultation, 503, answer_form=form)
+    flash(_("Thank you: the clinic has received what you sent."), "success")
     return redirect(_here(reference))
 
 

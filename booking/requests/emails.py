@@ -151,7 +151,8 @@ def patient_update(
     ics_method: str = "REQUEST",
 ) -> OutboxEmail | None:
     """A change the patient should know of: ``kind`` is confirmed, rescheduled, declined,
-    cancelled, completed or no_show; ``ics`` the calendar update that goes with it."""
+    cancelled, completed, no_show or one of the request for information's (needed, reminder,
+    received); ``ics`` the calendar update that goes with it."""
     reference = consultation.reference
     with force_locale(consultation.locale):
         subjects = {
@@ -161,6 +162,15 @@ def patient_update(
             "cancelled": _("Your request %(reference)s is cancelled", reference=reference),
             "completed": _("Thank you for your visit (%(reference)s)", reference=reference),
             "no_show": _("We missed you today (%(reference)s)", reference=reference),
+            "information_needed": _(
+                "We need something from you (%(reference)s)", reference=reference
+            ),
+            "information_reminder": _(
+                "Reminder: we still need something from you (%(reference)s)", reference=reference
+            ),
+            "information_received": _(
+                "Thank you: we received your information (%(reference)s)", reference=reference
+            ),
         }
         subject = subjects[kind]
     return _to_patient(
@@ -230,3 +240,9 @@ def reminder(consultation: ConsultationRequest, appointment: Appointment) -> Out
         appointment=appointment,
         manage_url=links.manage_url(consultation),
     )
+
+
+def information_reminder(consultation: ConsultationRequest) -> OutboxEmail | None:
+    """The one reminder of a request for information still unanswered
+    (``booking.requests.asks``): like the first email, it says only that something is needed."""
+    return patient_update(consultation, "information_reminder")

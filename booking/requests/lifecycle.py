@@ -3,7 +3,8 @@ that records a change.
 
 Valid transitions (anything else is refused, whoever asks):
 
-    requested -> confirmed | declined | cancelled
+    requested -> awaiting_patient | confirmed | declined | cancelled
+    awaiting_patient -> requested (answered or withdrawn) | confirmed | declined | cancelled
     confirmed -> confirmed (reschedule) | completed | cancelled | no_show
 
 ``record_change`` is how every change is written, whoever makes it (staff on the dashboard,
@@ -40,7 +41,8 @@ REFERENCE_ATTEMPTS = 5
 
 S = RequestStatus
 TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
-    S.REQUESTED: frozenset({S.CONFIRMED, S.DECLINED, S.CANCELLED}),
+    S.REQUESTED: frozenset({S.AWAITING_PATIENT, S.CONFIRMED, S.DECLINED, S.CANCELLED}),
+    S.AWAITING_PATIENT: frozenset({S.REQUESTED, S.CONFIRMED, S.DECLINED, S.CANCELLED}),
     S.CONFIRMED: frozenset({S.CONFIRMED, S.COMPLETED, S.CANCELLED, S.NO_SHOW}),
     S.COMPLETED: frozenset(),
     S.DECLINED: frozenset(),
@@ -75,6 +77,7 @@ def unused_reference() -> str:
 def status_label(status: RequestStatus | str) -> str:
     labels = {
         S.REQUESTED: _("requested"),
+        S.AWAITING_PATIENT: _("waiting for the patient"),
         S.CONFIRMED: _("confirmed"),
         S.COMPLETED: _("completed"),
         S.DECLINED: _("declined"),
@@ -160,7 +163,7 @@ def record_change(
     actor: StaffUser | None,
     before: dict[str, object],
     note: str | None,
-    email_kind: str,
+    email_kind: str | None,
     message: str | None = None,
     ics: str | None = None,
     ics_method: str = "REQUEST",
@@ -169,12 +172,16 @@ def record_change(
     """Record a change already made to ``consultation`` (``before`` is its ``snapshot`` from
     before the change): the timeline entry, the audit row (``actor`` None: the patient) and
     the patient's email, which is returned (None when the patient left no address: an
-    emergency call-back). Flushes; the caller commits.
+    emergency call-back; or ``email_kind`` None: a change the patient need not be told of).
+    A change staff make ends the "information received" mark (``booking.requests.asks``):
+    they have acted on it. Flushes; the caller commits.
 
     ``note`` goes on the timeline only: the audit trail is append-only and cannot be erased
     with the patient, and a note may hold medical details.
     """
     consultation.updated_at = now_utc()
+    if actor is not None:
+        consultation.information_received_at = None
     db.session.flush()
     add_event(
         consultation,
@@ -192,4 +199,6 @@ def record_change(
         actor_email=PATIENT if actor is None else None,
         details={**changes(before, snapshot(consultation)), **(audit_extra or {})},
     )
+    if email_kind is None:
+        return None
     return emails.patient_update(consultation, email_kind, message, ics, ics_method)

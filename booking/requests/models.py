@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 class RequestStatus(enum.StrEnum):
     REQUESTED = "requested"
+    # Staff asked the patient for something missing (``booking.requests.asks``); the patient's
+    # answer puts the request back to "requested", marked "information received".
+    AWAITING_PATIENT = "awaiting_patient"
     CONFIRMED = "confirmed"
     COMPLETED = "completed"
     DECLINED = "declined"
@@ -36,7 +39,11 @@ class RequestStatus(enum.StrEnum):
     NO_SHOW = "no_show"
 
 
-OPEN_STATUSES = frozenset({RequestStatus.REQUESTED, RequestStatus.CONFIRMED})
+OPEN_STATUSES = frozenset(
+    {RequestStatus.REQUESTED, RequestStatus.AWAITING_PATIENT, RequestStatus.CONFIRMED}
+)
+# Not confirmed yet: a time the patient picked is held (tentatively) until staff confirm it.
+UNCONFIRMED_STATUSES = frozenset({RequestStatus.REQUESTED, RequestStatus.AWAITING_PATIENT})
 
 
 class TriageLevel(enum.StrEnum):
@@ -117,6 +124,9 @@ class ConsultationRequest(db.Model):
     # When the on-call address was emailed about an emergency left unacknowledged past its
     # target: set once, by a conditional update, so it is emailed once whatever runs the job.
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the patient answered staff's request for information (``booking.requests.asks``):
+    # the queue marks the request "information received" until staff act on it.
+    information_received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc, onupdate=now_utc)

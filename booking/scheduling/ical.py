@@ -34,7 +34,8 @@ def appointment_ics(appointment: Appointment, *, cancel: bool = False) -> str:
     event.add("summary", f"{clinic}: {appointment.request.reference}")
     event.add("location", vText(f"{appointment.location.name}, {appointment.location.address}"))
     # A time the patient picked but staff have not confirmed yet is tentative.
-    tentative = appointment.request.status == "requested"
+    # (The scheduling layer knows no request statuses: these are requested and awaiting_patient.)
+    tentative = appointment.request.status in ("requested", "awaiting_patient")
     event.add("status", "CANCELLED" if cancel else ("TENTATIVE" if tentative else "CONFIRMED"))
     organizer = vCalAddress(f"mailto:{organizer_email}")
     organizer.params["cn"] = vText(clinic)

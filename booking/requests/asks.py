@@ -1,0 +1,480 @@
+"""Asking the patient for what is missing: the clinic's checklist and each request for
+information ("ask") staff send.
+
+Staff tick items of the clinic's checklist (an MRI or CT report, a referral letter, ...) and/or
+write a question. The request moves to "waiting for the patient" and the patient is emailed
+that something is needed (only that: no details in the email), with their private link. On
+the manage page they upload a file per item and/or answer; the request goes back to
+"requested", marked "information received" until staff act on it. One reminder goes out
+``ASK_REMINDER_DAYS`` after the ask, once, whatever runs the job.
+
+The checklist's default items are here (``DEFAULT_ITEMS``, translated like every other text
+a patient reads); admins switch items off and add the clinic's own on the settings page
+(``ChecklistItem`` rows). The staff's ask, the patient's answer and the workflow functions
+built on them live in ``booking.dashboard.services`` and ``booking.manage.services``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from flask import current_app
+from flask_babel import force_locale, get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import JSON, ForeignKey, String, select, update
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from booking.audit.services import record
+from booking.crypto import EncryptedText
+from booking.documents.models import Document
+from booking.documents.storage import DocumentUpload, StoredFile, get_storage, safe_display_name
+from booking.extensions import db
+from booking.notifications.services import enqueue_delivery
+from booking.requests import emails
+from booking.requests.lifecycle import check_may_work, record_change, snapshot
+from booking.requests.models import RequestStatus
+from booking.requests.queries import lock_request
+from booking.timeutil import UTCDateTime, now_utc
+
+if TYPE_CHECKING:
+    from booking.requests.models import ConsultationRequest
+    from booking.staff.models import StaffUser
+
+log = logging.getLogger(__name__)
+
+# The clinic's checklist until an admin changes it (issue #17): what a spine specialist
+# most often needs before the consultation.
+DEFAULT_ITEMS: dict[str, Any] = {
+    "imaging_report": _l("MRI or CT report from the last 12 months"),
+    "referral_letter": _l("Referral letter"),
+    "operation_notes": _l("Notes of earlier operations"),
+    "medication_list": _l("List of medicines"),
+}
+CODE_RE = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+QUESTION_MAX = 1000
+ANSWER_MAX = 5000
+
+
+class ChecklistItem(db.Model):
+    """The clinic's change to its checklist: a default item switched off (``active`` false,
+    no label), or an item of its own, with its label in each language it was given."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    # {"en": "...", "es": "..."}: None for a default item (its label is translated in code).
+    labels: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+
+class InformationRequest(db.Model):
+    """One request for information: what staff asked, and what the patient answered."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("consultation_request.id", ondelete="CASCADE"), index=True
+    )
+    asked_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    asked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    # The checklist items asked, as they read when asked: [{"code", "labels"}].
+    items: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # Free text can hold medical details: encrypted at rest like documents.
+    question: Mapped[str | None] = mapped_column(EncryptedText)
+    answer: Mapped[str | None] = mapped_column(EncryptedText)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set once, by a conditional update, in the transaction that queues the reminder.
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    asked_by: Mapped[StaffUser | None] = relationship()
+    request: Mapped[ConsultationRequest] = relationship()
+
+    @property
+    def is_open(self) -> bool:
+        return self.answered_at is None and self.withdrawn_at is None
+
+    def item_labels(self, locale: str | None = None) -> list[str]:
+        """The items asked, in ``locale`` (the current language when None)."""
+        return [label_of(item["code"], item.get("labels"), locale) for item in self.items]
+
+
+@dataclass(frozen=True)
+class Item:
+    """One checklist item as a page shows it."""
+
+    code: str
+    label: str
+    active: bool = True
+    default: bool = False
+
+
+def label_of(code: str, labels: dict[str, str] | None, locale: str | None = None) -> str:
+    """An item's label in ``locale``: a default item's translation, else the label the admin
+    gave in that language, else in the clinic's."""
+    if code in DEFAULT_ITEMS and not labels:
+        if locale is None:
+            return str(DEFAULT_ITEMS[code])
+        with force_locale(locale):
+            return str(DEFAULT_ITEMS[code])
+    labels = labels or {}
+    clinic = current_app.config["BABEL_DEFAULT_LOCALE"]
+    if locale is None:  # the reader's language
+        locale = str(get_locale() or clinic)
+    return labels.get(locale) or labels.get(clinic) or next(iter(labels.values()), code)
+
+
+def checklist(*, include_inactive: bool = False) -> list[Item]:
+    """The clinic's checklist: the default items (unless switched off), then its own."""
+    rows = {row.code: row for row in db.session.scalars(select(ChecklistItem))}
+    items = []
+    for code in DEFAULT_ITEMS:
+        row = rows.pop(code, None)
+        active = row is None or row.active
+        if active or include_inactive:
+            items.append(Item(code, label_of(code, None), active, default=True))
+    for row in sorted(rows.values(), key=lambda r: r.id):
+        if row.active or include_inactive:
+            items.append(Item(row.code, label_of(row.code, row.labels), row.active))
+    return items
+
+
+def snapshot_items(codes: list[str]) -> list[dict[str, Any]]:
+    """The asked items as stored on the ask: a later change of the checklist does not change
+    what the patient was asked."""
+    rows = {row.code: row for row in db.session.scalars(select(ChecklistItem))}
+    return [{"code": code, "labels": rows[code].labels if code in rows else None} for code in codes]
+
+
+def open_ask(consultation: ConsultationRequest) -> InformationRequest | None:
+    return db.session.scalar(
+        select(InformationRequest)
+        .where(
+            InformationRequest.request_id == consultation.id,
+            InformationRequest.answered_at.is_(None),
+            InformationRequest.withdrawn_at.is_(None),
+        )
+        .order_by(InformationRequest.id.desc())
+        .limit(1)
+    )
+
+
+def asks_of(consultation: ConsultationRequest) -> list[InformationRequest]:
+    """Every ask of the request, the latest first."""
+    return list(
+        db.session.scalars(
+            select(InformationRequest)
+            .where(InformationRequest.request_id == consultation.id)
+            .order_by(InformationRequest.id.desc())
+        )
+    )
+
+
+@dataclass(frozen=True)
+class ChecklistRow:
+    """One checklist item on the record: whether a document for it is present, and when it
+    was last asked for."""
+
+    code: str
+    label: str
+    documents: list[Document]
+    asked_at: datetime | None
+    waiting: bool
+
+
+def checklist_rows(
+    consultation: ConsultationRequest, asks: list[InformationRequest], current: list[Item]
+) -> list[ChecklistRow]:
+    """The clinic's checklist (``current``: ``checklist()``) for this request, with the items
+    asked that left it since."""
+    items = {item.code: item.label for item in current}
+    for ask in reversed(asks):
+        for entry in ask.items:
+            items.setdefault(entry["code"], label_of(entry["code"], entry.get("labels")))
+    rows = []
+    for code, label in items.items():
+        asked = [ask for ask in asks if any(e["code"] == code for e in ask.items)]
+        rows.append(
+            ChecklistRow(
+                code=code,
+                label=label,
+                documents=[d for d in consultation.documents if d.checklist_item == code],
+                asked_at=asked[0].asked_at if asked else None,
+                waiting=bool(asked) and asked[0].is_open,
+            )
+        )
+    return rows
+
+
+def send_due_reminders(now: datetime | None = None) -> list[int]:
+    """Remind each patient once of an ask still open ``ASK_REMINDER_DAYS`` after it; return
+    the outbox ids queued. The ask is marked reminded by a conditional update in the same
+    transaction as the email, so two workers (or a run after the worker was down) send one."""
+    days = current_app.config["ASK_REMINDER_DAYS"]
+    if not days:
+        return []
+    now = now or now_utc()
+    due = db.session.scalars(
+        select(InformationRequest.id).where(
+            InformationRequest.answered_at.is_(None),
+            InformationRequest.withdrawn_at.is_(None),
+            InformationRequest.reminded_at.is_(None),
+            InformationRequest.asked_at <= now - timedelta(days=days),
+        )
+    ).all()
+    db.session.commit()
+    queued = []
+    for ask_id in due:
+        claimed = db.session.execute(
+            update(InformationRequest)
+            .where(InformationRequest.id == ask_id, InformationRequest.reminded_at.is_(None))
+            .values(reminded_at=now)
+        ).rowcount
+        if not claimed:  # another worker took it
+            db.session.rollback()
+            continue
+        ask = db.session.get(InformationRequest, ask_id)
+        email = emails.information_reminder(ask.request) if ask is not None else None
+        db.session.commit()
+        if email is not None:
+            queued.append(email.id)
+    enqueue_delivery(queued)
+    if queued:
+        log.info("queued %d reminder(s) of requests for information", len(queued))
+    return queued
+
+
+class AskError(ValueError):
+    """A refused ask or answer; the message is for the person who tried."""
+
+
+def ask_patient(
+    consultation: ConsultationRequest, actor: StaffUser, codes: list[str], question: str | None
+) -> InformationRequest:
+    """Ask the patient for the checklist items ``codes`` and/or ``question``: the request
+    waits for the patient, who is emailed (only that something is needed) with their link.
+    One transaction."""
+    consultation = lock_request(consultation)
+    check_may_work(consultation, actor)
+    question = (question or "").strip() or None
+    known = {item.code for item in checklist()}
+    codes = [code for code in dict.fromkeys(codes) if code in known]
+    if not codes and not question:
+        raise AskError(_("Please tick what the patient should send, or write a question."))
+    if consultation.status != RequestStatus.REQUESTED:
+        raise AskError(
+            _("Only a request that is not confirmed yet can wait for the patient's answer.")
+        )
+    if not consultation.patient.email:
+        raise AskError(_("The patient left no email address: please call them instead."))
+    before = snapshot(consultation)
+    ask = InformationRequest(
+        request_id=consultation.id,
+        asked_by_id=actor.id,
+        asked_at=now_utc(),
+        items=snapshot_items(codes),
+        question=question,
+    )
+    db.session.add(ask)
+    consultation.status = RequestStatus.AWAITING_PATIENT
+    consultation.information_received_at = None
+    email = record_change(
+        consultation,
+        action="information_asked",
+        actor=actor,
+        before=before,
+        note=_("Asked the patient for: %(items)s", items=_items_text(ask, question)),
+        email_kind="information_needed",
+        audit_extra={"items": codes, "question": bool(question)},
+    )
+    db.session.commit()
+    enqueue_delivery([email.id] if email is not None else [])
+    return ask
+
+
+def _items_text(ask: InformationRequest, question: str | None) -> str:
+    clinic = current_app.config["BABEL_DEFAULT_LOCALE"]
+    parts = ask.item_labels(clinic)
+    if question:
+        parts.append(_("a question"))
+    return ", ".join(parts)
+
+
+def withdraw_ask(consultation: ConsultationRequest, actor: StaffUser) -> None:
+    """Stop waiting for the patient (staff no longer need it): back to "requested". The
+    patient is not emailed; their page no longer asks."""
+    consultation = lock_request(consultation)
+    check_may_work(consultation, actor)
+    ask = open_ask(consultation)
+    if ask is None or consultation.status != RequestStatus.AWAITING_PATIENT:
+        raise AskError(_("This request is not waiting for the patient."))
+    before = snapshot(consultation)
+    ask.withdrawn_at = now_utc()
+    consultation.status = RequestStatus.REQUESTED
+    record_change(
+        consultation,
+        action="information_ask_withdrawn",
+        actor=actor,
+        before=before,
+        note=_("The request for information was withdrawn."),
+        email_kind=None,  # the patient's page simply stops asking
+    )
+    db.session.commit()
+
+
+def mark_reviewed(consultation: ConsultationRequest, actor: StaffUser) -> None:
+    """Staff looked at what the patient sent: the "information received" mark ends."""
+    consultation = lock_request(consultation)
+    check_may_work(consultation, actor)
+    if consultation.information_received_at is not None:
+        consultation.information_received_at = None
+        record(
+            "information_reviewed",
+            target_type="request",
+            target_id=consultation.reference,
+            actor=actor,
+        )
+    db.session.commit()
+
+
+def answer_ask(
+    consultation: ConsultationRequest,
+    files: list[tuple[str, DocumentUpload]],
+    answer: str | None,
+) -> int:
+    """The patient's answer from their private page: a file per item asked (``(code,
+    upload)`` pairs) and/or text. All or nothing: the files, the answer, the request back to
+    "requested" marked "information received", the timeline, the audit row, the patient's
+    receipt and the clinic's notice in one transaction; a refused file stores nothing."""
+    consultation = lock_request(consultation)
+    ask = open_ask(consultation)
+    if ask is None or consultation.status != RequestStatus.AWAITING_PATIENT:
+        raise AskError(_("We are not waiting for anything from you at the moment."))
+    answer = (answer or "").strip() or None
+    if not files and not answer:
+        raise AskError(_("Please choose a file or write your answer."))
+    limit = current_app.config["MAX_DOCUMENTS"]
+    if len(consultation.documents) + len(files) > limit:
+        raise AskError(
+            _(
+                "A request can hold at most %(n)d documents; you have %(have)d already.",
+                n=limit,
+                have=len(consultation.documents),
+            )
+        )
+    storage = get_storage()
+    max_bytes = current_app.config["MAX_DOCUMENT_MB"] * 1024 * 1024
+    stored: list[StoredFile] = []
+    try:
+        for _code, upload in files:
+            stored.append(storage.save(upload.stream, max_bytes))
+        now = now_utc()
+        for (code, upload), file in zip(files, stored, strict=True):
+            db.session.add(
+                Document(
+                    request_id=consultation.id,
+                    original_name=safe_display_name(upload.filename),
+                    stored_name=file.stored_name,
+                    content_type=file.content_type,
+                    size_bytes=file.size_bytes,
+                    sha256=file.sha256,
+                    description=upload.description,
+                    uploaded_at=now,
+                    checklist_item=code,
+                )
+            )
+        before = snapshot(consultation)
+        ask.answer = answer
+        ask.answered_at = now
+        consultation.status = RequestStatus.REQUESTED
+        consultation.information_received_at = now
+        receipt = record_change(
+            consultation,
+            action="information_received",
+            actor=None,
+            before=before,
+            note=_("The patient answered the request for information."),
+            email_kind="information_received",
+            audit_extra={
+                "documents": len(files),
+                "items": [code for code, _upload in files],
+                "answered": bool(answer),
+            },
+        )
+        notice = emails.clinic_notice(
+            consultation,
+            _l("information received"),
+            _l("The patient sent what the clinic asked for."),
+        )
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        for file in stored:
+            storage.delete(file.stored_name)
+        raise
+    enqueue_delivery([e.id for e in (receipt, notice) if e is not None])
+    return len(files)
+
+
+def add_item(labels: dict[str, str], actor: StaffUser) -> ChecklistItem:
+    """An item of the clinic's own, labelled in each language given (the clinic's first)."""
+    labels = {lang: text.strip() for lang, text in labels.items() if text and text.strip()}
+    clinic = current_app.config["BABEL_DEFAULT_LOCALE"]
+    if not labels.get(clinic):
+        raise AskError(_("Please enter the item's name."))
+    item = ChecklistItem(code=valid_code(labels[clinic]), labels=labels, active=True)
+    db.session.add(item)
+    db.session.flush()
+    record(
+        "checklist_item_added",
+        target_type="checklist_item",
+        target_id=item.code,
+        actor=actor,
+        details={"labels": labels},
+    )
+    db.session.commit()
+    return item
+
+
+def set_item_active(code: str, active: bool, actor: StaffUser) -> None:
+    """Switch an item of the checklist off or on (a default item gets its row then)."""
+    row = db.session.scalar(select(ChecklistItem).where(ChecklistItem.code == code))
+    if row is None:
+        if code not in DEFAULT_ITEMS:
+            raise AskError(_("There is no such item."))
+        row = ChecklistItem(code=code, labels=None, active=active)
+        db.session.add(row)
+    row.active = active
+    db.session.flush()
+    record(
+        "checklist_item_switched_on" if active else "checklist_item_switched_off",
+        target_type="checklist_item",
+        target_id=code,
+        actor=actor,
+    )
+    db.session.commit()
+
+
+def valid_code(label: str) -> str:
+    """A code for a new item of the clinic's own, from its label."""
+    base = re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")[:30] or "item"
+    if not base[0].isalpha():
+        base = f"item_{base}"[:30]
+    taken = set(db.session.scalars(select(ChecklistItem.code))) | set(DEFAULT_ITEMS)
+    code, n = base, 2
+    while code in taken:
+        code, n = f"{base}_{n}", n + 1
+    return code
+
+
+__all__ = [
+    "ANSWER_MAX",
+    "DEFAULT_ITEMS",
+    "QUESTION_MAX",
+    "ChecklistItem",
+    "InformationRequest",
+]

@@ -1,0 +1,369 @@
+"""Asking the patient for what is missing (issue #17): staff ask from the record, the patient
+answers on their private page, the request comes back to the queue marked "information
+received"; the reminder; the clinic's checklist."""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select, text
+
+from booking.audit.models import AuditEvent
+from booking.extensions import db
+from booking.notifications.models import OutboxEmail
+from booking.requests import asks
+from booking.requests.models import ConsultationRequest, RequestStatus
+from booking.timeutil import now_utc
+from tests.factories import make_request
+from tests.support import EXE_BYTES, AuthActions, Clinic, open_manage_link, pdf_bytes, stored_files
+
+CSRF_VALUE = re.compile(r'name="([a-z-]*csrf_token)"[^>]*value="([^"]+)"')
+QUESTION = "Did the pain start after a fall?"
+ANSWER = "No fall. It started slowly in March."
+
+
+@pytest.fixture
+def staff_client(auth: AuthActions, clinic: Clinic) -> FlaskClient:
+    auth.login("coordinator")
+    return auth.client
+
+
+def _new_request(app: Flask, **overrides: Any) -> str:
+    with app.app_context():
+        return make_request(**overrides).reference
+
+
+def _load(app: Flask, reference: str) -> ConsultationRequest:
+    consultation = db.session.scalars(
+        select(ConsultationRequest).where(ConsultationRequest.reference == reference)
+    ).one()
+    return consultation
+
+
+def _tokens(page: str) -> dict[str, str]:
+    return dict(CSRF_VALUE.findall(page))
+
+
+def _ask(client: FlaskClient, reference: str, items: list[str], question: str = "") -> Any:
+    page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    return client.post(
+        f"/staff/requests/{reference}/ask",
+        data={
+            "ask-csrf_token": _tokens(page)["ask-csrf_token"],
+            "ask-items": items,
+            "ask-question": question,
+        },
+    )
+
+
+def _patient(app: Flask, reference: str) -> tuple[FlaskClient, str]:
+    patient = app.test_client()
+    with app.app_context():
+        url = open_manage_link(patient, _load(app, reference))
+    return patient, url
+
+
+def _answer(patient: FlaskClient, url: str, files: dict[int, tuple[bytes, str]], answer: str):
+    page = patient.get(url).get_data(as_text=True)
+    data: dict[str, Any] = {
+        "answer-csrf_token": _tokens(page)["answer-csrf_token"],
+        "answer-answer": answer,
+    }
+    for index, (content, name) in files.items():
+        data[f"answer-files-{index}-file"] = (io.BytesIO(content), name)
+    return patient.post(f"{url}/answer", data=data, content_type="multipart/form-data")
+
+
+def _emails(app: Flask, reference: str) -> list[OutboxEmail]:
+    with app.app_context():
+        consultation = _load(app, reference)
+        return list(
+            db.session.scalars(
+                select(OutboxEmail)
+                .where(OutboxEmail.request_id == consultation.id)
+                .order_by(OutboxEmail.id)
+            )
+        )
+
+
+def _audit_actions(app: Flask, reference: str) -> list[str]:
+    with app.app_context():
+        return list(
+            db.session.scalars(
+                select(AuditEvent.action)
+                .where(AuditEvent.target_id == reference)
+                .order_by(AuditEvent.id)
+            )
+        )
+
+
+def test_the_round_trip_from_ask_to_information_received(
+    app: Flask, staff_client: FlaskClient, upload_dir: Path
+) -> None:
+    reference = _new_request(app)
+    before = len(_emails(app, reference))
+
+    response = _ask(staff_client, reference, ["imaging_report", "referral_letter"], QUESTION)
+    assert response.status_code == 302
+    with app.app_context():
+        consultation = _load(app, reference)
+        assert consultation.status == RequestStatus.AWAITING_PATIENT
+    # The patient is told only that something is needed, with their link: no item, no question.
+    [email] = _emails(app, reference)[before:]
+    assert email.recipient == "erika.mustermann@example.com"
+    assert email.subject == f"We need something from you ({reference})"
+    assert "/manage/open/" in email.body_text
+    for secret in ("MRI", "Referral", QUESTION):
+        assert secret not in email.body_text and secret not in email.body_html
+    # The queue: out of the "requested" tab, in "waiting for the patient".
+    queue = staff_client.get("/staff/").get_data(as_text=True)
+    assert reference not in queue
+    waiting = staff_client.get("/staff/?status=awaiting_patient").get_data(as_text=True)
+    assert reference in waiting and "Waiting for the patient" in waiting
+
+    patient, url = _patient(app, reference)
+    page = patient.get(url).get_data(as_text=True)
+    assert "The clinic needs something from you" in page
+    assert "MRI or CT report from the last 12 months" in page
+    assert "Referral letter" in page
+    assert QUESTION in page
+
+    response = _answer(patient, url, {0: (pdf_bytes("MRI lumbar"), "mri.pdf")}, ANSWER)
+    assert response.status_code == 302, response.get_data(as_text=True)[:800]
+    page = patient.get(url).get_data(as_text=True)
+    assert "Thank you: the clinic has received what you sent." in page
+    assert "The clinic needs something from you" not in page
+
+    with app.app_context():
+        consultation = _load(app, reference)
+        assert consultation.status == RequestStatus.REQUESTED
+        assert consultation.information_received_at is not None
+        [document] = consultation.documents
+        assert (document.original_name, document.checklist_item) == ("mri.pdf", "imaging_report")
+        [ask] = asks.asks_of(consultation)
+        assert ask.answer == ANSWER and ask.answered_at is not None
+        # Question and answer are encrypted at rest.
+        raw = db.session.execute(
+            text("SELECT question, answer FROM information_request WHERE id = :id"),
+            {"id": ask.id},
+        ).one()
+        assert QUESTION not in raw[0] and ANSWER not in raw[1]
+    assert len(stored_files(upload_dir)) == 1
+    subjects = [e.subject for e in _emails(app, reference)[before + 1 :]]
+    assert f"Thank you: we received your information ({reference})" in subjects
+    assert f"Patient update on {reference}: information received" in subjects
+    assert {"information_asked", "information_received"} <= set(_audit_actions(app, reference))
+
+    # Back in the queue, marked; the record shows the checklist with what is present.
+    queue = staff_client.get("/staff/").get_data(as_text=True)
+    row = queue[queue.index(reference) :]
+    assert "Information received" in row[: row.index("</tr>")]
+    record = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    section = record[record.index('id="asks"') :]
+    mri = section[section.index("MRI or CT report") :]
+    assert "Present" in mri[: mri.index("</tr>")] and "mri.pdf" in mri[: mri.index("</tr>")]
+    letter = section[section.index("Referral letter") :]
+    assert "Asked, not sent" in letter[: letter.index("</tr>")]
+    assert ANSWER in section
+
+    # Staff look at it: the mark ends (audited).
+    response = staff_client.post(
+        f"/staff/requests/{reference}/ask/reviewed",
+        data={"reviewed-csrf_token": _tokens(record)["reviewed-csrf_token"]},
+    )
+    assert response.status_code == 302
+    with app.app_context():
+        assert _load(app, reference).information_received_at is None
+    assert "information_reviewed" in _audit_actions(app, reference)
+
+
+def test_a_refused_file_stores_nothing_and_the_request_keeps_waiting(
+    app: Flask, staff_client: FlaskClient, upload_dir: Path
+) -> None:
+    reference = _new_request(app)
+    assert _ask(staff_client, reference, ["imaging_report"]).status_code == 302
+    patient, url = _patient(app, reference)
+
+    response = _answer(patient, url, {0: (EXE_BYTES, "scan.pdf")}, ANSWER)
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "Please correct the following" in page
+    with app.app_context():
+        consultation = _load(app, reference)
+        assert consultation.status == RequestStatus.AWAITING_PATIENT
+        assert consultation.documents == []
+        assert asks.open_ask(consultation) is not None
+    assert stored_files(upload_dir) == []
+
+    # Nothing at all is refused with a message too.
+    response = _answer(patient, url, {}, "")
+    assert response.status_code == 422
+    assert "Please choose a file or write your answer." in response.get_data(as_text=True)
+
+
+def test_a_spanish_speaking_patient_is_asked_in_spanish(
+    app: Flask, staff_client: FlaskClient
+) -> None:
+    reference = _new_request(app, locale="es")
+    assert _ask(staff_client, reference, ["imaging_report"], QUESTION).status_code == 302
+    [email] = [e for e in _emails(app, reference) if e.template == "request_update"]
+    assert email.subject == f"Necesitamos algo de usted ({reference})"
+    assert "Abra su página privada" in email.body_text
+    # The timeline note is the staff's, in English.
+    record = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert "Asked the patient for: MRI or CT report from the last 12 months, a question" in record
+
+    patient, url = _patient(app, reference)
+    page = patient.get(url, headers={"Accept-Language": "es"}).get_data(as_text=True)
+    assert "La clínica necesita algo de usted" in page
+    assert "Informe de resonancia magnética o TAC de los últimos 12 meses" in page
+
+
+def test_one_reminder_after_the_set_days_whoever_runs_the_job(
+    app: Flask, staff_client: FlaskClient
+) -> None:
+    reference = _new_request(app)
+    assert _ask(staff_client, reference, [], QUESTION).status_code == 302
+    days = app.config["ASK_REMINDER_DAYS"]
+    with app.app_context():
+        assert asks.send_due_reminders(now_utc() + timedelta(days=days - 1)) == []
+        later = now_utc() + timedelta(days=days, minutes=1)
+        [queued] = asks.send_due_reminders(later)
+        # A second run (another worker, or the job after the worker was down) sends nothing.
+        assert asks.send_due_reminders(later) == []
+        assert asks.send_due_reminders(later + timedelta(days=days)) == []
+        email = db.session.get(OutboxEmail, queued)
+        assert email is not None
+        assert email.subject == f"Reminder: we still need something from you ({reference})"
+        assert QUESTION not in email.body_text
+    record = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert "Reminded on" in record
+
+
+def test_an_answered_ask_is_not_reminded(app: Flask, staff_client: FlaskClient) -> None:
+    reference = _new_request(app)
+    assert _ask(staff_client, reference, [], QUESTION).status_code == 302
+    patient, url = _patient(app, reference)
+    assert _answer(patient, url, {}, ANSWER).status_code == 302
+    with app.app_context():
+        later = now_utc() + timedelta(days=app.config["ASK_REMINDER_DAYS"] + 1)
+        assert asks.send_due_reminders(later) == []
+
+
+def test_staff_can_stop_waiting_and_the_patient_page_stops_asking(
+    app: Flask, staff_client: FlaskClient
+) -> None:
+    reference = _new_request(app)
+    assert _ask(staff_client, reference, ["medication_list"]).status_code == 302
+    before = len(_emails(app, reference))
+    record = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    response = staff_client.post(
+        f"/staff/requests/{reference}/ask/withdraw",
+        data={"withdraw-csrf_token": _tokens(record)["withdraw-csrf_token"]},
+    )
+    assert response.status_code == 302
+    assert len(_emails(app, reference)) == before  # nothing to tell the patient
+    with app.app_context():
+        assert _load(app, reference).status == RequestStatus.REQUESTED
+    assert "information_ask_withdrawn" in _audit_actions(app, reference)
+    patient, url = _patient(app, reference)
+    assert "The clinic needs something from you" not in patient.get(url).get_data(as_text=True)
+
+
+def test_an_ask_needs_an_item_or_a_question_and_an_unconfirmed_request(
+    app: Flask, staff_client: FlaskClient, clinic: Clinic
+) -> None:
+    reference = _new_request(app)
+    response = _ask(staff_client, reference, [])
+    assert response.status_code == 422
+    assert "Please tick what the patient should send, or write a question." in (
+        response.get_data(as_text=True)
+    )
+    with app.app_context():
+        assert _load(app, reference).status == RequestStatus.REQUESTED
+        # A confirmed request is past asking: refused by the service whatever the page offers.
+        consultation = _load(app, reference)
+        consultation.status = RequestStatus.CONFIRMED
+        db.session.commit()
+    page = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert "Ask the patient for something" not in page
+    response = staff_client.post(
+        f"/staff/requests/{reference}/ask",
+        data={"ask-csrf_token": _tokens(page)["note-csrf_token"], "ask-question": QUESTION},
+    )
+    assert response.status_code == 409
+    assert "Only a request that is not confirmed yet" in response.get_data(as_text=True)
+
+
+def test_confirming_a_waiting_request_ends_the_information_received_mark(
+    app: Flask, staff_client: FlaskClient, clinic: Clinic
+) -> None:
+    reference = _new_request(app)
+    assert _ask(staff_client, reference, [], QUESTION).status_code == 302
+    patient, url = _patient(app, reference)
+    assert _answer(patient, url, {}, ANSWER).status_code == 302
+    record = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    response = staff_client.post(
+        f"/staff/requests/{reference}/confirm",
+        data={
+            "slot-csrf_token": _tokens(record)["slot-csrf_token"],
+            "slot-specialist": clinic.weber.id,
+            "slot-location": clinic.location,
+            "slot-day": "2026-12-01",
+            "slot-start": "10:00",
+            "slot-appointment_type": clinic.type,
+        },
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)[:800]
+    with app.app_context():
+        consultation = _load(app, reference)
+        assert consultation.status == RequestStatus.CONFIRMED
+        assert consultation.information_received_at is None
+
+
+def test_admins_shape_the_checklist_staff_ask_from(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    reference = _new_request(app, locale="es")
+    auth.login("admin")
+    client = auth.client
+    page = client.get("/staff/admin/checklist").get_data(as_text=True)
+    tokens = _tokens(page)
+    response = client.post(
+        "/staff/admin/checklist",
+        data={
+            "csrf_token": tokens["csrf_token"],
+            "label": "X-ray of the whole spine",
+            "label_es": "Radiografía de toda la columna",
+        },
+    )
+    assert response.status_code == 302
+    response = client.post(
+        "/staff/admin/checklist/operation_notes/active",
+        data={"csrf_token": tokens["csrf_token"], "active": "0"},
+    )
+    assert response.status_code == 302
+    page = client.get("/staff/admin/checklist").get_data(as_text=True)
+    assert "X-ray of the whole spine" in page and "switched off" in page
+    assert {"checklist_item_added", "checklist_item_switched_off"} <= {
+        row
+        for row in _audit_actions(app, "x_ray_of_the_whole_spine")
+        + _audit_actions(app, "operation_notes")
+    }
+
+    record = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    form = record[record.index('id="ask-heading"') :]
+    assert "X-ray of the whole spine" in form and "Notes of earlier operations" not in form
+    assert _ask(client, reference, ["x_ray_of_the_whole_spine"]).status_code == 302
+    patient, url = _patient(app, reference)
+    page = patient.get(url, headers={"Accept-Language": "es"}).get_data(as_text=True)
+    assert "Radiografía de toda la columna" in page
+    # A switched-off item cannot be asked for by a hand-made post either.
+    assert _ask(client, _new_request(app), ["operation_notes"]).status_code == 422
