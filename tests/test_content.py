@@ -40,7 +40,8 @@ STAFF_ONLY = (
     "booking/templates/email/callback_staff", "booking/templates/email/escalation_staff",
     "booking/templates/email/staff_password_reset", "booking/templates/dev/", "booking/cli.py",
     "booking/dashboard/forms.py", "booking/dashboard/views.py", "booking/dashboard/export.py",
-    "booking/dashboard/queries.py", "booking/privacy/", "booking/templates/privacy/",
+    "booking/dashboard/queries.py", "booking/dashboard/summary.py", "booking/privacy/",
+    "booking/templates/privacy/",
 )  # fmt: skip
 EMERGENCY = {"en": "Is it an emergency?", "es": "¿Es una urgencia?"}
 

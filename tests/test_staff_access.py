@@ -75,6 +75,8 @@ ACCESS: dict[str, Access] = {
     "staff.two_factor_setup": EVERY_ROLE,
     "dashboard.record": EVERY_ROLE_ASSIGNED,
     "dashboard.document": EVERY_ROLE_ASSIGNED,
+    "dashboard.summary_page": EVERY_ROLE_ASSIGNED,
+    "dashboard.summary_pdf": EVERY_ROLE_ASSIGNED,
     "dashboard.add_note": EVERY_ROLE_ASSIGNED,
     "dashboard.log_call": EVERY_ROLE_ASSIGNED,
     "dashboard.change_status": EVERY_ROLE_ASSIGNED,

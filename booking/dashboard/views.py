@@ -11,7 +11,7 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from booking.audit.services import record_refused_access
-from booking.dashboard import queries, services
+from booking.dashboard import queries, services, summary
 from booking.dashboard.export import requests_csv
 from booking.dashboard.forms import (
     ActionForm,
@@ -173,6 +173,38 @@ def record(reference: str) -> tuple[str, int]:
     page = _render_record(consultation)
     services.record_view(consultation, current_user, "request_viewed")
     return page
+
+
+@bp.get("/requests/<reference>/summary")
+@roles_required()
+def summary_page(reference: str) -> str:
+    """The one-page intake summary for the consultation (its print stylesheet leaves out
+    everything but the summary)."""
+    consultation = _load_visible(reference)
+    page = render_template("dashboard/summary.html", s=summary.intake_summary(consultation))
+    services.record_view(consultation, current_user, "request_summary_viewed")
+    return page
+
+
+@bp.get("/requests/<reference>/summary.pdf")
+@roles_required()
+def summary_pdf(reference: str) -> Response:
+    """The intake summary as a PDF, made here from the same template; audited like a
+    document download."""
+    from booking.pdf import render_pdf  # WeasyPrint takes half a second to import
+
+    consultation = _load_visible(reference)
+    html = render_template(
+        "dashboard/summary.html", s=summary.intake_summary(consultation), printing=True
+    )
+    body = render_pdf(html)
+    filename = summary.summary_filename(consultation, clinic_today())
+    services.record_view(consultation, current_user, "request_summary_downloaded")
+    response = Response(body, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["Cache-Control"] = "no-store, private"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @bp.get("/requests/<reference>/documents/<int:document_id>")

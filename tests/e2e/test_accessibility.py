@@ -478,6 +478,7 @@ STAFF_PAGES: dict[str, str | Callable[..., None]] = {
     "queue": "/staff/",
     "queue, urgent only": "/staff/?triage=urgent",
     "record": "/staff/requests/{reference}",
+    "intake summary": "/staff/requests/{reference}/summary",
     "calendar, week": "/staff/calendar",
     "calendar, day": "/staff/calendar?view=day",
     "insights": "/staff/insights",
