@@ -50,5 +50,9 @@ class Document(StoredDocument, db.Model):
     request_id: Mapped[int] = mapped_column(
         ForeignKey("consultation_request.id", ondelete="CASCADE"), index=True
     )
+    # The message it was attached to (``booking.messages``); None for the request's own.
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("message.id", ondelete="SET NULL"), index=True
+    )
 
     request: Mapped[ConsultationRequest] = relationship(back_populates="documents")
