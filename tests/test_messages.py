@@ -337,3 +337,23 @@ def test_a_closed_request_takes_no_new_messages(
     assert refused.status_code == 409
     assert "the patient can no longer reply" in refused.get_data(as_text=True)
     assert len(_messages(app)) == 1
+
+
+def test_erasing_the_patient_erases_the_thread(
+    app: Flask, client: FlaskClient, auth: AuthActions, cases: dict
+) -> None:
+    reference = cases["own"]["reference"]
+    auth.login("coordinator")
+    assert _staff_writes(client, reference).status_code == 302
+    browser, page = _patient(app, reference)
+    assert _patient_writes(browser, page, file=(pdf_bytes(), "letter.pdf")).status_code == 302
+    from booking.dashboard.services import cancel_request
+    from booking.privacy.services import erase_patient
+
+    with app.app_context():
+        cancel_request(_consultation(reference), staff_user("coord@example.com"))
+        erase_patient(reference, reference, staff_user("admin@example.com"))
+    assert _messages(app) == []
+    with app.app_context():
+        attached = sa.select(sa.func.count()).select_from(Document)
+        assert db.session.scalar(attached.where(Document.message_id.is_not(None))) == 0
