@@ -2,6 +2,7 @@
 
 from booking.audit.models import AuditEvent
 from booking.documents.models import Document
+from booking.messages.models import Message
 from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.privacy.models import FilePurge
 from booking.requests.asks import ChecklistItem, InformationRequest
@@ -37,6 +38,7 @@ __all__ = [
     "Location",
     "ManageLink",
     "MedicalHistory",
+    "Message",
     "OutboxEmail",
     "OutboxStatus",
     "Patient",

@@ -42,6 +42,8 @@ STAFF_ONLY = (
     "booking/dashboard/forms.py", "booking/dashboard/views.py", "booking/dashboard/export.py",
     "booking/dashboard/queries.py", "booking/dashboard/summary.py", "booking/privacy/",
     "booking/templates/privacy/",
+    "booking/templates/messages/_staff_thread", "booking/templates/messages/_timeline_entry",
+    "booking/templates/email/message_waiting_staff",
 )  # fmt: skip
 EMERGENCY = {"en": "Is it an emergency?", "es": "¿Es una urgencia?"}
 

@@ -78,6 +78,7 @@ ACCESS: dict[str, Access] = {
     "dashboard.summary_page": EVERY_ROLE_ASSIGNED,
     "dashboard.summary_pdf": EVERY_ROLE_ASSIGNED,
     "dashboard.add_note": EVERY_ROLE_ASSIGNED,
+    "dashboard.send_message": EVERY_ROLE_ASSIGNED,
     "dashboard.log_call": EVERY_ROLE_ASSIGNED,
     "dashboard.change_status": EVERY_ROLE_ASSIGNED,
     "dashboard.ask_patient": EVERY_ROLE_ASSIGNED,
@@ -321,6 +322,7 @@ def test_the_url_list_covers_the_known_staff_pages(app: Flask, clinic: Targets) 
         ("dashboard.record", "GET"),
         ("dashboard.document", "GET"),
         ("dashboard.add_note", "POST"),
+        ("dashboard.send_message", "POST"),
         ("dashboard.log_call", "POST"),
         ("dashboard.change_status", "POST"),
         ("dashboard.export_csv", "GET"),
@@ -438,6 +440,9 @@ def test_a_specialist_cannot_reach_another_specialists_request(
             "download": fetch(client, f"{base}/documents/{other['document']}?download=1"),
             "note": client.post(
                 f"{base}/notes", data={"note-csrf_token": token, "note-text": "Looked at it."}
+            ),
+            "message": client.post(
+                f"{base}/messages", data={"msg-csrf_token": token, "msg-body": "Hello."}
             ),
             "complete": client.post(f"{base}/complete", data={"action-csrf_token": token}),
             "no_show": client.post(f"{base}/no_show", data={"action-csrf_token": token}),

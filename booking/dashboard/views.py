@@ -25,6 +25,8 @@ from booking.dashboard.forms import (
 from booking.documents.models import Document
 from booking.documents.storage import get_storage
 from booking.extensions import db, talisman
+from booking.messages import services as messages
+from booking.messages.forms import StaffMessageForm
 from booking.requests import asks, followup, history, instruments
 from booking.requests.calls import CallbackAttempt, CallOutcome
 from booking.requests.lifecycle import WorkflowError
@@ -121,6 +123,9 @@ def _render_record(consultation: ConsultationRequest, status: int = 200, **forms
     forms.setdefault("call_form", CallbackForm(prefix="call"))
     items = asks.checklist()
     forms.setdefault("ask_form", AskForm(prefix="ask", items=items))
+    forms.setdefault("message_form", StaffMessageForm(prefix="msg"))
+    if "thread" not in forms:
+        forms["thread"] = messages.load_thread(consultation, for_staff=True)
     h = consultation.history
     asked = asks.asks_of(consultation)
     return render_template(
@@ -141,7 +146,7 @@ def _render_record(consultation: ConsultationRequest, status: int = 200, **forms
         if h is None
         else [h.outcome(i) for i in instruments.instruments_for(h.spine_region)],
         allowed=services.allowed_actions(consultation, current_user),
-        timeline=_timeline(consultation),
+        timeline=_timeline(consultation, forms["thread"]),
         manage_links=active_links(consultation),
         asks=asked,
         checklist=asks.checklist_rows(consultation, asked, items),
@@ -155,11 +160,12 @@ def _calls(consultation: ConsultationRequest) -> list[CallbackAttempt]:
     return sorted(calls, key=lambda call: (call.called_at, call.id), reverse=True)
 
 
-def _timeline(consultation: ConsultationRequest) -> list[dict]:
-    """Status changes, notes and emails, newest first."""
+def _timeline(consultation: ConsultationRequest, thread: messages.Thread) -> list[dict]:
+    """Status changes, notes, messages and emails, newest first."""
     items = [
         {"at": consultation.created_at, "kind": "created", "item": consultation},
         *({"at": e.occurred_at, "kind": e.kind.value, "item": e} for e in consultation.events),
+        *({"at": m.created_at, "kind": "message", "item": m} for m in thread.messages),
         *({"at": m.created_at, "kind": "email", "item": m} for m in consultation.emails),
     ]
     return sorted(items, key=lambda entry: entry["at"], reverse=True)
@@ -169,8 +175,11 @@ def _timeline(consultation: ConsultationRequest) -> list[dict]:
 @roles_required()
 def record(reference: str) -> tuple[str, int]:
     consultation = _load_visible(reference)
+    thread = messages.load_thread(consultation, for_staff=True)
     # Render first: the audit commit would expire everything the page loaded eagerly.
-    page = _render_record(consultation)
+    page = _render_record(consultation, thread=thread)
+    # Opening the record opens its thread: the patient's messages shown are read.
+    messages.record_thread_read(consultation, thread, current_user)
     services.record_view(consultation, current_user, "request_viewed")
     return page
 
@@ -262,6 +271,24 @@ def add_note(reference: str) -> Response | tuple[str, int]:
         return redirect(url_for(".record", reference=consultation.reference))
     flash(_("Note added."), "success")
     return redirect(url_for(".record", reference=consultation.reference) + "#timeline")
+
+
+@bp.post("/requests/<reference>/messages")
+@roles_required()
+def send_message(reference: str) -> Response | tuple[str, int]:
+    """Write to the patient, who is emailed that a message waits on their private page."""
+    consultation = _load_visible(reference)
+    form = StaffMessageForm(prefix="msg")
+    if not form.validate_on_submit():
+        return _render_record(consultation, 422, message_form=form)
+    try:
+        messages.send_staff_message(consultation, current_user, form.body.data)
+    except messages.MessageRefused as exc:
+        consultation = _load_visible(reference)
+        form.form_errors.append(str(exc))
+        return _render_record(consultation, 409, message_form=form)
+    flash(_("Message sent: the patient has been emailed that it is waiting."), "success")
+    return redirect(url_for(".record", reference=consultation.reference) + "#messages")
 
 
 @bp.post("/requests/<reference>/calls")

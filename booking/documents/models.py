@@ -53,5 +53,9 @@ class Document(StoredDocument, db.Model):
     # The item of the clinic's checklist the patient sent it for, when staff asked for it
     # (``booking.requests.asks``).
     checklist_item: Mapped[str | None] = mapped_column(String(40))
+    # The message it was attached to (``booking.messages``); None for the request's own.
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("message.id", ondelete="SET NULL"), index=True
+    )
 
     request: Mapped[ConsultationRequest] = relationship(back_populates="documents")

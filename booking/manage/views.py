@@ -21,6 +21,8 @@ from booking.documents.storage import DocumentRejected
 from booking.extensions import limiter
 from booking.manage import services
 from booking.manage.forms import AddDocumentsForm, AnswerForm, CancelForm, RescheduleForm
+from booking.messages import services as messages
+from booking.messages.forms import PatientMessageForm
 from booking.requests import asks
 from booking.requests.links import (
     exchange_legacy,
@@ -137,6 +139,9 @@ def _render(consultation: ConsultationRequest, status: int = 200, **forms: objec
     forms.setdefault("cancel_form", CancelForm(prefix="cancel"))
     ask = asks.open_ask(consultation)
     forms.setdefault("answer_form", AnswerForm(ask, prefix="answer") if ask else None)
+    forms.setdefault("message_form", PatientMessageForm(prefix="msg"))
+    if "thread" not in forms:
+        forms["thread"] = messages.load_thread(consultation, for_staff=False)
     return render_template(
         "manage/manage.html",
         consultation=consultation,
@@ -153,7 +158,12 @@ def _render(consultation: ConsultationRequest, status: int = 200, **forms: objec
 @bp.get("/<reference>")
 @limiter.limit(_limit)
 def view(reference: str):
-    return _render(_load(reference))
+    consultation = _load(reference)
+    thread = messages.load_thread(consultation, for_staff=False)
+    page = _render(consultation, thread=thread)
+    # The page shows the thread: the clinic's messages on it are read (and that is audited).
+    messages.record_thread_read(consultation, thread, None)
+    return page
 
 
 @bp.post("/<reference>/documents")
@@ -332,3 +342,28 @@ def offer(reference: str, offer_token: str):
     )
     refused = gone or unavailable or expired
     return page, (409 if refused and request.method == "POST" else 200)
+
+
+@bp.post("/<reference>/messages")
+@limiter.limit(_limit)
+def send_message(reference: str):
+    """The patient writes to the clinic (a reply, or a document it asked for)."""
+    consultation = _load(reference)
+    form = PatientMessageForm(prefix="msg")
+    if not form.validate_on_submit():
+        return _render(consultation, 422, message_form=form)
+    try:
+        messages.send_patient_message(consultation, form.body.data, form.upload())
+    except messages.MessageRefused as exc:
+        form.form_errors.append(str(exc))
+        return _render(consultation, 409, message_form=form)
+    except DocumentRejected as exc:
+        form.document.form.file.errors = [*form.document.form.file.errors, str(exc)]
+        return _render(consultation, 422, message_form=form)
+    except OSError:
+        form.form_errors.append(
+            _("We could not store your document just now. Please try again later.")
+        )
+        return _render(consultation, 503, message_form=form)
+    flash(_("Thank you: your message is sent to the clinic."), "success")
+    return redirect(_here(reference) + "#messages")

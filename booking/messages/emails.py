@@ -1,0 +1,51 @@
+"""The two emails of a thread: each says only that a message is waiting and where to read it,
+never what it says (the patient's in their language, the clinic's in the staff's)."""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
+
+from booking.notifications.models import OutboxEmail
+from booking.notifications.services import queue_email
+from booking.requests import links
+from booking.requests.emails import STAFF_LOCALE
+from booking.requests.models import ConsultationRequest
+
+
+def message_for_patient(consultation: ConsultationRequest) -> OutboxEmail | None:
+    """A message from the clinic waits on the patient's private page (a new link to it).
+    None when the patient left no address (the service refuses that case first)."""
+    if not consultation.patient.email:
+        return None
+    with force_locale(consultation.locale):
+        subject = _(
+            "A message from the clinic about your request %(reference)s",
+            reference=consultation.reference,
+        )
+    return queue_email(
+        template="message_waiting",
+        recipient=consultation.patient.email,
+        subject=subject,
+        locale=consultation.locale,
+        request_id=consultation.id,
+        consultation=consultation,
+        patient_name=consultation.patient.full_name,
+        manage_url=links.manage_url(consultation),
+    )
+
+
+def message_for_clinic(consultation: ConsultationRequest) -> OutboxEmail:
+    """The patient wrote: to the clinic's notification address, as its other notices go."""
+    with force_locale(STAFF_LOCALE):
+        subject = _("Message from the patient on %(reference)s", reference=consultation.reference)
+    return queue_email(
+        template="message_waiting_staff",
+        recipient=current_app.config["STAFF_NOTIFICATION_EMAIL"],
+        subject=subject,
+        locale=STAFF_LOCALE,
+        request_id=consultation.id,
+        consultation=consultation,
+        request_url=links.staff_request_url(consultation),
+    )

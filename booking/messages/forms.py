@@ -1,0 +1,47 @@
+"""The message forms: the staff's on the record, the patient's (with one optional document,
+checked by content as every upload is) on the private page."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from wtforms import FormField, TextAreaField
+from wtforms.validators import DataRequired, Length
+
+from booking.documents.forms import DocumentForm
+from booking.documents.storage import DocumentUpload
+from booking.forms import BaseForm
+from booking.messages.models import MAX_MESSAGE_CHARS
+
+
+class StaffMessageForm(BaseForm):
+    body = TextAreaField(
+        _l("Message to the patient"),
+        validators=[DataRequired(_l("Please write the message.")), Length(max=MAX_MESSAGE_CHARS)],
+        description=_l(
+            "The patient is emailed that a message is waiting, never its text, and reads it "
+            "on their private page."
+        ),
+    )
+
+
+class PatientMessageForm(BaseForm):
+    body = TextAreaField(
+        _l("Your message"),
+        validators=[
+            DataRequired(_l("Please write your message.")),
+            Length(max=MAX_MESSAGE_CHARS),
+        ],
+    )
+    document = FormField(DocumentForm, label=_l("Attach a document"))
+
+    def upload(self) -> DocumentUpload | None:
+        """The attached file, once validated; None when none was chosen."""
+        entry = self.document.form
+        data = entry.file.data
+        if not data or not data.filename:
+            return None
+        return DocumentUpload(
+            stream=data.stream,
+            filename=data.filename,
+            description=(entry.description.data or "").strip() or None,
+        )

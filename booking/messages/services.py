@@ -1,0 +1,205 @@
+"""A request's message thread: writing (staff or patient), reading, and what is unread.
+
+Each writing function is one transaction: the message (its text encrypted), a patient's
+attachment as a document of the request, the audit row and the other side's email, which says
+only that a message waits. Reading a thread that holds messages is audited too, and marks the
+other side's messages shown as read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload, selectinload
+
+from booking.audit.services import record
+from booking.documents.models import Document
+from booking.documents.storage import DocumentUpload, StoredFile, get_storage, safe_display_name
+from booking.extensions import db
+from booking.messages import emails
+from booking.messages.models import Message
+from booking.notifications.services import enqueue_delivery
+from booking.requests.lifecycle import PATIENT
+from booking.requests.links import is_read_only
+from booking.requests.models import ConsultationRequest
+from booking.requests.queries import can_see, lock_request
+from booking.staff.models import StaffUser
+from booking.timeutil import now_utc
+
+MESSAGE_SENT = "message_sent"
+THREAD_READ = "message_thread_read"
+
+
+class MessageRefused(ValueError):  # noqa: N818 - reads better at the call sites
+    """A message that cannot be sent; the text is for whoever wrote it."""
+
+
+@dataclass(frozen=True)
+class Thread:
+    """A request's messages, oldest first, and those of the other side not read yet."""
+
+    messages: list[Message]
+    unread_ids: frozenset[int]
+
+    @property
+    def unread(self) -> int:
+        return len(self.unread_ids)
+
+
+def load_thread(consultation: ConsultationRequest, *, for_staff: bool) -> Thread:
+    """The thread as ``for_staff`` (else the patient) sees it: unread are the other side's
+    messages nobody of this side has read. Two queries at most, however long."""
+    messages = list(
+        db.session.scalars(
+            select(Message)
+            .where(Message.request_id == consultation.id)
+            .order_by(Message.created_at, Message.id)
+            .options(
+                joinedload(Message.author),
+                joinedload(Message.read_by),
+                selectinload(Message.documents),
+            )
+        )
+    )
+    unread = frozenset(m.id for m in messages if m.from_patient == for_staff and m.read_at is None)
+    return Thread(messages, unread)
+
+
+def record_thread_read(
+    consultation: ConsultationRequest, thread: Thread, reader: StaffUser | None
+) -> None:
+    """Audit that ``reader`` (None: the patient) was shown the thread, and mark the other
+    side's messages shown as read (only those: one arriving meanwhile stays unread). An empty
+    thread shows nothing, so nothing is recorded."""
+    if not thread.messages:
+        return
+    if thread.unread_ids:
+        db.session.execute(
+            update(Message)
+            .where(Message.id.in_(thread.unread_ids), Message.read_at.is_(None))
+            .values(read_at=now_utc(), read_by_id=reader.id if reader is not None else None)
+        )
+    record(
+        THREAD_READ,
+        target_type="request",
+        target_id=consultation.reference,
+        actor=reader,
+        actor_email=PATIENT if reader is None else None,
+        details={"messages": len(thread.messages), "newly_read": len(thread.unread_ids)},
+    )
+    db.session.commit()
+
+
+def send_staff_message(consultation: ConsultationRequest, author: StaffUser, body: str) -> Message:
+    """Staff who may see the request write to its patient, while it is open and the patient
+    has an email address (otherwise they would never learn of it: phone them instead)."""
+    if not can_see(author, consultation):
+        raise MessageRefused(_("You may not write on this request."))
+    consultation = lock_request(consultation)
+    if is_read_only(consultation):
+        raise MessageRefused(
+            _("This request is closed: the patient can no longer reply, so please call them.")
+        )
+    if not consultation.patient.email:
+        raise MessageRefused(
+            _(
+                "The patient left no email address and would not learn of a message: please "
+                "call them."
+            )
+        )
+    try:
+        message = _add(consultation, body, author=author)
+        record(
+            MESSAGE_SENT,
+            target_type="request",
+            target_id=consultation.reference,
+            actor=author,
+            details={"message_id": message.id, "from": "staff"},
+        )
+        email = emails.message_for_patient(consultation)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    enqueue_delivery([email.id] if email is not None else [])
+    return message
+
+
+def send_patient_message(
+    consultation: ConsultationRequest, body: str, upload: DocumentUpload | None = None
+) -> Message:
+    """The patient writes (through their private link) while the request is open, with at
+    most one document, stored as the request's documents are and within their number; the
+    clinic is emailed that a message waits. All or nothing: a refused or failed attachment
+    leaves no message and no file."""
+    consultation = lock_request(consultation)
+    if is_read_only(consultation):
+        raise MessageRefused(_("This request is closed and can no longer be changed online."))
+    limit = current_app.config["MAX_DOCUMENTS"]
+    if upload is not None and len(consultation.documents) + 1 > limit:
+        raise MessageRefused(
+            _(
+                "A request can hold at most %(n)d documents; you have %(have)d already. "
+                "Please send your message without the file.",
+                n=limit,
+                have=len(consultation.documents),
+            )
+        )
+    storage = get_storage()
+    stored: StoredFile | None = None
+    try:
+        if upload is not None:
+            max_bytes = current_app.config["MAX_DOCUMENT_MB"] * 1024 * 1024
+            stored = storage.save(upload.stream, max_bytes)
+        message = _add(consultation, body, author=None)
+        if upload is not None and stored is not None:
+            db.session.add(
+                Document(
+                    request_id=consultation.id,
+                    message_id=message.id,
+                    original_name=safe_display_name(upload.filename),
+                    stored_name=stored.stored_name,
+                    content_type=stored.content_type,
+                    size_bytes=stored.size_bytes,
+                    sha256=stored.sha256,
+                    description=upload.description,
+                    uploaded_at=message.created_at,
+                )
+            )
+            db.session.flush()
+        record(
+            MESSAGE_SENT,
+            target_type="request",
+            target_id=consultation.reference,
+            actor_email=PATIENT,
+            details={
+                "message_id": message.id,
+                "from": PATIENT,
+                "documents": 0 if stored is None else 1,
+            },
+        )
+        email = emails.message_for_clinic(consultation)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        if stored is not None:
+            storage.delete(stored.stored_name)
+        raise
+    enqueue_delivery([email.id])
+    return message
+
+
+def _add(consultation: ConsultationRequest, body: str, *, author: StaffUser | None) -> Message:
+    message = Message(
+        request_id=consultation.id,
+        from_patient=author is None,
+        author_id=None if author is None else author.id,
+        body=body.strip(),
+        created_at=now_utc(),
+    )
+    db.session.add(message)
+    db.session.flush()
+    return message

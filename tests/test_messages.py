@@ -1,0 +1,359 @@
+"""Secure messages between staff and the patient, one thread per request (issue #17, item 4):
+staff write, the patient reads on the private page and replies with a document, each side is
+emailed only that a message waits; access, encryption, CSRF, all-or-nothing attachments."""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from booking.audit.models import ACCESS_REFUSED, AuditEvent
+from booking.documents.models import Document
+from booking.documents.storage import DocumentRejected, DocumentUpload
+from booking.extensions import db
+from booking.messages import services as messages
+from booking.messages.models import Message
+from booking.notifications.models import OutboxEmail
+from booking.requests.models import ConsultationRequest
+from tests.factories import make_assigned_requests, make_request, staff_user
+from tests.support import (
+    AuthActions,
+    Clinic,
+    csrf_token,
+    open_manage_link,
+    pdf_bytes,
+    stored_files,
+)
+
+QUESTION = "Could you send the MRI report of your lumbar spine from March? Zebra-42"
+REPLY = "Here is the referral letter; the MRI follows next week. Walrus-17"
+LINK_RE = re.compile(r"https?://[^/\s]+(/manage/open/\S+)")
+
+
+@pytest.fixture
+def working_hours() -> dict[str, tuple[str, str]]:
+    return {"weber": ("08:00", "18:00"), "okafor": ("08:00", "18:00")}
+
+
+@pytest.fixture
+def cases(app: Flask, clinic: Clinic) -> dict[str, dict[str, Any]]:
+    """Two confirmed requests: "own" is Dr. Weber's (Anna), "other" Dr. Okafor's (Otto)."""
+    with app.app_context():
+        own, other = make_assigned_requests(clinic)
+    return {"own": own, "other": other}
+
+
+def _consultation(reference: str) -> ConsultationRequest:
+    return db.session.scalars(
+        sa.select(ConsultationRequest).where(ConsultationRequest.reference == reference)
+    ).one()
+
+
+def _patient(app: Flask, reference: str) -> tuple[FlaskClient, str]:
+    """The patient's browser, its private link opened; and the address of their page."""
+    browser = app.test_client()
+    with app.app_context():
+        return browser, open_manage_link(browser, _consultation(reference))
+
+
+def _staff_writes(client: FlaskClient, reference: str, body: str = QUESTION, **kw: Any):
+    record = f"/staff/requests/{reference}"
+    token = csrf_token(client, record)
+    return client.post(f"{record}/messages", data={"msg-csrf_token": token, "msg-body": body}, **kw)
+
+
+def _patient_writes(
+    browser: FlaskClient, page: str, body: str = REPLY, file: tuple[bytes, str] | None = None
+):
+    token = csrf_token(browser, page)
+    data: dict[str, Any] = {"msg-csrf_token": token, "msg-body": body}
+    if file is not None:
+        data["msg-document-file"] = (io.BytesIO(file[0]), file[1])
+        data["msg-document-description"] = "Referral letter"
+    return browser.post(f"{page}/messages", data=data, content_type="multipart/form-data")
+
+
+def _messages(app: Flask) -> list[Message]:
+    with app.app_context():
+        rows = list(db.session.scalars(sa.select(Message).order_by(Message.id)))
+        db.session.expunge_all()
+        return rows
+
+
+def _emails(app: Flask, template: str) -> list[OutboxEmail]:
+    with app.app_context():
+        rows = list(
+            db.session.scalars(
+                sa.select(OutboxEmail)
+                .where(OutboxEmail.template == template)
+                .order_by(OutboxEmail.id)
+            )
+        )
+        db.session.expunge_all()
+        return rows
+
+
+def _audit(app: Flask, action: str) -> list[AuditEvent]:
+    with app.app_context():
+        rows = list(
+            db.session.scalars(
+                sa.select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
+            )
+        )
+        db.session.expunge_all()
+        return rows
+
+
+def test_a_round_trip_between_staff_and_the_patient(
+    app: Flask, client: FlaskClient, auth: AuthActions, cases: dict, upload_dir
+) -> None:
+    reference = cases["own"]["reference"]
+    coordinator = auth.login("coordinator")
+
+    # Staff write: the patient is emailed that a message waits, with their link, not the text.
+    assert _staff_writes(client, reference).status_code == 302
+    [sent] = _messages(app)
+    assert not sent.from_patient and sent.author_id == coordinator.id
+    [email] = _emails(app, "message_waiting")
+    assert email.recipient == "anna@example.com"
+    assert reference in email.subject
+    for part in (email.subject, email.body_text, email.body_html):
+        assert "Zebra-42" not in part and "MRI report" not in part
+    [link] = LINK_RE.findall(email.body_text)
+    [written] = [a for a in _audit(app, "message_sent") if a.actor_id == coordinator.id]
+    assert written.target_id == reference and written.details["message_id"] == sent.id
+
+    # The patient opens the link from the email and reads the message on the private page.
+    browser = app.test_client()
+    opened = browser.get(link)
+    assert opened.status_code == 303
+    page = browser.get(opened.headers["Location"])
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert QUESTION in text and "Messages with the clinic" in text
+    [read] = _audit(app, "message_thread_read")
+    assert read.actor_email == "patient" and read.actor_id is None
+    assert read.target_id == reference and read.details["newly_read"] == 1
+    assert _messages(app)[0].read_at is not None
+
+    # The patient replies with a PDF: the clinic's email says only that a message waits.
+    files_before = len(stored_files(upload_dir))
+    manage_page = opened.headers["Location"]
+    response = _patient_writes(browser, manage_page, file=(pdf_bytes("Referral"), "referral.pdf"))
+    assert response.status_code == 302
+    assert len(stored_files(upload_dir)) == files_before + 1
+    reply = _messages(app)[1]
+    assert reply.from_patient and reply.author_id is None and reply.read_at is None
+    [notice] = _emails(app, "message_waiting_staff")
+    assert notice.recipient == app.config["STAFF_NOTIFICATION_EMAIL"]
+    assert f"/staff/requests/{reference}" in notice.body_text
+    for part in (notice.subject, notice.body_text, notice.body_html):
+        assert "Walrus-17" not in part and "referral" not in part.lower()
+    patient_sent = [a for a in _audit(app, "message_sent") if a.actor_email == "patient"]
+    assert [a.details["documents"] for a in patient_sent] == [1]
+
+    # Staff see the reply unread, and the attachment as a document of the request.
+    with app.app_context():
+        document = db.session.scalars(
+            sa.select(Document).where(Document.message_id == reply.id)
+        ).one()
+        assert document.request.reference == reference
+        assert document.original_name == "referral.pdf"
+        assert document.content_type == "application/pdf"
+    record = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert REPLY in record and "1 unread" in record
+    documents_section = record.split('id="documents-heading"')[1].split("</section>")[0]
+    assert "referral.pdf" in documents_section
+    assert "Message from the patient" in record  # on the timeline
+    viewed = client.get(f"/staff/requests/{reference}/documents/{document.id}")
+    assert viewed.status_code == 200 and viewed.mimetype == "application/pdf"
+    assert viewed.data == pdf_bytes("Referral")
+
+    # Opening the record read the thread: marked read by the coordinator, and audited.
+    reply = _messages(app)[1]
+    assert reply.read_at is not None and reply.read_by_id == coordinator.id
+    staff_reads = [a for a in _audit(app, "message_thread_read") if a.actor_id == coordinator.id]
+    assert [a.details["newly_read"] for a in staff_reads] == [1]
+    assert "unread" not in client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    staff_reads = [a for a in _audit(app, "message_thread_read") if a.actor_id == coordinator.id]
+    assert [a.details["newly_read"] for a in staff_reads] == [1, 0]  # every read is audited
+
+
+def test_the_patients_email_and_page_are_in_their_language(
+    app: Flask, client: FlaskClient, auth: AuthActions, clinic: Clinic
+) -> None:
+    with app.app_context():
+        consultation = make_request(locale="es", email="lucia@example.com")
+        reference = consultation.reference
+    auth.login("coordinator")
+    assert _staff_writes(client, reference).status_code == 302
+    [email] = _emails(app, "message_waiting")
+    assert email.subject.startswith("Un mensaje de la clínica")
+    assert "Zebra-42" not in email.body_text
+    browser, page = _patient(app, reference)
+    text = browser.get(page, headers={"Accept-Language": "es"}).get_data(as_text=True)
+    assert "Mensajes con la clínica" in text and QUESTION in text
+
+
+def test_the_text_is_encrypted_in_the_database(
+    app: Flask, client: FlaskClient, auth: AuthActions, cases: dict
+) -> None:
+    auth.login("coordinator")
+    assert _staff_writes(client, cases["own"]["reference"]).status_code == 302
+    with app.app_context():
+        raw = db.session.execute(sa.text("SELECT body FROM message")).scalar_one()
+    assert "Zebra-42" not in raw and "MRI" not in raw
+    assert raw.startswith("v1:")
+    assert _messages(app)[0].body == QUESTION  # and the model reads it back
+
+
+def test_a_cookie_for_another_request_opens_nothing(app: Flask, cases: dict) -> None:
+    own, other = cases["own"]["reference"], cases["other"]["reference"]
+    browser, _page = _patient(app, other)  # Otto's link
+    assert browser.get(f"/manage/{own}").status_code == 403
+    response = browser.post(
+        f"/manage/{own}/messages",
+        data={"msg-csrf_token": csrf_token(browser, f"/manage/{other}"), "msg-body": REPLY},
+    )
+    assert response.status_code == 403
+    assert _messages(app) == []
+
+
+def test_anonymous_visitors_can_neither_write_nor_read(
+    app: Flask, client: FlaskClient, auth: AuthActions, cases: dict
+) -> None:
+    reference = cases["own"]["reference"]
+    auth.login("coordinator")
+    assert _staff_writes(client, reference).status_code == 302
+    stranger = app.test_client()
+    token = csrf_token(stranger, "/staff/login")
+    staff_post = stranger.post(
+        f"/staff/requests/{reference}/messages",
+        data={"msg-csrf_token": token, "msg-body": "hello"},
+    )
+    assert staff_post.status_code == 302 and "/staff/login" in staff_post.headers["Location"]
+    assert "Zebra-42" not in stranger.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    patient_post = stranger.post(
+        f"/manage/{reference}/messages", data={"msg-csrf_token": token, "msg-body": "hello"}
+    )
+    assert patient_post.status_code == 403
+    page = stranger.get(f"/manage/{reference}")
+    assert page.status_code == 403 and "Zebra-42" not in page.get_data(as_text=True)
+    assert len(_messages(app)) == 1
+
+
+def test_a_specialist_not_assigned_is_refused(
+    app: Flask, client: FlaskClient, auth: AuthActions, cases: dict
+) -> None:
+    reference = cases["own"]["reference"]  # Dr. Weber's
+    auth.login(email="okafor@example.com")
+    token = csrf_token(client, "/staff/")
+    response = client.post(
+        f"/staff/requests/{reference}/messages",
+        data={"msg-csrf_token": token, "msg-body": QUESTION},
+    )
+    assert response.status_code == 404
+    assert _messages(app) == []
+    assert _emails(app, "message_waiting") == []
+    [refused] = _audit(app, ACCESS_REFUSED)
+    assert refused.details["reason"] == "not_assigned" and refused.target_id == reference
+    # The assigned specialist may write.
+    client.post("/staff/logout", data={"csrf_token": csrf_token(client, "/staff/")})
+    auth.login(email="weber@example.com")
+    assert _staff_writes(client, reference).status_code == 302
+    # The service refuses as well, whoever calls it.
+    with app.app_context(), pytest.raises(messages.MessageRefused):
+        messages.send_staff_message(_consultation(reference), staff_user("okafor@example.com"), "x")
+
+
+def test_a_file_that_is_not_a_document_leaves_no_message_and_no_file(
+    app: Flask, cases: dict, upload_dir
+) -> None:
+    reference = cases["own"]["reference"]
+    browser, page = _patient(app, reference)
+    files_before = stored_files(upload_dir)
+    fake = b"Just some text pretending to be a PDF.\n" * 50
+    response = _patient_writes(browser, page, file=(fake, "referral.pdf"))
+    assert response.status_code == 422
+    assert "not a PDF, JPEG or PNG" in response.get_data(as_text=True)
+    assert REPLY in response.get_data(as_text=True)  # what was written is kept on the page
+    # The service checks the bytes too (a form bypassed): nothing stored, nothing half-kept.
+    with app.app_context(), pytest.raises(DocumentRejected):
+        messages.send_patient_message(
+            _consultation(reference), REPLY, DocumentUpload(io.BytesIO(fake), "x.pdf")
+        )
+    assert _messages(app) == []
+    assert stored_files(upload_dir) == files_before
+    assert _emails(app, "message_waiting_staff") == []
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Document)) == 2
+
+
+def test_the_forms_need_their_csrf_token(
+    app: Flask, client: FlaskClient, auth: AuthActions, cases: dict
+) -> None:
+    reference = cases["own"]["reference"]
+    auth.login("coordinator")
+    client.get(f"/staff/requests/{reference}")
+    staff = client.post(f"/staff/requests/{reference}/messages", data={"msg-body": QUESTION})
+    assert staff.status_code == 400
+    browser, page = _patient(app, reference)
+    browser.get(page)
+    patient = browser.post(f"{page}/messages", data={"msg-body": REPLY})
+    assert patient.status_code == 400
+    assert "This form has expired" in patient.get_data(as_text=True)
+    assert _messages(app) == []
+
+
+def test_a_closed_request_takes_no_new_messages(
+    app: Flask, client: FlaskClient, auth: AuthActions, cases: dict, clinic: Clinic
+) -> None:
+    reference = cases["own"]["reference"]
+    coordinator = auth.login("coordinator")
+    assert _staff_writes(client, reference).status_code == 302
+    browser, page = _patient(app, reference)
+    token = csrf_token(browser, page)
+    from booking.dashboard.services import cancel_request
+
+    with app.app_context():
+        cancel_request(_consultation(reference), staff_user(coordinator.email))
+
+    response = browser.post(f"{page}/messages", data={"msg-csrf_token": token, "msg-body": REPLY})
+    assert response.status_code == 409
+    text = response.get_data(as_text=True)
+    assert "This request is closed and can no longer be changed online." in text
+    # The thread stays readable; its form is gone.
+    shown = browser.get(page).get_data(as_text=True)
+    assert QUESTION in shown and "you can read the messages here, but not send new ones" in shown
+    assert 'name="msg-body"' not in shown
+    # Staff cannot write into a thread the patient can no longer answer.
+    refused = _staff_writes(client, reference, body="One more thing")
+    assert refused.status_code == 409
+    assert "the patient can no longer reply" in refused.get_data(as_text=True)
+    assert len(_messages(app)) == 1
+
+
+def test_erasing_the_patient_erases_the_thread(
+    app: Flask, client: FlaskClient, auth: AuthActions, cases: dict
+) -> None:
+    reference = cases["own"]["reference"]
+    auth.login("coordinator")
+    assert _staff_writes(client, reference).status_code == 302
+    browser, page = _patient(app, reference)
+    assert _patient_writes(browser, page, file=(pdf_bytes(), "letter.pdf")).status_code == 302
+    from booking.dashboard.services import cancel_request
+    from booking.privacy.services import erase_patient
+
+    with app.app_context():
+        cancel_request(_consultation(reference), staff_user("coord@example.com"))
+        erase_patient(reference, reference, staff_user("admin@example.com"))
+    assert _messages(app) == []
+    with app.app_context():
+        attached = sa.select(sa.func.count()).select_from(Document)
+        assert db.session.scalar(attached.where(Document.message_id.is_not(None))) == 0
