@@ -5,7 +5,9 @@ received"; the reminder; the clinic's checklist."""
 from __future__ import annotations
 
 import io
+import json
 import re
+import zipfile
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from booking.audit.models import AuditEvent
 from booking.extensions import db
@@ -367,3 +369,41 @@ def test_admins_shape_the_checklist_staff_ask_from(
     assert "Radiografía de toda la columna" in page
     # A switched-off item cannot be asked for by a hand-made post either.
     assert _ask(client, _new_request(app), ["operation_notes"]).status_code == 422
+
+
+def test_the_patients_export_holds_the_asks_and_erasure_removes_them(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    reference = _new_request(app)
+    auth.login("admin")
+    client = auth.client
+    assert _ask(client, reference, ["referral_letter"], QUESTION).status_code == 302
+    patient, url = _patient(app, reference)
+    assert _answer(patient, url, {}, ANSWER).status_code == 302
+    with app.app_context():
+        consultation = _load(app, reference)
+        consultation.status = RequestStatus.DECLINED  # erasure needs a closed request
+        db.session.commit()
+
+    page = client.get(f"/staff/admin/privacy/{reference}").get_data(as_text=True)
+    token = _tokens(page)["csrf_token"]
+    response = client.post(f"/staff/admin/privacy/{reference}/export", data={"csrf_token": token})
+    assert response.status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(response.get_data()))
+    [exported] = json.loads(archive.read("patient.json"))["requests"]
+    [ask] = exported["information_requests"]
+    assert (ask["items"], ask["question"], ask["answer"]) == (
+        ["Referral letter"],
+        QUESTION,
+        ANSWER,
+    )
+    summary = archive.read("summary.txt").decode()
+    assert QUESTION in summary and ANSWER in summary
+
+    response = client.post(
+        f"/staff/admin/privacy/{reference}/erase",
+        data={"csrf_token": token, "confirmation": reference},
+    )
+    assert response.status_code == 302
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(asks.InformationRequest)) == 0

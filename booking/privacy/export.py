@@ -128,9 +128,17 @@ class PatientArchive:
 
 
 def build_archive(
-    reference: str, email: str, requests: list[Any], other_emails: list[Any], waitlist: dict
+    reference: str,
+    email: str,
+    requests: list[Any],
+    other_emails: list[Any],
+    waitlist: dict,
+    asked: dict[int, list[Any]] | None = None,
+    threads: dict[int, list[Any]] | None = None,
 ) -> PatientArchive:
-    """The archive's data for a patient's requests (loaded with everything they show)."""
+    """The archive's data for a patient's requests (loaded with everything they show), with
+    each request's requests for information (``asked``) and messages (``threads``) by id."""
+    asked, threads = asked or {}, threads or {}
     documents: list[ArchiveDocument] = []
     exported = []
     for consultation in requests:
@@ -190,6 +198,20 @@ def build_archive(
                 ],
                 "documents": doc_entries,
                 "emails": [columns(e, skip=SKIP_EMAIL) for e in consultation.emails],
+                "information_requests": [
+                    {
+                        **columns(ask, skip={"id", "request_id", "asked_by_id", "items"}),
+                        "items": ask.item_labels(consultation.locale),
+                    }
+                    for ask in asked.get(consultation.id, [])
+                ],
+                "messages": [
+                    {
+                        **columns(m, skip={"id", "request_id", "author_id", "read_by_id"}),
+                        "by": "patient" if m.from_patient else "clinic",
+                    }
+                    for m in threads.get(consultation.id, [])
+                ],
             }
         )
     data = {
@@ -244,6 +266,8 @@ def summary_sections(data: dict[str, Any]) -> list[dict[str, Any]]:
         "timeline",
         "documents",
         "emails",
+        "information_requests",
+        "messages",
     }
     sections = []
     for request in data["requests"]:
@@ -258,6 +282,8 @@ def summary_sections(data: dict[str, Any]) -> list[dict[str, Any]]:
                 "timeline": request["timeline"],
                 "documents": request["documents"],
                 "emails": request["emails"],
+                "information_requests": request.get("information_requests", []),
+                "messages": request.get("messages", []),
             }
         )
     return sections

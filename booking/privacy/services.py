@@ -29,9 +29,11 @@ from booking.audit.services import record
 from booking.documents.models import Document
 from booking.documents.storage import get_storage
 from booking.extensions import db
+from booking.messages.models import Message
 from booking.notifications.models import OutboxEmail
 from booking.privacy.export import PatientArchive, build_archive
 from booking.privacy.models import FilePurge
+from booking.requests.asks import InformationRequest
 from booking.requests.calls import CallbackAttempt
 from booking.requests.events import RequestEvent
 from booking.requests.models import (
@@ -284,7 +286,21 @@ def export_patient(reference: str, actor: StaffUser) -> PatientArchive | None:
             .where(WaitlistEntry.request_id.in_(ids))
         ).all()
     }
-    archive = build_archive(normalise_reference(reference), email, requests, other_emails, waitlist)
+    asked: dict[int, list[InformationRequest]] = {}
+    for ask in db.session.scalars(
+        select(InformationRequest)
+        .where(InformationRequest.request_id.in_(ids))
+        .order_by(InformationRequest.id)
+    ):
+        asked.setdefault(ask.request_id, []).append(ask)
+    threads: dict[int, list[Message]] = {}
+    for message in db.session.scalars(
+        select(Message).where(Message.request_id.in_(ids)).order_by(Message.id)
+    ):
+        threads.setdefault(message.request_id, []).append(message)
+    archive = build_archive(
+        normalise_reference(reference), email, requests, other_emails, waitlist, asked, threads
+    )
     record(
         "patient_exported",
         target_type="patient",
