@@ -295,7 +295,7 @@ def test_specialists_work_only_their_own_requests(
     # Dr. Okafor is not assigned: the request does not exist for her.
     AuthActions(client).attempt(clinic.okafor.email)
     assert client.get(f"/staff/requests/{reference}").status_code == 404
-    token = CSRF_VALUE.search(client.get("/staff/").get_data(as_text=True))
+    token = CSRF_VALUE.search(client.get("/staff/queue").get_data(as_text=True))
     response = client.post(
         f"/staff/requests/{reference}/complete",
         data={"action-csrf_token": token.group(1) if token else ""},
