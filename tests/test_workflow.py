@@ -301,12 +301,12 @@ def test_specialists_work_only_their_own_requests(
         data={"action-csrf_token": token.group(1) if token else ""},
     )
     assert response.status_code == 404
-    assert reference not in client.get("/staff/?status=all").get_data(as_text=True)
+    assert reference not in client.get("/staff/queue?status=all").get_data(as_text=True)
     client.post("/staff/logout", data={"csrf_token": token.group(1) if token else ""})
 
     # Dr. Weber is assigned: she sees it, may complete it, but may not cancel it.
     AuthActions(client).attempt(clinic.weber.email)
-    assert reference in client.get("/staff/?status=all").get_data(as_text=True)
+    assert reference in client.get("/staff/queue?status=all").get_data(as_text=True)
     response = act(client, reference, "cancel")
     assert response.status_code == 409
     assert "role does not allow" in response.get_data(as_text=True)
