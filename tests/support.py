@@ -144,7 +144,7 @@ class AuthActions:
 
     def logout(self, *, client: FlaskClient | None = None) -> TestResponse:
         client = client or self.client
-        return client.post("/staff/logout", data={"csrf_token": csrf_token(client, "/staff/")})
+        return client.post("/staff/logout", data={"csrf_token": csrf_token(client, "/staff/queue")})
 
 
 class Statements(list[str]):

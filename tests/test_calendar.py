@@ -1,16 +1,30 @@
-"""The staff calendar: day and week views of confirmed appointments, filtered."""
+"""The agenda (/staff/calendar): day and week time grids of held and confirmed appointments,
+free time, breaks and time off; who may see whose; a clock change; the specialist's landing
+page."""
 
 from __future__ import annotations
 
-from datetime import time
+import html as html_lib
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
+from booking.audit.models import AuditEvent
+from booking.calendar.agenda import grid_css
 from booking.dashboard import services as workflow
-from booking.timeutil import clinic_today
+from booking.extensions import db
+from booking.scheduling.admin_services import add_time_off
+from booking.scheduling.models import ClinicSettings
+from booking.scheduling.services import SlotChoice
+from booking.timeutil import clinic_today, from_clinic_local
 from tests.factories import (
     make_appointment_type,
     make_hours,
@@ -20,65 +34,276 @@ from tests.factories import (
 )
 from tests.support import AuthActions, Staff
 
-
-@pytest.fixture
-def week(app: Flask, staff: Staff) -> dict[str, Any]:
-    """Two confirmed appointments next week with different specialists and places, one
-    cancelled, one request still waiting."""
-    from datetime import timedelta
-
-    with app.app_context():
-        coordinator = staff_user(staff.coordinator.email)
-        weber = staff_user(staff.weber.email)
-        okafor = staff_user(staff.okafor.email)
-        mitte, west = make_location("Mitte", "A 1"), make_location("West", "B 2")
-        kind = make_appointment_type(minutes=30)
-        make_hours(weber, mitte, range(7))
-        make_hours(okafor, west, range(7))
-        monday = clinic_today() + timedelta(days=7 - clinic_today().weekday())
-        plan = [
-            ("Anna Mitte", weber, mitte, monday, time(9)),
-            ("Ben West", okafor, west, monday + timedelta(days=2), time(14)),
-            ("Carl Cancelled", weber, mitte, monday + timedelta(days=1), time(10)),
-        ]
-        for name, specialist, place, day, at in plan:
-            consultation = make_request(full_name=name, email=f"{name.split()[0]}@example.com")
-            workflow.confirm_request(
-                consultation, coordinator, workflow.Slot(kind, specialist, place, day, at)
-            )
-            if name.startswith("Carl"):
-                workflow.cancel_request(consultation, coordinator)
-        make_request(full_name="Wanda Waiting", email="wanda@example.com")
-        return {"monday": monday, "weber": weber.id, "west": west.id, "weber_email": weber.email}
+ENTRY_RE = re.compile(r'<li class="agenda-entry ([^"]*)">(.*?)</li>', re.S)
+HEADING_RE = re.compile(r'<h3 class="agenda-head" id="col-([^"]+)">(.*?)</h3>', re.S)
 
 
-def page(client: FlaskClient, **args: Any) -> str:
+def text(fragment: str) -> str:
+    """What a reader gets from a piece of the page: the text, tags gone, spaces collapsed (and
+    the en dash between two times read as a hyphen)."""
+    plain = html_lib.unescape(re.sub(r"<[^>]+>", " ", fragment)).replace("\N{EN DASH}", "-")
+    return " ".join(plain.split())
+
+
+def entries(page: str) -> list[tuple[str, str]]:
+    """Every entry of the agenda's grids as (its classes, its text), in page order."""
+    return [(classes, text(body)) for classes, body in ENTRY_RE.findall(page)]
+
+
+def entry(page: str, containing: str) -> tuple[str, str]:
+    [found] = [e for e in entries(page) if containing in e[1]]
+    return found
+
+
+def columns(page: str) -> list[str]:
+    """The columns' headings."""
+    return [text(body) for _key, body in HEADING_RE.findall(page)]
+
+
+def agenda(client: FlaskClient, **args: Any) -> str:
     response = client.get("/staff/calendar", query_string=args)
-    assert response.status_code == 200
+    assert response.status_code == 200, response.status_code
     return response.get_data(as_text=True)
 
 
-def test_week_view_shows_confirmed_appointments_only(client: FlaskClient, week: dict) -> None:
+@dataclass(frozen=True)
+class Day:
+    day: date
+    weber: int
+    okafor: int
+    mitte: int
+    west: int
+
+
+def hold(type_id: int, specialist_id: int, location_id: int, starts_at: datetime, **kw: Any):
+    """A request whose patient holds that time (not yet confirmed by staff)."""
+    return make_request(slot=SlotChoice(type_id, specialist_id, location_id, starts_at), **kw)
+
+
+def confirm(name: str, specialist: Any, location: Any, kind: Any, day: date, at: time):
+    coordinator = staff_user("coord@example.com")
+    consultation = make_request(full_name=name, email=f"{name.split()[0].lower()}@example.com")
+    workflow.confirm_request(
+        consultation, coordinator, workflow.Slot(kind, specialist, location, day, at)
+    )
+    return consultation
+
+
+@pytest.fixture
+def monday(app: Flask, staff: Staff) -> Day:
+    """Next week's Monday (at least two days ahead). Dr. Weber works 08:00-12:00 and
+    13:00-17:00 at Mitte, has time off from 15:00 ("Conference"), a confirmed appointment at
+    09:00 (Anna), an urgent patient holding 10:00 (Hugo) and a cancelled one at 11:00 (Carl).
+    Dr. Okafor works 09:00-17:00 at West and sees Ben at 14:00. 30-minute appointments, the
+    default 10-minute buffer."""
+    with app.app_context():
+        weber, okafor = staff_user(staff.weber.email), staff_user(staff.okafor.email)
+        coordinator = staff_user(staff.coordinator.email)
+        mitte, west = make_location("Mitte", "A 1"), make_location("West", "B 2")
+        kind = make_appointment_type("Spine evaluation", minutes=30)
+        make_hours(weber, mitte, range(7), "08:00", "12:00")
+        make_hours(weber, mitte, range(7), "13:00", "17:00")
+        make_hours(okafor, west, range(7), "09:00", "17:00")
+        today = clinic_today()
+        day = today + timedelta(days=7 - today.weekday())
+        if (day - today).days < 2:
+            day += timedelta(days=7)
+        confirm("Anna Mitte", weber, mitte, kind, day, time(9))
+        hold(
+            kind.id,
+            weber.id,
+            mitte.id,
+            from_clinic_local(day, time(10)),
+            full_name="Hugo Held",
+            email="hugo@example.com",
+            red_flags={"fever_weight_loss"},
+        )
+        cancelled = confirm("Carl Cancelled", weber, mitte, kind, day, time(11))
+        workflow.cancel_request(cancelled, coordinator)
+        confirm("Ben West", okafor, west, kind, day, time(14))
+        add_time_off(
+            weber,
+            from_clinic_local(day, time(15)),
+            from_clinic_local(day, time(17)),
+            "Conference",
+            actor=None,
+        )
+        make_request(full_name="Wanda Waiting", email="wanda@example.com")  # holds no time
+        return Day(day, weber.id, okafor.id, mitte.id, west.id)
+
+
+def test_a_specialists_day_shows_held_and_confirmed_times_free_time_breaks_and_time_off(
+    client: FlaskClient, monday: Day
+) -> None:
+    AuthActions(client).attempt("weber@example.com")
+    page = agenda(client, date=monday.day.isoformat())
+
+    assert [text for _classes, text in entries(page)] == [
+        "08:00-09:00 · Free · Mitte",
+        "09:00-09:30 Anna Mitte · Spine evaluation · Confirmed · Mitte",
+        # The buffer after each appointment is neither free nor booked: left blank.
+        "09:40-10:00 · Free · Mitte",
+        "10:00-10:30 Hugo Held · Spine evaluation · Held, not confirmed URGENT · Mitte",
+        "10:40-12:00 · Free · Mitte",  # Carl's cancelled 11:00 is free again
+        "12:00-13:00 · Break",
+        "13:00-15:00 · Free · Mitte",
+        "15:00-17:00 · Time off: Conference",
+    ]
+    held_classes, _text = entry(page, "Hugo Held")
+    confirmed_classes, _text = entry(page, "Anna Mitte")
+    assert "agenda-held" in held_classes and "agenda-held" not in confirmed_classes
+    # Placed on the grid: 5-minute rows from 08:00, so 09:00 starts at line 13.
+    assert "ag-from-13 ag-to-19" in confirmed_classes
+    assert "ag-from-25 ag-to-31" in held_classes
+    # Each appointment leads to the request's record.
+    anna = re.search(r'href="(/staff/requests/SC-[^"]+)">Anna Mitte<', page)
+    assert anna is not None and client.get(anna.group(1)).status_code == 200
+    assert "2 appointments (1 held, not confirmed)" in text(page)
+    assert "Ben West" not in page and "Wanda Waiting" not in page
+
+
+def test_coordinators_see_the_specialists_side_by_side_and_switch_between_them(
+    client: FlaskClient, monday: Day
+) -> None:
     AuthActions(client).attempt("coord@example.com")
-    html = page(client, date=week["monday"].isoformat())
-    assert "Anna Mitte" in html and "Ben West" in html
-    assert "Carl Cancelled" not in html and "Wanda Waiting" not in html
-    assert "09:00" in html and "14:00" in html  # clinic time
-    assert "2 appointments" in html
+    day = monday.day.isoformat()
+
+    both = agenda(client, date=day)
+    assert columns(both) == ["Dr. Okafor", "Dr. Weber"]
+    assert "Specialists side by side" in both
+    assert (
+        entry(both, "Ben West")[1] == "14:00-14:30 Ben West · Spine evaluation · Confirmed · West"
+    )
+    assert "Hugo Held" in both and "Anna Mitte" in both
+    assert "Carl Cancelled" not in both
+
+    weber = agenda(client, date=day, specialist=monday.weber)
+    assert columns(weber) == ["Dr. Weber"] and "Ben West" not in weber and "Hugo Held" in weber
+    west = agenda(client, date=day, location=monday.west)
+    assert "Ben West" in west and "Anna Mitte" not in west and "· Mitte" not in text(west)
+
+    week = agenda(client, date=day, view="week", specialist=monday.okafor)
+    assert len(columns(week)) == 7 and "Ben West" in week and "Anna Mitte" not in week
+    assert re.search(r"<h2[^>]*>Dr\. Okafor</h2>", week)
 
 
-def test_day_view_and_filters(client: FlaskClient, week: dict) -> None:
-    AuthActions(client).attempt("coord@example.com")
-    monday = week["monday"].isoformat()
-    day = page(client, view="day", date=monday)
-    assert "Anna Mitte" in day and "Ben West" not in day
-    by_specialist = page(client, date=monday, specialist=week["weber"])
-    assert "Anna Mitte" in by_specialist and "Ben West" not in by_specialist
-    by_place = page(client, date=monday, location=week["west"])
-    assert "Ben West" in by_place and "Anna Mitte" not in by_place
+def test_a_specialist_sees_only_their_own_agenda_and_is_refused_anothers(
+    app: Flask, client: FlaskClient, monday: Day
+) -> None:
+    AuthActions(client).attempt("weber@example.com")
+    day = monday.day.isoformat()
+    page = agenda(client, date=day)
+    assert columns(page) == ["Dr. Weber"]
+    assert 'id="specialist"' not in page  # no switching to another specialist
+    for view in ("day", "week"):
+        assert "Ben West" not in agenda(client, date=day, view=view)
+
+    refused = client.get("/staff/calendar", query_string={"date": day, "specialist": monday.okafor})
+    assert refused.status_code == 403
+    assert "Ben West" not in refused.get_data(as_text=True)
+    with app.app_context():
+        event = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "access_refused")
+        ).one()
+        assert (event.target_type, event.target_id) == ("agenda", str(monday.okafor))
+        assert event.details["reason"] == "not_own_agenda"
+    # Their own id is no refusal.
+    assert "Anna Mitte" in agenda(client, date=day, specialist=monday.weber)
 
 
-def test_a_specialist_sees_only_their_own_calendar(client: FlaskClient, week: dict) -> None:
-    AuthActions(client).attempt(week["weber_email"])
-    html = page(client, date=week["monday"].isoformat(), specialist="999")
-    assert "Anna Mitte" in html and "Ben West" not in html
+def test_an_admin_sees_any_specialists_agenda(client: FlaskClient, monday: Day) -> None:
+    AuthActions(client).attempt("admin@example.com")
+    page = agenda(client, date=monday.day.isoformat(), specialist=monday.okafor)
+    assert "Ben West" in page and "Anna Mitte" not in page
+
+
+@pytest.fixture
+def madrid(app_settings: dict[str, Any]) -> ZoneInfo:
+    app_settings["CLINIC_TIMEZONE"] = "Europe/Madrid"
+    return ZoneInfo("Europe/Madrid")
+
+
+def test_the_week_of_a_clock_change_keeps_each_time_on_its_row(
+    madrid: ZoneInfo, app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    """The week of Sunday 28 March 2027, when Madrid's clocks go from 02:00 CET to 03:00 CEST:
+    the Sunday has 23 hours, and 10:00 is 10:00 on every day's row."""
+    sunday = date(2027, 3, 28)
+    with app.app_context():
+        db.session.add(ClinicSettings(id=1, horizon_days=730))
+        db.session.commit()
+        weber = staff_user(staff.weber.email)
+        mitte = make_location("Mitte", "A 1")
+        kind = make_appointment_type("Spine evaluation", minutes=30)
+        make_hours(weber, mitte, range(7), "08:00", "12:00")
+        confirm("Fran Friday", weber, mitte, kind, sunday - timedelta(days=2), time(10))
+        confirm("Sara Sunday", weber, mitte, kind, sunday, time(10))
+        hold(
+            kind.id,
+            weber.id,
+            mitte.id,
+            from_clinic_local(sunday, time(11)),
+            full_name="Hana Held",
+            email="hana@example.com",
+        )
+    AuthActions(client).attempt("weber@example.com")
+    page = agenda(client, date="2027-03-24", view="week")
+
+    assert columns(page) == [
+        "Mon 22 Mar",
+        "Tue 23 Mar",
+        "Wed 24 Mar",
+        "Thu 25 Mar",
+        "Fri 26 Mar",
+        "Sat 27 Mar",
+        "Sun 28 Mar 23-hour day: the clocks go forward",
+    ]
+    friday_classes, friday = entry(page, "Fran Friday")
+    sunday_classes, sunday_text = entry(page, "Sara Sunday")
+    assert friday.startswith("10:00-10:30 ")  # 09:00 UTC
+    assert sunday_text.startswith("10:00 CEST-10:30 CEST ")  # 08:00 UTC
+    # The same wall-clock time on the same grid row (from 08:00: 10:00 starts line 25).
+    assert "ag-from-25 ag-to-31" in friday_classes and "ag-from-25 ag-to-31" in sunday_classes
+    held_classes, held = entry(page, "Hana Held")
+    assert "agenda-held" in held_classes and "Held, not confirmed" in held
+    assert held.startswith("11:00 CEST-11:30 CEST ")
+    assert "ag-from-37 ag-to-43" in held_classes
+    # Sunday's morning is whole: free from 08:00 CEST to the appointment.
+    assert "08:00 CEST-10:00 CEST · Free · Mitte" in [t for _c, t in entries(page)]
+    assert "3 appointments (1 held, not confirmed)" in text(page)
+
+    # The day itself, and the 25-hour Sunday of October.
+    day = agenda(client, date="2027-03-28")
+    assert "23-hour day" in day and "Sara Sunday" in day and "Fran Friday" not in day
+    autumn = agenda(client, date="2027-10-31")
+    assert "25-hour day: the clocks go back" in autumn
+    assert "08:00 CET-12:00 CET · Free · Mitte" in [t for _c, t in entries(autumn)]
+
+
+def test_a_specialist_lands_on_todays_agenda_after_signing_in(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    auth = AuthActions(client)
+    response = auth.attempt("weber@example.com")
+    assert response.status_code == 302 and response.headers["Location"] == "/staff/calendar"
+    page = client.get("/staff/calendar").get_data(as_text=True)
+    assert "<h1" in page and "Agenda:" in page
+    with app.app_context():
+        today = clinic_today()
+    assert f"col-{today.isoformat()}-{staff.weber.id}" in page  # today, theirs
+    # Their staff home is the agenda too; the queue has its own address.
+    home = client.get("/staff/")
+    assert home.status_code == 302 and home.headers["Location"] == "/staff/calendar"
+    assert client.get("/staff/queue").status_code == 200
+
+    other = auth.new_client(email="coord@example.com")
+    assert other.get("/staff/").status_code == 200  # the queue
+    coordinator = client.application.test_client()
+    assert auth.attempt("coord@example.com", client=coordinator).headers["Location"] == "/staff/"
+
+
+def test_the_agenda_css_has_a_class_for_every_grid_line() -> None:
+    """The stylesheet is generated: it must be what the generator makes today."""
+    css = Path(__file__).resolve().parent.parent / "booking/static/css/agenda.css"
+    assert css.read_text() == grid_css()
+    assert ".ag-from-289{grid-row-start:289}" in css.read_text()

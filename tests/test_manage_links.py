@@ -266,7 +266,7 @@ def test_a_coordinator_sends_a_new_link_from_the_record(
 def test_a_specialist_may_not_send_a_new_link(app: Flask, booked: dict[str, Any]) -> None:
     staff = app.test_client()
     AuthActions(staff).attempt("weber@example.com")
-    token = csrf_token(staff, "/staff/")
+    token = csrf_token(staff, "/staff/queue")
     response = staff.post(
         f"/staff/requests/{booked['reference']}/new-link", data={"link-csrf_token": token}
     )

@@ -253,7 +253,7 @@ def test_a_specialist_not_assigned_is_refused(
 ) -> None:
     reference = cases["own"]["reference"]  # Dr. Weber's
     auth.login(email="okafor@example.com")
-    token = csrf_token(client, "/staff/")
+    token = csrf_token(client, "/staff/queue")
     response = client.post(
         f"/staff/requests/{reference}/messages",
         data={"msg-csrf_token": token, "msg-body": QUESTION},

@@ -286,7 +286,7 @@ def test_other_staff_get_403_and_change_nothing(
 ) -> None:
     client = app.test_client()
     AuthActions(client).login(role)
-    token = csrf_token(client, "/staff/")
+    token = csrf_token(client, "/staff/queue")
     reference = clinic.erika[0]
     base = f"/staff/admin/privacy/{reference}"
     assert client.get("/staff/admin/privacy").status_code == 403

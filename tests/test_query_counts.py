@@ -21,7 +21,7 @@ from booking.scheduling.availability import open_slots
 from booking.scheduling.models import AppointmentType
 from booking.scheduling.services import SlotChoice
 from booking.staff.auth import find_staff_by_email
-from booking.timeutil import now_utc
+from booking.timeutil import now_utc, to_clinic_tz
 from tests.factories import (
     make_appointment_type,
     make_hours,
@@ -87,6 +87,12 @@ class Clinic:
             return slot.key
 
 
+def first_day(clinic: Clinic) -> str:
+    """The clinic day of the first time the requests hold (ISO date)."""
+    with clinic.app.app_context():
+        return to_clinic_tz(clinic.free[0].starts_at).date().isoformat()
+
+
 def times_offered(picker_page: str) -> int:
     """The open times the picker counts on its days (it lists one day's times at a time)."""
     return sum(int(n) for n in re.findall(r" · ([0-9]+) times?</a>", picker_page))
@@ -105,6 +111,10 @@ PAGES = {
     "staff queue": lambda clinic: "/staff/",
     "staff queue, every status": lambda clinic: "/staff/?status=all",
     "request record": lambda clinic: f"/staff/requests/{clinic.newest}",
+    "agenda, specialists side by side": lambda clinic: f"/staff/calendar?date={first_day(clinic)}",
+    "agenda, a specialist's week": lambda clinic: (
+        f"/staff/calendar?view=week&date={first_day(clinic)}&specialist={clinic.specialist_id}"
+    ),
 }
 
 
@@ -141,7 +151,7 @@ def test_queries_per_page_do_not_grow_with_the_data(
 
     assert large == small, f"{page}: {small} queries with {SMALL} requests, {large} with {LARGE}"
     # The pages did show the larger data (the queue lists more rows, the picker fewer times).
-    if page.startswith("staff queue"):
+    if page.startswith(("staff queue", "agenda")):
         assert len(re.findall(r"/staff/requests/SC-", large_page)) > len(
             re.findall(r"/staff/requests/SC-", small_page)
         )
@@ -170,6 +180,9 @@ def test_the_queue_and_record_are_a_handful_of_queries(
         # +2 for the requests for information and the clinic's checklist, +1 for the message
         # thread (its documents only when it has messages)
         (f"/staff/requests/{clinic.newest}", 15),
+        # The agenda: the appointments, the weekly hours, the time off and extra hours, the
+        # specialists and the locations, plus the account and the two-factor rule.
+        (f"/staff/calendar?date={first_day(clinic)}", 8),
     ):
         count, _page = queries_for(app, client, path, monkeypatch)
         assert count <= most, f"{path}: {count} queries"

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from booking.extensions import db
 from booking.requests.models import ConsultationRequest
 from tests.factories import (
+    make_assigned_requests,
     make_request,
     staff_user,
 )
@@ -521,3 +522,22 @@ def test_record_page_query_count_does_not_grow_with_the_data(
     # (12, +1 the requests for information, +1 the clinic's checklist: booking.requests.asks,
     # +1 the message thread: booking.messages)
     assert len(many) <= 15, _same_count_message(few, many)
+
+
+def test_a_specialists_queue_holds_their_own_requests_with_no_choice_of_specialist(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    with app.app_context():
+        own, other = make_assigned_requests(clinic)
+    auth.login(email=clinic.weber.email)
+    for args in ({"status": "all"}, {"status": "all", "specialist": clinic.okafor.id}):
+        response = auth.client.get("/staff/queue", query_string=args)
+        assert response.status_code == 200
+        page = response.get_data(as_text=True)
+        assert REF_RE.findall(page) == [own["reference"]], args
+        assert 'id="specialist"' not in page and "Specialist" not in page
+
+    coordinator = auth.new_client("coordinator")
+    page = coordinator.get("/staff/queue", query_string={"status": "all"}).get_data(as_text=True)
+    assert 'id="specialist"' in page
+    assert sorted(REF_RE.findall(page)) == sorted([own["reference"], other["reference"]])

@@ -218,7 +218,7 @@ def test_only_admins_reach_the_pages(
     assert response.status_code == 302 and "/staff/login" in response.headers["Location"]
 
     AuthActions(client).login(email=role_email)
-    token = csrf_token(client, "/staff/")
+    token = csrf_token(client, "/staff/queue")
     weber_page = schedule_path(clinic.weber.id)
     assert client.get(OVERVIEW).status_code == 403
     assert client.get(weber_page).status_code == 403

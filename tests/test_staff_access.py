@@ -69,6 +69,7 @@ ACCESS: dict[str, Access] = {
     "dashboard.export_csv": MANAGERS,
     "dashboard.send_new_link": MANAGERS,
     "insights.view": MANAGERS,
+    "dashboard.home": EVERY_ROLE,
     "dashboard.queue": EVERY_ROLE,
     "calendar.view": EVERY_ROLE,
     "staff.logout": EVERY_ROLE,
@@ -85,6 +86,9 @@ ACCESS: dict[str, Access] = {
     "dashboard.withdraw_ask": EVERY_ROLE_ASSIGNED,
     "dashboard.information_reviewed": EVERY_ROLE_ASSIGNED,
 }
+
+# Pages that send a role on to another (endpoint: where), instead of answering themselves.
+HOME_REDIRECTS = {SPECIALIST: {"dashboard.home": "/staff/calendar"}}
 
 # The URL variables this test can fill with real values; see ``_variable_values``.
 KNOWN_VARIABLES = frozenset(
@@ -377,7 +381,7 @@ def test_each_role_gets_exactly_what_the_table_allows(
 ) -> None:
     cases = staff_cases(app, clinic)
     AuthActions(client).login(email=clinic.emails[role])
-    token = csrf_token(client, "/staff/")
+    token = csrf_token(client, "/staff/queue")
     problems = []
 
     # Refused first, and they must change nothing.
@@ -407,7 +411,11 @@ def test_each_role_gets_exactly_what_the_table_allows(
     for case in sorted(allowed, key=lambda c: c.method):  # GETs before POSTs, logout last
         response = send(client, case, token)
         if case.method == "GET":
-            if response.status_code != 200:
+            if case.endpoint in HOME_REDIRECTS.get(role, ()):
+                # A specialist's staff home is their agenda.
+                if response.headers.get("Location") != HOME_REDIRECTS[role][case.endpoint]:
+                    problems.append(f"{case}: {response.status_code}, expected their agenda")
+            elif response.status_code != 200:
                 problems.append(f"{case}: {response.status_code}, expected 200")
         elif response.status_code in (401, 403, 404, 405) or (
             # Signing out rightly ends on the sign-in page; anything else sent there was refused.

@@ -78,7 +78,7 @@ def alerts(response: TestResponse) -> list[str]:
 
 
 def logout(client: FlaskClient) -> TestResponse:
-    return client.post("/staff/logout", data={"csrf_token": csrf_token(client, "/staff/")})
+    return client.post("/staff/logout", data={"csrf_token": csrf_token(client, "/staff/queue")})
 
 
 def forgot(client: FlaskClient, email: str) -> TestResponse:

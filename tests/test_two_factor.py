@@ -163,7 +163,7 @@ def test_an_admin_can_require_two_factor_for_other_roles(app: Flask, client: Fla
     assert coordinator.get("/staff/").headers["Location"].endswith("/staff/two-factor")
     specialist = FlaskClient(app, app.response_class, use_cookies=True)
     AuthActions(specialist).attempt("spec@example.com")
-    assert specialist.get("/staff/").status_code == 200
+    assert specialist.get("/staff/queue").status_code == 200
 
     # Unticking every role leaves only the server's own rule (admins).
     client.post("/staff/accounts/two-factor", data={"csrf_token": token})

@@ -295,18 +295,18 @@ def test_specialists_work_only_their_own_requests(
     # Dr. Okafor is not assigned: the request does not exist for her.
     AuthActions(client).attempt(clinic.okafor.email)
     assert client.get(f"/staff/requests/{reference}").status_code == 404
-    token = CSRF_VALUE.search(client.get("/staff/").get_data(as_text=True))
+    token = CSRF_VALUE.search(client.get("/staff/queue").get_data(as_text=True))
     response = client.post(
         f"/staff/requests/{reference}/complete",
         data={"action-csrf_token": token.group(1) if token else ""},
     )
     assert response.status_code == 404
-    assert reference not in client.get("/staff/?status=all").get_data(as_text=True)
+    assert reference not in client.get("/staff/queue?status=all").get_data(as_text=True)
     client.post("/staff/logout", data={"csrf_token": token.group(1) if token else ""})
 
     # Dr. Weber is assigned: she sees it, may complete it, but may not cancel it.
     AuthActions(client).attempt(clinic.weber.email)
-    assert reference in client.get("/staff/?status=all").get_data(as_text=True)
+    assert reference in client.get("/staff/queue?status=all").get_data(as_text=True)
     response = act(client, reference, "cancel")
     assert response.status_code == 409
     assert "role does not allow" in response.get_data(as_text=True)

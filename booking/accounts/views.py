@@ -70,13 +70,21 @@ def _failed(response: Response) -> bool:
     return response.status_code == 401
 
 
-def _safe_next(target: str | None) -> str:
-    """Follow ``next`` only to a path on this site."""
+def _safe_next(target: str | None) -> str | None:
+    """``next``, only when it is a staff path on this site."""
     if target:
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc and target.startswith("/staff"):
             return target
-    return url_for("dashboard.queue")
+    return None
+
+
+def _home(user: StaffUser) -> str:
+    """Where signing in leads without a ``next``: a specialist's day (today's agenda), the
+    queue for everyone else."""
+    if user.role == StaffRole.SPECIALIST:
+        return url_for("calendar.view")
+    return url_for("dashboard.home")
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -84,7 +92,7 @@ def _safe_next(target: str | None) -> str:
 @limiter.limit(_account_limit, key_func=_account_key, methods=["POST"], deduct_when=_failed)
 def login() -> Response | str | tuple[str, int]:
     if current_user.is_authenticated:
-        return redirect(url_for("dashboard.queue"))
+        return redirect(url_for("dashboard.home"))
     form = LoginForm()
     if form.validate_on_submit():
         user = services.authenticate(form.email.data, form.password.data)
@@ -94,7 +102,7 @@ def login() -> Response | str | tuple[str, int]:
             session[PENDING_NEXT_KEY] = _safe_next(request.args.get("next"))
             return redirect(url_for("staff.login_code"))
         if user is not None:
-            return _complete_login(user, _safe_next(request.args.get("next")))
+            return _complete_login(user, _safe_next(request.args.get("next")) or _home(user))
         # The same words whether the account exists or not.
         form.form_errors.append(_("That email address and password do not match."))
         return render_template("staff/login.html", form=form), 401
@@ -126,7 +134,7 @@ def login_code() -> Response | str | tuple[str, int]:
     form = CodeForm()
     if form.validate_on_submit():
         if twofactor.verify(user, form.code.data):
-            target = session.pop(PENDING_NEXT_KEY, None) or url_for("dashboard.queue")
+            target = session.pop(PENDING_NEXT_KEY, None) or _home(user)
             session.pop(PENDING_KEY, None)
             return _complete_login(user, target)
         form.code.errors = [*form.code.errors, _("That code is not right. Please try again.")]

@@ -1,63 +1,73 @@
-"""Day and week views of confirmed appointments, per specialist and location."""
+"""The agenda: day and week time grids of appointments (held and confirmed), free time,
+breaks and time off, per specialist and location. A specialist sees their own; coordinators
+and admins switch between specialists or see them all side by side."""
 
 from __future__ import annotations
 
-from datetime import date, time, timedelta
+from datetime import timedelta
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, abort, render_template, request
 from flask_login import current_user
 
-from booking.requests.queries import appointments_between
+from booking.audit.services import record_refused_access
+from booking.calendar.agenda import build_agenda
 from booking.scheduling.services import all_locations
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole
-from booking.staff.services import list_staff
-from booking.timeutil import clinic_today, from_clinic_local, to_clinic_tz
+from booking.staff.services import active_specialists
+from booking.timeutil import clinic_today
 from booking.urlargs import date_arg, int_arg
 
 bp = Blueprint("calendar", __name__, url_prefix="/staff")
 
 
-def _int_arg(name: str) -> int | None:
-    return int_arg(request.args.get(name))
-
-
 @bp.get("/calendar")
 @roles_required()
 def view() -> str:
-    mode = "day" if request.args.get("view") == "day" else "week"
+    mode = "week" if request.args.get("view") == "week" else "day"
     anchor = date_arg(request.args.get("date")) or clinic_today()
     first = anchor if mode == "day" else anchor - timedelta(days=anchor.weekday())
     days = [first + timedelta(days=n) for n in range(1 if mode == "day" else 7)]
     step = timedelta(days=1 if mode == "day" else 7)
+    asked = int_arg(request.args.get("specialist"))
+    location_id = int_arg(request.args.get("location"))
 
-    specialist_id = _int_arg("specialist")
     if current_user.role == StaffRole.SPECIALIST:
-        specialist_id = current_user.id
-    location_id = _int_arg("location")
-    appointments = appointments_between(
-        from_clinic_local(days[0], time()),
-        from_clinic_local(days[-1] + timedelta(days=1), time()),
-        user=current_user,
-        specialist_id=specialist_id,
+        if asked not in (None, current_user.id):
+            # Another specialist's day is not theirs to read (their patients' names).
+            record_refused_access(
+                "not_own_agenda",
+                target_type="agenda",
+                target_id=str(asked),
+                actor=current_user,
+            )
+            abort(403)
+        specialists, chosen = [current_user], [current_user]
+    else:
+        specialists = active_specialists()
+        chosen = [s for s in specialists if s.id == asked] if asked else specialists
+        if asked and not chosen:
+            abort(404)
+    locations = all_locations()
+    agenda = build_agenda(
+        current_user,
+        days,
+        chosen,
+        everyone=current_user.works_every_request and not asked,
         location_id=location_id,
+        locations=locations,
     )
-    by_day: dict[date, list] = {day: [] for day in days}
-    for appointment in appointments:
-        by_day.setdefault(to_clinic_tz(appointment.starts_at).date(), []).append(appointment)
-
     return render_template(
         "calendar/calendar.html",
         mode=mode,
         days=days,
-        by_day=by_day,
+        agenda=agenda,
         anchor=anchor,
         previous=(first - step).isoformat(),
         following=(first + step).isoformat(),
         today=clinic_today(),
-        specialist_id=specialist_id,
+        specialist_id=asked if current_user.works_every_request else None,
         location_id=location_id,
-        specialists=[s for s in list_staff() if s.role == StaffRole.SPECIALIST],
-        locations=all_locations(),
-        total=len(appointments),
+        specialists=specialists,
+        locations=locations,
     )

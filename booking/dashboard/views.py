@@ -46,8 +46,20 @@ bp = Blueprint("dashboard", __name__, url_prefix="/staff")
 
 @bp.get("/")
 @roles_required()
+def home() -> Response | str:
+    """The staff home: a specialist's is their agenda for today, everyone else's the queue."""
+    if current_user.role == StaffRole.SPECIALIST:
+        return redirect(url_for("calendar.view"))
+    return queue()
+
+
+@bp.get("/queue")
+@roles_required()
 def queue() -> str:
     filters = queue_filters(request.args)
+    if not current_user.works_every_request:
+        # A specialist's queue holds only their own requests: no choice of specialist.
+        filters.specialist_id = None
     page = queries.queue_page(current_user, filters)
     return render_template(
         "dashboard/queue.html",
@@ -56,7 +68,9 @@ def queue() -> str:
         filters=filters,
         statuses=list(RequestStatus),
         diagnoses=history.DIAGNOSES,
-        specialists=[s for s in list_staff() if s.role == "specialist"],
+        specialists=[s for s in list_staff() if s.role == "specialist"]
+        if current_user.works_every_request
+        else [],
     )
 
 

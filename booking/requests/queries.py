@@ -7,6 +7,7 @@ coordinators and admins see every request.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -15,8 +16,18 @@ from sqlalchemy.orm import contains_eager, joinedload
 
 from booking.extensions import db
 from booking.requests.models import ConsultationRequest, RequestStatus
+from booking.scheduling.availability import MAX_BLOCK
 from booking.scheduling.models import Appointment
 from booking.staff.models import StaffRole, StaffUser
+
+# An active appointment of a request in these statuses takes the specialist's time (declined
+# and cancelled requests free it).
+AGENDA_STATUSES = (
+    RequestStatus.REQUESTED,
+    RequestStatus.CONFIRMED,
+    RequestStatus.COMPLETED,
+    RequestStatus.NO_SHOW,
+)
 
 
 def find_by_reference(reference: str) -> ConsultationRequest | None:
@@ -54,34 +65,41 @@ def can_see(user: StaffUser, consultation: ConsultationRequest) -> bool:
     return user.role != StaffRole.SPECIALIST or consultation.assigned_specialist_id == user.id
 
 
-def appointments_between(
+def agenda_appointments(
     start: datetime,
     end: datetime,
     *,
-    user: StaffUser,
-    specialist_id: int | None = None,
+    specialist_ids: Collection[int] | None = None,
     location_id: int | None = None,
 ) -> list[Appointment]:
-    """Active appointments starting in [start, end), with their request and patient."""
+    """Every active appointment of ``specialist_ids`` (None: everyone's) that takes time in
+    [start, end): the times patients hold (the request not yet confirmed) as well as the
+    confirmed ones, and those already completed or missed. One query, with the request,
+    patient, type, location and specialist joined in.
+
+    Not limited to what the user may see: the agenda must never show a taken time as free, so
+    the caller shows the patient only where ``can_see`` allows it."""
     stmt = (
         select(Appointment)
         .join(Appointment.request)
         .where(
             Appointment.active.is_(True),
-            Appointment.starts_at >= start,
+            # A bounded index range: no appointment blocks more than MAX_BLOCK.
+            Appointment.starts_at > start - MAX_BLOCK,
             Appointment.starts_at < end,
-            ConsultationRequest.status == RequestStatus.CONFIRMED,
-            visible_to(user),
+            Appointment.ends_at > start,
+            ConsultationRequest.status.in_(AGENDA_STATUSES),
         )
         .options(
             contains_eager(Appointment.request).joinedload(ConsultationRequest.patient),
             joinedload(Appointment.specialist),
             joinedload(Appointment.location),
+            joinedload(Appointment.appointment_type),
         )
-        .order_by(Appointment.starts_at)
+        .order_by(Appointment.starts_at, Appointment.id)
     )
-    if specialist_id:
-        stmt = stmt.where(Appointment.specialist_id == specialist_id)
+    if specialist_ids is not None:
+        stmt = stmt.where(Appointment.specialist_id.in_(sorted(set(specialist_ids))))
     if location_id:
         stmt = stmt.where(Appointment.location_id == location_id)
     return list(db.session.scalars(stmt).unique())

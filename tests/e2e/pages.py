@@ -500,7 +500,7 @@ def sign_in(
     *,
     password: str = PASSWORD,
     totp_secret: str | None = None,
-    landing: str = "Triage queue",
+    landing: str | re.Pattern[str] = "Triage queue",
 ) -> None:
     """Sign in at the staff login page; with ``totp_secret``, answer the sign-in code page
     with the code an authenticator app would show now."""

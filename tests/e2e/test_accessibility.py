@@ -444,7 +444,9 @@ def _login_code(site: Site, page: Page, wrong: bool = False) -> None:
 def _two_factor_setup(site: Site, page: Page, enrol: bool = False) -> None:
     # Only the specialist enrols: the coordinator can look at the page any number of times.
     who = SPECIALIST if enrol else COORDINATOR
-    sign_in(page, site.server, who, password=DEMO_PASSWORD)
+    # A specialist lands on their agenda, a coordinator on the queue.
+    landing = re.compile(r"^Agenda: ") if enrol else "Triage queue"
+    sign_in(page, site.server, who, password=DEMO_PASSWORD, landing=landing)
     page.goto(site("/staff/two-factor"))
     if enrol:
         key = page.locator("code").inner_text().strip()

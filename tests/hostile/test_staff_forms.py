@@ -439,7 +439,7 @@ def test_a_bad_appointment_time_is_refused_with_a_message(
 def test_a_specialist_cannot_act_on_another_specialists_request(app: Flask, clinic: Cases) -> None:
     okafor = app.test_client()
     AuthActions(okafor).login(email=clinic.okafor.email)
-    token = csrf_token(okafor, "/staff/")
+    token = csrf_token(okafor, "/staff/queue")
     before = snapshot(app)
     for action in ("complete", "no_show"):
         response = okafor.post(

@@ -1,0 +1,375 @@
+"""The agenda: the specialists' days as a time grid of appointments (held and confirmed), free
+time, breaks and time off.
+
+Reading is a fixed number of queries whatever the period or the clinic's history: the
+appointments (one query, ``agenda_appointments``) and the working time (two,
+``working_time``); everything else is computed here, in UTC.
+
+The grid's rows are steps of ``STEP_MINUTES`` of the clinic's wall-clock time, so the same
+time of day sits on the same row in every column of a week, also across a clock change: on a
+23-hour day the hour the clocks skip stays empty, on a 25-hour day the repeated hour shares
+its rows (each time then says its zone, CET or CEST). The page's CSS has one class per grid
+line (``grid_css``): the strict Content-Security-Policy allows no inline style.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from itertools import pairwise
+
+from flask import current_app
+from flask_babel import gettext as _
+
+from booking.requests.lifecycle import status_label
+from booking.requests.models import RequestStatus
+from booking.requests.queries import agenda_appointments, can_see
+from booking.scheduling.agenda import TimeOff, WorkWindow, working_time
+from booking.scheduling.models import Appointment, Location
+from booking.staff.models import StaffUser
+from booking.timeutil import from_clinic_local, to_clinic_tz
+
+STEP_MINUTES = 5
+DAY_MINUTES = 24 * 60
+# Grid lines 1 .. LAST_LINE: a whole day of steps (the repeated hour of a 25-hour day shares
+# its rows, so no day needs more).
+LAST_LINE = DAY_MINUTES // STEP_MINUTES + 1
+LINES_PER_HOUR = 60 // STEP_MINUTES
+
+Interval = tuple[datetime, datetime]
+
+
+class EntryKind(enum.StrEnum):
+    APPOINTMENT = "appointment"
+    FREE = "free"
+    BREAK = "break"
+    TIME_OFF = "time-off"
+
+
+@dataclass
+class Entry:
+    """One thing in a column, at its place in the grid (lines ``first_line``..``end_line``)."""
+
+    kind: EntryKind
+    starts_at: datetime
+    ends_at: datetime
+    times: str = ""
+    first_line: int = 1
+    end_line: int = 2
+    appointment: Appointment | None = None
+    shown: bool = True  # whether the reader may see whose appointment it is
+    location: str | None = None
+    reason: str | None = None
+    during_time_off: bool = False
+
+    @property
+    def held(self) -> bool:
+        """A time a patient holds that staff have not confirmed yet."""
+        return (
+            self.appointment is not None
+            and self.appointment.request.status == RequestStatus.REQUESTED
+        )
+
+    @property
+    def status_text(self) -> str:
+        if self.appointment is None:
+            return ""
+        if self.held:
+            return _("Held, not confirmed")
+        return status_label(self.appointment.request.status).capitalize()
+
+
+@dataclass
+class Column:
+    """One specialist's day."""
+
+    day: date
+    specialist: StaffUser
+    entries: list[Entry]
+    day_hours: int  # 23 or 25 on the days the clocks change
+
+    @property
+    def key(self) -> str:
+        return f"{self.day.isoformat()}-{self.specialist.id}"
+
+    @property
+    def clock_change(self) -> str | None:
+        if self.day_hours == 23:
+            return _("23-hour day: the clocks go forward")
+        if self.day_hours == 25:
+            return _("25-hour day: the clocks go back")
+        return None
+
+
+@dataclass
+class Board:
+    """One grid: a specialist's days (``specialist`` set), or one day of several specialists
+    side by side."""
+
+    specialist: StaffUser | None
+    columns: list[Column]
+    hours: list[tuple[int, int, str]] = field(default_factory=list)  # (line, end line, "HH:00")
+    last_line: int = LAST_LINE
+
+
+@dataclass
+class Agenda:
+    boards: list[Board]
+    appointments: int
+    held: int
+
+
+# Intervals ----------------------------------------------------------------------------------
+
+
+def _merged(intervals: Iterable[Interval]) -> list[Interval]:
+    merged: list[Interval] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _minus(intervals: Iterable[Interval], cuts: Iterable[Interval]) -> list[Interval]:
+    """``intervals`` without any part of ``cuts``."""
+    cuts = _merged(cuts)
+    left: list[Interval] = []
+    for start, end in intervals:
+        for cut_start, cut_end in cuts:
+            if cut_end <= start or cut_start >= end:
+                continue
+            if cut_start > start:
+                left.append((start, cut_start))
+            start = max(start, cut_end)
+            if start >= end:
+                break
+        if start < end:
+            left.append((start, end))
+    return left
+
+
+def _clip(interval: Interval, bounds: Interval) -> Interval | None:
+    start, end = max(interval[0], bounds[0]), min(interval[1], bounds[1])
+    return (start, end) if start < end else None
+
+
+def _overlaps(a: Interval, b: Interval) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+# One specialist's day -----------------------------------------------------------------------
+
+
+def _day_entries(
+    bounds: Interval,
+    appointments: Sequence[Appointment],
+    windows: Sequence[WorkWindow],
+    time_off: Sequence[TimeOff],
+    user: StaffUser,
+    locations: dict[int, str],
+) -> list[Entry]:
+    """The appointments, free time, breaks and time off of one specialist in ``bounds``."""
+    offs = _merged(c for t in time_off if (c := _clip((t.starts_at, t.ends_at), bounds)))
+    reasons = [t for t in time_off if t.reason]
+    # The specialist's time an appointment takes: its buffer is not free either.
+    blocks = [(a.starts_at, a.blocked_until) for a in appointments]
+    entries: list[Entry] = []
+    for a in appointments:
+        clipped = _clip((a.starts_at, a.ends_at), bounds)
+        if clipped is None:
+            continue
+        entries.append(
+            Entry(
+                EntryKind.APPOINTMENT,
+                *clipped,
+                appointment=a,
+                shown=can_see(user, a.request),
+                location=a.location.name,
+                during_time_off=any(_overlaps(clipped, off) for off in offs),
+            )
+        )
+    covered: list[Interval] = []
+    for w in windows:
+        window = _clip((w.starts_at, w.ends_at), bounds)
+        if window is None:
+            continue
+        for start, end in _minus([window], [*covered, *offs, *blocks]):
+            entries.append(Entry(EntryKind.FREE, start, end, location=locations.get(w.location_id)))
+        covered.append(window)
+    worked = _merged(covered)
+    gaps = [(a[1], b[0]) for a, b in pairwise(worked)]
+    for start, end in _minus(gaps, [*offs, *blocks]):
+        entries.append(Entry(EntryKind.BREAK, start, end))
+    booked = [(a.starts_at, a.ends_at) for a in appointments]
+    for start, end in _minus(offs, booked):
+        reason = next(
+            (t.reason for t in reasons if _overlaps((t.starts_at, t.ends_at), (start, end))), None
+        )
+        entries.append(Entry(EntryKind.TIME_OFF, start, end, reason=reason))
+    return entries
+
+
+# The grid -----------------------------------------------------------------------------------
+
+
+def _wall_minutes(moment: datetime, day: date) -> int:
+    """Minutes from the clinic's midnight starting ``day`` to ``moment``, by the wall clock
+    (the next midnight is 24:00)."""
+    local = to_clinic_tz(moment)
+    if local.date() > day:
+        return DAY_MINUTES
+    if local.date() < day:
+        return 0
+    return local.hour * 60 + local.minute
+
+
+def _time_text(moment: datetime, day: date, clock_change: bool) -> str:
+    local = to_clinic_tz(moment)
+    text = "24:00" if local.date() > day and local.time() == time() else local.strftime("%H:%M")
+    # On a clock-change day an hour is read twice (or not at all): the zone says which.
+    return f"{text} {local.tzname()}" if clock_change else text
+
+
+def _default_hours() -> tuple[int, int]:
+    """The clinic's working hours (``CLINIC_WORKING_HOURS``), in minutes: the grid of a day
+    without any work or appointment."""
+    try:
+        start, end = current_app.config["CLINIC_WORKING_HOURS"].split("-")
+        first, last = time.fromisoformat(start.strip()), time.fromisoformat(end.strip())
+    except ValueError:
+        return 8 * 60, 18 * 60
+    return first.hour * 60 + first.minute, last.hour * 60 + last.minute
+
+
+def _lay_out(board: Board, extents: list[tuple[int, int]]) -> None:
+    """Give the board its hours (whole hours around every appointment and working window)
+    and each entry its grid lines; time off beyond the hours is cut to them."""
+    first, last = (
+        (min(s for s, _e in extents), max(e for _s, e in extents)) if extents else _default_hours()
+    )
+    start = first // 60 * 60
+    end = min(DAY_MINUTES, max(start + 60, -(-last // 60) * 60))
+    board.last_line = (end - start) // STEP_MINUTES + 1
+    board.hours = [
+        (line, line + LINES_PER_HOUR, f"{minute // 60:02d}:00")
+        for minute in range(start, end, 60)
+        for line in [(minute - start) // STEP_MINUTES + 1]
+    ]
+    for column in board.columns:
+        placed = []
+        change = column.day_hours != 24
+        for entry in column.entries:
+            begin = _wall_minutes(entry.starts_at, column.day)
+            finish = _wall_minutes(entry.ends_at, column.day)
+            shown_begin, shown_finish = max(begin, start), min(finish, end)
+            if entry.kind is not EntryKind.APPOINTMENT and shown_finish - shown_begin < (
+                STEP_MINUTES
+            ):
+                continue  # time off outside the hours shown, or a sliver of free time
+            entry.first_line = (shown_begin - start) // STEP_MINUTES + 1
+            entry.end_line = max(
+                entry.first_line + 1, -(-(shown_finish - start) // STEP_MINUTES) + 1
+            )
+            entry.end_line = min(entry.end_line, board.last_line)
+            entry.first_line = min(entry.first_line, entry.end_line - 1)
+            entry.times = (
+                f"{_time_text(entry.starts_at, column.day, change)}\N{EN DASH}"
+                f"{_time_text(entry.ends_at, column.day, change)}"
+            )
+            placed.append(entry)
+        column.entries = sorted(placed, key=lambda e: (e.starts_at, e.ends_at))
+
+
+def build_agenda(
+    user: StaffUser,
+    days: Sequence[date],
+    specialists: Sequence[StaffUser],
+    *,
+    everyone: bool,
+    location_id: int | None,
+    locations: Sequence[Location],
+) -> Agenda:
+    """The agenda of ``specialists`` on ``days``: one board of ``days`` per specialist, or,
+    for one day, one board with the specialists side by side. With ``everyone`` every
+    specialist's appointments are read, and a specialist who has some but is not in
+    ``specialists`` (an account switched off since) gets a column too: no booked time is ever
+    left off the page."""
+    start = from_clinic_local(days[0], time())
+    end = from_clinic_local(days[-1] + timedelta(days=1), time())
+    ids = None if everyone else [s.id for s in specialists]
+    appointments = agenda_appointments(start, end, specialist_ids=ids, location_id=location_id)
+    windows, time_off = working_time(start, end, ids, location_id)
+
+    people = {s.id: s for s in specialists}
+    for a in appointments:
+        people.setdefault(a.specialist_id, a.specialist)
+    ordered = sorted(people.values(), key=lambda s: (s.full_name, s.id))
+    names = {loc.id: loc.name for loc in locations}
+
+    def column(day: date, specialist: StaffUser) -> tuple[Column, list[tuple[int, int]]]:
+        bounds = (
+            from_clinic_local(day, time()),
+            from_clinic_local(day + timedelta(days=1), time()),
+        )
+        own = [a for a in appointments if a.specialist_id == specialist.id]
+        work = [w for w in windows if w.specialist_id == specialist.id]
+        entries = _day_entries(
+            bounds,
+            own,
+            work,
+            [t for t in time_off if t.specialist_id == specialist.id],
+            user,
+            names,
+        )
+        # What the hours must show: the appointments and working windows of the day.
+        extents = [
+            (_wall_minutes(s, day), _wall_minutes(e, day))
+            for s, e in [
+                *((a.starts_at, a.ends_at) for a in own),
+                *((w.starts_at, w.ends_at) for w in work),
+            ]
+            if _overlaps((s, e), bounds)
+        ]
+        hours = round((bounds[1] - bounds[0]).total_seconds() / 3600)
+        return Column(day, specialist, entries, hours), extents
+
+    boards: list[Board] = []
+    if len(days) == 1:
+        pairs = [column(days[0], s) for s in ordered]
+        boards.append(Board(None, [c for c, _e in pairs]))
+        extents_by_board = [[x for _c, e in pairs for x in e]]
+    else:
+        extents_by_board = []
+        for specialist in ordered:
+            pairs = [column(day, specialist) for day in days]
+            boards.append(Board(specialist, [c for c, _e in pairs]))
+            extents_by_board.append([x for _c, e in pairs for x in e])
+    for board, extents in zip(boards, extents_by_board, strict=True):
+        _lay_out(board, extents)
+    shown = {
+        e.appointment.id
+        for b in boards
+        for c in b.columns
+        for e in c.entries
+        if e.appointment is not None
+    }
+    held = sum(
+        1 for a in appointments if a.id in shown and a.request.status == RequestStatus.REQUESTED
+    )
+    return Agenda(boards, len(shown), held)
+
+
+def grid_css() -> str:
+    """The agenda's grid-line classes (``booking/static/css/agenda.css`` holds this text; a
+    test keeps them the same)."""
+    lines = [
+        "/* Generated by booking.calendar.agenda.grid_css(): the agenda's grid lines, one class",
+        f"   per {STEP_MINUTES}-minute step of the day (no inline styles under the CSP). */",
+    ]
+    for n in range(1, LAST_LINE + 1):
+        lines.append(f".ag-from-{n}{{grid-row-start:{n}}}.ag-to-{n}{{grid-row-end:{n}}}")
+    return "\n".join(lines) + "\n"

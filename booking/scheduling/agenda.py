@@ -1,0 +1,103 @@
+"""The specialists' working time between two instants, for the staff agenda: when they work
+(weekly hours and extra hours, at open locations) and their time off.
+
+Two queries whatever the period or the number of specialists. Weekly hours are clinic
+wall-clock rules, turned into UTC one day at a time (``from_clinic_local``), so a day with a
+clock change has exactly the hours the clinic works that day, as in the availability engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from booking.extensions import db
+from booking.scheduling.models import Location, ScheduleException, WorkingHours
+from booking.timeutil import from_clinic_local, to_clinic_tz
+
+
+@dataclass(frozen=True, order=True)
+class WorkWindow:
+    """A stretch of time a specialist works at one location (UTC)."""
+
+    starts_at: datetime
+    ends_at: datetime
+    specialist_id: int
+    location_id: int
+
+
+@dataclass(frozen=True, order=True)
+class TimeOff:
+    starts_at: datetime
+    ends_at: datetime
+    specialist_id: int
+    reason: str | None
+
+
+def working_time(
+    start: datetime,
+    end: datetime,
+    specialist_ids: Collection[int] | None,
+    location_id: int | None = None,
+) -> tuple[list[WorkWindow], list[TimeOff]]:
+    """The work windows (clipped to [start, end)) and the time off overlapping [start, end)
+    of ``specialist_ids`` (None: every specialist). ``location_id`` keeps the windows at that
+    location; time off is the specialist's wherever they would have worked."""
+    hours_stmt = (
+        select(
+            WorkingHours.specialist_id,
+            WorkingHours.location_id,
+            WorkingHours.weekday,
+            WorkingHours.start_time,
+            WorkingHours.end_time,
+        )
+        .join(Location, WorkingHours.location_id == Location.id)
+        .where(Location.active.is_(True))
+    )
+    exceptions_stmt = (
+        select(
+            ScheduleException.kind,
+            ScheduleException.specialist_id,
+            ScheduleException.location_id,
+            ScheduleException.starts_at,
+            ScheduleException.ends_at,
+            ScheduleException.reason,
+        )
+        .outerjoin(Location, ScheduleException.location_id == Location.id)
+        .where(
+            # Extra hours count only at an open location; time off always counts.
+            (ScheduleException.kind == "time_off") | Location.active.is_(True),
+            ScheduleException.starts_at < end,
+            ScheduleException.ends_at > start,
+        )
+    )
+    if specialist_ids is not None:
+        ids = sorted(set(specialist_ids))
+        hours_stmt = hours_stmt.where(WorkingHours.specialist_id.in_(ids))
+        exceptions_stmt = exceptions_stmt.where(ScheduleException.specialist_id.in_(ids))
+    if location_id is not None:
+        hours_stmt = hours_stmt.where(WorkingHours.location_id == location_id)
+
+    windows: list[WorkWindow] = []
+    time_off: list[TimeOff] = []
+    for kind, sid, lid, e_start, e_end, reason in db.session.execute(exceptions_stmt):
+        if kind == "time_off":
+            time_off.append(TimeOff(e_start, e_end, sid, reason))
+        elif lid is not None and location_id in (None, lid):
+            windows.append(WorkWindow(max(e_start, start), min(e_end, end), sid, lid))
+
+    rules = db.session.execute(hours_stmt).all()
+    day, last_day = to_clinic_tz(start).date(), to_clinic_tz(end - timedelta(microseconds=1)).date()
+    while day <= last_day:
+        for sid, lid, weekday, h_start, h_end in rules:
+            if weekday != day.weekday():
+                continue
+            w_start = max(from_clinic_local(day, h_start), start)
+            w_end = min(from_clinic_local(day, h_end), end)
+            if w_start < w_end:
+                windows.append(WorkWindow(w_start, w_end, sid, lid))
+        day += timedelta(days=1)
+    return sorted(windows), sorted(time_off)

@@ -1,0 +1,99 @@
+"""A specialist's day on a tablet (1024 x 768): signing in opens today's agenda, a time grid
+whose appointments say their time, patient, type and status in words (a held time says it is
+not confirmed); following one opens the request's record. axe-core finds no serious
+problem on the agenda."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import time, timedelta
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from booking.dashboard import services as workflow
+from booking.scheduling.services import SlotChoice
+from booking.timeutil import clinic_today, from_clinic_local
+from tests.e2e.conftest import LOCATION, SPECIALIST, LiveServer, seed_schedule
+from tests.e2e.pages import page_width, sign_in
+from tests.e2e.test_accessibility import assert_accessible
+from tests.factories import make_request, make_staff, staff_user
+
+pytestmark = pytest.mark.e2e
+
+TABLET = {"viewport": {"width": 1024, "height": 768}, "has_touch": True}
+SPECIALIST_EMAIL = "lena.weber@example.com"
+
+
+@dataclass(frozen=True)
+class Day:
+    reference: str
+    held_next_week: bool  # the held time is in the week after today's
+
+
+@pytest.fixture
+def tablet(new_context) -> Page:
+    context = new_context(**TABLET)
+    return context.new_page()
+
+
+@pytest.fixture
+def day(live_server: LiveServer) -> Day:
+    """Dr. Weber works 08:00-18:00 every day; today at 09:00 she sees Anna (confirmed), and a
+    patient holds a time the day after tomorrow."""
+    schedule = seed_schedule(live_server, ("08:00", "18:00"))
+    with live_server.app.app_context():
+        from booking.extensions import db
+        from booking.scheduling.models import AppointmentType, Location
+
+        coordinator = make_staff("coordinator", "chris@example.com")
+        weber = staff_user(SPECIALIST_EMAIL)
+        place = db.session.get(Location, schedule.location_id)
+        kind = db.session.scalars(
+            db.select(AppointmentType).where(AppointmentType.duration_minutes == 45)
+        ).one()
+        anna = make_request(full_name="Anna Agenda", email="anna@example.com")
+        workflow.confirm_request(
+            anna, coordinator, workflow.Slot(kind, weber, place, clinic_today(), time(9))
+        )
+        later = clinic_today() + timedelta(days=2)
+        make_request(
+            full_name="Hugo Held",
+            email="hugo@example.com",
+            slot=SlotChoice(kind.id, weber.id, place.id, from_clinic_local(later, time(10))),
+        )
+        return Day(anna.reference, later.weekday() < clinic_today().weekday())
+
+
+def test_a_specialist_opens_todays_agenda_on_a_tablet_and_follows_an_appointment(
+    live_server: LiveServer, day: Day, tablet: Page
+) -> None:
+    sign_in(tablet, live_server, SPECIALIST_EMAIL, landing=re.compile(r"^Agenda: "))
+    expect(tablet).to_have_url(re.compile(r"/staff/calendar$"))
+    agenda = tablet.get_by_role("region", name=SPECIALIST)
+    appointment = agenda.get_by_role("listitem").filter(has_text="Anna Agenda")
+    expect(appointment).to_be_visible()
+    said = " ".join(appointment.text_content().split())
+    assert said == (
+        "09:00\N{EN DASH}09:45 Anna Agenda · New-patient spine evaluation · Confirmed · " + LOCATION
+    ), said
+    expect(agenda.get_by_role("listitem").filter(has_text="Free").first).to_be_visible()
+    assert page_width(tablet) <= 1024, "the agenda scrolls the page sideways on a tablet"
+    assert_accessible(tablet, "today's agenda")
+
+    # The week with the held time, which says so in words.
+    tablet.get_by_label("View").select_option("week")
+    tablet.get_by_role("button", name="Show").click()
+    expect(tablet.get_by_role("heading", level=1)).to_contain_text("week of")
+    if day.held_next_week:
+        tablet.get_by_role("link", name="Next week").click()
+    held = tablet.get_by_role("listitem").filter(has_text="Hugo Held")
+    expect(held).to_contain_text("Held, not confirmed")
+    assert page_width(tablet) <= 1024
+    assert_accessible(tablet, "a week's agenda")
+
+    tablet.get_by_role("link", name="Today").click()
+    tablet.get_by_role("link", name="Anna Agenda").click()
+    expect(tablet.get_by_role("heading", level=1)).to_contain_text(day.reference)
+    expect(tablet.get_by_role("heading", level=1)).to_contain_text("Anna Agenda")
