@@ -264,7 +264,7 @@ def test_a_specialist_not_assigned_is_refused(
     [refused] = _audit(app, ACCESS_REFUSED)
     assert refused.details["reason"] == "not_assigned" and refused.target_id == reference
     # The assigned specialist may write.
-    client.post("/staff/logout", data={"csrf_token": csrf_token(client, "/staff/")})
+    client.post("/staff/logout", data={"csrf_token": csrf_token(client, "/staff/queue")})
     auth.login(email="weber@example.com")
     assert _staff_writes(client, reference).status_code == 302
     # The service refuses as well, whoever calls it.
