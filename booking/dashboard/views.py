@@ -18,13 +18,14 @@ from booking.dashboard.forms import (
     CallbackForm,
     CloseForm,
     NoteForm,
+    ResendForm,
     SlotForm,
     queue_filters,
 )
 from booking.documents.models import Document
 from booking.documents.storage import get_storage
 from booking.extensions import db, talisman
-from booking.requests import followup, history, instruments
+from booking.requests import emails, followup, history, instruments
 from booking.requests.calls import CallbackAttempt, CallOutcome
 from booking.requests.lifecycle import WorkflowError
 from booking.requests.links import active_links
@@ -118,6 +119,9 @@ def _render_record(consultation: ConsultationRequest, status: int = 200, **forms
     forms.setdefault("action_form", ActionForm(prefix="action"))
     forms.setdefault("note_form", NoteForm(prefix="note"))
     forms.setdefault("call_form", CallbackForm(prefix="call"))
+    unnotified = emails.unnotified(consultation)
+    if "resend_form" not in forms:
+        forms["resend_form"] = ResendForm(prefix="resend", email=consultation.patient.email)
     h = consultation.history
     return render_template(
         "dashboard/record.html",
@@ -139,6 +143,7 @@ def _render_record(consultation: ConsultationRequest, status: int = 200, **forms
         allowed=services.allowed_actions(consultation, current_user),
         timeline=_timeline(consultation),
         manage_links=active_links(consultation),
+        unnotified=unnotified,
         **forms,
     ), status
 
@@ -270,6 +275,31 @@ def send_new_link(reference: str) -> Response:
         "success",
     )
     return redirect(url_for(".record", reference=reference))
+
+
+@bp.post("/requests/<reference>/resend-emails")
+@roles_required(StaffRole.ADMIN, StaffRole.COORDINATOR)
+def resend_emails(reference: str) -> Response | tuple[str, int]:
+    """Send the patient's failed emails again, after the address was checked or corrected."""
+    consultation = _load_visible(reference)
+    form = ResendForm(prefix="resend")
+    if not form.validate_on_submit():
+        return _render_record(consultation, 422, resend_form=form)
+    try:
+        sent = services.resend_patient_emails(consultation, current_user, form.email.data)
+    except WorkflowError as exc:
+        db.session.rollback()
+        flash(str(exc), "danger")
+        return redirect(url_for(".record", reference=reference))
+    flash(
+        ngettext(
+            "%(num)d email is on its way to the patient again.",
+            "%(num)d emails are on their way to the patient again.",
+            len(sent),
+        ),
+        "success",
+    )
+    return redirect(url_for(".record", reference=reference) + "#timeline")
 
 
 @bp.post("/requests/<reference>/<action>")

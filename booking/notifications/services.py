@@ -78,6 +78,32 @@ def queue_email(
     return email
 
 
+def copy_email(email: OutboxEmail, *, recipient: str) -> OutboxEmail:
+    """A new outbox row with ``email``'s content (subject, bodies, attachment) for
+    ``recipient``: to send again an email that failed for good. It gets a Message-ID of its
+    own (the first never arrived, and this one may go to another address) and is due now.
+
+    Only adds to the session, as ``queue_email``.
+    """
+    copy = OutboxEmail(
+        request_id=email.request_id,
+        template=email.template,
+        recipient=recipient,
+        subject=email.subject,
+        body_text=email.body_text,
+        body_html=email.body_html,
+        message_id=_message_id(),
+        status=OutboxStatus.PENDING,
+        attempts=0,
+        next_attempt_at=now_utc(),
+        attachment_name=email.attachment_name,
+        attachment_type=email.attachment_type,
+        attachment_body=email.attachment_body,
+    )
+    db.session.add(copy)
+    return copy
+
+
 def enqueue_delivery(email_ids: list[int]) -> None:
     """Hand committed outbox rows to the task queue.
 

@@ -13,8 +13,8 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel.speaklater import LazyString
 
-from booking.notifications.models import OutboxEmail
-from booking.notifications.services import queue_email
+from booking.notifications.models import OutboxEmail, OutboxStatus
+from booking.notifications.services import copy_email, queue_email
 from booking.requests import links, triage
 from booking.requests.models import ConsultationRequest
 from booking.scheduling.ical import appointment_ics
@@ -23,6 +23,37 @@ from booking.scheduling.services import FreedTime
 from booking.timeutil import clinic_dt
 
 STAFF_LOCALE = "en"
+# The emails written to the patient (by ``_to_patient``); the rest go to the clinic.
+PATIENT_TEMPLATES = frozenset(
+    {"request_received", "request_update", "manage_link", "waitlist_offer", "appointment_reminder"}
+)
+
+
+def unnotified(consultation: ConsultationRequest) -> list[OutboxEmail]:
+    """The patient's emails that failed for good and were not followed by one of the same
+    kind that went out or is on its way (a resend): what the patient was never told. Read
+    from ``consultation.emails``, which the record page loads."""
+    mine = [e for e in consultation.emails if e.template in PATIENT_TEMPLATES]
+    return sorted(
+        (
+            e
+            for e in mine
+            if e.status == OutboxStatus.FAILED
+            and not any(
+                later.template == e.template
+                and later.id > e.id
+                and later.status != OutboxStatus.FAILED
+                for later in mine
+            )
+        ),
+        key=lambda e: e.id,
+    )
+
+
+def resend(consultation: ConsultationRequest, failed: OutboxEmail) -> OutboxEmail:
+    """The same email again, as a fresh outbox row, to the patient's address as it is now
+    (staff may have corrected it)."""
+    return copy_email(failed, recipient=consultation.patient.email)
 
 
 def _to_patient(
