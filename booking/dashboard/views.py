@@ -375,7 +375,7 @@ def export_csv() -> Response:
     rows = queries.export_rows(current_user, filters)
     body = requests_csv(rows)
     services.record_export(current_user, filters.as_query_args(page=None), len(rows))
-    response = Response(body, mimetype="text/csv")
+    response = Response(body.encode("utf-8"), content_type="text/csv; charset=utf-8")
     stamp = clinic_today().isoformat()
     response.headers["Content-Disposition"] = f'attachment; filename="requests-{stamp}.csv"'
     response.headers["Cache-Control"] = "no-store, private"
