@@ -1,5 +1,5 @@
 """Every email about a request, composed in one place: the patient's (in their language) and
-the clinic's (in English, which staff read until the dashboard offers a choice).
+the clinic's (in the clinic's language, ``BABEL_DEFAULT_LOCALE``, whatever the patient's).
 
 Each function queues one email in the outbox, inside the caller's transaction, and returns it;
 the caller hands its id to the worker after the commit. Each email is a ``.txt`` and ``.html``
@@ -22,7 +22,12 @@ from booking.scheduling.models import Appointment, SlotOffer
 from booking.scheduling.services import FreedTime
 from booking.timeutil import clinic_dt
 
-STAFF_LOCALE = "en"
+
+def staff_locale() -> str:
+    """The language of every email to the clinic: the clinic's, never the patient's."""
+    return str(current_app.config["BABEL_DEFAULT_LOCALE"])
+
+
 # The emails written to the patient (by ``_to_patient``); the rest go to the clinic.
 PATIENT_TEMPLATES = frozenset(
     {"request_received", "request_update", "manage_link", "waitlist_offer", "appointment_reminder"}
@@ -94,7 +99,7 @@ def _to_clinic(
         template=template,
         recipient=recipient or current_app.config["STAFF_NOTIFICATION_EMAIL"],
         subject=subject,
-        locale=STAFF_LOCALE,
+        locale=staff_locale(),
         request_id=consultation.id,
         consultation=consultation,
         request_url=links.staff_request_url(consultation),
@@ -127,7 +132,7 @@ def request_received(consultation: ConsultationRequest) -> list[OutboxEmail]:
         # An emergency or urgent patient reads the page's advice again, first (triage.py).
         advice=triage.advice(consultation.red_flags),
     )
-    with force_locale(STAFF_LOCALE):
+    with force_locale(staff_locale()):
         if consultation.is_emergency:
             staff_subject = _(
                 "EMERGENCY: new request %(reference)s, call the patient back now",
@@ -146,7 +151,7 @@ def request_received(consultation: ConsultationRequest) -> list[OutboxEmail]:
 
 def callback_requested(consultation: ConsultationRequest) -> OutboxEmail:
     """The clinic's alert for an emergency patient who asked to be called back."""
-    with force_locale(STAFF_LOCALE):
+    with force_locale(staff_locale()):
         subject = _(
             "EMERGENCY: call back now, request %(reference)s", reference=consultation.reference
         )
@@ -157,7 +162,7 @@ def escalation(
     consultation: ConsultationRequest, recipient: str, waited_minutes: int, target_minutes: int
 ) -> OutboxEmail:
     """The on-call alert: an emergency request nobody acknowledged within its target."""
-    with force_locale(STAFF_LOCALE):
+    with force_locale(staff_locale()):
         subject = _(
             "ESCALATION: emergency request %(reference)s not acknowledged after %(minutes)d "
             "minutes",
@@ -212,7 +217,7 @@ def clinic_notice(
     """Tell the clinic what the patient did through their private link. ``what`` and
     ``detail`` are lazy strings (``_l``), so they read in the staff's language, not the
     patient's."""
-    with force_locale(STAFF_LOCALE):
+    with force_locale(staff_locale()):
         what, detail = str(what), str(detail)
         subject = _(
             "Patient update on %(reference)s: %(what)s",
@@ -251,7 +256,7 @@ def reminder(consultation: ConsultationRequest, appointment: Appointment) -> Out
     with force_locale(consultation.locale):
         subject = _(
             "Reminder: your appointment on %(when)s (%(reference)s)",
-            when=clinic_dt(appointment.starts_at, "medium"),
+            when=clinic_dt(appointment.starts_at, "when"),
             reference=consultation.reference,
         )
     return _to_patient(

@@ -136,7 +136,7 @@ def test_patient_picks_a_time_then_moves_it_adds_a_document_and_cancels_by_the_e
 
     expect(page).to_have_url(clinic(f"/manage/{reference}"))
     expect(
-        page.get_by_role("status").filter(has_text="Thank you: 1 document(s) added.")
+        page.get_by_role("status").filter(has_text="Thank you: 1 document added.")
     ).to_be_visible()
     documents = page.get_by_role("region", name="Your documents")
     expect(documents.get_by_role("listitem")).to_have_count(1)
