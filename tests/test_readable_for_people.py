@@ -21,7 +21,15 @@ from booking.scheduling.models import AppointmentType
 from booking.scheduling.services import SlotChoice
 from booking.timeutil import now_utc
 from tests.factories import make_request
-from tests.support import Clinic, open_manage_link, pdf_bytes
+from tests.support import (
+    AuthActions,
+    Clinic,
+    fill_request,
+    open_manage_link,
+    pdf_bytes,
+    send_request,
+    valid_answers,
+)
 
 CSRF = re.compile(r'csrf_token" type="hidden" value="([^"]+)"')
 SECONDS = re.compile(r"\d{1,2}:\d{2}:\d{2}")
@@ -136,3 +144,53 @@ def test_the_clinic_language_is_a_setting(
     by_template = {e.template: e for e in _emails(app)}
     assert by_template["new_request_staff"].subject.startswith("Nueva solicitud")
     assert by_template["request_received"].subject.startswith("We received your request")
+
+
+def test_the_audit_trail_shows_values_as_written(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    from booking.audit.services import record
+    from booking.scheduling.services import create_location
+
+    with app.app_context():
+        create_location("Praxis West", "Kantstraße 20, Berlin", actor=None)
+        record(
+            "settings_changed",
+            details={"buffer_minutes": {"before": 10, "after": 15}, "notify": True},
+        )
+        db.session.commit()
+    auth.login("admin")
+    page = auth.client.get("/staff/admin/audit").get_data(as_text=True)
+    assert "<li>address: Kantstraße 20, Berlin</li>" in page
+    assert "<li>name: Praxis West</li>" in page
+    assert "<li>buffer minutes: 10 → 15</li>" in page
+    assert "<li>notify: yes</li>" in page
+    assert "\\u00df" not in page and "{&#34;" not in page and '{"' not in page
+
+
+def test_the_error_summary_reads_as_label_then_message(app: Flask, client: FlaskClient) -> None:
+    answers = valid_answers()
+    assert fill_request(client, answers) is None
+    del answers["contact_consent"]
+    response = send_request(client, answers)
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    summary = re.search(
+        r'<div class="alert alert-danger"[^>]*id="error-summary".*?</div>', page, re.S
+    )
+    assert summary, "no error summary"
+    items = re.findall(r'class="alert-link">([^<]+)</a>', summary.group(0))
+    assert items and all(
+        item.startswith("I agree to be contacted about my request by email or phone: ")
+        for item in items
+    ), items
+    assert ".:" not in summary.group(0)
+
+
+def test_the_record_names_the_patients_language(
+    app: Flask, client: FlaskClient, auth: AuthActions, clinic: Clinic
+) -> None:
+    booked = _booked(app, client, clinic, "es")
+    auth.login("coordinator", client=(staff := app.test_client()))
+    page = staff.get(f"/staff/requests/{booked['reference']}").get_data(as_text=True)
+    assert '<dd class="col-sm-8">Spanish</dd>' in page
