@@ -194,3 +194,27 @@ def test_the_record_names_the_patients_language(
     auth.login("coordinator", client=(staff := app.test_client()))
     page = staff.get(f"/staff/requests/{booked['reference']}").get_data(as_text=True)
     assert '<dd class="col-sm-8">Spanish</dd>' in page
+
+
+@pytest.fixture
+def demo_clinic(app_settings: dict[str, Any]) -> dict[str, str]:
+    """The development settings' clinic card (what `make run` shows)."""
+    from config import DevelopmentConfig
+
+    card = {
+        key: getattr(DevelopmentConfig, key)
+        for key in ("CLINIC_ADDRESS", "CLINIC_PHONE", "CLINIC_OPENING_HOURS")
+    }
+    app_settings.update(card)
+    return card
+
+
+def test_the_demo_home_page_shows_the_clinics_address_phone_and_hours(
+    demo_clinic: dict[str, str], client: FlaskClient
+) -> None:
+    assert all(demo_clinic.values()), demo_clinic
+    page = client.get("/").get_data(as_text=True)
+    assert demo_clinic["CLINIC_ADDRESS"] in page
+    assert demo_clinic["CLINIC_PHONE"] in page
+    for line in demo_clinic["CLINIC_OPENING_HOURS"].split("|"):
+        assert f"<li>{line}</li>" in page
