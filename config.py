@@ -230,6 +230,12 @@ class DevelopmentConfig(Config):
     ENCRYPTION_KEY = _env("ENCRYPTION_KEY", "ZGV2LW9ubHktbm90LXNlY3JldC1kb2N1bWVudC1rZXk=")
     DEV_MAIL_VIEWER = True
     DEMO_DATA_ALLOWED = True
+    # A demo clinic's card for the home page (`make run`): a patient looks there for a phone.
+    CLINIC_PHONE = _env("CLINIC_PHONE", "+49 30 1234 5678")
+    CLINIC_ADDRESS = _env("CLINIC_ADDRESS", "Friedrichstraße 100, 10117 Berlin")
+    CLINIC_OPENING_HOURS = _env(
+        "CLINIC_OPENING_HOURS", "Mon-Fri 8:00-18:00|Sat 9:00-13:00|Sun closed"
+    )
 
 
 class TestingConfig(Config):

@@ -4,11 +4,12 @@ queries and no feature's vocabulary (features register their own helpers in thei
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
+from babel import Locale
 from flask import Flask, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
@@ -46,6 +47,16 @@ def filesize(size: int) -> str:
 LANGUAGE_NAMES = {"en": "English", "es": "Español"}
 
 
+def language_name(code: str | None) -> str:
+    """A language code ("es") named in the reader's language ("Spanish")."""
+    if not code:
+        return ""
+    try:
+        return Locale.parse(code).get_display_name(get_locale() or "en") or code
+    except (ValueError, TypeError):
+        return code
+
+
 def switch_language_url(code: str) -> str:
     """This page in another language (GET pages keep their arguments)."""
     args = {**request.args.to_dict(), "lang": code}
@@ -57,8 +68,45 @@ def switch_language_url(code: str) -> str:
     return f"{request.path}?{urlencode({'lang': code})}"
 
 
+NOTHING = "\u2013"  # the en dash the pages show for "none"
+
+
+def _readable_value(value: Any) -> str:
+    if value is None or value == "":
+        return NOTHING
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    if isinstance(value, list | tuple):
+        return ", ".join(_readable_value(item) for item in value) or NOTHING
+    if isinstance(value, Mapping):
+        return "; ".join(f"{key}: {_readable_value(item)}" for key, item in value.items())
+    return str(value)
+
+
+def readable_details(details: Mapping[str, Any] | None) -> list[str]:
+    """Stored details (an audit row's JSON) as "key: value" lines a person reads: text as
+    written ("Kantstraße", not "Kantstra\\u00dfe"), lists joined, a change as "before → after",
+    a nested group's keys after its own ("filters status: all")."""
+    lines: list[str] = []
+
+    def walk(label: str, value: Any) -> None:
+        if isinstance(value, Mapping) and set(value) == {"before", "after"}:
+            before, after = _readable_value(value["before"]), _readable_value(value["after"])
+            lines.append(f"{label}: {before} → {after}")
+        elif isinstance(value, Mapping) and value:
+            for key, item in value.items():
+                walk(f"{label} {str(key).replace('_', ' ')}".strip(), item)
+        else:
+            lines.append(f"{label}: {_readable_value(value)}")
+
+    for key, value in (details or {}).items():
+        walk(str(key).replace("_", " "), value)
+    return lines
+
+
 def register_template_helpers(app: Flask) -> None:
     app.add_template_filter(clinic_dt)
+    app.add_template_filter(readable_details)
     app.add_template_filter(clinic_date)
     app.add_template_global(choice_label)
     app.add_template_global(choice_labels)
@@ -66,6 +114,7 @@ def register_template_helpers(app: Flask) -> None:
     app.add_template_global(age)
     app.add_template_global(filesize)
     app.add_template_global(switch_language_url)
+    app.add_template_global(language_name)
 
     @app.context_processor
     def _clinic() -> dict[str, Any]:

@@ -61,10 +61,20 @@ def clinic_today() -> date:
     return now_utc().astimezone(clinic_tz()).date()
 
 
-def clinic_dt(value: datetime | None, fmt: str = "medium") -> str:
-    """Template filter: a UTC datetime in the reader's locale and the clinic's time zone."""
+# How a date and time reads to people: "Mon 7 Dec 2026, 10:00" ("lun 7 dic 2026, 10:00"): the
+# day, 24-hour clinic time, no seconds. Babel's "long" and "full" add seconds and the zone's long
+# name ("10:00:00 AM Central European Standard Time"); every time shown is the clinic's, so
+# those names print as this too.
+WHEN = "EEE d MMM y, HH:mm"
+_READABLE = {"when": WHEN, "long": WHEN, "full": WHEN}
+
+
+def clinic_dt(value: datetime | None, fmt: str = "when") -> str:
+    """Template filter: a UTC datetime in the reader's locale and the clinic's time zone.
+    ``fmt`` is a Babel format name or pattern; "when" (and "long", "full") is ``WHEN``."""
     if value is None:
         return ""
+    fmt = _READABLE.get(fmt, fmt)
     if fmt == "HH:mm":
         # The same in every locale (24-hour, Latin digits) and asked for once per slot on the
         # time pickers: a strftime is about a hundred times cheaper than Babel's formatter.

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -209,13 +211,10 @@ def test_sweep_finds_emails_whose_task_was_lost(
             .values(status=OutboxStatus.SENDING, claimed_at=long_ago, next_attempt_at=long_ago)
         )
         db.session.commit()
-        assert requeue_stalled_emails() == [patient_id]
-        # The stalled claim was released; once its grace period passes it is swept too.
+        # The stalled claim is released and handed back at once, with the lost task's row.
+        assert requeue_stalled_emails() == [patient_id, staff_id]
         staff = db.session.get(OutboxEmail, staff_id)
         assert staff.status == OutboxStatus.PENDING
-        staff.next_attempt_at = long_ago
-        db.session.commit()
-        assert requeue_stalled_emails() == [patient_id, staff_id]
         for email_id in (patient_id, staff_id):
             deliver_outbox_email(email_id)
     assert len(smtp.collector.wait_for(2)) == 2
@@ -277,3 +276,71 @@ def test_an_email_erased_while_it_is_being_sent_ends_quietly(app: Flask, smtp: S
     smtp.collector.release()
     thread.join(timeout=30)
     assert outcome == {"delay": None}
+
+
+def test_an_email_released_from_a_dead_worker_is_due_at_once(
+    app: Flask, client: FlaskClient, smtp: SmtpServer
+) -> None:
+    """A claim that timed out was the wait: the released email goes out on that sweep, not a
+    second grace period (MAIL_REQUEUE_AFTER_SECONDS) later."""
+    smtp.start()
+    post_request(client)
+    assert app.config["MAIL_REQUEUE_AFTER_SECONDS"] > 0
+    with app.app_context():
+        patient_id, _staff = db.session.scalars(select(OutboxEmail.id).order_by(OutboxEmail.id))
+        # A worker claimed the patient's email just after it was written, then died.
+        claimed_at = now_utc() - timedelta(seconds=app.config["MAIL_CLAIM_TIMEOUT_SECONDS"] + 1)
+        db.session.execute(
+            update(OutboxEmail)
+            .where(OutboxEmail.id == patient_id)
+            .values(status=OutboxStatus.SENDING, claimed_at=claimed_at, attempts=1)
+        )
+        db.session.commit()
+        # The staff email's task is still expected to run: not swept.
+        assert requeue_stalled_emails() == [patient_id]
+        released = db.session.get(OutboxEmail, patient_id)
+        assert released.status == OutboxStatus.PENDING
+        assert released.next_attempt_at <= now_utc()
+        assert deliver_outbox_email(patient_id) is None
+        db.session.refresh(released)
+        assert released.status == OutboxStatus.SENT
+        assert released.attempts == 2
+    assert [r.rcpt_tos for r in smtp.collector.wait_for(1)] == [["erika.mustermann@example.com"]]
+
+
+@pytest.fixture
+def silent_mail_server(app_settings: dict[str, Any]) -> Iterator[int]:
+    """A server on 127.0.0.1 that accepts connections (the kernel completes them) and never
+    says a word, as a hung mail server or a proxy in front of a dead one does; the app talks
+    to it with a one-second time-out."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    app_settings.update(MAIL_PORT=listener.getsockname()[1], MAIL_TIMEOUT=1)
+    default_timeout = socket.getdefaulttimeout()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+        socket.setdefaulttimeout(default_timeout)  # the delivery sets the process default
+
+
+def test_a_mail_server_that_never_answers_is_recorded_as_a_time_out(
+    silent_mail_server: int, app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.factories import make_request
+
+    with app.app_context():
+        make_request()
+        email_id = db.session.scalars(select(OutboxEmail.id).order_by(OutboxEmail.id)).first()
+        started = time.monotonic()
+        delay = deliver_outbox_email(email_id)
+        assert time.monotonic() - started < 10
+        email = db.session.get(OutboxEmail, email_id)
+        assert delay is not None  # a time-out is worth retrying
+        assert email.status == OutboxStatus.PENDING
+        assert email.last_error == "SMTPTimeout"
+    assert f"outbox email {email_id} attempt 1 failed (SMTPTimeout)" in caplog.text
+    assert "Disconnected" not in caplog.text

@@ -3,6 +3,7 @@ in clinic time, cells a spreadsheet cannot run as formulas, an audit row, coordi
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -16,10 +17,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from booking.audit.models import AuditEvent
-from booking.dashboard.export import COLUMNS
+from booking.dashboard.export import COLUMNS, headings
 from booking.extensions import db
 from booking.requests.instruments import NDI
 from booking.requests.models import ConsultationRequest
+from booking.requests.triage import BY_CODE
 from booking.timeutil import clinic_today
 from tests.factories import (
     make_appointment_type,
@@ -46,6 +48,7 @@ LOWER_BACK_PAIN = {
     "overall_pain_worst": "",
 }
 NO_NDI = {"ndi_sections_answered": "0", "ndi_points": "", "ndi_percent": "", "ndi_band": ""}
+RED_FLAG_QUESTIONS = "; ".join(str(BY_CODE[code].question) for code in ("fever", "serious_injury"))
 CSRF_VALUE = re.compile(r'csrf_token"[^>]*value="([^"]+)"')
 STAFF_IP = "198.51.100.23"
 
@@ -90,9 +93,13 @@ def export(client: FlaskClient, **args: Any) -> list[dict[str, str]]:
     response = client.get("/staff/export.csv", query_string=args)
     assert response.status_code == 200
     assert response.mimetype == "text/csv"
-    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True), newline="")))
+    raw = response.get_data()
+    # A byte-order mark first, so a spreadsheet reads the file as UTF-8.
+    assert raw.startswith(codecs.BOM_UTF8)
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
     assert rows, "an empty file, not even a header"
-    assert rows[0] == COLUMNS
+    with client.application.app_context():
+        assert rows[0] == headings()
     assert all(len(row) == len(COLUMNS) for row in rows)
     return [dict(zip(COLUMNS, row, strict=True)) for row in rows[1:]]
 
@@ -124,7 +131,7 @@ def test_export_has_every_row_of_the_filtered_list_not_just_one_page(
     # The queue shows 25 of the 29 waiting requests; the export has all 29, in queue order.
     rows = export(staff_client)
     assert [r["reference"] for r in rows] == urgent + waiting
-    assert {r["status"] for r in rows} == {"requested"}
+    assert {r["status"] for r in rows} == {"Requested"}
 
     assert [r["reference"] for r in export(staff_client, triage="urgent")] == urgent
     assert len(export(staff_client, status="all")) == 30
@@ -160,7 +167,7 @@ def test_export_filters_by_the_clinic_day(app: Flask, staff_client: FlaskClient)
     )
     rows = export(staff_client, **{"from": "2026-03-10", "to": "2026-03-10"})
     assert [r["reference"] for r in rows] == [late]
-    assert rows[0]["received"] == "2026-03-10T23:30+01:00"
+    assert rows[0]["received"] == "2026-03-10 23:30"
 
 
 # --- the values -----------------------------------------------------------------------------
@@ -210,38 +217,38 @@ def test_export_values_are_correct_in_clinic_time(app: Flask, staff_client: Flas
     rows = {r["reference"]: r for r in export(staff_client, status="all")}
     assert rows[winter] == {
         "reference": winter,
-        "status": "confirmed",
-        "triage": "urgent",
-        "received": "2026-03-10T23:30+01:00",
+        "status": "Confirmed",
+        "triage": "Urgent",
+        "received": "2026-03-10 23:30",
         "patient": "Erika Mustermann",
         "date_of_birth": "1970-05-17",
         "email": "erika@example.com",
         "phone": "'+4930901820",  # text, not a number or a formula
         "diagnoses": "Spinal stenosis, Herniated (slipped) disc",
-        "spine_region": "lower_back",
+        "spine_region": "Lower back",
         # The lower back's areas only; no overall pair on a new request.
         **LOWER_BACK_PAIN,
         "odi_sections_answered": "8",
         "odi_points": "20",
         "odi_percent": "50.0",  # the factory's 20 of 40 possible points
-        "odi_band": "severe",
+        "odi_band": "Severe disability",
         **NO_NDI,
-        "red_flags": "fever, serious_injury",
+        "red_flags": RED_FLAG_QUESTIONS,
         "specialist": "Dr. Weber",
-        "appointment": "2026-12-03T10:00+01:00",  # 09:00 UTC
+        "appointment": "2026-12-03 10:00",  # 09:00 UTC
         "location": "Praxis Mitte",
     }
     assert rows[summer] == {
         "reference": summer,
-        "status": "requested",
-        "triage": "routine",
-        "received": "2026-07-01T01:30+02:00",  # the clinic's summer time
+        "status": "Requested",
+        "triage": "Routine",
+        "received": "2026-07-01 01:30",  # the clinic's summer time
         "patient": "Max Muster",
         "date_of_birth": "2001-12-24",
         "email": "max@example.com",
         "phone": "'+4930901820",
         "diagnoses": "",
-        "spine_region": "lower_back",
+        "spine_region": "Lower back",
         **LOWER_BACK_PAIN,
         "odi_sections_answered": "0",
         "odi_points": "",
@@ -254,8 +261,8 @@ def test_export_values_are_correct_in_clinic_time(app: Flask, staff_client: Flas
         "location": "",
     }
     # A cancelled appointment is no appointment.
-    assert rows[cancelled]["status"] == "cancelled"
-    assert rows[cancelled]["received"] == "2026-08-01T14:00+02:00"
+    assert rows[cancelled]["status"] == "Cancelled"
+    assert rows[cancelled]["received"] == "2026-08-01 14:00"
     assert (rows[cancelled]["appointment"], rows[cancelled]["location"]) == ("", "")
 
 
@@ -364,12 +371,30 @@ def test_a_neck_patients_row_has_the_ndi_and_the_neck_and_arm_pain(
     )
     (row,) = export(staff_client, status="all")
     assert row["reference"] == reference
-    assert row["spine_region"] == "neck"
+    assert row["spine_region"] == "Neck"
     # history.ANSWERS' examples: neck 3 / 6, arm 2 / 5; the back's and the leg's not asked.
     assert (row["neck_pain_now"], row["neck_pain_worst"]) == ("3", "6")
     assert (row["arm_pain_now"], row["arm_pain_worst"]) == ("2", "5")
     assert row["back_pain_now"] == row["leg_pain_worst"] == ""
     # 24 of 40 points over the 8 answered sections: 60 %, severe.
     assert (row["ndi_sections_answered"], row["ndi_points"]) == ("8", "24")
-    assert (row["ndi_percent"], row["ndi_band"]) == ("60.0", "severe")
+    assert (row["ndi_percent"], row["ndi_band"]) == ("60.0", "Severe disability")
     assert (row["odi_sections_answered"], row["odi_percent"]) == ("0", "")
+
+
+def test_a_spreadsheet_reads_names_and_dates_as_people_write_them(
+    app: Flask, staff_client: FlaskClient
+) -> None:
+    """Excel opens a CSV as UTF-8 only when it starts with a byte-order mark: without one,
+    "Lucía" comes out as "LucÃ­a". Dates are the clinic's wall-clock time, without offsets."""
+    reference = new_request(app, full_name="Lucía Núñez", email="lucia@example.com")
+    set_created(app, {reference: datetime(2026, 12, 7, 9, 5, tzinfo=UTC)})
+    raw = staff_client.get("/staff/export.csv").get_data()
+    assert raw[:3] == codecs.BOM_UTF8
+    header, row = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
+    cells = dict(zip(header, row, strict=True))
+    assert cells["Patient"] == "Lucía Núñez"
+    assert cells["Received (clinic time)"] == "2026-12-07 10:05"  # Berlin, winter: UTC+1
+    assert cells["Status"] == "Requested"
+    assert cells["Main problem"] == "Lower back"
+    assert cells["ODI band"] == "Severe disability"

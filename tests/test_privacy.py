@@ -362,7 +362,7 @@ def test_erasure_removes_every_row_and_file_and_leaves_other_patients(
     response = erase(admin_client, first, "erika.m@EXAMPLE.com")
     assert response.status_code == 302
     page = admin_client.get(response.headers["Location"]).get_data(as_text=True)
-    assert "Erased: 2 requests with 3 document(s)" in page
+    assert "Erased: 2 requests, 3 documents and " in page
 
     with app.app_context():
         assert _count(ConsultationRequest, ConsultationRequest.id.in_(erika_ids)) == 0

@@ -643,6 +643,65 @@ def test_time_off_removes_its_slots_and_deleting_it_brings_them_back(
     assert count(app, ScheduleException) == 0
 
 
+def test_whole_day_time_off_blocks_that_days_slots_only(
+    app: Flask, admin_client: FlaskClient, clinic: Place, evaluation: int
+) -> None:
+    """With both times left empty, time off runs from midnight to midnight (clinic time) of
+    each day given: every slot of the day goes, the next day's stay."""
+    day = target_day()
+    path = schedule_path(clinic.weber.id)
+    with app.app_context():
+        add_hours(clinic)
+    assert offered(admin_client, evaluation, clinic.weber.id, day)
+    page = admin_client.get(path).get_data(as_text=True)
+    assert "Leave both times empty for whole days." in page
+
+    iso = day.isoformat()
+    response = submit(
+        admin_client,
+        path,
+        "off",
+        start_day=iso,
+        start_time="",
+        end_day=iso,
+        end_time="",
+        reason="Holiday",
+    )
+    assert response.status_code == 302
+    assert "Time off added." in admin_client.get(path).get_data(as_text=True)
+    with app.app_context():
+        row = db.session.scalars(select(ScheduleException)).one()
+        assert (row.starts_at, row.ends_at) == (
+            berlin(day, "00:00"),
+            berlin(day + timedelta(days=1), "00:00"),
+        )
+    assert offered(admin_client, evaluation, clinic.weber.id, day) == []
+    next_day = offered(admin_client, evaluation, clinic.weber.id, day + timedelta(days=1))
+    assert next_day[0] == "08:00"
+
+
+def test_time_off_needs_both_times_or_neither(
+    app: Flask, admin_client: FlaskClient, clinic: Place
+) -> None:
+    iso = target_day().isoformat()
+    path = schedule_path(clinic.weber.id)
+    response = submit(
+        admin_client, path, "off", start_day=iso, start_time="10:00", end_day=iso, end_time=""
+    )
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert field_error(page, "off-end_time") == (
+        "Error: Please enter both times, or neither for whole days."
+    )
+    assert count(app, ScheduleException) == 0
+    # Whole days still need their dates.
+    response = submit(
+        admin_client, path, "off", start_day=iso, start_time="", end_day="", end_time=""
+    )
+    assert response.status_code == 422
+    assert count(app, ScheduleException) == 0
+
+
 def test_time_off_over_a_booked_appointment_warns(
     app: Flask, admin_client: FlaskClient, clinic: Place, evaluation: int
 ) -> None:

@@ -68,6 +68,7 @@ ACCESS: dict[str, Access] = {
     "staff.two_factor_policy": ADMIN_ONLY,
     "dashboard.export_csv": MANAGERS,
     "dashboard.send_new_link": MANAGERS,
+    "dashboard.resend_emails": MANAGERS,
     "insights.view": MANAGERS,
     "dashboard.home": EVERY_ROLE,
     "dashboard.queue": EVERY_ROLE,

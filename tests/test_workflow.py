@@ -124,8 +124,10 @@ def test_confirm_reschedule_cancel_update_one_calendar_event(
     assert rescheduled.subject == f"Your appointment has changed ({reference})"
     assert cancelled.subject == f"Your request {reference} is cancelled"
     assert "Please bring your MRI." in confirmed.body_text
-    # 10:00 in Berlin in December is 09:00 UTC; the email shows clinic time.
-    assert "10:00:00" in confirmed.body_text and "Central European" in confirmed.body_text
+    # 10:00 in Berlin in December is 09:00 UTC; the email shows clinic time, as people write
+    # it: no seconds, no time zone's long name.
+    assert "When: Thu 3 Dec 2026, 10:00\n" in confirmed.body_text
+    assert "10:00:00" not in confirmed.body_text and "Central European" not in confirmed.body_text
 
     method, first = _event(confirmed)
     assert method == "REQUEST"

@@ -61,12 +61,13 @@ def _number(label: str, name: str, description: str) -> WholeNumberField:
     )
 
 
-def _time(label: str) -> TimeField:
+def _time(label: str, description: str | None = None, *, required: bool = True) -> TimeField:
     return TimeField(
         label,
         format=TIME_FORMATS,
-        validators=[InputRequired(_l("Please enter a time."))],
+        validators=[InputRequired(_l("Please enter a time."))] if required else [Optional()],
         invalid_value_message=_l("Please enter a time as hours and minutes, like 09:30."),
+        description=description,
     )
 
 
@@ -215,9 +216,15 @@ class _PeriodForm(BaseForm):
                     )
                 )
                 valid = False
-        self.starts_at = self._instant(self.start_day, self.start_time)
-        self.ends_at = self._instant(self.end_day, self.end_time)
+        self.starts_at, self.ends_at = self._period()
         return valid and self.starts_at is not None and self.ends_at is not None
+
+    def _period(self) -> tuple[datetime | None, datetime | None]:
+        """The period's start and end (UTC), each None when it cannot be read."""
+        return (
+            self._instant(self.start_day, self.start_time),
+            self._instant(self.end_day, self.end_time),
+        )
 
     @staticmethod
     def _instant(day_field: DateField, time_field: TimeField) -> datetime | None:
@@ -240,7 +247,35 @@ class _PeriodForm(BaseForm):
 
 
 class TimeOffForm(_PeriodForm):
+    """Time off from a time to a time, or whole days: with both times left empty it runs
+    from the start of the first day to the end of the last (clinic time)."""
+
+    start_time = _time(
+        _l("From (time)"), _l("Leave both times empty for whole days."), required=False
+    )
+    end_time = _time(_l("Until (time)"), required=False)
     submit = SubmitField(_l("Add the time off"))
+
+    @property
+    def whole_days(self) -> bool:
+        return self.start_time.raw_data in (None, [], [""]) and self.end_time.raw_data in (
+            None,
+            [],
+            [""],
+        )
+
+    def _period(self) -> tuple[datetime | None, datetime | None]:
+        if not self.whole_days:
+            for field in (self.start_time, self.end_time):
+                if field.data is None and not field.errors:
+                    field.errors.append(_("Please enter both times, or neither for whole days."))
+            return super()._period()
+        first, last = self.start_day.data, self.end_day.data
+        if first is None or last is None or self.start_day.errors or self.end_day.errors:
+            return None, None
+        # Midnight to midnight, clinic time. In a zone whose clocks skip midnight itself, the
+        # skipped midnight reads as the day's first hour (zoneinfo's fold=0), as it should.
+        return from_clinic_local(first, time()), from_clinic_local(last + timedelta(days=1), time())
 
 
 class ExtraHoursForm(_PeriodForm):

@@ -1,15 +1,27 @@
-"""CSV export of the queue's current filtered list."""
+"""CSV export of the queue's current filtered list, for a spreadsheet.
+
+Written as people read it: a UTF-8 byte-order mark first (without it Excel reads the file as
+the system's legacy code page and "Lucía" comes out garbled), headings and values in words
+("Confirmed", "Lower back", "Severe disability") rather than the database's codes, and times
+as the clinic's wall-clock time ("2026-12-03 10:00"), which spreadsheets read as dates.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 from collections.abc import Iterable
+from datetime import datetime
 
-from booking.requests import history, instruments
+from flask_babel import lazy_gettext as _l
+
+from booking.requests import history, instruments, triage
+from booking.requests.lifecycle import status_label
 from booking.requests.models import ConsultationRequest, MedicalHistory
-from booking.templating import choice_labels
+from booking.templating import choice_label, choice_labels
 from booking.timeutil import to_clinic_tz
+
+BOM = "\ufeff"
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -31,6 +43,47 @@ COLUMNS = [
 ]  # fmt: skip
 
 
+def _headings() -> dict[str, object]:
+    fixed = {
+        "reference": _l("Reference"),
+        "status": _l("Status"),
+        "triage": _l("Triage"),
+        "received": _l("Received (clinic time)"),
+        "patient": _l("Patient"),
+        "date_of_birth": _l("Date of birth"),
+        "email": _l("Email"),
+        "phone": _l("Phone"),
+        "diagnoses": _l("Diagnoses"),
+        "spine_region": _l("Main problem"),
+        "overall_pain_now": _l("Overall pain now (0-10, older requests)"),
+        "overall_pain_worst": _l("Overall pain at worst (0-10, older requests)"),
+        "red_flags": _l("Red flags"),
+        "specialist": _l("Specialist"),
+        "appointment": _l("Appointment (clinic time)"),
+        "location": _l("Location"),
+    }
+    for area in instruments.PAIN_AREAS:
+        fixed[area.now_name] = _l("%(area)s now (0-10)", area=area.name)
+        fixed[area.worst_name] = _l("%(area)s at worst (0-10)", area=area.name)
+    for instrument in instruments.INSTRUMENTS:
+        code = instrument.code.upper()
+        fixed[f"{instrument.code}_sections_answered"] = _l("%(i)s sections answered", i=code)
+        fixed[f"{instrument.code}_points"] = _l("%(i)s points", i=code)
+        fixed[f"{instrument.code}_percent"] = _l("%(i)s %%", i=code)
+        fixed[f"{instrument.code}_band"] = _l("%(i)s band", i=code)
+    return fixed
+
+
+def headings() -> list[str]:
+    """The heading row, in ``COLUMNS``' order."""
+    names = _headings()
+    return [str(names[column]) for column in COLUMNS]
+
+
+def _local(value: datetime) -> str:
+    return to_clinic_tz(value).strftime("%Y-%m-%d %H:%M")
+
+
 def neutralise(value: object) -> str:
     """A cell a spreadsheet will show as text: one starting with = + - @ (or a tab or carriage
     return) could be run as a formula, so it gets a leading apostrophe (OWASP's advice)."""
@@ -42,21 +95,24 @@ def _row(r: ConsultationRequest) -> list[object]:
     appointment = r.appointment if r.appointment and r.appointment.active else None
     return [
         r.reference,
-        r.status.value,
-        r.triage_level.value,
-        to_clinic_tz(r.created_at).isoformat(timespec="minutes"),
+        status_label(r.status).capitalize(),
+        str(triage.LEVEL_LABELS[r.triage_level]).capitalize(),
+        _local(r.created_at),
         r.patient.full_name,
         r.patient.date_of_birth.isoformat() if r.patient.date_of_birth else "",
         r.patient.email,
         r.patient.phone,
         # An emergency call-back has no history: its cells are empty.
         choice_labels(history.DIAGNOSES, r.history.diagnoses) if r.history else "",
-        (r.history.spine_region or "") if r.history else "",
+        choice_label(instruments.REGION_NAMES, r.history.spine_region) if r.history else "",
         *_pain(r.history),
         *_instrument_scores(r.history),
-        ", ".join(r.red_flags),
+        "; ".join(
+            str(triage.BY_CODE[code].question) if code in triage.BY_CODE else code
+            for code in sorted(r.red_flags)
+        ),
         r.assigned_specialist.full_name if r.assigned_specialist else "",
-        to_clinic_tz(appointment.starts_at).isoformat(timespec="minutes") if appointment else "",
+        _local(appointment.starts_at) if appointment else "",
         appointment.location.name if appointment else "",
     ]
 
@@ -81,14 +137,17 @@ def _instrument_scores(h: MedicalHistory | None) -> list[object]:
         if not outcome.scored:
             cells += [outcome.sections_answered, "", "", ""]
         else:
-            cells += [outcome.sections_answered, outcome.points, outcome.percent, outcome.band]
+            band = instrument.band_labels.get(outcome.band, outcome.band)
+            cells += [outcome.sections_answered, outcome.points, outcome.percent, str(band)]
     return cells
 
 
 def requests_csv(rows: Iterable[ConsultationRequest]) -> str:
+    """The file's text, byte-order mark first (encode it as UTF-8)."""
     out = io.StringIO()
+    out.write(BOM)
     writer = csv.writer(out)
-    writer.writerow(COLUMNS)
+    writer.writerow(headings())
     for r in rows:
         writer.writerow([neutralise(cell) for cell in _row(r)])
     return out.getvalue()

@@ -9,8 +9,15 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import MultiDict
-from wtforms import DateField, SelectField, TextAreaField, TimeField, ValidationError
-from wtforms.validators import DataRequired, InputRequired, Length, Optional
+from wtforms import (
+    DateField,
+    EmailField,
+    SelectField,
+    TextAreaField,
+    TimeField,
+    ValidationError,
+)
+from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional
 
 from booking.dashboard.queries import QueueFilters
 from booking.forms import BaseForm, ChoiceField, MultiCheckboxField, options
@@ -38,6 +45,7 @@ def queue_filters(args: MultiDict) -> QueueFilters:
         date_from=date_arg(args.get("from")),
         date_to=date_arg(args.get("to")),
         search=text_arg(args.get("q"), MAX_SEARCH),
+        unnotified=args.get("unnotified") == "1",
         page=int_arg(args.get("page"), maximum=100_000) or 1,
     )
 
@@ -89,6 +97,20 @@ class CloseForm(BaseForm):
 
 class ActionForm(FlaskForm):
     """A status change with nothing to fill in: the CSRF token only."""
+
+
+class ResendForm(BaseForm):
+    """Send the patient's failed emails again, to the address as shown or as corrected."""
+
+    email = EmailField(
+        _l("Patient's email address"),
+        validators=[
+            DataRequired(_l("Please enter the patient's email address.")),
+            Email(_l("Please enter a valid email address."), check_deliverability=False),
+            Length(max=254),
+        ],
+        description=_l("Correct it if it was mistyped: the patient's record changes too."),
+    )
 
 
 class NoteForm(BaseForm):

@@ -8,7 +8,7 @@ many-to-one and one-to-one data is joined into the page query, lists are loaded 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, time, timedelta
 from typing import Any
 
@@ -25,7 +25,7 @@ from booking.requests.models import (
     RequestStatus,
     TriageLevel,
 )
-from booking.requests.queries import visible_to
+from booking.requests.queries import unnotified_request_ids, visible_to
 from booking.scheduling.models import Appointment
 from booking.staff.models import StaffUser
 from booking.timeutil import from_clinic_local
@@ -42,6 +42,8 @@ class QueueFilters:
     date_from: date | None = None
     date_to: date | None = None
     search: str | None = None
+    # Only requests whose patient was not notified (an email to them failed for good).
+    unnotified: bool = False
     page: int = 1
 
     def as_query_args(self, **overrides: Any) -> dict[str, Any]:
@@ -54,6 +56,7 @@ class QueueFilters:
             "from": self.date_from.isoformat() if self.date_from else None,
             "to": self.date_to.isoformat() if self.date_to else None,
             "q": self.search,
+            "unnotified": 1 if self.unnotified else None,
             "page": self.page if self.page > 1 else None,
         }
         values.update(overrides)
@@ -72,6 +75,8 @@ class QueuePage:
     page: int
     per_page: int
     counts: dict[str, int] = field(default_factory=dict)
+    # Requests of any status, under the other filters, whose patient was not notified.
+    unnotified: int = 0
 
     @property
     def pages(self) -> int:
@@ -93,6 +98,10 @@ class QueuePage:
     def cap(self) -> int:
         return COUNT_CAP
 
+    @property
+    def unnotified_label(self) -> str:
+        return f"{COUNT_CAP}+" if self.unnotified > COUNT_CAP else str(self.unnotified)
+
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -111,6 +120,8 @@ def _filtered(stmt: Select, user: StaffUser, f: QueueFilters, *, with_status: bo
         stmt = stmt.where(ConsultationRequest.priority.in_(sorted(TRIAGE_PRIORITY.values())))
     if f.specialist_id:
         stmt = stmt.where(ConsultationRequest.assigned_specialist_id == f.specialist_id)
+    if f.unnotified:
+        stmt = stmt.where(ConsultationRequest.id.in_(unnotified_request_ids()))
     if f.diagnosis:
         stmt = stmt.where(
             exists().where(
@@ -166,34 +177,47 @@ def _listed(user: StaffUser, f: QueueFilters) -> Select:
     )
 
 
-def _status_counts(user: StaffUser, f: QueueFilters) -> dict[str, int]:
+def _capped_count(user: StaffUser, f: QueueFilters, label: str, status: str | None) -> Any:
+    rows = select(ConsultationRequest.id)
+    if f.search:  # the search looks at the patient's name, email and phone
+        rows = rows.join(ConsultationRequest.patient)
+    rows = _filtered(rows, user, f, with_status=False)
+    if status is not None:
+        rows = rows.where(ConsultationRequest.status == status)
+    capped = rows.limit(COUNT_CAP + 1).subquery()
+    return select(func.count()).select_from(capped).scalar_subquery().label(label)
+
+
+UNNOTIFIED = "unnotified"
+
+
+def _status_counts(user: StaffUser, f: QueueFilters) -> tuple[dict[str, int], int]:
     """Requests per status under the filters, each counted up to ``COUNT_CAP + 1`` rows of
-    the status index: one query whose work does not grow with the clinic's history."""
-    columns = []
-    for status in RequestStatus:
-        rows = select(ConsultationRequest.id)
-        if f.search:  # the search looks at the patient's name, email and phone
-            rows = rows.join(ConsultationRequest.patient)
-        rows = _filtered(rows, user, f, with_status=False).where(
-            ConsultationRequest.status == status
-        )
-        capped = rows.limit(COUNT_CAP + 1).subquery()
-        columns.append(
-            select(func.count()).select_from(capped).scalar_subquery().label(status.value)
-        )
-    row = db.session.execute(select(*columns)).one()
-    return {status.value: n for status, n in zip(RequestStatus, row, strict=True) if n}
+    the status index, and the requests of any status whose patient was not notified: one
+    query whose work does not grow with the clinic's history."""
+    columns = [_capped_count(user, f, status.value, status) for status in RequestStatus]
+    columns.append(_capped_count(user, replace(f, unnotified=True), UNNOTIFIED, None))
+    *row, unnotified = db.session.execute(select(*columns)).one()
+    counts = {status.value: n for status, n in zip(RequestStatus, row, strict=True) if n}
+    return counts, unnotified
 
 
 def queue_page(user: StaffUser, f: QueueFilters, per_page: int = PER_PAGE) -> QueuePage:
     """One page of the queue and the counts per status. Two queries."""
-    counts = _status_counts(user, f)
+    counts, unnotified = _status_counts(user, f)
     total = counts.get(f.status, 0) if f.status else sum(counts.values())
 
     page = max(1, min(f.page, max(1, math.ceil(min(total, COUNT_CAP) / per_page))))
     stmt = _listed(user, f).limit(per_page).offset((page - 1) * per_page)
     items = list(db.session.scalars(stmt).unique())
-    return QueuePage(items=items, total=total, page=page, per_page=per_page, counts=counts)
+    return QueuePage(
+        items=items,
+        total=total,
+        page=page,
+        per_page=per_page,
+        counts=counts,
+        unnotified=unnotified,
+    )
 
 
 def export_rows(

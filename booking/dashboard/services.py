@@ -466,3 +466,48 @@ def send_new_link(consultation: ConsultationRequest, actor: StaffUser) -> int:
     db.session.commit()
     enqueue_delivery([email.id] if email is not None else [])
     return revoked
+
+
+def resend_patient_emails(
+    consultation: ConsultationRequest, actor: StaffUser, address: str
+) -> list[int]:
+    """Send again every email the patient was never given (``emails.unnotified``): each as a
+    fresh outbox row in this transaction, to ``address``, which becomes the patient's address
+    when staff corrected it. Audited with the ids and whether the address changed (never the
+    address: the audit trail outlives an erasure). Returns the new rows' ids."""
+    consultation = lock_request(consultation)
+    check_may_work(consultation, actor)
+    failed = emails.unnotified(consultation)
+    if not failed:
+        raise WorkflowError(_("Every email to the patient went out or is on its way."))
+    address = address.strip()
+    changed = address != (consultation.patient.email or "")
+    if changed:
+        consultation.patient.email = address
+    copies = [emails.resend(consultation, email) for email in failed]
+    add_event(
+        consultation,
+        kind=EventKind.NOTE,
+        actor=actor,
+        body=(
+            "Sent the patient's failed emails again, to a corrected address."
+            if changed
+            else "Sent the patient's failed emails again."
+        ),
+    )
+    db.session.flush()
+    record(
+        "patient_emails_resent",
+        target_type="request",
+        target_id=consultation.reference,
+        actor=actor,
+        details={
+            "failed_email_ids": [email.id for email in failed],
+            "new_email_ids": [copy.id for copy in copies],
+            "address_changed": changed,
+        },
+    )
+    db.session.commit()
+    ids = [copy.id for copy in copies]
+    enqueue_delivery(ids)
+    return ids

@@ -19,6 +19,7 @@ from booking.dashboard.forms import (
     CallbackForm,
     CloseForm,
     NoteForm,
+    ResendForm,
     SlotForm,
     queue_filters,
 )
@@ -27,7 +28,7 @@ from booking.documents.storage import get_storage
 from booking.extensions import db, talisman
 from booking.messages import services as messages
 from booking.messages.forms import StaffMessageForm
-from booking.requests import asks, followup, history, instruments
+from booking.requests import asks, emails, followup, history, instruments
 from booking.requests.calls import CallbackAttempt, CallOutcome
 from booking.requests.lifecycle import WorkflowError
 from booking.requests.links import active_links
@@ -135,6 +136,9 @@ def _render_record(consultation: ConsultationRequest, status: int = 200, **forms
     forms.setdefault("action_form", ActionForm(prefix="action"))
     forms.setdefault("note_form", NoteForm(prefix="note"))
     forms.setdefault("call_form", CallbackForm(prefix="call"))
+    unnotified = emails.unnotified(consultation)
+    if "resend_form" not in forms:
+        forms["resend_form"] = ResendForm(prefix="resend", email=consultation.patient.email)
     items = asks.checklist()
     forms.setdefault("ask_form", AskForm(prefix="ask", items=items))
     forms.setdefault("message_form", StaffMessageForm(prefix="msg"))
@@ -162,6 +166,7 @@ def _render_record(consultation: ConsultationRequest, status: int = 200, **forms
         allowed=services.allowed_actions(consultation, current_user),
         timeline=_timeline(consultation, forms["thread"]),
         manage_links=active_links(consultation),
+        unnotified=unnotified,
         asks=asked,
         checklist=asks.checklist_rows(consultation, asked, items),
         **forms,
@@ -398,6 +403,31 @@ def send_new_link(reference: str) -> Response:
     return redirect(url_for(".record", reference=reference))
 
 
+@bp.post("/requests/<reference>/resend-emails")
+@roles_required(StaffRole.ADMIN, StaffRole.COORDINATOR)
+def resend_emails(reference: str) -> Response | tuple[str, int]:
+    """Send the patient's failed emails again, after the address was checked or corrected."""
+    consultation = _load_visible(reference)
+    form = ResendForm(prefix="resend")
+    if not form.validate_on_submit():
+        return _render_record(consultation, 422, resend_form=form)
+    try:
+        sent = services.resend_patient_emails(consultation, current_user, form.email.data)
+    except WorkflowError as exc:
+        db.session.rollback()
+        flash(str(exc), "danger")
+        return redirect(url_for(".record", reference=reference))
+    flash(
+        ngettext(
+            "%(num)d email is on its way to the patient again.",
+            "%(num)d emails are on their way to the patient again.",
+            len(sent),
+        ),
+        "success",
+    )
+    return redirect(url_for(".record", reference=reference) + "#timeline")
+
+
 @bp.post("/requests/<reference>/<action>")
 @roles_required()
 def change_status(reference: str, action: str) -> Response | tuple[str, int]:
@@ -471,7 +501,7 @@ def export_csv() -> Response:
     rows = queries.export_rows(current_user, filters)
     body = requests_csv(rows)
     services.record_export(current_user, filters.as_query_args(page=None), len(rows))
-    response = Response(body, mimetype="text/csv")
+    response = Response(body.encode("utf-8"), content_type="text/csv; charset=utf-8")
     stamp = clinic_today().isoformat()
     response.headers["Content-Disposition"] = f'attachment; filename="requests-{stamp}.csv"'
     response.headers["Cache-Control"] = "no-store, private"

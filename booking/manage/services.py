@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_ngettext
 
 from booking.audit.services import record
 from booking.documents.models import Document
@@ -112,7 +113,11 @@ def add_documents(consultation: ConsultationRequest, uploads: list[DocumentUploa
         email = emails.clinic_notice(
             consultation,
             _l("documents added"),
-            _l("The patient added %(n)d document(s).", n=len(uploads)),
+            lazy_ngettext(
+                "The patient added %(num)d document.",
+                "The patient added %(num)d documents.",
+                len(uploads),
+            ),
         )
         db.session.commit()
     except BaseException:

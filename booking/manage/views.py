@@ -14,6 +14,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
@@ -187,7 +188,12 @@ def add_documents(reference: str):
             _("We could not store your documents just now. Please try again later.")
         )
         return _render(consultation, 503, documents_form=form)
-    flash(_("Thank you: %(n)d document(s) added.", n=count), "success")
+    flash(
+        ngettext(
+            "Thank you: %(num)d document added.", "Thank you: %(num)d documents added.", count
+        ),
+        "success",
+    )
     return redirect(_here(reference))
 
 

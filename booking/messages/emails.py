@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from booking.notifications.models import OutboxEmail
 from booking.notifications.services import queue_email
 from booking.requests import links
-from booking.requests.emails import STAFF_LOCALE
+from booking.requests.emails import staff_locale
 from booking.requests.models import ConsultationRequest
 
 
@@ -38,13 +38,14 @@ def message_for_patient(consultation: ConsultationRequest) -> OutboxEmail | None
 
 def message_for_clinic(consultation: ConsultationRequest) -> OutboxEmail:
     """The patient wrote: to the clinic's notification address, as its other notices go."""
-    with force_locale(STAFF_LOCALE):
+    clinic = staff_locale()  # the clinic's language, whatever the patient's
+    with force_locale(clinic):
         subject = _("Message from the patient on %(reference)s", reference=consultation.reference)
     return queue_email(
         template="message_waiting_staff",
         recipient=current_app.config["STAFF_NOTIFICATION_EMAIL"],
         subject=subject,
-        locale=STAFF_LOCALE,
+        locale=clinic,
         request_id=consultation.id,
         consultation=consultation,
         request_url=links.staff_request_url(consultation),

@@ -78,6 +78,32 @@ def queue_email(
     return email
 
 
+def copy_email(email: OutboxEmail, *, recipient: str) -> OutboxEmail:
+    """A new outbox row with ``email``'s content (subject, bodies, attachment) for
+    ``recipient``: to send again an email that failed for good. It gets a Message-ID of its
+    own (the first never arrived, and this one may go to another address) and is due now.
+
+    Only adds to the session, as ``queue_email``.
+    """
+    copy = OutboxEmail(
+        request_id=email.request_id,
+        template=email.template,
+        recipient=recipient,
+        subject=email.subject,
+        body_text=email.body_text,
+        body_html=email.body_html,
+        message_id=_message_id(),
+        status=OutboxStatus.PENDING,
+        attempts=0,
+        next_attempt_at=now_utc(),
+        attachment_name=email.attachment_name,
+        attachment_type=email.attachment_type,
+        attachment_body=email.attachment_body,
+    )
+    db.session.add(copy)
+    return copy
+
+
 def enqueue_delivery(email_ids: list[int]) -> None:
     """Hand committed outbox rows to the task queue.
 
@@ -105,8 +131,27 @@ def _is_permanent(exc: Exception) -> bool:
     return isinstance(exc, smtplib.SMTPResponseException) and 500 <= exc.smtp_code < 600
 
 
+# What ``last_error`` says of a server that accepted the connection and then never answered
+# within MAIL_TIMEOUT (a hung server, a firewall dropping packets): not a refusal.
+SMTP_TIMEOUT = "SMTPTimeout"
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """True when the server did not answer in time. smtplib reports a reply that never came
+    as ``SMTPServerDisconnected`` raised while handling the socket's ``TimeoutError``, so the
+    cause is looked for along the exception's chain too."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, TimeoutError):  # socket.timeout is TimeoutError since 3.10
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _describe(exc: Exception) -> str:
     # Only the kind of error and the SMTP code: server messages can echo addresses.
+    if _timed_out(exc):
+        return SMTP_TIMEOUT
     code = getattr(exc, "smtp_code", None)
     return f"{type(exc).__name__}" + (f" {code}" if code else "")
 
@@ -204,31 +249,34 @@ def _mark_sent(email: OutboxEmail) -> None:
 def requeue_stalled_emails() -> list[int]:
     """Find outbox rows whose delivery task was lost; return the ids to enqueue again.
 
-    A row claimed by a worker that died is released after ``MAIL_CLAIM_TIMEOUT_SECONDS``; a
+    A row claimed by a worker that died is released after ``MAIL_CLAIM_TIMEOUT_SECONDS`` and
+    returned at once: its claim timing out was the wait, and no task is coming for it. A
     pending row still waiting ``MAIL_REQUEUE_AFTER_SECONDS`` after it fell due has lost its task
     (queue down, worker restarted). Enqueuing a row twice is harmless: only one claim succeeds.
     """
     now = now_utc()
     claim_timeout = timedelta(seconds=current_app.config["MAIL_CLAIM_TIMEOUT_SECONDS"])
-    db.session.execute(
-        update(OutboxEmail)
-        .where(
-            OutboxEmail.status == OutboxStatus.SENDING,
-            OutboxEmail.claimed_at < now - claim_timeout,
+    released = set(
+        db.session.scalars(
+            update(OutboxEmail)
+            .where(
+                OutboxEmail.status == OutboxStatus.SENDING,
+                OutboxEmail.claimed_at < now - claim_timeout,
+            )
+            .values(status=OutboxStatus.PENDING, next_attempt_at=now)
+            .returning(OutboxEmail.id)
         )
-        .values(status=OutboxStatus.PENDING, next_attempt_at=now)
     )
     grace = timedelta(seconds=current_app.config["MAIL_REQUEUE_AFTER_SECONDS"])
-    ids = list(
-        db.session.scalars(
-            select(OutboxEmail.id)
-            .where(
-                OutboxEmail.status == OutboxStatus.PENDING,
-                OutboxEmail.next_attempt_at <= now - grace,
-            )
-            .order_by(OutboxEmail.id)
-            .limit(500)
+    lost = db.session.scalars(
+        select(OutboxEmail.id)
+        .where(
+            OutboxEmail.status == OutboxStatus.PENDING,
+            OutboxEmail.next_attempt_at <= now - grace,
         )
+        .order_by(OutboxEmail.id)
+        .limit(500)
     )
+    ids = sorted(released.union(lost))
     db.session.commit()
     return ids

@@ -84,23 +84,26 @@ def erase(reference: str) -> Response | tuple[str, int]:
             form.confirmation.errors = [*form.confirmation.errors, str(exc)]
         else:
             flash(
-                ngettext(
-                    "Erased: %(num)d request with %(documents)d document(s) and "
-                    "%(emails)d email(s).",
-                    "Erased: %(num)d requests with %(documents)d document(s) and "
-                    "%(emails)d email(s).",
-                    result.counts.requests,
-                    documents=result.counts.documents,
-                    emails=result.counts.emails,
+                _(
+                    "Erased: %(requests)s, %(documents)s and %(emails)s.",
+                    requests=ngettext(
+                        "%(num)d request", "%(num)d requests", result.counts.requests
+                    ),
+                    documents=ngettext(
+                        "%(num)d document", "%(num)d documents", result.counts.documents
+                    ),
+                    emails=ngettext("%(num)d email", "%(num)d emails", result.counts.emails),
                 ),
                 "success",
             )
             if result.files_pending:
                 flash(
-                    _(
-                        "%(num)d stored file(s) could not be removed yet. They are retried "
+                    ngettext(
+                        "%(num)d stored file could not be removed yet. It is retried every "
+                        "day; see the server log.",
+                        "%(num)d stored files could not be removed yet. They are retried "
                         "every day; see the server log.",
-                        num=result.files_pending,
+                        result.files_pending,
                     ),
                     "warning",
                 )

@@ -17,9 +17,10 @@ def init_app(app: Flask) -> None:
     from booking.requests import followup, triage
     from booking.requests.calls import OUTCOME_LABELS
     from booking.requests.history import diagnosis_labels
-    from booking.requests.lifecycle import status_label
+    from booking.requests.lifecycle import patient_status_label, status_label
 
     app.add_template_global(status_label)
+    app.add_template_global(patient_status_label)
     app.add_template_global(diagnosis_labels)
     app.add_template_global(triage.BY_CODE, "red_flags_by_code")
     app.add_template_global(triage.PATHWAY_LABELS, "red_flag_pathways")

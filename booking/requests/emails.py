@@ -1,5 +1,5 @@
 """Every email about a request, composed in one place: the patient's (in their language) and
-the clinic's (in English, which staff read until the dashboard offers a choice).
+the clinic's (in the clinic's language, ``BABEL_DEFAULT_LOCALE``, whatever the patient's).
 
 Each function queues one email in the outbox, inside the caller's transaction, and returns it;
 the caller hands its id to the worker after the commit. Each email is a ``.txt`` and ``.html``
@@ -13,8 +13,8 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel.speaklater import LazyString
 
-from booking.notifications.models import OutboxEmail
-from booking.notifications.services import queue_email
+from booking.notifications.models import OutboxEmail, OutboxStatus
+from booking.notifications.services import copy_email, queue_email
 from booking.requests import links, triage
 from booking.requests.models import ConsultationRequest
 from booking.scheduling.ical import appointment_ics
@@ -22,7 +22,43 @@ from booking.scheduling.models import Appointment, SlotOffer
 from booking.scheduling.services import FreedTime
 from booking.timeutil import clinic_dt
 
-STAFF_LOCALE = "en"
+
+def staff_locale() -> str:
+    """The language of every email to the clinic: the clinic's, never the patient's."""
+    return str(current_app.config["BABEL_DEFAULT_LOCALE"])
+
+
+# The emails written to the patient (by ``_to_patient``); the rest go to the clinic.
+PATIENT_TEMPLATES = frozenset(
+    {"request_received", "request_update", "manage_link", "waitlist_offer", "appointment_reminder"}
+)
+
+
+def unnotified(consultation: ConsultationRequest) -> list[OutboxEmail]:
+    """The patient's emails that failed for good and were not followed by one of the same
+    kind that went out or is on its way (a resend): what the patient was never told. Read
+    from ``consultation.emails``, which the record page loads."""
+    mine = [e for e in consultation.emails if e.template in PATIENT_TEMPLATES]
+    return sorted(
+        (
+            e
+            for e in mine
+            if e.status == OutboxStatus.FAILED
+            and not any(
+                later.template == e.template
+                and later.id > e.id
+                and later.status != OutboxStatus.FAILED
+                for later in mine
+            )
+        ),
+        key=lambda e: e.id,
+    )
+
+
+def resend(consultation: ConsultationRequest, failed: OutboxEmail) -> OutboxEmail:
+    """The same email again, as a fresh outbox row, to the patient's address as it is now
+    (staff may have corrected it)."""
+    return copy_email(failed, recipient=consultation.patient.email)
 
 
 def _to_patient(
@@ -63,7 +99,7 @@ def _to_clinic(
         template=template,
         recipient=recipient or current_app.config["STAFF_NOTIFICATION_EMAIL"],
         subject=subject,
-        locale=STAFF_LOCALE,
+        locale=staff_locale(),
         request_id=consultation.id,
         consultation=consultation,
         request_url=links.staff_request_url(consultation),
@@ -96,7 +132,7 @@ def request_received(consultation: ConsultationRequest) -> list[OutboxEmail]:
         # An emergency or urgent patient reads the page's advice again, first (triage.py).
         advice=triage.advice(consultation.red_flags),
     )
-    with force_locale(STAFF_LOCALE):
+    with force_locale(staff_locale()):
         if consultation.is_emergency:
             staff_subject = _(
                 "EMERGENCY: new request %(reference)s, call the patient back now",
@@ -115,7 +151,7 @@ def request_received(consultation: ConsultationRequest) -> list[OutboxEmail]:
 
 def callback_requested(consultation: ConsultationRequest) -> OutboxEmail:
     """The clinic's alert for an emergency patient who asked to be called back."""
-    with force_locale(STAFF_LOCALE):
+    with force_locale(staff_locale()):
         subject = _(
             "EMERGENCY: call back now, request %(reference)s", reference=consultation.reference
         )
@@ -126,7 +162,7 @@ def escalation(
     consultation: ConsultationRequest, recipient: str, waited_minutes: int, target_minutes: int
 ) -> OutboxEmail:
     """The on-call alert: an emergency request nobody acknowledged within its target."""
-    with force_locale(STAFF_LOCALE):
+    with force_locale(staff_locale()):
         subject = _(
             "ESCALATION: emergency request %(reference)s not acknowledged after %(minutes)d "
             "minutes",
@@ -191,7 +227,7 @@ def clinic_notice(
     """Tell the clinic what the patient did through their private link. ``what`` and
     ``detail`` are lazy strings (``_l``), so they read in the staff's language, not the
     patient's."""
-    with force_locale(STAFF_LOCALE):
+    with force_locale(staff_locale()):
         what, detail = str(what), str(detail)
         subject = _(
             "Patient update on %(reference)s: %(what)s",
@@ -230,7 +266,7 @@ def reminder(consultation: ConsultationRequest, appointment: Appointment) -> Out
     with force_locale(consultation.locale):
         subject = _(
             "Reminder: your appointment on %(when)s (%(reference)s)",
-            when=clinic_dt(appointment.starts_at, "medium"),
+            when=clinic_dt(appointment.starts_at, "when"),
             reference=consultation.reference,
         )
     return _to_patient(

@@ -87,6 +87,21 @@ def status_label(status: RequestStatus | str) -> str:
     return labels[RequestStatus(status)]
 
 
+def patient_status_label(status: RequestStatus | str) -> str:
+    """The status as the patient reads it on their page: a sentence, not the staff's word
+    (an English "requested" reads as the code it is)."""
+    labels = {
+        S.REQUESTED: _("Received: the clinic will confirm your appointment"),
+        S.AWAITING_PATIENT: _("Waiting for you: the clinic needs something from you"),
+        S.CONFIRMED: _("Appointment confirmed"),
+        S.COMPLETED: _("Visit completed"),
+        S.DECLINED: _("Not offered an appointment"),
+        S.CANCELLED: _("Cancelled"),
+        S.NO_SHOW: _("Appointment missed"),
+    }
+    return labels[RequestStatus(status)]
+
+
 def role_may(user: StaffUser, target: RequestStatus) -> bool:
     """Whether the user's role allows moving a request to ``target`` at all."""
     return user.works_every_request or (

@@ -11,10 +11,12 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, true
-from sqlalchemy.orm import contains_eager, joinedload
+from sqlalchemy import Select, select, true
+from sqlalchemy.orm import aliased, contains_eager, joinedload
 
 from booking.extensions import db
+from booking.notifications.models import OutboxEmail, OutboxStatus
+from booking.requests.emails import PATIENT_TEMPLATES
 from booking.requests.models import ConsultationRequest, RequestStatus
 from booking.scheduling.availability import MAX_BLOCK
 from booking.scheduling.models import Appointment
@@ -52,6 +54,26 @@ def lock_request(consultation: ConsultationRequest) -> ConsultationRequest:
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one()
+
+
+def unnotified_request_ids() -> Select:
+    """The ids of requests whose patient was not told something: an email to them failed for
+    good and no later one of the same kind went out or is on its way (``emails.unnotified``,
+    in SQL). Read from the failed outbox rows (the ``status`` index), which are few."""
+    later = aliased(OutboxEmail)
+    return select(OutboxEmail.request_id).where(
+        OutboxEmail.status == OutboxStatus.FAILED,
+        OutboxEmail.template.in_(sorted(PATIENT_TEMPLATES)),
+        OutboxEmail.request_id.is_not(None),
+        ~select(later.id)
+        .where(
+            later.request_id == OutboxEmail.request_id,
+            later.template == OutboxEmail.template,
+            later.id > OutboxEmail.id,
+            later.status != OutboxStatus.FAILED,
+        )
+        .exists(),
+    )
 
 
 def visible_to(user: StaffUser) -> Any:

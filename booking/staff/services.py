@@ -82,13 +82,14 @@ def request_password_reset(email: str) -> None:
         db.session.commit()
         return
     link = public_url(f"/staff/password/reset/{make_reset_token(user)}")
-    with force_locale("en"):
+    clinic_locale = current_app.config["BABEL_DEFAULT_LOCALE"]  # staff read the clinic's
+    with force_locale(clinic_locale):
         subject = _("Reset your %(clinic)s password", clinic=current_app.config["CLINIC_NAME"])
     email_row = queue_email(
         template="staff_password_reset",
         recipient=user.email,
         subject=subject,
-        locale="en",
+        locale=clinic_locale,
         user=user,
         link=link,
         hours=current_app.config["PASSWORD_RESET_HOURS"],

@@ -18,6 +18,7 @@ from babel.dates import format_date, format_datetime
 from playwright.sync_api import Locator, Page, expect
 
 from booking.requests import triage
+from booking.timeutil import WHEN
 from tests.e2e.conftest import LOCATION, SPECIALIST, LiveServer
 from tests.support import PASSWORD
 
@@ -62,14 +63,14 @@ def slot_label(hh_mm: str) -> str:
 def full_time(server: LiveServer, day: date, hh_mm: str) -> str:
     """A time as the pages and emails spell it out in full."""
     starts_at = datetime.combine(day, time.fromisoformat(hh_mm), tzinfo=server.tz)
-    return format_datetime(starts_at.astimezone(UTC), "full", tzinfo=server.tz, locale="en")
+    return format_datetime(starts_at.astimezone(UTC), WHEN, tzinfo=server.tz, locale="en")
 
 
 def slot_time(server: LiveServer, slot: Locator) -> str:
     """The full time of a slot's radio button (its value ends in the start's epoch)."""
     epoch = int(slot.get_attribute("value").rsplit(".", 1)[1])
     starts_at = datetime.fromtimestamp(epoch, tz=UTC)
-    return format_datetime(starts_at, "full", tzinfo=server.tz, locale="en")
+    return format_datetime(starts_at, WHEN, tzinfo=server.tz, locale="en")
 
 
 def page_width(page: Page) -> int:

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from booking.extensions import db
 from booking.requests.models import ConsultationRequest, TriageLevel
+from booking.timeutil import WHEN
 from tests.e2e.conftest import (
     IMAGING_REVIEW,
     LOCATION,
@@ -92,7 +93,7 @@ def stored_requests(live_server: LiveServer) -> list[Stored]:
 
 
 def shown_as(live_server: LiveServer, starts_at: datetime) -> str:
-    return format_datetime(starts_at, "full", tzinfo=live_server.tz, locale="en")
+    return format_datetime(starts_at, WHEN, tzinfo=live_server.tz, locale="en")
 
 
 def assert_stored_with_slot_and_document(

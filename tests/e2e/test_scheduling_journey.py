@@ -96,7 +96,8 @@ def test_patient_picks_a_time_then_moves_it_adds_a_document_and_cancels_by_the_e
     page.goto(link)
     expect(page).to_have_url(clinic(f"/manage/{reference}"))
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Your request {reference}")
-    expect(page.get_by_text("Status: requested")).to_be_visible()
+    status = "Status: Received: the clinic will confirm your appointment"
+    expect(page.get_by_text(status)).to_be_visible()
     appointment = page.get_by_role("region", name="Your appointment")
     expect(appointment).to_contain_text(held_time)
     expect(appointment).to_contain_text(f"30 minutes · {SPECIALIST} · {LOCATION}, {ADDRESS}")
@@ -136,7 +137,7 @@ def test_patient_picks_a_time_then_moves_it_adds_a_document_and_cancels_by_the_e
 
     expect(page).to_have_url(clinic(f"/manage/{reference}"))
     expect(
-        page.get_by_role("status").filter(has_text="Thank you: 1 document(s) added.")
+        page.get_by_role("status").filter(has_text="Thank you: 1 document added.")
     ).to_be_visible()
     documents = page.get_by_role("region", name="Your documents")
     expect(documents.get_by_role("listitem")).to_have_count(1)
@@ -154,7 +155,7 @@ def test_patient_picks_a_time_then_moves_it_adds_a_document_and_cancels_by_the_e
             has_text="Your request is cancelled. We have sent you a confirmation."
         )
     ).to_be_visible()
-    expect(page.get_by_text("Status: cancelled")).to_be_visible()
+    expect(page.get_by_text("Status: Cancelled")).to_be_visible()
     expect(page.get_by_role("button", name="Cancel my request")).to_have_count(0)
     expect(page.get_by_role("link", name="Choose another time")).to_have_count(0)
 

@@ -1,0 +1,168 @@
+"""Following up a patient who was never notified: the queue flags and counts the request, and
+staff send the failed email again (to a corrected address), audited, through the outbox."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from booking.audit.models import AuditEvent
+from booking.extensions import db
+from booking.notifications.models import OutboxEmail, OutboxStatus
+from booking.notifications.services import deliver_outbox_email
+from booking.requests.models import ConsultationRequest
+from tests.factories import make_request
+from tests.smtp import SmtpServer
+from tests.support import AuthActions, Clinic, csrf_token
+
+REF_RE = re.compile(r'href="/staff/requests/(SC-[0-9A-Z]{4}-[0-9A-Z]{4})"')
+UNNOTIFIED_COUNT = re.compile(r'id="unnotified-count">([^<]+)<')
+CSRF_VALUE = re.compile(r'name="resend-csrf_token" type="hidden" value="([^"]+)"')
+TYPO = "erika.mustermann@exmaple.com"
+FIXED = "erika.mustermann@example.com"
+
+
+@pytest.fixture
+def app_settings(mail_settings: dict[str, Any]) -> dict[str, Any]:
+    return mail_settings
+
+
+def _deliver_all(app: Flask) -> None:
+    with app.app_context():
+        for email_id in db.session.scalars(
+            select(OutboxEmail.id).where(OutboxEmail.status == OutboxStatus.PENDING)
+        ).all():
+            deliver_outbox_email(email_id)
+
+
+@pytest.fixture
+def failed(app: Flask, smtp: SmtpServer) -> dict[str, str]:
+    """Two requests: one whose patient's receipt bounced (a mistyped address the server
+    refuses for good), one whose patient got it."""
+    smtp.collector.refuse_rcpt.add(TYPO)
+    with app.app_context():
+        bounced = make_request(email=TYPO, full_name="Erika Typo").reference
+        fine = make_request(email="otto@example.com", full_name="Otto Fine").reference
+    _deliver_all(app)
+    with app.app_context():
+        statuses = {e.recipient: e.status for e in db.session.scalars(select(OutboxEmail)).all()}
+    assert statuses[TYPO] == OutboxStatus.FAILED
+    assert statuses["otto@example.com"] == OutboxStatus.SENT
+    return {"bounced": bounced, "fine": fine}
+
+
+def _unnotified_count(client: FlaskClient, **args: Any) -> str:
+    page = client.get("/staff/", query_string=args).get_data(as_text=True)
+    return UNNOTIFIED_COUNT.search(page).group(1)
+
+
+def test_the_queue_flags_and_counts_a_patient_who_was_not_notified(
+    auth: AuthActions, clinic: Clinic, failed: dict[str, str]
+) -> None:
+    auth.login("coordinator")
+    client = auth.client
+    assert _unnotified_count(client) == "1"
+    listed = REF_RE.findall(
+        client.get("/staff/", query_string={"status": "all", "unnotified": 1}).get_data(
+            as_text=True
+        )
+    )
+    assert listed == [failed["bounced"]]
+    # The count follows the other filters: a search for the other patient finds none.
+    assert _unnotified_count(client, status="all", q="Otto") == "0"
+    # A bounced email to the clinic is not a patient left uninformed: only patient emails count.
+    record = client.get(f"/staff/requests/{failed['bounced']}").get_data(as_text=True)
+    assert "The patient was not notified" in record
+    assert "We received your request" in record
+    assert "The patient was not notified" not in client.get(
+        f"/staff/requests/{failed['fine']}"
+    ).get_data(as_text=True)
+
+
+def test_staff_correct_the_address_and_resend(
+    app: Flask, auth: AuthActions, clinic: Clinic, failed: dict[str, str], smtp: SmtpServer
+) -> None:
+    auth.login("coordinator")
+    client = auth.client
+    reference = failed["bounced"]
+    page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    token = CSRF_VALUE.search(page).group(1)
+
+    # A mistyped correction is refused by the form and nothing is queued.
+    response = client.post(
+        f"/staff/requests/{reference}/resend-emails",
+        data={"resend-csrf_token": token, "resend-email": "not an address"},
+    )
+    assert response.status_code == 422
+    assert "Please enter a valid email address." in response.get_data(as_text=True)
+
+    response = client.post(
+        f"/staff/requests/{reference}/resend-emails",
+        data={"resend-csrf_token": token, "resend-email": FIXED},
+    )
+    assert response.status_code == 302
+    with app.app_context():
+        consultation = db.session.scalars(
+            select(ConsultationRequest).where(ConsultationRequest.reference == reference)
+        ).one()
+        assert consultation.patient.email == FIXED
+        rows = db.session.scalars(
+            select(OutboxEmail)
+            .where(OutboxEmail.request_id == consultation.id)
+            .where(OutboxEmail.template == "request_received")
+            .order_by(OutboxEmail.id)
+        ).all()
+        assert [(r.recipient, r.status) for r in rows] == [
+            (TYPO, OutboxStatus.FAILED),
+            (FIXED, OutboxStatus.PENDING),
+        ]
+        first, again = rows
+        assert again.subject == first.subject and again.body_text == first.body_text
+        assert again.message_id != first.message_id
+        audit = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "patient_emails_resent")
+        ).one()
+        assert audit.target_id == reference
+        assert audit.details == {
+            "failed_email_ids": [first.id],
+            "new_email_ids": [again.id],
+            "address_changed": True,
+        }
+        assert FIXED not in str(audit.details)  # the trail outlives an erasure
+    # On its way: no longer flagged.
+    assert _unnotified_count(client) == "0"
+
+    _deliver_all(app)
+    received = smtp.collector.wait_for(3)
+    assert [r.rcpt_tos for r in received][-1] == [FIXED]
+    page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert "The patient was not notified" not in page
+
+    # Nothing left to resend: a second post changes nothing.
+    response = client.post(
+        f"/staff/requests/{reference}/resend-emails",
+        data={"resend-csrf_token": token, "resend-email": FIXED},
+        follow_redirects=True,
+    )
+    assert "Every email to the patient went out or is on its way." in response.get_data(
+        as_text=True
+    )
+    with app.app_context():
+        assert len(db.session.scalars(select(OutboxEmail)).all()) == 5
+
+
+def test_a_specialist_may_not_resend(
+    auth: AuthActions, clinic: Clinic, failed: dict[str, str]
+) -> None:
+    auth.login("specialist")
+    token = csrf_token(auth.client, "/staff/queue")
+    response = auth.client.post(
+        f"/staff/requests/{failed['bounced']}/resend-emails",
+        data={"resend-csrf_token": token, "resend-email": FIXED},
+    )
+    assert response.status_code == 403
