@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import sqlalchemy as sa
 from flask import Flask
@@ -276,10 +277,21 @@ def page_token(page: str) -> str:
 def post_step(
     client: FlaskClient, code: str, data: dict[str, Any] | None = None, nav: str = "next"
 ) -> TestResponse:
-    """Open step ``code`` and post ``data`` (default: its valid answers) with ``nav``."""
-    token = page_token(open_step(client, code))
-    payload = {**(step_answers(code) if data is None else data), "csrf_token": token, "nav": nav}
-    return client.post(f"/request/steps/{code}", data=payload)
+    """Open step ``code`` and post ``data`` (default: its valid answers) with ``nav``. A step
+    shown in pages ("function") has each page opened and posted in turn, as a patient fills
+    them (each page takes its own fields of ``data``); the response that leaves the step (or
+    that refuses a page) is returned."""
+    data = step_answers(code) if data is None else data
+    path = f"/request/steps/{code}"
+    while True:
+        token = page_token(open_step(client, path.removeprefix("/request/steps/")))
+        page = parse_qs(urlsplit(path).query).get("page", [None])[0]
+        payload = {**data, "csrf_token": token, "nav": nav, **({"page": page} if page else {})}
+        response = client.post(f"/request/steps/{code}", data=payload)
+        location = response.headers.get("Location", "")
+        if response.status_code != 303 or not location.startswith(f"/request/steps/{code}?"):
+            return response
+        path = location
 
 
 FileLike = tuple[Any, ...]
@@ -401,10 +413,19 @@ def fill_request(
     def went_on(response: TestResponse) -> bool:
         return response.status_code == 303 and "/request/steps/" in response.location
 
+    asked = as_lists(answers)
     for code in REQUEST_STEPS:
-        response = _post_step_as_shown(client, code, {**step_answers(code, answers)}, tokens)
-        if not went_on(response):
-            return response
+        given = step_answers(code, answers)
+        pages = steps.function_pages(asked) if code == "function" else []
+        for number, names in enumerate(pages or [tuple(given)], start=1):
+            mine = {name: value for name, value in given.items() if name in names}
+            if pages:
+                mine["page"] = str(number)
+            response = _post_step_as_shown(
+                client, code, mine, tokens, page=number if pages else None
+            )
+            if not went_on(response):
+                return response
     for parts, description in _document_rows(answers, files):
         payload: dict[str, Any] = {"nav": "upload", "files": [file_part(p) for p in parts]}
         if description is not None:
@@ -434,15 +455,16 @@ def _post_step_as_shown(
     code: str,
     payload: dict[str, Any],
     tokens: dict[str, str] | None,
+    page: int | None = None,
     **options: Any,
 ) -> TestResponse:
     """Open step ``code`` and post ``payload`` ("next" unless it says) with the page's CSRF
     token, or with that of ``tokens`` (none if they have none); a step that does not open
     (the request was sent, or never started) answers instead."""
-    page = client.get(f"/request/steps/{code}")
-    if page.status_code != 200:
-        return page
-    token = page_token(page.get_data(as_text=True)) if tokens is None else tokens.get("csrf_token")
+    shown = client.get(f"/request/steps/{code}", query_string={"page": page} if page else {})
+    if shown.status_code != 200:
+        return shown
+    token = page_token(shown.get_data(as_text=True)) if tokens is None else tokens.get("csrf_token")
     payload = {"nav": "next", **payload}
     if token is not None:
         payload["csrf_token"] = token

@@ -43,6 +43,9 @@ def test_the_steps_offer_every_section(client: FlaskClient) -> None:
     post_step(client, "symptoms")  # the main problem decides the questions of the next step
     pages = {code: open_step(client, code) for code in ("time", *REQUEST_STEPS[1:], "documents")}
     pages["review"] = open_step(client, "review")
+    # The pain and daily life step is shown in pages: the pain scales, then the instrument's.
+    assert "Your pain" in pages["function"]
+    pages["function"] = open_step(client, "function?page=2")
     for code, text in (
         ("time", "Days that suit you"),
         ("about", "About you"),

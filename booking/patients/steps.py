@@ -106,30 +106,66 @@ def region_of(answers: Answers) -> str | None:
     return region if region in instruments.REGION_CODES else None
 
 
-def fields_of(code: str, answers: Answers) -> tuple[str, ...]:
-    """The fields step ``code`` asks, for these answers (the main problem decides the pain
-    scales and the instrument)."""
-    if code != "function":
-        return BY_CODE[code].fields
+# The "function" step is shown in pages, so each fits about two screens of a phone: the pain
+# scales first, then the instrument's sections at most this many at a time, in pages of even
+# size (the ODI's ten as 4, 3 and 3: a section and its six statements take about half a
+# screen of a 390 px phone).
+SECTIONS_PER_PAGE = 4
+
+
+def function_pages(answers: Answers) -> list[tuple[str, ...]]:
+    """The pages of the "function" step for these answers (none without a main problem)."""
     region = region_of(answers)
     if region is None:
-        return ()
-    pain = [
+        return []
+    pain = tuple(
         name
         for area in instruments.REGION_PAIN_AREAS[region]
         for name in (area.now_name, area.worst_name)
-    ]
-    sections = [
-        f"{instrument.code}_{key}"
-        for instrument in instruments.instruments_for(region)
-        for key in instrument.section_keys
-    ]
-    return (*pain, *sections)
+    )
+    pages = [pain]
+    for instrument in instruments.instruments_for(region):
+        names = [f"{instrument.code}_{key}" for key in instrument.section_keys]
+        count = -(-len(names) // SECTIONS_PER_PAGE)  # pages needed
+        size, extra = divmod(len(names), count)
+        start = 0
+        for index in range(count):
+            end = start + size + (1 if index < extra else 0)
+            pages.append(tuple(names[start:end]))
+            start = end
+    return pages
 
 
-def posted_answers(code: str, answers: Answers, posted: MultiDict[str, str]) -> Answers:
-    """The step's answers as posted (a box left unticked is posted as nothing: no answer)."""
-    return {name: posted.getlist(name) for name in fields_of(code, answers)}
+def pages_of(code: str, answers: Answers) -> int:
+    """How many pages step ``code`` is shown in (1 for every step but "function")."""
+    return max(1, len(function_pages(answers))) if code == "function" else 1
+
+
+def page_arg(code: str, answers: Answers, value: object) -> int:
+    """A page number from the URL or the form, kept within the step's pages."""
+    try:
+        page = int(str(value))
+    except ValueError:
+        return 1
+    return min(max(page, 1), pages_of(code, answers))
+
+
+def fields_of(code: str, answers: Answers, page: int | None = None) -> tuple[str, ...]:
+    """The fields step ``code`` asks, for these answers (the main problem decides the pain
+    scales and the instrument); with ``page``, only that page's."""
+    if code != "function":
+        return BY_CODE[code].fields
+    pages = function_pages(answers)
+    if page is not None:
+        return pages[page - 1] if 0 < page <= len(pages) else ()
+    return tuple(name for each in pages for name in each)
+
+
+def posted_answers(
+    code: str, answers: Answers, posted: MultiDict[str, str], page: int = 1
+) -> Answers:
+    """The page's answers as posted (a box left unticked is posted as nothing: no answer)."""
+    return {name: posted.getlist(name) for name in fields_of(code, answers, page)}
 
 
 def bind_form(draft: RequestDraft, answers: Answers, csrf_token: str | None = None) -> RequestForm:
@@ -144,9 +180,22 @@ def bind_form(draft: RequestDraft, answers: Answers, csrf_token: str | None = No
     return RequestForm(formdata=data)
 
 
-def step_errors(form: RequestForm, code: str, answers: Answers) -> dict[str, list[str]]:
-    """The messages of one step's fields (the form checked every field)."""
-    return {name: list(form[name].errors) for name in fields_of(code, answers) if form[name].errors}
+def step_errors(
+    form: RequestForm, code: str, answers: Answers, page: int | None = None
+) -> dict[str, list[str]]:
+    """The messages of one step's fields, or one page's (the form checked every field)."""
+    return {
+        name: list(form[name].errors)
+        for name in fields_of(code, answers, page)
+        if form[name].errors
+    }
+
+
+def first_page_with_errors(form: RequestForm, code: str, answers: Answers) -> int:
+    for page in range(1, pages_of(code, answers) + 1):
+        if step_errors(form, code, answers, page):
+            return page
+    return 1
 
 
 def first_step_with_errors(form: RequestForm, answers: Answers) -> str | None:
@@ -156,9 +205,12 @@ def first_step_with_errors(form: RequestForm, answers: Answers) -> str | None:
     return None
 
 
-def clear_other_errors(form: RequestForm, code: str, answers: Answers) -> None:
-    """Keep only step ``code``'s messages, so a page shows what the patient can correct there."""
-    keep = set(fields_of(code, answers))
+def clear_other_errors(
+    form: RequestForm, code: str, answers: Answers, page: int | None = None
+) -> None:
+    """Keep only step ``code``'s messages (of ``page``, if given), so a page shows what the
+    patient can correct there."""
+    keep = set(fields_of(code, answers, page))
     for name, field in form._fields.items():
         if name not in keep and name != "csrf_token":
             field.errors = []

@@ -324,28 +324,43 @@ def step(code: str) -> Response | tuple[str, int]:
                 "appointment_type": [request.args.get("type", "")[:10]],
                 "slot": [request.args.get("slot", "")[:40]],
             }
-        return _render_step(code, draft, steps.bind_form(draft, answers))
+        page = steps.page_arg(code, saved, request.args.get("page", 1))
+        return _render_step(code, draft, steps.bind_form(draft, answers), page=page)
 
-    posted = steps.posted_answers(code, saved, request.form)
+    page = steps.page_arg(code, saved, request.form.get("page", 1))
+    posted = steps.posted_answers(code, saved, request.form, page)
     answers = saved | posted
     form = steps.bind_form(draft, answers, csrf_token=request.form.get("csrf_token", ""))
     valid = form.validate()
     if "csrf_token" in form and form.csrf_token.errors:  # expired: shown again, not saved
-        steps.clear_other_errors(form, code, answers)
-        return _render_step(code, draft, form, status=400, expired=True)
+        steps.clear_other_errors(form, code, answers, page)
+        return _render_step(code, draft, form, status=400, expired=True, page=page)
     # Saved whatever the checks say (nothing typed is lost), with the furthest step reached.
     nav = request.form.get("nav", "next")
-    wrong = bool(steps.step_errors(form, code, answers))
-    following = "review" if request.form.get("then") == "review" else steps.next_code(code)
-    going = code if wrong or nav == "back" or following is None else following
+    wrong = bool(steps.step_errors(form, code, answers, page))
+    back_to_review = request.form.get("then") == "review"
+    more = page < steps.pages_of(code, answers)  # (coming from the review too: every page)
+    following = "review" if back_to_review else steps.next_code(code)
+    going = code if wrong or nav == "back" or more or following is None else following
     drafts.save_answers(draft, posted, max(draft.step, going, key=steps.number))
-    if nav == "back" and steps.previous_code(code):
-        return redirect(url_for("patients.step", code=steps.previous_code(code)), code=303)
+    if nav == "back":
+        if page > 1:
+            return redirect(url_for("patients.step", code=code, page=page - 1), code=303)
+        if steps.previous_code(code):
+            previous = steps.previous_code(code)
+            last = steps.pages_of(previous, answers)
+            return redirect(
+                url_for("patients.step", code=previous, page=last if last > 1 else None),
+                code=303,
+            )
     if code == "review":
         return _send(draft, form, answers, valid)
     if wrong:
-        steps.clear_other_errors(form, code, answers)
-        return _render_step(code, draft, form, status=422)
+        steps.clear_other_errors(form, code, answers, page)
+        return _render_step(code, draft, form, status=422, page=page)
+    if more:
+        then = "review" if back_to_review else None
+        return redirect(url_for("patients.step", code=code, page=page + 1, then=then), code=303)
     return redirect(url_for("patients.step", code=following), code=303)
 
 
@@ -363,8 +378,11 @@ def _send(
         return redirect(url_for("patients.red_flags"), code=303)
     if not valid:
         wrong = steps.first_step_with_errors(form, answers) or "review"
-        steps.clear_other_errors(form, wrong, answers)
-        return _render_step(wrong, draft, form, status=422, before_sending=wrong != "review")
+        page = steps.first_page_with_errors(form, wrong, answers)
+        steps.clear_other_errors(form, wrong, answers, page)
+        return _render_step(
+            wrong, draft, form, status=422, before_sending=wrong != "review", page=page
+        )
     # In the language the patient sends in: their emails follow it.
     submission = replace(form.to_submission(str(get_locale() or draft.locale)), draft=draft)
     try:
@@ -400,13 +418,18 @@ def _render_step(
     problem: str | None = None,
     upload_messages: list[tuple[str, str]] | None = None,
     upload_form: DraftDocumentsForm | None = None,
+    page: int = 1,
 ) -> tuple[str, int]:
     answers = draft.values()
     region = steps.region_of(answers)
-    page = render_template(
+    shown = steps.fields_of(code, answers, page)
+    markup = render_template(
         "patients/step.html",
         code=code,
         number=steps.number(code),
+        page=page,
+        pages=steps.pages_of(code, answers),
+        shown=set(shown),
         steps=steps.STEPS,
         reached=steps.number(draft.step),
         previous=steps.previous_code(code),
@@ -415,7 +438,7 @@ def _render_step(
         expired=expired,
         before_sending=before_sending,
         problem=problem,
-        fields=[form[name] for name in steps.fields_of(code, answers)],
+        fields=[form[name] for name in shown],
         parts=[
             part
             for part in form.region_parts()
@@ -434,7 +457,7 @@ def _render_step(
         ),
         upload_messages=upload_messages or [],
     )
-    return page, status
+    return markup, status
 
 
 def _wants_json() -> bool:

@@ -243,7 +243,9 @@ def expect_step(page: Page, code: str) -> None:
     """The page is step ``code``: its heading names it, and so does the list of steps."""
     number, name = STEP_CODES.index(code) + 1, STEPS[code]
     heading = f"Step {number} of {len(STEPS)}: {name}"
-    expect(page.get_by_role("heading", level=1)).to_have_text(heading)
+    # (The function step is shown in parts: "... (part 2 of 3)".)
+    pattern = re.compile(rf"^{re.escape(heading)}( \(part \d+ of \d+\))?$")
+    expect(page.get_by_role("heading", level=1)).to_have_text(pattern)
     steps = page.get_by_role("navigation", name="Steps of your request")
     expect(steps.locator("[aria-current=step]")).to_have_text(f"{number}. {name}")
 
@@ -274,13 +276,26 @@ def add_document(page: Page, path: Path, description: str = DESCRIPTION) -> None
     )
 
 
+def next_part(page: Page, part: int, parts: int) -> None:
+    """Press "Save and continue" on a page of the function step and land on ``part``."""
+    page.get_by_role("button", name="Save and continue").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text(f"(part {part} of {parts})")
+
+
 def rate_function(page: Page, region: str = LOWER_BACK) -> None:
-    """The function step: the pain scores and one of the instrument's sections."""
+    """The function step, page by page: the pain scores, then one of the instrument's
+    sections; it ends on the step's last page (the caller saves it)."""
+    heading = page.get_by_role("heading", level=1)
+    expect(heading).to_contain_text("(part 1 of ")
+    parts = int(re.search(r"part 1 of (\d+)", heading.inner_text()).group(1))
     rate_pain(page, region)
+    next_part(page, 2, parts)
     if region == LOWER_BACK:
         choose(page, "Walking", "Pain prevents me from walking more than 1 mile (1.6 km)")
     else:
         choose(page, "Reading", "I can read as much as I want to with slight pain in my neck")
+    for part in range(3, parts + 1):
+        next_part(page, part, parts)
 
 
 def fill_steps_to_review(
@@ -430,6 +445,8 @@ def key_walk_steps(page: Page, *, document: Path | None = None) -> None:
     key_save_and_continue(page, "function")
     for legend, score in PAIN_SCORES[LOWER_BACK]:
         key_choose(page, legend, score)
+    for _part in range(3):  # its next parts: the ODI's sections (optional), 4, 3 and 3
+        key_save_and_continue(page, "function")
     key_save_and_continue(page, "history")
     key_choose(page, "Do you take blood thinners (anticoagulants)?", "No")
     key_choose(page, "Do you have diabetes?", "No")

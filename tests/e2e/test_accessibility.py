@@ -361,6 +361,7 @@ PATIENT_PAGES: dict[str, str | Callable[..., None]] = {
     "step 2: about you with errors": _step_with_errors,
     "step 3: your symptoms": "/request/steps/symptoms",
     "step 4: pain and daily life": "/request/steps/function",
+    "step 4: pain and daily life, part 2": "/request/steps/function?page=2",
     "step 5: health and treatment": "/request/steps/history",
     "step 6: documents": "/request/steps/documents",
     "step 6: documents, one added": _documents_with_one_added,

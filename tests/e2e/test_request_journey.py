@@ -46,6 +46,7 @@ from tests.e2e.pages import (
     key_choose,
     key_press_button,
     key_walk_steps,
+    next_part,
     page_width,
     pick_first_time,
     rate_pain,
@@ -304,22 +305,34 @@ def test_a_neck_patient_answers_the_ndi(page: Page, clinic: LiveServer) -> None:
     )
     expect(group(page, "Back pain right now")).to_have_count(0)
     rate_pain(page, NECK)
-    choose(page, "Reading", "I can read as much as I want to with slight pain in my neck")
-    choose(page, "Headaches", "I have moderate headaches which come infrequently")
-    choose(
-        page,
-        "Driving",
-        "I cannot drive my car as long as I want because of moderate pain in my neck",
+    # The NDI's sections, a few a page.
+    parts = (
+        (
+            ("Pain intensity", "The pain is moderate at the moment"),
+            ("Lifting", "I can lift heavy weights but it gives extra pain"),
+            ("Reading", "I can read as much as I want to with slight pain in my neck"),
+        ),
+        (
+            ("Headaches", "I have moderate headaches which come infrequently"),
+            ("Concentration", "I can concentrate fully when I want to with no difficulty"),
+            ("Work", "I can only do my usual work, but no more"),
+        ),
+        (
+            (
+                "Driving",
+                "I cannot drive my car as long as I want because of moderate pain in my neck",
+            ),
+            ("Sleeping", "My sleep is mildly disturbed (1 to 2 hours sleepless)"),
+            (
+                "Recreation",
+                "I am able to do all my recreation activities, with some pain in my neck",
+            ),
+        ),
     )
-    for section, statement in (
-        ("Concentration", "I can concentrate fully when I want to with no difficulty"),
-        ("Work", "I can only do my usual work, but no more"),
-        ("Recreation", "I am able to do all my recreation activities, with some pain in my neck"),
-        ("Pain intensity", "The pain is moderate at the moment"),
-        ("Lifting", "I can lift heavy weights but it gives extra pain"),
-        ("Sleeping", "My sleep is mildly disturbed (1 to 2 hours sleepless)"),
-    ):
-        choose(page, section, statement)
+    for number, answers in enumerate(parts, start=2):
+        next_part(page, number, len(parts) + 1)
+        for section, statement in answers:
+            choose(page, section, statement)
     save_and_continue(page, "history")
     fill_history(page)
     save_and_continue(page, "documents")

@@ -223,8 +223,11 @@ def test_a_reload_at_any_step_keeps_the_answers(
         expect(duration.get_by_label("3 to 12 months", exact=True)).to_be_checked()
 
     def function_kept() -> None:
+        # Its first part (the pain scales), then the part with the walking section.
+        page.goto(clinic("/request/steps/function"))
         worst = group(page, "Back pain at its worst in the last week")
         expect(worst.get_by_label("8", exact=True)).to_be_checked()
+        page.goto(clinic("/request/steps/function?page=2"))
         walking = group(page, "Walking")
         expect(
             walking.get_by_label("Pain prevents me from walking more than 1 mile (1.6 km)")
