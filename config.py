@@ -119,6 +119,13 @@ class Config:
     ]
     CLINIC_WORKING_HOURS = _env("CLINIC_WORKING_HOURS", "08:00-18:00")
     PRIVACY_NOTICE_VERSION = _env("PRIVACY_NOTICE_VERSION", "2026-12")
+    # The wording of the optional consent to follow-up questionnaires (booking.outcomes): a
+    # request records the version its patient agreed to.
+    FOLLOWUP_CONSENT_VERSION = _env("FOLLOWUP_CONSENT_VERSION", "2026-12")
+    # A follow-up questionnaire's link works this many days after it was sent; one reminder
+    # goes out this many days after the invitation if it is still unanswered.
+    FOLLOWUP_LINK_DAYS = _env_int("FOLLOWUP_LINK_DAYS", 30)
+    FOLLOWUP_REMINDER_DAYS = _env_int("FOLLOWUP_REMINDER_DAYS", 7)
     # Closed requests (completed, declined, cancelled, no-show) and their documents are deleted
     # this many days after their last change, by a nightly task. The default, 10 years, is the
     # German duty to keep patient records (BGB 630f); check the rule where the clinic works.

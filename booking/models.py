@@ -4,6 +4,13 @@ from booking.audit.models import AuditEvent
 from booking.documents.models import Document
 from booking.messages.models import Message
 from booking.notifications.models import OutboxEmail, OutboxStatus
+from booking.outcomes.models import (
+    FollowUp,
+    FollowUpLink,
+    OutcomeSettings,
+    RegistryCode,
+    TreatmentPlan,
+)
 from booking.privacy.models import FilePurge
 from booking.requests.asks import ChecklistItem, InformationRequest
 from booking.requests.calls import CallbackAttempt, CallOutcome
@@ -34,6 +41,8 @@ __all__ = [
     "DraftDocument",
     "EventKind",
     "FilePurge",
+    "FollowUp",
+    "FollowUpLink",
     "InformationRequest",
     "Location",
     "ManageLink",
@@ -41,8 +50,10 @@ __all__ = [
     "Message",
     "OutboxEmail",
     "OutboxStatus",
+    "OutcomeSettings",
     "Patient",
     "RecoveryCode",
+    "RegistryCode",
     "RequestDiagnosis",
     "RequestDraft",
     "RequestEvent",
@@ -50,5 +61,6 @@ __all__ = [
     "StaffRole",
     "StaffSession",
     "StaffUser",
+    "TreatmentPlan",
     "TriageLevel",
 ]

@@ -15,6 +15,7 @@ from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
 
 from booking.health.checks import record_heartbeat
 from booking.notifications import services
+from booking.outcomes.services import send_due_followup_reminders, send_due_followups
 from booking.privacy.services import purge_expired
 from booking.requests import asks
 from booking.requests.drafts import purge_expired_drafts
@@ -64,6 +65,13 @@ def init_task_queue(app: Flask) -> Huey:
         with app.app_context():
             asks.send_due_reminders()
 
+    @huey.periodic_task(crontab(minute="*/15"), name="send_followups")
+    def send_followups() -> None:
+        """Every 15 minutes: follow-up invitations due (09:00 clinic time), then reminders."""
+        with app.app_context():
+            send_due_followups()
+            send_due_followup_reminders()
+
     @huey.periodic_task(crontab(minute="*"), name="escalate_emergencies")
     def escalate_emergencies() -> None:
         """Every minute: an emergency's target is counted in minutes."""
@@ -97,6 +105,7 @@ def init_task_queue(app: Flask) -> Huey:
     app.extensions["spineconsult.requeue_stalled_emails"] = requeue_stalled_emails
     app.extensions["spineconsult.send_reminders"] = send_reminders
     app.extensions["spineconsult.escalate_emergencies"] = escalate_emergencies
+    app.extensions["spineconsult.send_followups"] = send_followups
     app.extensions["spineconsult.remind_information_requests"] = remind_information_requests
     app.extensions["spineconsult.purge_expired_requests"] = purge_expired_requests
     app.extensions["spineconsult.purge_expired_drafts"] = purge_drafts

@@ -78,9 +78,15 @@ def act(client: FlaskClient, reference: str, action: str, **fields: Any) -> None
     page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
     token = CSRF_VALUE.search(page)
     assert token, "no CSRF token on the record page"
-    prefix = {"confirm": "slot", "reschedule": "slot", "decline": "close", "cancel": "close"}.get(
-        action, "action"
-    )
+    prefix = {
+        "confirm": "slot",
+        "reschedule": "slot",
+        "decline": "close",
+        "cancel": "close",
+        "complete": "complete",
+    }.get(action, "action")
+    if action == "complete":
+        fields = {"plan": "physiotherapy", **fields}  # completing records the plan decided
     data = {
         f"{prefix}-csrf_token": token.group(1),
         **{f"{prefix}-{k}": v for k, v in fields.items()},

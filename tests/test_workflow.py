@@ -47,9 +47,15 @@ def clinic(app: Flask, clinic: Clinic) -> Waiting:
 
 def act(client: FlaskClient, reference: str, action: str, **fields: Any):
     token = csrf_token(client, f"/staff/requests/{reference}")
-    prefix = {"confirm": "slot", "reschedule": "slot", "decline": "close", "cancel": "close"}.get(
-        action, "action"
-    )
+    prefix = {
+        "confirm": "slot",
+        "reschedule": "slot",
+        "decline": "close",
+        "cancel": "close",
+        "complete": "complete",
+    }.get(action, "action")
+    if action == "complete":
+        fields = {"plan": "physiotherapy", **fields}  # completing records the plan decided
     data = {f"{prefix}-csrf_token": token, **{f"{prefix}-{k}": v for k, v in fields.items()}}
     return client.post(f"/staff/requests/{reference}/{action}", data=data)
 

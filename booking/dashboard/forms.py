@@ -21,6 +21,7 @@ from wtforms.validators import DataRequired, Email, InputRequired, Length, Optio
 
 from booking.dashboard.queries import QueueFilters
 from booking.forms import BaseForm, ChoiceField, MultiCheckboxField, options
+from booking.outcomes.labels import PLAN_LABELS
 from booking.requests import asks, history
 from booking.requests.calls import OUTCOME_LABELS, CallOutcome
 from booking.requests.models import RequestStatus, TriageLevel
@@ -92,6 +93,21 @@ class CloseForm(BaseForm):
         _l("Message to the patient"),
         validators=[Optional(), Length(max=1000)],
         description=_l("Sent in the email. No medical details: email is not secure."),
+    )
+
+
+class CompleteForm(BaseForm):
+    """Completing a request records the plan decided (``booking.outcomes``)."""
+
+    plan = SelectField(
+        _l("Plan decided"),
+        choices=options([("", _l("Choose the plan")), *PLAN_LABELS]),
+        validators=[DataRequired(_l("Please choose the plan decided."))],
+    )
+    procedure_date = DateField(
+        _l("Procedure date"),
+        validators=[Optional()],
+        description=_l("If a procedure is planned: follow-ups count from it."),
     )
 
 

@@ -20,6 +20,8 @@ from booking.documents.models import Document
 from booking.documents.storage import DocumentUnreadable, get_storage
 from booking.extensions import db
 from booking.notifications.services import enqueue_delivery
+from booking.outcomes.models import Plan
+from booking.outcomes.services import record_plan
 from booking.requests import emails
 from booking.requests.calls import CallbackAttempt, CallOutcome
 from booking.requests.events import EventKind, RequestEvent
@@ -233,6 +235,7 @@ def _close(
     action: str,
     email_kind: str,
     message: str | None,
+    plan: tuple[Plan, date | None] | None = None,
 ) -> None:
     consultation = lock_request(consultation)
     check_transition(consultation, target, actor)
@@ -250,6 +253,8 @@ def _close(
         ics = appointment_ics(appointment, cancel=True)
     consultation.status = target
     db.session.flush()
+    if plan is not None:
+        record_plan(consultation, *plan, actor)
     _finish(
         consultation,
         actor,
@@ -289,7 +294,15 @@ def cancel_request(
     )
 
 
-def complete_request(consultation: ConsultationRequest, actor: StaffUser) -> None:
+def complete_request(
+    consultation: ConsultationRequest,
+    actor: StaffUser,
+    plan: Plan | None = None,
+    procedure_date: date | None = None,
+) -> None:
+    """Complete the request; with a ``plan`` (the record page always gives one) the decision
+    is recorded in the same transaction: the follow-up schedule counts from it
+    (``booking.outcomes``)."""
     _close(
         consultation,
         actor,
@@ -297,6 +310,7 @@ def complete_request(consultation: ConsultationRequest, actor: StaffUser) -> Non
         action="request_completed",
         email_kind="completed",
         message=None,
+        plan=(plan, procedure_date) if plan is not None else None,
     )
 
 

@@ -18,6 +18,7 @@ from booking.dashboard.forms import (
     AskForm,
     CallbackForm,
     CloseForm,
+    CompleteForm,
     NoteForm,
     ResendForm,
     SlotForm,
@@ -28,6 +29,7 @@ from booking.documents.storage import get_storage
 from booking.extensions import db, talisman
 from booking.messages import services as messages
 from booking.messages.forms import StaffMessageForm
+from booking.outcomes.models import Plan
 from booking.requests import asks, emails, followup, history, instruments
 from booking.requests.calls import CallbackAttempt, CallOutcome
 from booking.requests.lifecycle import WorkflowError
@@ -134,6 +136,7 @@ def _render_record(consultation: ConsultationRequest, status: int = 200, **forms
     forms.setdefault("slot_form", _slot_form(consultation))
     forms.setdefault("close_form", CloseForm(prefix="close"))
     forms.setdefault("action_form", ActionForm(prefix="action"))
+    forms.setdefault("complete_form", CompleteForm(prefix="complete"))
     forms.setdefault("note_form", NoteForm(prefix="note"))
     forms.setdefault("call_form", CallbackForm(prefix="call"))
     unnotified = emails.unnotified(consultation)
@@ -459,11 +462,18 @@ def change_status(reference: str, action: str) -> Response | tuple[str, int]:
                 return _render_record(consultation, 422, **forms)
             operation = services.decline_request if action == "decline" else services.cancel_request
             operation(consultation, current_user, form.message.data or None)
+        elif action == "complete":
+            form = CompleteForm(prefix="complete")
+            forms["complete_form"] = form
+            if not form.validate_on_submit():
+                return _render_record(consultation, 422, **forms)
+            services.complete_request(
+                consultation, current_user, Plan(form.plan.data), form.procedure_date.data
+            )
         else:
             if not ActionForm(prefix="action").validate_on_submit():
                 abort(400)
-            operation = services.complete_request if action == "complete" else services.mark_no_show
-            operation(consultation, current_user)
+            services.mark_no_show(consultation, current_user)
     except WorkflowError as exc:
         db.session.rollback()
         consultation = _load_visible(reference)

@@ -29,6 +29,7 @@ from wtforms.validators import DataRequired, Email, InputRequired, Length, Optio
 from booking.forms import BaseForm, ChoiceField, MultiCheckboxField, has_visible_text, options
 from booking.patients.services import RequestSubmission
 from booking.requests import history, instruments, triage
+from booking.requests.instrument_fields import PAIN_SCORES, pain_score_field, section_field
 from booking.scheduling.availability import parse_slot_key
 from booking.scheduling.services import SlotChoice
 from booking.timeutil import clinic_today
@@ -38,8 +39,6 @@ ADULT_AGE = 18
 # What ``secrets.token_urlsafe(32)`` makes; anything else posted as the token is replaced.
 SUBMISSION_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{32,64}")
 YES_NO = options([("yes", _l("Yes")), ("no", _l("No"))])
-PAIN_SCALE = options([(str(n), str(n)) for n in range(11)])
-PAIN_SCORES = frozenset(choice.value for choice in PAIN_SCALE)
 
 
 def _yes_no(label: str) -> ChoiceField:
@@ -62,24 +61,11 @@ class AskedByRegion:
 
 
 def _pain_score(label: str) -> ChoiceField:
-    return ChoiceField(
-        label,
-        choices=PAIN_SCALE,
-        validators=[AskedByRegion(), Optional()],
-        invalid_choice_message=_l("Please choose a number from 0 to 10."),
-        description=_l("0 means no pain, 10 the worst pain imaginable."),
-    )
+    return pain_score_field(label, AskedByRegion())
 
 
 def _section(instrument: instruments.Instrument, index: int) -> ChoiceField:
-    section = instrument.sections[index]
-    return ChoiceField(
-        section.title,
-        # Lazy statements, translated when shown: one list serves every form.
-        choices=options([(str(i), text) for i, text in enumerate(section.statements)]),
-        validators=[Optional()],
-        invalid_choice_message=_l("Please choose one of the statements."),
-    )
+    return section_field(instrument, index)
 
 
 def _odi_section(index: int) -> ChoiceField:
@@ -410,6 +396,13 @@ class RequestForm(BaseForm):
         _l("I agree to be contacted about my request by email or phone."),
         validators=[DataRequired(_l("Please agree to be contacted, or we cannot reply."))],
     )
+    followup_consent = BooleanField(
+        _l(
+            "After my visit, the clinic may email me a few short questionnaires about how I "
+            "am doing, in the months that follow. I can stop them from any of those emails."
+        ),
+        description=_l("Optional: saying no changes nothing about your request or your care."),
+    )
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
@@ -610,6 +603,7 @@ class RequestForm(BaseForm):
             preferred_time_of_day=self.preferred_time_of_day.data or "any",
             earliest_date=self.earliest_date.data,
             contact_consent=bool(self.contact_consent.data),
+            followup_consent=bool(self.followup_consent.data),
             slot=self.slot_choice(),
         )
 

@@ -72,6 +72,8 @@ class RequestSubmission:
     preferred_time_of_day: str = "any"
     earliest_date: date | None = None
     contact_consent: bool = True
+    # The separate, optional consent to questionnaires after the visit (``booking.outcomes``).
+    followup_consent: bool = False
     slot: SlotChoice | None = None  # the time the patient picked, if any
     # The draft the answers come from (the stepped form): its documents are already stored,
     # and it is marked as sent in the same transaction.
@@ -132,6 +134,10 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
             privacy_notice_version=current_app.config["PRIVACY_NOTICE_VERSION"],
             consented_at=now,
             contact_consent=sub.contact_consent,
+            followup_consent=sub.followup_consent,
+            followup_consent_version=current_app.config["FOLLOWUP_CONSENT_VERSION"]
+            if sub.followup_consent
+            else None,
             created_at=now,
             updated_at=now,
         )

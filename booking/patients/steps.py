@@ -67,7 +67,9 @@ STEPS: tuple[Step, ...] = (
         ),
     ),
     Step("documents", _l("Documents")),
-    Step("review", _l("Check and send"), ("privacy_consent", "contact_consent")),
+    Step(
+        "review", _l("Check and send"), ("privacy_consent", "contact_consent", "followup_consent")
+    ),
 )
 BY_CODE = {step.code: step for step in STEPS}
 FIRST = STEPS[0].code

@@ -11,7 +11,17 @@ import enum
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, SmallInteger, String, Text, event
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    SmallInteger,
+    String,
+    Text,
+    event,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from booking.extensions import db, value_enum
@@ -73,6 +83,8 @@ class Patient(db.Model):
     phone: Mapped[str] = mapped_column(String(32))  # E.164
     preferred_contact: Mapped[str] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    # Staff marked the patient deceased (audited): no follow-up questionnaire is ever sent.
+    deceased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     requests: Mapped[list[ConsultationRequest]] = relationship(back_populates="patient")
 
@@ -102,6 +114,10 @@ class ConsultationRequest(db.Model):
     privacy_notice_version: Mapped[str] = mapped_column(String(20))
     consented_at: Mapped[datetime] = mapped_column(UTCDateTime)
     contact_consent: Mapped[bool]
+    # The separate, optional consent to follow-up questionnaires after the visit
+    # (``booking.outcomes``), with the version of its wording and when it was given.
+    followup_consent: Mapped[bool] = mapped_column(default=False, server_default=false())
+    followup_consent_version: Mapped[str | None] = mapped_column(String(20))
 
     # The specialist who will see the patient (set when staff confirm); specialists see only
     # the requests assigned to them.

@@ -290,12 +290,20 @@ def test_a_bad_note_is_refused_with_a_message(
 
 # Status changes -----------------------------------------------------------------------------
 
-PREFIX = {"confirm": "slot", "reschedule": "slot", "decline": "close", "cancel": "close"}
+PREFIX = {
+    "confirm": "slot",
+    "reschedule": "slot",
+    "decline": "close",
+    "cancel": "close",
+    "complete": "complete",
+}
 
 
 def act(client: FlaskClient, reference: str, action: str, **fields: Any) -> TestResponse:
     token = csrf_token(client, f"/staff/requests/{reference}")
     prefix = PREFIX.get(action, "action")
+    if action == "complete":
+        fields = {"plan": "physiotherapy", **fields}  # completing records the plan decided
     data = {f"{prefix}-csrf_token": token, **{f"{prefix}-{k}": v for k, v in fields.items()}}
     return client.post(f"/staff/requests/{reference}/{action}", data=data)
 

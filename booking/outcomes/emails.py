@@ -1,0 +1,56 @@
+"""The follow-up emails to the patient, in the patient's language: an invitation to one time
+point's questionnaire, and its one reminder. Each carries a private link of its own (only its
+hash is kept) and the link that stops further invitations. No medical details."""
+
+from __future__ import annotations
+
+import secrets
+
+from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
+
+from booking.crypto import text_digest
+from booking.extensions import db
+from booking.notifications.models import OutboxEmail
+from booking.notifications.services import queue_email
+from booking.outcomes.models import FollowUp, FollowUpLink
+from booking.requests.models import ConsultationRequest
+from booking.urlargs import public_url
+
+TOKEN_BYTES = 32
+
+
+def issue_link(follow_up: FollowUp) -> str:
+    """A new link's token for ``follow_up``; its row is committed with the email."""
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    db.session.add(FollowUpLink(follow_up_id=follow_up.id, token_hash=text_digest(token)))
+    return token
+
+
+def invitation(
+    consultation: ConsultationRequest, follow_up: FollowUp, *, reminder: bool = False
+) -> OutboxEmail | None:
+    """None when the patient left no email address."""
+    if not consultation.patient.email:
+        return None
+    token = issue_link(follow_up)
+    clinic = current_app.config["CLINIC_NAME"]
+    with force_locale(consultation.locale):
+        subject = (
+            _("Reminder: how are you doing? A short questionnaire from %(clinic)s", clinic=clinic)
+            if reminder
+            else _("How are you doing? A short questionnaire from %(clinic)s", clinic=clinic)
+        )
+    return queue_email(
+        template="followup_invitation",
+        recipient=consultation.patient.email,
+        subject=subject,
+        locale=consultation.locale,
+        request_id=consultation.id,
+        patient_name=consultation.patient.full_name,
+        reminder=reminder,
+        expires_at=follow_up.expires_at,
+        questionnaire_url=public_url(f"/follow-up/open/{token}"),
+        stop_url=public_url(f"/follow-up/open/{token}/stop"),
+    )

@@ -1,0 +1,381 @@
+"""The follow-up's life: the plan recorded at completion, the invitations and their one
+reminder (each sent once, whatever runs the job), the patient's answers and stop, and staff
+marking a patient deceased.
+
+Exactly once, as for appointment reminders (``booking.requests.reminders``): a ``FollowUp``
+row, unique per request and time point, is inserted in the same transaction as the invitation
+email; a second worker doing the same work hits the unique key and sends nothing. The reminder
+is claimed by a conditional update (``reminded_at IS NULL``) in the transaction of its email.
+After the worker was down, each request gets the latest time point that is due and whose link
+would still work; the earlier ones are recorded as missed, never sent late.
+
+Who is invited: completed requests with a plan whose patient agreed to follow-up at intake,
+has an email address, is not marked deceased and did not stop the invitations. An erased
+patient's rows are gone, with these.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
+
+from booking.audit.services import record
+from booking.crypto import text_digest
+from booking.extensions import db
+from booking.notifications.services import enqueue_delivery
+from booking.outcomes import emails
+from booking.outcomes import measures as m
+from booking.outcomes.models import (
+    PAIN_COLUMNS,
+    FollowUp,
+    FollowUpLink,
+    OutcomeSettings,
+    Plan,
+    TreatmentPlan,
+)
+from booking.outcomes.schedule import DEFAULT_SCHEDULE, due_at, due_day, start_of
+from booking.requests.lifecycle import WorkflowError, check_may_work
+from booking.requests.models import ConsultationRequest, Patient, RequestStatus
+from booking.staff.models import StaffUser
+from booking.timeutil import clinic_today, clinic_tz, now_utc, to_clinic_tz
+
+log = logging.getLogger(__name__)
+
+
+def settings() -> OutcomeSettings:
+    """The clinic's outcome settings, or the published defaults before the first save."""
+    saved = db.session.get(OutcomeSettings, 1)
+    if saved is not None:
+        return saved
+    return OutcomeSettings(
+        id=1,
+        schedule=list(DEFAULT_SCHEDULE),
+        odi_points=m.DEFAULT_ODI_POINTS,
+        ndi_points=m.DEFAULT_NDI_POINTS,
+        pain_points=m.DEFAULT_PAIN_POINTS,
+        relative_percent=m.DEFAULT_RELATIVE_PERCENT,
+        public_figures=False,
+    )
+
+
+@dataclass(frozen=True)
+class SettingsChange:
+    schedule: list[str]
+    odi_points: float
+    ndi_points: float
+    pain_points: float
+    relative_percent: float
+    public_figures: bool
+
+
+def save_settings(change: SettingsChange, actor: StaffUser) -> OutcomeSettings:
+    """Only an administrator sets the schedule, the thresholds and the public figures."""
+    if actor.role.value != "admin":
+        raise WorkflowError(_("Only an administrator can change these settings."))
+    saved = db.session.get(OutcomeSettings, 1)
+    if saved is None:
+        saved = settings()
+        db.session.add(saved)
+    before = {
+        name: getattr(saved, name)
+        for name in ("schedule", "odi_points", "ndi_points", "pain_points", "relative_percent")
+    }
+    for name, value in vars(change).items():
+        setattr(saved, name, value)
+    record(
+        "outcome_settings_changed",
+        target_type="outcome_settings",
+        target_id=1,
+        actor=actor,
+        details={"before": before, "after": vars(change)},
+    )
+    db.session.commit()
+    return saved
+
+
+def consulted_on(consultation: ConsultationRequest) -> date:
+    """The day of the consultation, clinic time: its appointment's, else today."""
+    appointment = consultation.appointment
+    if appointment is not None:
+        return to_clinic_tz(appointment.starts_at).date()
+    return clinic_today()
+
+
+def record_plan(
+    consultation: ConsultationRequest,
+    plan: Plan,
+    procedure_date: date | None,
+    actor: StaffUser,
+) -> TreatmentPlan:
+    """The plan decided at completion; flushes only (the completion commits)."""
+    row = db.session.get(TreatmentPlan, consultation.id)
+    if row is None:
+        row = TreatmentPlan(request_id=consultation.id, consulted_on=consulted_on(consultation))
+        db.session.add(row)
+    row.plan = plan
+    row.procedure_date = procedure_date
+    row.decided_at = now_utc()
+    row.decided_by_id = actor.id
+    record(
+        "treatment_plan_recorded",
+        target_type="request",
+        target_id=consultation.reference,
+        actor=actor,
+        details={
+            "plan": plan.value,
+            "procedure_date": procedure_date.isoformat() if procedure_date else None,
+        },
+    )
+    db.session.flush()
+    return row
+
+
+def _eligible():
+    """The conditions every invitation and reminder is sent under."""
+    return (
+        ConsultationRequest.status == RequestStatus.COMPLETED,
+        ConsultationRequest.followup_consent.is_(True),
+        TreatmentPlan.followups_stopped_at.is_(None),
+        Patient.deceased_at.is_(None),
+        Patient.email.is_not(None),
+    )
+
+
+def send_due_followups(now: datetime | None = None) -> list[int]:
+    """Queue every follow-up invitation that is due; return the outbox ids queued."""
+    now = now or now_utc()
+    points = list(settings().schedule)
+    if not points:
+        return []
+    link_days = timedelta(days=current_app.config["FOLLOWUP_LINK_DAYS"])
+    tz = clinic_tz()
+    today = to_clinic_tz(now).date()
+    # Only plans whose last time point's link could still be open are read.
+    longest = max((due_day(today, p) - today for p in points), default=timedelta())
+    oldest_start = today - longest - link_days - timedelta(days=1)
+    plans = db.session.scalars(
+        select(TreatmentPlan)
+        .join(TreatmentPlan.request)
+        .join(ConsultationRequest.patient)
+        .where(
+            *_eligible(),
+            func.coalesce(TreatmentPlan.procedure_date, TreatmentPlan.consulted_on) >= oldest_start,
+        )
+        .options(joinedload(TreatmentPlan.request).joinedload(ConsultationRequest.patient))
+        .order_by(TreatmentPlan.request_id)
+    ).all()
+    done = {
+        (request_id, point)
+        for request_id, point in db.session.execute(
+            select(FollowUp.request_id, FollowUp.point).where(
+                FollowUp.request_id.in_([plan.request_id for plan in plans])
+            )
+        )
+    }
+    db.session.commit()  # end the read; each request is its own transaction
+    queued = []
+    for plan in plans:
+        start = start_of(plan.consulted_on, plan.procedure_date)
+        due = [
+            (point, at)
+            for point in points
+            if (at := due_at(start, point, tz)) <= now and (plan.request_id, point) not in done
+        ]
+        if due:
+            email_id = _invite(plan, due, now, link_days)
+            if email_id is not None:
+                queued.append(email_id)
+    enqueue_delivery(queued)
+    return queued
+
+
+def _invite(
+    plan: TreatmentPlan, due: list[tuple[str, datetime]], now: datetime, link_days: timedelta
+) -> int | None:
+    latest_point, latest_at = max(due, key=lambda item: item[1])
+    send = now < latest_at + link_days
+    email = None
+    try:
+        for point, at in due:
+            sending = send and point == latest_point
+            follow_up = FollowUp(
+                request_id=plan.request_id,
+                point=point,
+                due_at=at,
+                sent_at=now if sending else None,
+                expires_at=now + link_days if sending else None,
+            )
+            db.session.add(follow_up)
+            db.session.flush()
+            if sending:
+                email = emails.invitation(plan.request, follow_up)
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()  # another worker sent this time point first
+        return None
+    if email is None:
+        return None
+    log.info("follow-up %s invitation queued for request %s", latest_point, plan.request_id)
+    return email.id
+
+
+def send_due_followup_reminders(now: datetime | None = None) -> list[int]:
+    """The one reminder of an invitation still unanswered ``FOLLOWUP_REMINDER_DAYS`` after it,
+    while its link works; return the outbox ids queued."""
+    now = now or now_utc()
+    days = current_app.config["FOLLOWUP_REMINDER_DAYS"]
+    if days <= 0:
+        return []
+    ids = list(
+        db.session.scalars(
+            select(FollowUp.id)
+            .join(FollowUp.plan)
+            .join(TreatmentPlan.request)
+            .join(ConsultationRequest.patient)
+            .where(
+                *_eligible(),
+                FollowUp.sent_at <= now - timedelta(days=days),
+                FollowUp.answered_at.is_(None),
+                FollowUp.reminded_at.is_(None),
+                FollowUp.expires_at > now,
+            )
+            .order_by(FollowUp.id)
+        )
+    )
+    db.session.commit()
+    queued = []
+    for follow_up_id in ids:
+        claimed = db.session.execute(
+            update(FollowUp)
+            .where(FollowUp.id == follow_up_id, FollowUp.reminded_at.is_(None))
+            .values(reminded_at=now)
+        ).rowcount
+        if claimed != 1:
+            db.session.rollback()  # another worker reminded it
+            continue
+        follow_up = db.session.get_one(FollowUp, follow_up_id)  # claimed in this transaction
+        email = emails.invitation(follow_up.plan.request, follow_up, reminder=True)
+        db.session.commit()
+        if email is not None:
+            queued.append(email.id)
+    enqueue_delivery(queued)
+    return queued
+
+
+# ---- the patient's side -------------------------------------------------------------------
+
+
+def link_for_token(token: str) -> FollowUpLink | None:
+    """The follow-up link with this token, or None. Whether its questionnaire can still be
+    answered is ``can_answer``'s question; stopping works from any link ever sent."""
+    if not token or len(token) > 100:
+        return None
+    return db.session.scalar(
+        select(FollowUpLink)
+        .where(FollowUpLink.token_hash == text_digest(token))
+        .options(
+            joinedload(FollowUpLink.follow_up)
+            .joinedload(FollowUp.plan)
+            .joinedload(TreatmentPlan.request)
+            .joinedload(ConsultationRequest.patient)
+        )
+    )
+
+
+def can_answer(follow_up: FollowUp, now: datetime | None = None) -> bool:
+    now = now or now_utc()
+    return (
+        follow_up.answered_at is None
+        and follow_up.expires_at is not None
+        and now < follow_up.expires_at
+        and follow_up.plan.followups_stopped_at is None
+    )
+
+
+def mark_opened(link: FollowUpLink) -> None:
+    link.opened_at = now_utc()
+    db.session.commit()
+
+
+@dataclass(frozen=True)
+class FollowUpAnswers:
+    odi_answers: dict[str, int]
+    odi_percent: float | None
+    ndi_answers: dict[str, int]
+    ndi_percent: float | None
+    pain: dict[str, int]  # column name (PAIN_COLUMNS) -> 0-10
+    gpe: int
+    satisfaction: int
+
+
+class AlreadyAnswered(Exception):  # noqa: N818
+    pass
+
+
+def answer_followup(follow_up: FollowUp, answers: FollowUpAnswers) -> None:
+    """Store the patient's answers once: a second post (a double tap, another tab) finds the
+    time point answered and changes nothing."""
+    if not can_answer(follow_up):
+        raise AlreadyAnswered
+    values = {
+        "answered_at": now_utc(),
+        "odi_answers": answers.odi_answers,
+        "odi_percent": answers.odi_percent,
+        "ndi_answers": answers.ndi_answers,
+        "ndi_percent": answers.ndi_percent,
+        "gpe": answers.gpe,
+        "satisfaction": answers.satisfaction,
+        **{name: answers.pain.get(name) for name in PAIN_COLUMNS},
+    }
+    claimed = db.session.execute(
+        update(FollowUp)
+        .where(FollowUp.id == follow_up.id, FollowUp.answered_at.is_(None))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if claimed != 1:
+        db.session.rollback()
+        raise AlreadyAnswered
+    db.session.commit()
+    db.session.refresh(follow_up)
+
+
+def stop_followups(follow_up: FollowUp) -> None:
+    """No further invitation or reminder for this request; kept, not undone by another stop."""
+    plan = follow_up.plan
+    if plan.followups_stopped_at is None:
+        plan.followups_stopped_at = now_utc()
+        record(
+            "followups_stopped",
+            target_type="request",
+            target_id=plan.request.reference,
+            actor=None,
+            details={"point": follow_up.point},
+        )
+    db.session.commit()
+
+
+# ---- staff ---------------------------------------------------------------------------------
+
+
+def mark_deceased(consultation: ConsultationRequest, actor: StaffUser) -> None:
+    """Record that the patient died: no follow-up is ever sent to them again. Audited."""
+    check_may_work(consultation, actor)
+    patient = db.session.get_one(Patient, consultation.patient_id)
+    if patient.deceased_at is not None:
+        raise WorkflowError(_("This patient is already marked deceased."))
+    patient.deceased_at = now_utc()
+    record(
+        "patient_marked_deceased",
+        target_type="request",
+        target_id=consultation.reference,
+        actor=actor,
+    )
+    db.session.commit()

@@ -1,0 +1,137 @@
+"""The follow-up pages: the patient's questionnaire and stop page (from the private link in
+the email), and, for staff, the clinic's outcomes, its settings and the registry export.
+
+The link's token is traded for a cookie on ``/follow-up`` and the browser redirected, as for
+the manage link (``booking.manage.views``): the token leaves the address bar, the history and
+any Referer at once.
+"""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from werkzeug.wrappers import Response
+
+from booking.extensions import db, limiter
+from booking.outcomes import services
+from booking.outcomes.forms import StopForm, questionnaire_form
+from booking.outcomes.labels import point_label
+from booking.outcomes.models import FollowUp
+from booking.security import token_in_url
+
+bp = Blueprint("outcomes", __name__)
+
+COOKIE = "followup_access"
+PATIENT_PATH = "/follow-up"
+
+
+def _limit() -> str:
+    return current_app.config["MANAGE_RATE_LIMIT"]
+
+
+@bp.after_request
+def _private(response: Response) -> Response:
+    response.headers["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
+def _gone() -> tuple[str, int]:
+    return render_template("outcomes/link_gone.html"), 404
+
+
+@bp.get(f"{PATIENT_PATH}/open/<token>")
+@bp.get(f"{PATIENT_PATH}/open/<token>/stop")
+@limiter.limit(_limit)
+@token_in_url
+def open_link(token: str) -> Response | tuple[str, int]:
+    link = services.link_for_token(token)
+    if link is None:
+        return _gone()
+    services.mark_opened(link)
+    stop = request.path.endswith("/stop")
+    response = redirect(url_for(".stop" if stop else ".questionnaire"), 303)
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=current_app.config["MANAGE_COOKIE_MINUTES"] * 60,
+        path=PATIENT_PATH,
+        secure=request.is_secure or bool(current_app.config.get("SESSION_COOKIE_SECURE")),
+        httponly=True,
+        samesite="Lax",
+    )
+    return response
+
+
+def _follow_up() -> FollowUp:
+    link = services.link_for_token(request.cookies.get(COOKIE, ""))
+    if link is None:
+        abort(make_response(*_gone()))
+    return link.follow_up
+
+
+def _region(follow_up: FollowUp) -> str | None:
+    history = follow_up.plan.request.history
+    return history.spine_region if history is not None else None
+
+
+@bp.route(f"{PATIENT_PATH}/questionnaire", methods=["GET", "POST"])
+@limiter.limit(_limit)
+def questionnaire() -> Response | str | tuple[str, int]:
+    follow_up = _follow_up()
+    if follow_up.answered_at is not None:
+        return render_template("outcomes/thanks.html", already=True)
+    if not services.can_answer(follow_up):
+        return _gone()
+    region = _region(follow_up)
+    form = questionnaire_form(region)()
+    if form.validate_on_submit():
+        try:
+            services.answer_followup(follow_up, form.answers())
+        except services.AlreadyAnswered:
+            db.session.rollback()
+            return render_template("outcomes/thanks.html", already=True)
+        return redirect(url_for(".thanks"), 303)
+    status = 422 if request.method == "POST" else 200
+    parts = [(instrument, form.section_fields(instrument)) for instrument in form.asked]
+    return render_template(
+        "outcomes/questionnaire.html",
+        form=form,
+        point=point_label(follow_up.point),
+        parts=parts,
+        pain_fields=form.pain_fields(),
+        # In the page's order, for the error summary.
+        fields=[
+            *form.pain_fields(),
+            *(field for _instrument, fields in parts for field in fields),
+            form.gpe,
+            form.satisfaction,
+        ],
+    ), status
+
+
+@bp.get(f"{PATIENT_PATH}/thanks")
+def thanks() -> str:
+    return render_template("outcomes/thanks.html", already=False)
+
+
+@bp.route(f"{PATIENT_PATH}/stop", methods=["GET", "POST"])
+@limiter.limit(_limit)
+def stop() -> Response | str:
+    follow_up = _follow_up()
+    form = StopForm()
+    stopped = follow_up.plan.followups_stopped_at is not None
+    if not stopped and form.validate_on_submit():
+        services.stop_followups(follow_up)
+        flash(_("Done: you will receive no more questionnaires from us."), "success")
+        return redirect(url_for(".stop"), 303)
+    return render_template("outcomes/stop.html", form=form, stopped=stopped)

@@ -1,0 +1,381 @@
+"""Outcomes after the visit (#19): the plan at completion, the follow-up schedule, invitations
+sent once (two workers, a worker that was down), consent, stop, deceased, and the patient's
+questionnaire answered through the email's link."""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from booking.audit.models import AuditEvent
+from booking.dashboard import services as workflow
+from booking.extensions import db
+from booking.notifications.models import OutboxEmail
+from booking.outcomes import schedule
+from booking.outcomes.models import FollowUp, FollowUpLink, Plan, TreatmentPlan
+from booking.outcomes.services import (
+    mark_deceased,
+    record_plan,
+    send_due_followup_reminders,
+    send_due_followups,
+)
+from booking.requests.models import ConsultationRequest
+from booking.scheduling.availability import open_slots
+from booking.scheduling.models import AppointmentType, Location
+from booking.timeutil import now_utc, to_clinic_tz
+from tests.factories import (
+    make_appointment_type,
+    make_hours,
+    make_location,
+    make_request,
+    make_staff,
+    staff_user,
+)
+from tests.support import AuthActions, Clinic, csrf_token
+
+BERLIN = ZoneInfo("Europe/Berlin")
+LINK = re.compile(r"http://[^/\s]+(/follow-up/open/[A-Za-z0-9_-]+)(/stop)?")
+
+
+# ---- the schedule ----------------------------------------------------------------------------
+
+
+def test_time_points_count_weeks_and_calendar_months() -> None:
+    assert schedule.due_day(date(2026, 1, 31), "1m") == date(2026, 2, 28)
+    assert schedule.due_day(date(2028, 1, 31), "1m") == date(2028, 2, 29)
+    assert schedule.due_day(date(2026, 3, 10), "6w") == date(2026, 4, 21)
+    assert schedule.due_day(date(2026, 3, 10), "12m") == date(2027, 3, 10)
+    assert schedule.parse_schedule("12m, 6w,3m, 6w") == ["6w", "3m", "12m"]
+    for bad in ("", "6", "0w", "6d", "100m", "3 m x"):
+        with pytest.raises(schedule.BadPoint):
+            schedule.parse_schedule(bad)
+
+
+def test_invitations_go_out_at_nine_clinic_time_across_a_clock_change() -> None:
+    # 1 March (winter time, UTC+1) + 6 weeks = 12 April (summer time, UTC+2).
+    assert schedule.due_at(date(2026, 3, 1), "6w", BERLIN) == datetime(2026, 4, 12, 7, tzinfo=UTC)
+    assert schedule.due_at(date(2026, 3, 1), "1w", BERLIN) == datetime(2026, 3, 8, 8, tzinfo=UTC)
+
+
+def test_the_procedure_date_counts_over_the_consultation() -> None:
+    assert schedule.start_of(date(2026, 3, 1), date(2026, 4, 2)) == date(2026, 4, 2)
+    assert schedule.start_of(date(2026, 3, 1), None) == date(2026, 3, 1)
+
+
+# ---- completing with a plan ------------------------------------------------------------------
+
+
+def _completed(
+    *, consent: bool = True, plan: Plan = Plan.PHYSIOTHERAPY, procedure: date | None = None, **kw
+) -> ConsultationRequest:
+    """A request confirmed for an open time in the next days, then completed with ``plan``."""
+    coordinator = make_staff("coordinator")
+    specialist = make_staff("specialist")
+    location = make_location()
+    appointment_type = make_appointment_type()
+    make_hours(specialist, location, range(7), "09:00", "17:00")
+    start = now_utc() + timedelta(days=1)
+    slot = open_slots(appointment_type, start, start + timedelta(days=3))[0]
+    consultation = make_request(followup_consent=consent, **kw)
+    local = to_clinic_tz(slot.starts_at)
+    workflow.confirm_request(
+        consultation,
+        coordinator,
+        workflow.Slot(appointment_type, specialist, location, local.date(), local.time()),
+    )
+    workflow.complete_request(consultation, coordinator, plan, procedure)
+    return consultation
+
+
+def _start(request_id: int) -> date:
+    plan = db.session.get(TreatmentPlan, request_id)
+    return schedule.start_of(plan.consulted_on, plan.procedure_date)
+
+
+def _invitations() -> list[OutboxEmail]:
+    return list(
+        db.session.scalars(
+            select(OutboxEmail)
+            .where(OutboxEmail.template == "followup_invitation")
+            .order_by(OutboxEmail.id)
+        )
+    )
+
+
+def test_the_record_page_completes_with_the_plan_and_procedure_date(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    with app.app_context():
+        consultation = make_request(followup_consent=True)
+        start = now_utc() + timedelta(days=1)
+        appointment_type = db.session.get(AppointmentType, clinic.type)
+        slot = open_slots(appointment_type, start, start + timedelta(days=3))[0]
+        local = to_clinic_tz(slot.starts_at)
+        workflow.confirm_request(
+            consultation,
+            staff_user(clinic.coordinator.email),
+            workflow.Slot(
+                appointment_type,
+                staff_user(clinic.weber.email),
+                db.session.get(Location, clinic.location),
+                local.date(),
+                local.time(),
+            ),
+        )
+        reference = consultation.reference
+    AuthActions(client).login("coordinator")
+    page = f"/staff/requests/{reference}"
+    assert "Plan decided" in client.get(page).get_data(as_text=True)
+    token = csrf_token(client, page)
+    missing = client.post(f"{page}/complete", data={"complete-csrf_token": token})
+    assert missing.status_code == 422
+    assert "Please choose the plan decided." in missing.get_data(as_text=True)
+    response = client.post(
+        f"{page}/complete",
+        data={
+            "complete-csrf_token": token,
+            "complete-plan": "minimally_invasive",
+            "complete-procedure_date": "2027-01-15",
+        },
+    )
+    assert response.status_code == 302
+    with app.app_context():
+        consultation = db.session.scalars(
+            select(ConsultationRequest).where(ConsultationRequest.reference == reference)
+        ).one()
+        assert consultation.status == "completed"
+        plan = db.session.get(TreatmentPlan, consultation.id)
+        assert plan.plan == Plan.MINIMALLY_INVASIVE
+        assert plan.procedure_date == date(2027, 1, 15)
+        assert consultation.followup_consent is True
+        assert consultation.followup_consent_version == app.config["FOLLOWUP_CONSENT_VERSION"]
+        audit = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "treatment_plan_recorded")
+        ).one()
+        assert audit.details == {"plan": "minimally_invasive", "procedure_date": "2027-01-15"}
+
+
+# ---- invitations -----------------------------------------------------------------------------
+
+
+def test_each_time_point_is_sent_once_at_its_time(app: Flask) -> None:
+    with app.app_context():
+        consultation = _completed()
+        start = _start(consultation.id)
+        six_weeks = schedule.due_at(start, "6w", BERLIN)
+        assert send_due_followups(now=six_weeks - timedelta(minutes=1)) == []
+        assert len(send_due_followups(now=six_weeks)) == 1
+        assert send_due_followups(now=six_weeks + timedelta(hours=1)) == []
+        three_months = schedule.due_at(start, "3m", BERLIN)
+        assert len(send_due_followups(now=three_months + timedelta(minutes=5))) == 1
+        emails = _invitations()
+        assert len(emails) == 2
+        assert emails[0].recipient == "erika.mustermann@example.com"
+        assert "/follow-up/open/" in emails[0].body_text
+        assert "/stop" in emails[0].body_text  # the stop link is in every email
+        assert "Herniated" not in emails[0].body_text
+        points = db.session.scalars(select(FollowUp.point).order_by(FollowUp.id)).all()
+        assert points == ["6w", "3m"]
+
+
+def test_after_downtime_only_the_latest_due_point_is_sent(app: Flask) -> None:
+    with app.app_context():
+        consultation = _completed()
+        start = _start(consultation.id)
+        # The worker was down from before 6 weeks until just after 3 months.
+        at = schedule.due_at(start, "3m", BERLIN) + timedelta(days=2)
+        assert len(send_due_followups(now=at)) == 1
+        rows = {f.point: f for f in db.session.scalars(select(FollowUp))}
+        assert rows["3m"].sent_at == at and rows["6w"].sent_at is None  # missed, never sent late
+        assert send_due_followups(now=at + timedelta(days=1)) == []
+        # Down past the 12-month link's life: nothing is sent at all.
+        late = schedule.due_at(start, "12m", BERLIN) + timedelta(days=31)
+        assert send_due_followups(now=late) == []
+        assert len(_invitations()) == 1
+
+
+def test_two_workers_at_once_send_one_invitation(app: Flask) -> None:
+    with app.app_context():
+        consultation = _completed()
+        at = schedule.due_at(_start(consultation.id), "6w", BERLIN) + timedelta(minutes=1)
+    barrier = threading.Barrier(2)
+    results: list[list[int]] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            with app.app_context():
+                barrier.wait()
+                results.append(send_due_followups(now=at))
+                db.session.remove()
+        except BaseException as exc:  # collected and re-raised below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors, errors
+    assert sorted(len(r) for r in results) == [0, 1]
+    with app.app_context():
+        assert len(_invitations()) == 1
+        assert db.session.scalar(select(func.count()).select_from(FollowUp)) == 1
+
+
+def test_the_procedure_date_moves_the_schedule(app: Flask) -> None:
+    with app.app_context():
+        procedure = date.today() + timedelta(days=60)
+        consultation = _completed(plan=Plan.OPEN_SURGERY, procedure=procedure)
+        from_visit = schedule.due_at(
+            db.session.get(TreatmentPlan, consultation.id).consulted_on, "6w", BERLIN
+        )
+        assert send_due_followups(now=from_visit + timedelta(hours=1)) == []
+        assert len(send_due_followups(now=schedule.due_at(procedure, "6w", BERLIN))) == 1
+
+
+@pytest.mark.parametrize("why", ["no consent", "deceased", "stopped", "not completed"])
+def test_no_invitation_without_consent_or_to_the_deceased(app: Flask, why: str) -> None:
+    with app.app_context():
+        if why == "not completed":
+            # A plan on a request still open (never the case from the page): not followed up.
+            consultation = make_request(followup_consent=True)
+            record_plan(consultation, Plan.ADVICE, None, make_staff("coordinator"))
+            db.session.commit()
+        else:
+            consultation = _completed(consent=why != "no consent")
+        if why == "deceased":
+            mark_deceased(consultation, staff_user(make_staff("admin").email))
+            assert db.session.scalars(
+                select(AuditEvent).where(AuditEvent.action == "patient_marked_deceased")
+            ).one()
+        if why == "stopped":
+            db.session.get(TreatmentPlan, consultation.id).followups_stopped_at = datetime.now(UTC)
+            db.session.commit()
+        at = schedule.due_at(_start(consultation.id), "6w", BERLIN) + timedelta(minutes=1)
+        assert send_due_followups(now=at) == []
+        assert _invitations() == []
+
+
+def test_one_reminder_after_seven_days_while_unanswered(app: Flask) -> None:
+    with app.app_context():
+        consultation = _completed()
+        sent = schedule.due_at(_start(consultation.id), "6w", BERLIN)
+        send_due_followups(now=sent)
+        assert send_due_followup_reminders(now=sent + timedelta(days=6)) == []
+        assert len(send_due_followup_reminders(now=sent + timedelta(days=7))) == 1
+        assert send_due_followup_reminders(now=sent + timedelta(days=8)) == []
+        emails = _invitations()
+        assert len(emails) == 2 and emails[1].subject.startswith("Reminder")
+        # Each email has a link of its own; both open the same questionnaire.
+        assert db.session.scalar(select(func.count()).select_from(FollowUpLink)) == 2
+
+
+# ---- the patient's questionnaire ---------------------------------------------------------------
+
+
+def _link(app: Flask, stop: bool = False) -> str:
+    with app.app_context():
+        body = _invitations()[-1].body_text
+    match = LINK.search(body)
+    assert match
+    return match.group(1) + ("/stop" if stop else "")
+
+
+def _answers(token: str, **overrides: str) -> dict[str, str]:
+    answers = {
+        "csrf_token": token,
+        "back_pain_now": "2",
+        "back_pain_worst": "4",
+        "leg_pain_now": "1",
+        "leg_pain_worst": "3",
+        "gpe": "2",
+        "satisfaction": "5",
+        **{
+            f"odi_{key}": "1"
+            for key in (
+                "pain_intensity",
+                "personal_care",
+                "lifting",
+                "walking",
+                "sitting",
+                "standing",
+                "sleeping",
+                "social_life",
+                "travelling",
+                "sex_life",
+            )
+        },
+    }
+    answers.update(overrides)
+    return answers
+
+
+def test_the_patient_answers_through_the_emails_link_once(app: Flask, client: FlaskClient) -> None:
+    with app.app_context():
+        consultation = _completed(spine_region="lower_back")
+        send_due_followups(now=schedule.due_at(_start(consultation.id), "6w", BERLIN))
+    opened = client.get(_link(app))
+    assert opened.status_code == 303 and opened.headers["Location"].endswith(
+        "/follow-up/questionnaire"
+    )
+    page = client.get("/follow-up/questionnaire")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "Back pain right now" in text and "Completely recovered" in text
+    token = csrf_token(client, "/follow-up/questionnaire")
+    bad = client.post("/follow-up/questionnaire", data=_answers(token, back_pain_worst="1"))
+    assert bad.status_code == 422
+    assert "cannot be lower" in bad.get_data(as_text=True)
+    done = client.post("/follow-up/questionnaire", data=_answers(token))
+    assert done.status_code == 303
+    again = client.post("/follow-up/questionnaire", data=_answers(token, gpe="7"))
+    assert "already been answered" in again.get_data(as_text=True)
+    with app.app_context():
+        follow_up = db.session.scalars(select(FollowUp)).one()
+        assert follow_up.answered_at is not None
+        assert follow_up.gpe == 2 and follow_up.satisfaction == 5
+        assert follow_up.odi_percent == 20.0 and follow_up.back_pain_now == 2
+        assert follow_up.neck_pain_now is None
+
+
+def test_a_link_expires_after_thirty_days_and_a_stranger_gets_nothing(
+    app: Flask, client: FlaskClient
+) -> None:
+    assert client.get("/follow-up/open/not-a-real-token").status_code == 404
+    assert client.get("/follow-up/questionnaire").status_code == 404
+    with app.app_context():
+        # Operated 80 days ago; the 6-week invitation went out 31 days ago.
+        _completed(plan=Plan.INJECTION, procedure=date.today() - timedelta(days=80))
+        assert len(send_due_followups(now=datetime.now(UTC) - timedelta(days=31))) == 1
+    assert client.get(_link(app)).status_code == 303
+    gone = client.get("/follow-up/questionnaire")
+    assert gone.status_code == 404
+    assert "This link no longer works" in gone.get_data(as_text=True)
+
+
+def test_the_stop_link_stops_further_invitations(app: Flask, client: FlaskClient) -> None:
+    with app.app_context():
+        consultation = _completed()
+        start = _start(consultation.id)
+        send_due_followups(now=schedule.due_at(start, "6w", BERLIN))
+    assert client.get(_link(app, stop=True)).status_code == 303
+    page = client.get("/follow-up/stop")
+    assert "Send me no more questionnaires" in page.get_data(as_text=True)
+    token = csrf_token(client, "/follow-up/stop")
+    assert client.post("/follow-up/stop", data={"csrf_token": token}).status_code == 303
+    assert "no more questionnaires" in client.get("/follow-up/stop").get_data(as_text=True)
+    with app.app_context():
+        later = schedule.due_at(start, "3m", BERLIN)
+        assert send_due_followups(now=later) == []
+        assert send_due_followup_reminders(now=later) == []
+        assert db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "followups_stopped")
+        ).one()
