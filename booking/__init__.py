@@ -150,7 +150,10 @@ def _remember_language() -> None:
 
 
 def register_extensions(app: Flask) -> None:
+    from booking.errors import end_sessions_before_responding
+
     db.init_app(app)
+    end_sessions_before_responding(app)  # first of the after-request hooks but the request id's
     migrate.init_app(app, db)
     mail.init_app(app)
     csrf.init_app(app)
