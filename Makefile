@@ -35,8 +35,9 @@ run: install
 	@echo "Emails: http://127.0.0.1:5000/dev/mail"
 	SPINECONSULT_ENV=development PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile
 
-## Debian's chromium for the browser tests (Playwright cannot download its own here), and
-## Debian's nginx for the production suite's TLS proxy (tests/production/).
+## Debian's chromium for the browser tests (Playwright cannot download its own here),
+## Debian's nginx for the production suite's TLS proxy (tests/production/), and Debian's
+## clamd for the virus-scanning tests (tests/test_virus_scan.py; they make their own signatures).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -52,6 +53,13 @@ browser:
 			{ apt-get update -q >/dev/null && apt-get install -y -q nginx-light >/dev/null; } || \
 			echo "Could not install nginx-light: the production suite will be skipped (and fail under .ci/run)."; \
 		else echo "nginx is missing and cannot be installed here: the production suite will be skipped."; fi; }
+	@command -v clamd >/dev/null 2>&1 || test -x /usr/sbin/clamd || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			export DEBIAN_FRONTEND=noninteractive; \
+			apt-get install -y -q clamav-daemon clamav-freshclam >/dev/null 2>&1 || \
+			{ apt-get update -q >/dev/null && apt-get install -y -q clamav-daemon clamav-freshclam >/dev/null; } || \
+			echo "Could not install clamav-daemon: the virus-scanning tests will be skipped (and fail under .ci/run)."; \
+		else echo "clamd is missing and cannot be installed here: the virus-scanning tests will be skipped."; fi; }
 
 ## Retake README's screenshots (docs/screenshots/) from the app as it is, with demo data.
 screenshots: install browser

@@ -70,6 +70,17 @@ class Config:
     # Where uploaded documents are kept: never inside a static folder.
     UPLOAD_DIR = _env("UPLOAD_DIR", str(INSTANCE_DIR / "uploads"))
     MAX_DOCUMENTS = _env_int("MAX_DOCUMENTS", 10)
+    # Every upload is scanned for malware by ClamAV's daemon (clamd) before it is stored:
+    # CLAMAV_ADDRESS is its unix socket (Debian's clamav-daemon: /run/clamav/clamd.ctl) or
+    # host:port. A scanner down or silent for CLAMAV_TIMEOUT seconds either refuses the upload
+    # ("refuse": the patient is asked to try again later) or stores it as not yet scanned,
+    # hidden from staff until the worker's retry passes ("hold"). Required in production;
+    # off in development (`make run` needs no ClamAV).
+    CLAMAV_ENABLED = _env_bool("CLAMAV_ENABLED", True)
+    CLAMAV_ADDRESS = _env("CLAMAV_ADDRESS", "/run/clamav/clamd.ctl")
+    CLAMAV_TIMEOUT = _env_float("CLAMAV_TIMEOUT", 30.0)
+    CLAMAV_WHEN_DOWN = _env("CLAMAV_WHEN_DOWN", "refuse")
+    CLAMAV_REQUIRED = False
     MAX_DOCUMENT_MB = _env_int("MAX_DOCUMENT_MB", 20)
     # A request being filled in is kept this many days after its last change (then purged
     # with its files by the worker's daily job).
@@ -237,6 +248,7 @@ class DevelopmentConfig(Config):
     ENCRYPTION_KEY = _env("ENCRYPTION_KEY", "ZGV2LW9ubHktbm90LXNlY3JldC1kb2N1bWVudC1rZXk=")
     DEV_MAIL_VIEWER = True
     DEMO_DATA_ALLOWED = True
+    CLAMAV_ENABLED = _env_bool("CLAMAV_ENABLED", False)
     # A demo clinic's card for the home page (`make run`): a patient looks there for a phone.
     CLINIC_PHONE = _env("CLINIC_PHONE", "+49 30 1234 5678")
     CLINIC_ADDRESS = _env("CLINIC_ADDRESS", "Friedrichstraße 100, 10117 Berlin")
@@ -252,6 +264,7 @@ class TestingConfig(Config):
     SQLALCHEMY_DATABASE_URI = "sqlite://"
     HUEY_BACKEND = "memory"
     DEMO_DATA_ALLOWED = True
+    CLAMAV_ENABLED = False  # the scanning tests start a real clamd of their own
     MAIL_SUPPRESS_SEND = False  # tests that deliver mail talk to a real local SMTP server
     MAIL_PORT = 1  # nothing listens here: a test that sends without its own server fails loudly
     RATELIMIT_STORAGE_URI = "memory://"
@@ -275,6 +288,8 @@ class ProductionConfig(Config):
     FORCE_HTTPS = _env_bool("FORCE_HTTPS", True)
     TRUSTED_PROXIES = _env_int("TRUSTED_PROXIES", 1)
     PREFERRED_URL_SCHEME = "https"
+    # Patients' uploads reach staff computers: production does not start without the scanner.
+    CLAMAV_REQUIRED = True
 
 
 CONFIGS = {

@@ -35,6 +35,13 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
             "SECRET_KEY is not set. Set the SECRET_KEY environment variable to a long random "
             'value, e.g. python -c "import secrets; print(secrets.token_hex(32))".'
         )
+    if app.config["CLAMAV_REQUIRED"] and not app.config["CLAMAV_ENABLED"]:
+        raise RuntimeError(
+            "Virus scanning is required in production: install clamav-daemon and leave "
+            "CLAMAV_ENABLED on (docs/production.md, 'Virus scanning')."
+        )
+    if app.config["CLAMAV_WHEN_DOWN"] not in ("refuse", "hold"):
+        raise RuntimeError("CLAMAV_WHEN_DOWN must be 'refuse' or 'hold'")
     app.config["BABEL_DEFAULT_TIMEZONE"] = app.config["CLINIC_TIMEZONE"]
     app.config["MAX_CONTENT_LENGTH"] = (
         app.config["MAX_DOCUMENTS"] * app.config["MAX_DOCUMENT_MB"] * 1024 * 1024 + 2 * 1024 * 1024
@@ -68,7 +75,50 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
     documents.init_app(app)
     register_commands(app)
     init_task_queue(app)
+    _audit_infected_uploads(app)
     return app
+
+
+INFECTED_KEY = "infected_uploads"
+
+
+def _note_infected_upload(_sender: object, *, signature: str, **_details: object) -> None:
+    """The documents layer refused an infected upload: audit it once the request's own
+    transaction is over (the service that stored nothing rolled it back)."""
+    from flask import g, has_request_context
+
+    if has_request_context():
+        g.setdefault(INFECTED_KEY, []).append(signature)
+
+
+def _audit_infected_uploads(app: Flask) -> None:
+    from booking.documents.scanning import upload_infected
+
+    upload_infected.connect(_note_infected_upload)  # once: blinker ignores a second connect
+
+    @app.after_request
+    def _record_infected(response: Any) -> Any:
+        from flask import g
+
+        signatures = g.pop(INFECTED_KEY, None)
+        if not signatures:
+            return response
+        from booking.audit.services import record
+
+        try:
+            db.session.rollback()  # whatever the refused upload's service left is not kept
+            for signature in signatures:
+                record(
+                    "upload_refused_infected",
+                    target_type="upload",
+                    target_id=request.endpoint,
+                    details={"signature": signature[:100]},
+                )
+            db.session.commit()
+        except Exception:  # the patient's page still says why; the log keeps the event
+            db.session.rollback()
+            log.exception("could not audit an infected upload (%s)", ", ".join(signatures))
+        return response
 
 
 LANGUAGE_KEY = "language"
@@ -100,7 +150,10 @@ def _remember_language() -> None:
 
 
 def register_extensions(app: Flask) -> None:
+    from booking.errors import end_sessions_before_responding
+
     db.init_app(app)
+    end_sessions_before_responding(app)  # first of the after-request hooks but the request id's
     migrate.init_app(app, db)
     mail.init_app(app)
     csrf.init_app(app)

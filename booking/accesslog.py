@@ -1,12 +1,16 @@
-"""Access logs without secrets or patient data, for gunicorn (see gunicorn.conf.py).
+"""Logs without secrets or patient data, for gunicorn (see gunicorn.conf.py) and the app.
 
 Paths can carry secrets (the token of a patient's private link, a password-reset token) and
 query strings can carry patient data (a name typed into the staff queue's search). The access
-log keeps the method, the path with those parts replaced, the status, size and timing.
+log keeps the method, the path with those parts replaced, the status, size and timing. The
+error logs (gunicorn's "Error handling request GET /manage/open/<token>", Flask's "Exception
+on <path>", a traceback quoting a path) pass through ``RedactingFilter``, which redacts the
+same parts wherever a path appears in a message.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -38,8 +42,43 @@ def redact_path(path: str) -> str:
     return path
 
 
+# A path of the kinds above anywhere in a text, up to whitespace or a quote.
+_PATH_IN_TEXT = re.compile(r"/(?:manage|request/resume|staff/password/reset)/[^\s\"'<>]*")
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every secret-bearing path in it redacted as ``redact_path`` does."""
+    return _PATH_IN_TEXT.sub(lambda match: redact_path(match.group(0)), text)
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts secret paths from a log record: its message, its traceback and stack."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "redacted", False):
+            return True
+        message = record.getMessage()
+        record.msg, record.args = redact_text(message), ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact_text(record.stack_info)
+        record.redacted = True
+        return True
+
+
 class RedactingLogger(Logger):
-    """gunicorn's logger, with every atom that could hold a secret or patient data redacted."""
+    """gunicorn's logger, with every atom that could hold a secret or patient data redacted,
+    and its error log passed through ``RedactingFilter``."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        redacting = RedactingFilter()
+        self.error_log.addFilter(redacting)
+        for handler in self.error_log.handlers:
+            handler.addFilter(redacting)
 
     def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict:
         atoms = super().atoms(resp, req, environ, request_time)

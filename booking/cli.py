@@ -1,5 +1,5 @@
 """Command-line tools: ``flask worker``, ``flask seed-demo``, ``flask create-admin`` and
-``flask privacy purge-expired``."""
+``flask privacy purge-expired``, ``flask files reconcile`` and ``flask files rescan``."""
 
 from __future__ import annotations
 
@@ -40,6 +40,50 @@ def register_commands(app: Flask) -> None:
     from booking.privacy.cli import privacy_cli
 
     app.cli.add_command(privacy_cli)
+    app.cli.add_command(files_cli)
+
+
+@click.group("files")
+def files_cli() -> None:
+    """Uploaded files: reconcile the folder with the database, scan held files again."""
+
+
+@files_cli.command("reconcile")
+@click.option("--dry-run", is_flag=True, help="Report only: remove nothing.")
+@with_appcontext
+def reconcile(dry_run: bool) -> None:
+    """Remove upload files no row names (older than an hour) and report rows whose file is
+    missing. Run it with --dry-run first."""
+    from booking.requests.files import reconcile_files
+
+    result = reconcile_files(dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    click.echo(
+        f"{len(result.orphan_files)} orphan file(s) with no row: {verb} "
+        f"{len(result.orphan_files) if dry_run else result.removed}"
+    )
+    for name in result.orphan_files:
+        click.echo(f"  orphan {name}")
+    for name in result.unknown_files:
+        click.echo(f"  not an upload's name, left alone: {name}")
+    click.echo(f"{len(result.missing_files)} row(s) whose file is missing (restore from backup):")
+    for table, row_id, name in result.missing_files:
+        click.echo(f"  {table} {row_id}: {name}")
+    if result.missing_files:
+        raise SystemExit(1)
+
+
+@files_cli.command("rescan")
+@with_appcontext
+def rescan() -> None:
+    """Scan the files held as not yet scanned again (the worker does it every 5 minutes)."""
+    from booking.requests.files import rescan_pending
+
+    result = rescan_pending()
+    click.echo(
+        f"{result.clean} clean, {result.infected} infected (removed), "
+        f"{result.still_pending} still waiting for the scanner"
+    )
 
 
 @click.command("create-admin")

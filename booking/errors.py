@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, render_template, request
+from flask import Flask, make_response, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
 
 from booking.crypto import KeyMissingError
 from booking.extensions import db
@@ -19,6 +20,48 @@ log = logging.getLogger(__name__)
 def error_page(status: int, title: str, message: str) -> tuple[str, int]:
     """The friendly error page every handler answers with (features register their own)."""
     return render_template("errors/error.html", status=status, title=title, message=message), status
+
+
+def end_sessions_before_responding(app: Flask) -> None:
+    """End the request's database session before its response leaves, not in the teardown.
+
+    Flask-SQLAlchemy ends it in the app context's teardown, after the response is made: a
+    database that fails there (the rollback during a PostgreSQL restart) escapes the app,
+    and the server answers a bare 500 with no page and no request id. Ended here, such an
+    error is answered with the 503 page (and the request id, added by ``booking.logging``,
+    whose hook runs after this one). Call it before any other ``after_request`` is registered
+    but the request id's, so it runs after them.
+    """
+
+    @app.after_request
+    def _end_session(response: Response) -> Response:
+        try:
+            db.session.remove()
+        except (OperationalError, InterfaceError) as error:
+            log.error("database failed at the end of a request: %s", type(error).__name__)
+            _discard_session()
+            page, status = error_page(
+                503,
+                _("We are having a technical problem"),
+                _(
+                    "Our system had a problem while finishing your request, so we cannot "
+                    "confirm it was saved. Please try again in a few minutes. If your symptoms "
+                    "are severe, do not wait: call the clinic or seek emergency care."
+                ),
+            )
+            response = make_response(page, status)
+            response.headers["Retry-After"] = "60"
+        return response
+
+
+def _discard_session() -> None:
+    """Forget a session whose connection failed: its connection is invalidated (the pool
+    opens a new one), and the teardown finds nothing left to close."""
+    try:
+        db.session().invalidate()
+    except Exception:  # the connection is already gone; nothing more to release
+        log.debug("session invalidate failed", exc_info=True)
+    db.session.registry.clear()
 
 
 def register_error_handlers(app: Flask) -> None:

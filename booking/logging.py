@@ -12,7 +12,10 @@ import re
 import secrets
 
 from flask import Flask, g, has_request_context, request
+from flask.logging import default_handler
 from werkzeug.wrappers import Response
+
+from booking.accesslog import RedactingFilter
 
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{8,64}")
 FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
@@ -39,11 +42,19 @@ def init_logging(app: Flask) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter(FORMAT))
     handler.addFilter(RequestIdFilter())
+    # Tokens in paths are redacted wherever the app logs them: Flask's own "Exception on
+    # <path>" (logged on the app's logger, "booking") and anything its modules log.
+    redacting = RedactingFilter()
+    handler.addFilter(redacting)
+    booking_log = logging.getLogger("booking")
+    if not any(isinstance(f, RedactingFilter) for f in booking_log.filters):
+        booking_log.addFilter(redacting)
+    if not any(isinstance(f, RedactingFilter) for f in default_handler.filters):
+        default_handler.addFilter(redacting)
     if not app.testing and not any(
         isinstance(h.formatter, logging.Formatter) and h.formatter._fmt == FORMAT
         for h in logging.getLogger("booking").handlers
     ):
-        booking_log = logging.getLogger("booking")
         booking_log.addHandler(handler)
         booking_log.setLevel(logging.INFO)
         booking_log.propagate = False

@@ -20,6 +20,7 @@ from booking.privacy.services import purge_expired
 from booking.requests import asks
 from booking.requests.drafts import purge_expired_drafts
 from booking.requests.escalation import escalate_overdue
+from booking.requests.files import reconcile_files, rescan_pending
 from booking.requests.reminders import send_due_reminders
 
 
@@ -90,6 +91,19 @@ def init_task_queue(app: Flask) -> Huey:
         with app.app_context():
             purge_expired_drafts()
 
+    @huey.periodic_task(crontab(minute="*/5"), name="rescan_held_documents")
+    def rescan_held_documents() -> None:
+        """Every 5 minutes: files held while the virus scanner was down (CLAMAV_WHEN_DOWN)."""
+        with app.app_context():
+            if app.config["CLAMAV_ENABLED"]:
+                rescan_pending()
+
+    @huey.periodic_task(crontab(minute="47", hour="3"), name="reconcile_files")
+    def reconcile_upload_files() -> None:
+        """Nightly (03:47 UTC): orphan upload files removed, rows without a file reported."""
+        with app.app_context():
+            reconcile_files()
+
     @huey.periodic_task(crontab(minute="*"), name="worker_heartbeat")
     def worker_heartbeat() -> None:
         # Run by a worker thread from the queue: a fresh heartbeat means the scheduler, the
@@ -110,4 +124,6 @@ def init_task_queue(app: Flask) -> Huey:
     app.extensions["spineconsult.purge_expired_requests"] = purge_expired_requests
     app.extensions["spineconsult.purge_expired_drafts"] = purge_drafts
     app.extensions["spineconsult.worker_heartbeat"] = worker_heartbeat
+    app.extensions["spineconsult.rescan_held_documents"] = rescan_held_documents
+    app.extensions["spineconsult.reconcile_files"] = reconcile_upload_files
     return huey

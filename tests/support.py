@@ -621,3 +621,62 @@ def legacy_manage_token(consultation: Any) -> str:
 
     serializer = URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=LEGACY_SALT)
     return serializer.dumps({"r": consultation.id, "ref": consultation.reference})
+
+
+# --- ClamAV ---------------------------------------------------------------------------
+
+EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+NO_CLAMD = (
+    "clamd is not installed (Debian's clamav-daemon): run `make browser` as root "
+    "(apt-get install -y clamav-daemon)"
+)
+
+
+def find_clamd() -> str | None:
+    """clamd's path (in /usr/sbin, which is not on every user's PATH), or None; under CI
+    (``E2E_REQUIRE_BROWSER=1``, set by .ci/run, which installs it) a missing one fails."""
+    import shutil
+
+    found = shutil.which("clamd") or (
+        "/usr/sbin/clamd" if os.access("/usr/sbin/clamd", os.X_OK) else None
+    )
+    if found is None and os.environ.get("E2E_REQUIRE_BROWSER") == "1":
+        import pytest
+
+        pytest.fail(NO_CLAMD, pytrace=False)
+    return found
+
+
+@contextmanager
+def running_clamd(folder: Path) -> Iterator[str]:
+    """A real clamd on a unix socket in ``folder``, with a signature database made here that
+    detects the EICAR test string anywhere in a file (freshclam cannot reach its mirror
+    here, and the real databases take a minute to load). Yields the socket's path."""
+    import pytest
+
+    clamd = find_clamd()
+    if clamd is None:
+        pytest.skip(NO_CLAMD)
+    database = folder / "clamdb"
+    database.mkdir()
+    (database / "spineconsult-test.ndb").write_text(f"SpineConsult.Test.EICAR:0:*:{EICAR.hex()}\n")
+    sock = folder / "clamd.sock"
+    config = folder / "clamd.conf"
+    config.write_text(
+        f"LocalSocket {sock}\nDatabaseDirectory {database}\nForeground yes\n"
+        f"LogFile {folder / 'clamd.log'}\nPidFile {folder / 'clamd.pid'}\n"
+        f"TemporaryDirectory {folder}\n"
+    )
+    service = start_service(
+        "clamd", [clamd, "-c", str(config)], dict(os.environ), folder, signal.SIGTERM
+    )
+    try:
+
+        def ready() -> bool:
+            assert service.popen.poll() is None, service.output()
+            return sock.exists()
+
+        wait_until(ready, "clamd to listen", timeout=60)
+        yield str(sock)
+    finally:
+        service.stop()

@@ -4,6 +4,7 @@ reset tokens or search terms: a real gunicorn serves the app and its log is read
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import urllib.error
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from booking.accesslog import redact_path
+from booking.accesslog import redact_path, redact_text
+from booking.crypto import new_key
 from tests.smtp import free_port
 from tests.support import wait_until
 
@@ -89,3 +91,85 @@ def test_gunicorn_access_log_has_no_tokens_or_search_terms(tmp_path: Path) -> No
     assert " req=" in log and "req=-" not in log.split("robots.txt")[-1]
     for secret in SECRETS:
         assert secret not in log
+
+
+def test_redact_text_finds_paths_anywhere() -> None:
+    text = "Error handling request GET /manage/open/abc\nException on /request/resume/xyz [GET]"
+    assert redact_text(text) == (
+        "Error handling request GET /manage/open/[redacted]\n"
+        "Exception on /request/resume/[redacted] [GET]"
+    )
+
+
+@pytest.mark.slow
+def test_no_token_in_any_log_after_errors_on_secret_addresses(tmp_path: Path) -> None:
+    """Errors on a private link's and an unfinished request's addresses, under a real
+    gunicorn: its error log (the request line and the traceback), its access log and the
+    app's log name the pages without their tokens."""
+    port = free_port()
+    env = {
+        **os.environ,
+        # Production settings: errors are handled and logged by the app (development's
+        # debug mode would let them all escape to gunicorn).
+        "SPINECONSULT_ENV": "production",
+        "SECRET_KEY": secrets.token_hex(32),
+        "ENCRYPTION_KEY": new_key(),
+        "FORCE_HTTPS": "false",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}",
+        "HUEY_SQLITE_PATH": str(tmp_path / "huey.sqlite3"),
+        "UPLOAD_DIR": str(tmp_path / "uploads"),
+        "REDIS_URL": "",
+    }
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "tests.fault_wsgi:app",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    tokens = ["Open-t0ken-of-the-patient", "Legacy-t0ken-of-the-patient", "Resume-t0ken-x"]
+    paths = [
+        f"/manage/open/{tokens[0]}",
+        f"/manage/SC-2026-ABCD/{tokens[1]}/cancel",
+        f"/request/resume/{tokens[2]}",
+    ]
+    statuses = []
+    try:
+
+        def listening() -> bool:
+            assert server.poll() is None, "the server exited"
+            try:
+                with urllib.request.urlopen(base + "/robots.txt", timeout=5):  # noqa: S310
+                    return True
+            except OSError:
+                return False
+
+        wait_until(listening, "the server to listen")
+        for path in paths:
+            try:
+                with urllib.request.urlopen(base + path, timeout=30) as response:  # noqa: S310
+                    statuses.append(response.status)
+            except urllib.error.HTTPError as error:
+                statuses.append(error.code)
+                error.close()
+    finally:
+        server.terminate()
+        log = server.communicate(timeout=30)[0].decode(errors="replace")
+    assert statuses == [500, 500, 500], statuses
+    # The faults were reached and logged: gunicorn's error log, its traceback, the app's log.
+    assert "Error handling request GET /manage/open/[redacted]" in log, log
+    assert "Error handling request GET /manage/SC-2026-ABCD/[redacted]/cancel" in log, log
+    assert "RuntimeError: fault injected on /manage/open/[redacted]" in log, log
+    assert "Exception on /request/resume/[redacted] [GET]" in log, log
+    for token in tokens:
+        assert token not in log, log

@@ -119,3 +119,38 @@ def test_mail_server_down_while_many_requests_arrive_loses_nothing_and_sends_onc
         assert sorted(r.message["Message-ID"] for r in received) == stored_ids
     finally:
         server.stop()
+
+
+def test_a_database_error_while_the_request_ends_answers_the_503_page_with_its_request_id(
+    app: Flask, client: FlaskClient
+) -> None:
+    """The end-of-request rollback fails (as during a PostgreSQL restart): the app's 503 page
+    with the request id, not a bare 500 from the server; the next request works."""
+    import sqlalchemy as sa
+    from sqlalchemy.exc import OperationalError
+
+    failing = {"rollback": False}
+
+    def rollback_fails(_connection: object) -> None:
+        if failing["rollback"]:
+            failing["rollback"] = False
+            raise OperationalError(
+                "ROLLBACK", {}, Exception("server closed the connection unexpectedly")
+            )
+
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "rollback", rollback_fails)
+    try:
+        failing["rollback"] = True
+        response = client.get("/request/time", headers={"X-Request-ID": "fault-at-teardown-1"})
+        assert not failing["rollback"], "the fault was not reached"
+        assert response.status_code == 503
+        assert response.headers["X-Request-ID"] == "fault-at-teardown-1"
+        page = response.get_data(as_text=True)
+        assert "We are having a technical problem" in page
+        assert "fault-at-teardown-1" in page
+        assert "Traceback" not in page and "ROLLBACK" not in page
+        assert client.get("/request/time").status_code in (200, 302)
+    finally:
+        sa.event.remove(engine, "rollback", rollback_fails)

@@ -61,6 +61,7 @@ from tests.support import (
     fresh_postgres_database,
     pdf_bytes,
     red_flag_answers,
+    running_clamd,
     start_service,
     step_answers,
     valid_answers,
@@ -304,8 +305,17 @@ class Cluster:
 
 
 @pytest.fixture
+def clamd_socket(tmp_path: Path) -> Iterator[str]:
+    """Production requires virus scanning: a real clamd (tests/support.py)."""
+    folder = tmp_path / "clamd"
+    folder.mkdir()
+    with running_clamd(folder) as path:
+        yield path
+
+
+@pytest.fixture
 def cluster(
-    scale_database: str, redis_url: str, smtp: SmtpServer, tmp_path: Path
+    scale_database: str, redis_url: str, smtp: SmtpServer, tmp_path: Path, clamd_socket: str
 ) -> Iterator[Cluster]:
     database_url = scale_database
     queue_name = f"scale-{uuid.uuid4().hex[:12]}"
@@ -320,6 +330,7 @@ def cluster(
         "REDIS_URL": redis_url,
         "HUEY_NAME": queue_name,
         "UPLOAD_DIR": str(uploads),
+        "CLAMAV_ADDRESS": clamd_socket,
         "MAIL_SERVER": "127.0.0.1",
         "MAIL_PORT": str(smtp.port),
         "STAFF_NOTIFICATION_EMAIL": "coordinators@example.com",

@@ -6,6 +6,7 @@ from typing import NoReturn
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import current_user
 from werkzeug.wrappers import Response
@@ -25,6 +26,7 @@ from booking.dashboard.forms import (
     queue_filters,
 )
 from booking.documents.models import Document
+from booking.documents.scanning import ScanStatus
 from booking.documents.storage import get_storage
 from booking.extensions import db, talisman
 from booking.messages import services as messages
@@ -132,6 +134,17 @@ def _slot_form(consultation: ConsultationRequest) -> SlotForm:
     return form
 
 
+# The virus scan's verdict on each document, as the record shows it.
+SCAN_LABELS = {
+    ScanStatus.CLEAN.value: _l("Virus scan: nothing found"),
+    ScanStatus.PENDING.value: _l(
+        "Not yet scanned for viruses (the scanner was unavailable): it opens once a scan passes"
+    ),
+    ScanStatus.INFECTED.value: _l("Removed: the virus scan found malware in it"),
+    ScanStatus.SKIPPED.value: _l("Not scanned for viruses (scanning was off at upload)"),
+}
+
+
 def _render_record(consultation: ConsultationRequest, status: int = 200, **forms: object):
     forms.setdefault("slot_form", _slot_form(consultation))
     forms.setdefault("close_form", CloseForm(prefix="close"))
@@ -172,6 +185,7 @@ def _render_record(consultation: ConsultationRequest, status: int = 200, **forms
         unnotified=unnotified,
         asks=asked,
         checklist=asks.checklist_rows(consultation, asked, items),
+        scan_labels=SCAN_LABELS,
         **forms,
     ), status
 
@@ -246,6 +260,8 @@ def document(reference: str, document_id: int) -> Response:
     doc = db.session.get(Document, document_id)
     if doc is None or doc.request_id != consultation.id:
         _refuse(reference, "no_such_document" if doc is None else "document_of_another_request")
+    if not doc.servable:  # held for the virus scan, or removed as infected
+        abort(404)
     download = request.args.get("download") == "1"
     storage = get_storage()
     if not storage.exists(doc.stored_name):

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from booking.extensions import db
+from booking.documents.scanning import SERVABLE, ScanStatus
+from booking.extensions import db, value_enum
 from booking.timeutil import UTCDateTime, now_utc
 
 if TYPE_CHECKING:
@@ -26,6 +27,14 @@ class StoredDocument:
     sha256: Mapped[str] = mapped_column(String(64))
     description: Mapped[str | None] = mapped_column(String(200))
     uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    # The virus scan's verdict (``booking.documents.scanning``): no default, so a new kind of
+    # upload cannot forget it and be shown unscanned.
+    scan_status: Mapped[ScanStatus] = mapped_column(value_enum(ScanStatus, "scan_status", 10))
+
+    @property
+    def servable(self) -> bool:
+        """Whether staff may open it: not held for a scan, not removed as infected."""
+        return self.scan_status in SERVABLE
 
     __table_args__ = (CheckConstraint("size_bytes > 0", name="size_positive"),)
 
@@ -42,6 +51,7 @@ STORED_FACTS = (
     "sha256",
     "description",
     "uploaded_at",
+    "scan_status",
 )
 
 

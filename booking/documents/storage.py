@@ -29,6 +29,8 @@ from flask import current_app
 from flask_babel import gettext as _
 
 from booking.crypto import KEY_ID_BYTES, KeyRing, key_ring
+from booking.documents import scanning
+from booking.documents.scanning import Infected, ScannerUnavailable, ScanStatus
 
 CHUNK_SIZE = 64 * 1024
 # The magic-byte signatures we accept, by the MIME type ``filetype`` reports for them.
@@ -46,6 +48,14 @@ TAG_BYTES = 16
 
 class DocumentRejected(ValueError):  # noqa: N818 - reads better at the call sites
     """The upload is not a document we accept; the message is for the patient."""
+
+
+class DocumentInfected(DocumentRejected):
+    """The virus scanner found malware in the upload; nothing of it was stored."""
+
+
+class ScannerDown(DocumentRejected):
+    """The virus scanner is unavailable and ``CLAMAV_WHEN_DOWN`` says to refuse uploads."""
 
 
 class DocumentUnreadable(RuntimeError):  # noqa: N818 - reads better at the call sites
@@ -75,6 +85,7 @@ class StoredFile:
     content_type: str
     size_bytes: int
     sha256: str
+    scan_status: ScanStatus = ScanStatus.SKIPPED
 
 
 def sniff(head: bytes) -> str | None:
@@ -206,10 +217,66 @@ class _DecryptingReader(io.RawIOBase):
         super().close()
 
 
+def _refuse_unknown_type() -> DocumentRejected:
+    return DocumentRejected(_("This file is not a PDF, JPEG or PNG document."))
+
+
 class DocumentStorage:
-    def __init__(self, root: str | os.PathLike[str], keys: KeyRing) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        keys: KeyRing,
+        *,
+        scan: bool = False,
+        hold_when_scanner_down: bool = False,
+    ) -> None:
         self.root = Path(root)
         self.keys = keys
+        self.scan_uploads = scan
+        self.hold_when_scanner_down = hold_when_scanner_down
+
+    def _scan(self, stream: BinaryIO) -> ScanStatus:
+        """Scan the upload from where it stands, and rewind it: before anything is written.
+
+        An infected file is refused (``DocumentInfected``, after the ``upload_infected``
+        signal that audits it). A scanner that is down or silent refuses the file
+        (``ScannerDown``) or, by ``CLAMAV_WHEN_DOWN = hold``, lets it be stored as not yet
+        scanned for the worker to scan again.
+        """
+        if not self.scan_uploads:
+            return ScanStatus.SKIPPED
+        start = stream.tell()
+        # The cheap check first: a file we would refuse anyway is not sent to the scanner.
+        if sniff(stream.read(SNIFF_BYTES)) is None:
+            raise _refuse_unknown_type()
+        stream.seek(start)
+        try:
+            scanning.scan(stream)
+        except Infected as infected:
+            scanning.upload_infected.send(
+                current_app._get_current_object(),  # type: ignore[attr-defined]
+                signature=infected.signature,
+                stored_name=None,
+            )
+            raise DocumentInfected(
+                _(
+                    "This file contains a virus or other malware, so we did not accept it. "
+                    "Nothing of it was saved. Please check your device, or bring the "
+                    "document to your appointment."
+                )
+            ) from None
+        except ScannerUnavailable:
+            if not self.hold_when_scanner_down:
+                raise ScannerDown(
+                    _(
+                        "We cannot check files for viruses at the moment, so this file was "
+                        "not saved. Please try again later."
+                    )
+                ) from None
+            return ScanStatus.PENDING
+        finally:
+            stream.seek(start)
+        return ScanStatus.CLEAN
 
     def _path(self, stored_name: str) -> Path:
         # Stored names are ours (hex), but refuse anything that could leave the folder.
@@ -222,7 +289,10 @@ class DocumentStorage:
 
         Nothing is left behind when it fails: the partial file is removed before the error
         propagates (a full disk, a file that grows past the limit, a type we do not accept).
+        With scanning on, the upload is scanned for malware before anything is written
+        (``_scan``); the result says whether it was.
         """
+        scan_status = self._scan(stream)
         self.root.mkdir(parents=True, exist_ok=True)
         stored_name = secrets.token_hex(16)
         path = self._path(stored_name)
@@ -236,9 +306,7 @@ class DocumentStorage:
                     if mime is None:
                         mime = sniff(chunk[:SNIFF_BYTES])
                         if mime is None:
-                            raise DocumentRejected(
-                                _("This file is not a PDF, JPEG or PNG document.")
-                            )
+                            raise _refuse_unknown_type()
                     size += len(chunk)
                     if size > max_bytes:
                         raise DocumentRejected(
@@ -257,7 +325,7 @@ class DocumentStorage:
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        return StoredFile(stored_name, mime, size, digest.hexdigest())
+        return StoredFile(stored_name, mime, size, digest.hexdigest(), scan_status)
 
     def open(self, stored_name: str, sha256: str | None = None) -> BinaryIO:
         """The document's plain bytes as a file object, decrypted chunk by chunk.
@@ -313,4 +381,9 @@ class DocumentStorage:
 
 
 def get_storage() -> DocumentStorage:
-    return DocumentStorage(current_app.config["UPLOAD_DIR"], key_ring())
+    return DocumentStorage(
+        current_app.config["UPLOAD_DIR"],
+        key_ring(),
+        scan=scanning.scanning_enabled(),
+        hold_when_scanner_down=current_app.config["CLAMAV_WHEN_DOWN"] == "hold",
+    )

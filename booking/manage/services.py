@@ -98,6 +98,7 @@ def add_documents(consultation: ConsultationRequest, uploads: list[DocumentUploa
                     content_type=file.content_type,
                     size_bytes=file.size_bytes,
                     sha256=file.sha256,
+                    scan_status=file.scan_status,
                     description=upload.description,
                     uploaded_at=now,
                 )

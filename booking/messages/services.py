@@ -165,6 +165,7 @@ def send_patient_message(
                     content_type=stored.content_type,
                     size_bytes=stored.size_bytes,
                     sha256=stored.sha256,
+                    scan_status=stored.scan_status,
                     description=upload.description,
                     uploaded_at=message.created_at,
                 )

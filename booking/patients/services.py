@@ -152,6 +152,7 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
                 content_type=file.content_type,
                 size_bytes=file.size_bytes,
                 sha256=file.sha256,
+                scan_status=file.scan_status,
                 description=upload.description,
                 uploaded_at=now,
             )

@@ -382,6 +382,7 @@ def answer_ask(
                     content_type=file.content_type,
                     size_bytes=file.size_bytes,
                     sha256=file.sha256,
+                    scan_status=file.scan_status,
                     description=upload.description,
                     uploaded_at=now,
                     checklist_item=code,

@@ -181,6 +181,7 @@ def add_document(draft: RequestDraft, upload: DocumentUpload) -> DraftDocument:
             content_type=stored.content_type,
             size_bytes=stored.size_bytes,
             sha256=stored.sha256,
+            scan_status=stored.scan_status,
             description=(upload.description or "").strip()[:200] or None,
             uploaded_at=now,
         )

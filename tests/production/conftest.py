@@ -64,6 +64,7 @@ from tests.smtp import SmtpServer, free_port
 from tests.support import (
     Service,
     fresh_postgres_database,
+    running_clamd,
     start_service,
     start_worker,
     stop_worker,
@@ -376,8 +377,15 @@ def mail_server() -> Iterator[SmtpServer]:
 
 
 @pytest.fixture(scope="module")
+def clamd_socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Production requires virus scanning: a real clamd (tests/support.py) for the suite."""
+    with running_clamd(tmp_path_factory.mktemp("clamd")) as path:
+        yield path
+
+
+@pytest.fixture(scope="module")
 def deployment(
-    tmp_path_factory: pytest.TempPathFactory, mail_server: SmtpServer
+    tmp_path_factory: pytest.TempPathFactory, mail_server: SmtpServer, clamd_socket: str
 ) -> Iterator[Deployment]:
     nginx = find_nginx()
     if nginx is None:
@@ -390,6 +398,7 @@ def deployment(
 
     with fresh_database(folder) as database_url:
         env = production_env(folder, database_url, public_url, mail_server.port)
+        env["CLAMAV_ADDRESS"] = clamd_socket
         app = set_up_clinic(env)
         cert, key = make_certificate(folder)
         deployment = Deployment(

@@ -1,0 +1,74 @@
+"""``flask files reconcile`` and the worker's nightly job: upload files no row names (a
+worker killed while writing one) are removed once an hour old, rows whose file is gone are
+reported, and a dry run changes nothing."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import select
+
+from booking.documents.models import Document
+from booking.documents.storage import get_storage
+from booking.extensions import db
+from tests.factories import make_request
+from tests.support import pdf_bytes, stored_files
+
+TWO_HOURS = 2 * 60 * 60
+
+
+def plant_orphans(app: Flask, upload_dir: Path) -> tuple[str, str, Document]:
+    """An old orphan (a partial encrypted file, as a killed worker leaves), a young one (an
+    upload whose row is not committed yet) and a request's document whose file is gone."""
+    with app.app_context():
+        storage = get_storage()
+        old = storage.save(io.BytesIO(pdf_bytes()), 10**7).stored_name
+        young = storage.save(io.BytesIO(pdf_bytes()), 10**7).stored_name
+        consultation = make_request(documents=2)
+        lost, kept = consultation.documents
+        (upload_dir / lost.stored_name).unlink()
+        db.session.expunge_all()
+    (upload_dir / old).write_bytes((upload_dir / old).read_bytes()[:100])  # cut short
+    an_hour_and_more_ago = time.time() - TWO_HOURS
+    os.utime(upload_dir / old, (an_hour_and_more_ago, an_hour_and_more_ago))
+    # The request's own files are as old: a row names them, so they stay whatever their age.
+    os.utime(upload_dir / kept.stored_name, (an_hour_and_more_ago, an_hour_and_more_ago))
+    return old, young, lost
+
+
+def test_dry_run_reports_and_removes_nothing_then_the_orphan_is_removed(
+    app: Flask, upload_dir: Path
+) -> None:
+    old, young, lost = plant_orphans(app, upload_dir)
+    files_before = stored_files(upload_dir)
+    runner = app.test_cli_runner()
+
+    result = runner.invoke(args=["files", "reconcile", "--dry-run"])
+    assert f"orphan {old}" in result.output
+    assert young not in result.output
+    assert f"document {lost.id}: {lost.stored_name}" in result.output
+    assert "would remove 1" in result.output
+    assert result.exit_code == 1  # a row has lost its file: someone must restore it
+    assert stored_files(upload_dir) == files_before
+
+    result = runner.invoke(args=["files", "reconcile"])
+    assert "removed 1" in result.output
+    assert f"document {lost.id}: {lost.stored_name}" in result.output
+    remaining = {p.name for p in stored_files(upload_dir)}
+    assert old not in remaining
+    assert young in remaining  # may still be an upload in progress
+    with app.app_context():
+        names = set(db.session.scalars(select(Document.stored_name)))
+    assert names - {lost.stored_name} <= remaining  # every other document kept its file
+    assert len(names) == 2  # the row without a file is reported, not deleted
+
+
+def test_the_nightly_job_removes_an_orphan(app: Flask, upload_dir: Path) -> None:
+    old, young, _lost = plant_orphans(app, upload_dir)
+    app.extensions["spineconsult.reconcile_files"].call_local()  # what the worker runs
+    remaining = {p.name for p in stored_files(upload_dir)}
+    assert old not in remaining and young in remaining
