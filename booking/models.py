@@ -2,6 +2,7 @@
 
 from booking.audit.models import AuditEvent
 from booking.documents.models import Document
+from booking.feedback.models import PageFeedback
 from booking.messages.models import Message
 from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.privacy.models import FilePurge
@@ -41,6 +42,7 @@ __all__ = [
     "Message",
     "OutboxEmail",
     "OutboxStatus",
+    "PageFeedback",
     "Patient",
     "RecoveryCode",
     "RequestDiagnosis",
