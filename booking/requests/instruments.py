@@ -143,6 +143,18 @@ def score(instrument: Instrument, answers: Mapping[str, int | None]) -> Score:
 # --- Oswestry Disability Index ----------------------------------------------------------------
 
 
+# Spanish (booking/translations/es): the ODI follows Florez Garcia MT et al., "Adaptacion
+# transcultural a la poblacion espanola de la escala de incapacidad por dolor lumbar de
+# Oswestry", Rehabilitacion (Madr) 1995;29:138-45, item by item, with its title and its
+# distances (1 km / 500 m / 250 m). Deviations, and why: Florez adapted ODI version 1.0, whose
+# section 1 asks about painkillers and section 7 about sleeping pills; this app asks version
+# 2.1a (pain now, hours of sleep), the version its bands and scores follow, so those two
+# sections keep 2.1a's meaning in Florez's words; walking item 5 leaves out 1.0's "y tengo
+# que ir a rastras al bano", which 2.1a dropped. The official Spanish 2.1a comes with a licence
+# from Mapi Research Trust (ePROVIDE): a clinic that holds one should use its text.
+# The NDI's sections 1-3 follow Kovacs FM et al., BMC Musculoskelet Disord 2008;9:42; its
+# sections 4-10 still read as translated before (after Andrade Ortega 2010) until the medical
+# lead has checked them against Kovacs's published version (docs/clinical-content.md).
 # ODI and NDI sections 1-3 share their English word for word (the NDI took them from the ODI),
 # but each instrument follows its own validated Spanish version: those statements carry the
 # instrument as their translation context.
@@ -311,8 +323,7 @@ ODI = Instrument(
 
 # Vernon H, Mior S. The Neck Disability Index: a study of reliability and validity. J
 # Manipulative Physiol Ther 1991;14:409-15. Sections 1-3 share the ODI's wording, which the
-# NDI took from it. Spanish: after the validated version of Andrade Ortega JA et al., Med Clin
-# (Barc) 2010 ("Validación de una versión española del Índice de Discapacidad Cervical").
+# NDI took from it. Spanish: see the note above the ODI's sections.
 _NDI_SECTIONS = (
     Section(
         "pain_intensity",
