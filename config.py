@@ -35,6 +35,12 @@ def _env_bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _env_map(name: str, default: str = "") -> dict[str, str]:
+    """``"en:112,es:911"`` as ``{"en": "112", "es": "911"}``."""
+    pairs = (item.split(":", 1) for item in (_env(name, default) or "").split(",") if ":" in item)
+    return {key.strip(): value.strip() for key, value in pairs if key.strip() and value.strip()}
+
+
 def _sqlalchemy_url(url: str) -> str:
     """Use psycopg 3 for PostgreSQL URLs given in the common short forms."""
     for prefix in ("postgres://", "postgresql://"):
@@ -94,8 +100,22 @@ class Config:
     CLINIC_ADDRESS = _env("CLINIC_ADDRESS", "")
     # Shown on the home page; separate lines with "|", e.g. "Mon-Fri 8:00-17:00|Sat closed".
     CLINIC_OPENING_HOURS = _env("CLINIC_OPENING_HOURS", "")
-    # The number patients with red-flag symptoms are told to call.
+    # The number patients with red-flag symptoms are told to call: the clinic's region's.
     EMERGENCY_NUMBER = _env("EMERGENCY_NUMBER", "112")
+    # The same by the reader's language, where readers of one language may live elsewhere
+    # (e.g. "en:112,es:112"; a clinic serving Latin America sets "es:911"); a language not
+    # listed gets EMERGENCY_NUMBER. Read by booking.requests.triage.emergency_number.
+    EMERGENCY_NUMBERS = _env_map("EMERGENCY_NUMBERS")
+    # The out-of-hours medical line patients are told to call with other worries when the
+    # clinic is closed (116 117 in Germany, 111 in England); empty: "call your family doctor
+    # or the out-of-hours service".
+    OUT_OF_HOURS_NUMBER = _env("OUT_OF_HOURS_NUMBER", "")
+    # Who wrote and who clinically reviewed the information pages (shown on each page, with
+    # the review dates of booking/content/reviews.py): "Name, role".
+    CONTENT_AUTHOR = _env("CONTENT_AUTHOR", "")
+    CONTENT_REVIEWER = _env("CONTENT_REVIEWER", "")
+    # Feedback on an information page ("was this useful / report a problem") per address.
+    FEEDBACK_RATE_LIMIT = _env("FEEDBACK_RATE_LIMIT", "5 per minute; 30 per day")
     # Phone numbers typed without a country code are read as numbers of this region.
     DEFAULT_PHONE_REGION = _env("DEFAULT_PHONE_REGION", "DE")
     STAFF_NOTIFICATION_EMAIL = _env("STAFF_NOTIFICATION_EMAIL", "clinic@example.com")
@@ -255,6 +275,10 @@ class DevelopmentConfig(Config):
     CLINIC_OPENING_HOURS = _env(
         "CLINIC_OPENING_HOURS", "Mon-Fri 8:00-18:00|Sat 9:00-13:00|Sun closed"
     )
+    # Demo values: a real clinic names its own author and clinical reviewer.
+    OUT_OF_HOURS_NUMBER = _env("OUT_OF_HOURS_NUMBER", "116 117")
+    CONTENT_AUTHOR = _env("CONTENT_AUTHOR", "Sam Example, patient information editor")
+    CONTENT_REVIEWER = _env("CONTENT_REVIEWER", "Dr Alex Example, consultant spine surgeon")
 
 
 class TestingConfig(Config):
@@ -272,6 +296,7 @@ class TestingConfig(Config):
     LOGIN_ACCOUNT_RATE_LIMIT = "1000 per minute"
     TWO_FACTOR_ACCOUNT_RATE_LIMIT = "1000 per minute"
     SUBMIT_RATE_LIMIT = "1000 per minute"
+    FEEDBACK_RATE_LIMIT = "1000 per minute"
     # Most tests sign admins in with a password only; the two-factor tests require it.
     STAFF_2FA_REQUIRED_ROLES: list[str] = []
     # Tests change the schedule from other sessions and expect the next page to show it.

@@ -2,6 +2,7 @@
 
 from booking.audit.models import AuditEvent
 from booking.documents.models import Document
+from booking.feedback.models import PageFeedback
 from booking.messages.models import Message
 from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.outcomes.models import (
@@ -51,6 +52,7 @@ __all__ = [
     "OutboxEmail",
     "OutboxStatus",
     "OutcomeSettings",
+    "PageFeedback",
     "Patient",
     "RecoveryCode",
     "RegistryCode",

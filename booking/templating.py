@@ -121,7 +121,6 @@ def register_template_helpers(app: Flask) -> None:
         return {
             "clinic_name": app.config["CLINIC_NAME"],
             "clinic_phone": app.config["CLINIC_PHONE"],
-            "emergency_number": app.config["EMERGENCY_NUMBER"],
             "current_locale": str(get_locale() or "en"),
             "languages": [
                 (code, LANGUAGE_NAMES.get(code, code)) for code in app.config["LANGUAGES"]

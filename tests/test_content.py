@@ -44,6 +44,7 @@ STAFF_ONLY = (
     "booking/templates/privacy/",
     "booking/templates/messages/_staff_thread", "booking/templates/messages/_timeline_entry",
     "booking/templates/email/message_waiting_staff",
+    "booking/feedback/", "booking/templates/email/page_feedback_staff",
 )  # fmt: skip
 EMERGENCY = {"en": "Is it an emergency?", "es": "¿Es una urgencia?"}
 
@@ -114,19 +115,27 @@ def test_the_switcher_links_every_language(client: FlaskClient) -> None:
     assert 'href="/info/prepare?lang=en" lang="en" hreflang="en"' in page
 
 
-def _patient_messages() -> set[str]:
-    keywords = {"_": None, "_l": None, "gettext": None, "lazy_gettext": None, "ngettext": (1, 2)}
+def _patient_messages() -> set[tuple[str, str | None]]:
+    keywords = {
+        "_": None,
+        "_l": None,
+        "gettext": None,
+        "lazy_gettext": None,
+        "ngettext": (1, 2),
+        "_p": ((1, "c"), 2),
+        "lazy_pgettext": ((1, "c"), 2),
+    }
     method_map = [
         ("booking/**.py", "python"),
         ("booking/templates/**.html", "jinja2"),
         ("booking/templates/**.txt", "jinja2"),
     ]
     messages = set()
-    for filename, _line, message, _comments, _context in extract_from_dir(
+    for filename, _line, message, _comments, context in extract_from_dir(
         str(ROOT), method_map=method_map, keywords=keywords
     ):
         if not filename.startswith(STAFF_ONLY):
-            messages.add(message[0] if isinstance(message, tuple) else message)
+            messages.add((message[0] if isinstance(message, tuple) else message, context))
     return messages
 
 
@@ -134,8 +143,8 @@ def test_every_patient_string_has_a_spanish_translation() -> None:
     with CATALOGUE.open("rb") as po_file:
         catalogue = read_po(po_file)
     missing = []
-    for msgid in sorted(_patient_messages()):
-        entry = catalogue.get(msgid)
+    for msgid, context in sorted(_patient_messages(), key=lambda m: (m[0], m[1] or "")):
+        entry = catalogue.get(msgid, context=context)
         translated = (
             entry is not None
             and not entry.fuzzy

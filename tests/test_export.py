@@ -231,7 +231,7 @@ def test_export_values_are_correct_in_clinic_time(app: Flask, staff_client: Flas
         "odi_sections_answered": "8",
         "odi_points": "20",
         "odi_percent": "50.0",  # the factory's 20 of 40 possible points
-        "odi_band": "Severe disability",
+        "odi_band": "Severe limitation",
         **NO_NDI,
         "red_flags": RED_FLAG_QUESTIONS,
         "specialist": "Dr. Weber",
@@ -378,7 +378,7 @@ def test_a_neck_patients_row_has_the_ndi_and_the_neck_and_arm_pain(
     assert row["back_pain_now"] == row["leg_pain_worst"] == ""
     # 24 of 40 points over the 8 answered sections: 60 %, severe.
     assert (row["ndi_sections_answered"], row["ndi_points"]) == ("8", "24")
-    assert (row["ndi_percent"], row["ndi_band"]) == ("60.0", "Severe disability")
+    assert (row["ndi_percent"], row["ndi_band"]) == ("60.0", "Severe limitation")
     assert (row["odi_sections_answered"], row["odi_percent"]) == ("0", "")
 
 
@@ -397,4 +397,4 @@ def test_a_spreadsheet_reads_names_and_dates_as_people_write_them(
     assert cells["Received (clinic time)"] == "2026-12-07 10:05"  # Berlin, winter: UTC+1
     assert cells["Status"] == "Requested"
     assert cells["Main problem"] == "Lower back"
-    assert cells["ODI band"] == "Severe disability"
+    assert cells["ODI band"] == "Severe limitation"

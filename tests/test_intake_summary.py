@@ -109,7 +109,7 @@ def test_the_summary_shows_the_intake(staff_client: FlaskClient, reference: str)
     assert "Leg pain (0-10) now 4, at worst 7" in text
     assert "Neck pain" not in text  # not the patient's region
     assert "Oswestry Disability Index" in text
-    assert "Score 50.0% · Severe disability" in text
+    assert "Score 50.0% · Severe limitation" in text
     assert "20 of 40 points; 8 of 10 sections answered" in text
     assert text.count("skipped") == 2  # the two sections left unanswered
     # History, treatment so far, imaging.
@@ -195,7 +195,7 @@ def test_the_pdf_is_the_summary(staff_client: FlaskClient, reference: str) -> No
     text = pdf_text(body)
     assert "Erika Mustermann" in text
     assert FEVER in text
-    assert "Score 50.0% · Severe disability" in text
+    assert "Score 50.0% · Severe limitation" in text
     assert "report-1.pdf" in text and NOTE in text
     # The page's menu, buttons and links are not in the PDF.
     assert "Sign out" not in text and "Download PDF" not in text and "Queue" not in text

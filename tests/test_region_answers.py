@@ -159,7 +159,7 @@ def test_the_ndi_of_one_answered_section_is_not_scored(
     page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
     assert "Neck Disability Index" in page and "Oswestry Disability Index" not in page
     assert "Not scored: 9 sections unanswered" in page
-    assert "100.0%" not in page and "Complete disability" not in page
+    assert "100.0%" not in page and "Extreme limitation" not in page
     assert "I cannot drive my car at all" in page  # the answer is still shown
 
 
@@ -174,8 +174,8 @@ def test_staff_see_both_instruments_with_scores_bands_and_pain_pairs(
     page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
     assert "Lower back and neck" in page
     # The factory's ODI: 20 of 40 points, 50%, severe; the NDI: 10 of 50, 20%, mild.
-    assert "50.0%" in page and "Severe disability" in page and "20 of 40 points" in page
-    assert "20.0%" in page and "Mild disability" in page and "10 of 50 points" in page
+    assert "50.0%" in page and "Severe limitation" in page and "20 of 40 points" in page
+    assert "20.0%" in page and "Mild limitation" in page and "10 of 50 points" in page
     for area, now, worst in (("Back", 5, 8), ("Leg", 4, 7), ("Neck", 3, 6), ("Arm", 2, 5)):
         assert f'{area} pain (0-10)</dt><dd class="col-sm-8">now {now}, at worst {worst}' in page
     assert "Overall pain" not in page
@@ -226,5 +226,5 @@ def test_the_patients_privacy_export_reads_the_ndi_answers(app: Flask) -> None:
         text = _label("ndi_answers", {"driving": 5, "headaches": 0})
         assert "Headaches: I have no headaches at all (0)" in text
         assert "Driving: I cannot drive my car at all (5)" in text
-        assert _label("ndi_band", "mild") == "Mild disability"
+        assert _label("ndi_band", "mild") == "Mild limitation"
         assert _label("spine_region", "both") == "Lower back and neck"

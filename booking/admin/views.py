@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response
 from booking.admin.forms import ChecklistItemForm, LocationForm
 from booking.audit.queries import AuditFilters, audit_page, known_actions
 from booking.extensions import db
+from booking.feedback.services import feedback_counts, recent_feedback
 from booking.requests import asks
 from booking.scheduling import services as scheduling
 from booking.scheduling.models import Location
@@ -83,6 +84,15 @@ def set_checklist_item_active(code: str) -> Response:
 
 def _date(name: str) -> date | None:
     return date_arg(request.args.get(name))
+
+
+@bp.get("/feedback")
+@roles_required(StaffRole.ADMIN)
+def page_feedback() -> str:
+    """Readers' feedback on the information pages, newest first, with each page's counts."""
+    return render_template(
+        "admin/page_feedback.html", feedback=recent_feedback(), counts=feedback_counts()
+    )
 
 
 @bp.get("/audit")

@@ -1,11 +1,28 @@
 """The public information pages: home, the evaluation, conditions, treatments, preparing,
-plus the sitemap and robots.txt. The texts live in templates/content/, editable without code.
+plus the sitemap and robots.txt. The texts live in templates/content/, editable without code;
+who wrote and checked each page, when and against what, in ``reviews.py``. Each page ends
+with a small "was this page useful / report a problem" form that reaches the clinic.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, render_template, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    url_for,
+)
+from flask_babel import get_locale
+from flask_babel import gettext as _
 
+from booking.content.forms import PageFeedbackForm
+from booking.content.reviews import REVIEWS
+from booking.extensions import limiter
+from booking.feedback.services import submit_feedback
 from booking.urlargs import public_url
 
 bp = Blueprint("content", __name__)
@@ -19,16 +36,52 @@ def _start_url() -> str:
     return url_for("patients.red_flags")
 
 
+def _render(slug: str, form: PageFeedbackForm | None = None) -> str:
+    template = "content/home.html" if slug == "home" else f"content/{slug}.html"
+    return render_template(
+        template,
+        start_url=_start_url(),
+        slug=slug,
+        review=REVIEWS[slug],
+        author=current_app.config["CONTENT_AUTHOR"],
+        reviewer=current_app.config["CONTENT_REVIEWER"],
+        feedback_form=form or PageFeedbackForm(formdata=None),
+    )
+
+
 @bp.get("/")
 def home() -> str:
-    return render_template("content/home.html", start_url=_start_url())
+    return _render("home")
 
 
 @bp.get("/info/<slug>")
 def page(slug: str) -> str:
     if slug not in PAGES:
         abort(404)
-    return render_template(f"content/{slug}.html", start_url=_start_url())
+    return _render(slug)
+
+
+@bp.post("/info/<slug>/feedback")
+@limiter.limit(lambda: current_app.config["FEEDBACK_RATE_LIMIT"])
+def feedback(slug: str) -> Response | tuple[str, int]:
+    """A reader's "was this page useful / report a problem": stored for the clinic's admins."""
+    if slug not in REVIEWS:
+        abort(404)
+    form = PageFeedbackForm()
+    if form.validate_on_submit():
+        useful = {"yes": True, "no": False}.get(form.useful.data or "")
+        if useful is not None or (form.comment.data or "").strip():
+            submit_feedback(
+                page=slug,
+                useful=useful,
+                comment=form.comment.data or "",
+                locale=str(get_locale() or "en"),
+            )
+            flash(_("Thank you. Your feedback was sent to the clinic."), "success")
+            target = url_for("content.home") if slug == "home" else url_for(".page", slug=slug)
+            return redirect(target + "#feedback-heading", 303)  # type: ignore[return-value]
+        form.useful.errors = [_("Please answer the question or write a comment.")]
+    return _render(slug, form), 400
 
 
 def public_urls() -> list[str]:

@@ -25,5 +25,7 @@ def init_app(app: Flask) -> None:
     app.add_template_global(triage.BY_CODE, "red_flags_by_code")
     app.add_template_global(triage.PATHWAY_LABELS, "red_flag_pathways")
     app.add_template_global(triage.LEVEL_LABELS, "triage_labels")
+    # The emergency number and wording by the reader's language, on pages and in emails.
+    app.context_processor(triage.emergency_context)
     app.add_template_global(followup.wait_label)
     app.add_template_global(OUTCOME_LABELS, "call_outcome_labels")

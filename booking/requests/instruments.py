@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext as _p
 
 MAX_PER_SECTION = 5
 # A score needs at least 8 of the 10 sections answered (both instruments).
@@ -141,47 +142,65 @@ def score(instrument: Instrument, answers: Mapping[str, int | None]) -> Score:
 
 # --- Oswestry Disability Index ----------------------------------------------------------------
 
+
+# Spanish (booking/translations/es): the ODI follows Florez Garcia MT et al., "Adaptacion
+# transcultural a la poblacion espanola de la escala de incapacidad por dolor lumbar de
+# Oswestry", Rehabilitacion (Madr) 1995;29:138-45, item by item, with its title and its
+# distances (1 km / 500 m / 250 m). Deviations, and why: Florez adapted ODI version 1.0, whose
+# section 1 asks about painkillers and section 7 about sleeping pills; this app asks version
+# 2.1a (pain now, hours of sleep), the version its bands and scores follow, so those two
+# sections keep 2.1a's meaning in Florez's words; walking item 5 leaves out 1.0's "y tengo
+# que ir a rastras al bano", which 2.1a dropped. The official Spanish 2.1a comes with a licence
+# from Mapi Research Trust (ePROVIDE): a clinic that holds one should use its text.
+# The NDI's sections 1-3 follow Kovacs FM et al., BMC Musculoskelet Disord 2008;9:42; its
+# sections 4-10 still read as translated before (after Andrade Ortega 2010) until the medical
+# lead has checked them against Kovacs's published version (docs/clinical-content.md).
+# ODI and NDI sections 1-3 share their English word for word (the NDI took them from the ODI),
+# but each instrument follows its own validated Spanish version: those statements carry the
+# instrument as their translation context.
 _ODI_SECTIONS = (
     Section(
         "pain_intensity",
         _l("Pain intensity"),
         (
-            _l("I have no pain at the moment"),
-            _l("The pain is very mild at the moment"),
-            _l("The pain is moderate at the moment"),
-            _l("The pain is fairly severe at the moment"),
-            _l("The pain is very severe at the moment"),
-            _l("The pain is the worst imaginable at the moment"),
+            _p("odi", "I have no pain at the moment"),
+            _p("odi", "The pain is very mild at the moment"),
+            _p("odi", "The pain is moderate at the moment"),
+            _p("odi", "The pain is fairly severe at the moment"),
+            _p("odi", "The pain is very severe at the moment"),
+            _p("odi", "The pain is the worst imaginable at the moment"),
         ),
     ),
     Section(
         "personal_care",
         _l("Personal care (washing, dressing, etc.)"),
         (
-            _l("I can look after myself normally without causing extra pain"),
-            _l("I can look after myself normally but it causes extra pain"),
-            _l("It is painful to look after myself and I am slow and careful"),
-            _l("I need some help but manage most of my personal care"),
-            _l("I need help every day in most aspects of self-care"),
-            _l("I do not get dressed, I wash with difficulty and stay in bed"),
+            _p("odi", "I can look after myself normally without causing extra pain"),
+            _p("odi", "I can look after myself normally but it causes extra pain"),
+            _p("odi", "It is painful to look after myself and I am slow and careful"),
+            _p("odi", "I need some help but manage most of my personal care"),
+            _p("odi", "I need help every day in most aspects of self-care"),
+            _p("odi", "I do not get dressed, I wash with difficulty and stay in bed"),
         ),
     ),
     Section(
         "lifting",
         _l("Lifting"),
         (
-            _l("I can lift heavy weights without extra pain"),
-            _l("I can lift heavy weights but it gives extra pain"),
-            _l(
+            _p("odi", "I can lift heavy weights without extra pain"),
+            _p("odi", "I can lift heavy weights but it gives extra pain"),
+            _p(
+                "odi",
                 "Pain prevents me from lifting heavy weights off the floor, but I can manage "
-                "if they are conveniently placed, for example on a table"
+                "if they are conveniently placed, for example on a table",
             ),
-            _l(
+            _p(
+                "odi",
                 "Pain prevents me from lifting heavy weights, but I can manage light to medium "
-                "weights if they are conveniently positioned"
+                "weights if they are conveniently positioned",
             ),
-            _l("I can lift very light weights"),
-            _l("I cannot lift or carry anything at all"),
+            _p("odi", "I can lift very light weights"),
+            _p("odi", "I cannot lift or carry anything at all"),
         ),
     ),
     Section(
@@ -286,12 +305,16 @@ ODI = Instrument(
     sections=_ODI_SECTIONS,
     # The manual's bands are whole per cents (0-20, 21-40, ...); a one-decimal score above a
     # band's top (20.1) is in the next band.
+    # The labels are neutral words for how much daily life is limited. The manual's own names
+    # for the top two bands ("crippling back pain", "bed-bound or exaggerating symptoms") judge
+    # the patient, who reads them in their own data export: only the labels changed, the
+    # stored codes ("crippling", "bed_bound") and the cut-offs are the manual's.
     bands=(
-        Band("minimal", _l("Minimal disability"), 0),
-        Band("moderate", _l("Moderate disability"), 20.1),
-        Band("severe", _l("Severe disability"), 40.1),
-        Band("crippling", _l("Crippling back pain"), 60.1),
-        Band("bed_bound", _l("Bed-bound or exaggerating symptoms"), 80.1),
+        Band("minimal", _l("Minimal limitation"), 0),
+        Band("moderate", _l("Moderate limitation"), 20.1),
+        Band("severe", _l("Severe limitation"), 40.1),
+        Band("crippling", _l("Very severe limitation"), 60.1),
+        Band("bed_bound", _l("Extreme limitation"), 80.1),
     ),
 )
 
@@ -300,49 +323,50 @@ ODI = Instrument(
 
 # Vernon H, Mior S. The Neck Disability Index: a study of reliability and validity. J
 # Manipulative Physiol Ther 1991;14:409-15. Sections 1-3 share the ODI's wording, which the
-# NDI took from it. Spanish: after the validated version of Andrade Ortega JA et al., Med Clin
-# (Barc) 2010 ("Validación de una versión española del Índice de Discapacidad Cervical").
+# NDI took from it. Spanish: see the note above the ODI's sections.
 _NDI_SECTIONS = (
     Section(
         "pain_intensity",
         _l("Pain intensity"),
         (
-            _l("I have no pain at the moment"),
-            _l("The pain is very mild at the moment"),
-            _l("The pain is moderate at the moment"),
-            _l("The pain is fairly severe at the moment"),
-            _l("The pain is very severe at the moment"),
-            _l("The pain is the worst imaginable at the moment"),
+            _p("ndi", "I have no pain at the moment"),
+            _p("ndi", "The pain is very mild at the moment"),
+            _p("ndi", "The pain is moderate at the moment"),
+            _p("ndi", "The pain is fairly severe at the moment"),
+            _p("ndi", "The pain is very severe at the moment"),
+            _p("ndi", "The pain is the worst imaginable at the moment"),
         ),
     ),
     Section(
         "personal_care",
         _l("Personal care (washing, dressing, etc.)"),
         (
-            _l("I can look after myself normally without causing extra pain"),
-            _l("I can look after myself normally but it causes extra pain"),
-            _l("It is painful to look after myself and I am slow and careful"),
-            _l("I need some help but manage most of my personal care"),
-            _l("I need help every day in most aspects of self-care"),
-            _l("I do not get dressed, I wash with difficulty and stay in bed"),
+            _p("ndi", "I can look after myself normally without causing extra pain"),
+            _p("ndi", "I can look after myself normally but it causes extra pain"),
+            _p("ndi", "It is painful to look after myself and I am slow and careful"),
+            _p("ndi", "I need some help but manage most of my personal care"),
+            _p("ndi", "I need help every day in most aspects of self-care"),
+            _p("ndi", "I do not get dressed, I wash with difficulty and stay in bed"),
         ),
     ),
     Section(
         "lifting",
         _l("Lifting"),
         (
-            _l("I can lift heavy weights without extra pain"),
-            _l("I can lift heavy weights but it gives extra pain"),
-            _l(
+            _p("ndi", "I can lift heavy weights without extra pain"),
+            _p("ndi", "I can lift heavy weights but it gives extra pain"),
+            _p(
+                "ndi",
                 "Pain prevents me from lifting heavy weights off the floor, but I can manage "
-                "if they are conveniently placed, for example on a table"
+                "if they are conveniently placed, for example on a table",
             ),
-            _l(
+            _p(
+                "ndi",
                 "Pain prevents me from lifting heavy weights, but I can manage light to medium "
-                "weights if they are conveniently positioned"
+                "weights if they are conveniently positioned",
             ),
-            _l("I can lift very light weights"),
-            _l("I cannot lift or carry anything at all"),
+            _p("ndi", "I can lift very light weights"),
+            _p("ndi", "I cannot lift or carry anything at all"),
         ),
     ),
     Section(
@@ -456,12 +480,13 @@ NDI = Instrument(
     # over 8 or 9 answered sections is banded the same way. A pro-rated per cent between two
     # bands (9 %, say: 4 of 45 points) belongs to the lower one: each band runs up to the next
     # band's lowest per cent.
+    # Neutral labels, as for the ODI (the stored codes stay Vernon's).
     bands=(
-        Band("none", _l("No disability"), 0),
-        Band("mild", _l("Mild disability"), 10),
-        Band("moderate", _l("Moderate disability"), 30),
-        Band("severe", _l("Severe disability"), 50),
-        Band("complete", _l("Complete disability"), 70),
+        Band("none", _l("No limitation"), 0),
+        Band("mild", _l("Mild limitation"), 10),
+        Band("moderate", _l("Moderate limitation"), 30),
+        Band("severe", _l("Severe limitation"), 50),
+        Band("complete", _l("Extreme limitation"), 70),
     ),
 )
 

@@ -38,6 +38,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from flask import current_app
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 
@@ -340,3 +342,47 @@ def level(codes: Iterable[str]) -> str:
 def is_urgent(codes: Iterable[str]) -> bool:
     """Whether the request goes to the top of the staff's queue and alerts them."""
     return pathway(codes) in (EMERGENCY, URGENT)
+
+
+# --- The emergency wording every page and email shares ------------------------------------------
+# One wording, read by the medical lead here: the banner on every patient page, the
+# information pages, the red-flag advice and every patient email use these sentences (through
+# ``emergency_context``), with the number of the reader's language or the clinic's region.
+EMERGENCY_SIGNS = _l(
+    "New problems controlling your bladder or bowels need emergency care. So does new "
+    "numbness between your legs or around your bottom, or leg weakness that is quickly "
+    "getting worse."
+)
+EMERGENCY_CALL = _l("Call %(number)s or go to the nearest emergency department now.")
+OUT_OF_HOURS_CALL = _l(
+    "For other worries when the clinic is closed, call the out-of-hours service on %(number)s."
+)
+OUT_OF_HOURS_GENERAL = _l(
+    "For other worries when the clinic is closed, call your family doctor or the "
+    "out-of-hours service."
+)
+
+
+def emergency_number(locale: str | None = None) -> str:
+    """The emergency number for readers of ``locale`` (default: the current one):
+    ``EMERGENCY_NUMBERS`` by language, else the clinic's region's ``EMERGENCY_NUMBER``."""
+    language = (locale or str(get_locale() or "en")).split("_")[0]
+    by_language = current_app.config.get("EMERGENCY_NUMBERS") or {}
+    return by_language.get(language) or current_app.config["EMERGENCY_NUMBER"]
+
+
+def emergency_context() -> dict[str, str]:
+    """The shared wording, in the current language (a page's, or an email's forced one)."""
+    number = emergency_number()
+    out_of_hours = current_app.config.get("OUT_OF_HOURS_NUMBER") or ""
+    return {
+        "emergency_number": number,
+        "emergency_signs": str(EMERGENCY_SIGNS),
+        "emergency_call": str(EMERGENCY_CALL) % {"number": number},
+        "out_of_hours_number": out_of_hours,
+        "out_of_hours_advice": (
+            str(OUT_OF_HOURS_CALL) % {"number": out_of_hours}
+            if out_of_hours
+            else str(OUT_OF_HOURS_GENERAL)
+        ),
+    }
