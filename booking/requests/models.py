@@ -11,9 +11,10 @@ import enum
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, SmallInteger, String, Text, event
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, SmallInteger, String, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from booking.crypto import EncryptedText
 from booking.extensions import db, value_enum
 from booking.requests.instruments import PAIN_AREAS, Instrument, PainArea, Score
 from booking.timeutil import UTCDateTime, now_utc
@@ -231,17 +232,20 @@ class MedicalHistory(db.Model):
     numbness: Mapped[bool]
     weakness: Mapped[bool]
     diagnoses: Mapped[list[str]] = mapped_column(JSON, default=list)
-    diagnosis_other: Mapped[str | None] = mapped_column(String(200))
+    # The patient's own words (names of diagnoses, operations, medicines, allergies, ...) are
+    # encrypted at rest like documents (``flask keys rotate`` covers them); nothing filters on
+    # them. The structured answers beside them stay plain for the queue, insights and exports.
+    diagnosis_other: Mapped[str | None] = mapped_column(EncryptedText)
     treatments: Mapped[list[str]] = mapped_column(JSON, default=list)
-    surgery_details: Mapped[str | None] = mapped_column(Text)
+    surgery_details: Mapped[str | None] = mapped_column(EncryptedText)
     imaging: Mapped[list[str]] = mapped_column(JSON, default=list)
-    imaging_when: Mapped[str | None] = mapped_column(String(200))
-    medications: Mapped[str | None] = mapped_column(Text)
-    allergies: Mapped[str | None] = mapped_column(Text)
+    imaging_when: Mapped[str | None] = mapped_column(EncryptedText)
+    medications: Mapped[str | None] = mapped_column(EncryptedText)
+    allergies: Mapped[str | None] = mapped_column(EncryptedText)
     blood_thinners: Mapped[bool]
     diabetes: Mapped[bool]
     smoking: Mapped[str] = mapped_column(String(10))
-    other_history: Mapped[str | None] = mapped_column(Text)
+    other_history: Mapped[str | None] = mapped_column(EncryptedText)
 
     odi_answers: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     odi_sections_answered: Mapped[int] = mapped_column(default=0)
