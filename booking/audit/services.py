@@ -27,7 +27,10 @@ def record(
     details: dict[str, Any] | None = None,
     actor: Any = None,
     actor_email: str | None = None,
+    with_address: bool = True,
 ) -> AuditEvent:
+    """Add an audit row to the session. ``with_address=False`` leaves the caller's network
+    address out, for a row that must hold no personal data (a patient's submission)."""
     if actor is None and has_request_context() and current_user.is_authenticated:
         actor = current_user
     event = AuditEvent(
@@ -37,7 +40,7 @@ def record(
         action=action,
         target_type=target_type,
         target_id=None if target_id is None else str(target_id),
-        ip_address=client_address(),
+        ip_address=client_address() if with_address else None,
         details=details or {},
     )
     db.session.add(event)

@@ -100,9 +100,17 @@ class ConsultationRequest(db.Model):
     preferred_time_of_day: Mapped[str] = mapped_column(String(10), default="any")
     earliest_date: Mapped[date | None]
 
+    # The consent record: the notice's version, the language it was shown in and the SHA-256
+    # of its wording as shown (``booking.requests.notice``); language and hash are None on
+    # requests sent before they were kept.
     privacy_notice_version: Mapped[str] = mapped_column(String(20))
+    privacy_notice_language: Mapped[str | None] = mapped_column(String(10))
+    privacy_notice_sha256: Mapped[str | None] = mapped_column(String(64))
     consented_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # False once the patient withdrew it (``contact_consent_withdrawn_at``): no reminders,
+    # waitlist offers or follow-ups; what their care needs (the clinic's answers) still goes.
     contact_consent: Mapped[bool]
+    contact_consent_withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     # The specialist who will see the patient (set when staff confirm); specialists see only
     # the requests assigned to them.
