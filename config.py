@@ -157,11 +157,38 @@ class Config:
     # goes out this many days after the invitation if it is still unanswered.
     FOLLOWUP_LINK_DAYS = _env_int("FOLLOWUP_LINK_DAYS", 30)
     FOLLOWUP_REMINDER_DAYS = _env_int("FOLLOWUP_REMINDER_DAYS", 7)
+    # Who the privacy notice names (booking/templates/patients/_privacy_notice.html): the
+    # controller (default: the clinic's name and address), where patients write about their
+    # data, the data-protection officer, the supervisory authority they may complain to, and
+    # the processors that handle the data for the clinic. Raise PRIVACY_NOTICE_VERSION when
+    # any of them changes; docs/data-protection.md lists what each must say.
+    PRIVACY_CONTROLLER_NAME = _env("PRIVACY_CONTROLLER_NAME")
+    PRIVACY_CONTROLLER_ADDRESS = _env("PRIVACY_CONTROLLER_ADDRESS")
+    PRIVACY_CONTACT_EMAIL = _env("PRIVACY_CONTACT_EMAIL", "")
+    DPO_CONTACT = _env("DPO_CONTACT", "")
+    SUPERVISORY_AUTHORITY = _env("SUPERVISORY_AUTHORITY", "")
+    SUPERVISORY_AUTHORITY_CONTACT = _env("SUPERVISORY_AUTHORITY_CONTACT", "")
+    # The national law that, with GDPR Art. 9(2)(h), allows processing health data for care.
+    HEALTH_DATA_LAW = _env("HEALTH_DATA_LAW", "")
+    PROCESSOR_EMAIL = _env("PROCESSOR_EMAIL", "")
+    PROCESSOR_HOSTING = _env("PROCESSOR_HOSTING", "")
+    # A patient may download a copy of their data from their private link this often (it
+    # also needs their date of birth: the limit slows guessing it), per request.
+    PATIENT_EXPORT_RATE_LIMIT = _env("PATIENT_EXPORT_RATE_LIMIT", "5 per hour")
     # Closed requests (completed, declined, cancelled, no-show) and their documents are deleted
     # this many days after their last change, by a nightly task. The default, 10 years, is the
     # German duty to keep patient records (BGB 630f); check the rule where the clinic works.
     # 0 turns retention off.
     RETENTION_DAYS = _env_int("RETENTION_DAYS", 3650)
+    # The audit trail is kept; after this many days the staff email addresses, the addresses
+    # typed at failed sign-ins and the network addresses in its rows are reduced to a staff
+    # id or a hash, by the nightly retention job (0: never).
+    AUDIT_ADDRESS_DAYS = _env_int("AUDIT_ADDRESS_DAYS", 365)
+    # Unusual access: the admins are emailed (once per account and hour, and it is audited)
+    # when one account opens more than this many requests' records in an hour, or exports
+    # more than this many requests at once (0 turns each alert off).
+    ACCESS_ALERT_RECORDS_PER_HOUR = _env_int("ACCESS_ALERT_RECORDS_PER_HOUR", 100)
+    ACCESS_ALERT_EXPORT_ROWS = _env_int("ACCESS_ALERT_EXPORT_ROWS", 500)
 
     MAIL_SERVER = _env("MAIL_SERVER", "127.0.0.1")
     MAIL_PORT = _env_int("MAIL_PORT", 1025)
@@ -279,6 +306,18 @@ class DevelopmentConfig(Config):
     OUT_OF_HOURS_NUMBER = _env("OUT_OF_HOURS_NUMBER", "116 117")
     CONTENT_AUTHOR = _env("CONTENT_AUTHOR", "Sam Example, patient information editor")
     CONTENT_REVIEWER = _env("CONTENT_REVIEWER", "Dr Alex Example, consultant spine surgeon")
+    # A demo privacy notice (`make run`): a real clinic sets its own (docs/data-protection.md).
+    PRIVACY_CONTACT_EMAIL = _env("PRIVACY_CONTACT_EMAIL", "privacy@example.com")
+    DPO_CONTACT = _env("DPO_CONTACT", "Data protection officer, dpo@example.com")
+    SUPERVISORY_AUTHORITY = _env(
+        "SUPERVISORY_AUTHORITY", "Berliner Beauftragte für Datenschutz und Informationsfreiheit"
+    )
+    SUPERVISORY_AUTHORITY_CONTACT = _env(
+        "SUPERVISORY_AUTHORITY_CONTACT", "Alt-Moabit 59-61, 10555 Berlin, www.datenschutz-berlin.de"
+    )
+    HEALTH_DATA_LAW = _env("HEALTH_DATA_LAW", "§ 22(1)(1)(b) BDSG")
+    PROCESSOR_EMAIL = _env("PROCESSOR_EMAIL", "Example Mail GmbH, Berlin (sends our emails)")
+    PROCESSOR_HOSTING = _env("PROCESSOR_HOSTING", "Example Hosting GmbH, Frankfurt (our servers)")
 
 
 class TestingConfig(Config):

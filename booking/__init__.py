@@ -68,9 +68,11 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
     from booking import documents, requests
     from booking.cli import register_commands
     from booking.errors import register_error_handlers
+    from booking.rights import monitoring
     from booking.tasks import init_task_queue
 
     requests.init_app(app)
+    monitoring.init_app(app)
     register_error_handlers(app)
     documents.init_app(app)
     register_commands(app)

@@ -12,15 +12,21 @@ from dataclasses import dataclass, field
 
 import click
 from flask.cli import AppGroup
-from sqlalchemy import select, text
-from sqlalchemy.orm.attributes import flag_modified
+from sqlalchemy import Column, String, Table, or_, select, type_coerce, update
 
-from booking.crypto import KeyMissingError, key_label_of_text, key_ring, new_key
+from booking.crypto import (
+    EncryptedText,
+    KeyMissingError,
+    decrypt_text,
+    is_encrypted_text,
+    key_label_of_text,
+    key_ring,
+    new_key,
+)
 from booking.documents.models import Document
 from booking.documents.storage import DocumentUnreadable, get_storage
 from booking.extensions import db
-from booking.requests.drafts import DraftDocument, RequestDraft
-from booking.staff.models import StaffUser
+from booking.requests.drafts import DraftDocument
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +42,7 @@ class KeyReport:
     unreadable: list[int] = field(default_factory=list)
     secrets_rotated: int = 0
     drafts_rotated: int = 0
+    fields_rotated: int = 0  # rows of other encrypted columns: history, notes, messages, asks
 
     @property
     def ok(self) -> bool:
@@ -60,9 +67,46 @@ def _note_failure(report: KeyReport, doc: Document | DraftDocument, exc: Excepti
     log.error("document %s cannot be read: %s", doc.id, type(exc).__name__)
 
 
+def encrypted_columns() -> dict[Table, list[Column]]:
+    """Every column of the models stored with ``EncryptedText``, by table: found from the
+    models, so a new encrypted column is rotated without being listed here."""
+    found: dict[Table, list[Column]] = {}
+    for table in db.metadata.sorted_tables:
+        for column in table.columns:
+            if isinstance(column.type, EncryptedText):
+                found.setdefault(table, []).append(column)
+    return found
+
+
+def rotate_fields(current: str) -> dict[str, int]:
+    """Seal again, with the current key, every encrypted column value made with another key
+    (or stored plain, before its column was encrypted). Rows per table; the caller commits."""
+    rotated: dict[str, int] = {}
+    for table, columns in encrypted_columns().items():
+        [key] = table.primary_key.columns
+        # The stored text itself (the column's own type would decrypt it on reading).
+        stored = [type_coerce(column, String).label(column.name) for column in columns]
+        rows = db.session.execute(
+            select(key.label("key"), *stored).where(or_(*(c.is_not(None) for c in columns)))
+        )
+        for row in rows.all():
+            values = {column.name: getattr(row, column.name) for column in columns}
+            if all(v is None or key_label_of_text(v) == current for v in values.values()):
+                continue
+            plain = {
+                name: v if v is None or not is_encrypted_text(v) else decrypt_text(v)
+                for name, v in values.items()
+            }
+            # Written through the columns' type: each value is sealed with the current key.
+            db.session.execute(update(table).where(key == row.key).values(**plain))
+            rotated[table.name] = rotated.get(table.name, 0) + 1
+    return rotated
+
+
 def rotate() -> KeyReport:
-    """Re-encrypt every document (a draft's too), two-factor secret and draft's answers not
-    yet under the current key."""
+    """Re-encrypt every document (a draft's too) and every encrypted column (two-factor
+    secrets, drafts' answers, free-text history, notes, messages) not yet under the current
+    key."""
     report = KeyReport()
     storage = get_storage()
     current = key_ring().current.label
@@ -75,26 +119,13 @@ def rotate() -> KeyReport:
             report.rotated += 1
         except (KeyMissingError, DocumentUnreadable, FileNotFoundError) as exc:
             _note_failure(report, doc, exc)
-    raw = {
-        row.id: row.totp_secret
-        for row in db.session.execute(
-            text("SELECT id, totp_secret FROM staff_user WHERE totp_secret IS NOT NULL")
-        )
-    }
-    for user in db.session.scalars(select(StaffUser).where(StaffUser.id.in_(raw))):
-        if key_label_of_text(raw[user.id]) != current:
-            if user.totp_secret is None:  # loads (and decrypts) the deferred column
-                continue
-            flag_modified(user, "totp_secret")  # written again, so sealed with the current key
-            report.secrets_rotated += 1
-    drafts = {
-        row.id: row.answers
-        for row in db.session.execute(text("SELECT id, answers FROM request_draft"))
-    }
-    for draft in db.session.scalars(select(RequestDraft).where(RequestDraft.id.in_(drafts))):
-        if key_label_of_text(drafts[draft.id]) != current:
-            flag_modified(draft, "answers")  # the unsent answers, sealed with the current key
-            report.drafts_rotated += 1
+    for table, count in rotate_fields(current).items():
+        if table == "staff_user":
+            report.secrets_rotated += count
+        elif table == "request_draft":
+            report.drafts_rotated += count
+        else:
+            report.fields_rotated += count
     db.session.commit()
     return report
 
@@ -134,7 +165,8 @@ def rotate_command() -> None:
     click.echo(
         f"Documents re-encrypted: {report.rotated}; already under the current key: "
         f"{report.current}; two-factor secrets re-encrypted: {report.secrets_rotated}; "
-        f"unfinished requests' answers re-encrypted: {report.drafts_rotated}."
+        f"unfinished requests' answers re-encrypted: {report.drafts_rotated}; other encrypted "
+        f"records (history, notes, messages) re-encrypted: {report.fields_rotated}."
     )
     if not report.ok:
         _echo_problems(report)

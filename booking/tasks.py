@@ -13,6 +13,7 @@ from pathlib import Path
 from flask import Flask
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
 
+from booking.audit.services import reduce_old_addresses
 from booking.health.checks import record_heartbeat
 from booking.notifications import services
 from booking.outcomes.services import send_due_followup_reminders, send_due_followups
@@ -81,9 +82,11 @@ def init_task_queue(app: Flask) -> Huey:
 
     @huey.periodic_task(crontab(minute="17", hour="3"), name="purge_expired_requests")
     def purge_expired_requests() -> None:
-        """Retention, once a day (03:17 UTC): closed requests past RETENTION_DAYS."""
+        """Retention, once a day (03:17 UTC): closed requests past RETENTION_DAYS, and the
+        addresses in audit rows past AUDIT_ADDRESS_DAYS."""
         with app.app_context():
             purge_expired()
+            reduce_old_addresses()
 
     @huey.periodic_task(crontab(minute="41"), name="purge_expired_drafts")
     def purge_drafts() -> None:

@@ -26,6 +26,8 @@ from booking.documents.storage import (
     get_storage,
 )
 from booking.extensions import db
+from booking.requests.events import RequestEvent
+from booking.requests.models import MedicalHistory
 from booking.staff.models import StaffUser
 from tests.factories import make_request, make_staff
 from tests.support import CSRF_RE, AuthActions, answer_red_flags, pdf_bytes
@@ -297,3 +299,84 @@ def test_rotation_re_encrypts_unfinished_requests_too(app: Flask, upload_dir: Pa
     assert "mri.pdf" in client.get("/request/steps/documents").get_data(as_text=True)
     assert client.get("/request/start").get_data(as_text=True).count("checked") >= 1
     assert stored.read_bytes()[8:12].hex() == KeyRing(KEY_B).current.label
+
+
+# --- free text in the database -----------------------------------------------------------
+
+FREE_TEXT = {
+    "diagnosis_other": "Spondylolisthesis grade II",
+    "surgery_details": "L4-L5 microdiscectomy in 2019",
+    "imaging_when": "MRI at Charite, March 2026",
+    "medications": "Pregabalin 75 mg twice daily",
+    "allergies": "Penicillin (rash)",
+    "other_history": "Type 2 diabetes, well controlled",
+}
+NOTE = "Patient says the leg pain is worse at night"
+
+
+def _stored_words(consultation_id: int) -> str:
+    """Every free-text column as stored, read with plain SQL (what a dump shows)."""
+    row = db.session.execute(
+        text(
+            "SELECT diagnosis_other, surgery_details, imaging_when, medications, allergies, "
+            "other_history FROM medical_history WHERE request_id = :id"
+        ),
+        {"id": consultation_id},
+    ).one()
+    bodies = db.session.scalars(
+        text("SELECT body FROM request_event WHERE request_id = :id AND body IS NOT NULL"),
+        {"id": consultation_id},
+    ).all()
+    return "\n".join([*row, *bodies])
+
+
+def test_free_text_history_and_notes_are_unreadable_in_the_database(app: Flask) -> None:
+    from booking.dashboard.services import add_note
+
+    with app.app_context():
+        consultation = make_request(**FREE_TEXT)
+        add_note(consultation, make_staff("coordinator", "c@example.com"), NOTE)
+        stored = _stored_words(consultation.id)
+        for words in [*FREE_TEXT.values(), NOTE]:
+            assert words not in stored
+        assert all(line.startswith("v1:") for line in stored.splitlines())
+        # Read through the models, the words come back whole.
+        db.session.expunge_all()
+        history = db.session.get(MedicalHistory, consultation.id)
+        assert {name: getattr(history, name) for name in FREE_TEXT} == FREE_TEXT
+        assert NOTE in [event.body for event in db.session.scalars(select(RequestEvent))]
+
+
+def test_rotation_re_encrypts_free_text_history_and_notes(app: Flask) -> None:
+    from booking.dashboard.services import add_note
+
+    runner = app.test_cli_runner()
+    _use_keys(app, KEY_A)
+    with app.app_context():
+        consultation = make_request(**FREE_TEXT)
+        add_note(consultation, make_staff("coordinator", "c@example.com"), NOTE)
+        consultation_id = consultation.id
+        # A row written before the columns were encrypted is sealed by rotation too.
+        db.session.execute(
+            text("UPDATE medical_history SET allergies = 'Latex' WHERE request_id = :id"),
+            {"id": consultation_id},
+        )
+        db.session.commit()
+        events = db.session.scalar(text("SELECT count(*) FROM request_event WHERE body <> ''"))
+
+    _use_keys(app, KEY_B, KEY_A)
+    result = runner.invoke(args=["keys", "rotate"])
+    assert result.exit_code == 0, result.output
+    assert f"(history, notes, messages) re-encrypted: {1 + events}." in result.output
+    again = runner.invoke(args=["keys", "rotate"])
+    assert "(history, notes, messages) re-encrypted: 0." in again.output
+
+    _use_keys(app, KEY_B)  # the old key is gone: everything reads with the new one
+    label_b = KeyRing(KEY_B).current.label
+    with app.app_context():
+        stored = _stored_words(consultation_id)
+        assert {line.split(":")[1] for line in stored.splitlines()} == {label_b}
+        history = db.session.get(MedicalHistory, consultation_id)
+        assert history.allergies == "Latex"
+        assert history.medications == FREE_TEXT["medications"]
+        assert NOTE in [event.body for event in db.session.scalars(select(RequestEvent))]

@@ -248,3 +248,87 @@ def test_the_triage_migration_keeps_every_flag_and_puts_urgent_first(
             "cancer_history",
         ]
         db.engine.dispose()
+
+
+BEFORE_ENCRYPTED_HISTORY = "a8f3c6e2d4b1"
+
+
+def test_free_text_history_written_before_encryption_is_encrypted_and_back(
+    empty_database: str, tmp_path: Path
+) -> None:
+    """Migration f3b9d5c1e7a4 seals the existing free text (history and timeline notes) with
+    the app's key; its downgrade opens it again."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database, "UPLOAD_DIR": str(tmp_path)})
+    from datetime import UTC, date, datetime
+
+    stored_history = sa.text(
+        "SELECT medications, allergies, other_history, surgery_details, diagnosis_other "
+        "FROM medical_history"
+    )
+    with app.app_context():
+        upgrade(directory=MIGRATIONS, revision=BEFORE_ENCRYPTED_HISTORY)
+        now = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
+        with db.engine.begin() as conn:
+            tables = sa.MetaData()
+            tables.reflect(conn, only=["patient", "consultation_request", "medical_history"])
+            conn.execute(
+                tables.tables["patient"].insert(),
+                {"id": 1, "full_name": "Old Patient", "date_of_birth": date(1960, 1, 2),
+                 "email": "old@example.com", "phone": "+4930901820",
+                 "preferred_contact": "email", "created_at": now},
+            )  # fmt: skip
+            conn.execute(
+                tables.tables["consultation_request"].insert(),
+                {"id": 1, "reference": "SC-OLD3-3333", "patient_id": 1, "status": "requested",
+                 "triage_level": "routine", "priority": 0, "red_flags": [],
+                 "submission_token": "t" * 43, "locale": "en", "preferred_days": [],
+                 "preferred_time_of_day": "any", "privacy_notice_version": "2026-11",
+                 "consented_at": now, "contact_consent": True, "created_at": now,
+                 "updated_at": now},
+            )  # fmt: skip
+            conn.execute(
+                tables.tables["medical_history"].insert(),
+                {"request_id": 1, "pain_locations": ["neck"], "pain_duration": "3_12_months",
+                 "radiating_pain": False, "numbness": False, "weakness": False,
+                 "diagnoses": [], "treatments": [], "imaging": [], "blood_thinners": False,
+                 "diabetes": False, "smoking": "never", "odi_answers": {},
+                 "odi_sections_answered": 0, "ndi_answers": {}, "ndi_sections_answered": 0,
+                 "medications": "Tramadol", "allergies": "Latex", "other_history": None,
+                 "surgery_details": "Fusion L5-S1", "diagnosis_other": "Scoliosis",
+                 "imaging_when": "May 2025"},
+            )  # fmt: skip
+            conn.execute(
+                sa.text(
+                    "INSERT INTO request_event (request_id, occurred_at, kind, body) "
+                    "VALUES (1, '2026-11-01 10:00:00', 'note', 'Called, no answer')"
+                )
+            )
+
+        upgrade(directory=MIGRATIONS)
+        with db.engine.connect() as conn:
+            stored = conn.execute(stored_history).one()
+            note = conn.scalar(sa.text("SELECT body FROM request_event"))
+        assert stored[2] is None
+        for value in [*stored[:2], *stored[3:], note]:
+            assert value.startswith("v1:")
+        assert "Tramadol" not in "".join(v for v in stored if v)
+
+        from booking.requests.events import RequestEvent
+        from booking.requests.models import MedicalHistory
+
+        history = db.session.get(MedicalHistory, 1)
+        assert (history.medications, history.allergies, history.imaging_when) == (
+            "Tramadol",
+            "Latex",
+            "May 2025",
+        )
+        assert db.session.scalars(sa.select(RequestEvent.body)).one() == "Called, no answer"
+        db.session.remove()
+
+        downgrade(directory=MIGRATIONS, revision=BEFORE_ENCRYPTED_HISTORY)
+        with db.engine.connect() as conn:
+            stored = conn.execute(stored_history).one()
+            note = conn.scalar(sa.text("SELECT body FROM request_event"))
+        assert tuple(stored) == ("Tramadol", "Latex", None, "Fusion L5-S1", "Scoliosis")
+        assert note == "Called, no answer"
+        db.engine.dispose()

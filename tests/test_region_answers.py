@@ -220,7 +220,7 @@ def test_insights_count_requests_by_main_problem_and_summarise_each_instrument(
 
 
 def test_the_patients_privacy_export_reads_the_ndi_answers(app: Flask) -> None:
-    from booking.privacy.export import _label
+    from booking.rights.export import _label
 
     with app.test_request_context():
         text = _label("ndi_answers", {"driving": 5, "headaches": 0})

@@ -4,14 +4,21 @@ nothing, so ``record_refused_access`` commits its row itself."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
-from flask import has_request_context, request
+from blinker import Namespace
+from flask import current_app, has_request_context, request
 from flask_login import current_user
 
 from booking.audit.models import ACCESS_REFUSED, AuditEvent
+from booking.crypto import text_digest
 from booking.extensions import db
 from booking.timeutil import now_utc
+
+# Sent with every audit row as it is added (inside the caller's transaction): the access
+# monitor (``booking.rights.monitoring``) listens, and may add its alert to the same transaction.
+audit_recorded = Namespace().signal("audit-recorded")
 
 
 def client_address() -> str | None:
@@ -27,7 +34,10 @@ def record(
     details: dict[str, Any] | None = None,
     actor: Any = None,
     actor_email: str | None = None,
+    with_address: bool = True,
 ) -> AuditEvent:
+    """Add an audit row to the session. ``with_address=False`` leaves the caller's network
+    address out, for a row that must hold no personal data (a patient's submission)."""
     if actor is None and has_request_context() and current_user.is_authenticated:
         actor = current_user
     event = AuditEvent(
@@ -37,10 +47,11 @@ def record(
         action=action,
         target_type=target_type,
         target_id=None if target_id is None else str(target_id),
-        ip_address=client_address(),
+        ip_address=client_address() if with_address else None,
         details=details or {},
     )
     db.session.add(event)
+    audit_recorded.send(event)
     return event
 
 
@@ -106,3 +117,62 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return str(value)
+
+
+REDUCER = "system:audit-retention"
+
+
+def reduce_old_addresses(now: datetime | None = None, batch_size: int = 500) -> int:
+    """Reduce the addresses in audit rows older than ``AUDIT_ADDRESS_DAYS``: a staff member's
+    email becomes their id (``staff:<id>``), an address typed at a failed sign-in (or a reset
+    request) the start of its SHA-256 (still comparable between rows, no longer readable), and
+    the network address is dropped. Who did what and when stays. Returns the rows reduced;
+    a second run finds none.
+
+    The one change ever made to audit rows, so it goes through the table, not the model
+    (whose listeners refuse any change), and it writes its own audit row.
+    """
+    days = current_app.config.get("AUDIT_ADDRESS_DAYS")
+    if not days:
+        return 0
+    cutoff = (now or now_utc()) - timedelta(days=int(days))
+    table = AuditEvent.__table__
+    reduced = 0
+    while True:
+        rows = db.session.execute(
+            table.select()
+            .with_only_columns(table.c.id, table.c.actor_id, table.c.actor_email)
+            .where(
+                table.c.occurred_at < cutoff,
+                (table.c.ip_address.is_not(None)) | (table.c.actor_email.contains("@")),
+            )
+            .order_by(table.c.id)
+            .limit(batch_size)
+        ).all()
+        if not rows:
+            break
+        for row in rows:
+            email = row.actor_email
+            if email and "@" in email:
+                email = (
+                    f"staff:{row.actor_id}"
+                    if row.actor_id is not None
+                    else f"sha256:{text_digest(email.lower())[:16]}"
+                )
+            db.session.execute(
+                table.update()
+                .where(table.c.id == row.id)
+                .values(actor_email=email, ip_address=None)
+            )
+        reduced += len(rows)
+        db.session.commit()
+    if reduced:
+        record(
+            "audit_addresses_reduced",
+            target_type="audit",
+            actor_email=REDUCER,
+            details={"cutoff": cutoff.isoformat(), "rows": reduced},
+            with_address=False,
+        )
+        db.session.commit()
+    return reduced

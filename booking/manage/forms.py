@@ -7,8 +7,16 @@ from datetime import datetime
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from wtforms import FieldList, FormField, HiddenField, TextAreaField, ValidationError
-from wtforms.validators import Length, Optional
+from wtforms import (
+    BooleanField,
+    DateField,
+    FieldList,
+    FormField,
+    HiddenField,
+    TextAreaField,
+    ValidationError,
+)
+from wtforms.validators import DataRequired, Length, Optional
 
 from booking.documents.forms import DocumentForm
 from booking.documents.storage import DocumentUpload
@@ -114,3 +122,29 @@ class AnswerForm(BaseForm):
             for code, entry in zip(self.codes, self.files, strict=False)
             if entry.form.file.data and entry.form.file.data.filename
         ]
+
+
+class WithdrawConsentForm(BaseForm):
+    confirm = BooleanField(
+        _l("I no longer want reminders, offers of earlier times or follow-ups"),
+        validators=[DataRequired(_l("Please tick the box to confirm."))],
+    )
+
+
+class DownloadDataForm(BaseForm):
+    """The date of birth is a second factor: the link alone (a forwarded email) is not
+    enough to take a copy of everything."""
+
+    date_of_birth = DateField(
+        _l("Your date of birth"),
+        validators=[DataRequired(_l("Please enter your date of birth as day, month and year."))],
+        description=_l("As you gave it in your request. We ask for it to protect your data."),
+        render_kw={"autocomplete": "bday"},
+    )
+
+
+class EraseDataForm(BaseForm):
+    confirm = BooleanField(
+        _l("I ask the clinic to erase my data"),
+        validators=[DataRequired(_l("Please tick the box to confirm."))],
+    )

@@ -21,7 +21,15 @@ from werkzeug.wrappers import Response
 from booking.documents.storage import DocumentRejected
 from booking.extensions import limiter
 from booking.manage import services
-from booking.manage.forms import AddDocumentsForm, AnswerForm, CancelForm, RescheduleForm
+from booking.manage.forms import (
+    AddDocumentsForm,
+    AnswerForm,
+    CancelForm,
+    DownloadDataForm,
+    EraseDataForm,
+    RescheduleForm,
+    WithdrawConsentForm,
+)
 from booking.messages import services as messages
 from booking.messages.forms import PatientMessageForm
 from booking.requests import asks
@@ -46,6 +54,8 @@ from booking.requests.waitlist import (
     leave_waitlist,
     offer_expired,
 )
+from booking.rights import services as rights
+from booking.rights.export import stream_zip
 from booking.scheduling.services import SlotChoice, SlotTaken, SlotUnavailable, picker
 from booking.security import token_in_url
 from booking.urlargs import date_arg
@@ -119,13 +129,14 @@ def open_legacy(reference: str, token: str, offer_token: str | None = None):
     return _enter(link, new_token, offer_token)
 
 
-def _load(reference: str) -> ConsultationRequest:
+def _load(reference: str, *, closed_too: bool = False) -> ConsultationRequest:
     """The request whose page this is, from the cookie its link left; a closed request's
-    page refuses every change here, in one place (each service checks again under its lock)."""
+    page refuses every change here, in one place (each service checks again under its lock),
+    except the patient's data-protection rights (``closed_too``), which outlive the request."""
     consultation = request_for_token(reference, request.cookies.get(COOKIE, ""))
     if consultation is None:
         abort(make_response(render_template("manage/link_needed.html"), 403))
-    if request.method == "POST" and is_read_only(consultation):
+    if request.method == "POST" and is_read_only(consultation) and not closed_too:
         flash(_("This request is closed and can no longer be changed online."), "danger")
         abort(make_response(*_render(consultation, 409)))
     return consultation
@@ -141,6 +152,9 @@ def _render(consultation: ConsultationRequest, status: int = 200, **forms: objec
     ask = asks.open_ask(consultation)
     forms.setdefault("answer_form", AnswerForm(ask, prefix="answer") if ask else None)
     forms.setdefault("message_form", PatientMessageForm(prefix="msg"))
+    forms.setdefault("consent_form", WithdrawConsentForm(prefix="consent"))
+    forms.setdefault("download_form", DownloadDataForm(prefix="data"))
+    forms.setdefault("erase_form", EraseDataForm(prefix="erase"))
     if "thread" not in forms:
         forms["thread"] = messages.load_thread(consultation, for_staff=False)
     return render_template(
@@ -152,6 +166,7 @@ def _render(consultation: ConsultationRequest, status: int = 200, **forms: objec
         read_only=is_read_only(consultation),
         link_expires=link_expires_at(consultation),
         ask=ask,
+        erasure=rights.open_erasure(consultation),
         **forms,
     ), status
 
@@ -373,3 +388,65 @@ def send_message(reference: str):
         return _render(consultation, 503, message_form=form)
     flash(_("Thank you: your message is sent to the clinic."), "success")
     return redirect(_here(reference) + "#messages")
+
+
+# --- the patient's own data-protection rights ------------------------------------------------
+
+
+def _export_limit() -> str:
+    return current_app.config["PATIENT_EXPORT_RATE_LIMIT"]
+
+
+def _export_key() -> str:
+    # Per request, whatever the address: the date of birth cannot be guessed from many.
+    return "patient-export:" + str((request.view_args or {}).get("reference", ""))
+
+
+@bp.post("/<reference>/consent")
+@limiter.limit(_limit)
+def withdraw_consent(reference: str):
+    consultation = _load(reference, closed_too=True)
+    form = WithdrawConsentForm(prefix="consent")
+    if not form.validate_on_submit():
+        return _render(consultation, 422, consent_form=form)
+    rights.withdraw_contact_consent(consultation)
+    flash(_("We will no longer contact you for reminders, earlier times or follow-ups."), "success")
+    return redirect(_here(reference) + "#your-data")
+
+
+@bp.post("/<reference>/data")
+@limiter.limit(_limit)
+@limiter.limit(_export_limit, key_func=_export_key)
+def download_data(reference: str):
+    """A copy of the patient's own data, as the ZIP archive an admin would make."""
+    consultation = _load(reference, closed_too=True)
+    form = DownloadDataForm(prefix="data")
+    if not form.validate_on_submit():
+        return _render(consultation, 422, download_form=form)
+    try:
+        archive = rights.export_own_data(consultation, form.date_of_birth.data)
+    except rights.RightsError as exc:
+        form.date_of_birth.errors = [*form.date_of_birth.errors, str(exc)]
+        return _render(consultation, 422, download_form=form)
+    response = Response(
+        stream_zip(current_app._get_current_object(), archive),  # type: ignore[attr-defined]
+        mimetype="application/zip",
+    )
+    response.headers["Content-Disposition"] = f'attachment; filename="{archive.filename}"'
+    response.headers["Cache-Control"] = "no-store, private"
+    return response
+
+
+@bp.post("/<reference>/erasure")
+@limiter.limit(_limit)
+def request_erasure(reference: str):
+    consultation = _load(reference, closed_too=True)
+    form = EraseDataForm(prefix="erase")
+    if not form.validate_on_submit():
+        return _render(consultation, 422, erase_form=form)
+    rights.request_erasure(consultation)
+    flash(
+        _("We have received your request to erase your data. We will answer within one month."),
+        "success",
+    )
+    return redirect(_here(reference) + "#your-data")

@@ -17,13 +17,14 @@ from sqlalchemy import select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
+from booking.audit.services import record
 from booking.documents.models import Document
 from booking.documents.storage import DocumentUpload, StoredFile, get_storage, safe_display_name
 from booking.extensions import db
 from booking.notifications.services import enqueue_delivery
-from booking.requests import emails, history, instruments, links
+from booking.requests import emails, history, instruments, links, notice
 from booking.requests.drafts import RequestDraft, mark_sent
-from booking.requests.lifecycle import unused_reference
+from booking.requests.lifecycle import PATIENT, unused_reference
 from booking.requests.models import (
     ConsultationRequest,
     MedicalHistory,
@@ -132,6 +133,8 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
             preferred_time_of_day=sub.preferred_time_of_day,
             earliest_date=sub.earliest_date,
             privacy_notice_version=current_app.config["PRIVACY_NOTICE_VERSION"],
+            privacy_notice_language=sub.locale,
+            privacy_notice_sha256=notice.fingerprint(sub.locale),
             consented_at=now,
             contact_consent=sub.contact_consent,
             followup_consent=sub.followup_consent,
@@ -171,6 +174,7 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
         else:
             db.session.flush()
         queued = emails.request_received(consultation)
+        _record_submission(consultation)
         db.session.flush()
         # Read before the commit expires them: reading them after it costs a query each.
         reference, email_ids = consultation.reference, [email.id for email in queued]
@@ -272,6 +276,8 @@ def request_callback(sub: CallbackSubmission) -> ConsultationRequest:
         submission_token=sub.submission_token,
         locale=sub.locale,
         privacy_notice_version=current_app.config["PRIVACY_NOTICE_VERSION"],
+        privacy_notice_language=sub.locale,
+        privacy_notice_sha256=notice.fingerprint(sub.locale),
         consented_at=now,
         contact_consent=True,  # they asked to be called
         created_at=now,
@@ -281,6 +287,7 @@ def request_callback(sub: CallbackSubmission) -> ConsultationRequest:
         db.session.add(consultation)
         db.session.flush()
         alert = emails.callback_requested(consultation)
+        _record_submission(consultation)
         db.session.flush()
         reference, email_id = consultation.reference, alert.id
         db.session.commit()
@@ -297,6 +304,22 @@ def request_callback(sub: CallbackSubmission) -> ConsultationRequest:
     log.warning("emergency call-back request %s stored", reference)
     enqueue_delivery([email_id])
     return consultation
+
+
+def _record_submission(consultation: ConsultationRequest) -> None:
+    """The audit row of a submission: the reference and what the patient consented to (the
+    notice's version and language), no personal data, not even the network address."""
+    record(
+        "request_submitted",
+        target_type="request",
+        target_id=consultation.reference,
+        actor_email=PATIENT,
+        details={
+            "notice_version": consultation.privacy_notice_version,
+            "language": consultation.privacy_notice_language,
+        },
+        with_address=False,
+    )
 
 
 @dataclass(frozen=True)

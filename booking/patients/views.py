@@ -40,7 +40,7 @@ from booking.patients.services import (
     request_callback,
     submit_request,
 )
-from booking.requests import drafts, instruments, triage
+from booking.requests import drafts, instruments, notice, triage
 from booking.requests.queries import find_by_reference
 from booking.scheduling.ical import appointment_ics
 from booking.scheduling.services import (
@@ -559,4 +559,6 @@ def resume_draft(token: str) -> Response | tuple[str, int]:
 
 @bp.get("/privacy")
 def privacy() -> str:
-    return render_template("patients/privacy.html")
+    return render_template(
+        "patients/privacy.html", fingerprint=notice.fingerprint(str(get_locale() or "en"))
+    )

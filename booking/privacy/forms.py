@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import StringField
+from wtforms import StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from booking.forms import BaseForm
@@ -34,4 +34,18 @@ class EraseForm(BaseForm):
             Length(max=254),
         ],
         render_kw={"autocomplete": "off", "spellcheck": "false"},
+    )
+
+
+class CloseErasureForm(BaseForm):
+    explanation = TextAreaField(
+        _l("Explanation for the patient"),
+        validators=[
+            DataRequired(_l("Write the explanation the patient will receive.")),
+            Length(max=2000),
+        ],
+        description=_l(
+            "Emailed to the patient as you write it: say which records the law still requires "
+            "the clinic to keep, and until when. Write no medical details."
+        ),
     )

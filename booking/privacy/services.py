@@ -15,13 +15,12 @@ Every operation writes an audit event holding references and counts, never perso
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import ColumnElement, Select, delete, exists, func, or_, select, update
+from sqlalchemy import Select, delete, exists, func, select, update
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.sql import Executable
 
@@ -29,11 +28,8 @@ from booking.audit.services import record
 from booking.documents.models import Document
 from booking.documents.storage import get_storage
 from booking.extensions import db
-from booking.messages.models import Message
 from booking.notifications.models import OutboxEmail
-from booking.privacy.export import PatientArchive, build_archive
 from booking.privacy.models import FilePurge
-from booking.requests.asks import InformationRequest
 from booking.requests.calls import CallbackAttempt
 from booking.requests.events import RequestEvent
 from booking.requests.models import (
@@ -45,9 +41,12 @@ from booking.requests.models import (
     RequestDiagnosis,
     RequestStatus,
 )
+from booking.rights.archive import audit_details, emails_about, requests_of
+from booking.rights.archive import gather as archive_of
+from booking.rights.export import PatientArchive
+from booking.rights.models import ErasureRequest, ErasureStatus
 from booking.scheduling.models import (
     Appointment,
-    AppointmentType,
     ReminderSent,
     SlotOffer,
     WaitlistEntry,
@@ -174,32 +173,6 @@ def _patient_email(reference: str) -> str | None:
     )
 
 
-def _requests_of(email: str) -> Select:
-    return (
-        select(ConsultationRequest)
-        .join(ConsultationRequest.patient)
-        .where(func.lower(Patient.email) == email)
-        .order_by(ConsultationRequest.created_at, ConsultationRequest.id)
-    )
-
-
-def _emails_about(request_ids: Iterable[int], email: str | None) -> ColumnElement[bool]:
-    """Outbox emails about the patient: those of their requests and, given their address,
-    every email sent to it. What the summary counts is what an erasure deletes."""
-    about = OutboxEmail.request_id.in_(list(request_ids))
-    if email:
-        about = or_(about, func.lower(OutboxEmail.recipient) == email)
-    return about
-
-
-def _other_emails(email: str, request_ids: Iterable[int]) -> Select:
-    """Emails to this address that no longer belong to one of its requests."""
-    return select(OutboxEmail).where(
-        func.lower(OutboxEmail.recipient) == email,
-        or_(OutboxEmail.request_id.is_(None), OutboxEmail.request_id.not_in(list(request_ids))),
-    )
-
-
 def patient_summary(reference: str, actor: StaffUser) -> PatientSummary | None:
     """One patient's requests, for the admin to check before exporting or erasing. Showing
     names and addresses is a look at personal data, so it is audited."""
@@ -209,7 +182,7 @@ def patient_summary(reference: str, actor: StaffUser) -> PatientSummary | None:
         return None
     requests = list(
         db.session.scalars(
-            _requests_of(email).options(
+            requests_of(email).options(
                 joinedload(ConsultationRequest.patient),
                 selectinload(ConsultationRequest.documents),
             )
@@ -217,7 +190,7 @@ def patient_summary(reference: str, actor: StaffUser) -> PatientSummary | None:
     )
     ids = [r.id for r in requests]
     emails = db.session.scalar(
-        select(func.count()).select_from(OutboxEmail).where(_emails_about(ids, email))
+        select(func.count()).select_from(OutboxEmail).where(emails_about(ids, email))
     )
     summary = PatientSummary(
         reference=normalise_reference(reference),
@@ -257,66 +230,21 @@ def export_patient(reference: str, actor: StaffUser) -> PatientArchive | None:
     email = _patient_email(reference)
     if email is None:
         return None
-    requests = list(
-        db.session.scalars(
-            _requests_of(email).options(
-                joinedload(ConsultationRequest.patient),
-                joinedload(ConsultationRequest.history),
-                joinedload(ConsultationRequest.assigned_specialist),
-                joinedload(ConsultationRequest.appointment).options(
-                    joinedload(Appointment.specialist),
-                    joinedload(Appointment.location),
-                    joinedload(Appointment.appointment_type),
-                ),
-                joinedload(ConsultationRequest.acknowledged_by),
-                selectinload(ConsultationRequest.events).joinedload(RequestEvent.actor),
-                selectinload(ConsultationRequest.calls).joinedload(CallbackAttempt.caller),
-                selectinload(ConsultationRequest.documents),
-                selectinload(ConsultationRequest.emails),
-            )
-        ).unique()
-    )
-    ids = [r.id for r in requests]
-    other_emails = list(db.session.scalars(_other_emails(email, ids).order_by(OutboxEmail.id)))
-    waitlist = {
-        entry.request_id: (entry, type_name)
-        for entry, type_name in db.session.execute(
-            select(WaitlistEntry, AppointmentType.name)
-            .join(AppointmentType, AppointmentType.id == WaitlistEntry.appointment_type_id)
-            .where(WaitlistEntry.request_id.in_(ids))
-        ).all()
-    }
-    asked: dict[int, list[InformationRequest]] = {}
-    for ask in db.session.scalars(
-        select(InformationRequest)
-        .where(InformationRequest.request_id.in_(ids))
-        .order_by(InformationRequest.id)
-    ):
-        asked.setdefault(ask.request_id, []).append(ask)
-    threads: dict[int, list[Message]] = {}
-    for message in db.session.scalars(
-        select(Message).where(Message.request_id.in_(ids)).order_by(Message.id)
-    ):
-        threads.setdefault(message.request_id, []).append(message)
-    archive = build_archive(
-        normalise_reference(reference), email, requests, other_emails, waitlist, asked, threads
-    )
+    archive = archive_of(normalise_reference(reference), email, requests_of(email))
     record(
         "patient_exported",
         target_type="patient",
         target_id=archive.reference,
         actor=actor,
-        details={
-            "references": [r.reference for r in requests],
-            "documents": len(archive.documents),
-            "emails": sum(len(r.emails) for r in requests) + len(other_emails),
-        },
+        details=audit_details(archive),
     )
     db.session.commit()
     return archive
 
 
-def _delete_requests(request_ids: list[int], email: str | None = None) -> PurgeCounts:
+def _delete_requests(
+    request_ids: list[int], email: str | None = None, closed_by_id: int | None = None
+) -> PurgeCounts:
     """Delete the requests and every row about them (and, given the patient's address, every
     email to it); queue their stored files for removal. Flushes only: the caller commits.
 
@@ -341,7 +269,7 @@ def _delete_requests(request_ids: list[int], email: str | None = None) -> PurgeC
         result = db.session.execute(statement, execution_options={"synchronize_session": False})
         return result.rowcount or 0
 
-    counts.emails = run(delete(OutboxEmail).where(_emails_about(ids, email)))
+    counts.emails = run(delete(OutboxEmail).where(emails_about(ids, email)))
     counts.reminders = run(
         delete(ReminderSent).where(ReminderSent.appointment_id.in_(appointment_ids))
     )
@@ -351,6 +279,13 @@ def _delete_requests(request_ids: list[int], email: str | None = None) -> PurgeC
     counts.slot_offers = run(delete(SlotOffer).where(SlotOffer.claimed_by_request_id.in_(ids)))
     counts.calls = run(delete(CallbackAttempt).where(CallbackAttempt.request_id.in_(ids)))
     counts.events = run(delete(RequestEvent).where(RequestEvent.request_id.in_(ids)))
+    # An erasure request is kept as the record that it was answered: by this deletion.
+    run(
+        update(ErasureRequest)
+        .where(ErasureRequest.request_id.in_(ids), ErasureRequest.status == ErasureStatus.OPEN)
+        .values(status=ErasureStatus.ERASED, closed_at=now_utc(), closed_by_id=closed_by_id)
+    )
+    run(update(ErasureRequest).where(ErasureRequest.request_id.in_(ids)).values(request_id=None))
     run(delete(ManageLink).where(ManageLink.request_id.in_(ids)))
     counts.documents = run(delete(Document).where(Document.request_id.in_(ids)))
     run(delete(RequestDiagnosis).where(RequestDiagnosis.request_id.in_(ids)))
@@ -392,7 +327,7 @@ def erase_patient(reference: str, confirmation: str, actor: StaffUser) -> Erasur
         # or an upload in progress finishes first, or waits and then finds nothing.
         requests = list(
             db.session.scalars(
-                _requests_of(email)
+                requests_of(email)
                 .with_for_update(of=ConsultationRequest)
                 .execution_options(populate_existing=True)
             )
@@ -406,7 +341,7 @@ def erase_patient(reference: str, confirmation: str, actor: StaffUser) -> Erasur
                 )
             )
         references = [r.reference for r in requests]
-        counts = _delete_requests([r.id for r in requests], email=email)
+        counts = _delete_requests([r.id for r in requests], email=email, closed_by_id=actor.id)
         record(
             "patient_erased",
             target_type="patient",

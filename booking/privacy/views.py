@@ -9,8 +9,9 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from booking.privacy import services
-from booking.privacy.export import stream_zip
-from booking.privacy.forms import EraseForm, ExportForm, FindPatientForm
+from booking.privacy.forms import CloseErasureForm, EraseForm, ExportForm, FindPatientForm
+from booking.rights import services as rights
+from booking.rights.export import stream_zip
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole
 
@@ -27,7 +28,12 @@ def find() -> Response | tuple[str, int]:
         if reference is not None:
             return redirect(url_for(".patient", reference=reference))
         form.query.errors = [*form.query.errors, _("No request has this email or reference.")]
-    page = render_template("privacy/find.html", form=form, retention=services.retention_status())
+    page = render_template(
+        "privacy/find.html",
+        form=form,
+        retention=services.retention_status(),
+        erasures=rights.erasure_queue(),
+    )
     return page, 422 if form.errors else 200
 
 
@@ -41,14 +47,48 @@ def _summary(reference: str) -> services.PatientSummary:
     return summary
 
 
+def _patient_page(reference: str, **forms: object) -> str:
+    summary = _summary(reference)
+    forms.setdefault("erase_form", EraseForm())
+    forms.setdefault("close_form", CloseErasureForm(prefix="close"))
+    return render_template(
+        "privacy/patient.html",
+        summary=summary,
+        erasures=rights.erasures_for([line.reference for line in summary.requests]),
+        retention=services.retention_status(),
+        **forms,
+    )
+
+
 @bp.get("/<reference>")
 @roles_required(StaffRole.ADMIN)
 def patient(reference: str) -> str:
-    return render_template(
-        "privacy/patient.html",
-        summary=_summary(reference),
-        erase_form=EraseForm(),
-    )
+    return _patient_page(reference)
+
+
+@bp.get("/erasures")
+@roles_required(StaffRole.ADMIN)
+def erasures() -> str:
+    """Patients' requests to erase their data, the oldest first, each with its deadline."""
+    return render_template("privacy/erasures.html", erasures=rights.erasure_queue())
+
+
+@bp.post("/erasures/<int:erasure_id>/close")
+@roles_required(StaffRole.ADMIN)
+def close_erasure(erasure_id: int) -> Response | tuple[str, int]:
+    form = CloseErasureForm(prefix="close")
+    if form.validate_on_submit():
+        try:
+            erasure = rights.close_erasure(erasure_id, form.explanation.data, current_user)
+        except rights.RightsError as exc:
+            flash(str(exc), "danger")
+            return redirect(url_for(".erasures"))
+        flash(_("Answered: the patient is emailed your explanation."), "success")
+        return redirect(url_for(".patient", reference=erasure.reference))
+    reference = rights.erasure_reference(erasure_id)
+    if reference is None:
+        abort(404)
+    return _patient_page(reference, close_form=form), 422
 
 
 @bp.post("/<reference>/export")
@@ -108,9 +148,4 @@ def erase(reference: str) -> Response | tuple[str, int]:
                     "warning",
                 )
             return redirect(url_for(".find"))
-    page = render_template(
-        "privacy/patient.html",
-        summary=_summary(reference),
-        erase_form=form,
-    )
-    return page, 422
+    return _patient_page(reference, erase_form=form), 422

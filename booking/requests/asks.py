@@ -37,12 +37,11 @@ from booking.extensions import db
 from booking.notifications.services import enqueue_delivery
 from booking.requests import emails
 from booking.requests.lifecycle import check_may_work, record_change, snapshot
-from booking.requests.models import RequestStatus
+from booking.requests.models import ConsultationRequest, RequestStatus
 from booking.requests.queries import lock_request
 from booking.timeutil import UTCDateTime, now_utc
 
 if TYPE_CHECKING:
-    from booking.requests.models import ConsultationRequest
     from booking.staff.models import StaffUser
 
 log = logging.getLogger(__name__)
@@ -224,6 +223,8 @@ def send_due_reminders(now: datetime | None = None) -> list[int]:
             InformationRequest.withdrawn_at.is_(None),
             InformationRequest.reminded_at.is_(None),
             InformationRequest.asked_at <= now - timedelta(days=days),
+            # Not to a patient who withdrew their consent to be contacted (booking.rights).
+            InformationRequest.request.has(ConsultationRequest.contact_consent.is_(True)),
         )
     ).all()
     db.session.commit()

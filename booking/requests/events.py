@@ -6,9 +6,10 @@ import enum
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from booking.crypto import EncryptedText
 from booking.extensions import db, value_enum
 from booking.timeutil import UTCDateTime, now_utc
 
@@ -34,7 +35,8 @@ class RequestEvent(db.Model):
     kind: Mapped[EventKind] = mapped_column(value_enum(EventKind, "event_kind", 10))
     from_status: Mapped[str | None] = mapped_column(String(20))
     to_status: Mapped[str | None] = mapped_column(String(20))
-    body: Mapped[str | None] = mapped_column(Text)
+    # A note or a reason in staff's or the patient's words: encrypted at rest.
+    body: Mapped[str | None] = mapped_column(EncryptedText)
 
     actor: Mapped[StaffUser | None] = relationship()
     # The call this entry records (kind CALL): loaded with the timeline, no query of its own.

@@ -18,12 +18,12 @@ from sqlalchemy import (
     Index,
     SmallInteger,
     String,
-    Text,
     event,
     false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from booking.crypto import EncryptedText
 from booking.extensions import db, value_enum
 from booking.requests.instruments import PAIN_AREAS, Instrument, PainArea, Score
 from booking.timeutil import UTCDateTime, now_utc
@@ -111,13 +111,21 @@ class ConsultationRequest(db.Model):
     preferred_time_of_day: Mapped[str] = mapped_column(String(10), default="any")
     earliest_date: Mapped[date | None]
 
+    # The consent record: the notice's version, the language it was shown in and the SHA-256
+    # of its wording as shown (``booking.requests.notice``); language and hash are None on
+    # requests sent before they were kept.
     privacy_notice_version: Mapped[str] = mapped_column(String(20))
+    privacy_notice_language: Mapped[str | None] = mapped_column(String(10))
+    privacy_notice_sha256: Mapped[str | None] = mapped_column(String(64))
     consented_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # False once the patient withdrew it (``contact_consent_withdrawn_at``): no reminders,
+    # waitlist offers or follow-ups; what their care needs (the clinic's answers) still goes.
     contact_consent: Mapped[bool]
     # The separate, optional consent to follow-up questionnaires after the visit
     # (``booking.outcomes``), with the version of its wording and when it was given.
     followup_consent: Mapped[bool] = mapped_column(default=False, server_default=false())
     followup_consent_version: Mapped[str | None] = mapped_column(String(20))
+    contact_consent_withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     # The specialist who will see the patient (set when staff confirm); specialists see only
     # the requests assigned to them.
@@ -247,17 +255,20 @@ class MedicalHistory(db.Model):
     numbness: Mapped[bool]
     weakness: Mapped[bool]
     diagnoses: Mapped[list[str]] = mapped_column(JSON, default=list)
-    diagnosis_other: Mapped[str | None] = mapped_column(String(200))
+    # The patient's own words (names of diagnoses, operations, medicines, allergies, ...) are
+    # encrypted at rest like documents (``flask keys rotate`` covers them); nothing filters on
+    # them. The structured answers beside them stay plain for the queue, insights and exports.
+    diagnosis_other: Mapped[str | None] = mapped_column(EncryptedText)
     treatments: Mapped[list[str]] = mapped_column(JSON, default=list)
-    surgery_details: Mapped[str | None] = mapped_column(Text)
+    surgery_details: Mapped[str | None] = mapped_column(EncryptedText)
     imaging: Mapped[list[str]] = mapped_column(JSON, default=list)
-    imaging_when: Mapped[str | None] = mapped_column(String(200))
-    medications: Mapped[str | None] = mapped_column(Text)
-    allergies: Mapped[str | None] = mapped_column(Text)
+    imaging_when: Mapped[str | None] = mapped_column(EncryptedText)
+    medications: Mapped[str | None] = mapped_column(EncryptedText)
+    allergies: Mapped[str | None] = mapped_column(EncryptedText)
     blood_thinners: Mapped[bool]
     diabetes: Mapped[bool]
     smoking: Mapped[str] = mapped_column(String(10))
-    other_history: Mapped[str | None] = mapped_column(Text)
+    other_history: Mapped[str | None] = mapped_column(EncryptedText)
 
     odi_answers: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     odi_sections_answered: Mapped[int] = mapped_column(default=0)

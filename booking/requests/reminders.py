@@ -39,6 +39,8 @@ def send_due_reminders(now: datetime | None = None) -> list[int]:
         .where(
             Appointment.active.is_(True),
             ConsultationRequest.status == RequestStatus.CONFIRMED,
+            # The patient withdrew their consent to be contacted (booking.rights).
+            ConsultationRequest.contact_consent.is_(True),
             Appointment.starts_at > now,
             Appointment.starts_at <= now + timedelta(hours=leads[-1]),
         )

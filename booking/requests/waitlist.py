@@ -89,7 +89,8 @@ def is_waiting(consultation: ConsultationRequest) -> bool:
     )
 
 
-def _stop_waiting(consultation: ConsultationRequest) -> None:
+def stop_waiting(consultation: ConsultationRequest) -> None:
+    """No more offers for this request (adds to the caller's transaction)."""
     db.session.execute(
         update(WaitlistEntry)
         .where(WaitlistEntry.request_id == consultation.id)
@@ -98,7 +99,7 @@ def _stop_waiting(consultation: ConsultationRequest) -> None:
 
 
 def leave_waitlist(consultation: ConsultationRequest) -> None:
-    _stop_waiting(consultation)
+    stop_waiting(consultation)
     record(
         "waitlist_left",
         target_type="request",
@@ -124,6 +125,7 @@ def offer_freed_slot(appointment: FreedTime) -> list[OutboxEmail]:
             WaitlistEntry.active.is_(True),
             WaitlistEntry.appointment_type_id == appointment.appointment_type_id,
             ConsultationRequest.status.in_(OPEN_STATUSES),
+            ConsultationRequest.contact_consent.is_(True),
             ConsultationRequest.id != appointment.request_id,
             Appointment.active.is_(True),
             Appointment.starts_at > appointment.starts_at,
@@ -205,7 +207,7 @@ def accept_offer(offer: SlotOffer, consultation: ConsultationRequest) -> None:
         raise OfferUnavailable from None
     appointment.sequence += 1  # updates the invitation the patient's calendar holds
     consultation.assigned_specialist_id = slot.specialist_id
-    _stop_waiting(consultation)
+    stop_waiting(consultation)
     email = record_change(
         consultation,
         action="waitlist_offer_accepted",

@@ -1,0 +1,110 @@
+"""Gathering everything held about a patient for the archive (``booking.rights.export``):
+used by the admin's export and by the patient's own download from their private link."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy.orm import joinedload, selectinload
+
+from booking.extensions import db
+from booking.messages.models import Message
+from booking.notifications.models import OutboxEmail
+from booking.requests.asks import InformationRequest
+from booking.requests.calls import CallbackAttempt
+from booking.requests.events import RequestEvent
+from booking.requests.models import ConsultationRequest, Patient
+from booking.rights.export import PatientArchive, build_archive
+from booking.scheduling.models import Appointment, AppointmentType, WaitlistEntry
+
+
+def requests_of(email: str) -> Select:
+    """Every request whose patient gave ``email`` (lower case), oldest first."""
+    return (
+        select(ConsultationRequest)
+        .join(ConsultationRequest.patient)
+        .where(func.lower(Patient.email) == email)
+        .order_by(ConsultationRequest.created_at, ConsultationRequest.id)
+    )
+
+
+def emails_about(request_ids: Iterable[int], email: str | None) -> ColumnElement[bool]:
+    """Outbox emails about the patient: those of their requests and, given their address,
+    every email sent to it. What the summary counts is what an erasure deletes."""
+    about = OutboxEmail.request_id.in_(list(request_ids))
+    if email:
+        about = or_(about, func.lower(OutboxEmail.recipient) == email)
+    return about
+
+
+def other_emails(email: str, request_ids: Iterable[int]) -> Select:
+    """Emails to this address that no longer belong to one of its requests."""
+    return select(OutboxEmail).where(
+        func.lower(OutboxEmail.recipient) == email,
+        or_(OutboxEmail.request_id.is_(None), OutboxEmail.request_id.not_in(list(request_ids))),
+    )
+
+
+def gather(
+    reference: str, email: str, chosen: Select, *, others_emails: bool = True
+) -> PatientArchive:
+    """The archive of the requests ``chosen`` selects (a ``requests_of`` select, perhaps
+    narrowed), with every email to ``email`` (without ``others_emails``, not those of the
+    address's other requests: they may be someone else's). Reads only: the caller audits and
+    commits."""
+    requests = list(
+        db.session.scalars(
+            chosen.options(
+                joinedload(ConsultationRequest.patient),
+                joinedload(ConsultationRequest.history),
+                joinedload(ConsultationRequest.assigned_specialist),
+                joinedload(ConsultationRequest.appointment).options(
+                    joinedload(Appointment.specialist),
+                    joinedload(Appointment.location),
+                    joinedload(Appointment.appointment_type),
+                ),
+                joinedload(ConsultationRequest.acknowledged_by),
+                selectinload(ConsultationRequest.events).joinedload(RequestEvent.actor),
+                selectinload(ConsultationRequest.calls).joinedload(CallbackAttempt.caller),
+                selectinload(ConsultationRequest.documents),
+                selectinload(ConsultationRequest.emails),
+            )
+        ).unique()
+    )
+    ids = [r.id for r in requests]
+    unlinked = other_emails(email, ids)
+    if not others_emails:
+        unlinked = unlinked.where(OutboxEmail.request_id.is_(None))
+    mailed = list(db.session.scalars(unlinked.order_by(OutboxEmail.id)))
+    waitlist = {
+        entry.request_id: (entry, type_name)
+        for entry, type_name in db.session.execute(
+            select(WaitlistEntry, AppointmentType.name)
+            .join(AppointmentType, AppointmentType.id == WaitlistEntry.appointment_type_id)
+            .where(WaitlistEntry.request_id.in_(ids))
+        ).all()
+    }
+    asked: dict[int, list[InformationRequest]] = {}
+    for ask in db.session.scalars(
+        select(InformationRequest)
+        .where(InformationRequest.request_id.in_(ids))
+        .order_by(InformationRequest.id)
+    ):
+        asked.setdefault(ask.request_id, []).append(ask)
+    threads: dict[int, list[Message]] = {}
+    for message in db.session.scalars(
+        select(Message).where(Message.request_id.in_(ids)).order_by(Message.id)
+    ):
+        threads.setdefault(message.request_id, []).append(message)
+    return build_archive(reference, email, requests, mailed, waitlist, asked, threads)
+
+
+def audit_details(archive: PatientArchive) -> dict[str, object]:
+    """What an export's audit row keeps: references and counts, no content."""
+    requests = archive.data["requests"]
+    return {
+        "references": [r["reference"] for r in requests],
+        "documents": len(archive.documents),
+        "emails": sum(len(r["emails"]) for r in requests) + len(archive.data["other_emails"]),
+    }

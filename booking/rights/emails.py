@@ -1,0 +1,47 @@
+"""The patient's emails about their own rights: each says only what happened, with a new
+private link, in the patient's language (an erasure request's answer carries the admin's
+explanation, written to be emailed)."""
+
+from __future__ import annotations
+
+import enum
+
+from flask_babel import force_locale
+from flask_babel import gettext as _
+
+from booking.notifications.models import OutboxEmail
+from booking.notifications.services import queue_email
+from booking.requests import links
+from booking.requests.models import ConsultationRequest
+
+
+class RightsEvent(enum.StrEnum):
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    DATA_DOWNLOADED = "data_downloaded"
+    ERASURE_RECEIVED = "erasure_received"
+    ERASURE_ANSWERED = "erasure_answered"
+
+
+def rights_notice(
+    consultation: ConsultationRequest, event: RightsEvent, explanation: str | None = None
+) -> OutboxEmail | None:
+    """One email to the patient that ``event`` happened; None without an address."""
+    if not consultation.patient.email:
+        return None
+    with force_locale(consultation.locale):
+        subject = _(
+            "Your personal data at the clinic (request %(reference)s)",
+            reference=consultation.reference,
+        )
+    return queue_email(
+        template="rights_update",
+        recipient=consultation.patient.email,
+        subject=subject,
+        locale=consultation.locale,
+        request_id=consultation.id,
+        consultation=consultation,
+        patient_name=consultation.patient.full_name,
+        event=event.value,
+        explanation=explanation,
+        manage_url=links.manage_url(consultation),
+    )

@@ -1,0 +1,255 @@
+"""A patient's own data-protection rights on their private link (withdraw contact consent,
+download a copy of their data behind their date of birth, ask for erasure) and the admin's
+queue of erasure requests with its one-month deadline."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from booking.audit.models import AuditEvent
+from booking.extensions import db
+from booking.notifications.models import OutboxEmail
+from booking.requests.models import ConsultationRequest, RequestStatus
+from booking.rights.models import ErasureRequest, ErasureStatus
+from booking.scheduling.availability import open_slots
+from booking.scheduling.models import WaitlistEntry
+from booking.scheduling.services import SlotChoice
+from booking.timeutil import now_utc
+from tests.factories import (
+    make_appointment_type,
+    make_hours,
+    make_location,
+    make_request,
+    make_staff,
+)
+from tests.support import AuthActions, open_manage_link
+
+CSRF = re.compile(r'csrf_token" type="hidden" value="([^"]+)"')
+BORN = "1970-05-17"  # the factory's date of birth
+
+
+@pytest.fixture
+def patient(app: Flask, client: FlaskClient) -> dict[str, Any]:
+    """A request with a held time and a document; ``client`` has opened its private link."""
+    with app.app_context():
+        specialist = make_staff("specialist", "weber@example.com", full_name="Dr. Weber")
+        location = make_location()
+        appointment_type = make_appointment_type()
+        make_hours(specialist, location, range(7), "09:00", "17:00")
+        start = now_utc()
+        slot = open_slots(appointment_type, start, start + timedelta(days=14))[0]
+        consultation = make_request(
+            documents=1,
+            medications="Pregabalin 75 mg",
+            slot=SlotChoice(
+                appointment_type.id, slot.specialist_id, slot.location_id, slot.starts_at
+            ),
+        )
+        return {"reference": consultation.reference, "url": open_manage_link(client, consultation)}
+
+
+def _token(client: FlaskClient, url: str) -> str:
+    return CSRF.search(client.get(url).get_data(as_text=True)).group(1)
+
+
+def _post(client: FlaskClient, url: str, action: str, **fields: str):
+    prefix = {"consent": "consent", "data": "data", "erasure": "erase"}[action]
+    data = {f"{prefix}-csrf_token": _token(client, url)}
+    data.update({f"{prefix}-{name}": value for name, value in fields.items()})
+    return client.post(f"{url}/{action}", data=data)
+
+
+def _admin(app: Flask, auth: AuthActions) -> FlaskClient:
+    """Another browser, signed in as an administrator."""
+    with app.app_context():
+        make_staff("admin", "admin@example.com")
+    return auth.new_client("admin")
+
+
+def _audit(app: Flask, action: str) -> list[AuditEvent]:
+    with app.app_context():
+        return list(db.session.scalars(select(AuditEvent).where(AuditEvent.action == action)))
+
+
+def _emails(app: Flask, template: str) -> list[OutboxEmail]:
+    with app.app_context():
+        return list(db.session.scalars(select(OutboxEmail).where(OutboxEmail.template == template)))
+
+
+def test_withdrawing_contact_consent_keeps_the_request_and_stops_offers(
+    app: Flask, client: FlaskClient, patient: dict
+) -> None:
+    url = patient["url"]
+    assert _post(client, url, "consent").status_code == 422  # the box must be ticked
+    with app.app_context():
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        db.session.add(
+            WaitlistEntry(
+                request_id=consultation.id,
+                appointment_type_id=consultation.appointment.appointment_type_id,
+                active=True,
+            )
+        )
+        db.session.commit()
+
+    response = _post(client, url, "consent", confirm="y")
+    assert response.status_code == 302
+    page = client.get(url).get_data(as_text=True)
+    assert "You withdrew your consent to be contacted" in page
+    with app.app_context():
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        assert consultation.contact_consent is False
+        assert consultation.contact_consent_withdrawn_at is not None
+        assert consultation.status == RequestStatus.REQUESTED  # the request stays
+        assert db.session.scalars(select(WaitlistEntry.active)).one() is False
+    [row] = _audit(app, "contact_consent_withdrawn")
+    assert (row.actor_email, row.target_id) == ("patient", patient["reference"])
+    [email] = _emails(app, "rights_update")
+    assert "no longer contact you" in email.body_text
+    assert "/manage/open/" in email.body_text
+    assert "Pregabalin" not in email.body_text
+
+
+def test_no_reminder_goes_to_a_patient_who_withdrew_consent(
+    app: Flask, client: FlaskClient, patient: dict
+) -> None:
+    from booking.requests.reminders import send_due_reminders
+
+    with app.app_context():
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        consultation.status = RequestStatus.CONFIRMED
+        db.session.commit()
+    _post(client, patient["url"], "consent", confirm="y")
+    with app.app_context():
+        starts = db.session.scalars(select(ConsultationRequest)).one().appointment.starts_at
+        assert send_due_reminders(now=starts - timedelta(hours=1)) == []
+        # The same appointment of a patient who did not withdraw is reminded.
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        consultation.contact_consent = True
+        db.session.commit()
+        assert len(send_due_reminders(now=starts - timedelta(hours=1))) == 1
+
+
+def test_a_patient_downloads_their_own_data_with_their_date_of_birth(
+    app: Flask, client: FlaskClient, patient: dict
+) -> None:
+    url = patient["url"]
+    with app.app_context():
+        # Someone else's request with the same address (a parent's, for a child): not theirs.
+        other = make_request(full_name="Kind Mustermann", date_of_birth=date(2015, 3, 1))
+        other_reference = other.reference
+
+    wrong = _post(client, url, "data", date_of_birth="1971-05-17")
+    assert wrong.status_code == 422
+    assert "does not match the one in your request" in wrong.get_data(as_text=True)
+    [refused] = _audit(app, "patient_export_refused")
+    assert refused.target_id == patient["reference"]
+    assert "1971" not in json.dumps(refused.details)
+    assert _audit(app, "patient_exported") == []
+
+    response = _post(client, url, "data", date_of_birth=BORN)
+    assert response.status_code == 200
+    assert response.mimetype == "application/zip"
+    assert "no-store" in response.headers["Cache-Control"]
+    archive = zipfile.ZipFile(io.BytesIO(response.get_data()))
+    data = json.loads(archive.read("patient.json"))
+    assert [r["reference"] for r in data["requests"]] == [patient["reference"]]
+    assert other_reference not in json.dumps(data)
+    assert data["requests"][0]["medical_history"]["medications"] == "Pregabalin 75 mg"
+    assert any(name.startswith("documents/") for name in archive.namelist())
+    [exported] = _audit(app, "patient_exported")
+    assert exported.actor_email == "patient"
+    assert exported.details["references"] == [patient["reference"]]
+    assert "A copy of your data" in _emails(app, "rights_update")[0].body_text
+
+
+def test_guessing_the_date_of_birth_is_rate_limited(
+    app: Flask, client: FlaskClient, patient: dict
+) -> None:
+    app.config["PATIENT_EXPORT_RATE_LIMIT"] = "2 per hour"
+    statuses = [
+        _post(client, patient["url"], "data", date_of_birth=f"19{n}0-01-01").status_code
+        for n in range(3, 6)
+    ]
+    assert statuses == [422, 422, 429]
+    assert len(_audit(app, "patient_export_refused")) == 2
+
+
+def test_an_erasure_request_reaches_the_admins_queue_with_its_deadline(
+    app: Flask, client: FlaskClient, patient: dict, auth: AuthActions
+) -> None:
+    url = patient["url"]
+    assert _post(client, url, "erasure", confirm="y").status_code == 302
+    assert _post(client, url, "erasure", confirm="y").status_code == 302  # asked twice: one
+    page = client.get(url).get_data(as_text=True)
+    assert "You asked us to erase your data" in page
+    with app.app_context():
+        [erasure] = db.session.scalars(select(ErasureRequest)).all()
+        due = erasure.due_at
+    assert due - erasure.requested_at == timedelta(days=30)
+    assert len(_audit(app, "erasure_requested")) == 1
+    assert "within one month" in _emails(app, "rights_update")[0].body_text
+
+    admin = _admin(app, auth)
+    queue = admin.get("/staff/admin/privacy/erasures")
+    assert queue.status_code == 200
+    text = queue.get_data(as_text=True)
+    assert patient["reference"] in text
+    assert "Still open" in text  # the request must be closed before an erasure
+    assert str(due.year) in text
+
+
+def test_an_admin_closes_an_erasure_request_with_an_explanation(
+    app: Flask, client: FlaskClient, patient: dict, auth: AuthActions
+) -> None:
+    _post(client, patient["url"], "erasure", confirm="y")
+    with app.app_context():
+        erasure_id = db.session.scalars(select(ErasureRequest.id)).one()
+    admin = _admin(app, auth)
+    page = f"/staff/admin/privacy/{patient['reference']}"
+    token = CSRF.search(admin.get(page).get_data(as_text=True)).group(1)
+    response = admin.post(
+        f"/staff/admin/privacy/erasures/{erasure_id}/close",
+        data={"close-csrf_token": token, "close-explanation": "Records must be kept 10 years."},
+    )
+    assert response.status_code == 302
+    with app.app_context():
+        erasure = db.session.get(ErasureRequest, erasure_id)
+        assert erasure.status == ErasureStatus.CLOSED
+        assert erasure.explanation == "Records must be kept 10 years."
+        raw = db.session.execute(
+            select(ErasureRequest.__table__.c.explanation.cast(db.String))
+        ).scalar_one()
+    [row] = _audit(app, "erasure_closed")
+    assert "10 years" not in json.dumps(row.details)
+    answer = [e for e in _emails(app, "rights_update") if "has answered" in e.body_text]
+    assert answer and "Records must be kept 10 years." in answer[0].body_text
+    assert raw.startswith("v1:") and "10 years" not in raw  # encrypted at rest
+
+
+def test_erasing_the_patient_answers_their_erasure_request(
+    app: Flask, client: FlaskClient, patient: dict
+) -> None:
+    from booking.privacy.services import erase_patient
+
+    _post(client, patient["url"], "erasure", confirm="y")
+    with app.app_context():
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        consultation.status = RequestStatus.CANCELLED
+        db.session.commit()
+        admin = make_staff("admin", "boss@example.com")
+        erase_patient(patient["reference"], patient["reference"], admin)
+        erasure = db.session.scalars(select(ErasureRequest)).one()
+        assert (erasure.status, erasure.request_id) == (ErasureStatus.ERASED, None)
+        assert erasure.reference == patient["reference"]
+        assert erasure.closed_by_id == admin.id
