@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, make_response, render_template, request
+from flask.globals import request_ctx
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -35,6 +36,10 @@ def end_sessions_before_responding(app: Flask) -> None:
 
     @app.after_request
     def _end_session(response: Response) -> Response:
+        if not _owns_app_context():
+            # Code that pushed the app context (a CLI command, a test) made this request
+            # inside it and still uses the session: its teardown ends the session, as before.
+            return response
         try:
             db.session.remove()
         except (OperationalError, InterfaceError) as error:
@@ -52,6 +57,14 @@ def end_sessions_before_responding(app: Flask) -> None:
             response = make_response(page, status)
             response.headers["Retry-After"] = "60"
         return response
+
+
+def _owns_app_context() -> bool:
+    """Whether this request pushed its own app context (as every request a server handles
+    does), so the session is the request's alone. Flask records, for the request context,
+    the app context it pushed (None when one was already there)."""
+    tokens = getattr(request_ctx._get_current_object(), "_cv_tokens", None)
+    return not tokens or tokens[-1][1] is not None
 
 
 def _discard_session() -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from booking.documents.scanning import SERVABLE, ScanStatus
+from booking.documents.storage import DocumentUpload, StoredFile, safe_display_name
 from booking.extensions import db, value_enum
 from booking.timeutil import UTCDateTime, now_utc
 
@@ -41,6 +42,24 @@ class StoredDocument:
     def stored_facts(self) -> dict[str, object]:
         """These columns' values, to make another row for the same stored file."""
         return {name: getattr(self, name) for name in STORED_FACTS}
+
+    @classmethod
+    def of_upload(
+        cls, upload: DocumentUpload, file: StoredFile, uploaded_at: datetime, **columns: object
+    ) -> Self:
+        """The row for ``upload`` once storage kept it as ``file`` (checked, scanned,
+        encrypted), with the row's own ``columns`` (its request or draft, ...)."""
+        return cls(
+            original_name=safe_display_name(upload.filename),
+            stored_name=file.stored_name,
+            content_type=file.content_type,
+            size_bytes=file.size_bytes,
+            sha256=file.sha256,
+            scan_status=file.scan_status,
+            description=upload.description,
+            uploaded_at=uploaded_at,
+            **columns,
+        )
 
 
 STORED_FACTS = (

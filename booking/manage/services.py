@@ -16,7 +16,7 @@ from flask_babel import lazy_ngettext
 
 from booking.audit.services import record
 from booking.documents.models import Document
-from booking.documents.storage import DocumentUpload, StoredFile, get_storage, safe_display_name
+from booking.documents.storage import DocumentUpload, StoredFile, get_storage
 from booking.extensions import db
 from booking.notifications.services import enqueue_delivery
 from booking.requests import emails
@@ -90,19 +90,7 @@ def add_documents(consultation: ConsultationRequest, uploads: list[DocumentUploa
             stored.append(storage.save(upload.stream, max_bytes))
         now = now_utc()
         for upload, file in zip(uploads, stored, strict=True):
-            db.session.add(
-                Document(
-                    request_id=consultation.id,
-                    original_name=safe_display_name(upload.filename),
-                    stored_name=file.stored_name,
-                    content_type=file.content_type,
-                    size_bytes=file.size_bytes,
-                    sha256=file.sha256,
-                    scan_status=file.scan_status,
-                    description=upload.description,
-                    uploaded_at=now,
-                )
-            )
+            db.session.add(Document.of_upload(upload, file, now, request_id=consultation.id))
         db.session.flush()
         record(
             "patient_added_documents",

@@ -17,7 +17,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from booking.audit.services import record
 from booking.documents.models import Document
-from booking.documents.storage import DocumentUpload, StoredFile, get_storage, safe_display_name
+from booking.documents.storage import DocumentUpload, StoredFile, get_storage
 from booking.extensions import db
 from booking.messages import emails
 from booking.messages.models import Message
@@ -157,17 +157,12 @@ def send_patient_message(
         message = _add(consultation, body, author=None)
         if upload is not None and stored is not None:
             db.session.add(
-                Document(
+                Document.of_upload(
+                    upload,
+                    stored,
+                    message.created_at,
                     request_id=consultation.id,
                     message_id=message.id,
-                    original_name=safe_display_name(upload.filename),
-                    stored_name=stored.stored_name,
-                    content_type=stored.content_type,
-                    size_bytes=stored.size_bytes,
-                    sha256=stored.sha256,
-                    scan_status=stored.scan_status,
-                    description=upload.description,
-                    uploaded_at=message.created_at,
                 )
             )
             db.session.flush()

@@ -19,7 +19,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from booking.audit.services import record
 from booking.documents.models import Document
-from booking.documents.storage import DocumentUpload, StoredFile, get_storage, safe_display_name
+from booking.documents.storage import DocumentUpload, StoredFile, get_storage
 from booking.extensions import db
 from booking.notifications.services import enqueue_delivery
 from booking.requests import emails, history, instruments, links, notice
@@ -149,16 +149,7 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
             RequestDiagnosis(code=code) for code in sorted(set(sub.answers["diagnoses"]))
         ]
         consultation.documents = [
-            Document(
-                original_name=safe_display_name(upload.filename),
-                stored_name=file.stored_name,
-                content_type=file.content_type,
-                size_bytes=file.size_bytes,
-                sha256=file.sha256,
-                scan_status=file.scan_status,
-                description=upload.description,
-                uploaded_at=now,
-            )
+            Document.of_upload(upload, file, now)
             for upload, file in zip(sub.documents, stored, strict=True)
         ] + [
             Document(**document.stored_facts())

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from booking.audit.services import record
 from booking.crypto import EncryptedText
 from booking.documents.models import Document
-from booking.documents.storage import DocumentUpload, StoredFile, get_storage, safe_display_name
+from booking.documents.storage import DocumentUpload, StoredFile, get_storage
 from booking.extensions import db
 from booking.notifications.services import enqueue_delivery
 from booking.requests import emails
@@ -376,17 +376,8 @@ def answer_ask(
         now = now_utc()
         for (code, upload), file in zip(files, stored, strict=True):
             db.session.add(
-                Document(
-                    request_id=consultation.id,
-                    original_name=safe_display_name(upload.filename),
-                    stored_name=file.stored_name,
-                    content_type=file.content_type,
-                    size_bytes=file.size_bytes,
-                    sha256=file.sha256,
-                    scan_status=file.scan_status,
-                    description=upload.description,
-                    uploaded_at=now,
-                    checklist_item=code,
+                Document.of_upload(
+                    upload, file, now, request_id=consultation.id, checklist_item=code
                 )
             )
         before = snapshot(consultation)

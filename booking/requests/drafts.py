@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -36,7 +37,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
 from booking.crypto import EncryptedText, text_digest
 from booking.documents.models import StoredDocument
-from booking.documents.storage import DocumentUpload, get_storage, safe_display_name
+from booking.documents.storage import DocumentUpload, get_storage
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.notifications.services import enqueue_delivery, queue_email
@@ -175,16 +176,8 @@ def add_document(draft: RequestDraft, upload: DocumentUpload) -> DraftDocument:
     stored = storage.save(upload.stream, max_bytes)
     now = now_utc()
     try:
-        document = DraftDocument(
-            original_name=safe_display_name(upload.filename),
-            stored_name=stored.stored_name,
-            content_type=stored.content_type,
-            size_bytes=stored.size_bytes,
-            sha256=stored.sha256,
-            scan_status=stored.scan_status,
-            description=(upload.description or "").strip()[:200] or None,
-            uploaded_at=now,
-        )
+        described = replace(upload, description=(upload.description or "").strip()[:200] or None)
+        document = DraftDocument.of_upload(described, stored, now)
         draft.documents.append(document)
         draft.updated_at = now
         draft.expires_at = _expiry(now)
