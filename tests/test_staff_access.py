@@ -27,6 +27,7 @@ from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.requests.events import RequestEvent
 from booking.requests.models import ConsultationRequest
+from booking.rights.models import ErasureRequest
 from booking.scheduling.models import Location, ScheduleException, WorkingHours
 from booking.staff.models import StaffUser
 from booking.timeutil import now_utc
@@ -103,6 +104,7 @@ KNOWN_VARIABLES = frozenset(
         "hours_id",
         "exception_id",
         "code",
+        "erasure_id",
     }
 )
 # Every form prefix of the record page, so an allowed post is judged by the view, not by CSRF.
@@ -161,6 +163,7 @@ def _variable_values(
         "hours_id": [clinic.hours],
         "exception_id": [clinic.exception],
         "code": ["referral_letter"],  # a checklist item (booking.requests.asks)
+        "erasure_id": [clinic.erasure],
     }
 
 
@@ -201,6 +204,7 @@ class Targets(Clinic):
     schedule_specialist: int
     hours: int
     exception: int
+    erasure: int
     own: dict[str, Any]
     other: dict[str, Any]
 
@@ -222,6 +226,17 @@ def clinic(app: Flask, clinic: Clinic) -> Targets:
         db.session.add(exception)
         db.session.commit()
         own, other = make_assigned_requests(clinic)
+        # A patient's request for erasure, waiting in the admins' queue (booking.rights).
+        erasure = ErasureRequest(
+            reference=other["reference"],
+            request_id=db.session.scalar(
+                select(ConsultationRequest.id).where(
+                    ConsultationRequest.reference == other["reference"]
+                )
+            ),
+        )
+        db.session.add(erasure)
+        db.session.commit()
         return Targets(
             **vars(clinic),
             emails={
@@ -233,6 +248,7 @@ def clinic(app: Flask, clinic: Clinic) -> Targets:
             schedule_specialist=okafor.id,
             hours=hours.id,
             exception=exception.id,
+            erasure=erasure.id,
             own=own,
             other=other,
         )
