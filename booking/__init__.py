@@ -217,6 +217,7 @@ def register_blueprints(app: Flask) -> None:
     from booking.health.views import bp as health_bp
     from booking.insights.views import bp as insights_bp
     from booking.manage.views import bp as manage_bp
+    from booking.outcomes.staff_views import bp as outcomes_staff_bp
     from booking.outcomes.views import bp as outcomes_bp
     from booking.patients.views import bp as patients_bp
     from booking.privacy.views import bp as privacy_bp
@@ -233,6 +234,7 @@ def register_blueprints(app: Flask) -> None:
         privacy_bp,
         manage_bp,
         outcomes_bp,
+        outcomes_staff_bp,
         health_bp,
     ):
         app.register_blueprint(blueprint)

@@ -45,6 +45,8 @@ STAFF_ONLY = (
     "booking/templates/messages/_staff_thread", "booking/templates/messages/_timeline_entry",
     "booking/templates/email/message_waiting_staff",
     "booking/feedback/", "booking/templates/email/page_feedback_staff",
+    "booking/outcomes/staff_views.py", "booking/outcomes/progress.py", "booking/outcomes/chart.py",
+    "booking/outcomes/results.py", "booking/templates/outcomes/staff/",
 )  # fmt: skip
 EMERGENCY = {"en": "Is it an emergency?", "es": "¿Es una urgencia?"}
 

@@ -179,8 +179,9 @@ def test_the_queue_and_record_are_a_handful_of_queries(
         # likewise +1 for the two-factor rule, +1 for the patient's working private links,
         # +2 for the requests for information and the clinic's checklist, +1 for the message
         # thread (its documents only when it has messages), +1 for the access monitor's count
-        # of the records this account opened in the hour (booking.rights.monitoring)
-        (f"/staff/requests/{clinic.newest}", 16),
+        # of the records this account opened in the hour (booking.rights.monitoring), +1 for
+        # the follow-up's plan, time points and thresholds (one statement: booking.outcomes)
+        (f"/staff/requests/{clinic.newest}", 17),
         # The agenda: the appointments, the weekly hours, the time off and extra hours, the
         # specialists and the locations, plus the account and the two-factor rule.
         (f"/staff/calendar?date={first_day(clinic)}", 8),

@@ -71,6 +71,10 @@ ACCESS: dict[str, Access] = {
     "dashboard.send_new_link": MANAGERS,
     "dashboard.resend_emails": MANAGERS,
     "insights.view": MANAGERS,
+    "dashboard.mark_deceased": MANAGERS,
+    "outcomes_staff.results": MANAGERS,
+    "outcomes_staff.export_csv": MANAGERS,
+    "outcomes_staff.settings": ADMIN_ONLY,
     "dashboard.home": EVERY_ROLE,
     "dashboard.queue": EVERY_ROLE,
     "calendar.view": EVERY_ROLE,
@@ -118,6 +122,7 @@ FORM_PREFIXES = (
     "ask-",
     "withdraw-",
     "reviewed-",
+    "deceased-",
 )
 
 

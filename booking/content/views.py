@@ -23,6 +23,7 @@ from booking.content.forms import PageFeedbackForm
 from booking.content.reviews import REVIEWS
 from booking.extensions import limiter
 from booking.feedback.services import submit_feedback
+from booking.outcomes.results import public_figure
 from booking.urlargs import public_url
 
 bp = Blueprint("content", __name__)
@@ -46,6 +47,8 @@ def _render(slug: str, form: PageFeedbackForm | None = None) -> str:
         author=current_app.config["CONTENT_AUTHOR"],
         reviewer=current_app.config["CONTENT_REVIEWER"],
         feedback_form=form or PageFeedbackForm(formdata=None),
+        # The clinic's own results, when an admin switched them on (booking.outcomes.results).
+        public_figure=public_figure() if slug == "treatments" else None,
     )
 
 

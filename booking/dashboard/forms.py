@@ -10,6 +10,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import MultiDict
 from wtforms import (
+    BooleanField,
     DateField,
     EmailField,
     SelectField,
@@ -108,6 +109,16 @@ class CompleteForm(BaseForm):
         _l("Procedure date"),
         validators=[Optional()],
         description=_l("If a procedure is planned: follow-ups count from it."),
+    )
+
+
+class DeceasedForm(BaseForm):
+    """Marking the patient deceased: the box is the confirmation step (it cannot be undone
+    from the page, and it ends every follow-up invitation)."""
+
+    confirm = BooleanField(
+        _l("I have checked that this patient has died"),
+        validators=[DataRequired(_l("Please tick the box to confirm."))],
     )
 
 

@@ -20,6 +20,7 @@ from booking.dashboard.forms import (
     CallbackForm,
     CloseForm,
     CompleteForm,
+    DeceasedForm,
     NoteForm,
     ResendForm,
     SlotForm,
@@ -31,7 +32,9 @@ from booking.documents.storage import get_storage
 from booking.extensions import db, talisman
 from booking.messages import services as messages
 from booking.messages.forms import StaffMessageForm
+from booking.outcomes import services as outcomes
 from booking.outcomes.models import Plan
+from booking.outcomes.progress import load_progress
 from booking.requests import asks, emails, followup, history, instruments
 from booking.requests.calls import CallbackAttempt, CallOutcome
 from booking.requests.lifecycle import WorkflowError
@@ -158,6 +161,7 @@ def _render_record(consultation: ConsultationRequest, status: int = 200, **forms
     items = asks.checklist()
     forms.setdefault("ask_form", AskForm(prefix="ask", items=items))
     forms.setdefault("message_form", StaffMessageForm(prefix="msg"))
+    forms.setdefault("deceased_form", DeceasedForm(prefix="deceased"))
     if "thread" not in forms:
         forms["thread"] = messages.load_thread(consultation, for_staff=True)
     h = consultation.history
@@ -186,6 +190,7 @@ def _render_record(consultation: ConsultationRequest, status: int = 200, **forms
         asks=asked,
         checklist=asks.checklist_rows(consultation, asked, items),
         scan_labels=SCAN_LABELS,
+        progress=load_progress(consultation, now_utc()),
         **forms,
     ), status
 
@@ -445,6 +450,25 @@ def resend_emails(reference: str) -> Response | tuple[str, int]:
         "success",
     )
     return redirect(url_for(".record", reference=reference) + "#timeline")
+
+
+@bp.post("/requests/<reference>/deceased")
+@roles_required(StaffRole.ADMIN, StaffRole.COORDINATOR)
+def mark_deceased(reference: str) -> Response | tuple[str, int]:
+    """The patient died: no follow-up questionnaire is sent again. The ticked box is the
+    confirmation step."""
+    consultation = _load_visible(reference)
+    form = DeceasedForm(prefix="deceased")
+    if not form.validate_on_submit():
+        return _render_record(consultation, 422, deceased_form=form)
+    try:
+        outcomes.mark_deceased(consultation, current_user)
+    except WorkflowError as exc:
+        db.session.rollback()
+        flash(str(exc), "danger")
+    else:
+        flash(_("Marked deceased: no further follow-up questionnaire will be sent."), "success")
+    return redirect(url_for(".record", reference=reference) + "#followup")
 
 
 @bp.post("/requests/<reference>/<action>")

@@ -54,6 +54,11 @@ def settings() -> OutcomeSettings:
     saved = db.session.get(OutcomeSettings, 1)
     if saved is not None:
         return saved
+    return default_settings()
+
+
+def default_settings() -> OutcomeSettings:
+    """The published defaults, not added to the session."""
     return OutcomeSettings(
         id=1,
         schedule=list(DEFAULT_SCHEDULE),
@@ -366,7 +371,12 @@ def stop_followups(follow_up: FollowUp) -> None:
 
 
 def mark_deceased(consultation: ConsultationRequest, actor: StaffUser) -> None:
-    """Record that the patient died: no follow-up is ever sent to them again. Audited."""
+    """Record that the patient died: no follow-up is ever sent to them again. Only a
+    coordinator or an administrator may; audited."""
+    if not actor.works_every_request:
+        raise WorkflowError(
+            _("Only a coordinator or an administrator can mark a patient deceased.")
+        )
     check_may_work(consultation, actor)
     patient = db.session.get_one(Patient, consultation.patient_id)
     if patient.deceased_at is not None:

@@ -1,0 +1,299 @@
+"""Each patient's progress, for staff: the baseline (the intake answers) and every follow-up
+time point side by side, each measure's change against the clinic's thresholds, and the
+same numbers as a chart (the table is the chart's text alternative).
+
+One query whatever the number of follow-ups: the plan, its time points and the clinic's
+settings come in one statement (the settings by an outer join on their single row).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask_babel import gettext as _
+from markupsafe import Markup
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
+
+from booking.extensions import db
+from booking.outcomes import chart
+from booking.outcomes import measures as m
+from booking.outcomes.labels import (
+    CHANGE_LABELS,
+    GPE_CHOICES,
+    PLAN_GROUP_LABELS,
+    PLAN_LABELS,
+    SATISFACTION_CHOICES,
+    point_label,
+)
+from booking.outcomes.models import PLAN_GROUP, FollowUp, OutcomeSettings, TreatmentPlan
+from booking.outcomes.services import default_settings
+from booking.requests import instruments
+from booking.requests.models import ConsultationRequest, MedicalHistory
+
+# Where each default threshold comes from, named on the page.
+SOURCES = {
+    "odi": m.OSTELO_2008,
+    "pain": m.OSTELO_2008,
+    "ndi": m.CARREON_2010,
+}
+
+
+@dataclass(frozen=True)
+class Measure:
+    code: str  # "odi", "ndi", or a pain column ("back_pain_now")
+    label: str
+    kind: str  # "odi", "ndi" or "pain": which threshold applies
+    scale_max: float  # 100 (per cent) or 10
+
+
+@dataclass(frozen=True)
+class Cell:
+    value: float | None
+    text: str  # as shown: "42.0" (per cent), "6" (pain); "" when not answered
+    change: str | None  # "improved" / "unchanged" / "worse" against the baseline; None: no pair
+    change_label: str
+
+
+@dataclass(frozen=True)
+class Row:
+    measure: Measure
+    baseline: float | None
+    baseline_text: str
+    cells: list[Cell]
+
+
+@dataclass(frozen=True)
+class Column:
+    point: str
+    label: str  # "6 weeks"
+    due_at: datetime
+    answered_at: datetime | None
+    state: str  # "answered", "waiting" (sent, unanswered), "unanswered", "missed"
+
+
+@dataclass(frozen=True)
+class ThresholdNote:
+    label: str
+    text: str  # the clinic's threshold, in words
+    default_text: str
+    source: str
+    is_default: bool
+
+
+@dataclass(frozen=True)
+class Progress:
+    plan: TreatmentPlan
+    plan_label: str
+    plan_group_label: str
+    columns: list[Column]
+    rows: list[Row]
+    answers: list[tuple[str, list[str]]]  # GPE and satisfaction: (question, one per column)
+    thresholds: list[ThresholdNote]
+    charts: list[tuple[str, Markup]]  # (id, svg)
+    stopped_at: datetime | None
+
+
+def thresholds(saved: OutcomeSettings) -> dict[str, m.Threshold]:
+    """The clinic's threshold for each kind of measure. The NDI's published threshold is in
+    points only (Carreon 2010); the ODI's and the pain scales' also as a share of the
+    baseline (Ostelo 2008)."""
+    return {
+        "odi": m.Threshold(saved.odi_points, saved.relative_percent),
+        "ndi": m.Threshold(saved.ndi_points, None),
+        "pain": m.Threshold(saved.pain_points, saved.relative_percent),
+    }
+
+
+def measures_for(region: str | None) -> list[Measure]:
+    """The measures a patient with this main problem was asked, in the page's order."""
+    found = [
+        Measure(instrument.code, str(instrument.name), instrument.code, 100.0)
+        for instrument in instruments.instruments_for(region)
+    ]
+    for area in instruments.REGION_PAIN_AREAS[region or "lower_back"]:
+        found.append(Measure(area.now_name, _("%(area)s now", area=area.name), "pain", 10))
+        found.append(Measure(area.worst_name, _("%(area)s at worst", area=area.name), "pain", 10))
+    return found
+
+
+def _value(source: MedicalHistory | FollowUp, measure: Measure) -> float | None:
+    name = f"{measure.code}_percent" if measure.kind in ("odi", "ndi") else measure.code
+    value = getattr(source, name)
+    return None if value is None else float(value)
+
+
+def load_progress(consultation: ConsultationRequest, now: datetime) -> Progress | None:
+    """The request's progress, or None when no plan was recorded (not completed, or an
+    emergency call-back without a history)."""
+    history = consultation.history
+    if history is None:
+        return None
+    rows = db.session.execute(
+        select(TreatmentPlan, FollowUp, OutcomeSettings)
+        .outerjoin(FollowUp, FollowUp.request_id == TreatmentPlan.request_id)
+        .outerjoin(OutcomeSettings, OutcomeSettings.id == 1)
+        .where(TreatmentPlan.request_id == consultation.id)
+        .options(joinedload(TreatmentPlan.decided_by))
+        .order_by(FollowUp.due_at)
+    ).all()
+    if not rows:
+        return None
+    plan = rows[0][0]
+    saved = rows[0][2] or default_settings()
+    follow_ups = [row[1] for row in rows if row[1] is not None]
+    limits = thresholds(saved)
+    columns = [_column(follow_up, now) for follow_up in follow_ups]
+    table = []
+    for measure in measures_for(history.spine_region):
+        baseline = _value(history, measure)
+        cells = []
+        for follow_up in follow_ups:
+            value = _value(follow_up, measure) if follow_up.answered_at else None
+            change = m.classify(baseline, value, limits[measure.kind])
+            label = str(CHANGE_LABELS[change]) if change else ""
+            cells.append(Cell(value, _shown(value, measure), change, label))
+        table.append(Row(measure, baseline, _shown(baseline, measure), cells))
+    gpe_words = dict(GPE_CHOICES)
+    satisfaction_words = dict(SATISFACTION_CHOICES)
+    answers = [
+        (
+            _("Global Perceived Effect"),
+            [str(gpe_words[str(f.gpe)]) if f.gpe else "" for f in follow_ups],
+        ),
+        (
+            _("Satisfaction with the care"),
+            [
+                str(satisfaction_words[str(f.satisfaction)]) if f.satisfaction else ""
+                for f in follow_ups
+            ],
+        ),
+    ]
+    return Progress(
+        plan=plan,
+        plan_label=str(dict(PLAN_LABELS)[plan.plan.value]),
+        plan_group_label=str(PLAN_GROUP_LABELS[PLAN_GROUP[plan.plan].value]),
+        columns=columns,
+        rows=table,
+        answers=answers,
+        thresholds=threshold_notes(saved),
+        charts=_charts(table, columns),
+        stopped_at=plan.followups_stopped_at,
+    )
+
+
+def _shown(value: float | None, measure: Measure) -> str:
+    if value is None:
+        return ""
+    return f"{value:.1f}" if measure.kind in ("odi", "ndi") else f"{value:.0f}"
+
+
+def _column(follow_up: FollowUp, now: datetime) -> Column:
+    if follow_up.answered_at is not None:
+        state = "answered"
+    elif follow_up.sent_at is None:
+        state = "missed"
+    elif follow_up.expires_at is not None and now < follow_up.expires_at:
+        state = "waiting"
+    else:
+        state = "unanswered"
+    return Column(
+        follow_up.point,
+        point_label(follow_up.point),
+        follow_up.due_at,
+        follow_up.answered_at,
+        state,
+    )
+
+
+def _points(value: float) -> str:
+    return f"{value:g}"
+
+
+def threshold_notes(saved: OutcomeSettings) -> list[ThresholdNote]:
+    """Each threshold in words, with the published default and its source."""
+    relative = _points(saved.relative_percent)
+    return [
+        ThresholdNote(
+            _("Oswestry Disability Index"),
+            _(
+                "%(points)s points, or %(percent)s %% of the baseline",
+                points=_points(saved.odi_points),
+                percent=relative,
+            ),
+            _(
+                "%(points)s points, or %(percent)s %% of the baseline",
+                points=_points(m.DEFAULT_ODI_POINTS),
+                percent=_points(m.DEFAULT_RELATIVE_PERCENT),
+            ),
+            SOURCES["odi"],
+            saved.odi_points == m.DEFAULT_ODI_POINTS
+            and saved.relative_percent == m.DEFAULT_RELATIVE_PERCENT,
+        ),
+        ThresholdNote(
+            _("Neck Disability Index"),
+            _("%(points)s points", points=_points(saved.ndi_points)),
+            _("%(points)s points", points=_points(m.DEFAULT_NDI_POINTS)),
+            SOURCES["ndi"],
+            saved.ndi_points == m.DEFAULT_NDI_POINTS,
+        ),
+        ThresholdNote(
+            _("Pain scales (0-10)"),
+            _(
+                "%(points)s points, or %(percent)s %% of the baseline",
+                points=_points(saved.pain_points),
+                percent=relative,
+            ),
+            _(
+                "%(points)s points, or %(percent)s %% of the baseline",
+                points=_points(m.DEFAULT_PAIN_POINTS),
+                percent=_points(m.DEFAULT_RELATIVE_PERCENT),
+            ),
+            SOURCES["pain"],
+            saved.pain_points == m.DEFAULT_PAIN_POINTS
+            and saved.relative_percent == m.DEFAULT_RELATIVE_PERCENT,
+        ),
+    ]
+
+
+def _charts(table: list[Row], columns: list[Column]) -> list[tuple[str, Markup]]:
+    """A chart of the disability indexes (0-100) and one of the pain scales right now (0-10),
+    over the baseline and the answered time points; none before the first answer."""
+    answered = [i for i, column in enumerate(columns) if column.state == "answered"]
+    if not answered:
+        return []
+    x_labels = [_("Baseline"), *(columns[i].label for i in answered)]
+    drawn = []
+    for chart_id, title, kinds, y_max, step in (
+        ("progress-disability", _("Disability index (0-100 %)"), ("odi", "ndi"), 100, 20),
+        ("progress-pain", _("Pain right now (0-10)"), ("pain",), 10, 2),
+    ):
+        lines = [
+            chart.Series(row.measure.label, [row.baseline, *(row.cells[i].value for i in answered)])
+            for row in table
+            if row.measure.kind in kinds and not row.measure.code.endswith("_worst")
+        ]
+        if not lines:
+            continue
+        description = str(
+            _(
+                "Lower is better. From the baseline at the request to the last answered "
+                "follow-up; the table gives every value."
+            )
+        )
+        drawn.append(
+            (
+                chart_id,
+                chart.line_chart(
+                    lines,
+                    x_labels,
+                    chart_id=chart_id,
+                    title=title,
+                    description=description,
+                    y_max=y_max,
+                    y_step=step,
+                ),
+            )
+        )
+    return drawn

@@ -1,0 +1,470 @@
+"""The clinic's results: the response rate per time point, the share of patients improved
+beyond the threshold by plan, diagnosis and specialist (each with its 95 % Wilson interval,
+groups under ``MIN_GROUP`` suppressed), the public figure on the treatments page (computed by
+the same code), and the pseudonymised registry export.
+
+Who counts: requests completed with a plan whose treatment started (the procedure date, else
+the consultation) in the period, and that answered the chosen time point. "Improved" is judged
+on the disability index the patient's main problem was asked (the ODI for the lower back and
+for both regions, the NDI for the neck), against the clinic's threshold; a patient without a
+score at the baseline or at the time point is not counted ("not scored").
+
+A fixed number of queries whatever the number of patients: the settings, the answered time
+points with their baseline, the diagnoses of the same requests, the specialists' names, and
+the response counts grouped by time point.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from booking.audit.services import record
+from booking.extensions import db
+from booking.outcomes import measures as m
+from booking.outcomes.labels import PLAN_GROUP_LABELS, PLAN_LABELS, point_label
+from booking.outcomes.models import (
+    PAIN_COLUMNS,
+    PLAN_GROUP,
+    FollowUp,
+    OutcomeSettings,
+    Plan,
+    PlanGroup,
+    RegistryCode,
+    TreatmentPlan,
+)
+from booking.outcomes.progress import thresholds
+from booking.outcomes.schedule import add_months, parse_point
+from booking.outcomes.services import settings
+from booking.requests import history as intake
+from booking.requests import instruments
+from booking.requests.models import (
+    ConsultationRequest,
+    MedicalHistory,
+    Patient,
+    RequestDiagnosis,
+    RequestStatus,
+)
+from booking.staff.models import StaffUser
+from booking.timeutil import clinic_today, to_clinic_tz
+
+MIN_GROUP = 10  # smaller groups are not shown
+PUBLIC_MIN = 30  # the public sentence needs at least this many patients
+PERIOD_MONTHS = (12, 24, 60)
+DEFAULT_MONTHS = 12
+PUBLIC_MONTHS = 12
+PUBLIC_POINT = "3m"
+
+
+def period_months(value: str | None) -> int:
+    try:
+        months = int(value or "")
+    except ValueError:
+        return DEFAULT_MONTHS
+    return months if months in PERIOD_MONTHS else DEFAULT_MONTHS
+
+
+@dataclass(frozen=True)
+class PatientOutcome:
+    """One request's answer at the time point, judged on its main disability index."""
+
+    request_id: int
+    plan: Plan
+    specialist_id: int | None
+    instrument: str  # "odi" / "ndi"
+    change: str | None  # None: not scored
+    diagnoses: tuple[str, ...]
+
+    @property
+    def improved(self) -> bool:
+        return self.change == m.IMPROVED
+
+
+@dataclass(frozen=True)
+class GroupShare:
+    key: str
+    label: str
+    share: m.Share | None  # None: suppressed (fewer than MIN_GROUP patients)
+
+    @property
+    def suppressed(self) -> bool:
+        return self.share is None
+
+
+@dataclass(frozen=True)
+class PointResponse:
+    point: str
+    label: str
+    share: m.Share | None  # answered of sent; None: none sent yet
+
+
+@dataclass(frozen=True)
+class Results:
+    months: int
+    since: date
+    point: str
+    point_label: str
+    points: list[str]
+    responses: list[PointResponse]
+    scored: int
+    not_scored: int
+    overall: GroupShare
+    by_plan_group: list[GroupShare]
+    by_plan: list[GroupShare]
+    by_diagnosis: list[GroupShare]
+    by_specialist: list[GroupShare]
+
+
+def since_for(months: int, today: date | None = None) -> date:
+    return add_months(today or clinic_today(), -months)
+
+
+def _start():
+    return func.coalesce(TreatmentPlan.procedure_date, TreatmentPlan.consulted_on)
+
+
+def _cohort(since: date):
+    """The plans counted: completed requests whose treatment started on or after ``since``."""
+    return (
+        select(TreatmentPlan.request_id)
+        .join(ConsultationRequest, ConsultationRequest.id == TreatmentPlan.request_id)
+        .where(ConsultationRequest.status == RequestStatus.COMPLETED, _start() >= since)
+    )
+
+
+def main_instrument(region: str | None) -> instruments.Instrument:
+    """The disability index "improved" is judged on: the first the region was asked."""
+    return instruments.instruments_for(region)[0]
+
+
+def patient_outcomes(point: str, since: date, saved: OutcomeSettings) -> list[PatientOutcome]:
+    """Every answer at ``point`` of the plans started since ``since`` (two queries)."""
+    limits = thresholds(saved)
+    rows = db.session.execute(
+        select(
+            TreatmentPlan.request_id,
+            TreatmentPlan.plan,
+            ConsultationRequest.assigned_specialist_id,
+            MedicalHistory.spine_region,
+            MedicalHistory.odi_percent,
+            MedicalHistory.ndi_percent,
+            FollowUp.odi_percent,
+            FollowUp.ndi_percent,
+        )
+        .join(FollowUp, FollowUp.request_id == TreatmentPlan.request_id)
+        .join(ConsultationRequest, ConsultationRequest.id == TreatmentPlan.request_id)
+        .join(MedicalHistory, MedicalHistory.request_id == TreatmentPlan.request_id)
+        .where(
+            ConsultationRequest.status == RequestStatus.COMPLETED,
+            _start() >= since,
+            FollowUp.point == point,
+            FollowUp.answered_at.is_not(None),
+        )
+    ).all()
+    diagnoses: dict[int, list[str]] = {}
+    if rows:
+        answered = (
+            select(FollowUp.request_id)
+            .where(
+                FollowUp.point == point,
+                FollowUp.answered_at.is_not(None),
+                FollowUp.request_id.in_(_cohort(since)),
+            )
+            .scalar_subquery()
+        )
+        for request_id, code in db.session.execute(
+            select(RequestDiagnosis.request_id, RequestDiagnosis.code).where(
+                RequestDiagnosis.request_id.in_(answered)
+            )
+        ):
+            diagnoses.setdefault(request_id, []).append(code)
+    found = []
+    for request_id, plan, specialist_id, region, odi0, ndi0, odi1, ndi1 in rows:
+        instrument = main_instrument(region).code
+        baseline, value = (odi0, odi1) if instrument == "odi" else (ndi0, ndi1)
+        found.append(
+            PatientOutcome(
+                request_id=request_id,
+                plan=Plan(plan),
+                specialist_id=specialist_id,
+                instrument=instrument,
+                change=m.classify(baseline, value, limits[instrument]),
+                diagnoses=tuple(sorted(diagnoses.get(request_id, []))),
+            )
+        )
+    return found
+
+
+def group_shares(
+    outcomes: Iterable[PatientOutcome],
+    keys: Callable[[PatientOutcome], Iterable[str]],
+    labels: dict[str, str],
+    order: list[str] | None = None,
+) -> list[GroupShare]:
+    """The share improved in each group (a patient may be in several, e.g. two diagnoses);
+    groups under ``MIN_GROUP`` are suppressed, never shown as zero. Only scored patients
+    count."""
+    counts: dict[str, list[int]] = {}
+    for outcome in outcomes:
+        if outcome.change is None:
+            continue
+        for key in keys(outcome):
+            tally = counts.setdefault(key, [0, 0])
+            tally[0] += outcome.improved
+            tally[1] += 1
+    ordered = order or sorted(counts, key=lambda key: (-counts[key][1], labels.get(key, key)))
+    return [
+        GroupShare(key, labels.get(key, key), _share(*counts[key]))
+        for key in ordered
+        if key in counts
+    ]
+
+
+def _share(improved: int, total: int) -> m.Share | None:
+    return m.wilson(improved, total) if total >= MIN_GROUP else None
+
+
+def responses(since: date, points: list[str]) -> list[PointResponse]:
+    """Answered of sent, per time point (a time point missed while the worker was down was
+    never sent and is not counted)."""
+    counted = {
+        point: (sent, answered)
+        for point, sent, answered in db.session.execute(
+            select(FollowUp.point, func.count(FollowUp.sent_at), func.count(FollowUp.answered_at))
+            .where(FollowUp.sent_at.is_not(None), FollowUp.request_id.in_(_cohort(since)))
+            .group_by(FollowUp.point)
+        ).tuples()
+    }
+    shown = points + sorted(
+        (p for p in counted if p not in points), key=lambda p: parse_point(p).days_hint
+    )
+    found = []
+    for point in shown:
+        sent, answered = counted.get(point, (0, 0))
+        found.append(
+            PointResponse(point, point_label(point), m.wilson(answered, sent) if sent else None)
+        )
+    return found
+
+
+def clinic_results(months: int, point: str | None = None) -> Results:
+    saved = settings()
+    points = list(saved.schedule)
+    if point not in points:
+        point = PUBLIC_POINT if PUBLIC_POINT in points else points[0]
+    since = since_for(months)
+    outcomes = patient_outcomes(point, since, saved)
+    specialist_ids = {o.specialist_id for o in outcomes if o.specialist_id is not None}
+    names = (
+        dict(
+            db.session.execute(
+                select(StaffUser.id, StaffUser.full_name).where(StaffUser.id.in_(specialist_ids))
+            )
+            .tuples()
+            .all()
+        )
+        if specialist_ids
+        else {}
+    )
+    specialist_labels = {str(key): name for key, name in names.items()}
+    specialist_labels["none"] = "No specialist assigned"
+    diagnosis_labels = {code: str(label) for code, label in intake.DIAGNOSES}
+    diagnosis_labels["none"] = "No diagnosis named"
+    scored = [o for o in outcomes if o.change is not None]
+    return Results(
+        months=months,
+        since=since,
+        point=point,
+        point_label=point_label(point),
+        points=points,
+        responses=responses(since, points),
+        scored=len(scored),
+        not_scored=len(outcomes) - len(scored),
+        overall=group_shares(outcomes, lambda o: ["all"], {"all": "All patients"})[0]
+        if scored
+        else GroupShare("all", "All patients", None),
+        by_plan_group=group_shares(
+            outcomes,
+            lambda o: [PLAN_GROUP[o.plan].value],
+            {key: str(label) for key, label in PLAN_GROUP_LABELS.items()},
+            [group.value for group in PlanGroup],
+        ),
+        by_plan=group_shares(
+            outcomes,
+            lambda o: [o.plan.value],
+            {key: str(label) for key, label in PLAN_LABELS},
+            [plan.value for plan in Plan],
+        ),
+        by_diagnosis=group_shares(outcomes, lambda o: o.diagnoses or ("none",), diagnosis_labels),
+        by_specialist=group_shares(
+            outcomes,
+            lambda o: [str(o.specialist_id) if o.specialist_id else "none"],
+            specialist_labels,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class PublicFigure:
+    total: int
+    percent: int  # whole per cent
+    point_label: str
+
+
+def public_figure() -> PublicFigure | None:
+    """The treatments page's sentence: minimally invasive surgery in the last 12 months at 3
+    months (or the schedule's first time point), only when an admin switched it on and at
+    least ``PUBLIC_MIN`` patients were scored; the same code as the outcomes page."""
+    saved = settings()
+    if not saved.public_figures or not saved.schedule:
+        return None
+    points = list(saved.schedule)
+    point = PUBLIC_POINT if PUBLIC_POINT in points else points[0]
+    outcomes = patient_outcomes(point, since_for(PUBLIC_MONTHS), saved)
+    group = PlanGroup.MINIMALLY_INVASIVE.value
+    shares = group_shares(outcomes, lambda o: [PLAN_GROUP[o.plan].value], {}, [group])
+    if not shares or shares[0].share is None or shares[0].share.total < PUBLIC_MIN:
+        return None
+    share = shares[0].share
+    return PublicFigure(share.total, round(share.percent), point_label(point))
+
+
+# ---- the registry export ------------------------------------------------------------------
+
+REGISTRY_COLUMNS = [
+    "registry_code", "time_point", "plan", "plan_group", "spine_region", "diagnoses",
+    "age_at_start", "start_month", "answered_month",
+    "odi_baseline", "odi", "odi_change", "ndi_baseline", "ndi", "ndi_change",
+    *(f"{name}_baseline" for name in PAIN_COLUMNS), *PAIN_COLUMNS,
+    "gpe", "satisfaction",
+]  # fmt: skip
+
+
+def _new_code() -> str:
+    return secrets.token_hex(6).upper()  # 48 random bits: no pattern, no order
+
+
+def registry_codes(patient_ids: set[int]) -> dict[int, str]:
+    """Each patient's registry code, made the first time and kept (flushes only)."""
+    if not patient_ids:
+        return {}
+    codes = dict(
+        db.session.execute(
+            select(RegistryCode.patient_id, RegistryCode.code).where(
+                RegistryCode.patient_id.in_(patient_ids)
+            )
+        )
+        .tuples()
+        .all()
+    )
+    for patient_id in sorted(patient_ids - codes.keys()):
+        code = _new_code()
+        db.session.add(RegistryCode(patient_id=patient_id, code=code))
+        codes[patient_id] = code
+    db.session.flush()
+    return codes
+
+
+def _age(born: date | None, on: date) -> int | None:
+    if born is None:
+        return None
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def export_registry(months: int, actor: StaffUser) -> str:
+    """The answered follow-ups of the period as CSV for a registry: a random code per patient
+    (stored once, the same in every export), codes and numbers only, no name, contact, date
+    of birth or free text. Audited. A concurrent export making the same patient's code first
+    is retried once."""
+    for attempt in (1, 2):
+        try:
+            body, count = _registry_csv(months)
+            record(
+                "outcomes_exported",
+                target_type="outcomes",
+                actor=actor,
+                details={"months": months, "rows": count},
+            )
+            db.session.commit()
+            return body
+        except IntegrityError:
+            db.session.rollback()
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _registry_csv(months: int) -> tuple[str, int]:
+    saved = settings()
+    limits = thresholds(saved)
+    since = since_for(months)
+    rows = db.session.execute(
+        select(TreatmentPlan, FollowUp, MedicalHistory, Patient.id, Patient.date_of_birth)
+        .join(FollowUp, FollowUp.request_id == TreatmentPlan.request_id)
+        .join(ConsultationRequest, ConsultationRequest.id == TreatmentPlan.request_id)
+        .join(MedicalHistory, MedicalHistory.request_id == TreatmentPlan.request_id)
+        .join(Patient, Patient.id == ConsultationRequest.patient_id)
+        .where(
+            ConsultationRequest.status == RequestStatus.COMPLETED,
+            _start() >= since,
+            FollowUp.answered_at.is_not(None),
+        )
+        .order_by(TreatmentPlan.request_id, FollowUp.due_at)
+    ).all()
+    diagnoses: dict[int, list[str]] = {}
+    for request_id, code in db.session.execute(
+        select(RequestDiagnosis.request_id, RequestDiagnosis.code).where(
+            RequestDiagnosis.request_id.in_(_cohort(since))
+        )
+    ):
+        diagnoses.setdefault(request_id, []).append(code)
+    codes = registry_codes({row[3] for row in rows})
+    out = io.StringIO()
+    out.write("\ufeff")  # a byte-order mark, as the dashboard's export: Excel reads UTF-8
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(REGISTRY_COLUMNS)
+    for plan, follow_up, baseline, patient_id, born in rows:
+        start = plan.procedure_date or plan.consulted_on
+        changes = {
+            code: m.classify(
+                getattr(baseline, f"{code}_percent"),
+                getattr(follow_up, f"{code}_percent"),
+                limits[code],
+            )
+            for code in ("odi", "ndi")
+        }
+        writer.writerow(
+            [
+                codes[patient_id],
+                follow_up.point,
+                plan.plan.value,
+                PLAN_GROUP[plan.plan].value,
+                baseline.spine_region or "",
+                ";".join(sorted(diagnoses.get(plan.request_id, []))),
+                _number(_age(born, start)),
+                start.strftime("%Y-%m"),
+                to_clinic_tz(follow_up.answered_at).strftime("%Y-%m"),
+                _number(baseline.odi_percent),
+                _number(follow_up.odi_percent),
+                changes["odi"] or "",
+                _number(baseline.ndi_percent),
+                _number(follow_up.ndi_percent),
+                changes["ndi"] or "",
+                *(_number(getattr(baseline, name)) for name in PAIN_COLUMNS),
+                *(_number(getattr(follow_up, name)) for name in PAIN_COLUMNS),
+                _number(follow_up.gpe),
+                _number(follow_up.satisfaction),
+            ]
+        )
+    return out.getvalue(), len(rows)
+
+
+def _number(value: float | int | None) -> str:
+    return "" if value is None else f"{value:g}"

@@ -1,0 +1,88 @@
+"""The clinic's outcome pages for staff: the results (coordinators and admins), the registry
+export, and the settings (admins). Staff pages are in English (the patient's follow-up pages
+are in ``views``)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from booking.outcomes import results as results_service
+from booking.outcomes import services
+from booking.outcomes.forms import OutcomeSettingsForm
+from booking.outcomes.labels import point_label
+from booking.outcomes.progress import threshold_notes
+from booking.requests.lifecycle import WorkflowError
+from booking.staff.auth import roles_required
+from booking.staff.models import StaffRole
+from booking.timeutil import clinic_today
+
+bp = Blueprint("outcomes_staff", __name__, url_prefix="/staff/outcomes")
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@roles_required(StaffRole.ADMIN)
+def settings() -> Response | tuple[str, int]:
+    """The follow-up schedule, the change thresholds and the public figures' switch."""
+    current = services.settings()
+    form = OutcomeSettingsForm()
+    if request.method == "GET":
+        form.schedule.data = ", ".join(current.schedule)
+        form.odi_points.data = current.odi_points
+        form.ndi_points.data = current.ndi_points
+        form.pain_points.data = current.pain_points
+        form.relative_percent.data = current.relative_percent
+        form.public_figures.data = current.public_figures
+    elif form.validate_on_submit():
+        change = services.SettingsChange(
+            schedule=form.schedule.parsed,
+            odi_points=float(form.odi_points.data),
+            ndi_points=float(form.ndi_points.data),
+            pain_points=float(form.pain_points.data),
+            relative_percent=float(form.relative_percent.data),
+            public_figures=bool(form.public_figures.data),
+        )
+        try:
+            services.save_settings(change, current_user)
+        except WorkflowError as exc:
+            form.form_errors.append(str(exc))
+        else:
+            flash(_("Outcome settings saved."), "success")
+            return redirect(url_for(".settings"))
+    page = render_template(
+        "outcomes/staff/settings.html", form=form, notes=threshold_notes(current)
+    )
+    return page, 422 if form.errors or form.form_errors else 200
+
+
+@bp.get("")
+@roles_required(StaffRole.ADMIN, StaffRole.COORDINATOR)
+def results() -> str:
+    months = results_service.period_months(request.args.get("months"))
+    found = results_service.clinic_results(months, request.args.get("point"))
+    return render_template(
+        "outcomes/staff/results.html",
+        r=found,
+        periods=results_service.PERIOD_MONTHS,
+        min_group=results_service.MIN_GROUP,
+        notes=threshold_notes(services.settings()),
+        point_labels={point: point_label(point) for point in found.points},
+    )
+
+
+@bp.get("/registry.csv")
+@roles_required(StaffRole.ADMIN, StaffRole.COORDINATOR)
+def export_csv() -> Response:
+    """The pseudonymised registry export of the period's answered follow-ups; audited."""
+    months = results_service.period_months(request.args.get("months"))
+    body = results_service.export_registry(months, current_user)
+    response = Response(body.encode("utf-8"), content_type="text/csv; charset=utf-8")
+    stamp = clinic_today().isoformat()
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="outcomes-registry-{stamp}.csv"'
+    )
+    response.headers["Cache-Control"] = "no-store, private"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -1,0 +1,456 @@
+"""Outcomes after the visit, staff and public side (#19 items 3-5): the change categories at
+their thresholds, Wilson intervals, marking a patient deceased, the settings page, each
+patient's progress on the record, the clinic's results with small groups suppressed, the
+pseudonymised registry export, and the public sentence on the treatments page."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from booking.audit.models import AuditEvent
+from booking.extensions import db
+from booking.outcomes import measures as m
+from booking.outcomes import schedule
+from booking.outcomes.models import FollowUp, Plan, RegistryCode, TreatmentPlan
+from booking.outcomes.services import (
+    FollowUpAnswers,
+    SettingsChange,
+    answer_followup,
+    save_settings,
+    send_due_followups,
+)
+from booking.requests.models import Patient, RequestStatus
+from booking.timeutil import clinic_today, now_utc
+from tests.factories import make_request, make_staff, staff_user
+from tests.support import AuthActions, csrf_token, sql_statements
+from tests.test_outcomes import BERLIN, _completed, _invitations, _start
+
+ODI = m.Threshold(m.DEFAULT_ODI_POINTS, m.DEFAULT_RELATIVE_PERCENT)
+NDI = m.Threshold(m.DEFAULT_NDI_POINTS, None)
+PAIN = m.Threshold(m.DEFAULT_PAIN_POINTS, m.DEFAULT_RELATIVE_PERCENT)
+
+
+# ---- the categories and intervals ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("threshold", "baseline", "value", "expected"),
+    [
+        # ODI: 10 points, or 30 % of the baseline.
+        (ODI, 50, 40, m.IMPROVED),  # exactly 10 points
+        (ODI, 50, 40.1, m.UNCHANGED),  # 9.9 points, 19.8 %
+        (ODI, 50, 60, m.WORSE),
+        (ODI, 50, 59.9, m.UNCHANGED),
+        (ODI, 20, 14, m.IMPROVED),  # 6 points = exactly 30 % of 20
+        (ODI, 20, 14.2, m.UNCHANGED),  # 29 %
+        (ODI, 20, 26, m.WORSE),  # 30 % upwards
+        # NDI: 7.5 points, no relative threshold.
+        (NDI, 40, 32.5, m.IMPROVED),
+        (NDI, 40, 32.6, m.UNCHANGED),
+        (NDI, 10, 4, m.UNCHANGED),  # 60 % of the baseline, but 6 points
+        (NDI, 40, 47.5, m.WORSE),
+        # Pain 0-10: 2 points, or 30 %.
+        (PAIN, 6, 4, m.IMPROVED),
+        (PAIN, 6, 5, m.UNCHANGED),  # 1 point, 17 %
+        (PAIN, 3, 2, m.IMPROVED),  # 1 point, 33 %
+        (PAIN, 4, 6, m.WORSE),
+        (PAIN, 0, 1, m.UNCHANGED),  # no share of nothing
+        (PAIN, 0, 0, m.UNCHANGED),
+        (PAIN, None, 3, None),
+        (PAIN, 3, None, None),
+    ],
+)
+def test_change_categories_at_the_exact_thresholds(
+    threshold: m.Threshold, baseline: float | None, value: float | None, expected: str | None
+) -> None:
+    assert m.classify(baseline, value, threshold) == expected
+
+
+@pytest.mark.parametrize(
+    ("count", "total", "low", "high"),
+    [
+        # Newcombe, Stat Med 1998;17:857-72, table I, method 3 (Wilson), in per cent.
+        (81, 263, 25.53, 36.62),
+        (15, 148, 6.24, 16.05),
+        (0, 20, 0.0, 16.11),
+        # By hand: p = 0.8, z^2/n = 0.38415; centre 0.71674, half-width 0.22658.
+        (8, 10, 49.02, 94.33),
+        (10, 10, 72.25, 100.0),
+    ],
+)
+def test_wilson_intervals_match_published_and_hand_computed_values(
+    count: int, total: int, low: float, high: float
+) -> None:
+    share = m.wilson(count, total)
+    assert share.low == pytest.approx(low, abs=0.01)
+    assert share.high == pytest.approx(high, abs=0.01)
+    assert share.percent == pytest.approx(100 * count / total)
+    with pytest.raises(ValueError):
+        m.wilson(1, 0)
+
+
+# ---- marking a patient deceased, and the settings ----------------------------------------------
+
+
+def test_a_coordinator_marks_a_patient_deceased_after_confirming(
+    app: Flask, client: FlaskClient
+) -> None:
+    with app.app_context():
+        consultation = _completed()
+        reference, request_id = consultation.reference, consultation.id
+        due = schedule.due_at(_start(request_id), "6w", BERLIN)
+    auth = AuthActions(client)
+    auth.login("coordinator")
+    page = f"/staff/requests/{reference}"
+    assert "Mark the patient deceased" in client.get(page).get_data(as_text=True)
+    token = csrf_token(client, page)
+    unconfirmed = client.post(f"{page}/deceased", data={"deceased-csrf_token": token})
+    assert unconfirmed.status_code == 422
+    assert "Please tick the box to confirm." in unconfirmed.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(Patient.deceased_at)) is None
+    done = client.post(
+        f"{page}/deceased", data={"deceased-csrf_token": token, "deceased-confirm": "y"}
+    )
+    assert done.status_code == 302
+    shown = client.get(page).get_data(as_text=True)
+    assert "Marked deceased on" in shown and "Mark the patient deceased" not in shown
+    with app.app_context():
+        assert db.session.scalar(select(Patient.deceased_at)) is not None
+        event = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "patient_marked_deceased")
+        ).one()
+        assert event.target_id == reference
+        assert send_due_followups(now=due + timedelta(minutes=1)) == []
+        assert _invitations() == []
+
+
+def test_the_settings_page_changes_the_schedule_and_thresholds(
+    app: Flask, client: FlaskClient
+) -> None:
+    with app.app_context():
+        make_staff("admin", "admin@example.com")
+    AuthActions(client).login("admin")
+    page = client.get("/staff/outcomes/settings").get_data(as_text=True)
+    assert 'value="6w, 3m, 12m"' in page and "Ostelo" in page and "Carreon" in page
+    token = csrf_token(client, "/staff/outcomes/settings")
+    fields = {
+        "csrf_token": token,
+        "schedule": "6m, 2w",
+        "odi_points": "12",
+        "ndi_points": "7.5",
+        "pain_points": "2",
+        "relative_percent": "30",
+    }
+    bad = client.post("/staff/outcomes/settings", data={**fields, "schedule": "6d"})
+    assert bad.status_code == 422
+    assert "is not a time point" in bad.get_data(as_text=True)
+    assert client.post("/staff/outcomes/settings", data=fields).status_code == 302
+    assert 'value="2w, 6m"' in client.get("/staff/outcomes/settings").get_data(as_text=True)
+    with app.app_context():
+        consultation = _completed()
+        start = _start(consultation.id)
+        assert send_due_followups(now=schedule.due_at(start, "6w", BERLIN)) != []
+        points = db.session.scalars(select(FollowUp.point)).all()
+        assert points == ["2w"]  # 6 weeks is no longer a time point; 2 weeks is
+        audit = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "outcome_settings_changed")
+        ).one()
+        assert audit.details["after"]["schedule"] == ["2w", "6m"]
+        assert audit.details["after"]["odi_points"] == 12.0
+
+
+# ---- each patient's progress on the record ----------------------------------------------------
+
+
+def _answer(follow_up: FollowUp, *, odi: float, back_now: int, gpe: int = 2) -> None:
+    answer_followup(
+        follow_up,
+        FollowUpAnswers(
+            odi_answers={},
+            odi_percent=odi,
+            ndi_answers={},
+            ndi_percent=None,
+            pain={
+                "back_pain_now": back_now,
+                "back_pain_worst": max(back_now, 6),
+                "leg_pain_now": 4,
+                "leg_pain_worst": 9,
+            },
+            gpe=gpe,
+            satisfaction=4,
+        ),
+    )
+
+
+def test_the_record_shows_the_baseline_and_each_follow_up_against_the_thresholds(
+    app: Flask, client: FlaskClient
+) -> None:
+    with app.app_context():
+        # Baseline: ODI 50 %, back pain 5 (now) / 8 (worst), leg pain 4 / 7.
+        consultation = _completed()
+        reference = consultation.reference
+        start = _start(consultation.id)
+        send_due_followups(now=schedule.due_at(start, "6w", BERLIN))
+        _answer(db.session.scalars(select(FollowUp)).one(), odi=38, back_now=3)
+        send_due_followups(now=schedule.due_at(start, "3m", BERLIN))
+    AuthActions(client).login("coordinator")
+    page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    table = page[
+        page.index('id="progress-table"') : page.index("</table>", page.index("progress-table"))
+    ]
+    rows = {row.split("</th>")[0].rsplit(">", 1)[-1]: row for row in table.split("<tr>")[1:]}
+    odi = rows["Oswestry Disability Index"]
+    assert "50.0" in odi and "38.0" in odi and "improved" in odi  # 12 points
+    back = rows["Back pain now"]
+    assert "improved" in back  # 5 -> 3: 2 points
+    assert "unchanged" in rows["Leg pain now"]  # 4 -> 4
+    assert "worse" in rows["Leg pain at worst"]  # 7 -> 9
+    assert "Much improved" in rows["Global Perceived Effect"]
+    assert "6 weeks" in table and "3 months" in table and "sent, waiting" in table
+    # The chart: an accessible SVG with a title and description; the table is its text.
+    assert 'role="img" aria-labelledby="progress-disability-title"' in page
+    assert '<title id="progress-disability-title">Disability index (0-100 %)</title>' in page
+    assert 'aria-describedby="progress-pain-desc"' in page
+    assert "style=" not in page[page.index("<svg") : page.index("</svg>")]
+    # The source of each default is named.
+    assert "Ostelo RW et al." in page and "Carreon LY et al." in page
+
+
+def test_the_record_page_costs_the_same_queries_with_more_follow_ups(
+    app: Flask, client: FlaskClient
+) -> None:
+    with app.app_context():
+        consultation = _completed()
+        reference = consultation.reference
+        start = _start(consultation.id)
+        send_due_followups(now=schedule.due_at(start, "6w", BERLIN))
+        _answer(db.session.scalars(select(FollowUp)).one(), odi=40, back_now=4)
+    AuthActions(client).login("coordinator")
+    path = f"/staff/requests/{reference}"
+    client.get(path)
+    with sql_statements(app) as one:
+        assert client.get(path).status_code == 200
+    with app.app_context():
+        for point in ("3m", "12m"):
+            send_due_followups(now=schedule.due_at(start, point, BERLIN))
+            follow_up = db.session.scalars(select(FollowUp).where(FollowUp.point == point)).one()
+            _answer(follow_up, odi=30, back_now=2)
+    with sql_statements(app) as three:
+        page = client.get(path).get_data(as_text=True)
+    assert "12 months" in page
+    assert len(three) == len(one)
+
+
+# ---- the clinic's results -------------------------------------------------------------------
+
+
+def _treated(
+    plan: Plan,
+    improved: int,
+    unchanged: int = 0,
+    *,
+    diagnoses: tuple[str, ...] = ("herniated_disc",),
+    unanswered: int = 0,
+    **request: object,
+) -> list[int]:
+    """Completed requests treated 100 days ago whose 3-month questionnaire was answered:
+    ``improved`` with the ODI from 50 % to 30 %, ``unchanged`` to 45 %; ``unanswered`` more
+    were sent it and did not answer. Returns the patients' ids."""
+    patients = []
+    now = now_utc()
+    for n in range(improved + unchanged + unanswered):
+        consultation = make_request(diagnoses=list(diagnoses), **request)
+        consultation.status = RequestStatus.COMPLETED
+        db.session.add(
+            TreatmentPlan(
+                request_id=consultation.id,
+                plan=plan,
+                consulted_on=clinic_today() - timedelta(days=100),
+            )
+        )
+        db.session.flush()
+        answered = n < improved + unchanged
+        db.session.add(
+            FollowUp(
+                request_id=consultation.id,
+                point="3m",
+                due_at=now - timedelta(days=10),
+                sent_at=now - timedelta(days=10),
+                expires_at=now + timedelta(days=20),
+                answered_at=now - timedelta(days=5) if answered else None,
+                odi_percent=(30.0 if n < improved else 45.0) if answered else None,
+                back_pain_now=2 if answered else None,
+                gpe=2 if answered else None,
+                satisfaction=5 if answered else None,
+            )
+        )
+        patients.append(consultation.patient_id)
+    db.session.commit()
+    return patients
+
+
+def _row(page: str, table_id: str, heading: str) -> str:
+    table = page[page.index(f'id="{table_id}"') :]
+    table = table[: table.index("</table>")]
+    return next(row for row in table.split("<tr") if f">{heading}</th>" in row)
+
+
+def test_the_outcomes_page_shows_shares_with_intervals_and_suppresses_small_groups(
+    app: Flask, client: FlaskClient
+) -> None:
+    with app.app_context():
+        make_staff("coordinator", "coord@example.com")
+        _treated(Plan.MINIMALLY_INVASIVE, 9, 3, unanswered=3)  # 12 scored: shown
+        _treated(Plan.OPEN_SURGERY, 5, 0, diagnoses=("spinal_stenosis",))  # 5: suppressed
+    AuthActions(client).login("coordinator")
+    response = client.get("/staff/outcomes?point=3m")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    share = m.wilson(9, 12)
+    mis = _row(page, "by-plan-group", "Minimally invasive surgery")
+    assert "<td>12</td><td>9</td>" in mis and "75 %" in mis
+    assert f"({share.low:.0f}\u2013{share.high:.0f} %)" in mis  # 47 to 91 %
+    open_surgery = _row(page, "by-plan-group", "Open surgery")
+    assert "Suppressed" in open_surgery and "fewer than 10 patients" in open_surgery
+    assert "<td>5</td>" not in open_surgery and "0 %" not in open_surgery
+    assert "Non-surgical care" not in page[page.index('id="by-plan-group"') :].split("</table>")[0]
+    assert "Suppressed" in _row(page, "by-diagnosis", "Spinal stenosis")
+    assert "<td>12</td>" in _row(page, "by-diagnosis", "Herniated (slipped) disc")
+    assert "Suppressed" not in _row(page, "overall", "All patients")  # 17 scored
+    # Response rate: 17 of the 20 sent answered.
+    assert "<td>20</td><td>17</td><td>85 %" in _row(page, "responses", "3 months")
+    # The thresholds' sources are named.
+    assert "Ostelo RW et al." in page and "Carreon LY et al." in page
+
+
+def test_the_outcomes_page_costs_the_same_queries_with_more_patients(
+    app: Flask, client: FlaskClient
+) -> None:
+    with app.app_context():
+        make_staff("coordinator", "coord@example.com")
+        _treated(Plan.MINIMALLY_INVASIVE, 2, 1)
+    AuthActions(client).login("coordinator")
+    client.get("/staff/outcomes")
+    with sql_statements(app) as few:
+        client.get("/staff/outcomes")
+    with app.app_context():
+        _treated(Plan.OPEN_SURGERY, 10, 5, diagnoses=("sciatica", "spinal_stenosis"))
+    with sql_statements(app) as more:
+        page = client.get("/staff/outcomes").get_data(as_text=True)
+    assert "<td>15</td>" in _row(page, "by-plan-group", "Open surgery")
+    assert len(more) == len(few)
+
+
+def test_specialists_and_visitors_are_refused_the_outcomes_and_the_export(
+    app: Flask, client: FlaskClient
+) -> None:
+    with app.app_context():
+        make_staff("specialist", "weber@example.com")
+    for path in ("/staff/outcomes", "/staff/outcomes/registry.csv", "/staff/outcomes/settings"):
+        assert client.get(path).headers["Location"].startswith("/staff/login")
+    AuthActions(client).login("specialist")
+    for path in ("/staff/outcomes", "/staff/outcomes/registry.csv", "/staff/outcomes/settings"):
+        assert client.get(path).status_code == 403
+    assert 'href="/staff/outcomes"' not in client.get("/staff/queue").get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(RegistryCode)) == 0
+
+
+def test_the_registry_export_is_pseudonymised_and_reads_back_with_its_bom(
+    app: Flask, client: FlaskClient
+) -> None:
+    with app.app_context():
+        make_staff("coordinator", "coord@example.com")
+        patients = _treated(
+            Plan.MINIMALLY_INVASIVE,
+            2,
+            1,
+            full_name="Lucía Fernández",
+            email="lucia.private@example.com",
+            phone="+34911222333",
+            diagnosis_other="Fell from a horse in Toledo",
+            other_history="Works at the Prado",
+        )
+    AuthActions(client).login("coordinator")
+    response = client.get("/staff/outcomes/registry.csv")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/csv")
+    assert response.data.startswith(b"\xef\xbb\xbf")
+    text = response.data.decode("utf-8-sig")
+    for personal in (
+        "Lucía", "Fernández", "lucia.private", "911222333", "horse", "Toledo", "Prado",
+        "1970-05-17", "1970",
+    ):  # fmt: skip
+        assert personal not in text
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == 3  # the unanswered follow-up is not exported
+    assert {row["time_point"] for row in rows} == {"3m"}
+    assert sorted(row["odi_change"] for row in rows) == ["improved", "improved", "unchanged"]
+    assert {row["odi_baseline"] for row in rows} == {"50"}
+    assert {row["diagnoses"] for row in rows} == {"herniated_disc"}
+    assert {row["plan_group"] for row in rows} == {"minimally_invasive"}
+    codes = [row["registry_code"] for row in rows]
+    assert len(set(codes)) == 3 and all(len(code) == 12 for code in codes)
+    # The same code in every export, stored once per patient.
+    again = list(
+        csv.DictReader(
+            io.StringIO(client.get("/staff/outcomes/registry.csv").data.decode("utf-8-sig"))
+        )
+    )
+    assert sorted(row["registry_code"] for row in again) == sorted(codes)
+    with app.app_context():
+        stored = dict(
+            db.session.execute(select(RegistryCode.patient_id, RegistryCode.code)).tuples().all()
+        )
+        assert set(stored) == set(patients) and sorted(stored.values()) == sorted(codes)
+        exports = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "outcomes_exported")
+        ).all()
+        assert [event.details for event in exports] == [{"months": 12, "rows": 3}] * 2
+
+
+# ---- the public sentence ------------------------------------------------------------------------
+
+
+def test_the_public_sentence_needs_the_switch_and_thirty_patients(
+    app: Flask, client: FlaskClient
+) -> None:
+    sentence = "patients had minimally invasive surgery here in the last 12 months"
+    with app.app_context():
+        admin = make_staff("admin", "admin@example.com").email
+        _treated(Plan.MINIMALLY_INVASIVE, 20, 9)  # 29 scored
+        _treated(Plan.OPEN_SURGERY, 30, 10)  # another group: never counted here
+    assert sentence not in client.get("/info/treatments").get_data(as_text=True)
+    with app.app_context():
+        save_settings(
+            SettingsChange(
+                schedule=["6w", "3m", "12m"],
+                odi_points=10,
+                ndi_points=7.5,
+                pain_points=2,
+                relative_percent=30,
+                public_figures=True,
+            ),
+            staff_user(admin),
+        )
+    assert sentence not in client.get("/info/treatments").get_data(as_text=True)  # N = 29
+    with app.app_context():
+        _treated(Plan.MINIMALLY_INVASIVE, 1)  # 30: 21 improved = 70 %
+    page = client.get("/info/treatments?lang=en").get_data(as_text=True)
+    assert f"Our results: 30 {sentence} and answered our questionnaire after 3 months." in page
+    assert "For 70 % of them" in page
+    spanish = client.get("/info/treatments?lang=es").get_data(as_text=True)
+    assert "30 pacientes tuvieron cirugía mínimamente invasiva aquí" in spanish
+    assert "a los 3 meses" in spanish and "En el 70 % de ellos" in spanish
+    with app.app_context():
+        change = SettingsChange(["6w", "3m", "12m"], 10, 7.5, 2, 30, public_figures=False)
+        save_settings(change, staff_user(admin))
+    assert sentence not in client.get("/info/treatments?lang=en").get_data(as_text=True)
