@@ -23,13 +23,23 @@ from typing import Any
 import pyotp
 import pytest
 from playwright.sync_api import Browser, expect
+from sqlalchemy import func, select
 
+from booking.audit.models import AuditEvent
 from booking.cli import demo_pdf
+from booking.extensions import db
+from booking.requests.drafts import DraftDocument
 from tests.e2e.conftest import CLINIC_EMAIL, IMAGING_REVIEW, text_of, wait_for_email
 from tests.e2e.pages import (
     PATIENT_EMAIL,
+    documents_added,
+    fill_about_you,
+    fill_history,
     fill_steps_to_review,
+    fill_symptoms,
     pick_first_time,
+    rate_function,
+    save_and_continue,
     send_from_review,
     shown_reference,
     sign_in,
@@ -37,6 +47,7 @@ from tests.e2e.pages import (
 )
 from tests.production.conftest import ADMIN, COORDINATOR, HOST, Deployment, Visitor, visiting
 from tests.smtp import Received
+from tests.support import EICAR, pdf_bytes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -284,3 +295,40 @@ def closed_without_answer(deployment: Deployment, tls: ssl.SSLContext, host: byt
             return stream.recv(1) == b""
         except (ConnectionResetError, ssl.SSLEOFError):
             return True
+
+
+def test_a_file_carrying_a_virus_is_refused_through_the_real_form_with_nothing_kept(
+    deployment: Deployment, browser: Browser, tmp_path: Path
+) -> None:
+    """Production requires scanning: the EICAR test string inside a real PDF, chosen on the
+    documents step through the proxy, is refused by the real clamd with a plain message, and
+    no document row nor audit of a stored file is left."""
+    infected = tmp_path / "scan.pdf"
+    infected.write_bytes(pdf_bytes().replace(b"%%EOF", b"%" + EICAR + b"\n%%EOF"))
+    with visiting(deployment, browser) as patient:
+        page = patient.page
+        pick_first_time(page, deployment, IMAGING_REVIEW)
+        save_and_continue(page, "about")
+        fill_about_you(page)
+        save_and_continue(page, "symptoms")
+        fill_symptoms(page)
+        save_and_continue(page, "function")
+        rate_function(page)
+        save_and_continue(page, "history")
+        fill_history(page)
+        save_and_continue(page, "documents")
+        page.wait_for_load_state("load")
+        page.get_by_label("What is it?").fill("Scan")
+        page.get_by_label("Choose one or more files").set_input_files(infected)
+        add = page.get_by_role("button", name="Add these files")
+        if add.is_visible():
+            add.click()
+        expect(page.get_by_text("This file contains a virus or other malware")).to_be_visible()
+        expect(documents_added(page)).to_have_count(0)
+
+    with deployment.app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(DraftDocument)) == 0
+        [event] = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "upload_refused_infected")
+        ).all()
+        assert event.details["signature"].startswith("SpineConsult.Test.EICAR")

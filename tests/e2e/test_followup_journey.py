@@ -1,0 +1,83 @@
+"""A follow-up after the visit in a real browser (issue #19): a Spanish-speaking patient
+answers the 6-week questionnaire on a phone from the invitation's link, and the staff
+record shows the change against the baseline, in its table and its chart."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, expect
+from sqlalchemy import select
+
+from booking.extensions import db
+from booking.notifications.models import OutboxEmail
+from booking.outcomes import schedule
+from booking.outcomes.services import send_due_followups
+from tests.e2e.conftest import PHONE, PHONE_WIDTH, TIMEOUT_MS, LiveServer
+from tests.e2e.pages import page_width, sign_in
+from tests.e2e.test_accessibility import assert_accessible
+from tests.factories import make_staff
+from tests.support import PASSWORD
+from tests.test_outcomes import _completed, _start
+
+pytestmark = pytest.mark.e2e
+
+COORDINATOR = "cora@example.com"
+# The questionnaire's link (the email also has the same link + "/stop").
+LINK = re.compile(r"(https?://\S+/follow-up/open/[A-Za-z0-9_-]+)(?!\S)")
+# The 6-week answers: much less pain and disability than at the request (back pain 5 / 8,
+# leg pain 4 / 7, ODI 50 %: tests.factories.make_request).
+PAIN = {"back_pain_now": "1", "back_pain_worst": "3", "leg_pain_now": "0", "leg_pain_worst": "2"}
+
+
+def test_a_patient_answers_on_a_phone_in_spanish_and_staff_see_the_change(
+    page: Page, new_context: Callable[..., BrowserContext], live_server: LiveServer
+) -> None:
+    with live_server.app.app_context():
+        make_staff("coordinator", COORDINATOR, full_name="Cora Coord", password=PASSWORD)
+        consultation = _completed(locale="es", spine_region="lower_back")
+        reference = consultation.reference
+        send_due_followups(now=schedule.due_at(_start(consultation.id), "6w", live_server.tz))
+        [invitation] = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "followup_invitation")
+        ).all()
+        [link] = LINK.findall(invitation.body_text)
+
+    phone = new_context(**PHONE)
+    phone.set_default_timeout(TIMEOUT_MS)
+    patient = phone.new_page()
+    patient.goto(link)
+    expect(patient).to_have_url(re.compile(r"/follow-up/questionnaire"))
+    patient.goto(patient.url + "?lang=es")  # the header's language switcher
+    expect(patient.get_by_role("heading", level=1)).to_contain_text("¿Cómo se encuentra?")
+    assert page_width(patient) <= PHONE_WIDTH
+    assert_accessible(patient, "the follow-up questionnaire on a phone")
+
+    for name, value in PAIN.items():
+        patient.locator(f"input[name={name}][value='{value}']").check()
+    for section in ("pain_intensity", "personal_care", "lifting", "walking", "sitting"):
+        patient.locator(f"input[name=odi_{section}][value='1']").check()
+    for section in ("standing", "sleeping", "social_life", "travelling"):
+        patient.locator(f"input[name=odi_{section}][value='0']").check()
+    patient.locator("input[name=gpe][value='2']").check()
+    patient.locator("input[name=satisfaction][value='5']").check()
+    patient.get_by_role("button", name="Enviar mis respuestas").click()
+    expect(patient.get_by_role("heading", level=1)).to_have_text("Gracias")
+    phone.close()
+
+    # Staff see the change against the baseline: in the table, and drawn in the chart.
+    sign_in(page, live_server, COORDINATOR)
+    page.goto(live_server(f"/staff/requests/{reference}"))
+    followup = page.get_by_role("region", name="Follow-up after the visit")
+    table = followup.locator("#progress-table")
+    odi = table.get_by_role("row").filter(
+        has=page.get_by_role("rowheader", name="Oswestry Disability Index")
+    )
+    expect(odi).to_contain_text("50")
+    expect(odi).to_contain_text("improved")
+    back = table.get_by_role("row").filter(has_text="Back pain now")
+    expect(back.first).to_contain_text("improved")
+    expect(followup.locator("svg").first).to_be_visible()
+    assert_accessible(page, "the record with a follow-up")
