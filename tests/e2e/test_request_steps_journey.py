@@ -54,6 +54,7 @@ from tests.e2e.pages import (
     shown_reference,
     walk_steps,
 )
+from tests.support import pdf_bytes
 
 pytestmark = pytest.mark.e2e
 
@@ -395,3 +396,43 @@ def test_finish_later_emails_a_link_that_carries_on_in_another_browser(
     [consultation] = stored(clinic)
     assert consultation.reference == shown_reference(elsewhere)
     assert consultation.appointment is not None
+
+
+def test_a_20_mb_scan_on_a_slow_line_shows_its_progress_as_it_goes(
+    new_context: Callable[..., BrowserContext], clinic: LiveServer, tmp_path: Path
+) -> None:
+    """A file just under the 20 MB limit on a 4 MB/s upload (Chromium's own throttling):
+    the page counts it up while it goes, then shows it accepted in the list."""
+    big = tmp_path / "ct-scan.pdf"
+    limit = clinic.app.config["MAX_DOCUMENT_MB"] * 1024 * 1024
+    content = pdf_bytes("CT scan")
+    big.write_bytes(
+        content.replace(b"%%EOF", b"%" + b"0" * (limit - len(content) - 64) + b"\n%%EOF")
+    )
+    page = context_of(new_context).new_page()
+    pick_first_time(page, clinic, IMAGING_REVIEW)
+    fill_steps_to_review(page)
+    step_link(page, "documents").click()
+    expect_step(page, "documents")
+    page.wait_for_load_state("load")
+    network = page.context.new_cdp_session(page)
+    network.send("Network.enable")
+    network.send(
+        "Network.emulateNetworkConditions",
+        {
+            "offline": False,
+            "latency": 20,
+            "downloadThroughput": -1,
+            "uploadThroughput": 4 * 1024 * 1024,
+        },
+    )
+    page.evaluate(WATCH_UPLOADS_JS)
+    page.get_by_label("What is it?").fill("CT scan, whole spine")
+    page.get_by_label("Choose one or more files").set_input_files(big)
+    expect(documents_added(page).filter(has_text="ct-scan.pdf")).to_contain_text(
+        "CT scan, whole spine Accepted", timeout=60_000
+    )
+    seen = json.loads(page.evaluate("sessionStorage.getItem('upload-seen')") or "[]")
+    assert "progress: Uploading ct-scan.pdf" in seen, seen
+    percents = {int(m) for line in seen for m in re.findall(r"Uploading (\d+)%", line)}
+    assert {p for p in percents if 0 < p < 100}, f"no progress between 0 and 100: {seen}"
