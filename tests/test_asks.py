@@ -407,3 +407,35 @@ def test_the_patients_export_holds_the_asks_and_erasure_removes_them(
     assert response.status_code == 302
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(asks.InformationRequest)) == 0
+
+
+def test_a_request_confirmed_while_waiting_stops_asking_and_reminding(
+    app: Flask, staff_client: FlaskClient, clinic: Clinic
+) -> None:
+    reference = _new_request(app)
+    assert _ask(staff_client, reference, ["imaging_report"], QUESTION).status_code == 302
+    record = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    response = staff_client.post(
+        f"/staff/requests/{reference}/confirm",
+        data={
+            "slot-csrf_token": _tokens(record)["slot-csrf_token"],
+            "slot-specialist": clinic.weber.id,
+            "slot-location": clinic.location,
+            "slot-day": "2026-12-01",
+            "slot-start": "10:00",
+            "slot-appointment_type": clinic.type,
+        },
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)[:800]
+    with app.app_context():
+        consultation = _load(app, reference)
+        assert consultation.status == RequestStatus.CONFIRMED
+        assert asks.open_ask(consultation) is None
+        [ask] = asks.asks_of(consultation)
+        assert ask.withdrawn_at is not None and ask.answered_at is None
+        later = now_utc() + timedelta(days=app.config["ASK_REMINDER_DAYS"] + 1)
+        assert asks.send_due_reminders(later) == []
+    patient, url = _patient(app, reference)
+    assert "The clinic needs something from you" not in patient.get(url).get_data(as_text=True)
+    record = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert "Asked, not sent" in record and "Asked, waiting" not in record

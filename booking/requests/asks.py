@@ -162,6 +162,21 @@ def open_ask(consultation: ConsultationRequest) -> InformationRequest | None:
     )
 
 
+def close_open_asks(consultation: ConsultationRequest) -> None:
+    """The request stopped waiting for the patient some other way (confirmed, declined or
+    cancelled): its open ask is withdrawn."""
+    db.session.execute(
+        update(InformationRequest)
+        .where(
+            InformationRequest.request_id == consultation.id,
+            InformationRequest.answered_at.is_(None),
+            InformationRequest.withdrawn_at.is_(None),
+        )
+        .values(withdrawn_at=now_utc())
+        .execution_options(synchronize_session="fetch")
+    )
+
+
 def asks_of(consultation: ConsultationRequest) -> list[InformationRequest]:
     """Every ask of the request, the latest first."""
     return list(

@@ -197,6 +197,13 @@ def record_change(
     consultation.updated_at = now_utc()
     if actor is not None:
         consultation.information_received_at = None
+    if before["status"] == S.AWAITING_PATIENT.value and consultation.status != S.AWAITING_PATIENT:
+        # Confirmed, declined or cancelled while waiting: the question is no longer asked
+        # (the patient's page stops asking, no reminder goes). An answer or a withdrawal has
+        # closed it already. (asks builds on this module, hence the import here.)
+        from booking.requests.asks import close_open_asks
+
+        close_open_asks(consultation)
     db.session.flush()
     add_event(
         consultation,
