@@ -10,8 +10,10 @@ the manage page they upload a file per item and/or answer; the request goes back
 
 The checklist's default items are here (``DEFAULT_ITEMS``, translated like every other text
 a patient reads); admins switch items off and add the clinic's own on the settings page
-(``ChecklistItem`` rows). The staff's ask, the patient's answer and the workflow functions
-built on them live in ``booking.dashboard.services`` and ``booking.manage.services``.
+(``ChecklistItem`` rows). Each workflow function (``ask_patient``, ``withdraw_ask``,
+``answer_ask``, ``mark_reviewed``) is one transaction; the dashboard's record and the
+patient's private page call them. A request confirmed, declined or cancelled while it waits
+withdraws its ask (``close_open_asks``, from ``lifecycle.record_change``).
 """
 
 from __future__ import annotations
