@@ -1,5 +1,6 @@
 """Seed a benchmark database fast: staff and schedule through the services, then N requests,
-each with its patient, history, diagnosis and appointment, by Core ``executemany`` in batches.
+each with its patient, history, diagnosis and appointment (and, when completed, its plan and
+three follow-ups), by Core ``executemany`` in batches.
 
 The shape is the same at every size, so a larger database differs only in history:
 ``OPEN_REQUESTS`` requests wait in the queue (a tenth urgent), each holding a time in the next
@@ -10,6 +11,7 @@ slot lookup and the queue be compared at 100 and 100,000 rows doing the same vis
 
 from __future__ import annotations
 
+import os
 import secrets
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Any
 from sqlalchemy import insert, text
 
 from booking.extensions import db
+from booking.outcomes.models import PAIN_COLUMNS, FollowUp, Plan, TreatmentPlan
 from booking.requests.instruments import NDI
 from booking.requests.lifecycle import REFERENCE_ALPHABET
 from booking.requests.models import (
@@ -33,7 +36,7 @@ from booking.scheduling.models import SQLITE_TRIGGERS, Appointment, AppointmentT
 from booking.scheduling.services import create_location
 from booking.staff.models import StaffRole
 from booking.staff.services import create_staff
-from booking.timeutil import from_clinic_local, now_utc
+from booking.timeutil import clinic_today, from_clinic_local, now_utc
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 BENCH_PASSWORD = "bench-password-2026"  # noqa: S105  # nosec B105 - a throwaway bench database
@@ -49,6 +52,7 @@ PAST_STATUSES = [
     RequestStatus.DECLINED,
     RequestStatus.NO_SHOW,
 ]
+BENCH_PLANS = list(Plan)
 DIAGNOSES = ["herniated_disc", "spinal_stenosis", "sciatica", "degenerative_disc_disease"]
 
 
@@ -128,6 +132,8 @@ def seed_requests(size: int, specialists: list[int], locations: list[int], type_
     for first in range(0, size, BATCH):
         numbers = range(first, min(size, first + BATCH))
         patients, requests, histories, diagnoses, appointments = [], [], [], [], []
+        plans: list[dict[str, Any]] = []
+        follow_ups: list[dict[str, Any]] = []
         for n in numbers:
             row_id = n + 1
             is_open = n >= size - open_count
@@ -166,13 +172,66 @@ def seed_requests(size: int, specialists: list[int], locations: list[int], type_
                     "updated_at": created,
                 }
             )
+            if status == RequestStatus.COMPLETED:
+                plan, answers = _outcomes(row_id, specialist_id, now)
+                plans.append(plan)
+                follow_ups += answers
         session = db.session
         session.execute(insert(Patient.__table__), patients)
         session.execute(insert(ConsultationRequest.__table__), requests)
         session.execute(insert(MedicalHistory.__table__), histories)
         session.execute(insert(RequestDiagnosis.__table__), diagnoses)
         session.execute(insert(Appointment.__table__), appointments)
+        if plans:
+            session.execute(insert(TreatmentPlan.__table__), plans)
+            session.execute(insert(FollowUp.__table__), follow_ups)
         session.commit()
+
+
+def _outcomes(
+    row_id: int, specialist_id: int, now: datetime
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A completed request's plan and its three follow-ups, sent and mostly answered.
+
+    The plans' start days are spread over the last five years whatever the size (the seeded
+    appointments of a small clinic are all recent), so every size has plans in every period of
+    the outcomes page and each plan has all three time points behind it: the outcomes page
+    does the same visible work at 100 and at 100,000 requests."""
+    start = clinic_today() - timedelta(days=400 + (row_id * 7919) % 1400)
+    plan = {
+        "request_id": row_id,
+        "plan": BENCH_PLANS[row_id % len(BENCH_PLANS)],
+        "procedure_date": None,
+        "consulted_on": start,
+        "decided_at": now - timedelta(days=(clinic_today() - start).days),
+        "decided_by_id": specialist_id,
+        "followups_stopped_at": None,
+    }
+    neck = row_id % 4 == 0  # as in _history: the NDI was scored at intake, the ODI was not
+    answers = []
+    for index, (point, days) in enumerate((("6w", 42), ("3m", 91), ("12m", 365))):
+        due = from_clinic_local(start + timedelta(days=days), time(9, 0))
+        answered = (row_id + index) % 7 != 0  # about 85 % answer
+        score = (40.0 - (row_id + index) % 5 * 5) if answered else None
+        answers.append(
+            {
+                "request_id": row_id,
+                "point": point,
+                "due_at": due,
+                "sent_at": due,
+                "expires_at": due + timedelta(days=30),
+                "reminded_at": None if answered else due + timedelta(days=7),
+                "answered_at": due + timedelta(days=2) if answered else None,
+                "odi_answers": {},
+                "odi_percent": None if neck else score,
+                "ndi_answers": {},
+                "ndi_percent": score if neck else None,
+                **dict.fromkeys(PAIN_COLUMNS),
+                "gpe": 2 if answered else None,
+                "satisfaction": 4 if answered else None,
+            }
+        )
+    return plan, answers
 
 
 def _patient(row_id: int, created: datetime) -> dict[str, Any]:
@@ -331,9 +390,14 @@ def main() -> None:
     from flask_migrate import upgrade
 
     from booking import create_app
+    from booking.outcomes.results import refresh_snapshots
 
     url, size = sys.argv[1], int(sys.argv[2])
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+    # The run's key (the testing settings have their own): what is encrypted here, the
+    # benchmarked app must read.
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": url, "ENCRYPTION_KEY": os.environ["ENCRYPTION_KEY"]}
+    )
     with app.app_context():
         started = clock.perf_counter()
         upgrade(directory=str(MIGRATIONS))
@@ -342,6 +406,14 @@ def main() -> None:
         print(
             f"seeded {size} requests in {clock.perf_counter() - migrated:.1f} s "
             f"(migrations {migrated - started:.1f} s)",
+            flush=True,
+        )
+        # The worker's job that keeps the outcomes page's counts (every 10 minutes).
+        started = clock.perf_counter()
+        counted = refresh_snapshots()
+        print(
+            f"counting the outcomes ({counted} periods and time points, the worker's job) "
+            f"took {clock.perf_counter() - started:.2f} s",
             flush=True,
         )
         if len(sys.argv) > 3:

@@ -16,6 +16,7 @@ from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
 from booking.audit.services import reduce_old_addresses
 from booking.health.checks import record_heartbeat
 from booking.notifications import services
+from booking.outcomes.results import SNAPSHOT_MINUTES, refresh_snapshots
 from booking.outcomes.services import send_due_followup_reminders, send_due_followups
 from booking.privacy.services import purge_expired
 from booking.requests import asks
@@ -74,6 +75,12 @@ def init_task_queue(app: Flask) -> Huey:
             send_due_followups()
             send_due_followup_reminders()
 
+    @huey.periodic_task(crontab(minute=f"*/{SNAPSHOT_MINUTES}"), name="count_outcomes")
+    def count_outcomes() -> None:
+        """Every few minutes: the outcomes page's counts, kept for the page to read."""
+        with app.app_context():
+            refresh_snapshots()
+
     @huey.periodic_task(crontab(minute="*"), name="escalate_emergencies")
     def escalate_emergencies() -> None:
         """Every minute: an emergency's target is counted in minutes."""
@@ -123,6 +130,7 @@ def init_task_queue(app: Flask) -> Huey:
     app.extensions["spineconsult.send_reminders"] = send_reminders
     app.extensions["spineconsult.escalate_emergencies"] = escalate_emergencies
     app.extensions["spineconsult.send_followups"] = send_followups
+    app.extensions["spineconsult.count_outcomes"] = count_outcomes
     app.extensions["spineconsult.remind_information_requests"] = remind_information_requests
     app.extensions["spineconsult.purge_expired_requests"] = purge_expired_requests
     app.extensions["spineconsult.purge_expired_drafts"] = purge_drafts

@@ -122,6 +122,10 @@ class StopForm(BaseForm):
     nothing."""
 
 
+class RefreshForm(BaseForm):
+    """Count the outcomes afresh now: the CSRF token only."""
+
+
 class OutcomeSettingsForm(BaseForm):
     schedule = StringField(
         _l("Follow-up time points"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
@@ -184,3 +184,14 @@ class RegistryCode(db.Model):
     )
     code: Mapped[str] = mapped_column(String(16), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+
+class OutcomeSnapshot(db.Model):
+    """The counts behind the outcomes page for one period, time point, start day and set of
+    thresholds (``key``): computed by the worker every few minutes, so the page and the public
+    sentence read a few numbers instead of every follow-up (``booking.outcomes.snapshots``).
+    Counts only: no patient is in it."""
+
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    tally: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -9,21 +9,27 @@ on the disability index the patient's main problem was asked (the ODI for the lo
 for both regions, the NDI for the neck), against the clinic's threshold; a patient without a
 score at the baseline or at the time point is not counted ("not scored").
 
-A fixed number of queries whatever the number of patients: the settings, the answered time
-points with their baseline, the diagnoses of the same requests, the specialists' names, and
-the response counts grouped by time point.
+Counting reads every answered follow-up of the period, so it is done by the worker every few
+minutes and kept as a snapshot of numbers (``snapshot``); the page reads the snapshot. Counting
+takes a fixed number of queries whatever the number of patients: the answered time points with
+their baseline, the diagnoses of the same requests, and the response counts grouped by time
+point.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import secrets
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import date
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from flask_babel import gettext as _
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from booking.audit.services import record
@@ -35,6 +41,7 @@ from booking.outcomes.models import (
     PLAN_GROUP,
     FollowUp,
     OutcomeSettings,
+    OutcomeSnapshot,
     Plan,
     PlanGroup,
     RegistryCode,
@@ -53,7 +60,7 @@ from booking.requests.models import (
     RequestStatus,
 )
 from booking.staff.models import StaffUser
-from booking.timeutil import clinic_today, to_clinic_tz
+from booking.timeutil import clinic_today, now_utc, to_clinic_tz
 
 MIN_GROUP = 10  # smaller groups are not shown
 PUBLIC_MIN = 30  # the public sentence needs at least this many patients
@@ -112,6 +119,7 @@ class Results:
     point: str
     point_label: str
     points: list[str]
+    computed_at: datetime  # when the counts were made (``snapshot``)
     responses: list[PointResponse]
     scored: int
     not_scored: int
@@ -202,46 +210,95 @@ def patient_outcomes(point: str, since: date, saved: OutcomeSettings) -> list[Pa
     return found
 
 
-def group_shares(
-    outcomes: Iterable[PatientOutcome],
-    keys: Callable[[PatientOutcome], Iterable[str]],
-    labels: dict[str, str],
-    order: list[str] | None = None,
-) -> list[GroupShare]:
-    """The share improved in each group (a patient may be in several, e.g. two diagnoses);
-    groups under ``MIN_GROUP`` are suppressed, never shown as zero. Only scored patients
-    count."""
-    counts: dict[str, list[int]] = {}
-    for outcome in outcomes:
-        if outcome.change is None:
+# The groups the page shows, in its order; each outcome falls in one or more of each.
+OVERALL, BY_PLAN_GROUP, BY_PLAN, BY_DIAGNOSIS, BY_SPECIALIST = (
+    "overall", "plan_group", "plan", "diagnosis", "specialist",
+)  # fmt: skip
+
+
+def _groups_of(outcome: PatientOutcome) -> dict[str, Iterable[str]]:
+    return {
+        OVERALL: ["all"],
+        BY_PLAN_GROUP: [PLAN_GROUP[outcome.plan].value],
+        BY_PLAN: [outcome.plan.value],
+        BY_DIAGNOSIS: outcome.diagnoses or ["none"],  # a patient may name several
+        BY_SPECIALIST: [str(outcome.specialist_id) if outcome.specialist_id else "none"],
+    }
+
+
+@dataclass
+class Tally:
+    """The counts behind the outcomes page for one period and time point: per group of each
+    dimension ``[improved, scored]``, per time point ``[sent, answered]``. Numbers only (no
+    patient, no label), so a snapshot can keep them and any language can show them."""
+
+    scored: int = 0
+    not_scored: int = 0
+    groups: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    responses: dict[str, list[int]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Tally:
+        return cls(
+            scored=data["scored"],
+            not_scored=data["not_scored"],
+            groups=data["groups"],
+            responses=data["responses"],
+        )
+
+    def shares(
+        self, dimension: str, labels: dict[str, str], order: list[str] | None = None
+    ) -> list[GroupShare]:
+        """The share improved in each group of ``dimension`` (biggest first unless ``order``);
+        groups under ``MIN_GROUP`` are suppressed, never shown as zero."""
+        counts = self.groups.get(dimension, {})
+        ordered = order or sorted(counts, key=lambda key: (-counts[key][1], labels.get(key, key)))
+        return [
+            GroupShare(key, labels.get(key, key), _share(*counts[key]))
+            for key in ordered
+            if key in counts
+        ]
+
+
+def count(point: str, since: date, saved: OutcomeSettings) -> Tally:
+    """Count every answer at ``point`` of the plans started since ``since`` (a fixed number of
+    queries; the time grows with the clinic's follow-ups: ``snapshot`` keeps the result)."""
+    tally = Tally(responses=response_counts(since))
+    for outcome in patient_outcomes(point, since, saved):
+        if outcome.change is None:  # no score at the baseline or at the time point
+            tally.not_scored += 1
             continue
-        for key in keys(outcome):
-            tally = counts.setdefault(key, [0, 0])
-            tally[0] += outcome.improved
-            tally[1] += 1
-    ordered = order or sorted(counts, key=lambda key: (-counts[key][1], labels.get(key, key)))
-    return [
-        GroupShare(key, labels.get(key, key), _share(*counts[key]))
-        for key in ordered
-        if key in counts
-    ]
+        tally.scored += 1
+        for dimension, keys in _groups_of(outcome).items():
+            for key in keys:
+                pair = tally.groups.setdefault(dimension, {}).setdefault(key, [0, 0])
+                pair[0] += outcome.improved
+                pair[1] += 1
+    return tally
 
 
 def _share(improved: int, total: int) -> m.Share | None:
     return m.wilson(improved, total) if total >= MIN_GROUP else None
 
 
-def responses(since: date, points: list[str]) -> list[PointResponse]:
-    """Answered of sent, per time point (a time point missed while the worker was down was
+def response_counts(since: date) -> dict[str, list[int]]:
+    """``[sent, answered]`` per time point (a time point missed while the worker was down was
     never sent and is not counted)."""
-    counted = {
-        point: (sent, answered)
+    return {
+        point: [sent, answered]
         for point, sent, answered in db.session.execute(
             select(FollowUp.point, func.count(FollowUp.sent_at), func.count(FollowUp.answered_at))
             .where(FollowUp.sent_at.is_not(None), FollowUp.request_id.in_(_cohort(since)))
             .group_by(FollowUp.point)
         ).tuples()
     }
+
+
+def point_responses(counted: dict[str, list[int]], points: list[str]) -> list[PointResponse]:
+    """The schedule's time points, then any other a former schedule sent."""
     shown = points + sorted(
         (p for p in counted if p not in points), key=lambda p: parse_point(p).days_hint
     )
@@ -254,14 +311,77 @@ def responses(since: date, points: list[str]) -> list[PointResponse]:
     return found
 
 
-def clinic_results(months: int, point: str | None = None) -> Results:
+# ---- snapshots ------------------------------------------------------------------------------
+# Counting reads every answered follow-up of the period: its time grows with the clinic's
+# history. The worker counts every period and time point every ``SNAPSHOT_MINUTES`` and keeps
+# the numbers; the outcomes page and the public sentence read them, and count afresh only
+# when there is no snapshot younger than ``SNAPSHOT_MAX_AGE`` (the worker is down, new
+# thresholds, a new day) or staff ask for it. docs/benchmarks.md has the figures.
+
+SNAPSHOT_MINUTES = 10
+SNAPSHOT_MAX_AGE = timedelta(minutes=15)
+SNAPSHOT_KEEP = timedelta(days=1)  # older snapshots (a former day or setting) are deleted
+TALLY_VERSION = 1  # part of the key: a change to what is counted starts afresh
+
+
+def snapshot_key(months: int, point: str, since: date, saved: OutcomeSettings) -> str:
+    """The snapshot's key: the period, time point and start day, and the thresholds."""
+    limits = [saved.odi_points, saved.ndi_points, saved.pain_points, saved.relative_percent]
+    digest = hashlib.sha256(json.dumps(limits).encode()).hexdigest()[:16]
+    return f"v{TALLY_VERSION}|{months}|{point}|{since.isoformat()}|{digest}"
+
+
+def snapshot(
+    months: int, point: str, saved: OutcomeSettings, *, fresh: bool = False
+) -> tuple[Tally, datetime]:
+    """The counts for the period and time point and when they were counted: the kept ones if
+    younger than ``SNAPSHOT_MAX_AGE`` (unless ``fresh``), else counted now and kept."""
+    since = since_for(months)
+    key = snapshot_key(months, point, since, saved)
+    kept = db.session.get(OutcomeSnapshot, key)
+    if kept is not None and not fresh and kept.computed_at >= now_utc() - SNAPSHOT_MAX_AGE:
+        return Tally.from_json(kept.tally), kept.computed_at
+    tally = count(point, since, saved)
+    now = now_utc()
+    if kept is not None:
+        kept.tally, kept.computed_at = tally.to_json(), now
+    else:
+        try:
+            with db.session.begin_nested():
+                db.session.add(OutcomeSnapshot(key=key, computed_at=now, tally=tally.to_json()))
+        except IntegrityError:
+            pass  # another worker kept the same counts a moment ago
+    db.session.commit()
+    return tally, now
+
+
+def refresh_snapshots() -> int:
+    """The worker's job: count every period and time point afresh, and delete snapshots of
+    former days and settings. Returns how many were counted."""
+    saved = settings()
+    counted = 0
+    for months in PERIOD_MONTHS:
+        for point in saved.schedule:
+            snapshot(months, point, saved, fresh=True)
+            counted += 1
+    db.session.execute(
+        delete(OutcomeSnapshot).where(OutcomeSnapshot.computed_at < now_utc() - SNAPSHOT_KEEP)
+    )
+    db.session.commit()
+    return counted
+
+
+# ---- the page and the public sentence -------------------------------------------------------
+
+
+def clinic_results(months: int, point: str | None = None, *, fresh: bool = False) -> Results:
+    """The outcomes page's figures for the period and time point (the snapshot's counts)."""
     saved = settings()
     points = list(saved.schedule)
     if point not in points:
         point = PUBLIC_POINT if PUBLIC_POINT in points else points[0]
-    since = since_for(months)
-    outcomes = patient_outcomes(point, since, saved)
-    specialist_ids = {o.specialist_id for o in outcomes if o.specialist_id is not None}
+    tally, computed_at = snapshot(months, point, saved, fresh=fresh)
+    specialist_ids = [int(key) for key in tally.groups.get(BY_SPECIALIST, {}) if key != "none"]
     names = (
         dict(
             db.session.execute(
@@ -274,40 +394,31 @@ def clinic_results(months: int, point: str | None = None) -> Results:
         else {}
     )
     specialist_labels = {str(key): name for key, name in names.items()}
-    specialist_labels["none"] = "No specialist assigned"
+    specialist_labels["none"] = _("No specialist assigned")
     diagnosis_labels = {code: str(label) for code, label in intake.DIAGNOSES}
-    diagnosis_labels["none"] = "No diagnosis named"
-    scored = [o for o in outcomes if o.change is not None]
+    diagnosis_labels["none"] = _("No diagnosis named")
+    overall = tally.shares(OVERALL, {"all": _("All patients")})
     return Results(
         months=months,
-        since=since,
+        since=since_for(months),
         point=point,
         point_label=point_label(point),
         points=points,
-        responses=responses(since, points),
-        scored=len(scored),
-        not_scored=len(outcomes) - len(scored),
-        overall=group_shares(outcomes, lambda o: ["all"], {"all": "All patients"})[0]
-        if scored
-        else GroupShare("all", "All patients", None),
-        by_plan_group=group_shares(
-            outcomes,
-            lambda o: [PLAN_GROUP[o.plan].value],
+        computed_at=computed_at,
+        responses=point_responses(tally.responses, points),
+        scored=tally.scored,
+        not_scored=tally.not_scored,
+        overall=overall[0] if overall else GroupShare("all", _("All patients"), None),
+        by_plan_group=tally.shares(
+            BY_PLAN_GROUP,
             {key: str(label) for key, label in PLAN_GROUP_LABELS.items()},
             [group.value for group in PlanGroup],
         ),
-        by_plan=group_shares(
-            outcomes,
-            lambda o: [o.plan.value],
-            {key: str(label) for key, label in PLAN_LABELS},
-            [plan.value for plan in Plan],
+        by_plan=tally.shares(
+            BY_PLAN, {key: str(label) for key, label in PLAN_LABELS}, [plan.value for plan in Plan]
         ),
-        by_diagnosis=group_shares(outcomes, lambda o: o.diagnoses or ("none",), diagnosis_labels),
-        by_specialist=group_shares(
-            outcomes,
-            lambda o: [str(o.specialist_id) if o.specialist_id else "none"],
-            specialist_labels,
-        ),
+        by_diagnosis=tally.shares(BY_DIAGNOSIS, diagnosis_labels),
+        by_specialist=tally.shares(BY_SPECIALIST, specialist_labels),
     )
 
 
@@ -321,15 +432,15 @@ class PublicFigure:
 def public_figure() -> PublicFigure | None:
     """The treatments page's sentence: minimally invasive surgery in the last 12 months at 3
     months (or the schedule's first time point), only when an admin switched it on and at
-    least ``PUBLIC_MIN`` patients were scored; the same code as the outcomes page."""
+    least ``PUBLIC_MIN`` patients were scored; the same counts as the outcomes page."""
     saved = settings()
     if not saved.public_figures or not saved.schedule:
         return None
     points = list(saved.schedule)
     point = PUBLIC_POINT if PUBLIC_POINT in points else points[0]
-    outcomes = patient_outcomes(point, since_for(PUBLIC_MONTHS), saved)
+    tally, _computed_at = snapshot(PUBLIC_MONTHS, point, saved)
     group = PlanGroup.MINIMALLY_INVASIVE.value
-    shares = group_shares(outcomes, lambda o: [PLAN_GROUP[o.plan].value], {}, [group])
+    shares = tally.shares(BY_PLAN_GROUP, {}, [group])
     if not shares or shares[0].share is None or shares[0].share.total < PUBLIC_MIN:
         return None
     share = shares[0].share

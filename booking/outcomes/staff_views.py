@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response
 
 from booking.outcomes import results as results_service
 from booking.outcomes import services
-from booking.outcomes.forms import OutcomeSettingsForm
+from booking.outcomes.forms import OutcomeSettingsForm, RefreshForm
 from booking.outcomes.labels import point_label
 from booking.outcomes.progress import threshold_notes
 from booking.requests.lifecycle import WorkflowError
@@ -69,7 +69,23 @@ def results() -> str:
         min_group=results_service.MIN_GROUP,
         notes=threshold_notes(services.settings()),
         point_labels={point: point_label(point) for point in found.points},
+        refresh_form=RefreshForm(),
+        refresh_minutes=results_service.SNAPSHOT_MINUTES,
+        max_age_minutes=int(results_service.SNAPSHOT_MAX_AGE.total_seconds() // 60),
     )
+
+
+@bp.post("/refresh")
+@roles_required(StaffRole.ADMIN, StaffRole.COORDINATOR)
+def refresh() -> Response:
+    """Count the period and time point afresh now, not at the worker's next round."""
+    months = results_service.period_months(request.args.get("months"))
+    point = request.args.get("point")
+    if RefreshForm().validate_on_submit():
+        found = results_service.clinic_results(months, point, fresh=True)
+        point = found.point
+        flash(_("The figures are up to date."), "success")
+    return redirect(url_for(".results", months=months, point=point), code=303)
 
 
 @bp.get("/registry.csv")
