@@ -439,3 +439,36 @@ def test_a_request_confirmed_while_waiting_stops_asking_and_reminding(
     assert "The clinic needs something from you" not in patient.get(url).get_data(as_text=True)
     record = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
     assert "Asked, not sent" in record and "Asked, waiting" not in record
+
+
+def test_an_answer_with_more_files_than_the_request_has_room_for_stores_nothing(
+    app_settings: dict[str, Any], app: Flask, staff_client: FlaskClient, upload_dir: Path
+) -> None:
+    """The request holds one document and the limit is two (set below before the app is
+    made): two files are one too many, refused with a message; nothing is kept."""
+    assert app_settings["MAX_DOCUMENTS"] == 2
+    reference = _new_request(app, documents=1)
+    _ask(staff_client, reference, ["imaging_report", "referral_letter"])
+    patient, url = _patient(app, reference)
+    files_before = stored_files(upload_dir)
+    two = {0: (pdf_bytes("MRI"), "mri.pdf"), 1: (pdf_bytes("Letter"), "letter.pdf")}
+    response = _answer(patient, url, two, ANSWER)
+    assert "A request can hold at most 2 documents; you have 1 already." in response.get_data(
+        as_text=True
+    )
+    assert stored_files(upload_dir) == files_before
+    with app.app_context():
+        consultation = _load(app, reference)
+        assert consultation.status == RequestStatus.AWAITING_PATIENT
+        assert len(consultation.documents) == 1
+    # One file fits.
+    assert _answer(patient, url, {0: (pdf_bytes("MRI"), "mri.pdf")}, ANSWER).status_code == 302
+    with app.app_context():
+        assert len(_load(app, reference).documents) == 2
+
+
+@pytest.fixture
+def app_settings(app_settings: dict[str, Any], request: pytest.FixtureRequest) -> dict[str, Any]:
+    if request.node.name.startswith("test_an_answer_with_more_files_than"):
+        app_settings["MAX_DOCUMENTS"] = 2
+    return app_settings

@@ -357,3 +357,32 @@ def test_erasing_the_patient_erases_the_thread(
     with app.app_context():
         attached = sa.select(sa.func.count()).select_from(Document)
         assert db.session.scalar(attached.where(Document.message_id.is_not(None))) == 0
+
+
+def test_a_request_with_no_room_for_more_documents_refuses_the_file_and_keeps_nothing(
+    app_settings: dict[str, Any], app: Flask, cases: dict, upload_dir
+) -> None:
+    """The request already holds its one document and the limit is one (set below before the
+    app is made): the message with a file is refused with a message saying what to do, and
+    neither the message nor the file is kept."""
+    assert app_settings["MAX_DOCUMENTS"] == 1
+    reference = cases["own"]["reference"]
+    browser, page = _patient(app, reference)
+    files_before = stored_files(upload_dir)
+    response = _patient_writes(browser, page, file=(pdf_bytes(), "referral.pdf"))
+    text = response.get_data(as_text=True)
+    assert response.status_code == 409
+    assert "A request can hold at most 1 documents; you have 1 already." in text
+    assert "Please send your message without the file." in text
+    assert _messages(app) == []
+    assert stored_files(upload_dir) == files_before
+    # Without the file the message goes.
+    assert _patient_writes(browser, page).status_code in (302, 303)
+    assert [m.body for m in _messages(app)] == [REPLY]
+
+
+@pytest.fixture
+def app_settings(app_settings: dict[str, Any], request: pytest.FixtureRequest) -> dict[str, Any]:
+    if request.node.name.startswith("test_a_request_with_no_room_for_more_documents"):
+        app_settings["MAX_DOCUMENTS"] = 1
+    return app_settings

@@ -18,7 +18,8 @@ import io
 import os
 import secrets
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -31,6 +32,7 @@ from flask_babel import gettext as _
 from booking.crypto import KEY_ID_BYTES, KeyRing, key_ring
 from booking.documents import scanning
 from booking.documents.scanning import Infected, ScannerUnavailable, ScanStatus
+from booking.extensions import db
 
 CHUNK_SIZE = 64 * 1024
 # The magic-byte signatures we accept, by the MIME type ``filetype`` reports for them.
@@ -387,3 +389,22 @@ def get_storage() -> DocumentStorage:
         scan=scanning.scanning_enabled(),
         hold_when_scanner_down=current_app.config["CLAMAV_WHEN_DOWN"] == "hold",
     )
+
+
+@contextmanager
+def saved_uploads(uploads: Sequence[DocumentUpload]) -> Iterator[list[StoredFile]]:
+    """Save each upload (checked, scanned and encrypted) and hand the stored files to the
+    block, which adds their rows and commits. All or nothing: if a file is refused or the
+    block fails, the session is rolled back and every file saved so far is deleted."""
+    storage = get_storage()
+    max_bytes = current_app.config["MAX_DOCUMENT_MB"] * 1024 * 1024
+    stored: list[StoredFile] = []
+    try:
+        for upload in uploads:
+            stored.append(storage.save(upload.stream, max_bytes))
+        yield stored
+    except BaseException:
+        db.session.rollback()
+        for file in stored:
+            storage.delete(file.stored_name)
+        raise

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_ngettext
 
 from booking.audit.services import record
 from booking.documents.models import Document
-from booking.documents.storage import DocumentUpload, StoredFile, get_storage
+from booking.documents.storage import DocumentUpload, saved_uploads
 from booking.extensions import db
 from booking.notifications.services import enqueue_delivery
 from booking.requests import emails
+from booking.requests.files import no_room_for
 from booking.requests.lifecycle import PATIENT, record_change, snapshot
 from booking.requests.models import OPEN_STATUSES, ConsultationRequest, RequestStatus
 from booking.requests.queries import lock_request
@@ -73,21 +73,9 @@ def add_documents(consultation: ConsultationRequest, uploads: list[DocumentUploa
     consultation = lock_request(consultation)
     if consultation.status not in OPEN_STATUSES:
         raise ManageError(_("This request is closed and can no longer be changed online."))
-    limit = current_app.config["MAX_DOCUMENTS"]
-    if len(consultation.documents) + len(uploads) > limit:
-        raise ManageError(
-            _(
-                "A request can hold at most %(n)d documents; you have %(have)d already.",
-                n=limit,
-                have=len(consultation.documents),
-            )
-        )
-    storage = get_storage()
-    max_bytes = current_app.config["MAX_DOCUMENT_MB"] * 1024 * 1024
-    stored: list[StoredFile] = []
-    try:
-        for upload in uploads:
-            stored.append(storage.save(upload.stream, max_bytes))
+    if (full := no_room_for(consultation, len(uploads))) is not None:
+        raise ManageError(full)
+    with saved_uploads(uploads) as stored:
         now = now_utc()
         for upload, file in zip(uploads, stored, strict=True):
             db.session.add(Document.of_upload(upload, file, now, request_id=consultation.id))
@@ -109,11 +97,6 @@ def add_documents(consultation: ConsultationRequest, uploads: list[DocumentUploa
             ),
         )
         db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        for file in stored:
-            storage.delete(file.stored_name)
-        raise
     enqueue_delivery([email.id] if email is not None else [])
     return len(uploads)
 

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select, update
 from sqlalchemy.orm import joinedload, selectinload
 
 from booking.audit.services import record
 from booking.documents.models import Document
-from booking.documents.storage import DocumentUpload, StoredFile, get_storage
+from booking.documents.storage import DocumentUpload, saved_uploads
 from booking.extensions import db
 from booking.messages import emails
 from booking.messages.models import Message
 from booking.notifications.services import enqueue_delivery
+from booking.requests.files import no_room_for
 from booking.requests.lifecycle import PATIENT
 from booking.requests.links import is_read_only
 from booking.requests.models import ConsultationRequest
@@ -138,28 +138,17 @@ def send_patient_message(
     consultation = lock_request(consultation)
     if is_read_only(consultation):
         raise MessageRefused(_("This request is closed and can no longer be changed online."))
-    limit = current_app.config["MAX_DOCUMENTS"]
-    if upload is not None and len(consultation.documents) + 1 > limit:
-        raise MessageRefused(
-            _(
-                "A request can hold at most %(n)d documents; you have %(have)d already. "
-                "Please send your message without the file.",
-                n=limit,
-                have=len(consultation.documents),
-            )
-        )
-    storage = get_storage()
-    stored: StoredFile | None = None
-    try:
-        if upload is not None:
-            max_bytes = current_app.config["MAX_DOCUMENT_MB"] * 1024 * 1024
-            stored = storage.save(upload.stream, max_bytes)
+    uploads = [] if upload is None else [upload]
+    if (full := no_room_for(consultation, len(uploads))) is not None:
+        without = _("Please send your message without the file.")
+        raise MessageRefused(f"{full} {without}")
+    with saved_uploads(uploads) as stored:
         message = _add(consultation, body, author=None)
-        if upload is not None and stored is not None:
+        for each, file in zip(uploads, stored, strict=True):
             db.session.add(
                 Document.of_upload(
-                    upload,
-                    stored,
+                    each,
+                    file,
                     message.created_at,
                     request_id=consultation.id,
                     message_id=message.id,
@@ -174,16 +163,11 @@ def send_patient_message(
             details={
                 "message_id": message.id,
                 "from": PATIENT,
-                "documents": 0 if stored is None else 1,
+                "documents": len(stored),
             },
         )
         email = emails.message_for_clinic(consultation)
         db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        if stored is not None:
-            storage.delete(stored.stored_name)
-        raise
     enqueue_delivery([email.id])
     return message
 

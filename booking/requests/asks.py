@@ -34,10 +34,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from booking.audit.services import record
 from booking.crypto import EncryptedText
 from booking.documents.models import Document
-from booking.documents.storage import DocumentUpload, StoredFile, get_storage
+from booking.documents.storage import DocumentUpload, saved_uploads
 from booking.extensions import db
 from booking.notifications.services import enqueue_delivery
 from booking.requests import emails
+from booking.requests.files import no_room_for
 from booking.requests.lifecycle import check_may_work, record_change, snapshot
 from booking.requests.models import ConsultationRequest, RequestStatus
 from booking.requests.queries import lock_request
@@ -375,21 +376,9 @@ def answer_ask(
     answer = (answer or "").strip() or None
     if not files and not answer:
         raise AskError(_("Please choose a file or write your answer."))
-    limit = current_app.config["MAX_DOCUMENTS"]
-    if len(consultation.documents) + len(files) > limit:
-        raise AskError(
-            _(
-                "A request can hold at most %(n)d documents; you have %(have)d already.",
-                n=limit,
-                have=len(consultation.documents),
-            )
-        )
-    storage = get_storage()
-    max_bytes = current_app.config["MAX_DOCUMENT_MB"] * 1024 * 1024
-    stored: list[StoredFile] = []
-    try:
-        for _code, upload in files:
-            stored.append(storage.save(upload.stream, max_bytes))
+    if (full := no_room_for(consultation, len(files))) is not None:
+        raise AskError(full)
+    with saved_uploads([upload for _code, upload in files]) as stored:
         now = now_utc()
         for (code, upload), file in zip(files, stored, strict=True):
             db.session.add(
@@ -421,11 +410,6 @@ def answer_ask(
             _l("The patient sent what the clinic asked for."),
         )
         db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        for file in stored:
-            storage.delete(file.stored_name)
-        raise
     enqueue_delivery([e.id for e in (receipt, notice) if e is not None])
     return len(files)
 

@@ -1,4 +1,5 @@
-"""Stored files and the rows that name them: the virus scan's retry and the reconciliation.
+"""Stored files and the rows that name them: the room a request has for more documents, the
+virus scan's retry and the reconciliation.
 
 Both kinds of row hold an uploaded file: a request's documents (``Document``) and an unsent
 draft's (``DraftDocument``). The worker runs both jobs (``booking.tasks``); the reconciliation
@@ -13,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from booking.audit.services import record
@@ -22,6 +25,7 @@ from booking.documents.scanning import Infected, ScannerUnavailable, ScanStatus
 from booking.documents.storage import get_storage
 from booking.extensions import db
 from booking.requests.drafts import DraftDocument
+from booking.requests.models import ConsultationRequest
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,18 @@ ROW_KINDS = (Document, DraftDocument)
 STORED_NAME_RE = re.compile(r"[0-9a-f]{32}")
 # A file is written before its row is committed: younger files may be an upload in progress.
 ORPHAN_MIN_AGE = timedelta(hours=1)
+
+
+def no_room_for(consultation: ConsultationRequest, adding: int) -> str | None:
+    """Why ``adding`` more documents cannot be added to the request (its limit is
+    ``MAX_DOCUMENTS``, however they come: the private page, an answer, a message), or None."""
+    limit = current_app.config["MAX_DOCUMENTS"]
+    have = len(consultation.documents)
+    if have + adding <= limit:
+        return None
+    return _(
+        "A request can hold at most %(n)d documents; you have %(have)d already.", n=limit, have=have
+    )
 
 
 @dataclass
