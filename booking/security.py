@@ -67,6 +67,36 @@ def _no_referrer_from_token_addresses(response: Response) -> Response:
     return response
 
 
+# ---- the pages a patient's private link opens (the manage page, the follow-up pages) --------
+
+
+def private_link_limit() -> str:
+    """Their rate limit per address: a guessed link is slow to find."""
+    return current_app.config["MANAGE_RATE_LIMIT"]
+
+
+def not_indexed(response: Response) -> Response:
+    """An ``after_request`` hook: a patient's own pages are never indexed (never stored
+    either: ``never_stored``)."""
+    response.headers["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
+def set_link_cookie(response: Response, name: str, token: str, path: str) -> Response:
+    """Trade a private link's token for a cookie on ``path`` only, so the token leaves the
+    address bar, the history and any Referer at once; it lasts ``MANAGE_COOKIE_MINUTES``."""
+    response.set_cookie(
+        name,
+        token,
+        max_age=current_app.config["MANAGE_COOKIE_MINUTES"] * 60,
+        path=path,
+        secure=request.is_secure or bool(current_app.config.get("SESSION_COOKIE_SECURE")),
+        httponly=True,
+        samesite="Lax",
+    )
+    return response
+
+
 # Files the same for everyone (CSS, scripts, fonts): the only responses a browser or proxy
 # may keep.
 STATIC_ENDPOINTS = frozenset({"static", "bootstrap.static"})

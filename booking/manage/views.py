@@ -57,7 +57,7 @@ from booking.requests.waitlist import (
 from booking.rights import services as rights
 from booking.rights.export import stream_zip
 from booking.scheduling.services import SlotChoice, SlotTaken, SlotUnavailable, picker
-from booking.security import token_in_url
+from booking.security import not_indexed, private_link_limit, set_link_cookie, token_in_url
 from booking.urlargs import date_arg
 
 bp = Blueprint("manage", __name__, url_prefix="/manage")
@@ -66,15 +66,8 @@ bp = Blueprint("manage", __name__, url_prefix="/manage")
 COOKIE = "manage_access"
 
 
-def _limit() -> str:
-    return current_app.config["MANAGE_RATE_LIMIT"]
-
-
-@bp.after_request
-def _private(response: Response) -> Response:
-    # A patient's own pages are never indexed (never stored either: booking.security).
-    response.headers["X-Robots-Tag"] = "noindex, nofollow"
-    return response
+_limit = private_link_limit
+bp.after_request(not_indexed)
 
 
 def _enter(link: ManageLink, token: str, offer_token: str | None) -> Response:
@@ -89,16 +82,7 @@ def _enter(link: ManageLink, token: str, offer_token: str | None) -> Response:
         else page,
         303,
     )
-    response.set_cookie(
-        COOKIE,
-        token,
-        max_age=current_app.config["MANAGE_COOKIE_MINUTES"] * 60,
-        path=page,
-        secure=request.is_secure or bool(current_app.config.get("SESSION_COOKIE_SECURE")),
-        httponly=True,
-        samesite="Lax",
-    )
-    return response
+    return set_link_cookie(response, COOKIE, token, page)
 
 
 def _gone() -> tuple[str, int]:

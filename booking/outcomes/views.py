@@ -11,7 +11,6 @@ from __future__ import annotations
 from flask import (
     Blueprint,
     abort,
-    current_app,
     flash,
     make_response,
     redirect,
@@ -27,7 +26,7 @@ from booking.outcomes import services
 from booking.outcomes.forms import StopForm, questionnaire_form
 from booking.outcomes.labels import point_label
 from booking.outcomes.models import FollowUp
-from booking.security import token_in_url
+from booking.security import not_indexed, private_link_limit, set_link_cookie, token_in_url
 
 bp = Blueprint("outcomes", __name__)
 
@@ -35,14 +34,8 @@ COOKIE = "followup_access"
 PATIENT_PATH = "/follow-up"
 
 
-def _limit() -> str:
-    return current_app.config["MANAGE_RATE_LIMIT"]
-
-
-@bp.after_request
-def _private(response: Response) -> Response:
-    response.headers["X-Robots-Tag"] = "noindex, nofollow"
-    return response
+_limit = private_link_limit
+bp.after_request(not_indexed)
 
 
 def _gone() -> tuple[str, int]:
@@ -60,16 +53,7 @@ def open_link(token: str) -> Response | tuple[str, int]:
     services.mark_opened(link)
     stop = request.path.endswith("/stop")
     response = redirect(url_for(".stop" if stop else ".questionnaire"), 303)
-    response.set_cookie(
-        COOKIE,
-        token,
-        max_age=current_app.config["MANAGE_COOKIE_MINUTES"] * 60,
-        path=PATIENT_PATH,
-        secure=request.is_secure or bool(current_app.config.get("SESSION_COOKIE_SECURE")),
-        httponly=True,
-        samesite="Lax",
-    )
-    return response
+    return set_link_cookie(response, COOKIE, token, PATIENT_PATH)
 
 
 def _follow_up() -> FollowUp:
