@@ -10,6 +10,7 @@ import re
 import zipfile
 from datetime import date, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
@@ -34,6 +35,7 @@ from tests.factories import (
 )
 from tests.support import AuthActions, open_manage_link
 
+BERLIN = ZoneInfo("Europe/Berlin")
 CSRF = re.compile(r'csrf_token" type="hidden" value="([^"]+)"')
 BORN = "1970-05-17"  # the factory's date of birth
 
@@ -199,6 +201,13 @@ def test_an_erasure_request_reaches_the_admins_queue_with_its_deadline(
     assert due - erasure.requested_at == timedelta(days=30)
     assert len(_audit(app, "erasure_requested")) == 1
     assert "within one month" in _emails(app, "rights_update")[0].body_text
+    # The clinic hears of it, with the deadline (no administrator yet: its usual address).
+    [alert] = _emails(app, "erasure_staff")
+    assert alert.recipient == app.config["STAFF_NOTIFICATION_EMAIL"]
+    assert patient["reference"] in alert.subject
+    assert "/staff/admin/privacy/erasures" in alert.body_text
+    assert f"by {due.astimezone(BERLIN):%a %-d %b %Y}" in alert.body_text
+    assert "@" not in alert.body_text.replace(alert.recipient, "")  # no patient details
 
     admin = _admin(app, auth)
     queue = admin.get("/staff/admin/privacy/erasures")
@@ -207,6 +216,20 @@ def test_an_erasure_request_reaches_the_admins_queue_with_its_deadline(
     assert patient["reference"] in text
     assert "Still open" in text  # the request must be closed before an erasure
     assert str(due.year) in text
+
+
+def test_an_erasure_request_is_sent_to_each_active_administrator(
+    app: Flask, client: FlaskClient, patient: dict
+) -> None:
+    with app.app_context():
+        make_staff("admin", "admin@example.com")
+        make_staff("admin", "second.admin@example.com")
+        make_staff("admin", "former.admin@example.com").active = False
+        db.session.commit()
+        make_staff("coordinator", "coord@example.com")
+    assert _post(client, patient["url"], "erasure", confirm="y").status_code == 302
+    alerts = _emails(app, "erasure_staff")
+    assert sorted(e.recipient for e in alerts) == ["admin@example.com", "second.admin@example.com"]
 
 
 def test_an_admin_closes_an_erasure_request_with_an_explanation(

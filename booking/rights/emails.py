@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import enum
 
+from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
+from sqlalchemy import select
 
+from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.notifications.services import queue_email
 from booking.requests import links
+from booking.requests.emails import staff_locale
 from booking.requests.models import ConsultationRequest
+from booking.rights.models import ErasureRequest
+from booking.staff.models import StaffRole, StaffUser
+from booking.urlargs import public_url
 
 
 class RightsEvent(enum.StrEnum):
@@ -45,3 +52,28 @@ def rights_notice(
         explanation=explanation,
         manage_url=links.manage_url(consultation),
     )
+
+
+def erasure_alert(consultation: ConsultationRequest, erasure: ErasureRequest) -> list[OutboxEmail]:
+    """Tell the administrators (or, with none, the clinic's notification address) that a
+    patient asked to erase their data and by when the answer is due: the reference, the
+    deadline and the queue's address, no patient details."""
+    admins = db.session.scalars(
+        select(StaffUser.email).where(StaffUser.role == StaffRole.ADMIN, StaffUser.active)
+    ).all()
+    locale = staff_locale()
+    with force_locale(locale):
+        subject = _("Erasure request on %(reference)s", reference=consultation.reference)
+    return [
+        queue_email(
+            template="erasure_staff",
+            recipient=address,
+            subject=subject,
+            locale=locale,
+            request_id=consultation.id,
+            reference=consultation.reference,
+            due_at=erasure.due_at,
+            queue_url=public_url("/staff/admin/privacy/erasures"),
+        )
+        for address in admins or [current_app.config["STAFF_NOTIFICATION_EMAIL"]]
+    ]

@@ -23,7 +23,7 @@ from booking.requests.models import OPEN_STATUSES, ConsultationRequest, Patient
 from booking.requests.queries import lock_request
 from booking.requests.waitlist import stop_waiting
 from booking.rights.archive import audit_details, gather, requests_of
-from booking.rights.emails import RightsEvent, rights_notice
+from booking.rights.emails import RightsEvent, erasure_alert, rights_notice
 from booking.rights.export import PatientArchive
 from booking.rights.models import ErasureRequest, ErasureStatus
 from booking.staff.models import StaffUser
@@ -140,8 +140,9 @@ def request_erasure(consultation: ConsultationRequest) -> ErasureRequest:
         actor_email=PATIENT,
     )
     notice = rights_notice(consultation, RightsEvent.ERASURE_RECEIVED)
+    alerts = erasure_alert(consultation, erasure)
     db.session.flush()
-    _commit_and_send([notice.id] if notice else [])
+    _commit_and_send([e.id for e in (notice, *alerts) if e is not None])
     return erasure
 
 
