@@ -6,8 +6,10 @@ import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from babel.dates import format_datetime
 from flask import Flask
 from sqlalchemy import select
 
@@ -25,7 +27,7 @@ from booking.requests.waitlist import (
 from booking.scheduling.availability import open_slots
 from booking.scheduling.models import SlotOffer
 from booking.scheduling.services import SlotChoice
-from booking.timeutil import now_utc
+from booking.timeutil import WHEN, now_utc
 from tests.factories import (
     make_appointment_type,
     make_request,
@@ -101,6 +103,10 @@ def test_a_cancellation_offers_the_time_to_the_waitlist(app: Flask, clinic: Wait
             "waiting2@example.com",
         ]
         assert all(f"/offers/{offer.token}" in e.body_text for e in offers)
+        # The email says how long the offer is open: two days, or until the time itself.
+        until = min(offer.created_at + OFFER_LIFETIME, offer.starts_at)
+        when = format_datetime(until, WHEN, tzinfo=ZoneInfo("Europe/Berlin"), locale="en")
+        assert all(f"The offer is open until {when}." in e.body_text for e in offers)
 
 
 def test_the_first_to_accept_gets_it_and_the_others_see_it_is_gone(

@@ -8,6 +8,8 @@ template pair under ``templates/email/``. None carries medical details.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
@@ -247,9 +249,10 @@ def new_link(consultation: ConsultationRequest) -> OutboxEmail | None:
 
 
 def waitlist_offer(
-    consultation: ConsultationRequest, offer: SlotOffer, freed: FreedTime
+    consultation: ConsultationRequest, offer: SlotOffer, freed: FreedTime, open_until: datetime
 ) -> OutboxEmail | None:
-    """An earlier time is free: the link opens the patient's page at the offer."""
+    """An earlier time is free: the link opens the patient's page at the offer, which stays
+    open until ``open_until``."""
     with force_locale(consultation.locale):
         subject = _("An earlier time is free (%(reference)s)", reference=consultation.reference)
     return _to_patient(
@@ -258,6 +261,7 @@ def waitlist_offer(
         subject,
         offer=offer,
         appointment=freed,
+        open_until=open_until,
         accept_url=links.offer_url(consultation, offer.token),
     )
 

@@ -145,10 +145,12 @@ def offer_freed_slot(appointment: FreedTime) -> list[OutboxEmail]:
     )
     db.session.add(offer)
     db.session.flush()
+    open_until = min(offer.created_at + OFFER_LIFETIME, offer.starts_at)
     offers = [
         email
         for consultation in waiting
-        if (email := emails.waitlist_offer(consultation, offer, appointment)) is not None
+        if (email := emails.waitlist_offer(consultation, offer, appointment, open_until))
+        is not None
     ]
     record(
         "slot_offered",
