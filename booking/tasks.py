@@ -24,6 +24,7 @@ from booking.requests.drafts import purge_expired_drafts
 from booking.requests.escalation import escalate_overdue
 from booking.requests.files import reconcile_files, rescan_pending
 from booking.requests.reminders import send_due_reminders
+from booking.staff.auth import purge_old_sessions
 
 
 def _make_huey(app: Flask) -> Huey:
@@ -90,10 +91,11 @@ def init_task_queue(app: Flask) -> Huey:
     @huey.periodic_task(crontab(minute="17", hour="3"), name="purge_expired_requests")
     def purge_expired_requests() -> None:
         """Retention, once a day (03:17 UTC): closed requests past RETENTION_DAYS, and the
-        addresses in audit rows past AUDIT_ADDRESS_DAYS."""
+        addresses in audit rows and staff sessions not seen for AUDIT_ADDRESS_DAYS."""
         with app.app_context():
             purge_expired()
             reduce_old_addresses()
+            purge_old_sessions()
 
     @huey.periodic_task(crontab(minute="41"), name="purge_expired_drafts")
     def purge_drafts() -> None:

@@ -3,6 +3,7 @@ on unusual access (many records read in an hour, a bulk export): once per accoun
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from booking.audit.services import reduce_old_addresses
 from booking.crypto import text_digest
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
+from booking.staff.models import StaffSession
 from booking.timeutil import now_utc
 from tests.conftest import Staff
 from tests.factories import make_request
@@ -81,6 +83,34 @@ def test_old_audit_rows_keep_who_did_what_but_not_the_addresses(app: Flask, staf
         assert note.details["rows"] == 3
 
         assert reduce_old_addresses(now) == 0  # nothing left to reduce
+
+
+def test_staff_sessions_not_seen_for_the_address_days_are_deleted_by_the_nightly_job(
+    app: Flask, staff: Staff
+) -> None:
+    now = now_utc()
+    with app.app_context():
+        for last_seen, ended in (
+            (now - timedelta(days=400), now - timedelta(days=400)),  # signed out long ago
+            (now - timedelta(days=366), None),  # left idle, never came back
+            (now - timedelta(days=30), now - timedelta(days=30)),  # recent: kept
+            (now, None),  # signed in now: kept
+        ):
+            db.session.add(
+                StaffSession(
+                    staff_id=staff.coordinator.id,
+                    token_hash=secrets.token_hex(32),
+                    created_at=last_seen,
+                    last_seen_at=last_seen,
+                    ended_at=ended,
+                    address="203.0.113.7",
+                )
+            )
+        db.session.commit()
+    app.extensions["spineconsult.purge_expired_requests"].call_local()  # what the worker runs
+    with app.app_context():
+        left = db.session.scalars(select(StaffSession.last_seen_at)).all()
+        assert sorted(left) == [now - timedelta(days=30), now]
 
 
 def _alerts(app: Flask) -> tuple[list[AuditEvent], list[OutboxEmail]]:

@@ -13,7 +13,7 @@ from flask import Flask, abort, current_app, flash, g, redirect, request, sessio
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from booking.crypto import text_digest
 from booking.extensions import db, login_manager
@@ -126,6 +126,21 @@ def end_all_sessions(user: StaffUser, reason: str) -> None:
         .where(StaffSession.staff_id == user.id, StaffSession.ended_at.is_(None))
         .values(ended_at=now_utc(), end_reason=reason)
     )
+
+
+def purge_old_sessions(now: datetime | None = None) -> int:
+    """Delete the sessions not seen for ``AUDIT_ADDRESS_DAYS`` (long over: a session lasts
+    hours), with the network address each kept; the audit trail keeps the sign-ins. Returns
+    how many went (the nightly job)."""
+    days = current_app.config.get("AUDIT_ADDRESS_DAYS")
+    if not days:
+        return 0
+    cutoff = (now or now_utc()) - timedelta(days=int(days))
+    purged = db.session.execute(
+        delete(StaffSession).where(StaffSession.last_seen_at < cutoff)
+    ).rowcount
+    db.session.commit()
+    return purged
 
 
 def _session_over(staff_session: StaffSession, now: datetime) -> str | None:
