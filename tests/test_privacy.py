@@ -22,6 +22,7 @@ from sqlalchemy import func, select, update
 from booking.audit.models import AuditEvent
 from booking.dashboard import services as workflow
 from booking.documents.models import Document
+from booking.documents.scanning import ScanStatus
 from booking.documents.storage import get_storage
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
@@ -275,6 +276,33 @@ def test_a_missing_file_is_marked_in_the_archive_not_an_error(
     data = json.loads(export(admin_client, second).read("patient.json"))
     entry = next(r for r in data["requests"] if r["reference"] == second)["documents"][0]
     assert entry["file"] is None and entry["file_missing"] is True
+
+
+@pytest.mark.parametrize(
+    ("status", "said"),
+    [
+        (ScanStatus.PENDING, "(file not included: waiting for its virus scan)"),
+        (ScanStatus.INFECTED, "(file removed: a virus was found)"),
+    ],
+)
+def test_a_file_not_yet_scanned_or_found_infected_is_left_out_of_the_archive(
+    admin_client: FlaskClient, clinic: Patients, app: Flask, status: ScanStatus, said: str
+) -> None:
+    """Staff never open a held file; an archive an admin downloads carries none either."""
+    second = clinic.erika[1]
+    with app.app_context():
+        db.session.execute(
+            update(Document)
+            .where(Document.stored_name.in_(stored_names(app, [second])))
+            .values(scan_status=status)
+        )
+        db.session.commit()
+    archive = export(admin_client, second)
+    data = json.loads(archive.read("patient.json"))
+    entry = next(r for r in data["requests"] if r["reference"] == second)["documents"][0]
+    assert entry["file"] is None and entry["file_withheld"] == status.value
+    assert not [n for n in archive.namelist() if n.startswith(f"documents/{second}/")]
+    assert said in archive.read("summary.txt").decode()
 
 
 # --- access ----------------------------------------------------------------------------------

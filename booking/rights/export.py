@@ -149,6 +149,12 @@ def build_archive(
                 **columns(doc, skip={"id", "request_id", "stored_name"}),
             }
             doc_entries.append(entry)
+            if not doc.servable:
+                # Held until the virus scan can run (or removed as infected): its bytes go to
+                # nobody, in an archive as on the staff's pages; the entry says why.
+                entry["file"] = None
+                entry["file_withheld"] = doc.scan_status.value
+                continue
             documents.append(ArchiveDocument(entry["file"], doc.stored_name, doc.sha256, entry))
         appointment = consultation.appointment
         entry_waitlist = waitlist.get(consultation.id)
