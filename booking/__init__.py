@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from booking import models  # noqa: F401  (registers every model with SQLAlchemy)
 from booking.extensions import babel, bootstrap, csrf, db, limiter, mail, migrate
+from booking.security import LANGUAGE_KEY
 from booking.templating import register_template_helpers
 
 log = logging.getLogger(__name__)
@@ -121,9 +122,6 @@ def _audit_infected_uploads(app: Flask) -> None:
             db.session.rollback()
             log.exception("could not audit an infected upload (%s)", ", ".join(signatures))
         return response
-
-
-LANGUAGE_KEY = "language"
 
 
 def _select_locale() -> str | None:

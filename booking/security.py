@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, request, session
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.wrappers import Response
@@ -80,6 +80,18 @@ def not_indexed(response: Response) -> Response:
     either: ``never_stored``)."""
     response.headers["X-Robots-Tag"] = "noindex, nofollow"
     return response
+
+
+# The session key of the language a patient chose (``?lang=``; ``booking._select_locale``).
+LANGUAGE_KEY = "language"
+
+
+def keep_request_language(locale: str) -> None:
+    """A private link opened where the patient has not chosen a language shows the pages in
+    the request's (the one they wrote it in, and its emails are in); the switcher still
+    changes it."""
+    if LANGUAGE_KEY not in session and locale in current_app.config["LANGUAGES"]:
+        session[LANGUAGE_KEY] = locale
 
 
 def set_link_cookie(response: Response, name: str, token: str, path: str) -> Response:

@@ -271,3 +271,30 @@ def test_a_specialist_may_not_send_a_new_link(app: Flask, booked: dict[str, Any]
         f"/staff/requests/{booked['reference']}/new-link", data={"link-csrf_token": token}
     )
     assert response.status_code == 403
+
+
+def test_the_link_opens_the_pages_in_the_requests_language_until_the_patient_switches(
+    app: Flask, client: FlaskClient
+) -> None:
+    """A Spanish request's link, opened in a browser that prefers English, shows Spanish (the
+    language of the request and its emails); the switcher still changes it, and a browser
+    where the patient had already chosen a language keeps it."""
+    with app.app_context():
+        spanish = make_request(locale="es")
+        reference = spanish.reference
+        link = tokens.issue_link(spanish)
+        page = f"/manage/{reference}"
+        db.session.commit()
+    english_browser = {"Accept-Language": "en-GB,en;q=0.9"}
+    assert client.get(f"/manage/open/{link}", headers=english_browser).status_code == 303
+    assert '<html lang="es">' in client.get(page, headers=english_browser).get_data(as_text=True)
+    switched = client.get(f"{page}?lang=en", headers=english_browser).get_data(as_text=True)
+    assert '<html lang="en">' in switched
+
+    chosen = app.test_client()
+    chosen.get("/?lang=en")
+    with app.app_context():
+        link = tokens.issue_link(_load(reference))
+        db.session.commit()
+    assert chosen.get(f"/manage/open/{link}").status_code == 303
+    assert '<html lang="en">' in chosen.get(page).get_data(as_text=True)

@@ -57,7 +57,13 @@ from booking.requests.waitlist import (
 from booking.rights import services as rights
 from booking.rights.export import stream_zip
 from booking.scheduling.services import SlotChoice, SlotTaken, SlotUnavailable, picker
-from booking.security import not_indexed, private_link_limit, set_link_cookie, token_in_url
+from booking.security import (
+    keep_request_language,
+    not_indexed,
+    private_link_limit,
+    set_link_cookie,
+    token_in_url,
+)
 from booking.urlargs import date_arg
 
 bp = Blueprint("manage", __name__, url_prefix="/manage")
@@ -74,6 +80,7 @@ def _enter(link: ManageLink, token: str, offer_token: str | None) -> Response:
     """Trade the link's token for a cookie on the request's own pages, and go there (to the
     offered time, for an offer's link)."""
     mark_opened(link)
+    keep_request_language(link.request.locale)
     reference = link.request.reference
     page = url_for("manage.view", reference=reference)
     response = redirect(

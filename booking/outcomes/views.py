@@ -26,7 +26,13 @@ from booking.outcomes import services
 from booking.outcomes.forms import StopForm, questionnaire_form
 from booking.outcomes.labels import point_label
 from booking.outcomes.models import FollowUp
-from booking.security import not_indexed, private_link_limit, set_link_cookie, token_in_url
+from booking.security import (
+    keep_request_language,
+    not_indexed,
+    private_link_limit,
+    set_link_cookie,
+    token_in_url,
+)
 
 bp = Blueprint("outcomes", __name__)
 
@@ -51,6 +57,7 @@ def open_link(token: str) -> Response | tuple[str, int]:
     if link is None:
         return _gone()
     services.mark_opened(link)
+    keep_request_language(link.follow_up.plan.request.locale)
     stop = request.path.endswith("/stop")
     response = redirect(url_for(".stop" if stop else ".questionnaire"), 303)
     return set_link_cookie(response, COOKIE, token, PATIENT_PATH)
