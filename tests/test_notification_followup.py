@@ -73,6 +73,12 @@ def test_the_queue_flags_and_counts_a_patient_who_was_not_notified(
         )
     )
     assert listed == [failed["bounced"]]
+    # Each such row says so; the others do not.
+    rows = client.get("/staff/", query_string={"status": "all"}).get_data(as_text=True)
+    rows = rows[rows.index("<tbody") : rows.index("</tbody>")].split("<tr")
+    [flagged] = [row for row in rows if "Patient not notified" in row]
+    assert failed["bounced"] in flagged
+    assert any(failed["fine"] in row for row in rows)
     # The count follows the other filters: a search for the other patient finds none.
     assert _unnotified_count(client, status="all", q="Otto") == "0"
     # A bounced email to the clinic is not a patient left uninformed: only patient emails count.

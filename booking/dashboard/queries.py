@@ -77,6 +77,8 @@ class QueuePage:
     counts: dict[str, int] = field(default_factory=dict)
     # Requests of any status, under the other filters, whose patient was not notified.
     unnotified: int = 0
+    # Which of this page's rows those are (looked up only when there are some).
+    unnotified_ids: frozenset[int] = frozenset()
 
     @property
     def pages(self) -> int:
@@ -203,13 +205,24 @@ def _status_counts(user: StaffUser, f: QueueFilters) -> tuple[dict[str, int], in
 
 
 def queue_page(user: StaffUser, f: QueueFilters, per_page: int = PER_PAGE) -> QueuePage:
-    """One page of the queue and the counts per status. Two queries."""
+    """One page of the queue and the counts per status. Two queries, and a third for the rows
+    to flag when some patient was not notified."""
     counts, unnotified = _status_counts(user, f)
     total = counts.get(f.status, 0) if f.status else sum(counts.values())
 
     page = max(1, min(f.page, max(1, math.ceil(min(total, COUNT_CAP) / per_page))))
     stmt = _listed(user, f).limit(per_page).offset((page - 1) * per_page)
     items = list(db.session.scalars(stmt).unique())
+    flagged: frozenset[int] = frozenset()
+    if unnotified and items:
+        flagged = frozenset(
+            db.session.scalars(
+                select(ConsultationRequest.id).where(
+                    ConsultationRequest.id.in_([item.id for item in items]),
+                    ConsultationRequest.id.in_(unnotified_request_ids()),
+                )
+            )
+        )
     return QueuePage(
         items=items,
         total=total,
@@ -217,6 +230,7 @@ def queue_page(user: StaffUser, f: QueueFilters, per_page: int = PER_PAGE) -> Qu
         per_page=per_page,
         counts=counts,
         unnotified=unnotified,
+        unnotified_ids=flagged,
     )
 
 
