@@ -8,6 +8,7 @@ nothing here repeats a rule of the form.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
@@ -27,6 +28,25 @@ class Step:
 
 
 TIME_FIELDS = ("appointment_type", "slot", "preferred_days", "preferred_time_of_day")
+# The "history" step's two parts: what is wrong and what was tried, then medicines and
+# general health (one page was about 2,650 px tall on a 390 px phone; each part is about 1,950
+# and 1,700 px).
+HISTORY_TREATMENT = (
+    "diagnoses",
+    "diagnosis_other",
+    "treatments",
+    "surgery_details",
+    "imaging",
+    "imaging_when",
+)
+HISTORY_HEALTH = (
+    "medications",
+    "allergies",
+    "blood_thinners",
+    "diabetes",
+    "smoking",
+    "other_history",
+)
 STEPS: tuple[Step, ...] = (
     Step("time", _l("Time"), (*TIME_FIELDS, "earliest_date")),
     Step(
@@ -48,24 +68,7 @@ STEPS: tuple[Step, ...] = (
         ),
     ),
     Step("function", _l("Pain and daily life")),
-    Step(
-        "history",
-        _l("Health and treatment"),
-        (
-            "diagnoses",
-            "diagnosis_other",
-            "treatments",
-            "surgery_details",
-            "imaging",
-            "imaging_when",
-            "medications",
-            "allergies",
-            "blood_thinners",
-            "diabetes",
-            "smoking",
-            "other_history",
-        ),
-    ),
+    Step("history", _l("Health and treatment"), (*HISTORY_TREATMENT, *HISTORY_HEALTH)),
     Step("documents", _l("Documents")),
     Step(
         "review", _l("Check and send"), ("privacy_consent", "contact_consent", "followup_consent")
@@ -138,9 +141,29 @@ def function_pages(answers: Answers) -> list[tuple[str, ...]]:
     return pages
 
 
+def history_pages(_answers: Answers) -> list[tuple[str, ...]]:
+    """The pages of the "history" step (the same for every patient)."""
+    return [HISTORY_TREATMENT, HISTORY_HEALTH]
+
+
+# The steps shown in pages, each page about two screens of a phone: the function that gives a
+# step's pages for the draft's answers. Every other step is one page of its fields.
+PAGED: dict[str, Callable[[Answers], list[tuple[str, ...]]]] = {
+    "function": function_pages,
+    "history": history_pages,
+}
+
+
+def pages(code: str, answers: Answers) -> list[tuple[str, ...]]:
+    """The fields of each page of step ``code``, for these answers (none for the "function"
+    step without a main problem)."""
+    paged = PAGED.get(code)
+    return paged(answers) if paged is not None else [BY_CODE[code].fields]
+
+
 def pages_of(code: str, answers: Answers) -> int:
-    """How many pages step ``code`` is shown in (1 for every step but "function")."""
-    return max(1, len(function_pages(answers))) if code == "function" else 1
+    """How many pages step ``code`` is shown in (at least 1)."""
+    return max(1, len(pages(code, answers)))
 
 
 def page_arg(code: str, answers: Answers, value: object) -> int:
@@ -155,12 +178,10 @@ def page_arg(code: str, answers: Answers, value: object) -> int:
 def fields_of(code: str, answers: Answers, page: int | None = None) -> tuple[str, ...]:
     """The fields step ``code`` asks, for these answers (the main problem decides the pain
     scales and the instrument); with ``page``, only that page's."""
-    if code != "function":
-        return BY_CODE[code].fields
-    pages = function_pages(answers)
+    shown = pages(code, answers)
     if page is not None:
-        return pages[page - 1] if 0 < page <= len(pages) else ()
-    return tuple(name for each in pages for name in each)
+        return shown[page - 1] if 0 < page <= len(shown) else ()
+    return tuple(name for each in shown for name in each)
 
 
 def posted_answers(

@@ -235,7 +235,11 @@ def test_a_reload_at_any_step_keeps_the_answers(
         ).to_be_checked()
 
     def history_kept() -> None:
+        # Its first part (what was tried), then its second (medicines and general health).
+        page.goto(clinic("/request/steps/history"))
         expect(page.get_by_label("When were the scans done?")).to_have_value("MRI in March 2026")
+        page.goto(clinic("/request/steps/history?page=2"))
+        expect(page.get_by_label("Medicines you take now")).to_have_value("Ibuprofen 400 mg")
         smoking = group(page, "Do you smoke?")
         expect(smoking.get_by_label("Never smoked", exact=True)).to_be_checked()
 
