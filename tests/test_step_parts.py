@@ -1,5 +1,6 @@
 """A step shown in parts, so each fits about two screens of a phone (issue #16): the health and
-treatment step asks what is wrong and what was tried, then medicines and general health.
+treatment step asks what is wrong and what was tried, then medicines and general health; the
+pain and daily life step, the pain scales then the instrument's sections two at a time.
 
 Driven through the real pages with the test client (CSRF on, each part opened and posted as a
 browser does); what the draft keeps is read back from the database.
@@ -18,6 +19,7 @@ from werkzeug.test import TestResponse
 from booking.extensions import db
 from booking.patients import steps
 from booking.requests.drafts import RequestDraft
+from booking.requests.instruments import NDI, ODI
 from tests.support import (
     answer_red_flags,
     as_lists,
@@ -84,6 +86,25 @@ def test_the_history_step_is_two_parts_that_ask_each_of_its_questions_once() -> 
     assert steps.pages("about", answers) == [steps.BY_CODE["about"].fields]
     assert steps.pages_of("about", answers) == 1
     assert steps.page_arg("about", answers, "2") == 1
+
+
+def test_the_function_step_is_parts_of_at_most_four_pain_scales_or_two_sections() -> None:
+    odi = [f"odi_{key}" for key in ODI.section_keys]
+    ndi = [f"ndi_{key}" for key in NDI.section_keys]
+    back = ("back_pain_now", "back_pain_worst", "leg_pain_now", "leg_pain_worst")
+    neck = ("neck_pain_now", "neck_pain_worst", "arm_pain_now", "arm_pain_worst")
+    pairs = [tuple(names[i : i + 2]) for names in (odi, ndi) for i in range(0, 10, 2)]
+    assert steps.pages("function", {"spine_region": ["lower_back"]}) == [back, *pairs[:5]]
+    assert steps.pages("function", {"spine_region": ["neck"]}) == [neck, *pairs[5:]]
+    # Both: eight pain scales were one part too tall for a phone; they are two.
+    assert steps.pages("function", {"spine_region": ["both"]}) == [back, neck, *pairs]
+    # Without a main problem the step asks nothing (the view sends the patient back).
+    assert steps.pages("function", {}) == [] and steps.pages_of("function", {}) == 1
+    assert steps.even_pages(list("abcdefghij"), 4) == [
+        ("a", "b", "c", "d"),
+        ("e", "f", "g"),
+        ("h", "i", "j"),
+    ]
 
 
 def test_each_part_asks_its_own_questions_and_saves_only_them(

@@ -29,8 +29,8 @@ class Step:
 
 TIME_FIELDS = ("appointment_type", "slot", "preferred_days", "preferred_time_of_day")
 # The "history" step's two parts: what is wrong and what was tried, then medicines and
-# general health (one page was about 2,650 px tall on a 390 px phone; each part is about 1,950
-# and 1,700 px).
+# general health (one page was 2,650 px tall on a 390 px phone; the parts are 1,970 and
+# 1,710 px).
 HISTORY_TREATMENT = (
     "diagnoses",
     "diagnosis_other",
@@ -111,11 +111,28 @@ def region_of(answers: Answers) -> str | None:
     return region if region in instruments.REGION_CODES else None
 
 
-# The "function" step is shown in pages, so each fits about two screens of a phone: the pain
-# scales first, then the instrument's sections at most this many at a time, in pages of even
-# size (the ODI's ten as 4, 3 and 3: a section and its six statements take about half a
-# screen of a 390 px phone).
-SECTIONS_PER_PAGE = 4
+# The "function" step is shown in pages, so each fits about two screens of a phone (at most
+# 2.5 screens of 844 px, as the phone's browser test checks): the pain scales at most four a
+# page (a "both" patient's eight as two pages), then the instrument's sections at most two a
+# page. Measured at 390 px: every step's page carries about 1,300 px of menu, emergency
+# notice, list of steps, headings, instructions and buttons, and a section with its six
+# statements takes 210 to 360 px, so four sections a page were up to 2,620 px; two are at
+# most about 2,000.
+PAIN_SCALES_PER_PAGE = 4
+SECTIONS_PER_PAGE = 2
+
+
+def even_pages(names: list[str], most: int) -> list[tuple[str, ...]]:
+    """``names`` in order, in as few pages of at most ``most`` as they need, of even size
+    (ten in pages of at most four: 4, 3 and 3)."""
+    count = -(-len(names) // most)  # pages needed
+    size, extra = divmod(len(names), count) if count else (0, 0)
+    pages, start = [], 0
+    for index in range(count):
+        end = start + size + (1 if index < extra else 0)
+        pages.append(tuple(names[start:end]))
+        start = end
+    return pages
 
 
 def function_pages(answers: Answers) -> list[tuple[str, ...]]:
@@ -123,21 +140,15 @@ def function_pages(answers: Answers) -> list[tuple[str, ...]]:
     region = region_of(answers)
     if region is None:
         return []
-    pain = tuple(
+    pain = [
         name
         for area in instruments.REGION_PAIN_AREAS[region]
         for name in (area.now_name, area.worst_name)
-    )
-    pages = [pain]
+    ]
+    pages = even_pages(pain, PAIN_SCALES_PER_PAGE)
     for instrument in instruments.instruments_for(region):
         names = [f"{instrument.code}_{key}" for key in instrument.section_keys]
-        count = -(-len(names) // SECTIONS_PER_PAGE)  # pages needed
-        size, extra = divmod(len(names), count)
-        start = 0
-        for index in range(count):
-            end = start + size + (1 if index < extra else 0)
-            pages.append(tuple(names[start:end]))
-            start = end
+        pages += even_pages(names, SECTIONS_PER_PAGE)
     return pages
 
 

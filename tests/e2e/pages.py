@@ -283,6 +283,13 @@ def add_document(page: Page, path: Path, description: str = DESCRIPTION) -> None
     )
 
 
+def parts_of_step(page: Page) -> int:
+    """On the first part of a step shown in parts: how many parts it has."""
+    heading = page.get_by_role("heading", level=1)
+    expect(heading).to_contain_text("(part 1 of ")
+    return int(re.search(r"part 1 of (\d+)", heading.inner_text()).group(1))
+
+
 def next_part(page: Page, part: int, parts: int) -> None:
     """Press "Save and continue" on a part of a step shown in parts and land on ``part``."""
     page.get_by_role("button", name="Save and continue").click()
@@ -295,20 +302,22 @@ def rate_function(
     """The function step, part by part: the pain scores, then one of the instrument's
     sections; it ends on the step's last part (the caller saves it). ``each_part`` runs as
     each part opens."""
-    heading = page.get_by_role("heading", level=1)
-    expect(heading).to_contain_text("(part 1 of ")
-    parts = int(re.search(r"part 1 of (\d+)", heading.inner_text()).group(1))
+    parts = parts_of_step(page)
     each_part()
     rate_pain(page, region)
-    next_part(page, 2, parts)
-    each_part()
-    if region == LOWER_BACK:
-        choose(page, "Walking", "Pain prevents me from walking more than 1 mile (1.6 km)")
-    else:
-        choose(page, "Reading", "I can read as much as I want to with slight pain in my neck")
-    for part in range(3, parts + 1):
+    legend, statement = (
+        ("Walking", "Pain prevents me from walking more than 1 mile (1.6 km)")
+        if region == LOWER_BACK
+        else ("Reading", "I can read as much as I want to with slight pain in my neck")
+    )
+    answered = False
+    for part in range(2, parts + 1):
         next_part(page, part, parts)
         each_part()
+        if group(page, legend).count():
+            choose(page, legend, statement)
+            answered = True
+    assert answered, f"no part of the step asks {legend}"
 
 
 def fill_steps_to_review(
@@ -456,9 +465,10 @@ def key_walk_steps(page: Page, *, document: Path | None = None) -> None:
     key_choose(page, "Do you have numbness or tingling?", "Yes")
     key_choose(page, "Do you have weakness in an arm or leg?", "No")
     key_save_and_continue(page, "function")
+    parts = parts_of_step(page)
     for legend, score in PAIN_SCORES[LOWER_BACK]:
         key_choose(page, legend, score)
-    for _part in range(3):  # its next parts: the ODI's sections (optional), 4, 3 and 3
+    for _part in range(parts - 1):  # its next parts: the ODI's sections (optional)
         key_save_and_continue(page, "function")
     key_save_and_continue(page, "history")
     key_save_and_continue(page, "history")  # its first part's questions are optional
