@@ -471,7 +471,8 @@ def key_walk_steps(page: Page, *, document: Path | None = None) -> None:
     for _part in range(parts - 1):  # its next parts: the ODI's sections (optional)
         key_save_and_continue(page, "function")
     key_save_and_continue(page, "history")
-    key_save_and_continue(page, "history")  # its first part's questions are optional
+    key_type(page, "When were the scans done? (optional)", "MRI in March 2026")  # part 1
+    key_save_and_continue(page, "history")
     key_choose(page, "Do you take blood thinners (anticoagulants)?", "No")
     key_choose(page, "Do you have diabetes?", "No")
     key_choose(page, "Do you smoke?", "Never smoked")
@@ -485,7 +486,8 @@ def key_walk_steps(page: Page, *, document: Path | None = None) -> None:
 
 def key_add_document(page: Page, path: Path, description: str = DESCRIPTION) -> None:
     """The description first (the script sends it with the file), then Shift+Tab back to
-    the file field and Space for the file dialog; the file goes up as it is chosen."""
+    the file field and Space for the file dialog; the file goes up as it is chosen, or,
+    without scripts, with "Add these files" (Tab on to it, Enter)."""
     page.on("filechooser", _ignore_file_chooser)  # see key_attach: before any key
     page.wait_for_load_state("load")  # the upload script listens once the page has loaded
     field = page.get_by_label("What is it?")  # "(optional)" is part of its name
@@ -496,6 +498,8 @@ def key_add_document(page: Page, path: Path, description: str = DESCRIPTION) -> 
     file_input = page.get_by_label("Choose one or more files")
     expect(file_input).to_be_focused()
     key_attach(page, file_input, path, "Choose one or more files")
+    if page.get_by_role("button", name="Add these files").is_visible():
+        key_press_button(page, "Add these files")
     expect(documents_added(page).filter(has_text=path.name)).to_contain_text(
         f"{description} Accepted"
     )
