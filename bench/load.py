@@ -161,16 +161,23 @@ def post_form(client: Client, path: str, fields: list[tuple[str, str]]) -> int:
 
 
 def post_step(client: Client, code: str, fields: list[tuple[str, str]], nav: str = "next") -> int:
-    """Open a step like a browser (its CSRF token), then post its answers: 303 when saved."""
-    status, page = client.get(f"/request/steps/{code}")
-    match = CSRF_RE.search(page)
-    if status != 200 or not match:
-        return status
-    return post_form(
-        client,
-        f"/request/steps/{code}",
-        [("csrf_token", match.group(1)), ("nav", nav), *fields],
-    )
+    """Open a step like a browser (its CSRF token), then post its answers: 303 when saved. A
+    step shown in parts has each part opened and saved in turn, as a patient does."""
+    path = f"/request/steps/{code}"
+    status = 303
+    for part in range(1, steps.pages_of(code, STEP_ANSWERS) + 1):
+        status, page = client.get(path if part == 1 else f"{path}?page={part}")
+        match = CSRF_RE.search(page)
+        if status != 200 or not match:
+            return status
+        status = post_form(
+            client,
+            path,
+            [("csrf_token", match.group(1)), ("nav", nav), ("page", str(part)), *fields],
+        )
+        if status != 303:
+            return status
+    return status
 
 
 def start_draft(client: Client) -> int:

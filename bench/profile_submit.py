@@ -28,8 +28,9 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-from bench.load import CSRF_RE, bench_pdf, step_fields
+from bench.load import CSRF_RE, STEP_ANSWERS, bench_pdf, step_fields
 from bench.profile import use_bench_settings
+from booking.patients import steps
 from booking.requests import triage
 
 WARMUP = 5
@@ -86,7 +87,9 @@ def profile(args: argparse.Namespace, work: str) -> None:
         )
         post("/request/steps/time", {**fields("time"), "appointment_type": "1", "slot": slot})
         for code in ("about", "symptoms", "function", "history"):
-            post(f"/request/steps/{code}", fields(code))
+            # A step shown in parts: each part opened and saved in turn, as a patient does.
+            for part in range(1, steps.pages_of(code, STEP_ANSWERS) + 1):
+                post(f"/request/steps/{code}", {**fields(code), "page": [str(part)]})
         post(
             "/request/steps/documents",
             {"nav": "upload", "files": [(io.BytesIO(pdf), "mri-report.pdf")]},

@@ -278,9 +278,9 @@ def post_step(
     client: FlaskClient, code: str, data: dict[str, Any] | None = None, nav: str = "next"
 ) -> TestResponse:
     """Open step ``code`` and post ``data`` (default: its valid answers) with ``nav``. A step
-    shown in pages ("function") has each page opened and posted in turn, as a patient fills
-    them (each page takes its own fields of ``data``); the response that leaves the step (or
-    that refuses a page) is returned."""
+    shown in pages ("function", "history") has each page opened and posted in turn, as a
+    patient fills them (each page takes its own fields of ``data``); the response that leaves
+    the step (or that refuses a page) is returned."""
     data = step_answers(code) if data is None else data
     path = f"/request/steps/{code}"
     while True:
@@ -416,7 +416,7 @@ def fill_request(
     asked = as_lists(answers)
     for code in REQUEST_STEPS:
         given = step_answers(code, answers)
-        pages = steps.function_pages(asked) if code == "function" else []
+        pages = steps.pages(code, asked) if code in steps.PAGED else []
         for number, names in enumerate(pages or [tuple(given)], start=1):
             mine = {name: value for name, value in given.items() if name in names}
             if pages:

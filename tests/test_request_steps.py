@@ -280,7 +280,7 @@ def test_too_much_text_is_a_message_on_its_field_with_the_answers_kept(
     assert "Anything else we should know about your health?" in page
     assert "2000" in page  # the field's own limit, on the field
     assert "Ibuprofen 400 mg" in page  # the other answers are kept
-    assert "Ibuprofen 400 mg" in open_step(client, "history")
+    assert "Ibuprofen 400 mg" in open_step(client, "history?page=2")  # saved, on its part
 
 
 def test_a_post_far_too_large_says_it_is_the_text(client: FlaskClient) -> None:

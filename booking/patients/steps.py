@@ -8,6 +8,7 @@ nothing here repeats a rule of the form.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
@@ -27,6 +28,25 @@ class Step:
 
 
 TIME_FIELDS = ("appointment_type", "slot", "preferred_days", "preferred_time_of_day")
+# The "history" step's two parts: what is wrong and what was tried, then medicines and
+# general health (one page was 2,650 px tall on a 390 px phone; the parts are 1,970 and
+# 1,710 px).
+HISTORY_TREATMENT = (
+    "diagnoses",
+    "diagnosis_other",
+    "treatments",
+    "surgery_details",
+    "imaging",
+    "imaging_when",
+)
+HISTORY_HEALTH = (
+    "medications",
+    "allergies",
+    "blood_thinners",
+    "diabetes",
+    "smoking",
+    "other_history",
+)
 STEPS: tuple[Step, ...] = (
     Step("time", _l("Time"), (*TIME_FIELDS, "earliest_date")),
     Step(
@@ -48,24 +68,7 @@ STEPS: tuple[Step, ...] = (
         ),
     ),
     Step("function", _l("Pain and daily life")),
-    Step(
-        "history",
-        _l("Health and treatment"),
-        (
-            "diagnoses",
-            "diagnosis_other",
-            "treatments",
-            "surgery_details",
-            "imaging",
-            "imaging_when",
-            "medications",
-            "allergies",
-            "blood_thinners",
-            "diabetes",
-            "smoking",
-            "other_history",
-        ),
-    ),
+    Step("history", _l("Health and treatment"), (*HISTORY_TREATMENT, *HISTORY_HEALTH)),
     Step("documents", _l("Documents")),
     Step(
         "review", _l("Check and send"), ("privacy_consent", "contact_consent", "followup_consent")
@@ -108,11 +111,28 @@ def region_of(answers: Answers) -> str | None:
     return region if region in instruments.REGION_CODES else None
 
 
-# The "function" step is shown in pages, so each fits about two screens of a phone: the pain
-# scales first, then the instrument's sections at most this many at a time, in pages of even
-# size (the ODI's ten as 4, 3 and 3: a section and its six statements take about half a
-# screen of a 390 px phone).
-SECTIONS_PER_PAGE = 4
+# The "function" step is shown in pages, so each fits about two screens of a phone (at most
+# 2.5 screens of 844 px, as the phone's browser test checks): the pain scales at most four a
+# page (a "both" patient's eight as two pages), then the instrument's sections at most two a
+# page. Measured at 390 px: every step's page carries about 1,300 px of menu, emergency
+# notice, list of steps, headings, instructions and buttons, and a section with its six
+# statements takes 210 to 360 px, so four sections a page were up to 2,620 px; two are at
+# most about 2,000.
+PAIN_SCALES_PER_PAGE = 4
+SECTIONS_PER_PAGE = 2
+
+
+def even_pages(names: list[str], most: int) -> list[tuple[str, ...]]:
+    """``names`` in order, in as few pages of at most ``most`` as they need, of even size
+    (ten in pages of at most four: 4, 3 and 3)."""
+    count = -(-len(names) // most)  # pages needed
+    size, extra = divmod(len(names), count) if count else (0, 0)
+    pages, start = [], 0
+    for index in range(count):
+        end = start + size + (1 if index < extra else 0)
+        pages.append(tuple(names[start:end]))
+        start = end
+    return pages
 
 
 def function_pages(answers: Answers) -> list[tuple[str, ...]]:
@@ -120,27 +140,41 @@ def function_pages(answers: Answers) -> list[tuple[str, ...]]:
     region = region_of(answers)
     if region is None:
         return []
-    pain = tuple(
+    pain = [
         name
         for area in instruments.REGION_PAIN_AREAS[region]
         for name in (area.now_name, area.worst_name)
-    )
-    pages = [pain]
+    ]
+    pages = even_pages(pain, PAIN_SCALES_PER_PAGE)
     for instrument in instruments.instruments_for(region):
         names = [f"{instrument.code}_{key}" for key in instrument.section_keys]
-        count = -(-len(names) // SECTIONS_PER_PAGE)  # pages needed
-        size, extra = divmod(len(names), count)
-        start = 0
-        for index in range(count):
-            end = start + size + (1 if index < extra else 0)
-            pages.append(tuple(names[start:end]))
-            start = end
+        pages += even_pages(names, SECTIONS_PER_PAGE)
     return pages
 
 
+def history_pages(_answers: Answers) -> list[tuple[str, ...]]:
+    """The pages of the "history" step (the same for every patient)."""
+    return [HISTORY_TREATMENT, HISTORY_HEALTH]
+
+
+# The steps shown in pages, each page about two screens of a phone: the function that gives a
+# step's pages for the draft's answers. Every other step is one page of its fields.
+PAGED: dict[str, Callable[[Answers], list[tuple[str, ...]]]] = {
+    "function": function_pages,
+    "history": history_pages,
+}
+
+
+def pages(code: str, answers: Answers) -> list[tuple[str, ...]]:
+    """The fields of each page of step ``code``, for these answers (none for the "function"
+    step without a main problem)."""
+    paged = PAGED.get(code)
+    return paged(answers) if paged is not None else [BY_CODE[code].fields]
+
+
 def pages_of(code: str, answers: Answers) -> int:
-    """How many pages step ``code`` is shown in (1 for every step but "function")."""
-    return max(1, len(function_pages(answers))) if code == "function" else 1
+    """How many pages step ``code`` is shown in (at least 1)."""
+    return max(1, len(pages(code, answers)))
 
 
 def page_arg(code: str, answers: Answers, value: object) -> int:
@@ -155,12 +189,10 @@ def page_arg(code: str, answers: Answers, value: object) -> int:
 def fields_of(code: str, answers: Answers, page: int | None = None) -> tuple[str, ...]:
     """The fields step ``code`` asks, for these answers (the main problem decides the pain
     scales and the instrument); with ``page``, only that page's."""
-    if code != "function":
-        return BY_CODE[code].fields
-    pages = function_pages(answers)
+    shown = pages(code, answers)
     if page is not None:
-        return pages[page - 1] if 0 < page <= len(pages) else ()
-    return tuple(name for each in pages for name in each)
+        return shown[page - 1] if 0 < page <= len(shown) else ()
+    return tuple(name for each in shown for name in each)
 
 
 def posted_answers(

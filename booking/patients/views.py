@@ -346,13 +346,9 @@ def step(code: str) -> Response | tuple[str, int]:
     if nav == "back":
         if page > 1:
             return redirect(url_for("patients.step", code=code, page=page - 1), code=303)
-        if steps.previous_code(code):
-            previous = steps.previous_code(code)
-            last = steps.pages_of(previous, answers)
-            return redirect(
-                url_for("patients.step", code=previous, page=last if last > 1 else None),
-                code=303,
-            )
+        previous = steps.previous_code(code)
+        if previous:
+            return _last_page(previous, answers)
     if code == "review":
         return _send(draft, form, answers, valid)
     if wrong:
@@ -362,6 +358,12 @@ def step(code: str) -> Response | tuple[str, int]:
         then = "review" if back_to_review else None
         return redirect(url_for("patients.step", code=code, page=page + 1, then=then), code=303)
     return redirect(url_for("patients.step", code=following), code=303)
+
+
+def _last_page(code: str, answers: drafts.Answers) -> Response:
+    """Back into step ``code``: its last page, where the patient left it."""
+    last = steps.pages_of(code, answers)
+    return redirect(url_for("patients.step", code=code, page=last if last > 1 else None), code=303)
 
 
 def _show_sent(draft: drafts.RequestDraft) -> Response:
@@ -522,7 +524,7 @@ def _documents_step(
             drafts.save_answers(draft, {}, "review")
         return redirect(url_for("patients.step", code="review"), code=303)
     if nav == "back":
-        return redirect(url_for("patients.step", code="history"), code=303)
+        return _last_page("history", saved)
     return redirect(url_for("patients.step", code="documents"), code=303)
 
 

@@ -63,6 +63,7 @@ PHONE = {
     "device_scale_factor": 3,
 }
 PHONE_WIDTH = PHONE["viewport"]["width"]
+PHONE_HEIGHT = PHONE["viewport"]["height"]
 EMAIL_TIMEOUT_S = 60
 CLINIC_EMAIL = "coordinators@example.com"
 SPECIALIST = "Dr. Lena Weber"

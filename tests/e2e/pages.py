@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time as clock
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
@@ -121,12 +122,18 @@ def fill_symptoms(page: Page, region: str = LOWER_BACK) -> None:
     choose(page, "Do you have weakness in an arm or leg?", "No")
 
 
-def fill_history(page: Page) -> None:
-    """The health and treatment questions (the steps' "Health and treatment")."""
+def fill_history(page: Page, each_part: Callable[[], None] = lambda: None) -> None:
+    """The health and treatment questions (the steps' "Health and treatment"), part by part:
+    what is wrong and what was tried, then medicines and general health; it ends on the last
+    part (the caller saves it). ``each_part`` runs as each part opens."""
+    expect(page.get_by_role("heading", level=1)).to_contain_text("(part 1 of 2)")
+    each_part()
     choose(page, "Has a doctor told you what it is?", "Herniated (slipped) disc")
     choose(page, "Treatment you have already had", "Physiotherapy", "Pain medication")
     choose(page, "Scans you have already had", "MRI")
     page.get_by_label("When were the scans done?").fill("MRI in March 2026")
+    next_part(page, 2, 2)
+    each_part()
     page.get_by_label("Medicines you take now").fill("Ibuprofen 400 mg")
     choose(page, "Do you take blood thinners (anticoagulants)?", "No")
     choose(page, "Do you have diabetes?", "No")
@@ -243,7 +250,7 @@ def expect_step(page: Page, code: str) -> None:
     """The page is step ``code``: its heading names it, and so does the list of steps."""
     number, name = STEP_CODES.index(code) + 1, STEPS[code]
     heading = f"Step {number} of {len(STEPS)}: {name}"
-    # (The function step is shown in parts: "... (part 2 of 3)".)
+    # (A step shown in parts says which: "... (part 2 of 3)".)
     pattern = re.compile(rf"^{re.escape(heading)}( \(part \d+ of \d+\))?$")
     expect(page.get_by_role("heading", level=1)).to_have_text(pattern)
     steps = page.get_by_role("navigation", name="Steps of your request")
@@ -276,26 +283,41 @@ def add_document(page: Page, path: Path, description: str = DESCRIPTION) -> None
     )
 
 
+def parts_of_step(page: Page) -> int:
+    """On the first part of a step shown in parts: how many parts it has."""
+    heading = page.get_by_role("heading", level=1)
+    expect(heading).to_contain_text("(part 1 of ")
+    return int(re.search(r"part 1 of (\d+)", heading.inner_text()).group(1))
+
+
 def next_part(page: Page, part: int, parts: int) -> None:
-    """Press "Save and continue" on a page of the function step and land on ``part``."""
+    """Press "Save and continue" on a part of a step shown in parts and land on ``part``."""
     page.get_by_role("button", name="Save and continue").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text(f"(part {part} of {parts})")
 
 
-def rate_function(page: Page, region: str = LOWER_BACK) -> None:
-    """The function step, page by page: the pain scores, then one of the instrument's
-    sections; it ends on the step's last page (the caller saves it)."""
-    heading = page.get_by_role("heading", level=1)
-    expect(heading).to_contain_text("(part 1 of ")
-    parts = int(re.search(r"part 1 of (\d+)", heading.inner_text()).group(1))
+def rate_function(
+    page: Page, region: str = LOWER_BACK, each_part: Callable[[], None] = lambda: None
+) -> None:
+    """The function step, part by part: the pain scores, then one of the instrument's
+    sections; it ends on the step's last part (the caller saves it). ``each_part`` runs as
+    each part opens."""
+    parts = parts_of_step(page)
+    each_part()
     rate_pain(page, region)
-    next_part(page, 2, parts)
-    if region == LOWER_BACK:
-        choose(page, "Walking", "Pain prevents me from walking more than 1 mile (1.6 km)")
-    else:
-        choose(page, "Reading", "I can read as much as I want to with slight pain in my neck")
-    for part in range(3, parts + 1):
+    legend, statement = (
+        ("Walking", "Pain prevents me from walking more than 1 mile (1.6 km)")
+        if region == LOWER_BACK
+        else ("Reading", "I can read as much as I want to with slight pain in my neck")
+    )
+    answered = False
+    for part in range(2, parts + 1):
         next_part(page, part, parts)
+        each_part()
+        if group(page, legend).count():
+            choose(page, legend, statement)
+            answered = True
+    assert answered, f"no part of the step asks {legend}"
 
 
 def fill_steps_to_review(
@@ -443,10 +465,13 @@ def key_walk_steps(page: Page, *, document: Path | None = None) -> None:
     key_choose(page, "Do you have numbness or tingling?", "Yes")
     key_choose(page, "Do you have weakness in an arm or leg?", "No")
     key_save_and_continue(page, "function")
+    parts = parts_of_step(page)
     for legend, score in PAIN_SCORES[LOWER_BACK]:
         key_choose(page, legend, score)
-    for _part in range(3):  # its next parts: the ODI's sections (optional), 4, 3 and 3
+    for _part in range(parts - 1):  # its next parts: the ODI's sections (optional)
         key_save_and_continue(page, "function")
+    key_save_and_continue(page, "history")
+    key_type(page, "When were the scans done? (optional)", "MRI in March 2026")  # part 1
     key_save_and_continue(page, "history")
     key_choose(page, "Do you take blood thinners (anticoagulants)?", "No")
     key_choose(page, "Do you have diabetes?", "No")
@@ -461,7 +486,8 @@ def key_walk_steps(page: Page, *, document: Path | None = None) -> None:
 
 def key_add_document(page: Page, path: Path, description: str = DESCRIPTION) -> None:
     """The description first (the script sends it with the file), then Shift+Tab back to
-    the file field and Space for the file dialog; the file goes up as it is chosen."""
+    the file field and Space for the file dialog; the file goes up as it is chosen, or,
+    without scripts, with "Add these files" (Tab on to it, Enter)."""
     page.on("filechooser", _ignore_file_chooser)  # see key_attach: before any key
     page.wait_for_load_state("load")  # the upload script listens once the page has loaded
     field = page.get_by_label("What is it?")  # "(optional)" is part of its name
@@ -472,6 +498,8 @@ def key_add_document(page: Page, path: Path, description: str = DESCRIPTION) -> 
     file_input = page.get_by_label("Choose one or more files")
     expect(file_input).to_be_focused()
     key_attach(page, file_input, path, "Choose one or more files")
+    if page.get_by_role("button", name="Add these files").is_visible():
+        key_press_button(page, "Add these files")
     expect(documents_added(page).filter(has_text=path.name)).to_contain_text(
         f"{description} Accepted"
     )
