@@ -95,7 +95,7 @@ def stored(server: LiveServer) -> list[ConsultationRequest]:
     with server.app.app_context():
         requests = list(db.session.scalars(select(ConsultationRequest)))
         for consultation in requests:  # loaded now: the session ends with the block
-            _ = consultation.documents, consultation.appointment
+            _ = consultation.documents, consultation.appointment, consultation.patient
             _ = consultation.appointment and consultation.appointment.specialist
         return requests
 
@@ -454,3 +454,38 @@ def test_a_20_mb_scan_on_a_slow_line_shows_its_progress_as_it_goes(
     assert "progress: Uploading ct-scan.pdf" in seen, seen
     percents = {int(m) for line in seen for m in re.findall(r"Uploading (\d+)%", line)}
     assert {p for p in percents if 0 < p < 100}, f"no progress between 0 and 100: {seen}"
+
+
+def test_an_expired_form_mid_way_keeps_the_typed_answers_and_the_document(
+    page: Page, clinic: LiveServer, pdf_file: Path
+) -> None:
+    """The form's token expires while the patient corrects a step (here: the token is spoilt
+    in the page, as a long pause or a restarted server would leave it): the step comes back
+    with what they typed and a fresh token, pressing the button again saves it, and the
+    document uploaded earlier is still in the request."""
+    pick_first_time(page, clinic, IMAGING_REVIEW)
+    fill_steps_to_review(page, document=pdf_file)
+    step_link(page, "about").click()
+    expect_step(page, "about")
+    page.get_by_label("Full name", exact=True).fill("Erika Musterfrau")
+    page.evaluate(
+        "() => document.querySelectorAll('input[name=csrf_token]')"
+        ".forEach((input) => { input.value = 'expired'; })"
+    )
+    page.get_by_role("button", name="Save and continue").click()
+
+    expect(page.get_by_text("press the button again", exact=False)).to_be_visible()
+    expect(page.get_by_label("Full name", exact=True)).to_have_value("Erika Musterfrau")
+    assert stored(clinic) == []
+    page.get_by_role("button", name="Save and continue").click()
+    expect_step(page, "symptoms")
+    step_link(page, "review").click()
+    expect_step(page, "review")
+
+    review = page.get_by_role("main")
+    expect(review.get_by_text("Erika Musterfrau", exact=True)).to_be_visible()
+    expect(review.get_by_text(f"mri-report.pdf · {DESCRIPTION}")).to_be_visible()
+    send_from_review(page)
+    [consultation] = stored(clinic)
+    assert consultation.patient.full_name == "Erika Musterfrau"
+    assert [d.original_name for d in consultation.documents] == ["mri-report.pdf"]
