@@ -498,6 +498,10 @@ STAFF_PAGES: dict[str, str | Callable[..., None]] = {
     "audit trail": "/staff/admin/audit",
     "privacy": "/staff/admin/privacy",
     "privacy: a patient": "/staff/admin/privacy/{reference}",
+    "erasure requests": "/staff/admin/privacy/erasures",
+    "checklist of what to ask for": "/staff/admin/checklist",
+    "outcomes": "/staff/outcomes",
+    "outcomes settings": "/staff/outcomes/settings",
 }
 
 
