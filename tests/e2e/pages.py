@@ -425,6 +425,31 @@ def key_press_button(page: Page, name: str) -> None:
     page.keyboard.press("Enter")
 
 
+def key_take_earliest_time(page: Page, server: LiveServer) -> str:
+    """On the time picker, Tab into the times (onto the earliest), Space to take it, then
+    "Continue with this time" by keyboard; returns the time as the page shows it."""
+    times = page.get_by_role("form", name=re.compile(r"^Open times from "))
+    earliest = times.get_by_role("radio").first
+    tab_to(page, earliest, "the earliest time")
+    page.keyboard.press("Space")
+    expect(earliest).to_be_checked()
+    expect(times.get_by_role("radio").and_(page.locator(":checked"))).to_have_count(1)
+    chosen = slot_time(server, earliest)
+    key_press_button(page, "Continue with this time")
+    expect_step(page, "time")
+    expect(page.get_by_text(chosen, exact=True)).to_be_visible()
+    return chosen
+
+
+def expect_sent(page: Page, server: LiveServer, documents: int = 1) -> str:
+    """The confirmation page after a send; returns the reference it shows."""
+    expect(page).to_have_url(server("/request/submitted"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your request was sent")
+    if documents:
+        expect(page.get_by_text(f"We received {documents} document.")).to_be_visible()
+    return shown_reference(page)
+
+
 def _ignore_file_chooser(_chooser: object) -> None:
     """A listener that keeps Playwright's file-dialog interception on (see key_attach)."""
 

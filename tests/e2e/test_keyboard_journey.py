@@ -25,14 +25,13 @@ from tests.e2e.conftest import IMAGING_REVIEW, SPECIALIST, TIMEOUT_MS, LiveServe
 from tests.e2e.pages import (
     DESCRIPTION,
     PATIENT_EMAIL,
-    expect_step,
+    expect_sent,
     group,
     key_answer_red_flags,
     key_choose,
     key_press_button,
+    key_take_earliest_time,
     key_walk_steps,
-    shown_reference,
-    slot_time,
     tab_to,
 )
 
@@ -61,22 +60,11 @@ def test_a_patient_sends_a_request_with_the_keyboard_alone_and_javascript_off(
     key_press_button(page, "Show the times")
     expect(page).to_have_url(re.compile(r"/request/time\?type="))
     expect(group(page, "Type of appointment").get_by_label(IMAGING_REVIEW)).to_be_checked()
-    times = page.get_by_role("form", name=re.compile(r"^Open times from "))
-    earliest = times.get_by_role("radio").first
-    tab_to(page, earliest, "the earliest time")
-    page.keyboard.press("Space")
-    expect(earliest).to_be_checked()
-    chosen = slot_time(live_server, earliest)
-    key_press_button(page, "Continue with this time")
-    expect_step(page, "time")
-    expect(page.get_by_text(chosen, exact=True)).to_be_visible()
+    key_take_earliest_time(page, live_server)
 
     # Every step and part, the document sent with "Add these files", consent, Send.
     key_walk_steps(page, document=pdf_file)
-    expect(page).to_have_url(live_server("/request/submitted"))
-    expect(page.get_by_role("heading", level=1)).to_have_text("Your request was sent")
-    expect(page.get_by_text("We received 1 document.")).to_be_visible()
-    reference = shown_reference(page)
+    reference = expect_sent(page, live_server)
 
     with live_server.app.app_context():
         [consultation] = db.session.scalars(select(ConsultationRequest)).all()

@@ -37,6 +37,7 @@ from tests.e2e.pages import (
     TIMES_UPDATED,
     answer_red_flags,
     choose,
+    expect_sent,
     expect_step,
     fill_about_you,
     fill_history,
@@ -44,7 +45,7 @@ from tests.e2e.pages import (
     group,
     key_answer_red_flags,
     key_choose,
-    key_press_button,
+    key_take_earliest_time,
     key_walk_steps,
     next_part,
     page_width,
@@ -54,7 +55,6 @@ from tests.e2e.pages import (
     save_and_continue,
     send_from_review,
     shown_reference,
-    slot_time,
     tab_to,
     walk_steps,
 )
@@ -216,23 +216,9 @@ def test_patient_sends_a_request_with_a_time_and_a_document_with_the_keyboard_al
     expect(group(page, "Type of appointment").get_by_label(IMAGING_REVIEW)).to_be_checked()
 
     # Tab enters the times on the earliest one; Space takes it.
-    times = page.get_by_role("form", name=re.compile(r"^Open times from "))
-    earliest = times.get_by_role("radio").first
-    tab_to(page, earliest, "the earliest time")
-    page.keyboard.press("Space")
-    expect(earliest).to_be_checked()
-    expect(times.get_by_role("radio").and_(page.locator(":checked"))).to_have_count(1)
-    chosen = slot_time(clinic, earliest)
-    key_press_button(page, "Continue with this time")
-
-    expect_step(page, "time")
-    expect(page.get_by_text(chosen, exact=True)).to_be_visible()
+    chosen = key_take_earliest_time(page, clinic)
     key_walk_steps(page, document=pdf_file)
-
-    expect(page).to_have_url(clinic("/request/submitted"))
-    expect(page.get_by_role("heading", level=1)).to_have_text("Your request was sent")
-    expect(page.get_by_text("We received 1 document.")).to_be_visible()
-    reference = shown_reference(page)
+    reference = expect_sent(page, clinic)
     assert_stored_with_slot_and_document(clinic, reference, chosen, pdf_file, TriageLevel.ROUTINE)
 
 
