@@ -9,16 +9,14 @@ import enum
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import select
 
-from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.notifications.services import queue_email
 from booking.requests import links
 from booking.requests.emails import staff_locale
 from booking.requests.models import ConsultationRequest
 from booking.rights.models import ErasureRequest
-from booking.staff.models import StaffRole, StaffUser
+from booking.staff.services import active_admin_emails
 from booking.urlargs import public_url
 
 
@@ -58,9 +56,7 @@ def erasure_alert(consultation: ConsultationRequest, erasure: ErasureRequest) ->
     """Tell the administrators (or, with none, the clinic's notification address) that a
     patient asked to erase their data and by when the answer is due: the reference, the
     deadline and the queue's address, no patient details."""
-    admins = db.session.scalars(
-        select(StaffUser.email).where(StaffUser.role == StaffRole.ADMIN, StaffUser.active)
-    ).all()
+    admins = active_admin_emails()
     locale = staff_locale()
     with force_locale(locale):
         subject = _("Erasure request on %(reference)s", reference=consultation.reference)

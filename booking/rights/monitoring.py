@@ -21,7 +21,7 @@ from booking.audit.services import audit_recorded, record
 from booking.extensions import db
 from booking.notifications.services import queue_email
 from booking.requests.emails import staff_locale
-from booking.staff.models import StaffRole, StaffUser
+from booking.staff.services import active_admin_emails
 from booking.timeutil import now_utc
 from booking.urlargs import public_url
 
@@ -80,9 +80,7 @@ def _alert(event: AuditEvent, reason: str, count: int) -> None:
         details={"reason": reason, "count": count, "account": event.actor_email},
         with_address=False,
     )
-    admins = db.session.scalars(
-        select(StaffUser.email).where(StaffUser.role == StaffRole.ADMIN, StaffUser.active)
-    ).all()
+    admins = active_admin_emails()
     locale = staff_locale()
     with force_locale(locale):
         subject = _("Unusual access by %(account)s", account=event.actor_email)

@@ -173,6 +173,17 @@ def active_specialists() -> list[StaffUser]:
     )
 
 
+def active_admin_emails() -> list[str]:
+    """Where alerts for administrators go (unusual access, erasure requests)."""
+    return list(
+        db.session.scalars(
+            select(StaffUser.email).where(
+                StaffUser.role == StaffRole.ADMIN, StaffUser.active.is_(True)
+            )
+        )
+    )
+
+
 def set_two_factor_roles(roles: set[str], *, actor: StaffUser) -> set[str]:
     """Require two-factor sign-in for ``roles`` (on top of the deployment's own floor).
 
