@@ -34,7 +34,7 @@ from datetime import timedelta
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
 from flask import Flask
@@ -207,10 +207,17 @@ class Patient:
         assert sent.status == 303, sent.body[:500]
         answers = valid_answers(email=f"patient{self.number}@example.com")
         for code in REQUEST_STEPS:
-            path = f"/request/steps/{code}"
-            fields = {**step_answers(code, answers), "csrf_token": self.token(here, path)}
-            sent = self.post(there, path, {**fields, "nav": "next"})
-            assert sent.status == 303, (code, sent.body[:1000])
+            step = f"/request/steps/{code}"
+            shown = step  # a step shown in parts is posted part by part, as a browser does
+            while True:
+                part = parse_qs(urlsplit(shown).query).get("page", [])
+                fields = {**step_answers(code, answers), "csrf_token": self.token(here, shown)}
+                sent = self.post(there, step, {**fields, "nav": "next", **dict(page=part)})
+                assert sent.status == 303, (code, sent.body[:1000])
+                location = urlsplit(sent.headers["Location"])
+                if location.path != step or "page=" not in location.query:
+                    break
+                shown = f"{location.path}?{location.query}"
         path = "/request/steps/documents"
         fields = {"csrf_token": self.token(here, path), "nav": "next"}
         report = ("mri-report.pdf", pdf_bytes(f"MRI {self.number}"))

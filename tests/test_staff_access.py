@@ -74,6 +74,7 @@ ACCESS: dict[str, Access] = {
     "dashboard.mark_deceased": MANAGERS,
     "outcomes_staff.results": MANAGERS,
     "outcomes_staff.export_csv": MANAGERS,
+    "outcomes_staff.refresh": MANAGERS,
     "outcomes_staff.settings": ADMIN_ONLY,
     "dashboard.home": EVERY_ROLE,
     "dashboard.queue": EVERY_ROLE,
