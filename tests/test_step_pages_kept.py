@@ -23,7 +23,15 @@ from booking.extensions import db
 from booking.patients import steppages, steps
 from booking.requests import drafts
 from booking.requests.drafts import RequestDraft
-from tests.support import CSRF_RE, answer_red_flags, as_lists, page_token, valid_answers
+from tests.support import (
+    CSRF_RE,
+    answer_red_flags,
+    as_lists,
+    page_token,
+    pdf_bytes,
+    upload,
+    valid_answers,
+)
 
 # Everything HTML escapes, a tab (shown as a space) and a typographic apostrophe; then a
 # refused control character and a marker's look-alike (shown as typed: nothing is cleaned
@@ -80,11 +88,15 @@ def without_token(page: str) -> str:
     return page.replace(token, "TOKEN")
 
 
-def compare(app: Flask, client: FlaskClient, path: str, headers: dict[str, str]) -> str:
+def compare(
+    app: Flask, client: FlaskClient, path: str, headers: dict[str, str], new: bool = True
+) -> str:
+    """The page at ``path`` kept (``new``: made by these views, else reused) and in full."""
     app.config["PAGE_CACHE_SECONDS"] = 60
     before = len(app.extensions.get(steppages.EXTENSION, ()))
     kept = [client.get(path, headers=headers) for _ in range(2)]  # made, then reused
-    assert len(app.extensions[steppages.EXTENSION]) == before + 1, f"{path} was not kept"
+    made = len(app.extensions[steppages.EXTENSION]) - before
+    assert made == (1 if new else 0), f"{path} was not kept"
     app.config["PAGE_CACHE_SECONDS"] = 0
     full = client.get(path, headers=headers)
     app.config["PAGE_CACHE_SECONDS"] = 60
@@ -148,3 +160,19 @@ def test_a_kept_page_is_filled_for_each_patient(app: Flask) -> None:
     assert 'value="Ann &lt;First&gt;"' in pages[0] and "Bob" not in pages[0]
     assert 'value="Bob &amp; Second"' in pages[1] and "Ann" not in pages[1]
     assert page_token(pages[0]) != page_token(pages[1])
+
+
+def test_the_documents_step_is_kept_with_each_patients_files(
+    app: Flask, client: FlaskClient
+) -> None:
+    """The list of files is rendered on every view; the rest of the page is kept."""
+    answer_red_flags(client)
+    set_answers(app, {}, "documents")
+    for language in ("en", "es"):
+        page = compare(app, client, "/request/steps/documents", {"Accept-Language": language})
+        assert 'id="no-documents"' in page
+    response = upload(client, (pdf_bytes(), "scan <1> & 'b'.pdf"), description=TRICKY)
+    assert response.status_code == 303
+    page = compare(app, client, "/request/steps/documents", {}, new=False)
+    assert "scan &lt;1&gt; &amp;" in page and "O&#39;Neil &lt;b&gt;" in page
+    assert 'name="remove"' in page and 'id="no-documents"' not in page

@@ -10,9 +10,9 @@ same WTForms fields as a full render's and are escaped the same way, at a fracti
 of binding the 60-field ``RequestForm`` and running the template. The markers are replaced in
 one pass, so an answer that looks like a marker stays text.
 
-Pages with messages (a post's 422 or 400), the documents and review steps (their pages show
-the files and every answer as text) and the time step with a picked time (its card) are
-rendered in full.
+The documents step's list of files is rendered on every view, the rest of its page kept.
+Pages with messages (a post's 422 or 400), the review step (every answer as text) and the
+time step with a picked time (its card) are rendered in full.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
-from flask import request, session
+from flask import current_app, request, session
 from flask_babel import get_locale
 from flask_wtf.csrf import generate_csrf
 from markupsafe import escape
@@ -39,13 +39,13 @@ from booking.scheduling.services import scheduling_enabled
 from booking.timeutil import clinic_today
 
 EXTENSION = "booking.patients.steppages"
-FILLED = frozenset({"time", "about", "symptoms", "function", "history"})
+FILLED = frozenset({"time", "about", "symptoms", "function", "history", "documents"})
 
-# A marker: NUL, its kind (t: the token, v: a field's value, c: an option's "checked"), the
-# field's name or the option's id, NUL. No answer can put a NUL into the kept page: it is
-# rendered with markers, not answers.
+# A marker: NUL, its kind (t: the token, v: a field's value, c: an option's "checked", d: the
+# part rendered on every view), the field's name or the option's id, NUL. No answer can put a
+# NUL into the kept page: it is rendered with markers, not answers.
 MARK = "\x00"
-MARK_RE = re.compile("\x00([tvc])([^\x00]*)\x00")
+MARK_RE = re.compile("\x00([tvcd])([^\x00]*)\x00")
 # Every option and box is written ``<input class="form-check-input..." id="..."`` when not
 # ticked (``_form.html``; WTForms' checkbox sorts ``checked`` before ``class`` the same way).
 OPTION_RE = re.compile(r'<input( class="form-check-input[^"]*" id="([^"]+)")')
@@ -67,20 +67,23 @@ def filled_page(
     answers: Answers,
     page: int,
     render: Callable[[RequestForm], str],
+    live: Callable[[], str] | None = None,
 ) -> str | None:
     """Step ``code``'s page ``page`` for these answers, from the kept markup; None when this
-    page is rendered in full (``render`` renders the full page for a bound form)."""
+    page is rendered in full (``render`` renders the full page for a bound form). ``live``
+    renders the part of the page that is rendered on every view (it must be in the page
+    once)."""
     key = _key(code, draft, answers, page)
     cache = app_cache(EXTENSION)
     if key is None or cache is None:
         return None
     skeleton = cache.get(key)
     if skeleton is None:
-        skeleton = build(steps.fields_of(code, answers, page), render)
+        skeleton = build(steps.fields_of(code, answers, page), render, live)
         if skeleton is None:
             return None
         cache.put(key, skeleton)
-    return fill(skeleton, answers)
+    return fill(skeleton, answers, live)
 
 
 def _key(code: str, draft: RequestDraft, answers: Answers, page: int) -> Hashable | None:
@@ -93,7 +96,9 @@ def _key(code: str, draft: RequestDraft, answers: Answers, page: int) -> Hashabl
         or "_flashes" in session
     ):
         return None
-    scheduling = None
+    scheduling: object = None
+    if code == "documents":  # whether more can be added (the files are rendered each time)
+        scheduling = len(draft.documents) < current_app.config["MAX_DOCUMENTS"]
     if code == "time":
         if (answers.get("slot") or [""])[0]:
             return None  # the chosen time's card, or the notice that it is gone
@@ -107,13 +112,18 @@ def _key(code: str, draft: RequestDraft, answers: Answers, page: int) -> Hashabl
         draft.step,  # the list of steps: how far the patient got
         tuple(steps.red_flags_yes(answers)),  # the advice shown on every step
         clinic_today(),  # the date boxes' bounds
-        scheduling,  # the time step's link to the picker
+        scheduling,  # the time step's link to the picker, the documents step's upload form
     )
 
 
-def build(names: tuple[str, ...], render: Callable[[RequestForm], str]) -> Skeleton | None:
-    """The page rendered with markers for the fields ``names``; None if the markup does not
-    come out as expected (then every view renders it in full)."""
+def build(
+    names: tuple[str, ...],
+    render: Callable[[RequestForm], str],
+    live: Callable[[], str] | None = None,
+) -> Skeleton | None:
+    """The page rendered with markers for the fields ``names`` (and for the part ``live``
+    renders); None if the markup does not come out as expected (then every view renders it
+    in full)."""
     data: MultiDict[str, str] = MultiDict()
     for name in names:
         kind = getattr(RequestForm, name).field_class
@@ -127,6 +137,11 @@ def build(names: tuple[str, ...], render: Callable[[RequestForm], str]) -> Skele
     token = generate_csrf()
     if MARK_RE.sub("", markup).count(MARK) or token not in markup or "<input checked" in markup:
         return None
+    if live is not None:
+        part = live()
+        if markup.count(part) != 1:
+            return None
+        markup = markup.replace(part, f"{MARK}d{MARK}")
     markup = markup.replace(token, f"{MARK}t{MARK}")
     markup = OPTION_RE.sub(lambda found: f"<input{MARK}c{found[2]}{MARK}{found[1]}", markup)
     split = MARK_RE.split(markup)
@@ -147,14 +162,17 @@ def _page_form(names: tuple[str, ...]) -> type[BaseForm]:
     return type("StepPageForm", (BaseForm,), fields)
 
 
-def fill(skeleton: Skeleton, answers: Answers) -> str:
-    """The kept page with this patient's answers and this session's token."""
+def fill(skeleton: Skeleton, answers: Answers, live: Callable[[], str] | None = None) -> str:
+    """The kept page with this patient's answers and this session's token (and the part
+    ``live`` renders)."""
     data: MultiDict[str, str] = MultiDict()
     for name in skeleton.names:
         if name in answers:
             data.setlist(name, answers[name])
     form = _page_form(skeleton.names)(formdata=data)
-    values = {"t": {"": generate_csrf()}, "v": {}, "c": {}}
+    values = {"t": {"": generate_csrf()}, "v": {}, "c": {}, "d": {}}
+    if live is not None:
+        values["d"][""] = live()
     field: Field
     for field in form:
         if isinstance(field, SelectFieldBase):

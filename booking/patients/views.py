@@ -481,6 +481,21 @@ def _documents_step(
 ) -> Response | tuple[str, int]:
     """Upload files into the draft (each on its own with scripts, together without), remove
     one, or move on. A refused file is named with the reason; the others are kept."""
+    if request.method == "GET":
+        kept = steppages.filled_page(
+            "documents",
+            draft,
+            saved,
+            1,
+            lambda form: _render_step("documents", draft, form)[0],
+            live=lambda: render_template(
+                "patients/_step_documents_added.html",
+                draft=draft,
+                upload_form=DraftDocumentsForm(formdata=None),
+            ),
+        )
+        if kept is not None:
+            return kept, 200
     form = steps.bind_form(draft, saved)
     if request.method == "GET":
         return _render_step("documents", draft, form)
