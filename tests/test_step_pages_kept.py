@@ -125,6 +125,9 @@ def test_kept_step_pages_match_the_full_render(
     assert 'value="bell\x07 &amp; &lt;ring&gt; \x00v full_name\x00 \x00t\x00"' in shown
     assert "1970-02-30&#34;&gt;&lt;script&gt;" in shown
     assert re.search(r'<input checked class="form-check-input" id="pain_locations-\d"', shown)
+    # The review prints them as text, and ticks the consent given.
+    assert '<dd class="col-sm-7">O&#39;Neil &lt;b&gt;&#34;bold&#34;' in shown
+    assert '<input checked class="form-check-input" id="privacy_consent"' in shown
 
 
 def test_kept_pages_without_answers_and_with_few_steps_reached(
@@ -162,10 +165,11 @@ def test_a_kept_page_is_filled_for_each_patient(app: Flask) -> None:
     assert page_token(pages[0]) != page_token(pages[1])
 
 
-def test_the_documents_step_is_kept_with_each_patients_files(
+def test_the_documents_and_review_are_kept_with_each_patients_files(
     app: Flask, client: FlaskClient
 ) -> None:
-    """The list of files is rendered on every view; the rest of the page is kept."""
+    """The list of files is rendered on every view (here and on the review); the rest of
+    the page is kept."""
     answer_red_flags(client)
     set_answers(app, {}, "documents")
     for language in ("en", "es"):
@@ -176,3 +180,5 @@ def test_the_documents_step_is_kept_with_each_patients_files(
     page = compare(app, client, "/request/steps/documents", {}, new=False)
     assert "scan &lt;1&gt; &amp;" in page and "O&#39;Neil &lt;b&gt;" in page
     assert 'name="remove"' in page and 'id="no-documents"' not in page
+    review = compare(app, client, "/request/steps/review", {})
+    assert "<li>scan &lt;1&gt; &amp;" in review and "No documents." not in review

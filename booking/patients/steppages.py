@@ -10,9 +10,10 @@ same WTForms fields as a full render's and are escaped the same way, at a fracti
 of binding the 60-field ``RequestForm`` and running the template. The markers are replaced in
 one pass, so an answer that looks like a marker stays text.
 
-The documents step's list of files is rendered on every view, the rest of its page kept.
-Pages with messages (a post's 422 or 400), the review step (every answer as text) and the
-time step with a picked time (its card) are rendered in full.
+The documents step's list of files and the review's are rendered on every view, the rest of
+their pages kept; the review's answers are filled in as text, as its template prints them.
+Pages with messages (a post's 422 or 400) and the time and review steps with a picked time
+(its card) are rendered in full.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 
 from flask import current_app, request, session
 from flask_babel import get_locale
+from flask_babel import gettext as _
 from flask_wtf.csrf import generate_csrf
 from markupsafe import escape
 from werkzeug.datastructures import MultiDict
@@ -36,20 +38,24 @@ from booking.patients import steps
 from booking.patients.forms import RequestForm
 from booking.requests.drafts import Answers, RequestDraft
 from booking.scheduling.services import scheduling_enabled
-from booking.timeutil import clinic_today
+from booking.timeutil import clinic_date, clinic_today
 
 EXTENSION = "booking.patients.steppages"
-FILLED = frozenset({"time", "about", "symptoms", "function", "history", "documents"})
+FILLED = frozenset(step.code for step in steps.STEPS)
 
-# A marker: NUL, its kind (t: the token, v: a field's value, c: an option's "checked", d: the
-# part rendered on every view), the field's name or the option's id, NUL. No answer can put a
+# A marker: NUL, its kind (t: the token, v: a field's value, c: an option's "checked", a: an
+# answer on the review, d: the part rendered on every view), the field's name or the option's
+# id, NUL. No answer can put a
 # NUL into the kept page: it is rendered with markers, not answers.
 MARK = "\x00"
-MARK_RE = re.compile("\x00([tvcd])([^\x00]*)\x00")
+MARK_RE = re.compile("\x00([tvcad])([^\x00]*)\x00")
 # Every option and box is written ``<input class="form-check-input..." id="..."`` when not
 # ticked (``_form.html``; WTForms' checkbox sorts ``checked`` before ``class`` the same way).
 OPTION_RE = re.compile(r'<input( class="form-check-input[^"]*" id="([^"]+)")')
 NO_CHOICE = "\x01"  # a value no choice has: the kept page ticks nothing
+
+
+Render = Callable[[RequestForm, list | None], str]
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,7 @@ class Skeleton:
     pieces: tuple[str, ...]
     marks: tuple[tuple[str, str], ...]
     names: tuple[str, ...]  # the page's fields, whose values fill the markers
+    review: bool = False  # whether it has the review's answers
 
 
 def filled_page(
@@ -66,20 +73,23 @@ def filled_page(
     draft: RequestDraft,
     answers: Answers,
     page: int,
-    render: Callable[[RequestForm], str],
+    render: Render,
     live: Callable[[], str] | None = None,
 ) -> str | None:
     """Step ``code``'s page ``page`` for these answers, from the kept markup; None when this
-    page is rendered in full (``render`` renders the full page for a bound form). ``live``
-    renders the part of the page that is rendered on every view (it must be in the page
-    once)."""
+    page is rendered in full. ``render`` renders the full page for a bound form (with the
+    review's answers as given, unless None); ``live`` renders the part of the page that is
+    rendered on every view (it must be in the page once)."""
     key = _key(code, draft, answers, page)
     cache = app_cache(EXTENSION)
     if key is None or cache is None:
         return None
     skeleton = cache.get(key)
     if skeleton is None:
-        skeleton = build(steps.fields_of(code, answers, page), render, live)
+        names = steps.fields_of(code, answers, page)
+        if code == "review":
+            names += tuple(name for _step, name in reviewed(answers))
+        skeleton = build(names, render, live, answers if code == "review" else None)
         if skeleton is None:
             return None
         cache.put(key, skeleton)
@@ -99,9 +109,9 @@ def _key(code: str, draft: RequestDraft, answers: Answers, page: int) -> Hashabl
     scheduling: object = None
     if code == "documents":  # whether more can be added (the files are rendered each time)
         scheduling = len(draft.documents) < current_app.config["MAX_DOCUMENTS"]
+    if code in ("time", "review") and (answers.get("slot") or [""])[0]:
+        return None  # the chosen time's card, or the notice that it is gone
     if code == "time":
-        if (answers.get("slot") or [""])[0]:
-            return None  # the chosen time's card, or the notice that it is gone
         scheduling = scheduling_enabled()
     return (
         code,
@@ -118,12 +128,13 @@ def _key(code: str, draft: RequestDraft, answers: Answers, page: int) -> Hashabl
 
 def build(
     names: tuple[str, ...],
-    render: Callable[[RequestForm], str],
+    render: Render,
     live: Callable[[], str] | None = None,
+    review: Answers | None = None,
 ) -> Skeleton | None:
-    """The page rendered with markers for the fields ``names`` (and for the part ``live``
-    renders); None if the markup does not come out as expected (then every view renders it
-    in full)."""
+    """The page rendered with markers for the fields ``names`` (for the part ``live``
+    renders, and for each answer on the review of ``review``); None if the markup does not
+    come out as expected (then every view renders it in full)."""
     data: MultiDict[str, str] = MultiDict()
     for name in names:
         kind = getattr(RequestForm, name).field_class
@@ -133,7 +144,17 @@ def build(
             data[name] = NO_CHOICE
         elif not issubclass(kind, BooleanField):  # a box without a value is not ticked
             data[name] = f"{MARK}v{name}{MARK}"
-    markup = render(RequestForm(formdata=data))
+    form = RequestForm(formdata=data)
+    summaries = None
+    if review is not None:
+        summaries = [
+            (
+                step,
+                [steps.Answer(answer.label, f"{MARK}a{name}{MARK}") for name, answer in each],
+            )
+            for step, each in _summaries(form, review)
+        ]
+    markup = render(form, summaries)
     token = generate_csrf()
     if MARK_RE.sub("", markup).count(MARK) or token not in markup or "<input checked" in markup:
         return None
@@ -148,9 +169,9 @@ def build(
     if NO_CHOICE in markup:
         return None
     marks = tuple(zip(split[1::3], split[2::3], strict=True))
-    if any(kind == "v" and name not in names for kind, name in marks):
+    if any(kind in "va" and name not in names for kind, name in marks):
         return None
-    return Skeleton(tuple(split[0::3]), marks, names)
+    return Skeleton(tuple(split[0::3]), marks, names, review is not None)
 
 
 @functools.lru_cache(maxsize=64)
@@ -170,9 +191,16 @@ def fill(skeleton: Skeleton, answers: Answers, live: Callable[[], str] | None = 
         if name in answers:
             data.setlist(name, answers[name])
     form = _page_form(skeleton.names)(formdata=data)
-    values = {"t": {"": generate_csrf()}, "v": {}, "c": {}, "d": {}}
+    values = {"t": {"": generate_csrf()}, "v": {}, "c": {}, "a": {}, "d": {}}
     if live is not None:
         values["d"][""] = live()
+    if skeleton.review:
+        none = f'<span class="text-body-secondary">{escape(_("No answer"))}</span>'
+        values["a"] = {
+            name: _answer_html(answer.text, none)
+            for _step, each in _summaries(form, answers)
+            for name, answer in each
+        }
     field: Field
     for field in form:
         if isinstance(field, SelectFieldBase):
@@ -189,3 +217,37 @@ def fill(skeleton: Skeleton, answers: Answers, live: Callable[[], str] | None = 
         out.append(values[kind].get(name, ""))
         out.append(piece)
     return "".join(out)
+
+
+def reviewed(answers: Answers) -> list[tuple[steps.Step, str]]:
+    """The fields the review shows, by step, in page order (as ``steps.summary`` lists
+    them)."""
+    return [
+        (step, name)
+        for step in steps.STEPS[:-1]
+        for name in steps.fields_of(step.code, answers)
+        if name not in steps.NOT_SUMMED
+    ]
+
+
+def _summaries(
+    form: BaseForm, answers: Answers
+) -> list[tuple[steps.Step, list[tuple[str, steps.Answer]]]]:
+    """The review's answers by step, each with its field's name."""
+    names = reviewed(answers)
+    shown = []
+    for step in steps.STEPS[:-1]:
+        own = [name for each, name in names if each is step]
+        shown.append((step, list(zip(own, steps.summary(form, step.code, answers), strict=True))))
+    return shown
+
+
+def _answer_html(text: object, none: str) -> str:
+    """An answer as ``_step_review.html`` prints it (``none`` when there is none)."""
+    if text is None or text == "" or text == []:
+        return none
+    if isinstance(text, str):
+        return str(escape(text))
+    if isinstance(text, list | tuple):
+        return str(escape(", ".join(str(item) for item in text)))
+    return str(escape(clinic_date(text, "long")))  # type: ignore[arg-type]

@@ -331,7 +331,16 @@ def step(code: str) -> Response | tuple[str, int]:
             }
         page = steps.page_arg(code, saved, request.args.get("page", 1))
         kept = steppages.filled_page(
-            code, draft, answers, page, lambda form: _render_step(code, draft, form, page=page)[0]
+            code,
+            draft,
+            answers,
+            page,
+            lambda form, summaries: _render_step(code, draft, form, page=page, summaries=summaries)[
+                0
+            ],
+            live=(lambda: render_template("patients/_review_documents.html", draft=draft))
+            if code == "review"
+            else None,
         )
         if kept is not None:
             return kept, 200
@@ -431,6 +440,7 @@ def _render_step(
     upload_messages: list[tuple[str, str]] | None = None,
     upload_form: DraftDocumentsForm | None = None,
     page: int = 1,
+    summaries: list[tuple[steps.Step, list[steps.Answer]]] | None = None,
 ) -> tuple[str, int]:
     answers = draft.values()
     region = steps.region_of(answers)
@@ -459,7 +469,9 @@ def _render_step(
         chosen=_chosen_slot(form) if code in ("time", "review") else None,
         scheduling=scheduling_enabled(),
         summaries=(
-            [(each, steps.summary(form, each.code, answers)) for each in steps.STEPS[:-1]]
+            summaries
+            if summaries is not None
+            else [(each, steps.summary(form, each.code, answers)) for each in steps.STEPS[:-1]]
             if code == "review"
             else []
         ),
@@ -487,7 +499,7 @@ def _documents_step(
             draft,
             saved,
             1,
-            lambda form: _render_step("documents", draft, form)[0],
+            lambda form, _summaries: _render_step("documents", draft, form)[0],
             live=lambda: render_template(
                 "patients/_step_documents_added.html",
                 draft=draft,
