@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable
+from typing import Any
 
 from cachetools import TTLCache
 from flask import current_app, request, session
@@ -26,32 +27,39 @@ MAX_QUERY_BYTES = 200
 
 
 class PageCache:
-    """A bounded, expiring map from keys to rendered pages, safe across threads."""
+    """A bounded, expiring map from keys to rendered pages (or what a view keeps of one),
+    safe across threads."""
 
     def __init__(self, maxsize: int, seconds: float) -> None:
-        self._pages: TTLCache[Hashable, bytes] = TTLCache(maxsize=maxsize, ttl=seconds)
+        self._pages: TTLCache[Hashable, Any] = TTLCache(maxsize=maxsize, ttl=seconds)
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable) -> bytes | None:
+    def get(self, key: Hashable) -> Any:
         with self._lock:
             return self._pages.get(key)
 
-    def put(self, key: Hashable, page: bytes) -> None:
+    def put(self, key: Hashable, page: Any) -> None:
         with self._lock:
             self._pages[key] = page
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._pages)
 
     def clear(self) -> None:
         with self._lock:
             self._pages.clear()
 
 
-def _cache() -> PageCache | None:
+def app_cache(name: str = EXTENSION) -> PageCache | None:
+    """The process's cache called ``name``, with the page cache's bounds; None while
+    templates reload (development) or when page caching is off."""
     app = current_app
     if app.jinja_env.auto_reload or not app.config["PAGE_CACHE_SECONDS"]:
         return None
-    cache = app.extensions.get(EXTENSION)
+    cache = app.extensions.get(name)
     if cache is None:
-        cache = app.extensions[EXTENSION] = PageCache(
+        cache = app.extensions[name] = PageCache(
             app.config["PAGE_CACHE_ENTRIES"], app.config["PAGE_CACHE_SECONDS"]
         )
     return cache
@@ -63,7 +71,7 @@ def cached_page(key: Hashable, render: Callable[[], str]) -> bytes:
 
     ``key`` must name everything else the page depends on; ``None`` means "do not reuse"
     (e.g. the version it depends on could not be read)."""
-    cache = _cache()
+    cache = app_cache()
     if (
         cache is None
         or key is None

@@ -251,6 +251,10 @@ def clear_other_errors(
     form.form_errors = []
 
 
+# The picked time is shown on its own.
+NOT_SUMMED = frozenset({"appointment_type", "slot"})
+
+
 @dataclass(frozen=True)
 class Answer:
     """One answer as the review page shows it."""
@@ -263,11 +267,13 @@ def summary(form: RequestForm, code: str, answers: Answers) -> list[Answer]:
     """Step ``code``'s answers for the review page, with the labels the patient saw."""
     shown = []
     for name in fields_of(code, answers):
-        if name in ("appointment_type", "slot"):
-            continue  # the picked time is shown on its own
+        if name in NOT_SUMMED:
+            continue
         field = form[name]
         if hasattr(field, "choices"):
-            picked = [str(option.label.text) for option in field if option.checked]
+            # The choices, not the field's options: iterating the field builds a field for
+            # each option (a third of the review's time, for the few that are ticked).
+            picked = [str(choice.label) for choice in field.iter_choices() if choice.selected]
             text: object = picked if field.type == "MultiCheckboxField" else "".join(picked)
         else:
             text = field.data

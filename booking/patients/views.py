@@ -24,7 +24,7 @@ from werkzeug.wrappers import Response
 from booking.documents.storage import DocumentRejected, DocumentUpload
 from booking.extensions import csrf, limiter
 from booking.pagecache import cached_page
-from booking.patients import steps
+from booking.patients import steppages, steps
 from booking.patients.forms import (
     CallbackForm,
     DraftDocumentsForm,
@@ -87,7 +87,11 @@ REUSED_PAGES = frozenset({"patients.pick_time"})
 
 @limiter.request_filter
 def _reused_page() -> bool:
-    return request.endpoint in REUSED_PAGES
+    # A step's page is not limited either (only sending is, ``_step_limit_exempt``): asking
+    # the limiter to find that out cost a tenth of a kept step page.
+    return request.endpoint in REUSED_PAGES or (
+        request.endpoint == "patients.step" and request.method == "GET"
+    )
 
 
 @bp.get("/request/time")
@@ -265,8 +269,8 @@ def submitted_calendar() -> Response:
 DRAFT_KEY = "request_draft"
 
 
-def _open_draft() -> drafts.RequestDraft | None:
-    return drafts.find_draft(session.get(DRAFT_KEY))
+def _open_draft(documents: bool = True) -> drafts.RequestDraft | None:
+    return drafts.find_draft(session.get(DRAFT_KEY), documents)
 
 
 def _save_red_flags(answers: dict[str, str]) -> str:
@@ -305,7 +309,8 @@ def step(code: str) -> Response | tuple[str, int]:
         # sending the body (a redirect for a browser without a draft) closes the connection
         # under it, and nginx answers 502 instead of the redirect.
         _ = request.form
-    draft = _open_draft()
+    # The documents only where they are shown or sent (one query fewer on the other steps).
+    draft = _open_draft(documents=code in ("documents", "review"))
     if draft is None:  # no draft in this browser: the request starts with the first step
         return redirect(url_for("patients.red_flags", **_step_args()))
     if draft.sent_at is not None:  # Back after sending: the request, not a second one
@@ -325,6 +330,20 @@ def step(code: str) -> Response | tuple[str, int]:
                 "slot": [request.args.get("slot", "")[:40]],
             }
         page = steps.page_arg(code, saved, request.args.get("page", 1))
+        kept = steppages.filled_page(
+            code,
+            draft,
+            answers,
+            page,
+            lambda form, summaries: _render_step(code, draft, form, page=page, summaries=summaries)[
+                0
+            ],
+            live=(lambda: render_template("patients/_review_documents.html", draft=draft))
+            if code == "review"
+            else None,
+        )
+        if kept is not None:
+            return kept, 200
         return _render_step(code, draft, steps.bind_form(draft, answers), page=page)
 
     page = steps.page_arg(code, saved, request.form.get("page", 1))
@@ -421,6 +440,7 @@ def _render_step(
     upload_messages: list[tuple[str, str]] | None = None,
     upload_form: DraftDocumentsForm | None = None,
     page: int = 1,
+    summaries: list[tuple[steps.Step, list[steps.Answer]]] | None = None,
 ) -> tuple[str, int]:
     answers = draft.values()
     region = steps.region_of(answers)
@@ -449,7 +469,9 @@ def _render_step(
         chosen=_chosen_slot(form) if code in ("time", "review") else None,
         scheduling=scheduling_enabled(),
         summaries=(
-            [(each, steps.summary(form, each.code, answers)) for each in steps.STEPS[:-1]]
+            summaries
+            if summaries is not None
+            else [(each, steps.summary(form, each.code, answers)) for each in steps.STEPS[:-1]]
             if code == "review"
             else []
         ),
@@ -471,6 +493,21 @@ def _documents_step(
 ) -> Response | tuple[str, int]:
     """Upload files into the draft (each on its own with scripts, together without), remove
     one, or move on. A refused file is named with the reason; the others are kept."""
+    if request.method == "GET":
+        kept = steppages.filled_page(
+            "documents",
+            draft,
+            saved,
+            1,
+            lambda form, _summaries: _render_step("documents", draft, form)[0],
+            live=lambda: render_template(
+                "patients/_step_documents_added.html",
+                draft=draft,
+                upload_form=DraftDocumentsForm(formdata=None),
+            ),
+        )
+        if kept is not None:
+            return kept, 200
     form = steps.bind_form(draft, saved)
     if request.method == "GET":
         return _render_step("documents", draft, form)

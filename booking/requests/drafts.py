@@ -137,15 +137,15 @@ def start_draft(locale: str, answers: Answers, step: str) -> tuple[RequestDraft,
     return draft, token
 
 
-def find_draft(token: object) -> RequestDraft | None:
-    """The draft a browser's token opens, unless it expired (a sent one included)."""
+def find_draft(token: object, documents: bool = True) -> RequestDraft | None:
+    """The draft a browser's token opens, unless it expired (a sent one included); with its
+    documents, or (``documents=False``, for a page that does not show them) in one query."""
     if not isinstance(token, str) or not token or len(token) > 100:
         return None
-    draft = db.session.scalar(
-        select(RequestDraft)
-        .where(RequestDraft.token_hash == text_digest(token))
-        .options(selectinload(RequestDraft.documents))
-    )
+    query = select(RequestDraft).where(RequestDraft.token_hash == text_digest(token))
+    if documents:
+        query = query.options(selectinload(RequestDraft.documents))
+    draft = db.session.scalar(query)
     if draft is None or draft.expires_at <= now_utc():
         return None
     return draft
