@@ -354,6 +354,9 @@ class ProductionConfig(Config):
     PREFERRED_URL_SCHEME = "https"
     # Patients' uploads reach staff computers: production does not start without the scanner.
     CLAMAV_REQUIRED = True
+    # The privacy notice names whom to ask and where to complain (GDPR Art. 13): production
+    # logs a warning at start-up while these are empty (docs/data-protection.md).
+    PRIVACY_SETTINGS_REQUIRED = ("PRIVACY_CONTACT_EMAIL", "SUPERVISORY_AUTHORITY")
 
 
 CONFIGS = {

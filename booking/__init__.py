@@ -59,6 +59,13 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
     # First: every request gets its id before anything (CSRF, the same-origin check) can
     # refuse it, so a refusal's log line and X-Request-ID match the proxy's.
     init_logging(app)
+    missing = [
+        name for name in app.config.get("PRIVACY_SETTINGS_REQUIRED", ()) if not app.config.get(name)
+    ]
+    if missing:
+        app.logger.warning(
+            "the privacy notice is incomplete: set %s (docs/data-protection.md)", ", ".join(missing)
+        )
     register_extensions(app)
     from booking.urlargs import URL_CONVERTERS
 

@@ -69,6 +69,23 @@ def production(monkeypatch: pytest.MonkeyPatch, app_settings: dict[str, Any]) ->
     return create_app("production")
 
 
+def test_production_warns_at_start_up_while_the_privacy_notice_lacks_its_contacts(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, production: Flask
+) -> None:
+    import config
+
+    monkeypatch.setattr(config.ProductionConfig, "PRIVACY_CONTACT_EMAIL", "")
+    with caplog.at_level("WARNING"):
+        create_app("production")
+    assert "privacy notice is incomplete: set PRIVACY_CONTACT_EMAIL" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(config.ProductionConfig, "PRIVACY_CONTACT_EMAIL", "privacy@clinic.example")
+    monkeypatch.setattr(config.ProductionConfig, "SUPERVISORY_AUTHORITY", "The authority")
+    with caplog.at_level("WARNING"):
+        create_app("production")
+    assert "privacy notice is incomplete" not in caplog.text
+
+
 def test_production_redirects_to_https_and_sends_hsts(production: Flask) -> None:
     client = production.test_client()
     plain = client.get("/privacy", base_url="http://clinic.example.com")
