@@ -144,11 +144,15 @@ class Config:
     URGENT_TARGET_WORKING_HOURS = _env_float("URGENT_TARGET_WORKING_HOURS", 4)
     ON_CALL_EMAIL = _env("ON_CALL_EMAIL")
     # The clinic's working hours for the urgent target, clinic time: the days (0 = Monday, as
-    # in the specialists' hours) and one opening time per day. Public holidays are not known.
+    # in the specialists' hours) and one opening time per day; closed on the public holidays
+    # of CLINIC_HOLIDAYS (a country's ISO code, a dash and a subdivision's, e.g. "DE-BE" for
+    # Berlin; empty: none) and on the ISO dates of CLINIC_CLOSED_DAYS (comma-separated).
     CLINIC_WORKING_DAYS = [
         int(d) for d in (_env("CLINIC_WORKING_DAYS", "0,1,2,3,4") or "").split(",") if d.strip()
     ]
     CLINIC_WORKING_HOURS = _env("CLINIC_WORKING_HOURS", "08:00-18:00")
+    CLINIC_HOLIDAYS = _env("CLINIC_HOLIDAYS", "") or ""
+    CLINIC_CLOSED_DAYS = _env("CLINIC_CLOSED_DAYS", "") or ""
     PRIVACY_NOTICE_VERSION = _env("PRIVACY_NOTICE_VERSION", "2026-12")
     # The wording of the optional consent to follow-up questionnaires (booking.outcomes): a
     # request records the version its patient agreed to.

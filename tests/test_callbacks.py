@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import secrets
 import threading
-from datetime import UTC, datetime, time, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,6 +28,7 @@ from booking.requests.followup import (
     ClinicHours,
     Targets,
     add_working_time,
+    closed_days,
     wait_of,
     working_time,
 )
@@ -89,6 +91,34 @@ def test_an_urgent_request_is_due_after_four_working_hours() -> None:
         TriageLevel.URGENT, berlin(2026, 12, 4, 16), berlin(2026, 12, 7, 10), TARGETS, HOURS
     )
     assert wait is not None and wait.overdue
+
+
+def test_public_holidays_do_not_count_as_working_time() -> None:
+    """Berlin's holidays from the ``holidays`` package, and a day the clinic chose to close."""
+    closed = closed_days("DE-BE", "2026-12-31", 2026)
+    assert date(2026, 12, 25) in closed and date(2026, 12, 26) in closed  # Christmas
+    assert date(2026, 3, 8) in closed  # International Women's Day: Berlin only
+    assert date(2026, 12, 31) in closed and date(2026, 12, 24) not in closed
+    assert date(2027, 1, 1) in closed  # the years around this one too
+    assert date(2026, 3, 8) not in closed_days("DE-BY", "", 2026)  # not in Bavaria
+    assert closed_days("", "", 2026) == frozenset()
+    hours = replace(HOURS, closed=closed)
+    # Thursday 24 December, 16:00: two hours that day; Friday 25 (Christmas), the weekend and
+    # nothing else in between; two hours on Monday 28 December.
+    assert add_working_time(berlin(2026, 12, 24, 16), timedelta(hours=4), hours) == berlin(
+        2026, 12, 28, 10
+    )
+    assert working_time(berlin(2026, 12, 24, 16), berlin(2026, 12, 28, 10), hours) == timedelta(
+        hours=4
+    )
+    # Over whole weeks too: 14 December to 4 January is 3 weeks of 5 days, less Christmas Day,
+    # New Year's Eve (closed) and New Year's Day: 12 days of 10 hours.
+    assert working_time(berlin(2026, 12, 14, 8), berlin(2027, 1, 4, 8), hours) == timedelta(
+        hours=120
+    )
+    assert working_time(berlin(2026, 12, 14, 8), berlin(2027, 1, 4, 8), HOURS) == timedelta(
+        hours=150
+    )
 
 
 def test_an_emergency_counts_clock_minutes_at_any_hour() -> None:

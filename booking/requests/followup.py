@@ -5,8 +5,9 @@ An emergency request must be acknowledged (a call logged on the dashboard) withi
 ``EMERGENCY_TARGET_MINUTES`` of clock time, at any hour: the patient was told to seek
 emergency care now, and the on-call address is emailed once when the target passes
 (``booking.requests.escalation``). An urgent one within ``URGENT_TARGET_WORKING_HOURS`` of the
-clinic's working time (``CLINIC_WORKING_DAYS`` and ``CLINIC_WORKING_HOURS``, clinic time): a
-request sent on Friday evening is due on Monday morning, not on Saturday night.
+clinic's working time (``CLINIC_WORKING_DAYS`` and ``CLINIC_WORKING_HOURS``, clinic time, less
+the public holidays of ``CLINIC_HOLIDAYS``): a request sent on Friday evening is due on Monday
+morning, not on Saturday night, and one sent on Christmas Eve after the days of Christmas.
 
 The maths are pure functions of their arguments (no app, no database), tested on their own;
 ``targets()`` and ``clinic_hours()`` read the settings.
@@ -14,10 +15,12 @@ The maths are pure functions of their arguments (no app, no database), tested on
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import holidays
 from flask import current_app
 from flask_babel import gettext as _
 
@@ -36,6 +39,7 @@ class ClinicHours:
     opens: time
     closes: time
     tz: ZoneInfo
+    closed: frozenset[date] = frozenset()  # public holidays and other days the clinic is shut
 
     def __post_init__(self) -> None:
         if not self.days or not self.days <= set(range(7)):
@@ -45,7 +49,7 @@ class ClinicHours:
 
     def open_on(self, day: date) -> tuple[datetime, datetime] | None:
         """When the clinic opens and closes on ``day`` (aware), or None on a day off."""
-        if day.weekday() not in self.days:
+        if day.weekday() not in self.days or day in self.closed:
             return None
         return (
             datetime.combine(day, self.opens, tzinfo=self.tz),
@@ -90,6 +94,10 @@ def working_time(start: datetime, end: datetime, hours: ClinicHours) -> timedelt
     # days at either end are walked, however long the wait.
     weeks = max(0, (last - first).days - 1) // 7
     total += hours.week * weeks
+    skipped_from, skipped_to = first + DAY, first + DAY + WEEK * weeks
+    for day in hours.closed:  # the working days the whole weeks counted that were closed
+        if skipped_from <= day < skipped_to and day.weekday() in hours.days:
+            total -= hours.week / len(hours.days)
     for day in [first, *_days(first + DAY + WEEK * weeks, last)]:
         opening = hours.open_on(day)
         if opening is not None:
@@ -150,12 +158,30 @@ def targets() -> Targets:
 
 def clinic_hours() -> ClinicHours:
     """The clinic's working hours from ``CLINIC_WORKING_DAYS`` and ``CLINIC_WORKING_HOURS``
-    ("08:00-18:00")."""
+    ("08:00-18:00"), closed on the public holidays of ``CLINIC_HOLIDAYS`` and on the dates of
+    ``CLINIC_CLOSED_DAYS``."""
     config = current_app.config
     opens, closes = (
         time.fromisoformat(part.strip()) for part in config["CLINIC_WORKING_HOURS"].split("-")
     )
-    return ClinicHours(frozenset(config["CLINIC_WORKING_DAYS"]), opens, closes, clinic_tz())
+    year = datetime.now(UTC).year
+    closed = closed_days(config["CLINIC_HOLIDAYS"], config["CLINIC_CLOSED_DAYS"], year)
+    return ClinicHours(frozenset(config["CLINIC_WORKING_DAYS"]), opens, closes, clinic_tz(), closed)
+
+
+@functools.cache
+def closed_days(region: str, extra: str, year: int) -> frozenset[date]:
+    """Public holidays of ``region`` ("DE-BE": a country's ISO code and, after a dash, a
+    subdivision's; "" for none) in the years around ``year``, from the ``holidays`` package,
+    and the ISO dates listed in ``extra`` (comma-separated)."""
+    found = {date.fromisoformat(part.strip()) for part in extra.split(",") if part.strip()}
+    if region:
+        country, _dash, subdivision = region.partition("-")
+        calendar = holidays.country_holidays(
+            country, subdiv=subdivision or None, years=range(year - 1, year + 2)
+        )
+        found.update(calendar.keys())
+    return frozenset(found)
 
 
 def on_call_address() -> str:
