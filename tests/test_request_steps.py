@@ -16,6 +16,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
+from werkzeug.test import TestResponse
 
 from booking.documents.models import Document
 from booking.extensions import db
@@ -161,6 +162,32 @@ def test_finish_later_emails_a_link_that_opens_the_draft_elsewhere(
     assert "Erika Mustermann" in open_step(other, "about")
     # The first browser's token ended; it starts again from the first step.
     assert client.get("/request/steps/about").location.endswith("/request/start")
+
+
+def test_finish_later_sends_at_most_five_links_for_one_draft(
+    app: Flask, client: FlaskClient
+) -> None:
+    """The form cannot be used to send the clinic's emails to address after address."""
+    answer_red_flags(client)
+    post_step(client, "time")
+
+    def finish_later(number: int) -> TestResponse:
+        token = CSRF_RE.search(client.get("/request/later").get_data(as_text=True)).group(1)
+        return client.post(
+            "/request/later", data={"csrf_token": token, "email": f"person{number}@example.com"}
+        )
+
+    assert [finish_later(n).status_code for n in range(5)] == [200] * 5
+    refused = finish_later(5)
+    assert refused.status_code == 422
+    page = refused.get_data(as_text=True)
+    assert "We have already sent the link for this request 5 times." in page
+    assert "person5@example.com" in page  # the typed address is kept on the page
+    with app.app_context():
+        sent = db.session.scalars(
+            select(OutboxEmail.recipient).where(OutboxEmail.template == "draft_resume")
+        ).all()
+    assert sorted(sent) == [f"person{n}@example.com" for n in range(5)]
 
 
 def test_expired_drafts_are_purged_with_their_files(app: Flask, client: FlaskClient) -> None:

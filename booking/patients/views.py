@@ -576,9 +576,19 @@ def finish_later() -> Response | tuple[str, int]:
     if request.method == "GET":
         form.email.data = (draft.values().get("email") or [""])[0]
     elif form.validate_on_submit():
-        drafts.send_resume_link(draft, form.email.data.strip(), "/request/resume/{token}")
-        page = render_template("patients/finish_later_sent.html", draft=draft)
-        return page, 200
+        try:
+            drafts.send_resume_link(draft, form.email.data.strip(), "/request/resume/{token}")
+        except drafts.TooManyResumeEmails:
+            form.email.errors = [
+                _(
+                    "We have already sent the link for this request %(n)d times. Please use "
+                    "the newest email, or carry on now.",
+                    n=drafts.RESUME_EMAILS,
+                )
+            ]
+        else:
+            page = render_template("patients/finish_later_sent.html", draft=draft)
+            return page, 200
     page = render_template("patients/finish_later.html", form=form, draft=draft)
     return page, 422 if form.errors else 200
 

@@ -57,12 +57,18 @@ MAX_ANSWER_CHARS = 5000
 Answers = dict[str, list[str]]
 
 
+RESUME_EMAILS = 5  # "finish later" emails per draft
+
+
 class RequestDraft(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     # SHA-256 of the browser's token, hex; a copy of the database opens no draft.
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     # SHA-256 of the "finish later" link's token, while one was sent.
     resume_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # "Finish later" emails sent for this draft: at most RESUME_EMAILS, so the form cannot be
+    # used to send the clinic's emails to address after address.
+    resume_emails: Mapped[int] = mapped_column(default=0, server_default="0")
     # The request is stored with this token: a draft is sent once (see the module's docstring).
     submission_token: Mapped[str] = mapped_column(String(64), unique=True)
     locale: Mapped[str] = mapped_column(String(10))
@@ -212,9 +218,17 @@ def mark_sent(draft: RequestDraft, consultation: ConsultationRequest) -> None:
     draft.documents.clear()
 
 
+class TooManyResumeEmails(ValueError):  # noqa: N818 - reads better at the call site
+    """The draft's "finish later" emails are used up."""
+
+
 def send_resume_link(draft: RequestDraft, email: str, resume_path: str) -> None:
     """Email a private link to carry on with the draft later (``resume_path`` with a new
-    token's placeholder ``{token}``). A new link ends the previous one."""
+    token's placeholder ``{token}``). A new link ends the previous one. At most
+    ``RESUME_EMAILS`` per draft (raises TooManyResumeEmails, nothing sent)."""
+    if draft.resume_emails >= RESUME_EMAILS:
+        raise TooManyResumeEmails(draft.id)
+    draft.resume_emails += 1
     token = secrets.token_urlsafe(TOKEN_BYTES)
     draft.resume_token_hash = text_digest(token)
     with force_locale(draft.locale):
