@@ -17,6 +17,7 @@ from booking.audit.models import AuditEvent
 from booking.documents.models import Document
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
+from booking.requests.events import RequestEvent
 from booking.requests.models import ConsultationRequest, RequestStatus
 from booking.scheduling.availability import open_slots
 from booking.scheduling.models import ClinicSettings
@@ -187,6 +188,33 @@ def test_patient_cancels_and_the_time_is_free_again(
     # A closed request offers no changes.
     page = client.get(booked["url"]).get_data(as_text=True)
     assert "Cancel my request" not in page
+
+
+def test_a_spanish_speaking_patients_cancellation_reads_in_english_on_the_staff_timeline(
+    app: Flask, client: FlaskClient, booked: dict
+) -> None:
+    """The patient's page is in Spanish; the timeline is the staff's, in the clinic's
+    language, with what the patient wrote as they wrote it."""
+    page = client.get(booked["url"] + "?lang=es").get_data(as_text=True)
+    assert 'lang="es"' in page
+    response = client.post(
+        booked["url"] + "/cancel",
+        data={
+            "cancel-csrf_token": CSRF.search(page).group(1),
+            "cancel-reason": "Ya estoy mejor.",
+        },
+    )
+    assert response.status_code == 302
+    with app.app_context():
+        notes = db.session.scalars(
+            select(RequestEvent.body)
+            .join(ConsultationRequest)
+            .where(
+                ConsultationRequest.reference == booked["reference"],
+                RequestEvent.body.is_not(None),
+            )
+        ).all()
+    assert notes == ["Cancelled by the patient. Ya estoy mejor."]
 
 
 def test_changes_stop_inside_the_notice_period(

@@ -126,7 +126,7 @@ def reschedule(consultation: ConsultationRequest, choice: SlotChoice) -> None:
         action="patient_rescheduled",
         actor=None,
         before=before,
-        note=_("Rescheduled by the patient."),
+        note=emails.in_staff_language(_l("Rescheduled by the patient.")),
         email_kind="rescheduled",
         ics=appointment_ics(appointment),
     )
@@ -160,7 +160,8 @@ def cancel(consultation: ConsultationRequest, reason: str | None) -> None:
         before=before,
         # The reason itself stays on the timeline (erased with the patient): the audit trail
         # is append-only, and patients may write medical details into it.
-        note=_("Cancelled by the patient.") + (f" {reason}" if reason else ""),
+        note=emails.in_staff_language(_l("Cancelled by the patient."))
+        + (f" {reason}" if reason else ""),
         email_kind="cancelled",
         ics=ics,
         ics_method="CANCEL",

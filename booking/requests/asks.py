@@ -396,7 +396,7 @@ def answer_ask(
             action="information_received",
             actor=None,
             before=before,
-            note=_("The patient answered the request for information."),
+            note=emails.in_staff_language(_l("The patient answered the request for information.")),
             email_kind="information_received",
             audit_extra={
                 "documents": len(files),

@@ -30,6 +30,13 @@ def staff_locale() -> str:
     return str(current_app.config["BABEL_DEFAULT_LOCALE"])
 
 
+def in_staff_language(text: LazyString) -> str:
+    """``text`` (a lazy string, ``_l``) in the clinic's language: for what staff read, such as
+    a timeline note written while a patient's page was in the patient's language."""
+    with force_locale(staff_locale()):
+        return str(text)
+
+
 # The emails written to the patient (by ``_to_patient``); the rest go to the clinic.
 PATIENT_TEMPLATES = frozenset(
     {"request_received", "request_update", "manage_link", "waitlist_offer", "appointment_reminder"}
