@@ -39,7 +39,9 @@ DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 STEP_CODES = ["time", "about", "symptoms", "function", "history", "documents", "review"]
 STEP_SCENARIOS = [f"step-{code}" for code in STEP_CODES]
 SCENARIOS = ["slot", *STEP_SCENARIOS, "submit", "queue", "record", "outcomes"]
-RUN_KEY = new_key()
+# One key per run; ENCRYPTION_KEY from the environment when set, so a database seeded on its own
+# (`python -m bench.seed`, then `python -m bench.profile`) is read with the key it was written with.
+RUN_KEY = os.environ.get("ENCRYPTION_KEY") or new_key()
 OUTCOMES_PAGE = "/staff/outcomes?months=60&point=3m"  # the longest period: the most patients
 LABELS = {
     "baseline": "baseline: Flask hello world `/`",
