@@ -311,19 +311,7 @@ def test_confirming_a_waiting_request_ends_the_information_received_mark(
     assert _ask(staff_client, reference, [], QUESTION).status_code == 302
     patient, url = _patient(app, reference)
     assert _answer(patient, url, {}, ANSWER).status_code == 302
-    record = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
-    response = staff_client.post(
-        f"/staff/requests/{reference}/confirm",
-        data={
-            "slot-csrf_token": _tokens(record)["slot-csrf_token"],
-            "slot-specialist": clinic.weber.id,
-            "slot-location": clinic.location,
-            "slot-day": "2026-12-01",
-            "slot-start": "10:00",
-            "slot-appointment_type": clinic.type,
-        },
-    )
-    assert response.status_code == 302, response.get_data(as_text=True)[:800]
+    _confirm(staff_client, reference, clinic)
     with app.app_context():
         consultation = _load(app, reference)
         assert consultation.status == RequestStatus.CONFIRMED
@@ -409,11 +397,8 @@ def test_the_patients_export_holds_the_asks_and_erasure_removes_them(
         assert db.session.scalar(select(func.count()).select_from(asks.InformationRequest)) == 0
 
 
-def test_a_request_confirmed_while_waiting_stops_asking_and_reminding(
-    app: Flask, staff_client: FlaskClient, clinic: Clinic
-) -> None:
-    reference = _new_request(app)
-    assert _ask(staff_client, reference, ["imaging_report"], QUESTION).status_code == 302
+def _confirm(staff_client: FlaskClient, reference: str, clinic: Clinic) -> None:
+    """Staff confirm the request at a time of Dr. Weber's, through the record's form."""
     record = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
     response = staff_client.post(
         f"/staff/requests/{reference}/confirm",
@@ -427,6 +412,14 @@ def test_a_request_confirmed_while_waiting_stops_asking_and_reminding(
         },
     )
     assert response.status_code == 302, response.get_data(as_text=True)[:800]
+
+
+def test_a_request_confirmed_while_waiting_stops_asking_and_reminding(
+    app: Flask, staff_client: FlaskClient, clinic: Clinic
+) -> None:
+    reference = _new_request(app)
+    assert _ask(staff_client, reference, ["imaging_report"], QUESTION).status_code == 302
+    _confirm(staff_client, reference, clinic)
     with app.app_context():
         consultation = _load(app, reference)
         assert consultation.status == RequestStatus.CONFIRMED
