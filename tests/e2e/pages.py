@@ -352,6 +352,15 @@ def send_from_review(page: Page) -> None:
     expect(page.get_by_role("heading", level=1)).to_have_text("Your request was sent")
 
 
+def open_review_sections(page: Page) -> None:
+    """On the review: open every step's folded answers."""
+    folded = page.get_by_role("main").locator("details.review-answers")
+    for summary in folded.locator("> summary").all():
+        summary.click()
+    expect(page.get_by_role("main").locator("details.review-answers:not([open])")).to_have_count(0)
+    assert folded.count() > 0
+
+
 def walk_steps(
     page: Page,
     *,
@@ -505,6 +514,12 @@ def key_walk_steps(page: Page, *, document: Path | None = None) -> None:
     if document is not None:
         key_add_document(page, document)
     key_save_and_continue(page, "review")
+    # A step's folded answers open from the keyboard.
+    about = page.get_by_role("region", name="About you")
+    tab_to(page, about.locator("summary"), "the answers about you")
+    page.keyboard.press("Enter")
+    expect(about.locator("details")).to_have_attribute("open", "")
+    expect(about.get_by_text(PATIENT_EMAIL, exact=True)).to_be_visible()
     key_give_consent(page)
     key_press_button(page, "Send my request")
 

@@ -47,6 +47,7 @@ from tests.e2e.pages import (
     fill_symptoms,
     give_consent,
     group,
+    open_review_sections,
     page_width,
     pick_first_time,
     rate_function,
@@ -163,9 +164,11 @@ def test_on_a_phone_every_step_fits_and_the_pdf_goes_up_as_it_is_chosen(
     assert any(line.startswith("status: Accepted") for line in seen), seen
     assert_fits_a_phone(page, "the documents step with a document")
     save_and_continue(page, "review")
-    # The review lists every answer for the patient to check before sending (about 4,400 px on
-    # this phone): it is one page on purpose, so only its width is checked.
-    assert_fits_a_phone(page, "the check and send step", a_step=False)
+    # The review folds each step's answers (about 4,400 px on this phone when all are open):
+    # folded, it fits like every step; opened, a section's answers still fit its width.
+    assert_fits_a_phone(page, "the check and send step")
+    open_review_sections(page)
+    assert_fits_a_phone(page, "the check and send step, every section open", a_step=False)
 
     review = page.get_by_role("main")
     expect(review.get_by_text(chosen, exact=True)).to_be_visible()
@@ -293,7 +296,10 @@ def test_a_reload_at_any_step_keeps_the_answers(
     expect_step(page, "review")
     main = page.get_by_role("main")
     for answer in ("Erika Mustermann", PATIENT_EMAIL, "MRI in March 2026", "Afternoon"):
-        expect(main.get_by_text(answer, exact=True)).to_be_visible()
+        expect(main.get_by_text(answer, exact=True)).to_be_hidden()  # folded ...
+    open_review_sections(page)
+    for answer in ("Erika Mustermann", PATIENT_EMAIL, "MRI in March 2026", "Afternoon"):
+        expect(main.get_by_text(answer, exact=True)).to_be_visible()  # ... and opened
     send_from_review(page)
     [consultation] = stored(clinic)
     assert consultation.preferred_time_of_day == "afternoon"
@@ -483,6 +489,7 @@ def test_an_expired_form_mid_way_keeps_the_typed_answers_and_the_document(
     expect_step(page, "review")
 
     review = page.get_by_role("main")
+    open_review_sections(page)
     expect(review.get_by_text("Erika Musterfrau", exact=True)).to_be_visible()
     expect(review.get_by_text(f"mri-report.pdf · {DESCRIPTION}")).to_be_visible()
     send_from_review(page)
