@@ -30,6 +30,7 @@ def main() -> None:
     )
     parser.add_argument("-n", type=int, default=200)
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--save", metavar="FILE", help="also write the profile (pstats) to FILE")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="spineconsult-profile-") as work:
         profile(args, work)
@@ -89,6 +90,8 @@ def profile(args: argparse.Namespace, work: str) -> None:
         get(args.path)
     profiler.disable()
     print(f"{args.path}: {plain:.2f} ms CPU per request without the profiler")
+    if args.save:
+        profiler.dump_stats(args.save)
     stats = pstats.Stats(profiler).strip_dirs()
     stats.sort_stats("cumulative").print_stats(args.top)
     stats.sort_stats("tottime").print_stats(args.top)
