@@ -138,8 +138,9 @@ class Config:
     ]
     # Follow-through on emergency and urgent requests (README, "Call-backs"): staff must
     # acknowledge (log a call to) an emergency request within this many minutes, and an
-    # urgent one within this many working hours (the clinic's hours below); an emergency past
-    # its target is escalated by one email to ON_CALL_EMAIL (default: STAFF_NOTIFICATION_EMAIL).
+    # urgent one within this many working hours (the clinic's hours below); a request of either
+    # kind past its target is escalated by one email to ON_CALL_EMAIL (default:
+    # STAFF_NOTIFICATION_EMAIL).
     EMERGENCY_TARGET_MINUTES = _env_int("EMERGENCY_TARGET_MINUTES", 30)
     URGENT_TARGET_WORKING_HOURS = _env_float("URGENT_TARGET_WORKING_HOURS", 4)
     ON_CALL_EMAIL = _env("ON_CALL_EMAIL")

@@ -84,7 +84,8 @@ def init_task_queue(app: Flask) -> Huey:
 
     @huey.periodic_task(crontab(minute="*"), name="escalate_emergencies")
     def escalate_emergencies() -> None:
-        """Every minute: an emergency's target is counted in minutes."""
+        """Every minute: an emergency's target is counted in minutes (an urgent request's,
+        in working hours, is checked by the same run)."""
         with app.app_context():
             escalate_overdue()
 

@@ -362,11 +362,79 @@ def test_no_escalation_once_acknowledged(app: Flask, emergency: dict[str, Any]) 
     assert _escalations(app) == []
 
 
-def test_urgent_and_routine_requests_do_not_escalate(app: Flask, staff: Staff) -> None:
+def _urgent(app: Flask, received: datetime) -> dict[str, Any]:
+    """An urgent request (fever with the pain) that arrived at ``received``."""
     with app.app_context():
-        make_request(red_flags={"fever"})
-        make_request()
-        assert escalate_overdue(now=datetime.now(UTC) + timedelta(days=7)) == []
+        consultation = make_request(red_flags={"fever"}, full_name="Uma Notinmail")
+        assert consultation.triage_level == TriageLevel.URGENT
+        consultation.created_at = received
+        db.session.commit()
+        return {"id": consultation.id, "reference": consultation.reference}
+
+
+def test_an_urgent_request_escalates_once_after_four_working_hours(
+    app: Flask, staff: Staff
+) -> None:
+    received = berlin(2026, 11, 16, 9)  # a Monday morning
+    urgent = _urgent(app, received)
+    with app.app_context():
+        assert escalate_overdue(now=received + timedelta(hours=3, minutes=59)) == []
+        assert len(escalate_overdue(now=received + timedelta(hours=4, minutes=1))) == 1
+        assert escalate_overdue(now=received + timedelta(days=2)) == []
+    [email] = _escalations(app)
+    assert email.recipient == ON_CALL
+    assert "urgent request" in email.subject and urgent["reference"] in email.subject
+    assert "4 h 00 min of working time" in email.subject
+    assert "after 4 h 01 min of the clinic's working time" in email.body_text
+    assert f"/staff/requests/{urgent['reference']}" in email.body_text
+    for detail in ("Uma", "Notinmail", "901820", "fever", "Fever"):
+        assert detail not in email.body_text and detail not in email.body_html
+        assert detail not in email.subject
+    with app.app_context():
+        consultation = db.session.get(ConsultationRequest, urgent["id"])
+        assert consultation.escalated_at == received + timedelta(hours=4, minutes=1)
+        assert [e.kind for e in consultation.events] == [EventKind.ESCALATION]
+        audit = db.session.scalars(
+            sa.select(AuditEvent).where(AuditEvent.action == "request_escalated")
+        ).one()
+        assert audit.target_id == urgent["reference"]
+        assert audit.details["level"] == "urgent"
+        assert audit.details["working_time"] is True
+        assert audit.details["target_minutes"] == 240
+
+
+def test_an_urgent_request_sent_on_friday_evening_escalates_on_monday(
+    app: Flask, staff: Staff
+) -> None:
+    received = berlin(2026, 11, 20, 17)  # Friday, an hour before closing
+    _urgent(app, received)
+    with app.app_context():
+        # 62 hours of clock time over the weekend, one hour of working time: not overdue.
+        assert escalate_overdue(now=berlin(2026, 11, 23, 7)) == []
+        assert escalate_overdue(now=berlin(2026, 11, 23, 10, 59)) == []  # 3 h 59 min
+        assert len(escalate_overdue(now=berlin(2026, 11, 23, 11, 1))) == 1
+    assert len(_escalations(app)) == 1
+
+
+def test_an_acknowledged_urgent_or_a_routine_request_does_not_escalate(
+    app: Flask, staff: Staff
+) -> None:
+    received = berlin(2026, 11, 16, 9)
+    urgent = _urgent(app, received)
+    with app.app_context():
+        routine = make_request()
+        routine.created_at = received
+        db.session.commit()
+        coordinator = db.session.scalars(
+            sa.select(StaffUser).where(StaffUser.email == "coord@example.com")
+        ).one()
+        log_callback(
+            db.session.get(ConsultationRequest, urgent["id"]),
+            coordinator,
+            CallOutcome.NO_ANSWER,
+            called_at=received + timedelta(hours=1),
+        )
+        assert escalate_overdue(now=received + timedelta(days=7)) == []
     assert _escalations(app) == []
 
 

@@ -18,6 +18,7 @@ from flask_babel.speaklater import LazyString
 from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.notifications.services import copy_email, queue_email
 from booking.requests import links, triage
+from booking.requests.followup import Wait, duration_label
 from booking.requests.models import ConsultationRequest
 from booking.scheduling.ical import appointment_ics
 from booking.scheduling.models import Appointment, SlotOffer
@@ -167,25 +168,35 @@ def callback_requested(consultation: ConsultationRequest) -> OutboxEmail:
     return _to_clinic(consultation, "callback_staff", subject)
 
 
-def escalation(
-    consultation: ConsultationRequest, recipient: str, waited_minutes: int, target_minutes: int
-) -> OutboxEmail:
-    """The on-call alert: an emergency request nobody acknowledged within its target."""
+def escalation(consultation: ConsultationRequest, recipient: str, wait: Wait) -> OutboxEmail:
+    """The on-call alert: an emergency or urgent request nobody acknowledged within its
+    target (clock time for an emergency, the clinic's working time for an urgent one)."""
+    waited_minutes = int(wait.waited.total_seconds() // 60)
     with force_locale(staff_locale()):
-        subject = _(
-            "ESCALATION: emergency request %(reference)s not acknowledged after %(minutes)d "
-            "minutes",
-            reference=consultation.reference,
-            minutes=waited_minutes,
+        if consultation.is_emergency:
+            subject = _(
+                "ESCALATION: emergency request %(reference)s not acknowledged after "
+                "%(minutes)d minutes",
+                reference=consultation.reference,
+                minutes=waited_minutes,
+            )
+        else:
+            subject = _(
+                "ESCALATION: urgent request %(reference)s not acknowledged within %(target)s "
+                "of working time",
+                reference=consultation.reference,
+                target=duration_label(wait.target),
+            )
+        return _to_clinic(
+            consultation,
+            "escalation_staff",
+            subject,
+            recipient=recipient,
+            waited_minutes=waited_minutes,
+            target_minutes=int(wait.target.total_seconds() // 60),
+            waited=duration_label(wait.waited),
+            target=duration_label(wait.target),
         )
-    return _to_clinic(
-        consultation,
-        "escalation_staff",
-        subject,
-        recipient=recipient,
-        waited_minutes=waited_minutes,
-        target_minutes=target_minutes,
-    )
 
 
 def patient_update(

@@ -1,14 +1,17 @@
-"""Escalation: an open emergency request that nobody acknowledged within its target is emailed
-to the on-call address once, and the escalation is put on its timeline and in the audit.
+"""Escalation: an open emergency or urgent request that nobody acknowledged within its target
+is emailed to the on-call address once, and the escalation is put on its timeline and in the
+audit.
+
+An emergency's target is clock time, at any hour (the patient was told to seek emergency care
+now); an urgent one's is the clinic's working time (``booking.requests.followup``), so an
+urgent request sent on Friday evening escalates on Monday, while the clinic is open, if
+nobody has called the patient by then.
 
 Once, whatever runs the job: each request is claimed by a conditional update (``escalated_at``
 set where it is still empty and the request still unacknowledged and open) in the same
 transaction as the email; a second worker doing the same work at the same moment updates no
 row and sends nothing. A worker that was down catches up on its next run: the job looks for
-every emergency past its target, not for those that passed it since the last run.
-
-Only emergencies escalate: an urgent request's target counts working hours, and its queue
-row shows it overdue to the staff on duty.
+every request past its target, not for those that passed it since the last run.
 """
 
 from __future__ import annotations
@@ -39,40 +42,51 @@ log = logging.getLogger(__name__)
 ESCALATION_ACTOR = "system:escalation"
 
 
-def _unescalated(now: datetime, target_cutoff: datetime) -> list:
+def _unescalated(level: TriageLevel, received_by: datetime) -> list:
     return [
-        ConsultationRequest.priority == TRIAGE_PRIORITY[TriageLevel.EMERGENCY],
+        ConsultationRequest.priority == TRIAGE_PRIORITY[level],
         ConsultationRequest.status.in_(OPEN_STATUSES),
         ConsultationRequest.acknowledged_at.is_(None),
         ConsultationRequest.escalated_at.is_(None),
-        ConsultationRequest.created_at <= target_cutoff,
+        ConsultationRequest.created_at <= received_by,
     ]
 
 
 def escalate_overdue(now: datetime | None = None) -> list[int]:
-    """Escalate every open emergency request unacknowledged past its target; return the
-    outbox ids queued (one per request escalated by this run)."""
+    """Escalate every open emergency and urgent request unacknowledged past its target;
+    return the outbox ids queued (one per request escalated by this run)."""
     now = now or now_utc()
-    target = followup.targets().emergency
-    conditions = _unescalated(now, now - target)
-    ids = list(
-        db.session.scalars(
-            select(ConsultationRequest.id)
+    targets, hours = followup.targets(), followup.clinic_hours()
+    due: list[tuple[int, followup.Wait, list]] = []
+    for level, target in (
+        (TriageLevel.EMERGENCY, targets.emergency),
+        (TriageLevel.URGENT, targets.urgent),
+    ):
+        # Working time never runs faster than the clock: a request received less than its
+        # target ago cannot be overdue, whatever its level.
+        conditions = _unescalated(level, now - target)
+        rows = db.session.execute(
+            select(ConsultationRequest.id, ConsultationRequest.created_at)
             .where(*conditions)
             .order_by(ConsultationRequest.created_at)
-        )
-    )
+        ).all()
+        for request_id, created_at in rows:
+            wait = followup.wait_of(level, created_at, now, targets, hours)
+            if wait is not None and wait.overdue:
+                due.append((request_id, wait, conditions))
     db.session.commit()  # end the read; each escalation is its own transaction
     queued = []
-    for request_id in ids:
-        email_id = _escalate_one(request_id, now, conditions)
+    for request_id, wait, conditions in due:
+        email_id = _escalate_one(request_id, now, wait, conditions)
         if email_id is not None:
             queued.append(email_id)
     enqueue_delivery(queued)
     return queued
 
 
-def _escalate_one(request_id: int, now: datetime, conditions: list) -> int | None:
+def _escalate_one(
+    request_id: int, now: datetime, wait: followup.Wait, conditions: list
+) -> int | None:
     try:
         claimed = db.session.execute(
             update(ConsultationRequest)
@@ -90,11 +104,10 @@ def _escalate_one(request_id: int, now: datetime, conditions: list) -> int | Non
             .options(joinedload(ConsultationRequest.patient))
             .execution_options(populate_existing=True)
         ).one()
-        target = followup.targets().emergency
-        waited = int((now - consultation.created_at).total_seconds() // 60)
-        target_minutes = int(target.total_seconds() // 60)
+        waited = int(wait.waited.total_seconds() // 60)
+        target_minutes = int(wait.target.total_seconds() // 60)
         recipient = followup.on_call_address()
-        email = emails.escalation(consultation, recipient, waited, target_minutes)
+        email = emails.escalation(consultation, recipient, wait)
         add_event(consultation, kind=EventKind.ESCALATION, actor=None, body=None)
         db.session.flush()
         record(
@@ -103,8 +116,10 @@ def _escalate_one(request_id: int, now: datetime, conditions: list) -> int | Non
             target_id=consultation.reference,
             actor_email=ESCALATION_ACTOR,
             details={
+                "level": consultation.triage_level.value,
                 "waited_minutes": waited,
                 "target_minutes": target_minutes,
+                "working_time": wait.working_time,
                 "email_id": email.id,
             },
         )
@@ -113,5 +128,9 @@ def _escalate_one(request_id: int, now: datetime, conditions: list) -> int | Non
     except BaseException:
         db.session.rollback()
         raise
-    log.warning("emergency request %s escalated to the on-call address", request_id)
+    log.warning(
+        "%s request %s escalated to the on-call address",
+        consultation.triage_level.value,
+        request_id,
+    )
     return email_id
