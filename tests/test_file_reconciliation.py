@@ -5,15 +5,17 @@ reported, and a dry run changes nothing."""
 from __future__ import annotations
 
 import io
+import logging
 import os
 import time
 from pathlib import Path
 
+import pytest
 from flask import Flask
 from sqlalchemy import select
 
 from booking.documents.models import Document
-from booking.documents.storage import get_storage
+from booking.documents.storage import DocumentUpload, get_storage, saved_uploads
 from booking.extensions import db
 from tests.factories import make_request
 from tests.support import pdf_bytes, stored_files
@@ -72,3 +74,27 @@ def test_the_nightly_job_removes_an_orphan(app: Flask, upload_dir: Path) -> None
     app.extensions["spineconsult.reconcile_files"].call_local()  # what the worker runs
     remaining = {p.name for p in stored_files(upload_dir)}
     assert old not in remaining and young in remaining
+
+
+def test_a_file_that_cannot_be_deleted_after_a_failure_hides_neither_the_error_nor_the_rest(
+    app: Flask, upload_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """All or nothing with a disk that misbehaves: the first error is the one raised, every
+    other file is still deleted, and the one left is logged (the nightly job finds it)."""
+    uploads = [
+        DocumentUpload(io.BytesIO(pdf_bytes(f"Report {n}")), f"report-{n}.pdf", None)
+        for n in range(3)
+    ]
+    with (
+        app.app_context(),
+        caplog.at_level(logging.ERROR, logger="booking"),
+        pytest.raises(RuntimeError, match="the change failed"),
+        saved_uploads(uploads) as stored,
+    ):
+        stuck = upload_dir / stored[0].stored_name
+        stuck.unlink()
+        stuck.mkdir()  # something a file cannot be unlinked from
+        raise RuntimeError("the change failed")
+    assert stored_files(upload_dir) == []  # the other two are gone
+    assert stuck.is_dir()
+    assert "could not delete a stored file after a failed change" in caplog.text

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import secrets
 import struct
@@ -33,6 +34,8 @@ from booking.crypto import KEY_ID_BYTES, KeyRing, key_ring
 from booking.documents import scanning
 from booking.documents.scanning import Infected, ScannerUnavailable, ScanStatus
 from booking.extensions import db
+
+log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 64 * 1024
 # The magic-byte signatures we accept, by the MIME type ``filetype`` reports for them.
@@ -395,7 +398,10 @@ def get_storage() -> DocumentStorage:
 def saved_uploads(uploads: Sequence[DocumentUpload]) -> Iterator[list[StoredFile]]:
     """Save each upload (checked, scanned and encrypted) and hand the stored files to the
     block, which adds their rows and commits. All or nothing: if a file is refused or the
-    block fails, the session is rolled back and every file saved so far is deleted."""
+    block fails, the session is rolled back and every file saved so far is deleted, and the
+    first error is raised. A file that cannot be deleted then is logged and left for the
+    nightly reconciliation (``booking.requests.files.reconcile_files``); the others are still
+    deleted."""
     storage = get_storage()
     max_bytes = current_app.config["MAX_DOCUMENT_MB"] * 1024 * 1024
     stored: list[StoredFile] = []
@@ -406,5 +412,8 @@ def saved_uploads(uploads: Sequence[DocumentUpload]) -> Iterator[list[StoredFile
     except BaseException:
         db.session.rollback()
         for file in stored:
-            storage.delete(file.stored_name)
+            try:
+                storage.delete(file.stored_name)
+            except OSError:
+                log.exception("could not delete a stored file after a failed change")
         raise

@@ -19,7 +19,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from booking.audit.services import record
 from booking.documents.models import Document
-from booking.documents.storage import DocumentUpload, StoredFile, get_storage
+from booking.documents.storage import DocumentUpload, saved_uploads
 from booking.extensions import db
 from booking.notifications.services import enqueue_delivery
 from booking.requests import emails, history, instruments, links, notice
@@ -102,86 +102,79 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
         raise ValueError(f"unknown red flags: {sorted(unknown_flags)}")
     triage = TriageLevel(history.triage_level(sub.red_flags))
 
-    storage = get_storage()
-    max_bytes = current_app.config["MAX_DOCUMENT_MB"] * 1024 * 1024
-    stored: list[StoredFile] = []
     try:
         # The picked time is checked before any file is written, so a taken one costs none.
         # The database still has the last word when the appointment is flushed (SlotTaken).
         held = _check_time(sub.slot) if sub.slot is not None else None
-        for upload in sub.documents:
-            stored.append(storage.save(upload.stream, max_bytes))
-
-        patient = Patient(
-            full_name=sub.full_name,
-            date_of_birth=sub.date_of_birth,
-            guardian_name=sub.guardian_name,
-            email=sub.email,
-            phone=sub.phone,
-            preferred_contact=sub.preferred_contact,
-        )
-        now = now_utc()
-        consultation = ConsultationRequest(
-            reference=unused_reference(),
-            patient=patient,
-            status=RequestStatus.REQUESTED,
-            triage_level=triage,
-            red_flags=sorted(sub.red_flags),
-            submission_token=sub.submission_token,
-            locale=sub.locale,
-            preferred_days=sorted(set(sub.preferred_days)),
-            preferred_time_of_day=sub.preferred_time_of_day,
-            earliest_date=sub.earliest_date,
-            privacy_notice_version=current_app.config["PRIVACY_NOTICE_VERSION"],
-            privacy_notice_language=sub.locale,
-            privacy_notice_sha256=notice.fingerprint(sub.locale),
-            consented_at=now,
-            contact_consent=sub.contact_consent,
-            followup_consent=sub.followup_consent,
-            followup_consent_version=current_app.config["FOLLOWUP_CONSENT_VERSION"]
-            if sub.followup_consent
-            else None,
-            created_at=now,
-            updated_at=now,
-        )
-        consultation.history = MedicalHistory(**answers, **outcomes)
-        consultation.diagnosis_codes = [
-            RequestDiagnosis(code=code) for code in sorted(set(sub.answers["diagnoses"]))
-        ]
-        consultation.documents = [
-            Document.of_upload(upload, file, now)
-            for upload, file in zip(sub.documents, stored, strict=True)
-        ] + [
-            Document(**document.stored_facts())
-            for document in (sub.draft.documents if sub.draft is not None else [])
-        ]
-        if sub.draft is not None:
-            mark_sent(sub.draft, consultation)
-        db.session.add(consultation)
-        # One flush stores the request with everything it holds (and the request's id, for the
-        # outbox rows and the manage link); holding the time is part of it.
-        if held is not None:
-            _hold_slot(consultation, held)
-        else:
+        # All or nothing: the files are deleted again if anything after them fails.
+        with saved_uploads(sub.documents) as stored:
+            patient = Patient(
+                full_name=sub.full_name,
+                date_of_birth=sub.date_of_birth,
+                guardian_name=sub.guardian_name,
+                email=sub.email,
+                phone=sub.phone,
+                preferred_contact=sub.preferred_contact,
+            )
+            now = now_utc()
+            consultation = ConsultationRequest(
+                reference=unused_reference(),
+                patient=patient,
+                status=RequestStatus.REQUESTED,
+                triage_level=triage,
+                red_flags=sorted(sub.red_flags),
+                submission_token=sub.submission_token,
+                locale=sub.locale,
+                preferred_days=sorted(set(sub.preferred_days)),
+                preferred_time_of_day=sub.preferred_time_of_day,
+                earliest_date=sub.earliest_date,
+                privacy_notice_version=current_app.config["PRIVACY_NOTICE_VERSION"],
+                privacy_notice_language=sub.locale,
+                privacy_notice_sha256=notice.fingerprint(sub.locale),
+                consented_at=now,
+                contact_consent=sub.contact_consent,
+                followup_consent=sub.followup_consent,
+                followup_consent_version=current_app.config["FOLLOWUP_CONSENT_VERSION"]
+                if sub.followup_consent
+                else None,
+                created_at=now,
+                updated_at=now,
+            )
+            consultation.history = MedicalHistory(**answers, **outcomes)
+            consultation.diagnosis_codes = [
+                RequestDiagnosis(code=code) for code in sorted(set(sub.answers["diagnoses"]))
+            ]
+            consultation.documents = [
+                Document.of_upload(upload, file, now)
+                for upload, file in zip(sub.documents, stored, strict=True)
+            ] + [
+                Document(**document.stored_facts())
+                for document in (sub.draft.documents if sub.draft is not None else [])
+            ]
+            if sub.draft is not None:
+                mark_sent(sub.draft, consultation)
+            db.session.add(consultation)
+            # One flush stores the request with everything it holds (and the request's id,
+            # for the outbox rows and the manage link); holding the time is part of it.
+            if held is not None:
+                _hold_slot(consultation, held)
+            else:
+                db.session.flush()
+            queued = emails.request_received(consultation)
+            _record_submission(consultation)
             db.session.flush()
-        queued = emails.request_received(consultation)
-        _record_submission(consultation)
-        db.session.flush()
-        # Read before the commit expires them: reading them after it costs a query each.
-        reference, email_ids = consultation.reference, [email.id for email in queued]
-        log_args = (consultation.id, consultation.triage_level)
-        db.session.commit()
+            # Read before the commit expires them: reading them after it costs a query each.
+            reference, email_ids = consultation.reference, [email.id for email in queued]
+            log_args = (consultation.id, consultation.triage_level)
+            db.session.commit()
     except IntegrityError:
-        db.session.rollback()
-        _delete_files(stored)
         # Two posts of one form raced: the other one won; show the patient its request.
         existing = find_by_token(sub.submission_token)
         if existing is not None:
             return existing
         raise
     except BaseException:
-        db.session.rollback()
-        _delete_files(stored)
+        db.session.rollback()  # (the time's check reads before any file is saved)
         raise
 
     # The commit expired the request; its reference, which the caller shows next, and its id,
@@ -346,12 +339,3 @@ def _hold_slot(consultation: ConsultationRequest, held: _HeldTime) -> None:
     consultation.appointment = appointment
     consultation.assigned_specialist_id = held.slot.specialist_id
     place_appointment(appointment, held.appointment_type, held.slot)
-
-
-def _delete_files(stored: list[StoredFile]) -> None:
-    storage = get_storage()
-    for file in stored:
-        try:
-            storage.delete(file.stored_name)
-        except OSError:
-            log.exception("could not remove stored file after a failed request")
