@@ -372,7 +372,7 @@ def test_a_request_with_no_room_for_more_documents_refuses_the_file_and_keeps_no
     response = _patient_writes(browser, page, file=(pdf_bytes(), "referral.pdf"))
     text = response.get_data(as_text=True)
     assert response.status_code == 409
-    assert "A request can hold at most 1 documents; you have 1 already." in text
+    assert "A request can hold at most 1 document; you have 1 already." in text
     assert "Please send your message without the file." in text
     assert _messages(app) == []
     assert stored_files(upload_dir) == files_before

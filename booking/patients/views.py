@@ -17,7 +17,7 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import get_locale
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
@@ -539,9 +539,12 @@ def _documents_step(
             messages.append((name, str(exc)))
         except drafts.DraftFull:
             limit = current_app.config["MAX_DOCUMENTS"]
-            messages.append(
-                (name, _("You can send at most %(n)d documents with one request.", n=limit))
+            too_many = ngettext(
+                "You can send at most %(num)d document with one request.",
+                "You can send at most %(num)d documents with one request.",
+                limit,
             )
+            messages.append((name, too_many))
         except OSError:
             log.exception("a draft's document could not be stored")
             messages.append((name, _("We could not store this file just now. Please try again.")))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from flask import current_app
-from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import select
 
 from booking.audit.services import record
@@ -43,8 +43,11 @@ def no_room_for(consultation: ConsultationRequest, adding: int) -> str | None:
     have = len(consultation.documents)
     if have + adding <= limit:
         return None
-    return _(
-        "A request can hold at most %(n)d documents; you have %(have)d already.", n=limit, have=have
+    return ngettext(
+        "A request can hold at most %(num)d document; you have %(have)d already.",
+        "A request can hold at most %(num)d documents; you have %(have)d already.",
+        limit,
+        have=have,
     )
 
 
