@@ -9,6 +9,8 @@ import enum
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 
 from booking.notifications.models import OutboxEmail
 from booking.notifications.services import queue_email
@@ -52,24 +54,30 @@ def rights_notice(
     )
 
 
+def email_admins(
+    template: str, subject: LazyString, *, fallback: str | None = None, **context: object
+) -> list[OutboxEmail]:
+    """One email per active administrator (with none, one to ``fallback`` if given), written
+    in the clinic's language like every email to staff."""
+    locale = staff_locale()
+    with force_locale(locale):
+        text = str(subject)
+    return [
+        queue_email(template=template, recipient=address, subject=text, locale=locale, **context)
+        for address in active_admin_emails() or ([fallback] if fallback else [])
+    ]
+
+
 def erasure_alert(consultation: ConsultationRequest, erasure: ErasureRequest) -> list[OutboxEmail]:
     """Tell the administrators (or, with none, the clinic's notification address) that a
     patient asked to erase their data and by when the answer is due: the reference, the
     deadline and the queue's address, no patient details."""
-    admins = active_admin_emails()
-    locale = staff_locale()
-    with force_locale(locale):
-        subject = _("Erasure request on %(reference)s", reference=consultation.reference)
-    return [
-        queue_email(
-            template="erasure_staff",
-            recipient=address,
-            subject=subject,
-            locale=locale,
-            request_id=consultation.id,
-            reference=consultation.reference,
-            due_at=erasure.due_at,
-            queue_url=public_url("/staff/admin/privacy/erasures"),
-        )
-        for address in admins or [current_app.config["STAFF_NOTIFICATION_EMAIL"]]
-    ]
+    return email_admins(
+        "erasure_staff",
+        _l("Erasure request on %(reference)s", reference=consultation.reference),
+        fallback=current_app.config["STAFF_NOTIFICATION_EMAIL"],
+        request_id=consultation.id,
+        reference=consultation.reference,
+        due_at=erasure.due_at,
+        queue_url=public_url("/staff/admin/privacy/erasures"),
+    )

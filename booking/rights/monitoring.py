@@ -12,16 +12,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Flask, current_app
-from flask_babel import force_locale
-from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from booking.audit.models import AuditEvent
 from booking.audit.services import audit_recorded, record
 from booking.extensions import db
-from booking.notifications.services import queue_email
-from booking.requests.emails import staff_locale
-from booking.staff.services import active_admin_emails
+from booking.rights.emails import email_admins
 from booking.timeutil import now_utc
 from booking.urlargs import public_url
 
@@ -80,21 +77,15 @@ def _alert(event: AuditEvent, reason: str, count: int) -> None:
         details={"reason": reason, "count": count, "account": event.actor_email},
         with_address=False,
     )
-    admins = active_admin_emails()
-    locale = staff_locale()
-    with force_locale(locale):
-        subject = _("Unusual access by %(account)s", account=event.actor_email)
-    for address in admins:
-        queue_email(
-            template="access_alert",
-            recipient=address,
-            subject=subject,
-            locale=locale,
-            account=event.actor_email,
-            reason=reason,
-            count=count,
-            audit_url=public_url("/staff/admin/audit"),
-        )
+    # Administrators only: the clinic's shared inbox may be read by the account itself.
+    email_admins(
+        "access_alert",
+        _l("Unusual access by %(account)s", account=event.actor_email),
+        account=event.actor_email,
+        reason=reason,
+        count=count,
+        audit_url=public_url("/staff/admin/audit"),
+    )
 
 
 def _on_audit(event: AuditEvent, **_extra: object) -> None:
