@@ -8,8 +8,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
+from babel import dates
 from flask import current_app
-from flask_babel import format_date, format_datetime
+from flask_babel import format_date, get_locale
 from sqlalchemy import DateTime
 from sqlalchemy.types import TypeDecorator
 
@@ -75,12 +76,15 @@ def clinic_dt(value: datetime | None, fmt: str = "when") -> str:
     if value is None:
         return ""
     fmt = _READABLE.get(fmt, fmt)
+    local = to_clinic_tz(value)
     if fmt == "HH:mm":
         # The same in every locale (24-hour, Latin digits) and asked for once per slot on the
         # time pickers: a strftime is about a hundred times cheaper than Babel's formatter.
-        return to_clinic_tz(value).strftime("%H:%M")
-    # Flask-Babel converts to BABEL_DEFAULT_TIMEZONE, which create_app sets to the clinic's.
-    return format_datetime(value, fmt)
+        return local.strftime("%H:%M")
+    # Babel itself, given the clinic's time: Flask-Babel's format_datetime (the same text, as
+    # BABEL_DEFAULT_TIMEZONE is the clinic's) reads its settings and converts the time zone
+    # again for each value, half the cost of a date on pages that list one per row.
+    return dates.format_datetime(local, fmt, locale=get_locale())
 
 
 def clinic_date(value: date | None, fmt: str = "medium") -> str:

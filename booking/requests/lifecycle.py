@@ -19,6 +19,7 @@ import secrets
 from typing import Any
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from booking.audit.services import changes, record
@@ -74,32 +75,38 @@ def unused_reference() -> str:
     raise RuntimeError("could not find an unused reference")
 
 
+# Each label is translated when it is shown (lazily), one per call: a page lists a status per
+# row and per tab, and translating all seven for each was most of the queue's gettext time.
+STATUS_LABELS = {
+    S.REQUESTED: _l("requested"),
+    S.AWAITING_PATIENT: _l("waiting for the patient"),
+    S.CONFIRMED: _l("confirmed"),
+    S.COMPLETED: _l("completed"),
+    S.DECLINED: _l("declined"),
+    S.CANCELLED: _l("cancelled"),
+    S.NO_SHOW: _l("no-show"),
+}
+# The status as the patient reads it on their page: a sentence, not the staff's word (an
+# English "requested" reads as the code it is).
+PATIENT_STATUS_LABELS = {
+    S.REQUESTED: _l("Received: the clinic will confirm your appointment"),
+    S.AWAITING_PATIENT: _l("Waiting for you: the clinic needs something from you"),
+    S.CONFIRMED: _l("Appointment confirmed"),
+    S.COMPLETED: _l("Visit completed"),
+    S.DECLINED: _l("Not offered an appointment"),
+    S.CANCELLED: _l("Cancelled"),
+    S.NO_SHOW: _l("Appointment missed"),
+}
+
+
 def status_label(status: RequestStatus | str) -> str:
-    labels = {
-        S.REQUESTED: _("requested"),
-        S.AWAITING_PATIENT: _("waiting for the patient"),
-        S.CONFIRMED: _("confirmed"),
-        S.COMPLETED: _("completed"),
-        S.DECLINED: _("declined"),
-        S.CANCELLED: _("cancelled"),
-        S.NO_SHOW: _("no-show"),
-    }
-    return labels[RequestStatus(status)]
+    """The status as staff read it, in the reader's language."""
+    return str(STATUS_LABELS[RequestStatus(status)])
 
 
 def patient_status_label(status: RequestStatus | str) -> str:
-    """The status as the patient reads it on their page: a sentence, not the staff's word
-    (an English "requested" reads as the code it is)."""
-    labels = {
-        S.REQUESTED: _("Received: the clinic will confirm your appointment"),
-        S.AWAITING_PATIENT: _("Waiting for you: the clinic needs something from you"),
-        S.CONFIRMED: _("Appointment confirmed"),
-        S.COMPLETED: _("Visit completed"),
-        S.DECLINED: _("Not offered an appointment"),
-        S.CANCELLED: _("Cancelled"),
-        S.NO_SHOW: _("Appointment missed"),
-    }
-    return labels[RequestStatus(status)]
+    """The status as the patient reads it on their page (``PATIENT_STATUS_LABELS``)."""
+    return str(PATIENT_STATUS_LABELS[RequestStatus(status)])
 
 
 def role_may(user: StaffUser, target: RequestStatus) -> bool:
