@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -28,6 +28,9 @@ from werkzeug.test import TestResponse
 from booking.cli import demo_pdf
 from booking.patients import steps
 from booking.requests import triage
+from booking.scheduling.availability import OpenSlot, open_slots
+from booking.scheduling.models import AppointmentType
+from booking.timeutil import now_utc
 
 # A 1x1 PNG and the start of a JPEG: real magic bytes, so content sniffing accepts them.
 PNG_BYTES = bytes.fromhex(
@@ -680,3 +683,12 @@ def running_clamd(folder: Path) -> Iterator[str]:
         yield str(sock)
     finally:
         service.stop()
+
+
+def first_open_slot(appointment_type: AppointmentType, days: int = 14) -> OpenSlot:
+    """The first open time of the next ``days`` that is still open ten minutes from now: the
+    very first may pass the minimum notice while a slow test runs, and be refused when it is
+    booked."""
+    start = now_utc()
+    later = start + timedelta(minutes=10)
+    return open_slots(appointment_type, start, start + timedelta(days=days), now=later)[0]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -19,10 +18,8 @@ from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.requests.events import RequestEvent
 from booking.requests.models import ConsultationRequest, RequestStatus
-from booking.scheduling.availability import open_slots
 from booking.scheduling.models import ClinicSettings
 from booking.scheduling.services import SlotChoice
-from booking.timeutil import now_utc
 from tests.factories import (
     make_appointment_type,
     make_hours,
@@ -30,7 +27,7 @@ from tests.factories import (
     make_request,
     make_staff,
 )
-from tests.support import EXE_BYTES, open_manage_link, pdf_bytes
+from tests.support import EXE_BYTES, first_open_slot, open_manage_link, pdf_bytes
 
 CSRF = re.compile(r'csrf_token" type="hidden" value="([^"]+)"')
 SLOT = re.compile(r'name="slot" id="slot-([0-9.]+)"')
@@ -44,8 +41,7 @@ def booked(app: Flask, client: FlaskClient) -> dict[str, Any]:
         location = make_location()
         appointment_type = make_appointment_type()
         make_hours(specialist, location, range(7), "09:00", "17:00")
-        start = now_utc()
-        slot = open_slots(appointment_type, start, start + timedelta(days=14))[0]
+        slot = first_open_slot(appointment_type)
         consultation = make_request(
             slot=SlotChoice(
                 appointment_type.id, slot.specialist_id, slot.location_id, slot.starts_at

@@ -22,10 +22,8 @@ from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.requests.models import ConsultationRequest, RequestStatus
 from booking.rights.models import ErasureRequest, ErasureStatus
-from booking.scheduling.availability import open_slots
 from booking.scheduling.models import WaitlistEntry
 from booking.scheduling.services import SlotChoice
-from booking.timeutil import now_utc
 from tests.factories import (
     make_appointment_type,
     make_hours,
@@ -33,7 +31,7 @@ from tests.factories import (
     make_request,
     make_staff,
 )
-from tests.support import AuthActions, open_manage_link
+from tests.support import AuthActions, first_open_slot, open_manage_link
 
 BERLIN = ZoneInfo("Europe/Berlin")
 CSRF = re.compile(r'csrf_token" type="hidden" value="([^"]+)"')
@@ -48,8 +46,7 @@ def patient(app: Flask, client: FlaskClient) -> dict[str, Any]:
         location = make_location()
         appointment_type = make_appointment_type()
         make_hours(specialist, location, range(7), "09:00", "17:00")
-        start = now_utc()
-        slot = open_slots(appointment_type, start, start + timedelta(days=14))[0]
+        slot = first_open_slot(appointment_type)
         consultation = make_request(
             documents=1,
             medications="Pregabalin 75 mg",

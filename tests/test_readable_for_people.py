@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -16,15 +15,14 @@ from sqlalchemy import select
 
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
-from booking.scheduling.availability import open_slots
 from booking.scheduling.models import AppointmentType
 from booking.scheduling.services import SlotChoice
-from booking.timeutil import now_utc
 from tests.factories import make_request
 from tests.support import (
     AuthActions,
     Clinic,
     fill_request,
+    first_open_slot,
     open_manage_link,
     pdf_bytes,
     send_request,
@@ -42,8 +40,7 @@ def _booked(app: Flask, client: FlaskClient, clinic: Clinic, locale: str) -> dic
     """A request in ``locale`` holding the first open slot; ``client`` has its private link."""
     with app.app_context():
         appointment_type = db.session.get(AppointmentType, clinic.type)
-        start = now_utc()
-        slot = open_slots(appointment_type, start, start + timedelta(days=14))[0]
+        slot = first_open_slot(appointment_type)
         consultation = make_request(
             locale=locale,
             slot=SlotChoice(clinic.type, slot.specialist_id, slot.location_id, slot.starts_at),
