@@ -67,7 +67,7 @@ screenshots: install browser
 
 ## The whole suite: lint, then every test (PostgreSQL too when TEST_DATABASE_URL is set).
 test: install browser lint
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

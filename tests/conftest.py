@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -101,12 +102,39 @@ class SharedTemplateBytecode(BytecodeCache):
 TEMPLATE_BYTECODE = SharedTemplateBytecode()
 
 
-@pytest.fixture
-def app(app_settings: dict[str, Any]) -> Iterator[Flask]:
-    app = create_app(app_settings)
-    app.jinja_env.bytecode_cache = TEMPLATE_BYTECODE
+@pytest.fixture(scope="session")
+def sqlite_schema(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite database with the whole schema, made once per test process by the app
+    itself (its tables, triggers and first rows): each SQLite test starts from a copy of the
+    file instead of creating the tables again."""
+    path = tmp_path_factory.mktemp("schema") / "schema.sqlite3"
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}"})
     with app.app_context():
         db.create_all()
+        db.engine.dispose()
+    return path
+
+
+def _from_schema_copy(url: str, request: pytest.FixtureRequest) -> bool:
+    """Copy the empty schema to a new SQLite test database's file; False when ``url`` names
+    another database (PostgreSQL, or a file that exists already)."""
+    if not url.startswith("sqlite:///"):
+        return False
+    target = Path(url.removeprefix("sqlite:///"))
+    if target.exists():
+        return False
+    shutil.copyfile(request.getfixturevalue("sqlite_schema"), target)
+    return True
+
+
+@pytest.fixture
+def app(app_settings: dict[str, Any], request: pytest.FixtureRequest) -> Iterator[Flask]:
+    copied = _from_schema_copy(app_settings["SQLALCHEMY_DATABASE_URI"], request)
+    app = create_app(app_settings)
+    app.jinja_env.bytecode_cache = TEMPLATE_BYTECODE
+    if not copied:
+        with app.app_context():
+            db.create_all()
     yield app
     with app.app_context():
         db.session.remove()
