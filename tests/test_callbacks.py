@@ -340,6 +340,23 @@ def test_an_unacknowledged_emergency_escalates_once(app: Flask, emergency: dict[
         assert audit.details["target_minutes"] == 30
 
 
+def test_the_queue_row_says_the_on_call_address_was_emailed(
+    app: Flask, client: FlaskClient, emergency: dict[str, Any]
+) -> None:
+    _received(app, emergency["id"], timedelta(minutes=45))
+    AuthActions(client).login("coordinator")
+
+    def row() -> str:
+        page = client.get("/staff/").get_data(as_text=True)
+        found = page[page.index(emergency["reference"]) :]
+        return found[: found.index("</tr>")]
+
+    assert "Overdue" in row() and "On-call emailed" not in row()
+    with app.app_context():
+        assert len(escalate_overdue()) == 1
+    assert "Overdue" in row() and "On-call emailed" in row()
+
+
 def test_an_emergency_found_late_by_a_worker_that_was_down_escalates(
     app: Flask, emergency: dict[str, Any]
 ) -> None:
