@@ -189,6 +189,21 @@ def _escalations(app: Flask) -> list[OutboxEmail]:
         return rows
 
 
+def _log_call(request_id: int, outcome: CallOutcome, called_at: datetime | None = None) -> None:
+    """The coordinator logs a call to the patient (inside an app context)."""
+    coordinator = db.session.scalars(
+        sa.select(StaffUser).where(StaffUser.email == "coord@example.com")
+    ).one()
+    log_callback(db.session.get(ConsultationRequest, request_id), coordinator, outcome, called_at)
+
+
+def _queue_row(client: FlaskClient, reference: str) -> str:
+    """The queue's row for ``reference``, as the signed-in user sees it."""
+    page = client.get("/staff/").get_data(as_text=True)
+    row = page[page.index(reference) :]
+    return row[: row.index("</tr>")]
+
+
 # Logging a call -----------------------------------------------------------------------------
 
 
@@ -286,25 +301,13 @@ def test_the_queue_shows_the_wait_against_the_target(
     _received(app, emergency["id"], timedelta(minutes=42, seconds=10))
     with app.app_context():
         routine = make_request().reference
-    page = client.get("/staff/").get_data(as_text=True)
-    row = page[page.index(emergency["reference"]) :]
-    row = row[: row.index("</tr>")]
+    row = _queue_row(client, emergency["reference"])
     assert "Overdue" in row and "waiting 42 min, target 30 min" in row
-    routine_row = page[page.index(routine) :]
-    assert "waiting" not in routine_row[: routine_row.index("</tr>")]
+    assert "waiting" not in _queue_row(client, routine)
 
     with app.app_context():
-        coordinator = db.session.scalars(
-            sa.select(StaffUser).where(StaffUser.email == "coord@example.com")
-        ).one()
-        log_callback(
-            db.session.get(ConsultationRequest, emergency["id"]),
-            coordinator,
-            CallOutcome.NO_ANSWER,
-        )
-    page = client.get("/staff/").get_data(as_text=True)
-    row = page[page.index(emergency["reference"]) :]
-    row = row[: row.index("</tr>")]
+        _log_call(emergency["id"], CallOutcome.NO_ANSWER)
+    row = _queue_row(client, emergency["reference"])
     assert "Acknowledged" in row and "by Cora Coord" in row and "Overdue" not in row
 
 
@@ -345,16 +348,12 @@ def test_the_queue_row_says_the_on_call_address_was_emailed(
 ) -> None:
     _received(app, emergency["id"], timedelta(minutes=45))
     AuthActions(client).login("coordinator")
-
-    def row() -> str:
-        page = client.get("/staff/").get_data(as_text=True)
-        found = page[page.index(emergency["reference"]) :]
-        return found[: found.index("</tr>")]
-
-    assert "Overdue" in row() and "On-call emailed" not in row()
+    row = _queue_row(client, emergency["reference"])
+    assert "Overdue" in row and "On-call emailed" not in row
     with app.app_context():
         assert len(escalate_overdue()) == 1
-    assert "Overdue" in row() and "On-call emailed" in row()
+    row = _queue_row(client, emergency["reference"])
+    assert "Overdue" in row and "On-call emailed" in row
 
 
 def test_an_emergency_found_late_by_a_worker_that_was_down_escalates(
@@ -367,14 +366,7 @@ def test_an_emergency_found_late_by_a_worker_that_was_down_escalates(
 
 def test_no_escalation_once_acknowledged(app: Flask, emergency: dict[str, Any]) -> None:
     with app.app_context():
-        coordinator = db.session.scalars(
-            sa.select(StaffUser).where(StaffUser.email == "coord@example.com")
-        ).one()
-        log_callback(
-            db.session.get(ConsultationRequest, emergency["id"]),
-            coordinator,
-            CallOutcome.WRONG_NUMBER,
-        )
+        _log_call(emergency["id"], CallOutcome.WRONG_NUMBER)
         assert escalate_overdue(now=emergency["created_at"] + timedelta(hours=1)) == []
     assert _escalations(app) == []
 
@@ -442,15 +434,7 @@ def test_an_acknowledged_urgent_or_a_routine_request_does_not_escalate(
         routine = make_request()
         routine.created_at = received
         db.session.commit()
-        coordinator = db.session.scalars(
-            sa.select(StaffUser).where(StaffUser.email == "coord@example.com")
-        ).one()
-        log_callback(
-            db.session.get(ConsultationRequest, urgent["id"]),
-            coordinator,
-            CallOutcome.NO_ANSWER,
-            called_at=received + timedelta(hours=1),
-        )
+        _log_call(urgent["id"], CallOutcome.NO_ANSWER, called_at=received + timedelta(hours=1))
         assert escalate_overdue(now=received + timedelta(days=7)) == []
     assert _escalations(app) == []
 
