@@ -22,7 +22,7 @@ from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.patients.services import CallbackSubmission, request_callback
 from booking.requests.calls import CallbackAttempt, CallOutcome
-from booking.requests.escalation import escalate_overdue
+from booking.requests.escalation import URGENT_CATCH_UP, escalate_overdue
 from booking.requests.events import EventKind, RequestEvent
 from booking.requests.followup import (
     ClinicHours,
@@ -423,6 +423,17 @@ def test_an_urgent_request_sent_on_friday_evening_escalates_on_monday(
         assert escalate_overdue(now=berlin(2026, 11, 23, 10, 59)) == []  # 3 h 59 min
         assert len(escalate_overdue(now=berlin(2026, 11, 23, 11, 1))) == 1
     assert len(_escalations(app)) == 1
+
+
+def test_an_urgent_request_long_overdue_is_left_to_the_queue(app: Flask, staff: Staff) -> None:
+    """Up to a week after it fell due an urgent request still escalates (a worker that was
+    down catches up); one overdue for longer, as when urgent requests first escalated, does
+    not flood the on-call address."""
+    due = berlin(2026, 11, 16, 13)  # received Monday 09:00, four working hours
+    _urgent(app, berlin(2026, 11, 16, 9))
+    with app.app_context():
+        assert escalate_overdue(now=due + URGENT_CATCH_UP + timedelta(minutes=1)) == []
+        assert len(escalate_overdue(now=due + URGENT_CATCH_UP)) == 1
 
 
 def test_an_acknowledged_urgent_or_a_routine_request_does_not_escalate(

@@ -11,13 +11,14 @@ Once, whatever runs the job: each request is claimed by a conditional update (``
 set where it is still empty and the request still unacknowledged and open) in the same
 transaction as the email; a second worker doing the same work at the same moment updates no
 row and sends nothing. A worker that was down catches up on its next run: the job looks for
-every request past its target, not for those that passed it since the last run.
+every request past its target, not for those that passed it since the last run (an urgent
+one up to ``URGENT_CATCH_UP`` after it fell due).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import joinedload
@@ -40,6 +41,10 @@ log = logging.getLogger(__name__)
 
 # The audit trail's actor for the escalation job.
 ESCALATION_ACTOR = "system:escalation"
+# An urgent request escalates up to a week after it fell due (a worker down over a long
+# weekend still catches up), not later: when urgent requests first escalated, the ones long
+# overdue would otherwise all have been emailed at once. Their queue rows show them overdue.
+URGENT_CATCH_UP = timedelta(days=7)
 
 
 def _unescalated(level: TriageLevel, received_by: datetime) -> list:
@@ -72,8 +77,11 @@ def escalate_overdue(now: datetime | None = None) -> list[int]:
         ).all()
         for request_id, created_at in rows:
             wait = followup.wait_of(level, created_at, now, targets, hours)
-            if wait is not None and wait.overdue:
-                due.append((request_id, wait, conditions))
+            if wait is None or not wait.overdue:
+                continue
+            if level == TriageLevel.URGENT and now - wait.due_at > URGENT_CATCH_UP:
+                continue
+            due.append((request_id, wait, conditions))
     db.session.commit()  # end the read; each escalation is its own transaction
     queued = []
     for request_id, wait, conditions in due:
