@@ -28,18 +28,18 @@ class Step:
 
 
 TIME_FIELDS = ("appointment_type", "slot", "preferred_days", "preferred_time_of_day")
-# The "history" step's two parts: what is wrong and what was tried, then medicines and
-# general health (one page was 2,650 px tall on a 390 px phone; the parts are 1,970 and
-# 1,710 px).
+# The "history" step's two parts: what is wrong and what was tried, then scans, medicines
+# and general health (one page was 2,650 px tall on a 390 px phone; with the scans in the
+# first part, it was 2,160 px in Spanish).
 HISTORY_TREATMENT = (
     "diagnoses",
     "diagnosis_other",
     "treatments",
     "surgery_details",
-    "imaging",
-    "imaging_when",
 )
 HISTORY_HEALTH = (
+    "imaging",
+    "imaging_when",
     "medications",
     "allergies",
     "blood_thinners",

@@ -132,16 +132,16 @@ def fill_symptoms(page: Page, region: str = LOWER_BACK) -> None:
 
 def fill_history(page: Page, each_part: Callable[[], None] = lambda: None) -> None:
     """The health and treatment questions (the steps' "Health and treatment"), part by part:
-    what is wrong and what was tried, then medicines and general health; it ends on the last
+    what is wrong and what was tried, then scans, medicines and general health; it ends on the last
     part (the caller saves it). ``each_part`` runs as each part opens."""
     expect(page.get_by_role("heading", level=1)).to_contain_text("(part 1 of 2)")
     each_part()
     choose(page, "Has a doctor told you what it is?", "Herniated (slipped) disc")
     choose(page, "Treatment you have already had", "Physiotherapy", "Pain medication")
-    choose(page, "Scans you have already had", "MRI")
-    page.get_by_label("When were the scans done?").fill("MRI in March 2026")
     next_part(page, 2, 2)
     each_part()
+    choose(page, "Scans you have already had", "MRI")
+    page.get_by_label("When were the scans done?").fill("MRI in March 2026")
     page.get_by_label("Medicines you take now").fill("Ibuprofen 400 mg")
     choose(page, "Do you take blood thinners (anticoagulants)?", "No")
     choose(page, "Do you have diabetes?", "No")
@@ -517,8 +517,8 @@ def key_walk_steps(page: Page, *, document: Path | None = None) -> None:
     for _part in range(parts - 1):  # its next parts: the ODI's sections (optional)
         key_save_and_continue(page, "function")
     key_save_and_continue(page, "history")
-    key_type(page, "When were the scans done? (optional)", "MRI in March 2026")  # part 1
-    key_save_and_continue(page, "history")
+    key_save_and_continue(page, "history")  # part 1: nothing required
+    key_type(page, "When were the scans done? (optional)", "MRI in March 2026")  # part 2
     key_choose(page, "Do you take blood thinners (anticoagulants)?", "No")
     key_choose(page, "Do you have diabetes?", "No")
     key_choose(page, "Do you smoke?", "Never smoked")
