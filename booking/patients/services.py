@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from flask import current_app
@@ -128,10 +128,7 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
                 preferred_days=sorted(set(sub.preferred_days)),
                 preferred_time_of_day=sub.preferred_time_of_day,
                 earliest_date=sub.earliest_date,
-                privacy_notice_version=current_app.config["PRIVACY_NOTICE_VERSION"],
-                privacy_notice_language=sub.locale,
-                privacy_notice_sha256=notice.fingerprint(sub.locale),
-                consented_at=now,
+                **_notice_accepted(sub.locale, now),
                 contact_consent=sub.contact_consent,
                 followup_consent=sub.followup_consent,
                 followup_consent_version=current_app.config["FOLLOWUP_CONSENT_VERSION"]
@@ -184,6 +181,17 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
     log.info("request %s stored (triage %s)", *log_args)
     enqueue_delivery(email_ids)
     return consultation
+
+
+def _notice_accepted(locale: str, now: datetime) -> dict[str, Any]:
+    """What a new request records of the privacy notice the patient accepted: its version,
+    the language it was read in, the fingerprint of that text, and when."""
+    return {
+        "privacy_notice_version": current_app.config["PRIVACY_NOTICE_VERSION"],
+        "privacy_notice_language": locale,
+        "privacy_notice_sha256": notice.fingerprint(locale),
+        "consented_at": now,
+    }
 
 
 def _region_answers(sub: RequestSubmission) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -259,10 +267,7 @@ def request_callback(sub: CallbackSubmission) -> ConsultationRequest:
         red_flags=sorted(sub.red_flags),
         submission_token=sub.submission_token,
         locale=sub.locale,
-        privacy_notice_version=current_app.config["PRIVACY_NOTICE_VERSION"],
-        privacy_notice_language=sub.locale,
-        privacy_notice_sha256=notice.fingerprint(sub.locale),
-        consented_at=now,
+        **_notice_accepted(sub.locale, now),
         contact_consent=True,  # they asked to be called
         created_at=now,
         updated_at=now,
