@@ -189,6 +189,31 @@ def _escalations(app: Flask) -> list[OutboxEmail]:
         return rows
 
 
+def _escalated_once(
+    app: Flask, request: dict[str, Any], at: datetime, hidden: tuple[str, ...]
+) -> tuple[OutboxEmail, dict[str, Any]]:
+    """The one escalation of ``request`` (its id and reference), made ``at``: one email to the
+    on-call address naming the reference and the dashboard link and none of the ``hidden``
+    patient details, ``escalated_at`` set, one timeline entry and one audit row. Returns the
+    email and the audit row's details."""
+    [email] = _escalations(app)
+    assert email.recipient == ON_CALL
+    assert request["reference"] in email.subject
+    assert f"/staff/requests/{request['reference']}" in email.body_text
+    for detail in hidden:
+        assert detail not in email.body_text and detail not in email.body_html
+        assert detail not in email.subject
+    with app.app_context():
+        consultation = db.session.get(ConsultationRequest, request["id"])
+        assert consultation.escalated_at == at
+        assert [e.kind for e in consultation.events] == [EventKind.ESCALATION]
+        audit = db.session.scalars(
+            sa.select(AuditEvent).where(AuditEvent.action == "request_escalated")
+        ).one()
+        assert audit.target_id == request["reference"]
+        return email, dict(audit.details)
+
+
 def _log_call(request_id: int, outcome: CallOutcome, called_at: datetime | None = None) -> None:
     """The coordinator logs a call to the patient (inside an app context)."""
     coordinator = db.session.scalars(
@@ -322,25 +347,14 @@ def test_an_unacknowledged_emergency_escalates_once(app: Flask, emergency: dict[
         assert escalate_overdue(now=received + timedelta(minutes=45)) == []
         # The worker was down for a day: still nothing more.
         assert escalate_overdue(now=received + timedelta(days=1)) == []
-    emails = _escalations(app)
-    assert len(emails) == 1
-    email = emails[0]
-    assert email.recipient == ON_CALL
-    assert emergency["reference"] in email.subject and emergency["reference"] in email.body_text
-    assert f"/staff/requests/{emergency['reference']}" in email.body_text
-    for detail in ("Juana", "Notinmail", "901821", "saddle", "Saddle"):
-        assert detail not in email.body_text and detail not in email.body_html
-        assert detail not in email.subject
-    with app.app_context():
-        consultation = db.session.get(ConsultationRequest, emergency["id"])
-        assert consultation.escalated_at == received + timedelta(minutes=31)
-        kinds = [e.kind for e in consultation.events]
-        assert kinds == [EventKind.ESCALATION]
-        audit = db.session.scalars(
-            sa.select(AuditEvent).where(AuditEvent.action == "request_escalated")
-        ).one()
-        assert audit.target_id == emergency["reference"]
-        assert audit.details["target_minutes"] == 30
+    email, audit = _escalated_once(
+        app,
+        emergency,
+        received + timedelta(minutes=31),
+        ("Juana", "Notinmail", "901821", "saddle", "Saddle"),
+    )
+    assert emergency["reference"] in email.body_text
+    assert audit["target_minutes"] == 30
 
 
 def test_the_queue_row_says_the_on_call_address_was_emailed(
@@ -390,26 +404,18 @@ def test_an_urgent_request_escalates_once_after_four_working_hours(
         assert escalate_overdue(now=received + timedelta(hours=3, minutes=59)) == []
         assert len(escalate_overdue(now=received + timedelta(hours=4, minutes=1))) == 1
         assert escalate_overdue(now=received + timedelta(days=2)) == []
-    [email] = _escalations(app)
-    assert email.recipient == ON_CALL
-    assert "urgent request" in email.subject and urgent["reference"] in email.subject
+    email, audit = _escalated_once(
+        app,
+        urgent,
+        received + timedelta(hours=4, minutes=1),
+        ("Uma", "Notinmail", "901820", "fever", "Fever"),
+    )
+    assert "urgent request" in email.subject
     assert "4 h 00 min of working time" in email.subject
     assert "after 4 h 01 min of the clinic's working time" in email.body_text
-    assert f"/staff/requests/{urgent['reference']}" in email.body_text
-    for detail in ("Uma", "Notinmail", "901820", "fever", "Fever"):
-        assert detail not in email.body_text and detail not in email.body_html
-        assert detail not in email.subject
-    with app.app_context():
-        consultation = db.session.get(ConsultationRequest, urgent["id"])
-        assert consultation.escalated_at == received + timedelta(hours=4, minutes=1)
-        assert [e.kind for e in consultation.events] == [EventKind.ESCALATION]
-        audit = db.session.scalars(
-            sa.select(AuditEvent).where(AuditEvent.action == "request_escalated")
-        ).one()
-        assert audit.target_id == urgent["reference"]
-        assert audit.details["level"] == "urgent"
-        assert audit.details["working_time"] is True
-        assert audit.details["target_minutes"] == 240
+    assert audit["level"] == "urgent"
+    assert audit["working_time"] is True
+    assert audit["target_minutes"] == 240
 
 
 def test_an_urgent_request_sent_on_friday_evening_escalates_on_monday(
