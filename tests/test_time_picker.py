@@ -4,10 +4,12 @@ where and by morning and afternoon, filters for specialist and place (issue #16)
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from flask import Flask
 from flask.testing import FlaskClient
 
+from booking.timeutil import clinic_today
 from tests.factories import make_appointment_type, make_hours, make_location, make_staff
 
 
@@ -33,7 +35,12 @@ def _times(page: str) -> list[str]:
 
 def test_a_day_shows_its_times_by_place_and_part_of_day(app: Flask, client: FlaskClient) -> None:
     type_id, _north, _south = _clinic(app)
-    page = client.get(f"/request/time?type={type_id}").get_data(as_text=True)
+    # A day both work whatever the hour: from late morning, the first bookable day (24 hours'
+    # notice) has only Dr. South's afternoon left.
+    with app.app_context():
+        day = clinic_today() + timedelta(days=2)
+    page = client.get(f"/request/time?type={type_id}&day={day.isoformat()}")
+    page = page.get_data(as_text=True)
     times = _times(page)
     assert times, "no times shown"
     places = {place for _time, place in times}
