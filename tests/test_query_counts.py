@@ -8,7 +8,7 @@ page that loaded rows one by one (a lazy load in a template loop) would send mor
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import time, timedelta
 
 import pytest
 from flask import Flask
@@ -21,7 +21,7 @@ from booking.scheduling.availability import open_slots
 from booking.scheduling.models import AppointmentType
 from booking.scheduling.services import SlotChoice
 from booking.staff.auth import find_staff_by_email
-from booking.timeutil import now_utc, to_clinic_tz
+from booking.timeutil import from_clinic_local, now_utc, to_clinic_tz
 from tests.factories import (
     make_appointment_type,
     make_hours,
@@ -51,9 +51,12 @@ class Clinic:
         self.requests = 0
         with app.app_context():
             # Every fourth start of each specialist: an hour apart, so none overlap (45
-            # minutes and the 10-minute buffer); computed once, before any is held.
+            # minutes and the 10-minute buffer); computed once, before any is held. From a
+            # clinic midnight: the agenda pages show the first day, which must be a whole day
+            # at any time of day the tests run (from 2 days ahead it was an evening's end).
             appointment_type = db.session.get(AppointmentType, self.type_id)
-            start = now_utc() + timedelta(days=2)
+            day = to_clinic_tz(now_utc() + timedelta(days=3)).date()
+            start = from_clinic_local(day, time(0, 0))
             slots = open_slots(appointment_type, start, start + timedelta(days=12))
             per_specialist = [
                 [s for s in slots if s.specialist_id == specialist_id][::4]
