@@ -18,19 +18,24 @@ from gunicorn.glogging import Logger
 
 REDACTED = "[redacted]"
 # /manage/open/<token>[/offers/<offer token>], the older /manage/<reference>/<token>[/...],
-# /staff/password/reset/<token> and /request/resume/<token> (an unfinished request's link);
-# a request's own pages (/manage/<reference>/cancel) keep their names.
+# /staff/password/reset/<token>, /request/resume/<token> (an unfinished request's link) and
+# /follow-up/open/<token>[/stop] (a follow-up questionnaire's link); a request's own pages
+# (/manage/<reference>/cancel) keep their names. tests/test_access_log.py checks that every
+# route with a token in its address is covered.
 _SECRET_PATHS = [
     (re.compile(r"^(/manage/open/)[^/]+"), r"\1" + REDACTED),
     (
         re.compile(
-            r"^(/manage/(?!open/)[^/]+/)(?!(?:documents|cancel|reschedule|waitlist|offers)(?:/|$))[^/]+"
+            r"^(/manage/(?!open/)[^/]+/)(?!(?:"
+            r"documents|answer|cancel|reschedule|waitlist|offers|messages|consent|data|erasure"
+            r")(?:/|$))[^/]+"
         ),
         r"\1" + REDACTED,
     ),
     (re.compile(r"(/offers/)[^/]+"), r"\1" + REDACTED),
     (re.compile(r"^(/staff/password/reset/)[^/]+"), r"\1" + REDACTED),
     (re.compile(r"^(/request/resume/)[^/]+"), r"\1" + REDACTED),
+    (re.compile(r"^(/follow-up/open/)[^/]+"), r"\1" + REDACTED),
 ]
 
 
@@ -43,7 +48,9 @@ def redact_path(path: str) -> str:
 
 
 # A path of the kinds above anywhere in a text, up to whitespace or a quote.
-_PATH_IN_TEXT = re.compile(r"/(?:manage|request/resume|staff/password/reset)/[^\s\"'<>]*")
+_PATH_IN_TEXT = re.compile(
+    r"/(?:manage|request/resume|staff/password/reset|follow-up/open)/[^\s\"'<>]*"
+)
 
 
 def redact_text(text: str) -> str:

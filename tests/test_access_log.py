@@ -12,7 +12,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from werkzeug.routing import Rule
 
+from booking import create_app
 from booking.accesslog import redact_path, redact_text
 from booking.crypto import new_key
 from tests.smtp import free_port
@@ -27,6 +29,46 @@ def test_redact_path() -> None:
     assert redact_path("/manage/SC-1/abc/offers/def") == "/manage/SC-1/[redacted]/offers/[redacted]"
     assert redact_path("/staff/password/reset/xyz") == "/staff/password/reset/[redacted]"
     assert redact_path("/staff/requests/SC-1?q=name") == "/staff/requests/SC-1"
+
+
+def _example_path(rule: Rule, secret: str) -> str:
+    """``rule``'s address with ``secret`` for every token and a plain value for the rest."""
+    values: dict[str, object] = {}
+    for name in rule.arguments:
+        if "token" in name:
+            # A signed token is three dot-separated parts (the older manage links).
+            values[name] = (
+                f"{secret}.{secret}.{secret}"
+                if name == "token" and ("<signed:" in rule.rule)
+                else secret
+            )
+        elif f"<int:{name}>" in rule.rule:
+            values[name] = 7
+        else:
+            values[name] = "SC-2026-ABCD" if name == "reference" else "x"
+    return rule.build(values, append_unknown=False)[1]
+
+
+def test_every_address_with_a_token_is_redacted_and_page_names_are_kept() -> None:
+    """Each route of the app with a token in its address (the private, resume, follow-up and
+    reset links, an offer): the token appears in no log line; the other addresses of the
+    patient's pages keep their page names, so the log still says what was asked for."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    secret = "S3cretT0ken"
+    with_tokens = 0
+    for rule in app.url_map.iter_rules():
+        path = _example_path(rule, secret)
+        redacted = redact_path(path + "?q=Mustermann")
+        assert "Mustermann" not in redacted
+        if any("token" in name for name in rule.arguments):
+            with_tokens += 1
+            assert secret not in redacted, rule.rule
+            assert secret not in redact_text(f"Error handling request GET {path}"), rule.rule
+        else:
+            assert redacted == path, rule.rule
+    assert (
+        with_tokens >= 8
+    )  # manage (new and older, each with an offer), resume, follow-up x2, reset
 
 
 @pytest.mark.slow
