@@ -91,6 +91,9 @@ class Config:
     # A request being filled in is kept this many days after its last change (then purged
     # with its files by the worker's daily job).
     DRAFT_DAYS = _env_int("DRAFT_DAYS", 7)
+    # The confirmation after sending (the time, the email address, the private link) is
+    # shown in the patient's browser this long, then only through the link in the email.
+    CONFIRMATION_PAGE_MINUTES = _env_int("CONFIRMATION_PAGE_MINUTES", 30)
     # A patient asked for missing information is reminded once, this many days later (0: never).
     ASK_REMINDER_DAYS = _env_int("ASK_REMINDER_DAYS", 5)
 

@@ -8,6 +8,7 @@ is server-rendered (the browser tests cover the script)."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from flask import Flask
@@ -262,3 +263,34 @@ def _checked(page: str, name: str) -> str | None:
         if "checked" in tag:
             return re.search(r'value="(\w+)"', tag).group(1)
     return None
+
+
+def test_the_call_back_confirmation_is_shown_for_a_while_only(
+    app: Flask, client: FlaskClient
+) -> None:
+    answer_red_flags(client, yes={"saddle_numbness"})
+    page = client.get("/request/emergency").get_data(as_text=True)
+    data = {
+        "csrf_token": csrf_token(client, "/request/emergency"),
+        "submission_token": _field(page, "submission_token"),
+        "full_name": "Jonas Weber",
+        "phone": "030 901820",
+    }
+    assert client.post("/request/emergency", data=data).status_code == 303
+    with app.app_context():
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        reference = consultation.reference
+        consultation.created_at -= timedelta(minutes=29)
+        db.session.commit()
+    page = client.get("/request/emergency/call-back").get_data(as_text=True)
+    assert reference in page and "901820" in page
+    with app.app_context():
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        consultation.created_at -= timedelta(minutes=2)
+        db.session.commit()
+    response = client.get("/request/emergency/call-back", follow_redirects=True)
+    page = response.get_data(as_text=True)
+    assert response.request.path == "/"
+    assert reference not in page and "901820" not in page
+    with client.session_transaction() as session:
+        assert "callback_reference" not in session

@@ -378,3 +378,56 @@ def test_a_description_with_invisible_characters_is_a_message_on_its_field(
         "ok": False,
         "message": "Please remove the line breaks or invisible characters.",
     }
+
+
+def _sent_minutes_ago(app: Flask, minutes: int) -> str:
+    """Move the one request (and its draft) ``minutes`` into the past; its reference."""
+    with app.app_context():
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        consultation.created_at = now_utc() - timedelta(minutes=minutes)
+        for draft in db.session.scalars(select(RequestDraft)):
+            draft.sent_at = consultation.created_at
+        db.session.commit()
+        return consultation.reference
+
+
+def test_the_confirmation_is_shown_for_a_while_then_only_through_the_email(
+    app: Flask, client: FlaskClient
+) -> None:
+    """A shared computer's next user (or a phone restoring its tabs) must not find the
+    patient's request, email address or private link in the browser."""
+    fill_every_step(client)
+    post_step(client, "review")
+    reference = _sent_minutes_ago(app, 29)
+    page = client.get("/request/submitted").get_data(as_text=True)
+    assert reference in page and "/manage/open/" in page
+    assert reference in client.get("/request/steps/about", follow_redirects=True).get_data(
+        as_text=True
+    )  # Back after sending: the request, not a second one
+
+    _sent_minutes_ago(app, 31)
+    response = client.get("/request/submitted", follow_redirects=True)
+    page = response.get_data(as_text=True)
+    assert response.request.path == "/"
+    assert "the link in our email opens your request" in page
+    assert reference not in page and "/manage/open/" not in page
+    for path in ("/request/submitted", "/request/steps/review", "/request/steps/about"):
+        shown = client.get(path, follow_redirects=True).get_data(as_text=True)
+        assert reference not in shown and "Erika" not in shown, path
+    assert client.get("/request/submitted/appointment.ics").status_code == 404
+    with client.session_transaction() as session:
+        assert not set(session) & {"submitted_reference", "submitted_manage_link", "request_draft"}
+
+
+def test_a_sent_drafts_steps_after_a_while_start_a_new_request(
+    app: Flask, client: FlaskClient
+) -> None:
+    fill_every_step(client)
+    post_step(client, "review")
+    reference = _sent_minutes_ago(app, 31)
+    response = client.get("/request/steps/about", follow_redirects=True)
+    assert "the link in our email opens your request" in response.get_data(as_text=True)
+    assert reference not in response.get_data(as_text=True)
+    # The browser has let the sent draft go: the steps begin again with the first.
+    started = client.get("/request/steps/about")
+    assert started.status_code in (302, 303) and "/request/start" in started.location

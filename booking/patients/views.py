@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import (
     Blueprint,
     abort,
     current_app,
+    flash,
     jsonify,
     redirect,
     render_template,
@@ -41,6 +42,7 @@ from booking.patients.services import (
     submit_request,
 )
 from booking.requests import drafts, instruments, notice, triage
+from booking.requests.models import ConsultationRequest
 from booking.requests.queries import find_by_reference
 from booking.scheduling.ical import appointment_ics
 from booking.scheduling.services import (
@@ -54,6 +56,7 @@ from booking.scheduling.services import (
     scheduling_enabled,
 )
 from booking.scheduling.versions import availability_key
+from booking.timeutil import now_utc
 from booking.urlargs import date_arg, int_arg
 
 log = logging.getLogger(__name__)
@@ -217,9 +220,10 @@ def emergency() -> Response | tuple[str, int]:
 
 @bp.get("/request/emergency/call-back")
 def callback_requested() -> Response | str:
-    reference = session.get(CALLBACK_KEY)
-    consultation = find_by_reference(reference) if reference else None
+    consultation = _sent_request(CALLBACK_KEY)
     if consultation is None:
+        if session.get(CALLBACK_KEY):
+            return _confirmation_gone()
         return redirect(url_for("patients.emergency"))
     return render_template("patients/callback_requested.html", consultation=consultation)
 
@@ -235,11 +239,45 @@ def _submit_limit() -> str:
     return current_app.config["SUBMIT_RATE_LIMIT"]
 
 
+def _still_shown(sent_at: datetime) -> bool:
+    """Whether this browser may still show a sent request's confirmation (its time, the
+    patient's email address, the private link): for ``CONFIRMATION_PAGE_MINUTES`` after
+    sending. Then only the link in the email opens it, so the next user of a shared computer
+    or a phone that restores its tabs does not find the patient's request."""
+    shown_for = timedelta(minutes=current_app.config["CONFIRMATION_PAGE_MINUTES"])
+    return now_utc() - sent_at < shown_for
+
+
+def _confirmation_gone() -> Response:
+    """The confirmation's time is over: the browser forgets the request and says where it is."""
+    for key in (SUBMITTED_KEY, MANAGE_LINK_KEY, CALLBACK_KEY):
+        session.pop(key, None)
+    flash(
+        _(
+            "Your request was sent. For your privacy, its confirmation is shown here only "
+            "for a short time: the link in our email opens your request."
+        ),
+        "info",
+    )
+    return redirect(url_for("content.home"), code=303)
+
+
+def _sent_request(key: str) -> ConsultationRequest | None:
+    """The request this browser just sent (``key``: the request or the call-back), while its
+    confirmation may be shown."""
+    reference = session.get(key)
+    consultation = find_by_reference(reference) if reference else None
+    if consultation is None or not _still_shown(consultation.created_at):
+        return None
+    return consultation
+
+
 @bp.get("/request/submitted")
 def submitted() -> Response | str:
-    reference = session.get(SUBMITTED_KEY)
-    consultation = find_by_reference(reference) if reference else None
+    consultation = _sent_request(SUBMITTED_KEY)
     if consultation is None:
+        if session.get(SUBMITTED_KEY):
+            return _confirmation_gone()
         return redirect(url_for("patients.red_flags"))
     return render_template(
         "patients/request_submitted.html",
@@ -252,8 +290,7 @@ def submitted() -> Response | str:
 @bp.get("/request/submitted/appointment.ics")
 def submitted_calendar() -> Response:
     """The held time as a calendar file, from the confirmation page ("Add to calendar")."""
-    reference = session.get(SUBMITTED_KEY)
-    consultation = find_by_reference(reference) if reference else None
+    consultation = _sent_request(SUBMITTED_KEY)
     appointment = consultation.appointment if consultation is not None else None
     if appointment is None or not appointment.active:
         abort(404)
@@ -386,6 +423,11 @@ def _last_page(code: str, answers: drafts.Answers) -> Response:
 
 
 def _show_sent(draft: drafts.RequestDraft) -> Response:
+    """A sent draft's step or resume link: its confirmation while it may be shown; then the
+    browser lets the draft go (a new request starts afresh)."""
+    if draft.sent_at is not None and not _still_shown(draft.sent_at):
+        session.pop(DRAFT_KEY, None)
+        return _confirmation_gone()
     if draft.request is not None:
         session[SUBMITTED_KEY] = draft.request.reference
     return redirect(url_for("patients.submitted"), code=303)
