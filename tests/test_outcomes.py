@@ -346,6 +346,28 @@ def test_the_patient_answers_through_the_emails_link_once(app: Flask, client: Fl
         assert follow_up.neck_pain_now is None
 
 
+def test_the_pain_scales_are_required_and_not_marked_optional(
+    app: Flask, client: FlaskClient
+) -> None:
+    with app.app_context():
+        consultation = _completed(spine_region="lower_back")
+        send_due_followups(now=schedule.due_at(_start(consultation.id), "6w", BERLIN))
+    client.get(_link(app))
+    text = client.get("/follow-up/questionnaire").get_data(as_text=True)
+    for label in ("Back pain right now", "Leg pain at its worst in the last week"):
+        marked = re.search(rf"{label}\s*(<[^>]+>\s*)*\(optional\)", text)
+        assert marked is None, label
+    token = csrf_token(client, "/follow-up/questionnaire")
+    unrated = {key: "" for key in ("back_pain_now", "back_pain_worst", "leg_pain_now")}
+    bad = client.post("/follow-up/questionnaire", data=_answers(token, **unrated))
+    assert bad.status_code == 422
+    page = bad.get_data(as_text=True)
+    assert page.count("Please rate this pain right now from 0 to 10.") >= 2  # field and summary
+    assert "Please rate this pain at its worst from 0 to 10." in page
+    with app.app_context():
+        assert db.session.scalars(select(FollowUp)).one().answered_at is None
+
+
 def test_a_link_expires_after_thirty_days_and_a_stranger_gets_nothing(
     app: Flask, client: FlaskClient
 ) -> None:

@@ -56,13 +56,6 @@ class _Questionnaire(BaseForm):
         valid = super().validate(extra_validators)
         for area in self.areas:
             now, worst = getattr(self, area.now_name), getattr(self, area.worst_name)
-            for field, message in (
-                (now, _("Please rate this pain right now from 0 to 10.")),
-                (worst, _("Please rate this pain at its worst from 0 to 10.")),
-            ):
-                if not field.errors and field.data not in PAIN_SCORES:
-                    field.errors = [*field.errors, message]
-                    valid = False
             scored = now.data in PAIN_SCORES and worst.data in PAIN_SCORES
             if scored and int(worst.data) < int(now.data):
                 worst.errors = [
@@ -109,8 +102,13 @@ def questionnaire_form(region: str | None) -> type[_Questionnaire]:
     fields: dict[str, Any] = {"asked": asked, "areas": areas}
     for area in areas:
         now_label, worst_label = PAIN_LABELS[area.code]
-        fields[area.now_name] = pain_score_field(now_label)
-        fields[area.worst_name] = pain_score_field(worst_label)
+        # Required (so not marked "(optional)"), unlike at intake where the region decides.
+        fields[area.now_name] = pain_score_field(
+            now_label, InputRequired(_l("Please rate this pain right now from 0 to 10."))
+        )
+        fields[area.worst_name] = pain_score_field(
+            worst_label, InputRequired(_l("Please rate this pain at its worst from 0 to 10."))
+        )
     for instrument in asked:
         for index, key in enumerate(instrument.section_keys):
             fields[f"{instrument.code}_{key}"] = section_field(instrument, index)
