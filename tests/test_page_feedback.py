@@ -3,6 +3,7 @@ admins only, and announced to staff by an email that carries no feedback."""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from booking.content.reviews import REVIEWS
 from booking.extensions import db
 from booking.feedback.models import PageFeedback
 from booking.notifications.models import OutboxEmail
@@ -97,9 +99,18 @@ def test_every_information_page_names_its_authors_sources_and_review_dates(
             "Checked by a doctor",
             "Dr Bo Spine, consultant spine surgeon",
             "Last reviewed",
-            "December 10, 2026",
+            "December 5, 2026",
             "Next review due",
             "https://www.nice.org.uk/guidance/ng59",
         ):
             assert text in page, (path, text)
         assert 'name="csrf_token"' in page and "Was this page useful?" in page
+
+
+def test_review_dates_are_real_and_the_next_is_within_a_year() -> None:
+    """A page cannot claim a review that has not happened yet (the date is when its text was
+    last checked), and is due again within a year of it."""
+    for page, review in REVIEWS.items():
+        assert review.last_reviewed <= date.today(), page
+        assert review.last_reviewed < review.next_review, page
+        assert review.next_review - review.last_reviewed <= timedelta(days=366), page
