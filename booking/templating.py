@@ -9,6 +9,7 @@ from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
+import phonenumbers
 from babel import Locale
 from flask import Flask, request, url_for
 from flask_babel import get_locale
@@ -42,6 +43,19 @@ def filesize(size: int) -> str:
     if size < 1024 * 1024:
         return _("%(n)s KB", n=max(1, round(size / 1024)))
     return _("%(n).1f MB", n=size / (1024 * 1024))
+
+
+def phone_number(value: str | None) -> str:
+    """A stored phone number (E.164, "+4915123456789") as people read it, in groups:
+    "+49 151 23456789". Anything that does not read as a number is shown as stored. A
+    ``tel:`` link keeps the stored value."""
+    if not value:
+        return ""
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        return value
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
 LANGUAGE_NAMES = {"en": "English", "es": "Español"}
@@ -108,6 +122,7 @@ def register_template_helpers(app: Flask) -> None:
     app.add_template_filter(clinic_dt)
     app.add_template_filter(readable_details)
     app.add_template_filter(clinic_date)
+    app.add_template_filter(phone_number)
     app.add_template_global(choice_label)
     app.add_template_global(choice_labels)
     app.add_template_global(yes_no)

@@ -67,12 +67,25 @@ def clinic_today() -> date:
 # name ("10:00:00 AM Central European Standard Time"); every time shown is the clinic's, so
 # those names print as this too.
 WHEN = "EEE d MMM y, HH:mm"
-_READABLE = {"when": WHEN, "long": WHEN, "full": WHEN}
+# The compact form for table columns, timelines and "by Anna, <when>": "7 Dec 2026, 10:00"
+# ("7 dic 2026, 10:00"). Babel's "short" and "medium" are the locale's own orders, which in
+# English are American: "12/7/26, 10:00 AM" reads as 12 July in Berlin, and "Dec 7, 2026,
+# 10:00:00 AM" puts the month first and the time on a 12-hour clock. In a medical record a date
+# must read one way only, so both print as this: the day, the month by its (translated) name,
+# the whole year and the 24-hour time.
+STAMP = "d MMM y, HH:mm"
+# A date alone (a date of birth, a due date) the same way: "4 Mar 1980" ("4 mar 1980").
+DAY = "d MMM y"
+_READABLE = {"when": WHEN, "long": WHEN, "full": WHEN, "short": STAMP, "medium": STAMP}
+# "long" and "full" dates spell the month out ("4 de marzo de 1980", "March 4, 1980") and read
+# as sentences in the locale's own order, so they stay Babel's.
+_READABLE_DAY = {"short": DAY, "medium": DAY}
 
 
 def clinic_dt(value: datetime | None, fmt: str = "when") -> str:
     """Template filter: a UTC datetime in the reader's locale and the clinic's time zone.
-    ``fmt`` is a Babel format name or pattern; "when" (and "long", "full") is ``WHEN``."""
+    ``fmt`` is a Babel format name or pattern; "when" (and "long", "full") is ``WHEN``, "short"
+    (and "medium") is ``STAMP``."""
     if value is None:
         return ""
     fmt = _READABLE.get(fmt, fmt)
@@ -88,6 +101,8 @@ def clinic_dt(value: datetime | None, fmt: str = "when") -> str:
 
 
 def clinic_date(value: date | None, fmt: str = "medium") -> str:
+    """Template filter: a date (or a UTC datetime's clinic day) in the reader's locale.
+    "medium" (the default) and "short" are ``DAY``; other names and patterns are Babel's."""
     if value is None:
         return ""
-    return format_date(value, fmt)
+    return format_date(value, _READABLE_DAY.get(fmt, fmt))

@@ -1,17 +1,19 @@
 """``clinic_dt`` formats with Babel itself, on the time already in the clinic's time zone: it
 must read exactly as Flask-Babel's ``format_datetime`` (which converts to
-``BABEL_DEFAULT_TIMEZONE``, the clinic's) in every language, format and time zone."""
+``BABEL_DEFAULT_TIMEZONE``, the clinic's) in every language, format and time zone. Its "short"
+(and "medium") and ``clinic_date``'s read one way only: the day, the month's name, the year and
+the 24-hour time, never the locale's "12/5/26, 12:26 PM"."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask_babel import force_locale, format_datetime
 
-from booking.timeutil import WHEN, clinic_dt
+from booking.timeutil import STAMP, WHEN, clinic_date, clinic_dt
 
 # Around both clock changes of the clinic's zone (Europe/Berlin: 29 March and 25 October 2026)
 # and of New York's, midnight and the turn of the year, at every half hour.
@@ -24,6 +26,8 @@ STARTS = [
 MOMENTS = [start + timedelta(minutes=30 * n) for start in STARTS for n in range(16)]
 # Every format the templates ask for.
 FORMATS = ["short", "medium", "when", "full", "long", WHEN, "yyyy-MM-dd"]
+# The format names clinic_dt reads as one of its own patterns.
+PATTERNS = {"when": WHEN, "long": WHEN, "full": WHEN, "short": STAMP, "medium": STAMP}
 
 
 @pytest.fixture(params=["Europe/Berlin", "America/New_York"])
@@ -35,6 +39,52 @@ def app_settings(app_settings: dict[str, Any], request: pytest.FixtureRequest) -
 def test_clinic_dt_reads_as_flask_babel_formats(app: Flask, locale: str) -> None:
     with app.test_request_context("/"), force_locale(locale):
         for fmt in FORMATS:
-            expected = WHEN if fmt in ("when", "long", "full") else fmt
+            expected = PATTERNS.get(fmt, fmt)
             for moment in MOMENTS:
                 assert clinic_dt(moment, fmt) == format_datetime(moment, expected), (fmt, moment)
+
+
+# Berlin's spring change: 01:59 CET is followed by 03:00 CEST; in autumn 02:00-03:00 happens
+# twice. Each moment: (UTC, English, Spanish), as the clinic's wall clock reads.
+BERLIN_SHORT = [
+    (datetime(2026, 3, 29, 0, 30, tzinfo=UTC), "29 Mar 2026, 01:30", "29 mar 2026, 01:30"),
+    (datetime(2026, 3, 29, 1, 0, tzinfo=UTC), "29 Mar 2026, 03:00", "29 mar 2026, 03:00"),
+    (datetime(2026, 10, 25, 0, 30, tzinfo=UTC), "25 Oct 2026, 02:30", "25 oct 2026, 02:30"),
+    (datetime(2026, 10, 25, 1, 30, tzinfo=UTC), "25 Oct 2026, 02:30", "25 oct 2026, 02:30"),
+    (datetime(2026, 10, 25, 2, 0, tzinfo=UTC), "25 Oct 2026, 03:00", "25 oct 2026, 03:00"),
+    # Day and month both 12 or less, the afternoon: "12/5/26, 12:26 PM" before.
+    (datetime(2026, 12, 5, 11, 26, tzinfo=UTC), "5 Dec 2026, 12:26", "5 dic 2026, 12:26"),
+    (datetime(2026, 5, 12, 14, 5, tzinfo=UTC), "12 May 2026, 16:05", "12 may 2026, 16:05"),
+    # The last UTC hour of the year is already the next year in Berlin.
+    (datetime(2026, 12, 31, 23, 30, tzinfo=UTC), "1 Jan 2027, 00:30", "1 ene 2027, 00:30"),
+]
+
+
+@pytest.mark.parametrize("app_settings", ["Europe/Berlin"], indirect=True)
+@pytest.mark.parametrize(("locale", "column"), [("en", 1), ("es", 2)])
+@pytest.mark.parametrize("fmt", ["short", "medium"])
+def test_short_reads_day_month_name_year_and_24_hour_clinic_time(
+    app: Flask, locale: str, column: int, fmt: str
+) -> None:
+    with app.test_request_context("/"), force_locale(locale):
+        shown = [clinic_dt(row[0], fmt) for row in BERLIN_SHORT]
+    assert shown == [row[column] for row in BERLIN_SHORT]
+
+
+@pytest.mark.parametrize("app_settings", ["Europe/Berlin"], indirect=True)
+@pytest.mark.parametrize(
+    ("locale", "day", "long"),
+    [("en", "4 Mar 1980", "March 4, 1980"), ("es", "4 mar 1980", "4 de marzo de 1980")],
+)
+def test_clinic_date_reads_day_month_name_year(
+    app: Flask, locale: str, day: str, long: str
+) -> None:
+    born = date(1980, 3, 4)
+    with app.test_request_context("/"), force_locale(locale):
+        assert clinic_date(born) == clinic_date(born, "medium") == day
+        assert clinic_date(born, "short") == day
+        # "long" is a sentence's date, in the locale's own words: it stays Babel's.
+        assert clinic_date(born, "long") == long
+        # A UTC instant is dated by the clinic's day: 23:30 UTC on 31 March is 1 April here.
+        late = datetime(2026, 3, 31, 23, 30, tzinfo=UTC)
+        assert clinic_date(late) == ("1 Apr 2026" if locale == "en" else "1 abr 2026")

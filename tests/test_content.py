@@ -204,3 +204,27 @@ def test_sitemap_lists_public_pages_only_and_private_pages_are_noindex(
 def test_an_unknown_information_page_is_not_found(client: FlaskClient) -> None:
     assert client.get("/info/../staff").status_code == 404
     assert client.get("/info/secrets").status_code == 404
+
+
+def test_the_favicon_is_linked_on_every_page_and_answers_at_favicon_ico(
+    client: FlaskClient,
+) -> None:
+    icon_link = '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">'
+    for path in ("/", "/request/start", "/staff/login", "/no-such-page"):
+        response = client.get(path)
+        assert icon_link in response.get_data(as_text=True), path
+        # The page may load it: images from this site.
+        policy = dict(
+            [*part.strip().split(" ", 1), ""][:2]
+            for part in response.headers["Content-Security-Policy"].split(";")
+        )
+        assert "'self'" in policy["img-src"].split(), path
+
+    # Asked for the old way (every browser does, for a page without the link), not a 404.
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301
+    assert response.headers["Location"] == "/static/favicon.svg"
+    with client.get(response.headers["Location"]) as icon:
+        assert icon.status_code == 200
+        assert icon.mimetype == "image/svg+xml"
+        assert icon.get_data().startswith(b"<svg ")

@@ -97,8 +97,8 @@ def test_the_summary_shows_the_intake(staff_client: FlaskClient, reference: str)
 
     # Who: name, date of birth and age, contact, language.
     assert "Erika Mustermann" in text and reference in text
-    assert "May 17, 1970 (age " in text
-    assert "+4930901820" in text and "erika.mustermann@example.com" in text
+    assert "17 May 1970 (age " in text
+    assert "+49 30 901820" in text and "erika.mustermann@example.com" in text
     assert "Language English (en)" in text
     # Red flags, each with its pathway, and the triage result.
     assert f"{FEVER} urgent" in text

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -196,9 +197,16 @@ def test_the_patients_email_and_page_are_in_their_language(
     [email] = _emails(app, "message_waiting")
     assert email.subject.startswith("Un mensaje de la clínica")
     assert "Zebra-42" not in email.body_text
+    with app.app_context():
+        # 12:29 in Berlin on 5 December: "5/12/26, 12:29" in Babel's short Spanish form.
+        db.session.execute(
+            sa.update(Message).values(created_at=datetime(2026, 12, 5, 11, 29, tzinfo=UTC))
+        )
+        db.session.commit()
     browser, page = _patient(app, reference)
     text = browser.get(page, headers={"Accept-Language": "es"}).get_data(as_text=True)
     assert "Mensajes con la clínica" in text and QUESTION in text
+    assert "· 5 dic 2026, 12:29" in text and "5/12/26" not in text
 
 
 def test_the_text_is_encrypted_in_the_database(

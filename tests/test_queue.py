@@ -299,6 +299,28 @@ def test_date_range_uses_the_clinic_day_not_the_utc_day(
     assert shown(**{"from": "2026-03-12", "to": "2026-03-01"}) == set()
 
 
+def test_dates_read_day_month_name_year_and_24_hour_time(
+    app: Flask, staff_client: FlaskClient
+) -> None:
+    """Not the locale's "12/5/26, 12:26 PM" (5 December or 12 May?) nor "May 17, 1970"."""
+    reference = new_request(app)
+    set_created(app, {reference: berlin(2026, 12, 5, 12, 26)})
+    with app.app_context():
+        row = db.session.scalars(
+            select(ConsultationRequest).where(ConsultationRequest.reference == reference)
+        ).one()
+        row.consented_at = berlin(2026, 12, 5, 12, 24)
+        db.session.commit()
+
+    page = staff_client.get("/staff/", query_string={"status": "all"}).get_data(as_text=True)
+    assert "<td>5 Dec 2026, 12:26</td>" in page  # the queue's Received column
+
+    record = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert "17 May 1970 (age " in record
+    assert ", 5 Dec 2026, 12:24</dd>" in record  # the consent
+    assert not re.search(r"\b\d{1,2}/\d{1,2}/\d{2}\b|\d:\d\d [AP]M", page + record)
+
+
 @pytest.fixture
 def people(app: Flask) -> dict[str, str]:
     people = {

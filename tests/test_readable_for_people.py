@@ -4,6 +4,7 @@ clinic's language whatever the patient's."""
 
 from __future__ import annotations
 
+import html
 import io
 import re
 from typing import Any
@@ -21,10 +22,12 @@ from tests.factories import make_request
 from tests.support import (
     AuthActions,
     Clinic,
+    csrf_token,
     fill_request,
     first_open_slot,
     open_manage_link,
     pdf_bytes,
+    red_flag_answers,
     send_request,
     valid_answers,
 )
@@ -182,6 +185,36 @@ def test_the_error_summary_reads_as_label_then_message(app: Flask, client: Flask
         for item in items
     ), items
     assert ".:" not in summary.group(0)
+
+
+@pytest.mark.parametrize(
+    ("lang", "item"),
+    [
+        (
+            "en",
+            "Do you have a fever, or feel generally unwell, along with the pain? "
+            "Please answer yes or no.",
+        ),
+        (
+            "es",
+            "¿Tiene fiebre, o se encuentra mal en general, además del dolor? Responda sí o no.",
+        ),
+    ],
+)
+def test_a_question_in_the_error_summary_keeps_its_question_mark(
+    client: FlaskClient, lang: str, item: str
+) -> None:
+    """Not "¿Tiene fiebre ... del dolor: Responda sí o no." (an opening "¿" and no close)."""
+    client.get(f"/?lang={lang}")
+    answers = red_flag_answers()
+    del answers["red_fever"]
+    token = csrf_token(client, "/request/start")
+    response = client.post("/request/start", data={**answers, "csrf_token": token})
+    assert response.status_code == 422
+    summary = re.search(r'id="error-summary".*?</ul>', response.get_data(as_text=True), re.S)
+    assert summary, "no error summary"
+    items = [html.unescape(i) for i in re.findall(r'class="alert-link">([^<]+)</a>', summary[0])]
+    assert items == [item]
 
 
 def test_the_record_names_the_patients_language(

@@ -192,7 +192,9 @@ def test_a_call_back_creates_an_emergency_request_and_alerts_staff_at_once(
     assert again.status_code == 303
 
     page = client.get("/request/emergency/call-back").get_data(as_text=True)
-    assert EMERGENCY_TITLE in page and "+4930901820" in page
+    assert EMERGENCY_TITLE in page
+    # Stored as +4930901820 (E.164), read out in groups.
+    assert "will call you on +49 30 901820 as soon as it can" in page
     with app.app_context():
         consultation = db.session.scalars(select(ConsultationRequest)).one()
         reference = consultation.reference
@@ -216,7 +218,46 @@ def test_a_call_back_creates_an_emergency_request_and_alerts_staff_at_once(
     queue = client.get("/staff/?status=all").get_data(as_text=True)
     assert "EMERGENCY" in queue and reference in queue
     record = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
-    assert "Emergency call-back" in record and "+4930901820" in record
+    assert "Emergency call-back" in record
+    assert '<a href="tel:+4930901820">+49 30 901820</a>' in record  # the link dials E.164
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored", "shown"),
+    [
+        # libphonenumber's grouping for German mobiles: 1512 is the operator's prefix.
+        ("0151 23456789", "+4915123456789", "+49 1512 3456789"),
+        ("+34612345678", "+34612345678", "+34 612 34 56 78"),
+    ],
+)
+def test_the_call_back_number_is_read_in_groups_and_dialled_as_stored(
+    app: Flask,
+    client: FlaskClient,
+    auth: AuthActions,
+    staff: Staff,
+    typed: str,
+    stored: str,
+    shown: str,
+) -> None:
+    answer_red_flags(client, yes={"saddle_numbness"})
+    token = csrf_token(client, "/request/emergency")
+    page = client.get("/request/emergency").get_data(as_text=True)
+    data = {
+        "csrf_token": token,
+        "submission_token": _field(page, "submission_token"),
+        "full_name": "Jonas Weber",
+        "phone": typed,
+    }
+    assert client.post("/request/emergency", data=data).status_code == 303
+    page = client.get("/request/emergency/call-back").get_data(as_text=True)
+    assert f"will call you on {shown} as soon as it can" in page and stored not in page
+    with app.app_context():
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        assert db.session.get(Patient, consultation.patient_id).phone == stored
+
+    auth.login("coordinator")
+    record = client.get(f"/staff/requests/{consultation.reference}").get_data(as_text=True)
+    assert f'<a href="tel:{stored}">{shown}</a>' in record
 
 
 def _field(page: str, name: str) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -29,7 +28,7 @@ from booking.scheduling.admin_services import (
     BookingRules,
     HoursInput,
 )
-from booking.timeutil import clinic_today, from_clinic_local, to_clinic_tz
+from booking.timeutil import clinic_date, clinic_today, from_clinic_local, to_clinic_tz
 
 # A time input sends HH:MM, or HH:MM:SS when the browser adds seconds.
 TIME_FORMATS = ["%H:%M", "%H:%M:%S"]
@@ -211,8 +210,8 @@ class _PeriodForm(BaseForm):
                 day_field.errors.append(
                     _(
                         "Please enter a date from %(first)s to %(last)s.",
-                        first=format_date(first, "medium"),
-                        last=format_date(last, "medium"),
+                        first=clinic_date(first),
+                        last=clinic_date(last),
                     )
                 )
                 valid = False
@@ -240,7 +239,7 @@ class _PeriodForm(BaseForm):
                     "go forward that night. Please enter a time before or after the skipped "
                     "hour.",
                     time=time_field.data.strftime("%H:%M"),
-                    day=format_date(day_field.data, "long"),
+                    day=clinic_date(day_field.data, "long"),
                 )
             )
         return instant

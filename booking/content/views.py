@@ -1,7 +1,7 @@
 """The public information pages: home, the evaluation, conditions, treatments, preparing,
-plus the sitemap and robots.txt. The texts live in templates/content/, editable without code;
-who wrote and checked each page, when and against what, in ``reviews.py``. Each page ends
-with a small "was this page useful / report a problem" form that reaches the clinic.
+plus the sitemap, robots.txt and /favicon.ico. The texts live in templates/content/, editable
+without code; who wrote and checked each page, when and against what, in ``reviews.py``. Each
+page ends with a small "was this page useful / report a problem" form that reaches the clinic.
 """
 
 from __future__ import annotations
@@ -103,6 +103,13 @@ def public_urls() -> list[str]:
 def sitemap() -> Response:
     body = render_template("content/sitemap.xml", urls=public_urls())
     return Response(body, mimetype="application/xml")
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    """Browsers and crawlers ask for /favicon.ico whatever the page links; base.html links
+    the SVG, and this sends anyone asking the old way there instead of a 404 on each visit."""
+    return redirect(url_for("static", filename="favicon.svg"), 301)
 
 
 @bp.get("/robots.txt")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from babel.dates import format_skeleton
 from flask import Blueprint, current_app, render_template, request, url_for
-from flask_babel import format_date, format_percent, get_locale, ngettext
+from flask_babel import format_percent, get_locale, ngettext
 from flask_babel import gettext as _
 from markupsafe import Markup
 
@@ -14,6 +14,7 @@ from booking.insights import charts, services
 from booking.requests import history, instruments
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole
+from booking.timeutil import clinic_date
 
 bp = Blueprint("insights", __name__, url_prefix="/staff")
 
@@ -55,8 +56,8 @@ def view() -> str:
         periods=_period_options(weeks),
         period_text=_(
             "Requests made from %(first)s to %(last)s (weeks start on Monday, %(zone)s time).",
-            first=format_date(insights.first_day, "medium"),
-            last=format_date(insights.last_day, "medium"),
+            first=clinic_date(insights.first_day),
+            last=clinic_date(insights.last_day),
             zone=current_app.config["CLINIC_TIMEZONE"],
         ),
         figures=_figures(insights),
@@ -149,7 +150,7 @@ def _charts(insights: services.Insights) -> dict[str, Chart]:
     locale = get_locale()
     weekly = [
         charts.Bar(
-            label=_("Week of %(day)s", day=format_date(week.monday, "medium")),
+            label=_("Week of %(day)s", day=clinic_date(week.monday)),
             value=week.count,
             axis_label=format_skeleton("MMMd", week.monday, locale=locale),
         )

@@ -186,7 +186,7 @@ def _stopped_and_called_back(page: Page, server: LiveServer) -> None:
     page.get_by_role("button", name="Ask the clinic to call me back").click()
     expect(page).to_have_url(server("/request/emergency/call-back"))
     expect(page.get_by_role("heading", level=1)).to_have_text("Please get emergency care now")
-    expect(page.get_by_text("will call you on +4930901820")).to_be_visible()
+    expect(page.get_by_text("will call you on +49 30 901820")).to_be_visible()
     reference = shown_reference(page)
     with server.app.app_context():
         consultation = db.session.scalars(
