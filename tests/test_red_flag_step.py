@@ -333,5 +333,7 @@ def test_the_call_back_confirmation_is_shown_for_a_while_only(
     page = response.get_data(as_text=True)
     assert response.request.path == "/"
     assert reference not in page and "901820" not in page
+    assert "Your call-back request was received" in page
     with client.session_transaction() as session:
         assert "callback_reference" not in session
+        assert "red_flag_answers" not in session  # the symptoms answered, too

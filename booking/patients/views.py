@@ -223,7 +223,7 @@ def callback_requested() -> Response | str:
     consultation = _sent_request(CALLBACK_KEY)
     if consultation is None:
         if session.get(CALLBACK_KEY):
-            return _confirmation_gone()
+            return _confirmation_gone(callback=True)
         return redirect(url_for("patients.emergency"))
     return render_template("patients/callback_requested.html", consultation=consultation)
 
@@ -248,17 +248,22 @@ def _still_shown(sent_at: datetime) -> bool:
     return now_utc() - sent_at < shown_for
 
 
-def _confirmation_gone() -> Response:
-    """The confirmation's time is over: the browser forgets the request and says where it is."""
-    for key in (SUBMITTED_KEY, MANAGE_LINK_KEY, CALLBACK_KEY):
+def _confirmation_gone(callback: bool = False) -> Response:
+    """The confirmation's time is over: the browser forgets the request and says where it is
+    (a call-back request left no email address: the clinic calls)."""
+    for key in (SUBMITTED_KEY, MANAGE_LINK_KEY, CALLBACK_KEY, RED_FLAGS_KEY):
         session.pop(key, None)
-    flash(
-        _(
+    if callback:
+        message = _(
+            "Your call-back request was received. For your privacy, its confirmation is shown "
+            "here only for a short time."
+        )
+    else:
+        message = _(
             "Your request was sent. For your privacy, its confirmation is shown here only "
             "for a short time: the link in our email opens your request."
-        ),
-        "info",
-    )
+        )
+    flash(message, "info")
     return redirect(url_for("content.home"), code=303)
 
 
