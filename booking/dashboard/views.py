@@ -166,6 +166,7 @@ def _render_record(consultation: ConsultationRequest, status: int = 200, **forms
         forms["thread"] = messages.load_thread(consultation, for_staff=True)
     h = consultation.history
     asked = asks.asks_of(consultation)
+    now = now_utc()
     return render_template(
         "dashboard/record.html",
         consultation=consultation,
@@ -183,14 +184,15 @@ def _render_record(consultation: ConsultationRequest, status: int = 200, **forms
         outcomes=[]
         if h is None
         else [h.outcome(i) for i in instruments.instruments_for(h.spine_region)],
-        allowed=services.allowed_actions(consultation, current_user),
+        allowed=services.allowed_actions(consultation, current_user, now),
+        actions_open_at=services.actions_open_at(consultation, current_user, now),
         timeline=_timeline(consultation, forms["thread"]),
         manage_links=active_links(consultation),
         unnotified=unnotified,
         asks=asked,
         checklist=asks.checklist_rows(consultation, asked, items),
         scan_labels=SCAN_LABELS,
-        progress=load_progress(consultation, now_utc()),
+        progress=load_progress(consultation, now),
         **forms,
     ), status
 
