@@ -184,6 +184,9 @@ def _render_record(consultation: ConsultationRequest, status: int = 200, **forms
         outcomes=[]
         if h is None
         else [h.outcome(i) for i in instruments.instruments_for(h.spine_region)],
+        # An emergency call-back left only a phone number: nothing on the page may promise
+        # an email (asks and messages are refused without one; staff call instead).
+        can_email=bool(consultation.patient.email),
         allowed=services.allowed_actions(consultation, current_user, now),
         actions_open_at=services.actions_open_at(consultation, current_user, now),
         timeline=_timeline(consultation, forms["thread"]),
@@ -521,7 +524,12 @@ def change_status(reference: str, action: str) -> Response | tuple[str, int]:
         consultation = _load_visible(reference)
         flash(str(exc), "danger")
         return _render_record(consultation, 409, **forms)
-    flash(_("Done: the patient has been emailed."), "success")
+    if consultation.patient.email:
+        flash(_("Done: the patient has been emailed."), "success")
+    else:
+        flash(
+            _("Done. The patient left no email address: please call them to tell them."), "success"
+        )
     return redirect(url_for(".record", reference=consultation.reference))
 
 
