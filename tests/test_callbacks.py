@@ -19,8 +19,10 @@ from flask.testing import FlaskClient
 from booking.audit.models import AuditEvent
 from booking.dashboard.services import log_callback
 from booking.extensions import db
+from booking.messages.models import Message
 from booking.notifications.models import OutboxEmail
 from booking.patients.services import CallbackSubmission, request_callback
+from booking.requests.asks import InformationRequest
 from booking.requests.calls import CallbackAttempt, CallOutcome
 from booking.requests.escalation import URGENT_CATCH_UP, escalate_overdue
 from booking.requests.events import EventKind, RequestEvent
@@ -32,10 +34,11 @@ from booking.requests.followup import (
     wait_of,
     working_time,
 )
-from booking.requests.models import ConsultationRequest, TriageLevel
+from booking.requests.models import ConsultationRequest, RequestStatus, TriageLevel
 from booking.staff.models import StaffUser
+from booking.timeutil import clinic_today
 from tests.factories import make_request
-from tests.support import AuthActions, Staff, csrf_token
+from tests.support import AuthActions, Clinic, Staff, csrf_token
 
 BERLIN = ZoneInfo("Europe/Berlin")
 HOURS = ClinicHours(frozenset(range(5)), time(8), time(18), BERLIN)
@@ -314,6 +317,103 @@ def test_a_call_needs_an_outcome_and_a_time_that_has_been(
     assert response.status_code in (400, 422)
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(CallbackAttempt)) == 0
+
+
+# No email address: the record offers no email -----------------------------------------------
+
+# What the record offers only for a patient who can be emailed.
+EMAIL_FORMS = (
+    "Ask and email the patient",
+    'name="msg-body"',
+    "Send to the patient",
+    "Confirm and email the patient",
+    "Sent in the email.",
+)
+
+
+def test_the_record_of_a_patient_without_email_offers_calls_not_emails(
+    app: Flask, client: FlaskClient, clinic: Clinic, emergency: dict[str, Any]
+) -> None:
+    AuthActions(client).login("coordinator")
+    with app.app_context():
+        emailed = make_request().reference
+    page = client.get(f"/staff/requests/{emailed}").get_data(as_text=True)
+    assert all(form in page for form in EMAIL_FORMS)  # what a patient with email gets
+
+    page = client.get(f"/staff/requests/{emergency['reference']}").get_data(as_text=True)
+    assert [form for form in EMAIL_FORMS if form in page] == []
+    assert "The patient left no email address: please call them instead." in page
+    assert (
+        "The patient left no email address and would not learn of a message: please call "
+        "them." in page
+    )
+    assert "The patient left no email address, so they are not told of the changes" in page
+    assert page.count('href="#calls">Log a call</a>') == 3
+    assert 'id="calls"' in page and "Log the call" in page
+    assert "Confirm the appointment" in page
+
+
+def test_asking_or_writing_to_a_patient_without_email_is_still_refused(
+    app: Flask, client: FlaskClient, emergency: dict[str, Any]
+) -> None:
+    """A form posted anyway (an old tab, a forged post) is refused by the server: nothing is
+    stored and nothing is sent."""
+    AuthActions(client).login("coordinator")
+    record = f"/staff/requests/{emergency['reference']}"
+    token = csrf_token(client, record)
+    with app.app_context():
+        emails_before = db.session.scalar(sa.select(sa.func.count()).select_from(OutboxEmail))
+    asked = client.post(
+        f"{record}/ask", data={"ask-csrf_token": token, "ask-question": "Any scans?"}
+    )
+    assert asked.status_code == 409
+    assert "The patient left no email address: please call them instead." in asked.get_data(
+        as_text=True
+    )
+    written = client.post(f"{record}/messages", data={"msg-csrf_token": token, "msg-body": "Hi"})
+    assert written.status_code == 409
+    assert "would not learn of a message" in written.get_data(as_text=True)
+    with app.app_context():
+        consultation = db.session.get(ConsultationRequest, emergency["id"])
+        assert consultation.status == RequestStatus.REQUESTED
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(InformationRequest)) == 0
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Message)) == 0
+        assert (
+            db.session.scalar(sa.select(sa.func.count()).select_from(OutboxEmail)) == emails_before
+        )
+
+
+def test_confirming_a_patient_without_email_says_to_call_them(
+    app: Flask, client: FlaskClient, clinic: Clinic, emergency: dict[str, Any]
+) -> None:
+    AuthActions(client).login("coordinator")
+    record = f"/staff/requests/{emergency['reference']}"
+    with app.app_context():
+        day = clinic_today() + timedelta(days=2)
+        emails_before = db.session.scalar(sa.select(sa.func.count()).select_from(OutboxEmail))
+    response = client.post(
+        f"{record}/confirm",
+        data={
+            "slot-csrf_token": csrf_token(client, record),
+            "slot-appointment_type": clinic.type,
+            "slot-specialist": clinic.weber.id,
+            "slot-location": clinic.location,
+            "slot-day": day.isoformat(),
+            "slot-start": "10:00",
+        },
+    )
+    assert response.status_code == 302
+    page = client.get(record).get_data(as_text=True)
+    assert "Done. The patient left no email address: please call them to tell them." in page
+    assert "the patient has been emailed" not in page
+    assert "Reschedule the appointment" in page and "Reschedule and email" not in page
+    with app.app_context():
+        consultation = db.session.get(ConsultationRequest, emergency["id"])
+        assert consultation.status == RequestStatus.CONFIRMED
+        # Nothing to the patient (no address); no email to the clinic either.
+        assert (
+            db.session.scalar(sa.select(sa.func.count()).select_from(OutboxEmail)) == emails_before
+        )
 
 
 # The queue ----------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import time, timedelta
 from typing import Any
 
 import pytest
@@ -16,10 +17,12 @@ from booking.audit.models import AuditEvent
 from booking.documents.models import Document
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
+from booking.outcomes.models import Plan
 from booking.requests.events import RequestEvent
 from booking.requests.models import ConsultationRequest, RequestStatus
 from booking.scheduling.models import ClinicSettings
 from booking.scheduling.services import SlotChoice
+from booking.timeutil import clinic_today
 from tests.factories import (
     make_appointment_type,
     make_hours,
@@ -309,3 +312,43 @@ def test_a_held_time_is_a_tentative_invitation_that_staff_confirmation_updates(
     assert str(confirmed["UID"]) == str(received["UID"])
     assert int(confirmed["SEQUENCE"]) == 1
     assert str(confirmed["STATUS"]) == "CONFIRMED"
+
+
+@pytest.mark.parametrize("outcome", ["completed", "no_show"])
+def test_a_closed_visit_offers_no_change_or_cancel_deadline(
+    app: Flask, client: FlaskClient, outcome: str
+) -> None:
+    """A completed or missed appointment keeps its time on the page, but the page says
+    nothing can be changed and never "You can change or cancel online until ..."."""
+    from booking.dashboard import services as workflow
+
+    with app.app_context():
+        coordinator = make_staff("coordinator", "coord@example.com")
+        specialist = make_staff("specialist", "weber@example.com", full_name="Dr. Weber")
+        location = make_location()
+        appointment_type = make_appointment_type()
+        make_hours(specialist, location, range(7), "09:00", "17:00")
+        consultation = make_request()
+        workflow.confirm_request(
+            consultation,
+            coordinator,
+            workflow.Slot(
+                appointment_type,
+                specialist,
+                location,
+                clinic_today() - timedelta(days=1),
+                time(10),
+            ),
+        )
+        if outcome == "completed":
+            workflow.complete_request(consultation, coordinator, Plan.ADVICE)
+        else:
+            workflow.mark_no_show(consultation, coordinator)
+        url = open_manage_link(client, consultation)
+
+    page = client.get(url).get_data(as_text=True)
+    assert "Dr. Weber" in page  # the appointment is still shown
+    assert "nothing can be changed here any more" in page
+    assert "You can change or cancel online until" not in page
+    assert "no longer possible online" not in page
+    assert "Choose another time" not in page and "Cancel my request" not in page

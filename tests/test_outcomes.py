@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import threading
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -27,9 +27,8 @@ from booking.outcomes.services import (
     send_due_followups,
 )
 from booking.requests.models import ConsultationRequest
-from booking.scheduling.availability import open_slots
 from booking.scheduling.models import AppointmentType, Location
-from booking.timeutil import now_utc, to_clinic_tz
+from booking.timeutil import clinic_today
 from tests.factories import (
     make_appointment_type,
     make_hours,
@@ -75,20 +74,20 @@ def test_the_procedure_date_counts_over_the_consultation() -> None:
 def _completed(
     *, consent: bool = True, plan: Plan = Plan.PHYSIOTHERAPY, procedure: date | None = None, **kw
 ) -> ConsultationRequest:
-    """A request confirmed for an open time in the next days, then completed with ``plan``."""
+    """A request confirmed for 10:00 yesterday (clinic time; a request is completed only once
+    its appointment has started), then completed with ``plan``."""
     coordinator = make_staff("coordinator")
     specialist = make_staff("specialist")
     location = make_location()
     appointment_type = make_appointment_type()
     make_hours(specialist, location, range(7), "09:00", "17:00")
-    start = now_utc() + timedelta(days=1)
-    slot = open_slots(appointment_type, start, start + timedelta(days=3))[0]
     consultation = make_request(followup_consent=consent, **kw)
-    local = to_clinic_tz(slot.starts_at)
     workflow.confirm_request(
         consultation,
         coordinator,
-        workflow.Slot(appointment_type, specialist, location, local.date(), local.time()),
+        workflow.Slot(
+            appointment_type, specialist, location, clinic_today() - timedelta(days=1), time(10)
+        ),
     )
     workflow.complete_request(consultation, coordinator, plan, procedure)
     return consultation
@@ -114,19 +113,15 @@ def test_the_record_page_completes_with_the_plan_and_procedure_date(
 ) -> None:
     with app.app_context():
         consultation = make_request(followup_consent=True)
-        start = now_utc() + timedelta(days=1)
-        appointment_type = db.session.get(AppointmentType, clinic.type)
-        slot = open_slots(appointment_type, start, start + timedelta(days=3))[0]
-        local = to_clinic_tz(slot.starts_at)
         workflow.confirm_request(
             consultation,
             staff_user(clinic.coordinator.email),
             workflow.Slot(
-                appointment_type,
+                db.session.get(AppointmentType, clinic.type),
                 staff_user(clinic.weber.email),
                 db.session.get(Location, clinic.location),
-                local.date(),
-                local.time(),
+                clinic_today() - timedelta(days=1),
+                time(10),
             ),
         )
         reference = consultation.reference

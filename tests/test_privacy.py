@@ -74,7 +74,8 @@ def clinic(app: Flask, clinic: Clinic) -> Patients:
             db.session.get(AppointmentType, clinic.type),
             db.session.get(StaffUser, clinic.weber.id),
             db.session.get(Location, clinic.location),
-            clinic_today() + timedelta(days=5),
+            # Five days ago: completed after the visit, as a request can only be.
+            clinic_today() - timedelta(days=5),
             time(10),
         )
         first = make_request(documents=2, email=ERIKA, full_name="Erika Mustermann")

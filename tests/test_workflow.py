@@ -5,20 +5,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from icalendar import Calendar
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from booking.audit.models import AuditEvent
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
+from booking.outcomes.models import TreatmentPlan
 from booking.requests.events import RequestEvent
 from booking.requests.models import ConsultationRequest, RequestStatus
+from booking.scheduling.models import Appointment
+from booking.timeutil import clinic_dt, clinic_today, now_utc
 from tests.factories import (
     make_request,
 )
@@ -342,3 +345,145 @@ def test_notes_go_on_the_timeline_and_never_to_the_patient(
     )
     assert response.status_code == 422
     assert "Please write the note." in response.get_data(as_text=True)
+
+
+# Completed and no-show say what happened at the appointment: not before it starts ----------
+
+AFTER_START_SUBJECTS = {"complete": "Thank you for your visit", "no_show": "We missed you"}
+
+
+def _starts_at(app: Flask, reference: str) -> str:
+    """The request's appointment's start as staff and patients read it (clinic time)."""
+    with app.test_request_context():
+        starts_at = db.session.scalars(
+            select(Appointment.starts_at)
+            .join(ConsultationRequest, ConsultationRequest.id == Appointment.request_id)
+            .where(ConsultationRequest.reference == reference)
+        ).one()
+        return clinic_dt(starts_at, "when")
+
+
+def _confirmed_in_two_days(app: Flask, client: FlaskClient, clinic: Waiting) -> str:
+    """Confirm the waiting request for 10:00 (clinic time) two days ahead; returns how the
+    page writes that time."""
+    with app.app_context():
+        day = clinic_today() + timedelta(days=2)
+    response = act(client, clinic.reference, "confirm", **slot(clinic, day=day.isoformat()))
+    assert response.status_code == 302
+    return _starts_at(app, clinic.reference)
+
+
+def _appointment_started(app: Flask, reference: str, ago: timedelta) -> None:
+    """The clock moved on: the request's appointment started ``ago``."""
+    request_id = _request(app, reference).id
+    with app.app_context():
+        starts_at = now_utc() - ago
+        db.session.execute(
+            update(Appointment)
+            .where(Appointment.request_id == request_id)
+            .values(starts_at=starts_at, ends_at=starts_at + timedelta(minutes=45))
+        )
+        db.session.commit()
+
+
+def _stored(app: Flask) -> dict[str, int]:
+    """How many emails, timeline entries, plans and audit rows (other than looks at the
+    record, which opening it to post a form adds) there are."""
+    with app.app_context():
+        count = {
+            model.__name__: db.session.scalar(select(func.count()).select_from(model)) or 0
+            for model in (OutboxEmail, RequestEvent, TreatmentPlan)
+        }
+        count["AuditEvent"] = (
+            db.session.scalar(
+                select(func.count())
+                .select_from(AuditEvent)
+                .where(AuditEvent.action != "request_viewed")
+            )
+            or 0
+        )
+        return count
+
+
+def _offered(page: str) -> dict[str, bool]:
+    return {
+        "complete": "/complete" in page and "Mark completed" in page,
+        "no_show": "/no_show" in page and "Mark as no-show" in page,
+    }
+
+
+@pytest.mark.parametrize("action", ["complete", "no_show"])
+def test_completed_and_no_show_are_refused_before_the_appointment_starts(
+    app: Flask, client: FlaskClient, clinic: Waiting, action: str
+) -> None:
+    AuthActions(client).attempt(clinic.coordinator.email)
+    when = _confirmed_in_two_days(app, client, clinic)
+    record_page = f"/staff/requests/{clinic.reference}"
+
+    # The record offers neither, and says from when they can be done.
+    page = client.get(record_page).get_data(as_text=True)
+    assert _offered(page) == {"complete": False, "no_show": False}
+    later = f"Once the appointment has started ({when}), the request can be completed or marked"
+    assert later in page
+
+    # A post made anyway (an old tab, a forged form) is refused: nothing stored, no email.
+    before = _stored(app)
+    response = act(client, clinic.reference, action)
+    assert response.status_code == 409
+    target = "completed" if action == "complete" else "no-show"
+    assert (
+        f"The appointment starts on {when}: the request can be marked {target} only from then."
+        in response.get_data(as_text=True)
+    )
+    assert _request(app, clinic.reference).status == RequestStatus.CONFIRMED
+    assert _stored(app) == before
+
+
+def test_a_specialist_is_told_when_their_appointment_can_be_closed(
+    app: Flask, client: FlaskClient, clinic: Waiting
+) -> None:
+    """A specialist may only complete or mark no-show: before the start, their record says
+    when, not that nothing more is possible."""
+    AuthActions(client).attempt(clinic.coordinator.email)
+    when = _confirmed_in_two_days(app, client, clinic)
+    AuthActions(client).logout()
+    AuthActions(client).attempt(clinic.weber.email)
+    page = client.get(f"/staff/requests/{clinic.reference}").get_data(as_text=True)
+    assert f"Once the appointment has started ({when})" in page
+    assert "No further changes are possible" not in page
+    assert _offered(page) == {"complete": False, "no_show": False}
+
+
+@pytest.mark.parametrize("action", ["complete", "no_show"])
+def test_completed_and_no_show_are_possible_once_the_appointment_started(
+    app: Flask, client: FlaskClient, clinic: Waiting, action: str
+) -> None:
+    AuthActions(client).attempt(clinic.coordinator.email)
+    _confirmed_in_two_days(app, client, clinic)
+    # Ten minutes into the appointment (a no-show is known by then; a visit may be done).
+    _appointment_started(app, clinic.reference, timedelta(minutes=10))
+    page = client.get(f"/staff/requests/{clinic.reference}").get_data(as_text=True)
+    assert _offered(page) == {"complete": True, "no_show": True}
+    assert "Once the appointment has started" not in page
+
+    emails_before = len(_patient_emails(app))
+    assert act(client, clinic.reference, action).status_code == 302
+    consultation = _request(app, clinic.reference)
+    assert consultation.status == ("completed" if action == "complete" else "no_show")
+    emails = _patient_emails(app)
+    assert len(emails) == emails_before + 1
+    assert AFTER_START_SUBJECTS[action] in emails[-1].subject
+
+
+def test_the_no_show_email_names_the_appointments_day_not_today(
+    app: Flask, client: FlaskClient, clinic: Waiting
+) -> None:
+    """Marked three days after the appointment, the email still says which one was missed."""
+    AuthActions(client).attempt(clinic.coordinator.email)
+    _confirmed_in_two_days(app, client, clinic)
+    _appointment_started(app, clinic.reference, timedelta(days=3))
+    when = _starts_at(app, clinic.reference)
+    assert act(client, clinic.reference, "no_show").status_code == 302
+    email = _patient_emails(app)[-1]
+    assert email.subject == (f"We missed you at your appointment on {when} ({clinic.reference})")
+    assert "today" not in email.subject and "today" not in email.body_text

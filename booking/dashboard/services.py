@@ -31,6 +31,7 @@ from booking.requests.lifecycle import (
     add_event,
     check_may_work,
     check_transition,
+    opens_at,
     record_change,
     role_may,
     snapshot,
@@ -80,17 +81,44 @@ class Slot:
     start: time
 
 
-def allowed_actions(consultation: ConsultationRequest, user: StaffUser) -> list[str]:
-    """The actions this user may take now (the page offers these; the rest are refused)."""
-    allowed = []
+def _permitted(consultation: ConsultationRequest, user: StaffUser) -> list[str]:
+    """The actions the request's status and the user's role allow, whatever the time."""
+    permitted = []
     for action, target in ACTIONS.items():
         if action == "confirm" and consultation.status not in UNCONFIRMED_STATUSES:
             continue
         if action == "reschedule" and consultation.status != S.CONFIRMED:
             continue
         if target in TRANSITIONS[consultation.status] and role_may(user, target):
-            allowed.append(action)
-    return allowed
+            permitted.append(action)
+    return permitted
+
+
+def allowed_actions(
+    consultation: ConsultationRequest, user: StaffUser, now: datetime | None = None
+) -> list[str]:
+    """The actions this user may take now (the page offers these; the rest are refused)."""
+    now = now or now_utc()
+    return [
+        action
+        for action in _permitted(consultation, user)
+        if (opens := opens_at(consultation, ACTIONS[action])) is None or now >= opens
+    ]
+
+
+def actions_open_at(
+    consultation: ConsultationRequest, user: StaffUser, now: datetime | None = None
+) -> datetime | None:
+    """When the actions the status and the user's role allow, but not yet, become possible
+    (completing and marking no-show: when the appointment starts, ``lifecycle.opens_at``);
+    None when none waits. The record page says when instead of offering them."""
+    now = now or now_utc()
+    waiting = [
+        opens
+        for action in _permitted(consultation, user)
+        if (opens := opens_at(consultation, ACTIONS[action])) is not None and now < opens
+    ]
+    return min(waiting, default=None)
 
 
 def _open_slot(slot: Slot, appointment: Appointment | None) -> OpenSlot:

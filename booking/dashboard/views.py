@@ -166,6 +166,7 @@ def _render_record(consultation: ConsultationRequest, status: int = 200, **forms
         forms["thread"] = messages.load_thread(consultation, for_staff=True)
     h = consultation.history
     asked = asks.asks_of(consultation)
+    now = now_utc()
     return render_template(
         "dashboard/record.html",
         consultation=consultation,
@@ -183,14 +184,18 @@ def _render_record(consultation: ConsultationRequest, status: int = 200, **forms
         outcomes=[]
         if h is None
         else [h.outcome(i) for i in instruments.instruments_for(h.spine_region)],
-        allowed=services.allowed_actions(consultation, current_user),
+        # An emergency call-back left only a phone number: nothing on the page may promise
+        # an email (asks and messages are refused without one; staff call instead).
+        can_email=bool(consultation.patient.email),
+        allowed=services.allowed_actions(consultation, current_user, now),
+        actions_open_at=services.actions_open_at(consultation, current_user, now),
         timeline=_timeline(consultation, forms["thread"]),
         manage_links=active_links(consultation),
         unnotified=unnotified,
         asks=asked,
         checklist=asks.checklist_rows(consultation, asked, items),
         scan_labels=SCAN_LABELS,
-        progress=load_progress(consultation, now_utc()),
+        progress=load_progress(consultation, now),
         **forms,
     ), status
 
@@ -519,7 +524,12 @@ def change_status(reference: str, action: str) -> Response | tuple[str, int]:
         consultation = _load_visible(reference)
         flash(str(exc), "danger")
         return _render_record(consultation, 409, **forms)
-    flash(_("Done: the patient has been emailed."), "success")
+    if consultation.patient.email:
+        flash(_("Done: the patient has been emailed."), "success")
+    else:
+        flash(
+            _("Done. The patient left no email address: please call them to tell them."), "success"
+        )
     return redirect(url_for(".record", reference=consultation.reference))
 
 

@@ -41,7 +41,11 @@ class ManageError(ValueError):
 
 
 def notice_deadline(consultation: ConsultationRequest) -> datetime | None:
-    """Until when the patient may still change or cancel the appointment online."""
+    """Until when the patient may still change or cancel the appointment online; None for a
+    request without an active appointment, or closed (completed, no-show, declined,
+    cancelled: a completed one keeps its appointment, but nothing can be changed any more)."""
+    if consultation.status not in OPEN_STATUSES:
+        return None
     appointment = consultation.appointment
     if appointment is None or not appointment.active:
         return None

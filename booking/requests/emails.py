@@ -210,6 +210,7 @@ def patient_update(
     cancelled, completed, no_show or one of the request for information's (needed, reminder,
     received); ``ics`` the calendar update that goes with it."""
     reference = consultation.reference
+    appointment = consultation.appointment
     with force_locale(consultation.locale):
         subjects = {
             "confirmed": _("Your appointment is confirmed (%(reference)s)", reference=reference),
@@ -217,7 +218,7 @@ def patient_update(
             "declined": _("About your request %(reference)s", reference=reference),
             "cancelled": _("Your request %(reference)s is cancelled", reference=reference),
             "completed": _("Thank you for your visit (%(reference)s)", reference=reference),
-            "no_show": _("We missed you today (%(reference)s)", reference=reference),
+            "no_show": _("We missed you at your appointment (%(reference)s)", reference=reference),
             "information_needed": _(
                 "We need something from you (%(reference)s)", reference=reference
             ),
@@ -229,13 +230,20 @@ def patient_update(
             ),
         }
         subject = subjects[kind]
+        if kind == "no_show" and appointment is not None:
+            # Named by its date, never "today": staff may mark it on a later day.
+            subject = _(
+                "We missed you at your appointment on %(when)s (%(reference)s)",
+                when=clinic_dt(appointment.starts_at, "when"),
+                reference=reference,
+            )
     return _to_patient(
         consultation,
         "request_update",
         subject,
         attachment=_calendar(ics, ics_method) if ics is not None else None,
         kind=kind,
-        appointment=consultation.appointment,
+        appointment=appointment,
         manage_url=links.manage_url(consultation),
         message=message,
     )

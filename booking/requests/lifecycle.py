@@ -7,6 +7,9 @@ Valid transitions (anything else is refused, whoever asks):
     awaiting_patient -> requested (answered or withdrawn) | confirmed | declined | cancelled
     confirmed -> confirmed (reschedule) | completed | cancelled | no_show
 
+Completed and no-show say what happened at the appointment, so neither is possible before the
+appointment starts (``opens_at``).
+
 ``record_change`` is how every change is written, whoever makes it (staff on the dashboard,
 the patient through the private link, the waitlist): a timeline entry, an audit row with the
 before and after of the status and the appointment, and the patient's email. It adds to the
@@ -16,6 +19,7 @@ caller's transaction; the caller commits and then hands the emails to the worker
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 from typing import Any
 
 from flask_babel import gettext as _
@@ -31,7 +35,7 @@ from booking.requests.models import ConsultationRequest, RequestStatus
 from booking.requests.queries import can_see
 from booking.scheduling.models import Appointment
 from booking.staff.models import StaffRole, StaffUser
-from booking.timeutil import now_utc
+from booking.timeutil import clinic_dt, now_utc
 
 # The audit trail's actor for what the patient does through their private link.
 PATIENT = "patient"
@@ -52,6 +56,10 @@ TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
 }
 # What a specialist may do with a request assigned to them; coordinators and admins do all.
 SPECIALIST_MAY = frozenset({S.COMPLETED, S.NO_SHOW})
+# What happened at the appointment: known only once it has started. Marking it earlier closed
+# the request (the patient could no longer move or cancel it) and emailed them "thank you for
+# your visit" or "we missed you" before the visit.
+AFTER_START = frozenset({S.COMPLETED, S.NO_SHOW})
 
 
 class WorkflowError(ValueError):
@@ -122,10 +130,23 @@ def check_may_work(consultation: ConsultationRequest, actor: StaffUser) -> None:
         raise WorkflowError(_("This request is not assigned to you."))
 
 
+def opens_at(consultation: ConsultationRequest, target: RequestStatus) -> datetime | None:
+    """The earliest time the request may move to ``target``: the start of its appointment
+    for completed and no-show (``AFTER_START``); None when no time holds the change back.
+    Only a confirmed request may be completed or marked no-show, and confirming places its
+    appointment (an emergency call-back too); one without an active appointment would have no
+    start to wait for, so the status rules alone decide."""
+    appointment: Appointment | None = consultation.appointment
+    if target not in AFTER_START or appointment is None or not appointment.active:
+        return None
+    return appointment.starts_at
+
+
 def check_transition(
     consultation: ConsultationRequest, target: RequestStatus, actor: StaffUser
 ) -> None:
-    """Refuse (``WorkflowError``) a change the request's status or the actor's role forbids."""
+    """Refuse (``WorkflowError``) a change the request's status or the actor's role forbids,
+    or one made before its time (``opens_at``)."""
     check_may_work(consultation, actor)
     if target not in TRANSITIONS[consultation.status]:
         raise WorkflowError(
@@ -137,6 +158,16 @@ def check_transition(
         )
     if not role_may(actor, target):
         raise WorkflowError(_("Your role does not allow this change."))
+    start = opens_at(consultation, target)
+    if start is not None and now_utc() < start:
+        raise WorkflowError(
+            _(
+                "The appointment starts on %(when)s: the request can be marked %(target)s only "
+                "from then.",
+                target=status_label(target),
+                when=clinic_dt(start),
+            )
+        )
 
 
 def snapshot(consultation: ConsultationRequest) -> dict[str, object]:

@@ -360,6 +360,12 @@ def test_a_message_with_nul_bytes_is_refused_and_nothing_sent(
     assert outbox(app, "request_update") == []
 
 
+def _begun(app: Flask) -> dict[str, str]:
+    """A day and time (clinic wall clock) already past: 10:00 two days ago."""
+    with app.app_context():
+        return {"day": (clinic_today() - timedelta(days=2)).isoformat(), "start": "10:00"}
+
+
 # (how the request is put in the state, the forged action, the message shown)
 FORGED_TRANSITIONS = {
     "complete-a-declined-request": ("decline", "complete", "cannot be changed to completed"),
@@ -387,7 +393,9 @@ def test_a_forged_transition_is_refused_and_changes_nothing(
     reference = clinic.waiting
     for step in (setup or "").split("+"):
         if step:
-            fields = slot_fields(app, clinic) if step == "confirm" else {}
+            # At a time already begun: a request is completed or marked no-show only after
+            # its appointment starts.
+            fields = slot_fields(app, clinic, **_begun(app)) if step == "confirm" else {}
             assert act(coordinator, reference, step, **fields).status_code == 302, step
     before = snapshot(app)
     fields = slot_fields(app, clinic, index=8) if action in ("confirm", "reschedule") else {}
