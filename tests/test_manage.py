@@ -314,12 +314,13 @@ def test_a_held_time_is_a_tentative_invitation_that_staff_confirmation_updates(
     assert str(confirmed["STATUS"]) == "CONFIRMED"
 
 
-@pytest.mark.parametrize("outcome", ["completed", "no_show"])
+@pytest.mark.parametrize("outcome", ["confirmed", "completed", "no_show"])
 def test_a_closed_visit_offers_no_change_or_cancel_deadline(
     app: Flask, client: FlaskClient, outcome: str
 ) -> None:
     """A completed or missed appointment keeps its time on the page, but the page says
-    nothing can be changed and never "You can change or cancel online until ..."."""
+    nothing can be changed and never "You can change or cancel online until ..."; one past
+    but not marked yet says its time has passed, not that it is soon."""
     from booking.dashboard import services as workflow
 
     with app.app_context():
@@ -342,12 +343,17 @@ def test_a_closed_visit_offers_no_change_or_cancel_deadline(
         )
         if outcome == "completed":
             workflow.complete_request(consultation, coordinator, Plan.ADVICE)
-        else:
+        elif outcome == "no_show":
             workflow.mark_no_show(consultation, coordinator)
         url = open_manage_link(client, consultation)
 
     page = client.get(url).get_data(as_text=True)
     assert "Dr. Weber" in page  # the appointment is still shown
+    if outcome == "confirmed":  # yesterday's, not marked by the clinic yet: not "soon"
+        assert "The time of your appointment has passed" in page
+        assert "no longer possible online" not in page and "change or cancel" not in page
+        return
+    assert "has passed" not in page
     assert "nothing can be changed here any more" in page
     assert "You can change or cancel online until" not in page
     assert "no longer possible online" not in page

@@ -52,6 +52,18 @@ def notice_deadline(consultation: ConsultationRequest) -> datetime | None:
     return appointment.starts_at - timedelta(hours=clinic_settings().cancel_notice_hours)
 
 
+def appointment_passed(consultation: ConsultationRequest) -> bool:
+    """Whether an open request's appointment has started (the clinic has not marked the
+    visit yet): the page then says so instead of calling it soon."""
+    appointment = consultation.appointment
+    return (
+        consultation.status in OPEN_STATUSES
+        and appointment is not None
+        and appointment.active
+        and appointment.starts_at <= now_utc()
+    )
+
+
 def can_change(consultation: ConsultationRequest, now: datetime | None = None) -> bool:
     if consultation.status not in OPEN_STATUSES:
         return False

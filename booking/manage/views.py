@@ -154,6 +154,7 @@ def _render(consultation: ConsultationRequest, status: int = 200, **forms: objec
         waiting=is_waiting(consultation),
         can_change=services.can_change(consultation),
         deadline=services.notice_deadline(consultation),
+        appointment_passed=services.appointment_passed(consultation),
         read_only=is_read_only(consultation),
         link_expires=link_expires_at(consultation),
         ask=ask,
