@@ -347,6 +347,25 @@ def test_a_closed_request_takes_no_new_messages(
     assert len(_messages(app)) == 1
 
 
+def test_staff_write_to_a_patient_the_request_waits_for(
+    app: Flask, client: FlaskClient, auth: AuthActions, clinic: Clinic
+) -> None:
+    """Waiting for the patient's answer is an open request: the record offers the message
+    form (it said "the request is closed"), and the message is sent."""
+    from booking.requests.asks import ask_patient
+
+    coordinator = auth.login("coordinator")
+    with app.app_context():
+        consultation = make_request()
+        ask_patient(consultation, staff_user(coordinator.email), [], "Which leg hurts more?")
+        reference = consultation.reference
+        assert consultation.status.value == "awaiting_patient"
+    record = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert 'name="msg-body"' in record and "the patient can no longer reply" not in record
+    assert _staff_writes(client, reference).status_code == 302
+    assert len(_messages(app)) == 1
+
+
 def test_erasing_the_patient_erases_the_thread(
     app: Flask, client: FlaskClient, auth: AuthActions, cases: dict
 ) -> None:
