@@ -101,7 +101,9 @@ class Config:
     CLINIC_TIMEZONE = _env("CLINIC_TIMEZONE", "Europe/Berlin")
     CLINIC_PHONE = _env("CLINIC_PHONE", "")
     CLINIC_ADDRESS = _env("CLINIC_ADDRESS", "")
-    # Shown on the home page; separate lines with "|", e.g. "Mon-Fri 8:00-17:00|Sat closed".
+    # Shown on the home page in the reader's language (booking.openinghours); lines separated
+    # by "|", each English three-letter days then 24-hour hours or "closed", e.g.
+    # "Mon-Fri 8:00-17:00|Sat, Sun closed". The app refuses to start with one it cannot read.
     CLINIC_OPENING_HOURS = _env("CLINIC_OPENING_HOURS", "")
     # The number patients with red-flag symptoms are told to call: the clinic's region's.
     EMERGENCY_NUMBER = _env("EMERGENCY_NUMBER", "112")

@@ -43,6 +43,9 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
         )
     if app.config["CLAMAV_WHEN_DOWN"] not in ("refuse", "hold"):
         raise RuntimeError("CLAMAV_WHEN_DOWN must be 'refuse' or 'hold'")
+    from booking import openinghours
+
+    openinghours.init_app(app)  # refuses a CLINIC_OPENING_HOURS it cannot read
     app.config["BABEL_DEFAULT_TIMEZONE"] = app.config["CLINIC_TIMEZONE"]
     app.config["MAX_CONTENT_LENGTH"] = (
         app.config["MAX_DOCUMENTS"] * app.config["MAX_DOCUMENT_MB"] * 1024 * 1024 + 2 * 1024 * 1024

@@ -23,9 +23,10 @@ DEMO_STAFF = [
     ("dr.weber@example.com", "Dr. Lena Weber", "specialist"),
     ("dr.okafor@example.com", "Dr. Samuel Okafor", "specialist"),
 ]
+# (name, its Spanish name, address): addresses are not translated.
 DEMO_LOCATIONS = [
-    ("Main clinic", "Friedrichstraße 100, 10117 Berlin"),
-    ("Spine centre west", "Kantstraße 20, 10623 Berlin"),
+    ("Main clinic", "Clínica principal", "Friedrichstraße 100, 10117 Berlin"),
+    ("Spine centre west", "Centro de columna oeste", "Kantstraße 20, 10623 Berlin"),
 ]
 
 
@@ -160,10 +161,11 @@ def demo_pdf(title: str, size: int = 0) -> bytes:
     return out.getvalue()
 
 
+# (name, its Spanish name, minutes)
 DEMO_TYPES = [
-    ("New-patient spine evaluation", 45),
-    ("Imaging review", 30),
-    ("Video consultation", 20),
+    ("New-patient spine evaluation", "Primera consulta de columna", 45),
+    ("Imaging review", "Revisión de pruebas de imagen", 30),
+    ("Video consultation", "Videoconsulta", 20),
 ]
 
 
@@ -171,11 +173,12 @@ def _seed_schedule(locations: list) -> None:
     """Appointment types and weekly hours for the demo specialists."""
     from datetime import time
 
-    from booking.scheduling.models import AppointmentType, WorkingHours
+    from booking.scheduling.admin_services import create_appointment_type
+    from booking.scheduling.models import WorkingHours
     from booking.staff.models import StaffRole, StaffUser
 
-    for name, minutes in DEMO_TYPES:
-        db.session.add(AppointmentType(name=name, duration_minutes=minutes, active=True))
+    for name, spanish, minutes in DEMO_TYPES:
+        create_appointment_type(name, minutes, actor=None, names={"es": spanish})
     specialists = db.session.scalars(
         select(StaffUser).where(StaffUser.role == StaffRole.SPECIALIST).order_by(StaffUser.id)
     ).all()
@@ -245,7 +248,10 @@ def seed_demo() -> None:
             email=email, full_name=name, role=StaffRole(role), password=DEMO_PASSWORD, actor=None
         )
         click.echo(f"Added demo {role} {email} (password: {DEMO_PASSWORD}).")
-    locations = [create_location(name, address, actor=None) for name, address in DEMO_LOCATIONS]
+    locations = [
+        create_location(name, address, actor=None, names={"es": spanish})
+        for name, spanish, address in DEMO_LOCATIONS
+    ]
     _seed_schedule(locations)
     demos = [
         (

@@ -141,9 +141,4 @@ def register_template_helpers(app: Flask) -> None:
                 (code, LANGUAGE_NAMES.get(code, code)) for code in app.config["LANGUAGES"]
             ],
             "clinic_address": app.config["CLINIC_ADDRESS"],
-            "clinic_opening_hours": [
-                line.strip()
-                for line in app.config["CLINIC_OPENING_HOURS"].split("|")
-                if line.strip()
-            ],
         }

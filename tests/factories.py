@@ -38,8 +38,13 @@ def staff_user(email: str) -> StaffUser:
     return db.session.scalars(select(StaffUser).where(StaffUser.email == email)).one()
 
 
-def make_location(name: str = "Main clinic", address: str = "Friedrichstr. 1, Berlin") -> Location:
-    return create_location(name, address, actor=None)
+def make_location(
+    name: str = "Main clinic",
+    address: str = "Friedrichstr. 1, Berlin",
+    names: dict[str, str] | None = None,
+) -> Location:
+    """A location; ``names`` are its names in other languages ({"es": ...})."""
+    return create_location(name, address, actor=None, names=names)
 
 
 def make_request(
@@ -79,11 +84,18 @@ def make_request(
     return submit_request(RequestSubmission(**values))
 
 
-def make_appointment_type(name: str = "New-patient spine evaluation", minutes: int = 45):
+def make_appointment_type(
+    name: str = "New-patient spine evaluation",
+    minutes: int = 45,
+    names: dict[str, str] | None = None,
+):
+    """An appointment type; ``names`` are its names in other languages ({"es": ...})."""
     from booking.extensions import db
     from booking.scheduling.models import AppointmentType
 
-    appointment_type = AppointmentType(name=name, duration_minutes=minutes, active=True)
+    appointment_type = AppointmentType(
+        name=name, names=names or {}, duration_minutes=minutes, active=True
+    )
     db.session.add(appointment_type)
     db.session.commit()
     return appointment_type

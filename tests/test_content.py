@@ -11,6 +11,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 from flask import Flask
 from flask.testing import FlaskClient
+from flask_babel import force_locale, pgettext
 from sqlalchemy import select
 
 from booking.extensions import db
@@ -76,13 +77,94 @@ def test_every_public_page_renders_in_both_languages_with_the_emergency_notice(
     assert re.search(r"<title>[^<]+</title>", page)
 
 
+def spaced(page: str) -> str:
+    """``page`` with CLDR's thin and narrow no-break spaces as plain ones."""
+    return page.replace("\u2009", " ").replace("\u202f", " ")
+
+
 def test_the_home_page_shows_the_clinic_and_leads_to_the_form(client: FlaskClient) -> None:
-    page = client.get("/").get_data(as_text=True)
-    for text in ("Friedrichstraße 100", "+49 30 1234567", "Mon-Fri 8:00-17:00", "Sat closed"):
+    page = spaced(client.get("/").get_data(as_text=True))
+    for text in ("Friedrichstraße 100", "+49 30 1234567"):
         assert text in page
+    # The opening hours as English readers write them (CLDR's range dash, 24-hour times).
+    assert "<li>Mon \u2013 Fri 08:00 \u2013 17:00</li><li>Sat closed</li>" in page
     # The questions about urgent symptoms first; with no times offered, then the steps.
     assert 'href="/request/start"' in page
     assert answer_red_flags(client).headers["Location"] == "/request/steps/time"
+
+
+def test_the_spanish_home_page_shows_the_opening_hours_in_spanish(
+    app: Flask, client: FlaskClient
+) -> None:
+    page = spaced(client.get("/?lang=es").get_data(as_text=True))
+    assert '<html lang="es">' in page
+    with app.test_request_context(), force_locale("es"):
+        # "closed" as the Spanish catalogue has it (the lead's translation, "cerrado").
+        closed = pgettext("opening hours", "closed")
+    assert f"<li>lun \u2013 vie 8:00\u201317:00</li><li>sáb {closed}</li>" in page
+    assert "Mon" not in page and "Sat" not in page
+
+
+@pytest.mark.parametrize(
+    ("setting", "english", "spanish"),
+    [
+        (
+            "Mon-Fri 8:00-18:00|Sat 9:00-13:00|Sun closed",
+            ["Mon \u2013 Fri 08:00 \u2013 18:00", "Sat 09:00 \u2013 13:00", "Sun closed"],
+            ["lun \u2013 vie 8:00\u201318:00", "sáb 9:00\u201313:00", "dom {closed}"],
+        ),
+        # Days listed with commas, several hours, any case, a colon, a typographer's dash.
+        (
+            " mon-WED, Fri: 8:00-12:00, 13:30\u201317:00 | | Sat, sun closed ",
+            [
+                "Mon \u2013 Wed and Fri 08:00 \u2013 12:00 and 13:30 \u2013 17:00",
+                "Sat and Sun closed",
+            ],
+            ["lun \u2013 mié y vie 8:00\u201312:00 y 13:30\u201317:00", "sáb y dom {closed}"],
+        ),
+        ("", [], []),
+    ],
+)
+def test_the_opening_hours_setting_reads_in_each_language(
+    setting: str, english: list[str], spanish: list[str]
+) -> None:
+    from booking import create_app
+    from booking.openinghours import opening_hours_text
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://", "CLINIC_OPENING_HOURS": setting})
+    with app.test_request_context():
+        with force_locale("es"):
+            closed = pgettext("opening hours", "closed")
+        assert [spaced(line) for line in opening_hours_text("en")] == english
+        assert [spaced(line) for line in opening_hours_text("es")] == [
+            line.format(closed=closed) for line in spanish
+        ]
+
+
+@pytest.mark.parametrize(
+    ("setting", "reason"),
+    [
+        ("Mon-Fri 8-18", '"Mon-Fri 8-18": "8-18" is not hours as H:MM-H:MM (24-hour), or "closed"'),
+        ("Mon-Fri 8:00-18:00|Sat 9:00-1300", '"Sat 9:00-1300": "9:00-1300" is not hours'),
+        ("Mon-Fry 8:00-18:00", '"Fry" is not a day'),
+        ("Montag 8:00-18:00", '"Montag 8:00-18:00": expected days, then hours'),
+        ("Mon-Fri", '"Mon-Fri": expected days, then hours'),
+        ("Mon 18:00-8:00", "18:00-8:00 ends before it starts"),
+        ("Mon 8:00-24:00", "24:00 is not a time of day"),
+        ("Mon 8:00-18:00 (lunch 12-13)", '"8:00-18:00 (lunch 12-13)" is not hours'),
+    ],
+)
+def test_an_opening_hours_setting_that_cannot_be_read_stops_the_app(
+    setting: str, reason: str
+) -> None:
+    from booking import create_app
+
+    with pytest.raises(RuntimeError) as refused:
+        create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://", "CLINIC_OPENING_HOURS": setting})
+    message = str(refused.value)
+    assert message.startswith("CLINIC_OPENING_HOURS cannot be read: ")
+    assert reason in message
+    assert "Mon-Fri 8:00-18:00|Sat 9:00-13:00|Sun closed" in message  # what to write instead
 
 
 def test_the_home_page_leads_to_the_time_picker_when_times_are_offered(
@@ -126,6 +208,7 @@ def _patient_messages() -> set[tuple[str, str | None]]:
         "lazy_gettext": None,
         "ngettext": (1, 2),
         "_p": ((1, "c"), 2),
+        "pgettext": ((1, "c"), 2),
         "lazy_pgettext": ((1, "c"), 2),
     }
     method_map = [

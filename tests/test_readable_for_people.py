@@ -246,5 +246,7 @@ def test_the_demo_home_page_shows_the_clinics_address_phone_and_hours(
     page = client.get("/").get_data(as_text=True)
     assert demo_clinic["CLINIC_ADDRESS"] in page
     assert demo_clinic["CLINIC_PHONE"] in page
-    for line in demo_clinic["CLINIC_OPENING_HOURS"].split("|"):
-        assert f"<li>{line}</li>" in page
+    # "Mon-Fri 8:00-18:00|Sat 9:00-13:00|Sun closed", as English readers write it.
+    dash = "\u2009\u2013\u2009"  # CLDR's range: an en dash between thin spaces
+    hours = [f"Mon{dash}Fri 08:00{dash}18:00", f"Sat 09:00{dash}13:00", "Sun closed"]
+    assert "".join(f"<li>{line}</li>" for line in hours) in page

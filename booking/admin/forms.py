@@ -1,27 +1,90 @@
 """The administrators' forms for the clinic's places (the scheduling settings have theirs in
-``scheduling_forms``)."""
+``scheduling_forms``), and the name fields of what patients read in their language."""
 
 from __future__ import annotations
 
+import functools
+from typing import Any, TypeVar
+
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from wtforms import StringField, ValidationError
-from wtforms.validators import DataRequired, Length
+from flask_babel.speaklater import LazyString
+from wtforms import Field, StringField, ValidationError
+from wtforms.validators import DataRequired, Length, Optional
 
 from booking.forms import BaseForm, has_visible_text
+from booking.scheduling.services import other_languages
+from booking.templating import language_name
+
+NAME_MAX = 120  # the name columns' size
 
 
-class LocationForm(BaseForm):
-    name = StringField(
-        _l("Name"), validators=[DataRequired(_l("Please enter a name.")), Length(max=120)]
+def _visible_or_empty(_form: BaseForm, field: Field) -> None:
+    if field.data and not has_visible_text(field.data):
+        raise ValidationError(_("Please enter a name, or leave the box empty."))
+
+
+def _other_name(code: str) -> StringField:
+    """The optional name in language ``code``, labelled in the reader's language."""
+    language = LazyString(language_name, code)
+    return StringField(
+        _l("Name in %(language)s", language=language),
+        validators=[Optional(), Length(max=NAME_MAX), _visible_or_empty],
+        description=_l(
+            "What patients reading %(language)s see. Left empty, they see the name above.",
+            language=language,
+        ),
     )
-    address = StringField(
-        _l("Address"), validators=[DataRequired(_l("Please enter the address.")), Length(max=300)]
+
+
+class NamesForm(BaseForm):
+    """A form naming something patients read: ``name`` in the clinic's language and, in the
+    class ``names_form`` makes of it, a ``name_<code>`` field per other language."""
+
+    languages: tuple[str, ...] = ()
+
+    def other_name_fields(self) -> list[Field]:
+        return [self[f"name_{code}"] for code in self.languages]
+
+    def other_names(self) -> dict[str, str]:
+        """The names in the other languages by code, as typed ("" for none)."""
+        return {code: self[f"name_{code}"].data or "" for code in self.languages}
+
+
+F = TypeVar("F", bound=NamesForm)
+
+
+@functools.cache
+def _in_languages(form_class: type[F], languages: tuple[str, ...]) -> type[F]:
+    fields = {f"name_{code}": _other_name(code) for code in languages}
+    return type(form_class.__name__, (form_class,), {**fields, "languages": languages})
+
+
+def names_form(form_class: type[F], **kwargs: Any) -> F:
+    """``form_class`` with a name field for each language patients read besides the
+    clinic's (``LANGUAGES``): a language added there needs no change here."""
+    return _in_languages(form_class, tuple(other_languages()))(**kwargs)
+
+
+def names_data(named: Any) -> dict[str, str]:
+    """A form's starting values from a row's names (``name`` and ``name_<code>``)."""
+    return {"name": named.name, **{f"name_{code}": n for code, n in (named.names or {}).items()}}
+
+
+class LocationNamesForm(NamesForm):
+    name = StringField(
+        _l("Name"), validators=[DataRequired(_l("Please enter a name.")), Length(max=NAME_MAX)]
     )
 
     def validate_name(self, field: StringField) -> None:
         if not has_visible_text(field.data):
             raise ValidationError(_("Please enter a name."))
+
+
+class LocationForm(LocationNamesForm):
+    address = StringField(
+        _l("Address"), validators=[DataRequired(_l("Please enter the address.")), Length(max=300)]
+    )
 
 
 class ChecklistItemForm(BaseForm):

@@ -20,6 +20,7 @@ from wtforms import (
 )
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, StopValidation
 
+from booking.admin.forms import NamesForm
 from booking.forms import BaseForm, has_visible_text, options
 from booking.scheduling.admin_services import (
     DURATION_RANGE,
@@ -128,12 +129,21 @@ class BookingRulesForm(FlaskForm):
         )
 
 
-class AppointmentTypeForm(BaseForm):
+class AppointmentTypeNamesForm(NamesForm):
+    """An appointment type's names (``names_form`` adds the other languages')."""
+
     name = StringField(
         _l("Name"),
         validators=[InputRequired(_l("Please enter a name.")), Length(max=120, message=TOO_LONG)],
         description=_l("What patients choose, e.g. New-patient spine evaluation."),
     )
+
+    def validate_name(self, field: StringField) -> None:
+        if not has_visible_text(field.data):
+            raise ValidationError(_("Please enter a name."))
+
+
+class AppointmentTypeForm(AppointmentTypeNamesForm):
     duration_minutes = WholeNumberField(
         _l("Duration (minutes)"),
         validators=[
@@ -143,10 +153,6 @@ class AppointmentTypeForm(BaseForm):
         invalid_value_message=_l("Please enter a whole number of minutes, like 45."),
     )
     submit = SubmitField(_l("Add the appointment type"))
-
-    def validate_name(self, field: StringField) -> None:
-        if not has_visible_text(field.data):
-            raise ValidationError(_("Please enter a name."))
 
 
 class WorkingHoursForm(FlaskForm):
@@ -164,7 +170,7 @@ class WorkingHoursForm(FlaskForm):
     submit = SubmitField(_l("Add the hours"))
 
     def set_locations(self, locations: list[Any]) -> None:
-        self.location.choices = options([(loc.id, loc.name) for loc in locations])
+        self.location.choices = options([(loc.id, loc.display_name) for loc in locations])
 
     def hours(self) -> HoursInput:
         return HoursInput(
@@ -282,4 +288,4 @@ class ExtraHoursForm(_PeriodForm):
     submit = SubmitField(_l("Add the extra hours"))
 
     def set_locations(self, locations: list[Any]) -> None:
-        self.location.choices = options([(loc.id, loc.name) for loc in locations])
+        self.location.choices = options([(loc.id, loc.display_name) for loc in locations])

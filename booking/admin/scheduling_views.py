@@ -11,8 +11,10 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
+from booking.admin.forms import names_data, names_form
 from booking.admin.scheduling_forms import (
     AppointmentTypeForm,
+    AppointmentTypeNamesForm,
     BookingRulesForm,
     ExtraHoursForm,
     TimeOffForm,
@@ -46,7 +48,7 @@ def _refuse(form: FlaskForm, exc: admin.ScheduleError) -> None:
 @roles_required(StaffRole.ADMIN)
 def overview() -> Response | tuple[str, int]:
     rules_form = BookingRulesForm(prefix="rules", obj=clinic_settings())
-    type_form = AppointmentTypeForm(prefix="type")
+    type_form = names_form(AppointmentTypeForm, prefix="type")
     if request.method == "POST":
         if rules_form.submit.data:
             if rules_form.validate():
@@ -61,12 +63,17 @@ def overview() -> Response | tuple[str, int]:
             if type_form.validate():
                 try:
                     created = admin.create_appointment_type(
-                        type_form.name.data, type_form.duration_minutes.data, current_user
+                        type_form.name.data,
+                        type_form.duration_minutes.data,
+                        current_user,
+                        names=type_form.other_names(),
                     )
                 except admin.ScheduleError as exc:
                     _refuse(type_form, exc)
                 else:
-                    flash(_("Appointment type %(name)s added.", name=created.name), "success")
+                    flash(
+                        _("Appointment type %(name)s added.", name=created.display_name), "success"
+                    )
                     return redirect(url_for(".overview"))
         else:
             abort(400)
@@ -90,10 +97,35 @@ def set_type_active(type_id: int) -> Response:
     active = request.form.get("active") == "1"
     admin.set_appointment_type_active(appointment_type, active, current_user)
     if active:
-        flash(_("Patients can book %(name)s again.", name=appointment_type.name), "success")
+        flash(_("Patients can book %(name)s again.", name=appointment_type.display_name), "success")
     else:
-        flash(_("Patients can no longer book %(name)s.", name=appointment_type.name), "success")
+        flash(
+            _("Patients can no longer book %(name)s.", name=appointment_type.display_name),
+            "success",
+        )
     return redirect(url_for(".overview"))
+
+
+@bp.route("/types/<int:type_id>", methods=["GET", "POST"])
+@roles_required(StaffRole.ADMIN)
+def edit_type(type_id: int) -> Response | tuple[str, int]:
+    """An appointment type's names, in the clinic's language and the others patients read."""
+    appointment_type = db.get_or_404(AppointmentType, type_id)
+    form = names_form(AppointmentTypeNamesForm, data=names_data(appointment_type))
+    if form.validate_on_submit():
+        try:
+            admin.rename_appointment_type(
+                appointment_type, form.name.data, form.other_names(), current_user
+            )
+        except admin.ScheduleError as exc:
+            _refuse(form, exc)
+        else:
+            flash(_("Names saved."), "success")
+            return redirect(url_for(".overview"))
+    page = render_template(
+        "admin/scheduling/type_edit.html", form=form, appointment_type=appointment_type
+    )
+    return page, 422 if field_errors(form) else 200
 
 
 # A specialist's schedule --------------------------------------------------------------------

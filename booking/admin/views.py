@@ -10,7 +10,14 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from booking.admin.forms import ChecklistItemForm, LocationForm
+from booking.admin.forms import (
+    ChecklistItemForm,
+    LocationForm,
+    LocationNamesForm,
+    NamesForm,
+    names_data,
+    names_form,
+)
 from booking.audit.queries import AuditFilters, audit_page, known_actions
 from booking.extensions import db
 from booking.feedback.services import feedback_counts, recent_feedback
@@ -24,19 +31,45 @@ from booking.urlargs import date_arg, int_arg, text_arg
 bp = Blueprint("admin", __name__, url_prefix="/staff/admin")
 
 
+def _refuse(form: NamesForm, exc: scheduling.LocationError) -> None:
+    """Show a refused change next to the field it is about (the name unless it says)."""
+    field = form[exc.field] if exc.field and exc.field in form else form.name
+    field.errors = [*field.errors, str(exc)]
+
+
 @bp.route("/locations", methods=["GET", "POST"])
 @roles_required(StaffRole.ADMIN)
 def locations() -> Response | tuple[str, int]:
-    form = LocationForm()
+    form = names_form(LocationForm)
     if form.validate_on_submit():
         try:
-            scheduling.create_location(form.name.data, form.address.data, current_user)
+            scheduling.create_location(
+                form.name.data, form.address.data, current_user, names=form.other_names()
+            )
         except scheduling.LocationError as exc:
-            form.name.errors = [*form.name.errors, str(exc)]
+            _refuse(form, exc)
         else:
             flash(_("Location added."), "success")
             return redirect(url_for(".locations"))
     page = render_template("admin/locations.html", form=form, locations=scheduling.all_locations())
+    return page, 422 if form.errors else 200
+
+
+@bp.route("/locations/<int:location_id>", methods=["GET", "POST"])
+@roles_required(StaffRole.ADMIN)
+def edit_location(location_id: int) -> Response | tuple[str, int]:
+    """A location's names, in the clinic's language and the others patients read."""
+    location = db.get_or_404(Location, location_id)
+    form = names_form(LocationNamesForm, data=names_data(location))
+    if form.validate_on_submit():
+        try:
+            scheduling.rename_location(location, form.name.data, form.other_names(), current_user)
+        except scheduling.LocationError as exc:
+            _refuse(form, exc)
+        else:
+            flash(_("Names saved."), "success")
+            return redirect(url_for(".locations"))
+    page = render_template("admin/location_edit.html", form=form, location=location)
     return page, 422 if form.errors else 200
 
 

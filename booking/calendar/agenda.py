@@ -188,7 +188,7 @@ def _day_entries(
                 *clipped,
                 appointment=a,
                 shown=can_see(user, a.request),
-                location=a.location.name,
+                location=a.location.display_name,
                 during_time_off=any(_overlaps(clipped, off) for off in offs),
             )
         )
@@ -308,7 +308,7 @@ def build_agenda(
     for a in appointments:
         people.setdefault(a.specialist_id, a.specialist)
     ordered = sorted(people.values(), key=lambda s: (s.full_name, s.id))
-    names = {loc.id: loc.name for loc in locations}
+    names = {loc.id: loc.display_name for loc in locations}
 
     def column(day: date, specialist: StaffUser) -> tuple[Column, list[tuple[int, int]]]:
         bounds = (

@@ -113,7 +113,7 @@ def _row(r: ConsultationRequest) -> list[object]:
         ),
         r.assigned_specialist.full_name if r.assigned_specialist else "",
         _local(appointment.starts_at) if appointment else "",
-        appointment.location.name if appointment else "",
+        appointment.location.display_name if appointment else "",
     ]
 
 

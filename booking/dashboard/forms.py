@@ -83,9 +83,9 @@ class SlotForm(BaseForm):
 
     def set_choices(self, specialists: list[Any], locations: list[Any], types: list[Any]) -> None:
         self.specialist.choices = options([(s.id, s.full_name) for s in specialists])
-        self.location.choices = options([(loc.id, loc.name) for loc in locations])
+        self.location.choices = options([(loc.id, loc.display_name) for loc in locations])
         self.appointment_type.choices = options(
-            [(t.id, f"{t.name} ({t.duration_minutes} min)") for t in types]
+            [(t.id, f"{t.display_name} ({t.duration_minutes} min)") for t in types]
         )
 
 

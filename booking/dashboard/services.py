@@ -146,7 +146,7 @@ def _open_slot(slot: Slot, appointment: Appointment | None) -> OpenSlot:
                 "%(name)s is not free at that time at %(place)s: outside their hours, on "
                 "time off, or booked (including the buffer between appointments).",
                 name=slot.specialist.full_name,
-                place=slot.location.name,
+                place=slot.location.display_name,
             )
         ) from None
     return open_slot

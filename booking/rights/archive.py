@@ -78,9 +78,9 @@ def gather(
         unlinked = unlinked.where(OutboxEmail.request_id.is_(None))
     mailed = list(db.session.scalars(unlinked.order_by(OutboxEmail.id)))
     waitlist = {
-        entry.request_id: (entry, type_name)
-        for entry, type_name in db.session.execute(
-            select(WaitlistEntry, AppointmentType.name)
+        entry.request_id: (entry, appointment_type)
+        for entry, appointment_type in db.session.execute(
+            select(WaitlistEntry, AppointmentType)
             .join(AppointmentType, AppointmentType.id == WaitlistEntry.appointment_type_id)
             .where(WaitlistEntry.request_id.in_(ids))
         ).all()

@@ -173,16 +173,19 @@ def build_archive(
                 else {
                     **columns(appointment, skip=SKIP_APPOINTMENT),
                     "specialist": appointment.specialist.full_name,
-                    "location": appointment.location.name,
+                    # Names as the patient read them (like the asked items below).
+                    "location": appointment.location.name_in(consultation.locale),
                     "location_address": appointment.location.address,
                     "appointment_type": (
-                        appointment.appointment_type.name if appointment.appointment_type else None
+                        appointment.appointment_type.name_in(consultation.locale)
+                        if appointment.appointment_type
+                        else None
                     ),
                 },
                 "waitlist": None
                 if entry_waitlist is None
                 else {
-                    "appointment_type": entry_waitlist[1],
+                    "appointment_type": entry_waitlist[1].name_in(consultation.locale),
                     **columns(entry_waitlist[0], skip={"id", "request_id", "appointment_type_id"}),
                 },
                 "timeline": [

@@ -9,6 +9,7 @@ wall-clock times of a weekly rule (working hours).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -30,7 +31,15 @@ from booking.scheduling.models import (
     ScheduleException,
     WorkingHours,
 )
+from booking.scheduling.services import (
+    ProposedNames,
+    clash_field,
+    clean_names,
+    name_clash,
+    name_values,
+)
 from booking.staff.models import StaffRole, StaffUser
+from booking.templating import language_name
 from booking.timeutil import now_utc
 
 # The same limits as the database's check constraints on ClinicSettings and AppointmentType;
@@ -52,6 +61,7 @@ WEEKDAY_NAMES = [
     _l("Saturday"),
     _l("Sunday"),
 ]
+TYPE_NAME_TAKEN = _l("An appointment type with this name already exists.")
 TIME_OFF = "time_off"
 EXTRA = "extra"
 
@@ -186,12 +196,15 @@ def save_booking_rules(rules: BookingRules, actor: StaffUser | None) -> ClinicSe
 
 
 def create_appointment_type(
-    name: str, duration_minutes: int, actor: StaffUser | None
+    name: str,
+    duration_minutes: int,
+    actor: StaffUser | None,
+    names: Mapping[str, str | None] | None = None,
 ) -> AppointmentType:
-    """Add a bookable appointment type. Names are unique whatever their case, so patients never
-    see two choices that read the same."""
-    name = " ".join(name.split())
-    if not name:
+    """Add a bookable appointment type. Its name reads apart from every other type's in each
+    language (whatever the case), so patients never see two choices that read the same."""
+    proposed = ProposedNames(" ".join(name.split()), clean_names(names))
+    if not proposed.name:
         raise ScheduleError(_("Please enter a name."), "name")
     low, high = DURATION_RANGE
     if not low <= duration_minutes <= high:
@@ -199,19 +212,16 @@ def create_appointment_type(
             _("Please enter a number of minutes from %(min)d to %(max)d.", min=low, max=high),
             "duration_minutes",
         )
-    taken = _("An appointment type with this name already exists.")
-    existing = db.session.scalar(
-        select(AppointmentType.id).where(func.lower(AppointmentType.name) == name.lower())
+    _check_type_names(proposed, None)
+    appointment_type = AppointmentType(
+        name=proposed.name, names=proposed.names, duration_minutes=duration_minutes, active=True
     )
-    if existing is not None:
-        raise ScheduleError(taken, "name")
-    appointment_type = AppointmentType(name=name, duration_minutes=duration_minutes, active=True)
     db.session.add(appointment_type)
     try:
         db.session.flush()
     except IntegrityError:
         db.session.rollback()
-        raise ScheduleError(taken, "name") from None
+        raise ScheduleError(str(TYPE_NAME_TAKEN), "name") from None
     record(
         "appointment_type_created",
         target_type="appointment_type",
@@ -221,6 +231,55 @@ def create_appointment_type(
     )
     db.session.commit()
     return appointment_type
+
+
+def rename_appointment_type(
+    appointment_type: AppointmentType,
+    name: str,
+    names: Mapping[str, str | None],
+    actor: StaffUser | None,
+) -> None:
+    """Change a type's names (the clinic's and the other languages'): appointments of it, booked
+    or to come, read the new ones. The same rule as ``create_appointment_type``."""
+    proposed = ProposedNames(" ".join(name.split()), clean_names(names))
+    _check_type_names(proposed, appointment_type)
+    before = _type_values(appointment_type)
+    if name_values(appointment_type) == name_values(proposed):
+        return
+    appointment_type.name, appointment_type.names = proposed.name, proposed.names
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise ScheduleError(str(TYPE_NAME_TAKEN), "name") from None
+    record(
+        "appointment_type_updated",
+        target_type="appointment_type",
+        target_id=appointment_type.id,
+        actor=actor,
+        details=changes(before, _type_values(appointment_type)),
+    )
+    db.session.commit()
+
+
+def _check_type_names(proposed: ProposedNames, appointment_type: AppointmentType | None) -> None:
+    if not proposed.name:
+        raise ScheduleError(_("Please enter a name."), "name")
+    others = [t for t in all_appointment_types() if t is not appointment_type]
+    clash = name_clash(proposed, others)
+    if clash is None:
+        return
+    code, clashing = clash
+    if clash_field(proposed, code) == "name":
+        raise ScheduleError(str(TYPE_NAME_TAKEN), "name")
+    raise ScheduleError(
+        _(
+            "Another appointment type is already called %(name)s in %(language)s.",
+            name=clashing,
+            language=language_name(code),
+        ),
+        f"name_{code}",
+    )
 
 
 def set_appointment_type_active(
@@ -243,7 +302,7 @@ def set_appointment_type_active(
 
 def _type_values(appointment_type: AppointmentType) -> dict[str, Any]:
     return {
-        "name": appointment_type.name,
+        **name_values(appointment_type),
         "duration_minutes": appointment_type.duration_minutes,
         "active": appointment_type.active,
     }
@@ -292,7 +351,7 @@ def add_working_hours(
                 day=WEEKDAY_NAMES[clash.weekday],
                 start=_hm(clash.start_time),
                 end=_hm(clash.end_time),
-                location=clash.location.name,
+                location=clash.location.display_name,
             ),
             "start_time",
         )

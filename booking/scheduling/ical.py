@@ -9,6 +9,7 @@ from __future__ import annotations
 from email.utils import parseaddr
 
 from flask import current_app
+from flask_babel import force_locale
 from icalendar import Calendar, Event, vCalAddress, vText
 
 from booking.scheduling.models import Appointment
@@ -32,7 +33,11 @@ def appointment_ics(appointment: Appointment, *, cancel: bool = False) -> str:
     event.add("dtend", appointment.ends_at)
     # The summary names the clinic, not the reason for the visit: no medical details.
     event.add("summary", f"{clinic}: {appointment.request.reference}")
-    event.add("location", vText(f"{appointment.location.name}, {appointment.location.address}"))
+    # For the patient, in their language, whoever's action sends it (a coordinator's
+    # confirmation is made on an English page).
+    with force_locale(appointment.request.locale):
+        place = appointment.location.display_name
+    event.add("location", vText(f"{place}, {appointment.location.address}"))
     # A time the patient picked but staff have not confirmed yet is tentative.
     # (The scheduling layer knows no request statuses: these are requested and awaiting_patient.)
     tentative = appointment.request.status in ("requested", "awaiting_patient")

@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import datetime, time
 from typing import TYPE_CHECKING
 
+from babel import Locale
+from flask_babel import get_locale
 from sqlalchemy import (
     DDL,
+    JSON,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -25,18 +28,50 @@ if TYPE_CHECKING:
     from booking.staff.models import StaffUser
 
 
-class Location(db.Model):
+class NamedInLanguages:
+    """A name patients and staff read, given by an admin in the clinic's language (``name``,
+    required and unique) and, optionally, in each other language (``names``: {"es": "..."}).
+
+    One JSON column rather than a column per language: a language added to ``LANGUAGES``
+    needs no migration. ``name`` stays a column of its own: the database keeps it unique and
+    required, and lists sort by it."""
+
+    name: str
+    names: dict[str, str] | None
+
+    def name_in(self, locale: Locale | str | None) -> str:
+        """The name in ``locale`` ("es", or "es_MX" read as "es" when it has none of its
+        own), else in the clinic's language."""
+        if locale is not None and self.names:
+            code = str(locale)
+            for key in (code, code.partition("_")[0]):
+                if self.names.get(key):
+                    return self.names[key]
+        return self.name
+
+    @property
+    def display_name(self) -> str:
+        """The name in the reader's language: the page's, or the email's inside
+        ``force_locale``. What every page, email and calendar file shows."""
+        return self.name_in(get_locale())
+
+
+class Location(NamedInLanguages, db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
+    # The name in the other languages, by language code; addresses are not translated.
+    names: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
     address: Mapped[str] = mapped_column(String(300))
     active: Mapped[bool] = mapped_column(default=True)
 
 
-class AppointmentType(db.Model):
+class AppointmentType(NamedInLanguages, db.Model):
     """What the patient books, e.g. a 45-minute new-patient spine evaluation."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
+    # The name in the other languages, by language code.
+    names: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
     duration_minutes: Mapped[int]
     active: Mapped[bool] = mapped_column(default=True)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 from sqlalchemy import and_, exists, inspect, select
 from sqlalchemy.exc import DBAPIError
 
-from booking.audit.services import record
+from booking.audit.services import changes, record
 from booking.extensions import db
 from booking.scheduling.availability import (
     STEP,
@@ -28,15 +28,71 @@ from booking.scheduling.models import (
     Appointment,
     AppointmentType,
     Location,
+    NamedInLanguages,
     WorkingHours,
     is_overlap_error,
 )
 from booking.staff.models import StaffUser
+from booking.templating import language_name
 from booking.timeutil import to_clinic_tz
 
 
 class LocationError(ValueError):
-    pass
+    """A location change refused; ``field`` names the form field it concerns."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+# Names in languages (locations and appointment types) ---------------------------------------
+
+
+def other_languages() -> list[str]:
+    """The languages patients read besides the clinic's: those a name may be given in."""
+    clinic = current_app.config["BABEL_DEFAULT_LOCALE"]
+    return [code for code in current_app.config["LANGUAGES"] if code != clinic]
+
+
+def clean_names(names: Mapping[str, str | None] | None) -> dict[str, str]:
+    """The names given in the other languages, spaces collapsed. An empty one is left out:
+    that language reads the clinic's name. A language the app does not offer is ignored."""
+    given = names or {}
+    kept = {code: " ".join((given.get(code) or "").split()) for code in other_languages()}
+    return {code: name for code, name in kept.items() if name}
+
+
+@dataclass(frozen=True)
+class ProposedNames(NamedInLanguages):
+    """Names as an admin proposes them, checked before any row changes."""
+
+    name: str
+    names: dict[str, str]
+
+
+def name_clash(
+    proposed: NamedInLanguages, others: Iterable[NamedInLanguages]
+) -> tuple[str, str] | None:
+    """The first language in which ``proposed`` reads like one of ``others`` (case aside),
+    as (language code, the name that clashes); None when it reads apart from them in every
+    language, so patients never see two choices that read the same."""
+    others = list(others)
+    for code in current_app.config["LANGUAGES"]:
+        mine = proposed.name_in(code)
+        if any(other.name_in(code).casefold() == mine.casefold() for other in others):
+            return code, mine
+    return None
+
+
+def clash_field(proposed: NamedInLanguages, code: str) -> str:
+    """The form field to show a clash in ``code`` on: that language's own name, or the
+    clinic's name when that language reads it."""
+    return f"name_{code}" if proposed.names and code in proposed.names else "name"
+
+
+def name_values(named: NamedInLanguages) -> dict[str, str]:
+    """The names as audit details: ``name`` and ``name_<code>`` per other language."""
+    return {"name": named.name, **{f"name_{c}": n for c, n in sorted((named.names or {}).items())}}
 
 
 def active_locations() -> list[Location]:
@@ -51,11 +107,38 @@ def all_locations() -> list[Location]:
     return list(db.session.scalars(select(Location).order_by(Location.name)))
 
 
-def create_location(name: str, address: str, actor: StaffUser | None) -> Location:
-    name = name.strip()
-    if db.session.scalar(select(Location.id).where(Location.name == name)) is not None:
-        raise LocationError(_("A location with this name already exists."))
-    location = Location(name=name, address=address.strip(), active=True)
+def _check_location_names(proposed: ProposedNames, location: Location | None) -> None:
+    if not proposed.name:
+        raise LocationError(_("Please enter a name."), "name")
+    others = [loc for loc in all_locations() if loc is not location]
+    clash = name_clash(proposed, others)
+    if clash is None:
+        return
+    code, name = clash
+    if clash_field(proposed, code) == "name":
+        raise LocationError(_("A location with this name already exists."), "name")
+    raise LocationError(
+        _(
+            "Another location is already called %(name)s in %(language)s.",
+            name=name,
+            language=language_name(code),
+        ),
+        f"name_{code}",
+    )
+
+
+def create_location(
+    name: str,
+    address: str,
+    actor: StaffUser | None,
+    names: Mapping[str, str | None] | None = None,
+) -> Location:
+    """Add a location. Its name reads apart from every other location's in each language."""
+    proposed = ProposedNames(" ".join(name.split()), clean_names(names))
+    _check_location_names(proposed, None)
+    location = Location(
+        name=proposed.name, names=proposed.names, address=address.strip(), active=True
+    )
     db.session.add(location)
     db.session.flush()
     record(
@@ -63,10 +146,31 @@ def create_location(name: str, address: str, actor: StaffUser | None) -> Locatio
         target_type="location",
         target_id=location.id,
         actor=actor,
-        details={"name": location.name, "address": location.address},
+        details={**name_values(location), "address": location.address},
     )
     db.session.commit()
     return location
+
+
+def rename_location(
+    location: Location, name: str, names: Mapping[str, str | None], actor: StaffUser | None
+) -> None:
+    """Change a location's names (the clinic's and the other languages'): appointments at it,
+    booked or to come, read the new ones. The same rule as ``create_location``."""
+    proposed = ProposedNames(" ".join(name.split()), clean_names(names))
+    _check_location_names(proposed, location)
+    before = name_values(location)
+    if before == name_values(proposed):
+        return
+    location.name, location.names = proposed.name, proposed.names
+    record(
+        "location_updated",
+        target_type="location",
+        target_id=location.id,
+        actor=actor,
+        details=changes(before, name_values(location)),
+    )
+    db.session.commit()
 
 
 def set_location_active(location: Location, active: bool, actor: StaffUser) -> None:
@@ -255,7 +359,7 @@ def describe_slots(slots: list[OpenSlot]) -> list[SlotView]:
             starts_at=s.starts_at,
             ends_at=s.ends_at,
             specialist=names.get(s.specialist_id, ""),
-            location=places[s.location_id].name if s.location_id in places else "",
+            location=places[s.location_id].display_name if s.location_id in places else "",
             address=places[s.location_id].address if s.location_id in places else "",
         )
         for s in slots

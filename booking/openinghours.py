@@ -1,0 +1,147 @@
+"""The clinic's opening hours (``CLINIC_OPENING_HOURS``): read once when the app starts, shown
+in the reader's language.
+
+The setting is lines separated by "|", each the days then the hours::
+
+    Mon-Fri 8:00-18:00|Sat 9:00-13:00|Sun closed
+    Mon-Thu, Sat 8:00-12:00, 13:00-17:00|Fri 8:00-12:00|Sun closed
+
+Days are English three-letter abbreviations (any case), alone, as a range ("Mon-Fri") or
+listed with commas; hours are 24-hour H:MM ranges, listed with commas, or "closed". Pages
+show them with the reader's day names, time format and range and list punctuation, from
+Babel (CLDR): "Mon - Fri 08:00 - 18:00" in English, "lun - vie 8:00-18:00" in Spanish (with
+CLDR's en dashes and thin spaces). A setting that cannot be read stops the app at start with
+what is wrong, rather than putting half of it on the home page.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from datetime import time
+
+from babel import Locale
+from babel.dates import format_interval
+from babel.lists import format_list
+from flask import Flask, current_app
+from flask_babel import force_locale, get_locale, pgettext
+
+EXTENSION = "booking.opening_hours"
+DAY_CODES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # 0 = Monday, as Babel counts
+EXAMPLE = "Mon-Fri 8:00-18:00|Sat 9:00-13:00|Sun closed"
+# A range's dash: "-", or the en dash a word processor makes of it.
+_DASH = r"\s*[-\u2013]\s*"
+_LINE_RE = re.compile(
+    r"(?P<days>[A-Za-z]{3}(?:(?:\s*,\s*|" + _DASH + r")[A-Za-z]{3})*):?\s+(?P<hours>.+)"
+)
+_DAYS_RE = re.compile(r"(?P<first>[A-Za-z]{3})(?:" + _DASH + r"(?P<last>[A-Za-z]{3}))?")
+_HOURS_RE = re.compile(r"(\d{1,2}):(\d{2})" + _DASH + r"(\d{1,2}):(\d{2})")
+
+
+@dataclass(frozen=True)
+class OpeningLine:
+    """One line: its days as (first, last) weekday pairs (0 = Monday; one day is (d, d)) and
+    its hours as (opens, closes) clinic wall-clock pairs, none when closed."""
+
+    days: tuple[tuple[int, int], ...]
+    hours: tuple[tuple[time, time], ...]
+
+
+class OpeningHoursError(ValueError):
+    """A setting that cannot be read; the message says which line and why."""
+
+
+def _day(code: str, line: str) -> int:
+    try:
+        return DAY_CODES.index(code.lower())
+    except ValueError:
+        raise OpeningHoursError(
+            f'"{line}": "{code}" is not a day (Mon, Tue, Wed, Thu, Fri, Sat, Sun)'
+        ) from None
+
+
+def _time(hours: str, minutes: str, line: str) -> time:
+    if int(hours) > 23 or int(minutes) > 59:
+        raise OpeningHoursError(f'"{line}": {hours}:{minutes} is not a time of day')
+    return time(int(hours), int(minutes))
+
+
+def _line(line: str) -> OpeningLine:
+    match = _LINE_RE.fullmatch(line)
+    if match is None:
+        raise OpeningHoursError(f'"{line}": expected days, then hours (e.g. "Mon-Fri 8:00-18:00")')
+    days = tuple(
+        (_day(item["first"], line), _day(item["last"] or item["first"], line))
+        for item in _DAYS_RE.finditer(match["days"])
+    )
+    text = match["hours"].strip()
+    if text.lower() == "closed":
+        return OpeningLine(days, ())
+    hours = []
+    for part in text.split(","):
+        found = _HOURS_RE.fullmatch(part.strip())
+        if found is None:
+            raise OpeningHoursError(
+                f'"{line}": "{part.strip()}" is not hours as H:MM-H:MM (24-hour), or "closed"'
+            )
+        opens, closes = _time(*found.groups()[:2], line), _time(*found.groups()[2:], line)
+        if closes <= opens:
+            raise OpeningHoursError(f'"{line}": {part.strip()} ends before it starts')
+        hours.append((opens, closes))
+    return OpeningLine(days, tuple(hours))
+
+
+def parse_opening_hours(setting: str | None) -> tuple[OpeningLine, ...]:
+    """The setting's lines (blank ones left out); an OpeningHoursError names the first line
+    that cannot be read."""
+    lines = (line.strip() for line in (setting or "").split("|"))
+    return tuple(_line(line) for line in lines if line)
+
+
+@functools.lru_cache(maxsize=64)
+def _describe(line: OpeningLine, locale: Locale, closed: str) -> str:
+    names = locale.days["stand-alone"]["abbreviated"]
+    between = locale.interval_formats[None]  # "{0} - {1}": CLDR's range of two values
+    days = format_list(
+        [names[a] if a == b else between.format(names[a], names[b]) for a, b in line.days],
+        locale=locale,
+    )
+    if not line.hours:
+        return f"{days} {closed}"
+    # "Hm": 24-hour, as every time the app shows (``timeutil.WHEN``).
+    hours = format_list(
+        [format_interval(opens, closes, "Hm", locale=locale) for opens, closes in line.hours],
+        locale=locale,
+    )
+    return f"{days} {hours}"
+
+
+def opening_hours_text(locale: Locale | str | None = None) -> list[str]:
+    """The opening hours as lines in ``locale`` (default: the reader's language)."""
+    lines: tuple[OpeningLine, ...] = current_app.extensions[EXTENSION]
+    if not lines:
+        return []
+    if locale is None:
+        locale = get_locale() or current_app.config["BABEL_DEFAULT_LOCALE"]
+    locale = Locale.parse(locale)
+    with force_locale(str(locale)):
+        closed = pgettext("opening hours", "closed")
+    return [_describe(line, locale, closed) for line in lines]
+
+
+def init_app(app: Flask) -> None:
+    """Read ``CLINIC_OPENING_HOURS`` (a RuntimeError says what is wrong with it) and offer the
+    lines to every template as ``clinic_opening_hours``."""
+    try:
+        app.extensions[EXTENSION] = parse_opening_hours(app.config["CLINIC_OPENING_HOURS"])
+    except OpeningHoursError as exc:
+        raise RuntimeError(
+            f"CLINIC_OPENING_HOURS cannot be read: {exc}. Write lines separated by '|', each "
+            "English three-letter days (alone, as a range like Mon-Fri, or listed with commas) "
+            f"then 24-hour H:MM-H:MM hours or 'closed', e.g. '{EXAMPLE}'."
+        ) from None
+
+    @app.context_processor
+    def _opening_hours() -> dict[str, list[str]]:
+        return {"clinic_opening_hours": opening_hours_text()}
