@@ -172,6 +172,50 @@ def test_a_patient_downloads_their_own_data_with_their_date_of_birth(
     assert "A copy of your data" in _emails(app, "rights_update")[0].body_text
 
 
+def test_a_request_sent_with_someone_elses_address_and_birth_date_exports_only_itself(
+    app: Flask, patient: dict
+) -> None:
+    """Nobody checks an email address before a request is sent: whoever knows a patient's
+    address and date of birth can send a request with them and open its private link (the
+    confirmation page shows it). Its download holds that request alone: not the patient's
+    records, nor emails to the address that belong to no request (a "finish later" link),
+    and no email in it carries a link that opens anything."""
+    intruder = app.test_client()
+    with app.app_context():
+        own = db.session.scalars(
+            select(ConsultationRequest).where(ConsultationRequest.reference == patient["reference"])
+        ).one()
+        address = own.patient.email
+        db.session.add(
+            OutboxEmail(
+                template="draft_resume",
+                recipient=address,
+                subject="Finish your request",
+                body_text="Go on here: https://clinic.example/request/resume/R3sumeT0ken",
+                body_html='<a href="https://clinic.example/request/resume/R3sumeT0ken">Go on</a>',
+                message_id="<resume@example.com>",
+            )
+        )
+        db.session.commit()
+        forged = make_request(full_name="Someone Else", email=address.upper())
+        url = open_manage_link(intruder, forged)
+        forged_reference = forged.reference
+
+    response = _post(intruder, url, "data", date_of_birth=BORN)
+    assert response.status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(response.get_data()))
+    data = json.loads(archive.read("patient.json"))
+    assert [r["reference"] for r in data["requests"]] == [forged_reference]
+    assert data["other_emails"] == []
+    everything = json.dumps(data) + archive.read("summary.txt").decode()
+    assert patient["reference"] not in everything and "Pregabalin" not in everything
+    assert "R3sumeT0ken" not in everything
+    assert not [name for name in archive.namelist() if patient["reference"] in name]
+    bodies = [e["body_text"] + e["body_html"] for e in data["requests"][0]["emails"]]
+    assert any("/manage/open/[redacted]" in body for body in bodies)
+    assert not re.search(r"/manage/open/(?!\[redacted\])", "".join(bodies))
+
+
 def test_guessing_the_date_of_birth_is_rate_limited(
     app: Flask, client: FlaskClient, patient: dict
 ) -> None:

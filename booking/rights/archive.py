@@ -50,9 +50,10 @@ def gather(
     reference: str, email: str, chosen: Select, *, others_emails: bool = True
 ) -> PatientArchive:
     """The archive of the requests ``chosen`` selects (a ``requests_of`` select, perhaps
-    narrowed), with every email to ``email`` (without ``others_emails``, not those of the
-    address's other requests: they may be someone else's). Reads only: the caller audits and
-    commits."""
+    narrowed), with their emails and every other email to ``email`` (without
+    ``others_emails``, none beyond the requests' own: those of the address's other requests
+    or of no request, such as a "finish later" link, may be someone else's). Reads only: the
+    caller audits and commits."""
     requests = list(
         db.session.scalars(
             chosen.options(
@@ -73,10 +74,11 @@ def gather(
         ).unique()
     )
     ids = [r.id for r in requests]
-    unlinked = other_emails(email, ids)
-    if not others_emails:
-        unlinked = unlinked.where(OutboxEmail.request_id.is_(None))
-    mailed = list(db.session.scalars(unlinked.order_by(OutboxEmail.id)))
+    mailed = (
+        list(db.session.scalars(other_emails(email, ids).order_by(OutboxEmail.id)))
+        if others_emails and email
+        else []
+    )
     waitlist = {
         entry.request_id: (entry, appointment_type)
         for entry, appointment_type in db.session.execute(

@@ -23,6 +23,7 @@ from typing import Any, BinaryIO
 from flask import Flask, render_template
 from sqlalchemy import inspect
 
+from booking.accesslog import redact_text
 from booking.documents.storage import CHUNK_SIZE, get_storage
 from booking.requests import history, instruments
 from booking.templating import choice_label, choice_labels
@@ -96,6 +97,18 @@ def columns(row: object | None, skip: Iterable[str] = ("id",)) -> dict[str, Any]
         for attr in inspect(row).mapper.column_attrs
         if attr.key not in skipped
     }
+
+
+def email_entry(email: Any) -> dict[str, Any] | None:
+    """An email as the archive keeps it: every column, its links' secret parts redacted (an
+    archive is a file that travels: a private, resume or follow-up link in it must open
+    nothing)."""
+    entry = columns(email, skip=SKIP_EMAIL)
+    if entry is not None:
+        for key in ("body_text", "body_html"):
+            if entry.get(key):
+                entry[key] = redact_text(entry[key])
+    return entry
 
 
 def archive_name(reference: str, number: int, doc: Any) -> str:
@@ -206,7 +219,7 @@ def build_archive(
                     for call in consultation.calls
                 ],
                 "documents": doc_entries,
-                "emails": [columns(e, skip=SKIP_EMAIL) for e in consultation.emails],
+                "emails": [email_entry(e) for e in consultation.emails],
                 "information_requests": [
                     {
                         **columns(ask, skip={"id", "request_id", "asked_by_id", "items"}),
@@ -228,7 +241,7 @@ def build_archive(
         "exported_at": now_utc().isoformat(),
         "email": email,
         "requests": exported,
-        "other_emails": [columns(e, skip=SKIP_EMAIL) for e in other_emails],
+        "other_emails": [email_entry(e) for e in other_emails],
     }
     return PatientArchive(reference, data, documents)
 

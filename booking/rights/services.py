@@ -69,11 +69,15 @@ class WrongAnswer(RightsError):  # noqa: N818 - names what the patient got wrong
 
 
 def export_own_data(consultation: ConsultationRequest, date_of_birth: date) -> PatientArchive:
-    """The archive an admin would make, of the patient's own requests only: the requests
-    sent with this request's email address *and* date of birth (a parent who used their own
-    address for a child's request does not get the child's). The date of birth is a second
-    factor the patient knows: a wrong one is refused (``WrongAnswer``) and audited; a right
-    one is audited before the first byte is sent, and the patient is emailed."""
+    """The archive an admin would make, of this request only (the one whose private link
+    was opened) and its own emails. Never the other requests sent with the same email
+    address and date of birth: nobody checks an address before a request is sent, so anyone
+    who knows both could send a request of their own and download another person's records
+    through it. A patient with several requests downloads each from its own link; an admin's
+    export (``booking.privacy``) gathers them all after checking who asks. The date of birth
+    is a second factor the patient knows: a wrong one is refused (``WrongAnswer``) and
+    audited; a right one is audited before the first byte is sent, and the patient is
+    emailed."""
     patient = consultation.patient
     if patient.date_of_birth is None:
         raise RightsError(
@@ -91,12 +95,8 @@ def export_own_data(consultation: ConsultationRequest, date_of_birth: date) -> P
         raise WrongAnswer(
             _("This date of birth does not match the one in your request. Please check it.")
         )
-    if patient.email:
-        email = patient.email.lower()
-        chosen = requests_of(email).where(Patient.date_of_birth == patient.date_of_birth)
-    else:
-        email = ""
-        chosen = select(ConsultationRequest).where(ConsultationRequest.id == consultation.id)
+    email = (patient.email or "").lower()
+    chosen = select(ConsultationRequest).where(ConsultationRequest.id == consultation.id)
     archive = gather(consultation.reference, email, chosen, others_emails=False)
     record(
         "patient_exported",
