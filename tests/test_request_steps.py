@@ -162,6 +162,13 @@ def test_finish_later_emails_a_link_that_opens_the_draft_elsewhere(
     assert "Erika Mustermann" in open_step(other, "about")
     # The first browser's token ended; it starts again from the first step.
     assert client.get("/request/steps/about").location.endswith("/request/start")
+    # The link works once: whoever opens it again (after the patient typed more answers on
+    # the other device) gets neither the draft nor the patient's hold on it.
+    again = app.test_client()
+    reopened = again.get(link.group(0).split("://", 1)[1].split("/", 1)[1].join(["/", ""]))
+    assert reopened.status_code == 404
+    assert "Each link works once" in reopened.get_data(as_text=True)
+    assert "Erika Mustermann" in open_step(other, "about")
 
 
 def test_finish_later_sends_at_most_five_links_for_one_draft(

@@ -248,7 +248,9 @@ def send_resume_link(draft: RequestDraft, email: str, resume_path: str) -> None:
 
 
 def open_resume_link(token: object) -> tuple[RequestDraft, str] | None:
-    """The draft a "finish later" link opens, with a new browser token (the old one ends)."""
+    """The draft a "finish later" link opens, with a new browser token (the old one ends).
+    The link works once: opened again (by whoever was given it, after the patient has typed
+    their answers) it would take the draft back with everything in it."""
     if not isinstance(token, str) or not token or len(token) > 100:
         return None
     draft = db.session.scalar(
@@ -258,6 +260,7 @@ def open_resume_link(token: object) -> tuple[RequestDraft, str] | None:
         return None
     browser_token = secrets.token_urlsafe(TOKEN_BYTES)
     draft.token_hash = text_digest(browser_token)
+    draft.resume_token_hash = None
     db.session.commit()
     return draft, browser_token
 
