@@ -22,9 +22,7 @@ from booking.requests.events import RequestEvent
 from booking.requests.models import ConsultationRequest, RequestStatus
 from booking.scheduling.models import Appointment
 from booking.timeutil import clinic_dt, clinic_today, now_utc
-from tests.factories import (
-    make_request,
-)
+from tests.factories import make_hours, make_location, make_request
 from tests.support import AuthActions, Clinic, csrf_token
 
 CSRF_VALUE = re.compile(r'csrf_token"[^>]*value="([^"]+)"')
@@ -232,6 +230,34 @@ TO_REACH = {
     "cancelled": ["cancel"],
     "no_show": ["confirm", "no_show"],
 }
+
+
+def test_moving_to_another_specialist_and_place_emails_the_new_ones(
+    app: Flask, client: FlaskClient, clinic: Waiting
+) -> None:
+    """The email and calendar file of a confirmation or a move name the specialist and the
+    place the appointment now has, not the ones it had (the patient would go to the wrong
+    building)."""
+    from booking.staff.models import StaffUser
+
+    with app.app_context():
+        west = make_location("Spine centre west", "Kantstr. 20, Berlin")
+        make_hours(db.session.get(StaffUser, clinic.okafor.id), west, range(7), "07:00", "19:00")
+        west_id = west.id
+        day = (clinic_today() + timedelta(days=3)).isoformat()
+    AuthActions(client).attempt(clinic.coordinator.email)
+    assert act(client, clinic.reference, "confirm", **slot(clinic, day=day)).status_code == 302
+    moved = {**slot(clinic, day=day, start="14:00", specialist=clinic.okafor.id)}
+    moved["location"] = west_id
+    assert act(client, clinic.reference, "reschedule", **moved).status_code == 302
+
+    confirmed, rescheduled = _patient_emails(app)
+    assert "With: Dr. Weber" in confirmed.body_text and "Main clinic" in confirmed.body_text
+    assert "With: Dr. Okafor" in rescheduled.body_text
+    assert "Where: Spine centre west, Kantstr. 20, Berlin" in rescheduled.body_text
+    assert "Dr. Weber" not in rescheduled.body_text and "Main clinic" not in rescheduled.body_text
+    _method, event = _event(rescheduled)
+    assert str(event["LOCATION"]) == "Spine centre west, Kantstr. 20, Berlin"
 
 
 @pytest.mark.parametrize(("state", "action"), INVALID)

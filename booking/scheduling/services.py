@@ -318,6 +318,9 @@ def place_appointment(
         if is_overlap_error(exc):
             raise SlotTaken from None
         raise
+    # The ids changed, not the objects already loaded: without this the email and calendar
+    # file written next in this transaction named the old specialist, place and type.
+    db.session.expire(appointment, ["specialist", "location", "appointment_type"])
 
 
 @dataclass(frozen=True)
