@@ -47,11 +47,12 @@ def other_emails(email: str, request_ids: Iterable[int]) -> Select:
 
 
 def gather(
-    reference: str, email: str, chosen: Select, *, others_emails: bool = True
+    reference: str, email: str | None, chosen: Select, *, others_emails: bool = True
 ) -> PatientArchive:
     """The archive of the requests ``chosen`` selects (a ``requests_of`` select, perhaps
     narrowed), with every email to ``email`` (without ``others_emails``, not those of the
-    address's other requests: they may be someone else's). Reads only: the caller audits and
+    address's other requests: they may be someone else's). Without an address (a call-back
+    request), only the emails of the requests chosen. Reads only: the caller audits and
     commits."""
     requests = list(
         db.session.scalars(
@@ -73,10 +74,12 @@ def gather(
         ).unique()
     )
     ids = [r.id for r in requests]
-    unlinked = other_emails(email, ids)
-    if not others_emails:
-        unlinked = unlinked.where(OutboxEmail.request_id.is_(None))
-    mailed = list(db.session.scalars(unlinked.order_by(OutboxEmail.id)))
+    mailed: list[OutboxEmail] = []
+    if email:
+        unlinked = other_emails(email, ids)
+        if not others_emails:
+            unlinked = unlinked.where(OutboxEmail.request_id.is_(None))
+        mailed = list(db.session.scalars(unlinked.order_by(OutboxEmail.id)))
     waitlist = {
         entry.request_id: (entry, appointment_type)
         for entry, appointment_type in db.session.execute(
