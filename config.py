@@ -194,6 +194,10 @@ class Config:
     # typed at failed sign-ins and the network addresses in its rows are reduced to a staff
     # id or a hash, by the nightly retention job (0: never).
     AUDIT_ADDRESS_DAYS = _env_int("AUDIT_ADDRESS_DAYS", 365)
+    # Feedback on the information pages ("was this page useful", comments that may hold what
+    # a reader typed about themselves) is deleted this many days after it was sent, by the
+    # nightly retention job (0: kept).
+    FEEDBACK_RETENTION_DAYS = _env_int("FEEDBACK_RETENTION_DAYS", 365)
     # Unusual access: the admins are emailed (once per account and hour, and it is audited)
     # when one account opens more than this many requests' records in an hour, or exports
     # more than this many requests at once (0 turns each alert off).

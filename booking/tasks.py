@@ -14,6 +14,7 @@ from flask import Flask
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
 
 from booking.audit.services import reduce_old_addresses
+from booking.feedback.services import purge_old_feedback
 from booking.health.checks import record_heartbeat
 from booking.notifications import services
 from booking.outcomes.results import SNAPSHOT_MINUTES, refresh_snapshots
@@ -91,12 +92,14 @@ def init_task_queue(app: Flask) -> Huey:
 
     @huey.periodic_task(crontab(minute="17", hour="3"), name="purge_expired_requests")
     def purge_expired_requests() -> None:
-        """Retention, once a day (03:17 UTC): closed requests past RETENTION_DAYS, and the
-        addresses in audit rows and staff sessions not seen for AUDIT_ADDRESS_DAYS."""
+        """Retention, once a day (03:17 UTC): closed requests past RETENTION_DAYS, the
+        addresses in audit rows and staff sessions not seen for AUDIT_ADDRESS_DAYS, and the
+        information pages' feedback past FEEDBACK_RETENTION_DAYS."""
         with app.app_context():
             purge_expired()
             reduce_old_addresses()
             purge_old_sessions()
+            purge_old_feedback()
 
     @huey.periodic_task(crontab(minute="41"), name="purge_expired_drafts")
     def purge_drafts() -> None:

@@ -9,12 +9,14 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from booking.audit.models import AuditEvent
 from booking.content.reviews import REVIEWS
 from booking.extensions import db
 from booking.feedback.models import PageFeedback
 from booking.notifications.models import OutboxEmail
+from booking.timeutil import now_utc
 from tests.support import AuthActions, Staff, csrf_token
 
 
@@ -114,3 +116,61 @@ def test_review_dates_are_real_and_the_next_is_within_a_year() -> None:
         assert review.last_reviewed <= date.today(), page
         assert review.last_reviewed < review.next_review, page
         assert review.next_review - review.last_reviewed <= timedelta(days=366), page
+
+
+OLD_COMMENT = "I am Anna Beispiel, my sciatica is worse: the page did not help."
+RECENT_COMMENT = "The map link is broken."
+
+
+def _old_and_recent_feedback(app: Flask, client: FlaskClient) -> None:
+    """Two readers' feedback through the pages' form: one sent 366 days ago, one today."""
+    assert _send(client, "/info/conditions", useful="no", comment=OLD_COMMENT).status_code == 303
+    assert _send(client, "/info/prepare", comment=RECENT_COMMENT).status_code == 303
+    with app.app_context():
+        db.session.execute(
+            update(PageFeedback)
+            .where(PageFeedback.page == "conditions")
+            .values(created_at=now_utc() - timedelta(days=366))
+        )
+        db.session.commit()
+
+
+def _comments(app: Flask) -> list[str | None]:
+    with app.app_context():
+        return list(db.session.scalars(select(PageFeedback.comment).order_by(PageFeedback.id)))
+
+
+def _purges(app: Flask) -> list[dict[str, Any]]:
+    with app.app_context():
+        return [
+            dict(event.details)
+            for event in db.session.scalars(
+                select(AuditEvent).where(AuditEvent.action == "page_feedback_purged")
+            )
+        ]
+
+
+def test_the_nightly_retention_job_deletes_feedback_past_its_period(
+    app: Flask, client: FlaskClient
+) -> None:
+    _old_and_recent_feedback(app, client)
+    assert app.config["FEEDBACK_RETENTION_DAYS"] == 365  # the default
+    nightly = app.extensions["spineconsult.purge_expired_requests"]
+    nightly.call_local()
+    assert _comments(app) == [RECENT_COMMENT]
+    # Audited as a count, with nothing of what the reader wrote.
+    [details] = _purges(app)
+    assert details["rows"] == 1 and "cutoff" in details
+    assert "Anna" not in str(details) and "sciatica" not in str(details)
+
+    nightly.call_local()  # nothing more is due: no second row
+    assert _comments(app) == [RECENT_COMMENT]
+    assert len(_purges(app)) == 1
+
+
+def test_feedback_is_kept_when_its_retention_is_off(app: Flask, client: FlaskClient) -> None:
+    app.config["FEEDBACK_RETENTION_DAYS"] = 0
+    _old_and_recent_feedback(app, client)
+    app.extensions["spineconsult.purge_expired_requests"].call_local()
+    assert _comments(app) == [OLD_COMMENT, RECENT_COMMENT]
+    assert _purges(app) == []

@@ -28,6 +28,8 @@ from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.privacy import services as privacy
 from booking.privacy.models import FilePurge
+from booking.requests.calls import CallbackAttempt, CallOutcome
+from booking.requests.escalation import escalate_overdue
 from booking.requests.events import RequestEvent
 from booking.requests.models import ConsultationRequest, MedicalHistory, Patient
 from booking.requests.reminders import send_due_reminders
@@ -45,7 +47,14 @@ from tests.factories import (
     make_request,
     make_staff,
 )
-from tests.support import AuthActions, Clinic, csrf_token, pdf_bytes
+from tests.support import (
+    AuthActions,
+    Clinic,
+    answer_red_flags,
+    csrf_token,
+    page_token,
+    pdf_bytes,
+)
 
 ERIKA = "Erika.M@Example.com"  # her second request is typed in lower case
 NOTE = "Called back: prefers mornings, MRI from March reviewed."
@@ -540,6 +549,218 @@ def test_a_file_that_cannot_be_removed_is_reported_and_retried(
         assert result.files_removed == 1 and result.files_pending == 0
         assert _count(FilePurge) == 0
     assert not (upload_dir / name).exists()
+
+
+# --- call-back requests: a patient who left no email address ---------------------------------
+
+CALLER = "Juana Notinmail"
+CALLER_PHONE = "030 901821"  # stored as +4930901821
+CALL_NOTE = "Called back: numbness since Tuesday, sent to the emergency department."
+SUBMISSION = re.compile(r'name="submission_token"[^>]*value="([^"]+)"')
+
+
+def leave_callback(app: Flask, full_name: str, phone: str) -> str:
+    """A patient answers an emergency red flag and leaves a name and a phone number, through
+    the public pages; returns the reference stored."""
+    client = app.test_client()
+    answer_red_flags(client, yes={"saddle_numbness"})
+    page = client.get("/request/emergency").get_data(as_text=True)
+    match = SUBMISSION.search(page)
+    assert match, "no submission token on the emergency page"
+    response = client.post(
+        "/request/emergency",
+        data={
+            "csrf_token": page_token(page),
+            "submission_token": match.group(1),
+            "full_name": full_name,
+            "phone": phone,
+        },
+    )
+    assert response.status_code == 303
+    with app.app_context():
+        return db.session.scalars(
+            select(ConsultationRequest.reference).order_by(ConsultationRequest.id.desc())
+        ).first()
+
+
+@dataclass(frozen=True)
+class Callbacks:
+    """Two call-back requests from the same name and phone number (a family's landline, or
+    the same person twice: nothing tells): ``called`` was called, noted, escalated to the
+    on-call address and declined; ``other`` is still open. Each left no email address."""
+
+    called: str
+    other: str
+
+
+@pytest.fixture
+def callbacks(app: Flask, clinic: Patients) -> Callbacks:
+    called = leave_callback(app, CALLER, CALLER_PHONE)
+    other = leave_callback(app, CALLER, CALLER_PHONE)
+    with app.app_context():
+        app.config["ON_CALL_EMAIL"] = "on-call@example.com"
+        assert escalate_overdue(now=now_utc() + timedelta(hours=2))  # one email each
+        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
+        consultation = db.session.scalar(
+            select(ConsultationRequest).where(ConsultationRequest.reference == called)
+        )
+        workflow.log_callback(consultation, coordinator, CallOutcome.REACHED, note=CALL_NOTE)
+        workflow.add_note(consultation, coordinator, CALL_NOTE)
+        workflow.decline_request(consultation, coordinator, "Sent to the emergency department.")
+    return Callbacks(called, other)
+
+
+def _find(client: FlaskClient, query: str) -> str:
+    token = token_from(client, "/staff/admin/privacy")
+    response = client.post("/staff/admin/privacy", data={"csrf_token": token, "query": query})
+    assert response.status_code == 302, query
+    return response.headers["Location"]
+
+
+def test_a_call_back_request_is_found_by_its_reference_and_shown_alone(
+    admin_client: FlaskClient, clinic: Patients, callbacks: Callbacks, app: Flask
+) -> None:
+    location = _find(admin_client, callbacks.called.lower())
+    assert location == f"/staff/admin/privacy/{callbacks.called}"
+    response = admin_client.get(location)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "the patient left a name and a phone number but no email address" in page
+    assert callbacks.called in page and CALLER in page
+    # Not brought together with the other request of the same name and number.
+    assert callbacks.other not in page
+    assert "Held in all: 1 request, 0 documents, 2 emails." in page
+    assert "Type the request reference to confirm" in page
+    viewed = audit_rows(app, "privacy_patient_viewed")
+    assert viewed[-1].details["references"] == [callbacks.called]
+
+
+def test_a_call_back_request_is_exported_alone(
+    admin_client: FlaskClient, clinic: Patients, callbacks: Callbacks, app: Flask
+) -> None:
+    archive = export(admin_client, callbacks.called)
+    data = json.loads(archive.read("patient.json"))
+    summary = archive.read("summary.txt").decode()
+    assert data["email"] is None and data["other_emails"] == []
+    (request,) = data["requests"]
+    assert request["reference"] == callbacks.called
+    assert request["triage_level"] == "emergency"
+    assert request["red_flags"] == ["saddle_numbness"]
+    assert request["patient"]["full_name"] == CALLER
+    assert request["patient"]["phone"] == "+4930901821"
+    assert request["patient"]["email"] is None
+    assert [call["outcome"] for call in request["calls"]] == ["reached"]
+    assert CALL_NOTE in [e["body"] for e in request["timeline"]]
+    # The clinic's alert and the on-call escalation name the request: they are its emails.
+    assert sorted(e["template"] for e in request["emails"]) == [
+        "callback_staff",
+        "escalation_staff",
+    ]
+    assert request["documents"] == [] and archive.namelist() == ["patient.json", "summary.txt"]
+    assert CALLER in summary and CALL_NOTE in summary and "+4930901821" in summary
+    for elsewhere in (callbacks.other, *clinic.erika, clinic.other):
+        assert elsewhere not in json.dumps(data) and elsewhere not in summary
+    (exported,) = audit_rows(app, "patient_exported")
+    assert exported.details == {"references": [callbacks.called], "documents": 0, "emails": 2}
+
+
+def test_erasing_a_call_back_request_leaves_nothing_of_it(
+    admin_client: FlaskClient, clinic: Patients, callbacks: Callbacks, app: Flask
+) -> None:
+    with app.app_context():
+        request_id = db.session.scalar(
+            select(ConsultationRequest.id).where(ConsultationRequest.reference == callbacks.called)
+        )
+        about_it = OutboxEmail.subject.contains(callbacks.called) | OutboxEmail.body_text.contains(
+            callbacks.called
+        )
+        assert _count(OutboxEmail, about_it) == 2
+        assert _count(CallbackAttempt, CallbackAttempt.request_id == request_id) == 1
+        its_events = _count(RequestEvent, RequestEvent.request_id == request_id)
+        assert its_events >= 3  # the escalation, the note, the decline
+        before = {
+            "requests": _count(ConsultationRequest),
+            "patients": _count(Patient),
+            "emails": _count(OutboxEmail),
+            "documents": _count(Document),
+            "events": _count(RequestEvent),
+            "calls": _count(CallbackAttempt),
+        }
+        audit_before = set(db.session.scalars(select(AuditEvent.id)))
+    otto_files = stored_files(app, clinic.other)
+    erika_files = {ref: stored_files(app, ref) for ref in clinic.erika}
+
+    # Nothing but the reference confirms: the name and the number are not the patient's key.
+    for typed in (CALLER, "+4930901821", callbacks.other):
+        refused = erase(admin_client, callbacks.called, typed)
+        assert refused.status_code == 422, typed
+        assert "To confirm, type the request reference." in refused.get_data(as_text=True)
+    response = erase(admin_client, callbacks.called, callbacks.called.lower())
+    assert response.status_code == 302
+    page = admin_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Erased: 1 request, 0 documents and 2 emails." in page
+
+    with app.app_context():
+        assert _count(ConsultationRequest, ConsultationRequest.id == request_id) == 0
+        assert _count(OutboxEmail, OutboxEmail.request_id == request_id) == 0
+        assert _count(OutboxEmail, about_it) == 0
+        assert _count(CallbackAttempt, CallbackAttempt.request_id == request_id) == 0
+        assert _count(RequestEvent, RequestEvent.request_id == request_id) == 0
+        assert _count(RequestEvent, RequestEvent.body == CALL_NOTE) == 0
+        assert _count(MedicalHistory, MedicalHistory.request_id == request_id) == 0
+        # The other request of the same name and number, and every other patient, stay.
+        other = db.session.scalar(
+            select(ConsultationRequest).where(ConsultationRequest.reference == callbacks.other)
+        )
+        assert other is not None and other.patient.full_name == CALLER
+        assert other.patient.phone == "+4930901821"
+        assert _count(OutboxEmail, OutboxEmail.request_id == other.id) == 2
+        after = {
+            "requests": _count(ConsultationRequest),
+            "patients": _count(Patient),
+            "emails": _count(OutboxEmail),
+            "documents": _count(Document),
+            "events": _count(RequestEvent),
+            "calls": _count(CallbackAttempt),
+        }
+        assert after == {
+            "requests": before["requests"] - 1,
+            "patients": before["patients"] - 1,
+            "emails": before["emails"] - 2,
+            "documents": before["documents"],
+            "events": before["events"] - its_events,
+            "calls": before["calls"] - 1,
+        }
+        # The audit trail keeps its rows about the request: references, no personal data.
+        assert audit_before <= set(db.session.scalars(select(AuditEvent.id)))
+        submitted = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.target_id == callbacks.called)
+        ).all()
+        assert "request_submitted" in {event.action for event in submitted}
+        for event in submitted:
+            text = json.dumps(event.details)
+            assert "Juana" not in text and "901821" not in text and "numbness" not in text
+    assert stored_files(app, clinic.other) == otto_files
+    assert {ref: stored_files(app, ref) for ref in clinic.erika} == erika_files
+
+    (event,) = audit_rows(app, "patient_erased")
+    assert event.target_id == callbacks.called
+    assert event.details["references"] == [callbacks.called]
+    assert event.details["requests"] == 1 and event.details["patients"] == 1
+    assert event.details["emails"] == 2 and event.details["calls"] == 1
+    assert admin_client.get(f"/staff/admin/privacy/{callbacks.called}").status_code == 404
+    assert admin_client.get(f"/staff/admin/privacy/{callbacks.other}").status_code == 200
+
+
+def test_an_open_call_back_request_is_not_erased(
+    admin_client: FlaskClient, callbacks: Callbacks, app: Flask
+) -> None:
+    response = erase(admin_client, callbacks.other, callbacks.other)
+    assert response.status_code == 422
+    assert f"Still open: {callbacks.other}" in response.get_data(as_text=True)
+    with app.app_context():
+        assert _count(ConsultationRequest, ConsultationRequest.reference == callbacks.other) == 1
+    assert not audit_rows(app, "patient_erased")
 
 
 # --- retention -------------------------------------------------------------------------------

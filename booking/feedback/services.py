@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from flask import current_app, url_for
-from sqlalchemy import func
+from sqlalchemy import delete, func
 
 from booking.audit.services import record
 from booking.extensions import db
 from booking.feedback.models import MAX_COMMENT_CHARS, PageFeedback
 from booking.notifications.services import queue_email
+from booking.timeutil import now_utc
 from booking.urlargs import public_url
 
 # How many recent comments the admin page lists.
 PAGE_SIZE = 100
+RETENTION_ACTOR = "system:retention"
 
 
 def submit_feedback(*, page: str, useful: bool | None, comment: str, locale: str) -> PageFeedback:
@@ -55,3 +59,31 @@ def feedback_counts() -> dict[str, tuple[int, int]]:
         if useful is not None:
             counts.setdefault(page, [0, 0])[0 if useful else 1] += count
     return {page: (yes, no) for page, (yes, no) in counts.items()}
+
+
+def purge_old_feedback(now: datetime | None = None) -> int:
+    """Delete feedback older than ``FEEDBACK_RETENTION_DAYS`` (0: kept), for the nightly
+    retention job. A comment may hold whatever a reader typed, so it is not kept for ever;
+    the counts of older "useful" answers go with it. Audited with the cutoff and how many
+    rows went, nothing of their content. Returns the rows deleted; a second run finds none."""
+    days = current_app.config.get("FEEDBACK_RETENTION_DAYS")
+    if not days:
+        return 0
+    cutoff = (now or now_utc()) - timedelta(days=int(days))
+    purged = (
+        db.session.execute(
+            delete(PageFeedback).where(PageFeedback.created_at < cutoff),
+            execution_options={"synchronize_session": False},
+        ).rowcount
+        or 0
+    )
+    if purged:
+        record(
+            "page_feedback_purged",
+            target_type="page_feedback",
+            actor_email=RETENTION_ACTOR,
+            details={"cutoff": cutoff.isoformat(), "rows": purged},
+            with_address=False,
+        )
+    db.session.commit()
+    return purged

@@ -3,7 +3,9 @@ closed requests once the retention period has passed.
 
 A *patient* here is every consultation request whose patient gave the same email address
 (compared case-insensitively): requests are not merged when they arrive, so this is where
-they are brought together. Admins find one by email or by any of its request references.
+they are brought together. Admins find one by email or by any of its request references. A
+patient who left no email address (an emergency call-back: a name and a phone number) is
+that one request: it is found by its reference, and exported and erased alone.
 
 Erasure and retention delete rows in one transaction per patient (or batch) and remove the
 stored files only after it commits: the names to remove are written to ``file_purge`` in that
@@ -85,7 +87,7 @@ class PatientSummary:
     """What the privacy page shows about one patient before an export or erasure."""
 
     reference: str
-    email: str
+    email: str | None  # None: a call-back request, which is shown alone
     requests: list[RequestLine]
     open_references: list[str]
     emails: int
@@ -165,24 +167,42 @@ def find_patient(query: str) -> str | None:
     )
 
 
-def _patient_email(reference: str) -> str | None:
-    return db.session.scalar(
-        select(func.lower(Patient.email))
-        .join(ConsultationRequest, ConsultationRequest.patient_id == Patient.id)
+@dataclass(frozen=True)
+class _PatientOf:
+    """Whose data a reference opens: ``email`` (lower case) and every request made with it,
+    or, for a patient who left no address (an emergency call-back), that one request."""
+
+    email: str | None
+    requests: Select
+
+
+def _patient_of(reference: str) -> _PatientOf | None:
+    row = db.session.execute(
+        select(ConsultationRequest.id, func.lower(Patient.email))
+        .join(ConsultationRequest.patient)
         .where(ConsultationRequest.reference == normalise_reference(reference))
-    )
+    ).one_or_none()
+    if row is None:
+        return None
+    request_id, email = row
+    if email:
+        return _PatientOf(email, requests_of(email))
+    # No address to bring requests together by: a name or a phone number may be shared
+    # (a family's landline), so grouping by them would hand out someone else's data.
+    return _PatientOf(None, select(ConsultationRequest).where(ConsultationRequest.id == request_id))
 
 
 def patient_summary(reference: str, actor: StaffUser) -> PatientSummary | None:
     """One patient's requests, for the admin to check before exporting or erasing. Showing
     names and addresses is a look at personal data, so it is audited."""
     _require_admin(actor)
-    email = _patient_email(reference)
-    if email is None:
+    patient = _patient_of(reference)
+    if patient is None:
         return None
+    email = patient.email
     requests = list(
         db.session.scalars(
-            requests_of(email).options(
+            patient.requests.options(
                 joinedload(ConsultationRequest.patient),
                 selectinload(ConsultationRequest.documents),
             )
@@ -227,10 +247,10 @@ def export_patient(reference: str, actor: StaffUser) -> PatientArchive | None:
     committed before the first byte is sent, so every export is on record. None if unknown.
     """
     _require_admin(actor)
-    email = _patient_email(reference)
-    if email is None:
+    patient = _patient_of(reference)
+    if patient is None:
         return None
-    archive = archive_of(normalise_reference(reference), email, requests_of(email))
+    archive = archive_of(normalise_reference(reference), patient.email, patient.requests)
     record(
         "patient_exported",
         target_type="patient",
@@ -316,9 +336,12 @@ def erase_patient(reference: str, confirmation: str, actor: StaffUser) -> Erasur
     reference = normalise_reference(reference)
     typed = confirmation.strip()
     try:
-        email = _patient_email(reference)
-        if email is None:
+        patient = _patient_of(reference)
+        if patient is None:
             raise PrivacyError(_("No request has this reference."))
+        email = patient.email
+        if email is None and typed.upper() != reference:
+            raise PrivacyError(_("To confirm, type the request reference."))
         if typed.upper() != reference and typed.lower() != email:
             raise PrivacyError(
                 _("To confirm, type the request reference or the patient's email address.")
@@ -327,9 +350,9 @@ def erase_patient(reference: str, confirmation: str, actor: StaffUser) -> Erasur
         # or an upload in progress finishes first, or waits and then finds nothing.
         requests = list(
             db.session.scalars(
-                requests_of(email)
-                .with_for_update(of=ConsultationRequest)
-                .execution_options(populate_existing=True)
+                patient.requests.with_for_update(of=ConsultationRequest).execution_options(
+                    populate_existing=True
+                )
             )
         )
         open_references = [r.reference for r in requests if r.status in OPEN_STATUSES]

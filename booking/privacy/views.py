@@ -47,13 +47,17 @@ def _summary(reference: str) -> services.PatientSummary:
     return summary
 
 
-def _patient_page(reference: str, **forms: object) -> str:
+def _patient_page(reference: str, erase_form: EraseForm | None = None, **forms: object) -> str:
     summary = _summary(reference)
-    forms.setdefault("erase_form", EraseForm())
+    erase_form = erase_form or EraseForm()
+    if summary.email is None:
+        # A call-back request has no address to type: only its reference confirms.
+        erase_form.confirmation.label.text = _("Type the request reference to confirm")
     forms.setdefault("close_form", CloseErasureForm(prefix="close"))
     return render_template(
         "privacy/patient.html",
         summary=summary,
+        erase_form=erase_form,
         erasures=rights.erasures_for([line.reference for line in summary.requests]),
         retention=services.retention_status(),
         **forms,

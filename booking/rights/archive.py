@@ -47,12 +47,13 @@ def other_emails(email: str, request_ids: Iterable[int]) -> Select:
 
 
 def gather(
-    reference: str, email: str, chosen: Select, *, others_emails: bool = True
+    reference: str, email: str | None, chosen: Select, *, others_emails: bool = True
 ) -> PatientArchive:
     """The archive of the requests ``chosen`` selects (a ``requests_of`` select, perhaps
     narrowed), with their emails and every other email to ``email`` (without
     ``others_emails``, none beyond the requests' own: those of the address's other requests
-    or of no request, such as a "finish later" link, may be someone else's). Reads only: the
+    or of no request, such as a "finish later" link, may be someone else's). Without an
+    address (a call-back request), only the emails of the requests chosen. Reads only: the
     caller audits and commits."""
     requests = list(
         db.session.scalars(

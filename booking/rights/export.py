@@ -142,7 +142,7 @@ class PatientArchive:
 
 def build_archive(
     reference: str,
-    email: str,
+    email: str | None,
     requests: list[Any],
     other_emails: list[Any],
     waitlist: dict,
