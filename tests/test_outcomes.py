@@ -27,6 +27,7 @@ from booking.outcomes.services import (
     send_due_followups,
 )
 from booking.requests.models import ConsultationRequest
+from booking.rights.services import withdraw_contact_consent
 from booking.scheduling.models import AppointmentType, Location
 from booking.timeutil import clinic_today
 from tests.factories import (
@@ -236,7 +237,9 @@ def test_the_procedure_date_moves_the_schedule(app: Flask) -> None:
         assert len(send_due_followups(now=schedule.due_at(procedure, "6w", BERLIN))) == 1
 
 
-@pytest.mark.parametrize("why", ["no consent", "deceased", "stopped", "not completed"])
+@pytest.mark.parametrize(
+    "why", ["no consent", "deceased", "stopped", "not completed", "contact consent withdrawn"]
+)
 def test_no_invitation_without_consent_or_to_the_deceased(app: Flask, why: str) -> None:
     with app.app_context():
         if why == "not completed":
@@ -254,6 +257,8 @@ def test_no_invitation_without_consent_or_to_the_deceased(app: Flask, why: str) 
         if why == "stopped":
             db.session.get(TreatmentPlan, consultation.id).followups_stopped_at = datetime.now(UTC)
             db.session.commit()
+        if why == "contact consent withdrawn":  # on the private page: "no ... follow-ups"
+            assert withdraw_contact_consent(consultation)
         at = schedule.due_at(_start(consultation.id), "6w", BERLIN) + timedelta(minutes=1)
         assert send_due_followups(now=at) == []
         assert _invitations() == []

@@ -147,6 +147,8 @@ def _eligible():
     return (
         ConsultationRequest.status == RequestStatus.COMPLETED,
         ConsultationRequest.followup_consent.is_(True),
+        # Withdrawn on the private page: "no reminders, earlier times or follow-ups".
+        ConsultationRequest.contact_consent.is_(True),
         TreatmentPlan.followups_stopped_at.is_(None),
         Patient.deceased_at.is_(None),
         Patient.email.is_not(None),
