@@ -41,6 +41,19 @@ def _env_map(name: str, default: str = "") -> dict[str, str]:
     return {key.strip(): value.strip() for key, value in pairs if key.strip() and value.strip()}
 
 
+# Keys published in this file, for development and the tests: anyone can read them, so anyone
+# could sign sessions, CSRF tokens and the older signed manage links with them, or decrypt what
+# they encrypted. Production refuses to start with any of them (booking.create_app).
+DEVELOPMENT_SECRET_KEY = "dev-only-not-secret"  # noqa: S105 - published on purpose
+DEVELOPMENT_ENCRYPTION_KEY = "ZGV2LW9ubHktbm90LXNlY3JldC1kb2N1bWVudC1rZXk="
+TESTING_SECRET_KEY = "test-only-not-secret"  # noqa: S105 - published on purpose
+TESTING_ENCRYPTION_KEY = "dGVzdC1vbmx5LW5vdC1zZWNyZXQtZG9jLWtleS0zMmI="
+PUBLISHED_SECRET_KEYS = (DEVELOPMENT_SECRET_KEY, TESTING_SECRET_KEY)
+PUBLISHED_ENCRYPTION_KEYS = (DEVELOPMENT_ENCRYPTION_KEY, TESTING_ENCRYPTION_KEY)
+# Production's shortest SECRET_KEY: `secrets.token_hex(32)` gives 64 characters.
+MIN_SECRET_KEY_LENGTH = 32
+
+
 def _sqlalchemy_url(url: str) -> str:
     """Use psycopg 3 for PostgreSQL URLs given in the common short forms."""
     for prefix in ("postgres://", "postgresql://"):
@@ -237,6 +250,10 @@ class Config:
     # cached pages at most this late (its own changes show at once); 0 asks on every page.
     AVAILABILITY_RECHECK_SECONDS = _env_float("AVAILABILITY_RECHECK_SECONDS", 1.0)
 
+    # Production's start-up checks (booking.create_app): refuse a published or short key, and
+    # warn of rate limits counted per process and a PUBLIC_BASE_URL that is not https.
+    PRODUCTION_CHECKS = False
+
     # Maildir written by the development SMTP sink and listed at /dev/mail.
     DEV_MAILDIR = _env("DEV_MAILDIR", str(INSTANCE_DIR / "mail"))
     DEV_MAIL_VIEWER = False
@@ -304,9 +321,9 @@ class Config:
 
 class DevelopmentConfig(Config):
     DEBUG = True
-    SECRET_KEY = _env("SECRET_KEY", "dev-only-not-secret")
+    SECRET_KEY = _env("SECRET_KEY", DEVELOPMENT_SECRET_KEY)
     # Development only, published: documents in instance/ are demo data.
-    ENCRYPTION_KEY = _env("ENCRYPTION_KEY", "ZGV2LW9ubHktbm90LXNlY3JldC1kb2N1bWVudC1rZXk=")
+    ENCRYPTION_KEY = _env("ENCRYPTION_KEY", DEVELOPMENT_ENCRYPTION_KEY)
     DEV_MAIL_VIEWER = True
     DEMO_DATA_ALLOWED = True
     CLAMAV_ENABLED = _env_bool("CLAMAV_ENABLED", False)
@@ -336,8 +353,8 @@ class DevelopmentConfig(Config):
 
 class TestingConfig(Config):
     TESTING = True
-    SECRET_KEY = "test-only-not-secret"  # noqa: S105 - tests only
-    ENCRYPTION_KEY = "dGVzdC1vbmx5LW5vdC1zZWNyZXQtZG9jLWtleS0zMmI="  # tests only
+    SECRET_KEY = TESTING_SECRET_KEY
+    ENCRYPTION_KEY = TESTING_ENCRYPTION_KEY
     SQLALCHEMY_DATABASE_URI = "sqlite://"
     HUEY_BACKEND = "memory"
     DEMO_DATA_ALLOWED = True
@@ -371,6 +388,8 @@ class ProductionConfig(Config):
     # The privacy notice names whom to ask and where to complain (GDPR Art. 13): production
     # logs a warning at start-up while these are empty (docs/data-protection.md).
     PRIVACY_SETTINGS_REQUIRED = ("PRIVACY_CONTACT_EMAIL", "SUPERVISORY_AUTHORITY")
+    # No published or short key; warnings for per-process rate limits and a plain-http site.
+    PRODUCTION_CHECKS = True
 
 
 CONFIGS = {

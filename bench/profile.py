@@ -12,6 +12,7 @@ import cProfile
 import functools
 import os
 import pstats
+import secrets
 import tempfile
 import time
 
@@ -42,7 +43,7 @@ def use_bench_settings(url: str, work: str) -> None:
     os.environ.update(
         {
             "SPINECONSULT_ENV": "production",
-            "SECRET_KEY": "profile-only",
+            "SECRET_KEY": secrets.token_hex(32),
             # The key the database was seeded with (docs/benchmarks.md, "Profiling a page").
             "ENCRYPTION_KEY": os.environ.get("ENCRYPTION_KEY") or new_key(),
             "DATABASE_URL": url,

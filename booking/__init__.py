@@ -36,6 +36,8 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
             "SECRET_KEY is not set. Set the SECRET_KEY environment variable to a long random "
             'value, e.g. python -c "import secrets; print(secrets.token_hex(32))".'
         )
+    if app.config.get("PRODUCTION_CHECKS"):
+        _refuse_published_keys(app)
     if app.config["CLAMAV_REQUIRED"] and not app.config["CLAMAV_ENABLED"]:
         raise RuntimeError(
             "Virus scanning is required in production: install clamav-daemon and leave "
@@ -69,6 +71,8 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
         app.logger.warning(
             "the privacy notice is incomplete: set %s (docs/data-protection.md)", ", ".join(missing)
         )
+    if app.config.get("PRODUCTION_CHECKS"):
+        _warn_of_weak_deployment(app)
     register_extensions(app)
     from booking.urlargs import URL_CONVERTERS
 
@@ -90,6 +94,59 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
     init_task_queue(app)
     _audit_infected_uploads(app)
     return app
+
+
+def _refuse_published_keys(app: Flask) -> None:
+    """Production never runs on a key published in config.py (development's or the tests'):
+    with it anyone could sign sessions, CSRF tokens and the older signed manage links, or
+    read what it encrypted. A short SECRET_KEY is refused as guessable."""
+    from booking.crypto import parse_key
+    from config import MIN_SECRET_KEY_LENGTH, PUBLISHED_ENCRYPTION_KEYS, PUBLISHED_SECRET_KEYS
+
+    how = '(e.g. python -c "import secrets; print(secrets.token_hex(32))")'
+    secret = str(app.config["SECRET_KEY"])
+    if secret in PUBLISHED_SECRET_KEYS:
+        raise RuntimeError(
+            "SECRET_KEY is a value published in config.py (development or tests): anyone can "
+            f"forge sessions and links with it. Set a long random SECRET_KEY {how}."
+        )
+    if len(secret) < MIN_SECRET_KEY_LENGTH:
+        raise RuntimeError(
+            f"SECRET_KEY is too short ({len(secret)} characters): production needs at least "
+            f"{MIN_SECRET_KEY_LENGTH} random characters {how}."
+        )
+
+    def key_bytes(text: str) -> bytes | str:
+        try:
+            return parse_key(text)
+        except ValueError:
+            return text  # malformed: init_keys says so
+
+    encryption_key = app.config.get("ENCRYPTION_KEY")
+    if encryption_key and key_bytes(encryption_key) in {
+        key_bytes(key) for key in PUBLISHED_ENCRYPTION_KEYS
+    }:
+        raise RuntimeError(
+            "ENCRYPTION_KEY is a key published in config.py (development or tests): anyone can "
+            "decrypt what it encrypts. Make one with `flask --app wsgi keys new`; if data was "
+            "already encrypted with the published key, put that in ENCRYPTION_OLD_KEYS and run "
+            "`flask --app wsgi keys rotate` (README, 'Encryption keys')."
+        )
+
+
+def _warn_of_weak_deployment(app: Flask) -> None:
+    """Settings production runs with but should not: logged once at start-up."""
+    if str(app.config.get("RATELIMIT_STORAGE_URI", "")).startswith("memory://"):
+        app.logger.warning(
+            "rate limits are counted in each server process's memory "
+            "(RATELIMIT_STORAGE_URI=memory://): with several gunicorn workers or machines "
+            "every limit is multiplied by their number; set REDIS_URL (README, 'Settings')"
+        )
+    if not str(app.config.get("PUBLIC_BASE_URL", "")).lower().startswith("https://"):
+        app.logger.warning(
+            "PUBLIC_BASE_URL is not an https:// address: the private links in patients' "
+            "emails would open the site over plain http; set it to the site's https address"
+        )
 
 
 INFECTED_KEY = "infected_uploads"

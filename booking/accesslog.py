@@ -5,7 +5,9 @@ query strings can carry patient data (a name typed into the staff queue's search
 log keeps the method, the path with those parts replaced, the status, size and timing. The
 error logs (gunicorn's "Error handling request GET /manage/open/<token>", Flask's "Exception
 on <path>", a traceback quoting a path) pass through ``RedactingFilter``, which redacts the
-same parts wherever a path appears in a message.
+same parts wherever a path appears in a message. The outbox keeps a sent email's bodies
+through ``redact_text`` too (``booking.notifications.services``): its links, full addresses
+in text and in HTML attributes, without their tokens.
 """
 
 from __future__ import annotations

@@ -6,13 +6,15 @@ PostgreSQL too, each pytest-xdist worker in its own schema so parallel runs neve
 The shared fixtures, one definition each (a module that needs more builds on them):
 ``staff`` (an account of each role), ``clinic`` (the staff, a location, a 45-minute
 appointment type and who works when: ``working_hours``), ``auth`` (signing staff in by role
-through the real form), ``smtp`` (a real SMTP server) and ``mail_settings``.
+through the real form), ``smtp`` (a real SMTP server), ``mail_settings`` and
+``production_config`` (production's settings with proper keys, for ``create_app("production")``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -217,6 +219,21 @@ def mail_settings(app_settings: dict[str, Any], smtp: SmtpServer) -> dict[str, A
     """Ask for this before ``app`` to send the app's mail to the real test SMTP server."""
     app_settings["MAIL_PORT"] = smtp.port
     return app_settings
+
+
+@pytest.fixture
+def production_config(monkeypatch: pytest.MonkeyPatch, app_settings: dict[str, Any]) -> type:
+    """Production's settings class with keys of its own (as a clinic makes them) and the test's
+    database; a test changes more with ``monkeypatch.setattr`` before ``create_app``."""
+    import config
+    from booking.crypto import new_key
+
+    monkeypatch.setattr(config.ProductionConfig, "SECRET_KEY", secrets.token_hex(32))
+    monkeypatch.setattr(config.ProductionConfig, "ENCRYPTION_KEY", new_key())
+    monkeypatch.setattr(
+        config.ProductionConfig, "SQLALCHEMY_DATABASE_URI", app_settings["SQLALCHEMY_DATABASE_URI"]
+    )
+    return config.ProductionConfig
 
 
 @pytest.fixture(scope="session")

@@ -143,6 +143,33 @@ def test_redact_text_finds_paths_anywhere() -> None:
     )
 
 
+def test_redact_text_finds_full_links_in_emails() -> None:
+    """What the outbox keeps of a delivered email (booking.notifications): its links as full
+    addresses, in plain text and in HTML attributes, with each token replaced."""
+    site = "https://clinic.example:8443"
+    links = {
+        f"{site}/manage/open/AbC-_1": f"{site}/manage/open/[redacted]",
+        f"{site}/manage/open/AbC-_1/offers/oF-2": (
+            f"{site}/manage/open/[redacted]/offers/[redacted]"
+        ),
+        f"{site}/request/resume/rE_3": f"{site}/request/resume/[redacted]",
+        f"{site}/follow-up/open/fU-4": f"{site}/follow-up/open/[redacted]",
+        f"{site}/follow-up/open/fU-4/stop": f"{site}/follow-up/open/[redacted]/stop",
+        f"{site}/staff/password/reset/a.b-c": f"{site}/staff/password/reset/[redacted]",
+        f"{site}/manage/SC-AB12-CD34/si.gned": f"{site}/manage/SC-AB12-CD34/[redacted]",
+    }
+    for link, kept in links.items():
+        assert redact_text(f"Your private link:\n{link}\n") == f"Your private link:\n{kept}\n"
+        html = f"<p><a href=\"{link}\">Open</a><br>{link}</p><a href='{link}'>x</a>"
+        assert (
+            redact_text(html)
+            == f"<p><a href=\"{kept}\">Open</a><br>{kept}</p><a href='{kept}'>x</a>"
+        )
+    # Addresses without a token are left as they are.
+    plain = f"{site}/staff/requests/SC-AB12-CD34 and {site}/manage/SC-AB12-CD34/cancel"
+    assert redact_text(plain) == plain
+
+
 @pytest.mark.slow
 def test_no_token_in_any_log_after_errors_on_secret_addresses(tmp_path: Path) -> None:
     """Errors on a private link's and an unfinished request's addresses, under a real

@@ -11,6 +11,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
+import config
 from booking import create_app
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
@@ -20,11 +21,64 @@ from booking.requests.models import ConsultationRequest
 def test_production_refuses_to_start_without_a_secret_key(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import config
-
     monkeypatch.setattr(config.ProductionConfig, "SECRET_KEY", None)
     with pytest.raises(RuntimeError, match="SECRET_KEY is not set"):
         create_app("production")
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("SECRET_KEY", config.DEVELOPMENT_SECRET_KEY, "SECRET_KEY is a value published"),
+        ("SECRET_KEY", config.TESTING_SECRET_KEY, "SECRET_KEY is a value published"),
+        ("SECRET_KEY", "s" * 31, r"SECRET_KEY is too short \(31 characters\)"),
+        ("ENCRYPTION_KEY", config.DEVELOPMENT_ENCRYPTION_KEY, "ENCRYPTION_KEY is a key published"),
+        ("ENCRYPTION_KEY", config.TESTING_ENCRYPTION_KEY, "ENCRYPTION_KEY is a key published"),
+        # The same key written with a stray space around it is still the published key.
+        ("ENCRYPTION_KEY", f" {config.DEVELOPMENT_ENCRYPTION_KEY}\n", "ENCRYPTION_KEY is a key"),
+    ],
+)
+def test_production_refuses_to_start_with_a_published_or_short_key(
+    monkeypatch: pytest.MonkeyPatch, production_config: type, setting: str, value: str, message: str
+) -> None:
+    """The keys in config.py are public: with one, anyone could forge a session or an older
+    signed manage link, or read the documents."""
+    monkeypatch.setattr(production_config, setting, value)
+    with pytest.raises(RuntimeError, match=message):
+        create_app("production")
+
+
+def test_production_starts_with_keys_of_its_own_and_development_with_the_published_ones(
+    production_config: type, app_settings: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    production = create_app("production")
+    assert production.config["SECRET_KEY"] not in config.PUBLISHED_SECRET_KEYS
+    # Development and the tests keep theirs: only production checks.
+    monkeypatch.setattr(
+        config.DevelopmentConfig, "SQLALCHEMY_DATABASE_URI", app_settings["SQLALCHEMY_DATABASE_URI"]
+    )
+    development = create_app("development")
+    assert development.config["SECRET_KEY"] == config.DEVELOPMENT_SECRET_KEY
+    assert development.config["ENCRYPTION_KEY"] == config.DEVELOPMENT_ENCRYPTION_KEY
+
+
+def test_production_warns_of_per_process_rate_limits_and_a_plain_http_site(
+    monkeypatch: pytest.MonkeyPatch, production_config: type, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(production_config, "RATELIMIT_STORAGE_URI", "memory://")
+    monkeypatch.setattr(production_config, "PUBLIC_BASE_URL", "http://clinic.example")
+    with caplog.at_level("WARNING"):
+        create_app("production")
+    assert "rate limits are counted in each server process's memory" in caplog.text
+    assert "PUBLIC_BASE_URL is not an https:// address" in caplog.text
+    caplog.clear()
+    # Redis for the counts, the site on https: nothing to say.
+    monkeypatch.setattr(production_config, "RATELIMIT_STORAGE_URI", "redis://127.0.0.1:1/0")
+    monkeypatch.setattr(production_config, "PUBLIC_BASE_URL", "https://clinic.example")
+    with caplog.at_level("WARNING"):
+        create_app("production")
+    assert "rate limits are counted" not in caplog.text
+    assert "PUBLIC_BASE_URL" not in caplog.text
 
 
 def test_unknown_environment_name_is_refused() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -63,6 +64,10 @@ def _outbox(app: Flask) -> list[OutboxEmail]:
         rows = db.session.scalars(select(OutboxEmail).order_by(OutboxEmail.id)).all()
         db.session.expunge_all()
         return rows
+
+
+# A private link's token as an email carries it.
+TOKEN_RE = re.compile(r"https?://[^/\s]+/manage/open/([A-Za-z0-9_\-]+)")
 
 
 def _assert_no_medical_details(text: str) -> None:
@@ -137,6 +142,10 @@ def test_worker_delivers_both_emails_of_a_request(
     rows = _outbox(app)
     assert [r.status for r in rows] == [OutboxStatus.SENT, OutboxStatus.SENT]
     assert {r.message_id for r in rows} == {m["Message-ID"] for m in (patient, staff)}
+    # The patient got their private link; the worker kept no working copy of it.
+    [token] = TOKEN_RE.findall(patient.get_body(preferencelist=("plain",)).get_content())
+    for row in rows:
+        assert token not in row.body_text and token not in row.body_html
     # The logs carry ids, not patients' details.
     assert "erika" not in output.lower()
 
@@ -175,6 +184,52 @@ def test_mail_server_down_retries_later_and_sends_exactly_once(
     assert sorted(m.message["Message-ID"] for m in received) == sorted(r.message_id for r in rows)
 
 
+def _tokens(text: str) -> set[str]:
+    return set(TOKEN_RE.findall(text))
+
+
+def test_a_delivered_email_keeps_its_links_but_not_their_tokens(
+    app: Flask, client: FlaskClient, smtp: SmtpServer
+) -> None:
+    """The patient's email carries a private link that works; once the mail server has it,
+    the outbox's copy names the page without the token, so a copy of the database or a
+    backup opens nothing. Until then (server down: a retry is due) the row keeps it whole."""
+    post_request(client)
+    with app.app_context():
+        patient_id, staff_id = db.session.scalars(select(OutboxEmail.id).order_by(OutboxEmail.id))
+        assert deliver_outbox_email(patient_id) is not None  # nothing listens yet
+        waiting = db.session.get(OutboxEmail, patient_id)
+        assert waiting.status == OutboxStatus.PENDING
+        [token] = _tokens(waiting.body_text)
+        assert _tokens(waiting.body_html) == {token}
+
+        smtp.start()
+        db.session.execute(update(OutboxEmail).values(next_attempt_at=now_utc()))
+        db.session.commit()
+        assert deliver_outbox_email(patient_id) is None
+        assert deliver_outbox_email(staff_id) is None
+    patient, _staff = (r.message for r in smtp.collector.wait_for(2))
+    text = patient.get_body(preferencelist=("plain",)).get_content()
+    html = patient.get_body(preferencelist=("html",)).get_content()
+    assert _tokens(text) == _tokens(html) == {token}
+    # The link as received opens the patient's page.
+    opened = app.test_client().get(f"/manage/open/{token}")
+    assert opened.status_code == 303
+    assert "/manage/SC-" in opened.headers["Location"]
+
+    sent, staff_row = _outbox(app)
+    assert sent.status == OutboxStatus.SENT
+    for body in (sent.body_text, sent.body_html):
+        assert token not in body
+        assert "/manage/open/[redacted]" in body
+    # The rest of the email is as it went out.
+    assert sent.body_text == text.replace(token, "[redacted]").replace("\r\n", "\n")
+    # The clinic's email has no token: its link to the record is kept as it was.
+    reference = sent.subject.rsplit(" ", 1)[-1]
+    assert f"/staff/requests/{reference}" in staff_row.body_text
+    assert "[redacted]" not in staff_row.body_text + staff_row.body_html
+
+
 def test_a_refused_recipient_fails_for_good(
     app: Flask, client: FlaskClient, smtp: SmtpServer
 ) -> None:
@@ -189,6 +244,8 @@ def test_a_refused_recipient_fails_for_good(
         db.session.refresh(patient_email)
         assert patient_email.status == OutboxStatus.FAILED
         assert patient_email.last_error == "SMTPRecipientsRefused"
+        # Staff may send it again (to a corrected address): it keeps its working link.
+        assert len(_tokens(patient_email.body_text)) == 1
 
 
 def test_sweep_finds_emails_whose_task_was_lost(

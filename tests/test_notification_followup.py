@@ -14,7 +14,7 @@ from sqlalchemy import select
 from booking.audit.models import AuditEvent
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail, OutboxStatus
-from booking.notifications.services import deliver_outbox_email
+from booking.notifications.services import copy_email, deliver_outbox_email
 from booking.requests.models import ConsultationRequest
 from tests.factories import make_request
 from tests.smtp import SmtpServer
@@ -22,6 +22,7 @@ from tests.support import AuthActions, Clinic, csrf_token
 
 REF_RE = re.compile(r'href="/staff/requests/(SC-[0-9A-Z]{4}-[0-9A-Z]{4})"')
 UNNOTIFIED_COUNT = re.compile(r'id="unnotified-count">([^<]+)<')
+TOKEN_RE = re.compile(r"https?://[^/\s]+/manage/open/([A-Za-z0-9_\-]+)")
 CSRF_VALUE = re.compile(r'name="resend-csrf_token" type="hidden" value="([^"]+)"')
 TYPO = "erika.mustermann@exmaple.com"
 FIXED = "erika.mustermann@example.com"
@@ -146,6 +147,18 @@ def test_staff_correct_the_address_and_resend(
     _deliver_all(app)
     received = smtp.collector.wait_for(3)
     assert [r.rcpt_tos for r in received][-1] == [FIXED]
+    # The resent email's private link works; once sent, the outbox keeps no working copy of
+    # it, while the failed email (which a later resend would copy) keeps its own.
+    [link_token] = TOKEN_RE.findall(received[-1].message.get_body(("plain",)).get_content())
+    assert app.test_client().get(f"/manage/open/{link_token}").status_code == 303
+    with app.app_context():
+        first, again = (db.session.get(OutboxEmail, row.id) for row in rows)
+        assert again.status == OutboxStatus.SENT
+        assert link_token not in again.body_text and link_token not in again.body_html
+        assert link_token in first.body_text and link_token in first.body_html
+        # A delivered email is never copied: its bodies lost their tokens.
+        with pytest.raises(ValueError, match="was sent"):
+            copy_email(again, recipient=FIXED)
     page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
     assert "The patient was not notified" not in page
 

@@ -10,7 +10,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from booking import create_app
-from booking.crypto import new_key
 from tests.factories import make_staff
 from tests.support import AuthActions, csrf_token
 
@@ -58,14 +57,7 @@ def test_session_cookie_is_httponly_and_samesite(app: Flask, client: FlaskClient
 
 
 @pytest.fixture
-def production(monkeypatch: pytest.MonkeyPatch, app_settings: dict[str, Any]) -> Flask:
-    import config
-
-    monkeypatch.setattr(config.ProductionConfig, "SECRET_KEY", "x" * 64)
-    monkeypatch.setattr(config.ProductionConfig, "ENCRYPTION_KEY", new_key())
-    monkeypatch.setattr(
-        config.ProductionConfig, "SQLALCHEMY_DATABASE_URI", app_settings["SQLALCHEMY_DATABASE_URI"]
-    )
+def production(production_config: type) -> Flask:
     return create_app("production")
 
 

@@ -28,6 +28,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
+from booking.accesslog import redact_text
 from booking.extensions import db, mail
 from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.timeutil import now_utc
@@ -82,9 +83,12 @@ def copy_email(email: OutboxEmail, *, recipient: str) -> OutboxEmail:
     """A new outbox row with ``email``'s content (subject, bodies, attachment) for
     ``recipient``: to send again an email that failed for good. It gets a Message-ID of its
     own (the first never arrived, and this one may go to another address) and is due now.
+    Never for an email that was sent: its stored bodies no longer hold its links' tokens.
 
     Only adds to the session, as ``queue_email``.
     """
+    if email.status == OutboxStatus.SENT:
+        raise ValueError(f"outbox email {email.id} was sent: compose it anew, do not copy it")
     copy = OutboxEmail(
         request_id=email.request_id,
         template=email.template,
@@ -239,9 +243,17 @@ def deliver_outbox_email(email_id: int) -> timedelta | None:
 
 
 def _mark_sent(email: OutboxEmail) -> None:
+    """Record the server's acceptance, and keep of the email's bodies everything but the
+    tokens of its links (a patient's private link, an offer, a resume or follow-up link, a
+    password reset): those work as keys, and the design is that a copy of the database or
+    of a backup opens nothing. In the same commit: an email not recorded as sent is sent
+    again, links whole. Nothing sends a delivered email's bodies again (a resend copies
+    only emails that failed for good)."""
     email.status = OutboxStatus.SENT
     email.sent_at = now_utc()
     email.last_error = None
+    email.body_text = redact_text(email.body_text)
+    email.body_html = redact_text(email.body_html)
     db.session.commit()
     log.info("outbox email %s sent", email.id)
 
