@@ -349,6 +349,8 @@ def people(app: Flask) -> dict[str, str]:
         ("151 1234 5678", {"jonas"}),  # phone digits, typed with spaces
         ("+49 30 901820", {"erika"}),
         ("901820", {"erika"}),
+        ("030 901820", {"erika"}),  # as written in the clinic's country, with the leading 0
+        ("0151 12345678", {"jonas"}),
         ("nobody at all", set()),
         # % and _ are literal characters, not LIKE wildcards.
         ("%", {"percent"}),

@@ -531,6 +531,25 @@ def test_staff_page_has_no_serious_accessibility_problem(name: str, site: Site) 
     assert_accessible(page, name)
 
 
+@pytest.mark.parametrize("width", [1280, 1024, 800])
+def test_staff_pages_fit_the_screen_without_sideways_scrolling(width: int, site: Site) -> None:
+    """The admin's menu (the longest) and a record with its documents fit a laptop, a tablet
+    and a small window: nothing is cut off or needs sideways scrolling."""
+    page = site.admin
+    before = page.viewport_size
+    page.set_viewport_size({"width": width, "height": 800})
+    try:
+        for path in ("/staff/", "/staff/requests/{reference}", "/staff/admin/audit"):
+            page.goto(site(path.format(reference=site.reference)))
+            assert page_width(page) <= width, f"{path} scrolls sideways at {width} px"
+            menu = page.get_by_role("button", name="Menu")
+            if menu.is_visible():  # a narrow window folds the menu behind its button
+                menu.click()
+            expect(page.get_by_role("button", name="Sign out")).to_be_in_viewport()
+    finally:
+        page.set_viewport_size(before)
+
+
 # --- form errors are announced ---------------------------------------------------------------
 
 
