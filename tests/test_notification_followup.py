@@ -13,9 +13,11 @@ from sqlalchemy import select
 
 from booking.audit.models import AuditEvent
 from booking.extensions import db
+from booking.messages import services as messages
 from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.notifications.services import copy_email, deliver_outbox_email
 from booking.requests.models import ConsultationRequest
+from booking.staff.models import StaffUser
 from tests.factories import make_request
 from tests.smtp import SmtpServer
 from tests.support import AuthActions, Clinic, csrf_token
@@ -185,3 +187,51 @@ def test_a_specialist_may_not_resend(
         data={"resend-csrf_token": token, "resend-email": FIXED},
     )
     assert response.status_code == 403
+
+
+def test_a_failed_message_waiting_email_flags_the_request_and_is_sent_again(
+    app: Flask, auth: AuthActions, clinic: Clinic, failed: dict[str, str], smtp: SmtpServer
+) -> None:
+    """The patient whose receipt arrived never learns of a message written to them after
+    their mailbox started refusing mail: staff see it and send that email again."""
+    reference = failed["fine"]
+    smtp.collector.refuse_rcpt.add("otto@example.com")
+    with app.app_context():
+        consultation = db.session.scalars(
+            select(ConsultationRequest).where(ConsultationRequest.reference == reference)
+        ).one()
+        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
+        messages.send_staff_message(consultation, coordinator, "Please bring your MRI.")
+    _deliver_all(app)
+
+    auth.login("coordinator")
+    client = auth.client
+    assert _unnotified_count(client) == "2"
+    listed = REF_RE.findall(
+        client.get("/staff/", query_string={"status": "all", "unnotified": 1}).get_data(
+            as_text=True
+        )
+    )
+    assert sorted(listed) == sorted([failed["bounced"], reference])
+    page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert "The patient was not notified" in page
+    assert f"A message from the clinic about your request {reference}" in page
+
+    smtp.collector.refuse_rcpt.discard("otto@example.com")
+    response = client.post(
+        f"/staff/requests/{reference}/resend-emails",
+        data={
+            "resend-csrf_token": CSRF_VALUE.search(page).group(1),
+            "resend-email": "otto@example.com",
+        },
+    )
+    assert response.status_code == 302
+    with app.app_context():
+        rows = db.session.scalars(
+            select(OutboxEmail)
+            .where(OutboxEmail.template == "message_waiting")
+            .order_by(OutboxEmail.id)
+        ).all()
+        assert [r.status for r in rows] == [OutboxStatus.FAILED, OutboxStatus.PENDING]
+        assert rows[1].body_text == rows[0].body_text
+    assert _unnotified_count(client) == "1"

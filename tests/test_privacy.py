@@ -90,8 +90,12 @@ def clinic(app: Flask, clinic: Clinic) -> Patients:
         first = make_request(documents=2, email=ERIKA, full_name="Erika Mustermann")
         workflow.confirm_request(first, coordinator, slot)
         join_waitlist(first)
-        starts_at = db.session.get(ConsultationRequest, first.id).appointment.starts_at
-        send_due_reminders(now=starts_at - timedelta(hours=47))
+        appointment = db.session.get(ConsultationRequest, first.id).appointment
+        # Confirmed a week before the visit, as it would have been: a reminder whose lead time
+        # had passed at the confirmation is never sent (booking.requests.reminders).
+        appointment.placed_at = appointment.starts_at - timedelta(days=7)
+        db.session.commit()
+        send_due_reminders(now=appointment.starts_at - timedelta(hours=47))
         workflow.add_note(db.session.get(ConsultationRequest, first.id), coordinator, NOTE)
         workflow.complete_request(db.session.get(ConsultationRequest, first.id), coordinator)
 

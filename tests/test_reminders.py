@@ -28,25 +28,43 @@ from tests.factories import (
 )
 
 
+def _confirm(after: timedelta) -> dict[str, Any]:
+    """A new request confirmed now at the first free time from ``after`` ahead."""
+    coordinator = db.session.scalars(
+        select(StaffUser).where(StaffUser.email == "coord@example.com")
+    ).one()
+    specialist = db.session.scalars(
+        select(StaffUser).where(StaffUser.email == "weber@example.com")
+    ).one()
+    location = db.session.scalars(select(Location)).one()
+    appointment_type = db.session.scalars(select(AppointmentType)).one()
+    start = now_utc() + after
+    slot = open_slots(appointment_type, start, start + timedelta(days=2))[0]
+    consultation = make_request()
+    local = to_clinic_tz(slot.starts_at)
+    workflow.confirm_request(
+        consultation,
+        coordinator,
+        workflow.Slot(appointment_type, specialist, location, local.date(), local.time()),
+    )
+    return {"request_id": consultation.id, "starts_at": slot.starts_at}
+
+
 @pytest.fixture
-def confirmed(app: Flask) -> dict[str, Any]:
+def clinic(app: Flask) -> None:
+    """A coordinator, Dr. Weber working 09:00-17:00 every day, one location and type."""
+    with app.app_context():
+        make_staff("coordinator", "coord@example.com")
+        specialist = make_staff("specialist", "weber@example.com")
+        make_hours(specialist, make_location(), range(7), "09:00", "17:00")
+        make_appointment_type()
+
+
+@pytest.fixture
+def confirmed(app: Flask, clinic: None) -> dict[str, Any]:
     """A confirmed appointment about three days ahead."""
     with app.app_context():
-        coordinator = make_staff("coordinator", "coord@example.com")
-        specialist = make_staff("specialist", "weber@example.com")
-        location = make_location()
-        appointment_type = make_appointment_type()
-        make_hours(specialist, location, range(7), "09:00", "17:00")
-        start = now_utc() + timedelta(days=3)
-        slot = open_slots(appointment_type, start, start + timedelta(days=2))[0]
-        consultation = make_request()
-        local = to_clinic_tz(slot.starts_at)
-        workflow.confirm_request(
-            consultation,
-            coordinator,
-            workflow.Slot(appointment_type, specialist, location, local.date(), local.time()),
-        )
-        return {"request_id": consultation.id, "starts_at": slot.starts_at}
+        return _confirm(timedelta(days=3))
 
 
 def reminders(app: Flask) -> list[OutboxEmail]:
@@ -78,9 +96,10 @@ def test_each_lead_time_is_sent_once(app: Flask, confirmed: dict[str, Any]) -> N
     assert emails[0].recipient == "erika.mustermann@example.com"
 
 
-def test_a_late_confirmation_gets_only_the_nearest_reminder(
+def test_a_worker_that_was_down_sends_only_the_nearest_missed_reminder(
     app: Flask, confirmed: dict[str, Any]
 ) -> None:
+    # Confirmed three days ahead; no worker ran through the 48- and the 2-hour moments.
     assert len(run(app, confirmed["starts_at"] - timedelta(hours=1))) == 1
     assert run(app, confirmed["starts_at"] - timedelta(minutes=30)) == []
     with app.app_context():
@@ -149,3 +168,41 @@ def test_a_rescheduled_appointment_is_reminded_of_its_new_time(
         )
     assert len(run(app, new_start - timedelta(hours=47))) == 1
     assert len(reminders(app)) == 2
+
+
+def test_no_reminder_for_a_lead_time_already_past_when_confirmed(app: Flask, clinic: None) -> None:
+    with app.app_context():
+        # Inside the 48-hour lead time: the confirmation email has just given the time.
+        confirmed = _confirm(timedelta(hours=26))
+    assert confirmed["starts_at"] - timedelta(hours=48) < now_utc()
+    assert run(app, now_utc() + timedelta(minutes=2)) == []
+    assert len(run(app, confirmed["starts_at"] - timedelta(hours=1, minutes=50))) == 1  # 2-hour
+    assert run(app, confirmed["starts_at"] - timedelta(hours=1)) == []
+    assert len(reminders(app)) == 1
+
+
+def test_no_reminder_for_a_lead_time_already_past_when_moved(
+    app: Flask, confirmed: dict[str, Any]
+) -> None:
+    with app.app_context():
+        consultation = db.session.get(ConsultationRequest, confirmed["request_id"])
+        appointment = consultation.appointment
+        start = now_utc() + timedelta(hours=26)
+        slot = open_slots(appointment.appointment_type, start, start + timedelta(days=1))[0]
+        local = to_clinic_tz(slot.starts_at)
+        workflow.reschedule_request(
+            consultation,
+            db.session.scalars(
+                select(StaffUser).where(StaffUser.email == "coord@example.com")
+            ).one(),
+            workflow.Slot(
+                appointment.appointment_type,
+                appointment.specialist,
+                appointment.location,
+                local.date(),
+                local.time(),
+            ),
+        )
+    assert run(app, now_utc() + timedelta(minutes=2)) == []
+    assert len(run(app, slot.starts_at - timedelta(hours=1, minutes=50))) == 1
+    assert len(reminders(app)) == 1

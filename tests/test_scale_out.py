@@ -39,7 +39,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import pytest
 from flask import Flask
 from huey import RedisHuey
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from booking import create_app
 from booking.crypto import new_key
@@ -442,7 +442,9 @@ def all_sent(app: Flask, count: int) -> bool:
 
 def confirm_appointments(app: Flask, references: list[str]) -> list[int]:
     """Staff confirm ``references`` into open times within the next two days (between the
-    48-hour and the 2-hour reminder); return the appointment ids."""
+    48-hour and the 2-hour reminder), dated back three days so the 48-hour reminders fall
+    due at once, as after the worker was down (one whose lead time had already passed at the
+    confirmation is never sent); return the appointment ids."""
     with app.app_context():
         coordinator = make_staff("coordinator", "coord@example.com")
         specialist = make_staff("specialist", "weber@example.com")
@@ -461,6 +463,8 @@ def confirm_appointments(app: Flask, references: list[str]) -> list[int]:
                 coordinator,
                 workflow.Slot(appointment_type, specialist, location, local.date(), local.time()),
             )
+        db.session.execute(update(Appointment).values(placed_at=now_utc() - timedelta(days=3)))
+        db.session.commit()
         ids = list(db.session.scalars(select(Appointment.id).order_by(Appointment.id)))
         db.session.remove()
         return ids

@@ -13,6 +13,7 @@ from babel.dates import format_datetime
 from flask import Flask
 from sqlalchemy import select
 
+from booking.dashboard import services as workflow
 from booking.extensions import db
 from booking.manage import services as manage
 from booking.notifications.models import OutboxEmail
@@ -25,9 +26,10 @@ from booking.requests.waitlist import (
     join_waitlist,
 )
 from booking.scheduling.availability import open_slots
-from booking.scheduling.models import SlotOffer
+from booking.scheduling.models import AppointmentType, Location, SlotOffer
 from booking.scheduling.services import SlotChoice
-from booking.timeutil import WHEN, now_utc
+from booking.staff.models import StaffUser
+from booking.timeutil import WHEN, now_utc, to_clinic_tz
 from tests.factories import (
     make_appointment_type,
     make_request,
@@ -109,6 +111,55 @@ def test_a_cancellation_offers_the_time_to_the_waitlist(app: Flask, clinic: Wait
         assert all(f"The offer is open until {when}." in e.body_text for e in offers)
 
 
+def _confirm_first(app: Flask, clinic: Waitlist, starts_at: datetime) -> list[SlotOffer]:
+    """Staff confirm the held request "first" at ``starts_at``; the offers made."""
+    with app.app_context():
+        local = to_clinic_tz(starts_at)
+        workflow.confirm_request(
+            db.session.get(ConsultationRequest, clinic.first),
+            db.session.get(StaffUser, clinic.coordinator.id),
+            workflow.Slot(
+                db.session.get(AppointmentType, clinic.type),
+                db.session.get(StaffUser, clinic.weber.id),
+                db.session.get(Location, clinic.location),
+                local.date(),
+                local.time(),
+            ),
+        )
+        offers = db.session.scalars(select(SlotOffer)).all()
+        db.session.expunge_all()
+        return list(offers)
+
+
+def test_confirming_at_another_time_offers_the_held_time(app: Flask, clinic: Waitlist) -> None:
+    with app.app_context():
+        appointment_type = db.session.get(AppointmentType, clinic.type)
+        later = next(
+            s.starts_at
+            for s in open_slots(appointment_type, clinic.early, clinic.early + timedelta(days=1))
+            if s.starts_at >= clinic.early + timedelta(hours=3)
+        )
+    (offer,) = _confirm_first(app, clinic, later)
+    assert offer.starts_at == clinic.early
+    with app.app_context():
+        assert db.session.get(ConsultationRequest, clinic.first).appointment.starts_at == later
+        offered = db.session.scalars(
+            select(OutboxEmail.recipient).where(OutboxEmail.template == "waitlist_offer")
+        ).all()
+        assert sorted(offered) == [f"waiting{i}@example.com" for i in range(3)]
+
+
+def test_confirming_at_the_held_time_offers_nothing(app: Flask, clinic: Waitlist) -> None:
+    assert _confirm_first(app, clinic, clinic.early) == []
+    with app.app_context():
+        assert db.session.get(ConsultationRequest, clinic.first).appointment.starts_at == (
+            clinic.early
+        )
+        assert not db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "waitlist_offer")
+        ).all()
+
+
 def test_the_first_to_accept_gets_it_and_the_others_see_it_is_gone(
     app: Flask, client, clinic: dict
 ) -> None:
@@ -151,10 +202,7 @@ def test_the_first_to_accept_gets_it_and_the_others_see_it_is_gone(
 
 def test_twenty_patients_accepting_at_once_one_wins(app: Flask, clinic: Waitlist) -> None:
     with app.app_context():
-        appointment_type_id = clinic.type
-        from booking.scheduling.models import AppointmentType
-
-        appointment_type = db.session.get(AppointmentType, appointment_type_id)
+        appointment_type = db.session.get(AppointmentType, clinic.type)
         start = now_utc() + timedelta(days=10)
         extra = open_slots(appointment_type, start, start + timedelta(days=30))
         spaced = extra[::8][:17]

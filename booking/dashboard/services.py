@@ -192,6 +192,8 @@ def _finish(
 def confirm_request(
     consultation: ConsultationRequest, actor: StaffUser, slot: Slot, message: str | None = None
 ) -> None:
+    """Confirm an unconfirmed request at a free time; a held time it moves away from is
+    offered to the waitlist."""
     consultation = lock_request(consultation)
     check_transition(consultation, S.CONFIRMED, actor)
     if consultation.status not in UNCONFIRMED_STATUSES:
@@ -199,6 +201,7 @@ def confirm_request(
     open_slot = _open_slot(slot, consultation.appointment)
     before = snapshot(consultation)
     appointment = consultation.appointment
+    freed = None
     if appointment is None:
         appointment = Appointment(request_id=consultation.id, uid=new_uid(), sequence=0)
         consultation.appointment = appointment
@@ -206,6 +209,14 @@ def confirm_request(
         # The patient's calendar holds the tentative invitation for the time they picked:
         # the confirmation updates that same event.
         appointment.sequence += 1
+        # Confirmed at another time, the held one is given up: offered to the waitlist as a
+        # reschedule offers it. The same start with the same specialist and place frees none.
+        if appointment.active and (
+            appointment.specialist_id,
+            appointment.location_id,
+            appointment.starts_at,
+        ) != (open_slot.specialist_id, open_slot.location_id, open_slot.starts_at):
+            freed = FreedTime.of(appointment)
     _place(appointment, slot, open_slot)
     consultation.status = S.CONFIRMED
     consultation.assigned_specialist_id = open_slot.specialist_id
@@ -219,6 +230,7 @@ def confirm_request(
         email_kind="confirmed",
         message=message,
         ics=appointment_ics(appointment),
+        freed=freed,
     )
 
 

@@ -38,9 +38,25 @@ def in_staff_language(text: LazyString) -> str:
         return str(text)
 
 
-# The emails written to the patient (by ``_to_patient``); the rest go to the clinic.
+# The emails to the patient about their request, each telling them something they learn no
+# other way: one that failed for good puts the request in the queue's "Patient not notified"
+# tab and is sent again from the record (``unnotified``, ``resend``). Besides ``_to_patient``'s
+# own: a message from the clinic waiting on their page (``messages``), a follow-up
+# questionnaire (``outcomes``; its link works until the questionnaire closes) and the notices
+# about their data rights, such as the answer to an erasure request (``rights``). Left out:
+# the clinic's emails (``*_staff``), staff password resets, and a draft's "finish later" link,
+# which belongs to no request yet.
 PATIENT_TEMPLATES = frozenset(
-    {"request_received", "request_update", "manage_link", "waitlist_offer", "appointment_reminder"}
+    {
+        "request_received",
+        "request_update",
+        "manage_link",
+        "waitlist_offer",
+        "appointment_reminder",
+        "message_waiting",
+        "followup_invitation",
+        "rights_update",
+    }
 )
 
 

@@ -1,10 +1,15 @@
 """Appointment reminders: sent once per appointment time and lead time, whatever runs them.
 
-For each confirmed appointment the reminder for the shortest lead time that has fallen due is
-sent (an appointment confirmed 5 hours ahead gets the 2-hour reminder, not a late "48 hours"
-one). A ``ReminderSent`` row, unique per appointment, lead time and start time, is inserted in
-the same transaction as the email; a second worker doing the same work hits the unique key
-and sends nothing. A rescheduled appointment has a new start time, so it is reminded again.
+A lead time counts only if it passed after the appointment got its time (``placed_at``:
+confirmed or last moved): one that had already passed then is never sent, since the
+confirmation or move email has just told the patient the time (confirmed 30 hours ahead, the
+patient gets the 2-hour reminder, not a "48 hours" one two minutes after "confirmed"). Of the
+lead times that fell due since, the reminder for the shortest is sent, once: a worker that was
+down through both the 48- and the 2-hour moment sends one email, not two.
+
+A ``ReminderSent`` row, unique per appointment, lead time and start time, is inserted in the
+same transaction as the email; a second worker doing the same work hits the unique key and
+sends nothing. A rescheduled appointment has a new start time, so it is reminded again.
 """
 
 from __future__ import annotations
@@ -62,17 +67,25 @@ def send_due_reminders(now: datetime | None = None) -> list[int]:
     db.session.commit()  # end the read; each reminder is its own transaction
     queued = []
     for appointment in appointments:
-        due = [lead for lead in leads if appointment.starts_at - timedelta(hours=lead) <= now]
+        due = [lead for lead in leads if _fell_due(appointment, lead, now)]
         if not due or (appointment.id, due[0], appointment.starts_at) in already:
             continue
-        # Mark every due lead time as done (a late confirmation gets one email, not two);
-        # the shortest is the one the email is for.
+        # Mark every due lead time as done (a worker that missed two sends one email, not
+        # two); the shortest is the one the email is for.
         new = [lead for lead in due if (appointment.id, lead, appointment.starts_at) not in already]
         email_id = _send_one(appointment, new)
         if email_id is not None:
             queued.append(email_id)
     enqueue_delivery(queued)
     return queued
+
+
+def _fell_due(appointment: Appointment, lead: int, now: datetime) -> bool:
+    """The lead time's moment has come, and came after the appointment got its time (missed
+    while no worker ran: still sent; already past when confirmed or moved: never)."""
+    moment = appointment.starts_at - timedelta(hours=lead)
+    placed = appointment.placed_at
+    return moment <= now and (placed is None or placed < moment)
 
 
 def _send_one(appointment: Appointment, due: list[int]) -> int | None:

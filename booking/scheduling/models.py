@@ -155,6 +155,10 @@ class Appointment(db.Model):
     active: Mapped[bool] = mapped_column(default=True)  # False once cancelled or declined
     uid: Mapped[str] = mapped_column(String(120), unique=True)
     sequence: Mapped[int] = mapped_column(default=0)
+    # When it was last put on its time (held, confirmed, moved): a reminder whose lead time had
+    # already passed then is not sent, the patient has just been told the time. Empty only for
+    # an appointment the migration found without a time to copy (treated as placed long ago).
+    placed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=now_utc)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc, onupdate=now_utc)
 

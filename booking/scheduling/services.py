@@ -34,7 +34,7 @@ from booking.scheduling.models import (
 )
 from booking.staff.models import StaffUser
 from booking.templating import language_name
-from booking.timeutil import to_clinic_tz
+from booking.timeutil import now_utc, to_clinic_tz
 
 
 class LocationError(ValueError):
@@ -313,6 +313,7 @@ def place_appointment(
             appointment.ends_at = slot.ends_at
             appointment.blocked_until = slot.ends_at + buffer
             appointment.active = True
+            appointment.placed_at = now_utc()
             db.session.flush()
     except DBAPIError as exc:  # IntegrityError, or a deadlock between two racers
         if is_overlap_error(exc):
