@@ -22,7 +22,7 @@ from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.requests import asks
 from booking.requests.models import ConsultationRequest, RequestStatus
-from booking.timeutil import now_utc
+from booking.timeutil import clinic_today, now_utc
 from tests.factories import make_request
 from tests.support import EXE_BYTES, AuthActions, Clinic, open_manage_link, pdf_bytes, stored_files
 
@@ -400,13 +400,17 @@ def test_the_patients_export_holds_the_asks_and_erasure_removes_them(
 def _confirm(staff_client: FlaskClient, reference: str, clinic: Clinic) -> None:
     """Staff confirm the request at a time of Dr. Weber's, through the record's form."""
     record = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    # Ahead, as a real appointment is: the patient's private link ends 30 days after the
+    # appointment (a fixed date here broke this file from then on).
+    with staff_client.application.app_context():
+        day = clinic_today() + timedelta(days=3)
     response = staff_client.post(
         f"/staff/requests/{reference}/confirm",
         data={
             "slot-csrf_token": _tokens(record)["slot-csrf_token"],
             "slot-specialist": clinic.weber.id,
             "slot-location": clinic.location,
-            "slot-day": "2026-12-01",
+            "slot-day": day.isoformat(),
             "slot-start": "10:00",
             "slot-appointment_type": clinic.type,
         },

@@ -223,12 +223,25 @@ def madrid(app_settings: dict[str, Any]) -> ZoneInfo:
     return ZoneInfo("Europe/Madrid")
 
 
+def _last_sunday(year: int, month: int) -> date:
+    """The last Sunday of ``month``: Europe's clocks change then (March and October)."""
+    last = date(year, month + 1, 1) - timedelta(days=1)
+    return last - timedelta(days=(last.weekday() - 6) % 7)
+
+
 def test_the_week_of_a_clock_change_keeps_each_time_on_its_row(
     madrid: ZoneInfo, app: Flask, client: FlaskClient, staff: Staff
 ) -> None:
-    """The week of Sunday 28 March 2027, when Madrid's clocks go from 02:00 CET to 03:00 CEST:
-    the Sunday has 23 hours, and 10:00 is 10:00 on every day's row."""
-    sunday = date(2027, 3, 28)
+    """The week of the next spring clock change (a patient still holds a time that Sunday),
+    when Madrid's clocks go from 02:00 CET to 03:00 CEST: the Sunday has 23 hours, and 10:00
+    is 10:00 on every day's row. (It was 28 March 2027, fixed: the test would have failed
+    from the day before.)"""
+    with app.app_context():
+        soon = clinic_today() + timedelta(days=3)
+    sunday = _last_sunday(soon.year, 3)
+    if sunday < soon:
+        sunday = _last_sunday(soon.year + 1, 3)
+    week = [sunday - timedelta(days=6 - n) for n in range(7)]
     with app.app_context():
         db.session.add(ClinicSettings(id=1, horizon_days=730))
         db.session.commit()
@@ -247,16 +260,10 @@ def test_the_week_of_a_clock_change_keeps_each_time_on_its_row(
             email="hana@example.com",
         )
     AuthActions(client).attempt("weber@example.com")
-    page = agenda(client, date="2027-03-24", view="week")
+    page = agenda(client, date=week[2].isoformat(), view="week")
 
-    assert columns(page) == [
-        "Mon 22 Mar",
-        "Tue 23 Mar",
-        "Wed 24 Mar",
-        "Thu 25 Mar",
-        "Fri 26 Mar",
-        "Sat 27 Mar",
-        "Sun 28 Mar 23-hour day: the clocks go forward",
+    assert columns(page) == [f"{day:%a} {day.day} {day:%b}" for day in week[:6]] + [
+        f"Sun {sunday.day} Mar 23-hour day: the clocks go forward"
     ]
     friday_classes, friday = entry(page, "Fran Friday")
     sunday_classes, sunday_text = entry(page, "Sara Sunday")
@@ -273,9 +280,9 @@ def test_the_week_of_a_clock_change_keeps_each_time_on_its_row(
     assert "3 appointments (1 held, not confirmed)" in text(page)
 
     # The day itself, and the 25-hour Sunday of October.
-    day = agenda(client, date="2027-03-28")
+    day = agenda(client, date=sunday.isoformat())
     assert "23-hour day" in day and "Sara Sunday" in day and "Fran Friday" not in day
-    autumn = agenda(client, date="2027-10-31")
+    autumn = agenda(client, date=_last_sunday(sunday.year, 10).isoformat())
     assert "25-hour day: the clocks go back" in autumn
     assert "08:00 CET-12:00 CET · Free · Mitte" in [t for _c, t in entries(autumn)]
 
