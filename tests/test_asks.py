@@ -469,3 +469,17 @@ def app_settings(app_settings: dict[str, Any], request: pytest.FixtureRequest) -
     if request.node.name.startswith("test_an_answer_with_more_files_than"):
         app_settings["MAX_DOCUMENTS"] = 2
     return app_settings
+
+
+def test_the_checklist_points_to_the_documents_sent_with_the_request(
+    app: Flask, staff_client: FlaskClient
+) -> None:
+    """A document sent with the request has no checklist item: the checklist does not call
+    the items "not received" then, but points staff to the documents to check first."""
+    with_one = _new_request(app, documents=1)
+    without = _new_request(app)
+    record = staff_client.get(f"/staff/requests/{with_one}").get_data(as_text=True)
+    assert "see the 1 document sent with the request" in record
+    assert "Not received" not in record
+    bare = staff_client.get(f"/staff/requests/{without}").get_data(as_text=True)
+    assert "Not received" in bare and "sent with the request</a>" not in bare
