@@ -14,8 +14,9 @@ from sqlalchemy import select
 
 from booking.audit.models import AuditEvent
 from booking.extensions import db
+from booking.staff.models import StaffUser
 from tests.factories import make_staff
-from tests.support import AuthActions, Staff, csrf_token
+from tests.support import PASSWORD, AuthActions, Staff, csrf_token
 
 KEY_RE = re.compile(r'<code class="fs-5">([A-Z2-7]+)</code>')
 RECOVERY_RE = re.compile(r"<li>([0-9a-f]{6}-[0-9a-f]{6})</li>")
@@ -97,6 +98,41 @@ def test_sign_in_needs_the_code_and_a_code_works_once(
             select(AuditEvent.details).where(AuditEvent.action == "login_failed")
         ).all()
         assert {"reason": "wrong second-factor code"} in failures
+
+
+def test_replacing_the_second_factor_needs_the_password(
+    app: Flask, client: FlaskClient, admin: str
+) -> None:
+    """A session left open (or taken) cannot swap the account's authenticator for its own."""
+    AuthActions(client).attempt(admin)
+    first, _codes = enrol(client)
+    page = client.get("/staff/two-factor").get_data(as_text=True)
+    assert 'name="password"' in page and "this replaces your authenticator app" in page
+    new = KEY_RE.search(page).group(1)
+    token = csrf_token(client, "/staff/two-factor")
+    code = pyotp.TOTP(new).now()
+
+    without = client.post("/staff/two-factor", data={"csrf_token": token, "code": code})
+    assert without.status_code == 422 and "Please enter your password." in without.get_data(
+        as_text=True
+    )
+    wrong = client.post(
+        "/staff/two-factor", data={"csrf_token": token, "code": code, "password": "guess"}
+    )
+    assert wrong.status_code == 401 and "That password is not right." in wrong.get_data(
+        as_text=True
+    )
+    with app.app_context():
+        user = db.session.scalars(select(StaffUser).where(StaffUser.email == admin)).one()
+        assert user.totp_secret == first  # unchanged
+
+    done = client.post(
+        "/staff/two-factor", data={"csrf_token": token, "code": code, "password": PASSWORD}
+    )
+    assert done.status_code == 200 and len(RECOVERY_RE.findall(done.get_data(as_text=True))) == 10
+    with app.app_context():
+        user = db.session.scalars(select(StaffUser).where(StaffUser.email == admin)).one()
+        assert user.totp_secret == new
 
 
 def test_a_recovery_code_signs_in_once(client: FlaskClient, admin: str) -> None:

@@ -101,6 +101,17 @@ class CodeForm(BaseForm):
     )
 
 
+class ReplaceTwoFactorForm(CodeForm):
+    """Setting up two-factor sign-in again on an account that has it: the password first, so
+    a session left open (or taken) cannot swap the second factor for one of its own."""
+
+    password = PasswordField(
+        _l("Your password"),
+        validators=[DataRequired(_l("Please enter your password."))],
+        render_kw={"autocomplete": "current-password"},
+    )
+
+
 class TwoFactorPolicyForm(FlaskForm):
     roles = MultiCheckboxField(
         _l("Require two-factor sign-in for"),

@@ -24,6 +24,7 @@ from booking.accounts.forms import (
     CodeForm,
     ForgotPasswordForm,
     LoginForm,
+    ReplaceTwoFactorForm,
     ResetPasswordForm,
     StaffCreateForm,
     TwoFactorPolicyForm,
@@ -31,7 +32,13 @@ from booking.accounts.forms import (
 from booking.crypto import text_digest
 from booking.extensions import db, limiter
 from booking.staff import services, twofactor
-from booking.staff.auth import end_session, roles_required, start_session, user_for_reset_token
+from booking.staff.auth import (
+    end_session,
+    roles_required,
+    start_session,
+    user_for_reset_token,
+    verify_password,
+)
 from booking.staff.models import (
     StaffRole,
     StaffUser,
@@ -143,13 +150,24 @@ def login_code() -> Response | str | tuple[str, int]:
 
 
 @bp.route("/two-factor", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
 @roles_required()
 def two_factor_setup() -> Response | str | tuple[str, int]:
-    """Enrol an authenticator app: scan the QR code, type one code, keep the recovery codes."""
+    """Enrol an authenticator app: scan the QR code, type one code, keep the recovery codes.
+    An account that has one already confirms its password before replacing it."""
     secret = session.get(SETUP_KEY) or twofactor.new_secret()
     session[SETUP_KEY] = secret
-    form = CodeForm()
+    replacing = current_user.totp_enabled
+    form = ReplaceTwoFactorForm() if replacing else CodeForm()
     if form.validate_on_submit():
+        if replacing and not verify_password(current_user, form.password.data):
+            form.password.errors = [*form.password.errors, _("That password is not right.")]
+            return render_template(
+                "staff/two_factor_setup.html",
+                form=form,
+                secret=secret,
+                qr=twofactor.provisioning_qr(current_user, secret),
+            ), 401
         codes = twofactor.enable(current_user, secret, form.code.data)
         if codes is not None:
             session.pop(SETUP_KEY, None)
