@@ -162,23 +162,22 @@ def two_factor_setup() -> Response | str | tuple[str, int]:
     if form.validate_on_submit():
         if replacing and not verify_password(current_user, form.password.data):
             form.password.errors = [*form.password.errors, _("That password is not right.")]
-            return render_template(
-                "staff/two_factor_setup.html",
-                form=form,
-                secret=secret,
-                qr=twofactor.provisioning_qr(current_user, secret),
-            ), 401
+            return _two_factor_page(form, secret, 401)
         codes = twofactor.enable(current_user, secret, form.code.data)
         if codes is not None:
             session.pop(SETUP_KEY, None)
             return render_template("staff/two_factor_codes.html", codes=codes)
         form.code.errors = [*form.code.errors, _("That code is not right. Please try again.")]
+    return _two_factor_page(form, secret, 422 if form.errors else 200)
+
+
+def _two_factor_page(form: CodeForm, secret: str, status: int) -> tuple[str, int]:
     return render_template(
         "staff/two_factor_setup.html",
         form=form,
         secret=secret,
         qr=twofactor.provisioning_qr(current_user, secret),
-    ), (422 if form.errors else 200)
+    ), status
 
 
 @bp.post("/logout")
