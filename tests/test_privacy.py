@@ -65,6 +65,18 @@ def _count(model: type, *where: Any) -> int:
     return db.session.scalar(select(func.count()).select_from(model).where(*where)) or 0
 
 
+def _rows() -> dict[str, int]:
+    """How many rows each table an erasure touches holds."""
+    return {
+        "requests": _count(ConsultationRequest),
+        "patients": _count(Patient),
+        "emails": _count(OutboxEmail),
+        "documents": _count(Document),
+        "events": _count(RequestEvent),
+        "calls": _count(CallbackAttempt),
+    }
+
+
 @dataclass(frozen=True)
 class Patients(Clinic):
     """Erika: one completed request (appointment, reminder, waiting-list entry, note, two
@@ -682,14 +694,7 @@ def test_erasing_a_call_back_request_leaves_nothing_of_it(
         assert _count(CallbackAttempt, CallbackAttempt.request_id == request_id) == 1
         its_events = _count(RequestEvent, RequestEvent.request_id == request_id)
         assert its_events >= 3  # the escalation, the note, the decline
-        before = {
-            "requests": _count(ConsultationRequest),
-            "patients": _count(Patient),
-            "emails": _count(OutboxEmail),
-            "documents": _count(Document),
-            "events": _count(RequestEvent),
-            "calls": _count(CallbackAttempt),
-        }
+        before = _rows()
         audit_before = set(db.session.scalars(select(AuditEvent.id)))
     otto_files = stored_files(app, clinic.other)
     erika_files = {ref: stored_files(app, ref) for ref in clinic.erika}
@@ -719,14 +724,7 @@ def test_erasing_a_call_back_request_leaves_nothing_of_it(
         assert other is not None and other.patient.full_name == CALLER
         assert other.patient.phone == "+4930901821"
         assert _count(OutboxEmail, OutboxEmail.request_id == other.id) == 2
-        after = {
-            "requests": _count(ConsultationRequest),
-            "patients": _count(Patient),
-            "emails": _count(OutboxEmail),
-            "documents": _count(Document),
-            "events": _count(RequestEvent),
-            "calls": _count(CallbackAttempt),
-        }
+        after = _rows()
         assert after == {
             "requests": before["requests"] - 1,
             "patients": before["patients"] - 1,
