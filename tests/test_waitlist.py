@@ -34,7 +34,7 @@ from tests.factories import (
     make_appointment_type,
     make_request,
 )
-from tests.support import Clinic
+from tests.support import Clinic, open_manage_link
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -279,3 +279,23 @@ def test_an_offer_older_than_its_lifetime_can_no_longer_be_taken(
         assert db.session.get(SlotOffer, offer.id).claimed_by_request_id is None
         with pytest.raises(OfferExpired):
             accept_offer(db.session.get(SlotOffer, offer.id), waiting)
+
+
+def test_an_offer_is_taken_only_by_a_request_it_was_sent_to(app: Flask, client, clinic) -> None:
+    """The offer's link, forwarded or read by someone whose request is not on the waiting
+    list, takes nothing: its page is not found and the service refuses it."""
+    offer = _cancel_first(app, clinic)
+    with app.app_context():
+        appointment_type = db.session.get(AppointmentType, clinic.type)
+        start = now_utc() + timedelta(days=12)
+        late = open_slots(appointment_type, start, start + timedelta(days=5))[0]
+        outsider = _book(appointment_type, late, "outsider@example.com")  # not waiting
+        url = open_manage_link(client, outsider)
+        with pytest.raises(OfferGone):
+            accept_offer(db.session.get(SlotOffer, offer.id), outsider)
+    offer_page = f"{url}/offers/{offer.token}"
+    assert client.get(offer_page).status_code == 404
+    token = CSRF.search(client.get(url).get_data(as_text=True)).group(1)
+    assert client.post(offer_page, data={"csrf_token": token}).status_code == 404
+    with app.app_context():
+        assert db.session.get(SlotOffer, offer.id).claimed_by_request_id is None

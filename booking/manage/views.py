@@ -53,6 +53,7 @@ from booking.requests.waitlist import (
     join_waitlist,
     leave_waitlist,
     offer_expired,
+    offered_to,
 )
 from booking.rights import services as rights
 from booking.rights.export import stream_zip
@@ -325,7 +326,12 @@ def waitlist(reference: str) -> Response:
 def offer(reference: str, offer_token: str):
     consultation = _load(reference)
     slot_offer = find_offer(offer_token)
-    if slot_offer is None:
+    # An offer this request was not sent (a forwarded link) is not found; the request that
+    # took it may still look at it.
+    if slot_offer is None or (
+        slot_offer.claimed_by_request_id != consultation.id
+        and not offered_to(slot_offer, consultation)
+    ):
         abort(404)
     gone = slot_offer.claimed_by_request_id is not None
     expired = not gone and offer_expired(slot_offer)

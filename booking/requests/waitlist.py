@@ -169,9 +169,32 @@ def offer_expired(offer: SlotOffer, now: datetime | None = None) -> bool:
     return offer.created_at + OFFER_LIFETIME <= (now or now_utc())
 
 
+def offered_to(offer: SlotOffer, consultation: ConsultationRequest) -> bool:
+    """Whether ``consultation`` is one the offer was for: on the waiting list for the offer's
+    appointment type, with a later time (``offer_freed_slot`` emails such requests). The
+    token alone, forwarded to or read by someone else, takes nothing."""
+    waiting = db.session.scalar(
+        select(WaitlistEntry.id).where(
+            WaitlistEntry.request_id == consultation.id,
+            WaitlistEntry.active.is_(True),
+            WaitlistEntry.appointment_type_id == offer.appointment_type_id,
+        )
+    )
+    appointment = consultation.appointment
+    return (
+        waiting is not None
+        and appointment is not None
+        and appointment.active
+        and appointment.starts_at > offer.starts_at
+    )
+
+
 def accept_offer(offer: SlotOffer, consultation: ConsultationRequest) -> None:
-    """Give the offered time to this patient, if nobody was faster and the offer has not
-    expired. Raises OfferGone."""
+    """Give the offered time to this patient, if the offer was for them (``offered_to``),
+    nobody was faster and the offer has not expired. Raises OfferGone."""
+    if not offered_to(offer, consultation):
+        db.session.rollback()
+        raise OfferGone
     now = now_utc()
     claimed = db.session.execute(
         update(SlotOffer)
