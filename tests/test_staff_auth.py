@@ -21,13 +21,15 @@ from booking.audit.models import AuditEvent, AuditTrailIsAppendOnly
 from booking.audit.services import record
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
+from booking.scheduling.models import AppointmentType
+from booking.scheduling.services import SlotChoice
 from booking.staff import auth
 from booking.staff.models import StaffRole, StaffSession, StaffUser
 from booking.staff.services import set_staff_active
 from booking.timeutil import now_utc
 from config import Config, DevelopmentConfig, ProductionConfig, TestingConfig
-from tests.factories import PASSWORD, make_staff
-from tests.support import AuthActions, Staff, csrf_token
+from tests.factories import PASSWORD, make_request, make_staff
+from tests.support import AuthActions, Clinic, Staff, csrf_token, first_open_slot
 
 NEW_PASSWORD = "a brand new passphrase 2026"
 RESET_LINK = re.compile(r"(https?://[^/\s\"<>]+)/staff/password/reset/([A-Za-z0-9_.\-]+)")
@@ -704,6 +706,22 @@ def test_an_admin_deactivates_and_reactivates_an_account(
     assert on.details == {"active": {"before": False, "after": True}}
     AuthActions(coordinator).login(email=staff.coordinator.email)
     assert signed_in(coordinator)
+
+
+def test_deactivating_a_specialist_warns_of_their_appointments_to_come(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """The appointments stay with the specialist who leaves: the admin is told to move them."""
+    with app.app_context():
+        slot = first_open_slot(db.session.get(AppointmentType, clinic.type))
+        make_request(
+            slot=SlotChoice(clinic.type, slot.specialist_id, slot.location_id, slot.starts_at)
+        )
+    AuthActions(client).attempt(clinic.admin.email)
+    shown = " ".join(alerts(set_active(client, clinic.weber.id, False)))
+    assert "Dr. Weber still has 1 appointment to come: move it to another specialist" in shown
+    shown = " ".join(alerts(set_active(client, clinic.okafor.id, False)))
+    assert "Dr. Okafor can no longer sign in." in shown and "to come" not in shown
 
 
 def test_an_admin_cannot_deactivate_themselves(

@@ -15,6 +15,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -31,6 +32,7 @@ from booking.accounts.forms import (
 )
 from booking.crypto import text_digest
 from booking.extensions import db, limiter
+from booking.scheduling.services import appointments_to_come
 from booking.staff import services, twofactor
 from booking.staff.auth import (
     end_session,
@@ -289,4 +291,16 @@ def set_active(user_id: int) -> Response:
             flash(_("%(name)s can sign in again.", name=user.full_name), "success")
         else:
             flash(_("%(name)s can no longer sign in.", name=user.full_name), "success")
+            if user.role == StaffRole.SPECIALIST and (waiting := appointments_to_come(user.id)):
+                flash(
+                    ngettext(
+                        "%(name)s still has %(num)d appointment to come: move it to another "
+                        "specialist or cancel it (the agenda shows it).",
+                        "%(name)s still has %(num)d appointments to come: move them to another "
+                        "specialist or cancel them (the agenda shows them).",
+                        waiting,
+                        name=user.full_name,
+                    ),
+                    "warning",
+                )
     return redirect(url_for("staff.accounts"))

@@ -11,7 +11,7 @@ from email.utils import parseaddr
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import and_, exists, inspect, select
+from sqlalchemy import and_, exists, func, inspect, select
 from sqlalchemy.exc import DBAPIError
 
 from booking.audit.services import changes, record
@@ -389,6 +389,18 @@ def group_by_day(views: list[SlotView]) -> list[tuple[date, list[SlotView]]]:
     for view in views:
         days.setdefault(to_clinic_tz(view.starts_at).date(), []).append(view)
     return list(days.items())
+
+
+def appointments_to_come(specialist_id: int) -> int:
+    """How many held or confirmed appointments ``specialist_id`` has from now on (what must
+    move when the specialist leaves)."""
+    return db.session.scalar(
+        select(func.count(Appointment.id)).where(
+            Appointment.specialist_id == specialist_id,
+            Appointment.active.is_(True),
+            Appointment.starts_at >= now_utc(),
+        )
+    )
 
 
 def active_specialists_for_booking() -> list[StaffUser]:
