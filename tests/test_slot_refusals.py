@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.requests.models import ConsultationRequest, Patient
+from booking.requests.waitlist import join_waitlist
 from booking.scheduling.availability import OpenSlot, open_slots
 from booking.scheduling.models import Appointment, AppointmentType, SlotOffer
 from booking.scheduling.services import SlotChoice
@@ -304,6 +305,12 @@ def test_a_waitlist_offer_for_a_time_no_longer_offered_says_so(
 ) -> None:
     """An offer outlives a change of the rules: here its time fell inside the notice."""
     with app.app_context():
+        # Offers are for requests on the waiting list (``waitlist.offered_to``).
+        join_waitlist(
+            db.session.scalars(
+                select(ConsultationRequest).where(ConsultationRequest.reference == booked.reference)
+            ).one()
+        )
         soon = forged_start(clinic, "too soon")
         first = clinic.slots[0]
         offer = SlotOffer(
