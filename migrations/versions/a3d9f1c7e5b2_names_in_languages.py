@@ -3,7 +3,7 @@ patients read (JSON by language code; the clinic's language stays in ``name``)
 
 Revision ID: a3d9f1c7e5b2
 Revises: f7c2a9d4e8b1
-Create Date: 2026-12-06 09:00:00
+Create Date: 2026-12-05 12:00:00
 
 """
 

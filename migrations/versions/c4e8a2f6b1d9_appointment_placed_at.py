@@ -3,7 +3,7 @@ lead time had already passed then (confirmed or moved inside it) is not sent
 
 Revision ID: c4e8a2f6b1d9
 Revises: a3d9f1c7e5b2
-Create Date: 2026-12-08 09:00:00
+Create Date: 2026-12-05 12:20:00
 
 A plain ADD COLUMN (no table copy on SQLite, which would drop the no-double-booking
 triggers); existing appointments take their last change, the nearest known moment they were
