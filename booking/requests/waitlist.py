@@ -14,7 +14,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import joinedload
 
 from booking.audit.services import record
@@ -109,6 +109,22 @@ def leave_waitlist(consultation: ConsultationRequest) -> None:
     db.session.commit()
 
 
+def _waiting_for(appointment_type_id: int, starts_at: datetime) -> Select:
+    """The requests on the waiting list for an earlier time of this type than they hold: the
+    ones an offer of ``starts_at`` is for (``offer_freed_slot`` and ``offered_to``)."""
+    return (
+        select(ConsultationRequest)
+        .join(WaitlistEntry, WaitlistEntry.request_id == ConsultationRequest.id)
+        .join(ConsultationRequest.appointment)
+        .where(
+            WaitlistEntry.active.is_(True),
+            WaitlistEntry.appointment_type_id == appointment_type_id,
+            Appointment.active.is_(True),
+            Appointment.starts_at > starts_at,
+        )
+    )
+
+
 def offer_freed_slot(appointment: FreedTime) -> list[OutboxEmail]:
     """Offer a just-freed time to the waitlist. Adds to the caller's transaction; the caller
     enqueues the returned emails after its commit."""
@@ -118,17 +134,11 @@ def offer_freed_slot(appointment: FreedTime) -> list[OutboxEmail]:
     if not earliest <= appointment.starts_at < latest:
         return []
     waiting = db.session.scalars(
-        select(ConsultationRequest)
-        .join(WaitlistEntry, WaitlistEntry.request_id == ConsultationRequest.id)
-        .join(ConsultationRequest.appointment)
+        _waiting_for(appointment.appointment_type_id, appointment.starts_at)
         .where(
-            WaitlistEntry.active.is_(True),
-            WaitlistEntry.appointment_type_id == appointment.appointment_type_id,
             ConsultationRequest.status.in_(OPEN_STATUSES),
             ConsultationRequest.contact_consent.is_(True),
             ConsultationRequest.id != appointment.request_id,
-            Appointment.active.is_(True),
-            Appointment.starts_at > appointment.starts_at,
         )
         .options(joinedload(ConsultationRequest.patient))
         .order_by(WaitlistEntry.created_at)
@@ -173,20 +183,10 @@ def offered_to(offer: SlotOffer, consultation: ConsultationRequest) -> bool:
     """Whether ``consultation`` is one the offer was for: on the waiting list for the offer's
     appointment type, with a later time (``offer_freed_slot`` emails such requests). The
     token alone, forwarded to or read by someone else, takes nothing."""
-    waiting = db.session.scalar(
-        select(WaitlistEntry.id).where(
-            WaitlistEntry.request_id == consultation.id,
-            WaitlistEntry.active.is_(True),
-            WaitlistEntry.appointment_type_id == offer.appointment_type_id,
-        )
+    waiting = _waiting_for(offer.appointment_type_id, offer.starts_at).where(
+        ConsultationRequest.id == consultation.id
     )
-    appointment = consultation.appointment
-    return (
-        waiting is not None
-        and appointment is not None
-        and appointment.active
-        and appointment.starts_at > offer.starts_at
-    )
+    return db.session.scalar(select(waiting.exists())) is True
 
 
 def accept_offer(offer: SlotOffer, consultation: ConsultationRequest) -> None:
