@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import phonenumbers
 from babel import support
 from flask import current_app
 from flask_babel import get_locale
@@ -191,3 +192,17 @@ class MultiCheckboxField(SelectMultipleField):
             ),
             **kwargs,
         )
+
+
+def phone_e164(text: str, *, valid: bool = True) -> str | None:
+    """A phone number as people write it (in the clinic's country, ``DEFAULT_PHONE_REGION``,
+    without its code) in E.164; None when it is no valid number (``valid``), or not even a
+    possible one (``valid=False``: a search, which may hold part of a number)."""
+    try:
+        number = phonenumbers.parse(text, current_app.config["DEFAULT_PHONE_REGION"])
+    except phonenumbers.NumberParseException:
+        return None
+    check = phonenumbers.is_valid_number if valid else phonenumbers.is_possible_number
+    if not check(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

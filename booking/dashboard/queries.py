@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 from datetime import date, time, timedelta
 from typing import Any
 
-import phonenumbers
-from flask import current_app
 from sqlalchemy import ColumnElement, Select, exists, func, or_, select
 from sqlalchemy.orm import aliased, contains_eager, joinedload, selectinload
 
 from booking.extensions import db
+from booking.forms import phone_e164
 from booking.requests.events import RequestEvent
 from booking.requests.models import (
     TRIAGE_PRIORITY,
@@ -151,23 +150,12 @@ def _conditions(user: StaffUser, f: QueueFilters) -> list[ColumnElement[bool]]:
         digits = "".join(ch for ch in text if ch.isdigit())
         if len(digits) >= 4:
             matches.append(Patient.phone.contains(digits, autoescape=True))
-            typed = _as_stored_phone(text)
-            if typed is not None and typed != digits:
+            # As written in the clinic's country ("030 901820"): the stored E.164's digits.
+            typed = (phone_e164(text, valid=False) or "").lstrip("+")
+            if typed and typed != digits:
                 matches.append(Patient.phone.contains(typed, autoescape=True))
         conditions.append(or_(*matches))
     return conditions
-
-
-def _as_stored_phone(text: str) -> str | None:
-    """A phone number as people write it in the clinic's country ("030 901820"), in the
-    digits of the E.164 form the requests store ("4930901820"); None if it is no number."""
-    try:
-        number = phonenumbers.parse(text, current_app.config["DEFAULT_PHONE_REGION"])
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).lstrip("+")
 
 
 # What a row of the queue shows of the medical history. The other columns are for the record

@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-import phonenumbers
-from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.file import MultipleFileField
@@ -26,7 +24,14 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional
 
-from booking.forms import BaseForm, ChoiceField, MultiCheckboxField, has_visible_text, options
+from booking.forms import (
+    BaseForm,
+    ChoiceField,
+    MultiCheckboxField,
+    has_visible_text,
+    options,
+    phone_e164,
+)
 from booking.patients.services import RequestSubmission
 from booking.requests import history, instruments, triage
 from booking.requests.instrument_fields import PAIN_SCORES, pain_score_field, section_field
@@ -213,19 +218,15 @@ class CallbackForm(BaseForm):
 
 def _valid_phone(text: str) -> str:
     """The number in E.164, or a ValidationError saying how to write it."""
-    region = current_app.config["DEFAULT_PHONE_REGION"]
-    try:
-        number = phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException:
-        number = None
-    if number is None or not phonenumbers.is_valid_number(number):
+    number = phone_e164(text)
+    if number is None:
         raise ValidationError(
             _(
                 "Please enter a valid phone number, including the country code if it is "
                 "not a local number."
             )
         )
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return number
 
 
 class RequestForm(BaseForm):
