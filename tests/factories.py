@@ -127,6 +127,24 @@ def make_hours(
     db.session.commit()
 
 
+def appointment_started(reference: str, ago: timedelta = timedelta(hours=1)) -> None:
+    """The clock moved on: the request's appointment started ``ago`` (staff book only times
+    to come, and mark completed or no-show only once the appointment has started)."""
+    from booking.extensions import db
+    from booking.timeutil import now_utc
+
+    consultation = db.session.scalars(
+        select(ConsultationRequest).where(ConsultationRequest.reference == reference)
+    ).one()
+    appointment = consultation.appointment
+    assert appointment is not None, f"{reference} has no appointment"
+    shift = now_utc() - ago - appointment.starts_at
+    appointment.starts_at += shift
+    appointment.ends_at += shift
+    appointment.blocked_until += shift  # the buffer after it moves with it
+    db.session.commit()
+
+
 def make_assigned_requests(clinic: Clinic) -> tuple[dict[str, Any], dict[str, Any]]:
     """Two requests with one document each, confirmed a week out by the coordinator: "own"
     (Anna Assigned, 09:00) is Dr. Weber's, "other" (Otto Other, 11:00) Dr. Okafor's. Both

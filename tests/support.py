@@ -692,3 +692,26 @@ def first_open_slot(appointment_type: AppointmentType, days: int = 14) -> OpenSl
     start = now_utc()
     later = start + timedelta(minutes=10)
     return open_slots(appointment_type, start, start + timedelta(days=days), now=later)[0]
+
+
+def winter_day(month_day: int = 14) -> date:
+    """A day of next January: always ahead (staff cannot book a time that has passed), and
+    always in the clinic's winter time, so that 10:00 there is 09:00 UTC."""
+    return date(date.today().year + 1, 1, month_day)
+
+
+def when(day: date, at: str) -> str:
+    """How the emails write a day and time: "Thu 14 Jan 2027, 10:00"."""
+    return f"{day:%a} {day.day} {day:%b} {day.year}, {at}"
+
+
+def spring_clock_change_ahead(after: date | None = None) -> date:
+    """The next last Sunday of March after ``after`` (today): the night Europe's clocks skip
+    from 02:00 to 03:00."""
+    after = after or date.today()
+    for year in (after.year, after.year + 1):
+        march_31 = date(year, 3, 31)
+        sunday = march_31 - timedelta(days=(march_31.weekday() - 6) % 7)
+        if sunday > after:
+            return sunday
+    raise AssertionError("unreachable")

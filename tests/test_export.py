@@ -31,7 +31,7 @@ from tests.factories import (
     make_staff,
     staff_user,
 )
-from tests.support import AuthActions, Staff
+from tests.support import AuthActions, Staff, winter_day
 
 BERLIN = ZoneInfo("Europe/Berlin")
 # The factory's example pain scores, for its lower-back patients (history.ANSWERS).
@@ -204,14 +204,16 @@ def test_export_values_are_correct_in_clinic_time(app: Flask, staff_client: Flas
             cancelled: datetime(2026, 8, 1, 12, 0, tzinfo=UTC),
         },
     )
+    day = winter_day(14)  # staff book times to come; January keeps the clinic on winter time
     slot = {
         "specialist": weber,
         "location": location,
         "start": "10:00",
         "appointment_type": appointment_type,
     }
-    act(staff_client, winter, "confirm", day="2026-12-03", message="", **slot)
-    act(staff_client, cancelled, "confirm", day="2026-12-04", message="", **slot)
+    act(staff_client, winter, "confirm", day=day.isoformat(), message="", **slot)
+    next_day = (day + timedelta(days=1)).isoformat()
+    act(staff_client, cancelled, "confirm", day=next_day, message="", **slot)
     act(staff_client, cancelled, "cancel", message="")
 
     rows = {r["reference"]: r for r in export(staff_client, status="all")}
@@ -235,7 +237,7 @@ def test_export_values_are_correct_in_clinic_time(app: Flask, staff_client: Flas
         **NO_NDI,
         "red_flags": RED_FLAG_QUESTIONS,
         "specialist": "Dr. Weber",
-        "appointment": "2026-12-03 10:00",  # 09:00 UTC
+        "appointment": f"{day.isoformat()} 10:00",  # 09:00 UTC
         "location": "Praxis Mitte",
     }
     assert rows[summer] == {

@@ -16,11 +16,12 @@ from sqlalchemy import select
 from booking.extensions import db
 from booking.requests.models import ConsultationRequest
 from tests.factories import (
+    appointment_started,
     make_assigned_requests,
     make_request,
     staff_user,
 )
-from tests.support import AuthActions, Clinic, sql_statements
+from tests.support import AuthActions, Clinic, sql_statements, winter_day
 
 BERLIN = ZoneInfo("Europe/Berlin")
 REF_RE = re.compile(r'href="/staff/requests/(SC-[0-9A-Z]{4}-[0-9A-Z]{4})"')
@@ -109,6 +110,11 @@ def confirm(client: FlaskClient, clinic: Clinic, reference: str, specialist: int
     )
 
 
+def day(n: int) -> str:
+    """The ``n``th day (from 0) of a run of days ahead: staff book times to come."""
+    return (winter_day(4) + timedelta(days=n)).isoformat()
+
+
 def add_note(client: FlaskClient, reference: str, text: str) -> None:
     page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
     token = CSRF_VALUE.search(page)
@@ -169,7 +175,9 @@ def test_status_tabs_count_each_status_within_the_other_filters(
     declined = new_request(app, email="d@example.com")
     cancelled = new_request(app, email="x@example.com", red_flags={"serious_injury"})
     for n, reference in enumerate(confirmed):
-        confirm(staff_client, clinic, reference, clinic.weber.id, f"2026-12-0{n + 1}")
+        confirm(staff_client, clinic, reference, clinic.weber.id, day(n))
+    with app.app_context():
+        appointment_started(confirmed[2])
     act(staff_client, confirmed[2], "complete")
     act(staff_client, declined, "decline", message="")
     act(staff_client, cancelled, "cancel", message="")
@@ -202,7 +210,7 @@ def test_filter_by_status_and_all(app: Flask, staff_client: FlaskClient, clinic:
     waiting = new_request(app, email="w@example.com")
     confirmed = new_request(app, email="c@example.com")
     declined = new_request(app, email="d@example.com")
-    confirm(staff_client, clinic, confirmed, clinic.weber.id, "2026-12-01")
+    confirm(staff_client, clinic, confirmed, clinic.weber.id, day(0))
     act(staff_client, declined, "decline", message="")
 
     assert queue(staff_client) == [waiting]  # the default tab: waiting requests
@@ -248,9 +256,9 @@ def test_filter_by_assigned_specialist(
     for_weber = [new_request(app, email=f"w{n}@example.com") for n in range(2)]
     for_okafor = new_request(app, email="o@example.com")
     unassigned = new_request(app, email="u@example.com")
-    confirm(staff_client, clinic, for_weber[0], clinic.weber.id, "2026-12-01")
-    confirm(staff_client, clinic, for_weber[1], clinic.weber.id, "2026-12-02")
-    confirm(staff_client, clinic, for_okafor, clinic.okafor.id, "2026-12-01")
+    confirm(staff_client, clinic, for_weber[0], clinic.weber.id, day(0))
+    confirm(staff_client, clinic, for_weber[1], clinic.weber.id, day(1))
+    confirm(staff_client, clinic, for_okafor, clinic.okafor.id, day(0))
 
     assert sorted(queue(staff_client, status="all", specialist=clinic.weber.id)) == sorted(
         for_weber
@@ -488,7 +496,7 @@ def test_queue_page_query_count_does_not_grow_with_the_data(
         return new_request(app, email=f"patient{n}@example.com", **kw)
 
     small = [make(0, documents=1), make(1), make(2)]
-    confirm(staff_client, clinic, small[1], clinic.weber.id, "2026-11-02")
+    confirm(staff_client, clinic, small[1], clinic.weber.id, day(0))
     with sql_statements(app) as few:
         response = staff_client.get("/staff/", query_string=args)
     assert response.status_code == 200
@@ -500,7 +508,7 @@ def test_queue_page_query_count_does_not_grow_with_the_data(
     ]
     for n, reference in enumerate(more[:8]):
         specialist = clinic.weber.id if n % 2 else clinic.okafor.id
-        confirm(staff_client, clinic, reference, specialist, f"2026-12-{n + 1:02d}")
+        confirm(staff_client, clinic, reference, specialist, day(n))
     add_note(staff_client, more[0], "Called the patient.")
     with sql_statements(app) as many:
         response = staff_client.get("/staff/", query_string=args)
@@ -520,14 +528,14 @@ def test_record_page_query_count_does_not_grow_with_the_data(
     plain = new_request(app, email="plain@example.com", documents=1)
     busy = new_request(app, email="busy@example.com", documents=6, red_flags={"bladder_bowel"})
     # Status changes and emails, and notes by three different people.
-    confirm(staff_client, clinic, busy, clinic.weber.id, "2026-12-01")
+    confirm(staff_client, clinic, busy, clinic.weber.id, day(0))
     act(
         staff_client,
         busy,
         "reschedule",
         specialist=clinic.weber.id,
         location=clinic.location,
-        day="2026-12-02",
+        day=day(1),
         start="11:00",
         appointment_type=clinic.type,
         message="Moved.",

@@ -38,7 +38,7 @@ from tests.factories import (
     make_request,
     staff_user,
 )
-from tests.support import AuthActions, Staff, csrf_token
+from tests.support import AuthActions, Staff, csrf_token, spring_clock_change_ahead
 
 BERLIN = ZoneInfo("Europe/Berlin")
 OVERVIEW = "/staff/admin/scheduling/"
@@ -756,21 +756,11 @@ def test_extra_hours_add_slots_on_a_day_without_weekly_hours(
     assert count(app, ScheduleException) == 1
 
 
-def last_sunday_of_march_ahead() -> date:
-    year = today().year
-    for candidate_year in (year, year + 1):
-        march_31 = date(candidate_year, 3, 31)
-        sunday = march_31 - timedelta(days=(march_31.weekday() - 6) % 7)
-        if sunday > today():
-            return sunday
-    raise AssertionError("unreachable")
-
-
 @pytest.mark.parametrize("prefix", ["off", "extra"])
 def test_a_time_skipped_by_the_clock_change_is_refused(
     app: Flask, admin_client: FlaskClient, clinic: Place, prefix: str
 ) -> None:
-    day = last_sunday_of_march_ahead()
+    day = spring_clock_change_ahead(today())
     path = schedule_path(clinic.weber.id)
     fields = {"start_day": day.isoformat(), "end_day": day.isoformat(), "reason": "Night shift"}
     if prefix == "extra":

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from icalendar import Calendar
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from booking.audit.models import AuditEvent
 from booking.extensions import db
@@ -21,9 +21,16 @@ from booking.outcomes.models import TreatmentPlan
 from booking.requests.events import RequestEvent
 from booking.requests.models import ConsultationRequest, RequestStatus
 from booking.scheduling.models import Appointment
-from booking.timeutil import clinic_dt, clinic_today, now_utc
-from tests.factories import make_hours, make_location, make_request
-from tests.support import AuthActions, Clinic, csrf_token
+from booking.timeutil import clinic_dt, clinic_today, now_utc, to_clinic_tz
+from tests.factories import appointment_started, make_hours, make_location, make_request
+from tests.support import (
+    AuthActions,
+    Clinic,
+    csrf_token,
+    spring_clock_change_ahead,
+    when,
+    winter_day,
+)
 
 CSRF_VALUE = re.compile(r'csrf_token"[^>]*value="([^"]+)"')
 
@@ -61,7 +68,12 @@ def act(client: FlaskClient, reference: str, action: str, **fields: Any):
     return client.post(f"/staff/requests/{reference}/{action}", data=data)
 
 
-def slot(clinic: Waiting, day: str = "2026-12-03", start: str = "10:00", **kw: Any) -> dict:
+# Staff book times to come; a day of next January keeps the clinic on winter time.
+DAY = winter_day(14)
+NEXT_DAY = DAY + timedelta(days=1)
+
+
+def slot(clinic: Waiting, day: str = DAY.isoformat(), start: str = "10:00", **kw: Any) -> dict:
     return {
         "specialist": kw.get("specialist", clinic.weber.id),
         "location": clinic.location,
@@ -118,7 +130,7 @@ def test_confirm_reschedule_cancel_update_one_calendar_event(
             client,
             reference,
             "reschedule",
-            **slot(clinic, day="2026-12-04", start="14:30", specialist=clinic.okafor.id),
+            **slot(clinic, day=NEXT_DAY.isoformat(), start="14:30", specialist=clinic.okafor.id),
         ).status_code
         == 302
     )
@@ -133,13 +145,13 @@ def test_confirm_reschedule_cancel_update_one_calendar_event(
     assert "Please bring your MRI." in confirmed.body_text
     # 10:00 in Berlin in December is 09:00 UTC; the email shows clinic time, as people write
     # it: no seconds, no time zone's long name.
-    assert "When: Thu 3 Dec 2026, 10:00\n" in confirmed.body_text
+    assert f"When: {when(DAY, '10:00')}\n" in confirmed.body_text
     assert "10:00:00" not in confirmed.body_text and "Central European" not in confirmed.body_text
 
     method, first = _event(confirmed)
     assert method == "REQUEST"
-    assert first.decoded("dtstart") == datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
-    assert first.decoded("dtend") == datetime(2026, 12, 3, 9, 45, tzinfo=UTC)
+    assert first.decoded("dtstart") == datetime.combine(DAY, time(9, 0), tzinfo=UTC)
+    assert first.decoded("dtend") == datetime.combine(DAY, time(9, 45), tzinfo=UTC)
     assert int(first["SEQUENCE"]) == 0
     assert str(first["STATUS"]) == "CONFIRMED"
 
@@ -147,7 +159,7 @@ def test_confirm_reschedule_cancel_update_one_calendar_event(
     assert method == "REQUEST"
     assert str(second["UID"]) == str(first["UID"])
     assert int(second["SEQUENCE"]) == 1
-    assert second.decoded("dtstart") == datetime(2026, 12, 4, 13, 30, tzinfo=UTC)
+    assert second.decoded("dtstart") == datetime.combine(NEXT_DAY, time(13, 30), tzinfo=UTC)
 
     method, third = _event(cancelled)
     assert method == "CANCEL"
@@ -198,6 +210,8 @@ def test_each_valid_transition_emails_the_patient(
     AuthActions(client).attempt(clinic.coordinator.email)
     for action in path:
         fields = slot(clinic) if action == "confirm" else {}
+        if action in ("complete", "no_show"):
+            _started(app, clinic.reference, timedelta(minutes=10))
         assert act(client, clinic.reference, action, **fields).status_code == 302
     assert _request(app, clinic.reference).status == final
     emails = _patient_emails(app)
@@ -267,10 +281,16 @@ def test_invalid_transitions_are_refused_and_change_nothing(
     AuthActions(client).attempt(clinic.coordinator.email)
     for step in TO_REACH[state]:
         fields = slot(clinic) if step == "confirm" else {}
+        if step in ("complete", "no_show"):
+            _started(app, clinic.reference, timedelta(minutes=10))
         assert act(client, clinic.reference, step, **fields).status_code == 302
     emails_before = len(_patient_emails(app))
 
-    fields = slot(clinic, day="2026-12-10") if action in ("confirm", "reschedule") else {}
+    fields = (
+        slot(clinic, day=(DAY + timedelta(days=7)).isoformat())
+        if action in ("confirm", "reschedule")
+        else {}
+    )
     response = act(client, clinic.reference, action, **fields)
 
     assert response.status_code == 409
@@ -289,13 +309,97 @@ def test_a_time_skipped_by_the_clock_change_is_refused(
     app: Flask, client: FlaskClient, clinic: Waiting
 ) -> None:
     AuthActions(client).attempt(clinic.coordinator.email)
-    # Berlin skips from 02:00 to 03:00 on 28 March 2027.
+    # Berlin skips from 02:00 to 03:00 on the last Sunday of March.
+    with app.app_context():
+        day = spring_clock_change_ahead(clinic_today())
     response = act(
-        client, clinic.reference, "confirm", **slot(clinic, day="2027-03-28", start="02:30")
+        client, clinic.reference, "confirm", **slot(clinic, day=day.isoformat(), start="02:30")
     )
     assert response.status_code == 409
     assert "does not exist" in response.get_data(as_text=True)
     assert _request(app, clinic.reference).status == RequestStatus.REQUESTED
+
+
+@pytest.mark.parametrize("action", ["confirm", "reschedule"])
+def test_a_time_that_has_passed_is_refused_with_a_message(
+    app: Flask, client: FlaskClient, clinic: Waiting, action: str
+) -> None:
+    """The patient is emailed the time staff enter: one that has passed (earlier today in
+    clinic time, or yesterday) is refused on the form, and nothing is stored or sent."""
+    AuthActions(client).attempt(clinic.coordinator.email)
+    if action == "reschedule":
+        assert act(client, clinic.reference, "confirm", **slot(clinic)).status_code == 302
+    emails_before = len(_patient_emails(app))
+    before = _request(app, clinic.reference)
+    with app.app_context():
+        passed = to_clinic_tz(now_utc() - timedelta(minutes=5))
+    for day, start in [
+        (passed.date(), passed.strftime("%H:%M")),
+        (passed.date() - timedelta(days=1), "10:00"),
+    ]:
+        fields = slot(clinic, day=day.isoformat(), start=start)
+        response = act(client, clinic.reference, action, **fields)
+        assert response.status_code == 422
+        page = response.get_data(as_text=True)
+        error = re.search(r'<div id="slot-start-error"[^>]*>(.*?)</div>', page, re.S)
+        assert error and "That time has passed" in error.group(1)
+        # The form keeps what was entered, to correct.
+        assert f'value="{day.isoformat()}"' in page
+        after = _request(app, clinic.reference)
+        assert (after.status, after.updated_at) == (before.status, before.updated_at)
+        assert len(_patient_emails(app)) == emails_before
+
+
+def _selected(page: str, field_id: str) -> list[str]:
+    """The options a select shows chosen: (value, label) as the browser would submit."""
+    select_html = re.search(rf'<select[^>]*id="{field_id}".*?</select>', page, re.S)
+    assert select_html, f"no select {field_id}"
+    return re.findall(r'<option selected value="([^"]*)">', select_html.group(0))
+
+
+def test_the_slot_form_chooses_nothing_the_coordinator_did_not(
+    app: Flask, client: FlaskClient, clinic: Waiting
+) -> None:
+    """A new request's form has every select on "Choose"; an appointment's form shows its
+    specialist, place and type, and once its specialist is deactivated it says so and asks
+    for another instead of showing another doctor as the appointment's."""
+    from booking.staff.models import StaffUser
+    from booking.staff.services import set_staff_active
+
+    AuthActions(client).attempt(clinic.coordinator.email)
+    record = f"/staff/requests/{clinic.reference}"
+    page = client.get(record).get_data(as_text=True)
+    for field in ("slot-specialist", "slot-location", "slot-appointment_type"):
+        assert _selected(page, field) == [""], field
+    # Confirming without choosing a specialist names what is missing.
+    fields = slot(clinic)
+    fields["specialist"] = ""
+    response = act(client, clinic.reference, "confirm", **fields)
+    assert response.status_code == 422
+    assert "Please choose a specialist." in response.get_data(as_text=True)
+    assert _request(app, clinic.reference).status == RequestStatus.REQUESTED
+
+    assert act(client, clinic.reference, "confirm", **slot(clinic)).status_code == 302
+    page = client.get(record).get_data(as_text=True)
+    assert _selected(page, "slot-specialist") == [str(clinic.weber.id)]
+    assert _selected(page, "slot-location") == [str(clinic.location)]
+    assert _selected(page, "slot-appointment_type") == [str(clinic.type)]
+
+    with app.app_context():
+        set_staff_active(
+            db.session.get(StaffUser, clinic.weber.id),
+            False,
+            actor=db.session.get(StaffUser, clinic.admin.id),
+        )
+    page = client.get(record).get_data(as_text=True)
+    assert _selected(page, "slot-specialist") == [""]
+    help_text = re.search(r'<div id="slot-specialist-help"[^>]*>(.*?)</div>', page, re.S)
+    assert help_text
+    assert "Dr. Weber, the appointment&#39;s specialist, is no longer active" in help_text.group(1)
+    assert 'aria-describedby="slot-specialist-help"' in page
+    # The place and type are still offered, and still shown.
+    assert _selected(page, "slot-location") == [str(clinic.location)]
+    assert _selected(page, "slot-appointment_type") == [str(clinic.type)]
 
 
 def test_a_specialist_cannot_be_booked_twice_at_once(
@@ -347,6 +451,7 @@ def test_specialists_work_only_their_own_requests(
     response = act(client, reference, "cancel")
     assert response.status_code == 409
     assert "role does not allow" in response.get_data(as_text=True)
+    _started(app, reference, timedelta(minutes=10))
     assert act(client, reference, "complete").status_code == 302
     assert _request(app, reference).status == RequestStatus.COMPLETED
 
@@ -378,6 +483,11 @@ def test_notes_go_on_the_timeline_and_never_to_the_patient(
 AFTER_START_SUBJECTS = {"complete": "Thank you for your visit", "no_show": "We missed you"}
 
 
+def _started(app: Flask, reference: str, ago: timedelta) -> None:
+    with app.app_context():
+        appointment_started(reference, ago)
+
+
 def _starts_at(app: Flask, reference: str) -> str:
     """The request's appointment's start as staff and patients read it (clinic time)."""
     with app.test_request_context():
@@ -397,19 +507,6 @@ def _confirmed_in_two_days(app: Flask, client: FlaskClient, clinic: Waiting) -> 
     response = act(client, clinic.reference, "confirm", **slot(clinic, day=day.isoformat()))
     assert response.status_code == 302
     return _starts_at(app, clinic.reference)
-
-
-def _appointment_started(app: Flask, reference: str, ago: timedelta) -> None:
-    """The clock moved on: the request's appointment started ``ago``."""
-    request_id = _request(app, reference).id
-    with app.app_context():
-        starts_at = now_utc() - ago
-        db.session.execute(
-            update(Appointment)
-            .where(Appointment.request_id == request_id)
-            .values(starts_at=starts_at, ends_at=starts_at + timedelta(minutes=45))
-        )
-        db.session.commit()
 
 
 def _stored(app: Flask) -> dict[str, int]:
@@ -487,7 +584,7 @@ def test_completed_and_no_show_are_possible_once_the_appointment_started(
     AuthActions(client).attempt(clinic.coordinator.email)
     _confirmed_in_two_days(app, client, clinic)
     # Ten minutes into the appointment (a no-show is known by then; a visit may be done).
-    _appointment_started(app, clinic.reference, timedelta(minutes=10))
+    _started(app, clinic.reference, timedelta(minutes=10))
     page = client.get(f"/staff/requests/{clinic.reference}").get_data(as_text=True)
     assert _offered(page) == {"complete": True, "no_show": True}
     assert "Once the appointment has started" not in page
@@ -507,7 +604,7 @@ def test_the_no_show_email_names_the_appointments_day_not_today(
     """Marked three days after the appointment, the email still says which one was missed."""
     AuthActions(client).attempt(clinic.coordinator.email)
     _confirmed_in_two_days(app, client, clinic)
-    _appointment_started(app, clinic.reference, timedelta(days=3))
+    _started(app, clinic.reference, timedelta(days=3))
     when = _starts_at(app, clinic.reference)
     assert act(client, clinic.reference, "no_show").status_code == 302
     email = _patient_emails(app)[-1]

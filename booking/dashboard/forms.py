@@ -26,7 +26,7 @@ from booking.outcomes.labels import PLAN_LABELS
 from booking.requests import asks, history
 from booking.requests.calls import OUTCOME_LABELS, CallOutcome
 from booking.requests.models import RequestStatus, TriageLevel
-from booking.timeutil import from_clinic_local
+from booking.timeutil import from_clinic_local, now_utc, to_clinic_tz
 from booking.urlargs import FIRST_YEAR, LAST_YEAR, date_arg, int_arg, text_arg
 
 MAX_SEARCH = 100
@@ -52,12 +52,21 @@ def queue_filters(args: MultiDict) -> QueueFilters:
     )
 
 
+def _chosen_id(value: object) -> int | None:
+    """A select's id, or None for its "Choose" option."""
+    return None if value in ("", None) else int(value)  # type: ignore[call-overload]
+
+
 class SlotForm(BaseForm):
     specialist = SelectField(
-        _l("Specialist"), coerce=int, validators=[InputRequired(_l("Please choose a specialist."))]
+        _l("Specialist"),
+        coerce=_chosen_id,
+        validators=[InputRequired(_l("Please choose a specialist."))],
     )
     location = SelectField(
-        _l("Location"), coerce=int, validators=[InputRequired(_l("Please choose a location."))]
+        _l("Location"),
+        coerce=_chosen_id,
+        validators=[InputRequired(_l("Please choose a location."))],
     )
     day = DateField(_l("Date"), validators=[DataRequired(_l("Please enter a date."))])
     start = TimeField(
@@ -67,7 +76,7 @@ class SlotForm(BaseForm):
     )
     appointment_type = SelectField(
         _l("Appointment type"),
-        coerce=int,
+        coerce=_chosen_id,
         validators=[InputRequired(_l("Please choose the type of appointment."))],
     )
     message = TextAreaField(
@@ -81,12 +90,57 @@ class SlotForm(BaseForm):
         if not FIRST_YEAR <= field.data.year <= LAST_YEAR:
             raise ValidationError(_("Please check the year of the date."))
 
+    def validate_start(self, field: TimeField) -> None:
+        # The patient is emailed the time: a time that has passed would tell them of an
+        # appointment they can no longer come to. (The services take any time; it is staff
+        # entering one here that must look ahead.)
+        day = self.day.data
+        if day is None or self.day.errors or field.data is None:
+            return
+        if from_clinic_local(day, field.data) < now_utc():
+            raise ValidationError(_("That time has passed. Please choose a time to come."))
+
     def set_choices(self, specialists: list[Any], locations: list[Any], types: list[Any]) -> None:
-        self.specialist.choices = options([(s.id, s.full_name) for s in specialists])
-        self.location.choices = options([(loc.id, loc.display_name) for loc in locations])
+        """The active specialists, locations and types, after a "Choose" option: nothing is
+        chosen for the coordinator that they did not choose or the appointment has."""
+        choose = [("", _("Choose…"))]
+        self.specialist.choices = options(choose + [(s.id, s.full_name) for s in specialists])
+        self.location.choices = options(choose + [(loc.id, loc.display_name) for loc in locations])
         self.appointment_type.choices = options(
-            [(t.id, f"{t.display_name} ({t.duration_minutes} min)") for t in types]
+            choose + [(t.id, f"{t.display_name} ({t.duration_minutes} min)") for t in types]
         )
+
+    def show_appointment(self, appointment: Any) -> None:
+        """Fill in an appointment's time, specialist, place and type, to confirm or move it.
+        One no longer offered (a specialist deactivated, a location closed) is left to choose,
+        with a note saying why, rather than shown as another."""
+        local = to_clinic_tz(appointment.starts_at)
+        self.day.data, self.start.data = local.date(), local.time()
+        for field, value, gone in (
+            (self.specialist, appointment.specialist_id, _SPECIALIST_GONE),
+            (self.location, appointment.location_id, _LOCATION_GONE),
+            (self.appointment_type, appointment.appointment_type_id, _TYPE_GONE),
+        ):
+            if any(choice.value == value for choice in field.choices):
+                field.data = value
+            else:
+                field.description = gone[1] % {"name": gone[0](appointment)}
+
+
+# What the slot form says of an appointment's specialist, place or type no longer offered:
+# how to name it, and the note.
+_SPECIALIST_GONE = (
+    lambda appointment: appointment.specialist.full_name,
+    _l("%(name)s, the appointment's specialist, is no longer active: please choose another."),
+)
+_LOCATION_GONE = (
+    lambda appointment: appointment.location.display_name,
+    _l("%(name)s, the appointment's location, is closed: please choose another."),
+)
+_TYPE_GONE = (
+    lambda appointment: appointment.appointment_type.display_name,
+    _l("%(name)s, the appointment's type, is no longer offered: please choose another."),
+)
 
 
 class CloseForm(BaseForm):

@@ -47,7 +47,7 @@ from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole, StaffUser
 from booking.staff.services import active_specialists, list_staff
 from booking.templating import choice_label
-from booking.timeutil import clinic_today, now_utc, to_clinic_tz
+from booking.timeutil import clinic_today, now_utc
 
 bp = Blueprint("dashboard", __name__, url_prefix="/staff")
 
@@ -129,11 +129,7 @@ def _slot_form(consultation: ConsultationRequest) -> SlotForm:
     form = SlotForm(prefix="slot")
     form.set_choices(active_specialists(), active_locations(), active_appointment_types())
     if request.method == "GET" and consultation.appointment is not None:
-        local = to_clinic_tz(consultation.appointment.starts_at)
-        form.specialist.data = consultation.appointment.specialist_id
-        form.location.data = consultation.appointment.location_id
-        form.day.data, form.start.data = local.date(), local.time()
-        form.appointment_type.data = consultation.appointment.appointment_type_id
+        form.show_appointment(consultation.appointment)
     return form
 
 

@@ -20,7 +20,7 @@ from booking.extensions import db
 from booking.staff.auth import make_reset_token
 from booking.staff.models import StaffUser
 from booking.timeutil import clinic_today, to_clinic_tz
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, appointment_started
 from tests.hostile.conftest import (
     MARKUP,
     Cases,
@@ -360,12 +360,6 @@ def test_a_message_with_nul_bytes_is_refused_and_nothing_sent(
     assert outbox(app, "request_update") == []
 
 
-def _begun(app: Flask) -> dict[str, str]:
-    """A day and time (clinic wall clock) already past: 10:00 two days ago."""
-    with app.app_context():
-        return {"day": (clinic_today() - timedelta(days=2)).isoformat(), "start": "10:00"}
-
-
 # (how the request is put in the state, the forged action, the message shown)
 FORGED_TRANSITIONS = {
     "complete-a-declined-request": ("decline", "complete", "cannot be changed to completed"),
@@ -392,10 +386,12 @@ def test_a_forged_transition_is_refused_and_changes_nothing(
 ) -> None:
     reference = clinic.waiting
     for step in (setup or "").split("+"):
+        if step in ("complete", "no_show"):
+            # A request is completed or marked no-show only after its appointment starts.
+            with app.app_context():
+                appointment_started(reference)
         if step:
-            # At a time already begun: a request is completed or marked no-show only after
-            # its appointment starts.
-            fields = slot_fields(app, clinic, **_begun(app)) if step == "confirm" else {}
+            fields = slot_fields(app, clinic) if step == "confirm" else {}
             assert act(coordinator, reference, step, **fields).status_code == 302, step
     before = snapshot(app)
     fields = slot_fields(app, clinic, index=8) if action in ("confirm", "reschedule") else {}
