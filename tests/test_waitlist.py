@@ -160,6 +160,34 @@ def test_confirming_at_the_held_time_offers_nothing(app: Flask, clinic: Waitlist
         ).all()
 
 
+def test_a_time_still_held_after_the_move_is_not_offered(app: Flask, clinic: Waitlist) -> None:
+    """Confirmed a quarter of an hour earlier or later, the hour-long appointment still holds
+    most of the time it started at: offering that start would email the waiting patients a
+    time that anyone accepting would find taken."""
+    with app.app_context():
+        held = db.session.get(ConsultationRequest, clinic.first).appointment
+        near = [
+            s.starts_at
+            for s in open_slots(
+                db.session.get(AppointmentType, clinic.type),
+                clinic.early - timedelta(minutes=15),
+                clinic.early + timedelta(minutes=16),
+                specialist_id=clinic.weber.id,
+                ignore_appointment_id=held.id,
+                enforce_limits=False,
+            )
+            if s.starts_at != clinic.early
+        ]
+    assert near, "no time a quarter of an hour from the held one"
+    assert _confirm_first(app, clinic, near[0]) == []
+    with app.app_context():
+        moved = db.session.get(ConsultationRequest, clinic.first).appointment
+        assert moved.starts_at == near[0]
+        assert not db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "waitlist_offer")
+        ).all()
+
+
 def test_the_first_to_accept_gets_it_and_the_others_see_it_is_gone(
     app: Flask, client, clinic: dict
 ) -> None:

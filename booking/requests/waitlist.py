@@ -133,6 +133,20 @@ def offer_freed_slot(appointment: FreedTime) -> list[OutboxEmail]:
     earliest, latest = booking_limits(clinic_settings())
     if not earliest <= appointment.starts_at < latest:
         return []
+    # Only a time a patient could take now: an appointment moved by less than its length (or
+    # given another length at the same start) still holds it, and a time off or a change of
+    # hours may have closed it. Accepting checks the same (``accept_offer``).
+    try:
+        resolve_choice(
+            SlotChoice(
+                appointment.appointment_type_id,
+                appointment.specialist_id,
+                appointment.location_id,
+                appointment.starts_at,
+            )
+        )
+    except (SlotTaken, SlotUnavailable):
+        return []
     waiting = db.session.scalars(
         _waiting_for(appointment.appointment_type_id, appointment.starts_at)
         .where(
