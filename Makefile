@@ -23,7 +23,7 @@ translations: $(VENV)/.installed
 ## Extract every translatable string and merge new ones into each language's catalogue.
 messages: $(VENV)/.installed
 	mkdir -p booking/translations
-	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k _p:1c,2 -k lazy_pgettext:1c,2 -o booking/translations/messages.pot .
+	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k _p:1c,2 -k lazy_pgettext:1c,2 --add-location=file -o booking/translations/messages.pot .
 	$(VENV)/bin/pybabel update -i booking/translations/messages.pot -d booking/translations --no-fuzzy-matching
 
 ## Serve on http://127.0.0.1:5000 with the worker and a local mail sink (SQLite, demo data).
