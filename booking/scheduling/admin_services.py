@@ -33,13 +33,11 @@ from booking.scheduling.models import (
 )
 from booking.scheduling.services import (
     ProposedNames,
-    clash_field,
     clean_names,
-    name_clash,
+    name_problem,
     name_values,
 )
 from booking.staff.models import StaffRole, StaffUser
-from booking.templating import language_name
 from booking.timeutil import now_utc
 
 # The same limits as the database's check constraints on ClinicSettings and AppointmentType;
@@ -204,15 +202,13 @@ def create_appointment_type(
     """Add a bookable appointment type. Its name reads apart from every other type's in each
     language (whatever the case), so patients never see two choices that read the same."""
     proposed = ProposedNames(" ".join(name.split()), clean_names(names))
-    if not proposed.name:
-        raise ScheduleError(_("Please enter a name."), "name")
+    _check_type_names(proposed, None)
     low, high = DURATION_RANGE
     if not low <= duration_minutes <= high:
         raise ScheduleError(
             _("Please enter a number of minutes from %(min)d to %(max)d.", min=low, max=high),
             "duration_minutes",
         )
-    _check_type_names(proposed, None)
     appointment_type = AppointmentType(
         name=proposed.name, names=proposed.names, duration_minutes=duration_minutes, active=True
     )
@@ -263,23 +259,14 @@ def rename_appointment_type(
 
 
 def _check_type_names(proposed: ProposedNames, appointment_type: AppointmentType | None) -> None:
-    if not proposed.name:
-        raise ScheduleError(_("Please enter a name."), "name")
-    others = [t for t in all_appointment_types() if t is not appointment_type]
-    clash = name_clash(proposed, others)
-    if clash is None:
-        return
-    code, clashing = clash
-    if clash_field(proposed, code) == "name":
-        raise ScheduleError(str(TYPE_NAME_TAKEN), "name")
-    raise ScheduleError(
-        _(
-            "Another appointment type is already called %(name)s in %(language)s.",
-            name=clashing,
-            language=language_name(code),
-        ),
-        f"name_{code}",
+    problem = name_problem(
+        proposed,
+        [t for t in all_appointment_types() if t is not appointment_type],
+        TYPE_NAME_TAKEN,
+        _l("Another appointment type is already called %(name)s in %(language)s."),
     )
+    if problem is not None:
+        raise ScheduleError(*problem)
 
 
 def set_appointment_type_active(

@@ -11,6 +11,7 @@ from email.utils import parseaddr
 
 from flask import current_app
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, exists, func, inspect, select
 from sqlalchemy.exc import DBAPIError
 
@@ -70,24 +71,31 @@ class ProposedNames(NamedInLanguages):
     names: dict[str, str]
 
 
-def name_clash(
-    proposed: NamedInLanguages, others: Iterable[NamedInLanguages]
+def name_problem(
+    proposed: NamedInLanguages,
+    others: Iterable[NamedInLanguages],
+    taken: str,
+    taken_in_language: str,
 ) -> tuple[str, str] | None:
-    """The first language in which ``proposed`` reads like one of ``others`` (case aside),
-    as (language code, the name that clashes); None when it reads apart from them in every
-    language, so patients never see two choices that read the same."""
+    """What is wrong with an admin's proposed names, as (message, form field), or None: no
+    name, or one that reads like one of ``others`` (case aside) in some language, so that
+    patients never see two choices that read the same. ``taken`` is the message for the
+    clinic's name; ``taken_in_language`` (with %(name)s and %(language)s) for another
+    language's own name."""
+    if not proposed.name:
+        return _("Please enter a name."), "name"
     others = list(others)
     for code in current_app.config["LANGUAGES"]:
         mine = proposed.name_in(code)
         if any(other.name_in(code).casefold() == mine.casefold() for other in others):
-            return code, mine
+            # A language with no name of its own reads the clinic's.
+            if not (proposed.names and code in proposed.names):
+                return str(taken), "name"
+            return str(taken_in_language) % {
+                "name": mine,
+                "language": language_name(code),
+            }, f"name_{code}"
     return None
-
-
-def clash_field(proposed: NamedInLanguages, code: str) -> str:
-    """The form field to show a clash in ``code`` on: that language's own name, or the
-    clinic's name when that language reads it."""
-    return f"name_{code}" if proposed.names and code in proposed.names else "name"
 
 
 def name_values(named: NamedInLanguages) -> dict[str, str]:
@@ -108,23 +116,14 @@ def all_locations() -> list[Location]:
 
 
 def _check_location_names(proposed: ProposedNames, location: Location | None) -> None:
-    if not proposed.name:
-        raise LocationError(_("Please enter a name."), "name")
-    others = [loc for loc in all_locations() if loc is not location]
-    clash = name_clash(proposed, others)
-    if clash is None:
-        return
-    code, name = clash
-    if clash_field(proposed, code) == "name":
-        raise LocationError(_("A location with this name already exists."), "name")
-    raise LocationError(
-        _(
-            "Another location is already called %(name)s in %(language)s.",
-            name=name,
-            language=language_name(code),
-        ),
-        f"name_{code}",
+    problem = name_problem(
+        proposed,
+        [loc for loc in all_locations() if loc is not location],
+        _l("A location with this name already exists."),
+        _l("Another location is already called %(name)s in %(language)s."),
     )
+    if problem is not None:
+        raise LocationError(*problem)
 
 
 def create_location(
