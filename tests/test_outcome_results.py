@@ -57,7 +57,10 @@ PAIN = m.Threshold(m.DEFAULT_PAIN_POINTS, m.DEFAULT_RELATIVE_PERCENT)
         (ODI, 50, 59.9, m.UNCHANGED),
         (ODI, 20, 14, m.IMPROVED),  # 6 points = exactly 30 % of 20
         (ODI, 20, 14.2, m.UNCHANGED),  # 29 %
-        (ODI, 20, 26, m.WORSE),  # 30 % upwards
+        # Worse: 10 points only; 30 % of a low baseline is within measurement error.
+        (ODI, 20, 26, m.UNCHANGED),  # 30 % upwards, 6 points
+        (ODI, 4, 6, m.UNCHANGED),  # one step in one section
+        (ODI, 20, 30, m.WORSE),
         # NDI: 7.5 points, no relative threshold.
         (NDI, 40, 32.5, m.IMPROVED),
         (NDI, 40, 32.6, m.UNCHANGED),
@@ -68,6 +71,7 @@ PAIN = m.Threshold(m.DEFAULT_PAIN_POINTS, m.DEFAULT_RELATIVE_PERCENT)
         (PAIN, 6, 5, m.UNCHANGED),  # 1 point, 17 %
         (PAIN, 3, 2, m.IMPROVED),  # 1 point, 33 %
         (PAIN, 4, 6, m.WORSE),
+        (PAIN, 2, 3, m.UNCHANGED),  # 50 % upwards, but 1 point
         (PAIN, 0, 1, m.UNCHANGED),  # no share of nothing
         (PAIN, 0, 0, m.UNCHANGED),
         (PAIN, None, 3, None),
@@ -310,6 +314,32 @@ def _row(page: str, table_id: str, heading: str) -> str:
     return next(row for row in table.split("<tr") if f">{heading}</th>" in row)
 
 
+def test_the_response_rate_counts_closed_invitations_and_not_the_deceased(app: Flask) -> None:
+    """Of the invitations sent: one answered, two whose link expired unanswered, one whose
+    link is still open, and one unanswered by a patient since marked deceased. The rate is
+    answered of closed: 1 of 3 (not 1 of 5)."""
+    with app.app_context():
+        _answered, expired, also_expired, _still_open, deceased = [
+            db.session.get(Patient, patient_id)
+            for patient_id in _treated(Plan.PHYSIOTHERAPY, 1, unanswered=4)
+        ]
+        now = now_utc()
+        for patient in (expired, also_expired, deceased):
+            db.session.execute(
+                update(FollowUp)
+                .where(FollowUp.request_id == patient.requests[0].id)
+                .values(expires_at=now - timedelta(days=1))
+            )
+        deceased.deceased_at = now
+        db.session.commit()
+        counted = results.response_counts(clinic_today() - timedelta(days=365))
+        assert counted == {"3m": [4, 1, 1]}
+        (response,) = results.point_responses(counted, ["3m"])
+        assert (response.sent, response.still_open) == (4, 1)
+        assert response.share is not None
+        assert (response.share.count, response.share.total) == (1, 3)
+
+
 def test_the_outcomes_page_shows_shares_with_intervals_and_suppresses_small_groups(
     app: Flask, client: FlaskClient
 ) -> None:
@@ -332,8 +362,9 @@ def test_the_outcomes_page_shows_shares_with_intervals_and_suppresses_small_grou
     assert "Suppressed" in _row(page, "by-diagnosis", "Spinal stenosis")
     assert "<td>12</td>" in _row(page, "by-diagnosis", "Herniated (slipped) disc")
     assert "Suppressed" not in _row(page, "overall", "All patients")  # 17 scored
-    # Response rate: 17 of the 20 sent answered.
-    assert "<td>20</td><td>17</td><td>85 %" in _row(page, "responses", "3 months")
+    # Response rate: the 3 unanswered links are still open, so 17 of the 17 closed answered
+    # (counted against all 20 sent, it read 85 %).
+    assert "<td>20</td><td>3</td><td>17</td><td>100 %" in _row(page, "responses", "3 months")
     # The thresholds' sources are named.
     assert "Ostelo RW et al." in page and "Carreon LY et al." in page
 
@@ -455,7 +486,7 @@ def test_the_workers_job_counts_every_period_and_time_point_and_drops_old_counts
         )
         assert three_months is not None
         assert three_months.tally["groups"]["plan_group"]["minimally_invasive"] == [9, 12]
-        assert three_months.tally["responses"] == {"3m": [12, 12]}
+        assert three_months.tally["responses"] == {"3m": [12, 0, 12]}
         # No patient in it: numbers and group codes only.
         assert "herniated_disc" in three_months.tally["groups"]["diagnosis"]
         assert "@" not in str(kept[0].tally)

@@ -149,7 +149,7 @@ class OutcomeSettingsForm(BaseForm):
         validators=[InputRequired(), NumberRange(min=0.5, max=10)],
     )
     relative_percent = DecimalField(
-        _l("Or a change of this per cent of the baseline (ODI and pain)"),
+        _l("Or a fall of this per cent of the baseline (ODI and pain; for improvement only)"),
         places=0,
         validators=[InputRequired(), NumberRange(min=5, max=100)],
     )

@@ -3,8 +3,11 @@ of a share: pure functions (no app, no database).
 
 Every measure here is better when lower (disability per cent, pain 0-10). A change counts as
 "improved" when the score fell by at least the threshold in points, or (where the measure
-has one) by at least the relative threshold in per cent of the baseline; "worse" the same way
-upwards; otherwise "unchanged". Published defaults:
+has one) by at least the relative threshold in per cent of the baseline; "worse" when it rose
+by at least the threshold in points; otherwise "unchanged". The relative threshold is one for
+improvement only (Ostelo 2008 proposes none for getting worse): on a low baseline it would
+call a change within measurement error, such as ODI 4 to 6 % or pain 2 to 3, "worse".
+Published defaults:
 
 * ODI and pain scales: 10 points (ODI, 0-100) and 2 points (pain, 0-10), or 30 % of the
   baseline: Ostelo RW et al., "Interpreting change scores for pain and functional status in
@@ -51,11 +54,13 @@ def classify(baseline: float | None, value: float | None, threshold: Threshold) 
     change = baseline - value  # positive: better
     size = abs(change)
     enough = size >= threshold.points - 1e-9
+    if change < 0:
+        return WORSE if enough else UNCHANGED  # points only: see the module's note
     if not enough and threshold.relative_percent is not None and baseline > 0:
         enough = size / baseline * 100 >= threshold.relative_percent - 1e-9
     if not enough or change == 0:
         return UNCHANGED
-    return IMPROVED if change > 0 else WORSE
+    return IMPROVED
 
 
 @dataclass(frozen=True)

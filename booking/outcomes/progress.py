@@ -218,12 +218,12 @@ def threshold_notes(saved: OutcomeSettings) -> list[ThresholdNote]:
         ThresholdNote(
             _("Oswestry Disability Index"),
             _(
-                "%(points)s points, or %(percent)s %% of the baseline",
+                "%(points)s points, or a fall of %(percent)s %% of the baseline",
                 points=_points(saved.odi_points),
                 percent=relative,
             ),
             _(
-                "%(points)s points, or %(percent)s %% of the baseline",
+                "%(points)s points, or a fall of %(percent)s %% of the baseline",
                 points=_points(m.DEFAULT_ODI_POINTS),
                 percent=_points(m.DEFAULT_RELATIVE_PERCENT),
             ),
@@ -241,12 +241,12 @@ def threshold_notes(saved: OutcomeSettings) -> list[ThresholdNote]:
         ThresholdNote(
             _("Pain scales (0-10)"),
             _(
-                "%(points)s points, or %(percent)s %% of the baseline",
+                "%(points)s points, or a fall of %(percent)s %% of the baseline",
                 points=_points(saved.pain_points),
                 percent=relative,
             ),
             _(
-                "%(points)s points, or %(percent)s %% of the baseline",
+                "%(points)s points, or a fall of %(percent)s %% of the baseline",
                 points=_points(m.DEFAULT_PAIN_POINTS),
                 percent=_points(m.DEFAULT_RELATIVE_PERCENT),
             ),

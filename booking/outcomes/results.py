@@ -29,7 +29,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, case, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from booking.audit.services import record
@@ -109,7 +109,9 @@ class GroupShare:
 class PointResponse:
     point: str
     label: str
-    share: m.Share | None  # answered of sent; None: none sent yet
+    sent: int
+    still_open: int  # sent, not answered, the link not yet expired
+    share: m.Share | None  # answered of the closed (sent less still open); None: none closed
 
 
 @dataclass(frozen=True)
@@ -284,14 +286,30 @@ def _share(improved: int, total: int) -> m.Share | None:
     return m.wilson(improved, total) if total >= MIN_GROUP else None
 
 
-def response_counts(since: date) -> dict[str, list[int]]:
-    """``[sent, answered]`` per time point (a time point missed while the worker was down was
-    never sent and is not counted)."""
+def response_counts(since: date, now: datetime | None = None) -> dict[str, list[int]]:
+    """``[sent, still open, answered]`` per time point. The response rate is answered of the
+    invitations closed (answered, or their link expired): one still open is not yet a
+    non-response. An unanswered invitation to a patient since marked deceased is left out,
+    and a time point missed while the worker was down was never sent and is not counted."""
+    now = now or now_utc()
+    unanswered = FollowUp.answered_at.is_(None)
+    still_open = and_(unanswered, FollowUp.expires_at > now)
     return {
-        point: [sent, answered]
-        for point, sent, answered in db.session.execute(
-            select(FollowUp.point, func.count(FollowUp.sent_at), func.count(FollowUp.answered_at))
-            .where(FollowUp.sent_at.is_not(None), FollowUp.request_id.in_(_cohort(since)))
+        point: [sent, pending, answered]
+        for point, sent, pending, answered in db.session.execute(
+            select(
+                FollowUp.point,
+                func.count(),
+                func.count(case((still_open, 1))),
+                func.count(FollowUp.answered_at),
+            )
+            .join(ConsultationRequest, ConsultationRequest.id == FollowUp.request_id)
+            .join(Patient, Patient.id == ConsultationRequest.patient_id)
+            .where(
+                FollowUp.sent_at.is_not(None),
+                FollowUp.request_id.in_(_cohort(since)),
+                or_(~unanswered, Patient.deceased_at.is_(None)),
+            )
             .group_by(FollowUp.point)
         ).tuples()
     }
@@ -304,9 +322,16 @@ def point_responses(counted: dict[str, list[int]], points: list[str]) -> list[Po
     )
     found = []
     for point in shown:
-        sent, answered = counted.get(point, (0, 0))
+        sent, still_open, answered = counted.get(point, (0, 0, 0))
+        closed = sent - still_open
         found.append(
-            PointResponse(point, point_label(point), m.wilson(answered, sent) if sent else None)
+            PointResponse(
+                point,
+                point_label(point),
+                sent,
+                still_open,
+                m.wilson(answered, closed) if closed else None,
+            )
         )
     return found
 
@@ -321,7 +346,7 @@ def point_responses(counted: dict[str, list[int]], points: list[str]) -> list[Po
 SNAPSHOT_MINUTES = 10
 SNAPSHOT_MAX_AGE = timedelta(minutes=15)
 SNAPSHOT_KEEP = timedelta(days=1)  # older snapshots (a former day or setting) are deleted
-TALLY_VERSION = 1  # part of the key: a change to what is counted starts afresh
+TALLY_VERSION = 2  # part of the key: a change to what is counted starts afresh
 
 
 def snapshot_key(months: int, point: str, since: date, saved: OutcomeSettings) -> str:
