@@ -26,7 +26,7 @@ from booking.requests.waitlist import (
     join_waitlist,
 )
 from booking.scheduling.availability import open_slots
-from booking.scheduling.models import AppointmentType, Location, SlotOffer
+from booking.scheduling.models import AppointmentType, ClinicSettings, Location, SlotOffer
 from booking.scheduling.services import SlotChoice
 from booking.staff.models import StaffUser
 from booking.timeutil import WHEN, now_utc, to_clinic_tz
@@ -105,8 +105,11 @@ def test_a_cancellation_offers_the_time_to_the_waitlist(app: Flask, clinic: Wait
             "waiting2@example.com",
         ]
         assert all(f"/offers/{offer.token}" in e.body_text for e in offers)
-        # The email says how long the offer is open: two days, or until the time itself.
-        until = min(offer.created_at + OFFER_LIFETIME, offer.starts_at)
+        # The email says how long the offer is open: two days, or until the time comes within
+        # the minimum notice (24 hours), after which no patient may book it. The time is about
+        # two days ahead here, so the notice closes the offer first.
+        until = offer.starts_at - timedelta(hours=24)
+        assert until < offer.created_at + OFFER_LIFETIME
         when = format_datetime(until, WHEN, tzinfo=ZoneInfo("Europe/Berlin"), locale="en")
         assert all(f"The offer is open until {when}." in e.body_text for e in offers)
 
@@ -295,12 +298,12 @@ def test_an_offer_older_than_its_lifetime_can_no_longer_be_taken(
     link = re.search(r"https?://[^/\s]+(/manage/\S+)", email.body_text).group(1)
     offer_page = client.get(link).headers["Location"]
     page = client.get(offer_page).get_data(as_text=True)
-    assert "this offer has expired" in page
+    assert "this offer closed on" in page
     assert "Take this earlier time" not in page
     manage_page = client.get(offer_page.split("/offers/")[0]).get_data(as_text=True)
     response = client.post(offer_page, data={"csrf_token": CSRF.search(manage_page).group(1)})
     assert response.status_code == 409
-    assert "this offer has expired" in response.get_data(as_text=True)
+    assert "this offer closed on" in response.get_data(as_text=True)
     with app.app_context():
         waiting = db.session.get(ConsultationRequest, clinic.waiting[0])
         assert waiting.appointment.starts_at > clinic.early
@@ -326,4 +329,34 @@ def test_an_offer_is_taken_only_by_a_request_it_was_sent_to(app: Flask, client, 
     token = CSRF.search(client.get(url).get_data(as_text=True)).group(1)
     assert client.post(offer_page, data={"csrf_token": token}).status_code == 404
     with app.app_context():
+        assert db.session.get(SlotOffer, offer.id).claimed_by_request_id is None
+
+
+def test_an_offer_closes_when_its_time_comes_within_the_minimum_notice(
+    app: Flask, client, clinic: Waitlist
+) -> None:
+    """No patient may book a time within the clinic's minimum notice: the offer closes then,
+    as its email says, even inside its two days; the page shows no button and accepting is
+    refused as closed, not as taken."""
+    offer = _cancel_first(app, clinic)
+    with app.app_context():
+        # Three days' notice: the offered time, about two days ahead, is within it.
+        db.session.add(ClinicSettings(id=1, min_notice_hours=72))
+        db.session.commit()
+        assert now_utc() < offer.created_at + OFFER_LIFETIME
+        email = db.session.scalars(
+            select(OutboxEmail).where(
+                OutboxEmail.template == "waitlist_offer",
+                OutboxEmail.recipient == "waiting1@example.com",
+            )
+        ).one()
+    link = re.search(r"https?://[^/\s]+(/manage/\S+)", email.body_text).group(1)
+    offer_page = client.get(link).headers["Location"]
+    page = client.get(offer_page).get_data(as_text=True)
+    assert "this offer closed on" in page
+    assert "Take this earlier time" not in page
+    with app.app_context():
+        waiting = db.session.get(ConsultationRequest, clinic.waiting[1])
+        with pytest.raises(OfferExpired):
+            accept_offer(db.session.get(SlotOffer, offer.id), waiting)
         assert db.session.get(SlotOffer, offer.id).claimed_by_request_id is None

@@ -43,7 +43,6 @@ from booking.requests.links import (
 )
 from booking.requests.models import ConsultationRequest, ManageLink
 from booking.requests.waitlist import (
-    OFFER_LIFETIME,
     OfferExpired,
     OfferGone,
     OfferUnavailable,
@@ -53,6 +52,7 @@ from booking.requests.waitlist import (
     join_waitlist,
     leave_waitlist,
     offer_expired,
+    offer_open_until,
     offered_to,
 )
 from booking.rights import services as rights
@@ -357,7 +357,7 @@ def offer(reference: str, offer_token: str):
         gone=gone or slot_offer.claimed_by_request_id not in (None, consultation.id),
         unavailable=unavailable,
         expired=expired,
-        offer_days=OFFER_LIFETIME.days,
+        open_until=offer_open_until(slot_offer),
     )
     refused = gone or unavailable or expired
     return page, (409 if refused and request.method == "POST" else 200)

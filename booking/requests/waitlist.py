@@ -48,7 +48,7 @@ class OfferGone(Exception):  # noqa: N818 - the event the patient is told about
 
 
 class OfferExpired(OfferGone):
-    """The offer is older than ``OFFER_LIFETIME``."""
+    """The offer has closed (``offer_open_until``)."""
 
 
 class OfferUnavailable(OfferGone):
@@ -169,7 +169,7 @@ def offer_freed_slot(appointment: FreedTime) -> list[OutboxEmail]:
     )
     db.session.add(offer)
     db.session.flush()
-    open_until = min(offer.created_at + OFFER_LIFETIME, offer.starts_at)
+    open_until = offer_open_until(offer)
     offers = [
         email
         for consultation in waiting
@@ -189,8 +189,16 @@ def find_offer(token: str) -> SlotOffer | None:
     return db.session.scalar(select(SlotOffer).where(SlotOffer.token == token))
 
 
+def offer_open_until(offer: SlotOffer) -> datetime:
+    """When an offer closes: at the end of its lifetime, or when the time comes within the
+    clinic's minimum notice (no patient may book it after that), whichever is first. The
+    email gives this time; the offer page and accepting keep to it."""
+    notice = timedelta(hours=clinic_settings().min_notice_hours)
+    return min(offer.created_at + OFFER_LIFETIME, offer.starts_at - notice)
+
+
 def offer_expired(offer: SlotOffer, now: datetime | None = None) -> bool:
-    return offer.created_at + OFFER_LIFETIME <= (now or now_utc())
+    return offer_open_until(offer) <= (now or now_utc())
 
 
 def offered_to(offer: SlotOffer, consultation: ConsultationRequest) -> bool:
@@ -210,6 +218,9 @@ def accept_offer(offer: SlotOffer, consultation: ConsultationRequest) -> None:
         db.session.rollback()
         raise OfferGone
     now = now_utc()
+    if offer.claimed_by_request_id is None and offer_expired(offer, now):
+        db.session.rollback()
+        raise OfferExpired
     claimed = db.session.execute(
         update(SlotOffer)
         .where(
