@@ -293,6 +293,7 @@ def test_a_held_time_is_a_tentative_invitation_that_staff_confirmation_updates(
 
     received = event("We received your request")
     assert str(received["STATUS"]) == "TENTATIVE"
+    assert received["ATTENDEE"].params["PARTSTAT"] == "TENTATIVE"  # held, not yet confirmed
     assert int(received["SEQUENCE"]) == 0
     with app.app_context():
         coordinator = make_staff("coordinator", "coord@example.com")

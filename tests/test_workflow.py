@@ -161,7 +161,16 @@ def test_confirm_reschedule_cancel_update_one_calendar_event(
     assert int(second["SEQUENCE"]) == 1
     assert second.decoded("dtstart") == datetime.combine(NEXT_DAY, time(13, 30), tzinfo=UTC)
 
+    # The patient is the event's attendee (RFC 5546): calendar apps match updates and the
+    # cancellation to the event by it. Their address only, no name; no reply expected.
+    for event in (first, second):
+        attendee = event["ATTENDEE"]
+        assert str(attendee) == "mailto:erika.mustermann@example.com"
+        assert (attendee.params["PARTSTAT"], attendee.params["RSVP"]) == ("ACCEPTED", "FALSE")
+        assert "CN" not in attendee.params
+
     method, third = _event(cancelled)
+    assert str(third["ATTENDEE"]) == "mailto:erika.mustermann@example.com"
     assert method == "CANCEL"
     assert str(third["UID"]) == str(first["UID"])
     assert int(third["SEQUENCE"]) == 2

@@ -45,5 +45,16 @@ def appointment_ics(appointment: Appointment, *, cancel: bool = False) -> str:
     organizer = vCalAddress(f"mailto:{organizer_email}")
     organizer.params["cn"] = vText(clinic)
     event.add("organizer", organizer)
+    # RFC 5546 asks for the attendee in a REQUEST and a CANCEL: calendar apps (Gmail,
+    # Outlook) match an update or a cancellation to the event the recipient holds by it, and
+    # may otherwise show it as a plain attachment. The patient only, by address (no name):
+    # the file goes to them alone. No reply is expected.
+    patient_email = appointment.request.patient.email
+    if patient_email:
+        attendee = vCalAddress(f"mailto:{patient_email}")
+        attendee.params["role"] = vText("REQ-PARTICIPANT")
+        attendee.params["partstat"] = vText("TENTATIVE" if tentative else "ACCEPTED")
+        attendee.params["rsvp"] = vText("FALSE")
+        event.add("attendee", attendee)
     calendar.add_component(event)
     return calendar.to_ical().decode()
