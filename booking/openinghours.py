@@ -19,8 +19,9 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from datetime import time
+from datetime import date, time
 
+import holidays
 from babel import Locale
 from babel.dates import format_interval
 from babel.lists import format_list
@@ -130,9 +131,39 @@ def opening_hours_text(locale: Locale | str | None = None) -> list[str]:
     return [_describe(line, locale, closed) for line in lines]
 
 
+# ---- days the clinic is closed ---------------------------------------------------------------
+
+
+@functools.cache
+def closed_days(region: str, extra: str, year: int) -> frozenset[date]:
+    """Public holidays of ``region`` ("DE-BE": a country's ISO code and, after a dash, a
+    subdivision's; "" for none) in the years around ``year``, from the ``holidays`` package,
+    and the ISO dates listed in ``extra`` (comma-separated)."""
+    found = {date.fromisoformat(part.strip()) for part in extra.split(",") if part.strip()}
+    if region:
+        country, _dash, subdivision = region.partition("-")
+        calendar = holidays.country_holidays(
+            country, subdiv=subdivision or None, years=range(year - 1, year + 2)
+        )
+        found.update(calendar.keys())
+    return frozenset(found)
+
+
+def clinic_closed_days(first: date, last: date) -> frozenset[date]:
+    """The days from ``first`` to ``last`` on which the clinic is closed: the public holidays
+    of ``CLINIC_HOLIDAYS`` and the dates of ``CLINIC_CLOSED_DAYS``. Weekly working hours do
+    not apply on them (patients are offered no time); extra hours an admin enters still do."""
+    config = current_app.config
+    found: set[date] = set()
+    for year in range(first.year, last.year + 1):
+        found |= closed_days(config["CLINIC_HOLIDAYS"], config["CLINIC_CLOSED_DAYS"], year)
+    return frozenset(day for day in found if first <= day <= last)
+
+
 def init_app(app: Flask) -> None:
-    """Read ``CLINIC_OPENING_HOURS`` (a RuntimeError says what is wrong with it) and offer the
-    lines to every template as ``clinic_opening_hours``."""
+    """Read ``CLINIC_OPENING_HOURS``, ``CLINIC_HOLIDAYS`` and ``CLINIC_CLOSED_DAYS`` (a
+    RuntimeError says what is wrong with one) and offer the opening hours to every template
+    as ``clinic_opening_hours``."""
     try:
         app.extensions[EXTENSION] = parse_opening_hours(app.config["CLINIC_OPENING_HOURS"])
     except OpeningHoursError as exc:
@@ -140,6 +171,19 @@ def init_app(app: Flask) -> None:
             f"CLINIC_OPENING_HOURS cannot be read: {exc}. Write lines separated by '|', each "
             "English three-letter days (alone, as a range like Mon-Fri, or listed with commas) "
             f"then 24-hour H:MM-H:MM hours or 'closed', e.g. '{EXAMPLE}'."
+        ) from None
+    try:
+        closed_days(app.config["CLINIC_HOLIDAYS"], app.config["CLINIC_CLOSED_DAYS"], 2000)
+    except NotImplementedError:
+        raise RuntimeError(
+            f"CLINIC_HOLIDAYS {app.config['CLINIC_HOLIDAYS']!r} is not a region the holidays "
+            "package knows: give a country's ISO code and, after a dash, a subdivision's "
+            "(e.g. DE-BE for Berlin), or leave it empty."
+        ) from None
+    except ValueError as exc:
+        raise RuntimeError(
+            f"CLINIC_CLOSED_DAYS cannot be read ({exc}): give ISO dates separated by commas, "
+            "e.g. 2026-12-24,2026-12-31."
         ) from None
 
     @app.context_processor

@@ -357,6 +357,70 @@ def test_extra_hours_at_a_closed_location_give_no_slots(clinic: Schedule) -> Non
 NOW = utc(2026, 12, 1, 8, 0)  # Tuesday 09:00 Berlin
 
 
+# --- public holidays and closed days -------------------------------------------------------
+
+CHRISTMAS = date(2026, 12, 25)  # a Friday; Berlin's public holiday, as everywhere in Germany
+WOMENS_DAY = date(2027, 3, 8)  # a Monday; a public holiday in Berlin only
+
+
+@pytest.fixture
+def closed(app_settings: dict[str, Any]) -> dict[str, Any]:
+    app_settings["CLINIC_HOLIDAYS"] = "DE-BE"
+    app_settings["CLINIC_CLOSED_DAYS"] = "2026-12-31"
+    return app_settings
+
+
+def test_no_time_is_offered_on_a_public_holiday_or_a_closed_day(
+    closed: dict[str, Any], clinic: Schedule
+) -> None:
+    """Weekly hours do not apply on the public holidays of CLINIC_HOLIDAYS or the dates of
+    CLINIC_CLOSED_DAYS (the call-back targets already counted them as closed while patients
+    could book them); the working days around them are offered as usual."""
+    clinic.hours()  # every day, 09:00-12:00
+    for day in (CHRISTMAS, WOMENS_DAY, date(2026, 12, 31)):
+        assert open_slots(clinic.type45, *day_range(day), enforce_limits=False) == [], day
+    for day in (CHRISTMAS - timedelta(days=1), date(2026, 12, 30), WOMENS_DAY + timedelta(days=1)):
+        assert len(open_slots(clinic.type45, *day_range(day), enforce_limits=False)) == 10, day
+    # A week across Christmas: the days other than the 25th and 26th (both holidays).
+    week = open_slots(
+        clinic.type45, *day_range(CHRISTMAS - timedelta(days=3), 7), enforce_limits=False
+    )
+    days = {s.starts_at.astimezone(ZoneInfo("Europe/Berlin")).date() for s in week}
+    assert sorted(d.day for d in days) == [22, 23, 24, 27, 28]
+
+
+def test_extra_hours_open_a_public_holiday(closed: dict[str, Any], clinic: Schedule) -> None:
+    clinic.hours()
+    # Christmas Day 10:00-11:00 Berlin (09:00-10:00 UTC), entered by an admin.
+    add_exception(
+        clinic,
+        "extra",
+        utc(2026, 12, 25, 9, 0),
+        utc(2026, 12, 25, 10, 0),
+        location_id=clinic.location.id,
+    )
+    slots = open_slots(clinic.type45, *day_range(CHRISTMAS), enforce_limits=False)
+    assert starts(slots) == every_15_minutes(utc(2026, 12, 25, 9, 0), 2)  # 10:00, 10:15
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("CLINIC_HOLIDAYS", "DE-XX", "is not a region the holidays package knows"),
+        ("CLINIC_HOLIDAYS", "XX", "is not a region the holidays package knows"),
+        ("CLINIC_CLOSED_DAYS", "2026-12-24, 24.12.2026", "CLINIC_CLOSED_DAYS cannot be read"),
+    ],
+)
+def test_a_closed_days_setting_that_cannot_be_read_stops_the_app_at_start(
+    app_settings: dict[str, Any], setting: str, value: str, message: str
+) -> None:
+    """Not on the first booking or the first minute of the escalation job."""
+    from booking import create_app
+
+    with pytest.raises(RuntimeError, match=message):
+        create_app({**app_settings, setting: value})
+
+
 def test_default_rules_are_24_hours_notice_and_60_days(clinic: Schedule) -> None:
     clinic.hours()
     slots = open_slots(clinic.type45, NOW - timedelta(days=1), NOW + timedelta(days=90), now=NOW)

@@ -21,6 +21,7 @@ from booking.dashboard.services import log_callback
 from booking.extensions import db
 from booking.messages.models import Message
 from booking.notifications.models import OutboxEmail
+from booking.openinghours import closed_days
 from booking.patients.services import CallbackSubmission, request_callback
 from booking.requests.asks import InformationRequest
 from booking.requests.calls import CallbackAttempt, CallOutcome
@@ -30,7 +31,6 @@ from booking.requests.followup import (
     ClinicHours,
     Targets,
     add_working_time,
-    closed_days,
     wait_of,
     working_time,
 )

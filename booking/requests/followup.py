@@ -15,15 +15,14 @@ The maths are pure functions of their arguments (no app, no database), tested on
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import holidays
 from flask import current_app
 from flask_babel import gettext as _
 
+from booking.openinghours import closed_days
 from booking.requests.models import TriageLevel
 from booking.timeutil import clinic_tz
 
@@ -167,21 +166,6 @@ def clinic_hours() -> ClinicHours:
     year = datetime.now(UTC).year
     closed = closed_days(config["CLINIC_HOLIDAYS"], config["CLINIC_CLOSED_DAYS"], year)
     return ClinicHours(frozenset(config["CLINIC_WORKING_DAYS"]), opens, closes, clinic_tz(), closed)
-
-
-@functools.cache
-def closed_days(region: str, extra: str, year: int) -> frozenset[date]:
-    """Public holidays of ``region`` ("DE-BE": a country's ISO code and, after a dash, a
-    subdivision's; "" for none) in the years around ``year``, from the ``holidays`` package,
-    and the ISO dates listed in ``extra`` (comma-separated)."""
-    found = {date.fromisoformat(part.strip()) for part in extra.split(",") if part.strip()}
-    if region:
-        country, _dash, subdivision = region.partition("-")
-        calendar = holidays.country_holidays(
-            country, subdiv=subdivision or None, years=range(year - 1, year + 2)
-        )
-        found.update(calendar.keys())
-    return frozenset(found)
 
 
 def on_call_address() -> str:

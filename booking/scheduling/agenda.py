@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from booking.extensions import db
+from booking.openinghours import clinic_closed_days
 from booking.scheduling.models import Location, ScheduleException, WorkingHours
 from booking.timeutil import from_clinic_local, to_clinic_tz
 
@@ -91,9 +92,10 @@ def working_time(
 
     rules = db.session.execute(hours_stmt).all()
     day, last_day = to_clinic_tz(start).date(), to_clinic_tz(end - timedelta(microseconds=1)).date()
+    closed = clinic_closed_days(day, last_day)  # public holidays: extra hours still count
     while day <= last_day:
         for sid, lid, weekday, h_start, h_end in rules:
-            if weekday != day.weekday():
+            if weekday != day.weekday() or day in closed:
                 continue
             w_start = max(from_clinic_local(day, h_start), start)
             w_end = min(from_clinic_local(day, h_end), end)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, time, timedelta
 from sqlalchemy import Select, bindparam, select
 
 from booking.extensions import db
+from booking.openinghours import clinic_closed_days
 from booking.scheduling.models import (
     Appointment,
     AppointmentType,
@@ -205,8 +206,9 @@ def open_slots(
     by_weekday: dict[int, list[tuple[int, int, time, time]]] = defaultdict(list)
     for sid, lid, weekday, h_start, h_end in hours:
         by_weekday[weekday].append((sid, lid, h_start, h_end))
+    closed = clinic_closed_days(day, last_day)  # public holidays: extra hours still count
     while day <= last_day:
-        for sid, lid, h_start, h_end in by_weekday[day.weekday()]:
+        for sid, lid, h_start, h_end in () if day in closed else by_weekday[day.weekday()]:
             windows.append(
                 (sid, lid, from_clinic_local(day, h_start), from_clinic_local(day, h_end))
             )
