@@ -303,7 +303,8 @@ def test_the_manage_page_still_says_taken_for_a_booked_time(
 def test_a_waitlist_offer_for_a_time_no_longer_offered_says_so(
     app: Flask, client: FlaskClient, clinic: Offered, booked: Booked
 ) -> None:
-    """An offer outlives a change of the rules: here its time fell inside the notice."""
+    """An offer outlives a change of the hours: here its time is no longer in them. (A time
+    that came within the minimum notice closes the offer instead: tests/test_waitlist.py.)"""
     with app.app_context():
         # Offers are for requests on the waiting list (``waitlist.offered_to``).
         join_waitlist(
@@ -311,14 +312,15 @@ def test_a_waitlist_offer_for_a_time_no_longer_offered_says_so(
                 select(ConsultationRequest).where(ConsultationRequest.reference == booked.reference)
             ).one()
         )
-        soon = forged_start(clinic, "too soon")
+        # 03:00 in two days: outside the hours, beyond the notice, before the booked time.
+        closed = from_clinic_local(clinic_today() + timedelta(days=2), time(3))
         first = clinic.slots[0]
         offer = SlotOffer(
             token="offer-token-" + "x" * 20,
             appointment_type_id=clinic.type,
             specialist_id=first.specialist_id,
             location_id=first.location_id,
-            starts_at=soon,
+            starts_at=closed,
         )
         db.session.add(offer)
         db.session.commit()

@@ -4,7 +4,7 @@ where and by morning and afternoon, filters for specialist and place (issue #16)
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -69,3 +69,34 @@ def test_a_chosen_time_continues_to_the_time_step(app: Flask, client: FlaskClien
     page = client.get(f"/request/time?type={type_id}").get_data(as_text=True)
     assert 'action="/request/steps/time"' in page
     assert 'href="/request/steps/time?slot="' in page  # without a time
+
+
+def _last_sunday_of_october_ahead(today: date) -> date:
+    for year in (today.year, today.year + 1):
+        october_31 = date(year, 10, 31)
+        sunday = october_31 - timedelta(days=(october_31.weekday() - 6) % 7)
+        if sunday > today:
+            return sunday
+    raise AssertionError("unreachable")
+
+
+def test_pages_of_two_weeks_neither_repeat_nor_skip_a_day_across_a_clock_change(
+    app: Flask, client: FlaskClient
+) -> None:
+    """Two weeks were 14 x 24 hours from the first midnight: across the October night (25
+    hours) the next page began on the last day shown, and across March's (23 hours) the
+    earlier page left a day out."""
+    type_id, _north, _south = _clinic(app)
+    with app.app_context():
+        change = _last_sunday_of_october_ahead(clinic_today() + timedelta(days=1))
+    first = change - timedelta(days=7)
+    page = client.get(f"/request/time?type={type_id}&from={first.isoformat()}")
+    page = page.get_data(as_text=True)
+    later = re.search(r'from=(\d{4}-\d\d-\d\d)[^"]*">Later dates', page)
+    assert later and later.group(1) == (first + timedelta(days=14)).isoformat()
+    last = first + timedelta(days=13)
+    assert f"to {last:%B} {last.day}, {last.year}" in page
+    # From the page after it, "Earlier dates" goes back to the first day of this one.
+    following = client.get(f"/request/time?type={type_id}&from={later.group(1)}")
+    earlier = re.search(r'from=(\d{4}-\d\d-\d\d)[^"]*">Earlier dates', following.get_data(True))
+    assert earlier and earlier.group(1) == first.isoformat()

@@ -134,7 +134,7 @@ def _render_pick_time() -> str:
         day=day,
         times=times,
         start=shown.start,
-        last_day=shown.end - timedelta(days=1),
+        last_day=shown.end - timedelta(microseconds=1),  # the last clinic day shown
         earlier=shown.earlier,
         later=shown.end,
     )

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from email.utils import parseaddr
 
 from flask import current_app
@@ -35,7 +35,7 @@ from booking.scheduling.models import (
 )
 from booking.staff.models import StaffUser
 from booking.templating import language_name
-from booking.timeutil import now_utc, to_clinic_tz
+from booking.timeutil import from_clinic_local, now_utc, to_clinic_tz
 
 
 class LocationError(ValueError):
@@ -445,7 +445,10 @@ def picker(
     specialist = next((s for s in specialists if str(s.id) == args.get("specialist", "")), None)
     today = week_start(None)
     start = max(week_start(args.get("from")), today)
-    end = start + timedelta(days=PICKER_DAYS)
+    # Two weeks of clinic days, midnight to midnight: 14 x 24 hours from a UTC instant would
+    # end an hour off across a clock change, and the next page repeat or skip a day.
+    first_day = to_clinic_tz(start).date()
+    end = from_clinic_local(first_day + timedelta(days=PICKER_DAYS), time())
     slots = open_slots(
         appointment_type,
         start,
@@ -470,7 +473,11 @@ def picker(
         specialist=specialist,
         start=start,
         end=end,
-        earlier=start - timedelta(days=PICKER_DAYS) if start > today else None,
+        earlier=(
+            max(from_clinic_local(first_day - timedelta(days=PICKER_DAYS), time()), today)
+            if start > today
+            else None
+        ),
         days=group_by_day(describe_slots(slots)),
         locations=locations,
         location=location,
