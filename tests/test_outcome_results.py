@@ -347,6 +347,9 @@ def test_the_outcomes_page_shows_shares_with_intervals_and_suppresses_small_grou
         make_staff("coordinator", "coord@example.com")
         _treated(Plan.MINIMALLY_INVASIVE, 9, 3, unanswered=3)  # 12 scored: shown
         _treated(Plan.OPEN_SURGERY, 5, 0, diagnoses=("spinal_stenosis",))  # 5: suppressed
+        # 11 scored: big enough, but shown with the total (28) and the 12 it would give away
+        # the 5 by subtraction: suppressed too.
+        _treated(Plan.PHYSIOTHERAPY, 6, 5, diagnoses=("sciatica",))
     AuthActions(client).login("coordinator")
     response = client.get("/staff/outcomes?point=3m")
     assert response.status_code == 200
@@ -358,15 +361,34 @@ def test_the_outcomes_page_shows_shares_with_intervals_and_suppresses_small_grou
     open_surgery = _row(page, "by-plan-group", "Open surgery")
     assert "Suppressed" in open_surgery and "fewer than 10 patients" in open_surgery
     assert "<td>5</td>" not in open_surgery and "0 %" not in open_surgery
-    assert "Non-surgical care" not in page[page.index('id="by-plan-group"') :].split("</table>")[0]
+    non_surgical = _row(page, "by-plan-group", "Non-surgical care")
+    assert "Suppressed" in non_surgical and "would give away a smaller group" in non_surgical
+    assert "<td>11</td>" not in non_surgical
     assert "Suppressed" in _row(page, "by-diagnosis", "Spinal stenosis")
+    assert "would give away" in _row(page, "by-diagnosis", "Sciatica")
     assert "<td>12</td>" in _row(page, "by-diagnosis", "Herniated (slipped) disc")
-    assert "Suppressed" not in _row(page, "overall", "All patients")  # 17 scored
-    # Response rate: the 3 unanswered links are still open, so 17 of the 17 closed answered
-    # (counted against all 20 sent, it read 85 %).
-    assert "<td>20</td><td>3</td><td>17</td><td>100 %" in _row(page, "responses", "3 months")
+    overall = _row(page, "overall", "All patients")
+    assert "Suppressed" not in overall and "<td>28</td>" in overall
+    # Response rate: the 3 unanswered links are still open, so 28 of the 28 closed answered
+    # (counted against all 31 sent, it read 90 %).
+    assert "<td>31</td><td>3</td><td>28</td><td>100 %" in _row(page, "responses", "3 months")
     # The thresholds' sources are named.
     assert "Ostelo RW et al." in page and "Carreon LY et al." in page
+
+
+def test_one_small_group_is_not_given_away_by_subtraction() -> None:
+    """17 scored, 12 in one plan group and 5 in the other: the 12 are suppressed too, or the
+    total less them would show the 5 (and how many of them improved)."""
+    tally = results.Tally(
+        scored=17,
+        groups={results.BY_PLAN_GROUP: {"minimally_invasive": [9, 12], "open_surgery": [5, 5]}},
+    )
+    shown = {g.key: g for g in tally.shares(results.BY_PLAN_GROUP, {})}
+    assert shown["open_surgery"].share is None and not shown["open_surgery"].shields
+    assert shown["minimally_invasive"].share is None and shown["minimally_invasive"].shields
+    # Asked for one group alone (the public figure), the others do not hide it.
+    (alone,) = tally.shares(results.BY_PLAN_GROUP, {}, ["minimally_invasive"], alone=True)
+    assert alone.share is not None and alone.share.total == 12
 
 
 def _forget_counts() -> None:
@@ -381,7 +403,9 @@ def test_the_outcomes_page_costs_the_same_queries_with_more_patients(
     statements whatever the number of patients and follow-ups; reading costs fewer."""
     with app.app_context():
         make_staff("coordinator", "coord@example.com")
-        _treated(Plan.MINIMALLY_INVASIVE, 2, 1)
+        # 12: a group of its own (a smaller one would hide the 15 below, which the total
+        # less it would give away).
+        _treated(Plan.MINIMALLY_INVASIVE, 8, 4)
     AuthActions(client).login("coordinator")
     client.get("/staff/outcomes")
     with sql_statements(app) as few_read:

@@ -98,7 +98,10 @@ class PatientOutcome:
 class GroupShare:
     key: str
     label: str
-    share: m.Share | None  # None: suppressed (fewer than MIN_GROUP patients)
+    share: m.Share | None  # None: suppressed (fewer than MIN_GROUP patients, or ``shields``)
+    # Suppressed although big enough: shown, it and the totals would give away a smaller
+    # suppressed group by subtraction (``Tally.shares``).
+    shields: bool = False
 
     @property
     def suppressed(self) -> bool:
@@ -231,8 +234,9 @@ def _groups_of(outcome: PatientOutcome) -> dict[str, Iterable[str]]:
 @dataclass
 class Tally:
     """The counts behind the outcomes page for one period and time point: per group of each
-    dimension ``[improved, scored]``, per time point ``[sent, answered]``. Numbers only (no
-    patient, no label), so a snapshot can keep them and any language can show them."""
+    dimension ``[improved, scored]``, per time point ``[sent, still open, answered]``.
+    Numbers only (no patient, no label), so a snapshot can keep them and any language can
+    show them."""
 
     scored: int = 0
     not_scored: int = 0
@@ -252,14 +256,35 @@ class Tally:
         )
 
     def shares(
-        self, dimension: str, labels: dict[str, str], order: list[str] | None = None
+        self,
+        dimension: str,
+        labels: dict[str, str],
+        order: list[str] | None = None,
+        *,
+        alone: bool = False,
     ) -> list[GroupShare]:
         """The share improved in each group of ``dimension`` (biggest first unless ``order``);
-        groups under ``MIN_GROUP`` are suppressed, never shown as zero."""
+        groups under ``MIN_GROUP`` are suppressed, never shown as zero.
+
+        Secondary suppression: the total row and the groups shown would give the suppressed
+        groups' numbers by subtraction (17 scored overall, 12 shown in one group: the other
+        5, and how many improved). So while the suppressed groups hold fewer than
+        ``MIN_GROUP`` patients together, the smallest group shown is suppressed too. A group
+        shown ``alone`` (the public figure), without the total or the others, hides nothing
+        for their sake."""
         counts = self.groups.get(dimension, {})
+        small = {key for key in counts if counts[key][1] < MIN_GROUP}
+        shielding: set[str] = set()
+        while not alone and small and sum(counts[k][1] for k in small | shielding) < MIN_GROUP:
+            shown = [key for key in counts if key not in small | shielding]
+            if not shown:
+                break
+            shielding.add(min(shown, key=lambda key: (counts[key][1], key)))
         ordered = order or sorted(counts, key=lambda key: (-counts[key][1], labels.get(key, key)))
         return [
-            GroupShare(key, labels.get(key, key), _share(*counts[key]))
+            GroupShare(key, labels.get(key, key), None, shields=True)
+            if key in shielding
+            else GroupShare(key, labels.get(key, key), _share(*counts[key]))
             for key in ordered
             if key in counts
         ]
@@ -465,7 +490,7 @@ def public_figure() -> PublicFigure | None:
     point = PUBLIC_POINT if PUBLIC_POINT in points else points[0]
     tally, _computed_at = snapshot(PUBLIC_MONTHS, point, saved)
     group = PlanGroup.MINIMALLY_INVASIVE.value
-    shares = tally.shares(BY_PLAN_GROUP, {}, [group])
+    shares = tally.shares(BY_PLAN_GROUP, {}, [group], alone=True)
     if not shares or shares[0].share is None or shares[0].share.total < PUBLIC_MIN:
         return None
     share = shares[0].share
