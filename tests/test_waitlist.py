@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from babel.dates import format_datetime
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from booking.dashboard import services as workflow
 from booking.extensions import db
@@ -34,7 +34,7 @@ from tests.factories import (
     make_appointment_type,
     make_request,
 )
-from tests.support import Clinic, open_manage_link
+from tests.support import Clinic, csrf_token, open_manage_link
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -360,3 +360,47 @@ def test_an_offer_closes_when_its_time_comes_within_the_minimum_notice(
         with pytest.raises(OfferExpired):
             accept_offer(db.session.get(SlotOffer, offer.id), waiting)
         assert db.session.get(SlotOffer, offer.id).claimed_by_request_id is None
+
+
+def test_an_offer_is_not_taken_within_the_change_notice(
+    app: Flask, client, clinic: Waitlist
+) -> None:
+    """Taking an earlier time moves the appointment, which the patient may no longer do
+    online once it is within the change and cancel notice: such patients are not emailed an
+    offer, and one sent before the notice began is refused on its page with the reason."""
+    offer = _cancel_first(app, clinic)
+    with app.app_context():
+        # Five days' notice: every waiting patient's time (three days or more ahead) is within it.
+        db.session.add(ClinicSettings(id=1, min_notice_hours=24, cancel_notice_hours=120))
+        db.session.commit()
+        email = db.session.scalars(
+            select(OutboxEmail).where(
+                OutboxEmail.template == "waitlist_offer",
+                OutboxEmail.recipient == "waiting2@example.com",
+            )
+        ).one()
+    link = re.search(r"https?://[^/\s]+(/manage/\S+)", email.body_text).group(1)
+    offer_page = client.get(link).headers["Location"]
+    page = client.get(offer_page).get_data(as_text=True)
+    assert "can no longer be changed online" in page
+    assert "Take this earlier time" not in page
+    # The page offers no form; a token of this browser's session from another page.
+    token = csrf_token(client, "/staff/login")
+    response = client.post(offer_page, data={"csrf_token": token})
+    assert response.status_code == 409
+    with app.app_context():
+        assert db.session.get(SlotOffer, offer.id).claimed_by_request_id is None
+        waiting = db.session.get(ConsultationRequest, clinic.waiting[2])
+        assert waiting.appointment.starts_at > clinic.early
+        # A time freed now is offered to none of them.
+        before = db.session.scalar(select(func.count()).select_from(OutboxEmail))
+        workflow.cancel_request(
+            db.session.get(ConsultationRequest, clinic.waiting[0]),
+            db.session.get(StaffUser, clinic.coordinator.id),
+        )
+        offered = db.session.scalars(
+            select(OutboxEmail).where(
+                OutboxEmail.id > before, OutboxEmail.template == "waitlist_offer"
+            )
+        ).all()
+        assert offered == []

@@ -57,6 +57,7 @@ from booking.requests.waitlist import (
 )
 from booking.rights import services as rights
 from booking.rights.export import stream_zip
+from booking.scheduling.availability import clinic_settings
 from booking.scheduling.services import SlotChoice, SlotTaken, SlotUnavailable, picker
 from booking.security import (
     keep_request_language,
@@ -335,8 +336,10 @@ def offer(reference: str, offer_token: str):
         abort(404)
     gone = slot_offer.claimed_by_request_id is not None
     expired = not gone and offer_expired(slot_offer)
+    # Taking the offer moves the appointment: not within the change and cancel notice.
+    locked = not gone and not expired and not services.can_change(consultation)
     unavailable = False
-    if request.method == "POST":
+    if request.method == "POST" and not locked:
         if not FlaskForm().validate_on_submit():
             abort(400)
         try:
@@ -357,9 +360,11 @@ def offer(reference: str, offer_token: str):
         gone=gone or slot_offer.claimed_by_request_id not in (None, consultation.id),
         unavailable=unavailable,
         expired=expired,
+        locked=locked,
+        notice_hours=clinic_settings().cancel_notice_hours,
         open_until=offer_open_until(slot_offer),
     )
-    refused = gone or unavailable or expired
+    refused = gone or unavailable or expired or locked
     return page, (409 if refused and request.method == "POST" else 200)
 
 

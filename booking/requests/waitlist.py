@@ -147,12 +147,16 @@ def offer_freed_slot(appointment: FreedTime) -> list[OutboxEmail]:
         )
     except (SlotTaken, SlotUnavailable):
         return []
+    # Only patients who may still move their appointment online (the change and cancel
+    # notice): the offer page would refuse the others.
+    changeable_from = now_utc() + timedelta(hours=clinic_settings().cancel_notice_hours)
     waiting = db.session.scalars(
         _waiting_for(appointment.appointment_type_id, appointment.starts_at)
         .where(
             ConsultationRequest.status.in_(OPEN_STATUSES),
             ConsultationRequest.contact_consent.is_(True),
             ConsultationRequest.id != appointment.request_id,
+            Appointment.starts_at > changeable_from,
         )
         .options(joinedload(ConsultationRequest.patient))
         .order_by(WaitlistEntry.created_at)
