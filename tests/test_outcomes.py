@@ -73,10 +73,15 @@ def test_the_procedure_date_counts_over_the_consultation() -> None:
 
 
 def _completed(
-    *, consent: bool = True, plan: Plan = Plan.PHYSIOTHERAPY, procedure: date | None = None, **kw
+    *,
+    consent: bool = True,
+    plan: Plan = Plan.PHYSIOTHERAPY,
+    procedure: date | None = None,
+    days_ago: int = 1,
+    **kw,
 ) -> ConsultationRequest:
-    """A request confirmed for 10:00 yesterday (clinic time; a request is completed only once
-    its appointment has started), then completed with ``plan``."""
+    """A request confirmed for 10:00 ``days_ago`` (clinic time; a request is completed only
+    once its appointment has started), then completed with ``plan``."""
     coordinator = make_staff("coordinator")
     specialist = make_staff("specialist")
     location = make_location()
@@ -87,7 +92,11 @@ def _completed(
         consultation,
         coordinator,
         workflow.Slot(
-            appointment_type, specialist, location, clinic_today() - timedelta(days=1), time(10)
+            appointment_type,
+            specialist,
+            location,
+            clinic_today() - timedelta(days=days_ago),
+            time(10),
         ),
     )
     workflow.complete_request(consultation, coordinator, plan, procedure)
@@ -133,12 +142,28 @@ def test_the_record_page_completes_with_the_plan_and_procedure_date(
     missing = client.post(f"{page}/complete", data={"complete-csrf_token": token})
     assert missing.status_code == 422
     assert "Please choose the plan decided." in missing.get_data(as_text=True)
+    # A procedure before the consultation (yesterday) would make the request's answers a
+    # baseline taken after it: refused, nothing recorded.
+    with app.app_context():
+        before, planned = clinic_today() - timedelta(days=3), clinic_today() + timedelta(days=40)
+    early = client.post(
+        f"{page}/complete",
+        data={
+            "complete-csrf_token": token,
+            "complete-plan": "minimally_invasive",
+            "complete-procedure_date": before.isoformat(),
+        },
+    )
+    assert early.status_code == 409
+    assert "The procedure date cannot be before the consultation" in early.get_data(True)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(TreatmentPlan)) == 0
     response = client.post(
         f"{page}/complete",
         data={
             "complete-csrf_token": token,
             "complete-plan": "minimally_invasive",
-            "complete-procedure_date": "2027-01-15",
+            "complete-procedure_date": planned.isoformat(),
         },
     )
     assert response.status_code == 302
@@ -149,13 +174,16 @@ def test_the_record_page_completes_with_the_plan_and_procedure_date(
         assert consultation.status == "completed"
         plan = db.session.get(TreatmentPlan, consultation.id)
         assert plan.plan == Plan.MINIMALLY_INVASIVE
-        assert plan.procedure_date == date(2027, 1, 15)
+        assert plan.procedure_date == planned
         assert consultation.followup_consent is True
         assert consultation.followup_consent_version == app.config["FOLLOWUP_CONSENT_VERSION"]
         audit = db.session.scalars(
             select(AuditEvent).where(AuditEvent.action == "treatment_plan_recorded")
         ).one()
-        assert audit.details == {"plan": "minimally_invasive", "procedure_date": "2027-01-15"}
+        assert audit.details == {
+            "plan": "minimally_invasive",
+            "procedure_date": planned.isoformat(),
+        }
 
 
 # ---- invitations -----------------------------------------------------------------------------
@@ -374,8 +402,8 @@ def test_a_link_expires_after_thirty_days_and_a_stranger_gets_nothing(
     assert client.get("/follow-up/open/not-a-real-token").status_code == 404
     assert client.get("/follow-up/questionnaire").status_code == 404
     with app.app_context():
-        # Operated 80 days ago; the 6-week invitation went out 31 days ago.
-        _completed(plan=Plan.INJECTION, procedure=date.today() - timedelta(days=80))
+        # Seen 81 days ago, treated the day after; the 6-week invitation went out 31 days ago.
+        _completed(plan=Plan.INJECTION, procedure=clinic_today() - timedelta(days=80), days_ago=81)
         assert len(send_due_followups(now=datetime.now(UTC) - timedelta(days=31))) == 1
     assert client.get(_link(app)).status_code == 303
     gone = client.get("/follow-up/questionnaire")

@@ -44,7 +44,7 @@ from booking.outcomes.schedule import DEFAULT_SCHEDULE, due_at, due_day, start_o
 from booking.requests.lifecycle import WorkflowError, check_may_work
 from booking.requests.models import ConsultationRequest, Patient, RequestStatus
 from booking.staff.models import StaffUser
-from booking.timeutil import clinic_today, clinic_tz, now_utc, to_clinic_tz
+from booking.timeutil import clinic_date, clinic_today, clinic_tz, now_utc, to_clinic_tz
 
 log = logging.getLogger(__name__)
 
@@ -119,10 +119,21 @@ def record_plan(
     procedure_date: date | None,
     actor: StaffUser,
 ) -> TreatmentPlan:
-    """The plan decided at completion; flushes only (the completion commits)."""
+    """The plan decided at completion; flushes only (the completion commits). A procedure
+    date before the consultation is refused: follow-ups count from it, and the answers
+    given at the request would then be a baseline taken after the procedure."""
+    consulted = consulted_on(consultation)
+    if procedure_date is not None and procedure_date < consulted:
+        raise WorkflowError(
+            _(
+                "The procedure date cannot be before the consultation (%(day)s): follow-up "
+                "questionnaires count from it.",
+                day=clinic_date(consulted),
+            )
+        )
     row = db.session.get(TreatmentPlan, consultation.id)
     if row is None:
-        row = TreatmentPlan(request_id=consultation.id, consulted_on=consulted_on(consultation))
+        row = TreatmentPlan(request_id=consultation.id, consulted_on=consulted)
         db.session.add(row)
     row.plan = plan
     row.procedure_date = procedure_date
