@@ -705,13 +705,13 @@ def when(day: date, at: str) -> str:
     return f"{day:%a} {day.day} {day:%b} {day.year}, {at}"
 
 
-def spring_clock_change_ahead(after: date | None = None) -> date:
-    """The next last Sunday of March after ``after`` (today): the night Europe's clocks skip
-    from 02:00 to 03:00."""
+def clock_change_ahead(month: int = 3, after: date | None = None) -> date:
+    """The next last Sunday of ``month`` after ``after`` (today): in March the night Europe's
+    clocks skip from 02:00 to 03:00, in October the night they repeat the hour."""
     after = after or date.today()
     for year in (after.year, after.year + 1):
-        march_31 = date(year, 3, 31)
-        sunday = march_31 - timedelta(days=(march_31.weekday() - 6) % 7)
+        last = date(year, month + 1, 1) - timedelta(days=1)
+        sunday = last - timedelta(days=(last.weekday() - 6) % 7)
         if sunday > after:
             return sunday
     raise AssertionError("unreachable")

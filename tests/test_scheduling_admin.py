@@ -38,7 +38,7 @@ from tests.factories import (
     make_request,
     staff_user,
 )
-from tests.support import AuthActions, Staff, csrf_token, spring_clock_change_ahead
+from tests.support import AuthActions, Staff, clock_change_ahead, csrf_token
 
 BERLIN = ZoneInfo("Europe/Berlin")
 OVERVIEW = "/staff/admin/scheduling/"
@@ -760,7 +760,7 @@ def test_extra_hours_add_slots_on_a_day_without_weekly_hours(
 def test_a_time_skipped_by_the_clock_change_is_refused(
     app: Flask, admin_client: FlaskClient, clinic: Place, prefix: str
 ) -> None:
-    day = spring_clock_change_ahead(today())
+    day = clock_change_ahead(3, today())
     path = schedule_path(clinic.weber.id)
     fields = {"start_day": day.isoformat(), "end_day": day.isoformat(), "reason": "Night shift"}
     if prefix == "extra":

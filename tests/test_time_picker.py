@@ -4,13 +4,14 @@ where and by morning and afternoon, filters for specialist and place (issue #16)
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import timedelta
 
 from flask import Flask
 from flask.testing import FlaskClient
 
 from booking.timeutil import clinic_today
 from tests.factories import make_appointment_type, make_hours, make_location, make_staff
+from tests.support import clock_change_ahead
 
 
 def _clinic(app: Flask) -> tuple[int, int, int]:
@@ -71,15 +72,6 @@ def test_a_chosen_time_continues_to_the_time_step(app: Flask, client: FlaskClien
     assert 'href="/request/steps/time?slot="' in page  # without a time
 
 
-def _last_sunday_of_october_ahead(today: date) -> date:
-    for year in (today.year, today.year + 1):
-        october_31 = date(year, 10, 31)
-        sunday = october_31 - timedelta(days=(october_31.weekday() - 6) % 7)
-        if sunday > today:
-            return sunday
-    raise AssertionError("unreachable")
-
-
 def test_pages_of_two_weeks_neither_repeat_nor_skip_a_day_across_a_clock_change(
     app: Flask, client: FlaskClient
 ) -> None:
@@ -88,7 +80,7 @@ def test_pages_of_two_weeks_neither_repeat_nor_skip_a_day_across_a_clock_change(
     earlier page left a day out."""
     type_id, _north, _south = _clinic(app)
     with app.app_context():
-        change = _last_sunday_of_october_ahead(clinic_today() + timedelta(days=1))
+        change = clock_change_ahead(10, clinic_today() + timedelta(days=1))
     first = change - timedelta(days=7)
     page = client.get(f"/request/time?type={type_id}&from={first.isoformat()}")
     page = page.get_data(as_text=True)

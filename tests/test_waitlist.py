@@ -281,6 +281,19 @@ def test_twenty_patients_accepting_at_once_one_wins(app: Flask, clinic: Waitlist
         assert db.session.get(SlotOffer, offer.id).claimed_by_request_id == won[0]
 
 
+def _offer_page(app: Flask, client, recipient: str) -> str:
+    """The offer page the link in ``recipient``'s offer email leads to (opening the link
+    signs the browser in to that request)."""
+    with app.app_context():
+        email = db.session.scalars(
+            select(OutboxEmail).where(
+                OutboxEmail.template == "waitlist_offer", OutboxEmail.recipient == recipient
+            )
+        ).one()
+    link = re.search(r"https?://[^/\s]+(/manage/\S+)", email.body_text).group(1)
+    return client.get(link).headers["Location"]
+
+
 def test_an_offer_older_than_its_lifetime_can_no_longer_be_taken(
     app: Flask, client, clinic: Waitlist
 ) -> None:
@@ -289,14 +302,7 @@ def test_an_offer_older_than_its_lifetime_can_no_longer_be_taken(
         stored = db.session.get(SlotOffer, offer.id)
         stored.created_at = now_utc() - OFFER_LIFETIME - timedelta(minutes=1)
         db.session.commit()
-        email = db.session.scalars(
-            select(OutboxEmail).where(
-                OutboxEmail.template == "waitlist_offer",
-                OutboxEmail.recipient == "waiting0@example.com",
-            )
-        ).one()
-    link = re.search(r"https?://[^/\s]+(/manage/\S+)", email.body_text).group(1)
-    offer_page = client.get(link).headers["Location"]
+    offer_page = _offer_page(app, client, "waiting0@example.com")
     page = client.get(offer_page).get_data(as_text=True)
     assert "this offer closed on" in page
     assert "Take this earlier time" not in page
@@ -344,14 +350,7 @@ def test_an_offer_closes_when_its_time_comes_within_the_minimum_notice(
         db.session.add(ClinicSettings(id=1, min_notice_hours=72))
         db.session.commit()
         assert now_utc() < offer.created_at + OFFER_LIFETIME
-        email = db.session.scalars(
-            select(OutboxEmail).where(
-                OutboxEmail.template == "waitlist_offer",
-                OutboxEmail.recipient == "waiting1@example.com",
-            )
-        ).one()
-    link = re.search(r"https?://[^/\s]+(/manage/\S+)", email.body_text).group(1)
-    offer_page = client.get(link).headers["Location"]
+    offer_page = _offer_page(app, client, "waiting1@example.com")
     page = client.get(offer_page).get_data(as_text=True)
     assert "this offer closed on" in page
     assert "Take this earlier time" not in page
@@ -373,14 +372,7 @@ def test_an_offer_is_not_taken_within_the_change_notice(
         # Five days' notice: every waiting patient's time (three days or more ahead) is within it.
         db.session.add(ClinicSettings(id=1, min_notice_hours=24, cancel_notice_hours=120))
         db.session.commit()
-        email = db.session.scalars(
-            select(OutboxEmail).where(
-                OutboxEmail.template == "waitlist_offer",
-                OutboxEmail.recipient == "waiting2@example.com",
-            )
-        ).one()
-    link = re.search(r"https?://[^/\s]+(/manage/\S+)", email.body_text).group(1)
-    offer_page = client.get(link).headers["Location"]
+    offer_page = _offer_page(app, client, "waiting2@example.com")
     page = client.get(offer_page).get_data(as_text=True)
     assert "can no longer be changed online" in page
     assert "Take this earlier time" not in page

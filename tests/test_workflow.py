@@ -26,8 +26,8 @@ from tests.factories import appointment_started, make_hours, make_location, make
 from tests.support import (
     AuthActions,
     Clinic,
+    clock_change_ahead,
     csrf_token,
-    spring_clock_change_ahead,
     when,
     winter_day,
 )
@@ -320,7 +320,7 @@ def test_a_time_skipped_by_the_clock_change_is_refused(
     AuthActions(client).attempt(clinic.coordinator.email)
     # Berlin skips from 02:00 to 03:00 on the last Sunday of March.
     with app.app_context():
-        day = spring_clock_change_ahead(clinic_today())
+        day = clock_change_ahead(3, clinic_today())
     response = act(
         client, clinic.reference, "confirm", **slot(clinic, day=day.isoformat(), start="02:30")
     )
