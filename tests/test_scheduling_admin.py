@@ -284,7 +284,10 @@ def test_saving_rules_creates_the_row_audits_and_changes_open_slots(
         cancel_notice_hours="48",
     )
     assert response.status_code == 302
-    assert "Booking rules saved." in admin_client.get(OVERVIEW).get_data(as_text=True)
+    saved = admin_client.get(OVERVIEW).get_data(as_text=True)
+    assert "Booking rules saved." in saved
+    # Bookable from 24 hours ahead, changeable until 48 hours before: the admin is told.
+    assert "a time booked less than 48 hours ahead can never be changed online" in saved
     with app.app_context():
         settings = db.session.get(ClinicSettings, 1)
         assert settings is not None
@@ -880,3 +883,36 @@ def test_odd_posts_get_a_clear_status(app: Flask, admin_client: FlaskClient, cli
     assert press(admin_client, f"{path}/hours/9999/delete").status_code == 404
     assert press(admin_client, f"{path}/exceptions/9999/delete").status_code == 404
     assert count(app, WorkingHours) == 1
+
+
+@pytest.fixture
+def berlin_holidays(app_settings: dict[str, Any]) -> dict[str, Any]:
+    app_settings["CLINIC_HOLIDAYS"] = "DE-BE"
+    app_settings["CLINIC_CLOSED_DAYS"] = ""
+    return app_settings
+
+
+def test_the_overview_lists_the_days_the_clinic_is_closed(
+    berlin_holidays: dict[str, Any], app: Flask, admin_client: FlaskClient
+) -> None:
+    """Public holidays take away a day's weekly hours: the admin sees which days."""
+    from booking.timeutil import clinic_date
+
+    page = admin_client.get(OVERVIEW).get_data(as_text=True)
+    listed = page[page.index('id="closed-days"') :].split("</ul>")[0]
+    christmas = date(today().year, 12, 25)
+    if christmas < today():
+        christmas = date(today().year + 1, 12, 25)
+    with app.test_request_context():
+        assert f"<li>{clinic_date(christmas, 'full')}</li>" in listed
+        # Women's Day: Berlin's own holiday, within the coming year.
+        womens_day = date(today().year + (today() >= date(today().year, 3, 8)), 3, 8)
+        assert f"<li>{clinic_date(womens_day, 'full')}</li>" in listed
+    assert "Public holidays of DE-BE" in page
+
+
+def test_without_holidays_set_the_overview_says_how_to_set_them(
+    admin_client: FlaskClient,
+) -> None:
+    page = admin_client.get(OVERVIEW).get_data(as_text=True)
+    assert "None in the coming year: set CLINIC_HOLIDAYS" in page

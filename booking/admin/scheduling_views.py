@@ -4,7 +4,18 @@ button (each form's own ``submit``) says which form was sent."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from datetime import timedelta
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user
@@ -22,14 +33,18 @@ from booking.admin.scheduling_forms import (
     field_errors,
 )
 from booking.extensions import db
+from booking.openinghours import clinic_closed_days
 from booking.scheduling import admin_services as admin
 from booking.scheduling.availability import clinic_settings
 from booking.scheduling.models import AppointmentType, ScheduleException, WorkingHours
 from booking.scheduling.services import active_locations
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole, StaffUser
+from booking.timeutil import clinic_today
 
 bp = Blueprint("scheduling_admin", __name__, url_prefix="/staff/admin/scheduling")
+# The closed days the overview lists: the coming year's.
+CLOSED_AHEAD = timedelta(days=365)
 
 
 def _refuse(form: FlaskForm, exc: admin.ScheduleError) -> None:
@@ -58,6 +73,21 @@ def overview() -> Response | tuple[str, int]:
                     _refuse(rules_form, exc)
                 else:
                     flash(_("Booking rules saved."), "success")
+                    rules = rules_form.rules()
+                    if rules.cancel_notice_hours > rules.min_notice_hours:
+                        # Allowed (the clinic may want it), but patients should not be
+                        # surprised by it: the admin is told what it means.
+                        flash(
+                            _(
+                                "Note: patients can book a time from %(book)d hours ahead but "
+                                "change or cancel it online only until %(change)d hours "
+                                "before, so a time booked less than %(change)d hours ahead "
+                                "can never be changed online.",
+                                book=rules.min_notice_hours,
+                                change=rules.cancel_notice_hours,
+                            ),
+                            "warning",
+                        )
                     return redirect(url_for(".overview"))
         elif type_form.submit.data:
             if type_form.validate():
@@ -85,6 +115,8 @@ def overview() -> Response | tuple[str, int]:
         rules_saved=admin.booking_rules_saved(),
         types=admin.all_appointment_types(),
         specialists=admin.specialists_with_hours_count(),
+        closed_days=sorted(clinic_closed_days(clinic_today(), clinic_today() + CLOSED_AHEAD)),
+        holidays_region=current_app.config["CLINIC_HOLIDAYS"],
     )
     return page, 422 if failed else 200
 
