@@ -312,6 +312,21 @@ def test_a_call_needs_an_outcome_and_a_time_that_has_been(
     )
     assert response.status_code == 422
     assert "The time of the call is in the future." in response.get_data(as_text=True)
+    # Berlin's clocks skipped from 02:00 to 03:00 on 29 March 2026: 02:30 was never a time
+    # there (it used to be stored as 03:30).
+    response = client.post(
+        f"/staff/requests/{reference}/calls",
+        data={
+            "call-csrf_token": token,
+            "call-outcome": "reached",
+            "call-day": "2026-03-29",
+            "call-at": "02:30",
+        },
+    )
+    assert response.status_code == 422
+    assert "That time does not exist on that day because of a clock change." in response.get_data(
+        as_text=True
+    )
     # Without the CSRF token nothing is logged.
     response = client.post(f"/staff/requests/{reference}/calls", data={"call-outcome": "reached"})
     assert response.status_code in (400, 422)
