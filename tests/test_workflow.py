@@ -619,3 +619,27 @@ def test_the_no_show_email_names_the_appointments_day_not_today(
     email = _patient_emails(app)[-1]
     assert email.subject == (f"We missed you at your appointment on {when} ({clinic.reference})")
     assert "today" not in email.subject and "today" not in email.body_text
+
+
+def test_an_appointment_without_a_type_leaves_the_type_to_choose(app: Flask) -> None:
+    """An appointment row may have no type (the column is nullable): the form asks for one
+    rather than failing on the note about a type no longer offered."""
+    from types import SimpleNamespace
+
+    from booking.dashboard.forms import SlotForm
+
+    with app.test_request_context():
+        form = SlotForm(prefix="slot")
+        weber = SimpleNamespace(id=7, full_name="Dr. Weber")
+        form.set_choices([weber], [], [])
+        appointment = SimpleNamespace(
+            starts_at=now_utc(),
+            specialist_id=7,
+            specialist=weber,
+            location_id=None,
+            appointment_type_id=None,
+        )
+        form.show_appointment(appointment)
+        assert form.specialist.data == 7
+        assert form.appointment_type.data is None and not form.appointment_type.description
+        assert form.location.data is None

@@ -121,6 +121,8 @@ class SlotForm(BaseForm):
             (self.location, appointment.location_id, _LOCATION_GONE),
             (self.appointment_type, appointment.appointment_type_id, _TYPE_GONE),
         ):
+            if value is None:  # none recorded (an appointment type deleted): choose one
+                continue
             if any(choice.value == value for choice in field.choices):
                 field.data = value
             else:
