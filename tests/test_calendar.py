@@ -314,3 +314,38 @@ def test_the_agenda_css_has_a_class_for_every_grid_line() -> None:
     css = Path(__file__).resolve().parent.parent / "booking/static/css/agenda.css"
     assert css.read_text() == grid_css()
     assert ".ag-from-289{grid-row-start:289}" in css.read_text()
+
+
+def _next_weeks_tuesday() -> date:
+    """The Tuesday after the ``monday`` fixture's Monday (the same reckoning)."""
+    today = datetime.now(ZoneInfo("Europe/Berlin")).date()
+    day = today + timedelta(days=7 - today.weekday())
+    if (day - today).days < 2:
+        day += timedelta(days=7)
+    return day + timedelta(days=1)
+
+
+@pytest.fixture
+def closed_tuesday(app_settings: dict[str, Any]) -> dict[str, Any]:
+    """The clinic is closed on next week's Tuesday (CLINIC_CLOSED_DAYS); asked for before the
+    app is made."""
+    app_settings["CLINIC_CLOSED_DAYS"] = _next_weeks_tuesday().isoformat()
+    return app_settings
+
+
+def test_a_closed_day_has_no_hours_and_says_why(
+    closed_tuesday: dict[str, Any], client: FlaskClient, monday: Day
+) -> None:
+    """On a day the clinic is closed the weekly hours do not apply: the agenda shows no free
+    time, and its heading says the clinic is closed rather than leaving an empty column."""
+    tuesday = monday.day + timedelta(days=1)
+    AuthActions(client).attempt("weber@example.com")
+    week = agenda(client, date=monday.day.isoformat(), view="week")
+    headings = columns(week)
+    [closed] = [h for h in headings if "Clinic closed" in h]
+    assert f"{tuesday.day}" in closed and tuesday.strftime("%a") in closed
+    day = agenda(client, date=tuesday.isoformat())
+    assert not [text for _classes, text in entries(day) if "Free" in text]
+    assert "Free" in " ".join(
+        text for _classes, text in entries(agenda(client, date=monday.day.isoformat()))
+    )
