@@ -1,5 +1,7 @@
 """The clinic's opening hours (``CLINIC_OPENING_HOURS``): read once when the app starts, shown
-in the reader's language.
+in the reader's language; and the days it is closed (``CLINIC_HOLIDAYS``,
+``CLINIC_CLOSED_DAYS``), which the call-back targets, the availability engine and the agenda
+all read.
 
 The setting is lines separated by "|", each the days then the hours::
 
