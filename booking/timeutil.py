@@ -58,6 +58,15 @@ def from_clinic_local(day: date, at: time) -> datetime:
     return datetime.combine(day, at, tzinfo=clinic_tz()).astimezone(UTC)
 
 
+def clinic_instant(day: date, at: time) -> datetime | None:
+    """The UTC instant of a clinic wall-clock time, or None when that time does not exist
+    (the hour skipped when the clocks go forward). A time that happens twice (clocks going
+    back) is read as the first of the two."""
+    instant = from_clinic_local(day, at)
+    local = to_clinic_tz(instant)
+    return instant if (local.date(), local.time()) == (day, at) else None
+
+
 def clinic_today() -> date:
     return now_utc().astimezone(clinic_tz()).date()
 

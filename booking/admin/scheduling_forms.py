@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from flask_babel import gettext as _
@@ -29,7 +29,12 @@ from booking.scheduling.admin_services import (
     BookingRules,
     HoursInput,
 )
-from booking.timeutil import clinic_date, clinic_today, from_clinic_local, to_clinic_tz
+from booking.timeutil import (
+    clinic_date,
+    clinic_instant,
+    clinic_today,
+    from_clinic_local,
+)
 
 # A time input sends HH:MM, or HH:MM:SS when the browser adds seconds.
 TIME_FORMATS = ["%H:%M", "%H:%M:%S"]
@@ -179,15 +184,6 @@ class WorkingHoursForm(FlaskForm):
             start_time=self.start_time.data,
             end_time=self.end_time.data,
         )
-
-
-def clinic_instant(day: date, at: time) -> datetime | None:
-    """The UTC instant of a clinic wall-clock time, or None when that time does not exist
-    (the hour skipped when the clocks go forward). A time that happens twice (clocks going
-    back) is read as the first of the two."""
-    instant = from_clinic_local(day, at)
-    local = to_clinic_tz(instant)
-    return instant if (local.date(), local.time()) == (day, at) else None
 
 
 class _PeriodForm(BaseForm):

@@ -26,7 +26,7 @@ from booking.outcomes.labels import PLAN_LABELS
 from booking.requests import asks, history
 from booking.requests.calls import OUTCOME_LABELS, CallOutcome
 from booking.requests.models import RequestStatus, TriageLevel
-from booking.timeutil import from_clinic_local, now_utc, to_clinic_tz
+from booking.timeutil import clinic_instant, from_clinic_local, now_utc, to_clinic_tz
 from booking.urlargs import FIRST_YEAR, LAST_YEAR, date_arg, int_arg, text_arg
 
 MAX_SEARCH = 100
@@ -231,14 +231,16 @@ class CallbackForm(BaseForm):
     def validate_at(self, field: TimeField) -> None:
         if (self.day.data is None) != (field.data is None):
             raise ValidationError(_("Please enter both the date and the time, or neither."))
-        if field.data is not None and not self.day.errors:
-            # The hour the clocks skip in spring: read as an hour later, it was stored
-            # silently as another time than the one entered.
-            called = to_clinic_tz(from_clinic_local(self.day.data, field.data))
-            if called.replace(tzinfo=None) != datetime.combine(self.day.data, field.data):
-                raise ValidationError(
-                    _("That time does not exist on that day because of a clock change.")
-                )
+        # The hour the clocks skip in spring: read as an hour later, it was stored silently as
+        # another time than the one entered.
+        if (
+            field.data is not None
+            and not self.day.errors
+            and clinic_instant(self.day.data, field.data) is None
+        ):
+            raise ValidationError(
+                _("That time does not exist on that day because of a clock change.")
+            )
 
     def called_at(self) -> datetime | None:
         """The call's time in UTC; None when left empty (now)."""

@@ -53,7 +53,7 @@ from booking.scheduling.services import (
     resolve_choice,
 )
 from booking.staff.models import StaffRole, StaffUser
-from booking.timeutil import from_clinic_local, now_utc, to_clinic_tz
+from booking.timeutil import clinic_instant, now_utc
 
 log = logging.getLogger(__name__)
 # The first word of the log line a damaged document writes, for the operators' alerting.
@@ -125,9 +125,9 @@ def _open_slot(slot: Slot, appointment: Appointment | None) -> OpenSlot:
     """Check a staff-entered time through the availability engine (working hours, time off,
     other appointments and buffers; staff are not bound by the patients' notice and horizon).
     """
-    starts_at = from_clinic_local(slot.day, slot.start)
+    starts_at = clinic_instant(slot.day, slot.start)
     # A wall-clock time skipped by a daylight-saving change does not exist.
-    if to_clinic_tz(starts_at).replace(tzinfo=None) != datetime.combine(slot.day, slot.start):
+    if starts_at is None:
         raise WorkflowError(_("That time does not exist on that day because of a clock change."))
     if slot.specialist.role != StaffRole.SPECIALIST or not slot.specialist.active:
         raise WorkflowError(_("Please choose an active specialist."))
