@@ -33,7 +33,6 @@ from booking.scheduling.models import (
 )
 from booking.scheduling.services import (
     ProposedNames,
-    clean_names,
     name_problem,
     name_values,
 )
@@ -201,7 +200,7 @@ def create_appointment_type(
 ) -> AppointmentType:
     """Add a bookable appointment type. Its name reads apart from every other type's in each
     language (whatever the case), so patients never see two choices that read the same."""
-    proposed = ProposedNames(" ".join(name.split()), clean_names(names))
+    proposed = ProposedNames.typed(name, names)
     _check_type_names(proposed, None)
     low, high = DURATION_RANGE
     if not low <= duration_minutes <= high:
@@ -213,11 +212,7 @@ def create_appointment_type(
         name=proposed.name, names=proposed.names, duration_minutes=duration_minutes, active=True
     )
     db.session.add(appointment_type)
-    try:
-        db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
-        raise ScheduleError(str(TYPE_NAME_TAKEN), "name") from None
+    _flush_type_names()
     record(
         "appointment_type_created",
         target_type="appointment_type",
@@ -237,17 +232,13 @@ def rename_appointment_type(
 ) -> None:
     """Change a type's names (the clinic's and the other languages'): appointments of it, booked
     or to come, read the new ones. The same rule as ``create_appointment_type``."""
-    proposed = ProposedNames(" ".join(name.split()), clean_names(names))
+    proposed = ProposedNames.typed(name, names)
     _check_type_names(proposed, appointment_type)
     before = _type_values(appointment_type)
     if name_values(appointment_type) == name_values(proposed):
         return
     appointment_type.name, appointment_type.names = proposed.name, proposed.names
-    try:
-        db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
-        raise ScheduleError(str(TYPE_NAME_TAKEN), "name") from None
+    _flush_type_names()
     record(
         "appointment_type_updated",
         target_type="appointment_type",
@@ -256,6 +247,15 @@ def rename_appointment_type(
         details=changes(before, _type_values(appointment_type)),
     )
     db.session.commit()
+
+
+def _flush_type_names() -> None:
+    """Write a type's names: a twin another admin saved meanwhile hits the unique name."""
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise ScheduleError(str(TYPE_NAME_TAKEN), "name") from None
 
 
 def _check_type_names(proposed: ProposedNames, appointment_type: AppointmentType | None) -> None:

@@ -70,6 +70,11 @@ class ProposedNames(NamedInLanguages):
     name: str
     names: dict[str, str]
 
+    @classmethod
+    def typed(cls, name: str, names: Mapping[str, str | None] | None) -> ProposedNames:
+        """The names as an admin typed them: spaces collapsed, empty languages left out."""
+        return cls(" ".join(name.split()), clean_names(names))
+
 
 def name_problem(
     proposed: NamedInLanguages,
@@ -133,7 +138,7 @@ def create_location(
     names: Mapping[str, str | None] | None = None,
 ) -> Location:
     """Add a location. Its name reads apart from every other location's in each language."""
-    proposed = ProposedNames(" ".join(name.split()), clean_names(names))
+    proposed = ProposedNames.typed(name, names)
     _check_location_names(proposed, None)
     location = Location(
         name=proposed.name, names=proposed.names, address=address.strip(), active=True
@@ -156,7 +161,7 @@ def rename_location(
 ) -> None:
     """Change a location's names (the clinic's and the other languages'): appointments at it,
     booked or to come, read the new ones. The same rule as ``create_location``."""
-    proposed = ProposedNames(" ".join(name.split()), clean_names(names))
+    proposed = ProposedNames.typed(name, names)
     _check_location_names(proposed, location)
     before = name_values(location)
     if before == name_values(proposed):
