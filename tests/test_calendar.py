@@ -89,6 +89,12 @@ def confirm(name: str, specialist: Any, location: Any, kind: Any, day: date, at:
     return consultation
 
 
+def next_weeks_monday(today: date) -> date:
+    """Next week's Monday, at least two days after ``today``."""
+    day = today + timedelta(days=7 - today.weekday())
+    return day + timedelta(days=7) if (day - today).days < 2 else day
+
+
 @pytest.fixture
 def monday(app: Flask, staff: Staff) -> Day:
     """Next week's Monday (at least two days ahead). Dr. Weber works 08:00-12:00 and
@@ -104,10 +110,7 @@ def monday(app: Flask, staff: Staff) -> Day:
         make_hours(weber, mitte, range(7), "08:00", "12:00")
         make_hours(weber, mitte, range(7), "13:00", "17:00")
         make_hours(okafor, west, range(7), "09:00", "17:00")
-        today = clinic_today()
-        day = today + timedelta(days=7 - today.weekday())
-        if (day - today).days < 2:
-            day += timedelta(days=7)
+        day = next_weeks_monday(clinic_today())
         confirm("Anna Mitte", weber, mitte, kind, day, time(9))
         hold(
             kind.id,
@@ -316,20 +319,12 @@ def test_the_agenda_css_has_a_class_for_every_grid_line() -> None:
     assert ".ag-from-289{grid-row-start:289}" in css.read_text()
 
 
-def _next_weeks_tuesday() -> date:
-    """The Tuesday after the ``monday`` fixture's Monday (the same reckoning)."""
-    today = datetime.now(ZoneInfo("Europe/Berlin")).date()
-    day = today + timedelta(days=7 - today.weekday())
-    if (day - today).days < 2:
-        day += timedelta(days=7)
-    return day + timedelta(days=1)
-
-
 @pytest.fixture
 def closed_tuesday(app_settings: dict[str, Any]) -> dict[str, Any]:
     """The clinic is closed on next week's Tuesday (CLINIC_CLOSED_DAYS); asked for before the
     app is made."""
-    app_settings["CLINIC_CLOSED_DAYS"] = _next_weeks_tuesday().isoformat()
+    today = datetime.now(ZoneInfo("Europe/Berlin")).date()  # clinic_today, before the app
+    app_settings["CLINIC_CLOSED_DAYS"] = (next_weeks_monday(today) + timedelta(days=1)).isoformat()
     return app_settings
 
 
