@@ -22,6 +22,7 @@ from booking.requests.waitlist import (
     OFFER_LIFETIME,
     OfferExpired,
     OfferGone,
+    OfferLocked,
     accept_offer,
     join_waitlist,
 )
@@ -372,6 +373,10 @@ def test_an_offer_is_not_taken_within_the_change_notice(
         # Five days' notice: every waiting patient's time (three days or more ahead) is within it.
         db.session.add(ClinicSettings(id=1, min_notice_hours=24, cancel_notice_hours=120))
         db.session.commit()
+        # The rule holds in the service too, whoever calls it.
+        waiting = db.session.get(ConsultationRequest, clinic.waiting[2])
+        with pytest.raises(OfferLocked):
+            accept_offer(db.session.get(SlotOffer, offer.id), waiting)
     offer_page = _offer_page(app, client, "waiting2@example.com")
     page = client.get(offer_page).get_data(as_text=True)
     assert "can no longer be changed online" in page

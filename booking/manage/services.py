@@ -7,8 +7,6 @@ the patient's email and the clinic's notice are stored together
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_ngettext
@@ -20,7 +18,14 @@ from booking.extensions import db
 from booking.notifications.services import enqueue_delivery
 from booking.requests import emails
 from booking.requests.files import no_room_for
-from booking.requests.lifecycle import PATIENT, record_change, snapshot
+from booking.requests.lifecycle import (
+    PATIENT,
+    appointment_passed,
+    can_change,
+    notice_deadline,
+    record_change,
+    snapshot,
+)
 from booking.requests.models import OPEN_STATUSES, ConsultationRequest, RequestStatus
 from booking.requests.queries import lock_request
 from booking.requests.waitlist import offer_freed_slot
@@ -38,37 +43,6 @@ from booking.timeutil import now_utc
 
 class ManageError(ValueError):
     """A refused change; the message is for the patient."""
-
-
-def notice_deadline(consultation: ConsultationRequest) -> datetime | None:
-    """Until when the patient may still change or cancel the appointment online; None for a
-    request without an active appointment, or closed (completed, no-show, declined,
-    cancelled: a completed one keeps its appointment, but nothing can be changed any more)."""
-    if consultation.status not in OPEN_STATUSES:
-        return None
-    appointment = consultation.appointment
-    if appointment is None or not appointment.active:
-        return None
-    return appointment.starts_at - timedelta(hours=clinic_settings().cancel_notice_hours)
-
-
-def appointment_passed(consultation: ConsultationRequest) -> bool:
-    """Whether an open request's appointment has started (the clinic has not marked the
-    visit yet): the page then says so instead of calling it soon."""
-    appointment = consultation.appointment
-    return (
-        consultation.status in OPEN_STATUSES
-        and appointment is not None
-        and appointment.active
-        and appointment.starts_at <= now_utc()
-    )
-
-
-def can_change(consultation: ConsultationRequest, now: datetime | None = None) -> bool:
-    if consultation.status not in OPEN_STATUSES:
-        return False
-    deadline = notice_deadline(consultation)
-    return deadline is None or (now or now_utc()) < deadline
 
 
 def _require_changeable(consultation: ConsultationRequest) -> None:
@@ -195,7 +169,9 @@ __all__ = [
     "ManageError",
     "SlotTaken",
     "add_documents",
+    "appointment_passed",
     "can_change",
     "cancel",
+    "notice_deadline",
     "reschedule",
 ]

@@ -45,6 +45,7 @@ from booking.requests.models import ConsultationRequest, ManageLink
 from booking.requests.waitlist import (
     OfferExpired,
     OfferGone,
+    OfferLocked,
     OfferUnavailable,
     accept_offer,
     find_offer,
@@ -344,6 +345,8 @@ def offer(reference: str, offer_token: str):
             abort(400)
         try:
             accept_offer(slot_offer, consultation)
+        except OfferLocked:  # the notice began while the page was open
+            locked = True
         except OfferUnavailable:
             unavailable = True
         except OfferExpired:

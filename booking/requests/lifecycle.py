@@ -19,7 +19,7 @@ caller's transaction; the caller commits and then hands the emails to the worker
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask_babel import gettext as _
@@ -31,8 +31,9 @@ from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.requests import emails
 from booking.requests.events import EventKind, RequestEvent
-from booking.requests.models import ConsultationRequest, RequestStatus
+from booking.requests.models import OPEN_STATUSES, ConsultationRequest, RequestStatus
 from booking.requests.queries import can_see
+from booking.scheduling.availability import clinic_settings
 from booking.scheduling.models import Appointment
 from booking.staff.models import StaffRole, StaffUser
 from booking.timeutil import clinic_dt, now_utc
@@ -140,6 +141,43 @@ def opens_at(consultation: ConsultationRequest, target: RequestStatus) -> dateti
     if target not in AFTER_START or appointment is None or not appointment.active:
         return None
     return appointment.starts_at
+
+
+# The patient's own changes through the private link (``booking.manage``), and taking an
+# earlier time offered from the waitlist (``waitlist.accept_offer``), stop at the change and
+# cancel notice before the appointment: after it the patient calls the clinic.
+
+
+def notice_deadline(consultation: ConsultationRequest) -> datetime | None:
+    """Until when the patient may still change or cancel the appointment online; None for a
+    request without an active appointment, or closed (completed, no-show, declined,
+    cancelled: a completed one keeps its appointment, but nothing can be changed any more)."""
+    if consultation.status not in OPEN_STATUSES:
+        return None
+    appointment = consultation.appointment
+    if appointment is None or not appointment.active:
+        return None
+    return appointment.starts_at - timedelta(hours=clinic_settings().cancel_notice_hours)
+
+
+def appointment_passed(consultation: ConsultationRequest) -> bool:
+    """Whether an open request's appointment has started (the clinic has not marked the
+    visit yet): the page then says so instead of calling it soon."""
+    appointment = consultation.appointment
+    return (
+        consultation.status in OPEN_STATUSES
+        and appointment is not None
+        and appointment.active
+        and appointment.starts_at <= now_utc()
+    )
+
+
+def can_change(consultation: ConsultationRequest, now: datetime | None = None) -> bool:
+    """Whether the patient may still change or cancel online (``notice_deadline``)."""
+    if consultation.status not in OPEN_STATUSES:
+        return False
+    deadline = notice_deadline(consultation)
+    return deadline is None or (now or now_utc()) < deadline
 
 
 def check_transition(

@@ -22,7 +22,7 @@ from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.notifications.services import enqueue_delivery
 from booking.requests import emails
-from booking.requests.lifecycle import PATIENT, record_change, snapshot
+from booking.requests.lifecycle import PATIENT, can_change, record_change, snapshot
 from booking.requests.models import OPEN_STATUSES, ConsultationRequest
 from booking.requests.queries import lock_request
 from booking.scheduling.availability import booking_limits, clinic_settings
@@ -53,6 +53,11 @@ class OfferExpired(OfferGone):
 
 class OfferUnavailable(OfferGone):
     """The offered time is no longer offered for booking (hours or limits changed)."""
+
+
+class OfferLocked(OfferGone):
+    """The patient's own appointment is within the change and cancel notice
+    (``lifecycle.can_change``): taking the offer would move it, so they call the clinic."""
 
 
 def join_waitlist(consultation: ConsultationRequest) -> WaitlistEntry:
@@ -217,7 +222,8 @@ def offered_to(offer: SlotOffer, consultation: ConsultationRequest) -> bool:
 
 def accept_offer(offer: SlotOffer, consultation: ConsultationRequest) -> None:
     """Give the offered time to this patient, if the offer was for them (``offered_to``),
-    nobody was faster and the offer has not expired. Raises OfferGone."""
+    nobody was faster, the offer has not expired and their own appointment may still be
+    changed online. Raises OfferGone (or one of its kinds)."""
     if not offered_to(offer, consultation):
         db.session.rollback()
         raise OfferGone
@@ -244,6 +250,9 @@ def accept_offer(offer: SlotOffer, consultation: ConsultationRequest) -> None:
     if consultation.status not in OPEN_STATUSES or appointment is None:
         db.session.rollback()
         raise OfferGone
+    if not can_change(consultation, now):
+        db.session.rollback()
+        raise OfferLocked
     before = snapshot(consultation)
     try:
         appointment_type, slot = resolve_choice(
