@@ -643,3 +643,117 @@ def test_an_appointment_without_a_type_leaves_the_type_to_choose(app: Flask) -> 
         assert form.specialist.data == 7
         assert form.appointment_type.data is None and not form.appointment_type.description
         assert form.location.data is None
+
+
+SEEN = re.compile(r'name="(slot|close|complete|action)-seen" type="hidden" value="([^"]*)"')
+
+
+def _page_state(client: FlaskClient, reference: str) -> tuple[str, dict[str, str]]:
+    """The record page's CSRF token and each status form's state as the page showed it."""
+    page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    return CSRF_VALUE.search(page).group(1), dict(SEEN.findall(page))
+
+
+def _start_hour(app: Flask, request_id: int) -> int:
+    with app.app_context():
+        appointment = db.session.scalars(
+            select(Appointment).where(Appointment.request_id == request_id)
+        ).one()
+        return to_clinic_tz(appointment.starts_at).hour
+
+
+def _post(client: FlaskClient, reference: str, action: str, prefix: str, token, seen, **fields):
+    data = {f"{prefix}-csrf_token": token, f"{prefix}-seen": seen[prefix]}
+    data |= {f"{prefix}-{name}": value for name, value in fields.items()}
+    return client.post(f"/staff/requests/{reference}/{action}", data=data)
+
+
+def test_a_page_opened_before_the_patient_moved_cannot_confirm_the_old_time(
+    app: Flask, client: FlaskClient, clinic: Waiting
+) -> None:
+    """The coordinator opens a request holding 10:00; the patient then moves it to 15:00 on
+    their private page. Confirming from the page still showing 10:00 is refused with the
+    reason, and nothing changes: the patient is not told "confirmed at 10:00" after choosing
+    15:00. The page shown again carries the new state, so confirming from it works."""
+    from booking.manage import services as manage
+    from booking.scheduling.services import SlotChoice
+    from booking.timeutil import from_clinic_local
+
+    with app.app_context():
+        held = make_request(
+            email="held@example.com",
+            slot=SlotChoice(
+                clinic.type, clinic.weber.id, clinic.location, from_clinic_local(DAY, time(10))
+            ),
+        )
+        reference = held.reference
+    AuthActions(client).attempt(clinic.coordinator.email)
+    token, seen = _page_state(client, reference)
+    assert set(seen) == {"slot", "close"} and seen["slot"] == seen["close"]
+    with app.app_context():
+        consultation = db.session.scalars(
+            select(ConsultationRequest).where(ConsultationRequest.reference == reference)
+        ).one()
+        later = from_clinic_local(DAY, time(15))
+        manage.reschedule(
+            consultation, SlotChoice(clinic.type, clinic.weber.id, clinic.location, later)
+        )
+    emails_before = len(_patient_emails(app))
+
+    response = _post(client, reference, "confirm", "slot", token, seen, **slot(clinic))
+    assert response.status_code == 409
+    page = response.get_data(as_text=True)
+    assert "This request changed while you had it open" in page
+    consultation = _request(app, reference)
+    assert consultation.status == RequestStatus.REQUESTED
+    assert _start_hour(app, consultation.id) == 15
+    assert len(_patient_emails(app)) == emails_before
+    # The page shown with the refusal has the request as it is now: confirming works.
+    fresh = dict(SEEN.findall(page))
+    assert fresh["slot"] != seen["slot"]
+    response = _post(
+        client, reference, "confirm", "slot", token, fresh, **slot(clinic, start="15:00")
+    )
+    assert response.status_code == 302
+    assert _request(app, reference).status == RequestStatus.CONFIRMED
+
+
+def test_two_coordinators_rescheduling_at_once_do_not_undo_each_other(
+    app: Flask, client: FlaskClient, clinic: Waiting
+) -> None:
+    """Both open the confirmed request; the first moves it to 11:00. The second, whose page
+    still shows 10:00, is refused instead of moving it again unseen (the patient would get
+    two "changed" emails and the first coordinator would never know)."""
+    auth = AuthActions(client)
+    auth.attempt(clinic.coordinator.email)
+    assert act(client, clinic.reference, "confirm", **slot(clinic)).status_code == 302
+    other = auth.new_client("admin")
+    token_a, seen_a = _page_state(client, clinic.reference)
+    token_b, seen_b = _page_state(other, clinic.reference)
+    assert seen_a == seen_b
+    moved = _post(
+        client,
+        clinic.reference,
+        "reschedule",
+        "slot",
+        token_a,
+        seen_a,
+        **slot(clinic, start="11:00"),
+    )
+    assert moved.status_code == 302
+    refused = _post(
+        other,
+        clinic.reference,
+        "reschedule",
+        "slot",
+        token_b,
+        seen_b,
+        **slot(clinic, start="15:00"),
+    )
+    assert refused.status_code == 409
+    assert "This request changed while you had it open" in refused.get_data(as_text=True)
+    assert _start_hour(app, _request(app, clinic.reference).id) == 11
+    # A stale cancel is refused the same way.
+    refused = _post(other, clinic.reference, "cancel", "close", token_b, seen_b)
+    assert refused.status_code == 409
+    assert _request(app, clinic.reference).status == RequestStatus.CONFIRMED

@@ -13,6 +13,7 @@ from wtforms import (
     BooleanField,
     DateField,
     EmailField,
+    HiddenField,
     SelectField,
     TextAreaField,
     TimeField,
@@ -57,7 +58,14 @@ def _chosen_id(value: object) -> int | None:
     return None if value in ("", None) else int(value)  # type: ignore[call-overload]
 
 
-class SlotForm(BaseForm):
+class SeenState:
+    """A status or appointment form's fingerprint of the request as the page showed it
+    (``lifecycle.state_key``): the change is refused if the request changed since."""
+
+    seen = HiddenField()
+
+
+class SlotForm(SeenState, BaseForm):
     specialist = SelectField(
         _l("Specialist"),
         coerce=_chosen_id,
@@ -145,7 +153,7 @@ _TYPE_GONE = (
 )
 
 
-class CloseForm(BaseForm):
+class CloseForm(SeenState, BaseForm):
     message = TextAreaField(
         _l("Message to the patient"),
         validators=[Optional(), Length(max=1000)],
@@ -153,7 +161,7 @@ class CloseForm(BaseForm):
     )
 
 
-class CompleteForm(BaseForm):
+class CompleteForm(SeenState, BaseForm):
     """Completing a request records the plan decided (``booking.outcomes``)."""
 
     plan = SelectField(
@@ -179,7 +187,11 @@ class DeceasedForm(BaseForm):
 
 
 class ActionForm(FlaskForm):
-    """A status change with nothing to fill in: the CSRF token only."""
+    """An action with nothing to fill in: the CSRF token only."""
+
+
+class StatusForm(SeenState, FlaskForm):
+    """A status change with nothing to fill in (no-show): the token and the state seen."""
 
 
 class ResendForm(BaseForm):

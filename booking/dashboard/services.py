@@ -31,6 +31,7 @@ from booking.requests.lifecycle import (
     add_event,
     check_may_work,
     check_transition,
+    check_unchanged,
     opens_at,
     record_change,
     role_may,
@@ -189,12 +190,28 @@ def _finish(
     enqueue_delivery([e.id for e in (email, *offers) if e is not None])
 
 
+def _lock(
+    consultation: ConsultationRequest, actor: StaffUser, seen: str | None
+) -> ConsultationRequest:
+    """The request locked for a change, refused if the actor may not work it or if it
+    changed since the actor's page showed it (``seen``: ``lifecycle.check_unchanged``)."""
+    consultation = lock_request(consultation)
+    check_may_work(consultation, actor)
+    check_unchanged(consultation, seen)
+    return consultation
+
+
 def confirm_request(
-    consultation: ConsultationRequest, actor: StaffUser, slot: Slot, message: str | None = None
+    consultation: ConsultationRequest,
+    actor: StaffUser,
+    slot: Slot,
+    message: str | None = None,
+    *,
+    seen: str | None = None,
 ) -> None:
     """Confirm an unconfirmed request at a free time; a held time it moves away from is
     offered to the waitlist."""
-    consultation = lock_request(consultation)
+    consultation = _lock(consultation, actor, seen)
     check_transition(consultation, S.CONFIRMED, actor)
     if consultation.status not in UNCONFIRMED_STATUSES:
         raise WorkflowError(_("This request is already confirmed: reschedule it instead."))
@@ -235,9 +252,14 @@ def confirm_request(
 
 
 def reschedule_request(
-    consultation: ConsultationRequest, actor: StaffUser, slot: Slot, message: str | None = None
+    consultation: ConsultationRequest,
+    actor: StaffUser,
+    slot: Slot,
+    message: str | None = None,
+    *,
+    seen: str | None = None,
 ) -> None:
-    consultation = lock_request(consultation)
+    consultation = _lock(consultation, actor, seen)
     check_transition(consultation, S.CONFIRMED, actor)
     if consultation.status != S.CONFIRMED or consultation.appointment is None:
         raise WorkflowError(_("Only a confirmed appointment can be rescheduled."))
@@ -276,8 +298,9 @@ def _close(
     email_kind: str,
     message: str | None,
     plan: tuple[Plan, date | None] | None = None,
+    seen: str | None = None,
 ) -> None:
-    consultation = lock_request(consultation)
+    consultation = _lock(consultation, actor, seen)
     check_transition(consultation, target, actor)
     before = snapshot(consultation)
     appointment = consultation.appointment
@@ -309,7 +332,11 @@ def _close(
 
 
 def decline_request(
-    consultation: ConsultationRequest, actor: StaffUser, message: str | None = None
+    consultation: ConsultationRequest,
+    actor: StaffUser,
+    message: str | None = None,
+    *,
+    seen: str | None = None,
 ) -> None:
     _close(
         consultation,
@@ -318,11 +345,16 @@ def decline_request(
         action="request_declined",
         email_kind="declined",
         message=message,
+        seen=seen,
     )
 
 
 def cancel_request(
-    consultation: ConsultationRequest, actor: StaffUser, message: str | None = None
+    consultation: ConsultationRequest,
+    actor: StaffUser,
+    message: str | None = None,
+    *,
+    seen: str | None = None,
 ) -> None:
     _close(
         consultation,
@@ -331,6 +363,7 @@ def cancel_request(
         action="request_cancelled",
         email_kind="cancelled",
         message=message,
+        seen=seen,
     )
 
 
@@ -339,6 +372,8 @@ def complete_request(
     actor: StaffUser,
     plan: Plan | None = None,
     procedure_date: date | None = None,
+    *,
+    seen: str | None = None,
 ) -> None:
     """Complete the request; with a ``plan`` (the record page always gives one) the decision
     is recorded in the same transaction: the follow-up schedule counts from it
@@ -351,12 +386,21 @@ def complete_request(
         email_kind="completed",
         message=None,
         plan=(plan, procedure_date) if plan is not None else None,
+        seen=seen,
     )
 
 
-def mark_no_show(consultation: ConsultationRequest, actor: StaffUser) -> None:
+def mark_no_show(
+    consultation: ConsultationRequest, actor: StaffUser, *, seen: str | None = None
+) -> None:
     _close(
-        consultation, actor, S.NO_SHOW, action="request_no_show", email_kind="no_show", message=None
+        consultation,
+        actor,
+        S.NO_SHOW,
+        action="request_no_show",
+        email_kind="no_show",
+        message=None,
+        seen=seen,
     )
 
 

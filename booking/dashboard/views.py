@@ -24,6 +24,7 @@ from booking.dashboard.forms import (
     NoteForm,
     ResendForm,
     SlotForm,
+    StatusForm,
     queue_filters,
 )
 from booking.documents.models import Document
@@ -37,7 +38,7 @@ from booking.outcomes.models import Plan
 from booking.outcomes.progress import load_progress
 from booking.requests import asks, emails, followup, history, instruments
 from booking.requests.calls import CallbackAttempt, CallOutcome
-from booking.requests.lifecycle import WorkflowError
+from booking.requests.lifecycle import WorkflowError, state_key
 from booking.requests.links import active_links
 from booking.requests.models import OPEN_STATUSES, ConsultationRequest, RequestStatus
 from booking.requests.queries import can_see
@@ -147,7 +148,7 @@ SCAN_LABELS = {
 def _render_record(consultation: ConsultationRequest, status: int = 200, **forms: object):
     forms.setdefault("slot_form", _slot_form(consultation))
     forms.setdefault("close_form", CloseForm(prefix="close"))
-    forms.setdefault("action_form", ActionForm(prefix="action"))
+    forms.setdefault("action_form", StatusForm(prefix="action"))
     forms.setdefault("complete_form", CompleteForm(prefix="complete"))
     forms.setdefault("note_form", NoteForm(prefix="note"))
     forms.setdefault("call_form", CallbackForm(prefix="call"))
@@ -158,6 +159,12 @@ def _render_record(consultation: ConsultationRequest, status: int = 200, **forms
     forms.setdefault("ask_form", AskForm(prefix="ask", items=items))
     forms.setdefault("message_form", StaffMessageForm(prefix="msg"))
     forms.setdefault("deceased_form", DeceasedForm(prefix="deceased"))
+    # The status and appointment forms carry the state this page shows (a form posted back
+    # with errors keeps the one it was shown with).
+    seen = state_key(consultation)
+    for name in ("slot_form", "close_form", "action_form", "complete_form"):
+        if not forms[name].seen.data:
+            forms[name].seen.data = seen
     if "thread" not in forms:
         forms["thread"] = messages.load_thread(consultation, for_staff=True)
     h = consultation.history
@@ -495,29 +502,44 @@ def change_status(reference: str, action: str) -> Response | tuple[str, int]:
             operation = (
                 services.confirm_request if action == "confirm" else services.reschedule_request
             )
-            operation(consultation, current_user, slot, form.message.data or None)
+            operation(
+                consultation,
+                current_user,
+                slot,
+                form.message.data or None,
+                seen=form.seen.data or None,
+            )
         elif action in ("decline", "cancel"):
             form = CloseForm(prefix="close")
             forms["close_form"] = form
             if not form.validate_on_submit():
                 return _render_record(consultation, 422, **forms)
             operation = services.decline_request if action == "decline" else services.cancel_request
-            operation(consultation, current_user, form.message.data or None)
+            operation(
+                consultation, current_user, form.message.data or None, seen=form.seen.data or None
+            )
         elif action == "complete":
             form = CompleteForm(prefix="complete")
             forms["complete_form"] = form
             if not form.validate_on_submit():
                 return _render_record(consultation, 422, **forms)
             services.complete_request(
-                consultation, current_user, Plan(form.plan.data), form.procedure_date.data
+                consultation,
+                current_user,
+                Plan(form.plan.data),
+                form.procedure_date.data,
+                seen=form.seen.data or None,
             )
         else:
-            if not ActionForm(prefix="action").validate_on_submit():
+            form = StatusForm(prefix="action")
+            if not form.validate_on_submit():
                 abort(400)
-            services.mark_no_show(consultation, current_user)
+            services.mark_no_show(consultation, current_user, seen=form.seen.data or None)
     except WorkflowError as exc:
         db.session.rollback()
         consultation = _load_visible(reference)
+        for form in forms.values():  # shown again with the request as it is now
+            form.seen.data = None
         flash(str(exc), "danger")
         return _render_record(consultation, 409, **forms)
     if consultation.patient.email:

@@ -18,6 +18,8 @@ caller's transaction; the caller commits and then hands the emails to the worker
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
@@ -223,6 +225,27 @@ def snapshot(consultation: ConsultationRequest) -> dict[str, object]:
             sequence=appointment.sequence,
         )
     return state
+
+
+def state_key(consultation: ConsultationRequest) -> str:
+    """A short fingerprint of the status and the appointment (``snapshot``): a staff form
+    carries the one it was shown with, so a change made since (the patient moved or cancelled,
+    a colleague acted) is refused instead of undone (``check_unchanged``)."""
+    text = json.dumps(snapshot(consultation), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def check_unchanged(consultation: ConsultationRequest, seen: str | None) -> None:
+    """Refuse (``WorkflowError``) a change made from a page showing an older state of the
+    request; ``seen`` is the page's ``state_key`` (None: no page, nothing to compare)."""
+    if seen is not None and seen != state_key(consultation):
+        raise WorkflowError(
+            _(
+                "This request changed while you had it open (the patient or a colleague changed "
+                "its appointment or status). Nothing was done: check it as it is now, then try "
+                "again."
+            )
+        )
 
 
 def add_event(
