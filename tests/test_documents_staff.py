@@ -178,11 +178,44 @@ def test_content_type_is_the_detected_type_not_the_name(
         assert response.status_code == 200
         assert response.headers["Content-Type"] == "image/png"
         assert response.get_data() == PNG_BYTES
-    assert disposition(response) == ("inline", {"filename": "scan.pdf"})
+    # Saved under a name ending in what the bytes are, whatever the name said.
+    assert disposition(response) == ("inline", {"filename": "scan.pdf.png"})
     assert response.headers["Content-Security-Policy"].startswith("sandbox;")  # images: sandboxed
     with staff_client.get(doc_url(reference, jpeg["id"], download=True)) as response:
         assert response.headers["Content-Type"] == "image/jpeg"
         assert response.get_data() == JPEG_BYTES
+    assert disposition(response) == ("attachment", {"filename": "photo.png.jpg"})
+
+
+@pytest.mark.parametrize(
+    ("sent_name", "saved_as"),
+    [
+        ("MRI-report.bat", "MRI-report.bat.pdf"),
+        ("befund.hta", "befund.hta.pdf"),
+        ("letter.html", "letter.html.pdf"),
+        ("referral", "referral.pdf"),
+        ("REPORT.PDF", "REPORT.PDF"),
+    ],
+)
+def test_a_file_is_saved_only_as_what_its_bytes_are(
+    app: Flask, client: FlaskClient, staff_client: FlaskClient, sent_name: str, saved_as: str
+) -> None:
+    """A file that starts like a PDF is accepted as one, whatever its name: a batch file
+    whose first line is ``%PDF-1.4`` would run its other lines if saved as ``.bat``. Staff
+    save it with the checked type's extension; the page still shows the name as sent."""
+    polyglot = b"%PDF-1.4\r\n@echo off\r\ncalc.exe\r\n"
+    response = post_named_file(client, sent_name, polyglot)
+    assert response.status_code == 303, response.get_data(as_text=True)[:1000]
+    reference = newest_reference(app)
+    (document,) = documents_of(app, reference)
+    assert (document["name"], document["type"]) == (sent_name, "application/pdf")
+    for download in (False, True):
+        with staff_client.get(doc_url(reference, document["id"], download)) as response:
+            assert response.status_code == 200
+        assert disposition(response) == (
+            "attachment" if download else "inline",
+            {"filename": saved_as},
+        )
 
 
 @pytest.mark.parametrize(
@@ -192,7 +225,7 @@ def test_content_type_is_the_detected_type_not_the_name(
         ("Röntgen Befund \u2013 März.pdf", "Röntgen Befund \u2013 März.pdf"),
         ("../../etc/passwd.pdf", "passwd.pdf"),
         ("C:\\Users\\erika\\MRT befund.pdf", "MRT befund.pdf"),
-        ('x.pdf"; filename="evil.exe', 'x.pdf"; filename="evil.exe'),
+        ('x.pdf"; filename="evil.pdf', 'x.pdf"; filename="evil.pdf'),
         ("scan\tfinal\x07.pdf", "scanfinal.pdf"),
         ("文件 \\ report.pdf", "report.pdf"),
     ],

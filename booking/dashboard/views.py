@@ -292,7 +292,7 @@ def document(reference: str, document_id: int) -> Response:
         storage.open(doc.stored_name, doc.sha256),
         mimetype=doc.content_type,  # the type detected from the bytes, never the name
         as_attachment=download,
-        download_name=doc.original_name,
+        download_name=doc.download_name,  # ends in the detected type's extension
         max_age=0,
         conditional=False,
         etag=False,

@@ -9,7 +9,7 @@ from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from booking.documents.scanning import SERVABLE, ScanStatus
-from booking.documents.storage import DocumentUpload, StoredFile, safe_display_name
+from booking.documents.storage import DocumentUpload, StoredFile, safe_display_name, saved_name
 from booking.extensions import db, value_enum
 from booking.timeutil import UTCDateTime, now_utc
 
@@ -31,6 +31,11 @@ class StoredDocument:
     # The virus scan's verdict (``booking.documents.scanning``): no default, so a new kind of
     # upload cannot forget it and be shown unscanned.
     scan_status: Mapped[ScanStatus] = mapped_column(value_enum(ScanStatus, "scan_status", 10))
+
+    @property
+    def download_name(self) -> str:
+        """The name a downloaded copy gets (``storage.saved_name``)."""
+        return saved_name(self.original_name, self.content_type)
 
     @property
     def servable(self) -> bool:

@@ -44,6 +44,12 @@ ALLOWED_TYPES = {
     "image/jpeg": "jpg",
     "image/png": "png",
 }
+# The extensions a file name may already end in for each accepted type.
+NAME_EXTENSIONS = {
+    "application/pdf": {"pdf"},
+    "image/jpeg": {"jpg", "jpeg", "jpe", "jfif"},
+    "image/png": {"png"},
+}
 SNIFF_BYTES = 8192
 MAGIC = b"SCDOC\x01\x00\x00"
 NONCE_PREFIX_BYTES = 7
@@ -82,6 +88,16 @@ def safe_display_name(filename: str) -> str:
     name = filename.replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(ch for ch in name if ch.isprintable()).strip()
     return (name or _("document"))[:255]
+
+
+def saved_name(name: str, content_type: str) -> str:
+    """The name a downloaded copy is saved under: the patient's, ending in the extension of
+    the type found in the bytes. The content is checked, the name is not: a PDF called
+    ``report.bat`` is saved as ``report.bat.pdf``, so the computer opens it as a PDF."""
+    stem, dot, extension = name.rpartition(".")
+    if dot and stem and extension.lower() in NAME_EXTENSIONS[content_type]:
+        return name
+    return f"{name}.{ALLOWED_TYPES[content_type]}"
 
 
 @dataclass(frozen=True)

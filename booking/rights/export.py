@@ -24,7 +24,7 @@ from flask import Flask, render_template
 from sqlalchemy import inspect
 
 from booking.accesslog import redact_text
-from booking.documents.storage import CHUNK_SIZE, get_storage
+from booking.documents.storage import ALLOWED_TYPES, CHUNK_SIZE, get_storage
 from booking.requests import history, instruments
 from booking.templating import choice_label, choice_labels
 from booking.timeutil import now_utc
@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 
 FORMAT = "spineconsult-patient-export/1"
 SAFE_NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
-EXTENSIONS = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png"}
 
 # Columns that are our plumbing, not what we hold about the person.
 SKIP_REQUEST = {
@@ -115,7 +114,7 @@ def archive_name(reference: str, number: int, doc: Any) -> str:
     """``documents/SC-XXXX-XXXX/01-mri-report.pdf``: never a path from the patient's name."""
     stem = doc.original_name.rsplit(".", 1)[0]
     stem = SAFE_NAME_RE.sub("-", stem).strip("-.")[:60] or "document"
-    extension = EXTENSIONS.get(doc.content_type, "bin")
+    extension = ALLOWED_TYPES.get(doc.content_type, "bin")
     return f"documents/{reference}/{number:02d}-{stem}.{extension}"
 
 
