@@ -289,6 +289,10 @@ class Config:
     TWO_FACTOR_ACCOUNT_RATE_LIMIT = _env("TWO_FACTOR_ACCOUNT_RATE_LIMIT", "5 per 15 minutes")
     # Request submissions per address (a clinic's waiting room may share one address).
     SUBMIT_RATE_LIMIT = _env("SUBMIT_RATE_LIMIT", "10 per minute; 60 per hour")
+    # Posts to the documents step per address: each file goes up on its own (with scripts),
+    # and removing one or moving on posts too. Without it anyone could fill the disk (and
+    # keep the virus scanner busy) with drafts of ten 20 MB files each.
+    UPLOAD_RATE_LIMIT = _env("UPLOAD_RATE_LIMIT", "30 per minute; 120 per hour")
     # Flask-Limiter: counts live in Redis when it is configured, else in memory.
     RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", REDIS_URL or "memory://")
     RATELIMIT_HEADERS_ENABLED = True
@@ -366,6 +370,7 @@ class TestingConfig(Config):
     LOGIN_ACCOUNT_RATE_LIMIT = "1000 per minute"
     TWO_FACTOR_ACCOUNT_RATE_LIMIT = "1000 per minute"
     SUBMIT_RATE_LIMIT = "1000 per minute"
+    UPLOAD_RATE_LIMIT = "1000 per minute"
     FEEDBACK_RATE_LIMIT = "1000 per minute"
     # Most tests sign admins in with a password only; the two-factor tests require it.
     STAFF_2FA_REQUIRED_ROLES: list[str] = []

@@ -51,6 +51,7 @@ def use_bench_settings(url: str, work: str) -> None:
             "TRUSTED_PROXIES": "0",
             "LOGIN_RATE_LIMIT": "1000000 per minute",
             "SUBMIT_RATE_LIMIT": "1000000 per minute",
+            "UPLOAD_RATE_LIMIT": "1000000 per minute",
             "UPLOAD_DIR": os.path.join(work, "uploads"),
             "HUEY_SQLITE_PATH": os.path.join(work, "huey.sqlite3"),
             "CLAMAV_WHEN_DOWN": "hold",  # no clamd here: uploads are held for the scan

@@ -7,7 +7,7 @@ It prints one table (throughput, p50/p95 latency, ratio to the baseline), the sc
 (largest size vs smallest) and each size's peak worker memory, as markdown.
 
 The bench app runs with production settings except: plain http (FORCE_HTTPS=0), the
-submission and sign-in rate limits raised (SUBMIT_RATE_LIMIT, LOGIN_RATE_LIMIT), because every
+submission, upload and sign-in rate limits raised (SUBMIT_, UPLOAD_, LOGIN_RATE_LIMIT), as every
 simulated patient comes from 127.0.0.1, and uploads held for a virus scan (CLAMAV_WHEN_DOWN=hold:
 no clamd runs). docs/benchmarks.md has results and how to read them.
 """
@@ -200,6 +200,7 @@ def app_env(url: str, work: Path) -> dict[str, str]:
             "FORCE_HTTPS": "0",
             "TRUSTED_PROXIES": "0",
             "SUBMIT_RATE_LIMIT": "1000000 per minute",
+            "UPLOAD_RATE_LIMIT": "1000000 per minute",
             "LOGIN_RATE_LIMIT": "1000000 per minute",
             "UPLOAD_DIR": str(work / "uploads"),
             # No clamd here: uploads are kept "held for the scan", as production does while

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, make_response, render_template, request
+from flask import Flask, jsonify, make_response, render_template, request
 from flask.globals import request_ctx
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
@@ -18,8 +18,12 @@ from booking.extensions import db
 log = logging.getLogger(__name__)
 
 
-def error_page(status: int, title: str, message: str) -> tuple[str, int]:
-    """The friendly error page every handler answers with (features register their own)."""
+def error_page(status: int, title: str, message: str) -> tuple[str | Response, int]:
+    """The friendly error page every handler answers with (features register their own). A
+    script that asked for JSON (a file's upload, ``static/js/uploads.js``) gets the message
+    to show next to the file instead."""
+    if request.accept_mimetypes.best == "application/json":
+        return jsonify(ok=False, message=message), status
     return render_template("errors/error.html", status=status, title=title, message=message), status
 
 
@@ -79,7 +83,7 @@ def _discard_session() -> None:
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(CSRFError)
-    def csrf_error(_error: CSRFError) -> tuple[str, int]:
+    def csrf_error(_error: CSRFError) -> tuple[str | Response, int]:
         return error_page(
             400,
             _("This form has expired"),
@@ -90,7 +94,7 @@ def register_error_handlers(app: Flask) -> None:
         )
 
     @app.errorhandler(413)
-    def too_large(_error: HTTPException) -> tuple[str, int]:
+    def too_large(_error: HTTPException) -> tuple[str | Response, int]:
         if request.mimetype != "multipart/form-data":  # no files: the text is too long
             return error_page(
                 413,
@@ -115,7 +119,7 @@ def register_error_handlers(app: Flask) -> None:
         )
 
     @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> tuple[str, int]:
+    def http_error(error: HTTPException) -> tuple[str | Response, int]:
         code = error.code or 500
         titles = {
             400: _("Something was wrong with that request"),
@@ -128,7 +132,12 @@ def register_error_handlers(app: Flask) -> None:
             404: _("The page you asked for does not exist. Check the address, or start again."),
             429: _("Please wait a minute and try again."),
         }
-        if code == 429 and request.path.startswith("/request/steps/"):
+        if code == 429 and request.path == "/request/steps/documents":
+            messages[429] = _(
+                "Your answers and the documents already added are saved. Please wait a few "
+                "minutes, then add this file again."
+            )
+        elif code == 429 and request.path.startswith("/request/steps/"):
             # The request's steps are saved in a draft as the patient goes: nothing is lost.
             messages[429] = _(
                 "Your answers and documents are saved. Please wait a minute, then go back "
@@ -142,7 +151,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
-    def database_unavailable(error: Exception) -> tuple[str, int]:
+    def database_unavailable(error: Exception) -> tuple[str | Response, int]:
         db.session.rollback()
         log.error("database unavailable: %s", type(error).__name__)
         return error_page(
@@ -156,7 +165,7 @@ def register_error_handlers(app: Flask) -> None:
         )
 
     @app.errorhandler(KeyMissingError)
-    def key_missing(error: KeyMissingError) -> tuple[str, int]:
+    def key_missing(error: KeyMissingError) -> tuple[str | Response, int]:
         log.error("encryption key %s is not configured", error.key_id)
         return error_page(
             503,
@@ -170,7 +179,7 @@ def register_error_handlers(app: Flask) -> None:
         )
 
     @app.errorhandler(500)
-    def internal_error(_error: Exception) -> tuple[str, int]:
+    def internal_error(_error: Exception) -> tuple[str | Response, int]:
         db.session.rollback()
         return error_page(
             500,

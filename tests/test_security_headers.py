@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -114,6 +115,58 @@ class TestSubmissionRateLimit:
         response = post_request(client)
         assert response.status_code == 429
         assert "Too many attempts" in response.get_data(as_text=True)
+
+
+class TestDraftAndUploadRateLimits:
+    """Starting a request and adding files are limited per address too: without limits one
+    script could fill the disk with drafts of ten 20 MB files each."""
+
+    @pytest.fixture
+    def app_settings(self, app_settings: dict[str, Any]) -> dict[str, Any]:
+        app_settings["SUBMIT_RATE_LIMIT"] = "3 per minute"
+        app_settings["UPLOAD_RATE_LIMIT"] = "2 per minute"
+        return app_settings
+
+    def test_starting_requests_is_limited(self, app: Flask) -> None:
+        from tests.support import answer_red_flags
+
+        for _ in range(3):  # each a new browser: a new draft
+            assert answer_red_flags(app.test_client()).status_code == 303
+        response = answer_red_flags(app.test_client())
+        assert response.status_code == 429
+        assert "Too many attempts" in response.get_data(as_text=True)
+
+    def test_uploads_are_limited_and_the_script_gets_the_message(
+        self, app: Flask, client: FlaskClient
+    ) -> None:
+        from sqlalchemy import select
+
+        from booking.extensions import db
+        from booking.requests.drafts import DraftDocument
+        from tests.support import answer_red_flags, open_step, page_token, pdf_bytes, upload
+
+        assert answer_red_flags(client).status_code == 303
+        token = page_token(open_step(client, "documents"))
+        for n in range(2):
+            assert upload(client, (pdf_bytes(), f"scan-{n}.pdf"), token=token).status_code == 303
+        refused = upload(client, (pdf_bytes(), "scan-2.pdf"), token=token)
+        assert refused.status_code == 429
+        assert "the documents already added are saved" in refused.get_data(as_text=True)
+        # The upload script asks for JSON: it shows the message next to the file.
+        scripted = client.post(
+            "/request/steps/documents",
+            data={"csrf_token": token, "files": [(io.BytesIO(pdf_bytes()), "scan-3.pdf")]},
+            content_type="multipart/form-data",
+            headers={"Accept": "application/json"},
+        )
+        assert scripted.status_code == 429
+        assert scripted.get_json()["ok"] is False
+        assert "the documents already added are saved" in scripted.get_json()["message"]
+        with app.app_context():
+            names = sorted(db.session.scalars(select(DraftDocument.original_name)))
+        assert names == ["scan-0.pdf", "scan-1.pdf"]
+        # The other steps are not counted against it.
+        assert "csrf_token" in open_step(client, "history")
 
 
 class TestSameOriginPosts:

@@ -146,6 +146,7 @@ def _step_args() -> dict[str, str]:
 
 
 @bp.route("/request/start", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["SUBMIT_RATE_LIMIT"], methods=["POST"])  # starts a draft
 def red_flags() -> Response | tuple[str, int]:
     """The first step: the red-flag questions, before any other (``triage.py``). An
     emergency answer stops the flow; any other goes on to the time and the form."""
@@ -332,13 +333,19 @@ def _save_red_flags(answers: dict[str, str]) -> str:
 
 
 def _step_limit_exempt() -> bool:
-    """Only sending (the last step) is limited, like every other form that stores a request."""
+    """Sending (the last step) is limited, like every other form that stores a request."""
     return not (request.method == "POST" and request.view_args == {"code": "review"})
+
+
+def _upload_limit_exempt() -> bool:
+    """Posts to the documents step (files, one at a time with scripts) have their own limit."""
+    return not (request.method == "POST" and request.view_args == {"code": "documents"})
 
 
 @bp.route("/request/steps/<code>", methods=["GET", "POST"])
 @csrf.exempt  # each step's form checks its token, so an expired one keeps the posted answers
 @limiter.limit(_submit_limit, exempt_when=_step_limit_exempt)
+@limiter.limit(lambda: current_app.config["UPLOAD_RATE_LIMIT"], exempt_when=_upload_limit_exempt)
 def step(code: str) -> Response | tuple[str, int]:
     """One step of the request: show it with the draft's answers; on a post, save them, check
     the step and go on (or back), and at the last step send the request."""
