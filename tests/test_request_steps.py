@@ -6,9 +6,11 @@ them, documents uploaded into the draft; the stored request is read back from th
 
 from __future__ import annotations
 
+import base64
 import io
 import re
 import threading
+import zlib
 from datetime import timedelta
 from pathlib import Path
 
@@ -159,6 +161,7 @@ def test_finish_later_emails_a_link_that_opens_the_draft_elsewhere(
     other = app.test_client()  # another device
     opened = other.get(link.group(0).split("://", 1)[1].split("/", 1)[1].join(["/", ""]))
     assert opened.status_code == 303 and opened.location.endswith("/request/steps/symptoms")
+    assert opened.headers["Referrer-Policy"] == "no-referrer"  # the address holds the token
     assert "Erika Mustermann" in open_step(other, "about")
     # The first browser's token ended; it starts again from the first step.
     assert client.get("/request/steps/about").location.endswith("/request/start")
@@ -167,6 +170,7 @@ def test_finish_later_emails_a_link_that_opens_the_draft_elsewhere(
     again = app.test_client()
     reopened = again.get(link.group(0).split("://", 1)[1].split("/", 1)[1].join(["/", ""]))
     assert reopened.status_code == 404
+    assert reopened.headers["Referrer-Policy"] == "no-referrer"
     assert "Each link works once" in reopened.get_data(as_text=True)
     assert "Erika Mustermann" in open_step(other, "about")
 
@@ -408,6 +412,16 @@ def test_the_confirmation_is_shown_for_a_while_then_only_through_the_email(
     reference = _sent_minutes_ago(app, 29)
     page = client.get("/request/submitted").get_data(as_text=True)
     assert reference in page and "/manage/open/" in page
+    # The session cookie is signed, not encrypted: anyone with the browser can read it. The
+    # link's token is in it only encrypted, so the cookie left after the confirmation's time
+    # (before the browser comes back and forgets it) does not open the request.
+    token = re.search(r'href="/manage/open/([^"]+)"', page).group(1)
+    cookie = client.get_cookie("session").value
+    payload = cookie.lstrip(".").split(".")[0]
+    raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    readable = zlib.decompress(raw) if cookie.startswith(".") else raw
+    assert reference.encode() in readable  # what the cookie shows in the clear
+    assert token.encode() not in readable
     assert reference in client.get("/request/steps/about", follow_redirects=True).get_data(
         as_text=True
     )  # Back after sending: the request, not a second one

@@ -22,6 +22,7 @@ from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
+from booking.crypto import DecryptionError, KeyMissingError, decrypt_text, encrypt_text
 from booking.documents.storage import DocumentRejected, DocumentUpload
 from booking.extensions import csrf, limiter
 from booking.pagecache import cached_page
@@ -56,6 +57,7 @@ from booking.scheduling.services import (
     scheduling_enabled,
 )
 from booking.scheduling.versions import availability_key
+from booking.security import token_in_url
 from booking.timeutil import now_utc
 from booking.urlargs import date_arg, int_arg
 
@@ -64,7 +66,8 @@ log = logging.getLogger(__name__)
 bp = Blueprint("patients", __name__)
 
 SUBMITTED_KEY = "submitted_reference"
-# A private link to the request's page, shown on the confirmation page (the email has its own).
+# A private link to the request's page, shown on the confirmation page (the email has its own);
+# encrypted in the session (``_confirmation_link``).
 MANAGE_LINK_KEY = "submitted_manage_link"
 # The first step's answers ({code: "yes" | "no"}), kept in the session for the emergency page.
 RED_FLAGS_KEY = "red_flag_answers"
@@ -289,8 +292,21 @@ def submitted() -> Response | str:
         "patients/request_submitted.html",
         consultation=consultation,
         advice=triage.advice(consultation.red_flags),
-        manage_token=session.get(MANAGE_LINK_KEY),
+        manage_token=_confirmation_link(),
     )
+
+
+def _confirmation_link() -> str | None:
+    """The private link's token this browser was given with its confirmation. The session
+    cookie is signed, not encrypted, so the token is kept in it encrypted: a cookie read
+    once the confirmation is gone (a shared computer) gives nothing away."""
+    sealed = session.get(MANAGE_LINK_KEY)
+    if not sealed:
+        return None
+    try:
+        return decrypt_text(sealed)
+    except (DecryptionError, KeyMissingError):
+        return None
 
 
 @bp.get("/request/submitted/appointment.ics")
@@ -477,7 +493,7 @@ def _send(
         )
         return _render_step("review", draft, form, status=503, problem=problem)
     session[SUBMITTED_KEY] = consultation.reference
-    session[MANAGE_LINK_KEY] = confirmation_link(consultation)
+    session[MANAGE_LINK_KEY] = encrypt_text(confirmation_link(consultation))
     session.pop(RED_FLAGS_KEY, None)
     return redirect(url_for("patients.submitted"), code=303)
 
@@ -651,6 +667,7 @@ def finish_later() -> Response | tuple[str, int]:
 
 
 @bp.get("/request/resume/<token>")
+@token_in_url
 def resume_draft(token: str) -> Response | tuple[str, int]:
     """A "finish later" link: this browser takes over the draft, on the step it reached."""
     opened = drafts.open_resume_link(token)
