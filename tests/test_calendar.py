@@ -165,6 +165,32 @@ def test_a_specialists_day_shows_held_and_confirmed_times_free_time_breaks_and_t
     assert "Ben West" not in page and "Wanda Waiting" not in page
 
 
+def test_a_time_held_while_the_clinic_waits_for_the_patient_is_not_shown_free(
+    app: Flask, client: FlaskClient, monday: Day, staff: Staff
+) -> None:
+    """Asking the patient for something (an MRI report) keeps the time they hold: booking
+    still counts it as taken, so the agenda shows it held, not free to offer by phone."""
+    from booking.requests import asks
+    from booking.requests.models import ConsultationRequest, RequestStatus
+
+    with app.app_context():
+        [hugo] = [
+            c
+            for c in db.session.scalars(select(ConsultationRequest))
+            if c.patient.full_name == "Hugo Held"
+        ]
+        asks.ask_patient(hugo, staff_user(staff.coordinator.email), [], "Please send your MRI.")
+        assert db.session.get(ConsultationRequest, hugo.id).status == RequestStatus.AWAITING_PATIENT
+    AuthActions(client).attempt("weber@example.com")
+    page = agenda(client, date=monday.day.isoformat())
+    assert entry(page, "Hugo Held")[1] == (
+        "10:00-10:30 Hugo Held · Spine evaluation · Held, not confirmed URGENT · Mitte"
+    )
+    assert "09:40-10:00 · Free · Mitte" in [t for _c, t in entries(page)]
+    assert "09:40-12:00 · Free · Mitte" not in text(page)
+    assert "2 appointments (1 held, not confirmed)" in text(page)
+
+
 def test_coordinators_see_the_specialists_side_by_side_and_switch_between_them(
     client: FlaskClient, monday: Day
 ) -> None:

@@ -24,7 +24,7 @@ from flask import current_app
 from flask_babel import gettext as _
 
 from booking.requests.lifecycle import status_label
-from booking.requests.models import RequestStatus
+from booking.requests.models import UNCONFIRMED_STATUSES
 from booking.requests.queries import agenda_appointments, can_see
 from booking.scheduling.agenda import TimeOff, WorkWindow, working_time
 from booking.scheduling.models import Appointment, Location
@@ -69,7 +69,7 @@ class Entry:
         """A time a patient holds that staff have not confirmed yet."""
         return (
             self.appointment is not None
-            and self.appointment.request.status == RequestStatus.REQUESTED
+            and self.appointment.request.status in UNCONFIRMED_STATUSES
         )
 
     @property
@@ -358,7 +358,7 @@ def build_agenda(
         if e.appointment is not None
     }
     held = sum(
-        1 for a in appointments if a.id in shown and a.request.status == RequestStatus.REQUESTED
+        1 for a in appointments if a.id in shown and a.request.status in UNCONFIRMED_STATUSES
     )
     return Agenda(boards, len(shown), held)
 

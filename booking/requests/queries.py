@@ -24,9 +24,11 @@ from booking.scheduling.models import Appointment
 from booking.staff.models import StaffRole, StaffUser
 
 # An active appointment of a request in these statuses takes the specialist's time (declined
-# and cancelled requests free it).
+# and cancelled requests free it). A request waiting for the patient's answer still holds its
+# time: booking treats it as taken, so the agenda must not show it free.
 AGENDA_STATUSES = (
     RequestStatus.REQUESTED,
+    RequestStatus.AWAITING_PATIENT,
     RequestStatus.CONFIRMED,
     RequestStatus.COMPLETED,
     RequestStatus.NO_SHOW,
