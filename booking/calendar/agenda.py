@@ -68,8 +68,7 @@ class Entry:
     def held(self) -> bool:
         """A time a patient holds that staff have not confirmed yet."""
         return (
-            self.appointment is not None
-            and self.appointment.request.status in UNCONFIRMED_STATUSES
+            self.appointment is not None and self.appointment.request.status in UNCONFIRMED_STATUSES
         )
 
     @property

@@ -212,7 +212,10 @@ class NoteForm(BaseForm):
     text = TextAreaField(
         _l("Internal note"),
         validators=[DataRequired(_l("Please write the note.")), Length(max=5000)],
-        description=_l("Only staff see notes."),
+        description=_l(
+            "Not shown or sent to the patient; a copy of their data they ask for (their right "
+            "of access) includes it. Write what you would be content for them to read."
+        ),
     )
 
 

@@ -405,7 +405,9 @@ def mark_no_show(
 
 
 def add_note(consultation: ConsultationRequest, actor: StaffUser, text: str) -> RequestEvent:
-    """An internal note on the timeline; never shown or sent to the patient."""
+    """An internal note on the timeline: never shown on the patient's pages or emailed, but
+    part of the copy of their data a patient may ask for (``booking.rights.export``: the
+    right of access covers what the clinic writes about them)."""
     check_may_work(consultation, actor)
     note = add_event(consultation, kind=EventKind.NOTE, actor=actor, body=text.strip())
     db.session.flush()
