@@ -757,3 +757,28 @@ def test_two_coordinators_rescheduling_at_once_do_not_undo_each_other(
     refused = _post(other, clinic.reference, "cancel", "close", token_b, seen_b)
     assert refused.status_code == 409
     assert _request(app, clinic.reference).status == RequestStatus.CONFIRMED
+
+
+def test_declining_a_request_that_holds_a_time_says_the_time_is_released(
+    app: Flask, client: FlaskClient, clinic: Waiting
+) -> None:
+    """The patient picked a time when they asked; the decline email says that time is no
+    longer kept and names it, as the calendar file it carries cancels it."""
+    from booking.scheduling.services import SlotChoice
+    from booking.timeutil import from_clinic_local
+
+    with app.app_context():
+        held = make_request(
+            email="held@example.com",
+            slot=SlotChoice(
+                clinic.type, clinic.weber.id, clinic.location, from_clinic_local(DAY, time(10))
+            ),
+        )
+        reference, starts_at = held.reference, held.appointment.starts_at
+    AuthActions(client).attempt(clinic.coordinator.email)
+    assert act(client, reference, "decline").status_code == 302
+    [email] = [e for e in _patient_emails(app) if e.recipient == "held@example.com"]
+    assert "The time you had chosen, below, is no longer kept for you." in email.body_text
+    with app.app_context():
+        assert f"When: {clinic_dt(starts_at, 'when')}" in email.body_text
+    assert _event(email)[0] == "CANCEL"
