@@ -724,6 +724,41 @@ def test_deactivating_a_specialist_warns_of_their_appointments_to_come(
     assert "Dr. Okafor can no longer sign in." in shown and "to come" not in shown
 
 
+def test_closing_a_location_warns_of_the_appointments_still_there(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """Closing stops new bookings at once; the patients already booked there are still
+    expected (and reminded): the admin is told to move them."""
+    from booking.scheduling.models import Location
+
+    with app.app_context():
+        slot = first_open_slot(db.session.get(AppointmentType, clinic.type))
+        make_request(
+            slot=SlotChoice(clinic.type, slot.specialist_id, slot.location_id, slot.starts_at)
+        )
+        name = db.session.get(Location, slot.location_id).display_name
+        empty = Location(name="Annex", address="C 3", active=True)
+        db.session.add(empty)
+        db.session.commit()
+        annex = empty.id
+    AuthActions(client).attempt(clinic.admin.email)
+
+    def close(location_id: int) -> str:
+        token = csrf_token(client, "/staff/admin/locations")
+        response = client.post(
+            f"/staff/admin/locations/{location_id}/active",
+            data={"csrf_token": token, "active": "0"},
+            follow_redirects=True,
+        )
+        return " ".join(alerts(response))
+
+    shown = close(slot.location_id)
+    assert f"1 appointment to come is still at {name}" in shown
+    assert "move it to another place or cancel it" in shown
+    shown = close(annex)
+    assert "Location updated." in shown and "to come" not in shown
+
+
 def test_an_admin_cannot_deactivate_themselves(
     app: Flask, client: FlaskClient, staff: Staff
 ) -> None:

@@ -7,6 +7,7 @@ from datetime import date
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -77,8 +78,25 @@ def edit_location(location_id: int) -> Response | tuple[str, int]:
 @roles_required(StaffRole.ADMIN)
 def set_location_active(location_id: int) -> Response:
     location = db.get_or_404(Location, location_id)
-    scheduling.set_location_active(location, request.form.get("active") == "1", current_user)
+    active = request.form.get("active") == "1"
+    scheduling.set_location_active(location, active, current_user)
     flash(_("Location updated."), "success")
+    # Closing stops new bookings there at once; the appointments already made stay, and
+    # their patients would still be reminded to come: staff move or cancel them.
+    if not active and (waiting := scheduling.appointments_to_come(location_id=location.id)):
+        flash(
+            ngettext(
+                "%(num)d appointment to come is still at %(name)s, and its patient is still "
+                "expected there: move it to another place or cancel it (the calendar, filtered "
+                "by this location, shows it).",
+                "%(num)d appointments to come are still at %(name)s, and their patients are "
+                "still expected there: move them to another place or cancel them (the "
+                "calendar, filtered by this location, shows them).",
+                waiting,
+                name=location.display_name,
+            ),
+            "warning",
+        )
     return redirect(url_for(".locations"))
 
 

@@ -395,16 +395,19 @@ def group_by_day(views: list[SlotView]) -> list[tuple[date, list[SlotView]]]:
     return list(days.items())
 
 
-def appointments_to_come(specialist_id: int) -> int:
-    """How many held or confirmed appointments ``specialist_id`` has from now on (what must
-    move when the specialist leaves)."""
-    return db.session.scalar(
-        select(func.count(Appointment.id)).where(
-            Appointment.specialist_id == specialist_id,
-            Appointment.active.is_(True),
-            Appointment.starts_at >= now_utc(),
-        )
+def appointments_to_come(
+    specialist_id: int | None = None, *, location_id: int | None = None
+) -> int:
+    """How many held or confirmed appointments ``specialist_id`` has (or ``location_id``
+    hosts) from now on: what must move when the specialist leaves or the location closes."""
+    stmt = select(func.count(Appointment.id)).where(
+        Appointment.active.is_(True), Appointment.starts_at >= now_utc()
     )
+    if specialist_id is not None:
+        stmt = stmt.where(Appointment.specialist_id == specialist_id)
+    if location_id is not None:
+        stmt = stmt.where(Appointment.location_id == location_id)
+    return db.session.scalar(stmt) or 0
 
 
 def active_specialists_for_booking() -> list[StaffUser]:
