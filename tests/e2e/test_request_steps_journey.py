@@ -193,6 +193,31 @@ def test_on_a_phone_every_step_fits_and_the_pdf_goes_up_as_it_is_chosen(
     ]
 
 
+def test_a_refused_file_keeps_its_reason_while_the_others_go_up(
+    page: Page, clinic: LiveServer, pdf_file: Path
+) -> None:
+    """Chosen together, a PDF and a file that is not one: the script sends each on its own.
+    The page does not reload over the refusal (that hid it): the reason stays next to the
+    refused file, the PDF says Accepted, and the list shows it when the patient asks."""
+    page.goto(clinic("/request/start"))
+    answer_red_flags(page)
+    page.goto(clinic("/request/steps/documents"))
+    page.wait_for_load_state("load")
+    not_a_pdf = {"name": "notes.pdf", "mimeType": "application/pdf", "buffer": b"just text"}
+    a_pdf = {"name": pdf_file.name, "mimeType": "application/pdf", "buffer": pdf_file.read_bytes()}
+    page.get_by_label("Choose one or more files").set_input_files([a_pdf, not_a_pdf])
+    area = page.locator("#upload-progress")
+    refused = area.locator(".upload-row", has_text="notes.pdf")
+    expect(refused).to_contain_text("This file is not a PDF, JPEG or PNG document.")
+    expect(refused.get_by_role("button", name="Try again")).to_be_visible()
+    expect(area.locator(".upload-row", has_text="mri-report.pdf")).to_contain_text("Accepted")
+    expect(area).to_contain_text("The files marked Accepted are saved.")
+    expect(documents_added(page)).to_have_count(0)  # no reload happened
+    page.get_by_role("link", name="Show my documents").click()
+    expect(documents_added(page)).to_have_count(1)
+    expect(documents_added(page).first).to_contain_text("mri-report.pdf")
+
+
 def test_without_javascript_every_step_works_and_files_go_with_the_button(
     new_context: Callable[..., BrowserContext], clinic: LiveServer, pdf_file: Path
 ) -> None:

@@ -18,6 +18,8 @@
   var text = form.dataset;
   var pending = 0;
   var added = 0;
+  var failed = 0;
+  var note = null;
 
   form.querySelectorAll(".js-hide").forEach(function (element) {
     element.hidden = true;
@@ -66,17 +68,35 @@
       if (ok) {
         added += 1;
       } else {
+        failed += 1;
         var retry = button(text.retry, "btn-outline-primary");
         retry.addEventListener("click", function () {
+          failed -= 1;
           send(file, row);
         });
         row.append(retry);
       }
-      if (pending === 0 && added > 0) {
-        // The list of added documents (with their remove buttons) is the server's page.
-        // No "#fragment": this very address plus one only scrolls, it loads nothing.
+      if (pending > 0 || added === 0) {
+        return;
+      }
+      // The list of added documents (with their remove buttons) is the server's page.
+      // No "#fragment": this very address plus one only scrolls, it loads nothing.
+      if (failed === 0) {
         status.textContent = message + " " + text.refreshing;
         window.location.assign(form.action);
+        return;
+      }
+      // A file was refused: reloading now would hide why. Its reason stays on its row;
+      // the accepted ones are saved, and the patient shows the list when they choose.
+      if (!note) {
+        note = document.createElement("p");
+        note.className = "mt-2";
+        note.textContent = text.kept + " ";
+        var show = document.createElement("a");
+        show.href = form.action;
+        show.textContent = text.show;
+        note.append(show);
+        area.append(note);
       }
     }
 
