@@ -10,8 +10,18 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from booking.extensions import db
 from booking.messages import services as messages
-from tests.e2e.conftest import CLINIC_EMAIL, LiveServer, manage_link, text_of, wait_for_email
+from booking.requests.links import issue_link
+from tests.e2e.conftest import (
+    CLINIC_EMAIL,
+    PHONE_WIDTH,
+    LiveServer,
+    manage_link,
+    text_of,
+    wait_for_email,
+)
+from tests.e2e.pages import page_width
 from tests.factories import make_request, make_staff
 from tests.smtp import SmtpServer
 
@@ -57,3 +67,22 @@ def test_a_spanish_patient_reads_and_answers_a_message_with_a_document(
     assert notice.rcpt_tos == [CLINIC_EMAIL]
     assert "Aquí la tiene" not in text_of(notice)
     assert live_server(f"/staff/requests/{reference}") in text_of(notice)
+
+
+def test_a_long_link_in_a_message_does_not_widen_the_page_on_a_phone(
+    phone_page: Page, live_server: LiveServer
+) -> None:
+    """A message holding one long unbroken word (a shared-drive link) wraps inside the
+    thread: before, it made the private page 700 px wide on a 390 px phone, for good."""
+    link = "https://drive.example.com/file/d/" + "a1B2c3D4e5" * 15 + "/view?usp=sharing"
+    with live_server.app.app_context():
+        consultation = make_request(email="lucia@example.com")
+        reference = consultation.reference
+        messages.send_patient_message(consultation, f"My MRI: {link}", None)
+        token = issue_link(consultation)
+        db.session.commit()
+    phone_page.goto(live_server(f"/manage/open/{token}"))
+    expect(phone_page).to_have_url(live_server(f"/manage/{reference}"))
+    thread = phone_page.get_by_role("region", name="Messages with the clinic")
+    expect(thread).to_contain_text("a1B2c3D4e5")
+    assert page_width(phone_page) <= PHONE_WIDTH
