@@ -150,7 +150,12 @@ def test_a_patient_downloads_their_own_data_with_their_date_of_birth(
 
     wrong = _post(client, url, "data", date_of_birth="1971-05-17")
     assert wrong.status_code == 422
-    assert "does not match the one in your request" in wrong.get_data(as_text=True)
+    page = wrong.get_data(as_text=True)
+    assert "does not match the one in your request" in page
+    # The page opens at the top; the message is far down: the top says where it is.
+    top = page.index('role="alert"')
+    assert top < page.index('id="time-heading"')
+    assert 'see the message under <a href="#your-data">Your data</a>' in page[top : top + 400]
     [refused] = _audit(app, "patient_export_refused")
     assert refused.target_id == patient["reference"]
     assert "1971" not in json.dumps(refused.details)

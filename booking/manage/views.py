@@ -14,6 +14,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
@@ -140,7 +141,29 @@ def _here(reference: str) -> str:
     return url_for("manage.view", reference=reference)
 
 
+# Where each form's messages are on the (long) page, with its heading: a page shown again
+# with a message says at the top where it is, since the page opens at the top (a wrong date
+# of birth under "Your data" was about 3,000 px down on a phone, and looked like nothing).
+PROBLEM_AT = {
+    "answer_form": ("ask", _l("The clinic needs something from you")),
+    "documents_form": ("add-docs-heading", _l("Add documents")),
+    "cancel_form": ("cancel-heading", _l("Cancel your request")),
+    "message_form": ("messages", _l("Messages with the clinic")),
+    "consent_form": ("your-data", _l("Your data")),
+    "download_form": ("your-data", _l("Your data")),
+    "erase_form": ("your-data", _l("Your data")),
+}
+
+
+def _problem_at(forms: dict[str, object]) -> tuple[str, object] | None:
+    for name, form in forms.items():
+        if name in PROBLEM_AT and form is not None and getattr(form, "errors", None):
+            return PROBLEM_AT[name]
+    return None
+
+
 def _render(consultation: ConsultationRequest, status: int = 200, **forms: object):
+    problem = _problem_at(forms)  # only the forms just posted have messages
     forms.setdefault("documents_form", AddDocumentsForm(prefix="docs"))
     forms.setdefault("cancel_form", CancelForm(prefix="cancel"))
     ask = asks.open_ask(consultation)
@@ -162,6 +185,7 @@ def _render(consultation: ConsultationRequest, status: int = 200, **forms: objec
         link_expires=link_expires_at(consultation),
         ask=ask,
         erasure=rights.open_erasure(consultation),
+        problem=problem,
         **forms,
     ), status
 
