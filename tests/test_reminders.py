@@ -93,6 +93,7 @@ def test_each_lead_time_is_sent_once(app: Flask, confirmed: dict[str, Any]) -> N
     assert len(emails) == 2
     body = emails[0].body_text
     assert "Please bring:" in body and "MRI, CT or X-ray" in body and "/manage/" in body
+    assert "Appointment: New-patient spine evaluation\nWhen: " in body  # what kind of visit
     assert emails[0].recipient == "erika.mustermann@example.com"
 
 

@@ -273,9 +273,12 @@ def test_the_confirmation_shows_the_held_time_a_calendar_file_and_the_private_li
     app: Flask, client: FlaskClient, clinic: Clinic
 ) -> None:
     slot = first_open_time(app, clinic)
+    with app.app_context():  # named on every page and email that shows the time
+        kind = db.session.get(AppointmentType, clinic.type).name
     answer_red_flags(client, query=f"?type={clinic.type}&slot={slot}")
     time_step = open_step(client, "time")
     assert "Your chosen time" in time_step
+    assert f"{kind} · " in time_step
     response = post_step(
         client, "time", {**step_answers("time"), "appointment_type": str(clinic.type), "slot": slot}
     )
@@ -283,20 +286,27 @@ def test_the_confirmation_shows_the_held_time_a_calendar_file_and_the_private_li
     for code in ("about", "symptoms", "function", "history"):
         assert post_step(client, code).status_code == 303
     post_step(client, "documents", {})
-    assert "Your chosen time" in open_step(client, "review")
+    review = open_step(client, "review")
+    assert "Your chosen time" in review and f"{kind} · " in review
     assert post_step(client, "review").status_code == 303
 
     page = client.get("/request/submitted").get_data(as_text=True)
     assert "Add to calendar" in page
+    assert f"{kind} · " in page
     calendar = client.get("/request/submitted/appointment.ics")
     assert calendar.status_code == 200 and calendar.mimetype == "text/calendar"
     assert "BEGIN:VEVENT" in calendar.get_data(as_text=True)
     link = re.search(r'href="(/manage/open/[^"]+)"', page).group(1)
     opened = client.get(link)
     assert opened.status_code in (302, 303) and "/manage/SC-" in opened.location
+    assert f"{kind} · " in client.get(opened.location).get_data(as_text=True)
     with app.app_context():
         consultation = db.session.scalars(select(ConsultationRequest)).one()
         assert consultation.appointment is not None and consultation.appointment.active
+        received = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "request_received")
+        ).one()
+        assert f", {kind}, " in received.body_text
 
 
 def test_no_calendar_file_without_a_held_time(client: FlaskClient) -> None:

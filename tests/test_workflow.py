@@ -781,4 +781,5 @@ def test_declining_a_request_that_holds_a_time_says_the_time_is_released(
     assert "The time you had chosen, below, is no longer kept for you." in email.body_text
     with app.app_context():
         assert f"When: {clinic_dt(starts_at, 'when')}" in email.body_text
+    assert "Appointment: New-patient spine evaluation\n" in email.body_text
     assert _event(email)[0] == "CANCEL"

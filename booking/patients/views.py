@@ -80,10 +80,10 @@ def _chosen_slot(form: RequestForm) -> SlotView | None:
     if choice is None:
         return None
     try:
-        _type, slot = resolve_choice(choice)
+        appointment_type, slot = resolve_choice(choice)
     except (SlotTaken, SlotUnavailable):
         return None
-    return describe_slots([slot])[0]
+    return replace(describe_slots([slot])[0], appointment_type=appointment_type.display_name)
 
 
 # The reused pages declare no rate limit: spare them the limiter's work on every request.

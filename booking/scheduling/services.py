@@ -336,6 +336,9 @@ class SlotView:
     specialist: str
     location: str
     address: str
+    # The appointment type's name, where a page shows one chosen time on its own (a video
+    # consultation must not read as a visit to the address).
+    appointment_type: str = ""
 
     @property
     def place(self) -> str:
