@@ -108,7 +108,15 @@ def test_patient_reschedules_to_another_open_slot(
     assert consultation.appointment.starts_at != booked["starts_at"]
     with app.app_context():
         subjects = list(db.session.scalars(select(OutboxEmail.subject).order_by(OutboxEmail.id)))
-        assert f"Your appointment has changed ({booked['reference']})" in subjects
+        # A held time, moved: still not confirmed, and the email does not sound final.
+        assert f"The time you hold has changed ({booked['reference']})" in subjects
+        moved = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "request_update")
+        ).one()
+        assert "It is not confirmed yet: we will confirm it by email" in moved.body_text
+        assert "adds the time you hold to your calendar, marked as not confirmed" in (
+            moved.body_text
+        )
         assert f"Patient update on {booked['reference']}: rescheduled" in subjects
         assert (
             db.session.scalars(select(AuditEvent).where(AuditEvent.action == "patient_rescheduled"))

@@ -78,7 +78,9 @@ def test_patient_picks_a_time_then_moves_it_adds_a_document_and_cancels_by_the_e
     expect_step(page, "time")
     expect(page.get_by_text("Your chosen time", exact=True)).to_be_visible()
     expect(page.get_by_text(held_time, exact=True)).to_be_visible()
-    expect(page.get_by_text(f"{SPECIALIST} · {LOCATION}, {ADDRESS}")).to_be_visible()
+    expect(
+        page.get_by_text(f"Imaging review · {SPECIALIST} · {LOCATION}, {ADDRESS}")
+    ).to_be_visible()
     walk_steps(page)
 
     expect(page).to_have_url(clinic("/request/submitted"))
@@ -88,7 +90,7 @@ def test_patient_picks_a_time_then_moves_it_adds_a_document_and_cancels_by_the_e
     # The receipt holds the chosen time and the private link.
     received = wait_for_email(smtp, f"We received your request {reference}", worker)
     assert received.rcpt_tos == [PATIENT_EMAIL]
-    assert f"{held_time}, {SPECIALIST}, {LOCATION}, {ADDRESS}" in text_of(received)
+    assert f"{held_time}, Imaging review, {SPECIALIST}, {LOCATION}, {ADDRESS}" in text_of(received)
     link = manage_link(received)
     # A random token that names nothing; opening it leads to the request's own page.
     assert link.startswith(clinic("/manage/open/")) and reference not in link
@@ -160,7 +162,7 @@ def test_patient_picks_a_time_then_moves_it_adds_a_document_and_cancels_by_the_e
     expect(page.get_by_role("link", name="Choose another time")).to_have_count(0)
 
     # The patient is told of each change; the clinic of each thing the patient did.
-    changed = wait_for_email(smtp, f"Your appointment has changed ({reference})", worker)
+    changed = wait_for_email(smtp, f"The time you hold has changed ({reference})", worker)
     assert changed.rcpt_tos == [PATIENT_EMAIL]
     assert f"When: {new_time}" in text_of(changed)
     cancelled = wait_for_email(smtp, f"Your request {reference} is cancelled", worker)

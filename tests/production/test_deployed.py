@@ -175,7 +175,7 @@ def test_patient_moves_the_time_then_cancels_by_the_emailed_link(
         expect(page.get_by_text("Status: cancelled")).to_be_visible()
 
     changed = wait_for_email(
-        deployment.mail, f"Your appointment has changed ({sent.reference})", deployment.worker
+        deployment.mail, f"The time you hold has changed ({sent.reference})", deployment.worker
     )
     assert f"When: {moved_to}" in text_of(changed)
     cancelled = wait_for_email(
