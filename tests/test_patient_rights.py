@@ -153,9 +153,10 @@ def test_a_patient_downloads_their_own_data_with_their_date_of_birth(
     page = wrong.get_data(as_text=True)
     assert "does not match the one in your request" in page
     # The page opens at the top; the message is far down: the top says where it is.
-    top = page.index('role="alert"')
+    top = page.index('class="alert alert-danger" role="alert"')
     assert top < page.index('id="time-heading"')
-    assert 'see the message under <a href="#your-data">Your data</a>' in page[top : top + 400]
+    link = '<a class="alert-link" href="#your-data">Your data</a>'
+    assert f"see the message under {link}" in page[top : top + 400]
     [refused] = _audit(app, "patient_export_refused")
     assert refused.target_id == patient["reference"]
     assert "1971" not in json.dumps(refused.details)

@@ -144,18 +144,20 @@ def _here(reference: str) -> str:
 # Where each form's messages are on the (long) page, with its heading: a page shown again
 # with a message says at the top where it is, since the page opens at the top (a wrong date
 # of birth under "Your data" was about 3,000 px down on a phone, and looked like nothing).
+# The third value: whether the form has an error summary of its own, which already alerts
+# screen readers (the notice at the top then does not alert a second time).
 PROBLEM_AT = {
-    "answer_form": ("ask", _l("The clinic needs something from you")),
-    "documents_form": ("add-docs-heading", _l("Add documents")),
-    "cancel_form": ("cancel-heading", _l("Cancel your request")),
-    "message_form": ("messages", _l("Messages with the clinic")),
-    "consent_form": ("your-data", _l("Your data")),
-    "download_form": ("your-data", _l("Your data")),
-    "erase_form": ("your-data", _l("Your data")),
+    "answer_form": ("ask", _l("The clinic needs something from you"), True),
+    "documents_form": ("add-docs-heading", _l("Add documents"), True),
+    "cancel_form": ("cancel-heading", _l("Cancel your request"), False),
+    "message_form": ("messages", _l("Messages with the clinic"), True),
+    "consent_form": ("your-data", _l("Your data"), False),
+    "download_form": ("your-data", _l("Your data"), False),
+    "erase_form": ("your-data", _l("Your data"), False),
 }
 
 
-def _problem_at(forms: dict[str, object]) -> tuple[str, object] | None:
+def _problem_at(forms: dict[str, object]) -> tuple[str, object, bool] | None:
     for name, form in forms.items():
         if name in PROBLEM_AT and form is not None and getattr(form, "errors", None):
             return PROBLEM_AT[name]
