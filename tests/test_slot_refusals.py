@@ -264,6 +264,8 @@ def test_a_time_someone_booked_is_still_said_to_be_taken(
     page = response.get_data(as_text=True)
     assert TAKEN in page
     assert NOT_OFFERED not in page
+    summary = page[page.index('id="error-summary"') :].split("</div>", 1)[0]
+    assert summary.count(TAKEN) == 1  # listed once in the summary, not once per mention
     assert count(app, ConsultationRequest) == 1
 
 
