@@ -309,6 +309,20 @@ def test_the_confirmation_shows_the_held_time_a_calendar_file_and_the_private_li
         assert f", {kind}, " in received.body_text
 
 
+def test_once_at_the_review_a_step_saved_goes_back_to_it(client: FlaskClient) -> None:
+    """A step opened again after reaching the review (from the list of steps, or the time
+    picked again after the first was taken) goes back to the review when saved, not through
+    every step again (ten pages and more); before the review, it goes on to the next."""
+    answer_red_flags(client)
+    assert post_step(client, "time").location.endswith("/request/steps/about")
+    fill_every_step(client)
+    assert "Check and send" in open_step(client, "review")
+    for code in ("time", "about", "history"):
+        response = post_step(client, code)
+        assert response.status_code == 303
+        assert response.location.endswith("/request/steps/review"), (code, response.location)
+
+
 def test_no_calendar_file_without_a_held_time(client: FlaskClient) -> None:
     fill_every_step(client)
     post_step(client, "review")

@@ -422,7 +422,10 @@ def step(code: str) -> Response | tuple[str, int]:
     # Saved whatever the checks say (nothing typed is lost), with the furthest step reached.
     nav = request.form.get("nav", "next")
     wrong = bool(steps.step_errors(form, code, answers, page))
-    back_to_review = request.form.get("then") == "review"
+    # Once the patient has reached the review, a step saved goes back to it (its "Change"
+    # links, the time picked again after a clash, a step opened from the list of steps):
+    # not through every step again.
+    back_to_review = request.form.get("then") == "review" or draft.step == "review"
     more = page < steps.pages_of(code, answers)  # (coming from the review too: every page)
     following = "review" if back_to_review else steps.next_code(code)
     going = code if wrong or nav == "back" or more or following is None else following
