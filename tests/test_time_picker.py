@@ -72,6 +72,29 @@ def test_a_chosen_time_continues_to_the_time_step(app: Flask, client: FlaskClien
     assert 'href="/request/steps/time?slot="' in page  # without a time
 
 
+def test_continue_with_no_time_ticked_comes_back_to_the_same_times_with_a_message(
+    app: Flask, client: FlaskClient
+) -> None:
+    """The browser sends the times form without a slot when none is ticked: the patient is
+    not carried on silently without a time, but shown the same times again with a message."""
+    from tests.support import answer_red_flags
+
+    type_id, _north, south = _clinic(app)
+    answer_red_flags(client)
+    page = client.get(f"/request/time?type={type_id}&location={south}").get_data(as_text=True)
+    form = page[page.index('action="/request/steps/time"') :].split("</form>", 1)[0]
+    sent = dict(re.findall(r'name="([a-z]+)" value="([^"]*)"', form))
+    assert sent["picked"] == "1" and sent["location"] == str(south) and "day" in sent
+    response = client.get("/request/steps/time", query_string=sent)
+    assert response.status_code == 303
+    assert response.location.startswith("/request/time?")
+    again = client.get(response.location).get_data(as_text=True)
+    assert "Please choose one of the times, or continue without choosing a time." in again
+    assert {place for _time, place in _times(again)} == {"Dr. South · South site"}
+    # Continuing without a time is still possible, and a ticked time goes on as before.
+    assert client.get("/request/steps/time?slot=").status_code == 200
+
+
 def test_pages_of_two_weeks_neither_repeat_nor_skip_a_day_across_a_clock_change(
     app: Flask, client: FlaskClient
 ) -> None:

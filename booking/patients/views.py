@@ -143,6 +143,10 @@ def _render_pick_time() -> str:
     )
 
 
+# What the time picker shows (its filters and the day), carried back to it.
+PICKER_ARGS = ("type", "specialist", "location", "from", "day")
+
+
 def _step_args() -> dict[str, str]:
     """The picked time's arguments, carried through the first step and back."""
     return {key: request.args[key][:40] for key in ("type", "slot") if request.args.get(key)}
@@ -373,7 +377,7 @@ def step(code: str) -> Response | tuple[str, int]:
         # Read the whole post before any answer: a reply sent while the proxy is still
         # sending the body (a redirect for a browser without a draft) closes the connection
         # under it, and nginx answers 502 instead of the redirect.
-        _ = request.form
+        request.form.keys()  # (reading it is the point)
     # The documents only where they are shown or sent (one query fewer on the other steps).
     draft = _open_draft(documents=code in ("documents", "review"))
     if draft is None:  # no draft in this browser: the request starts with the first step
@@ -388,6 +392,12 @@ def step(code: str) -> Response | tuple[str, int]:
     if code == "documents":
         return _documents_step(draft, saved)
     if request.method == "GET":
+        if code == "time" and request.args.get("picked") and not request.args.get("slot"):
+            # "Continue with this time" with no time ticked: back to the same times.
+            message = _("Please choose one of the times, or continue without choosing a time.")
+            flash(message, "danger")
+            back = {k: request.args[k][:20] for k in PICKER_ARGS if request.args.get(k)}
+            return redirect(url_for("patients.pick_time", **back), code=303)
         answers = dict(saved)
         if code == "time" and request.args.get("slot") is not None:  # from the time picker
             answers |= {
