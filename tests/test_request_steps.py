@@ -175,6 +175,18 @@ def test_finish_later_emails_a_link_that_opens_the_draft_elsewhere(
     assert "Erika Mustermann" in open_step(other, "about")
 
 
+def test_finish_later_saves_what_was_typed_on_the_page_first(client: FlaskClient) -> None:
+    """ "Finish later" is a button of the step's form: the answers on the page (even half
+    done) are saved before the email form opens, and the draft stays at this step."""
+    answer_red_flags(client)
+    post_step(client, "time")
+    response = post_step(client, "about", {"full_name": "Erika Halbfertig"}, nav="later")
+    assert response.status_code == 303 and response.location.endswith("/request/later")
+    assert "Erika Halbfertig" in open_step(client, "about")
+    page = client.get("/request/start").get_data(as_text=True)
+    assert "saved at step 2: About you" in page
+
+
 def test_finish_later_sends_at_most_five_links_for_one_draft(
     app: Flask, client: FlaskClient
 ) -> None:

@@ -438,8 +438,10 @@ def step(code: str) -> Response | tuple[str, int]:
     back_to_review = request.form.get("then") == "review" or draft.step == "review"
     more = page < steps.pages_of(code, answers)  # (coming from the review too: every page)
     following = "review" if back_to_review else steps.next_code(code)
-    going = code if wrong or nav == "back" or more or following is None else following
+    going = following if nav == "next" and not (wrong or more or following is None) else code
     drafts.save_answers(draft, posted, max(draft.step, going, key=steps.number))
+    if nav == "later":  # "Finish later": this page's answers are saved first
+        return redirect(url_for("patients.finish_later"), code=303)
     if nav == "back":
         if page > 1:
             return redirect(url_for("patients.step", code=code, page=page - 1), code=303)

@@ -204,6 +204,9 @@ TIMES_UPDATED = "The open times below have been updated."
 def pick_type(page: Page, appointment_type: str) -> None:
     """Choose the type on the time picker: with JavaScript its times replace the others at once
     (and the page says so to screen readers); without, "Show the times" loads them."""
+    # The picker's script (deferred) must listen before the choice, and hide the button: a
+    # page whose address has changed may not have run it yet.
+    page.wait_for_load_state("load")
     option = group(page, "Type of appointment").get_by_label(appointment_type, exact=True)
     if option.is_checked():
         return
