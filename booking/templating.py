@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 import phonenumbers
 from babel import Locale
+from babel.units import format_unit
 from flask import Flask, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
@@ -40,9 +41,12 @@ def age(born: date) -> int:
 
 
 def filesize(size: int) -> str:
+    """A file's size as the reader's language writes it ("193 kB", "1,5 MB" in Spanish)."""
+    locale = get_locale() or "en"
     if size < 1024 * 1024:
-        return _("%(n)s KB", n=max(1, round(size / 1024)))
-    return _("%(n).1f MB", n=size / (1024 * 1024))
+        return format_unit(max(1, round(size / 1024)), "digital-kilobyte", "short", locale=locale)
+    megabytes = size / (1024 * 1024)
+    return format_unit(megabytes, "digital-megabyte", "short", format="#,##0.0", locale=locale)
 
 
 def phone_number(value: str | None) -> str:

@@ -118,7 +118,7 @@ def test_the_summary_shows_the_intake(staff_client: FlaskClient, reference: str)
     assert "Imaging MRI, X-ray (March 2026)" in text
     # Documents: names and kinds, never their content or a way to open them here.
     assert "report-0.pdf" in text and "report-1.pdf" in text
-    assert text.count("PDF, 1 KB") == 2
+    assert text.count("PDF, 1 kB") == 2
     assert "/documents/" not in summary_part(html)
     assert pdf_bytes("Report 0").decode("latin-1") not in html
     # Staff notes, with who wrote them.

@@ -161,6 +161,11 @@ def test_patient_adds_documents_checked_by_content(
     assert post(pdf_bytes(), "mri.pdf").status_code == 302
     consultation = _request(app, booked["reference"])
     assert [d.original_name for d in consultation.documents] == ["mri.pdf"]
+    # Full, the page offers no upload it would refuse, and says so.
+    app.config["MAX_DOCUMENTS"] = 1
+    page = client.get(booked["url"]).get_data(as_text=True)
+    assert "Your request holds as many documents as it can (1)." in page
+    assert "/documents" not in page.split('id="docs-heading"')[1].split("</section>")[0]
 
 
 def _cancel(client: FlaskClient, booked: dict, reason: str) -> None:

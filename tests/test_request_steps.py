@@ -124,6 +124,22 @@ def test_a_refused_file_is_named_and_the_others_are_kept(app: Flask, client: Fla
         assert len(stored_files(Path(app.config["UPLOAD_DIR"]))) == 1
 
 
+def test_the_same_file_chosen_twice_is_kept_once(app: Flask, client: FlaskClient) -> None:
+    """Chosen again (under the same or another name), a file would be counted and sent
+    twice: the second is refused with the reason, and its stored copy removed."""
+    answer_red_flags(client)
+    assert upload(client, (pdf_bytes(), "mri.pdf")).status_code == 303
+    response = upload(client, (pdf_bytes(), "mri (1).pdf"), (pdf_bytes("CT"), "ct.pdf"))
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "mri (1).pdf</strong>: You have already added this file." in page
+    documents = open_step(client, "documents")
+    assert "mri.pdf" in documents and "ct.pdf" in documents and "mri (1).pdf" not in documents
+    assert "mri.pdf</strong> · 1 kB" in documents  # sizes as the reader's language writes them
+    with app.app_context():
+        assert len(stored_files(Path(app.config["UPLOAD_DIR"]))) == 2
+
+
 def test_a_file_can_be_removed(app: Flask, client: FlaskClient) -> None:
     answer_red_flags(client)
     upload(client, (pdf_bytes(), "wrong.pdf"))
