@@ -5,6 +5,7 @@ statements, real processes."""
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 import signal
@@ -715,3 +716,17 @@ def clock_change_ahead(month: int = 3, after: date | None = None) -> date:
         if sunday > after:
             return sunday
     raise AssertionError("unreachable")
+
+
+@contextmanager
+def booking_warnings(caplog: Any) -> Iterator[None]:
+    """``caplog`` sees the app's warnings, however the test is ordered: the first app not
+    in testing mode gives the "booking" logger a handler of its own and stops it passing
+    records up to the root logger, where ``caplog`` listens."""
+    logger = logging.getLogger("booking")
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.WARNING):
+            yield
+    finally:
+        logger.removeHandler(caplog.handler)

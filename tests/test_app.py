@@ -16,6 +16,7 @@ from booking import create_app
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.requests.models import ConsultationRequest
+from tests.support import booking_warnings
 
 
 def test_production_refuses_to_start_without_a_secret_key(
@@ -67,7 +68,7 @@ def test_production_warns_of_per_process_rate_limits_and_a_plain_http_site(
 ) -> None:
     monkeypatch.setattr(production_config, "RATELIMIT_STORAGE_URI", "memory://")
     monkeypatch.setattr(production_config, "PUBLIC_BASE_URL", "http://clinic.example")
-    with caplog.at_level("WARNING"):
+    with booking_warnings(caplog):
         create_app("production")
     assert "rate limits are counted in each server process's memory" in caplog.text
     assert "PUBLIC_BASE_URL is not an https:// address" in caplog.text
@@ -75,7 +76,7 @@ def test_production_warns_of_per_process_rate_limits_and_a_plain_http_site(
     # Redis for the counts, the site on https: nothing to say.
     monkeypatch.setattr(production_config, "RATELIMIT_STORAGE_URI", "redis://127.0.0.1:1/0")
     monkeypatch.setattr(production_config, "PUBLIC_BASE_URL", "https://clinic.example")
-    with caplog.at_level("WARNING"):
+    with booking_warnings(caplog):
         create_app("production")
     assert "rate limits are counted" not in caplog.text
     assert "PUBLIC_BASE_URL" not in caplog.text

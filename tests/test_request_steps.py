@@ -351,6 +351,25 @@ def test_once_at_the_review_a_step_saved_goes_back_to_it(client: FlaskClient) ->
         assert response.location.endswith("/request/steps/review"), (code, response.location)
 
 
+def test_an_earliest_date_years_ahead_is_a_message_on_its_field(
+    app: Flask, client: FlaskClient
+) -> None:
+    from datetime import timedelta
+
+    from booking.timeutil import clinic_today
+
+    with app.app_context():
+        soon = (clinic_today() + timedelta(days=30)).isoformat()
+    answer_red_flags(client)
+    wrong = post_step(client, "time", {**step_answers("time"), "earliest_date": "2099-01-01"})
+    assert wrong.status_code == 422
+    assert "Please give a date within the next year." in wrong.get_data(as_text=True)
+    assert (
+        post_step(client, "time", {**step_answers("time"), "earliest_date": soon}).status_code
+        == 303
+    )
+
+
 def test_no_calendar_file_without_a_held_time(client: FlaskClient) -> None:
     fill_every_step(client)
     post_step(client, "review")

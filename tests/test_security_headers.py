@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 
 from booking import create_app
 from tests.factories import make_staff
-from tests.support import AuthActions, csrf_token
+from tests.support import AuthActions, booking_warnings, csrf_token
 
 PAGES = ["/", "/request/start", "/privacy", "/staff/login", "/no-such-page"]
 
@@ -68,13 +68,13 @@ def test_production_warns_at_start_up_while_the_privacy_notice_lacks_its_contact
     import config
 
     monkeypatch.setattr(config.ProductionConfig, "PRIVACY_CONTACT_EMAIL", "")
-    with caplog.at_level("WARNING"):
+    with booking_warnings(caplog):
         create_app("production")
     assert "privacy notice is incomplete: set PRIVACY_CONTACT_EMAIL" in caplog.text
     caplog.clear()
     monkeypatch.setattr(config.ProductionConfig, "PRIVACY_CONTACT_EMAIL", "privacy@clinic.example")
     monkeypatch.setattr(config.ProductionConfig, "SUPERVISORY_AUTHORITY", "The authority")
-    with caplog.at_level("WARNING"):
+    with booking_warnings(caplog):
         create_app("production")
     assert "privacy notice is incomplete" not in caplog.text
 
@@ -148,7 +148,8 @@ class TestDraftAndUploadRateLimits:
         assert answer_red_flags(client).status_code == 303
         token = page_token(open_step(client, "documents"))
         for n in range(2):
-            assert upload(client, (pdf_bytes(), f"scan-{n}.pdf"), token=token).status_code == 303
+            scan = (pdf_bytes(f"Scan {n}"), f"scan-{n}.pdf")
+            assert upload(client, scan, token=token).status_code == 303
         refused = upload(client, (pdf_bytes(), "scan-2.pdf"), token=token)
         assert refused.status_code == 429
         assert "the documents already added are saved" in refused.get_data(as_text=True)

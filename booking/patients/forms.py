@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from flask_babel import gettext as _
@@ -43,6 +43,8 @@ from booking.urlargs import int_arg
 ADULT_AGE = 18
 # What ``secrets.token_urlsafe(32)`` makes; anything else posted as the token is replaced.
 SUBMISSION_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{32,64}")
+# How far ahead the earliest date a patient could come may be.
+EARLIEST_DATE_AHEAD = timedelta(days=366)
 YES_NO = options([("yes", _l("Yes")), ("no", _l("No"))])
 
 
@@ -412,9 +414,10 @@ class RequestForm(BaseForm):
             # None on a new form; anything else did not come from us and must not reach the
             # database's 64-character column.
             self.submission_token.data = new_submission_token()
-        # The earliest-date picker should not offer the past.
+        # The earliest-date picker offers neither the past nor more than a year ahead.
         today = clinic_today().isoformat()
-        self.earliest_date.render_kw = {"min": today}
+        latest = (clinic_today() + EARLIEST_DATE_AHEAD).isoformat()
+        self.earliest_date.render_kw = {"min": today, "max": latest}
         self.date_of_birth.render_kw = {**(self.date_of_birth.render_kw or {}), "max": today}
 
     def slot_choice(self) -> SlotChoice | None:
@@ -495,6 +498,9 @@ class RequestForm(BaseForm):
     def validate_earliest_date(self, field: DateField) -> None:
         if field.data and field.data < clinic_today():
             raise ValidationError(_("The earliest date cannot be in the past."))
+        if field.data and field.data > clinic_today() + EARLIEST_DATE_AHEAD:
+            # A request is for an evaluation soon: a date years ahead is a typing mistake.
+            raise ValidationError(_("Please give a date within the next year."))
 
     def validate(self, extra_validators: object = None) -> bool:
         valid = super().validate(extra_validators)
