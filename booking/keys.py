@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import click
 from flask.cli import AppGroup
 from sqlalchemy import Column, String, Table, or_, select, type_coerce, update
+from sqlalchemy.orm import load_only
 
 from booking.crypto import (
     EncryptedText,
@@ -50,10 +51,20 @@ class KeyReport:
 
 
 def _documents() -> list[Document | DraftDocument]:
-    """Every stored file: the requests' documents, then those of unsent drafts."""
+    """Every stored file: the requests' documents, then those of unsent drafts. Only what
+    finds and checks the file is loaded: the name and description are encrypted too, and a
+    missing key must be reported per document, not stop the whole check."""
     return [
-        *db.session.scalars(select(Document).order_by(Document.id)),
-        *db.session.scalars(select(DraftDocument).order_by(DraftDocument.id)),
+        *db.session.scalars(
+            select(Document)
+            .options(load_only(Document.id, Document.stored_name, Document.sha256))
+            .order_by(Document.id)
+        ),
+        *db.session.scalars(
+            select(DraftDocument)
+            .options(load_only(DraftDocument.id, DraftDocument.stored_name, DraftDocument.sha256))
+            .order_by(DraftDocument.id)
+        ),
     ]
 
 

@@ -347,6 +347,29 @@ def test_free_text_history_and_notes_are_unreadable_in_the_database(app: Flask) 
         assert NOTE in [event.body for event in db.session.scalars(select(RequestEvent))]
 
 
+def test_document_names_and_descriptions_are_unreadable_in_the_database(app: Flask) -> None:
+    """A file's name and what the patient says of it are their own words about their
+    health ("MRI L4-5 herniation"): encrypted like the rest of their free text."""
+    from booking.documents.models import Document
+    from booking.documents.storage import DocumentUpload
+
+    with app.app_context():
+        consultation = make_request()
+        from booking.manage.services import add_documents
+
+        upload = DocumentUpload(io.BytesIO(pdf_bytes()), "MRI L4-5 herniation.pdf", "Dr. Weber")
+        add_documents(consultation, [upload])
+        raw = db.session.execute(text("SELECT original_name, description FROM document")).one()
+        assert raw[0].startswith("v1:") and raw[1].startswith("v1:")
+        assert "herniation" not in raw[0] and "Weber" not in raw[1]
+        db.session.expunge_all()
+        document = db.session.scalars(select(Document)).one()
+        assert (document.original_name, document.description) == (
+            "MRI L4-5 herniation.pdf",
+            "Dr. Weber",
+        )
+
+
 def test_rotation_re_encrypts_free_text_history_and_notes(app: Flask) -> None:
     from booking.dashboard.services import add_note
 

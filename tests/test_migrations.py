@@ -332,3 +332,87 @@ def test_free_text_history_written_before_encryption_is_encrypted_and_back(
         assert tuple(stored) == ("Tramadol", "Latex", None, "Fusion L5-S1", "Scoliosis")
         assert note == "Called, no answer"
         db.engine.dispose()
+
+
+BEFORE_ENCRYPTED_DOCUMENT_NAMES = "c4e8a2f6b1d9"
+
+
+def test_document_names_written_before_encryption_are_encrypted_and_back(
+    empty_database: str, tmp_path: Path
+) -> None:
+    """Migration b7e2d4a9c6f1 seals the names and descriptions of the documents already
+    stored (a request's and a draft's) with the app's key; its downgrade opens them again."""
+    from datetime import UTC, date, datetime, timedelta
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database, "UPLOAD_DIR": str(tmp_path)})
+    names = sa.text(
+        "SELECT original_name, description FROM document UNION ALL "
+        "SELECT original_name, description FROM draft_document"
+    )
+    now = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    file = {"content_type": "application/pdf", "size_bytes": 10, "sha256": "0" * 64,
+            "uploaded_at": now, "scan_status": "clean"}  # fmt: skip
+    with app.app_context():
+        upgrade(directory=MIGRATIONS, revision=BEFORE_ENCRYPTED_DOCUMENT_NAMES)
+        with db.engine.begin() as conn:
+            tables = sa.MetaData()
+            tables.reflect(
+                conn,
+                only=["patient", "consultation_request", "document", "request_draft",
+                      "draft_document"],
+            )  # fmt: skip
+            conn.execute(
+                tables.tables["patient"].insert(),
+                {"id": 1, "full_name": "Old Patient", "date_of_birth": date(1960, 1, 2),
+                 "email": "old@example.com", "phone": "+4930901820",
+                 "preferred_contact": "email", "created_at": now},
+            )  # fmt: skip
+            conn.execute(
+                tables.tables["consultation_request"].insert(),
+                {"id": 1, "reference": "SC-OLD4-4444", "patient_id": 1, "status": "requested",
+                 "triage_level": "routine", "priority": 0, "red_flags": [],
+                 "submission_token": "t" * 43, "locale": "en", "preferred_days": [],
+                 "preferred_time_of_day": "any", "privacy_notice_version": "2026-11",
+                 "consented_at": now, "contact_consent": True, "created_at": now,
+                 "updated_at": now},
+            )  # fmt: skip
+            conn.execute(
+                tables.tables["document"].insert(),
+                {"id": 1, "request_id": 1, "original_name": "MRI L4-5 herniation.pdf",
+                 "description": "Befund Dr. Weber", "stored_name": "a" * 32, **file},
+            )  # fmt: skip
+            conn.execute(
+                tables.tables["request_draft"].insert(),
+                {"id": 1, "token_hash": "d" * 64, "submission_token": "s" * 43, "answers": "{}",
+                 "locale": "en", "step": "documents",
+                 "created_at": now, "updated_at": now, "expires_at": now + timedelta(days=7)},
+            )  # fmt: skip
+            conn.execute(
+                tables.tables["draft_document"].insert(),
+                {"id": 1, "draft_id": 1, "original_name": "CT lumbar.pdf", "description": None,
+                 "stored_name": "b" * 32, **file},
+            )  # fmt: skip
+
+        upgrade(directory=MIGRATIONS)
+        with db.engine.connect() as conn:
+            stored = [tuple(row) for row in conn.execute(names)]
+        assert [name[:3] for name, _ in stored] == ["v1:", "v1:"]
+        assert stored[0][1].startswith("v1:") and stored[1][1] is None
+        assert "herniation" not in repr(stored) and "Weber" not in repr(stored)
+
+        from booking.documents.models import Document
+        from booking.requests.drafts import DraftDocument
+
+        document = db.session.get(Document, 1)
+        assert (document.original_name, document.description) == (
+            "MRI L4-5 herniation.pdf",
+            "Befund Dr. Weber",
+        )
+        assert db.session.get(DraftDocument, 1).original_name == "CT lumbar.pdf"
+        db.session.remove()
+
+        downgrade(directory=MIGRATIONS, revision=BEFORE_ENCRYPTED_DOCUMENT_NAMES)
+        with db.engine.connect() as conn:
+            stored = [tuple(row) for row in conn.execute(names)]
+        assert stored == [("MRI L4-5 herniation.pdf", "Befund Dr. Weber"), ("CT lumbar.pdf", None)]
+        db.engine.dispose()

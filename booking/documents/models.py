@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Self
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from booking.crypto import EncryptedText
 from booking.documents.scanning import SERVABLE, ScanStatus
 from booking.documents.storage import DocumentUpload, StoredFile, safe_display_name, saved_name
 from booking.extensions import db, value_enum
@@ -21,12 +22,13 @@ class StoredDocument:
     """The columns of a stored file and what the patient said of it, shared by a request's
     documents and a draft's (``booking.requests.drafts.DraftDocument``)."""
 
-    original_name: Mapped[str] = mapped_column(String(255))  # shown to staff, never a path
+    # The patient's own words (a file name, what it is): encrypted at rest, as free text is.
+    original_name: Mapped[str] = mapped_column(EncryptedText)  # shown, never a path
     stored_name: Mapped[str] = mapped_column(String(64), unique=True)  # random storage key
     content_type: Mapped[str] = mapped_column(String(50))  # detected from the bytes
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
-    description: Mapped[str | None] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(EncryptedText)
     uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     # The virus scan's verdict (``booking.documents.scanning``): no default, so a new kind of
     # upload cannot forget it and be shown unscanned.
