@@ -132,6 +132,24 @@ def test_two_workers_at_once_send_one_reminder(app: Flask, confirmed: dict[str, 
     assert len(reminders(app)) == 1
 
 
+def test_no_reminder_once_the_patient_is_marked_deceased(
+    app: Flask, confirmed: dict[str, Any]
+) -> None:
+    """Staff who learn that a patient died mark it on the record: the family is not sent a
+    reminder (nor earlier-time offers or reminders to send documents) for the appointment
+    that nobody has cancelled yet."""
+    from booking.outcomes.services import mark_deceased
+
+    with app.app_context():
+        consultation = db.session.get(ConsultationRequest, confirmed["request_id"])
+        coordinator = db.session.scalars(
+            select(StaffUser).where(StaffUser.email == "coord@example.com")
+        ).one()
+        mark_deceased(consultation, coordinator)
+    assert run(app, confirmed["starts_at"] - timedelta(hours=47)) == []
+    assert reminders(app) == []
+
+
 def test_no_reminder_for_a_cancelled_appointment(app: Flask, confirmed: dict[str, Any]) -> None:
     with app.app_context():
         consultation = db.session.get(ConsultationRequest, confirmed["request_id"])

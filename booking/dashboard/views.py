@@ -475,7 +475,13 @@ def mark_deceased(reference: str) -> Response | tuple[str, int]:
         db.session.rollback()
         flash(str(exc), "danger")
     else:
-        flash(_("Marked deceased: no further follow-up questionnaire will be sent."), "success")
+        flash(
+            _(
+                "Marked deceased: no further follow-up questionnaire, reminder or offer of an "
+                "earlier time will be sent. Cancel any appointment still booked."
+            ),
+            "success",
+        )
     return redirect(url_for(".record", reference=reference) + "#followup")
 
 

@@ -384,8 +384,9 @@ def stop_followups(follow_up: FollowUp) -> None:
 
 
 def mark_deceased(consultation: ConsultationRequest, actor: StaffUser) -> None:
-    """Record that the patient died: no follow-up is ever sent to them again. Only a
-    coordinator or an administrator may; audited."""
+    """Record that the patient died: no follow-up is ever sent to them again, nor reminders,
+    earlier-time offers or reminders to send something (``requests.models.may_be_contacted``).
+    Only a coordinator or an administrator may; audited."""
     if not actor.works_every_request:
         raise WorkflowError(
             _("Only a coordinator or an administrator can mark a patient deceased.")

@@ -40,7 +40,7 @@ from booking.notifications.services import enqueue_delivery
 from booking.requests import emails
 from booking.requests.files import no_room_for
 from booking.requests.lifecycle import check_may_work, record_change, snapshot
-from booking.requests.models import ConsultationRequest, RequestStatus
+from booking.requests.models import ConsultationRequest, RequestStatus, may_be_contacted
 from booking.requests.queries import lock_request
 from booking.timeutil import UTCDateTime, now_utc
 
@@ -241,8 +241,9 @@ def send_due_reminders(now: datetime | None = None) -> list[int]:
             InformationRequest.withdrawn_at.is_(None),
             InformationRequest.reminded_at.is_(None),
             InformationRequest.asked_at <= now - timedelta(days=days),
-            # Not to a patient who withdrew their consent to be contacted (booking.rights).
-            InformationRequest.request.has(ConsultationRequest.contact_consent.is_(True)),
+            # Not to a patient who withdrew their consent to be contacted (booking.rights), nor
+            # to one marked deceased.
+            InformationRequest.request.has(may_be_contacted()),
         )
     ).all()
     db.session.commit()

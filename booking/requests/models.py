@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING
 from sqlalchemy import (
     JSON,
     CheckConstraint,
+    ColumnElement,
     ForeignKey,
     Index,
     SmallInteger,
     String,
+    and_,
     event,
     false,
 )
@@ -344,3 +346,14 @@ class ManageLink(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     request: Mapped[ConsultationRequest] = relationship()
+
+
+def may_be_contacted() -> ColumnElement[bool]:
+    """The requests whose patient may be sent what they did not ask for at that moment
+    (reminders, earlier-time offers, reminders of a request for information): they have not
+    withdrawn their consent to be contacted (``booking.rights``), and staff have not marked
+    them deceased (``booking.outcomes``: a family should not get them either)."""
+    return and_(
+        ConsultationRequest.contact_consent.is_(True),
+        ConsultationRequest.patient.has(Patient.deceased_at.is_(None)),
+    )

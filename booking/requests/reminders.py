@@ -25,7 +25,7 @@ from sqlalchemy.orm import joinedload
 from booking.extensions import db
 from booking.notifications.services import enqueue_delivery
 from booking.requests import emails
-from booking.requests.models import ConsultationRequest, RequestStatus
+from booking.requests.models import ConsultationRequest, RequestStatus, may_be_contacted
 from booking.scheduling.models import Appointment, ReminderSent
 from booking.timeutil import now_utc
 
@@ -44,8 +44,7 @@ def send_due_reminders(now: datetime | None = None) -> list[int]:
         .where(
             Appointment.active.is_(True),
             ConsultationRequest.status == RequestStatus.CONFIRMED,
-            # The patient withdrew their consent to be contacted (booking.rights).
-            ConsultationRequest.contact_consent.is_(True),
+            may_be_contacted(),  # not withdrawn (booking.rights), not deceased
             Appointment.starts_at > now,
             Appointment.starts_at <= now + timedelta(hours=leads[-1]),
         )

@@ -23,7 +23,7 @@ from booking.notifications.models import OutboxEmail
 from booking.notifications.services import enqueue_delivery
 from booking.requests import emails
 from booking.requests.lifecycle import PATIENT, can_change, record_change, snapshot
-from booking.requests.models import OPEN_STATUSES, ConsultationRequest
+from booking.requests.models import OPEN_STATUSES, ConsultationRequest, may_be_contacted
 from booking.requests.queries import lock_request
 from booking.scheduling.availability import booking_limits, clinic_settings
 from booking.scheduling.ical import appointment_ics
@@ -159,7 +159,7 @@ def offer_freed_slot(appointment: FreedTime) -> list[OutboxEmail]:
         _waiting_for(appointment.appointment_type_id, appointment.starts_at)
         .where(
             ConsultationRequest.status.in_(OPEN_STATUSES),
-            ConsultationRequest.contact_consent.is_(True),
+            may_be_contacted(),
             ConsultationRequest.id != appointment.request_id,
             Appointment.starts_at > changeable_from,
         )
