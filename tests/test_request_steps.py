@@ -203,6 +203,25 @@ def test_finish_later_saves_what_was_typed_on_the_page_first(client: FlaskClient
     assert "saved at step 2: About you" in page
 
 
+def test_switching_language_on_a_step_keeps_what_was_typed(client: FlaskClient) -> None:
+    """On a step the language is a button of the step's form (a link would drop what was
+    typed and not saved yet): the answers are saved and the same page comes back in the
+    other language."""
+    answer_red_flags(client)
+    post_step(client, "time")
+    page = open_step(client, "about")
+    assert 'form="step-form" formaction="/request/steps/about?lang=es"' in page
+    token = CSRF_RE.search(page).group(1)
+    response = client.post(
+        "/request/steps/about?lang=es",
+        data={"csrf_token": token, "nav": "stay", "full_name": "Erika a medias"},
+    )
+    assert response.status_code == 303 and response.location.endswith("/request/steps/about")
+    again = open_step(client, "about")
+    assert '<html lang="es">' in again and "Sus datos" in again
+    assert "Erika a medias" in again
+
+
 def test_finish_later_sends_at_most_five_links_for_one_draft(
     app: Flask, client: FlaskClient
 ) -> None:
@@ -523,3 +542,107 @@ def test_a_sent_drafts_steps_after_a_while_start_a_new_request(
     # The browser has let the sent draft go: the steps begin again with the first.
     started = client.get("/request/steps/about")
     assert started.status_code in (302, 303) and "/request/start" in started.location
+
+
+# --- two tabs at once (PostgreSQL; SQLite lets one writer in at a time) ----------------------
+
+
+def _other_tab(app: Flask, client: FlaskClient) -> FlaskClient:
+    """Another tab of the same browser: the same session cookie."""
+    other = app.test_client()
+    cookie = client.get_cookie("session")
+    other.set_cookie(cookie.key, cookie.value)
+    return other
+
+
+def test_a_file_added_while_another_tab_sends_is_refused_not_lost(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file still going up (scanned, encrypted) when the request is sent from another tab
+    used to be accepted into the sent draft, and never reach the request: the purge later
+    deleted it. Now it goes into the request, or (sent first) is refused with the reason and
+    its stored copy removed."""
+    from booking.requests import drafts
+
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        pytest.skip("SQLite lets one writer in at a time: the two cannot interleave")
+    fill_every_step(client, files=((pdf_bytes("first"), "first.pdf"),))
+    review_token = CSRF_RE.search(open_step(client, "review")).group(1)
+    documents_token = CSRF_RE.search(open_step(client, "documents")).group(1)
+    sent: list[int] = []
+    real_storage = drafts.get_storage
+
+    class SendWhileSaving:
+        """The storage, but the other tab sends while this file goes in."""
+
+        def __init__(self) -> None:
+            self.inner = real_storage()
+
+        def save(self, stream, max_bytes):
+            def send() -> None:
+                data = {**step_answers("review"), "csrf_token": review_token, "nav": "send"}
+                sent.append(_other_tab(app, client).post("/request/steps/review", data=data))
+
+            tab = threading.Thread(target=send)
+            tab.start()
+            tab.join()
+            return self.inner.save(stream, max_bytes)
+
+        def __getattr__(self, name: str):
+            return getattr(self.inner, name)
+
+    monkeypatch.setattr(drafts, "get_storage", SendWhileSaving)
+    response = client.post(
+        "/request/steps/documents",
+        data={"csrf_token": documents_token, "files": [(io.BytesIO(pdf_bytes("2")), "second.pdf")]},
+        headers={"Accept": "application/json"},
+        content_type="multipart/form-data",
+    )
+    assert [r.status_code for r in sent] == [303]
+    assert response.status_code == 422
+    assert "Your request was sent (from another window)" in response.get_json()["message"]
+    with app.app_context():
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        assert [d.original_name for d in consultation.documents] == ["first.pdf"]
+        assert db.session.scalar(select(func.count()).select_from(DraftDocument)) == 0
+        assert len(stored_files(Path(app.config["UPLOAD_DIR"]))) == 1  # the refused copy went
+
+
+def test_two_tabs_saving_steps_keep_both_tabs_answers(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tab A saves the symptoms while tab B saves a new name: each save merges into the
+    answers as stored at that moment (the draft's row locked), not as its page read them."""
+    from booking.requests import drafts
+
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        pytest.skip("SQLite lets one writer in at a time: the two cannot interleave")
+    fill_every_step(client)
+    about_token = CSRF_RE.search(open_step(client, "about")).group(1)
+    symptoms_token = CSRF_RE.search(open_step(client, "symptoms")).group(1)
+    real_save = drafts.save_answers
+    tab_b: list[TestResponse] = []
+    started: list[bool] = []
+
+    def save_after_tab_b(draft, answers, step=None):
+        if not started:  # tab A's save: tab B saves first, after A read the draft
+            started.append(True)
+            data = {**step_answers("about"), "full_name": "Erika Neuname", "nav": "next"}
+            data["csrf_token"] = about_token
+            other = threading.Thread(
+                target=lambda: tab_b.append(
+                    _other_tab(app, client).post("/request/steps/about", data=data)
+                )
+            )
+            other.start()
+            other.join()
+        return real_save(draft, answers, step)
+
+    monkeypatch.setattr(drafts, "save_answers", save_after_tab_b)
+    data = {**step_answers("symptoms"), "pain_duration": "gt_1_year"}
+    data |= {"csrf_token": symptoms_token, "nav": "next"}
+    assert client.post("/request/steps/symptoms", data=data).status_code == 303
+    assert [r.status_code for r in tab_b] == [303]
+    with app.app_context():
+        saved = db.session.scalars(select(RequestDraft)).one().values()
+    assert (saved["full_name"], saved["pain_duration"]) == (["Erika Neuname"], ["gt_1_year"])

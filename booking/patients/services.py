@@ -23,7 +23,7 @@ from booking.documents.storage import DocumentUpload, saved_uploads
 from booking.extensions import db
 from booking.notifications.services import enqueue_delivery
 from booking.requests import emails, history, instruments, links, notice
-from booking.requests.drafts import RequestDraft, mark_sent
+from booking.requests.drafts import RequestDraft, lock_draft, mark_sent
 from booking.requests.lifecycle import PATIENT, unused_reference
 from booking.requests.models import (
     ConsultationRequest,
@@ -106,6 +106,9 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
         # The picked time is checked before any file is written, so a taken one costs none.
         # The database still has the last word when the appointment is flushed (SlotTaken).
         held = _check_time(sub.slot) if sub.slot is not None else None
+        # The draft's documents as they are now, locked: a file another tab is adding goes
+        # into this request, or is refused once it is sent (``drafts.add_document``).
+        draft = lock_draft(sub.draft) if sub.draft is not None else None
         # All or nothing: the files are deleted again if anything after them fails.
         with saved_uploads(sub.documents) as stored:
             patient = Patient(
@@ -146,10 +149,10 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
                 for upload, file in zip(sub.documents, stored, strict=True)
             ] + [
                 Document(**document.stored_facts())
-                for document in (sub.draft.documents if sub.draft is not None else [])
+                for document in (draft.documents if draft is not None else [])
             ]
-            if sub.draft is not None:
-                mark_sent(sub.draft, consultation)
+            if draft is not None:
+                mark_sent(draft, consultation)
             db.session.add(consultation)
             # One flush stores the request with everything it holds (and the request's id,
             # for the outbox rows and the manage link); holding the time is part of it.

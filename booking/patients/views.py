@@ -442,6 +442,12 @@ def step(code: str) -> Response | tuple[str, int]:
     drafts.save_answers(draft, posted, max(draft.step, going, key=steps.number))
     if nav == "later":  # "Finish later": this page's answers are saved first
         return redirect(url_for("patients.finish_later"), code=303)
+    if nav == "stay":  # the language switch (``?lang=``): saved, then this page again
+        then = "review" if request.form.get("then") == "review" else None
+        return redirect(
+            url_for("patients.step", code=code, page=page if page > 1 else None, then=then),
+            code=303,
+        )
     if nav == "back":
         if page > 1:
             return redirect(url_for("patients.step", code=code, page=page - 1), code=303)
@@ -630,6 +636,12 @@ def _documents_step(
                 limit,
             )
             messages.append((name, too_many))
+        except drafts.DraftSent:
+            sent = _(
+                "Your request was sent (from another window) before this file was added. "
+                "Please add it on your request's page: the link is in our email."
+            )
+            messages.append((name, sent))
         except OSError:
             log.exception("a draft's document could not be stored")
             messages.append((name, _("We could not store this file just now. Please try again.")))

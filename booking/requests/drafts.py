@@ -113,6 +113,23 @@ class DraftFull(ValueError):  # noqa: N818 - reads better at the call sites
     """The draft already holds as many documents as one request may have."""
 
 
+class DraftSent(ValueError):  # noqa: N818 - reads better at the call sites
+    """The draft was sent (in another tab) while this change was on its way."""
+
+
+def lock_draft(draft: RequestDraft, documents: bool = True) -> RequestDraft:
+    """Re-read a draft (with its documents) and lock its row for the rest of this transaction
+    (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers): a change is merged
+    into what another tab saved since, and a draft sent meanwhile is seen as sent. Sending
+    locks it too, so a file is either in the request or refused, never left on a sent draft."""
+    query = select(RequestDraft).where(RequestDraft.id == draft.id)
+    if documents:
+        query = query.options(selectinload(RequestDraft.documents))
+    return db.session.scalars(
+        query.with_for_update().execution_options(populate_existing=True)
+    ).one()
+
+
 def _expiry(now: datetime) -> datetime:
     return now + timedelta(days=current_app.config["DRAFT_DAYS"])
 
@@ -160,7 +177,9 @@ def find_draft(token: object, documents: bool = True) -> RequestDraft | None:
 def save_answers(draft: RequestDraft, answers: Answers, step: str | None = None) -> None:
     """Replace the named answers (the fields of one step) and note the furthest step reached.
     A sent draft is not changed."""
+    draft = lock_draft(draft, documents=False)  # another tab's answers saved since are kept
     if draft.sent_at is not None:
+        db.session.rollback()
         return
     merged = draft.values() | _clean(answers)
     now = now_utc()
@@ -174,14 +193,23 @@ def save_answers(draft: RequestDraft, answers: Answers, step: str | None = None)
 
 def add_document(draft: RequestDraft, upload: DocumentUpload) -> DraftDocument:
     """Check and store one upload in the draft. Raises ``DocumentRejected`` (a message for the
-    patient), ``DraftFull``, or ``OSError`` when storage fails; nothing is kept then."""
+    patient), ``DraftFull``, ``DraftSent``, or ``OSError`` when storage fails; nothing is kept
+    then."""
     if len(draft.documents) >= current_app.config["MAX_DOCUMENTS"]:
         raise DraftFull
     storage = get_storage()
     max_bytes = current_app.config["MAX_DOCUMENT_MB"] * 1024 * 1024
+    db.session.rollback()  # no transaction held open while the file goes in and is scanned
     stored = storage.save(upload.stream, max_bytes)
     now = now_utc()
     try:
+        # Checked again, locked, once the file is in: another tab may have sent the request
+        # or added files meanwhile.
+        draft = lock_draft(draft)
+        if draft.sent_at is not None:
+            raise DraftSent
+        if len(draft.documents) >= current_app.config["MAX_DOCUMENTS"]:
+            raise DraftFull
         if any(kept.sha256 == stored.sha256 for kept in draft.documents):
             # The same file chosen again: kept once (it would be counted twice, and sent so).
             raise DocumentRejected(_("You have already added this file."))

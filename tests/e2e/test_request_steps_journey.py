@@ -127,7 +127,7 @@ def assert_fits_a_phone(page: Page, what: str, *, a_step: bool = True) -> None:
     for language in ("es", "en"):
         height = page.evaluate("document.documentElement.scrollHeight")
         sizes.append((page.get_by_role("heading", level=1).inner_text(), height))
-        page.locator(f"header a[hreflang={language}]").click()
+        page.locator(f"header .nav-link[lang={language}]").click()  # (a button on a step)
         page.wait_for_load_state("load")
     too_tall = [(shown, height) for shown, height in sizes if height > MAX_STEP_HEIGHT]
     assert not too_tall, f"{what} is too tall on a phone: {too_tall}"
