@@ -243,3 +243,26 @@ def test_held_while_the_scanner_is_down_hidden_from_staff_until_the_retry_passes
     [event] = audit_rows(app, "upload_removed_infected")
     assert event.target_id == reference
     assert event.details["document_id"] == infected.id
+
+
+def test_a_held_file_that_cannot_be_read_does_not_hold_back_the_others(
+    app: Flask,
+    client: FlaskClient,
+    upload_dir: Path,
+    clamd_socket: str,
+    silent_scanner: str,
+) -> None:
+    """The retry takes held files in order; one whose file is gone (or damaged, or sealed
+    with a key no longer configured) used to stop the job there, on every run, so every
+    later held document stayed hidden from staff for good."""
+    app.config.update(CLAMAV_ADDRESS=silent_scanner, CLAMAV_TIMEOUT=0.5, CLAMAV_WHEN_DOWN="hold")
+    response = post_request(client, files=[(pdf_bytes("gone"), "a.pdf"), (pdf_bytes(), "b.pdf")])
+    assert response.status_code == 303
+    lost, kept = documents(app)
+    (upload_dir / lost.stored_name).unlink()
+    app.config["CLAMAV_ADDRESS"] = clamd_socket  # the scanner is back
+    with app.app_context():
+        result = rescan_pending()
+    assert (result.clean, result.unreadable) == (1, [lost.id])
+    lost, kept = documents(app)
+    assert (lost.scan_status, kept.scan_status) == (ScanStatus.PENDING, ScanStatus.CLEAN)

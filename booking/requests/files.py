@@ -19,10 +19,11 @@ from flask_babel import ngettext
 from sqlalchemy import select
 
 from booking.audit.services import record
+from booking.crypto import KeyMissingError
 from booking.documents import scanning
 from booking.documents.models import Document
 from booking.documents.scanning import Infected, ScannerUnavailable, ScanStatus
-from booking.documents.storage import get_storage
+from booking.documents.storage import DocumentUnreadable, get_storage
 from booking.extensions import db
 from booking.requests.drafts import DraftDocument
 from booking.requests.models import ConsultationRequest
@@ -56,6 +57,7 @@ class RescanResult:
     clean: int = 0
     infected: int = 0
     still_pending: int = 0
+    unreadable: list[int] = field(default_factory=list)  # rows whose file cannot be read
 
 
 def rescan_pending() -> RescanResult:
@@ -63,7 +65,9 @@ def rescan_pending() -> RescanResult:
 
     A clean one becomes visible to staff; an infected one is deleted, its row kept as
     ``infected`` (staff see a file was removed) and audited. While the scanner is still
-    down, the rest stay held for the next run.
+    down, the rest stay held for the next run. A file that cannot be read (missing, damaged,
+    its key not configured) stays held and is logged as an error: it does not stop the others
+    from being scanned (it did: the job died on it every run, in id order).
     """
     result = RescanResult()
     storage = get_storage()
@@ -77,6 +81,13 @@ def rescan_pending() -> RescanResult:
                     scanning.scan(plain)
             except ScannerUnavailable:
                 result.still_pending += 1
+                continue
+            except (OSError, DocumentUnreadable, KeyMissingError) as exc:
+                db.session.rollback()
+                log.error(
+                    "held document %s cannot be read for its scan: %s", row.id, type(exc).__name__
+                )
+                result.unreadable.append(row.id)
                 continue
             except Infected as infected:
                 row.scan_status = ScanStatus.INFECTED
@@ -94,12 +105,13 @@ def rescan_pending() -> RescanResult:
             row.scan_status = ScanStatus.CLEAN
             db.session.commit()
             result.clean += 1
-    if result.clean or result.infected or result.still_pending:
+    if result.clean or result.infected or result.still_pending or result.unreadable:
         log.info(
-            "rescanned held documents: %d clean, %d infected, %d still pending",
+            "rescanned held documents: %d clean, %d infected, %d still pending, %d unreadable",
             result.clean,
             result.infected,
             result.still_pending,
+            len(result.unreadable),
         )
     return result
 
