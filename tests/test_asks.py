@@ -23,7 +23,7 @@ from booking.notifications.models import OutboxEmail
 from booking.requests import asks
 from booking.requests.models import ConsultationRequest, RequestStatus
 from booking.timeutil import clinic_today, now_utc
-from tests.factories import make_request
+from tests.factories import make_request, make_staff
 from tests.support import EXE_BYTES, AuthActions, Clinic, open_manage_link, pdf_bytes, stored_files
 
 CSRF_VALUE = re.compile(r'name="([a-z-]*csrf_token)"[^>]*value="([^"]+)"')
@@ -483,3 +483,36 @@ def test_the_checklist_points_to_the_documents_sent_with_the_request(
     assert "Not received" not in record
     bare = staff_client.get(f"/staff/requests/{without}").get_data(as_text=True)
     assert "Not received" in bare and "sent with the request</a>" not in bare
+
+
+def test_no_reminder_once_the_patient_answered_while_the_job_ran(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job reads the asks due, then claims each: a patient who answers in between gets
+    "thank you", not "we still need something from you" after it."""
+    import sqlalchemy
+
+    from booking.requests import asks as job
+
+    with app.app_context():
+        coordinator = make_staff("coordinator", "cora@example.com")
+        consultation = make_request()
+        ask = job.ask_patient(consultation, coordinator, [], "Which side hurts more?")
+        ask.asked_at -= timedelta(days=app.config["ASK_REMINDER_DAYS"] + 1)
+        db.session.commit()
+        request_id = consultation.id
+        answered: list[bool] = []
+
+        def answer_then_claim(*args):
+            if not answered:
+                answered.append(True)
+                job.answer_ask(db.session.get(ConsultationRequest, request_id), [], "The left.")
+            return sqlalchemy.update(*args)
+
+        monkeypatch.setattr(job, "update", answer_then_claim)
+        assert job.send_due_reminders() == []
+        assert answered
+        subjects = db.session.scalars(
+            select(OutboxEmail.subject).where(OutboxEmail.request_id == request_id)
+        ).all()
+        assert not [s for s in subjects if s.startswith("Reminder: we still need")], subjects

@@ -150,6 +150,28 @@ def test_no_reminder_once_the_patient_is_marked_deceased(
     assert reminders(app) == []
 
 
+def test_no_reminder_for_an_appointment_cancelled_while_the_job_runs(
+    app: Flask, confirmed: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job reads the appointments due, then sends each in its own transaction: a patient
+    who cancels in between (another process) must not be reminded of the cancelled visit."""
+    from booking.manage.services import cancel
+    from booking.requests import reminders as job
+
+    real_fell_due = job._fell_due
+    cancelled: list[bool] = []
+
+    def cancel_first(appointment, lead, now):
+        if not cancelled:
+            cancelled.append(True)
+            cancel(db.session.get(ConsultationRequest, confirmed["request_id"]), None)
+        return real_fell_due(appointment, lead, now)
+
+    monkeypatch.setattr(job, "_fell_due", cancel_first)
+    assert run(app, confirmed["starts_at"] - timedelta(hours=47)) == []
+    assert cancelled and reminders(app) == []
+
+
 def test_no_reminder_for_a_cancelled_appointment(app: Flask, confirmed: dict[str, Any]) -> None:
     with app.app_context():
         consultation = db.session.get(ConsultationRequest, confirmed["request_id"])

@@ -249,9 +249,17 @@ def send_due_reminders(now: datetime | None = None) -> list[int]:
     db.session.commit()
     queued = []
     for ask_id in due:
+        # Checked again as it is claimed: answered, withdrawn or no longer to be contacted
+        # since the read above, it gets no reminder.
         claimed = db.session.execute(
             update(InformationRequest)
-            .where(InformationRequest.id == ask_id, InformationRequest.reminded_at.is_(None))
+            .where(
+                InformationRequest.id == ask_id,
+                InformationRequest.reminded_at.is_(None),
+                InformationRequest.answered_at.is_(None),
+                InformationRequest.withdrawn_at.is_(None),
+                InformationRequest.request.has(may_be_contacted()),
+            )
             .values(reminded_at=now)
         ).rowcount
         if not claimed:  # another worker took it

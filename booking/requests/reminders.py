@@ -26,6 +26,7 @@ from booking.extensions import db
 from booking.notifications.services import enqueue_delivery
 from booking.requests import emails
 from booking.requests.models import ConsultationRequest, RequestStatus, may_be_contacted
+from booking.requests.queries import lock_request
 from booking.scheduling.models import Appointment, ReminderSent
 from booking.timeutil import now_utc
 
@@ -87,8 +88,32 @@ def _fell_due(appointment: Appointment, lead: int, now: datetime) -> bool:
     return moment <= now and (placed is None or placed < moment)
 
 
+def _still_due(appointment: Appointment) -> bool:
+    """With the request locked: the appointment is still confirmed, active, at the time the
+    reminder is for, and its patient may be contacted. A cancellation (or a move, a decline)
+    committed since the job read the appointments is seen, and no reminder goes out for it."""
+    lock_request(appointment.request)
+    return (
+        db.session.scalar(
+            select(Appointment.id)
+            .join(Appointment.request)
+            .where(
+                Appointment.id == appointment.id,
+                Appointment.active.is_(True),
+                Appointment.starts_at == appointment.starts_at,
+                ConsultationRequest.status == RequestStatus.CONFIRMED,
+                may_be_contacted(),
+            )
+        )
+        is not None
+    )
+
+
 def _send_one(appointment: Appointment, due: list[int]) -> int | None:
     consultation = appointment.request
+    if not _still_due(appointment):
+        db.session.rollback()
+        return None
     try:
         for lead in due:
             db.session.add(
