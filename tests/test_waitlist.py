@@ -197,6 +197,7 @@ def test_the_first_to_accept_gets_it_and_the_others_see_it_is_gone(
 ) -> None:
     offer = _cancel_first(app, clinic)
     with app.app_context():
+        offer_emails = db.session.scalar(select(func.max(OutboxEmail.id)))
         emails = {
             e.recipient: e.body_text
             for e in db.session.scalars(
@@ -230,6 +231,18 @@ def test_the_first_to_accept_gets_it_and_the_others_see_it_is_gone(
         assert moved.appointment.starts_at == clinic.early == offer.starts_at
         stayed = db.session.get(ConsultationRequest, clinic.waiting[0])
         assert stayed.appointment.starts_at > clinic.early
+        # As for any move: the clinic is told, and the later time given up is offered on,
+        # to the patient still waiting who holds a later one still (waiting2).
+        subjects = db.session.scalars(select(OutboxEmail.subject)).all()
+        assert f"Patient update on {moved.reference}: rescheduled" in subjects
+        offered_on = db.session.scalars(select(SlotOffer).where(SlotOffer.id != offer.id)).one()
+        assert offered_on.starts_at > clinic.early
+        recipients = db.session.scalars(
+            select(OutboxEmail.recipient).where(
+                OutboxEmail.template == "waitlist_offer", OutboxEmail.id > offer_emails
+            )
+        ).all()
+        assert recipients == ["waiting2@example.com"]
 
 
 def test_twenty_patients_accepting_at_once_one_wins(app: Flask, clinic: Waitlist) -> None:

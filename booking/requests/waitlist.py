@@ -14,6 +14,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import joinedload
 
@@ -254,6 +255,7 @@ def accept_offer(offer: SlotOffer, consultation: ConsultationRequest) -> None:
         db.session.rollback()
         raise OfferLocked
     before = snapshot(consultation)
+    freed = FreedTime.of(appointment)  # the later time given up: offered on, as any move does
     try:
         appointment_type, slot = resolve_choice(
             SlotChoice(
@@ -280,5 +282,9 @@ def accept_offer(offer: SlotOffer, consultation: ConsultationRequest) -> None:
         email_kind="rescheduled",
         ics=appointment_ics(appointment),
     )
+    notice = emails.clinic_notice(
+        consultation, _l("rescheduled"), _l("The patient took an earlier time from the waitlist.")
+    )
+    offers = offer_freed_slot(freed)
     db.session.commit()
-    enqueue_delivery([email.id] if email is not None else [])
+    enqueue_delivery([e.id for e in (email, notice, *offers) if e is not None])
