@@ -108,9 +108,20 @@ def rotate_fields(current: str) -> dict[str, int]:
                 name: v if v is None or not is_encrypted_text(v) else decrypt_text(v)
                 for name, v in values.items()
             }
-            # Written through the columns' type: each value is sealed with the current key.
-            db.session.execute(update(table).where(key == row.key).values(**plain))
-            rotated[table.name] = rotated.get(table.name, 0) + 1
+            # Written through the columns' type: each value is sealed with the current key;
+            # only where the stored text is still what was read (a patient saving their
+            # draft meanwhile wrote it under the current key: their answers are kept).
+            unchanged = [
+                type_coerce(c, String).is_(None)
+                if values[c.name] is None
+                else type_coerce(c, String) == values[c.name]
+                for c in columns
+            ]
+            written = db.session.execute(
+                update(table).where(key == row.key, *unchanged).values(**plain)
+            ).rowcount
+            if written:
+                rotated[table.name] = rotated.get(table.name, 0) + 1
     return rotated
 
 

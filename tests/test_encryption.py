@@ -12,7 +12,7 @@ from pathlib import Path
 import pyotp
 import pytest
 from flask import Flask
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
 from booking import create_app
 from booking.crypto import KeyMissingError, KeyRing, new_key, parse_key
@@ -299,6 +299,42 @@ def test_rotation_re_encrypts_unfinished_requests_too(app: Flask, upload_dir: Pa
     assert "mri.pdf" in client.get("/request/steps/documents").get_data(as_text=True)
     assert client.get("/request/start").get_data(as_text=True).count("checked") >= 1
     assert stored.read_bytes()[8:12].hex() == KeyRing(KEY_B).current.label
+
+
+def test_rotation_keeps_a_draft_saved_while_it_runs(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rotation reads the old values, then writes each back sealed anew. A patient who saves
+    their draft in between (under the current key) keeps what they saved: the write back
+    happens only where the stored text is still the one read."""
+    from booking import keys
+    from booking.requests.drafts import RequestDraft
+
+    _use_keys(app, KEY_A)
+    client = app.test_client()
+    answer_red_flags(client)
+    _use_keys(app, KEY_B, KEY_A)
+    real_decrypt = keys.decrypt_text
+    saved: list[bool] = []
+
+    def patient_saves_meanwhile(value, ring=None):
+        if not saved:  # the patient's save lands between rotation's read and its write
+            saved.append(True)
+            draft = db.session.scalars(select(RequestDraft)).one()
+            db.session.execute(
+                update(RequestDraft)
+                .where(RequestDraft.id == draft.id)
+                .values(answers='{"full_name": ["Saved meanwhile"]}')
+            )
+        return real_decrypt(value, ring)
+
+    monkeypatch.setattr(keys, "decrypt_text", patient_saves_meanwhile)
+    result = app.test_cli_runner().invoke(args=["keys", "rotate"])
+    assert result.exit_code == 0, result.output
+    assert saved
+    with app.app_context():
+        draft = db.session.scalars(select(RequestDraft)).one()
+        assert draft.values() == {"full_name": ["Saved meanwhile"]}
 
 
 # --- free text in the database -----------------------------------------------------------
