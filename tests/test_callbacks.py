@@ -472,6 +472,34 @@ def test_an_unacknowledged_emergency_escalates_once(app: Flask, emergency: dict[
     assert audit["target_minutes"] == 30
 
 
+def test_one_escalation_that_fails_does_not_hold_back_the_others(
+    app: Flask, emergency: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two emergencies overdue; composing the first one's alarm fails (a damaged row, a
+    missing key): the second is still escalated, and the first is tried again next run."""
+    from booking.requests import emails as patient_emails
+
+    with app.app_context():
+        second = _emergency().id
+    real_escalation = patient_emails.escalation
+
+    def failing_first(consultation, recipient, wait):
+        if consultation.id == emergency["id"]:
+            raise RuntimeError("cannot compose this one")
+        return real_escalation(consultation, recipient, wait)
+
+    monkeypatch.setattr(patient_emails, "escalation", failing_first)
+    later = emergency["created_at"] + timedelta(minutes=45)
+    with app.app_context():
+        assert len(escalate_overdue(now=later)) == 1
+        assert db.session.get(ConsultationRequest, second).escalated_at is not None
+        assert db.session.get(ConsultationRequest, emergency["id"]).escalated_at is None
+    monkeypatch.setattr(patient_emails, "escalation", real_escalation)
+    with app.app_context():
+        assert len(escalate_overdue(now=later)) == 1  # the first, on the next run
+    assert len(_escalations(app)) == 2
+
+
 def test_the_queue_row_says_the_on_call_address_was_emailed(
     app: Flask, client: FlaskClient, emergency: dict[str, Any]
 ) -> None:

@@ -85,7 +85,11 @@ def escalate_overdue(now: datetime | None = None) -> list[int]:
     db.session.commit()  # end the read; each escalation is its own transaction
     queued = []
     for request_id, wait, conditions in due:
-        email_id = _escalate_one(request_id, now, wait, conditions)
+        try:
+            email_id = _escalate_one(request_id, now, wait, conditions)
+        except Exception:  # one request's failure must not hold back the others' alarm
+            log.exception("escalating request %s failed; the others go on", request_id)
+            continue
         if email_id is not None:
             queued.append(email_id)
     enqueue_delivery(queued)

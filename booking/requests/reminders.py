@@ -73,7 +73,12 @@ def send_due_reminders(now: datetime | None = None) -> list[int]:
         # Mark every due lead time as done (a worker that missed two sends one email, not
         # two); the shortest is the one the email is for.
         new = [lead for lead in due if (appointment.id, lead, appointment.starts_at) not in already]
-        email_id = _send_one(appointment, new)
+        try:
+            email_id = _send_one(appointment, new)
+        except Exception:  # one appointment's failure must not hold back the others'
+            db.session.rollback()
+            log.exception("reminder for appointment %s failed; the others go on", appointment.id)
+            continue
         if email_id is not None:
             queued.append(email_id)
     enqueue_delivery(queued)
