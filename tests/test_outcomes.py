@@ -29,6 +29,7 @@ from booking.outcomes.services import (
 from booking.requests.models import ConsultationRequest
 from booking.rights.services import withdraw_contact_consent
 from booking.scheduling.models import AppointmentType, Location
+from booking.staff.models import StaffUser
 from booking.timeutil import clinic_today
 from tests.factories import (
     make_appointment_type,
@@ -304,6 +305,36 @@ def test_one_reminder_after_seven_days_while_unanswered(app: Flask) -> None:
         assert len(emails) == 2 and emails[1].subject.startswith("Reminder")
         # Each email has a link of its own; both open the same questionnaire.
         assert db.session.scalar(select(func.count()).select_from(FollowUpLink)) == 2
+
+
+def test_no_reminder_for_a_patient_marked_deceased_while_the_job_ran(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job reads the follow-ups due, then claims each: a patient marked deceased (or
+    who stopped the invitations) in between is not sent the reminder."""
+    import sqlalchemy
+
+    from booking.outcomes import services as job
+
+    with app.app_context():
+        consultation = _completed()
+        sent = schedule.due_at(_start(consultation.id), "6w", BERLIN)
+        send_due_followups(now=sent)
+        request_id = consultation.id
+        marked: list[bool] = []
+
+        def mark_then_claim(*args):
+            if not marked:
+                marked.append(True)
+                coordinator = db.session.scalars(
+                    select(StaffUser).where(StaffUser.role == "coordinator")
+                ).first()
+                job.mark_deceased(db.session.get(ConsultationRequest, request_id), coordinator)
+            return sqlalchemy.update(*args)
+
+        monkeypatch.setattr(job, "update", mark_then_claim)
+        assert send_due_followup_reminders(now=sent + timedelta(days=7)) == []
+        assert marked and len(_invitations()) == 1
 
 
 # ---- the patient's questionnaire ---------------------------------------------------------------

@@ -153,6 +153,21 @@ def record_plan(
     return row
 
 
+def _still_eligible(request_id: int) -> bool:
+    """Asked again just before an email is written (each is its own transaction, after the
+    job's read): a patient who answered, stopped the invitations, withdrew consent or was
+    marked deceased meanwhile is not sent it."""
+    return (
+        db.session.scalar(
+            select(TreatmentPlan.request_id)
+            .join(TreatmentPlan.request)
+            .join(ConsultationRequest.patient)
+            .where(TreatmentPlan.request_id == request_id, *_eligible())
+        )
+        is not None
+    )
+
+
 def _eligible():
     """The conditions every invitation and reminder is sent under."""
     return (
@@ -218,6 +233,9 @@ def _invite(
     plan: TreatmentPlan, due: list[tuple[str, datetime]], now: datetime, link_days: timedelta
 ) -> int | None:
     latest_point, latest_at = max(due, key=lambda item: item[1])
+    if not _still_eligible(plan.request_id):
+        db.session.rollback()
+        return None
     send = now < latest_at + link_days
     email = None
     try:
@@ -272,13 +290,20 @@ def send_due_followup_reminders(now: datetime | None = None) -> list[int]:
     for follow_up_id in ids:
         claimed = db.session.execute(
             update(FollowUp)
-            .where(FollowUp.id == follow_up_id, FollowUp.reminded_at.is_(None))
+            .where(
+                FollowUp.id == follow_up_id,
+                FollowUp.reminded_at.is_(None),
+                FollowUp.answered_at.is_(None),  # answered since the read: no reminder
+            )
             .values(reminded_at=now)
         ).rowcount
         if claimed != 1:
-            db.session.rollback()  # another worker reminded it
+            db.session.rollback()  # another worker reminded it, or it was answered
             continue
         follow_up = db.session.get_one(FollowUp, follow_up_id)  # claimed in this transaction
+        if not _still_eligible(follow_up.request_id):
+            db.session.rollback()
+            continue
         email = emails.invitation(follow_up.plan.request, follow_up, reminder=True)
         db.session.commit()
         if email is not None:
