@@ -304,6 +304,24 @@ def test_a_missing_file_is_marked_in_the_archive_not_an_error(
     assert entry["file"] is None and entry["file_missing"] is True
 
 
+def test_a_damaged_file_is_marked_in_the_archive_which_stays_whole(
+    admin_client: FlaskClient, clinic: Patients, app: Flask, upload_dir: Path
+) -> None:
+    """A stored file altered on disk fails its check while it is read: found half-way, it
+    ended the download with a broken ZIP (after the export was audited). Each file is checked
+    before it goes in; a damaged one is marked and left out."""
+    second = clinic.erika[1]
+    (name,) = stored_names(app, [second])
+    damaged = bytearray((upload_dir / name).read_bytes())
+    damaged[-20] ^= 0xFF  # one flipped byte in the last chunk: found only at the end
+    (upload_dir / name).write_bytes(bytes(damaged))
+    archive = export(admin_client, second)  # a whole ZIP: it opens and lists its parts
+    data = json.loads(archive.read("patient.json"))
+    entry = next(r for r in data["requests"] if r["reference"] == second)["documents"][0]
+    assert entry["file"] is None and entry["file_unreadable"] is True
+    assert not [n for n in archive.namelist() if n.startswith(f"documents/{second}/")]
+
+
 @pytest.mark.parametrize(
     ("status", "said"),
     [

@@ -24,7 +24,8 @@ from flask import Flask, render_template
 from sqlalchemy import inspect
 
 from booking.accesslog import redact_text
-from booking.documents.storage import ALLOWED_TYPES, CHUNK_SIZE, get_storage
+from booking.crypto import KeyMissingError
+from booking.documents.storage import ALLOWED_TYPES, CHUNK_SIZE, DocumentUnreadable, get_storage
 from booking.requests import history, instruments
 from booking.templating import choice_label, choice_labels
 from booking.timeutil import now_utc
@@ -342,18 +343,28 @@ def _chunks(app: Flask, source: BinaryIO) -> Iterator[bytes]:
 
 def stream_zip(app: Flask, archive: PatientArchive) -> Iterator[bytes]:
     """The ZIP, chunk by chunk: documents first, so the JSON written last can say which files
-    were missing or did not match their recorded SHA-256."""
+    were missing, could not be read or did not match their recorded SHA-256. Each file is
+    checked whole before it goes in: one found damaged (or sealed with a key no longer
+    configured) half-way would end the download with a broken archive."""
     pipe = _Pipe()
     with zipfile.ZipFile(pipe, mode="w", compression=zipfile.ZIP_DEFLATED) as zf:
         for doc in archive.documents:
             try:
                 with app.app_context():
+                    get_storage().verify(doc.stored_name, doc.sha256)
                     source = get_storage().open(doc.stored_name)
-            except OSError:
-                # Ids only in the log; the JSON says the file was missing.
-                log.warning("export: stored file %s could not be opened", doc.stored_name)
+            except (OSError, DocumentUnreadable, KeyMissingError) as exc:
+                # Ids only in the log; the JSON says the file was missing or unreadable.
+                log.warning(
+                    "export: stored file %s could not be read: %s",
+                    doc.stored_name,
+                    type(exc).__name__,
+                )
                 doc.entry["file"] = None
-                doc.entry["file_missing"] = True
+                if isinstance(exc, FileNotFoundError):
+                    doc.entry["file_missing"] = True
+                else:
+                    doc.entry["file_unreadable"] = True
                 continue
             digest = hashlib.sha256()
             with source, zf.open(doc.path, mode="w") as target:
