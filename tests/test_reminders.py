@@ -172,6 +172,31 @@ def test_no_reminder_for_an_appointment_cancelled_while_the_job_runs(
     assert cancelled and reminders(app) == []
 
 
+def test_one_reminder_that_fails_does_not_hold_back_the_others(
+    app: Flask, clinic: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two appointments due; composing the first one's reminder fails: the second patient
+    is still reminded, and the first is tried again on the next run."""
+    from booking.requests import emails as patient_emails
+
+    with app.app_context():
+        first = _confirm(timedelta(days=3))
+        second = _confirm(timedelta(days=3, hours=2))
+    real_reminder = patient_emails.reminder
+
+    def failing_first(consultation, appointment):
+        if consultation.id == first["request_id"]:
+            raise RuntimeError("cannot compose this one")
+        return real_reminder(consultation, appointment)
+
+    monkeypatch.setattr(patient_emails, "reminder", failing_first)
+    at = second["starts_at"] - timedelta(hours=47)
+    assert len(run(app, at)) == 1
+    monkeypatch.setattr(patient_emails, "reminder", real_reminder)
+    assert len(run(app, at)) == 1  # the first, on the next run
+    assert len(reminders(app)) == 2
+
+
 def test_no_reminder_for_a_cancelled_appointment(app: Flask, confirmed: dict[str, Any]) -> None:
     with app.app_context():
         consultation = db.session.get(ConsultationRequest, confirmed["request_id"])
