@@ -304,6 +304,10 @@ def test_an_admin_closes_an_erasure_request_with_an_explanation(
     assert "10 years" not in json.dumps(row.details)
     answer = [e for e in _emails(app, "rights_update") if "has answered" in e.body_text]
     assert answer and "Records must be kept 10 years." in answer[0].body_text
+    # The clinic's answer is not something the patient did: no "if this was not you".
+    assert "If this was not you" not in answer[0].body_text
+    received = [e for e in _emails(app, "rights_update") if "We have received" in e.body_text]
+    assert "If this was not you, please call us." in received[0].body_text
     assert raw.startswith("v1:") and "10 years" not in raw  # encrypted at rest
 
 

@@ -93,6 +93,11 @@ def test_each_lead_time_is_sent_once(app: Flask, confirmed: dict[str, Any]) -> N
     assert len(emails) == 2
     body = emails[0].body_text
     assert "Please bring:" in body and "MRI, CT or X-ray" in body and "/manage/" in body
+    # Two hours before, the appointment can no longer be changed online: no link that
+    # would refuse, but the way to change it.
+    last = emails[1].body_text
+    assert "/manage/" not in last
+    assert "It can no longer be changed or cancelled online" in last
     assert "Appointment: New-patient spine evaluation\nWhen: " in body  # what kind of visit
     assert emails[0].recipient == "erika.mustermann@example.com"
 
@@ -184,10 +189,10 @@ def test_one_reminder_that_fails_does_not_hold_back_the_others(
         second = _confirm(timedelta(days=3, hours=2))
     real_reminder = patient_emails.reminder
 
-    def failing_first(consultation, appointment):
+    def failing_first(consultation, appointment, **options):
         if consultation.id == first["request_id"]:
             raise RuntimeError("cannot compose this one")
-        return real_reminder(consultation, appointment)
+        return real_reminder(consultation, appointment, **options)
 
     monkeypatch.setattr(patient_emails, "reminder", failing_first)
     at = second["starts_at"] - timedelta(hours=47)

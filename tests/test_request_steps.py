@@ -174,6 +174,8 @@ def test_finish_later_emails_a_link_that_opens_the_draft_elsewhere(
         ).one()
         link = re.search(r"https?://[^\s]+/request/resume/[A-Za-z0-9_-]+", email.body_text)
         assert link and "Erika" not in email.body_text  # no answers in the email
+        # Until when, to the minute, as every email writes a time ("Sat 12 Dec 2026, 17:45").
+        assert re.search(r"works until \w+ \d+ \w+ \d{4}, \d\d:\d\d\.", email.body_text)
     other = app.test_client()  # another device
     opened = other.get(link.group(0).split("://", 1)[1].split("/", 1)[1].join(["/", ""]))
     assert opened.status_code == 303 and opened.location.endswith("/request/steps/symptoms")

@@ -162,6 +162,16 @@ def test_each_red_flag_gets_the_advice_and_triage_of_its_pathway(
         ).one()
         assert staff.subject.startswith("URGENT") == (flag.pathway == triage.URGENT)
         assert str(flag.question) not in staff.body_text  # flags stay inside the dashboard
+        receipt = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "request_received")
+        ).one()
+        # The receipt repeats the advice for the patient's safety, and says so: it does not
+        # claim to hold no medical details at all. No time was chosen: none to change.
+        if advice:
+            assert "no other medical details: only the advice above" in receipt.body_text
+        else:
+            assert "this email contains no medical details." in receipt.body_text
+        assert "See your request, add documents or cancel here" in receipt.body_text
 
 
 def test_sending_twice_or_again_after_back_does_not_create_a_second_request(

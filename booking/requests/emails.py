@@ -311,7 +311,12 @@ def waitlist_offer(
     )
 
 
-def reminder(consultation: ConsultationRequest, appointment: Appointment) -> OutboxEmail | None:
+def reminder(
+    consultation: ConsultationRequest, appointment: Appointment, changeable: bool = True
+) -> OutboxEmail | None:
+    """A reminder of the appointment; ``changeable``: the patient may still change or cancel
+    it online (``lifecycle.can_change``), else the email says to call (a 2-hour reminder is
+    well inside the notice)."""
     with force_locale(consultation.locale):
         subject = _(
             "Reminder: your appointment on %(when)s (%(reference)s)",
@@ -323,7 +328,7 @@ def reminder(consultation: ConsultationRequest, appointment: Appointment) -> Out
         "appointment_reminder",
         subject,
         appointment=appointment,
-        manage_url=links.manage_url(consultation),
+        manage_url=links.manage_url(consultation) if changeable else None,
     )
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.orm import joinedload
 from booking.extensions import db
 from booking.notifications.services import enqueue_delivery
 from booking.requests import emails
+from booking.requests.lifecycle import can_change
 from booking.requests.models import ConsultationRequest, RequestStatus, may_be_contacted
 from booking.requests.queries import lock_request
 from booking.scheduling.models import Appointment, ReminderSent
@@ -74,7 +75,7 @@ def send_due_reminders(now: datetime | None = None) -> list[int]:
         # two); the shortest is the one the email is for.
         new = [lead for lead in due if (appointment.id, lead, appointment.starts_at) not in already]
         try:
-            email_id = _send_one(appointment, new)
+            email_id = _send_one(appointment, new, now)
         except Exception:  # one appointment's failure must not hold back the others'
             db.session.rollback()
             log.exception("reminder for appointment %s failed; the others go on", appointment.id)
@@ -114,7 +115,7 @@ def _still_due(appointment: Appointment) -> bool:
     )
 
 
-def _send_one(appointment: Appointment, due: list[int]) -> int | None:
+def _send_one(appointment: Appointment, due: list[int], now: datetime) -> int | None:
     consultation = appointment.request
     if not _still_due(appointment):
         db.session.rollback()
@@ -130,7 +131,7 @@ def _send_one(appointment: Appointment, due: list[int]) -> int | None:
                 )
             )
         db.session.flush()
-        email = emails.reminder(consultation, appointment)
+        email = emails.reminder(consultation, appointment, changeable=can_change(consultation, now))
         db.session.commit()
     except IntegrityError:
         # Another worker sent this reminder first.
