@@ -783,3 +783,25 @@ def test_declining_a_request_that_holds_a_time_says_the_time_is_released(
         assert f"When: {clinic_dt(starts_at, 'when')}" in email.body_text
     assert "Appointment: New-patient spine evaluation\n" in email.body_text
     assert _event(email)[0] == "CANCEL"
+
+
+def test_no_email_to_a_patient_marked_deceased(
+    app: Flask, client: FlaskClient, clinic: Waiting
+) -> None:
+    """Once staff mark the patient deceased, nothing more goes to the address (the family
+    may read it), and staff are told so instead of 'the patient has been emailed'."""
+    from booking.outcomes.services import mark_deceased
+    from booking.staff.models import StaffUser
+
+    with app.app_context():
+        consultation = db.session.scalars(
+            select(ConsultationRequest).where(ConsultationRequest.reference == clinic.reference)
+        ).one()
+        mark_deceased(consultation, db.session.get(StaffUser, clinic.coordinator.id))
+    AuthActions(client).attempt(clinic.coordinator.email)
+    response = act(client, clinic.reference, "confirm", **slot(clinic))
+    assert response.status_code == 302
+    page = client.get(response.location).get_data(as_text=True)
+    assert "No email was sent: the patient is marked deceased." in page
+    assert _request(app, clinic.reference).status == RequestStatus.CONFIRMED
+    assert _patient_emails(app) == []

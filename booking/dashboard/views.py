@@ -548,7 +548,9 @@ def change_status(reference: str, action: str) -> Response | tuple[str, int]:
             form.seen.data = None
         flash(str(exc), "danger")
         return _render_record(consultation, 409, **forms)
-    if consultation.patient.email:
+    if consultation.patient.deceased_at is not None:
+        flash(_("Done. No email was sent: the patient is marked deceased."), "success")
+    elif consultation.patient.email:
         flash(_("Done: the patient has been emailed."), "success")
     else:
         flash(

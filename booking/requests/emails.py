@@ -95,8 +95,10 @@ def _to_patient(
     attachment: tuple[str, str, str] | None = None,
     **context: object,
 ) -> OutboxEmail | None:
-    """None when the patient left no email address (an emergency call-back): staff phone."""
-    if not consultation.patient.email:
+    """None when the patient left no email address (an emergency call-back: staff phone), or
+    staff marked the patient deceased (``booking.outcomes``): nothing more goes to the
+    address, which the family may read."""
+    if not consultation.patient.email or consultation.patient.deceased_at is not None:
         return None
     return queue_email(
         template=template,
