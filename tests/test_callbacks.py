@@ -327,6 +327,16 @@ def test_a_call_needs_an_outcome_and_a_time_that_has_been(
     assert "That time does not exist on that day because of a clock change." in response.get_data(
         as_text=True
     )
+    # A date with the time left empty (or a time without a date) is a message, not a call
+    # logged silently as made now.
+    for when in ({"call-day": "2026-11-20"}, {"call-at": "10:00"}):
+        response = client.post(
+            f"/staff/requests/{reference}/calls",
+            data={"call-csrf_token": token, "call-outcome": "reached", **when},
+        )
+        assert response.status_code == 422, when
+        page = response.get_data(as_text=True)
+        assert "Please enter both the date and the time, or neither." in page
     # Without the CSRF token nothing is logged.
     response = client.post(f"/staff/requests/{reference}/calls", data={"call-outcome": "reached"})
     assert response.status_code in (400, 422)

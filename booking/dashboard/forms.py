@@ -236,12 +236,20 @@ class CallbackForm(BaseForm):
     note = TextAreaField(
         _l("Note on the call"),
         validators=[Optional(), Length(max=2000)],
-        description=_l("Only staff see it, on the timeline."),
+        description=_l(
+            "Not shown or sent to the patient; a copy of their data they ask for (their right "
+            "of access) includes it. Write what you would be content for them to read."
+        ),
     )
 
     def validate_day(self, field: DateField) -> None:
         if field.data is not None and not FIRST_YEAR <= field.data.year <= LAST_YEAR:
             raise ValidationError(_("Please check the year of the date."))
+        # (A date with the time left empty: the time's own check never runs, Optional stops
+        # it, and the call was logged silently as made now.)
+        time_left_empty = not (self.at.raw_data and self.at.raw_data[0])
+        if field.data is not None and time_left_empty:
+            raise ValidationError(_("Please enter both the date and the time, or neither."))
 
     def validate_at(self, field: TimeField) -> None:
         if (self.day.data is None) != (field.data is None):
