@@ -335,6 +335,14 @@ def test_admins_shape_the_checklist_staff_ask_from(
         },
     )
     assert response.status_code == 302
+    # The same name again (any case), or a default item's, is refused: it would be listed
+    # twice in every ask and checklist.
+    for name in ("x-ray of the whole spine", "Referral letter"):
+        again = client.post(
+            "/staff/admin/checklist", data={"csrf_token": tokens["csrf_token"], "label": name}
+        )
+        assert again.status_code == 422, name
+        assert "already has an item with this name" in again.get_data(as_text=True)
     response = client.post(
         "/staff/admin/checklist/operation_notes/active",
         data={"csrf_token": tokens["csrf_token"], "active": "0"},

@@ -429,6 +429,9 @@ def add_item(labels: dict[str, str], actor: StaffUser) -> ChecklistItem:
     clinic = current_app.config["BABEL_DEFAULT_LOCALE"]
     if not labels.get(clinic):
         raise AskError(_("Please enter the item's name."))
+    name = labels[clinic].casefold()
+    if any(str(item.label).casefold() == name for item in checklist(include_inactive=True)):
+        raise AskError(_("The checklist already has an item with this name."))
     item = ChecklistItem(code=valid_code(labels[clinic]), labels=labels, active=True)
     db.session.add(item)
     db.session.flush()
