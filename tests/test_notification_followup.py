@@ -131,7 +131,10 @@ def test_staff_correct_the_address_and_resend(
             (FIXED, OutboxStatus.PENDING),
         ]
         first, again = rows
-        assert again.subject == first.subject and again.body_text == first.body_text
+        # The same email, with a private link of its own (the first's may have been ended).
+        assert again.subject == first.subject
+        assert TOKEN_RE.sub("", again.body_text) == TOKEN_RE.sub("", first.body_text)
+        assert TOKEN_RE.findall(again.body_text) != TOKEN_RE.findall(first.body_text)
         assert again.message_id != first.message_id
         audit = db.session.scalars(
             select(AuditEvent).where(AuditEvent.action == "patient_emails_resent")
@@ -157,7 +160,7 @@ def test_staff_correct_the_address_and_resend(
         first, again = (db.session.get(OutboxEmail, row.id) for row in rows)
         assert again.status == OutboxStatus.SENT
         assert link_token not in again.body_text and link_token not in again.body_html
-        assert link_token in first.body_text and link_token in first.body_html
+        assert TOKEN_RE.search(first.body_text) and TOKEN_RE.search(first.body_html)
         # A delivered email is never copied: its bodies lost their tokens.
         with pytest.raises(ValueError, match="was sent"):
             copy_email(again, recipient=FIXED)
@@ -175,6 +178,45 @@ def test_staff_correct_the_address_and_resend(
     )
     with app.app_context():
         assert len(db.session.scalars(select(OutboxEmail)).all()) == 5
+
+
+def test_a_resend_tells_the_request_as_it_is_now(
+    app: Flask, auth: AuthActions, clinic: Clinic, failed: dict[str, str], smtp: SmtpServer
+) -> None:
+    """The receipt bounced; since then staff sent a new link (ending the receipt's) and
+    declined the request. Sent again as it was, it would say "we will contact you to offer
+    an appointment" with a link that opens nothing: out of date, it is replaced by a new
+    link to the patient's page, which shows the request as it is; the decline's own email,
+    which bounced too, goes again with a link that works."""
+    from booking.dashboard import services as workflow
+
+    reference = failed["bounced"]
+    with app.app_context():
+        consultation = db.session.scalars(
+            select(ConsultationRequest).where(ConsultationRequest.reference == reference)
+        ).one()
+        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
+        workflow.send_new_link(consultation, coordinator)
+        workflow.decline_request(consultation, coordinator)
+    _deliver_all(app)  # both bounce too
+    auth.login("coordinator")
+    client = auth.client
+    token = CSRF_VALUE.search(client.get(f"/staff/requests/{reference}").get_data(True)).group(1)
+    response = client.post(
+        f"/staff/requests/{reference}/resend-emails",
+        data={"resend-csrf_token": token, "resend-email": FIXED},
+    )
+    assert response.status_code == 302
+    with app.app_context():
+        sent_again = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.recipient == FIXED).order_by(OutboxEmail.id)
+        ).all()
+    assert sorted(e.template for e in sent_again) == ["manage_link", "request_update"]
+    for email in sent_again:  # (the decline's email holds no link)
+        for link in TOKEN_RE.findall(email.body_text):
+            assert app.test_client().get(f"/manage/open/{link}").status_code == 303
+    [new_link] = [e for e in sent_again if e.template == "manage_link"]
+    assert TOKEN_RE.findall(new_link.body_text)
 
 
 def test_a_specialist_may_not_resend(
@@ -233,5 +275,5 @@ def test_a_failed_message_waiting_email_flags_the_request_and_is_sent_again(
             .order_by(OutboxEmail.id)
         ).all()
         assert [r.status for r in rows] == [OutboxStatus.FAILED, OutboxStatus.PENDING]
-        assert rows[1].body_text == rows[0].body_text
+        assert TOKEN_RE.sub("", rows[1].body_text) == TOKEN_RE.sub("", rows[0].body_text)
     assert _unnotified_count(client) == "1"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from flask_babel import gettext as _
+from sqlalchemy import func, select
 
 from booking.audit.services import record
 from booking.documents.models import Document
@@ -572,8 +573,10 @@ def resend_patient_emails(
     consultation: ConsultationRequest, actor: StaffUser, address: str
 ) -> list[int]:
     """Send again every email the patient was never given (``emails.unnotified``): each as a
-    fresh outbox row in this transaction, to ``address``, which becomes the patient's address
-    when staff corrected it. Audited with the ids and whether the address changed (never the
+    fresh outbox row in this transaction (with a new private link), to ``address``, which
+    becomes the patient's address when staff corrected it; those written before the
+    request's last change of status or time are replaced by one email with a new link to
+    the patient's page. Audited with the ids and whether the address changed (never the
     address: the audit trail outlives an erasure). Returns the new rows' ids."""
     consultation = lock_request(consultation)
     check_may_work(consultation, actor)
@@ -584,7 +587,18 @@ def resend_patient_emails(
     changed = address != (consultation.patient.email or "")
     if changed:
         consultation.patient.email = address
-    copies = [emails.resend(consultation, email) for email in failed]
+    # An email written before the request's last change of status or time no longer says
+    # where it stands ("we will confirm" after a decline, a tentative time since confirmed):
+    # the patient gets a new link to their page instead, which shows it. The others again.
+    last_change = db.session.scalar(
+        select(func.max(RequestEvent.occurred_at)).where(
+            RequestEvent.request_id == consultation.id, RequestEvent.kind == EventKind.STATUS
+        )
+    )
+    current = [e for e in failed if last_change is None or e.created_at >= last_change]
+    copies = [emails.resend(consultation, email) for email in current]
+    if len(current) < len(failed) and (link_email := emails.new_link(consultation)) is not None:
+        copies.append(link_email)
     add_event(
         consultation,
         kind=EventKind.NOTE,

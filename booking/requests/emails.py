@@ -8,6 +8,7 @@ template pair under ``templates/email/``. None carries medical details.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from flask import current_app
@@ -81,10 +82,20 @@ def unnotified(consultation: ConsultationRequest) -> list[OutboxEmail]:
     )
 
 
+# A private link in an email's bodies (an offer's page after it keeps its own part).
+PRIVATE_LINK_RE = re.compile(r"https?://[^\s\"'<>]*?/manage/open/[A-Za-z0-9_-]+")
+
+
 def resend(consultation: ConsultationRequest, failed: OutboxEmail) -> OutboxEmail:
     """The same email again, as a fresh outbox row, to the patient's address as it is now
-    (staff may have corrected it)."""
-    return copy_email(failed, recipient=consultation.patient.email)
+    (staff may have corrected it), with a new private link in place of the one it held:
+    that one may have been ended since ("Send a new link")."""
+    copy = copy_email(failed, recipient=consultation.patient.email)
+    if PRIVATE_LINK_RE.search(copy.body_text or ""):
+        fresh = links.manage_url(consultation)
+        copy.body_text = PRIVATE_LINK_RE.sub(fresh, copy.body_text)
+        copy.body_html = PRIVATE_LINK_RE.sub(fresh, copy.body_html or "")
+    return copy
 
 
 def _to_patient(
