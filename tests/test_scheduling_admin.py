@@ -31,6 +31,7 @@ from booking.scheduling.models import (
     WorkingHours,
 )
 from booking.staff.models import StaffUser
+from booking.timeutil import clinic_date
 from tests.factories import (
     make_appointment_type,
     make_hours,
@@ -671,7 +672,12 @@ def test_whole_day_time_off_blocks_that_days_slots_only(
         reason="Holiday",
     )
     assert response.status_code == 302
-    assert "Time off added." in admin_client.get(path).get_data(as_text=True)
+    page = admin_client.get(path).get_data(as_text=True)
+    assert "Time off added." in page
+    # Listed as the day it is, not as "until the next day, 00:00".
+    with app.test_request_context():
+        shown = clinic_date(day, "EEE d MMM y")
+    assert f"<td>{shown}</td><td>{shown} (the whole day)</td>" in page
     with app.app_context():
         row = db.session.scalars(select(ScheduleException)).one()
         assert (row.starts_at, row.ends_at) == (

@@ -4,7 +4,7 @@ button (each form's own ``submit``) says which form was sent."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, time, timedelta
 
 from flask import (
     Blueprint,
@@ -40,7 +40,7 @@ from booking.scheduling.models import AppointmentType, ScheduleException, Workin
 from booking.scheduling.services import active_locations
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole, StaffUser
-from booking.timeutil import clinic_today
+from booking.timeutil import clinic_today, to_clinic_tz
 
 bp = Blueprint("scheduling_admin", __name__, url_prefix="/staff/admin/scheduling")
 # The closed days the overview lists: the coming year's.
@@ -194,11 +194,13 @@ def specialist(user_id: int) -> Response | tuple[str, int]:
             flash(*done)
             return redirect(url_for(".specialist", user_id=specialist.id))
     failed = any(field_errors(form) for form in (hours_form, off_form, extra_form))
+    exceptions = admin.upcoming_exceptions(specialist.id)
     page = render_template(
         "admin/scheduling/specialist.html",
         specialist=specialist,
         hours=admin.weekly_hours(specialist.id),
-        exceptions=admin.upcoming_exceptions(specialist.id),
+        exceptions=exceptions,
+        whole_days={e.id: days for e in exceptions if (days := _whole_days(e)) is not None},
         weekdays=admin.WEEKDAY_NAMES,
         locations=locations,
         hours_form=hours_form,
@@ -206,6 +208,15 @@ def specialist(user_id: int) -> Response | tuple[str, int]:
         extra_form=extra_form,
     )
     return page, 422 if failed else 200
+
+
+def _whole_days(exception: ScheduleException) -> tuple[date, date] | None:
+    """(first day, last day) of time off that runs from a midnight to a midnight (clinic
+    time): shown as days, not as "until the next day, 00:00"."""
+    start, end = to_clinic_tz(exception.starts_at), to_clinic_tz(exception.ends_at)
+    if (start.time(), end.time()) != (time(0), time(0)) or end.date() <= start.date():
+        return None
+    return start.date(), end.date() - timedelta(days=1)
 
 
 def _add_hours(specialist: StaffUser, form: WorkingHoursForm) -> tuple[str, str] | None:
