@@ -178,6 +178,26 @@ def test_a_patient_downloads_their_own_data_with_their_date_of_birth(
     assert "A copy of your data" in _emails(app, "rights_update")[0].body_text
 
 
+def test_the_readable_summary_lists_calls_as_text(
+    app: Flask, client: FlaskClient, patient: dict
+) -> None:
+    """summary.txt is for a person: a call is "called at: ..., outcome: ...", not a
+    Python dict printed as it is."""
+    from booking.dashboard.services import log_callback
+    from booking.requests.calls import CallOutcome
+
+    with app.app_context():
+        consultation = db.session.scalars(
+            select(ConsultationRequest).where(ConsultationRequest.reference == patient["reference"])
+        ).one()
+        log_callback(consultation, make_staff("coordinator", "c@example.com"), CallOutcome.REACHED)
+    response = _post(client, patient["url"], "data", date_of_birth=BORN)
+    summary = zipfile.ZipFile(io.BytesIO(response.get_data())).read("summary.txt").decode()
+    [calls] = [line for line in summary.splitlines() if line.strip().startswith("Calls")]
+    assert "outcome: reached" in calls and "called at: " in calls
+    assert "{" not in calls and "'" not in calls
+
+
 def test_a_request_sent_with_someone_elses_address_and_birth_date_exports_only_itself(
     app: Flask, patient: dict
 ) -> None:

@@ -264,9 +264,11 @@ def _label(key: str, value: Any) -> str:
                 lines.append(f"{section.title}: {section.statements[answer]} ({answer})")
         return "; ".join(lines) or "\u2013"
     if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
+        # A list of records (the calls): one per line-part, each "field: value", not a
+        # Python dict printed as it is.
+        return "; ".join(_label(key, v) if isinstance(v, dict) else str(v) for v in value)
     if isinstance(value, dict):
-        return ", ".join(f"{k}: {v}" for k, v in value.items())
+        return ", ".join(f"{k.replace('_', ' ')}: {_label(k, v)}" for k, v in value.items())
     return str(value)
 
 
