@@ -922,3 +922,4 @@ def test_without_holidays_set_the_overview_says_how_to_set_them(
 ) -> None:
     page = admin_client.get(OVERVIEW).get_data(as_text=True)
     assert "None in the coming year: set CLINIC_HOLIDAYS" in page
+    assert "CLINIC_HOLIDAYS is not set" in page and "Public holidays of" not in page
