@@ -253,13 +253,33 @@ def test_the_triage_migration_keeps_every_flag_and_puts_urgent_first(
 BEFORE_ENCRYPTED_HISTORY = "a8f3c6e2d4b1"
 
 
+def _old_patient_and_request(conn: sa.Connection, tables: sa.MetaData, reference: str, now) -> None:
+    """Patient 1 and their request 1 as rows of an older schema (reflected in ``tables``)."""
+    from datetime import date
+
+    conn.execute(
+        tables.tables["patient"].insert(),
+        {"id": 1, "full_name": "Old Patient", "date_of_birth": date(1960, 1, 2),
+         "email": "old@example.com", "phone": "+4930901820",
+         "preferred_contact": "email", "created_at": now},
+    )  # fmt: skip
+    conn.execute(
+        tables.tables["consultation_request"].insert(),
+        {"id": 1, "reference": reference, "patient_id": 1, "status": "requested",
+         "triage_level": "routine", "priority": 0, "red_flags": [],
+         "submission_token": "t" * 43, "locale": "en", "preferred_days": [],
+         "preferred_time_of_day": "any", "privacy_notice_version": "2026-11",
+         "consented_at": now, "contact_consent": True, "created_at": now, "updated_at": now},
+    )  # fmt: skip
+
+
 def test_free_text_history_written_before_encryption_is_encrypted_and_back(
     empty_database: str, tmp_path: Path
 ) -> None:
     """Migration f3b9d5c1e7a4 seals the existing free text (history and timeline notes) with
     the app's key; its downgrade opens it again."""
     app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database, "UPLOAD_DIR": str(tmp_path)})
-    from datetime import UTC, date, datetime
+    from datetime import UTC, datetime
 
     stored_history = sa.text(
         "SELECT medications, allergies, other_history, surgery_details, diagnosis_other "
@@ -271,21 +291,7 @@ def test_free_text_history_written_before_encryption_is_encrypted_and_back(
         with db.engine.begin() as conn:
             tables = sa.MetaData()
             tables.reflect(conn, only=["patient", "consultation_request", "medical_history"])
-            conn.execute(
-                tables.tables["patient"].insert(),
-                {"id": 1, "full_name": "Old Patient", "date_of_birth": date(1960, 1, 2),
-                 "email": "old@example.com", "phone": "+4930901820",
-                 "preferred_contact": "email", "created_at": now},
-            )  # fmt: skip
-            conn.execute(
-                tables.tables["consultation_request"].insert(),
-                {"id": 1, "reference": "SC-OLD3-3333", "patient_id": 1, "status": "requested",
-                 "triage_level": "routine", "priority": 0, "red_flags": [],
-                 "submission_token": "t" * 43, "locale": "en", "preferred_days": [],
-                 "preferred_time_of_day": "any", "privacy_notice_version": "2026-11",
-                 "consented_at": now, "contact_consent": True, "created_at": now,
-                 "updated_at": now},
-            )  # fmt: skip
+            _old_patient_and_request(conn, tables, "SC-OLD3-3333", now)
             conn.execute(
                 tables.tables["medical_history"].insert(),
                 {"request_id": 1, "pain_locations": ["neck"], "pain_duration": "3_12_months",
@@ -342,7 +348,7 @@ def test_document_names_written_before_encryption_are_encrypted_and_back(
 ) -> None:
     """Migration b7e2d4a9c6f1 seals the names and descriptions of the documents already
     stored (a request's and a draft's) with the app's key; its downgrade opens them again."""
-    from datetime import UTC, date, datetime, timedelta
+    from datetime import UTC, datetime, timedelta
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database, "UPLOAD_DIR": str(tmp_path)})
     names = sa.text(
@@ -361,21 +367,7 @@ def test_document_names_written_before_encryption_are_encrypted_and_back(
                 only=["patient", "consultation_request", "document", "request_draft",
                       "draft_document"],
             )  # fmt: skip
-            conn.execute(
-                tables.tables["patient"].insert(),
-                {"id": 1, "full_name": "Old Patient", "date_of_birth": date(1960, 1, 2),
-                 "email": "old@example.com", "phone": "+4930901820",
-                 "preferred_contact": "email", "created_at": now},
-            )  # fmt: skip
-            conn.execute(
-                tables.tables["consultation_request"].insert(),
-                {"id": 1, "reference": "SC-OLD4-4444", "patient_id": 1, "status": "requested",
-                 "triage_level": "routine", "priority": 0, "red_flags": [],
-                 "submission_token": "t" * 43, "locale": "en", "preferred_days": [],
-                 "preferred_time_of_day": "any", "privacy_notice_version": "2026-11",
-                 "consented_at": now, "contact_consent": True, "created_at": now,
-                 "updated_at": now},
-            )  # fmt: skip
+            _old_patient_and_request(conn, tables, "SC-OLD4-4444", now)
             conn.execute(
                 tables.tables["document"].insert(),
                 {"id": 1, "request_id": 1, "original_name": "MRI L4-5 herniation.pdf",
