@@ -305,6 +305,11 @@ def test_date_range_uses_the_clinic_day_not_the_utc_day(
     assert shown(**{"from": "2026-03-11"}) == {"c", "e", "f"}
     assert shown(to="2026-03-10") == {"a", "b", "d"}
     assert shown(**{"from": "2026-03-12", "to": "2026-03-01"}) == set()
+    # Dates the wrong way round find nothing: the page says why instead of "0 requests".
+    swapped = staff_client.get("/staff/", query_string={"from": "2026-03-12", "to": "2026-03-01"})
+    assert "The From date is after the To date" in swapped.get_data(as_text=True)
+    plain = staff_client.get("/staff/", query_string={"from": "2026-03-01", "to": "2026-03-12"})
+    assert "The From date is after the To date" not in plain.get_data(as_text=True)
 
 
 def test_dates_read_day_month_name_year_and_24_hour_time(
