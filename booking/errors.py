@@ -7,6 +7,7 @@ import logging
 from flask import Flask, jsonify, make_response, render_template, request
 from flask.globals import request_ctx
 from flask_babel import gettext as _
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
@@ -18,13 +19,19 @@ from booking.extensions import db
 log = logging.getLogger(__name__)
 
 
-def error_page(status: int, title: str, message: str) -> tuple[str | Response, int]:
+def error_page(
+    status: int, title: str, message: str, staff: bool = False
+) -> tuple[str | Response, int]:
     """The friendly error page every handler answers with (features register their own). A
     script that asked for JSON (a file's upload, ``static/js/uploads.js``) gets the message
-    to show next to the file instead."""
+    to show next to the file instead. ``staff``: in the staff pages' frame (their menu, no
+    patient emergency banner), for a signed-in staff member."""
     if request.accept_mimetypes.best == "application/json":
         return jsonify(ok=False, message=message), status
-    return render_template("errors/error.html", status=status, title=title, message=message), status
+    page = render_template(
+        "errors/error.html", status=status, title=title, message=message, staff=staff
+    )
+    return page, status
 
 
 def end_sessions_before_responding(app: Flask) -> None:
@@ -147,6 +154,7 @@ def register_error_handlers(app: Flask) -> None:
             code,
             titles.get(code, _("Something went wrong")),
             messages.get(code, _("Please go back and try again.")),
+            staff=request.path.startswith("/staff/") and current_user.is_authenticated,
         )
 
     @app.errorhandler(OperationalError)

@@ -96,6 +96,22 @@ def test_pages_have_friendly_errors(client) -> None:
     assert client.delete("/request").status_code == 405
 
 
+def test_a_staff_page_not_found_keeps_the_staff_frame(client, staff) -> None:
+    """Signed in, a wrong staff address shows the staff menu and a way back to the
+    dashboard, not the patients' frame with its emergency banner and request form link."""
+    from tests.support import AuthActions
+
+    AuthActions(client).login("coordinator")
+    response = client.get("/staff/requests/SC-NONE-NONE")
+    assert response.status_code == 404
+    page = response.get_data(as_text=True)
+    assert "Page not found" in page and "Back to the dashboard" in page
+    assert "emergency-notice" not in page and "Go to the request form" not in page
+    assert "Sign out" in page
+    patient_page = client.get("/no-such-page").get_data(as_text=True)
+    assert "emergency-notice" in patient_page and "Go to the request form" in patient_page
+
+
 def test_patient_pages_carry_the_emergency_notice_and_load_no_third_party_assets(client) -> None:
     for path in ("/request/start", "/privacy"):
         page = client.get(path).get_data(as_text=True)
