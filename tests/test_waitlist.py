@@ -115,6 +115,7 @@ def test_a_cancellation_offers_the_time_to_the_waitlist(app: Flask, clinic: Wait
         assert all(f"The offer is open until {when}." in e.body_text for e in offers)
         # Their times are held, not confirmed: the email does not call them appointments.
         assert all("the time you hold stays as it is" in e.body_text for e in offers)
+        assert all("Long evaluation (60 minutes)" in e.body_text for e in offers)  # what kind
 
 
 def _confirm_first(app: Flask, clinic: Waitlist, starts_at: datetime) -> list[SlotOffer]:
