@@ -97,7 +97,7 @@ def test_requests_made_before_the_region_keep_their_odi_and_pain(
 ) -> None:
     """Migration c4e7a2f19d36 keeps each existing request's ODI answers and score and its one
     overall pain pair, and gives it no region and an empty NDI."""
-    from datetime import UTC, date, datetime
+    from datetime import UTC, datetime
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database, "UPLOAD_DIR": str(tmp_path)})
     odi = {"pain_intensity": 2, "walking": 3, "sitting": 2, "standing": 2, "lifting": 3,
@@ -108,12 +108,7 @@ def test_requests_made_before_the_region_keep_their_odi_and_pain(
         with db.engine.begin() as conn:
             tables = sa.MetaData()
             tables.reflect(conn, only=["patient", "consultation_request", "medical_history"])
-            conn.execute(
-                tables.tables["patient"].insert(),
-                {"id": 1, "full_name": "Old Patient", "date_of_birth": date(1960, 1, 2),
-                 "email": "old@example.com", "phone": "+4930901820",
-                 "preferred_contact": "email", "created_at": now},
-            )  # fmt: skip
+            _old_patient(conn, tables, now)
             conn.execute(
                 tables.tables["consultation_request"].insert(),
                 {"id": 1, "reference": "SC-OLD2-2222", "patient_id": 1, "status": "requested",
@@ -253,8 +248,8 @@ def test_the_triage_migration_keeps_every_flag_and_puts_urgent_first(
 BEFORE_ENCRYPTED_HISTORY = "a8f3c6e2d4b1"
 
 
-def _old_patient_and_request(conn: sa.Connection, tables: sa.MetaData, reference: str, now) -> None:
-    """Patient 1 and their request 1 as rows of an older schema (reflected in ``tables``)."""
+def _old_patient(conn: sa.Connection, tables: sa.MetaData, now) -> None:
+    """Patient 1 as a row of an older schema (reflected in ``tables``)."""
     from datetime import date
 
     conn.execute(
@@ -263,6 +258,11 @@ def _old_patient_and_request(conn: sa.Connection, tables: sa.MetaData, reference
          "email": "old@example.com", "phone": "+4930901820",
          "preferred_contact": "email", "created_at": now},
     )  # fmt: skip
+
+
+def _old_patient_and_request(conn: sa.Connection, tables: sa.MetaData, reference: str, now) -> None:
+    """Patient 1 and their request 1 as rows of an older schema (reflected in ``tables``)."""
+    _old_patient(conn, tables, now)
     conn.execute(
         tables.tables["consultation_request"].insert(),
         {"id": 1, "reference": reference, "patient_id": 1, "status": "requested",

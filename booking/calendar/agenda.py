@@ -24,7 +24,6 @@ from flask import current_app
 from flask_babel import gettext as _
 
 from booking.requests.lifecycle import status_label
-from booking.requests.models import UNCONFIRMED_STATUSES
 from booking.requests.queries import agenda_appointments, can_see
 from booking.scheduling.agenda import TimeOff, WorkWindow, working_time
 from booking.scheduling.models import Appointment, Location
@@ -67,9 +66,7 @@ class Entry:
     @property
     def held(self) -> bool:
         """A time a patient holds that staff have not confirmed yet."""
-        return (
-            self.appointment is not None and self.appointment.request.status in UNCONFIRMED_STATUSES
-        )
+        return self.appointment is not None and self.appointment.request.is_unconfirmed
 
     @property
     def status_text(self) -> str:
@@ -356,9 +353,7 @@ def build_agenda(
         for e in c.entries
         if e.appointment is not None
     }
-    held = sum(
-        1 for a in appointments if a.id in shown and a.request.status in UNCONFIRMED_STATUSES
-    )
+    held = sum(1 for a in appointments if a.id in shown and a.request.is_unconfirmed)
     return Agenda(boards, len(shown), held)
 
 

@@ -42,7 +42,7 @@ from booking.outcomes.models import (
 )
 from booking.outcomes.schedule import DEFAULT_SCHEDULE, due_at, due_day, start_of
 from booking.requests.lifecycle import WorkflowError, check_may_work
-from booking.requests.models import ConsultationRequest, Patient, RequestStatus
+from booking.requests.models import ConsultationRequest, Patient, RequestStatus, may_be_contacted
 from booking.staff.models import StaffUser
 from booking.timeutil import clinic_date, clinic_today, clinic_tz, now_utc, to_clinic_tz
 
@@ -173,10 +173,10 @@ def _eligible():
     return (
         ConsultationRequest.status == RequestStatus.COMPLETED,
         ConsultationRequest.followup_consent.is_(True),
-        # Withdrawn on the private page: "no reminders, earlier times or follow-ups".
-        ConsultationRequest.contact_consent.is_(True),
+        # Consent to be contacted (withdrawn on the private page: "no reminders, earlier
+        # times or follow-ups"), and not marked deceased: the rule the other jobs keep too.
+        may_be_contacted(),
         TreatmentPlan.followups_stopped_at.is_(None),
-        Patient.deceased_at.is_(None),
         Patient.email.is_not(None),
     )
 

@@ -20,7 +20,7 @@ from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.notifications.services import copy_email, queue_email
 from booking.requests import links, triage
 from booking.requests.followup import Wait, duration_label
-from booking.requests.models import UNCONFIRMED_STATUSES, ConsultationRequest
+from booking.requests.models import ConsultationRequest
 from booking.scheduling.ical import appointment_ics
 from booking.scheduling.models import Appointment, SlotOffer
 from booking.scheduling.services import FreedTime
@@ -259,7 +259,7 @@ def patient_update(
             ),
         }
         subject = subjects[kind]
-        if kind == "rescheduled" and consultation.status in UNCONFIRMED_STATUSES:
+        if kind == "rescheduled" and consultation.is_unconfirmed:
             # The patient moved a time they hold: still not confirmed, as the email says.
             subject = _("The time you hold has changed (%(reference)s)", reference=reference)
         if kind == "no_show" and appointment is not None:

@@ -203,6 +203,16 @@ class ConsultationRequest(db.Model):
     def is_emergency(self) -> bool:
         return self.triage_level == TriageLevel.EMERGENCY
 
+    @property
+    def is_open(self) -> bool:
+        """Still under way (``OPEN_STATUSES``): the patient may add, change or write."""
+        return self.status in OPEN_STATUSES
+
+    @property
+    def is_unconfirmed(self) -> bool:
+        """Not confirmed yet (``UNCONFIRMED_STATUSES``): a time it has is only held."""
+        return self.status in UNCONFIRMED_STATUSES
+
 
 @event.listens_for(ConsultationRequest.triage_level, "set")
 def _rank(target: ConsultationRequest, value: TriageLevel, _old: object, _init: object) -> None:
