@@ -22,6 +22,7 @@ request, until it expires too.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import secrets
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import ForeignKey, String, delete, select
+from sqlalchemy import ForeignKey, Select, String, bindparam, delete, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
 from booking.crypto import EncryptedText, text_digest
@@ -165,13 +166,18 @@ def find_draft(token: object, documents: bool = True) -> RequestDraft | None:
     documents, or (``documents=False``, for a page that does not show them) in one query."""
     if not isinstance(token, str) or not token or len(token) > 100:
         return None
-    query = select(RequestDraft).where(RequestDraft.token_hash == text_digest(token))
-    if documents:
-        query = query.options(selectinload(RequestDraft.documents))
-    draft = db.session.scalar(query)
+    draft = db.session.scalar(_by_token(documents), {"token_hash": text_digest(token)})
     if draft is None or draft.expires_at <= now_utc():
         return None
     return draft
+
+
+@functools.cache
+def _by_token(documents: bool) -> Select[tuple[RequestDraft]]:
+    """``find_draft``'s statement, built once: SQLAlchemy works out a new statement's cache
+    key on every execution, a tenth of a step page's time (issue #16's speed)."""
+    query = select(RequestDraft).where(RequestDraft.token_hash == bindparam("token_hash"))
+    return query.options(selectinload(RequestDraft.documents)) if documents else query
 
 
 def save_answers(draft: RequestDraft, answers: Answers, step: str | None = None) -> None:
