@@ -161,11 +161,11 @@ def demo_pdf(title: str, size: int = 0) -> bytes:
     return out.getvalue()
 
 
-# (name, its Spanish name, minutes)
+# (name, its Spanish name, minutes, how the visit takes place)
 DEMO_TYPES = [
-    ("New-patient spine evaluation", "Primera consulta de columna", 45),
-    ("Imaging review", "Revisión de pruebas de imagen", 30),
-    ("Video consultation", "Videoconsulta", 20),
+    ("New-patient spine evaluation", "Primera consulta de columna", 45, "in_person"),
+    ("Imaging review", "Revisión de pruebas de imagen", 30, "in_person"),
+    ("Video consultation", "Videoconsulta", 20, "video"),
 ]
 
 
@@ -174,11 +174,13 @@ def _seed_schedule(locations: list) -> None:
     from datetime import time
 
     from booking.scheduling.admin_services import create_appointment_type
-    from booking.scheduling.models import WorkingHours
+    from booking.scheduling.models import VisitMode, WorkingHours
     from booking.staff.models import StaffRole, StaffUser
 
-    for name, spanish, minutes in DEMO_TYPES:
-        create_appointment_type(name, minutes, actor=None, names={"es": spanish})
+    for name, spanish, minutes, mode in DEMO_TYPES:
+        create_appointment_type(
+            name, minutes, actor=None, names={"es": spanish}, mode=VisitMode(mode)
+        )
     specialists = db.session.scalars(
         select(StaffUser).where(StaffUser.role == StaffRole.SPECIALIST).order_by(StaffUser.id)
     ).all()

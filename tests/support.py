@@ -272,6 +272,18 @@ def open_step(client: FlaskClient, code: str) -> str:
     return response.get_data(as_text=True)
 
 
+CHECKED_RADIO_RE = re.compile(
+    r'<input[^>]*\bchecked\b[^>]*\bname="([^"]+)"[^>]*type="radio" value="([^"]*)"'
+)
+
+
+def checked_radios(page: str, prefix: str = "") -> dict[str, str]:
+    """The options a page's radio buttons have ticked when it opens (a browser sends them with
+    the form), of the fields whose names start with ``prefix``."""
+    ticked = CHECKED_RADIO_RE.findall(page)
+    return {name: value for name, value in ticked if name.startswith(prefix)}
+
+
 def page_token(page: str) -> str:
     match = CSRF_RE.search(page)
     assert match, "no CSRF token on the page"

@@ -39,7 +39,14 @@ from tests.factories import (
     make_request,
     staff_user,
 )
-from tests.support import AuthActions, Staff, clock_change_ahead, csrf_token
+from tests.support import (
+    AuthActions,
+    Staff,
+    checked_radios,
+    clock_change_ahead,
+    csrf_token,
+    page_token,
+)
 
 BERLIN = ZoneInfo("Europe/Berlin")
 OVERVIEW = "/staff/admin/scheduling/"
@@ -68,9 +75,12 @@ def berlin(day: date, hhmm: str) -> datetime:
 
 
 def submit(client: FlaskClient, path: str, prefix: str, **fields: Any) -> TestResponse:
-    """Post one of the page's forms as a browser does: its fields, its token, its button."""
+    """Post one of the page's forms as a browser does: its ticked options, its fields, its
+    token, its button."""
+    page = client.get(path).get_data(as_text=True)
     data = {
-        f"{prefix}-csrf_token": csrf_token(client, path),
+        **checked_radios(page, f"{prefix}-"),
+        f"{prefix}-csrf_token": page_token(page),
         f"{prefix}-submit": "pressed",
         **{f"{prefix}-{name}": value for name, value in fields.items()},
     }
@@ -392,6 +402,7 @@ def test_admin_adds_deactivates_and_reactivates_a_type(
     assert audit.details == {
         "active": {"before": None, "after": True},
         "duration_minutes": {"before": None, "after": 30},
+        "mode": {"before": None, "after": "in_person"},
         "name": {"before": None, "after": "Follow-up visit"},
     }
 

@@ -21,16 +21,18 @@ from booking.audit.models import AuditEvent
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.requests.models import ConsultationRequest
-from booking.scheduling.models import AppointmentType, Location
+from booking.scheduling.models import AppointmentType, Location, VisitMode
 from tests.factories import make_appointment_type, make_location
 from tests.support import (
     AuthActions,
     Clinic,
+    checked_radios,
     csrf_token,
     fill_request,
     first_open_slot,
     form_tokens,
     open_step,
+    page_token,
     send_request,
     valid_answers,
 )
@@ -152,7 +154,7 @@ def _post_names(client: FlaskClient, path: str, **names: str) -> str:
     """Fill in and send a names page's form as a browser does; the page it leads to."""
     page = client.get(path).get_data(as_text=True)
     assert 'for="name_es"' in page and "Name in Spanish" in page
-    data = {"csrf_token": csrf_token(client, path), **names}
+    data = {**checked_radios(page), "csrf_token": page_token(page), **names}
     response = client.post(path, data=data)
     assert response.status_code == 302, text(response.get_data(as_text=True))[:2000]
     return client.get(response.headers["Location"]).get_data(as_text=True)
@@ -180,7 +182,8 @@ def test_the_admin_names_a_type_and_a_location_in_spanish_through_the_forms(
         name="Imaging review",
         name_es="  Revisión de pruebas   de imagen ",
     )
-    assert "Names saved." in page and "Spanish: Revisión de pruebas de imagen" in text(page)
+    assert "Appointment type saved." in page
+    assert "Spanish: Revisión de pruebas de imagen" in text(page)
     assert _audits(app, "appointment_type_updated") == [
         {"name_es": {"before": None, "after": "Revisión de pruebas de imagen"}}
     ]
@@ -206,6 +209,7 @@ def test_the_admin_names_a_type_and_a_location_in_spanish_through_the_forms(
         "type-name": "Video consultation",
         "type-name_es": "Videoconsulta",
         "type-duration_minutes": "20",
+        "type-mode": "video",
     }
     assert admin.post(overview, data=data).status_code == 302
     with app.app_context():
@@ -213,6 +217,7 @@ def test_the_admin_names_a_type_and_a_location_in_spanish_through_the_forms(
             select(AppointmentType).where(AppointmentType.name == "Video consultation")
         ).one()
         assert video.names == {"es": "Videoconsulta"}
+        assert video.mode is VisitMode.VIDEO
 
 
 def test_a_spanish_name_another_type_reads_is_refused_next_to_its_box(
@@ -222,7 +227,12 @@ def test_a_spanish_name_another_type_reads_is_refused_next_to_its_box(
         imaging = make_appointment_type("Imaging review", minutes=30).id
     admin = auth.new_client("admin")
     path = TYPE_PAGE.format(id=imaging)
-    data = {"csrf_token": csrf_token(admin, path), "name": "Imaging review", "name_es": TYPE_ES}
+    data = {
+        "csrf_token": csrf_token(admin, path),
+        "name": "Imaging review",
+        "name_es": TYPE_ES,
+        "mode": "in_person",
+    }
     response = admin.post(path, data=data)
     assert response.status_code == 422
     page = response.get_data(as_text=True)

@@ -21,7 +21,7 @@ from wtforms import (
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, StopValidation
 
 from booking.admin.forms import NamesForm
-from booking.forms import BaseForm, has_visible_text, options
+from booking.forms import BaseForm, ChoiceField, has_visible_text, options
 from booking.scheduling.admin_services import (
     DURATION_RANGE,
     RULE_RANGES,
@@ -29,6 +29,8 @@ from booking.scheduling.admin_services import (
     BookingRules,
     HoursInput,
 )
+from booking.scheduling.models import VisitMode
+from booking.scheduling.visits import MODE_LABELS
 from booking.timeutil import (
     clinic_date,
     clinic_instant,
@@ -134,21 +136,35 @@ class BookingRulesForm(FlaskForm):
         )
 
 
-class AppointmentTypeNamesForm(NamesForm):
-    """An appointment type's names (``names_form`` adds the other languages')."""
+class AppointmentTypeEditForm(NamesForm):
+    """An appointment type's names (``names_form`` adds the other languages') and how its
+    visits take place."""
 
     name = StringField(
         _l("Name"),
         validators=[InputRequired(_l("Please enter a name.")), Length(max=120, message=TOO_LONG)],
         description=_l("What patients choose, e.g. New-patient spine evaluation."),
     )
+    mode = ChoiceField(
+        _l("How the visit takes place"),
+        choices=options([(mode.value, label) for mode, label in MODE_LABELS.items()]),
+        default=VisitMode.IN_PERSON.value,
+        validators=[InputRequired(_l("Please choose how the visit takes place."))],
+        description=_l(
+            "Patients booked for a video or phone visit are not sent to the location's "
+            "address: their emails, pages and calendar files say how they take part."
+        ),
+    )
 
     def validate_name(self, field: StringField) -> None:
         if not has_visible_text(field.data):
             raise ValidationError(_("Please enter a name."))
 
+    def visit_mode(self) -> VisitMode:
+        return VisitMode(self.mode.data)
 
-class AppointmentTypeForm(AppointmentTypeNamesForm):
+
+class AppointmentTypeForm(AppointmentTypeEditForm):
     duration_minutes = WholeNumberField(
         _l("Duration (minutes)"),
         validators=[

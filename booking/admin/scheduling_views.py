@@ -24,8 +24,8 @@ from werkzeug.wrappers import Response
 
 from booking.admin.forms import names_data, names_form
 from booking.admin.scheduling_forms import (
+    AppointmentTypeEditForm,
     AppointmentTypeForm,
-    AppointmentTypeNamesForm,
     BookingRulesForm,
     ExtraHoursForm,
     TimeOffForm,
@@ -97,6 +97,7 @@ def overview() -> Response | tuple[str, int]:
                         type_form.duration_minutes.data,
                         current_user,
                         names=type_form.other_names(),
+                        mode=type_form.visit_mode(),
                     )
                 except admin.ScheduleError as exc:
                     _refuse(type_form, exc)
@@ -141,18 +142,24 @@ def set_type_active(type_id: int) -> Response:
 @bp.route("/types/<int:type_id>", methods=["GET", "POST"])
 @roles_required(StaffRole.ADMIN)
 def edit_type(type_id: int) -> Response | tuple[str, int]:
-    """An appointment type's names, in the clinic's language and the others patients read."""
+    """An appointment type's names, in the clinic's language and the others patients read, and
+    how its visits take place."""
     appointment_type = db.get_or_404(AppointmentType, type_id)
-    form = names_form(AppointmentTypeNamesForm, data=names_data(appointment_type))
+    data = {**names_data(appointment_type), "mode": appointment_type.mode.value}
+    form = names_form(AppointmentTypeEditForm, data=data)
     if form.validate_on_submit():
         try:
-            admin.rename_appointment_type(
-                appointment_type, form.name.data, form.other_names(), current_user
+            admin.edit_appointment_type(
+                appointment_type,
+                form.name.data,
+                form.other_names(),
+                form.visit_mode(),
+                current_user,
             )
         except admin.ScheduleError as exc:
             _refuse(form, exc)
         else:
-            flash(_("Names saved."), "success")
+            flash(_("Appointment type saved."), "success")
             return redirect(url_for(".overview"))
     page = render_template(
         "admin/scheduling/type_edit.html", form=form, appointment_type=appointment_type

@@ -83,7 +83,11 @@ def _chosen_slot(form: RequestForm) -> SlotView | None:
         appointment_type, slot = resolve_choice(choice)
     except (SlotTaken, SlotUnavailable):
         return None
-    return replace(describe_slots([slot])[0], appointment_type=appointment_type.display_name)
+    return replace(
+        describe_slots([slot])[0],
+        appointment_type=appointment_type.display_name,
+        mode=appointment_type.mode,
+    )
 
 
 # The reused pages declare no rate limit: spare them the limiter's work on every request.

@@ -1,0 +1,23 @@
+"""Where and when requests are seen: locations, appointment types, specialists' hours, open
+times, appointments and their calendar files."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Register how a visit takes place, for the pages and emails that show a time."""
+    from booking.scheduling.visits import (
+        MODE_LABELS,
+        checklist,
+        preparation,
+        visit_is_remote,
+        visit_where,
+    )
+
+    app.add_template_global(visit_where)
+    app.add_template_global(visit_is_remote)
+    app.add_template_global(preparation, "visit_preparation")
+    app.add_template_global(checklist, "visit_checklist")
+    app.add_template_global(MODE_LABELS, "visit_mode_labels")

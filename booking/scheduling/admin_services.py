@@ -29,6 +29,7 @@ from booking.scheduling.models import (
     ClinicSettings,
     Location,
     ScheduleException,
+    VisitMode,
     WorkingHours,
 )
 from booking.scheduling.services import (
@@ -197,6 +198,7 @@ def create_appointment_type(
     duration_minutes: int,
     actor: StaffUser | None,
     names: Mapping[str, str | None] | None = None,
+    mode: VisitMode = VisitMode.IN_PERSON,
 ) -> AppointmentType:
     """Add a bookable appointment type. Its name reads apart from every other type's in each
     language (whatever the case), so patients never see two choices that read the same."""
@@ -209,7 +211,11 @@ def create_appointment_type(
             "duration_minutes",
         )
     appointment_type = AppointmentType(
-        name=proposed.name, names=proposed.names, duration_minutes=duration_minutes, active=True
+        name=proposed.name,
+        names=proposed.names,
+        duration_minutes=duration_minutes,
+        active=True,
+        mode=mode,
     )
     db.session.add(appointment_type)
     _flush_type_names()
@@ -224,20 +230,23 @@ def create_appointment_type(
     return appointment_type
 
 
-def rename_appointment_type(
+def edit_appointment_type(
     appointment_type: AppointmentType,
     name: str,
     names: Mapping[str, str | None],
+    mode: VisitMode,
     actor: StaffUser | None,
 ) -> None:
-    """Change a type's names (the clinic's and the other languages'): appointments of it, booked
-    or to come, read the new ones. The same rule as ``create_appointment_type``."""
+    """Change a type's names (the clinic's and the other languages') and how its visits take
+    place: appointments of it, booked or to come, read the new ones in every later email and
+    page. The same naming rule as ``create_appointment_type``."""
     proposed = ProposedNames.typed(name, names)
     _check_type_names(proposed, appointment_type)
     before = _type_values(appointment_type)
-    if name_values(appointment_type) == name_values(proposed):
+    if name_values(appointment_type) == name_values(proposed) and appointment_type.mode is mode:
         return
     appointment_type.name, appointment_type.names = proposed.name, proposed.names
+    appointment_type.mode = mode
     _flush_type_names()
     record(
         "appointment_type_updated",
@@ -292,6 +301,7 @@ def _type_values(appointment_type: AppointmentType) -> dict[str, Any]:
         **name_values(appointment_type),
         "duration_minutes": appointment_type.duration_minutes,
         "active": appointment_type.active,
+        "mode": appointment_type.mode.value,
     }
 
 

@@ -13,6 +13,7 @@ from flask_babel import force_locale
 from icalendar import Calendar, Event, vCalAddress, vText
 
 from booking.scheduling.models import Appointment
+from booking.scheduling.visits import calendar_location
 from booking.timeutil import now_utc
 
 
@@ -36,8 +37,7 @@ def appointment_ics(appointment: Appointment, *, cancel: bool = False) -> str:
     # For the patient, in their language, whoever's action sends it (a coordinator's
     # confirmation is made on an English page).
     with force_locale(appointment.request.locale):
-        place = appointment.location.display_name
-    event.add("location", vText(f"{place}, {appointment.location.address}"))
+        event.add("location", vText(calendar_location(appointment)))
     # A time the patient picked but staff have not confirmed yet is tentative.
     # (The scheduling layer knows no request statuses: these are requested and awaiting_patient.)
     tentative = appointment.request.status in ("requested", "awaiting_patient")

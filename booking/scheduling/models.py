@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime, time
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from booking.extensions import db
+from booking.extensions import db, value_enum
 from booking.timeutil import UTCDateTime, now_utc
 
 if TYPE_CHECKING:
@@ -65,6 +66,15 @@ class Location(NamedInLanguages, db.Model):
     active: Mapped[bool] = mapped_column(default=True)
 
 
+class VisitMode(enum.Enum):
+    """How a visit takes place. A video or phone visit is still booked in a specialist's hours
+    at a location (where the specialist is), but the patient is not sent there."""
+
+    IN_PERSON = "in_person"
+    VIDEO = "video"
+    PHONE = "phone"
+
+
 class AppointmentType(NamedInLanguages, db.Model):
     """What the patient books, e.g. a 45-minute new-patient spine evaluation."""
 
@@ -74,6 +84,14 @@ class AppointmentType(NamedInLanguages, db.Model):
     names: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
     duration_minutes: Mapped[int]
     active: Mapped[bool] = mapped_column(default=True)
+    mode: Mapped[VisitMode] = mapped_column(
+        value_enum(VisitMode, "mode", 12), default=VisitMode.IN_PERSON
+    )
+
+    @property
+    def remote(self) -> bool:
+        """Whether the patient takes part from home (video or phone)."""
+        return self.mode is not VisitMode.IN_PERSON
 
     __table_args__ = (CheckConstraint("duration_minutes BETWEEN 5 AND 480", name="duration_range"),)
 

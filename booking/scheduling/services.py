@@ -30,9 +30,11 @@ from booking.scheduling.models import (
     AppointmentType,
     Location,
     NamedInLanguages,
+    VisitMode,
     WorkingHours,
     is_overlap_error,
 )
+from booking.scheduling.visits import where
 from booking.staff.models import StaffUser
 from booking.templating import language_name
 from booking.timeutil import from_clinic_local, now_utc, to_clinic_tz
@@ -336,14 +338,20 @@ class SlotView:
     specialist: str
     location: str
     address: str
-    # The appointment type's name, where a page shows one chosen time on its own (a video
-    # consultation must not read as a visit to the address).
+    # The appointment type's name and how its visits take place, where a page shows one
+    # chosen time on its own (a video consultation must not read as a visit to the address).
     appointment_type: str = ""
+    mode: VisitMode = VisitMode.IN_PERSON
 
     @property
     def place(self) -> str:
         """Who and where, as the picker groups a day's times."""
         return f"{self.specialist} · {self.location}"
+
+    @property
+    def where(self) -> str:
+        """Where the chosen time's visit takes place, as patients read it."""
+        return where(self.mode, self.location, self.address)
 
     @property
     def part(self) -> int:

@@ -33,7 +33,7 @@ from tests.hostile.conftest import (
     visible_text,
 )
 from tests.smtp import SmtpServer
-from tests.support import AuthActions, csrf_token
+from tests.support import AuthActions, checked_radios, csrf_token, page_token
 
 NEW_PASSWORD = "a brand new long passphrase"
 
@@ -601,8 +601,11 @@ OVERVIEW = "/staff/admin/scheduling/"
 
 
 def submit(client: FlaskClient, path: str, prefix: str, **fields: str) -> TestResponse:
+    """One of the page's forms as a browser sends it (its ticked options included)."""
+    page = client.get(path).get_data(as_text=True)
     data = {
-        f"{prefix}-csrf_token": csrf_token(client, path),
+        **checked_radios(page, f"{prefix}-"),
+        f"{prefix}-csrf_token": page_token(page),
         f"{prefix}-submit": "pressed",
         **{f"{prefix}-{name}": value for name, value in fields.items()},
     }
@@ -628,8 +631,18 @@ def test_a_markup_appointment_type_is_escaped_for_staff_and_patients(
         ({"name": " \t "}, "Please enter a name."),
         ({"name": "\u200b\u200d\ufeff"}, "Please enter a name."),
         ({"name": "T" * 121}, "120 characters"),
+        ({"mode": "<b>teleport</b>"}, "Please choose one of the options shown."),
     ],
-    ids=["words", "negative", "huge", "exponent", "blank-name", "invisible-name", "too-long"],
+    ids=[
+        "words",
+        "negative",
+        "huge",
+        "exponent",
+        "blank-name",
+        "invisible-name",
+        "too-long",
+        "unknown-mode",
+    ],
 )
 def test_a_bad_appointment_type_is_refused_with_a_message(
     app: Flask, admin: FlaskClient, fields: dict[str, str], message: str

@@ -1,0 +1,89 @@
+"""How a visit takes place, as patients read it: where they go, or how they take part from
+home, and what they have ready. One place for every page, email and calendar file that shows
+a booked or offered time, so a video or phone visit never reads as a visit to the address."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from booking.scheduling.models import AppointmentType, Location, VisitMode
+
+MODE_LABELS = {
+    VisitMode.IN_PERSON: _l("In person, at the location"),
+    VisitMode.VIDEO: _l("By video"),
+    VisitMode.PHONE: _l("By phone"),
+}
+
+
+class Booked(Protocol):
+    """An appointment, or a time offered from the waitlist."""
+
+    appointment_type: AppointmentType | None
+    location: Location
+
+
+def mode_of(appointment_type: AppointmentType | None) -> VisitMode:
+    """A time booked before types existed, or without one, is a visit to its location."""
+    return appointment_type.mode if appointment_type is not None else VisitMode.IN_PERSON
+
+
+def where(mode: VisitMode, location_name: str, address: str) -> str:
+    """Where the visit takes place, in the reader's language."""
+    if mode is VisitMode.VIDEO:
+        return _("By video, from wherever suits you: the clinic will send you how to join.")
+    if mode is VisitMode.PHONE:
+        return _("By phone: the specialist will call you on the phone number you gave.")
+    return f"{location_name}, {address}"
+
+
+def visit_where(booked: Booked) -> str:
+    """``where`` for an appointment or an offered time (a template global)."""
+    location = booked.location
+    return where(mode_of(booked.appointment_type), location.display_name, location.address)
+
+
+def visit_is_remote(booked: Booked) -> bool:
+    """Whether the patient takes part from home (a template global)."""
+    return mode_of(booked.appointment_type) is not VisitMode.IN_PERSON
+
+
+def calendar_location(booked: Booked) -> str:
+    """The calendar event's place: the address, or how the patient takes part."""
+    mode = mode_of(booked.appointment_type)
+    if mode is VisitMode.IN_PERSON:
+        return f"{booked.location.display_name}, {booked.location.address}"
+    return str(MODE_LABELS[mode])
+
+
+def preparation(booked: Booked | None) -> str:
+    """What to bring to the visit, or have ready for it from home (a template global)."""
+    if booked is not None and visit_is_remote(booked):
+        return _(
+            "Please have your scan reports, a list of your medicines and any letters from other "
+            "doctors at hand. You can add documents to your request with your private link "
+            "before the visit."
+        )
+    return _(
+        "Please bring your scans (MRI, CT or X-ray discs or reports), a list of your medicines "
+        "and any letters from other doctors."
+    )
+
+
+def checklist(booked: Booked) -> tuple[str, list[str]]:
+    """The reminder's list: its heading and items (a template global)."""
+    mode = mode_of(booked.appointment_type)
+    common = [
+        _("a list of the medicines you take"),
+        _("letters from other doctors, if you have them"),
+    ]
+    if mode is VisitMode.IN_PERSON:
+        return _("Please bring:"), [_("your scans: MRI, CT or X-ray discs or reports"), *common]
+    device = (
+        _("a phone, tablet or computer with a camera and microphone, somewhere quiet and private")
+        if mode is VisitMode.VIDEO
+        else _("your phone, switched on, somewhere quiet and private")
+    )
+    return _("Please have ready:"), [device, _("your scan reports: MRI, CT or X-ray"), *common]

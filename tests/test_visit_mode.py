@@ -1,0 +1,212 @@
+"""A video or phone visit never reads as a visit to the address: the appointment type says how
+its visits take place, and every page, email and calendar file that shows the time follows it."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from booking.audit.models import AuditEvent
+from booking.dashboard import services as workflow
+from booking.extensions import db
+from booking.notifications.models import OutboxEmail
+from booking.requests.models import ConsultationRequest
+from booking.requests.reminders import send_due_reminders
+from booking.scheduling import admin_services as admin
+from booking.scheduling.availability import open_slots
+from booking.scheduling.models import AppointmentType, Location, VisitMode
+from booking.staff.models import StaffUser
+from booking.timeutil import now_utc, to_clinic_tz
+from tests.factories import make_request
+from tests.support import (
+    AuthActions,
+    Clinic,
+    answer_red_flags,
+    checked_radios,
+    open_manage_link,
+    open_step,
+    page_token,
+    post_step,
+    step_answers,
+)
+
+ADDRESS = "Friedrichstr. 1"  # the clinic fixture's location
+BY_VIDEO = "By video, from wherever suits you: the clinic will send you how to join."
+BY_PHONE = "By phone: the specialist will call you on the phone number you gave."
+HAVE_AT_HAND = "Please have your scan reports, a list of your medicines"
+BRING = "Please bring your scans (MRI, CT or X-ray discs or reports)"
+
+
+def set_mode(app: Flask, clinic: Clinic, mode: VisitMode) -> None:
+    with app.app_context():
+        kind = db.session.get(AppointmentType, clinic.type)
+        admin.edit_appointment_type(kind, kind.name, {}, mode, actor=None)
+
+
+def emails(app: Flask, template: str) -> list[OutboxEmail]:
+    with app.app_context():
+        rows = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == template).order_by(OutboxEmail.id)
+        ).all()
+        db.session.expunge_all()
+        return list(rows)
+
+
+def calendar_location(ics: str) -> str:
+    """The event's LOCATION, its folded lines joined (RFC 5545, 3.1)."""
+    unfolded = re.sub(r"\r?\n[ \t]", "", ics)
+    return re.search(r"^LOCATION:(.*)$", unfolded, re.M).group(1).strip()
+
+
+def confirm(app: Flask, clinic: Clinic, locale: str = "en") -> int:
+    """A request confirmed by a coordinator at the first open time two days ahead."""
+    with app.app_context():
+        kind = db.session.get(AppointmentType, clinic.type)
+        start = now_utc() + timedelta(days=2)
+        slot = open_slots(kind, start, start + timedelta(days=7))[0]
+        consultation = make_request(locale=locale)
+        local = to_clinic_tz(slot.starts_at)
+        workflow.confirm_request(
+            consultation,
+            db.session.get(StaffUser, clinic.coordinator.id),
+            workflow.Slot(
+                kind,
+                db.session.get(StaffUser, slot.specialist_id),
+                db.session.get(Location, slot.location_id),
+                local.date(),
+                local.time(),
+            ),
+        )
+        return consultation.id
+
+
+def test_a_video_visit_the_patient_books_never_sends_them_to_the_address(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    set_mode(app, clinic, VisitMode.VIDEO)
+    with app.app_context():
+        kind = db.session.get(AppointmentType, clinic.type)
+        start = now_utc() + timedelta(days=2)
+        slot = open_slots(kind, start, start + timedelta(days=7))[0].key
+    answer_red_flags(client, query=f"?type={clinic.type}&slot={slot}")
+    time_step = open_step(client, "time")
+    assert BY_VIDEO in time_step and ADDRESS not in time_step
+    chosen = {**step_answers("time"), "appointment_type": str(clinic.type), "slot": slot}
+    assert post_step(client, "time", chosen).status_code == 303
+    for code in ("about", "symptoms", "function", "history"):
+        assert post_step(client, code).status_code == 303
+    post_step(client, "documents", {})
+    review = open_step(client, "review")
+    assert BY_VIDEO in review and ADDRESS not in review
+    assert post_step(client, "review").status_code == 303
+
+    page = client.get("/request/submitted").get_data(as_text=True)
+    assert BY_VIDEO in page and HAVE_AT_HAND in page
+    assert ADDRESS not in page and BRING not in page
+    ics = client.get("/request/submitted/appointment.ics").get_data(as_text=True)
+    assert calendar_location(ics) == "By video"
+
+    (receipt,) = emails(app, "request_received")
+    for body in (receipt.body_text, receipt.body_html):
+        assert BY_VIDEO in body and HAVE_AT_HAND in body
+        assert ADDRESS not in body and BRING not in body
+    assert calendar_location(receipt.attachment_body) == "By video"
+
+    with app.app_context():
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        manage_path = open_manage_link(client, consultation)
+    manage = client.get(manage_path).get_data(as_text=True)
+    assert BY_VIDEO in manage and ADDRESS not in manage
+
+
+def test_a_phone_visit_confirmed_by_staff_and_its_reminder_say_how_to_take_part(
+    app: Flask, clinic: Clinic
+) -> None:
+    set_mode(app, clinic, VisitMode.PHONE)
+    request_id = confirm(app, clinic)
+    (update,) = emails(app, "request_update")
+    assert f"Where: {BY_PHONE}" in update.body_text
+    assert HAVE_AT_HAND in update.body_text and BRING not in update.body_text
+    assert ADDRESS not in update.body_text and ADDRESS not in update.body_html
+    assert calendar_location(update.attachment_body) == "By phone"
+
+    with app.app_context():
+        starts_at = db.session.get(ConsultationRequest, request_id).appointment.starts_at
+        assert len(send_due_reminders(now=starts_at - timedelta(hours=47))) == 1
+    (reminder,) = emails(app, "appointment_reminder")
+    text = reminder.body_text
+    assert "Please have ready:\n- your phone, switched on, somewhere quiet and private\n" in text
+    assert "- your scan reports: MRI, CT or X-ray\n" in text
+    assert "Please bring" not in text and ADDRESS not in text
+    assert "<li>your phone, switched on, somewhere quiet and private</li>" in reminder.body_html
+
+
+def test_a_spanish_reader_reads_how_their_video_visit_takes_place(
+    app: Flask, clinic: Clinic
+) -> None:
+    set_mode(app, clinic, VisitMode.VIDEO)
+    confirm(app, clinic, locale="es")
+    (update,) = emails(app, "request_update")
+    assert "Por videollamada, desde donde le venga bien" in update.body_text
+    assert "Tenga a mano los informes de sus pruebas de imagen" in update.body_text
+    assert ADDRESS not in update.body_text
+    assert calendar_location(update.attachment_body) == "Por videollamada"
+
+
+def test_an_in_person_visit_still_gives_the_address_and_what_to_bring(
+    app: Flask, clinic: Clinic
+) -> None:
+    confirm(app, clinic)
+    (update,) = emails(app, "request_update")
+    assert f"Where: Main clinic, {ADDRESS}, Berlin" in update.body_text
+    assert BRING in update.body_text and HAVE_AT_HAND not in update.body_text
+    assert calendar_location(update.attachment_body) == f"Main clinic\\, {ADDRESS}\\, Berlin"
+
+
+def test_the_admin_sets_how_a_types_visits_take_place(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    admin_client = auth.new_client("admin")
+    path = f"/staff/admin/scheduling/types/{clinic.type}"
+    page = admin_client.get(path).get_data(as_text=True)
+    assert checked_radios(page) == {"mode": "in_person"}  # every type so far: in person
+
+    refused = admin_client.post(
+        path,
+        data={"csrf_token": page_token(page), "name": "New-patient spine evaluation", "mode": "x"},
+    )
+    assert refused.status_code == 422
+    assert "Please choose one of the options shown." in refused.get_data(as_text=True)
+
+    saved = admin_client.post(
+        path,
+        data={
+            "csrf_token": page_token(page),
+            "name": "New-patient spine evaluation",
+            "mode": "phone",
+        },
+    )
+    assert saved.status_code == 302
+    overview = admin_client.get(saved.location).get_data(as_text=True)
+    assert "Appointment type saved." in overview and "<td>By phone</td>" in overview
+    with app.app_context():
+        assert db.session.get(AppointmentType, clinic.type).mode is VisitMode.PHONE
+        (audit,) = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "appointment_type_updated")
+        ).all()
+        assert audit.details == {"mode": {"before": "in_person", "after": "phone"}}
+
+
+@pytest.mark.parametrize("mode", list(VisitMode))
+def test_every_mode_has_a_label_and_a_place(app: Flask, mode: VisitMode) -> None:
+    from booking.scheduling.visits import MODE_LABELS, where
+
+    with app.test_request_context():
+        assert str(MODE_LABELS[mode])
+        place = where(mode, "Main clinic", ADDRESS)
+        assert (ADDRESS in place) is (mode is VisitMode.IN_PERSON)
