@@ -22,7 +22,7 @@ from booking.scheduling.availability import open_slots
 from booking.scheduling.models import AppointmentType, Location, VisitMode
 from booking.staff.models import StaffUser
 from booking.timeutil import now_utc, to_clinic_tz
-from tests.factories import make_request
+from tests.factories import make_hours, make_location, make_request
 from tests.support import (
     AuthActions,
     Clinic,
@@ -210,3 +210,36 @@ def test_every_mode_has_a_label_and_a_place(app: Flask, mode: VisitMode) -> None
         assert str(MODE_LABELS[mode])
         place = where(mode, "Main clinic", ADDRESS)
         assert (ADDRESS in place) is (mode is VisitMode.IN_PERSON)
+
+
+def test_the_picker_of_a_visit_from_home_offers_no_place(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """Dr. Okafor works at a second place at the same hours: for a visit to a place, the
+    first available specialist's times come once per place, with a place filter; for a video
+    visit, once per time, no place to choose and no place named."""
+    with app.app_context():
+        branch = make_location("Branch", "Hauptstr. 9, Potsdam")
+        make_hours(db.session.get(StaffUser, clinic.okafor.id), branch, range(7), "08:00", "18:00")
+    path = f"/request/time?type={clinic.type}"
+
+    def times(page: str) -> list[str]:
+        return re.findall(r'name="slot" id="slot-([^"]+)"', page)
+
+    in_person = client.get(path).get_data(as_text=True)
+    assert '<div class="mb-3 col-md-6" id="picker-place">' in in_person
+    assert "Dr. Okafor · Branch" in in_person and "By video" not in in_person
+    per_place = times(in_person)
+
+    set_mode(app, clinic, VisitMode.VIDEO)
+    with app.app_context():
+        branch_id = db.session.scalars(select(Location.id).where(Location.name == "Branch")).one()
+    # A place asked for (an old link) is not held against a visit from home.
+    video = client.get(f"{path}&location={branch_id}").get_data(as_text=True)
+    assert 'id="picker-place" hidden' in video
+    assert BY_VIDEO in video and "· By video</label>" in video
+    assert " · Branch" not in video and " · Main clinic" not in video
+    per_time = times(video)
+    assert per_time and len(per_time) < len(per_place)
+    starts = [key.rsplit(".", 1)[1] for key in per_time]
+    assert len(starts) == len(set(starts))  # each start time once

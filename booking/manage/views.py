@@ -320,6 +320,7 @@ def reschedule(reference: str):
         specialist=shown.specialist,
         locations=shown.locations,
         location=shown.location,
+        remote=shown.remote,
         days=[(each, len(views)) for each, views in shown.days],
         day=day,
         times=times,

@@ -84,9 +84,8 @@ def _chosen_slot(form: RequestForm) -> SlotView | None:
     except (SlotTaken, SlotUnavailable):
         return None
     return replace(
-        describe_slots([slot])[0],
+        describe_slots([slot], appointment_type.mode)[0],
         appointment_type=appointment_type.display_name,
-        mode=appointment_type.mode,
     )
 
 
@@ -137,6 +136,7 @@ def _render_pick_time() -> str:
         specialist=shown.specialist,
         locations=shown.locations,
         location=shown.location,
+        remote=shown.remote,
         days=[(each, len(views)) for each, views in shown.days],
         day=day,
         times=times,

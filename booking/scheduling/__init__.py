@@ -11,6 +11,7 @@ def init_app(app: Flask) -> None:
     from booking.scheduling.visits import (
         MODE_LABELS,
         checklist,
+        from_home,
         preparation,
         visit_is_remote,
         visit_where,
@@ -18,6 +19,7 @@ def init_app(app: Flask) -> None:
 
     app.add_template_global(visit_where)
     app.add_template_global(visit_is_remote)
+    app.add_template_global(from_home, "visit_from_home")
     app.add_template_global(preparation, "visit_preparation")
     app.add_template_global(checklist, "visit_checklist")
     app.add_template_global(MODE_LABELS, "visit_mode_labels")

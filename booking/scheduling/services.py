@@ -345,7 +345,9 @@ class SlotView:
 
     @property
     def place(self) -> str:
-        """Who and where, as the picker groups a day's times."""
+        """Who and where, as the picker groups a day's times (who, for a visit from home)."""
+        if self.mode is not VisitMode.IN_PERSON:
+            return self.specialist
         return f"{self.specialist} · {self.location}"
 
     @property
@@ -359,8 +361,9 @@ class SlotView:
         return 0 if to_clinic_tz(self.starts_at).hour < 12 else 1
 
 
-def describe_slots(slots: list[OpenSlot]) -> list[SlotView]:
-    """Slots with the names a patient reads (two queries, whatever the number of slots)."""
+def describe_slots(slots: list[OpenSlot], mode: VisitMode = VisitMode.IN_PERSON) -> list[SlotView]:
+    """Slots of a type whose visits take place so (``mode``), with the names a patient reads
+    (two queries, whatever the number of slots)."""
     specialist_ids = {s.specialist_id for s in slots}
     location_ids = {s.location_id for s in slots}
     names = dict(
@@ -380,18 +383,20 @@ def describe_slots(slots: list[OpenSlot]) -> list[SlotView]:
             specialist=names.get(s.specialist_id, ""),
             location=places[s.location_id].display_name if s.location_id in places else "",
             address=places[s.location_id].address if s.location_id in places else "",
+            mode=mode,
         )
         for s in slots
     ]
 
 
-def one_slot_per_place(slots: list[OpenSlot]) -> list[OpenSlot]:
-    """One slot per start time and location, for a patient who takes the first available
-    specialist: the specialists free at that time take turns (step by step), so no one
-    specialist gets every booking. In time order."""
+def one_slot_per_place(slots: list[OpenSlot], anywhere: bool = False) -> list[OpenSlot]:
+    """One slot per start time and location (per start time, ``anywhere``: a visit from
+    home), for a patient who takes the first available specialist: the specialists free at
+    that time take turns (step by step), so no one specialist gets every booking. In time
+    order."""
     free: dict[tuple[datetime, int], list[OpenSlot]] = {}
     for slot in sorted(slots):
-        free.setdefault((slot.starts_at, slot.location_id), []).append(slot)
+        free.setdefault((slot.starts_at, 0 if anywhere else slot.location_id), []).append(slot)
     return sorted(
         options[int(starts_at.timestamp() // STEP.total_seconds()) % len(options)]
         for (starts_at, _location), options in free.items()
@@ -448,6 +453,7 @@ class Picker:
     days: list[tuple[date, list[SlotView]]]
     locations: list[Location] = field(default_factory=list)
     location: Location | None = None
+    remote: bool = False  # a visit from home: no place to choose
 
 
 def picker(
@@ -459,7 +465,9 @@ def picker(
 ) -> Picker:
     """The picker for ``?specialist=&location=&from=``; ``moving`` is the appointment being
     moved (its own time is free for it, and not offered again). With ``one_per_place`` and no
-    specialist chosen ("first available"), each start time is offered once per location."""
+    specialist chosen ("first available"), each start time is offered once per location. A
+    type whose visits take place from home (video, phone) has no place to choose: no location
+    filter, and with ``one_per_place`` each start time once."""
     specialists = active_specialists_for_booking()
     specialist = next((s for s in specialists if str(s.id) == args.get("specialist", "")), None)
     today = week_start(None)
@@ -481,12 +489,15 @@ def picker(
             for s in slots
             if (s.starts_at, s.specialist_id) != (moving.starts_at, moving.specialist_id)
         ]
+    remote = appointment_type.remote
     locations = active_locations()
     location = next((loc for loc in locations if str(loc.id) == args.get("location", "")), None)
+    if remote:
+        location = None
     if location is not None:
         slots = [s for s in slots if s.location_id == location.id]
     if one_per_place and specialist is None:
-        slots = one_slot_per_place(slots)
+        slots = one_slot_per_place(slots, anywhere=remote)
     return Picker(
         specialists=specialists,
         specialist=specialist,
@@ -497,7 +508,8 @@ def picker(
             if start > today
             else None
         ),
-        days=group_by_day(describe_slots(slots)),
+        days=group_by_day(describe_slots(slots, appointment_type.mode)),
         locations=locations,
         location=location,
+        remote=remote,
     )

@@ -50,6 +50,14 @@ def visit_is_remote(booked: Booked) -> bool:
     return mode_of(booked.appointment_type) is not VisitMode.IN_PERSON
 
 
+def from_home(appointment_type: AppointmentType) -> str:
+    """How the patient takes part in a visit of this type from home; "" for a visit to a
+    location (a template global, for the time picker)."""
+    if appointment_type.mode is VisitMode.IN_PERSON:
+        return ""
+    return where(appointment_type.mode, "", "")
+
+
 def calendar_location(booked: Booked) -> str:
     """The calendar event's place: the address, or how the patient takes part."""
     mode = mode_of(booked.appointment_type)

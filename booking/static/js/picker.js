@@ -38,6 +38,12 @@
           return;
         }
         times.replaceChildren.apply(times, Array.prototype.slice.call(fresh.childNodes));
+        // A visit from home (video, phone) has no place to choose: the filter follows the type.
+        var place = document.getElementById("picker-place");
+        var freshPlace = page.getElementById("picker-place");
+        if (place && freshPlace) {
+          place.hidden = freshPlace.hidden;
+        }
         times.removeAttribute("aria-busy");
         window.history.replaceState(null, "", url);
         status.textContent = times.getAttribute("data-updated");
