@@ -194,8 +194,12 @@ def test_the_admin_names_a_type_and_a_location_in_spanish_through_the_forms(
     picker = text(client.get(f"/request/time?lang=es&type={imaging}").get_data(as_text=True))
     assert "Revisión de pruebas de imagen" in picker and "Sede central" in picker
 
-    # Emptied, the Spanish name is gone and Spanish readers read the clinic's.
-    _post_names(admin, LOCATION_PAGE.format(id=clinic.location), name="Main clinic", name_es="")
+    # Emptied, the Spanish name is gone and Spanish readers read the clinic's; the admin's
+    # list says so.
+    page = _post_names(
+        admin, LOCATION_PAGE.format(id=clinic.location), name="Main clinic", name_es=""
+    )
+    assert "Main clinic No name in Spanish: its readers see this one." in text(page)
     with app.app_context():
         assert db.session.get(Location, clinic.location).names == {}
     picker = text(client.get(f"/request/time?lang=es&type={imaging}").get_data(as_text=True))

@@ -7,7 +7,9 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register how a visit takes place, for the pages and emails that show a time."""
+    """Register how a visit takes place, for the pages and emails that show a time, and the
+    languages names are given in, for the admin's lists."""
+    from booking.scheduling.services import other_languages
     from booking.scheduling.visits import (
         MODE_LABELS,
         checklist,
@@ -17,6 +19,7 @@ def init_app(app: Flask) -> None:
         visit_where,
     )
 
+    app.add_template_global(other_languages)  # the admin's names in each language
     app.add_template_global(visit_where)
     app.add_template_global(visit_is_remote)
     app.add_template_global(from_home, "visit_from_home")
