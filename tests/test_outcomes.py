@@ -4,8 +4,11 @@ questionnaire answered through the email's link."""
 
 from __future__ import annotations
 
+import io
+import json
 import re
 import threading
+import zipfile
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -403,6 +406,41 @@ def test_the_patient_answers_through_the_emails_link_once(app: Flask, client: Fl
         assert follow_up.gpe == 2 and follow_up.satisfaction == 5
         assert follow_up.odi_percent == 20.0 and follow_up.back_pain_now == 2
         assert follow_up.neck_pain_now is None
+
+
+def test_the_patients_copy_of_their_data_holds_the_plan_and_their_answers(
+    app: Flask, client: FlaskClient, auth: AuthActions
+) -> None:
+    """The right of access covers what the patient answered after the visit, and the plan
+    staff decided, as it covers the intake's answers."""
+    with app.app_context():
+        consultation = _completed(spine_region="lower_back")
+        reference = consultation.reference
+        send_due_followups(now=schedule.due_at(_start(consultation.id), "6w", BERLIN))
+        make_staff("admin", "privacy.admin@example.com")
+    client.get(_link(app))
+    token = csrf_token(client, "/follow-up/questionnaire")
+    assert client.post("/follow-up/questionnaire", data=_answers(token)).status_code == 303
+
+    admin = auth.new_client(email="privacy.admin@example.com")
+    page = admin.get(f"/staff/admin/privacy/{reference}").get_data(as_text=True)
+    response = admin.post(
+        f"/staff/admin/privacy/{reference}/export",
+        data={"csrf_token": re.search(r'csrf_token"[^>]*value="([^"]+)"', page).group(1)},
+    )
+    assert response.status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(response.get_data()))
+    [exported] = json.loads(archive.read("patient.json"))["requests"]
+    plan = exported["treatment_plan"]
+    assert plan["plan"] == "physiotherapy" and plan["procedure_date"] is None
+    [answered] = plan["follow_ups"]
+    assert answered["point"] == "6w" and answered["answered_at"]
+    assert (answered["odi_percent"], answered["gpe"], answered["satisfaction"]) == (20.0, 2, 5)
+    assert answered["odi_answers"]["walking"] == 1
+    summary = archive.read("summary.txt").decode()
+    section = summary.split("-- Follow-up questionnaires --")[1].split("-- Emails --")[0]
+    assert "Odi percent: 20.0" in section and "Gpe: 2" in section
+    assert "Walking: " in section  # each answer as the statement the patient chose
 
 
 def test_the_pain_scales_are_required_and_not_marked_optional(

@@ -11,6 +11,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from booking.extensions import db
 from booking.messages.models import Message
 from booking.notifications.models import OutboxEmail
+from booking.outcomes.models import TreatmentPlan
 from booking.requests.asks import InformationRequest
 from booking.requests.calls import CallbackAttempt
 from booking.requests.events import RequestEvent
@@ -100,7 +101,17 @@ def gather(
         select(Message).where(Message.request_id.in_(ids)).order_by(Message.id)
     ):
         threads.setdefault(message.request_id, []).append(message)
-    return build_archive(reference, email, requests, mailed, waitlist, asked, threads)
+    # The plan decided at the visit and the patient's answers after it (the right of access
+    # covers them as it covers the intake's answers).
+    plans = {
+        plan.request_id: plan
+        for plan in db.session.scalars(
+            select(TreatmentPlan)
+            .where(TreatmentPlan.request_id.in_(ids))
+            .options(joinedload(TreatmentPlan.decided_by), selectinload(TreatmentPlan.follow_ups))
+        )
+    }
+    return build_archive(reference, email, requests, mailed, waitlist, asked, threads, plans)
 
 
 def audit_details(archive: PatientArchive) -> dict[str, object]:

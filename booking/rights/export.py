@@ -148,10 +148,12 @@ def build_archive(
     waitlist: dict,
     asked: dict[int, list[Any]] | None = None,
     threads: dict[int, list[Any]] | None = None,
+    plans: dict[int, Any] | None = None,
 ) -> PatientArchive:
     """The archive's data for a patient's requests (loaded with everything they show), with
-    each request's requests for information (``asked``) and messages (``threads``) by id."""
-    asked, threads = asked or {}, threads or {}
+    each request's requests for information (``asked``), messages (``threads``) and
+    treatment plan with its follow-up questionnaires (``plans``) by id."""
+    asked, threads, plans = asked or {}, threads or {}, plans or {}
     documents: list[ArchiveDocument] = []
     exported = []
     for consultation in requests:
@@ -234,6 +236,7 @@ def build_archive(
                     }
                     for m in threads.get(consultation.id, [])
                 ],
+                "treatment_plan": _plan_entry(plans.get(consultation.id)),
             }
         )
     data = {
@@ -244,6 +247,20 @@ def build_archive(
         "other_emails": [email_entry(e) for e in other_emails],
     }
     return PatientArchive(reference, data, documents)
+
+
+def _plan_entry(plan: Any) -> dict[str, Any] | None:
+    """The plan decided at the visit, and each follow-up time point: when it was sent and
+    answered, and the answers."""
+    if plan is None:
+        return None
+    return {
+        **columns(plan, skip={"request_id", "decided_by_id"}),
+        "decided_by": plan.decided_by.full_name if plan.decided_by else None,
+        "follow_ups": [
+            columns(follow_up, skip={"id", "request_id"}) for follow_up in plan.follow_ups
+        ],
+    }
 
 
 def _label(key: str, value: Any) -> str:
@@ -292,6 +309,7 @@ def summary_sections(data: dict[str, Any]) -> list[dict[str, Any]]:
         "emails",
         "information_requests",
         "messages",
+        "treatment_plan",
     }
     sections = []
     for request in data["requests"]:
@@ -308,6 +326,17 @@ def summary_sections(data: dict[str, Any]) -> list[dict[str, Any]]:
                 "emails": request["emails"],
                 "information_requests": request.get("information_requests", []),
                 "messages": request.get("messages", []),
+                "treatment_plan": _fields(
+                    {
+                        k: v
+                        for k, v in (request.get("treatment_plan") or {}).items()
+                        if k != "follow_ups"
+                    }
+                ),
+                "follow_ups": [
+                    _fields(follow_up)
+                    for follow_up in (request.get("treatment_plan") or {}).get("follow_ups", [])
+                ],
             }
         )
     return sections
