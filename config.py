@@ -52,6 +52,8 @@ PUBLISHED_SECRET_KEYS = (DEVELOPMENT_SECRET_KEY, TESTING_SECRET_KEY)
 PUBLISHED_ENCRYPTION_KEYS = (DEVELOPMENT_ENCRYPTION_KEY, TESTING_ENCRYPTION_KEY)
 # Production's shortest SECRET_KEY: `secrets.token_hex(32)` gives 64 characters.
 MIN_SECRET_KEY_LENGTH = 32
+# The sender when MAIL_DEFAULT_SENDER is not set (production warns of it at start-up).
+EXAMPLE_SENDER = "SpineConsult <no-reply@example.com>"
 
 
 def _sqlalchemy_url(url: str) -> str:
@@ -225,7 +227,7 @@ class Config:
     MAIL_PASSWORD = _env("MAIL_PASSWORD")
     # Flask-Mail would otherwise follow DEBUG and print whole messages (addresses, bodies).
     MAIL_DEBUG = False
-    MAIL_DEFAULT_SENDER = _env("MAIL_DEFAULT_SENDER", "SpineConsult <no-reply@example.com>")
+    MAIL_DEFAULT_SENDER = _env("MAIL_DEFAULT_SENDER", EXAMPLE_SENDER)
     # Seconds before a silent mail server counts as down (Flask-Mail sets no timeout itself).
     MAIL_TIMEOUT = _env_int("MAIL_TIMEOUT", 30)
     MAIL_MAX_ATTEMPTS = _env_int("MAIL_MAX_ATTEMPTS", 12)
@@ -384,6 +386,8 @@ class TestingConfig(Config):
 
 
 class ProductionConfig(Config):
+    # No example address for the clinic's alerts: production refuses to start without one.
+    STAFF_NOTIFICATION_EMAIL = _env("STAFF_NOTIFICATION_EMAIL")
     SESSION_COOKIE_SECURE = True
     FORCE_HTTPS = _env_bool("FORCE_HTTPS", True)
     TRUSTED_PROXIES = _env_int("TRUSTED_PROXIES", 1)

@@ -197,6 +197,7 @@ def app_env(url: str, work: Path) -> dict[str, str]:
             # whole run, so what the seed wrote the app can read.
             "ENCRYPTION_KEY": RUN_KEY,
             "DATABASE_URL": url,
+            "STAFF_NOTIFICATION_EMAIL": "coordinators@clinic.example",
             "FORCE_HTTPS": "0",
             "TRUSTED_PROXIES": "0",
             "SUBMIT_RATE_LIMIT": "1000000 per minute",

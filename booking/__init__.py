@@ -38,6 +38,7 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
         )
     if app.config.get("PRODUCTION_CHECKS"):
         _refuse_published_keys(app)
+        _refuse_missing_alert_address(app)
     if app.config["CLAMAV_REQUIRED"] and not app.config["CLAMAV_ENABLED"]:
         raise RuntimeError(
             "Virus scanning is required in production: install clamav-daemon and leave "
@@ -135,13 +136,33 @@ def _refuse_published_keys(app: Flask) -> None:
         )
 
 
+def _refuse_missing_alert_address(app: Flask) -> None:
+    """Production never starts with the clinic's alerts going nowhere: every new request,
+    every urgent one and every emergency call-back's escalation is emailed to this address,
+    which has no default there (development's and the tests' is an example.com one)."""
+    if not str(app.config.get("STAFF_NOTIFICATION_EMAIL") or "").strip():
+        raise RuntimeError(
+            "STAFF_NOTIFICATION_EMAIL is not set: the clinic's alerts (new and urgent "
+            "requests, emergency call-backs, escalations) would reach nobody. Set it to an "
+            "address the clinic reads (README, 'Settings')."
+        )
+
+
 def _warn_of_weak_deployment(app: Flask) -> None:
     """Settings production runs with but should not: logged once at start-up."""
+    from config import EXAMPLE_SENDER
+
     if str(app.config.get("RATELIMIT_STORAGE_URI", "")).startswith("memory://"):
         app.logger.warning(
             "rate limits are counted in each server process's memory "
             "(RATELIMIT_STORAGE_URI=memory://): with several gunicorn workers or machines "
             "every limit is multiplied by their number; set REDIS_URL (README, 'Settings')"
+        )
+    if app.config.get("MAIL_DEFAULT_SENDER") == EXAMPLE_SENDER:
+        app.logger.warning(
+            "MAIL_DEFAULT_SENDER is not set: patients' emails would come from %s, which mail "
+            "servers reject or mark as spam; set the clinic's own sender (README, 'Settings')",
+            EXAMPLE_SENDER,
         )
     if not str(app.config.get("PUBLIC_BASE_URL", "")).lower().startswith("https://"):
         app.logger.warning(

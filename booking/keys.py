@@ -16,6 +16,7 @@ from sqlalchemy import Column, String, Table, or_, select, type_coerce, update
 from sqlalchemy.orm import load_only
 
 from booking.crypto import (
+    DecryptionError,
     EncryptedText,
     KeyMissingError,
     decrypt_text,
@@ -44,10 +45,24 @@ class KeyReport:
     secrets_rotated: int = 0
     drafts_rotated: int = 0
     fields_rotated: int = 0  # rows of other encrypted columns: history, notes, messages, asks
+    # ``check``: encrypted column values read, those needing a key not configured (by key id)
+    # or failing to decrypt ("table.column #id"), and what is still under another key than
+    # the current one (by key id; "plain" for text stored before its column was encrypted).
+    fields_checked: int = 0
+    fields_missing_key: dict[str, int] = field(default_factory=dict)
+    fields_unreadable: list[str] = field(default_factory=list)
+    older: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return not (self.missing_file or self.missing_key or self.unreadable)
+        return not (
+            self.missing_file
+            or self.missing_key
+            or self.unreadable
+            or self.fields_missing_key
+            or self.fields_unreadable
+            or self.older
+        )
 
 
 def _documents() -> list[Document | DraftDocument]:
@@ -153,16 +168,57 @@ def rotate() -> KeyReport:
 
 
 def check() -> KeyReport:
-    """Read every document in full, verifying each chunk and its stored checksum."""
+    """Read every document in full, verifying each chunk and its stored checksum, and decrypt
+    every encrypted column value (two-factor secrets, drafts, history, notes, messages);
+    note what is still under another key than the current one: an old key may be removed
+    only when nothing is."""
     report = KeyReport()
     storage = get_storage()
+    current = key_ring().current.label
     for doc in _documents():
         try:
             storage.verify(doc.stored_name, doc.sha256)
             report.current += 1
+            label = storage.key_label(doc.stored_name)
+            if label != current:
+                report.older[label] = report.older.get(label, 0) + 1
         except (KeyMissingError, DocumentUnreadable, FileNotFoundError) as exc:
             _note_failure(report, doc, exc)
+    _check_fields(report, current)
     return report
+
+
+def _check_fields(report: KeyReport, current: str) -> None:
+    for table, columns in encrypted_columns().items():
+        [key] = table.primary_key.columns
+        stored = [type_coerce(column, String).label(column.name) for column in columns]
+        rows = db.session.execute(
+            select(key.label("key"), *stored).where(or_(*(c.is_not(None) for c in columns)))
+        )
+        for row in rows.all():
+            for column in columns:
+                value = getattr(row, column.name)
+                if value is None:
+                    continue
+                if not is_encrypted_text(value):  # stored before its column was encrypted
+                    report.older["plain"] = report.older.get("plain", 0) + 1
+                    continue
+                try:
+                    decrypt_text(value)
+                except KeyMissingError as exc:
+                    missing = report.fields_missing_key
+                    missing[exc.key_id] = missing.get(exc.key_id, 0) + 1
+                    continue
+                except DecryptionError:
+                    report.fields_unreadable.append(f"{table.name}.{column.name} #{row.key}")
+                    log.error(
+                        "%s.%s of row %s cannot be decrypted", table.name, column.name, row.key
+                    )
+                    continue
+                report.fields_checked += 1
+                label = key_label_of_text(value)
+                if label != current:
+                    report.older[label] = report.older.get(label, 0) + 1
 
 
 def _echo_problems(report: KeyReport) -> None:
@@ -172,6 +228,16 @@ def _echo_problems(report: KeyReport) -> None:
         click.echo(f"  Files missing for document ids: {report.missing_file}")
     if report.unreadable:
         click.echo(f"  Failing their integrity check, document ids: {report.unreadable}")
+    for key_id, count in report.fields_missing_key.items():
+        click.echo(f"  {count} encrypted value(s) need key id {key_id}, which is not configured.")
+    if report.fields_unreadable:
+        click.echo(f"  Encrypted values that do not decrypt: {report.fields_unreadable}")
+    for key_id, count in report.older.items():
+        what = "stored before encryption" if key_id == "plain" else f"under key id {key_id}"
+        click.echo(
+            f"  {count} document(s) or value(s) are still {what}, not the current key: run "
+            "`flask --app wsgi keys rotate` again before removing an old key."
+        )
 
 
 @keys_cli.command("new")
@@ -197,9 +263,14 @@ def rotate_command() -> None:
 
 @keys_cli.command("check")
 def check_command() -> None:
-    """Verify that every document can be decrypted and matches its checksum."""
+    """Verify that every document and encrypted value decrypts, each document matches its
+    checksum, and nothing is left under an older key."""
     report = check()
-    click.echo(f"Documents verified: {report.current}.")
+    click.echo(
+        f"Documents verified: {report.current}; encrypted values verified: {report.fields_checked}."
+    )
     if not report.ok:
         _echo_problems(report)
-        raise click.ClickException("Some documents cannot be read (listed above).")
+        raise click.ClickException(
+            "Not everything is readable under the current key (listed above)."
+        )

@@ -269,6 +269,14 @@ def production_config(monkeypatch: pytest.MonkeyPatch, app_settings: dict[str, A
     monkeypatch.setattr(
         config.ProductionConfig, "SQLALCHEMY_DATABASE_URI", app_settings["SQLALCHEMY_DATABASE_URI"]
     )
+    # The addresses a clinic sets (production has no default for the alerts' address).
+    monkeypatch.setattr(
+        config.ProductionConfig,
+        "STAFF_NOTIFICATION_EMAIL",
+        app_settings["STAFF_NOTIFICATION_EMAIL"],
+    )
+    sender = "Test Spine Clinic <no-reply@clinic.example>"
+    monkeypatch.setattr(config.ProductionConfig, "MAIL_DEFAULT_SENDER", sender)
     return config.ProductionConfig
 
 

@@ -184,6 +184,7 @@ def test_no_token_in_any_log_after_errors_on_secret_addresses(tmp_path: Path) ->
         "SECRET_KEY": secrets.token_hex(32),
         "ENCRYPTION_KEY": new_key(),
         "FORCE_HTTPS": "false",
+        "STAFF_NOTIFICATION_EMAIL": "coordinators@clinic.example",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}",
         "HUEY_SQLITE_PATH": str(tmp_path / "huey.sqlite3"),
         "UPLOAD_DIR": str(tmp_path / "uploads"),

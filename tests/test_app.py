@@ -80,6 +80,23 @@ def test_production_warns_of_per_process_rate_limits_and_a_plain_http_site(
         create_app("production")
     assert "rate limits are counted" not in caplog.text
     assert "PUBLIC_BASE_URL" not in caplog.text
+    assert "MAIL_DEFAULT_SENDER" not in caplog.text
+
+
+def test_production_refuses_to_start_without_the_clinics_alert_address(
+    monkeypatch: pytest.MonkeyPatch, production_config: type, caplog: pytest.LogCaptureFixture
+) -> None:
+    """New, urgent and emergency requests are emailed to STAFF_NOTIFICATION_EMAIL: production
+    has no example address to fall back on, so a forgotten setting cannot lose them."""
+    for unset in (None, "", "  "):
+        monkeypatch.setattr(production_config, "STAFF_NOTIFICATION_EMAIL", unset)
+        with pytest.raises(RuntimeError, match="STAFF_NOTIFICATION_EMAIL is not set"):
+            create_app("production")
+    monkeypatch.setattr(production_config, "STAFF_NOTIFICATION_EMAIL", "team@clinic.example")
+    monkeypatch.setattr(production_config, "MAIL_DEFAULT_SENDER", config.EXAMPLE_SENDER)
+    with booking_warnings(caplog):
+        create_app("production")  # the sender is only warned of: mail still goes out
+    assert "MAIL_DEFAULT_SENDER is not set" in caplog.text
 
 
 def test_unknown_environment_name_is_refused() -> None:

@@ -254,6 +254,46 @@ def test_rotation_re_encrypts_documents_and_two_factor_secrets(
     assert label_a != label_b
 
 
+def test_check_reads_every_encrypted_value_and_what_is_left_under_an_old_key(
+    app: Flask,
+) -> None:
+    """`keys check` passing means the old key can go: a value written under it after the
+    rotation (an app server not yet restarted with the new key) is reported, and so is one
+    that does not decrypt; documents alone were checked before."""
+    runner = app.test_cli_runner()
+    _use_keys(app, KEY_A)
+    with app.app_context():
+        user = make_staff("admin", "admin@example.com")
+        user.totp_secret = pyotp.random_base32()
+        db.session.commit()
+    _use_keys(app, KEY_B, KEY_A)
+    assert runner.invoke(args=["keys", "rotate"]).exit_code == 0
+    checked = runner.invoke(args=["keys", "check"])
+    assert checked.exit_code == 0, checked.output
+    assert "encrypted values verified: 1." in checked.output
+
+    _use_keys(app, KEY_A)  # a server still on the old key writes a new secret
+    with app.app_context():
+        db.session.scalars(select(StaffUser)).one().totp_secret = pyotp.random_base32()
+        db.session.commit()
+    _use_keys(app, KEY_B, KEY_A)
+    late = runner.invoke(args=["keys", "check"])
+    assert late.exit_code != 0
+    label_a = KeyRing(KEY_A).current.label
+    assert f"1 document(s) or value(s) are still under key id {label_a}" in late.output
+    assert runner.invoke(args=["keys", "rotate"]).exit_code == 0
+    assert runner.invoke(args=["keys", "check"]).exit_code == 0
+
+    with app.app_context():  # a value that does not authenticate
+        raw = db.session.execute(text("SELECT totp_secret FROM staff_user")).scalar_one()
+        damaged = raw[:-4] + ("AAAA" if not raw.endswith("AAAA") else "BBBB")
+        db.session.execute(text("UPDATE staff_user SET totp_secret = :s"), {"s": damaged})
+        db.session.commit()
+    bad = runner.invoke(args=["keys", "check"])
+    assert bad.exit_code != 0
+    assert "Encrypted values that do not decrypt: ['staff_user.totp_secret #" in bad.output
+
+
 def test_two_factor_secrets_written_before_encryption_still_work(app: Flask) -> None:
     secret = pyotp.random_base32()
     with app.app_context():
