@@ -44,7 +44,7 @@ STAFF_ONLY = (
     "booking/templates/privacy/_", "booking/templates/privacy/erasures",
     "booking/templates/privacy/find", "booking/templates/privacy/patient",
     "booking/templates/messages/_staff_thread", "booking/templates/messages/_timeline_entry",
-    "booking/templates/email/message_waiting_staff",
+    "booking/templates/email/message_waiting_staff", "booking/templates/email/followup_worse_staff",
     "booking/feedback/", "booking/templates/email/page_feedback_staff",
     "booking/outcomes/staff_views.py", "booking/outcomes/progress.py", "booking/outcomes/chart.py",
     "booking/outcomes/results.py", "booking/templates/outcomes/staff/",

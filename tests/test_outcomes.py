@@ -443,6 +443,45 @@ def test_the_patients_copy_of_their_data_holds_the_plan_and_their_answers(
     assert "Walking: " in section  # each answer as the statement the patient chose
 
 
+@pytest.mark.parametrize(("gpe", "alerted"), [("6", True), ("7", True), ("5", False)])
+def test_a_patient_much_worse_is_brought_to_the_clinics_attention(
+    app: Flask, client: FlaskClient, gpe: str, alerted: bool
+) -> None:
+    """ "Much worse" or "worse than ever" emails the clinic with the answer, in the same
+    transaction as the answers, and the patient reads what to do now; "slightly worse" is
+    seen on the record as any answer is."""
+    with app.app_context():
+        consultation = _completed(spine_region="lower_back")
+        reference = consultation.reference
+        send_due_followups(now=schedule.due_at(_start(consultation.id), "6w", BERLIN))
+    client.get(_link(app))
+    token = csrf_token(client, "/follow-up/questionnaire")
+    done = client.post("/follow-up/questionnaire", data=_answers(token, gpe=gpe))
+    assert done.status_code == 303
+    thanks = client.get(done.headers["Location"]).get_data(as_text=True)
+    with app.app_context():
+        alerts = list(
+            db.session.scalars(
+                select(OutboxEmail).where(OutboxEmail.template == "followup_worse_staff")
+            )
+        )
+        if not alerted:
+            assert alerts == []
+            assert "You told us your symptoms are worse" not in thanks
+            assert "does not read the answers straight away" in thanks
+            return
+        [alert] = alerts
+        assert alert.recipient == app.config["STAFF_NOTIFICATION_EMAIL"]
+        assert reference in alert.subject and "reports being worse" in alert.subject
+        answer = "Much worse" if gpe == "6" else "Worse than ever"
+        assert f"the 6 weeks follow-up questionnaire of request {reference}" in alert.body_text
+        assert f'chose "{answer}"' in alert.body_text
+        assert f"/staff/requests/{reference}" in alert.body_text
+        assert "Erika" not in alert.body_text + alert.body_html  # no name
+    assert "You told us your symptoms are worse" in thanks
+    assert "please call the clinic" in thanks and "Call 112" in thanks
+
+
 def test_the_pain_scales_are_required_and_not_marked_optional(
     app: Flask, client: FlaskClient
 ) -> None:

@@ -14,11 +14,38 @@ from booking.crypto import text_digest
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.notifications.services import queue_email
+from booking.outcomes.labels import GPE_CHOICES, point_label
 from booking.outcomes.models import FollowUp, FollowUpLink
+from booking.requests.emails import staff_locale
+from booking.requests.links import staff_request_url
 from booking.requests.models import ConsultationRequest
+from booking.templating import choice_label
 from booking.urlargs import public_url
 
 TOKEN_BYTES = 32
+
+
+def worse_notice(consultation: ConsultationRequest, follow_up: FollowUp) -> OutboxEmail:
+    """The clinic's alert that a patient answered a follow-up saying they are much worse:
+    the reference, the time point and the answer, with the dashboard link; no name."""
+    with force_locale(staff_locale()):
+        subject = _(
+            "Follow-up to look at: a patient reports being worse (%(reference)s)",
+            reference=consultation.reference,
+        )
+        point = point_label(follow_up.point)
+        answer = choice_label(GPE_CHOICES, str(follow_up.gpe))
+    return queue_email(
+        template="followup_worse_staff",
+        recipient=current_app.config["STAFF_NOTIFICATION_EMAIL"],
+        subject=subject,
+        locale=staff_locale(),
+        request_id=consultation.id,
+        consultation=consultation,
+        point=point,
+        answer=answer,
+        request_url=staff_request_url(consultation),
+    )
 
 
 def issue_link(follow_up: FollowUp) -> str:

@@ -42,6 +42,9 @@ GPE_CHOICES = [
 ]
 # "Completely recovered" and "much improved": the registries' usual "recovered" share.
 GPE_GOOD = frozenset({1, 2})
+# "Much worse" and "worse than ever": the clinic is told at once (the patient's own judgement
+# of a clinically important worsening, the mirror of GPE_GOOD); "slightly worse" is not.
+GPE_WORSE = frozenset({6, 7})
 SATISFACTION_CHOICES = [
     ("5", _l("Very satisfied")),
     ("4", _l("Satisfied")),

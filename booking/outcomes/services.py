@@ -32,6 +32,7 @@ from booking.extensions import db
 from booking.notifications.services import enqueue_delivery
 from booking.outcomes import emails
 from booking.outcomes import measures as m
+from booking.outcomes.labels import GPE_WORSE
 from booking.outcomes.models import (
     PAIN_COLUMNS,
     FollowUp,
@@ -364,7 +365,9 @@ class AlreadyAnswered(Exception):  # noqa: N818
 
 def answer_followup(follow_up: FollowUp, answers: FollowUpAnswers) -> None:
     """Store the patient's answers once: a second post (a double tap, another tab) finds the
-    time point answered and changes nothing."""
+    time point answered and changes nothing. A patient who says they are much worse
+    (``GPE_WORSE``) is brought to the clinic's attention by an email, in the same
+    transaction."""
     if not can_answer(follow_up):
         raise AlreadyAnswered
     values = {
@@ -386,8 +389,13 @@ def answer_followup(follow_up: FollowUp, answers: FollowUpAnswers) -> None:
     if claimed != 1:
         db.session.rollback()
         raise AlreadyAnswered
-    db.session.commit()
     db.session.refresh(follow_up)
+    alert = None
+    if answers.gpe in GPE_WORSE:
+        alert = emails.worse_notice(follow_up.plan.request, follow_up)
+    db.session.commit()
+    if alert is not None:
+        enqueue_delivery([alert.id])
 
 
 def stop_followups(follow_up: FollowUp) -> None:

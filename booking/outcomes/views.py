@@ -24,7 +24,7 @@ from werkzeug.wrappers import Response
 from booking.extensions import db, limiter
 from booking.outcomes import services
 from booking.outcomes.forms import StopForm, questionnaire_form
-from booking.outcomes.labels import point_label
+from booking.outcomes.labels import GPE_WORSE, point_label
 from booking.outcomes.models import FollowUp
 from booking.security import (
     keep_request_language,
@@ -112,7 +112,10 @@ def questionnaire() -> Response | str | tuple[str, int]:
 
 @bp.get(f"{PATIENT_PATH}/thanks")
 def thanks() -> str:
-    return render_template("outcomes/thanks.html", already=False)
+    # A patient who said they are much worse reads what to do now (the clinic was told).
+    link = services.link_for_token(request.cookies.get(COOKIE, ""))
+    worse = link is not None and link.follow_up.gpe in GPE_WORSE
+    return render_template("outcomes/thanks.html", already=False, worse=worse)
 
 
 @bp.route(f"{PATIENT_PATH}/stop", methods=["GET", "POST"])
