@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from booking.audit.models import AuditEvent
 from booking.dashboard import services as workflow
@@ -33,7 +33,7 @@ from booking.requests.models import ConsultationRequest
 from booking.rights.services import withdraw_contact_consent
 from booking.scheduling.models import AppointmentType, Location
 from booking.staff.models import StaffUser
-from booking.timeutil import clinic_today
+from booking.timeutil import clinic_today, now_utc
 from tests.factories import (
     make_appointment_type,
     make_hours,
@@ -480,6 +480,43 @@ def test_a_patient_much_worse_is_brought_to_the_clinics_attention(
         assert "Erika" not in alert.body_text + alert.body_html  # no name
     assert "You told us your symptoms are worse" in thanks
     assert "please call the clinic" in thanks and "Call 112" in thanks
+
+
+def test_retention_keeps_a_request_whose_follow_up_was_answered_within_the_period(
+    app: Flask,
+) -> None:
+    """A follow-up answered last week is a change: the request is not "untouched" for the
+    retention job, whatever the age of its status change, appointment and plan."""
+    from booking.privacy.services import purge_expired
+    from booking.requests.events import RequestEvent
+    from booking.scheduling.models import Appointment
+
+    app.config["RETENTION_DAYS"] = 30
+    with app.app_context():
+        consultation = _completed(spine_region="lower_back")
+        request_id, reference = consultation.id, consultation.reference
+        send_due_followups(now=schedule.due_at(_start(request_id), "6w", BERLIN))
+        old, last_week = now_utc() - timedelta(days=40), now_utc() - timedelta(days=7)
+        for model, column, values in (
+            (ConsultationRequest, ConsultationRequest.id, {"updated_at": old}),
+            (RequestEvent, RequestEvent.request_id, {"occurred_at": old}),
+            (
+                Appointment,
+                Appointment.request_id,
+                {"starts_at": old - timedelta(hours=1), "ends_at": old},
+            ),
+            (TreatmentPlan, TreatmentPlan.request_id, {"decided_at": old}),
+            (FollowUp, FollowUp.request_id, {"sent_at": old, "answered_at": last_week}),
+        ):
+            db.session.execute(update(model).where(column == request_id).values(**values))
+        db.session.commit()
+        assert purge_expired(dry_run=True).references == []
+
+        db.session.execute(
+            update(FollowUp).where(FollowUp.request_id == request_id).values(answered_at=old)
+        )
+        db.session.commit()
+        assert purge_expired(dry_run=True).references == [reference]
 
 
 def test_the_pain_scales_are_required_and_not_marked_optional(

@@ -16,7 +16,7 @@ def purge_expired_command(dry_run: bool) -> None:
 
     result = purge_expired(dry_run=dry_run)
     if not result.enabled:
-        click.echo("Retention is off (RETENTION_DAYS is 0 or unset): nothing purged.")
+        click.echo("Retention is off (RETENTION_DAYS is 0): nothing purged.")
         return
     counts = result.counts
     verb = "Due" if dry_run else "Purged"

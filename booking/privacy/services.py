@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import Select, delete, exists, func, select, update
+from sqlalchemy import Select, delete, exists, func, or_, select, update
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.sql import Executable
 
@@ -30,7 +30,9 @@ from booking.audit.services import record
 from booking.documents.models import Document
 from booking.documents.storage import get_storage
 from booking.extensions import db
+from booking.messages.models import Message
 from booking.notifications.models import OutboxEmail
+from booking.outcomes.models import FollowUp, TreatmentPlan
 from booking.privacy.models import FilePurge
 from booking.requests.calls import CallbackAttempt
 from booking.requests.events import RequestEvent
@@ -447,8 +449,9 @@ def retention_status() -> RetentionStatus:
 
 
 def _due(cutoff: datetime) -> Select:
-    """Closed requests untouched since ``cutoff``: no status change, note, document or
-    appointment time after it."""
+    """Closed requests untouched since ``cutoff``: no status change, note, document,
+    appointment time, message, treatment plan or follow-up questionnaire (sent or answered)
+    after it."""
     request = ConsultationRequest
     return select(request.id).where(
         request.status.in_(sorted(CLOSED_STATUSES)),
@@ -456,6 +459,12 @@ def _due(cutoff: datetime) -> Select:
         ~exists().where(RequestEvent.request_id == request.id, RequestEvent.occurred_at >= cutoff),
         ~exists().where(Document.request_id == request.id, Document.uploaded_at >= cutoff),
         ~exists().where(Appointment.request_id == request.id, Appointment.ends_at >= cutoff),
+        ~exists().where(Message.request_id == request.id, Message.created_at >= cutoff),
+        ~exists().where(TreatmentPlan.request_id == request.id, TreatmentPlan.decided_at >= cutoff),
+        ~exists().where(
+            FollowUp.request_id == request.id,
+            or_(FollowUp.sent_at >= cutoff, FollowUp.answered_at >= cutoff),
+        ),
     )
 
 
