@@ -23,6 +23,7 @@ from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.outcomes import schedule
 from booking.outcomes.models import FollowUp, FollowUpLink, Plan, TreatmentPlan
+from booking.outcomes.results import response_counts
 from booking.outcomes.services import (
     mark_deceased,
     record_plan,
@@ -554,6 +555,25 @@ def test_a_link_expires_after_thirty_days_and_a_stranger_gets_nothing(
     gone = client.get("/follow-up/questionnaire")
     assert gone.status_code == 404
     assert "This link no longer works" in gone.get_data(as_text=True)
+    assert "works for 30 days after we send it" in gone.get_data(as_text=True)
+    app.config["FOLLOWUP_LINK_DAYS"] = 14  # the page says the clinic's own setting
+    assert "works for 14 days after" in client.get("/follow-up/questionnaire").get_data(
+        as_text=True
+    )
+
+
+def test_a_questionnaire_after_a_procedure_counts_from_the_procedure(
+    app: Flask, client: FlaskClient
+) -> None:
+    with app.app_context():
+        consultation = _completed(
+            plan=Plan.MINIMALLY_INVASIVE, procedure=clinic_today() + timedelta(days=3)
+        )
+        send_due_followups(now=schedule.due_at(_start(consultation.id), "6w", BERLIN))
+    client.get(_link(app))
+    page = client.get("/follow-up/questionnaire").get_data(as_text=True)
+    assert "How are you doing? (6 weeks after your procedure)" in page
+    assert "after your visit)" not in page
 
 
 def test_the_stop_link_stops_further_invitations(app: Flask, client: FlaskClient) -> None:
@@ -574,3 +594,12 @@ def test_the_stop_link_stops_further_invitations(app: Flask, client: FlaskClient
         assert db.session.scalars(
             select(AuditEvent).where(AuditEvent.action == "followups_stopped")
         ).one()
+        # The open invitation is closed for the results (a non-response, not "still open")
+        # and the record says why it is unanswered.
+        [(sent, still_open, answered)] = response_counts(start - timedelta(days=1)).values()
+        assert (sent, still_open, answered) == (1, 0, 0)
+        reference = consultation.reference
+    staff = app.test_client()
+    AuthActions(staff).login("coordinator")
+    record = staff.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert "not answered (stopped)" in record and "sent, waiting" not in record

@@ -194,6 +194,8 @@ def _column(follow_up: FollowUp, now: datetime) -> Column:
         state = "answered"
     elif follow_up.sent_at is None:
         state = "missed"
+    elif follow_up.plan.followups_stopped_at is not None:
+        state = "stopped"  # the patient stopped the questionnaires: its link answers no more
     elif follow_up.expires_at is not None and now < follow_up.expires_at:
         state = "waiting"
     else:

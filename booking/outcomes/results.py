@@ -313,12 +313,16 @@ def _share(improved: int, total: int) -> m.Share | None:
 
 def response_counts(since: date, now: datetime | None = None) -> dict[str, list[int]]:
     """``[sent, still open, answered]`` per time point. The response rate is answered of the
-    invitations closed (answered, or their link expired): one still open is not yet a
-    non-response. An unanswered invitation to a patient since marked deceased is left out,
-    and a time point missed while the worker was down was never sent and is not counted."""
+    invitations closed (answered, or their link expired, or the patient stopped the
+    questionnaires): one still open is not yet a non-response. An unanswered invitation to a
+    patient since marked deceased is left out, and a time point missed while the worker was
+    down was never sent and is not counted."""
     now = now or now_utc()
     unanswered = FollowUp.answered_at.is_(None)
-    still_open = and_(unanswered, FollowUp.expires_at > now)
+    stopped = select(TreatmentPlan.request_id).where(
+        TreatmentPlan.followups_stopped_at.is_not(None)
+    )
+    still_open = and_(unanswered, FollowUp.expires_at > now, FollowUp.request_id.not_in(stopped))
     return {
         point: [sent, pending, answered]
         for point, sent, pending, answered in db.session.execute(

@@ -98,6 +98,7 @@ def questionnaire() -> Response | str | tuple[str, int]:
         "outcomes/questionnaire.html",
         form=form,
         point=point_label(follow_up.point),
+        after_procedure=follow_up.plan.procedure_date is not None,
         parts=parts,
         pain_fields=form.pain_fields(),
         # In the page's order, for the error summary.
