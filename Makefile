@@ -1,6 +1,9 @@
 # SpineConsult: `make run` to try it, `make test` to test it. See README.md.
 SHELL := /bin/bash
 VENV ?= .venv
+# The demo's port (make run PORT=5050 when 5000 is taken, e.g. by macOS's AirPlay Receiver).
+PORT ?= 5000
+DEV_ENV := SPINECONSULT_ENV=development PUBLIC_BASE_URL=http://127.0.0.1:$(PORT)
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 # pytest-xdist workers; CI has 2 cores.
@@ -29,11 +32,11 @@ messages: $(VENV)/.installed
 ## Serve on http://127.0.0.1:5000 with the worker and a local mail sink (SQLite, demo data).
 run: install
 	mkdir -p instance
-	SPINECONSULT_ENV=development $(VENV)/bin/flask --app wsgi db upgrade
-	SPINECONSULT_ENV=development $(VENV)/bin/flask --app wsgi seed-demo
-	@echo "Patient: http://127.0.0.1:5000/   Staff: http://127.0.0.1:5000/staff/ (README lists the demo sign-ins)"
-	@echo "Emails: http://127.0.0.1:5000/dev/mail"
-	SPINECONSULT_ENV=development PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile
+	$(DEV_ENV) $(VENV)/bin/flask --app wsgi db upgrade
+	$(DEV_ENV) $(VENV)/bin/flask --app wsgi seed-demo
+	@echo "Patient: http://127.0.0.1:$(PORT)/   Staff: http://127.0.0.1:$(PORT)/staff/ (README lists the demo sign-ins)"
+	@echo "Emails: http://127.0.0.1:$(PORT)/dev/mail"
+	$(DEV_ENV) PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile -p $(PORT)
 
 ## Debian's chromium for the browser tests (Playwright cannot download its own here),
 ## Debian's nginx for the production suite's TLS proxy (tests/production/), and Debian's

@@ -158,6 +158,12 @@ def _warn_of_weak_deployment(app: Flask) -> None:
             "(RATELIMIT_STORAGE_URI=memory://): with several gunicorn workers or machines "
             "every limit is multiplied by their number; set REDIS_URL (README, 'Settings')"
         )
+    if app.config.get("HUEY_BACKEND") == "sqlite":
+        app.logger.warning(
+            "the task queue is a SQLite file on this machine (REDIS_URL is not set): app "
+            "servers and workers on other machines would not share it; set REDIS_URL unless "
+            "everything runs on this one machine"
+        )
     if app.config.get("MAIL_DEFAULT_SENDER") == EXAMPLE_SENDER:
         app.logger.warning(
             "MAIL_DEFAULT_SENDER is not set: patients' emails would come from %s, which mail "

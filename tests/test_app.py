@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mailbox
+import re
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -72,15 +73,19 @@ def test_production_warns_of_per_process_rate_limits_and_a_plain_http_site(
         create_app("production")
     assert "rate limits are counted in each server process's memory" in caplog.text
     assert "PUBLIC_BASE_URL is not an https:// address" in caplog.text
+    assert "the task queue is a SQLite file on this machine" in caplog.text
     caplog.clear()
     # Redis for the counts, the site on https: nothing to say.
     monkeypatch.setattr(production_config, "RATELIMIT_STORAGE_URI", "redis://127.0.0.1:1/0")
+    monkeypatch.setattr(production_config, "HUEY_BACKEND", "redis")
+    monkeypatch.setattr(production_config, "REDIS_URL", "redis://127.0.0.1:1/0")
     monkeypatch.setattr(production_config, "PUBLIC_BASE_URL", "https://clinic.example")
     with booking_warnings(caplog):
         create_app("production")
     assert "rate limits are counted" not in caplog.text
     assert "PUBLIC_BASE_URL" not in caplog.text
     assert "MAIL_DEFAULT_SENDER" not in caplog.text
+    assert "task queue" not in caplog.text
 
 
 def test_production_refuses_to_start_without_the_clinics_alert_address(
@@ -197,3 +202,13 @@ def test_seed_demo_adds_requests_once(app: Flask) -> None:
         ).all()
         assert len(urgent) == 1
         assert db.session.scalar(select(func.count()).select_from(OutboxEmail)) == 6
+
+
+def test_every_setting_is_listed_in_the_readme() -> None:
+    """config.py says every setting is in README.md's table: one read from the environment
+    but missing there is a setting an operator cannot find."""
+    root = Path(__file__).resolve().parent.parent
+    read = set(re.findall(r'_env\w*\(\s*"([A-Z0-9_]+)"', (root / "config.py").read_text()))
+    readme = (root / "README.md").read_text()
+    assert read, "no settings found in config.py"
+    assert sorted(name for name in read if f"`{name}`" not in readme) == []

@@ -18,7 +18,7 @@ from booking.extensions import db
 from booking.health.checks import HEARTBEAT_KEY, record_heartbeat
 from booking.timeutil import now_utc
 from tests.smtp import free_port
-from tests.support import start_worker, stop_worker, wait_until
+from tests.support import running_clamd, start_worker, stop_worker, wait_until
 
 MAX_AGE = 300
 
@@ -67,7 +67,12 @@ def test_ready_after_the_heartbeat_task_runs(app: Flask, client: FlaskClient) ->
     assert status == 200
     assert body == {
         "status": "ready",
-        "checks": {"database": "ok", "queue": "ok", "worker_heartbeat": "ok"},
+        "checks": {
+            "database": "ok",
+            "queue": "ok",
+            "worker_heartbeat": "ok",
+            "virus_scanner": "skipped",
+        },
         "heartbeat_age_seconds": body["heartbeat_age_seconds"],
     }
     assert 0 <= body["heartbeat_age_seconds"] <= MAX_AGE
@@ -81,7 +86,12 @@ def test_stale_heartbeat_is_503_naming_it(app: Flask, client: FlaskClient) -> No
     assert status == 503
     assert body["status"] == "unavailable"
     assert body["failing"] == ["worker_heartbeat"]
-    assert body["checks"] == {"database": "ok", "queue": "ok", "worker_heartbeat": "stale"}
+    assert body["checks"] == {
+        "database": "ok",
+        "queue": "ok",
+        "worker_heartbeat": "stale",
+        "virus_scanner": "skipped",
+    }
     assert body["heartbeat_age_seconds"] > MAX_AGE
     # A worker comes back: ready again.
     _beat(app, 0)
@@ -133,7 +143,12 @@ def test_database_down_is_503_naming_the_database(
     status, body = _ready(client)
     assert status == 503
     assert body["failing"] == ["database"]
-    assert body["checks"] == {"database": "unavailable", "queue": "ok", "worker_heartbeat": "ok"}
+    assert body["checks"] == {
+        "database": "unavailable",
+        "queue": "ok",
+        "worker_heartbeat": "ok",
+        "virus_scanner": "skipped",
+    }
     text = client.get("/health/ready").get_data(as_text=True)
     for secret in ("sqlite", "postgres", "secret", "127.0.0.1", "missing-folder", "Error"):
         assert secret not in text
@@ -153,6 +168,7 @@ def test_queue_storage_down_is_503_naming_the_queue(
         "database": "ok",
         "queue": "unavailable",
         "worker_heartbeat": "unknown",
+        "virus_scanner": "skipped",
     }
     assert "redis" not in client.get("/health/ready").get_data(as_text=True)
 
@@ -231,3 +247,26 @@ def test_a_starting_worker_writes_a_heartbeat(
     monkeypatch.setattr("booking.health.checks.now_utc", lambda: later)
     status, body = _ready(client)
     assert status == 503 and body["failing"] == ["worker_heartbeat"]
+
+
+def test_a_silent_virus_scanner_is_reported_without_failing_readiness(
+    make_app: Callable[[dict[str, Any]], Flask], app_settings: dict[str, Any], tmp_path: Path
+) -> None:
+    """Uploads need clamd; nothing else does, and one clamd may serve every server: its
+    absence is named under "degraded" for monitoring, and the server stays ready."""
+    app_settings.update(CLAMAV_ENABLED=True, CLAMAV_ADDRESS=str(tmp_path / "no-clamd.ctl"))
+    app = make_app(app_settings)
+    _beat(app, 0)
+    client = app.test_client()
+    status, body = _ready(client)
+    assert status == 200 and body["status"] == "ready"
+    assert body["checks"]["virus_scanner"] == "unavailable"
+    assert body["degraded"] == ["virus_scanner"]
+    assert "no-clamd" not in client.get("/health/ready").get_data(as_text=True)
+
+    (tmp_path / "clamd").mkdir()
+    with running_clamd(tmp_path / "clamd") as socket_path:
+        app.config["CLAMAV_ADDRESS"] = socket_path
+        status, body = _ready(client)
+    assert status == 200 and body["checks"]["virus_scanner"] == "ok"
+    assert "degraded" not in body

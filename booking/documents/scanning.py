@@ -52,9 +52,28 @@ def scanning_enabled() -> bool:
     return bool(current_app.config["CLAMAV_ENABLED"])
 
 
-def _client() -> ClamdNetworkSocket:
+# A health probe waits this long for clamd's PONG, not CLAMAV_TIMEOUT (a scan's).
+PING_TIMEOUT_SECONDS = 2
+
+
+def scanner_answers() -> bool:
+    """Whether clamd answers a PING within ``PING_TIMEOUT_SECONDS``."""
+    client = _client(PING_TIMEOUT_SECONDS)
+    try:
+        return client.ping().strip() == "PONG"
+    except (ClamdError, OSError) as error:
+        log.warning("virus scanner does not answer: %s", type(error).__name__)
+        return False
+    finally:
+        # The client leaves its socket open when the connection itself fails.
+        sock = getattr(client, "clamd_socket", None)
+        if sock is not None:
+            sock.close()
+
+
+def _client(timeout: float | None = None) -> ClamdNetworkSocket:
     address = current_app.config["CLAMAV_ADDRESS"]
-    timeout = current_app.config["CLAMAV_TIMEOUT"]
+    timeout = timeout or current_app.config["CLAMAV_TIMEOUT"]
     if address.startswith("/"):
         return ClamdUnixSocket(address, timeout=timeout)
     host, _, port = address.rpartition(":")

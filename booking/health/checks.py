@@ -7,6 +7,11 @@ worker that can write it reaches the same queue the app servers write to.
 
 Every check is one cheap round trip. Results name the check and say ``ok`` or what is wrong in
 a word; exception messages (which may carry host names or user names) only go to the log.
+
+The virus scanner (clamd) is reported too, but never makes a server unready: while it is down
+uploads are refused or held (``CLAMAV_WHEN_DOWN``) and everything else works, and with one
+clamd shared by every server, failing readiness would take the whole site down for it.
+Monitoring should alert on ``"degraded"`` in the body.
 """
 
 from __future__ import annotations
@@ -19,13 +24,16 @@ from flask import current_app
 from huey import Huey
 from huey.constants import EmptyData
 
+from booking.documents.scanning import scanner_answers, scanning_enabled
 from booking.extensions import db
 from booking.timeutil import now_utc
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_KEY = "spineconsult.worker_heartbeat"
-DATABASE, QUEUE, HEARTBEAT = "database", "queue", "worker_heartbeat"
+DATABASE, QUEUE, HEARTBEAT, SCANNER = "database", "queue", "worker_heartbeat", "virus_scanner"
+# Reported, never failing readiness (see above).
+ADVISORY = frozenset({SCANNER})
 
 
 @dataclass(frozen=True)
@@ -37,8 +45,15 @@ class Readiness:
     def failing(self) -> list[str]:
         # "unknown": not checked because what it depends on failed (and is named already).
         return [
-            name for name, state in self.checks.items() if state not in ("ok", "skipped", "unknown")
+            name
+            for name, state in self.checks.items()
+            if state not in ("ok", "skipped", "unknown") and name not in ADVISORY
         ]
+
+    @property
+    def degraded(self) -> list[str]:
+        """Advisory checks that fail: the server works, part of it does not."""
+        return [name for name in ADVISORY if self.checks.get(name, "ok") not in ("ok", "skipped")]
 
     @property
     def ready(self) -> bool:
@@ -68,9 +83,15 @@ def _read_heartbeat(huey: Huey) -> float | None:
 
 
 def check_readiness(now: float | None = None) -> Readiness:
-    """Check the database, the queue storage and the worker heartbeat, each once."""
+    """Check the database, the queue storage, the worker heartbeat and the virus scanner,
+    each once."""
     now = now_utc().timestamp() if now is None else now
-    checks = {DATABASE: _check_database()}
+    checks = {
+        DATABASE: _check_database(),
+        SCANNER: ("ok" if scanner_answers() else "unavailable")
+        if scanning_enabled()
+        else "skipped",
+    }
     max_age = current_app.config["HEALTH_HEARTBEAT_MAX_AGE_SECONDS"]
     huey: Huey = current_app.extensions["huey"]
     try:

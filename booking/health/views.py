@@ -34,11 +34,14 @@ def live() -> Response:
 @talisman(force_https=False)
 def ready() -> Response:
     """200 when the database, the queue and a recent worker heartbeat all check out; else 503
-    naming what failed, so the load balancer sends patients elsewhere."""
+    naming what failed, so the load balancer sends patients elsewhere. A virus scanner that
+    does not answer is named under "degraded" without failing it (``checks``)."""
     result = check_readiness()
     body: dict = {"status": "ready" if result.ready else "unavailable", "checks": result.checks}
     if result.heartbeat_age_seconds is not None:
         body["heartbeat_age_seconds"] = result.heartbeat_age_seconds
     if not result.ready:
         body["failing"] = result.failing
+    if result.degraded:
+        body["degraded"] = result.degraded
     return _json(body, 200 if result.ready else 503)
