@@ -520,6 +520,19 @@ def test_retention_keeps_a_request_whose_follow_up_was_answered_within_the_perio
         assert purge_expired(dry_run=True).references == [reference]
 
 
+def test_a_back_and_neck_patient_reads_which_region_each_part_is_about(
+    app: Flask, client: FlaskClient
+) -> None:
+    with app.app_context():
+        consultation = _completed(spine_region="both")
+        send_due_followups(now=schedule.due_at(_start(consultation.id), "6w", BERLIN))
+    client.get(_link(app))
+    page = client.get("/follow-up/questionnaire").get_data(as_text=True)
+    back = page.index("Daily life: your lower back")
+    neck = page.index("Daily life: your neck")
+    assert back < neck and ">Daily life<" not in page
+
+
 def test_the_pain_scales_are_required_and_not_marked_optional(
     app: Flask, client: FlaskClient
 ) -> None:

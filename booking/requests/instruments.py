@@ -56,6 +56,9 @@ class Instrument:
     sections: tuple[Section, ...]
     bands: tuple[Band, ...]
     max_unanswered: int = MAX_UNANSWERED
+    # The follow-up questionnaire's heading over the sections: a patient with back and neck
+    # problems answers both, one after the other.
+    heading: Any = None
 
     @property
     def section_keys(self) -> tuple[str, ...]:
@@ -295,6 +298,7 @@ _ODI_SECTIONS = (
 ODI = Instrument(
     code="odi",
     name=_l("Oswestry Disability Index"),
+    heading=_l("Daily life: your lower back"),
     source="ODI version 2.1a; Fairbank JC, Pynsent PB. Spine 2000;25:2940-52",
     bands_source="Fairbank and Pynsent 2000: 0-20 %, 21-40 %, 41-60 %, 61-80 %, 81-100 %",
     instructions=_l(
@@ -464,6 +468,7 @@ _NDI_SECTIONS = (
 NDI = Instrument(
     code="ndi",
     name=_l("Neck Disability Index"),
+    heading=_l("Daily life: your neck"),
     source="NDI; Vernon H, Mior S. J Manipulative Physiol Ther 1991;14:409-15",
     bands_source=(
         "Vernon H. J Manipulative Physiol Ther 2008;31:491-502: 0-4 points none, 5-14 mild, "
