@@ -533,6 +533,46 @@ def test_a_back_and_neck_patient_reads_which_region_each_part_is_about(
     assert back < neck and ">Daily life<" not in page
 
 
+def test_answers_too_few_to_score_are_pointed_out_once(app: Flask, client: FlaskClient) -> None:
+    """Every section may be skipped, but a score needs 8 of 10: a patient who skipped more is
+    told once, and their answers go as they are if they send again."""
+    with app.app_context():
+        consultation = _completed(spine_region="lower_back")
+        send_due_followups(now=schedule.due_at(_start(consultation.id), "6w", BERLIN))
+    client.get(_link(app))
+    token = csrf_token(client, "/follow-up/questionnaire")
+    answers = _answers(token)
+    skipped = {
+        k: v for k, v in answers.items() if k not in ("odi_walking", "odi_sitting", "odi_standing")
+    }
+    first = client.post("/follow-up/questionnaire", data=skipped)
+    assert first.status_code == 200
+    page = first.get_data(as_text=True)
+    assert "Some answers cannot be counted yet" in page
+    assert "at least 8 of its 10 sections are answered" in page
+    assert 'name="send_anyway" value="1"' in page
+    # What was chosen is kept.
+    assert re.search(r'<input[^>]*checked[^>]*name="back_pain_now"[^>]*value="2"', page)
+    with app.app_context():
+        assert db.session.scalars(select(FollowUp)).one().answered_at is None
+
+    sent = client.post("/follow-up/questionnaire", data={**skipped, "send_anyway": "1"})
+    assert sent.status_code == 303
+    with app.app_context():
+        follow_up = db.session.scalars(select(FollowUp)).one()
+        assert follow_up.answered_at is not None and follow_up.odi_percent is None
+
+
+def test_two_sections_skipped_still_score_without_a_word(app: Flask, client: FlaskClient) -> None:
+    with app.app_context():
+        consultation = _completed(spine_region="lower_back")
+        send_due_followups(now=schedule.due_at(_start(consultation.id), "6w", BERLIN))
+    client.get(_link(app))
+    token = csrf_token(client, "/follow-up/questionnaire")
+    answers = {k: v for k, v in _answers(token).items() if k not in ("odi_walking", "odi_sex_life")}
+    assert client.post("/follow-up/questionnaire", data=answers).status_code == 303
+
+
 def test_the_pain_scales_are_required_and_not_marked_optional(
     app: Flask, client: FlaskClient
 ) -> None:

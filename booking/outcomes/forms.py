@@ -65,6 +65,15 @@ class _Questionnaire(BaseForm):
                 valid = False
         return valid
 
+    def unscorable(self) -> list[instruments.Instrument]:
+        """The instruments whose sections are too often skipped to give a score."""
+        return [
+            instrument
+            for instrument in self.asked
+            if sum(field.data in (None, "") for field in self.section_fields(instrument))
+            > instrument.max_unanswered
+        ]
+
     def answers(self) -> FollowUpAnswers:
         scores = {}
         for instrument in (instruments.ODI, instruments.NDI):

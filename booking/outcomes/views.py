@@ -85,20 +85,25 @@ def questionnaire() -> Response | str | tuple[str, int]:
         return _gone()
     region = _region(follow_up)
     form = questionnaire_form(region)()
-    if form.validate_on_submit():
+    valid = form.validate_on_submit()
+    # Too many sections skipped to count: said once; sent as it is if the patient sends again
+    # (the page then carries "send_anyway").
+    unscored = form.unscorable() if valid and request.form.get("send_anyway") != "1" else []
+    if valid and not unscored:
         try:
             services.answer_followup(follow_up, form.answers())
         except services.AlreadyAnswered:
             db.session.rollback()
             return render_template("outcomes/thanks.html", already=True)
         return redirect(url_for(".thanks"), 303)
-    status = 422 if request.method == "POST" else 200
+    status = 422 if request.method == "POST" and not unscored else 200
     parts = [(instrument, form.section_fields(instrument)) for instrument in form.asked]
     return render_template(
         "outcomes/questionnaire.html",
         form=form,
         point=point_label(follow_up.point),
         after_procedure=follow_up.plan.procedure_date is not None,
+        unscored=unscored,
         parts=parts,
         pain_fields=form.pain_fields(),
         # In the page's order, for the error summary.
