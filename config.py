@@ -174,10 +174,10 @@ class Config:
     CLINIC_WORKING_HOURS = _env("CLINIC_WORKING_HOURS", "08:00-18:00")
     CLINIC_HOLIDAYS = _env("CLINIC_HOLIDAYS", "") or ""
     CLINIC_CLOSED_DAYS = _env("CLINIC_CLOSED_DAYS", "") or ""
-    PRIVACY_NOTICE_VERSION = _env("PRIVACY_NOTICE_VERSION", "2026-12")
+    PRIVACY_NOTICE_VERSION = _env("PRIVACY_NOTICE_VERSION", "2026-12-05")
     # The wording of the optional consent to follow-up questionnaires (booking.outcomes): a
     # request records the version its patient agreed to.
-    FOLLOWUP_CONSENT_VERSION = _env("FOLLOWUP_CONSENT_VERSION", "2026-12")
+    FOLLOWUP_CONSENT_VERSION = _env("FOLLOWUP_CONSENT_VERSION", "2026-12-05")
     # A follow-up questionnaire's link works this many days after it was sent; one reminder
     # goes out this many days after the invitation if it is still unanswered.
     FOLLOWUP_LINK_DAYS = _env_int("FOLLOWUP_LINK_DAYS", 30)
