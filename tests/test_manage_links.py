@@ -298,3 +298,20 @@ def test_the_link_opens_the_pages_in_the_requests_language_until_the_patient_swi
         db.session.commit()
     assert chosen.get(f"/manage/open/{link}").status_code == 303
     assert '<html lang="en">' in chosen.get(page).get_data(as_text=True)
+
+
+def test_only_the_status_emails_that_show_a_link_issue_one(
+    app: Flask, booked: dict[str, Any]
+) -> None:
+    """Each link is a live way into the request: an email that shows none (a decline, a
+    cancellation) leaves none behind."""
+    with app.app_context():
+        coordinator = make_staff("coordinator", "coord@example.com")
+        consultation = _load(booked["reference"])
+        before = len(db.session.scalars(select(ManageLink)).all())
+        dashboard_services.decline_request(consultation, coordinator, "Not for us.")
+        assert len(db.session.scalars(select(ManageLink)).all()) == before
+        [declined] = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "request_update")
+        ).all()
+        assert "/manage/open/" not in declined.body_text + declined.body_html

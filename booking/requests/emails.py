@@ -228,6 +228,12 @@ def escalation(consultation: ConsultationRequest, recipient: str, wait: Wait) ->
         )
 
 
+# The status emails that carry the private link (request_update.txt says what it is for).
+LINKED_UPDATES = frozenset(
+    {"confirmed", "rescheduled", "information_needed", "information_reminder"}
+)
+
+
 def patient_update(
     consultation: ConsultationRequest,
     kind: str,
@@ -276,7 +282,8 @@ def patient_update(
         attachment=_calendar(ics, ics_method) if ics is not None else None,
         kind=kind,
         appointment=appointment,
-        manage_url=links.manage_url(consultation),
+        # A new private link only in the emails that show one: each is a live way in.
+        manage_url=links.manage_url(consultation) if kind in LINKED_UPDATES else None,
         message=message,
     )
 
