@@ -573,6 +573,74 @@ def test_two_sections_skipped_still_score_without_a_word(app: Flask, client: Fla
     assert client.post("/follow-up/questionnaire", data=answers).status_code == 303
 
 
+def test_coordinators_see_who_answered_worse_and_who_never_answered(
+    app: Flask, auth: AuthActions
+) -> None:
+    with app.app_context():
+        first = _completed(spine_region="lower_back")
+        coordinator = db.session.scalars(
+            select(StaffUser).where(StaffUser.role == "coordinator")
+        ).one()
+        specialist = db.session.scalars(
+            select(StaffUser).where(StaffUser.role == "specialist")
+        ).one()
+        refs = {"worse": first.reference}
+        for name in ("better", "expired", "open", "stopped"):
+            consultation = make_request(followup_consent=True)
+            workflow.confirm_request(
+                consultation,
+                coordinator,
+                workflow.Slot(
+                    db.session.scalars(select(AppointmentType)).one(),
+                    specialist,
+                    db.session.scalars(select(Location)).one(),
+                    clinic_today() - timedelta(days=1),
+                    time(11 + len(refs)),
+                ),
+            )
+            workflow.complete_request(consultation, coordinator, Plan.PHYSIOTHERAPY, None)
+            refs[name] = consultation.reference
+        assert len(send_due_followups(now=schedule.due_at(_start(first.id), "6w", BERLIN))) == 5
+        by_ref = {
+            ref: db.session.scalars(
+                select(FollowUp)
+                .join(ConsultationRequest, ConsultationRequest.id == FollowUp.request_id)
+                .where(ConsultationRequest.reference == ref)
+            ).one()
+            for ref in refs.values()
+        }
+        for name, gpe in (("worse", 6), ("better", 2)):
+            by_ref[refs[name]].answered_at = now_utc()
+            by_ref[refs[name]].gpe = gpe
+        by_ref[refs["expired"]].expires_at = now_utc() - timedelta(minutes=1)
+        db.session.get(
+            TreatmentPlan, by_ref[refs["stopped"]].request_id
+        ).followups_stopped_at = now_utc()
+        db.session.commit()
+        make_staff("specialist", "other.specialist@example.com")
+
+    staff = auth.new_client(email=auth.account("coordinator").email)
+    page = staff.get("/staff/outcomes/follow-ups").get_data(as_text=True)  # "worse" first
+    table = page[page.index('id="follow-ups"') :]
+    assert refs["worse"] in table and "Much worse" in table
+    assert not any(refs[name] in table for name in ("better", "expired", "open", "stopped"))
+    assert re.search(r"Answered worse <span[^>]*>1</span>", page)
+    assert re.search(r"Never answered <span[^>]*>2</span>", page)
+
+    never = staff.get("/staff/outcomes/follow-ups?show=unanswered").get_data(as_text=True)
+    table = never[never.index('id="follow-ups"') :]
+    assert refs["expired"] in table and refs["stopped"] in table
+    assert "stopped by the patient" in table
+    assert refs["open"] not in table and refs["worse"] not in table
+    still_open = staff.get("/staff/outcomes/follow-ups?show=open").get_data(as_text=True)
+    assert refs["open"] in still_open and refs["stopped"] not in still_open
+    answered = staff.get("/staff/outcomes/follow-ups?show=answered").get_data(as_text=True)
+    assert refs["better"] in answered and refs["worse"] in answered
+
+    specialist_client = auth.new_client(email="other.specialist@example.com")
+    assert specialist_client.get("/staff/outcomes/follow-ups").status_code == 403
+
+
 def test_the_pain_scales_are_required_and_not_marked_optional(
     app: Flask, client: FlaskClient
 ) -> None:

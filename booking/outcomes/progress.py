@@ -9,11 +9,11 @@ settings come in one statement (the settings by an outer join on their single ro
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
 from markupsafe import Markup
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
 from booking.extensions import db
@@ -22,6 +22,7 @@ from booking.outcomes import measures as m
 from booking.outcomes.labels import (
     CHANGE_LABELS,
     GPE_CHOICES,
+    GPE_WORSE,
     PLAN_GROUP_LABELS,
     PLAN_LABELS,
     SATISFACTION_CHOICES,
@@ -299,3 +300,73 @@ def _charts(table: list[Row], columns: list[Column]) -> list[tuple[str, Markup]]
             )
         )
     return drawn
+
+
+# ---- every patient's follow-ups, for the coordinators' list --------------------------------
+
+WORSE, UNANSWERED, OPEN, ANSWERED = "worse", "unanswered", "open", "answered"
+FOLLOW_UP_LISTS = (WORSE, UNANSWERED, OPEN, ANSWERED)
+LIST_DAYS = 180  # sent in the last six months
+LIST_ROWS = 300
+
+
+@dataclass(frozen=True)
+class FollowUpRow:
+    reference: str
+    point: str
+    sent_at: datetime
+    reminded_at: datetime | None
+    expires_at: datetime | None
+    answered_at: datetime | None
+    stopped: bool
+    gpe: int | None
+    gpe_label: str  # "" when not answered
+
+
+def follow_up_list(show: str, now: datetime) -> tuple[list[FollowUpRow], dict[str, int]]:
+    """The follow-ups sent in the last ``LIST_DAYS`` that ``show`` asks for (newest first, at
+    most ``LIST_ROWS``): answered "much worse" or "worse than ever", sent and never answered
+    (the link expired, or the patient stopped the questionnaires), link still open, or
+    answered; and how many there are of each."""
+    stopped = TreatmentPlan.followups_stopped_at.is_not(None)
+    unanswered = FollowUp.answered_at.is_(None)
+    closed = (FollowUp.expires_at <= now) | stopped
+    conditions = {
+        WORSE: FollowUp.gpe.in_(sorted(GPE_WORSE)),
+        UNANSWERED: unanswered & closed,
+        OPEN: unanswered & ~closed,
+        ANSWERED: FollowUp.answered_at.is_not(None),
+    }
+    since = now - timedelta(days=LIST_DAYS)
+    base = (
+        select(FollowUp, TreatmentPlan.followups_stopped_at, ConsultationRequest.reference)
+        .join(TreatmentPlan, TreatmentPlan.request_id == FollowUp.request_id)
+        .join(ConsultationRequest, ConsultationRequest.id == FollowUp.request_id)
+        .where(FollowUp.sent_at.is_not(None), FollowUp.sent_at >= since)
+    )
+    counts = {
+        name: db.session.scalar(select(func.count()).select_from(base.where(condition).subquery()))
+        or 0
+        for name, condition in conditions.items()
+    }
+    rows = db.session.execute(
+        base.where(conditions[show])
+        .order_by(FollowUp.sent_at.desc(), FollowUp.id.desc())
+        .limit(LIST_ROWS)
+    ).all()
+    words = dict(GPE_CHOICES)
+    found = [
+        FollowUpRow(
+            reference=reference,
+            point=follow_up.point,
+            sent_at=follow_up.sent_at,
+            reminded_at=follow_up.reminded_at,
+            expires_at=follow_up.expires_at,
+            answered_at=follow_up.answered_at,
+            stopped=stopped_at is not None,
+            gpe=follow_up.gpe,
+            gpe_label=str(words[str(follow_up.gpe)]) if follow_up.gpe else "",
+        )
+        for follow_up, stopped_at, reference in rows
+    ]
+    return found, counts

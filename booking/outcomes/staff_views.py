@@ -1,6 +1,6 @@
-"""The clinic's outcome pages for staff: the results (coordinators and admins), the registry
-export, and the settings (admins). Staff pages are in English (the patient's follow-up pages
-are in ``views``)."""
+"""The clinic's outcome pages for staff: the results and every patient's follow-ups
+(coordinators and admins), the registry export, and the settings (admins). Staff pages are
+in English (the patient's follow-up pages are in ``views``)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from booking.outcomes import progress, services
 from booking.outcomes import results as results_service
-from booking.outcomes import services
 from booking.outcomes.forms import OutcomeSettingsForm, RefreshForm
 from booking.outcomes.labels import point_label
 from booking.outcomes.progress import threshold_notes
 from booking.requests.lifecycle import WorkflowError
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole
-from booking.timeutil import clinic_today
+from booking.timeutil import clinic_today, now_utc
 
 bp = Blueprint("outcomes_staff", __name__, url_prefix="/staff/outcomes")
 
@@ -72,6 +72,26 @@ def results() -> str:
         refresh_form=RefreshForm(),
         refresh_minutes=results_service.SNAPSHOT_MINUTES,
         max_age_minutes=int(results_service.SNAPSHOT_MAX_AGE.total_seconds() // 60),
+    )
+
+
+@bp.get("/follow-ups")
+@roles_required(StaffRole.ADMIN, StaffRole.COORDINATOR)
+def follow_ups() -> str:
+    """Every patient's follow-ups of the last months: who answered "much worse", who never
+    answered, whose link is still open, who answered."""
+    show = request.args.get("show", progress.WORSE)
+    if show not in progress.FOLLOW_UP_LISTS:
+        show = progress.WORSE
+    rows, counts = progress.follow_up_list(show, now_utc())
+    return render_template(
+        "outcomes/staff/follow_ups.html",
+        show=show,
+        rows=rows,
+        counts=counts,
+        days=progress.LIST_DAYS,
+        limit=progress.LIST_ROWS,
+        point_label=point_label,
     )
 
 

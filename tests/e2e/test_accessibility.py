@@ -503,6 +503,7 @@ STAFF_PAGES: dict[str, str | Callable[..., None]] = {
     "erasure requests": "/staff/admin/privacy/erasures",
     "checklist of what to ask for": "/staff/admin/checklist",
     "outcomes": "/staff/outcomes",
+    "follow-ups": "/staff/outcomes/follow-ups",
     "outcomes settings": "/staff/outcomes/settings",
 }
 
