@@ -33,8 +33,8 @@ from booking.outcomes.services import (
     save_settings,
     send_due_followups,
 )
-from booking.requests.models import Patient, RequestStatus
-from booking.timeutil import clinic_today, now_utc
+from booking.requests.models import ConsultationRequest, Patient, RequestStatus
+from booking.timeutil import clinic_today, now_utc, to_clinic_tz
 from tests.factories import make_request, make_staff, staff_user
 from tests.support import AuthActions, csrf_token, sql_statements
 from tests.test_outcomes import BERLIN, _completed, _invitations, _start
@@ -593,6 +593,13 @@ def test_the_registry_export_is_pseudonymised_and_reads_back_with_its_bom(
     assert {row["odi_baseline"] for row in rows} == {"50"}
     assert {row["diagnoses"] for row in rows} == {"herniated_disc"}
     assert {row["plan_group"] for row in rows} == {"minimally_invasive"}
+    # When the baseline was given (the month the request was sent), so its age is known.
+    with app.app_context():
+        sent = {
+            to_clinic_tz(r.created_at).strftime("%Y-%m")
+            for r in db.session.scalars(select(ConsultationRequest))
+        }
+    assert {row["baseline_month"] for row in rows} == sent
     codes = [row["registry_code"] for row in rows]
     assert len(set(codes)) == 3 and all(len(code) == 12 for code in codes)
     # The same code in every export, stored once per patient.

@@ -641,6 +641,28 @@ def test_coordinators_see_who_answered_worse_and_who_never_answered(
     assert specialist_client.get("/staff/outcomes/follow-ups").status_code == 403
 
 
+def test_the_record_dates_the_baseline_and_flags_an_old_one(app: Flask, auth: AuthActions) -> None:
+    with app.app_context():
+        consultation = _completed(spine_region="lower_back")
+        reference, request_id = consultation.reference, consultation.id
+        send_due_followups(now=schedule.due_at(_start(request_id), "6w", BERLIN))
+    staff = auth.new_client(email=auth.account("coordinator").email)
+    record = staff.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert 'id="progress-table"' in record
+    assert "days before the treatment started" not in record
+    with app.app_context():
+        start = db.session.get(TreatmentPlan, request_id).consulted_on
+        db.session.execute(
+            update(ConsultationRequest)
+            .where(ConsultationRequest.id == request_id)
+            .values(created_at=now_utc() - timedelta(days=200))
+        )
+        db.session.commit()
+        days = (start - (clinic_today() - timedelta(days=200))).days
+    record = staff.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert f"{days} days before the treatment started" in record
+
+
 def test_the_pain_scales_are_required_and_not_marked_optional(
     app: Flask, client: FlaskClient
 ) -> None:

@@ -32,6 +32,11 @@ from booking.outcomes.models import PLAN_GROUP, FollowUp, OutcomeSettings, Treat
 from booking.outcomes.services import default_settings
 from booking.requests import instruments
 from booking.requests.models import ConsultationRequest, MedicalHistory
+from booking.timeutil import to_clinic_tz
+
+# A baseline given longer than this before the treatment started is flagged on the record:
+# the patient's state may have changed while they waited (docs/clinical-content.md).
+BASELINE_OLD_DAYS = 90
 
 # Where each default threshold comes from, named on the page.
 SOURCES = {
@@ -94,6 +99,12 @@ class Progress:
     thresholds: list[ThresholdNote]
     charts: list[tuple[str, Markup]]  # (id, svg)
     stopped_at: datetime | None
+    baseline_at: datetime  # when the patient gave the baseline: the request's sending
+    baseline_days: int  # days from the baseline to the start (procedure, else consultation)
+
+    @property
+    def baseline_is_old(self) -> bool:
+        return self.baseline_days > BASELINE_OLD_DAYS
 
 
 def thresholds(saved: OutcomeSettings) -> dict[str, m.Threshold]:
@@ -181,6 +192,11 @@ def load_progress(consultation: ConsultationRequest, now: datetime) -> Progress 
         thresholds=threshold_notes(saved),
         charts=_charts(table, columns),
         stopped_at=plan.followups_stopped_at,
+        baseline_at=consultation.created_at,
+        baseline_days=(
+            (plan.procedure_date or plan.consulted_on)
+            - to_clinic_tz(consultation.created_at).date()
+        ).days,
     )
 
 

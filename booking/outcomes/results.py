@@ -505,7 +505,7 @@ def public_figure() -> PublicFigure | None:
 
 REGISTRY_COLUMNS = [
     "registry_code", "time_point", "plan", "plan_group", "spine_region", "diagnoses",
-    "age_at_start", "start_month", "answered_month",
+    "age_at_start", "baseline_month", "start_month", "answered_month",
     "odi_baseline", "odi", "odi_change", "ndi_baseline", "ndi", "ndi_change",
     *(f"{name}_baseline" for name in PAIN_COLUMNS), *PAIN_COLUMNS,
     "gpe", "satisfaction",
@@ -571,7 +571,14 @@ def _registry_csv(months: int) -> tuple[str, int]:
     limits = thresholds(saved)
     since = since_for(months)
     rows = db.session.execute(
-        select(TreatmentPlan, FollowUp, MedicalHistory, Patient.id, Patient.date_of_birth)
+        select(
+            TreatmentPlan,
+            FollowUp,
+            MedicalHistory,
+            Patient.id,
+            Patient.date_of_birth,
+            ConsultationRequest.created_at,
+        )
         .join(FollowUp, FollowUp.request_id == TreatmentPlan.request_id)
         .join(ConsultationRequest, ConsultationRequest.id == TreatmentPlan.request_id)
         .join(MedicalHistory, MedicalHistory.request_id == TreatmentPlan.request_id)
@@ -595,7 +602,7 @@ def _registry_csv(months: int) -> tuple[str, int]:
     out.write("\ufeff")  # a byte-order mark, as the dashboard's export: Excel reads UTF-8
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(REGISTRY_COLUMNS)
-    for plan, follow_up, baseline, patient_id, born in rows:
+    for plan, follow_up, baseline, patient_id, born, sent_at in rows:
         start = plan.procedure_date or plan.consulted_on
         changes = {
             code: m.classify(
@@ -614,6 +621,7 @@ def _registry_csv(months: int) -> tuple[str, int]:
                 baseline.spine_region or "",
                 ";".join(sorted(diagnoses.get(plan.request_id, []))),
                 _number(_age(born, start)),
+                to_clinic_tz(sent_at).strftime("%Y-%m"),  # the baseline: the request's answers
                 start.strftime("%Y-%m"),
                 to_clinic_tz(follow_up.answered_at).strftime("%Y-%m"),
                 _number(baseline.odi_percent),
