@@ -8,11 +8,12 @@ its new copy is complete and verified), then ``flask keys check``, then drop the
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import click
 from flask.cli import AppGroup
-from sqlalchemy import Column, String, Table, or_, select, type_coerce, update
+from sqlalchemy import Column, Row, String, Table, or_, select, type_coerce, update
 from sqlalchemy.orm import load_only
 
 from booking.crypto import (
@@ -104,39 +105,46 @@ def encrypted_columns() -> dict[Table, list[Column]]:
     return found
 
 
-def rotate_fields(current: str) -> dict[str, int]:
-    """Seal again, with the current key, every encrypted column value made with another key
-    (or stored plain, before its column was encrypted). Rows per table; the caller commits."""
-    rotated: dict[str, int] = {}
+def _stored_rows() -> Iterator[tuple[Table, Column, list[Column], Row]]:
+    """Every row with an encrypted value, table by table: the table, its key column, its
+    encrypted columns and the row (its key as ``key``, each value as stored: the columns' own
+    type would decrypt it on reading)."""
     for table, columns in encrypted_columns().items():
         [key] = table.primary_key.columns
-        # The stored text itself (the column's own type would decrypt it on reading).
         stored = [type_coerce(column, String).label(column.name) for column in columns]
         rows = db.session.execute(
             select(key.label("key"), *stored).where(or_(*(c.is_not(None) for c in columns)))
         )
         for row in rows.all():
-            values = {column.name: getattr(row, column.name) for column in columns}
-            if all(v is None or key_label_of_text(v) == current for v in values.values()):
-                continue
-            plain = {
-                name: v if v is None or not is_encrypted_text(v) else decrypt_text(v)
-                for name, v in values.items()
-            }
-            # Written through the columns' type: each value is sealed with the current key;
-            # only where the stored text is still what was read (a patient saving their
-            # draft meanwhile wrote it under the current key: their answers are kept).
-            unchanged = [
-                type_coerce(c, String).is_(None)
-                if values[c.name] is None
-                else type_coerce(c, String) == values[c.name]
-                for c in columns
-            ]
-            written = db.session.execute(
-                update(table).where(key == row.key, *unchanged).values(**plain)
-            ).rowcount
-            if written:
-                rotated[table.name] = rotated.get(table.name, 0) + 1
+            yield table, key, columns, row
+
+
+def rotate_fields(current: str) -> dict[str, int]:
+    """Seal again, with the current key, every encrypted column value made with another key
+    (or stored plain, before its column was encrypted). Rows per table; the caller commits."""
+    rotated: dict[str, int] = {}
+    for table, key, columns, row in _stored_rows():
+        values = {column.name: getattr(row, column.name) for column in columns}
+        if all(v is None or key_label_of_text(v) == current for v in values.values()):
+            continue
+        plain = {
+            name: v if v is None or not is_encrypted_text(v) else decrypt_text(v)
+            for name, v in values.items()
+        }
+        # Written through the columns' type: each value is sealed with the current key;
+        # only where the stored text is still what was read (a patient saving their
+        # draft meanwhile wrote it under the current key: their answers are kept).
+        unchanged = [
+            type_coerce(c, String).is_(None)
+            if values[c.name] is None
+            else type_coerce(c, String) == values[c.name]
+            for c in columns
+        ]
+        written = db.session.execute(
+            update(table).where(key == row.key, *unchanged).values(**plain)
+        ).rowcount
+        if written:
+            rotated[table.name] = rotated.get(table.name, 0) + 1
     return rotated
 
 
@@ -189,36 +197,29 @@ def check() -> KeyReport:
 
 
 def _check_fields(report: KeyReport, current: str) -> None:
-    for table, columns in encrypted_columns().items():
-        [key] = table.primary_key.columns
-        stored = [type_coerce(column, String).label(column.name) for column in columns]
-        rows = db.session.execute(
-            select(key.label("key"), *stored).where(or_(*(c.is_not(None) for c in columns)))
-        )
-        for row in rows.all():
-            for column in columns:
-                value = getattr(row, column.name)
-                if value is None:
-                    continue
-                if not is_encrypted_text(value):  # stored before its column was encrypted
-                    report.older["plain"] = report.older.get("plain", 0) + 1
-                    continue
-                try:
-                    decrypt_text(value)
-                except KeyMissingError as exc:
-                    missing = report.fields_missing_key
-                    missing[exc.key_id] = missing.get(exc.key_id, 0) + 1
-                    continue
-                except DecryptionError:
-                    report.fields_unreadable.append(f"{table.name}.{column.name} #{row.key}")
-                    log.error(
-                        "%s.%s of row %s cannot be decrypted", table.name, column.name, row.key
-                    )
-                    continue
-                report.fields_checked += 1
-                label = key_label_of_text(value)
-                if label != current:
-                    report.older[label] = report.older.get(label, 0) + 1
+    for table, _key, columns, row in _stored_rows():
+        for column in columns:
+            value = getattr(row, column.name)
+            if value is None:
+                continue
+            if not is_encrypted_text(value):  # stored before its column was encrypted
+                report.older["plain"] = report.older.get("plain", 0) + 1
+                continue
+            try:
+                decrypt_text(value)
+            except KeyMissingError as exc:
+                missing = report.fields_missing_key
+                missing[exc.key_id] = missing.get(exc.key_id, 0) + 1
+                continue
+            except DecryptionError:
+                where = f"{table.name}.{column.name} #{row.key}"
+                report.fields_unreadable.append(where)
+                log.error("%s cannot be decrypted", where)
+                continue
+            report.fields_checked += 1
+            label = key_label_of_text(value)
+            if label != current:
+                report.older[label] = report.older.get(label, 0) + 1
 
 
 def _echo_problems(report: KeyReport) -> None:

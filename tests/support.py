@@ -284,6 +284,27 @@ def checked_radios(page: str, prefix: str = "") -> dict[str, str]:
     return {name: value for name, value in ticked if name.startswith(prefix)}
 
 
+def outbox_emails(app: Flask, template: str) -> list[Any]:
+    """The outbox's emails written with ``template``, oldest first (detached, to read after)."""
+    from booking.extensions import db
+    from booking.notifications.models import OutboxEmail
+
+    with app.app_context():
+        rows = db.session.scalars(
+            sa.select(OutboxEmail).where(OutboxEmail.template == template).order_by(OutboxEmail.id)
+        ).all()
+        db.session.expunge_all()
+        return list(rows)
+
+
+def calendar_location(ics: str) -> str:
+    """The LOCATION of a calendar file's one event, as a calendar app reads it."""
+    from icalendar import Calendar
+
+    (event,) = Calendar.from_ical(ics).walk("VEVENT")
+    return str(event["LOCATION"])
+
+
 def page_token(page: str) -> str:
     match = CSRF_RE.search(page)
     assert match, "no CSRF token on the page"

@@ -14,24 +14,24 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_babel import force_locale
-from icalendar import Calendar
 from sqlalchemy import select
 
 from booking.audit.models import AuditEvent
 from booking.extensions import db
-from booking.notifications.models import OutboxEmail
 from booking.requests.models import ConsultationRequest
 from booking.scheduling.models import AppointmentType, Location, VisitMode
 from tests.factories import make_appointment_type, make_location
 from tests.support import (
     AuthActions,
     Clinic,
+    calendar_location,
     checked_radios,
     csrf_token,
     fill_request,
     first_open_slot,
     form_tokens,
     open_step,
+    outbox_emails,
     page_token,
     send_request,
     valid_answers,
@@ -57,20 +57,6 @@ def text(page: str) -> str:
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
 
 
-def _emails(app: Flask, template: str) -> list[OutboxEmail]:
-    with app.app_context():
-        rows = db.session.scalars(
-            select(OutboxEmail).where(OutboxEmail.template == template).order_by(OutboxEmail.id)
-        ).all()
-        db.session.expunge_all()
-        return list(rows)
-
-
-def _location(ics: str) -> str:
-    (event,) = Calendar.from_ical(ics).walk("VEVENT")
-    return str(event["LOCATION"])
-
-
 def test_a_spanish_patient_reads_the_spanish_names_from_the_picker_to_the_calendar(
     app: Flask, client: FlaskClient, auth: AuthActions, clinic: Clinic
 ) -> None:
@@ -91,13 +77,13 @@ def test_a_spanish_patient_reads_the_spanish_names_from_the_picker_to_the_calend
     confirmation = text(client.get("/request/submitted").get_data(as_text=True))
     assert f"{PLACE_ES}, {ADDRESS}" in confirmation and "Main clinic" not in confirmation
     download = client.get("/request/submitted/appointment.ics").get_data(as_text=True)
-    assert _location(download) == f"{PLACE_ES}, {ADDRESS}"
+    assert calendar_location(download) == f"{PLACE_ES}, {ADDRESS}"
 
-    (receipt,) = _emails(app, "request_received")
+    (receipt,) = outbox_emails(app, "request_received")
     assert receipt.recipient == "erika.mustermann@example.com"
     for body in (receipt.body_text, text(receipt.body_html)):
         assert f"{PLACE_ES}, {ADDRESS}" in body and "Main clinic" not in body
-    assert _location(receipt.attachment_body) == f"{PLACE_ES}, {ADDRESS}"
+    assert calendar_location(receipt.attachment_body) == f"{PLACE_ES}, {ADDRESS}"
 
     # A coordinator confirms it on an English page: the patient's email and calendar file
     # still name the place in Spanish.
@@ -118,9 +104,9 @@ def test_a_spanish_patient_reads_the_spanish_names_from_the_picker_to_the_calend
     data = {"slot-csrf_token": csrf_token(staff, record)}
     data.update({f"slot-{name}": value for name, value in fields.items()})
     assert staff.post(f"{record}/confirm", data=data).status_code == 302
-    (confirmed,) = _emails(app, "request_update")
+    (confirmed,) = outbox_emails(app, "request_update")
     assert f"{PLACE_ES}, {ADDRESS}" in confirmed.body_text
-    assert _location(confirmed.attachment_body) == f"{PLACE_ES}, {ADDRESS}"
+    assert calendar_location(confirmed.attachment_body) == f"{PLACE_ES}, {ADDRESS}"
     assert slot.starts_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ") in confirmed.attachment_body
 
 

@@ -14,7 +14,6 @@ from sqlalchemy import select
 from booking.audit.models import AuditEvent
 from booking.dashboard import services as workflow
 from booking.extensions import db
-from booking.notifications.models import OutboxEmail
 from booking.requests.models import ConsultationRequest
 from booking.requests.reminders import send_due_reminders
 from booking.scheduling import admin_services as admin
@@ -27,9 +26,11 @@ from tests.support import (
     AuthActions,
     Clinic,
     answer_red_flags,
+    calendar_location,
     checked_radios,
     open_manage_link,
     open_step,
+    outbox_emails,
     page_token,
     post_step,
     step_answers,
@@ -46,21 +47,6 @@ def set_mode(app: Flask, clinic: Clinic, mode: VisitMode) -> None:
     with app.app_context():
         kind = db.session.get(AppointmentType, clinic.type)
         admin.edit_appointment_type(kind, kind.name, {}, mode, actor=None)
-
-
-def emails(app: Flask, template: str) -> list[OutboxEmail]:
-    with app.app_context():
-        rows = db.session.scalars(
-            select(OutboxEmail).where(OutboxEmail.template == template).order_by(OutboxEmail.id)
-        ).all()
-        db.session.expunge_all()
-        return list(rows)
-
-
-def calendar_location(ics: str) -> str:
-    """The event's LOCATION, its folded lines joined (RFC 5545, 3.1)."""
-    unfolded = re.sub(r"\r?\n[ \t]", "", ics)
-    return re.search(r"^LOCATION:(.*)$", unfolded, re.M).group(1).strip()
 
 
 def confirm(app: Flask, clinic: Clinic, locale: str = "en") -> int:
@@ -111,7 +97,7 @@ def test_a_video_visit_the_patient_books_never_sends_them_to_the_address(
     ics = client.get("/request/submitted/appointment.ics").get_data(as_text=True)
     assert calendar_location(ics) == "By video"
 
-    (receipt,) = emails(app, "request_received")
+    (receipt,) = outbox_emails(app, "request_received")
     for body in (receipt.body_text, receipt.body_html):
         assert BY_VIDEO in body and HAVE_AT_HAND in body
         assert ADDRESS not in body and BRING not in body
@@ -129,7 +115,7 @@ def test_a_phone_visit_confirmed_by_staff_and_its_reminder_say_how_to_take_part(
 ) -> None:
     set_mode(app, clinic, VisitMode.PHONE)
     request_id = confirm(app, clinic)
-    (update,) = emails(app, "request_update")
+    (update,) = outbox_emails(app, "request_update")
     assert f"Where: {BY_PHONE}" in update.body_text
     assert HAVE_AT_HAND in update.body_text and BRING not in update.body_text
     assert ADDRESS not in update.body_text and ADDRESS not in update.body_html
@@ -138,7 +124,7 @@ def test_a_phone_visit_confirmed_by_staff_and_its_reminder_say_how_to_take_part(
     with app.app_context():
         starts_at = db.session.get(ConsultationRequest, request_id).appointment.starts_at
         assert len(send_due_reminders(now=starts_at - timedelta(hours=47))) == 1
-    (reminder,) = emails(app, "appointment_reminder")
+    (reminder,) = outbox_emails(app, "appointment_reminder")
     text = reminder.body_text
     assert "Please have ready:\n- your phone, switched on, somewhere quiet and private\n" in text
     assert "- your scan reports: MRI, CT or X-ray\n" in text
@@ -151,7 +137,7 @@ def test_a_spanish_reader_reads_how_their_video_visit_takes_place(
 ) -> None:
     set_mode(app, clinic, VisitMode.VIDEO)
     confirm(app, clinic, locale="es")
-    (update,) = emails(app, "request_update")
+    (update,) = outbox_emails(app, "request_update")
     assert "Por videollamada, desde donde le venga bien" in update.body_text
     assert "Tenga a mano los informes de sus pruebas de imagen" in update.body_text
     assert ADDRESS not in update.body_text
@@ -162,10 +148,10 @@ def test_an_in_person_visit_still_gives_the_address_and_what_to_bring(
     app: Flask, clinic: Clinic
 ) -> None:
     confirm(app, clinic)
-    (update,) = emails(app, "request_update")
+    (update,) = outbox_emails(app, "request_update")
     assert f"Where: Main clinic, {ADDRESS}, Berlin" in update.body_text
     assert BRING in update.body_text and HAVE_AT_HAND not in update.body_text
-    assert calendar_location(update.attachment_body) == f"Main clinic\\, {ADDRESS}\\, Berlin"
+    assert calendar_location(update.attachment_body) == f"Main clinic, {ADDRESS}, Berlin"
 
 
 def test_the_admin_sets_how_a_types_visits_take_place(
