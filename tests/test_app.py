@@ -68,6 +68,7 @@ def test_production_warns_of_per_process_rate_limits_and_a_plain_http_site(
     monkeypatch: pytest.MonkeyPatch, production_config: type, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(production_config, "RATELIMIT_STORAGE_URI", "memory://")
+    monkeypatch.setattr(production_config, "HUEY_BACKEND", "sqlite")  # REDIS_URL unset
     monkeypatch.setattr(production_config, "PUBLIC_BASE_URL", "http://clinic.example")
     with booking_warnings(caplog):
         create_app("production")

@@ -440,7 +440,10 @@ def test_the_patients_copy_of_their_data_holds_the_plan_and_their_answers(
     assert answered["odi_answers"]["walking"] == 1
     summary = archive.read("summary.txt").decode()
     section = summary.split("-- Follow-up questionnaires --")[1].split("-- Emails --")[0]
-    assert "Odi percent: 20.0" in section and "Gpe: 2" in section
+    assert "Odi percent: 20.0" in section
+    # Every answer in words, not as its code.
+    assert "Gpe: Much improved" in section and "Satisfaction: Very satisfied" in section
+    assert "Plan: Physiotherapy" in summary
     assert "Walking: " in section  # each answer as the statement the patient chose
 
 
@@ -481,6 +484,9 @@ def test_a_patient_much_worse_is_brought_to_the_clinics_attention(
         assert "Erika" not in alert.body_text + alert.body_html  # no name
     assert "You told us your symptoms are worse" in thanks
     assert "please call the clinic" in thanks and "Call 112" in thanks
+    # Coming back to the link later, they read it again.
+    again = client.get("/follow-up/questionnaire").get_data(as_text=True)
+    assert "already been answered" in again and "You told us your symptoms are worse" in again
 
 
 def test_retention_keeps_a_request_whose_follow_up_was_answered_within_the_period(
@@ -507,7 +513,11 @@ def test_retention_keeps_a_request_whose_follow_up_was_answered_within_the_perio
                 {"starts_at": old - timedelta(hours=1), "ends_at": old},
             ),
             (TreatmentPlan, TreatmentPlan.request_id, {"decided_at": old}),
-            (FollowUp, FollowUp.request_id, {"sent_at": old, "answered_at": last_week}),
+            (
+                FollowUp,
+                FollowUp.request_id,
+                {"sent_at": old, "expires_at": old, "answered_at": last_week},
+            ),
         ):
             db.session.execute(update(model).where(column == request_id).values(**values))
         db.session.commit()
@@ -636,6 +646,15 @@ def test_coordinators_see_who_answered_worse_and_who_never_answered(
     assert refs["open"] in still_open and refs["stopped"] not in still_open
     answered = staff.get("/staff/outcomes/follow-ups?show=answered").get_data(as_text=True)
     assert refs["better"] in answered and refs["worse"] in answered
+
+    # A patient since marked deceased is nobody to chase: in no list of the unanswered.
+    with app.app_context():
+        db.session.scalars(
+            select(ConsultationRequest).where(ConsultationRequest.reference == refs["open"])
+        ).one().patient.deceased_at = now_utc()
+        db.session.commit()
+    still_open = staff.get("/staff/outcomes/follow-ups?show=open").get_data(as_text=True)
+    assert refs["open"] not in still_open
 
     specialist_client = auth.new_client(email="other.specialist@example.com")
     assert specialist_client.get("/staff/outcomes/follow-ups").status_code == 403

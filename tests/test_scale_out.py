@@ -500,6 +500,7 @@ def _run(cluster: Cluster, smtp: SmtpServer) -> None:
             "database": "ok",
             "queue": "ok",
             "worker_heartbeat": "ok",
+            "virus_scanner": "ok",
         }
 
     # Patients, four at a time, through both servers.
@@ -562,7 +563,12 @@ def _run(cluster: Cluster, smtp: SmtpServer) -> None:
         )
         body = answer.json()
         assert body["failing"] == ["worker_heartbeat"]
-        assert body["checks"] == {"database": "ok", "queue": "ok", "worker_heartbeat": "stale"}
+        assert body["checks"] == {
+            "database": "ok",
+            "queue": "ok",
+            "worker_heartbeat": "stale",
+            "virus_scanner": "ok",
+        }
         assert fetch(port, "GET", "/health/live", {}).status == 200
 
     # Nothing more can arrive now: every email reached the mail server exactly once.

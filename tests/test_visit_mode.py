@@ -229,3 +229,35 @@ def test_the_picker_of_a_visit_from_home_offers_no_place(
     assert per_time and len(per_time) < len(per_place)
     starts = [key.rsplit(".", 1)[1] for key in per_time]
     assert len(starts) == len(set(starts))  # each start time once
+
+
+def test_how_visits_take_place_does_not_change_under_booked_appointments(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    """A patient booked in person holds an email and a calendar file with the address: the
+    next reminder must not say "by video" without a word. The admin is told why, and what to
+    do instead; the type is unchanged."""
+    confirm(app, clinic)
+    admin_client = auth.new_client("admin")
+    path = f"/staff/admin/scheduling/types/{clinic.type}"
+    page = admin_client.get(path).get_data(as_text=True)
+    refused = admin_client.post(
+        path,
+        data={
+            "csrf_token": page_token(page),
+            "name": "New-patient spine evaluation",
+            "mode": "video",
+        },
+    )
+    assert refused.status_code == 422
+    message = refused.get_data(as_text=True)
+    assert "1 appointment to come is booked as this type stands" in message
+    assert "Add a new type for the other way" in message
+    with app.app_context():
+        assert db.session.get(AppointmentType, clinic.type).mode is VisitMode.IN_PERSON
+    # Its names can still change.
+    renamed = admin_client.post(
+        path,
+        data={"csrf_token": page_token(page), "name": "First spine visit", "mode": "in_person"},
+    )
+    assert renamed.status_code == 302

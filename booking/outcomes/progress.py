@@ -31,7 +31,7 @@ from booking.outcomes.labels import (
 from booking.outcomes.models import PLAN_GROUP, FollowUp, OutcomeSettings, TreatmentPlan
 from booking.outcomes.services import default_settings
 from booking.requests import instruments
-from booking.requests.models import ConsultationRequest, MedicalHistory
+from booking.requests.models import ConsultationRequest, MedicalHistory, Patient
 from booking.timeutil import to_clinic_tz
 
 # A baseline given longer than this before the treatment started is flagged on the record:
@@ -343,9 +343,10 @@ def follow_up_list(show: str, now: datetime) -> tuple[list[FollowUpRow], dict[st
     """The follow-ups sent in the last ``LIST_DAYS`` that ``show`` asks for (newest first, at
     most ``LIST_ROWS``): answered "much worse" or "worse than ever", sent and never answered
     (the link expired, or the patient stopped the questionnaires), link still open, or
-    answered; and how many there are of each."""
+    answered; and how many there are of each. A patient since marked deceased is in no list
+    of the unanswered (nobody should chase them), as in the results' response rate."""
     stopped = TreatmentPlan.followups_stopped_at.is_not(None)
-    unanswered = FollowUp.answered_at.is_(None)
+    unanswered = FollowUp.answered_at.is_(None) & Patient.deceased_at.is_(None)
     closed = (FollowUp.expires_at <= now) | stopped
     conditions = {
         WORSE: FollowUp.gpe.in_(sorted(GPE_WORSE)),
@@ -358,6 +359,7 @@ def follow_up_list(show: str, now: datetime) -> tuple[list[FollowUpRow], dict[st
         select(FollowUp, TreatmentPlan.followups_stopped_at, ConsultationRequest.reference)
         .join(TreatmentPlan, TreatmentPlan.request_id == FollowUp.request_id)
         .join(ConsultationRequest, ConsultationRequest.id == FollowUp.request_id)
+        .join(Patient, Patient.id == ConsultationRequest.patient_id)
         .where(FollowUp.sent_at.is_not(None), FollowUp.sent_at >= since)
     )
     counts = {

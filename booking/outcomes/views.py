@@ -80,7 +80,7 @@ def _region(follow_up: FollowUp) -> str | None:
 def questionnaire() -> Response | str | tuple[str, int]:
     follow_up = _follow_up()
     if follow_up.answered_at is not None:
-        return render_template("outcomes/thanks.html", already=True)
+        return _thanks(follow_up, already=True)
     if not services.can_answer(follow_up):
         return _gone()
     region = _region(follow_up)
@@ -94,7 +94,7 @@ def questionnaire() -> Response | str | tuple[str, int]:
             services.answer_followup(follow_up, form.answers())
         except services.AlreadyAnswered:
             db.session.rollback()
-            return render_template("outcomes/thanks.html", already=True)
+            return _thanks(_follow_up(), already=True)
         return redirect(url_for(".thanks"), 303)
     status = 422 if request.method == "POST" and not unscored else 200
     parts = [(instrument, form.section_fields(instrument)) for instrument in form.asked]
@@ -116,12 +116,17 @@ def questionnaire() -> Response | str | tuple[str, int]:
     ), status
 
 
+def _thanks(follow_up: FollowUp | None, *, already: bool) -> str:
+    # A patient who said they are much worse reads what to do now (the clinic was told),
+    # whenever they come back to the page.
+    worse = follow_up is not None and follow_up.gpe in GPE_WORSE
+    return render_template("outcomes/thanks.html", already=already, worse=worse)
+
+
 @bp.get(f"{PATIENT_PATH}/thanks")
 def thanks() -> str:
-    # A patient who said they are much worse reads what to do now (the clinic was told).
     link = services.link_for_token(request.cookies.get(COOKIE, ""))
-    worse = link is not None and link.follow_up.gpe in GPE_WORSE
-    return render_template("outcomes/thanks.html", already=False, worse=worse)
+    return _thanks(link.follow_up if link is not None else None, already=False)
 
 
 @bp.route(f"{PATIENT_PATH}/stop", methods=["GET", "POST"])

@@ -401,10 +401,9 @@ class RequestForm(BaseForm):
     )
     followup_consent = BooleanField(
         _l(
-            "After my visit, the clinic may email me a few short questionnaires about how I "
-            "am doing, in the months that follow. Counted with other patients' answers, and "
-            "never naming me, my answers also show the clinic how well its care works. I can "
-            "stop them from any of those emails."
+            "After my visit, the clinic may email me short questionnaires about how I am "
+            "doing, also used, without my name, to measure its results. I can stop them from "
+            "any of those emails."
         ),
         description=_l("Optional: saying no changes nothing about your request or your care."),
     )

@@ -450,8 +450,8 @@ def retention_status() -> RetentionStatus:
 
 def _due(cutoff: datetime) -> Select:
     """Closed requests untouched since ``cutoff``: no status change, note, document,
-    appointment time, message, treatment plan or follow-up questionnaire (sent or answered)
-    after it."""
+    appointment time, message, treatment plan or follow-up questionnaire (sent, reminded,
+    answered, or its link working) after it."""
     request = ConsultationRequest
     return select(request.id).where(
         request.status.in_(sorted(CLOSED_STATUSES)),
@@ -463,7 +463,12 @@ def _due(cutoff: datetime) -> Select:
         ~exists().where(TreatmentPlan.request_id == request.id, TreatmentPlan.decided_at >= cutoff),
         ~exists().where(
             FollowUp.request_id == request.id,
-            or_(FollowUp.sent_at >= cutoff, FollowUp.answered_at >= cutoff),
+            or_(
+                FollowUp.sent_at >= cutoff,
+                FollowUp.reminded_at >= cutoff,
+                FollowUp.answered_at >= cutoff,
+                FollowUp.expires_at >= cutoff,  # a link still working, or lately
+            ),
         ),
     )
 

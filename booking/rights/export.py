@@ -26,6 +26,7 @@ from sqlalchemy import inspect
 from booking.accesslog import redact_text
 from booking.crypto import KeyMissingError
 from booking.documents.storage import ALLOWED_TYPES, CHUNK_SIZE, DocumentUnreadable, get_storage
+from booking.outcomes.labels import GPE_CHOICES, PLAN_LABELS, SATISFACTION_CHOICES
 from booking.requests import history, instruments
 from booking.templating import choice_label, choice_labels
 from booking.timeutil import now_utc
@@ -73,6 +74,10 @@ LABELS: dict[str, list[tuple[str, Any]]] = {
         f"{instrument.code}_band": list(instrument.band_labels.items())
         for instrument in instruments.INSTRUMENTS
     },
+    # The treatment plan and the follow-ups' answers (1-7 and 5-1 mean nothing alone).
+    "plan": PLAN_LABELS,
+    "gpe": GPE_CHOICES,
+    "satisfaction": SATISFACTION_CHOICES,
 }
 # Each instrument's answers, shown as the statements the patient chose.
 INSTRUMENT_ANSWERS = {f"{i.code}_answers": i for i in instruments.INSTRUMENTS}

@@ -16,6 +16,7 @@ from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
@@ -34,6 +35,7 @@ from booking.scheduling.models import (
 )
 from booking.scheduling.services import (
     ProposedNames,
+    appointments_to_come,
     name_problem,
     name_values,
 )
@@ -239,12 +241,30 @@ def edit_appointment_type(
 ) -> None:
     """Change a type's names (the clinic's and the other languages') and how its visits take
     place: appointments of it, booked or to come, read the new ones in every later email and
-    page. The same naming rule as ``create_appointment_type``."""
+    page. The same naming rule as ``create_appointment_type``. How visits take place does
+    not change while appointments of the type are to come."""
     proposed = ProposedNames.typed(name, names)
     _check_type_names(proposed, appointment_type)
     before = _type_values(appointment_type)
     if name_values(appointment_type) == name_values(proposed) and appointment_type.mode is mode:
         return
+    if mode is not appointment_type.mode and (
+        booked := appointments_to_come(appointment_type_id=appointment_type.id)
+    ):
+        # Their patients were told where to go (or how to take part) and hold a calendar
+        # file that says so: the next reminder must not say otherwise without a word.
+        raise ScheduleError(
+            ngettext(
+                "%(num)d appointment to come is booked as this type stands: how it takes place "
+                "cannot change under it. Add a new type for the other way, or move or cancel "
+                "that appointment first.",
+                "%(num)d appointments to come are booked as this type stands: how they take "
+                "place cannot change under them. Add a new type for the other way, or move or "
+                "cancel those appointments first.",
+                booked,
+            ),
+            "mode",
+        )
     appointment_type.name, appointment_type.names = proposed.name, proposed.names
     appointment_type.mode = mode
     _flush_type_names()

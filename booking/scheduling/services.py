@@ -412,10 +412,14 @@ def group_by_day(views: list[SlotView]) -> list[tuple[date, list[SlotView]]]:
 
 
 def appointments_to_come(
-    specialist_id: int | None = None, *, location_id: int | None = None
+    specialist_id: int | None = None,
+    *,
+    location_id: int | None = None,
+    appointment_type_id: int | None = None,
 ) -> int:
     """How many held or confirmed appointments ``specialist_id`` has (or ``location_id``
-    hosts) from now on: what must move when the specialist leaves or the location closes."""
+    hosts, or are of ``appointment_type_id``) from now on: what must move when the specialist
+    leaves or the location closes, or what was booked as the type stands."""
     stmt = select(func.count(Appointment.id)).where(
         Appointment.active.is_(True), Appointment.starts_at >= now_utc()
     )
@@ -423,6 +427,8 @@ def appointments_to_come(
         stmt = stmt.where(Appointment.specialist_id == specialist_id)
     if location_id is not None:
         stmt = stmt.where(Appointment.location_id == location_id)
+    if appointment_type_id is not None:
+        stmt = stmt.where(Appointment.appointment_type_id == appointment_type_id)
     return db.session.scalar(stmt) or 0
 
 

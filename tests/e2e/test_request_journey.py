@@ -239,6 +239,7 @@ def test_a_step_with_errors_is_shown_again_with_a_summary_and_the_answers_kept(
         has=page.get_by_role("heading", name="Please correct the following")
     )
     expect(summary).to_be_visible()
+    expect(summary).to_be_focused()  # errors.js: a keyboard or screen reader starts there
     name_link = summary.get_by_role("link", name="Full name: Please enter your full name.")
     email_link = summary.get_by_role(
         "link", name="Email address: Please enter a valid email address, like name@example.com."

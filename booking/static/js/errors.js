@@ -1,0 +1,11 @@
+// A form shown again with errors: the focus goes to the summary of what to correct, so a
+// keyboard or screen-reader user starts there, and each of its links leads to a field (the
+// GOV.UK Design System's error summary does the same). Without this script the summary is
+// still announced (role="alert") and the page's title starts with "Error:".
+(function () {
+  "use strict";
+  var summary = document.getElementById("error-summary");
+  if (summary) {
+    summary.focus();
+  }
+})();
