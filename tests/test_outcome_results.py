@@ -270,14 +270,16 @@ def _treated(
     *,
     diagnoses: tuple[str, ...] = ("herniated_disc",),
     unanswered: int = 0,
+    worse: int = 0,
     **request: object,
 ) -> list[int]:
     """Completed requests treated 100 days ago whose 3-month questionnaire was answered:
-    ``improved`` with the ODI from 50 % to 30 %, ``unchanged`` to 45 %; ``unanswered`` more
-    were sent it and did not answer. Returns the patients' ids."""
+    ``improved`` with the ODI from 50 % to 30 %, ``unchanged`` to 45 %, ``worse`` to 65 %;
+    ``unanswered`` more were sent it and did not answer. Returns the patients' ids."""
     patients = []
     now = now_utc()
-    for n in range(improved + unchanged + unanswered):
+    scores = [30.0] * improved + [45.0] * unchanged + [65.0] * worse
+    for n in range(len(scores) + unanswered):
         consultation = make_request(diagnoses=list(diagnoses), **request)
         consultation.status = RequestStatus.COMPLETED
         db.session.add(
@@ -288,7 +290,7 @@ def _treated(
             )
         )
         db.session.flush()
-        answered = n < improved + unchanged
+        answered = n < len(scores)
         db.session.add(
             FollowUp(
                 request_id=consultation.id,
@@ -297,7 +299,7 @@ def _treated(
                 sent_at=now - timedelta(days=10),
                 expires_at=now + timedelta(days=20),
                 answered_at=now - timedelta(days=5) if answered else None,
-                odi_percent=(30.0 if n < improved else 45.0) if answered else None,
+                odi_percent=scores[n] if answered else None,
                 back_pain_now=2 if answered else None,
                 gpe=2 if answered else None,
                 satisfaction=5 if answered else None,
@@ -376,12 +378,30 @@ def test_the_outcomes_page_shows_shares_with_intervals_and_suppresses_small_grou
     assert "Ostelo RW et al." in page and "Carreon LY et al." in page
 
 
+def test_the_page_shows_the_share_worse_beside_the_share_improved(
+    app: Flask, client: FlaskClient
+) -> None:
+    """A clinic's 42 % improved reads differently with a third worse: both are shown, for
+    the same patients."""
+    with app.app_context():
+        make_staff("coordinator", "coord@example.com")
+        _treated(Plan.PHYSIOTHERAPY, 5, 3, worse=4)
+    AuthActions(client).login("coordinator")
+    page = client.get("/staff/outcomes?point=3m").get_data(as_text=True)
+    overall = _row(page, "overall", "All patients")
+    worse = m.wilson(4, 12)
+    assert "<td>12</td><td>5</td>" in overall and "<td>4</td>" in overall
+    assert f'33 % <small class="text-body-secondary">({worse.low:.0f}\u2013' in overall
+
+
 def test_one_small_group_is_not_given_away_by_subtraction() -> None:
     """17 scored, 12 in one plan group and 5 in the other: the 12 are suppressed too, or the
     total less them would show the 5 (and how many of them improved)."""
     tally = results.Tally(
         scored=17,
-        groups={results.BY_PLAN_GROUP: {"minimally_invasive": [9, 12], "open_surgery": [5, 5]}},
+        groups={
+            results.BY_PLAN_GROUP: {"minimally_invasive": [9, 12, 0], "open_surgery": [5, 5, 0]}
+        },
     )
     shown = {g.key: g for g in tally.shares(results.BY_PLAN_GROUP, {})}
     assert shown["open_surgery"].share is None and not shown["open_surgery"].shields
@@ -509,7 +529,7 @@ def test_the_workers_job_counts_every_period_and_time_point_and_drops_old_counts
             results.snapshot_key(12, "3m", results.since_for(12), saved),
         )
         assert three_months is not None
-        assert three_months.tally["groups"]["plan_group"]["minimally_invasive"] == [9, 12]
+        assert three_months.tally["groups"]["plan_group"]["minimally_invasive"] == [9, 12, 0]
         assert three_months.tally["responses"] == {"3m": [12, 0, 12]}
         # No patient in it: numbers and group codes only.
         assert "herniated_disc" in three_months.tally["groups"]["diagnosis"]
@@ -541,7 +561,7 @@ def test_two_workers_counting_at_once_keep_one_snapshot(
 
         monkeypatch.setattr(results, "count", count_while_another_worker_stores)
         tally, _when = results.snapshot(12, "3m", saved)
-        assert tally.groups["overall"]["all"] == [9, 12]
+        assert tally.groups["overall"]["all"] == [9, 12, 0]
         assert db.session.scalar(select(func.count()).select_from(OutcomeSnapshot)) == 1
 
 

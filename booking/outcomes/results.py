@@ -93,6 +93,10 @@ class PatientOutcome:
     def improved(self) -> bool:
         return self.change == m.IMPROVED
 
+    @property
+    def worse(self) -> bool:
+        return self.change == m.WORSE
+
 
 @dataclass(frozen=True)
 class GroupShare:
@@ -102,6 +106,8 @@ class GroupShare:
     # Suppressed although big enough: shown, it and the totals would give away a smaller
     # suppressed group by subtraction (``Tally.shares``).
     shields: bool = False
+    # The share worse beyond the threshold, of the same patients (suppressed with ``share``).
+    worse: m.Share | None = None
 
     @property
     def suppressed(self) -> bool:
@@ -234,7 +240,7 @@ def _groups_of(outcome: PatientOutcome) -> dict[str, Iterable[str]]:
 @dataclass
 class Tally:
     """The counts behind the outcomes page for one period and time point: per group of each
-    dimension ``[improved, scored]``, per time point ``[sent, still open, answered]``.
+    dimension ``[improved, scored, worse]``, per time point ``[sent, still open, answered]``.
     Numbers only (no patient, no label), so a snapshot can keep them and any language can
     show them."""
 
@@ -263,8 +269,9 @@ class Tally:
         *,
         alone: bool = False,
     ) -> list[GroupShare]:
-        """The share improved in each group of ``dimension`` (biggest first unless ``order``);
-        groups under ``MIN_GROUP`` are suppressed, never shown as zero.
+        """The share improved, and the share worse, in each group of ``dimension`` (biggest
+        first unless ``order``); groups under ``MIN_GROUP`` are suppressed, never shown as
+        zero.
 
         Secondary suppression: the total row and the groups shown would give the suppressed
         groups' numbers by subtraction (17 scored overall, 12 shown in one group: the other
@@ -284,7 +291,12 @@ class Tally:
         return [
             GroupShare(key, labels.get(key, key), None, shields=True)
             if key in shielding
-            else GroupShare(key, labels.get(key, key), _share(*counts[key]))
+            else GroupShare(
+                key,
+                labels.get(key, key),
+                _share(counts[key][0], counts[key][1]),
+                worse=_share(counts[key][2], counts[key][1]),
+            )
             for key in ordered
             if key in counts
         ]
@@ -301,9 +313,10 @@ def count(point: str, since: date, saved: OutcomeSettings) -> Tally:
         tally.scored += 1
         for dimension, keys in _groups_of(outcome).items():
             for key in keys:
-                pair = tally.groups.setdefault(dimension, {}).setdefault(key, [0, 0])
-                pair[0] += outcome.improved
-                pair[1] += 1
+                counts = tally.groups.setdefault(dimension, {}).setdefault(key, [0, 0, 0])
+                counts[0] += outcome.improved
+                counts[1] += 1
+                counts[2] += outcome.worse
     return tally
 
 
@@ -375,7 +388,7 @@ def point_responses(counted: dict[str, list[int]], points: list[str]) -> list[Po
 SNAPSHOT_MINUTES = 10
 SNAPSHOT_MAX_AGE = timedelta(minutes=15)
 SNAPSHOT_KEEP = timedelta(days=1)  # older snapshots (a former day or setting) are deleted
-TALLY_VERSION = 2  # part of the key: a change to what is counted starts afresh
+TALLY_VERSION = 3  # part of the key: a change to what is counted starts afresh
 
 
 def snapshot_key(months: int, point: str, since: date, saved: OutcomeSettings) -> str:
