@@ -19,6 +19,7 @@ from booking.extensions import db
 from booking.outcomes import measures as m
 from booking.outcomes import results, schedule
 from booking.outcomes.models import (
+    PLAN_GROUP,
     FollowUp,
     OutcomeSnapshot,
     Plan,
@@ -409,6 +410,74 @@ def test_one_small_group_is_not_given_away_by_subtraction() -> None:
     # Asked for one group alone (the public figure), the others do not hide it.
     (alone,) = tally.shares(results.BY_PLAN_GROUP, {}, ["minimally_invasive"], alone=True)
     assert alone.share is not None and alone.share.total == 12
+
+
+PLAN_PARENTS = {plan.value: PLAN_GROUP[plan].value for plan in Plan}
+
+
+def test_a_plan_is_not_given_away_by_its_plan_group_less_its_siblings() -> None:
+    """Non-surgical care (43) is shown, and advice (5) is suppressed: with physiotherapy,
+    medication and injections all shown, non-surgical care less them would give advice's
+    numbers. Against the overall total, minimally invasive surgery (10) is the one shielded,
+    which does not help: the smallest sibling shown (injections) is suppressed too."""
+    plans = {
+        "advice": [3, 5, 1],
+        "physiotherapy": [9, 15, 2],
+        "medication": [6, 12, 1],
+        "injection": [6, 11, 1],
+        "minimally_invasive": [6, 10, 1],
+    }
+    tally = results.Tally(
+        scored=53,
+        groups={
+            results.BY_PLAN_GROUP: {"non_surgical": [24, 43, 5], "minimally_invasive": [6, 10, 1]},
+            results.BY_PLAN: plans,
+        },
+    )
+    groups = tally.shares(results.BY_PLAN_GROUP, {})
+    assert all(group.share is not None for group in groups)
+    alone = {g.key: g for g in tally.shares(results.BY_PLAN, {}, list(plans))}
+    assert alone["minimally_invasive"].shields and alone["injection"].share is not None
+    shown = {g.key: g for g in tally.within(results.BY_PLAN, {}, list(plans), groups, PLAN_PARENTS)}
+    assert shown["advice"].share is None and not shown["advice"].shields
+    assert shown["injection"].share is None and shown["injection"].shields
+    assert shown["injection"].worse is None
+    assert shown["physiotherapy"].share is not None and shown["medication"].share is not None
+
+
+def test_a_plan_group_hidden_hides_its_plans() -> None:
+    """Open surgery (11) is shielded in the plan groups (with the total, it would give away
+    the 5 referred): its one plan must not show the same numbers in the plans' table."""
+    tally = results.Tally(
+        scored=46,
+        groups={
+            results.BY_PLAN_GROUP: {
+                "non_surgical": [20, 30, 2],
+                "open_surgery": [7, 11, 1],
+                "other": [2, 5, 0],
+            },
+            results.BY_PLAN: {
+                "physiotherapy": [10, 14, 1],
+                "injection": [10, 16, 1],
+                "open_surgery": [7, 11, 1],
+                "referral": [2, 5, 0],
+            },
+        },
+    )
+    groups = {g.key: g for g in tally.shares(results.BY_PLAN_GROUP, {})}
+    assert groups["open_surgery"].shields
+    shown = {
+        g.key: g
+        for g in tally.within(
+            results.BY_PLAN,
+            {},
+            ["physiotherapy", "injection", "open_surgery", "referral"],
+            list(groups.values()),
+            PLAN_PARENTS,
+        )
+    }
+    assert shown["open_surgery"].share is None and shown["open_surgery"].shields
+    assert shown["referral"].share is None
 
 
 def _forget_counts() -> None:

@@ -24,7 +24,7 @@ import io
 import json
 import secrets
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -301,6 +301,45 @@ class Tally:
             if key in counts
         ]
 
+    def within(
+        self,
+        dimension: str,
+        labels: dict[str, str],
+        order: list[str],
+        parents: list[GroupShare],
+        parent_of: dict[str, str],
+    ) -> list[GroupShare]:
+        """``shares`` for a dimension whose groups each sit in one group of another shown on
+        the same page (a plan in its plan group), so that no table gives away what another
+        hides: a group whose parent is not shown is not shown either (with its siblings it
+        would add up to the parent), and within each parent shown, the subtraction rule of
+        ``shares`` holds against the parent's total as it does against the overall one."""
+        base = {group.key: group for group in self.shares(dimension, labels, order)}
+        counts = self.groups.get(dimension, {})
+        hidden_parents = {parent.key for parent in parents if parent.share is None}
+        shielding = {
+            key
+            for key, group in base.items()
+            if group.share is not None and parent_of.get(key) in hidden_parents
+        }
+        siblings: dict[str, list[str]] = {}
+        for key in base:
+            if parent_of.get(key) not in hidden_parents:
+                siblings.setdefault(parent_of.get(key, key), []).append(key)
+        for keys in siblings.values():
+            hidden = {key for key in keys if base[key].share is None}
+            while hidden and sum(counts[key][1] for key in hidden) < MIN_GROUP:
+                shown = [key for key in keys if key not in hidden]
+                if not shown:
+                    break
+                smallest = min(shown, key=lambda key: (counts[key][1], key))
+                shielding.add(smallest)
+                hidden.add(smallest)
+        return [
+            replace(group, share=None, worse=None, shields=True) if key in shielding else group
+            for key, group in base.items()
+        ]
+
 
 def count(point: str, since: date, saved: OutcomeSettings) -> Tally:
     """Count every answer at ``point`` of the plans started since ``since`` (a fixed number of
@@ -465,6 +504,11 @@ def clinic_results(months: int, point: str | None = None, *, fresh: bool = False
     diagnosis_labels = {code: str(label) for code, label in intake.DIAGNOSES}
     diagnosis_labels["none"] = _("No diagnosis named")
     overall = tally.shares(OVERALL, {"all": _("All patients")})
+    by_plan_group = tally.shares(
+        BY_PLAN_GROUP,
+        {key: str(label) for key, label in PLAN_GROUP_LABELS.items()},
+        [group.value for group in PlanGroup],
+    )
     return Results(
         months=months,
         since=since_for(months),
@@ -476,13 +520,13 @@ def clinic_results(months: int, point: str | None = None, *, fresh: bool = False
         scored=tally.scored,
         not_scored=tally.not_scored,
         overall=overall[0] if overall else GroupShare("all", _("All patients"), None),
-        by_plan_group=tally.shares(
-            BY_PLAN_GROUP,
-            {key: str(label) for key, label in PLAN_GROUP_LABELS.items()},
-            [group.value for group in PlanGroup],
-        ),
-        by_plan=tally.shares(
-            BY_PLAN, {key: str(label) for key, label in PLAN_LABELS}, [plan.value for plan in Plan]
+        by_plan_group=by_plan_group,
+        by_plan=tally.within(
+            BY_PLAN,
+            {key: str(label) for key, label in PLAN_LABELS},
+            [plan.value for plan in Plan],
+            by_plan_group,
+            {plan.value: PLAN_GROUP[plan].value for plan in Plan},
         ),
         by_diagnosis=tally.shares(BY_DIAGNOSIS, diagnosis_labels),
         by_specialist=tally.shares(BY_SPECIALIST, specialist_labels),
