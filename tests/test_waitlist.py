@@ -23,6 +23,7 @@ from booking.requests.waitlist import (
     OfferExpired,
     OfferGone,
     OfferLocked,
+    OfferUnavailable,
     accept_offer,
     join_waitlist,
 )
@@ -417,3 +418,59 @@ def test_an_offer_is_not_taken_within_the_change_notice(
             )
         ).all()
         assert offered == []
+
+
+def test_offers_follow_the_appointment_type_staff_set_since_joining(
+    app: Flask, clinic: Waitlist
+) -> None:
+    """Staff gave a patient on the list another kind of appointment: an offer of the kind
+    they joined with is not for them, and one made before the change cannot turn their
+    appointment back into it."""
+    with app.app_context():
+        follow_up = make_appointment_type("Follow-up", minutes=30)
+        follow_up_id = follow_up.id
+        start = now_utc() + timedelta(days=4)
+        slots = open_slots(follow_up, start, start + timedelta(days=3))
+        times = [to_clinic_tz(slots[0].starts_at), to_clinic_tz(slots[4].starts_at)]
+        changed, offered_before = clinic.waiting[0], clinic.waiting[1]
+
+    def confirm_as_follow_up(request_id: int, local: datetime) -> None:
+        with app.app_context():
+            workflow.confirm_request(
+                db.session.get(ConsultationRequest, request_id),
+                db.session.get(StaffUser, clinic.coordinator.id),
+                workflow.Slot(
+                    db.session.get(AppointmentType, follow_up_id),
+                    db.session.get(StaffUser, clinic.weber.id),
+                    db.session.get(Location, clinic.location),
+                    local.date(),
+                    local.time(),
+                ),
+            )
+
+    confirm_as_follow_up(changed, times[0])  # frees its held evaluation: offered on
+    with app.app_context():
+        before = {e.id for e in db.session.scalars(select(OutboxEmail))}
+        manage.cancel(db.session.get(ConsultationRequest, clinic.first), None)
+        offer = db.session.scalars(
+            select(SlotOffer).where(SlotOffer.starts_at == clinic.early)
+        ).one()
+        db.session.expunge(offer)
+        recipients = sorted(
+            e.recipient
+            for e in db.session.scalars(
+                select(OutboxEmail).where(OutboxEmail.template == "waitlist_offer")
+            )
+            if e.id not in before
+        )
+        assert recipients == ["waiting1@example.com", "waiting2@example.com"]
+    # Offered a long evaluation, then made a follow-up by staff before taking the offer.
+    confirm_as_follow_up(offered_before, times[1])
+    with app.app_context():
+        with pytest.raises(OfferUnavailable):
+            accept_offer(
+                db.session.get(SlotOffer, offer.id),
+                db.session.get(ConsultationRequest, offered_before),
+            )
+        kept = db.session.get(ConsultationRequest, offered_before).appointment
+        assert kept.appointment_type_id == follow_up_id and kept.starts_at != offer.starts_at

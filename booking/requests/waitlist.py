@@ -15,7 +15,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import joinedload
 
 from booking.audit.services import record
@@ -115,16 +115,24 @@ def leave_waitlist(consultation: ConsultationRequest) -> None:
     db.session.commit()
 
 
-def _waiting_for(appointment_type_id: int, starts_at: datetime) -> Select:
+def _waiting_for(
+    appointment_type_id: int, starts_at: datetime, *, or_joined: bool = False
+) -> Select:
     """The requests on the waiting list for an earlier time of this type than they hold: the
-    ones an offer of ``starts_at`` is for (``offer_freed_slot`` and ``offered_to``)."""
+    ones an offer of ``starts_at`` is for (``offer_freed_slot`` and ``offered_to``). The type
+    is the one their appointment has now (staff may have changed it since they joined), or,
+    with ``or_joined``, the one it had when they joined (an offer sent before the change is
+    still theirs to look at: ``accept_offer`` refuses to take it)."""
+    same_type = Appointment.appointment_type_id == appointment_type_id
+    if or_joined:
+        same_type = or_(same_type, WaitlistEntry.appointment_type_id == appointment_type_id)
     return (
         select(ConsultationRequest)
         .join(WaitlistEntry, WaitlistEntry.request_id == ConsultationRequest.id)
         .join(ConsultationRequest.appointment)
         .where(
             WaitlistEntry.active.is_(True),
-            WaitlistEntry.appointment_type_id == appointment_type_id,
+            same_type,
             Appointment.active.is_(True),
             Appointment.starts_at > starts_at,
         )
@@ -215,7 +223,7 @@ def offered_to(offer: SlotOffer, consultation: ConsultationRequest) -> bool:
     """Whether ``consultation`` is one the offer was for: on the waiting list for the offer's
     appointment type, with a later time (``offer_freed_slot`` emails such requests). The
     token alone, forwarded to or read by someone else, takes nothing."""
-    waiting = _waiting_for(offer.appointment_type_id, offer.starts_at).where(
+    waiting = _waiting_for(offer.appointment_type_id, offer.starts_at, or_joined=True).where(
         ConsultationRequest.id == consultation.id
     )
     return db.session.scalar(select(waiting.exists())) is True
@@ -254,6 +262,11 @@ def accept_offer(offer: SlotOffer, consultation: ConsultationRequest) -> None:
     if not can_change(consultation, now):
         db.session.rollback()
         raise OfferLocked
+    if appointment.appointment_type_id != offer.appointment_type_id:
+        # Staff changed the kind of appointment since the offer was made: taking it would
+        # quietly turn it back.
+        db.session.rollback()
+        raise OfferUnavailable
     before = snapshot(consultation)
     freed = FreedTime.of(appointment)  # the later time given up: offered on, as any move does
     try:
