@@ -223,6 +223,23 @@ def test_an_appointment_blocks_its_time_and_both_buffers(clinic: Schedule) -> No
     ]
 
 
+def test_a_buffer_raised_since_a_booking_holds_after_it_as_before_it(clinic: Schedule) -> None:
+    """The appointment stored its 10-minute buffer (blocked until 10:55); the clinic now
+    keeps 60 minutes between visits: nothing starts before 11:45, as nothing before 10:00
+    may end later than 09:00."""
+    clinic.hours([WINTER_DAY], start="08:00", end="13:00")
+    add_appointments(clinic.specialist.id, clinic.location.id, [(TEN_O_CLOCK, 45)])
+    set_rules(buffer_minutes=60)
+
+    slots = open_slots(clinic.type45, *day_range(WINTER_DAY), enforce_limits=False)
+
+    berlin = ZoneInfo("Europe/Berlin")
+    times = [s.starts_at.astimezone(berlin).strftime("%H:%M") for s in slots]
+    assert times[:2] == ["08:00", "08:15"]  # 08:15-09:00, then an hour before 10:00
+    assert "08:30" not in times and "11:30" not in times
+    assert "11:45" in times
+
+
 def test_without_a_buffer_appointments_may_touch(clinic: Schedule) -> None:
     set_rules(buffer_minutes=0)
     clinic.hours([WINTER_DAY])

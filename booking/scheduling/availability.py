@@ -135,13 +135,17 @@ def _statements(by_specialist: bool, by_location: bool, ignoring: bool) -> tuple
         )
     )
     busy = select(
-        Appointment.specialist_id, Appointment.starts_at, Appointment.blocked_until
+        Appointment.specialist_id,
+        Appointment.starts_at,
+        Appointment.ends_at,
+        Appointment.blocked_until,
     ).where(
         Appointment.specialist_id.in_(specialists),
         Appointment.active.is_(True),
         Appointment.starts_at < bindparam("busy_end"),
         Appointment.starts_at > bindparam("busy_from"),
-        Appointment.blocked_until > bindparam("start"),
+        # Those ending less than the buffer before ``start`` too: a grown buffer reaches it.
+        Appointment.blocked_until > bindparam("blocked_after"),
     )
     if ignoring:
         busy = busy.where(Appointment.id != bindparam("ignore_id"))
@@ -187,12 +191,17 @@ def open_slots(
         "exceptions_end": end + duration,
         "busy_end": end + duration + buffer,
         "busy_from": start - MAX_BLOCK,
+        "blocked_after": start - buffer,
     }
     hours = db.session.execute(hours_stmt, params).all()
     exceptions = db.session.execute(exceptions_stmt, params).all()
     busy: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
-    for sid, b_start, b_end in () if ignore_bookings else db.session.execute(busy_stmt, params):
-        busy[sid].append((b_start, b_end))
+    for sid, b_start, b_ends, b_blocked in (
+        () if ignore_bookings else db.session.execute(busy_stmt, params)
+    ):
+        # The buffer after a booking is the one in force now, if it grew since the booking
+        # stored its own (``blocked_until``), as the buffer before it always is.
+        busy[sid].append((b_start, max(b_blocked, b_ends + buffer)))
     time_off: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
     windows: list[tuple[int, int, datetime, datetime]] = []
     for kind, sid, lid, e_start, e_end in exceptions:
