@@ -73,6 +73,7 @@ ACCESS: dict[str, Access] = {
     "insights.view": MANAGERS,
     "dashboard.mark_deceased": MANAGERS,
     "outcomes_staff.results": MANAGERS,
+    "outcomes_staff.follow_ups": MANAGERS,
     "outcomes_staff.export_csv": MANAGERS,
     "outcomes_staff.refresh": MANAGERS,
     "outcomes_staff.settings": ADMIN_ONLY,
