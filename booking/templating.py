@@ -11,13 +11,14 @@ from urllib.parse import urlencode
 
 import phonenumbers
 from babel import Locale
+from babel.dates import get_timezone_location
 from babel.units import format_unit
 from flask import Flask, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.routing import BuildError
 
-from booking.timeutil import clinic_date, clinic_dt, clinic_today
+from booking.timeutil import clinic_date, clinic_dt, clinic_today, clinic_tz
 
 
 def choice_label(pairs: Sequence[tuple[str, Any]], code: str | None) -> str:
@@ -122,6 +123,12 @@ def readable_details(details: Mapping[str, Any] | None) -> list[str]:
     return lines
 
 
+def clinic_zone_name() -> str:
+    """The clinic's time zone as the reader's language names it ("Germany (Berlin) Time",
+    "hora de Alemania (Berlín)"), not its identifier ("Europe/Berlin")."""
+    return get_timezone_location(clinic_tz(), locale=get_locale() or "en")
+
+
 def register_template_helpers(app: Flask) -> None:
     app.add_template_filter(clinic_dt)
     app.add_template_filter(readable_details)
@@ -134,6 +141,7 @@ def register_template_helpers(app: Flask) -> None:
     app.add_template_global(filesize)
     app.add_template_global(switch_language_url)
     app.add_template_global(language_name)
+    app.add_template_global(clinic_zone_name)
 
     @app.context_processor
     def _clinic() -> dict[str, Any]:

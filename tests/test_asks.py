@@ -225,7 +225,7 @@ def test_a_spanish_speaking_patient_is_asked_in_spanish(
     patient, url = _patient(app, reference)
     page = patient.get(url, headers={"Accept-Language": "es"}).get_data(as_text=True)
     assert "La clínica necesita algo de usted" in page
-    assert "Informe de resonancia magnética o TAC de los últimos 12 meses" in page
+    assert "Informe de resonancia magnética o TC de los últimos 12 meses" in page
 
 
 def test_one_reminder_after_the_set_days_whoever_runs_the_job(

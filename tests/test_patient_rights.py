@@ -347,3 +347,22 @@ def test_erasing_the_patient_answers_their_erasure_request(
         assert (erasure.status, erasure.request_id) == (ErasureStatus.ERASED, None)
         assert erasure.reference == patient["reference"]
         assert erasure.closed_by_id == admin.id
+
+
+def test_a_spanish_patients_copy_of_their_data_reads_in_spanish(
+    app: Flask, client: FlaskClient
+) -> None:
+    """summary.txt is for the patient: in their language, whoever downloads it (it was
+    rendered outside any request, so in the clinic's)."""
+    with app.app_context():
+        consultation = make_request(locale="es", smoking="never")
+        reference = consultation.reference
+        make_staff("admin", "privacy.admin@example.com")
+    admin = AuthActions(client).new_client(email="privacy.admin@example.com")
+    page = admin.get(f"/staff/admin/privacy/{reference}").get_data(as_text=True)
+    token = re.search(r'csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    response = admin.post(f"/staff/admin/privacy/{reference}/export", data={"csrf_token": token})
+    assert response.status_code == 200
+    summary = zipfile.ZipFile(io.BytesIO(response.get_data())).read("summary.txt").decode()
+    assert "todo lo que guardamos sobre un paciente" in summary
+    assert "Antecedentes de salud" in summary and "everything we hold" not in summary

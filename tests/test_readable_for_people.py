@@ -73,7 +73,7 @@ def _add_documents(client: FlaskClient, url: str, count: int) -> str:
     ("locale", "status"),
     [
         ("en", "Received: the clinic will confirm your appointment"),
-        ("es", "Recibida: la clínica le confirmará la cita"),
+        ("es", "Recibida. La clínica le confirmará la cita"),
     ],
 )
 def test_the_patient_page_shows_a_status_and_a_time_people_read(

@@ -115,3 +115,14 @@ def test_pages_of_two_weeks_neither_repeat_nor_skip_a_day_across_a_clock_change(
     following = client.get(f"/request/time?type={type_id}&from={later.group(1)}")
     earlier = re.search(r'from=(\d{4}-\d\d-\d\d)[^"]*">Earlier dates', following.get_data(True))
     assert earlier and earlier.group(1) == first.isoformat()
+
+
+def test_the_picker_names_the_clinics_time_zone_in_the_readers_language(
+    app: Flask, client: FlaskClient
+) -> None:
+    type_id, _north, _south = _clinic(app)
+    english = client.get(f"/request/time?type={type_id}").get_data(as_text=True)
+    assert "Times are the clinic's local time: Germany (Berlin) Time." in english
+    spanish = client.get(f"/request/time?type={type_id}&lang=es").get_data(as_text=True)
+    assert "Las horas son la hora local de la clínica: hora de Alemania (Berlín)." in spanish
+    assert "Europe/Berlin" not in spanish

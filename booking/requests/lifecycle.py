@@ -26,6 +26,7 @@ from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext as _p
 from sqlalchemy import select
 
 from booking.audit.services import changes, record
@@ -105,7 +106,9 @@ PATIENT_STATUS_LABELS = {
     S.CONFIRMED: _l("Appointment confirmed"),
     S.COMPLETED: _l("Visit completed"),
     S.DECLINED: _l("Not offered an appointment"),
-    S.CANCELLED: _l("Cancelled"),
+    # A context of its own: "Cancelled" is also an upload's state, and in Spanish the two
+    # agree with different nouns (la solicitud: cancelada; el envío: cancelado).
+    S.CANCELLED: _p("request status", "Cancelled"),
     S.NO_SHOW: _l("Appointment missed"),
 }
 

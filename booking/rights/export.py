@@ -21,6 +21,7 @@ from datetime import date, datetime, time
 from typing import Any, BinaryIO
 
 from flask import Flask, render_template
+from flask_babel import force_locale
 from sqlalchemy import inspect
 
 from booking.accesslog import redact_text
@@ -139,6 +140,8 @@ class PatientArchive:
     reference: str
     data: dict[str, Any]
     documents: list[ArchiveDocument] = field(default_factory=list)
+    # summary.txt's language: the patient's (their latest request's), whoever downloads it.
+    locale: str = "en"
 
     @property
     def filename(self) -> str:
@@ -251,7 +254,8 @@ def build_archive(
         "requests": exported,
         "other_emails": [email_entry(e) for e in other_emails],
     }
-    return PatientArchive(reference, data, documents)
+    locale = requests[-1].locale if requests else "en"
+    return PatientArchive(reference, data, documents, locale or "en")
 
 
 def _plan_entry(plan: Any) -> dict[str, Any] | None:
@@ -411,7 +415,7 @@ def stream_zip(app: Flask, archive: PatientArchive) -> Iterator[bytes]:
             doc.entry["sha256_matches"] = digest.hexdigest() == doc.sha256
             yield pipe.take()
         zf.writestr("patient.json", json.dumps(archive.data, ensure_ascii=False, indent=2))
-        with app.app_context():
+        with app.app_context(), force_locale(archive.locale):
             summary = render_template(
                 "privacy/export_summary.txt",
                 data=archive.data,

@@ -39,7 +39,7 @@ PATIENT = {
         "subject": "Necesitamos algo de usted ({})",
         "reminder": "Recordatorio: todavía necesitamos algo de usted ({})",
         "heading": "La clínica necesita algo de usted",
-        "item": "Informe de resonancia magnética o TAC de los últimos 12 meses",
+        "item": "Informe de resonancia magnética o TC de los últimos 12 meses",
         "answer": "Su respuesta",
         "send": "Enviar a la clínica",
         "thanks": "Gracias: la clínica ha recibido lo que nos envió.",
