@@ -345,7 +345,7 @@ class DevelopmentConfig(Config):
     CONTENT_REVIEWER = _env("CONTENT_REVIEWER", "Dr Alex Example, consultant spine surgeon")
     # A demo privacy notice (`make run`): a real clinic sets its own (docs/data-protection.md).
     PRIVACY_CONTACT_EMAIL = _env("PRIVACY_CONTACT_EMAIL", "privacy@example.com")
-    DPO_CONTACT = _env("DPO_CONTACT", "Data protection officer, dpo@example.com")
+    DPO_CONTACT = _env("DPO_CONTACT", "Dana Example, dpo@example.com")
     SUPERVISORY_AUTHORITY = _env(
         "SUPERVISORY_AUTHORITY", "Berliner Beauftragte für Datenschutz und Informationsfreiheit"
     )
@@ -353,8 +353,9 @@ class DevelopmentConfig(Config):
         "SUPERVISORY_AUTHORITY_CONTACT", "Alt-Moabit 59-61, 10555 Berlin, www.datenschutz-berlin.de"
     )
     HEALTH_DATA_LAW = _env("HEALTH_DATA_LAW", "§ 22(1)(1)(b) BDSG")
-    PROCESSOR_EMAIL = _env("PROCESSOR_EMAIL", "Example Mail GmbH, Berlin (sends our emails)")
-    PROCESSOR_HOSTING = _env("PROCESSOR_HOSTING", "Example Hosting GmbH, Frankfurt (our servers)")
+    # Names only: the notice says in the reader's language what each does.
+    PROCESSOR_EMAIL = _env("PROCESSOR_EMAIL", "Example Mail GmbH, Berlin")
+    PROCESSOR_HOSTING = _env("PROCESSOR_HOSTING", "Example Hosting GmbH, Frankfurt")
 
 
 class TestingConfig(Config):

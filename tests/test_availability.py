@@ -359,6 +359,32 @@ def test_extra_hours_add_a_window_at_their_location(clinic: Schedule) -> None:
     assert starts(slots) == [utc(2026, 12, 3, 13, 0), utc(2026, 12, 3, 13, 15)]
 
 
+def test_extra_hours_elsewhere_replace_the_weekly_hours_they_overlap(clinic: Schedule) -> None:
+    """Dr. Weber works Wednesdays 09:00-12:00 at the main clinic; this Wednesday 09:00-10:30
+    at North instead: one place at a time, so the main clinic offers only what is left."""
+    clinic.hours([WINTER_DAY])
+    north = make_location("North clinic", "Nordstr. 2, Berlin")
+    add_exception(
+        clinic, "extra", utc(2026, 12, 2, 8, 0), utc(2026, 12, 2, 9, 30), location_id=north.id
+    )
+
+    slots = open_slots(clinic.type45, *day_range(WINTER_DAY), enforce_limits=False)
+
+    at = {location: [] for location in (clinic.location.id, north.id)}
+    for slot in slots:
+        at[slot.location_id].append(slot.starts_at)
+    assert at[north.id] == every_15_minutes(utc(2026, 12, 2, 8, 0), 4)  # 09:00 ... 09:45
+    assert at[clinic.location.id] == every_15_minutes(utc(2026, 12, 2, 9, 30), 4)  # 10:30-11:15
+    # Asked for the main clinic alone, the same: North's hours still count against it.
+    main_only = open_slots(
+        clinic.type45,
+        *day_range(WINTER_DAY),
+        location_id=clinic.location.id,
+        enforce_limits=False,
+    )
+    assert starts(main_only) == at[clinic.location.id]
+
+
 def test_extra_hours_at_a_closed_location_give_no_slots(clinic: Schedule) -> None:
     north = make_location("North clinic", "Nordstr. 2, Berlin")
     add_exception(

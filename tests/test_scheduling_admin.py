@@ -312,8 +312,10 @@ def test_saving_rules_creates_the_row_audits_and_changes_open_slots(
     }
 
     after = offered(admin_client, evaluation, clinic.weber.id, day)
-    # With 30 minutes kept free, 09:00 (ends 09:45) now runs into the 10:00 appointment.
-    assert "09:00" not in after and "08:45" in after and "11:00" in after
+    # With 30 minutes kept free, 09:00 (ends 09:45) now runs into the 10:00 appointment, and
+    # 11:00 starts 15 minutes after it ends, though it was booked with 10 minutes' buffer.
+    assert "09:00" not in after and "08:45" in after
+    assert "11:00" not in after and "11:15" in after
 
     # A shorter horizon takes the day out of reach altogether; the second save updates row 1.
     assert (

@@ -204,11 +204,14 @@ def open_slots(
         busy[sid].append((b_start, max(b_blocked, b_ends + buffer)))
     time_off: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
     windows: list[tuple[int, int, datetime, datetime]] = []
+    extra: dict[int, list[tuple[int, datetime, datetime]]] = defaultdict(list)
     for kind, sid, lid, e_start, e_end in exceptions:
         if kind == "time_off":
             time_off[sid].append((e_start, e_end))
-        elif lid is not None and (location_id in (None, lid)):
-            windows.append((sid, lid, e_start, e_end))
+        elif lid is not None:
+            extra[sid].append((lid, e_start, e_end))
+            if location_id in (None, lid):
+                windows.append((sid, lid, e_start, e_end))
 
     day = to_clinic_tz(start).date()
     last_day = to_clinic_tz(end).date()
@@ -218,9 +221,13 @@ def open_slots(
     closed = clinic_closed_days(day, last_day)  # public holidays: extra hours still count
     while day <= last_day:
         for sid, lid, h_start, h_end in () if day in closed else by_weekday[day.weekday()]:
-            windows.append(
-                (sid, lid, from_clinic_local(day, h_start), from_clinic_local(day, h_end))
-            )
+            # Extra hours at another place replace the weekly hours they overlap: one place
+            # at a time (an admin moving a day's work elsewhere adds them there).
+            elsewhere = [(a, b) for other, a, b in extra[sid] if other != lid]
+            for w_start, w_end in _minus(
+                from_clinic_local(day, h_start), from_clinic_local(day, h_end), elsewhere
+            ):
+                windows.append((sid, lid, w_start, w_end))
         day += timedelta(days=1)
 
     slots: set[OpenSlot] = set()
@@ -236,6 +243,21 @@ def open_slots(
                 slots.add(OpenSlot(candidate, slot_end, sid, lid))
             candidate += STEP
     return sorted(slots)
+
+
+def _minus(
+    start: datetime, end: datetime, cuts: list[tuple[datetime, datetime]]
+) -> list[tuple[datetime, datetime]]:
+    """[start, end) less every cut: what is left, in order."""
+    pieces = [(start, end)]
+    for cut_start, cut_end in cuts:
+        pieces = [
+            part
+            for a, b in pieces
+            for part in ((a, min(b, cut_start)), (max(a, cut_end), b))
+            if part[0] < part[1]
+        ]
+    return pieces
 
 
 def find_open_slot(
