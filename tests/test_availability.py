@@ -385,6 +385,23 @@ def test_extra_hours_elsewhere_replace_the_weekly_hours_they_overlap(clinic: Sch
     assert starts(main_only) == at[clinic.location.id]
 
 
+def test_the_staff_agenda_draws_the_same_places_as_the_patients_are_offered(
+    clinic: Schedule,
+) -> None:
+    from booking.scheduling.agenda import working_time
+
+    clinic.hours([WINTER_DAY])
+    north = make_location("North clinic", "Nordstr. 2, Berlin")
+    add_exception(
+        clinic, "extra", utc(2026, 12, 2, 8, 0), utc(2026, 12, 2, 9, 30), location_id=north.id
+    )
+    windows, _time_off = working_time(*day_range(WINTER_DAY), [clinic.specialist.id])
+    assert [(w.starts_at, w.ends_at, w.location_id) for w in windows] == [
+        (utc(2026, 12, 2, 8, 0), utc(2026, 12, 2, 9, 30), north.id),
+        (utc(2026, 12, 2, 9, 30), utc(2026, 12, 2, 11, 0), clinic.location.id),
+    ]
+
+
 def test_extra_hours_at_a_closed_location_give_no_slots(clinic: Schedule) -> None:
     north = make_location("North clinic", "Nordstr. 2, Berlin")
     add_exception(

@@ -8,6 +8,7 @@ clock change has exactly the hours the clinic works that day, as in the availabi
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,6 +17,7 @@ from sqlalchemy import select
 
 from booking.extensions import db
 from booking.openinghours import clinic_closed_days
+from booking.scheduling.availability import subtract_periods
 from booking.scheduling.models import Location, ScheduleException, WorkingHours
 from booking.timeutil import from_clinic_local, to_clinic_tz
 
@@ -84,11 +86,14 @@ def working_time(
 
     windows: list[WorkWindow] = []
     time_off: list[TimeOff] = []
+    extra: dict[int, list[tuple[int, datetime, datetime]]] = defaultdict(list)
     for kind, sid, lid, e_start, e_end, reason in db.session.execute(exceptions_stmt):
         if kind == "time_off":
             time_off.append(TimeOff(e_start, e_end, sid, reason))
-        elif lid is not None and location_id in (None, lid):
-            windows.append(WorkWindow(max(e_start, start), min(e_end, end), sid, lid))
+        elif lid is not None:
+            extra[sid].append((lid, e_start, e_end))
+            if location_id in (None, lid):
+                windows.append(WorkWindow(max(e_start, start), min(e_end, end), sid, lid))
 
     rules = db.session.execute(hours_stmt).all()
     day, last_day = to_clinic_tz(start).date(), to_clinic_tz(end - timedelta(microseconds=1)).date()
@@ -97,9 +102,13 @@ def working_time(
         for sid, lid, weekday, h_start, h_end in rules:
             if weekday != day.weekday() or day in closed:
                 continue
-            w_start = max(from_clinic_local(day, h_start), start)
-            w_end = min(from_clinic_local(day, h_end), end)
-            if w_start < w_end:
+            # As the availability engine: extra hours elsewhere replace these.
+            elsewhere = [(a, b) for other, a, b in extra[sid] if other != lid]
+            for w_start, w_end in subtract_periods(
+                max(from_clinic_local(day, h_start), start),
+                min(from_clinic_local(day, h_end), end),
+                elsewhere,
+            ):
                 windows.append(WorkWindow(w_start, w_end, sid, lid))
         day += timedelta(days=1)
     return sorted(windows), sorted(time_off)

@@ -224,7 +224,7 @@ def open_slots(
             # Extra hours at another place replace the weekly hours they overlap: one place
             # at a time (an admin moving a day's work elsewhere adds them there).
             elsewhere = [(a, b) for other, a, b in extra[sid] if other != lid]
-            for w_start, w_end in _minus(
+            for w_start, w_end in subtract_periods(
                 from_clinic_local(day, h_start), from_clinic_local(day, h_end), elsewhere
             ):
                 windows.append((sid, lid, w_start, w_end))
@@ -245,10 +245,10 @@ def open_slots(
     return sorted(slots)
 
 
-def _minus(
+def subtract_periods(
     start: datetime, end: datetime, cuts: list[tuple[datetime, datetime]]
 ) -> list[tuple[datetime, datetime]]:
-    """[start, end) less every cut: what is left, in order."""
+    """[start, end) less every cut: what is left, in order (also the staff agenda's)."""
     pieces = [(start, end)]
     for cut_start, cut_end in cuts:
         pieces = [
