@@ -338,6 +338,11 @@ class FollowUpRow:
     gpe: int | None
     gpe_label: str  # "" when not answered
 
+    @property
+    def worse(self) -> bool:
+        """Answered "much worse" or "worse than ever" (the clinic was emailed)."""
+        return self.gpe in GPE_WORSE
+
 
 def follow_up_list(show: str, now: datetime) -> tuple[list[FollowUpRow], dict[str, int]]:
     """The follow-ups sent in the last ``LIST_DAYS`` that ``show`` asks for (newest first, at
