@@ -10,6 +10,7 @@ import re
 import threading
 import zipfile
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -352,6 +353,17 @@ def _link(app: Flask, stop: bool = False) -> str:
     return match.group(1) + ("/stop" if stop else "")
 
 
+def _questionnaire_open(app: Flask, client: FlaskClient, **completed: Any) -> tuple[str, int]:
+    """A request completed (``_completed``'s options), its 6-week questionnaire sent, and its
+    link opened in ``client``: the request's reference and id."""
+    with app.app_context():
+        consultation = _completed(**completed)
+        send_due_followups(now=schedule.due_at(_start(consultation.id), "6w", BERLIN))
+        opened = consultation.reference, consultation.id
+    client.get(_link(app))
+    return opened
+
+
 def _answers(token: str, **overrides: str) -> dict[str, str]:
     answers = {
         "csrf_token": token,
@@ -533,10 +545,7 @@ def test_retention_keeps_a_request_whose_follow_up_was_answered_within_the_perio
 def test_a_back_and_neck_patient_reads_which_region_each_part_is_about(
     app: Flask, client: FlaskClient
 ) -> None:
-    with app.app_context():
-        consultation = _completed(spine_region="both")
-        send_due_followups(now=schedule.due_at(_start(consultation.id), "6w", BERLIN))
-    client.get(_link(app))
+    _questionnaire_open(app, client, spine_region="both")
     page = client.get("/follow-up/questionnaire").get_data(as_text=True)
     back = page.index("Daily life: your lower back")
     neck = page.index("Daily life: your neck")
@@ -546,10 +555,7 @@ def test_a_back_and_neck_patient_reads_which_region_each_part_is_about(
 def test_answers_too_few_to_score_are_pointed_out_once(app: Flask, client: FlaskClient) -> None:
     """Every section may be skipped, but a score needs 8 of 10: a patient who skipped more is
     told once, and their answers go as they are if they send again."""
-    with app.app_context():
-        consultation = _completed(spine_region="lower_back")
-        send_due_followups(now=schedule.due_at(_start(consultation.id), "6w", BERLIN))
-    client.get(_link(app))
+    _questionnaire_open(app, client, spine_region="lower_back")
     token = csrf_token(client, "/follow-up/questionnaire")
     answers = _answers(token)
     skipped = {
@@ -574,10 +580,7 @@ def test_answers_too_few_to_score_are_pointed_out_once(app: Flask, client: Flask
 
 
 def test_two_sections_skipped_still_score_without_a_word(app: Flask, client: FlaskClient) -> None:
-    with app.app_context():
-        consultation = _completed(spine_region="lower_back")
-        send_due_followups(now=schedule.due_at(_start(consultation.id), "6w", BERLIN))
-    client.get(_link(app))
+    _questionnaire_open(app, client, spine_region="lower_back")
     token = csrf_token(client, "/follow-up/questionnaire")
     answers = {k: v for k, v in _answers(token).items() if k not in ("odi_walking", "odi_sex_life")}
     assert client.post("/follow-up/questionnaire", data=answers).status_code == 303
@@ -685,10 +688,7 @@ def test_the_record_dates_the_baseline_and_flags_an_old_one(app: Flask, auth: Au
 def test_the_pain_scales_are_required_and_not_marked_optional(
     app: Flask, client: FlaskClient
 ) -> None:
-    with app.app_context():
-        consultation = _completed(spine_region="lower_back")
-        send_due_followups(now=schedule.due_at(_start(consultation.id), "6w", BERLIN))
-    client.get(_link(app))
+    _questionnaire_open(app, client, spine_region="lower_back")
     text = client.get("/follow-up/questionnaire").get_data(as_text=True)
     for label in ("Back pain right now", "Leg pain at its worst in the last week"):
         marked = re.search(rf"{label}\s*(<[^>]+>\s*)*\(optional\)", text)
