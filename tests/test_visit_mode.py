@@ -10,6 +10,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from werkzeug.test import TestResponse
 
 from booking.audit.models import AuditEvent
 from booking.dashboard import services as workflow
@@ -154,6 +155,16 @@ def test_an_in_person_visit_still_gives_the_address_and_what_to_bring(
     assert calendar_location(update.attachment_body) == f"Main clinic, {ADDRESS}, Berlin"
 
 
+EVALUATION = "New-patient spine evaluation"  # the clinic fixture's type
+
+
+def save_type(client: FlaskClient, type_id: int, mode: str, name: str = EVALUATION) -> TestResponse:
+    """The type's edit page, filled in and sent as an admin's browser does."""
+    path = f"/staff/admin/scheduling/types/{type_id}"
+    page = client.get(path).get_data(as_text=True)
+    return client.post(path, data={"csrf_token": page_token(page), "name": name, "mode": mode})
+
+
 def test_the_admin_sets_how_a_types_visits_take_place(
     app: Flask, auth: AuthActions, clinic: Clinic
 ) -> None:
@@ -162,21 +173,11 @@ def test_the_admin_sets_how_a_types_visits_take_place(
     page = admin_client.get(path).get_data(as_text=True)
     assert checked_radios(page) == {"mode": "in_person"}  # every type so far: in person
 
-    refused = admin_client.post(
-        path,
-        data={"csrf_token": page_token(page), "name": "New-patient spine evaluation", "mode": "x"},
-    )
+    refused = save_type(admin_client, clinic.type, "x")
     assert refused.status_code == 422
     assert "Please choose one of the options shown." in refused.get_data(as_text=True)
 
-    saved = admin_client.post(
-        path,
-        data={
-            "csrf_token": page_token(page),
-            "name": "New-patient spine evaluation",
-            "mode": "phone",
-        },
-    )
+    saved = save_type(admin_client, clinic.type, "phone")
     assert saved.status_code == 302
     overview = admin_client.get(saved.location).get_data(as_text=True)
     assert "Appointment type saved." in overview and "<td>By phone</td>" in overview
@@ -239,16 +240,7 @@ def test_how_visits_take_place_does_not_change_under_booked_appointments(
     do instead; the type is unchanged."""
     confirm(app, clinic)
     admin_client = auth.new_client("admin")
-    path = f"/staff/admin/scheduling/types/{clinic.type}"
-    page = admin_client.get(path).get_data(as_text=True)
-    refused = admin_client.post(
-        path,
-        data={
-            "csrf_token": page_token(page),
-            "name": "New-patient spine evaluation",
-            "mode": "video",
-        },
-    )
+    refused = save_type(admin_client, clinic.type, "video")
     assert refused.status_code == 422
     message = refused.get_data(as_text=True)
     assert "1 appointment to come is booked as this type stands" in message
@@ -256,8 +248,5 @@ def test_how_visits_take_place_does_not_change_under_booked_appointments(
     with app.app_context():
         assert db.session.get(AppointmentType, clinic.type).mode is VisitMode.IN_PERSON
     # Its names can still change.
-    renamed = admin_client.post(
-        path,
-        data={"csrf_token": page_token(page), "name": "First spine visit", "mode": "in_person"},
-    )
+    renamed = save_type(admin_client, clinic.type, "in_person", name="First spine visit")
     assert renamed.status_code == 302
