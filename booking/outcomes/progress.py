@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
 from markupsafe import Markup
-from sqlalchemy import func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import joinedload
 
 from booking.extensions import db
@@ -360,18 +360,25 @@ def follow_up_list(show: str, now: datetime) -> tuple[list[FollowUpRow], dict[st
         ANSWERED: FollowUp.answered_at.is_not(None),
     }
     since = now - timedelta(days=LIST_DAYS)
-    base = (
+
+    def sent_since(stmt: Select) -> Select:
+        return (
+            stmt.join(TreatmentPlan, TreatmentPlan.request_id == FollowUp.request_id)
+            .join(ConsultationRequest, ConsultationRequest.id == FollowUp.request_id)
+            .join(Patient, Patient.id == ConsultationRequest.patient_id)
+            .where(FollowUp.sent_at.is_not(None), FollowUp.sent_at >= since)
+        )
+
+    # Every list's count in one pass.
+    totals = db.session.execute(
+        sent_since(
+            select(*(func.count(case((c, 1))) for c in conditions.values())).select_from(FollowUp)
+        )
+    ).one()
+    counts = dict(zip(conditions, totals, strict=True))
+    base = sent_since(
         select(FollowUp, TreatmentPlan.followups_stopped_at, ConsultationRequest.reference)
-        .join(TreatmentPlan, TreatmentPlan.request_id == FollowUp.request_id)
-        .join(ConsultationRequest, ConsultationRequest.id == FollowUp.request_id)
-        .join(Patient, Patient.id == ConsultationRequest.patient_id)
-        .where(FollowUp.sent_at.is_not(None), FollowUp.sent_at >= since)
     )
-    counts = {
-        name: db.session.scalar(select(func.count()).select_from(base.where(condition).subquery()))
-        or 0
-        for name, condition in conditions.items()
-    }
     rows = db.session.execute(
         base.where(conditions[show])
         .order_by(FollowUp.sent_at.desc(), FollowUp.id.desc())
