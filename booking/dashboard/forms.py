@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -17,6 +18,7 @@ from wtforms import (
     SelectField,
     TextAreaField,
     TimeField,
+    URLField,
     ValidationError,
 )
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional
@@ -31,6 +33,7 @@ from booking.timeutil import clinic_instant, from_clinic_local, now_utc, to_clin
 from booking.urlargs import FIRST_YEAR, LAST_YEAR, date_arg, int_arg, text_arg
 
 MAX_SEARCH = 100
+MAX_JOIN_LINK = 500
 
 
 def queue_filters(args: MultiDict) -> QueueFilters:
@@ -206,6 +209,41 @@ class ResendForm(BaseForm):
         ],
         description=_l("Correct it if it was mistyped: the patient's record changes too."),
     )
+
+
+class JoinLinkForm(SeenState, BaseForm):
+    """A video visit's link to join it, copied from the clinic's video service."""
+
+    link = URLField(
+        _l("Link to join the video visit"),
+        validators=[
+            DataRequired(_l("Please enter the link.")),
+            Length(max=MAX_JOIN_LINK, message=_l("Please enter a link of at most 500 characters.")),
+        ],
+        description=_l(
+            "From the clinic's video service, starting with https://. The patient is emailed "
+            "it now, with an updated calendar file, and it is in their reminders and on their "
+            "private page."
+        ),
+    )
+
+    def validate_link(self, field: URLField) -> None:
+        """A whole https address: the patient opens it from an email, so nothing that would
+        open anything else (another scheme, a name and password in it, spaces)."""
+        value = (field.data or "").strip()
+        try:
+            parts = urlsplit(value)
+        except ValueError:  # e.g. an unclosed "[" where an IPv6 address would be
+            parts = urlsplit("")
+        if (
+            parts.scheme != "https"
+            or not parts.hostname
+            or "." not in parts.hostname
+            or parts.username is not None
+            or any(c.isspace() for c in value)
+        ):
+            raise ValidationError(_("Please enter the whole link, starting with https://."))
+        field.data = value
 
 
 class NoteForm(BaseForm):

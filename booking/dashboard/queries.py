@@ -279,6 +279,8 @@ def load_record(reference: str) -> ConsultationRequest | None:
             joinedload(ConsultationRequest.acknowledged_by),
             joinedload(ConsultationRequest.appointment).joinedload(Appointment.specialist),
             joinedload(ConsultationRequest.appointment).joinedload(Appointment.location),
+            # How the visit takes place (a video visit's link form, the mode shown).
+            joinedload(ConsultationRequest.appointment).joinedload(Appointment.appointment_type),
             selectinload(ConsultationRequest.documents),
             selectinload(ConsultationRequest.emails),
             # The calls come with their timeline entries (one row each).

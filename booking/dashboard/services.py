@@ -44,7 +44,7 @@ from booking.requests.queries import lock_request
 from booking.requests.waitlist import offer_freed_slot
 from booking.scheduling.availability import OpenSlot
 from booking.scheduling.ical import appointment_ics
-from booking.scheduling.models import Appointment, AppointmentType, Location
+from booking.scheduling.models import Appointment, AppointmentType, Location, VisitMode
 from booking.scheduling.services import (
     FreedTime,
     SlotChoice,
@@ -543,6 +543,62 @@ def record_export(actor: StaffUser, filters: dict[str, object], rows: int) -> No
         kept["search_used"] = True
     record("requests_exported", actor=actor, details={"filters": kept, "rows": rows})
     db.session.commit()
+
+
+def may_set_join_link(consultation: ConsultationRequest, now: datetime | None = None) -> bool:
+    """Whether the request's appointment is a confirmed video visit still to come: the only
+    kind that can be given a link to join it."""
+    appointment = consultation.appointment
+    return (
+        consultation.status == S.CONFIRMED
+        and appointment is not None
+        and appointment.active
+        and appointment.ends_at > (now or now_utc())
+        and appointment.appointment_type is not None
+        and appointment.appointment_type.mode == VisitMode.VIDEO
+    )
+
+
+def set_join_link(
+    consultation: ConsultationRequest, actor: StaffUser, link: str, *, seen: str | None = None
+) -> None:
+    """Give a confirmed video visit, still to come, the link that joins it: the patient is
+    emailed it with the calendar event updated (its place becomes the link). Audited without
+    the link (the audit trail outlives the appointment; the link may hold a passcode)."""
+    consultation = _lock(consultation, actor, seen)
+    appointment = consultation.appointment
+    if appointment is None or not may_set_join_link(consultation):
+        raise WorkflowError(
+            _("Only a confirmed video visit still to come can be given a link to join it.")
+        )
+    if appointment.join_link == link:
+        raise WorkflowError(_("The patient already has that link."))
+    replaced = appointment.join_link is not None
+    appointment.join_link = link
+    appointment.sequence += 1
+    consultation.updated_at = now_utc()
+    add_event(
+        consultation,
+        kind=EventKind.NOTE,
+        actor=actor,
+        body=(
+            "Sent the patient a new link to join the video visit; the earlier one is no "
+            "longer shown."
+            if replaced
+            else "Sent the patient the link to join the video visit."
+        ),
+    )
+    record(
+        "join_link_set",
+        target_type="request",
+        target_id=consultation.reference,
+        actor=actor,
+        details={"replaced": replaced, "sequence": appointment.sequence},
+    )
+    db.session.flush()
+    email = emails.patient_update(consultation, "join_link", ics=appointment_ics(appointment))
+    db.session.commit()
+    enqueue_delivery([email.id] if email is not None else [])
 
 
 def send_new_link(consultation: ConsultationRequest, actor: StaffUser) -> int:

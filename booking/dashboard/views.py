@@ -21,6 +21,7 @@ from booking.dashboard.forms import (
     CloseForm,
     CompleteForm,
     DeceasedForm,
+    JoinLinkForm,
     NoteForm,
     ResendForm,
     SlotForm,
@@ -159,11 +160,16 @@ def _render_record(consultation: ConsultationRequest, status: int = 200, **forms
     forms.setdefault("ask_form", AskForm(prefix="ask", items=items))
     forms.setdefault("message_form", StaffMessageForm(prefix="msg"))
     forms.setdefault("deceased_form", DeceasedForm(prefix="deceased"))
+    # A confirmed video visit still to come can be given (or given a new) link to join it.
+    if services.may_set_join_link(consultation):
+        forms.setdefault("join_form", JoinLinkForm(prefix="join"))
+    else:
+        forms["join_form"] = None
     # The status and appointment forms carry the state this page shows (a form posted back
     # with errors keeps the one it was shown with).
     seen = state_key(consultation)
-    for name in ("slot_form", "close_form", "action_form", "complete_form"):
-        if not forms[name].seen.data:
+    for name in ("slot_form", "close_form", "action_form", "complete_form", "join_form"):
+        if forms[name] is not None and not forms[name].seen.data:
             forms[name].seen.data = seen
     if "thread" not in forms:
         forms["thread"] = messages.load_thread(consultation, for_staff=True)
@@ -411,6 +417,31 @@ def information_reviewed(reference: str) -> Response:
     asks.mark_reviewed(consultation, current_user)
     flash(_("Marked as reviewed."), "success")
     return redirect(url_for(".record", reference=reference) + "#asks")
+
+
+@bp.post("/requests/<reference>/join-link")
+@roles_required()
+def set_join_link(reference: str) -> Response | tuple[str, int]:
+    """Give a confirmed video visit the link that joins it; the patient is emailed it."""
+    consultation = _load_visible(reference)
+    form = JoinLinkForm(prefix="join")
+    if not form.validate_on_submit():
+        return _render_record(consultation, 422, join_form=form)
+    try:
+        services.set_join_link(
+            consultation, current_user, form.link.data, seen=form.seen.data or None
+        )
+    except WorkflowError as exc:
+        db.session.rollback()
+        consultation = _load_visible(reference)
+        form.seen.data = None
+        flash(str(exc), "danger")
+        return _render_record(consultation, 409, join_form=form)
+    if consultation.patient.email and consultation.patient.deceased_at is None:
+        flash(_("Saved: the patient has been emailed the link."), "success")
+    else:
+        flash(_("Saved. No email was sent: please give the patient the link."), "success")
+    return redirect(url_for(".record", reference=reference) + "#actions-heading")
 
 
 @bp.post("/requests/<reference>/new-link")

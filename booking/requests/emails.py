@@ -230,7 +230,7 @@ def escalation(consultation: ConsultationRequest, recipient: str, wait: Wait) ->
 
 # The status emails that carry the private link (request_update.txt says what it is for).
 LINKED_UPDATES = frozenset(
-    {"confirmed", "rescheduled", "information_needed", "information_reminder"}
+    {"confirmed", "rescheduled", "join_link", "information_needed", "information_reminder"}
 )
 
 
@@ -242,14 +242,18 @@ def patient_update(
     ics_method: str = "REQUEST",
 ) -> OutboxEmail | None:
     """A change the patient should know of: ``kind`` is confirmed, rescheduled, declined,
-    cancelled, completed, no_show or one of the request for information's (needed, reminder,
-    received); ``ics`` the calendar update that goes with it."""
+    cancelled, completed, no_show, join_link (a video visit's link, given by staff) or one of
+    the request for information's (needed, reminder, received); ``ics`` the calendar update
+    that goes with it."""
     reference = consultation.reference
     appointment = consultation.appointment
     with force_locale(consultation.locale):
         subjects = {
             "confirmed": _("Your appointment is confirmed (%(reference)s)", reference=reference),
             "rescheduled": _("Your appointment has changed (%(reference)s)", reference=reference),
+            "join_link": _(
+                "How to join your video appointment (%(reference)s)", reference=reference
+            ),
             "declined": _("About your request %(reference)s", reference=reference),
             "cancelled": _("Your request %(reference)s is cancelled", reference=reference),
             "completed": _("Thank you for your visit (%(reference)s)", reference=reference),

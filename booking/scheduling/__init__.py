@@ -16,12 +16,14 @@ def init_app(app: Flask) -> None:
         from_home,
         preparation,
         visit_is_remote,
+        visit_join_link,
         visit_where,
     )
 
     app.add_template_global(other_languages)  # the admin's names in each language
     app.add_template_global(visit_where)
     app.add_template_global(visit_is_remote)
+    app.add_template_global(visit_join_link)
     app.add_template_global(from_home, "visit_from_home")
     app.add_template_global(preparation, "visit_preparation")
     app.add_template_global(checklist, "visit_checklist")

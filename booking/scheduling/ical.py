@@ -13,7 +13,7 @@ from flask_babel import force_locale
 from icalendar import Calendar, Event, vCalAddress, vText
 
 from booking.scheduling.models import Appointment
-from booking.scheduling.visits import calendar_location
+from booking.scheduling.visits import calendar_location, visit_join_link
 from booking.timeutil import now_utc
 
 
@@ -38,6 +38,8 @@ def appointment_ics(appointment: Appointment, *, cancel: bool = False) -> str:
     # confirmation is made on an English page).
     with force_locale(appointment.request.locale):
         event.add("location", vText(calendar_location(appointment)))
+    if (link := visit_join_link(appointment)) is not None and not cancel:
+        event.add("url", link)
     # A time the patient picked but staff have not confirmed yet is tentative.
     # (The scheduling layer knows no request statuses: these are requested and awaiting_patient.)
     tentative = appointment.request.status in ("requested", "awaiting_patient")

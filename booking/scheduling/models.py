@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from booking.crypto import EncryptedText
 from booking.extensions import db, value_enum
 from booking.timeutil import UTCDateTime, now_utc
 
@@ -177,6 +178,10 @@ class Appointment(db.Model):
     # already passed then is not sent, the patient has just been told the time. Empty only for
     # an appointment the migration found without a time to copy (treated as placed long ago).
     placed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=now_utc)
+    # A video visit's address to join it (https), given by staff from the clinic's video
+    # service (``booking.scheduling.visits``); encrypted at rest: it may carry the meeting's
+    # passcode, and whoever holds it can join.
+    join_link: Mapped[str | None] = mapped_column(EncryptedText(1000))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc, onupdate=now_utc)
 

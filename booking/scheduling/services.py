@@ -320,6 +320,8 @@ def place_appointment(
             appointment.blocked_until = slot.ends_at + buffer
             appointment.active = True
             appointment.placed_at = now_utc()
+            if appointment_type.mode is not VisitMode.VIDEO:  # a video link joins no other
+                appointment.join_link = None
             db.session.flush()
     except DBAPIError as exc:  # IntegrityError, or a deadlock between two racers
         if is_overlap_error(exc):

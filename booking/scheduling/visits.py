@@ -30,9 +30,12 @@ def mode_of(appointment_type: AppointmentType | None) -> VisitMode:
     return appointment_type.mode if appointment_type is not None else VisitMode.IN_PERSON
 
 
-def where(mode: VisitMode, location_name: str, address: str) -> str:
-    """Where the visit takes place, in the reader's language."""
+def where(mode: VisitMode, location_name: str, address: str, *, joinable: bool = False) -> str:
+    """Where the visit takes place, in the reader's language; ``joinable``: the patient has
+    the video visit's link (shown with it: ``visit_join_link``)."""
     if mode is VisitMode.VIDEO:
+        if joinable:
+            return _("By video, from wherever suits you, with the link the clinic sent you.")
         return _("By video, from wherever suits you: the clinic will send you how to join.")
     if mode is VisitMode.PHONE:
         return _("By phone: the specialist will call you on the phone number you gave.")
@@ -42,7 +45,23 @@ def where(mode: VisitMode, location_name: str, address: str) -> str:
 def visit_where(booked: Booked) -> str:
     """``where`` for an appointment or an offered time (a template global)."""
     location = booked.location
-    return where(mode_of(booked.appointment_type), location.display_name, location.address)
+    return where(
+        mode_of(booked.appointment_type),
+        location.display_name,
+        location.address,
+        joinable=visit_join_link(booked) is not None,
+    )
+
+
+def visit_join_link(booked: Booked) -> str | None:
+    """The link that joins a video visit, once staff gave it; None for any other visit, or
+    an offered time (a template global: every page and email showing ``visit_where`` for an
+    appointment shows it with it)."""
+    link = getattr(booked, "join_link", None)
+    active = getattr(booked, "active", True)
+    if link and active and mode_of(booked.appointment_type) is VisitMode.VIDEO:
+        return link
+    return None
 
 
 def visit_is_remote(booked: Booked) -> bool:
@@ -63,7 +82,8 @@ def calendar_location(booked: Booked) -> str:
     mode = mode_of(booked.appointment_type)
     if mode is VisitMode.IN_PERSON:
         return f"{booked.location.display_name}, {booked.location.address}"
-    return str(MODE_LABELS[mode])
+    # Calendar apps open a link given as the place.
+    return visit_join_link(booked) or str(MODE_LABELS[mode])
 
 
 def preparation(booked: Booked | None) -> str:

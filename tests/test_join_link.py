@@ -1,0 +1,205 @@
+"""A video visit's link to join it: staff give it from the request's record, and the patient
+finds it in an email at once, in the calendar file, on their private page and in every
+reminder; nothing else can be given one, and no other address can pass for one."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from flask import Flask
+from flask.testing import FlaskClient
+from icalendar import Calendar
+from sqlalchemy import select
+from werkzeug.test import TestResponse
+
+from booking.audit.models import AuditEvent
+from booking.dashboard import services as workflow
+from booking.extensions import db
+from booking.requests.events import EventKind, RequestEvent
+from booking.requests.models import ConsultationRequest
+from booking.requests.reminders import send_due_reminders
+from booking.scheduling.models import Appointment, Location, VisitMode
+from booking.staff.models import StaffUser
+from booking.timeutil import to_clinic_tz
+from tests.factories import make_appointment_type
+from tests.support import (
+    AuthActions,
+    Clinic,
+    calendar_location,
+    open_manage_link,
+    outbox_emails,
+    page_token,
+)
+from tests.test_visit_mode import confirm, set_mode
+
+LINK = "https://meet.example.org/spine-4821?pwd=Xy7"
+JOINABLE = "By video, from wherever suits you, with the link the clinic sent you."
+
+
+def reference_of(app: Flask, request_id: int) -> str:
+    with app.app_context():
+        return db.session.get(ConsultationRequest, request_id).reference
+
+
+def send_link(client: FlaskClient, reference: str, link: str) -> TestResponse:
+    """The record's link form, filled in and sent as a coordinator's browser does."""
+    page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    seen = re.search(r'name="join-seen" type="hidden" value="([^"]*)"', page)
+    assert seen, "no link form on the record"
+    return client.post(
+        f"/staff/requests/{reference}/join-link",
+        data={"join-csrf_token": page_token(page), "join-seen": seen.group(1), "join-link": link},
+    )
+
+
+def stored_link(app: Flask, request_id: int) -> str | None:
+    with app.app_context():
+        return db.session.get(ConsultationRequest, request_id).appointment.join_link
+
+
+def test_the_patient_gets_a_video_visits_link_at_once_and_finds_it_everywhere(
+    app: Flask, client: FlaskClient, auth: AuthActions, clinic: Clinic
+) -> None:
+    set_mode(app, clinic, VisitMode.VIDEO)
+    request_id = confirm(app, clinic)
+    reference = reference_of(app, request_id)
+    coordinator = auth.new_client("coordinator")
+    record = coordinator.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert "The patient has no link to join yet" in record
+    assert "· By video</p>" in record  # how the visit takes place, not the location
+    summary = coordinator.get(f"/staff/requests/{reference}/summary").get_data(as_text=True)
+    assert "· By video</dd>" in summary
+    assert "Send the link to the patient" in record
+
+    sent = send_link(coordinator, reference, LINK)
+    assert sent.status_code == 302
+    assert "the patient has been emailed the link" in coordinator.get(sent.location).get_data(
+        as_text=True
+    )
+
+    confirmed, joining = outbox_emails(app, "request_update")
+    assert JOINABLE not in confirmed.body_text  # sent before there was a link
+    assert joining.subject == f"How to join your video appointment ({reference})"
+    assert f"Where: {JOINABLE}\nJoin the video visit: {LINK}\n" in joining.body_text
+    assert "/manage/open/" in joining.body_text  # the private link, as a confirmation has
+    assert f'<a href="{LINK}">Join the video visit</a>' in joining.body_html
+    # The calendar event the patient holds is updated: its place is the link.
+    (event,) = Calendar.from_ical(joining.attachment_body).walk("VEVENT")
+    assert calendar_location(joining.attachment_body) == LINK
+    assert str(event["URL"]) == LINK and int(event["SEQUENCE"]) == 1
+
+    with app.app_context():
+        (audit,) = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "join_link_set")
+        ).all()
+        # The audit trail outlives the appointment: never the link, which may hold a passcode.
+        assert audit.details == {"replaced": False, "sequence": 1}
+        assert LINK not in str(audit.details)
+        notes = db.session.scalars(
+            select(RequestEvent.body).where(RequestEvent.kind == EventKind.NOTE)
+        ).all()
+        assert notes == ["Sent the patient the link to join the video visit."]
+        consultation = db.session.get(ConsultationRequest, request_id)
+        manage_path = open_manage_link(client, consultation)
+        starts_at = consultation.appointment.starts_at
+
+    with app.app_context():
+        day = to_clinic_tz(starts_at).date().isoformat()
+    agenda = coordinator.get(f"/staff/calendar?date={day}").get_data(as_text=True)
+    assert '<span class="small">By video</span>' in agenda
+
+    manage = client.get(manage_path).get_data(as_text=True)
+    assert f'<a class="btn btn-primary" href="{LINK}" rel="noreferrer noopener">' in manage
+    assert JOINABLE in manage
+
+    with app.app_context():
+        assert len(send_due_reminders(now=starts_at - timedelta(hours=47))) == 1
+    (reminder,) = outbox_emails(app, "appointment_reminder")
+    assert f"Join the video visit: {LINK}\n" in reminder.body_text
+    assert f'<a href="{LINK}">' in reminder.body_html
+
+    # The same link again is refused; a new one replaces it, and the patient is told.
+    again = send_link(coordinator, reference, LINK)
+    assert again.status_code == 409
+    assert "The patient already has that link." in again.get_data(as_text=True)
+    assert send_link(coordinator, reference, LINK + "b").status_code == 302
+    assert stored_link(app, request_id) == LINK + "b"
+    assert len(outbox_emails(app, "request_update")) == 3
+
+
+def test_only_a_whole_https_address_is_taken(app: Flask, auth: AuthActions, clinic: Clinic) -> None:
+    set_mode(app, clinic, VisitMode.VIDEO)
+    request_id = confirm(app, clinic)
+    reference = reference_of(app, request_id)
+    coordinator = auth.new_client("coordinator")
+    for bad in (
+        "http://meet.example.org/spine",  # not encrypted
+        "javascript:alert(1)",
+        "meet.example.org/spine",  # no scheme: the email would not open it
+        "https://user:secret@meet.example.org/spine",
+        "https://meet example.org/spine",
+        "https://[meet.example.org/spine",
+        "https://localhost/spine",
+        "https://meet.example.org/" + "x" * 500,
+    ):
+        refused = send_link(coordinator, reference, bad)
+        assert refused.status_code == 422, bad
+        page = refused.get_data(as_text=True)
+        assert (
+            "Please enter the whole link, starting with https://." in page
+            or "Please enter a link of at most 500 characters." in page
+        ), bad
+    assert stored_link(app, request_id) is None
+    assert len(outbox_emails(app, "request_update")) == 1  # the confirmation only
+
+
+def test_a_visit_in_person_has_no_link_to_join(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    request_id = confirm(app, clinic)
+    reference = reference_of(app, request_id)
+    coordinator = auth.new_client("coordinator")
+    record = coordinator.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert "Link to join the video visit" not in record
+    refused = coordinator.post(
+        f"/staff/requests/{reference}/join-link",
+        data={"join-csrf_token": page_token(record), "join-link": LINK},
+    )
+    assert refused.status_code == 409
+    assert "Only a confirmed video visit still to come can be given a link to join it." in (
+        refused.get_data(as_text=True)
+    )
+    assert stored_link(app, request_id) is None
+    assert len(outbox_emails(app, "request_update")) == 1
+
+
+def test_a_link_does_not_follow_the_visit_to_a_type_not_by_video(
+    app: Flask, clinic: Clinic
+) -> None:
+    """Rescheduled as an in-person visit, the patient is sent to the address, and the old
+    video link is gone for good (it would come back if the visit became a video one again)."""
+    set_mode(app, clinic, VisitMode.VIDEO)
+    request_id = confirm(app, clinic)
+    with app.app_context():
+        consultation = db.session.get(ConsultationRequest, request_id)
+        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
+        workflow.set_join_link(consultation, coordinator, LINK)
+        in_person = make_appointment_type("Spine review in person", minutes=30)
+        appointment: Appointment = db.session.get(ConsultationRequest, request_id).appointment
+        local = to_clinic_tz(appointment.starts_at + timedelta(hours=1))
+        workflow.reschedule_request(
+            db.session.get(ConsultationRequest, request_id),
+            coordinator,
+            workflow.Slot(
+                in_person,
+                appointment.specialist,
+                db.session.get(Location, appointment.location_id),
+                local.date(),
+                local.time(),
+            ),
+        )
+    assert stored_link(app, request_id) is None
+    moved = outbox_emails(app, "request_update")[-1]
+    assert "Your appointment has changed." in moved.body_text
+    assert LINK not in moved.body_text and "Friedrichstr. 1" in moved.body_text
