@@ -87,9 +87,14 @@ def test_a_video_visit_the_patient_books_never_sends_them_to_the_address(
     assert post_step(client, "time", chosen).status_code == 303
     for code in ("about", "symptoms", "function", "history"):
         assert post_step(client, code).status_code == 303
+    documents = open_step(client, "documents")
+    assert "You can also add them later with your private link." in documents
+    assert "bring them to your visit" not in documents
     post_step(client, "documents", {})
     review = open_step(client, "review")
     assert BY_VIDEO in review and ADDRESS not in review
+    assert "No documents. You can also add them later with your private link." in review
+    assert "bring them to your visit" not in review
     assert post_step(client, "review").status_code == 303
 
     page = client.get("/request/submitted").get_data(as_text=True)

@@ -38,6 +38,7 @@ from booking.patients import steps
 from booking.patients.forms import RequestForm
 from booking.requests.drafts import Answers, RequestDraft
 from booking.scheduling.services import scheduling_enabled
+from booking.scheduling.visits import picked_from_home
 from booking.timeutil import clinic_date, clinic_today
 
 EXTENSION = "booking.patients.steppages"
@@ -107,8 +108,12 @@ def _key(code: str, draft: RequestDraft, answers: Answers, page: int) -> Hashabl
     ):
         return None
     scheduling: object = None
-    if code == "documents":  # whether more can be added (the files are rendered each time)
-        scheduling = len(draft.documents) < current_app.config["MAX_DOCUMENTS"]
+    if code == "documents":  # whether more can be added (the files are rendered each time),
+        # and whether they are to bring to the visit or to have at hand for one from home
+        scheduling = (
+            len(draft.documents) < current_app.config["MAX_DOCUMENTS"],
+            picked_from_home(answers),
+        )
     if code in ("time", "review") and (answers.get("slot") or [""])[0]:
         return None  # the chosen time's card, or the notice that it is gone
     if code == "time":

@@ -57,6 +57,7 @@ from booking.scheduling.services import (
     scheduling_enabled,
 )
 from booking.scheduling.versions import availability_key
+from booking.scheduling.visits import picked_from_home
 from booking.security import token_in_url
 from booking.timeutil import now_utc
 from booking.urlargs import date_arg, int_arg
@@ -417,7 +418,13 @@ def step(code: str) -> Response | tuple[str, int]:
             lambda form, summaries: _render_step(code, draft, form, page=page, summaries=summaries)[
                 0
             ],
-            live=(lambda: render_template("patients/_review_documents.html", draft=draft))
+            live=(
+                lambda: render_template(
+                    "patients/_review_documents.html",
+                    draft=draft,
+                    from_home=picked_from_home(answers),
+                )
+            )
             if code == "review"
             else None,
         )
@@ -575,6 +582,7 @@ def _render_step(
             (upload_form or DraftDocumentsForm(formdata=None)) if code == "documents" else None
         ),
         upload_messages=upload_messages or [],
+        from_home=code in ("documents", "review") and picked_from_home(answers),
     )
     return markup, status
 

@@ -4,11 +4,13 @@ a booked or offered time, so a video or phone visit never reads as a visit to th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from booking.extensions import db
 from booking.scheduling.models import AppointmentType, Location, VisitMode
 
 MODE_LABELS = {
@@ -67,6 +69,18 @@ def visit_join_link(booked: Booked) -> str | None:
 def visit_is_remote(booked: Booked) -> bool:
     """Whether the patient takes part from home (a template global)."""
     return mode_of(booked.appointment_type) is not VisitMode.IN_PERSON
+
+
+def picked_from_home(answers: Mapping[str, list[str]]) -> bool:
+    """Whether a request's answers (a draft's) picked a time for a visit from home, by video
+    or phone: its documents are then to have at hand, not to bring."""
+    if not (answers.get("slot") or [""])[0]:
+        return False
+    type_id = (answers.get("appointment_type") or [""])[0]
+    if not type_id.isdigit():
+        return False
+    appointment_type = db.session.get(AppointmentType, int(type_id))
+    return appointment_type is not None and appointment_type.mode is not VisitMode.IN_PERSON
 
 
 def from_home(appointment_type: AppointmentType) -> str:
