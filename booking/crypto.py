@@ -148,6 +148,8 @@ def decrypt_text(value: str, ring: KeyRing | None = None) -> str:
     except ValueError as exc:
         raise DecryptionError("malformed encrypted value") from exc
     key = (ring or key_ring()).get(key_id)
+    if len(raw) <= NONCE_BYTES:  # cut short: AESGCM would raise a bare ValueError
+        raise DecryptionError("malformed encrypted value")
     try:
         plain = key.aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], FIELD_PREFIX.encode())
     except InvalidTag as exc:
