@@ -56,9 +56,9 @@ def scanning_enabled() -> bool:
 PING_TIMEOUT_SECONDS = 2
 
 
-def scanner_answers() -> bool:
-    """Whether clamd answers a PING within ``PING_TIMEOUT_SECONDS``."""
-    client = _client(PING_TIMEOUT_SECONDS)
+def scanner_answers(timeout: float = PING_TIMEOUT_SECONDS) -> bool:
+    """Whether clamd answers a PING within ``timeout`` seconds."""
+    client = _client(timeout)
     try:
         return client.ping().strip() == "PONG"
     except (ClamdError, OSError) as error:

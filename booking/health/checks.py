@@ -82,13 +82,19 @@ def _read_heartbeat(huey: Huey) -> float | None:
     return at if math.isfinite(at) else None
 
 
+# clamd answers a PING in milliseconds when it is well. A clamd that takes the connection and
+# never answers must not hold the probe past an orchestrator's timeout (Kubernetes: 1 s):
+# every server would be marked unready over what only uploads need.
+READY_PING_SECONDS = 0.5
+
+
 def check_readiness(now: float | None = None) -> Readiness:
     """Check the database, the queue storage, the worker heartbeat and the virus scanner,
     each once."""
     now = now_utc().timestamp() if now is None else now
     checks = {
         DATABASE: _check_database(),
-        SCANNER: ("ok" if scanner_answers() else "unavailable")
+        SCANNER: ("ok" if scanner_answers(READY_PING_SECONDS) else "unavailable")
         if scanning_enabled()
         else "skipped",
     }
