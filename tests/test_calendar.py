@@ -165,6 +165,25 @@ def test_a_specialists_day_shows_held_and_confirmed_times_free_time_breaks_and_t
     assert "Ben West" not in page and "Wanda Waiting" not in page
 
 
+def test_a_buffer_raised_since_the_bookings_is_not_shown_free_after_them(
+    app: Flask, client: FlaskClient, monday: Day
+) -> None:
+    """Booked with the 10-minute buffer, then the admin asks 25: patients can book nothing in
+    the 25 minutes after each appointment (``availability.open_slots``), so the agenda does
+    not show them free either."""
+    with app.app_context():
+        db.session.add(ClinicSettings(id=1, buffer_minutes=25))
+        db.session.commit()
+    AuthActions(client).attempt("weber@example.com")
+    shown = [text for _classes, text in entries(agenda(client, date=monday.day.isoformat()))]
+    assert shown[1:5] == [
+        "09:00-09:30 Anna Mitte · Spine evaluation · Confirmed · Mitte",
+        "09:55-10:00 · Free · Mitte",
+        "10:00-10:30 Hugo Held · Spine evaluation · Held, not confirmed URGENT · Mitte",
+        "10:55-12:00 · Free · Mitte",
+    ]
+
+
 def test_a_time_held_while_the_clinic_waits_for_the_patient_is_not_shown_free(
     app: Flask, client: FlaskClient, monday: Day, staff: Staff
 ) -> None:

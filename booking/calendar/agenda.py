@@ -26,6 +26,7 @@ from flask_babel import gettext as _
 from booking.requests.lifecycle import status_label
 from booking.requests.queries import agenda_appointments, can_see
 from booking.scheduling.agenda import TimeOff, WorkWindow, working_time
+from booking.scheduling.availability import clinic_settings
 from booking.scheduling.models import Appointment, Location
 from booking.staff.models import StaffUser
 from booking.timeutil import from_clinic_local, to_clinic_tz
@@ -167,12 +168,16 @@ def _day_entries(
     time_off: Sequence[TimeOff],
     user: StaffUser,
     locations: dict[int, str],
+    buffer: timedelta = timedelta(0),
 ) -> list[Entry]:
-    """The appointments, free time, breaks and time off of one specialist in ``bounds``."""
+    """The appointments, free time, breaks and time off of one specialist in ``bounds``;
+    ``buffer`` is the clinic's buffer now."""
     offs = _merged(c for t in time_off if (c := _clip((t.starts_at, t.ends_at), bounds)))
     reasons = [t for t in time_off if t.reason]
-    # The specialist's time an appointment takes: its buffer is not free either.
-    blocks = [(a.starts_at, a.blocked_until) for a in appointments]
+    # The specialist's time an appointment takes: its buffer is not free either, and the one
+    # in force now if it grew since the booking stored its own (as the booking engine reads it:
+    # ``availability.open_slots``).
+    blocks = [(a.starts_at, max(a.blocked_until, a.ends_at + buffer)) for a in appointments]
     entries: list[Entry] = []
     for a in appointments:
         clipped = _clip((a.starts_at, a.ends_at), bounds)
@@ -299,6 +304,7 @@ def build_agenda(
     ids = None if everyone else [s.id for s in specialists]
     appointments = agenda_appointments(start, end, specialist_ids=ids, location_id=location_id)
     windows, time_off = working_time(start, end, ids, location_id)
+    buffer = timedelta(minutes=clinic_settings().buffer_minutes)
 
     people = {s.id: s for s in specialists}
     for a in appointments:
@@ -320,6 +326,7 @@ def build_agenda(
             [t for t in time_off if t.specialist_id == specialist.id],
             user,
             names,
+            buffer,
         )
         # What the hours must show: the appointments and working windows of the day.
         extents = [
