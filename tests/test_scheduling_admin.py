@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from werkzeug.test import TestResponse
 
 from booking.audit.models import AuditEvent
@@ -776,6 +776,32 @@ def test_extra_hours_add_slots_on_a_day_without_weekly_hours(
     assert response.status_code == 422
     assert "locations shown" in field_error(response.get_data(as_text=True), "extra-location")
     assert count(app, ScheduleException) == 1
+
+
+def test_extra_hours_over_an_appointment_at_another_place_warn(
+    app: Flask, admin_client: FlaskClient, clinic: Place, evaluation: int
+) -> None:
+    """The extra hours replace Dr. Weber's weekly hours at the main clinic, but the patient
+    booked there at 10:00 still holds its address: the admin is told to move them."""
+    day = target_day()
+    with app.app_context():
+        book(clinic, evaluation, berlin(day, "10:00"))
+        branch = make_location("Branch", "Hauptstr. 9, Potsdam").id
+    path = schedule_path(clinic.weber.id)
+    iso = day.isoformat()
+    extra = {"start_day": iso, "end_day": iso, "start_time": "09:00", "end_time": "12:00"}
+    response = submit(admin_client, path, "extra", location=str(branch), **extra)
+    assert response.status_code == 302
+    page = admin_client.get(path).get_data(as_text=True)
+    assert "1 appointment booked at another place falls in them" in page
+    # Hours at the appointment's own place take nobody away from it.
+    with app.app_context():
+        db.session.execute(delete(ScheduleException))
+        db.session.commit()
+    response = submit(admin_client, path, "extra", location=str(clinic.location), **extra)
+    assert response.status_code == 302
+    page = admin_client.get(path).get_data(as_text=True)
+    assert "Extra hours added." in page and "falls in them" not in page
 
 
 @pytest.mark.parametrize("prefix", ["off", "extra"])

@@ -265,7 +265,7 @@ def _add_extra_hours(specialist: StaffUser, form: ExtraHoursForm) -> tuple[str, 
     if not form.validate() or form.starts_at is None or form.ends_at is None:
         return None
     try:
-        admin.add_extra_hours(
+        added = admin.add_extra_hours(
             specialist,
             form.starts_at,
             form.ends_at,
@@ -276,6 +276,19 @@ def _add_extra_hours(specialist: StaffUser, form: ExtraHoursForm) -> tuple[str, 
     except admin.ScheduleError as exc:
         _refuse(form, exc)
         return None
+    if added.appointments_elsewhere:
+        return (
+            ngettext(
+                "Extra hours added. They replace the weekly hours at other places, but %(num)d "
+                "appointment booked at another place falls in them and was not changed: please "
+                "move it, or its patient will go to the other place.",
+                "Extra hours added. They replace the weekly hours at other places, but %(num)d "
+                "appointments booked at another place fall in them and were not changed: "
+                "please move them, or their patients will go to the other place.",
+                added.appointments_elsewhere,
+            ),
+            "warning",
+        )
     return _("Extra hours added."), "success"
 
 

@@ -450,6 +450,15 @@ def add_time_off(
     return TimeOffAdded(exception, int(inside or 0))
 
 
+@dataclass(frozen=True)
+class ExtraHoursAdded:
+    exception: ScheduleException
+    # Active appointments of the specialist at another place in these hours: the hours replace
+    # the weekly hours there, but a booked patient still expects them there; staff must move
+    # them (or the hours).
+    appointments_elsewhere: int
+
+
 def add_extra_hours(
     specialist: StaffUser,
     starts_at: datetime,
@@ -457,9 +466,10 @@ def add_extra_hours(
     location_id: int,
     reason: str | None,
     actor: StaffUser | None,
-) -> ScheduleException:
+) -> ExtraHoursAdded:
     """One-off hours (UTC) at an open location, at most a day long and not overlapping the
-    specialist's other extra hours (one place at a time)."""
+    specialist's other extra hours (one place at a time). Appointments already booked at
+    another place in them are counted, not changed."""
     _require_specialist(specialist)
     _check_period(starts_at, ends_at)
     if ends_at - starts_at > MAX_EXTRA_HOURS:
@@ -482,8 +492,17 @@ def add_extra_hours(
             "start_time",
         )
     exception = _add_exception(specialist, EXTRA, starts_at, ends_at, location_id, reason, actor)
+    elsewhere = db.session.scalar(
+        select(func.count(Appointment.id)).where(
+            Appointment.specialist_id == specialist.id,
+            Appointment.active.is_(True),
+            Appointment.location_id != location_id,
+            Appointment.starts_at < ends_at,
+            Appointment.ends_at > starts_at,
+        )
+    )
     db.session.commit()
-    return exception
+    return ExtraHoursAdded(exception, int(elsewhere or 0))
 
 
 def delete_schedule_exception(exception: ScheduleException, actor: StaffUser | None) -> None:
