@@ -524,7 +524,12 @@ def test_retention_keeps_a_request_whose_follow_up_was_answered_within_the_perio
                 Appointment.request_id,
                 {"starts_at": old - timedelta(hours=1), "ends_at": old},
             ),
-            (TreatmentPlan, TreatmentPlan.request_id, {"decided_at": old}),
+            # Treated long enough ago that every time point is past (the next test).
+            (
+                TreatmentPlan,
+                TreatmentPlan.request_id,
+                {"decided_at": old, "consulted_on": (old - timedelta(days=500)).date()},
+            ),
             (
                 FollowUp,
                 FollowUp.request_id,
@@ -537,6 +542,48 @@ def test_retention_keeps_a_request_whose_follow_up_was_answered_within_the_perio
 
         db.session.execute(
             update(FollowUp).where(FollowUp.request_id == request_id).values(answered_at=old)
+        )
+        db.session.commit()
+        assert purge_expired(dry_run=True).references == [reference]
+
+
+def test_retention_keeps_a_request_until_its_last_follow_up_has_had_its_chance(
+    app: Flask,
+) -> None:
+    """A clinic keeping closed requests 30 days: a patient treated 40 days ago, nothing
+    changed since, still has the 3- and 12-month questionnaires to come. Purged, they would
+    never be sent (and the outcomes would lose them); the patient stopping them ends that."""
+    from booking.privacy.services import purge_expired
+    from booking.requests.events import RequestEvent
+    from booking.scheduling.models import Appointment
+
+    app.config["RETENTION_DAYS"] = 30
+    with app.app_context():
+        consultation = _completed(spine_region="lower_back")
+        request_id, reference = consultation.id, consultation.reference
+        old = now_utc() - timedelta(days=40)
+        for model, column, values in (
+            (ConsultationRequest, ConsultationRequest.id, {"updated_at": old}),
+            (RequestEvent, RequestEvent.request_id, {"occurred_at": old}),
+            (
+                Appointment,
+                Appointment.request_id,
+                {"starts_at": old - timedelta(hours=1), "ends_at": old},
+            ),
+            (
+                TreatmentPlan,
+                TreatmentPlan.request_id,
+                {"decided_at": old, "consulted_on": old.date()},
+            ),
+        ):
+            db.session.execute(update(model).where(column == request_id).values(**values))
+        db.session.commit()
+        assert purge_expired(dry_run=True).references == []
+
+        db.session.execute(
+            update(TreatmentPlan)
+            .where(TreatmentPlan.request_id == request_id)
+            .values(followups_stopped_at=old)
         )
         db.session.commit()
         assert purge_expired(dry_run=True).references == [reference]

@@ -22,7 +22,7 @@ from datetime import date, datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -182,25 +182,41 @@ def _eligible():
     )
 
 
+def oldest_followed_start(now: datetime) -> date | None:
+    """The earliest treatment start (``schedule.start_of``) whose last time point's
+    invitation may still be sent, or its link still be open, at ``now``; None when the
+    clinic follows up nothing."""
+    points = list(settings().schedule)
+    if not points:
+        return None
+    link_days = timedelta(days=current_app.config["FOLLOWUP_LINK_DAYS"])
+    today = to_clinic_tz(now).date()
+    longest = max((due_day(today, p) - today for p in points), default=timedelta())
+    return today - longest - link_days - timedelta(days=1)
+
+
+def plan_start() -> ColumnElement[date]:
+    """``schedule.start_of`` in SQL: the procedure date, else the consultation's."""
+    return func.coalesce(TreatmentPlan.procedure_date, TreatmentPlan.consulted_on)
+
+
 def send_due_followups(now: datetime | None = None) -> list[int]:
     """Queue every follow-up invitation that is due; return the outbox ids queued."""
     now = now or now_utc()
     points = list(settings().schedule)
-    if not points:
+    oldest_start = oldest_followed_start(now)
+    if oldest_start is None:
         return []
     link_days = timedelta(days=current_app.config["FOLLOWUP_LINK_DAYS"])
     tz = clinic_tz()
-    today = to_clinic_tz(now).date()
     # Only plans whose last time point's link could still be open are read.
-    longest = max((due_day(today, p) - today for p in points), default=timedelta())
-    oldest_start = today - longest - link_days - timedelta(days=1)
     plans = db.session.scalars(
         select(TreatmentPlan)
         .join(TreatmentPlan.request)
         .join(ConsultationRequest.patient)
         .where(
             *_eligible(),
-            func.coalesce(TreatmentPlan.procedure_date, TreatmentPlan.consulted_on) >= oldest_start,
+            plan_start() >= oldest_start,
         )
         .options(joinedload(TreatmentPlan.request).joinedload(ConsultationRequest.patient))
         .order_by(TreatmentPlan.request_id)

@@ -33,6 +33,7 @@ from booking.extensions import db
 from booking.messages.models import Message
 from booking.notifications.models import OutboxEmail
 from booking.outcomes.models import FollowUp, TreatmentPlan
+from booking.outcomes.services import oldest_followed_start, plan_start
 from booking.privacy.models import FilePurge
 from booking.requests.calls import CallbackAttempt
 from booking.requests.events import RequestEvent
@@ -448,12 +449,26 @@ def retention_status() -> RetentionStatus:
     return RetentionStatus(current_app.config.get("RETENTION_DAYS") or None, pending)
 
 
-def _due(cutoff: datetime) -> Select:
+def _due(cutoff: datetime, now: datetime) -> Select:
     """Closed requests untouched since ``cutoff``: no status change, note, document,
     appointment time, message, treatment plan or follow-up questionnaire (sent, reminded,
-    answered, or its link working) after it."""
+    answered, or its link working) after it, and none whose follow-ups are still to come at
+    ``now`` (a short retention must not cut the 12-month questionnaire off)."""
     request = ConsultationRequest
+    oldest_followed = oldest_followed_start(now)
+    still_followed = (
+        []
+        if oldest_followed is None
+        else [
+            ~exists().where(
+                TreatmentPlan.request_id == request.id,
+                TreatmentPlan.followups_stopped_at.is_(None),
+                plan_start() >= oldest_followed,
+            )
+        ]
+    )
     return select(request.id).where(
+        *still_followed,
         request.status.in_(sorted(CLOSED_STATUSES)),
         request.updated_at < cutoff,
         ~exists().where(RequestEvent.request_id == request.id, RequestEvent.occurred_at >= cutoff),
@@ -480,12 +495,13 @@ def purge_expired(
     older than ``RETENTION_DAYS``, like an erasure, in batches of one transaction each, each
     audited. Idempotent: a second run finds nothing. A dry run only counts what is due.
     Files queued by earlier runs or erasures and not yet removed are retried too."""
+    now = now or now_utc()
     cutoff = retention_cutoff(now)
     if cutoff is None:
         return RetentionResult(enabled=False, dry_run=dry_run)
     result = RetentionResult(enabled=True, dry_run=dry_run, cutoff=cutoff)
     if dry_run:
-        due = _due(cutoff).subquery()
+        due = _due(cutoff, now).subquery()
         result.references = list(
             db.session.scalars(
                 select(ConsultationRequest.reference)
@@ -517,7 +533,7 @@ def purge_expired(
         try:
             ids = list(
                 db.session.scalars(
-                    _due(cutoff)
+                    _due(cutoff, now)
                     .order_by(ConsultationRequest.id)
                     .limit(batch_size)
                     .with_for_update(skip_locked=True)
