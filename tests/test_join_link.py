@@ -4,7 +4,10 @@ reminder; nothing else can be given one, and no other address can pass for one."
 
 from __future__ import annotations
 
+import io
+import json
 import re
+import zipfile
 from datetime import timedelta
 
 from flask import Flask
@@ -203,3 +206,32 @@ def test_a_link_does_not_follow_the_visit_to_a_type_not_by_video(
     moved = outbox_emails(app, "request_update")[-1]
     assert "Your appointment has changed." in moved.body_text
     assert LINK not in moved.body_text and "Friedrichstr. 1" in moved.body_text
+
+
+def test_the_patients_copy_of_their_data_opens_no_video_visit(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    """The archive travels (a download, an email attachment): like the private links in its
+    emails, the link that joins the visit is left out of it, wherever it was."""
+    set_mode(app, clinic, VisitMode.VIDEO)
+    request_id = confirm(app, clinic)
+    reference = reference_of(app, request_id)
+    with app.app_context():
+        workflow.set_join_link(
+            db.session.get(ConsultationRequest, request_id),
+            db.session.get(StaffUser, clinic.coordinator.id),
+            LINK,
+        )
+    admin = auth.new_client("admin")
+    page = admin.get(f"/staff/admin/privacy/{reference}").get_data(as_text=True)
+    response = admin.post(
+        f"/staff/admin/privacy/{reference}/export", data={"csrf_token": page_token(page)}
+    )
+    assert response.status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(response.get_data()))
+    everything = "".join(archive.read(name).decode() for name in archive.namelist())
+    assert "meet.example.org" not in everything
+    [exported] = json.loads(archive.read("patient.json"))["requests"]
+    assert "join_link" not in exported["appointment"]
+    joining = next(e for e in exported["emails"] if "How to join" in e["subject"])
+    assert "Join the video visit: [redacted]" in joining["body_text"]

@@ -22,9 +22,10 @@ from typing import Any, BinaryIO
 
 from flask import Flask, render_template
 from flask_babel import force_locale
+from markupsafe import escape
 from sqlalchemy import inspect
 
-from booking.accesslog import redact_text
+from booking.accesslog import REDACTED, redact_text
 from booking.crypto import KeyMissingError
 from booking.documents.storage import ALLOWED_TYPES, CHUNK_SIZE, DocumentUnreadable, get_storage
 from booking.outcomes.labels import GPE_CHOICES, PLAN_LABELS, SATISFACTION_CHOICES
@@ -54,6 +55,7 @@ SKIP_APPOINTMENT = {
     "blocked_until",
     "uid",
     "sequence",
+    "join_link",  # a way into the video visit, not data about the patient (as links below)
 }
 SKIP_EMAIL = {"id", "request_id", "claimed_at", "next_attempt_at", "attempts", "last_error"}
 
@@ -105,15 +107,21 @@ def columns(row: object | None, skip: Iterable[str] = ("id",)) -> dict[str, Any]
     }
 
 
-def email_entry(email: Any) -> dict[str, Any] | None:
+def email_entry(email: Any, join_link: str | None = None) -> dict[str, Any] | None:
     """An email as the archive keeps it: every column, its links' secret parts redacted (an
     archive is a file that travels: a private, resume or follow-up link in it must open
-    nothing)."""
+    nothing, nor the video visit's ``join_link``)."""
     entry = columns(email, skip=SKIP_EMAIL)
     if entry is not None:
-        for key in ("body_text", "body_html"):
+        for key in ("body_text", "body_html", "attachment_body"):
             if entry.get(key):
-                entry[key] = redact_text(entry[key])
+                text = redact_text(entry[key])
+                if join_link:
+                    if key == "attachment_body":  # a calendar file folds long lines
+                        text = text.replace("\r\n ", "")
+                    text = text.replace(join_link, REDACTED)
+                    text = text.replace(str(escape(join_link)), REDACTED)  # the HTML's
+                entry[key] = text
     return entry
 
 
@@ -229,7 +237,10 @@ def build_archive(
                     for call in consultation.calls
                 ],
                 "documents": doc_entries,
-                "emails": [email_entry(e) for e in consultation.emails],
+                "emails": [
+                    email_entry(e, appointment.join_link if appointment else None)
+                    for e in consultation.emails
+                ],
                 "information_requests": [
                     {
                         **columns(ask, skip={"id", "request_id", "asked_by_id", "items"}),
