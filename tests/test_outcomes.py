@@ -452,9 +452,11 @@ def test_the_patients_copy_of_their_data_holds_the_plan_and_their_answers(
     assert answered["odi_answers"]["walking"] == 1
     summary = archive.read("summary.txt").decode()
     section = summary.split("-- Follow-up questionnaires --")[1].split("-- Emails --")[0]
-    assert "Odi percent: 20.0" in section
+    assert "Oswestry Disability Index, score (%): 20.0" in section
+    assert "Time point: 6 weeks" in section
     # Every answer in words, not as its code.
-    assert "Gpe: Much improved" in section and "Satisfaction: Very satisfied" in section
+    assert "Change since the treatment: Much improved" in section
+    assert "Satisfaction with the treatment: Very satisfied" in section
     assert "Plan: Physiotherapy" in summary
     assert "Walking: " in section  # each answer as the statement the patient chose
 

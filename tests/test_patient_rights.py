@@ -193,8 +193,8 @@ def test_the_readable_summary_lists_calls_as_text(
         log_callback(consultation, make_staff("coordinator", "c@example.com"), CallOutcome.REACHED)
     response = _post(client, patient["url"], "data", date_of_birth=BORN)
     summary = zipfile.ZipFile(io.BytesIO(response.get_data())).read("summary.txt").decode()
-    [calls] = [line for line in summary.splitlines() if line.strip().startswith("Calls")]
-    assert "outcome: reached" in calls and "called at: " in calls
+    [calls] = [line for line in summary.splitlines() if line.startswith("Calls from the clinic")]
+    assert "Outcome: Reached and advised" in calls and "Called: " in calls
     assert "{" not in calls and "'" not in calls
 
 
@@ -366,3 +366,6 @@ def test_a_spanish_patients_copy_of_their_data_reads_in_spanish(
     summary = zipfile.ZipFile(io.BytesIO(response.get_data())).read("summary.txt").decode()
     assert "todo lo que guardamos sobre un paciente" in summary
     assert "Antecedentes de salud" in summary and "everything we hold" not in summary
+    # Each field by its name in Spanish, each code as the patient read it.
+    assert "Referencia: " + reference in summary and "Estado: " in summary
+    assert "Tabaco: " in summary and "Smoking" not in summary

@@ -15,22 +15,27 @@ import json
 import logging
 import re
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any, BinaryIO
 
 from flask import Flask, render_template
 from flask_babel import force_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from markupsafe import escape
 from sqlalchemy import inspect
 
 from booking.accesslog import REDACTED, redact_text
 from booking.crypto import KeyMissingError
 from booking.documents.storage import ALLOWED_TYPES, CHUNK_SIZE, DocumentUnreadable, get_storage
-from booking.outcomes.labels import GPE_CHOICES, PLAN_LABELS, SATISFACTION_CHOICES
+from booking.outcomes.labels import GPE_CHOICES, PLAN_LABELS, SATISFACTION_CHOICES, point_label
 from booking.requests import history, instruments
-from booking.templating import choice_label, choice_labels
+from booking.requests.calls import OUTCOME_LABELS, CallOutcome
+from booking.requests.lifecycle import patient_status_label
+from booking.requests.triage import LEVEL_LABELS
+from booking.templating import choice_label, choice_labels, language_name
 from booking.timeutil import now_utc
 
 log = logging.getLogger(__name__)
@@ -84,6 +89,123 @@ LABELS: dict[str, list[tuple[str, Any]]] = {
 }
 # Each instrument's answers, shown as the statements the patient chose.
 INSTRUMENT_ANSWERS = {f"{i.code}_answers": i for i in instruments.INSTRUMENTS}
+
+# Each field's name in the summary, in the patient's language (patient.json keeps the keys).
+# A column added later without a label here reads as its key ("new_column" -> "New column").
+FIELD_LABELS = {
+    # The request
+    "reference": _l("Reference"),
+    "status": _l("Status"),
+    "triage_level": _l("Urgency from the answers"),
+    "priority": _l("Priority"),
+    "red_flags": _l("Warning signs reported"),
+    "locale": _l("Language"),
+    "preferred_days": _l("Preferred days"),
+    "preferred_time_of_day": _l("Preferred time of day"),
+    "earliest_date": _l("Earliest date"),
+    "privacy_notice_version": _l("Privacy notice version"),
+    "privacy_notice_language": _l("Privacy notice language"),
+    "privacy_notice_sha256": _l("Privacy notice fingerprint (SHA-256)"),
+    "consented_at": _l("Consent given"),
+    "contact_consent": _l("Consent to be contacted"),
+    "followup_consent": _l("Consent to follow-up questionnaires"),
+    "followup_consent_version": _l("Follow-up consent version"),
+    "contact_consent_withdrawn_at": _l("Consent to be contacted withdrawn"),
+    "confirmed_at": _l("Confirmed"),
+    "closed_at": _l("Closed"),
+    "manage_links_reset_at": _l("Private links renewed"),
+    "acknowledged_at": _l("Seen by the clinic"),
+    "acknowledged_by": _l("Seen by"),
+    "escalated_at": _l("Escalated"),
+    "information_received_at": _l("Information received"),
+    "assigned_specialist": _l("Specialist"),
+    "calls": _l("Calls from the clinic"),
+    "called_at": _l("Called"),
+    "outcome": _l("Outcome"),
+    "logged_at": _l("Noted"),
+    "by": _l("By"),
+    "created_at": _l("Created"),
+    "updated_at": _l("Last changed"),
+    # The patient
+    "full_name": _l("Full name"),
+    "date_of_birth": _l("Date of birth"),
+    "guardian_name": _l("Parent or guardian"),
+    "email": _l("Email"),
+    "phone": _l("Phone"),
+    "preferred_contact": _l("Preferred contact"),
+    "deceased_at": _l("Recorded as deceased"),
+    # The history
+    "pain_locations": _l("Where the pain is"),
+    "pain_side": _l("Side"),
+    "pain_duration": _l("How long"),
+    "spine_region": _l("Main problem"),
+    "back_pain_now": _l("Back pain now (0-10)"),
+    "back_pain_worst": _l("Back pain at its worst (0-10)"),
+    "leg_pain_now": _l("Leg pain now (0-10)"),
+    "leg_pain_worst": _l("Leg pain at its worst (0-10)"),
+    "neck_pain_now": _l("Neck pain now (0-10)"),
+    "neck_pain_worst": _l("Neck pain at its worst (0-10)"),
+    "arm_pain_now": _l("Arm pain now (0-10)"),
+    "arm_pain_worst": _l("Arm pain at its worst (0-10)"),
+    "pain_now": _l("Pain now (0-10)"),
+    "pain_worst": _l("Pain at its worst (0-10)"),
+    "radiating_pain": _l("Pain spreading into the leg or arm"),
+    "numbness": _l("Numbness or tingling"),
+    "weakness": _l("Weakness"),
+    "diagnoses": _l("Diagnoses"),
+    "diagnosis_other": _l("Other diagnosis"),
+    "treatments": _l("Treatment so far"),
+    "surgery_details": _l("Previous operations"),
+    "imaging": _l("Scans"),
+    "imaging_when": _l("When the scans were done"),
+    "medications": _l("Medicines"),
+    "allergies": _l("Allergies"),
+    "blood_thinners": _l("Blood thinners"),
+    "diabetes": _l("Diabetes"),
+    "smoking": _l("Smoking"),
+    "other_history": _l("Other health information"),
+    "odi_answers": _l("Oswestry Disability Index, answers"),
+    "odi_sections_answered": _l("Oswestry Disability Index, sections answered"),
+    "odi_percent": _l("Oswestry Disability Index, score (%)"),
+    "odi_band": _l("Oswestry Disability Index, level"),
+    "ndi_answers": _l("Neck Disability Index, answers"),
+    "ndi_sections_answered": _l("Neck Disability Index, sections answered"),
+    "ndi_percent": _l("Neck Disability Index, score (%)"),
+    "ndi_band": _l("Neck Disability Index, level"),
+    # The appointment and the waiting list
+    "starts_at": _l("Starts"),
+    "ends_at": _l("Ends"),
+    "active": _l("Current"),
+    "placed_at": _l("Time set"),
+    "specialist": _l("Specialist"),
+    "location": _l("Location"),
+    "location_address": _l("Address"),
+    "appointment_type": _l("Appointment type"),
+    # The treatment plan and the follow-ups
+    "plan": _l("Plan"),
+    "procedure_date": _l("Procedure date"),
+    "consulted_on": _l("Consultation date"),
+    "decided_at": _l("Decided"),
+    "decided_by": _l("Decided by"),
+    "followups_stopped_at": _l("Follow-up questionnaires stopped"),
+    "point": _l("Time point"),
+    "due_at": _l("Due"),
+    "sent_at": _l("Sent"),
+    "expires_at": _l("Link open until"),
+    "reminded_at": _l("Reminder sent"),
+    "answered_at": _l("Answered"),
+    "gpe": _l("Change since the treatment"),
+    "satisfaction": _l("Satisfaction with the treatment"),
+}
+# Codes shown as the patient reads them elsewhere.
+VALUE_LABELS: dict[str, Callable[[str], str]] = {
+    "status": patient_status_label,
+    "triage_level": lambda code: str(LEVEL_LABELS.get(code, code)),
+    "locale": language_name,
+    "privacy_notice_language": language_name,
+    "point": point_label,
+    "outcome": lambda code: str(OUTCOME_LABELS[CallOutcome(code)]),
+}
 
 
 def plain(value: Any) -> Any:
@@ -287,7 +409,12 @@ def _label(key: str, value: Any) -> str:
     if value is None or value == "" or value == []:
         return "\u2013"
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return _("yes") if value else _("no")
+    if key in VALUE_LABELS and isinstance(value, str):
+        try:
+            return VALUE_LABELS[key](value)
+        except (KeyError, ValueError):  # a code from before a change of the list
+            return value
     if key in LABELS:
         pairs = LABELS[key]
         if isinstance(value, list):
@@ -305,16 +432,20 @@ def _label(key: str, value: Any) -> str:
         # Python dict printed as it is.
         return "; ".join(_label(key, v) if isinstance(v, dict) else str(v) for v in value)
     if isinstance(value, dict):
-        return ", ".join(f"{k.replace('_', ' ')}: {_label(k, v)}" for k, v in value.items())
+        return ", ".join(f"{field_label(k)}: {_label(k, v)}" for k, v in value.items())
     return str(value)
+
+
+def field_label(key: str) -> str:
+    """A field's name in the reader's language (``FIELD_LABELS``), or its key made readable."""
+    label = FIELD_LABELS.get(key)
+    return str(label) if label is not None else key.replace("_", " ").capitalize()
 
 
 def _fields(values: dict[str, Any] | None) -> list[tuple[str, str]]:
     if not values:
         return []
-    return [
-        (key.replace("_", " ").capitalize(), _label(key, value)) for key, value in values.items()
-    ]
+    return [(field_label(key), _label(key, value)) for key, value in values.items()]
 
 
 def summary_sections(data: dict[str, Any]) -> list[dict[str, Any]]:
