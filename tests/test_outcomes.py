@@ -31,7 +31,7 @@ from booking.outcomes.services import (
     send_due_followup_reminders,
     send_due_followups,
 )
-from booking.requests.models import ConsultationRequest
+from booking.requests.models import ConsultationRequest, RequestStatus
 from booking.rights.services import withdraw_contact_consent
 from booking.scheduling.models import AppointmentType, Location
 from booking.staff.models import StaffUser
@@ -162,6 +162,20 @@ def test_the_record_page_completes_with_the_plan_and_procedure_date(
     )
     assert early.status_code == 409
     assert "The procedure date cannot be before the consultation" in early.get_data(True)
+    # A mistyped year would put the follow-ups off by decades (9999: past the calendar's end).
+    for far in ("2062-03-01", "9999-12-31"):
+        late = client.post(
+            f"{page}/complete",
+            data={
+                "complete-csrf_token": token,
+                "complete-plan": "minimally_invasive",
+                "complete-procedure_date": far,
+            },
+        )
+        assert late.status_code == 409, far
+        assert "more than 3 years after the consultation: please check the year" in (
+            late.get_data(True)
+        )
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(TreatmentPlan)) == 0
     response = client.post(
@@ -547,6 +561,33 @@ def test_retention_keeps_a_request_whose_follow_up_was_answered_within_the_perio
         )
         db.session.commit()
         assert purge_expired(dry_run=True).references == [reference]
+
+
+def test_one_plan_that_cannot_be_scheduled_holds_back_no_other_patients_invitation(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A procedure date stored before the check above (9999-12-31: its 3 months fall past the
+    calendar's end) fails its own plan only; the job logs it and invites everyone else."""
+    with app.app_context():
+        other = _completed(spine_region="lower_back", email="other@example.com")
+        broken = make_request(
+            followup_consent=True, spine_region="lower_back", email="broken@example.com"
+        )
+        broken.status = RequestStatus.COMPLETED
+        db.session.add(
+            TreatmentPlan(
+                request_id=broken.id,
+                plan=Plan.PHYSIOTHERAPY,
+                consulted_on=clinic_today(),
+                procedure_date=date(9999, 12, 31),
+            )
+        )
+        db.session.commit()
+        queued = send_due_followups(now=schedule.due_at(_start(other.id), "6w", BERLIN))
+        assert len(queued) == 1
+        (invited,) = db.session.scalars(select(FollowUp.request_id)).all()
+        assert invited == other.id
+    assert f"follow-up of request {broken.id} failed; the others go on" in caplog.text
 
 
 def test_retention_keeps_a_request_until_its_last_follow_up_has_had_its_chance(

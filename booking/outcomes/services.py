@@ -114,6 +114,11 @@ def consulted_on(consultation: ConsultationRequest) -> date:
     return clinic_today()
 
 
+# The latest procedure date a plan takes: a mistyped year ("2062") would put the patient's
+# follow-ups off by decades (or, past the calendar's end, stop the job that sends them).
+MAX_PROCEDURE_WAIT = timedelta(days=3 * 365)
+
+
 def record_plan(
     consultation: ConsultationRequest,
     plan: Plan,
@@ -130,6 +135,14 @@ def record_plan(
                 "The procedure date cannot be before the consultation (%(day)s): follow-up "
                 "questionnaires count from it.",
                 day=clinic_date(consulted),
+            )
+        )
+    if procedure_date is not None and procedure_date > consulted + MAX_PROCEDURE_WAIT:
+        raise WorkflowError(
+            _(
+                "The procedure date is more than %(years)d years after the consultation: "
+                "please check the year. Follow-up questionnaires count from it.",
+                years=MAX_PROCEDURE_WAIT.days // 365,
             )
         )
     row = db.session.get(TreatmentPlan, consultation.id)
@@ -232,16 +245,20 @@ def send_due_followups(now: datetime | None = None) -> list[int]:
     db.session.commit()  # end the read; each request is its own transaction
     queued = []
     for plan in plans:
-        start = start_of(plan.consulted_on, plan.procedure_date)
-        due = [
-            (point, at)
-            for point in points
-            if (at := due_at(start, point, tz)) <= now and (plan.request_id, point) not in done
-        ]
-        if due:
-            email_id = _invite(plan, due, now, link_days)
-            if email_id is not None:
-                queued.append(email_id)
+        try:
+            start = start_of(plan.consulted_on, plan.procedure_date)
+            due = [
+                (point, at)
+                for point in points
+                if (at := due_at(start, point, tz)) <= now and (plan.request_id, point) not in done
+            ]
+            email_id = _invite(plan, due, now, link_days) if due else None
+        except Exception:  # one plan's failure must not hold back every other patient's
+            db.session.rollback()
+            log.exception("follow-up of request %s failed; the others go on", plan.request_id)
+            continue
+        if email_id is not None:
+            queued.append(email_id)
     enqueue_delivery(queued)
     return queued
 
