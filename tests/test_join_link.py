@@ -97,7 +97,7 @@ def test_the_patient_gets_a_video_visits_link_at_once_and_finds_it_everywhere(
             select(AuditEvent).where(AuditEvent.action == "join_link_set")
         ).all()
         # The audit trail outlives the appointment: never the link, which may hold a passcode.
-        assert audit.details == {"replaced": False, "sequence": 1}
+        assert audit.details == {"replaced": False, "sequence": 1, "emailed": True}
         assert LINK not in str(audit.details)
         notes = db.session.scalars(
             select(RequestEvent.body).where(RequestEvent.kind == EventKind.NOTE)
@@ -235,3 +235,96 @@ def test_the_patients_copy_of_their_data_opens_no_video_visit(
     assert "join_link" not in exported["appointment"]
     joining = next(e for e in exported["emails"] if "How to join" in e["subject"])
     assert "Join the video visit: [redacted]" in joining["body_text"]
+
+
+def test_a_video_visit_moved_by_the_patient_loses_its_link_and_the_clinic_is_told(
+    app: Flask, clinic: Clinic
+) -> None:
+    """A video service's link is made for one meeting (or one specialist's room): after the
+    patient moves the visit, their email says the clinic will send how to join, and the
+    clinic's notice asks for a link for the new time."""
+    from booking.manage import services as manage
+    from booking.scheduling.availability import open_slots
+    from booking.scheduling.services import SlotChoice
+
+    set_mode(app, clinic, VisitMode.VIDEO)
+    request_id = confirm(app, clinic)
+    with app.app_context():
+        consultation = db.session.get(ConsultationRequest, request_id)
+        workflow.set_join_link(consultation, db.session.get(StaffUser, clinic.coordinator.id), LINK)
+        appointment = db.session.get(ConsultationRequest, request_id).appointment
+        later = next(
+            slot
+            for slot in open_slots(
+                appointment.appointment_type,
+                appointment.starts_at + timedelta(days=1),
+                appointment.starts_at + timedelta(days=8),
+            )
+        )
+        manage.reschedule(
+            db.session.get(ConsultationRequest, request_id),
+            SlotChoice(
+                appointment.appointment_type_id,
+                later.specialist_id,
+                later.location_id,
+                later.starts_at,
+            ),
+        )
+    assert stored_link(app, request_id) is None
+    moved = outbox_emails(app, "request_update")[-1]
+    assert "Your appointment has changed." in moved.body_text
+    assert LINK not in moved.body_text and LINK not in (moved.attachment_body or "")
+    assert "the clinic will send you how to join" in moved.body_text
+    (notice,) = outbox_emails(app, "patient_action_staff")
+    assert "its link was for the old time, so please send one for the new time" in (
+        notice.body_text
+    )
+
+
+def test_a_link_saved_for_a_patient_without_an_email_address_says_so_on_the_timeline(
+    app: Flask, clinic: Clinic
+) -> None:
+    set_mode(app, clinic, VisitMode.VIDEO)
+    request_id = confirm(app, clinic)
+    with app.app_context():
+        consultation = db.session.get(ConsultationRequest, request_id)
+        consultation.patient.email = None
+        db.session.commit()
+        workflow.set_join_link(consultation, db.session.get(StaffUser, clinic.coordinator.id), LINK)
+        notes = db.session.scalars(
+            select(RequestEvent.body).where(RequestEvent.kind == EventKind.NOTE)
+        ).all()
+    assert notes == [
+        "Saved a link to join the video visit; no email went: tell the patient by phone."
+    ]
+    assert len(outbox_emails(app, "request_update")) == 1  # the confirmation only
+
+
+def test_failed_emails_sent_again_hand_over_only_the_current_link(
+    app: Flask, clinic: Clinic
+) -> None:
+    """The patient's address bounced the confirmation and both link emails; corrected, the
+    confirmation (which says a link will come) and the replaced link's email are out of date:
+    the newest link's email goes again, with a new private link."""
+    from booking.notifications.models import OutboxEmail, OutboxStatus
+
+    set_mode(app, clinic, VisitMode.VIDEO)
+    request_id = confirm(app, clinic)
+    with app.app_context():
+        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
+        for link in (LINK, LINK + "b"):
+            workflow.set_join_link(
+                db.session.get(ConsultationRequest, request_id), coordinator, link
+            )
+        for email in db.session.scalars(select(OutboxEmail)):
+            email.status = OutboxStatus.FAILED
+        db.session.commit()
+        ids = workflow.resend_patient_emails(
+            db.session.get(ConsultationRequest, request_id), coordinator, "fixed@example.com"
+        )
+        copies = [db.session.get(OutboxEmail, i) for i in ids]
+        texts = sorted((c.template, c.body_text) for c in copies)
+    assert [template for template, _text in texts] == ["manage_link", "request_update"]
+    joining = texts[1][1]
+    assert f"Join the video visit: {LINK}b\n" in joining
+    assert f"{LINK}\n" not in joining

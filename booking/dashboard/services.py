@@ -577,26 +577,25 @@ def set_join_link(
     appointment.join_link = link
     appointment.sequence += 1
     consultation.updated_at = now_utc()
-    add_event(
-        consultation,
-        kind=EventKind.NOTE,
-        actor=actor,
-        body=(
+    db.session.flush()
+    email = emails.patient_update(consultation, "join_link", ics=appointment_ics(appointment))
+    if email is None:  # no address (an emergency call-back), or the patient marked deceased
+        body = "Saved a link to join the video visit; no email went: tell the patient by phone."
+    elif replaced:
+        body = (
             "Sent the patient a new link to join the video visit; the earlier one is no "
             "longer shown."
-            if replaced
-            else "Sent the patient the link to join the video visit."
-        ),
-    )
+        )
+    else:
+        body = "Sent the patient the link to join the video visit."
+    add_event(consultation, kind=EventKind.NOTE, actor=actor, body=body)
     record(
         "join_link_set",
         target_type="request",
         target_id=consultation.reference,
         actor=actor,
-        details={"replaced": replaced, "sequence": appointment.sequence},
+        details={"replaced": replaced, "sequence": appointment.sequence, "emailed": bool(email)},
     )
-    db.session.flush()
-    email = emails.patient_update(consultation, "join_link", ics=appointment_ics(appointment))
     db.session.commit()
     enqueue_delivery([email.id] if email is not None else [])
 
@@ -643,14 +642,19 @@ def resend_patient_emails(
     changed = address != (consultation.patient.email or "")
     if changed:
         consultation.patient.email = address
-    # An email written before the request's last change of status or time no longer says
-    # where it stands ("we will confirm" after a decline, a tentative time since confirmed):
+    # An email written before the request's last change of status, time or link no longer
+    # says where it stands ("we will confirm" after a decline, a tentative time since confirmed):
     # the patient gets a new link to their page instead, which shows it. The others again.
     last_change = db.session.scalar(
         select(func.max(RequestEvent.occurred_at)).where(
             RequestEvent.request_id == consultation.id, RequestEvent.kind == EventKind.STATUS
         )
     )
+    # A change to the appointment alone (a video visit's link given or replaced) dates the
+    # emails before it too: a copy would hand over a replaced link.
+    if consultation.appointment is not None:
+        altered = consultation.appointment.updated_at
+        last_change = altered if last_change is None else max(last_change, altered)
     current = [e for e in failed if last_change is None or e.created_at >= last_change]
     copies = [emails.resend(consultation, email) for email in current]
     if len(current) < len(failed) and (link_email := emails.new_link(consultation)) is not None:

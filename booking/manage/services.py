@@ -108,6 +108,7 @@ def reschedule(consultation: ConsultationRequest, choice: SlotChoice) -> None:
     appointment_type, slot = resolve_choice(choice, ignore_appointment_id=appointment.id)
     before = snapshot(consultation)
     freed = FreedTime.of(appointment)
+    had_join_link = appointment.join_link is not None
     place_appointment(appointment, appointment_type, slot)
     appointment.sequence += 1  # the patient's calendar holds the earlier invitation
     consultation.assigned_specialist_id = slot.specialist_id
@@ -121,7 +122,14 @@ def reschedule(consultation: ConsultationRequest, choice: SlotChoice) -> None:
         ics=appointment_ics(appointment),
     )
     notice = emails.clinic_notice(
-        consultation, _l("rescheduled"), _l("The patient chose a new time.")
+        consultation,
+        _l("rescheduled"),
+        _l(
+            "The patient chose a new time. It is a video visit: its link was for the old "
+            "time, so please send one for the new time from the request."
+        )
+        if had_join_link and appointment.join_link is None
+        else _l("The patient chose a new time."),
     )
     offers = offer_freed_slot(freed)
     db.session.commit()

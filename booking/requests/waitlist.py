@@ -269,6 +269,7 @@ def accept_offer(offer: SlotOffer, consultation: ConsultationRequest) -> None:
         raise OfferUnavailable
     before = snapshot(consultation)
     freed = FreedTime.of(appointment)  # the later time given up: offered on, as any move does
+    had_join_link = appointment.join_link is not None
     try:
         appointment_type, slot = resolve_choice(
             SlotChoice(
@@ -296,7 +297,14 @@ def accept_offer(offer: SlotOffer, consultation: ConsultationRequest) -> None:
         ics=appointment_ics(appointment),
     )
     notice = emails.clinic_notice(
-        consultation, _l("rescheduled"), _l("The patient took an earlier time from the waitlist.")
+        consultation,
+        _l("rescheduled"),
+        _l(
+            "The patient took an earlier time from the waitlist. It is a video visit: its link "
+            "was for the old time, so please send one for the new time from the request."
+        )
+        if had_join_link and appointment.join_link is None
+        else _l("The patient took an earlier time from the waitlist."),
     )
     offers = offer_freed_slot(freed)
     db.session.commit()

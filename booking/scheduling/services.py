@@ -298,6 +298,7 @@ def place_appointment(
     appointment: Appointment, appointment_type: AppointmentType, slot: OpenSlot
 ) -> None:
     """Put an appointment on a slot (new or moved) and let the database check it is free.
+    A video visit's join link goes when it moves to another time or specialist.
 
     Flushes; the caller commits. An overlap the database refuses becomes SlotTaken. A moved
     appointment then keeps its old time and the caller's transaction stays usable (the page
@@ -310,6 +311,7 @@ def place_appointment(
     # and the losing patient's page would then fail. A new appointment has no time to flush
     # before this; it is stored with the request that holds it, all or nothing.
     moving = inspect(appointment).persistent
+    moved_from = (appointment.specialist_id, appointment.starts_at) if moving else None
     try:
         with db.session.begin_nested() if moving else nullcontext():
             appointment.appointment_type_id = appointment_type.id
@@ -320,7 +322,11 @@ def place_appointment(
             appointment.blocked_until = slot.ends_at + buffer
             appointment.active = True
             appointment.placed_at = now_utc()
-            if appointment_type.mode is not VisitMode.VIDEO:  # a video link joins no other
+            if moved_from != (slot.specialist_id, slot.starts_at) or (
+                appointment_type.mode is not VisitMode.VIDEO
+            ):
+                # A video service's link is made for one meeting, or one specialist's room:
+                # after a move, staff give one for the new time.
                 appointment.join_link = None
             db.session.flush()
     except DBAPIError as exc:  # IntegrityError, or a deadlock between two racers
