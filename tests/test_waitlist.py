@@ -220,6 +220,15 @@ def test_the_first_to_accept_gets_it_and_the_others_see_it_is_gone(
     page = client.get(winner).get_data(as_text=True)
     assert "Take this earlier time" in page
     assert client.post(winner, data={"csrf_token": CSRF.search(page).group(1)}).status_code == 302
+    # Back on the page (the back button, the email's link again): it is theirs, not "gone";
+    # sending it again changes nothing.
+    for again in (
+        client.get(winner),
+        client.post(winner, data={"csrf_token": CSRF.search(page).group(1)}),
+    ):
+        assert again.status_code == 200
+        text = again.get_data(as_text=True)
+        assert "You took this earlier time." in text and "already taken" not in text
 
     page = client.get(loser).get_data(as_text=True)
     assert "already taken" in page

@@ -44,6 +44,7 @@ from booking.requests.links import (
 )
 from booking.requests.models import ConsultationRequest, ManageLink
 from booking.requests.waitlist import (
+    NoContactConsent,
     OfferExpired,
     OfferGone,
     OfferLocked,
@@ -340,6 +341,14 @@ def waitlist(reference: str) -> Response:
     if request.form.get("join") == "1":
         try:
             join_waitlist(consultation)
+        except NoContactConsent:
+            flash(
+                _(
+                    "Earlier times are offered by email, and you withdrew your consent to be "
+                    "contacted. Please call the clinic to ask for an earlier time."
+                ),
+                "danger",
+            )
         except ValueError:
             flash(_("Only a request with a time can wait for an earlier one."), "danger")
         else:
@@ -362,12 +371,14 @@ def offer(reference: str, offer_token: str):
         and not offered_to(slot_offer, consultation)
     ):
         abort(404)
-    gone = slot_offer.claimed_by_request_id is not None
-    expired = not gone and offer_expired(slot_offer)
+    # Back on the page after taking it (the back button, the email's link again): theirs.
+    taken = slot_offer.claimed_by_request_id == consultation.id
+    gone = slot_offer.claimed_by_request_id is not None and not taken
+    expired = not gone and not taken and offer_expired(slot_offer)
     # Taking the offer moves the appointment: not within the change and cancel notice.
-    locked = not gone and not expired and not services.can_change(consultation)
+    locked = not gone and not taken and not expired and not services.can_change(consultation)
     unavailable = False
-    if request.method == "POST" and not locked:
+    if request.method == "POST" and not locked and not taken:
         if not FlaskForm().validate_on_submit():
             abort(400)
         try:
@@ -387,7 +398,8 @@ def offer(reference: str, offer_token: str):
         "manage/offer.html",
         consultation=consultation,
         offer=slot_offer,
-        gone=gone or slot_offer.claimed_by_request_id not in (None, consultation.id),
+        gone=gone,
+        taken=taken,
         unavailable=unavailable,
         expired=expired,
         locked=locked,

@@ -61,10 +61,16 @@ class OfferLocked(OfferGone):
     (``lifecycle.can_change``): taking the offer would move it, so they call the clinic."""
 
 
+class NoContactConsent(ValueError):  # noqa: N818 - what the patient is told
+    """The patient withdrew their consent to be contacted: no offer would reach them."""
+
+
 def join_waitlist(consultation: ConsultationRequest) -> WaitlistEntry:
     appointment = consultation.appointment
     if consultation.status not in OPEN_STATUSES or appointment is None or not appointment.active:
         raise ValueError("only an open request with a time can wait for an earlier one")
+    if not consultation.contact_consent:  # offer_freed_slot skips them (may_be_contacted)
+        raise NoContactConsent("offers go only to patients who may be contacted")
     entry = db.session.scalar(
         select(WaitlistEntry).where(WaitlistEntry.request_id == consultation.id)
     )

@@ -108,6 +108,11 @@ def test_patient_picks_a_time_then_moves_it_adds_a_document_and_cancels_by_the_e
     appointment.get_by_role("link", name="Choose another time").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Choose another time")
     expect(page.get_by_text(f"Now: {held_time}, {SPECIALIST}, {LOCATION}")).to_be_visible()
+    # Sent without a time: the page says so, and the focus goes there (errors.js).
+    page.get_by_role("button", name="Move my appointment to this time").click()
+    problem = page.get_by_role("alert").filter(has_text="Please choose")
+    expect(problem).to_be_visible()
+    expect(problem).to_be_focused()
     # One day's times at a time, as on the request's picker.
     show_day(page, held_day)
     held_day_times = page.get_by_role("group", name=day_legend(held_day), exact=True)

@@ -4,7 +4,10 @@
 // still announced (role="alert") and the page's title starts with "Error:".
 (function () {
   "use strict";
-  var summary = document.getElementById("error-summary");
+  // A page's one problem (a time no longer free, a step that cannot be sent) is focused the
+  // same way when there is no summary of fields.
+  var summary =
+    document.getElementById("error-summary") || document.getElementById("problem");
   if (summary) {
     summary.focus();
   }
