@@ -145,6 +145,8 @@ def test_a_spanish_reader_reads_how_their_video_visit_takes_place(
     confirm(app, clinic, locale="es")
     (update,) = outbox_emails(app, "request_update")
     assert "Por videollamada, desde donde le venga bien" in update.body_text
+    # The patient may be anywhere: the time names the clinic's zone (the calendar file is UTC).
+    assert re.search(r"Cuándo: .+, \d\d:\d\d \(hora de Alemania \(Berlín\)\)\n", update.body_text)
     assert "Tenga a mano los informes de sus pruebas de imagen" in update.body_text
     assert ADDRESS not in update.body_text
     assert calendar_location(update.attachment_body) == "Por videollamada"
@@ -156,6 +158,7 @@ def test_an_in_person_visit_still_gives_the_address_and_what_to_bring(
     confirm(app, clinic)
     (update,) = outbox_emails(app, "request_update")
     assert f"Where: Main clinic, {ADDRESS}, Berlin" in update.body_text
+    assert "Germany (Berlin) Time" not in update.body_text  # a visit to the clinic
     assert BRING in update.body_text and HAVE_AT_HAND not in update.body_text
     assert calendar_location(update.attachment_body) == f"Main clinic, {ADDRESS}, Berlin"
 

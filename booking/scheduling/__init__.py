@@ -17,6 +17,7 @@ def init_app(app: Flask) -> None:
         preparation,
         visit_is_remote,
         visit_join_link,
+        visit_when,
         visit_where,
     )
 
@@ -24,6 +25,7 @@ def init_app(app: Flask) -> None:
     app.add_template_global(visit_where)
     app.add_template_global(visit_is_remote)
     app.add_template_global(visit_join_link)
+    app.add_template_global(visit_when)
     app.add_template_global(from_home, "visit_from_home")
     app.add_template_global(preparation, "visit_preparation")
     app.add_template_global(checklist, "visit_checklist")

@@ -5,6 +5,7 @@ a booked or offered time, so a video or phone visit never reads as a visit to th
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Protocol
 
 from flask_babel import gettext as _
@@ -12,6 +13,8 @@ from flask_babel import lazy_gettext as _l
 
 from booking.extensions import db
 from booking.scheduling.models import AppointmentType, Location, VisitMode
+from booking.templating import clinic_zone_name
+from booking.timeutil import clinic_dt
 
 MODE_LABELS = {
     VisitMode.IN_PERSON: _l("In person, at the location"),
@@ -25,6 +28,7 @@ class Booked(Protocol):
 
     appointment_type: AppointmentType | None
     location: Location
+    starts_at: datetime
 
 
 def mode_of(appointment_type: AppointmentType | None) -> VisitMode:
@@ -53,6 +57,16 @@ def visit_where(booked: Booked) -> str:
         location.address,
         joinable=visit_join_link(booked) is not None,
     )
+
+
+def visit_when(booked: Booked) -> str:
+    """When the visit starts, as pages and emails show it; for a visit from home with the
+    clinic's time zone named: the patient may be elsewhere, and their calendar file (in UTC)
+    would show another hour than the email (a template global)."""
+    when = clinic_dt(booked.starts_at, "when")
+    if visit_is_remote(booked):
+        return f"{when} ({clinic_zone_name()})"
+    return when
 
 
 def visit_join_link(booked: Booked) -> str | None:
