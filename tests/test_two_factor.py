@@ -73,6 +73,23 @@ def test_an_admin_must_enrol_before_using_the_dashboard(
         ).one()
 
 
+def test_the_secret_being_enrolled_cannot_be_read_from_the_session_cookie(
+    app: Flask, client: FlaskClient, admin: str
+) -> None:
+    """Flask's session cookie is signed, not encrypted: a cookie read during set-up (a
+    shared computer, a copied browser profile) must not give away the second factor."""
+    AuthActions(client).attempt(admin)
+    page = client.get("/staff/two-factor").get_data(as_text=True)
+    secret = KEY_RE.search(page).group(1)
+    cookie = client.get_cookie(app.config.get("SESSION_COOKIE_NAME", "session"))
+    assert cookie is not None
+    stored = app.session_interface.get_signing_serializer(app).loads(cookie.value)
+    assert secret not in str(stored)
+    # The same secret is shown again until it is enrolled (the page may be reloaded).
+    again = client.get("/staff/two-factor").get_data(as_text=True)
+    assert KEY_RE.search(again).group(1) == secret
+
+
 def test_sign_in_needs_the_code_and_a_code_works_once(
     app: Flask, client: FlaskClient, admin: str
 ) -> None:

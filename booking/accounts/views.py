@@ -30,7 +30,13 @@ from booking.accounts.forms import (
     StaffCreateForm,
     TwoFactorPolicyForm,
 )
-from booking.crypto import text_digest
+from booking.crypto import (
+    DecryptionError,
+    KeyMissingError,
+    decrypt_text,
+    encrypt_text,
+    text_digest,
+)
 from booking.extensions import db, limiter
 from booking.scheduling.services import appointments_to_come
 from booking.staff import services, twofactor
@@ -157,8 +163,7 @@ def login_code() -> Response | str | tuple[str, int]:
 def two_factor_setup() -> Response | str | tuple[str, int]:
     """Enrol an authenticator app: scan the QR code, type one code, keep the recovery codes.
     An account that has one already confirms its password before replacing it."""
-    secret = session.get(SETUP_KEY) or twofactor.new_secret()
-    session[SETUP_KEY] = secret
+    secret = _setup_secret()
     replacing = current_user.totp_enabled
     form = ReplaceTwoFactorForm() if replacing else CodeForm()
     if form.validate_on_submit():
@@ -171,6 +176,21 @@ def two_factor_setup() -> Response | str | tuple[str, int]:
             return render_template("staff/two_factor_codes.html", codes=codes)
         form.code.errors = [*form.code.errors, _("That code is not right. Please try again.")]
     return _two_factor_page(form, secret, 422 if form.errors else 200)
+
+
+def _setup_secret() -> str:
+    """The secret being enrolled, kept in the session between the page and its code. The
+    session cookie is signed, not encrypted: the secret is kept in it encrypted, or a cookie
+    read during set-up would give a lasting second factor to whoever holds the password."""
+    sealed = session.get(SETUP_KEY)
+    if sealed:
+        try:
+            return decrypt_text(sealed)
+        except (DecryptionError, KeyMissingError):
+            pass  # from before the key changed, or not ours: a new one
+    secret = twofactor.new_secret()
+    session[SETUP_KEY] = encrypt_text(secret)
+    return secret
 
 
 def _two_factor_page(form: CodeForm, secret: str, status: int) -> tuple[str, int]:
