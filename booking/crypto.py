@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import Flask, current_app
-from sqlalchemy import String
+from sqlalchemy import String, Text
 from sqlalchemy.types import TypeDecorator
 
 KEY_BYTES = 32
@@ -179,3 +179,10 @@ class EncryptedText(TypeDecorator[str]):
         if value is None or not is_encrypted_text(value):
             return value
         return decrypt_text(value)
+
+
+class EncryptedLongText(EncryptedText):
+    """``EncryptedText`` for a TEXT column (an email's bodies): the same sealing, no retype."""
+
+    impl = Text
+    cache_ok = True

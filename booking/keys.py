@@ -45,7 +45,7 @@ class KeyReport:
     unreadable: list[int] = field(default_factory=list)
     secrets_rotated: int = 0
     drafts_rotated: int = 0
-    fields_rotated: int = 0  # rows of other encrypted columns: history, notes, messages, asks
+    fields_rotated: int = 0  # rows of other encrypted columns: history, notes, messages, emails
     # ``check``: encrypted column values read, those needing a key not configured (by key id)
     # or failing to decrypt ("table.column #id"), and what is still under another key than
     # the current one (by key id; "plain" for text stored before its column was encrypted).
@@ -150,7 +150,7 @@ def rotate_fields(current: str) -> dict[str, int]:
 
 def rotate() -> KeyReport:
     """Re-encrypt every document (a draft's too) and every encrypted column (two-factor
-    secrets, drafts' answers, free-text history, notes, messages) not yet under the current
+    secrets, drafts' answers, free-text history, notes, messages, emails) not yet under the current
     key."""
     report = KeyReport()
     storage = get_storage()
@@ -177,7 +177,7 @@ def rotate() -> KeyReport:
 
 def check() -> KeyReport:
     """Read every document in full, verifying each chunk and its stored checksum, and decrypt
-    every encrypted column value (two-factor secrets, drafts, history, notes, messages);
+    every encrypted column value (two-factor secrets, drafts, history, notes, messages, emails);
     note what is still under another key than the current one: an old key may be removed
     only when nothing is."""
     report = KeyReport()
@@ -255,7 +255,7 @@ def rotate_command() -> None:
         f"Documents re-encrypted: {report.rotated}; already under the current key: "
         f"{report.current}; two-factor secrets re-encrypted: {report.secrets_rotated}; "
         f"unfinished requests' answers re-encrypted: {report.drafts_rotated}; other encrypted "
-        f"records (history, notes, messages) re-encrypted: {report.fields_rotated}."
+        f"records (history, notes, messages, emails) re-encrypted: {report.fields_rotated}."
     )
     if not report.ok:
         _echo_problems(report)

@@ -26,6 +26,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+import config
 from booking.cli import demo_pdf
 from booking.patients import steps
 from booking.requests import triage
@@ -528,8 +529,8 @@ def start_worker(
     env: dict[str, str], *args: str, output: int = subprocess.PIPE
 ) -> subprocess.Popen[bytes]:
     """A real ``flask worker`` (one thread) run from the project folder with development
-    settings and ``env`` on top (the test's database, queue, uploads, mail server); its output
-    is piped for ``stop_worker`` unless ``output`` says otherwise."""
+    settings (and the testing key) and ``env`` on top (the test's database, queue, uploads,
+    mail server); its output is piped for ``stop_worker`` unless ``output`` says otherwise."""
     return subprocess.Popen(
         [sys.executable, "-m", "flask", "worker", "--workers", "1", *args],
         cwd=ROOT,
@@ -538,6 +539,9 @@ def start_worker(
             "SPINECONSULT_ENV": "development",
             "FLASK_APP": "wsgi",
             "REDIS_URL": "",
+            # The test apps' key (testing settings): the worker opens what they sealed, such
+            # as the outbox's bodies.
+            "ENCRYPTION_KEY": config.TESTING_ENCRYPTION_KEY,
             **env,
         },
         stdout=output,

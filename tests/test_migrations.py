@@ -408,3 +408,60 @@ def test_document_names_written_before_encryption_are_encrypted_and_back(
             stored = [tuple(row) for row in conn.execute(names)]
         assert stored == [("MRI L4-5 herniation.pdf", "Befund Dr. Weber"), ("CT lumbar.pdf", None)]
         db.engine.dispose()
+
+
+BEFORE_ENCRYPTED_OUTBOX = "c4f8a2e6d1b9"
+
+
+def test_outbox_bodies_written_before_encryption_are_encrypted_and_back(
+    empty_database: str, tmp_path: Path
+) -> None:
+    """Migration a8d2f5c3e7b1 seals every email's bodies and attachment already in the outbox
+    (a pending one holds its private link whole) with the app's key; its downgrade opens them
+    again."""
+    from datetime import UTC, datetime
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database, "UPLOAD_DIR": str(tmp_path)})
+    bodies = sa.text("SELECT body_text, body_html, attachment_body FROM outbox_email ORDER BY id")
+    now = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    link = "https://clinic.example/manage/open/Zx8sQ2token"
+    with app.app_context():
+        upgrade(directory=MIGRATIONS, revision=BEFORE_ENCRYPTED_OUTBOX)
+        with db.engine.begin() as conn:
+            tables = sa.MetaData()
+            tables.reflect(conn, only=["outbox_email"])
+            conn.execute(
+                tables.tables["outbox_email"].insert(),
+                [
+                    {"id": n, "template": "request_received", "recipient": "erika@example.com",
+                     "subject": "We received your request", "body_text": f"Open {link} {n}",
+                     "body_html": f'<a href="{link}">{n}</a>', "message_id": f"<{n}@x>",
+                     "status": "pending", "attempts": 0, "next_attempt_at": now,
+                     "attachment_body": "BEGIN:VCALENDAR" if n == 1 else None,
+                     "created_at": now}
+                    for n in (1, 2)
+                ],
+            )  # fmt: skip
+
+        upgrade(directory=MIGRATIONS)
+        with db.engine.connect() as conn:
+            stored = [tuple(row) for row in conn.execute(bodies)]
+        assert all(value.startswith("v1:") for row in stored for value in row if value)
+        assert stored[1][2] is None
+        assert "Zx8sQ2token" not in repr(stored) and "VCALENDAR" not in repr(stored)
+
+        from booking.notifications.models import OutboxEmail
+
+        email = db.session.get(OutboxEmail, 1)
+        assert email.body_text == f"Open {link} 1"
+        assert email.attachment_body == "BEGIN:VCALENDAR"
+        db.session.remove()
+
+        downgrade(directory=MIGRATIONS, revision=BEFORE_ENCRYPTED_OUTBOX)
+        with db.engine.connect() as conn:
+            stored = [tuple(row) for row in conn.execute(bodies)]
+        assert stored == [
+            (f"Open {link} 1", f'<a href="{link}">1</a>', "BEGIN:VCALENDAR"),
+            (f"Open {link} 2", f'<a href="{link}">2</a>', None),
+        ]
+        db.engine.dispose()

@@ -657,6 +657,8 @@ def resend_patient_emails(
         last_change = altered if last_change is None else max(last_change, altered)
     current = [e for e in failed if last_change is None or e.created_at >= last_change]
     copies = [emails.resend(consultation, email) for email in current]
+    for email in failed:
+        emails.retire(email)
     if len(current) < len(failed) and (link_email := emails.new_link(consultation)) is not None:
         copies.append(link_email)
     add_event(

@@ -6,9 +6,10 @@ import enum
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from booking.crypto import EncryptedLongText
 from booking.extensions import db, value_enum
 from booking.timeutil import UTCDateTime, now_utc
 
@@ -31,8 +32,12 @@ class OutboxEmail(db.Model):
     template: Mapped[str] = mapped_column(String(50))
     recipient: Mapped[str] = mapped_column(String(254))
     subject: Mapped[str] = mapped_column(String(255))
-    body_text: Mapped[str] = mapped_column(Text)
-    body_html: Mapped[str] = mapped_column(Text)
+    # The bodies and the attachment are encrypted at rest (``booking.crypto``): until an email
+    # is sent they hold its links whole (a private link, an offer, a video visit's link),
+    # and a copy of the database or a backup must open nothing. Sent, their tokens are
+    # removed too (``notifications.services._mark_sent``).
+    body_text: Mapped[str] = mapped_column(EncryptedLongText)
+    body_html: Mapped[str] = mapped_column(EncryptedLongText)
     # Fixed when the row is written, so a retried delivery is recognisably the same message.
     message_id: Mapped[str] = mapped_column(String(255), unique=True)
     status: Mapped[OutboxStatus] = mapped_column(
@@ -47,7 +52,7 @@ class OutboxEmail(db.Model):
     # One optional attachment, such as an appointment's iCalendar file.
     attachment_name: Mapped[str | None] = mapped_column(String(100))
     attachment_type: Mapped[str | None] = mapped_column(String(100))
-    attachment_body: Mapped[str | None] = mapped_column(Text)
+    attachment_body: Mapped[str | None] = mapped_column(EncryptedLongText)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
 
     request: Mapped[ConsultationRequest | None] = relationship(back_populates="emails")

@@ -16,6 +16,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel.speaklater import LazyString
 
+from booking.accesslog import redact_text
 from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.notifications.services import copy_email, queue_email
 from booking.requests import links, triage
@@ -96,6 +97,13 @@ def resend(consultation: ConsultationRequest, failed: OutboxEmail) -> OutboxEmai
         copy.body_text = PRIVATE_LINK_RE.sub(fresh, copy.body_text)
         copy.body_html = PRIVATE_LINK_RE.sub(fresh, copy.body_html or "")
     return copy
+
+
+def retire(failed: OutboxEmail) -> None:
+    """A failed email replaced by a resend (or by a new link to the patient's page): its
+    links' tokens go, as a sent email's do; what it said stays for the record."""
+    failed.body_text = redact_text(failed.body_text)
+    failed.body_html = redact_text(failed.body_html or "")
 
 
 def _to_patient(
