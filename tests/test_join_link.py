@@ -73,6 +73,9 @@ def test_the_patient_gets_a_video_visits_link_at_once_and_finds_it_everywhere(
     assert "· By video</p>" in record  # how the visit takes place, not the location
     summary = coordinator.get(f"/staff/requests/{reference}/summary").get_data(as_text=True)
     assert "· By video</dd>" in summary
+    export = coordinator.get("/staff/export.csv?status=all").get_data(as_text=True)
+    [row] = [line for line in export.splitlines() if reference in line]
+    assert row.endswith(",By video") and "Main clinic" not in row
     assert "Send the link to the patient" in record
 
     sent = send_link(coordinator, reference, LINK)
@@ -149,6 +152,7 @@ def test_only_a_whole_https_address_is_taken(app: Flask, auth: AuthActions, clin
         refused = send_link(coordinator, reference, bad)
         assert refused.status_code == 422, bad
         page = refused.get_data(as_text=True)
+        assert "<title>Error: " in page
         assert (
             "Please enter the whole link, starting with https://." in page
             or "Please enter a link of at most 500 characters." in page

@@ -127,6 +127,7 @@ def test_a_round_trip_between_staff_and_the_patient(
     for part in (email.subject, email.body_text, email.body_html):
         assert "Zebra-42" not in part and "MRI report" not in part
     [link] = LINK_RE.findall(email.body_text)
+    assert link.endswith("#messages")  # the page opens at the thread
     [written] = [a for a in _audit(app, "message_sent") if a.actor_id == coordinator.id]
     assert written.target_id == reference and written.details["message_id"] == sent.id
 
@@ -345,6 +346,25 @@ def test_a_closed_request_takes_no_new_messages(
     assert refused.status_code == 409
     assert "the patient can no longer reply" in refused.get_data(as_text=True)
     assert len(_messages(app)) == 1
+
+
+def test_no_message_is_written_to_a_patient_marked_deceased(
+    app: Flask, client: FlaskClient, auth: AuthActions, cases: dict
+) -> None:
+    """Nothing more goes to the address (the family may read it), so no message waits
+    unannounced either: staff are told, nothing is stored."""
+    reference = cases["own"]["reference"]
+    auth.login("coordinator")
+    with app.app_context():
+        consultation = _consultation(reference)
+        consultation.patient.deceased_at = datetime.now(UTC)
+        db.session.commit()
+    refused = _staff_writes(client, reference)
+    assert refused.status_code == 409
+    assert "The patient is marked deceased: no message is sent to them." in refused.get_data(
+        as_text=True
+    )
+    assert _messages(app) == [] and _emails(app, "message_waiting") == []
 
 
 def test_staff_write_to_a_patient_the_request_waits_for(

@@ -18,6 +18,7 @@ from flask_babel import lazy_gettext as _l
 from booking.requests import history, instruments, triage
 from booking.requests.lifecycle import status_label
 from booking.requests.models import ConsultationRequest, MedicalHistory
+from booking.scheduling.visits import MODE_LABELS, visit_is_remote
 from booking.templating import choice_label, choice_labels
 from booking.timeutil import to_clinic_tz
 
@@ -113,7 +114,12 @@ def _row(r: ConsultationRequest) -> list[object]:
         ),
         r.assigned_specialist.full_name if r.assigned_specialist else "",
         _local(appointment.starts_at) if appointment else "",
-        appointment.location.display_name if appointment else "",
+        # A visit by video or phone: how it takes place, as the record says, not a building.
+        ""
+        if appointment is None
+        else str(MODE_LABELS[appointment.appointment_type.mode])
+        if visit_is_remote(appointment)
+        else appointment.location.display_name,
     ]
 
 

@@ -32,7 +32,8 @@ def message_for_patient(consultation: ConsultationRequest) -> OutboxEmail | None
         request_id=consultation.id,
         consultation=consultation,
         patient_name=consultation.patient.full_name,
-        manage_url=links.manage_url(consultation),
+        # Opens the page at the thread (a redirect keeps the fragment), not at its top.
+        manage_url=links.manage_url(consultation) + "#messages",
     )
 
 

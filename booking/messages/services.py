@@ -110,6 +110,8 @@ def send_staff_message(consultation: ConsultationRequest, author: StaffUser, bod
                 "call them."
             )
         )
+    if consultation.patient.deceased_at is not None:  # nothing more goes to the address
+        raise MessageRefused(_("The patient is marked deceased: no message is sent to them."))
     try:
         message = _add(consultation, body, author=author)
         record(

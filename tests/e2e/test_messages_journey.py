@@ -49,7 +49,9 @@ def test_a_spanish_patient_reads_and_answers_a_message_with_a_document(
     assert received.rcpt_tos == ["lucia@example.com"]
     assert QUESTION not in text_of(received)
     page.goto(manage_link(received))
-    expect(page).to_have_url(live_server(f"/manage/{reference}"))
+    # The page opens at the thread, not at its top (the redirect keeps the fragment).
+    expect(page).to_have_url(live_server(f"/manage/{reference}#messages"))
+    expect(page.get_by_role("region", name="Mensajes con la clínica")).to_be_in_viewport()
     page.goto(live_server(f"/manage/{reference}?lang=es"))  # the header's language switcher
 
     thread = page.get_by_role("region", name="Mensajes con la clínica")
