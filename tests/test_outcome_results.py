@@ -177,6 +177,9 @@ def test_the_settings_page_changes_the_schedule_and_thresholds(
         ).one()
         assert audit.details["after"]["schedule"] == ["2w", "6m"]
         assert audit.details["after"]["odi_points"] == 12.0
+        # Every setting has its before, the public figures' switch included.
+        assert audit.details["before"].keys() == audit.details["after"].keys()
+        assert "public_figures" in audit.details["before"]
 
 
 # ---- each patient's progress on the record ----------------------------------------------------

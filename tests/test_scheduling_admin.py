@@ -370,6 +370,23 @@ def test_bad_rules_are_refused_next_to_the_field_and_kept(
     assert not audits(app, "booking_rules_updated")
 
 
+def test_rules_that_would_leave_no_time_to_book_are_refused(
+    app: Flask, admin_client: FlaskClient
+) -> None:
+    """Booking at most 1 day ahead but at least 30 days ahead: each rule is within its range,
+    together they offer patients nothing at all."""
+    values = {"buffer_minutes": "10", "min_notice_hours": "720", "horizon_days": "1",
+              "cancel_notice_hours": "24"}  # fmt: skip
+    response = submit(admin_client, OVERVIEW, "rules", **values)
+    assert response.status_code == 422
+    message = field_error(response.get_data(as_text=True), "rules-horizon_days")
+    assert "no time would be left to offer" in message
+    assert count(app, ClinicSettings) == 0 and not audits(app, "booking_rules_updated")
+    # A day ahead with 23 hours' notice still leaves an hour.
+    values["min_notice_hours"] = "23"
+    assert submit(admin_client, OVERVIEW, "rules", **values).status_code == 302
+
+
 # Appointment types --------------------------------------------------------------------------
 
 

@@ -89,19 +89,19 @@ def save_settings(change: SettingsChange, actor: StaffUser) -> OutcomeSettings:
     if saved is None:
         saved = settings()
         db.session.add(saved)
-    before = {
-        name: getattr(saved, name)
-        for name in ("schedule", "odi_points", "ndi_points", "pain_points", "relative_percent")
-    }
+    # Every setting the change sets, the public figures' switch included: the trail must show
+    # when the clinic began (or stopped) publishing its results.
+    before = {name: getattr(saved, name) for name in vars(change)}
     for name, value in vars(change).items():
         setattr(saved, name, value)
-    record(
-        "outcome_settings_changed",
-        target_type="outcome_settings",
-        target_id=1,
-        actor=actor,
-        details={"before": before, "after": vars(change)},
-    )
+    if before != vars(change):
+        record(
+            "outcome_settings_changed",
+            target_type="outcome_settings",
+            target_id=1,
+            actor=actor,
+            details={"before": before, "after": vars(change)},
+        )
     db.session.commit()
     return saved
 

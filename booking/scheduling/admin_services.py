@@ -163,6 +163,19 @@ def save_booking_rules(rules: BookingRules, actor: StaffUser | None) -> ClinicSe
             raise ScheduleError(
                 _("Please enter a number from %(min)d to %(max)d.", min=low, max=high), name
             )
+    if rules.min_notice_hours >= rules.horizon_days * 24:
+        # The earliest bookable time would fall after the latest: patients would be offered
+        # no time at all, at any type, place or specialist.
+        raise ScheduleError(
+            _(
+                "Patients book at most %(days)d days ahead but at least %(hours)d hours ahead: "
+                "no time would be left to offer. Allow booking further ahead, or ask for less "
+                "notice.",
+                days=rules.horizon_days,
+                hours=rules.min_notice_hours,
+            ),
+            "horizon_days",
+        )
     current = clinic_settings()
     before = {name: getattr(current, name) for name in RULE_RANGES}
     settings = db.session.get(ClinicSettings, 1)
@@ -244,6 +257,12 @@ def edit_appointment_type(
     page. The same naming rule as ``create_appointment_type``. How visits take place does
     not change while appointments of the type are to come."""
     proposed = ProposedNames.typed(name, names)
+    # Locked (PostgreSQL FOR UPDATE) before the count: a booking of the type in flight holds
+    # it (``services.place_appointment``), so it is counted once committed, and none starts
+    # until this change is.
+    db.session.get(
+        AppointmentType, appointment_type.id, with_for_update=True, populate_existing=True
+    )
     _check_type_names(proposed, appointment_type)
     before = _type_values(appointment_type)
     if name_values(appointment_type) == name_values(proposed) and appointment_type.mode is mode:

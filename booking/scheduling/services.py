@@ -306,6 +306,19 @@ def place_appointment(
     """
     with db.session.no_autoflush:  # the appointment may be pending, still without a time
         buffer = timedelta(minutes=clinic_settings().buffer_minutes)
+        # The type as it stands, held until this booking commits (PostgreSQL FOR SHARE): an
+        # admin changing how its visits take place waits, then counts this appointment
+        # (``admin_services.edit_appointment_type``); the emails written next read the mode
+        # that holds.
+        appointment_type = (
+            db.session.get(
+                AppointmentType,
+                appointment_type.id,
+                with_for_update={"read": True},
+                populate_existing=True,
+            )
+            or appointment_type
+        )
     # begin_nested() flushes what is pending before its SAVEPOINT, so a move is made inside
     # it: PostgreSQL aborts the whole transaction on a refused statement outside a savepoint,
     # and the losing patient's page would then fail. A new appointment has no time to flush
