@@ -176,17 +176,30 @@ def test_finish_later_emails_a_link_that_opens_the_draft_elsewhere(
         assert link and "Erika" not in email.body_text  # no answers in the email
         # Until when, to the minute, as every email writes a time ("Sat 12 Dec 2026, 17:45").
         assert re.search(r"works until \w+ \d+ \w+ \d{4}, \d\d:\d\d\.", email.body_text)
+    path = link.group(0).split("://", 1)[1].split("/", 1)[1].join(["/", ""])
+    # An email scanner or a link preview opens the link first: a look takes nothing over.
+    scanner = app.test_client()
+    looked = scanner.get(path, follow_redirects=True)
+    assert looked.status_code == 200 and "Carry on with my request" in looked.get_data(True)
+    assert client.get("/request/steps/about").status_code == 200  # still the patient's
+
     other = app.test_client()  # another device
-    opened = other.get(link.group(0).split("://", 1)[1].split("/", 1)[1].join(["/", ""]))
-    assert opened.status_code == 303 and opened.location.endswith("/request/steps/symptoms")
+    opened = other.get(path)
+    assert opened.status_code == 303 and opened.location.endswith("/request/resume")
     assert opened.headers["Referrer-Policy"] == "no-referrer"  # the address holds the token
+    page = other.get(opened.location).get_data(as_text=True)
+    assert "Carry on with your request" in page and "Erika" not in page
+    taken = other.post("/request/resume", data={"csrf_token": CSRF_RE.search(page).group(1)})
+    assert taken.status_code == 303 and taken.location.endswith("/request/steps/symptoms")
     assert "Erika Mustermann" in open_step(other, "about")
+    # The scanner's look does not take it over afterwards either: the link is used up.
+    assert scanner.get("/request/resume").status_code == 404
     # The first browser's token ended; it starts again from the first step.
     assert client.get("/request/steps/about").location.endswith("/request/start")
     # The link works once: whoever opens it again (after the patient typed more answers on
     # the other device) gets neither the draft nor the patient's hold on it.
     again = app.test_client()
-    reopened = again.get(link.group(0).split("://", 1)[1].split("/", 1)[1].join(["/", ""]))
+    reopened = again.get(path)
     assert reopened.status_code == 404
     assert reopened.headers["Referrer-Policy"] == "no-referrer"
     assert "Each link works once" in reopened.get_data(as_text=True)

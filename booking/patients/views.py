@@ -20,6 +20,7 @@ from flask import (
 )
 from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
+from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
 from booking.crypto import DecryptionError, KeyMissingError, decrypt_text, encrypt_text
@@ -70,6 +71,8 @@ SUBMITTED_KEY = "submitted_reference"
 # A private link to the request's page, shown on the confirmation page (the email has its own);
 # encrypted in the session (``_confirmation_link``).
 MANAGE_LINK_KEY = "submitted_manage_link"
+# A "finish later" link's token, opened but not taken over yet (sealed: ``resume_draft``).
+RESUME_KEY = "resume_link"
 # The first step's answers ({code: "yes" | "no"}), kept in the session for the emergency page.
 RED_FLAGS_KEY = "red_flag_answers"
 CALLBACK_KEY = "callback_reference"
@@ -707,10 +710,36 @@ def finish_later() -> Response | tuple[str, int]:
 
 @bp.get("/request/resume/<token>")
 @token_in_url
-def resume_draft(token: str) -> Response | tuple[str, int]:
-    """A "finish later" link: this browser takes over the draft, on the step it reached."""
+def resume_link(token: str) -> Response | tuple[str, int]:
+    """A "finish later" link, opened: its token goes into this browser's session (sealed)
+    and the address loses it; the page asks before this browser takes the draft over. A
+    look ends nothing: email scanners and link previews open links before the patient, and
+    the link works once."""
+    if drafts.resume_link_draft(token) is None:
+        return render_template("patients/resume_expired.html"), 404
+    session[RESUME_KEY] = encrypt_text(token)
+    return redirect(url_for("patients.resume_draft"), code=303)
+
+
+@bp.route("/request/resume", methods=["GET", "POST"])
+def resume_draft() -> Response | tuple[str, int]:
+    """Carry on with the draft of the link opened in this browser (``resume_link``): the
+    button takes it over, on the step it reached; the link then works no more."""
+    sealed = session.get(RESUME_KEY)
+    try:
+        token = decrypt_text(sealed) if sealed else None
+    except (DecryptionError, KeyMissingError):
+        token = None
+    draft = drafts.resume_link_draft(token)
+    if draft is None:
+        session.pop(RESUME_KEY, None)
+        return render_template("patients/resume_expired.html"), 404
+    form = FlaskForm()
+    if request.method == "GET" or not form.validate_on_submit():
+        return render_template("patients/resume.html", draft=draft, form=form), 200
     opened = drafts.open_resume_link(token)
-    if opened is None:
+    session.pop(RESUME_KEY, None)
+    if opened is None:  # taken over meanwhile, from another tab
         return render_template("patients/resume_expired.html"), 404
     draft, browser_token = opened
     session[DRAFT_KEY] = browser_token

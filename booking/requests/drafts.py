@@ -284,16 +284,25 @@ def send_resume_link(draft: RequestDraft, email: str, resume_path: str) -> None:
     enqueue_delivery([email_id])
 
 
-def open_resume_link(token: object) -> tuple[RequestDraft, str] | None:
-    """The draft a "finish later" link opens, with a new browser token (the old one ends).
-    The link works once: opened again (by whoever was given it, after the patient has typed
-    their answers) it would take the draft back with everything in it."""
+def resume_link_draft(token: object) -> RequestDraft | None:
+    """The draft a "finish later" link would open, while it still works; opening it is
+    ``open_resume_link``'s (a look, as an email scanner's, ends nothing)."""
     if not isinstance(token, str) or not token or len(token) > 100:
         return None
     draft = db.session.scalar(
         select(RequestDraft).where(RequestDraft.resume_token_hash == text_digest(token))
     )
     if draft is None or draft.expires_at <= now_utc():
+        return None
+    return draft
+
+
+def open_resume_link(token: object) -> tuple[RequestDraft, str] | None:
+    """The draft a "finish later" link opens, with a new browser token (the old one ends).
+    The link works once: opened again (by whoever was given it, after the patient has typed
+    their answers) it would take the draft back with everything in it."""
+    draft = resume_link_draft(token)
+    if draft is None:
         return None
     browser_token = secrets.token_urlsafe(TOKEN_BYTES)
     draft.token_hash = text_digest(browser_token)

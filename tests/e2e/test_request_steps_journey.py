@@ -427,6 +427,9 @@ def test_finish_later_emails_a_link_that_carries_on_in_another_browser(
     # Another device: the link opens the step the patient had reached, answers kept.
     elsewhere = context_of(new_context).new_page()
     elsewhere.goto(link)
+    # The link's page asks first (an email scanner opening it takes nothing over).
+    expect(elsewhere).to_have_url(clinic("/request/resume"))
+    elsewhere.get_by_role("button", name="Carry on with my request").click()
     expect(elsewhere).to_have_url(clinic("/request/steps/symptoms"))
     expect_step(elsewhere, "symptoms")
     step_link(elsewhere, "about").click()
