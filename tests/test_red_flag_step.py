@@ -125,6 +125,7 @@ def test_a_picked_time_is_carried_through_the_first_step(client: FlaskClient) ->
         ({"fever"}, True),
         ({"cancer_history", "night_pain"}, True),
         ({"cancer_history"}, False),
+        (set(), False),
     ],
 )
 def test_an_urgent_answer_goes_on_with_the_advice_on_top(
@@ -136,6 +137,19 @@ def test_an_urgent_answer_goes_on_with_the_advice_on_top(
         page = open_step(client, code)
         assert (URGENT_TITLE in page) == urgent
         assert EMERGENCY_TITLE not in page
+    # The review shows the answers, each question's, to check them before sending, with a
+    # way back to the first step.
+    summary = re.search(r'id="review-red-flags">Urgent symptoms</h2> <span class="review-count">'
+                        r"([^<]+)</span>", page)  # fmt: skip
+    assert summary is not None
+    assert summary.group(1) == (
+        f"You answered yes to {len(yes)} question{'s' if len(yes) > 1 else ''}"
+        if yes
+        else "You answered no to all"
+    )
+    for flag in triage.ASKED:
+        assert f"{flag.question}</dt>" in page.replace("&#39;", "'")
+    assert 'href="/request/start">Change<span class="visually-hidden">: Urgent symptoms' in page
     response = post_request(client, {**valid_answers(), **red_flag_answers(yes)})
     assert response.status_code == 303
     with app.app_context():

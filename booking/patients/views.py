@@ -581,6 +581,15 @@ def _render_step(
             else []
         ),
         advice=triage.advice(steps.red_flags_yes(answers)),
+        # The first step's answers, on the review: they decide how soon the clinic calls.
+        # (Only "yes" answers vary for a kept page: ``steppages`` keys on them.)
+        red_flag_rows=[
+            (flag.question, answered == "yes")
+            for flag in triage.ASKED
+            if (answered := steps.red_flag_answers(answers).get(flag.code)) is not None
+        ]
+        if code == "review"
+        else [],
         upload_form=(
             (upload_form or DraftDocumentsForm(formdata=None)) if code == "documents" else None
         ),
