@@ -26,6 +26,7 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.i18n import messages_path
+from wtforms.validators import Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
 # Characters a text answer may not carry. Nobody types them, but a paste or a forged post can:
@@ -88,7 +89,20 @@ def _multi_line_text(value: Any) -> Any:
     value = _as_text(value)
     if not value:
         return value
+    # A browser sends each line break as CR LF but counts it as one character against the
+    # box's maxlength: as one, so a text the box took is not refused as too long.
+    value = value.replace("\r\n", "\n").replace("\r", "\n")
     return _refuse_if(value, MULTI_LINE_REFUSED_RE, MULTI_LINE_MESSAGE)
+
+
+# A text longer than its field takes, said as a person would (WTForms' own: "Field cannot be
+# longer than 2000 characters."); the answer stays in the box to shorten.
+TOO_LONG = _l("Please shorten this to %(max)d characters or fewer (it has %(length)d).")
+
+
+def too_long(most: int) -> Length:
+    """A field's length limit with ``TOO_LONG`` as its message."""
+    return Length(max=most, message=TOO_LONG)
 
 
 def has_visible_text(value: str | None) -> bool:

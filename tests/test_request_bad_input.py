@@ -342,7 +342,7 @@ INVALID_ANSWERS = {
     "other_history_too_long": (
         {"other_history": "Sitting all day. " + "x" * 1984},
         "other_history",
-        "2000 characters",
+        "Please shorten this to 2000 characters or fewer (it has 2001).",
         "Sitting all day. " + "x" * 1984,
     ),
 }

@@ -426,6 +426,18 @@ def test_too_much_text_is_a_message_on_its_field_with_the_answers_kept(
     assert "Ibuprofen 400 mg" in open_step(client, "history?page=2")  # saved, on its part
 
 
+def test_line_breaks_count_as_the_box_counts_them(client: FlaskClient) -> None:
+    """A browser counts a line break as one character against the box's maxlength but sends
+    it as two (CR LF): a text the box took is not refused as too long, and is kept with
+    plain line breaks."""
+    answer_red_flags(client)
+    typed = "Back: " + "abcd\r\n" * 330  # 1,986 as the box counts, 2,316 as sent
+    response = post_step(client, "history", {**step_answers("history"), "other_history": typed})
+    assert response.status_code == 303, response.get_data(as_text=True)[:300]
+    page = open_step(client, "history?page=2")
+    assert "abcd\r\n" not in page and "abcd\nabcd" in page
+
+
 def test_a_post_far_too_large_says_it_is_the_text(client: FlaskClient) -> None:
     answer_red_flags(client)
     page = open_step(client, "history")

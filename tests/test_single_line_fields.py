@@ -125,8 +125,9 @@ def test_multi_line_answers_keep_their_line_breaks_and_tabs(
     response = post_request(client, valid_answers(other_history=history, medications=medications))
     assert response.status_code == 303
     _patient, medical = stored_request(app)
-    assert medical.other_history == history
-    assert medical.medications == medications
+    # Each line break as one character (browsers send CR LF and count one: the box's limit).
+    assert medical.other_history == history.replace("\r\n", "\n")
+    assert medical.medications == medications.replace("\r\n", "\n")
 
 
 MULTI_LINE_VALUES = {
@@ -223,7 +224,7 @@ def test_a_staff_note_keeps_its_line_breaks(app: Flask, reference: str) -> None:
     coordinator = signed_in(app, "coord@example.com")
     text = "Called the patient.\r\nSends the MRI CD by post.\n\t- ask about the fall"
     assert post_note(coordinator, reference, text).status_code == 302
-    assert notes(app) == [text]
+    assert notes(app) == [text.replace("\r\n", "\n")]  # a line break as one character
 
 
 @pytest.mark.parametrize("text", ["Call back \u202eyadot", "Call back\x07 today"])

@@ -16,11 +16,11 @@ from wtforms import (
     TextAreaField,
     ValidationError,
 )
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import DataRequired, Optional
 
 from booking.documents.forms import DocumentForm
 from booking.documents.storage import DocumentUpload
-from booking.forms import BaseForm
+from booking.forms import BaseForm, too_long
 from booking.requests import asks
 from booking.scheduling.availability import parse_slot_key
 
@@ -55,7 +55,7 @@ class AddDocumentsForm(BaseForm):
 class CancelForm(BaseForm):
     reason = TextAreaField(
         _l("Why are you cancelling?"),
-        validators=[Optional(), Length(max=500)],
+        validators=[Optional(), too_long(500)],
         description=_l("Optional. It helps us, but please do not write medical details."),
     )
 
@@ -86,7 +86,7 @@ class AnswerForm(BaseForm):
     files = FieldList(FormField(DocumentForm), min_entries=0, max_entries=20)
     answer = TextAreaField(
         _l("Your answer"),
-        validators=[Optional(), Length(max=asks.ANSWER_MAX)],
+        validators=[Optional(), too_long(asks.ANSWER_MAX)],
         description=_l(
             "Answer the clinic's question here, or tell us if you do not have something."
         ),

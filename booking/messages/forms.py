@@ -5,18 +5,18 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from wtforms import FormField, TextAreaField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired
 
 from booking.documents.forms import DocumentForm
 from booking.documents.storage import DocumentUpload
-from booking.forms import BaseForm
+from booking.forms import BaseForm, too_long
 from booking.messages.models import MAX_MESSAGE_CHARS
 
 
 class StaffMessageForm(BaseForm):
     body = TextAreaField(
         _l("Message to the patient"),
-        validators=[DataRequired(_l("Please write the message.")), Length(max=MAX_MESSAGE_CHARS)],
+        validators=[DataRequired(_l("Please write the message.")), too_long(MAX_MESSAGE_CHARS)],
         description=_l(
             "The patient is emailed that a message is waiting, never its text, and reads it "
             "on their private page."
@@ -29,7 +29,7 @@ class PatientMessageForm(BaseForm):
         _l("Your message"),
         validators=[
             DataRequired(_l("Please write your message.")),
-            Length(max=MAX_MESSAGE_CHARS),
+            too_long(MAX_MESSAGE_CHARS),
         ],
     )
     document = FormField(DocumentForm, label=_l("Attach a document"))

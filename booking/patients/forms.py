@@ -22,7 +22,7 @@ from wtforms import (
     TextAreaField,
     ValidationError,
 )
-from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional
+from wtforms.validators import DataRequired, Email, InputRequired, Optional
 
 from booking.forms import (
     BaseForm,
@@ -31,6 +31,7 @@ from booking.forms import (
     has_visible_text,
     options,
     phone_e164,
+    too_long,
 )
 from booking.patients.services import RequestSubmission
 from booking.requests import history, instruments, triage
@@ -165,7 +166,7 @@ def _email_field() -> EmailField:
                 _l("Please enter a valid email address, like name@example.com."),
                 check_deliverability=False,
             ),
-            Length(max=254),
+            too_long(254),
         ],
         render_kw={"autocomplete": "email"},
     )
@@ -178,7 +179,7 @@ class DraftDocumentsForm(BaseForm):
     files = MultipleFileField(_l("Choose one or more files"), validators=[Optional()])
     description = StringField(
         _l("What is it?"),
-        validators=[Optional(), Length(max=200)],
+        validators=[Optional(), too_long(200)],
         description=_l("For example: MRI report, lumbar spine, March 2026"),
     )
 
@@ -195,12 +196,12 @@ class CallbackForm(BaseForm):
     submission_token = HiddenField()
     full_name = StringField(
         _l("Your name"),
-        validators=[DataRequired(_l("Please enter your name.")), Length(max=200)],
+        validators=[DataRequired(_l("Please enter your name.")), too_long(200)],
         render_kw={"autocomplete": "name"},
     )
     phone = TelField(
         _l("Your phone number"),
-        validators=[DataRequired(_l("Please enter a phone number.")), Length(max=40)],
+        validators=[DataRequired(_l("Please enter a phone number.")), too_long(40)],
         render_kw={"autocomplete": "tel"},
     )
 
@@ -244,7 +245,7 @@ class RequestForm(BaseForm):
     # About you
     full_name = StringField(
         _l("Full name"),
-        validators=[DataRequired(_l("Please enter your full name.")), Length(max=200)],
+        validators=[DataRequired(_l("Please enter your full name.")), too_long(200)],
         render_kw={"autocomplete": "name"},
     )
     date_of_birth = DateField(
@@ -254,13 +255,13 @@ class RequestForm(BaseForm):
     )
     guardian_name = StringField(
         _l("Parent or guardian's full name"),
-        validators=[Optional(), Length(max=200)],
+        validators=[Optional(), too_long(200)],
         description=_l("Required if the patient is under 18."),
     )
     email = _email_field()
     phone = TelField(
         _l("Phone number"),
-        validators=[DataRequired(_l("Please enter a phone number.")), Length(max=40)],
+        validators=[DataRequired(_l("Please enter a phone number.")), too_long(40)],
         description=_l(
             "Include the country code if it is not a local number, e.g. +49 30 1234567."
         ),
@@ -301,7 +302,7 @@ class RequestForm(BaseForm):
         choices=options(history.DIAGNOSES),
         validators=[Optional()],
     )
-    diagnosis_other = StringField(_l("Other diagnosis"), validators=[Optional(), Length(max=200)])
+    diagnosis_other = StringField(_l("Other diagnosis"), validators=[Optional(), too_long(200)])
     treatments = MultiCheckboxField(
         _l("Treatment you have already had"),
         choices=options(history.TREATMENTS),
@@ -309,7 +310,7 @@ class RequestForm(BaseForm):
     )
     surgery_details = TextAreaField(
         _l("About your previous spine surgery"),
-        validators=[Optional(), Length(max=1000)],
+        validators=[Optional(), too_long(1000)],
         description=_l("What was done, and when."),
     )
     imaging = MultiCheckboxField(
@@ -317,13 +318,13 @@ class RequestForm(BaseForm):
     )
     imaging_when = StringField(
         _l("When were the scans done?"),
-        validators=[Optional(), Length(max=200)],
+        validators=[Optional(), too_long(200)],
         description=_l("For example: MRI in March 2026."),
     )
     medications = TextAreaField(
-        _l("Medicines you take now"), validators=[Optional(), Length(max=1000)]
+        _l("Medicines you take now"), validators=[Optional(), too_long(1000)]
     )
-    allergies = TextAreaField(_l("Allergies"), validators=[Optional(), Length(max=500)])
+    allergies = TextAreaField(_l("Allergies"), validators=[Optional(), too_long(500)])
     blood_thinners = _yes_no(_l("Do you take blood thinners (anticoagulants)?"))
     diabetes = _yes_no(_l("Do you have diabetes?"))
     smoking = ChoiceField(
@@ -333,7 +334,7 @@ class RequestForm(BaseForm):
     )
     other_history = TextAreaField(
         _l("Anything else we should know about your health?"),
-        validators=[Optional(), Length(max=2000)],
+        validators=[Optional(), too_long(2000)],
         description=_l("At most 2000 characters."),
     )
 
