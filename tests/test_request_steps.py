@@ -206,6 +206,24 @@ def test_finish_later_emails_a_link_that_opens_the_draft_elsewhere(
     assert "Erika Mustermann" in open_step(other, "about")
 
 
+def test_the_finish_later_email_is_in_the_language_the_patient_reads_now(
+    app: Flask, client: FlaskClient
+) -> None:
+    """Begun in English, switched to Spanish: the email (and the request, when sent) follow
+    the language the pages are read in, not the first page's."""
+    answer_red_flags(client)
+    post_step(client, "time")
+    page = client.get("/request/later?lang=es").get_data(as_text=True)
+    token = CSRF_RE.search(page).group(1)
+    sent = client.post("/request/later", data={"csrf_token": token, "email": "e@example.com"})
+    assert sent.status_code == 200
+    with app.app_context():
+        email = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "draft_resume")
+        ).one()
+    assert email.subject == "Su solicitud sin terminar: continúe donde lo dejó"
+
+
 def test_finish_later_saves_what_was_typed_on_the_page_first(client: FlaskClient) -> None:
     """ "Finish later" is a button of the step's form: the answers on the page (even half
     done) are saved before the email form opens, and the draft stays at this step."""

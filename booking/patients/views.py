@@ -701,7 +701,12 @@ def finish_later() -> Response | tuple[str, int]:
         form.email.data = (draft.values().get("email") or [""])[0]
     elif form.validate_on_submit():
         try:
-            drafts.send_resume_link(draft, form.email.data.strip(), "/request/resume/{token}")
+            drafts.send_resume_link(
+                draft,
+                form.email.data.strip(),
+                "/request/resume/{token}",
+                str(get_locale() or "en"),
+            )
         except drafts.TooManyResumeEmails:
             form.email.errors = [
                 _(

@@ -259,12 +259,14 @@ class TooManyResumeEmails(ValueError):  # noqa: N818 - reads better at the call 
     """The draft's "finish later" emails are used up."""
 
 
-def send_resume_link(draft: RequestDraft, email: str, resume_path: str) -> None:
+def send_resume_link(draft: RequestDraft, email: str, resume_path: str, locale: str) -> None:
     """Email a private link to carry on with the draft later (``resume_path`` with a new
-    token's placeholder ``{token}``). A new link ends the previous one. At most
+    token's placeholder ``{token}``), in ``locale``: the language the patient reads now
+    (they may have switched since they began). A new link ends the previous one. At most
     ``RESUME_EMAILS`` per draft (raises TooManyResumeEmails, nothing sent)."""
     if draft.resume_emails >= RESUME_EMAILS:
         raise TooManyResumeEmails(draft.id)
+    draft.locale = locale[:10]
     draft.resume_emails += 1
     token = secrets.token_urlsafe(TOKEN_BYTES)
     draft.resume_token_hash = text_digest(token)
