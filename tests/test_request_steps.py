@@ -33,6 +33,7 @@ from tests.support import (
     CSRF_RE,
     Clinic,
     answer_red_flags,
+    file_part,
     fill_every_step,
     open_step,
     pdf_bytes,
@@ -100,6 +101,36 @@ def test_an_expired_form_keeps_the_posted_answers_and_saves_nothing(
     token = CSRF_RE.search(page).group(1)  # the page carries a fresh token that works
     again = client.post("/request/steps/about", data={**data, "csrf_token": token})
     assert again.status_code == 303
+
+
+def test_a_file_sent_from_an_expired_page_is_named_to_choose_again(
+    client: FlaskClient,
+) -> None:
+    """The files of an expired page's post are not kept (unchecked by the token): each is
+    named to choose again; with scripts, the answer brings a token for "Try again"."""
+    fill_every_step(client)
+    response = upload(client, (pdf_bytes(), "mri.pdf"), token="expired")
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "<strong>mri.pdf</strong>: Not added: the page had expired. Please choose it again." in (
+        page
+    )
+    scripted = client.post(
+        "/request/steps/documents",
+        data={"csrf_token": "expired", "files": [file_part((pdf_bytes(), "mri.pdf"))]},
+        content_type="multipart/form-data",
+        headers={"Accept": "application/json"},
+    )
+    assert scripted.status_code == 400
+    answer = scripted.get_json()
+    assert answer["ok"] is False and answer["token"]
+    again = client.post(
+        "/request/steps/documents",
+        data={"csrf_token": answer["token"], "files": [file_part((pdf_bytes(), "mri.pdf"))]},
+        content_type="multipart/form-data",
+        headers={"Accept": "application/json"},
+    )
+    assert again.status_code == 200 and again.get_json()["ok"] is True
 
 
 def test_a_correction_does_not_drop_the_documents(client: FlaskClient) -> None:

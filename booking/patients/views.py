@@ -21,6 +21,7 @@ from flask import (
 from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
+from flask_wtf.csrf import generate_csrf
 from werkzeug.wrappers import Response
 
 from booking.crypto import DecryptionError, KeyMissingError, decrypt_text, encrypt_text
@@ -630,8 +631,20 @@ def _documents_step(
     if not upload_form.validate():
         if "csrf_token" in upload_form and upload_form.csrf_token.errors:
             if _wants_json():
-                return jsonify(ok=False, message=_("This page had expired. Please try again.")), 400
-            return _render_step("documents", draft, form, status=400, expired=True)
+                # With a fresh token, so "Try again" works (uploads.js takes it).
+                message = _("This page had expired. Please try again.")
+                return jsonify(ok=False, message=message, token=generate_csrf()), 400
+            # The answers are kept, but not the files chosen: each is named, to choose again.
+            again = _("Not added: the page had expired. Please choose it again.")
+            chosen = [f.filename for f in request.files.getlist("files") if f and f.filename]
+            return _render_step(
+                "documents",
+                draft,
+                form,
+                status=400,
+                expired=True,
+                upload_messages=[(name, again) for name in chosen],
+            )
         # The description (the one answer here): its message on the field, no file added.
         if _wants_json():
             errors = [error for field in upload_form for error in field.errors]

@@ -218,6 +218,27 @@ def test_a_refused_file_keeps_its_reason_while_the_others_go_up(
     expect(documents_added(page).first).to_contain_text("mri-report.pdf")
 
 
+def test_a_file_sent_from_an_expired_page_goes_up_when_tried_again(
+    page: Page, clinic: LiveServer, pdf_file: Path
+) -> None:
+    """The page's token expired (spoilt here, as a long pause leaves it): the file is refused
+    with the reason, and "Try again" sends it with the fresh token the answer brought."""
+    page.goto(clinic("/request/start"))
+    answer_red_flags(page)
+    page.goto(clinic("/request/steps/documents"))
+    page.wait_for_load_state("load")
+    page.evaluate(
+        "() => document.querySelectorAll('input[name=csrf_token]')"
+        ".forEach((input) => { input.value = 'expired'; })"
+    )
+    page.get_by_label("Choose one or more files").set_input_files(pdf_file)
+    row = page.locator("#upload-progress .upload-row", has_text="mri-report.pdf")
+    expect(row).to_contain_text("This page had expired. Please try again.")
+    row.get_by_role("button", name="Try again").click()
+    expect(documents_added(page)).to_have_count(1)  # accepted, and the list reloaded
+    expect(documents_added(page).first).to_contain_text("mri-report.pdf")
+
+
 def test_without_javascript_every_step_works_and_files_go_with_the_button(
     new_context: Callable[..., BrowserContext], clinic: LiveServer, pdf_file: Path
 ) -> None:

@@ -114,6 +114,10 @@
       } catch (error) {
         answer = null;
       }
+      // The page had expired: the answer brings a fresh token for "Try again".
+      if (answer && answer.token) {
+        token.value = answer.token;
+      }
       if (request.status === 200 && answer && answer.ok) {
         finish(true, text.accepted);
       } else {
