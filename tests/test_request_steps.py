@@ -475,6 +475,21 @@ def test_too_much_text_is_a_message_on_its_field_with_the_answers_kept(
     assert "Ibuprofen 400 mg" in open_step(client, "history?page=2")  # saved, on its part
 
 
+def test_another_main_problem_chosen_from_the_review_leads_to_its_questions(
+    client: FlaskClient,
+) -> None:
+    """A lower back patient at the review changes their main problem to the neck: the save
+    goes on to the neck's pain scales and questionnaire, not back to a review whose send
+    would only then say they are missing."""
+    fill_every_step(client)
+    symptoms = {**step_answers("symptoms"), "spine_region": "neck"}
+    changed = post_step(client, "symptoms", symptoms)
+    assert changed.status_code == 303 and changed.location.endswith("/request/steps/function")
+    # Any other change from the review goes back to it, as before.
+    again = post_step(client, "symptoms", symptoms)
+    assert again.location.endswith("/request/steps/review")
+
+
 def test_line_breaks_count_as_the_box_counts_them(client: FlaskClient) -> None:
     """A browser counts a line break as one character against the box's maxlength but sends
     it as two (CR LF): a text the box took is not refused as too long, and is kept with

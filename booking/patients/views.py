@@ -453,6 +453,10 @@ def step(code: str) -> Response | tuple[str, int]:
     back_to_review = request.form.get("then") == "review" or draft.step == "review"
     more = page < steps.pages_of(code, answers)  # (coming from the review too: every page)
     following = "review" if back_to_review else steps.next_code(code)
+    if back_to_review and steps.region_of(answers) != steps.region_of(saved):
+        # Another main problem asks another questionnaire and other pain scales: on to them,
+        # not back to a review whose send would only then say they are missing.
+        following = steps.next_code(code)
     going = following if nav == "next" and not (wrong or more or following is None) else code
     drafts.save_answers(draft, posted, max(draft.step, going, key=steps.number))
     if nav == "later":  # "Finish later": this page's answers are saved first
