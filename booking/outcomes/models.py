@@ -176,8 +176,10 @@ class OutcomeSettings(db.Model):
 
 
 class RegistryCode(db.Model):
-    """A patient's random code for registry exports, made once and kept: the same patient has
-    the same code in every export, and nothing in it leads back to them."""
+    """A patient record's random code for registry exports, made once and kept: the same
+    record has the same code in every export, and nothing in it leads back to them. Each
+    request has a patient record of its own: a second request's patient has another code
+    (docs/clinical-content.md)."""
 
     patient_id: Mapped[int] = mapped_column(
         ForeignKey("patient.id", ondelete="CASCADE"), primary_key=True
