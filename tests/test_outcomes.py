@@ -517,14 +517,31 @@ def test_a_patient_much_worse_is_brought_to_the_clinics_attention(
     assert "already been answered" in again and "You told us your symptoms are worse" in again
 
 
+def _untouched_since(request_id: int, old: datetime, treated_on: date) -> None:
+    """Date a completed request's every change ``old`` (its status, timeline, appointment
+    and plan), its treatment started ``treated_on``; the caller commits."""
+    from booking.requests.events import RequestEvent
+    from booking.scheduling.models import Appointment
+
+    for model, column, values in (
+        (ConsultationRequest, ConsultationRequest.id, {"updated_at": old}),
+        (RequestEvent, RequestEvent.request_id, {"occurred_at": old}),
+        (
+            Appointment,
+            Appointment.request_id,
+            {"starts_at": old - timedelta(hours=1), "ends_at": old},
+        ),
+        (TreatmentPlan, TreatmentPlan.request_id, {"decided_at": old, "consulted_on": treated_on}),
+    ):
+        db.session.execute(update(model).where(column == request_id).values(**values))
+
+
 def test_retention_keeps_a_request_whose_follow_up_was_answered_within_the_period(
     app: Flask,
 ) -> None:
     """A follow-up answered last week is a change: the request is not "untouched" for the
     retention job, whatever the age of its status change, appointment and plan."""
     from booking.privacy.services import purge_expired
-    from booking.requests.events import RequestEvent
-    from booking.scheduling.models import Appointment
 
     app.config["RETENTION_DAYS"] = 30
     with app.app_context():
@@ -532,27 +549,13 @@ def test_retention_keeps_a_request_whose_follow_up_was_answered_within_the_perio
         request_id, reference = consultation.id, consultation.reference
         send_due_followups(now=schedule.due_at(_start(request_id), "6w", BERLIN))
         old, last_week = now_utc() - timedelta(days=40), now_utc() - timedelta(days=7)
-        for model, column, values in (
-            (ConsultationRequest, ConsultationRequest.id, {"updated_at": old}),
-            (RequestEvent, RequestEvent.request_id, {"occurred_at": old}),
-            (
-                Appointment,
-                Appointment.request_id,
-                {"starts_at": old - timedelta(hours=1), "ends_at": old},
-            ),
-            # Treated long enough ago that every time point is past (the next test).
-            (
-                TreatmentPlan,
-                TreatmentPlan.request_id,
-                {"decided_at": old, "consulted_on": (old - timedelta(days=500)).date()},
-            ),
-            (
-                FollowUp,
-                FollowUp.request_id,
-                {"sent_at": old, "expires_at": old, "answered_at": last_week},
-            ),
-        ):
-            db.session.execute(update(model).where(column == request_id).values(**values))
+        # Treated long enough ago that every time point is past (the next test).
+        _untouched_since(request_id, old, treated_on=(old - timedelta(days=500)).date())
+        db.session.execute(
+            update(FollowUp)
+            .where(FollowUp.request_id == request_id)
+            .values(sent_at=old, expires_at=old, answered_at=last_week)
+        )
         db.session.commit()
         assert purge_expired(dry_run=True).references == []
 
@@ -597,29 +600,13 @@ def test_retention_keeps_a_request_until_its_last_follow_up_has_had_its_chance(
     changed since, still has the 3- and 12-month questionnaires to come. Purged, they would
     never be sent (and the outcomes would lose them); the patient stopping them ends that."""
     from booking.privacy.services import purge_expired
-    from booking.requests.events import RequestEvent
-    from booking.scheduling.models import Appointment
 
     app.config["RETENTION_DAYS"] = 30
     with app.app_context():
         consultation = _completed(spine_region="lower_back")
         request_id, reference = consultation.id, consultation.reference
         old = now_utc() - timedelta(days=40)
-        for model, column, values in (
-            (ConsultationRequest, ConsultationRequest.id, {"updated_at": old}),
-            (RequestEvent, RequestEvent.request_id, {"occurred_at": old}),
-            (
-                Appointment,
-                Appointment.request_id,
-                {"starts_at": old - timedelta(hours=1), "ends_at": old},
-            ),
-            (
-                TreatmentPlan,
-                TreatmentPlan.request_id,
-                {"decided_at": old, "consulted_on": old.date()},
-            ),
-        ):
-            db.session.execute(update(model).where(column == request_id).values(**values))
+        _untouched_since(request_id, old, treated_on=old.date())
         db.session.commit()
         assert purge_expired(dry_run=True).references == []
 
