@@ -25,6 +25,7 @@ from tests.support import (
     Staff,
     answer_red_flags,
     csrf_token,
+    fill_every_step,
     fill_request,
     open_step,
     page_token,
@@ -351,3 +352,30 @@ def test_the_call_back_confirmation_is_shown_for_a_while_only(
     with client.session_transaction() as session:
         assert "callback_reference" not in session
         assert "red_flag_answers" not in session  # the symptoms answered, too
+
+
+def test_an_emergency_answer_changed_to_no_is_on_the_sent_request(
+    app: Flask, client: FlaskClient
+) -> None:
+    """The emergency page offers "Change your answers": a patient who answered yes to losing
+    bladder control, then no, is triaged on what they sent, and the clinic reads that they
+    once said yes."""
+    from booking.requests.events import EventKind, RequestEvent
+
+    stopped = answer_red_flags(client, yes={"bladder_bowel", "fever"})
+    assert stopped.location.endswith("/request/emergency")
+    assert answer_red_flags(client, yes={"fever"}).status_code == 303  # fever still yes
+    fill_every_step(client)  # answers the first step again: all no
+    assert send_request(client).status_code == 303
+    with app.app_context():
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        assert consultation.red_flags == [] and consultation.triage_level == TriageLevel.ROUTINE
+        [note] = db.session.scalars(
+            select(RequestEvent.body).where(
+                RequestEvent.request_id == consultation.id, RequestEvent.kind == EventKind.NOTE
+            )
+        ).all()
+    assert note.startswith("Before sending, the patient changed these urgent-symptom answers")
+    bladder = str(triage.BY_CODE["bladder_bowel"].question)
+    fever = str(triage.BY_CODE["fever"].question)
+    assert bladder in note and fever in note

@@ -22,9 +22,11 @@ from booking.documents.models import Document
 from booking.documents.storage import DocumentUpload, saved_uploads
 from booking.extensions import db
 from booking.notifications.services import enqueue_delivery
-from booking.requests import emails, history, instruments, links, notice
-from booking.requests.drafts import RequestDraft, lock_draft, mark_sent
-from booking.requests.lifecycle import PATIENT, unused_reference
+from booking.requests import emails, history, instruments, links, notice, triage
+from booking.requests.drafts import RequestDraft, lock_draft, mark_sent, withdrawn_red_flags
+from booking.requests.emails import in_staff_language
+from booking.requests.events import EventKind
+from booking.requests.lifecycle import PATIENT, add_event, unused_reference
 from booking.requests.models import (
     ConsultationRequest,
     MedicalHistory,
@@ -151,6 +153,8 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
                 Document(**document.stored_facts())
                 for document in (draft.documents if draft is not None else [])
             ]
+            # Read before the draft is marked sent (its answers go then).
+            withdrawn = withdrawn_red_flags(draft.values()) if draft is not None else []
             if draft is not None:
                 mark_sent(draft, consultation)
             db.session.add(consultation)
@@ -160,6 +164,7 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
                 _hold_slot(consultation, held)
             else:
                 db.session.flush()
+            _note_withdrawn_red_flags(consultation, withdrawn)
             queued = emails.request_received(consultation)
             _record_submission(consultation)
             db.session.flush()
@@ -296,6 +301,27 @@ def request_callback(sub: CallbackSubmission) -> ConsultationRequest:
     log.warning("emergency call-back request %s stored", reference)
     enqueue_delivery([email_id])
     return consultation
+
+
+def _note_withdrawn_red_flags(consultation: ConsultationRequest, withdrawn: list[str]) -> None:
+    """On the timeline, the urgent-symptom questions the patient answered "yes" and then
+    changed to "no" before sending: the answers decide the triage, and the clinic should know
+    the patient once said yes (``steps.WITHDRAWN_RED_FLAGS``)."""
+    codes = [
+        code for code in withdrawn if code in triage.BY_CODE and code not in consultation.red_flags
+    ]
+    if not codes:
+        return
+    questions = "; ".join(in_staff_language(triage.BY_CODE[code].question) for code in codes)
+    add_event(
+        consultation,
+        kind=EventKind.NOTE,
+        actor=None,
+        body=(
+            "Before sending, the patient changed these urgent-symptom answers from yes to no: "
+            f"{questions}. Please check with them."
+        ),
+    )
 
 
 def _record_submission(consultation: ConsultationRequest) -> None:

@@ -357,6 +357,16 @@ def _save_red_flags(answers: dict[str, str]) -> str:
         draft, token = drafts.start_draft(str(get_locale() or "en"), saved, steps.FIRST)
         session[DRAFT_KEY] = token
     else:
+        # A "yes" changed to "no" (after the emergency page's "Change your answers", say) is
+        # kept: the clinic reads it on the request, whatever the answers now say.
+        before = draft.values()
+        withdrawn = {
+            code
+            for code, answer in steps.red_flag_answers(before).items()
+            if answer == "yes" and answers.get(code) == "no"
+        } | set(drafts.withdrawn_red_flags(before))
+        if withdrawn:
+            saved[drafts.WITHDRAWN_RED_FLAGS] = sorted(withdrawn)
         drafts.save_answers(draft, saved)
     return draft.step
 

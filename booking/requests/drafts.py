@@ -135,6 +135,16 @@ def _expiry(now: datetime) -> datetime:
     return now + timedelta(days=current_app.config["DRAFT_DAYS"])
 
 
+# The urgent-symptom flags the patient answered "yes" and later changed to "no", kept in the
+# draft (not a "red_" answer: the first step's answers are those) so the clinic is told when
+# the request is sent (``booking.patients.services``).
+WITHDRAWN_RED_FLAGS = "withdrawn_red_flags"
+
+
+def withdrawn_red_flags(answers: Answers) -> list[str]:
+    return [code for code in answers.get(WITHDRAWN_RED_FLAGS, []) if code]
+
+
 def _clean(answers: Answers) -> Answers:
     return {
         str(name)[:64]: [str(value)[:MAX_ANSWER_CHARS] for value in values][:20]
