@@ -101,6 +101,16 @@ def clinic(clinic: Clinic) -> Ids:
     return Ids(clinic.weber.id, clinic.location, clinic.type)
 
 
+@pytest.fixture
+def app_settings(app_settings: dict[str, Any]) -> dict[str, Any]:
+    """No rate limits: these tests race twenty threads through one app, and the limiter's
+    in-process storage (``limits`` 5.8, memory://) can start its expiry timer twice from two
+    threads ("threads can only be started once": seen failing every thread of a race once
+    in about ten runs under load). A server's sync workers run one request at a time, and
+    several workers share Redis."""
+    return {**app_settings, "RATELIMIT_ENABLED": False}
+
+
 def _exclusion_constraints() -> int:
     return db.session.scalar(
         text(
