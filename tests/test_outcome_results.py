@@ -382,6 +382,28 @@ def test_the_outcomes_page_shows_shares_with_intervals_and_suppresses_small_grou
     assert "Ostelo RW et al." in page and "Carreon LY et al." in page
 
 
+def test_a_time_point_taken_out_of_the_schedule_keeps_its_results(
+    app: Flask, client: FlaskClient
+) -> None:
+    """The clinic stops asking at 3 months: the answers given then are still its results,
+    offered after the schedule's time points."""
+    with app.app_context():
+        make_staff("coordinator", "coord@example.com")
+        _treated(Plan.PHYSIOTHERAPY, 8, 4)
+        changed = default_settings()
+        changed.schedule = ["6w", "12m"]
+        db.session.add(changed)
+        db.session.commit()
+    AuthActions(client).login("coordinator")
+    page = client.get("/staff/outcomes?point=3m").get_data(as_text=True)
+    assert "beyond the threshold at 3 months" in page
+    assert "<td>12</td><td>8</td>" in _row(page, "overall", "All patients")
+    assert 'aria-current="page">3 months</a>' in page  # offered in the time points
+    # Asked for nothing, the page opens at the schedule's first point, 3 months still listed.
+    first = client.get("/staff/outcomes").get_data(as_text=True)
+    assert "beyond the threshold at 6 weeks" in first and ">3 months</a>" in first
+
+
 def test_the_page_shows_the_share_worse_beside_the_share_improved(
     app: Flask, client: FlaskClient
 ) -> None:

@@ -484,9 +484,16 @@ def clinic_results(months: int, point: str | None = None, *, fresh: bool = False
     """The outcomes page's figures for the period and time point (the snapshot's counts)."""
     saved = settings()
     points = list(saved.schedule)
+    asked = point
     if point not in points:
         point = PUBLIC_POINT if PUBLIC_POINT in points else points[0]
     tally, computed_at = snapshot(months, point, saved, fresh=fresh)
+    # A time point taken out of the schedule keeps the answers given at it: its results are
+    # offered after the schedule's (every tally counts the responses at every point).
+    points += [p for p in sorted(tally.responses, key=parse_point) if p not in points]
+    if asked in points and asked != point:
+        point = asked
+        tally, computed_at = snapshot(months, point, saved, fresh=fresh)
     specialist_ids = [int(key) for key in tally.groups.get(BY_SPECIALIST, {}) if key != "none"]
     names = (
         dict(
