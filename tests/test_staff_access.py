@@ -42,7 +42,13 @@ ROLES = (ADMIN, COORDINATOR, SPECIALIST)
 
 # Staff URLs anyone may open: signing in and getting back in.
 PUBLIC = frozenset(
-    {"staff.login", "staff.login_code", "staff.forgot_password", "staff.reset_password"}
+    {
+        "staff.login",
+        "staff.login_code",
+        "staff.forgot_password",
+        "staff.reset_password",
+        "staff.choose_password",
+    }
 )
 
 

@@ -101,9 +101,13 @@ def reset_path(email: OutboxEmail) -> str:
 def choose_password(
     client: FlaskClient, path: str, password: str = NEW_PASSWORD, confirm: str | None = None
 ) -> TestResponse:
-    token = csrf_token(client, path)
+    """Open the reset link (its token is traded for the session) and send the new password
+    from the page it leads to."""
+    opened = client.get(path)
+    form_path = opened.location if opened.status_code == 303 else path
+    token = csrf_token(client, form_path)
     return client.post(
-        path,
+        form_path,
         data={
             "password": password,
             "confirm": password if confirm is None else confirm,
@@ -481,7 +485,11 @@ def test_password_reset_from_request_to_new_password(
     assert requested.details == {"sent": True}
     assert requested.target_id == str(staff.coordinator.id)
 
-    form = client.get(path)
+    opened = client.get(path)
+    # The token leaves the address: the page that asks for the password has none.
+    assert opened.status_code == 303 and opened.location == "/staff/password/reset"
+    assert opened.headers["Referrer-Policy"] == "no-referrer"
+    form = client.get(opened.location)
     assert form.status_code == 200
     assert "Choose a new password" in form.get_data(as_text=True)
     # The form's own rules: long enough, typed twice the same.
@@ -508,7 +516,7 @@ def test_password_reset_from_request_to_new_password(
     assert "This link no longer works" in again.get_data(as_text=True)
     token = csrf_token(client, "/staff/login")
     reused = client.post(
-        path,
+        "/staff/password/reset",
         data={
             "password": "yet another passphrase",
             "confirm": "yet another passphrase",
@@ -572,12 +580,14 @@ def test_forged_tampered_and_expired_reset_links_are_refused(
         )
 
     later(lifetime - 60)
-    assert client.get(path).status_code == 200
+    assert client.get(path).status_code == 303  # traded for the session
     later(lifetime + 60)
     assert refused(token)
+    # The page opened before: its form is refused too.
     token_field = csrf_token(client, "/staff/login")
     response = client.post(
-        path, data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD, "csrf_token": token_field}
+        "/staff/password/reset",
+        data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD, "csrf_token": token_field},
     )
     assert response.status_code == 400
     assert audit(app, "password_changed") == []
@@ -588,10 +598,11 @@ def test_a_reset_link_stops_working_when_the_account_is_deactivated(
 ) -> None:
     forgot(client, staff.coordinator.email)
     path = reset_path(reset_emails(app)[0])
-    assert client.get(path).status_code == 200
+    assert client.get(path, follow_redirects=True).status_code == 200
     with app.app_context():
         admin = db.session.get(StaffUser, staff.admin.id)
         set_staff_active(db.session.get(StaffUser, staff.coordinator.id), False, actor=admin)
+    assert client.get("/staff/password/reset").status_code == 400  # the page opened before
     assert client.get(path).status_code == 400
 
 

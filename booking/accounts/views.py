@@ -39,6 +39,7 @@ from booking.crypto import (
 )
 from booking.extensions import db, limiter
 from booking.scheduling.services import appointments_to_come
+from booking.security import token_in_url
 from booking.staff import services, twofactor
 from booking.staff.auth import (
     end_session,
@@ -127,6 +128,7 @@ def login() -> Response | str | tuple[str, int]:
 PENDING_KEY = "staff_pending_2fa"
 PENDING_NEXT_KEY = "staff_pending_next"
 SETUP_KEY = "staff_totp_setup"
+RESET_KEY = "staff_password_reset"  # an opened reset link's token, sealed
 
 
 def _complete_login(user: StaffUser, target: str) -> Response:
@@ -228,15 +230,36 @@ def forgot_password() -> Response | str:
     return render_template("staff/forgot_password.html", form=form)
 
 
-@bp.route("/password/reset/<token>", methods=["GET", "POST"])
+@bp.get("/password/reset/<token>")
+@token_in_url
+def reset_password(token: str) -> Response | tuple[str, int]:
+    """A reset link, opened: its token goes into the session (sealed) and the address loses
+    it, so it stays out of the browser's history and of the Referer of the page's own
+    requests (a page whose address holds a key cannot send its form with ``no-referrer``:
+    Chromium then sends ``Origin: null``, which ``check_same_origin`` refuses)."""
+    if user_for_reset_token(token) is None:
+        return render_template("staff/reset_invalid.html"), 400
+    session[RESET_KEY] = encrypt_text(token)
+    return redirect(url_for(".choose_password"), code=303)
+
+
+@bp.route("/password/reset", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
-def reset_password(token: str) -> Response | str | tuple[str, int]:
-    user = user_for_reset_token(token)
+def choose_password() -> Response | str | tuple[str, int]:
+    """The new password, for the account of the reset link opened in this browser."""
+    sealed = session.get(RESET_KEY)
+    try:
+        token = decrypt_text(sealed) if sealed else None
+    except (DecryptionError, KeyMissingError):
+        token = None
+    user = user_for_reset_token(token) if token else None
     if user is None:
+        session.pop(RESET_KEY, None)
         return render_template("staff/reset_invalid.html"), 400
     form = ResetPasswordForm()
     if form.validate_on_submit():
         services.set_password(user, form.password.data)
+        session.pop(RESET_KEY, None)
         flash(_("Your password was changed. Please sign in."), "success")
         return redirect(url_for("staff.login"))
     return render_template("staff/reset_password.html", form=form)
