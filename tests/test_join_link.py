@@ -221,11 +221,12 @@ def test_the_patients_copy_of_their_data_opens_no_video_visit(
     request_id = confirm(app, clinic)
     reference = reference_of(app, request_id)
     with app.app_context():
-        workflow.set_join_link(
-            db.session.get(ConsultationRequest, request_id),
-            db.session.get(StaffUser, clinic.coordinator.id),
-            LINK,
-        )
+        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
+        # A first link, replaced: its email still holds it, and it may open a room yet.
+        for link in ("https://rooms.example.net/dr-weber?pwd=OLD", LINK):
+            workflow.set_join_link(
+                db.session.get(ConsultationRequest, request_id), coordinator, link
+            )
     admin = auth.new_client("admin")
     page = admin.get(f"/staff/admin/privacy/{reference}").get_data(as_text=True)
     response = admin.post(
@@ -234,7 +235,8 @@ def test_the_patients_copy_of_their_data_opens_no_video_visit(
     assert response.status_code == 200
     archive = zipfile.ZipFile(io.BytesIO(response.get_data()))
     everything = "".join(archive.read(name).decode() for name in archive.namelist())
-    assert "meet.example.org" not in everything
+    assert "meet.example.org" not in everything and "rooms.example.net" not in everything
+    assert "/manage/open/[redacted]" in everything  # the clinic's own links keep their page
     [exported] = json.loads(archive.read("patient.json"))["requests"]
     assert "join_link" not in exported["appointment"]
     joining = next(e for e in exported["emails"] if "How to join" in e["subject"])

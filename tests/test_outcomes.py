@@ -609,6 +609,15 @@ def test_retention_keeps_a_request_until_its_last_follow_up_has_had_its_chance(
         _untouched_since(request_id, old, treated_on=old.date())
         db.session.commit()
         assert purge_expired(dry_run=True).references == []
+        # A patient who gave no consent to them is sent none: nothing keeps the request.
+        for consent, due in ((False, [reference]), (True, [])):
+            db.session.execute(
+                update(ConsultationRequest)
+                .where(ConsultationRequest.id == request_id)
+                .values(followup_consent=consent, updated_at=old)
+            )
+            db.session.commit()
+            assert purge_expired(dry_run=True).references == due
 
         db.session.execute(
             update(TreatmentPlan)

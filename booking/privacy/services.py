@@ -45,6 +45,7 @@ from booking.requests.models import (
     Patient,
     RequestDiagnosis,
     RequestStatus,
+    may_be_contacted,
 )
 from booking.rights.archive import audit_details, emails_about, requests_of
 from booking.rights.archive import gather as archive_of
@@ -464,6 +465,12 @@ def _due(cutoff: datetime, now: datetime) -> Select:
                 TreatmentPlan.request_id == request.id,
                 TreatmentPlan.followups_stopped_at.is_(None),
                 plan_start() >= oldest_followed,
+                # Only a request the sender would invite (``outcomes.services._eligible``):
+                # one that never will is not kept for it.
+                request.status == RequestStatus.COMPLETED,
+                request.followup_consent.is_(True),
+                may_be_contacted(),
+                request.patient.has(Patient.email.is_not(None)),
             )
         ]
     )

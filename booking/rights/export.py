@@ -19,12 +19,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any, BinaryIO
+from urllib.parse import urlsplit
 
-from flask import Flask, render_template
+from flask import Flask, current_app, render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from markupsafe import escape
 from sqlalchemy import inspect
 
 from booking.accesslog import REDACTED, redact_text
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = "spineconsult-patient-export/1"
 SAFE_NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
+LINK_RE = re.compile(r"https?://[^\s\"'<>]+")
 
 # Columns that are our plumbing, not what we hold about the person.
 SKIP_REQUEST = {
@@ -229,21 +230,25 @@ def columns(row: object | None, skip: Iterable[str] = ("id",)) -> dict[str, Any]
     }
 
 
-def email_entry(email: Any, join_link: str | None = None) -> dict[str, Any] | None:
+def email_entry(email: Any) -> dict[str, Any] | None:
     """An email as the archive keeps it: every column, its links' secret parts redacted (an
     archive is a file that travels: a private, resume or follow-up link in it must open
-    nothing, nor the video visit's ``join_link``)."""
+    nothing). Links to other sites are redacted whole: the only ones emails carry are video
+    visits' links to join, and an old one (replaced, or of a visit since moved) may still
+    open a specialist's room."""
     entry = columns(email, skip=SKIP_EMAIL)
     if entry is not None:
+        own = urlsplit(current_app.config["PUBLIC_BASE_URL"]).netloc.lower()
+
+        def other_site(match: re.Match[str]) -> str:
+            return match.group(0) if urlsplit(match.group(0)).netloc.lower() == own else REDACTED
+
         for key in ("body_text", "body_html", "attachment_body"):
             if entry.get(key):
-                text = redact_text(entry[key])
-                if join_link:
-                    if key == "attachment_body":  # a calendar file folds long lines
-                        text = text.replace("\r\n ", "")
-                    text = text.replace(join_link, REDACTED)
-                    text = text.replace(str(escape(join_link)), REDACTED)  # the HTML's
-                entry[key] = text
+                text = entry[key]
+                if key == "attachment_body":  # a calendar file folds long lines
+                    text = text.replace("\r\n ", "")
+                entry[key] = LINK_RE.sub(other_site, redact_text(text))
     return entry
 
 
@@ -359,10 +364,7 @@ def build_archive(
                     for call in consultation.calls
                 ],
                 "documents": doc_entries,
-                "emails": [
-                    email_entry(e, appointment.join_link if appointment else None)
-                    for e in consultation.emails
-                ],
+                "emails": [email_entry(e) for e in consultation.emails],
                 "information_requests": [
                     {
                         **columns(ask, skip={"id", "request_id", "asked_by_id", "items"}),
