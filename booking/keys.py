@@ -105,6 +105,9 @@ def encrypted_columns() -> dict[Table, list[Column]]:
     return found
 
 
+ROWS_AT_ONCE = 500
+
+
 def _stored_rows() -> Iterator[tuple[Table, Column, list[Column], Row]]:
     """Every row with an encrypted value, table by table: the table, its key column, its
     encrypted columns and the row (its key as ``key``, each value as stored: the columns' own
@@ -112,11 +115,22 @@ def _stored_rows() -> Iterator[tuple[Table, Column, list[Column], Row]]:
     for table, columns in encrypted_columns().items():
         [key] = table.primary_key.columns
         stored = [type_coerce(column, String).label(column.name) for column in columns]
-        rows = db.session.execute(
-            select(key.label("key"), *stored).where(or_(*(c.is_not(None) for c in columns)))
+        query = (
+            select(key.label("key"), *stored)
+            .where(or_(*(c.is_not(None) for c in columns)))
+            .order_by(key)
+            .limit(ROWS_AT_ONCE)
         )
-        for row in rows.all():
-            yield table, key, columns, row
+        # A batch at a time, by key: the outbox holds every email ever sent, each with its
+        # bodies, too many to hold in memory at once.
+        last = None
+        while True:
+            rows = db.session.execute(query if last is None else query.where(key > last)).all()
+            for row in rows:
+                yield table, key, columns, row
+            if len(rows) < ROWS_AT_ONCE:
+                break
+            last = rows[-1].key
 
 
 def rotate_fields(current: str) -> dict[str, int]:
@@ -140,8 +154,11 @@ def rotate_fields(current: str) -> dict[str, int]:
             else type_coerce(c, String) == values[c.name]
             for c in columns
         ]
+        # Sealed again, not changed: a table's "last changed" stays (retention and the
+        # resend of failed emails read it).
+        kept = {"updated_at": table.c.updated_at} if "updated_at" in table.c else {}
         written = db.session.execute(
-            update(table).where(key == row.key, *unchanged).values(**plain)
+            update(table).where(key == row.key, *unchanged).values(**plain, **kept)
         ).rowcount
         if written:
             rotated[table.name] = rotated.get(table.name, 0) + 1

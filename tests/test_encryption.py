@@ -512,3 +512,55 @@ def test_an_email_waiting_in_the_outbox_holds_no_readable_link(app: Flask) -> No
             select(OutboxEmail).where(OutboxEmail.template == "request_received")
         ).first()
         assert "/manage/open/" in email.body_text
+
+
+def test_rotation_goes_a_batch_at_a_time_and_changes_no_last_changed_time(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every email ever sent is in the outbox, with its bodies: rotation reads the rows a
+    few at a time (here 2), and sealing a value again is no change (an appointment's
+    updated_at stays: the resend of failed emails reads it as the appointment's last
+    change)."""
+    from datetime import UTC, datetime, timedelta
+
+    from booking import keys
+    from booking.scheduling.models import Appointment
+    from tests.factories import make_appointment_type, make_location
+
+    monkeypatch.setattr(keys, "ROWS_AT_ONCE", 2)
+    runner = app.test_cli_runner()
+    _use_keys(app, KEY_A)
+    then = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    with app.app_context():
+        for n in range(3):
+            make_request(email=f"p{n}@example.com")  # two emails each
+        consultation = make_request(email="video@example.com")
+        starts = then + timedelta(days=400)
+        db.session.add(
+            Appointment(
+                request_id=consultation.id,
+                specialist_id=make_staff("specialist", "s@example.com").id,
+                location_id=make_location().id,
+                appointment_type_id=make_appointment_type().id,
+                starts_at=starts,
+                ends_at=starts + timedelta(minutes=45),
+                blocked_until=starts + timedelta(minutes=55),
+                uid="rotation@example.com",
+                join_link="https://meet.example.org/room?pwd=Xy7",
+            )
+        )
+        db.session.commit()
+        db.session.execute(update(Appointment).values(updated_at=then))
+        db.session.commit()
+        emails = db.session.scalar(text("SELECT count(*) FROM outbox_email"))
+    _use_keys(app, KEY_B, KEY_A)
+    result = runner.invoke(args=["keys", "rotate"])
+    assert result.exit_code == 0, result.output
+    label_b = KeyRing(KEY_B).current.label
+    with app.app_context():
+        stored = db.session.execute(text("SELECT body_text FROM outbox_email")).scalars().all()
+        assert len(stored) == emails >= 8
+        assert {body.split(":")[1] for body in stored} == {label_b}  # every batch
+        appointment = db.session.scalars(select(Appointment)).one()
+        assert appointment.join_link == "https://meet.example.org/room?pwd=Xy7"
+        assert appointment.updated_at == then

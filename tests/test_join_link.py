@@ -13,7 +13,7 @@ from datetime import timedelta
 from flask import Flask
 from flask.testing import FlaskClient
 from icalendar import Calendar
-from sqlalchemy import select
+from sqlalchemy import select, update
 from werkzeug.test import TestResponse
 
 from booking.audit.models import AuditEvent
@@ -24,7 +24,7 @@ from booking.requests.models import ConsultationRequest
 from booking.requests.reminders import send_due_reminders
 from booking.scheduling.models import Appointment, Location, VisitMode
 from booking.staff.models import StaffUser
-from booking.timeutil import to_clinic_tz
+from booking.timeutil import now_utc, to_clinic_tz
 from tests.factories import make_appointment_type
 from tests.support import (
     AuthActions,
@@ -133,6 +133,21 @@ def test_the_patient_gets_a_video_visits_link_at_once_and_finds_it_everywhere(
     assert stored_link(app, request_id) == LINK + "b"
     assert len(outbox_emails(app, "request_update")) == 3
 
+    # Once the visit is over the page no longer offers it (a room may be used for others).
+    with app.app_context():
+        past = now_utc() - timedelta(hours=2)
+        db.session.execute(
+            update(Appointment)
+            .where(Appointment.request_id == request_id)
+            .values(
+                starts_at=past,
+                ends_at=past + timedelta(minutes=45),
+                blocked_until=past + timedelta(minutes=55),
+            )
+        )
+        db.session.commit()
+    assert "Join the video visit" not in client.get(manage_path).get_data(as_text=True)
+
 
 def test_only_a_whole_https_address_is_taken(app: Flask, auth: AuthActions, clinic: Clinic) -> None:
     set_mode(app, clinic, VisitMode.VIDEO)
@@ -148,6 +163,8 @@ def test_only_a_whole_https_address_is_taken(app: Flask, auth: AuthActions, clin
         "https://[meet.example.org/spine",
         "https://localhost/spine",
         "https://meet.example.org/" + "x" * 500,
+        # Short as typed, too long as sent (and stored): each "ü" is "%C3%BC".
+        "https://meet.example.org/" + "ü" * 100,
     ):
         refused = send_link(coordinator, reference, bad)
         assert refused.status_code == 422, bad
@@ -159,6 +176,9 @@ def test_only_a_whole_https_address_is_taken(app: Flask, auth: AuthActions, clin
         ), bad
     assert stored_link(app, request_id) is None
     assert len(outbox_emails(app, "request_update")) == 1  # the confirmation only
+    # A link with letters beyond ASCII is kept as email clients and calendars take it.
+    assert send_link(coordinator, reference, "https://münchen.example/räume/7").status_code == 302
+    assert stored_link(app, request_id) == "https://xn--mnchen-3ya.example/r%C3%A4ume/7"
 
 
 def test_a_visit_in_person_has_no_link_to_join(

@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import MultiDict
+from werkzeug.urls import iri_to_uri
 from wtforms import (
     BooleanField,
     DateField,
@@ -243,6 +244,16 @@ class JoinLinkForm(SeenState, BaseForm):
             or any(c.isspace() for c in value)
         ):
             raise ValidationError(_("Please enter the whole link, starting with https://."))
+        # As sent in emails and calendar files: ASCII (a host in IDNA, the rest
+        # percent-encoded), whose length is what is stored.
+        try:
+            value = iri_to_uri(value)
+        except (ValueError, UnicodeError):
+            raise ValidationError(
+                _("Please enter the whole link, starting with https://.")
+            ) from None
+        if len(value) > MAX_JOIN_LINK:
+            raise ValidationError(_("Please enter a link of at most 500 characters."))
         field.data = value
 
 

@@ -14,7 +14,7 @@ from flask_babel import lazy_gettext as _l
 from booking.extensions import db
 from booking.scheduling.models import AppointmentType, Location, VisitMode
 from booking.templating import clinic_zone_name
-from booking.timeutil import clinic_dt
+from booking.timeutil import clinic_dt, now_utc
 
 MODE_LABELS = {
     VisitMode.IN_PERSON: _l("In person, at the location"),
@@ -75,7 +75,9 @@ def visit_join_link(booked: Booked) -> str | None:
     appointment shows it with it)."""
     link = getattr(booked, "join_link", None)
     active = getattr(booked, "active", True)
-    if link and active and mode_of(booked.appointment_type) is VisitMode.VIDEO:
+    # Not once the visit is over: the link may be a specialist's room, used for others.
+    over = getattr(booked, "ends_at", None) is not None and booked.ends_at <= now_utc()
+    if link and active and not over and mode_of(booked.appointment_type) is VisitMode.VIDEO:
         return link
     return None
 
