@@ -35,7 +35,7 @@ from booking.requests.models import ConsultationRequest, RequestStatus
 from booking.rights.services import withdraw_contact_consent
 from booking.scheduling.models import AppointmentType, Location
 from booking.staff.models import StaffUser
-from booking.timeutil import clinic_today, now_utc
+from booking.timeutil import clinic_today, now_utc, to_clinic_tz
 from tests.factories import (
     make_appointment_type,
     make_hours,
@@ -760,13 +760,15 @@ def test_the_record_dates_the_baseline_and_flags_an_old_one(app: Flask, auth: Au
     assert "days before the treatment started" not in record
     with app.app_context():
         start = db.session.get(TreatmentPlan, request_id).consulted_on
+        answered = now_utc() - timedelta(days=200)
         db.session.execute(
             update(ConsultationRequest)
             .where(ConsultationRequest.id == request_id)
-            .values(created_at=now_utc() - timedelta(days=200))
+            .values(created_at=answered)
         )
         db.session.commit()
-        days = (start - (clinic_today() - timedelta(days=200))).days
+        # Counted in clinic days: late in a UTC evening the clinic's date is already the next.
+        days = (start - to_clinic_tz(answered).date()).days
     record = staff.get(f"/staff/requests/{reference}").get_data(as_text=True)
     assert f"{days} days before the treatment started" in record
 
