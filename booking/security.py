@@ -27,6 +27,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.wrappers import Response
 
+from booking.crypto import DecryptionError, KeyMissingError, decrypt_text, encrypt_text
 from booking.extensions import talisman
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -52,6 +53,25 @@ def init_security(app: Flask) -> None:
         x_content_type_options=True,
     )
     app.before_request(check_same_origin)
+
+
+def seal_in_session(key: str, secret: str) -> None:
+    """Keep a secret (a link's token, a two-factor secret being enrolled) in the session,
+    encrypted: Flask's session cookie is signed, not encrypted, so a cookie read (a shared
+    computer, a copied browser profile) must give nothing away."""
+    session[key] = encrypt_text(secret)
+
+
+def sealed_in_session(key: str) -> str | None:
+    """The secret ``seal_in_session`` kept under ``key``; None when there is none, or it
+    no longer opens (sealed with a key since retired, or not ours)."""
+    sealed = session.get(key)
+    if not sealed:
+        return None
+    try:
+        return decrypt_text(sealed)
+    except (DecryptionError, KeyMissingError):
+        return None
 
 
 def token_in_url(view: F) -> F:

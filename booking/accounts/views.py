@@ -31,15 +31,11 @@ from booking.accounts.forms import (
     TwoFactorPolicyForm,
 )
 from booking.crypto import (
-    DecryptionError,
-    KeyMissingError,
-    decrypt_text,
-    encrypt_text,
     text_digest,
 )
 from booking.extensions import db, limiter
 from booking.scheduling.services import appointments_to_come
-from booking.security import token_in_url
+from booking.security import seal_in_session, sealed_in_session, token_in_url
 from booking.staff import services, twofactor
 from booking.staff.auth import (
     end_session,
@@ -184,14 +180,10 @@ def _setup_secret() -> str:
     """The secret being enrolled, kept in the session between the page and its code. The
     session cookie is signed, not encrypted: the secret is kept in it encrypted, or a cookie
     read during set-up would give a lasting second factor to whoever holds the password."""
-    sealed = session.get(SETUP_KEY)
-    if sealed:
-        try:
-            return decrypt_text(sealed)
-        except (DecryptionError, KeyMissingError):
-            pass  # from before the key changed, or not ours: a new one
-    secret = twofactor.new_secret()
-    session[SETUP_KEY] = encrypt_text(secret)
+    secret = sealed_in_session(SETUP_KEY)
+    if secret is None:  # none yet, or sealed with a retired key: a new one
+        secret = twofactor.new_secret()
+        seal_in_session(SETUP_KEY, secret)
     return secret
 
 
@@ -239,7 +231,7 @@ def reset_password(token: str) -> Response | tuple[str, int]:
     Chromium then sends ``Origin: null``, which ``check_same_origin`` refuses)."""
     if user_for_reset_token(token) is None:
         return render_template("staff/reset_invalid.html"), 400
-    session[RESET_KEY] = encrypt_text(token)
+    seal_in_session(RESET_KEY, token)
     return redirect(url_for(".choose_password"), code=303)
 
 
@@ -247,11 +239,7 @@ def reset_password(token: str) -> Response | tuple[str, int]:
 @limiter.limit(_login_limit, methods=["POST"])
 def choose_password() -> Response | str | tuple[str, int]:
     """The new password, for the account of the reset link opened in this browser."""
-    sealed = session.get(RESET_KEY)
-    try:
-        token = decrypt_text(sealed) if sealed else None
-    except (DecryptionError, KeyMissingError):
-        token = None
+    token = sealed_in_session(RESET_KEY)
     user = user_for_reset_token(token) if token else None
     if user is None:
         session.pop(RESET_KEY, None)

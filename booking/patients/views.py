@@ -24,7 +24,6 @@ from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
 from werkzeug.wrappers import Response
 
-from booking.crypto import DecryptionError, KeyMissingError, decrypt_text, encrypt_text
 from booking.documents.storage import DocumentRejected, DocumentUpload
 from booking.extensions import csrf, limiter
 from booking.pagecache import cached_page
@@ -60,7 +59,7 @@ from booking.scheduling.services import (
 )
 from booking.scheduling.versions import availability_key
 from booking.scheduling.visits import picked_from_home
-from booking.security import token_in_url
+from booking.security import seal_in_session, sealed_in_session, token_in_url
 from booking.timeutil import now_utc
 from booking.urlargs import date_arg, int_arg
 
@@ -313,13 +312,7 @@ def _confirmation_link() -> str | None:
     """The private link's token this browser was given with its confirmation. The session
     cookie is signed, not encrypted, so the token is kept in it encrypted: a cookie read
     once the confirmation is gone (a shared computer) gives nothing away."""
-    sealed = session.get(MANAGE_LINK_KEY)
-    if not sealed:
-        return None
-    try:
-        return decrypt_text(sealed)
-    except (DecryptionError, KeyMissingError):
-        return None
+    return sealed_in_session(MANAGE_LINK_KEY)
 
 
 @bp.get("/request/submitted/appointment.ics")
@@ -543,7 +536,7 @@ def _send(
         )
         return _render_step("review", draft, form, status=503, problem=problem)
     session[SUBMITTED_KEY] = consultation.reference
-    session[MANAGE_LINK_KEY] = encrypt_text(confirmation_link(consultation))
+    seal_in_session(MANAGE_LINK_KEY, confirmation_link(consultation))
     session.pop(RED_FLAGS_KEY, None)
     return redirect(url_for("patients.submitted"), code=303)
 
@@ -758,7 +751,7 @@ def resume_link(token: str) -> Response | tuple[str, int]:
     the link works once."""
     if drafts.resume_link_draft(token) is None:
         return render_template("patients/resume_expired.html"), 404
-    session[RESUME_KEY] = encrypt_text(token)
+    seal_in_session(RESUME_KEY, token)
     return redirect(url_for("patients.resume_draft"), code=303)
 
 
@@ -766,11 +759,7 @@ def resume_link(token: str) -> Response | tuple[str, int]:
 def resume_draft() -> Response | tuple[str, int]:
     """Carry on with the draft of the link opened in this browser (``resume_link``): the
     button takes it over, on the step it reached; the link then works no more."""
-    sealed = session.get(RESUME_KEY)
-    try:
-        token = decrypt_text(sealed) if sealed else None
-    except (DecryptionError, KeyMissingError):
-        token = None
+    token = sealed_in_session(RESUME_KEY)
     draft = drafts.resume_link_draft(token)
     if draft is None:
         session.pop(RESUME_KEY, None)
