@@ -22,7 +22,7 @@ from datetime import date, datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -176,14 +176,15 @@ def _still_eligible(request_id: int) -> bool:
             select(TreatmentPlan.request_id)
             .join(TreatmentPlan.request)
             .join(ConsultationRequest.patient)
-            .where(TreatmentPlan.request_id == request_id, *_eligible())
+            .where(TreatmentPlan.request_id == request_id, *eligible())
         )
         is not None
     )
 
 
-def _eligible():
-    """The conditions every invitation and reminder is sent under."""
+def eligible() -> tuple[ColumnElement[bool], ...]:
+    """The conditions every invitation and reminder is sent under (the request, its plan and
+    its patient in the query)."""
     return (
         ConsultationRequest.status == RequestStatus.COMPLETED,
         ConsultationRequest.followup_consent.is_(True),
@@ -213,6 +214,22 @@ def plan_start() -> ColumnElement[date]:
     return func.coalesce(TreatmentPlan.procedure_date, TreatmentPlan.consulted_on)
 
 
+def followups_to_come(now: datetime) -> ColumnElement[bool] | None:
+    """Whether a request (``ConsultationRequest`` in the enclosing query) may still be sent
+    a follow-up invitation, or have one's link open, at ``now``: what the sender would invite
+    (``eligible``), started recently enough. None when the clinic follows up nothing. The
+    retention job keeps such a request (``booking.privacy``)."""
+    oldest = oldest_followed_start(now)
+    if oldest is None:
+        return None
+    return exists().where(
+        TreatmentPlan.request_id == ConsultationRequest.id,
+        Patient.id == ConsultationRequest.patient_id,
+        plan_start() >= oldest,
+        *eligible(),
+    )
+
+
 def send_due_followups(now: datetime | None = None) -> list[int]:
     """Queue every follow-up invitation that is due; return the outbox ids queued."""
     now = now or now_utc()
@@ -228,7 +245,7 @@ def send_due_followups(now: datetime | None = None) -> list[int]:
         .join(TreatmentPlan.request)
         .join(ConsultationRequest.patient)
         .where(
-            *_eligible(),
+            *eligible(),
             plan_start() >= oldest_start,
         )
         .options(joinedload(TreatmentPlan.request).joinedload(ConsultationRequest.patient))
@@ -310,7 +327,7 @@ def send_due_followup_reminders(now: datetime | None = None) -> list[int]:
             .join(TreatmentPlan.request)
             .join(ConsultationRequest.patient)
             .where(
-                *_eligible(),
+                *eligible(),
                 FollowUp.sent_at <= now - timedelta(days=days),
                 FollowUp.answered_at.is_(None),
                 FollowUp.reminded_at.is_(None),

@@ -33,7 +33,7 @@ from booking.extensions import db
 from booking.messages.models import Message
 from booking.notifications.models import OutboxEmail
 from booking.outcomes.models import FollowUp, TreatmentPlan
-from booking.outcomes.services import oldest_followed_start, plan_start
+from booking.outcomes.services import followups_to_come
 from booking.privacy.models import FilePurge
 from booking.requests.calls import CallbackAttempt
 from booking.requests.events import RequestEvent
@@ -45,7 +45,6 @@ from booking.requests.models import (
     Patient,
     RequestDiagnosis,
     RequestStatus,
-    may_be_contacted,
 )
 from booking.rights.archive import audit_details, emails_about, requests_of
 from booking.rights.archive import gather as archive_of
@@ -456,24 +455,8 @@ def _due(cutoff: datetime, now: datetime) -> Select:
     answered, or its link working) after it, and none whose follow-ups are still to come at
     ``now`` (a short retention must not cut the 12-month questionnaire off)."""
     request = ConsultationRequest
-    oldest_followed = oldest_followed_start(now)
-    still_followed = (
-        []
-        if oldest_followed is None
-        else [
-            ~exists().where(
-                TreatmentPlan.request_id == request.id,
-                TreatmentPlan.followups_stopped_at.is_(None),
-                plan_start() >= oldest_followed,
-                # Only a request the sender would invite (``outcomes.services._eligible``):
-                # one that never will is not kept for it.
-                request.status == RequestStatus.COMPLETED,
-                request.followup_consent.is_(True),
-                may_be_contacted(),
-                request.patient.has(Patient.email.is_not(None)),
-            )
-        ]
-    )
+    to_come = followups_to_come(now)
+    still_followed = [] if to_come is None else [~to_come]
     return select(request.id).where(
         *still_followed,
         request.status.in_(sorted(CLOSED_STATUSES)),
