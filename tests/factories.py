@@ -180,3 +180,48 @@ def make_assigned_requests(clinic: Clinic) -> tuple[dict[str, Any], dict[str, An
             }
         )
     return made[0], made[1]
+
+
+def slot_two_days_ahead(clinic: Clinic) -> Any:
+    """The clinic's first open time two days or more from now, as a coordinator enters it
+    on the record (a dashboard ``Slot``). Inside an app context."""
+    from booking.dashboard.services import Slot
+    from booking.extensions import db
+    from booking.scheduling.availability import open_slots
+    from booking.scheduling.models import AppointmentType
+    from booking.timeutil import now_utc, to_clinic_tz
+
+    kind = db.session.get(AppointmentType, clinic.type)
+    start = now_utc() + timedelta(days=2)
+    slot = open_slots(kind, start, start + timedelta(days=7))[0]
+    local = to_clinic_tz(slot.starts_at)
+    return Slot(
+        kind,
+        db.session.get(StaffUser, slot.specialist_id),
+        db.session.get(Location, slot.location_id),
+        local.date(),
+        local.time(),
+    )
+
+
+def confirmed_request(app: Any, clinic: Clinic, locale: str = "en") -> int:
+    """A request confirmed by the coordinator at ``slot_two_days_ahead``; its id."""
+    from booking.dashboard.services import confirm_request
+    from booking.extensions import db
+
+    with app.app_context():
+        consultation = make_request(locale=locale)
+        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
+        confirm_request(consultation, coordinator, slot_two_days_ahead(clinic))
+        return consultation.id
+
+
+def set_visit_mode(app: Any, clinic: Clinic, mode: Any) -> None:
+    """How the clinic's appointment type's visits take place, as an admin sets it."""
+    from booking.extensions import db
+    from booking.scheduling import admin_services
+    from booking.scheduling.models import AppointmentType
+
+    with app.app_context():
+        kind = db.session.get(AppointmentType, clinic.type)
+        admin_services.edit_appointment_type(kind, kind.name, {}, mode, actor=None)

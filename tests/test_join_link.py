@@ -25,7 +25,7 @@ from booking.requests.reminders import send_due_reminders
 from booking.scheduling.models import Appointment, Location, VisitMode
 from booking.staff.models import StaffUser
 from booking.timeutil import now_utc, to_clinic_tz
-from tests.factories import make_appointment_type
+from tests.factories import confirmed_request, make_appointment_type, set_visit_mode
 from tests.support import (
     AuthActions,
     Clinic,
@@ -34,7 +34,6 @@ from tests.support import (
     outbox_emails,
     page_token,
 )
-from tests.test_visit_mode import confirm, set_mode
 
 LINK = "https://meet.example.org/spine-4821?pwd=Xy7"
 JOINABLE = "By video, from wherever suits you, with the link the clinic sent you."
@@ -64,8 +63,8 @@ def stored_link(app: Flask, request_id: int) -> str | None:
 def test_the_patient_gets_a_video_visits_link_at_once_and_finds_it_everywhere(
     app: Flask, client: FlaskClient, auth: AuthActions, clinic: Clinic
 ) -> None:
-    set_mode(app, clinic, VisitMode.VIDEO)
-    request_id = confirm(app, clinic)
+    set_visit_mode(app, clinic, VisitMode.VIDEO)
+    request_id = confirmed_request(app, clinic)
     reference = reference_of(app, request_id)
     coordinator = auth.new_client("coordinator")
     record = coordinator.get(f"/staff/requests/{reference}").get_data(as_text=True)
@@ -150,8 +149,8 @@ def test_the_patient_gets_a_video_visits_link_at_once_and_finds_it_everywhere(
 
 
 def test_only_a_whole_https_address_is_taken(app: Flask, auth: AuthActions, clinic: Clinic) -> None:
-    set_mode(app, clinic, VisitMode.VIDEO)
-    request_id = confirm(app, clinic)
+    set_visit_mode(app, clinic, VisitMode.VIDEO)
+    request_id = confirmed_request(app, clinic)
     reference = reference_of(app, request_id)
     coordinator = auth.new_client("coordinator")
     for bad in (
@@ -184,7 +183,7 @@ def test_only_a_whole_https_address_is_taken(app: Flask, auth: AuthActions, clin
 def test_a_visit_in_person_has_no_link_to_join(
     app: Flask, auth: AuthActions, clinic: Clinic
 ) -> None:
-    request_id = confirm(app, clinic)
+    request_id = confirmed_request(app, clinic)
     reference = reference_of(app, request_id)
     coordinator = auth.new_client("coordinator")
     record = coordinator.get(f"/staff/requests/{reference}").get_data(as_text=True)
@@ -206,8 +205,8 @@ def test_a_link_does_not_follow_the_visit_to_a_type_not_by_video(
 ) -> None:
     """Rescheduled as an in-person visit, the patient is sent to the address, and the old
     video link is gone for good (it would come back if the visit became a video one again)."""
-    set_mode(app, clinic, VisitMode.VIDEO)
-    request_id = confirm(app, clinic)
+    set_visit_mode(app, clinic, VisitMode.VIDEO)
+    request_id = confirmed_request(app, clinic)
     with app.app_context():
         consultation = db.session.get(ConsultationRequest, request_id)
         coordinator = db.session.get(StaffUser, clinic.coordinator.id)
@@ -237,8 +236,8 @@ def test_the_patients_copy_of_their_data_opens_no_video_visit(
 ) -> None:
     """The archive travels (a download, an email attachment): like the private links in its
     emails, the link that joins the visit is left out of it, wherever it was."""
-    set_mode(app, clinic, VisitMode.VIDEO)
-    request_id = confirm(app, clinic)
+    set_visit_mode(app, clinic, VisitMode.VIDEO)
+    request_id = confirmed_request(app, clinic)
     reference = reference_of(app, request_id)
     with app.app_context():
         coordinator = db.session.get(StaffUser, clinic.coordinator.id)
@@ -273,8 +272,8 @@ def test_a_video_visit_moved_by_the_patient_loses_its_link_and_the_clinic_is_tol
     from booking.scheduling.availability import open_slots
     from booking.scheduling.services import SlotChoice
 
-    set_mode(app, clinic, VisitMode.VIDEO)
-    request_id = confirm(app, clinic)
+    set_visit_mode(app, clinic, VisitMode.VIDEO)
+    request_id = confirmed_request(app, clinic)
     with app.app_context():
         consultation = db.session.get(ConsultationRequest, request_id)
         workflow.set_join_link(consultation, db.session.get(StaffUser, clinic.coordinator.id), LINK)
@@ -310,8 +309,8 @@ def test_a_video_visit_moved_by_the_patient_loses_its_link_and_the_clinic_is_tol
 def test_a_link_saved_for_a_patient_without_an_email_address_says_so_on_the_timeline(
     app: Flask, clinic: Clinic
 ) -> None:
-    set_mode(app, clinic, VisitMode.VIDEO)
-    request_id = confirm(app, clinic)
+    set_visit_mode(app, clinic, VisitMode.VIDEO)
+    request_id = confirmed_request(app, clinic)
     with app.app_context():
         consultation = db.session.get(ConsultationRequest, request_id)
         consultation.patient.email = None
@@ -334,8 +333,8 @@ def test_failed_emails_sent_again_hand_over_only_the_current_link(
     the newest link's email goes again, with a new private link."""
     from booking.notifications.models import OutboxEmail, OutboxStatus
 
-    set_mode(app, clinic, VisitMode.VIDEO)
-    request_id = confirm(app, clinic)
+    set_visit_mode(app, clinic, VisitMode.VIDEO)
+    request_id = confirmed_request(app, clinic)
     with app.app_context():
         coordinator = db.session.get(StaffUser, clinic.coordinator.id)
         for link in (LINK, LINK + "b"):

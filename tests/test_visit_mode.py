@@ -13,16 +13,19 @@ from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from booking.audit.models import AuditEvent
-from booking.dashboard import services as workflow
 from booking.extensions import db
 from booking.requests.models import ConsultationRequest
 from booking.requests.reminders import send_due_reminders
-from booking.scheduling import admin_services as admin
 from booking.scheduling.availability import open_slots
 from booking.scheduling.models import AppointmentType, Location, VisitMode
 from booking.staff.models import StaffUser
-from booking.timeutil import now_utc, to_clinic_tz
-from tests.factories import make_hours, make_location, make_request
+from booking.timeutil import now_utc
+from tests.factories import (
+    confirmed_request,
+    make_hours,
+    make_location,
+    set_visit_mode,
+)
 from tests.support import (
     AuthActions,
     Clinic,
@@ -44,38 +47,10 @@ HAVE_AT_HAND = "Please have your scan reports, a list of your medicines"
 BRING = "Please bring your scans (MRI, CT or X-ray discs or reports)"
 
 
-def set_mode(app: Flask, clinic: Clinic, mode: VisitMode) -> None:
-    with app.app_context():
-        kind = db.session.get(AppointmentType, clinic.type)
-        admin.edit_appointment_type(kind, kind.name, {}, mode, actor=None)
-
-
-def confirm(app: Flask, clinic: Clinic, locale: str = "en") -> int:
-    """A request confirmed by a coordinator at the first open time two days ahead."""
-    with app.app_context():
-        kind = db.session.get(AppointmentType, clinic.type)
-        start = now_utc() + timedelta(days=2)
-        slot = open_slots(kind, start, start + timedelta(days=7))[0]
-        consultation = make_request(locale=locale)
-        local = to_clinic_tz(slot.starts_at)
-        workflow.confirm_request(
-            consultation,
-            db.session.get(StaffUser, clinic.coordinator.id),
-            workflow.Slot(
-                kind,
-                db.session.get(StaffUser, slot.specialist_id),
-                db.session.get(Location, slot.location_id),
-                local.date(),
-                local.time(),
-            ),
-        )
-        return consultation.id
-
-
 def test_a_video_visit_the_patient_books_never_sends_them_to_the_address(
     app: Flask, client: FlaskClient, clinic: Clinic
 ) -> None:
-    set_mode(app, clinic, VisitMode.VIDEO)
+    set_visit_mode(app, clinic, VisitMode.VIDEO)
     with app.app_context():
         kind = db.session.get(AppointmentType, clinic.type)
         start = now_utc() + timedelta(days=2)
@@ -119,8 +94,8 @@ def test_a_video_visit_the_patient_books_never_sends_them_to_the_address(
 def test_a_phone_visit_confirmed_by_staff_and_its_reminder_say_how_to_take_part(
     app: Flask, clinic: Clinic
 ) -> None:
-    set_mode(app, clinic, VisitMode.PHONE)
-    request_id = confirm(app, clinic)
+    set_visit_mode(app, clinic, VisitMode.PHONE)
+    request_id = confirmed_request(app, clinic)
     (update,) = outbox_emails(app, "request_update")
     assert f"Where: {BY_PHONE}" in update.body_text
     assert HAVE_AT_HAND in update.body_text and BRING not in update.body_text
@@ -141,8 +116,8 @@ def test_a_phone_visit_confirmed_by_staff_and_its_reminder_say_how_to_take_part(
 def test_a_spanish_reader_reads_how_their_video_visit_takes_place(
     app: Flask, clinic: Clinic
 ) -> None:
-    set_mode(app, clinic, VisitMode.VIDEO)
-    confirm(app, clinic, locale="es")
+    set_visit_mode(app, clinic, VisitMode.VIDEO)
+    confirmed_request(app, clinic, locale="es")
     (update,) = outbox_emails(app, "request_update")
     assert "Por videollamada, desde donde le venga bien" in update.body_text
     # The patient may be anywhere: the time names the clinic's zone (the calendar file is UTC).
@@ -155,7 +130,7 @@ def test_a_spanish_reader_reads_how_their_video_visit_takes_place(
 def test_an_in_person_visit_still_gives_the_address_and_what_to_bring(
     app: Flask, clinic: Clinic
 ) -> None:
-    confirm(app, clinic)
+    confirmed_request(app, clinic)
     (update,) = outbox_emails(app, "request_update")
     assert f"Where: Main clinic, {ADDRESS}, Berlin" in update.body_text
     assert "Germany (Berlin) Time" not in update.body_text  # a visit to the clinic
@@ -226,7 +201,7 @@ def test_the_picker_of_a_visit_from_home_offers_no_place(
     assert "Dr. Okafor · Branch" in in_person and "By video" not in in_person
     per_place = times(in_person)
 
-    set_mode(app, clinic, VisitMode.VIDEO)
+    set_visit_mode(app, clinic, VisitMode.VIDEO)
     with app.app_context():
         branch_id = db.session.scalars(select(Location.id).where(Location.name == "Branch")).one()
     # A place asked for (an old link) is not held against a visit from home.
@@ -246,7 +221,7 @@ def test_how_visits_take_place_does_not_change_under_booked_appointments(
     """A patient booked in person holds an email and a calendar file with the address: the
     next reminder must not say "by video" without a word. The admin is told why, and what to
     do instead; the type is unchanged."""
-    confirm(app, clinic)
+    confirmed_request(app, clinic)
     admin_client = auth.new_client("admin")
     refused = save_type(admin_client, clinic.type, "video")
     assert refused.status_code == 422

@@ -13,7 +13,6 @@ PostgreSQL only: SQLite's BEGIN IMMEDIATE already runs one writer at a time.
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
 
 import pytest
 from flask import Flask
@@ -24,11 +23,9 @@ from booking.dashboard import services as workflow
 from booking.extensions import db
 from booking.requests.models import ConsultationRequest
 from booking.scheduling import admin_services as admin
-from booking.scheduling.availability import open_slots
 from booking.scheduling.models import AppointmentType, Location, VisitMode
 from booking.staff.models import StaffUser
-from booking.timeutil import now_utc, to_clinic_tz
-from tests.factories import make_request
+from tests.factories import make_request, slot_two_days_ahead
 from tests.support import Clinic
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -42,25 +39,6 @@ def _held(type_id: int, mode: str):
     transaction = connection.begin()
     connection.execute(text(LOCK.format(mode)), {"id": type_id})
     return connection, transaction
-
-
-def _confirmation(app: Flask, clinic: Clinic):
-    """A request and a free time two days ahead, for a coordinator to confirm."""
-    kind = db.session.get(AppointmentType, clinic.type)
-    start = now_utc() + timedelta(days=2)
-    slot = open_slots(kind, start, start + timedelta(days=7))[0]
-    consultation = make_request()
-    local = to_clinic_tz(slot.starts_at)
-    booking = workflow.Slot(
-        kind,
-        db.session.get(StaffUser, slot.specialist_id),
-        db.session.get(Location, slot.location_id),
-        local.date(),
-        local.time(),
-    )
-    coordinator = db.session.get(StaffUser, clinic.coordinator.id)
-    db.session.commit()
-    return consultation.id, coordinator.id, booking
 
 
 def test_a_change_of_mode_waits_for_a_booking_in_flight(app: Flask, clinic: Clinic) -> None:
@@ -90,7 +68,9 @@ def test_a_booking_made_while_the_mode_changes_tells_the_patient_the_new_mode(
     from booking.notifications.models import OutboxEmail
 
     with app.app_context():
-        request_id, coordinator_id, booking = _confirmation(app, clinic)
+        request_id, booking = make_request().id, slot_two_days_ahead(clinic)
+        coordinator_id = clinic.coordinator.id
+        db.session.commit()
         connection, transaction = _held(clinic.type, "UPDATE")
         connection.execute(
             text("UPDATE appointment_type SET mode = 'video' WHERE id = :id"), {"id": clinic.type}
