@@ -76,6 +76,51 @@ def test_an_unanswered_question_is_asked_again_never_read_as_no(client: FlaskCli
     assert client.get("/request/steps/time").headers["Location"] == "/request/start"
 
 
+def _advice_shown(page: str) -> bool:
+    tag = re.search(r'<div id="emergency-advice"[^>]*>', page)
+    assert tag is not None
+    return " hidden" not in tag.group(0)
+
+
+def test_a_refused_page_with_an_emergency_yes_shows_the_advice_at_once(
+    client: FlaskClient,
+) -> None:
+    """An emergency "yes" with another question left blank: the page asks for the missing
+    answer and, first, tells the patient to get emergency care (scripts or not)."""
+    answers = red_flag_answers(yes={"saddle_numbness"})
+    del answers["red_fever"]
+    token = csrf_token(client, "/request/start")
+    response = client.post("/request/start", data={**answers, "csrf_token": token})
+    assert response.status_code == 422
+    assert _advice_shown(response.get_data(as_text=True))
+    answers = red_flag_answers(yes={"fever"})  # an urgent, not emergency, answer
+    del answers["red_weight_loss"]
+    response = client.post("/request/start", data={**answers, "csrf_token": token})
+    assert not _advice_shown(response.get_data(as_text=True))
+
+
+def test_a_yes_taken_back_on_the_page_makes_the_request_urgent(
+    app: Flask, client: FlaskClient
+) -> None:
+    """With scripts, the advice shows as "yes" is ticked and the patient may take it back
+    before sending the step: the script sends which questions were ticked yes (ticked_yes),
+    and the request is urgent. A name that is no question, or one still "yes", changes
+    nothing."""
+    token = csrf_token(client, "/request/start")
+    data = {
+        **red_flag_answers(),
+        "csrf_token": token,
+        "ticked_yes": ["red_saddle_numbness", "red_not_a_flag"],
+    }
+    assert client.post("/request/start", data=data).status_code == 303
+    fill_every_step(client)
+    assert send_request(client).status_code == 303
+    with app.app_context():
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        assert consultation.withdrawn_red_flags == ["saddle_numbness"]
+        assert consultation.triage_level == TriageLevel.URGENT
+
+
 def test_no_flag_goes_on_to_the_time_and_the_steps_keep_the_answers(
     app: Flask, client: FlaskClient, clinic: Clinic
 ) -> None:
@@ -354,12 +399,13 @@ def test_the_call_back_confirmation_is_shown_for_a_while_only(
         assert "red_flag_answers" not in session  # the symptoms answered, too
 
 
-def test_an_emergency_answer_changed_to_no_is_on_the_sent_request(
-    app: Flask, client: FlaskClient
+def test_an_emergency_answer_changed_to_no_makes_the_request_urgent(
+    app: Flask, client: FlaskClient, auth: AuthActions, staff: Staff
 ) -> None:
     """The emergency page offers "Change your answers": a patient who answered yes to losing
-    bladder control, then no, is triaged on what they sent, and the clinic reads that they
-    once said yes."""
+    bladder control, then no, may have misclicked or may want an appointment instead of the
+    emergency department. The request is urgent (a call today to check), the patient is told
+    so, and the clinic reads which answers changed (triage.py)."""
     from booking.requests.events import EventKind, RequestEvent
 
     stopped = answer_red_flags(client, yes={"bladder_bowel", "fever"})
@@ -367,15 +413,54 @@ def test_an_emergency_answer_changed_to_no_is_on_the_sent_request(
     assert answer_red_flags(client, yes={"fever"}).status_code == 303  # fever still yes
     fill_every_step(client)  # answers the first step again: all no
     assert send_request(client).status_code == 303
+    confirmation = client.get("/request/submitted").get_data(as_text=True)
+    assert "We will call you to check your answers" in confirmation
     with app.app_context():
         consultation = db.session.scalars(select(ConsultationRequest)).one()
-        assert consultation.red_flags == [] and consultation.triage_level == TriageLevel.ROUTINE
+        reference = consultation.reference
+        assert consultation.red_flags == []
+        assert consultation.withdrawn_red_flags == ["bladder_bowel", "fever"]
+        assert consultation.triage_level == TriageLevel.URGENT and consultation.priority == 1
         [note] = db.session.scalars(
             select(RequestEvent.body).where(
                 RequestEvent.request_id == consultation.id, RequestEvent.kind == EventKind.NOTE
             )
         ).all()
+        subjects = db.session.scalars(select(OutboxEmail.subject)).all()
+        [staff_text] = db.session.scalars(
+            select(OutboxEmail.body_text).where(OutboxEmail.recipient.like("coordinators@%"))
+        ).all()
+        [receipt] = db.session.scalars(
+            select(OutboxEmail.body_text).where(OutboxEmail.recipient.notlike("coordinators@%"))
+        ).all()
     assert note.startswith("Before sending, the patient changed these urgent-symptom answers")
     bladder = str(triage.BY_CODE["bladder_bowel"].question)
     fever = str(triage.BY_CODE["fever"].question)
     assert bladder in note and fever in note
+    assert f"URGENT: new request {reference}, an urgent-symptom answer was changed" in subjects
+    assert "changed an answer about urgent symptoms from yes to no" in staff_text
+    assert "We will call you to check your answers" in receipt
+
+    auth.login("coordinator")
+    queue = client.get("/staff/").get_data(as_text=True)
+    assert "answer changed to no" in queue
+    record = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert "Urgent-symptom answers changed from yes to no before sending" in record
+    assert "please call the patient to check" in record
+
+
+def test_a_risk_factor_changed_to_no_is_noted_and_stays_routine(
+    app: Flask, client: FlaskClient
+) -> None:
+    """A risk factor alone (a history of cancer) asks for review, not a call: changed to no,
+    it is kept for staff to read and the request stays routine."""
+    answer_red_flags(client, yes={"cancer_history"})
+    fill_every_step(client)
+    assert send_request(client).status_code == 303
+    with app.app_context():
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        assert consultation.withdrawn_red_flags == ["cancer_history"]
+        assert consultation.triage_level == TriageLevel.ROUTINE
+        subjects = db.session.scalars(select(OutboxEmail.subject)).all()
+    assert not any(subject.startswith("URGENT") for subject in subjects)
+    assert "We will call you" not in client.get("/request/submitted").get_data(as_text=True)

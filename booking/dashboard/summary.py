@@ -70,6 +70,8 @@ class IntakeSummary:
     contact: str  # how the patient prefers to be contacted
     triage_label: str
     red_flags: list[RedFlagLine]
+    # Answered "yes", then changed to "no" before sending (``withdrawn_red_flags``).
+    withdrawn_red_flags: list[RedFlagLine]
     history: MedicalHistory | None  # None: an emergency call-back (name and phone only)
     region_label: str
     pain: list[PainLine]
@@ -105,6 +107,7 @@ def intake_summary(consultation: ConsultationRequest) -> IntakeSummary:
         contact=choice_label(history.CONTACT_METHODS, patient.preferred_contact),
         triage_label=str(triage.LEVEL_LABELS[consultation.triage_level]),
         red_flags=[_red_flag(code) for code in consultation.red_flags],
+        withdrawn_red_flags=[_red_flag(code) for code in consultation.withdrawn_red_flags],
         history=h,
         region_label=_region(h),
         pain=_pain(h),

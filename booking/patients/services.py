@@ -102,7 +102,6 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
     unknown_flags = set(sub.red_flags) - history.RED_FLAG_CODES
     if unknown_flags:
         raise ValueError(f"unknown red flags: {sorted(unknown_flags)}")
-    triage = TriageLevel(history.triage_level(sub.red_flags))
 
     try:
         # The picked time is checked before any file is written, so a taken one costs none.
@@ -111,6 +110,8 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
         # The draft's documents as they are now, locked: a file another tab is adding goes
         # into this request, or is refused once it is sent (``drafts.add_document``).
         draft = lock_draft(sub.draft) if sub.draft is not None else None
+        withdrawn = _withdrawn_red_flags(draft, sub.red_flags)
+        level = TriageLevel(history.triage_level(sub.red_flags, withdrawn))
         # All or nothing: the files are deleted again if anything after them fails.
         with saved_uploads(sub.documents) as stored:
             patient = Patient(
@@ -126,8 +127,9 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
                 reference=unused_reference(),
                 patient=patient,
                 status=RequestStatus.REQUESTED,
-                triage_level=triage,
+                triage_level=level,
                 red_flags=sorted(sub.red_flags),
+                withdrawn_red_flags=withdrawn,
                 submission_token=sub.submission_token,
                 locale=sub.locale,
                 preferred_days=sorted(set(sub.preferred_days)),
@@ -153,8 +155,6 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
                 Document(**document.stored_facts())
                 for document in (draft.documents if draft is not None else [])
             ]
-            # Read before the draft is marked sent (its answers go then).
-            withdrawn = withdrawn_red_flags(draft.values()) if draft is not None else []
             if draft is not None:
                 mark_sent(draft, consultation)
             db.session.add(consultation)
@@ -164,7 +164,7 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
                 _hold_slot(consultation, held)
             else:
                 db.session.flush()
-            _note_withdrawn_red_flags(consultation, withdrawn)
+            _note_withdrawn_red_flags(consultation)
             queued = emails.request_received(consultation)
             _record_submission(consultation)
             db.session.flush()
@@ -303,13 +303,20 @@ def request_callback(sub: CallbackSubmission) -> ConsultationRequest:
     return consultation
 
 
-def _note_withdrawn_red_flags(consultation: ConsultationRequest, withdrawn: list[str]) -> None:
+def _withdrawn_red_flags(draft: RequestDraft | None, red_flags: set[str]) -> list[str]:
+    """The urgent-symptom questions the patient answered "yes" in the draft and then changed
+    to "no" before sending (``drafts.WITHDRAWN_RED_FLAGS``), known codes only."""
+    if draft is None:
+        return []
+    found = withdrawn_red_flags(draft.values())
+    return sorted({code for code in found if code in triage.BY_CODE} - red_flags)
+
+
+def _note_withdrawn_red_flags(consultation: ConsultationRequest) -> None:
     """On the timeline, the urgent-symptom questions the patient answered "yes" and then
-    changed to "no" before sending: the answers decide the triage, and the clinic should know
-    the patient once said yes (``steps.WITHDRAWN_RED_FLAGS``)."""
-    codes = [
-        code for code in withdrawn if code in triage.BY_CODE and code not in consultation.red_flags
-    ]
+    changed to "no" before sending: an emergency or urgent one makes the request urgent
+    (``triage.level``), and the clinic should know the patient once said yes."""
+    codes = consultation.withdrawn_red_flags
     if not codes:
         return
     questions = "; ".join(in_staff_language(triage.BY_CODE[code].question) for code in codes)

@@ -177,7 +177,10 @@ def red_flags() -> Response | tuple[str, int]:
     elif form.validate_on_submit():
         answers = form.answers()
         session[RED_FLAGS_KEY] = answers
-        reached = _save_red_flags(answers)
+        # With scripts, an emergency "yes" shows its advice at once, and the patient may change
+        # it to "no" before sending the step: the script names the questions ticked yes.
+        ticked = {name.removeprefix("red_") for name in request.form.getlist("ticked_yes")}
+        reached = _save_red_flags(answers, ticked)
         flags = [code for code, answer in answers.items() if answer == "yes"]
         if triage.pathway(flags) == triage.EMERGENCY:
             return redirect(url_for("patients.emergency"), code=303)
@@ -188,12 +191,16 @@ def red_flags() -> Response | tuple[str, int]:
             return redirect(url_for("patients.step", code=steps.FIRST, **args), code=303)
         return redirect(url_for("patients.pick_time", **args), code=303)
     status = 422 if form.errors else 200
+    emergency_fields = [f"red_{f.code}" for f in triage.ASKED if f.pathway == triage.EMERGENCY]
     page = render_template(
         "patients/red_flags.html",
         form=form,
         groups=triage.groups(),
         fields=red_flag_fields(form),
-        emergency_fields=[f"red_{f.code}" for f in triage.ASKED if f.pathway == triage.EMERGENCY],
+        emergency_fields=emergency_fields,
+        # An emergency "yes" on the page as shown (a refused post, a draft's answers): its
+        # advice is shown at once, scripts or not.
+        emergency_yes=any(form[name].data == "yes" for name in emergency_fields),
         step_args=_step_args(),
         under_way=_under_way(),
     )
@@ -303,7 +310,7 @@ def submitted() -> Response | str:
     return render_template(
         "patients/request_submitted.html",
         consultation=consultation,
-        advice=triage.advice(consultation.red_flags),
+        advice=triage.advice(consultation.red_flags, consultation.withdrawn_red_flags),
         manage_token=_confirmation_link(),
     )
 
@@ -338,28 +345,28 @@ def _open_draft(documents: bool = True) -> drafts.RequestDraft | None:
     return drafts.find_draft(session.get(DRAFT_KEY), documents)
 
 
-def _save_red_flags(answers: dict[str, str]) -> str:
+def _save_red_flags(answers: dict[str, str], ticked: set[str]) -> str:
     """The first step starts the draft (or updates the unsent one), with the picked time;
-    returns the step the draft has reached."""
+    returns the step the draft has reached. ``ticked``: the questions ticked "yes" on the
+    page before it was sent (with scripts)."""
     saved: drafts.Answers = {f"red_{code}": [answer] for code, answer in answers.items()}
     args = _step_args()
     if args.get("slot"):
         saved |= {"appointment_type": [args.get("type", "")], "slot": [args["slot"]]}
     draft = _open_draft()
-    if draft is None or draft.sent_at is not None:
+    unsent = draft is not None and draft.sent_at is None
+    before = draft.values() if draft is not None and unsent else {}
+    # A "yes" changed to "no" (after the emergency page's "Change your answers", or on the
+    # page after its advice showed) is kept: it makes the request urgent (``triage.level``).
+    said_yes = {c for c, answer in steps.red_flag_answers(before).items() if answer == "yes"}
+    withdrawn = {code for code in said_yes | ticked if answers.get(code) == "no"}
+    withdrawn |= set(drafts.withdrawn_red_flags(before))
+    if withdrawn:
+        saved[drafts.WITHDRAWN_RED_FLAGS] = sorted(withdrawn)
+    if draft is None or not unsent:
         draft, token = drafts.start_draft(str(get_locale() or "en"), saved, steps.FIRST)
         session[DRAFT_KEY] = token
     else:
-        # A "yes" changed to "no" (after the emergency page's "Change your answers", say) is
-        # kept: the clinic reads it on the request, whatever the answers now say.
-        before = draft.values()
-        withdrawn = {
-            code
-            for code, answer in steps.red_flag_answers(before).items()
-            if answer == "yes" and answers.get(code) == "no"
-        } | set(drafts.withdrawn_red_flags(before))
-        if withdrawn:
-            saved[drafts.WITHDRAWN_RED_FLAGS] = sorted(withdrawn)
         drafts.save_answers(draft, saved)
     return draft.step
 

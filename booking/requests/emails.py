@@ -177,10 +177,15 @@ def request_received(consultation: ConsultationRequest) -> list[OutboxEmail]:
         appointment=appointment,
         manage_url=links.manage_url(consultation),
         # An emergency or urgent patient reads the page's advice again, first (triage.py).
-        advice=triage.advice(consultation.red_flags),
+        advice=triage.advice(consultation.red_flags, consultation.withdrawn_red_flags),
     )
     with force_locale(staff_locale()):
-        if consultation.is_emergency:
+        if consultation.urgent_for_withdrawn_answer:
+            staff_subject = _(
+                "URGENT: new request %(reference)s, an urgent-symptom answer was changed",
+                reference=consultation.reference,
+            )
+        elif consultation.is_emergency:
             staff_subject = _(
                 "EMERGENCY: new request %(reference)s, call the patient back now",
                 reference=consultation.reference,

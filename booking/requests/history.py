@@ -11,7 +11,7 @@ columns, the form's fields and this list agree.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,10 +170,11 @@ def odi_band(percent: float) -> str:
     return instruments.ODI.band(percent)
 
 
-def triage_level(red_flags: set[str] | frozenset[str]) -> str:
+def triage_level(red_flags: set[str] | frozenset[str], withdrawn: Iterable[str] = ()) -> str:
     """The request's triage level from the pathway of its red flags (``triage.py``): a risk
-    factor alone keeps the request routine, shown to staff "to review"."""
-    return triage.level(red_flags)
+    factor alone keeps the request routine, shown to staff "to review"; an emergency or
+    urgent answer withdrawn before sending makes it urgent."""
+    return triage.level(red_flags, withdrawn)
 
 
 def diagnosis_labels(codes: list[str] | None) -> str:

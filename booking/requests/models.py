@@ -27,6 +27,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from booking.crypto import EncryptedText
 from booking.extensions import db, value_enum
+from booking.requests import triage
 from booking.requests.instruments import PAIN_AREAS, Instrument, PainArea, Score
 from booking.timeutil import UTCDateTime, now_utc
 
@@ -104,6 +105,9 @@ class ConsultationRequest(db.Model):
     # The red flags the patient answered "yes" (codes of ``booking.requests.triage``). On the
     # request, not its history: an emergency call-back request has flags and no history.
     red_flags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The emergency and urgent questions the patient answered "yes" and then changed to "no"
+    # before sending: they make the request urgent (``triage.level``), and staff read them.
+    withdrawn_red_flags: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     # The one-time token of the form that created this request: a second post of the same form
     # (refresh, double click) finds it instead of creating a twin.
     submission_token: Mapped[str] = mapped_column(String(64), unique=True)
@@ -202,6 +206,12 @@ class ConsultationRequest(db.Model):
     @property
     def is_emergency(self) -> bool:
         return self.triage_level == TriageLevel.EMERGENCY
+
+    @property
+    def urgent_for_withdrawn_answer(self) -> bool:
+        """Urgent only because the patient changed an urgent-symptom answer from yes to no
+        before sending (``withdrawn_red_flags``): no answer now says yes."""
+        return self.is_urgent and triage.level(self.red_flags) == TriageLevel.ROUTINE
 
     @property
     def is_open(self) -> bool:

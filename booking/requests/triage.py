@@ -31,6 +31,13 @@ Pathways, from the most to the least pressing:
 The questions are asked first, on their own step, before any other question (see
 ``booking.patients.views.red_flags``); each must be answered, so an unanswered question is
 never read as "no".
+
+An answer withdrawn before sending: a patient who answered "yes" to an emergency or urgent
+question, and then changed it to "no" (after reading the advice, or going back from the
+emergency page), may have misclicked, or may have changed it to get an appointment instead of
+the emergency department. Their request is ``URGENT`` whatever the answers now say (a
+call-back today to check), the patient is told so (``WITHDRAWN_ADVICE``), and staff read which
+answers changed. For the medical lead to confirm.
 """
 
 from __future__ import annotations
@@ -324,19 +331,35 @@ class Advice:
     emergency: bool
 
 
-def advice(codes: Iterable[str]) -> Advice | None:
-    """The advice of the most pressing pathway among ``codes``; None when there is none."""
+# What a patient is told whose request is urgent only because they withdrew an answer.
+WITHDRAWN_ADVICE = Advice(
+    _l("We will call you to check your answers"),
+    _l(
+        "Before sending, you changed an answer about urgent symptoms from yes to no. Our team "
+        "will call you back soon to check. If you do have any of those symptoms, please do "
+        "not wait for our call."
+    ),
+    emergency=False,
+)
+
+
+def advice(codes: Iterable[str], withdrawn: Iterable[str] = ()) -> Advice | None:
+    """The advice of the most pressing pathway among ``codes`` (or, when only ``withdrawn``
+    answers make the request urgent, ``WITHDRAWN_ADVICE``); None when there is none."""
     found = pathway(codes)
     if found not in ADVICE:
-        return None
+        return WITHDRAWN_ADVICE if level(codes, withdrawn) == URGENT else None
     return Advice(ADVICE_TITLE[found], ADVICE[found], emergency=found == EMERGENCY)
 
 
-def level(codes: Iterable[str]) -> str:
+def level(codes: Iterable[str], withdrawn: Iterable[str] = ()) -> str:
     """The request's triage level (a ``TriageLevel`` value): emergency and urgent pathways
-    make it so; a risk factor alone (``REVIEW``) keeps it routine."""
+    make it so; a risk factor alone (``REVIEW``) keeps it routine. An emergency or urgent
+    answer the patient changed from yes to no (``withdrawn``) makes it at least urgent."""
     found = pathway(codes)
-    return found if found in (EMERGENCY, URGENT) else ROUTINE
+    if found in (EMERGENCY, URGENT):
+        return found
+    return URGENT if pathway(withdrawn) in (EMERGENCY, URGENT) else ROUTINE
 
 
 def is_urgent(codes: Iterable[str]) -> bool:

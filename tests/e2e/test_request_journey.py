@@ -158,6 +158,24 @@ def test_patient_on_a_phone_with_an_emergency_answer_is_stopped_and_can_ask_for_
     _stopped_and_called_back(page, clinic)
 
 
+def test_an_emergency_yes_taken_back_on_the_page_is_kept_for_the_clinic(
+    page: Page, clinic: LiveServer
+) -> None:
+    """The advice shows as "Yes" is ticked; a patient who then ticks "No" and goes on is
+    not stopped, but the draft keeps the withdrawn answer, which makes the request urgent."""
+    from booking.requests import drafts
+
+    page.goto(clinic("/request/start"))
+    choose(page, SADDLE_NUMBNESS, "Yes")
+    expect(page.get_by_text("Please get emergency care now")).to_be_visible()
+    answer_red_flags(page)  # every answer "No", then Continue
+    expect(page).not_to_have_url(clinic("/request/emergency"))
+    expect(page).not_to_have_url(clinic("/request/start"))
+    with clinic.app.app_context():
+        [draft] = db.session.scalars(select(drafts.RequestDraft)).all()
+        assert drafts.withdrawn_red_flags(draft.values()) == ["saddle_numbness"]
+
+
 def test_without_javascript_an_emergency_answer_stops_on_the_next_page(
     new_context: Any, clinic: LiveServer
 ) -> None:

@@ -17,10 +17,26 @@
     });
   }
 
+  // A "yes" ticked here and changed to "no" before sending is sent too (ticked_yes): the
+  // server keeps it as a withdrawn answer, which makes the request urgent (triage.py).
+  function remember(name) {
+    if (form.querySelector('input[name="ticked_yes"][value="' + name + '"]') !== null) {
+      return;
+    }
+    var kept = document.createElement("input");
+    kept.type = "hidden";
+    kept.name = "ticked_yes";
+    kept.value = name;
+    form.appendChild(kept);
+  }
+
   form.addEventListener("change", function (event) {
     var input = event.target;
     if (emergency.indexOf(input.name) === -1) {
       return;
+    }
+    if (input.checked && input.value === "yes") {
+      remember(input.name);
     }
     var show = anyEmergency();
     if (show && advice.hidden) {
