@@ -235,7 +235,7 @@ def _queue_row(client: FlaskClient, reference: str) -> str:
 # Logging a call -----------------------------------------------------------------------------
 
 
-def test_logging_a_call_acknowledges_the_request(
+def test_a_call_that_reaches_the_patient_acknowledges_the_request(
     app: Flask, client: FlaskClient, emergency: dict[str, Any]
 ) -> None:
     account = AuthActions(client).login("coordinator")
@@ -245,6 +245,20 @@ def test_logging_a_call_acknowledges_the_request(
     assert page.index("Call-backs") < page.index("Patient</h2>")
     assert "waiting 0 min, target 30 min" in page and "No call logged yet." in page
     token = csrf_token(client, f"/staff/requests/{reference}")
+    # No answer: logged, but the patient still waits for the clinic's call.
+    response = client.post(
+        f"/staff/requests/{reference}/calls",
+        data={"call-csrf_token": token, "call-outcome": "no_answer"},
+    )
+    assert response.status_code == 302
+    page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert "Not reached yet" in page and "Patient reached" not in page
+    with app.app_context():
+        assert db.session.get(ConsultationRequest, emergency["id"]).acknowledged_at is None
+        audit = db.session.scalars(
+            sa.select(AuditEvent).where(AuditEvent.action == "callback_logged")
+        ).one()
+        assert audit.details["acknowledged"] is False
     response = client.post(
         f"/staff/requests/{reference}/calls",
         data={
@@ -256,25 +270,32 @@ def test_logging_a_call_acknowledges_the_request(
     assert response.status_code == 302
     page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
     assert "Reached and advised" in page and "Advised A&amp;E now; she is on her way." in page
-    assert "Acknowledged" in page and f"by {account.full_name}" in page
+    assert "Patient reached" in page and f"by {account.full_name}" in page
+    assert "Not reached yet" not in page
 
     with app.app_context():
         consultation = db.session.get(ConsultationRequest, emergency["id"])
         assert consultation.acknowledged_by_id == account.id
         first_acknowledged = consultation.acknowledged_at
-        call = db.session.scalars(sa.select(CallbackAttempt)).one()
-        assert call.outcome == CallOutcome.REACHED and call.caller_id == account.id
+        call = db.session.scalars(
+            sa.select(CallbackAttempt).where(CallbackAttempt.outcome == CallOutcome.REACHED)
+        ).one()
+        assert call.caller_id == account.id
         event = db.session.get(RequestEvent, call.event_id)
         assert event.kind == EventKind.CALL and event.body.startswith("Advised A&E")
         audit = db.session.scalars(
-            sa.select(AuditEvent).where(AuditEvent.action == "callback_logged")
-        ).one()
+            sa.select(AuditEvent)
+            .where(AuditEvent.action == "callback_logged")
+            .order_by(AuditEvent.id.desc())
+        ).first()
         assert audit.target_id == reference and audit.details["acknowledged"] is True
         assert "A&E" not in str(audit.details)  # the note stays on the timeline
 
-    # A second call, entered as made an hour ago: logged; the acknowledgement stays the first.
-    _received(app, emergency["id"], timedelta(hours=2))
-    called = datetime.now(UTC).astimezone(BERLIN) - timedelta(hours=1)
+    # Another call, entered as made an hour ago: logged; the acknowledgement stays the first.
+    # (An hour of real time, then the clinic's clock: on a clock-change night the clock face
+    # minus an hour is a time that never was, or one an hour further back.)
+    _received(app, emergency["id"], timedelta(hours=2, minutes=5))
+    called = (datetime.now(UTC) - timedelta(hours=1)).astimezone(BERLIN)
     response = client.post(
         f"/staff/requests/{reference}/calls",
         data={
@@ -286,7 +307,7 @@ def test_logging_a_call_acknowledges_the_request(
     )
     assert response.status_code == 302
     with app.app_context():
-        assert db.session.scalar(sa.select(sa.func.count()).select_from(CallbackAttempt)) == 2
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(CallbackAttempt)) == 3
         consultation = db.session.get(ConsultationRequest, emergency["id"])
         assert consultation.acknowledged_at == first_acknowledged
 
@@ -457,8 +478,12 @@ def test_the_queue_shows_the_wait_against_the_target(
 
     with app.app_context():
         _log_call(emergency["id"], CallOutcome.NO_ANSWER)
+    row = _queue_row(client, emergency["reference"])  # no answer: still waiting
+    assert "Overdue" in row and "Patient reached" not in row
+    with app.app_context():
+        _log_call(emergency["id"], CallOutcome.REACHED)
     row = _queue_row(client, emergency["reference"])
-    assert "Acknowledged" in row and "by Cora Coord" in row and "Overdue" not in row
+    assert "Patient reached" in row and "by Cora Coord" in row and "Overdue" not in row
 
 
 # Escalation ---------------------------------------------------------------------------------
@@ -531,11 +556,25 @@ def test_an_emergency_found_late_by_a_worker_that_was_down_escalates(
     assert len(_escalations(app)) == 1
 
 
-def test_no_escalation_once_acknowledged(app: Flask, emergency: dict[str, Any]) -> None:
+def test_no_escalation_once_the_patient_was_reached(app: Flask, emergency: dict[str, Any]) -> None:
     with app.app_context():
-        _log_call(emergency["id"], CallOutcome.WRONG_NUMBER)
+        _log_call(emergency["id"], CallOutcome.REACHED)
         assert escalate_overdue(now=emergency["created_at"] + timedelta(hours=1)) == []
     assert _escalations(app) == []
+
+
+def test_calls_that_did_not_reach_the_patient_still_escalate(
+    app: Flask, emergency: dict[str, Any]
+) -> None:
+    """A wrong number or no answer: the patient, told to seek emergency care, has still not
+    heard from the clinic, and the on-call address must know."""
+    with app.app_context():
+        _log_call(emergency["id"], CallOutcome.WRONG_NUMBER)
+        _log_call(emergency["id"], CallOutcome.NO_ANSWER)
+        assert len(escalate_overdue(now=emergency["created_at"] + timedelta(hours=1))) == 1
+    [email] = _escalations(app)
+    assert "patient not reached" in email.subject
+    assert "no call is logged, or none reached them" in email.body_text
 
 
 def _urgent(app: Flask, received: datetime) -> dict[str, Any]:
@@ -604,7 +643,7 @@ def test_an_acknowledged_urgent_or_a_routine_request_does_not_escalate(
         routine = make_request()
         routine.created_at = received
         db.session.commit()
-        _log_call(urgent["id"], CallOutcome.NO_ANSWER, called_at=received + timedelta(hours=1))
+        _log_call(urgent["id"], CallOutcome.REACHED, called_at=received + timedelta(hours=1))
         assert escalate_overdue(now=received + timedelta(days=7)) == []
     assert _escalations(app) == []
 

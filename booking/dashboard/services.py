@@ -437,9 +437,9 @@ def log_callback(
 ) -> CallbackAttempt:
     """Log a call to the patient: the call (who, when, what came of it), its timeline entry
     holding the note, and an audit row without the note (it may be medical). The first call
-    acknowledges the request, which stops its clock against the call-back target and its
-    escalation. The call's time defaults to now; it may not be in the future nor before the
-    request arrived."""
+    that reached the patient acknowledges the request, which stops its clock against the
+    call-back target and its escalation (no answer or a wrong number does not). The call's
+    time defaults to now; it may not be in the future nor before the request arrived."""
     consultation = lock_request(consultation)
     check_may_work(consultation, actor)
     now = now_utc()
@@ -459,7 +459,7 @@ def log_callback(
         logged_at=now,
     )
     db.session.add(call)
-    acknowledges = consultation.acknowledged_at is None
+    acknowledges = consultation.acknowledged_at is None and outcome == CallOutcome.REACHED
     if acknowledges:
         consultation.acknowledged_at = called_at
         consultation.acknowledged_by_id = actor.id

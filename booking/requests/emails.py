@@ -211,20 +211,20 @@ def callback_requested(consultation: ConsultationRequest) -> OutboxEmail:
 
 
 def escalation(consultation: ConsultationRequest, recipient: str, wait: Wait) -> OutboxEmail:
-    """The on-call alert: an emergency or urgent request nobody acknowledged within its
-    target (clock time for an emergency, the clinic's working time for an urgent one)."""
+    """The on-call alert: an emergency or urgent request whose patient nobody reached within
+    its target (clock time for an emergency, the clinic's working time for an urgent one)."""
     waited_minutes = int(wait.waited.total_seconds() // 60)
     with force_locale(staff_locale()):
         if consultation.is_emergency:
             subject = _(
-                "ESCALATION: emergency request %(reference)s not acknowledged after "
+                "ESCALATION: emergency request %(reference)s, patient not reached after "
                 "%(minutes)d minutes",
                 reference=consultation.reference,
                 minutes=waited_minutes,
             )
         else:
             subject = _(
-                "ESCALATION: urgent request %(reference)s not acknowledged within %(target)s "
+                "ESCALATION: urgent request %(reference)s, patient not reached within %(target)s "
                 "of working time",
                 reference=consultation.reference,
                 target=duration_label(wait.target),

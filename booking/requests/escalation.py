@@ -1,4 +1,4 @@
-"""Escalation: an open emergency or urgent request that nobody acknowledged within its target
+"""Escalation: an open emergency or urgent request whose patient nobody reached within its target
 is emailed to the on-call address once, and the escalation is put on its timeline and in the
 audit.
 

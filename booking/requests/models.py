@@ -147,8 +147,9 @@ class ConsultationRequest(db.Model):
     # working (the per-link rows are revoked too; this also ends links of the older, signed kind).
     manage_links_reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    # The first call-back staff logged (``booking.requests.calls``): it stops the clock of an
-    # emergency or urgent request against its target, and its escalation.
+    # The first call-back staff logged that reached the patient (``booking.requests.calls``):
+    # it stops the clock of an emergency or urgent request against its target, and its
+    # escalation.
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
     # When the on-call address was emailed about an emergency left unacknowledged past its
