@@ -31,6 +31,8 @@ class Received:
 class Collector:
     received: list[Received] = field(default_factory=list)
     refuse_rcpt: set[str] = field(default_factory=set)
+    # Refuse every sender (553), as a server refuses a clinic whose settings are wrong.
+    refuse_sender: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
     # Hold the server's reply at one stage ("RCPT": before it has the message; "DATA": it has
     # the message but has not accepted it yet; "QUIT": after it accepted it) until
@@ -52,6 +54,13 @@ class Collector:
     async def handle_QUIT(self, server, session, envelope):  # noqa: N802
         await self._hold("QUIT")
         return "221 Bye"
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):  # noqa: N802
+        if self.refuse_sender:
+            return "553 5.7.1 Sender address rejected: not owned by user"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
         await self._hold("RCPT")

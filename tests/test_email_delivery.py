@@ -24,6 +24,8 @@ from booking.timeutil import now_utc
 from tests.smtp import SmtpServer, free_port
 from tests.support import (
     JPEG_BYTES,
+    AuthActions,
+    Staff,
     pdf_bytes,
     post_request,
     start_worker,
@@ -246,6 +248,46 @@ def test_a_refused_recipient_fails_for_good(
         assert patient_email.last_error == "SMTPRecipientsRefused"
         # Staff may send it again (to a corrected address): it keeps its working link.
         assert len(_tokens(patient_email.body_text)) == 1
+
+
+def test_a_refusal_of_the_clinics_own_settings_is_retried_and_shown_on_the_queue(
+    app: Flask, client: FlaskClient, smtp: SmtpServer, staff: Staff
+) -> None:
+    """A 5xx about the clinic's settings (the sender refused, the login refused) fails every
+    email alike, the urgent alerts to staff included: retried until the settings are fixed,
+    and an urgent alert that failed for good is shown on the queue."""
+    smtp.start()
+    smtp.collector.refuse_sender = True
+    post_request(client, valid_answers(red_fever="yes"))  # urgent
+    with app.app_context():
+        alert = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "new_request_staff")
+        ).one()
+        assert deliver_outbox_email(alert.id) is not None  # a retry is due later
+        db.session.refresh(alert)
+        assert (alert.status, alert.attempts) == (OutboxStatus.PENDING, 1)
+        assert alert.last_error == "SMTPSenderRefused 553"
+        reference = db.session.scalars(select(ConsultationRequest.reference)).one()
+
+    auth = AuthActions(client)
+    auth.login("coordinator")
+    assert "could not be emailed" not in client.get("/staff/").get_data(as_text=True)
+    with app.app_context():  # every retry failed
+        db.session.execute(
+            update(OutboxEmail)
+            .where(OutboxEmail.id == alert.id)
+            .values(attempts=app.config["MAIL_MAX_ATTEMPTS"] - 1, next_attempt_at=now_utc())
+        )
+        db.session.commit()
+        assert deliver_outbox_email(alert.id) is None
+        assert db.session.get(OutboxEmail, alert.id).status == OutboxStatus.FAILED
+    page = client.get("/staff/").get_data(as_text=True)
+    assert "Alerts about urgent requests could not be emailed" in page
+    banner = page[page.index("failed-alerts-heading") : page.index("</section>")]
+    assert f"/staff/requests/{reference}" in banner
+    auth.logout()
+    auth.login("specialist")  # sees their own requests only: not this banner
+    assert "could not be emailed" not in client.get("/staff/").get_data(as_text=True)
 
 
 def test_sweep_finds_emails_whose_task_was_lost(

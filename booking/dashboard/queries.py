@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, exists, false, func, or_, select
 from sqlalchemy.orm import aliased, contains_eager, joinedload, selectinload
 
 from booking.extensions import db
@@ -27,7 +27,7 @@ from booking.requests.models import (
     RequestStatus,
     TriageLevel,
 )
-from booking.requests.queries import unnotified_request_ids, visible_to
+from booking.requests.queries import failed_alerts, unnotified_request_ids, visible_to
 from booking.scheduling.models import Appointment
 from booking.staff.models import StaffUser
 from booking.timeutil import from_clinic_local
@@ -81,6 +81,9 @@ class QueuePage:
     unnotified: int = 0
     # Which of this page's rows those are (looked up only when there are some).
     unnotified_ids: frozenset[int] = frozenset()
+    # For coordinators and admins: the urgent requests whose alert to the clinic was never
+    # delivered (``queries.failed_alerts``; looked up only when there are some).
+    failed_alerts: list[str] = field(default_factory=list)
 
     @property
     def pages(self) -> int:
@@ -208,30 +211,35 @@ def _capped_count(f: QueueFilters, conditions: list[ColumnElement[bool]], label:
 
 
 UNNOTIFIED = "unnotified"
+# How many undelivered alerts the queue names at most (the oldest first).
+FAILED_ALERTS_SHOWN = 10
 
 
 def _status_counts(
-    f: QueueFilters, conditions: list[ColumnElement[bool]]
-) -> tuple[dict[str, int], int]:
+    f: QueueFilters, conditions: list[ColumnElement[bool]], alerts: bool
+) -> tuple[dict[str, int], int, bool]:
     """Requests per status under the filters' ``conditions``, each counted up to
-    ``COUNT_CAP + 1`` rows of the status index, and the requests of any status whose patient
-    was not notified: one query whose work does not grow with the clinic's history."""
+    ``COUNT_CAP + 1`` rows of the status index, the requests of any status whose patient
+    was not notified, and (with ``alerts``) whether an alert to the clinic was never
+    delivered: one query whose work does not grow with the clinic's history."""
     columns = [
         _capped_count(f, [*conditions, ConsultationRequest.status == status], status.value)
         for status in RequestStatus
     ]
     unnotified = [*conditions, ConsultationRequest.id.in_(unnotified_request_ids())]
     columns.append(_capped_count(f, conditions if f.unnotified else unnotified, UNNOTIFIED))
-    *row, unnotified = db.session.execute(select(*columns)).one()
+    columns.append((failed_alerts().exists() if alerts else false()).label("failed_alerts"))
+    *row, unnotified, alerted = db.session.execute(select(*columns)).one()
     counts = {status.value: n for status, n in zip(RequestStatus, row, strict=True) if n}
-    return counts, unnotified
+    return counts, unnotified, bool(alerted)
 
 
 def queue_page(user: StaffUser, f: QueueFilters, per_page: int = PER_PAGE) -> QueuePage:
-    """One page of the queue and the counts per status. Two queries, and a third for the rows
-    to flag when some patient was not notified."""
+    """One page of the queue and the counts per status. Two queries, a third for the rows to
+    flag when some patient was not notified, and a fourth when an urgent alert to the clinic
+    was never delivered (shown to coordinators and admins, who answer every request)."""
     conditions = _conditions(user, f)
-    counts, unnotified = _status_counts(f, conditions)
+    counts, unnotified, alerted = _status_counts(f, conditions, user.works_every_request)
     total = counts.get(f.status, 0) if f.status else sum(counts.values())
 
     page = max(1, min(f.page, max(1, math.ceil(min(total, COUNT_CAP) / per_page))))
@@ -256,6 +264,9 @@ def queue_page(user: StaffUser, f: QueueFilters, per_page: int = PER_PAGE) -> Qu
         counts=counts,
         unnotified=unnotified,
         unnotified_ids=flagged,
+        failed_alerts=(
+            list(db.session.scalars(failed_alerts().limit(FAILED_ALERTS_SHOWN))) if alerted else []
+        ),
     )
 
 

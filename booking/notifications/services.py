@@ -129,10 +129,13 @@ def retry_delay(attempts: int) -> timedelta:
 
 
 def _is_permanent(exc: Exception) -> bool:
-    # A 5xx reply about the recipient will not change by retrying.
+    """A 5xx reply about this email (its recipient refused, its content rejected) will not
+    change by retrying. A 5xx about the clinic's own settings (the login, the sender's
+    address, STARTTLS required) will, once they are fixed: it fails every email alike, the
+    urgent alerts to staff included, so those are retried until ``MAIL_MAX_ATTEMPTS``."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return all(500 <= code < 600 for code, _msg in exc.recipients.values())
-    return isinstance(exc, smtplib.SMTPResponseException) and 500 <= exc.smtp_code < 600
+    return isinstance(exc, smtplib.SMTPDataError) and 500 <= exc.smtp_code < 600
 
 
 # What ``last_error`` says of a server that accepted the connection and then never answered

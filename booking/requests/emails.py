@@ -48,6 +48,10 @@ def in_staff_language(text: LazyString) -> str:
 # about their data rights, such as the answer to an erasure request (``rights``). Left out:
 # the clinic's emails (``*_staff``), staff password resets, and a draft's "finish later" link,
 # which belongs to no request yet.
+# The clinic's alerts about an emergency or urgent request: the new request's notice, the
+# call-back request and the on-call escalation. One that failed for good is shown on the
+# queue (``queries.failed_alert_references``): nobody may have heard of the request.
+CLINIC_ALERT_TEMPLATES = frozenset({"new_request_staff", "callback_staff", "escalation_staff"})
 PATIENT_TEMPLATES = frozenset(
     {
         "request_received",

@@ -17,8 +17,13 @@ from sqlalchemy.orm import aliased, contains_eager, joinedload
 
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail, OutboxStatus
-from booking.requests.emails import PATIENT_TEMPLATES
-from booking.requests.models import ConsultationRequest, RequestStatus
+from booking.requests.emails import CLINIC_ALERT_TEMPLATES, PATIENT_TEMPLATES
+from booking.requests.models import (
+    OPEN_STATUSES,
+    PRESSING_LEVELS,
+    ConsultationRequest,
+    RequestStatus,
+)
 from booking.scheduling.availability import MAX_BLOCK
 from booking.scheduling.models import Appointment
 from booking.staff.models import StaffRole, StaffUser
@@ -80,6 +85,28 @@ def unnotified_request_ids() -> Select:
             later.status != OutboxStatus.FAILED,
         )
         .exists(),
+    )
+
+
+def failed_alerts() -> Select:
+    """The references of the open emergency and urgent requests whose patient nobody reached
+    and whose alert to the clinic failed for good (``emails.CLINIC_ALERT_TEMPLATES``): the
+    mail server refused it, or every retry failed. Read from the failed outbox rows (the
+    ``status`` index), which are few."""
+    return (
+        select(ConsultationRequest.reference)
+        .where(
+            ConsultationRequest.id.in_(
+                select(OutboxEmail.request_id).where(
+                    OutboxEmail.status == OutboxStatus.FAILED,
+                    OutboxEmail.template.in_(sorted(CLINIC_ALERT_TEMPLATES)),
+                )
+            ),
+            ConsultationRequest.status.in_(sorted(OPEN_STATUSES)),
+            ConsultationRequest.triage_level.in_(sorted(PRESSING_LEVELS)),
+            ConsultationRequest.acknowledged_at.is_(None),
+        )
+        .order_by(ConsultationRequest.created_at)
     )
 
 
