@@ -5,6 +5,7 @@ Every conversion between UTC and the clinic's local time happens here.
 
 from __future__ import annotations
 
+import calendar
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
@@ -69,6 +70,22 @@ def clinic_instant(day: date, at: time) -> datetime | None:
 
 def clinic_today() -> date:
     return now_utc().astimezone(clinic_tz()).date()
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day of the month ``months`` later, or the month's last day (31 Jan + 1 m is
+    28 or 29 Feb)."""
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def months_later(moment: datetime, months: int) -> datetime:
+    """The end of a period of ``months`` that began at ``moment`` (EU Regulation 1182/71,
+    art. 3: the last minute of the day with the same date ``months`` later in the clinic's
+    calendar, or of that month's last day when it has no such date)."""
+    day = add_months(to_clinic_tz(moment).date(), months)
+    return from_clinic_local(day, time(23, 59))
 
 
 # How a date and time reads to people: "Mon 7 Dec 2026, 10:00" ("lun 7 dic 2026, 10:00"): the

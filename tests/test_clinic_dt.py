@@ -88,3 +88,29 @@ def test_clinic_date_reads_day_month_name_year(
         # A UTC instant is dated by the clinic's day: 23:30 UTC on 31 March is 1 April here.
         late = datetime(2026, 3, 31, 23, 30, tzinfo=UTC)
         assert clinic_date(late) == ("1 Apr 2026" if locale == "en" else "1 abr 2026")
+
+
+@pytest.mark.parametrize(
+    ("asked", "due_day"),
+    [
+        # 10:00 clinic time on 31 January: February has no 31st, its last day ends the month.
+        ("2027-01-31T10:00", date(2027, 2, 28)),
+        ("2028-01-31T10:00", date(2028, 2, 29)),
+        ("2027-03-15T10:00", date(2027, 4, 15)),  # across the spring clock change
+        # 00:30 on 1 December at the clinic is still 30 November in UTC: the clinic's date.
+        ("2026-12-01T00:30", date(2027, 1, 1)),
+        ("2026-12-31T23:30", date(2027, 1, 31)),
+    ],
+)
+def test_a_month_after_ends_with_the_same_date_next_month_at_the_clinic(
+    app: Flask, asked: str, due_day: date
+) -> None:
+    """GDPR Art. 12(3) gives one month; EU Regulation 1182/71 says when it ends."""
+    from booking.rights.models import ErasureRequest
+    from booking.timeutil import to_clinic_tz
+
+    with app.app_context():
+        zone = to_clinic_tz(datetime.now(UTC)).tzinfo
+        requested = datetime.fromisoformat(asked).replace(tzinfo=zone).astimezone(UTC)
+        due = to_clinic_tz(ErasureRequest(requested_at=requested).due_at)
+    assert (due.date(), due.hour, due.minute) == (due_day, 23, 59)

@@ -47,6 +47,7 @@ from tests.factories import (
     make_request,
     make_staff,
 )
+from tests.smtp import SmtpServer
 from tests.support import (
     AuthActions,
     Clinic,
@@ -435,6 +436,7 @@ def test_erasure_removes_every_row_and_file_and_leaves_other_patients(
     assert response.status_code == 302
     page = admin_client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Erased: 2 requests, 3 documents and " in page
+    assert "The patient was emailed that their data is erased." in page
 
     with app.app_context():
         assert _count(ConsultationRequest, ConsultationRequest.id.in_(erika_ids)) == 0
@@ -444,8 +446,17 @@ def test_erasure_removes_every_row_and_file_and_leaves_other_patients(
         assert _count(Document, Document.request_id.in_(erika_ids)) == 0
         assert _count(Appointment) == 0 and _count(ReminderSent) == 0
         assert _count(WaitlistEntry) == 0
-        assert _count(OutboxEmail, func.lower(OutboxEmail.recipient) == ERIKA.lower()) == 0
-        assert _count(OutboxEmail, OutboxEmail.request_id.is_(None)) == 0
+        # Of every email to her, only the confirmation that her data is erased: no name, no
+        # link, tied to no request.
+        [confirmation] = db.session.scalars(
+            select(OutboxEmail).where(func.lower(OutboxEmail.recipient) == ERIKA.lower())
+        ).all()
+        assert confirmation.template == "erasure_done" and confirmation.request_id is None
+        assert confirmation.subject == "Your personal data at the clinic has been erased"
+        assert "your requests " in confirmation.body_text and first in confirmation.body_text
+        assert "Erika" not in confirmation.body_text + confirmation.body_html
+        assert "http" not in confirmation.body_text
+        assert _count(OutboxEmail, OutboxEmail.request_id.is_(None)) == 1
         assert _count(FilePurge) == 0
         # Otto is untouched, and so is every earlier audit row.
         assert _count(ConsultationRequest) == 1
@@ -460,9 +471,34 @@ def test_erasure_removes_every_row_and_file_and_leaves_other_patients(
     assert sorted(event.details["references"]) == sorted(clinic.erika)
     assert event.details["requests"] == 2 and event.details["documents"] == 3
     assert event.details["patients"] == 2 and event.details["reminders"] == 1
+    assert event.details["patient_emailed"] is True
     assert_no_personal_data(event)
     assert admin_client.get(f"/staff/admin/privacy/{first}").status_code == 404
     assert admin_client.get(f"/staff/requests/{second}").status_code == 404
+
+
+def test_the_erasure_confirmation_is_forgotten_once_sent(
+    smtp: SmtpServer,
+    mail_settings: dict[str, Any],
+    admin_client: FlaskClient,
+    clinic: Patients,
+    app: Flask,
+) -> None:
+    """The clinic keeps no address of a patient it erased: the confirmation's outbox row is
+    deleted once the mail server accepted it."""
+    from booking.notifications.services import deliver_outbox_email
+
+    assert erase(admin_client, clinic.erika[0], clinic.erika[0]).status_code == 302
+    with app.app_context():
+        confirmation_id = db.session.scalars(
+            select(OutboxEmail.id).where(OutboxEmail.template == "erasure_done")
+        ).one()
+        assert deliver_outbox_email(confirmation_id) is None
+        assert db.session.get(OutboxEmail, confirmation_id) is None
+        assert _count(OutboxEmail, func.lower(OutboxEmail.recipient) == ERIKA.lower()) == 0
+    [received] = smtp.collector.wait_for(1)
+    assert [a.lower() for a in received.rcpt_tos] == [ERIKA.lower()]
+    assert received.message["Subject"] == "Your personal data at the clinic has been erased"
 
 
 def test_erasure_needs_the_reference_or_address_typed(

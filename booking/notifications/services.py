@@ -60,6 +60,7 @@ def queue_email(
     """
     context.setdefault("clinic_name", current_app.config["CLINIC_NAME"])
     context.setdefault("clinic_phone", current_app.config["CLINIC_PHONE"])
+    context.setdefault("subject", str(subject))  # the HTML part's title
     with force_locale(locale):
         email = OutboxEmail(
             request_id=request_id,
@@ -206,12 +207,14 @@ def deliver_outbox_email(email_id: int) -> timedelta | None:
     # Flask-Mail opens its SMTP connection without a timeout; a mail server that accepts and
     # then never answers would hang the worker. The worker process sends nothing else.
     socket.setdefaulttimeout(current_app.config["MAIL_TIMEOUT"])
+    sent = False
     try:
         with mail.connect() as connection:
             connection.send(message)
             # The server has accepted it (250 after DATA). Record that at once, before the
             # polite QUIT, so a worker killed from here on never sends it again.
             _mark_sent(email)
+            sent = True
     except (StaleDataError, ObjectDeletedError):
         db.session.rollback()  # the row was erased (with its patient) while it was sent
         log.info("outbox email %s was erased while being sent", email_id)
@@ -222,7 +225,7 @@ def deliver_outbox_email(email_id: int) -> timedelta | None:
         db.session.rollback()
         raise
     except Exception as exc:
-        if email.status == OutboxStatus.SENT:  # accepted and recorded; only QUIT failed
+        if sent:  # accepted and recorded (or forgotten); only QUIT failed
             return None
         email.last_error = _describe(exc)
         if _is_permanent(exc) or email.attempts >= current_app.config["MAIL_MAX_ATTEMPTS"]:
@@ -245,13 +248,23 @@ def deliver_outbox_email(email_id: int) -> timedelta | None:
     return None
 
 
+# Emails deleted once the server accepted them, instead of kept as sent: the confirmation of
+# an erasure (``booking.rights.emails.erasure_done``), whose patient the clinic must forget.
+FORGET_WHEN_SENT = frozenset({"erasure_done"})
+
+
 def _mark_sent(email: OutboxEmail) -> None:
     """Record the server's acceptance, and keep of the email's bodies everything but the
     tokens of its links (a patient's private link, an offer, a resume or follow-up link, a
     password reset): those work as keys, and the design is that a copy of the database or
     of a backup opens nothing. In the same commit: an email not recorded as sent is sent
     again, links whole. Nothing sends a delivered email's bodies again (a resend copies
-    only emails that failed for good)."""
+    only emails that failed for good). An email of ``FORGET_WHEN_SENT`` is deleted."""
+    if email.template in FORGET_WHEN_SENT:
+        db.session.delete(email)
+        db.session.commit()
+        log.info("outbox email %s sent and deleted", email.id)
+        return
     email.status = OutboxStatus.SENT
     email.sent_at = now_utc()
     email.last_error = None

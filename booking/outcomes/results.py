@@ -48,7 +48,7 @@ from booking.outcomes.models import (
     TreatmentPlan,
 )
 from booking.outcomes.progress import thresholds
-from booking.outcomes.schedule import add_months, parse_point
+from booking.outcomes.schedule import parse_point
 from booking.outcomes.services import settings
 from booking.requests import history as intake
 from booking.requests import instruments
@@ -60,7 +60,7 @@ from booking.requests.models import (
     RequestStatus,
 )
 from booking.staff.models import StaffUser
-from booking.timeutil import clinic_today, now_utc, to_clinic_tz
+from booking.timeutil import add_months, clinic_today, now_utc, to_clinic_tz
 
 MIN_GROUP = 10  # smaller groups are not shown
 PUBLIC_MIN = 30  # the public sentence needs at least this many patients

@@ -9,11 +9,12 @@ clock change between the visit and the follow-up moves the UTC time, not the loc
 
 from __future__ import annotations
 
-import calendar
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
+
+from booking.timeutil import add_months
 
 POINT_RE = re.compile(r"^([1-9][0-9]?)([wm])$")
 DEFAULT_SCHEDULE = ("6w", "3m", "12m")
@@ -58,14 +59,6 @@ def parse_schedule(text: str) -> list[str]:
     if not points:
         raise BadPoint(text)
     return [point.code for point in sorted(points)]
-
-
-def add_months(day: date, months: int) -> date:
-    """The same day of the month ``months`` later, or the month's last day (31 Jan + 1 m is
-    28 or 29 Feb)."""
-    month_index = day.month - 1 + months
-    year, month = day.year + month_index // 12, month_index % 12 + 1
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def due_day(start: date, code: str) -> date:

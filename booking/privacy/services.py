@@ -32,6 +32,7 @@ from booking.documents.storage import get_storage
 from booking.extensions import db
 from booking.messages.models import Message
 from booking.notifications.models import OutboxEmail
+from booking.notifications.services import enqueue_delivery
 from booking.outcomes.models import FollowUp, TreatmentPlan
 from booking.outcomes.services import followups_to_come
 from booking.privacy.models import FilePurge
@@ -46,6 +47,7 @@ from booking.requests.models import (
     RequestDiagnosis,
     RequestStatus,
 )
+from booking.rights import emails as rights_emails
 from booking.rights.archive import audit_details, emails_about, requests_of
 from booking.rights.archive import gather as archive_of
 from booking.rights.export import PatientArchive
@@ -128,6 +130,8 @@ class ErasureResult:
     references: list[str]
     counts: PurgeCounts
     files_pending: int  # files not removed yet (retried daily)
+    # The patient was emailed that their data is erased (False: they left no address).
+    patient_emailed: bool = False
 
 
 @dataclass
@@ -367,21 +371,31 @@ def erase_patient(reference: str, confirmation: str, actor: StaffUser) -> Erasur
                 )
             )
         references = [r.reference for r in requests]
+        locale = max(requests, key=lambda r: r.created_at).locale
         counts = _delete_requests([r.id for r in requests], email=email, closed_by_id=actor.id)
+        # The patient is told, in the same transaction (after the deletion, which takes every
+        # email to their address): the one email about them the outbox forgets once sent.
+        confirmation = rights_emails.erasure_done(email, locale, references) if email else None
         record(
             "patient_erased",
             target_type="patient",
             target_id=reference,
             actor=actor,
-            details={"references": references, **counts.as_dict()},
+            details={
+                "references": references,
+                **counts.as_dict(),
+                "patient_emailed": confirmation is not None,
+            },
         )
         db.session.commit()
     except BaseException:
         db.session.rollback()
         raise
     log.info("patient erased: %s requests, %s documents", counts.requests, counts.documents)
+    if confirmation is not None:
+        enqueue_delivery([confirmation.id])
     _removed, pending = remove_queued_files()
-    return ErasureResult(references, counts, pending)
+    return ErasureResult(references, counts, pending, patient_emailed=confirmation is not None)
 
 
 def remove_queued_files(limit: int = FILE_RETRY_BATCH) -> tuple[int, int]:

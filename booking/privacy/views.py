@@ -140,6 +140,16 @@ def erase(reference: str) -> Response | tuple[str, int]:
                 ),
                 "success",
             )
+            if result.patient_emailed:
+                flash(_("The patient was emailed that their data is erased."), "info")
+            else:
+                flash(
+                    _(
+                        "The patient left no email address: please tell them by phone or "
+                        "letter that their data is erased."
+                    ),
+                    "warning",
+                )
             if result.files_pending:
                 flash(
                     ngettext(

@@ -21,6 +21,9 @@ from booking.rights.models import ErasureRequest
 from booking.staff.services import active_admin_emails
 from booking.urlargs import public_url
 
+# The template of the erasure's confirmation (``erasure_done``).
+ERASURE_DONE = "erasure_done"
+
 
 class RightsEvent(enum.StrEnum):
     CONSENT_WITHDRAWN = "consent_withdrawn"
@@ -51,6 +54,23 @@ def rights_notice(
         event=event.value,
         explanation=explanation,
         manage_url=links.manage_url(consultation),
+    )
+
+
+def erasure_done(recipient: str, locale: str, references: list[str]) -> OutboxEmail:
+    """The patient's confirmation that their data was erased, as the law asks (GDPR Art.
+    12(3)), in their language: no name and no link (nothing is left to open). It belongs to
+    no request (they are gone), and the outbox deletes it once sent (``FORGET_WHEN_SENT``):
+    the clinic keeps no address of a patient it erased."""
+    with force_locale(locale):
+        subject = _("Your personal data at the clinic has been erased")
+    return queue_email(
+        template=ERASURE_DONE,
+        recipient=recipient,
+        subject=subject,
+        locale=locale,
+        references=", ".join(references),
+        count=len(references),
     )
 
 

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from booking.crypto import EncryptedText
 from booking.extensions import db, value_enum
-from booking.timeutil import UTCDateTime, now_utc
+from booking.timeutil import UTCDateTime, months_later, now_utc
 
 # GDPR Art. 12(3): an answer without undue delay, at the latest one month after the request.
-ANSWER_WITHIN = timedelta(days=30)
+ANSWER_WITHIN_MONTHS = 1
 
 
 class ErasureStatus(enum.StrEnum):
@@ -45,4 +45,6 @@ class ErasureRequest(db.Model):
 
     @property
     def due_at(self) -> datetime:
-        return self.requested_at + ANSWER_WITHIN
+        """One month after the request: the end of the same date next month, clinic time (or
+        of that month's last day: a request of 31 January is due on 28 February)."""
+        return months_later(self.requested_at, ANSWER_WITHIN_MONTHS)
