@@ -16,6 +16,7 @@ from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
+    Field,
     Form,
     HiddenField,
     PasswordField,
@@ -26,7 +27,7 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.i18n import messages_path
-from wtforms.validators import Length
+from wtforms.validators import Length, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 # Characters a text answer may not carry. Nobody types them, but a paste or a forged post can:
@@ -169,7 +170,20 @@ CHOOSE_SHOWN = _l("Please choose one of the options shown.")
 CHOOSE_FROM_SHOWN = _l("Please choose from the options shown.")
 
 
+def _spaces_sent(field: Field) -> bool:
+    """A value of nothing but spaces was posted: no browser sends one for a choice (a
+    tampered post). ``Optional()`` reads it as no answer and clears the field's "not one of
+    the choices" error, so it would be stored, or read as a number (a 500)."""
+    return any(
+        isinstance(value, str) and value and not value.strip() for value in field.raw_data or ()
+    )
+
+
 class ChoiceField(RadioField):
+    def post_validate(self, form: Any, validation_stopped: bool) -> None:
+        if _spaces_sent(self):
+            raise ValidationError(self.invalid_choice_message)
+
     def __init__(
         self,
         label: str | None = None,
@@ -190,6 +204,10 @@ class ChoiceField(RadioField):
 class MultiCheckboxField(SelectMultipleField):
     widget = ListWidget(prefix_label=False)
     option_widget = CheckboxInput()
+
+    def post_validate(self, form: Any, validation_stopped: bool) -> None:
+        if _spaces_sent(self):
+            raise ValidationError(self.invalid_choice_message)
 
     def __init__(
         self,

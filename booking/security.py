@@ -114,13 +114,16 @@ def keep_request_language(locale: str) -> None:
         session[LANGUAGE_KEY] = locale
 
 
-def set_link_cookie(response: Response, name: str, token: str, path: str) -> Response:
+def set_link_cookie(
+    response: Response, name: str, token: str, path: str, minutes: int | None = None
+) -> Response:
     """Trade a private link's token for a cookie on ``path`` only, so the token leaves the
-    address bar, the history and any Referer at once; it lasts ``MANAGE_COOKIE_MINUTES``."""
+    address bar, the history and any Referer at once; it lasts ``minutes`` (by default
+    ``MANAGE_COOKIE_MINUTES``)."""
     response.set_cookie(
         name,
         token,
-        max_age=current_app.config["MANAGE_COOKIE_MINUTES"] * 60,
+        max_age=(minutes or current_app.config["MANAGE_COOKIE_MINUTES"]) * 60,
         path=path,
         secure=request.is_secure or bool(current_app.config.get("SESSION_COOKIE_SECURE")),
         httponly=True,

@@ -367,6 +367,14 @@ def _link(app: Flask, stop: bool = False) -> str:
     return match.group(1) + ("/stop" if stop else "")
 
 
+def _page(client: FlaskClient, name: str = "questionnaire") -> str:
+    """The page ``name`` of the questionnaire whose link ``client`` opened: its cookie holds
+    for that questionnaire's pages only (``/follow-up/<id>/``)."""
+    paths = {path for _domain, path, key in client._cookies if key == "followup_access"}
+    assert len(paths) == 1, paths
+    return f"{paths.pop()}{name}"
+
+
 def _questionnaire_open(app: Flask, client: FlaskClient, **completed: Any) -> tuple[str, int]:
     """A request completed (``_completed``'s options), its 6-week questionnaire sent, and its
     link opened in ``client``: the request's reference and id."""
@@ -412,20 +420,19 @@ def test_the_patient_answers_through_the_emails_link_once(app: Flask, client: Fl
         consultation = _completed(spine_region="lower_back")
         send_due_followups(now=schedule.due_at(_start(consultation.id), "6w", BERLIN))
     opened = client.get(_link(app))
-    assert opened.status_code == 303 and opened.headers["Location"].endswith(
-        "/follow-up/questionnaire"
-    )
-    page = client.get("/follow-up/questionnaire")
+    assert opened.status_code == 303
+    assert re.fullmatch(r"/follow-up/\d+/questionnaire", opened.headers["Location"])
+    page = client.get(_page(client))
     assert page.status_code == 200
     text = page.get_data(as_text=True)
     assert "Back pain right now" in text and "Completely recovered" in text
-    token = csrf_token(client, "/follow-up/questionnaire")
-    bad = client.post("/follow-up/questionnaire", data=_answers(token, back_pain_worst="1"))
+    token = csrf_token(client, _page(client))
+    bad = client.post(_page(client), data=_answers(token, back_pain_worst="1"))
     assert bad.status_code == 422
     assert "cannot be lower" in bad.get_data(as_text=True)
-    done = client.post("/follow-up/questionnaire", data=_answers(token))
+    done = client.post(_page(client), data=_answers(token))
     assert done.status_code == 303
-    again = client.post("/follow-up/questionnaire", data=_answers(token, gpe="7"))
+    again = client.post(_page(client), data=_answers(token, gpe="7"))
     assert "already been answered" in again.get_data(as_text=True)
     with app.app_context():
         follow_up = db.session.scalars(select(FollowUp)).one()
@@ -446,8 +453,8 @@ def test_the_patients_copy_of_their_data_holds_the_plan_and_their_answers(
         send_due_followups(now=schedule.due_at(_start(consultation.id), "6w", BERLIN))
         make_staff("admin", "privacy.admin@example.com")
     client.get(_link(app))
-    token = csrf_token(client, "/follow-up/questionnaire")
-    assert client.post("/follow-up/questionnaire", data=_answers(token)).status_code == 303
+    token = csrf_token(client, _page(client))
+    assert client.post(_page(client), data=_answers(token)).status_code == 303
 
     admin = auth.new_client(email="privacy.admin@example.com")
     page = admin.get(f"/staff/admin/privacy/{reference}").get_data(as_text=True)
@@ -487,8 +494,8 @@ def test_a_patient_much_worse_is_brought_to_the_clinics_attention(
         reference = consultation.reference
         send_due_followups(now=schedule.due_at(_start(consultation.id), "6w", BERLIN))
     client.get(_link(app))
-    token = csrf_token(client, "/follow-up/questionnaire")
-    done = client.post("/follow-up/questionnaire", data=_answers(token, gpe=gpe))
+    token = csrf_token(client, _page(client))
+    done = client.post(_page(client), data=_answers(token, gpe=gpe))
     assert done.status_code == 303
     thanks = client.get(done.headers["Location"]).get_data(as_text=True)
     with app.app_context():
@@ -513,7 +520,7 @@ def test_a_patient_much_worse_is_brought_to_the_clinics_attention(
     assert "You told us your symptoms are worse" in thanks
     assert "please call the clinic" in thanks and "Call 112" in thanks
     # Coming back to the link later, they read it again.
-    again = client.get("/follow-up/questionnaire").get_data(as_text=True)
+    again = client.get(_page(client)).get_data(as_text=True)
     assert "already been answered" in again and "You told us your symptoms are worse" in again
 
 
@@ -632,7 +639,7 @@ def test_a_back_and_neck_patient_reads_which_region_each_part_is_about(
     app: Flask, client: FlaskClient
 ) -> None:
     _questionnaire_open(app, client, spine_region="both")
-    page = client.get("/follow-up/questionnaire").get_data(as_text=True)
+    page = client.get(_page(client)).get_data(as_text=True)
     back = page.index("Daily life: your lower back")
     neck = page.index("Daily life: your neck")
     assert back < neck and ">Daily life<" not in page
@@ -642,12 +649,12 @@ def test_answers_too_few_to_score_are_pointed_out_once(app: Flask, client: Flask
     """Every section may be skipped, but a score needs 8 of 10: a patient who skipped more is
     told once, and their answers go as they are if they send again."""
     _questionnaire_open(app, client, spine_region="lower_back")
-    token = csrf_token(client, "/follow-up/questionnaire")
+    token = csrf_token(client, _page(client))
     answers = _answers(token)
     skipped = {
         k: v for k, v in answers.items() if k not in ("odi_walking", "odi_sitting", "odi_standing")
     }
-    first = client.post("/follow-up/questionnaire", data=skipped)
+    first = client.post(_page(client), data=skipped)
     assert first.status_code == 200
     page = first.get_data(as_text=True)
     assert "Some answers cannot be counted yet" in page
@@ -658,7 +665,7 @@ def test_answers_too_few_to_score_are_pointed_out_once(app: Flask, client: Flask
     with app.app_context():
         assert db.session.scalars(select(FollowUp)).one().answered_at is None
 
-    sent = client.post("/follow-up/questionnaire", data={**skipped, "send_anyway": "1"})
+    sent = client.post(_page(client), data={**skipped, "send_anyway": "1"})
     assert sent.status_code == 303
     with app.app_context():
         follow_up = db.session.scalars(select(FollowUp)).one()
@@ -667,9 +674,9 @@ def test_answers_too_few_to_score_are_pointed_out_once(app: Flask, client: Flask
 
 def test_two_sections_skipped_still_score_without_a_word(app: Flask, client: FlaskClient) -> None:
     _questionnaire_open(app, client, spine_region="lower_back")
-    token = csrf_token(client, "/follow-up/questionnaire")
+    token = csrf_token(client, _page(client))
     answers = {k: v for k, v in _answers(token).items() if k not in ("odi_walking", "odi_sex_life")}
-    assert client.post("/follow-up/questionnaire", data=answers).status_code == 303
+    assert client.post(_page(client), data=answers).status_code == 303
 
 
 def test_coordinators_see_who_answered_worse_and_who_never_answered(
@@ -777,13 +784,13 @@ def test_the_pain_scales_are_required_and_not_marked_optional(
     app: Flask, client: FlaskClient
 ) -> None:
     _questionnaire_open(app, client, spine_region="lower_back")
-    text = client.get("/follow-up/questionnaire").get_data(as_text=True)
+    text = client.get(_page(client)).get_data(as_text=True)
     for label in ("Back pain right now", "Leg pain at its worst in the last week"):
         marked = re.search(rf"{label}\s*(<[^>]+>\s*)*\(optional\)", text)
         assert marked is None, label
-    token = csrf_token(client, "/follow-up/questionnaire")
+    token = csrf_token(client, _page(client))
     unrated = {key: "" for key in ("back_pain_now", "back_pain_worst", "leg_pain_now")}
-    bad = client.post("/follow-up/questionnaire", data=_answers(token, **unrated))
+    bad = client.post(_page(client), data=_answers(token, **unrated))
     assert bad.status_code == 422
     page = bad.get_data(as_text=True)
     assert page.count("Please rate this pain right now from 0 to 10.") >= 2  # field and summary
@@ -792,24 +799,100 @@ def test_the_pain_scales_are_required_and_not_marked_optional(
         assert db.session.scalars(select(FollowUp)).one().answered_at is None
 
 
+def test_two_questionnaires_open_in_two_tabs_each_keep_their_own_answers(
+    app: Flask, client: FlaskClient
+) -> None:
+    """The 6-week questionnaire, sent late, is open in one tab when the 3-month one arrives
+    and is opened in another: each tab's answers go to its own questionnaire."""
+    with app.app_context():
+        consultation = _completed(spine_region="lower_back")
+        start = _start(consultation.id)
+        send_due_followups(now=schedule.due_at(start, "6w", BERLIN))
+        db.session.execute(update(FollowUp).values(expires_at=now_utc() + timedelta(days=60)))
+        db.session.commit()
+    client.get(_link(app))
+    six_weeks = _page(client)
+    token = csrf_token(client, six_weeks)
+    with app.app_context():
+        send_due_followups(now=schedule.due_at(start, "3m", BERLIN))
+        assert len(_invitations()) == 2
+    three_months = client.get(_link(app)).headers["Location"]
+    assert three_months != six_weeks
+    assert client.post(six_weeks, data=_answers(token, gpe="3")).status_code == 303
+    assert "3 months" in client.get(three_months).get_data(as_text=True)
+    with app.app_context():
+        answered = {f.point: f.gpe for f in db.session.scalars(select(FollowUp)) if f.answered_at}
+    assert answered == {"6w": 3}
+    # A questionnaire's address opens nothing without its own link's cookie.
+    assert client.get("/follow-up/999999/questionnaire").status_code == 404
+
+
+@pytest.mark.parametrize("why", ["deceased", "contact consent withdrawn"])
+def test_an_open_questionnaire_closes_for_a_patient_no_longer_to_be_contacted(
+    app: Flask, client: FlaskClient, why: str
+) -> None:
+    """Marked deceased (nobody answers for them, nor alerts the clinic they are worse), or
+    consent withdrawn, while the page is open: the answers are not stored."""
+    _reference, request_id = _questionnaire_open(app, client)
+    token = csrf_token(client, _page(client))
+    with app.app_context():
+        consultation = db.session.get(ConsultationRequest, request_id)
+        if why == "deceased":
+            mark_deceased(consultation, staff_user(make_staff("admin").email))
+        else:
+            assert withdraw_contact_consent(consultation)
+    response = client.post(_page(client), data=_answers(token, gpe="7"))
+    assert response.status_code == 404
+    with app.app_context():
+        assert db.session.scalars(select(FollowUp.answered_at)).one() is None
+        assert (
+            db.session.scalars(
+                select(OutboxEmail).where(OutboxEmail.template == "followup_worse_staff")
+            ).all()
+            == []
+        )
+
+
+@pytest.mark.parametrize("field", ["back_pain_now", "odi_lifting", "gpe"])
+def test_an_answer_of_spaces_is_refused_on_its_field(
+    app: Flask, client: FlaskClient, field: str
+) -> None:
+    """No browser sends one; Optional() alone read it as no answer and the score as int(" ")."""
+    _questionnaire_open(app, client)
+    token = csrf_token(client, _page(client))
+    response = client.post(_page(client), data=_answers(token, **{field: " "}))
+    assert response.status_code == 422
+    assert f'id="{field}-error"' in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalars(select(FollowUp.answered_at)).one() is None
+
+
+def test_the_thanks_page_is_only_for_a_questionnaire_answered(
+    app: Flask, client: FlaskClient
+) -> None:
+    _questionnaire_open(app, client)
+    assert client.get(_page(client, "thanks")).status_code == 404
+    token = csrf_token(client, _page(client))
+    assert client.post(_page(client), data=_answers(token)).status_code == 303
+    assert "Thank you" in client.get(_page(client, "thanks")).get_data(as_text=True)
+
+
 def test_a_link_expires_after_thirty_days_and_a_stranger_gets_nothing(
     app: Flask, client: FlaskClient
 ) -> None:
     assert client.get("/follow-up/open/not-a-real-token").status_code == 404
-    assert client.get("/follow-up/questionnaire").status_code == 404
+    assert client.get("/follow-up/1/questionnaire").status_code == 404
     with app.app_context():
         # Seen 81 days ago, treated the day after; the 6-week invitation went out 31 days ago.
         _completed(plan=Plan.INJECTION, procedure=clinic_today() - timedelta(days=80), days_ago=81)
         assert len(send_due_followups(now=datetime.now(UTC) - timedelta(days=31))) == 1
     assert client.get(_link(app)).status_code == 303
-    gone = client.get("/follow-up/questionnaire")
+    gone = client.get(_page(client))
     assert gone.status_code == 404
     assert "This link no longer works" in gone.get_data(as_text=True)
     assert "works for 30 days after we send it" in gone.get_data(as_text=True)
     app.config["FOLLOWUP_LINK_DAYS"] = 14  # the page says the clinic's own setting
-    assert "works for 14 days after" in client.get("/follow-up/questionnaire").get_data(
-        as_text=True
-    )
+    assert "works for 14 days after" in client.get(_page(client)).get_data(as_text=True)
 
 
 def test_a_questionnaire_after_a_procedure_counts_from_the_procedure(
@@ -821,7 +904,7 @@ def test_a_questionnaire_after_a_procedure_counts_from_the_procedure(
         )
         send_due_followups(now=schedule.due_at(_start(consultation.id), "6w", BERLIN))
     client.get(_link(app))
-    page = client.get("/follow-up/questionnaire").get_data(as_text=True)
+    page = client.get(_page(client)).get_data(as_text=True)
     assert "How are you doing? (6 weeks after your procedure)" in page
     assert "after your visit)" not in page
 
@@ -832,11 +915,11 @@ def test_the_stop_link_stops_further_invitations(app: Flask, client: FlaskClient
         start = _start(consultation.id)
         send_due_followups(now=schedule.due_at(start, "6w", BERLIN))
     assert client.get(_link(app, stop=True)).status_code == 303
-    page = client.get("/follow-up/stop")
+    page = client.get(_page(client, "stop"))
     assert "Send me no more questionnaires" in page.get_data(as_text=True)
-    token = csrf_token(client, "/follow-up/stop")
-    assert client.post("/follow-up/stop", data={"csrf_token": token}).status_code == 303
-    assert "no more questionnaires" in client.get("/follow-up/stop").get_data(as_text=True)
+    token = csrf_token(client, _page(client, "stop"))
+    assert client.post(_page(client, "stop"), data={"csrf_token": token}).status_code == 303
+    assert "no more questionnaires" in client.get(_page(client, "stop")).get_data(as_text=True)
     with app.app_context():
         later = schedule.due_at(start, "3m", BERLIN)
         assert send_due_followups(now=later) == []

@@ -188,6 +188,26 @@ def tomorrow() -> str:
 # Answers the form must refuse: (overrides, field the message sits next to, message, kept text);
 # a callable is evaluated in the app context (today is the clinic's today).
 INVALID_ANSWERS = {
+    # Spaces in place of a choice (no browser sends them): refused, never stored or read as a
+    # number (Optional() alone reads them as no answer).
+    "pain_score_of_spaces": (
+        {"back_pain_now": " "},
+        "back_pain_now",
+        "Please choose a number from 0 to 10.",
+        None,
+    ),
+    "side_of_spaces": (
+        {"pain_side": " "},
+        "pain_side",
+        "Please choose one of the options shown.",
+        None,
+    ),
+    "odi_section_of_spaces": (
+        {"odi_lifting": "  "},
+        "odi_lifting",
+        "Please choose one of the statements.",
+        None,
+    ),
     "no_privacy_consent": (
         {"privacy_consent": None},
         "privacy_consent",

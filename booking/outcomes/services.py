@@ -384,12 +384,18 @@ def link_for_token(token: str) -> FollowUpLink | None:
 
 
 def can_answer(follow_up: FollowUp, now: datetime | None = None) -> bool:
+    """Not answered, its link not expired, questionnaires not stopped, and the patient may
+    still be contacted: not marked deceased (nobody else answers for them, nor alerts the
+    clinic that they are worse), consent to be contacted not withdrawn."""
     now = now or now_utc()
+    consultation = follow_up.plan.request
     return (
         follow_up.answered_at is None
         and follow_up.expires_at is not None
         and now < follow_up.expires_at
         and follow_up.plan.followups_stopped_at is None
+        and consultation.contact_consent
+        and consultation.patient.deceased_at is None
     )
 
 
@@ -432,7 +438,18 @@ def answer_followup(follow_up: FollowUp, answers: FollowUpAnswers) -> None:
     }
     claimed = db.session.execute(
         update(FollowUp)
-        .where(FollowUp.id == follow_up.id, FollowUp.answered_at.is_(None))
+        .where(
+            FollowUp.id == follow_up.id,
+            FollowUp.answered_at.is_(None),
+            # Checked again as it is stored: stopped, or the patient marked deceased or their
+            # consent withdrawn, since the page was read.
+            FollowUp.expires_at > values["answered_at"],
+            FollowUp.request_id.in_(
+                select(TreatmentPlan.request_id)
+                .join(ConsultationRequest, ConsultationRequest.id == TreatmentPlan.request_id)
+                .where(TreatmentPlan.followups_stopped_at.is_(None), may_be_contacted())
+            ),
+        )
         .values(**values)
         .execution_options(synchronize_session=False)
     ).rowcount

@@ -1,9 +1,11 @@
 """The follow-up pages: the patient's questionnaire and stop page (from the private link in
 the email), and, for staff, the clinic's outcomes, its settings and the registry export.
 
-The link's token is traded for a cookie on ``/follow-up`` and the browser redirected, as for
-the manage link (``booking.manage.views``): the token leaves the address bar, the history and
-any Referer at once.
+The link's token is traded for a cookie and the browser redirected, as for the manage link
+(``booking.manage.views``): the token leaves the address bar, the history and any Referer at
+once. The cookie holds for one questionnaire's pages only (``/follow-up/<id>/``): a patient
+with two questionnaires open in two tabs (the 6-week one sent late, the 3-month one just
+arrived) sends each tab's answers to its own questionnaire, never the other's.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ bp = Blueprint("outcomes", __name__)
 
 COOKIE = "followup_access"
 PATIENT_PATH = "/follow-up"
+# The questionnaire's cookie lasts as long as its form's token (``WTF_CSRF_TIME_LIMIT``): a
+# patient who takes a break before sending does not lose their answers. Renewed on every page.
+COOKIE_MINUTES = 3 * 60
 
 
 _limit = private_link_limit
@@ -59,13 +64,19 @@ def open_link(token: str) -> Response | tuple[str, int]:
     services.mark_opened(link)
     keep_request_language(link.follow_up.plan.request.locale)
     stop = request.path.endswith("/stop")
-    response = redirect(url_for(".stop" if stop else ".questionnaire"), 303)
-    return set_link_cookie(response, COOKIE, token, PATIENT_PATH)
+    fid = link.follow_up.id
+    response = redirect(url_for(".stop" if stop else ".questionnaire", fid=fid), 303)
+    return _keep_cookie(response, token, fid)
 
 
-def _follow_up() -> FollowUp:
+def _keep_cookie(response: Response, token: str, fid: int) -> Response:
+    return set_link_cookie(response, COOKIE, token, f"{PATIENT_PATH}/{fid}/", COOKIE_MINUTES)
+
+
+def _follow_up(fid: int) -> FollowUp:
+    """The questionnaire ``fid`` the browser's cookie opens (404 for any other)."""
     link = services.link_for_token(request.cookies.get(COOKIE, ""))
-    if link is None:
+    if link is None or link.follow_up.id != fid:
         abort(make_response(*_gone()))
     return link.follow_up
 
@@ -75,10 +86,10 @@ def _region(follow_up: FollowUp) -> str | None:
     return history.spine_region if history is not None else None
 
 
-@bp.route(f"{PATIENT_PATH}/questionnaire", methods=["GET", "POST"])
+@bp.route(f"{PATIENT_PATH}/<int:fid>/questionnaire", methods=["GET", "POST"])
 @limiter.limit(_limit)
-def questionnaire() -> Response | str | tuple[str, int]:
-    follow_up = _follow_up()
+def questionnaire(fid: int) -> Response | str | tuple[str, int]:
+    follow_up = _follow_up(fid)
     if follow_up.answered_at is not None:
         return _thanks(follow_up, already=True)
     if not services.can_answer(follow_up):
@@ -94,11 +105,14 @@ def questionnaire() -> Response | str | tuple[str, int]:
             services.answer_followup(follow_up, form.answers())
         except services.AlreadyAnswered:
             db.session.rollback()
-            return _thanks(_follow_up(), already=True)
-        return redirect(url_for(".thanks"), 303)
+            follow_up = _follow_up(fid)
+            if follow_up.answered_at is None:  # closed meanwhile (stopped, expired)
+                return _gone()
+            return _thanks(follow_up, already=True)
+        return redirect(url_for(".thanks", fid=fid), 303)
     status = 422 if request.method == "POST" and not unscored else 200
     parts = [(instrument, form.section_fields(instrument)) for instrument in form.asked]
-    return render_template(
+    page = render_template(
         "outcomes/questionnaire.html",
         form=form,
         point=point_label(follow_up.point),
@@ -113,7 +127,8 @@ def questionnaire() -> Response | str | tuple[str, int]:
             form.gpe,
             form.satisfaction,
         ],
-    ), status
+    )
+    return _keep_cookie(make_response(page, status), request.cookies[COOKIE], fid)
 
 
 def _thanks(follow_up: FollowUp | None, *, already: bool) -> str:
@@ -123,20 +138,23 @@ def _thanks(follow_up: FollowUp | None, *, already: bool) -> str:
     return render_template("outcomes/thanks.html", already=already, worse=worse)
 
 
-@bp.get(f"{PATIENT_PATH}/thanks")
-def thanks() -> str:
-    link = services.link_for_token(request.cookies.get(COOKIE, ""))
-    return _thanks(link.follow_up if link is not None else None, already=False)
+@bp.get(f"{PATIENT_PATH}/<int:fid>/thanks")
+def thanks(fid: int) -> str | tuple[str, int]:
+    """After sending: only for a questionnaire answered (another address is no page)."""
+    follow_up = _follow_up(fid)
+    if follow_up.answered_at is None:
+        return _gone()
+    return _thanks(follow_up, already=False)
 
 
-@bp.route(f"{PATIENT_PATH}/stop", methods=["GET", "POST"])
+@bp.route(f"{PATIENT_PATH}/<int:fid>/stop", methods=["GET", "POST"])
 @limiter.limit(_limit)
-def stop() -> Response | str:
-    follow_up = _follow_up()
+def stop(fid: int) -> Response | str:
+    follow_up = _follow_up(fid)
     form = StopForm()
     stopped = follow_up.plan.followups_stopped_at is not None
     if not stopped and form.validate_on_submit():
         services.stop_followups(follow_up)
         flash(_("Done: you will receive no more questionnaires from us."), "success")
-        return redirect(url_for(".stop"), 303)
+        return redirect(url_for(".stop", fid=fid), 303)
     return render_template("outcomes/stop.html", form=form, stopped=stopped)

@@ -49,7 +49,7 @@ def test_a_patient_answers_on_a_phone_in_spanish_and_staff_see_the_change(
     phone.set_default_timeout(TIMEOUT_MS)
     patient = phone.new_page()
     patient.goto(link)
-    expect(patient).to_have_url(re.compile(r"/follow-up/questionnaire"))
+    expect(patient).to_have_url(re.compile(r"/follow-up/\d+/questionnaire"))
     patient.goto(patient.url + "?lang=es")  # the header's language switcher
     expect(patient.get_by_role("heading", level=1)).to_contain_text("¿Cómo se encuentra?")
     assert page_width(patient) <= PHONE_WIDTH
