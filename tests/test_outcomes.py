@@ -312,6 +312,42 @@ def test_no_invitation_without_consent_or_to_the_deceased(app: Flask, why: str) 
         assert _invitations() == []
 
 
+def test_a_late_invitations_link_closes_when_the_next_time_point_falls_due(app: Flask) -> None:
+    """The worker was down for four weeks: the 6-week invitation goes out late, and its link
+    works until the 3-month one is due, not 30 days (no "6 weeks" answered after 3 months,
+    never two questionnaires open at once)."""
+    with app.app_context():
+        consultation = _completed()
+        start = _start(consultation.id)
+        late = schedule.due_at(start, "6w", BERLIN) + timedelta(days=28)
+        assert len(send_due_followups(now=late)) == 1
+        follow_up = db.session.scalars(select(FollowUp)).one()
+        assert follow_up.expires_at == schedule.due_at(start, "3m", BERLIN)
+        assert follow_up.expires_at < late + timedelta(days=30)
+
+
+def test_a_time_point_in_months_is_invited_whatever_the_months_lengths(app: Flask) -> None:
+    """The sender reads only plans started recently enough for their last time point: three
+    months back from 31 January (to 31 October, 92 days) is longer than three months forward
+    from it (to 30 April, 89 days), and a short link once left such plans out for good."""
+    from booking.outcomes.services import default_settings
+
+    app.config["FOLLOWUP_LINK_DAYS"] = 1
+    with app.app_context():
+        chosen = default_settings()
+        chosen.schedule = ["6w", "3m"]
+        db.session.add(chosen)
+        consultation = _completed()
+        db.session.get(TreatmentPlan, consultation.id).consulted_on = date(2025, 10, 31)
+        db.session.commit()
+        due = schedule.due_at(date(2025, 10, 31), "3m", BERLIN)
+        assert to_clinic_tz(due).date() == date(2026, 1, 31)
+        assert len(send_due_followups(now=due + timedelta(minutes=5))) == 1
+        assert db.session.scalars(
+            select(FollowUp.point).where(FollowUp.sent_at.is_not(None))
+        ).all() == ["3m"]
+
+
 def test_one_reminder_after_seven_days_while_unanswered(app: Flask) -> None:
     with app.app_context():
         consultation = _completed()

@@ -206,7 +206,10 @@ def oldest_followed_start(now: datetime) -> date | None:
     link_days = timedelta(days=current_app.config["FOLLOWUP_LINK_DAYS"])
     today = to_clinic_tz(now).date()
     longest = max((due_day(today, p) - today for p in points), default=timedelta())
-    return today - longest - link_days - timedelta(days=1)
+    # Months counted forward from today may be up to 3 days shorter than the same months
+    # counted back from a start (31 October + 3 m is 31 January, 92 days; 5 February - 3 m
+    # is 5 November, 92; from 5 February, 3 m is 89): the slack covers it, and a day more.
+    return today - longest - link_days - timedelta(days=4)
 
 
 def plan_start() -> ColumnElement[date]:
@@ -269,7 +272,9 @@ def send_due_followups(now: datetime | None = None) -> list[int]:
                 for point in points
                 if (at := due_at(start, point, tz)) <= now and (plan.request_id, point) not in done
             ]
-            email_id = _invite(plan, due, now, link_days) if due else None
+            later = [due_at(start, point, tz) for point in points]
+            next_at = min((at for at in later if at > now), default=None)
+            email_id = _invite(plan, due, now, link_days, next_at) if due else None
         except Exception:  # one plan's failure must not hold back every other patient's
             db.session.rollback()
             log.exception("follow-up of request %s failed; the others go on", plan.request_id)
@@ -281,9 +286,18 @@ def send_due_followups(now: datetime | None = None) -> list[int]:
 
 
 def _invite(
-    plan: TreatmentPlan, due: list[tuple[str, datetime]], now: datetime, link_days: timedelta
+    plan: TreatmentPlan,
+    due: list[tuple[str, datetime]],
+    now: datetime,
+    link_days: timedelta,
+    next_at: datetime | None,
 ) -> int | None:
+    """Record the time points due, and invite to the latest of them (the others passed
+    unsent). Its link works ``link_days``, but never past the next time point's due time: a
+    late invitation (a worker down for weeks) must not have "6 weeks" answered after 3
+    months, nor leave two questionnaires open at once."""
     latest_point, latest_at = max(due, key=lambda item: item[1])
+    expires_at = now + link_days if next_at is None else min(now + link_days, next_at)
     if not _still_eligible(plan.request_id):
         db.session.rollback()
         return None
@@ -297,7 +311,7 @@ def _invite(
                 point=point,
                 due_at=at,
                 sent_at=now if sending else None,
-                expires_at=now + link_days if sending else None,
+                expires_at=expires_at if sending else None,
             )
             db.session.add(follow_up)
             db.session.flush()
