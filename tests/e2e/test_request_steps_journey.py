@@ -193,6 +193,19 @@ def test_on_a_phone_every_step_fits_and_the_pdf_goes_up_as_it_is_chosen(
     ]
 
 
+def test_the_review_with_every_answer_open_fits_a_320_px_phone(
+    new_context: Any, clinic: LiveServer
+) -> None:
+    """The narrowest phones: an email address longer than the screen's half wraps, and
+    every step's "Change" link stays on the screen."""
+    small = {**PHONE, "viewport": {"width": 320, "height": 568}}
+    page = context_of(new_context, **small).new_page()
+    pick_first_time(page, clinic, IMAGING_REVIEW)
+    fill_steps_to_review(page)
+    open_review_sections(page)
+    assert page_width(page) <= 320, "the review scrolls sideways at 320 px"
+
+
 def test_a_refused_file_keeps_its_reason_while_the_others_go_up(
     page: Page, clinic: LiveServer, pdf_file: Path
 ) -> None:
