@@ -259,7 +259,7 @@ def test_an_answered_ask_is_not_reminded(app: Flask, staff_client: FlaskClient) 
         assert asks.send_due_reminders(later) == []
 
 
-def test_staff_can_stop_waiting_and_the_patient_page_stops_asking(
+def test_staff_can_stop_waiting_and_the_patient_is_told_to_send_nothing(
     app: Flask, staff_client: FlaskClient
 ) -> None:
     reference = _new_request(app)
@@ -271,7 +271,11 @@ def test_staff_can_stop_waiting_and_the_patient_page_stops_asking(
         data={"withdraw-csrf_token": _tokens(record)["withdraw-csrf_token"]},
     )
     assert response.status_code == 302
-    assert len(_emails(app, reference)) == before  # nothing to tell the patient
+    # The patient, emailed the ask, is told that nothing more is needed.
+    emails = _emails(app, reference)
+    assert len(emails) == before + 1
+    assert emails[-1].subject == f"You need not send us anything more ({reference})"
+    assert "you need not send anything" in emails[-1].body_text
     with app.app_context():
         assert _load(app, reference).status == RequestStatus.REQUESTED
     assert "information_ask_withdrawn" in _audit_actions(app, reference)

@@ -122,6 +122,8 @@ def test_the_patient_gets_a_video_visits_link_at_once_and_finds_it_everywhere(
         assert len(send_due_reminders(now=starts_at - timedelta(hours=47))) == 1
     (reminder,) = outbox_emails(app, "appointment_reminder")
     assert f"Join the video visit: {LINK}\n" in reminder.body_text
+    # The patient may be elsewhere: the subject names the clinic's time zone, as the body.
+    assert reminder.subject.endswith(", Germany (Berlin) Time (" + reference + ")")
     assert f'<a href="{LINK}">' in reminder.body_html
 
     # The same link again is refused; a new one replaces it, and the patient is told.

@@ -121,7 +121,7 @@ def test_a_spanish_reader_reads_how_their_video_visit_takes_place(
     (update,) = outbox_emails(app, "request_update")
     assert "Por videollamada, desde donde le venga bien" in update.body_text
     # The patient may be anywhere: the time names the clinic's zone (the calendar file is UTC).
-    assert re.search(r"Cuándo: .+, \d\d:\d\d \(hora de Alemania \(Berlín\)\)\n", update.body_text)
+    assert re.search(r"Cuándo: .+, \d\d:\d\d, hora de Alemania \(Berlín\)\n", update.body_text)
     assert "Tenga a mano los informes de sus pruebas de imagen" in update.body_text
     assert ADDRESS not in update.body_text
     assert calendar_location(update.attachment_body) == "Por videollamada"

@@ -309,6 +309,19 @@ def test_invalid_transitions_are_refused_and_change_nothing(
     assert len(_patient_emails(app)) == emails_before
 
 
+def test_the_message_boxes_say_which_language_the_patient_reads(
+    app: Flask, client: FlaskClient, clinic: Waiting
+) -> None:
+    """Staff write in the clinic's language; a Spanish reader's emails carry their words as
+    written, so the record says so by every box whose text the patient reads."""
+    with app.app_context():
+        reference = make_request(locale="es").reference
+    AuthActions(client).attempt(clinic.coordinator.email)
+    page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert page.count("the patient reads in Spanish") == 2  # the time's and the close's
+    assert "The patient reads in Spanish." in page  # a message on their private page
+
+
 def test_unknown_action_is_not_found(client: FlaskClient, clinic: Waiting) -> None:
     AuthActions(client).attempt(clinic.coordinator.email)
     assert act(client, clinic.reference, "delete").status_code == 404

@@ -48,7 +48,7 @@ from booking.scheduling.services import active_appointment_types, active_locatio
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole, StaffUser
 from booking.staff.services import active_specialists, list_staff
-from booking.templating import choice_label
+from booking.templating import choice_label, language_name
 from booking.timeutil import clinic_today, now_utc
 
 bp = Blueprint("dashboard", __name__, url_prefix="/staff")
@@ -160,6 +160,19 @@ def _render_record(consultation: ConsultationRequest, status: int = 200, **forms
     forms.setdefault("ask_form", AskForm(prefix="ask", items=items))
     forms.setdefault("message_form", StaffMessageForm(prefix="msg"))
     forms.setdefault("deceased_form", DeceasedForm(prefix="deceased"))
+    # Staff write in the clinic's language; the patient reads in theirs, which may differ.
+    language = language_name(consultation.locale)
+    for name in ("slot_form", "close_form"):
+        forms[name].message.description = _(
+            "Sent in the email, which the patient reads in %(language)s. No medical details: "
+            "email is not secure.",
+            language=language,
+        )
+    forms["message_form"].body.description = _(
+        "The patient reads in %(language)s. They are emailed that a message is waiting, "
+        "never its text, and read it on their private page.",
+        language=language,
+    )
     # A confirmed video visit still to come can be given (or given a new) link to join it.
     if services.may_set_join_link(consultation):
         forms.setdefault("join_form", JoinLinkForm(prefix="join"))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from flask import current_app, url_for
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from sqlalchemy import delete, func
 
 from booking.audit.services import record
@@ -30,11 +32,14 @@ def submit_feedback(*, page: str, useful: bool | None, comment: str, locale: str
     db.session.add(feedback)
     db.session.flush()
     record("page_feedback_received", target_type="page_feedback", target_id=feedback.id)
+    staff_locale = str(current_app.config["BABEL_DEFAULT_LOCALE"])  # as every staff email
+    with force_locale(staff_locale):
+        subject = _("Feedback on an information page")
     queue_email(
         template="page_feedback_staff",
         recipient=current_app.config["STAFF_NOTIFICATION_EMAIL"],
-        subject="Feedback on an information page",
-        locale="en",
+        subject=subject,
+        locale=staff_locale,
         feedback_url=public_url(url_for("admin.page_feedback")),
     )
     db.session.commit()

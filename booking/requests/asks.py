@@ -334,7 +334,8 @@ def _items_text(ask: InformationRequest, question: str | None) -> str:
 
 def withdraw_ask(consultation: ConsultationRequest, actor: StaffUser) -> None:
     """Stop waiting for the patient (staff no longer need it): back to "requested". The
-    patient is not emailed; their page no longer asks."""
+    patient, who was emailed the ask (and perhaps a reminder), is emailed that nothing more
+    is needed; their page no longer asks."""
     consultation = lock_request(consultation)
     check_may_work(consultation, actor)
     ask = open_ask(consultation)
@@ -343,15 +344,16 @@ def withdraw_ask(consultation: ConsultationRequest, actor: StaffUser) -> None:
     before = snapshot(consultation)
     ask.withdrawn_at = now_utc()
     consultation.status = RequestStatus.REQUESTED
-    record_change(
+    email = record_change(
         consultation,
         action="information_ask_withdrawn",
         actor=actor,
         before=before,
         note=_("The request for information was withdrawn."),
-        email_kind=None,  # the patient's page simply stops asking
+        email_kind="information_withdrawn",
     )
     db.session.commit()
+    enqueue_delivery([email.id] if email is not None else [])
 
 
 def mark_reviewed(consultation: ConsultationRequest, actor: StaffUser) -> None:

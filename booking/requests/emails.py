@@ -25,7 +25,7 @@ from booking.requests.models import ConsultationRequest
 from booking.scheduling.ical import appointment_ics
 from booking.scheduling.models import Appointment, SlotOffer
 from booking.scheduling.services import FreedTime
-from booking.timeutil import clinic_dt
+from booking.scheduling.visits import visit_when
 
 
 def staff_locale() -> str:
@@ -284,6 +284,9 @@ def patient_update(
             "information_received": _(
                 "Thank you: we received your information (%(reference)s)", reference=reference
             ),
+            "information_withdrawn": _(
+                "You need not send us anything more (%(reference)s)", reference=reference
+            ),
         }
         subject = subjects[kind]
         if kind == "rescheduled" and consultation.is_unconfirmed:
@@ -293,7 +296,7 @@ def patient_update(
             # Named by its date, never "today": staff may mark it on a later day.
             subject = _(
                 "We missed you at your appointment on %(when)s (%(reference)s)",
-                when=clinic_dt(appointment.starts_at, "when"),
+                when=visit_when(appointment),
                 reference=reference,
             )
     return _to_patient(
@@ -361,7 +364,8 @@ def reminder(
     with force_locale(consultation.locale):
         subject = _(
             "Reminder: your appointment on %(when)s (%(reference)s)",
-            when=clinic_dt(appointment.starts_at, "when"),
+            # A visit from home names the clinic's time zone: the patient may be elsewhere.
+            when=visit_when(appointment),
             reference=consultation.reference,
         )
     return _to_patient(

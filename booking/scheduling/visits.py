@@ -65,7 +65,8 @@ def visit_when(booked: Booked) -> str:
     would show another hour than the email (a template global)."""
     when = clinic_dt(booked.starts_at, "when")
     if visit_is_remote(booked):
-        return f"{when} ({clinic_zone_name()})"
+        # A comma, not brackets: the zone's name has its own ("Germany (Berlin) Time").
+        return f"{when}, {clinic_zone_name()}"
     return when
 
 
