@@ -10,7 +10,16 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from booking import models  # noqa: F401  (registers every model with SQLAlchemy)
-from booking.extensions import babel, bootstrap, csrf, db, limiter, mail, migrate
+from booking.extensions import (
+    babel,
+    bootstrap,
+    csrf,
+    db,
+    limiter,
+    mail,
+    migrate,
+    migration_compare_type,
+)
 from booking.security import LANGUAGE_KEY
 from booking.templating import register_template_helpers
 
@@ -249,7 +258,7 @@ def register_extensions(app: Flask) -> None:
 
     db.init_app(app)
     end_sessions_before_responding(app)  # first of the after-request hooks but the request id's
-    migrate.init_app(app, db)
+    migrate.init_app(app, db, compare_type=migration_compare_type)
     mail.init_app(app)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=_select_locale)

@@ -6,6 +6,7 @@ Importing this module never imports views, so models and services can use it fre
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 from flask_babel import Babel
 from flask_bootstrap import Bootstrap5
@@ -17,7 +18,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import Enum, MetaData
+from sqlalchemy import Enum, MetaData, String
 from sqlalchemy.orm import DeclarativeBase
 
 # Stable constraint names, so migrations can alter them on SQLite and PostgreSQL alike.
@@ -36,6 +37,23 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
+
+
+def migration_compare_type(
+    context: Any, _inspected: Any, _column: Any, inspected_type: Any, metadata_type: Any
+) -> bool | None:
+    """How ``flask db migrate`` and ``flask db check`` compare a column's type with the
+    model's: Alembic's own comparison, on the type a TypeDecorator stores (an encrypted text
+    is a TEXT column), except VARCHAR lengths on SQLite, which ignores them (migrations resize
+    columns only where the database enforces the size). Without it, a migration generated on
+    SQLite would rebuild tables for nothing."""
+    metadata_type = getattr(metadata_type, "impl_instance", metadata_type)
+    both_strings = isinstance(inspected_type, String) and isinstance(metadata_type, String)
+    if context.dialect.name == "sqlite" and both_strings:
+        return False
+    return None
+
+
 mail = Mail()
 csrf = CSRFProtect()
 babel = Babel()

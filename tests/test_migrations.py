@@ -14,7 +14,7 @@ from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 
 from booking import create_app
-from booking.extensions import db
+from booking.extensions import db, migration_compare_type
 from tests.conftest import BACKENDS, PG_URL, _pg_url
 
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
@@ -39,16 +39,6 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path, worker_id: st
     engine.dispose()
 
 
-def _compare_type(context, _inspected, _column, inspected_type, metadata_type) -> bool | None:
-    """Alembic's own type comparison, except VARCHAR lengths on SQLite, which ignores them
-    (migrations resize columns only where the database enforces the size)."""
-    metadata_type = getattr(metadata_type, "impl_instance", metadata_type)  # TypeDecorators
-    both_strings = isinstance(inspected_type, sa.String) and isinstance(metadata_type, sa.String)
-    if context.dialect.name == "sqlite" and both_strings:
-        return False
-    return None
-
-
 def test_migrations_match_the_models_and_downgrade_cleanly(
     empty_database: str, tmp_path: Path
 ) -> None:
@@ -56,7 +46,9 @@ def test_migrations_match_the_models_and_downgrade_cleanly(
     with app.app_context():
         upgrade(directory=MIGRATIONS)
         with db.engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": _compare_type})
+            context = MigrationContext.configure(
+                conn, opts={"compare_type": migration_compare_type}
+            )
             differences = compare_metadata(context, db.metadata)
         assert differences == [], f"models and migrations differ: {differences}"
         # What the models cannot describe: the database's own no-double-booking guarantee.
