@@ -325,6 +325,35 @@ def test_expired_drafts_are_purged_with_their_files(app: Flask, client: FlaskCli
     assert client.get("/request/steps/about").location.endswith("/request/start")
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_draft_being_sent_as_it_expires_keeps_its_files(app: Flask, client: FlaskClient) -> None:
+    """The purge skips a draft another transaction holds (being sent, its documents passing
+    to the request): on PostgreSQL the sending holds the draft's row FOR UPDATE, here by a
+    second connection, and the purge must leave that draft and its file alone."""
+    from sqlalchemy import text
+
+    answer_red_flags(client)
+    upload(client, (pdf_bytes(), "mri.pdf"))
+    upload_dir = Path(app.config["UPLOAD_DIR"])
+    with app.app_context():
+        draft_id = db.session.scalars(select(RequestDraft.id)).one()
+        connection = db.engine.connect()
+        transaction = connection.begin()
+        connection.execute(
+            text("SELECT id FROM request_draft WHERE id = :id FOR UPDATE"), {"id": draft_id}
+        )
+        try:
+            db.session.execute(text("SET LOCAL lock_timeout = '2s'"))  # fail, never hang
+            assert purge_expired_drafts(now_utc() + timedelta(days=8)) == 0
+        finally:
+            transaction.rollback()
+            connection.close()
+        assert db.session.scalar(select(func.count()).select_from(DraftDocument)) == 1
+        assert len(stored_files(upload_dir)) == 1
+        assert purge_expired_drafts(now_utc() + timedelta(days=8)) == 1  # once released
+    assert stored_files(upload_dir) == []
+
+
 def test_the_worker_purges_expired_drafts_every_hour(app: Flask, client: FlaskClient) -> None:
     answer_red_flags(client)
     upload(client, (pdf_bytes(), "mri.pdf"))

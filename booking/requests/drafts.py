@@ -324,20 +324,31 @@ def open_resume_link(token: object) -> tuple[RequestDraft, str] | None:
 
 
 def purge_expired_drafts(now: datetime | None = None) -> int:
-    """Delete drafts past their expiry with their documents' files; returns how many."""
+    """Delete drafts past their expiry with their documents' files; returns how many.
+
+    The drafts are locked first (PostgreSQL; SQLite's BEGIN IMMEDIATE runs one writer at a
+    time), skipping any another transaction holds: a draft being sent at that moment gives
+    its documents to the request (``mark_sent``), and their files must not be removed from
+    under it; a draft being saved has its expiry renewed. The files removed are those of the
+    rows this transaction deleted (RETURNING), after it commits."""
     cutoff = now or now_utc()
-    expired = list(
+    ids = list(
         db.session.scalars(
-            select(RequestDraft)
+            select(RequestDraft.id)
             .where(RequestDraft.expires_at <= cutoff)
-            .options(selectinload(RequestDraft.documents))
+            .with_for_update(skip_locked=True)
         )
     )
-    if not expired:
+    if not ids:
+        db.session.rollback()
         return 0
-    names = [document.stored_name for draft in expired for document in draft.documents]
-    ids = [draft.id for draft in expired]
-    db.session.execute(delete(DraftDocument).where(DraftDocument.draft_id.in_(ids)))
+    names = list(
+        db.session.scalars(
+            delete(DraftDocument)
+            .where(DraftDocument.draft_id.in_(ids))
+            .returning(DraftDocument.stored_name)
+        )
+    )
     db.session.execute(delete(RequestDraft).where(RequestDraft.id.in_(ids)))
     db.session.commit()
     _remove_files(names)
