@@ -300,8 +300,10 @@ class SlotOffer(db.Model):
     location_id: Mapped[int] = mapped_column(ForeignKey("location.id"))
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    # Indexed: erasure and retention delete a request's claimed offers, and its foreign key's
+    # ON DELETE reads them too (the table is never pruned).
     claimed_by_request_id: Mapped[int | None] = mapped_column(
-        ForeignKey("consultation_request.id", ondelete="SET NULL")
+        ForeignKey("consultation_request.id", ondelete="SET NULL"), index=True
     )
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
