@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from flask import Flask, request
@@ -178,6 +179,19 @@ def _warn_of_weak_deployment(app: Flask) -> None:
             "MAIL_DEFAULT_SENDER is not set: patients' emails would come from %s, which mail "
             "servers reject or mark as spam; set the clinic's own sender (README, 'Settings')",
             EXAMPLE_SENDER,
+        )
+    if not os.environ.get("EMERGENCY_NUMBER") and not app.config.get("EMERGENCY_NUMBERS"):
+        app.logger.warning(
+            "EMERGENCY_NUMBER is not set: patients with urgent symptoms are told to call %s "
+            "(the European emergency number); set the number of the clinic's region, and "
+            "EMERGENCY_NUMBERS where readers of a language live elsewhere (README, 'Settings')",
+            app.config.get("EMERGENCY_NUMBER"),
+        )
+    if not str(app.config.get("ON_CALL_EMAIL") or "").strip():
+        app.logger.warning(
+            "ON_CALL_EMAIL is not set: an emergency or urgent request whose patient nobody "
+            "reached in time is escalated to STAFF_NOTIFICATION_EMAIL, the inbox that already "
+            "missed it; set the address of the clinician on call (README, 'Settings')"
         )
     if not str(app.config.get("PUBLIC_BASE_URL", "")).lower().startswith("https://"):
         app.logger.warning(

@@ -70,8 +70,14 @@ def test_production_warns_of_per_process_rate_limits_and_a_plain_http_site(
     monkeypatch.setattr(production_config, "RATELIMIT_STORAGE_URI", "memory://")
     monkeypatch.setattr(production_config, "HUEY_BACKEND", "sqlite")  # REDIS_URL unset
     monkeypatch.setattr(production_config, "PUBLIC_BASE_URL", "http://clinic.example")
+    monkeypatch.delenv("EMERGENCY_NUMBER", raising=False)
+    monkeypatch.setattr(production_config, "ON_CALL_EMAIL", None)
     with booking_warnings(caplog):
         create_app("production")
+    assert "EMERGENCY_NUMBER is not set: patients with urgent symptoms are told to call 112" in (
+        caplog.text
+    )
+    assert "ON_CALL_EMAIL is not set" in caplog.text
     assert "rate limits are counted in each server process's memory" in caplog.text
     assert "PUBLIC_BASE_URL is not an https:// address" in caplog.text
     assert "the task queue is a SQLite file on this machine" in caplog.text
@@ -81,8 +87,11 @@ def test_production_warns_of_per_process_rate_limits_and_a_plain_http_site(
     monkeypatch.setattr(production_config, "HUEY_BACKEND", "redis")
     monkeypatch.setattr(production_config, "REDIS_URL", "redis://127.0.0.1:1/0")
     monkeypatch.setattr(production_config, "PUBLIC_BASE_URL", "https://clinic.example")
+    monkeypatch.setenv("EMERGENCY_NUMBER", "112")
+    monkeypatch.setattr(production_config, "ON_CALL_EMAIL", "on-call@clinic.example")
     with booking_warnings(caplog):
         create_app("production")
+    assert "EMERGENCY_NUMBER" not in caplog.text and "ON_CALL_EMAIL" not in caplog.text
     assert "rate limits are counted" not in caplog.text
     assert "PUBLIC_BASE_URL" not in caplog.text
     assert "MAIL_DEFAULT_SENDER" not in caplog.text

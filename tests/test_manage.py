@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from booking.audit.models import AuditEvent
@@ -19,7 +19,7 @@ from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.outcomes.models import Plan
 from booking.requests.events import RequestEvent
-from booking.requests.models import ConsultationRequest, RequestStatus
+from booking.requests.models import ConsultationRequest, RequestStatus, TriageLevel
 from booking.scheduling.models import ClinicSettings
 from booking.scheduling.services import SlotChoice
 from booking.timeutil import clinic_today
@@ -204,6 +204,27 @@ def test_patient_cancels_and_the_time_is_free_again(
     # A closed request offers no changes.
     page = client.get(booked["url"]).get_data(as_text=True)
     assert "Cancel my request" not in page
+
+
+def test_an_urgent_patient_who_cancels_before_being_reached_is_flagged_to_the_clinic(
+    app: Flask, client: FlaskClient, booked: dict
+) -> None:
+    """An urgent request cancelled before anyone reached the patient: they may have gone
+    elsewhere, or may still need the call, and the clinic's notice says so first."""
+    with app.app_context():
+        db.session.execute(
+            update(ConsultationRequest)
+            .where(ConsultationRequest.reference == booked["reference"])
+            .values(triage_level=TriageLevel.URGENT, priority=1, red_flags=["fever"])
+        )
+        db.session.commit()
+    _cancel(client, booked, "I went to my GP.")
+    with app.app_context():
+        staff = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "patient_action_staff")
+        ).one()
+    assert staff.subject.startswith("URGENT, patient not reached yet: update on ")
+    assert "nobody has reached the patient yet: please call them" in staff.body_text
 
 
 def test_a_spanish_speaking_patients_cancellation_reads_in_english_on_the_staff_timeline(

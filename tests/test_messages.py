@@ -139,6 +139,8 @@ def test_a_round_trip_between_staff_and_the_patient(
     assert page.status_code == 200
     text = page.get_data(as_text=True)
     assert QUESTION in text and "Messages with the clinic" in text
+    # Beside the box: messages are no way to report urgent symptoms.
+    assert "Not for urgent symptoms: Call 112 or go to the nearest emergency department" in text
     [read] = _audit(app, "message_thread_read")
     assert read.actor_email == "patient" and read.actor_id is None
     assert read.target_id == reference and read.details["newly_read"] == 1

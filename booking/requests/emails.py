@@ -317,15 +317,31 @@ def clinic_notice(
 ) -> OutboxEmail:
     """Tell the clinic what the patient did through their private link. ``what`` and
     ``detail`` are lazy strings (``_l``), so they read in the staff's language, not the
-    patient's."""
+    patient's. An emergency or urgent request whose patient nobody has reached yet says so
+    first (a patient who cancels it may have gone elsewhere, or may still need the call)."""
+    unreached = consultation.is_urgent and consultation.acknowledged_at is None
     with force_locale(staff_locale()):
         what, detail = str(what), str(detail)
-        subject = _(
-            "Patient update on %(reference)s: %(what)s",
-            reference=consultation.reference,
-            what=what,
-        )
-    return _to_clinic(consultation, "patient_action_staff", subject, what=what, detail=detail)
+        if unreached:
+            subject = _(
+                "URGENT, patient not reached yet: update on %(reference)s: %(what)s",
+                reference=consultation.reference,
+                what=what,
+            )
+        else:
+            subject = _(
+                "Patient update on %(reference)s: %(what)s",
+                reference=consultation.reference,
+                what=what,
+            )
+    return _to_clinic(
+        consultation,
+        "patient_action_staff",
+        subject,
+        what=what,
+        detail=detail,
+        unreached=unreached,
+    )
 
 
 def new_link(consultation: ConsultationRequest) -> OutboxEmail | None:
