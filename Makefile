@@ -3,7 +3,9 @@ SHELL := /bin/bash
 VENV ?= .venv
 # The demo's port (make run PORT=5050 when 5000 is taken, e.g. by macOS's AirPlay Receiver).
 PORT ?= 5000
-DEV_ENV := SPINECONSULT_ENV=development PUBLIC_BASE_URL=http://127.0.0.1:$(PORT)
+# The development mail sink's port (make run MAIL_PORT=1026 when 1025 is taken).
+MAIL_PORT ?= 1025
+DEV_ENV := SPINECONSULT_ENV=development PUBLIC_BASE_URL=http://127.0.0.1:$(PORT) MAIL_PORT=$(MAIL_PORT)
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 # pytest-xdist workers; CI has 2 cores.
@@ -12,6 +14,10 @@ TEST_WORKERS ?= 2
 .PHONY: install run test lint format browser screenshots translations messages clean-dev bench
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "SpineConsult needs Python 3.11 or newer: run make with PYTHON=python3.11 (or newer)."; exit 1; }
+	@if test -x $(PY) && ! $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then \
+		echo "Removing $(VENV): it was made with a Python older than 3.11."; rm -rf $(VENV); fi
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt

@@ -235,7 +235,7 @@ def seed_demo() -> None:
     from booking.requests import history
     from booking.requests.models import ConsultationRequest
     from booking.scheduling.services import create_location
-    from booking.staff.models import StaffRole
+    from booking.staff.models import StaffRole, StaffUser
     from booking.staff.services import create_staff
 
     if not current_app.config["DEMO_DATA_ALLOWED"]:
@@ -244,6 +244,13 @@ def seed_demo() -> None:
         )
     if db.session.scalar(select(func.count()).select_from(ConsultationRequest)):
         click.echo("The database already holds requests; no demo data added.")
+        return
+    if db.session.scalar(select(func.count()).select_from(StaffUser)):
+        # Every request erased or purged, the accounts kept: adding them again would fail.
+        click.echo(
+            "The database already holds staff accounts; no demo data added "
+            "(`make clean-dev` starts again from nothing)."
+        )
         return
     for email, name, role in DEMO_STAFF:
         create_staff(

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 import config
 from booking import create_app
@@ -212,6 +212,14 @@ def test_seed_demo_adds_requests_once(app: Flask) -> None:
         ).all()
         assert len(urgent) == 1
         assert db.session.scalar(select(func.count()).select_from(OutboxEmail)) == 6
+        # Every request gone (erased, purged), the accounts kept: it says so, and adds none.
+        db.session.execute(delete(OutboxEmail))
+        for consultation in db.session.scalars(select(ConsultationRequest)):
+            db.session.delete(consultation)
+        db.session.commit()
+    third = runner.invoke(args=["seed-demo"])
+    assert third.exit_code == 0, third.output
+    assert "already holds staff accounts; no demo data added" in third.output
 
 
 def test_every_setting_is_listed_in_the_readme() -> None:
