@@ -218,7 +218,13 @@ def test_an_urgent_patient_who_cancels_before_being_reached_is_flagged_to_the_cl
             .values(triage_level=TriageLevel.URGENT, priority=1, red_flags=["fever"])
         )
         db.session.commit()
+    # Until the clinic reaches them, the private page repeats the advice they were given.
+    page = client.get(booked["url"]).get_data(as_text=True)
+    assert "Please contact your doctor today" in page
     _cancel(client, booked, "I went to my GP.")
+    assert "Please contact your doctor today" not in client.get(booked["url"]).get_data(
+        as_text=True
+    )
     with app.app_context():
         staff = db.session.scalars(
             select(OutboxEmail).where(OutboxEmail.template == "patient_action_staff")

@@ -120,6 +120,24 @@ def test_the_staff_record_labels_each_flag_with_its_pathway(
     assert "lost control of your bladder or bowels" in page and "emergency" in page
 
 
+def test_the_queue_marks_a_routine_request_with_a_risk_factor_to_review(
+    app: Flask, client: FlaskClient, auth: AuthActions, staff: Staff
+) -> None:
+    """A risk factor alone keeps a request routine, but the queue row says it holds one."""
+    with app.app_context():
+        flagged = make_request(red_flags={"cancer_history"}).reference
+        plain = make_request().reference
+    auth.login("coordinator")
+    page = client.get("/staff/").get_data(as_text=True)
+
+    def row(reference: str) -> str:
+        start = page.index(reference)
+        return page[page.rindex("<tr", 0, start) : page.index("</tr>", start)]
+
+    assert "risk factor to review" in row(flagged)
+    assert "risk factor to review" not in row(plain)
+
+
 @pytest.mark.parametrize(
     ("flags", "first_line"),
     [

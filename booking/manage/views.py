@@ -33,7 +33,7 @@ from booking.manage.forms import (
 )
 from booking.messages import services as messages
 from booking.messages.forms import PatientMessageForm
-from booking.requests import asks
+from booking.requests import asks, triage
 from booking.requests.links import (
     exchange_legacy,
     is_read_only,
@@ -188,6 +188,10 @@ def _render(consultation: ConsultationRequest, status: int = 200, **forms: objec
         link_expires=link_expires_at(consultation),
         ask=ask,
         erasure=rights.open_erasure(consultation),
+        # Until the clinic has reached them, an urgent patient reads their advice again here.
+        advice=triage.advice(consultation.red_flags, consultation.withdrawn_red_flags)
+        if consultation.is_open and consultation.acknowledged_at is None
+        else None,
         problem=problem,
         **forms,
     ), status
