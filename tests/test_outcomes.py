@@ -23,7 +23,7 @@ from booking.dashboard import services as workflow
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.outcomes import schedule
-from booking.outcomes.models import FollowUp, FollowUpLink, Plan, TreatmentPlan
+from booking.outcomes.models import FollowUp, FollowUpLink, Plan, RegistryCode, TreatmentPlan
 from booking.outcomes.results import response_counts
 from booking.outcomes.services import (
     mark_deceased,
@@ -488,6 +488,9 @@ def test_the_patients_copy_of_their_data_holds_the_plan_and_their_answers(
         reference = consultation.reference
         send_due_followups(now=schedule.due_at(_start(consultation.id), "6w", BERLIN))
         make_staff("admin", "privacy.admin@example.com")
+        # A registry export gave the record its code: the patient may ask the registry.
+        db.session.add(RegistryCode(patient_id=consultation.patient_id, code="RC-7QX2M4"))
+        db.session.commit()
     client.get(_link(app))
     token = csrf_token(client, _page(client))
     assert client.post(_page(client), data=_answers(token)).status_code == 303
@@ -503,6 +506,7 @@ def test_the_patients_copy_of_their_data_holds_the_plan_and_their_answers(
     [exported] = json.loads(archive.read("patient.json"))["requests"]
     plan = exported["treatment_plan"]
     assert plan["plan"] == "physiotherapy" and plan["procedure_date"] is None
+    assert plan["registry_code"] == "RC-7QX2M4"
     [answered] = plan["follow_ups"]
     assert answered["point"] == "6w" and answered["answered_at"]
     assert (answered["odi_percent"], answered["gpe"], answered["satisfaction"]) == (20.0, 2, 5)
@@ -515,6 +519,7 @@ def test_the_patients_copy_of_their_data_holds_the_plan_and_their_answers(
     assert "Change since the treatment: Much improved" in section
     assert "Satisfaction with the treatment: Very satisfied" in section
     assert "Plan: Physiotherapy" in summary
+    assert "Your code in the clinic's registry exports: RC-7QX2M4" in summary
     assert "Walking: " in section  # each answer as the statement the patient chose
 
 

@@ -26,6 +26,7 @@ from booking.documents.scanning import ScanStatus
 from booking.documents.storage import get_storage
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
+from booking.outcomes.models import RegistryCode
 from booking.privacy import services as privacy
 from booking.privacy.models import FilePurge
 from booking.requests.calls import CallbackAttempt, CallOutcome
@@ -430,6 +431,12 @@ def test_erasure_removes_every_row_and_file_and_leaves_other_patients(
             )
         )
         assert _count(ReminderSent) == 1 and _count(WaitlistEntry) == 1
+        # Her first record was in a registry export.
+        first_patient = db.session.scalars(
+            select(ConsultationRequest.patient_id).where(ConsultationRequest.reference == first)
+        ).one()
+        db.session.add(RegistryCode(patient_id=first_patient, code="A1B2C3D4E5F6"))
+        db.session.commit()
 
     # The address typed in another case confirms it.
     response = erase(admin_client, first, "erika.m@EXAMPLE.com")
@@ -437,6 +444,7 @@ def test_erasure_removes_every_row_and_file_and_leaves_other_patients(
     page = admin_client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Erased: 2 requests, 3 documents and " in page
     assert "The patient was emailed that their data is erased." in page
+    assert "registry exports under A1B2C3D4E5F6: ask each registry" in page
 
     with app.app_context():
         assert _count(ConsultationRequest, ConsultationRequest.id.in_(erika_ids)) == 0
@@ -472,6 +480,9 @@ def test_erasure_removes_every_row_and_file_and_leaves_other_patients(
     assert event.details["requests"] == 2 and event.details["documents"] == 3
     assert event.details["patients"] == 2 and event.details["reminders"] == 1
     assert event.details["patient_emailed"] is True
+    assert event.details["registry_codes"] == ["A1B2C3D4E5F6"]
+    with app.app_context():
+        assert _count(RegistryCode) == 0
     assert_no_personal_data(event)
     assert admin_client.get(f"/staff/admin/privacy/{first}").status_code == 404
     assert admin_client.get(f"/staff/requests/{second}").status_code == 404

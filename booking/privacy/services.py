@@ -33,7 +33,7 @@ from booking.extensions import db
 from booking.messages.models import Message
 from booking.notifications.models import OutboxEmail
 from booking.notifications.services import enqueue_delivery
-from booking.outcomes.models import FollowUp, TreatmentPlan
+from booking.outcomes.models import FollowUp, RegistryCode, TreatmentPlan
 from booking.outcomes.services import followups_to_come
 from booking.privacy.models import FilePurge
 from booking.requests.calls import CallbackAttempt
@@ -132,6 +132,8 @@ class ErasureResult:
     files_pending: int  # files not removed yet (retried daily)
     # The patient was emailed that their data is erased (False: they left no address).
     patient_emailed: bool = False
+    # The codes their records carried in registry exports: each registry must be asked.
+    registry_codes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -372,6 +374,16 @@ def erase_patient(reference: str, confirmation: str, actor: StaffUser) -> Erasur
             )
         references = [r.reference for r in requests]
         locale = max(requests, key=lambda r: r.created_at).locale
+        # A record with a registry code was in a registry export: the clinic must ask each
+        # registry it sent one to to delete that code's rows (GDPR Art. 19), so the codes
+        # are kept in the audit row (a random code, which nothing links to a person after).
+        registry_codes = sorted(
+            db.session.scalars(
+                select(RegistryCode.code).where(
+                    RegistryCode.patient_id.in_({r.patient_id for r in requests})
+                )
+            )
+        )
         counts = _delete_requests([r.id for r in requests], email=email, closed_by_id=actor.id)
         # The patient is told, in the same transaction (after the deletion, which takes every
         # email to their address): the one email about them the outbox forgets once sent.
@@ -385,6 +397,7 @@ def erase_patient(reference: str, confirmation: str, actor: StaffUser) -> Erasur
                 "references": references,
                 **counts.as_dict(),
                 "patient_emailed": confirmation is not None,
+                "registry_codes": registry_codes,
             },
         )
         db.session.commit()
@@ -395,7 +408,13 @@ def erase_patient(reference: str, confirmation: str, actor: StaffUser) -> Erasur
     if confirmation is not None:
         enqueue_delivery([confirmation.id])
     _removed, pending = remove_queued_files()
-    return ErasureResult(references, counts, pending, patient_emailed=confirmation is not None)
+    return ErasureResult(
+        references,
+        counts,
+        pending,
+        patient_emailed=confirmation is not None,
+        registry_codes=registry_codes,
+    )
 
 
 def remove_queued_files(limit: int = FILE_RETRY_BATCH) -> tuple[int, int]:

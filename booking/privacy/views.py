@@ -150,6 +150,15 @@ def erase(reference: str) -> Response | tuple[str, int]:
                     ),
                     "warning",
                 )
+            if result.registry_codes:
+                flash(
+                    _(
+                        "This patient was in registry exports under %(codes)s: ask each "
+                        "registry you sent an export to to delete that code's rows.",
+                        codes=", ".join(result.registry_codes),
+                    ),
+                    "warning",
+                )
             if result.files_pending:
                 flash(
                     ngettext(

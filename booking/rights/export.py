@@ -186,6 +186,7 @@ FIELD_LABELS = {
     "appointment_type": _l("Appointment type"),
     # The treatment plan and the follow-ups
     "plan": _l("Plan"),
+    "registry_code": _l("Your code in the clinic's registry exports"),
     "procedure_date": _l("Procedure date"),
     "consulted_on": _l("Consultation date"),
     "decided_at": _l("Decided"),
@@ -294,11 +295,14 @@ def build_archive(
     asked: dict[int, list[Any]] | None = None,
     threads: dict[int, list[Any]] | None = None,
     plans: dict[int, Any] | None = None,
+    registry_codes: dict[int, str] | None = None,
 ) -> PatientArchive:
     """The archive's data for a patient's requests (loaded with everything they show), with
     each request's requests for information (``asked``), messages (``threads``) and
-    treatment plan with its follow-up questionnaires (``plans``) by id."""
+    treatment plan with its follow-up questionnaires (``plans``) by id, and the code each
+    patient record carries in registry exports (``registry_codes``, by patient id)."""
     asked, threads, plans = asked or {}, threads or {}, plans or {}
+    registry_codes = registry_codes or {}
     documents: list[ArchiveDocument] = []
     exported = []
     for consultation in requests:
@@ -381,7 +385,9 @@ def build_archive(
                     }
                     for m in threads.get(consultation.id, [])
                 ],
-                "treatment_plan": _plan_entry(plans.get(consultation.id)),
+                "treatment_plan": _plan_entry(
+                    plans.get(consultation.id), registry_codes.get(consultation.patient_id)
+                ),
             }
         )
     data = {
@@ -395,14 +401,15 @@ def build_archive(
     return PatientArchive(reference, data, documents, locale or "en")
 
 
-def _plan_entry(plan: Any) -> dict[str, Any] | None:
+def _plan_entry(plan: Any, registry_code: str | None) -> dict[str, Any] | None:
     """The plan decided at the visit, and each follow-up time point: when it was sent and
-    answered, and the answers."""
+    answered, and the answers; the record's code in registry exports, if it has one."""
     if plan is None:
         return None
     return {
         **columns(plan, skip={"request_id", "decided_by_id"}),
         "decided_by": plan.decided_by.full_name if plan.decided_by else None,
+        "registry_code": registry_code,
         "follow_ups": [
             columns(follow_up, skip={"id", "request_id"}) for follow_up in plan.follow_ups
         ],
