@@ -373,7 +373,7 @@ EMAIL_FORMS = (
     'name="msg-body"',
     "Send to the patient",
     "Confirm and email the patient",
-    "Sent in the email.",
+    "Sent in the email, which the patient reads in",
 )
 
 
