@@ -21,6 +21,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@# No longer a requirement (the flask commands read .env with it): gone from older venvs.
+	@$(PY) -m pip uninstall --quiet --yes python-dotenv 2>/dev/null || true
 	touch $@
 
 install: $(VENV)/.installed translations

@@ -181,7 +181,7 @@ def _spaces_sent(field: Field) -> bool:
 
 class ChoiceField(RadioField):
     def post_validate(self, form: Any, validation_stopped: bool) -> None:
-        if _spaces_sent(self):
+        if _spaces_sent(self) and not self.errors:
             raise ValidationError(self.invalid_choice_message)
 
     def __init__(
@@ -206,7 +206,7 @@ class MultiCheckboxField(SelectMultipleField):
     option_widget = CheckboxInput()
 
     def post_validate(self, form: Any, validation_stopped: bool) -> None:
-        if _spaces_sent(self):
+        if _spaces_sent(self) and not self.errors:
             raise ValidationError(self.invalid_choice_message)
 
     def __init__(

@@ -31,6 +31,8 @@ class Received:
 class Collector:
     received: list[Received] = field(default_factory=list)
     refuse_rcpt: set[str] = field(default_factory=set)
+    # Refuse every recipient as a relay refuses a client it does not know (554 5.7.1).
+    refuse_relay: bool = False
     # Refuse every sender (553), as a server refuses a clinic whose settings are wrong.
     refuse_sender: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -66,6 +68,8 @@ class Collector:
         await self._hold("RCPT")
         if address in self.refuse_rcpt:
             return "550 5.1.1 No such user"
+        if self.refuse_relay:
+            return "554 5.7.1 Relay access denied"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

@@ -290,6 +290,21 @@ def test_a_refusal_of_the_clinics_own_settings_is_retried_and_shown_on_the_queue
     assert "could not be emailed" not in client.get("/staff/").get_data(as_text=True)
 
 
+def test_a_relay_refusing_the_clinic_is_retried_not_failed(
+    app: Flask, client: FlaskClient, smtp: SmtpServer
+) -> None:
+    """554 5.7.1 "Relay access denied" names every recipient, but it is the clinic's
+    settings the relay refuses: retried, like a refused login, not failed at once."""
+    smtp.start()
+    smtp.collector.refuse_relay = True
+    post_request(client)
+    with app.app_context():
+        first = db.session.scalars(select(OutboxEmail)).first()
+        assert deliver_outbox_email(first.id) is not None
+        db.session.refresh(first)
+        assert (first.status, first.attempts) == (OutboxStatus.PENDING, 1)
+
+
 def test_sweep_finds_emails_whose_task_was_lost(
     app: Flask, client: FlaskClient, smtp: SmtpServer
 ) -> None:

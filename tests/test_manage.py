@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from booking.audit.models import AuditEvent
 from booking.documents.models import Document
 from booking.extensions import db
-from booking.notifications.models import OutboxEmail
+from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.outcomes.models import Plan
 from booking.requests.events import RequestEvent
 from booking.requests.models import ConsultationRequest, RequestStatus, TriageLevel
@@ -30,7 +30,13 @@ from tests.factories import (
     make_request,
     make_staff,
 )
-from tests.support import EXE_BYTES, first_open_slot, open_manage_link, pdf_bytes
+from tests.support import (
+    EXE_BYTES,
+    AuthActions,
+    first_open_slot,
+    open_manage_link,
+    pdf_bytes,
+)
 
 CSRF = re.compile(r'csrf_token" type="hidden" value="([^"]+)"')
 SLOT = re.compile(r'name="slot" id="slot-([0-9.]+)"')
@@ -231,6 +237,19 @@ def test_an_urgent_patient_who_cancels_before_being_reached_is_flagged_to_the_cl
         ).one()
     assert staff.subject.startswith("URGENT, patient not reached yet: update on ")
     assert "nobody has reached the patient yet: please call them" in staff.body_text
+    # That notice undelivered: the queue names the request, closed though it is.
+    with app.app_context():
+        make_staff("coordinator", "coord@example.com")
+        db.session.execute(
+            update(OutboxEmail).where(OutboxEmail.id == staff.id).values(status=OutboxStatus.FAILED)
+        )
+        db.session.commit()
+    coordinator = app.test_client()
+    AuthActions(coordinator).login("coordinator")
+    queue = coordinator.get("/staff/").get_data(as_text=True)
+    assert "Alerts about urgent requests could not be emailed" in queue
+    banner = queue[queue.index('id="failed-alerts-heading"') :].split("</section>")[0]
+    assert f"/staff/requests/{booked['reference']}" in banner
 
 
 def test_a_spanish_speaking_patients_cancellation_reads_in_english_on_the_staff_timeline(

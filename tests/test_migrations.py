@@ -457,3 +457,59 @@ def test_outbox_bodies_written_before_encryption_are_encrypted_and_back(
             (f"Open {link} 2", f'<a href="{link}">2</a>', None),
         ]
         db.engine.dispose()
+
+
+def test_acknowledgements_are_kept_only_where_a_call_reached_the_patient(
+    empty_database: str, tmp_path: Path
+) -> None:
+    """Migration e9b4c2d7f5a1: under the old rule the first call acknowledged a request,
+    whatever came of it. A request whose calls found no answer is unacknowledged again (it
+    shows "not reached" and escalates); one reached later is acknowledged by that call."""
+    from datetime import timedelta
+
+    from booking.dashboard.services import log_callback
+    from booking.requests.calls import CallOutcome
+    from booking.requests.models import ConsultationRequest
+    from tests.factories import make_request, make_staff
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database, "UPLOAD_DIR": str(tmp_path)})
+    with app.app_context():
+        upgrade(directory=MIGRATIONS, revision="d2f6a8c4e1b3")
+        first, second = make_staff("coordinator"), make_staff("coordinator", "other@example.com")
+        unreached = make_request(red_flags={"bladder_bowel"})
+        reached = make_request(red_flags={"bladder_bowel"})
+        ids = {}
+        for consultation in (unreached, reached):
+            ids[consultation.reference] = consultation.id
+            consultation.created_at -= timedelta(hours=3)
+            db.session.commit()
+            call = log_callback(
+                consultation,
+                first,
+                CallOutcome.NO_ANSWER,
+                called_at=consultation.created_at + timedelta(minutes=30),
+            )
+            # What the old rule stored: the first call, whatever its outcome.
+            db.session.execute(
+                sa.update(ConsultationRequest)
+                .where(ConsultationRequest.id == consultation.id)
+                .values(acknowledged_at=call.called_at, acknowledged_by_id=first.id)
+            )
+            db.session.commit()
+        later = log_callback(
+            db.session.get(ConsultationRequest, reached.id),
+            second,
+            CallOutcome.REACHED,
+            called_at=call.called_at + timedelta(minutes=20),
+        )
+        reached_at, second_id = later.called_at, second.id
+        unreached_id, reached_id = ids[unreached.reference], ids[reached.reference]
+        db.session.remove()
+
+        upgrade(directory=MIGRATIONS)
+
+        gone = db.session.get(ConsultationRequest, unreached_id)
+        assert (gone.acknowledged_at, gone.acknowledged_by_id) == (None, None)
+        kept = db.session.get(ConsultationRequest, reached_id)
+        assert (kept.acknowledged_at, kept.acknowledged_by_id) == (reached_at, second_id)
+        db.session.remove()

@@ -443,7 +443,7 @@ def test_erasure_removes_every_row_and_file_and_leaves_other_patients(
     assert response.status_code == 302
     page = admin_client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Erased: 2 requests, 3 documents and " in page
-    assert "The patient was emailed that their data is erased." in page
+    assert "An email telling the patient that their data is erased is on its way" in page
     assert "registry exports under A1B2C3D4E5F6: ask each registry" in page
 
     with app.app_context():
@@ -510,6 +510,27 @@ def test_the_erasure_confirmation_is_forgotten_once_sent(
     [received] = smtp.collector.wait_for(1)
     assert [a.lower() for a in received.rcpt_tos] == [ERIKA.lower()]
     assert received.message["Subject"] == "Your personal data at the clinic has been erased"
+
+
+def test_an_erasure_confirmation_that_cannot_be_delivered_is_not_kept_either(
+    smtp: SmtpServer,
+    mail_settings: dict[str, Any],
+    admin_client: FlaskClient,
+    clinic: Patients,
+    app: Flask,
+) -> None:
+    from booking.notifications.services import deliver_outbox_email
+
+    smtp.collector.refuse_rcpt.add(ERIKA.lower())  # 550: the mailbox is gone
+    smtp.collector.refuse_rcpt.add(ERIKA)
+    assert erase(admin_client, clinic.erika[0], clinic.erika[0]).status_code == 302
+    with app.app_context():
+        confirmation_id = db.session.scalars(
+            select(OutboxEmail.id).where(OutboxEmail.template == "erasure_done")
+        ).one()
+        assert deliver_outbox_email(confirmation_id) is None
+        assert db.session.get(OutboxEmail, confirmation_id) is None
+        assert _count(OutboxEmail, func.lower(OutboxEmail.recipient) == ERIKA.lower()) == 0
 
 
 def test_erasure_needs_the_reference_or_address_typed(

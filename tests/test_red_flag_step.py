@@ -99,6 +99,30 @@ def test_a_refused_page_with_an_emergency_yes_shows_the_advice_at_once(
     assert not _advice_shown(response.get_data(as_text=True))
 
 
+def test_a_yes_taken_back_after_a_refused_page_makes_the_request_urgent(
+    app: Flask, client: FlaskClient
+) -> None:
+    """The refused page shows the emergency advice at once and carries the "yes" (a hidden
+    ticked_yes, as a browser sends it back): the patient who reads it and answers "no"
+    has withdrawn it, scripts or not."""
+    answers = red_flag_answers(yes={"saddle_numbness"})
+    del answers["red_fever"]
+    token = csrf_token(client, "/request/start")
+    refused = client.post("/request/start", data={**answers, "csrf_token": token})
+    assert refused.status_code == 422
+    page = refused.get_data(as_text=True)
+    carried = re.findall(r'<input type="hidden" name="ticked_yes" value="([^"]+)">', page)
+    assert carried == ["red_saddle_numbness"]
+    data = {**red_flag_answers(), "csrf_token": token, "ticked_yes": carried}
+    assert client.post("/request/start", data=data).status_code == 303
+    fill_every_step(client)
+    assert send_request(client).status_code == 303
+    with app.app_context():
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        assert consultation.withdrawn_red_flags == ["saddle_numbness"]
+        assert consultation.triage_level == TriageLevel.URGENT
+
+
 def test_a_yes_taken_back_on_the_page_makes_the_request_urgent(
     app: Flask, client: FlaskClient
 ) -> None:

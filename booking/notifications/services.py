@@ -132,11 +132,22 @@ def retry_delay(attempts: int) -> timedelta:
 def _is_permanent(exc: Exception) -> bool:
     """A 5xx reply about this email (its recipient refused, its content rejected) will not
     change by retrying. A 5xx about the clinic's own settings (the login, the sender's
-    address, STARTTLS required) will, once they are fixed: it fails every email alike, the
+    address, STARTTLS required, a relay refusing to relay: a recipient refused with a 5.7
+    security or policy status) will, once they are fixed: it fails every email alike, the
     urgent alerts to staff included, so those are retried until ``MAIL_MAX_ATTEMPTS``."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return all(500 <= code < 600 for code, _msg in exc.recipients.values())
+        return all(
+            500 <= code < 600 and not _policy_refusal(message)
+            for code, message in exc.recipients.values()
+        )
     return isinstance(exc, smtplib.SMTPDataError) and 500 <= exc.smtp_code < 600
+
+
+def _policy_refusal(message: bytes | str) -> bool:
+    """A reply whose enhanced status is 5.7.x (RFC 3463: security or policy, e.g. "Relay
+    access denied", "Authentication required")."""
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+    return text.lstrip().startswith("5.7.")
 
 
 # What ``last_error`` says of a server that accepted the connection and then never answered
@@ -229,9 +240,14 @@ def deliver_outbox_email(email_id: int) -> timedelta | None:
             return None
         email.last_error = _describe(exc)
         if _is_permanent(exc) or email.attempts >= current_app.config["MAIL_MAX_ATTEMPTS"]:
-            email.status = OutboxStatus.FAILED
             delay = None
             log.error("outbox email %s failed for good: %s", email.id, email.last_error)
+            if email.template in FORGET_WHEN_SENT:
+                # Not kept either: it holds the address of a patient the clinic erased.
+                log.error("outbox email %s (%s) deleted undelivered", email.id, email.template)
+                db.session.delete(email)
+            else:
+                email.status = OutboxStatus.FAILED
         else:
             delay = retry_delay(email.attempts)
             email.status = OutboxStatus.PENDING
@@ -248,8 +264,9 @@ def deliver_outbox_email(email_id: int) -> timedelta | None:
     return None
 
 
-# Emails deleted once the server accepted them, instead of kept as sent: the confirmation of
-# an erasure (``booking.rights.emails.erasure_done``), whose patient the clinic must forget.
+# Emails deleted once the server accepted them (or once they failed for good), instead of
+# kept: the confirmation of an erasure (``booking.rights.emails.erasure_done``), whose patient
+# the clinic must forget.
 FORGET_WHEN_SENT = frozenset({"erasure_done"})
 
 

@@ -199,8 +199,13 @@ def red_flags() -> Response | tuple[str, int]:
         fields=red_flag_fields(form),
         emergency_fields=emergency_fields,
         # An emergency "yes" on the page as shown (a refused post, a draft's answers): its
-        # advice is shown at once, scripts or not.
+        # advice is shown at once, scripts or not, and the page carries it (ticked_yes), so a
+        # "no" sent after reading the advice is kept as a withdrawn answer.
         emergency_yes=any(form[name].data == "yes" for name in emergency_fields),
+        ticked_yes=sorted(
+            {name for name in request.form.getlist("ticked_yes") if name in emergency_fields}
+            | {name for name in emergency_fields if form[name].data == "yes"}
+        ),
         step_args=_step_args(),
         under_way=_under_way(),
     )

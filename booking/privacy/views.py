@@ -141,7 +141,14 @@ def erase(reference: str) -> Response | tuple[str, int]:
                 "success",
             )
             if result.patient_emailed:
-                flash(_("The patient was emailed that their data is erased."), "info")
+                flash(
+                    _(
+                        "An email telling the patient that their data is erased is on its way "
+                        "(if it cannot be delivered, the server log says so, and it is not "
+                        "kept)."
+                    ),
+                    "info",
+                )
             else:
                 flash(
                     _(

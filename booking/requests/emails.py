@@ -52,6 +52,8 @@ def in_staff_language(text: LazyString) -> str:
 # call-back request and the on-call escalation. One that failed for good is shown on the
 # queue (``queries.failed_alert_references``): nobody may have heard of the request.
 CLINIC_ALERT_TEMPLATES = frozenset({"new_request_staff", "callback_staff", "escalation_staff"})
+# The clinic's notice of what a patient did through their private link (``clinic_notice``).
+PATIENT_ACTION_TEMPLATE = "patient_action_staff"
 PATIENT_TEMPLATES = frozenset(
     {
         "request_received",
@@ -336,7 +338,7 @@ def clinic_notice(
             )
     return _to_clinic(
         consultation,
-        "patient_action_staff",
+        PATIENT_ACTION_TEMPLATE,
         subject,
         what=what,
         detail=detail,

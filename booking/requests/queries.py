@@ -12,12 +12,16 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select, true
+from sqlalchemy import Select, and_, or_, select, true
 from sqlalchemy.orm import aliased, contains_eager, joinedload
 
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail, OutboxStatus
-from booking.requests.emails import CLINIC_ALERT_TEMPLATES, PATIENT_TEMPLATES
+from booking.requests.emails import (
+    CLINIC_ALERT_TEMPLATES,
+    PATIENT_ACTION_TEMPLATE,
+    PATIENT_TEMPLATES,
+)
 from booking.requests.models import (
     OPEN_STATUSES,
     PRESSING_LEVELS,
@@ -89,20 +93,28 @@ def unnotified_request_ids() -> Select:
 
 
 def failed_alerts() -> Select:
-    """The references of the open emergency and urgent requests whose patient nobody reached
-    and whose alert to the clinic failed for good (``emails.CLINIC_ALERT_TEMPLATES``): the
-    mail server refused it, or every retry failed. Read from the failed outbox rows (the
-    ``status`` index), which are few."""
+    """The references of the emergency and urgent requests whose patient nobody reached and
+    whose alert to the clinic failed for good: the mail server refused it, or every retry
+    failed. An alert of ``emails.CLINIC_ALERT_TEMPLATES`` counts while the request is open;
+    the notice of what the patient changed (``patient_action_staff``, "URGENT, patient not
+    reached yet") whatever its status: a patient who cancelled still needs the call. Read
+    from the failed outbox rows (the ``status`` index), which are few."""
+
+    def failed(*templates: str) -> Select:
+        return select(OutboxEmail.request_id).where(
+            OutboxEmail.status == OutboxStatus.FAILED, OutboxEmail.template.in_(templates)
+        )
+
     return (
         select(ConsultationRequest.reference)
         .where(
-            ConsultationRequest.id.in_(
-                select(OutboxEmail.request_id).where(
-                    OutboxEmail.status == OutboxStatus.FAILED,
-                    OutboxEmail.template.in_(sorted(CLINIC_ALERT_TEMPLATES)),
-                )
+            or_(
+                and_(
+                    ConsultationRequest.id.in_(failed(*sorted(CLINIC_ALERT_TEMPLATES))),
+                    ConsultationRequest.status.in_(sorted(OPEN_STATUSES)),
+                ),
+                ConsultationRequest.id.in_(failed(PATIENT_ACTION_TEMPLATE)),
             ),
-            ConsultationRequest.status.in_(sorted(OPEN_STATUSES)),
             ConsultationRequest.triage_level.in_(sorted(PRESSING_LEVELS)),
             ConsultationRequest.acknowledged_at.is_(None),
         )
