@@ -766,8 +766,8 @@ def test_the_public_sentence_needs_the_switch_and_thirty_patients(
     assert f"Our results: 30 {sentence} and answered our questionnaire after 3 months." in page
     assert "For 70 % of them" in page
     spanish = client.get("/info/treatments?lang=es").get_data(as_text=True)
-    assert "30 pacientes tuvieron cirugía mínimamente invasiva aquí" in spanish
-    assert "a los 3 meses" in spanish and "En el 70 % de ellos" in spanish
+    assert "30 pacientes operados aquí con cirugía mínimamente invasiva" in spanish
+    assert "tras 3 meses" in spanish and "En el 70 % de ellos" in spanish
     with app.app_context():
         change = SettingsChange(["6w", "3m", "12m"], 10, 7.5, 2, 30, public_figures=False)
         save_settings(change, staff_user(admin))
