@@ -302,6 +302,28 @@ def test_an_erasure_request_is_sent_to_each_active_administrator(
     assert sorted(e.recipient for e in alerts) == ["admin@example.com", "second.admin@example.com"]
 
 
+def test_an_empty_answer_to_an_erasure_request_is_pointed_out(
+    app: Flask, client: FlaskClient, patient: dict, auth: AuthActions
+) -> None:
+    """Each erasure's answer has fields of its own (a patient may have asked twice, from two
+    requests); one sent empty comes back with a summary and an "Error:" title."""
+    _post(client, patient["url"], "erasure", confirm="y")
+    with app.app_context():
+        erasure_id = db.session.scalars(select(ErasureRequest.id)).one()
+    admin = _admin(app, auth)
+    page = f"/staff/admin/privacy/{patient['reference']}"
+    token = CSRF.search(admin.get(page).get_data(as_text=True)).group(1)
+    response = admin.post(
+        f"/staff/admin/privacy/erasures/{erasure_id}/close",
+        data={f"close-{erasure_id}-csrf_token": token, f"close-{erasure_id}-explanation": ""},
+    )
+    assert response.status_code == 422
+    text = response.get_data(as_text=True)
+    assert "<title>Error: " in text and 'id="error-summary"' in text
+    assert f'id="close-{erasure_id}-explanation"' in text
+    assert f'close-{erasure_id}-explanation-error" aria-invalid="true"' in text
+
+
 def test_an_admin_closes_an_erasure_request_with_an_explanation(
     app: Flask, client: FlaskClient, patient: dict, auth: AuthActions
 ) -> None:
@@ -313,7 +335,10 @@ def test_an_admin_closes_an_erasure_request_with_an_explanation(
     token = CSRF.search(admin.get(page).get_data(as_text=True)).group(1)
     response = admin.post(
         f"/staff/admin/privacy/erasures/{erasure_id}/close",
-        data={"close-csrf_token": token, "close-explanation": "Records must be kept 10 years."},
+        data={
+            f"close-{erasure_id}-csrf_token": token,
+            f"close-{erasure_id}-explanation": "Records must be kept 10 years.",
+        },
     )
     assert response.status_code == 302
     with app.app_context():

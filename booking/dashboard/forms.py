@@ -92,7 +92,7 @@ class SlotForm(SeenState, BaseForm):
         validators=[InputRequired(_l("Please choose the type of appointment."))],
     )
     message = TextAreaField(
-        _l("Message to the patient"),
+        _l("Message sent with the appointment"),
         validators=[Optional(), Length(max=1000)],
         description=_l("Sent in the email. No medical details: email is not secure."),
     )
@@ -159,7 +159,7 @@ _TYPE_GONE = (
 
 class CloseForm(SeenState, BaseForm):
     message = TextAreaField(
-        _l("Message to the patient"),
+        _l("Message sent with the decline or cancellation"),
         validators=[Optional(), Length(max=1000)],
         description=_l("Sent in the email. No medical details: email is not secure."),
     )

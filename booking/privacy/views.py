@@ -47,20 +47,33 @@ def _summary(reference: str) -> services.PatientSummary:
     return summary
 
 
-def _patient_page(reference: str, erase_form: EraseForm | None = None, **forms: object) -> str:
+def _close_form(erasure_id: int) -> CloseErasureForm:
+    """The answer to one erasure request: a prefix of its own, so two on one page keep
+    their fields, labels and errors apart."""
+    return CloseErasureForm(prefix=f"close-{erasure_id}")
+
+
+def _patient_page(
+    reference: str,
+    erase_form: EraseForm | None = None,
+    answered: tuple[int, CloseErasureForm] | None = None,
+) -> str:
     summary = _summary(reference)
     erase_form = erase_form or EraseForm()
     if summary.email is None:
         # A call-back request has no address to type: only its reference confirms.
         erase_form.confirmation.label.text = _("Type the request reference to confirm")
-    forms.setdefault("close_form", CloseErasureForm(prefix="close"))
+    erasures = rights.erasures_for([line.reference for line in summary.requests])
+    close_forms = {erasure.id: _close_form(erasure.id) for erasure in erasures}
+    if answered is not None:  # the answer posted (its erasure's id, the form with its errors)
+        close_forms[answered[0]] = answered[1]
     return render_template(
         "privacy/patient.html",
         summary=summary,
         erase_form=erase_form,
-        erasures=rights.erasures_for([line.reference for line in summary.requests]),
+        erasures=erasures,
+        close_forms=close_forms,
         retention=services.retention_status(),
-        **forms,
     )
 
 
@@ -80,7 +93,7 @@ def erasures() -> str:
 @bp.post("/erasures/<int:erasure_id>/close")
 @roles_required(StaffRole.ADMIN)
 def close_erasure(erasure_id: int) -> Response | tuple[str, int]:
-    form = CloseErasureForm(prefix="close")
+    form = _close_form(erasure_id)
     if form.validate_on_submit():
         try:
             erasure = rights.close_erasure(erasure_id, form.explanation.data, current_user)
@@ -92,7 +105,7 @@ def close_erasure(erasure_id: int) -> Response | tuple[str, int]:
     reference = rights.erasure_reference(erasure_id)
     if reference is None:
         abort(404)
-    return _patient_page(reference, close_form=form), 422
+    return _patient_page(reference, answered=(erasure_id, form)), 422
 
 
 @bp.post("/<reference>/export")

@@ -173,12 +173,40 @@ def test_coordinator_with_two_factor_confirms_the_newest_urgent_request_and_the_
     assert newest.reference in str(event["SUMMARY"])
 
 
+def test_what_an_action_did_is_read_and_seen_where_it_was_done(page: Page, clinic: Clinic) -> None:
+    """The record reloads at the part acted on (#calls): the message ("Call logged.") moves
+    there and takes the focus, so a screen reader reads it and a sighted user sees it."""
+    sign_in(page, clinic.server, COORDINATOR, totp_secret=COORDINATOR_TOTP)
+    newest = clinic.urgent[-1]
+    page.get_by_role("link", name=newest.reference, exact=True).click()
+    calls = page.get_by_role("region", name="Call-backs")
+    calls.get_by_label("No answer, left a message").check()
+    calls.get_by_role("button", name="Log the call").click()
+    message = page.get_by_role("status").filter(has_text="Call logged.")
+    expect(message).to_be_focused()
+    expect(message).to_be_in_viewport()
+    expect(calls.get_by_role("status").filter(has_text="Call logged.")).to_have_count(1)
+    expect(calls).to_contain_text("Not reached yet")
+
+
 def test_queue_and_record_fit_a_phone_without_sideways_scrolling(
     phone_page: Page, clinic: Clinic
 ) -> None:
     page = phone_page
     sign_in(page, clinic.server, COORDINATOR, totp_secret=COORDINATOR_TOTP)
     assert page_width(page) <= PHONE_WIDTH, "the queue scrolls sideways"
+    # The table scrolls in its own box, which a keyboard can reach and scroll.
+    box = page.get_by_role("region", name="Requests, urgent first, then the oldest waiting")
+    box.focus()
+    expect(box).to_be_focused()
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    # (Polled here: wait_for_function evaluates a string, which the CSP forbids.)
+    for _ in range(50):
+        if page.evaluate("document.querySelector('.table-responsive').scrollLeft") > 0:
+            break
+        page.wait_for_timeout(100)
+    assert page.evaluate("document.querySelector('.table-responsive').scrollLeft") > 0
 
     newest = clinic.urgent[-1]
     page.get_by_role("link", name=newest.reference, exact=True).click()

@@ -10,5 +10,30 @@
     document.getElementById("error-summary") || document.getElementById("problem");
   if (summary) {
     summary.focus();
+    return;
   }
+  // What an action just did ("Call logged."): a status already on the page when it loads is
+  // not announced, and the page opens at the part acted on (#calls), away from the message.
+  // The message moves there, after its heading, and takes the focus, so it is read and seen.
+  var flash = document.getElementById("flash");
+  if (!flash) {
+    return;
+  }
+  var target = window.location.hash ? document.getElementById(window.location.hash.slice(1)) : null;
+  if (target && !target.contains(flash)) {
+    var heading = /^H[1-6]$/.test(target.tagName)
+      ? target
+      : target.querySelector("h1, h2, h3, h4, h5, h6");
+    if (heading) {
+      heading.after(flash);
+    } else {
+      target.prepend(flash);
+    }
+  }
+  // Once the browser has gone to the #part, which takes the focus back to the page.
+  window.addEventListener("load", function () {
+    window.setTimeout(function () {
+      flash.focus();
+    }, 0);
+  });
 })();
