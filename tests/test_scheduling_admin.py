@@ -708,6 +708,8 @@ def test_whole_day_time_off_blocks_that_days_slots_only(
     with app.test_request_context():
         shown = clinic_date(day, "EEE d MMM y")
     assert f"<td>{shown}</td><td>{shown} (the whole day)</td>" in page
+    # Its Delete button names what it deletes, not "00:00" of an unnamed row.
+    assert f'Delete<span class="visually-hidden">: time off, {shown}</span>' in page
     with app.app_context():
         row = db.session.scalars(select(ScheduleException)).one()
         assert (row.starts_at, row.ends_at) == (
