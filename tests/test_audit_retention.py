@@ -162,3 +162,25 @@ def test_a_bulk_export_alerts_the_admins(app: Flask, staff: Staff, auth: AuthAct
     assert alert.details["reason"] == "bulk_export"
     assert alert.details["count"] == 3
     assert "exported 3 requests at once" in email.body_text
+
+
+def test_a_large_registry_export_alerts_the_admins_too(app: Flask, staff: Staff) -> None:
+    """The registry export of follow-ups leaves the clinic like the queue's CSV: watched
+    the same way (its audit row counts its rows)."""
+    from booking.audit.services import record
+    from booking.staff.models import StaffUser
+
+    with app.app_context():
+        coordinator = db.session.scalars(
+            select(StaffUser).where(StaffUser.role == "coordinator")
+        ).first()
+        record(
+            "outcomes_exported",
+            target_type="outcomes",
+            actor=coordinator,
+            details={"months": 12, "rows": 3},
+        )
+        db.session.commit()
+    [alert], [email] = _alerts(app)
+    assert alert.details["reason"] == "bulk_export" and alert.details["count"] == 3
+    assert "exported 3 requests at once" in email.body_text

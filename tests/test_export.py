@@ -400,3 +400,15 @@ def test_a_spreadsheet_reads_names_and_dates_as_people_write_them(
     assert cells["Status"] == "Requested"
     assert cells["Main problem"] == "Lower back"
     assert cells["ODI band"] == "Severe limitation"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [" =1+1", "\u00a0=1+1", "\u200b@SUM(A1)", "\n=1+1", "\0=1+1", "  -2+3"],
+)
+def test_a_formula_behind_blanks_or_control_characters_is_neutralised(value: str) -> None:
+    """Spreadsheets skip leading blanks before a formula; OWASP lists NUL and line breaks."""
+    from booking.dashboard.export import neutralise
+
+    assert neutralise(value) == "'" + value
+    assert neutralise(" plain name") == " plain name"

@@ -24,7 +24,9 @@ from booking.timeutil import to_clinic_tz
 
 BOM = "\ufeff"
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
+# Skipped by a spreadsheet before it looks for a formula's first character.
+LEADING_BLANKS = " \t\r\n\u00a0\u200b\ufeff"
 
 # Pain: 0-10 now and at worst per area (only the main problem's areas are set), then the one
 # overall pair older requests hold. Each instrument: sections answered, and when scored, its
@@ -86,10 +88,14 @@ def _local(value: datetime) -> str:
 
 
 def neutralise(value: object) -> str:
-    """A cell a spreadsheet will show as text: one starting with = + - @ (or a tab or carriage
-    return) could be run as a formula, so it gets a leading apostrophe (OWASP's advice)."""
+    """A cell a spreadsheet will show as text: one starting with = + - @ (or a tab, line
+    break or NUL), even after blanks, could be run as a formula, so it gets a leading
+    apostrophe (OWASP's advice)."""
     text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    risky = text.startswith(FORMULA_STARTS) or text.lstrip(LEADING_BLANKS).startswith(
+        FORMULA_STARTS
+    )
+    return "'" + text if risky else text
 
 
 def _row(r: ConsultationRequest) -> list[object]:

@@ -33,7 +33,8 @@ READS = frozenset(
         "patient_exported",
     }
 )
-BULK_EXPORT = "requests_exported"
+# Exports of many records at once: the queue's CSV, and the registry export of follow-ups.
+BULK_EXPORTS = frozenset({"requests_exported", "outcomes_exported"})
 ALERT = "access_alert"
 HOUR = timedelta(hours=1)
 
@@ -89,11 +90,11 @@ def _alert(event: AuditEvent, reason: str, count: int) -> None:
 
 
 def _on_audit(event: AuditEvent, **_extra: object) -> None:
-    if event.actor_id is None or event.action not in READS | {BULK_EXPORT}:
+    if event.actor_id is None or event.action not in READS | BULK_EXPORTS:
         return
     config = current_app.config
     now = event.occurred_at or now_utc()
-    if event.action == BULK_EXPORT:
+    if event.action in BULK_EXPORTS:
         rows = int((event.details or {}).get("rows") or 0)
         limit = config.get("ACCESS_ALERT_EXPORT_ROWS") or 0
         if limit and rows > limit and not _alerted_within_the_hour(event.actor_id, now):
