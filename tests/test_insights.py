@@ -193,6 +193,32 @@ def test_diagnoses_are_counted_per_request_naming_them(
     assert _table_row(page, "Fracture") is None
 
 
+def test_an_emergency_call_back_is_counted_by_main_problem_too(
+    app: Flask, client: FlaskClient, make_request: MakeRequest, auth: AuthActions, staff: Staff
+) -> None:
+    """A call-back request has no health questions: the chart by main problem still adds up
+    to every request of the period, with a row of its own."""
+    from booking.patients.services import CallbackSubmission, request_callback
+
+    make_request(now_utc() - timedelta(days=2))
+    with app.app_context():
+        request_callback(
+            CallbackSubmission(
+                submission_token=secrets.token_urlsafe(32),
+                locale="en",
+                full_name="Jonas Weber",
+                phone="+4930901820",
+                red_flags={"saddle_numbness"},
+            )
+        )
+        insights = services.clinic_insights(12)
+    assert sum(item.count for item in insights.by_region) == 2
+    assert (services.CALL_BACK, 1) in [(item.code, item.count) for item in insights.by_region]
+    auth.login(StaffRole.ADMIN.value)
+    page = client.get("/staff/insights").get_data(as_text=True)
+    assert _table_row(page, "No health questions (emergency call-back)") == "1"
+
+
 @pytest.mark.parametrize(
     ("now", "before_monday", "after_monday", "monday"),
     [

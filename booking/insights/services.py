@@ -189,22 +189,33 @@ def _median_to_confirm(in_period: Any) -> timedelta | None:
     return timedelta(seconds=statistics.median(seconds)) if seconds else None
 
 
+# The main problem's row of an emergency call-back: no health questions were asked.
+CALL_BACK = "call_back"
+
+
 def _regions_and_outcomes(in_period: Any) -> dict[str, Any]:
     rows = db.session.execute(
         db.select(
-            MedicalHistory.spine_region, MedicalHistory.odi_percent, MedicalHistory.ndi_percent
+            MedicalHistory.request_id,
+            MedicalHistory.spine_region,
+            MedicalHistory.odi_percent,
+            MedicalHistory.ndi_percent,
         )
-        .join(ConsultationRequest, ConsultationRequest.id == MedicalHistory.request_id)
+        .select_from(ConsultationRequest)
+        .outerjoin(MedicalHistory, ConsultationRequest.id == MedicalHistory.request_id)
         .where(in_period)
     ).tuples()
     regions: dict[str, int] = {}
     percents: dict[str, list[float | None]] = {i.code: [] for i in instruments.INSTRUMENTS}
-    for region, odi, ndi in rows:
+    for history_of, region, odi, ndi in rows:
+        if history_of is None:  # an emergency call-back: counted, with nothing to score
+            regions[CALL_BACK] = regions.get(CALL_BACK, 0) + 1
+            continue
         regions[region or ""] = regions.get(region or "", 0) + 1
         given = {"odi": odi, "ndi": ndi}
         for instrument in instruments.instruments_for(region):
             percents[instrument.code].append(given[instrument.code])
-    order = [code for code, _label in instruments.REGIONS] + [""]
+    order = [code for code, _label in instruments.REGIONS] + ["", CALL_BACK]
     return {
         "by_region": [CodeCount(code, regions[code]) for code in order if code in regions],
         "outcomes": [_summary(i, percents[i.code]) for i in instruments.INSTRUMENTS],

@@ -163,6 +163,7 @@ def _charts(insights: services.Insights) -> dict[str, Chart]:
         for item in insights.by_diagnosis
     ]
     region_names = {code: str(label) for code, label in instruments.REGION_NAMES}
+    region_names[services.CALL_BACK] = _("No health questions (emergency call-back)")
     regions = [
         charts.Bar(
             label=region_names.get(item.code, item.code) or _("Not asked (older requests)"),
