@@ -16,7 +16,6 @@ from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
-    Field,
     Form,
     HiddenField,
     PasswordField,
@@ -170,20 +169,24 @@ CHOOSE_SHOWN = _l("Please choose one of the options shown.")
 CHOOSE_FROM_SHOWN = _l("Please choose from the options shown.")
 
 
-def _spaces_sent(field: Field) -> bool:
-    """A value of nothing but spaces was posted: no browser sends one for a choice (a
+class _RefusesSpaces:
+    """A choice field refusing a value of nothing but spaces: no browser sends one (a
     tampered post). ``Optional()`` reads it as no answer and clears the field's "not one of
     the choices" error, so it would be stored, or read as a number (a 500)."""
-    return any(
-        isinstance(value, str) and value and not value.strip() for value in field.raw_data or ()
-    )
 
+    raw_data: list | None
+    errors: Any
+    invalid_choice_message: str
 
-class ChoiceField(RadioField):
     def post_validate(self, form: Any, validation_stopped: bool) -> None:
-        if _spaces_sent(self) and not self.errors:
+        spaces = any(
+            isinstance(value, str) and value and not value.strip() for value in self.raw_data or ()
+        )
+        if spaces and not self.errors:
             raise ValidationError(self.invalid_choice_message)
 
+
+class ChoiceField(_RefusesSpaces, RadioField):
     def __init__(
         self,
         label: str | None = None,
@@ -201,13 +204,9 @@ class ChoiceField(RadioField):
         )
 
 
-class MultiCheckboxField(SelectMultipleField):
+class MultiCheckboxField(_RefusesSpaces, SelectMultipleField):
     widget = ListWidget(prefix_label=False)
     option_widget = CheckboxInput()
-
-    def post_validate(self, form: Any, validation_stopped: bool) -> None:
-        if _spaces_sent(self) and not self.errors:
-            raise ValidationError(self.invalid_choice_message)
 
     def __init__(
         self,

@@ -302,31 +302,11 @@ def test_an_erasure_request_is_sent_to_each_active_administrator(
     assert sorted(e.recipient for e in alerts) == ["admin@example.com", "second.admin@example.com"]
 
 
-def test_an_empty_answer_to_an_erasure_request_is_pointed_out(
-    app: Flask, client: FlaskClient, patient: dict, auth: AuthActions
-) -> None:
-    """Each erasure's answer has fields of its own (a patient may have asked twice, from two
-    requests); one sent empty comes back with a summary and an "Error:" title."""
-    _post(client, patient["url"], "erasure", confirm="y")
-    with app.app_context():
-        erasure_id = db.session.scalars(select(ErasureRequest.id)).one()
-    admin = _admin(app, auth)
-    page = f"/staff/admin/privacy/{patient['reference']}"
-    token = CSRF.search(admin.get(page).get_data(as_text=True)).group(1)
-    response = admin.post(
-        f"/staff/admin/privacy/erasures/{erasure_id}/close",
-        data={f"close-{erasure_id}-csrf_token": token, f"close-{erasure_id}-explanation": ""},
-    )
-    assert response.status_code == 422
-    text = response.get_data(as_text=True)
-    assert "<title>Error: " in text and 'id="error-summary"' in text
-    assert f'id="close-{erasure_id}-explanation"' in text
-    assert f'close-{erasure_id}-explanation-error" aria-invalid="true"' in text
-
-
-def test_an_admin_closes_an_erasure_request_with_an_explanation(
-    app: Flask, client: FlaskClient, patient: dict, auth: AuthActions
-) -> None:
+def _answer_erasure(
+    app: Flask, client: FlaskClient, patient: dict, auth: AuthActions, explanation: str
+) -> tuple[int, Any]:
+    """The patient asks to be erased; an admin answers with ``explanation`` (the form of
+    that one erasure request). Returns the request's id and the admin's response."""
     _post(client, patient["url"], "erasure", confirm="y")
     with app.app_context():
         erasure_id = db.session.scalars(select(ErasureRequest.id)).one()
@@ -337,8 +317,30 @@ def test_an_admin_closes_an_erasure_request_with_an_explanation(
         f"/staff/admin/privacy/erasures/{erasure_id}/close",
         data={
             f"close-{erasure_id}-csrf_token": token,
-            f"close-{erasure_id}-explanation": "Records must be kept 10 years.",
+            f"close-{erasure_id}-explanation": explanation,
         },
+    )
+    return erasure_id, response
+
+
+def test_an_empty_answer_to_an_erasure_request_is_pointed_out(
+    app: Flask, client: FlaskClient, patient: dict, auth: AuthActions
+) -> None:
+    """Each erasure's answer has fields of its own (a patient may have asked twice, from two
+    requests); one sent empty comes back with a summary and an "Error:" title."""
+    erasure_id, response = _answer_erasure(app, client, patient, auth, "")
+    assert response.status_code == 422
+    text = response.get_data(as_text=True)
+    assert "<title>Error: " in text and 'id="error-summary"' in text
+    assert f'id="close-{erasure_id}-explanation"' in text
+    assert f'close-{erasure_id}-explanation-error" aria-invalid="true"' in text
+
+
+def test_an_admin_closes_an_erasure_request_with_an_explanation(
+    app: Flask, client: FlaskClient, patient: dict, auth: AuthActions
+) -> None:
+    erasure_id, response = _answer_erasure(
+        app, client, patient, auth, "Records must be kept 10 years."
     )
     assert response.status_code == 302
     with app.app_context():

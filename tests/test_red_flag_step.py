@@ -76,6 +76,16 @@ def test_an_unanswered_question_is_asked_again_never_read_as_no(client: FlaskCli
     assert client.get("/request/steps/time").headers["Location"] == "/request/start"
 
 
+def _sent_urgent_for(app: Flask, client: FlaskClient, withdrawn: list[str]) -> None:
+    """Every other step answered and the request sent: it holds ``withdrawn`` and is urgent."""
+    fill_every_step(client)
+    assert send_request(client).status_code == 303
+    with app.app_context():
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        assert consultation.withdrawn_red_flags == withdrawn
+        assert consultation.triage_level == TriageLevel.URGENT
+
+
 def _advice_shown(page: str) -> bool:
     tag = re.search(r'<div id="emergency-advice"[^>]*>', page)
     assert tag is not None
@@ -115,12 +125,7 @@ def test_a_yes_taken_back_after_a_refused_page_makes_the_request_urgent(
     assert carried == ["red_saddle_numbness"]
     data = {**red_flag_answers(), "csrf_token": token, "ticked_yes": carried}
     assert client.post("/request/start", data=data).status_code == 303
-    fill_every_step(client)
-    assert send_request(client).status_code == 303
-    with app.app_context():
-        consultation = db.session.scalars(select(ConsultationRequest)).one()
-        assert consultation.withdrawn_red_flags == ["saddle_numbness"]
-        assert consultation.triage_level == TriageLevel.URGENT
+    _sent_urgent_for(app, client, ["saddle_numbness"])
 
 
 def test_a_yes_taken_back_on_the_page_makes_the_request_urgent(
@@ -137,12 +142,7 @@ def test_a_yes_taken_back_on_the_page_makes_the_request_urgent(
         "ticked_yes": ["red_saddle_numbness", "red_not_a_flag"],
     }
     assert client.post("/request/start", data=data).status_code == 303
-    fill_every_step(client)
-    assert send_request(client).status_code == 303
-    with app.app_context():
-        consultation = db.session.scalars(select(ConsultationRequest)).one()
-        assert consultation.withdrawn_red_flags == ["saddle_numbness"]
-        assert consultation.triage_level == TriageLevel.URGENT
+    _sent_urgent_for(app, client, ["saddle_numbness"])
 
 
 def test_no_flag_goes_on_to_the_time_and_the_steps_keep_the_answers(

@@ -580,11 +580,11 @@ def _new_code() -> str:
     return secrets.token_hex(6).upper()  # 48 random bits: no pattern, no order
 
 
-def registry_codes(patient_ids: set[int]) -> dict[int, str]:
-    """Each patient's registry code, made the first time and kept (flushes only)."""
+def existing_registry_codes(patient_ids: set[int]) -> dict[int, str]:
+    """The registry codes already made for these patients, by patient id (reads only)."""
     if not patient_ids:
         return {}
-    codes = dict(
+    return dict(
         db.session.execute(
             select(RegistryCode.patient_id, RegistryCode.code).where(
                 RegistryCode.patient_id.in_(patient_ids)
@@ -593,6 +593,11 @@ def registry_codes(patient_ids: set[int]) -> dict[int, str]:
         .tuples()
         .all()
     )
+
+
+def registry_codes(patient_ids: set[int]) -> dict[int, str]:
+    """Each patient's registry code, made the first time and kept (flushes only)."""
+    codes = existing_registry_codes(patient_ids)
     for patient_id in sorted(patient_ids - codes.keys()):
         code = _new_code()
         db.session.add(RegistryCode(patient_id=patient_id, code=code))

@@ -33,7 +33,8 @@ from booking.extensions import db
 from booking.messages.models import Message
 from booking.notifications.models import OutboxEmail
 from booking.notifications.services import enqueue_delivery
-from booking.outcomes.models import FollowUp, RegistryCode, TreatmentPlan
+from booking.outcomes.models import FollowUp, TreatmentPlan
+from booking.outcomes.results import existing_registry_codes
 from booking.outcomes.services import followups_to_come
 from booking.privacy.models import FilePurge
 from booking.requests.calls import CallbackAttempt
@@ -377,13 +378,7 @@ def erase_patient(reference: str, confirmation: str, actor: StaffUser) -> Erasur
         # A record with a registry code was in a registry export: the clinic must ask each
         # registry it sent one to to delete that code's rows (GDPR Art. 19), so the codes
         # are kept in the audit row (a random code, which nothing links to a person after).
-        registry_codes = sorted(
-            db.session.scalars(
-                select(RegistryCode.code).where(
-                    RegistryCode.patient_id.in_({r.patient_id for r in requests})
-                )
-            )
-        )
+        registry_codes = sorted(existing_registry_codes({r.patient_id for r in requests}).values())
         counts = _delete_requests([r.id for r in requests], email=email, closed_by_id=actor.id)
         # The patient is told, in the same transaction (after the deletion, which takes every
         # email to their address): the one email about them the outbox forgets once sent.

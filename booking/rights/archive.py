@@ -11,7 +11,8 @@ from sqlalchemy.orm import joinedload, selectinload
 from booking.extensions import db
 from booking.messages.models import Message
 from booking.notifications.models import OutboxEmail
-from booking.outcomes.models import RegistryCode, TreatmentPlan
+from booking.outcomes.models import TreatmentPlan
+from booking.outcomes.results import existing_registry_codes
 from booking.requests.asks import InformationRequest
 from booking.requests.calls import CallbackAttempt
 from booking.requests.events import RequestEvent
@@ -113,14 +114,7 @@ def gather(
     }
     # The code their record carries in registry exports, if one was made: the patient may
     # ask the registry to delete what it holds under it.
-    codes = {
-        row.patient_id: row.code
-        for row in db.session.scalars(
-            select(RegistryCode).where(
-                RegistryCode.patient_id.in_({r.patient_id for r in requests})
-            )
-        )
-    }
+    codes = existing_registry_codes({r.patient_id for r in requests})
     return build_archive(reference, email, requests, mailed, waitlist, asked, threads, plans, codes)
 
 
