@@ -17,7 +17,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from booking.audit.models import AuditEvent
-from booking.dashboard.export import COLUMNS, headings
+from booking.dashboard import queries
+from booking.dashboard.export import COLUMNS, headings, requests_csv
 from booking.extensions import db
 from booking.requests.instruments import NDI
 from booking.requests.models import ConsultationRequest
@@ -139,6 +140,50 @@ def test_export_has_every_row_of_the_filtered_list_not_just_one_page(
     # A page number in the URL does not cut the export to that page.
     assert len(export(staff_client, page=2)) == 29
     assert [r["reference"] for r in export(staff_client, q="p13@example.com")] == [waiting[13]]
+
+
+def test_a_long_list_is_read_in_batches_and_sent_in_pieces(
+    app: Flask, staff_client: FlaskClient, staff: Staff, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export is never held whole: the rows are read a batch at a time and the file goes
+    out in pieces as they are read. Small batches here, so five rows cross their edges."""
+    monkeypatch.setattr(queries, "EXPORT_BATCH", 2)
+    references = [new_request(app, email=f"b{n}@example.com") for n in range(5)]
+    set_created(
+        app, {ref: datetime(2026, 3, 1, 8 + n, tzinfo=UTC) for n, ref in enumerate(references)}
+    )
+
+    response = staff_client.get("/staff/export.csv")
+    assert response.is_streamed and "Content-Length" not in response.headers
+    response.close()
+    rows = export(staff_client)
+    assert [r["reference"] for r in rows] == references
+    assert all(r["patient"] and r["email"] for r in rows), "a batch lost its joined rows"
+
+    # Pieces as the rows come: the heading's piece, then one per two rows and the rest.
+    with app.test_request_context("/staff/export.csv"):
+        listed = queries.export_rows(staff_user(staff.coordinator.email), queries.QueueFilters())
+        pieces = list(requests_csv(listed, rows_per_piece=2))
+    assert len(pieces) == 3
+    assert "".join(pieces).count("\r\n") == 6  # the heading and five rows, nothing twice
+
+
+def test_an_abandoned_download_is_audited_all_the_same(
+    app: Flask, staff_client: FlaskClient
+) -> None:
+    """The audit row is written before the first byte: a download stopped at once (closed,
+    as a browser does when the person cancels) still says who took how many rows."""
+    for n in range(3):
+        new_request(app, email=f"a{n}@example.com")
+    response = staff_client.get("/staff/export.csv")
+    assert response.status_code == 200
+    next(iter(response.response))  # the first piece only, then the connection closes
+    response.close()
+
+    (audit,) = exported_audit(app)
+    assert audit.details == {"filters": {"status": "requested"}, "rows": 3}
+    # The closed stream released its database session: the next page works.
+    assert staff_client.get("/staff/").status_code == 200
 
 
 def test_the_queue_links_to_the_export_of_its_current_filters(

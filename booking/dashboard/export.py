@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
@@ -154,12 +154,17 @@ def _instrument_scores(h: MedicalHistory | None) -> list[object]:
     return cells
 
 
-def requests_csv(rows: Iterable[ConsultationRequest]) -> str:
-    """The file's text, byte-order mark first (encode it as UTF-8)."""
+def requests_csv(rows: Iterable[ConsultationRequest], rows_per_piece: int = 200) -> Iterator[str]:
+    """The file's text in pieces, byte-order mark first (encode each as UTF-8): a response
+    can send each piece as the rows are read, so a long list is never held whole."""
     out = io.StringIO()
     out.write(BOM)
     writer = csv.writer(out)
     writer.writerow(headings())
-    for r in rows:
+    for n, r in enumerate(rows, start=1):
         writer.writerow([neutralise(cell) for cell in _row(r)])
-    return out.getvalue()
+        if n % rows_per_piece == 0:
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue()

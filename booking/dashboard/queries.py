@@ -8,6 +8,7 @@ many-to-one and one-to-one data is joined into the page query, lists are loaded 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, time, timedelta
 from typing import Any
@@ -270,12 +271,27 @@ def queue_page(user: StaffUser, f: QueueFilters, per_page: int = PER_PAGE) -> Qu
     )
 
 
-def export_rows(
-    user: StaffUser, f: QueueFilters, limit: int = 100_000
-) -> list[ConsultationRequest]:
-    """Every request of the filtered list (not just one page), for the CSV export."""
-    stmt = _listed(f, _conditions(user, f)).limit(limit)
-    return list(db.session.scalars(stmt).unique())
+# Rows read from the database at a time by the CSV export.
+EXPORT_BATCH = 500
+
+
+def export_count(user: StaffUser, f: QueueFilters) -> int:
+    """How many rows the export of the filtered list holds (its audit row says so)."""
+    rows = _listed(f, _conditions(user, f)).with_only_columns(ConsultationRequest.id)
+    return db.session.scalar(select(func.count()).select_from(rows.order_by(None).subquery())) or 0
+
+
+def export_rows(user: StaffUser, f: QueueFilters) -> Iterator[ConsultationRequest]:
+    """Every request of the filtered list (not just one page, and not cut at any size), read
+    ``EXPORT_BATCH`` at a time so that a long list is never held in memory whole. The query
+    runs when the first row is asked for: in a streamed response, that is in the session of
+    the stream, not of the view that made it."""
+    stmt = _listed(f, _conditions(user, f)).execution_options(yield_per=EXPORT_BATCH)
+
+    def rows() -> Iterator[ConsultationRequest]:
+        yield from db.session.scalars(stmt)
+
+    return rows()
 
 
 def load_record(reference: str) -> ConsultationRequest | None:
