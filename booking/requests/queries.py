@@ -59,11 +59,17 @@ def find_by_token(token: str) -> ConsultationRequest | None:
 
 def lock_request(consultation: ConsultationRequest) -> ConsultationRequest:
     """Re-read a request and lock its row for the rest of this transaction (PostgreSQL;
-    SQLite's BEGIN IMMEDIATE already serialises writers), so two changes cannot interleave."""
+    SQLite's BEGIN IMMEDIATE already serialises writers), so two changes cannot interleave.
+
+    Its appointment is re-read with it: every change to an appointment is made under its
+    request's lock, so what was read before the lock (a page loads the request first) may be
+    a time a colleague or the patient has moved since, and a change built on it would undo
+    theirs, repeat a calendar sequence and free the wrong time."""
     return db.session.scalars(
         select(ConsultationRequest)
         .where(ConsultationRequest.id == consultation.id)
-        .with_for_update()
+        .options(joinedload(ConsultationRequest.appointment))
+        .with_for_update(of=ConsultationRequest)
         .execution_options(populate_existing=True)
     ).one()
 
