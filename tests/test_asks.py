@@ -21,7 +21,9 @@ from booking.audit.models import AuditEvent
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.requests import asks
+from booking.requests.lifecycle import role_may
 from booking.requests.models import ConsultationRequest, RequestStatus
+from booking.staff.models import StaffUser
 from booking.timeutil import clinic_today, now_utc
 from tests.factories import make_request, make_staff
 from tests.support import EXE_BYTES, AuthActions, Clinic, open_manage_link, pdf_bytes, stored_files
@@ -281,6 +283,54 @@ def test_staff_can_stop_waiting_and_the_patient_is_told_to_send_nothing(
     assert "information_ask_withdrawn" in _audit_actions(app, reference)
     patient, url = _patient(app, reference)
     assert "The clinic needs something from you" not in patient.get(url).get_data(as_text=True)
+
+
+def test_a_specialist_may_ask_their_own_patient_and_withdraw_the_ask(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    """Asking for information decides nothing about the request (and the specialist may write
+    to the patient): the role's rule allows it, for the requests assigned to them only."""
+    with app.app_context():
+        weber = db.session.get(StaffUser, clinic.weber.id)
+        assert role_may(weber, RequestStatus.AWAITING_PATIENT)
+        assert role_may(weber, RequestStatus.REQUESTED)
+        assert not role_may(weber, RequestStatus.CONFIRMED)
+        consultation = make_request()
+        consultation.assigned_specialist_id = weber.id
+        db.session.commit()
+        theirs = consultation.reference
+        other = make_request().reference
+    client = auth.new_client("specialist")
+    assert _ask(client, theirs, ["medication_list"]).status_code == 302
+    record = client.get(f"/staff/requests/{theirs}").get_data(as_text=True)
+    withdrawn = client.post(
+        f"/staff/requests/{theirs}/ask/withdraw",
+        data={"withdraw-csrf_token": _tokens(record)["withdraw-csrf_token"]},
+    )
+    assert withdrawn.status_code == 302
+    assert [a for a in _audit_actions(app, theirs) if a.startswith("information")] == [
+        "information_asked",
+        "information_ask_withdrawn",
+    ]
+    assert client.get(f"/staff/requests/{other}").status_code == 404
+
+
+def test_a_patient_marked_deceased_is_not_asked(app: Flask, staff_client: FlaskClient) -> None:
+    """The request would wait for an answer that cannot come (nothing more is sent to the
+    address), and the page said the patient was emailed."""
+    reference = _new_request(app)
+    with app.app_context():
+        _load(app, reference).patient.deceased_at = now_utc()
+        db.session.commit()
+    before = len(_emails(app, reference))
+    response = _ask(staff_client, reference, ["medication_list"])
+    assert response.status_code == 409
+    page = response.get_data(as_text=True)
+    assert "The patient is marked deceased: nothing is sent to them." in page
+    assert "The patient is asked by email" not in page
+    assert len(_emails(app, reference)) == before
+    with app.app_context():
+        assert _load(app, reference).status == RequestStatus.REQUESTED
 
 
 def test_an_ask_needs_an_item_or_a_question_and_an_unconfirmed_request(

@@ -419,6 +419,11 @@ def test_asking_or_writing_to_a_patient_without_email_is_still_refused(
     written = client.post(f"{record}/messages", data={"msg-csrf_token": token, "msg-body": "Hi"})
     assert written.status_code == 409
     assert "would not learn of a message" in written.get_data(as_text=True)
+    # No link to send: the page said one was on its way, and the timeline that it was sent.
+    linked = client.post(f"{record}/new-link", data={"link-csrf_token": token})
+    assert "there is no link to send" in client.get(linked.headers["Location"]).get_data(
+        as_text=True
+    )
     with app.app_context():
         consultation = db.session.get(ConsultationRequest, emergency["id"])
         assert consultation.status == RequestStatus.REQUESTED
@@ -427,6 +432,7 @@ def test_asking_or_writing_to_a_patient_without_email_is_still_refused(
         assert (
             db.session.scalar(sa.select(sa.func.count()).select_from(OutboxEmail)) == emails_before
         )
+        assert [event.kind for event in consultation.events] == []
 
 
 def test_confirming_a_patient_without_email_says_to_call_them(

@@ -3,6 +3,7 @@ look, and nothing served across requests or from a missing file."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -304,6 +305,17 @@ def test_opening_a_record_is_audited(app: Flask, staff_client: FlaskClient, staf
     # Listing the queue shows no medical detail and is not a record view.
     assert staff_client.get("/staff/").status_code == 200
     assert len(audit_rows(app, "request_viewed")) == 2
+
+    # A form sent back with an error shows the whole record again: a read like the others.
+    page = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    token = re.search(r'name="note-csrf_token"[^>]*value="([^"]+)"', page)
+    assert token, "no note form on the record"
+    refused = staff_client.post(
+        f"/staff/requests/{reference}/notes",
+        data={"note-csrf_token": token.group(1), "note-text": ""},
+    )
+    assert refused.status_code == 422 and "Erika Mustermann" in refused.get_data(as_text=True)
+    assert len(audit_rows(app, "request_viewed")) == 4
 
 
 # --- what is refused ------------------------------------------------------------------------

@@ -604,6 +604,10 @@ def send_new_link(consultation: ConsultationRequest, actor: StaffUser) -> int:
     """End every private link sent so far and email the patient a new one (a link forwarded
     by mistake, a shared mailbox). Returns how many links stopped working."""
     consultation = lock_request(consultation)
+    if not consultation.patient.email:
+        raise WorkflowError(_("The patient left no email address: there is no link to send."))
+    if consultation.patient.deceased_at is not None:  # nothing more goes to the address
+        raise WorkflowError(_("The patient is marked deceased: nothing is sent to them."))
     revoked = revoke_all(consultation)
     add_event(
         consultation,

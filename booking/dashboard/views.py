@@ -156,7 +156,23 @@ SCAN_LABELS = {
 }
 
 
-def _render_record(consultation: ConsultationRequest, status: int = 200, **forms: object):
+def _render_record(
+    consultation: ConsultationRequest, status: int = 200, **forms: object
+) -> tuple[str, int]:
+    """The record page, and the audit of its showing: a page after a refused action (a form
+    with an error, a change made meanwhile) shows the whole record too, so it is a read like
+    the record's own, and the patient's messages it shows are read."""
+    if "thread" not in forms:
+        forms["thread"] = messages.load_thread(consultation, for_staff=True)
+    thread = forms["thread"]
+    # Render first: the audit commit would expire everything the page loaded eagerly.
+    page = _record_page(consultation, status, **forms)
+    messages.record_thread_read(consultation, thread, current_user)
+    services.record_view(consultation, current_user, "request_viewed")
+    return page
+
+
+def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: object):
     forms.setdefault("slot_form", _slot_form(consultation))
     forms.setdefault("close_form", CloseForm(prefix="close"))
     forms.setdefault("action_form", StatusForm(prefix="action"))
@@ -194,8 +210,6 @@ def _render_record(consultation: ConsultationRequest, status: int = 200, **forms
     for name in ("slot_form", "close_form", "action_form", "complete_form", "join_form"):
         if forms[name] is not None and not forms[name].seen.data:
             forms[name].seen.data = seen
-    if "thread" not in forms:
-        forms["thread"] = messages.load_thread(consultation, for_staff=True)
     h = consultation.history
     asked = asks.asks_of(consultation)
     now = now_utc()
@@ -252,14 +266,7 @@ def _timeline(consultation: ConsultationRequest, thread: messages.Thread) -> lis
 @bp.get("/requests/<reference>")
 @roles_required()
 def record(reference: str) -> tuple[str, int]:
-    consultation = _load_visible(reference)
-    thread = messages.load_thread(consultation, for_staff=True)
-    # Render first: the audit commit would expire everything the page loaded eagerly.
-    page = _render_record(consultation, thread=thread)
-    # Opening the record opens its thread: the patient's messages shown are read.
-    messages.record_thread_read(consultation, thread, current_user)
-    services.record_view(consultation, current_user, "request_viewed")
-    return page
+    return _render_record(_load_visible(reference))
 
 
 @bp.get("/requests/<reference>/summary")
@@ -475,7 +482,12 @@ def send_new_link(reference: str) -> Response:
     consultation = _load_visible(reference)
     if not ActionForm(prefix="link").validate_on_submit():
         abort(400)
-    revoked = services.send_new_link(consultation, current_user)
+    try:
+        revoked = services.send_new_link(consultation, current_user)
+    except WorkflowError as exc:
+        db.session.rollback()
+        flash(str(exc), "danger")
+        return redirect(url_for(".record", reference=reference))
     flash(
         ngettext(
             "A new private link is on its way to the patient; %(num)d earlier link stopped "

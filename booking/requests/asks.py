@@ -39,7 +39,12 @@ from booking.extensions import db
 from booking.notifications.services import enqueue_delivery
 from booking.requests import emails
 from booking.requests.files import no_room_for
-from booking.requests.lifecycle import check_may_work, record_change, snapshot
+from booking.requests.lifecycle import (
+    check_may_work,
+    check_transition,
+    record_change,
+    snapshot,
+)
 from booking.requests.models import ConsultationRequest, RequestStatus, may_be_contacted
 from booking.requests.queries import lock_request
 from booking.timeutil import UTCDateTime, now_utc
@@ -297,8 +302,11 @@ def ask_patient(
         raise AskError(
             _("Only a request that is not confirmed yet can wait for the patient's answer.")
         )
+    check_transition(consultation, RequestStatus.AWAITING_PATIENT, actor)
     if not consultation.patient.email:
         raise AskError(_("The patient left no email address: please call them instead."))
+    if consultation.patient.deceased_at is not None:  # nothing more goes to the address
+        raise AskError(_("The patient is marked deceased: nothing is sent to them."))
     before = snapshot(consultation)
     ask = InformationRequest(
         request_id=consultation.id,
@@ -341,6 +349,7 @@ def withdraw_ask(consultation: ConsultationRequest, actor: StaffUser) -> None:
     ask = open_ask(consultation)
     if ask is None or consultation.status != RequestStatus.AWAITING_PATIENT:
         raise AskError(_("This request is not waiting for the patient."))
+    check_transition(consultation, RequestStatus.REQUESTED, actor)
     before = snapshot(consultation)
     ask.withdrawn_at = now_utc()
     consultation.status = RequestStatus.REQUESTED

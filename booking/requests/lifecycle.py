@@ -59,7 +59,9 @@ TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
     S.NO_SHOW: frozenset(),
 }
 # What a specialist may do with a request assigned to them; coordinators and admins do all.
-SPECIALIST_MAY = frozenset({S.COMPLETED, S.NO_SHOW})
+# Besides marking the visit, they may ask the patient for information (the request waits for
+# the patient) and withdraw the ask: it decides nothing, and they may write to the patient.
+SPECIALIST_MAY = frozenset({S.COMPLETED, S.NO_SHOW, S.AWAITING_PATIENT, S.REQUESTED})
 # What happened at the appointment: known only once it has started. Marking it earlier closed
 # the request (the patient could no longer move or cancel it) and emailed them "thank you for
 # your visit" or "we missed you" before the visit.
