@@ -223,6 +223,21 @@ def test_a_wrong_password_and_an_unknown_address_look_the_same(
     assert audit(app, "login") == []
 
 
+def test_a_password_typed_into_the_email_box_is_not_kept(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    """The audit trail keeps an address typed for no account, but never text that is no
+    address: a password typed in the wrong box would be readable by every admin for years."""
+    AuthActions(client).attempt("Correct-Horse-Battery-Staple-2026", PASSWORD)
+    AuthActions(client).attempt("nobody@example.com", PASSWORD)
+    password, address = audit(app, "login_failed")
+    assert (password.actor_email, address.actor_email) == (
+        "(not an email address)",
+        "nobody@example.com",
+    )
+    assert password.details == {"reason": "unknown account"}
+
+
 def test_an_inactive_account_cannot_sign_in(app: Flask, client: FlaskClient, staff: Staff) -> None:
     with app.app_context():
         admin = db.session.get(StaffUser, staff.admin.id)

@@ -251,3 +251,24 @@ class TestPerAccountCodeThrottling:
         AuthActions(third).attempt(admin)
         code = pyotp.TOTP(secret).at(time.time() + 30)
         assert code_step(third, code).status_code == 429
+
+
+def test_a_wrong_password_to_replace_the_authenticator_is_audited(
+    app: Flask, client: FlaskClient, admin: str
+) -> None:
+    """A session used by someone else shows in the audit trail as guessing the password
+    (from another address, the session would not be accepted at all: strong protection)."""
+    AuthActions(client).attempt(admin)
+    enrol(client)
+    page = client.get("/staff/two-factor").get_data(as_text=True)
+    code = pyotp.TOTP(KEY_RE.search(page).group(1)).now()
+    token = csrf_token(client, "/staff/two-factor")
+    for n in range(2):
+        guess = {"csrf_token": token, "code": code, "password": f"guess {n}"}
+        assert client.post("/staff/two-factor", data=guess).status_code == 401
+    with app.app_context():
+        refused = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "password_check_failed")
+        ).all()
+        assert [row.details for row in refused] == [{"for": "two-factor replacement"}] * 2
+        assert {row.actor_email for row in refused} == {admin}

@@ -166,6 +166,7 @@ def two_factor_setup() -> Response | str | tuple[str, int]:
     form = ReplaceTwoFactorForm() if replacing else CodeForm()
     if form.validate_on_submit():
         if replacing and not verify_password(current_user, form.password.data):
+            services.record_refused_password(current_user, "two-factor replacement")
             form.password.errors = [*form.password.errors, _("That password is not right.")]
             return _two_factor_page(form, secret, 401)
         codes = twofactor.enable(current_user, secret, form.code.data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from email_validator import EmailNotValidError, validate_email
 from flask import current_app, g
 from flask_babel import force_locale
 from flask_babel import gettext as _
@@ -57,11 +58,40 @@ def authenticate(email: str, password: str) -> StaffUser | None:
             "login_failed",
             target_type="staff",
             target_id=user.id if user else None,
-            actor_email=email.strip().lower()[:254],
+            actor_email=user.email if user else typed_address(email),
             details={"reason": reason},
         )
     db.session.commit()
     return user if ok else None
+
+
+def record_refused_password(user: StaffUser, asked_for: str) -> None:
+    """Audit a wrong password typed by a signed-in account to confirm a sensitive change
+    (``asked_for``): a session used by someone else shows as guessing there."""
+    record(
+        "password_check_failed",
+        target_type="staff",
+        target_id=user.id,
+        actor=user,
+        details={"for": asked_for},
+    )
+    db.session.commit()
+
+
+NOT_AN_ADDRESS = "(not an email address)"
+
+
+def typed_address(typed: str) -> str:
+    """What the audit trail keeps of an address typed for no account: the address, so admins
+    see who is being tried, but never text that is no address. A password typed into the
+    email box would be kept in plain text for as long as the audit trail, readable by every
+    admin."""
+    address = typed.strip().lower()[:254]
+    try:
+        validate_email(address, check_deliverability=False)
+    except EmailNotValidError:
+        return NOT_AN_ADDRESS
+    return address
 
 
 def log_out(user: StaffUser) -> None:
@@ -76,7 +106,7 @@ def request_password_reset(email: str) -> None:
     if user is None or not user.active:
         record(
             "password_reset_requested",
-            actor_email=email.strip().lower()[:254],
+            actor_email=user.email if user else typed_address(email),
             details={"sent": False},
         )
         db.session.commit()
