@@ -111,6 +111,23 @@ def test_opening_the_link_trades_the_token_for_a_cookie_on_the_requests_pages(
         assert db.session.scalars(select(ManageLink.opened_at)).one() is not None
 
 
+def test_the_page_stays_open_for_its_minutes_from_the_last_page(
+    app: Flask, client: FlaskClient, booked: dict[str, Any]
+) -> None:
+    """Each page of the request renews the cookie (adding scans or choosing a time takes a
+    while); a page refused for want of it renews nothing."""
+    client.get(booked["link"])
+    minutes = app.config["MANAGE_COOKIE_MINUTES"]
+    for path in (booked["page"], booked["page"] + "/reschedule"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        (cookie,) = [c for c in response.headers.getlist("Set-Cookie") if "manage_access" in c]
+        assert f"Max-Age={minutes * 60}" in cookie and f"Path={booked['page']}" in cookie
+    stranger = app.test_client().get(booked["page"])
+    assert stranger.status_code == 403
+    assert not [c for c in stranger.headers.getlist("Set-Cookie") if "manage_access" in c]
+
+
 def test_over_https_the_cookie_is_secure(app: Flask, booked: dict[str, Any]) -> None:
     client = app.test_client()
     response = client.get(booked["link"], base_url="https://clinic.example.com")

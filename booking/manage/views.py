@@ -7,6 +7,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     make_response,
     redirect,
     render_template,
@@ -81,6 +82,16 @@ _limit = private_link_limit
 bp.after_request(not_indexed)
 
 
+@bp.after_request
+def _renew_cookie(response: Response) -> Response:
+    """The page stays open ``MANAGE_COOKIE_MINUTES`` from the patient's last page, not from
+    when the link was opened: adding scans or choosing a time can take a while."""
+    kept = g.pop("manage_cookie", None)
+    if kept is not None and response.status_code < 400:
+        set_link_cookie(response, COOKIE, *kept)
+    return response
+
+
 def _enter(link: ManageLink, token: str, offer_token: str | None) -> Response:
     """Trade the link's token for a cookie on the request's own pages, and go there (to the
     offered time, for an offer's link)."""
@@ -129,9 +140,11 @@ def _load(reference: str, *, closed_too: bool = False) -> ConsultationRequest:
     """The request whose page this is, from the cookie its link left; a closed request's
     page refuses every change here, in one place (each service checks again under its lock),
     except the patient's data-protection rights (``closed_too``), which outlive the request."""
-    consultation = request_for_token(reference, request.cookies.get(COOKIE, ""))
+    token = request.cookies.get(COOKIE, "")
+    consultation = request_for_token(reference, token)
     if consultation is None:
         abort(make_response(render_template("manage/link_needed.html"), 403))
+    g.manage_cookie = (token, url_for("manage.view", reference=consultation.reference))
     if request.method == "POST" and is_read_only(consultation) and not closed_too:
         flash(_("This request is closed and can no longer be changed online."), "danger")
         abort(make_response(*_render(consultation, 409)))
