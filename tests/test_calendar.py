@@ -21,7 +21,7 @@ from booking.audit.models import AuditEvent
 from booking.calendar.agenda import grid_css
 from booking.dashboard import services as workflow
 from booking.extensions import db
-from booking.scheduling.admin_services import add_time_off
+from booking.scheduling.admin_services import add_extra_hours, add_time_off
 from booking.scheduling.models import ClinicSettings
 from booking.scheduling.services import SlotChoice
 from booking.timeutil import clinic_today, from_clinic_local
@@ -389,3 +389,35 @@ def test_a_closed_day_has_no_hours_and_says_why(
     assert "Free" in " ".join(
         text for _classes, text in entries(agenda(client, date=monday.day.isoformat()))
     )
+
+
+def test_appointments_on_a_day_closed_after_they_were_booked_are_pointed_out(
+    app: Flask, client: FlaskClient, monday: Day
+) -> None:
+    """A day closed once booked (CLINIC_CLOSED_DAYS changed, or a new public holiday) keeps
+    its appointments: their patients would come to a closed clinic. The admins' scheduling
+    page and the coordinators' agenda count them; extra hours for a specialist open the day
+    for the appointments inside them; a specialist's own agenda is not nagged."""
+    app.config["CLINIC_CLOSED_DAYS"] = monday.day.isoformat()  # after the fixture's bookings
+    warning = "booked on days the clinic is closed"
+    AuthActions(client).attempt("admin@example.com")
+    overview = client.get("/staff/admin/scheduling/").get_data(as_text=True)
+    assert "Appointments are booked on days the clinic is closed" in overview
+    # Anna and Hugo with Dr. Weber, Ben with Dr. Okafor (Carl's was cancelled).
+    assert "3 appointments booked" in overview
+    assert warning in agenda(client, date=monday.day.isoformat())
+
+    with app.app_context():
+        add_extra_hours(
+            staff_user("okafor@example.com"),
+            from_clinic_local(monday.day, time(13)),
+            from_clinic_local(monday.day, time(16)),
+            monday.west,
+            "Opens for Ben",
+            actor=None,
+        )
+        db.session.commit()
+    assert "2 appointments booked" in client.get("/staff/admin/scheduling/").get_data(as_text=True)
+    specialist = app.test_client()
+    AuthActions(specialist).attempt("weber@example.com")
+    assert warning not in agenda(specialist, date=monday.day.isoformat())

@@ -37,7 +37,7 @@ from booking.openinghours import clinic_closed_days
 from booking.scheduling import admin_services as admin
 from booking.scheduling.availability import clinic_settings
 from booking.scheduling.models import AppointmentType, ScheduleException, WorkingHours
-from booking.scheduling.services import active_locations
+from booking.scheduling.services import active_locations, booked_on_closed_days
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole, StaffUser
 from booking.timeutil import clinic_today, to_clinic_tz
@@ -116,7 +116,10 @@ def overview() -> Response | tuple[str, int]:
         rules_saved=admin.booking_rules_saved(),
         types=admin.all_appointment_types(),
         specialists=admin.specialists_with_hours_count(),
-        closed_days=sorted(clinic_closed_days(clinic_today(), clinic_today() + CLOSED_AHEAD)),
+        closed_days=(
+            closed := sorted(clinic_closed_days(clinic_today(), clinic_today() + CLOSED_AHEAD))
+        ),
+        booked_closed=booked_on_closed_days(closed),
         holidays_region=current_app.config["CLINIC_HOLIDAYS"],
     )
     return page, 422 if failed else 200

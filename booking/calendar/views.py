@@ -12,7 +12,7 @@ from flask_login import current_user
 from booking.audit.services import record_refused_access
 from booking.calendar.agenda import build_agenda
 from booking.openinghours import clinic_closed_days
-from booking.scheduling.services import all_locations
+from booking.scheduling.services import all_locations, booked_on_closed_days
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole
 from booking.staff.services import active_specialists
@@ -72,5 +72,6 @@ def view() -> str:
         specialists=specialists,
         locations=locations,
         # Weekly hours do not apply on these (extra hours still do): the heading says why.
-        closed_days=clinic_closed_days(days[0], days[-1]),
+        closed_days=(closed := clinic_closed_days(days[0], days[-1])),
+        booked_closed=sum(booked_on_closed_days(closed).values()),
     )
