@@ -21,9 +21,11 @@ from booking.audit.models import AuditEvent
 from booking.calendar.agenda import grid_css
 from booking.dashboard import services as workflow
 from booking.extensions import db
+from booking.requests.models import ConsultationRequest
 from booking.scheduling.admin_services import add_extra_hours, add_time_off
 from booking.scheduling.models import ClinicSettings
 from booking.scheduling.services import SlotChoice
+from booking.staff.services import set_staff_active
 from booking.timeutil import clinic_today, from_clinic_local
 from tests.factories import (
     make_appointment_type,
@@ -421,3 +423,32 @@ def test_appointments_on_a_day_closed_after_they_were_booked_are_pointed_out(
     specialist = app.test_client()
     AuthActions(specialist).attempt("weber@example.com")
     assert warning not in agenda(specialist, date=monday.day.isoformat())
+
+
+def test_a_switched_off_specialists_agenda_opens_while_they_have_appointments_to_come(
+    app: Flask, client: FlaskClient, monday: Day
+) -> None:
+    """Switching a specialist off says "the agenda shows" their appointments to come, which
+    staff must move: their own agenda opens for that, and stops once nothing is left."""
+    with app.app_context():
+        admin = staff_user("admin@example.com")
+        set_staff_active(staff_user("okafor@example.com"), False, actor=admin)
+    AuthActions(client).attempt("coord@example.com")
+    page = agenda(client, date=monday.day.isoformat(), specialist=monday.okafor)
+    assert "Ben West" in text(page)
+    with app.app_context():
+        everyone = db.session.scalars(select(ConsultationRequest)).all()
+        ben = next(r for r in everyone if r.patient.full_name == "Ben West")
+        workflow.cancel_request(ben, staff_user("coord@example.com"))
+    response = client.get(
+        "/staff/calendar",
+        query_string={"date": monday.day.isoformat(), "specialist": monday.okafor},
+    )
+    assert response.status_code == 404
+    # Anyone else who is not a specialist is not found either.
+    with app.app_context():
+        coordinator_id = staff_user("coord@example.com").id
+    assert (
+        client.get("/staff/calendar", query_string={"specialist": coordinator_id}).status_code
+        == 404
+    )

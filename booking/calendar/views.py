@@ -11,10 +11,11 @@ from flask_login import current_user
 
 from booking.audit.services import record_refused_access
 from booking.calendar.agenda import build_agenda
+from booking.extensions import db
 from booking.openinghours import clinic_closed_days
-from booking.scheduling.services import all_locations, booked_on_closed_days
+from booking.scheduling.services import all_locations, appointments_to_come, booked_on_closed_days
 from booking.staff.auth import roles_required
-from booking.staff.models import StaffRole
+from booking.staff.models import StaffRole, StaffUser
 from booking.staff.services import active_specialists
 from booking.timeutil import clinic_today
 from booking.urlargs import date_arg, int_arg
@@ -48,7 +49,15 @@ def view() -> str:
         specialists = active_specialists()
         chosen = [s for s in specialists if s.id == asked] if asked else specialists
         if asked and not chosen:
-            abort(404)
+            # A specialist switched off with appointments still to come: staff must see
+            # them to move them (the accounts page says "the agenda shows them").
+            former = db.session.get(StaffUser, asked)
+            if former is None or former.role != StaffRole.SPECIALIST:
+                abort(404)
+            if not appointments_to_come(former.id):
+                abort(404)
+            chosen = [former]
+            specialists = [*specialists, former]  # the choice shows whose agenda it is
     locations = all_locations()
     agenda = build_agenda(
         current_user,
