@@ -474,7 +474,8 @@ def test_acknowledgements_are_kept_only_where_a_call_reached_the_patient(
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database, "UPLOAD_DIR": str(tmp_path)})
     with app.app_context():
-        upgrade(directory=MIGRATIONS, revision="d2f6a8c4e1b3")
+        # Made with today's models (at the head), then taken back to the revision before.
+        upgrade(directory=MIGRATIONS)
         first, second = make_staff("coordinator"), make_staff("coordinator", "other@example.com")
         unreached = make_request(red_flags={"bladder_bowel"})
         reached = make_request(red_flags={"bladder_bowel"})
@@ -505,6 +506,7 @@ def test_acknowledgements_are_kept_only_where_a_call_reached_the_patient(
         reached_at, second_id = later.called_at, second.id
         unreached_id, reached_id = ids[unreached.reference], ids[reached.reference]
         db.session.remove()
+        downgrade(directory=MIGRATIONS, revision="d2f6a8c4e1b3")
 
         upgrade(directory=MIGRATIONS)
 
@@ -513,3 +515,26 @@ def test_acknowledgements_are_kept_only_where_a_call_reached_the_patient(
         kept = db.session.get(ConsultationRequest, reached_id)
         assert (kept.acknowledged_at, kept.acknowledged_by_id) == (reached_at, second_id)
         db.session.remove()
+
+
+def test_patients_named_before_the_search_name_are_found_without_accents(
+    empty_database: str, tmp_path: Path
+) -> None:
+    """Migration c4e8a2f6b9d1: every patient already stored gets the folded name the queue's
+    search compares (staff type "Garcia" for "García")."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database, "UPLOAD_DIR": str(tmp_path)})
+    with app.app_context():
+        upgrade(directory=MIGRATIONS, revision="e9b4c2d7f5a1")
+        with db.engine.begin() as conn:
+            for name in ("José García Núñez", "ØYVIND STRAßE", "Erika Mustermann"):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO patient (full_name, phone, preferred_contact, created_at) "
+                        "VALUES (:name, '+4930901820', 'email', CURRENT_TIMESTAMP)"
+                    ),
+                    {"name": name},
+                )
+        upgrade(directory=MIGRATIONS)
+        with db.engine.connect() as conn:
+            folded = conn.scalars(sa.text("SELECT search_name FROM patient ORDER BY id")).all()
+        assert folded == ["jose garcia nunez", "øyvind strasse", "erika mustermann"]

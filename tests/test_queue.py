@@ -386,6 +386,10 @@ def test_search_by_reference_in_any_case(staff_client: FlaskClient, people: dict
     assert queue(staff_client, status="all", q=reference) == [reference]
     assert queue(staff_client, status="all", q=reference.lower()) == [reference]
     assert queue(staff_client, status="all", q=f" {reference.swapcase()} ") == [reference]
+    # As read out or copied without its dashes or prefix: "sc cvaw y4x9", "CVAWY4X9".
+    letters = reference.removeprefix("SC-").replace("-", "")
+    for typed in (letters, letters.lower(), f"sc {letters[:4]} {letters[4:]}", f"SC{letters}"):
+        assert queue(staff_client, status="all", q=typed) == [reference], typed
 
 
 def test_search_ignores_case_beyond_ascii(
@@ -395,6 +399,16 @@ def test_search_ignores_case_beyond_ascii(
     new_request(app, full_name="Erika Mustermann", email="em@example.com")
     assert queue(staff_client, status="all", q="özdemir") == [oezdemir]
     assert queue(staff_client, status="all", q="ÖZLEM") == [oezdemir]
+
+
+def test_search_ignores_accents(app: Flask, staff_client: FlaskClient) -> None:
+    """Staff type names as they hear them: "Garcia" finds "García", "munoz" finds "Muñoz",
+    and the other way round."""
+    garcia = new_request(app, full_name="José García Muñoz", email="jg@example.com")
+    plain = new_request(app, full_name="Jose Garcia", email="plain@example.com")
+    assert queue(staff_client, status="all", q="garcia munoz") == [garcia]
+    assert queue(staff_client, status="all", q="MUÑOZ") == [garcia]
+    assert set(queue(staff_client, status="all", q="josé garcía")) == {garcia, plain}
 
 
 def test_pagination_shows_the_rest_on_page_two_and_clamps(

@@ -27,6 +27,7 @@ from booking.requests.models import (
     RequestDiagnosis,
     RequestStatus,
     TriageLevel,
+    folded,
 )
 from booking.requests.queries import failed_alerts, unnotified_request_ids, visible_to
 from booking.scheduling.models import Appointment
@@ -111,6 +112,17 @@ class QueuePage:
         return f"{COUNT_CAP}+" if self.unnotified > COUNT_CAP else str(self.unnotified)
 
 
+def typed_reference(text: str) -> str:
+    """A reference as staff may type or read it out: "sc cvaw y4x9", "CVAWY4X9" and
+    "SC-CVAW-Y4X9" are all SC-CVAW-Y4X9 (anything else is returned upper-cased)."""
+    characters = "".join(ch for ch in text.upper() if ch.isalnum())
+    if len(characters) == 10 and characters.startswith("SC"):
+        characters = characters[2:]
+    if len(characters) == 8:
+        return f"SC-{characters[:4]}-{characters[4:]}"
+    return text.strip().upper()
+
+
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -147,8 +159,8 @@ def _conditions(user: StaffUser, f: QueueFilters) -> list[ColumnElement[bool]]:
         text = f.search.strip()
         pattern = f"%{_escape_like(text)}%"
         matches = [
-            ConsultationRequest.reference == text.upper(),
-            Patient.full_name.ilike(pattern, escape="\\"),
+            ConsultationRequest.reference == typed_reference(text),
+            Patient.search_name.contains(folded(text), autoescape=True),
             Patient.email.ilike(pattern, escape="\\"),
         ]
         digits = "".join(ch for ch in text if ch.isdigit())

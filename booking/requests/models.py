@@ -8,6 +8,7 @@ no data migration was needed.
 from __future__ import annotations
 
 import enum
+import unicodedata
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,7 @@ from sqlalchemy import (
     event,
     false,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from booking.crypto import EncryptedText
 from booking.extensions import db, value_enum
@@ -79,6 +80,9 @@ class Patient(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     full_name: Mapped[str] = mapped_column(String(200))
+    # The name as staff search it (``folded``: "García Núñez" is found by "garcia nunez"), set
+    # with the name; never shown.
+    search_name: Mapped[str] = mapped_column(String(200), default="", server_default="")
     # Unknown (None) only for an emergency call-back, where the patient left a name and phone.
     date_of_birth: Mapped[date | None]
     guardian_name: Mapped[str | None] = mapped_column(String(200))
@@ -90,6 +94,18 @@ class Patient(db.Model):
     deceased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     requests: Mapped[list[ConsultationRequest]] = relationship(back_populates="patient")
+
+    @validates("full_name")
+    def _fold_for_search(self, _key: str, name: str) -> str:
+        self.search_name = folded(name)[:200]
+        return name
+
+
+def folded(text: str) -> str:
+    """``text`` without accents and case, as a search compares it: staff type "Garcia" or
+    "MUNOZ" for "García" or "Muñoz" (the letters' accents dropped, then case folded)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
 
 
 class ConsultationRequest(db.Model):
