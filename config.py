@@ -218,6 +218,9 @@ class Config:
     # more than this many requests at once (0 turns each alert off).
     ACCESS_ALERT_RECORDS_PER_HOUR = _env_int("ACCESS_ALERT_RECORDS_PER_HOUR", 100)
     ACCESS_ALERT_EXPORT_ROWS = _env_int("ACCESS_ALERT_EXPORT_ROWS", 500)
+    # What separates the queue's CSV export's cells: "," or, for spreadsheets set to a
+    # language whose decimal mark is a comma (German, Spanish, French), ";"; or "tab".
+    EXPORT_CSV_DELIMITER = _env("EXPORT_CSV_DELIMITER", ",")
 
     MAIL_SERVER = _env("MAIL_SERVER", "127.0.0.1")
     MAIL_PORT = _env_int("MAIL_PORT", 1025)

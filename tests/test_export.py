@@ -16,6 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from booking import create_app
 from booking.audit.models import AuditEvent
 from booking.dashboard import queries
 from booking.dashboard.export import COLUMNS, headings, requests_csv
@@ -184,6 +185,30 @@ def test_an_abandoned_download_is_audited_all_the_same(
     assert audit.details == {"filters": {"status": "requested"}, "rows": 3}
     # The closed stream released its database session: the next page works.
     assert staff_client.get("/staff/").status_code == 200
+
+
+class TestASemicolonForSpreadsheetsInGerman:
+    @pytest.fixture
+    def app_settings(self, app_settings: dict[str, Any]) -> dict[str, Any]:
+        app_settings["EXPORT_CSV_DELIMITER"] = ";"
+        return app_settings
+
+    def test_cells_are_separated_by_the_clinics_setting(
+        self, app: Flask, staff_client: FlaskClient
+    ) -> None:
+        """A spreadsheet set to German reads ";" as its list separator: with "," every row
+        landed in one cell. Cells holding the separator are quoted."""
+        reference = new_request(app, full_name="Weber; Anna")
+        raw = staff_client.get("/staff/export.csv").get_data().decode("utf-8-sig")
+        heading, row = list(csv.reader(io.StringIO(raw, newline=""), delimiter=";"))
+        assert heading[:2] == ["Reference", "Status"] and len(heading) == len(COLUMNS)
+        cells = dict(zip(COLUMNS, row, strict=True))
+        assert (cells["reference"], cells["patient"]) == (reference, "Weber; Anna")
+
+
+def test_a_mistyped_separator_stops_the_start(app_settings: dict[str, Any]) -> None:
+    with pytest.raises(RuntimeError, match="EXPORT_CSV_DELIMITER must be"):
+        create_app({**app_settings, "EXPORT_CSV_DELIMITER": "|"})
 
 
 def test_the_queue_links_to_the_export_of_its_current_filters(

@@ -154,12 +154,29 @@ def _instrument_scores(h: MedicalHistory | None) -> list[object]:
     return cells
 
 
-def requests_csv(rows: Iterable[ConsultationRequest], rows_per_piece: int = 200) -> Iterator[str]:
+DELIMITERS = {",": ",", ";": ";", "tab": "\t"}
+
+
+def delimiter(setting: str) -> str:
+    """The cell separator ``EXPORT_CSV_DELIMITER`` names: a spreadsheet opens a CSV file
+    with its language's list separator, which is ";" where the decimal mark is a comma
+    (German, Spanish, French): with "," there, every row lands in one cell."""
+    try:
+        return DELIMITERS[setting.strip().lower()]
+    except KeyError:
+        raise RuntimeError(
+            f"EXPORT_CSV_DELIMITER must be ',', ';' or 'tab', not {setting!r}"
+        ) from None
+
+
+def requests_csv(
+    rows: Iterable[ConsultationRequest], rows_per_piece: int = 200, separator: str = ","
+) -> Iterator[str]:
     """The file's text in pieces, byte-order mark first (encode each as UTF-8): a response
     can send each piece as the rows are read, so a long list is never held whole."""
     out = io.StringIO()
     out.write(BOM)
-    writer = csv.writer(out)
+    writer = csv.writer(out, delimiter=separator)
     writer.writerow(headings())
     for n, r in enumerate(rows, start=1):
         writer.writerow([neutralise(cell) for cell in _row(r)])

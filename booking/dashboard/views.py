@@ -7,6 +7,7 @@ from typing import NoReturn
 from flask import (
     Blueprint,
     abort,
+    current_app,
     flash,
     redirect,
     render_template,
@@ -15,6 +16,7 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from flask.blueprints import BlueprintSetupState
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
@@ -23,7 +25,7 @@ from werkzeug.wrappers import Response
 
 from booking.audit.services import record_refused_access
 from booking.dashboard import queries, services, summary
-from booking.dashboard.export import requests_csv
+from booking.dashboard.export import delimiter, requests_csv
 from booking.dashboard.forms import (
     ActionForm,
     AskForm,
@@ -62,6 +64,12 @@ from booking.templating import choice_label, language_name
 from booking.timeutil import clinic_today, now_utc
 
 bp = Blueprint("dashboard", __name__, url_prefix="/staff")
+
+
+@bp.record_once
+def _check_settings(state: BlueprintSetupState) -> None:
+    """A mistyped export setting stops the start, not the first export."""
+    delimiter(state.app.config["EXPORT_CSV_DELIMITER"])
 
 
 @bp.get("/")
@@ -654,7 +662,10 @@ def export_csv() -> Response:
     filters = queue_filters(request.args)
     count = queries.export_count(current_user, filters)
     services.record_export(current_user, filters.as_query_args(page=None), count)
-    pieces = requests_csv(queries.export_rows(current_user, filters))
+    pieces = requests_csv(
+        queries.export_rows(current_user, filters),
+        separator=delimiter(current_app.config["EXPORT_CSV_DELIMITER"]),
+    )
     response = Response(
         stream_with_context(piece.encode("utf-8") for piece in pieces),
         content_type="text/csv; charset=utf-8",
