@@ -169,19 +169,26 @@ def delimiter(setting: str) -> str:
         ) from None
 
 
-def requests_csv(
-    rows: Iterable[ConsultationRequest], rows_per_piece: int = 200, separator: str = ","
-) -> Iterator[str]:
-    """The file's text in pieces, byte-order mark first (encode each as UTF-8): a response
-    can send each piece as the rows are read, so a long list is never held whole."""
+def csv_head(separator: str = ",") -> str:
+    """The file's first piece: the byte-order mark and the heading row."""
     out = io.StringIO()
     out.write(BOM)
+    csv.writer(out, delimiter=separator).writerow(headings())
+    return out.getvalue()
+
+
+def csv_rows(
+    rows: Iterable[ConsultationRequest], separator: str = ",", rows_per_piece: int = 200
+) -> Iterator[str]:
+    """The rows' lines in pieces of ``rows_per_piece``, each sent as soon as its rows are
+    read, so a long list is never held whole (encode each as UTF-8)."""
+    out = io.StringIO()
     writer = csv.writer(out, delimiter=separator)
-    writer.writerow(headings())
     for n, r in enumerate(rows, start=1):
         writer.writerow([neutralise(cell) for cell in _row(r)])
         if n % rows_per_piece == 0:
             yield out.getvalue()
             out.seek(0)
             out.truncate()
-    yield out.getvalue()
+    if out.tell():
+        yield out.getvalue()

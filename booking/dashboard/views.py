@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import NoReturn
 
 from flask import (
@@ -25,7 +26,7 @@ from werkzeug.wrappers import Response
 
 from booking.audit.services import record_refused_access
 from booking.dashboard import queries, services, summary
-from booking.dashboard.export import delimiter, requests_csv
+from booking.dashboard.export import csv_head, csv_rows, delimiter
 from booking.dashboard.forms import (
     ActionForm,
     AskForm,
@@ -662,14 +663,20 @@ def export_csv() -> Response:
     filters = queue_filters(request.args)
     count = queries.export_count(current_user, filters)
     services.record_export(current_user, filters.as_query_args(page=None), count)
-    pieces = requests_csv(
-        queries.export_rows(current_user, filters),
-        separator=delimiter(current_app.config["EXPORT_CSV_DELIMITER"]),
+    separator = delimiter(current_app.config["EXPORT_CSV_DELIMITER"])
+    # The rows are read inside the request's context, kept for the stream; the heading goes
+    # first without it, so nothing holds the context until the rows are asked for.
+    head = csv_head(separator).encode("utf-8")
+    rows = stream_with_context(
+        piece.encode("utf-8")
+        for piece in csv_rows(queries.export_rows(current_user, filters), separator)
     )
-    response = Response(
-        stream_with_context(piece.encode("utf-8") for piece in pieces),
-        content_type="text/csv; charset=utf-8",
-    )
+
+    def body() -> Iterator[bytes]:
+        yield head
+        yield from rows  # closing the body (a download cancelled) closes the rows' stream
+
+    response = Response(body(), content_type="text/csv; charset=utf-8")
     stamp = clinic_today().isoformat()
     response.headers["Content-Disposition"] = f'attachment; filename="requests-{stamp}.csv"'
     response.headers["Cache-Control"] = "no-store, private"
