@@ -300,6 +300,9 @@ class Config:
     UPLOAD_RATE_LIMIT = _env("UPLOAD_RATE_LIMIT", "30 per minute; 120 per hour")
     # Flask-Limiter: counts live in Redis when it is configured, else in memory.
     RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", REDIS_URL or "memory://")
+    # Said, not left out: Flask-Limiter's one limiter object keeps the last app's choice, and
+    # an app whose settings say nothing would inherit a test app's "off".
+    RATELIMIT_ENABLED = True
     RATELIMIT_HEADERS_ENABLED = True
 
     # Behind a TLS-terminating proxy: how many proxies' X-Forwarded-* headers to trust.
