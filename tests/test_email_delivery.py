@@ -305,6 +305,86 @@ def test_a_relay_refusing_the_clinic_is_retried_not_failed(
         assert (first.status, first.attempts) == (OutboxStatus.PENDING, 1)
 
 
+@pytest.fixture
+def worker_with_another_key(app_settings: dict[str, Any], app: Flask) -> Iterator[Flask]:
+    """A worker configured with another ENCRYPTION_KEY than the app that wrote the outbox
+    (a key mistyped on one machine, or an old key dropped before `keys rotate` was run)."""
+    from booking import create_app
+    from booking.crypto import new_key
+
+    worker = create_app({**app_settings, "ENCRYPTION_KEY": new_key()})
+    yield worker
+    with worker.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_an_email_the_worker_cannot_decrypt_fails_at_once_and_is_shown_to_staff(
+    app: Flask,
+    client: FlaskClient,
+    smtp: SmtpServer,
+    staff: Staff,
+    worker_with_another_key: Flask,
+) -> None:
+    """No retry will read it: the row fails on its first attempt, naming the missing key by
+    its id (a hash) and nothing of the content, and an urgent alert among such rows shows on
+    the queue like any alert that failed for good."""
+    from booking.crypto import key_ring
+
+    smtp.start()
+    post_request(client, valid_answers(red_fever="yes"))  # urgent
+    with app.app_context():
+        alert_id = db.session.scalars(
+            select(OutboxEmail.id).where(OutboxEmail.template == "new_request_staff")
+        ).one()
+        reference = db.session.scalars(select(ConsultationRequest.reference)).one()
+        key_id = key_ring().current.label
+    with worker_with_another_key.app_context():
+        assert deliver_outbox_email(alert_id) is None  # no retry is due
+    [alert] = [row for row in _outbox(app) if row.id == alert_id]
+    assert (alert.status, alert.attempts) == (OutboxStatus.FAILED, 1)
+    assert alert.last_error == f"KeyMissingError key id {key_id}"
+    assert smtp.received == []
+    # The right key still reads it (staff may send it again).
+    assert reference in alert.body_text
+
+    AuthActions(client).login("coordinator")
+    page = client.get("/staff/").get_data(as_text=True)
+    assert "Alerts about urgent requests could not be emailed" in page
+    banner = page[page.index("failed-alerts-heading") : page.index("</section>")]
+    assert f"/staff/requests/{reference}" in banner
+
+
+def test_a_lapsed_claim_with_its_attempts_spent_fails_instead_of_going_round_again(
+    app: Flask, client: FlaskClient, smtp: SmtpServer
+) -> None:
+    """Every claim counts an attempt. A row whose worker never finished (killed by it, or
+    broken by it) is released while it has attempts left, and failed once they are spent:
+    never claimed and released for ever."""
+    smtp.start()
+    post_request(client)
+    limit = app.config["MAIL_MAX_ATTEMPTS"]
+    lapsed = now_utc() - timedelta(seconds=app.config["MAIL_CLAIM_TIMEOUT_SECONDS"] + 1)
+    with app.app_context():
+        patient_id, staff_id = db.session.scalars(select(OutboxEmail.id).order_by(OutboxEmail.id))
+        for email_id, attempts in ((patient_id, limit), (staff_id, limit - 1)):
+            db.session.execute(
+                update(OutboxEmail)
+                .where(OutboxEmail.id == email_id)
+                .values(status=OutboxStatus.SENDING, claimed_at=lapsed, attempts=attempts)
+            )
+        db.session.commit()
+        assert requeue_stalled_emails() == [staff_id]  # one attempt left: released
+        assert requeue_stalled_emails() == []  # the spent one is not handed out again
+    patient, staff = _outbox(app)
+    assert (patient.status, patient.last_error) == (OutboxStatus.FAILED, "ClaimLapsed")
+    assert staff.status == OutboxStatus.PENDING
+    with app.app_context():
+        assert deliver_outbox_email(patient_id) is None  # a failed row is not claimed
+    assert _outbox(app)[0].status == OutboxStatus.FAILED
+    assert smtp.received == []
+
+
 def test_sweep_finds_emails_whose_task_was_lost(
     app: Flask, client: FlaskClient, smtp: SmtpServer
 ) -> None:

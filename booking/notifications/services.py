@@ -24,11 +24,12 @@ from email.utils import make_msgid, parseaddr
 from flask import current_app, render_template
 from flask_babel import force_locale
 from flask_mail import Message
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
 from booking.accesslog import redact_text
+from booking.crypto import DecryptionError, KeyMissingError
 from booking.extensions import db, mail
 from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.timeutil import now_utc
@@ -155,6 +156,11 @@ def _policy_refusal(message: bytes | str) -> bool:
 SMTP_TIMEOUT = "SMTPTimeout"
 
 
+# What ``last_error`` says of a row whose last attempt's worker never finished (killed, or
+# failed outside the SMTP exchange) and whose attempts are spent: ``requeue_stalled_emails``.
+CLAIM_LAPSED = "ClaimLapsed"
+
+
 def _timed_out(exc: BaseException) -> bool:
     """True when the server did not answer in time. smtplib reports a reply that never came
     as ``SMTPServerDisconnected`` raised while handling the socket's ``TimeoutError``, so the
@@ -195,7 +201,16 @@ def deliver_outbox_email(email_id: int) -> timedelta | None:
     if not claimed:
         return None
 
-    email = db.session.get(OutboxEmail, email_id)
+    try:
+        email = db.session.get(OutboxEmail, email_id)
+    except (KeyMissingError, DecryptionError) as exc:
+        # Its bodies cannot be read here (a worker with another ENCRYPTION_KEY, an old key
+        # dropped before `keys rotate` reached this row): no retry reads them either. Failed
+        # now, so staff see it where failed emails show, instead of a row that bounces
+        # between sending and pending for ever.
+        db.session.rollback()
+        _fail_unread(email_id, _describe_unreadable(exc))
+        return None
     if email is None:  # deleted between the claim and now (an erased patient)
         return None
     message = Message(
@@ -264,6 +279,32 @@ def deliver_outbox_email(email_id: int) -> timedelta | None:
     return None
 
 
+def _describe_unreadable(exc: Exception) -> str:
+    """What ``last_error`` says of a row that cannot be decrypted: the kind of error and,
+    for a missing key, its id (a hash of the key, never the key); nothing of the content."""
+    if isinstance(exc, KeyMissingError):
+        return f"KeyMissingError key id {exc.key_id}"
+    return type(exc).__name__
+
+
+def _fail_unread(email_id: int, reason: str) -> None:
+    """Fail a row for good without loading it (loading decrypts its bodies): by statements
+    on its columns, as the claim does. An email of ``FORGET_WHEN_SENT`` is deleted instead,
+    as when it fails any other way."""
+    template = db.session.scalar(select(OutboxEmail.template).where(OutboxEmail.id == email_id))
+    if template in FORGET_WHEN_SENT:
+        db.session.execute(delete(OutboxEmail).where(OutboxEmail.id == email_id))
+        log.error("outbox email %s (%s) deleted undelivered: %s", email_id, template, reason)
+    elif template is not None:
+        db.session.execute(
+            update(OutboxEmail)
+            .where(OutboxEmail.id == email_id)
+            .values(status=OutboxStatus.FAILED, last_error=reason)
+        )
+        log.error("outbox email %s failed for good: %s", email_id, reason)
+    db.session.commit()
+
+
 # Emails deleted once the server accepted them (or once they failed for good), instead of
 # kept: the confirmation of an erasure (``booking.rights.emails.erasure_done``), whose patient
 # the clinic must forget.
@@ -298,16 +339,41 @@ def requeue_stalled_emails() -> list[int]:
     returned at once: its claim timing out was the wait, and no task is coming for it. A
     pending row still waiting ``MAIL_REQUEUE_AFTER_SECONDS`` after it fell due has lost its task
     (queue down, worker restarted). Enqueuing a row twice is harmless: only one claim succeeds.
+
+    A lapsed claim whose row has had its ``MAIL_MAX_ATTEMPTS`` attempts is failed instead of
+    released (deleted for ``FORGET_WHEN_SENT``): every claim counts an attempt, so a row that
+    kills or breaks its worker each time (one it cannot even read) ends where staff see it,
+    rather than going round for ever.
     """
     now = now_utc()
     claim_timeout = timedelta(seconds=current_app.config["MAIL_CLAIM_TIMEOUT_SECONDS"])
+    lapsed = (
+        OutboxEmail.status == OutboxStatus.SENDING,
+        OutboxEmail.claimed_at < now - claim_timeout,
+    )
+    spent = OutboxEmail.attempts >= current_app.config["MAIL_MAX_ATTEMPTS"]
+    forgotten = OutboxEmail.template.in_(sorted(FORGET_WHEN_SENT))
+    gone = list(
+        db.session.scalars(
+            delete(OutboxEmail).where(*lapsed, spent, forgotten).returning(OutboxEmail.id)
+        )
+    )
+    failed = list(
+        db.session.scalars(
+            update(OutboxEmail)
+            .where(*lapsed, spent)
+            .values(status=OutboxStatus.FAILED, last_error=CLAIM_LAPSED)
+            .returning(OutboxEmail.id)
+        )
+    )
+    for email_id in sorted(gone):
+        log.error("outbox email %s deleted undelivered: %s", email_id, CLAIM_LAPSED)
+    for email_id in sorted(failed):
+        log.error("outbox email %s failed for good: %s", email_id, CLAIM_LAPSED)
     released = set(
         db.session.scalars(
             update(OutboxEmail)
-            .where(
-                OutboxEmail.status == OutboxStatus.SENDING,
-                OutboxEmail.claimed_at < now - claim_timeout,
-            )
+            .where(*lapsed)
             .values(status=OutboxStatus.PENDING, next_attempt_at=now)
             .returning(OutboxEmail.id)
         )
