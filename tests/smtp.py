@@ -35,6 +35,9 @@ class Collector:
     refuse_relay: bool = False
     # Refuse every sender (553), as a server refuses a clinic whose settings are wrong.
     refuse_sender: bool = False
+    # The reply to every message at the end of DATA instead of accepting it, e.g.
+    # "554 5.7.1 ..." (a policy refusal: SPF, relaying from this address) or "554 5.6.0 ...".
+    refuse_data: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     # Hold the server's reply at one stage ("RCPT": before it has the message; "DATA": it has
     # the message but has not accepted it yet; "QUIT": after it accepted it) until
@@ -75,6 +78,8 @@ class Collector:
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
         await self._hold("DATA")
+        if self.refuse_data:
+            return self.refuse_data
         message = message_from_bytes(envelope.original_content, policy=default)
         with self.lock:
             self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))

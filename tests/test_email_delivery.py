@@ -305,6 +305,37 @@ def test_a_relay_refusing_the_clinic_is_retried_not_failed(
         assert (first.status, first.attempts) == (OutboxStatus.PENDING, 1)
 
 
+@pytest.mark.parametrize(
+    ("reply", "retried"),
+    [
+        # The clinic's side: its sending address fails SPF, or the relay does not take mail
+        # from this machine. Fixed there, the same email goes through.
+        ("554 5.7.1 Message rejected: SPF check failed", True),
+        ("550 5.7.1 Relaying not permitted from this IP address", True),
+        # This email's content: retrying sends the same refused message.
+        ("554 5.6.0 Message content rejected", False),
+    ],
+)
+def test_a_policy_refusal_at_the_end_of_data_is_retried_and_a_content_refusal_is_not(
+    app: Flask, client: FlaskClient, smtp: SmtpServer, reply: str, retried: bool
+) -> None:
+    smtp.start()
+    smtp.collector.refuse_data = reply
+    post_request(client)
+    with app.app_context():
+        first = db.session.scalars(select(OutboxEmail).order_by(OutboxEmail.id)).first()
+        delay = deliver_outbox_email(first.id)
+        db.session.refresh(first)
+        assert first.last_error == f"SMTPDataError {reply[:3]}"
+        if retried:
+            assert delay is not None
+            assert (first.status, first.attempts) == (OutboxStatus.PENDING, 1)
+        else:
+            assert delay is None
+            assert first.status == OutboxStatus.FAILED
+    assert smtp.received == []
+
+
 @pytest.fixture
 def worker_with_another_key(app_settings: dict[str, Any], app: Flask) -> Iterator[Flask]:
     """A worker configured with another ENCRYPTION_KEY than the app that wrote the outbox

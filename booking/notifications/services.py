@@ -133,15 +133,21 @@ def retry_delay(attempts: int) -> timedelta:
 def _is_permanent(exc: Exception) -> bool:
     """A 5xx reply about this email (its recipient refused, its content rejected) will not
     change by retrying. A 5xx about the clinic's own settings (the login, the sender's
-    address, STARTTLS required, a relay refusing to relay: a recipient refused with a 5.7
-    security or policy status) will, once they are fixed: it fails every email alike, the
-    urgent alerts to staff included, so those are retried until ``MAIL_MAX_ATTEMPTS``."""
+    address, STARTTLS required, a relay refusing to relay: a recipient refused, or the
+    message refused at the end of DATA, with a 5.7 security or policy status such as an SPF
+    failure or "relaying not permitted from this address") will, once they are fixed: it
+    fails every email alike, the urgent alerts to staff included, so those are retried until
+    ``MAIL_MAX_ATTEMPTS``."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return all(
             500 <= code < 600 and not _policy_refusal(message)
             for code, message in exc.recipients.values()
         )
-    return isinstance(exc, smtplib.SMTPDataError) and 500 <= exc.smtp_code < 600
+    return (
+        isinstance(exc, smtplib.SMTPDataError)
+        and 500 <= exc.smtp_code < 600
+        and not _policy_refusal(exc.smtp_error)
+    )
 
 
 def _policy_refusal(message: bytes | str) -> bool:
