@@ -72,7 +72,10 @@ class Config:
     SQLALCHEMY_DATABASE_URI = _sqlalchemy_url(
         _env("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'spineconsult.sqlite3'}")  # type: ignore[arg-type]
     )
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    # hide_parameters: a failed statement's error (logged with its traceback by the web app,
+    # the worker and Huey) names the statement but not its values, which are patients'
+    # addresses, names, and subjects with appointment times.
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True, "hide_parameters": True}
 
     # Redis is optional: without it the task queue lives in a SQLite file in instance/.
     REDIS_URL = _env("REDIS_URL")

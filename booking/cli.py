@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import io
-import logging
 import secrets
 from datetime import date
 
@@ -121,10 +120,11 @@ def create_admin(email: str, name: str, password: str) -> None:
 )
 def worker(workers: int, periodic: bool) -> None:
     """Run the background worker (email delivery and the periodic outbox sweep)."""
-    # Ids and outcomes only: the services never log addresses or medical details.
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from booking.logging import init_worker_logging
+
+    # Ids and outcomes only: the services never log addresses or medical details, and what
+    # an error quotes is redacted as on the web.
+    init_worker_logging()
     huey = current_app.extensions["huey"]
     consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=periodic)
     consumer.run()

@@ -19,6 +19,7 @@ from booking.accesslog import RedactingFilter
 
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{8,64}")
 FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+WORKER_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class RequestIdFilter(logging.Filter):
@@ -58,3 +59,16 @@ def init_logging(app: Flask) -> None:
         booking_log.addHandler(handler)
         booking_log.setLevel(logging.INFO)
         booking_log.propagate = False
+
+
+def init_worker_logging() -> None:
+    """The worker's log (``flask worker``): every line through the root handler, Huey's
+    "Unhandled exception in task" and its traceback included, passes through the same
+    ``RedactingFilter`` as the web app's, so a path with a token that an error quotes is
+    redacted there too. The app's own lines (``booking``) keep their handler from
+    ``init_logging``."""
+    logging.basicConfig(level=logging.INFO, format=WORKER_FORMAT)
+    redacting = RedactingFilter()
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(redacting)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -15,7 +19,7 @@ from booking.notifications.models import OutboxEmail
 from booking.notifications.services import deliver_outbox_email
 from booking.requests.models import ConsultationRequest
 from tests.factories import make_location, make_staff
-from tests.support import AuthActions, pdf_bytes, post_request, valid_answers
+from tests.support import ROOT, AuthActions, pdf_bytes, post_request, valid_answers
 
 SECRETS = [
     "Erika", "Mustermann", "erika.mustermann", "901820", "1970-05-17", "Ibuprofen",
@@ -44,3 +48,45 @@ def test_a_full_request_leaves_no_patient_data_in_the_logs(
     assert "outbox email" in text  # the logs do say what happened
     for secret in SECRETS:
         assert secret not in text, f"{secret!r} appeared in the logs"
+
+
+WORKER_LOGS = """
+import logging
+
+from booking import create_app
+from booking.logging import init_worker_logging
+
+app = create_app()  # development settings, not the tests': the web app's own log handler
+init_worker_logging()  # what `flask worker` does before it starts Huey's consumer
+line = "Unhandled exception in task: GET /manage/open/Tok3n-of-the-patient failed"
+logging.getLogger("huey").error(line)  # the worker's own lines: Huey's, SQLAlchemy's
+logging.getLogger("booking.tasks").error(line)  # the app's, through the web app's handler
+"""
+
+
+def test_the_workers_log_redacts_tokens_as_the_web_apps_does(tmp_path: Path) -> None:
+    """``flask worker`` logs through the root handler (Huey's errors and their tracebacks):
+    a private link's token an error quotes is redacted there as in the web app's log."""
+    env = {
+        **os.environ,
+        "SPINECONSULT_ENV": "development",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'worker.sqlite3'}",
+        "HUEY_SQLITE_PATH": str(tmp_path / "huey.sqlite3"),
+        "UPLOAD_DIR": str(tmp_path / "uploads"),
+        "REDIS_URL": "",
+    }
+    run = subprocess.run(
+        [sys.executable, "-c", WORKER_LOGS],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    lines = [line for line in run.stderr.splitlines() if "Unhandled exception in task" in line]
+    assert len(lines) == 2, run.stderr
+    for line in lines:
+        assert "GET /manage/open/[redacted] failed" in line
+    assert "Tok3n" not in run.stderr

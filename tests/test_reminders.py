@@ -277,3 +277,34 @@ def test_no_reminder_for_a_lead_time_already_past_when_moved(
     assert run(app, now_utc() + timedelta(minutes=2)) == []
     assert len(run(app, slot.starts_at - timedelta(hours=1, minutes=50))) == 1
     assert len(reminders(app)) == 1
+
+
+def test_a_failed_statement_is_logged_without_its_values(
+    app: Flask, confirmed: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database refuses the reminder's outbox row (the connection dropped): the job logs
+    the error with its traceback, which names the statement but none of its values (the
+    patient's address, the subject with the appointment's time)."""
+    from sqlalchemy import event
+
+    with app.app_context():
+        patient_email = db.session.get(ConsultationRequest, confirmed["request_id"]).patient.email
+        engine = db.engine
+        dbapi_error = engine.dialect.loaded_dbapi.OperationalError
+
+        def drop_the_connection(cursor, statement, parameters, context) -> None:
+            if statement.startswith("INSERT INTO outbox_email"):
+                raise dbapi_error("server closed the connection unexpectedly")
+
+        event.listen(engine, "do_execute", drop_the_connection)
+        try:
+            assert send_due_reminders(confirmed["starts_at"] - timedelta(hours=47)) == []
+        finally:
+            event.remove(engine, "do_execute", drop_the_connection)
+    [record] = [r for r in caplog.records if r.exc_info]
+    logged = caplog.text
+    assert "INSERT INTO outbox_email" in logged  # the failure is there, with its statement
+    assert "SQL parameters hidden" in logged
+    assert patient_email and patient_email not in logged
+    assert "Reminder:" not in logged
+    assert record.name == "booking.requests.reminders"
