@@ -76,6 +76,11 @@ class Config:
     # the worker and Huey) names the statement but not its values, which are patients'
     # addresses, names, and subjects with appointment times.
     SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True, "hide_parameters": True}
+    # Production refuses a sqlite: DATABASE_URL (an unset one falls back to a file in
+    # instance/): one machine's file, no concurrent writers, not the PostgreSQL the backups
+    # and docs/production.md describe. A deliberate single-machine install (and the test and
+    # benchmark runs of the production settings) may allow it.
+    ALLOW_SQLITE_IN_PRODUCTION = _env_bool("ALLOW_SQLITE_IN_PRODUCTION", False)
 
     # Redis is optional: without it the task queue lives in a SQLite file in instance/.
     REDIS_URL = _env("REDIS_URL")
@@ -396,6 +401,9 @@ class TestingConfig(Config):
 
 
 class ProductionConfig(Config):
+    # Flask takes DEBUG from FLASK_DEBUG when no setting names it: never in production (the
+    # debugger runs code typed into an error page). create_app refuses it if still asked for.
+    DEBUG = False
     # No example address for the clinic's alerts: production refuses to start without one.
     STAFF_NOTIFICATION_EMAIL = _env("STAFF_NOTIFICATION_EMAIL")
     SESSION_COOKIE_SECURE = True

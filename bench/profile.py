@@ -47,6 +47,7 @@ def use_bench_settings(url: str, work: str) -> None:
             # The key the database was seeded with (docs/benchmarks.md, "Profiling a page").
             "ENCRYPTION_KEY": os.environ.get("ENCRYPTION_KEY") or new_key(),
             "DATABASE_URL": url,
+            "ALLOW_SQLITE_IN_PRODUCTION": "1",  # a SQLite file is the usual profiled database
             "STAFF_NOTIFICATION_EMAIL": "coordinators@clinic.example",
             "FORCE_HTTPS": "0",
             "TRUSTED_PROXIES": "0",

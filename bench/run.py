@@ -197,6 +197,8 @@ def app_env(url: str, work: Path) -> dict[str, str]:
             # whole run, so what the seed wrote the app can read.
             "ENCRYPTION_KEY": RUN_KEY,
             "DATABASE_URL": url,
+            # --db sqlite (the default) runs the production settings on a SQLite file.
+            "ALLOW_SQLITE_IN_PRODUCTION": "1",
             "STAFF_NOTIFICATION_EMAIL": "coordinators@clinic.example",
             "FORCE_HTTPS": "0",
             "TRUSTED_PROXIES": "0",

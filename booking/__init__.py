@@ -49,6 +49,8 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
     if app.config.get("PRODUCTION_CHECKS"):
         _refuse_published_keys(app)
         _refuse_missing_alert_address(app)
+        _refuse_sqlite_unless_allowed(app)
+        _refuse_debug(app)
     if app.config["CLAMAV_REQUIRED"] and not app.config["CLAMAV_ENABLED"]:
         raise RuntimeError(
             "Virus scanning is required in production: install clamav-daemon and leave "
@@ -155,6 +157,33 @@ def _refuse_missing_alert_address(app: Flask) -> None:
             "STAFF_NOTIFICATION_EMAIL is not set: the clinic's alerts (new and urgent "
             "requests, emergency call-backs, escalations) would reach nobody. Set it to an "
             "address the clinic reads (README, 'Settings')."
+        )
+
+
+def _refuse_sqlite_unless_allowed(app: Flask) -> None:
+    """Production never falls back silently on a SQLite file (DATABASE_URL unset gives one
+    in instance/): it holds the patients' data on one machine, outside the PostgreSQL
+    backups, and serialises every writer. A single-machine install that means it says so."""
+    url = str(app.config.get("SQLALCHEMY_DATABASE_URI") or "")
+    if url.startswith("sqlite") and not app.config.get("ALLOW_SQLITE_IN_PRODUCTION"):
+        raise RuntimeError(
+            "DATABASE_URL is a SQLite database (or not set, which means a file in instance/): "
+            "production runs on PostgreSQL. Set DATABASE_URL to it (docs/production.md); to "
+            "run on SQLite on purpose, set ALLOW_SQLITE_IN_PRODUCTION=1 (README, 'Settings')."
+        )
+
+
+def _refuse_debug(app: Flask) -> None:
+    """Production never runs in debug mode: the Werkzeug debugger runs any code typed into
+    an error page, and errors would escape the app's own handling and logging. FLASK_DEBUG
+    (or ``flask run --debug``) is refused, not ignored: the command line's Flask would still
+    turn the debugger on after this app is made."""
+    from flask.helpers import get_debug_flag
+
+    if app.debug or get_debug_flag():
+        raise RuntimeError(
+            "Debug mode is on (FLASK_DEBUG or --debug): production never runs with the "
+            "debugger. Unset FLASK_DEBUG."
         )
 
 

@@ -266,8 +266,12 @@ def production_config(monkeypatch: pytest.MonkeyPatch, app_settings: dict[str, A
 
     monkeypatch.setattr(config.ProductionConfig, "SECRET_KEY", secrets.token_hex(32))
     monkeypatch.setattr(config.ProductionConfig, "ENCRYPTION_KEY", new_key())
+    url = app_settings["SQLALCHEMY_DATABASE_URI"]
+    monkeypatch.setattr(config.ProductionConfig, "SQLALCHEMY_DATABASE_URI", url)
+    # The suite's own SQLite database, when it runs without PostgreSQL: allowed, as a
+    # single-machine install would allow it.
     monkeypatch.setattr(
-        config.ProductionConfig, "SQLALCHEMY_DATABASE_URI", app_settings["SQLALCHEMY_DATABASE_URI"]
+        config.ProductionConfig, "ALLOW_SQLITE_IN_PRODUCTION", url.startswith("sqlite")
     )
     # The addresses a clinic sets (production has no default for the alerts' address).
     monkeypatch.setattr(

@@ -186,6 +186,7 @@ def test_no_token_in_any_log_after_errors_on_secret_addresses(tmp_path: Path) ->
         "FORCE_HTTPS": "false",
         "STAFF_NOTIFICATION_EMAIL": "coordinators@clinic.example",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}",
+        "ALLOW_SQLITE_IN_PRODUCTION": "1",
         "HUEY_SQLITE_PATH": str(tmp_path / "huey.sqlite3"),
         "UPLOAD_DIR": str(tmp_path / "uploads"),
         "REDIS_URL": "",

@@ -114,6 +114,38 @@ def test_production_refuses_to_start_without_the_clinics_alert_address(
     assert "MAIL_DEFAULT_SENDER is not set" in caplog.text
 
 
+def test_production_refuses_a_sqlite_database_unless_it_is_allowed(
+    monkeypatch: pytest.MonkeyPatch, production_config: type, tmp_path: Path
+) -> None:
+    """DATABASE_URL unset means a SQLite file in instance/: production refuses it, naming
+    both settings, so a forgotten DATABASE_URL cannot put the patients' data in a file
+    outside the PostgreSQL backups. A single-machine install allows it on purpose."""
+    sqlite_file = f"sqlite:///{tmp_path / 'spineconsult.sqlite3'}"
+    monkeypatch.setattr(production_config, "SQLALCHEMY_DATABASE_URI", sqlite_file)
+    monkeypatch.setattr(production_config, "ALLOW_SQLITE_IN_PRODUCTION", False)
+    with pytest.raises(RuntimeError, match="DATABASE_URL is a SQLite database") as refused:
+        create_app("production")
+    assert "ALLOW_SQLITE_IN_PRODUCTION=1" in str(refused.value)
+    monkeypatch.setattr(production_config, "ALLOW_SQLITE_IN_PRODUCTION", True)
+    assert create_app("production").config["SQLALCHEMY_DATABASE_URI"] == sqlite_file
+
+
+def test_production_refuses_to_start_in_debug_mode(
+    monkeypatch: pytest.MonkeyPatch, production_config: type
+) -> None:
+    """FLASK_DEBUG=1 (or `flask --debug`, which sets it) would run the Werkzeug debugger,
+    which runs code typed into an error page. Production's settings name DEBUG off, and an
+    app asked for debug mode either way does not start."""
+    assert create_app("production").debug is False
+    monkeypatch.setenv("FLASK_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="Debug mode is on"):
+        create_app("production")
+    monkeypatch.delenv("FLASK_DEBUG")
+    monkeypatch.setattr(production_config, "DEBUG", True)
+    with pytest.raises(RuntimeError, match="Debug mode is on"):
+        create_app("production")
+
+
 def test_unknown_environment_name_is_refused() -> None:
     with pytest.raises(RuntimeError, match="Unknown SPINECONSULT_ENV"):
         create_app("staging")

@@ -292,6 +292,9 @@ def production_env(
         "PUBLIC_BASE_URL": public_url,
         "TRUSTED_PROXIES": "1",
         "CLINIC_NAME": "Test Spine Clinic",
+        # Without TEST_DATABASE_URL the deployment runs on a SQLite file: allowed, as a
+        # single-machine install would allow it (production refuses it otherwise).
+        "ALLOW_SQLITE_IN_PRODUCTION": "1" if database_url.startswith("sqlite") else "",
     }
     # Production's defaults (HTTPS and HSTS, two-factor sign-in for admins, rate limits in
     # Redis), whatever the shell running the tests has set.
