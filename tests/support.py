@@ -767,3 +767,14 @@ def booking_warnings(caplog: Any) -> Iterator[None]:
             yield
     finally:
         logger.removeHandler(caplog.handler)
+
+
+def run_queued_tasks(app: Any) -> int:
+    """Run every task waiting in the test app's in-memory queue, as a worker would take
+    them (the sweep is not among them: it is periodic); how many ran."""
+    huey = app.extensions["huey"]
+    ran = 0
+    while (task := huey.dequeue()) is not None:
+        huey.execute(task)
+        ran += 1
+    return ran

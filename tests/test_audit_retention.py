@@ -19,7 +19,8 @@ from booking.staff.models import StaffSession
 from booking.timeutil import now_utc
 from tests.conftest import Staff
 from tests.factories import make_request
-from tests.support import AuthActions
+from tests.smtp import SmtpServer
+from tests.support import AuthActions, run_queued_tasks
 
 
 @pytest.fixture
@@ -150,6 +151,25 @@ def test_one_account_reading_many_records_alerts_the_admins_once_an_hour(
 
     client.get(f"/staff/requests/{references[4]}")  # still within the hour: no second alert
     assert len(_alerts(app)[0]) == 1
+
+
+def test_the_alert_goes_to_the_queue_when_the_read_commits_not_at_the_next_sweep(
+    mail_settings: dict, app: Flask, smtp: SmtpServer, staff: Staff, auth: AuthActions
+) -> None:
+    """The alert is written inside the audit of the read that crossed the line; once that
+    read's transaction commits, its email is on the task queue, and the worker's first
+    task delivers it (the sweep would find it only minutes later)."""
+    with app.app_context():
+        references = [make_request(email=f"p{n}@example.com").reference for n in range(4)]
+    run_queued_tasks(app)  # the requests' own emails, if they were queued
+    already = len(smtp.received)
+    client = auth.new_client("coordinator")
+    for reference in references:
+        assert client.get(f"/staff/requests/{reference}").status_code == 200
+    assert run_queued_tasks(app) == 1
+    received = smtp.collector.wait_for(already + 1)[already:]
+    assert [r.rcpt_tos for r in received] == [[staff.admin.email]]
+    assert received[0].message["Subject"] == f"Unusual access by {staff.coordinator.email}"
 
 
 def test_a_bulk_export_alerts_the_admins(app: Flask, staff: Staff, auth: AuthActions) -> None:

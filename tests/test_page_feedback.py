@@ -18,7 +18,8 @@ from booking.extensions import db
 from booking.feedback.models import PageFeedback
 from booking.notifications.models import OutboxEmail
 from booking.timeutil import now_utc
-from tests.support import AuthActions, Staff, csrf_token
+from tests.smtp import SmtpServer
+from tests.support import AuthActions, Staff, csrf_token, run_queued_tasks
 
 
 def _send(client: FlaskClient, path: str, **fields: str) -> Any:
@@ -47,6 +48,18 @@ def test_feedback_is_stored_and_staff_are_told_only_that_it_arrived(
     assert email.recipient == "coordinators@example.com"
     assert "/staff/admin/feedback" in email.body_text
     assert "fusión" not in email.body_text + email.body_html + email.subject
+
+
+def test_the_clinics_email_about_feedback_is_queued_when_it_is_stored(
+    mail_settings: dict[str, Any], app: Flask, client: FlaskClient, smtp: SmtpServer
+) -> None:
+    """The email is handed to the task queue after the commit, as every other email is:
+    the worker's first task delivers it (the sweep would find it only minutes later)."""
+    assert _send(client, "/info/prepare", useful="yes").status_code == 303
+    assert run_queued_tasks(app) == 1
+    [received] = smtp.collector.wait_for(1)
+    assert received.rcpt_tos == ["coordinators@example.com"]
+    assert received.message["Subject"] == "Feedback on an information page"
 
 
 def test_empty_feedback_is_refused_with_a_message(app: Flask, client: FlaskClient) -> None:

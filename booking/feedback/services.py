@@ -12,7 +12,7 @@ from sqlalchemy import delete, func
 from booking.audit.services import record
 from booking.extensions import db
 from booking.feedback.models import MAX_COMMENT_CHARS, PageFeedback
-from booking.notifications.services import queue_email
+from booking.notifications.services import enqueue_delivery, queue_email
 from booking.timeutil import now_utc
 from booking.urlargs import public_url
 
@@ -35,14 +35,17 @@ def submit_feedback(*, page: str, useful: bool | None, comment: str, locale: str
     staff_locale = str(current_app.config["BABEL_DEFAULT_LOCALE"])  # as every staff email
     with force_locale(staff_locale):
         subject = _("Feedback on an information page")
-    queue_email(
+    email = queue_email(
         template="page_feedback_staff",
         recipient=current_app.config["STAFF_NOTIFICATION_EMAIL"],
         subject=subject,
         locale=staff_locale,
         feedback_url=public_url(url_for("admin.page_feedback")),
     )
+    db.session.flush()
+    email_id = email.id
     db.session.commit()
+    enqueue_delivery([email_id])  # now, not at the sweep's next pass minutes later
     return feedback
 
 

@@ -4,20 +4,24 @@ requests at once. The admins are emailed (through the outbox, in the transaction
 that crossed the line) and the alert is audited: once per account and hour.
 
 It listens to every audit row as it is recorded (``booking.audit.services.audit_recorded``),
-so every read that is audited counts, wherever it is made.
+so every read that is audited counts, wherever it is made. The alert's emails are handed to
+the task queue once that read's transaction commits (``_enqueue_alerts``): the commit is
+the caller's, in whichever feature made the read.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session, SessionTransaction
 
 from booking.audit.models import AuditEvent
 from booking.audit.services import audit_recorded, record
 from booking.extensions import db
+from booking.notifications.services import enqueue_delivery
 from booking.rights.emails import email_admins
 from booking.timeutil import now_utc
 from booking.urlargs import public_url
@@ -37,6 +41,8 @@ READS = frozenset(
 BULK_EXPORTS = frozenset({"requests_exported", "outcomes_exported"})
 ALERT = "access_alert"
 HOUR = timedelta(hours=1)
+# The session's note of the alert emails its transaction wrote, enqueued after its commit.
+ALERT_EMAILS = "spineconsult.access_alert_emails"
 
 
 def _alerted_within_the_hour(actor_id: int, now) -> bool:
@@ -79,7 +85,7 @@ def _alert(event: AuditEvent, reason: str, count: int) -> None:
         with_address=False,
     )
     # Administrators only: the clinic's shared inbox may be read by the account itself.
-    email_admins(
+    emails = email_admins(
         "access_alert",
         _l("Unusual access by %(account)s", account=event.actor_email),
         account=event.actor_email,
@@ -87,6 +93,8 @@ def _alert(event: AuditEvent, reason: str, count: int) -> None:
         count=count,
         audit_url=public_url("/staff/admin/audit"),
     )
+    db.session.flush()
+    db.session.info.setdefault(ALERT_EMAILS, []).extend(email.id for email in emails)
 
 
 def _on_audit(event: AuditEvent, **_extra: object) -> None:
@@ -109,7 +117,27 @@ def _on_audit(event: AuditEvent, **_extra: object) -> None:
         _alert(event, "records_per_hour", count)
 
 
+def _enqueue_alerts(session: Session) -> None:
+    """After the commit of a read that raised an alert: its emails to the task queue now,
+    as every service does after its commit, not at the sweep's next pass minutes later."""
+    if session.get_nested_transaction() is not None:
+        return  # a savepoint was released; the transaction goes on
+    email_ids = session.info.pop(ALERT_EMAILS, None)
+    if email_ids and has_app_context():
+        enqueue_delivery(email_ids)
+
+
+def _forget_alerts(session: Session, transaction: SessionTransaction) -> None:
+    # Rolled back (or committed, enqueued already): the transaction's notes end with it.
+    if transaction.parent is None:
+        session.info.pop(ALERT_EMAILS, None)
+
+
 def init_app(app: Flask) -> None:
-    """Listen to the audit trail (once per process: the signal is global, the listener reads
-    the settings of the app it runs in)."""
+    """Listen to the audit trail, and to the commits that store its alerts (once per
+    process: the signal and the session events are global, the listeners read the settings
+    of the app they run in)."""
     audit_recorded.connect(_on_audit)
+    if not event.contains(Session, "after_commit", _enqueue_alerts):
+        event.listen(Session, "after_commit", _enqueue_alerts)
+        event.listen(Session, "after_transaction_end", _forget_alerts)
