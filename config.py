@@ -252,6 +252,10 @@ class Config:
     # start-up and every minute (through the queue, so a long backlog delays it too); 0 leaves
     # the workers out of readiness.
     HEALTH_HEARTBEAT_MAX_AGE_SECONDS = _env_int("HEALTH_HEARTBEAT_MAX_AGE_SECONDS", 300)
+    # Readiness reports the outbox as degraded (never failing) while an email has waited
+    # longer than this since it was written, or one failed for good in the last day; 0
+    # leaves the outbox out. 15 minutes: about five attempts' back-off.
+    HEALTH_OUTBOX_MAX_AGE_SECONDS = _env_int("HEALTH_OUTBOX_MAX_AGE_SECONDS", 900)
 
     # Pages the same for every patient (the request form, the time picker) are rendered once
     # per server process and reused for at most this long, and never after what they show

@@ -332,6 +332,8 @@ def _configure_sqlite(engine: Engine) -> None:
     write lock up front (the other waits for the busy timeout), and foreign keys are enforced.
     """
 
+    from booking.health.checks import PROBE_READ
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
@@ -345,7 +347,10 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A health probe's read never waits for a writer: deferred, it takes no lock (WAL).
+        conn.exec_driver_sql(
+            "BEGIN" if conn.get_execution_options().get(PROBE_READ) else "BEGIN IMMEDIATE"
+        )
 
 
 def _lower(value: object) -> object:

@@ -72,6 +72,7 @@ def test_ready_after_the_heartbeat_task_runs(app: Flask, client: FlaskClient) ->
             "queue": "ok",
             "worker_heartbeat": "ok",
             "virus_scanner": "skipped",
+            "outbox": "ok",
         },
         "heartbeat_age_seconds": body["heartbeat_age_seconds"],
     }
@@ -91,6 +92,7 @@ def test_stale_heartbeat_is_503_naming_it(app: Flask, client: FlaskClient) -> No
         "queue": "ok",
         "worker_heartbeat": "stale",
         "virus_scanner": "skipped",
+        "outbox": "ok",
     }
     assert body["heartbeat_age_seconds"] > MAX_AGE
     # A worker comes back: ready again.
@@ -148,6 +150,7 @@ def test_database_down_is_503_naming_the_database(
         "queue": "ok",
         "worker_heartbeat": "ok",
         "virus_scanner": "skipped",
+        "outbox": "unknown",  # not read: the database is named already
     }
     text = client.get("/health/ready").get_data(as_text=True)
     for secret in ("sqlite", "postgres", "secret", "127.0.0.1", "missing-folder", "Error"):
@@ -157,7 +160,7 @@ def test_database_down_is_503_naming_the_database(
 
 
 def test_queue_storage_down_is_503_naming_the_queue(
-    make_app: Callable[[dict[str, Any]], Flask], app_settings: dict[str, Any]
+    app: Flask, make_app: Callable[[dict[str, Any]], Flask], app_settings: dict[str, Any]
 ) -> None:
     app_settings.update(HUEY_BACKEND="redis", REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
     client = make_app(app_settings).test_client()
@@ -169,6 +172,7 @@ def test_queue_storage_down_is_503_naming_the_queue(
         "queue": "unavailable",
         "worker_heartbeat": "unknown",
         "virus_scanner": "skipped",
+        "outbox": "ok",
     }
     assert "redis" not in client.get("/health/ready").get_data(as_text=True)
 
@@ -270,3 +274,66 @@ def test_a_silent_virus_scanner_is_reported_without_failing_readiness(
         status, body = _ready(client)
     assert status == 200 and body["checks"]["virus_scanner"] == "ok"
     assert "degraded" not in body
+
+
+def test_an_outbox_backlog_or_a_recent_failure_is_degraded_not_down(
+    app: Flask, client: FlaskClient
+) -> None:
+    """Emails waiting too long (the mail server down or refusing the clinic, workers stuck)
+    or one failed for good in the last day: the server stays ready, since it can still
+    take requests whose emails wait in the outbox, and the outbox is named as degraded."""
+    from sqlalchemy import update
+
+    from booking.notifications.models import OutboxEmail, OutboxStatus
+    from tests.factories import make_request
+
+    _beat(app, 0)
+    max_age = app.config["HEALTH_OUTBOX_MAX_AGE_SECONDS"]
+    with app.app_context():
+        make_request()  # two emails, pending and fresh
+    status, body = _ready(client)
+    assert (status, body["checks"]["outbox"]) == (200, "ok")
+    assert "degraded" not in body
+
+    def change(**values: Any) -> None:
+        with app.app_context():
+            db.session.execute(update(OutboxEmail).values(**values))
+            db.session.commit()
+
+    change(created_at=now_utc() - timedelta(seconds=max_age + 60))
+    status, body = _ready(client)
+    assert (status, body["status"], body["degraded"]) == (200, "ready", ["outbox"])
+    assert body["checks"]["outbox"] == "backlog"
+
+    change(status=OutboxStatus.FAILED, claimed_at=now_utc() - timedelta(hours=23))
+    status, body = _ready(client)
+    assert (status, body["checks"]["outbox"], body["degraded"]) == (200, "failed", ["outbox"])
+
+    change(claimed_at=now_utc() - timedelta(hours=25))  # failed, but not in the last day
+    status, body = _ready(client)
+    assert (status, body["checks"]["outbox"]) == (200, "ok")
+
+    app.config["HEALTH_OUTBOX_MAX_AGE_SECONDS"] = 0
+    change(status=OutboxStatus.PENDING)
+    assert _ready(client)[1]["checks"]["outbox"] == "skipped"
+
+
+def test_the_outbox_check_never_waits_behind_a_writer(app: Flask, client: FlaskClient) -> None:
+    """On SQLite every transaction takes the write lock at its start; the probe's read of
+    the outbox must not queue behind a long write (the probe has seconds at most)."""
+    import time
+
+    _beat(app, 0)
+    with app.app_context():
+        if db.engine.dialect.name != "sqlite":
+            pytest.skip("the write lock taken at BEGIN is SQLite's")
+        writer = db.engine.raw_connection()
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
+        started = time.monotonic()
+        status, body = _ready(client)
+        assert time.monotonic() - started < 2
+        assert (status, body["checks"]["outbox"]) == (200, "ok")
+    finally:
+        writer.rollback()
+        writer.close()

@@ -501,6 +501,7 @@ def _run(cluster: Cluster, smtp: SmtpServer) -> None:
             "queue": "ok",
             "worker_heartbeat": "ok",
             "virus_scanner": "ok",
+            "outbox": "ok",
         }
 
     # Patients, four at a time, through both servers.
@@ -568,6 +569,7 @@ def _run(cluster: Cluster, smtp: SmtpServer) -> None:
             "queue": "ok",
             "worker_heartbeat": "stale",
             "virus_scanner": "ok",
+            "outbox": "ok",
         }
         assert fetch(port, "GET", "/health/live", {}).status == 200
 

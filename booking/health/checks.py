@@ -11,7 +11,11 @@ a word; exception messages (which may carry host names or user names) only go to
 The virus scanner (clamd) is reported too, but never makes a server unready: while it is down
 uploads are refused or held (``CLAMAV_WHEN_DOWN``) and everything else works, and with one
 clamd shared by every server, failing readiness would take the whole site down for it.
-Monitoring should alert on ``"degraded"`` in the body.
+So is the outbox: an email waiting longer than ``HEALTH_OUTBOX_MAX_AGE_SECONDS`` (the mail
+server refusing or down, the workers too few or stuck) or one failed for good in the last
+day. This app server can still take requests (their emails wait in the outbox), so taking
+it out of the load balancer would help nobody. Monitoring should alert on ``"degraded"`` in
+the body.
 """
 
 from __future__ import annotations
@@ -19,21 +23,31 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from huey import Huey
 from huey.constants import EmptyData
+from sqlalchemy import func, select
 
 from booking.documents.scanning import scanner_answers, scanning_enabled
 from booking.extensions import db
+from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.timeutil import now_utc
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_KEY = "spineconsult.worker_heartbeat"
 DATABASE, QUEUE, HEARTBEAT, SCANNER = "database", "queue", "worker_heartbeat", "virus_scanner"
+OUTBOX = "outbox"
 # Reported, never failing readiness (see above).
-ADVISORY = frozenset({SCANNER})
+ADVISORY = frozenset({SCANNER, OUTBOX})
+# An execution option for a read that must never wait behind a writer: on SQLite, where
+# every transaction otherwise begins IMMEDIATE (taking the write lock), its transaction
+# begins DEFERRED (booking._configure_sqlite). The probe's outbox read uses it.
+PROBE_READ = "spineconsult_probe_read"
+# A failed email counts against the outbox this long after its last attempt.
+FAILED_RECENTLY = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -53,7 +67,11 @@ class Readiness:
     @property
     def degraded(self) -> list[str]:
         """Advisory checks that fail: the server works, part of it does not."""
-        return [name for name in ADVISORY if self.checks.get(name, "ok") not in ("ok", "skipped")]
+        return sorted(
+            name
+            for name in ADVISORY
+            if self.checks.get(name, "ok") not in ("ok", "skipped", "unknown")
+        )
 
     @property
     def ready(self) -> bool:
@@ -89,14 +107,16 @@ READY_PING_SECONDS = 0.5
 
 
 def check_readiness(now: float | None = None) -> Readiness:
-    """Check the database, the queue storage, the worker heartbeat and the virus scanner,
-    each once."""
+    """Check the database, the queue storage, the worker heartbeat, the virus scanner and
+    the outbox, each once."""
     now = now_utc().timestamp() if now is None else now
+    database = _check_database()
     checks = {
-        DATABASE: _check_database(),
+        DATABASE: database,
         SCANNER: ("ok" if scanner_answers(READY_PING_SECONDS) else "unavailable")
         if scanning_enabled()
         else "skipped",
+        OUTBOX: _check_outbox(now) if database == "ok" else "unknown",
     }
     max_age = current_app.config["HEALTH_HEARTBEAT_MAX_AGE_SECONDS"]
     huey: Huey = current_app.extensions["huey"]
@@ -118,6 +138,40 @@ def check_readiness(now: float | None = None) -> Readiness:
     else:
         checks[HEARTBEAT] = "ok" if age <= max_age else "stale"
     return Readiness(checks, age)
+
+
+def _check_outbox(now: float) -> str:
+    """``backlog``: an email has waited (pending, or claimed and not finished) longer than
+    ``HEALTH_OUTBOX_MAX_AGE_SECONDS`` since it was written; ``failed``: one failed for good
+    within the last day (the mail server refused it, its retries ran out, it could not be
+    decrypted); else ``ok``. One round trip, through the ``status`` index; no content read."""
+    max_age = current_app.config["HEALTH_OUTBOX_MAX_AGE_SECONDS"]
+    if not max_age:
+        return "skipped"
+    at = datetime.fromtimestamp(now, UTC)
+    waiting = (
+        select(func.min(OutboxEmail.created_at))
+        .where(OutboxEmail.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING]))
+        .scalar_subquery()
+    )
+    failed = (
+        select(OutboxEmail.id)
+        .where(
+            OutboxEmail.status == OutboxStatus.FAILED,
+            OutboxEmail.claimed_at > at - FAILED_RECENTLY,
+        )
+        .limit(1)
+        .scalar_subquery()
+    )
+    try:
+        with db.engine.execution_options(**{PROBE_READ: True}).connect() as connection:
+            oldest, failed_id = connection.execute(select(waiting, failed)).one()
+    except Exception as exc:  # reported as unknown: the database check names an outage
+        log.warning("readiness: outbox unreadable (%s)", type(exc).__name__)
+        return "unknown"
+    if oldest is not None and oldest < at - timedelta(seconds=max_age):
+        return "backlog"
+    return "failed" if failed_id is not None else "ok"
 
 
 def _check_database() -> str:

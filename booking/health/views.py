@@ -35,7 +35,8 @@ def live() -> Response:
 def ready() -> Response:
     """200 when the database, the queue and a recent worker heartbeat all check out; else 503
     naming what failed, so the load balancer sends patients elsewhere. A virus scanner that
-    does not answer is named under "degraded" without failing it (``checks``)."""
+    does not answer, or an outbox with a backlog or a recent failure, is named under
+    "degraded" without failing it (``checks``)."""
     result = check_readiness()
     body: dict = {"status": "ready" if result.ready else "unavailable", "checks": result.checks}
     if result.heartbeat_age_seconds is not None:
