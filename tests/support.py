@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from PIL import Image
 from werkzeug.test import TestResponse
 
 import config
@@ -34,12 +35,19 @@ from booking.scheduling.availability import OpenSlot, open_slots
 from booking.scheduling.models import AppointmentType
 from booking.timeutil import now_utc
 
-# A 1x1 PNG and the start of a JPEG: real magic bytes, so content sniffing accepts them.
-PNG_BYTES = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d4944415478da63f8ffff3f0005fe02fea7d6a4c10000000049454e44ae426082"
-)
-JPEG_BYTES = bytes.fromhex("ffd8ffe000104a46494600010100000100010000ffd9")
+
+def image_bytes(kind: str, size: tuple[int, int] = (8, 8)) -> bytes:
+    """A whole image of ``kind`` ("PNG", "JPEG") made by Pillow, the same bytes every run (a
+    gradient), which the content check (type and structure) accepts."""
+    out = io.BytesIO()
+    Image.linear_gradient("L").resize(size).convert("RGB").save(out, kind)
+    return out.getvalue()
+
+
+# (The PNG was a hand-written 1x1 one whose image chunk had a wrong checksum: it passed when
+# only the first bytes were checked.)
+PNG_BYTES = image_bytes("PNG")
+JPEG_BYTES = image_bytes("JPEG")
 # The first bytes of a Windows executable: never acceptable, whatever its name.
 EXE_BYTES = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + b"\x00" * 200
 

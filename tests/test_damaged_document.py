@@ -141,7 +141,8 @@ def test_damage_at_the_end_of_a_large_document_is_found_before_anything_is_sent(
     the damaged page, not a 200 whose body stops short; and the check reads chunk by chunk,
     never the whole document into memory."""
     size = 6 * 1024 * 1024
-    content = (pdf_bytes() + os.urandom(size))[:size]
+    end = b"\n%%EOF\n"  # where a PDF reader looks for it: the upload's check does too
+    content = (pdf_bytes() + os.urandom(size))[: size - len(end)] + end
     patient = app.test_client()
     assert fill_request(patient, valid_answers()) is None
     uploaded = upload(patient, (content, "scan.pdf"))

@@ -204,7 +204,7 @@ def test_a_file_is_saved_only_as_what_its_bytes_are(
     """A file that starts like a PDF is accepted as one, whatever its name: a batch file
     whose first line is ``%PDF-1.4`` would run its other lines if saved as ``.bat``. Staff
     save it with the checked type's extension; the page still shows the name as sent."""
-    polyglot = b"%PDF-1.4\r\n@echo off\r\ncalc.exe\r\n"
+    polyglot = b"%PDF-1.4\r\n@echo off\r\ncalc.exe\r\n%%EOF\r\n"
     response = post_named_file(client, sent_name, polyglot)
     assert response.status_code == 303, response.get_data(as_text=True)[:1000]
     reference = newest_reference(app)

@@ -34,11 +34,13 @@ from tests.support import CSRF_RE, AuthActions, answer_red_flags, pdf_bytes
 
 KEY_A, KEY_B, KEY_C = (parse_key(new_key()) for _ in range(3))
 PDF_HEAD = b"%PDF-1.4\n"
+PDF_TAIL = b"%%EOF\n"
 
 
 def pdf_of(size: int) -> bytes:
-    """A byte string ``size`` long that the sniffer takes for a PDF."""
-    return (PDF_HEAD + os.urandom(size))[:size]
+    """A byte string ``size`` long (at least 15) that the content check takes for a PDF: its
+    header, random bytes, and the end-of-file marker."""
+    return PDF_HEAD + os.urandom(size - len(PDF_HEAD) - len(PDF_TAIL)) + PDF_TAIL
 
 
 def store(storage: DocumentStorage, content: bytes) -> str:
@@ -49,7 +51,7 @@ def store(storage: DocumentStorage, content: bytes) -> str:
 
 
 @pytest.mark.parametrize(
-    "size", [9, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 3 * CHUNK_SIZE, 200_000]
+    "size", [15, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 3 * CHUNK_SIZE, 200_000]
 )
 def test_round_trip_at_chunk_boundaries(tmp_path: Path, size: int) -> None:
     storage = DocumentStorage(tmp_path, KeyRing(KEY_A))
@@ -139,6 +141,7 @@ def test_a_20_mb_document_is_never_held_whole_in_memory(tmp_path: Path) -> None:
         out.write(PDF_HEAD)
         for _ in range(size // CHUNK_SIZE):
             out.write(os.urandom(CHUNK_SIZE))
+        out.write(PDF_TAIL)
     storage = DocumentStorage(tmp_path / "store", KeyRing(KEY_A))
     tracemalloc.start()
     try:

@@ -199,6 +199,38 @@ def test_a_silent_scanner_times_out_and_the_file_is_refused(
     assert stored_files(upload_dir) == []
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (pdf_bytes() + b"%" + b"0" * (1024 * 1024), "This file is larger than 1 MB."),
+        (b"", "This file is empty."),
+    ],
+    ids=["too-large", "empty"],
+)
+def test_a_file_too_large_or_empty_is_refused_for_that_before_any_scan(
+    app: Flask,
+    client: FlaskClient,
+    upload_dir: Path,
+    silent_scanner: str,
+    content: bytes,
+    message: str,
+) -> None:
+    """The documents step's form checks no file: the scanner would get a file we refuse
+    anyway (too long for clamd's StreamMaxLength, it answers as if down) and the patient
+    would read that the scanner is down. The scanner here never answers: a file sent to it
+    would wait its time-out and be refused with those words."""
+    app.config.update(CLAMAV_ADDRESS=silent_scanner, CLAMAV_TIMEOUT=5, MAX_DOCUMENT_MB=1)
+    reach_documents_step(client)
+    started = time.monotonic()
+    response = upload(client, (content, "mri.pdf"))
+    # Werkzeug's test client spools a large body to a file it never closes.
+    response.request.environ["wsgi.input"].close()
+    assert time.monotonic() - started < 4  # not sent to the scanner
+    assert response.status_code == 422
+    assert message in response.get_data(as_text=True)
+    assert stored_files(upload_dir) == []
+
+
 def test_held_while_the_scanner_is_down_hidden_from_staff_until_the_retry_passes(
     app: Flask,
     client: FlaskClient,

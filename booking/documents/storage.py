@@ -19,6 +19,7 @@ import logging
 import os
 import secrets
 import struct
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ import filetype
 from cryptography.exceptions import InvalidTag
 from flask import current_app
 from flask_babel import gettext as _
+from PIL import Image
 
 from booking.crypto import KEY_ID_BYTES, KeyRing, key_ring
 from booking.documents import scanning
@@ -50,7 +52,14 @@ NAME_EXTENSIONS = {
     "image/jpeg": {"jpg", "jpeg", "jpe", "jfif"},
     "image/png": {"png"},
 }
+# Pillow's name for each image type, to open a file only as the type it was sniffed as.
+IMAGE_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG"}
 SNIFF_BYTES = 8192
+# A PDF reader looks for the end-of-file marker within the last 1024 bytes (PDF 1.7, 7.5.5):
+# a file without it was cut short, or only starts like a PDF.
+PDF_START = b"%PDF-"
+PDF_END = b"%%EOF"
+PDF_TAIL_BYTES = 1024
 MAGIC = b"SCDOC\x01\x00\x00"
 NONCE_PREFIX_BYTES = 7
 HEADER_BYTES = len(MAGIC) + KEY_ID_BYTES + NONCE_PREFIX_BYTES
@@ -120,7 +129,9 @@ def sniff(head: bytes) -> str | None:
 def check_upload(stream: BinaryIO, max_bytes: int) -> str:
     """Check an upload's size and content without consuming it; return its detected type.
 
-    Raises ``DocumentRejected`` with a message for the patient.
+    The one check of a file every way in (the forms, and ``DocumentStorage.save`` before the
+    scanner sees it), so a patient meets the same rules and words on every page. Raises
+    ``DocumentRejected`` with a message for the patient.
     """
     start = stream.tell()
     stream.seek(0, os.SEEK_END)
@@ -136,10 +147,48 @@ def check_upload(stream: BinaryIO, max_bytes: int) -> str:
     stream.seek(start)
     mime = sniff(head)
     if mime is None:
+        raise _refuse_unknown_type()
+    try:
+        whole = _whole(stream, mime, head)
+    finally:
+        stream.seek(start)
+    if not whole:
         raise DocumentRejected(
-            _("This file is not a PDF, JPEG or PNG document. Please send a PDF or a photo.")
+            _(
+                "This file seems damaged or incomplete, so it cannot be opened. Please save "
+                "or scan it again and send the new copy."
+            )
         )
     return mime
+
+
+def _whole(stream: BinaryIO, mime: str, head: bytes) -> bool:
+    """Whether the file is built as its type says, beyond the first bytes ``sniff`` reads:
+    three bytes ``ff d8 ff`` pass for a JPEG there, and ``%PDF`` for a PDF. Staff's viewer
+    would show them broken (or not at all), and the patient would think them sent."""
+    if mime == "application/pdf":
+        # The header at byte 0 (not after a byte-order mark, which browsers read as text),
+        # and the end marker where readers look for it.
+        if not head.startswith(PDF_START):
+            return False
+        stream.seek(0, os.SEEK_END)
+        stream.seek(max(stream.tell() - PDF_TAIL_BYTES, 0))
+        return PDF_END in stream.read(PDF_TAIL_BYTES)
+    try:
+        with warnings.catch_warnings():
+            # A large image is what patients photograph; the size limit already bounds it.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(stream, formats=[IMAGE_FORMATS[mime]]) as image:
+                if mime == "image/png":
+                    image.verify()  # every chunk's checksum, up to the end chunk
+                else:
+                    # A JPEG's verify checks nothing: decode it, at an eighth of its size (the
+                    # whole file is still read, so one cut short fails), to bound the memory.
+                    image.draft(image.mode, (1, 1))
+                    image.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return False
+    return True
 
 
 def _nonce(prefix: bytes, counter: int, last: bool) -> bytes:
@@ -239,7 +288,9 @@ class _DecryptingReader(io.RawIOBase):
 
 
 def _refuse_unknown_type() -> DocumentRejected:
-    return DocumentRejected(_("This file is not a PDF, JPEG or PNG document."))
+    return DocumentRejected(
+        _("This file is not a PDF, JPEG or PNG document. Please send a PDF or a photo.")
+    )
 
 
 class DocumentStorage:
@@ -267,10 +318,6 @@ class DocumentStorage:
         if not self.scan_uploads:
             return ScanStatus.SKIPPED
         start = stream.tell()
-        # The cheap check first: a file we would refuse anyway is not sent to the scanner.
-        if sniff(stream.read(SNIFF_BYTES)) is None:
-            raise _refuse_unknown_type()
-        stream.seek(start)
         try:
             scanning.scan(stream)
         except Infected as infected:
@@ -306,28 +353,27 @@ class DocumentStorage:
         return self.root / stored_name
 
     def save(self, stream: BinaryIO, max_bytes: int) -> StoredFile:
-        """Encrypt an upload under a new random name, checking type and size as it streams.
+        """Check an upload (size, type, structure: ``check_upload``), scan it, and encrypt it
+        under a new random name.
 
-        Nothing is left behind when it fails: the partial file is removed before the error
-        propagates (a full disk, a file that grows past the limit, a type we do not accept).
-        With scanning on, the upload is scanned for malware before anything is written
-        (``_scan``); the result says whether it was.
+        The checks come before the scan, on every path: a file we would refuse anyway is not
+        sent to the scanner, where one too long for clamd's StreamMaxLength would be refused
+        as if the scanner were down. With scanning on, the upload is scanned for malware
+        before anything is written (``_scan``); the result says whether it was. Nothing is
+        left behind when it fails: the partial file is removed before the error propagates (a
+        full disk, a file that grows past the limit while it streams).
         """
+        mime = check_upload(stream, max_bytes)
         scan_status = self._scan(stream)
         self.root.mkdir(parents=True, exist_ok=True)
         stored_name = secrets.token_hex(16)
         path = self._path(stored_name)
         digest = hashlib.sha256()
         size = 0
-        mime: str | None = None
         try:
             with open(path, "xb") as out:
                 writer = _EncryptingWriter(out, self.keys)
                 while chunk := stream.read(CHUNK_SIZE):
-                    if mime is None:
-                        mime = sniff(chunk[:SNIFF_BYTES])
-                        if mime is None:
-                            raise _refuse_unknown_type()
                     size += len(chunk)
                     if size > max_bytes:
                         raise DocumentRejected(
@@ -338,7 +384,7 @@ class DocumentStorage:
                         )
                     digest.update(chunk)
                     writer.write(chunk)
-                if size == 0 or mime is None:
+                if size == 0:
                     raise DocumentRejected(_("This file is empty."))
                 writer.finish()
                 out.flush()

@@ -1,0 +1,103 @@
+"""What a file must be to be kept, the same on every way in: the request's documents step (a
+draft) and the private page. A file that only starts like a PDF, JPEG or PNG is refused as
+damaged."""
+
+from __future__ import annotations
+
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from booking.documents.models import Document
+from booking.extensions import db
+from booking.requests.drafts import DraftDocument
+from tests.factories import make_request
+from tests.support import (
+    JPEG_BYTES,
+    PNG_BYTES,
+    answer_red_flags,
+    csrf_token,
+    open_manage_link,
+    pdf_bytes,
+    stored_files,
+    upload,
+)
+
+DAMAGED = (
+    "This file seems damaged or incomplete, so it cannot be opened. Please save or scan it "
+    "again and send the new copy."
+)
+NOT_A_DOCUMENT = "This file is not a PDF, JPEG or PNG document. Please send a PDF or a photo."
+
+# Each starts as its type does (the first bytes pass), and is not a whole file of it.
+DAMAGED_FILES = {
+    "jpeg-magic-only": (b"\xff\xd8\xff", "photo.jpg"),
+    "jpeg-cut-short": (JPEG_BYTES[: len(JPEG_BYTES) // 2], "photo.jpg"),
+    "png-cut-short": (PNG_BYTES[: len(PNG_BYTES) - 20], "scan.png"),
+    "pdf-header-only": (b"%PDF", "report.pdf"),
+    "pdf-cut-short": (pdf_bytes()[:300], "report.pdf"),
+    "pdf-after-a-byte-order-mark": (
+        b"\xef\xbb\xbf" + pdf_bytes().replace(b"%PDF-1.4", b"%PDF<html>"),
+        "report.pdf",
+    ),
+}
+
+
+def post_documents(client: FlaskClient, link: str, *files: tuple[bytes, str]) -> Any:
+    data: dict[str, Any] = {"docs-csrf_token": csrf_token(client, link)}
+    for index, (content, name) in enumerate(files):
+        data[f"docs-documents-{index}-file"] = (io.BytesIO(content), name)
+    return client.post(f"{link}/documents", data=data, content_type="multipart/form-data")
+
+
+def rows(app: Flask, kind: type) -> list[Any]:
+    with app.app_context():
+        return list(db.session.scalars(select(kind)))
+
+
+@pytest.mark.parametrize(("content", "name"), DAMAGED_FILES.values(), ids=DAMAGED_FILES.keys())
+def test_a_file_that_only_starts_like_a_document_is_refused_as_damaged_everywhere(
+    app: Flask, client: FlaskClient, upload_dir: Path, content: bytes, name: str
+) -> None:
+    answer_red_flags(client)
+    response = upload(client, (content, name))
+    assert response.status_code == 422
+    page = html.unescape(response.get_data(as_text=True))
+    assert name in page and DAMAGED in page
+
+    with app.app_context():
+        link = open_manage_link(client, make_request())
+    response = post_documents(client, link, (content, name))
+    assert response.status_code == 422
+    assert DAMAGED in html.unescape(response.get_data(as_text=True))
+
+    assert rows(app, DraftDocument) == rows(app, Document) == []
+    assert stored_files(upload_dir) == []
+
+
+def test_whole_files_of_each_type_are_kept(
+    app: Flask, client: FlaskClient, upload_dir: Path
+) -> None:
+    answer_red_flags(client)
+    files = [(pdf_bytes(), "mri.pdf"), (JPEG_BYTES, "photo.jpg"), (PNG_BYTES, "scan.png")]
+    assert upload(client, *files).status_code == 303
+    types = sorted(document.content_type for document in rows(app, DraftDocument))
+    assert types == ["application/pdf", "image/jpeg", "image/png"]
+
+
+def test_a_file_that_is_no_document_gets_the_same_words_on_both_ways_in(
+    app: Flask, client: FlaskClient
+) -> None:
+    answer_red_flags(client)
+    response = upload(client, (b"<html>not a report</html>", "report.pdf"))
+    assert NOT_A_DOCUMENT in html.unescape(response.get_data(as_text=True))
+    with app.app_context():
+        link = open_manage_link(client, make_request())
+    response = post_documents(client, link, (b"<html>not a report</html>", "report.pdf"))
+    assert NOT_A_DOCUMENT in html.unescape(response.get_data(as_text=True))
