@@ -325,6 +325,24 @@ def test_two_factor_secrets_written_before_encryption_still_work(app: Flask) -> 
         assert raw.startswith("v1:")
 
 
+def test_a_rotation_killed_midway_does_not_block_the_next_one(app: Flask, upload_dir: Path) -> None:
+    """A rotation killed between writing its copy and replacing the file leaves the copy
+    (``<name>rotating``): the next rotation writes over it and rotates the file."""
+    runner = app.test_cli_runner()
+    _use_keys(app, KEY_A)
+    _, _, stored_name = _one_document(app)
+    (upload_dir / f"{stored_name}rotating").write_bytes(b"half a copy")
+
+    _use_keys(app, KEY_B, KEY_A)
+    result = runner.invoke(args=["keys", "rotate"])
+    assert result.exit_code == 0, result.output
+    assert "Documents re-encrypted: 1" in result.output
+    assert (upload_dir / stored_name).read_bytes()[8:12].hex() == KeyRing(KEY_B).current.label
+    assert not list(upload_dir.glob("*rotating"))
+    _use_keys(app, KEY_B)
+    assert runner.invoke(args=["keys", "check"]).exit_code == 0
+
+
 def test_rotation_re_encrypts_unfinished_requests_too(app: Flask, upload_dir: Path) -> None:
     """A draft's answers and documents are encrypted like a request's: rotation covers them, so
     the old key can go while patients are still filling in requests."""

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from booking.documents.models import Document
 from booking.documents.storage import DocumentUpload, get_storage, saved_uploads
 from booking.extensions import db
+from booking.requests.files import reconcile_files
 from tests.factories import make_request
 from tests.support import pdf_bytes, stored_files
 
@@ -98,3 +99,26 @@ def test_a_file_that_cannot_be_deleted_after_a_failure_hides_neither_the_error_n
     assert stored_files(upload_dir) == []  # the other two are gone
     assert stuck.is_dir()
     assert "could not delete a stored file after a failed change" in caplog.text
+
+
+def test_a_copy_left_by_a_killed_key_rotation_is_removed_once_an_hour_old(
+    app: Flask, upload_dir: Path
+) -> None:
+    with app.app_context():
+        [document] = make_request(documents=1).documents
+        stored_name = document.stored_name
+    old, young = upload_dir / f"{stored_name}rotating", upload_dir / f"{'0' * 32}rotating"
+    for path in (old, young):
+        path.write_bytes(b"half a copy")
+    os.utime(old, (time.time() - TWO_HOURS, time.time() - TWO_HOURS))
+    not_ours = upload_dir / "notes.txt"  # a name we never give: left alone
+    not_ours.write_text("the administrator's")
+    os.utime(not_ours, (time.time() - TWO_HOURS, time.time() - TWO_HOURS))
+
+    with app.app_context():
+        result = reconcile_files()
+    assert result.orphan_files == [old.name]
+    assert result.unknown_files == ["notes.txt"]
+    assert not old.exists()
+    assert young.exists()  # a rotation may be writing it now
+    assert (upload_dir / stored_name).exists()

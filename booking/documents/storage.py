@@ -64,6 +64,8 @@ MAGIC = b"SCDOC\x01\x00\x00"
 NONCE_PREFIX_BYTES = 7
 HEADER_BYTES = len(MAGIC) + KEY_ID_BYTES + NONCE_PREFIX_BYTES
 TAG_BYTES = 16
+# ``reencrypt`` writes its copy next to the file under this suffix before replacing it.
+ROTATING_SUFFIX = "rotating"
 
 
 class DocumentRejected(ValueError):  # noqa: N818 - reads better at the call sites
@@ -426,7 +428,11 @@ class DocumentStorage:
         """Rewrite a document under the current key, replacing the file only when the new copy
         is complete and its checksum verified (a crash midway leaves the old file intact)."""
         target = self._path(stored_name)
-        temp = target.with_name(stored_name + "rotating")
+        temp = target.with_name(stored_name + ROTATING_SUFFIX)
+        # A rotation killed midway left its copy behind; it is never the document (that is
+        # replaced only by a verified copy), so it is written over rather than blocking every
+        # later rotation of this file.
+        temp.unlink(missing_ok=True)
         try:
             with open(temp, "xb") as out:
                 writer = _EncryptingWriter(out, self.keys)

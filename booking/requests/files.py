@@ -23,7 +23,7 @@ from booking.crypto import KeyMissingError
 from booking.documents import scanning
 from booking.documents.models import Document
 from booking.documents.scanning import Infected, ScannerUnavailable, ScanStatus
-from booking.documents.storage import DocumentUnreadable, get_storage
+from booking.documents.storage import ROTATING_SUFFIX, DocumentUnreadable, get_storage
 from booking.extensions import db
 from booking.requests.drafts import DraftDocument
 from booking.requests.models import ConsultationRequest
@@ -31,8 +31,10 @@ from booking.requests.models import ConsultationRequest
 log = logging.getLogger(__name__)
 
 ROW_KINDS = (Document, DraftDocument)
-# The names ``DocumentStorage.save`` gives; anything else in the folder is not ours to remove.
-STORED_NAME_RE = re.compile(r"[0-9a-f]{32}")
+# The names ``DocumentStorage.save`` gives, and the copy ``DocumentStorage.reencrypt`` writes
+# beside one (left behind when a rotation is killed); anything else in the folder is not ours
+# to remove.
+STORED_NAME_RE = re.compile(rf"[0-9a-f]{{32}}(?:{ROTATING_SUFFIX})?")
 # A file is written before its row is committed: younger files may be an upload in progress.
 ORPHAN_MIN_AGE = timedelta(hours=1)
 
@@ -131,8 +133,10 @@ def reconcile_files(*, dry_run: bool = False) -> Reconciliation:
     """Find upload files no row names (older than an hour: removed unless ``dry_run``) and
     rows whose file is gone (reported: their document is lost, restore it from the backup).
 
-    A worker killed while writing an upload leaves a partial file with no row; an infected
-    file removed by the scan's retry keeps its row on purpose and is not reported.
+    A worker killed while writing an upload leaves a partial file with no row, and a key
+    rotation killed midway its unfinished copy (``<name>rotating``, an hour old: no rotation
+    still writes it); an infected file removed by the scan's retry keeps its row on purpose
+    and is not reported.
     """
     storage = get_storage()
     result = Reconciliation()
