@@ -62,7 +62,10 @@ def _add_documents(client: FlaskClient, url: str, count: int) -> str:
     token = CSRF.search(client.get(url).get_data(as_text=True)).group(1)
     data: dict[str, Any] = {"docs-csrf_token": token}
     for n in range(count):
-        data[f"docs-documents-{n}-file"] = (io.BytesIO(pdf_bytes(f"Report {n}")), f"r{n}.pdf")
+        data[f"docs-documents-{n}-file"] = (
+            io.BytesIO(pdf_bytes(f"Report {count}-{n}")),
+            f"r{n}.pdf",
+        )
         data[f"docs-documents-{n}-description"] = ""
     response = client.post(url + "/documents", data=data, content_type="multipart/form-data")
     assert response.status_code == 302, response.get_data(as_text=True)[:2000]

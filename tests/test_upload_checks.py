@@ -1,6 +1,6 @@
 """What a file must be to be kept, the same on every way in: the request's documents step (a
 draft) and the private page. A file that only starts like a PDF, JPEG or PNG is refused as
-damaged."""
+damaged, and the same file twice is kept once."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ DAMAGED = (
     "again and send the new copy."
 )
 NOT_A_DOCUMENT = "This file is not a PDF, JPEG or PNG document. Please send a PDF or a photo."
+TWICE = "You have already added this file."
 
 # Each starts as its type does (the first bytes pass), and is not a whole file of it.
 DAMAGED_FILES = {
@@ -101,3 +102,20 @@ def test_a_file_that_is_no_document_gets_the_same_words_on_both_ways_in(
         link = open_manage_link(client, make_request())
     response = post_documents(client, link, (b"<html>not a report</html>", "report.pdf"))
     assert NOT_A_DOCUMENT in html.unescape(response.get_data(as_text=True))
+
+
+def test_the_private_page_refuses_a_file_the_request_already_holds(
+    app: Flask, client: FlaskClient, upload_dir: Path
+) -> None:
+    with app.app_context():
+        link = open_manage_link(client, make_request())
+    report = (pdf_bytes("MRI lumbar"), "mri.pdf")
+    assert post_documents(client, link, report).status_code == 302
+
+    # Again under another name, and twice in one go: kept once, as the documents step does.
+    for files in ([(report[0], "mri-again.pdf")], [(JPEG_BYTES, "a.jpg"), (JPEG_BYTES, "b.jpg")]):
+        response = post_documents(client, link, *files)
+        assert response.status_code == 422
+        assert TWICE in html.unescape(response.get_data(as_text=True))
+    assert [d.original_name for d in rows(app, Document)] == ["mri.pdf"]
+    assert len(stored_files(upload_dir)) == 1  # the refused files' copies were deleted

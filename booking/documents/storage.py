@@ -20,7 +20,7 @@ import os
 import secrets
 import struct
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -295,6 +295,17 @@ def _refuse_unknown_type() -> DocumentRejected:
     )
 
 
+def refuse_duplicates(stored: Sequence[StoredFile], kept: Iterable[str]) -> None:
+    """Refuse a file already kept (``kept``: their SHA-256) or sent twice in one go: it would be
+    counted twice against the limit and shown twice to staff. One rule for the draft and the
+    private link."""
+    seen = set(kept)
+    for file in stored:
+        if file.sha256 in seen:
+            raise DocumentRejected(_("You have already added this file."))
+        seen.add(file.sha256)
+
+
 class DocumentStorage:
     def __init__(
         self,
@@ -485,3 +496,16 @@ def saved_uploads(uploads: Sequence[DocumentUpload]) -> Iterator[list[StoredFile
             except OSError:
                 log.exception("could not delete a stored file after a failed change")
         raise
+
+
+@contextmanager
+def saved_before_locking(uploads: Sequence[DocumentUpload]) -> Iterator[list[StoredFile]]:
+    """``saved_uploads`` for a change to something other people may change too: the session's
+    transaction is ended first, so no row lock (and on SQLite no write lock) is held while
+    the files are checked, scanned (up to ``CLAMAV_TIMEOUT`` each) and encrypted. The block
+    then locks what it changes, checks again what may have changed meanwhile (the status, the
+    room left, the files already kept) and commits; if it raises, the saved files are
+    deleted, as by ``saved_uploads``. Nothing read before may be relied on in the block."""
+    db.session.rollback()
+    with saved_uploads(uploads) as stored:
+        yield stored

@@ -13,7 +13,7 @@ from flask_babel import lazy_ngettext
 
 from booking.audit.services import record
 from booking.documents.models import Document
-from booking.documents.storage import DocumentUpload, saved_uploads
+from booking.documents.storage import DocumentUpload, refuse_duplicates, saved_before_locking
 from booking.extensions import db
 from booking.notifications.services import enqueue_delivery
 from booking.requests import emails
@@ -58,14 +58,25 @@ def _require_changeable(consultation: ConsultationRequest) -> None:
         )
 
 
-def add_documents(consultation: ConsultationRequest, uploads: list[DocumentUpload]) -> int:
-    """Store more documents for an open request, all or none."""
-    consultation = lock_request(consultation)
+def _check_room(consultation: ConsultationRequest, uploads: list[DocumentUpload]) -> None:
     if consultation.status not in OPEN_STATUSES:
         raise ManageError(_("This request is closed and can no longer be changed online."))
     if (full := no_room_for(consultation, len(uploads))) is not None:
         raise ManageError(full)
-    with saved_uploads(uploads) as stored:
+
+
+def add_documents(consultation: ConsultationRequest, uploads: list[DocumentUpload]) -> int:
+    """Store more documents for an open request, all or none, each one not already there.
+
+    The files are checked, scanned and stored before the request is locked (the scanner may
+    take ``CLAMAV_TIMEOUT`` per file, and nothing else may change the request meanwhile
+    otherwise); the status, the room left and the files kept are checked again under the
+    lock, and the stored files are deleted if any of it refuses them."""
+    _check_room(consultation, uploads)  # a closed or full request costs no scan
+    with saved_before_locking(uploads) as stored:
+        consultation = lock_request(consultation)
+        _check_room(consultation, uploads)
+        refuse_duplicates(stored, (kept.sha256 for kept in consultation.documents))
         now = now_utc()
         for upload, file in zip(uploads, stored, strict=True):
             db.session.add(Document.of_upload(upload, file, now, request_id=consultation.id))

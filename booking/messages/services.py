@@ -16,7 +16,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from booking.audit.services import record
 from booking.documents.models import Document
-from booking.documents.storage import DocumentUpload, saved_uploads
+from booking.documents.storage import DocumentUpload, saved_before_locking
 from booking.extensions import db
 from booking.messages import emails
 from booking.messages.models import Message
@@ -130,21 +130,28 @@ def send_staff_message(consultation: ConsultationRequest, author: StaffUser, bod
     return message
 
 
+def _check_patient_may_write(consultation: ConsultationRequest, attached: int) -> None:
+    if is_read_only(consultation):
+        raise MessageRefused(_("This request is closed and can no longer be changed online."))
+    if (full := no_room_for(consultation, attached)) is not None:
+        without = _("Please send your message without the file.")
+        raise MessageRefused(f"{full} {without}")
+
+
 def send_patient_message(
     consultation: ConsultationRequest, body: str, upload: DocumentUpload | None = None
 ) -> Message:
     """The patient writes (through their private link) while the request is open, with at
     most one document, stored as the request's documents are and within their number; the
     clinic is emailed that a message waits. All or nothing: a refused or failed attachment
-    leaves no message and no file."""
-    consultation = lock_request(consultation)
-    if is_read_only(consultation):
-        raise MessageRefused(_("This request is closed and can no longer be changed online."))
+    leaves no message and no file. The attachment is checked, scanned and stored before the
+    request is locked (the scanner may take ``CLAMAV_TIMEOUT``); the rules are checked again
+    under the lock."""
     uploads = [] if upload is None else [upload]
-    if (full := no_room_for(consultation, len(uploads))) is not None:
-        without = _("Please send your message without the file.")
-        raise MessageRefused(f"{full} {without}")
-    with saved_uploads(uploads) as stored:
+    _check_patient_may_write(consultation, len(uploads))  # a refused message costs no scan
+    with saved_before_locking(uploads) as stored:
+        consultation = lock_request(consultation)
+        _check_patient_may_write(consultation, len(uploads))
         message = _add(consultation, body, author=None)
         for each, file in zip(uploads, stored, strict=True):
             db.session.add(

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from booking.audit.services import record
 from booking.crypto import EncryptedText
 from booking.documents.models import Document
-from booking.documents.storage import DocumentUpload, saved_uploads
+from booking.documents.storage import DocumentUpload, saved_before_locking
 from booking.extensions import db
 from booking.notifications.services import enqueue_delivery
 from booking.requests import emails
@@ -380,6 +380,17 @@ def mark_reviewed(consultation: ConsultationRequest, actor: StaffUser) -> None:
     db.session.commit()
 
 
+def _open_ask_with_room(consultation: ConsultationRequest, adding: int) -> InformationRequest:
+    """The ask the patient answers, if the request still waits for it and has room for the
+    files; else ``AskError``."""
+    ask = open_ask(consultation)
+    if ask is None or consultation.status != RequestStatus.AWAITING_PATIENT:
+        raise AskError(_("We are not waiting for anything from you at the moment."))
+    if (full := no_room_for(consultation, adding)) is not None:
+        raise AskError(full)
+    return ask
+
+
 def answer_ask(
     consultation: ConsultationRequest,
     files: list[tuple[str, DocumentUpload]],
@@ -388,17 +399,17 @@ def answer_ask(
     """The patient's answer from their private page: a file per item asked (``(code,
     upload)`` pairs) and/or text. All or nothing: the files, the answer, the request back to
     "requested" marked "information received", the timeline, the audit row, the patient's
-    receipt and the clinic's notice in one transaction; a refused file stores nothing."""
-    consultation = lock_request(consultation)
-    ask = open_ask(consultation)
-    if ask is None or consultation.status != RequestStatus.AWAITING_PATIENT:
-        raise AskError(_("We are not waiting for anything from you at the moment."))
+    receipt and the clinic's notice in one transaction; a refused file stores nothing. The
+    files are checked, scanned and stored before the request is locked (the scanner may take
+    ``CLAMAV_TIMEOUT`` per file); the ask and the room left are checked again under the
+    lock."""
     answer = (answer or "").strip() or None
     if not files and not answer:
         raise AskError(_("Please choose a file or write your answer."))
-    if (full := no_room_for(consultation, len(files))) is not None:
-        raise AskError(full)
-    with saved_uploads([upload for _code, upload in files]) as stored:
+    _open_ask_with_room(consultation, len(files))  # a refused answer costs no scan
+    with saved_before_locking([upload for _code, upload in files]) as stored:
+        consultation = lock_request(consultation)
+        ask = _open_ask_with_room(consultation, len(files))
         now = now_utc()
         for (code, upload), file in zip(files, stored, strict=True):
             db.session.add(

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
 from booking.crypto import EncryptedText, text_digest
 from booking.documents.models import StoredDocument
-from booking.documents.storage import DocumentRejected, DocumentUpload, get_storage
+from booking.documents.storage import DocumentUpload, get_storage, refuse_duplicates
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.notifications.services import enqueue_delivery, queue_email
@@ -226,9 +226,7 @@ def add_document(draft: RequestDraft, upload: DocumentUpload) -> DraftDocument:
             raise DraftSent
         if len(draft.documents) >= current_app.config["MAX_DOCUMENTS"]:
             raise DraftFull
-        if any(kept.sha256 == stored.sha256 for kept in draft.documents):
-            # The same file chosen again: kept once (it would be counted twice, and sent so).
-            raise DocumentRejected(_("You have already added this file."))
+        refuse_duplicates([stored], (kept.sha256 for kept in draft.documents))
         described = replace(upload, description=(upload.description or "").strip()[:200] or None)
         document = DraftDocument.of_upload(described, stored, now)
         draft.documents.append(document)

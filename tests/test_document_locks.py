@@ -1,0 +1,190 @@
+"""Documents and the locks they take: a patient's upload on their private page holds no lock
+on the request while the virus scanner is waited on.
+
+The scanner is held for real: a unix socket that takes the upload and answers only when the
+test lets it go (then by hanging up, which ``CLAMAV_WHEN_DOWN = hold`` stores as not yet
+scanned). While it holds, another connection asks for the request's row (PostgreSQL:
+``FOR UPDATE NOWAIT``) or for SQLite's write lock (``BEGIN IMMEDIATE`` without waiting).
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from booking.documents.models import Document
+from booking.documents.scanning import ScanStatus
+from booking.extensions import db
+from booking.requests.asks import ask_patient
+from booking.requests.models import ConsultationRequest
+from tests.factories import make_request, make_staff
+from tests.support import (
+    csrf_token,
+    open_manage_link,
+    pdf_bytes,
+    stored_files,
+)
+
+
+@dataclass
+class HeldScanner:
+    """A scanner that takes each upload and says nothing until ``release``."""
+
+    path: str
+    connected: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+
+@pytest.fixture
+def held_scanner(tmp_path: Path) -> Iterator[HeldScanner]:
+    scanner = HeldScanner(str(tmp_path / "held.sock"))
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(scanner.path)
+    server.listen(5)
+    server.settimeout(0.2)
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        while not scanner.released.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+            scanner.connected.set()
+        for connection in held:
+            connection.close()  # the upload is told the scanner did not answer
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield scanner
+    scanner.released.set()
+    thread.join()
+    server.close()
+
+
+@pytest.fixture
+def app_settings(app_settings: dict[str, Any], held_scanner: HeldScanner) -> dict[str, Any]:
+    return {
+        **app_settings,
+        "CLAMAV_ENABLED": True,
+        "CLAMAV_ADDRESS": held_scanner.path,
+        "CLAMAV_TIMEOUT": 30,  # far longer than the test holds it
+        "CLAMAV_WHEN_DOWN": "hold",
+    }
+
+
+def request_row_is_free(app: Flask, request_id: int) -> bool:
+    """Whether another connection could take the lock a change of the request takes now,
+    without waiting for it."""
+    url = sa.make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    if url.get_backend_name() == "sqlite":
+        probe = sqlite3.connect(url.database, timeout=0, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            probe.close()
+    with db.engine.connect() as conn:
+        try:
+            conn.execute(
+                sa.select(ConsultationRequest.id)
+                .where(ConsultationRequest.id == request_id)
+                .with_for_update(nowait=True)
+            )
+            return True
+        except sa.exc.OperationalError:
+            return False
+        finally:
+            conn.rollback()
+
+
+def post_documents(client: FlaskClient, link: str) -> Any:
+    return client.post(
+        f"{link}/documents",
+        data={
+            "docs-csrf_token": csrf_token(client, link),
+            "docs-documents-0-file": _file("mri.pdf"),
+        },
+        content_type="multipart/form-data",
+    )
+
+
+def _file(name: str) -> tuple[Any, str]:
+    return io.BytesIO(pdf_bytes(name)), name
+
+
+def post_message(client: FlaskClient, link: str) -> Any:
+    return client.post(
+        f"{link}/messages",
+        data={
+            "msg-csrf_token": csrf_token(client, link),
+            "msg-body": "Here is the letter.",
+            "msg-document-file": _file("letter.pdf"),
+        },
+        content_type="multipart/form-data",
+    )
+
+
+def post_answer(client: FlaskClient, link: str) -> Any:
+    return client.post(
+        f"{link}/answer",
+        data={
+            "answer-csrf_token": csrf_token(client, link),
+            "answer-answer": "The report you asked for.",
+            "answer-files-0-file": _file("mri.pdf"),
+        },
+        content_type="multipart/form-data",
+    )
+
+
+@pytest.mark.parametrize(
+    "send", [post_documents, post_message, post_answer], ids=["documents", "message", "answer"]
+)
+def test_an_upload_waiting_on_the_scanner_holds_no_lock_on_the_request(
+    app: Flask,
+    client: FlaskClient,
+    held_scanner: HeldScanner,
+    upload_dir: Path,
+    send: Callable[[FlaskClient, str], Any],
+) -> None:
+    with app.app_context():
+        consultation = make_request()
+        if send is post_answer:
+            ask_patient(consultation, make_staff(), ["imaging_report"], None)
+        request_id = consultation.id
+        link = open_manage_link(client, consultation)
+        db.session.remove()
+    responses: list[Any] = []
+    upload = threading.Thread(target=lambda: responses.append(send(client, link)))
+    upload.start()
+    try:
+        assert held_scanner.connected.wait(timeout=20), "the upload never reached the scanner"
+        with app.app_context():
+            # Staff confirming the request, or the patient's other tab, are not kept waiting.
+            assert request_row_is_free(app, request_id)
+    finally:
+        held_scanner.released.set()
+        upload.join(timeout=30)
+    assert not upload.is_alive()
+    [response] = responses
+    assert response.status_code == 302, response.get_data(as_text=True)[:2000]
+    with app.app_context():
+        [document] = db.session.scalars(select(Document)).all()
+        assert document.request_id == request_id
+        assert document.scan_status == ScanStatus.PENDING  # held for the worker's retry
+    assert len(stored_files(upload_dir)) == 1
