@@ -1,5 +1,6 @@
 """Documents and the locks they take: a patient's upload on their private page holds no lock
-on the request while the virus scanner is waited on.
+on the request while the virus scanner is waited on, and a file taken out of a draft just as
+another tab sends it is kept for the request.
 
 The scanner is held for real: a unix socket that takes the upload and answers only when the
 test lets it go (then by hanging up, which ``CLAMAV_WHEN_DOWN = hold`` stores as not yet
@@ -26,15 +27,21 @@ from sqlalchemy import select
 
 from booking.documents.models import Document
 from booking.documents.scanning import ScanStatus
+from booking.documents.storage import get_storage
 from booking.extensions import db
+from booking.requests import drafts
 from booking.requests.asks import ask_patient
+from booking.requests.drafts import DraftDocument, RequestDraft
 from booking.requests.models import ConsultationRequest
 from tests.factories import make_request, make_staff
 from tests.support import (
     csrf_token,
+    fill_request,
     open_manage_link,
     pdf_bytes,
+    send_request,
     stored_files,
+    valid_answers,
 )
 
 
@@ -187,4 +194,33 @@ def test_an_upload_waiting_on_the_scanner_holds_no_lock_on_the_request(
         [document] = db.session.scalars(select(Document)).all()
         assert document.request_id == request_id
         assert document.scan_status == ScanStatus.PENDING  # held for the worker's retry
+    assert len(stored_files(upload_dir)) == 1
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_file_removed_from_a_draft_another_tab_just_sent_stays_with_the_request(
+    app: Flask, client: FlaskClient, upload_dir: Path
+) -> None:
+    """PostgreSQL only: SQLite's BEGIN IMMEDIATE holds the write lock from the removing
+    page's first read, so the send cannot come in between."""
+    app.config["CLAMAV_ENABLED"] = False
+    answers = valid_answers()
+    assert fill_request(client, answers, files=[(pdf_bytes("MRI"), "mri.pdf")]) is None
+    with app.app_context():
+        # The removing page has read the draft (unsent, with its file) ...
+        draft = db.session.scalars(select(RequestDraft)).one()
+        [document] = draft.documents
+        document_id, stored_name = document.id, document.stored_name
+        # ... when the other tab sends it (in a thread: a page of its own, its own session).
+        sent: list[Any] = []
+        other_tab = threading.Thread(target=lambda: sent.append(send_request(client, answers)))
+        other_tab.start()
+        other_tab.join(timeout=30)
+        assert [response.status_code for response in sent] == [303]
+        assert drafts.remove_document(draft, document_id) is False
+    with app.app_context():
+        [kept] = db.session.scalars(select(Document)).all()
+        assert kept.stored_name == stored_name
+        assert get_storage().exists(stored_name)
+        assert db.session.scalars(select(DraftDocument)).all() == []
     assert len(stored_files(upload_dir)) == 1

@@ -241,9 +241,15 @@ def add_document(draft: RequestDraft, upload: DocumentUpload) -> DraftDocument:
 
 
 def remove_document(draft: RequestDraft, document_id: int) -> bool:
-    """Take one document out of an unsent draft and delete its file; False if not there."""
+    """Take one document out of an unsent draft and delete its file; False if not there.
+
+    The draft is locked and read again first: sent from another tab since this page read it,
+    its documents now belong to the request, and their files must stay. The file is deleted
+    only once the row's removal is committed."""
+    draft = lock_draft(draft)
     document = next((d for d in draft.documents if d.id == document_id), None)
     if document is None or draft.sent_at is not None:
+        db.session.rollback()
         return False
     name = document.stored_name
     draft.documents.remove(document)
