@@ -283,9 +283,6 @@ def _delete_requests(
     """
     ids = list(request_ids)
     counts = PurgeCounts()
-    stored_names = list(
-        db.session.scalars(select(Document.stored_name).where(Document.request_id.in_(ids)))
-    )
     appointment_ids = list(
         db.session.scalars(select(Appointment.id).where(Appointment.request_id.in_(ids)))
     )
@@ -317,7 +314,15 @@ def _delete_requests(
     )
     run(update(ErasureRequest).where(ErasureRequest.request_id.in_(ids)).values(request_id=None))
     run(delete(ManageLink).where(ManageLink.request_id.in_(ids)))
-    counts.documents = run(delete(Document).where(Document.request_id.in_(ids)))
+    # The files of the rows deleted, read as they are deleted: a document added meanwhile (the
+    # patient's page does not wait for this transaction) is deleted with its file queued too.
+    stored_names = list(
+        db.session.scalars(
+            delete(Document).where(Document.request_id.in_(ids)).returning(Document.stored_name),
+            execution_options={"synchronize_session": False},
+        )
+    )
+    counts.documents = len(stored_names)
     run(delete(RequestDiagnosis).where(RequestDiagnosis.request_id.in_(ids)))
     run(delete(MedicalHistory).where(MedicalHistory.request_id.in_(ids)))
     counts.requests = run(delete(ConsultationRequest).where(ConsultationRequest.id.in_(ids)))
