@@ -164,6 +164,11 @@ def test_the_settings_page_changes_the_schedule_and_thresholds(
     bad = client.post("/staff/outcomes/settings", data={**fields, "schedule": "6d"})
     assert bad.status_code == 422
     assert "is not a time point" in bad.get_data(as_text=True)
+    # Words Python reads as decimals are no numbers ("sNaN" stopped the range check).
+    for word in ("sNaN", "NaN", "Infinity"):
+        bad = client.post("/staff/outcomes/settings", data={**fields, "odi_points": word})
+        assert bad.status_code == 422, word
+        assert "Please enter a number." in bad.get_data(as_text=True)
     assert client.post("/staff/outcomes/settings", data=fields).status_code == 302
     assert 'value="2w, 6m"' in client.get("/staff/outcomes/settings").get_data(as_text=True)
     with app.app_context():

@@ -264,3 +264,32 @@ def test_the_refusal_filter_is_kept_from_page_to_page(app: Flask, clinic: Assign
     assert re.findall(r"<td><code>([a-z_]+)</code></td>", next_page) == ["access_refused"]
     assert 'name="refused" value="1" checked' in next_page
     assert f'id="from" name="from" value="{today}"' in next_page
+
+
+def test_the_audit_filters_say_what_they_could_not_use(app: Flask, clinic: Assigned) -> None:
+    """A date that cannot be read is said, not dropped without a word; "_" and "%" in the
+    address are themselves; a page past the end shows the last page as such."""
+    coordinator = signed_in(app, clinic.coordinator.email)
+    assert get(coordinator, f"/staff/requests/{clinic.own['reference']}")[0] == 200
+    admin = signed_in(app, clinic.admin.email)
+
+    bad = admin.get("/staff/admin/audit", query_string={"from": "2026-13-45"})
+    assert "These dates could not be read, so the list is not filtered by them: From." in (
+        bad.get_data(as_text=True)
+    )
+    swapped = admin.get(
+        "/staff/admin/audit", query_string={"from": "2026-12-05", "to": "2026-12-01"}
+    )
+    assert "The From date is after the To date" in swapped.get_data(as_text=True)
+
+    def actors(who: str) -> set[str]:
+        page = admin.get("/staff/admin/audit", query_string={"actor": who}).get_data(as_text=True)
+        return set(re.findall(r"<tr><td[^>]*>[^<]*</td><td>([^<]+)</td>", page))
+
+    assert actors("coord") == {clinic.coordinator.email}
+    assert actors("%") == set() and actors("c_ord") == set()  # no wildcards
+
+    for n in range(51):  # more than a page
+        assert get(coordinator, f"/staff/requests/SC-NONE-{n:04d}")[0] == 404
+    last = admin.get("/staff/admin/audit", query_string={"page": "999"}).get_data(as_text=True)
+    assert "2 / 2" in last and "page=998" not in last and "page=1" in last

@@ -106,8 +106,8 @@ class BookingRulesForm(FlaskForm):
         _l("Buffer between appointments (minutes)"),
         "buffer_minutes",
         _l(
-            "Kept free after each appointment of a specialist. Appointments already booked "
-            "keep the buffer they were booked with."
+            "Kept free after each appointment of a specialist. A longer buffer applies to "
+            "appointments already booked too; a shorter one only to those booked from now on."
         ),
     )
     min_notice_hours = _number(

@@ -3,6 +3,7 @@ trail."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
@@ -159,12 +160,21 @@ def audit() -> str:
         refused_only=request.args.get("refused") == "1",
         page=int_arg(page_arg, maximum=1_000_000) or 1,
     )
-    events, total, pages = audit_page(filters)
+    events, total, pages, page = audit_page(filters)
+    # A date that cannot be read is said, not silently left out of the filter.
+    unread = [
+        label
+        for name, label in (("from", _("From")), ("to", _("To")))
+        if (request.args.get(name) or "").strip() and _date(name) is None
+    ]
+    backwards = bool(filters.date_from and filters.date_to and filters.date_from > filters.date_to)
     return render_template(
         "admin/audit.html",
         events=events,
         total=total,
         pages=pages,
-        filters=filters,
+        filters=replace(filters, page=page),
         actions=known_actions(),
+        unread_dates=unread,
+        backwards=backwards,
     )

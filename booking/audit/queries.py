@@ -26,15 +26,17 @@ class AuditFilters:
     page: int = 1
 
 
-def audit_page(f: AuditFilters) -> tuple[list[AuditEvent], int, int]:
-    """(events newest first, total, pages)."""
+def audit_page(f: AuditFilters) -> tuple[list[AuditEvent], int, int, int]:
+    """(events newest first, total, pages, the page shown: ``f.page`` within 1 to pages)."""
     stmt = select(AuditEvent)
     if f.action:
         stmt = stmt.where(AuditEvent.action == f.action)
     if f.refused_only:
         stmt = stmt.where(AuditEvent.action == ACCESS_REFUSED)
     if f.actor:
-        stmt = stmt.where(AuditEvent.actor_email.ilike(f"%{f.actor.strip().lower()}%"))
+        # "_" and "%" in an address are themselves, not wildcards.
+        actor = f.actor.strip().lower()
+        stmt = stmt.where(func.lower(AuditEvent.actor_email).contains(actor, autoescape=True))
     if f.target:
         stmt = stmt.where(AuditEvent.target_id == f.target.strip().upper())
     if f.date_from:
@@ -51,7 +53,7 @@ def audit_page(f: AuditFilters) -> tuple[list[AuditEvent], int, int]:
         .limit(PER_PAGE)
         .offset((page - 1) * PER_PAGE)
     ).all()
-    return list(events), total, pages
+    return list(events), total, pages, page
 
 
 def known_actions() -> list[str]:

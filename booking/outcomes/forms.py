@@ -9,7 +9,7 @@ from typing import Any
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from wtforms import BooleanField, DecimalField, RadioField, StringField, ValidationError
-from wtforms.validators import DataRequired, InputRequired, NumberRange
+from wtforms.validators import DataRequired, InputRequired, NumberRange, StopValidation
 
 from booking.forms import BaseForm, ChoiceField, options
 from booking.outcomes.labels import GPE_CHOICES, SATISFACTION_CHOICES
@@ -133,6 +133,13 @@ class RefreshForm(BaseForm):
     """Count the outcomes afresh now: the CSRF token only."""
 
 
+def _finite(_form: object, field: DecimalField) -> None:
+    """A number, not "NaN", "Infinity" or "sNaN": Python reads them as decimals, and a
+    signalling NaN stops the range check with an error instead of a message."""
+    if field.data is not None and not field.data.is_finite():
+        raise StopValidation(_("Please enter a number."))
+
+
 class OutcomeSettingsForm(BaseForm):
     schedule = StringField(
         _l("Follow-up time points"),
@@ -145,22 +152,22 @@ class OutcomeSettingsForm(BaseForm):
     odi_points = DecimalField(
         _l("ODI: change in points (0-100)"),
         places=1,
-        validators=[InputRequired(), NumberRange(min=0.5, max=50)],
+        validators=[InputRequired(), _finite, NumberRange(min=0.5, max=50)],
     )
     ndi_points = DecimalField(
         _l("NDI: change in points (0-100)"),
         places=1,
-        validators=[InputRequired(), NumberRange(min=0.5, max=50)],
+        validators=[InputRequired(), _finite, NumberRange(min=0.5, max=50)],
     )
     pain_points = DecimalField(
         _l("Pain: change in points (0-10)"),
         places=1,
-        validators=[InputRequired(), NumberRange(min=0.5, max=10)],
+        validators=[InputRequired(), _finite, NumberRange(min=0.5, max=10)],
     )
     relative_percent = DecimalField(
         _l("Or a fall of this per cent of the baseline (ODI and pain; for improvement only)"),
         places=0,
-        validators=[InputRequired(), NumberRange(min=5, max=100)],
+        validators=[InputRequired(), _finite, NumberRange(min=5, max=100)],
     )
     public_figures = BooleanField(
         _l("Show the results of groups of 30 or more patients on the public treatments page")

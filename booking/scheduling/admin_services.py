@@ -576,7 +576,9 @@ def _exception_values(exception: ScheduleException) -> dict[str, Any]:
         "location_id": exception.location_id,
         "starts_at": exception.starts_at,
         "ends_at": exception.ends_at,
-        "reason": exception.reason,
+        # Whether a reason was given, not its text: "hospital treatment" about a colleague
+        # would stay in the audit trail, which cannot be edited, after the entry is deleted.
+        "reason_given": bool(exception.reason),
     }
 
 
