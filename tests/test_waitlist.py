@@ -20,6 +20,7 @@ from booking.notifications.models import OutboxEmail
 from booking.requests.models import ConsultationRequest
 from booking.requests.waitlist import (
     OFFER_LIFETIME,
+    OfferAlreadyYours,
     OfferExpired,
     OfferGone,
     OfferLocked,
@@ -483,3 +484,31 @@ def test_offers_follow_the_appointment_type_staff_set_since_joining(
             )
         kept = db.session.get(ConsultationRequest, offered_before).appointment
         assert kept.appointment_type_id == follow_up_id and kept.starts_at != offer.starts_at
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_second_click_on_the_offer_just_taken_says_it_is_theirs(
+    app: Flask, clinic: Waitlist
+) -> None:
+    """A double click (or a second tab): the second attempt read the offer before the first
+    one was stored. It was told "someone else has already taken this time" about the time
+    it had just been given. PostgreSQL only: SQLite's BEGIN IMMEDIATE makes the second
+    attempt wait for the first before it reads anything."""
+    offer = _cancel_first(app, clinic)
+    with app.app_context():
+        # The second click's page, read before the first one is stored.
+        stale_offer = db.session.get(SlotOffer, offer.id)
+        stale_request = db.session.get(ConsultationRequest, clinic.waiting[1])
+        assert stale_offer.claimed_by_request_id is None and stale_request.appointment
+        with app.app_context():  # the first click, in its own session, stored first
+            accept_offer(
+                db.session.get(SlotOffer, offer.id),
+                db.session.get(ConsultationRequest, clinic.waiting[1]),
+            )
+        with pytest.raises(OfferAlreadyYours):
+            accept_offer(stale_offer, stale_request)
+        # Another patient's click on it, read as late, is still "gone".
+        other = db.session.get(ConsultationRequest, clinic.waiting[2])
+        with pytest.raises(OfferGone) as refused:
+            accept_offer(db.session.get(SlotOffer, offer.id), other)
+        assert not isinstance(refused.value, OfferAlreadyYours)

@@ -46,6 +46,7 @@ from booking.requests.links import (
 from booking.requests.models import ConsultationRequest, ManageLink
 from booking.requests.waitlist import (
     NoContactConsent,
+    OfferAlreadyYours,
     OfferExpired,
     OfferGone,
     OfferLocked,
@@ -58,6 +59,7 @@ from booking.requests.waitlist import (
     offer_expired,
     offer_open_until,
     offered_to,
+    taken_by,
 )
 from booking.rights import services as rights
 from booking.rights.export import stream_zip
@@ -381,15 +383,16 @@ def waitlist(reference: str) -> Response:
 def offer(reference: str, offer_token: str):
     consultation = _load(reference)
     slot_offer = find_offer(offer_token)
-    # An offer this request was not sent (a forwarded link) is not found; the request that
-    # took it may still look at it.
-    if slot_offer is None or (
-        slot_offer.claimed_by_request_id != consultation.id
-        and not offered_to(slot_offer, consultation)
-    ):
+    if slot_offer is None:
         abort(404)
-    # Back on the page after taking it (the back button, the email's link again): theirs.
-    taken = slot_offer.claimed_by_request_id == consultation.id
+    # Back on the page after taking it (the back button, the email's link again, another
+    # tab a moment ago): theirs.
+    offered = offered_to(slot_offer, consultation)
+    taken = slot_offer.claimed_by_request_id == consultation.id or (
+        not offered and taken_by(slot_offer, consultation)
+    )
+    if not taken and not offered:  # a forwarded link: not this request's offer
+        abort(404)
     gone = slot_offer.claimed_by_request_id is not None and not taken
     expired = not gone and not taken and offer_expired(slot_offer)
     # Taking the offer moves the appointment: not within the change and cancel notice.
@@ -400,6 +403,9 @@ def offer(reference: str, offer_token: str):
             abort(400)
         try:
             accept_offer(slot_offer, consultation)
+        except OfferAlreadyYours:  # a double click: the first one took it
+            flash(_("The earlier time is yours. We have sent you a confirmation."), "success")
+            return redirect(_here(reference))
         except OfferLocked:  # the notice began while the page was open
             locked = True
         except OfferUnavailable:

@@ -56,6 +56,11 @@ class OfferUnavailable(OfferGone):
     """The offered time is no longer offered for booking (hours or limits changed)."""
 
 
+class OfferAlreadyYours(OfferGone):
+    """This patient took the offer a moment ago (a double click, a second tab): it is theirs,
+    whatever this second attempt read before the first one was stored."""
+
+
 class OfferLocked(OfferGone):
     """The patient's own appointment is within the change and cancel notice
     (``lifecycle.can_change``): taking the offer would move it, so they call the clinic."""
@@ -235,13 +240,29 @@ def offered_to(offer: SlotOffer, consultation: ConsultationRequest) -> bool:
     return db.session.scalar(select(waiting.exists())) is True
 
 
+def taken_by(offer: SlotOffer, consultation: ConsultationRequest) -> bool:
+    """Whether this request took the offer, read afresh: a page that read it before this
+    patient's other click or tab took it would say it is gone."""
+    db.session.refresh(offer)
+    return offer.claimed_by_request_id == consultation.id
+
+
+def _gone(offer: SlotOffer, consultation: ConsultationRequest) -> OfferGone:
+    """Why the offer cannot be taken, read afresh (the transaction rolled back): this same
+    patient may have taken it a moment ago, from another click or tab."""
+    db.session.rollback()
+    db.session.refresh(offer)
+    if offer.claimed_by_request_id == consultation.id:
+        return OfferAlreadyYours()
+    return OfferGone()
+
+
 def accept_offer(offer: SlotOffer, consultation: ConsultationRequest) -> None:
     """Give the offered time to this patient, if the offer was for them (``offered_to``),
     nobody was faster, the offer has not expired and their own appointment may still be
     changed online. Raises OfferGone (or one of its kinds)."""
     if not offered_to(offer, consultation):
-        db.session.rollback()
-        raise OfferGone
+        raise _gone(offer, consultation)
     now = now_utc()
     if offer.claimed_by_request_id is None and offer_expired(offer, now):
         db.session.rollback()
@@ -256,10 +277,9 @@ def accept_offer(offer: SlotOffer, consultation: ConsultationRequest) -> None:
         .values(claimed_by_request_id=consultation.id, claimed_at=now)
     ).rowcount
     if not claimed:
-        db.session.rollback()
-        if offer.claimed_by_request_id is None and offer_expired(offer, now):
-            raise OfferExpired
-        raise OfferGone
+        gone = _gone(offer, consultation)
+        expired = offer.claimed_by_request_id is None and offer_expired(offer, now)
+        raise OfferExpired if type(gone) is OfferGone and expired else gone
     consultation = lock_request(consultation)
     appointment = consultation.appointment
     if consultation.status not in OPEN_STATUSES or appointment is None:
