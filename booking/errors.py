@@ -144,6 +144,12 @@ def register_error_handlers(app: Flask) -> None:
                 "Your answers and the documents already added are saved. Please wait a few "
                 "minutes, then add this file again."
             )
+        elif code == 429 and request.path.startswith("/manage/") and request.path.endswith("/data"):
+            # PATIENT_EXPORT_RATE_LIMIT: a few copies, or tries at the date of birth, an hour.
+            messages[429] = _(
+                "You have asked for a copy of your data several times in the last hour. For "
+                "your security, please wait an hour, then open your private link again."
+            )
         elif code == 429 and request.path.startswith("/request/steps/"):
             # The request's steps are saved in a draft as the patient goes: nothing is lost.
             messages[429] = _(

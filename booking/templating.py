@@ -13,7 +13,7 @@ import phonenumbers
 from babel import Locale
 from babel.dates import get_timezone_location
 from babel.units import format_unit
-from flask import Flask, request, url_for
+from flask import Flask, current_app, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.routing import BuildError
@@ -123,6 +123,14 @@ def readable_details(details: Mapping[str, Any] | None) -> list[str]:
     return lines
 
 
+def clinic_phone_after() -> str:
+    """What ends "Please call the clinic%(phone)s.": a colon and the clinic's phone number,
+    or nothing when none is set. A patient told to call is given the number where they
+    read it."""
+    phone = current_app.config.get("CLINIC_PHONE")
+    return f": {phone}" if phone else ""
+
+
 def clinic_zone_name() -> str:
     """The clinic's time zone as the reader's language names it ("Germany (Berlin) Time",
     "hora de Alemania (Berlín)"), not its identifier ("Europe/Berlin")."""
@@ -142,6 +150,7 @@ def register_template_helpers(app: Flask) -> None:
     app.add_template_global(switch_language_url)
     app.add_template_global(language_name)
     app.add_template_global(clinic_zone_name)
+    app.add_template_global(clinic_phone_after)
 
     @app.context_processor
     def _clinic() -> dict[str, Any]:

@@ -210,6 +210,10 @@ def test_patient_cancels_and_the_time_is_free_again(
     # A closed request offers no changes.
     page = client.get(booked["url"]).get_data(as_text=True)
     assert "Cancel my request" not in page
+    # Its time picker (the Back button, the history) leads to the request's page, which
+    # says how it stands, not to the cancelled time shown as the current one.
+    back = client.get(booked["url"] + "/reschedule")
+    assert back.status_code == 302 and back.headers["Location"] == booked["url"]
 
 
 def test_an_urgent_patient_who_cancels_before_being_reached_is_flagged_to_the_clinic(

@@ -252,6 +252,25 @@ def test_guessing_the_date_of_birth_is_rate_limited(
     ]
     assert statuses == [422, 422, 429]
     assert len(_audit(app, "patient_export_refused")) == 2
+    page = _post(client, patient["url"], "data", date_of_birth="1950-01-01")
+    assert "please wait an hour, then open your private link again" in page.get_data(as_text=True)
+
+
+def test_strangers_posts_do_not_use_up_the_patients_downloads(
+    app: Flask, client: FlaskClient, patient: dict
+) -> None:
+    """The reference is in emails' subjects and read out on the phone: posts without the
+    request's cookie are refused and not counted, so nobody can block the patient's copy."""
+    app.config["PATIENT_EXPORT_RATE_LIMIT"] = "2 per hour"
+    stranger = app.test_client()
+    token = CSRF.search(stranger.get("/staff/login").get_data(as_text=True)).group(1)
+    for _n in range(3):
+        refused = stranger.post(
+            f"{patient['url']}/data",
+            data={"data-csrf_token": token, "data-date_of_birth": "1980-01-01"},
+        )
+        assert refused.status_code == 403
+    assert _post(client, patient["url"], "data", date_of_birth="1930-01-01").status_code == 422
 
 
 def test_an_erasure_request_reaches_the_admins_queue_with_its_deadline(
@@ -262,6 +281,9 @@ def test_an_erasure_request_reaches_the_admins_queue_with_its_deadline(
     assert _post(client, url, "erasure", confirm="y").status_code == 302  # asked twice: one
     page = client.get(url).get_data(as_text=True)
     assert "You asked us to erase your data" in page
+    # The held time stays booked until cancelled: the page and the receipt say so.
+    still_open = "Your request is still open, so your appointment stays booked until it is"
+    assert still_open in page
     with app.app_context():
         [erasure] = db.session.scalars(select(ErasureRequest)).all()
         due = erasure.due_at
@@ -270,7 +292,9 @@ def test_an_erasure_request_reaches_the_admins_queue_with_its_deadline(
     due_on = due.astimezone(BERLIN).date()
     assert (due_on.month - asked_on.month) % 12 == 1 and due_on.day <= asked_on.day
     assert len(_audit(app, "erasure_requested")) == 1
-    assert "within one month" in _emails(app, "rights_update")[0].body_text
+    receipt = _emails(app, "rights_update")[0]
+    assert "within one month" in receipt.body_text
+    assert still_open in receipt.body_text and still_open in receipt.body_html
     # The clinic hears of it, with the deadline (no administrator yet: its usual address).
     [alert] = _emails(app, "erasure_staff")
     assert alert.recipient == app.config["STAFF_NOTIFICATION_EMAIL"]

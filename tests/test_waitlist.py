@@ -25,6 +25,7 @@ from booking.requests.waitlist import (
     OfferGone,
     OfferLocked,
     OfferUnavailable,
+    WaitlistLocked,
     accept_offer,
     join_waitlist,
 )
@@ -404,10 +405,14 @@ def test_an_offer_is_not_taken_within_the_change_notice(
         waiting = db.session.get(ConsultationRequest, clinic.waiting[2])
         with pytest.raises(OfferLocked):
             accept_offer(db.session.get(SlotOffer, offer.id), waiting)
+    app.config["CLINIC_PHONE"] = "+49 30 5550 1234"
     offer_page = _offer_page(app, client, "waiting2@example.com")
     page = client.get(offer_page).get_data(as_text=True)
-    assert "can no longer be changed online" in page
+    assert "can no longer be changed online. Please call the clinic: +49 30 5550 1234." in page
     assert "Take this earlier time" not in page
+    # Nor can the patient join the list of those waiting (no offer would come).
+    with app.app_context(), pytest.raises(WaitlistLocked):
+        join_waitlist(db.session.get(ConsultationRequest, clinic.waiting[1]))
     # The page offers no form; a token of this browser's session from another page.
     token = csrf_token(client, "/staff/login")
     response = client.post(offer_page, data={"csrf_token": token})

@@ -38,6 +38,7 @@ from booking.scheduling.services import (
     place_appointment,
     resolve_choice,
 )
+from booking.templating import clinic_phone_after
 from booking.timeutil import now_utc
 
 
@@ -52,8 +53,9 @@ def _require_changeable(consultation: ConsultationRequest) -> None:
         raise ManageError(
             _(
                 "Your appointment is less than %(hours)d hours away, so it can no longer be "
-                "changed online. Please call the clinic.",
+                "changed online. Please call the clinic%(phone)s.",
                 hours=clinic_settings().cancel_notice_hours,
+                phone=clinic_phone_after(),
             )
         )
 

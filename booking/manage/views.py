@@ -51,6 +51,7 @@ from booking.requests.waitlist import (
     OfferGone,
     OfferLocked,
     OfferUnavailable,
+    WaitlistLocked,
     accept_offer,
     find_offer,
     is_waiting,
@@ -72,6 +73,7 @@ from booking.security import (
     set_link_cookie,
     token_in_url,
 )
+from booking.templating import clinic_phone_after
 from booking.urlargs import date_arg
 
 bp = Blueprint("manage", __name__, url_prefix="/manage")
@@ -302,6 +304,10 @@ def reschedule(reference: str):
     appointment = consultation.appointment
     if appointment is None or appointment.appointment_type is None:
         abort(404)
+    if is_read_only(consultation) or not appointment.active:
+        # Closed, or its time given up (the Back button, the history): the request's page
+        # says how it stands; this one would show the old time as the current one.
+        return redirect(_here(reference))
     form = RescheduleForm()
     problem = None
     if request.method == "POST":
@@ -364,7 +370,18 @@ def waitlist(reference: str) -> Response:
             flash(
                 _(
                     "Earlier times are offered by email, and you withdrew your consent to be "
-                    "contacted. Please call the clinic to ask for an earlier time."
+                    "contacted. Please call the clinic to ask for an earlier time%(phone)s.",
+                    phone=clinic_phone_after(),
+                ),
+                "danger",
+            )
+        except WaitlistLocked:  # the notice began while the page was open
+            flash(
+                _(
+                    "Your appointment is less than %(hours)d hours away, so it can no longer be "
+                    "changed online. Please call the clinic%(phone)s.",
+                    hours=clinic_settings().cancel_notice_hours,
+                    phone=clinic_phone_after(),
                 ),
                 "danger",
             )
@@ -470,6 +487,13 @@ def _export_key() -> str:
     return "patient-export:" + str((request.view_args or {}).get("reference", ""))
 
 
+def _counted_export(response: Response) -> bool:
+    """Counted: a copy sent, or a wrong date of birth. Not a post without the request's
+    cookie (403): the reference is no secret (it is in emails' subjects), and anyone's
+    posts would use up the patient's own downloads."""
+    return response.status_code in (200, 422)
+
+
 @bp.post("/<reference>/consent")
 @limiter.limit(_limit)
 def withdraw_consent(reference: str):
@@ -484,7 +508,7 @@ def withdraw_consent(reference: str):
 
 @bp.post("/<reference>/data")
 @limiter.limit(_limit)
-@limiter.limit(_export_limit, key_func=_export_key)
+@limiter.limit(_export_limit, key_func=_export_key, deduct_when=_counted_export)
 def download_data(reference: str):
     """A copy of the patient's own data, as the ZIP archive an admin would make."""
     consultation = _load(reference, closed_too=True)

@@ -70,12 +70,19 @@ class NoContactConsent(ValueError):  # noqa: N818 - what the patient is told
     """The patient withdrew their consent to be contacted: no offer would reach them."""
 
 
+class WaitlistLocked(ValueError):  # noqa: N818 - what the patient is told
+    """The appointment is within the change and cancel notice: no offer could be taken
+    (``offer_freed_slot`` skips it), so waiting for one would only mislead."""
+
+
 def join_waitlist(consultation: ConsultationRequest) -> WaitlistEntry:
     appointment = consultation.appointment
     if consultation.status not in OPEN_STATUSES or appointment is None or not appointment.active:
         raise ValueError("only an open request with a time can wait for an earlier one")
     if not consultation.contact_consent:  # offer_freed_slot skips them (may_be_contacted)
         raise NoContactConsent("offers go only to patients who may be contacted")
+    if not can_change(consultation):
+        raise WaitlistLocked("within the change notice: offers could not be taken")
     entry = db.session.scalar(
         select(WaitlistEntry).where(WaitlistEntry.request_id == consultation.id)
     )

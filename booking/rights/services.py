@@ -27,6 +27,7 @@ from booking.rights.emails import RightsEvent, erasure_alert, rights_notice
 from booking.rights.export import PatientArchive
 from booking.rights.models import ErasureRequest, ErasureStatus
 from booking.staff.models import StaffUser
+from booking.templating import clinic_phone_after
 from booking.timeutil import now_utc
 
 EXPLANATION_MAX = 2000
@@ -81,7 +82,11 @@ def export_own_data(consultation: ConsultationRequest, date_of_birth: date) -> P
     patient = consultation.patient
     if patient.date_of_birth is None:
         raise RightsError(
-            _("We cannot check who you are online for this request. Please call the clinic.")
+            _(
+                "We cannot check who you are online for this request. Please call the "
+                "clinic%(phone)s.",
+                phone=clinic_phone_after(),
+            )
         )
     if date_of_birth != patient.date_of_birth:
         record(
