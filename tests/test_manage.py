@@ -20,8 +20,9 @@ from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.outcomes.models import Plan
 from booking.requests.events import RequestEvent
 from booking.requests.models import ConsultationRequest, RequestStatus, TriageLevel
-from booking.scheduling.models import ClinicSettings
-from booking.scheduling.services import SlotChoice
+from booking.scheduling.admin_services import set_appointment_type_active
+from booking.scheduling.models import AppointmentType, ClinicSettings
+from booking.scheduling.services import SlotChoice, SlotUnavailable, resolve_choice
 from booking.timeutil import clinic_today
 from tests.factories import (
     make_appointment_type,
@@ -130,6 +131,34 @@ def test_patient_reschedules_to_another_open_slot(
             .details["starts_at"]["before"]
             == booked["starts_at"].isoformat()
         )
+
+
+def test_a_patient_booked_on_a_type_no_longer_offered_can_still_move_it(
+    app: Flask, client: FlaskClient, booked: dict
+) -> None:
+    """An admin stops offering the appointment type: new patients cannot pick it, but one
+    already booked keeps it, and the times their page offers can be taken (every one was
+    refused as "not available for booking")."""
+    appointment = _request(app, booked["reference"]).appointment
+    with app.app_context():
+        kind = db.session.get(AppointmentType, appointment.appointment_type_id)
+        set_appointment_type_active(kind, False, actor=None)
+        kind_id = kind.id
+    page = client.get(booked["url"] + "/reschedule").get_data(as_text=True)
+    keys = SLOT.findall(page)
+    assert keys
+    response = client.post(
+        booked["url"] + "/reschedule",
+        data={"csrf_token": CSRF.search(page).group(1), "slot": keys[-1]},
+    )
+    assert response.status_code == 302
+    assert _request(app, booked["reference"]).appointment.starts_at != booked["starts_at"]
+    # Nobody else may book the type: the time just given up is not for a new request.
+    freed = SlotChoice(
+        kind_id, appointment.specialist_id, appointment.location_id, booked["starts_at"]
+    )
+    with app.app_context(), pytest.raises(SlotUnavailable):
+        resolve_choice(freed)
 
 
 def test_a_taken_or_made_up_slot_is_refused_with_fresh_times(

@@ -30,6 +30,7 @@ from booking.scheduling.models import (
     ScheduleException,
     WorkingHours,
 )
+from booking.scheduling.services import SlotChoice
 from booking.staff.models import StaffUser
 from booking.timeutil import clinic_date
 from tests.factories import (
@@ -45,6 +46,7 @@ from tests.support import (
     checked_radios,
     clock_change_ahead,
     csrf_token,
+    first_open_slot,
     page_token,
 )
 
@@ -436,7 +438,9 @@ def test_admin_adds_deactivates_and_reactivates_a_type(
 
     toggle = f"/staff/admin/scheduling/types/{type_id}/active"
     assert press(admin_client, toggle, active="0").status_code == 302
-    assert "can no longer book" in admin_client.get(OVERVIEW).get_data(as_text=True)
+    stopped = admin_client.get(OVERVIEW).get_data(as_text=True)
+    assert "can no longer book" in stopped
+    assert "still to come" not in stopped  # none booked: nothing to warn of
     assert admin_client.get("/request/time").status_code == 302
     assert press(admin_client, toggle, active="1").status_code == 302
     assert admin_client.get("/request/time").status_code == 200
@@ -983,3 +987,17 @@ def test_without_holidays_set_the_overview_says_how_to_set_them(
     page = admin_client.get(OVERVIEW).get_data(as_text=True)
     assert "None in the coming year: set CLINIC_HOLIDAYS" in page
     assert "CLINIC_HOLIDAYS is not set" in page and "Public holidays of" not in page
+
+
+def test_stopping_a_type_with_appointments_to_come_says_how_many_keep_it(
+    app: Flask, admin_client: FlaskClient, clinic: Place, evaluation: int
+) -> None:
+    with app.app_context():
+        weber = staff_user(clinic.weber.email)
+        make_hours(weber, db.session.get(Location, clinic.location), range(7), "09:00", "17:00")
+        kind = db.session.get(AppointmentType, evaluation)
+        slot = first_open_slot(kind)
+        make_request(slot=SlotChoice(kind.id, slot.specialist_id, slot.location_id, slot.starts_at))
+    press(admin_client, f"/staff/admin/scheduling/types/{evaluation}/active", active="0")
+    page = admin_client.get(OVERVIEW).get_data(as_text=True)
+    assert "1 appointment of this type is still to come: it keeps its type" in page

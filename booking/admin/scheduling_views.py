@@ -37,7 +37,11 @@ from booking.openinghours import clinic_closed_days
 from booking.scheduling import admin_services as admin
 from booking.scheduling.availability import clinic_settings
 from booking.scheduling.models import AppointmentType, ScheduleException, WorkingHours
-from booking.scheduling.services import active_locations, booked_on_closed_days
+from booking.scheduling.services import (
+    active_locations,
+    appointments_to_come,
+    booked_on_closed_days,
+)
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole, StaffUser
 from booking.timeutil import clinic_today, to_clinic_tz
@@ -139,6 +143,17 @@ def set_type_active(type_id: int) -> Response:
             _("Patients can no longer book %(name)s.", name=appointment_type.display_name),
             "success",
         )
+        if booked := appointments_to_come(appointment_type_id=appointment_type.id):
+            flash(
+                ngettext(
+                    "%(num)d appointment of this type is still to come: it keeps its type, "
+                    "and its patient can still move it to another time of it.",
+                    "%(num)d appointments of this type are still to come: they keep their "
+                    "type, and their patients can still move them to other times of it.",
+                    booked,
+                ),
+                "warning",
+            )
     return redirect(url_for(".overview"))
 
 

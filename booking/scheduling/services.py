@@ -274,8 +274,16 @@ def resolve_choice(
     appointment holds the time; SlotUnavailable when it is not a time offered for booking at
     all (a forged or stale choice), so the patient is not told someone else took it."""
     appointment_type = db.session.get(AppointmentType, choice.appointment_type_id)
-    if appointment_type is None or not appointment_type.active:
+    if appointment_type is None:
         raise SlotUnavailable
+    if not appointment_type.active:
+        # No longer offered for booking; an appointment already of this type keeps it, and
+        # its patient may still move it to another time of it.
+        moving = (
+            db.session.get(Appointment, ignore_appointment_id) if ignore_appointment_id else None
+        )
+        if moving is None or moving.appointment_type_id != appointment_type.id:
+            raise SlotUnavailable
 
     def find(ignore_bookings: bool) -> OpenSlot | None:
         return find_open_slot(
