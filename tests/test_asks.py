@@ -391,17 +391,31 @@ def test_admins_shape_the_checklist_staff_ask_from(
     assert response.status_code == 302
     # The same name again (any case), or a default item's, is refused: it would be listed
     # twice in every ask and checklist.
-    for name in ("x-ray of the whole spine", "Referral letter"):
+    # So is one spaced differently, or one whose Spanish name is another item's.
+    for name, spanish in (
+        ("x-ray of the whole spine", ""),
+        ("Referral letter", ""),
+        ("X-ray  of the  whole spine", ""),
+        ("Whole-spine X-ray", "radiografía de toda la columna"),
+    ):
         again = client.post(
-            "/staff/admin/checklist", data={"csrf_token": tokens["csrf_token"], "label": name}
+            "/staff/admin/checklist",
+            data={"csrf_token": tokens["csrf_token"], "label": name, "label_es": spanish},
         )
         assert again.status_code == 422, name
         assert "already has an item with this name" in again.get_data(as_text=True)
-    response = client.post(
-        "/staff/admin/checklist/operation_notes/active",
-        data={"csrf_token": tokens["csrf_token"], "active": "0"},
+    # A name of nothing visible is no name (it showed as a blank item).
+    blank = client.post(
+        "/staff/admin/checklist", data={"csrf_token": tokens["csrf_token"], "label": "\u200b"}
     )
-    assert response.status_code == 302
+    assert blank.status_code == 422
+    for _twice in range(2):  # pressed in two tabs: one change, one audit row
+        response = client.post(
+            "/staff/admin/checklist/operation_notes/active",
+            data={"csrf_token": tokens["csrf_token"], "active": "0"},
+        )
+        assert response.status_code == 302
+    assert _audit_actions(app, "operation_notes") == ["checklist_item_switched_off"]
     page = client.get("/staff/admin/checklist").get_data(as_text=True)
     assert "X-ray of the whole spine" in page and "switched off" in page
     assert {"checklist_item_added", "checklist_item_switched_off"} <= {

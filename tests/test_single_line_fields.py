@@ -258,6 +258,18 @@ def test_a_location_with_line_breaks_or_overrides_is_refused(
     assert count(app, Location) == 0
 
 
+def test_a_location_whose_address_shows_nothing_is_refused(app: Flask, reference: str) -> None:
+    """A zero-width space alone was stored as the address patients are sent to."""
+    admin = signed_in(app, "admin@example.com")
+    token = csrf_token(admin, "/staff/admin/locations")
+    response = admin.post(
+        "/staff/admin/locations", data={"csrf_token": token, "name": "Annex", "address": "\u200b"}
+    )
+    assert response.status_code == 422
+    assert "Please enter the address." in field_error(response.get_data(as_text=True), "address")
+    assert count(app, Location) == 0
+
+
 def test_a_staff_account_name_with_line_breaks_is_refused(app: Flask, reference: str) -> None:
     admin = signed_in(app, "admin@example.com")
     data = {

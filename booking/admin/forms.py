@@ -86,6 +86,10 @@ class LocationForm(LocationNamesForm):
         _l("Address"), validators=[DataRequired(_l("Please enter the address.")), Length(max=300)]
     )
 
+    def validate_address(self, field: StringField) -> None:
+        if not has_visible_text(field.data):
+            raise ValidationError(_("Please enter the address."))
+
 
 class ChecklistItemForm(BaseForm):
     """An item of the clinic's own checklist, named in the clinic's language and, optionally,

@@ -36,6 +36,7 @@ from booking.crypto import EncryptedText
 from booking.documents.models import Document
 from booking.documents.storage import DocumentUpload, saved_before_locking
 from booking.extensions import db
+from booking.forms import has_visible_text
 from booking.notifications.services import enqueue_delivery
 from booking.requests import emails
 from booking.requests.files import no_room_for
@@ -447,12 +448,17 @@ def answer_ask(
 
 def add_item(labels: dict[str, str], actor: StaffUser) -> ChecklistItem:
     """An item of the clinic's own, labelled in each language given (the clinic's first)."""
-    labels = {lang: text.strip() for lang, text in labels.items() if text and text.strip()}
+    # Spaces collapsed, and a name of nothing visible (a zero-width space) is no name: each
+    # would show as a blank or twice-listed item to staff and patients.
+    labels = {
+        lang: " ".join(text.split())
+        for lang, text in labels.items()
+        if text and has_visible_text(text)
+    }
     clinic = current_app.config["BABEL_DEFAULT_LOCALE"]
     if not labels.get(clinic):
         raise AskError(_("Please enter the item's name."))
-    name = labels[clinic].casefold()
-    if any(str(item.label).casefold() == name for item in checklist(include_inactive=True)):
+    if any(text.casefold() in _names_in(lang) for lang, text in labels.items()):
         raise AskError(_("The checklist already has an item with this name."))
     item = ChecklistItem(code=valid_code(labels[clinic]), labels=labels, active=True)
     db.session.add(item)
@@ -468,14 +474,27 @@ def add_item(labels: dict[str, str], actor: StaffUser) -> ChecklistItem:
     return item
 
 
+def _names_in(locale: str) -> set[str]:
+    """Every item's name in ``locale`` (switched-off ones too), case folded: a default item's
+    translation, an item of the clinic's own by the name given in that language."""
+    names = {label_of(code, None, locale).casefold() for code in DEFAULT_ITEMS}
+    for row in db.session.scalars(select(ChecklistItem)):
+        if row.labels and row.labels.get(locale):
+            names.add(" ".join(row.labels[locale].split()).casefold())
+    return names
+
+
 def set_item_active(code: str, active: bool, actor: StaffUser) -> None:
     """Switch an item of the checklist off or on (a default item gets its row then)."""
     row = db.session.scalar(select(ChecklistItem).where(ChecklistItem.code == code))
     if row is None:
         if code not in DEFAULT_ITEMS:
             raise AskError(_("There is no such item."))
-        row = ChecklistItem(code=code, labels=None, active=active)
+        row = ChecklistItem(code=code, labels=None, active=not active)
         db.session.add(row)
+    if row.active == active:  # pressed twice (two tabs): nothing changes, nothing to audit
+        db.session.rollback()
+        return
     row.active = active
     db.session.flush()
     record(
@@ -483,6 +502,7 @@ def set_item_active(code: str, active: bool, actor: StaffUser) -> None:
         target_type="checklist_item",
         target_id=code,
         actor=actor,
+        details={"active": {"before": not active, "after": active}},
     )
     db.session.commit()
 
