@@ -22,6 +22,7 @@ from werkzeug.test import TestResponse
 
 from booking.audit.models import AuditEvent
 from booking.extensions import db
+from booking.scheduling.admin_services import add_extra_hours
 from booking.scheduling.models import (
     Appointment,
     AppointmentType,
@@ -1001,3 +1002,34 @@ def test_stopping_a_type_with_appointments_to_come_says_how_many_keep_it(
     press(admin_client, f"/staff/admin/scheduling/types/{evaluation}/active", active="0")
     page = admin_client.get(OVERVIEW).get_data(as_text=True)
     assert "1 appointment of this type is still to come: it keeps its type" in page
+
+
+def test_deleting_hours_that_hold_a_booking_says_it_is_now_outside_them(
+    app: Flask, admin_client: FlaskClient, clinic: Place, evaluation: int
+) -> None:
+    """The booking stays (the patient was told its time), but nobody would work then: the
+    admin is told to move or cancel it, as when adding time off over it. Extra hours that
+    cover it keep it inside the specialist's working time."""
+    with app.app_context():
+        weber = staff_user(clinic.weber.email)
+        make_hours(weber, db.session.get(Location, clinic.location), range(7), "09:00", "17:00")
+        kind = db.session.get(AppointmentType, evaluation)
+        slot = first_open_slot(kind)
+        make_request(slot=SlotChoice(kind.id, slot.specialist_id, slot.location_id, slot.starts_at))
+        rows = db.session.scalars(select(WorkingHours.id).order_by(WorkingHours.id)).all()
+        extra = add_extra_hours(
+            weber,
+            slot.starts_at - timedelta(hours=1),
+            slot.ends_at + timedelta(hours=1),
+            clinic.location,
+            None,
+            actor=None,
+        ).exception.id
+    path = schedule_path(clinic.weber.id)
+    warning = "1 booked appointment of this specialist is outside their working hours now"
+    # Every weekday's row goes; the extra hours still cover the booking.
+    for row in rows:
+        assert press(admin_client, f"{path}/hours/{row}/delete").status_code == 302
+    assert warning not in admin_client.get(path).get_data(as_text=True)
+    assert press(admin_client, f"{path}/exceptions/{extra}/delete").status_code == 302
+    assert warning in admin_client.get(path).get_data(as_text=True)

@@ -316,9 +316,24 @@ def delete_hours(user_id: int, hours_id: int) -> Response:
     row = db.get_or_404(WorkingHours, hours_id)
     if row.specialist_id != user_id:
         abort(404)
-    admin.delete_working_hours(row, current_user)
+    outside = admin.delete_working_hours(row, current_user)
     flash(_("Working hours deleted."), "success")
+    _warn_outside(outside)
     return redirect(url_for(".specialist", user_id=user_id))
+
+
+def _warn_outside(outside: int) -> None:
+    if outside:
+        flash(
+            ngettext(
+                "%(num)d booked appointment of this specialist is outside their working hours "
+                "now and was not changed: please move or cancel it.",
+                "%(num)d booked appointments of this specialist are outside their working "
+                "hours now and were not changed: please move or cancel them.",
+                outside,
+            ),
+            "warning",
+        )
 
 
 @bp.post("/specialists/<int:user_id>/exceptions/<int:exception_id>/delete")
@@ -327,9 +342,11 @@ def delete_exception(user_id: int, exception_id: int) -> Response:
     exception = db.get_or_404(ScheduleException, exception_id)
     if exception.specialist_id != user_id:
         abort(404)
-    admin.delete_schedule_exception(exception, current_user)
-    if exception.kind == admin.TIME_OFF:
+    time_off = exception.kind == admin.TIME_OFF
+    outside = admin.delete_schedule_exception(exception, current_user)
+    if time_off:
         flash(_("Time off deleted."), "success")
     else:
         flash(_("Extra hours deleted."), "success")
+        _warn_outside(outside)
     return redirect(url_for(".specialist", user_id=user_id))

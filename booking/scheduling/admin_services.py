@@ -23,6 +23,7 @@ from sqlalchemy.orm import selectinload
 
 from booking.audit.services import changes, record
 from booking.extensions import db
+from booking.scheduling.agenda import appointments_outside_working_time
 from booking.scheduling.availability import clinic_settings
 from booking.scheduling.models import (
     Appointment,
@@ -411,10 +412,12 @@ def add_working_hours(
     return row
 
 
-def delete_working_hours(row: WorkingHours, actor: StaffUser | None) -> None:
-    """Remove weekly hours. Appointments already booked in them stay as they are."""
+def delete_working_hours(row: WorkingHours, actor: StaffUser | None) -> int:
+    """Remove weekly hours. Appointments already booked in them stay as they are: returns
+    how many of the specialist's appointments to come are now outside their working time,
+    for staff to move or cancel."""
     before = _hours_values(row)
-    row_id = row.id
+    row_id, specialist_id = row.id, row.specialist_id
     db.session.delete(row)
     record(
         "working_hours_deleted",
@@ -424,6 +427,7 @@ def delete_working_hours(row: WorkingHours, actor: StaffUser | None) -> None:
         details=changes(before, {}),
     )
     db.session.commit()
+    return appointments_outside_working_time(specialist_id, now_utc())
 
 
 def _hours_values(row: WorkingHours) -> dict[str, Any]:
@@ -524,10 +528,12 @@ def add_extra_hours(
     return ExtraHoursAdded(exception, int(elsewhere or 0))
 
 
-def delete_schedule_exception(exception: ScheduleException, actor: StaffUser | None) -> None:
-    """Remove time off (its slots open again) or extra hours (their slots go)."""
+def delete_schedule_exception(exception: ScheduleException, actor: StaffUser | None) -> int:
+    """Remove time off (its slots open again) or extra hours (their slots go; appointments
+    booked in them stay). Returns how many of the specialist's appointments to come are
+    outside their working time now, as ``delete_working_hours``."""
     before = _exception_values(exception)
-    exception_id = exception.id
+    exception_id, specialist_id = exception.id, exception.specialist_id
     db.session.delete(exception)
     record(
         "schedule_exception_deleted",
@@ -537,6 +543,7 @@ def delete_schedule_exception(exception: ScheduleException, actor: StaffUser | N
         details=changes(before, {}),
     )
     db.session.commit()
+    return appointments_outside_working_time(specialist_id, now_utc())
 
 
 def _add_exception(

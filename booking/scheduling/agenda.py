@@ -18,7 +18,7 @@ from sqlalchemy import select
 from booking.extensions import db
 from booking.openinghours import clinic_closed_days
 from booking.scheduling.availability import subtract_periods
-from booking.scheduling.models import Location, ScheduleException, WorkingHours
+from booking.scheduling.models import Appointment, Location, ScheduleException, WorkingHours
 from booking.timeutil import from_clinic_local, to_clinic_tz
 
 
@@ -112,3 +112,31 @@ def working_time(
                 windows.append(WorkWindow(w_start, w_end, sid, lid))
         day += timedelta(days=1)
     return sorted(windows), sorted(time_off)
+
+
+def appointments_outside_working_time(specialist_id: int, now: datetime) -> int:
+    """How many of the specialist's held or confirmed appointments still to come lie outside
+    their working time (weekly and extra hours, at the appointment's location): after their
+    hours are deleted, those stay booked, and their patients would come when nobody works."""
+    booked = db.session.execute(
+        select(Appointment.location_id, Appointment.starts_at, Appointment.ends_at).where(
+            Appointment.specialist_id == specialist_id,
+            Appointment.active.is_(True),
+            Appointment.starts_at >= now,
+        )
+    ).all()
+    if not booked:
+        return 0
+    end = max(ends_at for _location, _starts, ends_at in booked)
+    windows, _time_off = working_time(now, end, [specialist_id])
+    by_place: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
+    for window in windows:  # in order: windows that touch are one stretch of work
+        stretches = by_place[window.location_id]
+        if stretches and stretches[-1][1] >= window.starts_at:
+            stretches[-1] = (stretches[-1][0], max(stretches[-1][1], window.ends_at))
+        else:
+            stretches.append((window.starts_at, window.ends_at))
+    return sum(
+        not any(a <= starts_at and ends_at <= b for a, b in by_place[location_id])
+        for location_id, starts_at, ends_at in booked
+    )
