@@ -98,19 +98,22 @@ def test_the_reschedule_picker_shows_one_day_at_a_time(client: FlaskClient, book
     assert set(SLOT.findall(later)).isdisjoint(SLOT.findall(page))
 
 
-def test_patient_reschedules_to_another_open_slot(
-    app: Flask, client: FlaskClient, booked: dict
-) -> None:
+def _move_to_the_last_time_shown(client: FlaskClient, booked: dict) -> Any:
+    """Pick the time picker's last time of the first day shown: late in the afternoon, that
+    day may hold only one or two (keys[2] failed from about 15:30 clinic time)."""
     page = client.get(booked["url"] + "/reschedule").get_data(as_text=True)
     keys = SLOT.findall(page)
     assert keys
-    response = client.post(
+    return client.post(
         booked["url"] + "/reschedule",
-        # The day's last time: late in the afternoon, the first day shown may hold only one
-        # or two (it was keys[2], which failed from about 15:30 clinic time).
         data={"csrf_token": CSRF.search(page).group(1), "slot": keys[-1]},
     )
-    assert response.status_code == 302
+
+
+def test_patient_reschedules_to_another_open_slot(
+    app: Flask, client: FlaskClient, booked: dict
+) -> None:
+    assert _move_to_the_last_time_shown(client, booked).status_code == 302
     consultation = _request(app, booked["reference"])
     assert consultation.appointment.starts_at != booked["starts_at"]
     with app.app_context():
@@ -144,14 +147,7 @@ def test_a_patient_booked_on_a_type_no_longer_offered_can_still_move_it(
         kind = db.session.get(AppointmentType, appointment.appointment_type_id)
         set_appointment_type_active(kind, False, actor=None)
         kind_id = kind.id
-    page = client.get(booked["url"] + "/reschedule").get_data(as_text=True)
-    keys = SLOT.findall(page)
-    assert keys
-    response = client.post(
-        booked["url"] + "/reschedule",
-        data={"csrf_token": CSRF.search(page).group(1), "slot": keys[-1]},
-    )
-    assert response.status_code == 302
+    assert _move_to_the_last_time_shown(client, booked).status_code == 302
     assert _request(app, booked["reference"]).appointment.starts_at != booked["starts_at"]
     # Nobody else may book the type: the time just given up is not for a new request.
     freed = SlotChoice(
