@@ -34,7 +34,6 @@ from booking.requests.escalation import escalate_overdue
 from booking.requests.events import RequestEvent
 from booking.requests.models import ConsultationRequest, MedicalHistory, Patient
 from booking.requests.reminders import send_due_reminders
-from booking.requests.waitlist import join_waitlist
 from booking.scheduling.models import (
     Appointment,
     AppointmentType,
@@ -103,7 +102,11 @@ def clinic(app: Flask, clinic: Clinic) -> Patients:
         )
         first = make_request(documents=2, email=ERIKA, full_name="Erika Mustermann")
         workflow.confirm_request(first, coordinator, slot)
-        join_waitlist(first)
+        # On the waiting list too (as the patient was before the visit drew near: joining
+        # within the notice period is refused, and this visit is past).
+        db.session.add(
+            WaitlistEntry(request_id=first.id, appointment_type_id=clinic.type, active=True)
+        )
         appointment = db.session.get(ConsultationRequest, first.id).appointment
         # Confirmed a week before the visit, as it would have been: a reminder whose lead time
         # had passed at the confirmation is never sent (booking.requests.reminders).
