@@ -169,6 +169,7 @@ def test_confirm_reschedule_cancel_update_one_calendar_event(
         assert (attendee.params["PARTSTAT"], attendee.params["RSVP"]) == ("ACCEPTED", "FALSE")
         assert "CN" not in attendee.params
 
+    assert "The appointment below no longer takes place." in cancelled.body_text
     method, third = _event(cancelled)
     assert str(third["ATTENDEE"]) == "mailto:erika.mustermann@example.com"
     assert method == "CANCEL"
@@ -597,6 +598,22 @@ def test_a_specialist_is_told_when_their_appointment_can_be_closed(
     assert f"Once the appointment has started ({when})" in page
     assert "No further changes are possible" not in page
     assert _offered(page) == {"complete": False, "no_show": False}
+
+
+def test_cancelling_after_the_appointment_began_does_not_say_it_no_longer_takes_place(
+    app: Flask, client: FlaskClient, clinic: Waiting
+) -> None:
+    """Staff closing a request late (the clinic called the visit off on the day) cancel an
+    appointment already begun: the patient is told the request is cancelled, not that an
+    appointment in the past "no longer takes place"."""
+    AuthActions(client).attempt(clinic.coordinator.email)
+    assert act(client, clinic.reference, "confirm", **slot(clinic)).status_code == 302
+    with app.app_context():
+        appointment_started(clinic.reference)
+    assert act(client, clinic.reference, "cancel", message="").status_code == 302
+    cancelled = _patient_emails(app)[-1]
+    assert "Your request has been cancelled." in cancelled.body_text
+    assert "no longer takes place" not in cancelled.body_text + cancelled.body_html
 
 
 @pytest.mark.parametrize("action", ["complete", "no_show"])

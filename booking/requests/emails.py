@@ -26,6 +26,7 @@ from booking.scheduling.ical import appointment_ics
 from booking.scheduling.models import Appointment, SlotOffer
 from booking.scheduling.services import FreedTime
 from booking.scheduling.visits import visit_when
+from booking.timeutil import now_utc
 
 
 def staff_locale() -> str:
@@ -308,6 +309,9 @@ def patient_update(
         attachment=_calendar(ics, ics_method) if ics is not None else None,
         kind=kind,
         appointment=appointment,
+        # A cancelled appointment already begun (staff closing the request late) is not one
+        # that "no longer takes place".
+        to_come=appointment is not None and appointment.starts_at > now_utc(),
         # A new private link only in the emails that show one: each is a live way in.
         manage_url=links.manage_url(consultation) if kind in LINKED_UPDATES else None,
         message=message,
