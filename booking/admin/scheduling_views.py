@@ -344,9 +344,6 @@ def delete_exception(user_id: int, exception_id: int) -> Response:
         abort(404)
     time_off = exception.kind == admin.TIME_OFF
     outside = admin.delete_schedule_exception(exception, current_user)
-    if time_off:
-        flash(_("Time off deleted."), "success")
-    else:
-        flash(_("Extra hours deleted."), "success")
-        _warn_outside(outside)
+    flash(_("Time off deleted.") if time_off else _("Extra hours deleted."), "success")
+    _warn_outside(outside)
     return redirect(url_for(".specialist", user_id=user_id))

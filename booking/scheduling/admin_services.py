@@ -531,9 +531,11 @@ def add_extra_hours(
 def delete_schedule_exception(exception: ScheduleException, actor: StaffUser | None) -> int:
     """Remove time off (its slots open again) or extra hours (their slots go; appointments
     booked in them stay). Returns how many of the specialist's appointments to come are
-    outside their working time now, as ``delete_working_hours``."""
+    outside their working time now, as ``delete_working_hours``: none for time off, whose
+    removal takes nothing from it."""
     before = _exception_values(exception)
     exception_id, specialist_id = exception.id, exception.specialist_id
+    extra = exception.kind == EXTRA
     db.session.delete(exception)
     record(
         "schedule_exception_deleted",
@@ -543,7 +545,7 @@ def delete_schedule_exception(exception: ScheduleException, actor: StaffUser | N
         details=changes(before, {}),
     )
     db.session.commit()
-    return appointments_outside_working_time(specialist_id, now_utc())
+    return appointments_outside_working_time(specialist_id, now_utc()) if extra else 0
 
 
 def _add_exception(
