@@ -533,6 +533,23 @@ def stored_files(upload_dir: Path) -> list[Path]:
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def files_environment(
+    tmp_path: Path, database: str = "app.sqlite3", **settings: str
+) -> dict[str, str]:
+    """This process's environment for an app process of its own (gunicorn, a worker, a
+    script): development settings unless ``settings`` say otherwise, its database, queue
+    and uploads as files in ``tmp_path``, no Redis."""
+    return {
+        **os.environ,
+        "SPINECONSULT_ENV": "development",
+        "DATABASE_URL": f"sqlite:///{tmp_path / database}",
+        "HUEY_SQLITE_PATH": str(tmp_path / "huey.sqlite3"),
+        "UPLOAD_DIR": str(tmp_path / "uploads"),
+        "REDIS_URL": "",
+        **settings,
+    }
+
+
 def start_worker(
     env: dict[str, str], *args: str, output: int = subprocess.PIPE
 ) -> subprocess.Popen[bytes]:

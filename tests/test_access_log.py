@@ -3,7 +3,6 @@ reset tokens or search terms: a real gunicorn serves the app and its log is read
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from booking import create_app
 from booking.accesslog import redact_path, redact_text
 from booking.crypto import new_key
 from tests.smtp import free_port
-from tests.support import wait_until
+from tests.support import files_environment, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRETS = ["tok3n-of-the-patient", "reset-t0ken-of-staff", "Mustermann", "offer-t0ken"]
@@ -74,14 +73,7 @@ def test_every_address_with_a_token_is_redacted_and_page_names_are_kept() -> Non
 @pytest.mark.slow
 def test_gunicorn_access_log_has_no_tokens_or_search_terms(tmp_path: Path) -> None:
     port = free_port()
-    env = {
-        **os.environ,
-        "SPINECONSULT_ENV": "development",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}",
-        "HUEY_SQLITE_PATH": str(tmp_path / "huey.sqlite3"),
-        "UPLOAD_DIR": str(tmp_path / "uploads"),
-        "REDIS_URL": "",
-    }
+    env = files_environment(tmp_path, "empty.sqlite3")
     server = subprocess.Popen(
         [
             sys.executable,
@@ -176,21 +168,18 @@ def test_no_token_in_any_log_after_errors_on_secret_addresses(tmp_path: Path) ->
     gunicorn: its error log (the request line and the traceback), its access log and the
     app's log name the pages without their tokens."""
     port = free_port()
-    env = {
-        **os.environ,
-        # Production settings: errors are handled and logged by the app (development's
-        # debug mode would let them all escape to gunicorn).
-        "SPINECONSULT_ENV": "production",
-        "SECRET_KEY": secrets.token_hex(32),
-        "ENCRYPTION_KEY": new_key(),
-        "FORCE_HTTPS": "false",
-        "STAFF_NOTIFICATION_EMAIL": "coordinators@clinic.example",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}",
-        "ALLOW_SQLITE_IN_PRODUCTION": "1",
-        "HUEY_SQLITE_PATH": str(tmp_path / "huey.sqlite3"),
-        "UPLOAD_DIR": str(tmp_path / "uploads"),
-        "REDIS_URL": "",
-    }
+    # Production settings: errors are handled and logged by the app (development's debug
+    # mode would let them all escape to gunicorn).
+    env = files_environment(
+        tmp_path,
+        "empty.sqlite3",
+        SPINECONSULT_ENV="production",
+        SECRET_KEY=secrets.token_hex(32),
+        ENCRYPTION_KEY=new_key(),
+        FORCE_HTTPS="false",
+        STAFF_NOTIFICATION_EMAIL="coordinators@clinic.example",
+        ALLOW_SQLITE_IN_PRODUCTION="1",
+    )
     server = subprocess.Popen(
         [
             sys.executable,

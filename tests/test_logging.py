@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -19,7 +18,14 @@ from booking.notifications.models import OutboxEmail
 from booking.notifications.services import deliver_outbox_email
 from booking.requests.models import ConsultationRequest
 from tests.factories import make_location, make_staff
-from tests.support import ROOT, AuthActions, pdf_bytes, post_request, valid_answers
+from tests.support import (
+    ROOT,
+    AuthActions,
+    files_environment,
+    pdf_bytes,
+    post_request,
+    valid_answers,
+)
 
 SECRETS = [
     "Erika", "Mustermann", "erika.mustermann", "901820", "1970-05-17", "Ibuprofen",
@@ -67,14 +73,7 @@ logging.getLogger("booking.tasks").error(line)  # the app's, through the web app
 def test_the_workers_log_redacts_tokens_as_the_web_apps_does(tmp_path: Path) -> None:
     """``flask worker`` logs through the root handler (Huey's errors and their tracebacks):
     a private link's token an error quotes is redacted there as in the web app's log."""
-    env = {
-        **os.environ,
-        "SPINECONSULT_ENV": "development",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'worker.sqlite3'}",
-        "HUEY_SQLITE_PATH": str(tmp_path / "huey.sqlite3"),
-        "UPLOAD_DIR": str(tmp_path / "uploads"),
-        "REDIS_URL": "",
-    }
+    env = files_environment(tmp_path, "worker.sqlite3")
     run = subprocess.run(
         [sys.executable, "-c", WORKER_LOGS],
         cwd=ROOT,
