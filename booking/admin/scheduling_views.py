@@ -35,16 +35,13 @@ from booking.admin.scheduling_forms import (
 from booking.extensions import db
 from booking.openinghours import clinic_closed_days
 from booking.scheduling import admin_services as admin
+from booking.scheduling.agenda import booked_on_closed_days
 from booking.scheduling.availability import clinic_settings
 from booking.scheduling.models import AppointmentType, ScheduleException, WorkingHours
-from booking.scheduling.services import (
-    active_locations,
-    appointments_to_come,
-    booked_on_closed_days,
-)
+from booking.scheduling.services import active_locations, appointments_to_come
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole, StaffUser
-from booking.timeutil import clinic_today, to_clinic_tz
+from booking.timeutil import clinic_today, now_utc, to_clinic_tz
 
 bp = Blueprint("scheduling_admin", __name__, url_prefix="/staff/admin/scheduling")
 # The closed days the overview lists: the coming year's.
@@ -123,7 +120,7 @@ def overview() -> Response | tuple[str, int]:
         closed_days=(
             closed := sorted(clinic_closed_days(clinic_today(), clinic_today() + CLOSED_AHEAD))
         ),
-        booked_closed=booked_on_closed_days(closed),
+        booked_closed=booked_on_closed_days(closed, now_utc()),
         holidays_region=current_app.config["CLINIC_HOLIDAYS"],
     )
     return page, 422 if failed else 200

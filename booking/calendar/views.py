@@ -13,11 +13,12 @@ from booking.audit.services import record_refused_access
 from booking.calendar.agenda import build_agenda
 from booking.extensions import db
 from booking.openinghours import clinic_closed_days
-from booking.scheduling.services import all_locations, appointments_to_come, booked_on_closed_days
+from booking.scheduling.agenda import booked_on_closed_days
+from booking.scheduling.services import all_locations, appointments_to_come
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole, StaffUser
 from booking.staff.services import active_specialists
-from booking.timeutil import clinic_today
+from booking.timeutil import clinic_today, now_utc
 from booking.urlargs import date_arg, int_arg
 
 bp = Blueprint("calendar", __name__, url_prefix="/staff")
@@ -82,5 +83,5 @@ def view() -> str:
         locations=locations,
         # Weekly hours do not apply on these (extra hours still do): the heading says why.
         closed_days=(closed := clinic_closed_days(days[0], days[-1])),
-        booked_closed=sum(booked_on_closed_days(closed).values()),
+        booked_closed=sum(booked_on_closed_days(closed, now_utc()).values()),
     )

@@ -9,9 +9,9 @@ clock change has exactly the hours the clinic works that day, as in the availabi
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import select
 
@@ -114,29 +114,74 @@ def working_time(
     return sorted(windows), sorted(time_off)
 
 
-def appointments_outside_working_time(specialist_id: int, now: datetime) -> int:
-    """How many of the specialist's held or confirmed appointments still to come lie outside
-    their working time (weekly and extra hours, at the appointment's location): after their
-    hours are deleted, those stay booked, and their patients would come when nobody works."""
-    booked = db.session.execute(
-        select(Appointment.location_id, Appointment.starts_at, Appointment.ends_at).where(
-            Appointment.specialist_id == specialist_id,
-            Appointment.active.is_(True),
-            Appointment.starts_at >= now,
-        )
-    ).all()
+@dataclass(frozen=True)
+class Booked:
+    specialist_id: int
+    location_id: int
+    starts_at: datetime
+    ends_at: datetime
+
+
+def _booked(start: datetime, end: datetime | None = None, specialist_id: int | None = None):
+    """Held or confirmed appointments starting from ``start`` (until ``end``)."""
+    stmt = select(
+        Appointment.specialist_id,
+        Appointment.location_id,
+        Appointment.starts_at,
+        Appointment.ends_at,
+    ).where(Appointment.active.is_(True), Appointment.starts_at >= start)
+    if end is not None:
+        stmt = stmt.where(Appointment.starts_at < end)
+    if specialist_id is not None:
+        stmt = stmt.where(Appointment.specialist_id == specialist_id)
+    return [Booked(*row) for row in db.session.execute(stmt)]
+
+
+def outside_working_time(booked: list[Booked]) -> list[Booked]:
+    """The appointments of ``booked`` not inside their specialist's working time (weekly
+    and extra hours at an open location, as the agenda shows it, at the appointment's place):
+    hours deleted or a day closed after they were booked left them there, and their patients
+    would come when nobody works."""
     if not booked:
-        return 0
-    end = max(ends_at for _location, _starts, ends_at in booked)
-    windows, _time_off = working_time(now, end, [specialist_id])
-    by_place: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
+        return []
+    start = min(b.starts_at for b in booked)
+    end = max(b.ends_at for b in booked)
+    windows, _time_off = working_time(start, end, {b.specialist_id for b in booked})
+    stretches: dict[tuple[int, int], list[tuple[datetime, datetime]]] = defaultdict(list)
     for window in windows:  # in order: windows that touch are one stretch of work
-        stretches = by_place[window.location_id]
-        if stretches and stretches[-1][1] >= window.starts_at:
-            stretches[-1] = (stretches[-1][0], max(stretches[-1][1], window.ends_at))
+        place = stretches[(window.specialist_id, window.location_id)]
+        if place and place[-1][1] >= window.starts_at:
+            place[-1] = (place[-1][0], max(place[-1][1], window.ends_at))
         else:
-            stretches.append((window.starts_at, window.ends_at))
-    return sum(
-        not any(a <= starts_at and ends_at <= b for a, b in by_place[location_id])
-        for location_id, starts_at, ends_at in booked
-    )
+            place.append((window.starts_at, window.ends_at))
+    return [
+        b
+        for b in booked
+        if not any(
+            a <= b.starts_at and b.ends_at <= z
+            for a, z in stretches[(b.specialist_id, b.location_id)]
+        )
+    ]
+
+
+def appointments_outside_working_time(specialist_id: int, now: datetime) -> int:
+    """How many of the specialist's appointments still to come lie outside their working
+    time (``outside_working_time``): said after their hours are deleted."""
+    return len(outside_working_time(_booked(now, specialist_id=specialist_id)))
+
+
+def booked_on_closed_days(days: Iterable[date], now: datetime) -> dict[date, int]:
+    """How many appointments still to come start on each of ``days`` (days the clinic is
+    closed) outside working time: a day closed after it was booked keeps its appointments,
+    and only extra hours entered for their specialist open it."""
+    closed = sorted(set(days))
+    if not closed:
+        return {}
+    start = max(from_clinic_local(closed[0], time()), now)
+    end = from_clinic_local(closed[-1] + timedelta(days=1), time())
+    by_day: dict[date, list[Booked]] = defaultdict(list)
+    for b in _booked(start, end):
+        by_day[to_clinic_tz(b.starts_at).date()].append(b)
+    # Day by day: closed days may lie months apart, and only those with bookings are read.
+    counts = {day: len(outside_working_time(by_day[day])) for day in closed if by_day.get(day)}
+    return {day: n for day, n in counts.items() if n}

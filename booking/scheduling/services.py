@@ -30,7 +30,6 @@ from booking.scheduling.models import (
     AppointmentType,
     Location,
     NamedInLanguages,
-    ScheduleException,
     VisitMode,
     WorkingHours,
     is_overlap_error,
@@ -460,45 +459,6 @@ def appointments_to_come(
     if appointment_type_id is not None:
         stmt = stmt.where(Appointment.appointment_type_id == appointment_type_id)
     return db.session.scalar(stmt) or 0
-
-
-def booked_on_closed_days(days: Iterable[date]) -> dict[date, int]:
-    """How many held or confirmed appointments still to come start on each of ``days`` (days
-    the clinic is closed), leaving out those inside extra hours entered for their specialist
-    (which open such a day). A day closed after it was booked keeps its appointments: its
-    patients would come to a closed clinic unless staff move or cancel them."""
-    wanted = sorted(set(days))
-    if not wanted:
-        return {}
-    start = max(from_clinic_local(wanted[0], time(0)), now_utc())
-    end = from_clinic_local(wanted[-1] + timedelta(days=1), time(0))
-    booked = db.session.execute(
-        select(Appointment.specialist_id, Appointment.starts_at, Appointment.ends_at).where(
-            Appointment.active.is_(True),
-            Appointment.starts_at >= start,
-            Appointment.starts_at < end,
-        )
-    ).all()
-    extra = db.session.execute(
-        select(
-            ScheduleException.specialist_id, ScheduleException.starts_at, ScheduleException.ends_at
-        ).where(
-            ScheduleException.kind == "extra",
-            ScheduleException.starts_at < end,
-            ScheduleException.ends_at > start,
-        )
-    ).all()
-    counts: dict[date, int] = {}
-    closed = set(wanted)
-    for specialist_id, starts_at, ends_at in booked:
-        day = to_clinic_tz(starts_at).date()
-        opened = any(
-            who == specialist_id and opens <= starts_at and ends_at <= closes
-            for who, opens, closes in extra
-        )
-        if day in closed and not opened:
-            counts[day] = counts.get(day, 0) + 1
-    return counts
 
 
 def active_specialists_for_booking() -> list[StaffUser]:
