@@ -28,6 +28,7 @@ from booking.requests.waitlist import (
     WaitlistLocked,
     accept_offer,
     join_waitlist,
+    leave_waitlist,
 )
 from booking.scheduling.availability import open_slots
 from booking.scheduling.models import AppointmentType, ClinicSettings, Location, SlotOffer
@@ -349,7 +350,8 @@ def test_an_offer_older_than_its_lifetime_can_no_longer_be_taken(
 
 def test_an_offer_is_taken_only_by_a_request_it_was_sent_to(app: Flask, client, clinic) -> None:
     """The offer's link, forwarded or read by someone whose request is not on the waiting
-    list, takes nothing: its page is not found and the service refuses it."""
+    list, takes nothing: its page says it is not offered to this request (no button) and
+    the service refuses it."""
     offer = _cancel_first(app, clinic)
     with app.app_context():
         appointment_type = db.session.get(AppointmentType, clinic.type)
@@ -357,14 +359,49 @@ def test_an_offer_is_taken_only_by_a_request_it_was_sent_to(app: Flask, client, 
         late = open_slots(appointment_type, start, start + timedelta(days=5))[0]
         outsider = _book(appointment_type, late, "outsider@example.com")  # not waiting
         url = open_manage_link(client, outsider)
+        outsider_id = outsider.id
         with pytest.raises(OfferGone):
             accept_offer(db.session.get(SlotOffer, offer.id), outsider)
     offer_page = f"{url}/offers/{offer.token}"
-    assert client.get(offer_page).status_code == 404
+    page = client.get(offer_page)
+    assert page.status_code == 200
+    assert NOT_OFFERED in page.get_data(as_text=True)
+    assert "Take this earlier time" not in page.get_data(as_text=True)
     token = CSRF.search(client.get(url).get_data(as_text=True)).group(1)
-    assert client.post(offer_page, data={"csrf_token": token}).status_code == 404
+    refused = client.post(offer_page, data={"csrf_token": token})
+    assert refused.status_code == 409
+    assert NOT_OFFERED in refused.get_data(as_text=True)
+    assert client.get(f"{url}/offers/not-a-token").status_code == 404
     with app.app_context():
         assert db.session.get(SlotOffer, offer.id).claimed_by_request_id is None
+        kept = db.session.get(ConsultationRequest, outsider_id)
+        assert kept.appointment.starts_at == late.starts_at
+
+
+NOT_OFFERED = "This earlier time is no longer offered to your request."
+
+
+def test_an_offer_after_leaving_the_waiting_list_says_why_it_cannot_be_taken(
+    app: Flask, client, clinic: Waitlist
+) -> None:
+    """The patient left the waiting list after the offer's email: its link (from the
+    email) was "page not found"; it now says the offer no longer applies, and takes
+    nothing."""
+    offer = _cancel_first(app, clinic)
+    offer_page = _offer_page(app, client, "waiting0@example.com")
+    with app.app_context():
+        leave_waitlist(db.session.get(ConsultationRequest, clinic.waiting[0]))
+    page = client.get(offer_page)
+    assert page.status_code == 200
+    assert NOT_OFFERED in page.get_data(as_text=True)
+    assert "Take this earlier time" not in page.get_data(as_text=True)
+    token = CSRF.search(client.get(offer_page.split("/offers/")[0]).get_data(as_text=True))
+    refused = client.post(offer_page, data={"csrf_token": token.group(1)})
+    assert refused.status_code == 409
+    with app.app_context():
+        assert db.session.get(SlotOffer, offer.id).claimed_by_request_id is None
+        waiting = db.session.get(ConsultationRequest, clinic.waiting[0])
+        assert waiting.appointment.starts_at > clinic.early
 
 
 def test_an_offer_closes_when_its_time_comes_within_the_minimum_notice(

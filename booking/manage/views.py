@@ -408,14 +408,23 @@ def offer(reference: str, offer_token: str):
     taken = slot_offer.claimed_by_request_id == consultation.id or (
         not offered and taken_by(slot_offer, consultation)
     )
-    if not taken and not offered:  # a forwarded link: not this request's offer
-        abort(404)
-    gone = slot_offer.claimed_by_request_id is not None and not taken
-    expired = not gone and not taken and offer_expired(slot_offer)
+    # Not (or no longer) for this request: its appointment moved to an earlier time or to
+    # another kind of visit since the email, it left the waiting list or it was closed. Only
+    # the request's own patient reaches this page (the private link's session), so it says so
+    # instead of "page not found".
+    changed = not taken and not offered
+    gone = slot_offer.claimed_by_request_id is not None and not taken and not changed
+    expired = not gone and not taken and not changed and offer_expired(slot_offer)
     # Taking the offer moves the appointment: not within the change and cancel notice.
-    locked = not gone and not taken and not expired and not services.can_change(consultation)
+    locked = (
+        not gone
+        and not taken
+        and not changed
+        and not expired
+        and not services.can_change(consultation)
+    )
     unavailable = False
-    if request.method == "POST" and not locked and not taken:
+    if request.method == "POST" and not locked and not taken and not changed:
         if not FlaskForm().validate_on_submit():
             abort(400)
         try:
@@ -443,10 +452,11 @@ def offer(reference: str, offer_token: str):
         unavailable=unavailable,
         expired=expired,
         locked=locked,
+        changed=changed,
         notice_hours=clinic_settings().cancel_notice_hours,
         open_until=offer_open_until(slot_offer),
     )
-    refused = gone or unavailable or expired or locked
+    refused = gone or unavailable or expired or locked or changed
     return page, (409 if refused and request.method == "POST" else 200)
 
 
