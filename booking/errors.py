@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from typing import NoReturn
 
-from flask import Flask, jsonify, make_response, render_template, request
+from flask import Flask, abort, jsonify, make_response, render_template, request
 from flask.globals import request_ctx
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -124,6 +125,14 @@ def register_error_handlers(app: Flask) -> None:
                 n=app.config["MAX_DOCUMENTS"],
             ),
         )
+
+    @app.get("/request-too-large")
+    def request_too_large() -> NoReturn:
+        """Where the proxy sends a request it refused as too large before the application
+        saw it (``error_page 413`` in deploy/nginx/spineconsult.conf): this page, in the
+        patient's language, instead of nginx's bare one. The proxy keeps the request's
+        Content-Type and Accept, so the message fits what was sent and how."""
+        abort(413)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> tuple[str | Response, int]:

@@ -231,6 +231,36 @@ def test_a_refused_file_keeps_its_reason_while_the_others_go_up(
     expect(documents_added(page).first).to_contain_text("mri-report.pdf")
 
 
+def test_a_file_over_the_limit_is_refused_before_it_is_sent(
+    page: Page, clinic: LiveServer, pdf_file: Path, tmp_path: Path
+) -> None:
+    """A file one byte over MAX_DOCUMENT_MB would go up in full (minutes on a slow line)
+    only to be refused: the script refuses it at once, with the server's words and no "Try
+    again", sends only the other file, and does not reload the page over the reason."""
+    too_big = tmp_path / "whole-spine-mri.pdf"
+    too_big.write_bytes(b"%PDF-1.4\n" + b"0" * (clinic.app.config["MAX_DOCUMENT_MB"] << 20))
+    page.goto(clinic("/request/start"))
+    answer_red_flags(page)
+    page.goto(clinic("/request/steps/documents"))
+    page.wait_for_load_state("load")
+    sent: list[int] = []
+    page.on(
+        "request",
+        lambda request: (
+            sent.append(len(request.post_data_buffer or b"")) if request.method == "POST" else None
+        ),
+    )
+    page.get_by_label("Choose one or more files").set_input_files([too_big, pdf_file])
+    area = page.locator("#upload-progress")
+    refused = area.locator(".upload-row", has_text="whole-spine-mri.pdf")
+    mb = clinic.app.config["MAX_DOCUMENT_MB"]
+    expect(refused).to_contain_text(f"This file is larger than {mb} MB.")
+    expect(area.locator(".upload-row", has_text="mri-report.pdf")).to_contain_text("Accepted")
+    expect(refused.get_by_role("button", name="Try again")).to_have_count(0)
+    expect(area).to_contain_text("The files marked Accepted are saved.")
+    assert len(sent) == 1 and sent[0] < 1 << 20, sent  # only the small file went up
+
+
 def test_a_file_sent_from_an_expired_page_goes_up_when_tried_again(
     page: Page, clinic: LiveServer, pdf_file: Path
 ) -> None:

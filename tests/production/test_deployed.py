@@ -13,6 +13,7 @@ their group's legend, buttons and links by their name.
 from __future__ import annotations
 
 import http.client
+import json
 import re
 import socket
 import ssl
@@ -280,6 +281,40 @@ def test_the_proxy_redirects_http_refuses_other_names_and_passes_request_ids_and
     # Another host name gets no answer at all.
     assert closed_without_answer(deployment, tls, b"attacker.example")
     assert not closed_without_answer(deployment, tls, f"{HOST}:{deployment.https_port}".encode())
+
+
+def test_a_request_over_the_proxys_limit_gets_the_apps_own_page(deployment: Deployment) -> None:
+    """Over client_max_body_size (210 MB) nginx refuses the request before the app sees it:
+    the patient gets the app's page (translated, with the app's headers) or, for the upload
+    script, its JSON message, not nginx's bare "413 Request Entity Too Large"."""
+
+    def refused(accept: str, language: str) -> tuple[http.client.HTTPResponse, str]:
+        secure = http.client.HTTPSConnection(
+            HOST, deployment.https_port, timeout=30, context=deployment.tls_context()
+        )
+        # Only the headers: nginx answers as soon as it reads the announced length.
+        secure.putrequest("POST", "/request/steps/documents")
+        secure.putheader("Content-Type", "multipart/form-data; boundary=x")
+        secure.putheader("Content-Length", str(250 * 1024 * 1024))
+        secure.putheader("Accept", accept)
+        secure.putheader("Accept-Language", language)
+        secure.putheader("Origin", deployment.url)
+        secure.endheaders()
+        answer = secure.getresponse()
+        body = answer.read().decode()
+        secure.close()
+        return answer, body
+
+    page, body = refused("text/html", "es")
+    assert page.status == 413
+    assert "Sus documentos son demasiado grandes" in body, body[:500]
+    assert "nginx" not in body
+    assert page.getheader("Content-Security-Policy")
+    assert re.fullmatch(r"[0-9a-f]{32}", page.getheader("X-Request-ID") or "")
+
+    script, body = refused("application/json", "en")
+    assert script.status == 413
+    assert json.loads(body)["message"].startswith("Together, the files you attached are larger")
 
 
 def closed_without_answer(deployment: Deployment, tls: ssl.SSLContext, host: bytes) -> bool:

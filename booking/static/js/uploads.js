@@ -33,6 +33,19 @@
     return element;
   }
 
+  // A file over the size limit is refused here, at once: sent, it would go up in full (minutes
+  // on a slow line) only for the server to refuse it. No "Try again": the same file would be
+  // refused again.
+  function refuse(file, row) {
+    var name = document.createElement("strong");
+    name.textContent = file.name;
+    var status = document.createElement("span");
+    status.className = "ms-2 upload-status text-danger";
+    status.textContent = text.tooLarge;
+    row.append(name, status);
+    failed += 1; // so the page does not reload over the reason when the others are done
+  }
+
   function send(file, row) {
     row.textContent = "";
     var name = document.createElement("strong");
@@ -120,6 +133,8 @@
       }
       if (request.status === 200 && answer && answer.ok) {
         finish(true, text.accepted);
+      } else if (request.status === 413 && !(answer && answer.message)) {
+        finish(false, text.tooLarge); // a proxy's own refusal, not the application's
       } else {
         finish(false, (answer && answer.message) || text.failed);
       }
@@ -141,7 +156,11 @@
       var row = document.createElement("div");
       row.className = "mb-2 upload-row";
       area.append(row);
-      send(file, row);
+      if (file.size > Number(text.maxBytes)) {
+        refuse(file, row);
+      } else {
+        send(file, row);
+      }
     });
     input.value = "";
   });
