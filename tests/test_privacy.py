@@ -25,7 +25,7 @@ from booking.documents.models import Document
 from booking.documents.scanning import ScanStatus
 from booking.documents.storage import get_storage
 from booking.extensions import db
-from booking.notifications.models import OutboxEmail
+from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.outcomes.models import RegistryCode
 from booking.privacy import services as privacy
 from booking.privacy.models import FilePurge
@@ -113,6 +113,10 @@ def clinic(app: Flask, clinic: Clinic) -> Patients:
         appointment.placed_at = appointment.starts_at - timedelta(days=7)
         db.session.commit()
         send_due_reminders(now=appointment.starts_at - timedelta(hours=47))
+        # Delivered two days before the visit, as the worker would have (one still waiting
+        # at the completion would be withdrawn: booking.requests.lifecycle).
+        db.session.execute(update(OutboxEmail).values(status=OutboxStatus.SENT))
+        db.session.commit()
         workflow.add_note(db.session.get(ConsultationRequest, first.id), coordinator, NOTE)
         workflow.complete_request(db.session.get(ConsultationRequest, first.id), coordinator)
 

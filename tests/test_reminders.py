@@ -8,15 +8,17 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from booking.audit.models import AuditEvent
 from booking.dashboard import services as workflow
 from booking.extensions import db
-from booking.notifications.models import OutboxEmail
+from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.requests.models import ConsultationRequest
 from booking.requests.reminders import send_due_reminders
 from booking.scheduling.availability import open_slots
 from booking.scheduling.models import Appointment, AppointmentType, Location, ReminderSent
+from booking.scheduling.services import SlotChoice
 from booking.staff.models import StaffUser
 from booking.timeutil import now_utc, to_clinic_tz
 from tests.factories import (
@@ -218,6 +220,9 @@ def test_a_rescheduled_appointment_is_reminded_of_its_new_time(
 ) -> None:
     assert len(run(app, confirmed["starts_at"] - timedelta(hours=47))) == 1
     with app.app_context():
+        db.session.execute(update(OutboxEmail).values(status=OutboxStatus.SENT))
+        db.session.commit()
+    with app.app_context():
         consultation = db.session.get(ConsultationRequest, confirmed["request_id"])
         coordinator = db.session.scalars(
             select(StaffUser).where(StaffUser.email == "coord@example.com")
@@ -239,6 +244,89 @@ def test_a_rescheduled_appointment_is_reminded_of_its_new_time(
         )
     assert len(run(app, new_start - timedelta(hours=47))) == 1
     assert len(reminders(app)) == 2
+
+
+def _coordinator() -> StaffUser:
+    return db.session.scalars(select(StaffUser).where(StaffUser.email == "coord@example.com")).one()
+
+
+def test_a_reminder_not_sent_yet_is_withdrawn_when_the_appointment_changes(
+    app: Flask, clinic: None
+) -> None:
+    """The job queued the 48-hour reminder, but the mail server was slow (the email waits
+    for its next attempt): the patient moved the time, and staff cancelled another request.
+    Delivered after the change's own email, the reminder would send the patient to the old
+    time, or to a visit that no longer takes place: it is withdrawn with the change, the
+    audit row says so, and a reminder already sent stays on the record."""
+    from booking.manage import services as manage
+
+    with app.app_context():
+        moved = _confirm(timedelta(days=3))
+        cancelled = _confirm(timedelta(days=3, hours=2))
+        kept = _confirm(timedelta(days=3, hours=4))
+    assert len(run(app, kept["starts_at"] - timedelta(hours=47))) == 3
+    with app.app_context():
+        sent = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.request_id == kept["request_id"])
+        ).all()
+        for email in sent:
+            email.status = OutboxStatus.SENT
+        db.session.commit()
+
+        consultation = db.session.get(ConsultationRequest, moved["request_id"])
+        appointment_type = db.session.scalars(select(AppointmentType)).one()
+        later = moved["starts_at"] + timedelta(days=1)
+        slot = open_slots(appointment_type, later, later + timedelta(days=1))[0]
+        manage.reschedule(
+            consultation,
+            SlotChoice(appointment_type.id, slot.specialist_id, slot.location_id, slot.starts_at),
+        )
+        workflow.cancel_request(
+            db.session.get(ConsultationRequest, cancelled["request_id"]), _coordinator()
+        )
+        # A reminder already sent (the kept request's) is history: it stays. So does the
+        # kept request's through a change of something else (its patient's consent stays).
+        workflow.cancel_request(
+            db.session.get(ConsultationRequest, kept["request_id"]), _coordinator()
+        )
+
+    left = {(e.request_id, e.status) for e in reminders(app)}
+    assert left == {(kept["request_id"], OutboxStatus.SENT)}
+    with app.app_context():
+        # The changes' own emails are on their way.
+        updates = db.session.scalars(
+            select(OutboxEmail.request_id).where(OutboxEmail.template == "request_update")
+        ).all()
+        assert set(updates) == {moved["request_id"], cancelled["request_id"], kept["request_id"]}
+        withdrawn = {
+            event.target_id: (event.details or {}).get("emails_withdrawn")
+            for event in db.session.scalars(
+                select(AuditEvent).where(
+                    AuditEvent.action.in_(["patient_rescheduled", "request_cancelled"])
+                )
+            )
+        }
+        reference = {r.id: r.reference for r in db.session.scalars(select(ConsultationRequest))}
+        assert withdrawn[reference[moved["request_id"]]] == 1
+        assert withdrawn[reference[cancelled["request_id"]]] == 1
+        assert withdrawn[reference[kept["request_id"]]] is None
+
+
+def test_withdrawing_consent_withdraws_the_reminder_not_sent_yet(
+    app: Flask, confirmed: dict[str, Any]
+) -> None:
+    """The patient asks for no more reminders, offers or questionnaires: one already
+    written and waiting for the mail server is not sent after all."""
+    from booking.rights.services import withdraw_contact_consent
+
+    assert len(run(app, confirmed["starts_at"] - timedelta(hours=47))) == 1
+    with app.app_context():
+        withdraw_contact_consent(db.session.get(ConsultationRequest, confirmed["request_id"]))
+        event = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "contact_consent_withdrawn")
+        ).one()
+        assert event.details == {"emails_withdrawn": 1}
+    assert reminders(app) == []
 
 
 def test_no_reminder_for_a_lead_time_already_past_when_confirmed(app: Flask, clinic: None) -> None:

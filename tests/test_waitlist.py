@@ -122,6 +122,23 @@ def test_a_cancellation_offers_the_time_to_the_waitlist(app: Flask, clinic: Wait
         assert all("Long evaluation (60 minutes)" in e.body_text for e in offers)  # what kind
 
 
+def test_an_offer_not_emailed_yet_is_withdrawn_when_its_patient_no_longer_waits(
+    app: Flask, clinic: Waitlist
+) -> None:
+    """The offers' emails wait for the mail server; meanwhile one waiting patient cancels
+    and another leaves the list: their offers are not sent after all (an earlier time
+    offered after a cancellation), the third patient's is."""
+    _cancel_first(app, clinic)
+    with app.app_context():
+        manage.cancel(db.session.get(ConsultationRequest, clinic.waiting[0]), None)
+        leave_waitlist(db.session.get(ConsultationRequest, clinic.waiting[1]))
+        offers = db.session.scalars(
+            select(OutboxEmail.recipient).where(OutboxEmail.template == "waitlist_offer")
+        ).all()
+        # waiting0's cancellation freed its own time: offered to those still waiting.
+        assert sorted(offers) == ["waiting2@example.com", "waiting2@example.com"]
+
+
 def _confirm_first(app: Flask, clinic: Waitlist, starts_at: datetime) -> list[SlotOffer]:
     """Staff confirm the held request "first" at ``starts_at``; the offers made."""
     with app.app_context():

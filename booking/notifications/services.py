@@ -110,6 +110,24 @@ def copy_email(email: OutboxEmail, *, recipient: str) -> OutboxEmail:
     return copy
 
 
+def withdraw_pending(request_id: int, templates: frozenset[str]) -> int:
+    """Delete the request's emails of these kinds that no worker has taken yet: written for
+    a state of the request that a change in this transaction ends (a reminder of a time just
+    moved or cancelled, delivered after the cancellation's email, would send the patient to a
+    visit that is not there). A row being sent at this moment is past stopping; a delivery
+    task for a deleted row finds nothing to claim. Flushes; the caller commits. Returns how
+    many were withdrawn."""
+    return db.session.execute(
+        delete(OutboxEmail)
+        .where(
+            OutboxEmail.request_id == request_id,
+            OutboxEmail.template.in_(templates),
+            OutboxEmail.status == OutboxStatus.PENDING,
+        )
+        .execution_options(synchronize_session="fetch")
+    ).rowcount
+
+
 def enqueue_delivery(email_ids: list[int]) -> None:
     """Hand committed outbox rows to the task queue.
 

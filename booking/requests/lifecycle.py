@@ -32,6 +32,7 @@ from sqlalchemy import select
 from booking.audit.services import changes, record
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
+from booking.notifications.services import withdraw_pending
 from booking.requests import emails
 from booking.requests.events import EventKind, RequestEvent
 from booking.requests.models import OPEN_STATUSES, ConsultationRequest, RequestStatus
@@ -275,6 +276,27 @@ def add_event(
     return event
 
 
+# The emails not sent yet that a change of the request's status or appointment makes wrong:
+# a reminder is of one time at one place, an offer of an earlier time is for an open request.
+REMINDER_TEMPLATES = frozenset({"appointment_reminder"})
+OFFER_TEMPLATES = frozenset({"waitlist_offer"})
+FOLLOWUP_TEMPLATES = frozenset({"followup_invitation"})
+_APPOINTMENT_KEYS = ("status", "specialist", "location", "starts_at", "ends_at", "active")
+
+
+def _outdated_by(
+    before: dict[str, object], after: dict[str, object], consultation: ConsultationRequest
+) -> frozenset[str]:
+    """Which of the request's waiting emails (``withdraw_pending``) a change from ``before``
+    to ``after`` (``snapshot``) outdates."""
+    outdated: frozenset[str] = frozenset()
+    if any(before.get(key) != after.get(key) for key in _APPOINTMENT_KEYS):
+        outdated |= REMINDER_TEMPLATES
+    if consultation.status not in OPEN_STATUSES or not after.get("active"):
+        outdated |= OFFER_TEMPLATES
+    return outdated
+
+
 def record_change(
     consultation: ConsultationRequest,
     *,
@@ -317,13 +339,19 @@ def record_change(
         from_status=str(before["status"]),
     )
     db.session.flush()
+    after = snapshot(consultation)
+    withdrawn = withdraw_pending(consultation.id, _outdated_by(before, after, consultation))
     record(
         action,
         target_type="request",
         target_id=consultation.reference,
         actor=actor,
         actor_email=PATIENT if actor is None else None,
-        details={**changes(before, snapshot(consultation)), **(audit_extra or {})},
+        details={
+            **changes(before, after),
+            **({"emails_withdrawn": withdrawn} if withdrawn else {}),
+            **(audit_extra or {}),
+        },
     )
     if email_kind is None:
         return None

@@ -21,9 +21,15 @@ from sqlalchemy.orm import joinedload
 from booking.audit.services import record
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
-from booking.notifications.services import enqueue_delivery
+from booking.notifications.services import enqueue_delivery, withdraw_pending
 from booking.requests import emails
-from booking.requests.lifecycle import PATIENT, can_change, record_change, snapshot
+from booking.requests.lifecycle import (
+    OFFER_TEMPLATES,
+    PATIENT,
+    can_change,
+    record_change,
+    snapshot,
+)
 from booking.requests.models import OPEN_STATUSES, ConsultationRequest, may_be_contacted
 from booking.requests.queries import lock_request
 from booking.scheduling.availability import booking_limits, clinic_settings
@@ -114,12 +120,14 @@ def is_waiting(consultation: ConsultationRequest) -> bool:
 
 
 def stop_waiting(consultation: ConsultationRequest) -> None:
-    """No more offers for this request (adds to the caller's transaction)."""
+    """No more offers for this request, nor the offers' emails not sent yet (adds to the
+    caller's transaction)."""
     db.session.execute(
         update(WaitlistEntry)
         .where(WaitlistEntry.request_id == consultation.id)
         .values(active=False)
     )
+    withdraw_pending(consultation.id, OFFER_TEMPLATES)
 
 
 def leave_waitlist(consultation: ConsultationRequest) -> None:

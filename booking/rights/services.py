@@ -17,8 +17,13 @@ from sqlalchemy import func, select
 
 from booking.audit.services import record
 from booking.extensions import db
-from booking.notifications.services import enqueue_delivery
-from booking.requests.lifecycle import PATIENT
+from booking.notifications.services import enqueue_delivery, withdraw_pending
+from booking.requests.lifecycle import (
+    FOLLOWUP_TEMPLATES,
+    OFFER_TEMPLATES,
+    PATIENT,
+    REMINDER_TEMPLATES,
+)
 from booking.requests.models import OPEN_STATUSES, ConsultationRequest, Patient
 from booking.requests.queries import lock_request
 from booking.requests.waitlist import stop_waiting
@@ -53,11 +58,16 @@ def withdraw_contact_consent(consultation: ConsultationRequest) -> bool:
     consultation.contact_consent = False
     consultation.contact_consent_withdrawn_at = now_utc()
     stop_waiting(consultation)
+    # What was written before and not sent yet goes too: the patient said no more.
+    withdrawn = withdraw_pending(
+        consultation.id, REMINDER_TEMPLATES | FOLLOWUP_TEMPLATES | OFFER_TEMPLATES
+    )
     record(
         "contact_consent_withdrawn",
         target_type="request",
         target_id=consultation.reference,
         actor_email=PATIENT,
+        details={"emails_withdrawn": withdrawn} if withdrawn else None,
     )
     email = rights_notice(consultation, RightsEvent.CONSENT_WITHDRAWN)
     db.session.flush()
