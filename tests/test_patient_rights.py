@@ -8,7 +8,7 @@ import io
 import json
 import re
 import zipfile
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,7 +31,7 @@ from tests.factories import (
     make_request,
     make_staff,
 )
-from tests.support import AuthActions, first_open_slot, open_manage_link
+from tests.support import AuthActions, first_open_slot, open_manage_link, winter_day
 
 BERLIN = ZoneInfo("Europe/Berlin")
 CSRF = re.compile(r'csrf_token" type="hidden" value="([^"]+)"')
@@ -423,3 +423,84 @@ def test_a_spanish_patients_copy_of_their_data_reads_in_spanish(
     # Each field by its name in Spanish, each code as the patient read it.
     assert "Referencia: " + reference in summary and "Estado: " in summary
     assert "Tabaco: " in summary and "Smoking" not in summary
+
+
+ISO_MOMENT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
+
+
+@pytest.mark.parametrize(
+    ("locale", "starts", "zone", "labels"),
+    [
+        (
+            "en",
+            "Starts: Thu 14 Jan 2027, 09:00\n",
+            "Germany (Berlin) Time",
+            [
+                " -> Appointment confirmed (",
+                " Call-back (",
+                " Note (",
+                " The clinic: ",
+                " You: ",
+                "(Waiting to be sent)",
+            ],
+        ),
+        (
+            "es",
+            "Empieza: jue 14 ene 2027, 09:00\n",
+            "hora de Alemania (Berlín)",
+            [" -> Cita confirmada (", " Llamada de vuelta (", " La clínica: ", " Usted: "],
+        ),
+    ],
+)
+def test_the_readable_summary_shows_clinic_times_and_no_codes(
+    app: Flask, client: FlaskClient, locale: str, starts: str, zone: str, labels: list[str]
+) -> None:
+    """summary.txt is for a person: each time as the pages show it, the clinic's in the
+    patient's language (09:00 for an appointment at 08:00 UTC in Berlin's winter), its zone
+    named once at the top; each kind and status by its label ("call", "pending" are codes).
+    patient.json keeps ISO 8601 in UTC and the codes, for programs."""
+    from booking.dashboard.services import Slot, add_note, confirm_request, log_callback
+    from booking.messages.services import send_patient_message, send_staff_message
+    from booking.requests.calls import CallOutcome
+
+    with app.app_context():
+        specialist = make_staff("specialist", "weber@example.com", full_name="Dr. Weber")
+        location = make_location()
+        appointment_type = make_appointment_type()
+        make_hours(specialist, location, range(7), "09:00", "17:00")
+        day = winter_day(14)
+        at = datetime.combine(day, time(8, 0), tzinfo=UTC)
+        consultation = make_request(
+            locale=locale,
+            slot=SlotChoice(appointment_type.id, specialist.id, location.id, at),
+        )
+        coordinator = make_staff("coordinator", "c@example.com")
+        slot = Slot(appointment_type, specialist, location, day, time(9, 0))
+        confirm_request(consultation, coordinator, slot)
+        log_callback(consultation, coordinator, CallOutcome.REACHED)
+        add_note(consultation, coordinator, "Spoke about the scan.")
+        send_staff_message(consultation, coordinator, "Please bring the scan.")
+        send_patient_message(consultation, "I will.")
+        url = open_manage_link(client, consultation)
+    response = _post(client, url, "data", date_of_birth=BORN)
+    archive = zipfile.ZipFile(io.BytesIO(response.get_data()))
+    summary = archive.read("summary.txt").decode()
+    assert starts.replace("2027", str(day.year)) in summary
+    header, requests = summary.split("====", 1)
+    assert zone in header and zone not in requests  # named once, at the top
+    assert not ISO_MOMENT.search(summary), ISO_MOMENT.search(summary)
+    parts = summary.split("\n-- ")  # each part begins with its heading's line
+    # After the request, the patient, the history, the appointment and the waiting list.
+    timeline, messages = parts[5].splitlines()[1:], parts[8].splitlines()[1:]
+    emails = parts[-1].splitlines()[1:]
+    assert (len(timeline), len(messages)) == (3, 2) and emails  # confirmed, a call, a note
+    shown = "\n".join(timeline + messages + emails)
+    assert not re.search(r"\d\d:\d\d (call|note|status|clinic|patient)\b", shown), shown
+    assert "(pending)" not in shown and "(sending)" not in shown
+    for label in labels:
+        assert label in shown, label
+    data = json.loads(archive.read("patient.json"))
+    request = data["requests"][0]
+    assert request["appointment"]["starts_at"] == at.isoformat()
+    assert {e["kind"] for e in request["timeline"]} >= {"call", "note"}
+    assert datetime.fromisoformat(request["created_at"]).utcoffset() == timedelta(0)

@@ -30,13 +30,15 @@ from sqlalchemy import inspect
 from booking.accesslog import REDACTED, redact_text
 from booking.crypto import KeyMissingError
 from booking.documents.storage import ALLOWED_TYPES, CHUNK_SIZE, DocumentUnreadable, get_storage
+from booking.notifications.models import OutboxStatus
 from booking.outcomes.labels import GPE_CHOICES, PLAN_LABELS, SATISFACTION_CHOICES, point_label
 from booking.requests import history, instruments
 from booking.requests.calls import OUTCOME_LABELS, CallOutcome
+from booking.requests.events import EventKind
 from booking.requests.lifecycle import patient_status_label
 from booking.requests.triage import LEVEL_LABELS
-from booking.templating import choice_label, choice_labels, language_name
-from booking.timeutil import now_utc
+from booking.templating import choice_label, choice_labels, clinic_zone_name, language_name
+from booking.timeutil import clinic_date, clinic_dt, now_utc
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +211,24 @@ VALUE_LABELS: dict[str, Callable[[str], str]] = {
     "privacy_notice_language": language_name,
     "point": point_label,
     "outcome": lambda code: str(OUTCOME_LABELS[CallOutcome(code)]),
+}
+# The columns that hold a day, not a moment (every stored moment is a UTC column whose name
+# ends in "_at"): the summary shows both as the pages do, not as the JSON's ISO 8601.
+DATE_FIELDS = {"date_of_birth", "earliest_date", "procedure_date", "consulted_on"}
+# A timeline entry's kind, named as the clinic's record of the request names it (a status
+# change is shown as the change itself).
+EVENT_LABELS = {
+    EventKind.NOTE: _l("Note"),
+    EventKind.CALL: _l("Call-back"),
+    EventKind.ESCALATION: _l("Escalated"),
+}
+# An email's delivery as the patient needs to know it: sent, not yet, or never. A worker's
+# claim ("sending") is a moment of the same wait as "pending".
+EMAIL_STATUS_LABELS = {
+    OutboxStatus.PENDING: _l("Waiting to be sent"),
+    OutboxStatus.SENDING: _l("Waiting to be sent"),
+    OutboxStatus.SENT: _l("Sent"),
+    OutboxStatus.FAILED: _l("Could not be sent"),
 }
 
 
@@ -416,11 +436,49 @@ def _plan_entry(plan: Any, registry_code: str | None) -> dict[str, Any] | None:
     }
 
 
+def readable_time(value: str | None) -> str:
+    """A moment as patient.json holds it (ISO 8601, UTC) as the pages show it: the clinic's
+    time in the reader's language ("Mon 7 Dec 2026, 09:00"; the summary names the zone once,
+    at its top). A value that is not such a moment is shown as it is."""
+    if not value:
+        return "\u2013"
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return clinic_dt(moment, "when") if moment.tzinfo is not None else value
+
+
+def readable_date(value: str) -> str:
+    """A day as patient.json holds it ("1970-05-17") as the pages show it ("17 May 1970")."""
+    try:
+        return clinic_date(date.fromisoformat(value))
+    except ValueError:
+        return value
+
+
+def _code_label(labels: dict[Any, Any], code: str | None) -> str:
+    """A stored code by its label; a code from before a change of the list as it is."""
+    label = labels.get(code)
+    return str(label) if label is not None else code or ""
+
+
+def _status(code: str | None) -> str:
+    try:
+        return patient_status_label(code) if code else ""
+    except ValueError:  # a status from before a change of the list
+        return code or ""
+
+
 def _label(key: str, value: Any) -> str:
     if value is None or value == "" or value == []:
         return "\u2013"
     if isinstance(value, bool):
         return _("yes") if value else _("no")
+    if isinstance(value, str) and key.endswith("_at"):
+        return readable_time(value)
+    if isinstance(value, str) and key in DATE_FIELDS:
+        return readable_date(value)
     if key in VALUE_LABELS and isinstance(value, str):
         try:
             return VALUE_LABELS[key](value)
@@ -459,8 +517,51 @@ def _fields(values: dict[str, Any] | None) -> list[tuple[str, str]]:
     return [(field_label(key), _label(key, value)) for key, value in values.items()]
 
 
+def _timeline_entry(event: dict[str, Any]) -> dict[str, Any]:
+    if event["kind"] == EventKind.STATUS:
+        before, after = event.get("from_status"), event.get("to_status")
+        if before and before == after:
+            what = _("Rescheduled")
+        else:
+            what = f"{_status(before)} -> {_status(after)}".strip()
+    else:
+        what = _code_label(EVENT_LABELS, event["kind"])
+    return {
+        "at": readable_time(event.get("occurred_at")),
+        "what": what,
+        "by": event.get("by"),
+        "body": event.get("body"),
+    }
+
+
+def _ask_entry(ask: dict[str, Any]) -> dict[str, Any]:
+    """A request for information with its times as people read them (an unanswered one
+    keeps no answer time)."""
+    answered = ask.get("answered_at")
+    return {
+        **ask,
+        "asked_at": readable_time(ask.get("asked_at")),
+        "answered_at": readable_time(answered) if answered else None,
+    }
+
+
+def summary_emails(emails: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Emails as the summary lists them: when, to whom, the subject and whether it went."""
+    return [
+        {
+            "at": readable_time(email.get("created_at")),
+            "recipient": email.get("recipient"),
+            "subject": email.get("subject"),
+            "status": _code_label(EMAIL_STATUS_LABELS, email.get("status")),
+        }
+        for email in emails
+    ]
+
+
 def summary_sections(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """The JSON's content as headed lists of (label, text), for the readable summary."""
+    """The JSON's content as headed lists of (label, text), for the readable summary: times
+    in the clinic's zone and codes by their labels, in the reader's language (the JSON keeps
+    ISO 8601 in UTC and the codes, for programs)."""
     nested = {
         "patient",
         "medical_history",
@@ -483,11 +584,20 @@ def summary_sections(data: dict[str, Any]) -> list[dict[str, Any]]:
                 "history": _fields(request["medical_history"]),
                 "appointment": _fields(request["appointment"]),
                 "waitlist": _fields(request["waitlist"]),
-                "timeline": request["timeline"],
+                "timeline": [_timeline_entry(event) for event in request["timeline"]],
                 "documents": request["documents"],
-                "emails": request["emails"],
-                "information_requests": request.get("information_requests", []),
-                "messages": request.get("messages", []),
+                "emails": summary_emails(request["emails"]),
+                "information_requests": [
+                    _ask_entry(ask) for ask in request.get("information_requests", [])
+                ],
+                "messages": [
+                    {
+                        "at": readable_time(message.get("created_at")),
+                        "by": _("You") if message["by"] == "patient" else _("The clinic"),
+                        "body": message.get("body"),
+                    }
+                    for message in request.get("messages", [])
+                ],
                 "treatment_plan": _fields(
                     {
                         k: v
@@ -572,7 +682,10 @@ def stream_zip(app: Flask, archive: PatientArchive) -> Iterator[bytes]:
             summary = render_template(
                 "privacy/export_summary.txt",
                 data=archive.data,
+                exported_at=readable_time(archive.data["exported_at"]),
+                zone=clinic_zone_name(),
                 sections=summary_sections(archive.data),
+                other_emails=summary_emails(archive.data["other_emails"]),
             )
         zf.writestr("summary.txt", summary)
     yield pipe.take()
