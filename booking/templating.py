@@ -11,14 +11,13 @@ from urllib.parse import urlencode
 
 import phonenumbers
 from babel import Locale
-from babel.dates import get_timezone_location
 from babel.units import format_unit
 from flask import Flask, current_app, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.routing import BuildError
 
-from booking.timeutil import clinic_date, clinic_dt, clinic_today, clinic_tz
+from booking.timeutil import clinic_date, clinic_dt, clinic_today, clinic_zone_name
 
 
 def choice_label(pairs: Sequence[tuple[str, Any]], code: str | None) -> str:
@@ -129,12 +128,6 @@ def clinic_phone_after() -> str:
     read it."""
     phone = current_app.config.get("CLINIC_PHONE")
     return f": {phone}" if phone else ""
-
-
-def clinic_zone_name() -> str:
-    """The clinic's time zone as the reader's language names it ("Germany (Berlin) Time",
-    "hora de Alemania (Berlín)"), not its identifier ("Europe/Berlin")."""
-    return get_timezone_location(clinic_tz(), locale=get_locale() or "en")
 
 
 def register_template_helpers(app: Flask) -> None:

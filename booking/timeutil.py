@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 from babel import dates
+from babel.dates import get_timezone_location
 from flask import current_app
 from flask_babel import format_date, get_locale
 from sqlalchemy import DateTime
@@ -108,12 +109,24 @@ _READABLE = {"when": WHEN, "long": WHEN, "full": WHEN, "short": STAMP, "medium":
 _READABLE_DAY = {"short": DAY, "medium": DAY}
 
 
-def clinic_dt(value: datetime | None, fmt: str = "when") -> str:
+def clinic_zone_name() -> str:
+    """The clinic's time zone as the reader's language names it ("Germany (Berlin) Time",
+    "hora de Alemania (Berlín)"), not its identifier ("Europe/Berlin")."""
+    return get_timezone_location(clinic_tz(), locale=get_locale() or "en")
+
+
+def clinic_dt(value: datetime | None, fmt: str = "when", *, zone: bool = False) -> str:
     """Template filter: a UTC datetime in the reader's locale and the clinic's time zone.
     ``fmt`` is a Babel format name or pattern; "when" (and "long", "full") is ``WHEN``, "short"
-    (and "medium") is ``STAMP``."""
+    (and "medium") is ``STAMP``. ``zone`` names the zone after the time ("Mon 7 Dec 2026,
+    10:00, Germany (Berlin) Time"), for a time the patient must act by or be at where no
+    sentence on the page says whose time it is: someone in another zone (a visit by video or
+    phone, a link opened abroad) would otherwise read it as their own. A comma, not
+    brackets: the zone's name has its own."""
     if value is None:
         return ""
+    if zone:
+        return f"{clinic_dt(value, fmt)}, {clinic_zone_name()}"
     fmt = _READABLE.get(fmt, fmt)
     local = to_clinic_tz(value)
     if fmt == "HH:mm":

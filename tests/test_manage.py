@@ -449,3 +449,22 @@ def test_a_closed_visit_offers_no_change_or_cancel_deadline(
     assert "You can change or cancel online until" not in page
     assert "no longer possible online" not in page
     assert "Choose another time" not in page and "Cancel my request" not in page
+
+
+def test_the_reschedule_picker_and_the_deadline_name_the_clinics_zone(
+    client: FlaskClient, booked: dict
+) -> None:
+    """The times to move to are the clinic's, and the page says so in the reader's language
+    as the first picker does; the request's page names the zone after the time until which
+    it may be changed online (a patient of a video visit may be in another)."""
+    english = client.get(booked["url"] + "/reschedule?lang=en").get_data(as_text=True)
+    assert "slot-day" in english  # the times the sentence is about
+    assert "Times are the clinic's local time: Germany (Berlin) Time." in english
+    spanish = client.get(booked["url"] + "/reschedule?lang=es").get_data(as_text=True)
+    assert "Las horas son la hora local de la clínica: hora de Alemania (Berlín)." in spanish
+    assert "Europe/Berlin" not in spanish
+    page = client.get(booked["url"] + "?lang=en").get_data(as_text=True)
+    deadline = (
+        r"change or cancel online until \w{3} \d+ \w{3} \d{4}, \d\d:\d\d, Germany \(Berlin\) Time\."
+    )
+    assert re.search(deadline, page)

@@ -37,8 +37,8 @@ from booking.requests.calls import OUTCOME_LABELS, CallOutcome
 from booking.requests.events import EventKind
 from booking.requests.lifecycle import patient_status_label
 from booking.requests.triage import LEVEL_LABELS
-from booking.templating import choice_label, choice_labels, clinic_zone_name, language_name
-from booking.timeutil import clinic_date, clinic_dt, now_utc
+from booking.templating import choice_label, choice_labels, language_name
+from booking.timeutil import clinic_date, clinic_dt, clinic_zone_name, now_utc
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,6 @@ from flask_babel import lazy_gettext as _l
 
 from booking.extensions import db
 from booking.scheduling.models import AppointmentType, Location, VisitMode
-from booking.templating import clinic_zone_name
 from booking.timeutil import clinic_dt, now_utc
 
 MODE_LABELS = {
@@ -63,11 +62,7 @@ def visit_when(booked: Booked) -> str:
     """When the visit starts, as pages and emails show it; for a visit from home with the
     clinic's time zone named: the patient may be elsewhere, and their calendar file (in UTC)
     would show another hour than the email (a template global)."""
-    when = clinic_dt(booked.starts_at, "when")
-    if visit_is_remote(booked):
-        # A comma, not brackets: the zone's name has its own ("Germany (Berlin) Time").
-        return f"{when}, {clinic_zone_name()}"
-    return when
+    return clinic_dt(booked.starts_at, "when", zone=visit_is_remote(booked))
 
 
 def visit_join_link(booked: Booked) -> str | None:
