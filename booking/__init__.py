@@ -51,6 +51,7 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
         _refuse_missing_alert_address(app)
         _refuse_sqlite_unless_allowed(app)
         _refuse_debug(app)
+        _refuse_missing_translations(app)
     if app.config["CLAMAV_REQUIRED"] and not app.config["CLAMAV_ENABLED"]:
         raise RuntimeError(
             "Virus scanning is required in production: install clamav-daemon and leave "
@@ -184,6 +185,33 @@ def _refuse_debug(app: Flask) -> None:
         raise RuntimeError(
             "Debug mode is on (FLASK_DEBUG or --debug): production never runs with the "
             "debugger. Unset FLASK_DEBUG."
+        )
+
+
+def _refuse_missing_translations(app: Flask) -> None:
+    """Production never starts without a language's compiled catalogue: the .mo files are
+    built from the .po files (`make install`, or `pybabel compile` on a server), not kept in
+    git, and without one Flask-Babel falls back to English silently: a Spanish reader would
+    get English pages, emergency advice included."""
+    directories = [
+        os.path.join(app.root_path, folder)
+        for folder in str(app.config["BABEL_TRANSLATION_DIRECTORIES"]).split(";")
+    ]
+    missing = [
+        language
+        for language in app.config["LANGUAGES"]
+        if language != app.config["BABEL_DEFAULT_LOCALE"]
+        and not any(
+            os.path.isfile(os.path.join(folder, language, "LC_MESSAGES", "messages.mo"))
+            for folder in directories
+        )
+    ]
+    if missing:
+        raise RuntimeError(
+            f"The translations of {', '.join(missing)} are not compiled: readers of "
+            f"{'those languages' if len(missing) > 1 else 'that language'} would get English "
+            "pages, emergency advice included. Run `pybabel compile -d booking/translations` "
+            "(part of `make install`) when installing (docs/production.md)."
         )
 
 

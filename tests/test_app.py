@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mailbox
 import re
+import shutil
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,29 @@ def test_production_refuses_to_start_in_debug_mode(
     monkeypatch.setattr(production_config, "DEBUG", True)
     with pytest.raises(RuntimeError, match="Debug mode is on"):
         create_app("production")
+
+
+def test_production_refuses_to_start_without_a_languages_compiled_catalogue(
+    monkeypatch: pytest.MonkeyPatch, production_config: type, tmp_path: Path
+) -> None:
+    """The .mo files are built at install (`make install`, `pybabel compile`), not kept in
+    git: installed with pip alone, Flask-Babel fell back to English without a word, and
+    Spanish readers got English pages and emergency advice."""
+    source = Path(__file__).parent.parent / "booking" / "translations" / "es" / "LC_MESSAGES"
+    folder = tmp_path / "translations" / "es" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    shutil.copy(source / "messages.po", folder / "messages.po")  # the source only
+    monkeypatch.setattr(
+        production_config, "BABEL_TRANSLATION_DIRECTORIES", str(tmp_path / "translations")
+    )
+    with pytest.raises(RuntimeError, match="translations of es are not compiled"):
+        create_app("production")
+    shutil.copy(source / "messages.mo", folder / "messages.mo")
+    app = create_app("production")
+    with app.test_request_context(headers={"Accept-Language": "es"}):
+        from flask_babel import gettext
+
+        assert gettext("Your documents are too large") == "Sus documentos son demasiado grandes"
 
 
 def test_unknown_environment_name_is_refused() -> None:
