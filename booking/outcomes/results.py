@@ -542,9 +542,28 @@ def clinic_results(months: int, point: str | None = None, *, fresh: bool = False
 
 @dataclass(frozen=True)
 class PublicFigure:
-    total: int
-    percent: int  # whole per cent
+    """The public sentence's numbers, rounded: ``at_least`` patients (the count down to a
+    multiple of ``PUBLIC_COUNT_STEP``) and ``percent`` to the nearest ``PUBLIC_PERCENT_STEP``.
+    Exact, they gave one patient away: the figure is counted again every few minutes, and
+    "70 % of 30" followed by "68 % of 31" says the 31st patient did not improve, to anyone
+    who knows a neighbour had surgery here three months ago."""
+
+    at_least: int
+    percent: int
     point_label: str
+
+
+PUBLIC_COUNT_STEP = 10
+PUBLIC_PERCENT_STEP = 5
+
+
+def rounded_figure(total: int, percent: float, point: str) -> PublicFigure:
+    step = PUBLIC_PERCENT_STEP
+    return PublicFigure(
+        at_least=total // PUBLIC_COUNT_STEP * PUBLIC_COUNT_STEP,
+        percent=int(step * round(percent / step)),
+        point_label=point_label(point),
+    )
 
 
 def public_figure() -> PublicFigure | None:
@@ -562,7 +581,7 @@ def public_figure() -> PublicFigure | None:
     if not shares or shares[0].share is None or shares[0].share.total < PUBLIC_MIN:
         return None
     share = shares[0].share
-    return PublicFigure(share.total, round(share.percent), point_label(point))
+    return rounded_figure(share.total, share.percent, point)
 
 
 # ---- the registry export ------------------------------------------------------------------
