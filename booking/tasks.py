@@ -8,12 +8,15 @@ for one app and registers the tasks on it; ``flask worker`` runs its consumer.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from flask import Flask
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
 
 from booking.audit.services import reduce_old_addresses
+from booking.extensions import db
 from booking.feedback.services import purge_old_feedback
 from booking.health.checks import record_heartbeat
 from booking.notifications import services
@@ -26,6 +29,8 @@ from booking.requests.escalation import escalate_overdue
 from booking.requests.files import reconcile_files, rescan_pending
 from booking.requests.reminders import send_due_reminders
 from booking.staff.auth import purge_old_sessions
+
+log = logging.getLogger(__name__)
 
 
 def _make_huey(app: Flask) -> Huey:
@@ -40,6 +45,35 @@ def _make_huey(app: Flask) -> Huey:
         # Tests: tasks wait in memory until a test runs them or a consumer picks them up.
         return MemoryHuey(name)
     raise RuntimeError(f"unknown HUEY_BACKEND {backend!r}")
+
+
+def _each_on_its_own(job: str, *steps: Callable[[], object]) -> None:
+    """Run every step of a job, each whatever became of the ones before it.
+
+    The nightly retention is four unrelated deletions; run as one sequence, a first step that
+    raises (one bad row, a database error) would stop the three after it, and as the bad row is
+    still there the next night, they would never run again. So each step runs on its own:
+    one that fails is logged with its traceback and its transaction rolled back (on
+    PostgreSQL a failed statement leaves the session's transaction unusable), and the next
+    step starts on a clean session. At the end the task raises (naming the steps that
+    failed, from the first error), so Huey still records and logs the run as failed.
+
+    One task rather than four periodic ones: the steps keep their one time in the night (the
+    quiet hour they were given) and one line in the schedule, and a failure still names
+    which step it was."""
+    failed: list[tuple[str, BaseException]] = []
+    for step in steps:
+        try:
+            step()
+        except Exception as exc:
+            db.session.rollback()
+            log.exception("%s: %s failed; the other steps go on", job, step.__name__)
+            failed.append((step.__name__, exc))
+    if failed:
+        names = ", ".join(name for name, _exc in failed)
+        raise RuntimeError(f"{job}: {len(failed)} of {len(steps)} steps failed ({names})") from (
+            failed[0][1]
+        )
 
 
 def init_task_queue(app: Flask) -> Huey:
@@ -96,10 +130,13 @@ def init_task_queue(app: Flask) -> Huey:
         addresses in audit rows and staff sessions not seen for AUDIT_ADDRESS_DAYS, and the
         information pages' feedback past FEEDBACK_RETENTION_DAYS."""
         with app.app_context():
-            purge_expired()
-            reduce_old_addresses()
-            purge_old_sessions()
-            purge_old_feedback()
+            _each_on_its_own(
+                "nightly retention",
+                purge_expired,
+                reduce_old_addresses,
+                purge_old_sessions,
+                purge_old_feedback,
+            )
 
     @huey.periodic_task(crontab(minute="41"), name="purge_expired_drafts")
     def purge_drafts() -> None:

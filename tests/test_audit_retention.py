@@ -114,6 +114,47 @@ def test_staff_sessions_not_seen_for_the_address_days_are_deleted_by_the_nightly
         assert sorted(left) == [now - timedelta(days=30), now]
 
 
+def test_a_nightly_step_that_fails_does_not_stop_the_others(
+    app: Flask, staff: Staff, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The requests' retention, first of the night, fails on a database error (on PostgreSQL
+    it leaves the session's transaction aborted): the addresses are still reduced, the old
+    sessions and feedback still deleted, and the task still fails, naming the step."""
+    import booking.tasks
+    from booking.feedback.models import PageFeedback
+
+    old = now_utc() - timedelta(days=400)
+    with app.app_context():
+        _row(old, actor_email="Mallory@Example.com", action="login_failed")
+        db.session.add(
+            StaffSession(
+                staff_id=staff.coordinator.id,
+                token_hash=secrets.token_hex(32),
+                created_at=old,
+                last_seen_at=old,
+                ended_at=old,
+                address="203.0.113.7",
+            )
+        )
+        db.session.add(PageFeedback(page="sciatica", useful=True, locale="en", created_at=old))
+        db.session.commit()
+
+    def purge_expired() -> None:
+        db.session.execute(text("SELECT no_such_column FROM consultation_request"))
+
+    monkeypatch.setattr(booking.tasks, "purge_expired", purge_expired)
+    with pytest.raises(RuntimeError, match=r"1 of 4 steps failed \(purge_expired\)"):
+        app.extensions["spineconsult.purge_expired_requests"].call_local()
+    assert "purge_expired failed" in caplog.text and "no_such_column" in caplog.text
+    with app.app_context():
+        assert db.session.scalars(select(StaffSession)).all() == []
+        assert db.session.scalars(select(PageFeedback)).all() == []
+        addresses = db.session.scalars(
+            select(AuditEvent.ip_address).where(AuditEvent.action == "login_failed")
+        ).all()
+        assert addresses == [None]
+
+
 def _alerts(app: Flask) -> tuple[list[AuditEvent], list[OutboxEmail]]:
     with app.app_context():
         return (
