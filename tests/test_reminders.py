@@ -179,6 +179,38 @@ def test_no_reminder_for_an_appointment_cancelled_while_the_job_runs(
     assert cancelled and reminders(app) == []
 
 
+def test_an_appointment_erased_while_the_job_runs_does_not_stop_the_others(
+    app: Flask, clinic: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job reads the appointments due, ends the read, then sends each: one erased in
+    between by another connection (an erasure, a retention run) is skipped, and the next
+    patient is still reminded, in the same run."""
+    from sqlalchemy import delete
+
+    from booking.requests import reminders as job
+
+    with app.app_context():
+        first = _confirm(timedelta(days=3))
+        second = _confirm(timedelta(days=3, hours=2))
+        first_appointment = db.session.scalars(
+            select(Appointment.id).where(Appointment.request_id == first["request_id"])
+        ).one()
+    real_fell_due = job._fell_due
+    erased: list[bool] = []
+
+    def erase_first(appointment, lead, now):
+        if not erased:
+            erased.append(True)
+            with db.engine.begin() as other:  # another connection, as another process's
+                other.execute(delete(Appointment).where(Appointment.id == first_appointment))
+        return real_fell_due(appointment, lead, now)
+
+    monkeypatch.setattr(job, "_fell_due", erase_first)
+    assert len(run(app, second["starts_at"] - timedelta(hours=47))) == 1
+    [email] = reminders(app)
+    assert erased and email.request_id == second["request_id"]
+
+
 def test_one_reminder_that_fails_does_not_hold_back_the_others(
     app: Flask, clinic: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -18,7 +18,7 @@ import logging
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -40,8 +40,12 @@ def send_due_reminders(now: datetime | None = None) -> list[int]:
     leads = sorted(set(current_app.config["REMINDER_LEAD_HOURS"]))
     if not leads:
         return []
-    appointments = db.session.scalars(
-        select(Appointment)
+    # Plain values, not loaded Appointments: after the commit below a loaded object would be
+    # read again on first touch, and one erased meanwhile (another connection) would raise
+    # ObjectDeletedError outside any row's try and stop everyone's reminders. Each row's
+    # appointment is read afresh, in its own transaction, by ``_send_one``.
+    appointments = db.session.execute(
+        select(Appointment.id, Appointment.starts_at, Appointment.placed_at)
         .join(Appointment.request)
         .where(
             Appointment.active.is_(True),
@@ -49,11 +53,6 @@ def send_due_reminders(now: datetime | None = None) -> list[int]:
             may_be_contacted(),  # not withdrawn (booking.rights), not deceased
             Appointment.starts_at > now,
             Appointment.starts_at <= now + timedelta(hours=leads[-1]),
-        )
-        .options(
-            joinedload(Appointment.request).joinedload(ConsultationRequest.patient),
-            joinedload(Appointment.specialist),
-            joinedload(Appointment.location),
         )
         .order_by(Appointment.starts_at)
     ).all()
@@ -75,7 +74,7 @@ def send_due_reminders(now: datetime | None = None) -> list[int]:
         # two); the shortest is the one the email is for.
         new = [lead for lead in due if (appointment.id, lead, appointment.starts_at) not in already]
         try:
-            email_id = _send_one(appointment, new, now)
+            email_id = _send_one(appointment.id, appointment.starts_at, new, now)
         except Exception:  # one appointment's failure must not hold back the others'
             db.session.rollback()
             log.exception("reminder for appointment %s failed; the others go on", appointment.id)
@@ -86,7 +85,9 @@ def send_due_reminders(now: datetime | None = None) -> list[int]:
     return queued
 
 
-def _fell_due(appointment: Appointment, lead: int, now: datetime) -> bool:
+def _fell_due(
+    appointment: Row[tuple[int, datetime, datetime | None]], lead: int, now: datetime
+) -> bool:
     """The lead time's moment has come, and came after the appointment got its time (missed
     while no worker ran: still sent; already past when confirmed or moved: never)."""
     moment = appointment.starts_at - timedelta(hours=lead)
@@ -94,32 +95,45 @@ def _fell_due(appointment: Appointment, lead: int, now: datetime) -> bool:
     return moment <= now and (placed is None or placed < moment)
 
 
-def _still_due(appointment: Appointment) -> bool:
-    """With the request locked: the appointment is still confirmed, active, at the time the
-    reminder is for, and its patient may be contacted. A cancellation (or a move, a decline)
-    committed since the job read the appointments is seen, and no reminder goes out for it."""
-    lock_request(appointment.request)
-    return (
-        db.session.scalar(
-            select(Appointment.id)
-            .join(Appointment.request)
-            .where(
-                Appointment.id == appointment.id,
-                Appointment.active.is_(True),
-                Appointment.starts_at == appointment.starts_at,
-                ConsultationRequest.status == RequestStatus.CONFIRMED,
-                may_be_contacted(),
-            )
+def _still_due(appointment_id: int, starts_at: datetime) -> Appointment | None:
+    """With the request locked: the appointment, if it still exists, is still confirmed,
+    active, at the time the reminder is for, and its patient may be contacted. A cancellation
+    (or a move, a decline, an erasure) committed since the job read the appointments is seen,
+    and no reminder goes out for it."""
+    consultation = db.session.scalar(
+        select(ConsultationRequest)
+        .join(ConsultationRequest.appointment)
+        .where(Appointment.id == appointment_id)
+    )
+    if consultation is None:  # erased since the read
+        return None
+    lock_request(consultation)
+    return db.session.scalar(
+        select(Appointment)
+        .join(Appointment.request)
+        .where(
+            Appointment.id == appointment_id,
+            Appointment.active.is_(True),
+            Appointment.starts_at == starts_at,
+            ConsultationRequest.status == RequestStatus.CONFIRMED,
+            may_be_contacted(),
         )
-        is not None
+        .options(
+            joinedload(Appointment.request).joinedload(ConsultationRequest.patient),
+            joinedload(Appointment.specialist),
+            joinedload(Appointment.location),
+        )
     )
 
 
-def _send_one(appointment: Appointment, due: list[int], now: datetime) -> int | None:
-    consultation = appointment.request
-    if not _still_due(appointment):
+def _send_one(
+    appointment_id: int, starts_at: datetime, due: list[int], now: datetime
+) -> int | None:
+    appointment = _still_due(appointment_id, starts_at)
+    if appointment is None:
         db.session.rollback()
         return None
+    consultation = appointment.request
     try:
         for lead in due:
             db.session.add(
