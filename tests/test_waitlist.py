@@ -19,6 +19,7 @@ from booking.manage import services as manage
 from booking.notifications.models import OutboxEmail
 from booking.requests.models import ConsultationRequest
 from booking.requests.waitlist import (
+    MIN_OFFER_WINDOW,
     OFFER_LIFETIME,
     OfferAlreadyYours,
     OfferExpired,
@@ -29,6 +30,7 @@ from booking.requests.waitlist import (
     accept_offer,
     join_waitlist,
     leave_waitlist,
+    offer_open_until,
 )
 from booking.scheduling.availability import open_slots
 from booking.scheduling.models import AppointmentType, ClinicSettings, Location, SlotOffer
@@ -444,6 +446,32 @@ def test_an_offer_closes_when_its_time_comes_within_the_minimum_notice(
         with pytest.raises(OfferExpired):
             accept_offer(db.session.get(SlotOffer, offer.id), waiting)
         assert db.session.get(SlotOffer, offer.id).claimed_by_request_id is None
+
+
+@pytest.mark.parametrize(("hours_open", "offered"), [(1, False), (3, True)])
+def test_a_time_that_would_be_offered_for_minutes_only_is_not_offered(
+    app: Flask, clinic: Waitlist, hours_open: int, offered: bool
+) -> None:
+    """An offer closes when its time comes within the minimum notice: a time freed so close
+    to that moment that the offer would be open less than ``MIN_OFFER_WINDOW`` is not
+    offered at all (no offer, no email); one with a few hours left is."""
+    with app.app_context():
+        # The minimum notice set so that the freed time comes within it about (between
+        # hours_open and hours_open + 1) hours from now.
+        ahead = (clinic.early - now_utc()).total_seconds() // 3600
+        db.session.add(ClinicSettings(id=1, min_notice_hours=int(ahead) - hours_open))
+        db.session.commit()
+        manage.cancel(db.session.get(ConsultationRequest, clinic.first), None)
+        offers = db.session.scalars(select(SlotOffer)).all()
+        emailed = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "waitlist_offer")
+        ).all()
+        if not offered:
+            assert offers == [] and emailed == []
+        else:
+            [offer] = offers
+            assert offer_open_until(offer) - offer.created_at >= MIN_OFFER_WINDOW
+            assert len(emailed) == 3
 
 
 def test_an_offer_is_not_taken_within_the_change_notice(

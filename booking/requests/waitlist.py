@@ -48,6 +48,10 @@ from booking.timeutil import now_utc
 # How long an offer can be accepted: after that the time may have been given to someone who
 # called the clinic, and an old email should not move an appointment.
 OFFER_LIFETIME = timedelta(days=2)
+# The least time an offer is sent with: a freed time that would close sooner (it comes within
+# the minimum notice in a few minutes) is not offered. An email read an hour later, or sent
+# at 05:14 to close at 06:00, would only tell the patients about a time they could not take.
+MIN_OFFER_WINDOW = timedelta(hours=2)
 
 
 class OfferGone(Exception):  # noqa: N818 - the event the patient is told about
@@ -167,11 +171,15 @@ def _waiting_for(
 
 def offer_freed_slot(appointment: FreedTime) -> list[OutboxEmail]:
     """Offer a just-freed time to the waitlist. Adds to the caller's transaction; the caller
-    enqueues the returned emails after its commit."""
+    enqueues the returned emails after its commit. Nothing is offered (no offer, no email)
+    when the offer would be open less than ``MIN_OFFER_WINDOW``."""
     if appointment.appointment_type_id is None:
         return []
+    now = now_utc()
     earliest, latest = booking_limits(clinic_settings())
     if not earliest <= appointment.starts_at < latest:
+        return []
+    if _closes_at(now, appointment.starts_at) - now < MIN_OFFER_WINDOW:
         return []
     # Only a time a patient could take now: an appointment moved by less than its length (or
     # given another length at the same start) still holds it, and a time off or a change of
@@ -189,7 +197,7 @@ def offer_freed_slot(appointment: FreedTime) -> list[OutboxEmail]:
         return []
     # Only patients who may still move their appointment online (the change and cancel
     # notice): the offer page would refuse the others.
-    changeable_from = now_utc() + timedelta(hours=clinic_settings().cancel_notice_hours)
+    changeable_from = now + timedelta(hours=clinic_settings().cancel_notice_hours)
     waiting = db.session.scalars(
         _waiting_for(appointment.appointment_type_id, appointment.starts_at)
         .where(
@@ -209,7 +217,7 @@ def offer_freed_slot(appointment: FreedTime) -> list[OutboxEmail]:
         specialist_id=appointment.specialist_id,
         location_id=appointment.location_id,
         starts_at=appointment.starts_at,
-        created_at=now_utc(),
+        created_at=now,
     )
     db.session.add(offer)
     db.session.flush()
@@ -236,9 +244,14 @@ def find_offer(token: str) -> SlotOffer | None:
 def offer_open_until(offer: SlotOffer) -> datetime:
     """When an offer closes: at the end of its lifetime, or when the time comes within the
     clinic's minimum notice (no patient may book it after that), whichever is first. The
-    email gives this time; the offer page and accepting keep to it."""
+    email gives this time; the offer page and accepting keep to it. An offer that would be
+    open less than ``MIN_OFFER_WINDOW`` is never made (``offer_freed_slot``)."""
+    return _closes_at(offer.created_at, offer.starts_at)
+
+
+def _closes_at(created_at: datetime, starts_at: datetime) -> datetime:
     notice = timedelta(hours=clinic_settings().min_notice_hours)
-    return min(offer.created_at + OFFER_LIFETIME, offer.starts_at - notice)
+    return min(created_at + OFFER_LIFETIME, starts_at - notice)
 
 
 def offer_expired(offer: SlotOffer, now: datetime | None = None) -> bool:
