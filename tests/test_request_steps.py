@@ -327,6 +327,39 @@ def test_expired_drafts_are_purged_with_their_files(app: Flask, client: FlaskCli
     assert client.get("/request/steps/about").location.endswith("/request/start")
 
 
+def test_expired_drafts_are_purged_in_batches_each_committed_on_its_own(app: Flask) -> None:
+    """After a long outage more drafts than a batch are due: each batch is its own
+    transaction (no one huge one holding the write lock), and every draft goes with its
+    file; a draft not yet expired keeps its own."""
+    from sqlalchemy import event
+
+    from booking.documents.storage import DocumentUpload
+    from booking.requests.drafts import add_document, start_draft
+
+    upload_dir = Path(app.config["UPLOAD_DIR"])
+    with app.app_context():
+        for n in range(6):
+            draft, _token = start_draft("en", {}, "about")
+            add_document(draft, DocumentUpload(io.BytesIO(pdf_bytes(f"Report {n}")), "mri.pdf"))
+        draft.expires_at = now_utc() + timedelta(days=30)  # the last one: saved again lately
+        db.session.commit()
+        assert len(stored_files(upload_dir)) == 6
+        commits: list[object] = []
+
+        def committed(connection: object) -> None:
+            commits.append(connection)
+
+        event.listen(db.engine, "commit", committed)
+        try:
+            assert purge_expired_drafts(now_utc() + timedelta(days=8), batch_size=2) == 5
+        finally:
+            event.remove(db.engine, "commit", committed)
+        assert len(commits) == 3  # 2 + 2 + 1 drafts
+        assert db.session.scalars(select(RequestDraft.id)).all() == [draft.id]
+        assert db.session.scalar(select(func.count()).select_from(DraftDocument)) == 1
+    assert len(stored_files(upload_dir)) == 1
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_draft_being_sent_as_it_expires_keeps_its_files(app: Flask, client: FlaskClient) -> None:
     """The purge skips a draft another transaction holds (being sent, its documents passing

@@ -54,6 +54,8 @@ TOKEN_BYTES = 32
 # Each answer is kept whole up to this many characters (the longest field takes 2,000): a
 # longer one is refused on its step with a message, and what is saved is cut here.
 MAX_ANSWER_CHARS = 5000
+# Expired drafts deleted per transaction (``purge_expired_drafts``).
+DRAFT_PURGE_BATCH = 100
 
 Answers = dict[str, list[str]]
 
@@ -327,37 +329,52 @@ def open_resume_link(token: object) -> tuple[RequestDraft, str] | None:
     return draft, browser_token
 
 
-def purge_expired_drafts(now: datetime | None = None) -> int:
+def purge_expired_drafts(now: datetime | None = None, batch_size: int = DRAFT_PURGE_BATCH) -> int:
     """Delete drafts past their expiry with their documents' files; returns how many.
 
-    The drafts are locked first (PostgreSQL; SQLite's BEGIN IMMEDIATE runs one writer at a
-    time), skipping any another transaction holds: a draft being sent at that moment gives
-    its documents to the request (``mark_sent``), and their files must not be removed from
-    under it; a draft being saved has its expiry renewed. The files removed are those of the
-    rows this transaction deleted (RETURNING), after it commits."""
+    In batches of ``batch_size``, each its own transaction (as the requests' retention does):
+    after a long outage thousands may be due, and one transaction for all would hold the
+    write lock (SQLite's whole database) for as long as they take, and lose all its work to
+    one error near the end. The drafts of a batch are locked first (PostgreSQL; SQLite's
+    BEGIN IMMEDIATE runs one writer at a time), skipping any another transaction holds: a
+    draft being sent at that moment gives its documents to the request (``mark_sent``), and
+    their files must not be removed from under it; a draft being saved has its expiry
+    renewed. The files removed are those of the rows each batch deleted (RETURNING), after
+    that batch commits."""
     cutoff = now or now_utc()
-    ids = list(
-        db.session.scalars(
-            select(RequestDraft.id)
-            .where(RequestDraft.expires_at <= cutoff)
-            .with_for_update(skip_locked=True)
-        )
-    )
-    if not ids:
-        db.session.rollback()
-        return 0
-    names = list(
-        db.session.scalars(
-            delete(DraftDocument)
-            .where(DraftDocument.draft_id.in_(ids))
-            .returning(DraftDocument.stored_name)
-        )
-    )
-    db.session.execute(delete(RequestDraft).where(RequestDraft.id.in_(ids)))
-    db.session.commit()
-    _remove_files(names)
-    log.info("purged %d expired request drafts (%d files)", len(ids), len(names))
-    return len(ids)
+    purged = files = 0
+    while True:
+        try:
+            ids = list(
+                db.session.scalars(
+                    select(RequestDraft.id)
+                    .where(RequestDraft.expires_at <= cutoff)
+                    .order_by(RequestDraft.id)
+                    .limit(batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            if not ids:
+                db.session.rollback()
+                break
+            names = list(
+                db.session.scalars(
+                    delete(DraftDocument)
+                    .where(DraftDocument.draft_id.in_(ids))
+                    .returning(DraftDocument.stored_name)
+                )
+            )
+            db.session.execute(delete(RequestDraft).where(RequestDraft.id.in_(ids)))
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
+        _remove_files(names)
+        purged += len(ids)
+        files += len(names)
+    if purged:
+        log.info("purged %d expired request drafts (%d files)", purged, files)
+    return purged
 
 
 def _remove_files(names: list[str]) -> None:
