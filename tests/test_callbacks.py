@@ -41,6 +41,7 @@ from tests.factories import make_request
 from tests.support import AuthActions, Clinic, Staff, csrf_token
 
 BERLIN = ZoneInfo("Europe/Berlin")
+HOUR = timedelta(hours=1)
 HOURS = ClinicHours(frozenset(range(5)), time(8), time(18), BERLIN)
 TARGETS = Targets(emergency=timedelta(minutes=30), urgent=timedelta(hours=4))
 ON_CALL = "on-call@example.com"
@@ -122,6 +123,32 @@ def test_public_holidays_do_not_count_as_working_time() -> None:
     assert working_time(berlin(2026, 12, 14, 8), berlin(2027, 1, 4, 8), HOURS) == timedelta(
         hours=150
     )
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "Europe/Madrid"])
+def test_working_hours_over_the_night_count_real_time_across_a_clock_change(zone: str) -> None:
+    """Hours that cover the night (00:00-23:59, every day) count real time: the day the
+    clocks go forward has an hour less of it, the day they go back an hour more, a target
+    added to such a midnight ends that many real hours later, and whole weeks with a clock
+    change in them count it too."""
+    tz = ZoneInfo(zone)
+    hours = ClinicHours(frozenset(range(7)), time(0), time(23, 59), tz)
+
+    def local(*args: int) -> datetime:
+        return datetime(*args, tzinfo=tz).astimezone(UTC)
+
+    day = timedelta(hours=23, minutes=59)
+    # Sunday 29 March 2026: 02:00 becomes 03:00; Sunday 25 October: 03:00 becomes 02:00.
+    assert working_time(local(2026, 3, 29), local(2026, 3, 29, 23, 59), hours) == day - HOUR
+    assert working_time(local(2026, 10, 25), local(2026, 10, 25, 23, 59), hours) == day + HOUR
+    for change in (local(2026, 3, 29), local(2026, 10, 25)):
+        assert add_working_time(change, timedelta(hours=4), hours) - change == timedelta(hours=4)
+    # Two weeks from Monday 23 March (the middle days counted as a whole week), and from
+    # Monday 19 October.
+    assert working_time(local(2026, 3, 23), local(2026, 4, 6), hours) == 14 * day - HOUR
+    assert working_time(local(2026, 10, 19), local(2026, 11, 2), hours) == 14 * day + HOUR
+    # A week without a clock change still counts by the clock face.
+    assert working_time(local(2026, 6, 1), local(2026, 6, 15), hours) == 14 * day
 
 
 def test_an_emergency_counts_clock_minutes_at_any_hour() -> None:

@@ -47,19 +47,34 @@ class ClinicHours:
             raise ValueError("the clinic must close after it opens")
 
     def open_on(self, day: date) -> tuple[datetime, datetime] | None:
-        """When the clinic opens and closes on ``day`` (aware), or None on a day off."""
+        """When the clinic opens and closes on ``day``, or None on a day off.
+
+        In UTC: Python subtracts and adds two datetimes of one time zone by the clock face,
+        blind to a clock change between them, so hours that span the night would count the
+        23-hour March day as 24 (and a target added to its midnight would end an hour early).
+        Between UTC times every sum and difference is real time."""
         if day.weekday() not in self.days or day in self.closed:
             return None
         return (
-            datetime.combine(day, self.opens, tzinfo=self.tz),
-            datetime.combine(day, self.closes, tzinfo=self.tz),
+            datetime.combine(day, self.opens, tzinfo=self.tz).astimezone(UTC),
+            datetime.combine(day, self.closes, tzinfo=self.tz).astimezone(UTC),
         )
 
     @property
     def week(self) -> timedelta:
-        """Working time in a whole week (wall-clock hours: a clock change happens at night)."""
+        """Working time in a whole week by the clock face: real time only for a week with no
+        clock change in it (``working_time`` walks those that have one, day by day)."""
         day = datetime.combine(date.min, self.closes) - datetime.combine(date.min, self.opens)
         return day * len(self.days)
+
+    def same_offset(self, first: date, last: date) -> bool:
+        """No clock change from the start of ``first`` to the end of ``last`` (clock changes
+        are months apart: one that went and came back within a week does not happen)."""
+
+        def offset(day: date) -> timedelta | None:
+            return datetime.combine(day, time(), tzinfo=self.tz).utcoffset()
+
+        return offset(first) == offset(last + DAY)
 
 
 @dataclass(frozen=True)
@@ -86,18 +101,26 @@ def working_time(start: datetime, end: datetime, hours: ClinicHours) -> timedelt
     """The clinic's working time between two aware datetimes (zero if ``end`` is earlier)."""
     if end <= start:
         return timedelta()
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
     first = start.astimezone(hours.tz).date()
     last = end.astimezone(hours.tz).date()
     total = timedelta()
-    # Whole weeks between the first and the last day count the same every week: only the
-    # days at either end are walked, however long the wait.
+    # Whole weeks between the first and the last day count the same every week, unless the
+    # clock changes in one: only the days at either end, and the weeks with a clock change,
+    # are walked, however long the wait.
     weeks = max(0, (last - first).days - 1) // 7
-    total += hours.week * weeks
-    skipped_from, skipped_to = first + DAY, first + DAY + WEEK * weeks
-    for day in hours.closed:  # the working days the whole weeks counted that were closed
-        if skipped_from <= day < skipped_to and day.weekday() in hours.days:
-            total -= hours.week / len(hours.days)
-    for day in [first, *_days(first + DAY + WEEK * weeks, last)]:
+    walked = [first, *_days(first + DAY + WEEK * weeks, last)]
+    for week in range(weeks):
+        week_first = first + DAY + WEEK * week  # seven days from any weekday
+        week_last = week_first + WEEK - DAY
+        if not hours.same_offset(week_first, week_last):
+            walked += _days(week_first, week_last)
+            continue
+        total += hours.week
+        for day in hours.closed:  # the working days this week counted that were closed
+            if week_first <= day <= week_last and day.weekday() in hours.days:
+                total -= hours.week / len(hours.days)
+    for day in walked:
         opening = hours.open_on(day)
         if opening is not None:
             opens, closes = max(opening[0], start), min(opening[1], end)
@@ -111,7 +134,10 @@ def _days(start: date, last: date) -> list[date]:
 
 
 def add_working_time(start: datetime, amount: timedelta, hours: ClinicHours) -> datetime:
-    """The moment ``amount`` of working time has passed since ``start`` (aware, UTC)."""
+    """The moment ``amount`` of working time has passed since ``start`` (aware, UTC).
+    Added in UTC (``open_on``): four hours from midnight on the day the clocks go forward
+    end four real hours later, not three."""
+    start = start.astimezone(UTC)
     day = start.astimezone(hours.tz).date()
     remaining = amount
     while True:
@@ -120,7 +146,7 @@ def add_working_time(start: datetime, amount: timedelta, hours: ClinicHours) -> 
             opens = max(opening[0], start)
             if opening[1] > opens:
                 if opens + remaining <= opening[1]:
-                    return (opens + remaining).astimezone(UTC)
+                    return opens + remaining
                 remaining -= opening[1] - opens
         day += DAY
 
