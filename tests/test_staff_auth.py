@@ -357,6 +357,36 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return Clock(monkeypatch)
 
 
+def test_stay_signed_in_keeps_a_session_whose_page_is_open_for_long(
+    app: Flask, client: FlaskClient, staff: Staff, clock: Clock
+) -> None:
+    """A coordinator types a long message on one page: nothing reaches the server while
+    they type. The warning's "Stay signed in" (static/js/idle-warning.js) counts as activity
+    and leaves the page as it is (204); the session's overall limit still holds, and the
+    button needs the form's token like any post."""
+    idle = app.config["STAFF_IDLE_MINUTES"]
+    AuthActions(client).attempt(staff.coordinator.email)
+    page = client.get("/staff/calendar").get_data(as_text=True)
+    assert 'id="idle-warning"' in page and "Stay signed in" in page
+    assert f'data-idle-seconds="{idle * 60}"' in page
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+    assert client.post("/staff/session/keep-alive").status_code == 400  # no token
+    clock.advance(minutes=idle - 2)
+    kept = client.post("/staff/session/keep-alive", data={"csrf_token": token})
+    assert kept.status_code == 204 and kept.get_data() == b""
+    clock.advance(minutes=idle - 2)  # 2 x idle - 4 minutes since the page: still signed in
+    assert client.get("/staff/calendar").status_code == 200
+
+    clock.advance(minutes=idle + 1)  # too late: the sign-in page, as for any post
+    late = client.post("/staff/session/keep-alive", data={"csrf_token": token})
+    assert late.status_code == 302 and urlsplit(late.headers["Location"]).path == "/staff/login"
+    assert not signed_in(client)
+
+    # Signed out, no warning is shown (nor any session kept alive).
+    assert 'id="idle-warning"' not in client.get("/staff/login").get_data(as_text=True)
+
+
 def test_an_idle_session_is_signed_out(
     app: Flask, client: FlaskClient, staff: Staff, clock: Clock
 ) -> None:

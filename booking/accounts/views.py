@@ -39,6 +39,7 @@ from booking.security import seal_in_session, sealed_in_session, token_in_url
 from booking.staff import services, twofactor
 from booking.staff.auth import (
     end_session,
+    keep_session_alive,
     roles_required,
     start_session,
     user_for_reset_token,
@@ -204,6 +205,16 @@ def logout() -> Response:
     end_session("signed_out")
     flash(_("You are signed out."), "info")
     return redirect(url_for("staff.login"))
+
+
+@bp.post("/session/keep-alive")
+@roles_required()
+def keep_alive() -> tuple[str, int]:
+    """The idle warning's "Stay signed in" (``static/js/idle-warning.js``): 204, the page
+    stays as it is with what was typed in it. A session already over was answered by
+    ``end_idle_staff_sessions`` with the sign-in page instead, which the script reports."""
+    keep_session_alive()
+    return "", 204
 
 
 @bp.route("/password/forgot", methods=["GET", "POST"])

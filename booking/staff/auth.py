@@ -218,6 +218,16 @@ def init_auth(app: Flask) -> None:
         return None
 
 
+def keep_session_alive() -> None:
+    """Count now as this browser's last activity ("Stay signed in" on the warning before the
+    idle sign-out, ``static/js/idle-warning.js``): a staff member who types a long note or
+    message sends nothing to the server while typing, and would lose it to the idle limit.
+    The session's overall limit (STAFF_SESSION_HOURS) still holds."""
+    staff_session: StaffSession = g.staff_session
+    staff_session.last_seen_at = now_utc()
+    db.session.commit()
+
+
 def roles_required(*roles: StaffRole) -> Callable[[F], F]:
     """Only signed-in staff with one of ``roles`` (any role when none is given)."""
 
