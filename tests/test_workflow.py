@@ -809,6 +809,9 @@ def test_declining_a_request_that_holds_a_time_says_the_time_is_released(
     assert act(client, reference, "decline").status_code == 302
     [email] = [e for e in _patient_emails(app) if e.recipient == "held@example.com"]
     assert "The time you had chosen, below, is no longer kept for you." in email.body_text
+    # Declined without a message from staff, the patient still learns where to turn.
+    assert "talk to your family doctor about other ways to get care" in email.body_text
+    assert "talk to your family doctor about other ways to get care" in email.body_html
     with app.app_context():
         assert f"When: {clinic_dt(starts_at, 'when')}" in email.body_text
     assert "Appointment: New-patient spine evaluation\n" in email.body_text
