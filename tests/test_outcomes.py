@@ -713,6 +713,26 @@ def test_answers_too_few_to_score_are_pointed_out_once(app: Flask, client: Flask
         assert follow_up.answered_at is not None and follow_up.odi_percent is None
 
 
+def test_a_section_ticked_by_mistake_can_be_skipped_after_all(
+    app: Flask, client: FlaskClient
+) -> None:
+    """Both instruments say a section that does not apply may be skipped, but a radio
+    button once ticked cannot be unticked (the page had no way to send "no answer" for it):
+    each section's last choice skips it. Chosen for "Sex life", the score is taken over the
+    nine sections answered."""
+    _questionnaire_open(app, client, spine_region="lower_back")
+    page = client.get(_page(client)).get_data(as_text=True)
+    assert page.count("Skip this section: it does not apply to me") == 10
+    assert re.search(r'name="odi_sex_life"[^>]*type="radio" value=""', page)
+    token = csrf_token(client, _page(client))
+    assert client.post(_page(client), data=_answers(token, odi_sex_life="")).status_code == 303
+    with app.app_context():
+        follow_up = db.session.scalars(select(FollowUp)).one()
+        assert follow_up.odi_answers.get("sex_life") is None
+        assert sum(v is not None for v in follow_up.odi_answers.values()) == 9
+        assert follow_up.odi_percent == 20.0  # 9 points of 45
+
+
 def test_two_sections_skipped_still_score_without_a_word(app: Flask, client: FlaskClient) -> None:
     _questionnaire_open(app, client, spine_region="lower_back")
     token = csrf_token(client, _page(client))

@@ -28,13 +28,23 @@ def pain_score_field(label: str, *validators: Any) -> ChoiceField:
     )
 
 
+# The last choice of every section: both instruments' instructions say a section that does
+# not apply may be skipped (the score is then taken over the sections answered), but a radio
+# button once ticked cannot be unticked, so a patient who ticked one by mistake (on a phone,
+# the usual way) could not skip the section any more. Its value is empty: stored as skipped.
+SKIP_SECTION = _l("Skip this section: it does not apply to me")
+
+
 def section_field(instrument: instruments.Instrument, index: int) -> ChoiceField:
-    """One section of ``instrument``: six statements scored 0 to 5, skippable."""
+    """One section of ``instrument``: six statements scored 0 to 5, skippable (``SKIP_SECTION``
+    as its last choice, or no choice at all)."""
     section = instrument.sections[index]
     return ChoiceField(
         section.title,
         # Lazy statements, translated when shown: one list serves every form.
-        choices=options([(str(i), text) for i, text in enumerate(section.statements)]),
+        choices=options(
+            [(str(i), text) for i, text in enumerate(section.statements)] + [("", SKIP_SECTION)]
+        ),
         validators=[Optional()],
         invalid_choice_message=_l("Please choose one of the statements."),
     )
