@@ -251,6 +251,36 @@ def test_one_reminder_after_the_set_days_whoever_runs_the_job(
     assert "Reminded on" in record
 
 
+def test_one_patients_failing_reminder_holds_back_no_later_patients(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One reminder that cannot be written (here its email fails) is logged and tried again
+    next run; every other patient still gets theirs."""
+    with app.app_context():
+        coordinator = make_staff("coordinator", "cora@example.com")
+        failing = make_request(email="failing@example.com")
+        other = make_request(email="other@example.com")
+        for consultation in (failing, other):
+            ask = asks.ask_patient(consultation, coordinator, [], QUESTION)
+            ask.asked_at -= timedelta(days=app.config["ASK_REMINDER_DAYS"] + 1)
+            db.session.commit()
+        failing_id = failing.id
+        compose = asks.emails.information_reminder
+
+        def fail_for_one(consultation: ConsultationRequest) -> OutboxEmail | None:
+            if consultation.id == failing_id:
+                raise RuntimeError("cannot compose")
+            return compose(consultation)
+
+        monkeypatch.setattr(asks.emails, "information_reminder", fail_for_one)
+        [queued] = asks.send_due_reminders()
+        assert db.session.get(OutboxEmail, queued).recipient == "other@example.com"
+        monkeypatch.setattr(asks.emails, "information_reminder", compose)
+        [again] = asks.send_due_reminders()  # the failed one's claim was undone with it
+        assert db.session.get(OutboxEmail, again).recipient == "failing@example.com"
+    assert "reminder of ask" in caplog.text and "failed; the others go on" in caplog.text
+
+
 def test_an_answered_ask_is_not_reminded(app: Flask, staff_client: FlaskClient) -> None:
     reference = _new_request(app)
     assert _ask(staff_client, reference, [], QUESTION).status_code == 302

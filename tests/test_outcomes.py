@@ -362,6 +362,59 @@ def test_one_reminder_after_seven_days_while_unanswered(app: Flask) -> None:
         assert db.session.scalar(select(func.count()).select_from(FollowUpLink)) == 2
 
 
+def _second_completed(first: ConsultationRequest, **kw: Any) -> ConsultationRequest:
+    """Another patient completed with ``first``'s staff, type and place, an hour later."""
+    coordinator = db.session.scalars(select(StaffUser).where(StaffUser.role == "coordinator")).one()
+    consultation = make_request(followup_consent=True, **kw)
+    workflow.confirm_request(
+        consultation,
+        coordinator,
+        workflow.Slot(
+            db.session.scalars(select(AppointmentType)).one(),
+            db.session.scalars(select(StaffUser).where(StaffUser.role == "specialist")).one(),
+            db.session.scalars(select(Location)).one(),
+            clinic_today() - timedelta(days=1),
+            time(11),
+        ),
+    )
+    workflow.complete_request(consultation, coordinator, Plan.PHYSIOTHERAPY, None)
+    return consultation
+
+
+def test_one_patients_failing_reminder_holds_back_no_later_patients(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The reminders go out in the follow-ups' order: one that cannot be written (here its
+    email fails) is logged and tried again next run, and every later patient still gets
+    theirs."""
+    from booking.outcomes import services as job
+
+    with app.app_context():
+        failing = _completed(email="failing@example.com")
+        other = _second_completed(failing, email="other@example.com")
+        sent = schedule.due_at(_start(failing.id), "6w", BERLIN)
+        assert len(send_due_followups(now=sent)) == 2
+        compose = job.emails.invitation
+
+        def fail_for_one(consultation, follow_up, **kw):
+            if consultation.id == failing.id:
+                raise RuntimeError("cannot compose")
+            return compose(consultation, follow_up, **kw)
+
+        monkeypatch.setattr(job.emails, "invitation", fail_for_one)
+        [queued] = send_due_followup_reminders(now=sent + timedelta(days=7))
+        assert db.session.get(OutboxEmail, queued).recipient == "other@example.com"
+        reminded = {
+            row.request_id: row.reminded_at
+            for row in db.session.execute(select(FollowUp.request_id, FollowUp.reminded_at))
+        }
+        assert reminded[failing.id] is None and reminded[other.id] is not None
+        # Mended, the failed one is reminded on the next run.
+        monkeypatch.setattr(job.emails, "invitation", compose)
+        assert len(send_due_followup_reminders(now=sent + timedelta(days=8))) == 1
+    assert "follow-up reminder" in caplog.text and "failed; the others go on" in caplog.text
+
+
 def test_no_reminder_for_a_patient_marked_deceased_while_the_job_ran(
     app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -353,28 +353,42 @@ def send_due_followup_reminders(now: datetime | None = None) -> list[int]:
     db.session.commit()
     queued = []
     for follow_up_id in ids:
-        claimed = db.session.execute(
-            update(FollowUp)
-            .where(
-                FollowUp.id == follow_up_id,
-                FollowUp.reminded_at.is_(None),
-                FollowUp.answered_at.is_(None),  # answered since the read: no reminder
-            )
-            .values(reminded_at=now)
-        ).rowcount
-        if claimed != 1:
-            db.session.rollback()  # another worker reminded it, or it was answered
-            continue
-        follow_up = db.session.get_one(FollowUp, follow_up_id)  # claimed in this transaction
-        if not _still_eligible(follow_up.request_id):
+        try:
+            email_id = _remind(follow_up_id, now)
+        except Exception:  # one patient's failure must not hold back every later patient's
+            # The claim goes with it: the reminder is tried again on the next run.
             db.session.rollback()
+            log.exception("follow-up reminder %s failed; the others go on", follow_up_id)
             continue
-        email = emails.invitation(follow_up.plan.request, follow_up, reminder=True)
-        db.session.commit()
-        if email is not None:
-            queued.append(email.id)
+        if email_id is not None:
+            queued.append(email_id)
     enqueue_delivery(queued)
     return queued
+
+
+def _remind(follow_up_id: int, now: datetime) -> int | None:
+    """Claim one follow-up's reminder and write its email, in one transaction; the outbox
+    id, or None when another worker reminded it, it was answered or the patient is no
+    longer invited."""
+    claimed = db.session.execute(
+        update(FollowUp)
+        .where(
+            FollowUp.id == follow_up_id,
+            FollowUp.reminded_at.is_(None),
+            FollowUp.answered_at.is_(None),  # answered since the read: no reminder
+        )
+        .values(reminded_at=now)
+    ).rowcount
+    if claimed != 1:
+        db.session.rollback()  # another worker reminded it, or it was answered
+        return None
+    follow_up = db.session.get_one(FollowUp, follow_up_id)  # claimed in this transaction
+    if not _still_eligible(follow_up.request_id):
+        db.session.rollback()
+        return None
+    email = emails.invitation(follow_up.plan.request, follow_up, reminder=True)
+    db.session.commit()
+    return email.id if email is not None else None
 
 
 # ---- the patient's side -------------------------------------------------------------------

@@ -242,7 +242,8 @@ def send_due_reminders(now: datetime | None = None) -> list[int]:
         return []
     now = now or now_utc()
     due = db.session.scalars(
-        select(InformationRequest.id).where(
+        select(InformationRequest.id)
+        .where(
             InformationRequest.answered_at.is_(None),
             InformationRequest.withdrawn_at.is_(None),
             InformationRequest.reminded_at.is_(None),
@@ -251,35 +252,49 @@ def send_due_reminders(now: datetime | None = None) -> list[int]:
             # to one marked deceased.
             InformationRequest.request.has(may_be_contacted()),
         )
+        .order_by(InformationRequest.id)
     ).all()
     db.session.commit()
     queued = []
     for ask_id in due:
-        # Checked again as it is claimed: answered, withdrawn or no longer to be contacted
-        # since the read above, it gets no reminder.
-        claimed = db.session.execute(
-            update(InformationRequest)
-            .where(
-                InformationRequest.id == ask_id,
-                InformationRequest.reminded_at.is_(None),
-                InformationRequest.answered_at.is_(None),
-                InformationRequest.withdrawn_at.is_(None),
-                InformationRequest.request.has(may_be_contacted()),
-            )
-            .values(reminded_at=now)
-        ).rowcount
-        if not claimed:  # another worker took it
+        try:
+            email_id = _remind(ask_id, now)
+        except Exception:  # one patient's failure must not hold back every later patient's
+            # The claim goes with it: the reminder is tried again on the next run.
             db.session.rollback()
+            log.exception("reminder of ask %s failed; the others go on", ask_id)
             continue
-        ask = db.session.get(InformationRequest, ask_id)
-        email = emails.information_reminder(ask.request) if ask is not None else None
-        db.session.commit()
-        if email is not None:
-            queued.append(email.id)
+        if email_id is not None:
+            queued.append(email_id)
     enqueue_delivery(queued)
     if queued:
         log.info("queued %d reminder(s) of requests for information", len(queued))
     return queued
+
+
+def _remind(ask_id: int, now: datetime) -> int | None:
+    """Claim one ask's reminder and write its email, in one transaction; the outbox id, or
+    None when another worker took it."""
+    # Checked again as it is claimed: answered, withdrawn or no longer to be contacted
+    # since the job's read, it gets no reminder.
+    claimed = db.session.execute(
+        update(InformationRequest)
+        .where(
+            InformationRequest.id == ask_id,
+            InformationRequest.reminded_at.is_(None),
+            InformationRequest.answered_at.is_(None),
+            InformationRequest.withdrawn_at.is_(None),
+            InformationRequest.request.has(may_be_contacted()),
+        )
+        .values(reminded_at=now)
+    ).rowcount
+    if not claimed:  # another worker took it
+        db.session.rollback()
+        return None
+    ask = db.session.get(InformationRequest, ask_id)
+    email = emails.information_reminder(ask.request) if ask is not None else None
+    db.session.commit()
+    return email.id if email is not None else None
 
 
 class AskError(ValueError):
