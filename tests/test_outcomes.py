@@ -326,6 +326,54 @@ def test_a_late_invitations_link_closes_when_the_next_time_point_falls_due(app: 
         assert follow_up.expires_at < late + timedelta(days=30)
 
 
+def _rows() -> list[FollowUp]:
+    return list(db.session.scalars(select(FollowUp).order_by(FollowUp.id)))
+
+
+def test_a_time_point_added_to_the_schedule_keeps_each_patients_questionnaires_in_order(
+    app: Flask,
+) -> None:
+    """The clinic adds "10w" to "6w, 3m, 12m". A patient already asked at 3 months is not
+    invited to a "10 weeks" questionnaire the next day (answered after 3 months, it would
+    count as the 10-week result, two links open at once): their schedule goes on at 12
+    months. A patient asked only at 6 weeks gets the 10-week one, and the 6-week link,
+    still working then, closes as it is sent."""
+    from booking.outcomes.services import default_settings
+
+    with app.app_context():
+        ahead = _completed(email="ahead@example.com")
+        start = _start(ahead.id)
+        send_due_followups(now=schedule.due_at(start, "6w", BERLIN))
+        three_months = schedule.due_at(start, "3m", BERLIN)
+        send_due_followups(now=three_months)
+        behind = _second_completed(ahead, email="behind@example.com")
+        behind_start = start + timedelta(weeks=7)
+        db.session.get(TreatmentPlan, behind.id).consulted_on = behind_start
+        db.session.commit()
+        six_weeks = schedule.due_at(behind_start, "6w", BERLIN)
+        assert len(send_due_followups(now=six_weeks)) == 1
+        assert six_weeks > three_months
+
+        chosen = default_settings()
+        chosen.schedule = ["6w", "10w", "3m", "12m"]
+        db.session.add(chosen)
+        db.session.commit()
+        ten_weeks = schedule.due_at(behind_start, "10w", BERLIN)
+        assert len(send_due_followups(now=ten_weeks)) == 1
+        rows = {
+            (row.request_id, row.point): row
+            for row in db.session.scalars(select(FollowUp).order_by(FollowUp.id))
+        }
+        assert (ahead.id, "10w") not in rows
+        assert rows[behind.id, "10w"].sent_at == ten_weeks
+        assert rows[behind.id, "6w"].expires_at == ten_weeks  # one questionnaire open at once
+        assert send_due_followups(now=ten_weeks + timedelta(days=1)) == []
+        assert (ahead.id, "10w") not in {(r.request_id, r.point) for r in _rows()}
+        # The patient ahead goes on at 12 months.
+        assert len(send_due_followups(now=schedule.due_at(start, "12m", BERLIN))) == 1
+        assert [r.point for r in _rows() if r.request_id == ahead.id] == ["6w", "3m", "12m"]
+
+
 def test_a_time_point_in_months_is_invited_whatever_the_months_lengths(app: Flask) -> None:
     """The sender reads only plans started recently enough for their last time point: three
     months back from 31 January (to 31 October, 92 days) is longer than three months forward

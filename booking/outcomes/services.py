@@ -7,7 +7,9 @@ row, unique per request and time point, is inserted in the same transaction as t
 email; a second worker doing the same work hits the unique key and sends nothing. The reminder
 is claimed by a conditional update (``reminded_at IS NULL``) in the transaction of its email.
 After the worker was down, each request gets the latest time point that is due and whose link
-would still work; the earlier ones are recorded as missed, never sent late.
+would still work; the earlier ones are recorded as missed, never sent late. A time point the
+clinic adds to the schedule applies to each patient only after the latest one already
+recorded for them: the questionnaires keep their order.
 
 Who is invited: completed requests with a plan whose patient agreed to follow-up at intake,
 has an email address, is not marked deceased and did not stop the invitations. An erased
@@ -254,23 +256,32 @@ def send_due_followups(now: datetime | None = None) -> list[int]:
         .options(joinedload(TreatmentPlan.request).joinedload(ConsultationRequest.patient))
         .order_by(TreatmentPlan.request_id)
     ).all()
-    done = {
-        (request_id, point)
-        for request_id, point in db.session.execute(
-            select(FollowUp.request_id, FollowUp.point).where(
-                FollowUp.request_id.in_([plan.request_id for plan in plans])
-            )
+    # Each plan's latest time point recorded: the schedule goes on from it. A time point the
+    # clinic added since (10 weeks, to a patient already asked at 3 months) falls before it
+    # and is not invited: a "10 weeks" questionnaire answered after 3 months would count as
+    # the 10-week result, with two links open at once. Nor is it recorded as missed: it was
+    # no part of this patient's schedule when its day came.
+    done: set[tuple[int, str]] = set()
+    reached: dict[int, datetime] = {}
+    for request_id, point, at in db.session.execute(
+        select(FollowUp.request_id, FollowUp.point, FollowUp.due_at).where(
+            FollowUp.request_id.in_([plan.request_id for plan in plans])
         )
-    }
+    ):
+        done.add((request_id, point))
+        reached[request_id] = max(at, reached.get(request_id, at))
     db.session.commit()  # end the read; each request is its own transaction
     queued = []
     for plan in plans:
         try:
             start = start_of(plan.consulted_on, plan.procedure_date)
+            after = reached.get(plan.request_id)
             due = [
                 (point, at)
                 for point in points
-                if (at := due_at(start, point, tz)) <= now and (plan.request_id, point) not in done
+                if (at := due_at(start, point, tz)) <= now
+                and (plan.request_id, point) not in done
+                and (after is None or at > after)
             ]
             later = [due_at(start, point, tz) for point in points]
             next_at = min((at for at in later if at > now), default=None)
@@ -304,6 +315,18 @@ def _invite(
     send = now < latest_at + link_days
     email = None
     try:
+        if send:
+            # A time point the clinic added between two others can fall due while the
+            # earlier one's link still works: it closes, one questionnaire open at a time.
+            db.session.execute(
+                update(FollowUp)
+                .where(
+                    FollowUp.request_id == plan.request_id,
+                    FollowUp.answered_at.is_(None),
+                    FollowUp.expires_at > now,
+                )
+                .values(expires_at=now)
+            )
         for point, at in due:
             sending = send and point == latest_point
             follow_up = FollowUp(
