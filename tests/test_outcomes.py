@@ -1015,6 +1015,35 @@ def test_an_open_questionnaire_closes_for_a_patient_no_longer_to_be_contacted(
         )
 
 
+@pytest.mark.parametrize("why", ["deceased", "contact consent withdrawn"])
+def test_a_patient_no_longer_to_be_contacted_is_not_counted_as_waiting(
+    app: Flask, client: FlaskClient, why: str
+) -> None:
+    """Their link answers no more (``can_answer``), whatever its expiry says: the results,
+    the coordinators' lists and the record agree that the questionnaire is closed, and an
+    unanswered one is left out rather than counted a non-response (nobody is to chase
+    them, and they are no longer followed up)."""
+    from booking.outcomes.progress import OPEN, UNANSWERED, follow_up_list
+
+    with app.app_context():
+        consultation = _completed()
+        start = _start(consultation.id)
+        sent = schedule.due_at(start, "6w", BERLIN)
+        send_due_followups(now=sent)
+        if why == "deceased":
+            mark_deceased(consultation, staff_user(make_staff("admin").email))
+        else:
+            assert withdraw_contact_consent(consultation)
+        reference = consultation.reference
+        soon = sent + timedelta(days=1)  # the link's expiry is weeks away
+        assert response_counts(start - timedelta(days=1), now=soon) == {}
+        _rows, counts = follow_up_list(OPEN, soon)
+        assert counts[OPEN] == 0 and counts[UNANSWERED] == 0
+    AuthActions(client).login("coordinator")
+    record = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert "not answered" in record and "sent, waiting" not in record
+
+
 @pytest.mark.parametrize("field", ["back_pain_now", "odi_lifting", "gpe"])
 def test_an_answer_of_spaces_is_refused_on_its_field(
     app: Flask, client: FlaskClient, field: str

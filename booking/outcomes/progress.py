@@ -29,9 +29,9 @@ from booking.outcomes.labels import (
     point_label,
 )
 from booking.outcomes.models import PLAN_GROUP, FollowUp, OutcomeSettings, TreatmentPlan
-from booking.outcomes.services import default_settings
+from booking.outcomes.services import can_answer, default_settings
 from booking.requests import instruments
-from booking.requests.models import ConsultationRequest, MedicalHistory, Patient
+from booking.requests.models import ConsultationRequest, MedicalHistory, may_be_contacted
 from booking.timeutil import to_clinic_tz
 
 # A baseline given longer than this before the treatment started is flagged on the record:
@@ -213,7 +213,9 @@ def _column(follow_up: FollowUp, now: datetime) -> Column:
         state = "missed"
     elif follow_up.plan.followups_stopped_at is not None:
         state = "stopped"  # the patient stopped the questionnaires: its link answers no more
-    elif follow_up.expires_at is not None and now < follow_up.expires_at:
+    elif can_answer(follow_up, now):
+        # Not "waiting" for a patient marked deceased or who withdrew their consent to be
+        # contacted: their link answers no more either.
         state = "waiting"
     else:
         state = "unanswered"
@@ -348,10 +350,12 @@ def follow_up_list(show: str, now: datetime) -> tuple[list[FollowUpRow], dict[st
     """The follow-ups sent in the last ``LIST_DAYS`` that ``show`` asks for (newest first, at
     most ``LIST_ROWS``): answered "much worse" or "worse than ever", sent and never answered
     (the link expired, or the patient stopped the questionnaires), link still open, or
-    answered; and how many there are of each. A patient since marked deceased is in no list
-    of the unanswered (nobody should chase them), as in the results' response rate."""
+    answered; and how many there are of each. A patient since marked deceased, or who
+    withdrew their consent to be contacted, is in no list of the unanswered (nobody should
+    chase them, and their link answers no more: ``can_answer``), as in the results' response
+    rate."""
     stopped = TreatmentPlan.followups_stopped_at.is_not(None)
-    unanswered = FollowUp.answered_at.is_(None) & Patient.deceased_at.is_(None)
+    unanswered = FollowUp.answered_at.is_(None) & may_be_contacted()
     closed = (FollowUp.expires_at <= now) | stopped
     conditions = {
         WORSE: FollowUp.gpe.in_(sorted(GPE_WORSE)),
@@ -365,7 +369,6 @@ def follow_up_list(show: str, now: datetime) -> tuple[list[FollowUpRow], dict[st
         return (
             stmt.join(TreatmentPlan, TreatmentPlan.request_id == FollowUp.request_id)
             .join(ConsultationRequest, ConsultationRequest.id == FollowUp.request_id)
-            .join(Patient, Patient.id == ConsultationRequest.patient_id)
             .where(FollowUp.sent_at.is_not(None), FollowUp.sent_at >= since)
         )
 

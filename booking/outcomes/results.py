@@ -58,6 +58,7 @@ from booking.requests.models import (
     Patient,
     RequestDiagnosis,
     RequestStatus,
+    may_be_contacted,
 )
 from booking.staff.models import StaffUser
 from booking.timeutil import add_months, clinic_today, now_utc, to_clinic_tz
@@ -367,8 +368,10 @@ def response_counts(since: date, now: datetime | None = None) -> dict[str, list[
     """``[sent, still open, answered]`` per time point. The response rate is answered of the
     invitations closed (answered, or their link expired, or the patient stopped the
     questionnaires): one still open is not yet a non-response. An unanswered invitation to a
-    patient since marked deceased is left out, and a time point missed while the worker was
-    down was never sent and is not counted."""
+    patient since marked deceased, or who withdrew their consent to be contacted, is left out:
+    their link answers no more (``can_answer``), and they are no longer followed up, as a
+    study leaves out of its follow-up rate those who died or withdrew. A time point missed
+    while the worker was down was never sent and is not counted."""
     now = now or now_utc()
     unanswered = FollowUp.answered_at.is_(None)
     stopped = select(TreatmentPlan.request_id).where(
@@ -385,11 +388,10 @@ def response_counts(since: date, now: datetime | None = None) -> dict[str, list[
                 func.count(FollowUp.answered_at),
             )
             .join(ConsultationRequest, ConsultationRequest.id == FollowUp.request_id)
-            .join(Patient, Patient.id == ConsultationRequest.patient_id)
             .where(
                 FollowUp.sent_at.is_not(None),
                 FollowUp.request_id.in_(_cohort(since)),
-                or_(~unanswered, Patient.deceased_at.is_(None)),
+                or_(~unanswered, may_be_contacted()),
             )
             .group_by(FollowUp.point)
         ).tuples()
