@@ -739,6 +739,21 @@ def test_the_registry_export_is_pseudonymised_and_reads_back_with_its_bom(
         assert [event.details for event in exports] == [{"months": 12, "rows": 3}] * 2
 
 
+def test_the_registry_export_uses_the_clinics_separator(app: Flask) -> None:
+    """A spreadsheet set to German or Spanish reads ";" as its list separator: with "," every
+    row landed in one cell, as the queue's export once did. A cell holding the separator (the
+    diagnoses' list) is quoted and reads back whole."""
+    app.config["EXPORT_CSV_DELIMITER"] = ";"
+    with app.app_context():
+        _treated(Plan.PHYSIOTHERAPY, 1, diagnoses=("sciatica", "spinal_stenosis"))
+        text = results.export_registry(12, staff_user(make_staff("coordinator").email))
+    heading, line = text.lstrip("\ufeff").splitlines()[:2]
+    assert heading.startswith("registry_code;time_point;") and "," not in heading
+    [row] = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff")), delimiter=";"))
+    assert row["time_point"] == "3m" and row["diagnoses"] == "sciatica;spinal_stenosis"
+    assert '"sciatica;spinal_stenosis"' in line
+
+
 # ---- the public sentence ------------------------------------------------------------------------
 
 

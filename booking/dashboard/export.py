@@ -19,10 +19,9 @@ from booking.requests import history, instruments, triage
 from booking.requests.lifecycle import status_label
 from booking.requests.models import ConsultationRequest, MedicalHistory
 from booking.scheduling.visits import MODE_LABELS, visit_is_remote
+from booking.spreadsheet import BOM
 from booking.templating import choice_label, choice_labels
 from booking.timeutil import to_clinic_tz
-
-BOM = "\ufeff"
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
 # Skipped by a spreadsheet before it looks for a formula's first character.
@@ -152,21 +151,6 @@ def _instrument_scores(h: MedicalHistory | None) -> list[object]:
             band = instrument.band_labels.get(outcome.band, outcome.band)
             cells += [outcome.sections_answered, outcome.points, outcome.percent, str(band)]
     return cells
-
-
-DELIMITERS = {",": ",", ";": ";", "tab": "\t"}
-
-
-def delimiter(setting: str) -> str:
-    """The cell separator ``EXPORT_CSV_DELIMITER`` names: a spreadsheet opens a CSV file
-    with its language's list separator, which is ";" where the decimal mark is a comma
-    (German, Spanish, French): with "," there, every row lands in one cell."""
-    try:
-        return DELIMITERS[setting.strip().lower()]
-    except KeyError:
-        raise RuntimeError(
-            f"EXPORT_CSV_DELIMITER must be ',', ';' or 'tab', not {setting!r}"
-        ) from None
 
 
 def csv_head(separator: str = ",") -> str:

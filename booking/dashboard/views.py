@@ -26,7 +26,7 @@ from werkzeug.wrappers import Response
 
 from booking.audit.services import record_refused_access
 from booking.dashboard import queries, services, summary
-from booking.dashboard.export import csv_head, csv_rows, delimiter
+from booking.dashboard.export import csv_head, csv_rows
 from booking.dashboard.forms import (
     ActionForm,
     AskForm,
@@ -58,6 +58,7 @@ from booking.requests.models import OPEN_STATUSES, ConsultationRequest, RequestS
 from booking.requests.queries import can_see
 from booking.scheduling.models import AppointmentType, Location
 from booking.scheduling.services import active_appointment_types, active_locations
+from booking.spreadsheet import delimiter
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole, StaffUser
 from booking.staff.services import active_specialists, list_staff

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import and_, case, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -60,6 +61,7 @@ from booking.requests.models import (
     RequestStatus,
     may_be_contacted,
 )
+from booking.spreadsheet import BOM, delimiter
 from booking.staff.models import StaffUser
 from booking.timeutil import add_months, clinic_today, now_utc, to_clinic_tz
 
@@ -689,8 +691,11 @@ def _registry_csv(months: int) -> tuple[str, int]:
         diagnoses.setdefault(request_id, []).append(code)
     codes = registry_codes({row[3] for row in rows})
     out = io.StringIO()
-    out.write("\ufeff")  # a byte-order mark, as the dashboard's export: Excel reads UTF-8
-    writer = csv.writer(out, lineterminator="\r\n")
+    out.write(BOM)  # as the queue's export: Excel reads UTF-8
+    # The clinic's separator, as the queue's export: with "," a spreadsheet in German or
+    # Spanish puts every row in one cell.
+    separator = delimiter(current_app.config["EXPORT_CSV_DELIMITER"])
+    writer = csv.writer(out, delimiter=separator, lineterminator="\r\n")
     writer.writerow(REGISTRY_COLUMNS)
     for plan, follow_up, baseline, patient_id, born, sent_at in rows:
         start = plan.procedure_date or plan.consulted_on
