@@ -13,6 +13,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import delete, func, insert, select, update
+from werkzeug.test import TestResponse
 
 from booking.audit.models import AuditEvent
 from booking.extensions import db
@@ -37,7 +38,7 @@ from booking.outcomes.services import (
 from booking.requests.models import ConsultationRequest, Patient, RequestStatus
 from booking.timeutil import clinic_today, now_utc, to_clinic_tz
 from tests.factories import make_request, make_staff, staff_user
-from tests.support import AuthActions, csrf_token, sql_statements
+from tests.support import CSRF_RE, AuthActions, csrf_token, sql_statements
 from tests.test_outcomes import BERLIN, _completed, _invitations, _start
 
 ODI = m.Threshold(m.DEFAULT_ODI_POINTS, m.DEFAULT_RELATIVE_PERCENT)
@@ -669,14 +670,59 @@ def test_specialists_and_visitors_are_refused_the_outcomes_and_the_export(
 ) -> None:
     with app.app_context():
         make_staff("specialist", "weber@example.com")
-    for path in ("/staff/outcomes", "/staff/outcomes/registry.csv", "/staff/outcomes/settings"):
+    export = "/staff/outcomes/registry.csv"
+    for path in ("/staff/outcomes", "/staff/outcomes/settings"):
         assert client.get(path).headers["Location"].startswith("/staff/login")
+    token = {"csrf_token": csrf_token(client, "/staff/login")}
+    assert client.post(export, data=token).headers["Location"].startswith("/staff/login")
     AuthActions(client).login("specialist")
-    for path in ("/staff/outcomes", "/staff/outcomes/registry.csv", "/staff/outcomes/settings"):
+    for path in ("/staff/outcomes", "/staff/outcomes/settings"):
         assert client.get(path).status_code == 403
+    assert (
+        client.post(export, data={"csrf_token": csrf_token(client, "/staff/calendar")}).status_code
+        == 403
+    )
     assert 'href="/staff/outcomes"' not in client.get("/staff/queue").get_data(as_text=True)
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(RegistryCode)) == 0
+
+
+def _export(client: FlaskClient, months: int = 12) -> TestResponse:
+    """Press the results page's export button, as a browser does: a post with its token."""
+    page = client.get(f"/staff/outcomes?months={months}").get_data(as_text=True)
+    form = page[page.index('action="/staff/outcomes/registry.csv') :]
+    action = form[len('action="') : form.index('"', len('action="'))].replace("&amp;", "&")
+    token = CSRF_RE.search(form)
+    assert token, "no CSRF token in the export's form"
+    return client.post(action, data={"csrf_token": token.group(1)})
+
+
+def test_another_sites_link_to_the_registry_export_writes_nothing(
+    app: Flask, client: FlaskClient
+) -> None:
+    """The export makes each new patient's registry code and an audit event: a link or an
+    image on another site, followed by a signed-in coordinator's browser, must not. A GET is
+    refused (405), and so is a post without the page's token (400); the button works."""
+    with app.app_context():
+        make_staff("coordinator", "coord@example.com")
+        _treated(Plan.PHYSIOTHERAPY, 2)
+    AuthActions(client).login("coordinator")
+    assert client.get("/staff/outcomes/registry.csv?months=12").status_code == 405
+    assert client.post("/staff/outcomes/registry.csv?months=12").status_code == 400
+
+    def written() -> tuple[int, int]:
+        with app.app_context():
+            codes = db.session.scalar(select(func.count()).select_from(RegistryCode))
+            events = db.session.scalar(
+                select(func.count())
+                .select_from(AuditEvent)
+                .where(AuditEvent.action == "outcomes_exported")
+            )
+            return codes, events
+
+    assert written() == (0, 0)
+    assert _export(client).status_code == 200
+    assert written() == (2, 1)
 
 
 def test_the_registry_export_is_pseudonymised_and_reads_back_with_its_bom(
@@ -695,7 +741,7 @@ def test_the_registry_export_is_pseudonymised_and_reads_back_with_its_bom(
             other_history="Works at the Prado",
         )
     AuthActions(client).login("coordinator")
-    response = client.get("/staff/outcomes/registry.csv")
+    response = _export(client)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/csv")
     assert response.data.startswith(b"\xef\xbb\xbf")
@@ -722,11 +768,7 @@ def test_the_registry_export_is_pseudonymised_and_reads_back_with_its_bom(
     codes = [row["registry_code"] for row in rows]
     assert len(set(codes)) == 3 and all(len(code) == 12 for code in codes)
     # The same code in every export, stored once per patient.
-    again = list(
-        csv.DictReader(
-            io.StringIO(client.get("/staff/outcomes/registry.csv").data.decode("utf-8-sig"))
-        )
-    )
+    again = list(csv.DictReader(io.StringIO(_export(client).data.decode("utf-8-sig"))))
     assert sorted(row["registry_code"] for row in again) == sorted(codes)
     with app.app_context():
         stored = dict(

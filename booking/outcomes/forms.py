@@ -133,6 +133,12 @@ class RefreshForm(BaseForm):
     """Count the outcomes afresh now: the CSRF token only."""
 
 
+class RegistryExportForm(BaseForm):
+    """The registry export: the CSRF token only. The export writes (each new patient's
+    registry code, an audit event), so it is a deliberate post, never a link another site
+    could have a signed-in browser follow (as the privacy export)."""
+
+
 def _finite(_form: object, field: DecimalField) -> None:
     """A number, not "NaN", "Infinity" or "sNaN": Python reads them as decimals, and a
     signalling NaN stops the range check with an error instead of a message."""

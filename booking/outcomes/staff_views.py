@@ -4,14 +4,14 @@ in English (the patient's follow-up pages are in ``views``)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from booking.outcomes import progress, services
 from booking.outcomes import results as results_service
-from booking.outcomes.forms import OutcomeSettingsForm, RefreshForm
+from booking.outcomes.forms import OutcomeSettingsForm, RefreshForm, RegistryExportForm
 from booking.outcomes.labels import point_label
 from booking.outcomes.progress import threshold_notes
 from booking.requests.lifecycle import WorkflowError
@@ -70,6 +70,7 @@ def results() -> str:
         notes=threshold_notes(services.settings()),
         point_labels={point: point_label(point) for point in found.points},
         refresh_form=RefreshForm(),
+        export_form=RegistryExportForm(),
         refresh_minutes=results_service.SNAPSHOT_MINUTES,
         max_age_minutes=int(results_service.SNAPSHOT_MAX_AGE.total_seconds() // 60),
     )
@@ -108,10 +109,14 @@ def refresh() -> Response:
     return redirect(url_for(".results", months=months, point=point), code=303)
 
 
-@bp.get("/registry.csv")
+@bp.post("/registry.csv")
 @roles_required(StaffRole.ADMIN, StaffRole.COORDINATOR)
 def export_csv() -> Response:
-    """The pseudonymised registry export of the period's answered follow-ups; audited."""
+    """The pseudonymised registry export of the period's answered follow-ups; audited. A
+    post with the page's CSRF token: it writes, so another site's link (a GET, or a post
+    without the token) must not make it."""
+    if not RegistryExportForm().validate_on_submit():
+        abort(400)
     months = results_service.period_months(request.args.get("months"))
     body = results_service.export_registry(months, current_user)
     response = Response(body.encode("utf-8"), content_type="text/csv; charset=utf-8")
