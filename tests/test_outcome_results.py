@@ -591,6 +591,27 @@ def test_the_page_reads_the_kept_counts_until_they_are_counted_again(
     assert "<td>14</td><td>11</td>" in _row(page, "by-plan-group", "Minimally invasive surgery")
 
 
+def test_a_time_point_the_period_cannot_have_reached_says_so(
+    app: Flask, client: FlaskClient
+) -> None:
+    """Treatments started in the last 12 months reach 12 months today at the earliest: the
+    page says why there are no answers at that time point, rather than only "No patient
+    answered", and points to a longer period."""
+    with app.app_context():
+        make_staff("coordinator", "coord@example.com")
+        _treated(Plan.MINIMALLY_INVASIVE, 9, 3)
+        reached = schedule.due_day(results.since_for(12), "12m")
+        today = clinic_today()
+    AuthActions(client).login("coordinator")
+    page = client.get("/staff/outcomes?months=12&point=12m").get_data(as_text=True)
+    if reached >= today:  # every day but 29 February, when 12 months back is 28 February
+        assert 'id="too-soon"' in page
+        assert "Treatments started in the last 12 months reach 12 months on" in page
+        assert "Choose a longer period to see them." in page
+    for other in ("months=24&point=12m", "months=12&point=3m"):
+        assert 'id="too-soon"' not in client.get(f"/staff/outcomes?{other}").get_data(True)
+
+
 def test_new_thresholds_are_counted_at_once(app: Flask, client: FlaskClient) -> None:
     with app.app_context():
         admin = make_staff("admin", "admin@example.com").email

@@ -49,7 +49,7 @@ from booking.outcomes.models import (
     TreatmentPlan,
 )
 from booking.outcomes.progress import thresholds
-from booking.outcomes.schedule import parse_point
+from booking.outcomes.schedule import due_day, parse_point
 from booking.outcomes.services import settings
 from booking.requests import history as intake
 from booking.requests import instruments
@@ -142,6 +142,9 @@ class Results:
     by_plan: list[GroupShare]
     by_diagnosis: list[GroupShare]
     by_specialist: list[GroupShare]
+    # The day the period's earliest treatments reach the time point, when that is today or
+    # later (12 months in the last 12 months): there can be no answers at it yet.
+    reached_on: date | None = None
 
 
 def since_for(months: int, today: date | None = None) -> date:
@@ -520,9 +523,14 @@ def clinic_results(months: int, point: str | None = None, *, fresh: bool = False
         {key: str(label) for key, label in PLAN_GROUP_LABELS.items()},
         [group.value for group in PlanGroup],
     )
+    since = since_for(months)
+    # Said on the page rather than counted otherwise: the period is the treatments' start,
+    # the same for every time point and the response rate; "No patient answered" alone
+    # reads as a failure of the follow-ups.
+    reached = due_day(since, point)
     return Results(
         months=months,
-        since=since_for(months),
+        since=since,
         point=point,
         point_label=point_label(point),
         points=points,
@@ -541,6 +549,7 @@ def clinic_results(months: int, point: str | None = None, *, fresh: bool = False
         ),
         by_diagnosis=tally.shares(BY_DIAGNOSIS, diagnosis_labels),
         by_specialist=tally.shares(BY_SPECIALIST, specialist_labels),
+        reached_on=reached if reached >= clinic_today() else None,
     )
 
 
