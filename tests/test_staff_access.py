@@ -87,6 +87,7 @@ ACCESS: dict[str, Access] = {
     "dashboard.queue": EVERY_ROLE,
     "calendar.view": EVERY_ROLE,
     "staff.logout": EVERY_ROLE,
+    "staff.keep_alive": EVERY_ROLE,
     "staff.two_factor_setup": EVERY_ROLE,
     "dashboard.record": EVERY_ROLE_ASSIGNED,
     "dashboard.document": EVERY_ROLE_ASSIGNED,
