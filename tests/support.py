@@ -781,14 +781,14 @@ def clock_change_ahead(month: int = 3, after: date | None = None) -> date:
 
 
 @contextmanager
-def booking_warnings(caplog: Any) -> Iterator[None]:
-    """``caplog`` sees the app's warnings, however the test is ordered: the first app not
-    in testing mode gives the "booking" logger a handler of its own and stops it passing
-    records up to the root logger, where ``caplog`` listens."""
+def booking_warnings(caplog: Any, level: int = logging.WARNING) -> Iterator[None]:
+    """``caplog`` sees the app's warnings (or its lines from ``level`` up), however the test
+    is ordered: the first app not in testing mode gives the "booking" logger a handler of its
+    own and stops it passing records up to the root logger, where ``caplog`` listens."""
     logger = logging.getLogger("booking")
     logger.addHandler(caplog.handler)
     try:
-        with caplog.at_level(logging.WARNING):
+        with caplog.at_level(level), caplog.at_level(level, logger="booking"):
             yield
     finally:
         logger.removeHandler(caplog.handler)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 import zipfile
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
+from booking.accesslog import RedactingFilter
 from booking.audit.models import AuditEvent
 from booking.dashboard import services as workflow
 from booking.documents.models import Document
@@ -52,6 +54,7 @@ from tests.support import (
     AuthActions,
     Clinic,
     answer_red_flags,
+    booking_warnings,
     csrf_token,
     page_token,
     pdf_bytes,
@@ -493,6 +496,31 @@ def test_erasure_removes_every_row_and_file_and_leaves_other_patients(
     assert_no_personal_data(event)
     assert admin_client.get(f"/staff/admin/privacy/{first}").status_code == 404
     assert admin_client.get(f"/staff/requests/{second}").status_code == 404
+
+
+def _logged(caplog: pytest.LogCaptureFixture, prefix: str) -> list[str]:
+    """The app's log lines starting with ``prefix``, as its handler writes them (through
+    the filter that redacts secrets). A record reaches ``caplog`` once or twice (see
+    ``booking_warnings``): each counts once."""
+    lines = []
+    for record in {id(record): record for record in caplog.records}.values():
+        if record.name.startswith("booking") and record.getMessage().startswith(prefix):
+            RedactingFilter().filter(record)
+            lines.append(record.getMessage())
+    return lines
+
+
+def test_an_erasure_is_logged_with_its_references(
+    admin_client: FlaskClient, clinic: Patients, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The log, kept outside the database, names what was erased: after a restore from an
+    older backup it is the list of erasures to apply again (docs/data-protection.md)."""
+    first, second = clinic.erika
+    with booking_warnings(caplog, logging.INFO):
+        assert erase(admin_client, first, first).status_code == 302
+    (line,) = _logged(caplog, "patient erased:")
+    assert first in line and second in line
+    assert "erika" not in line.lower() and clinic.other not in line
 
 
 def _erase_and_deliver_the_confirmation(
@@ -974,6 +1002,18 @@ def test_retention_purges_only_closed_requests_past_the_period(
         again = privacy.purge_expired()
     assert again.counts.requests == 0
     assert snapshot(app, upload_dir) == before
+
+
+def test_a_retention_purge_is_logged_with_its_references(
+    app: Flask, retention_clinic: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """One line per batch, naming its references (as an erasure's line does)."""
+    with booking_warnings(caplog, logging.INFO), app.app_context():
+        privacy.purge_expired(batch_size=1)
+    lines = _logged(caplog, "retention: purged")
+    assert len(lines) == 2
+    assert retention_clinic["due_a"] in lines[0] and retention_clinic["due_b"] in lines[1]
+    assert not any(retention_clinic["recent"] in line for line in lines)
 
 
 def test_the_daily_task_runs_the_retention(

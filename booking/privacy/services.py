@@ -404,7 +404,16 @@ def erase_patient(reference: str, confirmation: str, actor: StaffUser) -> Erasur
     except BaseException:
         db.session.rollback()
         raise
-    log.info("patient erased: %s requests, %s documents", counts.requests, counts.documents)
+    # The references go to the log as well as to the audit trail: the log is kept outside the
+    # database, so after a restore from a backup older than this erasure it is what tells the
+    # operators which erasures to apply again (docs/data-protection.md). A reference is a
+    # random code that nothing links to a person once the erasure is done.
+    log.info(
+        "patient erased: %s requests, %s documents (references: %s)",
+        counts.requests,
+        counts.documents,
+        ", ".join(references),
+    )
     if confirmation is not None:
         enqueue_delivery([confirmation.id])
     _removed, pending = remove_queued_files()
@@ -589,7 +598,12 @@ def purge_expired(
             raise
         result.references += references
         result.counts.add(counts)
-        log.info("retention: purged %s requests", counts.requests)
+        # References logged for the same reason as an erasure's (see erase_patient).
+        log.info(
+            "retention: purged %s requests (references: %s)",
+            counts.requests,
+            ", ".join(references),
+        )
         removed, result.files_pending = remove_queued_files()
         result.files_removed += removed
     removed, result.files_pending = remove_queued_files()
