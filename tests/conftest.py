@@ -29,6 +29,7 @@ from werkzeug.routing import Rule
 
 from booking import create_app
 from booking.extensions import db
+from booking.health.checks import read_migrations
 from tests.factories import make_appointment_type, make_hours, make_location, make_staff
 from tests.smtp import SmtpServer
 from tests.support import Account, AuthActions, Clinic, Staff
@@ -128,6 +129,23 @@ def _compile_each_url_builder_once() -> None:
 _compile_each_url_builder_once()
 
 
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def stamp_head(app: Flask) -> None:
+    """Mark the test database as migrated to the code's head, as ``flask db upgrade`` would
+    have: its tables come from ``db.create_all``, which ``tests/test_migrations.py`` checks
+    builds the same schema. Readiness reports a database without it as not migrated."""
+    (head,) = read_migrations(str(MIGRATIONS)).heads
+    with app.app_context(), db.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE IF NOT EXISTS alembic_version "
+            "(version_num VARCHAR(32) NOT NULL PRIMARY KEY)"
+        )
+        conn.exec_driver_sql("DELETE FROM alembic_version")
+        conn.execute(sa.text("INSERT INTO alembic_version VALUES (:head)"), {"head": head})
+
+
 @pytest.fixture(scope="session")
 def sqlite_schema(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty SQLite database with the whole schema, made once per test process by the app
@@ -137,6 +155,8 @@ def sqlite_schema(tmp_path_factory: pytest.TempPathFactory) -> Path:
     app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}"})
     with app.app_context():
         db.create_all()
+    stamp_head(app)
+    with app.app_context():
         db.engine.dispose()
     return path
 
@@ -178,6 +198,7 @@ def app(app_settings: dict[str, Any], request: pytest.FixtureRequest) -> Iterato
     if not copied:
         with app.app_context():
             db.create_all()
+        stamp_head(app)
     yield app
     with app.app_context():
         db.session.remove()

@@ -3,6 +3,7 @@ queue's storage and a recent worker heartbeat, and names whatever fails."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -10,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from alembic.script import ScriptDirectory
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -17,6 +20,7 @@ from booking import create_app
 from booking.extensions import db
 from booking.health.checks import HEARTBEAT_KEY, record_heartbeat
 from booking.timeutil import now_utc
+from tests.conftest import MIGRATIONS
 from tests.smtp import free_port
 from tests.support import running_clamd, start_worker, stop_worker, wait_until
 
@@ -69,6 +73,7 @@ def test_ready_after_the_heartbeat_task_runs(app: Flask, client: FlaskClient) ->
         "status": "ready",
         "checks": {
             "database": "ok",
+            "schema": "ok",
             "queue": "ok",
             "worker_heartbeat": "ok",
             "virus_scanner": "skipped",
@@ -89,6 +94,7 @@ def test_stale_heartbeat_is_503_naming_it(app: Flask, client: FlaskClient) -> No
     assert body["failing"] == ["worker_heartbeat"]
     assert body["checks"] == {
         "database": "ok",
+        "schema": "ok",
         "queue": "ok",
         "worker_heartbeat": "stale",
         "virus_scanner": "skipped",
@@ -147,6 +153,7 @@ def test_database_down_is_503_naming_the_database(
     assert body["failing"] == ["database"]
     assert body["checks"] == {
         "database": "unavailable",
+        "schema": "unknown",
         "queue": "ok",
         "worker_heartbeat": "ok",
         "virus_scanner": "skipped",
@@ -159,6 +166,74 @@ def test_database_down_is_503_naming_the_database(
     assert client.get("/health/live").status_code == 200
 
 
+def _set_schema_version(app: Flask, *versions: str) -> None:
+    with app.app_context(), db.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM alembic_version"))
+        for version in versions:
+            conn.execute(sa.text("INSERT INTO alembic_version VALUES (:v)"), {"v": version})
+
+
+def test_a_database_a_migration_behind_is_503_naming_the_schema(
+    app: Flask, client: FlaskClient
+) -> None:
+    """A release started before ``flask db upgrade``: its pages would fail on what the last
+    migration adds, so it takes no traffic."""
+    _beat(app, 0)
+    assert _ready(client)[1]["checks"]["schema"] == "ok"
+    script = ScriptDirectory(str(MIGRATIONS))
+    (head,) = script.get_heads()
+    previous = script.get_revision(head).down_revision
+    assert isinstance(previous, str)
+    _set_schema_version(app, previous)
+    status, body = _ready(client)
+    assert status == 503
+    assert body["failing"] == ["schema"]
+    assert body["checks"]["schema"] == "outdated"
+    assert body["checks"]["outbox"] == "unknown"  # its table may not be what the code reads
+    assert previous not in json.dumps(body)  # revisions go to the log only
+    # Migrated: ready again, without a restart.
+    _set_schema_version(app, head)
+    assert _ready(client)[0] == 200
+
+
+def test_a_database_never_migrated_is_503_naming_the_schema(
+    make_app: Callable[[dict[str, Any]], Flask], tmp_path: Path
+) -> None:
+    """A database with no tables at all answers ``SELECT 1`` like any other."""
+    app = make_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'empty.sqlite3'}",
+            "UPLOAD_DIR": str(tmp_path / "uploads"),
+        }
+    )
+    _beat(app, 0)
+    status, body = _ready(app.test_client())
+    assert status == 503
+    assert body["failing"] == ["schema"]
+    assert body["checks"]["database"] == "ok" and body["checks"]["schema"] == "missing"
+
+
+def test_no_schema_version_on_the_test_database_is_missing(app: Flask, client: FlaskClient) -> None:
+    _beat(app, 0)
+    _set_schema_version(app)
+    status, body = _ready(client)
+    assert status == 503 and body["checks"]["schema"] == "missing"
+    with app.app_context(), db.engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE alembic_version"))
+    status, body = _ready(client)
+    assert status == 503 and body["checks"]["schema"] == "missing"
+    assert body["checks"]["database"] == "ok"  # the failed read did not spoil the connection
+
+
+def test_a_database_migrated_past_this_code_stays_ready(app: Flask, client: FlaskClient) -> None:
+    """A rolling restart: the new release migrated the database, and this server, still on
+    the old code, keeps serving until its turn (docs/production.md)."""
+    _beat(app, 0)
+    _set_schema_version(app, "f00dfeedbeef")  # a revision this code does not know
+    status, body = _ready(client)
+    assert status == 200 and body["checks"]["schema"] == "newer"
+
+
 def test_queue_storage_down_is_503_naming_the_queue(
     app: Flask, make_app: Callable[[dict[str, Any]], Flask], app_settings: dict[str, Any]
 ) -> None:
@@ -169,6 +244,7 @@ def test_queue_storage_down_is_503_naming_the_queue(
     assert body["failing"] == ["queue"]
     assert body["checks"] == {
         "database": "ok",
+        "schema": "ok",
         "queue": "unavailable",
         "worker_heartbeat": "unknown",
         "virus_scanner": "skipped",
@@ -178,7 +254,9 @@ def test_queue_storage_down_is_503_naming_the_queue(
 
 
 def test_plain_http_probe_works_when_https_is_forced(
-    make_app: Callable[[dict[str, Any]], Flask], app_settings: dict[str, Any]
+    app: Flask,  # makes the database (migrated) the test's own app reads
+    make_app: Callable[[dict[str, Any]], Flask],
+    app_settings: dict[str, Any],
 ) -> None:
     app_settings.update(FORCE_HTTPS=True, TRUSTED_PROXIES=1)
     app = make_app(app_settings)
@@ -201,6 +279,7 @@ def application_limit(app_settings: dict[str, Any]) -> Iterator[str]:
 
 
 def test_health_endpoints_are_not_rate_limited(
+    app: Flask,  # makes the database (migrated) the test's own app reads
     make_app: Callable[[dict[str, Any]], Flask],
     app_settings: dict[str, Any],
     application_limit: str,
@@ -215,6 +294,7 @@ def test_health_endpoints_are_not_rate_limited(
 
 @pytest.mark.slow
 def test_a_starting_worker_writes_a_heartbeat(
+    app: Flask,  # makes the database (migrated) the test's own app reads
     make_app: Callable[[dict[str, Any]], Flask],
     app_settings: dict[str, Any],
     tmp_path: Path,
@@ -254,7 +334,10 @@ def test_a_starting_worker_writes_a_heartbeat(
 
 
 def test_a_silent_virus_scanner_is_reported_without_failing_readiness(
-    make_app: Callable[[dict[str, Any]], Flask], app_settings: dict[str, Any], tmp_path: Path
+    app: Flask,  # makes the database (migrated) the test's own app reads
+    make_app: Callable[[dict[str, Any]], Flask],
+    app_settings: dict[str, Any],
+    tmp_path: Path,
 ) -> None:
     """Uploads need clamd; nothing else does, and one clamd may serve every server: its
     absence is named under "degraded" for monitoring, and the server stays ready."""

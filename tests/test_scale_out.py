@@ -498,6 +498,7 @@ def _run(cluster: Cluster, smtp: SmtpServer) -> None:
         )
         assert answer.json()["checks"] == {
             "database": "ok",
+            "schema": "ok",
             "queue": "ok",
             "worker_heartbeat": "ok",
             "virus_scanner": "ok",
@@ -566,6 +567,7 @@ def _run(cluster: Cluster, smtp: SmtpServer) -> None:
         assert body["failing"] == ["worker_heartbeat"]
         assert body["checks"] == {
             "database": "ok",
+            "schema": "ok",
             "queue": "ok",
             "worker_heartbeat": "stale",
             "virus_scanner": "ok",

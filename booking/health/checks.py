@@ -11,6 +11,14 @@ a word; exception messages (which may carry host names or user names) only go to
 The virus scanner (clamd) is reported too, but never makes a server unready: while it is down
 uploads are refused or held (``CLAMAV_WHEN_DOWN``) and everything else works, and with one
 clamd shared by every server, failing readiness would take the whole site down for it.
+The database must also have the schema this code was written for: its ``alembic_version``
+must be the migrations folder's head (read once per process, when the app is made). A
+database never migrated, or one or more migrations behind (a release installed and started
+before ``flask db upgrade``), is not ready: every page that reads a new table or column
+would fail. A database *ahead* of the code (a revision the folder does not know) is the
+rolling restart of a release: the migration ran, the old code keeps serving until its
+server restarts (docs/production.md), so that counts as ready (``newer``).
+
 So is the outbox: an email waiting longer than ``HEALTH_OUTBOX_MAX_AGE_SECONDS`` (the mail
 server refusing or down, the workers too few or stuck) or one failed for good in the last
 day. This app server can still take requests (their emails wait in the outbox), so taking
@@ -24,8 +32,11 @@ import logging
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
 
-from flask import current_app
+from alembic.script import ScriptDirectory
+from flask import Flask, current_app
 from huey import Huey
 from huey.constants import EmptyData
 from sqlalchemy import func, select
@@ -40,6 +51,11 @@ log = logging.getLogger(__name__)
 HEARTBEAT_KEY = "spineconsult.worker_heartbeat"
 DATABASE, QUEUE, HEARTBEAT, SCANNER = "database", "queue", "worker_heartbeat", "virus_scanner"
 OUTBOX = "outbox"
+SCHEMA = "schema"
+MIGRATIONS_KEY = "spineconsult.migrations"  # app.extensions: the code's Migrations
+# States that never fail readiness: "unknown" is not checked because what it depends on
+# failed (and is named already); "newer" is a schema migrated past this code (see above).
+PASSING = frozenset({"ok", "skipped", "unknown", "newer"})
 # Reported, never failing readiness (see above).
 ADVISORY = frozenset({SCANNER, OUTBOX})
 # An execution option for a read that must never wait behind a writer: on SQLite, where
@@ -57,11 +73,10 @@ class Readiness:
 
     @property
     def failing(self) -> list[str]:
-        # "unknown": not checked because what it depends on failed (and is named already).
         return [
             name
             for name, state in self.checks.items()
-            if state not in ("ok", "skipped", "unknown") and name not in ADVISORY
+            if state not in PASSING and name not in ADVISORY
         ]
 
     @property
@@ -106,17 +121,52 @@ def _read_heartbeat(huey: Huey) -> float | None:
 READY_PING_SECONDS = 0.5
 
 
+@dataclass(frozen=True)
+class Migrations:
+    """What the code's migrations folder says: its head(s) and every revision it knows."""
+
+    heads: frozenset[str]
+    known: frozenset[str]
+
+
+@cache
+def read_migrations(directory: str) -> Migrations:
+    """The migrations folder's heads and revisions, parsed once per process (every migration
+    file is imported to read them)."""
+    script = ScriptDirectory(directory)
+    return Migrations(
+        heads=frozenset(script.get_heads()),
+        known=frozenset(revision.revision for revision in script.walk_revisions()),
+    )
+
+
+def migrations_directory(app: Flask) -> str:
+    """The folder ``flask db`` uses (Flask-Migrate's ``directory``), relative to the project
+    rather than to wherever the process was started."""
+    directory = Path(app.extensions["migrate"].directory)
+    if not directory.is_absolute():
+        directory = Path(app.root_path).parent / directory
+    return str(directory)
+
+
+def pin_migrations(app: Flask) -> None:
+    """Read the code's migrations when the app is made, not at the first probe: the files on
+    disk may by then belong to a release installed but not yet started."""
+    app.extensions[MIGRATIONS_KEY] = read_migrations(migrations_directory(app))
+
+
 def check_readiness(now: float | None = None) -> Readiness:
-    """Check the database, the queue storage, the worker heartbeat, the virus scanner and
-    the outbox, each once."""
+    """Check the database and its schema, the queue storage, the worker heartbeat, the
+    virus scanner and the outbox, each once."""
     now = now_utc().timestamp() if now is None else now
-    database = _check_database()
+    database, schema = _check_database()
     checks = {
         DATABASE: database,
+        SCHEMA: schema,
         SCANNER: ("ok" if scanner_answers(READY_PING_SECONDS) else "unavailable")
         if scanning_enabled()
         else "skipped",
-        OUTBOX: _check_outbox(now) if database == "ok" else "unknown",
+        OUTBOX: _check_outbox(now) if schema in ("ok", "newer") else "unknown",
     }
     max_age = current_app.config["HEALTH_HEARTBEAT_MAX_AGE_SECONDS"]
     huey: Huey = current_app.extensions["huey"]
@@ -174,19 +224,46 @@ def _check_outbox(now: float) -> str:
     return "failed" if failed_id is not None else "ok"
 
 
-def _check_database() -> str:
+def _check_database() -> tuple[str, str]:
+    """The database's state and its schema's: (``ok`` or ``unavailable``, one of ``ok``,
+    ``newer``, ``outdated``, ``missing`` or ``unknown``). One round trip when all is well:
+    reading ``alembic_version`` proves the database answers too."""
     # A raw pooled connection: an ORM transaction would take SQLite's write lock (every
     # transaction begins IMMEDIATE), and a probe must never wait behind a writer.
     try:
         connection = db.engine.raw_connection()
         try:
             cursor = connection.cursor()
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
+            try:
+                cursor.execute("SELECT version_num FROM alembic_version")
+                versions: set[str] | None = {row[0] for row in cursor.fetchall()}
+            except Exception:  # no such table: never migrated (or not this app's database)
+                versions = None
+                connection.rollback()  # PostgreSQL refuses the next statement otherwise
+                cursor = connection.cursor()
+                cursor.execute("SELECT 1")
+                cursor.fetchone()
             cursor.close()
         finally:
             connection.close()
     except Exception as exc:  # the driver's errors differ by database; all mean "down"
         log.warning("readiness: database unavailable (%s)", type(exc).__name__)
-        return "unavailable"
-    return "ok"
+        return "unavailable", "unknown"
+    return "ok", _schema_state(versions)
+
+
+def _schema_state(versions: set[str] | None) -> str:
+    migrations: Migrations = current_app.extensions[MIGRATIONS_KEY]
+    if not versions:
+        log.warning("readiness: the database has no schema version (run flask db upgrade)")
+        return "missing"
+    if versions == migrations.heads:
+        return "ok"
+    if not versions <= migrations.known:
+        return "newer"
+    log.warning(
+        "readiness: the database's schema is %s, this code's is %s (run flask db upgrade)",
+        ", ".join(sorted(versions)),
+        ", ".join(sorted(migrations.heads)),
+    )
+    return "outdated"

@@ -10,10 +10,12 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from booking.extensions import limiter, talisman
-from booking.health.checks import check_readiness
+from booking.health.checks import check_readiness, pin_migrations
 
 bp = Blueprint("health", __name__, url_prefix="/health")
 limiter.exempt(bp)
+# The schema check compares the database with the migrations of the code this process runs.
+bp.record_once(lambda state: pin_migrations(state.app))
 
 
 def _json(body: dict, status: int) -> Response:
@@ -33,10 +35,10 @@ def live() -> Response:
 @bp.get("/ready")
 @talisman(force_https=False)
 def ready() -> Response:
-    """200 when the database, the queue and a recent worker heartbeat all check out; else 503
-    naming what failed, so the load balancer sends patients elsewhere. A virus scanner that
-    does not answer, or an outbox with a backlog or a recent failure, is named under
-    "degraded" without failing it (``checks``)."""
+    """200 when the database (with the schema of this code's migrations), the queue and a
+    recent worker heartbeat all check out; else 503 naming what failed, so the load balancer
+    sends patients elsewhere. A virus scanner that does not answer, or an outbox with a
+    backlog or a recent failure, is named under "degraded" without failing it (``checks``)."""
     result = check_readiness()
     body: dict = {"status": "ready" if result.ready else "unavailable", "checks": result.checks}
     if result.heartbeat_age_seconds is not None:
