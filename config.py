@@ -211,8 +211,9 @@ class Config:
     # Closed requests (completed, declined, cancelled, no-show) and their documents are deleted
     # this many days after their last change, by a nightly task. The default, 10 years, is the
     # German duty to keep patient records (BGB 630f); check the rule where the clinic works.
-    # 0 turns retention off.
-    RETENTION_DAYS = _env_int("RETENTION_DAYS", 3650)
+    # 3653 days, not 3650: ten calendar years hold two or three leap days, and a record must
+    # not go before the ten years are over. 0 turns retention off.
+    RETENTION_DAYS = _env_int("RETENTION_DAYS", 3653)
     # The audit trail is kept; after this many days the staff email addresses, the addresses
     # typed at failed sign-ins and the network addresses in its rows are reduced to a staff
     # id or a hash, by the nightly retention job (0: never).

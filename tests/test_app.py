@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import mailbox
+import os
 import re
 import shutil
+import subprocess
+import sys
+from datetime import date, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -286,3 +291,36 @@ def test_every_setting_is_listed_in_the_readme() -> None:
     readme = (root / "README.md").read_text()
     assert read, "no settings found in config.py"
     assert sorted(name for name in read if f"`{name}`" not in readme) == []
+
+
+def _settings_read_from(environment: dict[str, str], *names: str) -> dict[str, Any]:
+    """``config.Config``'s values for ``names`` as a fresh process reads them from
+    ``environment`` (and nothing else of the environment the tests run in)."""
+    root = Path(__file__).resolve().parent.parent
+    code = "import json, sys, config\n"
+    code += "print(json.dumps({n: getattr(config.Config, n) for n in sys.argv[1:]}))"
+    env = {"PATH": os.environ.get("PATH", ""), **environment}
+    out = subprocess.run(
+        [sys.executable, "-c", code, *names],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(out)
+
+
+def test_the_default_retention_keeps_records_ten_calendar_years() -> None:
+    """BGB 630f: ten years, whatever leap days they hold. 3650 days fell two or three days
+    short, so a record could be deleted before its ten years were over."""
+    days = _settings_read_from({}, "RETENTION_DAYS")["RETENTION_DAYS"]
+    start = date(2024, 1, 1)
+    for offset in range(366 * 4):  # every day of a leap-year cycle
+        closed = start + timedelta(days=offset)
+        # 29 February's tenth anniversary is 1 March in a common year.
+        try:
+            ten_years = closed.replace(year=closed.year + 10)
+        except ValueError:
+            ten_years = date(closed.year + 10, 3, 1)
+        assert closed + timedelta(days=days) >= ten_years, closed

@@ -24,7 +24,7 @@ SETTINGS = {
     "HEALTH_DATA_LAW": "§ 22 BDSG",
     "PROCESSOR_EMAIL": "Mailhost AG",
     "PROCESSOR_HOSTING": "Hosting eG",
-    "RETENTION_DAYS": 3650,
+    "RETENTION_DAYS": 3653,
 }
 
 
@@ -36,8 +36,8 @@ def app_settings(app_settings: dict) -> dict:
 @pytest.mark.parametrize(
     ("language", "words"),
     [
-        ("en", ["Art. 9(2)(h)", "3650 days", "supervisory authority", "withdraw"]),
-        ("es", ["art. 9.2.h", "3650 días", "autoridad de control", "retirar"]),
+        ("en", ["Art. 9(2)(h)", "3653 days", "supervisory authority", "withdraw"]),
+        ("es", ["art. 9.2.h", "3653 días", "autoridad de control", "retirar"]),
     ],
 )
 def test_the_notice_names_every_item_in_both_languages(
