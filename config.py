@@ -130,6 +130,9 @@ class Config:
     CLINIC_OPENING_HOURS = _env("CLINIC_OPENING_HOURS", "")
     # The number patients with red-flag symptoms are told to call: the clinic's region's.
     EMERGENCY_NUMBER = _env("EMERGENCY_NUMBER", "112")
+    # Whether the clinic set EMERGENCY_NUMBER (112 may be the default, not a choice): the
+    # app warns at start-up when neither it nor EMERGENCY_NUMBERS is set.
+    EMERGENCY_NUMBER_SET = _env("EMERGENCY_NUMBER") is not None
     # The same by the reader's language, where readers of one language may live elsewhere
     # (e.g. "en:112,es:112"; a clinic serving Latin America sets "es:911"); a language not
     # listed gets EMERGENCY_NUMBER. Read by booking.requests.triage.emergency_number.

@@ -324,3 +324,15 @@ def test_the_default_retention_keeps_records_ten_calendar_years() -> None:
         except ValueError:
             ten_years = date(closed.year + 10, 3, 1)
         assert closed + timedelta(days=days) >= ten_years, closed
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [({}, False), ({"EMERGENCY_NUMBER": ""}, False), ({"EMERGENCY_NUMBER": "112"}, True)],
+)
+def test_the_settings_say_whether_the_emergency_number_was_set(
+    environment: dict[str, str], expected: bool
+) -> None:
+    """112 is the default too: the start-up warning needs to know whether it was a choice."""
+    read = _settings_read_from(environment, "EMERGENCY_NUMBER", "EMERGENCY_NUMBER_SET")
+    assert read == {"EMERGENCY_NUMBER": "112", "EMERGENCY_NUMBER_SET": expected}
