@@ -11,7 +11,13 @@ PYTHON ?= python3
 # pytest-xdist workers; CI has 2 cores.
 TEST_WORKERS ?= 2
 
-.PHONY: install run test lint format browser screenshots translations messages clean-dev bench
+# The settings file make run's processes read (honcho's; a missing one is no error).
+ENV_FILE ?= .env
+# Run a command with the same environment as make run's processes: DEV_ENV, then ENV_FILE
+# over it (honcho lets the file win, as honcho start does).
+HONCHO_RUN := $(DEV_ENV) $(VENV)/bin/honcho run -e $(ENV_FILE)
+
+.PHONY: install run dev-db test lint format browser screenshots translations messages clean-dev bench
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -37,14 +43,17 @@ messages: $(VENV)/.installed
 	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k _p:1c,2 -k lazy_pgettext:1c,2 --add-location=file -o booking/translations/messages.pot .
 	$(VENV)/bin/pybabel update -i booking/translations/messages.pot -d booking/translations --no-fuzzy-matching
 
-## Serve on http://127.0.0.1:5000 with the worker and a local mail sink (SQLite, demo data).
-run: install
+## Migrate the development database and add the demo data, with make run's settings (.env too).
+dev-db: install
 	mkdir -p instance
-	$(DEV_ENV) $(VENV)/bin/flask --app wsgi db upgrade
-	$(DEV_ENV) $(VENV)/bin/flask --app wsgi seed-demo
+	$(HONCHO_RUN) $(abspath $(VENV))/bin/flask --app wsgi db upgrade
+	$(HONCHO_RUN) $(abspath $(VENV))/bin/flask --app wsgi seed-demo
+
+## Serve on http://127.0.0.1:5000 with the worker and a local mail sink (SQLite, demo data).
+run: dev-db
 	@echo "Patient: http://127.0.0.1:$(PORT)/   Staff: http://127.0.0.1:$(PORT)/staff/ (README lists the demo sign-ins)"
 	@echo "Emails: http://127.0.0.1:$(PORT)/dev/mail"
-	$(DEV_ENV) PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile -p $(PORT)
+	$(DEV_ENV) PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile -e $(ENV_FILE) -p $(PORT)
 
 ## Debian's chromium for the browser tests (Playwright cannot download its own here),
 ## Debian's nginx for the production suite's TLS proxy (tests/production/), and Debian's

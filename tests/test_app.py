@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy import delete, func, select
 
@@ -336,3 +337,36 @@ def test_the_settings_say_whether_the_emergency_number_was_set(
     """112 is the default too: the start-up warning needs to know whether it was a choice."""
     read = _settings_read_from(environment, "EMERGENCY_NUMBER", "EMERGENCY_NUMBER_SET")
     assert read == {"EMERGENCY_NUMBER": "112", "EMERGENCY_NUMBER_SET": expected}
+
+
+@pytest.mark.slow
+def test_make_run_migrates_and_seeds_the_database_its_env_file_names(tmp_path: Path) -> None:
+    """make run's web server and worker read .env through honcho; its migration and demo data
+    must too, or they fill the default SQLite file while the server opens another database."""
+    root = Path(__file__).resolve().parent.parent
+    database = tmp_path / "from-env-file.sqlite3"
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        f"DATABASE_URL=sqlite:///{database}\n"
+        f"UPLOAD_DIR={tmp_path / 'uploads'}\n"
+        f"HUEY_SQLITE_PATH={tmp_path / 'huey.sqlite3'}\n"
+        f"DEV_MAILDIR={tmp_path / 'mail'}\n"
+    )
+    # No `install` (the suite runs in an installed venv); the settings only from the file.
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SPINECONSULT_ENV")}
+    made = subprocess.run(
+        ["make", "-o", "install", "dev-db", f"ENV_FILE={env_file}", f"VENV={sys.prefix}"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
+    engine = sa.create_engine(f"sqlite:///{database}")
+    try:
+        with engine.connect() as conn:
+            assert conn.scalar(sa.text("SELECT count(*) FROM alembic_version")) == 1
+            assert conn.scalar(sa.text("SELECT count(*) FROM consultation_request")) > 0
+    finally:
+        engine.dispose()
