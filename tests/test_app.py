@@ -77,7 +77,9 @@ def test_production_warns_of_per_process_rate_limits_and_a_plain_http_site(
     monkeypatch.setattr(production_config, "RATELIMIT_STORAGE_URI", "memory://")
     monkeypatch.setattr(production_config, "HUEY_BACKEND", "sqlite")  # REDIS_URL unset
     monkeypatch.setattr(production_config, "PUBLIC_BASE_URL", "http://clinic.example")
+    # The variable and the setting read from it (config.py reads the environment at import).
     monkeypatch.delenv("EMERGENCY_NUMBER", raising=False)
+    monkeypatch.setattr(production_config, "EMERGENCY_NUMBER_SET", False)
     monkeypatch.setattr(production_config, "ON_CALL_EMAIL", None)
     with booking_warnings(caplog):
         create_app("production")
@@ -95,6 +97,7 @@ def test_production_warns_of_per_process_rate_limits_and_a_plain_http_site(
     monkeypatch.setattr(production_config, "REDIS_URL", "redis://127.0.0.1:1/0")
     monkeypatch.setattr(production_config, "PUBLIC_BASE_URL", "https://clinic.example")
     monkeypatch.setenv("EMERGENCY_NUMBER", "112")
+    monkeypatch.setattr(production_config, "EMERGENCY_NUMBER_SET", True)
     monkeypatch.setattr(production_config, "ON_CALL_EMAIL", "on-call@clinic.example")
     with booking_warnings(caplog):
         create_app("production")
