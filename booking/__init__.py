@@ -237,7 +237,7 @@ def _warn_of_weak_deployment(app: Flask) -> None:
             "servers reject or mark as spam; set the clinic's own sender (README, 'Settings')",
             EXAMPLE_SENDER,
         )
-    if not os.environ.get("EMERGENCY_NUMBER") and not app.config.get("EMERGENCY_NUMBERS"):
+    if not app.config.get("EMERGENCY_NUMBER_SET") and not app.config.get("EMERGENCY_NUMBERS"):
         app.logger.warning(
             "EMERGENCY_NUMBER is not set: patients with urgent symptoms are told to call %s "
             "(the European emergency number); set the number of the clinic's region, and "
