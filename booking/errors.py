@@ -8,6 +8,7 @@ from typing import NoReturn
 from flask import Flask, abort, jsonify, make_response, render_template, request
 from flask.globals import request_ctx
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -18,6 +19,14 @@ from booking.crypto import KeyMissingError
 from booking.extensions import db
 
 log = logging.getLogger(__name__)
+
+# A form whose change the database failed to store, or to confirm it stored (the commit's
+# answer lost): shown again with what was typed, instead of the bare 503 page without it.
+NOT_CONFIRMED = _l(
+    "Our system had a problem, so we cannot confirm that this was sent. What you wrote is "
+    "still below: please check your page in a few minutes and send it again if it is not "
+    "there."
+)
 
 
 def error_page(
@@ -177,13 +186,15 @@ def register_error_handlers(app: Flask) -> None:
     def database_unavailable(error: Exception) -> tuple[str | Response, int]:
         db.session.rollback()
         log.error("database unavailable: %s", type(error).__name__)
+        # Not "nothing was saved": the database may have committed before its answer was
+        # lost (a restart, a cut network).
         return error_page(
             503,
             _("We are having a technical problem"),
             _(
-                "Our system is temporarily unavailable and nothing was saved. Please try again "
-                "in a few minutes. If your symptoms are severe, do not wait: call the clinic or "
-                "seek emergency care."
+                "Our system had a problem while finishing your request, so we cannot "
+                "confirm it was saved. Please try again in a few minutes. If your symptoms "
+                "are severe, do not wait: call the clinic or seek emergency care."
             ),
         )
 

@@ -16,15 +16,18 @@ import contextlib
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from jinja2 import BytecodeCache
+from sqlalchemy.engine.default import DefaultDialect
 from werkzeug.routing import Rule
 
 from booking import create_app
@@ -340,3 +343,20 @@ def _compiled_translations() -> None:
         with tmp.open("wb") as mo_file:
             write_mo(mo_file, catalog)
         tmp.replace(mo_path)  # atomic: parallel workers never read half a file
+
+
+@pytest.fixture
+def failing_commit(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Once called, the next commit fails before it is made (the database restarting)."""
+    real_commit = DefaultDialect.do_commit
+    left = {"n": 0}
+
+    def fail_once(self: DefaultDialect, connection: Any) -> None:
+        if left["n"]:
+            left["n"] -= 1
+            gone = sqlite3.OperationalError if self.name == "sqlite" else psycopg.OperationalError
+            raise gone("the database system is shutting down")
+        real_commit(self, connection)
+
+    monkeypatch.setattr(DefaultDialect, "do_commit", fail_once)
+    return lambda: left.update(n=1)

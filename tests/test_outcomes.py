@@ -9,6 +9,7 @@ import json
 import re
 import threading
 import zipfile
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -1127,3 +1128,24 @@ def test_the_stop_link_stops_further_invitations(app: Flask, client: FlaskClient
     AuthActions(staff).login("coordinator")
     record = staff.get(f"/staff/requests/{reference}").get_data(as_text=True)
     assert "not answered (stopped)" in record and "sent, waiting" not in record
+
+
+def test_answers_the_database_failed_to_store_are_shown_again(
+    app: Flask, client: FlaskClient, failing_commit: Callable[[], None]
+) -> None:
+    """The questionnaire came back as the bare 503 page and every answer was gone (the pages
+    are no-store: Back shows an empty form). Now it comes back with the answers chosen, and
+    sending again stores them."""
+    _questionnaire_open(app, client, spine_region="lower_back")
+    token = csrf_token(client, _page(client))
+    failing_commit()
+    failed = client.post(_page(client), data=_answers(token, gpe="3"))
+    assert failed.status_code == 503
+    page = failed.get_data(as_text=True)
+    assert "we cannot confirm that your answers were saved" in page
+    assert re.search(r'<input[^>]*checked[^>]*name="gpe"[^>]*value="3"', page)
+    with app.app_context():
+        assert db.session.scalars(select(FollowUp)).one().answered_at is None
+    assert client.post(_page(client), data=_answers(token, gpe="3")).status_code == 303
+    with app.app_context():
+        assert db.session.scalars(select(FollowUp)).one().gpe == 3

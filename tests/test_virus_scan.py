@@ -8,6 +8,7 @@ the tests are skipped (a failure under CI, which installs it: ``make browser``).
 from __future__ import annotations
 
 import io
+import os
 import socket
 import threading
 import time
@@ -23,9 +24,10 @@ from sqlalchemy import select
 from booking.audit.models import AuditEvent
 from booking.documents.models import Document
 from booking.documents.scanning import ScanStatus
+from booking.documents.storage import DocumentStorage
 from booking.extensions import db
 from booking.requests.drafts import DraftDocument
-from booking.requests.files import rescan_pending
+from booking.requests.files import reconcile_files, rescan_pending
 from tests.factories import make_request
 from tests.support import (
     EICAR,
@@ -44,9 +46,9 @@ from tests.support import (
 CSRF_FIELD = 'name="docs-csrf_token"'
 
 
-def infected_pdf() -> bytes:
+def infected_pdf(title: str = "MRI report") -> bytes:
     """A PDF that opens as one (it passes the content check) with EICAR inside it."""
-    return pdf_bytes().replace(b"%%EOF", b"%" + EICAR + b"\n%%EOF")
+    return pdf_bytes(title).replace(b"%%EOF", b"%" + EICAR + b"\n%%EOF")
 
 
 @pytest.fixture(scope="module")
@@ -298,3 +300,45 @@ def test_a_held_file_that_cannot_be_read_does_not_hold_back_the_others(
     assert (result.clean, result.unreadable) == (1, [lost.id])
     lost, kept = documents(app)
     assert (lost.scan_status, kept.scan_status) == (ScanStatus.PENDING, ScanStatus.CLEAN)
+
+
+def test_an_infected_file_whose_removal_fails_is_removed_by_the_reconciliation(
+    app: Flask,
+    client: FlaskClient,
+    upload_dir: Path,
+    clamd_socket: str,
+    silent_scanner: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The retry finds two held files infected; removing the first fails (EIO). The job
+    went down there, the second stayed held, and the first file stayed on disk for good:
+    the next retry reads only held rows, and the reconciliation counted the infected row's
+    file as wanted. Now the job goes on, and the reconciliation removes the leftover."""
+    app.config.update(CLAMAV_ADDRESS=silent_scanner, CLAMAV_TIMEOUT=0.5, CLAMAV_WHEN_DOWN="hold")
+    sent = post_request(
+        client, files=[(infected_pdf("one"), "a.pdf"), (infected_pdf("two"), "b.pdf")]
+    )
+    assert sent.status_code == 303
+    first, _second = documents(app)
+    app.config["CLAMAV_ADDRESS"] = clamd_socket  # the scanner is back
+    real_delete = DocumentStorage.delete
+
+    def failing_once(self: DocumentStorage, name: str) -> None:
+        if name == first.stored_name:
+            raise OSError(5, "Input/output error")
+        real_delete(self, name)
+
+    monkeypatch.setattr(DocumentStorage, "delete", failing_once)
+    with app.app_context():
+        assert rescan_pending().infected == 2
+    assert [d.scan_status for d in documents(app)] == [ScanStatus.INFECTED] * 2
+    assert [p.name for p in stored_files(upload_dir)] == [first.stored_name]
+
+    monkeypatch.setattr(DocumentStorage, "delete", real_delete)
+    old = time.time() - 2 * 3600  # past the reconciliation's hour
+    os.utime(upload_dir / first.stored_name, (old, old))
+    with app.app_context():
+        found = reconcile_files()
+    assert found.orphan_files == [first.stored_name] and found.removed == 1
+    assert found.missing_files == []  # infected rows' files are meant to be gone
+    assert stored_files(upload_dir) == []

@@ -31,6 +31,7 @@ from cryptography.exceptions import InvalidTag
 from flask import current_app
 from flask_babel import gettext as _
 from PIL import Image
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from booking.crypto import KEY_ID_BYTES, KeyRing, key_ring
 from booking.documents import scanning
@@ -488,14 +489,32 @@ def saved_uploads(uploads: Sequence[DocumentUpload]) -> Iterator[list[StoredFile
         for upload in uploads:
             stored.append(storage.save(upload.stream, max_bytes))
         yield stored
-    except BaseException:
+    except BaseException as failure:
         db.session.rollback()
+        if may_have_committed(failure):
+            if stored:
+                log.error(
+                    "the database failed during a change with %d new files; they are kept "
+                    "for the reconciliation, which removes those no row names",
+                    len(stored),
+                )
+            raise
         for file in stored:
             try:
                 storage.delete(file.stored_name)
             except OSError:
                 log.exception("could not delete a stored file after a failed change")
         raise
+
+
+def may_have_committed(failure: BaseException) -> bool:
+    """Whether a change that raised ``failure`` may be stored after all: the database
+    connection failed (``OperationalError``, ``InterfaceError``), which can happen after the
+    server committed and before its answer came (a restart, a cut network, a failover). Its
+    new files must then stay: deleted, a committed row would name a file that is gone for
+    good (never in any backup). Kept, the nightly reconciliation removes them an hour on if
+    no row names them (``booking.requests.files.reconcile_files``)."""
+    return isinstance(failure, OperationalError | InterfaceError)
 
 
 @contextmanager

@@ -18,10 +18,12 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_wtf import FlaskForm
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.wrappers import Response
 
 from booking.documents.storage import DocumentRejected
-from booking.extensions import limiter
+from booking.errors import NOT_CONFIRMED
+from booking.extensions import db, limiter
 from booking.manage import services
 from booking.manage.forms import (
     AddDocumentsForm,
@@ -277,6 +279,10 @@ def answer(reference: str):
             _("We could not store your documents just now. Please try again later.")
         )
         return _render(consultation, 503, answer_form=form)
+    except (OperationalError, InterfaceError):  # the database: what was typed stays here
+        db.session.rollback()
+        form.form_errors.append(str(NOT_CONFIRMED))
+        return _render(consultation, 503, answer_form=form)
     flash(_("Thank you: the clinic has received what you sent."), "success")
     return redirect(_here(reference))
 
@@ -480,6 +486,10 @@ def send_message(reference: str):
         form.form_errors.append(
             _("We could not store your document just now. Please try again later.")
         )
+        return _render(consultation, 503, message_form=form)
+    except (OperationalError, InterfaceError):  # the database: the message stays here
+        db.session.rollback()
+        form.form_errors.append(str(NOT_CONFIRMED))
         return _render(consultation, 503, message_form=form)
     flash(_("Thank you: your message is sent to the clinic."), "success")
     return redirect(_here(reference) + "#messages")

@@ -21,6 +21,8 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.wrappers import Response
 
 from booking.extensions import db, limiter
@@ -86,6 +88,12 @@ def _region(follow_up: FollowUp) -> str | None:
     return history.spine_region if history is not None else None
 
 
+ANSWERS_NOT_CONFIRMED = _l(
+    "Our system had a problem, so we cannot confirm that your answers were saved. They are "
+    "still below: please send them again in a few minutes."
+)
+
+
 @bp.route(f"{PATIENT_PATH}/<int:fid>/questionnaire", methods=["GET", "POST"])
 @limiter.limit(_limit)
 def questionnaire(fid: int) -> Response | str | tuple[str, int]:
@@ -100,17 +108,27 @@ def questionnaire(fid: int) -> Response | str | tuple[str, int]:
     # Too many sections skipped to count: said once; sent as it is if the patient sends again
     # (the page then carries "send_anyway").
     unscored = form.unscorable() if valid and request.form.get("send_anyway") != "1" else []
+    failed = False
     if valid and not unscored:
         try:
             services.answer_followup(follow_up, form.answers())
+        except (OperationalError, InterfaceError):
+            # The database failed, or its answer was lost after it committed: the answers
+            # are shown again (the bare 503 page lost them), and sending again is safe.
+            db.session.rollback()
+            follow_up = _follow_up(fid)
+            form.form_errors.append(str(ANSWERS_NOT_CONFIRMED))
+            failed = True
         except services.AlreadyAnswered:
             db.session.rollback()
             follow_up = _follow_up(fid)
             if follow_up.answered_at is None:  # closed meanwhile (stopped, expired)
                 return _gone()
             return _thanks(follow_up, already=True)
-        return redirect(url_for(".thanks", fid=fid), 303)
-    status = 422 if request.method == "POST" and not unscored else 200
+        else:
+            return redirect(url_for(".thanks", fid=fid), 303)
+    posted = request.method == "POST" and not unscored
+    status = 503 if failed else 422 if posted else 200
     parts = [(instrument, form.section_fields(instrument)) for instrument in form.asked]
     page = render_template(
         "outcomes/questionnaire.html",

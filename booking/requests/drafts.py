@@ -38,7 +38,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
 from booking.crypto import EncryptedText, text_digest
 from booking.documents.models import StoredDocument
-from booking.documents.storage import DocumentUpload, get_storage, refuse_duplicates
+from booking.documents.storage import (
+    DocumentUpload,
+    get_storage,
+    may_have_committed,
+    refuse_duplicates,
+)
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.notifications.services import enqueue_delivery, queue_email
@@ -235,9 +240,10 @@ def add_document(draft: RequestDraft, upload: DocumentUpload) -> DraftDocument:
         draft.updated_at = now
         draft.expires_at = _expiry(now)
         db.session.commit()
-    except BaseException:
+    except BaseException as failure:
         db.session.rollback()
-        _remove_files([stored.stored_name])
+        if not may_have_committed(failure):  # else left for the reconciliation
+            _remove_files([stored.stored_name])
         raise
     return document
 

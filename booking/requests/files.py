@@ -100,8 +100,14 @@ def rescan_pending() -> RescanResult:
                     details={"document_id": row.id, "signature": infected.signature[:100]},
                 )
                 db.session.commit()
-                storage.delete(row.stored_name)
-                log.warning("held document %s was infected: file removed", row.stored_name)
+                try:
+                    storage.delete(row.stored_name)
+                except OSError:
+                    # Left for the reconciliation, which removes an infected row's file as
+                    # it does an orphan's; the other held files are scanned meanwhile.
+                    log.exception("held document %s was infected: removing it failed", row.id)
+                else:
+                    log.warning("held document %s was infected: file removed", row.stored_name)
                 result.infected += 1
                 continue
             row.scan_status = ScanStatus.CLEAN
@@ -146,8 +152,10 @@ def reconcile_files(*, dry_run: bool = False) -> Reconciliation:
             select(kind.id, kind.stored_name, kind.scan_status).order_by(kind.id)
         ).all()
         for row_id, stored_name, status in rows:
+            if status == ScanStatus.INFECTED:
+                continue  # its file is to go: one whose removal failed is an orphan here
             named.add(stored_name)
-            if status != ScanStatus.INFECTED and not storage.exists(stored_name):
+            if not storage.exists(stored_name):
                 result.missing_files.append((kind.__tablename__, row_id, stored_name))
     db.session.rollback()  # end the read before the files are looked at
     if not storage.root.is_dir():
@@ -167,7 +175,11 @@ def reconcile_files(*, dry_run: bool = False) -> Reconciliation:
             # Asked again at the last moment: an upload's row may have been committed since.
             if _named_by_a_row(name):
                 continue
-            storage.delete(name)
+            try:
+                storage.delete(name)
+            except OSError:  # one file that cannot go must not keep the others
+                log.exception("file reconciliation could not remove %s", name)
+                continue
             result.removed += 1
     log.info(
         "file reconciliation: %d orphan files (%d removed), %d rows without their file",
@@ -181,8 +193,14 @@ def reconcile_files(*, dry_run: bool = False) -> Reconciliation:
 
 
 def _named_by_a_row(stored_name: str) -> bool:
+    """Whether a row still wants this file (an infected one's row does not)."""
     found = any(
-        db.session.scalar(select(kind.id).where(kind.stored_name == stored_name)) is not None
+        db.session.scalar(
+            select(kind.id).where(
+                kind.stored_name == stored_name, kind.scan_status != ScanStatus.INFECTED
+            )
+        )
+        is not None
         for kind in ROW_KINDS
     )
     db.session.rollback()
