@@ -949,6 +949,41 @@ class TestPerAccountThrottling:
         assert owner.attempt(staff.coordinator.email).status_code == 429
         AuthActions(self._from(app, "203.0.113.5")).login(email=staff.admin.email)
 
+    def test_others_guessing_do_not_keep_out_a_browser_that_signed_in_before(
+        self, app: Flask, staff: Staff
+    ) -> None:
+        """Anyone who knows a coordinator's address could use up its count, from address
+        after address, every fifteen minutes, and keep the coordinator out of the triage
+        queue. The browser the coordinator signed in with before keeps a cookie naming the
+        account: its attempts count for it alone. The password is still needed."""
+        desk = self._from(app, "203.0.113.5")
+        AuthActions(desk).login(email=staff.coordinator.email)
+        logout(desk)
+        for n in range(4):  # the account's count used up, then refused
+            AuthActions(self._from(app, f"198.51.100.{n + 1}")).attempt(
+                staff.coordinator.email, "guessing again"
+            )
+        assert (
+            AuthActions(self._from(app, "198.51.100.9"))
+            .attempt(staff.coordinator.email)
+            .status_code
+            == 429
+        )
+        # The desk's browser: a typo, then the right password.
+        assert AuthActions(desk).attempt(staff.coordinator.email, "typo").status_code == 401
+        AuthActions(desk).login(email=staff.coordinator.email)
+        assert signed_in(desk)
+        logout(desk)
+        # Its own count still holds (three failures), and the cookie is for that account only.
+        for _ in range(2):
+            AuthActions(desk).attempt(staff.coordinator.email, "typo")
+        assert AuthActions(desk).attempt(staff.coordinator.email).status_code == 429
+        for n in range(3):
+            AuthActions(self._from(app, f"198.51.100.{20 + n}")).attempt(
+                staff.admin.email, "guessing again"
+            )
+        assert AuthActions(desk).attempt(staff.admin.email).status_code == 429
+
     def test_successful_sign_ins_do_not_count(self, app: Flask, staff: Staff) -> None:
         for _ in range(5):
             client = self._from(app, "203.0.113.7")

@@ -38,10 +38,14 @@ from booking.scheduling.services import appointments_to_come
 from booking.security import seal_in_session, sealed_in_session, token_in_url
 from booking.staff import services, twofactor
 from booking.staff.auth import (
+    DEVICE_COOKIE,
+    DEVICE_DAYS,
+    device_cookie_for,
     end_session,
     keep_session_alive,
     roles_required,
     start_session,
+    trusted_device,
     user_for_reset_token,
     verify_password,
 )
@@ -60,14 +64,19 @@ def _login_limit() -> str:
 
 
 # Guessing spread over many addresses is slowed per account too: failed attempts (401) count
-# against the account typed in, for a window, never as a permanent lockout.
+# against the account typed in, for a window, never as a permanent lockout; those from a
+# browser that signed in to it before count for that browser alone (``trusted_device``), so
+# others' attempts cannot keep the account's owner out.
 def _account_limit() -> str:
     return current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"]
 
 
 def _account_key() -> str:
-    email = (request.form.get("email") or "").strip().lower()[:254]
-    return "login-account:" + text_digest(email)
+    typed = request.form.get("email") or ""
+    device = trusted_device(typed)
+    if device is not None:
+        return "login-device:" + device
+    return "login-account:" + text_digest(typed.strip().lower()[:254])
 
 
 def _code_limit() -> str:
@@ -130,7 +139,17 @@ RESET_KEY = "staff_password_reset"  # an opened reset link's token, sealed
 
 def _complete_login(user: StaffUser, target: str) -> Response:
     start_session(user)
-    return redirect(target)
+    response = redirect(target)
+    response.set_cookie(
+        DEVICE_COOKIE,
+        device_cookie_for(user),
+        max_age=DEVICE_DAYS * 86400,
+        path=url_for("staff.login"),  # the sign-in page and its code step only
+        secure=current_app.config["SESSION_COOKIE_SECURE"],
+        httponly=True,
+        samesite="Lax",
+    )
+    return response
 
 
 @bp.route("/login/code", methods=["GET", "POST"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -216,6 +217,47 @@ def init_auth(app: Flask) -> None:
             flash(str(_l("Please set up two-factor sign-in to continue.")), "info")
             return redirect(url_for("staff.two_factor_setup"))
         return None
+
+
+# A browser that completed a sign-in to an account keeps a signed cookie naming it (by the
+# digest of its address): its failed attempts at that account are counted for it alone, not
+# with everyone else's (LOGIN_ACCOUNT_RATE_LIMIT). Whoever types the account's address
+# elsewhere, many times, slows guessing down but does not lock its owner out (OWASP's
+# "device cookies"). The cookie proves nothing else: the password and the code are still
+# asked.
+DEVICE_COOKIE = "staff_device"
+DEVICE_DAYS = 180
+
+
+def _device_signer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt="staff-device")
+
+
+def _account_digest(email: str) -> str:
+    return text_digest(email.strip().lower()[:254])
+
+
+def device_cookie_for(user: StaffUser) -> str:
+    """The cookie's value for a browser that just signed in as ``user``: renewed, with the
+    same device id when it had one for the account (its count of failures stays its own)."""
+    device = trusted_device(user.email) or secrets.token_hex(8)
+    return _device_signer().dumps({"a": _account_digest(user.email), "d": device})
+
+
+def trusted_device(email: str) -> str | None:
+    """This browser's device id, when its cookie was given at a sign-in to the account
+    ``email`` names (within DEVICE_DAYS); else None."""
+    raw = request.cookies.get(DEVICE_COOKIE)
+    if not raw:
+        return None
+    try:
+        data = _device_signer().loads(raw, max_age=DEVICE_DAYS * 86400)
+    except BadSignature:  # also SignatureExpired
+        return None
+    if not isinstance(data, dict) or data.get("a") != _account_digest(email):
+        return None
+    device = data.get("d")
+    return device if isinstance(device, str) else None
 
 
 def keep_session_alive() -> None:
