@@ -20,6 +20,7 @@ from booking.notifications.models import OutboxEmail
 from booking.requests import triage
 from booking.requests.models import ConsultationRequest, Patient, TriageLevel
 from tests.support import (
+    REQUEST_STEPS,
     AuthActions,
     Clinic,
     Staff,
@@ -30,6 +31,7 @@ from tests.support import (
     open_step,
     page_token,
     post_request,
+    post_step,
     red_flag_answers,
     send_request,
     valid_answers,
@@ -488,3 +490,47 @@ def test_a_risk_factor_changed_to_no_is_noted_and_stays_routine(
         subjects = db.session.scalars(select(OutboxEmail.subject)).all()
     assert not any(subject.startswith("URGENT") for subject in subjects)
     assert "We will call you" not in client.get("/request/submitted").get_data(as_text=True)
+
+
+def _send_after_first_step(client: FlaskClient) -> None:
+    """The other steps answered (the first one as it was left) and the request sent."""
+    for code in REQUEST_STEPS:
+        assert post_step(client, code).status_code == 303, code
+    assert post_step(client, "documents", {}).status_code == 303
+    assert send_request(client).status_code == 303
+
+
+def test_an_emergency_answer_taken_back_is_told_to_staff_when_another_keeps_it_urgent(
+    app: Flask, client: FlaskClient
+) -> None:
+    """Bladder control lost, then "no", with fever still "yes": urgent for the fever, so the
+    email said only "red flags"; the taken-back cauda equina answer showed on the record
+    alone. Its subject and text now say so, and the queue row too."""
+    assert answer_red_flags(client, yes={"bladder_bowel", "fever"}).location.endswith(
+        "/request/emergency"
+    )
+    assert answer_red_flags(client, yes={"fever"}).status_code == 303
+    _send_after_first_step(client)
+    with app.app_context():
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        assert consultation.red_flags == ["fever"]
+        assert consultation.withdrawn_red_flags == ["bladder_bowel"]
+        [notice] = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "new_request_staff")
+        ).all()
+    assert "an emergency-symptom answer was changed to no" in notice.subject
+    assert "changed an answer about emergency symptoms from yes to no" in notice.body_text
+    assert "changed an answer about emergency symptoms from yes to no" in notice.body_html
+
+
+def test_a_cancer_history_kept_and_night_pain_taken_back_is_urgent(
+    app: Flask, client: FlaskClient
+) -> None:
+    assert answer_red_flags(client, yes={"cancer_history", "night_pain"}).status_code == 303
+    assert answer_red_flags(client, yes={"cancer_history"}).status_code == 303
+    _send_after_first_step(client)
+    with app.app_context():
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        assert consultation.red_flags == ["cancer_history"]
+        assert consultation.withdrawn_red_flags == ["night_pain"]
+        assert consultation.triage_level == TriageLevel.URGENT

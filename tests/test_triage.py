@@ -192,3 +192,15 @@ def test_the_confirmation_shows_the_time_the_patient_holds(
     assert html.escape(when) in page or when in page
     assert "We confirm the time you hold" in page
     assert "We contact you to offer an appointment" not in page
+
+
+def test_an_answer_withdrawn_from_an_urgent_combination_keeps_the_request_urgent() -> None:
+    """A history of cancer with night pain is urgent only together (``COMBINATIONS``): the
+    patient who read "contact your doctor today" and then took back the night pain kept the
+    cancer history, which alone is only a risk factor. The request was routine, nothing
+    alerted; it is urgent, as any withdrawn urgent answer makes it."""
+    assert triage.level({"cancer_history"}, {"night_pain"}) == URGENT
+    assert triage.level(set(), {"night_pain", "weight_loss"}) == URGENT
+    assert triage.level({"cancer_history"}) == ROUTINE  # nothing withdrawn
+    assert triage.level(set(), {"night_pain"}) == ROUTINE  # alone, never urgent
+    assert triage.advice({"cancer_history"}, {"night_pain"}) == triage.WITHDRAWN_ADVICE

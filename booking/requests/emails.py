@@ -197,6 +197,14 @@ def request_received(consultation: ConsultationRequest) -> list[OutboxEmail]:
                 "EMERGENCY: new request %(reference)s, call the patient back now",
                 reference=consultation.reference,
             )
+        elif consultation.is_urgent and consultation.withdrew_emergency_answer:
+            # Urgent for another answer, but an emergency one (cauda equina) was ticked and
+            # taken back: said before anything else about the request.
+            staff_subject = _(
+                "URGENT: new request %(reference)s with red flags, an emergency-symptom "
+                "answer was changed to no",
+                reference=consultation.reference,
+            )
         elif consultation.is_urgent:
             staff_subject = _(
                 "URGENT: new request %(reference)s with red flags",

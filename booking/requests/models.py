@@ -225,6 +225,12 @@ class ConsultationRequest(db.Model):
         return self.triage_level == TriageLevel.EMERGENCY
 
     @property
+    def withdrew_emergency_answer(self) -> bool:
+        """An emergency-symptom answer (``triage.EMERGENCY``) changed from yes to no before
+        sending: said to staff whatever else makes the request urgent."""
+        return triage.pathway(self.withdrawn_red_flags or ()) == triage.EMERGENCY
+
+    @property
     def urgent_for_withdrawn_answer(self) -> bool:
         """Urgent only because the patient changed an urgent-symptom answer from yes to no
         before sending (``withdrawn_red_flags``): no answer now says yes."""

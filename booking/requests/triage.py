@@ -359,7 +359,11 @@ def level(codes: Iterable[str], withdrawn: Iterable[str] = ()) -> str:
     found = pathway(codes)
     if found in (EMERGENCY, URGENT):
         return found
-    return URGENT if pathway(withdrawn) in (EMERGENCY, URGENT) else ROUTINE
+    # With the answers kept: a withdrawn answer may have been urgent only together with one
+    # still ticked (a cancer history with night pain: ``COMBINATIONS``), and the patient read
+    # the urgent advice while both were.
+    both = {*codes, *withdrawn}
+    return URGENT if withdrawn and pathway(both) in (EMERGENCY, URGENT) else ROUTINE
 
 
 def is_urgent(codes: Iterable[str]) -> bool:
