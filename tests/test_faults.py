@@ -28,7 +28,7 @@ def test_database_unreachable_is_a_friendly_503_and_recovery_is_automatic(
         response = client.get("/request/time")  # reads the schedule from the database
         assert response.status_code == 503
         page = response.get_data(as_text=True)
-        assert "temporarily unavailable" in page
+        assert "we cannot confirm it was saved" in page
         assert "Traceback" not in page and "sqlite" not in page.lower()
 
         # The database comes back: the next request works without a restart.
@@ -53,7 +53,7 @@ def test_postgresql_server_down_is_a_friendly_503(tmp_path: Path) -> None:
     try:
         response = app.test_client().get("/request/time")
         assert response.status_code == 503
-        assert "temporarily unavailable" in response.get_data(as_text=True)
+        assert "we cannot confirm it was saved" in response.get_data(as_text=True)
     finally:
         with app.app_context():
             db.engine.dispose()

@@ -862,6 +862,10 @@ def test_the_public_sentence_needs_the_switch_and_thirty_patients(
     after = client.get("/info/treatments?lang=en").get_data(as_text=True)
     assert f"Our results: at least 30 {sentence}" in after and "For about 70 % of them" in after
     with app.app_context():
+        assert results.rounded_figure(40, 97.5, "3m").percent == 90  # never "about 100 %"
+        assert results.rounded_figure(40, 2.5, "3m").percent == 10
+        assert results.rounded_figure(32, 21 / 32 * 100, "3m").percent == 70
+    with app.app_context():
         change = SettingsChange(["6w", "3m", "12m"], 10, 7.5, 2, 30, public_figures=False)
         save_settings(change, staff_user(admin))
     assert sentence not in client.get("/info/treatments?lang=en").get_data(as_text=True)

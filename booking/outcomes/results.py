@@ -556,7 +556,9 @@ def clinic_results(months: int, point: str | None = None, *, fresh: bool = False
 @dataclass(frozen=True)
 class PublicFigure:
     """The public sentence's numbers, rounded: ``at_least`` patients (the count down to a
-    multiple of ``PUBLIC_COUNT_STEP``) and ``percent`` to the nearest ``PUBLIC_PERCENT_STEP``.
+    multiple of ``PUBLIC_COUNT_STEP``) and ``percent`` to the nearest ``PUBLIC_PERCENT_STEP``
+    within ``PUBLIC_PERCENT_RANGE``. (It narrows what a recount gives away; a cohort frozen per
+    quarter would close it.)
     Exact, they gave one patient away: the figure is counted again every few minutes, and
     "70 % of 30" followed by "68 % of 31" says the 31st patient did not improve, to anyone
     who knows a neighbour had surgery here three months ago."""
@@ -567,14 +569,18 @@ class PublicFigure:
 
 
 PUBLIC_COUNT_STEP = 10
-PUBLIC_PERCENT_STEP = 5
+PUBLIC_PERCENT_STEP = 10
+# Never "about 100 %" (nor 0 %): an absolute claim about treatment results on a public page
+# (medicines advertising law is strict about those), and at the ends one patient decides it.
+PUBLIC_PERCENT_RANGE = (10, 90)
 
 
 def rounded_figure(total: int, percent: float, point: str) -> PublicFigure:
     step = PUBLIC_PERCENT_STEP
+    low, high = PUBLIC_PERCENT_RANGE
     return PublicFigure(
         at_least=total // PUBLIC_COUNT_STEP * PUBLIC_COUNT_STEP,
-        percent=int(step * round(percent / step)),
+        percent=min(high, max(low, int(step * round(percent / step)))),
         point_label=point_label(point),
     )
 
