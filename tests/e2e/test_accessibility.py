@@ -551,6 +551,25 @@ def test_staff_pages_fit_the_screen_without_sideways_scrolling(width: int, site:
         page.set_viewport_size(before)
 
 
+def test_staff_phone_without_scripts_reaches_the_menu_and_signs_out(
+    site: Site, browser: Browser
+) -> None:
+    """On a phone the staff menu folds behind a button only Bootstrap's script opens; with
+    scripts off (README: every page works without them) the menu is shown, so a shared ward
+    device can still be signed out."""
+    with browser_page(browser, java_script_enabled=False, **PHONE) as page:
+        sign_in(page, site.server, COORDINATOR, password=DEMO_PASSWORD)
+        expect(page.get_by_role("button", name="Menu")).to_be_hidden()
+        menu = page.get_by_role("navigation", name="Staff")
+        expect(menu.get_by_role("link", name="Agenda")).to_be_visible()
+        sign_out = page.get_by_role("button", name="Sign out")
+        expect(sign_out).to_be_visible()
+        sign_out.click()
+        expect(page).to_have_url(re.compile(r"/staff/login(\?|$)"))
+        page.goto(site("/staff/"))
+        expect(page).to_have_url(re.compile(r"/staff/login(\?|$)"))
+
+
 # --- form errors are announced ---------------------------------------------------------------
 
 
