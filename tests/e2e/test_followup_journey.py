@@ -81,3 +81,34 @@ def test_a_patient_answers_on_a_phone_in_spanish_and_staff_see_the_change(
     expect(back.first).to_contain_text("improved")
     expect(followup.locator("svg").first).to_be_visible()
     assert_accessible(page, "the record with a follow-up")
+
+
+def test_answers_too_few_to_count_are_announced_and_take_the_focus(
+    page: Page, live_server: LiveServer
+) -> None:
+    """Shown again with status 200, the warning's role="alert" is on the page when it loads,
+    which screen readers do not announce: the title says so first and the warning takes the
+    focus, as a form's error summary does."""
+    with live_server.app.app_context():
+        consultation = _completed(spine_region="lower_back")
+        send_due_followups(now=schedule.due_at(_start(consultation.id), "6w", live_server.tz))
+        [invitation] = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "followup_invitation")
+        ).all()
+        [link] = LINK.findall(invitation.body_text)
+
+    page.goto(link)
+    expect(page).to_have_url(re.compile(r"/follow-up/\d+/questionnaire"))
+    for name, value in PAIN.items():
+        page.locator(f"input[name={name}][value='{value}']").check()
+    # Three sections of ten left out: a score needs eight.
+    for section in ("pain_intensity", "personal_care", "lifting", "sleeping"):
+        page.locator(f"input[name=odi_{section}][value='1']").check()
+    page.locator("input[name=gpe][value='2']").check()
+    page.locator("input[name=satisfaction][value='5']").check()
+    page.get_by_role("button", name="Send my answers").click()
+
+    warning = page.get_by_role("alert").filter(has_text="Some answers cannot be counted yet")
+    expect(warning).to_be_visible()
+    expect(warning).to_be_focused()
+    expect(page).to_have_title(re.compile(r"^Error: How are you doing\?"))

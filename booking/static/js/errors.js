@@ -5,9 +5,13 @@
 (function () {
   "use strict";
   // A page's one problem (a time no longer free, a step that cannot be sent) is focused the
-  // same way when there is no summary of fields.
+  // same way when there is no summary of fields, and so is the follow-up questionnaire's
+  // warning that some answers cannot be counted yet (shown again with status 200, its
+  // role="alert" is not announced on its own: it is on the page when it loads).
   var summary =
-    document.getElementById("error-summary") || document.getElementById("problem");
+    document.getElementById("error-summary") ||
+    document.getElementById("problem") ||
+    document.getElementById("unscored");
   if (summary) {
     summary.focus();
     return;
