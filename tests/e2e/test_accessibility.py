@@ -587,6 +587,21 @@ def test_staff_page_fits_a_phone_without_sideways_scrolling(path: str, site: Sit
         page.set_viewport_size(before)
 
 
+def test_insights_on_a_phone_has_no_serious_accessibility_problem(site: Site) -> None:
+    """The charts are wider than a phone: each scrolls in a box a keyboard can reach; the
+    table of scores scrolls in its own box too, not the page."""
+    page = site.admin
+    before = page.viewport_size
+    page.set_viewport_size({"width": PHONE_WIDTH, "height": 844})
+    try:
+        page.goto(site("/staff/insights"))
+        expect(page.get_by_role("heading", level=1)).to_have_text("Insights")
+        assert page_width(page) <= PHONE_WIDTH, "insights scroll sideways on a phone"
+        assert_accessible(page, "insights on a phone")
+    finally:
+        page.set_viewport_size(before)
+
+
 # --- form errors are announced ---------------------------------------------------------------
 
 

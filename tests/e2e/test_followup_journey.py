@@ -81,6 +81,10 @@ def test_a_patient_answers_on_a_phone_in_spanish_and_staff_see_the_change(
     expect(back.first).to_contain_text("improved")
     expect(followup.locator("svg").first).to_be_visible()
     assert_accessible(page, "the record with a follow-up")
+    # On a phone the charts scroll in their boxes, which a keyboard reaches.
+    page.set_viewport_size({"width": PHONE_WIDTH, "height": 844})
+    page.reload()
+    assert_accessible(page, "the record with a follow-up on a phone")
 
 
 def test_answers_too_few_to_count_are_announced_and_take_the_focus(
