@@ -571,7 +571,13 @@ def test_staff_phone_without_scripts_reaches_the_menu_and_signs_out(
 
 
 @pytest.mark.parametrize(
-    "path", ["/staff/accounts", "/staff/admin/locations", "/staff/admin/scheduling/"]
+    "path",
+    [
+        "/staff/accounts",
+        "/staff/admin/locations",
+        "/staff/admin/scheduling/",
+        "/staff/requests/{reference}/summary",
+    ],
 )
 def test_staff_page_fits_a_phone_without_sideways_scrolling(path: str, site: Site) -> None:
     """Wide tables scroll in their own box; nothing in them (hidden text for screen readers
@@ -580,7 +586,8 @@ def test_staff_page_fits_a_phone_without_sideways_scrolling(path: str, site: Sit
     before = page.viewport_size
     page.set_viewport_size({"width": PHONE_WIDTH, "height": 844})
     try:
-        page.goto(site(path.format(reference=site.reference)))
+        path = path.format(reference=site.reference)
+        page.goto(site(path))
         expect(page).not_to_have_url(re.compile(r"/staff/login"))
         assert page_width(page) <= PHONE_WIDTH, f"{path} scrolls sideways on a phone"
     finally:
