@@ -9,7 +9,6 @@ from flask import Flask, abort, jsonify, make_response, render_template, request
 from flask.globals import request_ctx
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
@@ -34,14 +33,24 @@ def error_page(
 ) -> tuple[str | Response, int]:
     """The friendly error page every handler answers with (features register their own). A
     script that asked for JSON (a file's upload, ``static/js/uploads.js``) gets the message
-    to show next to the file instead. ``staff``: in the staff pages' frame (their menu, no
-    patient emergency banner), for a signed-in staff member."""
+    to show next to the file instead. ``staff``: in the staff pages' frame (no patient
+    emergency banner or request form; the menu for a signed-in staff member, and a way back
+    to the sign-in page for one who is not)."""
     if request.accept_mimetypes.best == "application/json":
         return jsonify(ok=False, message=message), status
     page = render_template(
         "errors/error.html", status=status, title=title, message=message, staff=staff
     )
     return page, status
+
+
+def _is_staff_path() -> bool:
+    """Whether the page is a staff one, signed in or not: an error on the sign-in page (too
+    many attempts, a form that expired) answered in the patients' frame, with its emergency
+    banner and request form, left staff no way back to signing in. Decided by the address,
+    not the session, which a signed-out visitor does not have. Not for the 500 and 503
+    pages: the staff frame asks the database who is signed in, which may be what failed."""
+    return request.path == "/staff" or request.path.startswith("/staff/")
 
 
 def end_sessions_before_responding(app: Flask) -> None:
@@ -108,6 +117,7 @@ def register_error_handlers(app: Flask) -> None:
                 "For your security, forms stop working after a while or when cookies are "
                 "blocked. Nothing was saved. Please go back, reload the page and send it again."
             ),
+            staff=_is_staff_path(),
         )
 
     @app.errorhandler(413)
@@ -178,7 +188,7 @@ def register_error_handlers(app: Flask) -> None:
             code,
             titles.get(code, _("Something went wrong")),
             messages.get(code, _("Please go back and try again.")),
-            staff=request.path.startswith("/staff/") and current_user.is_authenticated,
+            staff=_is_staff_path(),
         )
 
     @app.errorhandler(OperationalError)

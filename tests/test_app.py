@@ -209,6 +209,19 @@ def test_a_staff_page_not_found_keeps_the_staff_frame(client, staff) -> None:
     assert "emergency-notice" in patient_page and "Go to the request form" in patient_page
 
 
+def test_an_expired_sign_in_form_keeps_the_staff_frame_and_leads_back_to_sign_in(client) -> None:
+    """Signed out, an error on a staff page (here the sign-in form sent without its token, as
+    after the form expired) leads back to the sign-in page: the dashboard would only redirect
+    there, and the patients' frame has no way to it at all."""
+    response = client.post("/staff/login", data={"email": "a@example.com", "password": "x"})
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "This form has expired" in page
+    assert 'href="/staff/login">Back to staff sign-in</a>' in page
+    assert "Back to the dashboard" not in page and "Sign out" not in page
+    assert "emergency-notice" not in page and "Go to the request form" not in page
+
+
 def test_patient_pages_carry_the_emergency_notice_and_load_no_third_party_assets(client) -> None:
     for path in ("/request/start", "/privacy"):
         page = client.get(path).get_data(as_text=True)

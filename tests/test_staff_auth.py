@@ -318,6 +318,9 @@ class TestRateLimit:
         assert "Too many attempts" in page
         assert "Please wait a minute and try again." in page
         assert "Traceback" not in page
+        # In the staff frame, with a way back to signing in; not the patients' banner and form.
+        assert 'href="/staff/login">Back to staff sign-in</a>' in page
+        assert "emergency-notice" not in page and "Go to the request form" not in page
         assert not signed_in(client)
         assert audit(app, "login") == []
         assert len(audit(app, "login_failed")) == 3
