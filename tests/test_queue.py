@@ -598,3 +598,22 @@ def test_a_specialists_queue_holds_their_own_requests_with_no_choice_of_speciali
     page = coordinator.get("/staff/queue", query_string={"status": "all"}).get_data(as_text=True)
     assert 'id="specialist"' in page
     assert sorted(REF_RE.findall(page)) == sorted([own["reference"], other["reference"]])
+
+
+def test_the_title_names_the_triage_filter_and_the_search(
+    app: Flask, staff_client: FlaskClient
+) -> None:
+    """Each filtered list is a page of its own: the title (read first by a screen reader,
+    shown in the browser's tabs and history) says which, as it does the status and page."""
+    new_request(app, email="u@example.com", red_flags={"fragile_bones"})
+
+    def title(path: str) -> str:
+        page = staff_client.get(path).get_data(as_text=True)
+        # The page's own part, before the dash and the clinic's name.
+        return re.search(r"<title>(.*?) \u2013 ", page, re.S)[1]
+
+    assert (
+        title("/staff/?status=all&triage=urgent&q=M%C3%BCller+%3Cb%3E")
+        == "Triage queue: All, Triage: Urgent, Search: \u201cMüller &lt;b&gt;\u201d"
+    )
+    assert title("/staff/?status=all") == "Triage queue: All"
