@@ -24,7 +24,7 @@ from pathlib import Path
 import pyotp
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 from sqlalchemy import select
 
 from booking.cli import DEMO_PASSWORD
@@ -607,6 +607,37 @@ def test_insights_on_a_phone_has_no_serious_accessibility_problem(site: Site) ->
         assert_accessible(page, "insights on a phone")
     finally:
         page.set_viewport_size(before)
+
+
+MIN_TARGET_PX = 24  # WCAG 2.2 target size (minimum), 2.5.8
+
+
+def short_targets(targets: Locator) -> list[str]:
+    """The visible ``targets`` less than 24 CSS pixels high, with their height."""
+    short = []
+    for target in targets.all():
+        box = target.bounding_box()
+        if box is not None and box["height"] < MIN_TARGET_PX:
+            short.append(f"{target.inner_text().strip()!r}: {box['height']:.1f} px")
+    return short
+
+
+def test_small_links_on_the_review_and_the_record_are_big_enough_to_tap(
+    site: Site, browser: Browser
+) -> None:
+    """The review's "Change" links and the record's "Send a new link" button are small text
+    links: each is still at least 24 px high, a target a finger can hit on a phone."""
+    with browser_page(browser, **PHONE) as page:
+        site.visit(page, "/request/steps/review")
+        changes = page.get_by_role("link", name=re.compile(r"^Change"))
+        expect(changes.first).to_be_visible()
+        assert not short_targets(changes), short_targets(changes)
+
+    page = site.admin
+    page.goto(site(f"/staff/requests/{site.reference}"))
+    send = page.get_by_role("button", name="Send a new link (the earlier ones stop working)")
+    expect(send).to_be_visible()
+    assert not short_targets(send), short_targets(send)
 
 
 # --- form errors are announced ---------------------------------------------------------------
