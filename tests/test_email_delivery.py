@@ -569,3 +569,63 @@ def test_a_mail_server_that_never_answers_is_recorded_as_a_time_out(
         assert email.last_error == "SMTPTimeout"
     assert f"outbox email {email_id} attempt 1 failed (SMTPTimeout)" in caplog.text
     assert "Disconnected" not in caplog.text
+
+
+def test_a_reminder_withdrawn_while_it_is_being_sent_is_not_tried_again(
+    app: Flask, smtp: SmtpServer
+) -> None:
+    """The mail server is slow: the worker is handing it a message (a reminder) when staff
+    cancel the request. That attempt is past stopping, but the server then answers "try
+    later": the reminder of the cancelled visit was put back in the queue and delivered
+    after the cancellation's email. It is now deleted, and the cancellation's email goes."""
+    import threading
+
+    from booking.dashboard import services as workflow
+    from booking.staff.models import StaffUser
+    from tests.factories import make_request, make_staff
+
+    smtp.collector.stall_at = "DATA"
+    smtp.collector.refuse_data = "451 4.3.0 Please try again later"
+    smtp.start()
+    with app.app_context():
+        coordinator_id = make_staff("coordinator", "coord@example.com").id
+        request_id = make_request().id
+        db.session.execute(update(OutboxEmail).values(status=OutboxStatus.SENT))
+        # A reminder the job wrote (its template is what counts here).
+        reminder = OutboxEmail(
+            request_id=request_id,
+            template="appointment_reminder",
+            recipient="erika@example.com",
+            subject="Reminder",
+            body_text="Reminder",
+            body_html="<p>Reminder</p>",
+            message_id="<reminder@example.com>",
+        )
+        db.session.add(reminder)
+        db.session.commit()
+        reminder_id = reminder.id
+    outcome: dict[str, Any] = {}
+
+    def worker() -> None:
+        with app.app_context():
+            try:
+                outcome["delay"] = deliver_outbox_email(reminder_id)
+            except Exception as exc:
+                outcome["error"] = exc
+            finally:
+                db.session.remove()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    assert smtp.collector.stalled.wait(timeout=30)
+    with app.app_context():
+        workflow.cancel_request(
+            db.session.get(ConsultationRequest, request_id),
+            db.session.get(StaffUser, coordinator_id),
+        )
+    smtp.collector.release()
+    thread.join(timeout=30)
+    assert outcome == {"delay": None}
+    with app.app_context():
+        left = db.session.scalars(select(OutboxEmail.template)).all()
+        assert "appointment_reminder" not in left and "request_update" in left

@@ -428,3 +428,34 @@ def test_a_failed_statement_is_logged_without_its_values(
     assert patient_email and patient_email not in logged
     assert "Reminder:" not in logged
     assert record.name == "booking.requests.reminders"
+
+
+def test_a_reminder_withdrawn_while_its_worker_died_is_not_sent_again(
+    app: Flask, confirmed: dict[str, Any]
+) -> None:
+    """A worker claimed the reminder and died; staff cancelled meanwhile (the reminder is
+    marked, not deleted: it was being sent). The sweep that releases lapsed claims deletes it
+    instead of putting it back in the queue."""
+    from booking.notifications.services import requeue_stalled_emails
+
+    assert len(run(app, confirmed["starts_at"] - timedelta(hours=47))) == 1
+    lapsed = now_utc() - timedelta(seconds=app.config["MAIL_CLAIM_TIMEOUT_SECONDS"] + 1)
+    with app.app_context():
+        db.session.execute(
+            update(OutboxEmail)
+            .where(OutboxEmail.template == "appointment_reminder")
+            .values(status=OutboxStatus.SENDING, claimed_at=lapsed, attempts=1)
+        )
+        db.session.commit()
+        workflow.cancel_request(
+            db.session.get(ConsultationRequest, confirmed["request_id"]), _coordinator()
+        )
+        [event] = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "request_cancelled")
+        ).all()
+        assert event.details["emails_withdrawn"] == 1
+        db.session.rollback()  # end the read
+    assert len(reminders(app)) == 1  # being sent: only marked
+    with app.app_context():
+        requeue_stalled_emails()
+    assert reminders(app) == []

@@ -47,6 +47,9 @@ class OutboxEmail(db.Model):
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Withdrawn by a change of its request while a worker was sending it
+    # (``services.withdraw_pending``): if that attempt fails, the row is deleted, not retried.
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(String(500))
     # One optional attachment, such as an appointment's iCalendar file.

@@ -25,7 +25,7 @@ from flask import current_app, render_template
 from flask_babel import force_locale
 from flask_mail import Message
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InvalidRequestError, SQLAlchemyError
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
 from booking.accesslog import redact_text
@@ -111,21 +111,29 @@ def copy_email(email: OutboxEmail, *, recipient: str) -> OutboxEmail:
 
 
 def withdraw_pending(request_id: int, templates: frozenset[str]) -> int:
-    """Delete the request's emails of these kinds that no worker has taken yet: written for
-    a state of the request that a change in this transaction ends (a reminder of a time just
-    moved or cancelled, delivered after the cancellation's email, would send the patient to a
-    visit that is not there). A row being sent at this moment is past stopping; a delivery
-    task for a deleted row finds nothing to claim. Flushes; the caller commits. Returns how
-    many were withdrawn."""
-    return db.session.execute(
+    """Withdraw the request's emails of these kinds not sent yet: written for a state of the
+    request that a change in this transaction ends (a reminder of a time just moved or
+    cancelled, delivered after the cancellation's email, would send the patient to a visit
+    that is not there). One no worker has taken is deleted (a delivery task for it finds
+    nothing to claim); one a worker is sending at this moment is past stopping, but is
+    marked, so that if this attempt fails (the slow mail server that kept it waiting) it is
+    deleted instead of tried again (``deliver_outbox_email``, ``requeue_stalled_emails``).
+    Flushes; the caller commits. Returns how many were withdrawn."""
+    mine = (OutboxEmail.request_id == request_id, OutboxEmail.template.in_(templates))
+    deleted = db.session.execute(
         delete(OutboxEmail)
-        .where(
-            OutboxEmail.request_id == request_id,
-            OutboxEmail.template.in_(templates),
-            OutboxEmail.status == OutboxStatus.PENDING,
-        )
+        .where(*mine, OutboxEmail.status == OutboxStatus.PENDING)
         .execution_options(synchronize_session="fetch")
     ).rowcount
+    marked = db.session.execute(
+        update(OutboxEmail)
+        .where(
+            *mine, OutboxEmail.status == OutboxStatus.SENDING, OutboxEmail.withdrawn_at.is_(None)
+        )
+        .values(withdrawn_at=now_utc())
+        .execution_options(synchronize_session="fetch")
+    ).rowcount
+    return deleted + marked
 
 
 def enqueue_delivery(email_ids: list[int]) -> None:
@@ -277,6 +285,16 @@ def deliver_outbox_email(email_id: int) -> timedelta | None:
     except Exception as exc:
         if sent:  # accepted and recorded (or forgotten); only QUIT failed
             return None
+        try:
+            db.session.refresh(email)  # a change of its request may have withdrawn it meanwhile
+        except InvalidRequestError:  # erased (with its patient) meanwhile
+            db.session.rollback()
+            return None
+        if email.withdrawn_at is not None:
+            log.info("outbox email %s was withdrawn while being sent: not retried", email.id)
+            db.session.delete(email)
+            db.session.commit()
+            return None
         email.last_error = _describe(exc)
         if _is_permanent(exc) or email.attempts >= current_app.config["MAIL_MAX_ATTEMPTS"]:
             delay = None
@@ -377,6 +395,16 @@ def requeue_stalled_emails() -> list[int]:
     )
     spent = OutboxEmail.attempts >= current_app.config["MAIL_MAX_ATTEMPTS"]
     forgotten = OutboxEmail.template.in_(sorted(FORGET_WHEN_SENT))
+    # Withdrawn while being sent by a worker that then died: not sent again.
+    withdrawn = list(
+        db.session.scalars(
+            delete(OutboxEmail)
+            .where(*lapsed, OutboxEmail.withdrawn_at.is_not(None))
+            .returning(OutboxEmail.id)
+        )
+    )
+    for email_id in sorted(withdrawn):
+        log.info("outbox email %s was withdrawn while being sent: not retried", email_id)
     gone = list(
         db.session.scalars(
             delete(OutboxEmail).where(*lapsed, spent, forgotten).returning(OutboxEmail.id)
