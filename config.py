@@ -122,6 +122,8 @@ class Config:
 
     CLINIC_NAME = _env("CLINIC_NAME", "SpineConsult Clinic")
     CLINIC_TIMEZONE = _env("CLINIC_TIMEZONE", "Europe/Berlin")
+    # Whether the clinic chose its zone (production warns when it did not: booking/__init__.py).
+    CLINIC_TIMEZONE_SET = _env("CLINIC_TIMEZONE") is not None
     CLINIC_PHONE = _env("CLINIC_PHONE", "")
     CLINIC_ADDRESS = _env("CLINIC_ADDRESS", "")
     # Shown on the home page in the reader's language (booking.openinghours); lines separated

@@ -244,6 +244,24 @@ def _warn_of_weak_deployment(app: Flask) -> None:
             "EMERGENCY_NUMBERS where readers of a language live elsewhere (README, 'Settings')",
             app.config.get("EMERGENCY_NUMBER"),
         )
+    if not str(app.config.get("CLINIC_PHONE") or "").strip():
+        app.logger.warning(
+            "CLINIC_PHONE is not set: the pages and emails that tell patients to call the "
+            "clinic (a follow-up answered much worse, a change refused online, the emergency "
+            "page's 'if you are not sure, call us') give no number; set it (README, 'Settings')"
+        )
+    if not app.config.get("CLINIC_TIMEZONE_SET"):
+        app.logger.warning(
+            "CLINIC_TIMEZONE is not set: every time is shown and counted in %s (the call-back "
+            "targets, reminders, the opening hours); set the clinic's zone (README, 'Settings')",
+            app.config.get("CLINIC_TIMEZONE"),
+        )
+    if not str(app.config.get("CLINIC_HOLIDAYS") or "").strip():
+        app.logger.warning(
+            "CLINIC_HOLIDAYS is empty: the urgent call-back target counts the clinic's public "
+            "holidays as working time, so urgent requests are escalated to the on-call address "
+            "on those days; set the region whose holidays it keeps (README, 'Settings')"
+        )
     if not str(app.config.get("ON_CALL_EMAIL") or "").strip():
         app.logger.warning(
             "ON_CALL_EMAIL is not set: an emergency or urgent request whose patient nobody "

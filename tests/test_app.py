@@ -81,11 +81,20 @@ def test_production_warns_of_per_process_rate_limits_and_a_plain_http_site(
     monkeypatch.delenv("EMERGENCY_NUMBER", raising=False)
     monkeypatch.setattr(production_config, "EMERGENCY_NUMBER_SET", False)
     monkeypatch.setattr(production_config, "ON_CALL_EMAIL", None)
+    monkeypatch.setattr(production_config, "CLINIC_PHONE", "")
+    monkeypatch.setattr(production_config, "CLINIC_TIMEZONE_SET", False)
+    monkeypatch.setattr(production_config, "CLINIC_HOLIDAYS", "")
     with booking_warnings(caplog):
         create_app("production")
     assert "EMERGENCY_NUMBER is not set: patients with urgent symptoms are told to call 112" in (
         caplog.text
     )
+    # What safety texts and the call-back clock rest on, left at a default.
+    assert "CLINIC_PHONE is not set" in caplog.text
+    assert "CLINIC_TIMEZONE is not set: every time is shown and counted in Europe/Berlin" in (
+        caplog.text
+    )
+    assert "CLINIC_HOLIDAYS is empty" in caplog.text
     assert "ON_CALL_EMAIL is not set" in caplog.text
     assert "rate limits are counted in each server process's memory" in caplog.text
     assert "PUBLIC_BASE_URL is not an https:// address" in caplog.text
@@ -99,9 +108,13 @@ def test_production_warns_of_per_process_rate_limits_and_a_plain_http_site(
     monkeypatch.setenv("EMERGENCY_NUMBER", "112")
     monkeypatch.setattr(production_config, "EMERGENCY_NUMBER_SET", True)
     monkeypatch.setattr(production_config, "ON_CALL_EMAIL", "on-call@clinic.example")
+    monkeypatch.setattr(production_config, "CLINIC_PHONE", "+49 30 5550 1234")
+    monkeypatch.setattr(production_config, "CLINIC_TIMEZONE_SET", True)
+    monkeypatch.setattr(production_config, "CLINIC_HOLIDAYS", "DE-BE")
     with booking_warnings(caplog):
         create_app("production")
     assert "EMERGENCY_NUMBER" not in caplog.text and "ON_CALL_EMAIL" not in caplog.text
+    assert "CLINIC_" not in caplog.text
     assert "rate limits are counted" not in caplog.text
     assert "PUBLIC_BASE_URL" not in caplog.text
     assert "MAIL_DEFAULT_SENDER" not in caplog.text
