@@ -519,6 +519,120 @@ def test_the_queue_shows_the_wait_against_the_target(
     assert "Patient reached" in row and "by Cora Coord" in row and "Overdue" not in row
 
 
+# Closing a request whose patient nobody reached --------------------------------------------
+
+UNREACHED_BOX = (
+    "The patient has not been reached about their urgent symptoms: close the request anyway"
+)
+UNREACHED_REFUSAL = (
+    "Nobody has reached this patient about their urgent symptoms: no call that reached them is "
+    "logged. Call them first, or tick the box to close the request anyway."
+)
+
+
+def _close(client: FlaskClient, reference: str, action: str, **fields: str):
+    """Decline or cancel from the record page's form, as a browser posts it."""
+    record = f"/staff/requests/{reference}"
+    token = csrf_token(client, record)
+    data = {"close-csrf_token": token, **{f"close-{k}": v for k, v in fields.items()}}
+    return client.post(f"{record}/{action}", data=data)
+
+
+def _closing_audit(reference: str) -> list[dict[str, Any]]:
+    rows = db.session.scalars(
+        sa.select(AuditEvent).where(
+            AuditEvent.target_id == reference,
+            AuditEvent.action.in_(["request_declined", "request_cancelled"]),
+        )
+    )
+    return [dict(row.details) for row in rows]
+
+
+@pytest.mark.parametrize("action", ["decline", "cancel"])
+def test_closing_an_unreached_emergency_needs_the_box_ticked(
+    app: Flask, client: FlaskClient, emergency: dict[str, Any], action: str
+) -> None:
+    """Declining or cancelling ends the call-back target and the escalation, and the patient
+    (a phone number only) hears nothing: refused until staff tick the box that says so."""
+    AuthActions(client).login("coordinator")
+    reference = emergency["reference"]
+    page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert UNREACHED_BOX in page and 'name="close-unreached"' in page
+
+    refused = _close(client, reference, action)
+    assert refused.status_code == 422
+    assert UNREACHED_REFUSAL in refused.get_data(as_text=True)
+    with app.app_context():
+        consultation = db.session.get(ConsultationRequest, emergency["id"])
+        assert consultation.status == RequestStatus.REQUESTED
+        assert consultation.events == []
+        assert _closing_audit(reference) == []
+
+    closed = _close(client, reference, action, unreached="y")
+    assert closed.status_code == 302
+    page = client.get(closed.headers["Location"]).get_data(as_text=True)
+    assert "please call them to tell them" in page
+    assert "Closed without reaching the patient about their urgent symptoms" in page
+    with app.app_context():
+        consultation = db.session.get(ConsultationRequest, emergency["id"])
+        expected = RequestStatus.DECLINED if action == "decline" else RequestStatus.CANCELLED
+        assert consultation.status == expected
+        assert sorted(e.kind for e in consultation.events) == [EventKind.NOTE, EventKind.STATUS]
+        [audit] = _closing_audit(reference)
+        assert audit["unreached"] is True
+
+
+def test_the_service_refuses_an_unreached_close_without_the_confirmation(
+    app: Flask, staff: Staff
+) -> None:
+    """The rule is the service's: a caller that skips the form is refused the same way."""
+    from booking.dashboard.services import cancel_request, decline_request
+    from booking.requests.lifecycle import WorkflowError
+
+    urgent = _urgent(app, datetime.now(UTC))
+    with app.app_context():
+        coordinator = db.session.scalars(
+            sa.select(StaffUser).where(StaffUser.email == "coord@example.com")
+        ).one()
+        for operation in (decline_request, cancel_request):
+            consultation = db.session.get(ConsultationRequest, urgent["id"])
+            with pytest.raises(WorkflowError, match="Nobody has reached this patient"):
+                operation(consultation, coordinator)
+            db.session.rollback()
+        consultation = db.session.get(ConsultationRequest, urgent["id"])
+        assert consultation.status == RequestStatus.REQUESTED
+        assert _closing_audit(urgent["reference"]) == []
+
+
+def test_a_routine_or_a_reached_request_closes_without_the_box(
+    app: Flask, client: FlaskClient, emergency: dict[str, Any]
+) -> None:
+    AuthActions(client).login("coordinator")
+    with app.app_context():
+        routine = make_request().reference
+        _log_call(emergency["id"], CallOutcome.REACHED)
+    for reference, action in ((routine, "decline"), (emergency["reference"], "cancel")):
+        page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+        assert UNREACHED_BOX not in page
+        # A box posted anyway (an old page) is not offered, so not recorded.
+        assert _close(client, reference, action, unreached="y").status_code == 302
+        with app.app_context():
+            [audit] = _closing_audit(reference)
+            assert "unreached" not in audit
+            note = "Closed without reaching the patient"
+            assert not any(note in (e.body or "") for e in _events_of(reference))
+
+
+def _events_of(reference: str) -> list[RequestEvent]:
+    return list(
+        db.session.scalars(
+            sa.select(RequestEvent)
+            .join(ConsultationRequest)
+            .where(ConsultationRequest.reference == reference)
+        )
+    )
+
+
 # Escalation ---------------------------------------------------------------------------------
 
 

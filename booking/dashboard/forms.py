@@ -158,11 +158,45 @@ _TYPE_GONE = (
 
 
 class CloseForm(SeenState, BaseForm):
+    """Declining or cancelling. For an emergency or urgent request whose patient nobody
+    reached (``unreached``), the form has a box saying so, to be ticked: closing it ends the
+    call-back target and the escalation (``services.decline_request``, which refuses it
+    unticked). Other requests' forms have no such field, so a posted one is ignored."""
+
     message = TextAreaField(
         _l("Message sent with the decline or cancellation"),
         validators=[Optional(), Length(max=1000)],
         description=_l("Sent in the email. No medical details: email is not secure."),
     )
+    unreached = BooleanField(
+        _l(
+            "The patient has not been reached about their urgent symptoms: close the request anyway"
+        ),
+        # The service's refusal, in the same words.
+        validators=[
+            DataRequired(
+                _l(
+                    "Nobody has reached this patient about their urgent symptoms: no call "
+                    "that reached them is logged. Call them first, or tick the box to close "
+                    "the request anyway."
+                )
+            )
+        ],
+        description=_l(
+            "Closing it stops the call-back target and the escalation to the on-call address. "
+            "A patient without an email address is told nothing unless someone calls them."
+        ),
+    )
+
+    def __init__(self, *args: object, unreached: bool = False, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        if not unreached:
+            del self.unreached
+
+    @property
+    def close_unreached(self) -> bool:
+        """Staff ticked the box (only offered, so only true, for an unreached request)."""
+        return self.unreached is not None and bool(self.unreached.data)
 
 
 class CompleteForm(SeenState, BaseForm):

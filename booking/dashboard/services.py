@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from booking.audit.services import record
@@ -172,6 +173,7 @@ def _finish(
     ics: str | None = None,
     ics_method: str = "REQUEST",
     freed: FreedTime | None = None,
+    audit_extra: dict[str, object] | None = None,
 ) -> None:
     """Record the change (timeline, audit, the patient's email), offer a time it gave up to
     the waitlist, then one commit; the emails go to the worker after it."""
@@ -185,6 +187,7 @@ def _finish(
         message=message,
         ics=ics,
         ics_method=ics_method,
+        audit_extra=audit_extra,
     )
     offers = offer_freed_slot(freed) if freed is not None else []
     db.session.commit()
@@ -290,6 +293,18 @@ def reschedule_request(
     )
 
 
+# The refusal to close an emergency or urgent request whose patient nobody reached, and the
+# close form's check of its confirmation box: one wording.
+UNREACHED_REFUSAL = _l(
+    "Nobody has reached this patient about their urgent symptoms: no call that reached them "
+    "is logged. Call them first, or tick the box to close the request anyway."
+)
+UNREACHED_NOTE = _l(
+    "Closed without reaching the patient about their urgent symptoms: no call that reached "
+    "them was logged."
+)
+
+
 def _close(
     consultation: ConsultationRequest,
     actor: StaffUser,
@@ -300,9 +315,17 @@ def _close(
     message: str | None,
     plan: tuple[Plan, date | None] | None = None,
     seen: str | None = None,
+    close_unreached: bool = False,
 ) -> None:
     consultation = _lock(consultation, actor, seen)
     check_transition(consultation, target, actor)
+    # Declining or cancelling ends the call-back clock and the escalation to the on-call
+    # address (``booking.requests.escalation`` looks at open requests only), and a patient
+    # who left only a phone number is told nothing: never by a slip, only when staff say so.
+    # (Completing and marking no-show wait for the appointment: the patient was expected.)
+    unreached = target in (S.CANCELLED, S.DECLINED) and consultation.unreached
+    if unreached and not close_unreached:
+        raise WorkflowError(str(UNREACHED_REFUSAL))
     before = snapshot(consultation)
     appointment = consultation.appointment
     ics = None
@@ -319,6 +342,13 @@ def _close(
     db.session.flush()
     if plan is not None:
         record_plan(consultation, *plan, actor)
+    if unreached:
+        add_event(
+            consultation,
+            kind=EventKind.NOTE,
+            actor=actor,
+            body=emails.in_staff_language(UNREACHED_NOTE),
+        )
     _finish(
         consultation,
         actor,
@@ -329,6 +359,7 @@ def _close(
         ics=ics,
         ics_method="CANCEL",
         freed=freed,
+        audit_extra={"unreached": True} if unreached else None,
     )
 
 
@@ -338,7 +369,11 @@ def decline_request(
     message: str | None = None,
     *,
     seen: str | None = None,
+    close_unreached: bool = False,
 ) -> None:
+    """Decline the request. An emergency or urgent one whose patient nobody reached is
+    refused unless ``close_unreached`` (staff ticked the box saying so): the audit row says
+    ``unreached`` and the timeline notes it."""
     _close(
         consultation,
         actor,
@@ -347,6 +382,7 @@ def decline_request(
         email_kind="declined",
         message=message,
         seen=seen,
+        close_unreached=close_unreached,
     )
 
 
@@ -356,7 +392,11 @@ def cancel_request(
     message: str | None = None,
     *,
     seen: str | None = None,
+    close_unreached: bool = False,
 ) -> None:
+    """Cancel the request. An emergency or urgent one whose patient nobody reached is
+    refused unless ``close_unreached`` (staff ticked the box saying so): the audit row says
+    ``unreached`` and the timeline notes it."""
     _close(
         consultation,
         actor,
@@ -365,6 +405,7 @@ def cancel_request(
         email_kind="cancelled",
         message=message,
         seen=seen,
+        close_unreached=close_unreached,
     )
 
 

@@ -184,7 +184,7 @@ def _render_record(
 
 def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: object):
     forms.setdefault("slot_form", _slot_form(consultation))
-    forms.setdefault("close_form", CloseForm(prefix="close"))
+    forms.setdefault("close_form", CloseForm(prefix="close", unreached=consultation.unreached))
     forms.setdefault("action_form", StatusForm(prefix="action"))
     forms.setdefault("complete_form", CompleteForm(prefix="complete"))
     forms.setdefault("note_form", NoteForm(prefix="note"))
@@ -592,13 +592,17 @@ def change_status(reference: str, action: str) -> Response | tuple[str, int]:
                 seen=form.seen.data or None,
             )
         elif action in ("decline", "cancel"):
-            form = CloseForm(prefix="close")
+            form = CloseForm(prefix="close", unreached=consultation.unreached)
             forms["close_form"] = form
             if not form.validate_on_submit():
                 return _render_record(consultation, 422, **forms)
             operation = services.decline_request if action == "decline" else services.cancel_request
             operation(
-                consultation, current_user, form.message.data or None, seen=form.seen.data or None
+                consultation,
+                current_user,
+                form.message.data or None,
+                seen=form.seen.data or None,
+                close_unreached=form.close_unreached,
             )
         elif action == "complete":
             form = CompleteForm(prefix="complete")

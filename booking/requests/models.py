@@ -231,6 +231,12 @@ class ConsultationRequest(db.Model):
         return triage.pathway(self.withdrawn_red_flags or ()) == triage.EMERGENCY
 
     @property
+    def unreached(self) -> bool:
+        """Emergency or urgent, and no call logged has reached the patient
+        (``acknowledged_at``): the call-back the patient was promised is still owed."""
+        return self.is_urgent and self.acknowledged_at is None
+
+    @property
     def urgent_for_withdrawn_answer(self) -> bool:
         """Urgent only because the patient changed an urgent-symptom answer from yes to no
         before sending (``withdrawn_red_flags``): no answer now says yes."""
