@@ -795,6 +795,64 @@ def test_an_acknowledged_urgent_or_a_routine_request_does_not_escalate(
     assert _escalations(app) == []
 
 
+def _coordinator() -> StaffUser:
+    return db.session.scalars(
+        sa.select(StaffUser).where(StaffUser.email == "coord@example.com")
+    ).one()
+
+
+def test_an_unreached_urgent_request_the_patient_cancelled_still_escalates(
+    app: Flask, staff: Staff
+) -> None:
+    """The patient cancelled through their private link before anyone called: they may have
+    found help elsewhere or may still need the call, and the on-call address is told."""
+    from booking.manage.services import cancel
+
+    received = berlin(2026, 11, 16, 9)
+    urgent = _urgent(app, received)
+    with app.app_context():
+        cancel(db.session.get(ConsultationRequest, urgent["id"]), None)
+        assert escalate_overdue(now=received + timedelta(hours=3, minutes=59)) == []
+        assert len(escalate_overdue(now=received + timedelta(hours=4, minutes=1))) == 1
+        assert escalate_overdue(now=received + timedelta(days=2)) == []
+        [email] = db.session.scalars(
+            sa.select(OutboxEmail).where(OutboxEmail.template == "escalation_staff_cancelled")
+        ).all()
+        assert email.recipient == ON_CALL
+        assert f"urgent request {urgent['reference']} cancelled by the patient" in email.subject
+        assert "The patient cancelled this request" in email.body_text
+        assert f"/staff/requests/{urgent['reference']}" in email.body_text
+        for detail in ("Uma", "Notinmail", "901820", "fever", "Fever"):
+            assert detail not in email.body_text + email.body_html + email.subject
+        consultation = db.session.get(ConsultationRequest, urgent["id"])
+        assert consultation.status == RequestStatus.CANCELLED
+        assert EventKind.ESCALATION in [e.kind for e in consultation.events]
+        audit = db.session.scalars(
+            sa.select(AuditEvent).where(AuditEvent.action == "request_escalated")
+        ).one()
+        assert audit.details["cancelled_by_patient"] is True
+
+
+def test_a_cancellation_staff_confirmed_or_after_a_call_does_not_escalate(
+    app: Flask, staff: Staff
+) -> None:
+    from booking.dashboard.services import cancel_request
+    from booking.manage.services import cancel
+
+    received = berlin(2026, 11, 16, 9)
+    by_staff, reached = _urgent(app, received), _urgent(app, received)
+    with app.app_context():
+        cancel_request(
+            db.session.get(ConsultationRequest, by_staff["id"]),
+            _coordinator(),
+            close_unreached=True,
+        )
+        _log_call(reached["id"], CallOutcome.REACHED, called_at=received + timedelta(hours=1))
+        cancel(db.session.get(ConsultationRequest, reached["id"]), "Feeling better")
+        assert escalate_overdue(now=received + timedelta(days=2)) == []
+    assert _escalations(app) == []
+
+
 def test_two_workers_at_once_send_one_escalation(app: Flask, emergency: dict[str, Any]) -> None:
     at = emergency["created_at"] + timedelta(minutes=40)
     barrier = threading.Barrier(2)

@@ -1,6 +1,9 @@
 """Escalation: an open emergency or urgent request whose patient nobody reached within its target
 is emailed to the on-call address once, and the escalation is put on its timeline and in the
-audit.
+audit. So is one the patient cancelled through their private link before anyone reached them:
+they may have found help elsewhere, or may still need the call, and the clinic's only other
+trace was one notice to the staff address. One staff declined or cancelled is not: they
+confirmed that they closed it unreached (``booking.dashboard.services``).
 
 An emergency's target is clock time, at any hour (the patient was told to seek emergency care
 now); an urgent one's is the clinic's working time (``booking.requests.followup``), so an
@@ -20,19 +23,23 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import joinedload
 
 from booking.audit.services import record
 from booking.extensions import db
-from booking.notifications.services import enqueue_delivery
-from booking.requests import emails, followup
-from booking.requests.events import EventKind
+from booking.notifications.models import OutboxEmail
+from booking.notifications.services import enqueue_delivery, queue_email
+from booking.requests import emails, followup, links
+from booking.requests.events import EventKind, RequestEvent
 from booking.requests.lifecycle import add_event
 from booking.requests.models import (
     OPEN_STATUSES,
     TRIAGE_PRIORITY,
     ConsultationRequest,
+    RequestStatus,
     TriageLevel,
 )
 from booking.timeutil import now_utc
@@ -47,10 +54,28 @@ ESCALATION_ACTOR = "system:escalation"
 URGENT_CATCH_UP = timedelta(days=7)
 
 
+def _cancelled_by_patient() -> object:
+    """The patient cancelled the request (``booking.manage.services.cancel``): its
+    cancellation on the timeline has no staff member (``add_event``'s actor None is the
+    patient), where staff's carries who did it."""
+    return exists().where(
+        RequestEvent.request_id == ConsultationRequest.id,
+        RequestEvent.kind == EventKind.STATUS,
+        RequestEvent.to_status == RequestStatus.CANCELLED.value,
+        RequestEvent.actor_id.is_(None),
+    )
+
+
 def _unescalated(level: TriageLevel, received_by: datetime) -> list:
     return [
         ConsultationRequest.priority == TRIAGE_PRIORITY[level],
-        ConsultationRequest.status.in_(OPEN_STATUSES),
+        or_(
+            ConsultationRequest.status.in_(OPEN_STATUSES),
+            and_(
+                ConsultationRequest.status == RequestStatus.CANCELLED,
+                _cancelled_by_patient(),
+            ),
+        ),
         ConsultationRequest.acknowledged_at.is_(None),
         ConsultationRequest.escalated_at.is_(None),
         ConsultationRequest.created_at <= received_by,
@@ -119,7 +144,11 @@ def _escalate_one(
         waited = int(wait.waited.total_seconds() // 60)
         target_minutes = int(wait.target.total_seconds() // 60)
         recipient = followup.on_call_address()
-        email = emails.escalation(consultation, recipient, wait)
+        cancelled = consultation.status == RequestStatus.CANCELLED
+        if cancelled:
+            email = _cancelled_escalation(consultation, recipient, wait)
+        else:
+            email = emails.escalation(consultation, recipient, wait)
         add_event(consultation, kind=EventKind.ESCALATION, actor=None, body=None)
         db.session.flush()
         record(
@@ -133,6 +162,7 @@ def _escalate_one(
                 "target_minutes": target_minutes,
                 "working_time": wait.working_time,
                 "email_id": email.id,
+                **({"cancelled_by_patient": True} if cancelled else {}),
             },
         )
         email_id = email.id
@@ -146,3 +176,35 @@ def _escalate_one(
         request_id,
     )
     return email_id
+
+
+def _cancelled_escalation(
+    consultation: ConsultationRequest, recipient: str, wait: followup.Wait
+) -> OutboxEmail:
+    """The on-call alert for a request the patient cancelled before anyone reached them: the
+    reference and the dashboard link, no patient details, in the clinic's language.
+    (Composed here for now: ``emails`` is being reworked; it belongs beside
+    ``emails.escalation``.)"""
+    with force_locale(emails.staff_locale()):
+        if consultation.is_emergency:
+            subject = _(
+                "ESCALATION: emergency request %(reference)s cancelled by the patient, who was "
+                "never reached",
+                reference=consultation.reference,
+            )
+        else:
+            subject = _(
+                "ESCALATION: urgent request %(reference)s cancelled by the patient, who was "
+                "never reached",
+                reference=consultation.reference,
+            )
+        return queue_email(
+            template="escalation_staff_cancelled",
+            recipient=recipient,
+            subject=subject,
+            locale=emails.staff_locale(),
+            request_id=consultation.id,
+            consultation=consultation,
+            request_url=links.staff_request_url(consultation),
+            target=followup.duration_label(wait.target),
+        )
