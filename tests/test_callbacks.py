@@ -881,3 +881,20 @@ def test_two_workers_at_once_send_one_escalation(app: Flask, emergency: dict[str
             sa.select(RequestEvent).where(RequestEvent.kind == EventKind.ESCALATION)
         ).all()
         assert len(escalations) == 1
+
+
+def test_a_cancelled_emergency_of_long_ago_is_not_escalated(app: Flask, staff: Staff) -> None:
+    """Open emergencies escalate however late; cancelled ones only within the catch-up, as
+    urgent ones: a request cancelled months ago (before this rule existed, or a worker down
+    for weeks) is not an alarm for tonight's on-call clinician."""
+    from booking.manage.services import cancel
+
+    received = berlin(2026, 11, 16, 9)
+    with app.app_context():
+        consultation = make_request(red_flags={"bladder_bowel"}, full_name="Uma Notinmail")
+        assert consultation.triage_level == TriageLevel.EMERGENCY
+        consultation.created_at = received
+        db.session.commit()
+        cancel(db.session.get(ConsultationRequest, consultation.id), None)
+        assert escalate_overdue(now=received + URGENT_CATCH_UP + timedelta(hours=1)) == []
+        assert len(escalate_overdue(now=received + timedelta(hours=1))) == 1

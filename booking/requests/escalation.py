@@ -96,15 +96,21 @@ def escalate_overdue(now: datetime | None = None) -> list[int]:
         # target ago cannot be overdue, whatever its level.
         conditions = _unescalated(level, now - target)
         rows = db.session.execute(
-            select(ConsultationRequest.id, ConsultationRequest.created_at)
+            select(
+                ConsultationRequest.id, ConsultationRequest.created_at, ConsultationRequest.status
+            )
             .where(*conditions)
             .order_by(ConsultationRequest.created_at)
         ).all()
-        for request_id, created_at in rows:
+        for request_id, created_at, status in rows:
             wait = followup.wait_of(level, created_at, now, targets, hours)
             if wait is None or not wait.overdue:
                 continue
-            if level == TriageLevel.URGENT and now - wait.due_at > URGENT_CATCH_UP:
+            # A cancelled one only within the catch-up too, emergencies included: cancelled
+            # requests of long ago (before this rule, or a worker down for weeks) are history,
+            # not a flood of alarms for the on-call clinician.
+            late = now - wait.due_at > URGENT_CATCH_UP
+            if late and (level == TriageLevel.URGENT or status == RequestStatus.CANCELLED):
                 continue
             due.append((request_id, wait, conditions))
     db.session.commit()  # end the read; each escalation is its own transaction
