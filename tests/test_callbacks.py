@@ -898,3 +898,34 @@ def test_a_cancelled_emergency_of_long_ago_is_not_escalated(app: Flask, staff: S
         cancel(db.session.get(ConsultationRequest, consultation.id), None)
         assert escalate_overdue(now=received + URGENT_CATCH_UP + timedelta(hours=1)) == []
         assert len(escalate_overdue(now=received + timedelta(hours=1))) == 1
+
+
+def test_out_of_hours_an_emergency_call_back_reaches_the_on_call_address_at_once(
+    app: Flask, staff: Staff
+) -> None:
+    """Out of the clinic's working time nobody may read its inbox before the morning: the
+    call-back alert went there only, and the on-call clinician heard of it when the
+    escalation's target (30 minutes) had passed. A copy now goes to the on-call address at
+    once; in working time the clinic's inbox alone, as before."""
+    from booking.timeutil import clinic_today
+
+    with app.app_context():
+        today = clinic_today().weekday()
+    app.config.update(CLINIC_WORKING_DAYS=[(today + 1) % 7], CLINIC_WORKING_HOURS="08:00-18:00")
+    with app.app_context():
+        closed = _emergency()
+        alerts = db.session.scalars(
+            sa.select(OutboxEmail.recipient).where(
+                OutboxEmail.request_id == closed.id, OutboxEmail.template == "callback_staff"
+            )
+        ).all()
+    assert sorted(alerts) == sorted([app.config["STAFF_NOTIFICATION_EMAIL"], ON_CALL])
+    app.config.update(CLINIC_WORKING_DAYS=list(range(7)), CLINIC_WORKING_HOURS="00:00-23:59")
+    with app.app_context():
+        open_now = _emergency()
+        alerts = db.session.scalars(
+            sa.select(OutboxEmail.recipient).where(
+                OutboxEmail.request_id == open_now.id, OutboxEmail.template == "callback_staff"
+            )
+        ).all()
+    assert alerts == [app.config["STAFF_NOTIFICATION_EMAIL"]]

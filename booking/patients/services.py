@@ -283,10 +283,10 @@ def request_callback(sub: CallbackSubmission) -> ConsultationRequest:
     try:
         db.session.add(consultation)
         db.session.flush()
-        alert = emails.callback_requested(consultation)
+        alerts = emails.callback_requested(consultation)
         _record_submission(consultation)
         db.session.flush()
-        reference, email_id = consultation.reference, alert.id
+        reference, email_ids = consultation.reference, [alert.id for alert in alerts]
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -299,7 +299,7 @@ def request_callback(sub: CallbackSubmission) -> ConsultationRequest:
         raise
     set_committed_value(consultation, "reference", reference)
     log.warning("emergency call-back request %s stored", reference)
-    enqueue_delivery([email_id])
+    enqueue_delivery(email_ids)
     return consultation
 
 

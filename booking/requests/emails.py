@@ -20,7 +20,7 @@ from booking.accesslog import redact_text
 from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.notifications.services import copy_email, queue_email
 from booking.requests import links, triage
-from booking.requests.followup import Wait, duration_label
+from booking.requests.followup import Wait, clinic_hours, duration_label, on_call_address
 from booking.requests.models import ConsultationRequest
 from booking.scheduling.ical import appointment_ics
 from booking.scheduling.models import Appointment, SlotOffer
@@ -216,13 +216,20 @@ def request_received(consultation: ConsultationRequest) -> list[OutboxEmail]:
     return [email for email in (receipt, notice) if email is not None]
 
 
-def callback_requested(consultation: ConsultationRequest) -> OutboxEmail:
-    """The clinic's alert for an emergency patient who asked to be called back."""
+def callback_requested(consultation: ConsultationRequest) -> list[OutboxEmail]:
+    """The clinic's alert for an emergency patient who asked to be called back; out of the
+    clinic's working time, a copy to the on-call address (``ON_CALL_EMAIL``) at once, not
+    only when the escalation's target has passed: nobody may read the clinic's inbox before
+    the morning."""
     with force_locale(staff_locale()):
         subject = _(
             "EMERGENCY: call back now, request %(reference)s", reference=consultation.reference
         )
-    return _to_clinic(consultation, "callback_staff", subject)
+    alert = _to_clinic(consultation, "callback_staff", subject)
+    on_call = on_call_address()
+    if on_call == alert.recipient or clinic_hours().is_open(consultation.created_at):
+        return [alert]
+    return [alert, copy_email(alert, recipient=on_call)]
 
 
 def escalation(consultation: ConsultationRequest, recipient: str, wait: Wait) -> OutboxEmail:

@@ -60,6 +60,11 @@ class ClinicHours:
             datetime.combine(day, self.closes, tzinfo=self.tz).astimezone(UTC),
         )
 
+    def is_open(self, at: datetime) -> bool:
+        """Whether ``at`` is within the clinic's working time."""
+        span = self.open_on(at.astimezone(self.tz).date())
+        return span is not None and span[0] <= at < span[1]
+
     @property
     def week(self) -> timedelta:
         """Working time in a whole week by the clock face: real time only for a week with no
