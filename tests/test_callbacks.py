@@ -900,6 +900,19 @@ def test_a_cancelled_emergency_of_long_ago_is_not_escalated(app: Flask, staff: S
         assert len(escalate_overdue(now=received + timedelta(hours=1))) == 1
 
 
+def _callback_alerts(app: Flask) -> list[str]:
+    """The recipients of the clinic's alert of a new emergency call-back request."""
+    with app.app_context():
+        request_id = _emergency().id
+        return list(
+            db.session.scalars(
+                sa.select(OutboxEmail.recipient).where(
+                    OutboxEmail.request_id == request_id, OutboxEmail.template == "callback_staff"
+                )
+            )
+        )
+
+
 def test_out_of_hours_an_emergency_call_back_reaches_the_on_call_address_at_once(
     app: Flask, staff: Staff
 ) -> None:
@@ -912,20 +925,8 @@ def test_out_of_hours_an_emergency_call_back_reaches_the_on_call_address_at_once
     with app.app_context():
         today = clinic_today().weekday()
     app.config.update(CLINIC_WORKING_DAYS=[(today + 1) % 7], CLINIC_WORKING_HOURS="08:00-18:00")
-    with app.app_context():
-        closed = _emergency()
-        alerts = db.session.scalars(
-            sa.select(OutboxEmail.recipient).where(
-                OutboxEmail.request_id == closed.id, OutboxEmail.template == "callback_staff"
-            )
-        ).all()
-    assert sorted(alerts) == sorted([app.config["STAFF_NOTIFICATION_EMAIL"], ON_CALL])
+    assert sorted(_callback_alerts(app)) == sorted(
+        [app.config["STAFF_NOTIFICATION_EMAIL"], ON_CALL]
+    )
     app.config.update(CLINIC_WORKING_DAYS=list(range(7)), CLINIC_WORKING_HOURS="00:00-23:59")
-    with app.app_context():
-        open_now = _emergency()
-        alerts = db.session.scalars(
-            sa.select(OutboxEmail.recipient).where(
-                OutboxEmail.request_id == open_now.id, OutboxEmail.template == "callback_staff"
-            )
-        ).all()
-    assert alerts == [app.config["STAFF_NOTIFICATION_EMAIL"]]
+    assert _callback_alerts(app) == [app.config["STAFF_NOTIFICATION_EMAIL"]]

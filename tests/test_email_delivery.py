@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -469,18 +470,9 @@ def test_request_is_stored_even_when_the_queue_is_down(
             db.engine.dispose()
 
 
-def test_an_email_erased_while_it_is_being_sent_ends_quietly(app: Flask, smtp: SmtpServer) -> None:
-    """An admin erases a patient while the worker is handing their email to the server: the
-    worker finds its row gone and stops without an error (nothing left to record)."""
-    import threading
-
-    from tests.factories import make_request
-
-    smtp.collector.stall_at = "DATA"
-    smtp.start()
-    with app.app_context():
-        make_request()
-        email_id = db.session.scalars(select(OutboxEmail.id).order_by(OutboxEmail.id)).first()
+def _deliver_in_background(app: Flask, email_id: int) -> tuple[threading.Thread, dict[str, Any]]:
+    """A worker delivering ``email_id`` in a thread of its own (the test acts meanwhile):
+    the thread, and where it leaves the delay returned or the error raised."""
     outcome: dict[str, Any] = {}
 
     def worker() -> None:
@@ -494,6 +486,20 @@ def test_an_email_erased_while_it_is_being_sent_ends_quietly(app: Flask, smtp: S
 
     thread = threading.Thread(target=worker)
     thread.start()
+    return thread, outcome
+
+
+def test_an_email_erased_while_it_is_being_sent_ends_quietly(app: Flask, smtp: SmtpServer) -> None:
+    """An admin erases a patient while the worker is handing their email to the server: the
+    worker finds its row gone and stops without an error (nothing left to record)."""
+    from tests.factories import make_request
+
+    smtp.collector.stall_at = "DATA"
+    smtp.start()
+    with app.app_context():
+        make_request()
+        email_id = db.session.scalars(select(OutboxEmail.id).order_by(OutboxEmail.id)).first()
+    thread, outcome = _deliver_in_background(app, email_id)
     assert smtp.collector.stalled.wait(timeout=30)
     with app.app_context():
         db.session.execute(OutboxEmail.__table__.delete().where(OutboxEmail.id == email_id))
@@ -578,8 +584,6 @@ def test_a_reminder_withdrawn_while_it_is_being_sent_is_not_tried_again(
     cancel the request. That attempt is past stopping, but the server then answers "try
     later": the reminder of the cancelled visit was put back in the queue and delivered
     after the cancellation's email. It is now deleted, and the cancellation's email goes."""
-    import threading
-
     from booking.dashboard import services as workflow
     from booking.staff.models import StaffUser
     from tests.factories import make_request, make_staff
@@ -604,19 +608,7 @@ def test_a_reminder_withdrawn_while_it_is_being_sent_is_not_tried_again(
         db.session.add(reminder)
         db.session.commit()
         reminder_id = reminder.id
-    outcome: dict[str, Any] = {}
-
-    def worker() -> None:
-        with app.app_context():
-            try:
-                outcome["delay"] = deliver_outbox_email(reminder_id)
-            except Exception as exc:
-                outcome["error"] = exc
-            finally:
-                db.session.remove()
-
-    thread = threading.Thread(target=worker)
-    thread.start()
+    thread, outcome = _deliver_in_background(app, reminder_id)
     assert smtp.collector.stalled.wait(timeout=30)
     with app.app_context():
         workflow.cancel_request(
