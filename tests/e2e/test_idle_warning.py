@@ -55,6 +55,7 @@ def test_the_idle_warning_keeps_the_session_and_the_typed_note(
 
     page.get_by_role("button", name="Save the note").click()
     expect(page.get_by_text("Note added.")).to_be_visible()
+    page.wait_for_load_state("load")  # the new page's script has set its timer
 
     # Nobody there: the warning comes again, then, once the limit has passed, the box says
     # so and offers no button (Playwright fires each timer due in a jump once: two jumps).
@@ -83,7 +84,7 @@ def test_a_tab_left_open_does_not_warn_while_another_tab_is_used(
     for _ in range(3):  # an hour and a half of work in the other tab, a page every 20 minutes
         page.clock.fast_forward("20:00")
         other.clock.fast_forward("20:00")
-        other.goto(live_server("/staff/"))
+        other.goto(live_server("/staff/"))  # waits for its load: its script has run
         page.clock.fast_forward("00:02")  # the idle tab's timer runs
         expect(warning).to_be_hidden()
     expect(page.get_by_role("alert").filter(has_text="You have been signed out")).to_have_count(0)
