@@ -930,3 +930,32 @@ def test_out_of_hours_an_emergency_call_back_reaches_the_on_call_address_at_once
     )
     app.config.update(CLINIC_WORKING_DAYS=list(range(7)), CLINIC_WORKING_HOURS="00:00-23:59")
     assert _callback_alerts(app) == [app.config["STAFF_NOTIFICATION_EMAIL"]]
+
+
+def test_a_failed_alert_of_a_cancelled_unreached_request_is_shown_on_the_queue(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    """The on-call alert of an urgent request its patient cancelled unreached failed for
+    good (the mail server refused it): the request has left the open lists, so the queue's
+    banner of failed alerts is where staff learn that the patient still needs the call."""
+    from booking.manage.services import cancel
+    from booking.notifications.models import OutboxStatus
+
+    received = berlin(2026, 11, 16, 9)
+    urgent = _urgent(app, received)
+    with app.app_context():
+        cancel(db.session.get(ConsultationRequest, urgent["id"]), None)
+        # The patient's-action notice went; the escalation, hours later, did not.
+        db.session.execute(sa.update(OutboxEmail).values(status=OutboxStatus.SENT))
+        db.session.commit()
+        assert len(escalate_overdue(now=received + timedelta(hours=5))) == 1
+        db.session.execute(
+            sa.update(OutboxEmail)
+            .where(OutboxEmail.template == "escalation_staff_cancelled")
+            .values(status=OutboxStatus.FAILED)
+        )
+        db.session.commit()
+    AuthActions(client).attempt(staff.coordinator.email)
+    page = client.get("/staff/").get_data(as_text=True)
+    banner = page.split('id="failed-alerts-heading"')[1].split("</section>")[0]
+    assert urgent["reference"] in banner

@@ -55,6 +55,8 @@ def in_staff_language(text: LazyString) -> str:
 CLINIC_ALERT_TEMPLATES = frozenset({"new_request_staff", "callback_staff", "escalation_staff"})
 # The clinic's notice of what a patient did through their private link (``clinic_notice``).
 PATIENT_ACTION_TEMPLATE = "patient_action_staff"
+# The on-call alert of an urgent request its patient cancelled unreached (``escalation``).
+CANCELLED_ESCALATION_TEMPLATE = "escalation_staff_cancelled"
 PATIENT_TEMPLATES = frozenset(
     {
         "request_received",
@@ -259,6 +261,33 @@ def escalation(consultation: ConsultationRequest, recipient: str, wait: Wait) ->
             waited_minutes=waited_minutes,
             target_minutes=int(wait.target.total_seconds() // 60),
             waited=duration_label(wait.waited),
+            target=duration_label(wait.target),
+        )
+
+
+def cancelled_escalation(
+    consultation: ConsultationRequest, recipient: str, wait: Wait
+) -> OutboxEmail:
+    """The on-call alert for an emergency or urgent request the patient cancelled before
+    anyone reached them, once its target has passed (``booking.requests.escalation``)."""
+    with force_locale(staff_locale()):
+        if consultation.is_emergency:
+            subject = _(
+                "ESCALATION: emergency request %(reference)s cancelled by the patient, who was "
+                "never reached",
+                reference=consultation.reference,
+            )
+        else:
+            subject = _(
+                "ESCALATION: urgent request %(reference)s cancelled by the patient, who was "
+                "never reached",
+                reference=consultation.reference,
+            )
+        return _to_clinic(
+            consultation,
+            CANCELLED_ESCALATION_TEMPLATE,
+            subject,
+            recipient=recipient,
             target=duration_label(wait.target),
         )
 

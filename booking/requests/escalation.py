@@ -23,16 +23,13 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from flask_babel import force_locale
-from flask_babel import gettext as _
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import joinedload
 
 from booking.audit.services import record
 from booking.extensions import db
-from booking.notifications.models import OutboxEmail
-from booking.notifications.services import enqueue_delivery, queue_email
-from booking.requests import emails, followup, links
+from booking.notifications.services import enqueue_delivery
+from booking.requests import emails, followup
 from booking.requests.events import EventKind, RequestEvent
 from booking.requests.lifecycle import add_event
 from booking.requests.models import (
@@ -152,7 +149,7 @@ def _escalate_one(
         recipient = followup.on_call_address()
         cancelled = consultation.status == RequestStatus.CANCELLED
         if cancelled:
-            email = _cancelled_escalation(consultation, recipient, wait)
+            email = emails.cancelled_escalation(consultation, recipient, wait)
         else:
             email = emails.escalation(consultation, recipient, wait)
         add_event(consultation, kind=EventKind.ESCALATION, actor=None, body=None)
@@ -182,35 +179,3 @@ def _escalate_one(
         request_id,
     )
     return email_id
-
-
-def _cancelled_escalation(
-    consultation: ConsultationRequest, recipient: str, wait: followup.Wait
-) -> OutboxEmail:
-    """The on-call alert for a request the patient cancelled before anyone reached them: the
-    reference and the dashboard link, no patient details, in the clinic's language.
-    (Composed here for now: ``emails`` is being reworked; it belongs beside
-    ``emails.escalation``.)"""
-    with force_locale(emails.staff_locale()):
-        if consultation.is_emergency:
-            subject = _(
-                "ESCALATION: emergency request %(reference)s cancelled by the patient, who was "
-                "never reached",
-                reference=consultation.reference,
-            )
-        else:
-            subject = _(
-                "ESCALATION: urgent request %(reference)s cancelled by the patient, who was "
-                "never reached",
-                reference=consultation.reference,
-            )
-        return queue_email(
-            template="escalation_staff_cancelled",
-            recipient=recipient,
-            subject=subject,
-            locale=emails.staff_locale(),
-            request_id=consultation.id,
-            consultation=consultation,
-            request_url=links.staff_request_url(consultation),
-            target=followup.duration_label(wait.target),
-        )

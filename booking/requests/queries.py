@@ -18,6 +18,7 @@ from sqlalchemy.orm import aliased, contains_eager, joinedload
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.requests.emails import (
+    CANCELLED_ESCALATION_TEMPLATE,
     CLINIC_ALERT_TEMPLATES,
     PATIENT_ACTION_TEMPLATE,
     PATIENT_TEMPLATES,
@@ -103,7 +104,8 @@ def failed_alerts() -> Select:
     whose alert to the clinic failed for good: the mail server refused it, or every retry
     failed. An alert of ``emails.CLINIC_ALERT_TEMPLATES`` counts while the request is open;
     the notice of what the patient changed (``patient_action_staff``, "URGENT, patient not
-    reached yet") whatever its status: a patient who cancelled still needs the call. Read
+    reached yet") and the on-call alert of a request its patient cancelled unreached
+    (``escalation_staff_cancelled``) whatever its status: that patient still needs the call. Read
     from the failed outbox rows (the ``status`` index), which are few."""
 
     def failed(*templates: str) -> Select:
@@ -119,7 +121,9 @@ def failed_alerts() -> Select:
                     ConsultationRequest.id.in_(failed(*sorted(CLINIC_ALERT_TEMPLATES))),
                     ConsultationRequest.status.in_(sorted(OPEN_STATUSES)),
                 ),
-                ConsultationRequest.id.in_(failed(PATIENT_ACTION_TEMPLATE)),
+                ConsultationRequest.id.in_(
+                    failed(PATIENT_ACTION_TEMPLATE, CANCELLED_ESCALATION_TEMPLATE)
+                ),
             ),
             ConsultationRequest.triage_level.in_(sorted(PRESSING_LEVELS)),
             ConsultationRequest.acknowledged_at.is_(None),
