@@ -499,6 +499,8 @@ def test_the_readable_summary_shows_clinic_times_and_no_codes(
     assert "(pending)" not in shown and "(sending)" not in shown
     for label in labels:
         assert label in shown, label
+    # The name as staff search it is in patient.json, not in what a person reads.
+    assert "Search name" not in summary and "search_name" not in summary
     data = json.loads(archive.read("patient.json"))
     request = data["requests"][0]
     assert request["appointment"]["starts_at"] == at.isoformat()

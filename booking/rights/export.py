@@ -65,7 +65,18 @@ SKIP_APPOINTMENT = {
     "sequence",
     "join_link",  # a way into the video visit, not data about the patient (as links below)
 }
-SKIP_EMAIL = {"id", "request_id", "claimed_at", "next_attempt_at", "attempts", "last_error"}
+SKIP_EMAIL = {
+    "id",
+    "request_id",
+    "claimed_at",
+    "next_attempt_at",
+    "attempts",
+    "last_error",
+    "withdrawn_at",
+}
+# In patient.json (all of the data), not in the summary people read: the name as staff search
+# it (without accents or case), a copy of the name it shows already.
+SUMMARY_SKIP = {"search_name"}
 
 # Codes in the data and the lists that name them, for the readable summary.
 LABELS: dict[str, list[tuple[str, Any]]] = {
@@ -514,7 +525,11 @@ def field_label(key: str) -> str:
 def _fields(values: dict[str, Any] | None) -> list[tuple[str, str]]:
     if not values:
         return []
-    return [(field_label(key), _label(key, value)) for key, value in values.items()]
+    return [
+        (field_label(key), _label(key, value))
+        for key, value in values.items()
+        if key not in SUMMARY_SKIP
+    ]
 
 
 def _timeline_entry(event: dict[str, Any]) -> dict[str, Any]:
