@@ -675,6 +675,7 @@ def _documents_step(
         drafts.remove_document(draft, remove)
         return redirect(url_for("patients.step", code="documents"), code=303)
     uploads = [upload for upload in upload_form.files.data or [] if upload and upload.filename]
+    storage_failed = 0
     for upload in uploads:
         name = upload.filename
         try:
@@ -701,15 +702,19 @@ def _documents_step(
         except OSError:
             log.exception("a draft's document could not be stored")
             messages.append((name, _("We could not store this file just now. Please try again.")))
+            storage_failed += 1
+    # Every file refused by our storage (a full disk), none for what it is: 503, so the
+    # monitoring and the upload script tell "our fault, try later" from "your file".
+    status = 503 if storage_failed and storage_failed == len(messages) else 422
     if _wants_json():
         if messages:
-            return jsonify(ok=False, message=messages[0][1]), 422
+            return jsonify(ok=False, message=messages[0][1]), status
         return jsonify(ok=True), 200
     if messages:
         # The description stays to send again with the files, unless some were added with it.
         kept = upload_form if len(messages) == len(uploads) else None
         return _render_step(
-            "documents", draft, form, status=422, upload_messages=messages, upload_form=kept
+            "documents", draft, form, status=status, upload_messages=messages, upload_form=kept
         )
     nav = request.form.get("nav", "upload")
     if nav == "next":
