@@ -601,3 +601,24 @@ def test_a_second_click_on_the_offer_just_taken_says_it_is_theirs(
         with pytest.raises(OfferGone) as refused:
             accept_offer(db.session.get(SlotOffer, offer.id), other)
         assert not isinstance(refused.value, OfferAlreadyYours)
+
+
+def test_an_offered_time_booked_meanwhile_says_so_before_the_button(
+    app: Flask, client, clinic: Waitlist
+) -> None:
+    """A patient who called the clinic was given the freed time by staff after the offers
+    went out: the offer page showed "Take this earlier time", and only the press said it was
+    gone. It now says so when the page opens."""
+    offer = _cancel_first(app, clinic)
+    offer_page = _offer_page(app, client, "waiting0@example.com")
+    assert "Take this earlier time" in client.get(offer_page).get_data(as_text=True)
+    with app.app_context():
+        appointment_type = db.session.get(AppointmentType, clinic.type)
+        slot = open_slots(appointment_type, offer.starts_at, offer.starts_at + timedelta(hours=1))[
+            0
+        ]
+        assert slot.starts_at == offer.starts_at
+        _book(appointment_type, slot, "caller@example.com")
+    page = client.get(offer_page).get_data(as_text=True)
+    assert "someone else has already taken this time" in page
+    assert "Take this earlier time" not in page

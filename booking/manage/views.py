@@ -62,6 +62,7 @@ from booking.requests.waitlist import (
     offer_expired,
     offer_open_until,
     offered_to,
+    still_bookable,
     taken_by,
 )
 from booking.rights import services as rights
@@ -430,6 +431,11 @@ def offer(reference: str, offer_token: str):
         and not services.can_change(consultation)
     )
     unavailable = False
+    if request.method == "GET" and not (gone or taken or changed or expired or locked):
+        # Taken meanwhile by a booking that was no offer (a patient who called, a colleague):
+        # said before the patient presses the button, not after.
+        why = still_bookable(slot_offer, consultation)
+        gone, unavailable = why == "taken", why == "unavailable"
     if request.method == "POST" and not locked and not taken and not changed:
         if not FlaskForm().validate_on_submit():
             abort(400)

@@ -268,6 +268,24 @@ def offered_to(offer: SlotOffer, consultation: ConsultationRequest) -> bool:
     return db.session.scalar(select(waiting.exists())) is True
 
 
+def still_bookable(offer: SlotOffer, consultation: ConsultationRequest) -> str | None:
+    """Why the offered time can no longer be taken, read before showing its button: "taken"
+    (another appointment holds it now: a patient who called the clinic, a colleague's
+    booking), "unavailable" (time off, changed hours), or None when it can. Accepting checks
+    the same under the request's lock (``accept_offer``)."""
+    appointment = consultation.appointment
+    choice = SlotChoice(
+        offer.appointment_type_id, offer.specialist_id, offer.location_id, offer.starts_at
+    )
+    try:
+        resolve_choice(choice, ignore_appointment_id=appointment.id if appointment else None)
+    except SlotTaken:
+        return "taken"
+    except SlotUnavailable:
+        return "unavailable"
+    return None
+
+
 def taken_by(offer: SlotOffer, consultation: ConsultationRequest) -> bool:
     """Whether this request took the offer, read afresh: a page that read it before this
     patient's other click or tab took it would say it is gone."""
