@@ -69,6 +69,20 @@ def clinic_instant(day: date, at: time) -> datetime | None:
     return instant if (local.date(), local.time()) == (day, at) else None
 
 
+def clinic_instants(day: date, at: time) -> tuple[datetime, ...]:
+    """Every UTC instant a clinic wall-clock time names, earliest first: none in the hour
+    skipped when the clocks go forward, two in the hour repeated when they go back, one
+    otherwise."""
+    tz = clinic_tz()
+    found: list[datetime] = []
+    for fold in (0, 1):
+        instant = datetime.combine(day, at, tzinfo=tz).replace(fold=fold).astimezone(UTC)
+        back = instant.astimezone(tz)
+        if (back.date(), back.time()) == (day, at) and instant not in found:
+            found.append(instant)
+    return tuple(sorted(found))
+
+
 def clinic_today() -> date:
     return now_utc().astimezone(clinic_tz()).date()
 

@@ -959,3 +959,41 @@ def test_a_failed_alert_of_a_cancelled_unreached_request_is_shown_on_the_queue(
     page = client.get("/staff/").get_data(as_text=True)
     banner = page.split('id="failed-alerts-heading"')[1].split("</section>")[0]
     assert urgent["reference"] in banner
+
+
+def test_a_call_in_the_hour_the_clocks_repeat_is_read_as_the_second_one(
+    app: Flask, client: FlaskClient, emergency: dict[str, Any]
+) -> None:
+    """New York, 1 November 2026: 01:00-02:00 happens twice. The request arrived at 01:10
+    the second time round (06:10 UTC); the coordinator called at 01:30, also the second
+    time. Read as the first 01:30 (05:30 UTC) the call was refused as before the request,
+    leaving the real time unloggable, or an earlier one stored an hour early."""
+    from booking.timeutil import clinic_instants
+
+    app.config["CLINIC_TIMEZONE"] = "America/New_York"
+    arrived = datetime(2026, 11, 1, 6, 10, tzinfo=UTC)
+    with app.app_context():
+        assert clinic_instants(date(2026, 11, 1), time(1, 30)) == (
+            datetime(2026, 11, 1, 5, 30, tzinfo=UTC),
+            datetime(2026, 11, 1, 6, 30, tzinfo=UTC),
+        )
+        assert clinic_instants(date(2026, 3, 8), time(2, 30)) == ()  # the skipped hour
+        assert len(clinic_instants(date(2026, 11, 2), time(1, 30))) == 1
+        sa_update = sa.update(ConsultationRequest).where(ConsultationRequest.id == emergency["id"])
+        db.session.execute(sa_update.values(created_at=arrived))
+        db.session.commit()
+    AuthActions(client).login("coordinator")
+    reference = emergency["reference"]
+    response = client.post(
+        f"/staff/requests/{reference}/calls",
+        data={
+            "call-csrf_token": csrf_token(client, f"/staff/requests/{reference}"),
+            "call-outcome": "reached",
+            "call-day": "2026-11-01",
+            "call-at": "01:30",
+        },
+    )
+    assert response.status_code == 302
+    with app.app_context():
+        consultation = db.session.get(ConsultationRequest, emergency["id"])
+        assert consultation.acknowledged_at == datetime(2026, 11, 1, 6, 30, tzinfo=UTC)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,7 +30,13 @@ from booking.outcomes.labels import PLAN_LABELS
 from booking.requests import asks, history
 from booking.requests.calls import OUTCOME_LABELS, CallOutcome
 from booking.requests.models import RequestStatus, TriageLevel
-from booking.timeutil import clinic_instant, from_clinic_local, now_utc, to_clinic_tz
+from booking.timeutil import (
+    clinic_instant,
+    clinic_instants,
+    from_clinic_local,
+    now_utc,
+    to_clinic_tz,
+)
 from booking.urlargs import FIRST_YEAR, LAST_YEAR, date_arg, int_arg, text_arg
 
 MAX_SEARCH = 100
@@ -349,10 +355,16 @@ class CallbackForm(BaseForm):
             )
 
     def called_at(self) -> datetime | None:
-        """The call's time in UTC; None when left empty (now)."""
+        """The call's time in UTC; None when left empty (now). A time the clocks' going back
+        repeats (01:30 twice) is the later of the two unless that is still to come: it was
+        read as the first, so a call made the second time round, after a request that arrived
+        then, was refused as before the request, or stored an hour early (a response time an
+        hour better than it was). The later is the cautious reading of a response time."""
         if self.day.data is None or self.at.data is None:
             return None
-        return from_clinic_local(self.day.data, self.at.data)
+        instants = clinic_instants(self.day.data, self.at.data)
+        past = [instant for instant in instants if instant <= now_utc() + timedelta(minutes=5)]
+        return max(past) if past else from_clinic_local(self.day.data, self.at.data)
 
 
 class AskForm(BaseForm):
