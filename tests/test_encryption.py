@@ -585,3 +585,27 @@ def test_rotation_goes_a_batch_at_a_time_and_changes_no_last_changed_time(
         appointment = db.session.scalars(select(Appointment)).one()
         assert appointment.join_link == "https://meet.example.org/room?pwd=Xy7"
         assert appointment.updated_at == then
+
+
+def test_a_new_or_rewritten_file_is_synced_with_its_folder_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file's own fsync does not make its name durable: after a power cut the folder
+    may not hold a file whose row was committed. The folder is synced too, after a save and
+    after a key rotation's replacement. (os.fsync is watched, not replaced: it still runs.)"""
+    storage = DocumentStorage(tmp_path, KeyRing(KEY_A))
+    real_fsync = os.fsync
+    synced: list[bool] = []  # whether each fsync was of a folder
+
+    def watched(fd: int) -> None:
+        synced.append(os.path.isdir(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", watched)
+    content = pdf_of(1000)
+    name = store(storage, content)
+    assert synced == [False, True]  # the file, then its folder
+    synced.clear()
+    rotated = DocumentStorage(tmp_path, KeyRing(KEY_B, [KEY_A]))
+    rotated.reencrypt(name, hashlib.sha256(content).hexdigest())
+    assert synced == [False, True]

@@ -403,10 +403,24 @@ class DocumentStorage:
                 writer.finish()
                 out.flush()
                 os.fsync(out.fileno())
+            self._sync_folder()
         except BaseException:
             path.unlink(missing_ok=True)
             raise
         return StoredFile(stored_name, mime, size, digest.hexdigest(), scan_status)
+
+    def _sync_folder(self) -> None:
+        """Make the folder's entry for a new or replaced file durable too: the file's own
+        fsync does not cover its name, and after a power cut a committed row could name a
+        file the folder never kept (POSIX; a no-op where folders cannot be opened)."""
+        try:
+            folder = os.open(self.root, os.O_RDONLY)
+        except OSError:  # e.g. Windows
+            return
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
 
     def open(self, stored_name: str, sha256: str | None = None) -> BinaryIO:
         """The document's plain bytes as a file object, decrypted chunk by chunk.
@@ -455,6 +469,7 @@ class DocumentStorage:
                 os.fsync(out.fileno())
             self.verify(temp.name, sha256)
             os.replace(temp, target)
+            self._sync_folder()
         finally:
             temp.unlink(missing_ok=True)
 
