@@ -330,7 +330,11 @@ def test_a_waitlist_offer_for_a_time_no_longer_offered_says_so(
         emails = db.session.scalar(select(func.count()).select_from(OutboxEmail))
     url = f"{booked.url}/offers/{token}"
     page = client.get(url).get_data(as_text=True)
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    # Said when the page opens (no button), and again to a post all the same.
+    assert "Sorry, this time is no longer available for booking." in page
+    assert "Take this earlier time" not in page
+    manage_page = client.get(booked.url).get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', manage_page).group(1)
     response = client.post(url, data={"csrf_token": csrf})
     assert response.status_code == 409
     page = response.get_data(as_text=True)
