@@ -63,10 +63,9 @@ def from_clinic_local(day: date, at: time) -> datetime:
 def clinic_instant(day: date, at: time) -> datetime | None:
     """The UTC instant of a clinic wall-clock time, or None when that time does not exist
     (the hour skipped when the clocks go forward). A time that happens twice (clocks going
-    back) is read as the first of the two."""
-    instant = from_clinic_local(day, at)
-    local = to_clinic_tz(instant)
-    return instant if (local.date(), local.time()) == (day, at) else None
+    back) is read as the first of the two (``clinic_instants`` gives both)."""
+    instants = clinic_instants(day, at)
+    return instants[0] if instants else None
 
 
 def clinic_instants(day: date, at: time) -> tuple[datetime, ...]:
