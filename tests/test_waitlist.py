@@ -622,3 +622,22 @@ def test_an_offered_time_booked_meanwhile_says_so_before_the_button(
     page = client.get(offer_page).get_data(as_text=True)
     assert "someone else has already taken this time" in page
     assert "Take this earlier time" not in page
+
+
+def test_withdrawing_consent_withdraws_and_counts_the_offer_not_sent_yet(
+    app: Flask, clinic: Waitlist
+) -> None:
+    from booking.audit.models import AuditEvent
+    from booking.rights.services import withdraw_contact_consent
+
+    _cancel_first(app, clinic)
+    with app.app_context():
+        withdraw_contact_consent(db.session.get(ConsultationRequest, clinic.waiting[0]))
+        event = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "contact_consent_withdrawn")
+        ).one()
+        assert event.details == {"emails_withdrawn": 1}
+        offers = db.session.scalars(
+            select(OutboxEmail.recipient).where(OutboxEmail.template == "waitlist_offer")
+        ).all()
+        assert "waiting0@example.com" not in offers and len(offers) == 2

@@ -123,15 +123,15 @@ def is_waiting(consultation: ConsultationRequest) -> bool:
     )
 
 
-def stop_waiting(consultation: ConsultationRequest) -> None:
+def stop_waiting(consultation: ConsultationRequest) -> int:
     """No more offers for this request, nor the offers' emails not sent yet (adds to the
-    caller's transaction)."""
+    caller's transaction); returns how many emails were withdrawn."""
     db.session.execute(
         update(WaitlistEntry)
         .where(WaitlistEntry.request_id == consultation.id)
         .values(active=False)
     )
-    withdraw_pending(consultation.id, OFFER_TEMPLATES)
+    return withdraw_pending(consultation.id, OFFER_TEMPLATES)
 
 
 def leave_waitlist(consultation: ConsultationRequest) -> None:

@@ -20,7 +20,6 @@ from booking.extensions import db
 from booking.notifications.services import enqueue_delivery, withdraw_pending
 from booking.requests.lifecycle import (
     FOLLOWUP_TEMPLATES,
-    OFFER_TEMPLATES,
     PATIENT,
     REMINDER_TEMPLATES,
 )
@@ -57,12 +56,10 @@ def withdraw_contact_consent(consultation: ConsultationRequest) -> bool:
         return False
     consultation.contact_consent = False
     consultation.contact_consent_withdrawn_at = now_utc()
-    # What was written before and not sent yet goes too: the patient said no more. (Before
-    # stop_waiting, which withdraws the offers' emails too, so the audit counts them.)
-    withdrawn = withdraw_pending(
-        consultation.id, REMINDER_TEMPLATES | FOLLOWUP_TEMPLATES | OFFER_TEMPLATES
-    )
-    stop_waiting(consultation)
+    # What was written before and not sent yet goes too: the patient said no more
+    # (stop_waiting withdraws the offers' emails).
+    withdrawn = withdraw_pending(consultation.id, REMINDER_TEMPLATES | FOLLOWUP_TEMPLATES)
+    withdrawn += stop_waiting(consultation)
     record(
         "contact_consent_withdrawn",
         target_type="request",
