@@ -268,17 +268,23 @@ def offered_to(offer: SlotOffer, consultation: ConsultationRequest) -> bool:
     return db.session.scalar(select(waiting.exists())) is True
 
 
+def offered_choice(offer: SlotOffer) -> SlotChoice:
+    """The time an offer is for, as a booking would choose it."""
+    return SlotChoice(
+        offer.appointment_type_id, offer.specialist_id, offer.location_id, offer.starts_at
+    )
+
+
 def still_bookable(offer: SlotOffer, consultation: ConsultationRequest) -> str | None:
     """Why the offered time can no longer be taken, read before showing its button: "taken"
     (another appointment holds it now: a patient who called the clinic, a colleague's
     booking), "unavailable" (time off, changed hours), or None when it can. Accepting checks
     the same under the request's lock (``accept_offer``)."""
     appointment = consultation.appointment
-    choice = SlotChoice(
-        offer.appointment_type_id, offer.specialist_id, offer.location_id, offer.starts_at
-    )
     try:
-        resolve_choice(choice, ignore_appointment_id=appointment.id if appointment else None)
+        resolve_choice(
+            offered_choice(offer), ignore_appointment_id=appointment.id if appointment else None
+        )
     except SlotTaken:
         return "taken"
     except SlotUnavailable:
@@ -344,9 +350,7 @@ def accept_offer(offer: SlotOffer, consultation: ConsultationRequest) -> None:
     had_join_link = appointment.join_link is not None
     try:
         appointment_type, slot = resolve_choice(
-            SlotChoice(
-                offer.appointment_type_id, offer.specialist_id, offer.location_id, offer.starts_at
-            ),
+            offered_choice(offer),
             ignore_appointment_id=appointment.id,
         )
         place_appointment(appointment, appointment_type, slot)
