@@ -28,6 +28,7 @@ from tests.factories import (
     make_request,
     make_staff,
 )
+from tests.support import sql_statements
 
 
 def _confirm(after: timedelta) -> dict[str, Any]:
@@ -359,6 +360,18 @@ def test_withdrawing_consent_withdraws_the_reminder_not_sent_yet(
         ).one()
         assert event.details == {"emails_withdrawn": 1}
     assert reminders(app) == []
+
+
+def test_a_change_that_outdates_no_kind_of_email_sends_no_statement(
+    app: Flask, confirmed: dict[str, Any]
+) -> None:
+    """Most changes (a note, a triage acknowledgement) outdate no waiting email: withdrawing
+    none costs no DELETE or UPDATE of the outbox in the change's transaction."""
+    from booking.notifications.services import withdraw_pending
+
+    with app.app_context(), sql_statements(app) as statements:
+        assert withdraw_pending(confirmed["request_id"], frozenset()) == 0
+    assert list(statements) == []
 
 
 def test_no_reminder_for_a_lead_time_already_past_when_confirmed(app: Flask, clinic: None) -> None:

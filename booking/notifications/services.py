@@ -119,6 +119,8 @@ def withdraw_pending(request_id: int, templates: frozenset[str]) -> int:
     marked, so that if this attempt fails (the slow mail server that kept it waiting) it is
     deleted instead of tried again (``deliver_outbox_email``, ``requeue_stalled_emails``).
     Flushes; the caller commits. Returns how many were withdrawn."""
+    if not templates:  # a change that outdates no kind of email: no statement to run
+        return 0
     mine = (OutboxEmail.request_id == request_id, OutboxEmail.template.in_(templates))
     deleted = db.session.execute(
         delete(OutboxEmail)
