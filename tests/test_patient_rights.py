@@ -472,6 +472,7 @@ def test_the_readable_summary_shows_clinic_times_and_no_codes(
         at = datetime.combine(day, time(8, 0), tzinfo=UTC)
         consultation = make_request(
             locale=locale,
+            documents=1,
             slot=SlotChoice(appointment_type.id, specialist.id, location.id, at),
         )
         coordinator = make_staff("coordinator", "c@example.com")
@@ -501,6 +502,11 @@ def test_the_readable_summary_shows_clinic_times_and_no_codes(
         assert label in shown, label
     # The name as staff search it is in patient.json, not in what a person reads.
     assert "Search name" not in summary and "search_name" not in summary
+    # A call's internal link to its timeline entry is no field for a person ("Event id").
+    assert "Event id" not in summary and "event_id" not in summary
+    # A document by its name and size as the pages give it, not its type's code in bytes.
+    assert ": report-0.pdf (1 kB)\n" in summary, summary
+    assert "application/pdf" not in summary and " bytes" not in summary
     data = json.loads(archive.read("patient.json"))
     request = data["requests"][0]
     assert request["appointment"]["starts_at"] == at.isoformat()

@@ -75,8 +75,9 @@ SKIP_EMAIL = {
     "withdrawn_at",
 }
 # In patient.json (all of the data), not in the summary people read: the name as staff search
-# it (without accents or case), a copy of the name it shows already.
-SUMMARY_SKIP = {"search_name"}
+# it (without accents or case), a copy of the name it shows already; a call's link to its
+# timeline entry (an internal number).
+SUMMARY_SKIP = {"search_name", "event_id"}
 
 # Codes in the data and the lists that name them, for the readable summary.
 LABELS: dict[str, list[tuple[str, Any]]] = {
@@ -512,7 +513,9 @@ def _label(key: str, value: Any) -> str:
         # Python dict printed as it is.
         return "; ".join(_label(key, v) if isinstance(v, dict) else str(v) for v in value)
     if isinstance(value, dict):
-        return ", ".join(f"{field_label(k)}: {_label(k, v)}" for k, v in value.items())
+        return ", ".join(
+            f"{field_label(k)}: {_label(k, v)}" for k, v in value.items() if k not in SUMMARY_SKIP
+        )
     return str(value)
 
 
