@@ -802,6 +802,8 @@ def test_answers_too_few_to_score_are_pointed_out_once(app: Flask, client: Flask
     page = first.get_data(as_text=True)
     assert "Some answers cannot be counted yet" in page
     assert "at least 8 of its 10 sections are answered" in page
+    # A warning the patient may send past, not an error: the title says to look again.
+    assert "<title>Please check: How are you doing?" in page and "<title>Error" not in page
     assert 'name="send_anyway" value="1"' in page
     # What was chosen is kept.
     assert re.search(r'<input[^>]*checked[^>]*name="back_pain_now"[^>]*value="2"', page)
