@@ -41,27 +41,7 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
         app.config.update(config)
     else:
         app.config.from_object(get_config(config))
-    if not app.config.get("SECRET_KEY"):
-        raise RuntimeError(
-            "SECRET_KEY is not set. Set the SECRET_KEY environment variable to a long random "
-            'value, e.g. python -c "import secrets; print(secrets.token_hex(32))".'
-        )
-    if app.config.get("PRODUCTION_CHECKS"):
-        _refuse_published_keys(app)
-        _refuse_missing_alert_address(app)
-        _refuse_sqlite_unless_allowed(app)
-        _refuse_debug(app)
-        _refuse_missing_translations(app)
-    if app.config["CLAMAV_REQUIRED"] and not app.config["CLAMAV_ENABLED"]:
-        raise RuntimeError(
-            "Virus scanning is required in production: install clamav-daemon and leave "
-            "CLAMAV_ENABLED on (docs/production.md, 'Virus scanning')."
-        )
-    if app.config["CLAMAV_WHEN_DOWN"] not in ("refuse", "hold"):
-        raise RuntimeError("CLAMAV_WHEN_DOWN must be 'refuse' or 'hold'")
-    from booking import openinghours
-
-    openinghours.init_app(app)  # refuses a CLINIC_OPENING_HOURS it cannot read
+    _refuse_bad_settings(app)
     app.config["BABEL_DEFAULT_TIMEZONE"] = app.config["CLINIC_TIMEZONE"]
     app.config["MAX_CONTENT_LENGTH"] = (
         app.config["MAX_DOCUMENTS"] * app.config["MAX_DOCUMENT_MB"] * 1024 * 1024 + 2 * 1024 * 1024
@@ -70,9 +50,6 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
     # long gets its field's message with everything kept, not a page about the post's size.
     app.config["MAX_FORM_MEMORY_SIZE"] = 2 * 1024 * 1024
 
-    from booking.crypto import init_keys
-
-    init_keys(app)
     from booking.logging import init_logging
 
     # First: every request gets its id before anything (CSRF, the same-origin check) can
@@ -111,22 +88,63 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
     return app
 
 
-def _refuse_published_keys(app: Flask) -> None:
+def _refuse_bad_settings(app: Flask) -> None:
+    """Stop before anything starts when a setting is missing or unsafe, naming every such
+    setting at once: an operator fixing one per restart would find the next only then.
+    Also reads the opening hours and the keys (each says what is wrong with them)."""
+    from booking import openinghours
+    from booking.crypto import init_keys
+
+    problems = []
+    if not app.config.get("SECRET_KEY"):
+        problems.append(
+            "SECRET_KEY is not set. Set the SECRET_KEY environment variable to a long random "
+            'value, e.g. python -c "import secrets; print(secrets.token_hex(32))".'
+        )
+    if app.config.get("PRODUCTION_CHECKS"):
+        if app.config.get("SECRET_KEY"):
+            problems += _published_keys(app)
+        problems += _missing_alert_address(app)
+        problems += _sqlite_unless_allowed(app)
+        problems += _debug(app)
+        problems += _missing_translations(app)
+    if app.config["CLAMAV_REQUIRED"] and not app.config["CLAMAV_ENABLED"]:
+        problems.append(
+            "Virus scanning is required in production: install clamav-daemon and leave "
+            "CLAMAV_ENABLED on (docs/production.md, 'Virus scanning')."
+        )
+    if app.config["CLAMAV_WHEN_DOWN"] not in ("refuse", "hold"):
+        problems.append("CLAMAV_WHEN_DOWN must be 'refuse' or 'hold'")
+    for read in (openinghours.init_app, init_keys):
+        try:
+            read(app)  # the opening hours and holidays; the keys
+        except RuntimeError as exc:
+            problems.append(str(exc))
+    if len(problems) == 1:
+        raise RuntimeError(problems[0])
+    if problems:
+        raise RuntimeError(
+            f"{len(problems)} settings stop the app from starting:\n- " + "\n- ".join(problems)
+        )
+
+
+def _published_keys(app: Flask) -> list[str]:
     """Production never runs on a key published in config.py (development's or the tests'):
     with it anyone could sign sessions, CSRF tokens and the older signed manage links, or
     read what it encrypted. A short SECRET_KEY is refused as guessable."""
+    problems = []
     from booking.crypto import parse_key
     from config import MIN_SECRET_KEY_LENGTH, PUBLISHED_ENCRYPTION_KEYS, PUBLISHED_SECRET_KEYS
 
     how = '(e.g. python -c "import secrets; print(secrets.token_hex(32))")'
     secret = str(app.config["SECRET_KEY"])
     if secret in PUBLISHED_SECRET_KEYS:
-        raise RuntimeError(
+        problems.append(
             "SECRET_KEY is a value published in config.py (development or tests): anyone can "
             f"forge sessions and links with it. Set a long random SECRET_KEY {how}."
         )
     if len(secret) < MIN_SECRET_KEY_LENGTH:
-        raise RuntimeError(
+        problems.append(
             f"SECRET_KEY is too short ({len(secret)} characters): production needs at least "
             f"{MIN_SECRET_KEY_LENGTH} random characters {how}."
         )
@@ -141,58 +159,66 @@ def _refuse_published_keys(app: Flask) -> None:
     if encryption_key and key_bytes(encryption_key) in {
         key_bytes(key) for key in PUBLISHED_ENCRYPTION_KEYS
     }:
-        raise RuntimeError(
+        problems.append(
             "ENCRYPTION_KEY is a key published in config.py (development or tests): anyone can "
             "decrypt what it encrypts. Make one with `flask --app wsgi keys new`; if data was "
             "already encrypted with the published key, put that in ENCRYPTION_OLD_KEYS and run "
             "`flask --app wsgi keys rotate` (README, 'Encryption keys')."
         )
+    return problems
 
 
-def _refuse_missing_alert_address(app: Flask) -> None:
+def _missing_alert_address(app: Flask) -> list[str]:
     """Production never starts with the clinic's alerts going nowhere: every new request,
     every urgent one and every emergency call-back's escalation is emailed to this address,
     which has no default there (development's and the tests' is an example.com one)."""
+    problems = []
     if not str(app.config.get("STAFF_NOTIFICATION_EMAIL") or "").strip():
-        raise RuntimeError(
+        problems.append(
             "STAFF_NOTIFICATION_EMAIL is not set: the clinic's alerts (new and urgent "
             "requests, emergency call-backs, escalations) would reach nobody. Set it to an "
             "address the clinic reads (README, 'Settings')."
         )
+    return problems
 
 
-def _refuse_sqlite_unless_allowed(app: Flask) -> None:
+def _sqlite_unless_allowed(app: Flask) -> list[str]:
     """Production never falls back silently on a SQLite file (DATABASE_URL unset gives one
     in instance/): it holds the patients' data on one machine, outside the PostgreSQL
     backups, and serialises every writer. A single-machine install that means it says so."""
+    problems = []
     url = str(app.config.get("SQLALCHEMY_DATABASE_URI") or "")
     if url.startswith("sqlite") and not app.config.get("ALLOW_SQLITE_IN_PRODUCTION"):
-        raise RuntimeError(
+        problems.append(
             "DATABASE_URL is a SQLite database (or not set, which means a file in instance/): "
             "production runs on PostgreSQL. Set DATABASE_URL to it (docs/production.md); to "
             "run on SQLite on purpose, set ALLOW_SQLITE_IN_PRODUCTION=1 (README, 'Settings')."
         )
+    return problems
 
 
-def _refuse_debug(app: Flask) -> None:
+def _debug(app: Flask) -> list[str]:
     """Production never runs in debug mode: the Werkzeug debugger runs any code typed into
     an error page, and errors would escape the app's own handling and logging. FLASK_DEBUG
     (or ``flask run --debug``) is refused, not ignored: the command line's Flask would still
     turn the debugger on after this app is made."""
+    problems = []
     from flask.helpers import get_debug_flag
 
     if app.debug or get_debug_flag():
-        raise RuntimeError(
+        problems.append(
             "Debug mode is on (FLASK_DEBUG or --debug): production never runs with the "
             "debugger. Unset FLASK_DEBUG."
         )
+    return problems
 
 
-def _refuse_missing_translations(app: Flask) -> None:
+def _missing_translations(app: Flask) -> list[str]:
     """Production never starts without a language's compiled catalogue: the .mo files are
     built from the .po files (`make install`, or `pybabel compile` on a server), not kept in
     git, and without one Flask-Babel falls back to English silently: a Spanish reader would
     get English pages, emergency advice included."""
+    problems = []
     directories = [
         os.path.join(app.root_path, folder)
         for folder in str(app.config["BABEL_TRANSLATION_DIRECTORIES"]).split(";")
@@ -207,12 +233,13 @@ def _refuse_missing_translations(app: Flask) -> None:
         )
     ]
     if missing:
-        raise RuntimeError(
+        problems.append(
             f"The translations of {', '.join(missing)} are not compiled: readers of "
             f"{'those languages' if len(missing) > 1 else 'that language'} would get English "
             "pages, emergency advice included. Run `pybabel compile -d booking/translations` "
             "(part of `make install`) when installing (docs/production.md)."
         )
+    return problems
 
 
 def _warn_of_weak_deployment(app: Flask) -> None:

@@ -192,6 +192,29 @@ def test_production_refuses_to_start_without_a_languages_compiled_catalogue(
         assert gettext("Your documents are too large") == "Sus documentos son demasiado grandes"
 
 
+def test_production_names_every_setting_that_stops_it_at_once(
+    monkeypatch: pytest.MonkeyPatch, production_config: type
+) -> None:
+    """An operator fixing one refused setting per restart would meet the next only then:
+    every setting that stops the app is named in the one error."""
+    monkeypatch.setattr(production_config, "STAFF_NOTIFICATION_EMAIL", "")
+    monkeypatch.setattr(production_config, "ALLOW_SQLITE_IN_PRODUCTION", False)
+    monkeypatch.setattr(production_config, "SQLALCHEMY_DATABASE_URI", "sqlite://")
+    monkeypatch.setattr(production_config, "ENCRYPTION_KEY", None)
+    monkeypatch.setattr(production_config, "CLINIC_OPENING_HOURS", "Someday 9-5")
+    with pytest.raises(RuntimeError) as refused:
+        create_app("production")
+    message = str(refused.value)
+    assert message.startswith("4 settings stop the app from starting:\n- "), message
+    for named in (
+        "STAFF_NOTIFICATION_EMAIL is not set",
+        "DATABASE_URL is a SQLite database",
+        "ENCRYPTION_KEY is not set",
+        "CLINIC_OPENING_HOURS cannot be read",
+    ):
+        assert named in message
+
+
 def test_unknown_environment_name_is_refused() -> None:
     with pytest.raises(RuntimeError, match="Unknown SPINECONSULT_ENV"):
         create_app("staging")
