@@ -7,12 +7,14 @@ Forms check shape (types, lengths, required); the services enforce the rules.
 from __future__ import annotations
 
 import re
+from datetime import date, datetime, time
 from typing import Any
 
 import phonenumbers
 from babel import support
 from flask import current_app
 from flask_babel import get_locale
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -26,8 +28,10 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.i18n import messages_path
-from wtforms.validators import Length, ValidationError
+from wtforms.validators import Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
+
+from booking.timeutil import clinic_date, clinic_instants, to_clinic_tz
 
 # Characters a text answer may not carry. Nobody types them, but a paste or a forged post can:
 # PostgreSQL refuses NUL in text, a line break in a name or address makes the lines of an email
@@ -237,3 +241,83 @@ def phone_e164(text: str, *, valid: bool = True) -> str | None:
     if not check(number):
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+# A clinic date and time staff enter ------------------------------------------------------------
+
+
+class RepeatedTimeField(RadioField):
+    """Which of the two times a clinic wall-clock time names in the hour the clocks' going
+    back repeats (02:30 CEST, then 02:30 CET an hour later). It offers nothing, and the page
+    shows nothing, until ``clinic_time`` finds the time entered in that hour; each choice's
+    value is the time with its UTC offset ("2026-10-25T02:30+02:00"), so a choice made for
+    another date or time than the one now entered matches neither and is asked again."""
+
+    def __init__(self, label: str | None = None, **kwargs: Any) -> None:
+        super().__init__(label, validators=[Optional()], choices=[], **kwargs)
+        # Shown only when it must be answered: not marked "(optional)".
+        self.flags.conditional = True
+
+    def pre_validate(self, form: Any) -> None:
+        # ``clinic_time`` reads the choice against the date and time entered.
+        pass
+
+    def offer(self, instants: tuple[datetime, ...], chosen: datetime | None = None) -> None:
+        """Offer the two times, labelled by the order and the zone (``occurrence_label``);
+        ``chosen`` (an appointment's own time, shown to move it) is ticked."""
+        self.choices = [(_occurrence_value(i), occurrence_label(i, instants)) for i in instants]
+        if chosen is not None:
+            self.data = _occurrence_value(chosen)
+
+
+def _occurrence_value(instant: datetime) -> str:
+    return to_clinic_tz(instant).isoformat(timespec="minutes")
+
+
+def occurrence_label(instant: datetime, instants: tuple[datetime, ...]) -> str:
+    """A repeated time as staff choose it: "02:30 (first, summer time, CEST)", "02:30
+    (second, winter time, CET)"; a repeat that is no change to or from summer time (a zone
+    changing its standard offset) names the order and the zone only."""
+    local = to_clinic_tz(instant)
+    values = {"time": local.strftime("%H:%M"), "zone": local.tzname()}
+    first, second = (to_clinic_tz(i) for i in instants)
+    seasons = bool(first.dst()) and not second.dst()
+    if instant == instants[0]:
+        if seasons:
+            return _("%(time)s (first, summer time, %(zone)s)", **values)
+        return _("%(time)s (first, %(zone)s)", **values)
+    if seasons:
+        return _("%(time)s (second, winter time, %(zone)s)", **values)
+    return _("%(time)s (second, %(zone)s)", **values)
+
+
+def clinic_time(day: date, at: time, which: RepeatedTimeField) -> datetime:
+    """The UTC instant of a clinic date and time staff entered, or a ValidationError for the
+    time's field. A time the clocks skip does not exist; a time they repeat names two
+    instants, and the form asks which (``which`` then offers both) rather than pick one: an
+    appointment or a working window an hour off is booked and emailed without anyone
+    noticing."""
+    instants = clinic_instants(day, at)
+    values = {"time": at.strftime("%H:%M"), "day": clinic_date(day, "long")}
+    if not instants:
+        raise ValidationError(
+            _(
+                "%(time)s on %(day)s does not exist in the clinic's time zone: the clocks "
+                "go forward that night. Please enter a time before or after the skipped "
+                "hour.",
+                **values,
+            )
+        )
+    if len(instants) == 1:
+        return instants[0]
+    which.offer(instants)
+    for instant in instants:
+        if which.data == _occurrence_value(instant):
+            return instant
+    raise ValidationError(
+        _(
+            "%(time)s happens twice on %(day)s: the clocks go back an hour that night. "
+            "Please choose which of the two you mean.",
+            **values,
+        )
+    )

@@ -21,7 +21,14 @@ from wtforms import (
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, StopValidation
 
 from booking.admin.forms import NamesForm
-from booking.forms import BaseForm, ChoiceField, has_visible_text, options
+from booking.forms import (
+    BaseForm,
+    ChoiceField,
+    RepeatedTimeField,
+    clinic_time,
+    has_visible_text,
+    options,
+)
 from booking.scheduling.admin_services import (
     DURATION_RANGE,
     RULE_RANGES,
@@ -31,12 +38,7 @@ from booking.scheduling.admin_services import (
 )
 from booking.scheduling.models import VisitMode
 from booking.scheduling.visits import MODE_LABELS
-from booking.timeutil import (
-    clinic_date,
-    clinic_instant,
-    clinic_today,
-    from_clinic_local,
-)
+from booking.timeutil import clinic_date, clinic_today, from_clinic_local
 
 # A time input sends HH:MM, or HH:MM:SS when the browser adds seconds.
 TIME_FORMATS = ["%H:%M", "%H:%M:%S"]
@@ -208,8 +210,10 @@ class _PeriodForm(BaseForm):
 
     start_day = _date(_l("From (date)"))
     start_time = _time(_l("From (time)"))
+    start_which = RepeatedTimeField(_l("Which of the two start times?"))
     end_day = _date(_l("Until (date)"))
     end_time = _time(_l("Until (time)"))
+    end_which = RepeatedTimeField(_l("Which of the two end times?"))
     reason = StringField(_l("Reason"), validators=[Optional(), Length(max=200, message=TOO_LONG)])
 
     starts_at: datetime | None = None
@@ -239,28 +243,23 @@ class _PeriodForm(BaseForm):
     def _period(self) -> tuple[datetime | None, datetime | None]:
         """The period's start and end (UTC), each None when it cannot be read."""
         return (
-            self._instant(self.start_day, self.start_time),
-            self._instant(self.end_day, self.end_time),
+            self._instant(self.start_day, self.start_time, self.start_which),
+            self._instant(self.end_day, self.end_time, self.end_which),
         )
 
     @staticmethod
-    def _instant(day_field: DateField, time_field: TimeField) -> datetime | None:
+    def _instant(
+        day_field: DateField, time_field: TimeField, which: RepeatedTimeField
+    ) -> datetime | None:
         if day_field.errors or time_field.errors or day_field.data is None:
             return None
         if time_field.data is None:
             return None
-        instant = clinic_instant(day_field.data, time_field.data)
-        if instant is None:
-            time_field.errors.append(
-                _(
-                    "%(time)s on %(day)s does not exist in the clinic's time zone: the clocks "
-                    "go forward that night. Please enter a time before or after the skipped "
-                    "hour.",
-                    time=time_field.data.strftime("%H:%M"),
-                    day=clinic_date(day_field.data, "long"),
-                )
-            )
-        return instant
+        try:
+            return clinic_time(day_field.data, time_field.data, which)
+        except ValidationError as error:
+            time_field.errors.append(str(error))
+            return None
 
 
 class TimeOffForm(_PeriodForm):

@@ -25,7 +25,14 @@ from wtforms import (
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional
 
 from booking.dashboard.queries import QueueFilters
-from booking.forms import BaseForm, ChoiceField, MultiCheckboxField, options
+from booking.forms import (
+    BaseForm,
+    ChoiceField,
+    MultiCheckboxField,
+    RepeatedTimeField,
+    clinic_time,
+    options,
+)
 from booking.outcomes.labels import PLAN_LABELS
 from booking.requests import asks, history
 from booking.requests.calls import OUTCOME_LABELS, CallOutcome
@@ -92,6 +99,7 @@ class SlotForm(SeenState, BaseForm):
         validators=[DataRequired(_l("Please enter a time."))],
         description=_l("Clinic time."),
     )
+    start_which = RepeatedTimeField(_l("Which of the two times?"))
     appointment_type = SelectField(
         _l("Appointment type"),
         coerce=_chosen_id,
@@ -102,6 +110,8 @@ class SlotForm(SeenState, BaseForm):
         validators=[Optional(), Length(max=1000)],
         description=_l("Sent in the email. No medical details: email is not secure."),
     )
+
+    starts_at: datetime | None = None  # the time chosen, in UTC, once the form validates
 
     def validate_day(self, field: DateField) -> None:
         # A date at the calendar's edge (year 1 or 9999) overflows when converted to UTC.
@@ -115,8 +125,15 @@ class SlotForm(SeenState, BaseForm):
         day = self.day.data
         if day is None or self.day.errors or field.data is None:
             return
-        if from_clinic_local(day, field.data) < now_utc():
+        self.starts_at = clinic_time(day, field.data, self.start_which)
+        if self.starts_at < now_utc():
             raise ValidationError(_("That time has passed. Please choose a time to come."))
+
+    @property
+    def fold(self) -> int:
+        """1 for the second of a time the clocks' going back repeats, as chosen, else 0
+        (``services.Slot.fold``). Once the form validates."""
+        return clinic_instants(self.day.data, self.start.data).index(self.starts_at)
 
     def set_choices(self, specialists: list[Any], locations: list[Any], types: list[Any]) -> None:
         """The active specialists, locations and types, after a "Choose" option: nothing is
@@ -134,6 +151,9 @@ class SlotForm(SeenState, BaseForm):
         with a note saying why, rather than shown as another."""
         local = to_clinic_tz(appointment.starts_at)
         self.day.data, self.start.data = local.date(), local.time()
+        instants = clinic_instants(local.date(), local.time())
+        if len(instants) > 1:
+            self.start_which.offer(instants, chosen=appointment.starts_at)
         for field, value, gone in (
             (self.specialist, appointment.specialist_id, _SPECIALIST_GONE),
             (self.location, appointment.location_id, _LOCATION_GONE),

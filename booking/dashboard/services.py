@@ -56,7 +56,7 @@ from booking.scheduling.services import (
     resolve_choice,
 )
 from booking.staff.models import StaffRole, StaffUser
-from booking.timeutil import clinic_instant, now_utc
+from booking.timeutil import clinic_instants, now_utc
 
 log = logging.getLogger(__name__)
 # The first word of the log line a damaged document writes, for the operators' alerting.
@@ -82,6 +82,9 @@ class Slot:
     location: Location
     day: date
     start: time
+    # 1 for the second of a time the clocks' going back repeats (02:30 CET after 02:30 CEST),
+    # as ``datetime.fold``; the form asks staff which they mean.
+    fold: int = 0
 
 
 def _permitted(consultation: ConsultationRequest, user: StaffUser) -> list[str]:
@@ -128,7 +131,8 @@ def _open_slot(slot: Slot, appointment: Appointment | None) -> OpenSlot:
     """Check a staff-entered time through the availability engine (working hours, time off,
     other appointments and buffers; staff are not bound by the patients' notice and horizon).
     """
-    starts_at = clinic_instant(slot.day, slot.start)
+    instants = clinic_instants(slot.day, slot.start)
+    starts_at = instants[min(slot.fold, len(instants) - 1)] if instants else None
     # A wall-clock time skipped by a daylight-saving change does not exist.
     if starts_at is None:
         raise WorkflowError(_("That time does not exist on that day because of a clock change."))

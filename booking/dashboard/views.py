@@ -580,6 +580,7 @@ def change_status(reference: str, action: str) -> Response | tuple[str, int]:
                 location=_location(form.location.data),
                 day=form.day.data,
                 start=form.start.data,
+                fold=form.fold,
             )
             operation = (
                 services.confirm_request if action == "confirm" else services.reschedule_request
