@@ -135,7 +135,8 @@ def clinic_dt(value: datetime | None, fmt: str = "when", *, zone: bool = False) 
     10:00, Germany (Berlin) Time"), for a time the patient must act by or be at where no
     sentence on the page says whose time it is: someone in another zone (a visit by video or
     phone, a link opened abroad) would otherwise read it as their own. A comma, not
-    brackets: the zone's name has its own."""
+    brackets: the zone's name has its own. A time in the hour the clocks repeat always ends
+    with the zone's abbreviation ("02:30 CEST", "02:30 CET"), with or without ``zone``."""
     if value is None:
         return ""
     if zone:
@@ -145,11 +146,23 @@ def clinic_dt(value: datetime | None, fmt: str = "when", *, zone: bool = False) 
     if fmt == "HH:mm":
         # The same in every locale (24-hour, Latin digits) and asked for once per slot on the
         # time pickers: a strftime is about a hundred times cheaper than Babel's formatter.
-        return local.strftime("%H:%M")
-    # Babel itself, given the clinic's time: Flask-Babel's format_datetime (the same text, as
-    # BABEL_DEFAULT_TIMEZONE is the clinic's) reads its settings and converts the time zone
-    # again for each value, half the cost of a date on pages that list one per row.
-    return dates.format_datetime(local, fmt, locale=get_locale())
+        text = local.strftime("%H:%M")
+    else:
+        # Babel itself, given the clinic's time: Flask-Babel's format_datetime (the same text,
+        # as BABEL_DEFAULT_TIMEZONE is the clinic's) reads its settings and converts the time
+        # zone again for each value, half the cost of a date on pages that list one per row.
+        text = dates.format_datetime(local, fmt, locale=get_locale())
+    # In the hour the clocks' going back repeats, 02:30 is two times an hour apart: the zone's
+    # abbreviation ("02:30 CEST", "02:30 CET") tells two appointments or two events apart.
+    if repeated(local) and any(letter in fmt for letter in "HhKk"):
+        return f"{text} {local.tzname()}"
+    return text
+
+
+def repeated(local: datetime) -> bool:
+    """Whether a clinic time (``to_clinic_tz``) is in the hour the clocks' going back repeats:
+    the same wall-clock time, read as the other of the two, has another UTC offset."""
+    return local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset()
 
 
 def clinic_date(value: date | None, fmt: str = "medium") -> str:

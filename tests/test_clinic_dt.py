@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, render_template_string
 from flask_babel import force_locale, format_datetime
 
 from booking.timeutil import STAMP, WHEN, clinic_date, clinic_dt
@@ -35,13 +35,25 @@ def app_settings(app_settings: dict[str, Any], request: pytest.FixtureRequest) -
     return {**app_settings, "CLINIC_TIMEZONE": request.param}
 
 
+# The hour Berlin's clocks repeat on 25 October 2026 (02:00-03:00 CEST, then CET), in UTC: a
+# time in it says its zone after Babel's text.
+REPEATED = {
+    "Europe/Berlin": (datetime(2026, 10, 25, 0, tzinfo=UTC), datetime(2026, 10, 25, 2, tzinfo=UTC))
+}
+
+
 @pytest.mark.parametrize("locale", ["en", "es"])
 def test_clinic_dt_reads_as_flask_babel_formats(app: Flask, locale: str) -> None:
+    tz = app.config["CLINIC_TIMEZONE"]
     with app.test_request_context("/"), force_locale(locale):
         for fmt in FORMATS:
             expected = PATTERNS.get(fmt, fmt)
             for moment in MOMENTS:
-                assert clinic_dt(moment, fmt) == format_datetime(moment, expected), (fmt, moment)
+                babel = format_datetime(moment, expected)
+                start, end = REPEATED.get(tz, (moment, moment))
+                if start <= moment < end and "H" in expected:
+                    babel += " CEST" if moment < start + timedelta(hours=1) else " CET"
+                assert clinic_dt(moment, fmt) == babel, (fmt, moment)
 
 
 # Berlin's spring change: 01:59 CET is followed by 03:00 CEST; in autumn 02:00-03:00 happens
@@ -49,8 +61,13 @@ def test_clinic_dt_reads_as_flask_babel_formats(app: Flask, locale: str) -> None
 BERLIN_SHORT = [
     (datetime(2026, 3, 29, 0, 30, tzinfo=UTC), "29 Mar 2026, 01:30", "29 mar 2026, 01:30"),
     (datetime(2026, 3, 29, 1, 0, tzinfo=UTC), "29 Mar 2026, 03:00", "29 mar 2026, 03:00"),
-    (datetime(2026, 10, 25, 0, 30, tzinfo=UTC), "25 Oct 2026, 02:30", "25 oct 2026, 02:30"),
-    (datetime(2026, 10, 25, 1, 30, tzinfo=UTC), "25 Oct 2026, 02:30", "25 oct 2026, 02:30"),
+    # The hour that happens twice says which: summer time, then winter time.
+    (
+        datetime(2026, 10, 25, 0, 30, tzinfo=UTC),
+        "25 Oct 2026, 02:30 CEST",
+        "25 oct 2026, 02:30 CEST",
+    ),
+    (datetime(2026, 10, 25, 1, 30, tzinfo=UTC), "25 Oct 2026, 02:30 CET", "25 oct 2026, 02:30 CET"),
     (datetime(2026, 10, 25, 2, 0, tzinfo=UTC), "25 Oct 2026, 03:00", "25 oct 2026, 03:00"),
     # Day and month both 12 or less, the afternoon: "12/5/26, 12:26 PM" before.
     (datetime(2026, 12, 5, 11, 26, tzinfo=UTC), "5 Dec 2026, 12:26", "5 dic 2026, 12:26"),
@@ -69,6 +86,35 @@ def test_short_reads_day_month_name_year_and_24_hour_clinic_time(
     with app.test_request_context("/"), force_locale(locale):
         shown = [clinic_dt(row[0], fmt) for row in BERLIN_SHORT]
     assert shown == [row[column] for row in BERLIN_SHORT]
+
+
+@pytest.mark.parametrize("app_settings", ["Europe/Madrid"], indirect=True)
+def test_the_repeated_hour_says_its_zone_and_no_other_time_does(app: Flask) -> None:
+    """Madrid, 25 October 2026: 02:30 CEST (00:30 UTC) and 02:30 CET (01:30 UTC) are two
+    appointments an hour apart; 01:59 CEST and 03:00 CET are one time each."""
+    first, second = (datetime(2026, 10, 25, h, 30, tzinfo=UTC) for h in (0, 1))
+    before, after = (
+        datetime(2026, 10, 24, 23, 59, tzinfo=UTC),
+        datetime(2026, 10, 25, 2, tzinfo=UTC),
+    )
+    with app.test_request_context("/"):
+        assert clinic_dt(first) == "Sun 25 Oct 2026, 02:30 CEST"
+        assert clinic_dt(second) == "Sun 25 Oct 2026, 02:30 CET"
+        assert [clinic_dt(m, "HH:mm") for m in (before, first, second, after)] == [
+            "01:59",
+            "02:30 CEST",
+            "02:30 CET",
+            "03:00",
+        ]
+        assert clinic_dt(second, zone=True) == "Sun 25 Oct 2026, 02:30 CET, Spain (Madrid) Time"
+        assert clinic_dt(after) == "Sun 25 Oct 2026, 03:00"
+        # A date alone is one day either way.
+        assert clinic_dt(first, "yyyy-MM-dd") == clinic_dt(second, "yyyy-MM-dd") == "2026-10-25"
+        # Through the template filter, as the pages use it.
+        page = render_template_string(
+            "{{ a|clinic_dt('short') }} / {{ b|clinic_dt('short') }}", a=first, b=second
+        )
+        assert page == "25 Oct 2026, 02:30 CEST / 25 Oct 2026, 02:30 CET"
 
 
 @pytest.mark.parametrize("app_settings", ["Europe/Berlin"], indirect=True)
