@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import re
 from datetime import UTC, date, datetime
+from datetime import time as time_
 from typing import Any
 
 import pytest
@@ -261,3 +262,45 @@ def test_a_period_outside_the_repeated_hour_asks_nothing(
             datetime(2026, 10, 24, 23, 30, tzinfo=UTC),
             datetime(2026, 10, 25, 2, 30, tzinfo=UTC),
         )
+
+
+# The day agenda -----------------------------------------------------------------------------
+
+ENTRY_RE = re.compile(r'<li class="agenda-entry ([^"]*)">(.*?)</li>', re.S)
+HOUR_RE = re.compile(r'<div class="agenda-hour ag-from-(\d+) ag-to-\d+">([^<]*)</div>')
+
+
+def test_the_day_agenda_shows_the_repeated_hour_twice(
+    app: Flask, client: FlaskClient, clinic: Clinic, clock: Clock
+) -> None:
+    """Two 45-minute appointments at 02:30 CEST and 02:30 CET: each on its own rows, an hour
+    apart, under the hours 02:00 CEST and 02:00 CET (they shared the rows of one 02:00)."""
+    from booking.dashboard import services as workflow
+    from booking.scheduling.models import AppointmentType, Location
+    from booking.staff.models import StaffUser
+
+    with app.app_context():
+        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
+        weber = db.session.get(StaffUser, clinic.weber.id)
+        location = db.session.get(Location, clinic.location)
+        kind = db.session.get(AppointmentType, clinic.type)
+        for name, fold in (("Ana First", 0), ("Bea Second", 1)):
+            consultation = make_request(full_name=name, email=f"{name[:3].lower()}@example.com")
+            slot = workflow.Slot(kind, weber, location, FALL_BACK, time_(2, 30), fold)
+            workflow.confirm_request(consultation, coordinator, slot)
+    AuthActions(client).login("coordinator")
+    page = client.get("/staff/calendar", query_string={"date": FALL_BACK.isoformat()})
+    assert page.status_code == 200
+    body = page.get_data(as_text=True)
+    hours = {label: int(line) for line, label in HOUR_RE.findall(body)}
+    assert hours["02:00 CEST"] + 12 == hours["02:00 CET"] == hours["03:00"] - 12
+    found = {
+        text(inner).split(" · ")[0]: classes
+        for classes, inner in ENTRY_RE.findall(body)
+        if "First" in inner or "Second" in inner
+    }
+    first = next(c for t, c in found.items() if t.startswith("02:30 CEST\N{EN DASH}"))
+    second = next(c for t, c in found.items() if t.startswith("02:30 CET\N{EN DASH}"))
+    first_line = int(re.search(r"ag-from-(\d+)", first).group(1))  # type: ignore[union-attr]
+    second_line = int(re.search(r"ag-from-(\d+)", second).group(1))  # type: ignore[union-attr]
+    assert first_line == hours["02:00 CEST"] + 6 and second_line == first_line + 12

@@ -7,8 +7,10 @@ appointments (one query, ``agenda_appointments``) and the working time (two,
 
 The grid's rows are steps of ``STEP_MINUTES`` of the clinic's wall-clock time, so the same
 time of day sits on the same row in every column of a week, also across a clock change: on a
-23-hour day the hour the clocks skip stays empty, on a 25-hour day the repeated hour shares
-its rows (each time then says its zone, CET or CEST). The page's CSS has one class per grid
+23-hour day the hour the clocks skip stays empty; a board with a 25-hour day has the repeated
+hour twice, one band after the other (its labels and times say their zone, CEST then CET), so
+two appointments at 02:30 sit an hour apart as they are, and the other days leave the second
+band empty. The page's CSS has one class per grid
 line (``grid_css``): the strict Content-Security-Policy allows no inline style.
 """
 
@@ -29,13 +31,12 @@ from booking.scheduling.agenda import TimeOff, WorkWindow, working_time
 from booking.scheduling.availability import clinic_settings
 from booking.scheduling.models import Appointment, Location
 from booking.staff.models import StaffUser
-from booking.timeutil import from_clinic_local, to_clinic_tz
+from booking.timeutil import clinic_instants, from_clinic_local, to_clinic_tz
 
 STEP_MINUTES = 5
 DAY_MINUTES = 24 * 60
-# Grid lines 1 .. LAST_LINE: a whole day of steps (the repeated hour of a 25-hour day shares
-# its rows, so no day needs more).
-LAST_LINE = DAY_MINUTES // STEP_MINUTES + 1
+# Grid lines 1 .. LAST_LINE: a whole day of steps, and the hour a 25-hour day repeats.
+LAST_LINE = (DAY_MINUTES + 60) // STEP_MINUTES + 1
 LINES_PER_HOUR = 60 // STEP_MINUTES
 
 Interval = tuple[datetime, datetime]
@@ -109,6 +110,21 @@ class Board:
     columns: list[Column]
     hours: list[tuple[int, int, str]] = field(default_factory=list)  # (line, end line, "HH:00")
     last_line: int = LAST_LINE
+    repeat: Repeat | None = None
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """The wall-clock minutes ``start``..``end`` that a 25-hour day's clocks go through twice,
+    and the zone of each time round ("CEST", "CET")."""
+
+    start: int
+    end: int
+    zones: tuple[str, str]
+
+    @property
+    def minutes(self) -> int:
+        return self.end - self.start
 
 
 @dataclass
@@ -217,15 +233,39 @@ def _day_entries(
 # The grid -----------------------------------------------------------------------------------
 
 
-def _wall_minutes(moment: datetime, day: date) -> int:
+def _repeat(day: date) -> Repeat | None:
+    """The hour (or so) the clocks go through twice on ``day``, if they go back that day."""
+    length = from_clinic_local(day + timedelta(days=1), time()) - from_clinic_local(day, time())
+    if length <= timedelta(hours=24):
+        return None
+    seen = None
+    for minute in range(0, DAY_MINUTES, STEP_MINUTES):
+        at = time(minute // 60, minute % 60)
+        instants = clinic_instants(day, at)
+        if len(instants) == 2 and seen is None:
+            first, second = (to_clinic_tz(i) for i in instants)
+            seen = (minute, (first.tzname() or "", second.tzname() or ""))
+        if len(instants) < 2 and seen is not None:
+            return Repeat(seen[0], minute, seen[1])
+    return None
+
+
+def _wall_minutes(moment: datetime, day: date, repeat: Repeat | None = None) -> int:
     """Minutes from the clinic's midnight starting ``day`` to ``moment``, by the wall clock
-    (the next midnight is 24:00)."""
+    (the next midnight is 24:00); with ``repeat``, the time after its first round is moved on
+    by its length, so the second round has its own rows."""
     local = to_clinic_tz(moment)
+    later = 0 if repeat is None else repeat.minutes
     if local.date() > day:
-        return DAY_MINUTES
+        return DAY_MINUTES + later
     if local.date() < day:
         return 0
-    return local.hour * 60 + local.minute
+    minutes = local.hour * 60 + local.minute
+    if repeat is not None and (
+        minutes >= repeat.end or (minutes >= repeat.start and local.fold == 1)
+    ):
+        return minutes + later
+    return minutes
 
 
 def _time_text(moment: datetime, day: date, clock_change: bool) -> str:
@@ -246,17 +286,31 @@ def _default_hours() -> tuple[int, int]:
     return first.hour * 60 + first.minute, last.hour * 60 + last.minute
 
 
+def _hour_label(minute: int, repeat: Repeat | None) -> str:
+    """A grid row's hour: "02:00"; the repeated hour's two rounds "02:00 CEST", "02:00 CET"."""
+    if repeat is None or minute < repeat.start:
+        return f"{minute // 60:02d}:00"
+    if minute < repeat.end:
+        return f"{minute // 60:02d}:00 {repeat.zones[0]}"
+    wall = minute - repeat.minutes
+    if wall < repeat.end:
+        return f"{wall // 60:02d}:00 {repeat.zones[1]}"
+    return f"{wall // 60:02d}:00"
+
+
 def _lay_out(board: Board, extents: list[tuple[int, int]]) -> None:
     """Give the board its hours (whole hours around every appointment and working window)
     and each entry its grid lines; time off beyond the hours is cut to them."""
     first, last = (
         (min(s for s, _e in extents), max(e for _s, e in extents)) if extents else _default_hours()
     )
+    repeat = board.repeat
+    later = 0 if repeat is None else repeat.minutes
     start = first // 60 * 60
-    end = min(DAY_MINUTES, max(start + 60, -(-last // 60) * 60))
+    end = min(DAY_MINUTES + later, max(start + 60, -(-last // 60) * 60))
     board.last_line = (end - start) // STEP_MINUTES + 1
     board.hours = [
-        (line, line + LINES_PER_HOUR, f"{minute // 60:02d}:00")
+        (line, line + LINES_PER_HOUR, _hour_label(minute, repeat))
         for minute in range(start, end, 60)
         for line in [(minute - start) // STEP_MINUTES + 1]
     ]
@@ -264,8 +318,8 @@ def _lay_out(board: Board, extents: list[tuple[int, int]]) -> None:
         placed = []
         change = column.day_hours != 24
         for entry in column.entries:
-            begin = _wall_minutes(entry.starts_at, column.day)
-            finish = _wall_minutes(entry.ends_at, column.day)
+            begin = _wall_minutes(entry.starts_at, column.day, repeat)
+            finish = _wall_minutes(entry.ends_at, column.day, repeat)
             shown_begin, shown_finish = max(begin, start), min(finish, end)
             if entry.kind is not EntryKind.APPOINTMENT and shown_finish - shown_begin < (
                 STEP_MINUTES
@@ -311,6 +365,8 @@ def build_agenda(
         people.setdefault(a.specialist_id, a.specialist)
     ordered = sorted(people.values(), key=lambda s: (s.full_name, s.id))
     names = {loc.id: loc.display_name for loc in locations}
+    # One clock change a year goes back: a board shows at most one repeated hour.
+    repeat = next((r for day in days if (r := _repeat(day)) is not None), None)
 
     def column(day: date, specialist: StaffUser) -> tuple[Column, list[tuple[int, int]]]:
         bounds = (
@@ -330,7 +386,7 @@ def build_agenda(
         )
         # What the hours must show: the appointments and working windows of the day.
         extents = [
-            (_wall_minutes(s, day), _wall_minutes(e, day))
+            (_wall_minutes(s, day, repeat), _wall_minutes(e, day, repeat))
             for s, e in [
                 *((a.starts_at, a.ends_at) for a in own),
                 *((w.starts_at, w.ends_at) for w in work),
@@ -343,13 +399,13 @@ def build_agenda(
     boards: list[Board] = []
     if len(days) == 1:
         pairs = [column(days[0], s) for s in ordered]
-        boards.append(Board(None, [c for c, _e in pairs]))
+        boards.append(Board(None, [c for c, _e in pairs], repeat=repeat))
         extents_by_board = [[x for _c, e in pairs for x in e]]
     else:
         extents_by_board = []
         for specialist in ordered:
             pairs = [column(day, specialist) for day in days]
-            boards.append(Board(specialist, [c for c, _e in pairs]))
+            boards.append(Board(specialist, [c for c, _e in pairs], repeat=repeat))
             extents_by_board.append([x for _c, e in pairs for x in e])
     for board, extents in zip(boards, extents_by_board, strict=True):
         _lay_out(board, extents)
