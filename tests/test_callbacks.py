@@ -623,6 +623,138 @@ def test_a_routine_or_a_reached_request_closes_without_the_box(
             assert not any(note in (e.body or "") for e in _events_of(reference))
 
 
+# The visit of a patient nobody reached: missed, or seen ---------------------------------------
+
+
+def _urgent_visit_started(app: Flask, clinic: Clinic) -> dict[str, Any]:
+    """An urgent request (fever with the pain), confirmed by the coordinator, whose
+    appointment started an hour ago; nobody has reached the patient by phone."""
+    from booking.dashboard.services import confirm_request
+    from tests.factories import appointment_started, slot_two_days_ahead
+
+    with app.app_context():
+        consultation = make_request(red_flags={"fever"}, full_name="Uma Notinmail")
+        assert consultation.triage_level == TriageLevel.URGENT
+        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
+        confirm_request(consultation, coordinator, slot_two_days_ahead(clinic))
+        appointment_started(consultation.reference)
+        consultation = db.session.get(ConsultationRequest, consultation.id)
+        assert consultation.unreached
+        return {
+            "id": consultation.id,
+            "reference": consultation.reference,
+            "starts_at": consultation.appointment.starts_at,
+            "specialist_id": consultation.appointment.specialist_id,
+        }
+
+
+def _no_show(client: FlaskClient, reference: str, **fields: str):
+    """Mark no-show from the record page's form, as a browser posts it."""
+    record = f"/staff/requests/{reference}"
+    token = csrf_token(client, record)
+    data = {"action-csrf_token": token, **{f"action-{k}": v for k, v in fields.items()}}
+    return client.post(f"{record}/no_show", data=data)
+
+
+def _audit_of(reference: str, action: str) -> list[dict[str, Any]]:
+    rows = db.session.scalars(
+        sa.select(AuditEvent).where(AuditEvent.target_id == reference, AuditEvent.action == action)
+    )
+    return [dict(row.details) for row in rows]
+
+
+def test_marking_an_unreached_urgent_patient_no_show_needs_the_box_ticked(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """A missed visit of an urgent patient nobody reached is when the clinic must keep
+    calling: marking it no-show ends the call-back target and the escalation, so it is
+    refused until staff tick the box that says so, as for a decline or cancellation."""
+    urgent = _urgent_visit_started(app, clinic)
+    reference = urgent["reference"]
+    AuthActions(client).login("coordinator")
+    page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert 'name="action-unreached"' in page
+
+    refused = _no_show(client, reference)
+    assert refused.status_code == 422
+    assert UNREACHED_REFUSAL in refused.get_data(as_text=True)
+    with app.app_context():
+        consultation = db.session.get(ConsultationRequest, urgent["id"])
+        assert consultation.status == RequestStatus.CONFIRMED
+        assert _audit_of(reference, "request_no_show") == []
+
+    marked = _no_show(client, reference, unreached="y")
+    assert marked.status_code == 302
+    page = client.get(marked.headers["Location"]).get_data(as_text=True)
+    assert "Marked as no-show without reaching the patient about their urgent symptoms" in page
+    with app.app_context():
+        consultation = db.session.get(ConsultationRequest, urgent["id"])
+        assert consultation.status == RequestStatus.NO_SHOW
+        assert consultation.acknowledged_at is None  # still not reached: a missed visit
+        [audit] = _audit_of(reference, "request_no_show")
+        assert audit["unreached"] is True
+
+
+def test_the_service_refuses_an_unreached_no_show_without_the_confirmation(
+    app: Flask, clinic: Clinic
+) -> None:
+    from booking.dashboard.services import mark_no_show
+    from booking.requests.lifecycle import WorkflowError
+
+    urgent = _urgent_visit_started(app, clinic)
+    with app.app_context():
+        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
+        consultation = db.session.get(ConsultationRequest, urgent["id"])
+        with pytest.raises(WorkflowError, match="Nobody has reached this patient"):
+            mark_no_show(consultation, coordinator)
+        db.session.rollback()
+        consultation = db.session.get(ConsultationRequest, urgent["id"])
+        assert consultation.status == RequestStatus.CONFIRMED
+
+
+def test_a_reached_urgent_patient_is_marked_no_show_without_the_box(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    urgent = _urgent_visit_started(app, clinic)
+    with app.app_context():
+        _log_call(urgent["id"], CallOutcome.REACHED)
+    AuthActions(client).login("coordinator")
+    page = client.get(f"/staff/requests/{urgent['reference']}").get_data(as_text=True)
+    assert 'name="action-unreached"' not in page
+    assert _no_show(client, urgent["reference"]).status_code == 302
+    with app.app_context():
+        [audit] = _audit_of(urgent["reference"], "request_no_show")
+        assert "unreached" not in audit
+
+
+def test_completing_the_visit_of_an_unreached_urgent_patient_counts_as_reaching_them(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """Completed means the patient was seen: reached at the appointment, by the specialist
+    who saw them. Left "not reached", a completed request stayed on the queue's banner of
+    failed alerts for good, its wait ran on, and the record said nobody reached them."""
+    urgent = _urgent_visit_started(app, clinic)
+    reference = urgent["reference"]
+    AuthActions(client).login("coordinator")
+    record = f"/staff/requests/{reference}"
+    response = client.post(
+        f"{record}/complete",
+        data={
+            "complete-csrf_token": csrf_token(client, record),
+            "complete-plan": "physiotherapy",
+        },
+    )
+    assert response.status_code == 302
+    with app.app_context():
+        consultation = db.session.get(ConsultationRequest, urgent["id"])
+        assert consultation.status == RequestStatus.COMPLETED
+        assert not consultation.unreached
+        assert consultation.acknowledged_at == urgent["starts_at"]
+        assert consultation.acknowledged_by_id == urgent["specialist_id"]
+        [audit] = _audit_of(reference, "request_completed")
+        assert audit["acknowledged"] is True
+
+
 def _events_of(reference: str) -> list[RequestEvent]:
     return list(
         db.session.scalars(

@@ -183,17 +183,12 @@ _TYPE_GONE = (
 )
 
 
-class CloseForm(SeenState, BaseForm):
-    """Declining or cancelling. For an emergency or urgent request whose patient nobody
-    reached (``unreached``), the form has a box saying so, to be ticked: closing it ends the
-    call-back target and the escalation (``services.decline_request``, which refuses it
-    unticked). Other requests' forms have no such field, so a posted one is ignored."""
+class UnreachedBox:
+    """For an emergency or urgent request whose patient nobody reached (``unreached``), a
+    box saying so, to be ticked: declining, cancelling or marking no-show ends the call-back
+    target and the escalation (``services._close`` refuses it unticked). Other requests'
+    forms have no such field, so a posted one is ignored."""
 
-    message = TextAreaField(
-        _l("Message sent with the decline or cancellation"),
-        validators=[Optional(), Length(max=1000)],
-        description=_l("Sent in the email. No medical details: email is not secure."),
-    )
     unreached = BooleanField(
         _l(
             "The patient has not been reached about their urgent symptoms: close the request anyway"
@@ -225,6 +220,16 @@ class CloseForm(SeenState, BaseForm):
         return self.unreached is not None and bool(self.unreached.data)
 
 
+class CloseForm(UnreachedBox, SeenState, BaseForm):
+    """Declining or cancelling, with the box of an unreached request (``UnreachedBox``)."""
+
+    message = TextAreaField(
+        _l("Message sent with the decline or cancellation"),
+        validators=[Optional(), Length(max=1000)],
+        description=_l("Sent in the email. No medical details: email is not secure."),
+    )
+
+
 class CompleteForm(SeenState, BaseForm):
     """Completing a request records the plan decided (``booking.outcomes``)."""
 
@@ -254,8 +259,10 @@ class ActionForm(FlaskForm):
     """An action with nothing to fill in: the CSRF token only."""
 
 
-class StatusForm(SeenState, FlaskForm):
-    """A status change with nothing to fill in (no-show): the token and the state seen."""
+class StatusForm(UnreachedBox, SeenState, FlaskForm):
+    """Marking no-show: the token, the state seen and, for an emergency or urgent request
+    whose patient nobody reached, the box saying so (``UnreachedBox``): a missed visit of
+    that patient is when the clinic must keep calling, so it is never closed by a slip."""
 
 
 class ResendForm(BaseForm):

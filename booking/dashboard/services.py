@@ -307,6 +307,12 @@ UNREACHED_NOTE = _l(
     "Closed without reaching the patient about their urgent symptoms: no call that reached "
     "them was logged."
 )
+UNREACHED_NO_SHOW_NOTE = _l(
+    "Marked as no-show without reaching the patient about their urgent symptoms: no call "
+    "that reached them was logged."
+)
+# The closes that end the call-back target and the escalation of a patient nobody reached.
+UNREACHED_CLOSES = frozenset({S.CANCELLED, S.DECLINED, S.NO_SHOW})
 
 
 def _close(
@@ -323,14 +329,22 @@ def _close(
 ) -> None:
     consultation = _lock(consultation, actor, seen)
     check_transition(consultation, target, actor)
-    # Declining or cancelling ends the call-back clock and the escalation to the on-call
-    # address (``booking.requests.escalation`` looks at open requests only), and a patient
-    # who left only a phone number is told nothing: never by a slip, only when staff say so.
-    # (Completing and marking no-show wait for the appointment: the patient was expected.)
-    unreached = target in (S.CANCELLED, S.DECLINED) and consultation.unreached
+    # Declining, cancelling or marking no-show ends the call-back clock and the escalation
+    # to the on-call address (``booking.requests.escalation`` looks at open requests only),
+    # and a patient who left only a phone number is told nothing: never by a slip, only when
+    # staff say so. A missed visit of a patient nobody reached is when the clinic must keep
+    # calling them, not a reason to stop.
+    unreached = target in UNREACHED_CLOSES and consultation.unreached
     if unreached and not close_unreached:
         raise WorkflowError(str(UNREACHED_REFUSAL))
     before = snapshot(consultation)
+    audit_extra: dict[str, object] = {"unreached": True} if unreached else {}
+    if target == S.COMPLETED and consultation.unreached:
+        # Completed: the patient was seen, so reached (at the appointment's start at the
+        # latest), by the specialist who saw them. That stops the call-back clock and takes
+        # the request off the queue's banner of failed alerts of patients nobody reached.
+        _reached_at_visit(consultation, actor)
+        audit_extra["acknowledged"] = True
     appointment = consultation.appointment
     ics = None
     freed = None
@@ -347,11 +361,9 @@ def _close(
     if plan is not None:
         record_plan(consultation, *plan, actor)
     if unreached:
+        note = UNREACHED_NO_SHOW_NOTE if target == S.NO_SHOW else UNREACHED_NOTE
         add_event(
-            consultation,
-            kind=EventKind.NOTE,
-            actor=actor,
-            body=emails.in_staff_language(UNREACHED_NOTE),
+            consultation, kind=EventKind.NOTE, actor=actor, body=emails.in_staff_language(note)
         )
     _finish(
         consultation,
@@ -363,8 +375,19 @@ def _close(
         ics=ics,
         ics_method="CANCEL",
         freed=freed,
-        audit_extra={"unreached": True} if unreached else None,
+        audit_extra=audit_extra or None,
     )
+
+
+def _reached_at_visit(consultation: ConsultationRequest, actor: StaffUser) -> None:
+    now = now_utc()
+    appointment = consultation.appointment
+    if appointment is not None and appointment.active:
+        consultation.acknowledged_at = min(appointment.starts_at, now)
+        consultation.acknowledged_by_id = appointment.specialist_id
+    else:
+        consultation.acknowledged_at = now
+        consultation.acknowledged_by_id = actor.id
 
 
 def decline_request(
@@ -423,7 +446,8 @@ def complete_request(
 ) -> None:
     """Complete the request; with a ``plan`` (the record page always gives one) the decision
     is recorded in the same transaction: the follow-up schedule counts from it
-    (``booking.outcomes``)."""
+    (``booking.outcomes``). The patient was seen: an emergency or urgent request nobody had
+    reached by phone counts as reached at the visit (the audit row says ``acknowledged``)."""
     _close(
         consultation,
         actor,
@@ -437,8 +461,16 @@ def complete_request(
 
 
 def mark_no_show(
-    consultation: ConsultationRequest, actor: StaffUser, *, seen: str | None = None
+    consultation: ConsultationRequest,
+    actor: StaffUser,
+    *,
+    seen: str | None = None,
+    close_unreached: bool = False,
 ) -> None:
+    """Mark the appointment missed. An emergency or urgent request whose patient nobody
+    reached is refused unless ``close_unreached`` (staff ticked the box saying so): it ends
+    the call-back target and the escalation, so the audit row says ``unreached`` and the
+    timeline notes it."""
     _close(
         consultation,
         actor,
@@ -447,6 +479,7 @@ def mark_no_show(
         email_kind="no_show",
         message=None,
         seen=seen,
+        close_unreached=close_unreached,
     )
 
 

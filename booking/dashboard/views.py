@@ -185,7 +185,7 @@ def _render_record(
 def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: object):
     forms.setdefault("slot_form", _slot_form(consultation))
     forms.setdefault("close_form", CloseForm(prefix="close", unreached=consultation.unreached))
-    forms.setdefault("action_form", StatusForm(prefix="action"))
+    forms.setdefault("action_form", StatusForm(prefix="action", unreached=consultation.unreached))
     forms.setdefault("complete_form", CompleteForm(prefix="complete"))
     forms.setdefault("note_form", NoteForm(prefix="note"))
     forms.setdefault("call_form", CallbackForm(prefix="call"))
@@ -618,10 +618,19 @@ def change_status(reference: str, action: str) -> Response | tuple[str, int]:
                 seen=form.seen.data or None,
             )
         else:
-            form = StatusForm(prefix="action")
+            form = StatusForm(prefix="action", unreached=consultation.unreached)
+            forms["action_form"] = form
             if not form.validate_on_submit():
-                abort(400)
-            services.mark_no_show(consultation, current_user, seen=form.seen.data or None)
+                # Only the box can be left unticked: any other error is a forged or stale post.
+                if set(form.errors) != {"unreached"}:
+                    abort(400)
+                return _render_record(consultation, 422, **forms)
+            services.mark_no_show(
+                consultation,
+                current_user,
+                seen=form.seen.data or None,
+                close_unreached=form.close_unreached,
+            )
     except WorkflowError as exc:
         db.session.rollback()
         consultation = _load_visible(reference)
