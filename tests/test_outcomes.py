@@ -667,6 +667,41 @@ def test_a_patient_much_worse_is_brought_to_the_clinics_attention(
     assert "already been answered" in again and "You told us your symptoms are worse" in again
 
 
+def test_a_worse_notice_that_failed_is_on_the_queue_until_someone_opens_the_record(
+    app: Flask, client: FlaskClient, auth: AuthActions
+) -> None:
+    """The clinic's email about a patient much worse failed for good: nobody would learn of
+    the answer. The queue names the request, apart from the urgent alerts, until a staff
+    member opens its record (which shows the answer); an opening before the answer does not
+    count."""
+    from booking.notifications.models import OutboxStatus
+
+    reference, _id = _questionnaire_open(app, client, spine_region="lower_back")
+    staff = auth.new_client(email=auth.account("coordinator").email)
+    staff.get(f"/staff/requests/{reference}")  # before the answer: it was not there to see
+    token = csrf_token(client, _page(client))
+    assert client.post(_page(client), data=_answers(token, gpe="7")).status_code == 303
+    with app.app_context():
+        db.session.execute(
+            update(OutboxEmail)
+            .where(OutboxEmail.template == "followup_worse_staff")
+            .values(status=OutboxStatus.FAILED)
+        )
+        db.session.commit()
+
+    page = staff.get("/staff/").get_data(as_text=True)
+    assert 'id="failed-alerts-heading"' not in page  # not an urgent request's alert
+    banner = page.split('id="failed-worse-heading"')[1].split("</section>")[0]
+    assert "much worse or worse than ever" in banner
+    assert f"/staff/requests/{reference}#followup" in banner
+    # A specialist does not get the banner (coordinators and admins answer every request).
+    specialist = auth.new_client(email=auth.account("specialist").email)
+    assert 'id="failed-worse-heading"' not in specialist.get("/staff/").get_data(as_text=True)
+
+    staff.get(f"/staff/requests/{reference}")
+    assert 'id="failed-worse-heading"' not in staff.get("/staff/").get_data(as_text=True)
+
+
 def _untouched_since(request_id: int, old: datetime, treated_on: date) -> None:
     """Date a completed request's every change ``old`` (its status, timeline, appointment
     and plan), its treatment started ``treated_on``; the caller commits."""

@@ -14,6 +14,9 @@ from booking.timeutil import UTCDateTime, now_utc
 # A staff member was refused a record, document or note (shown "not found"): written by
 # ``services.record_refused_access``, filtered for on the admin's audit page.
 ACCESS_REFUSED = "access_refused"
+# A staff member opened a request's record page (``dashboard.views``): what it shows, the
+# follow-up's answers among it, was put in front of them (``outcomes.progress``).
+REQUEST_VIEWED = "request_viewed"
 
 
 class AuditEvent(db.Model):

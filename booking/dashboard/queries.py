@@ -18,6 +18,7 @@ from sqlalchemy.orm import aliased, contains_eager, joinedload, selectinload
 
 from booking.extensions import db
 from booking.forms import phone_e164
+from booking.outcomes.progress import unseen_failed_worse_notices
 from booking.requests.events import RequestEvent
 from booking.requests.models import (
     TRIAGE_PRIORITY,
@@ -86,6 +87,10 @@ class QueuePage:
     # For coordinators and admins: the urgent requests whose alert to the clinic was never
     # delivered (``queries.failed_alerts``; looked up only when there are some).
     failed_alerts: list[str] = field(default_factory=list)
+    # For coordinators and admins likewise: the requests whose notice that the patient answered
+    # a follow-up "worse" was never delivered, and nobody has opened since
+    # (``progress.unseen_failed_worse_notices``; looked up only when there are some).
+    failed_worse_notices: list[str] = field(default_factory=list)
 
     @property
     def pages(self) -> int:
@@ -230,10 +235,11 @@ FAILED_ALERTS_SHOWN = 10
 
 def _status_counts(
     f: QueueFilters, conditions: list[ColumnElement[bool]], alerts: bool
-) -> tuple[dict[str, int], int, bool]:
+) -> tuple[dict[str, int], int, bool, bool]:
     """Requests per status under the filters' ``conditions``, each counted up to
     ``COUNT_CAP + 1`` rows of the status index, the requests of any status whose patient
-    was not notified, and (with ``alerts``) whether an alert to the clinic was never
+    was not notified, and (with ``alerts``) whether an urgent alert to the clinic, and
+    whether a notice of a patient feeling worse nobody has looked at since, was never
     delivered: one query whose work does not grow with the clinic's history."""
     columns = [
         _capped_count(f, [*conditions, ConsultationRequest.status == status], status.value)
@@ -242,17 +248,22 @@ def _status_counts(
     unnotified = [*conditions, ConsultationRequest.id.in_(unnotified_request_ids())]
     columns.append(_capped_count(f, conditions if f.unnotified else unnotified, UNNOTIFIED))
     columns.append((failed_alerts().exists() if alerts else false()).label("failed_alerts"))
-    *row, unnotified, alerted = db.session.execute(select(*columns)).one()
+    worse = unseen_failed_worse_notices().exists() if alerts else false()
+    columns.append(worse.label("failed_worse_notices"))
+    *row, unnotified, alerted, worse_failed = db.session.execute(select(*columns)).one()
     counts = {status.value: n for status, n in zip(RequestStatus, row, strict=True) if n}
-    return counts, unnotified, bool(alerted)
+    return counts, unnotified, bool(alerted), bool(worse_failed)
 
 
 def queue_page(user: StaffUser, f: QueueFilters, per_page: int = PER_PAGE) -> QueuePage:
     """One page of the queue and the counts per status. Two queries, a third for the rows to
-    flag when some patient was not notified, and a fourth when an urgent alert to the clinic
-    was never delivered (shown to coordinators and admins, who answer every request)."""
+    flag when some patient was not notified, a fourth when an urgent alert to the clinic was
+    never delivered and a fifth when a notice of a patient feeling worse was not (shown to
+    coordinators and admins, who answer every request)."""
     conditions = _conditions(user, f)
-    counts, unnotified, alerted = _status_counts(f, conditions, user.works_every_request)
+    counts, unnotified, alerted, worse_failed = _status_counts(
+        f, conditions, user.works_every_request
+    )
     total = counts.get(f.status, 0) if f.status else sum(counts.values())
 
     page = max(1, min(f.page, max(1, math.ceil(min(total, COUNT_CAP) / per_page))))
@@ -279,6 +290,11 @@ def queue_page(user: StaffUser, f: QueueFilters, per_page: int = PER_PAGE) -> Qu
         unnotified_ids=flagged,
         failed_alerts=(
             list(db.session.scalars(failed_alerts().limit(FAILED_ALERTS_SHOWN))) if alerted else []
+        ),
+        failed_worse_notices=(
+            list(db.session.scalars(unseen_failed_worse_notices().limit(FAILED_ALERTS_SHOWN)))
+            if worse_failed
+            else []
         ),
     )
 

@@ -24,6 +24,7 @@ from flask_babel import ngettext
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from booking.audit.models import REQUEST_VIEWED
 from booking.audit.services import record_refused_access
 from booking.dashboard import queries, services, summary
 from booking.dashboard.export import csv_head, csv_rows
@@ -178,7 +179,7 @@ def _render_record(
     # Render first: the audit commit would expire everything the page loaded eagerly.
     page = _record_page(consultation, status, **forms)
     messages.record_thread_read(consultation, thread, current_user)
-    services.record_view(consultation, current_user, "request_viewed")
+    services.record_view(consultation, current_user, REQUEST_VIEWED)
     return page
 
 

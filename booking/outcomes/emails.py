@@ -23,6 +23,8 @@ from booking.templating import choice_label
 from booking.urlargs import public_url
 
 TOKEN_BYTES = 32
+# The clinic's notice of a patient who answered "much worse" or "worse than ever".
+WORSE_TEMPLATE = "followup_worse_staff"
 
 
 def worse_notice(consultation: ConsultationRequest, follow_up: FollowUp) -> OutboxEmail:
@@ -36,7 +38,7 @@ def worse_notice(consultation: ConsultationRequest, follow_up: FollowUp) -> Outb
         point = point_label(follow_up.point)
         answer = choice_label(GPE_CHOICES, str(follow_up.gpe))
     return queue_email(
-        template="followup_worse_staff",
+        template=WORSE_TEMPLATE,
         recipient=current_app.config["STAFF_NOTIFICATION_EMAIL"],
         subject=subject,
         locale=staff_locale(),

@@ -16,9 +16,12 @@ from markupsafe import Markup
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import joinedload
 
+from booking.audit.models import REQUEST_VIEWED, AuditEvent
 from booking.extensions import db
+from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.outcomes import chart
 from booking.outcomes import measures as m
+from booking.outcomes.emails import WORSE_TEMPLATE
 from booking.outcomes.labels import (
     CHANGE_LABELS,
     GPE_CHOICES,
@@ -403,3 +406,34 @@ def follow_up_list(show: str, now: datetime) -> tuple[list[FollowUpRow], dict[st
         for follow_up, stopped_at, reference in rows
     ]
     return found, counts
+
+
+def unseen_failed_worse_notices() -> Select:
+    """The references of the requests whose notice to the clinic that the patient answered a
+    follow-up "much worse" or "worse than ever" (``emails.worse_notice``) failed for good (the
+    mail server refused it, or every retry failed), and whose record no staff member has
+    opened since: the record page shows the answer in its follow-up section, and each
+    opening is audited (``REQUEST_VIEWED``), so an opening after the notice was written
+    means someone has looked at it. Oldest notice first. Read from the failed outbox rows
+    (the ``status`` index), which are few."""
+    looked_at = (
+        select(AuditEvent.id)
+        .where(
+            AuditEvent.target_type == "request",
+            AuditEvent.target_id == ConsultationRequest.reference,
+            AuditEvent.action == REQUEST_VIEWED,
+            AuditEvent.occurred_at >= OutboxEmail.created_at,
+        )
+        .exists()
+    )
+    return (
+        select(ConsultationRequest.reference)
+        .join(OutboxEmail, OutboxEmail.request_id == ConsultationRequest.id)
+        .where(
+            OutboxEmail.status == OutboxStatus.FAILED,
+            OutboxEmail.template == WORSE_TEMPLATE,
+            ~looked_at,
+        )
+        .group_by(ConsultationRequest.reference)
+        .order_by(func.min(OutboxEmail.created_at))
+    )
