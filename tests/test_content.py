@@ -306,3 +306,15 @@ def test_the_favicon_is_linked_on_every_page_and_answers_at_favicon_ico(
         assert icon.status_code == 200
         assert icon.mimetype == "image/svg+xml"
         assert icon.get_data().startswith(b"<svg ")
+
+
+def test_a_spanish_reader_is_told_the_sources_are_in_english(client: FlaskClient) -> None:
+    """The sources are English-language guidance: a Spanish reader following a link is told
+    beforehand that it opens a page in English; an English reader is told nothing."""
+    spanish = client.get("/info/treatments?lang=es").get_data(as_text=True)
+    source = re.search(
+        r'<li><a href="https://www\.nice\.org\.uk/[^"]*"[^>]*>[^<]*</a>([^<]*)</li>', spanish
+    )
+    assert source is not None and source.group(1) == " (en inglés)", source
+    english = client.get("/info/treatments?lang=en").get_data(as_text=True)
+    assert "(in English)" not in english and "(en inglés)" not in english

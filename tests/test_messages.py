@@ -140,7 +140,10 @@ def test_a_round_trip_between_staff_and_the_patient(
     text = page.get_data(as_text=True)
     assert QUESTION in text and "Messages with the clinic" in text
     # Beside the box: messages are no way to report urgent symptoms.
-    assert "Not for urgent symptoms: Call 112 or go to the nearest emergency department" in text
+    assert (
+        "Do not use them for urgent symptoms. Call 112 or go to the nearest emergency department"
+        in text
+    )
     [read] = _audit(app, "message_thread_read")
     assert read.actor_email == "patient" and read.actor_id is None
     assert read.target_id == reference and read.details["newly_read"] == 1
