@@ -147,6 +147,25 @@ def test_a_yes_taken_back_on_the_page_makes_the_request_urgent(
     _sent_urgent_for(app, client, ["saddle_numbness"])
 
 
+def test_a_yes_taken_back_on_a_refused_page_is_carried_back_by_the_server(
+    app: Flask, client: FlaskClient
+) -> None:
+    """A step refused for a missing answer is shown again with the questions the page
+    said were ticked yes (ticked_yes) still on it, so a "no" sent from it keeps them."""
+    answers = red_flag_answers()
+    del answers["red_fever"]
+    token = csrf_token(client, "/request/start")
+    data = {**answers, "csrf_token": token, "ticked_yes": ["red_saddle_numbness"]}
+    refused = client.post("/request/start", data=data)
+    assert refused.status_code == 422
+    page = refused.get_data(as_text=True)
+    carried = re.findall(r'<input type="hidden" name="ticked_yes" value="([^"]+)">', page)
+    assert carried == ["red_saddle_numbness"]
+    data = {**red_flag_answers(), "csrf_token": token, "ticked_yes": carried}
+    assert client.post("/request/start", data=data).status_code == 303
+    _sent_urgent_for(app, client, ["saddle_numbness"])
+
+
 def test_no_flag_goes_on_to_the_time_and_the_steps_keep_the_answers(
     app: Flask, client: FlaskClient, clinic: Clinic
 ) -> None:

@@ -1,13 +1,15 @@
 """A patient picks a time and sends a consultation request with a document in a real browser,
 through the request's steps: on a desktop and with the keyboard alone; a patient with an
-emergency answer is stopped (on a phone, with and without scripts); the one-page form still
-shows its errors. Every control is found the way a screen-reader user finds it: text fields
-by their label, choices by their group's legend, buttons by their name. The steps themselves
-(phone, no scripts, reload, Back, finish later) are in ``test_request_steps_journey.py``."""
+emergency answer is stopped (on a phone, with and without scripts), and one taken back is
+kept over a reload or Back; the one-page form still shows its errors. Every control is found
+the way a screen-reader user finds it: text fields by their label, choices by their group's
+legend, buttons by their name. The steps themselves (phone, no scripts, reload, Back, finish
+later) are in ``test_request_steps_journey.py``."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -41,7 +43,9 @@ from tests.e2e.pages import (
     expect_step,
     fill_about_you,
     fill_history,
+    fill_steps_to_review,
     fill_symptoms,
+    give_consent,
     group,
     key_answer_red_flags,
     key_choose,
@@ -174,6 +178,55 @@ def test_an_emergency_yes_taken_back_on_the_page_is_kept_for_the_clinic(
     with clinic.app.app_context():
         [draft] = db.session.scalars(select(drafts.RequestDraft)).all()
         assert drafts.withdrawn_red_flags(draft.values()) == ["saddle_numbness"]
+
+
+def _reload(page: Page, _server: LiveServer) -> None:
+    page.reload()
+
+
+def _away_and_back(page: Page, server: LiveServer) -> None:
+    page.goto(server("/"))
+    page.go_back()
+
+
+@pytest.mark.parametrize(
+    ("taken_back", "come_back"),
+    [(True, _reload), (True, _away_and_back), (False, _away_and_back)],
+    ids=["yes then no, reload", "yes then no, away and back", "yes, away and back, then no"],
+)
+def test_an_emergency_yes_taken_back_is_kept_over_a_reload_or_back(
+    page: Page,
+    live_server: LiveServer,
+    taken_back: bool,
+    come_back: Callable[[Page, LiveServer], None],
+) -> None:
+    """A cauda equina symptom ticked "Yes" (its advice read), then "No", the page reloaded
+    or left and opened again with Back: the request is still urgent, with the withdrawn
+    answer. A "Yes" the browser ticks again on Back shows its advice again."""
+    page.goto(live_server("/request/start"))
+    page.wait_for_load_state("load")  # the script (deferred) listens
+    advice = page.get_by_role("alert").filter(has_text="Please get emergency care now")
+    choose(page, SADDLE_NUMBNESS, "Yes")
+    expect(advice).to_be_visible()
+    if taken_back:
+        choose(page, SADDLE_NUMBNESS, "No")
+    come_back(page, live_server)
+    page.wait_for_load_state("load")
+    if not taken_back:  # Chromium ticks the answers again on Back (not on a reload)
+        expect(group(page, SADDLE_NUMBNESS).get_by_label("Yes", exact=True)).to_be_checked()
+        expect(advice).to_be_visible()
+    answer_red_flags(page)  # every answer "No", then Continue
+    fill_steps_to_review(page)
+    give_consent(page)
+    page.get_by_role("button", name="Send my request").click()
+    expect(page).to_have_url(live_server("/request/submitted"))
+    heading = page.get_by_role("heading", level=1)
+    expect(heading).to_have_text("We will call you to check your answers")
+
+    with live_server.app.app_context():
+        [consultation] = db.session.scalars(select(ConsultationRequest)).all()
+        assert consultation.withdrawn_red_flags == ["saddle_numbness"]
+        assert consultation.triage_level == TriageLevel.URGENT
 
 
 def test_without_javascript_an_emergency_answer_stops_on_the_next_page(
