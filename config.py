@@ -310,6 +310,9 @@ class Config:
     # spread over many addresses; the window passes, so it never locks an account for good.
     LOGIN_ACCOUNT_RATE_LIMIT = _env("LOGIN_ACCOUNT_RATE_LIMIT", "10 per 15 minutes")
     TWO_FACTOR_ACCOUNT_RATE_LIMIT = _env("TWO_FACTOR_ACCOUNT_RATE_LIMIT", "5 per 15 minutes")
+    # Password resets asked for one address (an account's or not), from any network address:
+    # many addresses cannot flood a staff inbox with reset emails.
+    PASSWORD_RESET_ACCOUNT_RATE_LIMIT = _env("PASSWORD_RESET_ACCOUNT_RATE_LIMIT", "3 per hour")
     # Request submissions per address (a clinic's waiting room may share one address).
     SUBMIT_RATE_LIMIT = _env("SUBMIT_RATE_LIMIT", "10 per minute; 60 per hour")
     # Posts to the documents step per address: each file goes up on its own (with scripts),
@@ -396,6 +399,7 @@ class TestingConfig(Config):
     LOGIN_RATE_LIMIT = "1000 per minute"  # the rate-limit test sets its own
     LOGIN_ACCOUNT_RATE_LIMIT = "1000 per minute"
     TWO_FACTOR_ACCOUNT_RATE_LIMIT = "1000 per minute"
+    PASSWORD_RESET_ACCOUNT_RATE_LIMIT = "1000 per minute"  # noqa: S105 (a rate, no secret)
     SUBMIT_RATE_LIMIT = "1000 per minute"
     UPLOAD_RATE_LIMIT = "1000 per minute"
     FEEDBACK_RATE_LIMIT = "1000 per minute"

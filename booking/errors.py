@@ -9,6 +9,7 @@ from flask import Flask, abort, jsonify, make_response, render_template, request
 from flask.globals import request_ctx
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
@@ -167,7 +168,10 @@ def register_error_handlers(app: Flask) -> None:
             404: _("The page you asked for does not exist. Check the address, or start again."),
             429: _("Please wait a minute and try again."),
         }
-        if code == 429 and request.path == "/request/steps/documents":
+        if isinstance(error, RateLimitExceeded) and error.limit.error_message:
+            # A limit that says in its own words what was refused and how long to wait.
+            messages[429] = error.description or messages[429]
+        elif code == 429 and request.path == "/request/steps/documents":
             messages[429] = _(
                 "Your answers and the documents already added are saved. Please wait a few "
                 "minutes, then add this file again."

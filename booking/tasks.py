@@ -28,6 +28,7 @@ from booking.requests.drafts import purge_expired_drafts
 from booking.requests.escalation import escalate_overdue
 from booking.requests.files import reconcile_files, rescan_pending
 from booking.requests.reminders import send_due_reminders
+from booking.staff import services as staff_services
 from booking.staff.auth import purge_old_sessions
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,15 @@ def init_task_queue(app: Flask) -> Huey:
             delay = services.deliver_outbox_email(email_id)
         if delay is not None:
             deliver_email.schedule((email_id,), delay=int(delay.total_seconds()))
+
+    @huey.task(name="send_password_reset")
+    def send_password_reset(address: str) -> None:
+        """A staff password reset asked for (``request_password_reset``): its email, if an
+        account has the address, is written here, off the request, then delivered."""
+        with app.app_context():
+            email_id = staff_services.send_password_reset(address)
+        if email_id is not None:
+            deliver_email(email_id)
 
     @huey.periodic_task(crontab(minute="*"), name="requeue_stalled_emails")
     def requeue_stalled_emails() -> None:
@@ -169,6 +179,7 @@ def init_task_queue(app: Flask) -> Huey:
 
     app.extensions["huey"] = huey
     app.extensions["spineconsult.deliver_email"] = deliver_email
+    app.extensions["spineconsult.send_password_reset"] = send_password_reset
     app.extensions["spineconsult.requeue_stalled_emails"] = requeue_stalled_emails
     app.extensions["spineconsult.send_reminders"] = send_reminders
     app.extensions["spineconsult.escalate_emergencies"] = escalate_emergencies

@@ -37,6 +37,7 @@ ALERT = re.compile(r'<div class="alert[^"]*"[^>]*>(.*?)</div>', re.S)
 CSRF_VALUE = re.compile(r'(name="csrf_token"[^>]*value=")[^"]+(")')
 SAME_WORDS = "That email address and password do not match."
 RESET_SENT = "If an account uses that address, we have sent it a link"
+QUOTE_CODE = re.compile(r"please quote this code: [0-9a-f]+")
 
 
 def audit(app: Flask, action: str) -> list[AuditEvent]:
@@ -83,13 +84,34 @@ def logout(client: FlaskClient) -> TestResponse:
     return client.post("/staff/logout", data={"csrf_token": csrf_token(client, "/staff/queue")})
 
 
-def forgot(client: FlaskClient, email: str) -> TestResponse:
+def forgot(client: FlaskClient, email: str, *, worker: bool = True) -> TestResponse:
+    """Ask for a reset link for ``email``; then, unless ``worker`` is False, let the worker
+    take the request (it writes the email, if any, to the outbox)."""
     token = csrf_token(client, "/staff/password/forgot")
-    return client.post(
+    response = client.post(
         "/staff/password/forgot",
         data={"email": email, "csrf_token": token},
         follow_redirects=True,
     )
+    if worker:
+        worker_takes_reset_requests(client.application)
+    return response
+
+
+def worker_takes_reset_requests(app: Flask) -> int:
+    """Run the queued reset requests as the worker does; the delivery tasks they queue stay
+    queued (no mail server here: the outbox row is what the tests read). How many ran."""
+    huey = app.extensions["huey"]
+    ran, others = 0, []
+    while (task := huey.dequeue()) is not None:
+        if task.name == "send_password_reset":
+            huey.execute(task)
+            ran += 1
+        else:
+            others.append(task)
+    for task in others:
+        huey.enqueue(task)
+    return ran
 
 
 def reset_path(email: OutboxEmail) -> str:
@@ -530,8 +552,9 @@ def test_password_reset_from_request_to_new_password(
     assert match.group(0) in email.body_html
     path = reset_path(email)
     (requested,) = audit(app, "password_reset_requested")
-    assert requested.details == {"sent": True}
-    assert requested.target_id == str(staff.coordinator.id)
+    assert requested.actor_email == staff.coordinator.email  # as typed, tidied
+    (sent,) = audit(app, "password_reset_sent")
+    assert sent.target_id == str(staff.coordinator.id)
 
     opened = client.get(path)
     # The token leaves the address: the page that asks for the password has none.
@@ -575,24 +598,103 @@ def test_password_reset_from_request_to_new_password(
     AuthActions(client).login(email=staff.coordinator.email, password=NEW_PASSWORD)
 
 
-def test_an_unknown_or_inactive_address_gets_the_same_answer_and_no_email(
+def reset_request_seen_from_the_request(app: Flask, client: FlaskClient, email: str) -> Any:
+    """What asking for a reset for ``email`` shows and leaves behind before the worker takes
+    it: the page, the rows it wrote (without their ids and times) and the tasks it queued."""
+    with app.app_context():
+        last_row = db.session.scalar(select(func.max(AuditEvent.id))) or 0
+    page = forgot(client, email, worker=False)
+    with app.app_context():
+        rows = [
+            (e.action, e.actor_id, e.target_type, e.target_id, e.ip_address, e.details)
+            for e in db.session.scalars(select(AuditEvent).where(AuditEvent.id > last_row))
+        ]
+        outbox = db.session.scalar(select(func.count()).select_from(OutboxEmail))
+    tasks = [task.name for task in app.extensions["huey"].pending()]
+    return page.status_code, alerts(page), rows, outbox, tasks
+
+
+def test_known_unknown_and_inactive_addresses_look_the_same_from_the_request(
     app: Flask, client: FlaskClient, staff: Staff
 ) -> None:
-    known = alerts(forgot(client, staff.coordinator.email))
-    assert any(RESET_SENT in alert for alert in known)
-    assert alerts(forgot(client, "nobody@example.com")) == known
+    """The request does the same work whatever was typed (one audit row, one task for the
+    worker), so neither its answer nor its time tells who has an account: only the worker
+    looks the account up and writes its email."""
+    known = reset_request_seen_from_the_request(app, client, staff.coordinator.email)
+    status, shown, rows, outbox, tasks = known
+    assert status == 200 and any(RESET_SENT in alert for alert in shown)
+    assert rows == [("password_reset_requested", None, None, None, "127.0.0.1", {})]
+    assert outbox == 0 and tasks == ["send_password_reset"]
+    assert worker_takes_reset_requests(app) == 1
+    assert [e.recipient for e in reset_emails(app)] == [staff.coordinator.email]
 
+    assert reset_request_seen_from_the_request(app, client, "nobody@example.com") == (
+        status,
+        shown,
+        rows,
+        1,
+        ["deliver_email", "send_password_reset"],
+    )
     with app.app_context():
         admin = db.session.get(StaffUser, staff.admin.id)
         set_staff_active(db.session.get(StaffUser, staff.coordinator.id), False, actor=admin)
-    assert alerts(forgot(client, staff.coordinator.email)) == known
-
+    assert reset_request_seen_from_the_request(app, client, staff.coordinator.email) == (
+        status,
+        shown,
+        rows,
+        1,
+        ["deliver_email", "send_password_reset", "send_password_reset"],
+    )
+    # The worker writes no email for either.
+    assert worker_takes_reset_requests(app) == 2
     assert [e.recipient for e in reset_emails(app)] == [staff.coordinator.email]
-    assert [row.details for row in audit(app, "password_reset_requested")] == [
-        {"sent": True},
-        {"sent": False},
-        {"sent": False},
+    assert [row.actor_email for row in audit(app, "password_reset_requested")] == [
+        staff.coordinator.email,
+        "nobody@example.com",
+        staff.coordinator.email,
     ]
+    assert [row.target_id for row in audit(app, "password_reset_sent")] == [
+        str(staff.coordinator.id)
+    ]
+
+
+class TestResetsPerAccount:
+    @pytest.fixture
+    def app_settings(self, app_settings: dict[str, Any]) -> dict[str, Any]:
+        app_settings["PASSWORD_RESET_ACCOUNT_RATE_LIMIT"] = "3 per hour"
+        return app_settings
+
+    @staticmethod
+    def ask_from(app: Flask, network_address: str, email: str) -> TestResponse:
+        client = app.test_client()
+        client.environ_base["REMOTE_ADDR"] = network_address
+        token = csrf_token(client, "/staff/password/forgot")
+        response = client.post("/staff/password/forgot", data={"email": email, "csrf_token": token})
+        worker_takes_reset_requests(app)
+        return response
+
+    def test_the_fourth_reset_for_one_address_in_an_hour_is_refused_from_anywhere(
+        self, app: Flask, staff: Staff
+    ) -> None:
+        refusals = []
+        for email in (staff.coordinator.email, "nobody@example.com"):
+            for n in range(3):
+                assert self.ask_from(app, f"10.0.{n}.1", email).status_code == 302
+            refused = self.ask_from(app, "10.0.9.1", email)
+            assert refused.status_code == 429
+            # Each page has its own code to quote (the request's id); the rest is the same.
+            refusals.append(QUOTE_CODE.sub("", refused.get_data(as_text=True)))
+        # The same words for an account's address and for any other.
+        assert refusals[0] == refusals[1]
+        assert "Several links to choose a new password were asked for this address" in (
+            " ".join(refusals[0].split())
+        )
+        assert "Traceback" not in refusals[0]
+        assert [e.recipient for e in reset_emails(app)] == [staff.coordinator.email] * 3
+        # Typed another way, it is the same address; another account is not held up.
+        assert self.ask_from(app, "10.0.8.1", " COORD@Example.com").status_code == 429
+        assert self.ask_from(app, "10.0.9.1", staff.weber.email).status_code == 302
+        assert len(reset_emails(app)) == 4
 
 
 def test_forged_tampered_and_expired_reset_links_are_refused(

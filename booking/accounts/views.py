@@ -92,6 +92,29 @@ def _failed(response: Response) -> bool:
     return response.status_code == 401
 
 
+# Resets per address typed, from any network address, so that many cannot flood one staff
+# inbox. Counted for every address alike, an account's or not: the refusal (its page says
+# why) tells nobody whether an account exists.
+def _reset_account_limit() -> str:
+    return current_app.config["PASSWORD_RESET_ACCOUNT_RATE_LIMIT"]
+
+
+def _reset_account_key() -> str:
+    typed = request.form.get("email") or ""
+    return "password-reset-account:" + text_digest(typed.strip().lower()[:254])
+
+
+def _reset_asked(response: Response) -> bool:
+    return response.status_code == 302  # a reset was asked for (not a form sent back)
+
+
+def _too_many_resets() -> str:
+    return _(
+        "Several links to choose a new password were asked for this address in the last "
+        "hour. Please wait an hour, then ask again, or ask an administrator of the clinic."
+    )
+
+
 def _safe_next(target: str | None) -> str | None:
     """``next``, only when it is a staff path on this site."""
     if target:
@@ -238,6 +261,13 @@ def keep_alive() -> tuple[str, int]:
 
 @bp.route("/password/forgot", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(
+    _reset_account_limit,
+    key_func=_reset_account_key,
+    methods=["POST"],
+    deduct_when=_reset_asked,
+    error_message=_too_many_resets,
+)
 def forgot_password() -> Response | str:
     form = ForgotPasswordForm()
     if form.validate_on_submit():

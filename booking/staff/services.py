@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from booking.audit.services import changes, record
 from booking.extensions import db
-from booking.notifications.services import enqueue_delivery, queue_email
+from booking.notifications.services import queue_email
 from booking.staff.auth import (
     end_all_sessions,
     find_staff_by_email,
@@ -99,18 +99,29 @@ def log_out(user: StaffUser) -> None:
     db.session.commit()
 
 
+# Who the audit trail names for a reset email the worker wrote: not the account, whose owner
+# may not be the one who asked (the request's own row keeps what was typed, and from where).
+RESET_ACTOR = "system:password-reset"
+
+
 def request_password_reset(email: str) -> None:
-    """Email a one-time reset link if an active account has this address; say nothing either
-    way (the page tells everyone the same)."""
-    user = find_staff_by_email(email)
+    """Ask for a reset link for the address typed: the worker emails one if an active account
+    has it (``send_password_reset``). The request itself does the same work whatever was
+    typed, one audit row and one task, without looking the account up: neither the answer
+    (the page tells everyone the same) nor its time tells who has an account here."""
+    address = typed_address(email)
+    record("password_reset_requested", actor_email=address)
+    db.session.commit()
+    current_app.extensions["spineconsult.send_password_reset"](address)
+
+
+def send_password_reset(address: str) -> int | None:
+    """The worker's half of ``request_password_reset``: write a one-time reset link for the
+    active account with ``address`` to the outbox (audited as sent), and return the email's
+    id for delivery; None, and nothing written, when no active account has it."""
+    user = find_staff_by_email(address)
     if user is None or not user.active:
-        record(
-            "password_reset_requested",
-            actor_email=user.email if user else typed_address(email),
-            details={"sent": False},
-        )
-        db.session.commit()
-        return
+        return None
     link = public_url(f"/staff/password/reset/{make_reset_token(user)}")
     clinic_locale = current_app.config["BABEL_DEFAULT_LOCALE"]  # staff read the clinic's
     with force_locale(clinic_locale):
@@ -125,14 +136,16 @@ def request_password_reset(email: str) -> None:
         hours=current_app.config["PASSWORD_RESET_HOURS"],
     )
     record(
-        "password_reset_requested",
+        "password_reset_sent",
         target_type="staff",
         target_id=user.id,
-        actor=user,
-        details={"sent": True},
+        actor_email=RESET_ACTOR,
+        with_address=False,
     )
+    db.session.flush()
+    email_id = email_row.id
     db.session.commit()
-    enqueue_delivery([email_row.id])
+    return email_id
 
 
 def set_password(user: StaffUser, password: str, *, actor: StaffUser | None = None) -> None:
