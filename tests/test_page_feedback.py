@@ -1,5 +1,6 @@
 """A reader's "was this page useful / report a problem" reaches the clinic: stored, listed for
-admins only, and announced to staff by an email that carries no feedback."""
+admins only, and announced to the admins, at most hourly, by an email that carries no
+feedback."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from booking.audit.models import AuditEvent
 from booking.content.reviews import REVIEWS
@@ -45,7 +46,7 @@ def test_feedback_is_stored_and_staff_are_told_only_that_it_arrived(
         raw = db.session.execute(db.text("SELECT comment FROM page_feedback")).scalar_one()
         assert "fusión" not in raw
         email = db.session.scalars(select(OutboxEmail)).one()
-    assert email.recipient == "coordinators@example.com"
+    assert email.recipient == "coordinators@example.com"  # no admin account: the clinic's
     assert "/staff/admin/feedback" in email.body_text
     assert "fusión" not in email.body_text + email.body_html + email.subject
 
@@ -60,6 +61,64 @@ def test_the_clinics_email_about_feedback_is_queued_when_it_is_stored(
     [received] = smtp.collector.wait_for(1)
     assert received.rcpt_tos == ["coordinators@example.com"]
     assert received.message["Subject"] == "Feedback on an information page"
+
+
+def _feedback_emails(app: Flask) -> list[OutboxEmail]:
+    with app.app_context():
+        rows = db.session.scalars(
+            select(OutboxEmail)
+            .where(OutboxEmail.template == "page_feedback_staff")
+            .order_by(OutboxEmail.id)
+        ).all()
+        db.session.expunge_all()
+        return list(rows)
+
+
+def test_the_admins_are_told_of_feedback_at_most_once_an_hour(
+    app: Flask, staff: Staff, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The form is anonymous and limited only per network address: a few addresses must not
+    bury the clinic's alert inbox (urgent and emergency requests) in feedback emails. The
+    first feedback after a quiet hour is announced, to the admins who read it; the next
+    ones are stored, listed for admins and counted in the next email."""
+    start = now_utc()
+    clock = {"now": start}
+    for module in ("booking.feedback.services", "booking.audit.services"):
+        monkeypatch.setattr(f"{module}.now_utc", lambda: clock["now"])
+
+    def send_at(minutes: int, comment: str) -> None:
+        clock["now"] = start + timedelta(minutes=minutes)
+        reader = app.test_client()  # each from another network address
+        reader.environ_base["REMOTE_ADDR"] = f"10.1.{minutes}.1"
+        assert _send(reader, "/info/prepare", comment=comment).status_code == 303
+
+    send_at(0, "first")
+    (first,) = _feedback_emails(app)
+    assert first.recipient == staff.admin.email  # not the alert inbox
+    assert "A reader left feedback on one of the information pages." in first.body_text
+    for minutes in (1, 2, 30, 59):
+        send_at(minutes, f"later {minutes}")
+    # One email in the hour, however many readers.
+    assert [e.id for e in _feedback_emails(app)] == [first.id]
+    assert [task.name for task in app.extensions["huey"].pending()] == ["deliver_email"]
+
+    send_at(61, "after the hour")
+    _first, second = _feedback_emails(app)
+    assert second.recipient == staff.admin.email
+    body = " ".join(second.body_text.split())
+    assert "Readers left 5 pieces of feedback on the information pages since the last" in body
+    assert "after the hour" not in body + second.body_html  # counted, never quoted
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(PageFeedback)) == 6
+        counts = [
+            event.details["count"]
+            for event in db.session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.action == "page_feedback_announced")
+                .order_by(AuditEvent.id)
+            )
+        ]
+    assert counts == [1, 5]
 
 
 def test_empty_feedback_is_refused_with_a_message(app: Flask, client: FlaskClient) -> None:

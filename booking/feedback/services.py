@@ -1,4 +1,5 @@
-"""Storing feedback on an information page and telling the clinic it arrived."""
+"""Storing feedback on an information page and telling the admins, at most hourly, that it
+arrived."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ from datetime import datetime, timedelta
 from flask import current_app, url_for
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, select
 
+from booking.audit.models import AuditEvent
 from booking.audit.services import record
 from booking.extensions import db
 from booking.feedback.models import MAX_COMMENT_CHARS, PageFeedback
 from booking.notifications.services import enqueue_delivery, queue_email
+from booking.staff.services import active_admin_emails
 from booking.timeutil import now_utc
 from booking.urlargs import public_url
 
@@ -22,31 +25,67 @@ RETENTION_ACTOR = "system:retention"
 
 
 def submit_feedback(*, page: str, useful: bool | None, comment: str, locale: str) -> PageFeedback:
-    """Store a reader's feedback on ``page`` and, in the same transaction, an email to the
-    clinic saying only that feedback arrived (no comment, no page text: the admin page shows
-    them to signed-in admins). Empty feedback (neither an answer nor a comment) is refused."""
+    """Store a reader's feedback on ``page``; empty feedback (neither an answer nor a comment)
+    is refused. The admins are told it arrived (``_announce``) at most once an hour."""
     comment = (comment or "").strip()[:MAX_COMMENT_CHARS]
     if useful is None and not comment:
         raise ValueError("empty feedback")
-    feedback = PageFeedback(page=page, useful=useful, comment=comment or None, locale=locale)
+    now = now_utc()
+    feedback = PageFeedback(
+        page=page, useful=useful, comment=comment or None, locale=locale, created_at=now
+    )
     db.session.add(feedback)
     db.session.flush()
     record("page_feedback_received", target_type="page_feedback", target_id=feedback.id)
+    email_ids = _announce(now)
+    db.session.commit()
+    enqueue_delivery(email_ids)  # now, not at the sweep's next pass minutes later
+    return feedback
+
+
+# Feedback is anonymous, limited only per network address: an email for each would let a
+# few addresses bury the clinic's inboxes. The first feedback after a quiet period is
+# announced; the next ones are stored (the admin page lists them) and counted in the next
+# announcement.
+ANNOUNCED = "page_feedback_announced"
+ANNOUNCE_EVERY = timedelta(hours=1)
+
+
+def _announce(now: datetime) -> list[int]:
+    """Email the admins (none active: the clinic's notification address) that feedback
+    arrived, and how much since the last such email, unless one went within
+    ``ANNOUNCE_EVERY``; in the caller's transaction, audited. Only that feedback arrived:
+    no comment, no page (the admin page shows them to signed-in admins). The emails' ids."""
+    last = db.session.scalar(
+        select(func.max(AuditEvent.occurred_at)).where(AuditEvent.action == ANNOUNCED)
+    )
+    if last is not None and last > now - ANNOUNCE_EVERY:
+        return []
+    count = 1
+    if last is not None:  # the feedback since the last email, this one included
+        count = (
+            db.session.scalar(
+                select(func.count()).select_from(PageFeedback).where(PageFeedback.created_at > last)
+            )
+            or 1
+        )
+    record(ANNOUNCED, target_type="page_feedback", details={"count": count}, with_address=False)
     staff_locale = str(current_app.config["BABEL_DEFAULT_LOCALE"])  # as every staff email
     with force_locale(staff_locale):
         subject = _("Feedback on an information page")
-    email = queue_email(
-        template="page_feedback_staff",
-        recipient=current_app.config["STAFF_NOTIFICATION_EMAIL"],
-        subject=subject,
-        locale=staff_locale,
-        feedback_url=public_url(url_for("admin.page_feedback")),
-    )
+    emails = [
+        queue_email(
+            template="page_feedback_staff",
+            recipient=address,
+            subject=subject,
+            locale=staff_locale,
+            count=count,
+            feedback_url=public_url(url_for("admin.page_feedback")),
+        )
+        for address in active_admin_emails() or [current_app.config["STAFF_NOTIFICATION_EMAIL"]]
+    ]
     db.session.flush()
-    email_id = email.id
-    db.session.commit()
-    enqueue_delivery([email_id])  # now, not at the sweep's next pass minutes later
-    return feedback
+    return [email.id for email in emails]
 
 
 def recent_feedback() -> list[PageFeedback]:
