@@ -35,7 +35,12 @@ from booking.crypto import (
 )
 from booking.extensions import db, limiter
 from booking.scheduling.services import appointments_to_come
-from booking.security import seal_in_session, sealed_in_session, token_in_url
+from booking.security import (
+    private_link_limit,
+    seal_in_session,
+    sealed_in_session,
+    token_in_url,
+)
 from booking.staff import services, twofactor
 from booking.staff.auth import (
     DEVICE_COOKIE,
@@ -284,6 +289,7 @@ def forgot_password() -> Response | str:
 
 
 @bp.get("/password/reset/<token>")
+@limiter.limit(private_link_limit)  # as every private link's: tries at tokens are slowed
 @token_in_url
 def reset_password(token: str) -> Response | tuple[str, int]:
     """A reset link, opened: its token goes into the session (sealed) and the address loses

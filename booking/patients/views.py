@@ -59,7 +59,12 @@ from booking.scheduling.services import (
 )
 from booking.scheduling.versions import availability_key
 from booking.scheduling.visits import picked_from_home
-from booking.security import seal_in_session, sealed_in_session, token_in_url
+from booking.security import (
+    private_link_limit,
+    seal_in_session,
+    sealed_in_session,
+    token_in_url,
+)
 from booking.timeutil import now_utc
 from booking.urlargs import date_arg, int_arg
 
@@ -760,6 +765,7 @@ def finish_later() -> Response | tuple[str, int]:
 
 
 @bp.get("/request/resume/<token>")
+@limiter.limit(private_link_limit)  # as every private link's: a guessed token is slow to find
 @token_in_url
 def resume_link(token: str) -> Response | tuple[str, int]:
     """A "finish later" link, opened: its token goes into this browser's session (sealed)
