@@ -6,18 +6,22 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import json
 import re
+import textwrap
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from booking import create_app
 from booking.audit.models import AuditEvent
+from booking.dashboard import export as export_module
 from booking.dashboard import queries
 from booking.dashboard.export import COLUMNS, csv_head, csv_rows, headings
 from booking.extensions import db
@@ -183,6 +187,98 @@ def test_an_abandoned_download_is_audited_all_the_same(
     (audit,) = exported_audit(app)
     assert audit.details == {"filters": {"status": "requested"}, "rows": 3}
     # The closed stream released its database session: the next page works.
+    assert staff_client.get("/staff/").status_code == 200
+
+
+def ended_audit(app: Flask) -> list[AuditEvent]:
+    with app.app_context():
+        rows = db.session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.action == "requests_export_ended")
+            .order_by(AuditEvent.id)
+        ).all()
+        db.session.expunge_all()
+        return list(rows)
+
+
+def dpo_query() -> str:
+    """The SQL the breach procedure gives the DPO to find who opened or exported a record."""
+    text_ = (Path(__file__).parents[1] / "docs" / "data-protection.md").read_text()
+    procedure = text_[text_.index("## Breach procedure") :]
+    match = re.search(r"```sql\n(.*?)```", procedure, re.S)
+    assert match, "the breach procedure has no SQL to find who opened a record"
+    return textwrap.dedent(match.group(1))
+
+
+def test_the_audit_names_the_requests_exported_and_the_dpo_finds_them(
+    app: Flask, staff_client: FlaskClient, auth: AuthActions
+) -> None:
+    """The breach procedure's query for one patient's reference finds the exports that held
+    that request (and only those), as does the admin's audit page; the search term, often
+    a patient's name, is in no audit row."""
+    lucia = new_request(app, full_name="Lucía Zamora Pérez", email="lz@example.com")
+    lucio = new_request(app, full_name="Lucio Zamora", email="lo@example.com")
+    other = new_request(app, full_name="Ana Ruiz", email="ar@example.com")
+
+    rows = export(staff_client, q="Zamora")
+    assert sorted(r["reference"] for r in rows) == sorted([lucia, lucio])
+
+    (started,) = exported_audit(app)
+    assert started.details == {"filters": {"status": "requested", "search_used": True}, "rows": 2}
+    (ended,) = ended_audit(app)
+    assert ended.details == {
+        "export": started.id,
+        "complete": True,
+        "rows": 2,
+        "references": [r["reference"] for r in rows],
+    }
+    assert ended.actor_email == started.actor_email and ended.actor_id is not None
+    with app.app_context():
+        trail = db.session.scalars(select(AuditEvent)).all()
+        assert not [e.action for e in trail if "zamora" in json.dumps(e.details).lower()]
+
+        def found(reference: str) -> list[str]:
+            sql = dpo_query().replace("<reference>", reference)
+            return [row.action for row in db.session.execute(text(sql))]
+
+        assert found(lucia)[-1] == "requests_export_ended"
+        assert "requests_export_ended" not in found(other)
+
+    admin = auth.new_client("admin")
+    page = admin.get("/staff/admin/audit", query_string={"target": lucia.lower()})
+    assert page.status_code == 200
+    shown = page.get_data(as_text=True)
+    listed = ", ".join(r["reference"] for r in rows)
+    assert "<code>requests_export_ended</code>" in shown and f"references: {listed}" in shown
+    page = admin.get("/staff/admin/audit", query_string={"target": other})
+    assert "<code>requests_export_ended</code>" not in page.get_data(as_text=True)
+
+
+def test_a_cancelled_download_audits_the_rows_it_generated(
+    app: Flask, staff_client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A download cancelled midway (the browser closes the connection, the server closes the
+    stream) is audited with the rows handed on until then, and said to be incomplete."""
+    monkeypatch.setattr(export_module, "ROWS_PER_PIECE", 2)
+    references = [new_request(app, email=f"c{n}@example.com") for n in range(5)]
+    set_created(
+        app, {ref: datetime(2026, 3, 1, 8 + n, tzinfo=UTC) for n, ref in enumerate(references)}
+    )
+    response = staff_client.get("/staff/export.csv")
+    pieces = iter(response.response)
+    next(pieces)  # the heading
+    next(pieces)  # the first two rows, then the person cancels
+    response.close()
+
+    (started,) = exported_audit(app)
+    (ended,) = ended_audit(app)
+    assert started.details["rows"] == 5
+    assert ended.details == {
+        "export": started.id,
+        "complete": False,
+        "rows": 2,
+        "references": references[:2],
+    }
     assert staff_client.get("/staff/").status_code == 200
 
 

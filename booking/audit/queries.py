@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from datetime import date, time, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, or_, select
 
 from booking.audit.models import ACCESS_REFUSED, AuditEvent
 from booking.extensions import db
@@ -37,8 +37,17 @@ def audit_page(f: AuditFilters) -> tuple[list[AuditEvent], int, int, int]:
         # "_" and "%" in an address are themselves, not wildcards.
         actor = f.actor.strip().lower()
         stmt = stmt.where(func.lower(AuditEvent.actor_email).contains(actor, autoescape=True))
-    if f.target:
-        stmt = stmt.where(AuditEvent.target_id == f.target.strip().upper())
+    target = (f.target or "").strip().upper()
+    if target:
+        # A row about many records at once (an export, an erasure) has no target: it lists
+        # their references in its details, as a JSON string each ("SC-7K4M-Q2XD", quoted).
+        # Read as text, the same test on SQLite and PostgreSQL.
+        stmt = stmt.where(
+            or_(
+                AuditEvent.target_id == target,
+                cast(AuditEvent.details, Text).contains(f'"{target}"', autoescape=True),
+            )
+        )
     if f.date_from:
         stmt = stmt.where(AuditEvent.occurred_at >= from_clinic_local(f.date_from, time()))
     if f.date_to:

@@ -26,6 +26,8 @@ from booking.timeutil import to_clinic_tz
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
 # Skipped by a spreadsheet before it looks for a formula's first character.
 LEADING_BLANKS = " \t\r\n\u00a0\u200b\ufeff"
+# Rows in each piece of the streamed file.
+ROWS_PER_PIECE = 200
 
 # Pain: 0-10 now and at worst per area (only the main problem's areas are set), then the one
 # overall pair older requests hold. Each instrument: sections answered, and when scored, its
@@ -162,17 +164,34 @@ def csv_head(separator: str = ",") -> str:
 
 
 def csv_rows(
-    rows: Iterable[ConsultationRequest], separator: str = ",", rows_per_piece: int = 200
+    rows: Iterable[ConsultationRequest],
+    separator: str = ",",
+    rows_per_piece: int | None = None,
+    sent: list[str] | None = None,
 ) -> Iterator[str]:
-    """The rows' lines in pieces of ``rows_per_piece``, each sent as soon as its rows are
-    read, so a long list is never held whole (encode each as UTF-8)."""
+    """The rows' lines in pieces of ``rows_per_piece`` (``ROWS_PER_PIECE``), each sent as
+    soon as its rows are read, so a long list is never held whole (encode each as UTF-8).
+
+    ``sent``, when given, gets the references of a piece's rows as the piece is handed on:
+    what was generated, for the audit, even when the download stops at that piece."""
+    per_piece = rows_per_piece or ROWS_PER_PIECE
     out = io.StringIO()
     writer = csv.writer(out, delimiter=separator)
+    written: list[str] = []
     for n, r in enumerate(rows, start=1):
         writer.writerow([neutralise(cell) for cell in _row(r)])
-        if n % rows_per_piece == 0:
-            yield out.getvalue()
-            out.seek(0)
-            out.truncate()
+        written.append(r.reference)
+        if n % per_piece == 0:
+            yield _hand_on(out, written, sent)
     if out.tell():
-        yield out.getvalue()
+        yield _hand_on(out, written, sent)
+
+
+def _hand_on(out: io.StringIO, written: list[str], sent: list[str] | None) -> str:
+    piece = out.getvalue()
+    out.seek(0)
+    out.truncate()
+    if sent is not None:
+        sent.extend(written)
+    written.clear()
+    return piece

@@ -10,6 +10,7 @@ cancellations with METHOD:CANCEL), and a time it gives up is offered to the wait
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -18,6 +19,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from booking.audit.services import record
+from booking.dashboard.export import csv_rows
 from booking.documents.models import Document
 from booking.documents.storage import DocumentUnreadable, get_storage
 from booking.extensions import db
@@ -613,14 +615,63 @@ def check_document_intact(
         raise
 
 
-def record_export(actor: StaffUser, filters: dict[str, object], rows: int) -> None:
-    """Audit an export: its filters and size. A search term may be a patient's name, and the
-    audit trail cannot be erased, so only the fact that one was used is kept."""
+def record_export(actor: StaffUser, filters: dict[str, object], rows: int) -> int:
+    """Audit an export as it starts, before the first byte: who asked, with which filters, and
+    how many rows the list held when asked (``rows``, counted apart from the rows then read:
+    the access monitor's measure). A search term may be a patient's name, and the audit trail
+    cannot be erased, so only the fact that one was used is kept. Returns the row's id, which
+    the row written when the file ends (``export_pieces``) names."""
     kept = {key: value for key, value in filters.items() if key != "q"}
     if filters.get("q"):
         kept["search_used"] = True
-    record("requests_exported", actor=actor, details={"filters": kept, "rows": rows})
+    event = record("requests_exported", actor=actor, details={"filters": kept, "rows": rows})
+    db.session.flush()
+    export_id = event.id
     db.session.commit()
+    return export_id
+
+
+def export_pieces(
+    actor: StaffUser,
+    export_id: int,
+    rows: Iterator[ConsultationRequest],
+    separator: str = ",",
+) -> Iterator[str]:
+    """The export's rows as CSV pieces, and once the file ends an audit row
+    (``requests_export_ended``) naming the references of every row generated, so that a
+    search of the trail for one patient's reference finds the exports that held it.
+
+    It is written when the last row has gone (``complete``: yes) or when the download stops
+    early: cancelled, or the connection lost, the server closes the stream (``complete``: no).
+    Either way it lists the rows handed to the server, which a browser that stopped may not
+    all have received: the trail says what left the app, not what reached the disk. A
+    download stopped before its first row leaves only the starting row (``record_export``).
+    """
+    sent: list[str] = []
+    complete = False
+    pieces = csv_rows(rows, separator, sent=sent)
+    try:
+        yield from pieces
+        complete = True
+    finally:
+        # End the read (a server-side cursor on PostgreSQL) before the audit row's commit;
+        # anything the read left in the session is dropped: the export changes nothing.
+        pieces.close()
+        close_rows = getattr(rows, "close", None)
+        if close_rows is not None:
+            close_rows()
+        db.session.rollback()
+        record(
+            "requests_export_ended",
+            actor=actor,
+            details={
+                "export": export_id,
+                "complete": complete,
+                "rows": len(sent),
+                "references": sent,
+            },
+        )
+        db.session.commit()
 
 
 def may_set_join_link(consultation: ConsultationRequest, now: datetime | None = None) -> bool:

@@ -27,7 +27,7 @@ from werkzeug.wrappers import Response
 from booking.audit.models import REQUEST_VIEWED
 from booking.audit.services import record_refused_access
 from booking.dashboard import queries, services, summary
-from booking.dashboard.export import csv_head, csv_rows
+from booking.dashboard.export import csv_head
 from booking.dashboard.forms import (
     ActionForm,
     AskForm,
@@ -675,17 +675,20 @@ def _location(location_id: int) -> Location:
 @roles_required(StaffRole.ADMIN, StaffRole.COORDINATOR)
 def export_csv() -> Response:
     """The queue's filtered list as CSV, every row of it, sent as it is read (a long list
-    starts downloading at once and is never held whole). Audited before the first byte."""
+    starts downloading at once and is never held whole). Audited before the first byte, and
+    again when the file ends, with the references of the rows it held."""
     filters = queue_filters(request.args)
     count = queries.export_count(current_user, filters)
-    services.record_export(current_user, filters.as_query_args(page=None), count)
+    export_id = services.record_export(current_user, filters.as_query_args(page=None), count)
     separator = delimiter(current_app.config["EXPORT_CSV_DELIMITER"])
     # The rows are read inside the request's context, kept for the stream; the heading goes
     # first without it, so nothing holds the context until the rows are asked for.
     head = csv_head(separator).encode("utf-8")
     rows = stream_with_context(
         piece.encode("utf-8")
-        for piece in csv_rows(queries.export_rows(current_user, filters), separator)
+        for piece in services.export_pieces(
+            current_user, export_id, queries.export_rows(current_user, filters), separator
+        )
     )
 
     def body() -> Iterator[bytes]:
