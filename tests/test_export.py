@@ -577,3 +577,26 @@ def test_a_formula_behind_blanks_or_control_characters_is_neutralised(value: str
 
     assert neutralise(value) == "'" + value
     assert neutralise(" plain name") == " plain name"
+
+
+# Unicode spaces and separators (Z*), controls (Cc) and format characters (Cf): each may come
+# before a formula that a spreadsheet still runs.
+SKIPPED_FIRST = [
+    "\x0b", "\x0c", "\x1c", "\x7f", "\x85", "\u1680", "\u2003", "\u2007", "\u202f",
+    "\u205f", "\u3000", "\u2028", "\u2029", "\u200e", "\u200f", "\u202e", "\u2060",
+    "\u00ad", "\u061c",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("skipped", SKIPPED_FIRST, ids=lambda c: f"U+{ord(c):04X}")
+@pytest.mark.parametrize("start", ["=", "+", "-", "@"])
+def test_a_formula_behind_any_unicode_space_or_format_character_is_neutralised(
+    skipped: str, start: str
+) -> None:
+    from booking.dashboard.export import neutralise
+
+    value = f'{skipped}{start}HYPERLINK("http://x.example")'
+    assert neutralise(value) == "'" + value
+    assert neutralise(f" {skipped} {start}1") == f"' {skipped} {start}1"
+    # Text after such characters stays as it is.
+    assert neutralise(f"{skipped}Ana") == f"{skipped}Ana"

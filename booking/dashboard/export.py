@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 
@@ -23,9 +24,10 @@ from booking.spreadsheet import BOM
 from booking.templating import choice_label, choice_labels
 from booking.timeutil import to_clinic_tz
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
-# Skipped by a spreadsheet before it looks for a formula's first character.
-LEADING_BLANKS = " \t\r\n\u00a0\u200b\ufeff"
+# A formula's first character (OWASP's CSV injection list); a cell starting with a tab, line
+# break or NUL is risky whatever follows.
+FORMULA_CHARS = frozenset("=+-@")
+RISKY_STARTS = ("\t", "\r", "\n", "\0")
 # Rows in each piece of the streamed file.
 ROWS_PER_PIECE = 200
 
@@ -89,14 +91,21 @@ def _local(value: datetime) -> str:
 
 
 def neutralise(value: object) -> str:
-    """A cell a spreadsheet will show as text: one starting with = + - @ (or a tab, line
-    break or NUL), even after blanks, could be run as a formula, so it gets a leading
-    apostrophe (OWASP's advice)."""
+    """A cell a spreadsheet will show as text: one whose first character that is not a space
+    or separator (Unicode Z*) nor a control or format character (Cc, Cf) is = + - @ could be
+    run as a formula, since spreadsheets skip such characters (a vertical tab, an ideographic
+    space, a left-to-right mark) before looking; so could one starting with a tab, line break
+    or NUL. Either gets a leading apostrophe (OWASP's advice)."""
     text = "" if value is None else str(value)
-    risky = text.startswith(FORMULA_STARTS) or text.lstrip(LEADING_BLANKS).startswith(
-        FORMULA_STARTS
-    )
-    return "'" + text if risky else text
+    return "'" + text if text.startswith(RISKY_STARTS) or _formula_first(text) else text
+
+
+def _formula_first(text: str) -> bool:
+    for char in text:
+        category = unicodedata.category(char)
+        if category[0] != "Z" and category not in ("Cc", "Cf"):
+            return char in FORMULA_CHARS
+    return False
 
 
 def _row(r: ConsultationRequest) -> list[object]:
