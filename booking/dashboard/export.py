@@ -3,7 +3,8 @@
 Written as people read it: a UTF-8 byte-order mark first (without it Excel reads the file as
 the system's legacy code page and "Lucía" comes out garbled), headings and values in words
 ("Confirmed", "Lower back", "Severe disability") rather than the database's codes, and times
-as the clinic's wall-clock time ("2026-12-03 10:00"), which spreadsheets read as dates.
+as the clinic's wall-clock time ("2026-12-03 10:00"), which spreadsheets read as dates, under
+headings that name its zone ("Received (Europe/Madrid)").
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from booking.requests.models import ConsultationRequest, MedicalHistory
 from booking.scheduling.visits import MODE_LABELS, visit_is_remote
 from booking.spreadsheet import BOM
 from booking.templating import choice_label, choice_labels
-from booking.timeutil import to_clinic_tz
+from booking.timeutil import clinic_tz, to_clinic_tz
 
 # A formula's first character (OWASP's CSV injection list); a cell starting with a tab, line
 # break or NUL is risky whatever follows.
@@ -50,11 +51,13 @@ COLUMNS = [
 
 
 def _headings() -> dict[str, object]:
+    # Times are the clinic's wall-clock time: the headings name its zone, as Insights does.
+    zone = clinic_tz().key
     fixed = {
         "reference": _l("Reference"),
         "status": _l("Status"),
         "triage": _l("Triage"),
-        "received": _l("Received (clinic time)"),
+        "received": _l("Received (%(zone)s)", zone=zone),
         "patient": _l("Patient"),
         "date_of_birth": _l("Date of birth"),
         "email": _l("Email"),
@@ -65,7 +68,7 @@ def _headings() -> dict[str, object]:
         "overall_pain_worst": _l("Overall pain at worst (0-10, older requests)"),
         "red_flags": _l("Red flags"),
         "specialist": _l("Specialist"),
-        "appointment": _l("Appointment (clinic time)"),
+        "appointment": _l("Appointment (%(zone)s)", zone=zone),
         "location": _l("Location"),
     }
     for area in instruments.PAIN_AREAS:

@@ -653,8 +653,10 @@ def _age(born: date | None, on: date) -> int | None:
 def export_registry(months: int, actor: StaffUser) -> str:
     """The answered follow-ups of the period as CSV for a registry: a random code per patient
     (stored once, the same in every export), codes and numbers only, no name, contact, date
-    of birth or free text. Audited. A concurrent export making the same patient's code first
-    is retried once."""
+    of birth or free text. The months (``baseline_month``, ``answered_month``) are the
+    clinic's (``CLINIC_TIMEZONE``): a request sent at 00:30 on 1 March in Madrid is in
+    ``YYYY-03``, though UTC still says February. Audited. A concurrent export making the
+    same patient's code first is retried once."""
     for attempt in (1, 2):
         try:
             body, count = _registry_csv(months)
