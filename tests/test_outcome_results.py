@@ -410,6 +410,19 @@ def test_a_time_point_taken_out_of_the_schedule_keeps_its_results(
     assert "beyond the threshold at 6 weeks" in first and ">3 months</a>" in first
 
 
+def test_the_page_says_which_index_judges_a_patient_with_both_regions(
+    app: Flask, client: FlaskClient
+) -> None:
+    """A patient with the lower back and the neck answers both indexes; "improved" is judged
+    on one of them (``main_instrument``), and the page says which."""
+    with app.app_context():
+        make_staff("coordinator", "coord@example.com")
+        both = str(results.main_instrument("both").name)
+    AuthActions(client).login("coordinator")
+    page = client.get("/staff/outcomes?point=3m").get_data(as_text=True)
+    assert f"for a patient with both, the {both})" in page
+
+
 def test_the_page_shows_the_share_worse_beside_the_share_improved(
     app: Flask, client: FlaskClient
 ) -> None:
