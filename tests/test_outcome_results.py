@@ -371,7 +371,7 @@ def test_the_outcomes_page_shows_shares_with_intervals_and_suppresses_small_grou
     assert "<td>12</td><td>9</td>" in mis and "75 %" in mis
     assert f"({share.low:.0f}\u2013{share.high:.0f} %)" in mis  # 47 to 91 %
     open_surgery = _row(page, "by-plan-group", "Open surgery")
-    assert "Suppressed" in open_surgery and "fewer than 10 patients" in open_surgery
+    assert "Suppressed" in open_surgery and "fewer than 10 requests" in open_surgery
     assert "<td>5</td>" not in open_surgery and "0 %" not in open_surgery
     non_surgical = _row(page, "by-plan-group", "Non-surgical care")
     assert "Suppressed" in non_surgical and "would give away a smaller group" in non_surgical
@@ -379,7 +379,7 @@ def test_the_outcomes_page_shows_shares_with_intervals_and_suppresses_small_grou
     assert "Suppressed" in _row(page, "by-diagnosis", "Spinal stenosis")
     assert "would give away" in _row(page, "by-diagnosis", "Sciatica")
     assert "<td>12</td>" in _row(page, "by-diagnosis", "Herniated (slipped) disc")
-    overall = _row(page, "overall", "All patients")
+    overall = _row(page, "overall", "All requests")
     assert "Suppressed" not in overall and "<td>28</td>" in overall
     # Response rate: the 3 unanswered links are still open, so 28 of the 28 closed answered
     # (counted against all 31 sent, it read 90 %).
@@ -403,11 +403,27 @@ def test_a_time_point_taken_out_of_the_schedule_keeps_its_results(
     AuthActions(client).login("coordinator")
     page = client.get("/staff/outcomes?point=3m").get_data(as_text=True)
     assert "beyond the threshold at 3 months" in page
-    assert "<td>12</td><td>8</td>" in _row(page, "overall", "All patients")
+    assert "<td>12</td><td>8</td>" in _row(page, "overall", "All requests")
     assert 'aria-current="page">3 months</a>' in page  # offered in the time points
     # Asked for nothing, the page opens at the schedule's first point, 3 months still listed.
     first = client.get("/staff/outcomes").get_data(as_text=True)
     assert "beyond the threshold at 6 weeks" in first and ">3 months</a>" in first
+
+
+def test_the_page_counts_requests_not_people(app: Flask, client: FlaskClient) -> None:
+    """Each request has a patient record of its own, so a person treated twice (the neck
+    after the back) is two in every count: the page labels its counts as requests and says
+    so, not as patients."""
+    with app.app_context():
+        make_staff("coordinator", "coord@example.com")
+        _treated(Plan.PHYSIOTHERAPY, 8, 4)
+    AuthActions(client).login("coordinator")
+    page = client.get("/staff/outcomes?point=3m").get_data(as_text=True)
+    assert '<th scope="col">Requests scored</th>' in page
+    assert "12 requests scored at this time point" in page
+    assert "a patient who sent two requests (the neck after the back) counts twice" in page
+    assert "<td>12</td><td>8</td>" in _row(page, "overall", "All requests")
+    assert "Patients scored" not in page and "patients scored" not in page
 
 
 def test_the_page_says_which_index_judges_a_patient_with_both_regions(
@@ -433,7 +449,7 @@ def test_the_page_shows_the_share_worse_beside_the_share_improved(
         _treated(Plan.PHYSIOTHERAPY, 5, 3, worse=4)
     AuthActions(client).login("coordinator")
     page = client.get("/staff/outcomes?point=3m").get_data(as_text=True)
-    overall = _row(page, "overall", "All patients")
+    overall = _row(page, "overall", "All requests")
     worse = m.wilson(4, 12)
     assert "<td>12</td><td>5</td>" in overall and "<td>4</td>" in overall
     assert f'33 % <small class="text-body-secondary">({worse.low:.0f}\u2013' in overall

@@ -517,7 +517,7 @@ def clinic_results(months: int, point: str | None = None, *, fresh: bool = False
     specialist_labels["none"] = _("No specialist assigned")
     diagnosis_labels = {code: str(label) for code, label in intake.DIAGNOSES}
     diagnosis_labels["none"] = _("No diagnosis named")
-    overall = tally.shares(OVERALL, {"all": _("All patients")})
+    overall = tally.shares(OVERALL, {"all": _("All requests")})
     by_plan_group = tally.shares(
         BY_PLAN_GROUP,
         {key: str(label) for key, label in PLAN_GROUP_LABELS.items()},
@@ -538,7 +538,7 @@ def clinic_results(months: int, point: str | None = None, *, fresh: bool = False
         responses=point_responses(tally.responses, points),
         scored=tally.scored,
         not_scored=tally.not_scored,
-        overall=overall[0] if overall else GroupShare("all", _("All patients"), None),
+        overall=overall[0] if overall else GroupShare("all", _("All requests"), None),
         by_plan_group=by_plan_group,
         by_plan=tally.within(
             BY_PLAN,
@@ -652,11 +652,15 @@ def _age(born: date | None, on: date) -> int | None:
 
 def export_registry(months: int, actor: StaffUser) -> str:
     """The answered follow-ups of the period as CSV for a registry: a random code per patient
-    (stored once, the same in every export), codes and numbers only, no name, contact, date
+    record (stored once, the same in every export), codes and numbers only, no name, contact, date
     of birth or free text. The months (``baseline_month``, ``answered_month``) are the
     clinic's (``CLINIC_TIMEZONE``): a request sent at 00:30 on 1 March in Madrid is in
     ``YYYY-03``, though UTC still says February. Audited. A concurrent export making the
-    same patient's code first is retried once."""
+    same patient's code first is retried once.
+
+    A patient record is made per request (patients have no account), so a code stands for a
+    request, not a person: someone who sent two requests (the neck after the back) has two
+    codes, and the rows and the audited count are of requests."""
     for attempt in (1, 2):
         try:
             body, count = _registry_csv(months)
