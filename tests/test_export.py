@@ -37,7 +37,7 @@ from tests.factories import (
     make_staff,
     staff_user,
 )
-from tests.support import AuthActions, Staff, winter_day
+from tests.support import AuthActions, Staff, export_queue, winter_day
 
 BERLIN = ZoneInfo("Europe/Berlin")
 # The factory's example pain scores, for its lower-back patients (history.ANSWERS).
@@ -96,7 +96,7 @@ def act(client: FlaskClient, reference: str, action: str, **fields: Any) -> None
 
 def export(client: FlaskClient, **args: Any) -> list[dict[str, str]]:
     """GET the export and parse it as a spreadsheet would read the file: rows as dicts."""
-    response = client.get("/staff/export.csv", query_string=args)
+    response = export_queue(client, args)
     assert response.status_code == 200
     assert response.mimetype == "text/csv"
     raw = response.get_data()
@@ -158,7 +158,7 @@ def test_a_long_list_is_read_in_batches_and_sent_in_pieces(
         app, {ref: datetime(2026, 3, 1, 8 + n, tzinfo=UTC) for n, ref in enumerate(references)}
     )
 
-    response = staff_client.get("/staff/export.csv")
+    response = export_queue(staff_client)
     assert response.is_streamed and "Content-Length" not in response.headers
     response.close()
     rows = export(staff_client)
@@ -179,7 +179,7 @@ def test_an_abandoned_download_is_audited_all_the_same(
     as a browser does when the person cancels) still says who took how many rows."""
     for n in range(3):
         new_request(app, email=f"a{n}@example.com")
-    response = staff_client.get("/staff/export.csv")
+    response = export_queue(staff_client)
     assert response.status_code == 200
     next(iter(response.response))  # the first piece only, then the connection closes
     response.close()
@@ -264,7 +264,7 @@ def test_a_cancelled_download_audits_the_rows_it_generated(
     set_created(
         app, {ref: datetime(2026, 3, 1, 8 + n, tzinfo=UTC) for n, ref in enumerate(references)}
     )
-    response = staff_client.get("/staff/export.csv")
+    response = export_queue(staff_client)
     pieces = iter(response.response)
     next(pieces)  # the heading
     next(pieces)  # the first two rows, then the person cancels
@@ -294,7 +294,7 @@ class TestASemicolonForSpreadsheetsInGerman:
         """A spreadsheet set to German reads ";" as its list separator: with "," every row
         landed in one cell. Cells holding the separator are quoted."""
         reference = new_request(app, full_name="Weber; Anna")
-        raw = staff_client.get("/staff/export.csv").get_data().decode("utf-8-sig")
+        raw = export_queue(staff_client).get_data().decode("utf-8-sig")
         heading, row = list(csv.reader(io.StringIO(raw, newline=""), delimiter=";"))
         assert heading[:2] == ["Reference", "Status"] and len(heading) == len(COLUMNS)
         cells = dict(zip(COLUMNS, row, strict=True))
@@ -306,14 +306,14 @@ def test_a_mistyped_separator_stops_the_start(app_settings: dict[str, Any]) -> N
         create_app({**app_settings, "EXPORT_CSV_DELIMITER": "|"})
 
 
-def test_the_queue_links_to_the_export_of_its_current_filters(
+def test_the_queues_export_button_posts_its_current_filters(
     app: Flask, staff_client: FlaskClient
 ) -> None:
     new_request(app)
     page = staff_client.get("/staff/?status=all&triage=urgent&q=erika&page=1").get_data(
         as_text=True
     )
-    link = re.search(r'href="(/staff/export\.csv[^"]*)"', page)
+    link = re.search(r'<form method="post"[^>]*action="(/staff/export\.csv[^"]*)"', page)
     assert link
     url = link.group(1).replace("&amp;", "&")
     assert "status=all" in url and "triage=urgent" in url and "q=erika" in url
@@ -435,7 +435,7 @@ def test_export_values_are_correct_in_clinic_time(app: Flask, staff_client: Flas
 
 def test_export_response_headers(app: Flask, staff_client: FlaskClient) -> None:
     new_request(app)
-    response = staff_client.get("/staff/export.csv")
+    response = export_queue(staff_client)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/csv")
     with app.app_context():
@@ -477,7 +477,7 @@ def test_cells_a_spreadsheet_could_run_are_neutralised(
 
 def test_an_html_name_is_exported_as_plain_text(app: Flask, staff_client: FlaskClient) -> None:
     new_request(app, full_name="<b>Bold</b> & <img src=x onerror=alert(1)>")
-    body = staff_client.get("/staff/export.csv").get_data(as_text=True)
+    body = export_queue(staff_client).get_data(as_text=True)
     assert "<b>Bold</b> & <img src=x onerror=alert(1)>" in body
     assert "&lt;" not in body and "&amp;" not in body
 
@@ -514,12 +514,11 @@ def test_admins_may_export_specialists_may_not(app: Flask, client: FlaskClient) 
         admin = make_staff("admin", "admin@example.com").email
     new_request(app)
 
-    response = client.get("/staff/export.csv")
-    assert response.status_code == 302
-    assert "/staff/login" in response.headers["Location"]
+    response = client.post("/staff/export.csv")
+    assert response.status_code == 400  # no session, so no form token either
 
     AuthActions(client).login(email=specialist)
-    response = client.get("/staff/export.csv?status=all")
+    response = export_queue(client, "status=all")
     assert response.status_code == 403
     assert "erika" not in response.get_data(as_text=True).lower()
     assert "/staff/export.csv" not in client.get("/staff/").get_data(as_text=True)
@@ -528,6 +527,26 @@ def test_admins_may_export_specialists_may_not(app: Flask, client: FlaskClient) 
     other = app.test_client()
     AuthActions(other).login(email=admin)
     assert len(export(other, status="all")) == 1
+
+
+def test_another_sites_link_or_form_exports_nothing(app: Flask, staff_client: FlaskClient) -> None:
+    """The export holds every listed patient's name, birth date, contacts and answers: a link
+    on another site (a GET), or a form there without the page's token, followed by a
+    signed-in coordinator's browser, neither downloads the list nor audits an export in
+    their name."""
+    new_request(app)
+    link = staff_client.get(
+        "/staff/export.csv?status=all",
+        headers={"Sec-Fetch-Site": "cross-site", "Referer": "https://evil.example/"},
+    )
+    assert link.status_code == 405 and "erika" not in link.get_data(as_text=True).lower()
+    forged = staff_client.post("/staff/export.csv?status=all", data={})
+    assert forged.status_code == 400 and "erika" not in forged.get_data(as_text=True).lower()
+    assert exported_audit(app) == []
+    # The page's own button: a form posting its token, the filters in its address.
+    page = staff_client.get("/staff/?status=all").get_data(as_text=True)
+    assert re.search(r'<form method="post"[^>]*action="/staff/export\.csv\?status=all"', page)
+    assert len(export(staff_client, status="all")) == 1
 
 
 def test_a_neck_patients_row_has_the_ndi_and_the_neck_and_arm_pain(
@@ -556,7 +575,7 @@ def test_a_spreadsheet_reads_names_and_dates_as_people_write_them(
     "Lucía" comes out as "LucÃ­a". Dates are the clinic's wall-clock time, without offsets."""
     reference = new_request(app, full_name="Lucía Núñez", email="lucia@example.com")
     set_created(app, {reference: datetime(2026, 12, 7, 9, 5, tzinfo=UTC)})
-    raw = staff_client.get("/staff/export.csv").get_data()
+    raw = export_queue(staff_client).get_data()
     assert raw[:3] == codecs.BOM_UTF8
     header, row = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
     cells = dict(zip(header, row, strict=True))

@@ -30,6 +30,7 @@ from tests.support import (
     AuthActions,
     Clinic,
     calendar_location,
+    export_queue,
     open_manage_link,
     outbox_emails,
     page_token,
@@ -72,7 +73,7 @@ def test_the_patient_gets_a_video_visits_link_at_once_and_finds_it_everywhere(
     assert "· By video</p>" in record  # how the visit takes place, not the location
     summary = coordinator.get(f"/staff/requests/{reference}/summary").get_data(as_text=True)
     assert "· By video</dd>" in summary
-    export = coordinator.get("/staff/export.csv?status=all").get_data(as_text=True)
+    export = export_queue(coordinator, "status=all").get_data(as_text=True)
     [row] = [line for line in export.splitlines() if reference in line]
     assert row.endswith(",By video") and "Main clinic" not in row
     assert "Send the link to the patient" in record

@@ -361,7 +361,7 @@ def test_the_url_list_covers_the_known_staff_pages(app: Flask, clinic: Targets) 
         ("dashboard.send_message", "POST"),
         ("dashboard.log_call", "POST"),
         ("dashboard.change_status", "POST"),
-        ("dashboard.export_csv", "GET"),
+        ("dashboard.export_csv", "POST"),
         ("staff.accounts", "GET"),
         ("staff.accounts", "POST"),
         ("staff.set_active", "POST"),

@@ -671,12 +671,17 @@ def _location(location_id: int) -> Location:
     return location
 
 
-@bp.get("/export.csv")
+@bp.post("/export.csv")
 @roles_required(StaffRole.ADMIN, StaffRole.COORDINATOR)
 def export_csv() -> Response:
     """The queue's filtered list as CSV, every row of it, sent as it is read (a long list
     starts downloading at once and is never held whole). Audited before the first byte, and
-    again when the file ends, with the references of the rows it held."""
+    again when the file ends, with the references of the rows it held. A post with the page's
+    CSRF token (the filters in its address): a link on another site, followed by a signed-in
+    browser, must not drop every patient's details into its downloads and audit the export
+    in that staff member's name."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
     filters = queue_filters(request.args)
     count = queries.export_count(current_user, filters)
     export_id = services.record_export(current_user, filters.as_query_args(page=None), count)

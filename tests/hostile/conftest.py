@@ -49,7 +49,7 @@ from tests.factories import (
     make_request,
 )
 from tests.smtp import SmtpServer
-from tests.support import Account, AuthActions, Clinic, open_manage_link, stored_files
+from tests.support import Account, AuthActions, Clinic, export_queue, open_manage_link, stored_files
 
 # Script and HTML that would run or change the page if it were ever rendered unescaped.
 MARKUP = '<script>alert("xss")</script><img src=x onerror=alert(1)>'
@@ -169,7 +169,7 @@ CSV_COLUMNS = {
 
 def csv_rows(client: FlaskClient, query: str = "status=all") -> list[dict[str, str]]:
     """The export's rows, read as a spreadsheet does (after its byte-order mark)."""
-    response = client.get(f"/staff/export.csv?{query}")
+    response = export_queue(client, query)
     assert response.status_code == 200
     rows = csv.DictReader(io.StringIO(response.get_data().decode("utf-8-sig")))
     return [{CSV_COLUMNS.get(k, k): v for k, v in row.items()} for row in rows]
