@@ -339,6 +339,40 @@ def test_a_call_that_reaches_the_patient_acknowledges_the_request(
         assert consultation.acknowledged_at == first_acknowledged
 
 
+def test_the_earliest_reaching_call_acknowledges_whatever_order_they_are_logged_in(
+    app: Flask, staff: Staff, emergency: dict[str, Any]
+) -> None:
+    """Calls may be logged after the fact: one that reached the patient before the call
+    logged first moves the acknowledgement (and who made it) back to it, so the wait shown
+    against the target is the real one; a later reaching call moves nothing."""
+    _received(app, emergency["id"], timedelta(hours=3))
+    now = datetime.now(UTC).replace(microsecond=0)
+    with app.app_context():
+        _log_call(emergency["id"], CallOutcome.REACHED, now - timedelta(minutes=30))
+        admin = db.session.get(StaffUser, staff.admin.id)
+        earlier = now - timedelta(hours=2)
+        log_callback(
+            db.session.get(ConsultationRequest, emergency["id"]),
+            admin,
+            CallOutcome.REACHED,
+            earlier,
+        )
+        consultation = db.session.get(ConsultationRequest, emergency["id"])
+        assert consultation.acknowledged_at == earlier
+        assert consultation.acknowledged_by_id == staff.admin.id
+        audit = db.session.scalars(
+            sa.select(AuditEvent)
+            .where(AuditEvent.action == "callback_logged")
+            .order_by(AuditEvent.id.desc())
+        ).first()
+        assert audit.details["acknowledged"] is True
+
+        _log_call(emergency["id"], CallOutcome.REACHED, now - timedelta(minutes=10))
+        consultation = db.session.get(ConsultationRequest, emergency["id"])
+        assert consultation.acknowledged_at == earlier
+        assert consultation.acknowledged_by_id == staff.admin.id
+
+
 def test_a_call_needs_an_outcome_and_a_time_that_has_been(
     app: Flask, client: FlaskClient, emergency: dict[str, Any]
 ) -> None:

@@ -516,10 +516,11 @@ def log_callback(
     note: str | None = None,
 ) -> CallbackAttempt:
     """Log a call to the patient: the call (who, when, what came of it), its timeline entry
-    holding the note, and an audit row without the note (it may be medical). The first call
-    that reached the patient acknowledges the request, which stops its clock against the
-    call-back target and its escalation (no answer or a wrong number does not). The call's
-    time defaults to now; it may not be in the future nor before the request arrived."""
+    holding the note, and an audit row without the note (it may be medical). The earliest call
+    that reached the patient (by when it was made, not logged) acknowledges the request, which
+    stops its clock against the call-back target and its escalation (no answer or a wrong
+    number does not). The call's time defaults to now; it may not be in the future nor before
+    the request arrived."""
     consultation = lock_request(consultation)
     check_may_work(consultation, actor)
     now = now_utc()
@@ -539,7 +540,12 @@ def log_callback(
         logged_at=now,
     )
     db.session.add(call)
-    acknowledges = consultation.acknowledged_at is None and outcome == CallOutcome.REACHED
+    # The earliest call that reached the patient acknowledges the request, whatever order
+    # the calls are logged in: a call made earlier but logged later moves the acknowledgement
+    # (and who made it) back to it, so the wait shown against the target is the real one.
+    acknowledges = outcome == CallOutcome.REACHED and (
+        consultation.acknowledged_at is None or called_at < consultation.acknowledged_at
+    )
     if acknowledges:
         consultation.acknowledged_at = called_at
         consultation.acknowledged_by_id = actor.id

@@ -1,9 +1,9 @@
 """Call-backs: staff's calls to the patient of a request, each logged with who called, when
-and what came of it. The first that reaches the patient (``CallOutcome.REACHED``) acknowledges
-the request (``ConsultationRequest.acknowledged_at``): that stops its clock against the
-call-back target and its escalation. A call with no answer or to a wrong number does not: the
-patient still waits for the clinic's call, and the on-call address is told when the target
-passes.
+and what came of it. The earliest (by when it was made) that reached the patient
+(``CallOutcome.REACHED``) acknowledges the request (``ConsultationRequest.acknowledged_at``):
+that stops its clock against the call-back target and its escalation. A call with no answer
+or to a wrong number does not: the patient still waits for the clinic's call, and the on-call
+address is told when the target passes.
 
 A call's note may hold medical details, so it lives on the timeline entry that goes with the
 call (``event``), like a staff note: never in the audit trail, never in an email.
