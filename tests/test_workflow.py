@@ -20,8 +20,10 @@ from booking.notifications.models import OutboxEmail
 from booking.outcomes.models import TreatmentPlan
 from booking.requests.events import RequestEvent
 from booking.requests.models import ConsultationRequest, RequestStatus
+from booking.scheduling.admin_services import add_extra_hours
 from booking.scheduling.models import Appointment
-from booking.timeutil import clinic_dt, clinic_today, now_utc, to_clinic_tz
+from booking.staff.models import StaffUser
+from booking.timeutil import clinic_dt, clinic_today, from_clinic_local, now_utc, to_clinic_tz
 from tests.factories import appointment_started, make_hours, make_location, make_request
 from tests.support import (
     AuthActions,
@@ -423,6 +425,37 @@ def test_the_slot_form_chooses_nothing_the_coordinator_did_not(
     # The place and type are still offered, and still shown.
     assert _selected(page, "slot-location") == [str(clinic.location)]
     assert _selected(page, "slot-appointment_type") == [str(clinic.type)]
+
+
+def test_a_time_on_a_day_the_clinic_is_closed_says_so_and_how_to_open_it(
+    app: Flask, client: FlaskClient, clinic: Waiting
+) -> None:
+    """On a public holiday or closed day the weekly hours do not apply: staff are told the
+    clinic is closed and that extra hours open the day, not that the specialist is busy;
+    with extra hours entered, the time is booked."""
+    app.config["CLINIC_CLOSED_DAYS"] = DAY.isoformat()
+    AuthActions(client).attempt(clinic.coordinator.email)
+    response = act(client, clinic.reference, "confirm", **slot(clinic))
+    assert response.status_code == 409
+    page = response.get_data(as_text=True)
+    assert "The clinic is closed on" in page and "is not free at that time" not in page
+    assert "an administrator can add extra hours for Dr. Weber" in page
+    assert _request(app, clinic.reference).status == RequestStatus.REQUESTED
+    with app.app_context():
+        add_extra_hours(
+            db.session.get(StaffUser, clinic.weber.id),
+            from_clinic_local(DAY, time(9)),
+            from_clinic_local(DAY, time(12)),
+            clinic.location,
+            None,
+            actor=None,
+        )
+        db.session.commit()
+    # Outside the extra hours, the day is still closed; inside, the time is booked.
+    response = act(client, clinic.reference, "confirm", **slot(clinic, start="14:00"))
+    assert "The clinic is closed on" in response.get_data(as_text=True)
+    assert act(client, clinic.reference, "confirm", **slot(clinic)).status_code == 302
+    assert _request(app, clinic.reference).status == RequestStatus.CONFIRMED
 
 
 def test_a_specialist_cannot_be_booked_twice_at_once(

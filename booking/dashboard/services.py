@@ -24,6 +24,7 @@ from booking.documents.models import Document
 from booking.documents.storage import DocumentUnreadable, get_storage
 from booking.extensions import db
 from booking.notifications.services import enqueue_delivery
+from booking.openinghours import clinic_closed_days
 from booking.outcomes.models import Plan
 from booking.outcomes.services import record_plan
 from booking.requests import emails
@@ -47,7 +48,13 @@ from booking.requests.queries import lock_request
 from booking.requests.waitlist import offer_freed_slot
 from booking.scheduling.availability import OpenSlot
 from booking.scheduling.ical import appointment_ics
-from booking.scheduling.models import Appointment, AppointmentType, Location, VisitMode
+from booking.scheduling.models import (
+    Appointment,
+    AppointmentType,
+    Location,
+    ScheduleException,
+    VisitMode,
+)
 from booking.scheduling.services import (
     FreedTime,
     SlotChoice,
@@ -58,7 +65,7 @@ from booking.scheduling.services import (
     resolve_choice,
 )
 from booking.staff.models import StaffRole, StaffUser
-from booking.timeutil import clinic_instants, now_utc
+from booking.timeutil import clinic_date, clinic_instants, now_utc
 
 log = logging.getLogger(__name__)
 # The first word of the log line a damaged document writes, for the operators' alerting.
@@ -150,6 +157,16 @@ def _open_slot(slot: Slot, appointment: Appointment | None) -> OpenSlot:
             enforce_limits=False,
         )
     except (SlotTaken, SlotUnavailable):  # the message names both
+        if _closed_without_extra_hours(slot, starts_at):
+            raise WorkflowError(
+                _(
+                    "The clinic is closed on %(day)s (a public holiday or a closed day), so no "
+                    "weekly hours apply. To book that day, an administrator can add extra hours "
+                    'for %(name)s (Scheduling, the specialist\'s page, "Add extra hours").',
+                    day=clinic_date(slot.day, "long"),
+                    name=slot.specialist.full_name,
+                )
+            ) from None
         raise WorkflowError(
             _(
                 "%(name)s is not free at that time at %(place)s: outside their hours, on "
@@ -159,6 +176,27 @@ def _open_slot(slot: Slot, appointment: Appointment | None) -> OpenSlot:
             )
         ) from None
     return open_slot
+
+
+def _closed_without_extra_hours(slot: Slot, starts_at: datetime) -> bool:
+    """The clinic is closed on the slot's day (``CLINIC_HOLIDAYS``, ``CLINIC_CLOSED_DAYS``)
+    and no extra hours of the specialist cover its time: only extra hours open such a day
+    (``booking.scheduling.availability``), so that is what staff need to be told, not that
+    the specialist is busy."""
+    if slot.day not in clinic_closed_days(slot.day, slot.day):
+        return False
+    ends_at = starts_at + timedelta(minutes=slot.appointment_type.duration_minutes)
+    covering = db.session.scalar(
+        select(func.count())
+        .select_from(ScheduleException)
+        .where(
+            ScheduleException.specialist_id == slot.specialist.id,
+            ScheduleException.kind == "extra",
+            ScheduleException.starts_at <= starts_at,
+            ScheduleException.ends_at >= ends_at,
+        )
+    )
+    return not covering
 
 
 def _place(appointment: Appointment, slot: Slot, open_slot: OpenSlot) -> None:
