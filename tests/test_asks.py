@@ -177,15 +177,59 @@ def test_the_round_trip_from_ask_to_information_received(
     assert "Asked, not sent" in letter[: letter.index("</tr>")]
     assert ANSWER in section
 
-    # Staff look at it: the mark ends (audited).
-    response = staff_client.post(
-        f"/staff/requests/{reference}/ask/reviewed",
-        data={"reviewed-csrf_token": _tokens(record)["reviewed-csrf_token"]},
-    )
+    # Staff look at it: the mark ends (audited, and on the timeline).
+    response = _mark_reviewed(staff_client, reference, record)
     assert response.status_code == 302
     with app.app_context():
         assert _load(app, reference).information_received_at is None
     assert "information_reviewed" in _audit_actions(app, reference)
+    record = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert "Marked the information the patient sent as reviewed." in record
+
+
+def _mark_reviewed(client: FlaskClient, reference: str, record: str) -> Any:
+    """ "Mark as reviewed" from the record page ``record`` as it was loaded (its mark)."""
+    received = re.search(r'name="reviewed-received" type="hidden" value="([^"]*)"', record)
+    assert received is not None
+    return client.post(
+        f"/staff/requests/{reference}/ask/reviewed",
+        data={
+            "reviewed-csrf_token": _tokens(record)["reviewed-csrf_token"],
+            "reviewed-received": received.group(1),
+        },
+    )
+
+
+def test_a_page_opened_before_a_new_answer_does_not_clear_its_mark(
+    app: Flask, staff_client: FlaskClient, upload_dir: Path
+) -> None:
+    """Staff A opened the record on the first answer; the patient answered a second ask
+    since. A's "Mark as reviewed" is refused (409, saying why) and the new answer keeps its
+    mark; from the page as it is now, it clears."""
+    reference = _new_request(app)
+    assert _ask(staff_client, reference, ["imaging_report"]).status_code == 302
+    patient, url = _patient(app, reference)
+    assert _answer(patient, url, {}, ANSWER).status_code == 302
+    old_page = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert _ask(staff_client, reference, [], QUESTION).status_code == 302
+    assert _answer(patient, url, {}, "It is worse at night.").status_code == 302
+    with app.app_context():
+        newest = _load(app, reference).information_received_at
+    assert newest is not None
+
+    response = _mark_reviewed(staff_client, reference, old_page)
+    assert response.status_code == 409
+    assert "The patient sent more information after you opened this page." in response.get_data(
+        as_text=True
+    )
+    with app.app_context():
+        assert _load(app, reference).information_received_at == newest
+    assert "information_reviewed" not in _audit_actions(app, reference)
+
+    page = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert _mark_reviewed(staff_client, reference, page).status_code == 302
+    with app.app_context():
+        assert _load(app, reference).information_received_at is None
 
 
 def test_a_refused_file_stores_nothing_and_the_request_keeps_waiting(

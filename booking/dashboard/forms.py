@@ -259,6 +259,20 @@ class ActionForm(FlaskForm):
     """An action with nothing to fill in: the CSRF token only."""
 
 
+class ReviewedForm(FlaskForm):
+    """ "Mark as reviewed": the "information received" mark the page showed (``received``),
+    so a mark set since (the patient answered again) is not cleared unseen."""
+
+    received = HiddenField()
+
+    def received_at(self) -> datetime | None:
+        """The mark the page showed; None when it carried none (or not a time)."""
+        try:
+            return datetime.fromisoformat(self.received.data or "")
+        except ValueError:
+            return None
+
+
 class StatusForm(UnreachedBox, SeenState, FlaskForm):
     """Marking no-show: the token, the state seen and, for an emergency or urgent request
     whose patient nobody reached, the box saying so (``UnreachedBox``): a missed visit of

@@ -38,6 +38,7 @@ from booking.dashboard.forms import (
     JoinLinkForm,
     NoteForm,
     ResendForm,
+    ReviewedForm,
     SlotForm,
     StatusForm,
     queue_filters,
@@ -196,6 +197,14 @@ def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: 
     items = asks.checklist()
     forms.setdefault("ask_form", AskForm(prefix="ask", items=items))
     forms.setdefault("message_form", StaffMessageForm(prefix="msg"))
+    # The mark as it is now, whatever was posted: a page refused as stale offers the new one.
+    received = consultation.information_received_at
+    forms.setdefault(
+        "reviewed_form",
+        ReviewedForm(
+            formdata=None, prefix="reviewed", received=received.isoformat() if received else ""
+        ),
+    )
     forms.setdefault("deceased_form", DeceasedForm(prefix="deceased"))
     # Staff write in the clinic's language; the patient reads in theirs, which may differ.
     language = language_name(consultation.locale)
@@ -450,12 +459,19 @@ def withdraw_ask(reference: str) -> Response:
 
 @bp.post("/requests/<reference>/ask/reviewed")
 @roles_required()
-def information_reviewed(reference: str) -> Response:
+def information_reviewed(reference: str) -> Response | tuple[str, int]:
     """Staff looked at what the patient sent: the queue's "information received" mark ends."""
     consultation = _load_visible(reference)
-    if not ActionForm(prefix="reviewed").validate_on_submit():
+    form = ReviewedForm(prefix="reviewed")
+    if not form.validate_on_submit():
         abort(400)
-    asks.mark_reviewed(consultation, current_user)
+    try:
+        asks.mark_reviewed(consultation, current_user, form.received_at())
+    except (asks.AskError, WorkflowError) as exc:
+        db.session.rollback()
+        consultation = _load_visible(reference)
+        flash(str(exc), "danger")
+        return _render_record(consultation, 409)
     flash(_("Marked as reviewed."), "success")
     return redirect(url_for(".record", reference=reference) + "#asks")
 

@@ -39,8 +39,10 @@ from booking.extensions import db
 from booking.forms import has_visible_text
 from booking.notifications.services import enqueue_delivery
 from booking.requests import emails
+from booking.requests.events import EventKind
 from booking.requests.files import no_room_for
 from booking.requests.lifecycle import (
+    add_event,
     check_may_work,
     check_transition,
     record_change,
@@ -381,18 +383,44 @@ def withdraw_ask(consultation: ConsultationRequest, actor: StaffUser) -> None:
     enqueue_delivery([email.id] if email is not None else [])
 
 
-def mark_reviewed(consultation: ConsultationRequest, actor: StaffUser) -> None:
-    """Staff looked at what the patient sent: the "information received" mark ends."""
+REVIEWED_NOTE = _l("Marked the information the patient sent as reviewed.")
+
+
+def mark_reviewed(
+    consultation: ConsultationRequest, actor: StaffUser, seen_received_at: datetime | None
+) -> None:
+    """Staff looked at what the patient sent: the "information received" mark ends, on the
+    timeline and in the audit. ``seen_received_at`` is the mark the page showed: an answer
+    that arrived since (the patient answered again) is refused (``AskError``), so a page
+    opened earlier never clears the mark of an answer nobody has looked at. Already cleared
+    (a colleague reviewed it), nothing changes."""
     consultation = lock_request(consultation)
     check_may_work(consultation, actor)
-    if consultation.information_received_at is not None:
-        consultation.information_received_at = None
-        record(
-            "information_reviewed",
-            target_type="request",
-            target_id=consultation.reference,
-            actor=actor,
+    received_at = consultation.information_received_at
+    if received_at is None:
+        db.session.commit()
+        return
+    if received_at != seen_received_at:
+        raise AskError(
+            _(
+                "The patient sent more information after you opened this page. Nothing was "
+                "marked: look at what they sent, then mark it as reviewed."
+            )
         )
+    consultation.information_received_at = None
+    add_event(
+        consultation,
+        kind=EventKind.NOTE,
+        actor=actor,
+        body=emails.in_staff_language(REVIEWED_NOTE),
+    )
+    record(
+        "information_reviewed",
+        target_type="request",
+        target_id=consultation.reference,
+        actor=actor,
+        details={"received_at": received_at.isoformat()},
+    )
     db.session.commit()
 
 
