@@ -20,11 +20,17 @@ from booking.notifications.models import OutboxEmail
 from booking.outcomes.models import TreatmentPlan
 from booking.requests.events import RequestEvent
 from booking.requests.models import ConsultationRequest, RequestStatus
-from booking.scheduling.admin_services import add_extra_hours
-from booking.scheduling.models import Appointment
+from booking.scheduling.admin_services import add_extra_hours, edit_appointment_type
+from booking.scheduling.models import Appointment, VisitMode
 from booking.staff.models import StaffUser
 from booking.timeutil import clinic_dt, clinic_today, from_clinic_local, now_utc, to_clinic_tz
-from tests.factories import appointment_started, make_hours, make_location, make_request
+from tests.factories import (
+    appointment_started,
+    make_appointment_type,
+    make_hours,
+    make_location,
+    make_request,
+)
 from tests.support import (
     AuthActions,
     Clinic,
@@ -425,6 +431,47 @@ def test_the_slot_form_chooses_nothing_the_coordinator_did_not(
     # The place and type are still offered, and still shown.
     assert _selected(page, "slot-location") == [str(clinic.location)]
     assert _selected(page, "slot-appointment_type") == [str(clinic.type)]
+
+
+def test_staff_change_only_the_appointment_type_and_the_patient_is_told_how_to_take_part(
+    app: Flask, client: FlaskClient, clinic: Waiting
+) -> None:
+    """In person to video at the same time, specialist and place is a change: audited (the
+    type before and after), one email giving the new type and how to join; the same type,
+    time and place again is refused."""
+    with app.app_context():
+        video = make_appointment_type("Video consultation", minutes=45)
+        edit_appointment_type(video, video.name, {}, VisitMode.VIDEO, actor=None)
+        db.session.commit()
+        video_id = video.id
+    AuthActions(client).attempt(clinic.coordinator.email)
+    reference = clinic.reference
+    assert act(client, reference, "confirm", **slot(clinic)).status_code == 302
+    before = len(_patient_emails(app))
+
+    response = act(client, reference, "reschedule", **slot(clinic, appointment_type=video_id))
+    assert response.status_code == 302
+    [email] = _patient_emails(app)[before:]
+    assert email.subject == f"Your appointment has changed ({reference})"
+    assert "Appointment: Video consultation" in email.body_text
+    assert "By video, from wherever suits you: the clinic will send you how to join." in (
+        email.body_text
+    )
+    assert when(DAY, "10:00") in email.body_text
+    with app.app_context():
+        appointment = db.session.scalars(select(Appointment)).one()
+        assert appointment.appointment_type_id == video_id
+        audit = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "request_rescheduled")
+        ).one()
+        assert audit.details["appointment_type"] == {"before": clinic.type, "after": video_id}
+
+    response = act(client, reference, "reschedule", **slot(clinic, appointment_type=video_id))
+    assert response.status_code == 409
+    assert "That is the appointment&#39;s current type, time and place." in response.get_data(
+        as_text=True
+    )
+    assert len(_patient_emails(app)) == before + 1
 
 
 def test_a_time_on_a_day_the_clinic_is_closed_says_so_and_how_to_open_it(

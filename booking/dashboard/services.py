@@ -314,12 +314,15 @@ def reschedule_request(
     appointment = consultation.appointment
     before = snapshot(consultation)
     open_slot = _open_slot(slot, appointment)
+    # A change of type alone (in person to video, at the same time and place) is a change:
+    # the patient is told how they now take part.
     if (
-        appointment.specialist_id == open_slot.specialist_id
+        appointment.appointment_type_id == slot.appointment_type.id
+        and appointment.specialist_id == open_slot.specialist_id
         and appointment.location_id == open_slot.location_id
         and (appointment.starts_at, appointment.ends_at) == (open_slot.starts_at, open_slot.ends_at)
     ):
-        raise WorkflowError(_("That is the appointment's current time and place."))
+        raise WorkflowError(_("That is the appointment's current type, time and place."))
     freed = FreedTime.of(appointment)
     _place(appointment, slot, open_slot)
     appointment.sequence += 1

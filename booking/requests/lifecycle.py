@@ -223,6 +223,9 @@ def snapshot(consultation: ConsultationRequest) -> dict[str, object]:
     appointment: Appointment | None = consultation.appointment
     if appointment is not None:
         state.update(
+            # How the visit takes place (in person, video, phone) and its length: a change of
+            # type alone is a change the audit and the pending reminders must see.
+            appointment_type=appointment.appointment_type_id,
             specialist=appointment.specialist_id,
             location=appointment.location_id,
             starts_at=appointment.starts_at,
@@ -281,7 +284,15 @@ def add_event(
 REMINDER_TEMPLATES = frozenset({"appointment_reminder"})
 OFFER_TEMPLATES = frozenset({"waitlist_offer"})
 FOLLOWUP_TEMPLATES = frozenset({"followup_invitation"})
-_APPOINTMENT_KEYS = ("status", "specialist", "location", "starts_at", "ends_at", "active")
+_APPOINTMENT_KEYS = (
+    "status",
+    "appointment_type",
+    "specialist",
+    "location",
+    "starts_at",
+    "ends_at",
+    "active",
+)
 
 
 def _outdated_by(
