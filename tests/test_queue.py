@@ -619,3 +619,59 @@ def test_the_title_names_the_triage_filter_and_the_search(
         == "Triage queue: All, Triage: Urgent, search results"
     )
     assert title("/staff/?status=all") == "Triage queue: All"
+
+
+# --- urgent requests still to call back -----------------------------------------------------
+
+
+def _post_record_form(client: FlaskClient, reference: str, path: str, data: dict) -> None:
+    page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    tokens = dict(re.findall(r'name="([a-z]+-csrf_token)"[^>]*value="([^"]+)"', page))
+    prefix = next(iter(data)).split("-", 1)[0]
+    data = {f"{prefix}-csrf_token": tokens[f"{prefix}-csrf_token"], **data}
+    response = client.post(f"/staff/requests/{reference}/{path}", data=data)
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+
+
+def _unreached_section(client: FlaskClient, **args: Any) -> str | None:
+    page = client.get("/staff/", query_string=args).get_data(as_text=True)
+    if 'id="unreached-heading"' not in page:
+        return None
+    section = page[page.index('id="unreached-heading"') :]
+    return section[: section.index("</section>")]
+
+
+def test_unreached_urgent_requests_stay_on_the_default_tab_whatever_their_open_status(
+    app: Flask, staff_client: FlaskClient, clinic: Clinic
+) -> None:
+    """Confirming an urgent request, or asking its patient for something, takes it out of
+    the "requested" tab, yet nobody has called: the tab lists it above its rows, with its
+    status, most urgent first, until a call that reached the patient is logged."""
+    urgent = new_request(app, email="u@example.com", red_flags={"fever"})
+    emergency = new_request(app, email="e@example.com", red_flags={"bladder_bowel"})
+    routine = new_request(app, email="r@example.com")
+    reached = new_request(app, email="x@example.com", red_flags={"serious_injury"})
+    waiting = new_request(app, email="w@example.com", red_flags={"fever"})
+    confirm(staff_client, clinic, urgent, clinic.weber.id, day(0))
+    confirm(staff_client, clinic, routine, clinic.weber.id, day(1))
+    confirm(staff_client, clinic, reached, clinic.okafor.id, day(2))
+    _post_record_form(staff_client, reached, "calls", {"call-outcome": "reached"})
+    _post_record_form(staff_client, emergency, "ask", {"ask-items": ["imaging_report"]})
+
+    section = _unreached_section(staff_client)
+    assert section is not None
+    assert REF_RE.findall(section) == [emergency, urgent]  # the emergency first
+    row = section[section.index(emergency) :]
+    assert "waiting for the patient" in row[: row.index("</tr>")]
+    row = section[section.index(urgent) :]
+    assert "confirmed" in row[: row.index("</tr>")]
+    # Listed above the tab's own rows, which are still its own (the one not yet confirmed).
+    assert queue(staff_client) == [emergency, urgent, waiting]
+    # Other tabs list them in their own rows, as before.
+    assert _unreached_section(staff_client, status="confirmed") is None
+
+    _post_record_form(staff_client, urgent, "calls", {"call-outcome": "reached"})
+    section = _unreached_section(staff_client)
+    assert section is not None and REF_RE.findall(section) == [emergency]
+    # Under the tab's filters, like its rows.
+    assert _unreached_section(staff_client, triage="urgent") is None

@@ -22,6 +22,7 @@ from flask.testing import FlaskClient
 
 from booking.extensions import db
 from booking.requests.models import (
+    OPEN_STATUSES,
     TRIAGE_PRIORITY,
     ConsultationRequest,
     MedicalHistory,
@@ -35,6 +36,9 @@ from tests.support import AuthActions, sql_statements
 
 ROWS = 3000
 QUEUE_ORDER = "ORDER BY consultation_request.priority DESC"
+# The "requested" tab's list of unreached urgent requests of other statuses
+# (``queries.unreached_elsewhere``): checked on its own below.
+UNREACHED = "consultation_request.acknowledged_at IS NULL"
 QUEUE_INDEXES = ("ix_consultation_request_queue", "ix_consultation_request_queue_all")
 TABS = [
     "/staff/?status=all",
@@ -126,7 +130,11 @@ def test_every_tab_reads_its_page_in_index_order(
 ) -> None:
     with sql_statements(app) as seen:
         assert signed_in.get(path).status_code == 200
-    captured = [(s, p) for s, p in zip(seen, seen.parameters, strict=True) if QUEUE_ORDER in s]
+    captured = [
+        (s, p)
+        for s, p in zip(seen, seen.parameters, strict=True)
+        if QUEUE_ORDER in s and UNREACHED not in s
+    ]
     assert len(captured) == 1, "the queue page sends one page query"
     statement, parameters = captured[0]
     with app.app_context(), db.engine.connect() as conn:
@@ -145,3 +153,50 @@ def test_every_tab_reads_its_page_in_index_order(
         if "from=" in path:
             # The dates bound the index range read, rather than filter every entry before it.
             assert "created_at" in condition, driving
+
+
+def test_the_unreached_urgent_lists_read_their_status_in_index_order(
+    app: Flask, signed_in: FlaskClient
+) -> None:
+    """The default tab's lists of unreached urgent requests in the other open statuses
+    (``queries.unreached_elsewhere``) each read the queue index of their status in order, as
+    that status's tab does: never every urgent request ever received."""
+    # As in a clinic: the patients of the closed urgent requests were reached long ago.
+    with app.app_context():
+        db.session.execute(
+            sa.update(ConsultationRequest)
+            .where(ConsultationRequest.status.not_in(sorted(OPEN_STATUSES)))
+            .values(acknowledged_at=ConsultationRequest.created_at)
+        )
+        db.session.commit()
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(sa.text("ANALYZE consultation_request"))
+            db.session.commit()
+    with sql_statements(app) as seen:
+        assert signed_in.get("/staff/").status_code == 200
+    captured = [
+        (s, p)
+        for s, p in zip(seen, seen.parameters, strict=True)
+        if QUEUE_ORDER in s and UNREACHED in s
+    ]
+    assert len(captured) == 2, "one query for each status other than requested that is open"
+    for statement, parameters in captured:
+        with app.app_context(), db.engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                plan = _sqlite_plan(conn, statement, parameters)
+                driving = next(step for step in plan if " consultation_request " in f"{step} ")
+                index_used, condition = driving, driving
+            else:
+                # A sort of the rows found may follow: those of one status still unreached.
+                # (directly, or as the bitmap a heap scan reads).
+                nodes = _pg_plan(conn, statement, parameters)
+                read = [n for n in nodes if n.get("Relation Name") == "consultation_request"]
+                assert not [n for n in read if n["Node Type"] == "Seq Scan"], read
+                driving = next(
+                    n
+                    for n in nodes
+                    if n.get("Index Name", "").startswith("ix_consultation_request")
+                )
+                index_used, condition = driving.get("Index Name", ""), driving.get("Index Cond", "")
+        assert "ix_consultation_request_queue " in f"{index_used} ", driving
+        assert "status" in condition, driving

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, time, timedelta
 from typing import Any
 
@@ -21,6 +21,8 @@ from booking.forms import phone_e164
 from booking.outcomes.progress import unseen_failed_worse_notices
 from booking.requests.events import RequestEvent
 from booking.requests.models import (
+    OPEN_STATUSES,
+    PRESSING_LEVELS,
     TRIAGE_PRIORITY,
     ConsultationRequest,
     MedicalHistory,
@@ -80,6 +82,10 @@ class QueuePage:
     page: int
     per_page: int
     counts: dict[str, int] = field(default_factory=dict)
+    # On the "requested" tab: the open emergency and urgent requests of the other open
+    # statuses whose patient nobody has reached (``unreached_elsewhere``), most pressing first.
+    unreached: list[ConsultationRequest] = field(default_factory=list)
+    unreached_more: bool = False  # there are more than ``UNREACHED_SHOWN``
     # Requests of any status, under the other filters, whose patient was not notified.
     unnotified: int = 0
     # Which of this page's rows those are (looked up only when there are some).
@@ -255,11 +261,50 @@ def _status_counts(
     return counts, unnotified, bool(alerted), bool(worse_failed)
 
 
+# How many unreached urgent requests of other statuses the "requested" tab lists at most.
+UNREACHED_SHOWN = 25
+
+
+def unreached_elsewhere(
+    f: QueueFilters, conditions: list[ColumnElement[bool]]
+) -> tuple[list[ConsultationRequest], bool]:
+    """The open emergency and urgent requests, under the queue's filters (``conditions``),
+    whose patient no logged call has reached (``ConsultationRequest.unreached``) and that
+    left the "requested" tab: staff confirmed them or asked the patient for something, yet
+    the call-back is still owed. The tab staff work lists them above its own rows, so they
+    do not rest on the on-call email alone. Most pressing first, then the oldest; at most
+    ``UNREACHED_SHOWN`` (and whether there are more).
+
+    One query per status, each read from the queue index by its status, as that status's
+    tab is: asked for both statuses at once, the databases walked the every-status index
+    instead, through every urgent request ever received, to find the few still open. The
+    two short lists are merged here, in the queue's order."""
+    if f.triage and TriageLevel(f.triage) not in PRESSING_LEVELS:
+        return [], False  # filtered to routine requests: none can be listed
+    found: list[ConsultationRequest] = []
+    for status in sorted(OPEN_STATUSES - {RequestStatus.REQUESTED}):
+        stmt = _listed(
+            replace(f, status=status.value),
+            [
+                *conditions,
+                ConsultationRequest.priority.in_(
+                    sorted(TRIAGE_PRIORITY[level] for level in PRESSING_LEVELS)
+                ),
+                ConsultationRequest.acknowledged_at.is_(None),
+            ],
+            whole_history=False,
+        ).limit(UNREACHED_SHOWN + 1)
+        found.extend(db.session.scalars(stmt).unique())
+    found.sort(key=lambda r: (-r.priority, r.created_at, r.id))  # the queue's order
+    return found[:UNREACHED_SHOWN], len(found) > UNREACHED_SHOWN
+
+
 def queue_page(user: StaffUser, f: QueueFilters, per_page: int = PER_PAGE) -> QueuePage:
     """One page of the queue and the counts per status. Two queries, a third for the rows to
     flag when some patient was not notified, a fourth when an urgent alert to the clinic was
     never delivered and a fifth when a notice of a patient feeling worse was not (shown to
-    coordinators and admins, who answer every request)."""
+    coordinators and admins, who answer every request); on the "requested" tab, two more for
+    the unreached urgent requests of the other open statuses (``unreached_elsewhere``)."""
     conditions = _conditions(user, f)
     counts, unnotified, alerted, worse_failed = _status_counts(
         f, conditions, user.works_every_request
@@ -270,6 +315,10 @@ def queue_page(user: StaffUser, f: QueueFilters, per_page: int = PER_PAGE) -> Qu
     stmt = _listed(f, conditions, whole_history=False)
     stmt = stmt.limit(per_page).offset((page - 1) * per_page)
     items = list(db.session.scalars(stmt).unique())
+    unreached: list[ConsultationRequest] = []
+    unreached_more = False
+    if f.status == RequestStatus.REQUESTED.value:
+        unreached, unreached_more = unreached_elsewhere(f, conditions)
     flagged: frozenset[int] = frozenset()
     if unnotified and items:
         flagged = frozenset(
@@ -286,6 +335,8 @@ def queue_page(user: StaffUser, f: QueueFilters, per_page: int = PER_PAGE) -> Qu
         page=page,
         per_page=per_page,
         counts=counts,
+        unreached=unreached,
+        unreached_more=unreached_more,
         unnotified=unnotified,
         unnotified_ids=flagged,
         failed_alerts=(

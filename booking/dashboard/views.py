@@ -96,7 +96,7 @@ def queue() -> str:
     return render_template(
         "dashboard/queue.html",
         page=page,
-        waits=_waits(page.items),
+        waits=_waits([*page.items, *page.unreached]),
         filters=filters,
         statuses=list(RequestStatus),
         diagnoses=history.DIAGNOSES,
