@@ -165,6 +165,11 @@ class Config:
     # Links of the older, signed kind (sent before 2026-12) work this long after they were sent.
     MANAGE_LINK_DAYS = _env_int("MANAGE_LINK_DAYS", 120)
     MANAGE_RATE_LIMIT = _env("MANAGE_RATE_LIMIT", "60 per minute")
+    # A freed time is offered to the waiting list in waves (booking.requests.waitlist): this
+    # many patients at a time, most urgent first, the next ones this many minutes later if
+    # nobody has taken it.
+    WAITLIST_WAVE_SIZE = _env_int("WAITLIST_WAVE_SIZE", 5)
+    WAITLIST_WAVE_MINUTES = _env_int("WAITLIST_WAVE_MINUTES", 60)
     # Hours before an appointment at which reminders go out.
     REMINDER_LEAD_HOURS = [
         int(h) for h in (_env("REMINDER_LEAD_HOURS", "48,2") or "").split(",") if h.strip()

@@ -28,6 +28,7 @@ from booking.requests.drafts import purge_expired_drafts
 from booking.requests.escalation import escalate_overdue
 from booking.requests.files import reconcile_files, rescan_pending
 from booking.requests.reminders import send_due_reminders
+from booking.requests.waitlist import offer_next_waves
 from booking.staff import services as staff_services
 from booking.staff.auth import purge_old_sessions
 
@@ -108,6 +109,13 @@ def init_task_queue(app: Flask) -> Huey:
         with app.app_context():
             send_due_reminders()
 
+    @huey.periodic_task(crontab(minute="*"), name="offer_next_waves")
+    def offer_waitlist_waves() -> None:
+        """Every minute: the next wave of each waitlist offer nobody took within
+        WAITLIST_WAVE_MINUTES of the last one."""
+        with app.app_context():
+            offer_next_waves()
+
     @huey.periodic_task(crontab(minute="23"), name="remind_information_requests")
     def remind_information_requests() -> None:
         """Every hour: one reminder of an unanswered request for information (ASK_REMINDER_DAYS)."""
@@ -183,6 +191,7 @@ def init_task_queue(app: Flask) -> Huey:
     app.extensions["spineconsult.requeue_stalled_emails"] = requeue_stalled_emails
     app.extensions["spineconsult.send_reminders"] = send_reminders
     app.extensions["spineconsult.escalate_emergencies"] = escalate_emergencies
+    app.extensions["spineconsult.offer_next_waves"] = offer_waitlist_waves
     app.extensions["spineconsult.send_followups"] = send_followups
     app.extensions["spineconsult.count_outcomes"] = count_outcomes
     app.extensions["spineconsult.remind_information_requests"] = remind_information_requests

@@ -538,3 +538,66 @@ def test_patients_named_before_the_search_name_are_found_without_accents(
         with db.engine.connect() as conn:
             folded = conn.scalars(sa.text("SELECT search_name FROM patient ORDER BY id")).all()
         assert folded == ["jose garcia nunez", "øyvind strasse", "erika mustermann"]
+
+
+def test_offers_open_before_the_waves_stay_with_the_patients_they_were_sent_to(
+    empty_database: str, tmp_path: Path
+) -> None:
+    """Migration b3e7d1f9a5c2: an offer still open was emailed to everyone then waiting for
+    an earlier time of its type; ``offered_to`` now asks for a recipient row, so each of them
+    gets one (and keeps the right to take it), not only the first wave's."""
+    from datetime import timedelta
+
+    from booking.manage.services import cancel
+    from booking.requests.models import ConsultationRequest
+    from booking.requests.waitlist import join_waitlist, offered_to
+    from booking.scheduling.availability import open_slots
+    from booking.scheduling.models import SlotOffer, SlotOfferRecipient
+    from booking.scheduling.services import SlotChoice
+    from booking.timeutil import now_utc
+    from tests.factories import (
+        make_appointment_type,
+        make_hours,
+        make_location,
+        make_request,
+        make_staff,
+    )
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database, "UPLOAD_DIR": str(tmp_path)})
+    with app.app_context():
+        # Made with today's models (at the head), then taken back to the revision before.
+        upgrade(directory=MIGRATIONS)
+        location, specialist = make_location(), make_staff("specialist")
+        make_hours(specialist, location, range(7), "09:00", "17:00")
+        appointment_type = make_appointment_type("Long evaluation", minutes=60)
+        start = now_utc() + timedelta(days=2)
+        slots = open_slots(appointment_type, start, start + timedelta(days=5))
+        later = [s for s in slots if s.starts_at >= slots[0].starts_at + timedelta(days=1)]
+
+        def book(slot, email: str) -> ConsultationRequest:
+            choice = SlotChoice(
+                appointment_type.id, slot.specialist_id, slot.location_id, slot.starts_at
+            )
+            return make_request(email=email, slot=choice)
+
+        first = book(slots[0], "first@example.com")
+        waiting = [book(later[i * 8], f"waiting{i}@example.com") for i in range(3)]
+        for consultation in waiting:
+            join_waitlist(consultation)
+        app.config["WAITLIST_WAVE_SIZE"] = 1
+        cancel(first, None)
+        offer_id = db.session.scalars(sa.select(SlotOffer.id)).one()
+        waiting_ids = sorted(w.id for w in waiting)
+        db.session.remove()
+        downgrade(directory=MIGRATIONS, revision="d5a1c7e3b9f2")
+
+        upgrade(directory=MIGRATIONS)
+
+        recipients = db.session.scalars(
+            sa.select(SlotOfferRecipient.request_id).where(SlotOfferRecipient.offer_id == offer_id)
+        ).all()
+        assert sorted(recipients) == waiting_ids
+        offer = db.session.get(SlotOffer, offer_id)
+        assert offer.wave == 1 and offer.wave_sent_at == offer.created_at
+        assert all(offered_to(offer, db.session.get(ConsultationRequest, i)) for i in waiting_ids)
+        db.session.remove()

@@ -19,7 +19,7 @@ from booking.notifications.models import OutboxEmail
 from booking.requests.models import ConsultationRequest, Patient
 from booking.requests.waitlist import join_waitlist
 from booking.scheduling.availability import OpenSlot, open_slots
-from booking.scheduling.models import Appointment, AppointmentType, SlotOffer
+from booking.scheduling.models import Appointment, AppointmentType, SlotOffer, SlotOfferRecipient
 from booking.scheduling.services import SlotChoice
 from booking.timeutil import clinic_today, from_clinic_local, now_utc
 from tests.factories import (
@@ -308,12 +308,12 @@ def test_a_waitlist_offer_for_a_time_no_longer_offered_says_so(
     """An offer outlives a change of the hours: here its time is no longer in them. (A time
     that came within the minimum notice closes the offer instead: tests/test_waitlist.py.)"""
     with app.app_context():
-        # Offers are for requests on the waiting list (``waitlist.offered_to``).
-        join_waitlist(
-            db.session.scalars(
-                select(ConsultationRequest).where(ConsultationRequest.reference == booked.reference)
-            ).one()
-        )
+        # Offers are for requests on the waiting list they were emailed to
+        # (``waitlist.offered_to``).
+        waiting = db.session.scalars(
+            select(ConsultationRequest).where(ConsultationRequest.reference == booked.reference)
+        ).one()
+        join_waitlist(waiting)
         # 03:00 in two days: outside the hours, beyond the notice, before the booked time.
         closed = from_clinic_local(clinic_today() + timedelta(days=2), time(3))
         first = clinic.slots[0]
@@ -325,6 +325,8 @@ def test_a_waitlist_offer_for_a_time_no_longer_offered_says_so(
             starts_at=closed,
         )
         db.session.add(offer)
+        db.session.flush()
+        db.session.add(SlotOfferRecipient(offer_id=offer.id, request_id=waiting.id))
         db.session.commit()
         token = offer.token
         emails = db.session.scalar(select(func.count()).select_from(OutboxEmail))

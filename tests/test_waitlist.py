@@ -13,11 +13,12 @@ from babel.dates import format_datetime
 from flask import Flask
 from sqlalchemy import func, select
 
+from booking.audit.models import AuditEvent
 from booking.dashboard import services as workflow
 from booking.extensions import db
 from booking.manage import services as manage
 from booking.notifications.models import OutboxEmail
-from booking.requests.models import ConsultationRequest
+from booking.requests.models import ConsultationRequest, TriageLevel
 from booking.requests.waitlist import (
     MIN_OFFER_WINDOW,
     OFFER_LIFETIME,
@@ -30,10 +31,18 @@ from booking.requests.waitlist import (
     accept_offer,
     join_waitlist,
     leave_waitlist,
+    offer_next_waves,
     offer_open_until,
 )
 from booking.scheduling.availability import open_slots
-from booking.scheduling.models import AppointmentType, ClinicSettings, Location, SlotOffer
+from booking.scheduling.models import (
+    AppointmentType,
+    ClinicSettings,
+    Location,
+    SlotOffer,
+    SlotOfferRecipient,
+    WaitlistEntry,
+)
 from booking.scheduling.services import SlotChoice
 from booking.staff.models import StaffUser
 from booking.timeutil import WHEN, now_utc, to_clinic_tz
@@ -283,6 +292,7 @@ def test_the_first_to_accept_gets_it_and_the_others_see_it_is_gone(
 
 
 def test_twenty_patients_accepting_at_once_one_wins(app: Flask, clinic: Waitlist) -> None:
+    app.config["WAITLIST_WAVE_SIZE"] = 20  # all of them emailed at once
     with app.app_context():
         appointment_type = db.session.get(AppointmentType, clinic.type)
         start = now_utc() + timedelta(days=10)
@@ -641,3 +651,200 @@ def test_withdrawing_consent_withdraws_and_counts_the_offer_not_sent_yet(
             select(OutboxEmail.recipient).where(OutboxEmail.template == "waitlist_offer")
         ).all()
         assert "waiting0@example.com" not in offers and len(offers) == 2
+
+
+def _offered(app: Flask, after: int = 0) -> list[str]:
+    """The addresses of the offer emails written after outbox id ``after``, in order."""
+    with app.app_context():
+        return list(
+            db.session.scalars(
+                select(OutboxEmail.recipient)
+                .where(OutboxEmail.template == "waitlist_offer", OutboxEmail.id > after)
+                .order_by(OutboxEmail.id)
+            )
+        )
+
+
+def _waves(app: Flask, offer: SlotOffer) -> list[dict]:
+    """The audit rows of an offer's waves, in order."""
+    with app.app_context():
+        return [
+            e.details
+            for e in db.session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.action == "slot_offered", AuditEvent.target_id == str(offer.id))
+                .order_by(AuditEvent.id)
+            )
+        ]
+
+
+def _last_email(app: Flask) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.max(OutboxEmail.id))) or 0
+
+
+def test_the_most_urgent_then_the_longest_waiting_are_offered_first_a_wave_at_a_time(
+    app: Flask, clinic: Waitlist
+) -> None:
+    """Two a wave: the urgent request first, whenever it joined, then the routine one that
+    has waited longest on the list; the third is not emailed (yet). Only they are recorded
+    as the offer's recipients, and the audit row says which wave and how many."""
+    app.config["WAITLIST_WAVE_SIZE"] = 2
+    with app.app_context():
+        joined = {0: 1, 1: 3, 2: 2}  # hours ago: waiting1 joined first, waiting0 last
+        for i, hours in joined.items():
+            entry = db.session.scalars(
+                select(WaitlistEntry).where(WaitlistEntry.request_id == clinic.waiting[i])
+            ).one()
+            entry.created_at = now_utc() - timedelta(hours=hours)
+        db.session.get(ConsultationRequest, clinic.waiting[0]).triage_level = TriageLevel.URGENT
+        db.session.commit()
+    offer = _cancel_first(app, clinic)
+    assert _offered(app) == ["waiting0@example.com", "waiting1@example.com"]
+    with app.app_context():
+        recipients = db.session.scalars(
+            select(SlotOfferRecipient.request_id).where(SlotOfferRecipient.offer_id == offer.id)
+        ).all()
+        assert sorted(recipients) == sorted(clinic.waiting[:2])
+    assert _waves(app, offer) == [
+        {"starts_at": offer.starts_at.isoformat(), "wave": 1, "patients": 2}
+    ]
+
+
+def test_the_next_wave_goes_out_after_the_interval_and_not_before(
+    app: Flask, clinic: Waitlist
+) -> None:
+    app.config["WAITLIST_WAVE_SIZE"] = 1
+    offer = _cancel_first(app, clinic)
+    assert _offered(app) == ["waiting0@example.com"]
+    first = _last_email(app)
+    interval = timedelta(minutes=app.config["WAITLIST_WAVE_MINUTES"])
+    with app.app_context():
+        assert offer_next_waves(now=offer.created_at + interval - timedelta(minutes=1)) == []
+    assert _offered(app, first) == []
+    second_at = offer.created_at + interval + timedelta(minutes=1)
+    with app.app_context():
+        assert len(offer_next_waves(now=second_at)) == 1
+        # The run after it, a minute later, has nothing to send: the interval counts again.
+        assert offer_next_waves(now=second_at + timedelta(minutes=1)) == []
+    assert _offered(app, first) == ["waiting1@example.com"]
+    second = _last_email(app)
+    with app.app_context():
+        assert len(offer_next_waves(now=second_at + interval)) == 1
+        # Everyone waiting has been emailed: no more waves, no audit row for an empty one.
+        assert offer_next_waves(now=second_at + 3 * interval) == []
+        assert db.session.get(SlotOffer, offer.id).wave == 3
+    assert _offered(app, second) == ["waiting2@example.com"]
+    assert [w["wave"] for w in _waves(app, offer)] == [1, 2, 3]
+    assert [w["patients"] for w in _waves(app, offer)] == [1, 1, 1]
+    # A patient of a later wave may take it.
+    with app.app_context():
+        accept_offer(
+            db.session.get(SlotOffer, offer.id),
+            db.session.get(ConsultationRequest, clinic.waiting[2]),
+        )
+        assert db.session.get(SlotOffer, offer.id).claimed_by_request_id == clinic.waiting[2]
+
+
+@pytest.mark.parametrize("why", ["taken", "booked", "expired", "closing"])
+def test_no_next_wave_for_an_offer_taken_booked_closed_or_closing(
+    app: Flask, clinic: Waitlist, why: str
+) -> None:
+    """The time was taken through the offer, or given by staff to a patient who called; or
+    the offer has closed, or would close less than MIN_OFFER_WINDOW after the next wave."""
+    app.config["WAITLIST_WAVE_SIZE"] = 1
+    offer = _cancel_first(app, clinic)
+    interval = timedelta(minutes=app.config["WAITLIST_WAVE_MINUTES"])
+    at = offer.created_at + interval + timedelta(minutes=1)
+    before = _last_email(app)
+    with app.app_context():
+        if why == "taken":
+            accept_offer(
+                db.session.get(SlotOffer, offer.id),
+                db.session.get(ConsultationRequest, clinic.waiting[0]),
+            )
+        elif why == "booked":
+            appointment_type = db.session.get(AppointmentType, clinic.type)
+            slot = open_slots(
+                appointment_type, offer.starts_at, offer.starts_at + timedelta(hours=1)
+            )[0]
+            assert slot.starts_at == offer.starts_at
+            _book(appointment_type, slot, "caller@example.com")
+        elif why == "expired":
+            at = offer_open_until(offer) + timedelta(minutes=1)
+        else:
+            at = offer_open_until(offer) - MIN_OFFER_WINDOW + timedelta(minutes=1)
+        assert at > offer.created_at + interval
+        offer_next_waves(now=at)
+        assert db.session.get(SlotOffer, offer.id).wave == 1
+        # Taking it offers on the later time given up (another offer): none of this one.
+        assert not [
+            e
+            for e in db.session.scalars(select(OutboxEmail).where(OutboxEmail.id > before))
+            if f"/offers/{offer.token}" in e.body_text
+        ]
+    assert [w["wave"] for w in _waves(app, offer)] == [1]
+
+
+def test_a_forwarded_offer_takes_nothing_for_another_waiting_patient(
+    app: Flask, client, clinic: Waitlist
+) -> None:
+    """waiting1 waits for an earlier time too, but the first wave went to waiting0 only: the
+    link forwarded to them shows no button and taking it is refused, until a wave emails
+    them."""
+    app.config["WAITLIST_WAVE_SIZE"] = 1
+    offer = _cancel_first(app, clinic)
+    with app.app_context():
+        other = db.session.get(ConsultationRequest, clinic.waiting[1])
+        url = open_manage_link(client, other)
+        with pytest.raises(OfferGone):
+            accept_offer(db.session.get(SlotOffer, offer.id), other)
+    offer_page = f"{url}/offers/{offer.token}"
+    page = client.get(offer_page).get_data(as_text=True)
+    assert NOT_OFFERED in page and "Take this earlier time" not in page
+    token = CSRF.search(client.get(url).get_data(as_text=True)).group(1)
+    refused = client.post(offer_page, data={"csrf_token": token})
+    assert refused.status_code == 409
+    with app.app_context():
+        assert db.session.get(SlotOffer, offer.id).claimed_by_request_id is None
+        assert db.session.get(ConsultationRequest, clinic.waiting[1]).appointment.starts_at > (
+            clinic.early
+        )
+        later = offer.created_at + timedelta(minutes=app.config["WAITLIST_WAVE_MINUTES"] + 1)
+        offer_next_waves(now=later)
+    assert "Take this earlier time" in client.get(offer_page).get_data(as_text=True)
+
+
+def test_two_workers_running_the_wave_job_at_once_send_one_wave(
+    app: Flask, clinic: Waitlist
+) -> None:
+    app.config["WAITLIST_WAVE_SIZE"] = 1
+    offer = _cancel_first(app, clinic)
+    before = _last_email(app)
+    at = offer.created_at + timedelta(minutes=app.config["WAITLIST_WAVE_MINUTES"] + 1)
+    barrier = threading.Barrier(2)
+    sent: list[list[int]] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            with app.app_context():
+                try:
+                    barrier.wait()
+                    sent.append(offer_next_waves(now=at))
+                finally:
+                    db.session.remove()
+        except BaseException as exc:  # re-raised in the main thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    assert sorted(len(ids) for ids in sent) == [0, 1]
+    assert _offered(app, before) == ["waiting1@example.com"]
+    assert [w["wave"] for w in _waves(app, offer)] == [1, 2]
+    with app.app_context():
+        assert db.session.get(SlotOffer, offer.id).wave == 2

@@ -57,6 +57,7 @@ from booking.scheduling.models import (
     Appointment,
     ReminderSent,
     SlotOffer,
+    SlotOfferRecipient,
     WaitlistEntry,
 )
 from booking.staff.models import StaffUser
@@ -302,6 +303,7 @@ def _delete_requests(
     )
     counts.appointments = run(delete(Appointment).where(Appointment.request_id.in_(ids)))
     counts.waitlist_entries = run(delete(WaitlistEntry).where(WaitlistEntry.request_id.in_(ids)))
+    run(delete(SlotOfferRecipient).where(SlotOfferRecipient.request_id.in_(ids)))
     # A claimed offer only records who took a freed time; unlinking it would reopen it.
     counts.slot_offers = run(delete(SlotOffer).where(SlotOffer.claimed_by_request_id.in_(ids)))
     counts.calls = run(delete(CallbackAttempt).where(CallbackAttempt.request_id.in_(ids)))

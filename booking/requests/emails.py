@@ -24,7 +24,6 @@ from booking.requests.followup import Wait, clinic_hours, duration_label, on_cal
 from booking.requests.models import ConsultationRequest
 from booking.scheduling.ical import appointment_ics
 from booking.scheduling.models import Appointment, SlotOffer
-from booking.scheduling.services import FreedTime
 from booking.scheduling.visits import visit_when
 from booking.timeutil import now_utc
 
@@ -404,7 +403,7 @@ def new_link(consultation: ConsultationRequest) -> OutboxEmail | None:
 
 
 def waitlist_offer(
-    consultation: ConsultationRequest, offer: SlotOffer, freed: FreedTime, open_until: datetime
+    consultation: ConsultationRequest, offer: SlotOffer, open_until: datetime
 ) -> OutboxEmail | None:
     """An earlier time is free: the link opens the patient's page at the offer, which stays
     open until ``open_until``."""
@@ -415,7 +414,6 @@ def waitlist_offer(
         "waitlist_offer",
         subject,
         offer=offer,
-        appointment=freed,
         open_until=open_until,
         accept_url=links.offer_url(consultation, offer.token),
     )

@@ -1,19 +1,28 @@
-"""The waitlist: patients who want an earlier time are offered freed slots, first come first
-served.
+"""The waitlist: patients who want an earlier time are offered freed slots, the most urgent
+first, a few at a time.
 
 When an appointment is cancelled or moved, the caller passes the time it gave up to
-``offer_freed_slot`` inside the same transaction: it records a ``SlotOffer`` and emails every
-waitlisted patient of that appointment type whose own time is later. Accepting claims the
-offer with one conditional UPDATE (only one patient can win it, and only while the offer is
-younger than ``OFFER_LIFETIME``) and moves the winner's appointment through the availability
-engine and the database's no-double-booking guarantee; everyone else is told the time is gone.
+``offer_freed_slot`` inside the same transaction: it records a ``SlotOffer`` and emails its
+first wave: at most ``WAITLIST_WAVE_SIZE`` of the waitlisted patients of that appointment type
+whose own time is later, emergency and urgent requests first (``priority``), then those who
+have waited longest on the list. Each one emailed is recorded (``SlotOfferRecipient``): only
+they may take the offer, so a forwarded link takes nothing. If nobody has taken it
+``WAITLIST_WAVE_MINUTES`` later, the worker emails the next wave of those not emailed yet
+(``offer_next_waves``), while the time is still free and the offer open for at least
+``MIN_OFFER_WINDOW``; the worker claims each wave with one conditional UPDATE, so two workers
+never send the same one. Accepting claims the offer with one conditional UPDATE (only one
+patient can win it, and only while the offer is younger than ``OFFER_LIFETIME``) and moves
+the winner's appointment through the availability engine and the database's
+no-double-booking guarantee; everyone else emailed is told the time is gone.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 from datetime import datetime, timedelta
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import joinedload
@@ -34,7 +43,12 @@ from booking.requests.models import OPEN_STATUSES, ConsultationRequest, may_be_c
 from booking.requests.queries import lock_request
 from booking.scheduling.availability import booking_limits, clinic_settings
 from booking.scheduling.ical import appointment_ics
-from booking.scheduling.models import Appointment, SlotOffer, WaitlistEntry
+from booking.scheduling.models import (
+    Appointment,
+    SlotOffer,
+    SlotOfferRecipient,
+    WaitlistEntry,
+)
 from booking.scheduling.services import (
     FreedTime,
     SlotChoice,
@@ -44,6 +58,8 @@ from booking.scheduling.services import (
     resolve_choice,
 )
 from booking.timeutil import now_utc
+
+log = logging.getLogger(__name__)
 
 # How long an offer can be accepted: after that the time may have been given to someone who
 # called the clinic, and an old email should not move an appointment.
@@ -149,7 +165,7 @@ def _waiting_for(
     appointment_type_id: int, starts_at: datetime, *, or_joined: bool = False
 ) -> Select:
     """The requests on the waiting list for an earlier time of this type than they hold: the
-    ones an offer of ``starts_at`` is for (``offer_freed_slot`` and ``offered_to``). The type
+    ones an offer of ``starts_at`` is for (``_next_in_line`` and ``offered_to``). The type
     is the one their appointment has now (staff may have changed it since they joined), or,
     with ``or_joined``, the one it had when they joined (an offer sent before the change is
     still theirs to look at: ``accept_offer`` refuses to take it)."""
@@ -170,9 +186,10 @@ def _waiting_for(
 
 
 def offer_freed_slot(appointment: FreedTime) -> list[OutboxEmail]:
-    """Offer a just-freed time to the waitlist. Adds to the caller's transaction; the caller
-    enqueues the returned emails after its commit. Nothing is offered (no offer, no email)
-    when the offer would be open less than ``MIN_OFFER_WINDOW``."""
+    """Offer a just-freed time to the waitlist: its first wave (``_next_in_line``). Adds to
+    the caller's transaction; the caller enqueues the returned emails after its commit.
+    Nothing is offered (no offer, no email) when the offer would be open less than
+    ``MIN_OFFER_WINDOW``, or nobody is waiting for it."""
     if appointment.appointment_type_id is None:
         return []
     now = now_utc()
@@ -181,36 +198,6 @@ def offer_freed_slot(appointment: FreedTime) -> list[OutboxEmail]:
         return []
     if _closes_at(now, appointment.starts_at) - now < MIN_OFFER_WINDOW:
         return []
-    # Only a time a patient could take now: an appointment moved by less than its length (or
-    # given another length at the same start) still holds it, and a time off or a change of
-    # hours may have closed it. Accepting checks the same (``accept_offer``).
-    try:
-        resolve_choice(
-            SlotChoice(
-                appointment.appointment_type_id,
-                appointment.specialist_id,
-                appointment.location_id,
-                appointment.starts_at,
-            )
-        )
-    except (SlotTaken, SlotUnavailable):
-        return []
-    # Only patients who may still move their appointment online (the change and cancel
-    # notice): the offer page would refuse the others.
-    changeable_from = now + timedelta(hours=clinic_settings().cancel_notice_hours)
-    waiting = db.session.scalars(
-        _waiting_for(appointment.appointment_type_id, appointment.starts_at)
-        .where(
-            ConsultationRequest.status.in_(OPEN_STATUSES),
-            may_be_contacted(),
-            ConsultationRequest.id != appointment.request_id,
-            Appointment.starts_at > changeable_from,
-        )
-        .options(joinedload(ConsultationRequest.patient))
-        .order_by(WaitlistEntry.created_at)
-    ).all()
-    if not waiting:
-        return []
     offer = SlotOffer(
         token=secrets.token_urlsafe(24),
         appointment_type_id=appointment.appointment_type_id,
@@ -218,23 +205,162 @@ def offer_freed_slot(appointment: FreedTime) -> list[OutboxEmail]:
         location_id=appointment.location_id,
         starts_at=appointment.starts_at,
         created_at=now,
+        wave=1,
+        wave_sent_at=now,
+        freed_by_request_id=appointment.request_id,
     )
+    # Only a time a patient could take now: an appointment moved by less than its length (or
+    # given another length at the same start) still holds it, and a time off or a change of
+    # hours may have closed it. Accepting checks the same (``accept_offer``).
+    if not _free(offer):
+        return []
+    waiting = _next_in_line(offer, now)
+    if not waiting:
+        return []
     db.session.add(offer)
     db.session.flush()
+    return _send_wave(offer, waiting, now)
+
+
+def _free(offer: SlotOffer) -> bool:
+    try:
+        resolve_choice(offered_choice(offer))
+    except (SlotTaken, SlotUnavailable):
+        return False
+    return True
+
+
+def _wave_size() -> int:
+    return max(1, current_app.config["WAITLIST_WAVE_SIZE"])
+
+
+def _next_in_line(offer: SlotOffer, now: datetime) -> list[ConsultationRequest]:
+    """The next wave: at most ``WAITLIST_WAVE_SIZE`` requests waiting for an earlier time of
+    the offer's type, not emailed it yet, emergency and urgent ones first, then by how long
+    they have waited on the list. Only patients who may still move their appointment online
+    (the change and cancel notice): the offer page would refuse the others."""
+    changeable_from = now + timedelta(hours=clinic_settings().cancel_notice_hours)
+    waiting = _waiting_for(offer.appointment_type_id, offer.starts_at).where(
+        ConsultationRequest.status.in_(OPEN_STATUSES),
+        may_be_contacted(),
+        Appointment.starts_at > changeable_from,
+    )
+    if offer.freed_by_request_id is not None:
+        waiting = waiting.where(ConsultationRequest.id != offer.freed_by_request_id)
+    if offer.id is not None:
+        emailed = select(SlotOfferRecipient.request_id).where(
+            SlotOfferRecipient.offer_id == offer.id
+        )
+        waiting = waiting.where(ConsultationRequest.id.not_in(emailed))
+    return list(
+        db.session.scalars(
+            waiting.options(joinedload(ConsultationRequest.patient))
+            .order_by(
+                ConsultationRequest.priority.desc(),
+                WaitlistEntry.created_at,
+                ConsultationRequest.id,
+            )
+            .limit(_wave_size())
+        )
+    )
+
+
+def _send_wave(
+    offer: SlotOffer, waiting: list[ConsultationRequest], now: datetime
+) -> list[OutboxEmail]:
+    """Email the offer's current wave to ``waiting`` and record them as its recipients."""
+    db.session.add_all(
+        SlotOfferRecipient(offer_id=offer.id, request_id=consultation.id, offered_at=now)
+        for consultation in waiting
+    )
     open_until = offer_open_until(offer)
     offers = [
         email
         for consultation in waiting
-        if (email := emails.waitlist_offer(consultation, offer, appointment, open_until))
-        is not None
+        if (email := emails.waitlist_offer(consultation, offer, open_until)) is not None
     ]
     record(
         "slot_offered",
         target_type="offer",
         target_id=offer.id,
-        details={"starts_at": offer.starts_at.isoformat(), "patients": len(waiting)},
+        details={
+            "starts_at": offer.starts_at.isoformat(),
+            "wave": offer.wave,
+            "patients": len(waiting),
+        },
     )
     return offers
+
+
+def offer_next_waves(now: datetime | None = None) -> list[int]:
+    """Email the next wave of every offer nobody has taken ``WAITLIST_WAVE_MINUTES`` after its
+    last wave, each offer in its own transaction; returns the outbox ids queued. A wave goes
+    out only while the offered time is still free and the offer stays open at least
+    ``MIN_OFFER_WINDOW`` more, and only to patients not emailed it yet. Safe to run in
+    several workers at once: each wave is claimed first (``_claim_wave``)."""
+    now = now or now_utc()
+    since = now - timedelta(minutes=current_app.config["WAITLIST_WAVE_MINUTES"])
+    due = list(
+        db.session.scalars(
+            select(SlotOffer.id)
+            .where(
+                SlotOffer.claimed_by_request_id.is_(None),
+                SlotOffer.wave_sent_at <= since,
+                SlotOffer.created_at > now - OFFER_LIFETIME,
+            )
+            .order_by(SlotOffer.starts_at)
+        )
+    )
+    db.session.commit()  # end the read; each wave is its own transaction
+    queued: list[int] = []
+    for offer_id in due:
+        try:
+            sent = _next_wave(offer_id, since, now)
+        except Exception:  # one offer's failure must not hold back the others'
+            db.session.rollback()
+            log.exception("next wave of offer %s failed; the others go on", offer_id)
+            continue
+        enqueue_delivery(sent)
+        queued += sent
+    return queued
+
+
+def _next_wave(offer_id: int, since: datetime, now: datetime) -> list[int]:
+    offer = db.session.get(SlotOffer, offer_id)
+    if offer is None or not _claim_wave(offer, since, now):
+        db.session.rollback()
+        return []
+    if offer_open_until(offer) - now < MIN_OFFER_WINDOW or not _free(offer):
+        db.session.rollback()  # taken (the clinic booked it), closed, or closing too soon
+        return []
+    waiting = _next_in_line(offer, now)
+    if not waiting:
+        db.session.rollback()  # nobody new: a patient who joins the list later may be
+        return []
+    sent = [email.id for email in _send_wave(offer, waiting, now)]
+    db.session.commit()
+    return sent
+
+
+def _claim_wave(offer: SlotOffer, since: datetime, now: datetime) -> bool:
+    """Move the offer on to its next wave, if it is still the one this worker read, nobody has
+    taken the offer, and the last wave is old enough: one conditional UPDATE, so of two
+    workers (or runs) one sends the wave and the other, waiting on the row, finds it moved on."""
+    claimed = db.session.execute(
+        update(SlotOffer)
+        .where(
+            SlotOffer.id == offer.id,
+            SlotOffer.wave == offer.wave,
+            SlotOffer.claimed_by_request_id.is_(None),
+            SlotOffer.wave_sent_at <= since,
+        )
+        .values(wave=SlotOffer.wave + 1, wave_sent_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not claimed:
+        return False
+    db.session.refresh(offer)
+    return True
 
 
 def find_offer(token: str) -> SlotOffer | None:
@@ -259,11 +385,16 @@ def offer_expired(offer: SlotOffer, now: datetime | None = None) -> bool:
 
 
 def offered_to(offer: SlotOffer, consultation: ConsultationRequest) -> bool:
-    """Whether ``consultation`` is one the offer was for: on the waiting list for the offer's
-    appointment type, with a later time (``offer_freed_slot`` emails such requests). The
-    token alone, forwarded to or read by someone else, takes nothing."""
+    """Whether ``consultation`` is one the offer was for: emailed it (a recipient of one of
+    its waves) and still on the waiting list for the offer's appointment type, with a later
+    time. The token alone, forwarded to or read by someone else, even another patient on the
+    list, takes nothing."""
+    emailed = select(SlotOfferRecipient.request_id).where(
+        SlotOfferRecipient.offer_id == offer.id,
+        SlotOfferRecipient.request_id == consultation.id,
+    )
     waiting = _waiting_for(offer.appointment_type_id, offer.starts_at, or_joined=True).where(
-        ConsultationRequest.id == consultation.id
+        ConsultationRequest.id == consultation.id, emailed.exists()
     )
     return db.session.scalar(select(waiting.exists())) is True
 

@@ -291,7 +291,8 @@ class WaitlistEntry(db.Model):
 
 
 class SlotOffer(db.Model):
-    """A freed time offered to the waitlist: the first patient to accept it gets it."""
+    """A freed time offered to the waitlist, in waves of a few patients each
+    (``booking.requests.waitlist``): the first patient emailed to accept it gets it."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     token: Mapped[str] = mapped_column(String(64), unique=True)
@@ -306,7 +307,30 @@ class SlotOffer(db.Model):
         ForeignKey("consultation_request.id", ondelete="SET NULL"), index=True
     )
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The last wave sent (1: the first) and when: the worker sends the next one
+    # WAITLIST_WAVE_MINUTES later, claiming it by moving both on in one conditional UPDATE.
+    wave: Mapped[int] = mapped_column(default=1)
+    wave_sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    # The request whose appointment gave the time up: no wave offers it its own time back.
+    # Indexed for the same reason as ``claimed_by_request_id``.
+    freed_by_request_id: Mapped[int | None] = mapped_column(
+        ForeignKey("consultation_request.id", ondelete="SET NULL"), index=True
+    )
 
     specialist: Mapped[StaffUser] = relationship()
     location: Mapped[Location] = relationship()
     appointment_type: Mapped[AppointmentType] = relationship()
+
+
+class SlotOfferRecipient(db.Model):
+    """A request a ``SlotOffer`` was emailed to, and when: only these may take it
+    (``offered_to``: a forwarded link takes nothing), and no later wave emails them again."""
+
+    offer_id: Mapped[int] = mapped_column(
+        ForeignKey("slot_offer.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Indexed: erasure and retention delete a request's rows (the key leads with the offer).
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("consultation_request.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    offered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
