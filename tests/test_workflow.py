@@ -346,8 +346,9 @@ def test_a_time_skipped_by_the_clock_change_is_refused(
     response = act(
         client, clinic.reference, "confirm", **slot(clinic, day=day.isoformat(), start="02:30")
     )
-    assert response.status_code == 409
-    assert "does not exist" in response.get_data(as_text=True)
+    # Refused on the time's field, as the scheduling forms refuse it.
+    assert response.status_code == 422
+    assert "does not exist in the clinic&#39;s time zone" in response.get_data(as_text=True)
     assert _request(app, clinic.reference).status == RequestStatus.REQUESTED
 
 
