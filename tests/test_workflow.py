@@ -829,6 +829,30 @@ def test_a_page_opened_before_the_patient_moved_cannot_confirm_the_old_time(
     assert _request(app, reference).status == RequestStatus.CONFIRMED
 
 
+def test_the_same_change_sent_twice_says_it_was_made_once(
+    app: Flask, client: FlaskClient, clinic: Waiting
+) -> None:
+    """A double click or a reload posts the same reschedule again: the first post moved the
+    appointment and emailed the patient. The second is refused as stale, but saying the
+    coordinator's own change was made, not that "the patient or a colleague" changed it and
+    "nothing was done", which reads as if the move had failed."""
+    AuthActions(client).attempt(clinic.coordinator.email)
+    assert act(client, clinic.reference, "confirm", **slot(clinic)).status_code == 302
+    token, seen = _page_state(client, clinic.reference)
+    fields = slot(clinic, start="11:00")
+    first = _post(client, clinic.reference, "reschedule", "slot", token, seen, **fields)
+    assert first.status_code == 302
+    emails = len(_patient_emails(app))
+    again = _post(client, clinic.reference, "reschedule", "slot", token, seen, **fields)
+    assert again.status_code == 409
+    page = again.get_data(as_text=True)
+    assert "You changed this request a moment ago" in page, page
+    assert "the change was made once" in page
+    assert "changed while you had it open" not in page
+    assert len(_patient_emails(app)) == emails
+    assert _start_hour(app, _request(app, clinic.reference).id) == 11
+
+
 def test_two_coordinators_rescheduling_at_once_do_not_undo_each_other(
     app: Flask, client: FlaskClient, clinic: Waiting
 ) -> None:

@@ -245,7 +245,7 @@ def _lock(
     changed since the actor's page showed it (``seen``: ``lifecycle.check_unchanged``)."""
     consultation = lock_request(consultation)
     check_may_work(consultation, actor)
-    check_unchanged(consultation, seen)
+    check_unchanged(consultation, seen, actor)
     return consultation
 
 

@@ -244,17 +244,51 @@ def state_key(consultation: ConsultationRequest) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def check_unchanged(consultation: ConsultationRequest, seen: str | None) -> None:
+# A page sent again this soon after its sender's own change of the request is read as the
+# same press of a button arriving twice (a double click, a reload that posts again).
+OWN_CHANGE_WINDOW = timedelta(minutes=2)
+
+
+def check_unchanged(
+    consultation: ConsultationRequest, seen: str | None, actor: StaffUser | None = None
+) -> None:
     """Refuse (``WorkflowError``) a change made from a page showing an older state of the
-    request; ``seen`` is the page's ``state_key`` (None: no page, nothing to compare)."""
-    if seen is not None and seen != state_key(consultation):
+    request; ``seen`` is the page's ``state_key`` (None: no page, nothing to compare). When
+    the change since was the ``actor``'s own, a moment ago, the refusal says so: their page
+    was sent twice, and the first time did it (not "a colleague changed it: nothing was
+    done", which reads as if their change failed)."""
+    if seen is None or seen == state_key(consultation):
+        return
+    if actor is not None and _changed_by_just_now(consultation, actor):
         raise WorkflowError(
             _(
-                "This request changed while you had it open (the patient or a colleague changed "
-                "its appointment or status). Nothing was done: check it as it is now, then try "
-                "again."
+                "You changed this request a moment ago: if the button was pressed twice, the "
+                "change was made once. Nothing more was done: check it as it is now."
             )
         )
+    raise WorkflowError(
+        _(
+            "This request changed while you had it open (the patient or a colleague changed "
+            "its appointment or status). Nothing was done: check it as it is now, then try "
+            "again."
+        )
+    )
+
+
+def _changed_by_just_now(consultation: ConsultationRequest, actor: StaffUser) -> bool:
+    """Whether the request's latest change of status or appointment (a timeline STATUS
+    entry) was ``actor``'s, within ``OWN_CHANGE_WINDOW``."""
+    latest = db.session.execute(
+        select(RequestEvent.actor_id, RequestEvent.occurred_at)
+        .where(RequestEvent.request_id == consultation.id, RequestEvent.kind == EventKind.STATUS)
+        .order_by(RequestEvent.occurred_at.desc(), RequestEvent.id.desc())
+        .limit(1)
+    ).first()
+    return (
+        latest is not None
+        and latest.actor_id == actor.id
+        and latest.occurred_at >= now_utc() - OWN_CHANGE_WINDOW
+    )
 
 
 def add_event(
