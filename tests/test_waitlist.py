@@ -50,7 +50,7 @@ from tests.factories import (
     make_appointment_type,
     make_request,
 )
-from tests.support import Clinic, csrf_token, open_manage_link
+from tests.support import Clinic, csrf_token, open_manage_link, sql_statements
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -734,6 +734,10 @@ def test_the_next_wave_goes_out_after_the_interval_and_not_before(
         # Everyone waiting has been emailed: no more waves, no audit row for an empty one.
         assert offer_next_waves(now=second_at + 3 * interval) == []
         assert db.session.get(SlotOffer, offer.id).wave == 3
+    # Nobody new to email: looked at again after the interval, not every minute till then.
+    with sql_statements(app) as statements, app.app_context():
+        assert offer_next_waves(now=second_at + 3 * interval + timedelta(minutes=1)) == []
+    assert not [q for q in statements if q.lstrip().upper().startswith("UPDATE")], statements
     assert _offered(app, second) == ["waiting2@example.com"]
     assert [w["wave"] for w in _waves(app, offer)] == [1, 2, 3]
     assert [w["patients"] for w in _waves(app, offer)] == [1, 1, 1]
@@ -777,6 +781,11 @@ def test_no_next_wave_for_an_offer_taken_booked_closed_or_closing(
         assert at > offer.created_at + interval
         offer_next_waves(now=at)
         assert db.session.get(SlotOffer, offer.id).wave == 1
+        # For good: the job no longer works this offer every minute (a claim, a look at the
+        # calendar) for the rest of its two days.
+        with sql_statements(app) as statements:
+            offer_next_waves(now=at + timedelta(minutes=1))
+        assert not [q for q in statements if q.lstrip().upper().startswith("UPDATE")], statements
         # Taking it offers on the later time given up (another offer): none of this one.
         assert not [
             e

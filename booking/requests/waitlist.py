@@ -327,19 +327,44 @@ def offer_next_waves(now: datetime | None = None) -> list[int]:
 
 def _next_wave(offer_id: int, since: datetime, now: datetime) -> list[int]:
     offer = db.session.get(SlotOffer, offer_id)
-    if offer is None or not _claim_wave(offer, since, now):
+    if offer is None:
+        return []
+    wave, lifetime_end = offer.wave, offer.created_at + OFFER_LIFETIME
+    if not _claim_wave(offer, since, now):
         db.session.rollback()
         return []
     if offer_open_until(offer) - now < MIN_OFFER_WINDOW or not _free(offer):
-        db.session.rollback()  # taken (the clinic booked it), closed, or closing too soon
+        # Taken (the clinic booked it), closed, or closing too soon: for good. Looked at no
+        # more (not again every minute for the rest of its two days).
+        db.session.rollback()
+        _look_again_at(offer_id, wave, lifetime_end)
         return []
     waiting = _next_in_line(offer, now)
     if not waiting:
-        db.session.rollback()  # nobody new: a patient who joins the list later may be
+        # Nobody new: a patient who joins the list later may be, at the next interval.
+        db.session.rollback()
+        _look_again_at(offer_id, wave, now)
         return []
     sent = [email.id for email in _send_wave(offer, waiting, now)]
     db.session.commit()
     return sent
+
+
+def _look_again_at(offer_id: int, wave: int, at: datetime) -> None:
+    """No wave now: the offer is due again ``WAITLIST_WAVE_MINUTES`` after ``at`` (its
+    ``wave_sent_at``, which the job reads as "last looked at"); at its lifetime's end, never.
+    Only while it is still this wave, untaken (another worker may have moved it on)."""
+    db.session.execute(
+        update(SlotOffer)
+        .where(
+            SlotOffer.id == offer_id,
+            SlotOffer.wave == wave,
+            SlotOffer.claimed_by_request_id.is_(None),
+        )
+        .values(wave_sent_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
 
 
 def _claim_wave(offer: SlotOffer, since: datetime, now: datetime) -> bool:
