@@ -88,7 +88,8 @@ def init_task_queue(app: Flask) -> Huey:
         if delay is not None:
             deliver_email.schedule((email_id,), delay=int(delay.total_seconds()))
 
-    @huey.task(name="send_password_reset")
+    # Retried: a database hiccup in the worker must not lose the reset link asked for.
+    @huey.task(name="send_password_reset", retries=3, retry_delay=60)
     def send_password_reset(address: str) -> None:
         """A staff password reset asked for (``request_password_reset``): its email, if an
         account has the address, is written here, off the request, then delivered."""

@@ -1094,3 +1094,40 @@ class TestPerAccountThrottling:
             client = self._from(app, "203.0.113.7")
             AuthActions(client).login(email=staff.coordinator.email)
             logout(client)
+
+
+def test_a_reset_asked_while_the_task_queue_is_down_says_to_try_again(
+    app_settings: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The reset link is written by the worker: with the queue down (a Redis that does not
+    answer) nothing would ever send it. The page says so and to try again, the same for an
+    account and for an unknown address, instead of a bare error page or a promise of an
+    email that never comes."""
+    from tests.smtp import free_port
+
+    app_settings.update(HUEY_BACKEND="redis", REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    app = create_app(app_settings)
+    with app.app_context():
+        db.create_all()
+        make_staff("coordinator", "coord@example.com")
+    try:
+        pages = []
+        for address in ("coord@example.com", "nobody@example.com"):
+            client = app.test_client()
+            token = csrf_token(client, "/staff/password/forgot")
+            response = client.post(
+                "/staff/password/forgot", data={"email": address, "csrf_token": token}
+            )
+            assert response.status_code == 503
+            page = response.get_data(as_text=True)
+            assert "We could not send a link just now" in page
+            assert "we have sent it a link" not in page
+            pages.append(re.sub(r'value="[^"]*"', "", page))
+        assert pages[0] == pages[1]
+        assert "could not hand a password reset to the task queue" in caplog.text
+    finally:
+        with app.app_context():
+            db.session.remove()
+            if db.engine.dialect.name == "postgresql":
+                db.drop_all()
+            db.engine.dispose()

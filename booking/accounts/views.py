@@ -273,10 +273,20 @@ def keep_alive() -> tuple[str, int]:
     deduct_when=_reset_asked,
     error_message=_too_many_resets,
 )
-def forgot_password() -> Response | str:
+def forgot_password() -> Response | str | tuple[str, int]:
     form = ForgotPasswordForm()
     if form.validate_on_submit():
-        services.request_password_reset(form.email.data)
+        try:
+            services.request_password_reset(form.email.data)
+        except services.ResetNotQueuedError:
+            flash(
+                _(
+                    "We could not send a link just now: a part of the system is briefly "
+                    "unavailable. Please try again in a few minutes."
+                ),
+                "danger",
+            )
+            return render_template("staff/forgot_password.html", form=form), 503
         flash(
             _(
                 "If an account uses that address, we have sent it a link to choose a new "

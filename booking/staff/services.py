@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app, g
 from flask_babel import force_locale
@@ -29,9 +31,16 @@ from booking.staff.models import (
 from booking.timeutil import now_utc
 from booking.urlargs import public_url
 
+log = logging.getLogger(__name__)
+
 
 class StaffAccountError(ValueError):
     """A refused account operation; the message is for the admin."""
+
+
+class ResetNotQueuedError(RuntimeError):
+    """The task queue refused a password reset (Redis down): nothing will send it, so the
+    person is told to ask again later. Whatever address was typed: no account is told apart."""
 
 
 def authenticate(email: str, password: str) -> StaffUser | None:
@@ -108,11 +117,16 @@ def request_password_reset(email: str) -> None:
     """Ask for a reset link for the address typed: the worker emails one if an active account
     has it (``send_password_reset``). The request itself does the same work whatever was
     typed, one audit row and one task, without looking the account up: neither the answer
-    (the page tells everyone the same) nor its time tells who has an account here."""
+    (the page tells everyone the same) nor its time tells who has an account here. Raises
+    ResetNotQueuedError when the task queue cannot take it."""
     address = typed_address(email)
     record("password_reset_requested", actor_email=address)
     db.session.commit()
-    current_app.extensions["spineconsult.send_password_reset"](address)
+    try:
+        current_app.extensions["spineconsult.send_password_reset"](address)
+    except Exception as exc:  # the queue's own failure: say so, never a bare error page
+        log.exception("could not hand a password reset to the task queue")
+        raise ResetNotQueuedError from exc
 
 
 def send_password_reset(address: str) -> int | None:
