@@ -17,7 +17,7 @@ from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
 
 from booking.audit.services import reduce_old_addresses
 from booking.extensions import db
-from booking.feedback.services import purge_old_feedback
+from booking.feedback.services import announce_held_feedback, purge_old_feedback
 from booking.health.checks import record_heartbeat
 from booking.notifications import services
 from booking.outcomes.results import SNAPSHOT_MINUTES, refresh_snapshots
@@ -122,6 +122,12 @@ def init_task_queue(app: Flask) -> Huey:
         """Every hour: one reminder of an unanswered request for information (ASK_REMINDER_DAYS)."""
         with app.app_context():
             asks.send_due_reminders()
+
+    @huey.periodic_task(crontab(minute="*/15"), name="announce_held_feedback")
+    def announce_page_feedback() -> None:
+        """Feedback held back within the hour after an announcement is announced after it."""
+        with app.app_context():
+            services.enqueue_delivery(announce_held_feedback())
 
     @huey.periodic_task(crontab(minute="*/15"), name="send_followups")
     def send_followups() -> None:

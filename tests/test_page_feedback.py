@@ -121,6 +121,34 @@ def test_the_admins_are_told_of_feedback_at_most_once_an_hour(
     assert counts == [1, 5]
 
 
+def test_feedback_held_in_the_hour_is_announced_after_it_even_if_none_follows(
+    app: Flask, staff: Staff, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Feedback at 10:00 is announced; feedback at 10:10 and 10:20 waits to be counted in the
+    next email. If no reader writes after 11:00, the periodic job announces it: it is not
+    left unannounced for ever. Nothing held: no email."""
+    from booking.feedback.services import announce_held_feedback
+
+    start = now_utc()
+    clock = {"now": start}
+    for module in ("booking.feedback.services", "booking.audit.services"):
+        monkeypatch.setattr(f"{module}.now_utc", lambda: clock["now"])
+    for minutes in (0, 10, 20):
+        clock["now"] = start + timedelta(minutes=minutes)
+        reader = app.test_client()
+        reader.environ_base["REMOTE_ADDR"] = f"10.2.{minutes}.1"
+        assert _send(reader, "/info/prepare", comment=f"at {minutes}").status_code == 303
+    assert len(_feedback_emails(app)) == 1
+    with app.app_context():
+        assert announce_held_feedback(start + timedelta(minutes=59)) == []  # within the hour
+        (email_id,) = announce_held_feedback(start + timedelta(minutes=61))
+        # Announced: nothing is held any more.
+        assert announce_held_feedback(start + timedelta(minutes=130)) == []
+    _first, second = _feedback_emails(app)
+    assert second.id == email_id and second.recipient == staff.admin.email
+    assert "Readers left 2 pieces of feedback" in " ".join(second.body_text.split())
+
+
 def test_empty_feedback_is_refused_with_a_message(app: Flask, client: FlaskClient) -> None:
     response = _send(client, "/info/conditions", comment="   ")
     assert response.status_code == 400

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from flask import current_app, url_for
+from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import delete, func, select
@@ -49,6 +49,7 @@ def submit_feedback(*, page: str, useful: bool | None, comment: str, locale: str
 # announcement.
 ANNOUNCED = "page_feedback_announced"
 ANNOUNCE_EVERY = timedelta(hours=1)
+FEEDBACK_PAGE = "/staff/admin/feedback"  # the admins' page (admin.page_feedback)
 
 
 def _announce(now: datetime) -> list[int]:
@@ -80,12 +81,33 @@ def _announce(now: datetime) -> list[int]:
             subject=subject,
             locale=staff_locale,
             count=count,
-            feedback_url=public_url(url_for("admin.page_feedback")),
+            # A path, not url_for: the periodic job runs outside any request.
+            feedback_url=public_url(FEEDBACK_PAGE),
         )
         for address in active_admin_emails() or [current_app.config["STAFF_NOTIFICATION_EMAIL"]]
     ]
     db.session.flush()
     return [email.id for email in emails]
+
+
+def announce_held_feedback(now: datetime | None = None) -> list[int]:
+    """The periodic job's half of ``_announce``: feedback that arrived within the hour after
+    an announcement waits for the next feedback to be counted; if none comes, it would never
+    be announced. Once the hour is over, it is. Commits; returns the emails' ids."""
+    now = now or now_utc()
+    last = db.session.scalar(
+        select(func.max(AuditEvent.occurred_at)).where(AuditEvent.action == ANNOUNCED)
+    )
+    if last is None or last > now - ANNOUNCE_EVERY:
+        return []  # never announced: nothing stored yet (the first is announced at once)
+    held = db.session.scalar(
+        select(func.count()).select_from(PageFeedback).where(PageFeedback.created_at > last)
+    )
+    if not held:
+        return []
+    email_ids = _announce(now)
+    db.session.commit()
+    return email_ids
 
 
 def recent_feedback() -> list[PageFeedback]:
