@@ -25,6 +25,8 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     message: EmailMessage
+    # The message as it came over the wire (what the line limit and encodings apply to).
+    raw: bytes = b""
 
 
 @dataclass
@@ -82,7 +84,14 @@ class Collector:
             return self.refuse_data
         message = message_from_bytes(envelope.original_content, policy=default)
         with self.lock:
-            self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))
+            self.received.append(
+                Received(
+                    envelope.mail_from,
+                    list(envelope.rcpt_tos),
+                    message,
+                    envelope.original_content,
+                )
+            )
         return "250 Message accepted for delivery"
 
     def wait_for(self, count: int, timeout: float = 30.0) -> list[Received]:

@@ -621,3 +621,41 @@ def test_a_reminder_withdrawn_while_it_is_being_sent_is_not_tried_again(
     with app.app_context():
         left = db.session.scalars(select(OutboxEmail.template)).all()
         assert "appointment_reminder" not in left and "request_update" in left
+
+
+def _deliver_all(app: Flask) -> None:
+    """Deliver every outbox row that is due, once."""
+    with app.app_context():
+        for email_id in db.session.scalars(select(OutboxEmail.id).order_by(OutboxEmail.id)):
+            deliver_outbox_email(email_id)
+
+
+def test_a_long_staff_message_in_spanish_arrives_whole_in_lines_a_server_takes(
+    app: Flask, clinic: Any, smtp: SmtpServer
+) -> None:
+    """The message staff send with a confirmation (up to 1,000 characters) is one line of
+    the HTML part. Sent as 8-bit, that line passed SMTP's 998-byte limit and the server
+    refused the email ("500 Line too long") for good. Quoted-printable keeps every line
+    short, needs no 8BITMIME, and decodes to the same text."""
+    from booking.dashboard.services import confirm_request
+    from booking.staff.models import StaffUser
+    from tests.factories import make_request, slot_two_days_ahead
+
+    smtp.start()
+    sentence = "Señora Núñez, traiga la resonancia magnética y el informe de su médico. "
+    message = (sentence * 20)[:1000].strip()
+    with app.app_context():
+        consultation = make_request(locale="es")
+        db.session.execute(update(OutboxEmail).values(status=OutboxStatus.SENT))
+        db.session.commit()
+        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
+        confirm_request(consultation, coordinator, slot_two_days_ahead(clinic), message)
+    _deliver_all(app)
+    [received] = smtp.collector.wait_for(1)
+    [row] = [r for r in _outbox(app) if r.template == "request_update"]
+    assert row.status == OutboxStatus.SENT
+    assert all(len(line) <= 998 for line in received.raw.splitlines())
+    assert received.raw.isascii()  # 7-bit: nothing that needs the server's 8BITMIME
+    text = received.message.get_body(preferencelist=("plain",)).get_content()
+    html = received.message.get_body(preferencelist=("html",)).get_content()
+    assert message in text and message in html

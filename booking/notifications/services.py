@@ -19,6 +19,8 @@ import logging
 import smtplib
 import socket
 from datetime import timedelta
+from email.charset import QP, Charset
+from email.mime.text import MIMEText
 from email.utils import make_msgid, parseaddr
 
 from flask import current_app, render_template
@@ -35,6 +37,24 @@ from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.timeutil import now_utc
 
 log = logging.getLogger(__name__)
+
+
+class _Message(Message):
+    """Flask-Mail's message with its text parts (plain and HTML) quoted-printable.
+
+    Flask-Mail sends them as 8-bit text, each line as long as it was written: a staff
+    message of up to 1,000 characters is one line of the HTML part, past the 998 bytes a
+    line of SMTP may have, and the server refuses the whole email ("500 Line too long"),
+    for good. Quoted-printable keeps every line under 78 characters, is plain ASCII (no
+    8BITMIME, which Flask-Mail never declares, is needed) and decodes to the same text.
+    Set on each part rather than by ``email.charset.add_charset``, which changes the
+    process-wide default that Flask-Mail's import sets, for every message built anywhere.
+    """
+
+    def _mimetext(self, text: str | None, subtype: str = "plain") -> MIMEText:
+        charset = Charset("utf-8")
+        charset.body_encoding = QP
+        return MIMEText(text or "", _subtype=subtype, _charset=charset)
 
 
 def _message_id() -> str:
@@ -247,7 +267,7 @@ def deliver_outbox_email(email_id: int) -> timedelta | None:
         return None
     if email is None:  # deleted between the claim and now (an erased patient)
         return None
-    message = Message(
+    message = _Message(
         subject=email.subject,
         recipients=[email.recipient],
         body=email.body_text,
