@@ -659,3 +659,67 @@ def test_a_long_staff_message_in_spanish_arrives_whole_in_lines_a_server_takes(
     text = received.message.get_body(preferencelist=("plain",)).get_content()
     html = received.message.get_body(preferencelist=("html",)).get_content()
     assert message in text and message in html
+
+
+def _calendar_part(message: Any) -> str:
+    """The calendar file attached to ``message``."""
+    [part] = [
+        p for p in message.walk() if p.get_content_type() == "text/calendar" and p.get_filename()
+    ]
+    content = part.get_content()
+    return content.decode() if isinstance(content, bytes) else content
+
+
+def test_an_email_with_an_outdated_time_is_never_delivered_after_a_newer_one(
+    app: Flask, clinic: Any, smtp: SmtpServer
+) -> None:
+    """Confirmed, then quickly rescheduled: the confirmation's first attempt is answered
+    "try later" and its retry would come after the reschedule's email, the patient's latest
+    email and invitation showing the old time. The reschedule withdraws it; the message
+    staff wrote in it goes in the reschedule's email instead."""
+    from booking.dashboard.services import confirm_request, reschedule_request
+    from booking.staff.models import StaffUser
+    from tests.factories import make_request, slot_two_days_ahead
+
+    smtp.start()
+    with app.app_context():
+        consultation = make_request()
+        request_id = consultation.id
+        db.session.execute(update(OutboxEmail).values(status=OutboxStatus.SENT))
+        db.session.commit()
+        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
+        confirm_request(
+            consultation, coordinator, slot_two_days_ahead(clinic), "Please bring your X-rays."
+        )
+        first_id, first = db.session.execute(
+            select(OutboxEmail.id, OutboxEmail.message_id).where(
+                OutboxEmail.status == OutboxStatus.PENDING
+            )
+        ).one()
+    smtp.collector.refuse_data = "451 4.3.0 Please try again later"
+    with app.app_context():
+        assert deliver_outbox_email(first_id) is not None  # retried later
+    smtp.collector.refuse_data = None
+    with app.app_context():
+        reschedule_request(
+            db.session.get(ConsultationRequest, request_id),
+            db.session.get(StaffUser, clinic.coordinator.id),
+            slot_two_days_ahead(clinic),
+        )
+        consultation = db.session.get(ConsultationRequest, request_id)
+        new_time = consultation.appointment.starts_at
+        # Withdrawn (an id SQLite may give the new row: the Message-ID tells them apart).
+        assert first not in db.session.scalars(select(OutboxEmail.message_id)).all()
+        db.session.execute(update(OutboxEmail).values(next_attempt_at=now_utc()))
+        db.session.commit()
+    _deliver_all(app)
+    [received] = smtp.collector.wait_for(1)
+    time.sleep(0.2)  # nothing else arrives
+    assert len(smtp.received) == 1
+    assert received.message["Message-ID"] != first
+    ics = _calendar_part(received.message)
+    assert "SEQUENCE:1" in ics and "METHOD:REQUEST" in ics  # the confirmation had 0
+    assert f"DTSTART:{new_time:%Y%m%dT%H%M%SZ}" in ics
+    text = received.message.get_body(preferencelist=("plain",)).get_content()
+    assert "Your appointment has changed" in text
+    assert "Please bring your X-rays." in text

@@ -56,6 +56,10 @@ class OutboxEmail(db.Model):
     attachment_name: Mapped[str | None] = mapped_column(String(100))
     attachment_type: Mapped[str | None] = mapped_column(String(100))
     attachment_body: Mapped[str | None] = mapped_column(EncryptedLongText)
+    # The message staff wrote to the patient in it, also in its bodies: kept (encrypted)
+    # until it is sent, so that an email withdrawn as outdated passes it on to the email
+    # that replaces it (``services.withdraw_calendar_emails``).
+    staff_message: Mapped[str | None] = mapped_column(EncryptedLongText)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
 
     request: Mapped[ConsultationRequest | None] = relationship(back_populates="emails")

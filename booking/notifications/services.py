@@ -125,6 +125,7 @@ def copy_email(email: OutboxEmail, *, recipient: str) -> OutboxEmail:
         attachment_name=email.attachment_name,
         attachment_type=email.attachment_type,
         attachment_body=email.attachment_body,
+        staff_message=email.staff_message,
     )
     db.session.add(copy)
     return copy
@@ -156,6 +157,49 @@ def withdraw_pending(request_id: int, templates: frozenset[str]) -> int:
         .execution_options(synchronize_session="fetch")
     ).rowcount
     return deleted + marked
+
+
+def withdraw_calendar_emails(request_id: int) -> list[str]:
+    """Withdraw the request's status emails (``request_update``) not sent yet that carry a
+    calendar file, as ``withdraw_pending`` does: for a change that queues a newer one. Their
+    time is outdated, and one retried after the newer email went out would leave the
+    patient's latest email showing the old time (or an invitation arriving after its
+    cancellation). What they said besides is in the newer email, which states the request
+    as it is now, except the message staff wrote in them: returned (oldest first) for the
+    newer email to carry. That of an email a worker is sending at this moment is returned
+    too: sent, the patient reads it twice, rather than never if that attempt fails.
+    Returns nothing for a change that queues no calendar file: call it only for one that does.
+
+    Other emails with a calendar file (the receipt of a request, with its private link) are
+    kept: their invitation has a lower SEQUENCE, which calendar apps ignore once they hold
+    the newer one. Flushes; the caller commits."""
+    mine = (
+        OutboxEmail.request_id == request_id,
+        OutboxEmail.template == "request_update",
+        OutboxEmail.attachment_type.startswith("text/calendar"),
+        OutboxEmail.withdrawn_at.is_(None),
+    )
+    waiting = (OutboxStatus.PENDING, OutboxStatus.SENDING)
+    messages = list(
+        db.session.scalars(
+            select(OutboxEmail.staff_message)
+            .where(*mine, OutboxEmail.status.in_(waiting))
+            .order_by(OutboxEmail.id)
+        )
+    )
+    # By conditional statements, as ``withdraw_pending``: a worker may claim one meanwhile.
+    db.session.execute(
+        delete(OutboxEmail)
+        .where(*mine, OutboxEmail.status == OutboxStatus.PENDING)
+        .execution_options(synchronize_session="fetch")
+    )
+    db.session.execute(
+        update(OutboxEmail)
+        .where(*mine, OutboxEmail.status == OutboxStatus.SENDING)
+        .values(withdrawn_at=now_utc())
+        .execution_options(synchronize_session="fetch")
+    )
+    return [message for message in messages if message]
 
 
 def enqueue_delivery(email_ids: list[int]) -> None:
@@ -390,6 +434,7 @@ def _mark_sent(email: OutboxEmail) -> None:
     email.status = OutboxStatus.SENT
     email.sent_at = now_utc()
     email.last_error = None
+    email.staff_message = None  # delivered: nothing to pass on
     email.body_text = redact_text(email.body_text)
     email.body_html = redact_text(email.body_html)
     db.session.commit()

@@ -345,7 +345,7 @@ def patient_update(
                 when=visit_when(appointment),
                 reference=reference,
             )
-    return _to_patient(
+    email = _to_patient(
         consultation,
         "request_update",
         subject,
@@ -359,6 +359,9 @@ def patient_update(
         manage_url=links.manage_url(consultation) if kind in LINKED_UPDATES else None,
         message=message,
     )
+    if email is not None:
+        email.staff_message = message or None  # passed on if the email is withdrawn
+    return email
 
 
 def clinic_notice(

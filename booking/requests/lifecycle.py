@@ -32,7 +32,7 @@ from sqlalchemy import select
 from booking.audit.services import changes, record
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
-from booking.notifications.services import withdraw_pending
+from booking.notifications.services import withdraw_calendar_emails, withdraw_pending
 from booking.requests import emails
 from booking.requests.events import EventKind, RequestEvent
 from booking.requests.models import OPEN_STATUSES, ConsultationRequest, RequestStatus
@@ -364,6 +364,13 @@ def record_change(
 
     ``note`` goes on the timeline only: the audit trail is append-only and cannot be erased
     with the patient, and a note may hold medical details.
+
+    A change whose email carries a calendar file (``ics``) withdraws the request's status
+    emails with a calendar file not sent yet (``withdraw_calendar_emails``): never is a time
+    or an invitation that has changed since delivered (a first email retried after a second
+    went out, the latest email in the patient's inbox showing the old time, an invitation
+    arriving after its cancellation). The new email says the request's current state; a
+    message staff wrote in a withdrawn email is carried into it, before this one's.
     """
     consultation.updated_at = now_utc()
     if actor is not None:
@@ -400,4 +407,7 @@ def record_change(
     )
     if email_kind is None:
         return None
+    if ics is not None:
+        carried = withdraw_calendar_emails(consultation.id)
+        message = "\n\n".join([*carried, *([message] if message else [])]) or None
     return emails.patient_update(consultation, email_kind, message, ics, ics_method)
