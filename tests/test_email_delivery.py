@@ -723,3 +723,38 @@ def test_an_email_with_an_outdated_time_is_never_delivered_after_a_newer_one(
     text = received.message.get_body(preferencelist=("plain",)).get_content()
     assert "Your appointment has changed" in text
     assert "Please bring your X-rays." in text
+
+
+def test_an_address_with_accents_before_the_at_fails_at_once_not_for_hours(
+    app: Flask, smtp: SmtpServer
+) -> None:
+    """josé@ejemplo.es needs SMTPUTF8, which the mail library never uses: every attempt
+    raises the same UnicodeEncodeError before the server hears of it. Failed at once (staff
+    see it and can correct the address), not retried for hours. Accents after the @ are
+    fine: the domain goes out in its ASCII form."""
+    from tests.factories import make_request
+
+    smtp.start()
+    with app.app_context():
+        make_request()
+        db.session.execute(update(OutboxEmail).values(status=OutboxStatus.SENT))
+        for recipient in ("josé@ejemplo.es", "jose@müller.example"):
+            db.session.add(
+                OutboxEmail(
+                    template="request_update",
+                    recipient=recipient,
+                    subject="Update",
+                    body_text="Update",
+                    body_html="<p>Update</p>",
+                    message_id=f"<{uuid.uuid4().hex}@example.com>",
+                )
+            )
+        db.session.commit()
+    _deliver_all(app)
+    rows = {row.recipient: row for row in _outbox(app)}
+    accented, idna = rows["josé@ejemplo.es"], rows["jose@müller.example"]
+    assert (accented.status, accented.attempts) == (OutboxStatus.FAILED, 1)
+    assert accented.last_error == "UnicodeEncodeError"
+    assert idna.status == OutboxStatus.SENT
+    [received] = smtp.collector.wait_for(1)
+    assert received.rcpt_tos == ["jose@xn--mller-kva.example"]

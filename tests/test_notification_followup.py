@@ -110,6 +110,12 @@ def test_staff_correct_the_address_and_resend(
     )
     assert response.status_code == 422
     assert "Please enter a valid email address." in response.get_data(as_text=True)
+    response = client.post(
+        f"/staff/requests/{reference}/resend-emails",
+        data={"resend-csrf_token": token, "resend-email": "josé@ejemplo.es"},
+    )
+    assert response.status_code == 422
+    assert "cannot reach an address with accents" in response.get_data(as_text=True)
 
     response = client.post(
         f"/staff/requests/{reference}/resend-emails",

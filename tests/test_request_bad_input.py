@@ -232,6 +232,14 @@ INVALID_ANSWERS = {
         "Please enter a valid email address, like name@example.com.",
         'value="erika@"',
     ),
+    # The mail library cannot send to it (no SMTPUTF8): refused with a reason, not
+    # accepted and then never reached.
+    "email_with_accents_before_the_at": (
+        {"email": "josé@ejemplo.es"},
+        "email",
+        "Our emails cannot reach an address with accents or other special letters before the @.",
+        'value="josé@ejemplo.es"',
+    ),
     "phone_too_short": (
         {"phone": "12"},
         "phone",

@@ -830,6 +830,10 @@ def test_creating_an_account_twice_says_why_and_creates_nothing(
     short = create_account(client, email="other@example.com", password="too short")
     assert short.status_code == 422
     assert "Use at least 12 characters." in short.get_data(as_text=True)
+    # No email could reach it (the mail library has no SMTPUTF8): refused, with the reason.
+    accented = create_account(client, email="núria@example.com")
+    assert accented.status_code == 422
+    assert "cannot reach an address with accents" in accented.get_data(as_text=True)
     with app.app_context():
         emails = db.session.scalars(select(StaffUser.email).order_by(StaffUser.email)).all()
     assert emails == [

@@ -6,9 +6,9 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, RadioField, StringField, ValidationError
-from wtforms.validators import DataRequired, Email, EqualTo, Length
+from wtforms.validators import DataRequired, EqualTo, Length
 
-from booking.forms import BaseForm, MultiCheckboxField, has_visible_text, options
+from booking.forms import BaseForm, EmailAddress, MultiCheckboxField, has_visible_text, options
 from booking.staff.auth import MIN_PASSWORD_LENGTH
 from booking.staff.models import StaffRole
 
@@ -75,7 +75,7 @@ class StaffCreateForm(BaseForm):
         _l("Email address"),
         validators=[
             DataRequired(_l("Please enter an email address.")),
-            Email(_l("Please enter a valid email address."), check_deliverability=False),
+            EmailAddress(_l("Please enter a valid email address.")),
             Length(max=254),
         ],
     )

@@ -22,12 +22,13 @@ from wtforms import (
     URLField,
     ValidationError,
 )
-from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from booking.dashboard.queries import QueueFilters
 from booking.forms import (
     BaseForm,
     ChoiceField,
+    EmailAddress,
     MultiCheckboxField,
     RepeatedTimeField,
     clinic_time,
@@ -286,7 +287,7 @@ class ResendForm(BaseForm):
         _l("Patient's email address"),
         validators=[
             DataRequired(_l("Please enter the patient's email address.")),
-            Email(_l("Please enter a valid email address."), check_deliverability=False),
+            EmailAddress(_l("Please enter a valid email address.")),
             Length(max=254),
         ],
         description=_l("Correct it if it was mistyped: the patient's record changes too."),

@@ -229,7 +229,14 @@ def _is_permanent(exc: Exception) -> bool:
     message refused at the end of DATA, with a 5.7 security or policy status such as an SPF
     failure or "relaying not permitted from this address") will, once they are fixed: it
     fails every email alike, the urgent alerts to staff included, so those are retried until
-    ``MAIL_MAX_ATTEMPTS``."""
+    ``MAIL_MAX_ATTEMPTS``.
+
+    An address that cannot be written in ASCII (letters such as é before the @: the forms
+    refuse them, an older row may hold one) would need SMTPUTF8, which Flask-Mail never
+    asks for: smtplib raises ``UnicodeEncodeError`` before the server hears of it, the same
+    at every attempt."""
+    if isinstance(exc, UnicodeEncodeError):
+        return True
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return all(
             500 <= code < 600 and not _policy_refusal(message)

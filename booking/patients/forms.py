@@ -22,11 +22,12 @@ from wtforms import (
     TextAreaField,
     ValidationError,
 )
-from wtforms.validators import DataRequired, Email, InputRequired, Optional
+from wtforms.validators import DataRequired, InputRequired, Optional
 
 from booking.forms import (
     BaseForm,
     ChoiceField,
+    EmailAddress,
     MultiCheckboxField,
     has_visible_text,
     options,
@@ -162,10 +163,7 @@ def _email_field() -> EmailField:
         _l("Email address"),
         validators=[
             DataRequired(_l("Please enter your email address.")),
-            Email(
-                _l("Please enter a valid email address, like name@example.com."),
-                check_deliverability=False,
-            ),
+            EmailAddress(_l("Please enter a valid email address, like name@example.com.")),
             too_long(254),
         ],
         render_kw={"autocomplete": "email"},
