@@ -250,6 +250,9 @@ class Config:
     # Flask-Mail would otherwise follow DEBUG and print whole messages (addresses, bodies).
     MAIL_DEBUG = False
     MAIL_DEFAULT_SENDER = _env("MAIL_DEFAULT_SENDER", EXAMPLE_SENDER)
+    # Where a patient's reply goes (the clinic's front desk), when the sender is a no-reply
+    # address; unset: no Reply-To header, replies go to the sender.
+    MAIL_REPLY_TO = _env("MAIL_REPLY_TO")
     # Seconds before a silent mail server counts as down (Flask-Mail sets no timeout itself).
     MAIL_TIMEOUT = _env_int("MAIL_TIMEOUT", 30)
     MAIL_MAX_ATTEMPTS = _env_int("MAIL_MAX_ATTEMPTS", 12)

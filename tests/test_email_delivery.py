@@ -758,3 +758,24 @@ def test_an_address_with_accents_before_the_at_fails_at_once_not_for_hours(
     assert idna.status == OutboxStatus.SENT
     [received] = smtp.collector.wait_for(1)
     assert received.rcpt_tos == ["jose@xn--mller-kva.example"]
+
+
+def test_every_email_says_it_is_automatic_and_replies_go_to_the_reply_to_address(
+    app: Flask, smtp: SmtpServer
+) -> None:
+    """Auto-Submitted (RFC 3834) keeps out-of-office replies away; ``MAIL_REPLY_TO``, when
+    set, is where a patient's reply goes instead of the no-reply sender."""
+    from tests.factories import make_request
+
+    smtp.start()
+    with app.app_context():
+        make_request()
+        first, second = db.session.scalars(select(OutboxEmail.id).order_by(OutboxEmail.id))
+        deliver_outbox_email(first)
+    app.config["MAIL_REPLY_TO"] = "Front desk <frontdesk@example.com>"
+    with app.app_context():
+        deliver_outbox_email(second)
+    without, with_reply_to = [r.message for r in smtp.collector.wait_for(2)]
+    assert without["Auto-Submitted"] == with_reply_to["Auto-Submitted"] == "auto-generated"
+    assert without["Reply-To"] is None
+    assert with_reply_to["Reply-To"] == "Front desk <frontdesk@example.com>"

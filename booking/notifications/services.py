@@ -324,6 +324,9 @@ def deliver_outbox_email(email_id: int) -> timedelta | None:
         body=email.body_text,
         html=email.body_html,
         sender=current_app.config["MAIL_DEFAULT_SENDER"],
+        reply_to=current_app.config.get("MAIL_REPLY_TO") or None,
+        # RFC 3834: sent by a program, so auto-responders (out of office) do not answer it.
+        extra_headers={"Auto-Submitted": "auto-generated"},
     )
     message.msgId = email.message_id
     if email.attachment_body is not None:
