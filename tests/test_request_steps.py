@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from icalendar import Calendar
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
@@ -471,6 +472,11 @@ def test_the_confirmation_shows_the_held_time_a_calendar_file_and_the_private_li
     calendar = client.get("/request/submitted/appointment.ics")
     assert calendar.status_code == 200 and calendar.mimetype == "text/calendar"
     assert "BEGIN:VEVENT" in calendar.get_data(as_text=True)
+    # An event to import (PUBLISH), not an invitation to answer: no attendee, no RSVP.
+    downloaded = Calendar.from_ical(calendar.get_data(as_text=True))
+    assert str(downloaded["METHOD"]) == "PUBLISH"
+    (event,) = downloaded.walk("VEVENT")
+    assert "ATTENDEE" not in event and "RSVP" not in calendar.get_data(as_text=True)
     link = re.search(r'href="(/manage/open/[^"]+)"', page).group(1)
     opened = client.get(link)
     assert opened.status_code in (302, 303) and "/manage/SC-" in opened.location
@@ -482,6 +488,12 @@ def test_the_confirmation_shows_the_held_time_a_calendar_file_and_the_private_li
             select(OutboxEmail).where(OutboxEmail.template == "request_received")
         ).one()
         assert f", {kind}, " in received.body_text
+        # The same event as the email's invitation: it updates that one, never a second.
+        (invited,) = Calendar.from_ical(received.attachment_body).walk("VEVENT")
+        assert (str(event["UID"]), int(event["SEQUENCE"])) == (
+            str(invited["UID"]),
+            int(invited["SEQUENCE"]),
+        )
 
 
 def test_once_at_the_review_a_step_saved_goes_back_to_it(client: FlaskClient) -> None:

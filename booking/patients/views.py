@@ -340,7 +340,7 @@ def submitted_calendar() -> Response:
     if appointment is None or not appointment.active:
         abort(404)
     return Response(
-        appointment_ics(appointment),
+        appointment_ics(appointment, publish=True),  # an event to import, not an invitation
         mimetype="text/calendar",
         headers={"Content-Disposition": 'attachment; filename="appointment.ics"'},
     )

@@ -17,14 +17,21 @@ from booking.scheduling.visits import calendar_location, visit_join_link
 from booking.timeutil import now_utc
 
 
-def appointment_ics(appointment: Appointment, *, cancel: bool = False) -> str:
+def appointment_ics(
+    appointment: Appointment, *, cancel: bool = False, publish: bool = False
+) -> str:
+    """The appointment as an iCalendar file: for an email, an invitation (METHOD:REQUEST)
+    or its withdrawal (``cancel``: METHOD:CANCEL) naming the patient as the attendee; for
+    a download from the patient's page (``publish``), METHOD:PUBLISH without attendee, which
+    calendar apps import as an event rather than show as an invitation to answer. One UID
+    and SEQUENCE in all, so each updates the same event."""
     clinic = current_app.config["CLINIC_NAME"]
     organizer_email = parseaddr(current_app.config["MAIL_DEFAULT_SENDER"])[1]
 
     calendar = Calendar()
     calendar.add("prodid", "-//SpineConsult//Appointments//EN")
     calendar.add("version", "2.0")
-    calendar.add("method", "CANCEL" if cancel else "REQUEST")
+    calendar.add("method", "CANCEL" if cancel else ("PUBLISH" if publish else "REQUEST"))
 
     event = Event()
     event.add("uid", appointment.uid)
@@ -52,7 +59,7 @@ def appointment_ics(appointment: Appointment, *, cancel: bool = False) -> str:
     # may otherwise show it as a plain attachment. The patient only, by address (no name):
     # the file goes to them alone. No reply is expected.
     patient_email = appointment.request.patient.email
-    if patient_email:
+    if patient_email and not publish:
         attendee = vCalAddress(f"mailto:{patient_email}")
         attendee.params["role"] = vText("REQ-PARTICIPANT")
         attendee.params["partstat"] = vText("TENTATIVE" if tentative else "ACCEPTED")
