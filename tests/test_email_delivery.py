@@ -779,3 +779,40 @@ def test_every_email_says_it_is_automatic_and_replies_go_to_the_reply_to_address
     assert without["Auto-Submitted"] == with_reply_to["Auto-Submitted"] == "auto-generated"
     assert without["Reply-To"] is None
     assert with_reply_to["Reply-To"] == "Front desk <frontdesk@example.com>"
+
+
+def test_an_invitation_is_also_the_last_alternative_of_the_body(
+    app: Flask, clinic: Any, smtp: SmtpServer
+) -> None:
+    """Outlook and Gmail show an invitation (with its buttons) when the calendar is a part
+    of the multipart/alternative body, text/calendar with its METHOD; other mail apps take
+    the attachment, which stays. Both are the same file."""
+    from tests.factories import confirmed_request
+
+    smtp.start()
+    request_id = confirmed_request(app, clinic)
+    with app.app_context():
+        email_id = db.session.scalars(
+            select(OutboxEmail.id).where(
+                OutboxEmail.request_id == request_id, OutboxEmail.template == "request_update"
+            )
+        ).one()
+        deliver_outbox_email(email_id)
+    [received] = smtp.collector.wait_for(1)
+    message = received.message
+    assert message.get_content_type() == "multipart/mixed"
+    alternative, attachment = message.get_payload()
+    assert alternative.get_content_type() == "multipart/alternative"
+    kinds = [part.get_content_type() for part in alternative.get_payload()]
+    assert kinds == ["text/plain", "text/html", "text/calendar"]
+    calendar = alternative.get_payload()[2]
+    assert (calendar.get_param("method"), calendar.get_content_charset()) == ("REQUEST", "utf-8")
+    assert attachment.get_content_type() == "text/calendar"
+    assert attachment.get_filename() == "appointment.ics"
+    assert attachment.get_param("method") == "REQUEST"
+    inline = calendar.get_content().replace("\r\n", "\n")
+    attached = attachment.get_content()
+    attached = (attached.decode() if isinstance(attached, bytes) else attached).replace(
+        "\r\n", "\n"
+    )
+    assert inline == attached and "METHOD:REQUEST" in inline

@@ -20,6 +20,7 @@ import smtplib
 import socket
 from datetime import timedelta
 from email.charset import QP, Charset
+from email.message import EmailMessage
 from email.mime.text import MIMEText
 from email.utils import make_msgid, parseaddr
 
@@ -49,12 +50,25 @@ class _Message(Message):
     8BITMIME, which Flask-Mail never declares, is needed) and decodes to the same text.
     Set on each part rather than by ``email.charset.add_charset``, which changes the
     process-wide default that Flask-Mail's import sets, for every message built anywhere.
+
+    An email with a calendar file also has it as the last alternative of its body
+    (``add_calendar``): text/calendar with its METHOD, where Outlook and Gmail look for an
+    invitation to show with its buttons. The attachment stays, for the other mail apps.
     """
+
+    calendar_method: str | None = None
+
+    def add_calendar(self, ics: str, method: str) -> None:
+        self.calendar_method = method
+        self.alts["calendar"] = ics  # after "html": Flask-Mail keeps the order given
 
     def _mimetext(self, text: str | None, subtype: str = "plain") -> MIMEText:
         charset = Charset("utf-8")
         charset.body_encoding = QP
-        return MIMEText(text or "", _subtype=subtype, _charset=charset)
+        part = MIMEText(text or "", _subtype=subtype, _charset=charset)
+        if subtype == "calendar" and self.calendar_method:
+            part.set_param("method", self.calendar_method)
+        return part
 
 
 def _message_id() -> str:
@@ -335,6 +349,11 @@ def deliver_outbox_email(email_id: int) -> timedelta | None:
             content_type=email.attachment_type,
             data=email.attachment_body.encode(),
         )
+        kind = EmailMessage()
+        kind["Content-Type"] = email.attachment_type or ""
+        method = kind.get_param("method")
+        if kind.get_content_type() == "text/calendar" and isinstance(method, str):
+            message.add_calendar(email.attachment_body, method.upper())
     # End the read transaction before talking to the server: no database lock (SQLite) or
     # idle transaction (PostgreSQL) is held for as long as a slow mail server takes.
     db.session.commit()
