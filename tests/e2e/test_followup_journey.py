@@ -115,4 +115,4 @@ def test_answers_too_few_to_count_are_announced_and_take_the_focus(
     warning = page.get_by_role("alert").filter(has_text="Some answers cannot be counted yet")
     expect(warning).to_be_visible()
     expect(warning).to_be_focused()
-    expect(page).to_have_title(re.compile(r"^Error: How are you doing\?"))
+    expect(page).to_have_title(re.compile(r"^Please check: How are you doing\?"))
