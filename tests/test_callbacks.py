@@ -712,6 +712,7 @@ def test_marking_an_unreached_urgent_patient_no_show_needs_the_box_ticked(
     refused = _no_show(client, reference)
     assert refused.status_code == 422
     assert UNREACHED_REFUSAL in refused.get_data(as_text=True)
+    assert "<title>Error: " in refused.get_data(as_text=True)  # said first on arrival
     with app.app_context():
         consultation = db.session.get(ConsultationRequest, urgent["id"])
         assert consultation.status == RequestStatus.CONFIRMED

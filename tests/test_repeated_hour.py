@@ -114,10 +114,14 @@ def test_staff_booking_a_repeated_time_choose_which(
     response = _confirm(client, record, clinic, FALL_BACK)
     assert response.status_code == 422
     page = response.get_data(as_text=True)
-    assert field_error(page, "slot-start") == (
+    # The error is the choice's: its radios are marked, the summary links to it, and the
+    # time, right as typed, is not marked wrong.
+    assert field_error(page, "slot-start_which") == (
         "Error: 02:30 happens twice on October 25, 2026: the clocks go back an hour that "
         "night. Please choose which of the two you mean."
     )
+    assert 'href="#slot-start_which"' in page and 'id="slot-start-error"' not in page
+    assert re.search(r'<fieldset[^>]*id="slot-start_which"[^>]*aria-describedby="[^"]*error', page)
     offered = choices(page, "slot-start_which")
     assert list(offered) == [
         "02:30 (first, summer time, CEST)",
@@ -152,7 +156,7 @@ def test_a_choice_made_for_another_time_is_asked_again(
         client, record, clinic, FALL_BACK, **{"slot-start_which": "2026-10-25T02:15+01:00"}
     )
     assert response.status_code == 422
-    assert "happens twice" in field_error(response.get_data(as_text=True), "slot-start")
+    assert "happens twice" in field_error(response.get_data(as_text=True), "slot-start_which")
 
 
 def test_the_first_of_a_repeated_time_has_passed_the_second_not(
@@ -223,7 +227,7 @@ def test_a_period_in_the_repeated_hour_asks_which_of_each_time(
     assert response.status_code == 422
     page = response.get_data(as_text=True)
     for field, at in (("start", "02:30"), ("end", "02:45")):
-        assert field_error(page, f"{prefix}-{field}_time") == (
+        assert field_error(page, f"{prefix}-{field}_which") == (
             f"Error: {at} happens twice on October 25, 2026: the clocks go back an hour that "
             "night. Please choose which of the two you mean."
         )

@@ -258,7 +258,9 @@ class _PeriodForm(BaseForm):
         try:
             return clinic_time(day_field.data, time_field.data, which)
         except ValidationError as error:
-            time_field.errors.append(str(error))
+            # A repeated time with no choice made: the error is the choice's (its radios
+            # offered), not the time's, which is right as typed.
+            (which if which.choices else time_field).errors.append(str(error))
             return None
 
 

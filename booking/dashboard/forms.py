@@ -130,6 +130,16 @@ class SlotForm(SeenState, BaseForm):
         if self.starts_at < now_utc():
             raise ValidationError(_("That time has passed. Please choose a time to come."))
 
+    def validate(self, extra_validators: Any = None) -> bool:
+        valid = super().validate(extra_validators)
+        if self.start_which.choices and self.starts_at is None and self.start.errors:
+            # The time entered is one the clocks repeat, and which of the two is not chosen:
+            # the error belongs to the choice (the summary links to it, its radios are marked
+            # invalid), not to the time, which is right as typed.
+            self.start_which.errors = list(self.start.errors)
+            self.start.errors = []
+        return valid
+
     @property
     def fold(self) -> int:
         """1 for the second of a time the clocks' going back repeats, as chosen, else 0
