@@ -73,7 +73,9 @@ def confirmed(app: Flask, clinic: None) -> dict[str, Any]:
 def reminders(app: Flask) -> list[OutboxEmail]:
     with app.app_context():
         rows = db.session.scalars(
-            select(OutboxEmail).where(OutboxEmail.template == "appointment_reminder")
+            select(OutboxEmail)
+            .where(OutboxEmail.template == "appointment_reminder")
+            .order_by(OutboxEmail.id)  # as written: without it PostgreSQL may return any order
         ).all()
         db.session.expunge_all()
         return list(rows)
