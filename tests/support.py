@@ -4,6 +4,7 @@ statements, real processes."""
 
 from __future__ import annotations
 
+import html
 import io
 import logging
 import os
@@ -29,6 +30,7 @@ from werkzeug.test import TestResponse
 
 import config
 from booking.cli import demo_pdf
+from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.patients import steps
 from booking.requests import triage
 from booking.scheduling.availability import OpenSlot, open_slots
@@ -810,3 +812,30 @@ def run_queued_tasks(app: Any) -> int:
         huey.execute(task)
         ran += 1
     return ran
+
+
+def text(fragment: str) -> str:
+    """Visible text of an HTML fragment, entities decoded, whitespace collapsed."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
+
+
+def field_error(page: str, field_id: str) -> str:
+    """The error shown next to a field (the block its aria-describedby points to)."""
+    match = re.search(rf'<div id="{re.escape(field_id)}-error"[^>]*>(.*?)</div>', page, re.S)
+    assert match, f"no error is shown next to {field_id}"
+    return text(match.group(1))
+
+
+def deliver_waiting_emails(app: Flask) -> None:
+    """The worker delivered the emails waiting: a calendar email still waiting at a
+    request's next change is withdrawn by it (``lifecycle.record_change``), so a test that
+    reads each step's email lets them go out between the steps."""
+    from booking.extensions import db
+
+    with app.app_context():
+        db.session.execute(
+            sa.update(OutboxEmail)
+            .where(OutboxEmail.status == OutboxStatus.PENDING)
+            .values(status=OutboxStatus.SENT)
+        )
+        db.session.commit()

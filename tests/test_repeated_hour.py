@@ -9,7 +9,6 @@ the tests run.
 
 from __future__ import annotations
 
-import html
 import re
 from datetime import UTC, date, datetime
 from datetime import time as time_
@@ -25,7 +24,7 @@ from booking.extensions import db
 from booking.requests.models import ConsultationRequest, RequestStatus
 from booking.scheduling.models import ScheduleException
 from tests.factories import make_request
-from tests.support import AuthActions, Clinic, page_token
+from tests.support import AuthActions, Clinic, field_error, page_token, text
 
 FALL_BACK = date(2026, 10, 25)
 SPRING_FORWARD = date(2027, 3, 28)
@@ -68,16 +67,6 @@ def app_settings(app_settings: dict[str, Any]) -> dict[str, Any]:
 def working_hours() -> dict[str, tuple[str, str]]:
     """Dr. Weber works through the night of the change."""
     return {"weber": ("00:00", "06:00")}
-
-
-def text(fragment: str) -> str:
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
-
-
-def field_error(page: str, field_id: str) -> str:
-    match = re.search(rf'<div id="{re.escape(field_id)}-error"[^>]*>(.*?)</div>', page, re.S)
-    assert match, f"no error is shown next to {field_id}"
-    return text(match.group(1))
 
 
 def choices(page: str, name: str) -> dict[str, str]:

@@ -9,7 +9,6 @@ behind, on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import errno
-import html
 import io
 import re
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from tests.support import (
     REQUEST_STEPS,
     answer_red_flags,
     as_lists,
+    field_error,
     form_tokens,
     open_step,
     pdf_bytes,
@@ -45,6 +45,7 @@ from tests.support import (
     post_step,
     step_answers,
     stored_files,
+    text,
     upload,
     valid_answers,
 )
@@ -73,18 +74,6 @@ def assert_no_request_stored(app: Flask) -> None:
 def assert_nothing_stored(app: Flask, upload_dir: Path) -> None:
     assert_no_request_stored(app)
     assert stored_files(upload_dir) == []
-
-
-def text(fragment: str) -> str:
-    """Visible text of an HTML fragment, entities decoded, whitespace collapsed."""
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
-
-
-def field_error(page: str, field_id: str) -> str:
-    """The error shown next to a field (the block its aria-describedby points to)."""
-    match = re.search(rf'<div id="{re.escape(field_id)}-error"[^>]*>(.*?)</div>', page, re.S)
-    assert match, f"no error is shown next to {field_id}"
-    return text(match.group(1))
 
 
 def error_summary(page: str) -> str:

@@ -47,8 +47,10 @@ from tests.support import (
     checked_radios,
     clock_change_ahead,
     csrf_token,
+    field_error,
     first_open_slot,
     page_token,
+    text,
 )
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -120,17 +122,6 @@ def starts(first: str, last: str) -> list[str]:
         out.append(at.strftime("%H:%M"))
         at += timedelta(minutes=15)
     return out
-
-
-def text(fragment: str) -> str:
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
-
-
-def field_error(page: str, field_id: str) -> str:
-    """The error shown next to a field."""
-    match = re.search(rf'<div id="{re.escape(field_id)}-error"[^>]*>(.*?)</div>', page, re.S)
-    assert match, f"no error is shown next to {field_id}"
-    return text(match.group(1))
 
 
 def error_summary(page: str) -> str:

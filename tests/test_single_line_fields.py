@@ -5,9 +5,7 @@ request steps and the staff forms alike."""
 
 from __future__ import annotations
 
-import html
 import io
-import re
 from pathlib import Path
 
 import pytest
@@ -26,25 +24,16 @@ from tests.support import (
     AuthActions,
     Staff,
     csrf_token,
+    field_error,
     pdf_bytes,
     post_request,
     stored_files,
     valid_answers,
 )
+from tests.support import text as visible
 
 SINGLE_LINE = "Please remove the line breaks or invisible characters."
 MULTI_LINE = "Please remove the invisible characters"
-
-
-def visible(fragment: str) -> str:
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
-
-
-def field_error(page: str, field_id: str) -> str:
-    """The error shown next to a field (the block its aria-describedby points to)."""
-    match = re.search(rf'<div id="{re.escape(field_id)}-error"[^>]*>(.*?)</div>', page, re.S)
-    assert match, f"no error is shown next to {field_id}"
-    return visible(match.group(1))
 
 
 def count(app: Flask, model: type) -> int:

@@ -19,13 +19,13 @@ from datetime import timedelta
 
 import pytest
 from flask import Flask
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from booking.audit.models import AuditEvent
 from booking.dashboard import services as workflow
 from booking.extensions import db
 from booking.manage import services as manage
-from booking.notifications.models import OutboxEmail, OutboxStatus
+from booking.notifications.models import OutboxEmail
 from booking.requests.models import ConsultationRequest
 from booking.scheduling.availability import OpenSlot, open_slots
 from booking.scheduling.models import Appointment, AppointmentType, Location
@@ -33,7 +33,7 @@ from booking.scheduling.services import SlotChoice
 from booking.staff.models import StaffUser
 from booking.timeutil import now_utc, to_clinic_tz
 from tests.factories import make_request
-from tests.support import Clinic, open_manage_link
+from tests.support import Clinic, deliver_waiting_emails, open_manage_link
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
@@ -51,18 +51,6 @@ def _staff_slot(clinic: Clinic, slot: OpenSlot) -> workflow.Slot:
     )
 
 
-def _delivered() -> None:
-    """The worker delivered the emails waiting (in the app context open): a calendar email
-    still waiting at the next change is withdrawn by it (``record_change``), and this test
-    reads each step's."""
-    db.session.execute(
-        update(OutboxEmail)
-        .where(OutboxEmail.status == OutboxStatus.PENDING)
-        .values(status=OutboxStatus.SENT)
-    )
-    db.session.commit()
-
-
 def test_a_patients_move_starts_from_the_time_the_clinic_moved_it_to(
     app: Flask, clinic: Clinic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -77,7 +65,7 @@ def test_a_patients_move_starts_from_the_time_the_clinic_moved_it_to(
         )
         coordinator = db.session.get(StaffUser, clinic.coordinator.id)
         workflow.confirm_request(consultation, coordinator, _staff_slot(clinic, first))
-        _delivered()
+        deliver_waiting_emails(app)
         url = open_manage_link(client, consultation)
         request_id = consultation.id
         day = to_clinic_tz(by_patient.starts_at).date().isoformat()
@@ -96,7 +84,7 @@ def test_a_patients_move_starts_from_the_time_the_clinic_moved_it_to(
                     db.session.get(StaffUser, clinic.coordinator.id),
                     _staff_slot(clinic, by_staff),
                 )
-                _delivered()
+                deliver_waiting_emails(app)
                 db.session.remove()
         return locked(consultation)
 

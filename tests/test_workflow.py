@@ -12,11 +12,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from icalendar import Calendar
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from booking.audit.models import AuditEvent
 from booking.extensions import db
-from booking.notifications.models import OutboxEmail, OutboxStatus
+from booking.notifications.models import OutboxEmail
 from booking.outcomes.models import TreatmentPlan
 from booking.requests.events import RequestEvent
 from booking.requests.models import ConsultationRequest, RequestStatus
@@ -36,6 +36,7 @@ from tests.support import (
     Clinic,
     clock_change_ahead,
     csrf_token,
+    deliver_waiting_emails,
     when,
     winter_day,
 )
@@ -112,18 +113,6 @@ def _patient_emails(app: Flask) -> list[OutboxEmail]:
         return list(rows)
 
 
-def _delivered(app: Flask) -> None:
-    """The worker has delivered the emails waiting: a calendar email still waiting at the
-    next change is withdrawn (``record_change``), and these tests read every step's."""
-    with app.app_context():
-        db.session.execute(
-            update(OutboxEmail)
-            .where(OutboxEmail.status == OutboxStatus.PENDING)
-            .values(status=OutboxStatus.SENT)
-        )
-        db.session.commit()
-
-
 def _event(email: OutboxEmail) -> tuple[str, Any]:
     assert email.attachment_body is not None
     calendar = Calendar.from_ical(email.attachment_body)
@@ -145,7 +134,7 @@ def test_confirm_reschedule_cancel_update_one_calendar_event(
     assert consultation.confirmed_at is not None
 
     # Reschedule to the next day with Dr. Okafor, then cancel.
-    _delivered(app)
+    deliver_waiting_emails(app)
     assert (
         act(
             client,
@@ -155,7 +144,7 @@ def test_confirm_reschedule_cancel_update_one_calendar_event(
         ).status_code
         == 302
     )
-    _delivered(app)
+    deliver_waiting_emails(app)
     assert act(client, reference, "cancel", message="The clinic is closed.").status_code == 302
     assert _request(app, reference).status == RequestStatus.CANCELLED
 
@@ -293,7 +282,7 @@ def test_moving_to_another_specialist_and_place_emails_the_new_ones(
         day = (clinic_today() + timedelta(days=3)).isoformat()
     AuthActions(client).attempt(clinic.coordinator.email)
     assert act(client, clinic.reference, "confirm", **slot(clinic, day=day)).status_code == 302
-    _delivered(app)
+    deliver_waiting_emails(app)
     moved = {**slot(clinic, day=day, start="14:00", specialist=clinic.okafor.id)}
     moved["location"] = west_id
     assert act(client, clinic.reference, "reschedule", **moved).status_code == 302
@@ -463,7 +452,7 @@ def test_staff_change_only_the_appointment_type_and_the_patient_is_told_how_to_t
     AuthActions(client).attempt(clinic.coordinator.email)
     reference = clinic.reference
     assert act(client, reference, "confirm", **slot(clinic)).status_code == 302
-    _delivered(app)  # else the confirmation, still waiting, is withdrawn by the change
+    deliver_waiting_emails(app)  # else the confirmation, still waiting, is withdrawn by the change
     before = len(_patient_emails(app))
 
     response = act(client, reference, "reschedule", **slot(clinic, appointment_type=video_id))
