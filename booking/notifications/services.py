@@ -27,7 +27,7 @@ from email.utils import make_msgid, parseaddr
 from flask import current_app, render_template
 from flask_babel import force_locale
 from flask_mail import Message
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.exc import InvalidRequestError, SQLAlchemyError
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
@@ -156,7 +156,13 @@ def withdraw_pending(request_id: int, templates: frozenset[str]) -> int:
     Flushes; the caller commits. Returns how many were withdrawn."""
     if not templates:  # a change that outdates no kind of email: no statement to run
         return 0
-    mine = (OutboxEmail.request_id == request_id, OutboxEmail.template.in_(templates))
+    return _withdraw(OutboxEmail.request_id == request_id, OutboxEmail.template.in_(templates))
+
+
+def _withdraw(*mine: ColumnElement[bool]) -> int:
+    """Delete the emails ``mine`` selects that no worker has taken, and mark those a worker
+    is sending (``withdrawn_at``; not tried again if this attempt fails), by conditional
+    statements: a worker may claim one meanwhile. How many were withdrawn."""
     deleted = db.session.execute(
         delete(OutboxEmail)
         .where(*mine, OutboxEmail.status == OutboxStatus.PENDING)
@@ -191,28 +197,16 @@ def withdraw_calendar_emails(request_id: int) -> list[str]:
         OutboxEmail.request_id == request_id,
         OutboxEmail.template == "request_update",
         OutboxEmail.attachment_type.startswith("text/calendar"),
-        OutboxEmail.withdrawn_at.is_(None),
     )
     waiting = (OutboxStatus.PENDING, OutboxStatus.SENDING)
     messages = list(
         db.session.scalars(
             select(OutboxEmail.staff_message)
-            .where(*mine, OutboxEmail.status.in_(waiting))
+            .where(*mine, OutboxEmail.status.in_(waiting), OutboxEmail.withdrawn_at.is_(None))
             .order_by(OutboxEmail.id)
         )
     )
-    # By conditional statements, as ``withdraw_pending``: a worker may claim one meanwhile.
-    db.session.execute(
-        delete(OutboxEmail)
-        .where(*mine, OutboxEmail.status == OutboxStatus.PENDING)
-        .execution_options(synchronize_session="fetch")
-    )
-    db.session.execute(
-        update(OutboxEmail)
-        .where(*mine, OutboxEmail.status == OutboxStatus.SENDING)
-        .values(withdrawn_at=now_utc())
-        .execution_options(synchronize_session="fetch")
-    )
+    _withdraw(*mine)
     return [message for message in messages if message]
 
 
