@@ -37,7 +37,11 @@ def submit_feedback(*, page: str, useful: bool | None, comment: str, locale: str
     db.session.add(feedback)
     db.session.flush()
     record("page_feedback_received", target_type="page_feedback", target_id=feedback.id)
-    email_ids = _announce(now)
+    email_ids: list[int] = []
+    last = _last_announced()
+    if last is None or last <= now - ANNOUNCE_EVERY:
+        # The feedback since the last email, this one included (the first ever: this one).
+        email_ids = _announce(1 if last is None else _count_since(last) or 1)
     db.session.commit()
     enqueue_delivery(email_ids)  # now, not at the sweep's next pass minutes later
     return feedback
@@ -52,24 +56,26 @@ ANNOUNCE_EVERY = timedelta(hours=1)
 FEEDBACK_PAGE = "/staff/admin/feedback"  # the admins' page (admin.page_feedback)
 
 
-def _announce(now: datetime) -> list[int]:
-    """Email the admins (none active: the clinic's notification address) that feedback
-    arrived, and how much since the last such email, unless one went within
-    ``ANNOUNCE_EVERY``; in the caller's transaction, audited. Only that feedback arrived:
-    no comment, no page (the admin page shows them to signed-in admins). The emails' ids."""
-    last = db.session.scalar(
+def _last_announced() -> datetime | None:
+    return db.session.scalar(
         select(func.max(AuditEvent.occurred_at)).where(AuditEvent.action == ANNOUNCED)
     )
-    if last is not None and last > now - ANNOUNCE_EVERY:
-        return []
-    count = 1
-    if last is not None:  # the feedback since the last email, this one included
-        count = (
-            db.session.scalar(
-                select(func.count()).select_from(PageFeedback).where(PageFeedback.created_at > last)
-            )
-            or 1
+
+
+def _count_since(moment: datetime) -> int:
+    return (
+        db.session.scalar(
+            select(func.count()).select_from(PageFeedback).where(PageFeedback.created_at > moment)
         )
+        or 0
+    )
+
+
+def _announce(count: int) -> list[int]:
+    """Email the admins (none active: the clinic's notification address) that ``count``
+    pieces of feedback arrived since the last such email; in the caller's transaction,
+    audited. Only that feedback arrived: no comment, no page (the admin page shows them to
+    signed-in admins). The emails' ids. The callers keep to ``ANNOUNCE_EVERY``."""
     record(ANNOUNCED, target_type="page_feedback", details={"count": count}, with_address=False)
     staff_locale = str(current_app.config["BABEL_DEFAULT_LOCALE"])  # as every staff email
     with force_locale(staff_locale):
@@ -95,17 +101,13 @@ def announce_held_feedback(now: datetime | None = None) -> list[int]:
     an announcement waits for the next feedback to be counted; if none comes, it would never
     be announced. Once the hour is over, it is. Commits; returns the emails' ids."""
     now = now or now_utc()
-    last = db.session.scalar(
-        select(func.max(AuditEvent.occurred_at)).where(AuditEvent.action == ANNOUNCED)
-    )
+    last = _last_announced()
     if last is None or last > now - ANNOUNCE_EVERY:
         return []  # never announced: nothing stored yet (the first is announced at once)
-    held = db.session.scalar(
-        select(func.count()).select_from(PageFeedback).where(PageFeedback.created_at > last)
-    )
+    held = _count_since(last)
     if not held:
         return []
-    email_ids = _announce(now)
+    email_ids = _announce(held)
     db.session.commit()
     return email_ids
 
