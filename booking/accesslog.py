@@ -78,6 +78,31 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+# The development server's request line: "GET /path?query HTTP/1.1".
+_REQUEST_LINE = re.compile(r"([A-Z]+ )(/[^\s\"']*)( HTTP/)")
+
+
+class DevServerFilter(RedactingFilter):
+    """``RedactingFilter`` for the development server's access lines (the ``werkzeug``
+    logger, ``make run``): each request's path redacted and its query string dropped, as
+    gunicorn's access log does (``RedactingLogger``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "redacted", False):
+            return True
+        message = _REQUEST_LINE.sub(
+            lambda m: (
+                m.group(1)
+                + redact_path(m.group(2))
+                + ("?" + REDACTED if "?" in m.group(2) else "")
+                + m.group(3)
+            ),
+            record.getMessage(),
+        )
+        record.msg, record.args = message, ()
+        return super().filter(record)
+
+
 class RedactingLogger(Logger):
     """gunicorn's logger, with every atom that could hold a secret or patient data redacted,
     and its error log passed through ``RedactingFilter``."""

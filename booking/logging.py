@@ -15,7 +15,7 @@ from flask import Flask, g, has_request_context, request
 from flask.logging import default_handler
 from werkzeug.wrappers import Response
 
-from booking.accesslog import RedactingFilter
+from booking.accesslog import DevServerFilter, RedactingFilter
 
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{8,64}")
 FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
@@ -52,6 +52,10 @@ def init_logging(app: Flask) -> None:
         booking_log.addFilter(redacting)
     if not any(isinstance(f, RedactingFilter) for f in default_handler.filters):
         default_handler.addFilter(redacting)
+    # The development server's access lines (make run): no token, no search term.
+    werkzeug_log = logging.getLogger("werkzeug")
+    if not any(isinstance(f, DevServerFilter) for f in werkzeug_log.filters):
+        werkzeug_log.addFilter(DevServerFilter())
     if not app.testing and not any(
         isinstance(h.formatter, logging.Formatter) and h.formatter._fmt == FORMAT
         for h in logging.getLogger("booking").handlers

@@ -3,15 +3,20 @@ reset tokens or search terms: a real gunicorn serves the app and its log is read
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import secrets
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from werkzeug.routing import Rule
+from werkzeug.serving import make_server
 
 from booking import create_app
 from booking.accesslog import redact_path, redact_text
@@ -233,3 +238,33 @@ def test_no_token_in_any_log_after_errors_on_secret_addresses(tmp_path: Path) ->
     assert "Exception on /request/resume/[redacted] [GET]" in log, log
     for token in tokens:
         assert token not in log, log
+
+
+def test_the_development_servers_access_lines_have_no_tokens_or_search_terms(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    """make run serves with Werkzeug's development server, whose access lines quote each
+    request's whole address."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    caplog.set_level(logging.INFO, logger="werkzeug")
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        for path in [
+            f"/manage/open/{SECRETS[0]}",
+            f"/staff/password/reset/{SECRETS[1]}",
+            "/staff/?q=Mustermann",
+        ]:
+            with contextlib.suppress(urllib.error.HTTPError):
+                urllib.request.urlopen(base + path, timeout=10).close()  # noqa: S310
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+    lines = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
+    text = "\n".join(lines)
+    assert "/manage/open/[redacted]" in text
+    assert "/staff/password/reset/[redacted]" in text
+    assert "/staff/?[redacted]" in text
+    for secret in SECRETS:
+        assert secret not in text, f"{secret!r} appeared in the development server's log"
