@@ -17,6 +17,12 @@ ROLE_CHOICES = [
     (StaffRole.SPECIALIST.value, _l("Specialist: sees the requests assigned to them")),
     (StaffRole.ADMIN.value, _l("Administrator: also manages staff accounts and settings")),
 ]
+# The short names, for the accounts table and its role menus.
+ROLE_NAMES = {
+    StaffRole.COORDINATOR.value: _l("Coordinator"),
+    StaffRole.SPECIALIST.value: _l("Specialist"),
+    StaffRole.ADMIN.value: _l("Administrator"),
+}
 
 
 def _password_field(label: str) -> PasswordField:

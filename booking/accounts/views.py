@@ -22,6 +22,7 @@ from werkzeug.wrappers import Response
 
 from booking.accounts.forms import (
     ROLE_CHOICES,
+    ROLE_NAMES,
     CodeForm,
     ForgotPasswordForm,
     LoginForm,
@@ -370,6 +371,7 @@ def _accounts_page(form: StaffCreateForm, policy: TwoFactorPolicyForm) -> str:
         policy=policy,
         fixed_roles=[label for value, label in ROLE_CHOICES if value in fixed],
         staff=services.list_staff(),
+        role_names=ROLE_NAMES,
     )
 
 
@@ -399,16 +401,55 @@ def set_active(user_id: int) -> Response:
             flash(_("%(name)s can sign in again.", name=user.full_name), "success")
         else:
             flash(_("%(name)s can no longer sign in.", name=user.full_name), "success")
-            if user.role == StaffRole.SPECIALIST and (waiting := appointments_to_come(user.id)):
-                flash(
-                    ngettext(
-                        "%(name)s still has %(num)d appointment to come: move it to another "
-                        "specialist or cancel it (the agenda shows it).",
-                        "%(name)s still has %(num)d appointments to come: move them to another "
-                        "specialist or cancel them (the agenda shows them).",
-                        waiting,
-                        name=user.full_name,
-                    ),
-                    "warning",
-                )
+            if user.role == StaffRole.SPECIALIST:
+                _warn_of_appointments_to_come(user)
     return redirect(url_for("staff.accounts"))
+
+
+@bp.post("/accounts/<int:user_id>/role")
+@roles_required(StaffRole.ADMIN)
+def set_role(user_id: int) -> Response:
+    # CSRFProtect has already checked the token of this post.
+    user = db.get_or_404(StaffUser, user_id)
+    chosen = request.form.get("role", "")
+    if chosen not in ROLE_NAMES:
+        flash(_("Please choose a role."), "danger")
+        return redirect(url_for("staff.accounts"))
+    was_specialist = user.role == StaffRole.SPECIALIST
+    try:
+        changed = services.set_staff_role(user, StaffRole(chosen), actor=current_user)
+    except services.StaffAccountError as exc:
+        flash(str(exc), "danger")
+        return redirect(url_for("staff.accounts"))
+    role = ROLE_NAMES[chosen]
+    if not changed:
+        flash(_("%(name)s already has the role %(role)s.", name=user.full_name, role=role), "info")
+        return redirect(url_for("staff.accounts"))
+    flash(
+        _(
+            "%(name)s now has the role %(role)s. They were signed out, and their next sign-in "
+            "follows the new role.",
+            name=user.full_name,
+            role=role,
+        ),
+        "success",
+    )
+    if was_specialist:
+        _warn_of_appointments_to_come(user)
+    return redirect(url_for("staff.accounts"))
+
+
+def _warn_of_appointments_to_come(user: StaffUser) -> None:
+    """A specialist who no longer sees patients keeps their appointments: say to move them."""
+    if waiting := appointments_to_come(user.id):
+        flash(
+            ngettext(
+                "%(name)s still has %(num)d appointment to come: move it to another "
+                "specialist or cancel it (the agenda shows it).",
+                "%(name)s still has %(num)d appointments to come: move them to another "
+                "specialist or cancel them (the agenda shows them).",
+                waiting,
+                name=user.full_name,
+            ),
+            "warning",
+        )

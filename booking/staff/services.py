@@ -216,6 +216,32 @@ def set_staff_active(user: StaffUser, active: bool, *, actor: StaffUser) -> None
     db.session.commit()
 
 
+def set_staff_role(user: StaffUser, role: StaffRole, *, actor: StaffUser) -> bool:
+    """Give ``user`` another role; False when it already was theirs. Audited.
+
+    The account is signed out everywhere, so its next sign-in follows the new role's rules
+    (two-factor sign-in, what it may see). An admin cannot change their own role, so an
+    active administrator always remains.
+    """
+    if user.id == actor.id:
+        raise StaffAccountError(_("You cannot change your own role."))
+    if user.role == role:
+        return False
+    before = user.role
+    user.role = role
+    user.session_token = new_session_token()
+    end_all_sessions(user, "role_changed")
+    record(
+        "staff_role_changed",
+        target_type="staff",
+        target_id=user.id,
+        actor=actor,
+        details={"role": {"before": str(before), "after": str(role)}},
+    )
+    db.session.commit()
+    return True
+
+
 def list_staff() -> list[StaffUser]:
     return list(db.session.scalars(select(StaffUser).order_by(StaffUser.full_name)))
 

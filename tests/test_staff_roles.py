@@ -1,0 +1,138 @@
+"""An administrator changes a staff member's role: audited, signed out, the new role's rules
+at the next sign-in."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from werkzeug.test import TestResponse
+
+from booking.audit.models import AuditEvent
+from booking.extensions import db
+from booking.scheduling.models import AppointmentType
+from booking.scheduling.services import SlotChoice
+from booking.staff.models import StaffRole, StaffSession, StaffUser
+from tests.factories import make_request, make_staff
+from tests.support import AuthActions, Clinic, Staff, csrf_token, first_open_slot
+
+ALERT = re.compile(r'<div class="alert[^"]*"[^>]*>(.*?)</div>', re.S)
+
+
+def set_role(client: FlaskClient, user_id: int, role: str) -> TestResponse:
+    token = csrf_token(client, "/staff/accounts")
+    return client.post(
+        f"/staff/accounts/{user_id}/role",
+        data={"csrf_token": token, "role": role},
+        follow_redirects=True,
+    )
+
+
+def alerts(response: TestResponse) -> str:
+    return " ".join(" ".join(m.split()) for m in ALERT.findall(response.get_data(as_text=True)))
+
+
+def role_of(app: Flask, user_id: int) -> StaffRole:
+    with app.app_context():
+        return db.session.get(StaffUser, user_id).role  # type: ignore[union-attr]
+
+
+def role_changes(app: Flask) -> list[tuple[int | None, str, dict]]:
+    with app.app_context():
+        rows = db.session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.action == "staff_role_changed")
+            .order_by(AuditEvent.id)
+        )
+        return [(row.actor_id, row.target_id, row.details) for row in rows]
+
+
+def test_an_admin_promotes_a_coordinator_who_is_signed_out_and_comes_back_as_admin(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    coordinator = app.test_client()
+    AuthActions(coordinator).login(email=staff.coordinator.email)
+    assert coordinator.get("/staff/accounts").status_code == 403
+    AuthActions(client).login(email=staff.admin.email)
+
+    page = set_role(client, staff.coordinator.id, "admin")
+
+    assert "Cora Coord now has the role Administrator." in alerts(page)
+    assert role_of(app, staff.coordinator.id) == StaffRole.ADMIN
+    assert role_changes(app) == [
+        (
+            staff.admin.id,
+            str(staff.coordinator.id),
+            {"role": {"before": "coordinator", "after": "admin"}},
+        )
+    ]
+    # The open session ended with the change; the next sign-in has the new role.
+    response = coordinator.get("/staff/accounts")
+    assert response.status_code == 302 and "/staff/login" in response.headers["Location"]
+    with app.app_context():
+        reasons = db.session.scalars(
+            select(StaffSession.end_reason).where(StaffSession.staff_id == staff.coordinator.id)
+        ).all()
+    assert reasons == ["role_changed"]
+    AuthActions(coordinator).login(email=staff.coordinator.email)
+    assert coordinator.get("/staff/accounts").status_code == 200
+
+
+def test_a_demoted_admin_loses_the_admin_pages(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    with app.app_context():
+        other = make_staff("admin", "second@example.com", full_name="Sam Second").id
+    AuthActions(client).login(email=staff.admin.email)
+    assert "Sam Second now has the role Coordinator." in alerts(
+        set_role(client, other, "coordinator")
+    )
+    demoted = app.test_client()
+    AuthActions(demoted).login(email="second@example.com")
+    assert demoted.get("/staff/accounts").status_code == 403
+    assert demoted.get("/staff/").status_code == 200
+
+
+def test_the_accounts_table_names_each_role_and_offers_no_change_of_ones_own(
+    client: FlaskClient, staff: Staff
+) -> None:
+    AuthActions(client).login(email=staff.admin.email)
+    page = client.get("/staff/accounts").get_data(as_text=True)
+    assert f'action="/staff/accounts/{staff.coordinator.id}/role"' in page
+    assert f'action="/staff/accounts/{staff.admin.id}/role"' not in page
+    assert f'for="staff-role-{staff.coordinator.id}">Role of Cora Coord</label>' in page
+    assert '<option value="coordinator" selected>Coordinator</option>' in page
+    assert "<td>coordinator</td>" not in page  # the role's name, not its stored value
+
+
+def test_an_admin_cannot_change_their_own_role_and_nonsense_changes_nothing(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    AuthActions(client).login(email=staff.admin.email)
+    assert "You cannot change your own role." in alerts(
+        set_role(client, staff.admin.id, "coordinator")
+    )
+    assert "Please choose a role." in alerts(set_role(client, staff.coordinator.id, "owner"))
+    page = set_role(client, staff.coordinator.id, "coordinator")
+    assert "Cora Coord already has the role Coordinator." in alerts(page)
+    assert role_of(app, staff.admin.id) == StaffRole.ADMIN
+    assert role_of(app, staff.coordinator.id) == StaffRole.COORDINATOR
+    assert role_changes(app) == []
+    assert client.get("/staff/accounts").status_code == 200  # still signed in, still admin
+
+
+def test_a_specialist_given_another_role_warns_of_their_appointments_to_come(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    with app.app_context():
+        slot = first_open_slot(db.session.get(AppointmentType, clinic.type))
+        make_request(
+            slot=SlotChoice(clinic.type, slot.specialist_id, slot.location_id, slot.starts_at)
+        )
+    AuthActions(client).login(email=clinic.admin.email)
+    shown = alerts(set_role(client, clinic.weber.id, "coordinator"))
+    assert "Dr. Weber still has 1 appointment to come: move it to another specialist" in shown
+    shown = alerts(set_role(client, clinic.okafor.id, "coordinator"))
+    assert "Dr. Okafor now has the role Coordinator." in shown and "to come" not in shown
