@@ -170,6 +170,9 @@ class Config:
     # nobody has taken it.
     WAITLIST_WAVE_SIZE = _env_int("WAITLIST_WAVE_SIZE", 5)
     WAITLIST_WAVE_MINUTES = _env_int("WAITLIST_WAVE_MINUTES", 60)
+    # No next wave goes out in these clinic hours (may cross midnight; empty: none), so a time
+    # freed in the evening is not emailed down the list while the first patients sleep.
+    WAITLIST_QUIET_HOURS = _env("WAITLIST_QUIET_HOURS", "21:00-08:00")
     # Hours before an appointment at which reminders go out.
     REMINDER_LEAD_HOURS = [
         int(h) for h in (_env("REMINDER_LEAD_HOURS", "48,2") or "").split(",") if h.strip()
@@ -415,6 +418,8 @@ class TestingConfig(Config):
     STAFF_2FA_REQUIRED_ROLES: list[str] = []
     # Tests change the schedule from other sessions and expect the next page to show it.
     AVAILABILITY_RECHECK_SECONDS = 0.0
+    # The suite runs at any hour: the quiet-hours test sets its own.
+    WAITLIST_QUIET_HOURS = ""
     # Argon2 at its cheapest (as cookiecutter-flask's BCRYPT_LOG_ROUNDS = 4): the full cost
     # takes about half a second per password, and the tests make hundreds of accounts.
     PASSWORD_HASH_TIME_COST = 1

@@ -94,6 +94,7 @@ def _refuse_bad_settings(app: Flask) -> None:
     Also reads the opening hours and the keys (each says what is wrong with them)."""
     from booking import openinghours
     from booking.crypto import init_keys
+    from booking.requests import waitlist
 
     problems = []
     if not app.config.get("SECRET_KEY"):
@@ -115,9 +116,9 @@ def _refuse_bad_settings(app: Flask) -> None:
         )
     if app.config["CLAMAV_WHEN_DOWN"] not in ("refuse", "hold"):
         problems.append("CLAMAV_WHEN_DOWN must be 'refuse' or 'hold'")
-    for read in (openinghours.init_app, init_keys):
+    for read in (openinghours.init_app, init_keys, waitlist.init_app):
         try:
-            read(app)  # the opening hours and holidays; the keys
+            read(app)  # the opening hours and holidays; the keys; the waves' quiet hours
         except RuntimeError as exc:
             problems.append(str(exc))
     if len(problems) == 1:

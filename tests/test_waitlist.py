@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,6 +18,7 @@ from booking.dashboard import services as workflow
 from booking.extensions import db
 from booking.manage import services as manage
 from booking.notifications.models import OutboxEmail
+from booking.requests import waitlist
 from booking.requests.models import ConsultationRequest, TriageLevel
 from booking.requests.waitlist import (
     MIN_OFFER_WINDOW,
@@ -748,6 +749,66 @@ def test_the_next_wave_goes_out_after_the_interval_and_not_before(
             db.session.get(ConsultationRequest, clinic.waiting[2]),
         )
         assert db.session.get(SlotOffer, offer.id).claimed_by_request_id == clinic.waiting[2]
+
+
+def test_no_next_wave_in_the_quiet_hours_the_due_one_goes_when_they_end(
+    app: Flask, clinic: Waitlist
+) -> None:
+    """A time freed in the evening goes to its first wave at once; the next waves wait for
+    the morning, so the urgent patients of the first are not outrun while they sleep."""
+    app.config["WAITLIST_WAVE_SIZE"] = 1
+    offer = _cancel_first(app, clinic)
+    assert _offered(app) == ["waiting0@example.com"]  # the first wave, whatever the hour
+    first = _last_email(app)
+    interval = timedelta(minutes=app.config["WAITLIST_WAVE_MINUTES"])
+    # Quiet from half an hour after the offer to three hours after it (clinic time).
+    quiet_from, quiet_to = offer.created_at + timedelta(minutes=30), offer.created_at + 3 * interval
+    with app.app_context():
+        app.config["WAITLIST_QUIET_HOURS"] = "-".join(
+            to_clinic_tz(at).strftime("%H:%M") for at in (quiet_from, quiet_to)
+        )
+    waitlist.init_app(app)
+    with app.app_context():
+        assert offer_next_waves(now=offer.created_at + interval + timedelta(minutes=1)) == []
+        assert offer_next_waves(now=quiet_to - timedelta(minutes=1)) == []
+        assert db.session.get(SlotOffer, offer.id).wave == 1
+    assert _offered(app, first) == []
+    with app.app_context():
+        assert len(offer_next_waves(now=quiet_to + timedelta(minutes=1))) == 1
+    assert _offered(app, first) == ["waiting1@example.com"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "quiet"),
+    [
+        (
+            "21:00-08:00",
+            {"20:59": False, "21:00": True, "02:00": True, "07:59": True, "08:00": False},
+        ),
+        ("13:00-14:30", {"12:59": False, "13:00": True, "14:29": True, "14:30": False}),
+        ("", {"03:00": False, "21:30": False}),
+    ],
+)
+def test_quiet_hours_are_read_in_clinic_time_and_may_cross_midnight(
+    app: Flask, setting: str, quiet: dict[str, bool]
+) -> None:
+    app.config["WAITLIST_QUIET_HOURS"] = setting
+    waitlist.init_app(app)
+    with app.app_context():
+        day = to_clinic_tz(now_utc()).date()
+        for at, expected in quiet.items():
+            moment = datetime.combine(
+                day, time.fromisoformat(at), tzinfo=ZoneInfo(app.config["CLINIC_TIMEZONE"])
+            )
+            assert waitlist.in_quiet_hours(moment) is expected, (setting, at)
+
+
+@pytest.mark.parametrize("setting", ["9pm-8am", "21:00", "25:00-08:00", "21:00-21:00"])
+def test_quiet_hours_that_cannot_be_read_stop_the_app(setting: str) -> None:
+    from booking import create_app
+
+    with pytest.raises(RuntimeError, match="WAITLIST_QUIET_HOURS must"):
+        create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://", "WAITLIST_QUIET_HOURS": setting})
 
 
 @pytest.mark.parametrize("why", ["taken", "booked", "expired", "closing"])

@@ -9,20 +9,24 @@ have waited longest on the list. Each one emailed is recorded (``SlotOfferRecipi
 they may take the offer, so a forwarded link takes nothing. If nobody has taken it
 ``WAITLIST_WAVE_MINUTES`` later, the worker emails the next wave of those not emailed yet
 (``offer_next_waves``), while the time is still free and the offer open for at least
-``MIN_OFFER_WINDOW``; the worker claims each wave with one conditional UPDATE, so two workers
-never send the same one. Accepting claims the offer with one conditional UPDATE (only one
-patient can win it, and only while the offer is younger than ``OFFER_LIFETIME``) and moves
-the winner's appointment through the availability engine and the database's
-no-double-booking guarantee; everyone else emailed is told the time is gone.
+``MIN_OFFER_WINDOW``, but not in ``WAITLIST_QUIET_HOURS`` (21:00-08:00 clinic time): a time
+freed in the evening goes to its first wave at once, and down the list only from the morning,
+so the most urgent patients are not outrun by later waves while they sleep. The worker claims
+each wave with one conditional UPDATE, so two workers never send the same one. Accepting
+claims the offer with one conditional UPDATE (only one patient can win it, and only while the
+offer is younger than ``OFFER_LIFETIME``) and moves the winner's appointment through the
+availability engine and the database's no-double-booking guarantee; everyone else emailed is
+told the time is gone.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import secrets
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
-from flask import current_app
+from flask import Flask, current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import joinedload
@@ -57,7 +61,7 @@ from booking.scheduling.services import (
     place_appointment,
     resolve_choice,
 )
-from booking.timeutil import now_utc
+from booking.timeutil import now_utc, to_clinic_tz
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,54 @@ OFFER_LIFETIME = timedelta(days=2)
 # the minimum notice in a few minutes) is not offered. An email read an hour later, or sent
 # at 05:14 to close at 06:00, would only tell the patients about a time they could not take.
 MIN_OFFER_WINDOW = timedelta(hours=2)
+
+
+QUIET_HOURS_EXTENSION = "booking.waitlist_quiet_hours"
+_QUIET_HOURS_RE = re.compile(r"(\d{1,2}):(\d{2})\s*[-\u2013]\s*(\d{1,2}):(\d{2})")
+
+
+def read_quiet_hours(text: str | None) -> tuple[time, time] | None:
+    """``WAITLIST_QUIET_HOURS``, "21:00-08:00" (clinic time; may cross midnight), as (from,
+    to); None when empty. Raises ValueError saying what is wrong."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    match = _QUIET_HOURS_RE.fullmatch(text)
+    try:
+        if match is None:
+            raise ValueError
+        hours = [int(part) for part in match.groups()]
+        start, end = time(hours[0], hours[1]), time(hours[2], hours[3])
+    except ValueError:
+        raise ValueError(
+            f"WAITLIST_QUIET_HOURS must be two 24-hour times such as 21:00-08:00, or empty for "
+            f"none, not {text!r}."
+        ) from None
+    if start == end:
+        raise ValueError("WAITLIST_QUIET_HOURS must start and end at different times.")
+    return start, end
+
+
+def init_app(app: Flask) -> None:
+    """Read ``WAITLIST_QUIET_HOURS`` once; a setting that cannot be read stops the start."""
+    try:
+        app.extensions[QUIET_HOURS_EXTENSION] = read_quiet_hours(
+            app.config.get("WAITLIST_QUIET_HOURS")
+        )
+    except ValueError as exc:
+        raise RuntimeError(str(exc)) from None
+
+
+def in_quiet_hours(now: datetime) -> bool:
+    """Whether ``now`` falls in the clinic's ``WAITLIST_QUIET_HOURS``."""
+    quiet = current_app.extensions.get(QUIET_HOURS_EXTENSION)
+    if quiet is None:
+        return False
+    start, end = quiet
+    local = to_clinic_tz(now).time()
+    if start < end:
+        return start <= local < end
+    return local >= start or local < end  # across midnight
 
 
 class OfferGone(Exception):  # noqa: N818 - the event the patient is told about
@@ -296,9 +348,12 @@ def offer_next_waves(now: datetime | None = None) -> list[int]:
     """Email the next wave of every offer nobody has taken ``WAITLIST_WAVE_MINUTES`` after its
     last wave, each offer in its own transaction; returns the outbox ids queued. A wave goes
     out only while the offered time is still free and the offer stays open at least
-    ``MIN_OFFER_WINDOW`` more, and only to patients not emailed it yet. Safe to run in
+    ``MIN_OFFER_WINDOW`` more, and only to patients not emailed it yet; none in
+    ``WAITLIST_QUIET_HOURS`` (the waves then due go out when they end). Safe to run in
     several workers at once: each wave is claimed first (``_claim_wave``)."""
     now = now or now_utc()
+    if in_quiet_hours(now):
+        return []
     since = now - timedelta(minutes=current_app.config["WAITLIST_WAVE_MINUTES"])
     due = list(
         db.session.scalars(
