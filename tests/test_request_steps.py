@@ -27,9 +27,11 @@ from booking.notifications.models import OutboxEmail
 from booking.patients import steps
 from booking.requests.drafts import DraftDocument, RequestDraft, purge_expired_drafts
 from booking.requests.models import ConsultationRequest
-from booking.scheduling.availability import open_slots
+from booking.scheduling.availability import open_slots, parse_slot_key
 from booking.scheduling.models import AppointmentType
+from booking.scheduling.services import SlotChoice
 from booking.timeutil import now_utc
+from tests.factories import make_request
 from tests.support import (
     CSRF_RE,
     Clinic,
@@ -464,6 +466,7 @@ def test_the_confirmation_shows_the_held_time_a_calendar_file_and_the_private_li
     post_step(client, "documents", {})
     review = open_step(client, "review")
     assert "Your chosen time" in review and f"{kind} · " in review
+    assert "You have not chosen a time" not in review
     assert post_step(client, "review").status_code == 303
 
     page = client.get("/request/submitted").get_data(as_text=True)
@@ -494,6 +497,31 @@ def test_the_confirmation_shows_the_held_time_a_calendar_file_and_the_private_li
             str(invited["UID"]),
             int(invited["SEQUENCE"]),
         )
+
+
+def test_the_review_says_when_no_time_is_held_and_links_to_the_picker(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """A patient who picked a time but left before saving it (or never picked one) is told
+    on the review, before sending, that they hold no time: on the kept page too."""
+    fill_every_step(client)
+    for _view in range(2):  # the first view renders the page; the second fills it in
+        review = open_step(client, "review")
+        assert "You have not chosen a time: we will contact you to offer an appointment." in review
+        assert 'href="/request/time"' in review
+        assert "Your chosen time" not in review
+    # A time picked and then taken by someone else: said too.
+    slot = first_open_time(app, clinic)
+    post_step(
+        client, "time", {**step_answers("time"), "appointment_type": str(clinic.type), "slot": slot}
+    )
+    assert "Your chosen time" in open_step(client, "review")
+    with app.app_context():
+        specialist_id, location_id, starts_at = parse_slot_key(slot)
+        make_request(slot=SlotChoice(clinic.type, specialist_id, location_id, starts_at))
+    review = open_step(client, "review")
+    assert "The time you picked is no longer available." in review
+    assert "You have not chosen a time" in review
 
 
 def test_once_at_the_review_a_step_saved_goes_back_to_it(client: FlaskClient) -> None:

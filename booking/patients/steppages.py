@@ -116,7 +116,7 @@ def _key(code: str, draft: RequestDraft, answers: Answers, page: int) -> Hashabl
         )
     if code in ("time", "review") and (answers.get("slot") or [""])[0]:
         return None  # the chosen time's card, or the notice that it is gone
-    if code == "time":
+    if code in ("time", "review"):  # the link to the picker; the review's "no time" box
         scheduling = scheduling_enabled()
     return (
         code,
@@ -127,7 +127,7 @@ def _key(code: str, draft: RequestDraft, answers: Answers, page: int) -> Hashabl
         draft.step,  # the list of steps: how far the patient got
         tuple(steps.red_flags_yes(answers)),  # the advice shown on every step
         clinic_today(),  # the date boxes' bounds
-        scheduling,  # the time step's link to the picker, the documents step's upload form
+        scheduling,  # the picker link (time, review), the documents step's upload form
     )
 
 
