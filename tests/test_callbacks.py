@@ -518,7 +518,7 @@ def test_confirming_a_patient_without_email_says_to_call_them(
     assert response.status_code == 302
     page = client.get(record).get_data(as_text=True)
     assert "Done. The patient left no email address: please call them to tell them." in page
-    assert "the patient has been emailed" not in page
+    assert "email to the patient is on its way" not in page
     assert "Reschedule the appointment" in page and "Reschedule and email" not in page
     with app.app_context():
         consultation = db.session.get(ConsultationRequest, emergency["id"])

@@ -932,7 +932,7 @@ def test_no_email_to_a_patient_marked_deceased(
     app: Flask, client: FlaskClient, clinic: Waiting
 ) -> None:
     """Once staff mark the patient deceased, nothing more goes to the address (the family
-    may read it), and staff are told so instead of 'the patient has been emailed'."""
+    may read it), and staff are told so instead of 'an email to the patient is on its way'."""
     from booking.outcomes.services import mark_deceased
     from booking.staff.models import StaffUser
 

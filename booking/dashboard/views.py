@@ -394,7 +394,7 @@ def send_message(reference: str) -> Response | tuple[str, int]:
         consultation = _load_visible(reference)
         form.form_errors.append(str(exc))
         return _render_record(consultation, 409, message_form=form)
-    flash(_("Message sent: the patient has been emailed that it is waiting."), "success")
+    flash(_("Message sent: an email telling the patient it is waiting is on its way."), "success")
     return redirect(url_for(".record", reference=consultation.reference) + "#messages")
 
 
@@ -495,7 +495,7 @@ def set_join_link(reference: str) -> Response | tuple[str, int]:
         flash(str(exc), "danger")
         return _render_record(consultation, 409, join_form=form)
     if consultation.patient.email and consultation.patient.deceased_at is None:
-        flash(_("Saved: the patient has been emailed the link."), "success")
+        flash(_("Saved: an email with the link is on its way to the patient."), "success")
     else:
         flash(_("Saved. No email was sent: please give the patient the link."), "success")
     return redirect(url_for(".record", reference=reference) + "#actions-heading")
@@ -658,7 +658,7 @@ def change_status(reference: str, action: str) -> Response | tuple[str, int]:
     if consultation.patient.deceased_at is not None:
         flash(_("Done. No email was sent: the patient is marked deceased."), "success")
     elif consultation.patient.email:
-        flash(_("Done: the patient has been emailed."), "success")
+        flash(_("Done: an email to the patient is on its way."), "success")
     else:
         flash(
             _("Done. The patient left no email address: please call them to tell them."), "success"

@@ -149,7 +149,7 @@ def test_coordinator_with_two_factor_confirms_the_newest_urgent_request_and_the_
 
     expect(page).to_have_url(clinic.server(f"/staff/requests/{newest.reference}"))
     expect(
-        page.get_by_role("status").filter(has_text="Done: the patient has been emailed.")
+        page.get_by_role("status").filter(has_text="Done: an email to the patient is on its way.")
     ).to_be_visible()
     expect(page.get_by_text("confirmed", exact=True)).to_be_visible()
     next_step = page.get_by_role("region", name="Next step")

@@ -120,7 +120,9 @@ def test_patient_sends_a_request_with_a_pdf_and_a_coordinator_confirms_it_and_re
         confirm = page.get_by_role("form", name="Confirm an appointment")
         confirm.get_by_role("button", name="Confirm and email the patient").click()
         expect(
-            page.get_by_role("status").filter(has_text="Done: the patient has been emailed.")
+            page.get_by_role("status").filter(
+                has_text="Done: an email to the patient is on its way."
+            )
         ).to_be_visible()
         expect(page.get_by_text("confirmed", exact=True)).to_be_visible()
 
