@@ -198,6 +198,52 @@ def test_the_readable_summary_lists_calls_as_text(
     assert "{" not in calls and "'" not in calls
 
 
+def test_the_summary_says_how_the_clinic_first_reached_the_patient(
+    app: Flask, client: FlaskClient, patient: dict
+) -> None:
+    """A reaching call and a completed visit both set when the patient was first reached:
+    the summary said "Reached by phone by the clinic" for both. It says how."""
+    from booking.dashboard.services import log_callback
+    from booking.requests.calls import CallOutcome
+
+    def summary() -> str:
+        response = _post(client, patient["url"], "data", date_of_birth=BORN)
+        return zipfile.ZipFile(io.BytesIO(response.get_data())).read("summary.txt").decode()
+
+    def line(text: str, label: str) -> str:
+        [found] = [row for row in text.splitlines() if row.startswith(f"{label}: ")]
+        return found
+
+    text = summary()
+    assert "by phone" not in text.lower()
+    assert line(text, "How the clinic first reached you").endswith(": \u2013")
+
+    with app.app_context():
+        consultation = db.session.scalars(
+            select(ConsultationRequest).where(ConsultationRequest.reference == patient["reference"])
+        ).one()
+        log_callback(consultation, make_staff("coordinator", "c@example.com"), CallOutcome.REACHED)
+    text = summary()
+    assert line(text, "First reached by the clinic") != "First reached by the clinic: \u2013"
+    assert line(text, "How the clinic first reached you").endswith(": By phone")
+
+    # As completing the visit of a patient nobody reached by phone records it: reached at
+    # the appointment's start, by its specialist, and no call.
+    with app.app_context():
+        consultation = db.session.scalars(
+            select(ConsultationRequest).where(ConsultationRequest.reference == patient["reference"])
+        ).one()
+        for call in consultation.calls:
+            db.session.delete(call)
+        consultation.acknowledged_at = consultation.appointment.starts_at
+        consultation.acknowledged_by_id = consultation.appointment.specialist_id
+        db.session.commit()
+    text = summary()
+    assert "by phone" not in text.lower()
+    assert line(text, "How the clinic first reached you").endswith(": At the visit")
+    assert line(text, "Reached by") == "Reached by: Dr. Weber"
+
+
 def test_a_request_sent_with_someone_elses_address_and_birth_date_exports_only_itself(
     app: Flask, patient: dict
 ) -> None:

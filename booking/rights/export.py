@@ -131,7 +131,8 @@ FIELD_LABELS = {
     "confirmed_at": _l("Confirmed"),
     "closed_at": _l("Closed"),
     "manage_links_reset_at": _l("Private links renewed"),
-    "acknowledged_at": _l("Reached by phone by the clinic"),
+    "acknowledged_at": _l("First reached by the clinic"),
+    "acknowledged_how": _l("How the clinic first reached you"),
     "acknowledged_by": _l("Reached by"),
     "escalated_at": _l("Escalated"),
     "information_received_at": _l("Information received"),
@@ -223,6 +224,14 @@ VALUE_LABELS: dict[str, Callable[[str], str]] = {
     "privacy_notice_language": language_name,
     "point": point_label,
     "outcome": lambda code: str(OUTCOME_LABELS[CallOutcome(code)]),
+    "acknowledged_how": lambda code: str(REACHED_HOW_LABELS[code]),
+}
+# How the clinic first reached the patient (``acknowledged_how``): by a call that reached
+# them, or at the visit (completing the visit of a patient nobody had reached by phone
+# counts as reaching them, by the specialist who saw them).
+REACHED_HOW_LABELS = {
+    "phone": _l("By phone"),
+    "visit": _l("At the visit"),
 }
 # The columns that hold a day, not a moment (every stored moment is a UTC column whose name
 # ends in "_at"): the summary shows both as the pages do, not as the JSON's ISO 8601.
@@ -391,6 +400,7 @@ def build_archive(
                     }
                     for event in consultation.events
                 ],
+                "acknowledged_how": _reached_how(consultation),
                 "acknowledged_by": (
                     consultation.acknowledged_by.full_name if consultation.acknowledged_by else None
                 ),
@@ -431,6 +441,19 @@ def build_archive(
     }
     locale = requests[-1].locale if requests else "en"
     return PatientArchive(reference, data, documents, locale or "en")
+
+
+def _reached_how(consultation: Any) -> str | None:
+    """How the patient was first reached: ``"phone"`` when a call that reached them is what
+    acknowledged the request (its time is ``acknowledged_at``), ``"visit"`` when completing
+    the visit did, ``None`` if nobody has. Nothing else sets ``acknowledged_at``."""
+    if consultation.acknowledged_at is None:
+        return None
+    by_phone = any(
+        call.outcome == CallOutcome.REACHED and call.called_at == consultation.acknowledged_at
+        for call in consultation.calls
+    )
+    return "phone" if by_phone else "visit"
 
 
 def _plan_entry(plan: Any, registry_code: str | None) -> dict[str, Any] | None:
