@@ -10,6 +10,7 @@ from datetime import date
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from booking.extensions import db
@@ -86,8 +87,26 @@ def rescan() -> None:
     )
 
 
+def _email_address(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """The address as the staff forms accept it (``booking.forms.EmailAddress``): one they
+    refuse, such as letters with accents before the @, would never receive the clinic's
+    emails (the password reset among them)."""
+    from wtforms.validators import ValidationError
+
+    from booking.forms import EmailAddress
+
+    address = value.strip()
+    try:
+        EmailAddress(_l("Please enter a valid email address.")).check(address)
+    except ValidationError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return address
+
+
 @click.command("create-admin")
-@click.option("--email", prompt=True, help="The administrator's email address.")
+@click.option(
+    "--email", prompt=True, callback=_email_address, help="The administrator's email address."
+)
 @click.option("--name", prompt="Full name", help="The administrator's full name.")
 @click.password_option(help="At least 12 characters.")
 @with_appcontext

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, time
+from types import SimpleNamespace
 from typing import Any
 
 import phonenumbers
@@ -130,6 +131,11 @@ class EmailAddress:
         if local and not local.isascii():
             raise ValidationError(str(ACCENTED_LOCAL_PART))
         self.shape(form, field)
+
+    def check(self, address: str | None) -> None:
+        """The same checks on an address given without a form (``flask create-admin``):
+        raises ``ValidationError`` with the message a form would show."""
+        self(Form(), SimpleNamespace(data=address))
 
 
 def has_visible_text(value: str | None) -> bool:

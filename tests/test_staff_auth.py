@@ -957,6 +957,34 @@ def test_create_admin_command(app: Flask, client: FlaskClient) -> None:
     assert client.get("/staff/accounts").status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("address", "said"),
+    [
+        ("josé@example.com", "accents or other special letters before the @"),
+        ("boss.example.com", "Please enter a valid email address."),
+    ],
+)
+def test_create_admin_refuses_an_address_the_forms_refuse(
+    app: Flask, address: str, said: str
+) -> None:
+    """The command checks the address as the staff forms do: an account made with an
+    accent before the @ would never get the clinic's emails (a password reset included)."""
+    result = app.test_cli_runner().invoke(
+        args=[
+            "create-admin",
+            "--email",
+            address,
+            "--name",
+            "Bea Boss",
+            "--password",
+            "the boss's passphrase",
+        ]
+    )
+    assert result.exit_code == 2, result.output  # click's usage error, not a traceback
+    assert "Invalid value for '--email'" in result.output and said in result.output
+    assert account(app, address.lower()) is None
+
+
 # The audit trail ------------------------------------------------------------------------------
 
 
