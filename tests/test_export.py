@@ -338,6 +338,24 @@ def test_export_filters_by_the_clinic_day(app: Flask, staff_client: FlaskClient)
 # --- the values -----------------------------------------------------------------------------
 
 
+def test_a_time_in_the_repeated_hour_names_its_zone(app: Flask, staff_client: FlaskClient) -> None:
+    """When the clocks go back (Berlin, 25 October 2026, 03:00 CEST -> 02:00 CET), 02:30
+    happens twice: the two read "02:30 CEST" and "02:30 CET", as on the pages, not both
+    "02:30"."""
+    first = new_request(app, full_name="Erste Stunde", email="first@example.com")
+    second = new_request(app, full_name="Zweite Stunde", email="second@example.com")
+    set_created(
+        app,
+        {
+            first: datetime(2026, 10, 25, 0, 30, tzinfo=UTC),
+            second: datetime(2026, 10, 25, 1, 30, tzinfo=UTC),
+        },
+    )
+    rows = {r["reference"]: r for r in export(staff_client, status="all")}
+    assert rows[first]["received"] == "2026-10-25 02:30 CEST"
+    assert rows[second]["received"] == "2026-10-25 02:30 CET"
+
+
 def test_export_values_are_correct_in_clinic_time(app: Flask, staff_client: FlaskClient) -> None:
     with app.app_context():
         weber_user = staff_user("weber@example.com")

@@ -23,7 +23,7 @@ from booking.requests.models import ConsultationRequest, MedicalHistory
 from booking.scheduling.visits import MODE_LABELS, visit_is_remote
 from booking.spreadsheet import BOM
 from booking.templating import choice_label, choice_labels
-from booking.timeutil import clinic_tz, to_clinic_tz
+from booking.timeutil import clinic_dt, clinic_tz, to_clinic_tz
 
 # A formula's first character (OWASP's CSV injection list); a cell starting with a tab, line
 # break or NUL is risky whatever follows.
@@ -90,7 +90,9 @@ def headings() -> list[str]:
 
 
 def _local(value: datetime) -> str:
-    return to_clinic_tz(value).strftime("%Y-%m-%d %H:%M")
+    # The time as the pages show it: in the hour the clocks repeat, with the zone's
+    # abbreviation ("02:30 CEST", "02:30 CET"), else two times an hour apart read the same.
+    return f"{to_clinic_tz(value):%Y-%m-%d} {clinic_dt(value, 'HH:mm')}"
 
 
 def neutralise(value: object) -> str:
