@@ -444,6 +444,34 @@ def test_admin_adds_deactivates_and_reactivates_a_type(
 
 
 @pytest.mark.parametrize(
+    ("form", "field_id", "fields", "message"),
+    [
+        (
+            "type",
+            "type-duration_minutes",
+            {"name": "Visit"},
+            "Please enter the duration in minutes.",
+        ),
+        (
+            "rules",
+            "rules-cancel_notice_hours",
+            {"buffer_minutes": "15", "min_notice_hours": "12", "horizon_days": "30"},
+            "Please enter a number.",
+        ),
+    ],
+)
+def test_a_number_of_only_spaces_is_said_once_as_missing(
+    admin_client: FlaskClient, form: str, field_id: str, fields: dict, message: str
+) -> None:
+    """Spaces alone read as an empty box: one message, not "a whole number" and "a number
+    from ... to ..." on top."""
+    name = field_id.split("-", 1)[1]
+    response = submit(admin_client, OVERVIEW, form, **fields, **{name: "   "})
+    assert response.status_code == 422
+    assert field_error(response.get_data(as_text=True), field_id) == f"Error: {message}"
+
+
+@pytest.mark.parametrize(
     ("fields", "field_id", "message"),
     [
         ({"name": "", "duration_minutes": "30"}, "type-name", "Please enter a name."),

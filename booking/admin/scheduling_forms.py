@@ -50,7 +50,15 @@ TOO_LONG = _l("Please use at most %(max)d characters.")
 
 
 class WholeNumberField(IntegerField):
-    """An integer field that reports unreadable input once, not also as out of range."""
+    """An integer field that reports unreadable input once, not also as out of range; spaces
+    alone are no input (``InputRequired``'s message alone), not an unreadable number."""
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        if valuelist and isinstance(valuelist[0], str) and not valuelist[0].strip():
+            self.raw_data = [""]
+            self.data = None
+            return
+        super().process_formdata(valuelist)
 
     def pre_validate(self, form: Any) -> None:
         if self.process_errors and self.raw_data and self.raw_data[0].strip():
