@@ -34,7 +34,7 @@ DAMAGED = (
     "again and send the new copy."
 )
 NOT_A_DOCUMENT = "This file is not a PDF, JPEG or PNG document. Please send a PDF or a photo."
-TWICE = "You have already added this file."
+TWICE_NAMED = "“%s” is the same file as one you have already added."
 
 # Each starts as its type does (the first bytes pass), and is not a whole file of it.
 DAMAGED_FILES = {
@@ -113,9 +113,31 @@ def test_the_private_page_refuses_a_file_the_request_already_holds(
     assert post_documents(client, link, report).status_code == 302
 
     # Again under another name, and twice in one go: kept once, as the documents step does.
-    for files in ([(report[0], "mri-again.pdf")], [(JPEG_BYTES, "a.jpg"), (JPEG_BYTES, "b.jpg")]):
+    for files, refused in (
+        ([(report[0], "mri-again.pdf")], "mri-again.pdf"),
+        ([(JPEG_BYTES, "a.jpg"), (JPEG_BYTES, "b.jpg")], "b.jpg"),
+    ):
         response = post_documents(client, link, *files)
         assert response.status_code == 422
-        assert TWICE in html.unescape(response.get_data(as_text=True))
+        assert TWICE_NAMED % refused in html.unescape(response.get_data(as_text=True))
     assert [d.original_name for d in rows(app, Document)] == ["mri.pdf"]
     assert len(stored_files(upload_dir)) == 1  # the refused files' copies were deleted
+
+
+def test_the_private_page_names_the_file_it_refuses_as_already_added(
+    app: Flask, client: FlaskClient
+) -> None:
+    """Several files go in at once there, and the message stands above the form: it names
+    the one refused (as the page writes any name the patient gave: escaped)."""
+    with app.app_context():
+        link = open_manage_link(client, make_request())
+    assert post_documents(client, link, (pdf_bytes("MRI"), "mri.pdf")).status_code == 302
+
+    response = post_documents(
+        client, link, (pdf_bytes("CT"), "ct.pdf"), (pdf_bytes("MRI"), "<b>mri again.pdf")
+    )
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert TWICE_NAMED % "&lt;b&gt;mri again.pdf" in page
+    assert "<b>mri" not in page
+    assert [d.original_name for d in rows(app, Document)] == ["mri.pdf"]

@@ -296,14 +296,25 @@ def _refuse_unknown_type() -> DocumentRejected:
     )
 
 
-def refuse_duplicates(stored: Sequence[StoredFile], kept: Iterable[str]) -> None:
+def refuse_duplicates(
+    stored: Sequence[StoredFile], kept: Iterable[str], names: Sequence[str] | None = None
+) -> None:
     """Refuse a file already kept (``kept``: their SHA-256) or sent twice in one go: it would be
     counted twice against the limit and shown twice to staff. One rule for the draft and the
-    private link."""
+    private link. ``names`` (the uploads' file names, in ``stored``'s order) puts the refused
+    file's name in the message, for a page that does not show it beside the message: several
+    files may be sent at once."""
     seen = set(kept)
-    for file in stored:
+    for index, file in enumerate(stored):
         if file.sha256 in seen:
-            raise DocumentRejected(_("You have already added this file."))
+            if names is None:
+                raise DocumentRejected(_("You have already added this file."))
+            raise DocumentRejected(
+                _(
+                    "“%(name)s” is the same file as one you have already added.",
+                    name=safe_display_name(names[index]),
+                )
+            )
         seen.add(file.sha256)
 
 

@@ -78,7 +78,11 @@ def add_documents(consultation: ConsultationRequest, uploads: list[DocumentUploa
     with saved_before_locking(uploads) as stored:
         consultation = lock_request(consultation)
         _check_room(consultation, uploads)
-        refuse_duplicates(stored, (kept.sha256 for kept in consultation.documents))
+        refuse_duplicates(
+            stored,
+            (kept.sha256 for kept in consultation.documents),
+            [upload.filename for upload in uploads],
+        )
         now = now_utc()
         for upload, file in zip(uploads, stored, strict=True):
             db.session.add(Document.of_upload(upload, file, now, request_id=consultation.id))
