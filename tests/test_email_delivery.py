@@ -725,6 +725,57 @@ def test_an_email_with_an_outdated_time_is_never_delivered_after_a_newer_one(
     assert "Please bring your X-rays." in text
 
 
+@pytest.mark.parametrize("by", ["staff", "patient"])
+def test_a_staff_message_about_the_visit_is_not_carried_into_its_cancellation(
+    app: Flask, clinic: Any, smtp: SmtpServer, by: str
+) -> None:
+    """Confirmed with a message ("bring your X-rays"), then cancelled before the
+    confirmation went out: the cancellation withdraws it, but its message was about a visit
+    that no longer takes place, so it is not carried into the cancellation's email. It
+    stays on the request's timeline, where staff wrote it."""
+    from booking.dashboard.services import cancel_request, confirm_request
+    from booking.manage.services import cancel
+    from booking.requests.events import RequestEvent
+    from booking.staff.models import StaffUser
+    from tests.factories import make_request, slot_two_days_ahead
+
+    smtp.start()
+    with app.app_context():
+        consultation = make_request()
+        request_id, patient = consultation.id, consultation.patient.email
+        db.session.execute(update(OutboxEmail).values(status=OutboxStatus.SENT))
+        db.session.commit()
+        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
+        confirm_request(
+            consultation, coordinator, slot_two_days_ahead(clinic), "Please bring your X-rays."
+        )
+        consultation = db.session.get(ConsultationRequest, request_id)
+        if by == "staff":
+            cancel_request(consultation, db.session.get(StaffUser, clinic.coordinator.id))
+        else:
+            cancel(consultation, None)
+        # The confirmation was withdrawn: only the cancellation goes to the patient.
+        [email] = db.session.scalars(
+            select(OutboxEmail).where(
+                OutboxEmail.recipient == patient, OutboxEmail.status == OutboxStatus.PENDING
+            )
+        ).all()
+        assert email.staff_message is None
+        timeline = db.session.scalars(
+            select(RequestEvent.body).where(RequestEvent.request_id == request_id)
+        ).all()
+        assert "Please bring your X-rays." in timeline
+    _deliver_all(app)
+    received = smtp.collector.wait_for(2 if by == "patient" else 1)  # and the clinic's notice
+    [to_patient] = [r.message for r in received if r.rcpt_tos == [patient]]
+    text = to_patient.get_body(preferencelist=("plain",)).get_content()
+    html = to_patient.get_body(preferencelist=("html",)).get_content()
+    assert "is cancelled" in to_patient["Subject"]
+    assert "METHOD:CANCEL" in _calendar_part(to_patient)
+    assert "X-rays" not in text and "X-rays" not in html
+    assert "A message from the clinic" not in text
+
+
 def test_an_address_with_accents_before_the_at_fails_at_once_not_for_hours(
     app: Flask, smtp: SmtpServer
 ) -> None:

@@ -186,8 +186,10 @@ def withdraw_calendar_emails(request_id: int) -> list[str]:
     patient's latest email showing the old time (or an invitation arriving after its
     cancellation). What they said besides is in the newer email, which states the request
     as it is now, except the message staff wrote in them: returned (oldest first) for the
-    newer email to carry. That of an email a worker is sending at this moment is returned
-    too: sent, the patient reads it twice, rather than never if that attempt fails.
+    newer email to carry when it is about the same visit (the caller decides: a
+    cancellation does not carry a message about the visit it cancels). That of an email a
+    worker is sending at this moment is returned too: sent, the patient reads it twice,
+    rather than never if that attempt fails.
     Returns nothing for a change that queues no calendar file: call it only for one that does.
 
     Other emails with a calendar file (the receipt of a request, with its private link) are

@@ -342,6 +342,13 @@ def _outdated_by(
     return outdated
 
 
+# The emails that replace a withdrawn calendar email for the same appointment (confirmed at,
+# or moved to, its time now): a message staff wrote for that visit ("bring your MRI") still
+# holds there. A cancellation or a decline ends the visit: the message would speak of one
+# that no longer takes place. It stays on the request's timeline (the note of its change).
+CARRIES_STAFF_MESSAGE = frozenset({"confirmed", "rescheduled"})
+
+
 def record_change(
     consultation: ConsultationRequest,
     *,
@@ -370,7 +377,8 @@ def record_change(
     or an invitation that has changed since delivered (a first email retried after a second
     went out, the latest email in the patient's inbox showing the old time, an invitation
     arriving after its cancellation). The new email says the request's current state; a
-    message staff wrote in a withdrawn email is carried into it, before this one's.
+    message staff wrote in a withdrawn email is carried into it, before this one's, when it
+    is for the same visit (``CARRIES_STAFF_MESSAGE``), never into a cancellation or decline.
     """
     consultation.updated_at = now_utc()
     if actor is not None:
@@ -409,5 +417,6 @@ def record_change(
         return None
     if ics is not None:
         carried = withdraw_calendar_emails(consultation.id)
-        message = "\n\n".join([*carried, *([message] if message else [])]) or None
+        if email_kind in CARRIES_STAFF_MESSAGE:
+            message = "\n\n".join([*carried, *([message] if message else [])]) or None
     return emails.patient_update(consultation, email_kind, message, ics, ics_method)
