@@ -601,3 +601,36 @@ def test_offers_open_before_the_waves_stay_with_the_patients_they_were_sent_to(
         assert offer.wave == 1 and offer.wave_sent_at == offer.created_at
         assert all(offered_to(offer, db.session.get(ConsultationRequest, i)) for i in waiting_ids)
         db.session.remove()
+
+
+def test_the_feedback_announcement_goes_on_from_the_last_one_audited(
+    empty_database: str, tmp_path: Path
+) -> None:
+    """Migration d5a8e3c1f9b7 starts the claimed announcement row from the audit trail's
+    latest page_feedback_announced: the hourly rhythm and the next email's count go on."""
+    from datetime import UTC, datetime
+
+    from booking.feedback.models import FeedbackAnnouncement
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database, "UPLOAD_DIR": str(tmp_path)})
+    with app.app_context():
+        upgrade(directory=MIGRATIONS, revision="8965cc2be971")
+        with db.engine.begin() as conn:
+            tables = sa.MetaData()
+            tables.reflect(conn, only=["audit_event"])
+            for hour in (9, 11):
+                conn.execute(
+                    tables.tables["audit_event"].insert(),
+                    {
+                        "action": "page_feedback_announced",
+                        "target_type": "page_feedback",
+                        "details": {"count": 1},
+                        "occurred_at": datetime(2026, 12, 1, hour, 30, tzinfo=UTC),
+                    },
+                )
+        upgrade(directory=MIGRATIONS)
+        row = db.session.get(FeedbackAnnouncement, FeedbackAnnouncement.ROW)
+        assert row is not None
+        assert row.announced_at == datetime(2026, 12, 1, 11, 30, tzinfo=UTC)
+        db.session.remove()
+        db.engine.dispose()

@@ -4,6 +4,7 @@ feedback."""
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -147,6 +148,79 @@ def test_feedback_held_in_the_hour_is_announced_after_it_even_if_none_follows(
     _first, second = _feedback_emails(app)
     assert second.id == email_id and second.recipient == staff.admin.email
     assert "Readers left 2 pieces of feedback" in " ".join(second.body_text.split())
+
+
+@pytest.mark.parametrize("before", ["never announced", "announced over an hour ago"])
+def test_two_readers_writing_at_once_after_a_quiet_hour_announce_it_once(
+    app: Flask, staff: Staff, monkeypatch: pytest.MonkeyPatch, before: str
+) -> None:
+    """Two readers send feedback at the same moment after a quiet hour: each transaction
+    had written its feedback, neither committed, when it looked for the last announcement,
+    so both found none within the hour and the admins got the email twice. Exactly one
+    goes; both pieces of feedback are stored."""
+    from booking.feedback import services
+
+    start = now_utc()
+    clock = {"now": start - timedelta(hours=2)}
+    for module in ("booking.feedback.services", "booking.audit.services"):
+        monkeypatch.setattr(f"{module}.now_utc", lambda: clock["now"])
+    if before == "announced over an hour ago":
+        early = app.test_client()
+        early.environ_base["REMOTE_ADDR"] = "10.3.0.1"
+        assert _send(early, "/info/prepare", comment="early").status_code == 303
+    announced_before = len(_feedback_emails(app))
+    clock["now"] = start
+
+    # PostgreSQL: both wait here, their feedback written and not committed, then each
+    # claims the announcement with the other in flight. SQLite's BEGIN IMMEDIATE makes the
+    # second wait for the first's commit at its first statement: they cannot meet here.
+    with app.app_context():
+        together = 2 if db.engine.dialect.name == "postgresql" else 1
+    both_written = threading.Barrier(together)
+    real_record = services.record
+
+    def record(action: str, **kwargs: Any) -> Any:
+        event = real_record(action, **kwargs)
+        if action == "page_feedback_received":
+            both_written.wait(timeout=10)
+        return event
+
+    monkeypatch.setattr(services, "record", record)
+    readers = []
+    for n in range(2):
+        reader = app.test_client()
+        reader.environ_base["REMOTE_ADDR"] = f"10.3.1.{n}"
+        readers.append((reader, csrf_token(reader, "/info/prepare")))
+    answers: list[int] = []
+
+    def send(reader: FlaskClient, token: str) -> None:
+        response = reader.post(
+            "/info/prepare/feedback", data={"csrf_token": token, "comment": "at once"}
+        )
+        answers.append(response.status_code)
+
+    threads = [threading.Thread(target=send, args=reader) for reader in readers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert answers == [303, 303]
+    assert len(_feedback_emails(app)) == announced_before + 1
+    with app.app_context():
+        assert (
+            db.session.scalar(
+                select(func.count())
+                .select_from(PageFeedback)
+                .where(PageFeedback.comment.is_not(None), PageFeedback.created_at == start)
+            )
+            == 2
+        )
+        announcements = db.session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.action == "page_feedback_announced", AuditEvent.occurred_at >= start)
+        )
+    assert announcements == 1
 
 
 def test_empty_feedback_is_refused_with_a_message(app: Flask, client: FlaskClient) -> None:

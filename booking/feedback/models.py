@@ -26,3 +26,15 @@ class PageFeedback(db.Model):
     comment: Mapped[str | None] = mapped_column(EncryptedText)
     locale: Mapped[str] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc, index=True)
+
+
+class FeedbackAnnouncement(db.Model):
+    """When the admins were last told that feedback arrived: one row (``ROW``), claimed by a
+    conditional update (``services._claim_announcement``), so that two readers writing at
+    the same moment after a quiet hour send the admins one email, not two. The audit trail
+    keeps every announcement too; it cannot be claimed (rows are only ever added)."""
+
+    ROW = 1
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    announced_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -8,12 +8,12 @@ from datetime import datetime, timedelta
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 
-from booking.audit.models import AuditEvent
 from booking.audit.services import record
 from booking.extensions import db
-from booking.feedback.models import MAX_COMMENT_CHARS, PageFeedback
+from booking.feedback.models import MAX_COMMENT_CHARS, FeedbackAnnouncement, PageFeedback
 from booking.notifications.services import enqueue_delivery, queue_email
 from booking.staff.services import active_admin_emails
 from booking.timeutil import now_utc
@@ -38,8 +38,8 @@ def submit_feedback(*, page: str, useful: bool | None, comment: str, locale: str
     db.session.flush()
     record("page_feedback_received", target_type="page_feedback", target_id=feedback.id)
     email_ids: list[int] = []
-    last = _last_announced()
-    if last is None or last <= now - ANNOUNCE_EVERY:
+    claimed, last = _claim_announcement(now)
+    if claimed:
         # The feedback since the last email, this one included (the first ever: this one).
         email_ids = _announce(1 if last is None else _count_since(last) or 1)
     db.session.commit()
@@ -56,10 +56,40 @@ ANNOUNCE_EVERY = timedelta(hours=1)
 FEEDBACK_PAGE = "/staff/admin/feedback"  # the admins' page (admin.page_feedback)
 
 
-def _last_announced() -> datetime | None:
-    return db.session.scalar(
-        select(func.max(AuditEvent.occurred_at)).where(AuditEvent.action == ANNOUNCED)
+def _claim_announcement(now: datetime) -> tuple[bool, datetime | None]:
+    """Claim the announcement due at ``now``, for one transaction only: (True, when the
+    previous one was made, None if never) to the one that claims it; (False, None) when
+    one was made within ``ANNOUNCE_EVERY``, or another transaction claimed it first.
+
+    Reading the last announcement and then writing one let two readers posting at the same
+    moment (PostgreSQL: neither sees the other's uncommitted row) both email the admins.
+    The claim is a conditional update of the one ``FeedbackAnnouncement`` row: a second
+    transaction's update waits for the first's commit, then finds the row no longer due
+    and changes nothing (SQLite's BEGIN IMMEDIATE serialises the two anyway). The first
+    announcement ever inserts the row; a concurrent twin fails on its primary key."""
+    row = FeedbackAnnouncement.ROW
+    last = db.session.scalar(
+        select(FeedbackAnnouncement.announced_at).where(FeedbackAnnouncement.id == row)
     )
+    if last is None:
+        try:
+            with db.session.begin_nested():
+                db.session.add(FeedbackAnnouncement(id=row, announced_at=now))
+        except IntegrityError:
+            return False, None
+        return True, None
+    if last > now - ANNOUNCE_EVERY:
+        return False, None
+    claimed = db.session.execute(
+        update(FeedbackAnnouncement)
+        .where(
+            FeedbackAnnouncement.id == row,
+            FeedbackAnnouncement.announced_at <= now - ANNOUNCE_EVERY,
+        )
+        .values(announced_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return (True, last) if claimed else (False, None)
 
 
 def _count_since(moment: datetime) -> int:
@@ -101,11 +131,13 @@ def announce_held_feedback(now: datetime | None = None) -> list[int]:
     an announcement waits for the next feedback to be counted; if none comes, it would never
     be announced. Once the hour is over, it is. Commits; returns the emails' ids."""
     now = now or now_utc()
-    last = _last_announced()
-    if last is None or last > now - ANNOUNCE_EVERY:
-        return []  # never announced: nothing stored yet (the first is announced at once)
-    held = _count_since(last)
+    # Claimed as a reader's feedback claims it: the two never both announce.
+    claimed, last = _claim_announcement(now)
+    # Never announced: nothing stored yet (the first is announced at once). Nothing held:
+    # no email, and the claim is given back.
+    held = _count_since(last) if claimed and last is not None else 0
     if not held:
+        db.session.rollback()
         return []
     email_ids = _announce(held)
     db.session.commit()
