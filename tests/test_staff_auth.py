@@ -696,6 +696,25 @@ class TestResetsPerAccount:
         assert self.ask_from(app, "10.0.9.1", staff.weber.email).status_code == 302
         assert len(reset_emails(app)) == 4
 
+    def test_a_reset_the_task_queue_refused_does_not_count(
+        self, app: Flask, staff: Staff, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Asked while the task queue was down (the page said to try again): no email was
+        sent, so it does not count towards the address's limit, or the person who tried
+        again as told would be refused once the queue is back."""
+
+        def queue_down(address: str) -> None:
+            raise ConnectionError("the task queue does not answer")
+
+        with monkeypatch.context() as patch:
+            patch.setitem(app.extensions, "spineconsult.send_password_reset", queue_down)
+            for n in range(4):
+                assert self.ask_from(app, f"10.0.{n}.1", staff.coordinator.email).status_code == 503
+        for n in range(3):
+            assert self.ask_from(app, f"10.0.{n}.2", staff.coordinator.email).status_code == 302
+        assert self.ask_from(app, "10.0.9.2", staff.coordinator.email).status_code == 429
+        assert [e.recipient for e in reset_emails(app)] == [staff.coordinator.email] * 3
+
 
 def test_forged_tampered_and_expired_reset_links_are_refused(
     app: Flask, client: FlaskClient, staff: Staff, monkeypatch: pytest.MonkeyPatch
