@@ -349,7 +349,7 @@ def test_failed_emails_sent_again_hand_over_only_the_current_link(
         db.session.commit()
         ids = workflow.resend_patient_emails(
             db.session.get(ConsultationRequest, request_id), coordinator, "fixed@example.com"
-        )
+        ).email_ids
         copies = [db.session.get(OutboxEmail, i) for i in ids]
         texts = sorted((c.template, c.body_text) for c in copies)
     assert [template for template, _text in texts] == ["manage_link", "request_update"]

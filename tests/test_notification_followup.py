@@ -4,6 +4,7 @@ staff send the failed email again (to a corrected address), audited, through the
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.notifications.services import copy_email, deliver_outbox_email
 from booking.requests.models import ConsultationRequest
 from booking.staff.models import StaffUser
+from booking.timeutil import now_utc
 from tests.factories import make_request
 from tests.smtp import SmtpServer
 from tests.support import AuthActions, Clinic, csrf_token
@@ -290,3 +292,94 @@ def test_a_failed_message_waiting_email_flags_the_request_and_is_sent_again(
         again = TOKEN_RE.sub("", rows[1].body_text).replace("#messages", "")
         assert again == REDACTED_LINK.sub("", rows[0].body_text)
     assert _unnotified_count(client) == "1"
+
+
+@pytest.mark.parametrize("clock", ["agreed", "ahead"])
+def test_a_resend_never_sends_a_time_a_later_change_replaced(
+    app: Flask,
+    auth: AuthActions,
+    clinic: Clinic,
+    failed: dict[str, str],
+    smtp: SmtpServer,
+    clock: str,
+) -> None:
+    """The confirmation bounced (a mistyped address), then staff moved the appointment (its
+    email bounced too). Sent again as it was, the confirmation would give the patient the
+    old time, before the new one: only the move's email goes again; the confirmation (with
+    the receipt) is replaced by a new link to the patient's page, and staff are told so.
+    Also when the clocks of the servers that wrote them differ: a later calendar email
+    outdates an earlier one by the order they were written, not by their times."""
+    from booking.dashboard import services as workflow
+    from tests.factories import slot_two_days_ahead
+
+    reference = failed["bounced"]
+    with app.app_context():
+        consultation = db.session.scalars(
+            select(ConsultationRequest).where(ConsultationRequest.reference == reference)
+        ).one()
+        request_id = consultation.id
+        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
+        workflow.confirm_request(consultation, coordinator, slot_two_days_ahead(clinic))
+        old_time = db.session.get(ConsultationRequest, request_id).appointment.starts_at
+    _deliver_all(app)
+    with app.app_context():
+        workflow.reschedule_request(  # the first time still open: not the booked one
+            db.session.get(ConsultationRequest, request_id),
+            db.session.get(StaffUser, clinic.coordinator.id),
+            slot_two_days_ahead(clinic),
+        )
+        new_time = db.session.get(ConsultationRequest, request_id).appointment.starts_at
+    assert new_time != old_time
+    if clock == "ahead":
+        # The confirmation was written by a server whose clock runs a few seconds ahead.
+        with app.app_context():
+            confirmation = db.session.scalars(
+                select(OutboxEmail).where(
+                    OutboxEmail.request_id == request_id,
+                    OutboxEmail.template == "request_update",
+                    OutboxEmail.status == OutboxStatus.FAILED,
+                )
+            ).one()
+            confirmation.created_at = now_utc() + timedelta(seconds=5)
+            db.session.commit()
+    _deliver_all(app)
+    with app.app_context():
+        assert [
+            e.status
+            for e in db.session.scalars(
+                select(OutboxEmail).where(OutboxEmail.request_id == request_id)
+            )
+            if e.recipient == TYPO
+        ] == [OutboxStatus.FAILED] * 3
+
+    auth.login("coordinator")
+    client = auth.client
+    token = CSRF_VALUE.search(client.get(f"/staff/requests/{reference}").get_data(True)).group(1)
+    response = client.post(
+        f"/staff/requests/{reference}/resend-emails",
+        data={"resend-csrf_token": token, "resend-email": FIXED},
+        follow_redirects=True,
+    )
+    shown = " ".join(response.get_data(as_text=True).split())
+    assert "2 emails are on their way to the patient again." in shown
+    assert (
+        "2 older emails were not sent again: the request has changed since. The patient "
+        "gets a new link to their page instead, which shows it as it is now." in shown
+    )
+    _deliver_all(app)
+    received = [r.message for r in smtp.collector.wait_for(5) if r.rcpt_tos == [FIXED]]
+    assert [m["Subject"] for m in received] == [
+        f"Your appointment has changed ({reference})",
+        f"Your new private link ({reference})",
+    ]
+    ics = _calendar_part(received[0])
+    assert f"DTSTART:{new_time:%Y%m%dT%H%M%SZ}" in ics
+    assert f"{old_time:%Y%m%dT%H%M%SZ}" not in ics
+
+
+def _calendar_part(message: Any) -> str:
+    [part] = [
+        p for p in message.walk() if p.get_content_type() == "text/calendar" and p.get_filename()
+    ]
+    content = part.get_content()
+    return content.decode() if isinstance(content, bytes) else content

@@ -804,15 +804,26 @@ def send_new_link(consultation: ConsultationRequest, actor: StaffUser) -> int:
     return revoked
 
 
+@dataclass(frozen=True)
+class Resent:
+    """What ``resend_patient_emails`` did: the new rows' ids, and how many failed emails
+    were outdated (not sent again: a new link to the patient's page went instead)."""
+
+    email_ids: list[int]
+    outdated: int
+
+
 def resend_patient_emails(
     consultation: ConsultationRequest, actor: StaffUser, address: str
-) -> list[int]:
+) -> Resent:
     """Send again every email the patient was never given (``emails.unnotified``): each as a
     fresh outbox row in this transaction (with a new private link), to ``address``, which
     becomes the patient's address when staff corrected it; those written before the
-    request's last change of status or time are replaced by one email with a new link to
-    the patient's page. Audited with the ids and whether the address changed (never the
-    address: the audit trail outlives an erasure). Returns the new rows' ids."""
+    request's last change of status or time, or holding a time or invitation a later
+    calendar email replaced (``emails.outdated_by_calendar``), are never sent again: one
+    email with a new link to the patient's page goes instead. Audited with the ids and
+    whether the address changed (never the address: the audit trail outlives an
+    erasure)."""
     consultation = lock_request(consultation)
     check_may_work(consultation, actor)
     failed = emails.unnotified(consultation)
@@ -835,7 +846,12 @@ def resend_patient_emails(
     if consultation.appointment is not None:
         altered = consultation.appointment.updated_at
         last_change = altered if last_change is None else max(last_change, altered)
-    current = [e for e in failed if last_change is None or e.created_at >= last_change]
+    current = [
+        e
+        for e in failed
+        if (last_change is None or e.created_at >= last_change)
+        and not emails.outdated_by_calendar(consultation, e)
+    ]
     copies = [emails.resend(consultation, email) for email in current]
     for email in failed:
         emails.retire(email)
@@ -866,4 +882,4 @@ def resend_patient_emails(
     db.session.commit()
     ids = [copy.id for copy in copies]
     enqueue_delivery(ids)
-    return ids
+    return Resent(ids, len(failed) - len(current))

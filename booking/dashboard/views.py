@@ -537,7 +537,7 @@ def resend_emails(reference: str) -> Response | tuple[str, int]:
     if not form.validate_on_submit():
         return _render_record(consultation, 422, resend_form=form)
     try:
-        sent = services.resend_patient_emails(consultation, current_user, form.email.data)
+        resent = services.resend_patient_emails(consultation, current_user, form.email.data)
     except WorkflowError as exc:
         db.session.rollback()
         flash(str(exc), "danger")
@@ -546,10 +546,21 @@ def resend_emails(reference: str) -> Response | tuple[str, int]:
         ngettext(
             "%(num)d email is on its way to the patient again.",
             "%(num)d emails are on their way to the patient again.",
-            len(sent),
+            len(resent.email_ids),
         ),
         "success",
     )
+    if resent.outdated:
+        flash(
+            ngettext(
+                "%(num)d older email was not sent again: the request has changed since. The "
+                "patient gets a new link to their page instead, which shows it as it is now.",
+                "%(num)d older emails were not sent again: the request has changed since. The "
+                "patient gets a new link to their page instead, which shows it as it is now.",
+                resent.outdated,
+            ),
+            "info",
+        )
     return redirect(url_for(".record", reference=reference) + "#timeline")
 
 

@@ -91,6 +91,22 @@ def unnotified(consultation: ConsultationRequest) -> list[OutboxEmail]:
     )
 
 
+def _has_calendar(email: OutboxEmail) -> bool:
+    return (email.attachment_type or "").startswith("text/calendar")
+
+
+def outdated_by_calendar(consultation: ConsultationRequest, email: OutboxEmail) -> bool:
+    """``email`` holds a calendar file (a time, an invitation) and a later status email with
+    one was written since (``request_update``, as ``withdraw_calendar_emails`` takes them):
+    its time or invitation is no longer the request's. Later by the order the rows were
+    written (their ids), never by their clocks: two servers' clocks may differ. Read from
+    ``consultation.emails``."""
+    return _has_calendar(email) and any(
+        later.id > email.id and later.template == "request_update" and _has_calendar(later)
+        for later in consultation.emails
+    )
+
+
 # A private link in an email's bodies (an offer's page after it keeps its own part).
 PRIVATE_LINK_RE = re.compile(r"https?://[^\s\"'<>]*?/manage/open/[A-Za-z0-9_-]+")
 
