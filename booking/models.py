@@ -1,6 +1,6 @@
 """Every model, imported in one place so Alembic and the app see the whole schema."""
 
-from booking.audit.models import AuditEvent
+from booking.audit.models import AuditEvent, AuditReference
 from booking.documents.models import Document
 from booking.feedback.models import PageFeedback
 from booking.messages.models import Message
@@ -34,6 +34,7 @@ from booking.staff.models import RecoveryCode, StaffRole, StaffSession, StaffUse
 __all__ = [
     "Appointment",
     "AuditEvent",
+    "AuditReference",
     "AvailabilityVersion",
     "CallOutcome",
     "CallbackAttempt",

@@ -634,3 +634,63 @@ def test_the_feedback_announcement_goes_on_from_the_last_one_audited(
         assert row.announced_at == datetime(2026, 12, 1, 11, 30, tzinfo=UTC)
         db.session.remove()
         db.engine.dispose()
+
+
+BEFORE_AUDIT_REFERENCES = "d5a8e3c1f9b7"
+
+
+def test_audit_rows_written_before_the_links_are_found_by_reference(
+    empty_database: str, tmp_path: Path
+) -> None:
+    """Migration 30aaefa018b9 links the audit rows already written to the references they
+    name (a request target, an export's list), so the search by reference finds them."""
+    from datetime import UTC, datetime
+
+    from booking.audit.queries import AuditFilters, audit_page
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database, "UPLOAD_DIR": str(tmp_path)})
+    now = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    rows = [
+        ("request_viewed", "request", "SC-AAAA-1111", {}),
+        ("requests_export_ended", None, None, {"export": 1, "references": ["SC-AAAA-1111",
+                                                                           "SC-BBBB-2222"]}),
+        ("patient_erased", "patient", "SC-BBBB-2222", {"references": ["SC-BBBB-2222"]}),
+        ("staff_changed", "staff", "3", {"role": {"before": "specialist", "after": "admin"}}),
+        ("login", None, None, {}),
+    ]  # fmt: skip
+    with app.app_context():
+        upgrade(directory=MIGRATIONS, revision=BEFORE_AUDIT_REFERENCES)
+        with db.engine.begin() as conn:
+            tables = sa.MetaData()
+            tables.reflect(conn, only=["audit_event"])
+            conn.execute(
+                tables.tables["audit_event"].insert(),
+                [
+                    {"id": n, "occurred_at": now, "action": action, "target_type": kind,
+                     "target_id": target, "details": details}
+                    for n, (action, kind, target, details) in enumerate(rows, start=1)
+                ],
+            )  # fmt: skip
+
+        upgrade(directory=MIGRATIONS)
+        with db.engine.connect() as conn:
+            links = sorted(
+                tuple(row)
+                for row in conn.execute(
+                    sa.text("SELECT audit_event_id, reference FROM audit_reference")
+                )
+            )
+        assert links == [
+            (1, "SC-AAAA-1111"),
+            (2, "SC-AAAA-1111"),
+            (2, "SC-BBBB-2222"),
+            (3, "SC-BBBB-2222"),
+        ]
+        found, total, _pages, _page = audit_page(AuditFilters(target="sc-aaaa-1111"))
+        assert sorted(e.id for e in found) == [1, 2] and total == 2
+        db.session.remove()
+
+        downgrade(directory=MIGRATIONS, revision=BEFORE_AUDIT_REFERENCES)
+        with db.engine.connect() as conn:
+            assert not sa.inspect(conn).has_table("audit_reference")
+        db.engine.dispose()

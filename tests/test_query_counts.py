@@ -205,8 +205,9 @@ def test_the_queue_and_record_are_a_handful_of_queries(
         # +2 for the requests for information and the clinic's checklist, +1 for the message
         # thread (its documents only when it has messages), +1 for the access monitor's count
         # of the records this account opened in the hour (booking.rights.monitoring), +1 for
-        # the follow-up's plan, time points and thresholds (one statement: booking.outcomes)
-        (f"/staff/requests/{clinic.newest}", 17),
+        # the follow-up's plan, time points and thresholds (one statement: booking.outcomes),
+        # +1 for the view's audit row's link to the reference (booking.audit AuditReference)
+        (f"/staff/requests/{clinic.newest}", 18),
         # The agenda: the appointments, the weekly hours, the time off and extra hours, the
         # specialists and the locations, the clinic's buffer (a grown one holds after each
         # appointment), plus the account and the two-factor rule.

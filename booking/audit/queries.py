@@ -6,9 +6,9 @@ import math
 from dataclasses import dataclass
 from datetime import date, time, timedelta
 
-from sqlalchemy import Text, cast, func, or_, select
+from sqlalchemy import Select, func, select
 
-from booking.audit.models import ACCESS_REFUSED, AuditEvent
+from booking.audit.models import ACCESS_REFUSED, AuditEvent, AuditReference
 from booking.extensions import db
 from booking.timeutil import from_clinic_local
 
@@ -28,6 +28,20 @@ class AuditFilters:
 
 def audit_page(f: AuditFilters) -> tuple[list[AuditEvent], int, int, int]:
     """(events newest first, total, pages, the page shown: ``f.page`` within 1 to pages)."""
+    stmt = audit_events(f)
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    pages = max(1, math.ceil(total / PER_PAGE))
+    page = min(max(1, f.page), pages)
+    events = db.session.scalars(
+        stmt.order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
+        .limit(PER_PAGE)
+        .offset((page - 1) * PER_PAGE)
+    ).all()
+    return list(events), total, pages, page
+
+
+def audit_events(f: AuditFilters) -> Select[tuple[AuditEvent]]:
+    """The events the filters ask for, unordered (``f.page`` aside)."""
     stmt = select(AuditEvent)
     if f.action:
         stmt = stmt.where(AuditEvent.action == f.action)
@@ -39,13 +53,13 @@ def audit_page(f: AuditFilters) -> tuple[list[AuditEvent], int, int, int]:
         stmt = stmt.where(func.lower(AuditEvent.actor_email).contains(actor, autoescape=True))
     target = (f.target or "").strip().upper()
     if target:
-        # A row about many records at once (an export, an erasure) has no target: it lists
-        # their references in its details, as a JSON string each ("SC-7K4M-Q2XD", quoted).
-        # Read as text, the same test on SQLite and PostgreSQL.
+        # The rows naming the reference: those about that request (its target) and those about
+        # many at once (an export, an erasure), which list it in their details. Both are
+        # linked to it as they are written (``AuditReference``): an index lookup, not a read
+        # of every row's details.
         stmt = stmt.where(
-            or_(
-                AuditEvent.target_id == target,
-                cast(AuditEvent.details, Text).contains(f'"{target}"', autoescape=True),
+            AuditEvent.id.in_(
+                select(AuditReference.audit_event_id).where(AuditReference.reference == target)
             )
         )
     if f.date_from:
@@ -54,15 +68,7 @@ def audit_page(f: AuditFilters) -> tuple[list[AuditEvent], int, int, int]:
         stmt = stmt.where(
             AuditEvent.occurred_at < from_clinic_local(f.date_to + timedelta(days=1), time())
         )
-    total = db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    pages = max(1, math.ceil(total / PER_PAGE))
-    page = min(max(1, f.page), pages)
-    events = db.session.scalars(
-        stmt.order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
-        .limit(PER_PAGE)
-        .offset((page - 1) * PER_PAGE)
-    ).all()
-    return list(events), total, pages, page
+    return stmt
 
 
 def known_actions() -> list[str]:
