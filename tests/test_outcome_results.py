@@ -831,6 +831,68 @@ def test_the_registry_export_is_pseudonymised_and_reads_back_with_its_bom(
         assert [event.details for event in exports] == [{"months": 12, "rows": 3}] * 2
 
 
+REGISTRY_HEADING = (
+    "registry_code,time_point,plan,plan_group,spine_region,diagnoses,age_at_start,"
+    "baseline_month,start_month,answered_month,odi_baseline,odi,odi_change,ndi_baseline,ndi,"
+    "ndi_change,back_pain_now_baseline,back_pain_worst_baseline,leg_pain_now_baseline,"
+    "leg_pain_worst_baseline,neck_pain_now_baseline,neck_pain_worst_baseline,"
+    "arm_pain_now_baseline,arm_pain_worst_baseline,back_pain_now,back_pain_worst,leg_pain_now,"
+    "leg_pain_worst,neck_pain_now,neck_pain_worst,arm_pain_now,arm_pain_worst,gpe,satisfaction"
+)
+
+
+def test_the_registry_export_streams_the_same_file_and_audits_its_end(
+    app: Flask, client: FlaskClient
+) -> None:
+    """The file is sent as it is read (never built whole), byte for byte the file the
+    export has always made; it is audited as it starts (the rows then, which the access
+    monitor counts) and when it ends, as the queue's export is."""
+    with app.app_context():
+        make_staff("coordinator", "coord@example.com")
+        patients = _treated(Plan.PHYSIOTHERAPY, 1, 1, diagnoses=("sciatica", "spinal_stenosis"))
+    AuthActions(client).login("coordinator")
+    response = _export(client)
+    assert response.status_code == 200 and response.is_streamed
+    assert "Content-Length" not in response.headers  # sent as read, its size unknown at first
+    body = response.data
+    with app.app_context():
+        codes = dict(
+            db.session.execute(select(RegistryCode.patient_id, RegistryCode.code)).tuples().all()
+        )
+        lines = []
+        for patient_id, (odi, change) in zip(
+            patients, [("30", "improved"), ("45", "unchanged")], strict=True
+        ):
+            consultation = db.session.scalars(
+                select(ConsultationRequest).where(ConsultationRequest.patient_id == patient_id)
+            ).one()
+            plan = db.session.get_one(TreatmentPlan, consultation.id)
+            start, born = plan.consulted_on, consultation.patient.date_of_birth
+            age = start.year - born.year - ((start.month, start.day) < (born.month, born.day))
+            follow_up = plan.follow_ups[0]
+            lines.append(
+                f"{codes[patient_id]},3m,physiotherapy,non_surgical,lower_back,"
+                f"sciatica;spinal_stenosis,{age},"
+                f"{to_clinic_tz(consultation.created_at):%Y-%m},{start:%Y-%m},"
+                f"{to_clinic_tz(follow_up.answered_at):%Y-%m},50,{odi},{change},,,,"
+                "5,8,4,7,,,,,2,,,,,,,,2,5\r\n"
+            )
+        expected = "\ufeff" + REGISTRY_HEADING + "\r\n" + "".join(lines)
+        assert body == expected.encode("utf-8")
+
+        started, ended = db.session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.action.in_(["outcomes_exported", "outcomes_export_ended"]))
+            .order_by(AuditEvent.id)
+        ).all()
+    assert (started.action, started.details) == ("outcomes_exported", {"months": 12, "rows": 2})
+    assert (ended.action, ended.details) == (
+        "outcomes_export_ended",
+        {"export": started.id, "complete": True, "rows": 2},
+    )
+    assert ended.actor_id == started.actor_id is not None
+
+
 def test_the_registry_export_uses_the_clinics_separator(app: Flask) -> None:
     """A spreadsheet set to German or Spanish reads ";" as its list separator: with "," every
     row landed in one cell, as the queue's export once did. A cell holding the separator (the
@@ -838,7 +900,11 @@ def test_the_registry_export_uses_the_clinics_separator(app: Flask) -> None:
     app.config["EXPORT_CSV_DELIMITER"] = ";"
     with app.app_context():
         _treated(Plan.PHYSIOTHERAPY, 1, diagnoses=("sciatica", "spinal_stenosis"))
-        text = results.export_registry(12, staff_user(make_staff("coordinator").email))
+        coordinator = staff_user(make_staff("coordinator").email)
+        export_id = results.start_registry_export(12, coordinator)
+        text = results.registry_head() + "".join(
+            results.registry_pieces(12, coordinator, export_id)
+        )
     heading, line = text.lstrip("\ufeff").splitlines()[:2]
     assert heading.startswith("registry_code;time_point;") and "," not in heading
     [row] = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff")), delimiter=";"))

@@ -4,6 +4,8 @@ nothing, so ``record_refused_access`` commits its row itself."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -53,6 +55,56 @@ def record(
     db.session.add(event)
     audit_recorded.send(event)
     return event
+
+
+@dataclass(frozen=True)
+class _Actor:
+    id: int | None
+    email: str | None
+
+
+def audited_when_done(
+    pieces: Iterator[str],
+    action: str,
+    *,
+    actor: Any,
+    details: Callable[[bool], dict[str, Any]],
+    close: Callable[[], None] | None = None,
+) -> Iterator[str]:
+    """``pieces`` handed on as they come (a streamed download), then an audit row ``action``
+    with ``details(complete)``, committed: when the last piece has gone (``complete``: yes)
+    or when the stream stops early, cancelled or the connection lost, and the server closes
+    it (``complete``: no). What ``details`` counts is what was handed to the server, which a
+    browser that stopped may not all have received: the trail says what left the app.
+
+    ``close`` ends what the pieces read from (a server-side cursor on PostgreSQL) before
+    the row's commit; anything the read left in the session is dropped: a download changes
+    nothing but the trail. The actor is read now, in the caller's session: the stream runs
+    in a session of its own, where the account the view loaded is no longer attached."""
+    who = _Actor(id=getattr(actor, "id", None), email=getattr(actor, "email", None))
+    return _audited_when_done(pieces, action, who, details, close)
+
+
+def _audited_when_done(
+    pieces: Iterator[str],
+    action: str,
+    actor: _Actor,
+    details: Callable[[bool], dict[str, Any]],
+    close: Callable[[], None] | None,
+) -> Iterator[str]:
+    complete = False
+    try:
+        yield from pieces
+        complete = True
+    finally:
+        close_pieces = getattr(pieces, "close", None)
+        if close_pieces is not None:
+            close_pieces()
+        if close is not None:
+            close()
+        db.session.rollback()
+        record(action, actor=actor, details=details(complete))
+        db.session.commit()
 
 
 # Room for a path or an id as asked for, whatever a hand-edited URL holds; the target column

@@ -21,7 +21,7 @@ from booking.requests import history, instruments, triage
 from booking.requests.lifecycle import status_label
 from booking.requests.models import ConsultationRequest, MedicalHistory
 from booking.scheduling.visits import MODE_LABELS, visit_is_remote
-from booking.spreadsheet import BOM
+from booking.spreadsheet import BOM, csv_pieces
 from booking.templating import choice_label, choice_labels
 from booking.timeutil import clinic_dt, clinic_tz, to_clinic_tz
 
@@ -188,24 +188,10 @@ def csv_rows(
 
     ``sent``, when given, gets the references of a piece's rows as the piece is handed on:
     what was generated, for the audit, even when the download stops at that piece."""
-    per_piece = rows_per_piece or ROWS_PER_PIECE
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter=separator)
-    written: list[str] = []
-    for n, r in enumerate(rows, start=1):
-        writer.writerow([neutralise(cell) for cell in _row(r)])
-        written.append(r.reference)
-        if n % per_piece == 0:
-            yield _hand_on(out, written, sent)
-    if out.tell():
-        yield _hand_on(out, written, sent)
-
-
-def _hand_on(out: io.StringIO, written: list[str], sent: list[str] | None) -> str:
-    piece = out.getvalue()
-    out.seek(0)
-    out.truncate()
-    if sent is not None:
-        sent.extend(written)
-    written.clear()
-    return piece
+    return csv_pieces(
+        rows,
+        lambda r: [neutralise(cell) for cell in _row(r)],
+        separator=separator,
+        rows_per_piece=rows_per_piece or ROWS_PER_PIECE,
+        handed_on=None if sent is None else lambda piece: sent.extend(r.reference for r in piece),
+    )

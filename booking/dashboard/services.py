@@ -18,7 +18,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
-from booking.audit.services import record
+from booking.audit.services import audited_when_done, record
 from booking.dashboard.export import csv_rows
 from booking.documents.models import Document
 from booking.documents.storage import DocumentUnreadable, get_storage
@@ -695,30 +695,24 @@ def export_pieces(
     download stopped before its first row leaves only the starting row (``record_export``).
     """
     sent: list[str] = []
-    complete = False
-    pieces = csv_rows(rows, separator, sent=sent)
-    try:
-        yield from pieces
-        complete = True
-    finally:
-        # End the read (a server-side cursor on PostgreSQL) before the audit row's commit;
-        # anything the read left in the session is dropped: the export changes nothing.
-        pieces.close()
-        close_rows = getattr(rows, "close", None)
-        if close_rows is not None:
-            close_rows()
-        db.session.rollback()
-        record(
-            "requests_export_ended",
-            actor=actor,
-            details={
-                "export": export_id,
-                "complete": complete,
-                "rows": len(sent),
-                "references": sent,
-            },
-        )
-        db.session.commit()
+
+    def close_rows() -> None:
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
+
+    return audited_when_done(
+        csv_rows(rows, separator, sent=sent),
+        "requests_export_ended",
+        actor=actor,
+        details=lambda complete: {
+            "export": export_id,
+            "complete": complete,
+            "rows": len(sent),
+            "references": sent,
+        },
+        close=close_rows,
+    )
 
 
 def may_set_join_link(consultation: ConsultationRequest, now: datetime | None = None) -> bool:

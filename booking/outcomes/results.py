@@ -23,17 +23,17 @@ import hashlib
 import io
 import json
 import secrets
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import and_, case, delete, func, or_, select
+from sqlalchemy import Select, and_, case, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from booking.audit.services import record
+from booking.audit.services import audited_when_done, record
 from booking.extensions import db
 from booking.outcomes import measures as m
 from booking.outcomes.labels import PLAN_GROUP_LABELS, PLAN_LABELS, point_label
@@ -61,7 +61,7 @@ from booking.requests.models import (
     RequestStatus,
     may_be_contacted,
 )
-from booking.spreadsheet import BOM, delimiter
+from booking.spreadsheet import BOM, csv_pieces, delimiter
 from booking.staff.models import StaffUser
 from booking.timeutil import add_months, clinic_today, now_utc, to_clinic_tz
 
@@ -605,6 +605,10 @@ def public_figure() -> PublicFigure | None:
 
 # ---- the registry export ------------------------------------------------------------------
 
+# Rows read from the database at a time, and rows in each piece of the streamed file.
+REGISTRY_BATCH = 500
+ROWS_PER_PIECE = 200
+
 REGISTRY_COLUMNS = [
     "registry_code", "time_point", "plan", "plan_group", "spine_region", "diagnoses",
     "age_at_start", "baseline_month", "start_month", "answered_month",
@@ -650,28 +654,32 @@ def _age(born: date | None, on: date) -> int | None:
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
 
-def export_registry(months: int, actor: StaffUser) -> str:
-    """The answered follow-ups of the period as CSV for a registry: a random code per patient
-    record (stored once, the same in every export), codes and numbers only, no name, contact, date
-    of birth or free text. The months (``baseline_month``, ``answered_month``) are the
-    clinic's (``CLINIC_TIMEZONE``): a request sent at 00:30 on 1 March in Madrid is in
-    ``YYYY-03``, though UTC still says February. Audited. A concurrent export making the
-    same patient's code first is retried once.
+def start_registry_export(months: int, actor: StaffUser) -> int:
+    """Start the registry export of the period's answered follow-ups, before its first byte:
+    make the registry code of every patient record it lists (a random code, stored once, the
+    same in every export) and audit the start (``outcomes_exported``: the months, and the
+    rows listed now, which the access monitor counts). Commits, and returns the audit row's
+    id, which the row written when the file ends (``registry_pieces``) names. A concurrent
+    export making the same patient's code first is retried once.
 
     A patient record is made per request (patients have no account), so a code stands for a
     request, not a person: someone who sent two requests (the neck after the back) has two
     codes, and the rows and the audited count are of requests."""
+    since = since_for(months)
     for attempt in (1, 2):
         try:
-            body, count = _registry_csv(months)
-            record(
+            patient_ids = db.session.scalars(_answered(since, Patient.id)).all()
+            registry_codes(set(patient_ids))
+            event = record(
                 "outcomes_exported",
                 target_type="outcomes",
                 actor=actor,
-                details={"months": months, "rows": count},
+                details={"months": months, "rows": len(patient_ids)},
             )
+            db.session.flush()
+            export_id = event.id
             db.session.commit()
-            return body
+            return export_id
         except IntegrityError:
             db.session.rollback()
             if attempt == 2:
@@ -679,19 +687,57 @@ def export_registry(months: int, actor: StaffUser) -> str:
     raise AssertionError("unreachable")
 
 
-def _registry_csv(months: int) -> tuple[str, int]:
-    saved = settings()
-    limits = thresholds(saved)
-    since = since_for(months)
-    rows = db.session.execute(
-        select(
-            TreatmentPlan,
-            FollowUp,
-            MedicalHistory,
-            Patient.id,
-            Patient.date_of_birth,
-            ConsultationRequest.created_at,
-        )
+def registry_head() -> str:
+    """The file's first piece: the byte-order mark (as the queue's export: Excel reads UTF-8)
+    and the heading row, with the clinic's separator (with "," a spreadsheet in German or
+    Spanish puts every row in one cell)."""
+    out = io.StringIO()
+    out.write(BOM)
+    csv.writer(out, delimiter=_separator(), lineterminator="\r\n").writerow(REGISTRY_COLUMNS)
+    return out.getvalue()
+
+
+def registry_pieces(months: int, actor: StaffUser, export_id: int) -> Iterator[str]:
+    """The registry export's rows as CSV pieces, read ``EXPORT_BATCH`` at a time and sent as
+    they are read, so a long file is never held whole; then, once the file ends (or the
+    download stops), an audit row ``outcomes_export_ended`` (``export``: the starting row's
+    id; ``complete``; ``rows``: the rows handed on). Codes and numbers only: no name,
+    contact, date of birth or free text. The months (``baseline_month``, ``answered_month``)
+    are the clinic's (``CLINIC_TIMEZONE``): a request sent at 00:30 on 1 March in Madrid is
+    in ``YYYY-03``, though UTC still says February.
+
+    Only the rows whose code ``start_registry_export`` made are listed: the stream writes
+    nothing, so a follow-up answered in between waits for the next export."""
+    sent = [0]
+
+    def handed_on(piece: list[list[object]]) -> None:
+        sent[0] += len(piece)
+
+    rows = _registry_rows(months)
+    return audited_when_done(
+        csv_pieces(
+            rows,
+            lambda cells: cells,
+            separator=_separator(),
+            rows_per_piece=ROWS_PER_PIECE,
+            handed_on=handed_on,
+        ),
+        "outcomes_export_ended",
+        actor=actor,
+        details=lambda complete: {"export": export_id, "complete": complete, "rows": sent[0]},
+        close=rows.close,
+    )
+
+
+def _separator() -> str:
+    return delimiter(current_app.config["EXPORT_CSV_DELIMITER"])
+
+
+def _answered(since: date, *columns: Any) -> Select[Any]:
+    """The period's answered follow-ups of completed requests, one row each."""
+    return (
+        select(*columns)
+        .select_from(TreatmentPlan)
         .join(FollowUp, FollowUp.request_id == TreatmentPlan.request_id)
         .join(ConsultationRequest, ConsultationRequest.id == TreatmentPlan.request_id)
         .join(MedicalHistory, MedicalHistory.request_id == TreatmentPlan.request_id)
@@ -701,8 +747,13 @@ def _registry_csv(months: int) -> tuple[str, int]:
             _start() >= since,
             FollowUp.answered_at.is_not(None),
         )
-        .order_by(TreatmentPlan.request_id, FollowUp.due_at)
-    ).all()
+    )
+
+
+def _registry_rows(months: int) -> Generator[list[object], None, None]:
+    saved = settings()
+    limits = thresholds(saved)
+    since = since_for(months)
     diagnoses: dict[int, list[str]] = {}
     for request_id, code in db.session.execute(
         select(RequestDiagnosis.request_id, RequestDiagnosis.code).where(
@@ -710,49 +761,52 @@ def _registry_csv(months: int) -> tuple[str, int]:
         )
     ):
         diagnoses.setdefault(request_id, []).append(code)
-    codes = registry_codes({row[3] for row in rows})
-    out = io.StringIO()
-    out.write(BOM)  # as the queue's export: Excel reads UTF-8
-    # The clinic's separator, as the queue's export: with "," a spreadsheet in German or
-    # Spanish puts every row in one cell.
-    separator = delimiter(current_app.config["EXPORT_CSV_DELIMITER"])
-    writer = csv.writer(out, delimiter=separator, lineterminator="\r\n")
-    writer.writerow(REGISTRY_COLUMNS)
-    for plan, follow_up, baseline, patient_id, born, sent_at in rows:
+    rows = db.session.execute(
+        _answered(
+            since,
+            TreatmentPlan,
+            FollowUp,
+            MedicalHistory,
+            Patient.date_of_birth,
+            ConsultationRequest.created_at,
+            RegistryCode.code,
+        )
+        .join(RegistryCode, RegistryCode.patient_id == Patient.id)
+        .order_by(TreatmentPlan.request_id, FollowUp.due_at)
+        .execution_options(yield_per=REGISTRY_BATCH)
+    )
+    for plan, follow_up, baseline, born, sent_at, code in rows:
         start = plan.procedure_date or plan.consulted_on
         changes = {
-            code: m.classify(
-                getattr(baseline, f"{code}_percent"),
-                getattr(follow_up, f"{code}_percent"),
-                limits[code],
+            name: m.classify(
+                getattr(baseline, f"{name}_percent"),
+                getattr(follow_up, f"{name}_percent"),
+                limits[name],
             )
-            for code in ("odi", "ndi")
+            for name in ("odi", "ndi")
         }
-        writer.writerow(
-            [
-                codes[patient_id],
-                follow_up.point,
-                plan.plan.value,
-                PLAN_GROUP[plan.plan].value,
-                baseline.spine_region or "",
-                ";".join(sorted(diagnoses.get(plan.request_id, []))),
-                _number(_age(born, start)),
-                to_clinic_tz(sent_at).strftime("%Y-%m"),  # the baseline: the request's answers
-                start.strftime("%Y-%m"),
-                to_clinic_tz(follow_up.answered_at).strftime("%Y-%m"),
-                _number(baseline.odi_percent),
-                _number(follow_up.odi_percent),
-                changes["odi"] or "",
-                _number(baseline.ndi_percent),
-                _number(follow_up.ndi_percent),
-                changes["ndi"] or "",
-                *(_number(getattr(baseline, name)) for name in PAIN_COLUMNS),
-                *(_number(getattr(follow_up, name)) for name in PAIN_COLUMNS),
-                _number(follow_up.gpe),
-                _number(follow_up.satisfaction),
-            ]
-        )
-    return out.getvalue(), len(rows)
+        yield [
+            code,
+            follow_up.point,
+            plan.plan.value,
+            PLAN_GROUP[plan.plan].value,
+            baseline.spine_region or "",
+            ";".join(sorted(diagnoses.get(plan.request_id, []))),
+            _number(_age(born, start)),
+            to_clinic_tz(sent_at).strftime("%Y-%m"),  # the baseline: the request's answers
+            start.strftime("%Y-%m"),
+            to_clinic_tz(follow_up.answered_at).strftime("%Y-%m"),
+            _number(baseline.odi_percent),
+            _number(follow_up.odi_percent),
+            changes["odi"] or "",
+            _number(baseline.ndi_percent),
+            _number(follow_up.ndi_percent),
+            changes["ndi"] or "",
+            *(_number(getattr(baseline, name)) for name in PAIN_COLUMNS),
+            *(_number(getattr(follow_up, name)) for name in PAIN_COLUMNS),
+            _number(follow_up.gpe),
+            _number(follow_up.satisfaction),
+        ]
 
 
 def _number(value: float | int | None) -> str:

@@ -4,7 +4,18 @@ in English (the patient's follow-up pages are in ``views``)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from collections.abc import Iterator
+
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
@@ -118,8 +129,20 @@ def export_csv() -> Response:
     if not RegistryExportForm().validate_on_submit():
         abort(400)
     months = results_service.period_months(request.args.get("months"))
-    body = results_service.export_registry(months, current_user)
-    response = Response(body.encode("utf-8"), content_type="text/csv; charset=utf-8")
+    export_id = results_service.start_registry_export(months, current_user)
+    # As the queue's export: the heading goes first without the request's context, then the
+    # rows are read in it, kept for the stream; closing the body closes the rows' stream.
+    head = results_service.registry_head().encode("utf-8")
+    rows = stream_with_context(
+        piece.encode("utf-8")
+        for piece in results_service.registry_pieces(months, current_user, export_id)
+    )
+
+    def body() -> Iterator[bytes]:
+        yield head
+        yield from rows
+
+    response = Response(body(), content_type="text/csv; charset=utf-8")
     stamp = clinic_today().isoformat()
     response.headers["Content-Disposition"] = (
         f'attachment; filename="outcomes-registry-{stamp}.csv"'
