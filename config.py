@@ -332,6 +332,9 @@ class Config:
     UPLOAD_RATE_LIMIT = _env("UPLOAD_RATE_LIMIT", "30 per minute; 120 per hour")
     # Flask-Limiter: counts live in Redis when it is configured, else in memory.
     RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", REDIS_URL or "memory://")
+    # Redis away: each process counts in memory until it is back (Flask-Limiter checks), so
+    # the limits still hold per process and a patient's request is not a 500 meanwhile.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
     # Said, not left out: Flask-Limiter's one limiter object keeps the last app's choice, and
     # an app whose settings say nothing would inherit a test app's "off".
     RATELIMIT_ENABLED = True

@@ -155,3 +155,34 @@ def test_a_database_error_while_the_request_ends_answers_the_503_page_with_its_r
         assert client.get("/request/time").status_code in (200, 302)
     finally:
         sa.event.remove(engine, "rollback", rollback_fails)
+
+
+def test_rate_limit_storage_unreachable_still_serves_and_still_limits(tmp_path: Path) -> None:
+    """The limits' counts live in Redis in production: with Redis away the pages must still
+    answer (not a 500 before the view runs), and the limits still hold, counted in memory."""
+    from tests.factories import PASSWORD, make_staff
+    from tests.support import AuthActions
+
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+            "UPLOAD_DIR": str(tmp_path / "uploads"),
+            "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:9/0",  # nothing listens there
+            "LOGIN_RATE_LIMIT": "3 per minute",
+        }
+    )
+    try:
+        with app.app_context():
+            db.create_all()
+            make_staff("coordinator", "coord@example.com")
+        client = app.test_client()
+        assert client.get("/request/start").status_code == 200
+        answers = [
+            AuthActions(client).attempt("coord@example.com", "guessing").status_code
+            for _ in range(3)
+        ]
+        assert answers == [401, 401, 401]
+        assert AuthActions(client).attempt("coord@example.com", PASSWORD).status_code == 429
+    finally:
+        with app.app_context():
+            db.engine.dispose()
