@@ -164,6 +164,24 @@ def test_a_recovery_code_signs_in_once(client: FlaskClient, admin: str) -> None:
     assert code_step(client, codes[1]).status_code == 302
 
 
+def test_the_code_fields_ask_for_what_can_be_typed_there(client: FlaskClient, admin: str) -> None:
+    """Setting up: a code from the app (no recovery codes exist yet), on a phone's number pad.
+    Signing in: the app's code or a recovery code ("3fa9c1-07be42": letters and a dash), so
+    not the number pad, where a phone has no letters."""
+    AuthActions(client).attempt(admin)
+    setup = client.get("/staff/two-factor").get_data(as_text=True)
+    assert "The 6-digit code your authenticator app shows now." in setup
+    assert "or a recovery code" not in setup
+    assert re.search(r'<input[^>]*id="code"[^>]*inputmode="numeric"', setup)
+    enrol(client)
+    sign_out(client)
+    AuthActions(client).attempt(admin)
+    signing_in = client.get("/staff/login/code").get_data(as_text=True)
+    assert "or a recovery code" in signing_in
+    field = re.search(r'<input[^>]*id="code"[^>]*>', signing_in).group(0)
+    assert "inputmode" not in field and 'autocapitalize="none"' in field
+
+
 def test_other_roles_may_sign_in_without_a_second_factor(app: Flask, client: FlaskClient) -> None:
     with app.app_context():
         coordinator = make_staff("coordinator", "coord@example.com").email

@@ -99,15 +99,30 @@ class StaffCreateForm(BaseForm):
 
 
 class CodeForm(BaseForm):
+    """Signing in: the authenticator's code or a recovery code (letters, digits and a dash,
+    so a phone shows its full keyboard, not the number pad)."""
+
     code = StringField(
         _l("Code"),
         validators=[DataRequired(_l("Please enter the code.")), Length(max=20)],
         description=_l("The 6-digit code from your authenticator app, or a recovery code."),
+        render_kw={"autocomplete": "one-time-code", "autocapitalize": "none"},
+    )
+
+
+class SetupCodeForm(BaseForm):
+    """Setting up two-factor sign-in: a code from the app being set up (there are no
+    recovery codes yet; they come after it)."""
+
+    code = StringField(
+        _l("Code"),
+        validators=[DataRequired(_l("Please enter the code.")), Length(max=20)],
+        description=_l("The 6-digit code your authenticator app shows now."),
         render_kw={"autocomplete": "one-time-code", "inputmode": "numeric"},
     )
 
 
-class ReplaceTwoFactorForm(CodeForm):
+class ReplaceTwoFactorForm(SetupCodeForm):
     """Setting up two-factor sign-in again on an account that has it: the password first, so
     a session left open (or taken) cannot swap the second factor for one of its own."""
 

@@ -28,6 +28,7 @@ from booking.accounts.forms import (
     LoginForm,
     ReplaceTwoFactorForm,
     ResetPasswordForm,
+    SetupCodeForm,
     StaffCreateForm,
     TwoFactorPolicyForm,
 )
@@ -212,7 +213,7 @@ def two_factor_setup() -> Response | str | tuple[str, int]:
     An account that has one already confirms its password before replacing it."""
     secret = _setup_secret()
     replacing = current_user.totp_enabled
-    form = ReplaceTwoFactorForm() if replacing else CodeForm()
+    form = ReplaceTwoFactorForm() if replacing else SetupCodeForm()
     if form.validate_on_submit():
         if replacing and not verify_password(current_user, form.password.data):
             services.record_refused_password(current_user, "two-factor replacement")
@@ -237,7 +238,7 @@ def _setup_secret() -> str:
     return secret
 
 
-def _two_factor_page(form: CodeForm, secret: str, status: int) -> tuple[str, int]:
+def _two_factor_page(form: SetupCodeForm, secret: str, status: int) -> tuple[str, int]:
     return render_template(
         "staff/two_factor_setup.html",
         form=form,
