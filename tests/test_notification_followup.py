@@ -294,6 +294,55 @@ def test_a_failed_message_waiting_email_flags_the_request_and_is_sent_again(
     assert _unnotified_count(client) == "1"
 
 
+def test_a_resend_that_failed_too_is_sent_once_more_not_twice(
+    app: Flask, auth: AuthActions, clinic: Clinic, failed: dict[str, str], smtp: SmtpServer
+) -> None:
+    """The resent copy fails as well (the address still refuses): the next resend sends one
+    email, the latest, with a working link; not also the first again, whose link was taken
+    out when it was first resent."""
+    reference = failed["fine"]
+    smtp.collector.refuse_rcpt.add("otto@example.com")
+    with app.app_context():
+        consultation = db.session.scalars(
+            select(ConsultationRequest).where(ConsultationRequest.reference == reference)
+        ).one()
+        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
+        messages.send_staff_message(consultation, coordinator, "Please bring your MRI.")
+    _deliver_all(app)
+    auth.login("coordinator")
+    client = auth.client
+
+    def resend() -> None:
+        page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+        response = client.post(
+            f"/staff/requests/{reference}/resend-emails",
+            data={
+                "resend-csrf_token": CSRF_VALUE.search(page).group(1),
+                "resend-email": "otto@example.com",
+            },
+        )
+        assert response.status_code == 302
+
+    resend()
+    _deliver_all(app)  # refused again
+    smtp.collector.refuse_rcpt.discard("otto@example.com")
+    resend()
+    with app.app_context():
+        rows = db.session.scalars(
+            select(OutboxEmail)
+            .where(OutboxEmail.template == "message_waiting")
+            .order_by(OutboxEmail.id)
+        ).all()
+        assert [r.status for r in rows] == [
+            OutboxStatus.FAILED,
+            OutboxStatus.FAILED,
+            OutboxStatus.PENDING,
+        ]
+        assert TOKEN_RE.search(rows[2].body_text), "the email sent again has a working link"
+        assert not REDACTED_LINK.search(rows[2].body_text)
+    assert _unnotified_count(client) == "1"  # the bounced request's; this one's is on its way
+
+
 @pytest.mark.parametrize("clock", ["agreed", "ahead"])
 def test_a_resend_never_sends_a_time_a_later_change_replaced(
     app: Flask,
@@ -362,8 +411,10 @@ def test_a_resend_never_sends_a_time_a_later_change_replaced(
     )
     shown = " ".join(response.get_data(as_text=True).split())
     assert "2 emails are on their way to the patient again." in shown
+    # The confirmation is not even listed: the move's email, of its kind and later, stands
+    # for it (``unnotified``); the receipt, with the first invitation, is outdated.
     assert (
-        "2 older emails were not sent again: the request has changed since. The patient "
+        "1 older email was not sent again: the request has changed since. The patient "
         "gets a new link to their page instead, which shows it as it is now." in shown
     )
     _deliver_all(app)
