@@ -133,6 +133,20 @@ def opening_hours_text(locale: Locale | str | None = None) -> list[str]:
     return [_describe(line, locale, closed) for line in lines]
 
 
+def open_weekdays() -> frozenset[int]:
+    """The weekdays (0 = Monday) the clinic opens on by ``CLINIC_OPENING_HOURS``: the days a
+    patient may say suit them. Monday to Friday when the setting says nothing."""
+    lines: tuple[OpeningLine, ...] = current_app.extensions[EXTENSION]
+    days = {
+        day
+        for line in lines
+        if line.hours
+        for first, last in line.days
+        for day in range(first, last + 1)
+    }
+    return frozenset(days) if lines else frozenset(range(5))
+
+
 # ---- days the clinic is closed ---------------------------------------------------------------
 
 

@@ -841,3 +841,43 @@ def test_two_tabs_saving_steps_keep_both_tabs_answers(
     with app.app_context():
         saved = db.session.scalars(select(RequestDraft)).one().values()
     assert (saved["full_name"], saved["pain_duration"]) == (["Erika Neuname"], ["gt_1_year"])
+
+
+WEEKDAY = {
+    name: number
+    for number, name in enumerate(
+        ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+    )
+}
+
+
+@pytest.mark.parametrize(
+    ("opening_hours", "offered"),
+    [
+        ("", ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"]),
+        (
+            "Mon-Fri 8:00-18:00|Sat 9:00-13:00|Sun closed",
+            ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"],
+        ),
+        ("Tue, Thu 8:00-12:00|Sat-Sun 10:00-14:00", ["Tuesday", "Thursday", "Saturday", "Sunday"]),
+    ],
+)
+def test_the_days_that_suit_the_patient_are_the_days_the_clinic_opens(
+    app_settings: dict, request: pytest.FixtureRequest, opening_hours: str, offered: list[str]
+) -> None:
+    """A clinic open on Saturdays lets the patient say Saturday suits them; one that never
+    opens on a day does not offer it."""
+    app_settings["CLINIC_OPENING_HOURS"] = opening_hours
+    app: Flask = request.getfixturevalue("app")
+    client = app.test_client()
+    answer_red_flags(client)
+    page = open_step(client, "time")
+    days = re.findall(
+        r'<label class="form-check-label" for="preferred_days-\d+">(\w+)</label>', page
+    )
+    assert days == offered
+    wanted = str(WEEKDAY[offered[-1]])
+    response = post_step(client, "time", {**step_answers("time"), "preferred_days": [wanted]})
+    assert response.status_code == 303
+    with app.app_context():
+        assert db.session.scalars(select(RequestDraft)).one().values()["preferred_days"] == [wanted]

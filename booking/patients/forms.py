@@ -17,6 +17,7 @@ from wtforms import (
     EmailField,
     HiddenField,
     RadioField,
+    SelectChoice,
     StringField,
     TelField,
     TextAreaField,
@@ -34,6 +35,7 @@ from booking.forms import (
     phone_e164,
     too_long,
 )
+from booking.openinghours import open_weekdays
 from booking.patients.services import RequestSubmission
 from booking.requests import history, instruments, triage
 from booking.requests.instrument_fields import PAIN_SCORES, pain_score_field, section_field
@@ -67,6 +69,13 @@ class AskedByRegion:
 
     def __call__(self, form: object, field: object) -> None:
         pass
+
+
+def _open_days() -> list[SelectChoice]:
+    """The weekdays the clinic opens on (``CLINIC_OPENING_HOURS``), Saturday too where it does:
+    the days a patient may say suit them (read when a form shows or checks them)."""
+    open_days = open_weekdays()
+    return options([(value, label) for value, label in history.WEEKDAYS if int(value) in open_days])
 
 
 def _pain_score(label: str) -> ChoiceField:
@@ -372,7 +381,7 @@ class RequestForm(BaseForm):
 
     # Preferred time
     preferred_days = MultiCheckboxField(
-        _l("Days that suit you"), choices=options(history.WEEKDAYS), validators=[Optional()]
+        _l("Days that suit you"), choices=_open_days, validators=[Optional()]
     )
     preferred_time_of_day = ChoiceField(
         _l("Time of day"),

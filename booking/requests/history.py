@@ -73,6 +73,8 @@ WEEKDAYS = [
     ("2", _l("Wednesday")),
     ("3", _l("Thursday")),
     ("4", _l("Friday")),
+    ("5", _l("Saturday")),
+    ("6", _l("Sunday")),
 ]
 TIME_OF_DAY = [
     ("any", _l("Any time")),
