@@ -98,9 +98,10 @@ def shown_reference(page: Page) -> str:
 
 
 def group(page: Page | Locator, legend: str) -> Locator:
-    """The fieldset whose legend is exactly ``legend``, with or without "(optional)"."""
+    """The fieldset whose legend is exactly ``legend``, with or without "(optional)": a group
+    of checkboxes, or of radio buttons (role radiogroup)."""
     name = re.compile(rf"^{re.escape(legend)}(?: \(optional\))?$")
-    return page.get_by_role("group", name=name)
+    return page.get_by_role("group", name=name).or_(page.get_by_role("radiogroup", name=name))
 
 
 def choose(page: Page, legend: str, *options: str) -> None:

@@ -202,6 +202,36 @@ def unnamed_controls(page: Page) -> list[str]:
     return unnamed
 
 
+def ax_controls(page: Page) -> list[dict[str, object]]:
+    """Each control and radio group in chromium's accessibility tree: its role, name, and
+    the invalid and required states a screen reader announces."""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        nodes = cdp.send("Accessibility.getFullAXTree")["nodes"]
+    finally:
+        cdp.detach()
+    controls = []
+    for node in nodes:
+        role = node.get("role", {}).get("value")
+        if node.get("ignored") or role not in CONTROL_ROLES | {"radiogroup"}:
+            continue
+        states = {p["name"]: p["value"].get("value") for p in node.get("properties", [])}
+        controls.append(
+            {
+                "role": role,
+                "name": str(node.get("name", {}).get("value", "")).strip(),
+                "invalid": states.get("invalid", "false") != "false",
+                "required": bool(states.get("required")),
+            }
+        )
+    return controls
+
+
+def invalid_controls(page: Page) -> list[str]:
+    """The controls a screen reader would announce as invalid."""
+    return [f"{c['role']} {c['name']!r}" for c in ax_controls(page) if c["invalid"]]
+
+
 def assert_accessible(page: Page, what: str) -> None:
     page.wait_for_load_state("load")
     failures = axe_failures(page)
@@ -717,6 +747,56 @@ def test_form_errors_are_announced_and_tied_to_their_fields(
             !document.querySelector(`[aria-describedby~="${m.id}"]`)).map(m => m.outerHTML)"""
     )
     assert not orphans, f"error messages no field refers to: {orphans}"
+
+
+# --- required, and invalid only once refused -------------------------------------------------
+
+
+# Each page, and whether it asks a question chromium announces as required. The pain and
+# daily life step's questions are asked by the main problem (marked neither required nor
+# "(optional)"), and chromium announces no checkbox as required (the review's consent boxes).
+FRESH_FORMS = {
+    "/request/start": True,
+    "/request/steps/about": True,
+    "/request/steps/symptoms": True,
+    "/request/steps/function": False,
+    "/request/steps/review": False,
+    "/request/later": True,
+    "/staff/login": True,
+}
+
+
+@pytest.mark.parametrize("path", FRESH_FORMS)
+def test_unanswered_questions_are_required_but_not_invalid_before_sending(
+    path: str, site: Site, patient: Page
+) -> None:
+    """A question nobody has answered yet is announced as required, not as invalid: the
+    forms are checked by the server, and "invalid" on every question of a fresh page would
+    tell a screen reader user they had already made mistakes."""
+    site.visit(patient, path)
+    patient.wait_for_load_state("load")
+    assert not invalid_controls(patient), f"{path}: invalid before sending"
+    if FRESH_FORMS[path]:
+        assert any(c["required"] for c in ax_controls(patient)), f"{path}: nothing required"
+
+
+def test_a_required_question_left_unanswered_is_invalid_once_sent(
+    site: Site, patient: Page
+) -> None:
+    patient.goto(site("/request/start"))
+    question = patient.get_by_role("radiogroup").first
+    name = question.evaluate("group => group.querySelector('legend').textContent.trim()")
+    required = {c["name"]: c["required"] for c in ax_controls(patient) if c["role"] == "radiogroup"}
+    assert required[name], f"{name!r} is not announced as required"
+
+    patient.get_by_role("button", name="Continue").click()
+    expect(patient).to_have_title(re.compile(r"^Error: "))
+    for radio in question.get_by_role("radio").all():
+        expect(radio).to_have_attribute("aria-invalid", "true")
+    assert invalid_controls(patient), "no question is announced as invalid after sending"
+    assert required == {
+        c["name"]: c["required"] for c in ax_controls(patient) if c["role"] == "radiogroup"
+    }
 
 
 # --- the focus is always visible -------------------------------------------------------------

@@ -17,7 +17,7 @@ from booking.outcomes import schedule
 from booking.outcomes.services import send_due_followups
 from tests.e2e.conftest import PHONE, PHONE_WIDTH, TIMEOUT_MS, LiveServer
 from tests.e2e.pages import page_width, sign_in
-from tests.e2e.test_accessibility import assert_accessible
+from tests.e2e.test_accessibility import assert_accessible, ax_controls, invalid_controls
 from tests.factories import make_staff
 from tests.support import PASSWORD
 from tests.test_outcomes import _completed, _start
@@ -116,3 +116,36 @@ def test_answers_too_few_to_count_are_announced_and_take_the_focus(
     expect(warning).to_be_visible()
     expect(warning).to_be_focused()
     expect(page).to_have_title(re.compile(r"^Please check: How are you doing\?"))
+
+
+def test_the_questions_are_required_but_not_invalid_until_sent(
+    page: Page, live_server: LiveServer
+) -> None:
+    """Every question of the questionnaire is required: a screen reader says so, and says
+    "invalid" only of the questions left unanswered once the answers are sent, not of every
+    question the moment the page opens."""
+    with live_server.app.app_context():
+        consultation = _completed(spine_region="lower_back")
+        send_due_followups(now=schedule.due_at(_start(consultation.id), "6w", live_server.tz))
+        [invitation] = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "followup_invitation")
+        ).all()
+        [link] = LINK.findall(invitation.body_text)
+
+    page.goto(link)
+    expect(page).to_have_url(re.compile(r"/follow-up/\d+/questionnaire"))
+    assert not invalid_controls(page)
+    groups = [c for c in ax_controls(page) if c["role"] == "radiogroup"]
+    back_pain = page.get_by_role("radiogroup", name="Back pain right now")
+    expect(back_pain).to_be_visible()
+    assert any(c["name"] == "Back pain right now" and c["required"] for c in groups), groups
+
+    page.locator("input[name=back_pain_now][value='1']").check()
+    page.get_by_role("button", name="Send my answers").click()
+    expect(page).to_have_title(re.compile(r"^Error: "))
+    for radio in back_pain.get_by_role("radio").all():
+        expect(radio).not_to_have_attribute("aria-invalid", "true")
+    worst = page.get_by_role("radiogroup", name=re.compile(r"^Back pain at its worst"))
+    for radio in worst.get_by_role("radio").all():
+        expect(radio).to_have_attribute("aria-invalid", "true")
+    assert any(name.startswith("radio") for name in invalid_controls(page))
