@@ -826,6 +826,14 @@ def field_error(page: str, field_id: str) -> str:
     return text(match.group(1))
 
 
+HEADING_RE = re.compile(r"<h([1-6])\b[^>]*>(.*?)</h\1>", re.S)
+
+
+def headings(page: str) -> list[tuple[int, str]]:
+    """The page's outline: each heading's level and text, in page order."""
+    return [(int(level), text(inner)) for level, inner in HEADING_RE.findall(page)]
+
+
 def deliver_waiting_emails(app: Flask) -> None:
     """The worker delivered the emails waiting: a calendar email still waiting at a
     request's next change is withdrawn by it (``lifecycle.record_change``), so a test that

@@ -45,7 +45,7 @@ from tests.factories import (
     make_staff,
     staff_user,
 )
-from tests.support import AuthActions, Clinic, csrf_token
+from tests.support import AuthActions, Clinic, csrf_token, headings
 
 BERLIN = ZoneInfo("Europe/Berlin")
 LINK = re.compile(r"http://[^/\s]+(/follow-up/open/[A-Za-z0-9_-]+)(/stop)?")
@@ -208,6 +208,40 @@ def test_the_record_page_completes_with_the_plan_and_procedure_date(
 
 
 # ---- invitations -----------------------------------------------------------------------------
+
+
+def test_a_refused_completion_keeps_the_record_pages_headings_in_order(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """The form sits under its own h3 ("Complete the request"): the summary of its errors is
+    an h4 in it, not an h2 that would end the "Next step" part and take the form's fields
+    with it."""
+    with app.app_context():
+        consultation = make_request()
+        workflow.confirm_request(
+            consultation,
+            staff_user(clinic.coordinator.email),
+            workflow.Slot(
+                db.session.get(AppointmentType, clinic.type),
+                staff_user(clinic.weber.email),
+                db.session.get(Location, clinic.location),
+                clinic_today() - timedelta(days=1),
+                time(10),
+            ),
+        )
+        reference = consultation.reference
+    AuthActions(client).login("coordinator")
+    page = f"/staff/requests/{reference}"
+    refused = client.post(
+        f"{page}/complete", data={"complete-csrf_token": csrf_token(client, page)}
+    )
+    assert refused.status_code == 422
+    outline = headings(refused.get_data(as_text=True))
+    summary = outline.index((4, "Please correct the following"))
+    assert outline[summary - 1] == (3, "Complete the request")
+    levels = [level for level, _ in outline]
+    skips = [outline[i] for i in range(1, len(levels)) if levels[i] > levels[i - 1] + 1]
+    assert not skips, f"headings skip a level: {skips}"
 
 
 def test_each_time_point_is_sent_once_at_its_time(app: Flask) -> None:
