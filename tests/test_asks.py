@@ -222,6 +222,7 @@ def test_a_page_opened_before_a_new_answer_does_not_clear_its_mark(
     assert "The patient sent more information after you opened this page." in response.get_data(
         as_text=True
     )
+    assert "<title>Error: " in response.get_data(as_text=True)  # said first on arrival
     with app.app_context():
         assert _load(app, reference).information_received_at == newest
     assert "information_reviewed" not in _audit_actions(app, reference)

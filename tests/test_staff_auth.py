@@ -1172,6 +1172,7 @@ def test_a_reset_asked_while_the_task_queue_is_down_says_to_try_again(
             assert response.status_code == 503
             page = response.get_data(as_text=True)
             assert "We could not send a link just now" in page
+            assert "<title>Error: Reset your password" in page  # said first on arrival
             assert "we have sent it a link" not in page
             pages.append(re.sub(r'value="[^"]*"', "", page))
         assert pages[0] == pages[1]

@@ -288,7 +288,7 @@ def forgot_password() -> Response | str | tuple[str, int]:
                 ),
                 "danger",
             )
-            return render_template("staff/forgot_password.html", form=form), 503
+            return render_template("staff/forgot_password.html", form=form, refused=True), 503
         flash(
             _(
                 "If an account uses that address, we have sent it a link to choose a new "

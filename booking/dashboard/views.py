@@ -262,6 +262,9 @@ def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: 
         checklist=asks.checklist_rows(consultation, asked, items),
         scan_labels=SCAN_LABELS,
         progress=load_progress(consultation, now),
+        # Shown for a refused post (a stale page, a change made meanwhile): the title says
+        # "Error" first even when no form holds the reason (a flashed message says it).
+        refused=status >= 400,
         **forms,
     ), status
 
