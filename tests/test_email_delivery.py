@@ -286,6 +286,13 @@ def test_a_refusal_of_the_clinics_own_settings_is_retried_and_shown_on_the_queue
     assert "Alerts about urgent requests could not be emailed" in page
     banner = page[page.index("failed-alerts-heading") : page.index("</section>")]
     assert f"/staff/requests/{reference}" in banner
+    # A region named by its heading, which screen readers list, not an alert read out whole
+    # on every visit; its link says where it leads.
+    [opening] = re.findall(r'<section[^>]*"failed-alerts-heading"[^>]*>', page)
+    assert "role=" not in opening
+    assert re.search(
+        rf'<a [^>]*href="/staff/requests/{reference}"[^>]*>Open request {reference}<', banner
+    )
     auth.logout()
     auth.login("specialist")  # sees their own requests only: not this banner
     assert "could not be emailed" not in client.get("/staff/").get_data(as_text=True)

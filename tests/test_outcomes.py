@@ -728,6 +728,9 @@ def test_a_worse_notice_that_failed_is_on_the_queue_until_someone_opens_the_reco
     banner = page.split('id="failed-worse-heading"')[1].split("</section>")[0]
     assert "much worse or worse than ever" in banner
     assert f"/staff/requests/{reference}#followup" in banner
+    assert f"Open the follow-up answers of request {reference}</a>" in banner
+    [opening] = re.findall(r'<section[^>]*"failed-worse-heading"[^>]*>', page)
+    assert "role=" not in opening  # a region named by its heading, not an alert
     # A specialist does not get the banner (coordinators and admins answer every request).
     specialist = auth.new_client(email=auth.account("specialist").email)
     assert 'id="failed-worse-heading"' not in specialist.get("/staff/").get_data(as_text=True)
