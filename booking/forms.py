@@ -19,6 +19,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
+    BooleanField,
     Form,
     HiddenField,
     PasswordField,
@@ -256,6 +257,23 @@ class MultiCheckboxField(_RefusesSpaces, SelectMultipleField):
             ),
             **kwargs,
         )
+
+
+class ConfirmBox(BooleanField):
+    """A box ticked to confirm a statement, its label the whole statement. Left unticked,
+    the error summary's link says ``summary`` ("Tick the box to ..."), not the statement
+    followed by its message: a summary lists what to fix in a few words."""
+
+    def __init__(
+        self,
+        label: str | None = None,
+        validators: list | None = None,
+        *,
+        summary: str,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(label, validators, **kwargs)
+        self.summary = summary
 
 
 def phone_e164(text: str, *, valid: bool = True) -> str | None:

@@ -38,7 +38,7 @@ from booking.requests.models import ConsultationRequest, RequestStatus, TriageLe
 from booking.staff.models import StaffUser
 from booking.timeutil import clinic_today
 from tests.factories import make_request
-from tests.support import AuthActions, Clinic, Staff, csrf_token
+from tests.support import AuthActions, Clinic, Staff, csrf_token, text
 
 BERLIN = ZoneInfo("Europe/Berlin")
 HOUR = timedelta(hours=1)
@@ -713,6 +713,14 @@ def test_marking_an_unreached_urgent_patient_no_show_needs_the_box_ticked(
     assert refused.status_code == 422
     assert UNREACHED_REFUSAL in refused.get_data(as_text=True)
     assert "<title>Error: " in refused.get_data(as_text=True)  # said first on arrival
+    # The summary says in a few words what to do; the box's long statement and the
+    # refusal's reason are beside the box.
+    page = refused.get_data(as_text=True)
+    summary = page.split('id="error-summary"')[1].split(">", 1)[1].split("</div>")[0]
+    assert text(summary) == (
+        "Please correct the following Tick the box to confirm that nobody has reached the patient."
+    )
+    assert 'href="#action-unreached"' in summary
     with app.app_context():
         consultation = db.session.get(ConsultationRequest, urgent["id"])
         assert consultation.status == RequestStatus.CONFIRMED

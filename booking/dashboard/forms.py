@@ -28,6 +28,7 @@ from booking.dashboard.queries import QueueFilters
 from booking.forms import (
     BaseForm,
     ChoiceField,
+    ConfirmBox,
     EmailAddress,
     MultiCheckboxField,
     RepeatedTimeField,
@@ -200,10 +201,11 @@ class UnreachedBox:
     target and the escalation (``services._close`` refuses it unticked). Other requests'
     forms have no such field, so a posted one is ignored."""
 
-    unreached = BooleanField(
+    unreached = ConfirmBox(
         _l(
             "The patient has not been reached about their urgent symptoms: close the request anyway"
         ),
+        summary=_l("Tick the box to confirm that nobody has reached the patient."),
         # The service's refusal, in the same words.
         validators=[
             DataRequired(
