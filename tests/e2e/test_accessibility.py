@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pyotp
@@ -28,12 +29,16 @@ from playwright.sync_api import Browser, Locator, Page, expect
 from sqlalchemy import select
 
 from booking.cli import DEMO_PASSWORD
+from booking.dashboard.services import Slot, confirm_request
 from booking.extensions import db
 from booking.requests.links import issue_link
 from booking.requests.models import ConsultationRequest, TriageLevel
+from booking.scheduling.availability import open_slots
+from booking.scheduling.models import AppointmentType, Location
 from booking.staff import twofactor
 from booking.staff.auth import make_reset_token
 from booking.staff.models import StaffUser
+from booking.timeutil import now_utc, to_clinic_tz
 from tests.e2e.conftest import PHONE, PHONE_WIDTH, LiveServer, browser_page, build_app, serving
 from tests.e2e.pages import (
     add_document,
@@ -46,6 +51,7 @@ from tests.e2e.pages import (
     submit_sign_in,
     submit_sign_in_code,
 )
+from tests.factories import appointment_started, make_request
 from tests.smtp import free_port
 from tests.support import pdf_bytes
 
@@ -560,6 +566,66 @@ def test_staff_page_has_no_serious_accessibility_problem(name: str, site: Site) 
         page.goto(site(how.format(reference=site.reference)))
         expect(page).not_to_have_url(re.compile(r"/staff/login"))
     assert_accessible(page, name)
+
+
+def _started_visit(site: Site) -> str:
+    """A new urgent request (nobody has reached the patient), confirmed by the coordinator,
+    whose appointment started an hour ago: its record offers "Complete the request" and
+    "Mark as no-show" with the box for a patient nobody reached. A request of its own: the
+    demo's stay as they are for the other tests."""
+    app = site.server.app
+    with app.app_context():
+        consultation = make_request(red_flags={"fever"}, full_name="Uma Started")
+        coordinator = db.session.scalar(select(StaffUser).where(StaffUser.email == COORDINATOR))
+        kind = db.session.scalars(
+            select(AppointmentType).where(AppointmentType.active).order_by(AppointmentType.id)
+        ).first()
+        start = now_utc() + timedelta(days=2)
+        slot = open_slots(kind, start, start + timedelta(days=7))[0]
+        local = to_clinic_tz(slot.starts_at)
+        confirm_request(
+            consultation,
+            coordinator,
+            Slot(
+                kind,
+                db.session.get(StaffUser, slot.specialist_id),
+                db.session.get(Location, slot.location_id),
+                local.date(),
+                local.time(),
+            ),
+        )
+        appointment_started(consultation.reference)
+        return consultation.reference
+
+
+def test_a_record_whose_appointment_has_started_has_no_serious_accessibility_problem(
+    site: Site,
+) -> None:
+    """The record's actions once the visit has started, as they are and as refused: the
+    no-show without its box ticked, the completion without a plan."""
+    reference = _started_visit(site)
+    page = site.admin
+    page.goto(site(f"/staff/requests/{reference}"))
+    no_show = page.get_by_role("button", name="Mark as no-show")
+    complete = page.get_by_role("button", name="Mark completed")
+    expect(no_show).to_be_visible()
+    expect(complete).to_be_visible()
+    expect(
+        page.get_by_role("checkbox", name=re.compile(r"^The patient has not been reached"))
+    ).to_be_visible()
+    assert_accessible(page, "record, appointment started")
+
+    no_show.click()
+    expect(page).to_have_title(re.compile(r"^Error: "))
+    expect(page.get_by_role("link", name=re.compile(r"^Tick the box"))).to_be_visible()
+    assert_accessible(page, "record, no-show refused")
+
+    page.get_by_role("button", name="Mark completed").click()
+    expect(page).to_have_title(re.compile(r"^Error: "))
+    expect(
+        page.get_by_role("heading", level=4, name="Please correct the following")
+    ).to_be_visible()
+    assert_accessible(page, "record, completion refused")
 
 
 @pytest.mark.parametrize("width", [1280, 1024, 800])
