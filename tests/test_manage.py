@@ -321,7 +321,10 @@ def test_changes_stop_inside_the_notice_period(
         booked["url"] + "/cancel", data={"cancel-csrf_token": CSRF.search(page).group(1)}
     )
     assert response.status_code == 409
+    # Refused: the reason is a message above the page, and the title says so first.
+    assert "<title>Error: " in response.get_data(as_text=True)
     assert _request(app, booked["reference"]).status == RequestStatus.REQUESTED
+    assert "<title>Error: " not in client.get(booked["url"]).get_data(as_text=True)
 
 
 def test_every_patient_email_carries_a_working_link(

@@ -200,6 +200,9 @@ def _render(consultation: ConsultationRequest, status: int = 200, **forms: objec
     return render_template(
         "manage/manage.html",
         consultation=consultation,
+        # A change refused (409: the request closed, the time gone): its reason is a message
+        # above the page, not on a form; the title says so first all the same.
+        refused=status >= 400,
         waiting=is_waiting(consultation),
         can_change=services.can_change(consultation),
         deadline=services.notice_deadline(consultation),
