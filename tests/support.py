@@ -71,6 +71,15 @@ def csrf_token(client: FlaskClient, path: str, **get_options: Any) -> str:
     return match.group(1)
 
 
+# An action's code on the admin's audit page, under its label (one per row).
+AUDIT_ACTION_CODE = re.compile(r'<code class="small text-body-secondary">([a-z_]+)</code>')
+
+
+def shown_actions(page: str) -> list[str]:
+    """The action codes of the rows an audit page lists, in order."""
+    return AUDIT_ACTION_CODE.findall(page)
+
+
 def export_queue(client: FlaskClient, query: str | dict[str, Any] | None = None) -> TestResponse:
     """Export the queue as its page's button does: a post with the page's CSRF token, the
     filters in the address."""

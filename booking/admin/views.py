@@ -20,6 +20,7 @@ from booking.admin.forms import (
     names_data,
     names_form,
 )
+from booking.audit.labels import action_label
 from booking.audit.queries import AuditFilters, audit_page, known_actions
 from booking.extensions import db
 from booking.feedback.services import feedback_counts, recent_feedback
@@ -168,13 +169,23 @@ def audit() -> str:
         if (request.args.get(name) or "").strip() and _date(name) is None
     ]
     backwards = bool(filters.date_from and filters.date_to and filters.date_from > filters.date_to)
+    codes = known_actions()
+    labels = {code: action_label(code) for code in {*codes, *(e.action for e in events)}}
     return render_template(
         "admin/audit.html",
         events=events,
         total=total,
         pages=pages,
         filters=replace(filters, page=page),
-        actions=known_actions(),
+        # The menu reads in words (the code after each, as the DPO's queries name it).
+        actions=sorted(
+            (
+                (code, labels[code] if labels[code] == code else f"{labels[code]} ({code})")
+                for code in codes
+            ),
+            key=lambda choice: choice[1].casefold(),
+        ),
+        action_labels=labels,
         unread_dates=unread,
         backwards=backwards,
     )

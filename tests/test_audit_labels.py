@@ -1,0 +1,142 @@
+"""The admin's audit trail reads in plain words: every action the code base records has a
+label (``booking.audit.labels``), shown with its code, which the DPO's SQL uses."""
+
+from __future__ import annotations
+
+import ast
+import html
+import re
+from pathlib import Path
+
+from flask import Flask
+
+from booking.audit.labels import ACTION_LABELS, action_label
+from booking.audit.services import record
+from booking.extensions import db
+from tests.support import AuthActions, Clinic, shown_actions
+
+BOOKING = Path(__file__).resolve().parent.parent / "booking"
+# The functions that write an audit row, and which of their arguments is the action.
+WRITERS = {"record": 0, "audited_when_done": 1, "record_view": 2}
+
+
+def _constants() -> dict[str, str]:
+    """Every module-level ``NAME = "text"`` in the code base, by name: actions kept as
+    constants (``ACCESS_REFUSED``) are recorded by name."""
+    found: dict[str, str] = {}
+    for path in BOOKING.rglob("*.py"):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if (
+                isinstance(node, ast.Assign)
+                and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, str)
+            ):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        found[target.id] = node.value.value
+    return found
+
+
+def _parameters(function: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+    arguments = function.args
+    return {a.arg for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs)}
+
+
+def recorded_actions() -> set[str]:
+    """Every action code an audit row is written with: the first argument of ``record`` (the
+    action of ``audited_when_done`` and ``record_view``), and every ``action=`` handed on to
+    them (``record_change``, ``_finish``, ``_close``) or to ``AuditEvent``. A name must be a
+    constant or a parameter handed on by its function, so no code goes unseen."""
+    constants = _constants()
+    codes: set[str] = set()
+    unseen: list[str] = []
+
+    def collect(node: ast.expr, where: str, parameters: set[str]) -> None:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            codes.add(node.value)
+        elif isinstance(node, ast.IfExp):
+            collect(node.body, where, parameters)
+            collect(node.orelse, where, parameters)
+        elif isinstance(node, ast.Name) and node.id in constants:
+            codes.add(constants[node.id])
+        elif not (isinstance(node, ast.Name) and node.id in parameters):
+            unseen.append(f"{where}: {ast.unparse(node)}")
+
+    def visit(node: ast.AST, path: Path, parameters: set[str]) -> None:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            parameters = _parameters(node)
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            where = f"{path.relative_to(BOOKING.parent)}:{node.lineno}"
+            position = WRITERS.get(name or "")
+            if position is not None and len(node.args) > position:
+                collect(node.args[position], where, parameters)
+            # A class's ``action=`` is a filter (``AuditFilters``), except the row itself.
+            hands_on = name == "AuditEvent" or not (name or "A")[0].isupper()
+            for keyword in node.keywords:
+                if keyword.arg == "action" and hands_on:
+                    collect(keyword.value, where, parameters)
+        for child in ast.iter_child_nodes(node):
+            visit(child, path, parameters)
+
+    for path in sorted(BOOKING.rglob("*.py")):
+        visit(ast.parse(path.read_text(encoding="utf-8")), path, set())
+    assert not unseen, f"actions the test cannot read (use a literal or a constant): {unseen}"
+    return codes
+
+
+def test_the_collector_finds_the_actions_written_in_each_way() -> None:
+    codes = recorded_actions()
+    assert {
+        "login",  # record("login", ...)
+        "staff_created",  # record(\n "staff_created", ...)
+        "staff_deactivated",  # "staff_activated" if active else "staff_deactivated"
+        "access_refused",  # the constant ACCESS_REFUSED
+        "request_viewed",  # record_view(..., REQUEST_VIEWED)
+        "document_downloaded",  # record_view(..., "document_downloaded" if ... else ...)
+        "requests_export_ended",  # audited_when_done(..., "requests_export_ended", ...)
+        "patient_rescheduled",  # record_change(..., action="patient_rescheduled")
+        "audit_addresses_reduced",
+    } <= codes
+    assert len(codes) > 60
+
+
+def test_every_recorded_action_has_a_label() -> None:
+    missing = sorted(recorded_actions() - set(ACTION_LABELS))
+    assert not missing, f"give these actions a label in booking/audit/labels.py: {missing}"
+
+
+def test_labels_are_plain_words(app: Flask) -> None:
+    with app.test_request_context():
+        for code, label in ACTION_LABELS.items():
+            text = str(label)
+            assert text and "_" not in text and text[0].isupper(), (code, text)
+        assert len({str(label) for label in ACTION_LABELS.values()}) == len(ACTION_LABELS)
+        assert action_label("request_viewed") == "Record opened"
+        assert action_label("no_such_action") == "no_such_action"  # an older row's code
+
+
+def test_the_page_shows_labels_with_their_codes(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    with app.app_context():
+        record("two_factor_enabled", target_type="staff", target_id=1)
+        record("retired_action")  # a code no longer written: shown as it is
+        db.session.commit()
+    auth.login("admin")
+    page = auth.client.get("/staff/admin/audit").get_data(as_text=True)
+    rows = re.findall(r"<td>([^<]+)<br>", page)
+    assert "Two-step sign-in switched on" in rows and "retired_action" in rows
+    assert "two_factor_enabled" in shown_actions(page)
+    assert "retired_action" in shown_actions(page)
+    menu = re.search(r'<select[^>]*id="action".*?</select>', page, re.S)
+    assert menu
+    options = dict(re.findall(r'<option value="([a-z_]+)"[^>]*>([^<]+)</option>', menu.group(0)))
+    assert html.unescape(options["two_factor_enabled"]) == (
+        "Two-step sign-in switched on (two_factor_enabled)"
+    )
+    assert options["retired_action"] == "retired_action"
+    # Filtering by a label's code still finds its rows.
+    chosen = auth.client.get("/staff/admin/audit", query_string={"action": "two_factor_enabled"})
+    assert shown_actions(chosen.get_data(as_text=True)) == ["two_factor_enabled"]
