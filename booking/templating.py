@@ -4,8 +4,9 @@ queries and no feature's vocabulary (features register their own helpers in thei
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -89,36 +90,64 @@ def switch_language_url(code: str) -> str:
 NOTHING = "\u2013"  # the en dash the pages show for "none"
 
 
-def _readable_value(value: Any) -> str:
+# A date and time as ``isoformat`` writes it into stored details ("2026-12-09T09:00:00+00:00").
+ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})")
+
+
+def _readable_time(value: datetime | str) -> str | None:
+    """A stored instant in clinic time, as the pages show times ("9 Dec 2026, 10:00"), or
+    None when it is not one: a time without its offset is no instant, so it stays as written."""
+    if isinstance(value, str):
+        if not ISO_DATETIME.fullmatch(value):
+            return None
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return clinic_dt(value, "short") if value.tzinfo is not None else None
+
+
+def _readable_value(value: Any, names: Mapping[Any, str] | None = None) -> str:
     if value is None or value == "":
         return NOTHING
     if isinstance(value, bool):
         return _("yes") if value else _("no")
+    if names is not None and isinstance(value, int | str) and value in names:
+        return names[value]
+    if isinstance(value, datetime | str) and (when := _readable_time(value)) is not None:
+        return when
     if isinstance(value, list | tuple):
-        return ", ".join(_readable_value(item) for item in value) or NOTHING
+        return ", ".join(_readable_value(item, names) for item in value) or NOTHING
     if isinstance(value, Mapping):
         return "; ".join(f"{key}: {_readable_value(item)}" for key, item in value.items())
     return str(value)
 
 
-def readable_details(details: Mapping[str, Any] | None) -> list[str]:
+def readable_details(
+    details: Mapping[str, Any] | None, names: Mapping[str, Mapping[Any, str]] | None = None
+) -> list[str]:
     """Stored details (an audit row's JSON) as "key: value" lines a person reads: text as
     written ("Kantstraße", not "Kantstra\\u00dfe"), lists joined, a change as "before → after",
-    a nested group's keys after its own ("filters status: all")."""
+    a nested group's keys after its own ("filters status: all"), instants in clinic time.
+    ``names`` gives, by key, the names of the ids stored under it (``{"location": {1: "Main
+    clinic"}}``); an id it does not name (a record since deleted) is shown as stored."""
     lines: list[str] = []
+    names = names or {}
 
-    def walk(label: str, value: Any) -> None:
+    def walk(label: str, key: str, value: Any) -> None:
+        named = names.get(key)
         if isinstance(value, Mapping) and set(value) == {"before", "after"}:
-            before, after = _readable_value(value["before"]), _readable_value(value["after"])
+            before = _readable_value(value["before"], named)
+            after = _readable_value(value["after"], named)
             lines.append(f"{label}: {before} → {after}")
         elif isinstance(value, Mapping) and value:
-            for key, item in value.items():
-                walk(f"{label} {str(key).replace('_', ' ')}".strip(), item)
+            for inner, item in value.items():
+                walk(f"{label} {str(inner).replace('_', ' ')}".strip(), str(inner), item)
         else:
-            lines.append(f"{label}: {_readable_value(value)}")
+            lines.append(f"{label}: {_readable_value(value, named)}")
 
     for key, value in (details or {}).items():
-        walk(str(key).replace("_", " "), value)
+        walk(str(key).replace("_", " "), str(key), value)
     return lines
 
 
