@@ -39,6 +39,7 @@ from tests.support import (
     file_part,
     fill_every_step,
     open_step,
+    page_token,
     pdf_bytes,
     post_step,
     requests_stored,
@@ -881,3 +882,56 @@ def test_the_days_that_suit_the_patient_are_the_days_the_clinic_opens(
     assert response.status_code == 303
     with app.app_context():
         assert db.session.scalars(select(RequestDraft)).one().values()["preferred_days"] == [wanted]
+
+
+LISTED_DESCRIPTION_RE = re.compile(r'name="(description-\d+)"[^>]*value="([^"]*)"')
+
+
+def test_what_a_file_is_can_be_said_after_it_went_up(app: Flask, client: FlaskClient) -> None:
+    """With scripts a file goes up the moment it is chosen, before the patient says what it
+    is: each listed file has its own box, and every button of the page saves what was typed
+    there (here Remove, then Save and continue), so nothing typed is dropped."""
+    answer_red_flags(client)
+    for content, name in ((pdf_bytes(), "mri.pdf"), (pdf_bytes("CT"), "ct.pdf")):
+        token = page_token(open_step(client, "documents"))
+        scripted = client.post(
+            "/request/steps/documents",
+            data={"csrf_token": token, "files": [file_part((content, name))]},
+            content_type="multipart/form-data",
+            headers={"Accept": "application/json"},
+        )
+        assert scripted.status_code == 200 and scripted.get_json()["ok"] is True
+    page = open_step(client, "documents")
+    (mri, mri_text), (ct, ct_text) = LISTED_DESCRIPTION_RE.findall(page)
+    assert (mri_text, ct_text) == ("", "")
+    assert f'<label class="form-label mt-2 mb-1" for="{mri}">What is it?' in page
+    typed = {mri: " MRI report, lumbar spine ", ct: "CT scan"}
+    remove_ct = {**typed, "remove": ct.removeprefix("description-")}
+    response = client.post(
+        "/request/steps/documents",
+        data={"csrf_token": page_token(page), "nav": "upload", **remove_ct},
+    )
+    assert response.status_code == 303
+    page = open_step(client, "documents")
+    assert LISTED_DESCRIPTION_RE.findall(page) == [(mri, "MRI report, lumbar spine")]
+    changed = {mri: "MRI report, lumbar spine, March 2026"}
+    assert post_step(client, "documents", changed).location.endswith("/request/steps/review")
+    assert "mri.pdf · MRI report, lumbar spine, March 2026" in open_step(client, "review")
+    with app.app_context():
+        [document] = db.session.scalars(select(DraftDocument)).all()
+        assert document.description == "MRI report, lumbar spine, March 2026"
+
+
+def test_what_a_file_is_with_no_file_chosen_stays_with_a_message(
+    app: Flask, client: FlaskClient
+) -> None:
+    """Without scripts, what the files are goes up with them: typed, but no file chosen, it
+    is not dropped on the way to the next step; its field says what to do, and keeps it."""
+    answer_red_flags(client)
+    response = post_step(client, "documents", {"description": "MRI report"})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "Please choose the file this describes, or empty this box." in page
+    assert 'href="#description"' in page and 'value="MRI report"' in page
+    with app.app_context():
+        assert db.session.scalar(select(RequestDraft.step)) != "review"

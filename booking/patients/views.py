@@ -624,6 +624,14 @@ def _render_step(
     return markup, status
 
 
+def _listed_descriptions(draft: drafts.RequestDraft) -> dict[int, str]:
+    """What the patient typed next to each document of the list (the fields posted)."""
+    posted = {
+        document.id: request.form.get(f"description-{document.id}") for document in draft.documents
+    }
+    return {document_id: text for document_id, text in posted.items() if text is not None}
+
+
 def _wants_json() -> bool:
     return request.accept_mimetypes.best == "application/json"
 
@@ -652,34 +660,44 @@ def _documents_step(
     if request.method == "GET":
         return _render_step("documents", draft, form)
     upload_form = DraftDocumentsForm()
-    if not upload_form.validate():
-        if "csrf_token" in upload_form and upload_form.csrf_token.errors:
-            if _wants_json():
-                # With a fresh token, so "Try again" works (uploads.js takes it).
-                message = _("This page had expired. Please try again.")
-                return jsonify(ok=False, message=message, token=generate_csrf()), 400
-            # The answers are kept, but not the files chosen: each is named, to choose again.
-            again = _("Not added: the page had expired. Please choose it again.")
-            chosen = [f.filename for f in request.files.getlist("files") if f and f.filename]
-            return _render_step(
-                "documents",
-                draft,
-                form,
-                status=400,
-                expired=True,
-                upload_messages=[(name, again) for name in chosen],
-            )
+    valid = upload_form.validate()
+    if not valid and "csrf_token" in upload_form and upload_form.csrf_token.errors:
+        if _wants_json():
+            # With a fresh token, so "Try again" works (uploads.js takes it).
+            message = _("This page had expired. Please try again.")
+            return jsonify(ok=False, message=message, token=generate_csrf()), 400
+        # The answers are kept, but not the files chosen: each is named, to choose again.
+        again = _("Not added: the page had expired. Please choose it again.")
+        chosen = [f.filename for f in request.files.getlist("files") if f and f.filename]
+        return _render_step(
+            "documents",
+            draft,
+            form,
+            status=400,
+            expired=True,
+            upload_messages=[(name, again) for name in chosen],
+        )
+    # What each listed file is, as typed next to it: saved by every button of the page.
+    drafts.describe_documents(draft, _listed_descriptions(draft))
+    if not valid:
         # The description (the one answer here): its message on the field, no file added.
         if _wants_json():
             errors = [error for field in upload_form for error in field.errors]
             return jsonify(ok=False, message=errors[0]), 422
         return _render_step("documents", draft, form, status=422, upload_form=upload_form)
     messages: list[tuple[str, str]] = []
+    uploads = [upload for upload in upload_form.files.data or [] if upload and upload.filename]
+    if not uploads and (upload_form.description.data or "").strip():
+        # Said what a file is, but chose none: kept on its field with a message, never
+        # dropped (the files already added have their own boxes).
+        upload_form.description.errors = [
+            _("Please choose the file this describes, or empty this box.")
+        ]
+        return _render_step("documents", draft, form, status=422, upload_form=upload_form)
     remove = int_arg(request.form.get("remove", ""))
     if remove is not None:
         drafts.remove_document(draft, remove)
         return redirect(url_for("patients.step", code="documents"), code=303)
-    uploads = [upload for upload in upload_form.files.data or [] if upload and upload.filename]
     storage_failed = 0
     for upload in uploads:
         name = upload.filename

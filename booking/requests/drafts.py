@@ -234,7 +234,7 @@ def add_document(draft: RequestDraft, upload: DocumentUpload) -> DraftDocument:
         if len(draft.documents) >= current_app.config["MAX_DOCUMENTS"]:
             raise DraftFull
         refuse_duplicates([stored], (kept.sha256 for kept in draft.documents))
-        described = replace(upload, description=(upload.description or "").strip()[:200] or None)
+        described = replace(upload, description=_description(upload.description))
         document = DraftDocument.of_upload(described, stored, now)
         draft.documents.append(document)
         draft.updated_at = now
@@ -246,6 +246,36 @@ def add_document(draft: RequestDraft, upload: DocumentUpload) -> DraftDocument:
             _remove_files([stored.stored_name])
         raise
     return document
+
+
+MAX_DESCRIPTION_CHARS = 200
+
+
+def _description(text: str | None) -> str | None:
+    return (text or "").strip()[:MAX_DESCRIPTION_CHARS] or None
+
+
+def describe_documents(draft: RequestDraft, descriptions: dict[int, str]) -> None:
+    """Set what each listed document is (by id; an empty text clears it): with scripts a
+    file goes up the moment it is chosen, so what it is can only be said, or corrected,
+    once it is in the list. Documents not in this unsent draft are left alone."""
+    if not descriptions:
+        return
+    draft = lock_draft(draft)
+    changed = False
+    if draft.sent_at is None:
+        for document in draft.documents:
+            if document.id in descriptions:
+                text = _description(descriptions[document.id])
+                if text != document.description:
+                    document.description = text
+                    changed = True
+    if not changed:
+        db.session.rollback()
+        return
+    draft.updated_at = now_utc()
+    draft.expires_at = _expiry(draft.updated_at)
+    db.session.commit()
 
 
 def remove_document(draft: RequestDraft, document_id: int) -> bool:

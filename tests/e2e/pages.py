@@ -281,18 +281,24 @@ def documents_added(page: Page) -> Locator:
 
 
 def add_document(page: Page, path: Path, description: str = DESCRIPTION) -> None:
-    """On the documents step: describe the file, then choose it. With scripts it goes up
-    the moment it is chosen and the page shows it; without, "Add these files" sends it."""
+    """On the documents step: choose the file and say what it is. With scripts it goes up
+    the moment it is chosen, and what it is is typed next to it in the list (the page's next
+    button saves it); without, it is typed first and "Add these files" sends both."""
     # The upload script (deferred) listens for the choice once the page has loaded.
     page.wait_for_load_state("load")
-    page.get_by_label("What is it?").fill(description)  # before: the script sends it
+    shared = page.locator("#description")  # "What is it?" of the files to choose
+    scripted = not shared.is_visible()
+    if not scripted:
+        shared.fill(description)
     page.get_by_label("Choose one or more files").set_input_files(path)
-    add = page.get_by_role("button", name="Add these files")
-    if add.is_visible():
-        add.click()
-    expect(documents_added(page).filter(has_text=path.name)).to_contain_text(
-        f"{description} Accepted"
-    )
+    if not scripted:
+        page.get_by_role("button", name="Add these files").click()
+    listed = documents_added(page).filter(has_text=path.name)
+    expect(listed).to_contain_text("Accepted")
+    field = listed.get_by_label("What is it?")
+    if scripted:
+        field.fill(description)
+    expect(field).to_have_value(description)
 
 
 def parts_of_step(page: Page) -> int:
@@ -541,24 +547,29 @@ def key_walk_steps(page: Page, *, document: Path | None = None) -> None:
 
 
 def key_add_document(page: Page, path: Path, description: str = DESCRIPTION) -> None:
-    """The description first (the script sends it with the file), then Shift+Tab back to
-    the file field and Space for the file dialog; the file goes up as it is chosen, or,
-    without scripts, with "Add these files" (Tab on to it, Enter)."""
+    """Tab to the file field and press Space for the file dialog. Without scripts what it is
+    is typed first (the field before it) and "Add these files" sends both (Tab on to it,
+    Enter); with scripts the file goes up as it is chosen, and what it is is typed next to it
+    in the list."""
     page.on("filechooser", _ignore_file_chooser)  # see key_attach: before any key
     page.wait_for_load_state("load")  # the upload script listens once the page has loaded
-    field = page.get_by_label("What is it?")  # "(optional)" is part of its name
-    tab_to(page, field, "What is it?")
-    page.keyboard.type(description)
-    expect(field).to_have_value(description)
-    page.keyboard.press("Shift+Tab")
+    shared = page.locator("#description")  # "What is it?" of the files to choose
+    scripted = not shared.is_visible()
+    if not scripted:
+        tab_to(page, shared, "What is it?")
+        page.keyboard.type(description)
+        expect(shared).to_have_value(description)
     file_input = page.get_by_label("Choose one or more files")
-    expect(file_input).to_be_focused()
     key_attach(page, file_input, path, "Choose one or more files")
-    if page.get_by_role("button", name="Add these files").is_visible():
+    if not scripted:
         key_press_button(page, "Add these files")
-    expect(documents_added(page).filter(has_text=path.name)).to_contain_text(
-        f"{description} Accepted"
-    )
+    listed = documents_added(page).filter(has_text=path.name)
+    expect(listed).to_contain_text("Accepted")
+    field = listed.get_by_label("What is it?")
+    if scripted:
+        tab_to(page, field, "What is it? next to the file")
+        page.keyboard.type(description)
+    expect(field).to_have_value(description)
 
 
 def key_answer_red_flags(page: Page) -> None:

@@ -155,13 +155,14 @@ def test_on_a_phone_every_step_fits_and_the_pdf_goes_up_as_it_is_chosen(
     # With the script the file goes up as soon as it is chosen: no button to press.
     expect(page.get_by_role("button", name="Add these files")).to_be_hidden()
     page.evaluate(WATCH_UPLOADS_JS)
-    page.get_by_label("What is it?").fill(DESCRIPTION)
     page.get_by_label("Choose one or more files").set_input_files(pdf_file)
-    # The page reloads with the file in its list, checked and accepted by the server ...
+    # The page reloads with the file in its list, checked and accepted by the server, with
+    # a box to say what it is ...
     expect(documents_added(page)).to_have_count(1)
     added = documents_added(page).first
     expect(added).to_contain_text("mri-report.pdf · ")
-    expect(added).to_contain_text(f"{DESCRIPTION} Accepted")
+    expect(added).to_contain_text("Accepted")
+    added.get_by_label("What is it?").fill(DESCRIPTION)
     # Its button names the file (chromium reads the hidden part as "Remove : mri-report.pdf").
     remove = added.get_by_role("button", name=re.compile(r"^Remove\W+mri-report\.pdf$"))
     expect(remove).to_be_visible()
@@ -226,9 +227,46 @@ def test_a_refused_file_keeps_its_reason_while_the_others_go_up(
     expect(area.locator(".upload-row", has_text="mri-report.pdf")).to_contain_text("Accepted")
     expect(area).to_contain_text("The files marked Accepted are saved.")
     expect(documents_added(page)).to_have_count(0)  # no reload happened
-    page.get_by_role("link", name="Show my documents").click()
+    page.get_by_role("button", name="Show my documents").click()
     expect(documents_added(page)).to_have_count(1)
     expect(documents_added(page).first).to_contain_text("mri-report.pdf")
+
+
+def test_what_a_file_is_typed_after_choosing_it_is_kept(
+    page: Page, clinic: LiveServer, pdf_file: Path, tmp_path: Path
+) -> None:
+    """The file first, then what it is: the script sends the file the moment it is chosen,
+    and the list gives it a box for what it is. What was typed there survives the next file
+    going up (the page shows its list again by sending the form, not by a reload) and goes
+    with the request."""
+    pick_first_time(page, clinic, IMAGING_REVIEW)
+    fill_steps_to_review(page)
+    page.get_by_role("link", name=re.compile(r"^6\. Documents")).click()
+    expect_step(page, "documents")
+    page.wait_for_load_state("load")
+    page.get_by_label("Choose one or more files").set_input_files(pdf_file)
+    mri = documents_added(page).filter(has_text="mri-report.pdf")
+    expect(mri).to_contain_text("Accepted")
+    mri.get_by_label("What is it?").fill(DESCRIPTION)
+    ct_file = tmp_path / "ct-scan.pdf"
+    ct_file.write_bytes(pdf_bytes("CT whole spine"))
+    with page.expect_file_chooser() as chooser:  # as a patient does: the focus leaves the box
+        page.get_by_label("Choose one or more files").click()
+    chooser.value.set_files(ct_file)
+    ct = documents_added(page).filter(has_text="ct-scan.pdf")
+    expect(ct).to_contain_text("Accepted")
+    expect(mri.get_by_label("What is it?")).to_have_value(DESCRIPTION)
+    ct.get_by_label("What is it?").fill("CT scan, whole spine")
+    save_and_continue(page, "review")
+    review = page.get_by_role("main")
+    expect(review.get_by_text(f"mri-report.pdf · {DESCRIPTION}")).to_be_visible()
+    expect(review.get_by_text("ct-scan.pdf · CT scan, whole spine")).to_be_visible()
+    send_from_review(page)
+    [consultation] = stored(clinic)
+    assert sorted((d.original_name, d.description) for d in consultation.documents) == [
+        ("ct-scan.pdf", "CT scan, whole spine"),
+        ("mri-report.pdf", DESCRIPTION),
+    ]
 
 
 def test_a_file_over_the_limit_is_refused_before_it_is_sent(
@@ -453,7 +491,8 @@ def test_a_missing_consent_at_the_end_keeps_the_uploaded_document(
     step_link(page, "documents").click()
     expect_step(page, "documents")
     expect(documents_added(page)).to_have_count(1)
-    expect(documents_added(page)).to_contain_text(f"{DESCRIPTION} Accepted")
+    expect(documents_added(page)).to_contain_text("Accepted")
+    expect(documents_added(page).get_by_label("What is it?")).to_have_value(DESCRIPTION)
     assert stored(clinic) == []
 
     save_and_continue(page, "review")
@@ -549,10 +588,9 @@ def test_a_20_mb_scan_on_a_slow_line_shows_its_progress_as_it_goes(
         },
     )
     page.evaluate(WATCH_UPLOADS_JS)
-    page.get_by_label("What is it?").fill("CT scan, whole spine")
     page.get_by_label("Choose one or more files").set_input_files(big)
     expect(documents_added(page).filter(has_text="ct-scan.pdf")).to_contain_text(
-        "CT scan, whole spine Accepted", timeout=60_000
+        "Accepted", timeout=60_000
     )
     seen = json.loads(page.evaluate("sessionStorage.getItem('upload-seen')") or "[]")
     assert "progress: Uploading ct-scan.pdf" in seen, seen

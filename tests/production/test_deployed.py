@@ -356,7 +356,6 @@ def test_a_file_carrying_a_virus_is_refused_through_the_real_form_with_nothing_k
         fill_history(page)
         save_and_continue(page, "documents")
         page.wait_for_load_state("load")
-        page.get_by_label("What is it?").fill("Scan")
         page.get_by_label("Choose one or more files").set_input_files(infected)
         add = page.get_by_role("button", name="Add these files")
         if add.is_visible():

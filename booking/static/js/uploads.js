@@ -21,8 +21,13 @@
   var failed = 0;
   var note = null;
 
+  // Hidden: each file is described in the list once it is in. Not when it holds text (the
+  // browser restored it, or the page came back with its message): shown, it goes with the
+  // next file.
   form.querySelectorAll(".js-hide").forEach(function (element) {
-    element.hidden = true;
+    if (!(description && element.contains(description) && description.value)) {
+      element.hidden = true;
+    }
   });
 
   function button(label, css) {
@@ -89,25 +94,28 @@
         });
         row.append(retry);
       }
+      if (description && ok) {
+        description.value = ""; // sent with this file: not with the next one too
+      }
       if (pending > 0 || added === 0) {
         return;
       }
       // The list of added documents (with their remove buttons) is the server's page.
-      // No "#fragment": this very address plus one only scrolls, it loads nothing.
-      if (failed === 0) {
+      if (failed === 0 && !typing()) {
         status.textContent = message + " " + text.refreshing;
-        window.location.assign(form.action);
+        showList();
         return;
       }
       // A file was refused: reloading now would hide why. Its reason stays on its row;
-      // the accepted ones are saved, and the patient shows the list when they choose.
+      // the accepted ones are saved, and the patient shows the list when they choose. Nor
+      // while they type what a listed file is: the page would change under their fingers.
       if (!note) {
         note = document.createElement("p");
         note.className = "mt-2";
-        note.textContent = text.kept + " ";
-        var show = document.createElement("a");
-        show.href = form.action;
-        show.textContent = text.show;
+        note.textContent = failed > 0 ? text.kept + " " : "";
+        var show = button(text.show, "btn-outline-primary");
+        show.classList.remove("ms-2");
+        show.addEventListener("click", showList);
         note.append(show);
         area.append(note);
       }
@@ -149,6 +157,23 @@
       request.abort();
     });
     request.send(data);
+  }
+
+  // Whether the patient is typing in one of the page's text boxes (what a file is).
+  function typing() {
+    var active = document.activeElement;
+    return Boolean(active && active.form === form && active.type === "text");
+  }
+
+  // The list, shown again by sending the form (no file chosen): what was typed next to the
+  // files already listed is saved on the way, where a reload would drop it.
+  function showList() {
+    var upload = form.querySelector('button[name="nav"][value="upload"]');
+    if (upload && form.requestSubmit) {
+      form.requestSubmit(upload);
+    } else {
+      window.location.assign(form.action);
+    }
   }
 
   input.addEventListener("change", function () {
