@@ -91,6 +91,13 @@ def _single_line_text(value: Any) -> Any:
     return _refuse_if(value.replace("\t", " "), SINGLE_LINE_REFUSED_RE, SINGLE_LINE_MESSAGE)
 
 
+def single_line_text(value: str) -> str:
+    """A one-line answer posted outside a form's fields (a box per listed item), checked as
+    every one-line field is: a ValueError with the field's message if it holds a refused
+    character."""
+    return _single_line_text(value)
+
+
 def _multi_line_text(value: Any) -> Any:
     value = _as_text(value)
     if not value:

@@ -935,3 +935,32 @@ def test_what_a_file_is_with_no_file_chosen_stays_with_a_message(
     assert 'href="#description"' in page and 'value="MRI report"' in page
     with app.app_context():
         assert db.session.scalar(select(RequestDraft.step)) != "review"
+
+
+def test_what_a_file_is_with_an_invisible_character_is_refused_on_its_box(
+    app: Flask, client: FlaskClient
+) -> None:
+    """A listed file's box is checked as every one-line answer is: a control or text-direction
+    character pasted in gets the box's message, the text stays in it, and nothing of the post
+    is done (no file removed, no description saved); never a 500 (PostgreSQL refuses NUL)."""
+    answer_red_flags(client)
+    assert upload(client, (pdf_bytes(), "mri.pdf")).status_code == 303
+    page = open_step(client, "documents")
+    [(box, _text)] = LISTED_DESCRIPTION_RE.findall(page)
+    for bad in ("MRI\x00report", "MRI \u202ereport"):
+        response = client.post(
+            "/request/steps/documents",
+            data={"csrf_token": page_token(page), "nav": "next", box: bad},
+        )
+        assert response.status_code == 422
+        shown = response.get_data(as_text=True)
+        assert "<title>Error: " in shown
+        assert (
+            "<strong>mri.pdf</strong>: Please remove the line breaks or invisible characters."
+            in shown
+        )
+        assert f'aria-describedby="{box}-error"' in shown
+    with app.app_context():
+        [document] = db.session.scalars(select(DraftDocument)).all()
+        assert document.description is None
+        assert db.session.scalar(select(RequestDraft.step)) != "review"  # not moved on

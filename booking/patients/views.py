@@ -26,6 +26,7 @@ from werkzeug.wrappers import Response
 
 from booking.documents.storage import DocumentRejected, DocumentUpload
 from booking.extensions import csrf, limiter
+from booking.forms import single_line_text
 from booking.pagecache import cached_page
 from booking.patients import steppages, steps
 from booking.patients.forms import (
@@ -571,6 +572,8 @@ def _render_step(
     upload_form: DraftDocumentsForm | None = None,
     page: int = 1,
     summaries: list[tuple[steps.Step, list[steps.Answer]]] | None = None,
+    described: dict[int, str] | None = None,
+    description_errors: dict[int, str] | None = None,
 ) -> tuple[str, int]:
     answers = draft.values()
     region = steps.region_of(answers)
@@ -619,17 +622,28 @@ def _render_step(
             (upload_form or DraftDocumentsForm(formdata=None)) if code == "documents" else None
         ),
         upload_messages=upload_messages or [],
+        described=described or {},
+        description_errors=description_errors or {},
         from_home=code in ("documents", "review") and picked_from_home(answers),
     )
     return markup, status
 
 
-def _listed_descriptions(draft: drafts.RequestDraft) -> dict[int, str]:
-    """What the patient typed next to each document of the list (the fields posted)."""
-    posted = {
-        document.id: request.form.get(f"description-{document.id}") for document in draft.documents
-    }
-    return {document_id: text for document_id, text in posted.items() if text is not None}
+def _listed_descriptions(draft: drafts.RequestDraft) -> tuple[dict[int, str], dict[int, str]]:
+    """What the patient typed next to each document of the list (the fields posted), as
+    every one-line answer is checked: (the texts, the messages of the boxes refused)."""
+    typed: dict[int, str] = {}
+    refused: dict[int, str] = {}
+    for document in draft.documents:
+        text = request.form.get(f"description-{document.id}")
+        if text is None:
+            continue
+        try:
+            typed[document.id] = single_line_text(text)
+        except ValueError as exc:
+            typed[document.id] = text
+            refused[document.id] = str(exc)
+    return typed, refused
 
 
 def _wants_json() -> bool:
@@ -677,8 +691,22 @@ def _documents_step(
             expired=True,
             upload_messages=[(name, again) for name in chosen],
         )
-    # What each listed file is, as typed next to it: saved by every button of the page.
-    drafts.describe_documents(draft, _listed_descriptions(draft))
+    # What each listed file is, as typed next to it: saved by every button of the page; a
+    # box refused (an invisible character pasted in) keeps its text, with its message, and
+    # nothing of the post is done.
+    typed, refused = _listed_descriptions(draft)
+    if refused:
+        names = {document.id: document.original_name for document in draft.documents}
+        return _render_step(
+            "documents",
+            draft,
+            form,
+            status=422,
+            upload_messages=[(names[doc_id], message) for doc_id, message in refused.items()],
+            described=typed,
+            description_errors=refused,
+        )
+    drafts.describe_documents(draft, typed)
     if not valid:
         # The description (the one answer here): its message on the field, no file added.
         if _wants_json():
