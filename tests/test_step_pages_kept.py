@@ -127,7 +127,9 @@ def test_kept_step_pages_match_the_full_render(
     assert re.search(r'<input checked class="form-check-input" id="pain_locations-\d"', shown)
     # The review prints them as text, and ticks the consent given.
     assert '<dd class="col-sm-7">O&#39;Neil &lt;b&gt;&#34;bold&#34;' in shown
-    assert '<input checked class="form-check-input" id="privacy_consent"' in shown
+    assert '<input aria-required="true" checked class="form-check-input" id="privacy_consent"' in (
+        shown
+    )
 
 
 def test_kept_pages_without_answers_and_with_few_steps_reached(

@@ -51,8 +51,11 @@ FILLED = frozenset(step.code for step in steps.STEPS)
 MARK = "\x00"
 MARK_RE = re.compile("\x00([tvcad])([^\x00]*)\x00")
 # Every option and box is written ``<input class="form-check-input..." id="..."`` when not
-# ticked (``_form.html``; WTForms' checkbox sorts ``checked`` before ``class`` the same way).
-OPTION_RE = re.compile(r'<input( class="form-check-input[^"]*" id="([^"]+)")')
+# ticked, after its aria-* attributes if it has any (a required box's ``aria-required``):
+# ``checked`` goes between them (``_form.html``; WTForms' checkbox sorts its attributes so).
+OPTION_RE = re.compile(
+    r'<input((?: aria-[a-z]+="[^"]*")*)( class="form-check-input[^"]*" id="([^"]+)")'
+)
 NO_CHOICE = "\x01"  # a value no choice has: the kept page ticks nothing
 
 
@@ -169,7 +172,9 @@ def build(
             return None
         markup = markup.replace(part, f"{MARK}d{MARK}")
     markup = markup.replace(token, f"{MARK}t{MARK}")
-    markup = OPTION_RE.sub(lambda found: f"<input{MARK}c{found[2]}{MARK}{found[1]}", markup)
+    markup = OPTION_RE.sub(
+        lambda found: f"<input{found[1]}{MARK}c{found[3]}{MARK}{found[2]}", markup
+    )
     split = MARK_RE.split(markup)
     if NO_CHOICE in markup:
         return None
