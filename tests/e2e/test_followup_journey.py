@@ -15,6 +15,7 @@ from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.outcomes import schedule
 from booking.outcomes.services import send_due_followups
+from booking.requests.models import ConsultationRequest
 from tests.e2e.conftest import PHONE, PHONE_WIDTH, TIMEOUT_MS, LiveServer
 from tests.e2e.pages import page_width, sign_in
 from tests.e2e.test_accessibility import assert_accessible, ax_controls, invalid_controls
@@ -27,6 +28,18 @@ pytestmark = pytest.mark.e2e
 COORDINATOR = "cora@example.com"
 # The questionnaire's link (the email also has the same link + "/stop").
 LINK = re.compile(r"(https?://\S+/follow-up/open/[A-Za-z0-9_-]+)(?!\S)")
+
+
+def _six_week_link(server: LiveServer, consultation: ConsultationRequest) -> str:
+    """The link of the six-week questionnaire's invitation, sent for ``consultation``."""
+    send_due_followups(now=schedule.due_at(_start(consultation.id), "6w", server.tz))
+    [invitation] = db.session.scalars(
+        select(OutboxEmail).where(OutboxEmail.template == "followup_invitation")
+    ).all()
+    [link] = LINK.findall(invitation.body_text)
+    return link
+
+
 # The 6-week answers: much less pain and disability than at the request (back pain 5 / 8,
 # leg pain 4 / 7, ODI 50 %: tests.factories.make_request).
 PAIN = {"back_pain_now": "1", "back_pain_worst": "3", "leg_pain_now": "0", "leg_pain_worst": "2"}
@@ -39,11 +52,7 @@ def test_a_patient_answers_on_a_phone_in_spanish_and_staff_see_the_change(
         make_staff("coordinator", COORDINATOR, full_name="Cora Coord", password=PASSWORD)
         consultation = _completed(locale="es", spine_region="lower_back")
         reference = consultation.reference
-        send_due_followups(now=schedule.due_at(_start(consultation.id), "6w", live_server.tz))
-        [invitation] = db.session.scalars(
-            select(OutboxEmail).where(OutboxEmail.template == "followup_invitation")
-        ).all()
-        [link] = LINK.findall(invitation.body_text)
+        link = _six_week_link(live_server, consultation)
 
     phone = new_context(**PHONE)
     phone.set_default_timeout(TIMEOUT_MS)
@@ -95,11 +104,7 @@ def test_answers_too_few_to_count_are_announced_and_take_the_focus(
     focus, as a form's error summary does."""
     with live_server.app.app_context():
         consultation = _completed(spine_region="lower_back")
-        send_due_followups(now=schedule.due_at(_start(consultation.id), "6w", live_server.tz))
-        [invitation] = db.session.scalars(
-            select(OutboxEmail).where(OutboxEmail.template == "followup_invitation")
-        ).all()
-        [link] = LINK.findall(invitation.body_text)
+        link = _six_week_link(live_server, consultation)
 
     page.goto(link)
     expect(page).to_have_url(re.compile(r"/follow-up/\d+/questionnaire"))
@@ -126,11 +131,7 @@ def test_the_questions_are_required_but_not_invalid_until_sent(
     question the moment the page opens."""
     with live_server.app.app_context():
         consultation = _completed(spine_region="lower_back")
-        send_due_followups(now=schedule.due_at(_start(consultation.id), "6w", live_server.tz))
-        [invitation] = db.session.scalars(
-            select(OutboxEmail).where(OutboxEmail.template == "followup_invitation")
-        ).all()
-        [link] = LINK.findall(invitation.body_text)
+        link = _six_week_link(live_server, consultation)
 
     page.goto(link)
     expect(page).to_have_url(re.compile(r"/follow-up/\d+/questionnaire"))
