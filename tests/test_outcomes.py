@@ -125,11 +125,11 @@ def _invitations() -> list[OutboxEmail]:
     )
 
 
-def test_the_record_page_completes_with_the_plan_and_procedure_date(
-    app: Flask, client: FlaskClient, clinic: Clinic
-) -> None:
+def _seen_yesterday(app: Flask, clinic: Clinic, **kw: Any) -> str:
+    """The reference of a request confirmed with Dr. Weber for 10:00 yesterday: its visit has
+    started, so the record page offers to complete it."""
     with app.app_context():
-        consultation = make_request(followup_consent=True)
+        consultation = make_request(**kw)
         workflow.confirm_request(
             consultation,
             staff_user(clinic.coordinator.email),
@@ -141,7 +141,13 @@ def test_the_record_page_completes_with_the_plan_and_procedure_date(
                 time(10),
             ),
         )
-        reference = consultation.reference
+        return consultation.reference
+
+
+def test_the_record_page_completes_with_the_plan_and_procedure_date(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    reference = _seen_yesterday(app, clinic, followup_consent=True)
     AuthActions(client).login("coordinator")
     page = f"/staff/requests/{reference}"
     assert "Plan decided" in client.get(page).get_data(as_text=True)
@@ -216,20 +222,7 @@ def test_a_refused_completion_keeps_the_record_pages_headings_in_order(
     """The form sits under its own h3 ("Complete the request"): the summary of its errors is
     an h4 in it, not an h2 that would end the "Next step" part and take the form's fields
     with it."""
-    with app.app_context():
-        consultation = make_request()
-        workflow.confirm_request(
-            consultation,
-            staff_user(clinic.coordinator.email),
-            workflow.Slot(
-                db.session.get(AppointmentType, clinic.type),
-                staff_user(clinic.weber.email),
-                db.session.get(Location, clinic.location),
-                clinic_today() - timedelta(days=1),
-                time(10),
-            ),
-        )
-        reference = consultation.reference
+    reference = _seen_yesterday(app, clinic)
     AuthActions(client).login("coordinator")
     page = f"/staff/requests/{reference}"
     refused = client.post(
