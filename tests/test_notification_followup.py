@@ -243,11 +243,11 @@ def test_a_specialist_may_not_resend(
     assert response.status_code == 403
 
 
-def test_a_failed_message_waiting_email_flags_the_request_and_is_sent_again(
-    app: Flask, auth: AuthActions, clinic: Clinic, failed: dict[str, str], smtp: SmtpServer
-) -> None:
-    """The patient whose receipt arrived never learns of a message written to them after
-    their mailbox started refusing mail: staff see it and send that email again."""
+def _message_waiting_refused(
+    app: Flask, clinic: Clinic, failed: dict[str, str], smtp: SmtpServer
+) -> str:
+    """The reference of the request whose receipt arrived, after a message from the clinic
+    whose email its patient's mailbox refused (and still refuses: the test lifts it)."""
     reference = failed["fine"]
     smtp.collector.refuse_rcpt.add("otto@example.com")
     with app.app_context():
@@ -257,6 +257,15 @@ def test_a_failed_message_waiting_email_flags_the_request_and_is_sent_again(
         coordinator = db.session.get(StaffUser, clinic.coordinator.id)
         messages.send_staff_message(consultation, coordinator, "Please bring your MRI.")
     _deliver_all(app)
+    return reference
+
+
+def test_a_failed_message_waiting_email_flags_the_request_and_is_sent_again(
+    app: Flask, auth: AuthActions, clinic: Clinic, failed: dict[str, str], smtp: SmtpServer
+) -> None:
+    """The patient whose receipt arrived never learns of a message written to them after
+    their mailbox started refusing mail: staff see it and send that email again."""
+    reference = _message_waiting_refused(app, clinic, failed, smtp)
 
     auth.login("coordinator")
     client = auth.client
@@ -300,15 +309,7 @@ def test_a_resend_that_failed_too_is_sent_once_more_not_twice(
     """The resent copy fails as well (the address still refuses): the next resend sends one
     email, the latest, with a working link; not also the first again, whose link was taken
     out when it was first resent."""
-    reference = failed["fine"]
-    smtp.collector.refuse_rcpt.add("otto@example.com")
-    with app.app_context():
-        consultation = db.session.scalars(
-            select(ConsultationRequest).where(ConsultationRequest.reference == reference)
-        ).one()
-        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
-        messages.send_staff_message(consultation, coordinator, "Please bring your MRI.")
-    _deliver_all(app)
+    reference = _message_waiting_refused(app, clinic, failed, smtp)
     auth.login("coordinator")
     client = auth.client
 
