@@ -11,6 +11,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from werkzeug.test import TestResponse
 
 from booking.audit.models import AuditEvent
 from booking.extensions import db
@@ -260,6 +261,28 @@ def _message_waiting_refused(
     return reference
 
 
+def _resend_to_otto(client: FlaskClient, reference: str) -> TestResponse:
+    """Staff press "Resend" on the record of ``reference``, keeping Otto's address."""
+    page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    return client.post(
+        f"/staff/requests/{reference}/resend-emails",
+        data={
+            "resend-csrf_token": CSRF_VALUE.search(page).group(1),
+            "resend-email": "otto@example.com",
+        },
+    )
+
+
+def _message_waiting_rows() -> list[OutboxEmail]:
+    return list(
+        db.session.scalars(
+            select(OutboxEmail)
+            .where(OutboxEmail.template == "message_waiting")
+            .order_by(OutboxEmail.id)
+        )
+    )
+
+
 def test_a_failed_message_waiting_email_flags_the_request_and_is_sent_again(
     app: Flask, auth: AuthActions, clinic: Clinic, failed: dict[str, str], smtp: SmtpServer
 ) -> None:
@@ -281,20 +304,9 @@ def test_a_failed_message_waiting_email_flags_the_request_and_is_sent_again(
     assert f"A message from the clinic about your request {reference}" in page
 
     smtp.collector.refuse_rcpt.discard("otto@example.com")
-    response = client.post(
-        f"/staff/requests/{reference}/resend-emails",
-        data={
-            "resend-csrf_token": CSRF_VALUE.search(page).group(1),
-            "resend-email": "otto@example.com",
-        },
-    )
-    assert response.status_code == 302
+    assert _resend_to_otto(client, reference).status_code == 302
     with app.app_context():
-        rows = db.session.scalars(
-            select(OutboxEmail)
-            .where(OutboxEmail.template == "message_waiting")
-            .order_by(OutboxEmail.id)
-        ).all()
+        rows = _message_waiting_rows()
         assert [r.status for r in rows] == [OutboxStatus.FAILED, OutboxStatus.PENDING]
         # The same email, its private link a new one; the failed one's token is gone (with
         # the rest of its link: the page's #messages).
@@ -313,27 +325,12 @@ def test_a_resend_that_failed_too_is_sent_once_more_not_twice(
     auth.login("coordinator")
     client = auth.client
 
-    def resend() -> None:
-        page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
-        response = client.post(
-            f"/staff/requests/{reference}/resend-emails",
-            data={
-                "resend-csrf_token": CSRF_VALUE.search(page).group(1),
-                "resend-email": "otto@example.com",
-            },
-        )
-        assert response.status_code == 302
-
-    resend()
+    assert _resend_to_otto(client, reference).status_code == 302
     _deliver_all(app)  # refused again
     smtp.collector.refuse_rcpt.discard("otto@example.com")
-    resend()
+    assert _resend_to_otto(client, reference).status_code == 302
     with app.app_context():
-        rows = db.session.scalars(
-            select(OutboxEmail)
-            .where(OutboxEmail.template == "message_waiting")
-            .order_by(OutboxEmail.id)
-        ).all()
+        rows = _message_waiting_rows()
         assert [r.status for r in rows] == [
             OutboxStatus.FAILED,
             OutboxStatus.FAILED,
