@@ -182,6 +182,20 @@ def make_assigned_requests(clinic: Clinic) -> tuple[dict[str, Any], dict[str, An
     return made[0], made[1]
 
 
+def book_first_open_time(clinic: Clinic) -> ConsultationRequest:
+    """A request booked at the first time open for ``clinic``'s type (its specialist's
+    appointment to come). Inside an app context."""
+    from booking.extensions import db
+    from booking.scheduling.models import AppointmentType
+    from booking.scheduling.services import SlotChoice
+    from tests.support import first_open_slot
+
+    slot = first_open_slot(db.session.get(AppointmentType, clinic.type))
+    return make_request(
+        slot=SlotChoice(clinic.type, slot.specialist_id, slot.location_id, slot.starts_at)
+    )
+
+
 def slot_two_days_ahead(clinic: Clinic) -> Any:
     """The clinic's first open time two days or more from now, as a coordinator enters it
     on the record (a dashboard ``Slot``). Inside an app context."""

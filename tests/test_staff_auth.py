@@ -21,15 +21,13 @@ from booking.audit.models import AuditEvent, AuditTrailIsAppendOnly
 from booking.audit.services import record
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
-from booking.scheduling.models import AppointmentType
-from booking.scheduling.services import SlotChoice
 from booking.staff import auth
 from booking.staff.models import StaffRole, StaffSession, StaffUser
 from booking.staff.services import set_staff_active
 from booking.timeutil import now_utc
 from config import Config, DevelopmentConfig, ProductionConfig, TestingConfig
-from tests.factories import PASSWORD, make_request, make_staff
-from tests.support import AuthActions, Clinic, Staff, csrf_token, first_open_slot
+from tests.factories import PASSWORD, book_first_open_time, make_staff
+from tests.support import AuthActions, Clinic, Staff, csrf_token
 
 NEW_PASSWORD = "a brand new passphrase 2026"
 RESET_LINK = re.compile(r"(https?://[^/\s\"<>]+)/staff/password/reset/([A-Za-z0-9_.\-]+)")
@@ -897,10 +895,7 @@ def test_deactivating_a_specialist_warns_of_their_appointments_to_come(
 ) -> None:
     """The appointments stay with the specialist who leaves: the admin is told to move them."""
     with app.app_context():
-        slot = first_open_slot(db.session.get(AppointmentType, clinic.type))
-        make_request(
-            slot=SlotChoice(clinic.type, slot.specialist_id, slot.location_id, slot.starts_at)
-        )
+        book_first_open_time(clinic)
     AuthActions(client).attempt(clinic.admin.email)
     shown = " ".join(alerts(set_active(client, clinic.weber.id, False)))
     assert "Dr. Weber still has 1 appointment to come: move it to another specialist" in shown
@@ -916,11 +911,8 @@ def test_closing_a_location_warns_of_the_appointments_still_there(
     from booking.scheduling.models import Location
 
     with app.app_context():
-        slot = first_open_slot(db.session.get(AppointmentType, clinic.type))
-        make_request(
-            slot=SlotChoice(clinic.type, slot.specialist_id, slot.location_id, slot.starts_at)
-        )
-        name = db.session.get(Location, slot.location_id).display_name
+        location_id = book_first_open_time(clinic).appointment.location_id
+        name = db.session.get(Location, location_id).display_name
         empty = Location(name="Annex", address="C 3", active=True)
         db.session.add(empty)
         db.session.commit()
@@ -936,7 +928,7 @@ def test_closing_a_location_warns_of_the_appointments_still_there(
         )
         return " ".join(alerts(response))
 
-    shown = close(slot.location_id)
+    shown = close(location_id)
     assert f"1 appointment to come is still at {name}" in shown
     assert "move it to another place or cancel it" in shown
     shown = close(annex)

@@ -12,11 +12,9 @@ from werkzeug.test import TestResponse
 
 from booking.audit.models import AuditEvent
 from booking.extensions import db
-from booking.scheduling.models import AppointmentType
-from booking.scheduling.services import SlotChoice
 from booking.staff.models import StaffRole, StaffSession, StaffUser
-from tests.factories import make_request, make_staff
-from tests.support import AuthActions, Clinic, Staff, csrf_token, first_open_slot
+from tests.factories import book_first_open_time, make_staff
+from tests.support import AuthActions, Clinic, Staff, csrf_token
 
 ALERT = re.compile(r'<div class="alert[^"]*"[^>]*>(.*?)</div>', re.S)
 
@@ -127,10 +125,7 @@ def test_a_specialist_given_another_role_warns_of_their_appointments_to_come(
     app: Flask, client: FlaskClient, clinic: Clinic
 ) -> None:
     with app.app_context():
-        slot = first_open_slot(db.session.get(AppointmentType, clinic.type))
-        make_request(
-            slot=SlotChoice(clinic.type, slot.specialist_id, slot.location_id, slot.starts_at)
-        )
+        book_first_open_time(clinic)
     AuthActions(client).login(email=clinic.admin.email)
     shown = alerts(set_role(client, clinic.weber.id, "coordinator"))
     assert "Dr. Weber still has 1 appointment to come: move it to another specialist" in shown
