@@ -964,3 +964,39 @@ def test_what_a_file_is_with_an_invisible_character_is_refused_on_its_box(
         [document] = db.session.scalars(select(DraftDocument)).all()
         assert document.description is None
         assert db.session.scalar(select(RequestDraft.step)) != "review"  # not moved on
+
+
+def test_what_is_typed_on_an_expired_documents_page_is_shown_again_unsaved(
+    app: Flask, client: FlaskClient
+) -> None:
+    """As on the other steps, an expired page's post saves nothing, and what was typed is
+    filled in again to send with a fresh token: next to a listed file, and for the files to
+    choose."""
+    answer_red_flags(client)
+    assert upload(client, (pdf_bytes(), "mri.pdf")).status_code == 303
+    [(box, _text)] = LISTED_DESCRIPTION_RE.findall(open_step(client, "documents"))
+    response = client.post(
+        "/request/steps/documents",
+        data={
+            "csrf_token": "expired",
+            "nav": "next",
+            box: "MRI report, lumbar spine",
+            "description": "CT of the neck",
+        },
+    )
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert LISTED_DESCRIPTION_RE.findall(page) == [(box, "MRI report, lumbar spine")]
+    assert 'value="CT of the neck"' in page
+    with app.app_context():
+        [document] = db.session.scalars(select(DraftDocument)).all()
+        assert document.description is None  # shown, not saved: the token was not checked
+    response = client.post(
+        "/request/steps/documents",
+        data={"csrf_token": page_token(page), "nav": "next", box: "MRI report, lumbar spine"},
+    )
+    assert response.status_code == 303
+    with app.app_context():
+        assert db.session.scalars(select(DraftDocument.description)).one() == (
+            "MRI report, lumbar spine"
+        )

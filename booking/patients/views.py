@@ -681,8 +681,12 @@ def _documents_step(
             message = _("This page had expired. Please try again.")
             return jsonify(ok=False, message=message, token=generate_csrf()), 400
         # The answers are kept, but not the files chosen: each is named, to choose again.
+        # What was typed (next to the listed files, and for the files to choose) is shown
+        # again unsaved, as the other steps do, to send with a fresh token.
         again = _("Not added: the page had expired. Please choose it again.")
         chosen = [f.filename for f in request.files.getlist("files") if f and f.filename]
+        typed_again = DraftDocumentsForm(formdata=None)
+        typed_again.description.data = upload_form.description.data
         return _render_step(
             "documents",
             draft,
@@ -690,6 +694,8 @@ def _documents_step(
             status=400,
             expired=True,
             upload_messages=[(name, again) for name in chosen],
+            upload_form=typed_again,
+            described=_listed_descriptions(draft)[0],
         )
     # What each listed file is, as typed next to it: saved by every button of the page; a
     # box refused (an invisible character pasted in) keeps its text, with its message, and
