@@ -358,6 +358,17 @@ def test_staff_can_stop_waiting_and_the_patient_is_told_to_send_nothing(
     assert "information_ask_withdrawn" in _audit_actions(app, reference)
     patient, url = _patient(app, reference)
     assert "The clinic needs something from you" not in patient.get(url).get_data(as_text=True)
+    # Withdrawn again from the same page: refused, said in a message, the title says so first.
+    again = staff_client.post(
+        f"/staff/requests/{reference}/ask/withdraw",
+        data={"withdraw-csrf_token": _tokens(record)["withdraw-csrf_token"]},
+        follow_redirects=True,
+    )
+    shown = again.get_data(as_text=True)
+    assert 'class="alert alert-danger' in shown and "<title>Error: " in shown
+    assert "<title>Error: " not in staff_client.get(f"/staff/requests/{reference}").get_data(
+        as_text=True
+    )
 
 
 def test_a_specialist_may_ask_their_own_patient_and_withdraw_the_ask(

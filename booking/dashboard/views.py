@@ -10,6 +10,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    get_flashed_messages,
     redirect,
     render_template,
     request,
@@ -262,9 +263,11 @@ def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: 
         checklist=asks.checklist_rows(consultation, asked, items),
         scan_labels=SCAN_LABELS,
         progress=load_progress(consultation, now),
-        # Shown for a refused post (a stale page, a change made meanwhile): the title says
-        # "Error" first even when no form holds the reason (a flashed message says it).
-        refused=status >= 400,
+        # Shown for a refused post (a stale page, a change made meanwhile), or after one
+        # that redirected here with its reason flashed: the title says "Error" first even
+        # when no form holds the reason (the flashed message says it).
+        refused=status >= 400
+        or any(category == "danger" for category, _text in get_flashed_messages(True)),
         **forms,
     ), status
 
