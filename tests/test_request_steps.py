@@ -1000,3 +1000,21 @@ def test_what_is_typed_on_an_expired_documents_page_is_shown_again_unsaved(
         assert db.session.scalars(select(DraftDocument.description)).one() == (
             "MRI report, lumbar spine"
         )
+
+
+def test_the_pain_scales_of_the_patients_problem_are_marked_required(
+    client: FlaskClient,
+) -> None:
+    """Shown only for the areas of the patient's main problem, and then required: a screen
+    reader hears "required" (not "invalid" before any answer), and no "(optional)" shows."""
+    answer_red_flags(client)
+    for code in ("time", "about", "symptoms"):
+        assert post_step(client, code).status_code == 303
+    page = open_step(client, "function")
+    pain = re.findall(
+        r'<fieldset class="mb-3 pain-scale"[^>]*>\s*<legend[^>]*>([^<]+)(.*?)</legend>', page
+    )
+    fieldsets = re.findall(r'<fieldset class="mb-3 pain-scale"[^>]*>', page)
+    assert pain and len(fieldsets) == len(pain)
+    assert all('aria-required="true"' in tag for tag in fieldsets), fieldsets
+    assert all("optional" not in rest for _label, rest in pain), pain

@@ -62,10 +62,11 @@ def _yes_no(label: str) -> ChoiceField:
 
 
 class AskedByRegion:
-    """A field required only when the patient's main problem asks it (checked in
-    ``RequestForm.validate``): the page marks it neither required nor "(optional)"."""
+    """A field shown only when the patient's main problem asks it, and then required
+    (checked in ``RequestForm.validate``): the page marks it required (aria-required), not
+    "(optional)"."""
 
-    field_flags = {"conditional": True}
+    field_flags = {"required": True}
 
     def __call__(self, form: object, field: object) -> None:
         pass
