@@ -47,9 +47,14 @@ def test_ids_are_named_and_times_are_clinic_times(
             },
         )
         record("slot_offered", details={"starts_at": "2026-07-01T07:30:00+00:00", "wave": 1})
+        # A row about an account or a place: its Record cell names it, with its id.
+        record("staff_deactivated", target_type="staff", target_id=clinic.okafor.id)
+        record("location_updated", target_type="location", target_id=GONE)
         db.session.commit()
     auth.login("admin")
     page = auth.client.get("/staff/admin/audit").get_data(as_text=True)
+    assert f"<td>staff Dr. Okafor ({clinic.okafor.id})</td>" in page
+    assert f"<td>location {GONE}</td>" in page  # no longer there: the id, as stored
     lines = _details(page)
     assert "specialist: Dr. Okafor → Dr. Weber" in lines
     assert f"location: {NOTHING} → Main clinic" in lines

@@ -20,7 +20,7 @@ from booking.admin.forms import (
     names_data,
     names_form,
 )
-from booking.admin.trail import detail_names
+from booking.admin.trail import trail_names
 from booking.audit.labels import action_label
 from booking.audit.queries import AuditFilters, audit_page, known_actions
 from booking.extensions import db
@@ -187,7 +187,7 @@ def audit() -> str:
             key=lambda choice: choice[1].casefold(),
         ),
         action_labels=labels,
-        detail_names=detail_names(events),
+        names=trail_names(events),
         unread_dates=unread,
         backwards=backwards,
     )
