@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pyotp
 import pytest
@@ -189,16 +190,20 @@ def axe_failures(page: Page) -> list[str]:
     return lines
 
 
+def ax_nodes(page: Page) -> list[dict[str, Any]]:
+    """Chromium's whole accessibility tree of the page, as a screen reader gets it."""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        return cdp.send("Accessibility.getFullAXTree")["nodes"]
+    finally:
+        cdp.detach()
+
+
 def unnamed_controls(page: Page) -> list[str]:
     """Controls in chromium's accessibility tree that a screen reader would read without a
     name."""
-    cdp = page.context.new_cdp_session(page)
-    try:
-        nodes = cdp.send("Accessibility.getFullAXTree")["nodes"]
-    finally:
-        cdp.detach()
     unnamed = []
-    for node in nodes:
+    for node in ax_nodes(page):
         role = node.get("role", {}).get("value")
         if node.get("ignored") or role not in CONTROL_ROLES:
             continue
@@ -211,13 +216,8 @@ def unnamed_controls(page: Page) -> list[str]:
 def ax_controls(page: Page) -> list[dict[str, object]]:
     """Each control and radio group in chromium's accessibility tree: its role, name, and
     the invalid and required states a screen reader announces."""
-    cdp = page.context.new_cdp_session(page)
-    try:
-        nodes = cdp.send("Accessibility.getFullAXTree")["nodes"]
-    finally:
-        cdp.detach()
     controls = []
-    for node in nodes:
+    for node in ax_nodes(page):
         role = node.get("role", {}).get("value")
         if node.get("ignored") or role not in CONTROL_ROLES | {"radiogroup"}:
             continue
