@@ -214,11 +214,7 @@ def test_a_resend_tells_the_request_as_it_is_now(
     _deliver_all(app)  # both bounce too
     auth.login("coordinator")
     client = auth.client
-    token = CSRF_VALUE.search(client.get(f"/staff/requests/{reference}").get_data(True)).group(1)
-    response = client.post(
-        f"/staff/requests/{reference}/resend-emails",
-        data={"resend-csrf_token": token, "resend-email": FIXED},
-    )
+    response = _resend(client, reference, FIXED)
     assert response.status_code == 302
     with app.app_context():
         sent_again = db.session.scalars(
@@ -261,15 +257,15 @@ def _message_waiting_refused(
     return reference
 
 
-def _resend_to_otto(client: FlaskClient, reference: str) -> TestResponse:
-    """Staff press "Resend" on the record of ``reference``, keeping Otto's address."""
+def _resend(
+    client: FlaskClient, reference: str, email: str = "otto@example.com", **options: Any
+) -> TestResponse:
+    """Staff press "Resend" on the record of ``reference``, with the address ``email``."""
     page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
     return client.post(
         f"/staff/requests/{reference}/resend-emails",
-        data={
-            "resend-csrf_token": CSRF_VALUE.search(page).group(1),
-            "resend-email": "otto@example.com",
-        },
+        data={"resend-csrf_token": CSRF_VALUE.search(page).group(1), "resend-email": email},
+        **options,
     )
 
 
@@ -304,7 +300,7 @@ def test_a_failed_message_waiting_email_flags_the_request_and_is_sent_again(
     assert f"A message from the clinic about your request {reference}" in page
 
     smtp.collector.refuse_rcpt.discard("otto@example.com")
-    assert _resend_to_otto(client, reference).status_code == 302
+    assert _resend(client, reference).status_code == 302
     with app.app_context():
         rows = _message_waiting_rows()
         assert [r.status for r in rows] == [OutboxStatus.FAILED, OutboxStatus.PENDING]
@@ -325,10 +321,10 @@ def test_a_resend_that_failed_too_is_sent_once_more_not_twice(
     auth.login("coordinator")
     client = auth.client
 
-    assert _resend_to_otto(client, reference).status_code == 302
+    assert _resend(client, reference).status_code == 302
     _deliver_all(app)  # refused again
     smtp.collector.refuse_rcpt.discard("otto@example.com")
-    assert _resend_to_otto(client, reference).status_code == 302
+    assert _resend(client, reference).status_code == 302
     with app.app_context():
         rows = _message_waiting_rows()
         assert [r.status for r in rows] == [
@@ -401,12 +397,7 @@ def test_a_resend_never_sends_a_time_a_later_change_replaced(
 
     auth.login("coordinator")
     client = auth.client
-    token = CSRF_VALUE.search(client.get(f"/staff/requests/{reference}").get_data(True)).group(1)
-    response = client.post(
-        f"/staff/requests/{reference}/resend-emails",
-        data={"resend-csrf_token": token, "resend-email": FIXED},
-        follow_redirects=True,
-    )
+    response = _resend(client, reference, FIXED, follow_redirects=True)
     shown = " ".join(response.get_data(as_text=True).split())
     assert "2 emails are on their way to the patient again." in shown
     # The confirmation is not even listed: the move's email, of its kind and later, stands
