@@ -39,7 +39,8 @@ _LINE_RE = re.compile(
     r"(?P<days>[A-Za-z]{3}(?:(?:\s*,\s*|" + _DASH + r")[A-Za-z]{3})*):?\s+(?P<hours>.+)"
 )
 _DAYS_RE = re.compile(r"(?P<first>[A-Za-z]{3})(?:" + _DASH + r"(?P<last>[A-Za-z]{3}))?")
-_HOURS_RE = re.compile(r"(\d{1,2}):(\d{2})" + _DASH + r"(\d{1,2}):(\d{2})")
+# A range of 24-hour times, "8:00-18:00" (also read for the waiting list's quiet hours).
+HOURS_RE = re.compile(r"(\d{1,2}):(\d{2})" + _DASH + r"(\d{1,2}):(\d{2})")
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def _line(line: str) -> OpeningLine:
         return OpeningLine(days, ())
     hours = []
     for part in text.split(","):
-        found = _HOURS_RE.fullmatch(part.strip())
+        found = HOURS_RE.fullmatch(part.strip())
         if found is None:
             raise OpeningHoursError(
                 f'"{line}": "{part.strip()}" is not hours as H:MM-H:MM (24-hour), or "closed"'

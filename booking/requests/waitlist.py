@@ -22,7 +22,6 @@ told the time is gone.
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 from datetime import datetime, time, timedelta
 
@@ -35,6 +34,7 @@ from booking.audit.services import record
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.notifications.services import enqueue_delivery, withdraw_pending
+from booking.openinghours import HOURS_RE
 from booking.requests import emails
 from booking.requests.lifecycle import (
     OFFER_TEMPLATES,
@@ -75,7 +75,6 @@ MIN_OFFER_WINDOW = timedelta(hours=2)
 
 
 QUIET_HOURS_EXTENSION = "booking.waitlist_quiet_hours"
-_QUIET_HOURS_RE = re.compile(r"(\d{1,2}):(\d{2})\s*[-\u2013]\s*(\d{1,2}):(\d{2})")
 
 
 def read_quiet_hours(text: str | None) -> tuple[time, time] | None:
@@ -84,7 +83,7 @@ def read_quiet_hours(text: str | None) -> tuple[time, time] | None:
     text = (text or "").strip()
     if not text:
         return None
-    match = _QUIET_HOURS_RE.fullmatch(text)
+    match = HOURS_RE.fullmatch(text)
     try:
         if match is None:
             raise ValueError
