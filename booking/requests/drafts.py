@@ -259,8 +259,12 @@ def describe_documents(draft: RequestDraft, descriptions: dict[int, str]) -> Non
     """Set what each listed document is (by id; an empty text clears it): with scripts a
     file goes up the moment it is chosen, so what it is can only be said, or corrected,
     once it is in the list. Documents not in this unsent draft are left alone."""
-    if not descriptions:
-        return
+    if all(
+        _description(descriptions[document.id]) == document.description
+        for document in draft.documents
+        if document.id in descriptions
+    ):
+        return  # nothing typed differs from what the page showed: no lock, no write
     draft = lock_draft(draft)
     changed = False
     if draft.sent_at is None:
