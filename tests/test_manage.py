@@ -462,9 +462,12 @@ def test_the_reschedule_picker_and_the_deadline_name_the_clinics_zone(
     it may be changed online (a patient of a video visit may be in another)."""
     english = client.get(booked["url"] + "/reschedule?lang=en").get_data(as_text=True)
     assert "slot-day" in english  # the times the sentence is about
-    assert "Times are the clinic's local time: Germany (Berlin) Time." in english
+    assert "All times are in the clinic's time zone, Germany (Berlin) Time." in english
     spanish = client.get(booked["url"] + "/reschedule?lang=es").get_data(as_text=True)
-    assert "Las horas son la hora local de la clínica: hora de Alemania (Berlín)." in spanish
+    assert (
+        "Todas las horas son de la zona horaria de la clínica, hora de Alemania (Berlín)."
+        in spanish
+    )
     assert "Europe/Berlin" not in spanish
     page = client.get(booked["url"] + "?lang=en").get_data(as_text=True)
     deadline = (

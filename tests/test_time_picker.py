@@ -122,7 +122,10 @@ def test_the_picker_names_the_clinics_time_zone_in_the_readers_language(
 ) -> None:
     type_id, _north, _south = _clinic(app)
     english = client.get(f"/request/time?type={type_id}").get_data(as_text=True)
-    assert "Times are the clinic's local time: Germany (Berlin) Time." in english
+    assert "All times are in the clinic's time zone, Germany (Berlin) Time." in english
     spanish = client.get(f"/request/time?type={type_id}&lang=es").get_data(as_text=True)
-    assert "Las horas son la hora local de la clínica: hora de Alemania (Berlín)." in spanish
+    assert (
+        "Todas las horas son de la zona horaria de la clínica, hora de Alemania (Berlín)."
+        in spanish
+    )
     assert "Europe/Berlin" not in spanish
