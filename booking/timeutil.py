@@ -6,13 +6,15 @@ Every conversion between UTC and the clinic's local time happens here.
 from __future__ import annotations
 
 import calendar
+import functools
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
-from babel import dates
+from babel import Locale, UnknownLocaleError, dates
+from babel.core import get_global
 from babel.dates import get_timezone_location
 from flask import current_app
-from flask_babel import format_date, get_locale
+from flask_babel import get_locale
 from sqlalchemy import DateTime
 from sqlalchemy.types import TypeDecorator
 
@@ -117,9 +119,31 @@ STAMP = "d MMM y, HH:mm"
 # A date alone (a date of birth, a due date) the same way: "4 Mar 1980" ("4 mar 1980").
 DAY = "d MMM y"
 _READABLE = {"when": WHEN, "long": WHEN, "full": WHEN, "short": STAMP, "medium": STAMP}
-# "long" and "full" dates spell the month out ("4 de marzo de 1980", "March 4, 1980") and read
-# as sentences in the locale's own order, so they stay Babel's.
+# "long" and "full" dates spell the month out ("4 de marzo de 1980", "4 March 1980") and read
+# as sentences in the order of the reader's language where the clinic is (``dates_locale``).
 _READABLE_DAY = {"short": DAY, "medium": DAY}
+
+
+@functools.cache
+def _dates_locale(language: str, zone: str) -> Locale:
+    reader = Locale.parse(language)
+    territory = get_global("zone_territories").get(zone)
+    if reader.territory or not territory:
+        return reader
+    try:
+        return Locale.parse(f"{reader.language}_{territory}")
+    except (UnknownLocaleError, ValueError):
+        return reader
+
+
+def dates_locale() -> Locale:
+    """The locale a date spelt out or a month and day ("4 March 1980", "4 Mar") is written in:
+    the reader's language as written where the clinic is (its time zone's country). Plain
+    English is CLDR's American English, "March 4, 1980", which a clinic in Berlin or London
+    reads as the odd one out beside every "4 Mar 1980" on its pages; English in Germany
+    (``en_DE``) and Britain write the day first, and a clinic in New York keeps "March 4".
+    A language CLDR has no variant of for the country (Spanish in Germany) stays as it is."""
+    return _dates_locale(str(get_locale() or "en"), current_app.config["CLINIC_TIMEZONE"])
 
 
 def clinic_zone_name() -> str:
@@ -129,7 +153,7 @@ def clinic_zone_name() -> str:
 
 
 def clinic_dt(value: datetime | None, fmt: str = "when", *, zone: bool = False) -> str:
-    """Template filter: a UTC datetime in the reader's locale and the clinic's time zone.
+    """Template filter: a UTC datetime in the clinic's time zone, written as ``dates_locale``.
     ``fmt`` is a Babel format name or pattern; "when" (and "long", "full") is ``WHEN``, "short"
     (and "medium") is ``STAMP``. ``zone`` names the zone after the time ("Mon 7 Dec 2026,
     10:00, Germany (Berlin) Time"), for a time the patient must act by or be at where no
@@ -151,7 +175,7 @@ def clinic_dt(value: datetime | None, fmt: str = "when", *, zone: bool = False) 
         # Babel itself, given the clinic's time: Flask-Babel's format_datetime (the same text,
         # as BABEL_DEFAULT_TIMEZONE is the clinic's) reads its settings and converts the time
         # zone again for each value, half the cost of a date on pages that list one per row.
-        text = dates.format_datetime(local, fmt, locale=get_locale())
+        text = dates.format_datetime(local, fmt, locale=dates_locale())
     # In the hour the clocks' going back repeats, 02:30 is two times an hour apart: the zone's
     # abbreviation ("02:30 CEST", "02:30 CET") tells two appointments or two events apart.
     if repeated(local) and any(letter in fmt for letter in "HhKk"):
@@ -166,8 +190,11 @@ def repeated(local: datetime) -> bool:
 
 
 def clinic_date(value: date | None, fmt: str = "medium") -> str:
-    """Template filter: a date (or a UTC datetime's clinic day) in the reader's locale.
-    "medium" (the default) and "short" are ``DAY``; other names and patterns are Babel's."""
+    """Template filter: a date (or a UTC datetime's clinic day) in the reader's language as
+    written where the clinic is (``dates_locale``). "medium" (the default) and "short" are
+    ``DAY``; other names and patterns are Babel's."""
     if value is None:
         return ""
-    return format_date(value, _READABLE_DAY.get(fmt, fmt))
+    if isinstance(value, datetime):
+        value = to_clinic_tz(value).date()
+    return dates.format_date(value, _READABLE_DAY.get(fmt, fmt), locale=dates_locale())

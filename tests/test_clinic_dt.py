@@ -1,19 +1,22 @@
 """``clinic_dt`` formats with Babel itself, on the time already in the clinic's time zone: it
-must read exactly as Flask-Babel's ``format_datetime`` (which converts to
-``BABEL_DEFAULT_TIMEZONE``, the clinic's) in every language, format and time zone. Its "short"
-(and "medium") and ``clinic_date``'s read one way only: the day, the month's name, the year and
-the 24-hour time, never the locale's "12/5/26, 12:26 PM"."""
+must read exactly as Babel's ``format_datetime`` converting to the clinic's zone itself, in
+every language, format and time zone, in the reader's language as written where the clinic is
+(``dates_locale``: English in Berlin is ``en_DE``, "4 March 1980"; in New York ``en_US``).
+Its "short" (and "medium") and ``clinic_date``'s read one way only: the day, the month's name,
+the year and the 24-hour time, never the locale's "12/5/26, 12:26 PM"."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from babel.dates import format_datetime, format_skeleton
 from flask import Flask, render_template_string
-from flask_babel import force_locale, format_datetime
+from flask_babel import force_locale
 
-from booking.timeutil import STAMP, WHEN, clinic_date, clinic_dt
+from booking.timeutil import STAMP, WHEN, clinic_date, clinic_dt, dates_locale
 
 # Around both clock changes of the clinic's zone (Europe/Berlin: 29 March and 25 October 2026)
 # and of New York's, midnight and the turn of the year, at every half hour.
@@ -43,13 +46,14 @@ REPEATED = {
 
 
 @pytest.mark.parametrize("locale", ["en", "es"])
-def test_clinic_dt_reads_as_flask_babel_formats(app: Flask, locale: str) -> None:
+def test_clinic_dt_reads_as_babel_formats(app: Flask, locale: str) -> None:
     tz = app.config["CLINIC_TIMEZONE"]
     with app.test_request_context("/"), force_locale(locale):
+        written = dates_locale()
         for fmt in FORMATS:
             expected = PATTERNS.get(fmt, fmt)
             for moment in MOMENTS:
-                babel = format_datetime(moment, expected)
+                babel = format_datetime(moment, expected, tzinfo=ZoneInfo(tz), locale=written)
                 start, end = REPEATED.get(tz, (moment, moment))
                 if start <= moment < end and "H" in expected:
                     babel += " CEST" if moment < start + timedelta(hours=1) else " CET"
@@ -120,7 +124,7 @@ def test_the_repeated_hour_says_its_zone_and_no_other_time_does(app: Flask) -> N
 @pytest.mark.parametrize("app_settings", ["Europe/Berlin"], indirect=True)
 @pytest.mark.parametrize(
     ("locale", "day", "long"),
-    [("en", "4 Mar 1980", "March 4, 1980"), ("es", "4 mar 1980", "4 de marzo de 1980")],
+    [("en", "4 Mar 1980", "4 March 1980"), ("es", "4 mar 1980", "4 de marzo de 1980")],
 )
 def test_clinic_date_reads_day_month_name_year(
     app: Flask, locale: str, day: str, long: str
@@ -129,7 +133,8 @@ def test_clinic_date_reads_day_month_name_year(
     with app.test_request_context("/"), force_locale(locale):
         assert clinic_date(born) == clinic_date(born, "medium") == day
         assert clinic_date(born, "short") == day
-        # "long" is a sentence's date, in the locale's own words: it stays Babel's.
+        # "long" is a sentence's date, in the locale's own words: Babel's, as written in
+        # Germany (English's own "March 4, 1980" is American).
         assert clinic_date(born, "long") == long
         # A UTC instant is dated by the clinic's day: 23:30 UTC on 31 March is 1 April here.
         late = datetime(2026, 3, 31, 23, 30, tzinfo=UTC)
@@ -160,3 +165,28 @@ def test_a_month_after_ends_with_the_same_date_next_month_at_the_clinic(
         requested = datetime.fromisoformat(asked).replace(tzinfo=zone).astimezone(UTC)
         due = to_clinic_tz(ErasureRequest(requested_at=requested).due_at)
     assert (due.date(), due.hour, due.minute) == (due_day, 23, 59)
+
+
+@pytest.mark.parametrize(
+    ("app_settings", "locale", "full", "month_day"),
+    [
+        # English in Germany and Britain writes the day first, as every other date on the pages.
+        ("Europe/Berlin", "en", "Tuesday, 4 March 1980", "4 Mar"),
+        ("Europe/London", "en", "Tuesday, 4 March 1980", "4 Mar"),
+        # A clinic in the United States keeps American English's order.
+        ("America/New_York", "en", "Tuesday, March 4, 1980", "Mar 4"),
+        # Spanish has no variant for Germany: Spanish as it is.
+        ("Europe/Berlin", "es", "martes, 4 de marzo de 1980", "4 mar"),
+        # A zone of no country.
+        ("UTC", "en", "Tuesday, March 4, 1980", "Mar 4"),
+    ],
+    indirect=["app_settings"],
+)
+def test_dates_are_written_as_the_readers_language_is_where_the_clinic_is(
+    app: Flask, locale: str, full: str, month_day: str
+) -> None:
+    born = date(1980, 3, 4)
+    with app.test_request_context("/"), force_locale(locale):
+        assert clinic_date(born, "full") == full
+        # The insights chart's axis: a month and day.
+        assert format_skeleton("MMMd", born, locale=dates_locale()) == month_day

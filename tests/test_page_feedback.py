@@ -276,7 +276,7 @@ def test_every_information_page_names_its_authors_sources_and_review_dates(
             "Checked by a doctor",
             "Dr Bo Spine, consultant spine surgeon",
             "Last reviewed",
-            "December 5, 2026",
+            "5 December 2026",
             "Next review due",
             "https://www.nice.org.uk/guidance/ng59",
         ):

@@ -106,7 +106,7 @@ def test_staff_booking_a_repeated_time_choose_which(
     # The error is the choice's: its radios are marked, the summary links to it, and the
     # time, right as typed, is not marked wrong.
     assert field_error(page, "slot-start_which") == (
-        "Error: 02:30 happens twice on October 25, 2026: the clocks go back an hour that "
+        "Error: 02:30 happens twice on 25 October 2026: the clocks go back an hour that "
         "night. Please choose which of the two you mean."
     )
     assert 'href="#slot-start_which"' in page and 'id="slot-start-error"' not in page
@@ -181,7 +181,7 @@ def test_a_time_the_clocks_skip_is_refused_on_its_field(
     assert response.status_code == 422
     page = response.get_data(as_text=True)
     assert field_error(page, "slot-start") == (
-        "Error: 02:30 on March 28, 2027 does not exist in the clinic's time zone: the clocks "
+        "Error: 02:30 on 28 March 2027 does not exist in the clinic's time zone: the clocks "
         "go forward that night. Please enter a time before or after the skipped hour."
     )
     assert not choices(page, "slot-start_which")
@@ -217,7 +217,7 @@ def test_a_period_in_the_repeated_hour_asks_which_of_each_time(
     page = response.get_data(as_text=True)
     for field, at in (("start", "02:30"), ("end", "02:45")):
         assert field_error(page, f"{prefix}-{field}_which") == (
-            f"Error: {at} happens twice on October 25, 2026: the clocks go back an hour that "
+            f"Error: {at} happens twice on 25 October 2026: the clocks go back an hour that "
             "night. Please choose which of the two you mean."
         )
         assert list(choices(page, f"{prefix}-{field}_which")) == [

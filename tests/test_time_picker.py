@@ -110,7 +110,7 @@ def test_pages_of_two_weeks_neither_repeat_nor_skip_a_day_across_a_clock_change(
     later = re.search(r'from=(\d{4}-\d\d-\d\d)[^"]*">Later dates', page)
     assert later and later.group(1) == (first + timedelta(days=14)).isoformat()
     last = first + timedelta(days=13)
-    assert f"to {last:%B} {last.day}, {last.year}" in page
+    assert f"to {last.day} {last:%B} {last.year}" in page
     # From the page after it, "Earlier dates" goes back to the first day of this one.
     following = client.get(f"/request/time?type={type_id}&from={later.group(1)}")
     earlier = re.search(r'from=(\d{4}-\d\d-\d\d)[^"]*">Earlier dates', following.get_data(True))

@@ -127,7 +127,8 @@ def test_a_cancellation_offers_the_time_to_the_waitlist(app: Flask, clinic: Wait
         # two days ahead here, so the notice closes the offer first.
         until = offer.starts_at - timedelta(hours=24)
         assert until < offer.created_at + OFFER_LIFETIME
-        when = format_datetime(until, WHEN, tzinfo=ZoneInfo("Europe/Berlin"), locale="en")
+        # English as written in Germany, where the test clinic is (timeutil.dates_locale).
+        when = format_datetime(until, WHEN, tzinfo=ZoneInfo("Europe/Berlin"), locale="en_DE")
         # With the clinic's zone: a patient of a video visit may be in another.
         until_text = f"The offer is open until {when}, Germany (Berlin) Time."
         assert all(until_text in e.body_text and until_text in e.body_html for e in offers)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from babel.dates import format_skeleton
 from flask import Blueprint, current_app, render_template, request, url_for
-from flask_babel import format_percent, get_locale, ngettext
+from flask_babel import format_percent, ngettext
 from flask_babel import gettext as _
 from markupsafe import Markup
 
@@ -14,7 +14,7 @@ from booking.insights import charts, services
 from booking.requests import history, instruments
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole
-from booking.timeutil import clinic_date
+from booking.timeutil import clinic_date, dates_locale
 
 bp = Blueprint("insights", __name__, url_prefix="/staff")
 
@@ -147,7 +147,7 @@ def _bar_chart(
 
 
 def _charts(insights: services.Insights) -> dict[str, Chart]:
-    locale = get_locale()
+    locale = dates_locale()
     weekly = [
         charts.Bar(
             label=_("Week of %(day)s", day=clinic_date(week.monday)),

@@ -39,20 +39,24 @@ MAX_TABS = 400
 # --- what the patient reads ------------------------------------------------------------------
 
 
+# English as written where the test clinic is (Berlin): booking.timeutil.dates_locale.
+DATES_LOCALE = "en_DE"
+
+
 def clinic_day(server: LiveServer, days_ahead: int) -> date:
     """A day at the clinic after the minimum notice and inside the picker's two weeks."""
     return datetime.now(server.tz).date() + timedelta(days=days_ahead)
 
 
 def day_legend(day: date) -> str:
-    """A day as the picker names its group of times, e.g. "Friday, June 5, 2026"."""
-    return format_date(day, "full", locale="en")
+    """A day as the picker names its group of times, e.g. "Friday, 5 June 2026"."""
+    return format_date(day, "full", locale=DATES_LOCALE)
 
 
 def show_day(page: Page, day: date) -> None:
     """On the patient's time picker, open one day's times from the list of days."""
     days = page.get_by_role("navigation", name="Days with open times")
-    name = format_date(day, "EEE d MMM", locale="en")
+    name = format_date(day, "EEE d MMM", locale=DATES_LOCALE)
     days.get_by_role("link", name=re.compile(rf"^{re.escape(name)} · ")).click()
     expect(days.locator("[aria-current=date]")).to_contain_text(name)
 
@@ -64,7 +68,7 @@ def slot_label(hh_mm: str) -> str:
 def full_time(server: LiveServer, day: date, hh_mm: str) -> str:
     """A time as the pages and emails spell it out in full."""
     starts_at = datetime.combine(day, time.fromisoformat(hh_mm), tzinfo=server.tz)
-    return format_datetime(starts_at.astimezone(UTC), WHEN, tzinfo=server.tz, locale="en")
+    return format_datetime(starts_at.astimezone(UTC), WHEN, tzinfo=server.tz, locale=DATES_LOCALE)
 
 
 def lasting_time(times: Locator) -> Locator:
@@ -79,7 +83,7 @@ def slot_time(server: LiveServer, slot: Locator) -> str:
     """The full time of a slot's radio button (its value ends in the start's epoch)."""
     epoch = int(slot.get_attribute("value").rsplit(".", 1)[1])
     starts_at = datetime.fromtimestamp(epoch, tz=UTC)
-    return format_datetime(starts_at, WHEN, tzinfo=server.tz, locale="en")
+    return format_datetime(starts_at, WHEN, tzinfo=server.tz, locale=DATES_LOCALE)
 
 
 def page_width(page: Page) -> int:

@@ -34,6 +34,7 @@ from tests.e2e.conftest import (
     seed_schedule,
 )
 from tests.e2e.pages import (
+    DATES_LOCALE,
     NECK,
     SADDLE_NUMBNESS,
     TIMES_UPDATED,
@@ -99,7 +100,7 @@ def stored_requests(live_server: LiveServer) -> list[Stored]:
 
 
 def shown_as(live_server: LiveServer, starts_at: datetime) -> str:
-    return format_datetime(starts_at, WHEN, tzinfo=live_server.tz, locale="en")
+    return format_datetime(starts_at, WHEN, tzinfo=live_server.tz, locale=DATES_LOCALE)
 
 
 def assert_stored_with_slot_and_document(
