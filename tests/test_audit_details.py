@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import time
 
 from flask import Flask
 
 from booking.audit.services import record
 from booking.extensions import db
+from booking.requests import asks
+from booking.scheduling import admin_services
+from booking.scheduling.models import WorkingHours
+from booking.staff.models import StaffUser
 from booking.templating import NOTHING
+from booking.timeutil import from_clinic_local
 from tests.factories import make_appointment_type, make_location
-from tests.support import AuthActions, Clinic, sql_statements
+from tests.support import AuthActions, Clinic, sql_statements, winter_day
 
 GONE = 424242  # an id no record has (one deleted since the row was written)
 
@@ -53,8 +59,8 @@ def test_ids_are_named_and_times_are_clinic_times(
         db.session.commit()
     auth.login("admin")
     page = auth.client.get("/staff/admin/audit").get_data(as_text=True)
-    assert f"<td>staff Dr. Okafor ({clinic.okafor.id})</td>" in page
-    assert f"<td>location {GONE}</td>" in page  # no longer there: the id, as stored
+    assert f"<td>Staff account Dr. Okafor ({clinic.okafor.id})</td>" in page
+    assert f"<td>Location {GONE}</td>" in page  # no longer there: the id, as stored
     lines = _details(page)
     assert "specialist: Dr. Okafor → Dr. Weber" in lines
     assert f"location: {NOTHING} → Main clinic" in lines
@@ -109,4 +115,70 @@ def test_names_are_looked_up_once_per_kind_for_the_page(
     assert len(lines) == 150  # 50 rows of 3 lines: a full page
     assert f"location: {NOTHING} → Site 3" in lines
     assert f"appointment type: {NOTHING} → Type 3" in lines
+    assert many == few, (few, many)
+
+
+def _record_cells(page: str) -> list[str]:
+    """The Record cell of each row, newest first."""
+    rows = re.findall(r"<tr><td class=\"text-nowrap\">.*?</tr>", page, re.S)
+    return [html.unescape(re.findall(r"<td>(.*?)</td>", row, re.S)[2]) for row in rows]
+
+
+def test_every_kind_of_record_is_named_as_the_clinic_calls_it(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    with app.app_context():
+        admin = db.session.get(StaffUser, clinic.admin.id)
+        weber = db.session.get(StaffUser, clinic.weber.id)
+        okafor = db.session.get(StaffUser, clinic.okafor.id)
+        hours = db.session.scalars(
+            db.select(WorkingHours).where(WorkingHours.specialist_id == weber.id)
+        ).first()
+        hours_id = hours.id
+        # Deleted: its row is gone, its specialist is still named (from the row's details).
+        admin_services.delete_working_hours(hours, admin)
+        day = winter_day()
+        off = admin_services.add_time_off(
+            okafor, *(from_clinic_local(day, time(h)) for h in (15, 17)), None, admin
+        ).exception.id
+        asks.add_item({"en": "Pain diary"}, admin)
+        asks.set_item_active("imaging_report", False, admin)
+        record("access_refused", target_type="agenda", target_id=str(okafor.id))
+        record("upload_refused_infected", target_type="upload", target_id="patients.step")
+        record("booking_rules_updated", target_type="clinic_settings", target_id=1)
+        db.session.commit()
+    auth.login("admin")
+    cells = _record_cells(auth.client.get("/staff/admin/audit").get_data(as_text=True))
+    # Newest first, after the admin's own sign-in (a row about their account).
+    assert cells[1:8] == [
+        "Booking rules",
+        "Patient's upload (patients.step)",
+        f"Agenda of Dr. Okafor ({clinic.okafor.id})",
+        "Checklist item “MRI or CT report from the last 12 months”",
+        "Checklist item “Pain diary”",
+        f"Time off of Dr. Okafor ({off})",
+        f"Working hours of Dr. Weber ({hours_id})",
+    ]
+
+
+def test_naming_the_checklist_items_is_one_query_for_the_page(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    def write(count: int) -> None:
+        with app.app_context():
+            admin = db.session.get(StaffUser, clinic.admin.id)
+            for _n in range(count):
+                for active in (False, True):
+                    asks.set_item_active("imaging_report", active, admin)
+
+    def selects() -> int:
+        with sql_statements(app, selects_only=True) as statements:
+            assert auth.client.get("/staff/admin/audit").status_code == 200
+        return len(statements)
+
+    auth.login("admin")
+    write(1)
+    few = selects()
+    write(20)
+    many = selects()
     assert many == few, (few, many)
