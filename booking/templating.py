@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -94,6 +94,29 @@ NOTHING = "\u2013"  # the en dash the pages show for "none"
 ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})")
 
 
+# A day alone ("2026-12-04") and a clinic wall-clock time ("09:00:00") as stored.
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+WALL_TIME = re.compile(r"\d{2}:\d{2}(:\d{2})?")
+
+
+def _readable_day_or_time(value: date | str) -> str | None:
+    """A stored day as the pages show dates ("4 Dec 2026"), a wall-clock time as they show
+    times ("09:00"), or None when it is neither."""
+    if isinstance(value, datetime):
+        return None
+    if isinstance(value, date):
+        return clinic_date(value)
+    try:
+        if ISO_DATE.fullmatch(value):
+            return clinic_date(date.fromisoformat(value))
+        if WALL_TIME.fullmatch(value):
+            at = time.fromisoformat(value)
+            return at.strftime("%H:%M" if at.second == 0 else "%H:%M:%S")
+    except ValueError:  # "2026-02-31", "25:00": not a day or a time, shown as written
+        return None
+    return None
+
+
 def _readable_time(value: datetime | str) -> str | None:
     """A stored instant in clinic time, as the pages show times ("9 Dec 2026, 10:00"), or
     None when it is not one: a time without its offset is no instant, so it stays as written."""
@@ -116,6 +139,8 @@ def _readable_value(value: Any, names: Mapping[Any, str] | None = None) -> str:
         return names[value]
     if isinstance(value, datetime | str) and (when := _readable_time(value)) is not None:
         return when
+    if isinstance(value, date | str) and (day := _readable_day_or_time(value)) is not None:
+        return day
     if isinstance(value, list | tuple):
         return ", ".join(_readable_value(item, names) for item in value) or NOTHING
     if isinstance(value, Mapping):
@@ -128,9 +153,11 @@ def readable_details(
 ) -> list[str]:
     """Stored details (an audit row's JSON) as "key: value" lines a person reads: text as
     written ("Kantstraße", not "Kantstra\\u00dfe"), lists joined, a change as "before → after",
-    a nested group's keys after its own ("filters status: all"), instants in clinic time.
-    ``names`` gives, by key, the names of the ids stored under it (``{"location": {1: "Main
-    clinic"}}``); an id it does not name (a record since deleted) is shown as stored."""
+    a nested group's keys after its own ("filters status: all"), instants in clinic time,
+    days as the pages write dates ("4 Dec 2026"), wall-clock times without their seconds.
+    ``names`` gives, by key, the names of the values stored under it (``{"location_id": {1:
+    "Main clinic"}}``), and such a key reads as what it names ("location", not "location
+    id"); a value it does not name (a record since deleted) is shown as stored."""
     lines: list[str] = []
     names = names or {}
 
@@ -142,13 +169,21 @@ def readable_details(
             lines.append(f"{label}: {before} → {after}")
         elif isinstance(value, Mapping) and value:
             for inner, item in value.items():
-                walk(f"{label} {str(inner).replace('_', ' ')}".strip(), str(inner), item)
+                walk(f"{label} {_key_label(str(inner), names)}".strip(), str(inner), item)
         else:
             lines.append(f"{label}: {_readable_value(value, named)}")
 
     for key, value in (details or {}).items():
-        walk(str(key).replace("_", " "), str(key), value)
+        walk(_key_label(str(key), names), str(key), value)
     return lines
+
+
+def _key_label(key: str, names: Mapping[str, Any]) -> str:
+    """A details key as words: "start_time" is "start time", and a key whose ids are named
+    is what they are the ids of ("specialist_id" is "specialist")."""
+    if key.endswith("_id") and key in names:
+        key = key.removesuffix("_id")
+    return key.replace("_", " ")
 
 
 def clinic_phone_after() -> str:

@@ -49,9 +49,17 @@ def test_ids_are_named_and_times_are_clinic_times(
             details={
                 "specialist_id": {"before": None, "after": GONE},
                 "location_id": {"before": None, "after": clinic.location},
+                "weekday": {"before": None, "after": 0},
                 "start_time": {"before": None, "after": "09:00:00"},
             },
         )
+        record(
+            "schedule_exception_deleted",
+            target_type="schedule_exception",
+            target_id=2,
+            details={"kind": {"before": "time_off", "after": None}},
+        )
+        record("erasure_requested", details={"due": "2026-12-04", "typed": "2026-02-31"})
         record("slot_offered", details={"starts_at": "2026-07-01T07:30:00+00:00", "wave": 1})
         # A row about an account or a place: its Record cell names it, with its id.
         record("staff_deactivated", target_type="staff", target_id=clinic.okafor.id)
@@ -66,9 +74,16 @@ def test_ids_are_named_and_times_are_clinic_times(
     assert f"location: {NOTHING} → Main clinic" in lines
     assert f"appointment type: New-patient spine evaluation → {GONE}" in lines
     assert f"starts at: {NOTHING} → 9 Dec 2026, 10:00" in lines  # Berlin, winter
-    assert f"specialist id: {NOTHING} → {GONE}" in lines  # no longer there: the id, as stored
-    assert f"location id: {NOTHING} → Main clinic" in lines
-    assert f"start time: {NOTHING} → 09:00:00" in lines  # a clinic wall-clock time, no instant
+    # A key holding an id reads as what it is the id of, named or not.
+    assert f"specialist: {NOTHING} → {GONE}" in lines  # no longer there: the id, as stored
+    assert f"location: {NOTHING} → Main clinic" in lines
+    assert f"weekday: {NOTHING} → Monday" in lines
+    assert f"start time: {NOTHING} → 09:00" in lines  # a clinic wall-clock time, no instant
+    assert f"kind: time off → {NOTHING}" in lines
+    # A day alone as every staff page writes dates; what is no day stays as written.
+    assert "due: 4 Dec 2026" in lines
+    assert "typed: 2026-02-31" in lines
+    assert not any(" id:" in line for line in lines), lines
     assert "starts at: 1 Jul 2026, 09:30" in lines  # Berlin, summer
     assert "wave: 1" in lines
     assert "+00:00" not in page

@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 
 from booking.audit.models import AuditEvent
 from booking.requests import asks
+from booking.scheduling.admin_services import WEEKDAY_NAMES
 from booking.scheduling.services import Names, names_by_id
 
 # The details' keys that hold an id, by what it is the id of: the appointment's snapshot
@@ -33,11 +34,11 @@ TARGET_KINDS = {
 
 @dataclass(frozen=True)
 class TrailNames:
-    """For the page: by details key, the names of the ids kept under it (for
+    """For the page: by details key, the names of the ids and codes kept under it (for
     ``readable_details``); and by event id, what its Record cell says (a row about a
     request is linked by the page instead, and a row about nothing has none)."""
 
-    details: dict[str, dict[int, str]]
+    details: dict[str, dict[Any, str]]
     records: dict[int, str]
 
 
@@ -66,6 +67,9 @@ def trail_names(events: Sequence[AuditEvent]) -> TrailNames:
             **dict.fromkeys(STAFF_KEYS, names.staff),
             **dict.fromkeys(LOCATION_KEYS, names.locations),
             **dict.fromkeys(APPOINTMENT_TYPE_KEYS, names.appointment_types),
+            # The schedule's rows keep a weekday's number and an exception's kind.
+            "weekday": {number: str(day) for number, day in enumerate(WEEKDAY_NAMES)},
+            "kind": {"time_off": _("time off"), "extra": _("extra hours")},
         },
         records={
             event.id: text
