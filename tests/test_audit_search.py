@@ -4,6 +4,8 @@ details."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from flask import Flask
 from sqlalchemy import delete, select, text, update
@@ -12,6 +14,7 @@ from booking.audit.models import AuditEvent, AuditReference, AuditTrailIsAppendO
 from booking.audit.queries import PER_PAGE, AuditFilters, audit_events, audit_page
 from booking.audit.services import record
 from booking.extensions import db
+from tests.support import AuthActions, Clinic, shown_actions
 
 LUCIA, OTHER = "SC-7K4M-Q2XD", "SC-3FHT-9WKC"
 
@@ -61,12 +64,17 @@ def test_a_search_by_reference_finds_the_rows_naming_it_and_no_others(app: Flask
         assert sorted(ref for _id, ref in links) == [OTHER, LUCIA]
 
 
-def test_the_search_uses_the_reference_index(app: Flask) -> None:
+@pytest.mark.parametrize(
+    "filters",
+    [AuditFilters(target=LUCIA), AuditFilters(target="7k4mq2xd", reference=LUCIA)],
+    ids=["as stored", "loosely typed"],
+)
+def test_the_search_uses_the_reference_index(app: Flask, filters: AuditFilters) -> None:
     _write(app)
     with app.app_context():
         # The page's own query, as it is ordered and cut to a page.
         stmt = (
-            audit_events(AuditFilters(target=LUCIA))
+            audit_events(filters)
             .order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
             .limit(PER_PAGE)
         )
@@ -112,3 +120,31 @@ def test_the_links_are_append_only_and_go_with_their_row(app: Flask) -> None:
             select(AuditReference.audit_event_id).where(AuditReference.reference == LUCIA)
         ).all()
         assert ids["viewed"] not in left and ids["exported"] in left
+
+
+# (as typed, whether the refused look-up of "7K4MQ2XD" is among what it finds)
+TYPED = [
+    ("sc 7k4m q2xd", False),
+    ("sc7k4m-q2xd", False),
+    (" SC 7K4M-Q2XD ", False),
+    ("SC-7K4M-Q2XD", False),
+    ("7k4mq2xd", True),
+]
+
+
+@pytest.mark.parametrize(("typed", "refused_too"), TYPED)
+def test_the_page_finds_a_reference_typed_as_the_queue_takes_it(
+    app: Flask, auth: AuthActions, clinic: Clinic, typed: str, refused_too: bool
+) -> None:
+    _write(app)
+    with app.app_context():
+        # A refused look-up keeps what was typed in the URL: found by that text too.
+        record("access_refused", target_type="request", target_id="7K4MQ2XD")
+        db.session.commit()
+    auth.login("admin")
+    page = auth.client.get("/staff/admin/audit", query_string={"target": typed})
+    text = page.get_data(as_text=True)
+    expected = ["request_viewed", "requests_export_ended", "patient_erased", "archive"]
+    assert sorted(shown_actions(text)) == sorted(expected + ["access_refused"] * refused_too)
+    shown = re.search(r'id="target" name="target" value="([^"]*)"', text)
+    assert shown and shown[1] == typed.strip()  # the field keeps what was typed

@@ -26,6 +26,7 @@ from booking.audit.queries import AuditFilters, audit_page, known_actions
 from booking.extensions import db
 from booking.feedback.services import feedback_counts, recent_feedback
 from booking.requests import asks
+from booking.requests.queries import typed_reference
 from booking.scheduling import services as scheduling
 from booking.scheduling.models import Location
 from booking.staff.auth import roles_required
@@ -153,10 +154,13 @@ def page_feedback() -> str:
 @roles_required(StaffRole.ADMIN)
 def audit() -> str:
     page_arg = request.args.get("page", "1")
+    target = text_arg(request.args.get("target"), 40)
     filters = AuditFilters(
         action=text_arg(request.args.get("action"), 64),
         actor=text_arg(request.args.get("actor"), 254),
-        target=text_arg(request.args.get("target"), 40),
+        target=target,
+        # Typed as the queue's search takes it: "sc 7k4m q2xd", "7K4MQ2XD".
+        reference=typed_reference(target) if target else None,
         date_from=_date("from"),
         date_to=_date("to"),
         refused_only=request.args.get("refused") == "1",

@@ -20,6 +20,10 @@ class AuditFilters:
     action: str | None = None
     actor: str | None = None
     target: str | None = None
+    # The target read as a request reference however it was typed ("sc 7k4m q2xd"), by the
+    # caller that knows the references' form (``requests.queries.typed_reference``): searched
+    # beside the target as typed, which a refused look-up may have kept in another form.
+    reference: str | None = None
     date_from: date | None = None
     date_to: date | None = None
     refused_only: bool = False  # only the refused looks at records (``ACCESS_REFUSED``)
@@ -51,15 +55,15 @@ def audit_events(f: AuditFilters) -> Select[tuple[AuditEvent]]:
         # "_" and "%" in an address are themselves, not wildcards.
         actor = f.actor.strip().lower()
         stmt = stmt.where(func.lower(AuditEvent.actor_email).contains(actor, autoescape=True))
-    target = (f.target or "").strip().upper()
-    if target:
+    targets = sorted({text for text in ((f.target or "").strip().upper(), f.reference) if text})
+    if targets:
         # The rows naming the reference: those about that request (its target) and those about
         # many at once (an export, an erasure), which list it in their details. Both are
         # linked to it as they are written (``AuditReference``): an index lookup, not a read
         # of every row's details.
         stmt = stmt.where(
             AuditEvent.id.in_(
-                select(AuditReference.audit_event_id).where(AuditReference.reference == target)
+                select(AuditReference.audit_event_id).where(AuditReference.reference.in_(targets))
             )
         )
     if f.date_from:

@@ -32,7 +32,12 @@ from booking.requests.models import (
     TriageLevel,
     folded,
 )
-from booking.requests.queries import failed_alerts, unnotified_request_ids, visible_to
+from booking.requests.queries import (
+    failed_alerts,
+    typed_reference,
+    unnotified_request_ids,
+    visible_to,
+)
 from booking.scheduling.models import Appointment
 from booking.staff.models import StaffUser
 from booking.timeutil import from_clinic_local
@@ -121,17 +126,6 @@ class QueuePage:
     @property
     def unnotified_label(self) -> str:
         return f"{COUNT_CAP}+" if self.unnotified > COUNT_CAP else str(self.unnotified)
-
-
-def typed_reference(text: str) -> str:
-    """A reference as staff may type or read it out: "sc cvaw y4x9", "CVAWY4X9" and
-    "SC-CVAW-Y4X9" are all SC-CVAW-Y4X9 (anything else is returned upper-cased)."""
-    characters = "".join(ch for ch in text.upper() if ch.isalnum())
-    if len(characters) == 10 and characters.startswith("SC"):
-        characters = characters[2:]
-    if len(characters) == 8:
-        return f"SC-{characters[:4]}-{characters[4:]}"
-    return text.strip().upper()
 
 
 def _escape_like(text: str) -> str:

@@ -45,6 +45,17 @@ AGENDA_STATUSES = (
 )
 
 
+def typed_reference(text: str) -> str:
+    """A reference as staff may type or read it out: "sc cvaw y4x9", "CVAWY4X9" and
+    "SC-CVAW-Y4X9" are all SC-CVAW-Y4X9 (anything else is returned upper-cased)."""
+    characters = "".join(ch for ch in text.upper() if ch.isalnum())
+    if len(characters) == 10 and characters.startswith("SC"):
+        characters = characters[2:]
+    if len(characters) == 8:
+        return f"SC-{characters[:4]}-{characters[4:]}"
+    return text.strip().upper()
+
+
 def find_by_reference(reference: str) -> ConsultationRequest | None:
     return db.session.scalar(
         select(ConsultationRequest).where(ConsultationRequest.reference == reference)
