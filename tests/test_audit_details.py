@@ -197,3 +197,32 @@ def test_naming_the_checklist_items_is_one_query_for_the_page(
     write(20)
     many = selects()
     assert many == few, (few, many)
+
+
+def test_the_items_asked_of_a_patient_are_named_as_the_checklist_names_them(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    with app.app_context():
+        admin = db.session.get(StaffUser, clinic.admin.id)
+        code = asks.add_item({"en": "Pain diary"}, admin).code
+        # As ``asks.ask_patient`` and ``asks.answer_ask`` write them (codes, the request's
+        # snapshot aside); an item no longer known stays as stored.
+        record(
+            "information_asked",
+            target_type="request",
+            target_id="SC-7K4M-Q2XD",
+            details={"items": ["imaging_report", code, "retired_item"], "question": True},
+        )
+        record(
+            "information_received",
+            target_type="request",
+            target_id="SC-7K4M-Q2XD",
+            details={"documents": 1, "items": [code], "answered": False},
+        )
+        db.session.commit()
+    auth.login("admin")
+    lines = _details(auth.client.get("/staff/admin/audit").get_data(as_text=True))
+    assert "items: MRI or CT report from the last 12 months, Pain diary, retired_item" in lines, (
+        lines
+    )
+    assert "items: Pain diary" in lines

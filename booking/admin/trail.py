@@ -44,7 +44,7 @@ class TrailNames:
 
 def trail_names(events: Sequence[AuditEvent]) -> TrailNames:
     """The names of the ids the events keep, in their details and as their targets. Three
-    queries at most, and a fourth (the checklist) when a row is about a checklist item,
+    queries at most, and a fourth (the checklist) when a row names checklist items,
     whatever the number of events."""
     wanted: dict[str, set[int]] = {"staff": set(), "locations": set(), "types": set()}
     for key, value in _keyed_ids(event.details for event in events):
@@ -60,7 +60,7 @@ def trail_names(events: Sequence[AuditEvent]) -> TrailNames:
             wanted[kind].add(int(event.target_id))  # type: ignore[arg-type]
     names = names_by_id(wanted["staff"], wanted["locations"], wanted["types"])
     items: dict[str, str] = {}
-    if any(event.target_type == "checklist_item" for event in events):
+    if any(_about_checklist_items(event) for event in events):
         items = {item.code: item.label for item in asks.checklist(include_inactive=True)}
     return TrailNames(
         details={
@@ -70,12 +70,22 @@ def trail_names(events: Sequence[AuditEvent]) -> TrailNames:
             # The schedule's rows keep a weekday's number and an exception's kind.
             "weekday": {number: str(day) for number, day in enumerate(WEEKDAY_NAMES)},
             "kind": {"time_off": _("time off"), "extra": _("extra hours")},
+            # The checklist items asked of the patient, and those they answered
+            # (``asks.ask_patient``, ``asks.answer_ask``).
+            "items": items,
         },
         records={
             event.id: text
             for event in events
             if (text := record_cell(event, names, items)) is not None
         },
+    )
+
+
+def _about_checklist_items(event: AuditEvent) -> bool:
+    """Whether a row names checklist items: as its target, or the items of an ask."""
+    return event.target_type == "checklist_item" or (
+        isinstance(event.details, Mapping) and isinstance(event.details.get("items"), list)
     )
 
 
