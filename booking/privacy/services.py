@@ -48,6 +48,7 @@ from booking.requests.models import (
     RequestDiagnosis,
     RequestStatus,
 )
+from booking.requests.queries import typed_reference
 from booking.rights import emails as rights_emails
 from booking.rights.archive import audit_details, emails_about, requests_of
 from booking.rights.archive import gather as archive_of
@@ -155,10 +156,6 @@ def _require_admin(actor: StaffUser | None) -> None:
         raise NotAllowed(_("Only administrators may do this."))
 
 
-def normalise_reference(reference: str) -> str:
-    return reference.strip().upper()
-
-
 def find_patient(query: str) -> str | None:
     """The reference to show for an email address or a request reference (the newest request
     of that patient when found by email), or None."""
@@ -173,7 +170,7 @@ def find_patient(query: str) -> str | None:
         )
     return db.session.scalar(
         select(ConsultationRequest.reference).where(
-            ConsultationRequest.reference == normalise_reference(text)
+            ConsultationRequest.reference == typed_reference(text)
         )
     )
 
@@ -191,7 +188,7 @@ def _patient_of(reference: str) -> _PatientOf | None:
     row = db.session.execute(
         select(ConsultationRequest.id, func.lower(Patient.email))
         .join(ConsultationRequest.patient)
-        .where(ConsultationRequest.reference == normalise_reference(reference))
+        .where(ConsultationRequest.reference == typed_reference(reference))
     ).one_or_none()
     if row is None:
         return None
@@ -224,7 +221,7 @@ def patient_summary(reference: str, actor: StaffUser) -> PatientSummary | None:
         select(func.count()).select_from(OutboxEmail).where(emails_about(ids, email))
     )
     summary = PatientSummary(
-        reference=normalise_reference(reference),
+        reference=typed_reference(reference),
         email=email,
         requests=[
             RequestLine(
@@ -261,7 +258,7 @@ def export_patient(reference: str, actor: StaffUser) -> PatientArchive | None:
     patient = _patient_of(reference)
     if patient is None:
         return None
-    archive = archive_of(normalise_reference(reference), patient.email, patient.requests)
+    archive = archive_of(typed_reference(reference), patient.email, patient.requests)
     record(
         "patient_exported",
         target_type="patient",
@@ -350,7 +347,7 @@ def erase_patient(reference: str, confirmation: str, actor: StaffUser) -> Erasur
     references and counts only. A file that cannot be removed is logged and retried daily.
     """
     _require_admin(actor)
-    reference = normalise_reference(reference)
+    reference = typed_reference(reference)
     typed = confirmation.strip()
     try:
         patient = _patient_of(reference)
