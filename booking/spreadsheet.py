@@ -30,6 +30,19 @@ def delimiter(setting: str) -> str:
         ) from None
 
 
+def number(value: float | None, separator: str = ",") -> str:
+    """A number for a cell, as written (six significant digits at most: "44.4444"), with a
+    decimal comma where the cells are separated by ";": that is the separator of the
+    spreadsheets whose decimal mark is a comma (German, Spanish, French), which read
+    "44.4444" as 444444 and "12.5" as the 12th of May. Nothing for None."""
+    if value is None:
+        return ""
+    if isinstance(value, int):
+        return str(value)
+    text = f"{value:g}"
+    return text.replace(".", ",") if separator == ";" else text
+
+
 def csv_pieces(
     rows: Iterable[T],
     cells: Callable[[T], Sequence[object]],

@@ -57,6 +57,8 @@ NO_NDI = {"ndi_sections_answered": "0", "ndi_points": "", "ndi_percent": "", "nd
 RED_FLAG_QUESTIONS = "; ".join(str(BY_CODE[code].question) for code in ("fever", "serious_injury"))
 CSRF_VALUE = re.compile(r'csrf_token"[^>]*value="([^"]+)"')
 STAFF_IP = "198.51.100.23"
+# Nine of the NDI's ten sections answered, 20 points of 45: 44.4 % (stored to a tenth).
+NINE_NDI_ANSWERS = dict(zip(NDI.section_keys[:9], [3, 3, 3, 3, 2, 2, 2, 1, 1], strict=True))
 
 
 @pytest.fixture
@@ -300,6 +302,26 @@ class TestASemicolonForSpreadsheetsInGerman:
         cells = dict(zip(COLUMNS, row, strict=True))
         assert (cells["reference"], cells["patient"]) == (reference, "Weber; Anna")
 
+    def test_a_decimal_has_the_decimal_comma_of_those_spreadsheets(
+        self, app: Flask, staff_client: FlaskClient
+    ) -> None:
+        """A spreadsheet whose list separator is ";" writes 44,4 for 44.4: it read "44.4" as
+        444 (the dot groups thousands there) and "12.5" as the 12th of May."""
+        new_request(app, spine_region="neck", ndi_answers=NINE_NDI_ANSWERS)
+        raw = export_queue(staff_client).get_data().decode("utf-8-sig")
+        _heading, row = list(csv.reader(io.StringIO(raw, newline=""), delimiter=";"))
+        cells = dict(zip(COLUMNS, row, strict=True))
+        assert (cells["ndi_points"], cells["ndi_percent"]) == ("20", "44,4")
+
+
+def test_a_decimal_has_a_decimal_point_where_cells_are_separated_by_commas(
+    app: Flask, staff_client: FlaskClient
+) -> None:
+    new_request(app, spine_region="neck", ndi_answers=NINE_NDI_ANSWERS)
+    (row,) = export(staff_client, status="all")
+    # 20 of 45 possible points over the nine answered sections.
+    assert (row["ndi_points"], row["ndi_percent"]) == ("20", "44.4")
+
 
 def test_a_mistyped_separator_stops_the_start(app_settings: dict[str, Any]) -> None:
     with pytest.raises(RuntimeError, match="EXPORT_CSV_DELIMITER must be"):
@@ -415,7 +437,7 @@ def test_export_values_are_correct_in_clinic_time(app: Flask, staff_client: Flas
         **LOWER_BACK_PAIN,
         "odi_sections_answered": "8",
         "odi_points": "20",
-        "odi_percent": "50.0",  # the factory's 20 of 40 possible points
+        "odi_percent": "50",  # the factory's 20 of 40 possible points
         "odi_band": "Severe limitation",
         **NO_NDI,
         "red_flags": RED_FLAG_QUESTIONS,
@@ -582,7 +604,7 @@ def test_a_neck_patients_row_has_the_ndi_and_the_neck_and_arm_pain(
     assert row["back_pain_now"] == row["leg_pain_worst"] == ""
     # 24 of 40 points over the 8 answered sections: 60 %, severe.
     assert (row["ndi_sections_answered"], row["ndi_points"]) == ("8", "24")
-    assert (row["ndi_percent"], row["ndi_band"]) == ("60.0", "Severe limitation")
+    assert (row["ndi_percent"], row["ndi_band"]) == ("60", "Severe limitation")
     assert (row["odi_sections_answered"], row["odi_percent"]) == ("0", "")
 
 

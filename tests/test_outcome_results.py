@@ -896,10 +896,12 @@ def test_the_registry_export_streams_the_same_file_and_audits_its_end(
 def test_the_registry_export_uses_the_clinics_separator(app: Flask) -> None:
     """A spreadsheet set to German or Spanish reads ";" as its list separator: with "," every
     row landed in one cell, as the queue's export once did. A cell holding the separator (the
-    diagnoses' list) is quoted and reads back whole."""
+    diagnoses' list) is quoted and reads back whole; a decimal has those spreadsheets'
+    decimal comma (they read "44.4" as 444)."""
     app.config["EXPORT_CSV_DELIMITER"] = ";"
     with app.app_context():
         _treated(Plan.PHYSIOTHERAPY, 1, diagnoses=("sciatica", "spinal_stenosis"))
+        db.session.execute(update(FollowUp).values(odi_percent=44.4))
         coordinator = staff_user(make_staff("coordinator").email)
         export_id = results.start_registry_export(12, coordinator)
         text = results.registry_head() + "".join(
@@ -910,6 +912,7 @@ def test_the_registry_export_uses_the_clinics_separator(app: Flask) -> None:
     [row] = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff")), delimiter=";"))
     assert row["time_point"] == "3m" and row["diagnoses"] == "sciatica;spinal_stenosis"
     assert '"sciatica;spinal_stenosis"' in line
+    assert (row["odi_baseline"], row["odi"]) == ("50", "44,4")
 
 
 # ---- the public sentence ------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from booking.requests import history, instruments, triage
 from booking.requests.lifecycle import status_label
 from booking.requests.models import ConsultationRequest, MedicalHistory
 from booking.scheduling.visits import MODE_LABELS, visit_is_remote
-from booking.spreadsheet import BOM, csv_pieces
+from booking.spreadsheet import BOM, csv_pieces, number
 from booking.templating import choice_label, choice_labels
 from booking.timeutil import clinic_dt, clinic_tz, to_clinic_tz
 
@@ -190,7 +190,10 @@ def csv_rows(
     what was generated, for the audit, even when the download stops at that piece."""
     return csv_pieces(
         rows,
-        lambda r: [neutralise(cell) for cell in _row(r)],
+        lambda r: [
+            neutralise(number(cell, separator) if isinstance(cell, float) else cell)
+            for cell in _row(r)
+        ],
         separator=separator,
         rows_per_piece=rows_per_piece or ROWS_PER_PIECE,
         handed_on=None if sent is None else lambda piece: sent.extend(r.reference for r in piece),

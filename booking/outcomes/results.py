@@ -61,7 +61,7 @@ from booking.requests.models import (
     RequestStatus,
     may_be_contacted,
 )
-from booking.spreadsheet import BOM, csv_pieces, delimiter
+from booking.spreadsheet import BOM, csv_pieces, delimiter, number
 from booking.staff.models import StaffUser
 from booking.timeutil import add_months, clinic_today, now_utc, to_clinic_tz
 
@@ -713,12 +713,13 @@ def registry_pieces(months: int, actor: StaffUser, export_id: int) -> Iterator[s
     def handed_on(piece: list[list[object]]) -> None:
         sent[0] += len(piece)
 
-    rows = _registry_rows(months)
+    separator = _separator()
+    rows = _registry_rows(months, separator)
     return audited_when_done(
         csv_pieces(
             rows,
             lambda cells: cells,
-            separator=_separator(),
+            separator=separator,
             rows_per_piece=ROWS_PER_PIECE,
             handed_on=handed_on,
         ),
@@ -750,7 +751,7 @@ def _answered(since: date, *columns: Any) -> Select[Any]:
     )
 
 
-def _registry_rows(months: int) -> Generator[list[object], None, None]:
+def _registry_rows(months: int, separator: str) -> Generator[list[object], None, None]:
     saved = settings()
     limits = thresholds(saved)
     since = since_for(months)
@@ -792,22 +793,18 @@ def _registry_rows(months: int) -> Generator[list[object], None, None]:
             PLAN_GROUP[plan.plan].value,
             baseline.spine_region or "",
             ";".join(sorted(diagnoses.get(plan.request_id, []))),
-            _number(_age(born, start)),
+            number(_age(born, start), separator),
             to_clinic_tz(sent_at).strftime("%Y-%m"),  # the baseline: the request's answers
             start.strftime("%Y-%m"),
             to_clinic_tz(follow_up.answered_at).strftime("%Y-%m"),
-            _number(baseline.odi_percent),
-            _number(follow_up.odi_percent),
+            number(baseline.odi_percent, separator),
+            number(follow_up.odi_percent, separator),
             changes["odi"] or "",
-            _number(baseline.ndi_percent),
-            _number(follow_up.ndi_percent),
+            number(baseline.ndi_percent, separator),
+            number(follow_up.ndi_percent, separator),
             changes["ndi"] or "",
-            *(_number(getattr(baseline, name)) for name in PAIN_COLUMNS),
-            *(_number(getattr(follow_up, name)) for name in PAIN_COLUMNS),
-            _number(follow_up.gpe),
-            _number(follow_up.satisfaction),
+            *(number(getattr(baseline, name), separator) for name in PAIN_COLUMNS),
+            *(number(getattr(follow_up, name), separator) for name in PAIN_COLUMNS),
+            number(follow_up.gpe, separator),
+            number(follow_up.satisfaction, separator),
         ]
-
-
-def _number(value: float | int | None) -> str:
-    return "" if value is None else f"{value:g}"
