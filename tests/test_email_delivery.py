@@ -394,6 +394,59 @@ def test_an_email_the_worker_cannot_decrypt_fails_at_once_and_is_shown_to_staff(
     assert f"/staff/requests/{reference}" in banner
 
 
+def test_an_email_withdrawn_while_claimed_and_unreadable_is_deleted_not_failed(
+    app: Flask, smtp: SmtpServer, worker_with_another_key: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that cannot decrypt the reminder it has just claimed fails it for good, so
+    staff see it. Staff had cancelled the visit in that instant, withdrawing the reminder:
+    failed, it showed on the queue as an email the patient never got (and a resend would
+    have sent a reminder of a cancelled visit). It is deleted, as a withdrawn email whose
+    attempt fails any other way."""
+    from booking.dashboard import services as workflow
+    from booking.requests.queries import unnotified_request_ids
+    from booking.staff.models import StaffUser
+    from tests.factories import make_request, make_staff
+
+    smtp.start()
+    with app.app_context():
+        coordinator_id = make_staff("coordinator", "coord@example.com").id
+        request_id = make_request().id
+        db.session.execute(update(OutboxEmail).values(status=OutboxStatus.SENT))
+        reminder = OutboxEmail(
+            request_id=request_id,
+            template="appointment_reminder",
+            recipient="erika@example.com",
+            subject="Reminder",
+            body_text="Reminder",
+            body_html="<p>Reminder</p>",
+            message_id="<reminder-unread@example.com>",
+        )
+        db.session.add(reminder)
+        db.session.commit()
+        reminder_id = reminder.id
+
+    read = db.session.get
+
+    def cancelled_meanwhile(entity: Any, ident: Any, **kw: Any) -> Any:
+        """Staff cancel between the worker's claim and its reading of the row."""
+        if entity is OutboxEmail and ident == reminder_id:
+            with app.app_context():
+                workflow.cancel_request(
+                    db.session.get(ConsultationRequest, request_id),
+                    db.session.get(StaffUser, coordinator_id),
+                )
+        return read(entity, ident, **kw)
+
+    with worker_with_another_key.app_context():
+        monkeypatch.setattr(db.session, "get", cancelled_meanwhile)
+        assert deliver_outbox_email(reminder_id) is None
+        monkeypatch.undo()
+    with app.app_context():
+        assert db.session.get(OutboxEmail, reminder_id) is None
+        assert request_id not in db.session.scalars(unnotified_request_ids()).all()
+    assert smtp.received == []
+
+
 def test_a_lapsed_claim_with_its_attempts_spent_fails_instead_of_going_round_again(
     app: Flask, client: FlaskClient, smtp: SmtpServer
 ) -> None:

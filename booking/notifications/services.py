@@ -423,15 +423,27 @@ def _describe_unreadable(exc: Exception) -> str:
 def _fail_unread(email_id: int, reason: str) -> None:
     """Fail a row for good without loading it (loading decrypts its bodies): by statements
     on its columns, as the claim does. An email of ``FORGET_WHEN_SENT`` is deleted instead,
-    as when it fails any other way."""
-    template = db.session.scalar(select(OutboxEmail.template).where(OutboxEmail.id == email_id))
+    as when it fails any other way; so is one a change of its request withdrew while it was
+    claimed (``withdraw_pending``): failed, it would show staff an email to chase (the
+    queue's banners, a resend) that the patient must not get."""
+    mine = OutboxEmail.id == email_id
+    withdrawn = db.session.execute(
+        delete(OutboxEmail).where(mine, OutboxEmail.withdrawn_at.is_not(None))
+    ).rowcount
+    if withdrawn:
+        log.info("outbox email %s was withdrawn while being sent: not retried", email_id)
+        db.session.commit()
+        return
+    template = db.session.scalar(select(OutboxEmail.template).where(mine))
     if template in FORGET_WHEN_SENT:
-        db.session.execute(delete(OutboxEmail).where(OutboxEmail.id == email_id))
+        db.session.execute(delete(OutboxEmail).where(mine))
         log.error("outbox email %s (%s) deleted undelivered: %s", email_id, template, reason)
     elif template is not None:
+        # Only while still not withdrawn: one withdrawn since the statement above stays
+        # claimed, and ``requeue_stalled_emails`` deletes it once its claim lapses.
         db.session.execute(
             update(OutboxEmail)
-            .where(OutboxEmail.id == email_id)
+            .where(mine, OutboxEmail.withdrawn_at.is_(None))
             .values(status=OutboxStatus.FAILED, last_error=reason)
         )
         log.error("outbox email %s failed for good: %s", email_id, reason)
