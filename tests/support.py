@@ -845,7 +845,7 @@ def headings(page: str) -> list[tuple[int, str]]:
 
 def deliver_waiting_emails(app: Flask) -> None:
     """The worker delivered the emails waiting: a calendar email still waiting at a
-    request's next change is withdrawn by it (``lifecycle.record_change``), so a test that
+    request's next change is withdrawn by it (``lifecycle.change_email``), so a test that
     reads each step's email lets them go out between the steps."""
     from booking.extensions import db
 

@@ -785,6 +785,60 @@ def test_an_email_with_an_outdated_time_is_never_delivered_after_a_newer_one(
     assert "Please bring your X-rays." in text
 
 
+def test_a_confirmation_still_retrying_never_arrives_after_the_video_link(
+    app: Flask, clinic: Any, smtp: SmtpServer
+) -> None:
+    """A video visit is confirmed ("bring your X-rays"), the confirmation's first attempt is
+    answered "try later", and staff then give the visit its link. The confirmation's retry
+    went out after the link's email: the patient's latest email said "the clinic will send
+    you how to join", with the calendar event before the link. The link's email withdraws it,
+    as every change of the appointment's calendar event does, and carries its message."""
+    from booking.dashboard.services import confirm_request, set_join_link
+    from booking.scheduling.models import VisitMode
+    from booking.staff.models import StaffUser
+    from tests.factories import make_request, set_visit_mode, slot_two_days_ahead
+
+    link = "https://meet.example.org/spine-4821?pwd=Xy7"
+    set_visit_mode(app, clinic, VisitMode.VIDEO)
+    smtp.start()
+    with app.app_context():
+        consultation = make_request()
+        request_id = consultation.id
+        db.session.execute(update(OutboxEmail).values(status=OutboxStatus.SENT))
+        db.session.commit()
+        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
+        confirm_request(
+            consultation, coordinator, slot_two_days_ahead(clinic), "Please bring your X-rays."
+        )
+        first_id, first = db.session.execute(
+            select(OutboxEmail.id, OutboxEmail.message_id).where(
+                OutboxEmail.status == OutboxStatus.PENDING
+            )
+        ).one()
+    smtp.collector.refuse_data = "451 4.3.0 Please try again later"
+    with app.app_context():
+        assert deliver_outbox_email(first_id) is not None  # retried later
+    smtp.collector.refuse_data = None
+    with app.app_context():
+        set_join_link(
+            db.session.get(ConsultationRequest, request_id),
+            db.session.get(StaffUser, clinic.coordinator.id),
+            link,
+        )
+        assert first not in db.session.scalars(select(OutboxEmail.message_id)).all()
+        db.session.execute(update(OutboxEmail).values(next_attempt_at=now_utc()))
+        db.session.commit()
+    _deliver_all(app)
+    [received] = smtp.collector.wait_for(1)
+    time.sleep(0.2)  # nothing else arrives
+    assert len(smtp.received) == 1
+    assert received.message["Subject"].startswith("How to join your video appointment")
+    assert "SEQUENCE:1" in _calendar_part(received.message)
+    text = received.message.get_body(preferencelist=("plain",)).get_content()
+    assert f"Join the video visit: {link}" in text
+    assert "Please bring your X-rays." in text
+
+
 @pytest.mark.parametrize("by", ["staff", "patient"])
 def test_a_staff_message_about_the_visit_is_not_carried_into_its_cancellation(
     app: Flask, clinic: Any, smtp: SmtpServer, by: str

@@ -30,6 +30,7 @@ from tests.support import (
     AuthActions,
     Clinic,
     calendar_location,
+    deliver_waiting_emails,
     export_queue,
     open_manage_link,
     outbox_emails,
@@ -78,6 +79,7 @@ def test_the_patient_gets_a_video_visits_link_at_once_and_finds_it_everywhere(
     assert row.endswith(",By video") and "Main clinic" not in row
     assert "Send the link to the patient" in record
 
+    deliver_waiting_emails(app)  # the confirmation went out before there was a link
     sent = send_link(coordinator, reference, LINK)
     assert sent.status_code == 302
     assert "an email with the link is on its way to the patient" in coordinator.get(
@@ -131,6 +133,7 @@ def test_the_patient_gets_a_video_visits_link_at_once_and_finds_it_everywhere(
     again = send_link(coordinator, reference, LINK)
     assert again.status_code == 409
     assert "The patient already has that link." in again.get_data(as_text=True)
+    deliver_waiting_emails(app)
     assert send_link(coordinator, reference, LINK + "b").status_code == 302
     assert stored_link(app, request_id) == LINK + "b"
     assert len(outbox_emails(app, "request_update")) == 3
@@ -242,13 +245,15 @@ def test_the_patients_copy_of_their_data_opens_no_video_visit(
     set_visit_mode(app, clinic, VisitMode.VIDEO)
     request_id = confirmed_request(app, clinic)
     reference = reference_of(app, request_id)
-    with app.app_context():
-        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
-        # A first link, replaced: its email still holds it, and it may open a room yet.
-        for link in ("https://rooms.example.net/dr-weber?pwd=OLD", LINK):
+    # A first link, replaced: its email (sent) still holds it, and it may open a room yet.
+    for link in ("https://rooms.example.net/dr-weber?pwd=OLD", LINK):
+        with app.app_context():
             workflow.set_join_link(
-                db.session.get(ConsultationRequest, request_id), coordinator, link
+                db.session.get(ConsultationRequest, request_id),
+                db.session.get(StaffUser, clinic.coordinator.id),
+                link,
             )
+        deliver_waiting_emails(app)
     admin = auth.new_client("admin")
     page = admin.get(f"/staff/admin/privacy/{reference}").get_data(as_text=True)
     response = admin.post(
@@ -314,6 +319,7 @@ def test_a_link_saved_for_a_patient_without_an_email_address_says_so_on_the_time
 ) -> None:
     set_visit_mode(app, clinic, VisitMode.VIDEO)
     request_id = confirmed_request(app, clinic)
+    deliver_waiting_emails(app)
     with app.app_context():
         consultation = db.session.get(ConsultationRequest, request_id)
         consultation.patient.email = None
@@ -340,13 +346,19 @@ def test_failed_emails_sent_again_hand_over_only_the_current_link(
     request_id = confirmed_request(app, clinic)
     with app.app_context():
         coordinator = db.session.get(StaffUser, clinic.coordinator.id)
+
+        def bounced() -> None:
+            """Each email failed for good before the next was written (a waiting one would
+            be withdrawn by it)."""
+            db.session.execute(update(OutboxEmail).values(status=OutboxStatus.FAILED))
+            db.session.commit()
+
+        bounced()
         for link in (LINK, LINK + "b"):
             workflow.set_join_link(
                 db.session.get(ConsultationRequest, request_id), coordinator, link
             )
-        for email in db.session.scalars(select(OutboxEmail)):
-            email.status = OutboxStatus.FAILED
-        db.session.commit()
+            bounced()
         ids = workflow.resend_patient_emails(
             db.session.get(ConsultationRequest, request_id), coordinator, "fixed@example.com"
         ).email_ids

@@ -34,6 +34,7 @@ from booking.requests.lifecycle import (
     TRANSITIONS,
     WorkflowError,
     add_event,
+    change_email,
     check_may_work,
     check_transition,
     check_unchanged,
@@ -733,8 +734,10 @@ def set_join_link(
     consultation: ConsultationRequest, actor: StaffUser, link: str, *, seen: str | None = None
 ) -> None:
     """Give a confirmed video visit, still to come, the link that joins it: the patient is
-    emailed it with the calendar event updated (its place becomes the link). Audited without
-    the link (the audit trail outlives the appointment; the link may hold a passcode)."""
+    emailed it with the calendar event updated (its place becomes the link), an email that
+    withdraws the calendar emails not sent yet as any change of the appointment's does
+    (``lifecycle.change_email``). Audited without the link (the audit trail outlives the
+    appointment; the link may hold a passcode)."""
     consultation = _lock(consultation, actor, seen)
     appointment = consultation.appointment
     if appointment is None or not may_set_join_link(consultation):
@@ -748,7 +751,10 @@ def set_join_link(
     appointment.sequence += 1
     consultation.updated_at = now_utc()
     db.session.flush()
-    email = emails.patient_update(consultation, "join_link", ics=appointment_ics(appointment))
+    # As every change of the appointment's calendar event: the confirmation (or an earlier
+    # link's email) not sent yet is withdrawn, so a retry never lands after this email
+    # saying "the clinic will send you how to join", or with a replaced link.
+    email = change_email(consultation, "join_link", ics=appointment_ics(appointment))
     if email is None:  # no address (an emergency call-back), or the patient marked deceased
         body = "Saved a link to join the video visit; no email went: tell the patient by phone."
     elif replaced:

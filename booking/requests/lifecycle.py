@@ -343,10 +343,11 @@ def _outdated_by(
 
 
 # The emails that replace a withdrawn calendar email for the same appointment (confirmed at,
-# or moved to, its time now): a message staff wrote for that visit ("bring your MRI") still
-# holds there. A cancellation or a decline ends the visit: the message would speak of one
-# that no longer takes place. It stays on the request's timeline (the note of its change).
-CARRIES_STAFF_MESSAGE = frozenset({"confirmed", "rescheduled"})
+# or moved to, its time now, or given its video link): a message staff wrote for that visit
+# ("bring your MRI") still holds there. A cancellation or a decline ends the visit: the
+# message would speak of one that no longer takes place. It stays on the request's timeline
+# (the note of its change).
+CARRIES_STAFF_MESSAGE = frozenset({"confirmed", "rescheduled", "join_link"})
 
 
 def record_change(
@@ -415,6 +416,23 @@ def record_change(
     )
     if email_kind is None:
         return None
+    return change_email(consultation, email_kind, message, ics, ics_method)
+
+
+def change_email(
+    consultation: ConsultationRequest,
+    email_kind: str,
+    message: str | None = None,
+    ics: str | None = None,
+    ics_method: str = "REQUEST",
+) -> OutboxEmail | None:
+    """The patient's email about a change of the request or its appointment
+    (``emails.patient_update``), written as every such change writes it: one that carries a
+    calendar file withdraws the request's status emails with a calendar file not sent yet
+    (``withdraw_calendar_emails``) and, for the same visit (``CARRIES_STAFF_MESSAGE``),
+    carries the message staff wrote in them. ``record_change`` writes a change's email with
+    it; so does a change that is no change of status (a video visit's link). None when the
+    patient left no address or is not to be written to. Flushes; the caller commits."""
     if ics is not None:
         carried = withdraw_calendar_emails(consultation.id)
         if email_kind in CARRIES_STAFF_MESSAGE:
