@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from gunicorn.glogging import Logger
 
@@ -58,6 +59,26 @@ _PATH_IN_TEXT = re.compile(
 def redact_text(text: str) -> str:
     """``text`` with every secret-bearing path in it redacted as ``redact_path`` does."""
     return _PATH_IN_TEXT.sub(lambda match: redact_path(match.group(0)), text)
+
+
+# A whole link anywhere in a text (plain, or an HTML attribute's or element's), up to
+# whitespace, a quote or a tag.
+_LINK_IN_TEXT = re.compile(r"https?://[^\s\"'<>]+")
+
+
+def redact_other_sites(text: str, own_host: str) -> str:
+    """``text`` with every link to a site other than ``own_host`` (a host[:port], as in
+    ``PUBLIC_BASE_URL``) replaced whole: the clinic's own links are redacted by
+    ``redact_text``, keeping their page; another site's (the only ones the clinic sends are
+    video visits' links to join, which may hold a passcode) may open something as it
+    stands, and what of it is secret is not known."""
+    own = own_host.lower()
+
+    def elsewhere(match: re.Match[str]) -> str:
+        link = match.group(0)
+        return link if urlsplit(link).netloc.lower() == own else REDACTED
+
+    return _LINK_IN_TEXT.sub(elsewhere, text)
 
 
 class RedactingFilter(logging.Filter):

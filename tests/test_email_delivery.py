@@ -839,6 +839,51 @@ def test_a_confirmation_still_retrying_never_arrives_after_the_video_link(
     assert "Please bring your X-rays." in text
 
 
+def test_a_delivered_email_keeps_no_video_visits_link(
+    app: Flask, clinic: Any, smtp: SmtpServer
+) -> None:
+    """The patient gets the link that joins their video visit (it may hold a passcode);
+    once the mail server has it, the outbox's copy keeps it nowhere, neither in its bodies
+    nor in its calendar file, as the tokens of the clinic's own links. The rest stays."""
+    from icalendar import Calendar
+
+    from booking.dashboard.services import set_join_link
+    from booking.scheduling.models import VisitMode
+    from booking.staff.models import StaffUser
+    from tests.factories import confirmed_request, set_visit_mode
+
+    link = "https://meet.example.org/spine-4821-with-a-rather-long-room-name?pwd=Xy7&lang=en"
+    set_visit_mode(app, clinic, VisitMode.VIDEO)
+    request_id = confirmed_request(app, clinic)
+    with app.app_context():
+        db.session.execute(update(OutboxEmail).values(status=OutboxStatus.SENT))
+        db.session.commit()
+        set_join_link(
+            db.session.get(ConsultationRequest, request_id),
+            db.session.get(StaffUser, clinic.coordinator.id),
+            link,
+        )
+        email_id = db.session.scalars(
+            select(OutboxEmail.id).where(OutboxEmail.status == OutboxStatus.PENDING)
+        ).one()
+    smtp.start()
+    with app.app_context():
+        assert deliver_outbox_email(email_id) is None
+    [received] = smtp.collector.wait_for(1)
+    assert link in received.message.get_body(preferencelist=("plain",)).get_content()
+    assert "pwd=Xy7" in _calendar_part(received.message).replace("\r\n ", "")
+
+    [sent] = [row for row in _outbox(app) if row.id == email_id]
+    assert sent.status == OutboxStatus.SENT
+    stored = sent.body_text + sent.body_html + (sent.attachment_body or "")
+    assert "meet.example.org" not in stored and "Xy7" not in stored
+    assert "Join the video visit: [redacted]" in sent.body_text
+    assert "/manage/open/[redacted]" in sent.body_text  # the clinic's own link keeps its page
+    (event,) = Calendar.from_ical(sent.attachment_body).walk("VEVENT")
+    assert (str(event["LOCATION"]), str(event["URL"])) == ("[redacted]", "[redacted]")
+    assert int(event["SEQUENCE"]) == 1  # what the patient's calendar holds, for the record
+
+
 @pytest.mark.parametrize("by", ["staff", "patient"])
 def test_a_staff_message_about_the_visit_is_not_carried_into_its_cancellation(
     app: Flask, clinic: Any, smtp: SmtpServer, by: str

@@ -364,6 +364,16 @@ def test_failed_emails_sent_again_hand_over_only_the_current_link(
         ).email_ids
         copies = [db.session.get(OutboxEmail, i) for i in ids]
         texts = sorted((c.template, c.body_text) for c in copies)
+        # The failed email resent, retired, keeps no link that opens anything (a sent one's
+        # rule): neither the video visit's nor its private link's token.
+        retired = db.session.scalars(
+            select(OutboxEmail)
+            .where(OutboxEmail.template == "request_update", OutboxEmail.id.not_in(ids))
+            .order_by(OutboxEmail.id.desc())
+            .limit(1)
+        ).one()
+        kept = retired.body_text + retired.body_html + (retired.attachment_body or "")
+        assert "meet.example.org" not in kept and "/manage/open/[redacted]" in kept
     assert [template for template, _text in texts] == ["manage_link", "request_update"]
     joining = texts[1][1]
     assert f"Join the video visit: {LINK}b\n" in joining

@@ -35,7 +35,7 @@ class OutboxEmail(db.Model):
     # The bodies and the attachment are encrypted at rest (``booking.crypto``): until an email
     # is sent they hold its links whole (a private link, an offer, a video visit's link),
     # and a copy of the database or a backup must open nothing. Sent, their tokens are
-    # removed too (``notifications.services._mark_sent``).
+    # removed too, and a video visit's link whole (``notifications.services.redact_links``).
     body_text: Mapped[str] = mapped_column(EncryptedLongText)
     body_html: Mapped[str] = mapped_column(EncryptedLongText)
     # Fixed when the row is written, so a retried delivery is recognisably the same message.

@@ -23,6 +23,7 @@ from email.charset import QP, Charset
 from email.message import EmailMessage
 from email.mime.text import MIMEText
 from email.utils import make_msgid, parseaddr
+from urllib.parse import urlsplit
 
 from flask import current_app, render_template
 from flask_babel import force_locale
@@ -31,7 +32,7 @@ from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.exc import InvalidRequestError, SQLAlchemyError
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
-from booking.accesslog import redact_text
+from booking.accesslog import redact_other_sites, redact_text
 from booking.crypto import DecryptionError, KeyMissingError
 from booking.extensions import db, mail
 from booking.notifications.models import OutboxEmail, OutboxStatus
@@ -456,11 +457,26 @@ def _fail_unread(email_id: int, reason: str) -> None:
 FORGET_WHEN_SENT = frozenset({"erasure_done"})
 
 
+def redact_links(email: OutboxEmail) -> None:
+    """Keep of ``email`` everything but what its links open: the tokens of the clinic's own
+    links (a patient's private link, an offer, a resume or follow-up link, a password
+    reset), and links to other sites whole (a video visit's link to join, which may hold a
+    passcode), in its bodies and in its calendar file (the event's place and URL). Those
+    work as keys, and the design is that a copy of the database or of a backup opens
+    nothing: for an email delivered, or replaced by a resend. Only changes the row."""
+    own = urlsplit(current_app.config["PUBLIC_BASE_URL"]).netloc
+    email.body_text = redact_other_sites(redact_text(email.body_text), own)
+    email.body_html = redact_other_sites(redact_text(email.body_html or ""), own)
+    if email.attachment_body is not None and (email.attachment_type or "").startswith(
+        "text/calendar"
+    ):
+        # Unfolded first: a calendar file folds long lines, a link across two of them.
+        email.attachment_body = redact_other_sites(email.attachment_body.replace("\r\n ", ""), own)
+
+
 def _mark_sent(email: OutboxEmail) -> None:
-    """Record the server's acceptance, and keep of the email's bodies everything but the
-    tokens of its links (a patient's private link, an offer, a resume or follow-up link, a
-    password reset): those work as keys, and the design is that a copy of the database or
-    of a backup opens nothing. In the same commit: an email not recorded as sent is sent
+    """Record the server's acceptance, and keep of the email everything but what its links
+    open (``redact_links``). In the same commit: an email not recorded as sent is sent
     again, links whole. Nothing sends a delivered email's bodies again (a resend copies
     only emails that failed for good). An email of ``FORGET_WHEN_SENT`` is deleted."""
     if email.template in FORGET_WHEN_SENT:
@@ -472,8 +488,7 @@ def _mark_sent(email: OutboxEmail) -> None:
     email.sent_at = now_utc()
     email.last_error = None
     email.staff_message = None  # delivered: nothing to pass on
-    email.body_text = redact_text(email.body_text)
-    email.body_html = redact_text(email.body_html)
+    redact_links(email)
     db.session.commit()
     log.info("outbox email %s sent", email.id)
 

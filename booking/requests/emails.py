@@ -16,9 +16,8 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel.speaklater import LazyString
 
-from booking.accesslog import redact_text
 from booking.notifications.models import OutboxEmail, OutboxStatus
-from booking.notifications.services import copy_email, queue_email
+from booking.notifications.services import copy_email, queue_email, redact_links
 from booking.requests import links, triage
 from booking.requests.followup import Wait, clinic_hours, duration_label, on_call_address
 from booking.requests.models import ConsultationRequest
@@ -122,9 +121,8 @@ def resend(consultation: ConsultationRequest, failed: OutboxEmail) -> OutboxEmai
 
 def retire(failed: OutboxEmail) -> None:
     """A failed email replaced by a resend (or by a new link to the patient's page): its
-    links' tokens go, as a sent email's do; what it said stays for the record."""
-    failed.body_text = redact_text(failed.body_text)
-    failed.body_html = redact_text(failed.body_html or "")
+    links' secrets go, as a sent email's do; what it said stays for the record."""
+    redact_links(failed)
 
 
 def _to_patient(

@@ -27,7 +27,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import inspect
 
-from booking.accesslog import REDACTED, redact_text
+from booking.accesslog import redact_other_sites, redact_text
 from booking.crypto import KeyMissingError
 from booking.documents.storage import ALLOWED_TYPES, CHUNK_SIZE, DocumentUnreadable, get_storage
 from booking.notifications.models import OutboxStatus
@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 
 FORMAT = "spineconsult-patient-export/1"
 SAFE_NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
-LINK_RE = re.compile(r"https?://[^\s\"'<>]+")
 
 # Columns that are our plumbing, not what we hold about the person.
 SKIP_REQUEST = {
@@ -282,17 +281,13 @@ def email_entry(email: Any) -> dict[str, Any] | None:
     open a specialist's room."""
     entry = columns(email, skip=SKIP_EMAIL)
     if entry is not None:
-        own = urlsplit(current_app.config["PUBLIC_BASE_URL"]).netloc.lower()
-
-        def other_site(match: re.Match[str]) -> str:
-            return match.group(0) if urlsplit(match.group(0)).netloc.lower() == own else REDACTED
-
+        own = urlsplit(current_app.config["PUBLIC_BASE_URL"]).netloc
         for key in ("body_text", "body_html", "attachment_body"):
             if entry.get(key):
                 text = entry[key]
                 if key == "attachment_body":  # a calendar file folds long lines
                     text = text.replace("\r\n ", "")
-                entry[key] = LINK_RE.sub(other_site, redact_text(text))
+                entry[key] = redact_other_sites(redact_text(text), own)
     return entry
 
 
