@@ -1026,3 +1026,51 @@ def test_an_invitation_is_also_the_last_alternative_of_the_body(
         "\r\n", "\n"
     )
     assert inline == attached and "METHOD:REQUEST" in inline
+
+
+def test_a_failed_email_said_again_and_delivered_keeps_no_link_secret(
+    app: Flask, clinic: Any, smtp: SmtpServer
+) -> None:
+    """A video visit's link email failed for good; staff set a new link and its email went
+    out. The failed one no longer counts as the patient not told and nothing resends
+    it, so it keeps no link's secret (the room's link with its passcode, the private link's
+    token), as a sent email keeps none; what it said stays."""
+    from booking.dashboard.services import set_join_link
+    from booking.scheduling.models import VisitMode
+    from booking.staff.models import StaffUser
+    from tests.factories import confirmed_request, set_visit_mode
+
+    link = "https://meet.example.org/spine-4821?pwd=Xy7"
+    new_link = "https://meet.example.org/spine-4822?pwd=Zq9"
+    set_visit_mode(app, clinic, VisitMode.VIDEO)
+    request_id = confirmed_request(app, clinic)
+    with app.app_context():
+        db.session.execute(update(OutboxEmail).values(status=OutboxStatus.SENT))
+        db.session.commit()
+        consultation = db.session.get(ConsultationRequest, request_id)
+        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
+        set_join_link(consultation, coordinator, link)
+        first = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.status == OutboxStatus.PENDING)
+        ).one()
+        first.status, first.last_error = OutboxStatus.FAILED, "550 mailbox unavailable"
+        first_id = first.id
+        assert "pwd=Xy7" in first.body_text and _tokens(first.body_text)
+        db.session.commit()
+        # The clinic opened a new room: the patient must get that one.
+        set_join_link(db.session.get(ConsultationRequest, request_id), coordinator, new_link)
+        again = db.session.scalars(
+            select(OutboxEmail.id).where(OutboxEmail.status == OutboxStatus.PENDING)
+        ).one()
+    smtp.start()
+    with app.app_context():
+        assert deliver_outbox_email(again) is None
+    [received] = smtp.collector.wait_for(1)
+    assert new_link in received.message.get_body(preferencelist=("plain",)).get_content()
+
+    [failed] = [row for row in _outbox(app) if row.id == first_id]
+    assert failed.status == OutboxStatus.FAILED
+    stored = failed.body_text + failed.body_html + (failed.attachment_body or "")
+    assert "meet.example.org" not in stored and "Xy7" not in stored
+    assert not _tokens(failed.body_text + failed.body_html)
+    assert "Join the video visit: [redacted]" in failed.body_text

@@ -491,6 +491,33 @@ def _mark_sent(email: OutboxEmail) -> None:
     redact_links(email)
     db.session.commit()
     log.info("outbox email %s sent", email.id)
+    _retire_superseded(email)
+
+
+def _retire_superseded(sent: OutboxEmail) -> None:
+    """The earlier emails of ``sent``'s kind to its request that failed for good: ``sent``
+    said it again, so they no longer count as the patient not told
+    (``requests.queries.unnotified_request_ids``) and nothing resends them; kept whole,
+    they would hold their links' secrets (a private link's token, a video visit's link)
+    for as long as the request is kept. Their secrets go as a sent email's do
+    (``redact_links``). Separately committed: an old row that cannot be read (another
+    key) leaves the delivery recorded and is only logged."""
+    if sent.request_id is None:
+        return
+    try:
+        for failed in db.session.scalars(
+            select(OutboxEmail).where(
+                OutboxEmail.request_id == sent.request_id,
+                OutboxEmail.template == sent.template,
+                OutboxEmail.status == OutboxStatus.FAILED,
+                OutboxEmail.id < sent.id,
+            )
+        ):
+            redact_links(failed)
+        db.session.commit()
+    except (DecryptionError, KeyMissingError, SQLAlchemyError):
+        db.session.rollback()
+        log.warning("outbox email %s sent; its earlier failed copies kept as they were", sent.id)
 
 
 def requeue_stalled_emails() -> list[int]:
