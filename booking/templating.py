@@ -77,11 +77,22 @@ def language_name(code: str | None) -> str:
 
 
 def switch_language_url(code: str) -> str:
-    """This page in another language (GET pages keep their arguments)."""
-    args = {**request.args.to_dict(), "lang": code}
+    """This page in another language (GET pages keep their arguments).
+
+    Only the address's own arguments are passed on: a query argument named as one of the
+    page's (``?reference=``) or as one of ``url_for``'s own (``?endpoint=``, ``?_anchor=``,
+    ``?_external=``) would otherwise fail every page of a link anyone can write, or steer
+    the switcher's address."""
+    view_args = request.view_args or {}
+    args = {
+        key: value
+        for key, value in request.args.items()
+        if key not in view_args and key != "endpoint" and not key.startswith("_")
+    }
+    args["lang"] = code
     if request.method == "GET" and request.endpoint:
         try:
-            return url_for(request.endpoint, **(request.view_args or {}), **args)
+            return url_for(request.endpoint, **view_args, **args)
         except BuildError:
             pass
     return f"{request.path}?{urlencode({'lang': code})}"

@@ -85,6 +85,25 @@ def test_hostile_query_strings_on_staff_pages_are_ignored(
     assert_calm_page(admin.get(path, query_string=query))
 
 
+# Query arguments named as the page's own (``reference``) or as ``url_for``'s (``endpoint``,
+# ``_anchor``, ``_external``): the language switcher rebuilds the page's address from them.
+CLASHING_QUERIES = {
+    "public-page": ("/info/prepare", {"slug": "x", "endpoint": "x", "_anchor": "x"}),
+    "home-page": ("/", {"_anchor": "x", "_external": "1"}),
+    "manage-page": ("{waiting_link}", {"reference": "x", "endpoint": "x", "_scheme": "x"}),
+}
+
+
+@pytest.mark.parametrize(("path", "query"), CLASHING_QUERIES.values(), ids=CLASHING_QUERIES.keys())
+def test_query_arguments_named_as_the_address_builders_are_ignored(
+    client: FlaskClient, clinic: Cases, path: str, query: dict[str, str]
+) -> None:
+    url = path.format(**clinic.placeholders)
+    page = assert_calm_page(client.get(url, query_string=query))
+    # The switcher's link is this page's own address, in the other language, and no more.
+    assert f'href="{url}?lang=es"' in page
+
+
 # Ids of records that are not there, or not yours ----------------------------------------------
 
 RECORD_PATHS = {
