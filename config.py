@@ -326,6 +326,12 @@ class Config:
     PASSWORD_RESET_ACCOUNT_RATE_LIMIT = _env("PASSWORD_RESET_ACCOUNT_RATE_LIMIT", "3 per hour")
     # Request submissions per address (a clinic's waiting room may share one address).
     SUBMIT_RATE_LIMIT = _env("SUBMIT_RATE_LIMIT", "10 per minute; 60 per hour")
+    # "Finish later" emails sent to one email address, from any network address and any
+    # draft: a new draft each time (another browser, another network) cannot make the
+    # clinic send its emails to someone's inbox again and again.
+    RESUME_EMAIL_ADDRESS_RATE_LIMIT = _env(
+        "RESUME_EMAIL_ADDRESS_RATE_LIMIT", "5 per hour; 20 per day"
+    )
     # Posts to the documents step per address: each file goes up on its own (with scripts),
     # and removing one or moving on posts too. Without it anyone could fill the disk (and
     # keep the virus scanner busy) with drafts of ten 20 MB files each.
@@ -415,6 +421,7 @@ class TestingConfig(Config):
     TWO_FACTOR_ACCOUNT_RATE_LIMIT = "1000 per minute"
     PASSWORD_RESET_ACCOUNT_RATE_LIMIT = "1000 per minute"  # noqa: S105 (a rate, no secret)
     SUBMIT_RATE_LIMIT = "1000 per minute"
+    RESUME_EMAIL_ADDRESS_RATE_LIMIT = "1000 per minute"
     UPLOAD_RATE_LIMIT = "1000 per minute"
     FEEDBACK_RATE_LIMIT = "1000 per minute"
     # Most tests sign admins in with a password only; the two-factor tests require it.

@@ -13,6 +13,7 @@ import threading
 import zlib
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -316,6 +317,43 @@ def test_finish_later_sends_at_most_five_links_for_one_draft(
             select(OutboxEmail.recipient).where(OutboxEmail.template == "draft_resume")
         ).all()
     assert sorted(sent) == [f"person{n}@example.com" for n in range(5)]
+
+
+class TestFinishLaterPerAddress:
+    """The limit per draft is one first step away from a new draft: an address typed again
+    and again, from draft after draft and network after network, is refused all the same."""
+
+    @pytest.fixture
+    def app_settings(self, app_settings: dict[str, Any]) -> dict[str, Any]:
+        app_settings["RESUME_EMAIL_ADDRESS_RATE_LIMIT"] = "3 per hour"
+        return app_settings
+
+    @staticmethod
+    def finish_later(app: Flask, network_address: str, email: str) -> TestResponse:
+        client = app.test_client()  # a new browser: a new draft
+        client.environ_base["REMOTE_ADDR"] = network_address
+        answer_red_flags(client)
+        token = CSRF_RE.search(client.get("/request/later").get_data(as_text=True)).group(1)
+        return client.post("/request/later", data={"csrf_token": token, "email": email})
+
+    def test_the_fourth_link_to_one_address_in_an_hour_is_refused_from_any_draft(
+        self, app: Flask
+    ) -> None:
+        for n in range(3):
+            assert self.finish_later(app, f"10.0.{n}.1", "someone@example.com").status_code == 200
+        # Typed another way, it is the same address.
+        refused = self.finish_later(app, "10.0.9.1", " Someone@Example.com")
+        assert refused.status_code == 429
+        page = " ".join(refused.get_data(as_text=True).split())
+        assert "We have sent several links to this email address recently" in page
+        assert "Traceback" not in page
+        # Another address is not held up.
+        assert self.finish_later(app, "10.0.9.1", "patient@example.com").status_code == 200
+        with app.app_context():
+            sent = db.session.scalars(
+                select(OutboxEmail.recipient).where(OutboxEmail.template == "draft_resume")
+            ).all()
+        assert sorted(sent) == ["patient@example.com"] + ["someone@example.com"] * 3
 
 
 def test_expired_drafts_are_purged_with_their_files(app: Flask, client: FlaskClient) -> None:

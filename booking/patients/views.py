@@ -24,6 +24,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
 from werkzeug.wrappers import Response
 
+from booking.crypto import text_digest
 from booking.documents.storage import DocumentRejected, DocumentUpload
 from booking.extensions import csrf, limiter
 from booking.forms import single_line_text
@@ -783,8 +784,37 @@ def _documents_step(
     return redirect(url_for("patients.step", code="documents"), code=303)
 
 
+# "Finish later" emails per address typed, whatever the draft or network address: the limit
+# of RESUME_EMAILS is per draft, and a new draft is one first step away.
+def _resume_address_limit() -> str:
+    return current_app.config["RESUME_EMAIL_ADDRESS_RATE_LIMIT"]
+
+
+def _resume_address_key() -> str:
+    typed = request.form.get("email") or ""
+    return "resume-email-address:" + text_digest(typed.strip().lower()[:254])
+
+
+def _resume_sent(response: Response) -> bool:
+    return response.status_code == 200  # the "sent" page (a refusal is a 422 or a redirect)
+
+
+def _too_many_resume_emails() -> str:
+    return _(
+        "We have sent several links to this email address recently. Your answers are saved "
+        "in this browser: carry on now, or wait an hour and ask for the link again."
+    )
+
+
 @bp.route("/request/later", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["SUBMIT_RATE_LIMIT"], methods=["POST"])
+@limiter.limit(
+    _resume_address_limit,
+    key_func=_resume_address_key,
+    methods=["POST"],
+    deduct_when=_resume_sent,
+    error_message=_too_many_resume_emails,
+)
 def finish_later() -> Response | tuple[str, int]:
     """Email a private link to carry on with the draft later (or on another device)."""
     draft = _open_draft()
