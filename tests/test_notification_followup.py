@@ -157,6 +157,7 @@ def test_staff_correct_the_address_and_resend(
             "failed_email_ids": [first.id],
             "new_email_ids": [again.id],
             "address_changed": True,
+            "links_revoked": 1,  # the one the failed email held
         }
         assert FIXED not in str(audit.details)  # the trail outlives an erasure
     # On its way: no longer flagged.
@@ -309,6 +310,39 @@ def test_a_failed_message_waiting_email_flags_the_request_and_is_sent_again(
         again = TOKEN_RE.sub("", rows[1].body_text).replace("#messages", "")
         assert again == REDACTED_LINK.sub("", rows[0].body_text)
     assert _unnotified_count(client) == "1"
+
+
+def test_a_corrected_address_ends_the_links_the_wrong_one_was_sent(
+    app: Flask, auth: AuthActions, clinic: Clinic, failed: dict[str, str], smtp: SmtpServer
+) -> None:
+    """The address took the receipt, then refused the clinic's message: it was somebody
+    else's mailbox, and staff correct it. The link in that mailbox's receipt no longer opens
+    the patient's page; the email sent again to the patient carries one that does."""
+    reference = _message_waiting_refused(app, clinic, failed, smtp)
+    [receipt] = [r for r in smtp.collector.received if r.rcpt_tos == ["otto@example.com"]]
+    [old] = TOKEN_RE.findall(receipt.message.get_body(("plain",)).get_content())
+    assert app.test_client().get(f"/manage/open/{old}").status_code == 303
+
+    auth.login("coordinator")
+    assert _resend(auth.client, reference, email="otto.fine@example.org").status_code == 302
+    assert app.test_client().get(f"/manage/open/{old}").status_code == 404
+    with app.app_context():
+        again = _message_waiting_rows()[-1]
+        assert again.recipient == "otto.fine@example.org"
+        [new] = TOKEN_RE.findall(again.body_text)
+    assert app.test_client().get(f"/manage/open/{new}").status_code == 303
+
+
+def test_a_resend_to_the_same_address_keeps_the_links_it_was_sent(
+    app: Flask, auth: AuthActions, clinic: Clinic, failed: dict[str, str], smtp: SmtpServer
+) -> None:
+    """The mailbox was the patient's, full for a while: the links it has keep working."""
+    reference = _message_waiting_refused(app, clinic, failed, smtp)
+    [receipt] = [r for r in smtp.collector.received if r.rcpt_tos == ["otto@example.com"]]
+    [old] = TOKEN_RE.findall(receipt.message.get_body(("plain",)).get_content())
+    auth.login("coordinator")
+    assert _resend(auth.client, reference).status_code == 302
+    assert app.test_client().get(f"/manage/open/{old}").status_code == 303
 
 
 def test_a_resend_that_failed_too_is_sent_once_more_not_twice(

@@ -821,9 +821,12 @@ def resend_patient_emails(
     becomes the patient's address when staff corrected it; those written before the
     request's last change of status or time, or holding a time or invitation a later
     calendar email replaced (``emails.outdated_by_calendar``), are never sent again: one
-    email with a new link to the patient's page goes instead. Audited with the ids and
-    whether the address changed (never the address: the audit trail outlives an
-    erasure)."""
+    email with a new link to the patient's page goes instead. A corrected address ends
+    every private link sent so far, as "Send a new link" does: the wrong address may be
+    somebody else's mailbox, which took the emails before the one that failed, and their
+    links would go on opening the patient's page; the emails sent again carry new ones.
+    Audited with the ids, whether the address changed and how many links ended (never the
+    address: the audit trail outlives an erasure)."""
     consultation = lock_request(consultation)
     check_may_work(consultation, actor)
     failed = emails.unnotified(consultation)
@@ -831,8 +834,11 @@ def resend_patient_emails(
         raise WorkflowError(_("Every email to the patient went out or is on its way."))
     address = address.strip()
     changed = address != (consultation.patient.email or "")
+    revoked = 0
     if changed:
         consultation.patient.email = address
+        # Before the copies are made: their new links must not be ended with the old ones.
+        revoked = revoke_all(consultation)
     # An email written before the request's last change of status, time or link no longer
     # says where it stands ("we will confirm" after a decline, a tentative time since confirmed):
     # the patient gets a new link to their page instead, which shows it. The others again.
@@ -862,7 +868,8 @@ def resend_patient_emails(
         kind=EventKind.NOTE,
         actor=actor,
         body=(
-            "Sent the patient's failed emails again, to a corrected address."
+            "Sent the patient's failed emails again, to a corrected address; every earlier "
+            "link stopped working."
             if changed
             else "Sent the patient's failed emails again."
         ),
@@ -877,6 +884,7 @@ def resend_patient_emails(
             "failed_email_ids": [email.id for email in failed],
             "new_email_ids": [copy.id for copy in copies],
             "address_changed": changed,
+            "links_revoked": revoked,
         },
     )
     db.session.commit()
