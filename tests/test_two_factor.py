@@ -290,3 +290,57 @@ def test_a_wrong_password_to_replace_the_authenticator_is_audited(
         ).all()
         assert [row.details for row in refused] == [{"for": "two-factor replacement"}] * 2
         assert {row.actor_email for row in refused} == {admin}
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_one_code_posted_twice_at_once_signs_in_once(
+    app: Flask, client: FlaskClient, admin: str
+) -> None:
+    """A code works once even when it comes twice at the same moment (a double click, or
+    a code read over someone's shoulder): here the first sign-in has used the code but not
+    yet committed when the second checks it."""
+    import threading
+
+    from sqlalchemy import text
+
+    from booking.staff import twofactor
+
+    AuthActions(client).attempt(admin)
+    secret, _codes = enrol(client)
+    code = pyotp.TOTP(secret).at(time.time() + 30)  # the enrolment used this step's
+    with app.app_context():
+        user_id = db.session.scalar(select(StaffUser.id).where(StaffUser.email == admin))
+        step = int(time.time() + 30) // 30
+        first = db.engine.connect()
+        transaction = first.begin()
+        first.execute(
+            text("UPDATE staff_user SET totp_last_step = :step WHERE id = :id"),
+            {"step": step, "id": user_id},
+        )
+    results: list[bool] = []
+
+    def second_sign_in() -> None:
+        with app.app_context():
+            results.append(twofactor.verify(db.session.get(StaffUser, user_id), code))
+
+    worker = threading.Thread(target=second_sign_in)
+    worker.start()
+    try:
+        # Until the second check waits for the first sign-in's row.
+        with app.app_context():
+            for _ in range(200):
+                waiting = db.session.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                    )
+                )
+                db.session.rollback()
+                if waiting or not worker.is_alive():
+                    break
+                time.sleep(0.05)
+    finally:
+        transaction.commit()
+        first.close()
+        worker.join(timeout=30)
+    assert results == [False]

@@ -67,7 +67,12 @@ def enable(user: StaffUser, secret: str, code: str) -> list[str] | None:
 
 
 def verify(user: StaffUser, code: str) -> bool:
-    """Check a sign-in code (or a recovery code, used up by this). Audited either way."""
+    """Check a sign-in code (or a recovery code, used up by this). Audited either way.
+
+    The account's row is locked first (PostgreSQL; SQLite's BEGIN IMMEDIATE serialises
+    writers): two posts of one code at once would otherwise both read the step last used
+    before either wrote it, and both sign in with a code meant to work once."""
+    db.session.refresh(user, with_for_update=True)
     ok = False
     how = "totp"
     if user.totp_secret:
