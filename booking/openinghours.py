@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from datetime import date, time
+from datetime import date, time, timedelta
 
 import holidays
 from babel import Locale
@@ -175,6 +175,26 @@ def clinic_closed_days(first: date, last: date) -> frozenset[date]:
     for year in range(first.year, last.year + 1):
         found |= closed_days(config["CLINIC_HOLIDAYS"], config["CLINIC_CLOSED_DAYS"], year)
     return frozenset(day for day in found if first <= day <= last)
+
+
+def clinic_opens_on(day: date) -> bool:
+    """Whether ``day`` is one of the clinic's open weekdays (``open_weekdays``) and not a day
+    it is closed (``clinic_closed_days``)."""
+    return day.weekday() in open_weekdays() and not clinic_closed_days(day, day)
+
+
+def next_open_day(after: date, within: int = 366) -> date | None:
+    """The first day after ``after`` on which the clinic opens (``clinic_opens_on``), looking
+    ``within`` days ahead; None when it opens on none of them."""
+    weekdays = open_weekdays()
+    last = after + timedelta(days=within)
+    closed = clinic_closed_days(after + timedelta(days=1), last)
+    day = after + timedelta(days=1)
+    while day <= last:
+        if day.weekday() in weekdays and day not in closed:
+            return day
+        day += timedelta(days=1)
+    return None
 
 
 def init_app(app: Flask) -> None:

@@ -338,15 +338,16 @@ def test_the_week_of_a_clock_change_keeps_each_time_on_its_row(
 
 
 def test_a_specialist_lands_on_todays_agenda_after_signing_in(
-    app: Flask, client: FlaskClient, staff: Staff
+    app: Flask, client: FlaskClient, staff: Staff, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    with app.app_context():
+        today = next_weeks_monday(clinic_today()) + timedelta(days=2)  # a Wednesday: open
+    monkeypatch.setattr("booking.calendar.views.clinic_today", lambda: today)
     auth = AuthActions(client)
     response = auth.attempt("weber@example.com")
     assert response.status_code == 302 and response.headers["Location"] == "/staff/calendar"
     page = client.get("/staff/calendar").get_data(as_text=True)
     assert "<h1" in page and "Agenda:" in page
-    with app.app_context():
-        today = clinic_today()
     assert f"col-{today.isoformat()}-{staff.weber.id}" in page  # today, theirs
     # Their staff home is the agenda too; the queue has its own address.
     home = client.get("/staff/")
@@ -357,6 +358,62 @@ def test_a_specialist_lands_on_todays_agenda_after_signing_in(
     assert other.get("/staff/").status_code == 200  # the queue
     coordinator = client.application.test_client()
     assert auth.attempt("coord@example.com", client=coordinator).headers["Location"] == "/staff/"
+
+
+@pytest.fixture
+def weekdays_only(app: Flask, staff: Staff) -> date:
+    """Dr. Weber works Monday to Friday, 08:00-12:00 at Mitte; the clinic's opening hours are
+    not set (Monday to Friday). Gives a Sunday some weeks ahead."""
+    with app.app_context():
+        make_hours(staff_user(staff.weber.email), make_location("Mitte", "A 1"), range(5))
+        db.session.commit()
+        return next_weeks_monday(clinic_today()) + timedelta(days=13)
+
+
+def test_the_agenda_opens_on_the_next_open_day_when_the_clinic_is_closed_today(
+    app: Flask,
+    client: FlaskClient,
+    staff: Staff,
+    weekdays_only: date,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Opened on a Sunday, the agenda shows Monday (Tuesday when Monday is a closed day), says
+    the clinic is closed today and links today's agenda; with a date asked for, or extra hours
+    today, it shows today."""
+    sunday = weekdays_only
+    monday, tuesday = sunday + timedelta(days=1), sunday + timedelta(days=2)
+    monkeypatch.setattr("booking.calendar.views.clinic_today", lambda: sunday)
+    AuthActions(client).attempt(staff.coordinator.email)
+
+    page = agenda(client)
+    assert f"col-{monday.isoformat()}-{staff.weber.id}" in page
+    notice = "The clinic is closed today"
+    assert notice in page and f"{sunday.day}" in text(page.split(notice)[1].split("</p>")[0])
+    assert f'href="/staff/calendar?date={sunday.isoformat()}&amp;view=day' in page
+    asked = agenda(client, date=sunday.isoformat())
+    assert f"col-{sunday.isoformat()}-{staff.weber.id}" in asked and notice not in asked
+    week = agenda(client, view="week")
+    assert f"col-{monday.isoformat()}-{staff.weber.id}" in week  # the week it opens
+
+    app.config["CLINIC_CLOSED_DAYS"] = monday.isoformat()
+    assert f"col-{tuesday.isoformat()}-{staff.weber.id}" in agenda(client)
+
+    # A specialist working extra hours on the Sunday opens their agenda on it.
+    with app.app_context():
+        weber = staff_user(staff.weber.email)
+        add_extra_hours(
+            weber,
+            from_clinic_local(sunday, time(9)),
+            from_clinic_local(sunday, time(12)),
+            make_location("West", "B 2").id,
+            "Sunday clinic",
+            actor=None,
+        )
+        db.session.commit()
+    specialist = app.test_client()
+    AuthActions(specialist).attempt(staff.weber.email)
+    page = agenda(specialist)
+    assert f"col-{sunday.isoformat()}-{staff.weber.id}" in page and notice not in page
 
 
 def test_the_agenda_css_has_a_class_for_every_grid_line() -> None:

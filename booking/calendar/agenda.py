@@ -133,6 +133,17 @@ class Agenda:
     appointments: int
     held: int
 
+    @property
+    def idle(self) -> bool:
+        """Nobody works and nothing is booked: no free time and no appointment (time off
+        alone leaves a day idle)."""
+        return not any(
+            e.kind in (EntryKind.APPOINTMENT, EntryKind.FREE)
+            for board in self.boards
+            for column in board.columns
+            for e in column.entries
+        )
+
 
 # Intervals ----------------------------------------------------------------------------------
 

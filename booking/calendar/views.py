@@ -4,15 +4,15 @@ and admins switch between specialists or see them all side by side."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from flask import Blueprint, abort, render_template, request
 from flask_login import current_user
 
 from booking.audit.services import record_refused_access
-from booking.calendar.agenda import build_agenda
+from booking.calendar.agenda import Agenda, build_agenda
 from booking.extensions import db
-from booking.openinghours import clinic_closed_days
+from booking.openinghours import clinic_closed_days, clinic_opens_on, next_open_day
 from booking.scheduling.agenda import booked_on_closed_days
 from booking.scheduling.services import all_locations, appointments_to_come
 from booking.staff.auth import roles_required
@@ -28,10 +28,7 @@ bp = Blueprint("calendar", __name__, url_prefix="/staff")
 @roles_required()
 def view() -> str:
     mode = "week" if request.args.get("view") == "week" else "day"
-    anchor = date_arg(request.args.get("date")) or clinic_today()
-    first = anchor if mode == "day" else anchor - timedelta(days=anchor.weekday())
-    days = [first + timedelta(days=n) for n in range(1 if mode == "day" else 7)]
-    step = timedelta(days=1 if mode == "day" else 7)
+    today = clinic_today()
     asked = int_arg(request.args.get("specialist"))
     location_id = int_arg(request.args.get("location"))
 
@@ -60,14 +57,31 @@ def view() -> str:
             chosen = [former]
             specialists = [*specialists, former]  # the choice shows whose agenda it is
     locations = all_locations()
-    agenda = build_agenda(
-        current_user,
-        days,
-        chosen,
-        everyone=current_user.works_every_request and not asked,
-        location_id=location_id,
-        locations=locations,
-    )
+    everyone = current_user.works_every_request and not asked
+
+    def agenda_of(days: list[date]) -> Agenda:
+        return build_agenda(
+            current_user,
+            days,
+            chosen,
+            everyone=everyone,
+            location_id=location_id,
+            locations=locations,
+        )
+
+    anchor = date_arg(request.args.get("date"))
+    closed_today = None
+    if anchor is None:
+        anchor = today
+        # Opened without a date on a day the clinic is closed and nobody works (a Sunday): the
+        # next day it opens is what staff come to prepare; the page says so and links today.
+        if not clinic_opens_on(today) and agenda_of([today]).idle:
+            anchor = next_open_day(today) or today
+            closed_today = today if anchor != today else None
+    first = anchor if mode == "day" else anchor - timedelta(days=anchor.weekday())
+    days = [first + timedelta(days=n) for n in range(1 if mode == "day" else 7)]
+    step = timedelta(days=1 if mode == "day" else 7)
+    agenda = agenda_of(days)
     return render_template(
         "calendar/calendar.html",
         mode=mode,
@@ -76,7 +90,8 @@ def view() -> str:
         anchor=anchor,
         previous=(first - step).isoformat(),
         following=(first + step).isoformat(),
-        today=clinic_today(),
+        today=today,
+        closed_today=closed_today,
         specialist_id=asked if current_user.works_every_request else None,
         location_id=location_id,
         specialists=specialists,
