@@ -67,8 +67,9 @@ def test_ids_are_named_and_times_are_clinic_times(
         db.session.commit()
     auth.login("admin")
     page = auth.client.get("/staff/admin/audit").get_data(as_text=True)
-    assert f"<td>Staff account Dr. Okafor ({clinic.okafor.id})</td>" in page
-    assert f"<td>Location {GONE}</td>" in page  # no longer there: the id, as stored
+    assert f'<td data-label="Record">Staff account Dr. Okafor ({clinic.okafor.id})</td>' in page
+    # No longer there: the id, as stored.
+    assert f'<td data-label="Record">Location {GONE}</td>' in page
     lines = _details(page)
     assert "specialist: Dr. Okafor → Dr. Weber" in lines
     assert f"location: {NOTHING} → Main clinic" in lines
@@ -135,8 +136,8 @@ def test_names_are_looked_up_once_per_kind_for_the_page(
 
 def _record_cells(page: str) -> list[str]:
     """The Record cell of each row, newest first."""
-    rows = re.findall(r"<tr><td class=\"text-nowrap\">.*?</tr>", page, re.S)
-    return [html.unescape(re.findall(r"<td>(.*?)</td>", row, re.S)[2]) for row in rows]
+    cells = re.findall(r'<td data-label="Record">(.*?)</td>', page, re.S)
+    return [html.unescape(cell) for cell in cells]
 
 
 def test_every_kind_of_record_is_named_as_the_clinic_calls_it(

@@ -126,12 +126,16 @@ def test_the_page_shows_labels_with_their_codes(
         db.session.commit()
     auth.login("admin")
     page = auth.client.get("/staff/admin/audit").get_data(as_text=True)
-    rows = re.findall(r"<td>([^<]+)<br>", page)
+    rows = re.findall(r'<td data-label="Action">([^<]+)<br>', page)
     assert "Two-step sign-in switched on" in rows
     # A code with no label is shown once, as the code it is, not as its own label too.
     assert "retired_action" not in rows
-    cells = re.findall(r"<td>(?:[^<]*<br>)?<code[^>]*>retired_action</code></td>", page)
-    assert cells == ['<td><code class="small text-body-secondary">retired_action</code></td>']
+    cells = re.findall(
+        r'<td data-label="Action">(?:[^<]*<br>)?<code[^>]*>retired_action</code></td>', page
+    )
+    assert cells == [
+        '<td data-label="Action"><code class="small text-body-secondary">retired_action</code></td>'
+    ]
     assert "two_factor_enabled" in shown_actions(page)
     assert "retired_action" in shown_actions(page)
     menu = re.search(r'<select[^>]*id="action".*?</select>', page, re.S)

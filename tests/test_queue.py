@@ -327,7 +327,7 @@ def test_dates_read_day_month_name_year_and_24_hour_time(
         db.session.commit()
 
     page = staff_client.get("/staff/", query_string={"status": "all"}).get_data(as_text=True)
-    assert "<td>5 Dec 2026, 12:26</td>" in page  # the queue's Received column
+    assert '<td data-label="Received">5 Dec 2026, 12:26</td>' in page  # the queue's Received column
 
     record = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
     assert "17 May 1970 (age " in record

@@ -92,6 +92,20 @@ def page_width(page: Page) -> int:
     return page.evaluate("document.documentElement.scrollWidth")
 
 
+def cells_beyond_the_screen(page: Page) -> list[str]:
+    """The table cells (header row aside) whose right edge lies beyond the window's: there
+    only by scrolling a box sideways, or not seen at all."""
+    width = page.evaluate("window.innerWidth")
+    beyond = []
+    for cell in page.locator("tbody td, tbody th").all():
+        box = cell.bounding_box()
+        if box is not None and box["x"] + box["width"] > width + 0.5:
+            beyond.append(
+                f"{cell.inner_text().strip()[:40]!r} ends at {box['x'] + box['width']:.0f} px"
+            )
+    return beyond
+
+
 def shown_reference(page: Page) -> str:
     reference = page.get_by_text(REFERENCE_RE)
     expect(reference).to_be_visible()

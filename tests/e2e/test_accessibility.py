@@ -16,10 +16,12 @@ contexts of their own, so their order does not matter.
 
 from __future__ import annotations
 
+import mailbox
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,7 @@ from booking.timeutil import now_utc, to_clinic_tz
 from tests.e2e.conftest import PHONE, PHONE_WIDTH, LiveServer, browser_page, build_app, serving
 from tests.e2e.pages import (
     add_document,
+    cells_beyond_the_screen,
     fill_steps_to_review,
     fill_symptoms,
     give_consent,
@@ -688,6 +691,74 @@ def test_staff_page_fits_a_phone_without_sideways_scrolling(path: str, site: Sit
         assert page_width(page) <= PHONE_WIDTH, f"{path} scrolls sideways on a phone"
     finally:
         page.set_viewport_size(before)
+
+
+@pytest.mark.parametrize("path", ["/staff/", "/staff/admin/audit"])
+def test_wide_staff_tables_stack_their_cells_on_a_phone(path: str, site: Site) -> None:
+    """On a phone each request of the queue (its call-back, its appointment) and each entry
+    of the audit trail (its action, its details) shows every cell on the screen, beside its
+    column's name: no box to scroll sideways, and the page does not scroll sideways either.
+    Screen readers still read a table, without the names shown twice."""
+    page = site.admin
+    before = page.viewport_size
+    page.set_viewport_size({"width": PHONE_WIDTH, "height": 844})
+    try:
+        page.goto(site(path))
+        expect(page).not_to_have_url(re.compile(r"/staff/login"))
+        assert page_width(page) <= page.evaluate("window.innerWidth"), f"{path} scrolls sideways"
+        assert page.locator("tbody tr").count() > 1
+        assert not cells_beyond_the_screen(page), cells_beyond_the_screen(page)
+        expect(
+            page.get_by_role("table").first.get_by_role("cell").first
+        ).not_to_have_accessible_name(re.compile(r"^(Triage|When)"))
+        assert_accessible(page, f"{path} on a phone")
+    finally:
+        page.set_viewport_size(before)
+
+
+def test_wide_staff_tables_scroll_in_a_box_a_keyboard_reaches_without_scripts(
+    site: Site, browser: Browser
+) -> None:
+    """Wider than a phone but narrower than the table, the queue scrolls in its box: without
+    scripts too, the box is a named stop in the tab order and the arrow keys scroll it."""
+    with browser_page(
+        browser, java_script_enabled=False, viewport={"width": 700, "height": 800}
+    ) as page:
+        sign_in(page, site.server, COORDINATOR, password=DEMO_PASSWORD)
+        box = page.get_by_role("region", name="Requests, urgent first, then the oldest waiting")
+        box.focus()
+        expect(box).to_be_focused()
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("ArrowRight")
+        # Polled: the arrow keys may scroll smoothly, a while after they are pressed.
+        for _ in range(50):
+            if box.evaluate("box => box.scrollLeft") > 0:
+                break
+            page.wait_for_timeout(100)
+        assert box.evaluate("box => box.scrollLeft") > 0
+
+
+def test_the_development_mail_viewer_shows_each_subject_whole_on_a_phone(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """The development mail viewer (`make run`) on a phone: each email's subject, its link,
+    is on the screen whole, not cut at the screen's edge."""
+    app = build_app(tmp_path / "clinic", free_port(), DEV_MAIL_VIEWER=True)
+    box = mailbox.Maildir(app.config["DEV_MAILDIR"], create=True)
+    subject = "Your consultation request SC-7K4M-Q2XD was received: what happens next"
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["To"] = "erika.mustermann.with.a.long.address@example-hospital.com"
+    message["From"] = "clinic@example.com"
+    message["Date"] = "Fri, 27 Nov 2026 10:00:00 +0000"
+    message.set_content("Your reference: SC-7K4M-Q2XD")
+    box.add(message)
+    with serving(app) as server, browser_page(browser, **PHONE) as page:
+        page.goto(server("/dev/mail"))
+        link = page.get_by_role("link", name=subject)
+        expect(link).to_be_visible()
+        assert page_width(page) <= PHONE_WIDTH, "the mail viewer scrolls sideways"
+        assert not cells_beyond_the_screen(page), cells_beyond_the_screen(page)
 
 
 def test_insights_on_a_phone_has_no_serious_accessibility_problem(site: Site) -> None:
