@@ -6,7 +6,9 @@ Forms check shape (types, lengths, required); the services enforce the rules.
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Iterator
 from datetime import date, datetime, time
 from types import SimpleNamespace
 from typing import Any
@@ -18,6 +20,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from werkzeug.datastructures import MultiDict
 from wtforms import (
     BooleanField,
     Form,
@@ -29,6 +32,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.fields.core import UnboundField
 from wtforms.i18n import messages_path
 from wtforms.validators import Email, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
@@ -201,6 +205,36 @@ class SubForm(Form):
 
     class Meta(CleanTextMeta):
         pass
+
+
+def _subclasses(cls: type) -> Iterator[type]:
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+@functools.cache
+def multi_line_field_names() -> frozenset[str]:
+    """The names of the multi-line text fields (``TextAreaField``) of every form: where a
+    person writes at length (a note, a message to the patient)."""
+    return frozenset(
+        name
+        for form in (*_subclasses(BaseForm), *_subclasses(SubForm))
+        for name, field in vars(form).items()
+        if isinstance(field, UnboundField) and issubclass(field.field_class, TextAreaField)
+    )
+
+
+def typed_text(data: MultiDict[str, str]) -> list[str]:
+    """What was written in the multi-line text fields of a post (``data``, the request's
+    form), in the order sent; a nested form's field ("document-note") counts by its own name.
+    Empty ones are left out."""
+    names = multi_line_field_names()
+    return [
+        value
+        for key, value in data.items(multi=True)
+        if key.rsplit("-", 1)[-1] in names and value.strip()
+    ]
 
 
 # A value the form did not offer (an old page, a tampered post) gets a request the patient can

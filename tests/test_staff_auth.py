@@ -3,6 +3,7 @@ reset links, account management by admins and the ``create-admin`` command."""
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import timedelta
 from typing import Any
@@ -21,12 +22,13 @@ from booking.audit.models import AuditEvent, AuditTrailIsAppendOnly
 from booking.audit.services import record
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
+from booking.requests.events import EventKind, RequestEvent
 from booking.staff import auth
 from booking.staff.models import StaffRole, StaffSession, StaffUser
 from booking.staff.services import set_staff_active
 from booking.timeutil import now_utc
 from config import Config, DevelopmentConfig, ProductionConfig, TestingConfig
-from tests.factories import PASSWORD, book_first_open_time, make_staff
+from tests.factories import PASSWORD, book_first_open_time, make_request, make_staff
 from tests.support import AuthActions, Clinic, Staff, csrf_token
 
 NEW_PASSWORD = "a brand new passphrase 2026"
@@ -431,6 +433,50 @@ def test_an_idle_session_is_signed_out(
     page = client.get(response.headers["Location"])
     assert "You were signed out after a period of inactivity." in alerts(page)
     assert not signed_in(client)
+
+
+def test_a_note_sent_after_the_idle_sign_out_is_shown_back_to_copy(
+    app: Flask, client: FlaskClient, staff: Staff, clock: Clock
+) -> None:
+    """Without scripts no warning comes before the idle sign-out: a note written meanwhile
+    reaches a signed-out server. It is not saved (a post is not replayed after signing in),
+    but shown back on the page that says so, to copy, with a link to sign in and return to
+    the record; only to the browser whose form it was (its token checked), and only text a
+    person wrote. Signed out in another tab since, the same."""
+    AuthActions(client).attempt(staff.coordinator.email)
+    with app.app_context():
+        reference = make_request().reference
+    record = f"/staff/requests/{reference}"
+    token = csrf_token(client, record)
+    note = "Spoke to her GP: the MRI report <follows> by fax.\nCall back on Monday."
+    clock.advance(minutes=app.config["STAFF_IDLE_MINUTES"] + 1)
+
+    def post(**data: str) -> TestResponse:
+        return client.post(
+            f"{record}/notes",
+            data={"note-csrf_token": token, **data},  # the form's names
+            headers={"Referer": f"http://localhost{record}"},
+        )
+
+    response = post(**{"note-text": note})
+    assert response.status_code == 401
+    page = response.get_data(as_text=True)
+    assert "Signed out: what you wrote was not saved" in page
+    assert "You were signed out after a period of inactivity." in page
+    shown = re.search(r"<textarea[^>]*readonly>\n(.*?)</textarea>", page, re.S)
+    assert shown is not None and html.unescape(shown.group(1)) == note
+    assert f'href="/staff/login?next={record}"' in page
+    assert not signed_in(client)
+    with app.app_context():
+        notes = select(func.count()).where(RequestEvent.kind == EventKind.NOTE)
+        assert db.session.scalar(notes) == 0
+
+    # Signed out already (another tab): still shown back. Nothing written: the sign-in page.
+    assert post(**{"note-text": note}).status_code == 401
+    assert post(**{"note-text": "  "}).status_code == 302
+    # Not this browser's form: no text of another site's on a page of ours.
+    forged = client.post(f"{record}/notes", data={"note-csrf_token": "x", "note-text": "Call 0900"})
+    assert forged.status_code in (302, 400) and "Call 0900" not in forged.get_data(as_text=True)
 
 
 def _copy_session_cookie(source: FlaskClient, target: FlaskClient) -> None:

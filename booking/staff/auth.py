@@ -7,17 +7,32 @@ import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import Flask, abort, current_app, flash, g, redirect, request, session, url_for
+from flask import (
+    Flask,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
+from flask_wtf.csrf import validate_csrf
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import delete, select, update
+from wtforms.validators import ValidationError
 
 from booking.crypto import text_digest
 from booking.extensions import db, login_manager
+from booking.forms import typed_text
 from booking.staff.models import StaffRole, StaffSession, StaffUser, new_session_token
 from booking.timeutil import now_utc
 
@@ -160,6 +175,39 @@ ENDED_MESSAGES = {
 }
 
 
+def unsaved_text_page(message: str) -> tuple[str, int] | None:
+    """For a form posted by someone no longer signed in (idle, over the time limit, signed
+    out in another tab) with something written in it (a note, a message: ``typed_text``), a
+    page saying it was not saved and showing it back to copy before signing in again; None
+    when nothing was written. A post cannot be replayed after the sign-in (its token and its
+    intent belong to the session that ended), and nothing of it is kept on the server or in
+    a cookie: the page is the one place it is shown, to the browser that posted it (its
+    CSRF token is checked, so another site cannot put its own text on a page of ours). The
+    text shown is what that screen already showed."""
+    if request.method != "POST":
+        return None
+    typed = typed_text(request.form)
+    if not typed:
+        return None
+    try:
+        # A form with a prefix names its token "<prefix>-csrf_token" (as CSRFProtect reads).
+        validate_csrf(next((v for k, v in request.form.items() if k.endswith("csrf_token")), None))
+    except ValidationError:
+        return None
+    # Back to the page the form was on, after signing in (the login page keeps staff paths).
+    came_from = urlsplit(request.referrer or "")
+    back = None
+    if came_from.netloc == request.host and came_from.path.startswith("/staff"):
+        back = came_from.path + (f"?{came_from.query}" if came_from.query else "")
+    page = render_template(
+        "staff/unsaved_text.html",
+        message=message,
+        typed=typed,
+        sign_in=url_for("staff.login", next=back),
+    )
+    return page, 401
+
+
 def init_auth(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.login_view = "staff.login"
@@ -199,6 +247,9 @@ def init_auth(app: Flask) -> None:
         reason = _session_over(staff_session, now)
         if reason is not None:
             end_session(reason)
+            kept = unsaved_text_page(str(ENDED_MESSAGES[reason]))
+            if kept is not None:
+                return kept
             flash(str(ENDED_MESSAGES[reason]), "info")
             # Come back to the page after signing in (a GET; a form post cannot be replayed).
             target = request.full_path if request.method == "GET" else None
@@ -277,7 +328,10 @@ def roles_required(*roles: StaffRole) -> Callable[[F], F]:
         @functools.wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             if not current_user.is_authenticated:
-                return login_manager.unauthorized()
+                return (
+                    unsaved_text_page(str(login_manager.login_message))
+                    or login_manager.unauthorized()
+                )
             if roles and current_user.role not in roles:
                 abort(403)
             return view(*args, **kwargs)
