@@ -27,7 +27,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.wrappers import Response
 
-from booking.crypto import DecryptionError, KeyMissingError, decrypt_text, encrypt_text
+from booking.crypto import DecryptionError, KeyMissingError, decrypt_text, encrypt_text, text_digest
 from booking.extensions import talisman
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -88,6 +88,14 @@ def _no_referrer_from_token_addresses(response: Response) -> Response:
 
 
 # ---- the pages a patient's private link opens (the manage page, the follow-up pages) --------
+
+
+def typed_address_key(kind: str) -> str:
+    """A rate limit's key for the email address a form posts (its ``email`` field), whatever
+    the network address: ``kind`` and the address's digest, case and spaces aside (the
+    limiter's storage holds no address)."""
+    typed = request.form.get("email") or ""
+    return f"{kind}:" + text_digest(typed.strip().lower()[:254])
 
 
 def private_link_limit() -> str:

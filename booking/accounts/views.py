@@ -42,6 +42,7 @@ from booking.security import (
     seal_in_session,
     sealed_in_session,
     token_in_url,
+    typed_address_key,
 )
 from booking.staff import services, twofactor
 from booking.staff.auth import (
@@ -83,7 +84,7 @@ def _account_key() -> str:
     device = trusted_device(typed)
     if device is not None:
         return "login-device:" + device
-    return "login-account:" + text_digest(typed.strip().lower()[:254])
+    return typed_address_key("login-account")
 
 
 def _code_limit() -> str:
@@ -107,8 +108,7 @@ def _reset_account_limit() -> str:
 
 
 def _reset_account_key() -> str:
-    typed = request.form.get("email") or ""
-    return "password-reset-account:" + text_digest(typed.strip().lower()[:254])
+    return typed_address_key("password-reset-account")
 
 
 def _reset_asked(response: Response) -> bool:

@@ -24,7 +24,6 @@ from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
 from werkzeug.wrappers import Response
 
-from booking.crypto import text_digest
 from booking.documents.storage import DocumentRejected, DocumentUpload
 from booking.extensions import csrf, limiter
 from booking.forms import single_line_text
@@ -66,6 +65,7 @@ from booking.security import (
     seal_in_session,
     sealed_in_session,
     token_in_url,
+    typed_address_key,
 )
 from booking.timeutil import now_utc
 from booking.urlargs import date_arg, int_arg
@@ -791,8 +791,7 @@ def _resume_address_limit() -> str:
 
 
 def _resume_address_key() -> str:
-    typed = request.form.get("email") or ""
-    return "resume-email-address:" + text_digest(typed.strip().lower()[:254])
+    return typed_address_key("resume-email-address")
 
 
 def _resume_sent(response: Response) -> bool:
