@@ -730,14 +730,10 @@ def _calendar_part(message: Any) -> str:
     return content.decode() if isinstance(content, bytes) else content
 
 
-def test_an_email_with_an_outdated_time_is_never_delivered_after_a_newer_one(
-    app: Flask, clinic: Any, smtp: SmtpServer
-) -> None:
-    """Confirmed, then quickly rescheduled: the confirmation's first attempt is answered
-    "try later" and its retry would come after the reschedule's email, the patient's latest
-    email and invitation showing the old time. The reschedule withdraws it; the message
-    staff wrote in it goes in the reschedule's email instead."""
-    from booking.dashboard.services import confirm_request, reschedule_request
+def _confirmation_retrying(app: Flask, clinic: Any, smtp: SmtpServer) -> tuple[int, str]:
+    """A request confirmed with a message ("bring your X-rays"), its confirmation's first
+    attempt answered "try later": the request's id and the confirmation's Message-ID."""
+    from booking.dashboard.services import confirm_request
     from booking.staff.models import StaffUser
     from tests.factories import make_request, slot_two_days_ahead
 
@@ -760,6 +756,21 @@ def test_an_email_with_an_outdated_time_is_never_delivered_after_a_newer_one(
     with app.app_context():
         assert deliver_outbox_email(first_id) is not None  # retried later
     smtp.collector.refuse_data = None
+    return request_id, first
+
+
+def test_an_email_with_an_outdated_time_is_never_delivered_after_a_newer_one(
+    app: Flask, clinic: Any, smtp: SmtpServer
+) -> None:
+    """Confirmed, then quickly rescheduled: the confirmation's first attempt is answered
+    "try later" and its retry would come after the reschedule's email, the patient's latest
+    email and invitation showing the old time. The reschedule withdraws it; the message
+    staff wrote in it goes in the reschedule's email instead."""
+    from booking.dashboard.services import reschedule_request
+    from booking.staff.models import StaffUser
+    from tests.factories import slot_two_days_ahead
+
+    request_id, first = _confirmation_retrying(app, clinic, smtp)
     with app.app_context():
         reschedule_request(
             db.session.get(ConsultationRequest, request_id),
@@ -793,32 +804,14 @@ def test_a_confirmation_still_retrying_never_arrives_after_the_video_link(
     went out after the link's email: the patient's latest email said "the clinic will send
     you how to join", with the calendar event before the link. The link's email withdraws it,
     as every change of the appointment's calendar event does, and carries its message."""
-    from booking.dashboard.services import confirm_request, set_join_link
+    from booking.dashboard.services import set_join_link
     from booking.scheduling.models import VisitMode
     from booking.staff.models import StaffUser
-    from tests.factories import make_request, set_visit_mode, slot_two_days_ahead
+    from tests.factories import set_visit_mode
 
     link = "https://meet.example.org/spine-4821?pwd=Xy7"
     set_visit_mode(app, clinic, VisitMode.VIDEO)
-    smtp.start()
-    with app.app_context():
-        consultation = make_request()
-        request_id = consultation.id
-        db.session.execute(update(OutboxEmail).values(status=OutboxStatus.SENT))
-        db.session.commit()
-        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
-        confirm_request(
-            consultation, coordinator, slot_two_days_ahead(clinic), "Please bring your X-rays."
-        )
-        first_id, first = db.session.execute(
-            select(OutboxEmail.id, OutboxEmail.message_id).where(
-                OutboxEmail.status == OutboxStatus.PENDING
-            )
-        ).one()
-    smtp.collector.refuse_data = "451 4.3.0 Please try again later"
-    with app.app_context():
-        assert deliver_outbox_email(first_id) is not None  # retried later
-    smtp.collector.refuse_data = None
+    request_id, first = _confirmation_retrying(app, clinic, smtp)
     with app.app_context():
         set_join_link(
             db.session.get(ConsultationRequest, request_id),
