@@ -394,20 +394,11 @@ def test_an_email_the_worker_cannot_decrypt_fails_at_once_and_is_shown_to_staff(
     assert f"/staff/requests/{reference}" in banner
 
 
-def test_an_email_withdrawn_while_claimed_and_unreadable_is_deleted_not_failed(
-    app: Flask, smtp: SmtpServer, worker_with_another_key: Flask, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A worker that cannot decrypt the reminder it has just claimed fails it for good, so
-    staff see it. Staff had cancelled the visit in that instant, withdrawing the reminder:
-    failed, it showed on the queue as an email the patient never got (and a resend would
-    have sent a reminder of a cancelled visit). It is deleted, as a withdrawn email whose
-    attempt fails any other way."""
-    from booking.dashboard import services as workflow
-    from booking.requests.queries import unnotified_request_ids
-    from booking.staff.models import StaffUser
+def _reminder_waiting(app: Flask, name: str) -> tuple[int, int, int]:
+    """A coordinator, a request whose emails went out, and a reminder the job wrote for it
+    (its template is what counts), waiting in the outbox: their ids."""
     from tests.factories import make_request, make_staff
 
-    smtp.start()
     with app.app_context():
         coordinator_id = make_staff("coordinator", "coord@example.com").id
         request_id = make_request().id
@@ -419,11 +410,27 @@ def test_an_email_withdrawn_while_claimed_and_unreadable_is_deleted_not_failed(
             subject="Reminder",
             body_text="Reminder",
             body_html="<p>Reminder</p>",
-            message_id="<reminder-unread@example.com>",
+            message_id=f"<{name}@example.com>",
         )
         db.session.add(reminder)
         db.session.commit()
-        reminder_id = reminder.id
+        return coordinator_id, request_id, reminder.id
+
+
+def test_an_email_withdrawn_while_claimed_and_unreadable_is_deleted_not_failed(
+    app: Flask, smtp: SmtpServer, worker_with_another_key: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that cannot decrypt the reminder it has just claimed fails it for good, so
+    staff see it. Staff had cancelled the visit in that instant, withdrawing the reminder:
+    failed, it showed on the queue as an email the patient never got (and a resend would
+    have sent a reminder of a cancelled visit). It is deleted, as a withdrawn email whose
+    attempt fails any other way."""
+    from booking.dashboard import services as workflow
+    from booking.requests.queries import unnotified_request_ids
+    from booking.staff.models import StaffUser
+
+    smtp.start()
+    coordinator_id, request_id, reminder_id = _reminder_waiting(app, "reminder-unread")
 
     read = db.session.get
 
@@ -646,28 +653,11 @@ def test_a_reminder_withdrawn_while_it_is_being_sent_is_not_tried_again(
     after the cancellation's email. It is now deleted, and the cancellation's email goes."""
     from booking.dashboard import services as workflow
     from booking.staff.models import StaffUser
-    from tests.factories import make_request, make_staff
 
     smtp.collector.stall_at = "DATA"
     smtp.collector.refuse_data = "451 4.3.0 Please try again later"
     smtp.start()
-    with app.app_context():
-        coordinator_id = make_staff("coordinator", "coord@example.com").id
-        request_id = make_request().id
-        db.session.execute(update(OutboxEmail).values(status=OutboxStatus.SENT))
-        # A reminder the job wrote (its template is what counts here).
-        reminder = OutboxEmail(
-            request_id=request_id,
-            template="appointment_reminder",
-            recipient="erika@example.com",
-            subject="Reminder",
-            body_text="Reminder",
-            body_html="<p>Reminder</p>",
-            message_id="<reminder@example.com>",
-        )
-        db.session.add(reminder)
-        db.session.commit()
-        reminder_id = reminder.id
+    coordinator_id, request_id, reminder_id = _reminder_waiting(app, "reminder")
     thread, outcome = _deliver_in_background(app, reminder_id)
     assert smtp.collector.stalled.wait(timeout=30)
     with app.app_context():
