@@ -114,6 +114,11 @@ class Config:
     # A request being filled in is kept this many days after its last change (then purged
     # with its files by the worker's daily job).
     DRAFT_DAYS = _env_int("DRAFT_DAYS", 7)
+    # A shared computer's next user must not find a patient's unfinished request: once it
+    # names the patient ("About you" saved) and nothing was saved to it from this browser for
+    # this many minutes, its pages show only "email me the link" or "start a new request"
+    # (booking/patients/views.py, ``_idle_hidden``). 0: never hidden.
+    DRAFT_BROWSER_IDLE_MINUTES = _env_int("DRAFT_BROWSER_IDLE_MINUTES", 60)
     # The confirmation after sending (the time, the email address, the private link) is
     # shown in the patient's browser this long, then only through the link in the email.
     CONFIRMATION_PAGE_MINUTES = _env_int("CONFIRMATION_PAGE_MINUTES", 30)

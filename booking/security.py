@@ -90,12 +90,15 @@ def _no_referrer_from_token_addresses(response: Response) -> Response:
 # ---- the pages a patient's private link opens (the manage page, the follow-up pages) --------
 
 
+def address_key(kind: str, address: str) -> str:
+    """A rate limit's key for an email address, whatever the network address: ``kind`` and
+    the address's digest, case and spaces aside (the limiter's storage holds no address)."""
+    return f"{kind}:" + text_digest(address.strip().lower()[:254])
+
+
 def typed_address_key(kind: str) -> str:
-    """A rate limit's key for the email address a form posts (its ``email`` field), whatever
-    the network address: ``kind`` and the address's digest, case and spaces aside (the
-    limiter's storage holds no address)."""
-    typed = request.form.get("email") or ""
-    return f"{kind}:" + text_digest(typed.strip().lower()[:254])
+    """``address_key`` of the address a form posts (its ``email`` field)."""
+    return address_key(kind, request.form.get("email") or "")
 
 
 def private_link_limit() -> str:

@@ -106,6 +106,18 @@ def red_flags_yes(answers: Answers) -> list[str]:
     return [code for code, answer in red_flag_answers(answers).items() if answer == "yes"]
 
 
+# The "About you" answers that say who the patient is or how to reach them (the contact
+# preference, chosen beforehand, names nobody): a draft holding one is hidden in its browser
+# after a while without use (``DRAFT_BROWSER_IDLE_MINUTES``, ``booking.patients.views``).
+IDENTIFYING_FIELDS = tuple(name for name in BY_CODE["about"].fields if name != "preferred_contact")
+
+
+def identifies(answers: Answers) -> bool:
+    """Whether the answers name the patient or reach them (a name, a date of birth, an email
+    address, a phone number): the first step's and the symptoms' alone do not."""
+    return any(value.strip() for name in IDENTIFYING_FIELDS for value in answers.get(name, ()))
+
+
 def region_of(answers: Answers) -> str | None:
     region = (answers.get("spine_region") or [None])[0]
     return region if region in instruments.REGION_CODES else None

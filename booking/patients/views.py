@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from flask import (
     Blueprint,
     abort,
     current_app,
     flash,
+    g,
     jsonify,
     redirect,
     render_template,
@@ -61,6 +62,7 @@ from booking.scheduling.services import (
 from booking.scheduling.versions import availability_key
 from booking.scheduling.visits import picked_from_home
 from booking.security import (
+    address_key,
     private_link_limit,
     seal_in_session,
     sealed_in_session,
@@ -175,6 +177,8 @@ def red_flags() -> Response | tuple[str, int]:
     form = RedFlagForm()
     if request.method == "GET":
         draft = _open_draft()
+        if draft is not None and _idle_hidden(draft):  # the page shows its answers and step
+            return redirect(url_for("patients.draft_hidden"))
         saved = draft.values() if draft is not None and draft.sent_at is None else {}
         found = carried_red_flags(steps.red_flag_answers(saved)) or carried_red_flags(
             session.get(RED_FLAGS_KEY)
@@ -351,10 +355,38 @@ def submitted_calendar() -> Response:
 # The stepped request (``steps``), saved in a draft at every step (``booking.requests.drafts``).
 # The browser's token for its draft, in the session.
 DRAFT_KEY = "request_draft"
+# When this browser last took its draft over from a "finish later" link (seconds since the
+# epoch): that counts as use, as a save does (``_idle_hidden``).
+DRAFT_SEEN_KEY = "request_draft_seen"
 
 
 def _open_draft(documents: bool = True) -> drafts.RequestDraft | None:
     return drafts.find_draft(session.get(DRAFT_KEY), documents)
+
+
+def _forget_draft() -> None:
+    session.pop(DRAFT_KEY, None)
+    session.pop(DRAFT_SEEN_KEY, None)
+
+
+def _idle_hidden(draft: drafts.RequestDraft, saved: drafts.Answers | None = None) -> bool:
+    """Whether this browser hides its unsent draft: it names the patient (``steps.identifies``)
+    and nothing was saved to it, nor was it taken over from a "finish later" link here, for
+    ``DRAFT_BROWSER_IDLE_MINUTES``. The session cookie lasts as long as the browser (and
+    browsers that restore their tabs keep it): a shared computer's next user must not find a
+    patient's name, contact details and health answers. Pages that show the draft send the
+    browser to ``draft_hidden`` instead; posts are not refused (a page on screen may be sent,
+    and is saved). From the draft as loaded and the session: no query."""
+    minutes = current_app.config["DRAFT_BROWSER_IDLE_MINUTES"]
+    if minutes <= 0 or draft.sent_at is not None:
+        return False
+    used = draft.updated_at
+    seen = session.get(DRAFT_SEEN_KEY)
+    if isinstance(seen, int):
+        used = max(used, datetime.fromtimestamp(seen, UTC))
+    if now_utc() - used < timedelta(minutes=minutes):
+        return False
+    return steps.identifies(draft.values() if saved is None else saved)
 
 
 def _save_red_flags(answers: dict[str, str], ticked: set[str]) -> str:
@@ -377,6 +409,7 @@ def _save_red_flags(answers: dict[str, str], ticked: set[str]) -> str:
         saved[drafts.WITHDRAWN_RED_FLAGS] = sorted(withdrawn)
     if draft is None or not unsent:
         draft, token = drafts.start_draft(str(get_locale() or "en"), saved, steps.FIRST)
+        _forget_draft()
         session[DRAFT_KEY] = token
     else:
         drafts.save_answers(draft, saved)
@@ -418,6 +451,8 @@ def step(code: str) -> Response | tuple[str, int]:
     saved = draft.values()
     if triage.pathway(steps.red_flags_yes(saved)) == triage.EMERGENCY:
         return redirect(url_for("patients.emergency"))
+    if request.method == "GET" and _idle_hidden(draft, saved):
+        return redirect(url_for("patients.draft_hidden"))
     if code == "function" and steps.region_of(saved) is None:
         return redirect(url_for("patients.step", code="symptoms"))
     if code == "documents":
@@ -516,7 +551,7 @@ def _show_sent(draft: drafts.RequestDraft) -> Response:
     """A sent draft's step or resume link: its confirmation while it may be shown; then the
     browser lets the draft go (a new request starts afresh)."""
     if draft.sent_at is not None and not _still_shown(draft.sent_at):
-        session.pop(DRAFT_KEY, None)
+        _forget_draft()
         return _confirmation_gone()
     if draft.request is not None:
         session[SUBMITTED_KEY] = draft.request.reference
@@ -790,8 +825,12 @@ def _resume_address_limit() -> str:
     return current_app.config["RESUME_EMAIL_ADDRESS_RATE_LIMIT"]
 
 
+# The limit's counts are shared by "Finish later" and the hidden draft's "Email me the link".
+RESUME_ADDRESS_SCOPE = "resume-email-address"
+
+
 def _resume_address_key() -> str:
-    return typed_address_key("resume-email-address")
+    return typed_address_key(RESUME_ADDRESS_SCOPE)
 
 
 def _resume_sent(response: Response) -> bool:
@@ -807,8 +846,9 @@ def _too_many_resume_emails() -> str:
 
 @bp.route("/request/later", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["SUBMIT_RATE_LIMIT"], methods=["POST"])
-@limiter.limit(
+@limiter.shared_limit(
     _resume_address_limit,
+    RESUME_ADDRESS_SCOPE,
     key_func=_resume_address_key,
     methods=["POST"],
     deduct_when=_resume_sent,
@@ -819,6 +859,8 @@ def finish_later() -> Response | tuple[str, int]:
     draft = _open_draft()
     if draft is None or draft.sent_at is not None:
         return redirect(url_for("patients.red_flags"))
+    if request.method == "GET" and _idle_hidden(draft):  # it shows the draft's email address
+        return redirect(url_for("patients.draft_hidden"))
     form = FinishLaterForm()
     if request.method == "GET":
         form.email.data = (draft.values().get("email") or [""])[0]
@@ -877,9 +919,130 @@ def resume_draft() -> Response | tuple[str, int]:
         return render_template("patients/resume_expired.html"), 404
     draft, browser_token = opened
     session[DRAFT_KEY] = browser_token
+    session[DRAFT_SEEN_KEY] = int(now_utc().timestamp())  # in use here now
     if draft.sent_at is not None:
         return _show_sent(draft)
     return redirect(url_for("patients.step", code=draft.step), code=303)
+
+
+# --- a draft hidden after a while without use (``_idle_hidden``) ------------------------------
+
+
+def _draft_address(draft: drafts.RequestDraft) -> str | None:
+    """The email address the draft's "About you" step holds, if it is one a link can go to."""
+    typed = (draft.values().get("email") or [""])[0].strip()
+    form = FinishLaterForm(formdata=None, data={"email": typed}, meta={"csrf": False})
+    return typed if form.validate() else None
+
+
+def _masked(address: str) -> str:
+    """An address as the hidden draft's page shows it ("e•••@example.com"): enough for its
+    owner to know it, not enough for the next user of the computer to write to them."""
+    local, _at, domain = address.rpartition("@")
+    return f"{local[:1]}\u2022\u2022\u2022@{domain}"
+
+
+def _hidden_draft() -> drafts.RequestDraft | None:
+    """The browser's draft, once a request (the address limit's key reads it first)."""
+    if "hidden_draft" not in g:
+        g.hidden_draft = _open_draft(documents=False)
+    return g.hidden_draft
+
+
+def _hidden_address_key() -> str:
+    draft = _hidden_draft()
+    return address_key(RESUME_ADDRESS_SCOPE, (draft and _draft_address(draft)) or "")
+
+
+def _too_many_hidden_links() -> str:
+    return _(
+        "We have sent several links to this email address recently. Please use the newest "
+        "email, or wait an hour and ask for the link again."
+    )
+
+
+def _render_hidden(
+    draft: drafts.RequestDraft, *, problem: str | None = None, status: int = 200
+) -> tuple[str, int]:
+    minutes = current_app.config["DRAFT_BROWSER_IDLE_MINUTES"]
+    if minutes == 60:
+        why = _(
+            "For your privacy, an unfinished request in this browser is hidden after an hour "
+            "without use."
+        )
+    else:
+        why = ngettext(
+            "For your privacy, an unfinished request in this browser is hidden after "
+            "%(num)d minute without use.",
+            "For your privacy, an unfinished request in this browser is hidden after "
+            "%(num)d minutes without use.",
+            minutes,
+        )
+    address = _draft_address(draft)
+    page = render_template(
+        "patients/draft_hidden.html",
+        why=why,
+        address=_masked(address) if address else None,
+        problem=problem,
+    )
+    return page, status
+
+
+@bp.get("/request/hidden")
+def draft_hidden() -> Response | tuple[str, int]:
+    """What the pages of a draft hidden in this browser show instead (``_idle_hidden``): the
+    link to carry on emailed to the draft's own address, or a new request."""
+    draft = _open_draft(documents=False)
+    if draft is None or draft.sent_at is not None:
+        return redirect(url_for("patients.red_flags"))
+    if not _idle_hidden(draft):
+        return redirect(url_for("patients.step", code=draft.step))
+    return _render_hidden(draft)
+
+
+@bp.post("/request/hidden/email")
+@limiter.limit(lambda: current_app.config["SUBMIT_RATE_LIMIT"])
+@limiter.shared_limit(
+    _resume_address_limit,
+    RESUME_ADDRESS_SCOPE,
+    key_func=_hidden_address_key,
+    deduct_when=_resume_sent,
+    error_message=_too_many_hidden_links,
+)
+def email_hidden_draft() -> Response | tuple[str, int]:
+    """Email the "finish later" link of the hidden draft to the address it holds (never one
+    typed here: whoever is at the computer reaches only the patient's own inbox). The draft
+    stays hidden in this browser; the link opens it."""
+    draft = _hidden_draft()
+    if draft is None or draft.sent_at is not None:
+        return redirect(url_for("patients.red_flags"), code=303)
+    if not _idle_hidden(draft):
+        return redirect(url_for("patients.step", code=draft.step), code=303)
+    address = _draft_address(draft)
+    if address is None:  # the page offered no button
+        return _render_hidden(draft, status=422)
+    try:
+        drafts.send_resume_link(
+            draft, address, "/request/resume/{token}", str(get_locale() or "en")
+        )
+    except drafts.TooManyResumeEmails:
+        problem = _(
+            "We have already sent the link for this request %(n)d times. Please use the "
+            "newest email.",
+            n=drafts.RESUME_EMAILS,
+        )
+        return _render_hidden(draft, problem=problem, status=422)
+    return render_template("patients/finish_later_sent.html", draft=draft, hidden=True), 200
+
+
+@bp.post("/request/hidden/forget")
+def forget_hidden_draft() -> Response:
+    """This browser lets its draft go (and the first step's answers kept for the emergency
+    page): a new request starts. The draft itself stays until it expires, for any link
+    already emailed. (The form's token is checked as every post's.)"""
+    _forget_draft()
+    session.pop(RED_FLAGS_KEY, None)
+    return redirect(url_for("patients.red_flags"), code=303)
 
 
 @bp.get("/privacy")

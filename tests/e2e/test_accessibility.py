@@ -34,6 +34,7 @@ from sqlalchemy import select
 from booking.cli import DEMO_PASSWORD
 from booking.dashboard.services import Slot, confirm_request
 from booking.extensions import db
+from booking.requests.drafts import RequestDraft
 from booking.requests.links import issue_link
 from booking.requests.models import ConsultationRequest, TriageLevel
 from booking.scheduling.availability import open_slots
@@ -46,6 +47,7 @@ from tests.e2e.conftest import PHONE, PHONE_WIDTH, LiveServer, browser_page, bui
 from tests.e2e.pages import (
     add_document,
     cells_beyond_the_screen,
+    fill_about_you,
     fill_steps_to_review,
     fill_symptoms,
     give_consent,
@@ -311,6 +313,20 @@ def _finish_later_sent(site: Site, page: Page) -> None:
     expect(page.get_by_role("heading", level=1)).to_have_text("We have emailed you a link")
 
 
+def _draft_hidden(site: Site, page: Page) -> None:
+    """A draft that names the patient, with nothing saved for over an hour."""
+    site.answer_red_flags(page)
+    page.goto(site("/request/steps/about"))
+    fill_about_you(page)
+    save_and_continue(page, "symptoms")
+    with site.server.app.app_context():
+        draft = db.session.scalars(select(RequestDraft).order_by(RequestDraft.id.desc())).first()
+        draft.updated_at -= timedelta(minutes=61)
+        db.session.commit()
+    page.reload()
+    expect(page).to_have_url(site("/request/hidden"))
+
+
 def _submitted(site: Site, page: Page) -> None:
     site.answer_red_flags(page, yes="fever")
     page.goto(site("/request/steps/time"))
@@ -415,6 +431,7 @@ PATIENT_PAGES: dict[str, str | Callable[..., None]] = {
     "finish later with errors": _finish_later_with_errors,
     "finish later: link sent": _finish_later_sent,
     "finish later: link no longer valid": "/request/resume/not-a-token",
+    "unfinished request hidden after an hour": _draft_hidden,
     "step 2: about you in Spanish": "/request/steps/about?lang=es",
     "request sent (urgent)": _submitted,
     "manage": "{manage}",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from sqlalchemy import select
 
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
+from booking.requests.drafts import RequestDraft
 from booking.requests.models import ConsultationRequest
 from tests.e2e.conftest import (
     IMAGING_REVIEW,
@@ -500,6 +502,46 @@ def test_a_missing_consent_at_the_end_keeps_the_uploaded_document(
     expect(page.get_by_text("We received 1 document.")).to_be_visible()
     [consultation] = stored(clinic)
     assert [d.original_name for d in consultation.documents] == ["mri-report.pdf"]
+
+
+def test_without_javascript_a_draft_unused_for_an_hour_is_hidden_and_its_link_emailed(
+    new_context: Callable[..., BrowserContext], clinic: LiveServer
+) -> None:
+    """A shared computer's next user finds neither the patient's name nor their answers; the
+    patient gets the link to carry on, at the address they gave, and loses nothing."""
+    page = context_of(new_context, java_script_enabled=False).new_page()
+    page.goto(clinic("/request/start"))
+    answer_red_flags(page)
+    page.get_by_role("link", name="Continue without choosing a time").click()
+    save_and_continue(page, "about")
+    fill_about_you(page)
+    save_and_continue(page, "symptoms")
+    with clinic.app.app_context():
+        [draft] = db.session.scalars(select(RequestDraft)).all()
+        draft.updated_at -= timedelta(minutes=61)
+        db.session.commit()
+
+    page.reload()
+    expect(page).to_have_url(clinic("/request/hidden"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("An unfinished request is hidden")
+    expect(page.get_by_text("e\u2022\u2022\u2022@example.com", exact=False)).to_be_visible()
+    assert "Erika" not in page.content()
+    page.goto(clinic("/request/start"))  # the first step would say where it had got to
+    expect(page).to_have_url(clinic("/request/hidden"))
+    page.get_by_role("button", name="Email me the link to carry on").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("We have emailed you a link")
+    with clinic.app.app_context():
+        [sent] = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "draft_resume")
+        ).all()
+        assert sent.recipient == PATIENT_EMAIL
+        [link] = RESUME_LINK_RE.findall(sent.body_text)
+
+    page.goto(link)
+    page.get_by_role("button", name="Carry on with my request").click()
+    expect(page).to_have_url(clinic("/request/steps/symptoms"))
+    step_link(page, "about").click()
+    expect(page.get_by_label("Full name", exact=True)).to_have_value("Erika Mustermann")
 
 
 def test_finish_later_emails_a_link_that_carries_on_in_another_browser(

@@ -1,0 +1,247 @@
+"""An unsent request left in a browser is hidden there after a while without use
+(``DRAFT_BROWSER_IDLE_MINUTES``): a shared computer's next user (a library, a family PC, a
+clinic's kiosk) must not find the patient's name, contact details and health answers. The
+patient gets the link to carry on by email, to the address the request holds; nothing is lost.
+
+Driven through the real pages with the test client (CSRF on); time moves on by setting the
+draft's last save back in the database.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from werkzeug.test import TestResponse
+
+from booking.extensions import db
+from booking.requests.drafts import RequestDraft
+from booking.timeutil import now_utc
+from tests.support import (
+    answer_red_flags,
+    fill_every_step,
+    headings,
+    open_step,
+    outbox_emails,
+    page_token,
+    pdf_bytes,
+    post_step,
+    step_answers,
+)
+
+HIDDEN = "For your privacy, an unfinished request in this browser is hidden after an hour"
+# Every page that shows the draft's answers or files.
+DRAFT_PAGES = (
+    *(f"/request/steps/{code}" for code in ("time", "about", "symptoms", "function")),
+    "/request/steps/history",
+    "/request/steps/documents",
+    "/request/steps/review",
+    "/request/later",
+    "/request/start",
+)
+
+
+def _unused_for(app: Flask, minutes: int) -> None:
+    """Nothing saved to the browser's draft for ``minutes``."""
+    with app.app_context():
+        draft = db.session.scalars(select(RequestDraft)).one()
+        draft.updated_at = now_utc() - timedelta(minutes=minutes)
+        db.session.commit()
+
+
+def _hidden_page(client: FlaskClient, path: str) -> str:
+    response = client.get(path)
+    assert response.status_code == 302, (path, response.status_code)
+    assert response.location == "/request/hidden", path
+    page = client.get(response.location)
+    assert page.status_code == 200
+    return page.get_data(as_text=True)
+
+
+def _press(client: FlaskClient, button: str) -> TestResponse:
+    """Press one of the hidden draft's buttons, as a browser sends its form."""
+    page = client.get("/request/hidden").get_data(as_text=True)
+    assert f'action="/request/hidden/{button}"' in page
+    return client.post(f"/request/hidden/{button}", data={"csrf_token": page_token(page)})
+
+
+def _resume_path(app: Flask) -> str:
+    (email,) = outbox_emails(app, "draft_resume")
+    link = re.search(r"https?://[^\s/]+(/request/resume/[A-Za-z0-9_-]+)", email.body_text)
+    assert link
+    return link.group(1)
+
+
+def test_a_draft_naming_the_patient_is_hidden_after_an_hour_without_use(
+    app: Flask, client: FlaskClient
+) -> None:
+    fill_every_step(client, files=((pdf_bytes(), "mri.pdf"),))
+    _unused_for(app, 59)
+    assert "Erika Mustermann" in open_step(client, "about")  # (opening a page is no save)
+    _unused_for(app, 61)
+    for path in DRAFT_PAGES:
+        page = _hidden_page(client, path)
+        for private in ("Erika", "erika.mustermann", "1970", "901820", "mri.pdf", "Ibuprofen"):
+            assert private not in page, (path, private)
+    assert HIDDEN in page
+    assert "e\u2022\u2022\u2022@example.com" in page  # the address, for its owner to know
+    assert [h for h in headings(page) if h[0] == 1] == [(1, "An unfinished request is hidden")]
+    assert "Is it an emergency?" in page  # every patient page's advice
+    assert len(re.findall(r'<form method="post"', page)) == 2
+    assert len(re.findall(r'name="csrf_token" value="[^"]+"', page)) == 2
+    assert client.get("/request/hidden").headers["Cache-Control"] == "no-store, private"
+
+
+def test_the_link_is_emailed_to_the_drafts_address_and_opens_every_answer(
+    app: Flask, client: FlaskClient
+) -> None:
+    fill_every_step(client, files=((pdf_bytes(), "mri.pdf"),))
+    _unused_for(app, 90)
+    sent = _press(client, "email")
+    assert sent.status_code == 200
+    page = sent.get_data(as_text=True)
+    assert "We have emailed you a link" in page and "Carry on now" not in page
+    assert "Erika" not in page
+    (email,) = outbox_emails(app, "draft_resume")
+    assert email.recipient == "erika.mustermann@example.com"
+    # The draft is still hidden here: the link opens it.
+    assert client.get("/request/steps/review").location == "/request/hidden"
+    opened = client.get(_resume_path(app))
+    assert opened.status_code == 303
+    resume_page = client.get(opened.location).get_data(as_text=True)
+    taken = client.post("/request/resume", data={"csrf_token": page_token(resume_page)})
+    assert taken.status_code == 303 and taken.location == "/request/steps/review"
+    # Taken over here is use (nothing was saved since): every answer and file is back.
+    review = open_step(client, "review")
+    for answer in ("Erika Mustermann", "erika.mustermann@example.com", "Ibuprofen 400 mg"):
+        assert answer in review
+    assert "mri.pdf" in review
+    assert "Erika Mustermann" in open_step(client, "about")
+
+
+def test_start_a_new_request_forgets_the_draft_in_this_browser_only(
+    app: Flask, client: FlaskClient
+) -> None:
+    answer_red_flags(client, yes=["fever"])
+    post_step(client, "time")
+    post_step(client, "about")
+    _unused_for(app, 61)
+    forgot = _press(client, "forget")
+    assert forgot.status_code == 303 and forgot.location == "/request/start"
+    start = client.get("/request/start")
+    assert start.status_code == 200
+    page = start.get_data(as_text=True)
+    assert "You have a request under way" not in page
+    assert 'value="yes" checked' not in page  # not even the first step's answers
+    assert client.get("/request/steps/about").location.startswith("/request/start")
+    with client.session_transaction() as session:
+        assert not {"request_draft", "red_flag_answers"} & set(session)
+    with app.app_context():  # the draft stays, for a link already emailed, until it expires
+        draft = db.session.scalars(select(RequestDraft)).one()
+        assert draft.values()["full_name"] == ["Erika Mustermann"]
+    # The next request is a new draft.
+    assert answer_red_flags(client).status_code == 303
+    with app.app_context():
+        assert len(db.session.scalars(select(RequestDraft)).all()) == 2
+
+
+def test_a_draft_that_names_nobody_is_not_hidden(app: Flask, client: FlaskClient) -> None:
+    """Only the first step's answers and the time: nothing names the patient, and hiding it
+    would lose it (there is no address to send the link to)."""
+    answer_red_flags(client, yes=["fever"])
+    post_step(client, "time")
+    _unused_for(app, 600)
+    assert "Step 2 of 7" in open_step(client, "about")
+    start = client.get("/request/start")
+    assert start.status_code == 200
+    assert "saved at step 2: About you" in start.get_data(as_text=True)
+    assert client.get("/request/hidden").location == "/request/steps/about"
+
+
+def test_a_page_sent_after_the_hour_is_saved_and_goes_on(app: Flask, client: FlaskClient) -> None:
+    answer_red_flags(client)
+    post_step(client, "time")
+    post_step(client, "about")
+    token = page_token(open_step(client, "symptoms"))  # the page left on screen
+    _unused_for(app, 120)
+    sent = client.post(
+        "/request/steps/symptoms", data={**step_answers("symptoms"), "csrf_token": token}
+    )
+    assert sent.status_code == 303 and sent.location == "/request/steps/function"
+    assert client.get(sent.location).status_code == 200  # just saved: shown
+    with app.app_context():
+        draft = db.session.scalars(select(RequestDraft)).one()
+        assert draft.values()["spine_region"] == ["lower_back"]
+
+
+def test_a_draft_without_a_usable_address_offers_only_a_new_request(
+    app: Flask, client: FlaskClient
+) -> None:
+    answer_red_flags(client)
+    post_step(client, "time")
+    post_step(client, "about", {"full_name": "Erika Mustermann", "email": "not an address"})
+    _unused_for(app, 61)
+    page = _hidden_page(client, "/request/steps/about")
+    assert "no email address" in page and "/request/hidden/email" not in page
+    assert "Erika" not in page and "not an address" not in page
+    refused = client.post("/request/hidden/email", data={"csrf_token": page_token(page)})
+    assert refused.status_code == 422
+    assert outbox_emails(app, "draft_resume") == []
+
+
+class TestAddressLimit:
+    """The hidden draft's button counts against the same limit per address as "Finish
+    later": the clinic's emails cannot be sent to an inbox again and again either way."""
+
+    @pytest.fixture
+    def app_settings(self, app_settings: dict[str, Any]) -> dict[str, Any]:
+        app_settings["RESUME_EMAIL_ADDRESS_RATE_LIMIT"] = "2 per hour"
+        return app_settings
+
+    def test_links_asked_for_by_finish_later_count(self, app: Flask, client: FlaskClient) -> None:
+        answer_red_flags(client)
+        post_step(client, "time")
+        post_step(client, "about")
+        for _n in range(2):
+            page = client.get("/request/later").get_data(as_text=True)
+            data = {"csrf_token": page_token(page), "email": "erika.mustermann@example.com"}
+            assert client.post("/request/later", data=data).status_code == 200
+        _unused_for(app, 61)
+        refused = _press(client, "email")
+        assert refused.status_code == 429
+        page = refused.get_data(as_text=True)
+        assert "Please use the newest email, or wait an hour" in page
+        assert len(outbox_emails(app, "draft_resume")) == 2
+
+
+class TestOtherTimes:
+    @pytest.fixture
+    def app_settings(self, app_settings: dict[str, Any]) -> dict[str, Any]:
+        app_settings["DRAFT_BROWSER_IDLE_MINUTES"] = 20
+        return app_settings
+
+    def test_the_page_says_the_time_set(self, app: Flask, client: FlaskClient) -> None:
+        answer_red_flags(client)
+        post_step(client, "time")
+        post_step(client, "about")
+        _unused_for(app, 21)
+        page = _hidden_page(client, "/request/steps/symptoms")
+        assert "is hidden after 20 minutes without use." in page
+
+
+class TestTurnedOff:
+    @pytest.fixture
+    def app_settings(self, app_settings: dict[str, Any]) -> dict[str, Any]:
+        app_settings["DRAFT_BROWSER_IDLE_MINUTES"] = 0
+        return app_settings
+
+    def test_a_draft_is_never_hidden(self, app: Flask, client: FlaskClient) -> None:
+        fill_every_step(client)
+        _unused_for(app, 6 * 24 * 60)
+        assert "Erika Mustermann" in open_step(client, "review")
+        assert client.get("/request/hidden").location == "/request/steps/review"
