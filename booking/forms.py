@@ -331,6 +331,20 @@ def phone_e164(text: str, *, valid: bool = True) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def valid_phone(text: str) -> str:
+    """A phone number typed into a form, in E.164 (``phone_e164``), or a ValidationError
+    saying how to write it: for every field whose number the clinic calls."""
+    number = phone_e164(text)
+    if number is None:
+        raise ValidationError(
+            _(
+                "Please enter a valid phone number, including the country code if it is "
+                "not a local number."
+            )
+        )
+    return number
+
+
 # A clinic date and time staff enter ------------------------------------------------------------
 
 

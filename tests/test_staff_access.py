@@ -77,6 +77,7 @@ ACCESS: dict[str, Access] = {
     "dashboard.export_csv": MANAGERS,
     "dashboard.send_new_link": MANAGERS,
     "dashboard.resend_emails": MANAGERS,
+    "dashboard.correct_contact": MANAGERS,
     "insights.view": MANAGERS,
     "dashboard.mark_deceased": MANAGERS,
     "outcomes_staff.results": MANAGERS,
@@ -134,6 +135,7 @@ FORM_PREFIXES = (
     "withdraw-",
     "reviewed-",
     "deceased-",
+    "contact-",
 )
 
 
@@ -363,6 +365,7 @@ def test_the_url_list_covers_the_known_staff_pages(app: Flask, clinic: Targets) 
         ("dashboard.log_call", "POST"),
         ("dashboard.change_status", "POST"),
         ("dashboard.export_csv", "POST"),
+        ("dashboard.correct_contact", "POST"),
         ("staff.accounts", "GET"),
         ("staff.accounts", "POST"),
         ("staff.set_active", "POST"),

@@ -56,6 +56,7 @@ ACTION_LABELS: dict[str, LazyString] = {
     "join_link_set": _l("Video visit link set"),
     "manage_link_reissued": _l("New private link sent to patient"),
     "patient_emails_resent": _l("Emails to patient sent again"),
+    "patient_contact_corrected": _l("Patient's email or phone corrected"),
     "upload_refused_infected": _l("Infected upload refused"),
     "upload_removed_infected": _l("Infected upload removed"),
     # Waiting list

@@ -17,6 +17,7 @@ from wtforms import (
     EmailField,
     HiddenField,
     SelectField,
+    TelField,
     TextAreaField,
     TimeField,
     URLField,
@@ -34,6 +35,8 @@ from booking.forms import (
     RepeatedTimeField,
     clinic_time,
     options,
+    too_long,
+    valid_phone,
 )
 from booking.outcomes.labels import PLAN_LABELS
 from booking.requests import asks, history
@@ -304,6 +307,51 @@ class ResendForm(BaseForm):
         ],
         description=_l("Correct it if it was mistyped: the patient's record changes too."),
     )
+
+
+def _stripped(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
+class ContactForm(SeenState, BaseForm):
+    """The patient's email address and phone number, corrected as staff learnt them (on a
+    call), checked as the patient's own form checks them; ``shown`` is the fingerprint of
+    the ones the page showed (``services.contact_key``)."""
+
+    shown = HiddenField()
+    email = EmailField(
+        _l("Email address"),
+        validators=[
+            # A patient who left none (an emergency call-back) may be given one, or not.
+            Optional(),
+            EmailAddress(_l("Please enter a valid email address, like name@example.com.")),
+            too_long(254),
+        ],
+        filters=[_stripped],
+        description=_l(
+            "A new address ends every private link sent so far: the patient is emailed a "
+            "new one there, with any email still waiting to go."
+        ),
+    )
+    phone = TelField(
+        _l("Phone number"),
+        validators=[DataRequired(_l("Please enter a phone number.")), too_long(40)],
+        description=_l("Include the country code if it is not a local number."),
+    )
+
+    def __init__(self, *args: Any, email_required: bool = False, **kwargs: Any) -> None:
+        """``email_required``: the patient has an address, which is corrected here, never
+        removed (``services.correct_contact`` refuses that too)."""
+        super().__init__(*args, **kwargs)
+        if email_required:
+            self.email.validators = [
+                DataRequired(_l("Please enter the patient's email address.")),
+                *self.email.validators[1:],
+            ]
+            self.email.flags.required = True
+
+    def validate_phone(self, field: TelField) -> None:
+        field.e164 = valid_phone(field.data)
 
 
 class JoinLinkForm(SeenState, BaseForm):

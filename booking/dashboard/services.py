@@ -9,6 +9,8 @@ cancellations with METHOD:CANCEL), and a time it gives up is offered to the wait
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from booking.dashboard.export import csv_rows
 from booking.documents.models import Document
 from booking.documents.storage import DocumentUnreadable, get_storage
 from booking.extensions import db
+from booking.notifications.models import OutboxEmail
 from booking.notifications.services import enqueue_delivery
 from booking.openinghours import clinic_closed_days
 from booking.outcomes.models import Plan
@@ -44,7 +47,12 @@ from booking.requests.lifecycle import (
     snapshot,
 )
 from booking.requests.links import revoke_all
-from booking.requests.models import UNCONFIRMED_STATUSES, ConsultationRequest, RequestStatus
+from booking.requests.models import (
+    UNCONFIRMED_STATUSES,
+    ConsultationRequest,
+    Patient,
+    RequestStatus,
+)
 from booking.requests.queries import lock_request
 from booking.requests.waitlist import offer_freed_slot
 from booking.scheduling.availability import OpenSlot
@@ -802,6 +810,119 @@ def send_new_link(consultation: ConsultationRequest, actor: StaffUser) -> int:
     db.session.commit()
     enqueue_delivery([email.id] if email is not None else [])
     return revoked
+
+
+def contact_key(patient: Patient) -> str:
+    """A short fingerprint of the patient's email address and phone number as a page shows
+    them: the contact form carries it, so a correction made from a page that showed others
+    (a colleague corrected them since) is refused instead of putting the old ones back."""
+    text = json.dumps([patient.email or "", patient.phone])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ContactCorrected:
+    """What ``correct_contact`` did: the fields it changed ("email", "phone"), how many
+    private links stopped working, and whether an email with a new link went."""
+
+    changed: list[str]
+    links_revoked: int
+    emailed: bool
+
+
+def correct_contact(
+    consultation: ConsultationRequest,
+    actor: StaffUser,
+    email: str | None,
+    phone: str,
+    *,
+    seen: str | None = None,
+    shown: str | None = None,
+) -> ContactCorrected:
+    """Correct the patient's email address and phone number (``phone`` in E.164), as staff
+    learnt them (a call: the address was mistyped, the number changed). Refused when nothing
+    changed, when the address would be removed (a patient with one is written to there),
+    when the request changed since the page showed it (``seen``) or its contact details did
+    (``shown``, ``contact_key``).
+
+    A new address ends every private link sent so far, as "Send a new link" does: the old
+    address may be somebody else's mailbox, whose links would go on opening the patient's
+    page. The emails waiting for delivery to it go to the new address instead, each with a
+    new link (``emails.readdress_waiting``), and one email with a new private link tells the
+    patient where their request is (none when the patient is marked deceased, as every
+    email to them). A new number alone sends nothing. Audited with the names of the fields
+    changed, never their values: the audit trail outlives an erasure."""
+    consultation = _lock(consultation, actor, seen)
+    patient = consultation.patient
+    # Read again under the request's lock, which every correction holds: the page's copy may
+    # be older than a colleague's correction.
+    db.session.refresh(patient)
+    if shown is not None and shown != contact_key(patient):
+        raise WorkflowError(
+            _(
+                "The patient's email address or phone number was changed while you had this "
+                "page open. Nothing was saved: check them as they are now, then try again."
+            )
+        )
+    old_email = patient.email or ""
+    email = (email or "").strip()
+    if old_email and not email:
+        raise WorkflowError(
+            _("The email address cannot be removed here: enter the corrected address.")
+        )
+    changed = [
+        name
+        for name, before, after in (("email", old_email, email), ("phone", patient.phone, phone))
+        if before != after
+    ]
+    if not changed:
+        raise WorkflowError(
+            _("Those are the patient's email address and phone number already: nothing changed.")
+        )
+    patient.phone = phone
+    revoked = 0
+    written: list[OutboxEmail] = []
+    if "email" in changed:
+        patient.email = email
+        # Before the new emails are written: their links must not end with the old ones.
+        revoked = revoke_all(consultation)
+        written = emails.readdress_waiting(consultation, old_email) if old_email else []
+        if (link_email := emails.new_link(consultation)) is not None:
+            written.append(link_email)
+    consultation.updated_at = now_utc()
+    what = {
+        ("email",): "the patient's email address",
+        ("phone",): "the patient's phone number",
+    }.get(tuple(changed), "the patient's email address and phone number")
+    if "email" not in changed:
+        body = f"Corrected {what}."
+    elif written:
+        body = (
+            f"Corrected {what}; every earlier private link stopped working, and the emails "
+            "to the patient now go to the new address, with a new link."
+        )
+    else:
+        body = (
+            f"Corrected {what}; every earlier private link stopped working. No email went: "
+            "the patient is marked deceased."
+        )
+    add_event(consultation, kind=EventKind.NOTE, actor=actor, body=body)
+    db.session.flush()
+    ids = [row.id for row in written]
+    record(
+        "patient_contact_corrected",
+        target_type="request",
+        target_id=consultation.reference,
+        actor=actor,
+        details={
+            "changed": changed,
+            "links_revoked": revoked,
+            "new_email_ids": ids,
+        },
+    )
+    db.session.commit()
+    enqueue_delivery(ids)
+    return ContactCorrected(changed, revoked, bool(written))
 
 
 @dataclass(frozen=True)

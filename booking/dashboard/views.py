@@ -35,6 +35,7 @@ from booking.dashboard.forms import (
     CallbackForm,
     CloseForm,
     CompleteForm,
+    ContactForm,
     DeceasedForm,
     JoinLinkForm,
     NoteForm,
@@ -207,6 +208,22 @@ def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: 
         ),
     )
     forms.setdefault("deceased_form", DeceasedForm(prefix="deceased"))
+    patient = consultation.patient
+    if current_user.works_every_request:
+        forms.setdefault(
+            "contact_form",
+            ContactForm(
+                prefix="contact",
+                email=patient.email,
+                phone=patient.phone,
+                email_required=bool(patient.email),
+            ),
+        )
+        # The details this page shows (a form posted back keeps the ones it was shown with).
+        if not forms["contact_form"].shown.data:
+            forms["contact_form"].shown.data = services.contact_key(patient)
+    else:
+        forms["contact_form"] = None
     # Staff write in the clinic's language; the patient reads in theirs, which may differ.
     language = language_name(consultation.locale)
     for name in ("slot_form", "close_form"):
@@ -228,7 +245,14 @@ def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: 
     # The status and appointment forms carry the state this page shows (a form posted back
     # with errors keeps the one it was shown with).
     seen = state_key(consultation)
-    for name in ("slot_form", "close_form", "action_form", "complete_form", "join_form"):
+    for name in (
+        "slot_form",
+        "close_form",
+        "action_form",
+        "complete_form",
+        "join_form",
+        "contact_form",
+    ):
         if forms[name] is not None and not forms[name].seen.data:
             forms[name].seen.data = seen
     h = consultation.history
@@ -532,6 +556,52 @@ def send_new_link(reference: str) -> Response:
         "success",
     )
     return redirect(url_for(".record", reference=reference))
+
+
+@bp.post("/requests/<reference>/contact")
+@roles_required(StaffRole.ADMIN, StaffRole.COORDINATOR)
+def correct_contact(reference: str) -> Response | tuple[str, int]:
+    """Correct the patient's email address or phone number (learnt on a call); a new
+    address gets a new private link, and the earlier links stop working."""
+    consultation = _load_visible(reference)
+    form = ContactForm(prefix="contact", email_required=bool(consultation.patient.email))
+    if not form.validate_on_submit():
+        return _render_record(consultation, 422, contact_form=form)
+    try:
+        corrected = services.correct_contact(
+            consultation,
+            current_user,
+            form.email.data,
+            form.phone.e164,
+            seen=form.seen.data or None,
+            shown=form.shown.data or None,
+        )
+    except WorkflowError as exc:
+        db.session.rollback()
+        consultation = _load_visible(reference)
+        # Shown again as typed, against the request and the details as they are now.
+        form.seen.data = form.shown.data = None
+        form.form_errors.append(str(exc))
+        return _render_record(consultation, 409, contact_form=form)
+    if "email" not in corrected.changed:
+        flash(_("The patient's phone number is corrected."), "success")
+    elif corrected.emailed:
+        flash(
+            ngettext(
+                "Corrected: a new private link is on its way to the new address; %(num)d "
+                "earlier link stopped working.",
+                "Corrected: a new private link is on its way to the new address; %(num)d "
+                "earlier links stopped working.",
+                corrected.links_revoked,
+            ),
+            "success",
+        )
+    else:
+        flash(
+            _("Corrected. No email was sent: the patient is marked deceased."),
+            "success",
+        )
+    return redirect(url_for(".record", reference=reference) + "#patient-heading")
 
 
 @bp.post("/requests/<reference>/resend-emails")

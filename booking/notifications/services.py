@@ -160,6 +160,15 @@ def withdraw_pending(request_id: int, templates: frozenset[str]) -> int:
     return _withdraw(OutboxEmail.request_id == request_id, OutboxEmail.template.in_(templates))
 
 
+def withdraw_emails(email_ids: list[int]) -> int:
+    """Withdraw these emails, as ``withdraw_pending`` does (deleted if no worker has taken
+    them, marked if one is sending them): for a caller that chose them one by one. Flushes;
+    the caller commits. Returns how many were withdrawn."""
+    if not email_ids:
+        return 0
+    return _withdraw(OutboxEmail.id.in_(email_ids))
+
+
 def _withdraw(*mine: ColumnElement[bool]) -> int:
     """Delete the emails ``mine`` selects that no worker has taken, and mark those a worker
     is sending (``withdrawn_at``; not tried again if this attempt fails), by conditional

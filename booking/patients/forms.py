@@ -32,8 +32,8 @@ from booking.forms import (
     MultiCheckboxField,
     has_visible_text,
     options,
-    phone_e164,
     too_long,
+    valid_phone,
 )
 from booking.openinghours import open_weekdays
 from booking.patients.services import RequestSubmission
@@ -224,20 +224,7 @@ class CallbackForm(BaseForm):
             raise ValidationError(_("Please enter your name."))
 
     def validate_phone(self, field: TelField) -> None:
-        field.e164 = _valid_phone(field.data)
-
-
-def _valid_phone(text: str) -> str:
-    """The number in E.164, or a ValidationError saying how to write it."""
-    number = phone_e164(text)
-    if number is None:
-        raise ValidationError(
-            _(
-                "Please enter a valid phone number, including the country code if it is "
-                "not a local number."
-            )
-        )
-    return number
+        field.e164 = valid_phone(field.data)
 
 
 class RequestForm(BaseForm):
@@ -503,7 +490,7 @@ class RequestForm(BaseForm):
             raise ValidationError(_("Please check the year of your date of birth."))
 
     def validate_phone(self, field: TelField) -> None:
-        field.e164 = _valid_phone(field.data)
+        field.e164 = valid_phone(field.data)
 
     def validate_earliest_date(self, field: DateField) -> None:
         if field.data and field.data < clinic_today():

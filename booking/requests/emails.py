@@ -15,13 +15,20 @@ from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel.speaklater import LazyString
+from sqlalchemy import select
 
+from booking.extensions import db
 from booking.notifications.models import OutboxEmail, OutboxStatus
-from booking.notifications.services import copy_email, queue_email, redact_links
+from booking.notifications.services import (
+    copy_email,
+    queue_email,
+    redact_links,
+    withdraw_emails,
+)
 from booking.requests import links, triage
 from booking.requests.followup import Wait, clinic_hours, duration_label, on_call_address
 from booking.requests.models import ConsultationRequest
-from booking.scheduling.ical import appointment_ics
+from booking.scheduling.ical import appointment_ics, with_attendee
 from booking.scheduling.models import Appointment, SlotOffer
 from booking.scheduling.visits import visit_when
 from booking.timeutil import now_utc
@@ -110,13 +117,45 @@ PRIVATE_LINK_RE = re.compile(r"https?://[^\s\"'<>]*?/manage/open/[A-Za-z0-9_-]+"
 def resend(consultation: ConsultationRequest, failed: OutboxEmail) -> OutboxEmail:
     """The same email again, as a fresh outbox row, to the patient's address as it is now
     (staff may have corrected it), with a new private link in place of the one it held:
-    that one may have been ended since ("Send a new link")."""
+    that one may have been ended since ("Send a new link"). A calendar file sent to another
+    address than the first names that one as its attendee (``ical.with_attendee``)."""
     copy = copy_email(failed, recipient=consultation.patient.email)
+    if _has_calendar(copy) and copy.attachment_body and copy.recipient != failed.recipient:
+        copy.attachment_body = with_attendee(copy.attachment_body, copy.recipient)
     if PRIVATE_LINK_RE.search(copy.body_text or ""):
         fresh = links.manage_url(consultation)
         copy.body_text = PRIVATE_LINK_RE.sub(fresh, copy.body_text)
         copy.body_html = PRIVATE_LINK_RE.sub(fresh, copy.body_html or "")
     return copy
+
+
+def readdress_waiting(consultation: ConsultationRequest, old: str) -> list[OutboxEmail]:
+    """The patient's emails not sent yet that were written to ``old``, an address staff
+    have just corrected: each withdrawn (one a worker is sending at this moment is past
+    stopping, but is never tried again) and, unless nothing more may go to the patient
+    (``_to_patient``), written again to the address as it is now (``resend``: a new private
+    link in place of the one it held, which the correction ended). What they say is still
+    the request's (a change that outdates an email withdraws it), so the patient is told it
+    at the right address rather than never. Oldest first, so the order they were written
+    in, which later changes compare by, is kept. Flushes; the caller commits."""
+    waiting = list(
+        db.session.scalars(
+            select(OutboxEmail)
+            .where(
+                OutboxEmail.request_id == consultation.id,
+                OutboxEmail.template.in_(sorted(PATIENT_TEMPLATES)),
+                OutboxEmail.recipient == old,
+                OutboxEmail.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)),
+                OutboxEmail.withdrawn_at.is_(None),
+            )
+            .order_by(OutboxEmail.id)
+        )
+    )
+    patient = consultation.patient
+    writable = bool(patient.email) and patient.deceased_at is None
+    copies = [resend(consultation, email) for email in waiting] if writable else []
+    withdraw_emails([email.id for email in waiting])
+    return copies
 
 
 def retire(failed: OutboxEmail) -> None:

@@ -67,3 +67,18 @@ def appointment_ics(
         event.add("attendee", attendee)
     calendar.add_component(event)
     return calendar.to_ical().decode()
+
+
+def with_attendee(ics: str, address: str) -> str:
+    """An email's invitation (``ics``) naming ``address`` as its attendee instead of the
+    address it was written for: sent again to a corrected address, calendar apps match the
+    invitation to the event its recipient holds by the attendee."""
+    calendar = Calendar.from_ical(ics)
+    for event in calendar.walk("VEVENT"):
+        before = event.get("attendee")
+        if before is None:
+            continue
+        attendee = vCalAddress(f"mailto:{address}")
+        attendee.params.update(before.params)
+        event["attendee"] = attendee
+    return calendar.to_ical().decode()

@@ -1,0 +1,383 @@
+"""Staff correct a patient's email address or phone number from the request's record (learnt
+on a call): a new address ends every private link sent so far and gets a new one, the emails
+still waiting go there instead of to the old one, and the audit trail names what changed,
+never the address or number."""
+
+from __future__ import annotations
+
+import html
+import re
+import secrets
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from icalendar import Calendar
+from sqlalchemy import func, select
+from werkzeug.test import TestResponse
+
+from booking.audit.models import AuditEvent
+from booking.dashboard import services as workflow
+from booking.extensions import db
+from booking.notifications.models import OutboxEmail, OutboxStatus
+from booking.patients.services import CallbackSubmission, request_callback
+from booking.requests.events import EventKind, RequestEvent
+from booking.requests.lifecycle import WorkflowError
+from booking.requests.models import ConsultationRequest
+from booking.staff.models import StaffUser
+from tests.factories import confirmed_request, make_request
+from tests.support import AuthActions, Clinic, deliver_waiting_emails, page_token
+
+OLD = "erika.mustermann@example.com"  # the factory's address
+NEW = "erika.m@example.org"
+LINK_RE = re.compile(r"https?://[^/\s]+(/manage/open/[A-Za-z0-9_\-]+)")
+
+
+def _hidden(page: str, name: str) -> str:
+    found = re.search(rf'name="{name}" type="hidden" value="([^"]*)"', page)
+    assert found, f"no {name} on the record"
+    return found.group(1)
+
+
+def _shown(page: str, name: str) -> str:
+    found = re.search(rf'name="{name}"[^>]*? value="([^"]*)"', page)
+    assert found, f"no {name} on the record"
+    return html.unescape(found.group(1))
+
+
+def correct(
+    client: FlaskClient,
+    reference: str,
+    *,
+    email: str | None = None,
+    phone: str | None = None,
+    page: str | None = None,
+) -> TestResponse:
+    """The record's contact form as a coordinator's browser sends it: the details shown,
+    with what was typed over them. ``page``: an earlier showing of the record."""
+    page = page or client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    return client.post(
+        f"/staff/requests/{reference}/contact",
+        data={
+            "contact-csrf_token": page_token(page),
+            "contact-seen": _hidden(page, "contact-seen"),
+            "contact-shown": _hidden(page, "contact-shown"),
+            "contact-email": _shown(page, "contact-email") if email is None else email,
+            "contact-phone": _shown(page, "contact-phone") if phone is None else phone,
+        },
+    )
+
+
+def new_request(app: Flask) -> tuple[int, str, str]:
+    """A request whose receipt went out (to the address the patient typed); its id, its
+    reference and the private link the receipt held."""
+    with app.app_context():
+        consultation = make_request()
+        deliver_waiting_emails(app)
+        body = db.session.scalars(
+            select(OutboxEmail.body_text).where(OutboxEmail.template == "request_received")
+        ).one()
+        return consultation.id, consultation.reference, LINK_RE.search(body).group(1)
+
+
+def state(app: Flask, request_id: int) -> dict[str, object]:
+    """What a correction may change."""
+    with app.app_context():
+        consultation = db.session.get(ConsultationRequest, request_id)
+        result = {
+            "email": consultation.patient.email,
+            "phone": consultation.patient.phone,
+            "outbox": db.session.scalar(select(func.count()).select_from(OutboxEmail)),
+            "audit": db.session.scalars(
+                select(AuditEvent.action).where(AuditEvent.action == "patient_contact_corrected")
+            ).all(),
+            "notes": db.session.scalars(
+                select(RequestEvent.body).where(RequestEvent.kind == EventKind.NOTE)
+            ).all(),
+        }
+        db.session.remove()
+        return result
+
+
+def test_a_corrected_address_gets_a_new_link_and_the_old_links_stop_working(
+    app: Flask, client: FlaskClient, auth: AuthActions, clinic: Clinic
+) -> None:
+    request_id, reference, old_link = new_request(app)
+    assert client.get(old_link).status_code == 303  # the patient's page opens, cookie set
+    coordinator = auth.new_client("coordinator")
+    with app.app_context():
+        written_before = db.session.scalar(select(func.max(OutboxEmail.id)))
+
+    response = correct(coordinator, reference, email=NEW)
+    assert response.status_code == 302
+    assert "a new private link is on its way to the new address" in coordinator.get(
+        response.location
+    ).get_data(as_text=True)
+
+    with app.app_context():
+        written = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.id > written_before).order_by(OutboxEmail.id)
+        ).all()
+        # One email, with a new private link, to the new address; nothing more to the old.
+        assert [(e.template, e.recipient) for e in written] == [("manage_link", NEW)]
+        new_link = LINK_RE.search(written[0].body_text).group(1)
+        consultation = db.session.get(ConsultationRequest, request_id)
+        assert consultation.patient.email == NEW
+        assert consultation.patient.phone == "+4930901820"
+        (audit,) = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "patient_contact_corrected")
+        ).all()
+        assert audit.details == {
+            "changed": ["email"],
+            "links_revoked": 1,
+            "new_email_ids": [written[0].id],
+        }
+        assert OLD not in str(audit.details) and NEW not in str(audit.details)
+        assert audit.actor_email == clinic.coordinator.email
+        notes = db.session.scalars(
+            select(RequestEvent.body).where(RequestEvent.kind == EventKind.NOTE)
+        ).all()
+        assert notes == [
+            "Corrected the patient's email address; every earlier private link stopped "
+            "working, and the emails to the patient now go to the new address, with a new link."
+        ]
+    # The link in the old mailbox, and the page it opened, no longer open anything.
+    assert client.get(f"/manage/{reference}").status_code == 403
+    assert client.get(old_link).status_code == 404
+    assert client.get(new_link).status_code == 303
+    assert client.get(f"/manage/{reference}").status_code == 200
+    # The audit page names the action.
+    trail = auth.new_client("admin").get("/staff/admin/audit").get_data(as_text=True)
+    assert "Patient&#39;s email or phone corrected" in trail
+
+
+def test_emails_still_waiting_go_to_the_new_address_instead(
+    app: Flask, client: FlaskClient, auth: AuthActions, clinic: Clinic
+) -> None:
+    # Its receipt and confirmation not sent yet (the mistyped address's server is slow).
+    request_id = confirmed_request(app, clinic)
+    waiting = outbox_of(app, request_id)
+    assert [(e.template, e.recipient) for e in waiting if e.recipient == OLD] == [
+        ("request_received", OLD),
+        ("request_update", OLD),
+    ]
+    old_links = [LINK_RE.search(e.body_text).group(1) for e in waiting if e.recipient == OLD]
+    with app.app_context():
+        reference = db.session.get(ConsultationRequest, request_id).reference
+    coordinator = auth.new_client("coordinator")
+    assert correct(coordinator, reference, email=NEW).status_code == 302
+
+    patients = [e for e in outbox_of(app, request_id) if e.recipient in (OLD, NEW)]
+    # Those written to the old address are withdrawn; copies go to the new one, in the
+    # same order, each with a new link of its own, and after them the new link's email.
+    assert [(e.template, e.recipient, e.status) for e in patients] == [
+        ("request_received", NEW, OutboxStatus.PENDING),
+        ("request_update", NEW, OutboxStatus.PENDING),
+        ("manage_link", NEW, OutboxStatus.PENDING),
+    ]
+    received, confirmed, _link_email = patients
+    assert [received.subject, confirmed.subject] == [
+        e.subject for e in waiting if e.recipient == OLD
+    ]
+    # The invitation names its new recipient, by whom calendar apps match it.
+    (event,) = Calendar.from_ical(confirmed.attachment_body).walk("VEVENT")
+    assert str(event["ATTENDEE"]) == f"mailto:{NEW}"
+    assert event["ATTENDEE"].params["PARTSTAT"] == "ACCEPTED"
+    assert OLD not in confirmed.attachment_body
+    new_links = [LINK_RE.search(e.body_text).group(1) for e in (received, confirmed)]
+    for link in old_links:
+        assert client.get(link).status_code == 404
+    for link in new_links:
+        assert client.get(link).status_code == 303
+
+
+def test_a_new_phone_number_alone_sends_nothing(
+    app: Flask, client: FlaskClient, auth: AuthActions, clinic: Clinic
+) -> None:
+    request_id, reference, link = new_request(app)
+    before = state(app, request_id)
+    coordinator = auth.new_client("admin")
+    response = correct(coordinator, reference, phone="030 1234567")
+    assert response.status_code == 302
+    after = state(app, request_id)
+    assert after["phone"] == "+49301234567"  # in E.164, as the patient's form stores it
+    assert after["email"] == OLD
+    assert after["outbox"] == before["outbox"]
+    assert after["notes"] == ["Corrected the patient's phone number."]
+    with app.app_context():
+        (audit,) = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "patient_contact_corrected")
+        ).all()
+        assert audit.details == {"changed": ["phone"], "links_revoked": 0, "new_email_ids": []}
+        assert "1234567" not in str(audit.details)
+    assert client.get(link).status_code == 303  # the patient's links go on working
+
+
+def test_a_specialist_has_no_contact_form_and_is_refused(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    request_id, reference, _link = new_request(app)
+    coordinator_page = (
+        auth.new_client("coordinator").get(f"/staff/requests/{reference}").get_data(as_text=True)
+    )
+    specialist = auth.new_client("specialist")
+    with app.app_context():
+        # Assigned to the specialist, so the record is theirs to open.
+        consultation = db.session.get(ConsultationRequest, request_id)
+        consultation.assigned_specialist_id = clinic.weber.id
+        db.session.commit()
+    page = specialist.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert "contact-email" not in page and "Contact details" not in page
+    before = state(app, request_id)
+    response = specialist.post(
+        f"/staff/requests/{reference}/contact",
+        data={
+            "contact-csrf_token": page_token(page),
+            "contact-seen": _hidden(coordinator_page, "contact-seen"),
+            "contact-shown": _hidden(coordinator_page, "contact-shown"),
+            "contact-email": NEW,
+            "contact-phone": "+4930901820",
+        },
+    )
+    assert response.status_code == 403
+    assert state(app, request_id) == before
+
+
+def test_an_invalid_address_or_number_is_said_on_its_field_and_kept_to_correct(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    request_id, reference, _link = new_request(app)
+    before = state(app, request_id)
+    coordinator = auth.new_client("coordinator")
+    for email, phone, message in (
+        ("erika.example.org", "+4930901820", "Please enter a valid email address"),
+        ("erika@example.org", "12", "Please enter a valid phone number"),
+        ("josé@example.org", "+4930901820", "cannot reach an address with accents"),
+        ("erika@example.org", "", "Please enter a phone number."),
+        # A patient with an address keeps one: it is corrected here, never removed.
+        ("", "+4930901820", "Please enter the patient's email address."),
+    ):
+        response = correct(coordinator, reference, email=email, phone=phone)
+        assert response.status_code == 422, (email, phone)
+        page = response.get_data(as_text=True)
+        assert message in html.unescape(page)
+        assert _shown(page, "contact-email") == email  # as typed, to correct
+        assert _shown(page, "contact-phone") == phone
+        assert '<details class="mt-2" open>' in page
+    assert state(app, request_id) == before
+
+
+def test_a_page_shown_before_a_change_is_refused(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    request_id, reference, _link = new_request(app)
+    coordinator = auth.new_client("coordinator")
+    page = coordinator.get(f"/staff/requests/{reference}").get_data(as_text=True)
+
+    # A colleague corrects the number meanwhile: the stale page would put the old one back.
+    colleague = auth.new_client("admin")
+    assert correct(colleague, reference, phone="+49301234567").status_code == 302
+    before = state(app, request_id)
+    refused = correct(coordinator, reference, email=NEW, page=page)
+    assert refused.status_code == 409
+    text = html.unescape(refused.get_data(as_text=True))
+    assert "was changed while you had this page open. Nothing was saved" in text
+    assert _shown(text, "contact-email") == NEW  # kept, to send again once checked
+    assert state(app, request_id) == before
+
+    # The request's status changed meanwhile: refused as every record form is.
+    page = coordinator.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    with app.app_context():
+        admin = db.session.get(StaffUser, clinic.admin.id)
+        workflow.decline_request(db.session.get(ConsultationRequest, request_id), admin)
+    before = state(app, request_id)
+    refused = correct(coordinator, reference, email=NEW, page=page)
+    assert refused.status_code == 409
+    assert "This request changed while you had it open" in html.unescape(
+        refused.get_data(as_text=True)
+    )
+    assert state(app, request_id) == before
+
+
+def test_nothing_changed_is_said_and_nothing_is_done(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    request_id, reference, _link = new_request(app)
+    before = state(app, request_id)
+    coordinator = auth.new_client("coordinator")
+    # The same number written another way is the same number.
+    refused = correct(coordinator, reference, phone="030 901820")
+    assert refused.status_code == 409
+    assert "nothing changed" in html.unescape(refused.get_data(as_text=True))
+    assert state(app, request_id) == before
+
+
+def test_a_patient_who_left_no_address_can_be_given_one(
+    app: Flask, client: FlaskClient, auth: AuthActions, clinic: Clinic
+) -> None:
+    """An emergency call-back leaves a name and a number only: the form takes a new number
+    with no address, and an address learnt on the call gets the patient a private link."""
+    with app.app_context():
+        consultation = request_callback(
+            CallbackSubmission(
+                submission_token=secrets.token_urlsafe(32),
+                locale="es",
+                full_name="Juana Notinmail",
+                phone="+4930901821",
+                red_flags={"saddle_numbness"},
+            )
+        )
+        request_id, reference = consultation.id, consultation.reference
+    coordinator = auth.new_client("coordinator")
+    assert correct(coordinator, reference, phone="+4930901822").status_code == 302
+    assert state(app, request_id)["email"] is None
+    assert correct(coordinator, reference, email=NEW).status_code == 302
+    (email,) = [e for e in outbox_of(app, request_id) if e.recipient == NEW]
+    assert email.template == "manage_link" and email.subject.startswith("Su nuevo enlace")
+    assert client.get(LINK_RE.search(email.body_text).group(1)).status_code == 303
+    assert client.get(f"/manage/{reference}").status_code == 200
+
+
+def test_an_address_is_never_removed(app: Flask, clinic: Clinic) -> None:
+    request_id, _reference, _link = new_request(app)
+    before = state(app, request_id)
+    with app.app_context():
+        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
+        consultation = db.session.get(ConsultationRequest, request_id)
+        with pytest.raises(WorkflowError, match="cannot be removed"):
+            workflow.correct_contact(consultation, coordinator, " ", "+4930901820")
+        db.session.rollback()
+    assert state(app, request_id) == before
+
+
+def outbox_of(app: Flask, request_id: int) -> list[OutboxEmail]:
+    with app.app_context():
+        rows = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.request_id == request_id).order_by(OutboxEmail.id)
+        ).all()
+        db.session.expunge_all()
+        return list(rows)
+
+
+def test_a_patient_marked_deceased_is_sent_nothing(
+    app: Flask, client: FlaskClient, auth: AuthActions, clinic: Clinic
+) -> None:
+    """As every email to them: nothing goes to the new address (the family may read it), and
+    the links in the old mailbox stop working all the same."""
+    from booking.outcomes.services import mark_deceased
+
+    request_id, reference, link = new_request(app)
+    with app.app_context():
+        admin = db.session.get(StaffUser, clinic.admin.id)
+        mark_deceased(db.session.get(ConsultationRequest, request_id), admin)
+    before = state(app, request_id)
+    coordinator = auth.new_client("coordinator")
+    response = correct(coordinator, reference, email=NEW)
+    assert response.status_code == 302
+    assert "No email was sent: the patient is marked deceased" in coordinator.get(
+        response.location
+    ).get_data(as_text=True)
+    after = state(app, request_id)
+    assert after["email"] == NEW and after["outbox"] == before["outbox"]
+    assert any(n.endswith("No email went: the patient is marked deceased.") for n in after["notes"])
+    assert client.get(link).status_code == 404
