@@ -378,3 +378,34 @@ def test_failed_emails_sent_again_hand_over_only_the_current_link(
     joining = texts[1][1]
     assert f"Join the video visit: {LINK}b\n" in joining
     assert f"{LINK}\n" not in joining
+
+
+def test_a_reminder_still_waiting_is_written_again_with_the_link(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    """The reminder was written (not yet sent) before staff gave the visit its link, then
+    before they replaced it: it would have arrived saying the clinic will send the link, then
+    with the old room. Each time it is written again with the link as it is now, and stays
+    one reminder (the job does not send another)."""
+    set_visit_mode(app, clinic, VisitMode.VIDEO)
+    request_id = confirmed_request(app, clinic)
+    reference = reference_of(app, request_id)
+    coordinator = auth.new_client("coordinator")
+    deliver_waiting_emails(app)
+    with app.app_context():
+        starts_at = db.session.get(ConsultationRequest, request_id).appointment.starts_at
+        assert len(send_due_reminders(now=starts_at - timedelta(hours=47))) == 1
+    (waiting,) = outbox_emails(app, "appointment_reminder")
+    assert "Join the video visit" not in waiting.body_text
+
+    assert send_link(coordinator, reference, LINK).status_code == 302
+    (rewritten,) = outbox_emails(app, "appointment_reminder")
+    assert rewritten.message_id != waiting.message_id  # a new email, not the one waiting
+    assert f"Join the video visit: {LINK}\n" in rewritten.body_text
+
+    assert send_link(coordinator, reference, LINK + "b").status_code == 302
+    (again,) = outbox_emails(app, "appointment_reminder")
+    assert f"Join the video visit: {LINK}b\n" in again.body_text
+    with app.app_context():
+        assert send_due_reminders(now=starts_at - timedelta(hours=46)) == []
+    assert len(outbox_emails(app, "appointment_reminder")) == 1

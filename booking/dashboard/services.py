@@ -30,7 +30,7 @@ from booking.notifications.services import enqueue_delivery
 from booking.openinghours import clinic_closed_days
 from booking.outcomes.models import Plan
 from booking.outcomes.services import record_plan
-from booking.requests import emails
+from booking.requests import emails, reminders
 from booking.requests.calls import CallbackAttempt, CallOutcome
 from booking.requests.events import EventKind, RequestEvent
 from booking.requests.lifecycle import (
@@ -763,6 +763,8 @@ def set_join_link(
     # link's email) not sent yet is withdrawn, so a retry never lands after this email
     # saying "the clinic will send you how to join", or with a replaced link.
     email = change_email(consultation, "join_link", ics=appointment_ics(appointment))
+    # A reminder still waiting would arrive without the link, or with the replaced one.
+    reminder = reminders.rewrite_waiting(consultation)
     if email is None:  # no address (an emergency call-back), or the patient marked deceased
         body = "Saved a link to join the video visit; no email went: tell the patient by phone."
     elif replaced:
@@ -781,7 +783,7 @@ def set_join_link(
         details={"replaced": replaced, "sequence": appointment.sequence, "emailed": bool(email)},
     )
     db.session.commit()
-    enqueue_delivery([email.id] if email is not None else [])
+    enqueue_delivery([sent.id for sent in (email, reminder) if sent is not None])
 
 
 def send_new_link(consultation: ConsultationRequest, actor: StaffUser) -> int:

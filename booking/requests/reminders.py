@@ -23,7 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from booking.extensions import db
-from booking.notifications.services import enqueue_delivery
+from booking.notifications.models import OutboxEmail, OutboxStatus
+from booking.notifications.services import enqueue_delivery, withdraw_emails
 from booking.requests import emails
 from booking.requests.lifecycle import can_change
 from booking.requests.models import ConsultationRequest, RequestStatus, may_be_contacted
@@ -153,3 +154,25 @@ def _send_one(
         return None
     log.info("reminder queued for appointment %s (%sh)", appointment.id, due[0])
     return email.id if email is not None else None
+
+
+def rewrite_waiting(consultation: ConsultationRequest) -> OutboxEmail | None:
+    """A reminder not taken by a worker yet says what the appointment was when it was
+    written: a video visit's link given or replaced since is not in it (it would say the
+    clinic will send the link, or give the old room). It is withdrawn and written again as
+    the appointment is now; its ``ReminderSent`` rows stay (the same reminder). One a worker
+    is sending already goes as it is. Flushes; the caller commits and enqueues the email."""
+    waiting = db.session.scalars(
+        select(OutboxEmail.id).where(
+            OutboxEmail.request_id == consultation.id,
+            OutboxEmail.template == "appointment_reminder",
+            OutboxEmail.status == OutboxStatus.PENDING,
+            OutboxEmail.withdrawn_at.is_(None),
+        )
+    ).all()
+    appointment = consultation.appointment
+    if not waiting or appointment is None or not withdraw_emails(list(waiting)):
+        return None
+    return emails.reminder(
+        consultation, appointment, changeable=can_change(consultation, now_utc())
+    )
