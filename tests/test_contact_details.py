@@ -282,7 +282,9 @@ def test_a_page_shown_before_a_change_is_refused(
     assert refused.status_code == 409
     text = html.unescape(refused.get_data(as_text=True))
     assert "was changed while you had this page open. Nothing was saved" in text
-    assert _shown(text, "contact-email") == NEW  # kept, to send again once checked
+    # Shown again as stored now: the colleague's number, not the page's old one.
+    assert _shown(text, "contact-phone") == "+49 30 1234567"
+    assert _shown(text, "contact-email") == OLD
     assert state(app, request_id) == before
 
     # The request's status changed meanwhile: refused as every record form is.
@@ -297,6 +299,32 @@ def test_a_page_shown_before_a_change_is_refused(
         refused.get_data(as_text=True)
     )
     assert state(app, request_id) == before
+
+
+def test_saving_the_refused_page_again_keeps_a_colleagues_new_address(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    """A colleague corrected the address while this page showed the old one; the number
+    typed here is refused ("check them as they are now, then try again"). Saved again as the
+    refused page shows them, the colleague's address stays: the page must not send back the
+    address just replaced (its links would go to a stranger's mailbox again)."""
+    request_id, reference, _link = new_request(app)
+    coordinator = auth.new_client("coordinator")
+    page = coordinator.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    colleague = auth.new_client("admin")
+    assert correct(colleague, reference, email=NEW).status_code == 302
+
+    refused = correct(coordinator, reference, phone="+49301234567", page=page)
+    assert refused.status_code == 409
+    again = correct(
+        coordinator,
+        reference,
+        phone="+49301234567",
+        page=html.unescape(refused.get_data(as_text=True)),
+    )
+    assert again.status_code == 302
+    assert state(app, request_id)["email"] == NEW
+    assert state(app, request_id)["phone"] == "+49301234567"
 
 
 def test_nothing_changed_is_said_and_nothing_is_done(

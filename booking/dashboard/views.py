@@ -58,7 +58,7 @@ from booking.requests import asks, emails, followup, history, instruments
 from booking.requests.calls import CallbackAttempt, CallOutcome
 from booking.requests.lifecycle import WorkflowError, state_key
 from booking.requests.links import active_links
-from booking.requests.models import OPEN_STATUSES, ConsultationRequest, RequestStatus
+from booking.requests.models import OPEN_STATUSES, ConsultationRequest, Patient, RequestStatus
 from booking.requests.queries import can_see
 from booking.scheduling.models import AppointmentType, Location
 from booking.scheduling.services import active_appointment_types, active_locations
@@ -66,7 +66,7 @@ from booking.spreadsheet import delimiter
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole, StaffUser
 from booking.staff.services import active_specialists, list_staff
-from booking.templating import choice_label, language_name
+from booking.templating import choice_label, language_name, phone_number
 from booking.timeutil import clinic_today, now_utc
 
 bp = Blueprint("dashboard", __name__, url_prefix="/staff")
@@ -210,15 +210,7 @@ def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: 
     forms.setdefault("deceased_form", DeceasedForm(prefix="deceased"))
     patient = consultation.patient
     if current_user.works_every_request:
-        forms.setdefault(
-            "contact_form",
-            ContactForm(
-                prefix="contact",
-                email=patient.email,
-                phone=patient.phone,
-                email_required=bool(patient.email),
-            ),
-        )
+        forms.setdefault("contact_form", _stored_contact(patient))
         # The details this page shows (a form posted back keeps the ones it was shown with).
         if not forms["contact_form"].shown.data:
             forms["contact_form"].shown.data = services.contact_key(patient)
@@ -558,6 +550,18 @@ def send_new_link(reference: str) -> Response:
     return redirect(url_for(".record", reference=reference))
 
 
+def _stored_contact(patient: Patient) -> ContactForm:
+    """The contact form showing the patient's details as stored (the number as the page
+    writes it), whatever was posted."""
+    return ContactForm(
+        formdata=None,
+        prefix="contact",
+        email=patient.email,
+        phone=phone_number(patient.phone),
+        email_required=bool(patient.email),
+    )
+
+
 @bp.post("/requests/<reference>/contact")
 @roles_required(StaffRole.ADMIN, StaffRole.COORDINATOR)
 def correct_contact(reference: str) -> Response | tuple[str, int]:
@@ -579,10 +583,12 @@ def correct_contact(reference: str) -> Response | tuple[str, int]:
     except WorkflowError as exc:
         db.session.rollback()
         consultation = _load_visible(reference)
-        # Shown again as typed, against the request and the details as they are now.
-        form.seen.data = form.shown.data = None
-        form.form_errors.append(str(exc))
-        return _render_record(consultation, 409, contact_form=form)
+        # Shown again as stored now, not as typed: sent again, the page's copy would undo a
+        # colleague's correction (or bring back the address they replaced); the message says
+        # nothing was saved.
+        stored = _stored_contact(consultation.patient)
+        stored.form_errors.append(str(exc))
+        return _render_record(consultation, 409, contact_form=stored)
     if "email" not in corrected.changed:
         flash(_("The patient's phone number is corrected."), "success")
     elif corrected.emailed:
