@@ -121,6 +121,12 @@ def test_a_corrected_address_gets_a_new_link_and_the_old_links_stop_working(
         # One email, with a new private link, to the new address; nothing more to the old.
         assert [(e.template, e.recipient) for e in written] == [("manage_link", NEW)]
         new_link = LINK_RE.search(written[0].body_text).group(1)
+        # The earlier emails may never have reached the patient: it says so and what the
+        # link shows, not that the links in them stopped working.
+        assert written[0].subject == f"Your request {reference}: your private link"
+        assert "We have corrected your email address." in written[0].body_text
+        assert "earlier emails no longer work" not in written[0].body_text
+        assert "We have corrected your email address." in written[0].body_html
         consultation = db.session.get(ConsultationRequest, request_id)
         assert consultation.patient.email == NEW
         assert consultation.patient.phone == "+4930901820"
@@ -361,7 +367,8 @@ def test_a_patient_who_left_no_address_can_be_given_one(
     assert state(app, request_id)["email"] is None
     assert correct(coordinator, reference, email=NEW).status_code == 302
     (email,) = [e for e in outbox_of(app, request_id) if e.recipient == NEW]
-    assert email.template == "manage_link" and email.subject.startswith("Su nuevo enlace")
+    assert email.template == "manage_link"
+    assert email.subject == f"Su solicitud {reference}: su enlace privado"
     assert client.get(LINK_RE.search(email.body_text).group(1)).status_code == 303
     assert client.get(f"/manage/{reference}").status_code == 200
 

@@ -889,7 +889,7 @@ def correct_contact(
         # Before the new emails are written: their links must not end with the old ones.
         revoked = revoke_all(consultation)
         written = emails.readdress_waiting(consultation, old_email) if old_email else []
-        if (link_email := emails.new_link(consultation)) is not None:
+        if (link_email := emails.new_link(consultation, corrected=True)) is not None:
             written.append(link_email)
     consultation.updated_at = now_utc()
     what = {

@@ -446,12 +446,22 @@ def clinic_notice(
     )
 
 
-def new_link(consultation: ConsultationRequest) -> OutboxEmail | None:
-    """A new private link, after staff ended every earlier one."""
+def new_link(consultation: ConsultationRequest, *, corrected: bool = False) -> OutboxEmail | None:
+    """A new private link, after staff ended every earlier one. ``corrected``: staff
+    corrected the patient's address, so the earlier emails may never have reached them:
+    the email says so and what the link shows, not that earlier links stopped working."""
     with force_locale(consultation.locale):
-        subject = _("Your new private link (%(reference)s)", reference=consultation.reference)
+        subject = (
+            _("Your request %(reference)s: your private link", reference=consultation.reference)
+            if corrected
+            else _("Your new private link (%(reference)s)", reference=consultation.reference)
+        )
     return _to_patient(
-        consultation, "manage_link", subject, manage_url=links.manage_url(consultation)
+        consultation,
+        "manage_link",
+        subject,
+        manage_url=links.manage_url(consultation),
+        corrected=corrected,
     )
 
 
