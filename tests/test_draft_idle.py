@@ -136,6 +136,7 @@ def test_start_a_new_request_forgets_the_draft_in_this_browser_only(
     start = client.get("/request/start")
     assert start.status_code == 200
     page = start.get_data(as_text=True)
+    assert "This browser has forgotten the unfinished request." in page
     assert "You have a request under way" not in page
     assert 'value="yes" checked' not in page  # not even the first step's answers
     assert client.get("/request/steps/about").location.startswith("/request/start")

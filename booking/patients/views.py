@@ -1042,6 +1042,8 @@ def forget_hidden_draft() -> Response:
     already emailed. (The form's token is checked as every post's.)"""
     _forget_draft()
     session.pop(RED_FLAGS_KEY, None)
+    # The next person at a shared computer sees it was let go.
+    flash(_("This browser has forgotten the unfinished request."), "info")
     return redirect(url_for("patients.red_flags"), code=303)
 
 
