@@ -127,7 +127,7 @@ def test_the_page_shows_labels_with_their_codes(
     auth.login("admin")
     page = auth.client.get("/staff/admin/audit").get_data(as_text=True)
     rows = re.findall(r'<td data-label="Action">([^<]+)<br>', page)
-    assert "Two-step sign-in switched on" in rows
+    assert "Two-factor sign-in switched on" in rows
     # A code with no label is shown once, as the code it is, not as its own label too.
     assert "retired_action" not in rows
     cells = re.findall(
@@ -142,7 +142,7 @@ def test_the_page_shows_labels_with_their_codes(
     assert menu
     options = dict(re.findall(r'<option value="([a-z_]+)"[^>]*>([^<]+)</option>', menu.group(0)))
     assert html.unescape(options["two_factor_enabled"]) == (
-        "Two-step sign-in switched on (two_factor_enabled)"
+        "Two-factor sign-in switched on (two_factor_enabled)"
     )
     assert options["retired_action"] == "retired_action"
     # Filtering by a label's code still finds its rows.

@@ -163,7 +163,8 @@ def test_a_specialists_day_shows_held_and_confirmed_times_free_time_breaks_and_t
     # Each appointment leads to the request's record.
     anna = re.search(r'href="(/staff/requests/SC-[^"]+)">Anna Mitte<', page)
     assert anna is not None and client.get(anna.group(1)).status_code == 200
-    assert "2 appointments (1 held, not confirmed)" in text(page)
+    # The zone as the patients' pages name it, not its identifier.
+    assert "2 appointments (1 held, not confirmed) · times in Germany (Berlin) Time" in text(page)
     assert "Ben West" not in page and "Wanda Waiting" not in page
 
 
