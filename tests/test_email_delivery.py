@@ -822,6 +822,36 @@ def test_a_confirmation_still_retrying_never_arrives_after_the_video_link(
     assert "Please bring your X-rays." in text
 
 
+def _video_visit_confirmed(app: Flask, clinic: Any) -> int:
+    """A confirmed video visit whose emails so far went out: its request's id."""
+    from booking.scheduling.models import VisitMode
+    from tests.factories import confirmed_request, set_visit_mode
+
+    set_visit_mode(app, clinic, VisitMode.VIDEO)
+    request_id = confirmed_request(app, clinic)
+    with app.app_context():
+        db.session.execute(update(OutboxEmail).values(status=OutboxStatus.SENT))
+        db.session.commit()
+    return request_id
+
+
+def _link_given(app: Flask, clinic: Any, request_id: int, link: str) -> int:
+    """The coordinator gives the visit ``link``: the id of the email telling the patient,
+    the only one waiting."""
+    from booking.dashboard.services import set_join_link
+    from booking.staff.models import StaffUser
+
+    with app.app_context():
+        set_join_link(
+            db.session.get(ConsultationRequest, request_id),
+            db.session.get(StaffUser, clinic.coordinator.id),
+            link,
+        )
+        return db.session.scalars(
+            select(OutboxEmail.id).where(OutboxEmail.status == OutboxStatus.PENDING)
+        ).one()
+
+
 def test_a_delivered_email_keeps_no_video_visits_link(
     app: Flask, clinic: Any, smtp: SmtpServer
 ) -> None:
@@ -830,25 +860,9 @@ def test_a_delivered_email_keeps_no_video_visits_link(
     nor in its calendar file, as the tokens of the clinic's own links. The rest stays."""
     from icalendar import Calendar
 
-    from booking.dashboard.services import set_join_link
-    from booking.scheduling.models import VisitMode
-    from booking.staff.models import StaffUser
-    from tests.factories import confirmed_request, set_visit_mode
-
     link = "https://meet.example.org/spine-4821-with-a-rather-long-room-name?pwd=Xy7&lang=en"
-    set_visit_mode(app, clinic, VisitMode.VIDEO)
-    request_id = confirmed_request(app, clinic)
-    with app.app_context():
-        db.session.execute(update(OutboxEmail).values(status=OutboxStatus.SENT))
-        db.session.commit()
-        set_join_link(
-            db.session.get(ConsultationRequest, request_id),
-            db.session.get(StaffUser, clinic.coordinator.id),
-            link,
-        )
-        email_id = db.session.scalars(
-            select(OutboxEmail.id).where(OutboxEmail.status == OutboxStatus.PENDING)
-        ).one()
+    request_id = _video_visit_confirmed(app, clinic)
+    email_id = _link_given(app, clinic, request_id, link)
     smtp.start()
     with app.app_context():
         assert deliver_outbox_email(email_id) is None
@@ -1018,33 +1032,17 @@ def test_a_failed_email_said_again_and_delivered_keeps_no_link_secret(
     out. The failed one no longer counts as the patient not told and nothing resends
     it, so it keeps no link's secret (the room's link with its passcode, the private link's
     token), as a sent email keeps none; what it said stays."""
-    from booking.dashboard.services import set_join_link
-    from booking.scheduling.models import VisitMode
-    from booking.staff.models import StaffUser
-    from tests.factories import confirmed_request, set_visit_mode
-
     link = "https://meet.example.org/spine-4821?pwd=Xy7"
     new_link = "https://meet.example.org/spine-4822?pwd=Zq9"
-    set_visit_mode(app, clinic, VisitMode.VIDEO)
-    request_id = confirmed_request(app, clinic)
+    request_id = _video_visit_confirmed(app, clinic)
+    first_id = _link_given(app, clinic, request_id, link)
     with app.app_context():
-        db.session.execute(update(OutboxEmail).values(status=OutboxStatus.SENT))
-        db.session.commit()
-        consultation = db.session.get(ConsultationRequest, request_id)
-        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
-        set_join_link(consultation, coordinator, link)
-        first = db.session.scalars(
-            select(OutboxEmail).where(OutboxEmail.status == OutboxStatus.PENDING)
-        ).one()
+        first = db.session.get(OutboxEmail, first_id)
         first.status, first.last_error = OutboxStatus.FAILED, "550 mailbox unavailable"
-        first_id = first.id
         assert "pwd=Xy7" in first.body_text and _tokens(first.body_text)
         db.session.commit()
-        # The clinic opened a new room: the patient must get that one.
-        set_join_link(db.session.get(ConsultationRequest, request_id), coordinator, new_link)
-        again = db.session.scalars(
-            select(OutboxEmail.id).where(OutboxEmail.status == OutboxStatus.PENDING)
-        ).one()
+    # The clinic opened a new room: the patient must get that one.
+    again = _link_given(app, clinic, request_id, new_link)
     smtp.start()
     with app.app_context():
         assert deliver_outbox_email(again) is None
