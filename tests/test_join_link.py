@@ -22,6 +22,7 @@ from booking.extensions import db
 from booking.requests.events import EventKind, RequestEvent
 from booking.requests.models import ConsultationRequest
 from booking.requests.reminders import send_due_reminders
+from booking.scheduling.availability import open_slots
 from booking.scheduling.models import Appointment, Location, VisitMode
 from booking.staff.models import StaffUser
 from booking.timeutil import now_utc, to_clinic_tz
@@ -219,14 +220,17 @@ def test_a_link_does_not_follow_the_visit_to_a_type_not_by_video(
         workflow.set_join_link(consultation, coordinator, LINK)
         in_person = make_appointment_type("Spine review in person", minutes=30)
         appointment: Appointment = db.session.get(ConsultationRequest, request_id).appointment
-        local = to_clinic_tz(appointment.starts_at + timedelta(hours=1))
+        # The first in-person time after the visit (not "an hour later": at the end of a
+        # day that is after hours, and the test would fail by the clock).
+        later = open_slots(in_person, appointment.ends_at, appointment.ends_at + timedelta(days=7))
+        local = to_clinic_tz(later[0].starts_at)
         workflow.reschedule_request(
             db.session.get(ConsultationRequest, request_id),
             coordinator,
             workflow.Slot(
                 in_person,
-                appointment.specialist,
-                db.session.get(Location, appointment.location_id),
+                db.session.get(StaffUser, later[0].specialist_id),
+                db.session.get(Location, later[0].location_id),
                 local.date(),
                 local.time(),
             ),
