@@ -197,6 +197,27 @@ def _key_label(key: str, names: Mapping[str, Any]) -> str:
     return key.replace("_", " ")
 
 
+# A notice's or consent text's version as it is named: the day it took effect ("2026-12-05"),
+# or its month ("2026-11").
+VERSION_MONTH = re.compile(r"\d{4}-\d{2}")
+
+
+def version_date(version: str | None) -> str | None:
+    """A text's version (``PRIVACY_NOTICE_VERSION``, ``FOLLOWUP_CONSENT_VERSION``) as people
+    read a date: "2026-12-05" is "5 Dec 2026" and "2026-11" is "Nov 2026", written as the
+    pages write dates. None for a version named otherwise ("v2"), which is shown as written."""
+    if not version:
+        return None
+    try:
+        if ISO_DATE.fullmatch(version):
+            return clinic_date(date.fromisoformat(version))
+        if VERSION_MONTH.fullmatch(version):
+            return clinic_date(date.fromisoformat(f"{version}-01"), "MMM y")
+    except ValueError:  # "2026-13": not a date, shown as written
+        return None
+    return None
+
+
 def clinic_phone_after() -> str:
     """What ends "Please call the clinic%(phone)s.": a colon and the clinic's phone number,
     or nothing when none is set. A patient told to call is given the number where they
@@ -219,6 +240,7 @@ def register_template_helpers(app: Flask) -> None:
     app.add_template_global(language_name)
     app.add_template_global(clinic_zone_name)
     app.add_template_global(clinic_phone_after)
+    app.add_template_global(version_date)
 
     @app.context_processor
     def _clinic() -> dict[str, Any]:

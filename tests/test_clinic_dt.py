@@ -16,6 +16,7 @@ from babel.dates import format_datetime, format_skeleton
 from flask import Flask, render_template_string
 from flask_babel import force_locale
 
+from booking.templating import version_date
 from booking.timeutil import STAMP, WHEN, clinic_date, clinic_dt, dates_locale
 
 # Around both clock changes of the clinic's zone (Europe/Berlin: 29 March and 25 October 2026)
@@ -190,3 +191,21 @@ def test_dates_are_written_as_the_readers_language_is_where_the_clinic_is(
         assert clinic_date(born, "full") == full
         # The insights chart's axis: a month and day.
         assert format_skeleton("MMMd", born, locale=dates_locale()) == month_day
+
+
+@pytest.mark.parametrize(
+    ("version", "read"),
+    [
+        ("2026-12-05", "5 Dec 2026"),
+        ("2026-11", "Nov 2026"),
+        ("2026-13-01", None),  # no such day: shown as written
+        ("v2", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_a_texts_version_named_by_its_day_reads_as_a_date(
+    app: Flask, version: str | None, read: str | None
+) -> None:
+    with app.test_request_context():
+        assert version_date(version) == read

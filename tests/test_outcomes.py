@@ -1010,6 +1010,21 @@ def test_the_record_dates_the_baseline_and_flags_an_old_one(app: Flask, auth: Au
     assert f"{days} days before the treatment started" in record
 
 
+def test_the_record_names_the_follow_up_consent_text_by_its_date(
+    app: Flask, auth: AuthActions
+) -> None:
+    """The consent text's version is the day it took effect, read as a date."""
+    with app.app_context():
+        consultation = _completed()
+        reference = consultation.reference
+        consultation.followup_consent_version = "2026-12-05"
+        db.session.commit()
+    staff = auth.new_client(email=auth.account("coordinator").email)
+    record = staff.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert "Yes (consent text of 5 Dec 2026)</dd>" in record
+    assert "2026-12-05" not in record
+
+
 def test_the_pain_scales_are_required_and_not_marked_optional(
     app: Flask, client: FlaskClient
 ) -> None:

@@ -331,8 +331,30 @@ def test_dates_read_day_month_name_year_and_24_hour_time(
 
     record = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
     assert "17 May 1970 (age " in record
-    assert ", 5 Dec 2026, 12:24</dd>" in record  # the consent
+    assert "agreed 5 Dec 2026, 12:24</dd>" in record  # the consent
     assert not re.search(r"\b\d{1,2}/\d{1,2}/\d{2}\b|\d:\d\d [AP]M", page + record)
+
+
+def test_the_consent_names_the_privacy_notice_by_its_date(
+    app: Flask, staff_client: FlaskClient
+) -> None:
+    """A notice's version is the day it took effect: read as the pages write dates, not as
+    the code "2026-12-05". A version named otherwise is shown as written."""
+    dated, named = new_request(app), new_request(app)
+    with app.app_context():
+        for reference, version in ((dated, "2026-12-05"), (named, "v2")):
+            row = db.session.scalars(
+                select(ConsultationRequest).where(ConsultationRequest.reference == reference)
+            ).one()
+            row.privacy_notice_version = version
+            row.consented_at = berlin(2026, 12, 6, 9, 30)
+        db.session.commit()
+
+    record = staff_client.get(f"/staff/requests/{dated}").get_data(as_text=True)
+    assert "Privacy notice of 5 Dec 2026, agreed 6 Dec 2026, 09:30</dd>" in record
+    assert "2026-12-05" not in record
+    record = staff_client.get(f"/staff/requests/{named}").get_data(as_text=True)
+    assert "Privacy notice version v2, agreed 6 Dec 2026, 09:30</dd>" in record
 
 
 @pytest.fixture
