@@ -4,7 +4,7 @@ number of SQL queries for the queue and record pages whatever the amount of data
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,11 +17,12 @@ from booking.extensions import db
 from booking.requests.models import ConsultationRequest
 from tests.factories import (
     appointment_started,
+    confirmed_request,
     make_assigned_requests,
     make_request,
     staff_user,
 )
-from tests.support import AuthActions, Clinic, sql_statements, winter_day
+from tests.support import AuthActions, Clinic, sql_statements, when, winter_day
 
 BERLIN = ZoneInfo("Europe/Berlin")
 REF_RE = re.compile(r'href="/staff/requests/(SC-[0-9A-Z]{4}-[0-9A-Z]{4})"')
@@ -355,6 +356,33 @@ def test_the_consent_names_the_privacy_notice_by_its_date(
     assert "2026-12-05" not in record
     record = staff_client.get(f"/staff/requests/{named}").get_data(as_text=True)
     assert "Privacy notice version v2, agreed 6 Dec 2026, 09:30</dd>" in record
+
+
+def test_appointments_carry_their_weekday_and_received_reads_alike_everywhere(
+    app: Flask, staff_client: FlaskClient, clinic: Clinic
+) -> None:
+    """An appointment to come is read with its weekday, as the agenda and the record give it
+    ("Thu 14 Jan 2027, 10:00"); when a request was received is a stamp, read as the queue,
+    the record's timeline and the intake summary write it ("5 Dec 2026, 12:26"), the
+    record's "Received" too."""
+    request_id = confirmed_request(app, clinic)
+    day = winter_day(14)
+    with app.app_context():
+        row = db.session.get(ConsultationRequest, request_id)
+        starts_at = datetime.combine(day, time(10), tzinfo=BERLIN)
+        row.appointment.starts_at = starts_at
+        row.appointment.ends_at = row.appointment.blocked_until = starts_at + timedelta(hours=1)
+        row.created_at = berlin(2026, 12, 5, 12, 26)
+        reference = row.reference
+        db.session.commit()
+
+    page = staff_client.get("/staff/", query_string={"status": "all"}).get_data(as_text=True)
+    assert f'<td data-label="Appointment">{when(day, "10:00")}<br>' in page
+    assert '<td data-label="Received">5 Dec 2026, 12:26</td>' in page
+    record = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert f"{when(day, '10:00')}<br>" in record  # the record's appointment, as before
+    assert 'Received</dt><dd class="col-sm-8">5 Dec 2026, 12:26</dd>' in record
+    assert "Sat 5 Dec 2026" not in record
 
 
 @pytest.fixture
