@@ -4,6 +4,8 @@ feedback."""
 
 from __future__ import annotations
 
+import html
+import re
 import threading
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,9 +14,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from booking.audit.models import AuditEvent
+from booking.audit.services import record
 from booking.content.reviews import REVIEWS
 from booking.extensions import db
 from booking.feedback.models import PageFeedback
@@ -351,3 +354,39 @@ def test_feedback_is_kept_when_its_retention_is_off(app: Flask, client: FlaskCli
     app.extensions["spineconsult.purge_expired_requests"].call_local()
     assert _comments(app) == [OLD_COMMENT, RECENT_COMMENT]
     assert _purges(app) == []
+
+
+def test_the_audit_trail_names_the_page_each_feedback_was_about(
+    app: Flask, client: FlaskClient, auth: AuthActions, staff: Staff
+) -> None:
+    """Not "Page feedback 12": the page, as the site's menu names it. A row written since
+    keeps the page (its slug, never the comment), so the name outlives the feedback; a row
+    written before names it while the feedback is stored, and once that is deleted, its id
+    is all there is."""
+    for n, slug in enumerate(("treatments", "evaluation")):
+        reader = app.test_client()  # each from another network address (the rate limit)
+        reader.environ_base["REMOTE_ADDR"] = f"10.4.{n}.1"
+        assert _send(reader, f"/info/{slug}", useful="yes").status_code == 303
+    with app.app_context():
+        ids = dict(db.session.execute(select(PageFeedback.page, PageFeedback.id)).all())
+        for slug in ("conditions", "prepare"):  # audited as rows were before they kept the page
+            feedback = PageFeedback(page=slug, useful=True, locale="en")
+            db.session.add(feedback)
+            db.session.flush()
+            ids[slug] = feedback.id
+            record("page_feedback_received", target_type="page_feedback", target_id=feedback.id)
+        db.session.execute(
+            delete(PageFeedback).where(PageFeedback.page.in_(("prepare", "evaluation")))
+        )
+        db.session.commit()
+    auth.login("admin")
+    page = client.get("/staff/admin/audit", query_string={"action": "page_feedback_received"})
+    text = page.get_data(as_text=True)
+    cells = re.findall(r'<td data-label="Record">(.*?)</td>', text, re.S)
+    assert [html.unescape(cell) for cell in cells] == [
+        f"Page feedback {ids['prepare']}",  # an older row, its feedback deleted
+        f"Feedback on “Conditions” ({ids['conditions']})",  # an older row: looked up
+        f"Feedback on “The evaluation” ({ids['evaluation']})",  # deleted since: still named
+        f"Feedback on “Treatments” ({ids['treatments']})",
+    ]
+    assert "page: Treatments" in text  # the row's details name it too

@@ -11,6 +11,7 @@ from typing import Any
 from flask_babel import gettext as _
 
 from booking.audit.models import AuditEvent
+from booking.feedback.services import PAGE_NAMES, feedback_pages, page_name
 from booking.requests import asks
 from booking.scheduling.admin_services import WEEKDAY_NAMES
 from booking.scheduling.services import Names, names_by_id
@@ -62,6 +63,14 @@ def trail_names(events: Sequence[AuditEvent]) -> TrailNames:
     items: dict[str, str] = {}
     if any(_about_checklist_items(event) for event in events):
         items = {item.code: item.label for item in asks.checklist(include_inactive=True)}
+    # Feedback audited before its row kept the page's slug: looked up while it is stored.
+    pages = feedback_pages(
+        int(event.target_id)  # type: ignore[arg-type]
+        for event in events
+        if event.target_type == "page_feedback"
+        and (event.target_id or "").isdigit()
+        and not _detail(event.details, "page")
+    )
     return TrailNames(
         details={
             **dict.fromkeys(STAFF_KEYS, names.staff),
@@ -73,11 +82,13 @@ def trail_names(events: Sequence[AuditEvent]) -> TrailNames:
             # The checklist items asked of the patient, and those they answered
             # (``asks.ask_patient``, ``asks.answer_ask``).
             "items": items,
+            # The information page a reader's feedback was about (``feedback``).
+            "page": {slug: str(name) for slug, name in PAGE_NAMES.items()},
         },
         records={
             event.id: text
             for event in events
-            if (text := record_cell(event, names, items)) is not None
+            if (text := record_cell(event, names, items, pages)) is not None
         },
     )
 
@@ -89,11 +100,17 @@ def _about_checklist_items(event: AuditEvent) -> bool:
     )
 
 
-def record_cell(event: AuditEvent, names: Names, items: Mapping[str, str]) -> str | None:
+def record_cell(
+    event: AuditEvent,
+    names: Names,
+    items: Mapping[str, str],
+    pages: Mapping[int, str] | None = None,
+) -> str | None:
     """What a row is about, as an administrator reads it: "Working hours of Dr. Okafor
-    (12)", "Checklist item “MRI report”". A record since deleted keeps its id; a target of
-    a kind not named here shows its type and id as stored. None for a request (the page
-    links it) and for a row about nothing."""
+    (12)", "Checklist item “MRI report”", "Feedback on “Treatments” (7)". A record since
+    deleted keeps its id; a target of a kind not named here shows its type and id as
+    stored. None for a request (the page links it) and for a row about nothing. ``pages``
+    gives, by id, the page of feedback whose row does not keep it in its details."""
     kind, target = event.target_type, event.target_id or ""
     if not kind or kind == "request":
         return None
@@ -152,6 +169,11 @@ def record_cell(event: AuditEvent, names: Names, items: Mapping[str, str]) -> st
     if kind == "offer":
         return _("Waiting list offer %(id)s", id=target)
     if kind == "page_feedback":
+        slug = _detail(event.details, "page")
+        if not slug and pages and number is not None:
+            slug = pages.get(number)
+        if slug and target:
+            return _("Feedback on “%(page)s” (%(id)s)", page=page_name(str(slug)), id=target)
         return _("Page feedback %(id)s", id=target) if target else _("Page feedback")
     return f"{kind.replace('_', ' ')} {target}".strip()
 

@@ -3,11 +3,13 @@ arrived."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -23,6 +25,35 @@ from booking.urlargs import public_url
 PAGE_SIZE = 100
 RETENTION_ACTOR = "system:retention"
 
+# The information pages by their slug (``booking.content.reviews.REVIEWS``), as the site's
+# menu names them: what the audit trail calls the page a piece of feedback was about.
+PAGE_NAMES = {
+    "home": _l("Home page"),
+    "evaluation": _l("The evaluation"),
+    "conditions": _l("Conditions"),
+    "treatments": _l("Treatments"),
+    "prepare": _l("Prepare and FAQ"),
+}
+
+
+def page_name(slug: str) -> str:
+    """An information page's name ("Treatments"), or its slug when it has none (a page
+    since removed)."""
+    name = PAGE_NAMES.get(slug)
+    return str(name) if name is not None else slug
+
+
+def feedback_pages(ids: Iterable[int]) -> dict[int, str]:
+    """By id, the slug of the page each piece of feedback still stored is about: one query.
+    Feedback deleted after its keeping time is not in it."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = db.session.execute(
+        select(PageFeedback.id, PageFeedback.page).where(PageFeedback.id.in_(wanted))
+    )
+    return {feedback_id: page for feedback_id, page in rows}
+
 
 def submit_feedback(*, page: str, useful: bool | None, comment: str, locale: str) -> PageFeedback:
     """Store a reader's feedback on ``page``; empty feedback (neither an answer nor a comment)
@@ -36,7 +67,14 @@ def submit_feedback(*, page: str, useful: bool | None, comment: str, locale: str
     )
     db.session.add(feedback)
     db.session.flush()
-    record("page_feedback_received", target_type="page_feedback", target_id=feedback.id)
+    # The page's slug is kept with the row (never the comment): the audit trail still names
+    # the page once the feedback itself is deleted after its keeping time.
+    record(
+        "page_feedback_received",
+        target_type="page_feedback",
+        target_id=feedback.id,
+        details={"page": page},
+    )
     email_ids: list[int] = []
     claimed, last = _claim_announcement(now)
     if claimed:
