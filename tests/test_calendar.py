@@ -145,10 +145,11 @@ def test_a_specialists_day_shows_held_and_confirmed_times_free_time_breaks_and_t
 
     assert [text for _classes, text in entries(page)] == [
         "08:00-09:00 · Free · Mitte",
-        "09:00-09:30 Anna Mitte · Spine evaluation · Confirmed · Mitte",
+        "09:00-09:30 · Confirmed · Anna Mitte · Spine evaluation · Mitte",
         # The buffer after each appointment is neither free nor booked: left blank.
         "09:40-10:00 · Free · Mitte",
-        "10:00-10:30 Hugo Held · Spine evaluation · Held, not confirmed URGENT · Mitte",
+        # The status first: an entry shows the lines its length holds, a phone's column few.
+        "10:00-10:30 · Held, not confirmed URGENT · Hugo Held · Spine evaluation · Mitte",
         "10:40-12:00 · Free · Mitte",  # Carl's cancelled 11:00 is free again
         "12:00-13:00 · Break",
         "13:00-15:00 · Free · Mitte",
@@ -180,9 +181,9 @@ def test_a_buffer_raised_since_the_bookings_is_not_shown_free_after_them(
     AuthActions(client).attempt("weber@example.com")
     shown = [text for _classes, text in entries(agenda(client, date=monday.day.isoformat()))]
     assert shown[1:5] == [
-        "09:00-09:30 Anna Mitte · Spine evaluation · Confirmed · Mitte",
+        "09:00-09:30 · Confirmed · Anna Mitte · Spine evaluation · Mitte",
         "09:55-10:00 · Free · Mitte",
-        "10:00-10:30 Hugo Held · Spine evaluation · Held, not confirmed URGENT · Mitte",
+        "10:00-10:30 · Held, not confirmed URGENT · Hugo Held · Spine evaluation · Mitte",
         "10:55-12:00 · Free · Mitte",
     ]
 
@@ -206,7 +207,7 @@ def test_a_time_held_while_the_clinic_waits_for_the_patient_is_not_shown_free(
     AuthActions(client).attempt("weber@example.com")
     page = agenda(client, date=monday.day.isoformat())
     assert entry(page, "Hugo Held")[1] == (
-        "10:00-10:30 Hugo Held · Spine evaluation · Held, not confirmed URGENT · Mitte"
+        "10:00-10:30 · Held, not confirmed URGENT · Hugo Held · Spine evaluation · Mitte"
     )
     assert "09:40-10:00 · Free · Mitte" in [t for _c, t in entries(page)]
     assert "09:40-12:00 · Free · Mitte" not in text(page)
@@ -223,7 +224,7 @@ def test_coordinators_see_the_specialists_side_by_side_and_switch_between_them(
     assert columns(both) == ["Dr. Okafor", "Dr. Weber"]
     assert "Specialists side by side" in both
     assert (
-        entry(both, "Ben West")[1] == "14:00-14:30 Ben West · Spine evaluation · Confirmed · West"
+        entry(both, "Ben West")[1] == "14:00-14:30 · Confirmed · Ben West · Spine evaluation · West"
     )
     assert "Hugo Held" in both and "Anna Mitte" in both
     assert "Carl Cancelled" not in both

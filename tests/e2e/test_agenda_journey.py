@@ -76,7 +76,8 @@ def test_a_specialist_opens_todays_agenda_on_a_tablet_and_follows_an_appointment
     expect(appointment).to_be_visible()
     said = " ".join(appointment.text_content().split())
     assert said == (
-        "09:00\N{EN DASH}09:45 Anna Agenda · New-patient spine evaluation · Confirmed · " + LOCATION
+        "09:00\N{EN DASH}09:45 · Confirmed · Anna Agenda · New-patient spine evaluation · "
+        + LOCATION
     ), said
     expect(agenda.get_by_role("listitem").filter(has_text="Free").first).to_be_visible()
     assert page_width(tablet) <= 1024, "the agenda scrolls the page sideways on a tablet"
@@ -97,3 +98,22 @@ def test_a_specialist_opens_todays_agenda_on_a_tablet_and_follows_an_appointment
     tablet.get_by_role("link", name="Anna Agenda").click()
     expect(tablet.get_by_role("heading", level=1)).to_contain_text(day.reference)
     expect(tablet.get_by_role("heading", level=1)).to_contain_text("Anna Agenda")
+
+
+def test_a_held_time_says_so_in_a_phones_narrow_column(
+    live_server: LiveServer, day: Day, phone_page: Page
+) -> None:
+    """On a phone a week's columns are narrow and an entry shows only the lines its length
+    on the grid holds: "Held, not confirmed" after the name and the type was cut off. It
+    comes first, after the time, and is seen whole without a tap."""
+    with live_server.app.app_context():
+        later = clinic_today() + timedelta(days=2)
+    sign_in(phone_page, live_server, SPECIALIST_EMAIL, landing=re.compile(r"^Agenda: "))
+    phone_page.goto(live_server(f"/staff/calendar?view=week&date={later.isoformat()}"))
+    held = phone_page.get_by_role("listitem").filter(has_text="Hugo Held")
+    status = held.locator(".agenda-status")
+    expect(status).to_have_text("Held, not confirmed")
+    entry, label = held.bounding_box(), status.bounding_box()
+    assert entry is not None and label is not None
+    assert entry["width"] < 200, entry  # a narrow column, as on the reviewer's phone
+    assert label["y"] + label["height"] <= entry["y"] + entry["height"], (label, entry)
