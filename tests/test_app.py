@@ -299,11 +299,20 @@ def test_dev_mail_viewer_lists_and_shows_what_the_sink_received(
     message.set_content("Your reference: SC-7K4M-Q2XD")
     message.add_alternative("<p>Your reference: <script>alert(1)</script></p>", subtype="html")
     key = box.add(message)
+    undated = EmailMessage()
+    undated["Subject"] = "No date"
+    undated["Date"] = "not a date"
+    box.add(undated)
 
     listing = client.get("/dev/mail").get_data(as_text=True)
+    assert listing.index("SC-7K4M-Q2XD") < listing.index("No date")  # newest first, undated last
     assert "We received your request SC-7K4M-Q2XD" in listing
+    # In the clinic's time, as the staff pages write times: not the header's UTC.
+    assert '<td data-label="Date">27 Nov 2026, 11:00</td>' in listing
+    assert "Times are the clinic's (Germany (Berlin) Time)." in listing
     shown = client.get(f"/dev/mail/{key}").get_data(as_text=True)
     assert "Your reference: SC-7K4M-Q2XD" in shown
+    assert "27 Nov 2026, 11:00, Germany (Berlin) Time" in shown
     assert "<script>alert(1)</script>" not in shown  # the HTML part is escaped into a sandbox
     assert client.get("/dev/mail/not-a-key").status_code == 404
 

@@ -6,6 +6,7 @@ Registered only when ``DEV_MAIL_VIEWER`` is on (the development settings); never
 from __future__ import annotations
 
 import mailbox
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 from flask import Blueprint, abort, current_app, render_template
 
 from booking.extensions import talisman
+from booking.timeutil import clinic_dt
 
 bp = Blueprint("dev", __name__, url_prefix="/dev")
 
@@ -29,17 +31,34 @@ def _parse(raw: mailbox.MaildirMessage) -> EmailMessage:
     return message_from_bytes(raw.as_bytes(), policy=default)  # type: ignore[return-value]
 
 
+def _sent_at(msg: EmailMessage) -> datetime | None:
+    """When the email says it was sent (its Date header), as an aware datetime; None without
+    a date that parses. A date with no zone ("-0000") is read as UTC."""
+    try:
+        header = msg["Date"]
+        sent = header.datetime if header is not None else None
+    except (TypeError, ValueError):  # a Date header that is no date
+        return None
+    if sent is None:
+        return None
+    return sent if sent.tzinfo is not None else sent.replace(tzinfo=UTC)
+
+
+def _when(sent: datetime | None) -> str:
+    """A sent time as the staff pages write times: the clinic's ("6 Dec 2026, 16:53"), not
+    the header's UTC ("Sun, 06 Dec 2026 15:53:26 +0000")."""
+    return clinic_dt(sent, "short") if sent is not None else ""
+
+
 @bp.get("/mail")
 def mail_list() -> str:
     box = _maildir()
     messages = []
     for key, raw in box.items():
         msg = _parse(raw)
-        messages.append({"key": key, "msg": msg, "date": msg["Date"]})
-    messages.sort(
-        key=lambda m: m["msg"]["Date"].datetime.timestamp() if m["msg"]["Date"] else 0.0,
-        reverse=True,
-    )
+        sent = _sent_at(msg)
+        messages.append({"key": key, "msg": msg, "sent": sent, "when": _when(sent)})
+    messages.sort(key=lambda m: m["sent"].timestamp() if m["sent"] else 0.0, reverse=True)
     return render_template("dev/mail_list.html", messages=messages)
 
 
@@ -65,6 +84,7 @@ def mail_show(key: str) -> str:
     return render_template(
         "dev/mail_show.html",
         msg=msg,
+        when=_when(_sent_at(msg)),
         text=text.get_content() if text else "",
         html=html.get_content() if html else "",
     )
