@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from booking import create_app
-from tests.factories import make_staff
+from tests.factories import make_request, make_staff
 from tests.support import AuthActions, booking_warnings, csrf_token
 
 PAGES = ["/", "/request/start", "/privacy", "/staff/login", "/no-such-page"]
@@ -19,8 +19,10 @@ PAGES = ["/", "/request/start", "/privacy", "/staff/login", "/no-such-page"]
 
 @pytest.mark.parametrize("path", PAGES)
 def test_every_page_sends_the_security_headers(client: FlaskClient, path: str) -> None:
-    response = client.get(path)
-    headers = response.headers
+    assert_security_headers(client.get(path).headers)
+
+
+def assert_security_headers(headers: Any) -> None:
     csp = dict(
         [*part.strip().split(" ", 1), ""][:2]
         for part in headers["Content-Security-Policy"].split(";")
@@ -47,6 +49,32 @@ def test_pages_use_no_inline_script_or_style(app: Flask, client: FlaskClient) ->
         assert "<script>" not in html and "<script type" not in html, path
         assert " style=" not in html, path
         assert "javascript:" not in html, path
+
+
+def test_the_page_of_text_not_saved_after_signing_out_sends_them_too(
+    app: Flask, client: FlaskClient
+) -> None:
+    """A note posted after signing out (in another tab) is answered, 401, by a page of its
+    own (``staff.auth.unsaved_text_page``) that shows the text back: the same headers, and
+    no inline script or style."""
+    with app.app_context():
+        make_staff("coordinator", "chris@example.com")
+        reference = make_request().reference
+    AuthActions(client).attempt("chris@example.com")
+    record = f"/staff/requests/{reference}"
+    token = csrf_token(client, record)
+    client.post("/staff/logout", data={"csrf_token": csrf_token(client, "/staff/queue")})
+    response = client.post(
+        f"{record}/notes",
+        data={"note-csrf_token": token, "note-text": "Called the GP."},
+        headers={"Referer": f"http://localhost{record}"},
+    )
+    assert response.status_code == 401
+    html = response.get_data(as_text=True)
+    assert "Signed out: what you wrote was not saved" in html
+    assert_security_headers(response.headers)
+    assert "<script>" not in html and "<script type" not in html
+    assert " style=" not in html and "javascript:" not in html
 
 
 def test_session_cookie_is_httponly_and_samesite(app: Flask, client: FlaskClient) -> None:

@@ -525,6 +525,27 @@ def _hours_with_errors(site: Site, page: Page) -> None:
     expect(page.get_by_role("alert").first).to_be_visible()
 
 
+def _unsaved_text(site: Site, page: Page) -> None:
+    """Signed out in another tab while writing a note: the note's post is answered by the
+    page that says it was not saved and shows it back to copy (``unsaved_text_page``)."""
+    sign_in(page, site.server, COORDINATOR, password=DEMO_PASSWORD)
+    page.goto(site(f"/staff/requests/{site.reference}"))
+    page.get_by_label("Internal note").fill("Called the GP: the MRI report follows.")
+    other = page.context.new_page()
+    other.goto(site("/staff/"))
+    other.get_by_role("button", name="Sign out").click()
+    expect(other).to_have_url(re.compile(r"/staff/login"))
+    other.close()
+    with page.expect_response(lambda response: response.status == 401):
+        page.get_by_role("button", name="Save the note").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Signed out: what you wrote was not saved"
+    )
+    expect(page.get_by_label("What you wrote")).to_have_value(
+        "Called the GP: the MRI report follows."
+    )
+
+
 # Pages for signed-out staff: each runs in a fresh browser.
 SIGNED_OUT_PAGES: dict[str, str | Callable[..., None]] = {
     "login": "/staff/login",
@@ -536,6 +557,7 @@ SIGNED_OUT_PAGES: dict[str, str | Callable[..., None]] = {
     "reset link no longer valid": "/staff/password/reset/not-a-token",
     "two-factor setup": _two_factor_setup,
     "two-factor recovery codes": lambda site, page: _two_factor_setup(site, page, enrol=True),
+    "what was written, not saved after signing out": _unsaved_text,
 }
 
 # Pages as the signed-in admin sees them (one browser for them all).
