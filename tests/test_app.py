@@ -275,8 +275,13 @@ def test_bootstrap_is_served_locally(client) -> None:
 
 
 def test_privacy_notice_shows_the_version_that_consent_records(app: Flask, client) -> None:
+    """By the day it took effect, as people read a date ("2026-12-05" is "5 Dec 2026")."""
+    app.config["PRIVACY_NOTICE_VERSION"] = "2026-12-05"
     page = client.get("/privacy").get_data(as_text=True)
-    assert f"Version {app.config['PRIVACY_NOTICE_VERSION']}" in page
+    assert "Version of 5 Dec 2026" in page and "2026-12-05" not in page
+    # A version named otherwise is shown as written.
+    app.config["PRIVACY_NOTICE_VERSION"] = "v2"
+    assert "Version v2" in client.get("/privacy").get_data(as_text=True)
 
 
 @pytest.fixture

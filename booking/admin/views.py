@@ -24,7 +24,7 @@ from booking.admin.trail import trail_names
 from booking.audit.labels import action_label
 from booking.audit.queries import AuditFilters, audit_page, known_actions
 from booking.extensions import db
-from booking.feedback.services import feedback_counts, recent_feedback
+from booking.feedback.services import feedback_counts, page_name, recent_feedback
 from booking.requests import asks
 from booking.requests.queries import typed_reference
 from booking.scheduling import services as scheduling
@@ -146,7 +146,10 @@ def _date(name: str) -> date | None:
 def page_feedback() -> str:
     """Readers' feedback on the information pages, newest first, with each page's counts."""
     return render_template(
-        "admin/page_feedback.html", feedback=recent_feedback(), counts=feedback_counts()
+        "admin/page_feedback.html",
+        feedback=recent_feedback(),
+        counts=feedback_counts(),
+        page_name=page_name,
     )
 
 
