@@ -155,6 +155,17 @@ def has_visible_text(value: str | None) -> bool:
     return any(ch.isprintable() and not ch.isspace() for ch in value or "")
 
 
+def visible_or_empty(value: Any) -> Any:
+    """A filter for a one-line answer other than a name: one of white space, zero-width and
+    other format characters alone shows nothing, so it is no answer (the field's own
+    required-or-optional rule then speaks), as a name of nothing visible is no name
+    (``has_visible_text``). Such characters inside visible text stay, as in a name: a joiner
+    is part of an emoji or of a word in some scripts."""
+    if not isinstance(value, str) or has_visible_text(value):
+        return value
+    return ""
+
+
 class CleanTextMeta:
     """Form ``Meta`` mixin: every visible text field refuses control and text-direction
     characters with a message on the field (a multi-line one keeps its line breaks and tabs),

@@ -1004,6 +1004,20 @@ def test_what_a_file_is_with_an_invisible_character_is_refused_on_its_box(
         assert db.session.scalar(select(RequestDraft.step)) != "review"  # not moved on
 
 
+def test_what_a_file_is_of_nothing_visible_clears_its_box(app: Flask, client: FlaskClient) -> None:
+    """Zero-width and other format characters alone show nothing: no description, as an empty
+    box (the names' rule, ``visible_or_empty``), never a blank one shown to the staff."""
+    answer_red_flags(client)
+    assert upload(client, (pdf_bytes(), "mri.pdf"), description="MRI report").status_code == 303
+    page = open_step(client, "documents")
+    [(box, text)] = LISTED_DESCRIPTION_RE.findall(page)
+    assert text == "MRI report"
+    assert post_step(client, "documents", {box: " \u200b\u2060\ufeff"}).status_code == 303
+    with app.app_context():
+        [document] = db.session.scalars(select(DraftDocument)).all()
+        assert document.description is None
+
+
 def test_what_is_typed_on_an_expired_documents_page_is_shown_again_unsaved(
     app: Flask, client: FlaskClient
 ) -> None:

@@ -6,6 +6,7 @@ request steps and the staff forms alike."""
 from __future__ import annotations
 
 import io
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from booking.documents.models import Document
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.requests.events import EventKind, RequestEvent
@@ -87,6 +89,9 @@ SINGLE_LINE_VALUES = {
     "email-next-line": ("email", "erika@example.com\x85"),
     "phone-nul": ("phone", "+49 30 901820\x00"),
     "imaging-when-escape": ("imaging_when", "MRI in \x1b[31mMarch"),
+    "imaging-when-override": ("imaging_when", "MRI in \u202ehcraM"),
+    "guardian-name-isolate": ("guardian_name", "Max \u2067Mustermann\u2069"),
+    "other-diagnosis-override": ("diagnosis_other", "Scoliosis \u202eevres"),
     "document-description-override": ("documents-0-description", "MRI \u202etroper"),
 }
 
@@ -169,6 +174,68 @@ def test_line_breaks_alone_are_an_empty_answer(app: Flask, client: FlaskClient) 
     assert field_error(page, "full_name") == "Error: Please enter your full name."
     assert 'id="imaging_when-error"' not in page  # optional, and nothing was given
     assert_no_request_stored(app)
+
+
+# Nothing visible: white space with zero-width and other format characters (category Cf).
+INVISIBLE = " \u200b\u2060\ufeff\u00ad "
+
+
+def a_childs_birth_date() -> str:
+    """Nine or ten years ago, whatever today is: under 18, so a guardian is asked for."""
+    return date(date.today().year - 10, 1, 1).isoformat()
+
+
+INVISIBLE_REQUIRED = {
+    "guardian-of-a-minor": (
+        {"date_of_birth": a_childs_birth_date(), "guardian_name": INVISIBLE},
+        "guardian_name",
+        "please give a parent or guardian's name.",
+    ),
+    "other-diagnosis": (
+        {"diagnoses": ["other"], "diagnosis_other": INVISIBLE},
+        "diagnosis_other",
+        "Please tell us the other diagnosis.",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"), INVISIBLE_REQUIRED.values(), ids=INVISIBLE_REQUIRED.keys()
+)
+def test_a_required_one_line_answer_of_nothing_visible_is_no_answer(
+    app: Flask, client: FlaskClient, overrides: dict[str, object], field: str, message: str
+) -> None:
+    """As a name of only zero-width characters is no name: a minor's request went through with
+    an invisible guardian's name, shown blank to the staff."""
+    response = post_request(client, valid_answers(**overrides))
+    assert response.status_code == 422
+    assert message in field_error(response.get_data(as_text=True), field)
+    assert_no_request_stored(app)
+
+
+def test_optional_one_line_answers_of_nothing_visible_are_not_kept(
+    app: Flask, client: FlaskClient
+) -> None:
+    document = (io.BytesIO(pdf_bytes()), "mri-report.pdf")
+    answers = valid_answers(
+        imaging_when=INVISIBLE,
+        guardian_name=INVISIBLE,  # an adult: not asked, and nothing kept
+        **{"documents-0-file": document, "documents-0-description": INVISIBLE},
+    )
+    assert post_request(client, answers).status_code == 303
+    patient, medical = stored_request(app)
+    assert patient.guardian_name is None
+    assert medical.imaging_when is None
+    with app.app_context():
+        assert db.session.scalars(select(Document.description)).all() == [None]
+
+
+def test_format_characters_inside_visible_text_are_kept(app: Flask, client: FlaskClient) -> None:
+    """The names' rule: a joiner is part of an emoji or of a word in some scripts."""
+    when = "MRI \U0001f468\u200d\u2695\ufe0f m\u00e4rz 2026"
+    assert post_request(client, valid_answers(imaging_when=when)).status_code == 303
+    _patient, medical = stored_request(app)
+    assert medical.imaging_when == when
 
 
 def test_the_message_is_in_the_patients_language(app: Flask, client: FlaskClient) -> None:

@@ -9,7 +9,7 @@ from wtforms import StringField, ValidationError
 from wtforms.validators import Length, Optional
 
 from booking.documents.storage import DocumentRejected, check_upload
-from booking.forms import SubForm
+from booking.forms import SubForm, visible_or_empty
 
 
 class DocumentForm(SubForm):
@@ -17,6 +17,7 @@ class DocumentForm(SubForm):
     description = StringField(
         _l("What is it?"),
         validators=[Optional(), Length(max=200)],
+        filters=[visible_or_empty],
         description=_l("For example: MRI report, lumbar spine, March 2026"),
     )
 

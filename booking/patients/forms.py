@@ -34,6 +34,7 @@ from booking.forms import (
     options,
     too_long,
     valid_phone,
+    visible_or_empty,
 )
 from booking.openinghours import open_weekdays
 from booking.patients.services import RequestSubmission
@@ -188,6 +189,7 @@ class DraftDocumentsForm(BaseForm):
     description = StringField(
         _l("What is it?"),
         validators=[Optional(), too_long(200)],
+        filters=[visible_or_empty],
         description=_l("For example: MRI report, lumbar spine, March 2026"),
     )
 
@@ -251,6 +253,7 @@ class RequestForm(BaseForm):
     guardian_name = StringField(
         _l("Parent or guardian's full name"),
         validators=[Optional(), too_long(200)],
+        filters=[visible_or_empty],
         description=_l("Required if the patient is under 18."),
     )
     email = _email_field()
@@ -297,7 +300,11 @@ class RequestForm(BaseForm):
         choices=options(history.DIAGNOSES),
         validators=[Optional()],
     )
-    diagnosis_other = StringField(_l("Other diagnosis"), validators=[Optional(), too_long(200)])
+    diagnosis_other = StringField(
+        _l("Other diagnosis"),
+        validators=[Optional(), too_long(200)],
+        filters=[visible_or_empty],
+    )
     treatments = MultiCheckboxField(
         _l("Treatment you have already had"),
         choices=options(history.TREATMENTS),
@@ -314,6 +321,7 @@ class RequestForm(BaseForm):
     imaging_when = StringField(
         _l("When were the scans done?"),
         validators=[Optional(), too_long(200)],
+        filters=[visible_or_empty],
         description=_l("For example: MRI in March 2026."),
     )
     medications = TextAreaField(

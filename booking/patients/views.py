@@ -27,7 +27,7 @@ from werkzeug.wrappers import Response
 
 from booking.documents.storage import DocumentRejected, DocumentUpload
 from booking.extensions import csrf, limiter
-from booking.forms import single_line_text
+from booking.forms import single_line_text, visible_or_empty
 from booking.pagecache import cached_page
 from booking.patients import steppages, steps
 from booking.patients.forms import (
@@ -675,7 +675,7 @@ def _listed_descriptions(draft: drafts.RequestDraft) -> tuple[dict[int, str], di
         if text is None:
             continue
         try:
-            typed[document.id] = single_line_text(text)
+            typed[document.id] = visible_or_empty(single_line_text(text))
         except ValueError as exc:
             typed[document.id] = text
             refused[document.id] = str(exc)
