@@ -18,6 +18,7 @@ from booking.dashboard import services as dashboard_services
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.requests import links as tokens
+from booking.requests.lifecycle import WorkflowError
 from booking.requests.models import ConsultationRequest, ManageLink
 from booking.scheduling.availability import open_slots
 from booking.scheduling.services import SlotChoice
@@ -183,6 +184,37 @@ def test_staff_send_a_new_link_and_every_earlier_one_stops_working(
     new_link = LINK_RE.search(email.body_text).group(1)
     assert "no longer work" in email.body_text
     assert client.get(new_link).status_code == 303
+    assert client.get(booked["page"]).status_code == 200
+
+
+def test_a_new_link_is_refused_to_a_specialist_not_assigned_to_the_request(
+    app: Flask, client: FlaskClient, booked: dict[str, Any]
+) -> None:
+    """The page offers the button to managers only; the service refuses on its own too, as
+    every change of a request does, so no other caller can end a patient's links."""
+    with app.app_context():
+        other_id = make_staff("specialist", "other@example.com").id
+        consultation = _load(booked["reference"])
+        assert consultation.assigned_specialist_id not in (None, other_id)
+    with app.app_context():
+        other = db.session.get(StaffUser, other_id)
+        with pytest.raises(WorkflowError, match="not assigned to you"):
+            dashboard_services.send_new_link(_load(booked["reference"]), other)
+        db.session.rollback()
+        assert (
+            db.session.scalars(
+                select(OutboxEmail).where(OutboxEmail.template == "manage_link")
+            ).all()
+            == []
+        )
+        assert (
+            db.session.scalars(
+                select(AuditEvent).where(AuditEvent.action == "manage_link_reissued")
+            ).all()
+            == []
+        )
+    # The link the patient has goes on working.
+    assert client.get(booked["link"]).status_code == 303
     assert client.get(booked["page"]).status_code == 200
 
 

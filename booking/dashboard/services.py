@@ -788,8 +788,10 @@ def set_join_link(
 
 def send_new_link(consultation: ConsultationRequest, actor: StaffUser) -> int:
     """End every private link sent so far and email the patient a new one (a link forwarded
-    by mistake, a shared mailbox). Returns how many links stopped working."""
+    by mistake, a shared mailbox). Returns how many links stopped working. Refused to staff
+    who may not work the request (``check_may_work``), as every change of a request is."""
     consultation = lock_request(consultation)
+    check_may_work(consultation, actor)
     if not consultation.patient.email:
         raise WorkflowError(_("The patient left no email address: there is no link to send."))
     if consultation.patient.deceased_at is not None:  # nothing more goes to the address
