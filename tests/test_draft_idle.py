@@ -164,6 +164,36 @@ def test_a_draft_that_names_nobody_is_not_hidden(app: Flask, client: FlaskClient
     assert client.get("/request/hidden").location == "/request/steps/about"
 
 
+@pytest.mark.parametrize("token", ["expired", None], ids=["expired-token", "no-token"])
+@pytest.mark.parametrize("code", ["review", "about", "documents"])
+def test_a_page_whose_form_expired_after_the_hour_shows_nothing_of_the_draft(
+    app: Flask, client: FlaskClient, code: str, token: str | None
+) -> None:
+    """An expired form saves nothing, so it is no use of the draft: the page that says so
+    showed every answer (the review) or the files, to anyone posting a stale token."""
+    fill_every_step(client, files=((pdf_bytes(), "mri.pdf"),))
+    _unused_for(app, 61)
+    data = {"nav": "next", **({"csrf_token": token} if token else {})}
+    if code == "review":
+        data |= {"privacy_consent": "y"}
+    sent = client.post(f"/request/steps/{code}", data=data)
+    assert sent.status_code == 303 and sent.location == "/request/hidden"
+    page = sent.get_data(as_text=True) + _hidden_page(client, f"/request/steps/{code}")
+    for private in ("Erika", "erika.mustermann", "1970", "901820", "mri.pdf", "Ibuprofen"):
+        assert private not in page, private
+    assert outbox_emails(app, "request_received") == []
+
+
+def test_within_the_hour_a_page_whose_form_expired_is_shown_again(
+    app: Flask, client: FlaskClient
+) -> None:
+    fill_every_step(client)
+    _unused_for(app, 59)
+    sent = client.post("/request/steps/review", data={"csrf_token": "expired", "nav": "next"})
+    assert sent.status_code == 400
+    assert "Erika Mustermann" in sent.get_data(as_text=True)
+
+
 def test_a_page_sent_after_the_hour_is_saved_and_goes_on(app: Flask, client: FlaskClient) -> None:
     answer_red_flags(client)
     post_step(client, "time")

@@ -376,7 +376,8 @@ def _idle_hidden(draft: drafts.RequestDraft, saved: drafts.Answers | None = None
     browsers that restore their tabs keep it): a shared computer's next user must not find a
     patient's name, contact details and health answers. Pages that show the draft send the
     browser to ``draft_hidden`` instead; posts are not refused (a page on screen may be sent,
-    and is saved). From the draft as loaded and the session: no query."""
+    and is saved), but one whose form had expired saves nothing, so its page, which shows the
+    draft, goes there too. From the draft as loaded and the session: no query."""
     minutes = current_app.config["DRAFT_BROWSER_IDLE_MINUTES"]
     if minutes <= 0 or draft.sent_at is not None:
         return False
@@ -499,6 +500,8 @@ def step(code: str) -> Response | tuple[str, int]:
     form = steps.bind_form(draft, answers, csrf_token=request.form.get("csrf_token", ""))
     valid = form.validate()
     if "csrf_token" in form and form.csrf_token.errors:  # expired: shown again, not saved
+        if _idle_hidden(draft, saved):  # nothing saved, so no use: it would show the draft
+            return redirect(url_for("patients.draft_hidden"), code=303)
         steps.clear_other_errors(form, code, answers, page)
         return _render_step(code, draft, form, status=400, expired=True, page=page)
     # Saved whatever the checks say (nothing typed is lost), with the furthest step reached.
@@ -716,6 +719,8 @@ def _documents_step(
             # With a fresh token, so "Try again" works (uploads.js takes it).
             message = _("This page had expired. Please try again.")
             return jsonify(ok=False, message=message, token=generate_csrf()), 400
+        if _idle_hidden(draft, saved):  # nothing saved, so no use: it would list the files
+            return redirect(url_for("patients.draft_hidden"), code=303)
         # The answers are kept, but not the files chosen: each is named, to choose again.
         # What was typed (next to the listed files, and for the files to choose) is shown
         # again unsaved, as the other steps do, to send with a fresh token.
