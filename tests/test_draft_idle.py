@@ -32,6 +32,7 @@ from tests.support import (
     pdf_bytes,
     post_step,
     step_answers,
+    upload,
 )
 
 HIDDEN = "For your privacy, an unfinished request in this browser is hidden after an hour"
@@ -192,6 +193,22 @@ def test_within_the_hour_a_page_whose_form_expired_is_shown_again(
     sent = client.post("/request/steps/review", data={"csrf_token": "expired", "nav": "next"})
     assert sent.status_code == 400
     assert "Erika Mustermann" in sent.get_data(as_text=True)
+
+
+def test_a_draft_holding_only_documents_is_hidden_after_an_hour(
+    app: Flask, client: FlaskClient
+) -> None:
+    """A file names the patient (its name, a report's header) as surely as the form does."""
+    answer_red_flags(client)
+    assert upload(client, (pdf_bytes(), "MRI Erika Mustermann.pdf")).status_code == 303
+    _unused_for(app, 59)
+    assert "MRI Erika Mustermann.pdf" in open_step(client, "documents")
+    _unused_for(app, 61)
+    for path in DRAFT_PAGES:
+        page = _hidden_page(client, path)
+        assert "Erika" not in page, path
+    # No address to send the link to: only a new request is offered.
+    assert "no email address" in page and "/request/hidden/email" not in page
 
 
 def test_a_page_sent_after_the_hour_is_saved_and_goes_on(app: Flask, client: FlaskClient) -> None:

@@ -8,7 +8,7 @@ nothing here repeats a rule of the form.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
@@ -107,15 +107,21 @@ def red_flags_yes(answers: Answers) -> list[str]:
 
 
 # The "About you" answers that say who the patient is or how to reach them (the contact
-# preference, chosen beforehand, names nobody): a draft holding one is hidden in its browser
-# after a while without use (``DRAFT_BROWSER_IDLE_MINUTES``, ``booking.patients.views``).
+# preference, chosen beforehand, names nobody): a draft holding one, or any document, is
+# hidden in its browser after a while without use (``DRAFT_BROWSER_IDLE_MINUTES``,
+# ``booking.patients.views``).
 IDENTIFYING_FIELDS = tuple(name for name in BY_CODE["about"].fields if name != "preferred_contact")
 
 
-def identifies(answers: Answers) -> bool:
-    """Whether the answers name the patient or reach them (a name, a date of birth, an email
-    address, a phone number): the first step's and the symptoms' alone do not."""
-    return any(value.strip() for name in IDENTIFYING_FIELDS for value in answers.get(name, ()))
+def identifies(answers: Answers, documents: Callable[[], Collection[object]] = lambda: ()) -> bool:
+    """Whether the draft names the patient or reaches them: a name, a date of birth, an email
+    address or a phone number among its ``answers``, or any uploaded document (``documents``,
+    asked only when the answers name nobody: a page that does not show them has not loaded
+    them). A file names the patient as surely as the form: its name ("MRI Erika
+    Mustermann.pdf") and its content (a report's header, a scan's labels). The first step's
+    answers and the symptoms' alone do not."""
+    named = any(value.strip() for name in IDENTIFYING_FIELDS for value in answers.get(name, ()))
+    return named or bool(documents())
 
 
 def region_of(answers: Answers) -> str | None:

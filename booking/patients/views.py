@@ -377,7 +377,8 @@ def _idle_hidden(draft: drafts.RequestDraft, saved: drafts.Answers | None = None
     patient's name, contact details and health answers. Pages that show the draft send the
     browser to ``draft_hidden`` instead; posts are not refused (a page on screen may be sent,
     and is saved), but one whose form had expired saves nothing, so its page, which shows the
-    draft, goes there too. From the draft as loaded and the session: no query."""
+    draft, goes there too. From the draft as loaded and the session: no query, but for the
+    documents of a draft whose answers name nobody on a page that did not load them."""
     minutes = current_app.config["DRAFT_BROWSER_IDLE_MINUTES"]
     if minutes <= 0 or draft.sent_at is not None:
         return False
@@ -387,7 +388,7 @@ def _idle_hidden(draft: drafts.RequestDraft, saved: drafts.Answers | None = None
         used = max(used, datetime.fromtimestamp(seen, UTC))
     if now_utc() - used < timedelta(minutes=minutes):
         return False
-    return steps.identifies(draft.values() if saved is None else saved)
+    return steps.identifies(draft.values() if saved is None else saved, lambda: draft.documents)
 
 
 def _save_red_flags(answers: dict[str, str], ticked: set[str]) -> str:
