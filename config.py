@@ -337,6 +337,14 @@ class Config:
     RESUME_EMAIL_ADDRESS_RATE_LIMIT = _env(
         "RESUME_EMAIL_ADDRESS_RATE_LIMIT", "5 per hour; 20 per day"
     )
+    # Request confirmations emailed to one email address, from any network address: anyone
+    # can type someone else's address into request after request. A patient sends one or two
+    # (three, with a correction), a parent one per child: far below. Past it only the email
+    # is held back; the request is always stored, the clinic told, the confirmation page
+    # shown, and the request's timeline says so.
+    REQUEST_CONFIRMATION_ADDRESS_RATE_LIMIT = _env(
+        "REQUEST_CONFIRMATION_ADDRESS_RATE_LIMIT", "5 per hour; 20 per day"
+    )
     # Posts to the documents step per address: each file goes up on its own (with scripts),
     # and removing one or moving on posts too. Without it anyone could fill the disk (and
     # keep the virus scanner busy) with drafts of ten 20 MB files each.
@@ -427,6 +435,7 @@ class TestingConfig(Config):
     PASSWORD_RESET_ACCOUNT_RATE_LIMIT = "1000 per minute"  # noqa: S105 (a rate, no secret)
     SUBMIT_RATE_LIMIT = "1000 per minute"
     RESUME_EMAIL_ADDRESS_RATE_LIMIT = "1000 per minute"
+    REQUEST_CONFIRMATION_ADDRESS_RATE_LIMIT = "1000 per minute"
     UPLOAD_RATE_LIMIT = "1000 per minute"
     FEEDBACK_RATE_LIMIT = "1000 per minute"
     # Most tests sign admins in with a password only; the two-factor tests require it.

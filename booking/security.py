@@ -18,6 +18,7 @@ which demands a same-origin ``Referer``, is replaced by :func:`check_same_origin
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -25,10 +26,13 @@ from urllib.parse import urlsplit
 from flask import Flask, current_app, request, session
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
+from limits import parse_many
 from werkzeug.wrappers import Response
 
 from booking.crypto import DecryptionError, KeyMissingError, decrypt_text, encrypt_text, text_digest
-from booking.extensions import talisman
+from booking.extensions import limiter, talisman
+
+log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -99,6 +103,27 @@ def address_key(kind: str, address: str) -> str:
 def typed_address_key(kind: str) -> str:
     """``address_key`` of the address a form posts (its ``email`` field)."""
     return address_key(kind, request.form.get("email") or "")
+
+
+def count_for_address(kind: str, address: str, limits: str) -> bool:
+    """Count one more ``kind`` for the email ``address`` (``address_key``) against ``limits``
+    ("5 per hour; 20 per day"), unless one of them is reached: whether it was counted. For
+    something extra that is held back past the limit (an email) while what was asked is done
+    anyway: with the limits turned off, or their storage failing (logged), it is counted as
+    within, so a limit is never the reason a patient's request is lost."""
+    if not limiter.enabled:
+        return True
+    key = address_key(kind, address)
+    try:
+        items = parse_many(limits)
+        strategy = limiter.limiter  # the in-memory fallback's while Redis is away
+        if not all(strategy.test(item, key) for item in items):
+            return False
+        for item in items:
+            strategy.hit(item, key)
+    except Exception:  # whatever the storage raises: within, never a lost request
+        log.warning("the %s limit could not be counted; treated as within it", kind, exc_info=True)
+    return True
 
 
 def private_link_limit() -> str:

@@ -45,6 +45,7 @@ from booking.scheduling.services import (
     place_appointment,
     resolve_choice,
 )
+from booking.security import count_for_address
 from booking.staff.models import StaffUser
 from booking.timeutil import now_utc
 
@@ -165,7 +166,8 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
             else:
                 db.session.flush()
             _note_withdrawn_red_flags(consultation)
-            queued = emails.request_received(consultation)
+            receipt = _may_confirm(consultation)
+            queued = emails.request_received(consultation, receipt=receipt)
             _record_submission(consultation)
             db.session.flush()
             # Read before the commit expires them: reading them after it costs a query each.
@@ -310,6 +312,39 @@ def _withdrawn_red_flags(draft: RequestDraft | None, red_flags: set[str]) -> lis
         return []
     found = withdrawn_red_flags(draft.values())
     return sorted({code for code in found if code in triage.BY_CODE} - red_flags)
+
+
+# Request confirmations per email address, whatever the network address (``count_for_address``).
+CONFIRMATION_ADDRESS_SCOPE = "request-confirmation-address"
+
+
+def _may_confirm(consultation: ConsultationRequest) -> bool:
+    """Whether the patient's confirmation email goes: anyone can type someone else's address
+    into request after request, from many network addresses, and make the clinic email that
+    inbox; past ``REQUEST_CONFIRMATION_ADDRESS_RATE_LIMIT`` for the address only the email is
+    held back. The request itself is always stored, the clinic is told of it, the patient's
+    confirmation page shows it all, and its timeline says the email was held back."""
+    address = consultation.patient.email
+    if not address or consultation.patient.deceased_at is not None:
+        return True  # no receipt goes anyway: nothing to count
+    limits = current_app.config["REQUEST_CONFIRMATION_ADDRESS_RATE_LIMIT"]
+    if count_for_address(CONFIRMATION_ADDRESS_SCOPE, address, limits):
+        return True
+    add_event(
+        consultation,
+        kind=EventKind.NOTE,
+        actor=None,
+        body=(
+            "The confirmation email to the patient was held back: many requests were sent "
+            "with this email address recently (REQUEST_CONFIRMATION_ADDRESS_RATE_LIMIT). "
+            "The patient saw the reference and private link on screen; check the address "
+            "is theirs before writing to it."
+        ),
+    )
+    log.warning(
+        "request %s: confirmation email held back (limit per email address)", consultation.id
+    )
+    return False
 
 
 def _note_withdrawn_red_flags(consultation: ConsultationRequest) -> None:

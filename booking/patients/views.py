@@ -45,7 +45,7 @@ from booking.patients.services import (
     request_callback,
     submit_request,
 )
-from booking.requests import drafts, instruments, notice, triage
+from booking.requests import drafts, emails, instruments, notice, triage
 from booking.requests.models import ConsultationRequest
 from booking.requests.queries import find_by_reference
 from booking.scheduling.ical import appointment_ics
@@ -328,6 +328,7 @@ def submitted() -> Response | str:
         consultation=consultation,
         advice=triage.advice(consultation.red_flags, consultation.withdrawn_red_flags),
         manage_token=_confirmation_link(),
+        emailed=emails.receipt_written(consultation),
     )
 
 

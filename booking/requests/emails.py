@@ -217,26 +217,33 @@ def _calendar(ics: str, method: str) -> tuple[str, str, str]:
     return ("appointment.ics", f"text/calendar; method={method}; charset=UTF-8", ics)
 
 
-def request_received(consultation: ConsultationRequest) -> list[OutboxEmail]:
-    """The patient's receipt (with the held time's invitation) and the clinic's notice,
-    flagged in its subject when the request is urgent."""
+def request_received(
+    consultation: ConsultationRequest, *, receipt: bool = True
+) -> list[OutboxEmail]:
+    """The patient's receipt (with the held time's invitation; none when ``receipt`` is
+    false: held back) and the clinic's notice, flagged in its subject when the request is
+    urgent."""
     with force_locale(consultation.locale):
         patient_subject = _(
             "We received your request %(reference)s", reference=consultation.reference
         )
     appointment = consultation.appointment
-    receipt = _to_patient(
-        consultation,
-        "request_received",
-        patient_subject,
-        attachment=(
-            _calendar(appointment_ics(appointment), "REQUEST") if appointment is not None else None
-        ),
-        appointment=appointment,
-        manage_url=links.manage_url(consultation),
-        # An emergency or urgent patient reads the page's advice again, first (triage.py).
-        advice=triage.advice(consultation.red_flags, consultation.withdrawn_red_flags),
-    )
+    receipt_email = None
+    if receipt:
+        receipt_email = _to_patient(
+            consultation,
+            "request_received",
+            patient_subject,
+            attachment=(
+                _calendar(appointment_ics(appointment), "REQUEST")
+                if appointment is not None
+                else None
+            ),
+            appointment=appointment,
+            manage_url=links.manage_url(consultation),
+            # An emergency or urgent patient reads the page's advice again, first (triage.py).
+            advice=triage.advice(consultation.red_flags, consultation.withdrawn_red_flags),
+        )
     with force_locale(staff_locale()):
         if consultation.urgent_for_withdrawn_answer:
             staff_subject = _(
@@ -264,7 +271,23 @@ def request_received(consultation: ConsultationRequest) -> list[OutboxEmail]:
         else:
             staff_subject = _("New request %(reference)s", reference=consultation.reference)
     notice = _to_clinic(consultation, "new_request_staff", staff_subject)
-    return [email for email in (receipt, notice) if email is not None]
+    return [email for email in (receipt_email, notice) if email is not None]
+
+
+def receipt_written(consultation: ConsultationRequest) -> bool:
+    """Whether the patient's receipt of the request was written to the outbox (not held back
+    by the limit per address, ``submit_request``): what its confirmation page may say."""
+    return (
+        db.session.scalar(
+            select(OutboxEmail.id)
+            .where(
+                OutboxEmail.request_id == consultation.id,
+                OutboxEmail.template == "request_received",
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def callback_requested(consultation: ConsultationRequest) -> list[OutboxEmail]:
