@@ -57,6 +57,8 @@ EXE_BYTES = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + b"\x
 PASSWORD = "correct horse battery staple"
 # A form's CSRF field, plain or with a form prefix ("slot-csrf_token"), either attribute order.
 CSRF_RE = re.compile(r'csrf_token"[^>]*?\bvalue="([^"]+)"')
+# The proof that a draft's page was shown (``views._page_proof``), in each of its forms.
+PROOF_RE = re.compile(r'name="draft_page" value="([^"]+)"')
 
 
 def csrf_token(client: FlaskClient, path: str, **get_options: Any) -> str:
@@ -338,6 +340,13 @@ def page_token(page: str) -> str:
     return match.group(1)
 
 
+def page_proof(page: str) -> dict[str, str]:
+    """The page's proof that it was shown while its draft was, as its forms send it (none
+    when the page has none)."""
+    match = PROOF_RE.search(page)
+    return {"draft_page": match.group(1)} if match else {}
+
+
 def post_step(
     client: FlaskClient, code: str, data: dict[str, Any] | None = None, nav: str = "next"
 ) -> TestResponse:
@@ -348,9 +357,10 @@ def post_step(
     data = step_answers(code) if data is None else data
     path = f"/request/steps/{code}"
     while True:
-        token = page_token(open_step(client, path.removeprefix("/request/steps/")))
+        shown = open_step(client, path.removeprefix("/request/steps/"))
         page = parse_qs(urlsplit(path).query).get("page", [None])[0]
-        payload = {**data, "csrf_token": token, "nav": nav, **({"page": page} if page else {})}
+        payload = {**data, "csrf_token": page_token(shown), **page_proof(shown), "nav": nav}
+        payload |= {"page": page} if page else {}
         response = client.post(f"/request/steps/{code}", data=payload)
         location = response.headers.get("Location", "")
         if response.status_code != 303 or not location.startswith(f"/request/steps/{code}?"):
@@ -376,9 +386,11 @@ def upload(
 ) -> TestResponse:
     """Send ``files`` ((content, filename) each) together into the documents step, as its form
     does without scripts (with scripts each file goes on its own)."""
+    proof: dict[str, str] = {}
     if token is None:
-        token = page_token(open_step(client, "documents"))
-    data: dict[str, Any] = {"csrf_token": token, "nav": nav}
+        shown = open_step(client, "documents")
+        token, proof = page_token(shown), page_proof(shown)
+    data: dict[str, Any] = {"csrf_token": token, "nav": nav, **proof}
     data["files"] = [file_part(file) for file in files]
     if description is not None:
         data["description"] = description

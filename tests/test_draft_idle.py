@@ -9,6 +9,7 @@ draft's last save back in the database.
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import timedelta
 from typing import Any
@@ -28,9 +29,11 @@ from tests.support import (
     headings,
     open_step,
     outbox_emails,
+    page_proof,
     page_token,
     pdf_bytes,
     post_step,
+    red_flag_answers,
     step_answers,
     upload,
 )
@@ -215,16 +218,147 @@ def test_a_page_sent_after_the_hour_is_saved_and_goes_on(app: Flask, client: Fla
     answer_red_flags(client)
     post_step(client, "time")
     post_step(client, "about")
-    token = page_token(open_step(client, "symptoms"))  # the page left on screen
+    shown = open_step(client, "symptoms")  # the page left on screen
     _unused_for(app, 120)
-    sent = client.post(
-        "/request/steps/symptoms", data={**step_answers("symptoms"), "csrf_token": token}
-    )
+    data = {**step_answers("symptoms"), "csrf_token": page_token(shown), **page_proof(shown)}
+    sent = client.post("/request/steps/symptoms", data=data)
     assert sent.status_code == 303 and sent.location == "/request/steps/function"
     assert client.get(sent.location).status_code == 200  # just saved: shown
     with app.app_context():
         draft = db.session.scalars(select(RequestDraft)).one()
         assert draft.values()["spine_region"] == ["lower_back"]
+
+
+def _saved(app: Flask) -> tuple[Any, ...]:
+    """The browser's draft as stored: its answers, step, last save and files."""
+    with app.app_context():
+        draft = db.session.scalars(select(RequestDraft)).one()
+        files = [(document.original_name, document.description) for document in draft.documents]
+        return draft.values(), draft.step, draft.updated_at, files
+
+
+def _open_page(client: FlaskClient, path: str) -> str:
+    response = client.get(path)
+    assert response.status_code == 200, path
+    return response.get_data(as_text=True)
+
+
+def _hidden_token(client: FlaskClient) -> str:
+    """The form token of the hidden draft's page: all that the next user of the computer has
+    (the page carries no proof of a page of the draft)."""
+    page = client.get("/request/hidden").get_data(as_text=True)
+    assert "draft_page" not in page
+    return page_token(page)
+
+
+@pytest.mark.parametrize("nav", ["next", "stay", "later", "back"])
+@pytest.mark.parametrize("code", ["time", "about", "symptoms", "review"])
+def test_the_hidden_pages_token_saves_nothing_on_any_step(
+    app: Flask, client: FlaskClient, code: str, nav: str
+) -> None:
+    """Form tokens belong to the session, not to a form: the hidden page's works on every
+    step. A page sent after the hour is saved (``test_a_page_sent_after_the_hour_...``), and
+    saving is use: without the proof of a page shown, such a post would open the draft again
+    (the review shows every answer), its blanks over the saved answers, or send it."""
+    fill_every_step(client, files=((pdf_bytes(), "mri.pdf"),))
+    assert page_proof(open_step(client, code))  # every page of the draft carries one
+    _unused_for(app, 61)
+    before = _saved(app)
+    data = {"csrf_token": _hidden_token(client), "nav": nav, "privacy_consent": "y"}
+    sent = client.post(f"/request/steps/{code}", data=data)
+    assert sent.status_code == 303 and sent.location == "/request/hidden"
+    assert _saved(app) == before  # nothing saved (no blanks), and no use
+    page = _hidden_page(client, f"/request/steps/{code}") + _hidden_page(client, "/request/later")
+    for private in ("Erika", "erika.mustermann", "1970", "901820", "mri.pdf", "Ibuprofen"):
+        assert private not in page, private
+    assert outbox_emails(app, "request_received") == []
+
+
+@pytest.mark.parametrize("scripts", [False, True], ids=["form", "script"])
+def test_the_hidden_pages_token_adds_and_removes_no_document(
+    app: Flask, client: FlaskClient, scripts: bool
+) -> None:
+    fill_every_step(client, files=((pdf_bytes(), "mri.pdf"),))
+    assert page_proof(open_step(client, "documents"))
+    _unused_for(app, 61)
+    before = _saved(app)
+    with app.app_context():
+        (document_id,) = db.session.scalars(select(RequestDraft)).one().documents
+        document_id = document_id.id
+    token = _hidden_token(client)
+    headers = {"Accept": "application/json"} if scripts else {}
+    added = client.post(
+        "/request/steps/documents",
+        data={"csrf_token": token, "files": [(io.BytesIO(pdf_bytes()), "other.pdf")]},
+        content_type="multipart/form-data",
+        headers=headers,
+    )
+    if scripts:  # uploads.js shows the message on the file's row
+        assert added.status_code == 403 and added.json is not None
+        assert added.json["ok"] is False and "Please reload the page" in added.json["message"]
+        assert "mri" not in added.get_data(as_text=True)
+    else:
+        assert added.status_code == 303 and added.location == "/request/hidden"
+    data = {"csrf_token": token, "remove": str(document_id), f"description-{document_id}": ""}
+    removed = client.post("/request/steps/documents", data=data, headers=headers)
+    assert removed.status_code == (403 if scripts else 303)
+    assert _saved(app) == before
+    assert client.get("/request/steps/documents").location == "/request/hidden"
+
+
+def test_the_hidden_pages_token_neither_answers_the_first_step_nor_emails_the_link(
+    app: Flask, client: FlaskClient
+) -> None:
+    """The first step saves into the draft too, and "Finish later" emails its link to the
+    address typed: the hidden draft's link goes only to its own address."""
+    fill_every_step(client)
+    shown = {path: _open_page(client, path) for path in ("/request/later", "/request/start")}
+    _unused_for(app, 61)
+    before = _saved(app)
+    token = _hidden_token(client)
+    first = client.post("/request/start", data={**red_flag_answers(), "csrf_token": token})
+    assert first.status_code == 303 and first.location == "/request/hidden"
+    later = client.post("/request/later", data={"csrf_token": token, "email": "x@example.org"})
+    assert later.status_code == 303 and later.location == "/request/hidden"
+    assert _saved(app) == before
+    assert outbox_emails(app, "draft_resume") == []
+    assert client.get("/request/steps/review").location == "/request/hidden"
+    # The pages shown before the hour carry the proof: sent now, they are taken.
+    data = {"csrf_token": token, "email": "erika.mustermann@example.com"}
+    later = client.post("/request/later", data=data | page_proof(shown["/request/later"]))
+    assert later.status_code == 200
+    assert len(outbox_emails(app, "draft_resume")) == 1
+    data = {**red_flag_answers(), "csrf_token": token, **page_proof(shown["/request/start"])}
+    first = client.post("/request/start", data=data)
+    assert first.status_code == 303 and first.location == "/request/steps/review"
+
+
+def test_a_proof_from_another_drafts_page_is_refused(app: Flask, client: FlaskClient) -> None:
+    """The proof is this draft's: one from a draft of another browser (the same kept page,
+    filled in for each) opens nothing here, and works in its own browser."""
+    other = app.test_client()
+    for browser in (client, other):
+        answer_red_flags(browser)
+        post_step(browser, "time")
+        post_step(browser, "about")
+    mine, theirs = open_step(client, "symptoms"), open_step(other, "symptoms")
+    assert page_proof(mine) != page_proof(theirs)
+    with app.app_context():
+        for draft in db.session.scalars(select(RequestDraft)):
+            draft.updated_at = now_utc() - timedelta(minutes=61)
+        db.session.commit()
+    answers = step_answers("symptoms")
+    refused = client.post(
+        "/request/steps/symptoms",
+        data={**answers, "csrf_token": page_token(mine), **page_proof(theirs)},
+    )
+    assert refused.status_code == 303 and refused.location == "/request/hidden"
+    sent = other.post(
+        "/request/steps/symptoms",
+        data={**answers, "csrf_token": page_token(theirs), **page_proof(theirs)},
+    )
+    assert sent.status_code == 303 and sent.location == "/request/steps/function"
+    assert client.get("/request/steps/symptoms").location == "/request/hidden"
 
 
 def test_a_draft_without_a_usable_address_offers_only_a_new_request(

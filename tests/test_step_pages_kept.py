@@ -4,9 +4,9 @@ both languages, answers full of characters HTML must escape, answers no choice o
 answers at all (a choice's default), and the way back to the review.
 
 Both pages come from the real view through the test client; only the page cache is switched
-off for the full render. The one difference allowed is the CSRF token's value: it is signed
-with the second it was made in, so two views a second apart carry different tokens (each
-valid, as the journeys posting them show).
+off for the full render. The one difference allowed is the CSRF token's value (and the time
+in the proof that the page was shown): it is signed with the second it was made in, so two
+views a second apart carry different tokens (each valid, as the journeys posting them show).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from tests.support import (
     CSRF_RE,
     answer_red_flags,
     as_lists,
+    page_proof,
     page_token,
     pdf_bytes,
     upload,
@@ -84,8 +85,12 @@ def set_answers(app: Flask, answers: drafts.Answers, reached: str) -> None:
 
 
 def without_token(page: str) -> str:
+    """The page with its CSRF token's value and its proof's time and signature left out
+    (what the proof is bound to, this draft, stays to compare)."""
     token = page_token(page)
-    return page.replace(token, "TOKEN")
+    page = page.replace(token, "TOKEN")
+    proof = page_proof(page)["draft_page"]
+    return page.replace(proof, proof.partition(".")[0] + ".TIME.SIGNATURE")
 
 
 def compare(

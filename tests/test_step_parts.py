@@ -34,7 +34,7 @@ from tests.support import (
 
 HISTORY = step_answers("history")
 # The answers a browser posts that are no question of the step.
-NOT_ANSWERS = {"csrf_token", "page", "then"}
+NOT_ANSWERS = {"csrf_token", "draft_page", "page", "then"}
 
 
 def asked_on(page: str) -> set[str]:

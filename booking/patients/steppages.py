@@ -2,9 +2,10 @@
 
 A step's page (``step.html``) comes out the same for every patient who is on the same page of
 the same step, has reached the same step, gave the same main problem and red flags and reads
-the same language, except for the patient's own answers and the form's token. So the page is
-rendered once with markers where those go (each text box's value, the token, and before each
-option's ``class`` where ``checked`` would go), kept like the time picker (``pagecache``), and
+the same language, except for the patient's own answers, the form's token and the proof that
+the page was shown (``views._page_proof``, for this draft). So the page is rendered once with
+markers where those go (each text box's value, the token, the proof, and before each option's
+``class`` where ``checked`` would go), kept like the time picker (``pagecache``), and
 each view fills the markers in from a form of the page's own fields: the values come from the
 same WTForms fields as a full render's and are escaped the same way, at a fraction of the cost
 of binding the 60-field ``RequestForm`` and running the template. The markers are replaced in
@@ -44,12 +45,12 @@ from booking.timeutil import clinic_date, clinic_today
 EXTENSION = "booking.patients.steppages"
 FILLED = frozenset(step.code for step in steps.STEPS)
 
-# A marker: NUL, its kind (t: the token, v: a field's value, c: an option's "checked", a: an
-# answer on the review, d: the part rendered on every view), the field's name or the option's
-# id, NUL. No answer can put a
+# A marker: NUL, its kind (t: the token, p: the page's proof, v: a field's value, c: an
+# option's "checked", a: an answer on the review, d: the part rendered on every view), the
+# field's name or the option's id, NUL. No answer can put a
 # NUL into the kept page: it is rendered with markers, not answers.
 MARK = "\x00"
-MARK_RE = re.compile("\x00([tvcad])([^\x00]*)\x00")
+MARK_RE = re.compile("\x00([tpvcad])([^\x00]*)\x00")
 # Every option and box is written ``<input class="form-check-input..." id="..."`` when not
 # ticked, after its aria-* attributes if it has any (a required box's ``aria-required``):
 # ``checked`` goes between them (``_form.html``; WTForms' checkbox sorts its attributes so).
@@ -77,11 +78,13 @@ def filled_page(
     draft: RequestDraft,
     answers: Answers,
     page: int,
+    proof: str,
     render: Render,
     live: Callable[[], str] | None = None,
 ) -> str | None:
     """Step ``code``'s page ``page`` for these answers, from the kept markup; None when this
-    page is rendered in full. ``render`` renders the full page for a bound form (with the
+    page is rendered in full. ``proof``: the page's proof for this draft, which ``render``
+    puts in the page too. ``render`` renders the full page for a bound form (with the
     review's answers as given, unless None); ``live`` renders the part of the page that is
     rendered on every view (it must be in the page once)."""
     key = _key(code, draft, answers, page)
@@ -93,11 +96,11 @@ def filled_page(
         names = steps.fields_of(code, answers, page)
         if code == "review":
             names += tuple(name for _step, name in reviewed(answers))
-        skeleton = build(names, render, live, answers if code == "review" else None)
+        skeleton = build(names, proof, render, live, answers if code == "review" else None)
         if skeleton is None:
             return None
         cache.put(key, skeleton)
-    return fill(skeleton, answers, live)
+    return fill(skeleton, answers, proof, live)
 
 
 def _key(code: str, draft: RequestDraft, answers: Answers, page: int) -> Hashable | None:
@@ -136,13 +139,14 @@ def _key(code: str, draft: RequestDraft, answers: Answers, page: int) -> Hashabl
 
 def build(
     names: tuple[str, ...],
+    proof: str,
     render: Render,
     live: Callable[[], str] | None = None,
     review: Answers | None = None,
 ) -> Skeleton | None:
-    """The page rendered with markers for the fields ``names`` (for the part ``live``
-    renders, and for each answer on the review of ``review``); None if the markup does not
-    come out as expected (then every view renders it in full)."""
+    """The page rendered with markers for the fields ``names`` and for ``proof`` (for the
+    part ``live`` renders, and for each answer on the review of ``review``); None if the
+    markup does not come out as expected (then every view renders it in full)."""
     data: MultiDict[str, str] = MultiDict()
     for name in names:
         kind = getattr(RequestForm, name).field_class
@@ -164,14 +168,19 @@ def build(
         ]
     markup = render(form, summaries)
     token = generate_csrf()
-    if MARK_RE.sub("", markup).count(MARK) or token not in markup or "<input checked" in markup:
+    if (
+        MARK_RE.sub("", markup).count(MARK)
+        or token not in markup
+        or proof not in markup
+        or "<input checked" in markup
+    ):
         return None
     if live is not None:
         part = live()
         if markup.count(part) != 1:
             return None
         markup = markup.replace(part, f"{MARK}d{MARK}")
-    markup = markup.replace(token, f"{MARK}t{MARK}")
+    markup = markup.replace(token, f"{MARK}t{MARK}").replace(proof, f"{MARK}p{MARK}")
     markup = OPTION_RE.sub(
         lambda found: f"<input{found[1]}{MARK}c{found[3]}{MARK}{found[2]}", markup
     )
@@ -193,15 +202,17 @@ def _page_form(names: tuple[str, ...]) -> type[BaseForm]:
     return type("StepPageForm", (BaseForm,), fields)
 
 
-def fill(skeleton: Skeleton, answers: Answers, live: Callable[[], str] | None = None) -> str:
-    """The kept page with this patient's answers and this session's token (and the part
-    ``live`` renders)."""
+def fill(
+    skeleton: Skeleton, answers: Answers, proof: str, live: Callable[[], str] | None = None
+) -> str:
+    """The kept page with this patient's answers, this session's token and this draft's
+    ``proof`` (and the part ``live`` renders)."""
     data: MultiDict[str, str] = MultiDict()
     for name in skeleton.names:
         if name in answers:
             data.setlist(name, answers[name])
     form = _page_form(skeleton.names)(formdata=data)
-    values = {"t": {"": generate_csrf()}, "v": {}, "c": {}, "a": {}, "d": {}}
+    values = {"t": {"": generate_csrf()}, "p": {"": proof}, "v": {}, "c": {}, "a": {}, "d": {}}
     if live is not None:
         values["d"][""] = live()
     if skeleton.review:

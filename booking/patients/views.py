@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
 from booking.documents.storage import DocumentRejected, DocumentUpload
@@ -175,8 +177,8 @@ def red_flags() -> Response | tuple[str, int]:
     """The first step: the red-flag questions, before any other (``triage.py``). An
     emergency answer stops the flow; any other goes on to the time and the form."""
     form = RedFlagForm()
+    draft = _open_draft()
     if request.method == "GET":
-        draft = _open_draft()
         if draft is not None and _idle_hidden(draft):  # the page shows its answers and step
             return redirect(url_for("patients.draft_hidden"))
         saved = draft.values() if draft is not None and draft.sent_at is None else {}
@@ -185,13 +187,15 @@ def red_flags() -> Response | tuple[str, int]:
         )
         for code, answer in (found or {}).items():
             form[f"red_{code}"].data = answer
+    elif _unshown_post(draft):  # saved, it would be use: the draft would show again
+        return redirect(url_for("patients.draft_hidden"), code=303)
     elif form.validate_on_submit():
         answers = form.answers()
         session[RED_FLAGS_KEY] = answers
         # With scripts, an emergency "yes" shows its advice at once, and the patient may change
         # it to "no" before sending the step: the script names the questions ticked yes.
         ticked = {name.removeprefix("red_") for name in request.form.getlist("ticked_yes")}
-        reached = _save_red_flags(answers, ticked)
+        reached = _save_red_flags(draft, answers, ticked)
         flags = [code for code, answer in answers.items() if answer == "yes"]
         if triage.pathway(flags) == triage.EMERGENCY:
             return redirect(url_for("patients.emergency"), code=303)
@@ -219,6 +223,7 @@ def red_flags() -> Response | tuple[str, int]:
         ),
         step_args=_step_args(),
         under_way=_under_way(),
+        page_proof=_page_proof(draft) if draft is not None and draft.sent_at is None else None,
     )
     return page, status
 
@@ -376,10 +381,16 @@ def _idle_hidden(draft: drafts.RequestDraft, saved: drafts.Answers | None = None
     ``DRAFT_BROWSER_IDLE_MINUTES``. The session cookie lasts as long as the browser (and
     browsers that restore their tabs keep it): a shared computer's next user must not find a
     patient's name, contact details and health answers. Pages that show the draft send the
-    browser to ``draft_hidden`` instead; posts are not refused (a page on screen may be sent,
-    and is saved), but one whose form had expired saves nothing, so its page, which shows the
-    draft, goes there too. From the draft as loaded and the session: no query, but for the
-    documents of a draft whose answers name nobody on a page that did not load them."""
+    browser to ``draft_hidden`` instead. A page that was on screen is still saved when sent
+    after that time (a patient may type one page for over an hour), which counts as use; so
+    a post is taken only with the page's proof (``_page_proof``, which pages carry only while
+    the draft is shown, never the hidden page): the hidden page's form token alone works on
+    every form of the session, and would save any step (blanks over the answers) to open the
+    draft again. A post without it saves nothing and goes to ``draft_hidden``
+    (``_unshown_post``), as does one whose form had expired. What it does not stop: a page
+    still open in a tab (or shown again from the browser's history) is the draft on screen,
+    and may be read and sent. From the draft as loaded and the session: no query, but for
+    the documents of a draft whose answers name nobody on a page that did not load them."""
     minutes = current_app.config["DRAFT_BROWSER_IDLE_MINUTES"]
     if minutes <= 0 or draft.sent_at is not None:
         return False
@@ -392,15 +403,58 @@ def _idle_hidden(draft: drafts.RequestDraft, saved: drafts.Answers | None = None
     return steps.identifies(draft.values() if saved is None else saved, lambda: draft.documents)
 
 
-def _save_red_flags(answers: dict[str, str], ticked: set[str]) -> str:
-    """The first step starts the draft (or updates the unsent one), with the picked time;
-    returns the step the draft has reached. ``ticked``: the questions ticked "yes" on the
-    page before it was sent (with scripts)."""
+# The hidden field that proves a post comes from a page shown while its draft was
+# (``_idle_hidden``).
+PAGE_PROOF_FIELD = "draft_page"
+
+
+def _proof_signer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="draft-page")
+
+
+def _page_proof(draft: drafts.RequestDraft) -> str:
+    """The value a page of the draft, shown in this browser, carries in its forms: signed,
+    for this draft (its browser token's digest, which the pages do not show otherwise). One
+    per request, so a kept page (``steppages``) and a full render carry the same one."""
+    proofs = g.setdefault("draft_page_proofs", {})
+    if draft.token_hash not in proofs:
+        proofs[draft.token_hash] = _proof_signer().dumps(draft.token_hash)
+    return proofs[draft.token_hash]
+
+
+def _shown_page(draft: drafts.RequestDraft) -> bool:
+    """Whether the post carries a proof of a page of this draft (``_page_proof``) made
+    within the draft's lifetime."""
+    value = request.form.get(PAGE_PROOF_FIELD, "")
+    max_age = current_app.config["DRAFT_DAYS"] * 24 * 3600
+    try:
+        bound = _proof_signer().loads(value, max_age=max_age)
+    except BadSignature:  # (an expired one too)
+        return False
+    return isinstance(bound, str) and hmac.compare_digest(bound, draft.token_hash)
+
+
+def _unshown_post(draft: drafts.RequestDraft | None, saved: drafts.Answers | None = None) -> bool:
+    """A post to a page of this browser's unsent draft while the draft is hidden, from no page
+    shown while it was not (``_idle_hidden``): nothing of it may be saved or done."""
+    return (
+        draft is not None
+        and draft.sent_at is None
+        and _idle_hidden(draft, saved)
+        and not _shown_page(draft)
+    )
+
+
+def _save_red_flags(
+    draft: drafts.RequestDraft | None, answers: dict[str, str], ticked: set[str]
+) -> str:
+    """The first step starts the draft (or updates the browser's ``draft``, unsent), with the
+    picked time; returns the step the draft has reached. ``ticked``: the questions ticked
+    "yes" on the page before it was sent (with scripts)."""
     saved: drafts.Answers = {f"red_{code}": [answer] for code, answer in answers.items()}
     args = _step_args()
     if args.get("slot"):
         saved |= {"appointment_type": [args.get("type", "")], "slot": [args["slot"]]}
-    draft = _open_draft()
     unsent = draft is not None and draft.sent_at is None
     before = draft.values() if draft is not None and unsent else {}
     # A "yes" changed to "no" (after the emergency page's "Change your answers", or on the
@@ -456,6 +510,16 @@ def step(code: str) -> Response | tuple[str, int]:
         return redirect(url_for("patients.emergency"))
     if request.method == "GET" and _idle_hidden(draft, saved):
         return redirect(url_for("patients.draft_hidden"))
+    if request.method == "POST" and _unshown_post(draft, saved):
+        # Saved, it would be use, and open the draft again (the hidden page's form token
+        # works here too): nothing is saved, and nothing of the draft is shown.
+        if _wants_json():  # an upload with scripts: uploads.js shows the message on its row
+            message = _(
+                "For your privacy, this unfinished request is now hidden in this browser. "
+                "Please reload the page."
+            )
+            return jsonify(ok=False, message=message), 403
+        return redirect(url_for("patients.draft_hidden"), code=303)
     if code == "function" and steps.region_of(saved) is None:
         return redirect(url_for("patients.step", code="symptoms"))
     if code == "documents":
@@ -479,6 +543,7 @@ def step(code: str) -> Response | tuple[str, int]:
             draft,
             answers,
             page,
+            _page_proof(draft),
             lambda form, summaries: _render_step(code, draft, form, page=page, summaries=summaries)[
                 0
             ],
@@ -631,6 +696,7 @@ def _render_step(
         previous=steps.previous_code(code),
         form=form,
         draft=draft,
+        page_proof=_page_proof(draft),
         expired=expired,
         before_sending=before_sending,
         problem=problem,
@@ -702,6 +768,7 @@ def _documents_step(
             draft,
             saved,
             1,
+            _page_proof(draft),
             lambda form, _summaries: _render_step("documents", draft, form)[0],
             live=lambda: render_template(
                 "patients/_step_documents_added.html",
@@ -868,6 +935,8 @@ def finish_later() -> Response | tuple[str, int]:
         return redirect(url_for("patients.red_flags"))
     if request.method == "GET" and _idle_hidden(draft):  # it shows the draft's email address
         return redirect(url_for("patients.draft_hidden"))
+    if request.method == "POST" and _unshown_post(draft):  # the link to any address typed
+        return redirect(url_for("patients.draft_hidden"), code=303)
     form = FinishLaterForm()
     if request.method == "GET":
         form.email.data = (draft.values().get("email") or [""])[0]
@@ -890,7 +959,9 @@ def finish_later() -> Response | tuple[str, int]:
         else:
             page = render_template("patients/finish_later_sent.html", draft=draft)
             return page, 200
-    page = render_template("patients/finish_later.html", form=form, draft=draft)
+    page = render_template(
+        "patients/finish_later.html", form=form, draft=draft, page_proof=_page_proof(draft)
+    )
     return page, 422 if form.errors else 200
 
 

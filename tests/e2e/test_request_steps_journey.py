@@ -504,6 +504,34 @@ def test_a_missing_consent_at_the_end_keeps_the_uploaded_document(
     assert [d.original_name for d in consultation.documents] == ["mri-report.pdf"]
 
 
+def test_a_file_chosen_on_the_documents_step_left_open_past_the_hour_goes_up(
+    new_context: Callable[..., BrowserContext], clinic: LiveServer, pdf_file: Path
+) -> None:
+    """A page on screen is saved when sent after the draft is hidden: the upload script sends
+    the page's proof that it was shown with each file, as the page's form does."""
+    page = context_of(new_context).new_page()
+    page.goto(clinic("/request/start"))
+    answer_red_flags(page)
+    page.get_by_role("link", name="Continue without choosing a time").click()
+    save_and_continue(page, "about")
+    fill_about_you(page)
+    save_and_continue(page, "symptoms")
+    page.goto(clinic("/request/steps/documents"))
+    page.wait_for_load_state("load")  # (the upload script is deferred)
+    with clinic.app.app_context():
+        [draft] = db.session.scalars(select(RequestDraft)).all()
+        draft.updated_at -= timedelta(minutes=61)
+        db.session.commit()
+
+    page.get_by_label("Choose one or more files").set_input_files(pdf_file)
+    expect(documents_added(page)).to_have_count(1)
+    expect(documents_added(page).first).to_contain_text("mri-report.pdf")
+    expect(page).to_have_url(clinic("/request/steps/documents"))
+    with clinic.app.app_context():
+        [draft] = db.session.scalars(select(RequestDraft)).all()
+        assert [document.original_name for document in draft.documents] == ["mri-report.pdf"]
+
+
 def test_without_javascript_a_draft_unused_for_an_hour_is_hidden_and_its_link_emailed(
     new_context: Callable[..., BrowserContext], clinic: LiveServer
 ) -> None:

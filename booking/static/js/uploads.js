@@ -11,6 +11,9 @@
   var input = form.querySelector('input[type="file"]');
   var area = document.getElementById("upload-progress");
   var token = form.querySelector('input[name="csrf_token"]');
+  // That the page was shown while the request was: without it, once the request is hidden
+  // after a while without use, the server adds nothing (views._idle_hidden).
+  var proof = form.querySelector('input[name="draft_page"]');
   var description = form.querySelector('input[name="description"]');
   if (!input || !area || !token) {
     return;
@@ -68,6 +71,9 @@
 
     var data = new FormData();
     data.append("csrf_token", token.value);
+    if (proof) {
+      data.append("draft_page", proof.value);
+    }
     data.append("files", file, file.name);
     if (description && description.value) {
       data.append("description", description.value);
