@@ -504,24 +504,35 @@ def test_a_missing_consent_at_the_end_keeps_the_uploaded_document(
     assert [d.original_name for d in consultation.documents] == ["mri-report.pdf"]
 
 
-def test_a_file_chosen_on_the_documents_step_left_open_past_the_hour_goes_up(
-    new_context: Callable[..., BrowserContext], clinic: LiveServer, pdf_file: Path
-) -> None:
-    """A page on screen is saved when sent after the draft is hidden: the upload script sends
-    the page's proof that it was shown with each file, as the page's form does."""
-    page = context_of(new_context).new_page()
+def draft_naming_the_patient(page: Page, clinic: LiveServer) -> None:
+    """A draft started in the page's browser, saved up to "About you" (it names the patient:
+    the shared-computer gate applies), on the symptoms step."""
     page.goto(clinic("/request/start"))
     answer_red_flags(page)
     page.get_by_role("link", name="Continue without choosing a time").click()
     save_and_continue(page, "about")
     fill_about_you(page)
     save_and_continue(page, "symptoms")
-    page.goto(clinic("/request/steps/documents"))
-    page.wait_for_load_state("load")  # (the upload script is deferred)
+
+
+def draft_unused_for_an_hour(clinic: LiveServer) -> None:
+    """The draft last saved 61 minutes ago: past ``DRAFT_BROWSER_IDLE_MINUTES`` (60)."""
     with clinic.app.app_context():
         [draft] = db.session.scalars(select(RequestDraft)).all()
         draft.updated_at -= timedelta(minutes=61)
         db.session.commit()
+
+
+def test_a_file_chosen_on_the_documents_step_left_open_past_the_hour_goes_up(
+    new_context: Callable[..., BrowserContext], clinic: LiveServer, pdf_file: Path
+) -> None:
+    """A page on screen is saved when sent after the draft is hidden: the upload script sends
+    the page's proof that it was shown with each file, as the page's form does."""
+    page = context_of(new_context).new_page()
+    draft_naming_the_patient(page, clinic)
+    page.goto(clinic("/request/steps/documents"))
+    page.wait_for_load_state("load")  # (the upload script is deferred)
+    draft_unused_for_an_hour(clinic)
 
     page.get_by_label("Choose one or more files").set_input_files(pdf_file)
     expect(documents_added(page)).to_have_count(1)
@@ -538,16 +549,8 @@ def test_without_javascript_a_draft_unused_for_an_hour_is_hidden_and_its_link_em
     """A shared computer's next user finds neither the patient's name nor their answers; the
     patient gets the link to carry on, at the address they gave, and loses nothing."""
     page = context_of(new_context, java_script_enabled=False).new_page()
-    page.goto(clinic("/request/start"))
-    answer_red_flags(page)
-    page.get_by_role("link", name="Continue without choosing a time").click()
-    save_and_continue(page, "about")
-    fill_about_you(page)
-    save_and_continue(page, "symptoms")
-    with clinic.app.app_context():
-        [draft] = db.session.scalars(select(RequestDraft)).all()
-        draft.updated_at -= timedelta(minutes=61)
-        db.session.commit()
+    draft_naming_the_patient(page, clinic)
+    draft_unused_for_an_hour(clinic)
 
     page.reload()
     expect(page).to_have_url(clinic("/request/hidden"))
