@@ -796,10 +796,12 @@ def test_a_page_opened_before_the_patient_moved_cannot_confirm_the_old_time(
     from booking.timeutil import from_clinic_local
 
     with app.app_context():
+        # Not DAY: a patient picks a time only within the booking horizon (two months).
+        day = clinic_today() + timedelta(days=7)
         held = make_request(
             email="held@example.com",
             slot=SlotChoice(
-                clinic.type, clinic.weber.id, clinic.location, from_clinic_local(DAY, time(10))
+                clinic.type, clinic.weber.id, clinic.location, from_clinic_local(day, time(10))
             ),
         )
         reference = held.reference
@@ -810,13 +812,15 @@ def test_a_page_opened_before_the_patient_moved_cannot_confirm_the_old_time(
         consultation = db.session.scalars(
             select(ConsultationRequest).where(ConsultationRequest.reference == reference)
         ).one()
-        later = from_clinic_local(DAY, time(15))
+        later = from_clinic_local(day, time(15))
         manage.reschedule(
             consultation, SlotChoice(clinic.type, clinic.weber.id, clinic.location, later)
         )
     emails_before = len(_patient_emails(app))
 
-    response = _post(client, reference, "confirm", "slot", token, seen, **slot(clinic))
+    response = _post(
+        client, reference, "confirm", "slot", token, seen, **slot(clinic, day=day.isoformat())
+    )
     assert response.status_code == 409
     page = response.get_data(as_text=True)
     assert "This request changed while you had it open" in page
@@ -828,7 +832,13 @@ def test_a_page_opened_before_the_patient_moved_cannot_confirm_the_old_time(
     fresh = dict(SEEN.findall(page))
     assert fresh["slot"] != seen["slot"]
     response = _post(
-        client, reference, "confirm", "slot", token, fresh, **slot(clinic, start="15:00")
+        client,
+        reference,
+        "confirm",
+        "slot",
+        token,
+        fresh,
+        **slot(clinic, day=day.isoformat(), start="15:00"),
     )
     assert response.status_code == 302
     assert _request(app, reference).status == RequestStatus.CONFIRMED
@@ -908,10 +918,12 @@ def test_declining_a_request_that_holds_a_time_says_the_time_is_released(
     from booking.timeutil import from_clinic_local
 
     with app.app_context():
+        # Not DAY: a patient picks a time only within the booking horizon (two months).
+        day = clinic_today() + timedelta(days=7)
         held = make_request(
             email="held@example.com",
             slot=SlotChoice(
-                clinic.type, clinic.weber.id, clinic.location, from_clinic_local(DAY, time(10))
+                clinic.type, clinic.weber.id, clinic.location, from_clinic_local(day, time(10))
             ),
         )
         reference, starts_at = held.reference, held.appointment.starts_at
