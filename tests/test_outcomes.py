@@ -375,7 +375,10 @@ def test_a_time_point_added_to_the_schedule_keeps_each_patients_questionnaires_i
         three_months = schedule.due_at(start, "3m", BERLIN)
         send_due_followups(now=three_months)
         behind = _second_completed(ahead, email="behind@example.com")
-        behind_start = start + timedelta(weeks=7)
+        # Eight weeks on: its six weeks (14 weeks from ``start``) come after the patient ahead's
+        # three months (at most 92 days) in every month of the year; seven weeks on they came a
+        # day early from late March (13 weeks = 91 days) and the test failed.
+        behind_start = start + timedelta(weeks=8)
         db.session.get(TreatmentPlan, behind.id).consulted_on = behind_start
         db.session.commit()
         six_weeks = schedule.due_at(behind_start, "6w", BERLIN)
