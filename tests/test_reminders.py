@@ -264,7 +264,10 @@ def test_a_rescheduled_appointment_is_reminded_of_its_new_time(
         ).one()
         appointment = db.session.scalars(select(Appointment)).one()
         appointment_type = db.session.scalars(select(AppointmentType)).one()
-        new_start = appointment.starts_at + timedelta(days=1)
+        # The first free time from a day later (not the same time a day later: across a
+        # clock change or into a holiday that may be closed, and the test would fail by date).
+        later = appointment.starts_at + timedelta(days=1)
+        new_start = open_slots(appointment_type, later, later + timedelta(days=7))[0].starts_at
         local = to_clinic_tz(new_start)
         workflow.reschedule_request(
             consultation,
