@@ -156,7 +156,8 @@ def has_visible_text(value: str | None) -> bool:
 
 
 def visible_or_empty(value: Any) -> Any:
-    """A filter for a one-line answer other than a name: one of white space, zero-width and
+    """A filter for an answer other than a name (one-line, or the multi-line one asked for
+    when another answer needs it: the previous surgery): one of white space, zero-width and
     other format characters alone shows nothing, so it is no answer (the field's own
     required-or-optional rule then speaks), as a name of nothing visible is no name
     (``has_visible_text``). Such characters inside visible text stay, as in a name: a joiner

@@ -196,6 +196,12 @@ INVISIBLE_REQUIRED = {
         "diagnosis_other",
         "Please tell us the other diagnosis.",
     ),
+    # Multi-line, but asked for in the same way: text of nothing visible is no answer either.
+    "surgery-details": (
+        {"treatments": ["spine_surgery"], "surgery_details": INVISIBLE},
+        "surgery_details",
+        "Please tell us about your previous spine surgery.",
+    ),
 }
 
 

@@ -313,6 +313,7 @@ class RequestForm(BaseForm):
     surgery_details = TextAreaField(
         _l("About your previous spine surgery"),
         validators=[Optional(), too_long(1000)],
+        filters=[visible_or_empty],
         description=_l("What was done, and when."),
     )
     imaging = MultiCheckboxField(
