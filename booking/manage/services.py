@@ -103,8 +103,9 @@ def add_documents(consultation: ConsultationRequest, uploads: list[DocumentUploa
                 len(uploads),
             ),
         )
+        receipt = emails.documents_received(consultation, now)
         db.session.commit()
-    enqueue_delivery([email.id] if email is not None else [])
+    enqueue_delivery([e.id for e in (email, receipt) if e is not None])
     return len(uploads)
 
 

@@ -21,6 +21,7 @@ from booking.extensions import db
 from booking.messages import emails
 from booking.messages.models import Message
 from booking.notifications.services import enqueue_delivery
+from booking.requests import emails as request_emails
 from booking.requests.files import no_room_for
 from booking.requests.lifecycle import PATIENT
 from booking.requests.links import is_read_only
@@ -176,8 +177,9 @@ def send_patient_message(
             },
         )
         email = emails.message_for_clinic(consultation)
+        receipt = request_emails.message_received(consultation, message.created_at, len(stored))
         db.session.commit()
-    enqueue_delivery([email.id])
+    enqueue_delivery([e.id for e in (email, receipt) if e is not None])
     return message
 
 

@@ -15,8 +15,9 @@ from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel.speaklater import LazyString
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from booking.documents.models import Document
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.notifications.services import (
@@ -74,6 +75,15 @@ PATIENT_TEMPLATES = frozenset(
         "rights_update",
     }
 )
+
+
+# The patient's receipts for what they sent through their private link (``documents_received``,
+# ``message_received``). Not in ``PATIENT_TEMPLATES``: the page told the patient it arrived,
+# so a failed one is no request for staff to chase; but one waiting for an address staff
+# correct follows the correction (``readdress_waiting``), as every patient email does.
+DOCUMENTS_RECEIPT = "documents_received"
+MESSAGE_RECEIPT = "message_received"
+RECEIPT_TEMPLATES = frozenset({DOCUMENTS_RECEIPT, MESSAGE_RECEIPT})
 
 
 def unnotified(consultation: ConsultationRequest) -> list[OutboxEmail]:
@@ -143,7 +153,7 @@ def readdress_waiting(consultation: ConsultationRequest, old: str) -> list[Outbo
             select(OutboxEmail)
             .where(
                 OutboxEmail.request_id == consultation.id,
-                OutboxEmail.template.in_(sorted(PATIENT_TEMPLATES)),
+                OutboxEmail.template.in_(sorted(PATIENT_TEMPLATES | RECEIPT_TEMPLATES)),
                 OutboxEmail.recipient == old,
                 OutboxEmail.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)),
                 OutboxEmail.withdrawn_at.is_(None),
@@ -466,6 +476,85 @@ def clinic_notice(
         what=what,
         detail=detail,
         unreached=unreached,
+    )
+
+
+def documents_received(consultation: ConsultationRequest, added_at: datetime) -> OutboxEmail | None:
+    """The patient's receipt for the documents they added on their private page at
+    ``added_at`` (the documents' ``uploaded_at``, flushed): how many, when and the private
+    link, never a file's name or description. None as ``_to_patient``.
+
+    Uploads come one file per request, so receipts are coalesced: while an earlier receipt
+    for this request is still waiting in the outbox (pending, or being sent), it is withdrawn
+    (``withdraw_emails``) and the new one counts its documents too. A receipt's
+    ``created_at`` is the ``uploaded_at`` of the first documents it counts, which a
+    replacement keeps: its documents are those added on the private page (neither the
+    request's own, nor a message's or an answer's) from the first one of that moment on, by
+    id, never by comparing clocks (two servers' may differ). A waiting receipt whose moment
+    names no document (one readdressed after staff corrected the address) is left to go,
+    and the new one counts the new documents only. One being sent when withdrawn may still
+    arrive: its count was true then, and the new one's is true now."""
+    own = (
+        Document.request_id == consultation.id,
+        Document.message_id.is_(None),
+        Document.checklist_item.is_(None),
+    )
+    waiting = db.session.scalar(
+        select(OutboxEmail)
+        .where(
+            OutboxEmail.request_id == consultation.id,
+            OutboxEmail.template == DOCUMENTS_RECEIPT,
+            OutboxEmail.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)),
+            OutboxEmail.withdrawn_at.is_(None),
+        )
+        .order_by(OutboxEmail.id.desc())
+        .limit(1)
+    )
+    first = None
+    if waiting is not None:
+        first = db.session.scalar(
+            select(func.min(Document.id)).where(*own, Document.uploaded_at == waiting.created_at)
+        )
+    if first is None:
+        waiting = None
+        first = db.session.scalar(
+            select(func.min(Document.id)).where(*own, Document.uploaded_at == added_at)
+        )
+    count = db.session.scalar(select(func.count(Document.id)).where(*own, Document.id >= first))
+    with force_locale(consultation.locale):
+        subject = _("We received your documents (%(reference)s)", reference=consultation.reference)
+    email = _to_patient(
+        consultation,
+        DOCUMENTS_RECEIPT,
+        subject,
+        count=count,
+        received_at=added_at,
+        manage_url=links.manage_url(consultation),
+    )
+    if email is not None:
+        email.created_at = waiting.created_at if waiting is not None else added_at
+        if waiting is not None:
+            withdraw_emails([waiting.id])
+    return email
+
+
+def message_received(
+    consultation: ConsultationRequest, sent_at: datetime, documents: int
+) -> OutboxEmail | None:
+    """The patient's receipt for the message they sent from their private page at
+    ``sent_at``, with ``documents`` attached: that it arrived and when, never its text or a
+    file's name, and the private link to the thread. None as ``_to_patient``. One a message:
+    a patient writes one at a time."""
+    with force_locale(consultation.locale):
+        subject = _("We received your message (%(reference)s)", reference=consultation.reference)
+    return _to_patient(
+        consultation,
+        MESSAGE_RECEIPT,
+        subject,
+        received_at=sent_at,
+        documents=documents,
+        # Opens the page at the thread, as the clinic's message's email does.
+        manage_url=links.manage_url(consultation) + "#messages",
     )
 
 
