@@ -82,6 +82,25 @@ def shown_actions(page: str) -> list[str]:
     return AUDIT_ACTION_CODE.findall(page)
 
 
+def table_boxes(page: str) -> list[tuple[str | None, str]]:
+    """Each box a table scrolls in (``.table-responsive``): its name as a region in the tab
+    order, from the server (None when it is none: the name then comes only from
+    scroll-regions.js), and its table's caption."""
+    boxes = re.findall(
+        r'<div class="table-responsive"([^>]*)>\s*<table[^>]*>\s*<caption[^>]*>(.*?)</caption>',
+        page,
+        re.S,
+    )
+    shown = []
+    for attributes, caption in boxes:
+        name = re.search(r'aria-label="([^"]*)"', attributes)
+        in_order = 'tabindex="0"' in attributes and 'role="region"' in attributes
+        shown.append(
+            (html.unescape(name.group(1)) if name and in_order else None, html.unescape(caption))
+        )
+    return shown
+
+
 def export_queue(client: FlaskClient, query: str | dict[str, Any] | None = None) -> TestResponse:
     """Export the queue as its page's button does: a post with the page's CSRF token, the
     filters in the address."""

@@ -45,7 +45,7 @@ from tests.factories import (
     make_staff,
     staff_user,
 )
-from tests.support import AuthActions, Clinic, csrf_token, headings
+from tests.support import AuthActions, Clinic, csrf_token, headings, table_boxes
 
 BERLIN = ZoneInfo("Europe/Berlin")
 LINK = re.compile(r"http://[^/\s]+(/follow-up/open/[A-Za-z0-9_-]+)(/stop)?")
@@ -962,6 +962,7 @@ def test_coordinators_see_who_answered_worse_and_who_never_answered(
     page = staff.get("/staff/outcomes/follow-ups").get_data(as_text=True)  # "worse" first
     table = page[page.index('id="follow-ups"') :]
     assert refs["worse"] in table and "Much worse" in table
+    assert [name for name, caption in table_boxes(page)] == ["Answered worse"]
     assert not any(refs[name] in table for name in ("better", "expired", "open", "stopped"))
     assert re.search(r"Answered worse <span[^>]*>1</span>", page)
     assert re.search(r"Never answered <span[^>]*>2</span>", page)
@@ -997,6 +998,9 @@ def test_the_record_dates_the_baseline_and_flags_an_old_one(app: Flask, auth: Au
     staff = auth.new_client(email=auth.account("coordinator").email)
     record = staff.get(f"/staff/requests/{reference}").get_data(as_text=True)
     assert 'id="progress-table"' in record
+    # Wider than a phone, it scrolls in a box a keyboard reaches without scripts too.
+    [(name, caption)] = table_boxes(record)
+    assert name == caption and caption.startswith("Baseline (the request's answers)")
     assert "days before the treatment started" not in record
     with app.app_context():
         start = db.session.get(TreatmentPlan, request_id).consulted_on

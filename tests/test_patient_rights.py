@@ -32,7 +32,7 @@ from tests.factories import (
     make_request,
     make_staff,
 )
-from tests.support import AuthActions, first_open_slot, open_manage_link
+from tests.support import AuthActions, first_open_slot, open_manage_link, table_boxes
 
 BERLIN = ZoneInfo("Europe/Berlin")
 CSRF = re.compile(r'csrf_token" type="hidden" value="([^"]+)"')
@@ -357,6 +357,8 @@ def test_an_erasure_request_reaches_the_admins_queue_with_its_deadline(
     assert patient["reference"] in text
     assert "Still open" in text  # the request must be closed before an erasure
     assert str(due.year) in text
+    # It scrolls in a box a keyboard reaches without scripts too.
+    assert table_boxes(text) == [("Waiting erasure requests, the oldest first",) * 2]
 
 
 def test_an_erasure_request_is_sent_to_each_active_administrator(

@@ -777,6 +777,54 @@ def test_wide_staff_tables_scroll_in_a_box_a_keyboard_reaches_without_scripts(
         assert box.evaluate("box => box.scrollLeft") > 0
 
 
+# Staff pages whose tables scroll in a box (.table-responsive), and the boxes each shows
+# with the demo data, by the name a screen reader announces.
+SCROLLING_TABLES: dict[str, list[str]] = {
+    "/staff/accounts": ["Staff accounts"],
+    "/staff/admin/locations": ["Clinic locations"],
+    "/staff/admin/scheduling/": ["Appointment types patients can book"],
+    "Dr. Lena Weber": ["Weekly working hours"],  # her page, reached from the one above
+    "/staff/admin/checklist": ["Checklist items"],
+    "/staff/admin/privacy/{reference}": ["This patient's requests"],
+    "/staff/outcomes/follow-ups": [],
+    "/staff/insights": ["Disability scores at request"],
+}
+
+
+def test_every_staff_table_box_is_a_named_stop_in_the_tab_order_without_scripts(
+    site: Site, browser: Browser
+) -> None:
+    """On a phone the staff tables that do not stack their cells scroll in their box: without
+    scripts too, each box is a region named after its table, in the tab order, and the arrow
+    keys scroll it (scroll-regions.js only takes it out where the table fits)."""
+    with browser_page(browser, java_script_enabled=False, **PHONE) as page:
+        sign_in(page, site.server, ADMIN, password=DEMO_PASSWORD)
+        for where, names in SCROLLING_TABLES.items():
+            if where.startswith("/"):
+                page.goto(site(where.format(reference=site.reference)))
+            else:
+                page.goto(site("/staff/admin/scheduling/"))
+                page.get_by_role("link", name=where, exact=True).click()
+            expect(page).not_to_have_url(re.compile(r"/staff/login"))
+            shown = []
+            for box in page.locator(".table-responsive").all():
+                caption = box.locator("caption").inner_text().strip()
+                expect(box, f"{where}: {caption!r}").to_have_role("region")
+                expect(box, f"{where}: {caption!r}").to_have_accessible_name(caption)
+                expect(box, f"{where}: {caption!r}").to_have_attribute("tabindex", "0")
+                shown.append(caption)
+                if box.evaluate("box => box.scrollWidth > box.clientWidth"):
+                    box.focus()
+                    expect(box).to_be_focused()
+                    page.keyboard.press("ArrowRight")
+                    for _ in range(50):  # the arrow keys may scroll smoothly
+                        if box.evaluate("box => box.scrollLeft") > 0:
+                            break
+                        page.wait_for_timeout(100)
+                    assert box.evaluate("box => box.scrollLeft") > 0, f"{where}: {caption!r}"
+            assert set(names) <= set(shown), f"{where} shows {shown}"
+
+
 def test_the_development_mail_viewer_shows_each_subject_whole_on_a_phone(
     tmp_path: Path, browser: Browser
 ) -> None:
