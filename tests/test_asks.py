@@ -4,6 +4,7 @@ received"; the reminder; the clinic's checklist."""
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import re
@@ -255,6 +256,35 @@ def test_a_refused_file_stores_nothing_and_the_request_keeps_waiting(
     response = _answer(patient, url, {}, "")
     assert response.status_code == 422
     assert "Please choose a file or write your answer." in response.get_data(as_text=True)
+
+
+def test_an_answer_with_a_file_the_request_already_holds_stores_nothing(
+    app: Flask, staff_client: FlaskClient, upload_dir: Path
+) -> None:
+    """The report sent with the request, sent again as the answer (under another name), or
+    one file sent for two items: refused with the words of the page's "add documents", and
+    nothing is kept; the request still waits for the answer."""
+    reference = _new_request(app, documents=1)  # holds "report-0.pdf"
+    assert _ask(staff_client, reference, ["imaging_report", "referral_letter"]).status_code == 302
+    patient, url = _patient(app, reference)
+    files_before = stored_files(upload_dir)
+    for files, refused in (
+        ({0: (pdf_bytes("Report 0"), "mri.pdf")}, "mri.pdf"),
+        ({0: (pdf_bytes("MRI"), "mri.pdf"), 1: (pdf_bytes("MRI"), "letter.pdf")}, "letter.pdf"),
+    ):
+        response = _answer(patient, url, files, ANSWER)
+        assert response.status_code == 422
+        page = html.unescape(response.get_data(as_text=True))
+        assert f"“{refused}” is the same file as one you have already added." in page
+        assert ANSWER in page  # what was written stays on the page
+    assert stored_files(upload_dir) == files_before
+    with app.app_context():
+        consultation = _load(app, reference)
+        assert consultation.status == RequestStatus.AWAITING_PATIENT
+        assert [d.original_name for d in consultation.documents] == ["report-0.pdf"]
+        assert asks.open_ask(consultation).answered_at is None
+    # Another file is taken.
+    assert _answer(patient, url, {0: (pdf_bytes("MRI"), "mri.pdf")}, ANSWER).status_code == 302
 
 
 def test_a_spanish_speaking_patient_is_asked_in_spanish(

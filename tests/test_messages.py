@@ -4,6 +4,7 @@ emailed only that a message waits; access, encryption, CSRF, all-or-nothing atta
 
 from __future__ import annotations
 
+import html
 import io
 import re
 from datetime import UTC, datetime
@@ -310,6 +311,27 @@ def test_a_file_that_is_not_a_document_leaves_no_message_and_no_file(
     assert _emails(app, "message_waiting_staff") == []
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Document)) == 2
+
+
+def test_a_file_the_request_already_holds_leaves_no_message_and_no_file(
+    app: Flask, cases: dict, upload_dir
+) -> None:
+    """The report sent with the request, attached again (under another name): refused with the
+    words of the page's "add documents", what was written stays on the page, nothing is kept."""
+    reference = cases["own"]["reference"]  # holds "report-0.pdf"
+    browser, page = _patient(app, reference)
+    files_before = stored_files(upload_dir)
+    response = _patient_writes(browser, page, file=(pdf_bytes("Report 0"), "referral.pdf"))
+    assert response.status_code == 422
+    text = html.unescape(response.get_data(as_text=True))
+    assert "“referral.pdf” is the same file as one you have already added." in text
+    assert REPLY in text
+    assert _messages(app) == []
+    assert stored_files(upload_dir) == files_before
+    assert _emails(app, "message_waiting_staff") == []
+    # Another file goes, with the message.
+    assert _patient_writes(browser, page, file=(pdf_bytes(), "referral.pdf")).status_code == 302
+    assert [m.body for m in _messages(app)] == [REPLY]
 
 
 def test_the_forms_need_their_csrf_token(
