@@ -138,7 +138,8 @@ def test_the_page_finds_a_reference_typed_as_the_queue_takes_it(
 ) -> None:
     _write(app)
     with app.app_context():
-        # A refused look-up keeps what was typed in the URL: found by that text too.
+        # A refused look-up recorded before it was stored as the reference it reads as kept
+        # what was typed in the URL: found by that text too.
         record("access_refused", target_type="request", target_id="7K4MQ2XD")
         db.session.commit()
     auth.login("admin")

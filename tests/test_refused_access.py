@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from flask import Flask
@@ -172,6 +173,29 @@ def test_a_reference_typed_in_lower_case_is_recorded_as_the_reference(
     (row,) = refusals(app)
     # As the audit page's "Request reference" filter looks it up.
     assert row.target_id == reference
+
+
+@pytest.mark.parametrize("written", ["sc {0} {1}", "{0}{1}", " SC {0}-{1}"])
+def test_a_reference_written_another_way_is_found_by_the_audit_search(
+    app: Flask, clinic: Assigned, written: str
+) -> None:
+    """A reference typed into the URL as staff read it out ("sc 7k4m q2xd") is recorded as
+    the reference, so the audit page's search finds the refusal by the reference as written
+    (and by the other ways of typing it, which it reads the same way)."""
+    client = signed_in(app, clinic.weber.email)
+    reference = clinic.other["reference"]
+    typed = written.format(reference[3:7].lower(), reference[8:].lower())
+    assert get(client, f"/staff/requests/{quote(typed)}")[0] == 404
+    (row,) = refusals(app)
+    assert row.target_id == reference
+    assert row.details["path"] == f"/staff/requests/{typed}"  # what the URL held
+
+    admin = signed_in(app, clinic.admin.email)
+    for search in (reference, typed):
+        page = admin.get(
+            "/staff/admin/audit", query_string={"target": search, "refused": "1"}
+        ).get_data(as_text=True)
+        assert shown_actions(page) == ["access_refused"], search
 
 
 def test_the_specialists_own_records_are_not_refusals(app: Flask, clinic: Assigned) -> None:

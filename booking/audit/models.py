@@ -52,8 +52,9 @@ class AuditReference(db.Model):
 # are the test, so a shorter reference in a hand-written row is found too.
 REFERENCE_PREFIX = "SC-"
 MAX_REFERENCE_CHARS = 40
-# Targets that are requests, whatever their id looks like: a refused look-up keeps what was
-# typed in the URL, and the search finds it by that text.
+# Targets that are requests, whatever their id looks like: a refused look-up kept what was
+# typed in the URL (upper-cased) before it was stored as the reference it reads as, and the
+# search finds such an older row by that text.
 REQUEST_TARGETS = frozenset({"request", "patient"})
 
 

@@ -59,7 +59,7 @@ from booking.requests.calls import CallbackAttempt, CallOutcome
 from booking.requests.lifecycle import WorkflowError, state_key
 from booking.requests.links import active_links
 from booking.requests.models import OPEN_STATUSES, ConsultationRequest, Patient, RequestStatus
-from booking.requests.queries import can_see
+from booking.requests.queries import can_see, typed_reference
 from booking.scheduling.models import AppointmentType, Location
 from booking.scheduling.services import active_appointment_types, active_locations
 from booking.spreadsheet import delimiter
@@ -143,8 +143,11 @@ def _refuse(reference: str, reason: str) -> NoReturn:
     asked = {k: v for k, v in (request.view_args or {}).items() if k != "reference"}
     record_refused_access(
         reason,
+        # As the privacy pages and the audit search read a reference ("sc 7k4m q2xd" is
+        # SC-7K4M-Q2XD): stored so, the search finds the row however the reference is typed
+        # there. What the URL held stays in the row's path.
         target_type="request",
-        target_id=reference.upper(),
+        target_id=typed_reference(reference),
         actor=current_user,
         details=asked,
     )
