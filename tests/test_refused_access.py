@@ -198,6 +198,28 @@ def test_a_reference_written_another_way_is_found_by_the_audit_search(
         assert shown_actions(page) == ["access_refused"], search
 
 
+@pytest.mark.parametrize("written", ["sc {0} {1}", "{0}{1}", "sc-{0}-{1}"])
+def test_a_record_typed_another_way_opens_at_its_reference(
+    app: Flask, clinic: Assigned, written: str
+) -> None:
+    """A reference typed into the address as staff read it out opens the record (at the
+    reference's own address); another specialist's, typed so, is refused as not theirs."""
+    reference = clinic.own["reference"]
+    typed = written.format(reference[3:7].lower(), reference[8:].lower())
+    client = signed_in(app, clinic.weber.email)
+    response = client.get(f"/staff/requests/{quote(typed)}")
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/staff/requests/{reference}"
+    assert get(client, f"/staff/requests/{reference}")[0] == 200
+    assert refusals(app) == []
+
+    other = clinic.other["reference"]
+    typed = written.format(other[3:7].lower(), other[8:].lower())
+    assert get(client, f"/staff/requests/{quote(typed)}")[0] == 404
+    (row,) = refusals(app)
+    assert (row.target_id, row.details["reason"]) == (other, "not_assigned")
+
+
 def test_the_specialists_own_records_are_not_refusals(app: Flask, clinic: Assigned) -> None:
     client = signed_in(app, clinic.weber.email)
     own = clinic.own

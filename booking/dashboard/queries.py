@@ -368,10 +368,11 @@ def export_rows(user: StaffUser, f: QueueFilters) -> Iterator[ConsultationReques
 
 
 def load_record(reference: str) -> ConsultationRequest | None:
-    """A request with everything its record page shows, in a fixed number of queries."""
+    """A request with everything its record page shows, in a fixed number of queries; the
+    reference read as staff may type it ("sc 7k4m q2xd": ``typed_reference``)."""
     stmt = (
         select(ConsultationRequest)
-        .where(ConsultationRequest.reference == reference.upper())
+        .where(ConsultationRequest.reference == typed_reference(reference))
         .options(
             joinedload(ConsultationRequest.patient),
             joinedload(ConsultationRequest.history),

@@ -310,8 +310,11 @@ def _timeline(consultation: ConsultationRequest, thread: messages.Thread) -> lis
 
 @bp.get("/requests/<reference>")
 @roles_required()
-def record(reference: str) -> tuple[str, int]:
-    return _render_record(_load_visible(reference))
+def record(reference: str) -> tuple[str, int] | Response:
+    consultation = _load_visible(reference)
+    if reference != consultation.reference:  # typed another way: the page's one address
+        return redirect(url_for(".record", reference=consultation.reference))
+    return _render_record(consultation)
 
 
 @bp.get("/requests/<reference>/summary")
