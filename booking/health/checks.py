@@ -43,7 +43,7 @@ from sqlalchemy import func, select
 
 from booking.documents.scanning import scanner_answers, scanning_enabled
 from booking.extensions import db
-from booking.notifications.models import OutboxEmail, OutboxStatus
+from booking.notifications.models import WAITING, OutboxEmail, OutboxStatus
 from booking.timeutil import now_utc
 
 log = logging.getLogger(__name__)
@@ -201,7 +201,7 @@ def _check_outbox(now: float) -> str:
     at = datetime.fromtimestamp(now, UTC)
     waiting = (
         select(func.min(OutboxEmail.created_at))
-        .where(OutboxEmail.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING]))
+        .where(OutboxEmail.status.in_(WAITING))
         .scalar_subquery()
     )
     failed = (

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import ColumnElement, ForeignKey, Index, String, and_
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from booking.crypto import EncryptedLongText
@@ -22,6 +22,10 @@ class OutboxStatus(enum.StrEnum):
     SENDING = "sending"  # claimed by a worker
     SENT = "sent"  # the mail server accepted it
     FAILED = "failed"  # gave up after MAIL_MAX_ATTEMPTS
+
+
+# Not yet delivered or given up on: waiting for an attempt, or in one.
+WAITING = (OutboxStatus.PENDING, OutboxStatus.SENDING)
 
 
 class OutboxEmail(db.Model):
@@ -65,3 +69,8 @@ class OutboxEmail(db.Model):
     request: Mapped[ConsultationRequest | None] = relationship(back_populates="emails")
 
     __table_args__ = (Index("ix_outbox_email_due", "status", "next_attempt_at"),)
+
+    @classmethod
+    def still_to_go(cls) -> ColumnElement[bool]:
+        """Emails that may still reach their reader: waiting, and not withdrawn."""
+        return and_(cls.status.in_(WAITING), cls.withdrawn_at.is_(None))

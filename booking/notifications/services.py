@@ -210,11 +210,10 @@ def withdraw_calendar_emails(request_id: int) -> list[str]:
         OutboxEmail.template == "request_update",
         OutboxEmail.attachment_type.startswith("text/calendar"),
     )
-    waiting = (OutboxStatus.PENDING, OutboxStatus.SENDING)
     messages = list(
         db.session.scalars(
             select(OutboxEmail.staff_message)
-            .where(*mine, OutboxEmail.status.in_(waiting), OutboxEmail.withdrawn_at.is_(None))
+            .where(*mine, OutboxEmail.still_to_go())
             .order_by(OutboxEmail.id)
         )
     )

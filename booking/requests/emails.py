@@ -155,8 +155,7 @@ def readdress_waiting(consultation: ConsultationRequest, old: str) -> list[Outbo
                 OutboxEmail.request_id == consultation.id,
                 OutboxEmail.template.in_(sorted(PATIENT_TEMPLATES | RECEIPT_TEMPLATES)),
                 OutboxEmail.recipient == old,
-                OutboxEmail.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)),
-                OutboxEmail.withdrawn_at.is_(None),
+                OutboxEmail.still_to_go(),
             )
             .order_by(OutboxEmail.id)
         )
@@ -504,8 +503,7 @@ def documents_received(consultation: ConsultationRequest, added_at: datetime) ->
         .where(
             OutboxEmail.request_id == consultation.id,
             OutboxEmail.template == DOCUMENTS_RECEIPT,
-            OutboxEmail.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)),
-            OutboxEmail.withdrawn_at.is_(None),
+            OutboxEmail.still_to_go(),
         )
         .order_by(OutboxEmail.id.desc())
         .limit(1)
