@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import filetype
 from cryptography.exceptions import InvalidTag
@@ -316,6 +316,20 @@ def refuse_duplicates(
                 )
             )
         seen.add(file.sha256)
+
+
+class _Kept(Protocol):
+    sha256: str
+
+
+def refuse_held(
+    stored: Sequence[StoredFile], uploads: Sequence[DocumentUpload], held: Iterable[_Kept]
+) -> None:
+    """``refuse_duplicates`` for files sent to a request (``held``: its documents), naming the
+    refused file: the page that says so shows its file field empty again."""
+    refuse_duplicates(
+        stored, (kept.sha256 for kept in held), [upload.filename for upload in uploads]
+    )
 
 
 class DocumentStorage:

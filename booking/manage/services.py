@@ -13,7 +13,7 @@ from flask_babel import lazy_ngettext
 
 from booking.audit.services import record
 from booking.documents.models import Document
-from booking.documents.storage import DocumentUpload, refuse_duplicates, saved_before_locking
+from booking.documents.storage import DocumentUpload, refuse_held, saved_before_locking
 from booking.extensions import db
 from booking.notifications.services import enqueue_delivery
 from booking.requests import emails
@@ -78,11 +78,7 @@ def add_documents(consultation: ConsultationRequest, uploads: list[DocumentUploa
     with saved_before_locking(uploads) as stored:
         consultation = lock_request(consultation)
         _check_room(consultation, uploads)
-        refuse_duplicates(
-            stored,
-            (kept.sha256 for kept in consultation.documents),
-            [upload.filename for upload in uploads],
-        )
+        refuse_held(stored, uploads, consultation.documents)
         now = now_utc()
         for upload, file in zip(uploads, stored, strict=True):
             db.session.add(Document.of_upload(upload, file, now, request_id=consultation.id))

@@ -16,7 +16,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from booking.audit.services import record
 from booking.documents.models import Document
-from booking.documents.storage import DocumentUpload, refuse_duplicates, saved_before_locking
+from booking.documents.storage import DocumentUpload, refuse_held, saved_before_locking
 from booking.extensions import db
 from booking.messages import emails
 from booking.messages.models import Message
@@ -145,7 +145,7 @@ def send_patient_message(
     """The patient writes (through their private link) while the request is open, with at
     most one document, stored as the request's documents are and within their number; the
     clinic is emailed that a message waits. All or nothing: a refused or failed attachment
-    (one the request already holds included: ``refuse_duplicates``) leaves no message and no
+    (one the request already holds included: ``refuse_held``) leaves no message and no
     file. The attachment is checked, scanned and stored before the request is locked (the
     scanner may take ``CLAMAV_TIMEOUT``); the rules are checked again under the lock."""
     uploads = [] if upload is None else [upload]
@@ -153,13 +153,7 @@ def send_patient_message(
     with saved_before_locking(uploads) as stored:
         consultation = lock_request(consultation)
         _check_patient_may_write(consultation, len(uploads))
-        # Named in the message, as on the page's "add documents": the file field the message
-        # stands beside is empty again when the page comes back.
-        refuse_duplicates(
-            stored,
-            (kept.sha256 for kept in consultation.documents),
-            [each.filename for each in uploads],
-        )
+        refuse_held(stored, uploads, consultation.documents)
         message = _add(consultation, body, author=None)
         for each, file in zip(uploads, stored, strict=True):
             db.session.add(

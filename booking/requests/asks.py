@@ -34,7 +34,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from booking.audit.services import record
 from booking.crypto import EncryptedText
 from booking.documents.models import Document
-from booking.documents.storage import DocumentUpload, refuse_duplicates, saved_before_locking
+from booking.documents.storage import DocumentUpload, refuse_held, saved_before_locking
 from booking.extensions import db
 from booking.forms import has_visible_text
 from booking.notifications.services import enqueue_delivery
@@ -444,7 +444,7 @@ def answer_ask(
     upload)`` pairs) and/or text. All or nothing: the files, the answer, the request back to
     "requested" marked "information received", the timeline, the audit row, the patient's
     receipt and the clinic's notice in one transaction; a refused file (one the request
-    already holds, or the same file twice, included: ``refuse_duplicates``) stores nothing.
+    already holds, or the same file twice, included: ``refuse_held``) stores nothing.
     The files are checked, scanned and stored before the request is locked (the scanner may
     take ``CLAMAV_TIMEOUT`` per file); the ask, the room left and the files kept are checked
     again under the lock."""
@@ -455,11 +455,7 @@ def answer_ask(
     with saved_before_locking([upload for _code, upload in files]) as stored:
         consultation = lock_request(consultation)
         ask = _open_ask_with_room(consultation, len(files))
-        refuse_duplicates(
-            stored,
-            (kept.sha256 for kept in consultation.documents),
-            [upload.filename for _code, upload in files],
-        )
+        refuse_held(stored, [upload for _code, upload in files], consultation.documents)
         now = now_utc()
         for (code, upload), file in zip(files, stored, strict=True):
             db.session.add(
