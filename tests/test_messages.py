@@ -397,6 +397,20 @@ def test_no_message_is_written_to_a_patient_marked_deceased(
     assert _messages(app) == [] and _emails(app, "message_waiting") == []
 
 
+def test_the_message_email_itself_goes_to_no_patient_marked_deceased(app: Flask) -> None:
+    """Behind the service's refusal, the email is not written either (as every other email
+    to the patient): a later caller that forgets the check still sends nothing."""
+    from booking.messages.emails import message_for_patient
+
+    with app.app_context():
+        consultation = make_request()
+        assert consultation.patient.email
+        consultation.patient.deceased_at = datetime.now(UTC)
+        assert message_for_patient(consultation) is None
+        db.session.commit()
+    assert _emails(app, "message_waiting") == []
+
+
 def test_staff_write_to_a_patient_the_request_waits_for(
     app: Flask, client: FlaskClient, auth: AuthActions, clinic: Clinic
 ) -> None:

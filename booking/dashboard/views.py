@@ -522,7 +522,7 @@ def set_join_link(reference: str) -> Response | tuple[str, int]:
         form.seen.data = None
         flash(str(exc), "danger")
         return _render_record(consultation, 409, join_form=form)
-    if consultation.patient.email and consultation.patient.deceased_at is None:
+    if consultation.patient.writable_address:
         flash(_("Saved: an email with the link is on its way to the patient."), "success")
     else:
         flash(_("Saved. No email was sent: please give the patient the link."), "success")

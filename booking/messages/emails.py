@@ -16,8 +16,9 @@ from booking.requests.models import ConsultationRequest
 
 def message_for_patient(consultation: ConsultationRequest) -> OutboxEmail | None:
     """A message from the clinic waits on the patient's private page (a new link to it).
-    None when the patient left no address (the service refuses that case first)."""
-    if not consultation.patient.email:
+    None when nothing may go to the patient (``Patient.writable_address``; the service
+    refuses those cases first)."""
+    if not consultation.patient.writable_address:
         return None
     with force_locale(consultation.locale):
         subject = _(

@@ -324,8 +324,8 @@ def _may_confirm(consultation: ConsultationRequest) -> bool:
     inbox; past ``REQUEST_CONFIRMATION_ADDRESS_RATE_LIMIT`` for the address only the email is
     held back. The request itself is always stored, the clinic is told of it, the patient's
     confirmation page shows it all, and its timeline says the email was held back."""
-    address = consultation.patient.email
-    if not address or consultation.patient.deceased_at is not None:
+    address = consultation.patient.writable_address
+    if not address:
         return True  # no receipt goes anyway: nothing to count
     limits = current_app.config["REQUEST_CONFIRMATION_ADDRESS_RATE_LIMIT"]
     if count_for_address(CONFIRMATION_ADDRESS_SCOPE, address, limits):

@@ -160,8 +160,7 @@ def readdress_waiting(consultation: ConsultationRequest, old: str) -> list[Outbo
             .order_by(OutboxEmail.id)
         )
     )
-    patient = consultation.patient
-    writable = bool(patient.email) and patient.deceased_at is None
+    writable = bool(consultation.patient.writable_address)
     copies = [resend(consultation, email) for email in waiting] if writable else []
     withdraw_emails([email.id for email in waiting])
     return copies
@@ -181,10 +180,8 @@ def _to_patient(
     attachment: tuple[str, str, str] | None = None,
     **context: object,
 ) -> OutboxEmail | None:
-    """None when the patient left no email address (an emergency call-back: staff phone), or
-    staff marked the patient deceased (``booking.outcomes``): nothing more goes to the
-    address, which the family may read."""
-    if not consultation.patient.email or consultation.patient.deceased_at is not None:
+    """None when nothing may go to the patient (``Patient.writable_address``)."""
+    if not consultation.patient.writable_address:
         return None
     return queue_email(
         template=template,

@@ -95,6 +95,13 @@ class Patient(db.Model):
 
     requests: Mapped[list[ConsultationRequest]] = relationship(back_populates="patient")
 
+    @property
+    def writable_address(self) -> str | None:
+        """The address emails to the patient go to: None when they left none (an emergency
+        call-back: staff phone), or once staff marked them deceased: nothing more goes to the
+        address, which the family may read."""
+        return self.email if self.deceased_at is None else None
+
     @validates("full_name")
     def _fold_for_search(self, _key: str, name: str) -> str:
         self.search_name = folded(name)[:200]
