@@ -1,11 +1,12 @@
 """What a file must be to be kept, the same on every way in: the request's documents step (a
 draft) and the private page. A file that only starts like a PDF, JPEG or PNG is refused as
-damaged, and the same file twice is kept once."""
+damaged (a whole PDF followed by other bytes is not), and the same file twice is kept once."""
 
 from __future__ import annotations
 
 import html
 import io
+import random
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from booking.documents.models import Document
+from booking.documents.storage import CHUNK_SIZE, PDF_END, PDF_OBJECT
 from booking.extensions import db
 from booking.requests.drafts import DraftDocument
 from tests.factories import make_request
@@ -47,6 +49,26 @@ DAMAGED_FILES = {
         b"\xef\xbb\xbf" + pdf_bytes().replace(b"%PDF-1.4", b"%PDF<html>"),
         "report.pdf",
     ),
+    # A signature added as an update, cut short inside it: its objects have no end marker.
+    "pdf-update-cut-short": (
+        pdf_bytes()
+        + b"6 0 obj\n<< /Type /Sig /Filter /Adobe.PPKLite /SubFilter /adbe.pkcs7.detached "
+        + b"/Contents <"
+        + b"3082" * 1000,
+        "report.pdf",
+    ),
+}
+
+# A whole PDF with bytes after its end marker, as scanners, portals and mail gateways leave
+# them, often far beyond the last 1024 bytes where the specification has readers look.
+NOISE = random.Random(7).randbytes(4096)
+assert PDF_END not in NOISE and not PDF_OBJECT.search(NOISE)
+PADDED_FILES = {
+    "nul-padding": pdf_bytes() + b"\0" * 4096,
+    "random-bytes": pdf_bytes() + NOISE,
+    "newline-run": pdf_bytes() + b"\r\n" * 2048,
+    # The marker across two of the chunks the check reads back from the end.
+    "padding-splitting-the-marker": pdf_bytes() + b"\0" * (CHUNK_SIZE - 4),
 }
 
 
@@ -90,6 +112,21 @@ def test_whole_files_of_each_type_are_kept(
     assert upload(client, *files).status_code == 303
     types = sorted(document.content_type for document in rows(app, DraftDocument))
     assert types == ["application/pdf", "image/jpeg", "image/png"]
+
+
+@pytest.mark.parametrize("content", PADDED_FILES.values(), ids=PADDED_FILES.keys())
+def test_a_whole_pdf_with_bytes_after_its_end_is_kept_everywhere(
+    app: Flask, client: FlaskClient, content: bytes
+) -> None:
+    """Viewers open it whole (pypdf, pdf.js, PDFium, Poppler, MuPDF skip what follows the
+    marker), so refusing it would leave the patient with a report they cannot send."""
+    answer_red_flags(client)
+    assert upload(client, (content, "mri.pdf")).status_code == 303
+    with app.app_context():
+        link = open_manage_link(client, make_request())
+    assert post_documents(client, link, (content, "mri.pdf")).status_code == 302
+    kept = rows(app, DraftDocument) + rows(app, Document)
+    assert [(d.content_type, d.size_bytes) for d in kept] == [("application/pdf", len(content))] * 2
 
 
 def test_a_file_that_is_no_document_gets_the_same_words_on_both_ways_in(

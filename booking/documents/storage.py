@@ -17,6 +17,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 import secrets
 import struct
 import warnings
@@ -56,11 +57,14 @@ NAME_EXTENSIONS = {
 # Pillow's name for each image type, to open a file only as the type it was sniffed as.
 IMAGE_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG"}
 SNIFF_BYTES = 8192
-# A PDF reader looks for the end-of-file marker within the last 1024 bytes (PDF 1.7, 7.5.5):
-# a file without it was cut short, or only starts like a PDF.
+# Every revision of a PDF ends with the end-of-file marker (PDF 1.7, 7.5.5): a file without
+# one was cut short, or only starts like a PDF. Bytes after the last marker are no part of the
+# document; an object header among them is an update that was cut short.
 PDF_START = b"%PDF-"
 PDF_END = b"%%EOF"
-PDF_TAIL_BYTES = 1024
+PDF_OBJECT = re.compile(rb"\d+\s+\d+\s+obj\b")
+# How far a marker or object header read at the start of one chunk may reach into the next.
+PDF_OVERLAP = 64
 MAGIC = b"SCDOC\x01\x00\x00"
 NONCE_PREFIX_BYTES = 7
 HEADER_BYTES = len(MAGIC) + KEY_ID_BYTES + NONCE_PREFIX_BYTES
@@ -171,12 +175,8 @@ def _whole(stream: BinaryIO, mime: str, head: bytes) -> bool:
     would show them broken (or not at all), and the patient would think them sent."""
     if mime == "application/pdf":
         # The header at byte 0 (not after a byte-order mark, which browsers read as text),
-        # and the end marker where readers look for it.
-        if not head.startswith(PDF_START):
-            return False
-        stream.seek(0, os.SEEK_END)
-        stream.seek(max(stream.tell() - PDF_TAIL_BYTES, 0))
-        return PDF_END in stream.read(PDF_TAIL_BYTES)
+        # and an end marker after the last object.
+        return head.startswith(PDF_START) and _pdf_ends(stream)
     try:
         with warnings.catch_warnings():
             # A large image is what patients photograph; the size limit already bounds it.
@@ -192,6 +192,32 @@ def _whole(stream: BinaryIO, mime: str, head: bytes) -> bool:
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         return False
     return True
+
+
+def _pdf_ends(stream: BinaryIO) -> bool:
+    """Whether the PDF's last revision ends with its end-of-file marker, whatever follows it.
+
+    Scanners, portals and mail gateways leave bytes after the marker (NUL padding, newlines,
+    a gateway's appended block), sometimes far more than the 1024 bytes the specification
+    asks readers to look in. The viewers staff use skip them (pypdf, even strict, searches
+    the whole file back for the marker; pdf.js, PDFium, Poppler and MuPDF rebuild their
+    index), so the document opens whole. A download cut short has no marker after its last
+    object, which is what this refuses. Read back from the end a chunk at a time, so a large
+    scan is never held whole."""
+    position = stream.seek(0, os.SEEK_END)
+    later = b""  # the first bytes of the chunk read before, which follows this one
+    object_after = False
+    while position > 0:
+        start = max(position - CHUNK_SIZE, 0)
+        stream.seek(start)
+        window = stream.read(position - start) + later
+        end = window.rfind(PDF_END)
+        if end >= 0:
+            return not object_after and not PDF_OBJECT.search(window, end + len(PDF_END))
+        object_after = object_after or PDF_OBJECT.search(window) is not None
+        later = window[:PDF_OVERLAP]
+        position = start
+    return False
 
 
 def _nonce(prefix: bytes, counter: int, last: bool) -> bytes:
