@@ -6,15 +6,24 @@ shows it all, and its timeline says so for staff."""
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from booking.extensions import db
+from booking.extensions import db, limiter
 from booking.requests.events import EventKind, RequestEvent
 from booking.requests.models import ConsultationRequest
+from tests.smtp import free_port
 from tests.support import AuthActions, Staff, outbox_emails, post_request, valid_answers
 from tests.support import text as visible
 
@@ -97,4 +106,84 @@ def test_the_limit_is_per_email_address(app: Flask) -> None:
     assert SENT in visible(page)
     assert [e.recipient for e in outbox_emails(app, "request_received")][-1] == (
         "someone.else@example.com"
+    )
+
+
+def confirmations_of_three_requests(app: Flask) -> list[bool]:
+    """Three requests with one address, each from a browser of its own: whether each one's
+    page says its confirmation went. Every request is stored, and the clinic told of each."""
+    pages = [
+        send_from_a_new_browser(app, "victim@example.com", name)
+        for name in ("First Sender", "Second Sender", "Third Sender")
+    ]
+    with app.app_context():
+        assert len(db.session.scalars(select(ConsultationRequest)).all()) == 3
+    assert len(outbox_emails(app, "new_request_staff")) == 3
+    return [SENT in visible(page) for page in pages]
+
+
+def test_with_the_limits_storage_away_the_limit_is_counted_in_memory(
+    app_settings: dict[str, Any], request: pytest.FixtureRequest
+) -> None:
+    """Redis down: Flask-Limiter counts in each process's memory until it is back
+    (RATELIMIT_IN_MEMORY_FALLBACK_ENABLED), and so does the limit per address: the
+    confirmations go, and the limit still holds."""
+    app_settings["RATELIMIT_STORAGE_URI"] = "redis://127.0.0.1:1/0"  # nothing listens there
+    app = request.getfixturevalue("app")
+    assert confirmations_of_three_requests(app) == [True, True, False]
+    assert len(outbox_emails(app, "request_received")) == 2
+
+
+@pytest.fixture
+def refusing_redis(tmp_path: Path) -> Iterator[str]:
+    """A real Redis that answers, and counts the limits per network address, but refuses
+    every other key (its ACL): a storage that fails at the limit per email address alone,
+    after the request's own limits were counted (as one going away at that moment would).
+    Yields its URL."""
+    server = shutil.which("redis-server")
+    if server is None:
+        if os.environ.get("REDIS_URL"):  # .ci/run: Redis is installed there
+            pytest.fail("redis-server is not on the PATH", pytrace=False)
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    settings = ["--bind", "127.0.0.1", "--port", str(port), "--dir", str(tmp_path)]
+    settings += ["--save", "", "--appendonly", "no", "--user", "default", "off"]
+    settings += ["--user", "limiter", "on", ">secret", "~LIMITS:LIMITER/127.0.0.1/*", "+@all"]
+    process = subprocess.Popen([server, *settings], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        yield f"redis://limiter:secret@127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_a_storage_failing_at_the_count_lets_every_confirmation_go(
+    app_settings: dict[str, Any],
+    request: pytest.FixtureRequest,
+    refusing_redis: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The limit cannot be counted: each confirmation is treated as within it (logged), so
+    the limit is never the reason a patient is not sent their request's receipt."""
+    app_settings["RATELIMIT_STORAGE_URI"] = refusing_redis
+    # Flask-Limiter's one limiter object keeps whether an earlier app found its storage down
+    # (init_app does not reset it), and would count in memory: this app's Redis answers.
+    limiter._storage_dead = False
+    app = request.getfixturevalue("app")
+    caplog.set_level(logging.WARNING, logger="booking.security")
+
+    assert confirmations_of_three_requests(app) == [True, True, True]
+    assert len(outbox_emails(app, "request_received")) == 3
+    warnings = [r.getMessage() for r in caplog.records if r.name == "booking.security"]
+    assert (
+        warnings
+        == ["the request-confirmation-address limit could not be counted; treated as within it"] * 3
     )
