@@ -12,7 +12,7 @@ import re
 from datetime import date
 from typing import Any
 
-from flask import current_app
+from flask import abort, current_app, redirect, request, url_for
 from werkzeug.routing.converters import IntegerConverter, UnicodeConverter
 
 MAX_INT = 2**31 - 1
@@ -25,6 +25,18 @@ def public_url(path: str) -> str:
     site (``PUBLIC_BASE_URL``): emails are composed by the worker, outside any request, so
     they cannot take the host from one."""
     return current_app.config["PUBLIC_BASE_URL"].rstrip("/") + path
+
+
+def redirect_if_written_otherwise(name: str, value: str) -> None:
+    """On a GET, send an address whose ``name`` segment is written another way than ``value``
+    (a reference typed "sc 7k4m q2xd") to the page's own address, query string kept: a page
+    has one address, so its links, forms and bookmarks do too. Any other method goes on, so
+    a form posted to such an address still does what it did."""
+    written = request.view_args or {}
+    if request.method not in ("GET", "HEAD") or written.get(name, value) == value:
+        return
+    values = {**request.args.to_dict(flat=False), **written, name: value}
+    abort(redirect(url_for(request.endpoint or "", **values)))
 
 
 def int_arg(value: str | None, *, minimum: int = 1, maximum: int = MAX_INT) -> int | None:

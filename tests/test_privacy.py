@@ -235,6 +235,29 @@ def test_an_admin_finds_a_patient_by_email_in_any_case_or_by_reference(
     assert_no_personal_data(viewed[-1])
 
 
+def test_a_reference_typed_another_way_goes_to_the_patients_own_address(
+    admin_client: FlaskClient, clinic: Patients, app: Flask
+) -> None:
+    """The patient's page, its reference typed as read out, is sent to the reference's own
+    address, where the look is audited once; its forms posted to such an address work."""
+    first, _second = clinic.erika
+    typed = first.replace("-", " ").lower()
+    response = admin_client.get(f"/staff/admin/privacy/{typed}")
+    assert (response.status_code, response.headers["Location"]) == (
+        302,
+        f"/staff/admin/privacy/{first}",
+    )
+    assert audit_rows(app, "privacy_patient_viewed") == []
+    assert admin_client.get(response.headers["Location"]).status_code == 200
+    assert len(audit_rows(app, "privacy_patient_viewed")) == 1
+
+    token = token_from(admin_client, f"/staff/admin/privacy/{first}")
+    exported = admin_client.post(f"/staff/admin/privacy/{typed}/export", data={"csrf_token": token})
+    assert exported.status_code == 200
+    assert f'filename="patient-{first}.zip"' in exported.headers["Content-Disposition"]
+    exported.close()
+
+
 def test_the_privacy_pages_use_no_inline_script_or_style(
     admin_client: FlaskClient, clinic: Patients
 ) -> None:

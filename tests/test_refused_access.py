@@ -220,6 +220,72 @@ def test_a_record_typed_another_way_opens_at_its_reference(
     assert (row.target_id, row.details["reason"]) == (other, "not_assigned")
 
 
+def looks_at(app: Flask, reference: str) -> list[str]:
+    """The audited looks at ``reference`` (committed rows)."""
+    with app.app_context():
+        return list(
+            db.session.scalars(
+                select(AuditEvent.action)
+                .where(AuditEvent.target_id == reference)
+                .order_by(AuditEvent.id)
+            )
+        )
+
+
+@pytest.mark.parametrize(
+    ("page", "look"),
+    [
+        ("/summary", "request_summary_viewed"),
+        ("/summary.pdf", "request_summary_downloaded"),
+        ("/documents/{document}", "document_viewed"),
+        ("/documents/{document}?download=1", "document_downloaded"),
+    ],
+)
+def test_a_records_other_pages_typed_another_way_go_to_their_reference(
+    app: Flask, clinic: Assigned, page: str, look: str
+) -> None:
+    """Each of a record's pages, its reference typed as read out, is sent to its reference's
+    own address (query string kept), and the look is audited once, there."""
+    reference = clinic.own["reference"]
+    typed = quote(f"sc {reference[3:7].lower()} {reference[8:].lower()}")
+    page = page.format(document=clinic.own["document"])
+    client = signed_in(app, clinic.weber.email)
+    before = looks_at(app, reference)
+    response = client.get(f"/staff/requests/{typed}{page}")
+    assert (response.status_code, response.headers["Location"]) == (
+        302,
+        f"/staff/requests/{reference}{page}",
+    )
+    assert looks_at(app, reference) == before
+    shown = client.get(response.headers["Location"])
+    assert shown.status_code == 200
+    shown.close()  # a served document is an open file
+    assert looks_at(app, reference) == [*before, look]
+    assert refusals(app) == []
+
+
+def test_a_form_posted_to_a_record_typed_another_way_still_works(
+    app: Flask, clinic: Assigned
+) -> None:
+    reference = clinic.own["reference"]
+    typed = quote(f"sc {reference[3:7].lower()} {reference[8:].lower()}")
+    client = signed_in(app, clinic.weber.email)
+    token = csrf_token(client, f"/staff/requests/{reference}")
+    empty = client.post(
+        f"/staff/requests/{typed}/notes", data={"note-csrf_token": token, "note-text": ""}
+    )
+    assert empty.status_code == 422  # shown with its error, not sent away
+    added = client.post(
+        f"/staff/requests/{typed}/notes",
+        data={"note-csrf_token": token, "note-text": "Called back, prefers mornings."},
+    )
+    assert (added.status_code, added.headers["Location"]) == (
+        302,
+        f"/staff/requests/{reference}#timeline",
+    )
+    assert "Called back, prefers mornings." in get(client, f"/staff/requests/{reference}")[1]
+
+
 def test_the_specialists_own_records_are_not_refusals(app: Flask, clinic: Assigned) -> None:
     client = signed_in(app, clinic.weber.email)
     own = clinic.own

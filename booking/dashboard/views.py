@@ -68,6 +68,7 @@ from booking.staff.models import StaffRole, StaffUser
 from booking.staff.services import active_specialists, list_staff
 from booking.templating import choice_label, language_name, phone_number
 from booking.timeutil import clinic_today, now_utc
+from booking.urlargs import redirect_if_written_otherwise
 
 bp = Blueprint("dashboard", __name__, url_prefix="/staff")
 
@@ -130,6 +131,8 @@ def _load_visible(reference: str) -> ConsultationRequest:
         _refuse(reference, "no_such_request")
     if not can_see(current_user, consultation):
         _refuse(reference, "not_assigned")
+    # Typed another way (as the refusal above reads it): a GET goes to the page's one address.
+    redirect_if_written_otherwise("reference", consultation.reference)
     return consultation
 
 
@@ -310,11 +313,8 @@ def _timeline(consultation: ConsultationRequest, thread: messages.Thread) -> lis
 
 @bp.get("/requests/<reference>")
 @roles_required()
-def record(reference: str) -> tuple[str, int] | Response:
-    consultation = _load_visible(reference)
-    if reference != consultation.reference:  # typed another way: the page's one address
-        return redirect(url_for(".record", reference=consultation.reference))
-    return _render_record(consultation)
+def record(reference: str) -> tuple[str, int]:
+    return _render_record(_load_visible(reference))
 
 
 @bp.get("/requests/<reference>/summary")

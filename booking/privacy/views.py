@@ -10,10 +10,12 @@ from werkzeug.wrappers import Response
 
 from booking.privacy import services
 from booking.privacy.forms import CloseErasureForm, EraseForm, ExportForm, FindPatientForm
+from booking.requests.queries import find_by_reference, typed_reference
 from booking.rights import services as rights
 from booking.rights.export import stream_zip
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole
+from booking.urlargs import redirect_if_written_otherwise
 
 bp = Blueprint("privacy", __name__, url_prefix="/staff/admin/privacy")
 
@@ -38,6 +40,11 @@ def find() -> Response | tuple[str, int]:
 
 
 def _summary(reference: str) -> services.PatientSummary:
+    # Typed another way ("sc 7k4m q2xd"): a GET goes to the page's one address first, so the
+    # look (audited) is recorded once, there. Only a request's: anything else is not found.
+    canonical = typed_reference(reference)
+    if canonical != reference and find_by_reference(canonical) is not None:
+        redirect_if_written_otherwise("reference", canonical)
     try:
         summary = services.patient_summary(reference, current_user)
     except services.NotAllowed:
