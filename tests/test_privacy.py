@@ -22,6 +22,7 @@ from sqlalchemy import func, select, update
 
 from booking.accesslog import RedactingFilter
 from booking.audit.models import AuditEvent
+from booking.crypto import text_digest
 from booking.dashboard import services as workflow
 from booking.documents.models import Document
 from booking.documents.scanning import ScanStatus
@@ -58,6 +59,7 @@ from tests.support import (
     csrf_token,
     page_token,
     pdf_bytes,
+    shown_actions,
 )
 
 ERIKA = "Erika.M@Example.com"  # her second request is typed in lower case
@@ -256,6 +258,47 @@ def test_a_reference_typed_another_way_goes_to_the_patients_own_address(
     assert exported.status_code == 200
     assert f'filename="patient-{first}.zip"' in exported.headers["Content-Disposition"]
     exported.close()
+
+
+def test_a_look_up_that_finds_no_one_is_audited_as_refused(
+    admin_client: FlaskClient, clinic: Patients, app: Flask
+) -> None:
+    """As the dashboard's refusals: a run of them is what probing for patients looks like.
+    Kept as the reference it reads as (found so by the audit search), an address only as
+    the start of its SHA-256."""
+    token = token_from(admin_client, "/staff/admin/privacy")
+    for query in ("sc none xist", "Nobody@Example.com"):
+        missing = admin_client.post(
+            "/staff/admin/privacy", data={"csrf_token": token, "query": query}
+        )
+        assert missing.status_code == 422
+    assert admin_client.get("/staff/admin/privacy/SC-NONE-XIST").status_code == 404
+    exported = admin_client.post(
+        "/staff/admin/privacy/SC-NONE-XIST/export", data={"csrf_token": token}
+    )
+    assert exported.status_code == 404
+
+    typed, address, opened, export_asked = audit_rows(app, "access_refused")
+    assert (typed.target_type, typed.target_id) == ("patient", "SC-NONE-XIST")
+    assert typed.details == {
+        "reason": "no_such_request",
+        "method": "POST",
+        "path": "/staff/admin/privacy",
+        "endpoint": "privacy.find",
+    }
+    assert typed.actor_id == clinic.admin.id
+    assert address.details["reason"] == "no_such_email"
+    assert address.target_id == "sha256:" + text_digest("nobody@example.com")[:16]
+    assert "nobody" not in json.dumps(address.details).lower() + address.target_id
+    assert (opened.target_id, opened.details["endpoint"]) == ("SC-NONE-XIST", "privacy.patient")
+    assert (export_asked.target_id, export_asked.details["endpoint"]) == (
+        "SC-NONE-XIST",
+        "privacy.export",
+    )
+    page = admin_client.get(
+        "/staff/admin/audit", query_string={"target": "sc none xist", "refused": "1"}
+    ).get_data(as_text=True)
+    assert shown_actions(page) == ["access_refused"] * 3
 
 
 def test_the_privacy_pages_use_no_inline_script_or_style(

@@ -26,7 +26,8 @@ from sqlalchemy import Select, delete, exists, func, or_, select, update
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.sql import Executable
 
-from booking.audit.services import record
+from booking.audit.services import record, record_refused_access
+from booking.crypto import text_digest
 from booking.documents.models import Document
 from booking.documents.storage import get_storage
 from booking.extensions import db
@@ -156,23 +157,37 @@ def _require_admin(actor: StaffUser | None) -> None:
         raise NotAllowed(_("Only administrators may do this."))
 
 
-def find_patient(query: str) -> str | None:
+def _refused(reason: str, target_id: str, actor: StaffUser) -> None:
+    """A look-up that found no one, audited and committed as the dashboard's refusals are
+    (``access_refused``): a run of them from one account is what probing for patients looks
+    like."""
+    record_refused_access(reason, target_type="patient", target_id=target_id, actor=actor)
+
+
+def find_patient(query: str, actor: StaffUser) -> str | None:
     """The reference to show for an email address or a request reference (the newest request
-    of that patient when found by email), or None."""
+    of that patient when found by email), or None, audited as a refused look-up: by the
+    reference it reads as, or by the start of the address's SHA-256 (comparable between
+    rows, as old sign-in addresses are kept; not readable: it may be no patient's)."""
     text = query.strip()
     if "@" in text:
-        return db.session.scalar(
+        found = db.session.scalar(
             select(ConsultationRequest.reference)
             .join(ConsultationRequest.patient)
             .where(func.lower(Patient.email) == text.lower())
             .order_by(ConsultationRequest.created_at.desc(), ConsultationRequest.id.desc())
             .limit(1)
         )
-    return db.session.scalar(
-        select(ConsultationRequest.reference).where(
-            ConsultationRequest.reference == typed_reference(text)
-        )
+        if found is None:
+            _refused("no_such_email", f"sha256:{text_digest(text.lower())[:16]}", actor)
+        return found
+    reference = typed_reference(text)
+    found = db.session.scalar(
+        select(ConsultationRequest.reference).where(ConsultationRequest.reference == reference)
     )
+    if found is None:
+        _refused("no_such_request", reference, actor)
+    return found
 
 
 @dataclass(frozen=True)
@@ -202,10 +217,12 @@ def _patient_of(reference: str) -> _PatientOf | None:
 
 def patient_summary(reference: str, actor: StaffUser) -> PatientSummary | None:
     """One patient's requests, for the admin to check before exporting or erasing. Showing
-    names and addresses is a look at personal data, so it is audited."""
+    names and addresses is a look at personal data, so it is audited; so is a reference that
+    opens no one (a refused look-up)."""
     _require_admin(actor)
     patient = _patient_of(reference)
     if patient is None:
+        _refused("no_such_request", typed_reference(reference), actor)
         return None
     email = patient.email
     requests = list(
@@ -252,11 +269,13 @@ def export_patient(reference: str, actor: StaffUser) -> PatientArchive | None:
     """Everything held about the patient of ``reference``, gathered for one archive.
 
     The audit event (who, which references, how many documents and emails; no content) is
-    committed before the first byte is sent, so every export is on record. None if unknown.
+    committed before the first byte is sent, so every export is on record. None if unknown,
+    audited as a refused look-up.
     """
     _require_admin(actor)
     patient = _patient_of(reference)
     if patient is None:
+        _refused("no_such_request", typed_reference(reference), actor)
         return None
     archive = archive_of(typed_reference(reference), patient.email, patient.requests)
     record(

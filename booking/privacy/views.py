@@ -26,7 +26,7 @@ def find() -> Response | tuple[str, int]:
     # A post, not a query string: an email address must not end up in access logs.
     form = FindPatientForm()
     if form.validate_on_submit():
-        reference = services.find_patient(form.query.data)
+        reference = services.find_patient(form.query.data, current_user)
         if reference is not None:
             return redirect(url_for(".patient", reference=reference))
         form.query.errors = [*form.query.errors, _("No request has this email or reference.")]
