@@ -839,6 +839,48 @@ def test_every_staff_table_box_is_a_named_stop_in_the_tab_order_without_scripts(
             assert set(names) <= set(shown), f"{where} shows {shown}"
 
 
+def has_tab_stop(box: Locator) -> bool:
+    return box.evaluate("box => box.hasAttribute('tabindex') || box.hasAttribute('role')")
+
+
+def test_with_scripts_a_table_box_is_a_tab_stop_only_while_its_table_overflows(
+    site: Site, browser: Browser
+) -> None:
+    """With scripts, a box whose table fits is no stop in the tab order (nor a region: it
+    scrolls nothing); narrowed until its table overflows, it is one again, under the name
+    the server gave it, and widened, not again. A page opened on a phone starts with it."""
+    hours = "Weekly working hours"
+    with browser_page(browser, viewport={"width": 1280, "height": 800}) as page:
+        sign_in(page, site.server, ADMIN, password=DEMO_PASSWORD)
+        page.goto(site("/staff/admin/scheduling/"))
+        page.get_by_role("link", name="Dr. Lena Weber", exact=True).click()
+        page.wait_for_load_state()  # the deferred scripts have run
+        box = page.locator(".table-responsive").filter(
+            has=page.get_by_role("table", name=hours, exact=True)
+        )
+        assert not box.evaluate("box => box.scrollWidth > box.clientWidth")
+        assert not has_tab_stop(box)
+        expect(page.get_by_role("region", name=f"{hours} table")).to_have_count(0)
+
+        page.set_viewport_size({"width": PHONE_WIDTH, "height": 844})
+        region = page.get_by_role("region", name=f"{hours} table", exact=True)
+        expect(region).to_have_attribute("tabindex", "0")
+        assert region.evaluate("box => box.scrollWidth > box.clientWidth")
+
+        page.set_viewport_size({"width": 1280, "height": 800})
+        expect(region).to_have_count(0)
+        assert not has_tab_stop(box)
+
+    with browser_page(browser, **PHONE) as page:
+        sign_in(page, site.server, ADMIN, password=DEMO_PASSWORD)
+        page.goto(site("/staff/accounts"))
+        region = page.get_by_role("region", name="Staff accounts", exact=True)
+        assert region.evaluate("box => box.scrollWidth > box.clientWidth")
+        expect(region).to_have_attribute("tabindex", "0")
+        region.focus()
+        expect(region).to_be_focused()
+
+
 def test_the_development_mail_viewer_shows_each_subject_whole_on_a_phone(
     tmp_path: Path, browser: Browser
 ) -> None:

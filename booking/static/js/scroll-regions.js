@@ -1,21 +1,26 @@
 // A table wider than the screen scrolls sideways in its box (Bootstrap's .table-responsive):
-// without a focusable box, a keyboard cannot reach the columns beyond the edge. Each box that
-// does overflow becomes a named region in the tab order (its table's caption), as the
-// agenda's boxes are on the server. Without this script the page still scrolls by mouse or touch.
+// without a focusable box, a keyboard cannot reach the columns beyond the edge. The server
+// makes each box a named region in the tab order, so that holds without scripts too; here a
+// box whose table fits is taken out of the tab order (a stop that scrolls nothing is noise),
+// and put back, under the name the server gave it (else its table's caption), when a
+// narrower window makes it overflow again.
 (function () {
   "use strict";
-  var boxes = document.querySelectorAll(".table-responsive");
+  var boxes = Array.prototype.slice.call(document.querySelectorAll(".table-responsive"));
+  var names = boxes.map(function (box) {
+    var caption = box.querySelector("caption");
+    return box.getAttribute("aria-label") || (caption ? caption.textContent.trim() : "");
+  });
 
   function update() {
-    boxes.forEach(function (box) {
+    boxes.forEach(function (box, i) {
       if (box.scrollWidth > box.clientWidth) {
-        var caption = box.querySelector("caption");
         box.setAttribute("tabindex", "0");
         box.setAttribute("role", "region");
-        if (caption) {
-          box.setAttribute("aria-label", caption.textContent.trim());
+        if (names[i]) {
+          box.setAttribute("aria-label", names[i]);
         }
-      } else if (box.getAttribute("role") === "region") {
+      } else if (box.hasAttribute("tabindex")) {
         box.removeAttribute("tabindex");
         box.removeAttribute("role");
         box.removeAttribute("aria-label");
@@ -25,6 +30,15 @@
 
   if (boxes.length) {
     update();
-    window.addEventListener("resize", update);
+    // A box changes size with the window, and also when it is first shown (a closed
+    // section opened): watched where the browser can.
+    if (window.ResizeObserver) {
+      var observer = new ResizeObserver(update);
+      boxes.forEach(function (box) {
+        observer.observe(box);
+      });
+    } else {
+      window.addEventListener("resize", update);
+    }
   }
 })();
