@@ -131,3 +131,40 @@ def test_the_picker_names_the_clinics_time_zone_in_the_readers_language(
         in spanish
     )
     assert "Europe/Berlin" not in spanish
+
+
+def _announced(page: str) -> tuple[str, str, list[str]]:
+    """What a page says of where the patient is: its title, its main heading and the steps
+    its progress indicator marks as the current one."""
+    from tests.support import headings, text
+
+    title = text(re.search(r"<title>(.*?)</title>", page, re.S).group(1))
+    (main,) = [heading for level, heading in headings(page) if level == 1]
+    current = [text(each) for each in re.findall(r'aria-current="step">(.*?)</', page, re.S)]
+    return title, main, current
+
+
+def test_the_picker_and_the_time_steps_page_say_which_part_of_step_one_they_are(
+    app: Flask, client: FlaskClient
+) -> None:
+    """Both pages were "Step 1 of 7" with nothing else to tell them apart (the picker had
+    no progress indicator): each is step 1, announced as the current step, and says what it
+    is for."""
+    from tests.support import answer_red_flags
+
+    type_id, _north, _south = _clinic(app)
+    answer_red_flags(client)
+    page = client.get(f"/request/time?type={type_id}").get_data(as_text=True)
+    picker = _announced(page)
+    assert picker[1:] == ("Step 1 of 7: Time Choose a time", ["1. Time"])
+    assert picker[0].startswith("Step 1 of 7: Time · Choose a time · Request a spine evaluation")
+    form = page[page.index('action="/request/steps/time"') :].split("</form>", 1)[0]
+    sent = dict(re.findall(r'name="([a-z]+)" value="([^"]*)"', form))
+    sent["slot"] = re.search(r'name="slot"[^>]*value="([^"]+)"', form).group(1)
+    chosen = _announced(client.get("/request/steps/time", query_string=sent).get_data(True))
+    assert chosen[1:] == ("Step 1 of 7: Time Your time, and when else you could come", ["1. Time"])
+    assert chosen[0].startswith("Step 1 of 7: Time · Your time, and when else you could come · ")
+    # Without a time: the page asks only when the patient could come.
+    without = _announced(client.get("/request/steps/time?slot=").get_data(as_text=True))
+    assert without[1:] == ("Step 1 of 7: Time When you could come", ["1. Time"])
+    assert len({picker[0], chosen[0], without[0]}) == 3

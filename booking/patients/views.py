@@ -145,6 +145,8 @@ def _render_pick_time() -> str:
     )
     return render_template(
         "patients/pick_time.html",
+        steps=steps.STEPS,
+        number=steps.number("time"),
         types=types,
         appointment_type=appointment_type,
         specialists=shown.specialists,
@@ -684,6 +686,7 @@ def _render_step(
     answers = draft.values()
     region = steps.region_of(answers)
     shown = steps.fields_of(code, answers, page)
+    chosen = _chosen_slot(form) if code in ("time", "review") else None
     markup = render_template(
         "patients/step.html",
         code=code,
@@ -706,7 +709,13 @@ def _render_step(
             for part in form.region_parts()
             if part.instrument in instruments.REGION_INSTRUMENTS.get(region or "", ())
         ],
-        chosen=_chosen_slot(form) if code in ("time", "review") else None,
+        chosen=chosen,
+        # The time step's page tells itself from the picker's (both are step 1).
+        subtitle=(
+            _("Your time, and when else you could come") if chosen else _("When you could come")
+        )
+        if code == "time"
+        else None,
         scheduling=scheduling_enabled(),
         summaries=(
             summaries

@@ -280,8 +280,10 @@ def expect_step(page: Page, code: str) -> None:
     """The page is step ``code``: its heading names it, and so does the list of steps."""
     number, name = STEP_CODES.index(code) + 1, STEPS[code]
     heading = f"Step {number} of {len(STEPS)}: {name}"
-    # (A step shown in parts says which: "... (part 2 of 3)".)
-    pattern = re.compile(rf"^{re.escape(heading)}( \(part \d+ of \d+\))?$")
+    # (A step shown in parts says which: "... (part 2 of 3)"; the time step's page, what it
+    # is for, to tell it from the time picker's.)
+    subtitle = r" \(part \d+ of \d+\)| Your time, and when else you could come| When you could come"
+    pattern = re.compile(rf"^{re.escape(heading)}({subtitle})?$")
     expect(page.get_by_role("heading", level=1)).to_have_text(pattern)
     steps = page.get_by_role("navigation", name="Steps of your request")
     expect(steps.locator("[aria-current=step]")).to_have_text(f"{number}. {name}")

@@ -65,7 +65,7 @@ def test_patient_picks_a_time_then_moves_it_adds_a_document_and_cancels_by_the_e
     expect(page).to_have_url(clinic("/request/start"))
     answer_red_flags(page)
     expect(page).to_have_url(clinic("/request/time"))
-    expect(page).to_have_title(re.compile(r"^Choose a time"))
+    expect(page).to_have_title(re.compile(r"^Step 1 of 7: Time · Choose a time"))
     pick_type(page, IMAGING_REVIEW)
     show_day(page, held_day)
     times = page.get_by_role("form", name=re.compile(r"^Open times from "))
