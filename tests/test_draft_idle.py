@@ -427,3 +427,18 @@ class TestTurnedOff:
         _unused_for(app, 6 * 24 * 60)
         assert "Erika Mustermann" in open_step(client, "review")
         assert client.get("/request/hidden").location == "/request/steps/review"
+
+
+def test_a_head_request_to_a_hidden_drafts_page_is_sent_where_its_get_is(
+    app: Flask, client: FlaskClient
+) -> None:
+    """A HEAD is answered by the GET's view: taken for a post, it got the expired form's
+    answer (a 303, or the form page) instead of the GET's way to the hidden page."""
+    answer_red_flags(client)
+    assert post_step(client, "time").status_code == 303
+    assert post_step(client, "about").status_code == 303
+    _unused_for(app, 61)
+    for path in DRAFT_PAGES:
+        shown, head = client.get(path), client.head(path)
+        assert (head.status_code, head.location) == (302, "/request/hidden"), path
+        assert (shown.status_code, shown.location) == (302, "/request/hidden"), path

@@ -1070,3 +1070,25 @@ def test_the_pain_scales_of_the_patients_problem_are_marked_required(
     assert pain and len(fieldsets) == len(pain)
     assert all('aria-required="true"' in tag for tag in fieldsets), fieldsets
     assert all("optional" not in rest for _label, rest in pain), pain
+
+
+def test_a_head_request_to_a_step_is_answered_as_its_get(app: Flask, client: FlaskClient) -> None:
+    """Flask answers a HEAD with the GET's view: a step took it for a post (its form's token
+    missing, the expired page's 400). Now the same status and headers as the GET, no body,
+    and nothing of the draft changed."""
+    answer_red_flags(client)
+    assert post_step(client, "time").status_code == 303
+
+    def draft_state() -> tuple[Any, ...]:
+        with app.app_context():
+            draft = db.session.scalars(select(RequestDraft)).one()
+            return draft.step, draft.values(), draft.updated_at
+
+    before = draft_state()
+    for code in ("time", "about", "documents", "review"):
+        shown = client.get(f"/request/steps/{code}")
+        head = client.head(f"/request/steps/{code}")
+        assert (head.status_code, head.data) == (shown.status_code, b""), code
+        for name in ("Content-Type", "Content-Length", "Cache-Control"):
+            assert head.headers.get(name) == shown.headers.get(name), (code, name)
+    assert draft_state() == before

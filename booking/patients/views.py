@@ -104,6 +104,13 @@ def _chosen_slot(form: RequestForm) -> SlotView | None:
     )
 
 
+def _reading() -> bool:
+    """A GET, or a HEAD: Flask answers a HEAD with the GET's view (the body left out), so it
+    must be shown as a GET is, never taken for a post (it saved nothing, but answered the
+    expired form's 400 with none of a GET's redirects)."""
+    return request.method in ("GET", "HEAD")
+
+
 # The reused pages declare no rate limit: spare them the limiter's work on every request.
 REUSED_PAGES = frozenset({"patients.pick_time"})
 # (The first step and the emergency page are not reused: their forms post, and are limited.)
@@ -113,9 +120,7 @@ REUSED_PAGES = frozenset({"patients.pick_time"})
 def _reused_page() -> bool:
     # A step's page is not limited either (only sending is, ``_step_limit_exempt``): asking
     # the limiter to find that out cost a tenth of a kept step page.
-    return request.endpoint in REUSED_PAGES or (
-        request.endpoint == "patients.step" and request.method == "GET"
-    )
+    return request.endpoint in REUSED_PAGES or (request.endpoint == "patients.step" and _reading())
 
 
 @bp.get("/request/time")
@@ -180,7 +185,7 @@ def red_flags() -> Response | tuple[str, int]:
     emergency answer stops the flow; any other goes on to the time and the form."""
     form = RedFlagForm()
     draft = _open_draft()
-    if request.method == "GET":
+    if _reading():
         if draft is not None and _idle_hidden(draft):  # the page shows its answers and step
             return redirect(url_for("patients.draft_hidden"))
         saved = draft.values() if draft is not None and draft.sent_at is None else {}
@@ -510,7 +515,7 @@ def step(code: str) -> Response | tuple[str, int]:
     saved = draft.values()
     if triage.pathway(steps.red_flags_yes(saved)) == triage.EMERGENCY:
         return redirect(url_for("patients.emergency"))
-    if request.method == "GET" and _idle_hidden(draft, saved):
+    if _reading() and _idle_hidden(draft, saved):
         return redirect(url_for("patients.draft_hidden"))
     if request.method == "POST" and _unshown_post(draft, saved):
         # Saved, it would be use, and open the draft again (the hidden page's form token
@@ -526,7 +531,7 @@ def step(code: str) -> Response | tuple[str, int]:
         return redirect(url_for("patients.step", code="symptoms"))
     if code == "documents":
         return _documents_step(draft, saved)
-    if request.method == "GET":
+    if _reading():
         if code == "time" and request.args.get("picked") and not request.args.get("slot"):
             # "Continue with this time" with no time ticked: back to the same times.
             message = _("Please choose one of the times, or continue without choosing a time.")
@@ -771,7 +776,7 @@ def _documents_step(
 ) -> Response | tuple[str, int]:
     """Upload files into the draft (each on its own with scripts, together without), remove
     one, or move on. A refused file is named with the reason; the others are kept."""
-    if request.method == "GET":
+    if _reading():
         kept = steppages.filled_page(
             "documents",
             draft,
@@ -788,7 +793,7 @@ def _documents_step(
         if kept is not None:
             return kept, 200
     form = steps.bind_form(draft, saved)
-    if request.method == "GET":
+    if _reading():
         return _render_step("documents", draft, form)
     upload_form = DraftDocumentsForm()
     valid = upload_form.validate()
@@ -942,12 +947,12 @@ def finish_later() -> Response | tuple[str, int]:
     draft = _open_draft()
     if draft is None or draft.sent_at is not None:
         return redirect(url_for("patients.red_flags"))
-    if request.method == "GET" and _idle_hidden(draft):  # it shows the draft's email address
+    if _reading() and _idle_hidden(draft):  # it shows the draft's email address
         return redirect(url_for("patients.draft_hidden"))
     if request.method == "POST" and _unshown_post(draft):  # the link to any address typed
         return redirect(url_for("patients.draft_hidden"), code=303)
     form = FinishLaterForm()
-    if request.method == "GET":
+    if _reading():
         form.email.data = (draft.values().get("email") or [""])[0]
     elif form.validate_on_submit():
         try:
@@ -998,7 +1003,7 @@ def resume_draft() -> Response | tuple[str, int]:
         session.pop(RESUME_KEY, None)
         return render_template("patients/resume_expired.html"), 404
     form = FlaskForm()
-    if request.method == "GET" or not form.validate_on_submit():
+    if _reading() or not form.validate_on_submit():
         return render_template("patients/resume.html", draft=draft, form=form), 200
     opened = drafts.open_resume_link(token)
     session.pop(RESUME_KEY, None)
