@@ -6,9 +6,9 @@ Forms check shape (types, lengths, required); the services enforce the rules.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from types import SimpleNamespace
 from typing import Any
@@ -23,8 +23,12 @@ from flask_wtf import FlaskForm
 from werkzeug.datastructures import MultiDict
 from wtforms import (
     BooleanField,
+    DateTimeField,
+    DecimalField,
+    FloatField,
     Form,
     HiddenField,
+    IntegerField,
     PasswordField,
     RadioField,
     SelectChoice,
@@ -225,28 +229,71 @@ def _subclasses(cls: type) -> Iterator[type]:
         yield from _subclasses(sub)
 
 
-@functools.cache
-def multi_line_field_names() -> frozenset[str]:
-    """The names of the multi-line text fields (``TextAreaField``) of every form: where a
-    person writes at length (a note, a message to the patient)."""
-    return frozenset(
-        name
-        for form in (*_subclasses(BaseForm), *_subclasses(SubForm))
-        for name, field in vars(form).items()
-        if isinstance(field, UnboundField) and issubclass(field.field_class, TextAreaField)
-    )
+# What a person types: text boxes of every kind, dates, times and numbers. Not a choice, a
+# box, a hidden value, a password or a file.
+TYPED_FIELDS = (StringField, DateTimeField, IntegerField, DecimalField, FloatField)
+UNTYPED_FIELDS = (HiddenField, PasswordField)
 
 
-def typed_text(data: MultiDict[str, str]) -> list[str]:
-    """What was written in the multi-line text fields of a post (``data``, the request's
-    form), in the order sent; a nested form's field ("document-note") counts by its own name.
-    Empty ones are left out."""
-    names = multi_line_field_names()
-    return [
-        value
-        for key, value in data.items(multi=True)
-        if key.rsplit("-", 1)[-1] in names and value.strip()
-    ]
+@dataclass(frozen=True)
+class TypedField:
+    """A field where a person types, as every form declaring its name declares it."""
+
+    labels: tuple[Any, ...]  # each form's label (lazy strings)
+    multi_line: bool
+
+
+def _typed(field: UnboundField) -> bool:
+    kind = field.field_class
+    # A one-time code is worthless a minute later, and a secret while it lasts.
+    one_time = (field.kwargs.get("render_kw") or {}).get("autocomplete") == "one-time-code"
+    return issubclass(kind, TYPED_FIELDS) and not issubclass(kind, UNTYPED_FIELDS) and not one_time
+
+
+def typed_fields() -> dict[str, TypedField]:
+    """The fields where a person types, by name, over every form: a name some form declares
+    as anything else (a choice, a hidden value, a password) is left out. Not cached: forms
+    are also made as they are first asked for (``admin.forms.names_form``), and it is read
+    only for the rare post of a signed-out page."""
+    declared: dict[str, list[UnboundField]] = {}
+    for form in (*_subclasses(BaseForm), *_subclasses(SubForm)):
+        for name, field in vars(form).items():
+            if isinstance(field, UnboundField):
+                declared.setdefault(name, []).append(field)
+    return {
+        name: TypedField(
+            labels=tuple(
+                field.args[0] if field.args else field.kwargs.get("label") for field in fields
+            ),
+            multi_line=any(issubclass(field.field_class, TextAreaField) for field in fields),
+        )
+        for name, fields in declared.items()
+        if all(_typed(field) for field in fields)
+    }
+
+
+@dataclass(frozen=True)
+class TypedAnswer:
+    label: str | None  # the field's label, when every form naming the field agrees on it
+    text: str
+    multi_line: bool
+
+
+def typed_answers(data: MultiDict[str, str]) -> list[TypedAnswer]:
+    """What was typed in a post (``data``, the request's form), in the order sent: every text,
+    date, time or number field's answer, labelled; a nested form's field ("document-note")
+    counts by its own name. Empty ones, choices, hidden values (the form's token, a page's
+    proof), passwords and files are left out."""
+    fields = typed_fields()
+    answers = []
+    for key, value in data.items(multi=True):
+        field = fields.get(key.rsplit("-", 1)[-1])
+        if field is None or not value.strip():
+            continue
+        labels = {str(label) for label in field.labels if label is not None}
+        label = labels.pop() if len(labels) == 1 else None
+        answers.append(TypedAnswer(label, value, field.multi_line))
+    return answers
 
 
 # A value the form did not offer (an old page, a tampered post) gets a request the patient can

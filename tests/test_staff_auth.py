@@ -23,6 +23,7 @@ from booking.audit.services import record
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.requests.events import EventKind, RequestEvent
+from booking.scheduling.models import Location
 from booking.staff import auth
 from booking.staff.models import StaffRole, StaffSession, StaffUser
 from booking.staff.services import set_staff_active
@@ -477,6 +478,48 @@ def test_a_note_sent_after_the_idle_sign_out_is_shown_back_to_copy(
     # Not this browser's form: no text of another site's on a page of ours.
     forged = client.post(f"{record}/notes", data={"note-csrf_token": "x", "note-text": "Call 0900"})
     assert forged.status_code in (302, 400) and "Call 0900" not in forged.get_data(as_text=True)
+
+
+def test_every_answer_typed_on_one_line_is_shown_back_too(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    """The page showed only what was written in multi-line boxes: a location's name and
+    address (or a date, a time, a reason) typed before being signed out in another tab were
+    lost. Every typed answer is shown, under its field's label, escaped; nothing the form did
+    not have a person type (its token, a hidden value, a page's proof, a password)."""
+    AuthActions(client).attempt(staff.admin.email)
+    token = csrf_token(client, "/staff/admin/locations")
+    logout(client)
+    address = 'Friedrichstr. 1 <b>"Hof"</b> & Aufgang B'
+    response = client.post(
+        "/staff/admin/locations",
+        data={
+            "csrf_token": token,
+            "name": "East site",
+            "name_es": "Sede este",
+            "address": address,
+            "draft_page": "proof-of-a-page",
+            "password": "not-to-show",
+            "slot": "3.1.1796713200",
+        },
+        headers={"Referer": "http://localhost/staff/admin/locations"},
+    )
+    assert response.status_code == 401
+    page = response.get_data(as_text=True)
+    shown = re.findall(
+        r'<label [^>]*for="(unsaved-\d+)">([^<]*)</label>\s*<input [^>]*id="\1" value="([^"]*)"',
+        page,
+    )
+    assert [(html.unescape(label), html.unescape(value)) for _id, label, value in shown] == [
+        ("Name", "East site"),
+        ("Name in Spanish", "Sede este"),
+        ("Address", address),
+    ]
+    assert "<b>" not in page.split("</h1>", 1)[1]
+    for hidden in (token, "proof-of-a-page", "not-to-show", "3.1.1796713200"):
+        assert hidden not in page
+    with app.app_context():
+        assert not db.session.scalars(select(Location)).all()
 
 
 def _copy_session_cookie(source: FlaskClient, target: FlaskClient) -> None:

@@ -32,7 +32,7 @@ from wtforms.validators import ValidationError
 
 from booking.crypto import text_digest
 from booking.extensions import db, login_manager
-from booking.forms import typed_text
+from booking.forms import typed_answers
 from booking.staff.models import StaffRole, StaffSession, StaffUser, new_session_token
 from booking.timeutil import now_utc
 
@@ -177,16 +177,17 @@ ENDED_MESSAGES = {
 
 def unsaved_text_page(message: str) -> tuple[str, int] | None:
     """For a form posted by someone no longer signed in (idle, over the time limit, signed
-    out in another tab) with something written in it (a note, a message: ``typed_text``), a
-    page saying it was not saved and showing it back to copy before signing in again; None
-    when nothing was written. A post cannot be replayed after the sign-in (its token and its
-    intent belong to the session that ended), and nothing of it is kept on the server or in
-    a cookie: the page is the one place it is shown, to the browser that posted it (its
-    CSRF token is checked, so another site cannot put its own text on a page of ours). The
-    text shown is what that screen already showed."""
+    out in another tab) with something typed in it (a note, a name, an address, a date:
+    ``typed_answers``), a page saying it was not saved and showing each answer back, under
+    its field's label, to copy before signing in again; None when nothing was typed. A post
+    cannot be replayed after the sign-in (its token and its intent belong to the session
+    that ended), and nothing of it is kept on the server or in a cookie: the page is the one
+    place it is shown, to the browser that posted it (its CSRF token is checked, so another
+    site cannot put its own text on a page of ours). The text shown is what that screen
+    already showed."""
     if request.method != "POST":
         return None
-    typed = typed_text(request.form)
+    typed = typed_answers(request.form)
     if not typed:
         return None
     try:

@@ -541,7 +541,7 @@ def _unsaved_text(site: Site, page: Page) -> None:
     expect(page.get_by_role("heading", level=1)).to_have_text(
         "Signed out: what you wrote was not saved"
     )
-    expect(page.get_by_label("What you wrote")).to_have_value(
+    expect(page.get_by_label("Internal note")).to_have_value(
         "Called the GP: the MRI report follows."
     )
 
