@@ -21,9 +21,10 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, has_app_context
 from flask.testing import FlaskClient
 from PIL import Image
 from werkzeug.test import TestResponse
@@ -35,7 +36,7 @@ from booking.patients import steps
 from booking.requests import triage
 from booking.scheduling.availability import OpenSlot, open_slots
 from booking.scheduling.models import AppointmentType
-from booking.timeutil import now_utc
+from booking.timeutil import clinic_today, now_utc
 
 
 def image_bytes(kind: str, size: tuple[int, int] = (8, 8)) -> bytes:
@@ -806,10 +807,21 @@ def first_open_slot(appointment_type: AppointmentType, days: int = 14) -> OpenSl
     return open_slots(appointment_type, start, start + timedelta(days=days), now=later)[0]
 
 
+def _clinic_today() -> date:
+    """Today in the clinic's zone, not the machine's: the app's inside an app context, else
+    the testing configuration's (a module constant such as ``test_workflow.DAY`` is read
+    before any app exists). ``date.today()`` is the machine's day, which around midnight
+    is not the clinic's: near New Year or a clock change the helpers named another day than
+    the one the clinic's pages count from."""
+    if has_app_context():
+        return clinic_today()
+    return now_utc().astimezone(ZoneInfo(config.TestingConfig.CLINIC_TIMEZONE)).date()
+
+
 def winter_day(month_day: int = 14) -> date:
     """A day of next January: always ahead (staff cannot book a time that has passed), and
     always in the clinic's winter time, so that 10:00 there is 09:00 UTC."""
-    return date(date.today().year + 1, 1, month_day)
+    return date(_clinic_today().year + 1, 1, month_day)
 
 
 def when(day: date, at: str) -> str:
@@ -820,7 +832,7 @@ def when(day: date, at: str) -> str:
 def clock_change_ahead(month: int = 3, after: date | None = None) -> date:
     """The next last Sunday of ``month`` after ``after`` (today): in March the night Europe's
     clocks skip from 02:00 to 03:00, in October the night they repeat the hour."""
-    after = after or date.today()
+    after = after or _clinic_today()
     for year in (after.year, after.year + 1):
         last = date(year, month + 1, 1) - timedelta(days=1)
         sunday = last - timedelta(days=(last.weekday() - 6) % 7)
