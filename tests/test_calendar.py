@@ -41,9 +41,10 @@ HEADING_RE = re.compile(r'<h3 class="agenda-head" id="col-([^"]+)">(.*?)</h3>', 
 
 
 def text(fragment: str) -> str:
-    """What a reader gets from a piece of the page: the text, tags gone, spaces collapsed (and
-    the en dash between two times read as a hyphen)."""
-    plain = html_lib.unescape(re.sub(r"<[^>]+>", " ", fragment)).replace("\N{EN DASH}", "-")
+    """What a reader gets from a piece of the page: the text, tags gone (inline: a short
+    entry's "09:40<span>-10:00</span>" reads as one time), spaces collapsed (and the en dash
+    between two times read as a hyphen)."""
+    plain = html_lib.unescape(re.sub(r"<[^>]+>", "", fragment)).replace("\N{EN DASH}", "-")
     return " ".join(plain.split())
 
 

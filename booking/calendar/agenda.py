@@ -38,6 +38,10 @@ DAY_MINUTES = 24 * 60
 # Grid lines 1 .. LAST_LINE: a whole day of steps, and the hour a 25-hour day repeats.
 LAST_LINE = (DAY_MINUTES + 60) // STEP_MINUTES + 1
 LINES_PER_HOUR = 60 // STEP_MINUTES
+# Two lines of an entry's text (2 x 1rem, and a held time's 2 px dashed border) need six grid
+# lines of .45rem (app.css); a shorter entry wrapped its text and cut it off mid-line, so a
+# 15-minute appointment showed its time and status but not whose it was.
+SHORT_BELOW_LINES = 6
 
 Interval = tuple[datetime, datetime]
 
@@ -56,7 +60,9 @@ class Entry:
     kind: EntryKind
     starts_at: datetime
     ends_at: datetime
-    times: str = ""
+    # Clinic wall-clock times as the column reads them ("24:00", a zone on a clock change).
+    start_text: str = ""
+    end_text: str = ""
     first_line: int = 1
     end_line: int = 2
     appointment: Appointment | None = None
@@ -64,6 +70,16 @@ class Entry:
     location: str | None = None
     reason: str | None = None
     during_time_off: bool = False
+
+    @property
+    def times(self) -> str:
+        return f"{self.start_text}\N{EN DASH}{self.end_text}"
+
+    @property
+    def short(self) -> bool:
+        """Too short on the grid for two lines of text (under 30 minutes): the entry shows one
+        line, its start time and whose it is first, and the rest on focus or hover."""
+        return self.end_line - self.first_line < SHORT_BELOW_LINES
 
     @property
     def held(self) -> bool:
@@ -342,10 +358,8 @@ def _lay_out(board: Board, extents: list[tuple[int, int]]) -> None:
             )
             entry.end_line = min(entry.end_line, board.last_line)
             entry.first_line = min(entry.first_line, entry.end_line - 1)
-            entry.times = (
-                f"{_time_text(entry.starts_at, column.day, change)}\N{EN DASH}"
-                f"{_time_text(entry.ends_at, column.day, change)}"
-            )
+            entry.start_text = _time_text(entry.starts_at, column.day, change)
+            entry.end_text = _time_text(entry.ends_at, column.day, change)
             placed.append(entry)
         column.entries = sorted(placed, key=lambda e: (e.starts_at, e.ends_at))
 

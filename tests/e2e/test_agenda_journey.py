@@ -18,7 +18,7 @@ from booking.timeutil import clinic_today, from_clinic_local
 from tests.e2e.conftest import LOCATION, SPECIALIST, LiveServer, seed_schedule
 from tests.e2e.pages import page_width, sign_in
 from tests.e2e.test_accessibility import assert_accessible
-from tests.factories import make_request, make_staff, staff_user
+from tests.factories import make_appointment_type, make_request, make_staff, staff_user
 
 pytestmark = pytest.mark.e2e
 
@@ -117,3 +117,68 @@ def test_a_held_time_says_so_in_a_phones_narrow_column(
     assert entry is not None and label is not None
     assert entry["width"] < 200, entry  # a narrow column, as on the reviewer's phone
     assert label["y"] + label["height"] <= entry["y"] + entry["height"], (label, entry)
+
+
+# A short entry's start time and patient lie inside its box, and nothing is cut off below its
+# one line (an entry clips what its length on the grid does not hold).
+CLIPPED_KEY_TEXT = """entry => {
+    const box = entry.getBoundingClientRect();
+    const right = box.right - parseFloat(getComputedStyle(entry).paddingRight);
+    const clipped = [...entry.querySelectorAll(":scope > strong, :scope > a")]
+        .map(part => [part.textContent.trim(), part.getBoundingClientRect()])
+        .filter(([, r]) => r.right > right + 0.5 || r.bottom > box.bottom + 0.5)
+        .map(([text]) => text);
+    return entry.scrollHeight > entry.clientHeight ? [...clipped, "a line below"] : clipped;
+}"""
+
+
+@pytest.mark.parametrize(("width", "view"), [(1280, "week"), (390, "day")])
+def test_a_short_appointment_shows_its_time_and_patient_on_one_line(
+    live_server: LiveServer, new_context, width: int, view: str
+) -> None:
+    """A 15-minute appointment is three grid lines high, room for one line of text: its text
+    wrapped and was cut off after "10:00-10:15 · Confirmed ·", so the agenda did not say whose
+    it was. A short entry is one line, its start and the patient first, and it ends where the
+    next appointment (at 10:15) begins; the rest shows on focus."""
+    schedule = seed_schedule(live_server, ("08:00", "18:00"))
+    with live_server.app.app_context():
+        from booking.extensions import db
+        from booking.scheduling.models import ClinicSettings, Location
+
+        # No buffer: the two appointments meet, so the first must end where the second starts.
+        db.session.add(
+            ClinicSettings(
+                id=1, buffer_minutes=0, min_notice_hours=24, horizon_days=60, cancel_notice_hours=24
+            )
+        )
+        db.session.commit()
+        coordinator = make_staff("coordinator", "chris@example.com")
+        weber = staff_user(SPECIALIST_EMAIL)
+        place = db.session.get(Location, schedule.location_id)
+        check = make_appointment_type("Quick check", 15)
+        today = clinic_today()
+        for name, at in (("Anna Agenda", time(10)), ("Bert Brief", time(10, 15))):
+            workflow.confirm_request(
+                make_request(full_name=name, email=f"{name.split()[0].lower()}@example.com"),
+                coordinator,
+                workflow.Slot(check, weber, place, today, at),
+            )
+    page = new_context(viewport={"width": width, "height": 900}).new_page()
+    sign_in(page, live_server, SPECIALIST_EMAIL, landing=re.compile(r"^Agenda: "))
+    page.goto(live_server(f"/staff/calendar?view={view}&date={today.isoformat()}"))
+    first = page.get_by_role("listitem").filter(has_text="Anna Agenda")
+    second = page.get_by_role("listitem").filter(has_text="Bert Brief")
+    expect(first).to_contain_text("10:00")
+    assert first.evaluate(CLIPPED_KEY_TEXT) == [], first.inner_html()
+    assert second.evaluate(CLIPPED_KEY_TEXT) == [], second.inner_html()
+    above, below = first.bounding_box(), second.bounding_box()
+    assert above is not None and below is not None
+    assert above["y"] + above["height"] <= below["y"] + 0.5, (above, below)
+    # All of it (the end time, the status, the type) on focus, and read out all along.
+    said = " ".join(first.text_content().split())
+    assert said.startswith("10:00\N{EN DASH}10:15 Anna Agenda · Confirmed · Quick check"), said
+    first.get_by_role("link", name="Anna Agenda").focus()
+    until = first.locator(".agenda-until").bounding_box()
+    assert until is not None and until["width"] > 5, until
+    focused = first.bounding_box()
+    assert focused is not None and focused["height"] > above["height"], (focused, above)
