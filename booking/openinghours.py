@@ -9,11 +9,12 @@ The setting is lines separated by "|", each the days then the hours::
     Mon-Thu, Sat 8:00-12:00, 13:00-17:00|Fri 8:00-12:00|Sun closed
 
 Days are English three-letter abbreviations (any case), alone, as a range ("Mon-Fri") or
-listed with commas; hours are 24-hour H:MM ranges, listed with commas, or "closed". Pages
-show them with the reader's day names, time format and range and list punctuation, from
-Babel (CLDR): "Mon - Fri 08:00 - 18:00" in English, "lun - vie 8:00-18:00" in Spanish (with
-CLDR's en dashes and thin spaces). A setting that cannot be read stops the app at start with
-what is wrong, rather than putting half of it on the home page.
+listed with commas; hours are 24-hour H:MM ranges, listed with commas, or "closed"; a range
+may end at 24:00, midnight ("00:00-24:00": open all day). Pages show them with the reader's
+day names, time format and range and list punctuation, from Babel (CLDR): "Mon - Fri 08:00 -
+18:00" in English, "lun - vie 8:00-18:00" in Spanish (with CLDR's en dashes and thin spaces).
+A setting that cannot be read stops the app at start with what is wrong, rather than putting
+half of it on the home page.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from datetime import date, time, timedelta
 
 import holidays
 from babel import Locale
-from babel.dates import format_interval
+from babel.dates import format_interval, format_time
 from babel.lists import format_list
 from flask import Flask, current_app
 from flask_babel import force_locale, get_locale, pgettext
+
+from booking.timeutil import END_OF_DAY, read_clock
 
 EXTENSION = "booking.opening_hours"
 DAY_CODES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # 0 = Monday, as Babel counts
@@ -65,7 +68,9 @@ def _day(code: str, line: str) -> int:
         ) from None
 
 
-def _time(hours: str, minutes: str, line: str) -> time:
+def _time(hours: str, minutes: str, line: str, *, end: bool = False) -> time:
+    if end and (int(hours), int(minutes)) == (24, 0):
+        return END_OF_DAY  # open to midnight: "00:00-24:00" is open all day
     if int(hours) > 23 or int(minutes) > 59:
         raise OpeningHoursError(f'"{line}": {hours}:{minutes} is not a time of day')
     return time(int(hours), int(minutes))
@@ -89,7 +94,8 @@ def _line(line: str) -> OpeningLine:
             raise OpeningHoursError(
                 f'"{line}": "{part.strip()}" is not hours as H:MM-H:MM (24-hour), or "closed"'
             )
-        opens, closes = _time(*found.groups()[:2], line), _time(*found.groups()[2:], line)
+        opens = _time(*found.groups()[:2], line)
+        closes = _time(*found.groups()[2:], line, end=True)
         if closes <= opens:
             raise OpeningHoursError(f'"{line}": {part.strip()} ends before it starts')
         hours.append((opens, closes))
@@ -113,12 +119,24 @@ def _describe(line: OpeningLine, locale: Locale, closed: str) -> str:
     )
     if not line.hours:
         return f"{days} {closed}"
-    # "Hm": 24-hour, as every time the app shows (``timeutil.WHEN``).
     hours = format_list(
-        [format_interval(opens, closes, "Hm", locale=locale) for opens, closes in line.hours],
-        locale=locale,
+        [_interval(opens, closes, locale) for opens, closes in line.hours], locale=locale
     )
     return f"{days} {hours}"
+
+
+def _interval(opens: time, closes: time, locale: Locale) -> str:
+    """ "08:00 - 18:00" in ``locale``: "Hm", 24-hour, as every time the app shows
+    (``timeutil.WHEN``). CLDR has no 24:00, so an end at midnight is the range to 23:59 with
+    its end written as CLDR's hour 1-24 ("k") writes midnight."""
+    if closes != END_OF_DAY:
+        return format_interval(opens, closes, "Hm", locale=locale)
+    pattern = locale.datetime_skeletons["Hm"].pattern
+    before, last, after = format_interval(opens, time(23, 59), "Hm", locale=locale).rpartition(
+        format_time(time(23, 59), pattern, locale=locale)
+    )
+    midnight = format_time(time(), pattern.replace("H", "k"), locale=locale)
+    return f"{before}{midnight}{after}" if last else f"{before}{after}"
 
 
 def opening_hours_text(locale: Locale | str | None = None) -> list[str]:
@@ -132,6 +150,15 @@ def opening_hours_text(locale: Locale | str | None = None) -> list[str]:
     with force_locale(str(locale)):
         closed = pgettext("opening hours", "closed")
     return [_describe(line, locale, closed) for line in lines]
+
+
+def working_hours_setting(text: str) -> tuple[time, time]:
+    """``CLINIC_WORKING_HOURS``, "08:00-18:00" (clinic time), as (opens, closes); it may end
+    at 24:00 (``END_OF_DAY``): "00:00-24:00" is all day. Raises ValueError."""
+    start, dash, end = text.partition("-")
+    if not dash:
+        raise ValueError(f"{text!r} is not hours as HH:MM-HH:MM")
+    return read_clock(start), read_clock(end, end=True)
 
 
 def open_weekdays() -> frozenset[int]:
@@ -207,7 +234,8 @@ def init_app(app: Flask) -> None:
         raise RuntimeError(
             f"CLINIC_OPENING_HOURS cannot be read: {exc}. Write lines separated by '|', each "
             "English three-letter days (alone, as a range like Mon-Fri, or listed with commas) "
-            f"then 24-hour H:MM-H:MM hours or 'closed', e.g. '{EXAMPLE}'."
+            f"then 24-hour H:MM-H:MM hours (24:00 ends at midnight) or 'closed', e.g. "
+            f"'{EXAMPLE}'."
         ) from None
     try:
         closed_days(app.config["CLINIC_HOLIDAYS"], app.config["CLINIC_CLOSED_DAYS"], 2000)

@@ -18,7 +18,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.routing import BuildError
 
-from booking.timeutil import clinic_date, clinic_dt, clinic_today, clinic_zone_name
+from booking.timeutil import clinic_date, clinic_dt, clinic_today, clinic_zone_name, clock_text
 
 
 def choice_label(pairs: Sequence[tuple[str, Any]], code: str | None) -> str:
@@ -120,6 +120,8 @@ def _readable_day_or_time(value: date | str) -> str | None:
     try:
         if ISO_DATE.fullmatch(value):
             return clinic_date(date.fromisoformat(value))
+        if value in ("24:00", "24:00:00"):
+            return "24:00"  # hours to the end of the day (``timeutil.END_OF_DAY``)
         if WALL_TIME.fullmatch(value):
             at = time.fromisoformat(value)
             return at.strftime("%H:%M" if at.second == 0 else "%H:%M:%S")
@@ -231,6 +233,7 @@ def register_template_helpers(app: Flask) -> None:
     app.add_template_filter(readable_details)
     app.add_template_filter(clinic_date)
     app.add_template_filter(phone_number)
+    app.add_template_filter(clock_text)
     app.add_template_global(choice_label)
     app.add_template_global(choice_labels)
     app.add_template_global(yes_no)

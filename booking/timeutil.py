@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import calendar
 import functools
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError, dates
@@ -57,8 +57,37 @@ def to_clinic_tz(value: datetime) -> datetime:
     return value.astimezone(clinic_tz())
 
 
+# "24:00" as the end of opening or working hours (ISO 8601): the midnight that ends the day.
+# Python's time and a database's Time column have no 24:00, so it is kept as the day's last
+# instant, which sorts and compares after every other time of the day (an end after any start,
+# overlaps found as for any other end), and is read and shown as 24:00 (``read_clock``,
+# ``clock_text``) and turned into the next midnight by ``from_clinic_local``.
+END_OF_DAY = time.max
+
+
+def read_clock(text: str, *, end: bool = False) -> time:
+    """A 24-hour wall-clock time as typed ("8:00", "18:00", "07:30:00"); with ``end``, also
+    "24:00", the end of the day (``END_OF_DAY``). Raises ValueError for anything else."""
+    text = text.strip()
+    if end and text in ("24:00", "24:00:00"):
+        return END_OF_DAY
+    hours, colon, rest = text.partition(":")
+    if not colon or not hours.isdigit() or len(hours) > 2:
+        raise ValueError(f"{text!r} is not a time of day")
+    return time.fromisoformat(f"{int(hours):02d}:{rest}")
+
+
+def clock_text(at: time) -> str:
+    """A wall-clock time as the pages write one, "08:00"; the end of the day as "24:00"."""
+    return "24:00" if at == END_OF_DAY else at.strftime("%H:%M")
+
+
 def from_clinic_local(day: date, at: time) -> datetime:
-    """A wall-clock time at the clinic, as an aware UTC datetime."""
+    """A wall-clock time at the clinic, as an aware UTC datetime; ``END_OF_DAY`` (24:00) is
+    the midnight after ``day``, so hours to 24:00 hold the last slot of the day, and on the
+    day the clocks change they hold 23 or 25 real hours."""
+    if at == END_OF_DAY:
+        day, at = day + timedelta(days=1), time()
     return datetime.combine(day, at, tzinfo=clinic_tz()).astimezone(UTC)
 
 

@@ -108,11 +108,11 @@ def make_hours(
     start: str = "08:00",
     end: str = "18:00",
 ) -> None:
-    """Weekly working hours for a specialist at a location (clinic wall-clock time)."""
-    from datetime import time
-
+    """Weekly working hours for a specialist at a location (clinic wall-clock time; ``end``
+    may be "24:00", midnight)."""
     from booking.extensions import db
     from booking.scheduling.models import WorkingHours
+    from booking.timeutil import read_clock
 
     for weekday in weekdays:
         db.session.add(
@@ -120,8 +120,8 @@ def make_hours(
                 specialist_id=specialist.id,
                 location_id=location.id,
                 weekday=weekday,
-                start_time=time.fromisoformat(start),
-                end_time=time.fromisoformat(end),
+                start_time=read_clock(start),
+                end_time=read_clock(end, end=True),
             )
         )
     db.session.commit()

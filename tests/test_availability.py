@@ -565,6 +565,38 @@ def test_hours_across_a_clock_change_give_the_real_elapsed_time(
         assert local.count(repeated) == 2
 
 
+# (zone, day, its real hours from midnight to midnight)
+ALL_DAY = [
+    pytest.param("Europe/Berlin", WINTER_DAY, 24, id="berlin-winter"),
+    pytest.param("Europe/Berlin", date(2027, 3, 28), 23, id="berlin-spring"),
+    pytest.param("Europe/Berlin", date(2026, 10, 25), 25, id="berlin-autumn"),
+    pytest.param("America/New_York", date(2026, 11, 1), 25, id="ny-autumn"),
+]
+
+
+@pytest.mark.parametrize(("clinic_timezone", "day", "real_hours"), ALL_DAY)
+def test_hours_to_24_00_offer_times_up_to_midnight(
+    clinic: Schedule, clinic_timezone: str, day: date, real_hours: int
+) -> None:
+    """Hours "00:00-24:00" (a clinic open round the clock): 24:00 is the midnight that ends
+    the day, so the last 15-minute slot starts at 23:45 and ends at 24:00, and on the day the
+    clocks change the day holds its real 23 or 25 hours of slots."""
+    clinic.hours([day], start="00:00", end="24:00")
+    quarter = make_appointment_type("Short review", minutes=15)
+    midnight, next_midnight = day_range(day)
+
+    slots = open_slots(quarter, midnight, next_midnight, enforce_limits=False)
+
+    assert starts(slots) == every_15_minutes(midnight, real_hours * 4)
+    assert slots[-1].ends_at == next_midnight
+    assert slots[-1].starts_at.astimezone(ZoneInfo(clinic_timezone)).strftime("%H:%M") == "23:45"
+    last45 = open_slots(clinic.type45, midnight, next_midnight, enforce_limits=False)[-1]
+    assert (last45.starts_at, last45.ends_at) == (
+        next_midnight - timedelta(minutes=45),
+        next_midnight,
+    )
+
+
 # (zone, change day, 09:00 the day before in UTC, 09:00 on the change day in UTC)
 MORNINGS = [
     pytest.param("Europe/Berlin", date(2027, 3, 28), 8, 7, id="berlin-spring"),

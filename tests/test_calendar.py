@@ -512,3 +512,22 @@ def test_a_switched_off_specialists_agenda_opens_while_they_have_appointments_to
         client.get("/staff/calendar", query_string={"specialist": coordinator_id}).status_code
         == 404
     )
+
+
+def test_hours_to_24_00_fill_the_agenda_to_midnight(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    """Dr. Weber on call round the clock, 00:00-24:00: her day is free to 24:00, the grid's
+    hours run to 23:00-24:00, and the clinic's default day (``CLINIC_WORKING_HOURS``) may end
+    at 24:00 too."""
+    app.config["CLINIC_WORKING_HOURS"] = "00:00-24:00"
+    with app.app_context():
+        make_hours(
+            staff_user(staff.weber.email), make_location("Mitte", "A 1"), range(7), "00:00", "24:00"
+        )
+        day = next_weeks_monday(clinic_today())
+    AuthActions(client).attempt("weber@example.com")
+    page = agenda(client, date=day.isoformat())
+    assert [text for _classes, text in entries(page)] == ["00:00-24:00 · Free · Mitte"]
+    hours = re.findall(r'<div class="agenda-hour[^"]*">([^<]*)</div>', page)
+    assert (hours[0], hours[-1], len(hours)) == ("00:00", "23:00", 24)

@@ -21,7 +21,7 @@ from booking.dashboard.services import log_callback
 from booking.extensions import db
 from booking.messages.models import Message
 from booking.notifications.models import OutboxEmail
-from booking.openinghours import closed_days
+from booking.openinghours import closed_days, working_hours_setting
 from booking.patients.services import CallbackSubmission, request_callback
 from booking.requests.asks import InformationRequest
 from booking.requests.calls import CallbackAttempt, CallOutcome
@@ -149,6 +149,28 @@ def test_working_hours_over_the_night_count_real_time_across_a_clock_change(zone
     assert working_time(local(2026, 10, 19), local(2026, 11, 2), hours) == 14 * day + HOUR
     # A week without a clock change still counts by the clock face.
     assert working_time(local(2026, 6, 1), local(2026, 6, 15), hours) == 14 * day
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "Europe/Madrid"])
+def test_working_hours_to_24_00_are_the_whole_day_across_a_clock_change(zone: str) -> None:
+    """ "00:00-24:00" (``CLINIC_WORKING_HOURS``): 24:00 is the midnight that ends the day, so
+    the clinic is open to its last minute, a day counts its real 23, 24 or 25 hours, and a
+    week seven whole days."""
+    tz = ZoneInfo(zone)
+    hours = ClinicHours(frozenset(range(7)), *working_hours_setting("00:00-24:00"), tz)
+
+    def local(*args: int) -> datetime:
+        return datetime(*args, tzinfo=tz).astimezone(UTC)
+
+    assert hours.is_open(local(2026, 12, 5, 23, 59, 59))
+    assert hours.week == timedelta(days=7)
+    for day, real in ((date(2026, 3, 29), 23), (date(2026, 6, 1), 24), (date(2026, 10, 25), 25)):
+        midnight = local(day.year, day.month, day.day)
+        following = datetime.combine(day + timedelta(days=1), time(), tzinfo=tz).astimezone(UTC)
+        assert hours.open_on(day) == (midnight, following)
+        assert working_time(midnight, following, hours) == timedelta(hours=real)
+    assert working_time(local(2026, 3, 23), local(2026, 4, 6), hours) == timedelta(days=14) - HOUR
+    assert working_time(local(2026, 6, 1), local(2026, 6, 15), hours) == timedelta(days=14)
 
 
 def test_an_emergency_counts_clock_minutes_at_any_hour() -> None:
@@ -1103,11 +1125,9 @@ def test_out_of_hours_an_emergency_call_back_reaches_the_on_call_address_at_once
     assert sorted(_callback_alerts(app)) == sorted(
         [app.config["STAFF_NOTIFICATION_EMAIL"], ON_CALL]
     )
-    # Open all day: to the last instant, or a request sent in the minute before midnight is
-    # out of hours (the test failed at 23:59 clinic time).
-    app.config.update(
-        CLINIC_WORKING_DAYS=list(range(7)), CLINIC_WORKING_HOURS="00:00-23:59:59.999999"
-    )
+    # Open all day: to 24:00, or a request sent in the minute before midnight is out of
+    # hours (the test failed at 23:59 clinic time).
+    app.config.update(CLINIC_WORKING_DAYS=list(range(7)), CLINIC_WORKING_HOURS="00:00-24:00")
     assert _callback_alerts(app) == [app.config["STAFF_NOTIFICATION_EMAIL"]]
 
 

@@ -119,6 +119,12 @@ def test_the_spanish_home_page_shows_the_opening_hours_in_spanish(
             ],
             ["lun \u2013 mié y vie 8:00\u201312:00 y 13:30\u201317:00", "sáb y dom {closed}"],
         ),
+        # Open round the clock, or into the night: an end at 24:00 (ISO 8601), midnight.
+        (
+            "Mon-Sun 00:00-24:00|Sat 18:00-24:00",
+            ["Mon \u2013 Sun 00:00 \u2013 24:00", "Sat 18:00 \u2013 24:00"],
+            ["lun \u2013 dom 0:00\u201324:00", "sáb 18:00\u201324:00"],
+        ),
         ("", [], []),
     ],
 )
@@ -145,7 +151,8 @@ def test_the_opening_hours_setting_reads_in_each_language(
         ("Montag 8:00-18:00", '"Montag 8:00-18:00": expected days, then hours'),
         ("Mon-Fri", '"Mon-Fri": expected days, then hours'),
         ("Mon 18:00-8:00", "18:00-8:00 ends before it starts"),
-        ("Mon 8:00-24:00", "24:00 is not a time of day"),
+        ("Mon 24:00-8:00", "24:00 is not a time of day"),  # an end, never a start
+        ("Mon 8:00-24:30", "24:30 is not a time of day"),
         ("Mon 8:00-18:00 (lunch 12-13)", '"8:00-18:00 (lunch 12-13)" is not hours'),
     ],
 )

@@ -899,6 +899,11 @@ WEEKDAY = {
             ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"],
         ),
         ("Tue, Thu 8:00-12:00|Sat-Sun 10:00-14:00", ["Tuesday", "Thursday", "Saturday", "Sunday"]),
+        # Open round the clock: to 24:00, midnight, every day.
+        (
+            "Mon-Sun 00:00-24:00",
+            ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
+        ),
     ],
 )
 def test_the_days_that_suit_the_patient_are_the_days_the_clinic_opens(

@@ -572,6 +572,42 @@ def test_weekly_hours_make_the_picker_offer_that_specialist(
     assert deleted.details["weekday"] == {"before": day.weekday(), "after": None}
 
 
+def test_hours_to_24_00_run_to_midnight_and_read_back_as_24_00(
+    app: Flask, admin_client: FlaskClient, clinic: Place, evaluation: int
+) -> None:
+    """A specialist on call round the clock works 00:00-24:00: 24:00 (ISO 8601) is the end
+    of the day, accepted as an end only. The picker offers times up to the last that ends at
+    midnight, and the page, the form and the audit say 24:00 back."""
+    day = target_day()
+    path = schedule_path(clinic.weber.id)
+    hours = {"weekday": str(day.weekday()), "location": str(clinic.location)}
+    response = submit(admin_client, path, "hours", **hours, start_time="00:00", end_time="24:00")
+    assert response.status_code == 302
+    page = admin_client.get(path).get_data(as_text=True)
+    assert "<td>00:00</td><td>24:00</td>" in page
+    times = offered(admin_client, evaluation, clinic.weber.id, day)
+    assert (times[0], times[-1]) == ("00:00", "23:15")  # 45 minutes: 23:15-24:00
+    (added,) = audits(app, "working_hours_added")
+    assert added.details["end_time"] == {"before": None, "after": "24:00:00"}
+
+    # Typed again (it overlaps), the form keeps 24:00 and the message says it.
+    response = submit(admin_client, path, "hours", **hours, start_time="20:00", end_time="24:00")
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert input_value(page, "hours-end_time") == "24:00"
+    assert "from 00:00 to 24:00" in field_error(page, "hours-start_time")
+
+    # 24:00 starts no hours; nor is 24:30 a time.
+    for start, end in (("24:00", "24:00"), ("22:00", "24:30")):
+        response = submit(admin_client, path, "hours", **hours, start_time=start, end_time=end)
+        assert response.status_code == 422
+        problem = "hours-start_time" if start == "24:00" else "hours-end_time"
+        assert "Please enter a time as hours and minutes" in field_error(
+            response.get_data(as_text=True), problem
+        )
+    assert count(app, WorkingHours) == 1
+
+
 def test_overlapping_hours_are_refused_with_a_message(
     app: Flask, admin_client: FlaskClient, clinic: Place
 ) -> None:

@@ -19,6 +19,7 @@ from wtforms import (
     ValidationError,
 )
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, StopValidation
+from wtforms.widgets import TextInput
 
 from booking.admin.forms import NamesForm
 from booking.forms import (
@@ -38,7 +39,7 @@ from booking.scheduling.admin_services import (
 )
 from booking.scheduling.models import VisitMode
 from booking.scheduling.visits import MODE_LABELS
-from booking.timeutil import clinic_date, clinic_today, from_clinic_local
+from booking.timeutil import END_OF_DAY, clinic_date, clinic_today, clock_text, from_clinic_local
 
 # A time input sends HH:MM, or HH:MM:SS when the browser adds seconds.
 TIME_FORMATS = ["%H:%M", "%H:%M:%S"]
@@ -86,6 +87,26 @@ def _time(label: str, description: str | None = None, *, required: bool = True) 
         invalid_value_message=_l("Please enter a time as hours and minutes, like 09:30."),
         description=description,
     )
+
+
+class EndTimeField(TimeField):
+    """An end time that may be 24:00, the end of the day (``END_OF_DAY``): a clinic or
+    on-call service open round the clock works 00:00-24:00. A text box, as a browser's time
+    input has no 24:00 (it empties one)."""
+
+    widget = TextInput()
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        typed = valuelist[0].strip() if valuelist and isinstance(valuelist[0], str) else ""
+        if typed in ("24:00", "24:00:00"):
+            self.data = END_OF_DAY
+            return
+        super().process_formdata(valuelist)
+
+    def _value(self) -> str:
+        if self.raw_data:
+            return " ".join(self.raw_data)
+        return clock_text(self.data) if self.data is not None else ""
 
 
 def _date(label: str) -> DateField:
@@ -197,7 +218,14 @@ class WorkingHoursForm(FlaskForm):
     )
     location = _location()
     start_time = _time(_l("Start time"))
-    end_time = _time(_l("End time"))
+    end_time = EndTimeField(
+        _l("End time"),
+        format=TIME_FORMATS,
+        validators=[InputRequired(_l("Please enter a time."))],
+        invalid_value_message=_l("Please enter a time as hours and minutes, like 09:30."),
+        description=_l("24-hour, like 18:00; 24:00 to work until midnight."),
+        render_kw={"autocomplete": "off", "spellcheck": "false"},
+    )
     submit = SubmitField(_l("Add the hours"))
 
     def set_locations(self, locations: list[Any]) -> None:

@@ -25,13 +25,14 @@ from itertools import pairwise
 from flask import current_app
 from flask_babel import gettext as _
 
+from booking.openinghours import working_hours_setting
 from booking.requests.lifecycle import status_label
 from booking.requests.queries import agenda_appointments, can_see
 from booking.scheduling.agenda import TimeOff, WorkWindow, working_time
 from booking.scheduling.availability import clinic_settings
 from booking.scheduling.models import Appointment, Location
 from booking.staff.models import StaffUser
-from booking.timeutil import clinic_instants, from_clinic_local, to_clinic_tz
+from booking.timeutil import END_OF_DAY, clinic_instants, from_clinic_local, to_clinic_tz
 
 STEP_MINUTES = 5
 DAY_MINUTES = 24 * 60
@@ -306,10 +307,11 @@ def _default_hours() -> tuple[int, int]:
     """The clinic's working hours (``CLINIC_WORKING_HOURS``), in minutes: the grid of a day
     without any work or appointment."""
     try:
-        start, end = current_app.config["CLINIC_WORKING_HOURS"].split("-")
-        first, last = time.fromisoformat(start.strip()), time.fromisoformat(end.strip())
+        first, last = working_hours_setting(current_app.config["CLINIC_WORKING_HOURS"])
     except ValueError:
         return 8 * 60, 18 * 60
+    if last == END_OF_DAY:
+        return first.hour * 60 + first.minute, DAY_MINUTES
     return first.hour * 60 + first.minute, last.hour * 60 + last.minute
 
 

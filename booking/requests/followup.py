@@ -22,9 +22,9 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from flask_babel import gettext as _
 
-from booking.openinghours import closed_days
+from booking.openinghours import closed_days, working_hours_setting
 from booking.requests.models import TriageLevel
-from booking.timeutil import clinic_tz
+from booking.timeutil import END_OF_DAY, clinic_tz
 
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
@@ -55,9 +55,11 @@ class ClinicHours:
         Between UTC times every sum and difference is real time."""
         if day.weekday() not in self.days or day in self.closed:
             return None
+        # Closing at 24:00 is closing at the next midnight: open all day is open to its end.
+        closes = (day + DAY, time()) if self.closes == END_OF_DAY else (day, self.closes)
         return (
             datetime.combine(day, self.opens, tzinfo=self.tz).astimezone(UTC),
-            datetime.combine(day, self.closes, tzinfo=self.tz).astimezone(UTC),
+            datetime.combine(*closes, tzinfo=self.tz).astimezone(UTC),
         )
 
     def is_open(self, at: datetime) -> bool:
@@ -69,8 +71,7 @@ class ClinicHours:
     def week(self) -> timedelta:
         """Working time in a whole week by the clock face: real time only for a week with no
         clock change in it (``working_time`` walks those that have one, day by day)."""
-        day = datetime.combine(date.min, self.closes) - datetime.combine(date.min, self.opens)
-        return day * len(self.days)
+        return (_clock(self.closes) - _clock(self.opens)) * len(self.days)
 
     def same_offset(self, first: date, last: date) -> bool:
         """No clock change from the start of ``first`` to the end of ``last`` (clock changes
@@ -80,6 +81,13 @@ class ClinicHours:
             return datetime.combine(day, time(), tzinfo=self.tz).utcoffset()
 
         return offset(first) == offset(last + DAY)
+
+
+def _clock(at: time) -> timedelta:
+    """A wall-clock time as the time since midnight by the clock face (24:00: a whole day)."""
+    if at == END_OF_DAY:
+        return DAY
+    return datetime.combine(date.min, at) - datetime.min
 
 
 @dataclass(frozen=True)
@@ -191,9 +199,7 @@ def clinic_hours() -> ClinicHours:
     ("08:00-18:00"), closed on the public holidays of ``CLINIC_HOLIDAYS`` and on the dates of
     ``CLINIC_CLOSED_DAYS``."""
     config = current_app.config
-    opens, closes = (
-        time.fromisoformat(part.strip()) for part in config["CLINIC_WORKING_HOURS"].split("-")
-    )
+    opens, closes = working_hours_setting(config["CLINIC_WORKING_HOURS"])
     year = datetime.now(UTC).year
     closed = closed_days(config["CLINIC_HOLIDAYS"], config["CLINIC_CLOSED_DAYS"], year)
     return ClinicHours(frozenset(config["CLINIC_WORKING_DAYS"]), opens, closes, clinic_tz(), closed)

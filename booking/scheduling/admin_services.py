@@ -41,7 +41,7 @@ from booking.scheduling.services import (
     name_values,
 )
 from booking.staff.models import StaffRole, StaffUser
-from booking.timeutil import now_utc
+from booking.timeutil import END_OF_DAY, clock_text, now_utc
 
 # The same limits as the database's check constraints on ClinicSettings and AppointmentType;
 # the forms use them too, so a refusal comes with a message rather than an IntegrityError.
@@ -76,7 +76,7 @@ class ScheduleError(ValueError):
 
 
 def _hm(value: time) -> str:
-    return value.strftime("%H:%M")
+    return clock_text(value)
 
 
 # Reading ------------------------------------------------------------------------------------
@@ -436,7 +436,8 @@ def _hours_values(row: WorkingHours) -> dict[str, Any]:
         "location_id": row.location_id,
         "weekday": row.weekday,
         "start_time": row.start_time,
-        "end_time": row.end_time,
+        # Kept as the last instant of the day; the audit says what the admin typed.
+        "end_time": "24:00:00" if row.end_time == END_OF_DAY else row.end_time,
     }
 
 
