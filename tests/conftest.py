@@ -316,10 +316,13 @@ def worker_id(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(autouse=True)
 def _reset_rate_limits() -> Iterator[None]:
-    """Flask-Limiter's memory storage outlives an app: start every test with fresh counts."""
+    """Flask-Limiter's memory storage outlives an app: start every test with fresh counts.
+    So does its one limiter object's note that an app's storage was down (``init_app`` does
+    not clear it), which would make the next app count in memory although its Redis answers."""
     from booking.extensions import limiter
 
     yield
+    limiter._storage_dead = False
     # Nothing to reset when no app initialised the limiter.
     with contextlib.suppress(Exception):
         limiter.reset()
