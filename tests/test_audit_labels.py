@@ -1,5 +1,6 @@
 """The admin's audit trail reads in plain words: every action the code base records has a
-label (``booking.audit.labels``), shown with its code, which the DPO's SQL uses."""
+label (``booking.audit.labels``), shown with its code, which the DPO's SQL uses; and every
+type of target it records has a reading for the Record cell (``booking.admin.trail``)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from pathlib import Path
 
 from flask import Flask
 
+from booking.admin.trail import TARGET_READINGS, as_stored, record_cell
 from booking.audit.labels import ACTION_LABELS, action_label
+from booking.audit.models import AuditEvent
 from booking.audit.services import record
 from booking.extensions import db
+from booking.scheduling.services import Names
 from tests.support import AuthActions, Clinic, shown_actions
 
 BOOKING = Path(__file__).resolve().parent.parent / "booking"
@@ -47,6 +51,19 @@ def recorded_actions() -> set[str]:
     action of ``audited_when_done`` and ``record_view``), and every ``action=`` handed on to
     them (``record_change``, ``_finish``, ``_close``) or to ``AuditEvent``. A name must be a
     constant or a parameter handed on by its function, so no code goes unseen."""
+    return _written("action", WRITERS)
+
+
+def recorded_target_types() -> set[str]:
+    """Every target type an audit row is written with: every ``target_type=`` given to
+    ``record``, ``record_refused_access`` or ``AuditEvent``, read as ``recorded_actions``
+    reads the actions."""
+    return _written("target_type", {})
+
+
+def _written(keyword: str, writers: dict[str, int]) -> set[str]:
+    """The texts an audit row is written with as ``keyword``: given by name, or at its
+    position to one of ``writers``."""
     constants = _constants()
     codes: set[str] = set()
     unseen: list[str] = []
@@ -69,20 +86,20 @@ def recorded_actions() -> set[str]:
             func = node.func
             name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
             where = f"{path.relative_to(BOOKING.parent)}:{node.lineno}"
-            position = WRITERS.get(name or "")
+            position = writers.get(name or "")
             if position is not None and len(node.args) > position:
                 collect(node.args[position], where, parameters)
             # A class's ``action=`` is a filter (``AuditFilters``), except the row itself.
             hands_on = name == "AuditEvent" or not (name or "A")[0].isupper()
-            for keyword in node.keywords:
-                if keyword.arg == "action" and hands_on:
-                    collect(keyword.value, where, parameters)
+            for given in node.keywords:
+                if given.arg == keyword and hands_on:
+                    collect(given.value, where, parameters)
         for child in ast.iter_child_nodes(node):
             visit(child, path, parameters)
 
     for path in sorted(BOOKING.rglob("*.py")):
         visit(ast.parse(path.read_text(encoding="utf-8")), path, set())
-    assert not unseen, f"actions the test cannot read (use a literal or a constant): {unseen}"
+    assert not unseen, f"{keyword}s the test cannot read (use a literal or a constant): {unseen}"
     return codes
 
 
@@ -105,6 +122,39 @@ def test_the_collector_finds_the_actions_written_in_each_way() -> None:
 def test_every_recorded_action_has_a_label() -> None:
     missing = sorted(recorded_actions() - set(ACTION_LABELS))
     assert not missing, f"give these actions a label in booking/audit/labels.py: {missing}"
+
+
+def test_the_collector_finds_the_target_types_written_in_each_way() -> None:
+    types = recorded_target_types()
+    assert {
+        "staff",  # record("login", target_type="staff", ...)
+        "draft",  # "request" if isinstance(row, Document) else "draft"
+        "agenda",  # record_refused_access(..., target_type="agenda", ...)
+        "patient",
+    } <= types
+    assert len(types) > 15
+
+
+def test_every_recorded_target_type_has_a_reading() -> None:
+    missing = sorted(recorded_target_types() - set(TARGET_READINGS))
+    assert not missing, f"say how these targets read in booking/admin/trail.py: {missing}"
+
+
+def test_every_target_reads_in_plain_words_even_once_deleted(app: Flask) -> None:
+    """With nothing looked up (the record deleted since), a row's Record cell still says
+    what kind of thing it was about, in words, with its id where it has one."""
+    with app.test_request_context():
+        for kind in TARGET_READINGS:
+            row = AuditEvent(target_type=kind, target_id="424242", details={})
+            text = record_cell(row, Names(), {})
+            if kind == "request":
+                assert text is None  # the page links the request's record instead
+                continue
+            assert text and text != as_stored(kind, "424242"), kind
+            assert "_" not in text and text[0].isupper(), (kind, text)
+        # A type no longer written (an older row's): its type and id, as stored.
+        row = AuditEvent(target_type="retired_thing", target_id="7", details={})
+        assert record_cell(row, Names(), {}) == "retired thing 7"
 
 
 def test_labels_are_plain_words(app: Flask) -> None:

@@ -4,7 +4,7 @@ the whole page, and each row's target (its Record cell) said as the clinic calls
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,6 +100,100 @@ def _about_checklist_items(event: AuditEvent) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class _Target:
+    """A row's target as its reading takes it: the row, its id as stored (and as a number
+    when it is one), and the names looked up for the page."""
+
+    event: AuditEvent
+    id: str
+    number: int | None
+    names: Names
+    items: Mapping[str, str]
+    pages: Mapping[int, str]
+
+    def detail(self, key: str) -> Any:
+        return _detail(self.event.details, key)
+
+    def named(self, found: Mapping[int, str]) -> str:
+        """The target's name with its id ("Dr. Okafor (5)"), or its id alone when it has
+        none (deleted since)."""
+        name = found.get(self.number) if self.number is not None else None
+        return f"{name} ({self.id})" if name else self.id
+
+    def specialist(self) -> str | None:
+        """The specialist of a schedule row. The row may be deleted (the deletion is what is
+        audited): its specialist is in the details the row was written with."""
+        specialist = self.detail("specialist_id")
+        return self.names.staff.get(specialist) if isinstance(specialist, int) else None
+
+
+def _working_hours(t: _Target) -> str:
+    who = t.specialist()
+    if who is None:
+        return _("Working hours %(id)s", id=t.id)
+    return _("Working hours of %(name)s (%(id)s)", name=who, id=t.id)
+
+
+def _schedule_exception(t: _Target) -> str:
+    who = t.specialist()
+    if t.detail("kind") == "extra":
+        if who is None:
+            return _("Extra hours %(id)s", id=t.id)
+        return _("Extra hours of %(name)s (%(id)s)", name=who, id=t.id)
+    if who is None:
+        return _("Time off %(id)s", id=t.id)
+    return _("Time off of %(name)s (%(id)s)", name=who, id=t.id)
+
+
+def _checklist_item(t: _Target) -> str:
+    labels = t.detail("labels")
+    label = t.items.get(t.id) or asks.label_of(t.id, labels if isinstance(labels, dict) else None)
+    return _("Checklist item “%(label)s”", label=label)
+
+
+def _page_feedback(t: _Target) -> str:
+    slug = t.detail("page")
+    if not slug and t.number is not None:
+        slug = t.pages.get(t.number)
+    if slug and t.id:
+        return _("Feedback on “%(page)s” (%(id)s)", page=page_name(str(slug)), id=t.id)
+    return _("Page feedback %(id)s", id=t.id) if t.id else _("Page feedback")
+
+
+# What a row's Record cell says, by the type of its target: every type ``record`` is called
+# with has its reading here (``tests/test_audit_labels.py`` holds it). None for a request (the
+# page links its record instead).
+TARGET_READINGS: dict[str, Callable[[_Target], str | None]] = {
+    "request": lambda t: None,
+    "staff": lambda t: _("Staff account %(name)s", name=t.named(t.names.staff)),
+    "agenda": lambda t: _("Agenda of %(name)s", name=t.named(t.names.staff)),
+    "location": lambda t: _("Location %(name)s", name=t.named(t.names.locations)),
+    "appointment_type": lambda t: _(
+        "Appointment type %(name)s", name=t.named(t.names.appointment_types)
+    ),
+    "working_hours": _working_hours,
+    "schedule_exception": _schedule_exception,
+    "checklist_item": _checklist_item,
+    "patient": lambda t: _("Patient of %(reference)s", reference=t.id),
+    # The clinic's one set of settings, or the clinic's data as a whole: no id to show.
+    "clinic_settings": lambda t: _("Booking rules"),
+    "outcome_settings": lambda t: _("Follow-up settings"),
+    "clinic": lambda t: _("Clinic settings"),
+    "outcomes": lambda t: _("Registry of outcomes"),
+    "retention": lambda t: _("Records past their keeping time"),
+    "audit": lambda t: _("Audit trail"),
+    # What these rows keep as their target (a draft's id, the page an upload came through)
+    # is still shown: this page is the only place an admin reads it.
+    "draft": lambda t: (
+        _("Request not yet sent (%(id)s)", id=t.id) if t.id else _("Request not yet sent")
+    ),
+    "upload": lambda t: _("Patient's upload (%(id)s)", id=t.id) if t.id else _("Patient's upload"),
+    "offer": lambda t: _("Waiting list offer %(id)s", id=t.id),
+    "page_feedback": _page_feedback,
+}
+
+
 def record_cell(
     event: AuditEvent,
     names: Names,
@@ -108,80 +202,22 @@ def record_cell(
 ) -> str | None:
     """What a row is about, as an administrator reads it: "Working hours of Dr. Okafor
     (12)", "Checklist item “MRI report”", "Feedback on “Treatments” (7)". A record since
-    deleted keeps its id; a target of a kind not named here shows its type and id as
-    stored. None for a request (the page links it) and for a row about nothing. ``pages``
-    gives, by id, the page of feedback whose row does not keep it in its details."""
+    deleted keeps its id; a target of a type with no reading (an older row's) shows its type
+    and id as stored. None for a request (the page links it) and for a row about nothing.
+    ``pages`` gives, by id, the page of feedback whose row does not keep it in its details."""
     kind, target = event.target_type, event.target_id or ""
-    if not kind or kind == "request":
+    if not kind:
         return None
+    reading = TARGET_READINGS.get(kind)
+    if reading is None:
+        return as_stored(kind, target)
     number = int(target) if target.isdigit() else None
-    if kind == "staff":
-        return _("Staff account %(name)s", name=_named(names.staff, number, target))
-    if kind == "agenda":
-        return _("Agenda of %(name)s", name=_named(names.staff, number, target))
-    if kind == "location":
-        return _("Location %(name)s", name=_named(names.locations, number, target))
-    if kind == "appointment_type":
-        return _("Appointment type %(name)s", name=_named(names.appointment_types, number, target))
-    if kind in ("working_hours", "schedule_exception"):
-        # The row may be deleted (the deletion is what is audited): its specialist is in the
-        # details the row was written with, under "before" or "after".
-        specialist = _detail(event.details, "specialist_id")
-        who = names.staff.get(specialist) if isinstance(specialist, int) else None
-        if kind == "working_hours":
-            if who is None:
-                return _("Working hours %(id)s", id=target)
-            return _("Working hours of %(name)s (%(id)s)", name=who, id=target)
-        if _detail(event.details, "kind") == "extra":
-            if who is None:
-                return _("Extra hours %(id)s", id=target)
-            return _("Extra hours of %(name)s (%(id)s)", name=who, id=target)
-        if who is None:
-            return _("Time off %(id)s", id=target)
-        return _("Time off of %(name)s (%(id)s)", name=who, id=target)
-    if kind == "checklist_item":
-        labels = event.details.get("labels") if isinstance(event.details, Mapping) else None
-        label = items.get(target) or asks.label_of(
-            target, labels if isinstance(labels, dict) else None
-        )
-        return _("Checklist item “%(label)s”", label=label)
-    if kind == "patient":
-        return _("Patient of %(reference)s", reference=target)
-    # The clinic's one set of settings, or the clinic's data as a whole: no id to show.
-    whole = {
-        "clinic_settings": _("Booking rules"),
-        "outcome_settings": _("Follow-up settings"),
-        "clinic": _("Clinic settings"),
-        "outcomes": _("Registry of outcomes"),
-        "retention": _("Records past their keeping time"),
-        "audit": _("Audit trail"),
-    }
-    if kind in whole:
-        return whole[kind]
-    # What these rows keep as their target (a draft's id, the page an upload came through)
-    # is still shown: this page is the only place an admin reads it.
-    if kind == "draft":
-        return (
-            _("Request not yet sent (%(id)s)", id=target) if target else _("Request not yet sent")
-        )
-    if kind == "upload":
-        return _("Patient's upload (%(id)s)", id=target) if target else _("Patient's upload")
-    if kind == "offer":
-        return _("Waiting list offer %(id)s", id=target)
-    if kind == "page_feedback":
-        slug = _detail(event.details, "page")
-        if not slug and pages and number is not None:
-            slug = pages.get(number)
-        if slug and target:
-            return _("Feedback on “%(page)s” (%(id)s)", page=page_name(str(slug)), id=target)
-        return _("Page feedback %(id)s", id=target) if target else _("Page feedback")
+    return reading(_Target(event, target, number, names, items, pages or {}))
+
+
+def as_stored(kind: str, target: str) -> str:
+    """A target of a type with no reading, as the row keeps it."""
     return f"{kind.replace('_', ' ')} {target}".strip()
-
-
-def _named(found: Mapping[int, str], number: int | None, target: str) -> str:
-    """A target's name with its id ("Dr. Okafor (5)"), or its id alone when it has none."""
-    name = found.get(number) if number is not None else None
-    return f"{name} ({target})" if name else target
 
 
 def _detail(details: Any, key: str) -> Any:
