@@ -162,7 +162,9 @@ def _readable_value(value: Any, names: Mapping[Any, str] | None = None) -> str:
 
 
 def readable_details(
-    details: Mapping[str, Any] | None, names: Mapping[str, Mapping[Any, str]] | None = None
+    details: Mapping[str, Any] | None,
+    names: Mapping[str, Mapping[Any, str]] | None = None,
+    leave_out: str | None = None,
 ) -> list[str]:
     """Stored details (an audit row's JSON) as "key: value" lines a person reads: text as
     written ("Kantstraße", not "Kantstra\\u00dfe"), lists joined, a change as "before → after",
@@ -170,7 +172,8 @@ def readable_details(
     days as the pages write dates ("4 Dec 2026"), wall-clock times without their seconds.
     ``names`` gives, by key, the names of the values stored under it (``{"location_id": {1:
     "Main clinic"}}``), and such a key reads as what it names ("location", not "location
-    id"); a value it does not name (a record since deleted) is shown as stored."""
+    id"); a value it does not name (a record since deleted) is shown as stored. The key
+    ``leave_out`` is not shown (the page says it elsewhere)."""
     lines: list[str] = []
     names = names or {}
 
@@ -187,6 +190,8 @@ def readable_details(
             lines.append(f"{label}: {_readable_value(value, named)}")
 
     for key, value in (details or {}).items():
+        if key == leave_out:
+            continue
         walk(_key_label(str(key), names), str(key), value)
     return lines
 

@@ -227,3 +227,54 @@ def test_the_items_asked_of_a_patient_are_named_as_the_checklist_names_them(
         lines
     )
     assert "items: Pain diary" in lines
+
+
+def test_a_row_about_a_thing_of_a_request_names_it_once(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    reference = "SC-7K4M-Q2XD"
+    with app.app_context():
+        # As ``record_view``, the messages, the phone log and the virus scan write them.
+        record("request_viewed", target_type="request", target_id=reference)
+        record(
+            "document_viewed",
+            target_type="request",
+            target_id=reference,
+            details={"document_id": 12},
+        )
+        record(
+            "message_sent",
+            target_type="request",
+            target_id=reference,
+            details={"message_id": 31, "from": "staff"},
+        )
+        record(
+            "callback_logged",
+            target_type="request",
+            target_id=reference,
+            details={"call_id": 4, "outcome": "reached", "acknowledged": False},
+        )
+        record("note_added", target_type="request", target_id=reference, details={"note_id": 9})
+        record(
+            "upload_removed_infected",
+            target_type="draft",
+            target_id="d-81",
+            details={"document_id": 15, "signature": "Eicar-Test-Signature"},
+        )
+        db.session.commit()
+    auth.login("admin")
+    page = auth.client.get("/staff/admin/audit").get_data(as_text=True)
+    link = f'<a href="/staff/requests/{reference}" class="font-monospace">{reference}</a>'
+    rows = re.findall(
+        r'<td data-label="Record">(.*?)</td>.*?<td data-label="Details">(.*?)</td>', page, re.S
+    )
+    assert [(cell, _details(details)) for cell, details in rows[1:7]] == [
+        ("Document 15 of a request not yet sent (d-81)", ["signature: Eicar-Test-Signature"]),
+        (f"Note 9 on {link}", []),
+        (f"Phone call 4 about {link}", ["outcome: reached", "acknowledged: no"]),
+        (f"Message 31 of {link}", ["from: staff"]),
+        (f"Document 12 of {link}", []),
+        (link, []),
+    ]
+    # A row whose only detail is said in its Record cell has no (empty) list of details.
+    assert [details for _cell, details in rows[2:7:3]] == ["", ""]

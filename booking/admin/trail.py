@@ -8,7 +8,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from flask import url_for
 from flask_babel import gettext as _
+from markupsafe import Markup, escape
 
 from booking.audit.models import AuditEvent
 from booking.feedback.services import PAGE_NAMES, feedback_pages, page_name
@@ -36,11 +38,13 @@ TARGET_KINDS = {
 @dataclass(frozen=True)
 class TrailNames:
     """For the page: by details key, the names of the ids and codes kept under it (for
-    ``readable_details``); and by event id, what its Record cell says (a row about a
-    request is linked by the page instead, and a row about nothing has none)."""
+    ``readable_details``); by event id, what its Record cell says (a row about nothing has
+    none), and the details key its Record cell already says (``PART_KEYS``), which its
+    details leave out."""
 
     details: dict[str, dict[Any, str]]
     records: dict[int, str]
+    in_records: dict[int, str]
 
 
 def trail_names(events: Sequence[AuditEvent]) -> TrailNames:
@@ -89,6 +93,11 @@ def trail_names(events: Sequence[AuditEvent]) -> TrailNames:
             event.id: text
             for event in events
             if (text := record_cell(event, names, items, pages)) is not None
+        },
+        in_records={
+            event.id: part[0]
+            for event in events
+            if event.target_type in PART_OF and (part := _part(event)) is not None
         },
     )
 
@@ -161,11 +170,59 @@ def _page_feedback(t: _Target) -> str:
     return _("Page feedback %(id)s", id=t.id) if t.id else _("Page feedback")
 
 
+# A row about a request (or a request not yet sent) may be about one thing of it, which its
+# details keep by id: its Record cell names that thing ("Document 12 of SC-7K4M-Q2XD").
+PART_KEYS = ("document_id", "message_id", "call_id", "note_id")
+PART_OF = frozenset({"request", "draft"})
+
+
+def _part(event: AuditEvent) -> tuple[str, int] | None:
+    """The (details key, id) of the thing of a request a row is about, if it names one."""
+    if isinstance(event.details, Mapping):
+        for key in PART_KEYS:
+            value = event.details.get(key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                return key, value
+    return None
+
+
+def _part_of(key: str) -> str:
+    """How a thing of a request is named, the request given as ``%(request)s``."""
+    return {
+        "document_id": _("Document %(id)s of %(request)s"),
+        "message_id": _("Message %(id)s of %(request)s"),
+        "call_id": _("Phone call %(id)s about %(request)s"),
+        "note_id": _("Note %(id)s on %(request)s"),
+    }[key]
+
+
+def _request(t: _Target) -> str:
+    """The request's reference, linked to its record, after the thing of it the row is
+    about when it names one."""
+    if not t.id:
+        return _("A request")
+    link = Markup('<a href="{}" class="font-monospace">{}</a>').format(
+        url_for("dashboard.record", reference=t.id), t.id
+    )
+    part = _part(t.event)
+    if part is None:
+        return link
+    # The words escaped, the link kept: a translation is text, not markup.
+    return escape(_part_of(part[0])) % {"id": part[1], "request": link}
+
+
+def _draft(t: _Target) -> str:
+    request = _("a request not yet sent (%(id)s)", id=t.id) if t.id else _("a request not yet sent")
+    part = _part(t.event)
+    if part is not None:
+        return _part_of(part[0]) % {"id": part[1], "request": request}
+    return _("Request not yet sent (%(id)s)", id=t.id) if t.id else _("Request not yet sent")
+
+
 # What a row's Record cell says, by the type of its target: every type ``record`` is called
-# with has its reading here (``tests/test_audit_labels.py`` holds it). None for a request (the
-# page links its record instead).
-TARGET_READINGS: dict[str, Callable[[_Target], str | None]] = {
-    "request": lambda t: None,
+# with has its reading here (``tests/test_audit_labels.py`` holds it).
+TARGET_READINGS: dict[str, Callable[[_Target], str]] = {
+    "request": _request,
     "staff": lambda t: _("Staff account %(name)s", name=t.named(t.names.staff)),
     "agenda": lambda t: _("Agenda of %(name)s", name=t.named(t.names.staff)),
     "location": lambda t: _("Location %(name)s", name=t.named(t.names.locations)),
@@ -185,9 +242,7 @@ TARGET_READINGS: dict[str, Callable[[_Target], str | None]] = {
     "audit": lambda t: _("Audit trail"),
     # What these rows keep as their target (a draft's id, the page an upload came through)
     # is still shown: this page is the only place an admin reads it.
-    "draft": lambda t: (
-        _("Request not yet sent (%(id)s)", id=t.id) if t.id else _("Request not yet sent")
-    ),
+    "draft": _draft,
     "upload": lambda t: _("Patient's upload (%(id)s)", id=t.id) if t.id else _("Patient's upload"),
     "offer": lambda t: _("Waiting list offer %(id)s", id=t.id),
     "page_feedback": _page_feedback,
@@ -203,7 +258,8 @@ def record_cell(
     """What a row is about, as an administrator reads it: "Working hours of Dr. Okafor
     (12)", "Checklist item “MRI report”", "Feedback on “Treatments” (7)". A record since
     deleted keeps its id; a target of a type with no reading (an older row's) shows its type
-    and id as stored. None for a request (the page links it) and for a row about nothing.
+    and id as stored. A request is linked to its record ("Document 12 of SC-7K4M-Q2XD",
+    markup). None for a row about nothing.
     ``pages`` gives, by id, the page of feedback whose row does not keep it in its details."""
     kind, target = event.target_type, event.target_id or ""
     if not kind:
