@@ -27,11 +27,14 @@ from booking.outcomes import schedule
 from booking.outcomes.models import FollowUp, FollowUpLink, Plan, RegistryCode, TreatmentPlan
 from booking.outcomes.results import response_counts
 from booking.outcomes.services import (
+    ProcedureDateCorrected,
+    correct_procedure_date,
     mark_deceased,
     record_plan,
     send_due_followup_reminders,
     send_due_followups,
 )
+from booking.requests.lifecycle import WorkflowError
 from booking.requests.models import ConsultationRequest, RequestStatus
 from booking.rights.services import withdraw_contact_consent
 from booking.scheduling.models import AppointmentType, Location
@@ -211,6 +214,254 @@ def test_the_record_page_completes_with_the_plan_and_procedure_date(
             "plan": "minimally_invasive",
             "procedure_date": planned.isoformat(),
         }
+
+
+# ---- correcting the procedure date -------------------------------------------------------------
+
+
+def _corrections() -> list[AuditEvent]:
+    return list(
+        db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "treatment_plan_corrected")
+        )
+    )
+
+
+@pytest.mark.parametrize("shift", [60, -50], ids=["postponed", "brought forward"])
+def test_a_corrected_procedure_date_moves_the_follow_ups_still_to_come(
+    app: Flask, shift: int
+) -> None:
+    with app.app_context():
+        old = clinic_today() + timedelta(days=55)
+        consultation = _completed(plan=Plan.OPEN_SURGERY, procedure=old)
+        new = old + timedelta(days=shift)
+        coordinator = staff_user(make_staff("coordinator").email)
+        corrected = correct_procedure_date(consultation, new, coordinator, shown=old.isoformat())
+        assert corrected == ProcedureDateCorrected(rescheduled=[], closed=[])
+        assert db.session.get(TreatmentPlan, consultation.id).procedure_date == new
+        [audit] = _corrections()
+        assert audit.target_id == consultation.reference
+        assert audit.actor_id == coordinator.id
+        assert audit.details == {
+            "procedure_date": {"before": old.isoformat(), "after": new.isoformat()},
+            "follow_ups_rescheduled": [],
+            "invitations_closed": [],
+        }
+        old_six, new_six = (schedule.due_at(day, "6w", BERLIN) for day in (old, new))
+        # Nothing goes at the old date's time, nor before the new one's.
+        assert send_due_followups(now=min(old_six, new_six) - timedelta(days=1)) == []
+        if shift > 0:
+            assert send_due_followups(now=old_six) == []
+        assert send_due_followups(now=new_six - timedelta(minutes=1)) == []
+        assert len(send_due_followups(now=new_six)) == 1
+        assert send_due_followups(now=new_six + timedelta(hours=1)) == []
+        follow_up = db.session.scalars(select(FollowUp)).one()
+        assert (follow_up.point, follow_up.due_at) == ("6w", new_six)
+
+
+def test_follow_ups_sent_are_kept_and_an_open_one_not_yet_due_is_closed(app: Flask) -> None:
+    """The operation is postponed after two questionnaires went: the answered one is kept as
+    it was (its time point, due time and answers), the one still open is closed (answered
+    now, it would be the 3-month result taken before the new date's 3 months, maybe before
+    the operation), and the next goes at the new date's time."""
+    with app.app_context():
+        start = clinic_today() + timedelta(days=5)
+        consultation = _completed(plan=Plan.MINIMALLY_INVASIVE, procedure=start)
+        six_weeks, three_months = (schedule.due_at(start, p, BERLIN) for p in ("6w", "3m"))
+        assert len(send_due_followups(now=six_weeks)) == 1
+        answered_at = six_weeks + timedelta(days=2)
+        db.session.execute(
+            update(FollowUp)
+            .where(FollowUp.point == "6w")
+            .values(answered_at=answered_at, odi_percent=22.0, gpe=2, satisfaction=5)
+        )
+        db.session.commit()
+        assert len(send_due_followups(now=three_months)) == 1
+        now = three_months + timedelta(hours=1)
+        new = start + timedelta(days=60)
+        corrected = correct_procedure_date(
+            consultation, new, staff_user(make_staff("coordinator").email), now=now
+        )
+        assert corrected == ProcedureDateCorrected(rescheduled=[], closed=["3m"])
+        rows = {f.point: f for f in db.session.scalars(select(FollowUp))}
+        assert set(rows) == {"6w", "3m"}
+        six = rows["6w"]
+        assert (six.due_at, six.sent_at, six.answered_at) == (six_weeks, six_weeks, answered_at)
+        assert (six.odi_percent, six.gpe, six.satisfaction) == (22.0, 2, 5)
+        assert (rows["3m"].due_at, rows["3m"].sent_at) == (three_months, three_months)
+        assert rows["3m"].expires_at == now and rows["3m"].answered_at is None
+        assert _corrections()[0].details["invitations_closed"] == ["3m"]
+        # Closed: no reminder of it, and neither time point is sent again at its new time.
+        assert send_due_followup_reminders(now=three_months + timedelta(days=8)) == []
+        assert send_due_followups(now=schedule.due_at(new, "3m", BERLIN)) == []
+        assert len(send_due_followups(now=schedule.due_at(new, "12m", BERLIN))) == 1
+        assert db.session.scalars(select(FollowUp.point).order_by(FollowUp.id)).all() == [
+            "6w",
+            "3m",
+            "12m",
+        ]
+
+
+@pytest.mark.parametrize(
+    ("shift", "rescheduled"), [(45, True), (20, False)], ids=["now to come", "past still"]
+)
+def test_a_time_point_missed_under_the_old_date_is_invited_when_it_is_still_to_come(
+    app: Flask, shift: int, rescheduled: bool
+) -> None:
+    with app.app_context():
+        start = clinic_today() + timedelta(days=5)
+        consultation = _completed(plan=Plan.OPEN_SURGERY, procedure=start)
+        # The worker was down past the 6-week link's life: recorded missed, never sent.
+        now = schedule.due_at(start, "6w", BERLIN) + timedelta(days=31)
+        assert send_due_followups(now=now) == []
+        assert db.session.scalars(select(FollowUp)).one().sent_at is None
+        new = start + timedelta(days=shift)
+        corrected = correct_procedure_date(
+            consultation, new, staff_user(make_staff("coordinator").email), now=now
+        )
+        new_six = schedule.due_at(new, "6w", BERLIN)
+        if rescheduled:
+            assert corrected.rescheduled == ["6w"]
+            assert db.session.scalars(select(FollowUp)).all() == []
+            assert len(send_due_followups(now=new_six)) == 1
+            follow_up = db.session.scalars(select(FollowUp)).one()
+            assert (follow_up.due_at, follow_up.sent_at) == (new_six, new_six)
+        else:
+            # Past under the new date too: still missed, due when the new date says.
+            assert corrected.rescheduled == []
+            follow_up = db.session.scalars(select(FollowUp)).one()
+            assert (follow_up.due_at, follow_up.sent_at) == (new_six, None)
+
+
+def test_a_date_is_added_to_a_procedure_plan_completed_without_one(app: Flask) -> None:
+    with app.app_context():
+        consultation = _completed(plan=Plan.INJECTION)
+        day = clinic_today() + timedelta(days=3)
+        correct_procedure_date(consultation, day, staff_user(make_staff("admin").email))
+        assert db.session.get(TreatmentPlan, consultation.id).procedure_date == day
+        assert _corrections()[0].details["procedure_date"] == {
+            "before": None,
+            "after": day.isoformat(),
+        }
+
+
+def test_a_procedure_date_correction_is_refused_by_record_plans_rules(app: Flask) -> None:
+    with app.app_context():
+        planned = clinic_today() + timedelta(days=10)
+        consultation = _completed(plan=Plan.OPEN_SURGERY, procedure=planned)
+        coordinator = staff_user(make_staff("coordinator").email)
+        yesterday = clinic_today() - timedelta(days=1)  # the consultation
+        refusals = [
+            (consultation, yesterday - timedelta(days=1), coordinator, None, "cannot be before"),
+            (
+                consultation,
+                yesterday + timedelta(days=3 * 365 + 1),
+                coordinator,
+                None,
+                "more than 3 years after the consultation",
+            ),
+            (consultation, planned, coordinator, None, "That is the procedure date already"),
+            (consultation, planned + timedelta(days=7), coordinator, "", "changed while you had"),
+            (
+                consultation,
+                planned + timedelta(days=7),
+                staff_user(make_staff("specialist").email),  # not assigned to them
+                None,
+                "not assigned to you",
+            ),
+        ]
+        for request, day, actor, shown, reason in refusals:
+            with pytest.raises(WorkflowError, match=reason):
+                correct_procedure_date(request, day, actor, shown=shown)
+            db.session.rollback()
+        assert db.session.get(TreatmentPlan, consultation.id).procedure_date == planned
+        assert _corrections() == []
+        # The last day allowed is taken.
+        last = yesterday + timedelta(days=3 * 365)
+        correct_procedure_date(consultation, last, coordinator, shown=planned.isoformat())
+        assert db.session.get(TreatmentPlan, consultation.id).procedure_date == last
+
+
+def _completed_seen_yesterday(
+    app: Flask, clinic: Clinic, plan: Plan, procedure: date | None
+) -> str:
+    reference = _seen_yesterday(app, clinic, followup_consent=True)
+    with app.app_context():
+        workflow.complete_request(
+            db.session.scalars(
+                select(ConsultationRequest).where(ConsultationRequest.reference == reference)
+            ).one(),
+            staff_user(clinic.coordinator.email),
+            plan,
+            procedure,
+        )
+    return reference
+
+
+def test_a_plan_with_no_procedure_has_no_date_to_correct(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """Advice has no procedure: the page offers no date, and a post (a forged or old page) is
+    refused, nothing recorded."""
+    reference = _completed_seen_yesterday(app, clinic, Plan.ADVICE, None)
+    AuthActions(client).login("coordinator")
+    page = f"/staff/requests/{reference}"
+    assert "procedure date" not in client.get(page).get_data(as_text=True).lower()
+    with app.app_context():
+        day = clinic_today() + timedelta(days=5)
+    refused = client.post(
+        f"{page}/procedure-date",
+        data={
+            "procedure-csrf_token": csrf_token(client, page),
+            "procedure-procedure_date": day.isoformat(),
+        },
+    )
+    assert refused.status_code == 409
+    assert "plan has no procedure date to correct." in refused.get_data(True)
+    with app.app_context():
+        assert db.session.scalars(select(TreatmentPlan.procedure_date)).one() is None
+        assert _corrections() == []
+
+
+def test_the_record_page_corrects_the_procedure_date(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    with app.app_context():
+        planned = clinic_today() + timedelta(days=10)
+    reference = _completed_seen_yesterday(app, clinic, Plan.OPEN_SURGERY, planned)
+    AuthActions(client).login("coordinator")
+    page = f"/staff/requests/{reference}"
+    shown = client.get(page).get_data(as_text=True)
+    assert "Correct the procedure date" in shown
+    assert f'name="procedure-shown" type="hidden" value="{planned.isoformat()}"' in shown
+    token = csrf_token(client, page)
+    url = f"{page}/procedure-date"
+    new = planned + timedelta(days=21)
+    fields = {"procedure-shown": planned.isoformat(), "procedure-procedure_date": new.isoformat()}
+    assert client.post(url, data=fields).status_code == 400  # no CSRF token
+    empty = client.post(url, data={"procedure-csrf_token": token})
+    assert empty.status_code == 422
+    assert "Please enter the procedure date." in empty.get_data(as_text=True)
+    stale = client.post(
+        url, data={**fields, "procedure-csrf_token": token, "procedure-shown": "2026-01-01"}
+    )
+    assert stale.status_code == 409
+    assert "The procedure date was changed while you had this page open" in stale.get_data(True)
+    with app.app_context():
+        assert _corrections() == []
+    done = client.post(url, data={**fields, "procedure-csrf_token": token})
+    assert done.status_code == 302
+    assert done.headers["Location"].endswith(f"{page}#followup")
+    assert "The procedure date is corrected" in client.get(page).get_data(as_text=True)
+    with app.app_context():
+        consultation = db.session.scalars(
+            select(ConsultationRequest).where(ConsultationRequest.reference == reference)
+        ).one()
+        assert db.session.get(TreatmentPlan, consultation.id).procedure_date == new
+        assert len(_corrections()) == 1
+    # The same page sent again (its date is no longer the one stored): refused, kept.
+    again = client.post(url, data={**fields, "procedure-csrf_token": token})
+    assert again.status_code == 409
 
 
 # ---- invitations -----------------------------------------------------------------------------

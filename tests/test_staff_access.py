@@ -99,6 +99,7 @@ ACCESS: dict[str, Access] = {
     "dashboard.send_message": EVERY_ROLE_ASSIGNED,
     "dashboard.log_call": EVERY_ROLE_ASSIGNED,
     "dashboard.change_status": EVERY_ROLE_ASSIGNED,
+    "dashboard.correct_procedure_date": EVERY_ROLE_ASSIGNED,
     "dashboard.set_join_link": EVERY_ROLE_ASSIGNED,
     "dashboard.ask_patient": EVERY_ROLE_ASSIGNED,
     "dashboard.withdraw_ask": EVERY_ROLE_ASSIGNED,

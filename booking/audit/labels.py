@@ -80,6 +80,7 @@ ACTION_LABELS: dict[str, LazyString] = {
     "audit_addresses_reduced": _l("Old audit addresses reduced"),
     # Outcomes after the visit
     "treatment_plan_recorded": _l("Treatment plan recorded"),
+    "treatment_plan_corrected": _l("Procedure date corrected"),
     "followups_stopped": _l("Follow-ups stopped"),
     "patient_marked_deceased": _l("Patient marked as deceased"),
     "outcome_settings_changed": _l("Follow-up settings changed"),

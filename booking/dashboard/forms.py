@@ -261,6 +261,21 @@ class CompleteForm(SeenState, BaseForm):
     )
 
 
+class ProcedureDateForm(BaseForm):
+    """Correcting (or adding) the procedure date after completion: the operation was
+    postponed or brought forward. ``shown`` is the date the page showed
+    (``outcomes.services.procedure_key``)."""
+
+    shown = HiddenField()
+    procedure_date = DateField(
+        _l("New procedure date"),
+        validators=[DataRequired(_l("Please enter the procedure date."))],
+        description=_l(
+            "Follow-up questionnaires not yet sent count from it; those already sent are kept."
+        ),
+    )
+
+
 class DeceasedForm(BaseForm):
     """Marking the patient deceased: the box is the confirmation step (it cannot be undone
     from the page, and it ends every follow-up invitation)."""

@@ -39,6 +39,7 @@ from booking.dashboard.forms import (
     DeceasedForm,
     JoinLinkForm,
     NoteForm,
+    ProcedureDateForm,
     ResendForm,
     ReviewedForm,
     SlotForm,
@@ -214,6 +215,20 @@ def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: 
         ),
     )
     forms.setdefault("deceased_form", DeceasedForm(prefix="deceased"))
+    now = now_utc()
+    progress = load_progress(consultation, now)
+    plan = progress.plan if progress is not None else None
+    if (
+        plan is not None
+        and consultation.status == RequestStatus.COMPLETED
+        and outcomes.may_correct_procedure_date(plan)
+    ):
+        forms.setdefault("procedure_form", ProcedureDateForm(prefix="procedure"))
+        # The date this page shows (a form posted back keeps the one it was shown with).
+        if not forms["procedure_form"].shown.data:
+            forms["procedure_form"].shown.data = outcomes.procedure_key(plan)
+    else:
+        forms["procedure_form"] = None
     patient = consultation.patient
     if current_user.works_every_request:
         forms.setdefault("contact_form", _stored_contact(patient))
@@ -255,7 +270,6 @@ def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: 
             forms[name].seen.data = seen
     h = consultation.history
     asked = asks.asks_of(consultation)
-    now = now_utc()
     return render_template(
         "dashboard/record.html",
         consultation=consultation,
@@ -284,7 +298,7 @@ def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: 
         asks=asked,
         checklist=asks.checklist_rows(consultation, asked, items),
         scan_labels=SCAN_LABELS,
-        progress=load_progress(consultation, now),
+        progress=progress,
         # Shown for a refused post (a stale page, a change made meanwhile), or after one
         # that redirected here with its reason flashed: the title says "Error" first even
         # when no form holds the reason (the flashed message says it).
@@ -650,6 +664,40 @@ def resend_emails(reference: str) -> Response | tuple[str, int]:
             "info",
         )
     return redirect(url_for(".record", reference=reference) + "#timeline")
+
+
+@bp.post("/requests/<reference>/procedure-date")
+@roles_required()
+def correct_procedure_date(reference: str) -> Response | tuple[str, int]:
+    """Correct (or add) the procedure date of a completed request's plan: the follow-ups
+    still to come count from the new date."""
+    consultation = _load_visible(reference)
+    form = ProcedureDateForm(prefix="procedure")
+    if not form.validate_on_submit():
+        return _render_record(consultation, 422, procedure_form=form)
+    try:
+        corrected = outcomes.correct_procedure_date(
+            consultation, form.procedure_date.data, current_user, shown=form.shown.data
+        )
+    except WorkflowError as exc:
+        db.session.rollback()
+        consultation = _load_visible(reference)
+        # Offered again (when it still is) with the date as stored now, the typed one kept;
+        # the reason is flashed: a plan with no date to correct is offered no form to hold it.
+        form.shown.data = None
+        flash(str(exc), "danger")
+        return _render_record(consultation, 409, procedure_form=form)
+    message = _("The procedure date is corrected: follow-ups not yet sent count from it.")
+    if corrected.closed:
+        message += " " + ngettext(
+            "%(num)d questionnaire sent but not answered was closed: its time point, counted "
+            "from the new date, has not come yet.",
+            "%(num)d questionnaires sent but not answered were closed: their time points, "
+            "counted from the new date, have not come yet.",
+            len(corrected.closed),
+        )
+    flash(message, "success")
+    return redirect(url_for(".record", reference=reference) + "#followup")
 
 
 @bp.post("/requests/<reference>/deceased")

@@ -43,9 +43,10 @@ from booking.outcomes.models import (
     Plan,
     TreatmentPlan,
 )
-from booking.outcomes.schedule import DEFAULT_SCHEDULE, due_at, due_day, start_of
+from booking.outcomes.schedule import DEFAULT_SCHEDULE, due_at, due_day, parse_point, start_of
 from booking.requests.lifecycle import WorkflowError, check_may_work
 from booking.requests.models import ConsultationRequest, Patient, RequestStatus, may_be_contacted
+from booking.requests.queries import lock_request
 from booking.staff.models import StaffUser
 from booking.timeutil import clinic_date, clinic_today, clinic_tz, now_utc, to_clinic_tz
 
@@ -121,6 +122,25 @@ def consulted_on(consultation: ConsultationRequest) -> date:
 MAX_PROCEDURE_WAIT = timedelta(days=3 * 365)
 
 
+def _check_procedure_date(procedure_date: date, consulted: date) -> None:
+    if procedure_date < consulted:
+        raise WorkflowError(
+            _(
+                "The procedure date cannot be before the consultation (%(day)s): follow-up "
+                "questionnaires count from it.",
+                day=clinic_date(consulted),
+            )
+        )
+    if procedure_date > consulted + MAX_PROCEDURE_WAIT:
+        raise WorkflowError(
+            _(
+                "The procedure date is more than %(years)d years after the consultation: "
+                "please check the year. Follow-up questionnaires count from it.",
+                years=MAX_PROCEDURE_WAIT.days // 365,
+            )
+        )
+
+
 def record_plan(
     consultation: ConsultationRequest,
     plan: Plan,
@@ -131,22 +151,8 @@ def record_plan(
     date before the consultation is refused: follow-ups count from it, and the answers
     given at the request would then be a baseline taken after the procedure."""
     consulted = consulted_on(consultation)
-    if procedure_date is not None and procedure_date < consulted:
-        raise WorkflowError(
-            _(
-                "The procedure date cannot be before the consultation (%(day)s): follow-up "
-                "questionnaires count from it.",
-                day=clinic_date(consulted),
-            )
-        )
-    if procedure_date is not None and procedure_date > consulted + MAX_PROCEDURE_WAIT:
-        raise WorkflowError(
-            _(
-                "The procedure date is more than %(years)d years after the consultation: "
-                "please check the year. Follow-up questionnaires count from it.",
-                years=MAX_PROCEDURE_WAIT.days // 365,
-            )
-        )
+    if procedure_date is not None:
+        _check_procedure_date(procedure_date, consulted)
     row = db.session.get(TreatmentPlan, consultation.id)
     if row is None:
         row = TreatmentPlan(request_id=consultation.id, consulted_on=consulted)
@@ -167,6 +173,126 @@ def record_plan(
     )
     db.session.flush()
     return row
+
+
+# The plans that are a procedure done on a day (an injection, an operation): a date can be
+# added to theirs after completion. Any other plan given a date at completion may have it
+# corrected too.
+PROCEDURE_PLANS = frozenset({Plan.INJECTION, Plan.MINIMALLY_INVASIVE, Plan.OPEN_SURGERY})
+
+
+def may_correct_procedure_date(plan: TreatmentPlan | None) -> bool:
+    """Whether the record page offers to correct (or add) the plan's procedure date."""
+    return plan is not None and (plan.procedure_date is not None or plan.plan in PROCEDURE_PLANS)
+
+
+def procedure_key(plan: TreatmentPlan) -> str:
+    """The procedure date as a page shows it ("" for none): the correction form carries it, so
+    a correction made from a page showing another date (a colleague corrected it since) is
+    refused instead of undoing theirs."""
+    return plan.procedure_date.isoformat() if plan.procedure_date is not None else ""
+
+
+@dataclass(frozen=True)
+class ProcedureDateCorrected:
+    """What ``correct_procedure_date`` did to the follow-ups: the time points recorded as
+    missed under the old date that are now still to come (the sender invites them at their
+    new time), and the time points whose open, unanswered invitation was closed."""
+
+    rescheduled: list[str]
+    closed: list[str]
+
+
+def correct_procedure_date(
+    consultation: ConsultationRequest,
+    procedure_date: date,
+    actor: StaffUser,
+    *,
+    shown: str | None = None,
+    now: datetime | None = None,
+) -> ProcedureDateCorrected:
+    """Correct (or add) the procedure date of a completed request's plan: the operation was
+    postponed or brought forward. The rules of ``record_plan`` hold (not before the
+    consultation, not more than ``MAX_PROCEDURE_WAIT`` after it). Refused for a plan that is
+    no procedure and had no date, when the date is unchanged, or when it changed since the
+    page showed it (``shown``: ``procedure_key``). Audited with the dates before and after.
+
+    The follow-ups count from the new date. Those still to come are no rows (the sender
+    works them out from the plan), so they move with it. Those sent are kept as they were,
+    answered or not, with their time point and due time: they are what happened, and the
+    patient was asked that time point's questionnaire. An invitation still open whose time
+    point, counted from the new date, has not come yet is closed: answered now, it would count
+    as that time point's result taken weeks early (before the operation, when it was
+    postponed). A time point recorded as missed that is now still to come is removed, so it
+    is invited at its new time, unless a later time point was sent already (the
+    questionnaires keep their order); one that is past under the new date too stays missed,
+    its due time counted from the new date."""
+    now = now or now_utc()
+    consultation = lock_request(consultation)
+    check_may_work(consultation, actor)
+    plan = db.session.get(TreatmentPlan, consultation.id, populate_existing=True)
+    if (
+        plan is None
+        or consultation.status != RequestStatus.COMPLETED
+        or not may_correct_procedure_date(plan)
+    ):
+        raise WorkflowError(_("This request's plan has no procedure date to correct."))
+    if shown is not None and shown != procedure_key(plan):
+        raise WorkflowError(
+            _(
+                "The procedure date was changed while you had this page open. Nothing was "
+                "saved: check it as it is now, then try again."
+            )
+        )
+    if procedure_date == plan.procedure_date:
+        raise WorkflowError(_("That is the procedure date already: nothing changed."))
+    _check_procedure_date(procedure_date, plan.consulted_on)
+    before = plan.procedure_date
+    plan.procedure_date = procedure_date
+    start, tz = start_of(plan.consulted_on, procedure_date), clinic_tz()
+    follow_ups = list(
+        db.session.scalars(
+            select(FollowUp)
+            .where(FollowUp.request_id == plan.request_id)
+            .order_by(FollowUp.due_at, FollowUp.id)
+        )
+    )
+    last_sent = max(
+        (parse_point(f.point) for f in follow_ups if f.sent_at is not None), default=None
+    )
+    rescheduled, closed = [], []
+    for follow_up in follow_ups:
+        new_due = due_at(start, follow_up.point, tz)
+        if follow_up.sent_at is None:
+            if new_due <= now:
+                follow_up.due_at = new_due  # missed under the new date too
+            elif last_sent is None or parse_point(follow_up.point) > last_sent:
+                db.session.delete(follow_up)  # never sent, no link, no answers
+                rescheduled.append(follow_up.point)
+        elif (
+            follow_up.answered_at is None
+            and follow_up.expires_at is not None
+            and follow_up.expires_at > now
+            and new_due > now
+        ):
+            follow_up.expires_at = now
+            closed.append(follow_up.point)
+    record(
+        "treatment_plan_corrected",
+        target_type="request",
+        target_id=consultation.reference,
+        actor=actor,
+        details={
+            "procedure_date": {
+                "before": before.isoformat() if before else None,
+                "after": procedure_date.isoformat(),
+            },
+            "follow_ups_rescheduled": rescheduled,
+            "invitations_closed": closed,
+        },
+    )
+    db.session.commit()
+    return ProcedureDateCorrected(rescheduled, closed)
 
 
 def _still_eligible(request_id: int) -> bool:
