@@ -579,7 +579,8 @@ def step(code: str) -> Response | tuple[str, int]:
         steps.clear_other_errors(form, code, answers, page)
         return _render_step(code, draft, form, status=400, expired=True, page=page)
     # Saved whatever the checks say (nothing typed is lost), with the furthest step reached.
-    nav = request.form.get("nav", "next")
+    # A step's name in the list of steps (``GO_TO_FIELD``) sends no ``nav``: saved as Back saves.
+    nav = request.form.get("nav", "go" if GO_TO_FIELD in request.form else "next")
     wrong = bool(steps.step_errors(form, code, answers, page))
     # Once the patient has reached the review, a step saved goes back to it (its "Change"
     # links, the time picked again after a clash, a step opened from the list of steps):
@@ -592,7 +593,13 @@ def step(code: str) -> Response | tuple[str, int]:
         # not back to a review whose send would only then say they are missing.
         following = steps.next_code(code)
     going = following if nav == "next" and not (wrong or more or following is None) else code
-    drafts.save_answers(draft, posted, max(draft.step, going, key=steps.number))
+    reached = max(draft.step, going, key=steps.number)
+    drafts.save_answers(draft, posted, reached)
+    if nav == "go":
+        target = _reached_step(request.form.get(GO_TO_FIELD, ""), reached)
+        if target is not None:
+            return redirect(url_for("patients.step", code=target), code=303)
+        nav = "stay"  # a step not offered: this page again, nothing lost
     if nav == "later":  # "Finish later": this page's answers are saved first
         return redirect(url_for("patients.finish_later"), code=303)
     if nav == "stay":  # the language switch (``?lang=``): saved, then this page again
@@ -616,6 +623,19 @@ def step(code: str) -> Response | tuple[str, int]:
         then = "review" if back_to_review else None
         return redirect(url_for("patients.step", code=code, page=page + 1, then=then), code=303)
     return redirect(url_for("patients.step", code=following), code=303)
+
+
+# The list of steps' buttons (``_steps_nav.html``): each sends the page's form, so what was
+# typed on it is saved before the step named goes up, as its Back button saves (unchecked).
+GO_TO_FIELD = "go_to"
+
+
+def _reached_step(value: str, reached: str) -> str | None:
+    """The step a list-of-steps button names, if the draft has reached it (the list offers
+    no other); None for any other value, which goes nowhere."""
+    if value not in steps.BY_CODE or steps.number(value) > steps.number(reached):
+        return None
+    return value
 
 
 def _last_page(code: str, answers: drafts.Answers) -> Response:
@@ -897,6 +917,9 @@ def _documents_step(
         return _render_step(
             "documents", draft, form, status=status, upload_messages=messages, upload_form=kept
         )
+    if GO_TO_FIELD in request.form:  # the list of steps: saved (above) as Back saves
+        target = _reached_step(request.form[GO_TO_FIELD], draft.step) or "documents"
+        return redirect(url_for("patients.step", code=target), code=303)
     nav = request.form.get("nav", "upload")
     if nav == "next":
         if steps.number(draft.step) < steps.number("review"):

@@ -36,6 +36,7 @@ from tests.e2e.conftest import (
 from tests.e2e.pages import (
     DESCRIPTION,
     LOWER_BACK,
+    MAX_TABS,
     PATIENT_EMAIL,
     STEPS,
     add_document,
@@ -49,6 +50,8 @@ from tests.e2e.pages import (
     fill_symptoms,
     give_consent,
     group,
+    has_focus,
+    key_type,
     open_review_sections,
     page_width,
     pick_first_time,
@@ -104,10 +107,11 @@ def stored(server: LiveServer) -> list[ConsultationRequest]:
 
 
 def step_link(page: Page, code: str) -> Any:
-    """A step's link in the list of steps (a step reached, not the one shown)."""
+    """A step's name in the list of steps (a step reached, not the one shown): a button of
+    the page's form, which saves what was typed on the page first."""
     number = list(STEPS).index(code) + 1
     steps = page.get_by_role("navigation", name="Steps of your request")
-    return steps.get_by_role("link", name=re.compile(rf"^{number}\. {re.escape(STEPS[code])}"))
+    return steps.get_by_role("button", name=re.compile(rf"^{number}\. {re.escape(STEPS[code])}"))
 
 
 # A step, or each part of one, is at most 2.5 screens tall on the phone the tests use (390 x
@@ -243,7 +247,7 @@ def test_what_a_file_is_typed_after_choosing_it_is_kept(
     with the request."""
     pick_first_time(page, clinic, IMAGING_REVIEW)
     fill_steps_to_review(page)
-    page.get_by_role("link", name=re.compile(r"^6\. Documents")).click()
+    step_link(page, "documents").click()
     expect_step(page, "documents")
     page.wait_for_load_state("load")
     page.get_by_label("Choose one or more files").set_input_files(pdf_file)
@@ -703,3 +707,59 @@ def test_an_expired_form_mid_way_keeps_the_typed_answers_and_the_document(
     [consultation] = stored(clinic)
     assert consultation.patient.full_name == "Erika Musterfrau"
     assert [d.original_name for d in consultation.documents] == ["mri-report.pdf"]
+
+
+def test_a_step_chosen_in_the_list_keeps_what_was_typed_on_the_page(
+    page: Page, clinic: LiveServer, pdf_file: Path
+) -> None:
+    """What was typed on a step and not saved yet is kept when the patient goes to another
+    step by its name in the list of steps (with the page's script running), as with Back: on
+    a questions step, on the documents step (what a file is) and on the review (a consent
+    box); by mouse and by keyboard."""
+    pick_first_time(page, clinic, IMAGING_REVIEW)
+    fill_steps_to_review(page, document=pdf_file)
+    step_link(page, "about").click()
+    expect_step(page, "about")
+    page.get_by_label("Full name", exact=True).fill("Erika Musterfrau")
+    page.get_by_label("Email address", exact=True).fill("")  # a wrong answer: kept, unchecked
+    step_link(page, "symptoms").click()
+    expect_step(page, "symptoms")
+    step_link(page, "about").click()
+    expect_step(page, "about")
+    expect(page.get_by_label("Full name", exact=True)).to_have_value("Erika Musterfrau")
+    expect(page.get_by_label("Email address", exact=True)).to_have_value("")
+
+    # From the keyboard: typed, then Shift+Tab back up to the list, Enter on a step's name.
+    page.reload()
+    page.wait_for_load_state("load")
+    key_type(page, "Email address", PATIENT_EMAIL)
+    time_step = step_link(page, "time")
+    for _ in range(MAX_TABS):
+        if has_focus(time_step):
+            break
+        page.keyboard.press("Shift+Tab")
+    assert has_focus(time_step), "Shift+Tab never reached the list of steps"
+    page.keyboard.press("Enter")
+    expect_step(page, "time")
+    step_link(page, "about").click()
+    expect(page.get_by_label("Email address", exact=True)).to_have_value(PATIENT_EMAIL)
+
+    step_link(page, "documents").click()
+    expect_step(page, "documents")
+    page.wait_for_load_state("load")  # the upload script runs: the list's button still saves
+    documents_added(page).get_by_label("What is it?").fill("MRI report, 2026")
+    step_link(page, "review").click()
+    expect_step(page, "review")
+    give_consent(page)
+    step_link(page, "history").click()
+    expect_step(page, "history")
+    step_link(page, "review").click()
+    expect_step(page, "review")
+    expect(page.get_by_role("checkbox", name="I have read the privacy notice")).to_be_checked()
+    review = page.get_by_role("main")
+    expect(review.get_by_text("mri-report.pdf · MRI report, 2026")).to_be_visible()
+    page.get_by_role("button", name="Send my request").click()
+    expect(page).to_have_url(clinic("/request/submitted"))
+    [consultation] = stored(clinic)
+    assert consultation.patient.full_name == "Erika Musterfrau"
+    assert [d.description for d in consultation.documents] == ["MRI report, 2026"]
