@@ -709,6 +709,21 @@ def test_an_expired_form_mid_way_keeps_the_typed_answers_and_the_document(
     assert [d.original_name for d in consultation.documents] == ["mri-report.pdf"]
 
 
+def test_enter_in_a_field_saves_and_continues_in_the_patients_language(
+    page: Page, clinic: LiveServer
+) -> None:
+    """Enter in a text field sends the step as "Save and continue" does, not as the header's
+    language switch (the form's first button in the page): the next step, still in Spanish."""
+    pick_first_time(page, clinic, IMAGING_REVIEW)
+    save_and_continue(page, "about")
+    fill_about_you(page)
+    page.get_by_role("button", name="Español").click()
+    expect(page.locator("html")).to_have_attribute("lang", "es")
+    page.get_by_label("Número de teléfono", exact=True).press("Enter")
+    expect(page).to_have_url(re.compile(r"/request/steps/symptoms$"))
+    expect(page.locator("html")).to_have_attribute("lang", "es")
+
+
 def test_a_step_chosen_in_the_list_keeps_what_was_typed_on_the_page(
     page: Page, clinic: LiveServer, pdf_file: Path
 ) -> None:
