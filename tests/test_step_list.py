@@ -156,6 +156,33 @@ def test_what_a_listed_document_is_is_saved_before_the_step_chosen(
     assert f'name="{box}" form="upload-form" {described}' in page
 
 
+def test_finish_later_on_the_documents_step_saves_what_a_listed_document_is(
+    app: Flask, client: FlaskClient
+) -> None:
+    """The "Finish later" button is one of the documents' form, as on every other step (it was a
+    link, which left what was typed next to a listed file behind)."""
+    fill_every_step(client, files=((pdf_bytes(), "mri.pdf"),))
+    with app.app_context():
+        [document] = db.session.scalars(select(RequestDraft)).one().documents
+        box = f"description-{document.id}"
+    shown = open_step(client, "documents")
+    assert '<button type="submit" form="upload-form" name="nav" value="later"' in shown
+    payload = {
+        box: "MRI of the lower back, 2026",
+        "files": [(io.BytesIO(b""), "")],
+        "nav": "later",
+        "csrf_token": page_token(shown),
+        **page_proof(shown),
+    }
+    response = client.post(
+        "/request/steps/documents", data=payload, content_type="multipart/form-data"
+    )
+    assert response.status_code == 303 and response.location == "/request/later"
+    with app.app_context():
+        [document] = db.session.scalars(select(RequestDraft)).one().documents
+        assert document.description == "MRI of the lower back, 2026"
+
+
 def test_a_file_chosen_goes_up_before_the_step_chosen(app: Flask, client: FlaskClient) -> None:
     """Without scripts a file chosen goes up with any button of the documents' form, the
     list's too (as with Back), with what it is."""

@@ -921,6 +921,8 @@ def _documents_step(
         target = _reached_step(request.form[GO_TO_FIELD], draft.step) or "documents"
         return redirect(url_for("patients.step", code=target), code=303)
     nav = request.form.get("nav", "upload")
+    if nav == "later":  # "Finish later": what was typed and chosen here is saved first
+        return redirect(url_for("patients.finish_later"), code=303)
     if nav == "next":
         if steps.number(draft.step) < steps.number("review"):
             drafts.save_answers(draft, {}, "review")
