@@ -30,6 +30,7 @@ from PIL import Image
 from werkzeug.test import TestResponse
 
 import config
+from booking.audit.models import AuditEvent
 from booking.cli import demo_pdf
 from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.patients import steps
@@ -899,3 +900,17 @@ def deliver_waiting_emails(app: Flask) -> None:
             .values(status=OutboxStatus.SENT)
         )
         db.session.commit()
+
+
+def audited_actions(app: Flask, target_id: str) -> list[str]:
+    """The actions audited about ``target_id`` (a request's reference), oldest first."""
+    from booking.extensions import db
+
+    with app.app_context():
+        return list(
+            db.session.scalars(
+                sa.select(AuditEvent.action)
+                .where(AuditEvent.target_id == target_id)
+                .order_by(AuditEvent.id)
+            )
+        )

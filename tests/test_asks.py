@@ -18,7 +18,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, text
 
-from booking.audit.models import AuditEvent
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.requests import asks
@@ -27,7 +26,15 @@ from booking.requests.models import ConsultationRequest, RequestStatus
 from booking.staff.models import StaffUser
 from booking.timeutil import clinic_today, now_utc
 from tests.factories import make_request, make_staff
-from tests.support import EXE_BYTES, AuthActions, Clinic, open_manage_link, pdf_bytes, stored_files
+from tests.support import (
+    EXE_BYTES,
+    AuthActions,
+    Clinic,
+    audited_actions,
+    open_manage_link,
+    pdf_bytes,
+    stored_files,
+)
 
 CSRF_VALUE = re.compile(r'name="([a-z-]*csrf_token)"[^>]*value="([^"]+)"')
 QUESTION = "Did the pain start after a fall?"
@@ -98,17 +105,6 @@ def _emails(app: Flask, reference: str) -> list[OutboxEmail]:
         )
 
 
-def _audit_actions(app: Flask, reference: str) -> list[str]:
-    with app.app_context():
-        return list(
-            db.session.scalars(
-                select(AuditEvent.action)
-                .where(AuditEvent.target_id == reference)
-                .order_by(AuditEvent.id)
-            )
-        )
-
-
 def test_the_round_trip_from_ask_to_information_received(
     app: Flask, staff_client: FlaskClient, upload_dir: Path
 ) -> None:
@@ -164,7 +160,7 @@ def test_the_round_trip_from_ask_to_information_received(
     subjects = [e.subject for e in _emails(app, reference)[before + 1 :]]
     assert f"Thank you: we received your information ({reference})" in subjects
     assert f"Patient update on {reference}: information received" in subjects
-    assert {"information_asked", "information_received"} <= set(_audit_actions(app, reference))
+    assert {"information_asked", "information_received"} <= set(audited_actions(app, reference))
 
     # Back in the queue, marked; the record shows the checklist with what is present.
     queue = staff_client.get("/staff/").get_data(as_text=True)
@@ -183,7 +179,7 @@ def test_the_round_trip_from_ask_to_information_received(
     assert response.status_code == 302
     with app.app_context():
         assert _load(app, reference).information_received_at is None
-    assert "information_reviewed" in _audit_actions(app, reference)
+    assert "information_reviewed" in audited_actions(app, reference)
     record = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
     assert "Marked the information the patient sent as reviewed." in record
 
@@ -226,7 +222,7 @@ def test_a_page_opened_before_a_new_answer_does_not_clear_its_mark(
     assert "<title>Error: " in response.get_data(as_text=True)  # said first on arrival
     with app.app_context():
         assert _load(app, reference).information_received_at == newest
-    assert "information_reviewed" not in _audit_actions(app, reference)
+    assert "information_reviewed" not in audited_actions(app, reference)
 
     page = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
     assert _mark_reviewed(staff_client, reference, page).status_code == 302
@@ -385,7 +381,7 @@ def test_staff_can_stop_waiting_and_the_patient_is_told_to_send_nothing(
     assert "you need not send anything" in emails[-1].body_text
     with app.app_context():
         assert _load(app, reference).status == RequestStatus.REQUESTED
-    assert "information_ask_withdrawn" in _audit_actions(app, reference)
+    assert "information_ask_withdrawn" in audited_actions(app, reference)
     patient, url = _patient(app, reference)
     assert "The clinic needs something from you" not in patient.get(url).get_data(as_text=True)
     # Withdrawn again from the same page: refused, said in a message, the title says so first.
@@ -424,7 +420,7 @@ def test_a_specialist_may_ask_their_own_patient_and_withdraw_the_ask(
         data={"withdraw-csrf_token": _tokens(record)["withdraw-csrf_token"]},
     )
     assert withdrawn.status_code == 302
-    assert [a for a in _audit_actions(app, theirs) if a.startswith("information")] == [
+    assert [a for a in audited_actions(app, theirs) if a.startswith("information")] == [
         "information_asked",
         "information_ask_withdrawn",
     ]
@@ -531,13 +527,13 @@ def test_admins_shape_the_checklist_staff_ask_from(
             data={"csrf_token": tokens["csrf_token"], "active": "0"},
         )
         assert response.status_code == 302
-    assert _audit_actions(app, "operation_notes") == ["checklist_item_switched_off"]
+    assert audited_actions(app, "operation_notes") == ["checklist_item_switched_off"]
     page = client.get("/staff/admin/checklist").get_data(as_text=True)
     assert "X-ray of the whole spine" in page and "switched off" in page
     assert {"checklist_item_added", "checklist_item_switched_off"} <= {
         row
-        for row in _audit_actions(app, "x_ray_of_the_whole_spine")
-        + _audit_actions(app, "operation_notes")
+        for row in audited_actions(app, "x_ray_of_the_whole_spine")
+        + audited_actions(app, "operation_notes")
     }
 
     record = client.get(f"/staff/requests/{reference}").get_data(as_text=True)

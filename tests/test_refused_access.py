@@ -22,7 +22,7 @@ from booking.timeutil import clinic_today, now_utc
 from tests.factories import (
     make_assigned_requests,
 )
-from tests.support import AuthActions, Clinic, csrf_token, shown_actions
+from tests.support import AuthActions, Clinic, audited_actions, csrf_token, shown_actions
 
 # The clinic's proxy and the staff member's own address behind it (ProxyFix makes the latter
 # the request's remote address).
@@ -220,18 +220,6 @@ def test_a_record_typed_another_way_opens_at_its_reference(
     assert (row.target_id, row.details["reason"]) == (other, "not_assigned")
 
 
-def looks_at(app: Flask, reference: str) -> list[str]:
-    """The audited looks at ``reference`` (committed rows)."""
-    with app.app_context():
-        return list(
-            db.session.scalars(
-                select(AuditEvent.action)
-                .where(AuditEvent.target_id == reference)
-                .order_by(AuditEvent.id)
-            )
-        )
-
-
 @pytest.mark.parametrize(
     ("page", "look"),
     [
@@ -250,17 +238,17 @@ def test_a_records_other_pages_typed_another_way_go_to_their_reference(
     typed = quote(f"sc {reference[3:7].lower()} {reference[8:].lower()}")
     page = page.format(document=clinic.own["document"])
     client = signed_in(app, clinic.weber.email)
-    before = looks_at(app, reference)
+    before = audited_actions(app, reference)
     response = client.get(f"/staff/requests/{typed}{page}")
     assert (response.status_code, response.headers["Location"]) == (
         302,
         f"/staff/requests/{reference}{page}",
     )
-    assert looks_at(app, reference) == before
+    assert audited_actions(app, reference) == before
     shown = client.get(response.headers["Location"])
     assert shown.status_code == 200
     shown.close()  # a served document is an open file
-    assert looks_at(app, reference) == [*before, look]
+    assert audited_actions(app, reference) == [*before, look]
     assert refusals(app) == []
 
 
