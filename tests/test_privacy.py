@@ -267,19 +267,19 @@ def test_a_look_up_that_finds_no_one_is_audited_as_refused(
     Kept as the reference it reads as (found so by the audit search), an address only as
     the start of its SHA-256."""
     token = token_from(admin_client, "/staff/admin/privacy")
-    for query in ("sc none xist", "Nobody@Example.com"):
+    for query in ("sc nune xxtt", "Nobody@Example.com"):
         missing = admin_client.post(
             "/staff/admin/privacy", data={"csrf_token": token, "query": query}
         )
         assert missing.status_code == 422
-    assert admin_client.get("/staff/admin/privacy/SC-NONE-XIST").status_code == 404
+    assert admin_client.get("/staff/admin/privacy/SC-NUNE-XXTT").status_code == 404
     exported = admin_client.post(
-        "/staff/admin/privacy/SC-NONE-XIST/export", data={"csrf_token": token}
+        "/staff/admin/privacy/SC-NUNE-XXTT/export", data={"csrf_token": token}
     )
     assert exported.status_code == 404
 
     typed, address, opened, export_asked = audit_rows(app, "access_refused")
-    assert (typed.target_type, typed.target_id) == ("patient", "SC-NONE-XIST")
+    assert (typed.target_type, typed.target_id) == ("patient", "SC-NUNE-XXTT")
     assert typed.details == {
         "reason": "no_such_request",
         "method": "POST",
@@ -290,15 +290,33 @@ def test_a_look_up_that_finds_no_one_is_audited_as_refused(
     assert address.details["reason"] == "no_such_email"
     assert address.target_id == "sha256:" + text_digest("nobody@example.com")[:16]
     assert "nobody" not in json.dumps(address.details).lower() + address.target_id
-    assert (opened.target_id, opened.details["endpoint"]) == ("SC-NONE-XIST", "privacy.patient")
+    assert (opened.target_id, opened.details["endpoint"]) == ("SC-NUNE-XXTT", "privacy.patient")
     assert (export_asked.target_id, export_asked.details["endpoint"]) == (
-        "SC-NONE-XIST",
+        "SC-NUNE-XXTT",
         "privacy.export",
     )
     page = admin_client.get(
-        "/staff/admin/audit", query_string={"target": "sc none xist", "refused": "1"}
+        "/staff/admin/audit", query_string={"target": "sc nune xxtt", "refused": "1"}
     ).get_data(as_text=True)
     assert shown_actions(page) == ["access_refused"] * 3
+
+
+@pytest.mark.parametrize("query", ["Erika Mustermann", "+49 30 901820", "SC-NONE-XIST"])
+def test_a_look_up_that_reads_as_no_reference_is_audited_unreadable(
+    admin_client: FlaskClient, clinic: Patients, app: Flask, query: str
+) -> None:
+    """A name or phone number typed into the box (or anything else that is no reference's
+    shape and letters) is kept only as the start of its SHA-256, as an address is: it may be
+    a patient's, and the audit trail is read by every administrator."""
+    token = token_from(admin_client, "/staff/admin/privacy")
+    missing = admin_client.post("/staff/admin/privacy", data={"csrf_token": token, "query": query})
+    assert missing.status_code == 422
+    assert admin_client.get(f"/staff/admin/privacy/{query}").status_code == 404
+    rows = audit_rows(app, "access_refused")
+    digest = "sha256:" + text_digest(query.lower())[:16]
+    assert [row.target_id for row in rows] == [digest, digest]
+    kept = json.dumps([row.details for row in rows]).upper()
+    assert query.upper() not in kept and query.split()[-1].upper() not in kept
 
 
 def test_the_privacy_pages_use_no_inline_script_or_style(

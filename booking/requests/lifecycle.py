@@ -35,7 +35,12 @@ from booking.notifications.models import OutboxEmail
 from booking.notifications.services import withdraw_calendar_emails, withdraw_pending
 from booking.requests import emails
 from booking.requests.events import EventKind, RequestEvent
-from booking.requests.models import OPEN_STATUSES, ConsultationRequest, RequestStatus
+from booking.requests.models import (
+    OPEN_STATUSES,
+    REFERENCE_ALPHABET,
+    ConsultationRequest,
+    RequestStatus,
+)
 from booking.requests.queries import can_see
 from booking.scheduling.availability import clinic_settings
 from booking.scheduling.models import Appointment
@@ -45,8 +50,6 @@ from booking.timeutil import clinic_dt, now_utc
 # The audit trail's actor for what the patient does through their private link.
 PATIENT = "patient"
 
-# No 0/O, 1/I/L, 5/S, 8/B: a reference read out on the phone is not misheard.
-REFERENCE_ALPHABET = "234679ACDEFGHJKMNPQRTUVWXYZ"
 REFERENCE_ATTEMPTS = 5
 
 S = RequestStatus

@@ -60,6 +60,11 @@ OPEN_STATUSES = frozenset(
 UNCONFIRMED_STATUSES = frozenset({RequestStatus.REQUESTED, RequestStatus.AWAITING_PATIENT})
 
 
+# A request's reference is SC- and 8 of these, as two groups of 4 ("SC-CVAW-Y4X9"). No 0/O,
+# 1/I/L, 5/S, 8/B: a reference read out on the phone is not misheard.
+REFERENCE_ALPHABET = "234679ACDEFGHJKMNPQRTUVWXYZ"
+
+
 class TriageLevel(enum.StrEnum):
     """How soon staff must act (``booking.requests.triage`` decides it from the red flags)."""
 

@@ -26,6 +26,7 @@ from booking.requests.emails import (
 from booking.requests.models import (
     OPEN_STATUSES,
     PRESSING_LEVELS,
+    REFERENCE_ALPHABET,
     ConsultationRequest,
     RequestStatus,
 )
@@ -54,6 +55,15 @@ def typed_reference(text: str) -> str:
     if len(characters) == 8:
         return f"SC-{characters[:4]}-{characters[4:]}"
     return text.strip().upper()
+
+
+def reads_as_reference(text: str) -> str | None:
+    """The reference ``text`` reads as (``typed_reference``), if it has a reference's shape and
+    letters; None for anything else (a name, a phone number typed into a reference's box)."""
+    reference = typed_reference(text)
+    letters = reference[3:7] + reference[8:]
+    shaped = len(reference) == 12 and reference.startswith("SC-") and reference[7] == "-"
+    return reference if shaped and all(ch in REFERENCE_ALPHABET for ch in letters) else None
 
 
 def find_by_reference(reference: str) -> ConsultationRequest | None:
