@@ -464,6 +464,17 @@ def test_the_record_page_corrects_the_procedure_date(
     assert again.status_code == 409
 
 
+def test_a_plan_without_a_date_is_offered_to_add_one_by_that_name(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """The form is named as its summary reads, for a screen reader too (its heading)."""
+    reference = _completed_seen_yesterday(app, clinic, Plan.INJECTION, None)
+    AuthActions(client).login("coordinator")
+    shown = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert '<h3 class="visually-hidden" id="procedure-heading">Add the procedure date</h3>' in shown
+    assert "Correct the procedure date" not in shown
+
+
 # ---- invitations -----------------------------------------------------------------------------
 
 
