@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -914,3 +915,34 @@ def audited_actions(app: Flask, target_id: str) -> list[str]:
                 .order_by(AuditEvent.id)
             )
         )
+
+
+def request_row_is_free(app: Flask, request_id: int) -> bool:
+    """Whether another connection could take the lock a change of the request takes now,
+    without waiting for it."""
+    from booking.extensions import db
+    from booking.requests.models import ConsultationRequest
+
+    url = sa.make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    if url.get_backend_name() == "sqlite":
+        probe = sqlite3.connect(url.database, timeout=0, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            probe.close()
+    with db.engine.connect() as conn:
+        try:
+            conn.execute(
+                sa.select(ConsultationRequest.id)
+                .where(ConsultationRequest.id == request_id)
+                .with_for_update(nowait=True)
+            )
+            return True
+        except sa.exc.OperationalError:
+            return False
+        finally:
+            conn.rollback()

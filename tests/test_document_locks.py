@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import socket
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -32,13 +30,13 @@ from booking.extensions import db
 from booking.requests import drafts
 from booking.requests.asks import ask_patient
 from booking.requests.drafts import DraftDocument, RequestDraft
-from booking.requests.models import ConsultationRequest
 from tests.factories import make_request, make_staff
 from tests.support import (
     csrf_token,
     fill_request,
     open_manage_link,
     pdf_bytes,
+    request_row_is_free,
     send_request,
     stored_files,
     valid_answers,
@@ -90,34 +88,6 @@ def app_settings(app_settings: dict[str, Any], held_scanner: HeldScanner) -> dic
         "CLAMAV_TIMEOUT": 30,  # far longer than the test holds it
         "CLAMAV_WHEN_DOWN": "hold",
     }
-
-
-def request_row_is_free(app: Flask, request_id: int) -> bool:
-    """Whether another connection could take the lock a change of the request takes now,
-    without waiting for it."""
-    url = sa.make_url(app.config["SQLALCHEMY_DATABASE_URI"])
-    if url.get_backend_name() == "sqlite":
-        probe = sqlite3.connect(url.database, timeout=0, isolation_level=None)
-        try:
-            probe.execute("BEGIN IMMEDIATE")
-            probe.execute("ROLLBACK")
-            return True
-        except sqlite3.OperationalError:
-            return False
-        finally:
-            probe.close()
-    with db.engine.connect() as conn:
-        try:
-            conn.execute(
-                sa.select(ConsultationRequest.id)
-                .where(ConsultationRequest.id == request_id)
-                .with_for_update(nowait=True)
-            )
-            return True
-        except sa.exc.OperationalError:
-            return False
-        finally:
-            conn.rollback()
 
 
 def post_documents(client: FlaskClient, link: str) -> Any:

@@ -29,6 +29,8 @@ from booking.outcomes.results import response_counts
 from booking.outcomes.services import (
     ProcedureDateCorrected,
     correct_procedure_date,
+    followups_due,
+    invite_due,
     mark_deceased,
     record_plan,
     send_due_followup_reminders,
@@ -48,7 +50,14 @@ from tests.factories import (
     make_staff,
     staff_user,
 )
-from tests.support import AuthActions, Clinic, csrf_token, headings, table_boxes
+from tests.support import (
+    AuthActions,
+    Clinic,
+    csrf_token,
+    headings,
+    request_row_is_free,
+    table_boxes,
+)
 
 BERLIN = ZoneInfo("Europe/Berlin")
 LINK = re.compile(r"http://[^/\s]+(/follow-up/open/[A-Za-z0-9_-]+)(/stop)?")
@@ -331,6 +340,61 @@ def test_a_time_point_missed_under_the_old_date_is_invited_when_it_is_still_to_c
             assert corrected.rescheduled == []
             follow_up = db.session.scalars(select(FollowUp)).one()
             assert (follow_up.due_at, follow_up.sent_at) == (new_six, None)
+
+
+@pytest.mark.parametrize("missed", [False, True], ids=["6 weeks due", "6 weeks missed"])
+def test_a_date_corrected_after_the_senders_read_is_the_one_it_invites_by(
+    app: Flask, missed: bool
+) -> None:
+    """The sender reads the plans with a time point due, then invites each in a transaction
+    of its own: the operation postponed in between (nothing else serialises the two on
+    PostgreSQL), the time point is not sent by the old date, nor is one the correction
+    removed as still to come recorded again; each goes at the new date's time."""
+    with app.app_context():
+        start = clinic_today() + timedelta(days=5)
+        consultation = _completed(plan=Plan.OPEN_SURGERY, procedure=start)
+        if missed:  # the worker was down past the 6-week link's life
+            assert (
+                send_due_followups(now=schedule.due_at(start, "6w", BERLIN) + timedelta(days=31))
+                == []
+            )
+            now = schedule.due_at(start, "3m", BERLIN)  # and 3 months are due
+        else:
+            now = schedule.due_at(start, "6w", BERLIN)
+        assert followups_due(now) == [consultation.id]
+        new = start + timedelta(days=60)
+        corrected = correct_procedure_date(
+            consultation, new, staff_user(make_staff("coordinator").email), now=now
+        )
+        assert corrected.rescheduled == (["6w"] if missed else [])
+        assert invite_due(consultation.id, now) is None
+        assert _rows() == [] and _invitations() == []
+        new_six = schedule.due_at(new, "6w", BERLIN)
+        assert len(send_due_followups(now=new_six)) == 1
+        assert [(f.point, f.due_at, f.sent_at) for f in _rows()] == [("6w", new_six, new_six)]
+
+
+def test_the_sender_writes_an_invitation_holding_the_lock_a_date_correction_takes(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Staff correcting the procedure date while an invitation is written wait for it (on
+    SQLite as for any writer, on PostgreSQL for the request's row), then see it: the date
+    cannot change between the sender's decision and its invitation."""
+    from booking.outcomes import services as job
+
+    with app.app_context():
+        consultation = _completed()
+        request_id = consultation.id
+        compose = job.emails.invitation
+        free: list[bool] = []
+
+        def look_then_compose(consultation, follow_up, **kw):
+            free.append(request_row_is_free(app, request_id))
+            return compose(consultation, follow_up, **kw)
+
+        monkeypatch.setattr(job.emails, "invitation", look_then_compose)
+        assert len(send_due_followups(now=schedule.due_at(_start(request_id), "6w", BERLIN))) == 1
+        assert free == [False]
 
 
 def test_a_date_is_added_to_a_procedure_plan_completed_without_one(app: Flask) -> None:
@@ -1066,11 +1130,12 @@ def test_one_plan_that_cannot_be_scheduled_holds_back_no_other_patients_invitati
             )
         )
         db.session.commit()
-        queued = send_due_followups(now=schedule.due_at(_start(other.id), "6w", BERLIN))
+        broken_id, other_id = broken.id, other.id
+        queued = send_due_followups(now=schedule.due_at(_start(other_id), "6w", BERLIN))
         assert len(queued) == 1
         (invited,) = db.session.scalars(select(FollowUp.request_id)).all()
-        assert invited == other.id
-    assert f"follow-up of request {broken.id} failed; the others go on" in caplog.text
+        assert invited == other_id
+    assert f"follow-up of request {broken_id} failed; the others go on" in caplog.text
 
 
 def test_retention_keeps_a_request_until_its_last_follow_up_has_had_its_chance(
@@ -1455,7 +1520,7 @@ def test_a_questionnaire_after_a_procedure_counts_from_the_procedure(
 def test_the_stop_link_stops_further_invitations(app: Flask, client: FlaskClient) -> None:
     with app.app_context():
         consultation = _completed()
-        start = _start(consultation.id)
+        start, reference = _start(consultation.id), consultation.reference
         send_due_followups(now=schedule.due_at(start, "6w", BERLIN))
     assert client.get(_link(app, stop=True)).status_code == 303
     page = client.get(_page(client, "stop"))
@@ -1474,7 +1539,6 @@ def test_the_stop_link_stops_further_invitations(app: Flask, client: FlaskClient
         # and the record says why it is unanswered.
         [(sent, still_open, answered)] = response_counts(start - timedelta(days=1)).values()
         assert (sent, still_open, answered) == (1, 0, 0)
-        reference = consultation.reference
     staff = app.test_client()
     AuthActions(staff).login("coordinator")
     record = staff.get(f"/staff/requests/{reference}").get_data(as_text=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -362,64 +363,125 @@ def followups_to_come(now: datetime) -> ColumnElement[bool] | None:
 
 
 def send_due_followups(now: datetime | None = None) -> list[int]:
-    """Queue every follow-up invitation that is due; return the outbox ids queued."""
+    """Queue every follow-up invitation that is due; return the outbox ids queued.
+
+    One read lists the plans with a time point due (``followups_due``); each is then decided
+    again and invited in its own transaction, under its request's lock (``invite_due``)."""
     now = now or now_utc()
-    points = list(settings().schedule)
-    oldest_start = oldest_followed_start(now)
-    if oldest_start is None:
-        return []
-    link_days = timedelta(days=current_app.config["FOLLOWUP_LINK_DAYS"])
-    tz = clinic_tz()
-    # Only plans whose last time point's link could still be open are read.
-    plans = db.session.scalars(
-        select(TreatmentPlan)
-        .join(TreatmentPlan.request)
-        .join(ConsultationRequest.patient)
-        .where(
-            *eligible(),
-            plan_start() >= oldest_start,
-        )
-        .options(joinedload(TreatmentPlan.request).joinedload(ConsultationRequest.patient))
-        .order_by(TreatmentPlan.request_id)
-    ).all()
-    # Each plan's latest time point recorded: the schedule goes on from it. A time point the
-    # clinic added since (10 weeks, to a patient already asked at 3 months) falls before it
-    # and is not invited: a "10 weeks" questionnaire answered after 3 months would count as
-    # the 10-week result, with two links open at once. Nor is it recorded as missed: it was
-    # no part of this patient's schedule when its day came.
-    done: set[tuple[int, str]] = set()
-    reached: dict[int, datetime] = {}
-    for request_id, point, at in db.session.execute(
-        select(FollowUp.request_id, FollowUp.point, FollowUp.due_at).where(
-            FollowUp.request_id.in_([plan.request_id for plan in plans])
-        )
-    ):
-        done.add((request_id, point))
-        reached[request_id] = max(at, reached.get(request_id, at))
-    db.session.commit()  # end the read; each request is its own transaction
     queued = []
-    for plan in plans:
+    for request_id in followups_due(now):
         try:
-            start = start_of(plan.consulted_on, plan.procedure_date)
-            after = reached.get(plan.request_id)
-            due = [
-                (point, at)
-                for point in points
-                if (at := due_at(start, point, tz)) <= now
-                and (plan.request_id, point) not in done
-                and (after is None or at > after)
-            ]
-            later = [due_at(start, point, tz) for point in points]
-            next_at = min((at for at in later if at > now), default=None)
-            email_id = _invite(plan, due, now, link_days, next_at) if due else None
+            email_id = invite_due(request_id, now)
         except Exception:  # one plan's failure must not hold back every other patient's
             db.session.rollback()
-            log.exception("follow-up of request %s failed; the others go on", plan.request_id)
+            log.exception("follow-up of request %s failed; the others go on", request_id)
             continue
         if email_id is not None:
             queued.append(email_id)
     enqueue_delivery(queued)
     return queued
+
+
+def followups_due(now: datetime) -> list[int]:
+    """The requests with a follow-up time point due at ``now`` as one read finds them, in id
+    order: the sender's candidates, each decided again under its request's lock
+    (``invite_due``). A plan whose procedure date staff correct after this read so that a
+    time point falls due is invited by the next run."""
+    oldest_start = oldest_followed_start(now)
+    if oldest_start is None:
+        return []
+    points, tz = list(settings().schedule), clinic_tz()
+    # Only plans whose last time point's link could still be open are read.
+    plans = db.session.execute(
+        select(TreatmentPlan.request_id, TreatmentPlan.consulted_on, TreatmentPlan.procedure_date)
+        .join(TreatmentPlan.request)
+        .join(ConsultationRequest.patient)
+        .where(*eligible(), plan_start() >= oldest_start)
+        .order_by(TreatmentPlan.request_id)
+    ).all()
+    recorded: dict[int, dict[str, datetime]] = {}
+    for request_id, point, at in db.session.execute(
+        select(FollowUp.request_id, FollowUp.point, FollowUp.due_at).where(
+            FollowUp.request_id.in_([plan.request_id for plan in plans])
+        )
+    ):
+        recorded.setdefault(request_id, {})[point] = at
+    db.session.commit()  # end the read; each request is its own transaction
+    due = []
+    for request_id, consulted, procedure in plans:
+        try:
+            start = start_of(consulted, procedure)
+            if _points_due(start, points, recorded.get(request_id, {}), now, tz)[0]:
+                due.append(request_id)
+        except Exception:  # one plan's failure must not hold back every other patient's
+            log.exception("follow-up of request %s failed; the others go on", request_id)
+    return due
+
+
+def _points_due(
+    start: date, points: list[str], recorded: dict[str, datetime], now: datetime, tz: ZoneInfo
+) -> tuple[list[tuple[str, datetime]], datetime | None]:
+    """The time points of a plan starting on ``start`` due at ``now`` and not ``recorded``
+    (time point: due time), and the next time point's due time, if any.
+
+    The plan's latest time point recorded: the schedule goes on from it. A time point the
+    clinic added since (10 weeks, to a patient already asked at 3 months) falls before it and
+    is not invited: a "10 weeks" questionnaire answered after 3 months would count as the
+    10-week result, with two links open at once. Nor is it recorded as missed: it was no part
+    of this patient's schedule when its day came."""
+    after = max(recorded.values(), default=None)
+    times = [(point, due_at(start, point, tz)) for point in points]
+    due = [
+        (point, at)
+        for point, at in times
+        if at <= now and point not in recorded and (after is None or at > after)
+    ]
+    return due, min((at for _, at in times if at > now), default=None)
+
+
+def invite_due(request_id: int, now: datetime) -> int | None:
+    """Invite one request's patient to the time points due at ``now`` (``_invite``), in one
+    transaction; the outbox id, or None when nothing is to be sent.
+
+    Decided under the request's lock, from the plan and its follow-ups as they are then:
+    staff correcting the procedure date (``correct_procedure_date``, under the same lock)
+    after the job's read move the time points, remove ones recorded missed and close open
+    invitations, and an invitation going by the date the read found would undo that. A
+    patient who stopped the invitations, withdrew consent or was marked deceased since the
+    read is not invited."""
+    consultation = db.session.get(ConsultationRequest, request_id)
+    if consultation is None:  # erased since the read
+        db.session.rollback()
+        return None
+    lock_request(consultation)
+    plan = db.session.scalars(
+        select(TreatmentPlan)
+        .join(TreatmentPlan.request)
+        .join(ConsultationRequest.patient)
+        .where(TreatmentPlan.request_id == request_id, *eligible())
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if plan is None:
+        db.session.rollback()
+        return None
+    recorded = {
+        point: at
+        for point, at in db.session.execute(
+            select(FollowUp.point, FollowUp.due_at).where(FollowUp.request_id == request_id)
+        )
+    }
+    due, next_at = _points_due(
+        start_of(plan.consulted_on, plan.procedure_date),
+        list(settings().schedule),
+        recorded,
+        now,
+        clinic_tz(),
+    )
+    if not due:
+        db.session.rollback()
+        return None
+    link_days = timedelta(days=current_app.config["FOLLOWUP_LINK_DAYS"])
+    return _invite(plan, due, now, link_days, next_at)
 
 
 def _invite(
@@ -435,9 +497,6 @@ def _invite(
     months, nor leave two questionnaires open at once."""
     latest_point, latest_at = max(due, key=lambda item: item[1])
     expires_at = now + link_days if next_at is None else min(now + link_days, next_at)
-    if not _still_eligible(plan.request_id):
-        db.session.rollback()
-        return None
     send = now < latest_at + link_days
     email = None
     try:
