@@ -542,9 +542,9 @@ def send_due_followup_reminders(now: datetime | None = None) -> list[int]:
     days = current_app.config["FOLLOWUP_REMINDER_DAYS"]
     if days <= 0:
         return []
-    ids = list(
-        db.session.scalars(
-            select(FollowUp.id)
+    invitations = list(
+        db.session.execute(
+            select(FollowUp.id, FollowUp.expires_at)
             .join(FollowUp.plan)
             .join(TreatmentPlan.request)
             .join(ConsultationRequest.patient)
@@ -560,9 +560,9 @@ def send_due_followup_reminders(now: datetime | None = None) -> list[int]:
     )
     db.session.commit()
     queued = []
-    for follow_up_id in ids:
+    for follow_up_id, expires_at in invitations:
         try:
-            email_id = _remind(follow_up_id, now)
+            email_id = _remind(follow_up_id, expires_at, now)
         except Exception:  # one patient's failure must not hold back every later patient's
             # The claim goes with it: the reminder is tried again on the next run.
             db.session.rollback()
@@ -574,21 +574,27 @@ def send_due_followup_reminders(now: datetime | None = None) -> list[int]:
     return queued
 
 
-def _remind(follow_up_id: int, now: datetime) -> int | None:
+def _remind(follow_up_id: int, expires_at: datetime, now: datetime) -> int | None:
     """Claim one follow-up's reminder and write its email, in one transaction; the outbox
-    id, or None when another worker reminded it, it was answered or the patient is no
-    longer invited."""
+    id, or None when another worker reminded it, it was answered, its link was closed or
+    the patient is no longer invited.
+
+    ``expires_at`` is the link's end as the job read it. A link is only ever closed early
+    (a corrected procedure date, a later time point sent), at the moment it happens: after
+    the job's ``now`` when it happens while the job runs, so ``expires_at > now`` would not
+    see it, and the link changed since the read is what tells."""
     claimed = db.session.execute(
         update(FollowUp)
         .where(
             FollowUp.id == follow_up_id,
             FollowUp.reminded_at.is_(None),
             FollowUp.answered_at.is_(None),  # answered since the read: no reminder
+            FollowUp.expires_at == expires_at,  # closed since the read: no reminder
         )
         .values(reminded_at=now)
     ).rowcount
     if claimed != 1:
-        db.session.rollback()  # another worker reminded it, or it was answered
+        db.session.rollback()  # another worker reminded it, it was answered or closed
         return None
     follow_up = db.session.get_one(FollowUp, follow_up_id)  # claimed in this transaction
     if not _still_eligible(follow_up.request_id):
