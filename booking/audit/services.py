@@ -113,6 +113,10 @@ MAX_ASKED_CHARS = 300
 MAX_TARGET_ID_CHARS = 40
 
 
+# A target kept as the start of its SHA-256 rather than as typed.
+DIGEST_PREFIX = "sha256:"
+
+
 def record_refused_access(
     reason: str,
     *,
@@ -131,9 +135,13 @@ def record_refused_access(
     """
     asked: dict[str, Any] = {"reason": reason}
     if has_request_context():
+        # A target kept as a digest (``DIGEST_PREFIX``: what was typed may be a patient's
+        # name) keeps its route's pattern, not the path that holds it.
+        digested = target_id.startswith(DIGEST_PREFIX) and request.url_rule is not None
+        path = request.url_rule.rule if digested and request.url_rule else request.path
         asked.update(
             method=request.method,
-            path=printable(request.path, MAX_ASKED_CHARS),
+            path=printable(path, MAX_ASKED_CHARS),
             endpoint=request.endpoint,
         )
     event = record(
@@ -209,7 +217,7 @@ def reduce_old_addresses(now: datetime | None = None, batch_size: int = 500) -> 
                 email = (
                     f"staff:{row.actor_id}"
                     if row.actor_id is not None
-                    else f"sha256:{text_digest(email.lower())[:16]}"
+                    else f"{DIGEST_PREFIX}{text_digest(email.lower())[:16]}"
                 )
             db.session.execute(
                 table.update()

@@ -20,14 +20,13 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from flask import current_app, has_request_context, request
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import Select, delete, exists, func, or_, select, update
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.sql import Executable
 
 from booking.audit.services import record, record_refused_access
-from booking.crypto import text_digest
 from booking.documents.models import Document
 from booking.documents.storage import get_storage
 from booking.extensions import db
@@ -49,7 +48,7 @@ from booking.requests.models import (
     RequestDiagnosis,
     RequestStatus,
 )
-from booking.requests.queries import reads_as_reference, typed_reference
+from booking.requests.queries import looked_up_as, typed_reference
 from booking.rights import emails as rights_emails
 from booking.rights.archive import audit_details, emails_about, requests_of
 from booking.rights.archive import gather as archive_of
@@ -160,21 +159,15 @@ def _require_admin(actor: StaffUser | None) -> None:
 def _refused(reason: str, target_id: str, actor: StaffUser) -> None:
     """A look-up that found no one, audited and committed as the dashboard's refusals are
     (``access_refused``): a run of them from one account is what probing for patients looks
-    like. A look-up kept unreadable (``_digest``) keeps its address's pattern, not the
-    address: it holds what was typed."""
-    details = None
-    if target_id.startswith("sha256:") and has_request_context() and request.url_rule:
-        details = {"path": request.url_rule.rule}
-    record_refused_access(
-        reason, target_type="patient", target_id=target_id, actor=actor, details=details
-    )
+    like."""
+    record_refused_access(reason, target_type="patient", target_id=target_id, actor=actor)
 
 
 def find_patient(query: str, actor: StaffUser) -> str | None:
     """The reference to show for an email address or a request reference (the newest request
     of that patient when found by email), or None, audited as a refused look-up: by the
     reference it reads as, or else by the start of its SHA-256 (comparable between rows, as
-    old sign-in addresses are kept; not readable: ``_digest``)."""
+    old sign-in addresses are kept; not readable: ``looked_up_as``)."""
     text = query.strip()
     if "@" in text:
         found = db.session.scalar(
@@ -185,26 +178,15 @@ def find_patient(query: str, actor: StaffUser) -> str | None:
             .limit(1)
         )
         if found is None:
-            _refused("no_such_email", _digest(text), actor)
+            _refused("no_such_email", looked_up_as(text), actor)
         return found
     reference = typed_reference(text)
     found = db.session.scalar(
         select(ConsultationRequest.reference).where(ConsultationRequest.reference == reference)
     )
     if found is None:
-        _refused("no_such_request", _as_searched(text), actor)
+        _refused("no_such_request", looked_up_as(text), actor)
     return found
-
-
-def _digest(text: str) -> str:
-    """What was searched, kept comparable between rows but not readable: it may be no
-    patient's, or a patient's name or phone number typed into the box."""
-    return f"sha256:{text_digest(text.strip().lower())[:16]}"
-
-
-def _as_searched(text: str) -> str:
-    """A refused look-up's target: the reference it reads as, else its digest."""
-    return reads_as_reference(text) or _digest(text)
 
 
 @dataclass(frozen=True)
@@ -239,7 +221,7 @@ def patient_summary(reference: str, actor: StaffUser) -> PatientSummary | None:
     _require_admin(actor)
     patient = _patient_of(reference)
     if patient is None:
-        _refused("no_such_request", _as_searched(reference), actor)
+        _refused("no_such_request", looked_up_as(reference), actor)
         return None
     email = patient.email
     requests = list(
@@ -292,7 +274,7 @@ def export_patient(reference: str, actor: StaffUser) -> PatientArchive | None:
     _require_admin(actor)
     patient = _patient_of(reference)
     if patient is None:
-        _refused("no_such_request", _as_searched(reference), actor)
+        _refused("no_such_request", looked_up_as(reference), actor)
         return None
     archive = archive_of(typed_reference(reference), patient.email, patient.requests)
     record(

@@ -15,6 +15,8 @@ from typing import Any
 from sqlalchemy import Select, and_, or_, select, true
 from sqlalchemy.orm import aliased, contains_eager, joinedload
 
+from booking.audit.services import DIGEST_PREFIX
+from booking.crypto import text_digest
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.requests.emails import (
@@ -64,6 +66,13 @@ def reads_as_reference(text: str) -> str | None:
     letters = reference[3:7] + reference[8:]
     shaped = len(reference) == 12 and reference.startswith("SC-") and reference[7] == "-"
     return reference if shaped and all(ch in REFERENCE_ALPHABET for ch in letters) else None
+
+
+def looked_up_as(text: str) -> str:
+    """What a refused look-up of ``text`` is audited as: the reference it reads as, else the
+    start of its SHA-256 ("sha256:..."), comparable between rows but not readable: it may be
+    a patient's name, phone number or address typed where a reference goes."""
+    return reads_as_reference(text) or f"{DIGEST_PREFIX}{text_digest(text.strip().lower())[:16]}"
 
 
 def find_by_reference(reference: str) -> ConsultationRequest | None:
