@@ -31,6 +31,7 @@ from booking.outcomes.services import (
     FollowUpAnswers,
     SettingsChange,
     answer_followup,
+    correct_procedure_date,
     default_settings,
     save_settings,
     send_due_followups,
@@ -268,6 +269,43 @@ def test_the_record_page_costs_the_same_queries_with_more_follow_ups(
         page = client.get(path).get_data(as_text=True)
     assert "12 months" in page
     assert len(three) == len(one)
+
+
+def test_the_record_marks_a_follow_up_answered_before_a_postponed_operation(
+    app: Flask, client: FlaskClient
+) -> None:
+    """The 6-week questionnaire answered, then the operation postponed by two months: the
+    answer was given before the treatment started. The record still shows it, marked as not
+    counted; an answer after the start is not marked."""
+    with app.app_context():
+        start = clinic_today() + timedelta(days=5)
+        consultation = _completed(plan=Plan.MINIMALLY_INVASIVE, procedure=start)
+        reference, request_id = consultation.reference, consultation.id
+        six_weeks = schedule.due_at(start, "6w", BERLIN)
+        assert len(send_due_followups(now=six_weeks)) == 1
+        db.session.execute(
+            update(FollowUp)
+            .where(FollowUp.point == "6w")
+            .values(answered_at=six_weeks + timedelta(days=2), odi_percent=22.0, gpe=2)
+        )
+        db.session.commit()
+    AuthActions(client).login("coordinator")
+    path = f"/staff/requests/{reference}"
+    mark = "answered before the treatment started: not counted"
+    assert mark not in client.get(path).get_data(as_text=True)
+    with app.app_context():
+        correct_procedure_date(
+            db.session.get(ConsultationRequest, request_id),
+            start + timedelta(days=60),
+            staff_user(make_staff("coordinator").email),
+            now=six_weeks + timedelta(days=3),
+        )
+    page = client.get(path).get_data(as_text=True)
+    table = page[
+        page.index('id="progress-table"') : page.index("</table>", page.index("progress-table"))
+    ]
+    assert "6 weeks" in table and "22.0" in table
+    assert table.count(mark) == 1
 
 
 # ---- the clinic's results -------------------------------------------------------------------
@@ -829,6 +867,39 @@ def test_the_registry_export_is_pseudonymised_and_reads_back_with_its_bom(
             select(AuditEvent).where(AuditEvent.action == "outcomes_exported")
         ).all()
         assert [event.details for event in exports] == [{"months": 12, "rows": 3}] * 2
+
+
+def test_an_answer_given_before_the_treatment_started_is_no_result(
+    app: Flask, client: FlaskClient
+) -> None:
+    """Three answers at 3 months: one with no procedure (counted from the consultation), one
+    whose procedure is the day it was answered (clinic time: counted), one whose procedure
+    is the day after (the operation postponed after the patient answered): no result of the
+    time point in the clinic's results nor in the registry export."""
+    with app.app_context():
+        make_staff("coordinator", "coord@example.com")
+        _treated(Plan.MINIMALLY_INVASIVE, 3)
+        follow_ups = db.session.scalars(select(FollowUp).order_by(FollowUp.request_id)).all()
+        plain, on_the_day, postponed = (f.request_id for f in follow_ups)
+        answered_on = {f.request_id: to_clinic_tz(f.answered_at).date() for f in follow_ups}
+        for request_id, day in (
+            (on_the_day, answered_on[on_the_day]),
+            (postponed, answered_on[postponed] + timedelta(days=1)),
+        ):
+            db.session.get(TreatmentPlan, request_id).procedure_date = day
+        db.session.commit()
+        since = results.since_for(12)
+        counted = results.patient_outcomes("3m", since, default_settings())
+        assert {outcome.request_id for outcome in counted} == {plain, on_the_day}
+        assert results.count("3m", since, default_settings()).scored == 2
+    AuthActions(client).login("coordinator")
+    rows = list(csv.DictReader(io.StringIO(_export(client).data.decode("utf-8-sig"))))
+    assert len(rows) == 2
+    with app.app_context():
+        [export] = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "outcomes_exported")
+        ).all()
+        assert export.details == {"months": 12, "rows": 2}
 
 
 REGISTRY_HEADING = (

@@ -32,10 +32,11 @@ from booking.outcomes.labels import (
     point_label,
 )
 from booking.outcomes.models import PLAN_GROUP, FollowUp, OutcomeSettings, TreatmentPlan
+from booking.outcomes.schedule import answered_before_start
 from booking.outcomes.services import can_answer, default_settings
 from booking.requests import instruments
 from booking.requests.models import ConsultationRequest, MedicalHistory, may_be_contacted
-from booking.timeutil import to_clinic_tz
+from booking.timeutil import clinic_tz, to_clinic_tz
 
 # A baseline given longer than this before the treatment started is flagged on the record:
 # the patient's state may have changed while they waited (docs/clinical-content.md).
@@ -80,6 +81,9 @@ class Column:
     due_at: datetime
     answered_at: datetime | None
     state: str  # "answered", "waiting" (sent, unanswered), "unanswered", "missed"
+    # Answered before the treatment started (the procedure postponed since): shown, but no
+    # result of the time point, and not counted in the clinic's results.
+    before_start: bool = False
 
 
 @dataclass(frozen=True)
@@ -159,7 +163,7 @@ def load_progress(consultation: ConsultationRequest, now: datetime) -> Progress 
     saved = rows[0][2] or default_settings()
     follow_ups = [row[1] for row in rows if row[1] is not None]
     limits = thresholds(saved)
-    columns = [_column(follow_up, now) for follow_up in follow_ups]
+    columns = [_column(follow_up, plan, now) for follow_up in follow_ups]
     table = []
     for measure in measures_for(history.spine_region):
         baseline = _value(history, measure)
@@ -209,7 +213,7 @@ def _shown(value: float | None, measure: Measure) -> str:
     return f"{value:.1f}" if measure.kind in ("odi", "ndi") else f"{value:.0f}"
 
 
-def _column(follow_up: FollowUp, now: datetime) -> Column:
+def _column(follow_up: FollowUp, plan: TreatmentPlan, now: datetime) -> Column:
     if follow_up.answered_at is not None:
         state = "answered"
     elif follow_up.sent_at is None:
@@ -228,6 +232,10 @@ def _column(follow_up: FollowUp, now: datetime) -> Column:
         follow_up.due_at,
         follow_up.answered_at,
         state,
+        before_start=follow_up.answered_at is not None
+        and answered_before_start(
+            follow_up.answered_at, plan.consulted_on, plan.procedure_date, clinic_tz()
+        ),
     )
 
 

@@ -7,7 +7,9 @@ Who counts: requests completed with a plan whose treatment started (the procedur
 the consultation) in the period, and that answered the chosen time point. "Improved" is judged
 on the disability index the patient's main problem was asked (the ODI for the lower back and
 for both regions, the NDI for the neck), against the clinic's threshold; a patient without a
-score at the baseline or at the time point is not counted ("not scored").
+score at the baseline or at the time point is not counted ("not scored"). An answer given
+before the treatment started (the procedure postponed after the patient answered) is no result
+of its time point and is counted nowhere here (``schedule.answered_before_start``).
 
 Counting reads every answered follow-up of the period, so it is done by the worker every few
 minutes and kept as a snapshot of numbers (``snapshot``); the page reads the snapshot. Counting
@@ -49,7 +51,7 @@ from booking.outcomes.models import (
     TreatmentPlan,
 )
 from booking.outcomes.progress import thresholds
-from booking.outcomes.schedule import due_day, parse_point
+from booking.outcomes.schedule import answered_before_start, due_day, parse_point
 from booking.outcomes.services import settings
 from booking.requests import history as intake
 from booking.requests import instruments
@@ -63,7 +65,7 @@ from booking.requests.models import (
 )
 from booking.spreadsheet import BOM, csv_pieces, delimiter, number
 from booking.staff.models import StaffUser
-from booking.timeutil import add_months, clinic_today, now_utc, to_clinic_tz
+from booking.timeutil import add_months, clinic_today, clinic_tz, now_utc, to_clinic_tz
 
 MIN_GROUP = 10  # smaller groups are not shown
 PUBLIC_MIN = 30  # the public sentence needs at least this many patients
@@ -169,11 +171,20 @@ def main_instrument(region: str | None) -> instruments.Instrument:
     return instruments.instruments_for(region)[0]
 
 
+def _counted(answered_at: datetime, consulted_on: date, procedure_date: date | None) -> bool:
+    """An answer is a result of its time point only when given once the treatment started."""
+    return not answered_before_start(answered_at, consulted_on, procedure_date, clinic_tz())
+
+
 def patient_outcomes(point: str, since: date, saved: OutcomeSettings) -> list[PatientOutcome]:
-    """Every answer at ``point`` of the plans started since ``since`` (two queries)."""
+    """Every answer at ``point`` of the plans started since ``since`` (two queries), but one
+    given before the treatment started (``_counted``)."""
     limits = thresholds(saved)
     rows = db.session.execute(
         select(
+            FollowUp.answered_at,
+            TreatmentPlan.consulted_on,
+            TreatmentPlan.procedure_date,
             TreatmentPlan.request_id,
             TreatmentPlan.plan,
             ConsultationRequest.assigned_specialist_id,
@@ -211,7 +222,10 @@ def patient_outcomes(point: str, since: date, saved: OutcomeSettings) -> list[Pa
         ):
             diagnoses.setdefault(request_id, []).append(code)
     found = []
-    for request_id, plan, specialist_id, region, odi0, ndi0, odi1, ndi1 in rows:
+    for answered_at, consulted_on, procedure_date, *row in rows:
+        if not _counted(answered_at, consulted_on, procedure_date):
+            continue
+        request_id, plan, specialist_id, region, odi0, ndi0, odi1, ndi1 = row
         instrument = main_instrument(region).code
         baseline, value = (odi0, odi1) if instrument == "odi" else (ndi0, ndi1)
         found.append(
@@ -434,7 +448,7 @@ def point_responses(counted: dict[str, list[int]], points: list[str]) -> list[Po
 SNAPSHOT_MINUTES = 10
 SNAPSHOT_MAX_AGE = timedelta(minutes=15)
 SNAPSHOT_KEEP = timedelta(days=1)  # older snapshots (a former day or setting) are deleted
-TALLY_VERSION = 3  # part of the key: a change to what is counted starts afresh
+TALLY_VERSION = 4  # part of the key: a change to what is counted starts afresh
 
 
 def snapshot_key(months: int, point: str, since: date, saved: OutcomeSettings) -> str:
@@ -668,7 +682,19 @@ def start_registry_export(months: int, actor: StaffUser) -> int:
     since = since_for(months)
     for attempt in (1, 2):
         try:
-            patient_ids = db.session.scalars(_answered(since, Patient.id)).all()
+            patient_ids = [
+                patient_id
+                for patient_id, answered_at, consulted_on, procedure_date in db.session.execute(
+                    _answered(
+                        since,
+                        Patient.id,
+                        FollowUp.answered_at,
+                        TreatmentPlan.consulted_on,
+                        TreatmentPlan.procedure_date,
+                    )
+                )
+                if _counted(answered_at, consulted_on, procedure_date)
+            ]
             registry_codes(set(patient_ids))
             event = record(
                 "outcomes_exported",
@@ -735,7 +761,8 @@ def _separator() -> str:
 
 
 def _answered(since: date, *columns: Any) -> Select[Any]:
-    """The period's answered follow-ups of completed requests, one row each."""
+    """The period's answered follow-ups of completed requests, one row each; the callers
+    leave out those answered before the treatment started (``_counted``)."""
     return (
         select(*columns)
         .select_from(TreatmentPlan)
@@ -777,6 +804,8 @@ def _registry_rows(months: int, separator: str) -> Generator[list[object], None,
         .execution_options(yield_per=REGISTRY_BATCH)
     )
     for plan, follow_up, baseline, born, sent_at, code in rows:
+        if not _counted(follow_up.answered_at, plan.consulted_on, plan.procedure_date):
+            continue
         start = plan.procedure_date or plan.consulted_on
         changes = {
             name: m.classify(

@@ -76,3 +76,13 @@ def due_at(start: date, code: str, tz: ZoneInfo) -> datetime:
 def start_of(consulted_on: date, procedure_date: date | None) -> date:
     """The schedule counts from the procedure, when there is one."""
     return procedure_date if procedure_date is not None else consulted_on
+
+
+def answered_before_start(
+    answered_at: datetime, consulted_on: date, procedure_date: date | None, tz: ZoneInfo
+) -> bool:
+    """An answer given before the day the schedule counts from (``start_of``, in clinic time)
+    is no result of that time point: the "6 weeks" questionnaire answered, then the operation
+    postponed by staff correcting the procedure date, was answered before the operation.
+    The one rule the results, the registry export and the record page all go by."""
+    return answered_at.astimezone(tz).date() < start_of(consulted_on, procedure_date)
