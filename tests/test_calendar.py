@@ -531,3 +531,39 @@ def test_hours_to_24_00_fill_the_agenda_to_midnight(
     assert [text for _classes, text in entries(page)] == ["00:00-24:00 · Free · Mitte"]
     hours = re.findall(r'<div class="agenda-hour[^"]*">([^<]*)</div>', page)
     assert (hours[0], hours[-1], len(hours)) == ("00:00", "23:00", 24)
+
+
+def test_the_buffer_of_an_appointment_ending_at_midnight_is_not_shown_free_the_next_day(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    """Dr. Weber works 00:00-24:00 and sees Anna 23:45-24:00 on Monday: the clinic's 10-minute
+    buffer after it takes Tuesday 00:00-00:10 (booking refuses 00:00), so Tuesday's agenda is
+    free from 00:10, without Anna as one of Tuesday's appointments. Dr. Okafor, switched off
+    with Ben at the same time, gets no column on Tuesday for it."""
+    with app.app_context():
+        weber, okafor = staff_user(staff.weber.email), staff_user(staff.okafor.email)
+        mitte = make_location("Mitte", "A 1")
+        kind = make_appointment_type("Short review", minutes=15)
+        make_hours(weber, mitte, range(7), "00:00", "24:00")
+        make_hours(okafor, mitte, range(7), "00:00", "24:00")
+        monday = next_weeks_monday(clinic_today())
+        confirm("Anna Late", weber, mitte, kind, monday, time(23, 45))
+        confirm("Ben Late", okafor, mitte, kind, monday, time(23, 45))
+        set_staff_active(okafor, False, actor=staff_user("admin@example.com"))
+    tuesday = (monday + timedelta(days=1)).isoformat()
+
+    AuthActions(client).attempt("weber@example.com")
+    page = agenda(client, date=tuesday)
+    assert [text for _classes, text in entries(page)] == ["00:10-24:00 · Free · Mitte"]
+    assert "0 appointments ·" in text(page) and "Anna Late" not in page
+    # Monday still shows Anna, to 24:00, as its one appointment.
+    page = agenda(client, date=monday.isoformat())
+    assert entry(page, "Anna Late")[1].startswith("23:45-24:00 ")
+    assert "1 appointment ·" in text(page)
+
+    AuthActions(client).logout()
+    AuthActions(client).attempt("coord@example.com")
+    page = agenda(client, date=tuesday)
+    assert columns(page) == ["Dr. Weber"]
+    assert [text for _classes, text in entries(page)] == ["00:10-24:00 · Free · Mitte"]
+    assert "0 appointments ·" in text(page) and "Ben Late" not in page

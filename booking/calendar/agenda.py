@@ -383,13 +383,18 @@ def build_agenda(
     start = from_clinic_local(days[0], time())
     end = from_clinic_local(days[-1] + timedelta(days=1), time())
     ids = None if everyone else [s.id for s in specialists]
-    appointments = agenda_appointments(start, end, specialist_ids=ids, location_id=location_id)
-    windows, time_off = working_time(start, end, ids, location_id)
     buffer = timedelta(minutes=clinic_settings().buffer_minutes)
+    # With those ending before the first day whose buffer runs into it: that time is not free,
+    # though they are not the shown days' appointments.
+    appointments = agenda_appointments(
+        start, end, specialist_ids=ids, location_id=location_id, buffer=buffer
+    )
+    windows, time_off = working_time(start, end, ids, location_id)
 
     people = {s.id: s for s in specialists}
     for a in appointments:
-        people.setdefault(a.specialist_id, a.specialist)
+        if a.ends_at > start:
+            people.setdefault(a.specialist_id, a.specialist)
     ordered = sorted(people.values(), key=lambda s: (s.full_name, s.id))
     names = {loc.id: loc.display_name for loc in locations}
     # One clock change a year goes back: a board shows at most one repeated hour.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Collection
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, or_, select, true
@@ -179,11 +179,17 @@ def agenda_appointments(
     *,
     specialist_ids: Collection[int] | None = None,
     location_id: int | None = None,
+    buffer: timedelta = timedelta(0),
 ) -> list[Appointment]:
     """Every active appointment of ``specialist_ids`` (None: everyone's) that takes time in
     [start, end): the times patients hold (the request not yet confirmed) as well as the
     confirmed ones, and those already completed or missed. One query, with the request,
     patient, type, location and specialist joined in.
+
+    Also those that end before ``start`` but whose buffer reaches past it (the one they
+    stored, ``blocked_until``, or ``buffer``, the clinic's now): the specialist is not free
+    then either (as ``availability.open_slots`` reads it). The caller tells them apart by
+    ``ends_at <= start``.
 
     Not limited to what the user may see: the agenda must never show a taken time as free, so
     the caller shows the patient only where ``can_see`` allows it."""
@@ -195,7 +201,8 @@ def agenda_appointments(
             # A bounded index range: no appointment blocks more than MAX_BLOCK.
             Appointment.starts_at > start - MAX_BLOCK,
             Appointment.starts_at < end,
-            Appointment.ends_at > start,
+            # blocked_until >= ends_at, so this also holds whenever ends_at + buffer > start.
+            Appointment.blocked_until > start - buffer,
             ConsultationRequest.status.in_(AGENDA_STATUSES),
         )
         .options(
