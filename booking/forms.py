@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import phonenumbers
 from babel import support
@@ -211,8 +211,17 @@ def options(pairs: list[tuple[str, object]]) -> list[SelectChoice]:
 class BaseForm(FlaskForm):
     """Every page's form: CSRF-protected (Flask-WTF), with the clean-text rules."""
 
+    # The prefix a form always has where it is used ("contact": its fields are posted as
+    # "contact-email"): every instance gets it, and ``typed_answers`` labels a posted field
+    # by the form with that prefix. Empty: none, or one the view gives.
+    prefix: ClassVar[str] = ""
+
     class Meta(CleanTextMeta):
         pass
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("prefix", self.prefix)
+        super().__init__(*args, **kwargs)
 
 
 class SubForm(Form):
@@ -251,15 +260,20 @@ def _typed(field: UnboundField) -> bool:
 
 
 def typed_fields() -> dict[str, TypedField]:
-    """The fields where a person types, by name, over every form: a name some form declares
-    as anything else (a choice, a hidden value, a password) is left out. Not cached: forms
-    are also made as they are first asked for (``admin.forms.names_form``), and it is read
-    only for the rare post of a signed-out page."""
+    """The fields where a person types, by name, over every form, and by the name they are
+    posted with ("contact-email") over the forms declaring that prefix (``BaseForm.prefix``):
+    a name some form declares as anything else (a choice, a hidden value, a password) is left
+    out. Not cached: forms are also made as they are first asked for
+    (``admin.forms.names_form``), and it is read only for the rare post of a signed-out
+    page."""
     declared: dict[str, list[UnboundField]] = {}
     for form in (*_subclasses(BaseForm), *_subclasses(SubForm)):
+        prefix = getattr(form, "prefix", "")
         for name, field in vars(form).items():
             if isinstance(field, UnboundField):
                 declared.setdefault(name, []).append(field)
+                if prefix:
+                    declared.setdefault(f"{prefix}-{name}", []).append(field)
     return {
         name: TypedField(
             labels=tuple(
@@ -281,13 +295,14 @@ class TypedAnswer:
 
 def typed_answers(data: MultiDict[str, str]) -> list[TypedAnswer]:
     """What was typed in a post (``data``, the request's form), in the order sent: every text,
-    date, time or number field's answer, labelled; a nested form's field ("document-note")
-    counts by its own name. Empty ones, choices, hidden values (the form's token, a page's
-    proof), passwords and files are left out."""
+    date, time or number field's answer, labelled; one posted with a form's declared prefix
+    ("contact-email") by that form's field, any other (a nested form's "document-note") by
+    its own name. Empty ones, choices, hidden values (the form's token, a page's proof),
+    passwords and files are left out."""
     fields = typed_fields()
     answers = []
     for key, value in data.items(multi=True):
-        field = fields.get(key.rsplit("-", 1)[-1])
+        field = fields.get(key) or fields.get(key.rsplit("-", 1)[-1])
         if field is None or not value.strip():
             continue
         labels = {str(label) for label in field.labels if label is not None}

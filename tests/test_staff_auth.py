@@ -522,6 +522,38 @@ def test_every_answer_typed_on_one_line_is_shown_back_too(
         assert not db.session.scalars(select(Location)).all()
 
 
+def test_fields_posted_with_a_forms_prefix_are_shown_under_that_forms_labels(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    """The fields "email" and "phone" are declared by several forms under different labels; the
+    record's contact form posts them as "contact-email" and "contact-phone", so the page
+    signed out in another tab labels them as that form does, not "What you wrote (1 of 2)"."""
+    with app.app_context():
+        reference = make_request().reference
+    AuthActions(client).attempt(staff.coordinator.email)
+    token = csrf_token(client, f"/staff/requests/{reference}")
+    logout(client)
+    response = client.post(
+        f"/staff/requests/{reference}/contact",
+        data={
+            "csrf_token": token,
+            "contact-shown": "fingerprint",
+            "contact-email": "new@example.com",
+            "contact-phone": "+49 30 1234567",
+        },
+        headers={"Referer": f"http://localhost/staff/requests/{reference}"},
+    )
+    assert response.status_code == 401
+    shown = re.findall(
+        r'<label [^>]*for="(unsaved-\d+)">([^<]*)</label>\s*<input [^>]*id="\1" value="([^"]*)"',
+        response.get_data(as_text=True),
+    )
+    assert [(html.unescape(label), html.unescape(value)) for _id, label, value in shown] == [
+        ("Email address", "new@example.com"),
+        ("Phone number", "+49 30 1234567"),
+    ]
+
+
 def _copy_session_cookie(source: FlaskClient, target: FlaskClient) -> None:
     cookie = source.get_cookie("session")
     assert cookie is not None

@@ -88,6 +88,8 @@ class SeenState:
 
 
 class SlotForm(SeenState, BaseForm):
+    prefix = "slot"
+
     specialist = SelectField(
         _l("Specialist"),
         coerce=_chosen_id,
@@ -239,6 +241,8 @@ class UnreachedBox:
 class CloseForm(UnreachedBox, SeenState, BaseForm):
     """Declining or cancelling, with the box of an unreached request (``UnreachedBox``)."""
 
+    prefix = "close"
+
     message = TextAreaField(
         _l("Message sent with the decline or cancellation"),
         validators=[Optional(), Length(max=1000)],
@@ -248,6 +252,8 @@ class CloseForm(UnreachedBox, SeenState, BaseForm):
 
 class CompleteForm(SeenState, BaseForm):
     """Completing a request records the plan decided (``booking.outcomes``)."""
+
+    prefix = "complete"
 
     plan = SelectField(
         _l("Plan decided"),
@@ -265,6 +271,8 @@ class ProcedureDateForm(BaseForm):
     """Correcting (or adding) the procedure date after completion: the operation was
     postponed or brought forward. ``shown`` is the date the page showed
     (``outcomes.services.procedure_key``)."""
+
+    prefix = "procedure"
 
     shown = HiddenField()
     procedure_date = DateField(
@@ -332,6 +340,8 @@ class ContactForm(SeenState, BaseForm):
     """The patient's email address and phone number, corrected as staff learnt them (on a
     call), checked as the patient's own form checks them; ``shown`` is the fingerprint of
     the ones the page showed (``services.contact_key``)."""
+
+    prefix = "contact"
 
     shown = HiddenField()
     email = EmailField(
@@ -427,6 +437,8 @@ class NoteForm(BaseForm):
 
 class CallbackForm(BaseForm):
     """A call to the patient: what came of it, when (empty: now) and an optional note."""
+
+    prefix = "call"
 
     outcome = ChoiceField(
         _l("What came of the call"),

@@ -159,7 +159,7 @@ def _refuse(reference: str, reason: str) -> NoReturn:
 
 
 def _slot_form(consultation: ConsultationRequest) -> SlotForm:
-    form = SlotForm(prefix="slot")
+    form = SlotForm()
     form.set_choices(active_specialists(), active_locations(), active_appointment_types())
     if request.method == "GET" and consultation.appointment is not None:
         form.show_appointment(consultation.appointment)
@@ -195,11 +195,11 @@ def _render_record(
 
 def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: object):
     forms.setdefault("slot_form", _slot_form(consultation))
-    forms.setdefault("close_form", CloseForm(prefix="close", unreached=consultation.unreached))
+    forms.setdefault("close_form", CloseForm(unreached=consultation.unreached))
     forms.setdefault("action_form", StatusForm(prefix="action", unreached=consultation.unreached))
-    forms.setdefault("complete_form", CompleteForm(prefix="complete"))
+    forms.setdefault("complete_form", CompleteForm())
     forms.setdefault("note_form", NoteForm(prefix="note"))
-    forms.setdefault("call_form", CallbackForm(prefix="call"))
+    forms.setdefault("call_form", CallbackForm())
     unnotified = emails.unnotified(consultation)
     if "resend_form" not in forms:
         forms["resend_form"] = ResendForm(prefix="resend", email=consultation.patient.email)
@@ -223,7 +223,7 @@ def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: 
         and consultation.status == RequestStatus.COMPLETED
         and outcomes.may_correct_procedure_date(plan)
     ):
-        forms.setdefault("procedure_form", ProcedureDateForm(prefix="procedure"))
+        forms.setdefault("procedure_form", ProcedureDateForm())
         # The date this page shows (a form posted back keeps the one it was shown with).
         if not forms["procedure_form"].shown.data:
             forms["procedure_form"].shown.data = outcomes.procedure_key(plan)
@@ -444,7 +444,7 @@ def send_message(reference: str) -> Response | tuple[str, int]:
 @roles_required()
 def log_call(reference: str) -> Response | tuple[str, int]:
     consultation = _load_visible(reference)
-    form = CallbackForm(prefix="call")
+    form = CallbackForm()
     if not form.validate_on_submit():
         return _render_record(consultation, 422, call_form=form)
     try:
@@ -575,7 +575,6 @@ def _stored_contact(patient: Patient) -> ContactForm:
     writes it), whatever was posted."""
     return ContactForm(
         formdata=None,
-        prefix="contact",
         email=patient.email,
         phone=phone_number(patient.phone),
         email_required=bool(patient.email),
@@ -588,7 +587,7 @@ def correct_contact(reference: str) -> Response | tuple[str, int]:
     """Correct the patient's email address or phone number (learnt on a call); a new
     address gets a new private link, and the earlier links stop working."""
     consultation = _load_visible(reference)
-    form = ContactForm(prefix="contact", email_required=bool(consultation.patient.email))
+    form = ContactForm(email_required=bool(consultation.patient.email))
     if not form.validate_on_submit():
         return _render_record(consultation, 422, contact_form=form)
     try:
@@ -672,7 +671,7 @@ def correct_procedure_date(reference: str) -> Response | tuple[str, int]:
     """Correct (or add) the procedure date of a completed request's plan: the follow-ups
     still to come count from the new date."""
     consultation = _load_visible(reference)
-    form = ProcedureDateForm(prefix="procedure")
+    form = ProcedureDateForm()
     if not form.validate_on_submit():
         return _render_record(consultation, 422, procedure_form=form)
     try:
@@ -757,7 +756,7 @@ def change_status(reference: str, action: str) -> Response | tuple[str, int]:
                 seen=form.seen.data or None,
             )
         elif action in ("decline", "cancel"):
-            form = CloseForm(prefix="close", unreached=consultation.unreached)
+            form = CloseForm(unreached=consultation.unreached)
             forms["close_form"] = form
             if not form.validate_on_submit():
                 return _render_record(consultation, 422, **forms)
@@ -770,7 +769,7 @@ def change_status(reference: str, action: str) -> Response | tuple[str, int]:
                 close_unreached=form.close_unreached,
             )
         elif action == "complete":
-            form = CompleteForm(prefix="complete")
+            form = CompleteForm()
             forms["complete_form"] = form
             if not form.validate_on_submit():
                 return _render_record(consultation, 422, **forms)
