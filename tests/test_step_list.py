@@ -279,3 +279,25 @@ def test_a_hidden_drafts_step_chosen_without_the_pages_proof_saves_nothing(
     response = client.post("/request/steps/about", data=data)
     assert response.status_code == 303 and response.location == "/request/hidden"
     assert saved(app) == before
+
+
+def test_a_page_read_over_the_hour_keeps_what_was_typed_when_a_step_is_chosen(
+    app: Flask, client: FlaskClient
+) -> None:
+    """A patient who read a page for more than the hour (the draft is hidden from anyone
+    else by then) and then pressed a step's name: the page was shown to them before the
+    hour, its proof says so, and what they typed is saved as Back would save it."""
+    answer_red_flags(client)
+    post_step(client, "time")
+    post_step(client, "about")
+    shown = open_step(client, "about")
+    with app.app_context():
+        draft = db.session.scalars(select(RequestDraft)).one()
+        draft.updated_at = now_utc() - timedelta(minutes=120)
+        db.session.commit()
+    typed = step_answers("about", valid_answers(full_name="Erika Musterfrau"))
+    data = {**typed, "csrf_token": page_token(shown), **page_proof(shown), "go_to": "time"}
+    response = client.post("/request/steps/about", data=data)
+    assert response.status_code == 303 and response.location == "/request/steps/time"
+    assert client.get(response.location).status_code == 200  # just saved: shown
+    assert saved(app)[1]["full_name"] == ["Erika Musterfrau"]
