@@ -17,17 +17,21 @@ from zoneinfo import ZoneInfo
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import OperationalError
 
 from booking.audit.models import AuditEvent
 from booking.dashboard import services as workflow
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.outcomes import schedule
+from booking.outcomes.labels import GPE_WORSE
 from booking.outcomes.models import FollowUp, FollowUpLink, Plan, RegistryCode, TreatmentPlan
 from booking.outcomes.results import response_counts
 from booking.outcomes.services import (
+    FollowUpAnswers,
     ProcedureDateCorrected,
+    answer_followup,
     correct_procedure_date,
     followups_due,
     invite_due,
@@ -55,8 +59,10 @@ from tests.support import (
     Clinic,
     csrf_token,
     headings,
+    outbox_emails,
     request_row_is_free,
     table_boxes,
+    wait_until,
 )
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -885,6 +891,139 @@ def test_no_reminder_of_an_invitation_closed_by_a_date_corrected_while_the_job_r
         assert send_due_followup_reminders(now=now) == []
         assert closed == ["6w"] and len(_invitations()) == 1
         assert db.session.scalars(select(FollowUp)).one().reminded_at is None
+
+
+# ---- the order of the locks (PostgreSQL) ------------------------------------------------------
+# Staff correcting a procedure date hold the request's row FOR UPDATE (``lock_request``), then
+# update its follow-ups. A reminder or an answer that updated its follow-up first, then wrote an
+# email to the outbox (whose foreign key takes a share of the request's row), would wait for
+# the request while holding the follow-up: a deadlock, one side aborted. The race is made
+# exact: a second connection holds the request as the correction does; the side under test
+# must wait for it holding nothing on the follow-up, which the correction can then lock.
+# PostgreSQL only: SQLite's BEGIN IMMEDIATE runs one writer at a time, whole.
+
+
+def _hold_request(request_id: int) -> tuple[Any, Any]:
+    """A second connection holding the request's row as a date correction does, until its
+    transaction ends."""
+    connection = db.engine.connect()
+    transaction = connection.begin()
+    connection.execute(
+        select(ConsultationRequest.id).where(ConsultationRequest.id == request_id).with_for_update()
+    )
+    return connection, transaction
+
+
+def _someone_waits_for(connection: Any) -> bool:
+    """Whether a statement waits for a lock ``connection`` holds (a new transaction each
+    time: PostgreSQL keeps one snapshot of its activity view per transaction)."""
+    pid = connection.scalar(text("SELECT pg_backend_pid()"))
+    with db.engine.connect() as probe:
+        return bool(
+            probe.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE CAST(:pid AS integer) = ANY(pg_blocking_pids(pid))"
+                ),
+                {"pid": pid},
+            )
+        )
+
+
+def _follow_up_lockable(connection: Any, follow_up_id: int) -> bool:
+    """Whether the correction, holding the request, could now lock the follow-up's row."""
+    try:
+        connection.execute(
+            select(FollowUp.id).where(FollowUp.id == follow_up_id).with_for_update(nowait=True)
+        )
+    except OperationalError:  # lock_not_available
+        return False
+    return True
+
+
+def _run_while_the_request_is_held(
+    app: Flask, request_id: int, follow_up_id: int, work: Callable[[], Any]
+) -> tuple[bool, list[Any]]:
+    """Run ``work`` in a thread of its own while a second connection holds the request; once
+    it waits, whether the follow-up could be locked; then release it and return what ``work``
+    returned."""
+    results: list[Any] = []
+
+    def run() -> None:
+        with app.app_context():
+            try:
+                results.append(work())
+            except BaseException as exc:  # shown by the assertions of the caller
+                results.append(exc)
+            finally:
+                db.session.remove()
+
+    connection, transaction = _hold_request(request_id)
+    worker = threading.Thread(target=run)
+    try:
+        worker.start()
+        wait_until(lambda: _someone_waits_for(connection), "the other side to wait", 10)
+        lockable = _follow_up_lockable(connection, follow_up_id)
+    finally:
+        transaction.rollback()
+        connection.close()
+        worker.join(timeout=30)
+    assert not worker.is_alive()
+    return lockable, results
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_reminder_takes_the_request_before_its_follow_up(app: Flask) -> None:
+    with app.app_context():
+        consultation = _completed()
+        request_id = consultation.id
+        sent = schedule.due_at(_start(request_id), "6w", BERLIN)
+        assert len(send_due_followups(now=sent)) == 1
+        follow_up_id = db.session.scalars(select(FollowUp.id)).one()
+        db.session.commit()
+
+        lockable, [queued] = _run_while_the_request_is_held(
+            app,
+            request_id,
+            follow_up_id,
+            lambda: send_due_followup_reminders(now=sent + timedelta(days=7)),
+        )
+        assert lockable
+        assert isinstance(queued, list) and len(queued) == 1
+        assert db.session.get(FollowUp, follow_up_id).reminded_at == sent + timedelta(days=7)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_an_answer_takes_the_request_before_its_follow_up(app: Flask) -> None:
+    """A patient much worse: the answers and the clinic's notice are written in one
+    transaction, the notice to the outbox."""
+    with app.app_context():
+        consultation = _completed()
+        request_id = consultation.id
+        send_due_followups(now=schedule.due_at(_start(request_id), "6w", BERLIN))
+        follow_up_id = db.session.scalars(select(FollowUp.id)).one()
+        db.session.commit()
+        worse = FollowUpAnswers(
+            odi_answers={},
+            odi_percent=20.0,
+            ndi_answers={},
+            ndi_percent=None,
+            pain={"back_pain_now": 7, "back_pain_worst": 9, "leg_pain_now": 4, "leg_pain_worst": 8},
+            gpe=max(GPE_WORSE),
+            satisfaction=2,
+        )
+
+        lockable, [answered] = _run_while_the_request_is_held(
+            app,
+            request_id,
+            follow_up_id,
+            lambda: answer_followup(db.session.get_one(FollowUp, follow_up_id), worse),
+        )
+        assert lockable and answered is None
+        follow_up = db.session.get_one(FollowUp, follow_up_id)
+        assert follow_up.answered_at is not None and follow_up.gpe == max(GPE_WORSE)
+    [notice] = outbox_emails(app, "followup_worse_staff")
+    assert notice.request_id == request_id
 
 
 # ---- the patient's questionnaire ---------------------------------------------------------------

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, exists, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, NoResultFound
 from sqlalchemy.orm import joinedload
 
 from booking.audit.services import record
@@ -296,6 +296,25 @@ def correct_procedure_date(
     return ProcedureDateCorrected(rescheduled, closed)
 
 
+def _lock_request(request_id: int) -> bool:
+    """Lock the request's row for the rest of this transaction (``lock_request``); False when
+    it was erased since it was read.
+
+    Taken before any follow-up row is written: staff correcting the procedure date hold this
+    lock and then update the request's follow-ups, so a path that held a follow-up row first
+    and then waited for the request (an email written to the outbox takes a share of the
+    request's row through its foreign key) would deadlock with them on PostgreSQL, and one of
+    the two be aborted. Every path takes the request, then its follow-ups."""
+    consultation = db.session.get(ConsultationRequest, request_id)
+    if consultation is None:
+        return False
+    try:
+        lock_request(consultation)
+    except NoResultFound:  # erased after this session loaded it
+        return False
+    return True
+
+
 def _still_eligible(request_id: int) -> bool:
     """Asked again just before an email is written (each is its own transaction, after the
     job's read): a patient who answered, stopped the invitations, withdrew consent or was
@@ -449,11 +468,9 @@ def invite_due(request_id: int, now: datetime) -> int | None:
     invitations, and an invitation going by the date the read found would undo that. A
     patient who stopped the invitations, withdrew consent or was marked deceased since the
     read is not invited."""
-    consultation = db.session.get(ConsultationRequest, request_id)
-    if consultation is None:  # erased since the read
+    if not _lock_request(request_id):
         db.session.rollback()
         return None
-    lock_request(consultation)
     plan = db.session.scalars(
         select(TreatmentPlan)
         .join(TreatmentPlan.request)
@@ -544,7 +561,7 @@ def send_due_followup_reminders(now: datetime | None = None) -> list[int]:
         return []
     invitations = list(
         db.session.execute(
-            select(FollowUp.id, FollowUp.expires_at)
+            select(FollowUp.id, FollowUp.request_id, FollowUp.expires_at)
             .join(FollowUp.plan)
             .join(TreatmentPlan.request)
             .join(ConsultationRequest.patient)
@@ -560,9 +577,9 @@ def send_due_followup_reminders(now: datetime | None = None) -> list[int]:
     )
     db.session.commit()
     queued = []
-    for follow_up_id, expires_at in invitations:
+    for follow_up_id, request_id, expires_at in invitations:
         try:
-            email_id = _remind(follow_up_id, expires_at, now)
+            email_id = _remind(follow_up_id, request_id, expires_at, now)
         except Exception:  # one patient's failure must not hold back every later patient's
             # The claim goes with it: the reminder is tried again on the next run.
             db.session.rollback()
@@ -574,7 +591,7 @@ def send_due_followup_reminders(now: datetime | None = None) -> list[int]:
     return queued
 
 
-def _remind(follow_up_id: int, expires_at: datetime, now: datetime) -> int | None:
+def _remind(follow_up_id: int, request_id: int, expires_at: datetime, now: datetime) -> int | None:
     """Claim one follow-up's reminder and write its email, in one transaction; the outbox
     id, or None when another worker reminded it, it was answered, its link was closed or
     the patient is no longer invited.
@@ -582,7 +599,12 @@ def _remind(follow_up_id: int, expires_at: datetime, now: datetime) -> int | Non
     ``expires_at`` is the link's end as the job read it. A link is only ever closed early
     (a corrected procedure date, a later time point sent), at the moment it happens: after
     the job's ``now`` when it happens while the job runs, so ``expires_at > now`` would not
-    see it, and the link changed since the read is what tells."""
+    see it, and the link changed since the read is what tells.
+
+    Under the request's lock, taken before the claim (``_lock_request``)."""
+    if not _lock_request(request_id):
+        db.session.rollback()
+        return None
     claimed = db.session.execute(
         update(FollowUp)
         .where(
@@ -667,6 +689,11 @@ def answer_followup(follow_up: FollowUp, answers: FollowUpAnswers) -> None:
     (``GPE_WORSE``) is brought to the clinic's attention by an email, in the same
     transaction."""
     if not can_answer(follow_up):
+        raise AlreadyAnswered
+    # The request's lock before the follow-up's row (``_lock_request``): the notice of a
+    # patient much worse is written to the outbox after the answers.
+    if not _lock_request(follow_up.request_id):
+        db.session.rollback()
         raise AlreadyAnswered
     values = {
         "answered_at": now_utc(),
