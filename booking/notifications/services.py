@@ -18,11 +18,13 @@ from __future__ import annotations
 import logging
 import smtplib
 import socket
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from email.charset import QP, Charset
 from email.message import EmailMessage
 from email.mime.text import MIMEText
 from email.utils import make_msgid, parseaddr
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from flask import current_app, render_template
@@ -39,6 +41,8 @@ from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.timeutil import now_utc
 
 log = logging.getLogger(__name__)
+
+K = TypeVar("K")
 
 
 class _Message(Message):
@@ -233,6 +237,31 @@ def enqueue_delivery(email_ids: list[int]) -> None:
             task(email_id)
         except Exception:  # the queue's own failure must not fail the patient's request
             log.exception("could not enqueue outbox email %s; the sweep will retry", email_id)
+
+
+def queue_each(
+    items: Iterable[K], write: Callable[[K], int | None], label: str, job_log: logging.Logger
+) -> list[int]:
+    """A job's emails, one item at a time: ``write(item)`` writes the item's email to the
+    outbox in a transaction of its own and commits it, returning its id (None when nothing
+    is sent); then every id is handed to the queue (``enqueue_delivery``) and returned.
+
+    An item whose write fails is rolled back and logged to the job's own ``job_log``,
+    ``label`` naming it (``"reminder of ask %s"``, given the item), and the others go on:
+    one patient's failure must not hold back every later patient's. A claim the write made
+    goes with it, so the next run tries that item again."""
+    queued = []
+    for item in items:
+        try:
+            email_id = write(item)
+        except Exception:
+            db.session.rollback()
+            job_log.exception("%s failed; the others go on", label % (item,))
+            continue
+        if email_id is not None:
+            queued.append(email_id)
+    enqueue_delivery(queued)
+    return queued
 
 
 def retry_delay(attempts: int) -> timedelta:

@@ -32,7 +32,7 @@ from sqlalchemy.orm import joinedload
 from booking.audit.services import record
 from booking.crypto import text_digest
 from booking.extensions import db
-from booking.notifications.services import enqueue_delivery
+from booking.notifications.services import enqueue_delivery, queue_each
 from booking.outcomes import emails
 from booking.outcomes import measures as m
 from booking.outcomes.labels import GPE_WORSE
@@ -387,18 +387,12 @@ def send_due_followups(now: datetime | None = None) -> list[int]:
     One read lists the plans with a time point due (``followups_due``); each is then decided
     again and invited in its own transaction, under its request's lock (``invite_due``)."""
     now = now or now_utc()
-    queued = []
-    for request_id in followups_due(now):
-        try:
-            email_id = invite_due(request_id, now)
-        except Exception:  # one plan's failure must not hold back every other patient's
-            db.session.rollback()
-            log.exception("follow-up of request %s failed; the others go on", request_id)
-            continue
-        if email_id is not None:
-            queued.append(email_id)
-    enqueue_delivery(queued)
-    return queued
+    return queue_each(
+        followups_due(now),
+        lambda request_id: invite_due(request_id, now),
+        "follow-up of request %s",
+        log,
+    )
 
 
 def followups_due(now: datetime) -> list[int]:
@@ -559,8 +553,9 @@ def send_due_followup_reminders(now: datetime | None = None) -> list[int]:
     days = current_app.config["FOLLOWUP_REMINDER_DAYS"]
     if days <= 0:
         return []
-    invitations = list(
-        db.session.execute(
+    invitations = {
+        follow_up_id: (request_id, expires_at)
+        for follow_up_id, request_id, expires_at in db.session.execute(
             select(FollowUp.id, FollowUp.request_id, FollowUp.expires_at)
             .join(FollowUp.plan)
             .join(TreatmentPlan.request)
@@ -574,21 +569,14 @@ def send_due_followup_reminders(now: datetime | None = None) -> list[int]:
             )
             .order_by(FollowUp.id)
         )
-    )
+    }
     db.session.commit()
-    queued = []
-    for follow_up_id, request_id, expires_at in invitations:
-        try:
-            email_id = _remind(follow_up_id, request_id, expires_at, now)
-        except Exception:  # one patient's failure must not hold back every later patient's
-            # The claim goes with it: the reminder is tried again on the next run.
-            db.session.rollback()
-            log.exception("follow-up reminder %s failed; the others go on", follow_up_id)
-            continue
-        if email_id is not None:
-            queued.append(email_id)
-    enqueue_delivery(queued)
-    return queued
+    return queue_each(
+        invitations,
+        lambda follow_up_id: _remind(follow_up_id, *invitations[follow_up_id], now),
+        "follow-up reminder %s",
+        log,
+    )
 
 
 def _remind(follow_up_id: int, request_id: int, expires_at: datetime, now: datetime) -> int | None:

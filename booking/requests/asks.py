@@ -37,7 +37,7 @@ from booking.documents.models import Document
 from booking.documents.storage import DocumentUpload, refuse_held, saved_before_locking
 from booking.extensions import db
 from booking.forms import has_visible_text
-from booking.notifications.services import enqueue_delivery
+from booking.notifications.services import enqueue_delivery, queue_each
 from booking.requests import emails
 from booking.requests.events import EventKind
 from booking.requests.files import no_room_for
@@ -257,18 +257,7 @@ def send_due_reminders(now: datetime | None = None) -> list[int]:
         .order_by(InformationRequest.id)
     ).all()
     db.session.commit()
-    queued = []
-    for ask_id in due:
-        try:
-            email_id = _remind(ask_id, now)
-        except Exception:  # one patient's failure must not hold back every later patient's
-            # The claim goes with it: the reminder is tried again on the next run.
-            db.session.rollback()
-            log.exception("reminder of ask %s failed; the others go on", ask_id)
-            continue
-        if email_id is not None:
-            queued.append(email_id)
-    enqueue_delivery(queued)
+    queued = queue_each(due, lambda ask_id: _remind(ask_id, now), "reminder of ask %s", log)
     if queued:
         log.info("queued %d reminder(s) of requests for information", len(queued))
     return queued

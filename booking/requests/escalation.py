@@ -28,7 +28,7 @@ from sqlalchemy.orm import joinedload
 
 from booking.audit.services import record
 from booking.extensions import db
-from booking.notifications.services import enqueue_delivery
+from booking.notifications.services import queue_each
 from booking.requests import emails, followup
 from booking.requests.events import EventKind, RequestEvent
 from booking.requests.lifecycle import add_event
@@ -84,7 +84,7 @@ def escalate_overdue(now: datetime | None = None) -> list[int]:
     return the outbox ids queued (one per request escalated by this run)."""
     now = now or now_utc()
     targets, hours = followup.targets(), followup.clinic_hours()
-    due: list[tuple[int, followup.Wait, list]] = []
+    due: dict[int, tuple[followup.Wait, list]] = {}
     for level, target in (
         (TriageLevel.EMERGENCY, targets.emergency),
         (TriageLevel.URGENT, targets.urgent),
@@ -109,19 +109,14 @@ def escalate_overdue(now: datetime | None = None) -> list[int]:
             late = now - wait.due_at > URGENT_CATCH_UP
             if late and (level == TriageLevel.URGENT or status == RequestStatus.CANCELLED):
                 continue
-            due.append((request_id, wait, conditions))
+            due[request_id] = (wait, conditions)
     db.session.commit()  # end the read; each escalation is its own transaction
-    queued = []
-    for request_id, wait, conditions in due:
-        try:
-            email_id = _escalate_one(request_id, now, wait, conditions)
-        except Exception:  # one request's failure must not hold back the others' alarm
-            log.exception("escalating request %s failed; the others go on", request_id)
-            continue
-        if email_id is not None:
-            queued.append(email_id)
-    enqueue_delivery(queued)
-    return queued
+    return queue_each(
+        due,
+        lambda request_id: _escalate_one(request_id, now, *due[request_id]),
+        "escalating request %s",
+        log,
+    )
 
 
 def _escalate_one(
