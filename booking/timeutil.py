@@ -61,7 +61,7 @@ def to_clinic_tz(value: datetime) -> datetime:
 # Python's time and a database's Time column have no 24:00, so it is kept as the day's last
 # instant, which sorts and compares after every other time of the day (an end after any start,
 # overlaps found as for any other end), and is read and shown as 24:00 (``read_clock``,
-# ``clock_text``) and turned into the next midnight by ``from_clinic_local``.
+# ``clock_text``) and turned into the next midnight by ``wall_clock``.
 END_OF_DAY = time.max
 
 
@@ -82,13 +82,18 @@ def clock_text(at: time) -> str:
     return "24:00" if at == END_OF_DAY else at.strftime("%H:%M")
 
 
-def from_clinic_local(day: date, at: time) -> datetime:
-    """A wall-clock time at the clinic, as an aware UTC datetime; ``END_OF_DAY`` (24:00) is
-    the midnight after ``day``, so hours to 24:00 hold the last slot of the day, and on the
-    day the clocks change they hold 23 or 25 real hours."""
+def wall_clock(day: date, at: time, tz: ZoneInfo) -> datetime:
+    """A wall-clock time in ``tz``, as an aware UTC datetime; ``END_OF_DAY`` (24:00) is the
+    midnight after ``day``, so hours to 24:00 hold the last slot of the day, and on the day
+    the clocks change they hold 23 or 25 real hours."""
     if at == END_OF_DAY:
         day, at = day + timedelta(days=1), time()
-    return datetime.combine(day, at, tzinfo=clinic_tz()).astimezone(UTC)
+    return datetime.combine(day, at, tzinfo=tz).astimezone(UTC)
+
+
+def from_clinic_local(day: date, at: time) -> datetime:
+    """A wall-clock time at the clinic, as an aware UTC datetime (``wall_clock``)."""
+    return wall_clock(day, at, clinic_tz())
 
 
 def clinic_instant(day: date, at: time) -> datetime | None:

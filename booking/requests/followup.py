@@ -24,7 +24,7 @@ from flask_babel import gettext as _
 
 from booking.openinghours import closed_days, working_hours_setting
 from booking.requests.models import TriageLevel
-from booking.timeutil import END_OF_DAY, clinic_tz
+from booking.timeutil import END_OF_DAY, clinic_tz, wall_clock
 
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
@@ -56,11 +56,7 @@ class ClinicHours:
         if day.weekday() not in self.days or day in self.closed:
             return None
         # Closing at 24:00 is closing at the next midnight: open all day is open to its end.
-        closes = (day + DAY, time()) if self.closes == END_OF_DAY else (day, self.closes)
-        return (
-            datetime.combine(day, self.opens, tzinfo=self.tz).astimezone(UTC),
-            datetime.combine(*closes, tzinfo=self.tz).astimezone(UTC),
-        )
+        return wall_clock(day, self.opens, self.tz), wall_clock(day, self.closes, self.tz)
 
     def is_open(self, at: datetime) -> bool:
         """Whether ``at`` is within the clinic's working time."""
