@@ -275,8 +275,9 @@ def test_the_record_marks_a_follow_up_answered_before_a_postponed_operation(
     app: Flask, client: FlaskClient
 ) -> None:
     """The 6-week questionnaire answered, then the operation postponed by two months: the
-    answer was given before the treatment started. The record still shows it, marked as not
-    counted; an answer after the start is not marked."""
+    answer was given before the treatment started, and the questionnaire is asked again. The
+    record still shows the first answer, marked superseded and not counted (no change judged,
+    not charted); the answer to the new one is counted as usual."""
     with app.app_context():
         start = clinic_today() + timedelta(days=5)
         consultation = _completed(plan=Plan.MINIMALLY_INVASIVE, procedure=start)
@@ -291,21 +292,35 @@ def test_the_record_marks_a_follow_up_answered_before_a_postponed_operation(
         db.session.commit()
     AuthActions(client).login("coordinator")
     path = f"/staff/requests/{reference}"
-    mark = "answered before the treatment started: not counted"
-    assert mark not in client.get(path).get_data(as_text=True)
+    mark = "superseded when the procedure date changed"
+    first = client.get(path).get_data(as_text=True)
+    assert mark not in first and 'class="badge' in _table(first)
+    new = start + timedelta(days=60)
     with app.app_context():
         correct_procedure_date(
             db.session.get(ConsultationRequest, request_id),
-            start + timedelta(days=60),
+            new,
             staff_user(make_staff("coordinator").email),
             now=six_weeks + timedelta(days=3),
         )
     page = client.get(path).get_data(as_text=True)
-    table = page[
+    table = _table(page)
+    assert "6 weeks" in table and "22.0" in table
+    assert table.count(mark) == 1 and "not counted" in table
+    assert 'class="badge' not in table and "<svg" not in page
+    with app.app_context():
+        assert len(send_due_followups(now=schedule.due_at(new, "6w", BERLIN))) == 1
+        again = db.session.scalars(select(FollowUp).where(FollowUp.superseded_at.is_(None))).one()
+        _answer(again, odi=30, back_now=3)
+    table = _table(page := client.get(path).get_data(as_text=True))
+    assert table.count("6 weeks") == 2 and table.count(mark) == 1
+    assert "30.0" in table and 'class="badge' in table and "<svg" in page
+
+
+def _table(page: str) -> str:
+    return page[
         page.index('id="progress-table"') : page.index("</table>", page.index("progress-table"))
     ]
-    assert "6 weeks" in table and "22.0" in table
-    assert table.count(mark) == 1
 
 
 # ---- the clinic's results -------------------------------------------------------------------
@@ -900,6 +915,27 @@ def test_an_answer_given_before_the_treatment_started_is_no_result(
             select(AuditEvent).where(AuditEvent.action == "outcomes_exported")
         ).all()
         assert export.details == {"months": 12, "rows": 2}
+
+
+def test_a_follow_up_superseded_by_a_corrected_date_is_no_result(
+    app: Flask, client: FlaskClient
+) -> None:
+    """Three answers at 3 months, one of them superseded (sent too early for a corrected
+    procedure date, answered after the operation all the same): it is asked again, so it is
+    no result, no part of the response rate, and not in the registry export."""
+    with app.app_context():
+        make_staff("coordinator", "coord@example.com")
+        _treated(Plan.MINIMALLY_INVASIVE, 3)
+        follow_ups = db.session.scalars(select(FollowUp).order_by(FollowUp.request_id)).all()
+        follow_ups[2].superseded_at = follow_ups[2].answered_at + timedelta(days=1)
+        db.session.commit()
+        since = results.since_for(12)
+        counted = results.patient_outcomes("3m", since, default_settings())
+        assert {o.request_id for o in counted} == {f.request_id for f in follow_ups[:2]}
+        assert results.response_counts(since)["3m"] == [2, 0, 2]
+    AuthActions(client).login("coordinator")
+    rows = list(csv.DictReader(io.StringIO(_export(client).data.decode("utf-8-sig"))))
+    assert len(rows) == 2
 
 
 REGISTRY_HEADING = (

@@ -27,6 +27,7 @@ from booking.notifications.models import OutboxEmail
 from booking.outcomes import schedule
 from booking.outcomes.labels import GPE_WORSE
 from booking.outcomes.models import FollowUp, FollowUpLink, Plan, RegistryCode, TreatmentPlan
+from booking.outcomes.progress import ANSWERED, OPEN, UNANSWERED, follow_up_list
 from booking.outcomes.results import response_counts
 from booking.outcomes.services import (
     FollowUpAnswers,
@@ -252,7 +253,7 @@ def test_a_corrected_procedure_date_moves_the_follow_ups_still_to_come(
         new = old + timedelta(days=shift)
         coordinator = staff_user(make_staff("coordinator").email)
         corrected = correct_procedure_date(consultation, new, coordinator, shown=old.isoformat())
-        assert corrected == ProcedureDateCorrected(rescheduled=[], closed=[])
+        assert corrected == ProcedureDateCorrected(rescheduled=[], superseded=[], closed=[])
         assert db.session.get(TreatmentPlan, consultation.id).procedure_date == new
         [audit] = _corrections()
         assert audit.target_id == consultation.reference
@@ -260,6 +261,7 @@ def test_a_corrected_procedure_date_moves_the_follow_ups_still_to_come(
         assert audit.details == {
             "procedure_date": {"before": old.isoformat(), "after": new.isoformat()},
             "follow_ups_rescheduled": [],
+            "follow_ups_superseded": [],
             "invitations_closed": [],
         }
         old_six, new_six = (schedule.due_at(day, "6w", BERLIN) for day in (old, new))
@@ -274,11 +276,14 @@ def test_a_corrected_procedure_date_moves_the_follow_ups_still_to_come(
         assert (follow_up.point, follow_up.due_at) == ("6w", new_six)
 
 
-def test_follow_ups_sent_are_kept_and_an_open_one_not_yet_due_is_closed(app: Flask) -> None:
-    """The operation is postponed after two questionnaires went: the answered one is kept as
-    it was (its time point, due time and answers), the one still open is closed (answered
-    now, it would be the 3-month result taken before the new date's 3 months, maybe before
-    the operation), and the next goes at the new date's time."""
+def test_follow_ups_sent_too_early_for_a_postponed_date_are_kept_and_asked_again(
+    app: Flask,
+) -> None:
+    """The operation is postponed after two questionnaires went: the 6-week one, answered
+    before the new date, and the 3-month one, still open, were both asked too early for it.
+    Both are kept as they were (time point, due time, answers), marked superseded, the open
+    one's link closed (answered now, it would be the 3-month result taken before the new
+    date's 3 months); each time point is asked again at the new date's time, once."""
     with app.app_context():
         start = clinic_today() + timedelta(days=5)
         consultation = _completed(plan=Plan.MINIMALLY_INVASIVE, procedure=start)
@@ -297,23 +302,82 @@ def test_follow_ups_sent_are_kept_and_an_open_one_not_yet_due_is_closed(app: Fla
         corrected = correct_procedure_date(
             consultation, new, staff_user(make_staff("coordinator").email), now=now
         )
-        assert corrected == ProcedureDateCorrected(rescheduled=[], closed=["3m"])
+        assert corrected == ProcedureDateCorrected(
+            rescheduled=[], superseded=["6w", "3m"], closed=["3m"]
+        )
         rows = {f.point: f for f in db.session.scalars(select(FollowUp))}
         assert set(rows) == {"6w", "3m"}
         six = rows["6w"]
         assert (six.due_at, six.sent_at, six.answered_at) == (six_weeks, six_weeks, answered_at)
         assert (six.odi_percent, six.gpe, six.satisfaction) == (22.0, 2, 5)
+        assert six.superseded_at == now
         assert (rows["3m"].due_at, rows["3m"].sent_at) == (three_months, three_months)
         assert rows["3m"].expires_at == now and rows["3m"].answered_at is None
-        assert _corrections()[0].details["invitations_closed"] == ["3m"]
-        # Closed: no reminder of it, and neither time point is sent again at its new time.
+        assert rows["3m"].superseded_at == now
+        details = _corrections()[0].details
+        assert details["follow_ups_superseded"] == ["6w", "3m"]
+        assert details["invitations_closed"] == ["3m"]
+        # The closed 3 months are asked again: no non-response on the coordinators' list.
+        listed, counts = follow_up_list(UNANSWERED, now + timedelta(days=1))
+        assert listed == [] and counts[UNANSWERED] == counts[OPEN] == 0
+        assert counts[ANSWERED] == 1  # the 6-week answer, kept
+        # Closed: no reminder of it. Each time point goes again at its new time, once.
         assert send_due_followup_reminders(now=three_months + timedelta(days=8)) == []
-        assert send_due_followups(now=schedule.due_at(new, "3m", BERLIN)) == []
-        assert len(send_due_followups(now=schedule.due_at(new, "12m", BERLIN))) == 1
-        assert db.session.scalars(select(FollowUp.point).order_by(FollowUp.id)).all() == [
-            "6w",
-            "3m",
-            "12m",
+        for point in ("6w", "3m", "12m"):
+            due = schedule.due_at(new, point, BERLIN)
+            assert send_due_followups(now=due - timedelta(minutes=1)) == []
+            assert len(send_due_followups(now=due)) == 1
+            assert send_due_followups(now=due + timedelta(hours=1)) == []
+        assert [
+            (f.point, f.sent_at, f.superseded_at)
+            for f in db.session.scalars(select(FollowUp).order_by(FollowUp.id))
+        ] == [
+            ("6w", six_weeks, now),
+            ("3m", three_months, now),
+            *((p, schedule.due_at(new, p, BERLIN), None) for p in ("6w", "3m", "12m")),
+        ]
+
+
+def test_a_postponement_corrected_late_asks_again_what_was_asked_too_early(
+    app: Flask,
+) -> None:
+    """The date is corrected late, once the new 3 months have passed: the 6-week answer,
+    given before the operation, and the 3-month invitation, sent weeks before the new 3
+    months, were asked too early, as they would have been had staff corrected the date at
+    once. Both are superseded; the sender sends the 3 months (its link still has time) and
+    records the 6 weeks missed (past), as after any downtime, then the 12 months."""
+    with app.app_context():
+        start = clinic_today() + timedelta(days=5)
+        consultation = _completed(plan=Plan.OPEN_SURGERY, procedure=start)
+        six_weeks, three_months = (schedule.due_at(start, p, BERLIN) for p in ("6w", "3m"))
+        assert len(send_due_followups(now=six_weeks)) == 1
+        db.session.execute(
+            update(FollowUp)
+            .where(FollowUp.point == "6w")
+            .values(answered_at=six_weeks + timedelta(days=1), odi_percent=30.0)
+        )
+        db.session.commit()
+        assert len(send_due_followups(now=three_months)) == 1
+        new = start + timedelta(days=45)  # the 6 weeks were answered on day 43
+        now = schedule.due_at(new, "3m", BERLIN) + timedelta(days=5)
+        corrected = correct_procedure_date(
+            consultation, new, staff_user(make_staff("coordinator").email), now=now
+        )
+        # The 3-month link had expired: superseded, nothing to close.
+        assert corrected == ProcedureDateCorrected(
+            rescheduled=[], superseded=["6w", "3m"], closed=[]
+        )
+        # Superseded: no part of the response rate.
+        assert response_counts(start - timedelta(days=1), now=now) == {}
+        assert len(send_due_followups(now=now)) == 1
+        twelve = schedule.due_at(new, "12m", BERLIN)
+        assert len(send_due_followups(now=twelve)) == 1
+        assert [(f.point, f.sent_at, f.superseded_at is not None) for f in _rows()] == [
+            ("6w", six_weeks, True),
+            ("3m", three_months, True),
+            ("6w", None, False),
+            ("3m", now, False),
+            ("12m", twelve, False),
         ]
 
 

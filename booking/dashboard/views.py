@@ -687,12 +687,18 @@ def correct_procedure_date(reference: str) -> Response | tuple[str, int]:
         flash(str(exc), "danger")
         return _render_record(consultation, 409, procedure_form=form)
     message = _("The procedure date is corrected: follow-ups not yet sent count from it.")
+    if corrected.superseded:
+        message += " " + ngettext(
+            "%(num)d questionnaire sent too early for the new date, or answered before it, is "
+            "kept but not counted: its time point is asked again when it comes.",
+            "%(num)d questionnaires sent too early for the new date, or answered before it, "
+            "are kept but not counted: their time points are asked again when they come.",
+            len(corrected.superseded),
+        )
     if corrected.closed:
         message += " " + ngettext(
-            "%(num)d questionnaire sent but not answered was closed: its time point, counted "
-            "from the new date, has not come yet.",
-            "%(num)d questionnaires sent but not answered were closed: their time points, "
-            "counted from the new date, have not come yet.",
+            "%(num)d questionnaire sent but not answered was closed.",
+            "%(num)d questionnaires sent but not answered were closed.",
             len(corrected.closed),
         )
     flash(message, "success")

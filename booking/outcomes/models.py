@@ -15,7 +15,7 @@ from sqlalchemy import (
     Index,
     SmallInteger,
     String,
-    UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -92,10 +92,15 @@ PAIN_COLUMNS = tuple(name for area in PAIN_AREAS for name in (area.now_name, are
 
 
 class FollowUp(db.Model):
-    """One time point of one request's follow-up: inserted, unique per request and time point,
-    in the same transaction as its invitation email, so it is sent once whatever runs the job.
-    A time point missed while the worker was down past its link's life is inserted unsent
-    (``sent_at`` None): it is never sent late."""
+    """One time point of one request's follow-up: inserted, unique per request and time point
+    among the rows not superseded, in the same transaction as its invitation email, so it is
+    sent once whatever runs the job. A time point missed while the worker was down past its
+    link's life is inserted unsent (``sent_at`` None): it is never sent late.
+
+    Superseded (``superseded_at``) by staff correcting the procedure date: sent too early for
+    the new date, or answered before the new start. Kept, answers and all (the record shows
+    it, marked), but no result, no part of the response rate, and no longer the time point's
+    row: the sender invites the time point again at its new time."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     request_id: Mapped[int] = mapped_column(
@@ -107,6 +112,7 @@ class FollowUp(db.Model):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     # The answers, as at intake (``booking.requests.instruments``).
     odi_answers: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
@@ -129,7 +135,15 @@ class FollowUp(db.Model):
     plan: Mapped[TreatmentPlan] = relationship(back_populates="follow_ups")
 
     __table_args__ = (
-        UniqueConstraint("request_id", "point", name="uq_follow_up_request_point"),
+        # One live row per time point; superseded ones are history beside it.
+        Index(
+            "uq_follow_up_live_point",
+            "request_id",
+            "point",
+            unique=True,
+            sqlite_where=text("superseded_at IS NULL"),
+            postgresql_where=text("superseded_at IS NULL"),
+        ),
         Index("ix_follow_up_due", "answered_at", "reminded_at", "sent_at"),
         CheckConstraint("gpe IS NULL OR gpe BETWEEN 1 AND 7", name="gpe_range"),
         CheckConstraint(

@@ -84,6 +84,14 @@ class Column:
     # Answered before the treatment started (the procedure postponed since): shown, but no
     # result of the time point, and not counted in the clinic's results.
     before_start: bool = False
+    # Superseded by a corrected procedure date (``FollowUp.superseded_at``): shown as it was,
+    # but no result; its time point is asked again.
+    superseded_at: datetime | None = None
+
+    @property
+    def charted(self) -> bool:
+        """Answered and not superseded: its change is judged and charted."""
+        return self.state == "answered" and self.superseded_at is None
 
 
 @dataclass(frozen=True)
@@ -168,9 +176,9 @@ def load_progress(consultation: ConsultationRequest, now: datetime) -> Progress 
     for measure in measures_for(history.spine_region):
         baseline = _value(history, measure)
         cells = []
-        for follow_up in follow_ups:
+        for follow_up, column in zip(follow_ups, columns, strict=True):
             value = _value(follow_up, measure) if follow_up.answered_at else None
-            change = m.classify(baseline, value, limits[measure.kind])
+            change = m.classify(baseline, value, limits[measure.kind]) if column.charted else None
             label = str(CHANGE_LABELS[change]) if change else ""
             cells.append(Cell(value, _shown(value, measure), change, label))
         table.append(Row(measure, baseline, _shown(baseline, measure), cells))
@@ -236,6 +244,7 @@ def _column(follow_up: FollowUp, plan: TreatmentPlan, now: datetime) -> Column:
         and answered_before_start(
             follow_up.answered_at, plan.consulted_on, plan.procedure_date, clinic_tz()
         ),
+        superseded_at=follow_up.superseded_at,
     )
 
 
@@ -291,8 +300,9 @@ def threshold_notes(saved: OutcomeSettings) -> list[ThresholdNote]:
 
 def _charts(table: list[Row], columns: list[Column]) -> list[tuple[str, Markup]]:
     """A chart of the disability indexes (0-100) and one of the pain scales right now (0-10),
-    over the baseline and the answered time points; none before the first answer."""
-    answered = [i for i, column in enumerate(columns) if column.state == "answered"]
+    over the baseline and the answered time points (not those superseded by a corrected
+    procedure date); none before the first answer."""
+    answered = [i for i, column in enumerate(columns) if column.charted]
     if not answered:
         return []
     x_labels = [_("Baseline"), *(columns[i].label for i in answered)]
@@ -366,7 +376,10 @@ def follow_up_list(show: str, now: datetime) -> tuple[list[FollowUpRow], dict[st
     chase them, and their link answers no more: ``can_answer``), as in the results' response
     rate."""
     stopped = TreatmentPlan.followups_stopped_at.is_not(None)
-    unanswered = FollowUp.answered_at.is_(None) & may_be_contacted()
+    # One superseded by a corrected procedure date is asked again: neither unanswered nor open.
+    unanswered = (
+        FollowUp.answered_at.is_(None) & FollowUp.superseded_at.is_(None) & may_be_contacted()
+    )
     closed = (FollowUp.expires_at <= now) | stopped
     conditions = {
         WORSE: FollowUp.gpe.in_(sorted(GPE_WORSE)),

@@ -9,7 +9,10 @@ on the disability index the patient's main problem was asked (the ODI for the lo
 for both regions, the NDI for the neck), against the clinic's threshold; a patient without a
 score at the baseline or at the time point is not counted ("not scored"). An answer given
 before the treatment started (the procedure postponed after the patient answered) is no result
-of its time point and is counted nowhere here (``schedule.answered_before_start``).
+of its time point and is counted nowhere here (``schedule.answered_before_start``); nor is a
+follow-up superseded by a corrected procedure date (``FollowUp.superseded_at``: sent too early
+for the new date, or answered before it), in the results, the response rate or the export: its
+time point is asked again, and that answer counts.
 
 Counting reads every answered follow-up of the period, so it is done by the worker every few
 minutes and kept as a snapshot of numbers (``snapshot``); the page reads the snapshot. Counting
@@ -202,6 +205,7 @@ def patient_outcomes(point: str, since: date, saved: OutcomeSettings) -> list[Pa
             _start() >= since,
             FollowUp.point == point,
             FollowUp.answered_at.is_not(None),
+            FollowUp.superseded_at.is_(None),
         )
     ).all()
     diagnoses: dict[int, list[str]] = {}
@@ -211,6 +215,7 @@ def patient_outcomes(point: str, since: date, saved: OutcomeSettings) -> list[Pa
             .where(
                 FollowUp.point == point,
                 FollowUp.answered_at.is_not(None),
+                FollowUp.superseded_at.is_(None),
                 FollowUp.request_id.in_(_cohort(since)),
             )
             .scalar_subquery()
@@ -390,7 +395,8 @@ def response_counts(since: date, now: datetime | None = None) -> dict[str, list[
     patient since marked deceased, or who withdrew their consent to be contacted, is left out:
     their link answers no more (``can_answer``), and they are no longer followed up, as a
     study leaves out of its follow-up rate those who died or withdrew. A time point missed
-    while the worker was down was never sent and is not counted."""
+    while the worker was down was never sent and is not counted, nor is one superseded by a
+    corrected procedure date: its time point is sent again."""
     now = now or now_utc()
     unanswered = FollowUp.answered_at.is_(None)
     stopped = select(TreatmentPlan.request_id).where(
@@ -409,6 +415,7 @@ def response_counts(since: date, now: datetime | None = None) -> dict[str, list[
             .join(ConsultationRequest, ConsultationRequest.id == FollowUp.request_id)
             .where(
                 FollowUp.sent_at.is_not(None),
+                FollowUp.superseded_at.is_(None),
                 FollowUp.request_id.in_(_cohort(since)),
                 or_(~unanswered, may_be_contacted()),
             )
@@ -774,6 +781,7 @@ def _answered(since: date, *columns: Any) -> Select[Any]:
             ConsultationRequest.status == RequestStatus.COMPLETED,
             _start() >= since,
             FollowUp.answered_at.is_not(None),
+            FollowUp.superseded_at.is_(None),
         )
     )
 

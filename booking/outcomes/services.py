@@ -3,7 +3,8 @@ reminder (each sent once, whatever runs the job), the patient's answers and stop
 marking a patient deceased.
 
 Exactly once, as for appointment reminders (``booking.requests.reminders``): a ``FollowUp``
-row, unique per request and time point, is inserted in the same transaction as the invitation
+row, unique per request and time point (among the rows not superseded by a corrected
+procedure date), is inserted in the same transaction as the invitation
 email; a second worker doing the same work hits the unique key and sends nothing. The reminder
 is claimed by a conditional update (``reminded_at IS NULL``) in the transaction of its email.
 After the worker was down, each request gets the latest time point that is due and whose link
@@ -44,7 +45,13 @@ from booking.outcomes.models import (
     Plan,
     TreatmentPlan,
 )
-from booking.outcomes.schedule import DEFAULT_SCHEDULE, due_at, due_day, parse_point, start_of
+from booking.outcomes.schedule import (
+    DEFAULT_SCHEDULE,
+    due_at,
+    due_day,
+    parse_point,
+    start_of,
+)
 from booking.requests.lifecycle import WorkflowError, check_may_work
 from booking.requests.models import ConsultationRequest, Patient, RequestStatus, may_be_contacted
 from booking.requests.queries import lock_request
@@ -198,9 +205,12 @@ def procedure_key(plan: TreatmentPlan) -> str:
 class ProcedureDateCorrected:
     """What ``correct_procedure_date`` did to the follow-ups: the time points recorded as
     missed under the old date that are now still to come (the sender invites them at their
-    new time), and the time points whose open, unanswered invitation was closed."""
+    new time), the time points whose sent row was superseded (sent too early for the new
+    date, or answered before it: asked again at their new time), and the time points whose
+    open, unanswered invitation was closed."""
 
     rescheduled: list[str]
+    superseded: list[str]
     closed: list[str]
 
 
@@ -219,15 +229,18 @@ def correct_procedure_date(
     page showed it (``shown``: ``procedure_key``). Audited with the dates before and after.
 
     The follow-ups count from the new date. Those still to come are no rows (the sender
-    works them out from the plan), so they move with it. Those sent are kept as they were,
-    answered or not, with their time point and due time: they are what happened, and the
-    patient was asked that time point's questionnaire. An invitation still open whose time
-    point, counted from the new date, has not come yet is closed: answered now, it would count
-    as that time point's result taken weeks early (before the operation, when it was
-    postponed). A time point recorded as missed that is now still to come is removed, so it
-    is invited at its new time, unless a later time point was sent already (the
-    questionnaires keep their order); one that is past under the new date too stays missed,
-    its due time counted from the new date."""
+    works them out from the plan), so they move with it. A time point sent before its due
+    time counted from the new date was asked too early (the operation postponed; any answer
+    given before the new date is one of these): it is superseded (``FollowUp.superseded_at``),
+    kept as it was, answers and all, but no longer its time point's row, and its link closed
+    if still open (answered now, it would be that time point's result taken weeks early); the
+    sender asks the time point again at its new time (or records it missed when that time is
+    past beyond its link's life), whenever the correction is made. Any other time point sent
+    is kept as it was: it is what happened. A time
+    point recorded as missed that is now still to come is removed, so it is invited at its
+    new time, unless a later time point was sent and stays (the questionnaires keep their
+    order); one that is past under the new date too stays missed, its due time counted from
+    the new date."""
     now = now or now_utc()
     consultation = lock_request(consultation)
     check_may_work(consultation, actor)
@@ -254,30 +267,42 @@ def correct_procedure_date(
     follow_ups = list(
         db.session.scalars(
             select(FollowUp)
-            .where(FollowUp.request_id == plan.request_id)
+            .where(FollowUp.request_id == plan.request_id, FollowUp.superseded_at.is_(None))
             .order_by(FollowUp.due_at, FollowUp.id)
         )
     )
-    last_sent = max(
-        (parse_point(f.point) for f in follow_ups if f.sent_at is not None), default=None
-    )
-    rescheduled, closed = [], []
+    rescheduled, superseded, closed = [], [], []
     for follow_up in follow_ups:
+        # Sent before its time point's due time counted from the new date: asked too early.
+        # Every answer given before the new date is one of these (it came after its
+        # invitation, and a time point is due a week or more after the start).
+        if follow_up.sent_at is not None and follow_up.sent_at < due_at(start, follow_up.point, tz):
+            if (
+                follow_up.answered_at is None
+                and follow_up.expires_at is not None
+                and follow_up.expires_at > now
+            ):
+                follow_up.expires_at = now
+                closed.append(follow_up.point)
+            follow_up.superseded_at = now
+            superseded.append(follow_up.point)
+    last_sent = max(
+        (
+            parse_point(f.point)
+            for f in follow_ups
+            if f.sent_at is not None and f.superseded_at is None
+        ),
+        default=None,
+    )
+    for follow_up in follow_ups:
+        if follow_up.sent_at is not None:
+            continue
         new_due = due_at(start, follow_up.point, tz)
-        if follow_up.sent_at is None:
-            if new_due <= now:
-                follow_up.due_at = new_due  # missed under the new date too
-            elif last_sent is None or parse_point(follow_up.point) > last_sent:
-                db.session.delete(follow_up)  # never sent, no link, no answers
-                rescheduled.append(follow_up.point)
-        elif (
-            follow_up.answered_at is None
-            and follow_up.expires_at is not None
-            and follow_up.expires_at > now
-            and new_due > now
-        ):
-            follow_up.expires_at = now
-            closed.append(follow_up.point)
+        if new_due <= now:
+            follow_up.due_at = new_due  # missed under the new date too
+        elif last_sent is None or parse_point(follow_up.point) > last_sent:
+            db.session.delete(follow_up)  # never sent, no link, no answers
+            rescheduled.append(follow_up.point)
     record(
         "treatment_plan_corrected",
         target_type="request",
@@ -289,11 +314,12 @@ def correct_procedure_date(
                 "after": procedure_date.isoformat(),
             },
             "follow_ups_rescheduled": rescheduled,
+            "follow_ups_superseded": superseded,
             "invitations_closed": closed,
         },
     )
     db.session.commit()
-    return ProcedureDateCorrected(rescheduled, closed)
+    return ProcedureDateCorrected(rescheduled, superseded, closed)
 
 
 def _lock_request(request_id: int) -> bool:
@@ -415,7 +441,8 @@ def followups_due(now: datetime) -> list[int]:
     recorded: dict[int, dict[str, datetime]] = {}
     for request_id, point, at in db.session.execute(
         select(FollowUp.request_id, FollowUp.point, FollowUp.due_at).where(
-            FollowUp.request_id.in_([plan.request_id for plan in plans])
+            FollowUp.request_id.in_([plan.request_id for plan in plans]),
+            FollowUp.superseded_at.is_(None),
         )
     ):
         recorded.setdefault(request_id, {})[point] = at
@@ -478,7 +505,9 @@ def invite_due(request_id: int, now: datetime) -> int | None:
     recorded = {
         point: at
         for point, at in db.session.execute(
-            select(FollowUp.point, FollowUp.due_at).where(FollowUp.request_id == request_id)
+            select(FollowUp.point, FollowUp.due_at).where(
+                FollowUp.request_id == request_id, FollowUp.superseded_at.is_(None)
+            )
         )
     }
     due, next_at = _points_due(
@@ -636,13 +665,15 @@ def link_for_token(token: str) -> FollowUpLink | None:
 
 
 def can_answer(follow_up: FollowUp, now: datetime | None = None) -> bool:
-    """Not answered, its link not expired, questionnaires not stopped, and the patient may
+    """Not answered, not superseded (``correct_procedure_date``), its link not expired,
+    questionnaires not stopped, and the patient may
     still be contacted: not marked deceased (nobody else answers for them, nor alerts the
     clinic that they are worse), consent to be contacted not withdrawn."""
     now = now or now_utc()
     consultation = follow_up.plan.request
     return (
         follow_up.answered_at is None
+        and follow_up.superseded_at is None
         and follow_up.expires_at is not None
         and now < follow_up.expires_at
         and follow_up.plan.followups_stopped_at is None
@@ -698,6 +729,7 @@ def answer_followup(follow_up: FollowUp, answers: FollowUpAnswers) -> None:
         .where(
             FollowUp.id == follow_up.id,
             FollowUp.answered_at.is_(None),
+            FollowUp.superseded_at.is_(None),
             # Checked again as it is stored: stopped, or the patient marked deceased or their
             # consent withdrawn, since the page was read.
             FollowUp.expires_at > values["answered_at"],

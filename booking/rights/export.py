@@ -212,6 +212,8 @@ FIELD_LABELS = {
     "expires_at": _l("Link open until"),
     "reminded_at": _l("Reminder sent"),
     "answered_at": _l("Answered"),
+    # A questionnaire sent too early for a corrected treatment date: sent again later.
+    "superseded_at": _l("Replaced (the treatment date changed)"),
     "gpe": _l("Change since the treatment"),
     "satisfaction": _l("Satisfaction with the treatment"),
 }
