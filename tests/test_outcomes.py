@@ -381,6 +381,40 @@ def test_a_postponement_corrected_late_asks_again_what_was_asked_too_early(
         ]
 
 
+@pytest.mark.parametrize("late", [False, True], ids=["3 months sent", "3 months missed"])
+def test_a_date_brought_forward_closes_the_open_link_and_goes_on_to_the_next_time_point(
+    app: Flask, late: bool
+) -> None:
+    """The procedure recorded 60 days after the consultation, its 6-week questionnaire sent
+    (day 102), then the date corrected to the consultation day: under it the 3 months (about
+    day 90) are due already. The 6-week link closes (not answered after the 3 months are
+    due, nor open beside them) and the 3 months are sent at once, or recorded missed when
+    the correction comes past their link's life; the 12 months go at their new time."""
+    with app.app_context():
+        consulted = clinic_today() - timedelta(days=1)
+        consultation = _completed(plan=Plan.OPEN_SURGERY, procedure=consulted + timedelta(60))
+        six_weeks = schedule.due_at(consulted + timedelta(days=60), "6w", BERLIN)
+        assert len(send_due_followups(now=six_weeks)) == 1
+        now = six_weeks + timedelta(days=29 if late else 1)
+        corrected = correct_procedure_date(
+            consultation, consulted, staff_user(make_staff("coordinator").email), now=now
+        )
+        assert corrected == ProcedureDateCorrected(rescheduled=[], superseded=[], closed=["6w"])
+        [six] = _rows()
+        assert six.expires_at == now and six.superseded_at is None
+        sent = send_due_followups(now=now)
+        new_three, new_twelve = (schedule.due_at(consulted, p, BERLIN) for p in ("3m", "12m"))
+        assert new_three < six_weeks
+        assert [(f.point, f.due_at, f.sent_at) for f in _rows()] == [
+            ("6w", six_weeks, six_weeks),
+            ("3m", new_three, None if late else now),
+        ]
+        assert len(sent) == (0 if late else 1)
+        assert send_due_followups(now=new_twelve - timedelta(minutes=1)) == []
+        assert len(send_due_followups(now=new_twelve)) == 1
+        assert [f.point for f in _rows()] == ["6w", "3m", "12m"]
+
+
 @pytest.mark.parametrize(
     ("shift", "rescheduled"), [(45, True), (20, False)], ids=["now to come", "past still"]
 )

@@ -47,6 +47,7 @@ from booking.outcomes.models import (
 )
 from booking.outcomes.schedule import (
     DEFAULT_SCHEDULE,
+    Point,
     due_at,
     due_day,
     parse_point,
@@ -236,7 +237,9 @@ def correct_procedure_date(
     if still open (answered now, it would be that time point's result taken weeks early); the
     sender asks the time point again at its new time (or records it missed when that time is
     past beyond its link's life), whenever the correction is made. Any other time point sent
-    is kept as it was: it is what happened. A time
+    is kept as it was: it is what happened; but its link, still open, is closed when a later
+    time point is already due under the new date (the operation brought forward): the sender
+    invites that one (``_points_due``), one questionnaire open at a time. A time
     point recorded as missed that is now still to come is removed, so it is invited at its
     new time, unless a later time point was sent and stays (the questionnaires keep their
     order); one that is past under the new date too stays missed, its due time counted from
@@ -286,6 +289,16 @@ def correct_procedure_date(
                 closed.append(follow_up.point)
             follow_up.superseded_at = now
             superseded.append(follow_up.point)
+        elif (
+            follow_up.answered_at is None
+            and follow_up.expires_at is not None
+            and follow_up.expires_at > now
+            and any(due_at(start, later.code, tz) <= now for later in _after(follow_up.point))
+        ):
+            # Brought forward: the next time point is due already, and the sender invites it
+            # now; one questionnaire open at a time, none answered after the next is due.
+            follow_up.expires_at = now
+            closed.append(follow_up.point)
     last_sent = max(
         (
             parse_point(f.point)
@@ -339,6 +352,11 @@ def _lock_request(request_id: int) -> bool:
     except NoResultFound:  # erased after this session loaded it
         return False
     return True
+
+
+def _after(point: str) -> list[Point]:
+    """The clinic's time points after ``point``, in order."""
+    return sorted(p for p in map(parse_point, settings().schedule) if p > parse_point(point))
 
 
 def _still_eligible(request_id: int) -> bool:
@@ -438,20 +456,20 @@ def followups_due(now: datetime) -> list[int]:
         .where(*eligible(), plan_start() >= oldest_start)
         .order_by(TreatmentPlan.request_id)
     ).all()
-    recorded: dict[int, dict[str, datetime]] = {}
-    for request_id, point, at in db.session.execute(
-        select(FollowUp.request_id, FollowUp.point, FollowUp.due_at).where(
+    recorded: dict[int, set[str]] = {}
+    for request_id, point in db.session.execute(
+        select(FollowUp.request_id, FollowUp.point).where(
             FollowUp.request_id.in_([plan.request_id for plan in plans]),
             FollowUp.superseded_at.is_(None),
         )
     ):
-        recorded.setdefault(request_id, {})[point] = at
+        recorded.setdefault(request_id, set()).add(point)
     db.session.commit()  # end the read; each request is its own transaction
     due = []
     for request_id, consulted, procedure in plans:
         try:
             start = start_of(consulted, procedure)
-            if _points_due(start, points, recorded.get(request_id, {}), now, tz)[0]:
+            if _points_due(start, points, recorded.get(request_id, set()), now, tz)[0]:
                 due.append(request_id)
         except Exception:  # one plan's failure must not hold back every other patient's
             log.exception("follow-up of request %s failed; the others go on", request_id)
@@ -459,22 +477,25 @@ def followups_due(now: datetime) -> list[int]:
 
 
 def _points_due(
-    start: date, points: list[str], recorded: dict[str, datetime], now: datetime, tz: ZoneInfo
+    start: date, points: list[str], recorded: set[str], now: datetime, tz: ZoneInfo
 ) -> tuple[list[tuple[str, datetime]], datetime | None]:
     """The time points of a plan starting on ``start`` due at ``now`` and not ``recorded``
     (time point: due time), and the next time point's due time, if any.
 
-    The plan's latest time point recorded: the schedule goes on from it. A time point the
-    clinic added since (10 weeks, to a patient already asked at 3 months) falls before it and
-    is not invited: a "10 weeks" questionnaire answered after 3 months would count as the
-    10-week result, with two links open at once. Nor is it recorded as missed: it was no part
-    of this patient's schedule when its day came."""
-    after = max(recorded.values(), default=None)
+    The plan's latest time point recorded, in the schedule's order: the schedule goes on
+    from it. A time point the clinic added since (10 weeks, to a patient already asked at 3
+    months) falls before it and is not invited: a "10 weeks" questionnaire answered after 3
+    months would count as the 10-week result, with two links open at once. Nor is it
+    recorded as missed: it was no part of this patient's schedule when its day came. The
+    order is the time points', not their stored due times: those count from the date the
+    plan had then, and a procedure date brought forward since puts the next time point's
+    new due time before the last one's old one."""
+    after = max((parse_point(point) for point in recorded), default=None)
     times = [(point, due_at(start, point, tz)) for point in points]
     due = [
         (point, at)
         for point, at in times
-        if at <= now and point not in recorded and (after is None or at > after)
+        if at <= now and point not in recorded and (after is None or parse_point(point) > after)
     ]
     return due, min((at for _, at in times if at > now), default=None)
 
@@ -502,14 +523,13 @@ def invite_due(request_id: int, now: datetime) -> int | None:
     if plan is None:
         db.session.rollback()
         return None
-    recorded = {
-        point: at
-        for point, at in db.session.execute(
-            select(FollowUp.point, FollowUp.due_at).where(
+    recorded = set(
+        db.session.scalars(
+            select(FollowUp.point).where(
                 FollowUp.request_id == request_id, FollowUp.superseded_at.is_(None)
             )
         )
-    }
+    )
     due, next_at = _points_due(
         start_of(plan.consulted_on, plan.procedure_date),
         list(settings().schedule),
