@@ -1777,6 +1777,37 @@ def test_a_link_expires_after_thirty_days_and_a_stranger_gets_nothing(
     assert "works for 14 days after" in client.get(_page(client)).get_data(as_text=True)
 
 
+def test_a_questionnaire_closed_by_a_changed_treatment_date_says_so(
+    app: Flask, client: FlaskClient
+) -> None:
+    """The operation postponed after the 6-week questionnaire went: the patient opening its
+    link is told the treatment date changed and that it comes again if it still applies,
+    not that the link no longer works; nor can they send it."""
+    with app.app_context():
+        start = clinic_today() + timedelta(days=5)
+    _reference, request_id = _questionnaire_open(
+        app, client, plan=Plan.OPEN_SURGERY, procedure=start
+    )
+    page = _page(client)
+    token = csrf_token(client, page)
+    with app.app_context():
+        correct_procedure_date(
+            db.session.get(ConsultationRequest, request_id),
+            start + timedelta(days=40),
+            staff_user(make_staff("coordinator").email),
+            now=schedule.due_at(start, "6w", BERLIN) + timedelta(hours=1),
+        )
+    for gone in (client.get(page), client.post(page, data=_answers(token))):
+        assert gone.status_code == 404
+        text = gone.get_data(as_text=True)
+        assert "<title>Your treatment date has changed" in text
+        assert "we will send it to you again at the right time" in text
+        assert "You do not need to do anything now." in text
+        assert "no longer works" not in text
+    with app.app_context():
+        assert db.session.scalars(select(FollowUp)).one().answered_at is None
+
+
 def test_a_questionnaire_after_a_procedure_counts_from_the_procedure(
     app: Flask, client: FlaskClient
 ) -> None:

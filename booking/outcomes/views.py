@@ -51,8 +51,16 @@ _limit = private_link_limit
 bp.after_request(not_indexed)
 
 
-def _gone() -> tuple[str, int]:
-    return render_template("outcomes/link_gone.html"), 404
+def _gone(follow_up: FollowUp | None = None) -> tuple[str, int]:
+    """The page of a questionnaire that can no longer be answered. One closed because staff
+    corrected the treatment date (``FollowUp.superseded_at``) says so: the patient did
+    nothing wrong, and the questionnaire comes again when it still applies."""
+    date_changed = (
+        follow_up is not None
+        and follow_up.superseded_at is not None
+        and follow_up.answered_at is None
+    )
+    return render_template("outcomes/link_gone.html", date_changed=date_changed), 404
 
 
 @bp.get(f"{PATIENT_PATH}/open/<token>")
@@ -101,7 +109,7 @@ def questionnaire(fid: int) -> Response | str | tuple[str, int]:
     if follow_up.answered_at is not None:
         return _thanks(follow_up, already=True)
     if not services.can_answer(follow_up):
-        return _gone()
+        return _gone(follow_up)
     region = _region(follow_up)
     form = questionnaire_form(region)()
     valid = form.validate_on_submit()
@@ -123,7 +131,7 @@ def questionnaire(fid: int) -> Response | str | tuple[str, int]:
             db.session.rollback()
             follow_up = _follow_up(fid)
             if follow_up.answered_at is None:  # closed meanwhile (stopped, expired)
-                return _gone()
+                return _gone(follow_up)
             return _thanks(follow_up, already=True)
         else:
             return redirect(url_for(".thanks", fid=fid), 303)
@@ -161,7 +169,7 @@ def thanks(fid: int) -> str | tuple[str, int]:
     """After sending: only for a questionnaire answered (another address is no page)."""
     follow_up = _follow_up(fid)
     if follow_up.answered_at is None:
-        return _gone()
+        return _gone(follow_up)
     return _thanks(follow_up, already=False)
 
 
