@@ -920,8 +920,15 @@ def audited_actions(app: Flask, target_id: str) -> list[str]:
 def request_row_is_free(app: Flask, request_id: int) -> bool:
     """Whether another connection could take the lock a change of the request takes now,
     without waiting for it."""
-    from booking.extensions import db
     from booking.requests.models import ConsultationRequest
+
+    return row_is_free(app, ConsultationRequest.id, request_id)
+
+
+def row_is_free(app: Flask, key: Any, value: int) -> bool:
+    """Whether another connection could lock the row whose ``key`` (a primary key column) is
+    ``value`` now, without waiting (on SQLite: whether it could write at all)."""
+    from booking.extensions import db
 
     url = sa.make_url(app.config["SQLALCHEMY_DATABASE_URI"])
     if url.get_backend_name() == "sqlite":
@@ -936,11 +943,7 @@ def request_row_is_free(app: Flask, request_id: int) -> bool:
             probe.close()
     with db.engine.connect() as conn:
         try:
-            conn.execute(
-                sa.select(ConsultationRequest.id)
-                .where(ConsultationRequest.id == request_id)
-                .with_for_update(nowait=True)
-            )
+            conn.execute(sa.select(key).where(key == value).with_for_update(nowait=True))
             return True
         except sa.exc.OperationalError:
             return False

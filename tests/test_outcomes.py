@@ -62,6 +62,7 @@ from tests.support import (
     headings,
     outbox_emails,
     request_row_is_free,
+    row_is_free,
     table_boxes,
     wait_until,
 )
@@ -498,6 +499,41 @@ def test_the_sender_writes_an_invitation_holding_the_lock_a_date_correction_take
 
         monkeypatch.setattr(job.emails, "invitation", look_then_compose)
         assert len(send_due_followups(now=schedule.due_at(_start(request_id), "6w", BERLIN))) == 1
+        assert free == [False]
+
+
+def test_a_date_correction_decides_on_the_follow_ups_locked(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The correction reads the follow-ups locked (on PostgreSQL their rows; SQLite's
+    BEGIN IMMEDIATE holds every writer off): an answer the patient sends meanwhile waits for
+    it, and is not committed between its read and its decision, which would report the
+    questionnaire "closed, not answered" in the audit and to staff. Here the correction
+    changes nothing of the 6-week row (moved 3 days, still due; the 3 months not yet),
+    so only the read can have locked it."""
+    from booking.outcomes import services as job
+
+    with app.app_context():
+        start = clinic_today() + timedelta(days=5)
+        consultation = _completed(plan=Plan.OPEN_SURGERY, procedure=start)
+        six_weeks = schedule.due_at(start, "6w", BERLIN)
+        assert len(send_due_followups(now=six_weeks)) == 1
+        follow_up_id = db.session.scalars(select(FollowUp.id)).one()
+        audit = job.record
+        free: list[bool] = []
+
+        def look_then_record(*args, **kw):
+            free.append(row_is_free(app, FollowUp.id, follow_up_id))
+            return audit(*args, **kw)
+
+        monkeypatch.setattr(job, "record", look_then_record)
+        corrected = correct_procedure_date(
+            consultation,
+            start - timedelta(days=3),
+            staff_user(make_staff("coordinator").email),
+            now=six_weeks + timedelta(hours=1),
+        )
+        assert corrected == ProcedureDateCorrected(rescheduled=[], superseded=[], closed=[])
         assert free == [False]
 
 

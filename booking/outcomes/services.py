@@ -267,11 +267,16 @@ def correct_procedure_date(
     before = plan.procedure_date
     plan.procedure_date = procedure_date
     start, tz = start_of(plan.consulted_on, procedure_date), clinic_tz()
+    # Locked, after the request (the order every change takes): a patient's answer is no
+    # change of the request and takes no request lock, so read unlocked it could commit
+    # between this read and the decision, and be reported "closed, not answered".
     follow_ups = list(
         db.session.scalars(
             select(FollowUp)
             .where(FollowUp.request_id == plan.request_id, FollowUp.superseded_at.is_(None))
             .order_by(FollowUp.due_at, FollowUp.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
         )
     )
     rescheduled, superseded, closed = [], [], []
