@@ -339,6 +339,39 @@ def test_follow_ups_sent_too_early_for_a_postponed_date_are_kept_and_asked_again
         ]
 
 
+def test_an_answer_given_once_the_new_due_time_had_come_is_kept_as_its_result(
+    app: Flask,
+) -> None:
+    """Postponed by three days, corrected after the 6-week answer: the invitation went three
+    days before the new 6 weeks, but the patient answered five days after it went, two days
+    into the new 6 weeks. That is the 6-week answer, taken at its time: kept as the time
+    point's row (no second 6-week questionnaire), not superseded."""
+    with app.app_context():
+        start = clinic_today() + timedelta(days=5)
+        consultation = _completed(plan=Plan.MINIMALLY_INVASIVE, procedure=start)
+        six_weeks = schedule.due_at(start, "6w", BERLIN)
+        assert len(send_due_followups(now=six_weeks)) == 1
+        answered_at = six_weeks + timedelta(days=5)
+        db.session.execute(
+            update(FollowUp)
+            .where(FollowUp.point == "6w")
+            .values(answered_at=answered_at, odi_percent=22.0, gpe=2, satisfaction=5)
+        )
+        db.session.commit()
+        new = start + timedelta(days=3)
+        corrected = correct_procedure_date(
+            consultation,
+            new,
+            staff_user(make_staff("coordinator").email),
+            now=answered_at + timedelta(days=1),
+        )
+        assert corrected.superseded == [] and corrected.closed == []
+        assert db.session.scalars(select(FollowUp)).one().superseded_at is None
+        new_six_weeks = schedule.due_at(new, "6w", BERLIN)
+        assert send_due_followups(now=new_six_weeks + timedelta(days=2)) == []
+        assert len(send_due_followups(now=schedule.due_at(new, "3m", BERLIN))) == 1
+
+
 def test_a_postponement_corrected_late_asks_again_what_was_asked_too_early(
     app: Flask,
 ) -> None:

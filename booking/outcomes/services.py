@@ -231,19 +231,19 @@ def correct_procedure_date(
 
     The follow-ups count from the new date. Those still to come are no rows (the sender
     works them out from the plan), so they move with it. A time point sent before its due
-    time counted from the new date was asked too early (the operation postponed; any answer
-    given before the new date is one of these): it is superseded (``FollowUp.superseded_at``),
-    kept as it was, answers and all, but no longer its time point's row, and its link closed
-    if still open (answered now, it would be that time point's result taken weeks early); the
-    sender asks the time point again at its new time (or records it missed when that time is
-    past beyond its link's life), whenever the correction is made. Any other time point sent
-    is kept as it was: it is what happened; but its link, still open, is closed when a later
-    time point is already due under the new date (the operation brought forward): the sender
-    invites that one (``_points_due``), one questionnaire open at a time. A time
-    point recorded as missed that is now still to come is removed, so it is invited at its
-    new time, unless a later time point was sent and stays (the questionnaires keep their
-    order); one that is past under the new date too stays missed, its due time counted from
-    the new date."""
+    time counted from the new date, and not answered once that time had come, was asked too
+    early (the operation postponed; any answer given before the new date is one of these):
+    it is superseded (``FollowUp.superseded_at``), kept as it was, answers and all, but no
+    longer its time point's row, and its link closed if still open (answered now, it would
+    be that time point's result taken weeks early); the sender asks the time point again at
+    its new time (or records it missed when that time is past beyond its link's life),
+    whenever the correction is made. Any other time point sent is kept as it was: it is what
+    happened; but its link, still open, is closed when a later time point is already due
+    under the new date (the operation brought forward): the sender invites that one
+    (``_points_due``), one questionnaire open at a time. A time point recorded as missed
+    that is now still to come is removed, so it is invited at its new time, unless a later
+    time point was sent and stays (the questionnaires keep their order); one that is past
+    under the new date too stays missed, its due time counted from the new date."""
     now = now or now_utc()
     consultation = lock_request(consultation)
     check_may_work(consultation, actor)
@@ -281,10 +281,17 @@ def correct_procedure_date(
     )
     rescheduled, superseded, closed = [], [], []
     for follow_up in follow_ups:
-        # Sent before its time point's due time counted from the new date: asked too early.
-        # Every answer given before the new date is one of these (it came after its
-        # invitation, and a time point is due a week or more after the start).
-        if follow_up.sent_at is not None and follow_up.sent_at < due_at(start, follow_up.point, tz):
+        # Sent before its time point's due time counted from the new date: asked too early
+        # (every answer given before the new date is one of these: it came after its
+        # invitation, and a time point is due a week or more after the start), unless it was
+        # answered once that due time had come (postponed by days): then it is that time
+        # point's answer, taken at its time.
+        new_due = due_at(start, follow_up.point, tz)
+        if (
+            follow_up.sent_at is not None
+            and follow_up.sent_at < new_due
+            and (follow_up.answered_at is None or follow_up.answered_at < new_due)
+        ):
             if (
                 follow_up.answered_at is None
                 and follow_up.expires_at is not None
