@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import time
+import secrets
+from datetime import time, timedelta
 
 from flask import Flask
+from sqlalchemy import delete, update
 
 from booking.audit.services import record
 from booking.extensions import db
+from booking.notifications.models import OutboxEmail, OutboxStatus
+from booking.patients.services import CallbackSubmission, request_callback
 from booking.requests import asks
+from booking.requests.escalation import escalate_overdue
+from booking.requests.followup import on_call_address
 from booking.scheduling import admin_services
 from booking.scheduling.models import WorkingHours
 from booking.staff.models import StaffUser
@@ -278,3 +284,58 @@ def test_a_row_about_a_thing_of_a_request_names_it_once(
     ]
     # A row whose only detail is said in its Record cell has no (empty) list of details.
     assert [details for _cell, details in rows[2:7:3]] == ["", ""]
+
+
+def _escalated_emergency(now_after: timedelta) -> int:
+    """An emergency call-back request escalated as the worker escalates it (its alert written
+    to the outbox, the row in the trail); the alert's id."""
+    consultation = request_callback(
+        CallbackSubmission(
+            submission_token=secrets.token_urlsafe(32),
+            locale="en",
+            full_name="Juana Notinmail",
+            phone="+4930901821",
+            red_flags={"saddle_numbness"},
+        )
+    )
+    [email_id] = escalate_overdue(now=consultation.created_at + now_after)
+    return email_id
+
+
+def test_an_escalations_alert_is_named_by_its_recipient_and_delivery(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    """The escalated row keeps the id of the on-call alert: the trail says where it went
+    and whether it was sent, looked up once for the page however many rows name one."""
+
+    def selects() -> int:
+        with sql_statements(app, selects_only=True) as statements:
+            page = auth.client.get(
+                "/staff/admin/audit", query_string={"action": "request_escalated"}
+            )
+        assert page.status_code == 200
+        return len(statements)
+
+    with app.app_context():
+        address = on_call_address()
+        sent = _escalated_emergency(timedelta(minutes=31))
+        db.session.execute(
+            update(OutboxEmail).where(OutboxEmail.id == sent).values(status=OutboxStatus.SENT)
+        )
+        db.session.commit()
+    auth.login("admin")
+    one = selects()
+    with app.app_context():
+        waiting = _escalated_emergency(timedelta(minutes=40))
+        gone = _escalated_emergency(timedelta(minutes=50))
+        db.session.execute(delete(OutboxEmail).where(OutboxEmail.id == gone))
+        db.session.commit()
+    three = selects()
+    page = auth.client.get("/staff/admin/audit", query_string={"action": "request_escalated"})
+    lines = _details(page.get_data(as_text=True))
+    assert f"email: alert to {address}, sent" in lines, lines
+    assert f"email: alert to {address}, waiting to be sent" in lines
+    assert f"email: alert email {gone}, no longer in the outbox" in lines
+    assert not any(" id:" in line for line in lines), lines
+    assert waiting != sent
+    assert three == one, (one, three)

@@ -14,6 +14,8 @@ from markupsafe import Markup, escape
 
 from booking.audit.models import AuditEvent
 from booking.feedback.services import PAGE_NAMES, feedback_pages, page_name
+from booking.notifications.models import OutboxStatus
+from booking.notifications.services import Delivery, deliveries
 from booking.requests import asks
 from booking.scheduling.admin_services import WEEKDAY_NAMES
 from booking.scheduling.services import Names, names_by_id
@@ -23,6 +25,9 @@ from booking.scheduling.services import Names, names_by_id
 STAFF_KEYS = frozenset({"specialist", "specialist_id"})
 LOCATION_KEYS = frozenset({"location", "location_id"})
 APPOINTMENT_TYPE_KEYS = frozenset({"appointment_type", "appointment_type_id"})
+# The outbox email a row says was written: the on-call alert of an escalated request
+# (``requests.escalation``). Its id alone ("email id: 55") tells a reader nothing.
+EMAIL_KEY = "email_id"
 
 
 # The rows' targets that are one of the same kinds (an account changed, a place edited, a
@@ -49,9 +54,10 @@ class TrailNames:
 
 def trail_names(events: Sequence[AuditEvent]) -> TrailNames:
     """The names of the ids the events keep, in their details and as their targets. Three
-    queries at most, and a fourth (the checklist) when a row names checklist items,
-    whatever the number of events."""
+    queries at most, a fourth (the checklist) when a row names checklist items, and one for
+    the alert emails rows name, whatever the number of events."""
     wanted: dict[str, set[int]] = {"staff": set(), "locations": set(), "types": set()}
+    emails: set[int] = set()
     for key, value in _keyed_ids(event.details for event in events):
         if key in STAFF_KEYS:
             wanted["staff"].add(value)
@@ -59,11 +65,15 @@ def trail_names(events: Sequence[AuditEvent]) -> TrailNames:
             wanted["locations"].add(value)
         elif key in APPOINTMENT_TYPE_KEYS:
             wanted["types"].add(value)
+        elif key == EMAIL_KEY:
+            emails.add(value)
     for event in events:
         kind = TARGET_KINDS.get(event.target_type or "")
         if kind and (event.target_id or "").isdigit():
             wanted[kind].add(int(event.target_id))  # type: ignore[arg-type]
     names = names_by_id(wanted["staff"], wanted["locations"], wanted["types"])
+    found = deliveries(emails)
+    alerts = {email_id: _alert(email_id, found.get(email_id)) for email_id in emails}
     items: dict[str, str] = {}
     if any(_about_checklist_items(event) for event in events):
         items = {item.code: item.label for item in asks.checklist(include_inactive=True)}
@@ -88,6 +98,8 @@ def trail_names(events: Sequence[AuditEvent]) -> TrailNames:
             "items": items,
             # The information page a reader's feedback was about (``feedback``).
             "page": {slug: str(name) for slug, name in PAGE_NAMES.items()},
+            # Where the alert went and whether it was sent.
+            EMAIL_KEY: alerts,
         },
         records={
             event.id: text
@@ -100,6 +112,21 @@ def trail_names(events: Sequence[AuditEvent]) -> TrailNames:
             if event.target_type in PART_OF and (part := _part(event)) is not None
         },
     )
+
+
+def _alert(email_id: int, delivery: Delivery | None) -> str:
+    """An alert email as a reader takes it: to whom, and whether it went."""
+    if delivery is None:
+        return _("alert email %(id)s, no longer in the outbox", id=email_id)
+    if delivery.withdrawn:
+        state = _("withdrawn")
+    elif delivery.status == OutboxStatus.SENT:
+        state = _("sent")
+    elif delivery.status == OutboxStatus.FAILED:
+        state = _("could not be sent")
+    else:
+        state = _("waiting to be sent")
+    return _("alert to %(recipient)s, %(state)s", recipient=delivery.recipient, state=state)
 
 
 def _about_checklist_items(event: AuditEvent) -> bool:

@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import smtplib
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from email.charset import QP, Charset
 from email.message import EmailMessage
@@ -148,6 +149,30 @@ def copy_email(email: OutboxEmail, *, recipient: str) -> OutboxEmail:
     )
     db.session.add(copy)
     return copy
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Where an outbox email went and how far it got, without its (encrypted) bodies."""
+
+    recipient: str
+    status: OutboxStatus
+    withdrawn: bool
+
+
+def deliveries(email_ids: Collection[int]) -> dict[int, Delivery]:
+    """By id, the emails of ``email_ids`` still in the outbox (one withdrawn, or of a
+    patient whose data was erased, is deleted): one query, for a page that names many."""
+    if not email_ids:
+        return {}
+    rows = db.session.execute(
+        select(
+            OutboxEmail.id, OutboxEmail.recipient, OutboxEmail.status, OutboxEmail.withdrawn_at
+        ).where(OutboxEmail.id.in_(sorted(email_ids)))
+    )
+    return {
+        row.id: Delivery(row.recipient, row.status, row.withdrawn_at is not None) for row in rows
+    }
 
 
 def withdraw_pending(request_id: int, templates: frozenset[str]) -> int:
