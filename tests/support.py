@@ -317,7 +317,9 @@ def step_answers(code: str, answers: dict[str, Any] | None = None) -> dict[str, 
 
 
 def open_step(client: FlaskClient, code: str) -> str:
-    """A step's page, which must open."""
+    """A step's page, which must open (reached first, ``reach``, if the draft is not that
+    far: the test is about the page, not the way to it)."""
+    reach(client, code.partition("?")[0])
     response = client.get(f"/request/steps/{code}")
     assert response.status_code == 200, (code, response.status_code, response.location)
     return response.get_data(as_text=True)
@@ -367,6 +369,34 @@ def page_proof(page: str) -> dict[str, str]:
     when the page has none)."""
     match = PROOF_RE.search(page)
     return {"draft_page": match.group(1)} if match else {}
+
+
+def reach(client: FlaskClient, code: str) -> None:
+    """Note the browser's unsent draft as having reached step ``code`` (unless it went
+    further), as though the patient had come this far: a step not reached does not open
+    (``patients.views.step``). For tests of one step, not of the way to it; nothing else of
+    the draft changes (not its last use, which hides it after a while)."""
+    from booking.patients.views import DRAFT_KEY
+
+    with client.session_transaction() as session:
+        token = session.get(DRAFT_KEY)
+    reach_draft(client.application, token, code)
+
+
+def reach_draft(app: Flask, token: object, code: str) -> None:
+    """``reach`` for the draft of the browser token ``token`` (a browser's session holds it)."""
+    from booking.extensions import db
+    from booking.requests.drafts import RequestDraft, find_draft
+
+    with app.app_context():
+        draft = find_draft(token, documents=False)
+        if draft is None or draft.sent_at is not None:
+            return
+        if steps.number(draft.step) < steps.number(code):
+            db.session.execute(
+                sa.update(RequestDraft).where(RequestDraft.id == draft.id).values(step=code)
+            )
+            db.session.commit()
 
 
 def post_step(

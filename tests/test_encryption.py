@@ -30,7 +30,7 @@ from booking.requests.events import RequestEvent
 from booking.requests.models import MedicalHistory
 from booking.staff.models import StaffUser
 from tests.factories import make_request, make_staff
-from tests.support import CSRF_RE, AuthActions, answer_red_flags, pdf_bytes
+from tests.support import CSRF_RE, AuthActions, answer_red_flags, pdf_bytes, reach
 
 KEY_A, KEY_B, KEY_C = (parse_key(new_key()) for _ in range(3))
 PDF_HEAD = b"%PDF-1.4\n"
@@ -350,6 +350,7 @@ def test_rotation_re_encrypts_unfinished_requests_too(app: Flask, upload_dir: Pa
     _use_keys(app, KEY_A)
     client = app.test_client()
     answer_red_flags(client)
+    reach(client, "documents")
     page = client.get("/request/steps/documents").get_data(as_text=True)
     token = CSRF_RE.search(page).group(1)
     client.post(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import time, timedelta
+from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
@@ -30,7 +31,7 @@ from tests.factories import (
     make_request,
     make_staff,
 )
-from tests.support import AuthActions, answer_red_flags, csrf_token, sql_statements
+from tests.support import AuthActions, answer_red_flags, csrf_token, reach, sql_statements
 
 SMALL, LARGE = 5, 50
 
@@ -146,7 +147,10 @@ def queries_for(
     first.get_data()
     if first.status_code == 302 and "/request/start" in first.headers["Location"]:
         answer_red_flags(client)
-        fetch()
+    step = urlsplit(path).path.removeprefix("/request/steps/")
+    if step != urlsplit(path).path:  # a step opens once the patient has come this far
+        reach(client, step)
+    fetch()
     with sql_statements(app) as statements:
         response = fetch()
         body = response.get_data(as_text=True)  # a streamed response reads as it is sent

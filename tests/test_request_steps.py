@@ -25,7 +25,6 @@ from werkzeug.test import TestResponse
 from booking.documents.models import Document
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
-from booking.patients import steps
 from booking.requests.drafts import DraftDocument, RequestDraft, purge_expired_drafts
 from booking.requests.models import ConsultationRequest
 from booking.scheduling.availability import open_slots, parse_slot_key
@@ -470,13 +469,6 @@ def test_a_draft_sent_twice_at_once_becomes_one_request(app: Flask) -> None:
     assert requests_stored(app) == 1
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Document)) == 1
-
-
-@pytest.mark.parametrize("code", [step.code for step in steps.STEPS])
-def test_every_step_opens_after_the_first(client: FlaskClient, code: str) -> None:
-    answer_red_flags(client)
-    post_step(client, "symptoms")  # the function step needs the main problem
-    assert "Step " in open_step(client, code)
 
 
 def first_open_time(app: Flask, clinic: Clinic) -> str:

@@ -10,7 +10,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from booking.requests import triage
-from tests.support import pdf_bytes, step_answers
+from tests.support import pdf_bytes, reach, step_answers
 
 
 @pytest.fixture
@@ -21,10 +21,13 @@ def app_settings(app_settings: dict[str, Any]) -> dict[str, Any]:
 def test_every_kind_of_step_post_works_without_the_token(client: FlaskClient) -> None:
     answers = {f"red_{flag.code}": "no" for flag in triage.ASKED}
     assert client.post("/request/start", data=answers).status_code == 303
+    time = client.post("/request/steps/time", data={**step_answers("time"), "nav": "next"})
+    assert time.status_code == 303
     about = client.post("/request/steps/about", data={**step_answers("about"), "nav": "next"})
     assert about.status_code == 303
     wrong = client.post("/request/steps/about", data={"full_name": "", "nav": "next"})
     assert wrong.status_code == 422
+    reach(client, "documents")
     upload = client.post(
         "/request/steps/documents",
         data={

@@ -527,6 +527,12 @@ def step(code: str) -> Response | tuple[str, int]:
             )
             return jsonify(ok=False, message=message), 403
         return redirect(url_for("patients.draft_hidden"), code=303)
+    if _reached_step(code, draft.step) is None:
+        # A step the draft has not reached, opened by its address (typed, a bookmark, a page
+        # of an earlier draft): the step reached, as the list of steps offers no other.
+        # Taken, a post would mark the steps between as done (saved from the documents step,
+        # the draft was at the review, and every step saved went back to it).
+        return redirect(url_for("patients.step", code=draft.step), code=303)
     if code == "function" and steps.region_of(saved) is None:
         return redirect(url_for("patients.step", code="symptoms"))
     if code == "documents":
@@ -631,8 +637,8 @@ GO_TO_FIELD = "go_to"
 
 
 def _reached_step(value: str, reached: str) -> str | None:
-    """The step a list-of-steps button names, if the draft has reached it (the list offers
-    no other); None for any other value, which goes nowhere."""
+    """The step a list-of-steps button names (or a step's address), if the draft has reached
+    it (the list offers no other); None for any other value, which goes nowhere."""
     if value not in steps.BY_CODE or steps.number(value) > steps.number(reached):
         return None
     return value

@@ -21,7 +21,7 @@ from playwright.sync_api import Locator, Page, expect
 from booking.requests import triage
 from booking.timeutil import WHEN
 from tests.e2e.conftest import LOCATION, SPECIALIST, LiveServer
-from tests.support import PASSWORD
+from tests.support import PASSWORD, reach_draft
 
 PATIENT_EMAIL = "erika.mustermann@example.com"
 REFERENCE_RE = re.compile(r"^SC-[2-9A-Z]{4}-[2-9A-Z]{4}$")
@@ -645,3 +645,16 @@ def sign_in(
         # used (a code is accepted once, and enrolment may have used this step's).
         submit_sign_in_code(page, pyotp.TOTP(totp_secret).at(clock.time() + 30))
     expect(page.get_by_role("heading", level=1)).to_have_text(landing)
+
+
+def reach(page: Page, server: LiveServer, code: str) -> None:
+    """Note the draft of ``page``'s browser as having reached step ``code``, as though the
+    patient had come this far (``tests.support.reach``): a step not reached does not open,
+    and these tests are about the step, not the way to it."""
+    from booking.patients.views import DRAFT_KEY
+
+    app = server.app
+    name = app.config["SESSION_COOKIE_NAME"]
+    [cookie] = [c["value"] for c in page.context.cookies(server.url) if c["name"] == name]
+    session = app.session_interface.get_signing_serializer(app).loads(cookie)  # type: ignore[attr-defined]
+    reach_draft(app, session.get(DRAFT_KEY), code)

@@ -24,6 +24,7 @@ from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pyotp
 import pytest
@@ -52,6 +53,7 @@ from tests.e2e.pages import (
     fill_symptoms,
     give_consent,
     page_width,
+    reach,
     save_and_continue,
     sign_in,
     submit_sign_in,
@@ -109,6 +111,8 @@ class Site:
             path = path.format(manage=f"/manage/{self.reference}")
         if path.startswith(("/request/steps/", "/request/later")):
             self.start_steps(page)
+        if path.startswith("/request/steps/"):  # as far as the step shown
+            reach(page, self.server, urlsplit(path).path.removeprefix("/request/steps/"))
         page.goto(self(path))
 
     def answer_red_flags(self, page: Page, yes: str | None = None) -> None:
@@ -125,6 +129,7 @@ class Site:
         """A draft in this browser, as far as the symptoms (the pain and daily life step asks
         the main problem's questions, so it needs them)."""
         self.answer_red_flags(page)
+        reach(page, self.server, "symptoms")
         page.goto(self("/request/steps/symptoms"))
         fill_symptoms(page)
         save_and_continue(page, "function")
@@ -316,6 +321,7 @@ def _finish_later_sent(site: Site, page: Page) -> None:
 def _draft_hidden(site: Site, page: Page) -> None:
     """A draft that names the patient, with nothing saved for over an hour."""
     site.answer_red_flags(page)
+    reach(page, site.server, "about")
     page.goto(site("/request/steps/about"))
     fill_about_you(page)
     save_and_continue(page, "symptoms")

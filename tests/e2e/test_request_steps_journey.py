@@ -56,6 +56,7 @@ from tests.e2e.pages import (
     page_width,
     pick_first_time,
     rate_function,
+    reach,
     save_and_continue,
     send_from_review,
     shown_reference,
@@ -221,6 +222,7 @@ def test_a_refused_file_keeps_its_reason_while_the_others_go_up(
     refused file, the PDF says Accepted, and the list shows it when the patient asks."""
     page.goto(clinic("/request/start"))
     answer_red_flags(page)
+    reach(page, clinic, "documents")
     page.goto(clinic("/request/steps/documents"))
     page.wait_for_load_state("load")
     not_a_pdf = {"name": "notes.pdf", "mimeType": "application/pdf", "buffer": b"just text"}
@@ -285,6 +287,7 @@ def test_a_file_over_the_limit_is_refused_before_it_is_sent(
     too_big.write_bytes(b"%PDF-1.4\n" + b"0" * (clinic.app.config["MAX_DOCUMENT_MB"] << 20))
     page.goto(clinic("/request/start"))
     answer_red_flags(page)
+    reach(page, clinic, "documents")
     page.goto(clinic("/request/steps/documents"))
     page.wait_for_load_state("load")
     sent: list[int] = []
@@ -312,6 +315,7 @@ def test_a_file_sent_from_an_expired_page_goes_up_when_tried_again(
     with the reason, and "Try again" sends it with the fresh token the answer brought."""
     page.goto(clinic("/request/start"))
     answer_red_flags(page)
+    reach(page, clinic, "documents")
     page.goto(clinic("/request/steps/documents"))
     page.wait_for_load_state("load")
     page.evaluate(
@@ -534,6 +538,7 @@ def test_a_file_chosen_on_the_documents_step_left_open_past_the_hour_goes_up(
     the page's proof that it was shown with each file, as the page's form does."""
     page = context_of(new_context).new_page()
     draft_naming_the_patient(page, clinic)
+    reach(page, clinic, "documents")
     page.goto(clinic("/request/steps/documents"))
     page.wait_for_load_state("load")  # (the upload script is deferred)
     draft_unused_for_an_hour(clinic)
