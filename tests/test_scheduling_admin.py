@@ -1018,22 +1018,38 @@ def berlin_holidays(app_settings: dict[str, Any]) -> dict[str, Any]:
     return app_settings
 
 
+@pytest.mark.parametrize(
+    ("today", "listed_days"),
+    [
+        (date(2026, 12, 6), [date(2026, 12, 25), date(2027, 3, 8)]),
+        # A holiday itself is listed on its day, and the coming year ends the day before its
+        # next one when a 29 February comes between (366 days on).
+        (date(2027, 3, 8), [date(2027, 3, 8), date(2027, 12, 25)]),
+        (date(2027, 12, 25), [date(2027, 12, 25), date(2028, 3, 8)]),
+    ],
+)
 def test_the_overview_lists_the_days_the_clinic_is_closed(
-    berlin_holidays: dict[str, Any], app: Flask, admin_client: FlaskClient
+    berlin_holidays: dict[str, Any],
+    app: Flask,
+    admin_client: FlaskClient,
+    monkeypatch: pytest.MonkeyPatch,
+    today: date,
+    listed_days: list[date],
 ) -> None:
-    """Public holidays take away a day's weekly hours: the admin sees which days."""
+    """Public holidays take away a day's weekly hours: the admin sees which days. The
+    overview's day is set: the coming year's holidays depend on it."""
+    from booking.admin import scheduling_views
     from booking.timeutil import clinic_date
 
+    monkeypatch.setattr(scheduling_views, "clinic_today", lambda: today)
+    monkeypatch.setattr(scheduling_views, "now_utc", lambda: berlin(today, "12:00"))
     page = admin_client.get(OVERVIEW).get_data(as_text=True)
     listed = page[page.index('id="closed-days"') :].split("</ul>")[0]
-    christmas = date(today().year, 12, 25)
-    if christmas < today():
-        christmas = date(today().year + 1, 12, 25)
     with app.test_request_context():
-        assert f"<li>{clinic_date(christmas, 'full')}</li>" in listed
-        # Women's Day: Berlin's own holiday, within the coming year.
-        womens_day = date(today().year + (today() >= date(today().year, 3, 8)), 3, 8)
-        assert f"<li>{clinic_date(womens_day, 'full')}</li>" in listed
+        # Christmas and Women's Day (Berlin's own holiday), within the coming year.
+        for day in listed_days:
+            assert f"<li>{clinic_date(day, 'full')}</li>" in listed
+        assert f"<li>{clinic_date(today + timedelta(days=366), 'full')}</li>" not in listed
     assert "Public holidays of DE-BE" in page
 
 
