@@ -803,7 +803,7 @@ def test_two_workers_at_once_send_one_invitation(app: Flask) -> None:
 
 def test_the_procedure_date_moves_the_schedule(app: Flask) -> None:
     with app.app_context():
-        procedure = date.today() + timedelta(days=60)
+        procedure = clinic_today() + timedelta(days=60)
         consultation = _completed(plan=Plan.OPEN_SURGERY, procedure=procedure)
         from_visit = schedule.due_at(
             db.session.get(TreatmentPlan, consultation.id).consulted_on, "6w", BERLIN
