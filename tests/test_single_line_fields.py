@@ -25,6 +25,7 @@ from tests.factories import make_request
 from tests.support import (
     AuthActions,
     Staff,
+    _clinic_today,
     csrf_token,
     field_error,
     pdf_bytes,
@@ -181,8 +182,9 @@ INVISIBLE = " \u200b\u2060\ufeff\u00ad "
 
 
 def a_childs_birth_date() -> str:
-    """Nine or ten years ago, whatever today is: under 18, so a guardian is asked for."""
-    return date(date.today().year - 10, 1, 1).isoformat()
+    """1 January ten years back from the clinic's year (the form counts the age on the
+    clinic's day, not the machine's): ten years old, under 18, so a guardian is asked for."""
+    return date(_clinic_today().year - 10, 1, 1).isoformat()
 
 
 INVISIBLE_REQUIRED = {
