@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from flask import Flask
@@ -936,6 +936,38 @@ def test_a_follow_up_superseded_by_a_corrected_date_is_no_result(
     AuthActions(client).login("coordinator")
     rows = list(csv.DictReader(io.StringIO(_export(client).data.decode("utf-8-sig"))))
     assert len(rows) == 2
+
+
+def test_an_answer_counts_from_the_clinic_day_of_the_treatment_not_the_utc_day(
+    app: Flask,
+) -> None:
+    """Whether an answer came before the treatment started is judged on the clinic's day
+    (``schedule.answered_before_start``): at 00:30 in Berlin on the day of the operation it
+    is still the day before in UTC (23:30 in winter, 22:30 in summer), and the answer counts;
+    at 23:30 in Berlin the evening before it does not, whichever the clock's offset."""
+    winter, summer = date(2026, 1, 15), date(2026, 7, 15)
+    answers = {
+        "winter, 00:30 on the day": (winter, datetime(2026, 1, 14, 23, 30, tzinfo=UTC)),
+        "winter, 23:30 the day before": (winter, datetime(2026, 1, 14, 22, 30, tzinfo=UTC)),
+        "summer, 00:30 on the day": (summer, datetime(2026, 7, 14, 22, 30, tzinfo=UTC)),
+        "summer, 23:30 the day before": (summer, datetime(2026, 7, 14, 21, 30, tzinfo=UTC)),
+    }
+    with app.app_context():
+        _treated(Plan.MINIMALLY_INVASIVE, len(answers))
+        follow_ups = db.session.scalars(select(FollowUp).order_by(FollowUp.request_id)).all()
+        ids = {}
+        for (name, (procedure, answered_at)), follow_up in zip(
+            answers.items(), follow_ups, strict=True
+        ):
+            follow_up.answered_at = answered_at
+            db.session.get(TreatmentPlan, follow_up.request_id).procedure_date = procedure
+            ids[follow_up.request_id] = name
+        db.session.commit()
+        counted = results.patient_outcomes("3m", date(2026, 1, 1), default_settings())
+        assert sorted(ids[outcome.request_id] for outcome in counted) == [
+            "summer, 00:30 on the day",
+            "winter, 00:30 on the day",
+        ]
 
 
 REGISTRY_HEADING = (
