@@ -1027,34 +1027,38 @@ def test_no_reminder_of_an_invitation_closed_by_a_date_corrected_while_the_job_r
     app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The reminder job reads the invitations unanswered, then claims each: staff postponing
-    the operation in between close the open one (its time point has not come under the new
-    date), a moment after the job's ``now``, and its reminder does not go."""
-    import sqlalchemy
-
+    the operation in between (a request of its own: its own session, committed) close the
+    open one (its time point has not come under the new date), a moment after the job's
+    ``now``, and its reminder does not go."""
     from booking.outcomes import services as job
 
     with app.app_context():
         start = clinic_today() + timedelta(days=5)
-        consultation = _completed(plan=Plan.MINIMALLY_INVASIVE, procedure=start)
-        coordinator = staff_user(make_staff("coordinator").email)
+        request_id = _completed(plan=Plan.MINIMALLY_INVASIVE, procedure=start).id
+        coordinator_id = make_staff("coordinator").id
         sent = schedule.due_at(start, "6w", BERLIN)
         assert len(send_due_followups(now=sent)) == 1
         now = sent + timedelta(days=7)
         closed: list[str] = []
 
-        def correct_then_claim(*args):
-            if not closed:
-                closed.extend(
-                    correct_procedure_date(
-                        consultation,
-                        start + timedelta(days=60),
-                        coordinator,
-                        now=now + timedelta(seconds=1),
-                    ).closed
-                )
-            return sqlalchemy.update(*args)
+        lock = job._lock_request
 
-        monkeypatch.setattr(job, "update", correct_then_claim)
+        def correct_then_claim(request: int) -> bool:
+            if not closed:
+                with app.app_context():  # the staff's request, in its own session
+                    closed.extend(
+                        correct_procedure_date(
+                            db.session.get(ConsultationRequest, request_id),
+                            start + timedelta(days=60),
+                            db.session.get(StaffUser, coordinator_id),
+                            now=now + timedelta(seconds=1),
+                        ).closed
+                    )
+                    db.session.remove()
+            return lock(request)
+
+        # Between the job's read and its claim, which starts by taking the request's lock.
+        monkeypatch.setattr(job, "_lock_request", correct_then_claim)
         assert send_due_followup_reminders(now=now) == []
         assert closed == ["6w"] and len(_invitations()) == 1
         assert db.session.scalars(select(FollowUp)).one().reminded_at is None
