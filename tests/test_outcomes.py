@@ -372,6 +372,98 @@ def test_an_answer_given_once_the_new_due_time_had_come_is_kept_as_its_result(
         assert len(send_due_followups(now=schedule.due_at(new, "3m", BERLIN))) == 1
 
 
+def _answer(point: str, at: datetime) -> None:
+    db.session.execute(
+        update(FollowUp)
+        .where(FollowUp.point == point, FollowUp.superseded_at.is_(None))
+        .values(answered_at=at, odi_percent=22.0, gpe=2, satisfaction=5)
+    )
+    db.session.commit()
+
+
+def test_a_time_point_is_not_superseded_behind_a_later_one_that_stays(app: Flask) -> None:
+    """Postponed by three days, corrected after both answers: the 6 weeks were answered a day
+    after their invitation (before the new 6 weeks), the 3 months five days after theirs
+    (after the new 3 months: kept). Superseded, the 6 weeks would never be asked again (the
+    sender never goes back before a time point recorded) and would vanish from the response
+    rate: they stay as what happened, and the schedule goes on at 12 months."""
+    with app.app_context():
+        start = clinic_today() + timedelta(days=5)
+        consultation = _completed(plan=Plan.MINIMALLY_INVASIVE, procedure=start)
+        six_weeks, three_months = (schedule.due_at(start, p, BERLIN) for p in ("6w", "3m"))
+        assert len(send_due_followups(now=six_weeks)) == 1
+        _answer("6w", six_weeks + timedelta(days=1))
+        assert len(send_due_followups(now=three_months)) == 1
+        _answer("3m", three_months + timedelta(days=5))
+        new = start + timedelta(days=3)
+        corrected = correct_procedure_date(
+            consultation,
+            new,
+            staff_user(make_staff("coordinator").email),
+            now=three_months + timedelta(days=6),
+        )
+        assert corrected == ProcedureDateCorrected(rescheduled=[], superseded=[], closed=[])
+        assert [f.superseded_at for f in db.session.scalars(select(FollowUp))] == [None, None]
+        counted = response_counts(start - timedelta(days=1), now=three_months + timedelta(days=7))
+        assert counted == {"6w": [1, 0, 1], "3m": [1, 0, 1]}
+        for point in ("6w", "3m"):
+            assert send_due_followups(now=schedule.due_at(new, point, BERLIN)) == []
+        assert len(send_due_followups(now=schedule.due_at(new, "12m", BERLIN))) == 1
+
+
+def test_a_correction_undone_gives_back_the_answer_it_superseded(app: Flask) -> None:
+    """A date typed by mistake (ten days later) supersedes the 6-week answer; corrected back
+    minutes later, the answer is the 6 weeks' again, and the patient is not asked twice."""
+    with app.app_context():
+        start = clinic_today() + timedelta(days=5)
+        consultation = _completed(plan=Plan.OPEN_SURGERY, procedure=start)
+        coordinator = staff_user(make_staff("coordinator").email)
+        six_weeks = schedule.due_at(start, "6w", BERLIN)
+        assert len(send_due_followups(now=six_weeks)) == 1
+        _answer("6w", six_weeks + timedelta(days=2))
+        now = six_weeks + timedelta(days=3)
+        wrong = start + timedelta(days=10)
+        assert correct_procedure_date(consultation, wrong, coordinator, now=now).superseded == [
+            "6w"
+        ]
+        back = correct_procedure_date(
+            consultation, start, coordinator, now=now + timedelta(minutes=5)
+        )
+        assert back == ProcedureDateCorrected(
+            rescheduled=[], superseded=[], closed=[], restored=["6w"]
+        )
+        row = db.session.scalars(select(FollowUp)).one()
+        assert row.superseded_at is None and row.odi_percent == 22.0
+        assert _corrections()[-1].details["follow_ups_restored"] == ["6w"]
+        later = now + timedelta(days=14)
+        assert send_due_followups(now=later) == []  # the 6 weeks are answered: not again
+        assert len(send_due_followups(now=schedule.due_at(start, "3m", BERLIN))) == 1
+
+
+def test_a_correction_undone_after_the_time_point_was_asked_again_keeps_the_new_answer(
+    app: Flask,
+) -> None:
+    """Once the time point was asked again under the corrected date, that invitation is its
+    row: correcting the date back gives nothing back (one live row per time point)."""
+    with app.app_context():
+        start = clinic_today() + timedelta(days=5)
+        consultation = _completed(plan=Plan.OPEN_SURGERY, procedure=start)
+        coordinator = staff_user(make_staff("coordinator").email)
+        six_weeks = schedule.due_at(start, "6w", BERLIN)
+        assert len(send_due_followups(now=six_weeks)) == 1
+        _answer("6w", six_weeks + timedelta(days=1))
+        moved = start + timedelta(days=10)
+        correct_procedure_date(consultation, moved, coordinator, now=six_weeks + timedelta(days=2))
+        asked_again = schedule.due_at(moved, "6w", BERLIN)
+        assert len(send_due_followups(now=asked_again)) == 1
+        back = correct_procedure_date(
+            consultation, start, coordinator, now=asked_again + timedelta(hours=1)
+        )
+        assert back.restored == []
+        live = db.session.scalars(select(FollowUp).where(FollowUp.superseded_at.is_(None))).one()
+        assert live.sent_at == asked_again
+
+
 def test_a_postponement_corrected_late_asks_again_what_was_asked_too_early(
     app: Flask,
 ) -> None:

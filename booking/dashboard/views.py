@@ -695,6 +695,12 @@ def correct_procedure_date(reference: str) -> Response | tuple[str, int]:
             "are kept but not counted: their time points are asked again when they come.",
             len(corrected.superseded),
         )
+    if corrected.restored:
+        message += " " + ngettext(
+            "%(num)d questionnaire an earlier correction had set aside counts again.",
+            "%(num)d questionnaires an earlier correction had set aside count again.",
+            len(corrected.restored),
+        )
     if corrected.closed:
         message += " " + ngettext(
             "%(num)d questionnaire sent but not answered was closed.",

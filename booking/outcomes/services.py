@@ -20,7 +20,7 @@ patient's rows are gone, with these.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -207,12 +207,15 @@ class ProcedureDateCorrected:
     """What ``correct_procedure_date`` did to the follow-ups: the time points recorded as
     missed under the old date that are now still to come (the sender invites them at their
     new time), the time points whose sent row was superseded (sent too early for the new
-    date, or answered before it: asked again at their new time), and the time points whose
-    open, unanswered invitation was closed."""
+    date, or answered before it: asked again at their new time), the time points whose
+    open, unanswered invitation was closed, and those whose row an earlier correction
+    superseded that count again under this date (``restored``: a date typed by mistake and
+    corrected back)."""
 
     rescheduled: list[str]
     superseded: list[str]
     closed: list[str]
+    restored: list[str] = field(default_factory=list)
 
 
 def correct_procedure_date(
@@ -230,20 +233,24 @@ def correct_procedure_date(
     page showed it (``shown``: ``procedure_key``). Audited with the dates before and after.
 
     The follow-ups count from the new date. Those still to come are no rows (the sender
-    works them out from the plan), so they move with it. A time point sent before its due
-    time counted from the new date, and not answered once that time had come, was asked too
-    early (the operation postponed; any answer given before the new date is one of these):
-    it is superseded (``FollowUp.superseded_at``), kept as it was, answers and all, but no
-    longer its time point's row, and its link closed if still open (answered now, it would
-    be that time point's result taken weeks early); the sender asks the time point again at
-    its new time (or records it missed when that time is past beyond its link's life),
-    whenever the correction is made. Any other time point sent is kept as it was: it is what
-    happened; but its link, still open, is closed when a later time point is already due
-    under the new date (the operation brought forward): the sender invites that one
-    (``_points_due``), one questionnaire open at a time. A time point recorded as missed
-    that is now still to come is removed, so it is invited at its new time, unless a later
-    time point was sent and stays (the questionnaires keep their order); one that is past
-    under the new date too stays missed, its due time counted from the new date."""
+    works them out from the plan), so they move with it. A time point asked too early for
+    the new date (``_asked_too_early``: sent before its new due time and not answered once
+    that time had come; the operation postponed) is superseded (``FollowUp.superseded_at``):
+    kept as it was, answers and all, but no longer its time point's row, its link closed if
+    still open (answered now, it would be that time point's result taken weeks early); the
+    sender asks the time point again at its new time (or records it missed when that time is
+    past beyond its link's life), whenever the correction is made. Only when no later time
+    point's row stays: the questionnaires keep their order, and one superseded behind a
+    later one kept would never be asked again; it stays as what happened (an answer from
+    before the treatment started is still no result: ``schedule.answered_before_start``).
+    Any other time point sent is kept as it was; but its link, still open, is closed when a
+    later time point is already due under the new date (the operation brought forward): the
+    sender invites that one (``_points_due``), one questionnaire open at a time. A row an
+    earlier correction superseded whose time point has no answer sent since is given back
+    when it would not be superseded under this date (a date typed by mistake, corrected
+    back). A time point recorded as missed that is now still to come is removed, so it is
+    invited at its new time, unless a later time point's row stays; one that is past under
+    the new date too stays missed, its due time counted from the new date."""
     now = now or now_utc()
     consultation = lock_request(consultation)
     check_may_work(consultation, actor)
@@ -270,64 +277,73 @@ def correct_procedure_date(
     # Locked, after the request (the order every change takes): a patient's answer is no
     # change of the request and takes no request lock, so read unlocked it could commit
     # between this read and the decision, and be reported "closed, not answered".
-    follow_ups = list(
+    rows = list(
         db.session.scalars(
             select(FollowUp)
-            .where(FollowUp.request_id == plan.request_id, FollowUp.superseded_at.is_(None))
-            .order_by(FollowUp.due_at, FollowUp.id)
+            .where(FollowUp.request_id == plan.request_id)
+            .order_by(FollowUp.id)
             .with_for_update()
             .execution_options(populate_existing=True)
         )
     )
-    rescheduled, superseded, closed = [], [], []
-    for follow_up in follow_ups:
-        # Sent before its time point's due time counted from the new date: asked too early
-        # (every answer given before the new date is one of these: it came after its
-        # invitation, and a time point is due a week or more after the start), unless it was
-        # answered once that due time had come (postponed by days): then it is that time
-        # point's answer, taken at its time.
-        new_due = due_at(start, follow_up.point, tz)
+    live = {f.point: f for f in rows if f.superseded_at is None}
+    # Each time point's latest superseded row: a correction undone (a date typed by mistake)
+    # gives it back.
+    gone = {
+        f.point: f
+        for f in sorted(
+            (f for f in rows if f.superseded_at is not None),
+            key=lambda f: (f.superseded_at, f.id),
+        )
+    }
+    done = ProcedureDateCorrected([], [], [], [])
+    # From the last time point back: once a later one's row stays, the earlier ones stay too
+    # (what happened, in order; the sender never goes back before a time point recorded),
+    # so a time point is superseded only when it will be asked again.
+    kept_later = False
+    for point in sorted(live.keys() | gone.keys(), key=parse_point, reverse=True):
+        new_due = due_at(start, point, tz)
+        follow_up, old = live.get(point), gone.get(point)
         if (
-            follow_up.sent_at is not None
-            and follow_up.sent_at < new_due
-            and (follow_up.answered_at is None or follow_up.answered_at < new_due)
+            old is not None
+            and (follow_up is None or follow_up.sent_at is None)
+            and (kept_later or not _asked_too_early(old, new_due))
         ):
-            if (
-                follow_up.answered_at is None
-                and follow_up.expires_at is not None
-                and follow_up.expires_at > now
-            ):
+            if follow_up is not None:  # only recorded missed since: the answer sent stands
+                db.session.delete(follow_up)
+                db.session.flush()  # one live row per time point, before the one given back
+            old.superseded_at = None
+            done.restored.append(point)
+            kept_later = True
+        elif follow_up is None:
+            continue  # stays superseded: asked again at its new time
+        elif follow_up.sent_at is None:
+            if new_due <= now:
+                follow_up.due_at = new_due  # missed under the new date too
+                kept_later = True
+            elif kept_later:
+                kept_later = True  # a later time point was asked: the order holds
+            else:
+                db.session.delete(follow_up)  # never sent, no link, no answers
+                done.rescheduled.append(point)
+        elif not kept_later and _asked_too_early(follow_up, new_due):
+            if _link_open(follow_up, now):
                 follow_up.expires_at = now
-                closed.append(follow_up.point)
+                done.closed.append(point)
             follow_up.superseded_at = now
-            superseded.append(follow_up.point)
-        elif (
-            follow_up.answered_at is None
-            and follow_up.expires_at is not None
-            and follow_up.expires_at > now
-            and any(due_at(start, later.code, tz) <= now for later in _after(follow_up.point))
-        ):
-            # Brought forward: the next time point is due already, and the sender invites it
-            # now; one questionnaire open at a time, none answered after the next is due.
-            follow_up.expires_at = now
-            closed.append(follow_up.point)
-    last_sent = max(
-        (
-            parse_point(f.point)
-            for f in follow_ups
-            if f.sent_at is not None and f.superseded_at is None
-        ),
-        default=None,
-    )
-    for follow_up in follow_ups:
-        if follow_up.sent_at is not None:
-            continue
-        new_due = due_at(start, follow_up.point, tz)
-        if new_due <= now:
-            follow_up.due_at = new_due  # missed under the new date too
-        elif last_sent is None or parse_point(follow_up.point) > last_sent:
-            db.session.delete(follow_up)  # never sent, no link, no answers
-            rescheduled.append(follow_up.point)
+            done.superseded.append(point)
+        else:
+            kept_later = True
+            if _link_open(follow_up, now) and any(
+                due_at(start, later.code, tz) <= now for later in _after(point)
+            ):
+                # Brought forward: the next time point is due already, and the sender
+                # invites it now; one questionnaire open at a time, none answered after the
+                # next is due.
+                follow_up.expires_at = now
+                done.closed.append(point)
+    for points in (done.rescheduled, done.superseded, done.closed, done.restored):
+        points.sort(key=parse_point)  # in the schedule's order, as read
     record(
         "treatment_plan_corrected",
         target_type="request",
@@ -338,13 +354,35 @@ def correct_procedure_date(
                 "before": before.isoformat() if before else None,
                 "after": procedure_date.isoformat(),
             },
-            "follow_ups_rescheduled": rescheduled,
-            "follow_ups_superseded": superseded,
-            "invitations_closed": closed,
+            "follow_ups_rescheduled": done.rescheduled,
+            "follow_ups_superseded": done.superseded,
+            "invitations_closed": done.closed,
+            **({"follow_ups_restored": done.restored} if done.restored else {}),
         },
     )
     db.session.commit()
-    return ProcedureDateCorrected(rescheduled, superseded, closed)
+    return done
+
+
+def _asked_too_early(follow_up: FollowUp, new_due: datetime) -> bool:
+    """Whether a time point's row, under a corrected procedure date due at ``new_due``, was
+    asked too early: sent before that time and not answered once it had come (any answer
+    given before the new date is one: it came after its invitation, and a time point is due
+    a week or more after the start). One answered once the new due time had come (the date
+    moved by days) is that time point's answer, taken at its time."""
+    return (
+        follow_up.sent_at is not None
+        and follow_up.sent_at < new_due
+        and (follow_up.answered_at is None or follow_up.answered_at < new_due)
+    )
+
+
+def _link_open(follow_up: FollowUp, now: datetime) -> bool:
+    return (
+        follow_up.answered_at is None
+        and follow_up.expires_at is not None
+        and follow_up.expires_at > now
+    )
 
 
 def _lock_request(request_id: int) -> bool:
