@@ -694,3 +694,46 @@ def test_audit_rows_written_before_the_links_are_found_by_reference(
         with db.engine.connect() as conn:
             assert not sa.inspect(conn).has_table("audit_reference")
         db.engine.dispose()
+
+
+BEFORE_SUPERSEDED = "30aaefa018b9"
+
+
+def test_the_downgrade_before_superseded_follow_ups_refuses_to_delete_answers(
+    empty_database: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Migration b9d3f7a1c5e2's downgrade cannot keep a superseded row beside its time point's
+    row, and such a row holds the patient's answers: it refuses, and deletes nothing."""
+    from datetime import timedelta
+
+    from booking.outcomes import schedule
+    from booking.outcomes.models import FollowUp, Plan
+    from booking.outcomes.services import correct_procedure_date, send_due_followups
+    from booking.timeutil import clinic_today, clinic_tz
+    from tests.factories import make_staff, staff_user
+    from tests.test_outcomes import _completed
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database, "UPLOAD_DIR": str(tmp_path)})
+    with app.app_context():
+        upgrade(directory=MIGRATIONS)
+        start = clinic_today() + timedelta(days=5)
+        consultation = _completed(plan=Plan.OPEN_SURGERY, procedure=start)
+        assert len(send_due_followups(now=schedule.due_at(start, "6w", clinic_tz()))) == 1
+        correct_procedure_date(
+            consultation,
+            start + timedelta(days=30),
+            staff_user(make_staff("coordinator").email),
+            now=schedule.due_at(start, "6w", clinic_tz()) + timedelta(days=1),
+        )
+        assert db.session.scalars(sa.select(FollowUp.superseded_at)).one() is not None
+        db.session.remove()
+        with pytest.raises(SystemExit):  # Flask-Migrate's exit, the error logged
+            downgrade(directory=MIGRATIONS, revision=BEFORE_SUPERSEDED)
+        logged = capfd.readouterr().err  # alembic's own logging setup writes to stderr
+        assert "1 superseded follow-up row(s) hold patients' answers" in logged
+        with db.engine.connect() as conn:
+            assert conn.scalar(sa.text("SELECT count(*) FROM follow_up")) == 1
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM follow_up WHERE superseded_at IS NOT NULL"))
+        downgrade(directory=MIGRATIONS, revision=BEFORE_SUPERSEDED)
+        db.engine.dispose()

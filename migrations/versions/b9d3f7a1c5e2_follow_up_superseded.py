@@ -41,8 +41,17 @@ def upgrade():
 
 
 def downgrade():
-    # The superseded rows go: the rule they were kept beside allows one row per time point.
-    op.execute(sa.text("DELETE FROM follow_up WHERE superseded_at IS NOT NULL"))
+    # The rule the superseded rows were kept beside allows one row per time point, and they
+    # hold patients' answers: refused rather than deleting them unasked.
+    held = op.get_bind().scalar(
+        sa.text("SELECT count(*) FROM follow_up WHERE superseded_at IS NOT NULL")
+    )
+    if held:
+        raise RuntimeError(
+            f"{held} superseded follow-up row(s) hold patients' answers; the schema before this "
+            "revision cannot keep them beside their time point's row. Export them first "
+            "(follow_up WHERE superseded_at IS NOT NULL), delete them, then downgrade."
+        )
     op.drop_index("uq_follow_up_live_point", table_name="follow_up")
     with op.batch_alter_table("follow_up", schema=None) as batch_op:
         batch_op.create_unique_constraint("uq_follow_up_request_point", ["request_id", "point"])
