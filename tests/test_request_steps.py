@@ -850,7 +850,7 @@ def test_two_tabs_saving_steps_keep_both_tabs_answers(
     tab_b: list[TestResponse] = []
     started: list[bool] = []
 
-    def save_after_tab_b(draft, answers, step=None):
+    def save_after_tab_b(draft, answers, step=None, **options):
         if not started:  # tab A's save: tab B saves first, after A read the draft
             started.append(True)
             data = {**step_answers("about"), "full_name": "Erika Neuname", "nav": "next"}
@@ -862,7 +862,7 @@ def test_two_tabs_saving_steps_keep_both_tabs_answers(
             )
             other.start()
             other.join()
-        return real_save(draft, answers, step)
+        return real_save(draft, answers, step, **options)
 
     monkeypatch.setattr(drafts, "save_answers", save_after_tab_b)
     data = {**step_answers("symptoms"), "pain_duration": "gt_1_year"}

@@ -12,6 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from sqlalchemy import update as sa_update
 
 from booking.extensions import db
 from booking.patients import steps
@@ -114,3 +115,31 @@ def test_without_a_draft_or_with_a_hidden_one_a_later_step_leads_as_every_step_d
     for code in ("about", "review"):
         response = client.get(f"/request/steps/{code}")
         assert response.location == "/request/hidden", code  # not even the step reached
+
+
+def test_a_step_worked_out_from_a_stale_read_never_takes_the_draft_back(
+    app: Flask, client: FlaskClient
+) -> None:
+    """Two tabs: one read the draft at "symptoms" and saves "About you" while the other has
+    just gone on to the documents. The step the first one worked out ("symptoms") is older
+    than the draft's: noted, it would send the second tab's documents page, now not reached,
+    to "symptoms" on its next post (a file described there lost)."""
+    from booking.requests import drafts
+
+    answer_red_flags(client)
+    post_step(client, "time")
+    post_step(client, "about")
+    with app.app_context():
+        draft = db.session.scalars(select(RequestDraft)).one()
+        assert draft.step == "symptoms"  # as the first tab read it
+        db.session.execute(
+            sa_update(RequestDraft).where(RequestDraft.id == draft.id).values(step="documents")
+        )  # the other tab, meanwhile
+        db.session.commit()
+        drafts.save_answers(
+            draft, {"full_name": ["Erika Musterfrau"]}, "symptoms", rank=steps.number
+        )
+        saved = db.session.scalars(select(RequestDraft)).one()
+        assert saved.step == "documents"
+        assert saved.values()["full_name"] == ["Erika Musterfrau"]
+    assert client.get("/request/steps/documents").status_code == 200

@@ -600,7 +600,7 @@ def step(code: str) -> Response | tuple[str, int]:
         following = steps.next_code(code)
     going = following if nav == "next" and not (wrong or more or following is None) else code
     reached = max(draft.step, going, key=steps.number)
-    drafts.save_answers(draft, posted, reached)
+    drafts.save_answers(draft, posted, reached, rank=steps.number)
     if nav == "go":
         target = _reached_step(request.form.get(GO_TO_FIELD, ""), reached)
         if target is not None:
@@ -931,7 +931,7 @@ def _documents_step(
         return redirect(url_for("patients.finish_later"), code=303)
     if nav == "next":
         if steps.number(draft.step) < steps.number("review"):
-            drafts.save_answers(draft, {}, "review")
+            drafts.save_answers(draft, {}, "review", rank=steps.number)
         return redirect(url_for("patients.step", code="review"), code=303)
     if nav == "back":
         return _last_page("history", saved)

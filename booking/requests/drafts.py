@@ -26,6 +26,7 @@ import functools
 import json
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -197,9 +198,18 @@ def _by_token(documents: bool) -> Select[tuple[RequestDraft]]:
     return query.options(selectinload(RequestDraft.documents)) if documents else query
 
 
-def save_answers(draft: RequestDraft, answers: Answers, step: str | None = None) -> None:
+def save_answers(
+    draft: RequestDraft,
+    answers: Answers,
+    step: str | None = None,
+    *,
+    rank: Callable[[str], int] | None = None,
+) -> None:
     """Replace the named answers (the fields of one step) and note the furthest step reached.
-    A sent draft is not changed."""
+    A sent draft is not changed. With ``rank`` (the steps' order), the step noted only moves
+    forward: the caller worked it out from the draft as it read it, and another tab may have
+    gone further since (a step not reached does not open, so going back would shut the
+    patient out of the page that tab shows)."""
     draft = lock_draft(draft, documents=False)  # another tab's answers saved since are kept
     if draft.sent_at is not None:
         db.session.rollback()
@@ -207,7 +217,7 @@ def save_answers(draft: RequestDraft, answers: Answers, step: str | None = None)
     merged = draft.values() | _clean(answers)
     now = now_utc()
     draft.answers = json.dumps(merged)
-    if step is not None:
+    if step is not None and (rank is None or rank(step) >= rank(draft.step)):
         draft.step = step
     draft.updated_at = now
     draft.expires_at = _expiry(now)
