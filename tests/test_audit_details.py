@@ -330,12 +330,27 @@ def test_an_escalations_alert_is_named_by_its_recipient_and_delivery(
         gone = _escalated_emergency(timedelta(minutes=50))
         db.session.execute(delete(OutboxEmail).where(OutboxEmail.id == gone))
         db.session.commit()
+        # Its id given again to another email (SQLite reuses the highest id once deleted):
+        # a patient's, not the alert the row names.
+        db.session.add(
+            OutboxEmail(
+                id=gone,
+                template="request_received",
+                recipient="erika.patient@example.org",
+                subject="Your request",
+                body_text="",
+                body_html="",
+                message_id="<reused@example.org>",
+            )
+        )
+        db.session.commit()
     three = selects()
     page = auth.client.get("/staff/admin/audit", query_string={"action": "request_escalated"})
     lines = _details(page.get_data(as_text=True))
     assert f"email: alert to {address}, sent" in lines, lines
     assert f"email: alert to {address}, waiting to be sent" in lines
     assert f"email: alert email {gone}, no longer in the outbox" in lines
+    assert not any("erika.patient" in line for line in lines), lines
     assert not any(" id:" in line for line in lines), lines
     assert waiting != sent
     assert three == one, (one, three)

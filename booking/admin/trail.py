@@ -17,6 +17,7 @@ from booking.feedback.services import PAGE_NAMES, feedback_pages, page_name
 from booking.notifications.models import OutboxStatus
 from booking.notifications.services import Delivery, deliveries
 from booking.requests import asks
+from booking.requests.emails import ESCALATION_TEMPLATES
 from booking.scheduling.admin_services import WEEKDAY_NAMES
 from booking.scheduling.services import Names, names_by_id
 
@@ -72,7 +73,7 @@ def trail_names(events: Sequence[AuditEvent]) -> TrailNames:
         if kind and (event.target_id or "").isdigit():
             wanted[kind].add(int(event.target_id))  # type: ignore[arg-type]
     names = names_by_id(wanted["staff"], wanted["locations"], wanted["types"])
-    found = deliveries(emails)
+    found = deliveries(emails, ESCALATION_TEMPLATES)
     alerts = {email_id: _alert(email_id, found.get(email_id)) for email_id in emails}
     items: dict[str, str] = {}
     if any(_about_checklist_items(event) for event in events):

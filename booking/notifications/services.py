@@ -160,15 +160,18 @@ class Delivery:
     withdrawn: bool
 
 
-def deliveries(email_ids: Collection[int]) -> dict[int, Delivery]:
+def deliveries(email_ids: Collection[int], templates: Collection[str]) -> dict[int, Delivery]:
     """By id, the emails of ``email_ids`` still in the outbox (one withdrawn, or of a
-    patient whose data was erased, is deleted): one query, for a page that names many."""
+    patient whose data was erased, is deleted) written from one of ``templates``: one query,
+    for a page that names many. The template guards against a reused id: SQLite gives the
+    highest id again once its row is deleted, and an id kept in an audit row would then name
+    another email, perhaps to a patient."""
     if not email_ids:
         return {}
     rows = db.session.execute(
         select(
             OutboxEmail.id, OutboxEmail.recipient, OutboxEmail.status, OutboxEmail.withdrawn_at
-        ).where(OutboxEmail.id.in_(sorted(email_ids)))
+        ).where(OutboxEmail.id.in_(sorted(email_ids)), OutboxEmail.template.in_(sorted(templates)))
     )
     return {
         row.id: Delivery(row.recipient, row.status, row.withdrawn_at is not None) for row in rows

@@ -63,6 +63,8 @@ CLINIC_ALERT_TEMPLATES = frozenset({"new_request_staff", "callback_staff", "esca
 PATIENT_ACTION_TEMPLATE = "patient_action_staff"
 # The on-call alert of an urgent request its patient cancelled unreached (``escalation``).
 CANCELLED_ESCALATION_TEMPLATE = "escalation_staff_cancelled"
+# Every on-call alert of an escalation: what its audit row's ``email_id`` may name.
+ESCALATION_TEMPLATES = frozenset({"escalation_staff", CANCELLED_ESCALATION_TEMPLATE})
 PATIENT_TEMPLATES = frozenset(
     {
         "request_received",
