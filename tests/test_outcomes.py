@@ -1756,6 +1756,44 @@ def test_coordinators_see_who_answered_worse_and_who_never_answered(
     assert specialist_client.get("/staff/outcomes/follow-ups").status_code == 403
 
 
+def test_the_follow_up_list_marks_an_answer_a_corrected_date_superseded(
+    app: Flask, auth: AuthActions
+) -> None:
+    """The patient answered the 6 weeks "much worse", then staff postponed the operation:
+    that answer is superseded, and the 6 weeks asked again. It stays listed among the
+    answered worse and the answered (the clinic must see it), marked as not counted; the
+    questionnaire asked again is listed open, unmarked."""
+    with app.app_context():
+        start = clinic_today() + timedelta(days=5)
+        consultation = _completed(plan=Plan.OPEN_SURGERY, procedure=start)
+        reference = consultation.reference
+        six_weeks = schedule.due_at(start, "6w", BERLIN)
+        assert len(send_due_followups(now=six_weeks)) == 1
+        db.session.execute(
+            update(FollowUp).values(answered_at=six_weeks + timedelta(days=1), gpe=6)
+        )
+        db.session.commit()
+        new = start + timedelta(days=40)
+        corrected = correct_procedure_date(
+            consultation,
+            new,
+            staff_user(make_staff("coordinator").email),
+            now=six_weeks + timedelta(days=2),
+        )
+        assert corrected.superseded == ["6w"]
+        assert len(send_due_followups(now=schedule.due_at(new, "6w", BERLIN))) == 1
+
+    staff = auth.new_client(email=auth.account("coordinator").email)
+    marker = "superseded when the procedure date changed"
+    for show, rows in (("worse", 1), ("answered", 1), ("open", 1)):
+        page = staff.get(f"/staff/outcomes/follow-ups?show={show}").get_data(as_text=True)
+        table = page[page.index('id="follow-ups"') :]
+        assert table.count(f">{reference}</a>") == rows, show
+        assert (marker in table) == (show != "open"), show
+        if show != "open":
+            assert "not counted, asked again at its new time" in table
+
+
 def test_the_record_dates_the_baseline_and_flags_an_old_one(app: Flask, auth: AuthActions) -> None:
     with app.app_context():
         consultation = _completed(spine_region="lower_back")

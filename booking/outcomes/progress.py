@@ -360,6 +360,9 @@ class FollowUpRow:
     stopped: bool
     gpe: int | None
     gpe_label: str  # "" when not answered
+    # Superseded by a corrected procedure date: listed still (a "much worse" answer must reach
+    # the clinic whatever its date), marked as not counted beside its time point asked again.
+    superseded_at: datetime | None = None
 
     @property
     def worse(self) -> bool:
@@ -374,7 +377,8 @@ def follow_up_list(show: str, now: datetime) -> tuple[list[FollowUpRow], dict[st
     answered; and how many there are of each. A patient since marked deceased, or who
     withdrew their consent to be contacted, is in no list of the unanswered (nobody should
     chase them, and their link answers no more: ``can_answer``), as in the results' response
-    rate."""
+    rate. An answer superseded by a corrected procedure date stays in the lists of the
+    answered, marked (``FollowUpRow.superseded_at``), beside its time point asked again."""
     stopped = TreatmentPlan.followups_stopped_at.is_not(None)
     # One superseded by a corrected procedure date is asked again: neither unanswered nor open.
     unanswered = (
@@ -423,6 +427,7 @@ def follow_up_list(show: str, now: datetime) -> tuple[list[FollowUpRow], dict[st
             stopped=stopped_at is not None,
             gpe=follow_up.gpe,
             gpe_label=str(words[str(follow_up.gpe)]) if follow_up.gpe else "",
+            superseded_at=follow_up.superseded_at,
         )
         for follow_up, stopped_at, reference in rows
     ]
