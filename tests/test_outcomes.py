@@ -2011,6 +2011,49 @@ def test_a_questionnaire_closed_by_a_changed_treatment_date_says_so(
         assert db.session.scalars(select(FollowUp)).one().answered_at is None
 
 
+@pytest.mark.parametrize(
+    ("days_ago", "after", "replaced"),
+    [(110, 1, True), (140, 29, False)],
+    ids=["3 months sent", "3 months missed"],
+)
+def test_a_questionnaire_a_date_brought_forward_closed_points_to_the_newer_one(
+    app: Flask, client: FlaskClient, days_ago: int, after: int, replaced: bool
+) -> None:
+    """The procedure recorded 60 days after the consultation, its 6-week questionnaire sent,
+    then the date corrected to the consultation day: the 6-week link closes and the 3 months,
+    due already, are sent at once. The patient opening the 6-week link is told it was
+    replaced by a newer one, in the latest email; not when the 3 months, past their link's
+    life, were recorded missed and nothing newer went (the page as for any link closed)."""
+    with app.app_context():
+        consulted = clinic_today() - timedelta(days=days_ago)
+    _reference, request_id = _questionnaire_open(
+        app,
+        client,
+        plan=Plan.OPEN_SURGERY,
+        procedure=consulted + timedelta(days=60),
+        days_ago=days_ago,
+    )
+    page = _page(client)
+    with app.app_context():
+        now = schedule.due_at(consulted + timedelta(days=60), "6w", BERLIN) + timedelta(after)
+        assert now < now_utc()  # the link closed at ``now`` is closed as the page is opened
+        corrected = correct_procedure_date(
+            db.session.get(ConsultationRequest, request_id),
+            consulted,
+            staff_user(make_staff("coordinator").email),
+            now=now,
+        )
+        assert corrected.closed == ["6w"]
+        assert len(send_due_followups(now=now)) == (1 if replaced else 0)
+    gone = client.get(page)
+    assert gone.status_code == 404
+    text = gone.get_data(as_text=True)
+    assert ("replaced by a newer one" in text) == replaced
+    assert ("the link in the most recent email from the clinic" in text) == replaced
+    assert ("no longer works" in text) != replaced
+    assert "Your treatment date has changed" not in text
+
+
 def test_a_questionnaire_after_a_procedure_counts_from_the_procedure(
     app: Flask, client: FlaskClient
 ) -> None:

@@ -752,6 +752,39 @@ def can_answer(follow_up: FollowUp, now: datetime | None = None) -> bool:
     )
 
 
+def replaced_by_later(follow_up: FollowUp) -> bool:
+    """Closed early for a later time point sent since: a live, unanswered follow-up whose link
+    ended before its invitation's normal end (``FOLLOWUP_LINK_DAYS`` after it went), closed
+    as the procedure date was brought forward (``correct_procedure_date``) or as a time point
+    the clinic added fell due (``_invite``), and a later time point of the same request sent
+    (live). Its patient was sent that one at once: the newest email is the one to use. Not
+    for a patient who stopped the questionnaires or may no longer be contacted, whose newer
+    link answers no more either."""
+    if (
+        follow_up.answered_at is not None
+        or follow_up.superseded_at is not None
+        or follow_up.sent_at is None
+        or follow_up.expires_at is None
+    ):
+        return False
+    link_days = timedelta(days=current_app.config["FOLLOWUP_LINK_DAYS"])
+    consultation = follow_up.plan.request
+    if (
+        follow_up.expires_at >= follow_up.sent_at + link_days
+        or follow_up.plan.followups_stopped_at is not None
+        or not consultation.contact_consent
+        or consultation.patient.deceased_at is not None
+    ):
+        return False
+    later = select(FollowUp.id).where(
+        FollowUp.request_id == follow_up.request_id,
+        FollowUp.id != follow_up.id,
+        FollowUp.superseded_at.is_(None),
+        FollowUp.sent_at > follow_up.sent_at,
+    )
+    return bool(db.session.scalar(select(later.exists())))
+
+
 def mark_opened(link: FollowUpLink) -> None:
     link.opened_at = now_utc()
     db.session.commit()

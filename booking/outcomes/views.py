@@ -54,13 +54,18 @@ bp.after_request(not_indexed)
 def _gone(follow_up: FollowUp | None = None) -> tuple[str, int]:
     """The page of a questionnaire that can no longer be answered. One closed because staff
     corrected the treatment date (``FollowUp.superseded_at``) says so: the patient did
-    nothing wrong, and the questionnaire comes again when it still applies."""
+    nothing wrong, and the questionnaire comes again when it still applies. One closed early
+    because a later one was sent (``services.replaced_by_later``: the date brought forward)
+    points to the newest email."""
     date_changed = (
         follow_up is not None
         and follow_up.superseded_at is not None
         and follow_up.answered_at is None
     )
-    return render_template("outcomes/link_gone.html", date_changed=date_changed), 404
+    replaced = follow_up is not None and services.replaced_by_later(follow_up)
+    return render_template(
+        "outcomes/link_gone.html", date_changed=date_changed, replaced=replaced
+    ), 404
 
 
 @bp.get(f"{PATIENT_PATH}/open/<token>")
