@@ -1089,9 +1089,10 @@ def test_no_reminder_for_a_patient_marked_deceased_while_the_job_ran(
     app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The job reads the follow-ups due, then claims each: a patient marked deceased (or
-    who stopped the invitations) in between is not sent the reminder."""
-    import sqlalchemy
-
+    who stopped the invitations) in between, by staff in a request of their own (their own
+    session, committed), is not sent the reminder. Marked as the job starts its claim, before
+    it takes the request's lock: the moment a colleague's change can land (on SQLite the
+    claim's transaction holds every writer off, on PostgreSQL its lock the request)."""
     from booking.outcomes import services as job
 
     with app.app_context():
@@ -1099,20 +1100,25 @@ def test_no_reminder_for_a_patient_marked_deceased_while_the_job_ran(
         sent = schedule.due_at(_start(consultation.id), "6w", BERLIN)
         send_due_followups(now=sent)
         request_id = consultation.id
+        coordinator_id = make_staff("coordinator").id
+        lock_then_claim = job._lock_request
         marked: list[bool] = []
 
-        def mark_then_claim(*args):
+        def mark_then_claim(claimed_id: int) -> bool:
             if not marked:
+                with app.app_context():  # the staff's request, in its own session
+                    job.mark_deceased(
+                        db.session.get(ConsultationRequest, request_id),
+                        db.session.get(StaffUser, coordinator_id),
+                    )
+                    db.session.remove()
                 marked.append(True)
-                coordinator = db.session.scalars(
-                    select(StaffUser).where(StaffUser.role == "coordinator")
-                ).first()
-                job.mark_deceased(db.session.get(ConsultationRequest, request_id), coordinator)
-            return sqlalchemy.update(*args)
+            return lock_then_claim(claimed_id)
 
-        monkeypatch.setattr(job, "update", mark_then_claim)
+        monkeypatch.setattr(job, "_lock_request", mark_then_claim)
         assert send_due_followup_reminders(now=sent + timedelta(days=7)) == []
         assert marked and len(_invitations()) == 1
+        assert db.session.scalars(select(FollowUp)).one().reminded_at is None
 
 
 def test_no_reminder_of_an_invitation_closed_by_a_date_corrected_while_the_job_ran(
