@@ -291,12 +291,7 @@ def test_follow_ups_sent_too_early_for_a_postponed_date_are_kept_and_asked_again
         six_weeks, three_months = (schedule.due_at(start, p, BERLIN) for p in ("6w", "3m"))
         assert len(send_due_followups(now=six_weeks)) == 1
         answered_at = six_weeks + timedelta(days=2)
-        db.session.execute(
-            update(FollowUp)
-            .where(FollowUp.point == "6w")
-            .values(answered_at=answered_at, odi_percent=22.0, gpe=2, satisfaction=5)
-        )
-        db.session.commit()
+        _answer("6w", answered_at)
         assert len(send_due_followups(now=three_months)) == 1
         now = three_months + timedelta(hours=1)
         new = start + timedelta(days=60)
@@ -352,12 +347,7 @@ def test_an_answer_given_once_the_new_due_time_had_come_is_kept_as_its_result(
         six_weeks = schedule.due_at(start, "6w", BERLIN)
         assert len(send_due_followups(now=six_weeks)) == 1
         answered_at = six_weeks + timedelta(days=5)
-        db.session.execute(
-            update(FollowUp)
-            .where(FollowUp.point == "6w")
-            .values(answered_at=answered_at, odi_percent=22.0, gpe=2, satisfaction=5)
-        )
-        db.session.commit()
+        _answer("6w", answered_at)
         new = start + timedelta(days=3)
         corrected = correct_procedure_date(
             consultation,
