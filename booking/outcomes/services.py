@@ -378,6 +378,7 @@ def _asked_too_early(follow_up: FollowUp, new_due: datetime) -> bool:
 
 
 def _link_open(follow_up: FollowUp, now: datetime) -> bool:
+    """Unanswered, and its link (if one was sent) still works at ``now``."""
     return (
         follow_up.answered_at is None
         and follow_up.expires_at is not None
@@ -735,18 +736,22 @@ def link_for_token(token: str) -> FollowUpLink | None:
 
 
 def can_answer(follow_up: FollowUp, now: datetime | None = None) -> bool:
-    """Not answered, not superseded (``correct_procedure_date``), its link not expired,
-    questionnaires not stopped, and the patient may
-    still be contacted: not marked deceased (nobody else answers for them, nor alerts the
-    clinic that they are worse), consent to be contacted not withdrawn."""
-    now = now or now_utc()
+    """Not answered, not superseded (``correct_procedure_date``), its link not expired, and
+    the patient still followed up (``_still_followed``)."""
+    return (
+        follow_up.superseded_at is None
+        and _link_open(follow_up, now or now_utc())
+        and _still_followed(follow_up)
+    )
+
+
+def _still_followed(follow_up: FollowUp) -> bool:
+    """Questionnaires not stopped, and the patient may still be contacted: not marked
+    deceased (nobody else answers for them, nor alerts the clinic that they are worse),
+    consent to be contacted not withdrawn. (``eligible`` is the rule in SQL.)"""
     consultation = follow_up.plan.request
     return (
-        follow_up.answered_at is None
-        and follow_up.superseded_at is None
-        and follow_up.expires_at is not None
-        and now < follow_up.expires_at
-        and follow_up.plan.followups_stopped_at is None
+        follow_up.plan.followups_stopped_at is None
         and consultation.contact_consent
         and consultation.patient.deceased_at is None
     )
@@ -758,8 +763,8 @@ def replaced_by_later(follow_up: FollowUp) -> bool:
     as the procedure date was brought forward (``correct_procedure_date``) or as a time point
     the clinic added fell due (``_invite``), and a later time point of the same request sent
     (live). Its patient was sent that one at once: the newest email is the one to use. Not
-    for a patient who stopped the questionnaires or may no longer be contacted, whose newer
-    link answers no more either."""
+    for a patient no longer followed up (``_still_followed``), whose newer link answers no
+    more either."""
     if (
         follow_up.answered_at is not None
         or follow_up.superseded_at is not None
@@ -768,13 +773,7 @@ def replaced_by_later(follow_up: FollowUp) -> bool:
     ):
         return False
     link_days = timedelta(days=current_app.config["FOLLOWUP_LINK_DAYS"])
-    consultation = follow_up.plan.request
-    if (
-        follow_up.expires_at >= follow_up.sent_at + link_days
-        or follow_up.plan.followups_stopped_at is not None
-        or not consultation.contact_consent
-        or consultation.patient.deceased_at is not None
-    ):
+    if follow_up.expires_at >= follow_up.sent_at + link_days or not _still_followed(follow_up):
         return False
     later = select(FollowUp.id).where(
         FollowUp.request_id == follow_up.request_id,
