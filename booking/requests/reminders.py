@@ -24,7 +24,7 @@ from sqlalchemy.orm import joinedload
 
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail, OutboxStatus
-from booking.notifications.services import enqueue_delivery, withdraw_emails
+from booking.notifications.services import queue_each, withdraw_emails
 from booking.requests import emails
 from booking.requests.lifecycle import can_change
 from booking.requests.models import ConsultationRequest, RequestStatus, may_be_contacted
@@ -66,7 +66,7 @@ def send_due_reminders(now: datetime | None = None) -> list[int]:
         )
     }
     db.session.commit()  # end the read; each reminder is its own transaction
-    queued = []
+    todo: dict[int, tuple[datetime, list[int]]] = {}
     for appointment in appointments:
         due = [lead for lead in leads if _fell_due(appointment, lead, now)]
         if not due or (appointment.id, due[0], appointment.starts_at) in already:
@@ -74,16 +74,10 @@ def send_due_reminders(now: datetime | None = None) -> list[int]:
         # Mark every due lead time as done (a worker that missed two sends one email, not
         # two); the shortest is the one the email is for.
         new = [lead for lead in due if (appointment.id, lead, appointment.starts_at) not in already]
-        try:
-            email_id = _send_one(appointment.id, appointment.starts_at, new, now)
-        except Exception:  # one appointment's failure must not hold back the others'
-            db.session.rollback()
-            log.exception("reminder for appointment %s failed; the others go on", appointment.id)
-            continue
-        if email_id is not None:
-            queued.append(email_id)
-    enqueue_delivery(queued)
-    return queued
+        todo[appointment.id] = (appointment.starts_at, new)
+    return queue_each(
+        todo, lambda aid: _send_one(aid, *todo[aid], now), "reminder for appointment %s", log
+    )
 
 
 def _fell_due(
