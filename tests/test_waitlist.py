@@ -19,7 +19,7 @@ from booking.extensions import db
 from booking.manage import services as manage
 from booking.notifications.models import OutboxEmail
 from booking.requests import waitlist
-from booking.requests.models import ConsultationRequest, TriageLevel
+from booking.requests.models import ConsultationRequest, RequestStatus, TriageLevel
 from booking.requests.waitlist import (
     MIN_OFFER_WINDOW,
     OFFER_LIFETIME,
@@ -613,6 +613,72 @@ def test_a_second_click_on_the_offer_just_taken_says_it_is_theirs(
         with pytest.raises(OfferGone) as refused:
             accept_offer(db.session.get(SlotOffer, offer.id), other)
         assert not isinstance(refused.value, OfferAlreadyYours)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_an_offer_taken_as_a_coordinator_gives_an_earlier_time_does_not_undo_it(
+    app: Flask, clinic: Waitlist, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    offer = _cancel_first(app, clinic)
+    patient_id = clinic.waiting[0]
+    with app.app_context():
+        kind = db.session.get(AppointmentType, clinic.type)
+        # Earlier than the offered time, and beyond the patient's 24-hour change notice (the
+        # clinic works every day, so the two days before the offer hold such a time).
+        earlier = next(
+            s
+            for s in open_slots(
+                kind, now_utc() + timedelta(hours=26), offer.starts_at, enforce_limits=False
+            )
+            if s.starts_at + timedelta(hours=1, minutes=30) < offer.starts_at
+        )
+    errors: list[BaseException] = []
+    real_expired = waitlist.offer_expired
+
+    def coordinator_confirms(session_offer: SlotOffer, now: datetime | None = None) -> bool:
+        """Runs between the patient's ``offered_to`` and the claim: another connection
+        confirms the patient at the earlier time and commits. PostgreSQL only: on SQLite
+        the patient's claim waits for the database's one writer, then sees the change."""
+
+        def run() -> None:
+            try:
+                with app.app_context():
+                    local = to_clinic_tz(earlier.starts_at)
+                    workflow.confirm_request(
+                        db.session.get(ConsultationRequest, patient_id),
+                        db.session.get(StaffUser, clinic.coordinator.id),
+                        workflow.Slot(
+                            db.session.get(AppointmentType, clinic.type),
+                            db.session.get(StaffUser, earlier.specialist_id),
+                            db.session.get(Location, earlier.location_id),
+                            local.date(),
+                            local.time(),
+                        ),
+                    )
+            except BaseException as exc:  # reported below, not lost in the thread
+                errors.append(exc)
+
+        other = threading.Thread(target=run)
+        other.start()
+        other.join(10)
+        return real_expired(session_offer, now)
+
+    monkeypatch.setattr(waitlist, "offer_expired", coordinator_confirms)
+    with app.app_context(), pytest.raises(OfferGone):
+        accept_offer(
+            db.session.get(SlotOffer, offer.id),
+            db.session.get(ConsultationRequest, patient_id),
+        )
+    assert not errors, errors
+    with app.app_context():
+        consultation = db.session.get(ConsultationRequest, patient_id)
+        assert consultation.status == RequestStatus.CONFIRMED
+        assert consultation.appointment.starts_at == earlier.starts_at
+        # The offer is still free for the others on the list.
+        claimed = db.session.scalar(
+            select(SlotOffer.claimed_by_request_id).where(SlotOffer.id == offer.id)
+        )
+        assert claimed is None
 
 
 def test_an_offered_time_booked_meanwhile_says_so_before_the_button(

@@ -544,7 +544,13 @@ def accept_offer(offer: SlotOffer, consultation: ConsultationRequest) -> None:
         raise OfferExpired if type(gone) is OfferGone and expired else gone
     consultation = lock_request(consultation)
     appointment = consultation.appointment
-    if consultation.status not in OPEN_STATUSES or appointment is None:
+    # Asked again under the lock: staff may have given an earlier time (or the patient left
+    # the list in another tab) since the first ask, and the offer would undo it.
+    if (
+        consultation.status not in OPEN_STATUSES
+        or appointment is None
+        or not offered_to(offer, consultation)
+    ):
         db.session.rollback()
         raise OfferGone
     if not can_change(consultation, now):
