@@ -364,6 +364,13 @@ def page_token(page: str) -> str:
     return match.group(1)
 
 
+def hidden_value(page: str, name: str) -> str:
+    """The value of the page's hidden field ``name``, as a browser sends it."""
+    match = re.search(rf'<input[^>]*name="{re.escape(name)}"[^>]*value="([^"]*)"', page)
+    assert match, f"no field {name} on the page"
+    return match.group(1)
+
+
 def page_proof(page: str) -> dict[str, str]:
     """The page's proof that it was shown while its draft was, as its forms send it (none
     when the page has none)."""

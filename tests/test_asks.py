@@ -31,6 +31,7 @@ from tests.support import (
     AuthActions,
     Clinic,
     audited_actions,
+    hidden_value,
     open_manage_link,
     pdf_bytes,
     stored_files,
@@ -86,6 +87,7 @@ def _answer(patient: FlaskClient, url: str, files: dict[int, tuple[bytes, str]],
     page = patient.get(url).get_data(as_text=True)
     data: dict[str, Any] = {
         "answer-csrf_token": _tokens(page)["answer-csrf_token"],
+        "answer-ask_id": hidden_value(page, "answer-ask_id"),
         "answer-answer": answer,
     }
     for index, (content, name) in files.items():
@@ -360,6 +362,57 @@ def test_an_answered_ask_is_not_reminded(app: Flask, staff_client: FlaskClient) 
     with app.app_context():
         later = now_utc() + timedelta(days=app.config["ASK_REMINDER_DAYS"] + 1)
         assert asks.send_due_reminders(later) == []
+
+
+def test_an_answer_to_an_ask_the_clinic_replaced_since_the_page_showed_it_is_not_filed(
+    app: Flask, staff_client: FlaskClient, upload_dir: Path
+) -> None:
+    """The patient's page shows ask A (a scan report; "did you fall?"); staff withdraw it and
+    ask B (the list of medicines). The page's answer was filed under B: the scan report as
+    the list of medicines, B answered with A's answer, B's question never shown. Now it is
+    refused, nothing kept, and the page shows B with what was typed."""
+    reference = _new_request(app)
+    assert _ask(staff_client, reference, ["imaging_report"], "Did you fall?").status_code == 302
+    patient, url = _patient(app, reference)
+    page = patient.get(url).get_data(as_text=True)
+    record = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert (
+        staff_client.post(
+            f"/staff/requests/{reference}/ask/withdraw",
+            data={"withdraw-csrf_token": _tokens(record)["withdraw-csrf_token"]},
+        ).status_code
+        == 302
+    )
+    assert (
+        _ask(staff_client, reference, ["medication_list"], "Which painkillers?").status_code == 302
+    )
+    stale = {
+        "answer-csrf_token": _tokens(page)["answer-csrf_token"],
+        "answer-ask_id": hidden_value(page, "answer-ask_id"),
+        "answer-answer": "No fall.",
+    }
+    response = patient.post(
+        f"{url}/answer",
+        data={**stale, "answer-files-0-file": (io.BytesIO(pdf_bytes("MRI lumbar")), "mri.pdf")},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 409
+    shown = response.get_data(as_text=True)
+    assert "The clinic has changed what it is asking you for" in shown
+    assert "Which painkillers?" in shown and "No fall." in shown
+    with app.app_context():
+        consultation = _load(app, reference)
+        assert consultation.documents == []
+        assert asks.open_ask(consultation).question == "Which painkillers?"
+        assert consultation.status == RequestStatus.AWAITING_PATIENT
+    assert stored_files(upload_dir) == []
+    # The page shown again answers the ask it shows.
+    again = {**stale, "answer-ask_id": hidden_value(shown, "answer-ask_id")}
+    again["answer-answer"] = "Ibuprofen."
+    assert patient.post(f"{url}/answer", data=again).status_code == 302
+    with app.app_context():
+        answered = asks.asks_of(_load(app, reference))[0]
+        assert (answered.question, answered.answer) == ("Which painkillers?", "Ibuprofen.")
 
 
 def test_staff_can_stop_waiting_and_the_patient_is_told_to_send_nothing(
@@ -694,7 +747,9 @@ def test_no_reminder_once_the_patient_answered_while_the_job_ran(
         def answer_then_claim(*args):
             if not answered:
                 answered.append(True)
-                job.answer_ask(db.session.get(ConsultationRequest, request_id), [], "The left.")
+                job.answer_ask(
+                    db.session.get(ConsultationRequest, request_id), ask.id, [], "The left."
+                )
             return sqlalchemy.update(*args)
 
         monkeypatch.setattr(job, "update", answer_then_claim)

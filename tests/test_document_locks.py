@@ -34,7 +34,9 @@ from tests.factories import make_request, make_staff
 from tests.support import (
     csrf_token,
     fill_request,
+    hidden_value,
     open_manage_link,
+    page_token,
     pdf_bytes,
     request_row_is_free,
     send_request,
@@ -118,10 +120,12 @@ def post_message(client: FlaskClient, link: str) -> Any:
 
 
 def post_answer(client: FlaskClient, link: str) -> Any:
+    page = client.get(link).get_data(as_text=True)
     return client.post(
         f"{link}/answer",
         data={
-            "answer-csrf_token": csrf_token(client, link),
+            "answer-csrf_token": page_token(page),
+            "answer-ask_id": hidden_value(page, "answer-ask_id"),
             "answer-answer": "The report you asked for.",
             "answer-files-0-file": _file("mri.pdf"),
         },

@@ -84,6 +84,8 @@ class AnswerForm(BaseForm):
     (each checked by content like every document) and/or text."""
 
     files = FieldList(FormField(DocumentForm), min_entries=0, max_entries=20)
+    # The ask the page shows: an answer is refused if the clinic has replaced it since.
+    ask_id = HiddenField()
     answer = TextAreaField(
         _l("Your answer"),
         validators=[Optional(), too_long(asks.ANSWER_MAX)],
@@ -94,6 +96,11 @@ class AnswerForm(BaseForm):
 
     def __init__(self, ask: asks.InformationRequest, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
+        # The ask this answer was written to (the page's), then always the one shown now: a
+        # page shown again after a refusal carries the ask it shows.
+        posted = self.ask_id.data or ""
+        self.answered_ask = int(posted) if posted.isdigit() else None
+        self.ask_id.data = str(ask.id)
         self.labels = ask.item_labels()
         self.codes = [item["code"] for item in ask.items]
         while len(self.files) < len(self.codes):

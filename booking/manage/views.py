@@ -274,7 +274,15 @@ def answer(reference: str):
     if not form.validate_on_submit():
         return _render(consultation, 422, answer_form=form)
     try:
-        asks.answer_ask(consultation, form.uploads(), form.answer.data)
+        asks.answer_ask(consultation, form.answered_ask, form.uploads(), form.answer.data)
+    except asks.AskChanged as exc:
+        # The page shown again with the ask open now (its items and question), what was
+        # typed kept; files must be chosen again for the items asked now.
+        if (now_open := asks.open_ask(consultation)) is None:  # withdrawn this instant
+            return redirect(_here(reference))
+        form = AnswerForm(now_open, prefix="answer")
+        form.form_errors.append(str(exc))
+        return _render(consultation, 409, answer_form=form)
     except (asks.AskError, DocumentRejected) as exc:
         form.form_errors.append(str(exc))
         return _render(consultation, 422, answer_form=form)

@@ -292,6 +292,10 @@ class AskError(ValueError):
     """A refused ask or answer; the message is for the person who tried."""
 
 
+class AskChanged(AskError):  # noqa: N818 - the event the patient is told about
+    """The patient answered an ask the clinic has replaced since their page showed it."""
+
+
 def ask_patient(
     consultation: ConsultationRequest, actor: StaffUser, codes: list[str], question: str | None
 ) -> InformationRequest:
@@ -413,12 +417,23 @@ def mark_reviewed(
     db.session.commit()
 
 
-def _open_ask_with_room(consultation: ConsultationRequest, adding: int) -> InformationRequest:
-    """The ask the patient answers, if the request still waits for it and has room for the
-    files; else ``AskError``."""
+def _open_ask_with_room(
+    consultation: ConsultationRequest, ask_id: int | None, adding: int
+) -> InformationRequest:
+    """The ask the patient answers (``ask_id``, the one their page showed), if the request
+    still waits for it and has room for the files; else ``AskError``: ``AskChanged`` when
+    another ask is open now (staff withdrew the one shown and asked something else), whose
+    items the files would be filed under and whose question the answer would answer."""
     ask = open_ask(consultation)
     if ask is None or consultation.status != RequestStatus.AWAITING_PATIENT:
         raise AskError(_("We are not waiting for anything from you at the moment."))
+    if ask.id != ask_id:
+        raise AskChanged(
+            _(
+                "The clinic has changed what it is asking you for since you opened this page. "
+                "Please read it again below, and send your answer and any files again."
+            )
+        )
     if (full := no_room_for(consultation, adding)) is not None:
         raise AskError(full)
     return ask
@@ -426,13 +441,15 @@ def _open_ask_with_room(consultation: ConsultationRequest, adding: int) -> Infor
 
 def answer_ask(
     consultation: ConsultationRequest,
+    ask_id: int | None,
     files: list[tuple[str, DocumentUpload]],
     answer: str | None,
 ) -> int:
-    """The patient's answer from their private page: a file per item asked (``(code,
-    upload)`` pairs) and/or text. All or nothing: the files, the answer, the request back to
-    "requested" marked "information received", the timeline, the audit row, the patient's
-    receipt and the clinic's notice in one transaction; a refused file (one the request
+    """The patient's answer to the ask ``ask_id`` (the one their page showed) from their
+    private page: a file per item asked (``(code, upload)`` pairs) and/or text. All or
+    nothing: the files, the answer, the request back to "requested" marked "information
+    received", the timeline, the audit row, the patient's receipt and the clinic's notice in
+    one transaction; a refused file (one the request
     already holds, or the same file twice, included: ``refuse_held``) stores nothing.
     The files are checked, scanned and stored before the request is locked (the scanner may
     take ``CLAMAV_TIMEOUT`` per file); the ask, the room left and the files kept are checked
@@ -440,10 +457,10 @@ def answer_ask(
     answer = (answer or "").strip() or None
     if not files and not answer:
         raise AskError(_("Please choose a file or write your answer."))
-    _open_ask_with_room(consultation, len(files))  # a refused answer costs no scan
+    _open_ask_with_room(consultation, ask_id, len(files))  # a refused answer costs no scan
     with saved_before_locking([upload for _code, upload in files]) as stored:
         consultation = lock_request(consultation)
-        ask = _open_ask_with_room(consultation, len(files))
+        ask = _open_ask_with_room(consultation, ask_id, len(files))
         refuse_held(stored, [upload for _code, upload in files], consultation.documents)
         now = now_utc()
         for (code, upload), file in zip(files, stored, strict=True):
