@@ -23,6 +23,7 @@ from booking.dashboard import services as workflow
 from booking.extensions import db
 from booking.requests.models import ConsultationRequest
 from booking.scheduling.admin_services import add_extra_hours, add_time_off
+from booking.scheduling.availability import open_slots
 from booking.scheduling.models import ClinicSettings
 from booking.scheduling.services import SlotChoice
 from booking.staff.services import set_staff_active
@@ -145,10 +146,10 @@ def test_a_specialists_day_shows_held_and_confirmed_times_free_time_breaks_and_t
     page = agenda(client, date=monday.day.isoformat())
 
     assert [text for _classes, text in entries(page)] == [
-        "08:00-09:00 · Free · Mitte",
+        # The buffer before and after each appointment is neither free nor booked: left blank.
+        "08:00-08:50 · Free · Mitte",
         "09:00-09:30 · Confirmed · Anna Mitte · Spine evaluation · Mitte",
-        # The buffer after each appointment is neither free nor booked: left blank.
-        "09:40-10:00 · Free · Mitte",
+        "09:40-09:50 · Free · Mitte",
         # The status first: an entry shows the lines its length holds, a phone's column few.
         "10:00-10:30 · Held, not confirmed URGENT · Hugo Held · Spine evaluation · Mitte",
         "10:40-12:00 · Free · Mitte",  # Carl's cancelled 11:00 is free again
@@ -174,16 +175,17 @@ def test_a_buffer_raised_since_the_bookings_is_not_shown_free_after_them(
     app: Flask, client: FlaskClient, monday: Day
 ) -> None:
     """Booked with the 10-minute buffer, then the admin asks 25: patients can book nothing in
-    the 25 minutes after each appointment (``availability.open_slots``), so the agenda does
-    not show them free either."""
+    the 25 minutes after each appointment, nor end one in the 25 minutes before it
+    (``availability.open_slots``), so the agenda does not show them free either: nothing is
+    free between Anna and Hugo."""
     with app.app_context():
         db.session.add(ClinicSettings(id=1, buffer_minutes=25))
         db.session.commit()
     AuthActions(client).attempt("weber@example.com")
     shown = [text for _classes, text in entries(agenda(client, date=monday.day.isoformat()))]
-    assert shown[1:5] == [
+    assert shown[:4] == [
+        "08:00-08:35 · Free · Mitte",
         "09:00-09:30 · Confirmed · Anna Mitte · Spine evaluation · Mitte",
-        "09:55-10:00 · Free · Mitte",
         "10:00-10:30 · Held, not confirmed URGENT · Hugo Held · Spine evaluation · Mitte",
         "10:55-12:00 · Free · Mitte",
     ]
@@ -210,7 +212,7 @@ def test_a_time_held_while_the_clinic_waits_for_the_patient_is_not_shown_free(
     assert entry(page, "Hugo Held")[1] == (
         "10:00-10:30 · Held, not confirmed URGENT · Hugo Held · Spine evaluation · Mitte"
     )
-    assert "09:40-10:00 · Free · Mitte" in [t for _c, t in entries(page)]
+    assert "09:40-09:50 · Free · Mitte" in [t for _c, t in entries(page)]
     assert "09:40-12:00 · Free · Mitte" not in text(page)
     assert "2 appointments (1 held, not confirmed)" in text(page)
 
@@ -328,8 +330,8 @@ def test_the_week_of_a_clock_change_keeps_each_time_on_its_row(
     assert "agenda-held" in held_classes and "Held, not confirmed" in held
     assert held.startswith("11:00 CEST-11:30 CEST ")
     assert "ag-from-37 ag-to-43" in held_classes
-    # Sunday's morning is whole: free from 08:00 CEST to the appointment.
-    assert "08:00 CEST-10:00 CEST · Free · Mitte" in [t for _c, t in entries(page)]
+    # Sunday's morning is whole: free from 08:00 CEST to the buffer before the appointment.
+    assert "08:00 CEST-09:50 CEST · Free · Mitte" in [t for _c, t in entries(page)]
     assert "3 appointments (1 held, not confirmed)" in text(page)
 
     # The day itself, and the 25-hour Sunday of October.
@@ -567,3 +569,91 @@ def test_the_buffer_of_an_appointment_ending_at_midnight_is_not_shown_free_the_n
     assert columns(page) == ["Dr. Weber"]
     assert [text for _classes, text in entries(page)] == ["00:10-24:00 · Free · Mitte"]
     assert "0 appointments ·" in text(page) and "Ben Late" not in page
+
+
+def _slot_ends(kind: Any, specialist: Any, start: datetime, end: datetime) -> list[str]:
+    """The clinic wall-clock ends ("09:50") of the slots booking offers starting in
+    [start, end), as a patient would be offered them."""
+    from booking.timeutil import to_clinic_tz
+
+    return [
+        f"{to_clinic_tz(slot.ends_at):%H:%M}"
+        for slot in open_slots(kind, start, end, specialist_id=specialist.id)
+    ]
+
+
+def test_the_buffer_before_an_appointment_is_not_shown_free(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    """Dr. Weber works 08:00-12:00 and sees Anna at 10:00, the clinic's buffer 10 minutes:
+    booking ends no slot after 09:50 (``open_slots`` keeps the buffer before an appointment
+    too), so the agenda's free time ends at 09:50, not at 10:00, and 09:50-10:00 is blank."""
+    with app.app_context():
+        weber = staff_user(staff.weber.email)
+        mitte = make_location("Mitte", "A 1")
+        kind = make_appointment_type("Spine evaluation", minutes=30)
+        short = make_appointment_type("Short review", minutes=20)
+        make_hours(weber, mitte, range(7), "08:00", "12:00")
+        monday = next_weeks_monday(clinic_today())
+        confirm("Anna Mitte", weber, mitte, kind, monday, time(10))
+        # What booking offers before Anna: a 20-minute slot at 09:30 ends at 09:50, the
+        # agenda's last free minute; the next one (09:45-10:05) is refused.
+        morning = _slot_ends(
+            short,
+            weber,
+            from_clinic_local(monday, time(9)),
+            from_clinic_local(monday, time(10)),
+        )
+    assert morning == ["09:20", "09:35", "09:50"]
+
+    AuthActions(client).attempt("weber@example.com")
+    page = agenda(client, date=monday.isoformat())
+    assert [text for _classes, text in entries(page)] == [
+        "08:00-09:50 · Free · Mitte",
+        "10:00-10:30 · Confirmed · Anna Mitte · Spine evaluation · Mitte",
+        "10:40-12:00 · Free · Mitte",
+    ]
+    assert "1 appointment ·" in text(page)
+
+
+def test_the_buffer_before_an_appointment_at_midnight_is_not_shown_free_the_day_before(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    """Dr. Weber works 00:00-24:00 and sees Anna at 00:00 on Tuesday: the clinic's 10-minute
+    buffer before it takes Monday 23:50-24:00 (booking ends no slot after 23:50), so Monday's
+    agenda is free to 23:50, without Anna as one of Monday's appointments. Dr. Okafor,
+    switched off with Ben at the same time, gets no column on Monday for it. The week shows
+    both."""
+    with app.app_context():
+        weber, okafor = staff_user(staff.weber.email), staff_user(staff.okafor.email)
+        mitte = make_location("Mitte", "A 1")
+        kind = make_appointment_type("Short review", minutes=20)
+        make_hours(weber, mitte, range(7), "00:00", "24:00")
+        make_hours(okafor, mitte, range(7), "00:00", "24:00")
+        monday = next_weeks_monday(clinic_today())
+        tuesday = monday + timedelta(days=1)
+        confirm("Anna Early", weber, mitte, kind, tuesday, time(0))
+        confirm("Ben Early", okafor, mitte, kind, tuesday, time(0))
+        set_staff_active(okafor, False, actor=staff_user("admin@example.com"))
+        evening = _slot_ends(
+            kind, weber, from_clinic_local(monday, time(23)), from_clinic_local(tuesday, time())
+        )
+    assert evening == ["23:20", "23:35", "23:50"]
+
+    AuthActions(client).attempt("weber@example.com")
+    page = agenda(client, date=monday.isoformat())
+    assert [text for _classes, text in entries(page)] == ["00:00-23:50 · Free · Mitte"]
+    assert "0 appointments ·" in text(page) and "Anna Early" not in page
+    page = agenda(client, date=tuesday.isoformat())
+    assert entry(page, "Anna Early")[1].startswith("00:00-00:20 ")
+    assert "1 appointment ·" in text(page)
+    week = [t for _c, t in entries(agenda(client, date=monday.isoformat(), view="week"))]
+    assert week[0] == "00:00-23:50 · Free · Mitte" and week[2] == "00:30-24:00 · Free · Mitte"
+    assert week[1].startswith("00:00-00:20 Anna Early ")
+
+    AuthActions(client).logout()
+    AuthActions(client).attempt("coord@example.com")
+    page = agenda(client, date=monday.isoformat())
+    assert columns(page) == ["Dr. Weber"]
+    assert [text for _classes, text in entries(page)] == ["00:00-23:50 · Free · Mitte"]
+    assert "0 appointments ·" in text(page) and "Ben Early" not in page

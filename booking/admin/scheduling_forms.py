@@ -137,8 +137,9 @@ class BookingRulesForm(FlaskForm):
         _l("Buffer between appointments (minutes)"),
         "buffer_minutes",
         _l(
-            "Kept free after each appointment of a specialist. A longer buffer applies to "
-            "appointments already booked too; a shorter one only to those booked from now on."
+            "Kept free before and after each appointment of a specialist (no other appointment "
+            "starts or ends within it). A longer buffer applies to appointments already booked "
+            "too; a shorter one only to those booked from now on."
         ),
     )
     min_notice_hours = _number(

@@ -218,10 +218,13 @@ def _day_entries(
     ``buffer`` is the clinic's buffer now."""
     offs = _merged(c for t in time_off if (c := _clip((t.starts_at, t.ends_at), bounds)))
     reasons = [t for t in time_off if t.reason]
-    # The specialist's time an appointment takes: its buffer is not free either, and the one
-    # in force now if it grew since the booking stored its own (as the booking engine reads it:
-    # ``availability.open_slots``).
-    blocks = [(a.starts_at, max(a.blocked_until, a.ends_at + buffer)) for a in appointments]
+    # The specialist's time an appointment takes, as the booking engine reads it
+    # (``availability.open_slots``): the buffer after it, the one in force now if it grew since
+    # the booking stored its own, and the buffer now before it (no slot may end closer to its
+    # start). Neither is free time; both are left blank.
+    blocks = [
+        (a.starts_at - buffer, max(a.blocked_until, a.ends_at + buffer)) for a in appointments
+    ]
     entries: list[Entry] = []
     for a in appointments:
         clipped = _clip((a.starts_at, a.ends_at), bounds)
@@ -384,7 +387,8 @@ def build_agenda(
     end = from_clinic_local(days[-1] + timedelta(days=1), time())
     ids = None if everyone else [s.id for s in specialists]
     buffer = timedelta(minutes=clinic_settings().buffer_minutes)
-    # With those ending before the first day whose buffer runs into it: that time is not free,
+    # With those ending before the first day whose buffer runs into it, and those starting
+    # after the last day whose buffer before them reaches back into it: that time is not free,
     # though they are not the shown days' appointments.
     appointments = agenda_appointments(
         start, end, specialist_ids=ids, location_id=location_id, buffer=buffer
@@ -393,7 +397,7 @@ def build_agenda(
 
     people = {s.id: s for s in specialists}
     for a in appointments:
-        if a.ends_at > start:
+        if a.ends_at > start and a.starts_at < end:
             people.setdefault(a.specialist_id, a.specialist)
     ordered = sorted(people.values(), key=lambda s: (s.full_name, s.id))
     names = {loc.id: loc.display_name for loc in locations}

@@ -187,9 +187,10 @@ def agenda_appointments(
     patient, type, location and specialist joined in.
 
     Also those that end before ``start`` but whose buffer reaches past it (the one they
-    stored, ``blocked_until``, or ``buffer``, the clinic's now): the specialist is not free
-    then either (as ``availability.open_slots`` reads it). The caller tells them apart by
-    ``ends_at <= start``.
+    stored, ``blocked_until``, or ``buffer``, the clinic's now), and those that start at or
+    after ``end`` but less than ``buffer`` after it (no slot may end within the buffer before
+    an appointment): the specialist is not free then either (as ``availability.open_slots``
+    reads it). The caller tells them apart by ``ends_at <= start`` or ``starts_at >= end``.
 
     Not limited to what the user may see: the agenda must never show a taken time as free, so
     the caller shows the patient only where ``can_see`` allows it."""
@@ -200,7 +201,7 @@ def agenda_appointments(
             Appointment.active.is_(True),
             # A bounded index range: no appointment blocks more than MAX_BLOCK.
             Appointment.starts_at > start - MAX_BLOCK,
-            Appointment.starts_at < end,
+            Appointment.starts_at < end + buffer,
             # blocked_until >= ends_at, so this also holds whenever ends_at + buffer > start.
             Appointment.blocked_until > start - buffer,
             ConsultationRequest.status.in_(AGENDA_STATUSES),
