@@ -41,7 +41,13 @@ from wtforms.i18n import messages_path
 from wtforms.validators import Email, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from booking.timeutil import clinic_date, clinic_instants, to_clinic_tz
+from booking.timeutil import (
+    END_OF_DAY,
+    clinic_date,
+    clinic_instants,
+    from_clinic_local,
+    to_clinic_tz,
+)
 
 # Characters a text answer may not carry. Nobody types them, but a paste or a forged post can:
 # PostgreSQL refuses NUL in text, a line break in a name or address makes the lines of an email
@@ -472,7 +478,12 @@ def clinic_time(day: date, at: time, which: RepeatedTimeField) -> datetime:
     time's field. A time the clocks skip does not exist; a time they repeat names two
     instants, and the form asks which (``which`` then offers both) rather than pick one: an
     appointment or a working window an hour off is booked and emailed without anyone
-    noticing."""
+    noticing.
+
+    An end of 24:00 (``END_OF_DAY``) is the instant ``day`` ends, the next day's first
+    midnight (``from_clinic_local``): never skipped nor repeated, however the clocks change."""
+    if at == END_OF_DAY:
+        return from_clinic_local(day, at)
     instants = clinic_instants(day, at)
     values = {"time": at.strftime("%H:%M"), "day": clinic_date(day, "long")}
     if not instants:

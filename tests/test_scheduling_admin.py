@@ -931,6 +931,135 @@ def test_a_period_already_over_is_refused(
     assert count(app, ScheduleException) == 0
 
 
+def test_time_off_and_extra_hours_may_end_at_24_00(
+    app: Flask, admin_client: FlaskClient, clinic: Place, evaluation: int
+) -> None:
+    """An admin giving time off "until midnight" types 24:00 (as weekly hours may end), not
+    the next day's 00:00: stored as the midnight ending the day, and typed back as 24:00 when
+    the form comes back. Extra hours to 24:00 offer the last time that ends at midnight."""
+    day = target_day()
+    iso = day.isoformat()
+    path = schedule_path(clinic.weber.id)
+    with app.app_context():
+        add_hours(clinic)
+    period = {"start_day": iso, "end_day": iso}
+    response = submit(admin_client, path, "off", **period, start_time="14:00", end_time="24:00")
+    assert response.status_code == 302
+    with app.app_context():
+        (row,) = db.session.scalars(select(ScheduleException)).all()
+        assert (row.starts_at, row.ends_at) == (
+            berlin(day, "14:00"),
+            berlin(day + timedelta(days=1), "00:00"),
+        )
+    slots = offered(admin_client, evaluation, clinic.weber.id, day)
+    assert slots[-1] == "13:15"  # 13:15-14:00; nothing after
+
+    extra = {**period, "location": str(clinic.location)}
+    next_day = (day + timedelta(days=1)).isoformat()
+    with app.app_context():
+        db.session.execute(delete(ScheduleException))
+        db.session.commit()
+    response = submit(admin_client, path, "extra", **extra, start_time="20:00", end_time="24:00")
+    assert response.status_code == 302
+    assert offered(admin_client, evaluation, clinic.weber.id, day)[-1] == "23:15"
+    # Overlapping them, the form keeps the 24:00 typed.
+    response = submit(admin_client, path, "extra", **extra, start_time="21:00", end_time="24:00")
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "overlap other extra hours" in field_error(page, "extra-start_time")
+    assert input_value(page, "extra-end_time") == "24:00"
+    # The next day's 00:00 is the same end.
+    response = submit(
+        admin_client,
+        path,
+        "extra",
+        **{**extra, "end_day": next_day},
+        start_time="21:00",
+        end_time="00:00",
+    )
+    assert "overlap other extra hours" in field_error(
+        response.get_data(as_text=True), "extra-start_time"
+    )
+    assert count(app, ScheduleException) == 1
+
+
+@pytest.mark.parametrize("prefix", ["off", "extra"])
+@pytest.mark.parametrize(
+    ("start", "end", "field"),
+    [
+        ("22:00", "24:30", "end_time"),
+        ("22:00", "25:00", "end_time"),
+        ("24:00", "24:00", "start_time"),
+    ],
+)
+def test_24_00_ends_a_period_only(
+    app: Flask,
+    admin_client: FlaskClient,
+    clinic: Place,
+    prefix: str,
+    start: str,
+    end: str,
+    field: str,
+) -> None:
+    """24:30 and 25:00 are no times; 24:00 ends a period but starts none."""
+    iso = target_day().isoformat()
+    fields = {"start_day": iso, "end_day": iso, "start_time": start, "end_time": end}
+    if prefix == "extra":
+        fields["location"] = str(clinic.location)
+    response = submit(admin_client, schedule_path(clinic.weber.id), prefix, **fields)
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert field_error(page, f"{prefix}-{field}") == (
+        "Error: Please enter a time as hours and minutes, like 09:30."
+    )
+    assert input_value(page, f"{prefix}-{field}") == (start if field == "start_time" else end)
+    assert count(app, ScheduleException) == 0
+
+
+@pytest.mark.parametrize(("month", "hours"), [(3, 23), (10, 25)])
+def test_a_day_to_24_00_holds_its_real_hours_when_the_clocks_change(
+    app: Flask, admin_client: FlaskClient, clinic: Place, month: int, hours: int
+) -> None:
+    """00:00-24:00 on the night the clocks go forward is 23 real hours, on the night they go
+    back 25: extra hours of that whole day are one day (not refused as over 24 hours), and
+    time off ends at the midnight that ends it, asking nothing about a repeated hour."""
+    day = clock_change_ahead(month, today())
+    iso = day.isoformat()
+    path = schedule_path(clinic.weber.id)
+    whole = {"start_day": iso, "end_day": iso, "start_time": "00:00", "end_time": "24:00"}
+    response = submit(admin_client, path, "extra", location=str(clinic.location), **whole)
+    assert response.status_code == 302, field_error(
+        response.get_data(as_text=True), "extra-end_time"
+    )
+    response = submit(admin_client, path, "off", **{**whole, "start_time": "20:00"})
+    assert response.status_code == 302
+    with app.app_context():
+        extra, off = db.session.scalars(
+            select(ScheduleException).order_by(ScheduleException.id)
+        ).all()
+        midnight = berlin(day + timedelta(days=1), "00:00")
+        assert (extra.starts_at, extra.ends_at) == (berlin(day, "00:00"), midnight)
+        assert extra.ends_at - extra.starts_at == timedelta(hours=hours)
+        assert (off.starts_at, off.ends_at) == (berlin(day, "20:00"), midnight)
+    # Still no more than a day: a quarter of an hour more is refused (the 23-hour day's extra
+    # hours may still last 24 real hours, to 01:00, as they always could).
+    with app.app_context():
+        db.session.execute(delete(ScheduleException))
+        db.session.commit()
+    response = submit(
+        admin_client,
+        path,
+        "extra",
+        location=str(clinic.location),
+        **{
+            **whole,
+            "end_day": (day + timedelta(days=1)).isoformat(),
+            "end_time": "01:15" if month == 3 else "00:15",
+        },
+    )
+    assert "at most 24 hours" in field_error(response.get_data(as_text=True), "extra-end_time")
+
+
 # Bad input ----------------------------------------------------------------------------------
 
 

@@ -109,6 +109,17 @@ class EndTimeField(TimeField):
         return clock_text(self.data) if self.data is not None else ""
 
 
+def _end_time(label: str, description: str, *, required: bool = True) -> EndTimeField:
+    return EndTimeField(
+        label,
+        format=TIME_FORMATS,
+        validators=[InputRequired(_l("Please enter a time."))] if required else [Optional()],
+        invalid_value_message=_l("Please enter a time as hours and minutes, like 09:30."),
+        description=description,
+        render_kw={"autocomplete": "off", "spellcheck": "false"},
+    )
+
+
 def _date(label: str) -> DateField:
     return DateField(
         label,
@@ -219,14 +230,7 @@ class WorkingHoursForm(FlaskForm):
     )
     location = _location()
     start_time = _time(_l("Start time"))
-    end_time = EndTimeField(
-        _l("End time"),
-        format=TIME_FORMATS,
-        validators=[InputRequired(_l("Please enter a time."))],
-        invalid_value_message=_l("Please enter a time as hours and minutes, like 09:30."),
-        description=_l("24-hour, like 18:00; 24:00 to work until midnight."),
-        render_kw={"autocomplete": "off", "spellcheck": "false"},
-    )
+    end_time = _end_time(_l("End time"), _l("24-hour, like 18:00; 24:00 to work until midnight."))
     submit = SubmitField(_l("Add the hours"))
 
     def set_locations(self, locations: list[Any]) -> None:
@@ -249,7 +253,8 @@ class _PeriodForm(BaseForm):
     start_time = _time(_l("From (time)"))
     start_which = RepeatedTimeField(_l("Which of the two start times?"))
     end_day = _date(_l("Until (date)"))
-    end_time = _time(_l("Until (time)"))
+    # 24:00 ends the day "Until (date)" names: the next day's midnight.
+    end_time = _end_time(_l("Until (time)"), _l("24-hour, like 18:00; 24:00 for midnight."))
     end_which = RepeatedTimeField(_l("Which of the two end times?"))
     reason = StringField(_l("Reason"), validators=[Optional(), Length(max=200, message=TOO_LONG)])
 
@@ -308,7 +313,9 @@ class TimeOffForm(_PeriodForm):
     start_time = _time(
         _l("From (time)"), _l("Leave both times empty for whole days."), required=False
     )
-    end_time = _time(_l("Until (time)"), required=False)
+    end_time = _end_time(
+        _l("Until (time)"), _l("24-hour, like 18:00; 24:00 for midnight."), required=False
+    )
     submit = SubmitField(_l("Add the time off"))
 
     @property

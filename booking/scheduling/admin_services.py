@@ -41,7 +41,7 @@ from booking.scheduling.services import (
     name_values,
 )
 from booking.staff.models import StaffRole, StaffUser
-from booking.timeutil import END_OF_DAY, clock_text, now_utc
+from booking.timeutil import END_OF_DAY, clock_text, from_clinic_local, now_utc, to_clinic_tz
 
 # The same limits as the database's check constraints on ClinicSettings and AppointmentType;
 # the forms use them too, so a refusal comes with a message rather than an IntegrityError.
@@ -496,7 +496,7 @@ def add_extra_hours(
     another place in them are counted, not changed."""
     _require_specialist(specialist)
     _check_period(starts_at, ends_at)
-    if ends_at - starts_at > MAX_EXTRA_HOURS:
+    if ends_at > _a_day_after(starts_at):
         raise ScheduleError(
             _("Extra hours can last at most 24 hours. Add one entry per day."), "end_time"
         )
@@ -590,6 +590,15 @@ def _exception_values(exception: ScheduleException) -> dict[str, Any]:
         # would stay in the audit trail, which cannot be edited, after the entry is deleted.
         "reason_given": bool(exception.reason),
     }
+
+
+def _a_day_after(starts_at: datetime) -> datetime:
+    """The latest end of extra hours from ``starts_at``: the same clinic time the next day, so
+    00:00-24:00 is one day also when it has 25 hours (the clocks going back), and never less
+    than ``MAX_EXTRA_HOURS``."""
+    local = to_clinic_tz(starts_at)
+    next_day = from_clinic_local(local.date() + timedelta(days=1), local.time())
+    return max(starts_at + MAX_EXTRA_HOURS, next_day)
 
 
 def _check_period(starts_at: datetime, ends_at: datetime) -> None:
