@@ -175,8 +175,9 @@ class Config:
     # nobody has taken it.
     WAITLIST_WAVE_SIZE = _env_int("WAITLIST_WAVE_SIZE", 5)
     WAITLIST_WAVE_MINUTES = _env_int("WAITLIST_WAVE_MINUTES", 60)
-    # No next wave goes out in these clinic hours (may cross midnight; empty: none), so a time
-    # freed in the evening is not emailed down the list while the first patients sleep.
+    # No next wave goes out in these clinic hours (may cross midnight or end at 24:00; empty:
+    # none), so a time freed in the evening is not emailed down the list while the first
+    # patients sleep.
     WAITLIST_QUIET_HOURS = _env("WAITLIST_QUIET_HOURS", "21:00-08:00")
     # Hours before an appointment at which reminders go out.
     REMINDER_LEAD_HOURS = [

@@ -46,7 +46,7 @@ from booking.scheduling.models import (
 )
 from booking.scheduling.services import SlotChoice
 from booking.staff.models import StaffUser
-from booking.timeutil import WHEN, now_utc, to_clinic_tz
+from booking.timeutil import END_OF_DAY, WHEN, now_utc, to_clinic_tz
 from tests.factories import (
     make_appointment_type,
     make_request,
@@ -853,6 +853,12 @@ def test_no_next_wave_in_the_quiet_hours_the_due_one_goes_when_they_end(
             {"20:59": False, "21:00": True, "02:00": True, "07:59": True, "08:00": False},
         ),
         ("13:00-14:30", {"12:59": False, "13:00": True, "14:29": True, "14:30": False}),
+        # To midnight, as opening and working hours may end (24:00, the end of the day).
+        (
+            "21:00-24:00",
+            {"20:59": False, "21:00": True, "23:59:59.999999": True, "00:00": False},
+        ),
+        ("0:00-24:00", {"00:00": True, "12:00": True, "23:59:59.999999": True}),
         ("", {"03:00": False, "21:30": False}),
     ],
 )
@@ -870,12 +876,21 @@ def test_quiet_hours_are_read_in_clinic_time_and_may_cross_midnight(
             assert waitlist.in_quiet_hours(moment) is expected, (setting, at)
 
 
-@pytest.mark.parametrize("setting", ["9pm-8am", "21:00", "25:00-08:00", "21:00-21:00"])
+@pytest.mark.parametrize(
+    "setting", ["9pm-8am", "21:00", "25:00-08:00", "21:00-21:00", "21:00-24:30", "21:00-25:00"]
+)
 def test_quiet_hours_that_cannot_be_read_stop_the_app(setting: str) -> None:
     from booking import create_app
 
     with pytest.raises(RuntimeError, match="WAITLIST_QUIET_HOURS must"):
         create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://", "WAITLIST_QUIET_HOURS": setting})
+
+
+def test_quiet_hours_may_end_at_24_00_but_not_start_there() -> None:
+    assert waitlist.read_quiet_hours("21:00-24:00") == (time(21), END_OF_DAY)
+    assert waitlist.read_quiet_hours("21:00 - 24:00") == (time(21), END_OF_DAY)
+    with pytest.raises(ValueError, match="may end at 24:00 but not start there"):
+        waitlist.read_quiet_hours("24:00-08:00")
 
 
 @pytest.mark.parametrize("why", ["taken", "booked", "expired", "closing"])

@@ -61,7 +61,7 @@ from booking.scheduling.services import (
     place_appointment,
     resolve_choice,
 )
-from booking.timeutil import now_utc, to_clinic_tz
+from booking.timeutil import END_OF_DAY, now_utc, read_clock, to_clinic_tz
 
 log = logging.getLogger(__name__)
 
@@ -79,20 +79,25 @@ QUIET_HOURS_EXTENSION = "booking.waitlist_quiet_hours"
 
 def read_quiet_hours(text: str | None) -> tuple[time, time] | None:
     """``WAITLIST_QUIET_HOURS``, "21:00-08:00" (clinic time; may cross midnight), as (from,
-    to); None when empty. Raises ValueError saying what is wrong."""
+    to); None when empty. They may end at 24:00 ("21:00-24:00", ``END_OF_DAY``), not start
+    there. Raises ValueError saying what is wrong."""
     text = (text or "").strip()
     if not text:
         return None
     match = HOURS_RE.fullmatch(text)
+    parts = match.groups() if match else ("", "", "", "")
+    first, last = ":".join(parts[:2]), ":".join(parts[2:])
+    if first == "24:00":
+        raise ValueError(
+            f"WAITLIST_QUIET_HOURS may end at 24:00 but not start there (write 00:00), "
+            f"not {text!r}."
+        )
     try:
-        if match is None:
-            raise ValueError
-        hours = [int(part) for part in match.groups()]
-        start, end = time(hours[0], hours[1]), time(hours[2], hours[3])
+        start, end = read_clock(first), read_clock(last, end=True)
     except ValueError:
         raise ValueError(
-            f"WAITLIST_QUIET_HOURS must be two 24-hour times such as 21:00-08:00, or empty for "
-            f"none, not {text!r}."
+            f"WAITLIST_QUIET_HOURS must be two 24-hour times such as 21:00-08:00 (the end may "
+            f"be 24:00), or empty for none, not {text!r}."
         ) from None
     if start == end:
         raise ValueError("WAITLIST_QUIET_HOURS must start and end at different times.")
@@ -116,6 +121,8 @@ def in_quiet_hours(now: datetime) -> bool:
         return False
     start, end = quiet
     local = to_clinic_tz(now).time()
+    if end == END_OF_DAY:
+        return local >= start  # to midnight, the day's last instant included
     if start < end:
         return start <= local < end
     return local >= start or local < end  # across midnight
