@@ -48,6 +48,8 @@ from playwright.sync_api import Browser, Page, Response, expect
 from booking import create_app
 from booking.crypto import new_key
 from booking.extensions import db
+from booking.patients.services import CONFIRMATION_ADDRESS_SCOPE
+from booking.security import address_key
 
 # The browser itself (Debian's chromium, skipped or failed as for tests/e2e): imported, so this
 # folder uses the same launch settings without a copy of the fixture.
@@ -59,6 +61,7 @@ from tests.e2e.conftest import (  # noqa: F401
     pdf_file,
     seed_schedule,
 )
+from tests.e2e.pages import PATIENT_EMAIL
 from tests.factories import make_staff
 from tests.smtp import SmtpServer, free_port
 from tests.support import (
@@ -207,8 +210,10 @@ def fresh_database(folder: Path) -> Iterator[str]:
 
 
 def forget_redis_state(redis_url: str, queue_name: str) -> None:
-    """Drop this run's queue and the rate-limit counts it left for 127.0.0.1 (every sign-in
-    through the proxy counts against it: repeated runs would otherwise reach the hourly limit)."""
+    """Drop this run's queue and the rate-limit counts it left: for 127.0.0.1 (every sign-in
+    through the proxy counts against it) and for the patient's email address (every receipt
+    counts against REQUEST_CONFIRMATION_ADDRESS_RATE_LIMIT, which would hold the next run's
+    receipts back). Repeated runs would otherwise reach the hourly limits."""
     import redis
     from huey import RedisHuey
 
@@ -216,8 +221,13 @@ def forget_redis_state(redis_url: str, queue_name: str) -> None:
     queue.storage.flush_all()
     queue.storage.conn.connection_pool.disconnect()
     client = redis.Redis.from_url(redis_url)
+    receipts = address_key(CONFIRMATION_ADDRESS_SCOPE, PATIENT_EMAIL)
     try:
-        keys = list(client.scan_iter(f"LIMITS:LIMITER/{HOST}/*"))
+        keys = [
+            key
+            for pattern in (f"LIMITS:LIMITER/{HOST}/*", f"LIMITS:LIMITER/{receipts}/*")
+            for key in client.scan_iter(pattern)
+        ]
         if keys:
             client.delete(*keys)
     finally:
