@@ -381,13 +381,14 @@ def fill_steps_to_review(
     save_and_continue(page, "review")
 
 
-def send_from_review(page: Page) -> None:
-    """On the review: consent, send, and the confirmation."""
+def send_from_review(page: Page, heading: str = "Your request was sent") -> None:
+    """On the review: consent, send, and the confirmation (its first heading ``heading``:
+    an urgent request's page opens with its advice)."""
     expect_step(page, "review")
     give_consent(page)
     page.get_by_role("button", name="Send my request").click()
     expect(page).to_have_url(re.compile(r"/request/submitted$"))
-    expect(page.get_by_role("heading", level=1)).to_have_text("Your request was sent")
+    expect(page.get_by_role("heading", level=1)).to_have_text(heading)
 
 
 def open_review_sections(page: Page) -> None:

@@ -29,6 +29,7 @@ from sqlalchemy import func, select
 from booking.audit.models import AuditEvent
 from booking.cli import demo_pdf
 from booking.extensions import db
+from booking.requests import triage
 from booking.requests.drafts import DraftDocument
 from tests.e2e.conftest import CLINIC_EMAIL, IMAGING_REVIEW, text_of, wait_for_email
 from tests.e2e.pages import (
@@ -60,15 +61,22 @@ class Sent:
     receipt: Received  # the patient's email
 
 
-def send_request(patient: Visitor, document: Path | None = None) -> Sent:
-    """A patient's whole request from the home page: the earliest time, then the steps with
-    their answers and ``document`` if given (uploaded as it is chosen, by the page's script);
-    then the email the worker delivers."""
+def send_request(
+    patient: Visitor,
+    document: Path | None = None,
+    *,
+    red_flag: str | None = None,
+    heading: str = "Your request was sent",
+) -> Sent:
+    """A patient's whole request from the home page: the questions about urgent symptoms
+    (all "No" but ``red_flag``), the earliest time, then the steps with their answers and
+    ``document`` if given (uploaded as it is chosen, by the page's script); the page after
+    sending opens with ``heading``; then the email the worker delivers."""
     page, deployment = patient.page, patient.deployment
-    chosen = pick_first_time(page, deployment, IMAGING_REVIEW)
+    chosen = pick_first_time(page, deployment, IMAGING_REVIEW, red_flag)
     fill_steps_to_review(page, document=document)
     patient.check()  # every step as the browser got it: would it let the last one through?
-    send_from_review(page)
+    send_from_review(page, heading)
 
     expect(page).to_have_url(deployment("/request/submitted"))
     reference = shown_reference(page)
@@ -185,6 +193,48 @@ def test_patient_moves_the_time_then_cancels_by_the_emailed_link(
         deployment.mail, f"Your request {sent.reference} is cancelled", deployment.worker
     )
     assert cancelled.rcpt_tos == [PATIENT_EMAIL]
+
+
+# Urgent on its own (suspected infection, booking/requests/triage.py): the patient is told to
+# contact their doctor today and may still ask for the evaluation.
+FEVER = str(triage.BY_CODE["fever"].question)
+URGENT_ADVICE = "Please contact your doctor today"
+
+
+def test_patient_with_an_urgent_symptom_is_advised_and_the_coordinator_sees_it_first(
+    deployment: Deployment, browser: Browser
+) -> None:
+    """A fever with the pain: the page after sending opens with the advice, and so does the
+    receipt; the clinic's urgent alert goes through the worker; a coordinator finds the
+    request at the top of the queue, marked urgent, with the answer on its record."""
+    with visiting(deployment, browser) as patient:
+        page = patient.page
+        sent = send_request(patient, red_flag=FEVER, heading=URGENT_ADVICE)
+        expect(page).to_have_title(re.compile(r"^Request sent"))
+        advice = page.get_by_role("alert").filter(has_text=URGENT_ADVICE)
+        expect(advice).to_contain_text("You can still ask us for an evaluation")
+        expect(advice).to_contain_text("marked it as urgent, so our team will look at it first")
+        expect(page.get_by_role("heading", name="Your request was sent")).to_be_visible()
+    assert URGENT_ADVICE in text_of(sent.receipt)
+
+    alert = wait_for_email(
+        deployment.mail, f"URGENT: new request {sent.reference} with red flags", deployment.worker
+    )
+    assert alert.rcpt_tos == [CLINIC_EMAIL]
+    assert "URGENT: the patient was told to contact their doctor today." in text_of(alert)
+    [record_link] = links_in(alert, deployment(f"/staff/requests/{sent.reference}"))
+
+    with visiting(deployment, browser) as coordinator:
+        page = coordinator.page
+        staff_sign_in(coordinator, COORDINATOR)
+        queue = page.get_by_role("table", name="Requests, urgent first, then the oldest waiting")
+        first = queue.get_by_role("row").filter(has=page.get_by_role("rowheader")).first
+        expect(first.get_by_role("rowheader")).to_have_text(sent.reference)
+        expect(first.get_by_role("cell").first).to_have_text("URGENT")
+        first.get_by_role("link", name=sent.reference, exact=True).click()
+        expect(page).to_have_url(record_link)
+        red_flags = page.get_by_role("region", name="Red flags reported")
+        expect(red_flags.get_by_role("listitem")).to_have_text([f"{FEVER} urgent"])
 
 
 def test_admin_enrols_two_factor_sign_in_then_signs_in_with_a_code(
