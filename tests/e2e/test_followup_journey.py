@@ -17,7 +17,7 @@ from booking.outcomes import schedule
 from booking.outcomes.services import send_due_followups
 from booking.requests.models import ConsultationRequest
 from tests.e2e.conftest import PHONE, PHONE_WIDTH, TIMEOUT_MS, LiveServer
-from tests.e2e.pages import page_width, sign_in
+from tests.e2e.pages import FOLLOWUP_PAIN, answer_followup_improved, page_width, sign_in
 from tests.e2e.test_accessibility import assert_accessible, ax_controls, invalid_controls
 from tests.factories import make_staff
 from tests.support import PASSWORD
@@ -40,11 +40,6 @@ def _six_week_link(server: LiveServer, consultation: ConsultationRequest) -> str
     return link
 
 
-# The 6-week answers: much less pain and disability than at the request (back pain 5 / 8,
-# leg pain 4 / 7, ODI 50 %: tests.factories.make_request).
-PAIN = {"back_pain_now": "1", "back_pain_worst": "3", "leg_pain_now": "0", "leg_pain_worst": "2"}
-
-
 def test_a_patient_answers_on_a_phone_in_spanish_and_staff_see_the_change(
     page: Page, new_context: Callable[..., BrowserContext], live_server: LiveServer
 ) -> None:
@@ -64,14 +59,7 @@ def test_a_patient_answers_on_a_phone_in_spanish_and_staff_see_the_change(
     assert page_width(patient) <= PHONE_WIDTH
     assert_accessible(patient, "the follow-up questionnaire on a phone")
 
-    for name, value in PAIN.items():
-        patient.locator(f"input[name={name}][value='{value}']").check()
-    for section in ("pain_intensity", "personal_care", "lifting", "walking", "sitting"):
-        patient.locator(f"input[name=odi_{section}][value='1']").check()
-    for section in ("standing", "sleeping", "social_life", "travelling"):
-        patient.locator(f"input[name=odi_{section}][value='0']").check()
-    patient.locator("input[name=gpe][value='2']").check()
-    patient.locator("input[name=satisfaction][value='5']").check()
+    answer_followup_improved(patient)
     patient.get_by_role("button", name="Enviar mis respuestas").click()
     expect(patient.get_by_role("heading", level=1)).to_have_text("Gracias")
     phone.close()
@@ -108,7 +96,7 @@ def test_answers_too_few_to_count_are_announced_and_take_the_focus(
 
     page.goto(link)
     expect(page).to_have_url(re.compile(r"/follow-up/\d+/questionnaire"))
-    for name, value in PAIN.items():
+    for name, value in FOLLOWUP_PAIN.items():
         page.locator(f"input[name={name}][value='{value}']").check()
     # Three sections of ten left out: a score needs eight.
     for section in ("pain_intensity", "personal_care", "lifting", "sleeping"):

@@ -255,6 +255,7 @@ class Deployment:
     proxy_access_log: Path
     app: Flask  # the suite's own view of the database (the setup, the time zone)
     mail: SmtpServer
+    env: dict[str, str]  # the environment file gunicorn and the worker run with
     services: list[Service] = field(default_factory=list)
 
     def __call__(self, path: str) -> str:
@@ -274,6 +275,21 @@ class Deployment:
 
     def diagnostics(self) -> str:
         return "\n".join(f"--- {s.name}:\n{s.output()[-4000:]}" for s in self.services)
+
+    def run_job(self, name: str) -> None:
+        """Hand the periodic job ``name`` (``booking/tasks.py``) to the worker now, as an
+        operator would from a shell on the server with the deployment's environment: the real
+        worker runs it as it would on schedule, and delivers the email it writes."""
+        task = f"spineconsult.{name}"
+        handed = subprocess.run(
+            [sys.executable, "-c", f"from wsgi import app; app.extensions[{task!r}]()"],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        assert handed.returncode == 0, handed.stderr.decode(errors="replace")[-3000:]
 
     def tls_context(self) -> ssl.SSLContext:
         """A client that trusts exactly the certificate made for this run."""
@@ -422,6 +438,7 @@ def deployment(
             proxy_access_log=folder / "proxy-access.log",
             app=app,
             mail=mail_server,
+            env=env,
         )
         services = deployment.services
         try:

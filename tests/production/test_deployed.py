@@ -18,22 +18,31 @@ import re
 import socket
 import ssl
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pyotp
 import pytest
+from babel.dates import format_date
 from playwright.sync_api import Browser, expect
 from sqlalchemy import func, select
 
 from booking.audit.models import AuditEvent
 from booking.cli import demo_pdf
+from booking.dashboard.services import Slot, confirm_request
 from booking.extensions import db
 from booking.requests import triage
 from booking.requests.drafts import DraftDocument
+from booking.scheduling.availability import open_slots
+from booking.scheduling.models import AppointmentType, Location
+from booking.staff.models import StaffUser
+from booking.timeutil import DAY, now_utc, to_clinic_tz
 from tests.e2e.conftest import CLINIC_EMAIL, IMAGING_REVIEW, text_of, wait_for_email
 from tests.e2e.pages import (
+    DATES_LOCALE,
     PATIENT_EMAIL,
+    answer_followup_improved,
     documents_added,
     fill_about_you,
     fill_history,
@@ -47,6 +56,7 @@ from tests.e2e.pages import (
     sign_in,
     slot_time,
 )
+from tests.factories import appointment_started, make_request, staff_user
 from tests.production.conftest import ADMIN, COORDINATOR, HOST, Deployment, Visitor, visiting
 from tests.smtp import Received
 from tests.support import EICAR, pdf_bytes
@@ -235,6 +245,113 @@ def test_patient_with_an_urgent_symptom_is_advised_and_the_coordinator_sees_it_f
         expect(page).to_have_url(record_link)
         red_flags = page.get_by_role("region", name="Red flags reported")
         expect(red_flags.get_by_role("listitem")).to_have_text([f"{FEVER} urgent"])
+
+
+FOLLOWED_UP = "frank.follow@example.com"
+
+
+def seen_weeks_ago(deployment: Deployment, weeks: int) -> str:
+    """A request confirmed by the coordinator whose visit was ``weeks`` weeks ago (staff book
+    only times to come: the appointment is then moved back, as tests.factories does); the
+    patient agreed to follow-up questionnaires. Its reference."""
+    with deployment.app.app_context():
+        consultation = make_request(
+            full_name="Frank Follow",
+            email=FOLLOWED_UP,
+            followup_consent=True,
+            spine_region="lower_back",
+        )
+        kind = db.session.scalars(
+            select(AppointmentType).where(AppointmentType.active).order_by(AppointmentType.id)
+        ).first()
+        start = now_utc() + timedelta(days=3)
+        slot = open_slots(kind, start, start + timedelta(days=7))[-1]
+        local = to_clinic_tz(slot.starts_at)
+        confirm_request(
+            consultation,
+            staff_user(COORDINATOR),
+            Slot(
+                kind,
+                db.session.get(StaffUser, slot.specialist_id),
+                db.session.get(Location, slot.location_id),
+                local.date(),
+                local.time(),
+            ),
+        )
+        appointment_started(consultation.reference, ago=timedelta(weeks=weeks))
+        reference = consultation.reference
+        db.session.remove()
+    return reference
+
+
+def test_staff_complete_with_a_procedure_and_the_patient_answers_the_emailed_follow_up(
+    deployment: Deployment, browser: Browser
+) -> None:
+    """A visit ten weeks ago, completed through the browser with an injection nine weeks ago,
+    then corrected to eight: the six-week questionnaire is due (two weeks ago, counted from
+    the corrected date), the worker runs the job that emails it, the patient answers it
+    through the proxy, and the record shows the answer against the baseline."""
+    reference = seen_weeks_ago(deployment, 10)
+    today = datetime.now(deployment.tz).date()
+    planned, done = today - timedelta(weeks=9), today - timedelta(weeks=8)
+
+    with visiting(deployment, browser) as coordinator:
+        page = coordinator.page
+        staff_sign_in(coordinator, COORDINATOR)
+        page.goto(deployment(f"/staff/requests/{reference}"))
+        complete = page.get_by_role("form", name="Complete the request")
+        complete.get_by_label("Plan decided").select_option(label="Injection")
+        complete.get_by_label("Procedure date").fill(planned.isoformat())
+        complete.get_by_role("button", name="Mark completed").click()
+        expect(page.get_by_text("completed", exact=True)).to_be_visible()
+        followup = page.get_by_role("region", name="Follow-up after the visit")
+        expect(followup).to_contain_text(format_date(planned, DAY, locale=DATES_LOCALE))
+
+        # The injection was a week later than planned.
+        followup.locator("summary").filter(has_text="Correct the procedure date").click()
+        correct = followup.get_by_role("form", name="Correct the procedure date")
+        correct.get_by_label("Procedure date").fill(done.isoformat())
+        correct.get_by_role("button", name="Save the procedure date").click()
+        expect(
+            page.get_by_role("status").filter(has_text="The procedure date is corrected")
+        ).to_be_visible()
+        expect(followup).to_contain_text(format_date(done, DAY, locale=DATES_LOCALE))
+        coordinator.check()
+
+        # The job the worker runs every 15 minutes, run now.
+        deployment.run_job("send_followups")
+        invitation = wait_for_email(
+            deployment.mail,
+            "How are you doing? A short questionnaire from Test Spine Clinic",
+            deployment.worker,
+        )
+        assert invitation.rcpt_tos == [FOLLOWED_UP]
+        [link] = [
+            link
+            for link in links_in(invitation, deployment("/follow-up/open/"))
+            if not link.endswith("/stop")
+        ]
+
+        with visiting(deployment, browser) as patient:
+            answer = patient.page
+            answer.goto(link)
+            expect(answer).to_have_url(re.compile(r"/follow-up/\d+/questionnaire$"))
+            expect(answer.get_by_role("heading", level=1)).to_have_text(
+                "How are you doing? (6 weeks after your procedure)"
+            )
+            answer_followup_improved(answer)
+            patient.check()
+            answer.get_by_role("button", name="Send my answers").click()
+            expect(answer.get_by_role("heading", level=1)).to_have_text("Thank you")
+
+        page.reload()
+        table = followup.locator("#progress-table")
+        expect(table.get_by_role("columnheader").nth(2)).to_contain_text("answered")
+        odi = table.get_by_role("row").filter(
+            has=page.get_by_role("rowheader", name="Oswestry Disability Index")
+        )
+        expect(odi).to_contain_text("50")
+        expect(odi).to_contain_text("improved")
 
 
 def test_admin_enrols_two_factor_sign_in_then_signs_in_with_a_code(
