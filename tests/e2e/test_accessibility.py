@@ -914,6 +914,22 @@ def test_the_development_mail_viewer_shows_each_subject_whole_on_a_phone(
         assert not cells_beyond_the_screen(page), cells_beyond_the_screen(page)
 
 
+def test_the_spanish_header_with_the_clinics_phone_fits_a_phone(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """The header's last row, the languages and "Call us" with the clinic's number, is longer
+    in Spanish ("Llámenos: +49 30 1234 5678"): it ran 21 px past a phone's edge and every
+    patient page scrolled sideways. The row wraps like the menu above it."""
+    app = build_app(tmp_path / "clinic", free_port(), CLINIC_PHONE="+49 30 1234 5678")
+    with serving(app) as server, browser_page(browser, **PHONE) as page:
+        page.goto(server("/?lang=es"))
+        call = page.get_by_role("link", name="Llámenos: +49 30 1234 5678")
+        expect(call).to_be_visible()
+        assert page_width(page) <= PHONE_WIDTH, "the Spanish header scrolls sideways"
+        box = call.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= PHONE_WIDTH, box
+
+
 def test_insights_on_a_phone_has_no_serious_accessibility_problem(site: Site) -> None:
     """The charts are wider than a phone: each scrolls in a box a keyboard can reach; the
     table of scores scrolls in its own box too, not the page."""
