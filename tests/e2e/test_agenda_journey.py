@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 from booking.dashboard import services as workflow
 from booking.scheduling.services import SlotChoice
 from booking.timeutil import clinic_today, from_clinic_local
-from tests.e2e.conftest import LOCATION, SPECIALIST, LiveServer, seed_schedule
+from tests.e2e.conftest import LOCATION, PHONE_WIDTH, SPECIALIST, LiveServer, seed_schedule
 from tests.e2e.pages import page_width, sign_in
 from tests.e2e.test_accessibility import assert_accessible
 from tests.factories import make_appointment_type, make_request, make_staff, staff_user
@@ -117,6 +117,58 @@ def test_a_held_time_says_so_in_a_phones_narrow_column(
     assert entry is not None and label is not None
     assert entry["width"] < 200, entry  # a narrow column, as on the reviewer's phone
     assert label["y"] + label["height"] <= entry["y"] + entry["height"], (label, entry)
+
+
+# The parts of an entry that lie (even in part) outside its box, so are cut off: its time,
+# status and patient.
+CUT_PARTS = """entry => {
+    const box = entry.getBoundingClientRect();
+    return [...entry.querySelectorAll(":scope > strong, :scope > .agenda-status, :scope > a")]
+        .filter(part => [...part.getClientRects()].some(
+            r => r.bottom > box.bottom + 0.5 || r.right > box.right + 0.5))
+        .map(part => part.textContent.trim());
+}"""
+
+
+def test_a_phones_week_shows_each_patients_whole_name(
+    live_server: LiveServer, phone_page: Page
+) -> None:
+    """On a phone a week's columns were 8rem wide: a 45-minute entry's time and status took
+    three of its four lines, and the patient's name was cut after its first word ("Maria"),
+    or not shown at all after an URGENT badge. On a narrow screen the week's columns are wide
+    enough for the time, the status and a long name, whole; they scroll sideways in their
+    box, as before."""
+    schedule = seed_schedule(live_server, ("08:00", "18:00"))
+    with live_server.app.app_context():
+        from booking.extensions import db
+        from booking.scheduling.models import AppointmentType, Location
+
+        coordinator = make_staff("coordinator", "chris@example.com")
+        weber = staff_user(SPECIALIST_EMAIL)
+        place = db.session.get(Location, schedule.location_id)
+        kind = db.session.scalars(
+            db.select(AppointmentType).where(AppointmentType.duration_minutes == 45)
+        ).one()
+        later = clinic_today() + timedelta(days=2)
+        workflow.confirm_request(
+            make_request(full_name="María José Fernández-Castellanos", email="mj@example.com"),
+            coordinator,
+            workflow.Slot(kind, weber, place, later, time(9)),
+        )
+        make_request(
+            full_name="Konstantin Papadopoulos",
+            email="kp@example.com",
+            slot=SlotChoice(kind.id, weber.id, place.id, from_clinic_local(later, time(11))),
+        )
+    sign_in(phone_page, live_server, SPECIALIST_EMAIL, landing=re.compile(r"^Agenda: "))
+    phone_page.goto(live_server(f"/staff/calendar?view=week&date={later.isoformat()}"))
+    for name in ("María José Fernández-Castellanos", "Konstantin Papadopoulos"):
+        entry = phone_page.get_by_role("listitem").filter(has_text=name)
+        expect(entry.get_by_role("link", name=name)).to_be_visible()
+        assert entry.evaluate(CUT_PARTS) == [], entry.inner_html()
+    held = phone_page.get_by_role("listitem").filter(has_text="Konstantin Papadopoulos")
+    expect(held.locator(".agenda-status")).to_have_text("Held, not confirmed")
+    assert page_width(phone_page) <= PHONE_WIDTH, "the week scrolls the page sideways"
 
 
 # A short entry's start time and patient lie inside its box, and nothing is cut off below its
