@@ -726,6 +726,21 @@ def test_the_checklist_points_to_the_documents_sent_with_the_request(
     assert "Not received" in bare and "sent with the request</a>" not in bare
 
 
+def test_the_checklists_pointer_to_the_documents_reads_as_its_own_phrase(
+    app: Flask, staff_client: FlaskClient
+) -> None:
+    """The cell read "Not asked for see the 1 document sent with the request", one run-on
+    sentence on the screen and to a screen reader: the pointer is set off by a dot."""
+    reference = _new_request(app, documents=1)
+    record = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    cell = re.search(
+        r"<td>\s*(<span class=\"text-body-secondary\">Not asked for.*?)</td>", record, re.S
+    )
+    assert cell is not None, record
+    said = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", cell.group(1))).split())
+    assert said == "Not asked for · see the 1 document sent with the request", said
+
+
 def test_no_reminder_once_the_patient_answered_while_the_job_ran(
     app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
