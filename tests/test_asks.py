@@ -741,6 +741,16 @@ def test_the_checklists_pointer_to_the_documents_reads_as_its_own_phrase(
     assert said == "Not asked for · see the 1 document sent with the request", said
 
 
+def test_the_question_for_the_patient_says_optional_once(
+    app: Flask, staff_client: FlaskClient
+) -> None:
+    """The label says "(optional)": its hint no longer starts with "Optional." as well."""
+    reference = _new_request(app)
+    record = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert "The patient reads it on their private page; the email only says" in record
+    assert "Optional. The patient reads" not in record
+
+
 def test_no_reminder_once_the_patient_answered_while_the_job_ran(
     app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -86,6 +86,13 @@ def test_the_link_shows_the_request_privately(client: FlaskClient, booked: dict)
     assert 'content="noindex, nofollow"' in page
 
 
+def test_the_cancel_reason_says_optional_once(client: FlaskClient, booked: dict) -> None:
+    """The label says "(optional)": its hint no longer starts with "Optional." as well."""
+    page = client.get(booked["url"]).get_data(as_text=True)
+    assert "It helps us, but please do not write medical details." in page
+    assert "Optional. It helps us" not in page
+
+
 def test_the_reschedule_picker_shows_one_day_at_a_time(client: FlaskClient, booked: dict) -> None:
     page = client.get(booked["url"] + "/reschedule").get_data(as_text=True)
     assert page.count("slot-day") == 1  # one day's times, not two weeks of them

@@ -504,8 +504,8 @@ class AskForm(BaseForm):
         _l("A question for the patient"),
         validators=[Optional(), Length(max=asks.QUESTION_MAX)],
         description=_l(
-            "Optional. The patient reads it on their private page; the email only says that "
-            "something is needed."
+            "The patient reads it on their private page; the email only says that something is "
+            "needed."
         ),
     )
 

@@ -56,7 +56,7 @@ class CancelForm(BaseForm):
     reason = TextAreaField(
         _l("Why are you cancelling?"),
         validators=[Optional(), too_long(500)],
-        description=_l("Optional. It helps us, but please do not write medical details."),
+        description=_l("It helps us, but please do not write medical details."),
     )
 
 
