@@ -930,6 +930,23 @@ def test_the_spanish_header_with_the_clinics_phone_fits_a_phone(
         assert box is not None and box["x"] + box["width"] <= PHONE_WIDTH, box
 
 
+def test_a_records_date_and_time_fields_side_by_side_line_up_on_a_phone(site: Site) -> None:
+    """The appointment's and the call's date and time sit side by side; the time's hint
+    ("Clinic time. ...") pushed its field below the date's, by 25 px and 67 px on a phone.
+    The pairs line up at their fields."""
+    page = site.admin
+    before = page.viewport_size
+    page.set_viewport_size({"width": PHONE_WIDTH, "height": 844})
+    try:
+        page.goto(site(f"/staff/requests/{site.reference}"))
+        for day, at in (("#slot-day", "#slot-start"), ("#call-day", "#call-at")):
+            left, right = page.locator(day).bounding_box(), page.locator(at).bounding_box()
+            assert left is not None and right is not None
+            assert abs(left["y"] - right["y"]) < 1, (day, left, at, right)
+    finally:
+        page.set_viewport_size(before)
+
+
 def test_insights_on_a_phone_has_no_serious_accessibility_problem(site: Site) -> None:
     """The charts are wider than a phone: each scrolls in a box a keyboard can reach; the
     table of scores scrolls in its own box too, not the page."""
