@@ -271,6 +271,19 @@ def test_an_emergency_answer_stops_the_flow(client: FlaskClient, code: str) -> N
     assert 'name="phone"' in page  # the call-back
 
 
+def test_the_emergency_page_calls_the_clinic_at_a_tap(app: Flask, client: FlaskClient) -> None:
+    """ "If you are not sure what to do, call us on ..." gave the clinic's number as text: a
+    patient in a hurry on a phone had to copy it out. It is a link that calls it, in
+    Spanish too, and the number is still escaped as text."""
+    app.config["CLINIC_PHONE"] = "+49 30 1234 5678"
+    answer_red_flags(client, yes={"saddle_numbness"})
+    link = '<a class="text-nowrap" href="tel:+493012345678">+49 30 1234 5678</a>'
+    page = client.get("/request/emergency").get_data(as_text=True)
+    assert f"If you are not sure what to do, call us on {link}." in page
+    spanish = client.get("/request/emergency?lang=es").get_data(as_text=True)
+    assert link in spanish and "&lt;a" not in spanish
+
+
 def test_the_emergency_page_needs_an_emergency_answer(client: FlaskClient) -> None:
     assert client.get("/request/emergency").headers["Location"] == "/request/start"
     answer_red_flags(client, yes={"fever"})
