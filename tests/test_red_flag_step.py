@@ -407,6 +407,65 @@ def test_a_bad_call_back_is_refused_with_a_message_and_nothing_stored(
         assert _count(ConsultationRequest) == 0 and _count(Patient) == 0
 
 
+FILLED_IN = "We have filled in your details from your earlier answers."
+
+
+def test_the_call_back_form_holds_the_name_and_phone_the_request_already_has(
+    app: Flask, client: FlaskClient
+) -> None:
+    """A patient who gave their details, then went back to the first step and answered an
+    emergency question, finds them in the call-back form, to check and send: nothing is sent
+    before they press its button."""
+    assert fill_request(client, valid_answers()) is None  # at the review
+    assert answer_red_flags(client, yes={"saddle_numbness"}).location == "/request/emergency"
+    shown = client.get("/request/emergency").get_data(as_text=True)
+    assert _field(shown, "full_name") == "Erika Mustermann"
+    assert _field(shown, "phone") == "+49 30 901820"
+    assert FILLED_IN in shown
+    with app.app_context():
+        assert _count(ConsultationRequest) == 0  # shown, not sent
+
+    # Another browser's emergency page shows nothing of it.
+    other = app.test_client()
+    answer_red_flags(other, yes={"saddle_numbness"})
+    page = other.get("/request/emergency").get_data(as_text=True)
+    assert "Erika" not in page and "901820" not in page and FILLED_IN not in page
+
+    # Sent as shown, or changed (here the number), it is the call-back.
+    data = {
+        "csrf_token": page_token(shown),
+        "submission_token": _field(shown, "submission_token"),
+        "full_name": "Erika Mustermann",
+        "phone": "+49 30 901821",
+    }
+    assert client.post("/request/emergency", data=data).location.endswith("/call-back")
+    with app.app_context():
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        assert consultation.triage_level == TriageLevel.EMERGENCY
+        patient = db.session.get(Patient, consultation.patient_id)
+        assert (patient.full_name, patient.phone) == ("Erika Mustermann", "+4930901821")
+
+
+def test_the_call_back_form_shows_nothing_of_a_hidden_request(
+    app: Flask, client: FlaskClient
+) -> None:
+    """The emergency page opens from the session's answers: once the browser hides the
+    unsent request (``DRAFT_BROWSER_IDLE_MINUTES``), the next user of a shared computer
+    must not find the patient's name and number there."""
+    from booking.requests.drafts import RequestDraft
+    from booking.timeutil import now_utc
+
+    assert fill_request(client, valid_answers()) is None
+    answer_red_flags(client, yes={"bladder_bowel"})
+    with app.app_context():
+        draft = db.session.scalars(select(RequestDraft)).one()
+        draft.updated_at = now_utc() - timedelta(minutes=61)
+        db.session.commit()
+    page = client.get("/request/emergency").get_data(as_text=True)
+    assert 'name="phone"' in page  # the call-back is still offered
+    assert "Erika" not in page and "901820" not in page and FILLED_IN not in page
+
+
 def test_answers_can_be_changed_from_the_emergency_page(client: FlaskClient) -> None:
     answer_red_flags(client, yes={"both_legs"})
     page = client.get("/request/start").get_data(as_text=True)

@@ -253,6 +253,10 @@ def emergency() -> Response | tuple[str, int]:
     if triage.pathway(flags) != triage.EMERGENCY:
         return redirect(url_for("patients.red_flags"))
     form = CallbackForm()
+    # Shown filled in, still to check and send: a post takes only what the page sends.
+    contact = {} if form.is_submitted() else _draft_contact()
+    for name, value in contact.items():
+        form[name].data = value
     if form.validate_on_submit():
         consultation = request_callback(
             CallbackSubmission(
@@ -265,8 +269,28 @@ def emergency() -> Response | tuple[str, int]:
         )
         session[CALLBACK_KEY] = consultation.reference
         return redirect(url_for("patients.callback_requested"), code=303)
-    page = render_template("patients/emergency.html", form=form)
+    page = render_template("patients/emergency.html", form=form, prefilled=bool(contact))
     return page, 422 if form.errors else 200
+
+
+# The call-back form's fields the "About you" step asks too.
+CALLBACK_FROM_DRAFT = ("full_name", "phone")
+
+
+def _draft_contact() -> dict[str, str]:
+    """The name and phone number this browser's own unsent draft holds, for the call-back
+    form: a patient who gave them before answering an emergency question (back to the first
+    step from a later one) need not type them again, in a hurry. Never a hidden draft's
+    (``_idle_hidden``): the emergency page opens from the session's answers alone, and the
+    next user of a shared computer must not find the patient's name and number on it."""
+    draft = _open_draft(documents=False)
+    if draft is None or draft.sent_at is not None:
+        return {}
+    saved = draft.values()
+    if _idle_hidden(draft, saved):
+        return {}
+    found = {name: (saved.get(name) or [""])[0] for name in CALLBACK_FROM_DRAFT}
+    return {name: value for name, value in found.items() if isinstance(value, str) and value}
 
 
 @bp.get("/request/emergency/call-back")
