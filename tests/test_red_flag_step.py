@@ -407,6 +407,28 @@ def test_a_bad_call_back_is_refused_with_a_message_and_nothing_stored(
         assert _count(ConsultationRequest) == 0 and _count(Patient) == 0
 
 
+URGENT_BEFORE_SENDING = "Send your request today: once it is sent, we will call you back soon."
+URGENT_SENT = "You can still ask us for an evaluation, and we will call you back soon."
+
+
+def test_the_urgent_advice_says_the_clinic_knows_only_once_the_request_is_sent(
+    client: FlaskClient,
+) -> None:
+    """On the steps, nothing has reached the clinic yet: a patient who leaves half-way must
+    not believe "we will call you back". Once sent, the advice says it (triage.py)."""
+    answer_red_flags(client, yes={"fever"})
+    for code in ("time", "about", "review"):
+        page = open_step(client, code)
+        assert URGENT_TITLE in page and URGENT_BEFORE_SENDING in page
+        assert URGENT_SENT not in page
+    assert (
+        post_request(client, {**valid_answers(), **red_flag_answers({"fever"})}).status_code == 303
+    )
+    page = client.get("/request/submitted").get_data(as_text=True)
+    assert URGENT_TITLE in page and URGENT_SENT in page
+    assert URGENT_BEFORE_SENDING not in page
+
+
 FILLED_IN = "We have filled in your details from your earlier answers."
 
 

@@ -779,7 +779,7 @@ def _render_step(
             if code == "review"
             else []
         ),
-        advice=triage.advice(steps.red_flags_yes(answers)),
+        advice=triage.advice_before_sending(steps.red_flags_yes(answers)),
         # The first step's answers, on the review: they decide how soon the clinic calls.
         # (Only "yes" answers vary for a kept page: ``steppages`` keys on them.)
         red_flag_rows=[

@@ -43,7 +43,7 @@ answers changed. For the medical lead to confirm.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from flask import current_app
 from flask_babel import get_locale
@@ -290,6 +290,16 @@ ADVICE = {
         "evaluation, and we will call you back soon."
     ),
 }
+# What the steps tell a patient with urgent answers before the request is sent: the clinic
+# knows of them only once it is sent, so a patient who leaves half-way must not read "we will
+# call you back" as if it did. (Emergency answers stop the steps: their page says what to do.)
+ADVICE_BEFORE_SENDING = {
+    URGENT: _l(
+        "You told us about something that your own doctor (GP) should check today. If you "
+        "cannot reach them, call an out-of-hours service. You can still ask us for an "
+        "evaluation. Send your request today: once it is sent, we will call you back soon."
+    ),
+}
 # The request's triage level as staff read it (``TriageLevel`` values).
 LEVEL_LABELS = {
     EMERGENCY: _l("EMERGENCY"),
@@ -350,6 +360,16 @@ def advice(codes: Iterable[str], withdrawn: Iterable[str] = ()) -> Advice | None
     if found not in ADVICE:
         return WITHDRAWN_ADVICE if level(codes, withdrawn) == URGENT else None
     return Advice(ADVICE_TITLE[found], ADVICE[found], emergency=found == EMERGENCY)
+
+
+def advice_before_sending(codes: Iterable[str]) -> Advice | None:
+    """The advice the steps show for the answers so far, before the request is sent: that of
+    ``advice``, in the words of ``ADVICE_BEFORE_SENDING`` where they differ (the clinic does
+    not know of the answers yet)."""
+    given = tuple(codes)
+    found = advice(given)
+    text = ADVICE_BEFORE_SENDING.get(pathway(given))
+    return found if found is None or text is None else replace(found, text=text)
 
 
 def level(codes: Iterable[str], withdrawn: Iterable[str] = ()) -> str:
