@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, current_app, request, session
 from flask_babel import lazy_gettext as _l
+from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError
 from limits import parse_many
 from werkzeug.wrappers import Response
@@ -111,9 +112,18 @@ def count_for_address(kind: str, address: str, limits: str) -> bool:
     something extra that is held back past the limit (an email) while what was asked is done
     anyway: with the limits turned off, or their storage failing (logged), it is counted as
     within, so a limit is never the reason a patient's request is lost."""
+    return _count_within(kind, address_key(kind, address), limits)
+
+
+def count_for_network_address(kind: str, limits: str) -> bool:
+    """``count_for_address``, for the network address the request comes from (the limiter's
+    own key): for something done past a route's limit, but held back when it is reached."""
+    return _count_within(kind, f"{kind}:{get_remote_address()}", limits)
+
+
+def _count_within(kind: str, key: str, limits: str) -> bool:
     if not limiter.enabled:
         return True
-    key = address_key(kind, address)
     try:
         items = parse_many(limits)
         strategy = limiter.limiter  # the in-memory fallback's while Redis is away

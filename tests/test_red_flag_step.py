@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -647,3 +648,52 @@ def test_a_cancer_history_kept_and_night_pain_taken_back_is_urgent(
         assert consultation.red_flags == ["cancer_history"]
         assert consultation.withdrawn_red_flags == ["night_pain"]
         assert consultation.triage_level == TriageLevel.URGENT
+
+
+class TestEmergencyPastTheRateLimit:
+    """The first step's limit (``SUBMIT_RATE_LIMIT``, per network address: it starts drafts)
+    counts before the answers are read: reached, an emergency answer must still reach the
+    emergency page and its call-back, never "please wait a minute"."""
+
+    @pytest.fixture
+    def app_settings(self, app_settings: dict[str, Any]) -> dict[str, Any]:
+        app_settings["SUBMIT_RATE_LIMIT"] = "3 per hour"
+        return app_settings
+
+    def test_an_emergency_answer_reaches_the_emergency_page(
+        self, app: Flask, client: FlaskClient
+    ) -> None:
+        from booking.requests.drafts import RequestDraft
+
+        for _ in range(3):
+            assert answer_red_flags(client, yes={"fever"}).status_code == 303
+        assert answer_red_flags(client, yes={"fever"}).status_code == 429  # the limit holds
+        response = answer_red_flags(client, yes={"bladder_bowel"})  # the browser's draft
+        assert response.status_code == 303 and response.location == "/request/emergency"
+        page = client.get("/request/emergency").get_data(as_text=True)
+        assert EMERGENCY_TITLE in page and 'name="phone"' in page
+        # New browsers (no draft) too; each within the limit starts a draft, counted apart,
+        # and past it none is stored: a script cannot store drafts without end.
+        for _ in range(4):
+            browser = app.test_client()
+            response = answer_red_flags(browser, yes={"saddle_numbness"})
+            assert response.location == "/request/emergency"
+            page = browser.get("/request/emergency").get_data(as_text=True)
+            assert EMERGENCY_TITLE in page and 'name="phone"' in page
+        with app.app_context():
+            assert _count(RequestDraft) == 1 + 3
+        assert answer_red_flags(app.test_client(), yes={"fever"}).status_code == 429
+
+    def test_the_emergency_page_itself_is_never_limited(
+        self, app: Flask, client: FlaskClient
+    ) -> None:
+        """Only its call-back's post is (abuse): the page and its advice always show."""
+        answer_red_flags(client, yes={"both_legs"})
+        data = {"csrf_token": csrf_token(client, "/request/emergency"), "phone": "12"}
+        for _ in range(3):
+            assert client.post("/request/emergency", data=data).status_code == 422
+        assert client.post("/request/emergency", data=data).status_code == 429
+        for _ in range(5):
+            response = client.get("/request/emergency")
+            assert response.status_code == 200
+            assert EMERGENCY_TITLE in response.get_data(as_text=True)

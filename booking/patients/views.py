@@ -65,6 +65,7 @@ from booking.scheduling.versions import availability_key
 from booking.scheduling.visits import picked_from_home
 from booking.security import (
     address_key,
+    count_for_network_address,
     private_link_limit,
     seal_in_session,
     sealed_in_session,
@@ -178,8 +179,32 @@ def _step_args() -> dict[str, str]:
     return {key: request.args[key][:40] for key in ("type", "slot") if request.args.get(key)}
 
 
+def _submit_limit() -> str:
+    return current_app.config["SUBMIT_RATE_LIMIT"]
+
+
+def _emergency_answered() -> bool:
+    """A post answering an emergency question "yes" (``triage``): the first step's limit
+    never refuses it, so the patient always reaches the emergency page and its call-back, as
+    the limit would otherwise answer "please wait a minute" before the answers are read. The
+    drafts such posts start are counted apart (``_may_start_emergency_draft``)."""
+    yes = [flag.code for flag in triage.ASKED if request.form.get(f"red_{flag.code}") == "yes"]
+    return triage.pathway(yes) == triage.EMERGENCY
+
+
+# The drafts started by emergency answers, past the first step's limit: per network address.
+EMERGENCY_DRAFT_SCOPE = "emergency-draft"
+
+
+def _may_start_emergency_draft() -> bool:
+    """Whether an emergency answer may start a draft, within ``SUBMIT_RATE_LIMIT`` for such
+    drafts: past it, the emergency page is shown all the same (it reads the session's
+    answers), with no draft stored, so a script cannot store drafts without end."""
+    return count_for_network_address(EMERGENCY_DRAFT_SCOPE, _submit_limit())
+
+
 @bp.route("/request/start", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["SUBMIT_RATE_LIMIT"], methods=["POST"])  # starts a draft
+@limiter.limit(_submit_limit, methods=["POST"], exempt_when=_emergency_answered)  # starts a draft
 def red_flags() -> Response | tuple[str, int]:
     """The first step: the red-flag questions, before any other (``triage.py``). An
     emergency answer stops the flow; any other goes on to the time and the form."""
@@ -202,9 +227,10 @@ def red_flags() -> Response | tuple[str, int]:
         # With scripts, an emergency "yes" shows its advice at once, and the patient may change
         # it to "no" before sending the step: the script names the questions ticked yes.
         ticked = {name.removeprefix("red_") for name in request.form.getlist("ticked_yes")}
-        reached = _save_red_flags(draft, answers, ticked)
         flags = [code for code, answer in answers.items() if answer == "yes"]
-        if triage.pathway(flags) == triage.EMERGENCY:
+        emergency = triage.pathway(flags) == triage.EMERGENCY
+        reached = _save_red_flags(draft, answers, ticked, emergency)
+        if emergency:
             return redirect(url_for("patients.emergency"), code=303)
         args = _step_args()
         if reached != steps.FIRST and not args.get("slot"):  # a request under way goes on
@@ -308,10 +334,6 @@ def request_form() -> Response:
     """The one-page form's old address (bookmarks, older emails): the request starts with its
     first step, with the picked time's arguments."""
     return redirect(url_for("patients.red_flags", **_step_args()))
-
-
-def _submit_limit() -> str:
-    return current_app.config["SUBMIT_RATE_LIMIT"]
 
 
 def _still_shown(sent_at: datetime) -> bool:
@@ -477,11 +499,16 @@ def _unshown_post(draft: drafts.RequestDraft | None, saved: drafts.Answers | Non
 
 
 def _save_red_flags(
-    draft: drafts.RequestDraft | None, answers: dict[str, str], ticked: set[str]
+    draft: drafts.RequestDraft | None,
+    answers: dict[str, str],
+    ticked: set[str],
+    emergency: bool = False,
 ) -> str:
     """The first step starts the draft (or updates the browser's ``draft``, unsent), with the
     picked time; returns the step the draft has reached. ``ticked``: the questions ticked
-    "yes" on the page before it was sent (with scripts)."""
+    "yes" on the page before it was sent (with scripts). ``emergency``: the answers stop the
+    request (its post was not limited, ``_emergency_answered``): a new draft only within
+    ``_may_start_emergency_draft``."""
     saved: drafts.Answers = {f"red_{code}": [answer] for code, answer in answers.items()}
     args = _step_args()
     if args.get("slot"):
@@ -496,6 +523,8 @@ def _save_red_flags(
     if withdrawn:
         saved[drafts.WITHDRAWN_RED_FLAGS] = sorted(withdrawn)
     if draft is None or not unsent:
+        if emergency and not _may_start_emergency_draft():
+            return steps.FIRST  # the emergency page needs no draft: the session has the answers
         draft, token = drafts.start_draft(str(get_locale() or "en"), saved, steps.FIRST)
         _forget_draft()
         session[DRAFT_KEY] = token
