@@ -193,6 +193,37 @@ def test_a_round_trip_between_staff_and_the_patient(
     assert [a.details["newly_read"] for a in staff_reads] == [1, 0]  # every read is audited
 
 
+def test_a_message_from_an_urgent_patient_nobody_has_reached_says_so_first(app: Flask) -> None:
+    """As every notice of what the patient did (``clinic_notice``, one rule: ``unreached``):
+    the message may be about new or worse symptoms, and the call is still owed. Once a call
+    has reached the patient, the notice is the usual one."""
+    with app.app_context():
+        consultation = make_request(red_flags={"fever"})
+        assert consultation.is_urgent and consultation.unreached
+        reference = consultation.reference
+    browser, page = _patient(app, reference)
+    assert _patient_writes(browser, page).status_code in (302, 303)
+    [flagged] = _emails(app, "message_waiting_staff")
+    assert flagged.subject == (
+        f"URGENT, patient not reached yet: message from the patient on {reference}"
+    )
+    for part in (flagged.body_text, flagged.body_html):
+        assert "nobody has reached the patient yet: please call them" in part
+        assert "Walrus-17" not in part
+
+    with app.app_context():
+        db.session.execute(
+            sa.update(ConsultationRequest)
+            .where(ConsultationRequest.reference == reference)
+            .values(acknowledged_at=datetime(2026, 11, 2, 9, 30, tzinfo=UTC))
+        )
+        db.session.commit()
+    assert _patient_writes(browser, page).status_code in (302, 303)
+    usual = _emails(app, "message_waiting_staff")[-1]
+    assert usual.subject == f"Message from the patient on {reference}"
+    assert "nobody has reached" not in usual.body_text + usual.body_html
+
+
 def test_the_patients_email_and_page_are_in_their_language(
     app: Flask, client: FlaskClient, auth: AuthActions, clinic: Clinic
 ) -> None:

@@ -39,10 +39,22 @@ def message_for_patient(consultation: ConsultationRequest) -> OutboxEmail | None
 
 
 def message_for_clinic(consultation: ConsultationRequest) -> OutboxEmail:
-    """The patient wrote: to the clinic's notification address, as its other notices go."""
+    """The patient wrote: to the clinic's notification address, as its other notices go. As
+    every notice of what the patient did (``clinic_notice``), an emergency or urgent request
+    whose patient nobody has reached yet (``ConsultationRequest.unreached``) says so first:
+    the message may be about new or worse symptoms, and the call is still owed."""
     clinic = staff_locale()  # the clinic's language, whatever the patient's
+    unreached = consultation.unreached
     with force_locale(clinic):
-        subject = _("Message from the patient on %(reference)s", reference=consultation.reference)
+        if unreached:
+            subject = _(
+                "URGENT, patient not reached yet: message from the patient on %(reference)s",
+                reference=consultation.reference,
+            )
+        else:
+            subject = _(
+                "Message from the patient on %(reference)s", reference=consultation.reference
+            )
     return queue_email(
         template="message_waiting_staff",
         recipient=current_app.config["STAFF_NOTIFICATION_EMAIL"],
@@ -51,4 +63,5 @@ def message_for_clinic(consultation: ConsultationRequest) -> OutboxEmail:
         request_id=consultation.id,
         consultation=consultation,
         request_url=links.staff_request_url(consultation),
+        unreached=unreached,
     )

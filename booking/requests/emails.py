@@ -451,8 +451,10 @@ def clinic_notice(
     """Tell the clinic what the patient did through their private link. ``what`` and
     ``detail`` are lazy strings (``_l``), so they read in the staff's language, not the
     patient's. An emergency or urgent request whose patient nobody has reached yet says so
-    first (a patient who cancels it may have gone elsewhere, or may still need the call)."""
-    unreached = consultation.is_urgent and consultation.acknowledged_at is None
+    first (a patient who cancels it may have gone elsewhere, or may still need the call): the
+    rule is ``ConsultationRequest.unreached``, which the patient's messages follow too
+    (``booking.messages.emails``)."""
+    unreached = consultation.unreached
     with force_locale(staff_locale()):
         what, detail = str(what), str(detail)
         if unreached:
