@@ -725,3 +725,71 @@ def test_unreached_urgent_requests_stay_on_the_default_tab_whatever_their_open_s
     assert section is not None and REF_RE.findall(section) == [emergency]
     # Under the tab's filters, like its rows.
     assert _unreached_section(staff_client, triage="urgent") is None
+
+
+def _row_of(page: str, reference: str) -> str:
+    row = page[page.index(f"/staff/requests/{reference}") :]
+    return row[: row.index("</tr>")]
+
+
+UNREAD = "Unread message from the patient"
+
+
+def test_requests_with_an_unread_message_from_the_patient_are_marked_and_listed(
+    app: Flask, staff_client: FlaskClient
+) -> None:
+    """After sending, a message is the patient's one way to tell the clinic of new or worse
+    symptoms: the queue marks its row in words (read out with the status, not a colour
+    alone), counts such requests and lists them, urgent first, until someone opens the
+    record (which reads the thread). The clinic's own messages the patient has not read do
+    not count."""
+    from booking.messages.services import send_patient_message, send_staff_message
+
+    routine_old = new_request(app, email="a@example.com")
+    routine_new = new_request(app, email="b@example.com")
+    urgent = new_request(app, email="u@example.com", red_flags={"fever"})
+    elsewhere = new_request(app, email="w@example.com", red_flags={"fever"})
+    set_created(
+        app,
+        {
+            routine_old: datetime(2026, 3, 1, 9, tzinfo=UTC),
+            routine_new: datetime(2026, 3, 2, 9, tzinfo=UTC),
+            urgent: datetime(2026, 3, 3, 9, tzinfo=UTC),
+            elsewhere: datetime(2026, 3, 4, 9, tzinfo=UTC),
+        },
+    )
+    # Out of the "requested" tab, its call-back still owed: listed above the tab's rows.
+    _post_record_form(staff_client, elsewhere, "ask", {"ask-items": ["imaging_report"]})
+    with app.app_context():
+        by_reference = {
+            r.reference: r
+            for r in db.session.scalars(select(ConsultationRequest))
+            if r.reference in (routine_old, routine_new, urgent, elsewhere)
+        }
+        for reference in (routine_new, urgent, elsewhere):
+            send_patient_message(by_reference[reference], "Since yesterday my leg feels weaker.")
+        send_staff_message(
+            by_reference[routine_old], staff_user("coord@example.com"), "Please call us."
+        )
+
+    page = staff_client.get("/staff/").get_data(as_text=True)
+    assert UNREAD in _row_of(page, routine_new) and UNREAD in _row_of(page, urgent)
+    assert UNREAD not in _row_of(page, routine_old)
+    section = _unreached_section(staff_client)
+    assert section is not None and UNREAD in _row_of(section, elsewhere)
+    assert re.search(r'Unread messages <span class="badge[^"]*" id="unread-count">3<', page)
+
+    listed = staff_client.get("/staff/", query_string={"status": "all", "unread": "1"})
+    text = listed.get_data(as_text=True)
+    assert "<title>Triage queue: Unread messages" in text
+    assert re.search(r'aria-current="page"\s*href="/staff/queue\?status=all">Unread messages', text)
+    assert REF_RE.findall(text) == [urgent, elsewhere, routine_new]  # urgent first
+    # The filter form keeps the list switched on, and the other list's link leaves it.
+    assert '<input type="hidden" name="unread" value="1">' in text
+    assert 'href="/staff/queue?status=all&amp;unnotified=1"' in text
+
+    staff_client.get(f"/staff/requests/{urgent}")  # opening the record reads the thread
+    assert queue(staff_client, status="all", unread="1") == [elsewhere, routine_new]
+    page = staff_client.get("/staff/").get_data(as_text=True)
+    assert UNREAD not in _row_of(page, urgent)
+    assert re.search(r'Unread messages <span class="badge[^"]*" id="unread-count">2<', page)

@@ -71,6 +71,7 @@ def queue_filters(args: MultiDict) -> QueueFilters:
         date_to=date_arg(args.get("to")),
         search=text_arg(args.get("q"), MAX_SEARCH),
         unnotified=args.get("unnotified") == "1",
+        unread=args.get("unread") == "1",
         page=int_arg(args.get("page"), maximum=100_000) or 1,
     )
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import aliased, contains_eager, joinedload, selectinload
 
 from booking.extensions import db
 from booking.forms import phone_e164
+from booking.messages.services import unread_by_staff
 from booking.outcomes.progress import unseen_failed_worse_notices
 from booking.requests.events import RequestEvent
 from booking.requests.models import (
@@ -56,6 +57,8 @@ class QueueFilters:
     search: str | None = None
     # Only requests whose patient was not notified (an email to them failed for good).
     unnotified: bool = False
+    # Only requests with a message from the patient no member of staff has read yet.
+    unread: bool = False
     page: int = 1
 
     def as_query_args(self, **overrides: Any) -> dict[str, Any]:
@@ -69,6 +72,7 @@ class QueueFilters:
             "to": self.date_to.isoformat() if self.date_to else None,
             "q": self.search,
             "unnotified": 1 if self.unnotified else None,
+            "unread": 1 if self.unread else None,
             "page": self.page if self.page > 1 else None,
         }
         values.update(overrides)
@@ -95,6 +99,11 @@ class QueuePage:
     unnotified: int = 0
     # Which of this page's rows those are (looked up only when there are some).
     unnotified_ids: frozenset[int] = frozenset()
+    # Requests of any status, under the other filters, with a message from the patient no
+    # member of staff has read (``unread_by_staff``), and which of this page's rows (and of
+    # ``unreached``) those are: read with the rows, no query of their own.
+    unread: int = 0
+    unread_ids: frozenset[int] = frozenset()
     # For coordinators and admins: the urgent requests whose alert to the clinic was never
     # delivered (``queries.failed_alerts``; looked up only when there are some).
     failed_alerts: list[str] = field(default_factory=list)
@@ -127,6 +136,10 @@ class QueuePage:
     def unnotified_label(self) -> str:
         return f"{COUNT_CAP}+" if self.unnotified > COUNT_CAP else str(self.unnotified)
 
+    @property
+    def unread_label(self) -> str:
+        return f"{COUNT_CAP}+" if self.unread > COUNT_CAP else str(self.unread)
+
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -136,6 +149,22 @@ def _conditions(user: StaffUser, f: QueueFilters) -> list[ColumnElement[bool]]:
     """What the user may see under the filters, except the status: conditions on requests
     and, with a search, on their patient (the statement joins it). Built once per page and
     shared by the list and every tab's count."""
+    return [*_shared_conditions(user, f), *_toggled(f)]
+
+
+def _toggled(f: QueueFilters) -> list[ColumnElement[bool]]:
+    """The conditions of the two lists staff switch on and off beside the tabs."""
+    conditions = []
+    if f.unnotified:
+        conditions.append(ConsultationRequest.id.in_(unnotified_request_ids()))
+    if f.unread:
+        conditions.append(ConsultationRequest.id.in_(unread_by_staff()))
+    return conditions
+
+
+def _shared_conditions(user: StaffUser, f: QueueFilters) -> list[ColumnElement[bool]]:
+    """``_conditions`` but the lists switched on and off (``_toggled``): what those lists'
+    own counts are counted under."""
     conditions = [visible_to(user)]
     if f.triage:
         conditions.append(ConsultationRequest.priority == TRIAGE_PRIORITY[TriageLevel(f.triage)])
@@ -146,8 +175,6 @@ def _conditions(user: StaffUser, f: QueueFilters) -> list[ColumnElement[bool]]:
         conditions.append(ConsultationRequest.priority.in_(sorted(TRIAGE_PRIORITY.values())))
     if f.specialist_id:
         conditions.append(ConsultationRequest.assigned_specialist_id == f.specialist_id)
-    if f.unnotified:
-        conditions.append(ConsultationRequest.id.in_(unnotified_request_ids()))
     if f.diagnosis:
         conditions.append(
             exists().where(
@@ -229,30 +256,64 @@ def _capped_count(f: QueueFilters, conditions: list[ColumnElement[bool]], label:
 
 
 UNNOTIFIED = "unnotified"
+UNREAD = "unread"
 # How many undelivered alerts the queue names at most (the oldest first).
 FAILED_ALERTS_SHOWN = 10
 
 
+@dataclass(frozen=True)
+class _Counts:
+    statuses: dict[str, int]
+    unnotified: int
+    unread: int
+    alerted: bool
+    worse_failed: bool
+
+
 def _status_counts(
-    f: QueueFilters, conditions: list[ColumnElement[bool]], alerts: bool
-) -> tuple[dict[str, int], int, bool, bool]:
+    f: QueueFilters,
+    conditions: list[ColumnElement[bool]],
+    shared: list[ColumnElement[bool]],
+    alerts: bool,
+) -> _Counts:
     """Requests per status under the filters' ``conditions``, each counted up to
-    ``COUNT_CAP + 1`` rows of the status index, the requests of any status whose patient
-    was not notified, and (with ``alerts``) whether an urgent alert to the clinic, and
-    whether a notice of a patient feeling worse nobody has looked at since, was never
-    delivered: one query whose work does not grow with the clinic's history."""
+    ``COUNT_CAP + 1`` rows of the status index; under the ``shared`` ones (the lists
+    switched on and off left out), the requests of any status whose patient was not
+    notified, and those with a message from the patient nobody has read; and (with
+    ``alerts``) whether an urgent alert to the clinic, and whether a notice of a patient
+    feeling worse nobody has looked at since, was never delivered: one query whose work
+    does not grow with the clinic's history (the unread messages are read from the message
+    table, as the unnotified requests from the failed emails)."""
     columns = [
         _capped_count(f, [*conditions, ConsultationRequest.status == status], status.value)
         for status in RequestStatus
     ]
-    unnotified = [*conditions, ConsultationRequest.id.in_(unnotified_request_ids())]
-    columns.append(_capped_count(f, conditions if f.unnotified else unnotified, UNNOTIFIED))
+    unnotified = [*shared, ConsultationRequest.id.in_(unnotified_request_ids())]
+    columns.append(_capped_count(f, unnotified, UNNOTIFIED))
+    unread = [*shared, ConsultationRequest.id.in_(unread_by_staff())]
+    columns.append(_capped_count(f, unread, UNREAD))
     columns.append((failed_alerts().exists() if alerts else false()).label("failed_alerts"))
     worse = unseen_failed_worse_notices().exists() if alerts else false()
     columns.append(worse.label("failed_worse_notices"))
-    *row, unnotified, alerted, worse_failed = db.session.execute(select(*columns)).one()
+    *row, unnotified_count, unread_count, alerted, worse_failed = db.session.execute(
+        select(*columns)
+    ).one()
     counts = {status.value: n for status, n in zip(RequestStatus, row, strict=True) if n}
-    return counts, unnotified, bool(alerted), bool(worse_failed)
+    return _Counts(counts, unnotified_count, unread_count, bool(alerted), bool(worse_failed))
+
+
+def _rows_marking_unread(stmt: Select) -> tuple[list[ConsultationRequest], frozenset[int]]:
+    """The requests of ``stmt`` (a ``_listed`` statement) and which of them hold a message
+    from the patient no member of staff has read: a column of the same query."""
+    rows = db.session.execute(
+        stmt.add_columns(ConsultationRequest.id.in_(unread_by_staff()).label(UNREAD))
+    ).unique()
+    items, unread = [], set()
+    for consultation, has_unread in rows:
+        items.append(consultation)
+        if has_unread:
+            unread.add(consultation.id)
+    return items, frozenset(unread)
 
 
 # How many unreached urgent requests of other statuses the "requested" tab lists at most.
@@ -261,21 +322,23 @@ UNREACHED_SHOWN = 25
 
 def unreached_elsewhere(
     f: QueueFilters, conditions: list[ColumnElement[bool]]
-) -> tuple[list[ConsultationRequest], bool]:
+) -> tuple[list[ConsultationRequest], bool, frozenset[int]]:
     """The open emergency and urgent requests, under the queue's filters (``conditions``),
     whose patient no logged call has reached (``ConsultationRequest.unreached``) and that
     left the "requested" tab: staff confirmed them or asked the patient for something, yet
     the call-back is still owed. The tab staff work lists them above its own rows, so they
     do not rest on the on-call email alone. Most pressing first, then the oldest; at most
-    ``UNREACHED_SHOWN`` (and whether there are more).
+    ``UNREACHED_SHOWN`` (and whether there are more), and which of them hold a message from
+    the patient nobody has read (``_rows_marking_unread``).
 
     One query per status, each read from the queue index by its status, as that status's
     tab is: asked for both statuses at once, the databases walked the every-status index
     instead, through every urgent request ever received, to find the few still open. The
     two short lists are merged here, in the queue's order."""
     if f.triage and TriageLevel(f.triage) not in PRESSING_LEVELS:
-        return [], False  # filtered to routine requests: none can be listed
+        return [], False, frozenset()  # filtered to routine requests: none can be listed
     found: list[ConsultationRequest] = []
+    unread: set[int] = set()
     for status in sorted(OPEN_STATUSES - {RequestStatus.REQUESTED}):
         stmt = _listed(
             replace(f, status=status.value),
@@ -288,9 +351,12 @@ def unreached_elsewhere(
             ],
             whole_history=False,
         ).limit(UNREACHED_SHOWN + 1)
-        found.extend(db.session.scalars(stmt).unique())
+        rows, marked = _rows_marking_unread(stmt)
+        found.extend(rows)
+        unread |= marked
     found.sort(key=lambda r: (-r.priority, r.created_at, r.id))  # the queue's order
-    return found[:UNREACHED_SHOWN], len(found) > UNREACHED_SHOWN
+    shown = found[:UNREACHED_SHOWN]
+    return shown, len(found) > UNREACHED_SHOWN, frozenset(unread & {r.id for r in shown})
 
 
 def queue_page(user: StaffUser, f: QueueFilters, per_page: int = PER_PAGE) -> QueuePage:
@@ -298,21 +364,23 @@ def queue_page(user: StaffUser, f: QueueFilters, per_page: int = PER_PAGE) -> Qu
     flag when some patient was not notified, a fourth when an urgent alert to the clinic was
     never delivered and a fifth when a notice of a patient feeling worse was not (shown to
     coordinators and admins, who answer every request); on the "requested" tab, two more for
-    the unreached urgent requests of the other open statuses (``unreached_elsewhere``)."""
-    conditions = _conditions(user, f)
-    counts, unnotified, alerted, worse_failed = _status_counts(
-        f, conditions, user.works_every_request
-    )
+    the unreached urgent requests of the other open statuses (``unreached_elsewhere``).
+    Which rows hold a message from the patient nobody has read comes with them."""
+    shared = _shared_conditions(user, f)
+    conditions = [*shared, *_toggled(f)]
+    found = _status_counts(f, conditions, shared, user.works_every_request)
+    counts, unnotified = found.statuses, found.unnotified
     total = counts.get(f.status, 0) if f.status else sum(counts.values())
 
     page = max(1, min(f.page, max(1, math.ceil(min(total, COUNT_CAP) / per_page))))
     stmt = _listed(f, conditions, whole_history=False)
     stmt = stmt.limit(per_page).offset((page - 1) * per_page)
-    items = list(db.session.scalars(stmt).unique())
+    items, unread_ids = _rows_marking_unread(stmt)
     unreached: list[ConsultationRequest] = []
     unreached_more = False
     if f.status == RequestStatus.REQUESTED.value:
-        unreached, unreached_more = unreached_elsewhere(f, conditions)
+        unreached, unreached_more, unread_elsewhere = unreached_elsewhere(f, conditions)
+        unread_ids |= unread_elsewhere
     flagged: frozenset[int] = frozenset()
     if unnotified and items:
         flagged = frozenset(
@@ -333,12 +401,16 @@ def queue_page(user: StaffUser, f: QueueFilters, per_page: int = PER_PAGE) -> Qu
         unreached_more=unreached_more,
         unnotified=unnotified,
         unnotified_ids=flagged,
+        unread=found.unread,
+        unread_ids=unread_ids,
         failed_alerts=(
-            list(db.session.scalars(failed_alerts().limit(FAILED_ALERTS_SHOWN))) if alerted else []
+            list(db.session.scalars(failed_alerts().limit(FAILED_ALERTS_SHOWN)))
+            if found.alerted
+            else []
         ),
         failed_worse_notices=(
             list(db.session.scalars(unseen_failed_worse_notices().limit(FAILED_ALERTS_SHOWN)))
-            if worse_failed
+            if found.worse_failed
             else []
         ),
     )

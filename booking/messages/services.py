@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask_babel import gettext as _
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import joinedload, selectinload
 
 from booking.audit.services import record
@@ -67,6 +67,12 @@ def load_thread(consultation: ConsultationRequest, *, for_staff: bool) -> Thread
     )
     unread = frozenset(m.id for m in messages if m.from_patient == for_staff and m.read_at is None)
     return Thread(messages, unread)
+
+
+def unread_by_staff() -> Select:
+    """The ids of requests holding a message from the patient that no member of staff has
+    read yet: one that showed the record read the thread (``record_thread_read``)."""
+    return select(Message.request_id).where(Message.from_patient, Message.read_at.is_(None))
 
 
 def record_thread_read(
