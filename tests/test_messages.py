@@ -22,6 +22,7 @@ from booking.extensions import db
 from booking.messages import services as messages
 from booking.messages.models import Message
 from booking.notifications.models import OutboxEmail
+from booking.requests import triage
 from booking.requests.models import ConsultationRequest
 from tests.factories import make_assigned_requests, make_request, staff_user
 from tests.support import (
@@ -140,11 +141,16 @@ def test_a_round_trip_between_staff_and_the_patient(
     assert page.status_code == 200
     text = page.get_data(as_text=True)
     assert QUESTION in text and "Messages with the clinic" in text
-    # Beside the box: messages are no way to report urgent symptoms.
-    assert (
-        "Do not use them for urgent symptoms. Call 112 or go to the nearest emergency department"
-        in text
+    # Above the box: messages are not read at once, so new or worse symptoms wait for no
+    # reply, and which ones need emergency care, in the shared wording (triage.py).
+    advice = text[text.index('id="message-urgent-advice"') :]
+    advice = re.sub(r"<[^>]+>", "", advice[advice.index(">") + 1 : advice.index("</p>")])
+    assert advice == (
+        "We read messages during the clinic's opening hours, not at once. If you have new "
+        "symptoms, or your symptoms are getting worse, do not wait for a reply. "
+        f"{triage.EMERGENCY_SIGNS} Call 112 or go to the nearest emergency department now."
     )
+    assert text.index('id="message-urgent-advice"') < text.index('name="msg-body"')
     [read] = _audit(app, "message_thread_read")
     assert read.actor_email == "patient" and read.actor_id is None
     assert read.target_id == reference and read.details["newly_read"] == 1
