@@ -38,7 +38,16 @@ from booking.requests.models import ConsultationRequest, RequestStatus, TriageLe
 from booking.staff.models import StaffUser
 from booking.timeutil import clinic_today
 from tests.factories import make_request
-from tests.support import AuthActions, Clinic, Staff, csrf_token, text
+from tests.support import (
+    AuthActions,
+    Clinic,
+    Staff,
+    answer_red_flags,
+    csrf_token,
+    post_request,
+    text,
+    valid_answers,
+)
 
 BERLIN = ZoneInfo("Europe/Berlin")
 HOUR = timedelta(hours=1)
@@ -978,6 +987,85 @@ def test_an_urgent_request_long_overdue_is_left_to_the_queue(app: Flask, staff: 
         assert len(escalate_overdue(now=due + URGENT_CATCH_UP)) == 1
 
 
+def _withdrawn(app: Flask, received: datetime, withdrawn: list[str]) -> dict[str, Any]:
+    """A request whose patient answered ``withdrawn`` yes, then no, before sending (urgent
+    for it alone), that arrived at ``received``."""
+    with app.app_context():
+        consultation = make_request(full_name="Uma Notinmail")
+        consultation.withdrawn_red_flags = withdrawn
+        consultation.triage_level = TriageLevel.URGENT
+        consultation.created_at = received
+        db.session.commit()
+        return {"id": consultation.id, "reference": consultation.reference}
+
+
+def test_an_emergency_answer_changed_to_no_escalates_on_the_emergency_target(
+    app: Flask, staff: Staff
+) -> None:
+    """Lost bladder control, then "no": the patient read "go to emergency now" and may have
+    changed the answer to get an appointment. Held to the urgent target (working time), the
+    request sent on Friday evening escalated on Monday at noon; it is held to the emergency's
+    (30 minutes of clock time), and the email says why."""
+    received = berlin(2026, 11, 20, 19)  # Friday, after closing
+    request = _withdrawn(app, received, ["bladder_bowel"])
+    with app.app_context():
+        assert escalate_overdue(now=received + timedelta(minutes=29)) == []
+        assert len(escalate_overdue(now=received + timedelta(minutes=31))) == 1
+        assert escalate_overdue(now=berlin(2026, 11, 23, 12, 1)) == []
+    email, audit = _escalated_once(
+        app, request, received + timedelta(minutes=31), ("Uma", "Notinmail", "901820")
+    )
+    assert (
+        f"urgent request {request['reference']}, an emergency-symptom answer was changed to "
+        "no, patient not reached after 31 minutes"
+    ) in email.subject
+    for body in (email.body_text, email.body_html):
+        assert "has not been reached" in body and "emergency-symptom answer" in body
+        assert "31 minutes after the request arrived" in body
+        assert "target is 30 minutes" in body and "working time" not in body
+    assert audit["level"] == "urgent"
+    assert audit["working_time"] is False
+    assert audit["target_minutes"] == 30
+
+
+def test_an_urgent_answer_changed_to_no_keeps_the_urgent_target(app: Flask, staff: Staff) -> None:
+    """Fever, then "no": a call-back today, in the clinic's working time, as before."""
+    _withdrawn(app, berlin(2026, 11, 20, 19), ["fever"])
+    with app.app_context():
+        assert escalate_overdue(now=berlin(2026, 11, 21, 12)) == []  # Saturday noon
+        assert escalate_overdue(now=berlin(2026, 11, 23, 11, 59)) == []  # Monday
+        assert len(escalate_overdue(now=berlin(2026, 11, 23, 12, 1))) == 1
+    [email] = _escalations(app)
+    assert "4 h 00 min of working time" in email.subject
+    assert "emergency" not in email.subject + email.body_text
+
+
+def test_an_emergency_answer_changed_to_no_long_overdue_is_left_to_the_queue(
+    app: Flask, staff: Staff
+) -> None:
+    """Held to the emergency's target, the request keeps the urgent catch-up (from its new
+    due moment): the unreached ones of long ago are not all emailed tonight."""
+    received = berlin(2026, 11, 16, 9)
+    due = received + timedelta(minutes=30)
+    _withdrawn(app, received, ["saddle_numbness"])
+    with app.app_context():
+        assert escalate_overdue(now=due + URGENT_CATCH_UP + timedelta(minutes=1)) == []
+        assert len(escalate_overdue(now=due + URGENT_CATCH_UP)) == 1
+
+
+def test_the_queue_shows_an_emergency_answer_changed_to_no_against_the_emergency_target(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    AuthActions(client).login("coordinator")
+    emergency = _withdrawn(
+        app, datetime.now(UTC) - timedelta(minutes=42, seconds=10), ["both_legs"]
+    )
+    urgent = _withdrawn(app, datetime.now(UTC) - timedelta(minutes=42, seconds=10), ["fever"])
+    row = _queue_row(client, emergency["reference"])
+    assert "Overdue" in row and "waiting 42 min, target 30 min" in row
+    assert "target 4 h 00 min" in _queue_row(client, urgent["reference"])
+
+
 def test_an_acknowledged_urgent_or_a_routine_request_does_not_escalate(
     app: Flask, staff: Staff
 ) -> None:
@@ -1129,6 +1217,43 @@ def test_out_of_hours_an_emergency_call_back_reaches_the_on_call_address_at_once
     # hours (the test failed at 23:59 clinic time).
     app.config.update(CLINIC_WORKING_DAYS=list(range(7)), CLINIC_WORKING_HOURS="00:00-24:00")
     assert _callback_alerts(app) == [app.config["STAFF_NOTIFICATION_EMAIL"]]
+
+
+def _new_request_alerts(app: Flask, client: FlaskClient, withdrawn: str) -> list[str]:
+    """The recipients of the clinic's alert of a new request sent with ``withdrawn`` answered
+    yes, then no."""
+    assert answer_red_flags(client, yes=[withdrawn]).status_code in (302, 303)
+    assert post_request(client, valid_answers()).status_code == 303
+    with app.app_context():
+        consultation = db.session.scalars(
+            sa.select(ConsultationRequest).order_by(ConsultationRequest.id.desc()).limit(1)
+        ).one()
+        assert consultation.withdrawn_red_flags == [withdrawn]
+        return list(
+            db.session.scalars(
+                sa.select(OutboxEmail.recipient).where(
+                    OutboxEmail.request_id == consultation.id,
+                    OutboxEmail.template == "new_request_staff",
+                )
+            )
+        )
+
+
+def test_out_of_hours_an_emergency_answer_changed_to_no_reaches_the_on_call_address_at_once(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    """Its call-back is due in 30 minutes at any hour: out of the clinic's working time the
+    new request's alert goes to the on-call address at once too, as an emergency call-back's
+    does; in working time the clinic's inbox alone. A changed urgent answer's alert goes to
+    the clinic's inbox alone at any hour, as before."""
+    with app.app_context():
+        today = clinic_today().weekday()
+    clinic = app.config["STAFF_NOTIFICATION_EMAIL"]
+    app.config.update(CLINIC_WORKING_DAYS=[(today + 1) % 7], CLINIC_WORKING_HOURS="08:00-18:00")
+    assert sorted(_new_request_alerts(app, client, "bladder_bowel")) == sorted([clinic, ON_CALL])
+    assert _new_request_alerts(app, client, "fever") == [clinic]
+    app.config.update(CLINIC_WORKING_DAYS=list(range(7)), CLINIC_WORKING_HOURS="00:00-24:00")
+    assert _new_request_alerts(app, client, "bladder_bowel") == [clinic]
 
 
 def test_a_failed_alert_of_a_cancelled_unreached_request_is_shown_on_the_queue(

@@ -112,13 +112,14 @@ def queue() -> str:
 
 def _waits(requests: list[ConsultationRequest]) -> dict[int, followup.Wait]:
     """How long each open emergency or urgent request has waited for its call-back (until
-    it was acknowledged), against its target: counted here, with no query."""
+    it was acknowledged), against the target it is held to (``call_back_level``, as the
+    escalation): counted here, with no query."""
     now, targets, hours = now_utc(), followup.targets(), followup.clinic_hours()
     waits = {}
     for r in requests:
         if r.is_urgent and (r.status in OPEN_STATUSES or r.acknowledged_at is not None):
             end = r.acknowledged_at or now
-            wait = followup.wait_of(r.triage_level, r.created_at, end, targets, hours)
+            wait = followup.wait_of(r.call_back_level, r.created_at, end, targets, hours)
             if wait is not None:
                 waits[r.id] = wait
     return waits

@@ -28,7 +28,7 @@ from booking.notifications.services import (
 )
 from booking.requests import links, triage
 from booking.requests.followup import Wait, clinic_hours, duration_label, on_call_address
-from booking.requests.models import ConsultationRequest
+from booking.requests.models import ConsultationRequest, TriageLevel
 from booking.scheduling.ical import appointment_ics, with_attendee
 from booking.scheduling.models import Appointment, SlotOffer
 from booking.scheduling.visits import visit_when
@@ -230,7 +230,8 @@ def request_received(
 ) -> list[OutboxEmail]:
     """The patient's receipt (with the held time's invitation; none when ``receipt`` is
     false: held back) and the clinic's notice, flagged in its subject when the request is
-    urgent."""
+    urgent; one held to the emergency's target (``call_back_level``) is copied to the on-call
+    address out of hours (``_copied_out_of_hours``)."""
     with force_locale(consultation.locale):
         patient_subject = _(
             "We received your request %(reference)s", reference=consultation.reference
@@ -279,7 +280,14 @@ def request_received(
         else:
             staff_subject = _("New request %(reference)s", reference=consultation.reference)
     notice = _to_clinic(consultation, "new_request_staff", staff_subject)
-    return [email for email in (receipt_email, notice) if email is not None]
+    # Held to the emergency's target (an emergency answer changed to no): the on-call
+    # clinician hears of it out of hours at once, as of an emergency call-back.
+    notices = (
+        _copied_out_of_hours(notice, consultation)
+        if consultation.call_back_level == TriageLevel.EMERGENCY
+        else [notice]
+    )
+    return [email for email in (receipt_email, *notices) if email is not None]
 
 
 def receipt_written(consultation: ConsultationRequest) -> bool:
@@ -298,31 +306,45 @@ def receipt_written(consultation: ConsultationRequest) -> bool:
     )
 
 
-def callback_requested(consultation: ConsultationRequest) -> list[OutboxEmail]:
-    """The clinic's alert for an emergency patient who asked to be called back; out of the
-    clinic's working time, a copy to the on-call address (``ON_CALL_EMAIL``) at once, not
-    only when the escalation's target has passed: nobody may read the clinic's inbox before
-    the morning."""
-    with force_locale(staff_locale()):
-        subject = _(
-            "EMERGENCY: call back now, request %(reference)s", reference=consultation.reference
-        )
-    alert = _to_clinic(consultation, "callback_staff", subject)
+def _copied_out_of_hours(
+    alert: OutboxEmail, consultation: ConsultationRequest
+) -> list[OutboxEmail]:
+    """``alert`` and, when ``consultation`` arrived out of the clinic's working time, a copy
+    to the on-call address (``ON_CALL_EMAIL``) at once, not only when the escalation's target
+    has passed: nobody may read the clinic's inbox before the morning."""
     on_call = on_call_address()
     if on_call == alert.recipient or clinic_hours().is_open(consultation.created_at):
         return [alert]
     return [alert, copy_email(alert, recipient=on_call)]
 
 
+def callback_requested(consultation: ConsultationRequest) -> list[OutboxEmail]:
+    """The clinic's alert for an emergency patient who asked to be called back, copied to
+    the on-call address out of hours (``_copied_out_of_hours``)."""
+    with force_locale(staff_locale()):
+        subject = _(
+            "EMERGENCY: call back now, request %(reference)s", reference=consultation.reference
+        )
+    return _copied_out_of_hours(_to_clinic(consultation, "callback_staff", subject), consultation)
+
+
 def escalation(consultation: ConsultationRequest, recipient: str, wait: Wait) -> OutboxEmail:
     """The on-call alert: an emergency or urgent request whose patient nobody reached within
-    its target (clock time for an emergency, the clinic's working time for an urgent one)."""
+    its target (clock time for an emergency and for an urgent one whose patient changed an
+    emergency answer to no, the clinic's working time for any other urgent one)."""
     waited_minutes = int(wait.waited.total_seconds() // 60)
     with force_locale(staff_locale()):
         if consultation.is_emergency:
             subject = _(
                 "ESCALATION: emergency request %(reference)s, patient not reached after "
                 "%(minutes)d minutes",
+                reference=consultation.reference,
+                minutes=waited_minutes,
+            )
+        elif consultation.withdrew_emergency_answer:
+            subject = _(
+                "ESCALATION: urgent request %(reference)s, an emergency-symptom answer was "
+                "changed to no, patient not reached after %(minutes)d minutes",
                 reference=consultation.reference,
                 minutes=waited_minutes,
             )

@@ -8,14 +8,16 @@ confirmed that they closed it unreached (``booking.dashboard.services``).
 An emergency's target is clock time, at any hour (the patient was told to seek emergency care
 now); an urgent one's is the clinic's working time (``booking.requests.followup``), so an
 urgent request sent on Friday evening escalates on Monday, while the clinic is open, if
-nobody has called the patient by then.
+nobody has called the patient by then. An urgent request whose patient changed an emergency
+answer to no before sending is held to the emergency's target (``call_back_level``): clock
+time, so one sent on Friday evening escalates that evening.
 
 Once, whatever runs the job: each request is claimed by a conditional update (``escalated_at``
 set where it is still empty and the request still unacknowledged and open) in the same
 transaction as the email; a second worker doing the same work at the same moment updates no
 row and sends nothing. A worker that was down catches up on its next run: the job looks for
 every request past its target, not for those that passed it since the last run (an urgent
-one up to ``URGENT_CATCH_UP`` after it fell due).
+one up to ``URGENT_CATCH_UP`` after it fell due, whichever target it is held to).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from booking.requests.models import (
     ConsultationRequest,
     RequestStatus,
     TriageLevel,
+    call_back_level,
 )
 from booking.timeutil import now_utc
 
@@ -87,25 +90,32 @@ def escalate_overdue(now: datetime | None = None) -> list[int]:
     due: dict[int, tuple[followup.Wait, list]] = {}
     for level, target in (
         (TriageLevel.EMERGENCY, targets.emergency),
-        (TriageLevel.URGENT, targets.urgent),
+        # An urgent one may be held to the emergency's target (``call_back_level``).
+        (TriageLevel.URGENT, min(targets.urgent, targets.emergency)),
     ):
         # Working time never runs faster than the clock: a request received less than its
         # target ago cannot be overdue, whatever its level.
         conditions = _unescalated(level, now - target)
         rows = db.session.execute(
             select(
-                ConsultationRequest.id, ConsultationRequest.created_at, ConsultationRequest.status
+                ConsultationRequest.id,
+                ConsultationRequest.created_at,
+                ConsultationRequest.status,
+                ConsultationRequest.withdrawn_red_flags,
             )
             .where(*conditions)
             .order_by(ConsultationRequest.created_at)
         ).all()
-        for request_id, created_at, status in rows:
-            wait = followup.wait_of(level, created_at, now, targets, hours)
+        for request_id, created_at, status, withdrawn in rows:
+            clock = call_back_level(level, withdrawn)
+            wait = followup.wait_of(clock, created_at, now, targets, hours)
             if wait is None or not wait.overdue:
                 continue
             # A cancelled one only within the catch-up too, emergencies included: cancelled
             # requests of long ago (before this rule, or a worker down for weeks) are history,
-            # not a flood of alarms for the on-call clinician.
+            # not a flood of alarms for the on-call clinician. An urgent one held to the
+            # emergency's target keeps the urgent catch-up, from its earlier due moment: the
+            # unreached ones of long ago were not all to be emailed when that rule came in.
             late = now - wait.due_at > URGENT_CATCH_UP
             if late and (level == TriageLevel.URGENT or status == RequestStatus.CANCELLED):
                 continue

@@ -79,6 +79,20 @@ TRIAGE_PRIORITY = {TriageLevel.EMERGENCY: 2, TriageLevel.URGENT: 1, TriageLevel.
 PRESSING_LEVELS = frozenset({TriageLevel.EMERGENCY, TriageLevel.URGENT})
 
 
+def call_back_level(level: TriageLevel, withdrawn_red_flags: list[str] | None) -> TriageLevel:
+    """The level whose call-back target a request of ``level`` is held to
+    (``booking.requests.followup``): its own, but an urgent one whose patient changed an
+    emergency answer (cauda equina, cord compression) from yes to no before sending is held
+    to the emergency's, clock time: they read "go to emergency now" and may have changed it to
+    get an appointment instead. For the medical lead to confirm."""
+    if (
+        level == TriageLevel.URGENT
+        and triage.pathway(withdrawn_red_flags or ()) == triage.EMERGENCY
+    ):
+        return TriageLevel.EMERGENCY
+    return level
+
+
 class Patient(db.Model):
     """The person as they described themselves in one request (requests are not merged
     automatically: an anonymous form must not be able to attach itself to someone's record)."""
@@ -241,6 +255,11 @@ class ConsultationRequest(db.Model):
         """An emergency-symptom answer (``triage.EMERGENCY``) changed from yes to no before
         sending: said to staff whatever else makes the request urgent."""
         return triage.pathway(self.withdrawn_red_flags or ()) == triage.EMERGENCY
+
+    @property
+    def call_back_level(self) -> TriageLevel:
+        """The level whose call-back target this request is held to (``call_back_level``)."""
+        return call_back_level(self.triage_level, self.withdrawn_red_flags)
 
     @property
     def unreached(self) -> bool:

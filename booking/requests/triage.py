@@ -37,7 +37,9 @@ question, and then changed it to "no" (after reading the advice, or going back f
 emergency page), may have misclicked, or may have changed it to get an appointment instead of
 the emergency department. Their request is ``URGENT`` whatever the answers now say (a
 call-back today to check), the patient is told so (``WITHDRAWN_ADVICE``), and staff read which
-answers changed. For the medical lead to confirm.
+answers changed. An emergency answer changed to no holds it to the emergency's call-back
+target instead, clock time, and out of hours its alert goes to the on-call address at once
+(``call_back_level`` in ``booking.requests.models``). For the medical lead to confirm.
 """
 
 from __future__ import annotations
