@@ -577,8 +577,12 @@ def test_an_emergency_answer_changed_to_no_makes_the_request_urgent(
     bladder = str(triage.BY_CODE["bladder_bowel"].question)
     fever = str(triage.BY_CODE["fever"].question)
     assert bladder in note and fever in note
-    assert f"URGENT: new request {reference}, an urgent-symptom answer was changed" in subjects
-    assert "changed an answer about urgent symptoms from yes to no" in staff_text
+    # An emergency answer among them: said first, as an emergency one (below).
+    assert (
+        f"URGENT: new request {reference}, an emergency-symptom answer was changed to no: "
+        "call the patient now"
+    ) in subjects
+    assert "changed an answer about emergency symptoms from yes to no" in staff_text
     assert "We will call you to check your answers" in receipt
 
     auth.login("coordinator")
@@ -633,8 +637,50 @@ def test_an_emergency_answer_taken_back_is_told_to_staff_when_another_keeps_it_u
             select(OutboxEmail).where(OutboxEmail.template == "new_request_staff")
         ).all()
     assert "an emergency-symptom answer was changed to no" in notice.subject
-    assert "changed an answer about emergency symptoms from yes to no" in notice.body_text
-    assert "changed an answer about emergency symptoms from yes to no" in notice.body_html
+    for body in (notice.body_text, notice.body_html):
+        assert "changed an answer about emergency symptoms from yes to no" in body
+        # Held to the emergency's target: now, not today.
+        assert "Call them now" in body and "Call them back today" not in body
+
+
+def _staff_alert(app: Flask, client: FlaskClient, withdrawn: str) -> OutboxEmail:
+    """The clinic's alert of a request sent with ``withdrawn`` answered yes, then no, and
+    nothing else yes."""
+    assert answer_red_flags(client, yes={withdrawn}).status_code in (302, 303)
+    _sent_urgent_for(app, client, [withdrawn])
+    with app.app_context():
+        alert = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "new_request_staff")
+        ).one()
+        db.session.expunge(alert)
+        return alert
+
+
+def test_an_emergency_answer_taken_back_alone_is_called_an_emergency_one(
+    app: Flask, client: FlaskClient
+) -> None:
+    """Numbness in the saddle area, then "no": the alert called it "an urgent-symptom
+    answer" and asked for a call today; it says an emergency answer, and to call now."""
+    alert = _staff_alert(app, client, "saddle_numbness")
+    assert alert.subject.endswith(
+        ", an emergency-symptom answer was changed to no: call the patient now"
+    )
+    assert alert.subject.startswith("URGENT: new request SC-")
+    for body in (alert.body_text, alert.body_html):
+        assert "changed an answer about emergency symptoms from yes to no" in body
+        assert "Call them now to check" in body
+        assert "urgent symptoms" not in body and "today" not in body
+
+
+def test_an_urgent_answer_taken_back_alone_is_called_an_urgent_one(
+    app: Flask, client: FlaskClient
+) -> None:
+    alert = _staff_alert(app, client, "fever")
+    assert alert.subject.endswith(", an urgent-symptom answer was changed")
+    for body in (alert.body_text, alert.body_html):
+        assert "changed an answer about urgent symptoms from yes to no" in body
+        assert "Call them back today to check" in body
+        assert "emergency" not in body.lower()
 
 
 def test_a_cancer_history_kept_and_night_pain_taken_back_is_urgent(

@@ -254,7 +254,15 @@ def request_received(
             advice=triage.advice(consultation.red_flags, consultation.withdrawn_red_flags),
         )
     with force_locale(staff_locale()):
-        if consultation.urgent_for_withdrawn_answer:
+        if consultation.urgent_for_withdrawn_answer and consultation.withdrew_emergency_answer:
+            # Checked first: the patient was told to seek emergency care now, and the
+            # request is held to the emergency's target (``call_back_level``).
+            staff_subject = _(
+                "URGENT: new request %(reference)s, an emergency-symptom answer was changed "
+                "to no: call the patient now",
+                reference=consultation.reference,
+            )
+        elif consultation.urgent_for_withdrawn_answer:
             staff_subject = _(
                 "URGENT: new request %(reference)s, an urgent-symptom answer was changed",
                 reference=consultation.reference,
