@@ -3,16 +3,44 @@ with one wording on every page and in every patient email (booking/requests/tria
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, render_template
 from flask.testing import FlaskClient
+from flask_babel import force_locale
+from markupsafe import escape
 from sqlalchemy import select
 
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
+from booking.requests import triage
+from booking.requests.models import ConsultationRequest
+from tests.factories import confirmed_request
 from tests.support import form_tokens, post_request, valid_answers
+
+EMAIL_TEMPLATES = Path(__file__).parents[1] / "booking" / "templates" / "email"
+# The emails to the clinic's staff. Every other email template (but the shared parts, "_*")
+# goes to a patient: a new one is a patient's, and must carry the emergency wording, unless
+# it is named here.
+STAFF_EMAILS = frozenset(
+    {
+        "access_alert",
+        "callback_staff",
+        "erasure_staff",
+        "escalation_staff",
+        "escalation_staff_cancelled",
+        "followup_worse_staff",
+        "message_waiting_staff",
+        "new_request_staff",
+        "page_feedback_staff",
+        "patient_action_staff",
+        "staff_password_reset",
+    }
+)
+PATIENT_EMAILS = sorted({path.stem for path in EMAIL_TEMPLATES.glob("[!_]*.*")} - STAFF_EMAILS)
 
 
 @pytest.fixture
@@ -67,3 +95,68 @@ def test_without_an_out_of_hours_line_the_patient_is_told_whom_to_call(
     app.config["OUT_OF_HOURS_NUMBER"] = ""
     page = client.get("/").get_data(as_text=True)
     assert "call your family doctor or the out-of-hours service" in page
+
+
+def test_the_staff_emails_named_exist() -> None:
+    # A staff email renamed or removed must leave the list: a patient's email of its old
+    # name would be let off the emergency wording.
+    existing = {path.stem for path in EMAIL_TEMPLATES.glob("[!_]*.txt")}
+    assert existing >= STAFF_EMAILS
+    assert "request_received" in PATIENT_EMAILS and "draft_resume" in PATIENT_EMAILS
+
+
+def _every_value(consultation: ConsultationRequest) -> dict[str, Any]:
+    """Something for every name any patient email reads (each email is written with its own
+    few: ``queue_email``'s callers)."""
+    at = datetime(2026, 1, 14, 9, 0, tzinfo=UTC)
+    link = "https://clinic.example/manage/open/token"
+    return {
+        "patient_name": "Erika Mustermann",
+        "consultation": consultation,
+        "appointment": consultation.appointment,
+        "offer": consultation.appointment,
+        "manage_url": link,
+        "resume_url": link,
+        "questionnaire_url": link,
+        "stop_url": link,
+        "accept_url": link,
+        "expires_at": at,
+        "open_until": at,
+        "received_at": at,
+        "count": 1,
+        "documents": 1,
+        "references": consultation.reference,
+        "kind": "confirmed",
+        "event": "data_downloaded",
+        "explanation": "",
+        "reminder": False,
+        "corrected": False,
+        "advice": None,
+        "clinic_name": "Spine Clinic",
+        "clinic_phone": "+49 30 1234567",
+        "subject": "Subject",
+    }
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+@pytest.mark.parametrize("template", PATIENT_EMAILS)
+def test_every_patient_email_has_the_emergency_wording_once(
+    app: Flask, clinic: Any, template: str, lang: str
+) -> None:
+    """docs/clinical-content.md: every patient email carries the one emergency wording, in
+    the email's language with that language's number, once (email/_patient.txt and
+    _patient.html print it; an email extending _layout.html alone goes without)."""
+    request_id = confirmed_request(app, clinic, locale=lang)
+    with app.test_request_context(), force_locale(lang):
+        context = _every_value(db.session.get(ConsultationRequest, request_id))
+        wording = triage.emergency_context()
+        bodies = {
+            "text": render_template(f"email/{template}.txt", **context),
+            "html": render_template(f"email/{template}.html", **context),
+        }
+    assert ("Llame al 911" in wording["emergency_call"]) == (lang == "es")
+    for part, body in bodies.items():
+        for name in ("emergency_signs", "emergency_call", "out_of_hours_advice"):
+            text = wording[name] if part == "text" else str(escape(wording[name]))
+            assert body.count(text) == 1, (part, name)
+        assert ("999" in body) == (lang == "en"), part
