@@ -39,6 +39,7 @@ from tests.support import (
     file_part,
     fill_every_step,
     open_step,
+    outbox_emails,
     page_token,
     pdf_bytes,
     post_step,
@@ -259,6 +260,36 @@ def test_the_finish_later_email_is_in_the_language_the_patient_reads_now(
             select(OutboxEmail).where(OutboxEmail.template == "draft_resume")
         ).one()
     assert email.subject == "Su solicitud sin terminar: continúe donde lo dejó"
+
+
+@pytest.mark.parametrize(
+    ("yes", "title"),
+    [
+        (["fever"], "Please contact your doctor today"),
+        # Urgent only together (``triage.COMBINATIONS``): each alone is a risk to review.
+        (["cancer_history", "night_pain"], "Please contact your doctor today"),
+        ([], None),
+    ],
+)
+def test_the_finish_later_email_repeats_the_drafts_advice(
+    app: Flask, client: FlaskClient, yes: list[str], title: str | None
+) -> None:
+    """A patient told to contact their doctor today who leaves to finish later reads the
+    advice again, first, and that the clinic knows nothing until the request is sent."""
+    answer_red_flags(client, yes=yes)
+    post_step(client, "time")
+    token = CSRF_RE.search(client.get("/request/later").get_data(as_text=True)).group(1)
+    sent = client.post("/request/later", data={"csrf_token": token, "email": "e@example.com"})
+    assert sent.status_code == 200
+    (email,) = outbox_emails(app, "draft_resume")
+    nobody = "Nobody at the clinic knows about these answers until you send your request."
+    for body in (email.body_text, email.body_html):
+        if title is None:
+            assert nobody not in body and "doctor today" not in body
+        else:
+            assert body.index(title) < body.index(nobody) < body.index("Hello,")
+            assert "If you cannot reach them, call an out-of-hours service." in body
+        assert body.count("go to the nearest emergency department now") == 1  # the footer's
 
 
 def test_finish_later_saves_what_was_typed_on_the_page_first(client: FlaskClient) -> None:

@@ -1045,6 +1045,7 @@ def finish_later() -> Response | tuple[str, int]:
                 form.email.data.strip(),
                 "/request/resume/{token}",
                 str(get_locale() or "en"),
+                red_flags=steps.red_flags_yes(draft.values()),
             )
         except drafts.TooManyResumeEmails:
             form.email.errors = [
@@ -1199,7 +1200,11 @@ def email_hidden_draft() -> Response | tuple[str, int]:
         return _render_hidden(draft, status=422)
     try:
         drafts.send_resume_link(
-            draft, address, "/request/resume/{token}", str(get_locale() or "en")
+            draft,
+            address,
+            "/request/resume/{token}",
+            str(get_locale() or "en"),
+            red_flags=steps.red_flags_yes(draft.values()),
         )
     except drafts.TooManyResumeEmails:
         problem = _(

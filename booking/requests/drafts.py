@@ -26,7 +26,7 @@ import functools
 import json
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -48,6 +48,7 @@ from booking.documents.storage import (
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.notifications.services import enqueue_delivery, queue_email
+from booking.requests import triage
 from booking.timeutil import UTCDateTime, now_utc
 from booking.urlargs import public_url
 
@@ -325,11 +326,22 @@ class TooManyResumeEmails(ValueError):  # noqa: N818 - reads better at the call 
     """The draft's "finish later" emails are used up."""
 
 
-def send_resume_link(draft: RequestDraft, email: str, resume_path: str, locale: str) -> None:
+def send_resume_link(
+    draft: RequestDraft,
+    email: str,
+    resume_path: str,
+    locale: str,
+    *,
+    red_flags: Iterable[str],
+) -> None:
     """Email a private link to carry on with the draft later (``resume_path`` with a new
     token's placeholder ``{token}``), in ``locale``: the language the patient reads now
     (they may have switched since they began). A new link ends the previous one. At most
-    ``RESUME_EMAILS`` per draft (raises TooManyResumeEmails, nothing sent)."""
+    ``RESUME_EMAILS`` per draft (raises TooManyResumeEmails, nothing sent).
+
+    ``red_flags``, the draft's first-step answers of "yes": an emergency or urgent patient
+    reads the advice the form showed them again, first, and that nobody at the clinic knows
+    until they send the request (they may never come back to it)."""
     if draft.resume_emails >= RESUME_EMAILS:
         raise TooManyResumeEmails(draft.id)
     draft.locale = locale[:10]
@@ -345,6 +357,7 @@ def send_resume_link(draft: RequestDraft, email: str, resume_path: str, locale: 
         locale=draft.locale,
         resume_url=public_url(resume_path.format(token=token)),
         expires_at=draft.expires_at,
+        advice=triage.advice(red_flags),
     )
     db.session.flush()
     email_id = queued.id
