@@ -23,6 +23,7 @@ from booking.audit.models import ACCESS_REFUSED, AuditEvent
 from booking.dashboard import services as workflow
 from booking.extensions import db
 from booking.patients.services import CallbackSubmission, request_callback
+from booking.requests import triage
 from tests.factories import make_request, make_staff, staff_user
 from tests.support import AuthActions, Staff, pdf_bytes
 
@@ -199,6 +200,17 @@ def test_the_pdf_is_the_summary(staff_client: FlaskClient, reference: str) -> No
     assert "report-1.pdf" in text and NOTE in text
     # The page's menu, buttons and links are not in the PDF.
     assert "Sign out" not in text and "Download PDF" not in text and "Queue" not in text
+
+
+def test_the_pdf_says_why_answers_together_made_the_request_urgent(
+    app: Flask, staff_client: FlaskClient
+) -> None:
+    (combination,) = triage.COMBINATIONS
+    with app.app_context():
+        reference = make_request(red_flags={"cancer_history", "night_pain"}).reference
+    with staff_client.get(summary_url(reference, pdf=True)) as response:
+        text = pdf_text(response.get_data())
+    assert f"Together, these answers make the request urgent: {combination.reason}" in text
 
 
 # --- who may open it, and the audit trail ---------------------------------------------------

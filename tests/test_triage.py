@@ -120,6 +120,43 @@ def test_the_staff_record_labels_each_flag_with_its_pathway(
     assert "lost control of your bladder or bowels" in page and "emergency" in page
 
 
+@pytest.mark.parametrize(
+    ("flags", "together"),
+    [
+        ({"cancer_history", "night_pain"}, True),  # each "to review" alone
+        ({"cancer_history", "weight_loss", "fever"}, True),  # urgent anyway, and this too
+        ({"cancer_history"}, False),
+    ],
+)
+def test_staff_read_why_answers_together_made_the_request_urgent(
+    app: Flask,
+    client: FlaskClient,
+    auth: AuthActions,
+    staff: Staff,
+    flags: set[str],
+    together: bool,
+) -> None:
+    """Each answer of a combination (``triage.COMBINATIONS``) may say only "to review": the
+    record and the intake summary say why the request is urgent; the clinic's email says a
+    combination decided it, and leaves the reason (a patient detail) to the record."""
+    (combination,) = triage.COMBINATIONS
+    with app.app_context():
+        consultation = make_request(red_flags=flags)
+        reference = consultation.reference
+        assert consultation.is_urgent == together
+        notice = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "new_request_staff")
+        ).one()
+    auth.login("coordinator")
+    for path in (f"/staff/requests/{reference}", f"/staff/requests/{reference}/summary"):
+        page = client.get(path).get_data(as_text=True)
+        assert (combination.reason in page) == together, path
+        assert ("Together, these answers make the request urgent:" in page) == together, path
+    for body in (notice.body_text, html.unescape(notice.body_html)):
+        assert ("A combination of the patient's answers, not one alone" in body) == together
+        assert "metastasis" not in body and "cancer" not in body
+
+
 def test_the_queue_marks_a_routine_request_with_a_risk_factor_to_review(
     app: Flask, client: FlaskClient, auth: AuthActions, staff: Staff
 ) -> None:

@@ -38,6 +38,14 @@ class RedFlagLine:
 
 
 @dataclass(frozen=True)
+class CombinationLine:
+    """Answers more pressing together than alone (``triage.COMBINATIONS``)."""
+
+    pathway_label: str  # what they make the request: urgent
+    reason: str  # why, for staff (English)
+
+
+@dataclass(frozen=True)
 class PainLine:
     area: str
     now: int
@@ -70,6 +78,8 @@ class IntakeSummary:
     contact: str  # how the patient prefers to be contacted
     triage_label: str
     red_flags: list[RedFlagLine]
+    # Why answers each only to review alone made the request urgent together.
+    combinations: list[CombinationLine]
     # Answered "yes", then changed to "no" before sending (``withdrawn_red_flags``).
     withdrawn_red_flags: list[RedFlagLine]
     history: MedicalHistory | None  # None: an emergency call-back (name and phone only)
@@ -107,6 +117,10 @@ def intake_summary(consultation: ConsultationRequest) -> IntakeSummary:
         contact=choice_label(history.CONTACT_METHODS, patient.preferred_contact),
         triage_label=str(triage.LEVEL_LABELS[consultation.triage_level]),
         red_flags=[_red_flag(code) for code in consultation.red_flags],
+        combinations=[
+            CombinationLine(str(triage.PATHWAY_LABELS[c.pathway]), c.reason)
+            for c in consultation.flag_combinations
+        ],
         withdrawn_red_flags=[_red_flag(code) for code in consultation.withdrawn_red_flags],
         history=h,
         region_label=_region(h),

@@ -262,6 +262,13 @@ class ConsultationRequest(db.Model):
         return call_back_level(self.triage_level, self.withdrawn_red_flags)
 
     @property
+    def flag_combinations(self) -> list[triage.Combination]:
+        """The combinations of the answers given (``triage.COMBINATIONS``), each with the
+        reason it is more pressing than any of its answers alone: staff read it by the flags,
+        each of which may say only "to review"."""
+        return triage.combinations(self.red_flags or ())
+
+    @property
     def unreached(self) -> bool:
         """Emergency or urgent, and no call logged has reached the patient
         (``acknowledged_at``): the call-back the patient was promised is still owed."""

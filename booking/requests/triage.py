@@ -328,10 +328,15 @@ def pathway(codes: Iterable[str]) -> str:
         if flag is None:
             raise ValueError(f"unknown red flag: {code!r}")
         found.add(flag.pathway)
-    for combination in COMBINATIONS:
-        if len(combination.codes & given) >= combination.at_least:
-            found.add(combination.pathway)
+    found.update(combination.pathway for combination in combinations(given))
     return next(p for p in PATHWAYS if p in found)
+
+
+def combinations(codes: Iterable[str]) -> list[Combination]:
+    """The ``COMBINATIONS`` the flags answered "yes" meet: why answers each only to review
+    alone make a request urgent together (staff read the ``reason``)."""
+    given = set(codes)
+    return [c for c in COMBINATIONS if len(c.codes & given) >= c.at_least]
 
 
 @dataclass(frozen=True)
