@@ -28,7 +28,7 @@ from email.utils import make_msgid, parseaddr
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from flask import current_app, render_template
+from flask import Flask, current_app, render_template
 from flask_babel import force_locale
 from flask_mail import Message
 from sqlalchemy import ColumnElement, delete, select, update
@@ -362,6 +362,25 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}" + (f" {code}" if code else "")
 
 
+# The checks a feature registers (``register_delivery_check``), read at every delivery.
+DELIVERY_CHECKS = "spineconsult.delivery_checks"
+
+
+def register_delivery_check(app: Flask, check: Callable[[OutboxEmail], str | None]) -> None:
+    """Have ``check`` read every email just before it is sent: a reason it returns (for the
+    log) drops the email, which was right when written but must not go now (a change that
+    withdraws such emails can commit while another transaction writes one). The outbox
+    knows no feature, so a feature that knows why registers its check here."""
+    app.extensions.setdefault(DELIVERY_CHECKS, []).append(check)
+
+
+def _held_back(email: OutboxEmail) -> str | None:
+    for check in current_app.extensions.get(DELIVERY_CHECKS, ()):
+        if (reason := check(email)) is not None:
+            return reason
+    return None
+
+
 def deliver_outbox_email(email_id: int) -> timedelta | None:
     """Try to deliver one outbox row; return the delay before the next attempt, if any.
 
@@ -393,6 +412,13 @@ def deliver_outbox_email(email_id: int) -> timedelta | None:
         _fail_unread(email_id, _describe_unreadable(exc))
         return None
     if email is None:  # deleted between the claim and now (an erased patient)
+        return None
+    if (reason := _held_back(email)) is not None:
+        # Withdrawn as a change of its request would have withdrawn it: claimed by this
+        # worker, it is deleted here rather than left for its claim to lapse.
+        log.info("outbox email %s (%s) withdrawn at delivery: %s", email.id, email.template, reason)
+        db.session.delete(email)
+        db.session.commit()
         return None
     message = _Message(
         subject=email.subject,

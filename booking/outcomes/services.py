@@ -53,6 +53,7 @@ from booking.outcomes.schedule import (
     parse_point,
     start_of,
 )
+from booking.requests import emails as request_emails
 from booking.requests.lifecycle import WorkflowError, check_may_work
 from booking.requests.models import ConsultationRequest, Patient, RequestStatus, may_be_contacted
 from booking.requests.queries import lock_request
@@ -883,14 +884,21 @@ def mark_deceased(consultation: ConsultationRequest, actor: StaffUser) -> None:
             _("Only a coordinator or an administrator can mark a patient deceased.")
         )
     check_may_work(consultation, actor)
+    # Under the request's lock: a change writing an email to the patient finishes first,
+    # and its email is withdrawn below (one written by a change of another of their
+    # requests meanwhile is dropped when it is sent: ``emails.deceased_at_delivery``).
+    consultation = lock_request(consultation)
     patient = db.session.get_one(Patient, consultation.patient_id)
     if patient.deceased_at is not None:
         raise WorkflowError(_("This patient is already marked deceased."))
     patient.deceased_at = now_utc()
+    # Nothing written to them before and not sent yet goes either (the page promises it).
+    withdrawn = request_emails.withdraw_to_deceased(patient)
     record(
         "patient_marked_deceased",
         target_type="request",
         target_id=consultation.reference,
         actor=actor,
+        details={"emails_withdrawn": withdrawn} if withdrawn else None,
     )
     db.session.commit()

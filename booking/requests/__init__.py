@@ -13,9 +13,12 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register the request's own template helpers: its status, diagnosis and red-flag
-    labels, the call-backs' waits and outcomes."""
+    labels, the call-backs' waits and outcomes; and the outbox's check that no email goes
+    to a patient marked deceased after it was written."""
+    from booking.notifications.services import register_delivery_check
     from booking.requests import followup, triage
     from booking.requests.calls import OUTCOME_LABELS
+    from booking.requests.emails import deceased_at_delivery
     from booking.requests.history import diagnosis_labels
     from booking.requests.lifecycle import patient_status_label, status_label
 
@@ -29,3 +32,4 @@ def init_app(app: Flask) -> None:
     app.context_processor(triage.emergency_context)
     app.add_template_global(followup.wait_label)
     app.add_template_global(OUTCOME_LABELS, "call_outcome_labels")
+    register_delivery_check(app, deceased_at_delivery)

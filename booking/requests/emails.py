@@ -25,10 +25,11 @@ from booking.notifications.services import (
     queue_email,
     redact_links,
     withdraw_emails,
+    withdraw_pending,
 )
 from booking.requests import links, triage
 from booking.requests.followup import Wait, clinic_hours, duration_label, on_call_address
-from booking.requests.models import ConsultationRequest, TriageLevel
+from booking.requests.models import ConsultationRequest, Patient, TriageLevel
 from booking.scheduling.ical import appointment_ics, with_attendee
 from booking.scheduling.models import Appointment, SlotOffer
 from booking.scheduling.visits import visit_when
@@ -86,6 +87,32 @@ PATIENT_TEMPLATES = frozenset(
 DOCUMENTS_RECEIPT = "documents_received"
 MESSAGE_RECEIPT = "message_received"
 RECEIPT_TEMPLATES = frozenset({DOCUMENTS_RECEIPT, MESSAGE_RECEIPT})
+# Every email to the patient about a request.
+TO_PATIENT_TEMPLATES = PATIENT_TEMPLATES | RECEIPT_TEMPLATES
+
+
+def withdraw_to_deceased(patient: Patient) -> int:
+    """Withdraw every email to ``patient`` about any of their requests not sent yet
+    (``withdraw_pending``): marked deceased, nothing more goes to their address, which the
+    family may read, whatever was written before. Flushes; the caller commits. How many."""
+    request_ids = db.session.scalars(
+        select(ConsultationRequest.id).where(ConsultationRequest.patient_id == patient.id)
+    )
+    return sum(withdraw_pending(request_id, TO_PATIENT_TEMPLATES) for request_id in request_ids)
+
+
+def deceased_at_delivery(email: OutboxEmail) -> str | None:
+    """An email to the patient whose patient was marked deceased after it was written (a
+    transaction that wrote it while staff marked them): dropped at delivery
+    (``notifications.services.register_delivery_check``). The clinic's emails still go."""
+    if email.request_id is None or email.template not in TO_PATIENT_TEMPLATES:
+        return None
+    deceased_at = db.session.scalar(
+        select(Patient.deceased_at)
+        .join(ConsultationRequest, ConsultationRequest.patient_id == Patient.id)
+        .where(ConsultationRequest.id == email.request_id)
+    )
+    return "patient marked deceased" if deceased_at is not None else None
 
 
 def unnotified(consultation: ConsultationRequest) -> list[OutboxEmail]:
@@ -155,7 +182,7 @@ def readdress_waiting(consultation: ConsultationRequest, old: str) -> list[Outbo
             select(OutboxEmail)
             .where(
                 OutboxEmail.request_id == consultation.id,
-                OutboxEmail.template.in_(sorted(PATIENT_TEMPLATES | RECEIPT_TEMPLATES)),
+                OutboxEmail.template.in_(sorted(TO_PATIENT_TEMPLATES)),
                 OutboxEmail.recipient == old,
                 OutboxEmail.still_to_go(),
             )
