@@ -4,13 +4,14 @@ staff send the failed email again (to a corrected address), audited, through the
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from werkzeug.test import TestResponse
 
 from booking.audit.models import AuditEvent
@@ -19,9 +20,10 @@ from booking.messages import services as messages
 from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.notifications.services import copy_email, deliver_outbox_email
 from booking.requests.models import ConsultationRequest
+from booking.scheduling.models import Appointment
 from booking.staff.models import StaffUser
-from booking.timeutil import now_utc
-from tests.factories import make_request
+from booking.timeutil import clinic_today, now_utc
+from tests.factories import book_first_open_time, make_request
 from tests.smtp import SmtpServer
 from tests.support import AuthActions, Clinic, csrf_token
 
@@ -32,6 +34,7 @@ REDACTED_LINK = re.compile(r"https?://[^/\s]+/manage/open/\[redacted\]")
 CSRF_VALUE = re.compile(r'name="resend-csrf_token" type="hidden" value="([^"]+)"')
 TYPO = "erika.mustermann@exmaple.com"
 FIXED = "erika.mustermann@example.com"
+BERLIN = ZoneInfo("Europe/Berlin")
 
 
 @pytest.fixture
@@ -457,3 +460,175 @@ def _calendar_part(message: Any) -> str:
     ]
     content = part.get_content()
     return content.decode() if isinstance(content, bytes) else content
+
+
+# ---- what is never sent again ----------------------------------------------------------------
+
+
+def _fail_every_email() -> None:
+    """Every email so far failed for good (a full mailbox, say)."""
+    db.session.execute(update(OutboxEmail).values(status=OutboxStatus.FAILED))
+    db.session.commit()
+
+
+def _resent_templates(resent: Any) -> list[str]:
+    return sorted(
+        db.session.scalars(select(OutboxEmail.template).where(OutboxEmail.id.in_(resent.email_ids)))
+    )
+
+
+def test_nothing_is_sent_again_to_a_patient_marked_deceased(
+    app: Flask, auth: AuthActions, clinic: Clinic, failed: dict[str, str]
+) -> None:
+    """The banner still says what the patient was never told, but offers no button: the
+    address may be read by the family. A post from a page shown before is refused."""
+    from booking.outcomes.services import mark_deceased
+
+    auth.login("coordinator")
+    client = auth.client
+    reference = failed["bounced"]
+    shown = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    with app.app_context():
+        mark_deceased(
+            db.session.scalars(
+                select(ConsultationRequest).where(ConsultationRequest.reference == reference)
+            ).one(),
+            db.session.get(StaffUser, clinic.coordinator.id),
+        )
+        before = db.session.scalar(select(func.count(OutboxEmail.id)))
+    page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert "The patient was not notified" in page
+    assert "resend-csrf_token" not in page
+    assert "Nothing is sent again: the patient is marked deceased" in page
+    response = client.post(
+        f"/staff/requests/{reference}/resend-emails",
+        data={"resend-csrf_token": CSRF_VALUE.search(shown).group(1), "resend-email": FIXED},
+        follow_redirects=True,
+    )
+    assert "No email can be sent to this patient: they are marked deceased" in response.get_data(
+        as_text=True
+    )
+    with app.app_context():
+        assert db.session.scalar(select(func.count(OutboxEmail.id))) == before
+
+
+@pytest.mark.parametrize("case", ["to come", "consent withdrawn", "visit past"])
+def test_a_failed_reminder_is_sent_again_only_of_a_visit_to_come(
+    app: Flask, clinic: Clinic, case: str
+) -> None:
+    """A reminder is sent again while the patient may be contacted and the visit is still
+    to come; after "no more reminders", or of a visit already begun, it is left out (the
+    receipt still goes again)."""
+    from booking.dashboard.services import resend_patient_emails
+    from booking.requests import emails
+    from booking.rights.services import withdraw_contact_consent
+
+    with app.app_context():
+        consultation = book_first_open_time(clinic)
+        assert emails.reminder(consultation, consultation.appointment) is not None
+        db.session.commit()
+        _fail_every_email()
+        if case == "consent withdrawn":
+            assert withdraw_contact_consent(consultation)
+        if case == "visit past":
+            # Time passed: the visit began (staff have not marked it yet). Moved by a
+            # statement, as time passing changes nothing else of the request.
+            past = now_utc() - timedelta(days=2)
+            db.session.execute(
+                update(Appointment)
+                .where(Appointment.request_id == consultation.id)
+                .values(
+                    starts_at=past,
+                    ends_at=past + timedelta(minutes=45),
+                    updated_at=Appointment.updated_at,  # nobody changed it
+                )
+                .execution_options(synchronize_session=False)
+            )
+            db.session.commit()
+        resent = resend_patient_emails(
+            consultation, db.session.get(StaffUser, clinic.coordinator.id), FIXED
+        )
+        templates = _resent_templates(resent)
+    assert "request_received" in templates
+    assert ("appointment_reminder" in templates) is (case == "to come")
+    assert resent.left_out == (0 if case == "to come" else 1)
+
+
+def test_a_failed_offer_is_not_sent_again_once_taken(app: Flask, clinic: Clinic) -> None:
+    """The offer the email was for (read from its link) was taken by another patient since:
+    it is left out; staff are told, and nothing else was left to send."""
+    from booking.dashboard.services import resend_patient_emails
+    from booking.requests import emails
+    from booking.requests.lifecycle import WorkflowError
+    from booking.scheduling.models import SlotOffer, SlotOfferRecipient
+
+    with app.app_context():
+        consultation = make_request()
+        other = make_request(email="otto@example.com", full_name="Otto Other")
+        starts_at = now_utc() + timedelta(days=10)
+        offer = SlotOffer(
+            token="offer-token-for-the-test",
+            appointment_type_id=clinic.type,
+            specialist_id=clinic.weber.id,
+            location_id=clinic.location,
+            starts_at=starts_at,
+        )
+        db.session.add(offer)
+        db.session.flush()
+        db.session.add(SlotOfferRecipient(offer_id=offer.id, request_id=consultation.id))
+        email = emails.waitlist_offer(consultation, offer, starts_at - timedelta(days=1))
+        assert emails.offer_token_in(email) == "offer-token-for-the-test"
+        # Only the offer failed: the receipt went out.
+        db.session.execute(
+            update(OutboxEmail)
+            .where(OutboxEmail.template == "request_received")
+            .values(status=OutboxStatus.SENT)
+        )
+        email.status = OutboxStatus.FAILED
+        offer.claimed_by_request_id, offer.claimed_at = other.id, now_utc()
+        db.session.commit()
+        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
+        with pytest.raises(WorkflowError, match="None of these emails is still to be sent"):
+            resend_patient_emails(consultation, coordinator, FIXED)
+
+
+@pytest.mark.parametrize("closed", [False, True])
+def test_a_failed_follow_up_invitation_is_sent_again_only_while_it_can_be_answered(
+    app: Flask, clinic: Clinic, closed: bool
+) -> None:
+    """The questionnaire the invitation's link opens (read from the link) closed since: the
+    invitation is left out. Still open, it goes again, its link as it was."""
+    from booking.dashboard import services as workflow
+    from booking.outcomes import schedule
+    from booking.outcomes.models import FollowUp, Plan, TreatmentPlan
+    from booking.outcomes.services import send_due_followups
+    from booking.scheduling.models import AppointmentType, Location
+
+    with app.app_context():
+        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
+        consultation = make_request(followup_consent=True)
+        workflow.confirm_request(
+            consultation,
+            coordinator,
+            workflow.Slot(
+                db.session.get(AppointmentType, clinic.type),
+                db.session.get(StaffUser, clinic.weber.id),
+                db.session.get(Location, clinic.location),
+                clinic_today() - timedelta(days=1),
+                time(10),
+            ),
+        )
+        workflow.complete_request(consultation, coordinator, Plan.PHYSIOTHERAPY, None)
+        plan = db.session.get(TreatmentPlan, consultation.id)
+        start = schedule.start_of(plan.consulted_on, plan.procedure_date)
+        # Sent at its due time, whose link is still open now.
+        sent = max(schedule.due_at(start, "6w", BERLIN), now_utc() - timedelta(days=1))
+        assert send_due_followups(now=sent)
+        _fail_every_email()
+        if closed:
+            db.session.scalars(select(FollowUp)).one().expires_at = now_utc() - timedelta(minutes=1)
+            db.session.commit()
+        resent = workflow.resend_patient_emails(consultation, coordinator, FIXED)
+        templates = _resent_templates(resent)
+    assert ("followup_invitation" in templates) is not closed
+    assert resent.left_out == (1 if closed else 0)

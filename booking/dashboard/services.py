@@ -28,12 +28,16 @@ from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.notifications.services import enqueue_delivery
 from booking.openinghours import clinic_closed_days
+from booking.outcomes.emails import token_in as followup_token_in
 from booking.outcomes.models import Plan
-from booking.outcomes.services import record_plan
+from booking.outcomes.services import can_answer, link_for_token, record_plan
 from booking.requests import emails, reminders
 from booking.requests.calls import CallbackAttempt, CallOutcome
 from booking.requests.events import EventKind, RequestEvent
 from booking.requests.lifecycle import (
+    FOLLOWUP_TEMPLATES,
+    OFFER_TEMPLATES,
+    REMINDER_TEMPLATES,
     TRANSITIONS,
     WorkflowError,
     add_event,
@@ -52,9 +56,10 @@ from booking.requests.models import (
     ConsultationRequest,
     Patient,
     RequestStatus,
+    may_be_contacted,
 )
 from booking.requests.queries import lock_request
-from booking.requests.waitlist import offer_freed_slot
+from booking.requests.waitlist import find_offer, offer_expired, offer_freed_slot, offered_to
 from booking.scheduling.availability import OpenSlot
 from booking.scheduling.ical import appointment_ics
 from booking.scheduling.models import (
@@ -931,11 +936,54 @@ def correct_contact(
 
 @dataclass(frozen=True)
 class Resent:
-    """What ``resend_patient_emails`` did: the new rows' ids, and how many failed emails
-    were outdated (not sent again: a new link to the patient's page went instead)."""
+    """What ``resend_patient_emails`` did: the new rows' ids, how many failed emails were
+    outdated (not sent again: a new link to the patient's page went instead), and how many
+    were left out (``still_wanted``: a reminder, an offer or an invitation of what is past,
+    or to a patient who may no longer be contacted)."""
 
     email_ids: list[int]
     outdated: int
+    left_out: int = 0
+
+
+# The failed emails that went unasked (``may_be_contacted``) and each about one thing to
+# come: sent again only while the patient may be contacted and it is still to come.
+UNASKED_TEMPLATES = REMINDER_TEMPLATES | OFFER_TEMPLATES | FOLLOWUP_TEMPLATES
+
+
+def still_wanted(consultation: ConsultationRequest, failed: OutboxEmail) -> bool:
+    """Whether a failed email may be sent again as it is: any but a reminder, an
+    earlier-time offer or a follow-up invitation; those only while the patient may still
+    be contacted (``may_be_contacted``) and what they are about is still to come: the
+    appointment (active, not begun; the request's one appointment, as the outbox row names
+    none), the offer (read from the token in its link: not taken, not closed, still for
+    this request) or the questionnaire (from its link: still open to an answer). One whose
+    link cannot be read (no longer whole) is left out."""
+    if failed.template not in UNASKED_TEMPLATES:
+        return True
+    contactable = db.session.scalar(
+        select(ConsultationRequest.id).where(
+            ConsultationRequest.id == consultation.id, may_be_contacted()
+        )
+    )
+    if contactable is None:
+        return False
+    now = now_utc()
+    if failed.template in REMINDER_TEMPLATES:
+        appointment = consultation.appointment
+        return appointment is not None and appointment.active and appointment.starts_at > now
+    if failed.template in OFFER_TEMPLATES:
+        token = emails.offer_token_in(failed)
+        offer = find_offer(token) if token else None
+        return (
+            offer is not None
+            and offer.claimed_by_request_id is None
+            and not offer_expired(offer, now)
+            and offered_to(offer, consultation)
+        )
+    token = followup_token_in(failed)
+    link = link_for_token(token) if token else None
+    return link is not None and can_answer(link.follow_up, now)
 
 
 def resend_patient_emails(
@@ -950,13 +998,33 @@ def resend_patient_emails(
     every private link sent so far, as "Send a new link" does: the wrong address may be
     somebody else's mailbox, which took the emails before the one that failed, and their
     links would go on opening the patient's page; the emails sent again carry new ones.
+    Refused when nothing may go to the patient (``Patient.writable_address``: marked
+    deceased, no address); a reminder, an offer or an invitation no longer wanted
+    (``still_wanted``) is left out, and refused when nothing else is left.
     Audited with the ids, whether the address changed and how many links ended (never the
     address: the audit trail outlives an erasure)."""
     consultation = lock_request(consultation)
     check_may_work(consultation, actor)
+    if not consultation.patient.writable_address:
+        raise WorkflowError(
+            _(
+                "No email can be sent to this patient: they are marked deceased or left no "
+                "email address."
+            )
+        )
     failed = emails.unnotified(consultation)
     if not failed:
         raise WorkflowError(_("Every email to the patient went out or is on its way."))
+    # A reminder, an offer or an invitation no longer wanted is not sent again (nor
+    # replaced by a new link: it told of nothing the patient's page shows).
+    wanted = [e for e in failed if still_wanted(consultation, e)]
+    if not wanted:
+        raise WorkflowError(
+            _(
+                "None of these emails is still to be sent: what they were about is past, or "
+                "the patient may no longer be contacted."
+            )
+        )
     address = address.strip()
     changed = address != (consultation.patient.email or "")
     revoked = 0
@@ -979,14 +1047,15 @@ def resend_patient_emails(
         last_change = altered if last_change is None else max(last_change, altered)
     current = [
         e
-        for e in failed
+        for e in wanted
         if (last_change is None or e.created_at >= last_change)
         and not emails.outdated_by_calendar(consultation, e)
     ]
+    left_out = [email.id for email in failed if email not in wanted]
     copies = [emails.resend(consultation, email) for email in current]
     for email in failed:
         emails.retire(email)
-    if len(current) < len(failed) and (link_email := emails.new_link(consultation)) is not None:
+    if len(current) < len(wanted) and (link_email := emails.new_link(consultation)) is not None:
         copies.append(link_email)
     add_event(
         consultation,
@@ -1007,6 +1076,7 @@ def resend_patient_emails(
         actor=actor,
         details={
             "failed_email_ids": [email.id for email in failed],
+            **({"left_out_email_ids": left_out} if left_out else {}),
             "new_email_ids": [copy.id for copy in copies],
             "address_changed": changed,
             "links_revoked": revoked,
@@ -1015,4 +1085,4 @@ def resend_patient_emails(
     db.session.commit()
     ids = [copy.id for copy in copies]
     enqueue_delivery(ids)
-    return Resent(ids, len(failed) - len(current))
+    return Resent(ids, len(wanted) - len(current), len(left_out))

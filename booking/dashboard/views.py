@@ -296,6 +296,8 @@ def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: 
         timeline=_timeline(consultation, forms["thread"]),
         manage_links=active_links(consultation),
         unnotified=unnotified,
+        # Nothing is sent again to a patient marked deceased (or with no address).
+        can_resend=bool(consultation.patient.writable_address),
         asks=asked,
         checklist=asks.checklist_rows(consultation, asked, items),
         scan_labels=SCAN_LABELS,
@@ -660,6 +662,17 @@ def resend_emails(reference: str) -> Response | tuple[str, int]:
                 "%(num)d older emails were not sent again: the request has changed since. The "
                 "patient gets a new link to their page instead, which shows it as it is now.",
                 resent.outdated,
+            ),
+            "info",
+        )
+    if resent.left_out:
+        flash(
+            ngettext(
+                "%(num)d reminder, offer or follow-up invitation was not sent again: what it "
+                "was about is past, or the patient may no longer be contacted.",
+                "%(num)d reminders, offers or follow-up invitations were not sent again: what "
+                "they were about is past, or the patient may no longer be contacted.",
+                resent.left_out,
             ),
             "info",
         )

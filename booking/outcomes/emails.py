@@ -4,6 +4,7 @@ hash is kept) and the link that stops further invitations. No medical details.""
 
 from __future__ import annotations
 
+import re
 import secrets
 
 from flask import current_app
@@ -55,6 +56,18 @@ def issue_link(follow_up: FollowUp) -> str:
     token = secrets.token_urlsafe(TOKEN_BYTES)
     db.session.add(FollowUpLink(follow_up_id=follow_up.id, token_hash=text_digest(token)))
     return token
+
+
+# A follow-up link in an invitation's bodies (``invitation``): the only thing in the outbox
+# row that names its follow-up.
+LINK_RE = re.compile(r"/follow-up/open/([A-Za-z0-9_-]+)")
+
+
+def token_in(email: OutboxEmail) -> str | None:
+    """The follow-up link's token in ``email`` (a ``followup_invitation``); None when the
+    link is no longer whole (redacted once it was retired)."""
+    found = LINK_RE.search(email.body_text or "")
+    return found.group(1) if found else None
 
 
 def invitation(

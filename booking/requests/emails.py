@@ -151,6 +151,16 @@ def outdated_by_calendar(consultation: ConsultationRequest, email: OutboxEmail) 
 
 # A private link in an email's bodies (an offer's page after it keeps its own part).
 PRIVATE_LINK_RE = re.compile(r"https?://[^\s\"'<>]*?/manage/open/[A-Za-z0-9_-]+")
+# The offer an earlier-time offer's email is for: its link ends with the offer's token
+# (``links.offer_url``), the one thing in the outbox row that names it.
+OFFER_LINK_RE = re.compile(r"/manage/open/[A-Za-z0-9_-]+/offers/([A-Za-z0-9_-]+)")
+
+
+def offer_token_in(email: OutboxEmail) -> str | None:
+    """The token of the offer ``email`` (a ``waitlist_offer``) is for; None when its link
+    is no longer whole (a retired email's, ``retire``)."""
+    found = OFFER_LINK_RE.search(email.body_text or "")
+    return found.group(1) if found else None
 
 
 def resend(consultation: ConsultationRequest, failed: OutboxEmail) -> OutboxEmail:
