@@ -120,6 +120,23 @@ def test_withdrawing_contact_consent_keeps_the_request_and_stops_offers(
     assert "Pregabalin" not in email.body_text
 
 
+def test_no_rights_email_goes_to_a_patient_marked_deceased(app: Flask) -> None:
+    """Nothing more goes to the address of a patient marked deceased (the family may read
+    it): a change of their rights made since (a consent withdrawn, a download) is not
+    emailed either."""
+    from booking.outcomes.services import mark_deceased
+    from booking.rights.emails import RightsEvent, rights_notice
+    from booking.rights.services import withdraw_contact_consent
+
+    with app.app_context():
+        consultation = make_request()
+        mark_deceased(consultation, make_staff("admin", "admin@example.com"))
+        assert withdraw_contact_consent(consultation)
+        assert rights_notice(consultation, RightsEvent.DATA_DOWNLOADED) is None
+        db.session.commit()
+    assert _emails(app, "rights_update") == []
+
+
 def test_no_reminder_goes_to_a_patient_who_withdrew_consent(
     app: Flask, client: FlaskClient, patient: dict
 ) -> None:

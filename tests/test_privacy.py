@@ -666,6 +666,36 @@ def test_erasure_needs_the_reference_or_address_typed(
     assert not audit_rows(app, "patient_erased")
 
 
+def test_a_patient_marked_deceased_is_not_emailed_the_erasure(
+    admin_client: FlaskClient, clinic: Patients, app: Flask
+) -> None:
+    """Marked deceased on one of her requests, nothing goes to her address (the family may
+    read it): not the erasure's confirmation either, and the admin is told why."""
+    first = clinic.erika[0]
+    with app.app_context():
+        db.session.execute(
+            update(Patient)
+            .where(
+                Patient.id.in_(
+                    select(ConsultationRequest.patient_id).where(
+                        ConsultationRequest.reference == clinic.erika[1]
+                    )
+                )
+            )
+            .values(deceased_at=now_utc())
+        )
+        db.session.commit()
+    response = erase(admin_client, first, first)
+    assert response.status_code == 302
+    page = admin_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "No email was sent: the patient is marked deceased." in page
+    assert "An email telling the patient" not in page and "left no email address" not in page
+    with app.app_context():
+        assert _count(OutboxEmail, func.lower(OutboxEmail.recipient) == ERIKA.lower()) == 0
+    (event,) = audit_rows(app, "patient_erased")
+    assert event.details["patient_emailed"] is False
+
+
 def test_a_patient_with_an_open_request_is_not_erased(
     admin_client: FlaskClient, clinic: Patients, app: Flask, upload_dir: Path
 ) -> None:

@@ -137,6 +137,8 @@ class ErasureResult:
     patient_emailed: bool = False
     # The codes their records carried in registry exports: each registry must be asked.
     registry_codes: list[str] = field(default_factory=list)
+    # Not emailed because staff marked them deceased (not for want of an address).
+    patient_deceased: bool = False
 
 
 @dataclass
@@ -401,10 +403,16 @@ def erase_patient(reference: str, confirmation: str, actor: StaffUser) -> Erasur
         # registry it sent one to to delete that code's rows (GDPR Art. 19), so the codes
         # are kept in the audit row (a random code, which nothing links to a person after).
         registry_codes = sorted(existing_registry_codes({r.patient_id for r in requests}).values())
+        # Marked deceased on any of their requests, nothing goes to the address
+        # (``Patient.writable_address``): the family may read it.
+        deceased = any(r.patient.deceased_at is not None for r in requests)
+        writable = None if deceased else email
         counts = _delete_requests([r.id for r in requests], email=email, closed_by_id=actor.id)
         # The patient is told, in the same transaction (after the deletion, which takes every
         # email to their address): the one email about them the outbox forgets once sent.
-        confirmation = rights_emails.erasure_done(email, locale, references) if email else None
+        confirmation = (
+            rights_emails.erasure_done(writable, locale, references) if writable else None
+        )
         record(
             "patient_erased",
             target_type="patient",
@@ -440,6 +448,7 @@ def erase_patient(reference: str, confirmation: str, actor: StaffUser) -> Erasur
         pending,
         patient_emailed=confirmation is not None,
         registry_codes=registry_codes,
+        patient_deceased=deceased,
     )
 
 

@@ -169,6 +169,8 @@ def erase(reference: str) -> Response | tuple[str, int]:
                     ),
                     "info",
                 )
+            elif result.patient_deceased:
+                flash(_("No email was sent: the patient is marked deceased."), "info")
             else:
                 flash(
                     _(

@@ -35,8 +35,10 @@ class RightsEvent(enum.StrEnum):
 def rights_notice(
     consultation: ConsultationRequest, event: RightsEvent, explanation: str | None = None
 ) -> OutboxEmail | None:
-    """One email to the patient that ``event`` happened; None without an address."""
-    if not consultation.patient.email:
+    """One email to the patient that ``event`` happened; None when nothing may go to them
+    (``Patient.writable_address``: no address, or marked deceased)."""
+    recipient = consultation.patient.writable_address
+    if not recipient:
         return None
     with force_locale(consultation.locale):
         subject = _(
@@ -45,7 +47,7 @@ def rights_notice(
         )
     return queue_email(
         template="rights_update",
-        recipient=consultation.patient.email,
+        recipient=recipient,
         subject=subject,
         locale=consultation.locale,
         request_id=consultation.id,
