@@ -679,6 +679,47 @@ def test_a_request_confirmed_while_waiting_stops_asking_and_reminding(
     assert "Asked, not sent" in record and "Asked, waiting" not in record
 
 
+@pytest.mark.parametrize(("action", "locale"), [("decline", "en"), ("cancel", "es")])
+def test_an_ask_email_still_waiting_is_withdrawn_when_the_request_closes(
+    app: Flask, action: str, locale: str
+) -> None:
+    """The ask's email and its reminder wait for the mail server; staff then decline or
+    cancel the request: neither goes (the closing email says where it stands). Told apart
+    from the request's other emails by their subject, in the patient's language."""
+    from booking.dashboard import services as workflow
+    from booking.requests import emails
+
+    with app.app_context():
+        coordinator = make_staff("coordinator", "coord@example.com")
+        consultation = make_request(locale=locale)
+        asks.ask_patient(consultation, coordinator, ["imaging_report"], None)
+        emails.information_reminder(consultation)
+        db.session.commit()
+        asked = set(
+            db.session.scalars(
+                select(OutboxEmail.subject).where(
+                    OutboxEmail.id.in_(emails.waiting_ask_emails(consultation))
+                )
+            )
+        )
+        assert len(asked) == 2
+        if action == "decline":
+            workflow.decline_request(consultation, coordinator, "Not a case for us.")
+        else:
+            workflow.cancel_request(consultation, coordinator)
+        waiting = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.request_id == consultation.id)
+        ).all()
+    # (By subject: SQLite gives a deleted row's id to the next one.)
+    assert asked.isdisjoint(e.subject for e in waiting)
+    # The receipt, the clinic's notice and the closing email still go.
+    assert sorted(e.template for e in waiting) == [
+        "new_request_staff",
+        "request_received",
+        "request_update",
+    ]
+
+
 def test_an_answer_with_more_files_than_the_request_has_room_for_stores_nothing(
     app_settings: dict[str, Any], app: Flask, staff_client: FlaskClient, upload_dir: Path
 ) -> None:

@@ -445,6 +445,53 @@ LINKED_UPDATES = frozenset(
 )
 
 
+def _update_subjects(consultation: ConsultationRequest) -> dict[str, str]:
+    """The subject of each kind of ``patient_update``, in the current language."""
+    reference = consultation.reference
+    return {
+        "confirmed": _("Your appointment is confirmed (%(reference)s)", reference=reference),
+        "rescheduled": _("Your appointment has changed (%(reference)s)", reference=reference),
+        "join_link": _("How to join your video appointment (%(reference)s)", reference=reference),
+        "declined": _("About your request %(reference)s", reference=reference),
+        "cancelled": _("Your request %(reference)s is cancelled", reference=reference),
+        "completed": _("Thank you for your visit (%(reference)s)", reference=reference),
+        "no_show": _("We missed you at your appointment (%(reference)s)", reference=reference),
+        "information_needed": _("We need something from you (%(reference)s)", reference=reference),
+        "information_reminder": _(
+            "Reminder: we still need something from you (%(reference)s)", reference=reference
+        ),
+        "information_received": _(
+            "Thank you: we received your information (%(reference)s)", reference=reference
+        ),
+        "information_withdrawn": _(
+            "You need not send us anything more (%(reference)s)", reference=reference
+        ),
+    }
+
+
+# The request for information's emails (``asks``): the ask's and its one reminder.
+ASK_KINDS = ("information_needed", "information_reminder")
+
+
+def waiting_ask_emails(consultation: ConsultationRequest) -> list[int]:
+    """The request's emails asking the patient for information (``ASK_KINDS``) not sent
+    yet. The outbox row keeps no kind: among the status emails (``request_update``) they
+    are the ones with an ask's subject, which names the kind in the request's language and
+    its reference (composed by the same ``_update_subjects``)."""
+    with force_locale(consultation.locale):
+        subjects = _update_subjects(consultation)
+    return list(
+        db.session.scalars(
+            select(OutboxEmail.id).where(
+                OutboxEmail.request_id == consultation.id,
+                OutboxEmail.template == "request_update",
+                OutboxEmail.subject.in_([subjects[kind] for kind in ASK_KINDS]),
+                OutboxEmail.still_to_go(),
+            )
+        )
+    )
+
+
 def patient_update(
     consultation: ConsultationRequest,
     kind: str,
@@ -456,42 +503,20 @@ def patient_update(
     cancelled, completed, no_show, join_link (a video visit's link, given by staff) or one of
     the request for information's (needed, reminder, received); ``ics`` the calendar update
     that goes with it."""
-    reference = consultation.reference
     appointment = consultation.appointment
     with force_locale(consultation.locale):
-        subjects = {
-            "confirmed": _("Your appointment is confirmed (%(reference)s)", reference=reference),
-            "rescheduled": _("Your appointment has changed (%(reference)s)", reference=reference),
-            "join_link": _(
-                "How to join your video appointment (%(reference)s)", reference=reference
-            ),
-            "declined": _("About your request %(reference)s", reference=reference),
-            "cancelled": _("Your request %(reference)s is cancelled", reference=reference),
-            "completed": _("Thank you for your visit (%(reference)s)", reference=reference),
-            "no_show": _("We missed you at your appointment (%(reference)s)", reference=reference),
-            "information_needed": _(
-                "We need something from you (%(reference)s)", reference=reference
-            ),
-            "information_reminder": _(
-                "Reminder: we still need something from you (%(reference)s)", reference=reference
-            ),
-            "information_received": _(
-                "Thank you: we received your information (%(reference)s)", reference=reference
-            ),
-            "information_withdrawn": _(
-                "You need not send us anything more (%(reference)s)", reference=reference
-            ),
-        }
-        subject = subjects[kind]
+        subject = _update_subjects(consultation)[kind]
         if kind == "rescheduled" and consultation.is_unconfirmed:
             # The patient moved a time they hold: still not confirmed, as the email says.
-            subject = _("The time you hold has changed (%(reference)s)", reference=reference)
+            subject = _(
+                "The time you hold has changed (%(reference)s)", reference=consultation.reference
+            )
         if kind == "no_show" and appointment is not None:
             # Named by its date, never "today": staff may mark it on a later day.
             subject = _(
                 "We missed you at your appointment on %(when)s (%(reference)s)",
                 when=visit_when(appointment),
-                reference=reference,
+                reference=consultation.reference,
             )
     email = _to_patient(
         consultation,

@@ -32,7 +32,11 @@ from sqlalchemy import select
 from booking.audit.services import changes, record
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
-from booking.notifications.services import withdraw_calendar_emails, withdraw_pending
+from booking.notifications.services import (
+    withdraw_calendar_emails,
+    withdraw_emails,
+    withdraw_pending,
+)
 from booking.requests import emails
 from booking.requests.events import EventKind, RequestEvent
 from booking.requests.models import (
@@ -394,6 +398,16 @@ def record_change(
         from booking.requests.asks import close_open_asks
 
         close_open_asks(consultation)
+    asked = 0
+    if before["status"] == S.AWAITING_PATIENT.value and consultation.status not in (
+        S.AWAITING_PATIENT,
+        S.REQUESTED,
+    ):
+        # Nor is it asked by email: the ask's email and its reminder not sent yet go too
+        # (the email of the confirmation, decline or cancellation says where it stands).
+        # Not when the ask itself ended (back to "requested": answered, or withdrawn by
+        # staff), whose own email answers it.
+        asked = withdraw_emails(emails.waiting_ask_emails(consultation))
     db.session.flush()
     add_event(
         consultation,
@@ -404,7 +418,7 @@ def record_change(
     )
     db.session.flush()
     after = snapshot(consultation)
-    withdrawn = withdraw_pending(consultation.id, _outdated_by(before, after, consultation))
+    withdrawn = asked + withdraw_pending(consultation.id, _outdated_by(before, after, consultation))
     record(
         action,
         target_type="request",
