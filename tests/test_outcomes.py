@@ -24,6 +24,7 @@ from booking.audit.models import AuditEvent
 from booking.dashboard import services as workflow
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
+from booking.outcomes import emails as outcome_emails
 from booking.outcomes import schedule
 from booking.outcomes.labels import GPE_WORSE
 from booking.outcomes.models import FollowUp, FollowUpLink, Plan, RegistryCode, TreatmentPlan
@@ -919,6 +920,19 @@ def test_no_invitation_without_consent_or_to_the_deceased(app: Flask, why: str) 
         at = schedule.due_at(_start(consultation.id), "6w", BERLIN) + timedelta(minutes=1)
         assert send_due_followups(now=at) == []
         assert _invitations() == []
+
+
+def test_no_invitation_email_is_written_to_a_patient_marked_deceased(app: Flask) -> None:
+    """The jobs leave a deceased patient out before writing; the email's own rule says so
+    too (``Patient.writable_address``), for any caller: a reminder of an invitation sent
+    before the patient was marked is not written."""
+    with app.app_context():
+        consultation = _completed()
+        at = schedule.due_at(_start(consultation.id), "6w", BERLIN) + timedelta(minutes=1)
+        assert len(send_due_followups(now=at)) == 1
+        follow_up = db.session.scalars(select(FollowUp)).one()
+        mark_deceased(consultation, staff_user(make_staff("admin").email))
+        assert outcome_emails.invitation(consultation, follow_up, reminder=True) is None
 
 
 def test_a_late_invitations_link_closes_when_the_next_time_point_falls_due(app: Flask) -> None:

@@ -73,8 +73,10 @@ def token_in(email: OutboxEmail) -> str | None:
 def invitation(
     consultation: ConsultationRequest, follow_up: FollowUp, *, reminder: bool = False
 ) -> OutboxEmail | None:
-    """None when the patient left no email address."""
-    if not consultation.patient.email:
+    """None when the patient left no email address, or is marked deceased
+    (``Patient.writable_address``)."""
+    address = consultation.patient.writable_address
+    if not address:
         return None
     token = issue_link(follow_up)
     clinic = current_app.config["CLINIC_NAME"]
@@ -86,7 +88,7 @@ def invitation(
         )
     return queue_email(
         template="followup_invitation",
-        recipient=consultation.patient.email,
+        recipient=address,
         subject=subject,
         locale=consultation.locale,
         request_id=consultation.id,
