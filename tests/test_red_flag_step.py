@@ -573,7 +573,7 @@ def test_an_emergency_answer_changed_to_no_makes_the_request_urgent(
         [receipt] = db.session.scalars(
             select(OutboxEmail.body_text).where(OutboxEmail.recipient.notlike("coordinators@%"))
         ).all()
-    assert note.startswith("Before sending, the patient changed these urgent-symptom answers")
+    assert note.startswith("Before sending, the patient changed these red-flag answers")
     bladder = str(triage.BY_CODE["bladder_bowel"].question)
     fever = str(triage.BY_CODE["fever"].question)
     assert bladder in note and fever in note
@@ -589,7 +589,7 @@ def test_an_emergency_answer_changed_to_no_makes_the_request_urgent(
     queue = client.get("/staff/").get_data(as_text=True)
     assert "answer changed to no" in queue
     record = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
-    assert "Urgent-symptom answers changed from yes to no before sending" in record
+    assert "Red-flag answers changed from yes to no before sending" in record
     assert "please call the patient to check" in record
 
 

@@ -360,7 +360,7 @@ def _note_withdrawn_red_flags(consultation: ConsultationRequest) -> None:
         kind=EventKind.NOTE,
         actor=None,
         body=(
-            "Before sending, the patient changed these urgent-symptom answers from yes to no: "
+            "Before sending, the patient changed these red-flag answers from yes to no: "
             f"{questions}. Please check with them."
         ),
     )
