@@ -289,6 +289,9 @@ def test_the_finish_later_email_repeats_the_drafts_advice(
         else:
             assert body.index(title) < body.index(nobody) < body.index("Hello,")
             assert "If you cannot reach them, call an out-of-hours service." in body
+            # The words of before sending: the clinic calls once the request is sent.
+            assert "once it is sent, we will call you back soon" in body
+            assert "evaluation, and we will call you back soon" not in body
         assert body.count("go to the nearest emergency department now") == 1  # the footer's
 
 

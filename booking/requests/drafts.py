@@ -357,7 +357,7 @@ def send_resume_link(
         locale=draft.locale,
         resume_url=public_url(resume_path.format(token=token)),
         expires_at=draft.expires_at,
-        advice=triage.advice(red_flags),
+        advice=triage.advice_before_sending(red_flags),  # nothing is sent yet
     )
     db.session.flush()
     email_id = queued.id
