@@ -269,6 +269,12 @@ class ConsultationRequest(db.Model):
         return triage.combinations(self.red_flags or ())
 
     @property
+    def triage_by_combination(self) -> bool:
+        """Whether a combination of the answers, not one alone, sets the triage level
+        (``triage.decided_by_combination``)."""
+        return triage.decided_by_combination(self.red_flags or ())
+
+    @property
     def unreached(self) -> bool:
         """Emergency or urgent, and no call logged has reached the patient
         (``acknowledged_at``): the call-back the patient was promised is still owed."""

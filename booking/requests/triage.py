@@ -332,6 +332,15 @@ def pathway(codes: Iterable[str]) -> str:
     return next(p for p in PATHWAYS if p in found)
 
 
+def decided_by_combination(codes: Iterable[str]) -> bool:
+    """Whether a combination (``COMBINATIONS``), not any answer alone, makes the flags'
+    pathway what it is: a fever with a cancer history and weight loss is urgent for the
+    fever alone, and staff must not read that the combination decided it."""
+    given = set(codes)
+    alone = next(p for p in PATHWAYS if p in {ROUTINE} | {BY_CODE[c].pathway for c in given})
+    return pathway(given) != alone
+
+
 def combinations(codes: Iterable[str]) -> list[Combination]:
     """The ``COMBINATIONS`` the flags answered "yes" meet: why answers each only to review
     alone make a request urgent together (staff read the ``reason``)."""
