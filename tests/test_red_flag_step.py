@@ -730,6 +730,25 @@ class TestEmergencyPastTheRateLimit:
             assert _count(RequestDraft) == 1 + 3
         assert answer_red_flags(app.test_client(), yes={"fever"}).status_code == 429
 
+    def test_an_emergency_answer_changed_to_no_past_the_limit_is_kept(
+        self, app: Flask, client: FlaskClient
+    ) -> None:
+        """Past the limit of drafts that emergency answers start (others on the same
+        network: a clinic's Wi-Fi, a carrier's shared address), no draft holds this
+        browser's emergency "yes"; changed to "no" from the emergency page, it still makes
+        the request urgent on the emergency's clock (it was sent routine)."""
+        for _ in range(3):
+            answer_red_flags(app.test_client(), yes={"saddle_numbness"})
+        response = answer_red_flags(client, yes={"saddle_numbness"})
+        assert response.location == "/request/emergency"
+        assert client.get("/request/emergency").status_code == 200
+        assert post_request(client, valid_answers()).status_code == 303
+        with app.app_context():
+            sent = db.session.scalars(select(ConsultationRequest)).one()
+            assert sent.withdrawn_red_flags == ["saddle_numbness"]
+            assert sent.triage_level == TriageLevel.URGENT
+            assert sent.call_back_level == TriageLevel.EMERGENCY
+
     def test_the_emergency_page_itself_is_never_limited(
         self, app: Flask, client: FlaskClient
     ) -> None:

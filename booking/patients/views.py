@@ -223,10 +223,15 @@ def red_flags() -> Response | tuple[str, int]:
         return redirect(url_for("patients.draft_hidden"), code=303)
     elif form.validate_on_submit():
         answers = form.answers()
+        # This browser's last answers to the step: past the limit of drafts emergency answers
+        # start (``_may_start_emergency_draft``) no draft holds its emergency "yes", and the
+        # patient back from the emergency page who changes it to "no" must not lose that.
+        earlier = carried_red_flags(session.get(RED_FLAGS_KEY)) or {}
         session[RED_FLAGS_KEY] = answers
         # With scripts, an emergency "yes" shows its advice at once, and the patient may change
         # it to "no" before sending the step: the script names the questions ticked yes.
         ticked = {name.removeprefix("red_") for name in request.form.getlist("ticked_yes")}
+        ticked |= {code for code, answer in earlier.items() if answer == "yes"}
         flags = [code for code, answer in answers.items() if answer == "yes"]
         emergency = triage.pathway(flags) == triage.EMERGENCY
         reached = _save_red_flags(draft, answers, ticked, emergency)
