@@ -415,6 +415,32 @@ def test_an_answer_to_an_ask_the_clinic_replaced_since_the_page_showed_it_is_not
         assert (answered.question, answered.answer) == ("Which painkillers?", "Ibuprofen.")
 
 
+def test_a_page_shown_before_the_form_named_its_ask_is_answered_unless_an_ask_was_withdrawn(
+    app: Flask, staff_client: FlaskClient
+) -> None:
+    """A page open while the release that added the ask's id came in posts none: its answer
+    is taken for the open ask when nothing could be mixed up with it (no ask withdrawn),
+    and refused as changed otherwise."""
+    reference = _new_request(app)
+    assert _ask(staff_client, reference, [], "Which side hurts more?").status_code == 302
+    patient, url = _patient(app, reference)
+    page = patient.get(url).get_data(as_text=True)
+    old_page = {"answer-csrf_token": _tokens(page)["answer-csrf_token"], "answer-answer": "Left."}
+    assert patient.post(f"{url}/answer", data=old_page).status_code == 302
+    with app.app_context():
+        assert asks.asks_of(_load(app, reference))[0].answer == "Left."
+    other = _new_request(app)
+    assert _ask(staff_client, other, [], "Did you fall?").status_code == 302
+    record = staff_client.get(f"/staff/requests/{other}").get_data(as_text=True)
+    withdraw = {"withdraw-csrf_token": _tokens(record)["withdraw-csrf_token"]}
+    assert staff_client.post(f"/staff/requests/{other}/ask/withdraw", data=withdraw).status_code
+    assert _ask(staff_client, other, [], "Which painkillers?").status_code == 302
+    patient, url = _patient(app, other)
+    page = patient.get(url).get_data(as_text=True)
+    old_page = {"answer-csrf_token": _tokens(page)["answer-csrf_token"], "answer-answer": "No."}
+    assert patient.post(f"{url}/answer", data=old_page).status_code == 409
+
+
 def test_staff_can_stop_waiting_and_the_patient_is_told_to_send_nothing(
     app: Flask, staff_client: FlaskClient
 ) -> None:

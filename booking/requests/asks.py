@@ -427,7 +427,7 @@ def _open_ask_with_room(
     ask = open_ask(consultation)
     if ask is None or consultation.status != RequestStatus.AWAITING_PATIENT:
         raise AskError(_("We are not waiting for anything from you at the moment."))
-    if ask.id != ask_id:
+    if ask.id != ask_id and not (ask_id is None and not _withdrawn_any(consultation)):
         raise AskChanged(
             _(
                 "The clinic has changed what it is asking you for since you opened this page. "
@@ -437,6 +437,22 @@ def _open_ask_with_room(
     if (full := no_room_for(consultation, adding)) is not None:
         raise AskError(full)
     return ask
+
+
+def _withdrawn_any(consultation: ConsultationRequest) -> bool:
+    """Whether staff ever withdrew an ask of this request: a page that names no ask (shown
+    before the form carried one) may then show another than the one open now."""
+    return (
+        db.session.scalar(
+            select(InformationRequest.id)
+            .where(
+                InformationRequest.request_id == consultation.id,
+                InformationRequest.withdrawn_at.is_not(None),
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def answer_ask(
