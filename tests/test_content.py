@@ -39,6 +39,7 @@ STAFF_ONLY = (
     "booking/templates/email/_staff", "booking/templates/email/new_request_staff",
     "booking/templates/email/patient_action_staff",
     "booking/templates/email/callback_staff", "booking/templates/email/escalation_staff",
+    "booking/templates/email/triage_raised_staff",
     "booking/templates/email/staff_password_reset", "booking/templates/dev/", "booking/cli.py",
     "booking/dashboard/forms.py", "booking/dashboard/views.py", "booking/dashboard/export.py",
     "booking/dashboard/queries.py", "booking/dashboard/summary.py", "booking/privacy/",

@@ -38,6 +38,7 @@ STAFF_EMAILS = frozenset(
         "page_feedback_staff",
         "patient_action_staff",
         "staff_password_reset",
+        "triage_raised_staff",
     }
 )
 PATIENT_EMAILS = sorted({path.stem for path in EMAIL_TEMPLATES.glob("[!_]*.*")} - STAFF_EMAILS)

@@ -737,3 +737,47 @@ def test_the_downgrade_before_superseded_follow_ups_refuses_to_delete_answers(
             conn.execute(sa.text("DELETE FROM follow_up WHERE superseded_at IS NOT NULL"))
         downgrade(directory=MIGRATIONS, revision=BEFORE_SUPERSEDED)
         db.engine.dispose()
+
+
+BEFORE_TRIAGE_RAISED = "b9d3f7a1c5e2"
+
+
+def test_the_raise_of_a_triage_level_comes_and_goes_with_its_column(
+    empty_database: str, tmp_path: Path
+) -> None:
+    """Migration c7e2a9f4d1b6: the moment staff raised a request's level. Requests stored
+    before it were never raised (empty); taken back, the column goes and the requests stay,
+    at the level they were raised to."""
+    from datetime import UTC, datetime
+
+    from booking.dashboard.services import raise_triage
+    from booking.requests.models import ConsultationRequest, TriageLevel
+    from tests.factories import make_request, make_staff
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database, "UPLOAD_DIR": str(tmp_path)})
+    with app.app_context():
+        upgrade(directory=MIGRATIONS)
+        coordinator = make_staff("coordinator")
+        raised = make_request()
+        raised_id, kept_id = raised.id, make_request().id
+        at = datetime(2026, 11, 16, 8, tzinfo=UTC)
+        raise_triage(raised, coordinator, TriageLevel.URGENT, "New symptoms", now=at)
+        assert db.session.get(ConsultationRequest, raised_id).triage_raised_at == at
+        db.session.remove()
+
+        downgrade(directory=MIGRATIONS, revision=BEFORE_TRIAGE_RAISED)
+        with db.engine.connect() as conn:
+            columns = {c["name"] for c in sa.inspect(conn).get_columns("consultation_request")}
+            rows = conn.execute(
+                sa.text("SELECT id, triage_level, priority FROM consultation_request ORDER BY id")
+            ).all()
+        assert "triage_raised_at" not in columns
+        assert [tuple(row) for row in rows] == [(raised_id, "urgent", 1), (kept_id, "routine", 0)]
+
+        upgrade(directory=MIGRATIONS)
+        with db.engine.connect() as conn:
+            stored = conn.execute(
+                sa.text("SELECT id, triage_raised_at FROM consultation_request ORDER BY id")
+            ).all()
+        assert [tuple(row) for row in stored] == [(raised_id, None), (kept_id, None)]
+        db.engine.dispose()

@@ -104,6 +104,7 @@ ACCESS: dict[str, Access] = {
     "dashboard.ask_patient": EVERY_ROLE_ASSIGNED,
     "dashboard.withdraw_ask": EVERY_ROLE_ASSIGNED,
     "dashboard.information_reviewed": EVERY_ROLE_ASSIGNED,
+    "dashboard.raise_triage": EVERY_ROLE_ASSIGNED,
 }
 
 # Pages that send a role on to another (endpoint: where), instead of answering themselves.
@@ -137,6 +138,7 @@ FORM_PREFIXES = (
     "reviewed-",
     "deceased-",
     "contact-",
+    "raise-",
 )
 
 

@@ -51,6 +51,7 @@ ACTION_LABELS: dict[str, LazyString] = {
     "information_received": _l("Information received from patient"),
     "information_reviewed": _l("Information from patient reviewed"),
     "note_added": _l("Note added"),
+    "triage_raised": _l("Triage level raised by staff"),
     "callback_logged": _l("Call to patient logged"),
     "message_sent": _l("Message sent"),
     "join_link_set": _l("Video visit link set"),

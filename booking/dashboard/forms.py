@@ -53,6 +53,7 @@ from booking.urlargs import FIRST_YEAR, LAST_YEAR, date_arg, int_arg, text_arg
 
 MAX_SEARCH = 100
 MAX_JOIN_LINK = 500
+MAX_RAISE_REASON = 1000
 
 
 def queue_filters(args: MultiDict) -> QueueFilters:
@@ -423,6 +424,42 @@ class JoinLinkForm(SeenState, BaseForm):
         if len(value) > MAX_JOIN_LINK:
             raise ValidationError(_("Please enter a link of at most 500 characters."))
         field.data = value
+
+
+RAISE_LABELS = {
+    TriageLevel.URGENT: _l("Urgent: call the patient back today"),
+    TriageLevel.EMERGENCY: _l("Emergency: call the patient back at once"),
+}
+
+
+class RaiseTriageForm(SeenState, BaseForm):
+    """Raising the request's triage level (``services.raise_triage``): only the levels above
+    its own are offered (``levels``), with staff's reason; ``shown`` is the level the page
+    showed, so a raise made meanwhile by a colleague is not made again unseen."""
+
+    prefix = "raise"
+
+    shown = HiddenField()
+    level = ChoiceField(
+        _l("New triage level"),
+        validators=[InputRequired(_l("Please choose the new triage level."))],
+    )
+    reason = TextAreaField(
+        _l("Why (the new symptoms, and how the patient told you)"),
+        validators=[
+            DataRequired(_l("Please write why the triage level is raised.")),
+            too_long(MAX_RAISE_REASON),
+        ],
+        description=_l(
+            "On the timeline, like a note: not shown or sent to the patient, never in the "
+            "alert email; a copy of their data they ask for includes it. The clinic's inbox "
+            "is alerted, and the call-back target counts from now."
+        ),
+    )
+
+    def __init__(self, *args: Any, levels: list[TriageLevel] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.level.choices = options([(level.value, RAISE_LABELS[level]) for level in levels or []])
 
 
 class NoteForm(BaseForm):

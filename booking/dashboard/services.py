@@ -20,7 +20,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
-from booking.audit.services import audited_when_done, record
+from booking.audit.services import audited_when_done, changes, record
 from booking.dashboard.export import csv_rows
 from booking.documents.models import Document
 from booking.documents.storage import DocumentUnreadable, get_storage
@@ -52,10 +52,12 @@ from booking.requests.lifecycle import (
 )
 from booking.requests.links import revoke_all
 from booking.requests.models import (
+    TRIAGE_PRIORITY,
     UNCONFIRMED_STATUSES,
     ConsultationRequest,
     Patient,
     RequestStatus,
+    TriageLevel,
     may_be_contacted,
 )
 from booking.requests.queries import lock_request
@@ -598,8 +600,12 @@ def log_callback(
     # The earliest call that reached the patient acknowledges the request, whatever order
     # the calls are logged in: a call made earlier but logged later moves the acknowledgement
     # (and who made it) back to it, so the wait shown against the target is the real one.
-    acknowledges = outcome == CallOutcome.REACHED and (
-        consultation.acknowledged_at is None or called_at < consultation.acknowledged_at
+    # A call made before staff raised the level (``raise_triage``) reached the patient about
+    # the symptoms before the new ones: it does not acknowledge the call now owed.
+    acknowledges = (
+        outcome == CallOutcome.REACHED
+        and (consultation.triage_raised_at is None or called_at >= consultation.triage_raised_at)
+        and (consultation.acknowledged_at is None or called_at < consultation.acknowledged_at)
     )
     if acknowledges:
         consultation.acknowledged_at = called_at
@@ -620,6 +626,97 @@ def log_callback(
     )
     db.session.commit()
     return call
+
+
+def higher_levels(consultation: ConsultationRequest) -> list[TriageLevel]:
+    """The triage levels staff may raise an open request to: only those above its own
+    (routine to urgent or emergency, urgent to emergency). Lowering is not offered: a level
+    the patient's answers or a colleague set is not undone from the record page."""
+    return levels_above(consultation.triage_level) if consultation.is_open else []
+
+
+def levels_above(level: TriageLevel) -> list[TriageLevel]:
+    """The triage levels more pressing than ``level``, the less pressing first."""
+    return sorted(
+        (other for other in TriageLevel if TRIAGE_PRIORITY[other] > TRIAGE_PRIORITY[level]),
+        key=TRIAGE_PRIORITY.__getitem__,
+    )
+
+
+def raise_triage(
+    consultation: ConsultationRequest,
+    actor: StaffUser,
+    level: TriageLevel,
+    reason: str,
+    *,
+    seen: str | None = None,
+    shown: str | None = None,
+    now: datetime | None = None,
+) -> list[int]:
+    """Raise an open request's triage level (``higher_levels``) for new symptoms the patient
+    reported after sending (a message, a call), with staff's reason. Refused to staff who may
+    not work the request, from a page that showed another status or appointment (``seen``)
+    or another level (``shown``), and without a reason.
+
+    The request takes the level's place in the queue (its ``priority``) and is owed a call
+    about the new symptoms: a call that reached the patient before no longer acknowledges it
+    (``acknowledged_at`` cleared; a call logged later that was made before the raise does
+    not acknowledge it either, ``log_callback``), and its call-back clock starts at the raise
+    (``triage_raised_at``): its wait against the target and its escalation count from now,
+    and an escalation of the earlier clock no longer stands in for this one. The clinic's
+    inbox is alerted in this transaction (``emails.triage_raised``; copied to the on-call
+    address out of hours when held to the emergency's target); the patient is not emailed.
+
+    The reason goes on the timeline (encrypted, like a note); the audit row keeps the levels
+    and the note's id, never the reason: it may be medical, and the audit trail cannot be
+    erased with the patient. Returns the alerts' outbox ids."""
+    consultation = _lock(consultation, actor, seen)
+    if shown is not None and shown != consultation.triage_level.value:
+        raise WorkflowError(
+            _(
+                "The triage level was changed while you had this page open. Nothing was "
+                "saved: check it as it is now, then try again."
+            )
+        )
+    if not consultation.is_open:
+        raise WorkflowError(_("Only an open request's triage level can be raised."))
+    if level not in higher_levels(consultation):
+        raise WorkflowError(_("The triage level can only be raised above the request's own."))
+    reason = reason.strip()
+    if not reason:
+        raise WorkflowError(_("Please write why the triage level is raised."))
+    now = now or now_utc()
+    previous = consultation.triage_level
+    consultation.triage_level = level  # its queue priority follows (the model's listener)
+    consultation.triage_raised_at = now
+    consultation.acknowledged_at = None
+    consultation.acknowledged_by_id = None
+    consultation.escalated_at = None
+    consultation.updated_at = now
+    note = add_event(
+        consultation,
+        kind=EventKind.NOTE,
+        actor=actor,
+        body=f"Raised the triage level from {previous.value} to {level.value}. Reason: {reason}",
+    )
+    db.session.flush()
+    alerts = emails.triage_raised(consultation, previous, actor.full_name)
+    db.session.flush()
+    ids = [alert.id for alert in alerts]
+    record(
+        "triage_raised",
+        target_type="request",
+        target_id=consultation.reference,
+        actor=actor,
+        details={
+            **changes({"triage_level": previous.value}, {"triage_level": level.value}),
+            "note_id": note.id,
+            "email_ids": ids,
+        },
+    )
+    db.session.commit()
+    enqueue_delivery(ids)
+    return ids
 
 
 def record_view(

@@ -40,6 +40,7 @@ from booking.dashboard.forms import (
     JoinLinkForm,
     NoteForm,
     ProcedureDateForm,
+    RaiseTriageForm,
     ResendForm,
     ReviewedForm,
     SlotForm,
@@ -59,7 +60,13 @@ from booking.requests import asks, emails, followup, history, instruments
 from booking.requests.calls import CallbackAttempt, CallOutcome
 from booking.requests.lifecycle import WorkflowError, state_key
 from booking.requests.links import active_links
-from booking.requests.models import OPEN_STATUSES, ConsultationRequest, Patient, RequestStatus
+from booking.requests.models import (
+    OPEN_STATUSES,
+    ConsultationRequest,
+    Patient,
+    RequestStatus,
+    TriageLevel,
+)
 from booking.requests.queries import can_see, typed_reference
 from booking.scheduling.models import AppointmentType, Location
 from booking.scheduling.services import active_appointment_types, active_locations
@@ -119,7 +126,7 @@ def _waits(requests: list[ConsultationRequest]) -> dict[int, followup.Wait]:
     for r in requests:
         if r.is_urgent and (r.status in OPEN_STATUSES or r.acknowledged_at is not None):
             end = r.acknowledged_at or now
-            wait = followup.wait_of(r.call_back_level, r.created_at, end, targets, hours)
+            wait = followup.wait_of(r.call_back_level, r.call_back_since, end, targets, hours)
             if wait is not None:
                 waits[r.id] = wait
     return waits
@@ -256,6 +263,15 @@ def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: 
         forms.setdefault("join_form", JoinLinkForm(prefix="join"))
     else:
         forms["join_form"] = None
+    # An open request below the emergency level may be raised (never lowered: no form).
+    levels = services.higher_levels(consultation)
+    if levels:
+        forms.setdefault("raise_form", RaiseTriageForm(levels=levels))
+        # The level this page shows (a form posted back keeps the one it was shown with).
+        if not forms["raise_form"].shown.data:
+            forms["raise_form"].shown.data = consultation.triage_level.value
+    else:
+        forms["raise_form"] = None
     # The status and appointment forms carry the state this page shows (a form posted back
     # with errors keeps the one it was shown with).
     seen = state_key(consultation)
@@ -266,6 +282,7 @@ def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: 
         "complete_form",
         "join_form",
         "contact_form",
+        "raise_form",
     ):
         if forms[name] is not None and not forms[name].seen.data:
             forms[name].seen.data = seen
@@ -465,6 +482,47 @@ def log_call(reference: str) -> Response | tuple[str, int]:
         return _render_record(consultation, 422, call_form=form)
     flash(_("Call logged."), "success")
     return redirect(url_for(".record", reference=consultation.reference) + "#calls")
+
+
+@bp.post("/requests/<reference>/triage")
+@roles_required()
+def raise_triage(reference: str) -> Response | tuple[str, int]:
+    """Raise the request's triage level (new symptoms): only above its own, with a reason."""
+    consultation = _load_visible(reference)
+    # The choices the page offered: those above the level it showed. A level changed since
+    # is refused by the service as a stale page, not as a choice this page never offered.
+    try:
+        shown = TriageLevel(request.form.get("raise-shown", ""))
+    except ValueError:
+        shown = consultation.triage_level
+    form = RaiseTriageForm(levels=services.levels_above(shown))
+    if not form.validate_on_submit():
+        return _render_record(consultation, 422, raise_form=form)
+    try:
+        services.raise_triage(
+            consultation,
+            current_user,
+            TriageLevel(form.level.data),
+            form.reason.data,
+            seen=form.seen.data or None,
+            shown=form.shown.data or None,
+        )
+    except WorkflowError as exc:
+        db.session.rollback()
+        consultation = _load_visible(reference)
+        flash(str(exc), "danger")
+        # Offered again for the request as it is now, with the reason as typed.
+        levels = services.higher_levels(consultation)
+        fresh = RaiseTriageForm(formdata=None, levels=levels, reason=form.reason.data)
+        return _render_record(consultation, 409, raise_form=fresh if levels else None)
+    flash(
+        _(
+            "Triage level raised: the clinic's inbox is alerted, and the call-back target "
+            "counts from now."
+        ),
+        "success",
+    )
+    return redirect(url_for(".record", reference=reference) + "#calls")
 
 
 @bp.post("/requests/<reference>/ask")

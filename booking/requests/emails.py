@@ -57,9 +57,13 @@ def in_staff_language(text: LazyString) -> str:
 # the clinic's emails (``*_staff``), staff password resets, and a draft's "finish later" link,
 # which belongs to no request yet.
 # The clinic's alerts about an emergency or urgent request: the new request's notice, the
-# call-back request and the on-call escalation. One that failed for good is shown on the
-# queue (``queries.failed_alert_references``): nobody may have heard of the request.
-CLINIC_ALERT_TEMPLATES = frozenset({"new_request_staff", "callback_staff", "escalation_staff"})
+# call-back request, staff raising a request's level and the on-call escalation. One that
+# failed for good is shown on the queue (``queries.failed_alert_references``): nobody may have
+# heard of the request.
+TRIAGE_RAISED_TEMPLATE = "triage_raised_staff"
+CLINIC_ALERT_TEMPLATES = frozenset(
+    {"new_request_staff", "callback_staff", TRIAGE_RAISED_TEMPLATE, "escalation_staff"}
+)
 # The clinic's notice of what a patient did through their private link (``clinic_notice``).
 PATIENT_ACTION_TEMPLATE = "patient_action_staff"
 # The on-call alert of an urgent request its patient cancelled unreached (``escalation``).
@@ -352,13 +356,14 @@ def receipt_written(consultation: ConsultationRequest) -> bool:
 
 
 def _copied_out_of_hours(
-    alert: OutboxEmail, consultation: ConsultationRequest
+    alert: OutboxEmail, consultation: ConsultationRequest, at: datetime | None = None
 ) -> list[OutboxEmail]:
-    """``alert`` and, when ``consultation`` arrived out of the clinic's working time, a copy
-    to the on-call address (``ON_CALL_EMAIL``) at once, not only when the escalation's target
-    has passed: nobody may read the clinic's inbox before the morning."""
+    """``alert`` and, when what it is about happened out of the clinic's working time (``at``,
+    default when ``consultation`` arrived), a copy to the on-call address (``ON_CALL_EMAIL``)
+    at once, not only when the escalation's target has passed: nobody may read the clinic's
+    inbox before the morning."""
     on_call = on_call_address()
-    if on_call == alert.recipient or clinic_hours().is_open(consultation.created_at):
+    if on_call == alert.recipient or clinic_hours().is_open(at or consultation.created_at):
         return [alert]
     return [alert, copy_email(alert, recipient=on_call)]
 
@@ -371,6 +376,37 @@ def callback_requested(consultation: ConsultationRequest) -> list[OutboxEmail]:
             "EMERGENCY: call back now, request %(reference)s", reference=consultation.reference
         )
     return _copied_out_of_hours(_to_clinic(consultation, "callback_staff", subject), consultation)
+
+
+def triage_raised(
+    consultation: ConsultationRequest, previous: TriageLevel, actor_name: str
+) -> list[OutboxEmail]:
+    """The clinic's alert that staff (``actor_name``) raised the request's triage level from
+    ``previous`` (new symptoms the patient reported): the call-back it is now owed counts from
+    the raise (``triage_raised_at``). One held to the emergency's target is copied to the
+    on-call address when raised out of hours (``_copied_out_of_hours``). Never the staff's
+    reason: it may be medical, and email is not secure. The patient is not emailed."""
+    with force_locale(staff_locale()):
+        if consultation.is_emergency:
+            subject = _(
+                "EMERGENCY: request %(reference)s raised to emergency, call the patient back now",
+                reference=consultation.reference,
+            )
+        else:
+            subject = _(
+                "URGENT: request %(reference)s raised to urgent, call the patient back today",
+                reference=consultation.reference,
+            )
+    alert = _to_clinic(
+        consultation,
+        TRIAGE_RAISED_TEMPLATE,
+        subject,
+        previous=previous,
+        raised_by=actor_name,
+    )
+    if consultation.call_back_level == TriageLevel.EMERGENCY:
+        return _copied_out_of_hours(alert, consultation, consultation.triage_raised_at)
+    return [alert]
 
 
 def escalation(consultation: ConsultationRequest, recipient: str, wait: Wait) -> OutboxEmail:

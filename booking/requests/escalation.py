@@ -10,7 +10,10 @@ now); an urgent one's is the clinic's working time (``booking.requests.followup`
 urgent request sent on Friday evening escalates on Monday, while the clinic is open, if
 nobody has called the patient by then. An urgent request whose patient changed an emergency
 answer to no before sending is held to the emergency's target (``call_back_level``): clock
-time, so one sent on Friday evening escalates that evening.
+time, so one sent on Friday evening escalates that evening. A request whose level staff
+raised (new symptoms, ``booking.dashboard.services.raise_triage``) is counted from the raise
+(``call_back_since``): a routine request of ten days ago raised to urgent now escalates on its
+target from now, neither at once nor never (the catch-up counts from the raise too).
 
 Once, whatever runs the job: each request is claimed by a conditional update (``escalated_at``
 set where it is still empty and the request still unacknowledged and open) in the same
@@ -41,6 +44,7 @@ from booking.requests.models import (
     RequestStatus,
     TriageLevel,
     call_back_level,
+    call_back_since_column,
 )
 from booking.timeutil import now_utc
 
@@ -78,7 +82,7 @@ def _unescalated(level: TriageLevel, received_by: datetime) -> list:
         ),
         ConsultationRequest.acknowledged_at.is_(None),
         ConsultationRequest.escalated_at.is_(None),
-        ConsultationRequest.created_at <= received_by,
+        call_back_since_column() <= received_by,
     ]
 
 
@@ -93,22 +97,23 @@ def escalate_overdue(now: datetime | None = None) -> list[int]:
         # An urgent one may be held to the emergency's target (``call_back_level``).
         (TriageLevel.URGENT, min(targets.urgent, targets.emergency)),
     ):
-        # Working time never runs faster than the clock: a request received less than its
-        # target ago cannot be overdue, whatever its level.
+        # Working time never runs faster than the clock: a request received (or raised) less
+        # than its target ago cannot be overdue, whatever its level.
         conditions = _unescalated(level, now - target)
+        since = call_back_since_column()
         rows = db.session.execute(
             select(
                 ConsultationRequest.id,
-                ConsultationRequest.created_at,
+                since,
                 ConsultationRequest.status,
                 ConsultationRequest.withdrawn_red_flags,
             )
             .where(*conditions)
-            .order_by(ConsultationRequest.created_at)
+            .order_by(since)
         ).all()
-        for request_id, created_at, status, withdrawn in rows:
+        for request_id, started, status, withdrawn in rows:
             clock = call_back_level(level, withdrawn)
-            wait = followup.wait_of(clock, created_at, now, targets, hours)
+            wait = followup.wait_of(clock, started, now, targets, hours)
             if wait is None or not wait.overdue:
                 continue
             # A cancelled one only within the catch-up too, emergencies included: cancelled

@@ -23,6 +23,7 @@ from sqlalchemy import (
     and_,
     event,
     false,
+    func,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
@@ -197,6 +198,10 @@ class ConsultationRequest(db.Model):
     # When the on-call address was emailed about an emergency left unacknowledged past its
     # target: set once, by a conditional update, so it is emailed once whatever runs the job.
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When staff last raised the triage level (``booking.dashboard.services.raise_triage``):
+    # the call-back the patient is now owed is counted from it, not from the request's
+    # arrival (``call_back_since``). None: never raised.
+    triage_raised_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # When the patient answered staff's request for information (``booking.requests.asks``):
     # the queue marks the request "information received" until staff act on it.
     information_received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -275,6 +280,13 @@ class ConsultationRequest(db.Model):
         return triage.decided_by_combination(self.red_flags or ())
 
     @property
+    def call_back_since(self) -> datetime:
+        """When the clock of the call-back the patient is owed started: when staff last
+        raised the triage level (new symptoms), else when the request arrived. The waits
+        against the targets and the escalation count from it (``call_back_since_column``)."""
+        return self.triage_raised_at or self.created_at
+
+    @property
     def unreached(self) -> bool:
         """Emergency or urgent, and no call logged has reached the patient
         (``acknowledged_at``): the call-back the patient was promised is still owed."""
@@ -295,6 +307,11 @@ class ConsultationRequest(db.Model):
     def is_unconfirmed(self) -> bool:
         """Not confirmed yet (``UNCONFIRMED_STATUSES``): a time it has is only held."""
         return self.status in UNCONFIRMED_STATUSES
+
+
+def call_back_since_column() -> ColumnElement[datetime]:
+    """``ConsultationRequest.call_back_since`` in SQL."""
+    return func.coalesce(ConsultationRequest.triage_raised_at, ConsultationRequest.created_at)
 
 
 @event.listens_for(ConsultationRequest.triage_level, "set")
