@@ -200,3 +200,44 @@ def test_the_unreached_urgent_lists_read_their_status_in_index_order(
                 index_used, condition = driving.get("Index Name", ""), driving.get("Index Cond", "")
         assert "ix_consultation_request_queue " in f"{index_used} ", driving
         assert "status" in condition, driving
+
+
+def test_the_unread_messages_from_patients_are_read_from_their_own_index(
+    app: Flask, signed_in: FlaskClient
+) -> None:
+    """The queue marks, counts and lists requests with a message from the patient nobody
+    at the clinic has read (``messages.services.unread_by_staff``) on every load: from the
+    partial index of those rows, never by scanning every message the clinic ever had."""
+    from booking.messages.models import Message
+    from booking.messages.services import send_patient_message
+
+    with app.app_context():
+        first = db.session.scalars(sa.select(ConsultationRequest).order_by("id")).first()
+        send_patient_message(first, "My left foot feels numb since yesterday.")
+        message_row = _row(Message.__table__.c.request_id, first.id)
+        _copy(
+            message_row,
+            [
+                {"id": message_row["id"] + n, "request_id": first.id + n, "read_at": now_utc()}
+                for n in range(1, ROWS)
+            ],
+            Message.__table__,
+        )
+        db.session.commit()
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(sa.text("ANALYZE message"))
+            db.session.commit()
+    with sql_statements(app) as seen:
+        assert signed_in.get("/staff/").status_code == 200
+    captured = [(s, p) for s, p in zip(seen, seen.parameters, strict=True) if "FROM message" in s]
+    assert captured, "the queue reads the unread messages"
+    for statement, parameters in captured:
+        with app.app_context(), db.engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                plan = _sqlite_plan(conn, statement, parameters)
+                reads = [step for step in plan if " message" in f"{step} "]
+                assert reads and all("ix_message_unread_from_patient" in r for r in reads), plan
+            else:
+                nodes = _pg_plan(conn, statement, parameters)
+                read = [n for n in nodes if n.get("Relation Name") == "message"]
+                assert read and not [n for n in read if n["Node Type"] == "Seq Scan"], read

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index
+from sqlalchemy import CheckConstraint, ForeignKey, Index, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from booking.crypto import EncryptedText
@@ -44,4 +44,12 @@ class Message(db.Model):
     __table_args__ = (
         CheckConstraint("from_patient OR author_id IS NOT NULL", name="staff_author_named"),
         Index("ix_message_thread", "request_id", "created_at"),
+        # The queue's "unread message from the patient" (``services.unread_by_staff``): only
+        # those rows, so its cost does not grow with every message the clinic ever had.
+        Index(
+            "ix_message_unread_from_patient",
+            "request_id",
+            postgresql_where=text("from_patient AND read_at IS NULL"),
+            sqlite_where=text("from_patient = 1 AND read_at IS NULL"),
+        ),
     )
