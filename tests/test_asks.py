@@ -415,12 +415,13 @@ def test_an_answer_to_an_ask_the_clinic_replaced_since_the_page_showed_it_is_not
         assert (answered.question, answered.answer) == ("Which painkillers?", "Ibuprofen.")
 
 
-def test_a_page_shown_before_the_form_named_its_ask_is_answered_unless_an_ask_was_withdrawn(
+def test_a_page_shown_before_the_form_named_its_ask_is_answered_only_for_a_first_ask(
     app: Flask, staff_client: FlaskClient
 ) -> None:
     """A page open while the release that added the ask's id came in posts none: its answer
-    is taken for the open ask when nothing could be mixed up with it (no ask withdrawn),
-    and refused as changed otherwise."""
+    is taken for the open ask when nothing could be mixed up with it (the request's first
+    ask), and refused as changed otherwise: after an ask withdrawn, or one answered from
+    another tab (the old page still shows it)."""
     reference = _new_request(app)
     assert _ask(staff_client, reference, [], "Which side hurts more?").status_code == 302
     patient, url = _patient(app, reference)
@@ -429,6 +430,13 @@ def test_a_page_shown_before_the_form_named_its_ask_is_answered_unless_an_ask_wa
     assert patient.post(f"{url}/answer", data=old_page).status_code == 302
     with app.app_context():
         assert asks.asks_of(_load(app, reference))[0].answer == "Left."
+    # The first ask answered (from another tab, say); the old page, still showing it, is
+    # sent again once staff asked something else.
+    assert _ask(staff_client, reference, [], "Did you fall?").status_code == 302
+    assert patient.post(f"{url}/answer", data=old_page).status_code == 409
+    with app.app_context():
+        assert asks.open_ask(_load(app, reference)).answer is None
+    # An ask withdrawn and another asked: the page may show either.
     other = _new_request(app)
     assert _ask(staff_client, other, [], "Did you fall?").status_code == 302
     record = staff_client.get(f"/staff/requests/{other}").get_data(as_text=True)

@@ -28,7 +28,7 @@ from flask import current_app
 from flask_babel import force_locale, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import JSON, ForeignKey, String, select, update
+from sqlalchemy import JSON, ForeignKey, String, func, select, update
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from booking.audit.services import record
@@ -427,7 +427,7 @@ def _open_ask_with_room(
     ask = open_ask(consultation)
     if ask is None or consultation.status != RequestStatus.AWAITING_PATIENT:
         raise AskError(_("We are not waiting for anything from you at the moment."))
-    if ask.id != ask_id and not (ask_id is None and not _withdrawn_any(consultation)):
+    if ask.id != ask_id and not (ask_id is None and _only_ask(consultation)):
         raise AskChanged(
             _(
                 "The clinic has changed what it is asking you for since you opened this page. "
@@ -439,20 +439,16 @@ def _open_ask_with_room(
     return ask
 
 
-def _withdrawn_any(consultation: ConsultationRequest) -> bool:
-    """Whether staff ever withdrew an ask of this request: a page that names no ask (shown
-    before the form carried one) may then show another than the one open now."""
-    return (
-        db.session.scalar(
-            select(InformationRequest.id)
-            .where(
-                InformationRequest.request_id == consultation.id,
-                InformationRequest.withdrawn_at.is_not(None),
-            )
-            .limit(1)
-        )
-        is not None
+def _only_ask(consultation: ConsultationRequest) -> bool:
+    """Whether the request has had one ask only: a page that names no ask (shown before the
+    form carried one) can then show no other than the one open now (an earlier one, answered
+    or withdrawn, it could)."""
+    asked = db.session.scalar(
+        select(func.count())
+        .select_from(InformationRequest)
+        .where(InformationRequest.request_id == consultation.id)
     )
+    return asked == 1
 
 
 def answer_ask(
