@@ -6,6 +6,7 @@ of hours, for an emergency), the patient is not emailed."""
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -308,6 +309,11 @@ def test_an_old_request_raised_to_urgent_escalates_on_its_target_from_the_raise(
         [escalation] = escalate_overdue(now=raised + timedelta(hours=4, minutes=1))
         email = db.session.get(OutboxEmail, escalation)
         assert email.recipient == ON_CALL and request["reference"] in email.subject
+        # Counted from the raise, and nothing the patient was never told (the request's
+        # answers gave no advice: staff raised it).
+        for body in (email.body_text, html.unescape(email.body_html)):
+            assert "since staff raised the request to URGENT for new symptoms" in body
+            assert "since the request arrived" not in body and "warning sign" not in body
         consultation = db.session.get(ConsultationRequest, request["id"])
         assert consultation.escalated_at == raised + timedelta(hours=4, minutes=1)
 
@@ -326,7 +332,11 @@ def test_an_escalated_request_raised_to_emergency_escalates_again_on_the_new_clo
         _raise_now(request_id, TriageLevel.EMERGENCY, raised)
         assert db.session.get(ConsultationRequest, request_id).escalated_at is None
         assert escalate_overdue(now=raised + timedelta(minutes=29)) == []
-        assert len(escalate_overdue(now=raised + timedelta(minutes=31))) == 1
+        [escalation] = escalate_overdue(now=raised + timedelta(minutes=31))
+        email = db.session.get(OutboxEmail, escalation)
+        for body in (email.body_text, html.unescape(email.body_html)):
+            assert "31 minutes after staff raised the request to EMERGENCY" in body
+            assert "told to seek emergency care" not in body
 
 
 # The alert ---------------------------------------------------------------------------------
