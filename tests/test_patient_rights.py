@@ -244,6 +244,34 @@ def test_the_summary_says_how_the_clinic_first_reached_the_patient(
     text = summary()
     assert line(text, "First reached by the clinic") != "First reached by the clinic: \u2013"
     assert line(text, "How the clinic first reached you").endswith(": By phone")
+    reached = line(text, "First reached by the clinic")
+
+    # Staff then raised the triage level (new symptoms): the patient is to be reached again,
+    # but the first reach stays what it was, and the urgency reads as raised, not as the
+    # answers' own.
+    from booking.dashboard.services import raise_triage
+    from booking.requests.models import TriageLevel
+
+    with app.app_context():
+        consultation = db.session.scalars(
+            select(ConsultationRequest).where(ConsultationRequest.reference == patient["reference"])
+        ).one()
+        raise_triage(
+            consultation, make_staff("coordinator", "r@example.com"), TriageLevel.URGENT, "Numb."
+        )
+    text = summary()
+    assert line(text, "First reached by the clinic") == reached
+    assert line(text, "How the clinic first reached you").endswith(": By phone")
+    assert line(text, "Urgency") == "Urgency: URGENT"
+    assert line(text, "Urgency raised by the clinic") != "Urgency raised by the clinic: \u2013"
+    with app.app_context():
+        consultation = db.session.scalars(
+            select(ConsultationRequest).where(ConsultationRequest.reference == patient["reference"])
+        ).one()
+        consultation.triage_raised_at = None
+        consultation.triage_level = TriageLevel.ROUTINE
+        consultation.priority = 0
+        db.session.commit()
 
     # As completing the visit of a patient nobody reached by phone records it: reached at
     # the appointment's start, by its specialist, and no call.

@@ -111,7 +111,8 @@ FIELD_LABELS = {
     # The request
     "reference": _l("Reference"),
     "status": _l("Status"),
-    "triage_level": _l("Urgency from the answers"),
+    "triage_level": _l("Urgency"),
+    "triage_raised_at": _l("Urgency raised by the clinic"),
     "priority": _l("Priority"),
     "red_flags": _l("Warning signs reported"),
     "withdrawn_red_flags": _l("Warning signs first reported, then changed to no"),
@@ -397,7 +398,9 @@ def build_archive(
                     }
                     for event in consultation.events
                 ],
-                "acknowledged_how": _reached_how(consultation),
+                # The first reach, which a raise of the triage level since does not undo.
+                "acknowledged_at": plain(_first_reached(consultation)[0]),
+                "acknowledged_how": _first_reached(consultation)[1],
                 "acknowledged_by": (
                     consultation.acknowledged_by.full_name if consultation.acknowledged_by else None
                 ),
@@ -440,17 +443,17 @@ def build_archive(
     return PatientArchive(reference, data, documents, locale or "en")
 
 
-def _reached_how(consultation: Any) -> str | None:
-    """How the patient was first reached: ``"phone"`` when a call that reached them is what
-    acknowledged the request (its time is ``acknowledged_at``), ``"visit"`` when completing
-    the visit did, ``None`` if nobody has. Nothing else sets ``acknowledged_at``."""
-    if consultation.acknowledged_at is None:
-        return None
-    by_phone = any(
-        call.outcome == CallOutcome.REACHED and call.called_at == consultation.acknowledged_at
-        for call in consultation.calls
-    )
-    return "phone" if by_phone else "visit"
+def _first_reached(consultation: Any) -> tuple[datetime | None, str | None]:
+    """When and how the patient was first reached: by the earliest call that reached them
+    (``"phone"``), else by completing the visit (``"visit"``: ``acknowledged_at`` with no
+    call before it), else not yet (None, None). Staff raising the triage level clears
+    ``acknowledged_at`` (the patient is to be reached again about new symptoms): the first
+    reach stays what it was."""
+    calls = sorted(c.called_at for c in consultation.calls if c.outcome == CallOutcome.REACHED)
+    acknowledged = consultation.acknowledged_at
+    if calls and (acknowledged is None or calls[0] <= acknowledged):
+        return calls[0], "phone"
+    return (acknowledged, "visit") if acknowledged is not None else (None, None)
 
 
 def _plan_entry(plan: Any, registry_code: str | None) -> dict[str, Any] | None:
