@@ -285,7 +285,7 @@ def test_a_fixed_number_of_queries_whatever_the_period(
                 insights = services.clinic_insights(weeks)
             counts.append(len(statements))
         assert insights.total == 4
-    assert counts == [5, 5, 5, 5]
+    assert counts == [6, 6, 6, 6]
 
 
 @pytest.mark.parametrize(
@@ -408,3 +408,24 @@ def test_column_chart_scales_to_whole_number_ticks() -> None:
     )
     ticks = re.findall(r'text-anchor="end" dominant-baseline="central" fill="[^"]+">(\d+)<', svg)
     assert ticks == ["0", "2", "4", "6", "8"]
+
+
+def test_a_request_staff_raised_since_counts_by_its_urgency_at_arrival(
+    app: Flask, make_request: MakeRequest
+) -> None:
+    """The figure is the online triage's: how urgent requests were when they came in. A
+    routine one staff raised to urgent later (new symptoms) stays routine in it."""
+    from booking.dashboard.services import raise_triage
+    from booking.requests.models import TriageLevel
+    from tests.factories import make_staff
+
+    routine_id = make_request()
+    make_request(urgent=True)
+    with app.app_context():
+        before = services.clinic_insights(4)
+        consultation = db.session.get(ConsultationRequest, routine_id)
+        raise_triage(consultation, make_staff("coordinator"), TriageLevel.URGENT, "New numbness.")
+        assert consultation.triage_level == TriageLevel.URGENT
+        after = services.clinic_insights(4)
+    assert (before.urgent, before.routine) == (1, 1)
+    assert (after.urgent, after.routine) == (1, 1)

@@ -1,11 +1,12 @@
 """Figures for the clinic manager: how many requests came in, what for, and how they went.
 
 Every figure covers the requests *created* in the chosen period: whole weeks, Monday to Sunday
-in the clinic's time zone, ending with the current week. The page costs five queries whatever
+in the clinic's time zone, ending with the current week. The page costs six queries whatever
 the number of weeks or requests: one for the counts, one grouping by week, one grouping by
 diagnosis, the (created, confirmed) pairs for the median, which is taken in Python because
 SQLite has no median and PostgreSQL's ``percentile_cont`` would be a second code path, and, for
-the same reason, each request's main problem and instrument scores.
+the same reason, each request's main problem and instrument scores; and the answers of the
+requests staff raised since, whose urgency at arrival their answers give (``triage.level``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from flask_babel import format_decimal, ngettext
 from sqlalchemy import and_, case, func
 
 from booking.extensions import db
-from booking.requests import history, instruments
+from booking.requests import history, instruments, triage
 from booking.requests.models import (
     PRESSING_LEVELS,
     ConsultationRequest,
@@ -116,17 +117,29 @@ def clinic_insights(weeks: int, *, now: datetime | None = None) -> Insights:
     created = ConsultationRequest.created_at
     in_period = and_(created >= bounds[0], created < bounds[-1])
 
+    # Urgency at arrival (the online triage): a request staff raised since counts by its
+    # answers, not by the level it was raised to.
+    as_sent = ConsultationRequest.triage_raised_at.is_(None)
     counts = db.session.execute(
         db.select(
             func.count(),
             func.count(ConsultationRequest.confirmed_at),
-            _count_where(ConsultationRequest.triage_level.in_(PRESSING_LEVELS)),
-            _count_where(ConsultationRequest.triage_level == TriageLevel.ROUTINE),
+            _count_where(as_sent & ConsultationRequest.triage_level.in_(PRESSING_LEVELS)),
+            _count_where(as_sent & (ConsultationRequest.triage_level == TriageLevel.ROUTINE)),
             _count_where(ConsultationRequest.status == RequestStatus.COMPLETED),
             _count_where(ConsultationRequest.status == RequestStatus.NO_SHOW),
         ).where(in_period)
     ).one()
     total, confirmed, urgent, routine, completed, no_show = counts
+    for flags, withdrawn in db.session.execute(
+        db.select(ConsultationRequest.red_flags, ConsultationRequest.withdrawn_red_flags).where(
+            in_period, ~as_sent
+        )
+    ):
+        if triage.level(flags or (), withdrawn or ()) == TriageLevel.ROUTINE:
+            routine += 1
+        else:
+            urgent += 1
 
     return Insights(
         weeks=weeks,
