@@ -472,6 +472,20 @@ def test_export_values_are_correct_in_clinic_time(app: Flask, staff_client: Flas
     assert rows[cancelled]["received"] == "2026-08-01 14:00"
     assert (rows[cancelled]["appointment"], rows[cancelled]["location"]) == ("", "")
 
+    # Raised by staff (new symptoms): the cell says so, not only the level it shows now.
+    from booking.dashboard.services import raise_triage
+    from booking.requests.models import ConsultationRequest, TriageLevel
+
+    with app.app_context():
+        consultation = db.session.scalars(
+            select(ConsultationRequest).where(ConsultationRequest.reference == summer)
+        ).one()
+        raised = datetime(2026, 7, 2, 9, 15, tzinfo=BERLIN)
+        coordinator = staff_user("coord@example.com")
+        raise_triage(consultation, coordinator, TriageLevel.URGENT, "Numb.", now=raised)
+    rows = {r["reference"]: r for r in export(staff_client, status="all")}
+    assert rows[summer]["triage"] == "Urgent (raised by staff 2026-07-02 09:15)"
+
 
 def test_export_response_headers(app: Flask, staff_client: FlaskClient) -> None:
     new_request(app)

@@ -15,6 +15,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from booking.requests import history, instruments, triage
@@ -113,12 +114,21 @@ def _formula_first(text: str) -> bool:
     return False
 
 
+def _triage(r: ConsultationRequest) -> str:
+    """The level, and when staff raised it (new symptoms): the answers' own level is not
+    what the cell shows then."""
+    level = str(triage.LEVEL_LABELS[r.triage_level]).capitalize()
+    if r.triage_raised_at is None:
+        return level
+    return _("%(level)s (raised by staff %(when)s)", level=level, when=_local(r.triage_raised_at))
+
+
 def _row(r: ConsultationRequest) -> list[object]:
     appointment = r.appointment if r.appointment and r.appointment.active else None
     return [
         r.reference,
         status_label(r.status).capitalize(),
-        str(triage.LEVEL_LABELS[r.triage_level]).capitalize(),
+        _triage(r),
         _local(r.created_at),
         r.patient.full_name,
         r.patient.date_of_birth.isoformat() if r.patient.date_of_birth else "",
