@@ -399,8 +399,7 @@ def build_archive(
                     for event in consultation.events
                 ],
                 # The first reach, which a raise of the triage level since does not undo.
-                "acknowledged_at": plain(_first_reached(consultation)[0]),
-                "acknowledged_how": _first_reached(consultation)[1],
+                **_first_reach_fields(consultation),
                 "acknowledged_by": (
                     consultation.acknowledged_by.full_name if consultation.acknowledged_by else None
                 ),
@@ -441,6 +440,11 @@ def build_archive(
     }
     locale = requests[-1].locale if requests else "en"
     return PatientArchive(reference, data, documents, locale or "en")
+
+
+def _first_reach_fields(consultation: Any) -> dict[str, Any]:
+    at, how = _first_reached(consultation)
+    return {"acknowledged_at": plain(at), "acknowledged_how": how}
 
 
 def _first_reached(consultation: Any) -> tuple[datetime | None, str | None]:
