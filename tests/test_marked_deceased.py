@@ -29,7 +29,9 @@ def app_settings(mail_settings: dict[str, Any]) -> dict[str, Any]:
 
 def _deliver_waiting() -> None:
     for email_id in db.session.scalars(
-        select(OutboxEmail.id).where(OutboxEmail.status == OutboxStatus.PENDING)
+        select(OutboxEmail.id)
+        .where(OutboxEmail.status == OutboxStatus.PENDING)
+        .order_by(OutboxEmail.id)
     ).all():
         deliver_outbox_email(email_id)
 
