@@ -8,7 +8,7 @@ is server-rendered (the browser tests cover the script)."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -467,6 +467,51 @@ def test_the_call_back_form_holds_the_name_and_phone_the_request_already_has(
         assert consultation.triage_level == TriageLevel.EMERGENCY
         patient = db.session.get(Patient, consultation.patient_id)
         assert (patient.full_name, patient.phone) == ("Erika Mustermann", "+4930901821")
+
+
+def test_the_call_back_form_names_the_guardian_who_fills_the_request_in(
+    app: Flask, client: FlaskClient
+) -> None:
+    """A parent filling the request in for their child, who goes back and answers an
+    emergency question, finds their own name in the call-back form, not the child's: the
+    form asks for the name of whoever writes, whom the clinic asks for when it calls back.
+    The phone number is the request's one, as the parent gave it."""
+    from booking.timeutil import clinic_today
+
+    with app.app_context():
+        ten_years_old = date(clinic_today().year - 10, 1, 1).isoformat()
+    answers = valid_answers(
+        full_name="Lena Mustermann", date_of_birth=ten_years_old, guardian_name="Max Mustermann"
+    )
+    assert fill_request(client, answers) is None  # at the review
+    assert answer_red_flags(client, yes={"saddle_numbness"}).location == "/request/emergency"
+    shown = client.get("/request/emergency").get_data(as_text=True)
+    assert _field(shown, "full_name") == "Max Mustermann"
+    assert _field(shown, "phone") == "+49 30 901820"
+    assert FILLED_IN in shown and "Lena" not in shown
+
+    data = {
+        "csrf_token": page_token(shown),
+        "submission_token": _field(shown, "submission_token"),
+        "full_name": _field(shown, "full_name"),
+        "phone": _field(shown, "phone"),
+    }
+    assert client.post("/request/emergency", data=data).location.endswith("/call-back")
+    with app.app_context():
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        patient = db.session.get(Patient, consultation.patient_id)
+        assert (patient.full_name, patient.phone) == ("Max Mustermann", "+4930901820")
+
+
+def test_a_guardian_name_of_nothing_visible_leaves_the_patients_name_in_the_call_back_form(
+    client: FlaskClient,
+) -> None:
+    """An adult's draft may hold a guardian answer of only blanks and invisible characters
+    (kept as typed): it names nobody, so the patient's own name stays."""
+    assert fill_request(client, valid_answers(guardian_name=" \u200b ")) is None
+    answer_red_flags(client, yes={"saddle_numbness"})
+    shown = client.get("/request/emergency").get_data(as_text=True)
+    assert _field(shown, "full_name") == "Erika Mustermann"
 
 
 def test_the_call_back_form_shows_nothing_of_a_hidden_request(

@@ -306,14 +306,20 @@ def emergency() -> Response | tuple[str, int]:
 
 # The call-back form's fields the "About you" step asks too.
 CALLBACK_FROM_DRAFT = ("full_name", "phone")
+# The "About you" answer naming the parent or guardian who fills the request in for the patient.
+GUARDIAN_FROM_DRAFT = "guardian_name"
 
 
 def _draft_contact() -> dict[str, str]:
     """The name and phone number this browser's own unsent draft holds, for the call-back
     form: a patient who gave them before answering an emergency question (back to the first
-    step from a later one) need not type them again, in a hurry. Never a hidden draft's
-    (``_idle_hidden``): the emergency page opens from the session's answers alone, and the
-    next user of a shared computer must not find the patient's name and number on it."""
+    step from a later one) need not type them again, in a hurry. A draft a parent or guardian
+    fills in for the patient (it names them) gives their name, not the patient's: the form
+    asks for the name of whoever writes, whom the clinic asks for when it calls back. The
+    phone number stays the draft's one, the request's contact number (the draft holds no
+    other). Never a hidden draft's (``_idle_hidden``): the emergency page opens from the
+    session's answers alone, and the next user of a shared computer must not find the
+    patient's name and number on it."""
     draft = _open_draft(documents=False)
     if draft is None or draft.sent_at is not None:
         return {}
@@ -321,6 +327,9 @@ def _draft_contact() -> dict[str, str]:
     if _idle_hidden(draft, saved):
         return {}
     found = {name: (saved.get(name) or [""])[0] for name in CALLBACK_FROM_DRAFT}
+    guardian = (saved.get(GUARDIAN_FROM_DRAFT) or [""])[0]
+    if isinstance(guardian, str) and visible_or_empty(guardian):
+        found["full_name"] = guardian
     return {name: value for name, value in found.items() if isinstance(value, str) and value}
 
 
