@@ -168,6 +168,10 @@ def register_error_handlers(app: Flask) -> None:
             404: _("The page you asked for does not exist. Check the address, or start again."),
             429: _("Please wait a minute and try again."),
         }
+        if isinstance(error, RateLimitExceeded) and error.response is not None:
+            # A limit that answers with a page of its own (its ``on_breach``): the emergency
+            # call-back's, which still says what to do now.
+            return error.response, code
         if isinstance(error, RateLimitExceeded) and error.limit.error_message:
             # A limit that says in its own words what was refused and how long to wait.
             messages[429] = error.description or messages[429]

@@ -807,3 +807,79 @@ class TestEmergencyPastTheRateLimit:
             response = client.get("/request/emergency")
             assert response.status_code == 200
             assert EMERGENCY_TITLE in response.get_data(as_text=True)
+
+
+class TestCallBackPastItsLimit:
+    """The call-back's post past its limit (``SUBMIT_RATE_LIMIT``, per network address) is
+    refused, but its patient has just said they have emergency symptoms: the answer says what
+    to do now (the emergency page's wording and the clinic's phone), not only "please wait a
+    minute"."""
+
+    PHONE = "+49 30 555 0100"
+
+    @pytest.fixture
+    def app_settings(self, app_settings: dict[str, Any]) -> dict[str, Any]:
+        app_settings["SUBMIT_RATE_LIMIT"] = "3 per hour"
+        app_settings["CLINIC_PHONE"] = self.PHONE
+        return app_settings
+
+    @pytest.mark.parametrize(
+        ("language", "title", "call", "not_sure", "not_taken"),
+        [
+            (
+                "en",
+                EMERGENCY_TITLE,
+                "Call 112 or go to the nearest emergency department now.",
+                "If you are not sure what to do, call us on",
+                "We could not take your call-back request",
+            ),
+            (
+                "es",
+                "Busque atención de urgencias ahora",
+                "Llame al 112 o vaya ahora mismo al servicio de urgencias más cercano.",
+                "Si no está seguro de qué hacer, llámenos al",
+                None,  # its Spanish is still to come (tests/test_content.py)
+            ),
+        ],
+    )
+    def test_a_refused_call_back_still_says_what_to_do_now(
+        self,
+        app: Flask,
+        client: FlaskClient,
+        language: str,
+        title: str,
+        call: str,
+        not_sure: str,
+        not_taken: str | None,
+    ) -> None:
+        client.get(f"/request/start?lang={language}")
+        answer_red_flags(client, yes={"both_legs"})
+        shown = client.get("/request/emergency").get_data(as_text=True)
+        data = {
+            "csrf_token": page_token(shown),
+            "submission_token": _field(shown, "submission_token"),
+            "full_name": "Erika Mustermann",
+            "phone": "12",  # refused (422), each post counted all the same
+        }
+        for _ in range(3):
+            assert client.post("/request/emergency", data=data).status_code == 422
+        response = client.post("/request/emergency", data=data)
+        assert response.status_code == 429
+        page = response.get_data(as_text=True)
+        assert title in page and call in page
+        assert re.search(rf'{not_sure} <a [^>]*href="tel:\+49305550100">\{self.PHONE}</a>', page)
+        if not_taken is not None:
+            assert not_taken in page
+        assert "Please wait a minute" not in page and "Espere un minuto" not in page
+        assert _field(page, "full_name") == "Erika Mustermann"  # what was typed is kept
+        with app.app_context():
+            assert _count(ConsultationRequest) == 0
+
+        # A post from a browser whose answers are no emergency's gets the usual page.
+        browser = app.test_client()
+        token = csrf_token(browser, f"/request/start?lang={language}")
+        other = browser.post("/request/emergency", data={**data, "csrf_token": token})
+        assert other.status_code == 429
+        usual = other.get_data(as_text=True)
+        assert title not in usual
+        assert "Please wait a minute" in usual or "Espere un minuto" in usual

@@ -14,6 +14,7 @@ from flask import (
     flash,
     g,
     jsonify,
+    make_response,
     redirect,
     render_template,
     request,
@@ -22,6 +23,7 @@ from flask import (
 )
 from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
+from flask_limiter import RequestLimit
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -274,14 +276,37 @@ def _under_way() -> tuple[int, object] | None:
     return steps.number(draft.step), steps.BY_CODE[draft.step].title
 
 
+def _emergency_flags() -> list[str] | None:
+    """The emergency answers this browser gave on the first step (kept in the session), or
+    None when its answers are no emergency's."""
+    answers = carried_red_flags(session.get(RED_FLAGS_KEY))
+    flags = [code for code, answer in (answers or {}).items() if answer == "yes"]
+    return flags if triage.pathway(flags) == triage.EMERGENCY else None
+
+
+def _callback_limited(_limit: RequestLimit) -> Response | None:
+    """The call-back's post past its limit (``limiter.limit``'s ``on_breach``): the patient
+    has just said they have emergency symptoms, so the answer is the emergency page again,
+    which says what to do now (the shared emergency wording, the clinic's phone), with what
+    they typed and that no call-back was taken: never the bare "please wait a minute" page.
+    None (that page, ``booking.errors``) for a browser whose answers are no emergency's."""
+    if _emergency_flags() is None:
+        return None
+    page = render_template(
+        "patients/emergency.html", form=CallbackForm(), prefilled=False, limited=True
+    )
+    return make_response(page, 429)
+
+
 @bp.route("/request/emergency", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["SUBMIT_RATE_LIMIT"], methods=["POST"])
+@limiter.limit(
+    lambda: current_app.config["SUBMIT_RATE_LIMIT"], methods=["POST"], on_breach=_callback_limited
+)
 def emergency() -> Response | tuple[str, int]:
     """The stop: go to the emergency department or call the emergency number now. No routine
     booking is offered; the patient may leave a name and phone number for a call-back."""
-    answers = carried_red_flags(session.get(RED_FLAGS_KEY))
-    flags = [code for code, answer in (answers or {}).items() if answer == "yes"]
-    if triage.pathway(flags) != triage.EMERGENCY:
+    flags = _emergency_flags()
+    if flags is None:
         return redirect(url_for("patients.red_flags"))
     form = CallbackForm()
     # Shown filled in, still to check and send: a post takes only what the page sends.
