@@ -13,8 +13,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from booking.dashboard.services import raise_triage
 from booking.extensions import db
-from booking.requests.models import ConsultationRequest
+from booking.requests.models import ConsultationRequest, TriageLevel
 from tests.factories import (
     appointment_started,
     confirmed_request,
@@ -165,6 +166,44 @@ def test_emergency_then_urgent_first_then_oldest_waiting(
     assert queue(staff_client, status="all") == expected
     page = staff_client.get("/staff/").get_data(as_text=True)
     assert page.count(">URGENT<") == 2 and page.count(">EMERGENCY<") == 1
+
+
+def raise_level(app: Flask, reference: str, level: TriageLevel, at: datetime) -> None:
+    """Staff raise the request's triage level at ``at`` (new symptoms), through the service
+    the record page's form calls."""
+    with app.app_context():
+        consultation = db.session.scalars(
+            select(ConsultationRequest).where(ConsultationRequest.reference == reference)
+        ).one()
+        raise_triage(consultation, staff_user("coord@example.com"), level, "New numbness", now=at)
+
+
+def test_a_request_raised_to_urgent_waits_among_the_urgent_from_the_raise(
+    app: Flask, staff_client: FlaskClient
+) -> None:
+    """Within a level the queue lists first the call-back owed longest: a request raised
+    to urgent is owed its call from the raise (``call_back_since``), so one that arrived ten
+    days ago and was raised now comes after an urgent one that arrived two hours ago, still
+    above every routine request, and the date filter (on the arrival) still finds it."""
+    raised = new_request(app, email="r@example.com")
+    urgent = new_request(app, email="u@example.com", red_flags={"fever"})
+    routine = new_request(app, email="o@example.com")
+    set_created(
+        app,
+        {
+            raised: datetime(2026, 3, 1, 9, tzinfo=UTC),
+            routine: datetime(2026, 3, 2, 9, tzinfo=UTC),
+            urgent: datetime(2026, 3, 11, 7, tzinfo=UTC),
+        },
+    )
+    raise_level(app, raised, TriageLevel.URGENT, datetime(2026, 3, 11, 9, tzinfo=UTC))
+    expected = [urgent, raised, routine]
+    assert queue(staff_client) == expected
+    assert queue(staff_client, status="all") == expected
+    assert queue(staff_client, triage="urgent") == [urgent, raised]
+    assert queue(staff_client, **{"from": "2026-03-01", "to": "2026-03-11"}) == expected
+    assert queue(staff_client, **{"from": "2026-03-01", "to": "2026-03-01"}) == [raised]
+    assert queue(staff_client, **{"from": "2026-03-02", "to": "2026-03-11"}) == [urgent, routine]
 
 
 def test_status_tabs_count_each_status_within_the_other_filters(
@@ -725,6 +764,29 @@ def test_unreached_urgent_requests_stay_on_the_default_tab_whatever_their_open_s
     assert section is not None and REF_RE.findall(section) == [emergency]
     # Under the tab's filters, like its rows.
     assert _unreached_section(staff_client, triage="urgent") is None
+
+
+def test_unreached_urgent_requests_of_other_statuses_wait_from_their_raise(
+    app: Flask, staff_client: FlaskClient, clinic: Clinic
+) -> None:
+    """The default tab's list of unreached urgent requests merges two statuses in the
+    queue's order: a request raised to urgent after an urgent one arrived comes after it,
+    however long ago it arrived itself."""
+    raised = new_request(app, email="r@example.com")
+    urgent = new_request(app, email="u@example.com", red_flags={"fever"})
+    set_created(
+        app,
+        {
+            raised: datetime(2026, 3, 1, 9, tzinfo=UTC),
+            urgent: datetime(2026, 3, 11, 7, tzinfo=UTC),
+        },
+    )
+    raise_level(app, raised, TriageLevel.URGENT, datetime(2026, 3, 11, 9, tzinfo=UTC))
+    confirm(staff_client, clinic, raised, clinic.weber.id, day(0))
+    _post_record_form(staff_client, urgent, "ask", {"ask-items": ["imaging_report"]})
+
+    section = _unreached_section(staff_client)
+    assert section is not None and REF_RE.findall(section) == [urgent, raised]
 
 
 def _row_of(page: str, reference: str) -> str:

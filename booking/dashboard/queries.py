@@ -31,6 +31,7 @@ from booking.requests.models import (
     RequestDiagnosis,
     RequestStatus,
     TriageLevel,
+    call_back_since_column,
     folded,
 )
 from booking.requests.queries import (
@@ -170,8 +171,8 @@ def _shared_conditions(user: StaffUser, f: QueueFilters) -> list[ColumnElement[b
         conditions.append(ConsultationRequest.priority == TRIAGE_PRIORITY[TriageLevel(f.triage)])
     else:
         # Always true (the priority follows the level), but it lets both databases seek the
-        # queue indexes one priority at a time, in the queue's order, so the dates below bound
-        # the read instead of filtering every request of the tab.
+        # queue indexes one priority at a time, in the queue's order, so the first date below
+        # bounds the read instead of filtering every request of the tab.
         conditions.append(ConsultationRequest.priority.in_(sorted(TRIAGE_PRIORITY.values())))
     if f.specialist_id:
         conditions.append(ConsultationRequest.assigned_specialist_id == f.specialist_id)
@@ -183,7 +184,12 @@ def _shared_conditions(user: StaffUser, f: QueueFilters) -> list[ColumnElement[b
             )
         )
     if f.date_from:
-        conditions.append(ConsultationRequest.created_at >= from_clinic_local(f.date_from, time()))
+        start = from_clinic_local(f.date_from, time())
+        conditions.append(ConsultationRequest.created_at >= start)
+        # Implied by the arrival (a request's level is raised after it arrived), but on the
+        # call-back clock the queue indexes are ordered by, so it bounds their read. The end
+        # date cannot: a request of the range may have been raised since.
+        conditions.append(call_back_since_column() >= start)
     if f.date_to:
         end = from_clinic_local(f.date_to + timedelta(days=1), time())
         conditions.append(ConsultationRequest.created_at < end)
@@ -216,9 +222,10 @@ def _listed(
     f: QueueFilters, conditions: list[ColumnElement[bool]], *, whole_history: bool = True
 ) -> Select:
     """The list under the filters' ``conditions`` and status, in queue order (urgent first,
-    then the oldest waiting), with what each row shows joined in, so a page of any size is
-    one query. Without ``whole_history``, only the history's ``QUEUE_HISTORY`` columns are
-    read."""
+    then the one waiting longest for its call-back, ``call_back_since``: a request staff
+    raised to urgent waits from the raise, not from its arrival), with what each row shows
+    joined in, so a page of any size is one query. Without ``whole_history``, only the
+    history's ``QUEUE_HISTORY`` columns are read."""
     specialist = aliased(StaffUser)
     acknowledger = aliased(StaffUser)
     history = contains_eager(ConsultationRequest.history)
@@ -241,7 +248,7 @@ def _listed(
         )
         .order_by(
             ConsultationRequest.priority.desc(),  # emergency, then urgent, then routine
-            ConsultationRequest.created_at,
+            call_back_since_column(),  # as the queue indexes hold it
             ConsultationRequest.id,
         )
     )
@@ -327,9 +334,10 @@ def unreached_elsewhere(
     whose patient no logged call has reached (``ConsultationRequest.unreached``) and that
     left the "requested" tab: staff confirmed them or asked the patient for something, yet
     the call-back is still owed. The tab staff work lists them above its own rows, so they
-    do not rest on the on-call email alone. Most pressing first, then the oldest; at most
-    ``UNREACHED_SHOWN`` (and whether there are more), and which of them hold a message from
-    the patient nobody has read (``_rows_marking_unread``).
+    do not rest on the on-call email alone. Most pressing first, then the longest owed its
+    call-back (``call_back_since``); at most ``UNREACHED_SHOWN`` (and whether there are
+    more), and which of them hold a message from the patient nobody has read
+    (``_rows_marking_unread``).
 
     One query per status, each read from the queue index by its status, as that status's
     tab is: asked for both statuses at once, the databases walked the every-status index
@@ -354,7 +362,7 @@ def unreached_elsewhere(
         rows, marked = _rows_marking_unread(stmt)
         found.extend(rows)
         unread |= marked
-    found.sort(key=lambda r: (-r.priority, r.created_at, r.id))  # the queue's order
+    found.sort(key=lambda r: (-r.priority, r.call_back_since, r.id))  # the queue's order
     shown = found[:UNREACHED_SHOWN]
     return shown, len(found) > UNREACHED_SHOWN, frozenset(unread & {r.id for r in shown})
 

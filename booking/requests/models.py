@@ -237,12 +237,26 @@ class ConsultationRequest(db.Model):
     )
 
     __table_args__ = (
-        # The triage queue's order (urgent first, then the oldest, then the id), column for
-        # column and direction for direction, so both databases read a page of any tab from an
-        # index, in order, and stop after it: a sort would read every row. Within a status:
-        Index("ix_consultation_request_queue", status, priority.desc(), created_at, id),
+        # The triage queue's order (urgent first, then the one whose call-back clock started
+        # first, ``call_back_since``, then the id), column for column and direction for
+        # direction, so both databases read a page of any tab from an index, in order, and
+        # stop after it: a sort would read every row. The clock is an expression (the raise,
+        # else the arrival) which both databases index and match to the same expression in a
+        # query's ORDER BY and WHERE (``call_back_since_column``). Within a status:
+        Index(
+            "ix_consultation_request_queue",
+            status,
+            priority.desc(),
+            func.coalesce(triage_raised_at, created_at),
+            id,
+        ),
         # and for the every-status tab:
-        Index("ix_consultation_request_queue_all", priority.desc(), created_at, id),
+        Index(
+            "ix_consultation_request_queue_all",
+            priority.desc(),
+            func.coalesce(triage_raised_at, created_at),
+            id,
+        ),
         Index("ix_consultation_request_created_at", "created_at"),
     )
 
@@ -310,7 +324,9 @@ class ConsultationRequest(db.Model):
 
 
 def call_back_since_column() -> ColumnElement[datetime]:
-    """``ConsultationRequest.call_back_since`` in SQL."""
+    """``ConsultationRequest.call_back_since`` in SQL. The queue's indexes hold the same
+    expression (``ConsultationRequest.__table_args__``): the databases use an expression
+    index only for the expression as written there, so the two change together."""
     return func.coalesce(ConsultationRequest.triage_raised_at, ConsultationRequest.created_at)
 
 
