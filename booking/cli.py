@@ -1,5 +1,6 @@
 """Command-line tools: ``flask worker``, ``flask seed-demo``, ``flask create-admin`` and
-``flask privacy purge-expired``, ``flask files reconcile`` and ``flask files rescan``."""
+``flask privacy purge-expired``, ``flask files reconcile`` and ``flask files rescan``,
+``flask jobs list`` and ``flask jobs run NAME``."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ def register_commands(app: Flask) -> None:
 
     app.cli.add_command(privacy_cli)
     app.cli.add_command(files_cli)
+    app.cli.add_command(jobs_cli)
 
 
 @click.group("files")
@@ -85,6 +87,41 @@ def rescan() -> None:
         f"{result.clean} clean, {result.infected} infected (removed), "
         f"{result.still_pending} still waiting for the scanner"
     )
+
+
+@click.group("jobs")
+def jobs_cli() -> None:
+    """The worker's periodic jobs: list them, run one now (to catch up after an outage, or
+    to check a deployment)."""
+
+
+@jobs_cli.command("list")
+@with_appcontext
+def list_jobs() -> None:
+    """The periodic jobs: name, schedule (minute and hour, UTC, as in a crontab), what each
+    does."""
+    from booking.tasks import periodic_jobs
+
+    for job in periodic_jobs(current_app).values():
+        click.echo(f"{job.name:<28} {job.schedule:<10} {job.summary}")
+
+
+@jobs_cli.command("run")
+@click.argument("name")
+@with_appcontext
+def run_job(name: str) -> None:
+    """Run the periodic job NAME now, in this process: the function the worker runs on
+    schedule, with the same checks (safe while the worker runs it too). The email it writes
+    is delivered by the worker."""
+    from booking.tasks import periodic_jobs
+
+    jobs = periodic_jobs(current_app)
+    if name not in jobs:
+        raise click.BadParameter(
+            f"no periodic job {name!r}; the jobs are: {', '.join(jobs)}", param_hint="NAME"
+        )
+    done = jobs[name].task.call_local()
+    click.echo(f"{name}: {done}.")
 
 
 def _email_address(ctx: click.Context, param: click.Parameter, value: str) -> str:

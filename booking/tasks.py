@@ -3,17 +3,21 @@
 
 This is the composition layer: each job calls one feature's service, and no feature knows of
 the queue's schedule. Huey has no app-factory hook, so ``init_task_queue`` builds the queue
-for one app and registers the tasks on it; ``flask worker`` runs its consumer.
+for one app and registers the tasks on it; ``flask worker`` runs its consumer, and
+``flask jobs run NAME`` one periodic job now (``periodic_jobs``).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
+from huey.api import TaskWrapper
 
 from booking.audit.services import reduce_old_addresses
 from booking.extensions import db
@@ -49,7 +53,27 @@ def _make_huey(app: Flask) -> Huey:
     raise RuntimeError(f"unknown HUEY_BACKEND {backend!r}")
 
 
-def _each_on_its_own(job: str, *steps: Callable[[], object]) -> None:
+@dataclass(frozen=True)
+class PeriodicJob:
+    """A periodic job as ``flask jobs`` shows and runs it: ``task.call_local()`` runs the
+    very function the worker runs on ``schedule`` (minute and hour, as in a crontab), in the
+    calling process, and returns a line saying what it did."""
+
+    name: str
+    schedule: str
+    task: TaskWrapper
+
+    @property
+    def summary(self) -> str:
+        return " ".join((self.task.__doc__ or "").split("\n\n")[0].split())
+
+
+def periodic_jobs(app: Flask) -> dict[str, PeriodicJob]:
+    """The app's periodic jobs by name (the names in the worker's log), as defined here."""
+    return app.extensions["spineconsult.periodic_jobs"]
+
+
+def _each_on_its_own(job: str, *steps: Callable[[], Any]) -> list[Any]:
     """Run every step of a job, each whatever became of the ones before it.
 
     The nightly retention is four unrelated deletions; run as one sequence, a first step that
@@ -58,15 +82,17 @@ def _each_on_its_own(job: str, *steps: Callable[[], object]) -> None:
     one that fails is logged with its traceback and its transaction rolled back (on
     PostgreSQL a failed statement leaves the session's transaction unusable), and the next
     step starts on a clean session. At the end the task raises (naming the steps that
-    failed, from the first error), so Huey still records and logs the run as failed.
+    failed, from the first error), so Huey still records and logs the run as failed; when
+    none failed, it returns what each step returned.
 
     One task rather than four periodic ones: the steps keep their one time in the night (the
     quiet hour they were given) and one line in the schedule, and a failure still names
     which step it was."""
     failed: list[tuple[str, BaseException]] = []
+    results = []
     for step in steps:
         try:
-            step()
+            results.append(step())
         except Exception as exc:
             db.session.rollback()
             log.exception("%s: %s failed; the other steps go on", job, step.__name__)
@@ -76,10 +102,25 @@ def _each_on_its_own(job: str, *steps: Callable[[], object]) -> None:
         raise RuntimeError(f"{job}: {len(failed)} of {len(steps)} steps failed ({names})") from (
             failed[0][1]
         )
+    return results
 
 
 def init_task_queue(app: Flask) -> Huey:
     huey = _make_huey(app)
+    jobs: dict[str, PeriodicJob] = {}
+
+    def periodic(
+        name: str, minute: str, hour: str = "*"
+    ) -> Callable[[Callable[[], str]], TaskWrapper]:
+        """A periodic task, listed for ``flask jobs`` too: each returns a line saying what it
+        did (Huey keeps no result of a periodic task; the command prints it)."""
+
+        def register(func: Callable[[], str]) -> TaskWrapper:
+            task = huey.periodic_task(crontab(minute=minute, hour=hour), name=name)(func)
+            jobs[name] = PeriodicJob(name, f"{minute} {hour}", task)
+            return task
+
+        return register
 
     @huey.task(name="deliver_email")
     def deliver_email(email_id: int) -> None:
@@ -98,90 +139,123 @@ def init_task_queue(app: Flask) -> Huey:
         if email_id is not None:
             deliver_email(email_id)
 
-    @huey.periodic_task(crontab(minute="*"), name="requeue_stalled_emails")
-    def requeue_stalled_emails() -> None:
+    @periodic("requeue_stalled_emails", minute="*")
+    def requeue_stalled_emails() -> str:
+        """Every minute: outbox emails whose delivery task was lost handed to the queue again."""
         with app.app_context():
             ids = services.requeue_stalled_emails()
         for email_id in ids:
             deliver_email(email_id)
+        return f"{len(ids)} stalled email(s) handed to the queue again"
 
-    @huey.periodic_task(crontab(minute="*/5"), name="send_reminders")
-    def send_reminders() -> None:
+    @periodic("send_reminders", minute="*/5")
+    def send_reminders() -> str:
+        """Every 5 minutes: the reminders of confirmed appointments that fell due."""
         with app.app_context():
-            send_due_reminders()
+            queued = send_due_reminders()
+        return f"{len(queued)} appointment reminder(s) queued"
 
-    @huey.periodic_task(crontab(minute="*"), name="offer_next_waves")
-    def offer_waitlist_waves() -> None:
+    @periodic("offer_next_waves", minute="*")
+    def offer_waitlist_waves() -> str:
         """Every minute: the next wave of each waitlist offer nobody took within
         WAITLIST_WAVE_MINUTES of the last one."""
         with app.app_context():
-            offer_next_waves()
+            queued = offer_next_waves()
+        return f"{len(queued)} waitlist offer email(s) queued"
 
-    @huey.periodic_task(crontab(minute="23"), name="remind_information_requests")
-    def remind_information_requests() -> None:
+    @periodic("remind_information_requests", minute="23")
+    def remind_information_requests() -> str:
         """Every hour: one reminder of an unanswered request for information (ASK_REMINDER_DAYS)."""
         with app.app_context():
-            asks.send_due_reminders()
+            queued = asks.send_due_reminders()
+        return f"{len(queued)} reminder(s) of requests for information queued"
 
-    @huey.periodic_task(crontab(minute="*/15"), name="announce_held_feedback")
-    def announce_page_feedback() -> None:
-        """Feedback held back within the hour after an announcement is announced after it."""
+    @periodic("announce_held_feedback", minute="*/15")
+    def announce_page_feedback() -> str:
+        """Every 15 minutes: feedback held back within the hour after an announcement is
+        announced after it."""
         with app.app_context():
-            services.enqueue_delivery(announce_held_feedback())
+            queued = announce_held_feedback()
+            services.enqueue_delivery(queued)
+        return f"{len(queued)} feedback announcement(s) queued"
 
-    @huey.periodic_task(crontab(minute="*/15"), name="send_followups")
-    def send_followups() -> None:
+    @periodic("send_followups", minute="*/15")
+    def send_followups() -> str:
         """Every 15 minutes: follow-up invitations due (09:00 clinic time), then reminders."""
         with app.app_context():
-            send_due_followups()
-            send_due_followup_reminders()
+            invitations = send_due_followups()
+            reminders = send_due_followup_reminders()
+        return f"{len(invitations)} follow-up invitation(s) and {len(reminders)} reminder(s) queued"
 
-    @huey.periodic_task(crontab(minute=f"*/{SNAPSHOT_MINUTES}"), name="count_outcomes")
-    def count_outcomes() -> None:
+    @periodic("count_outcomes", minute=f"*/{SNAPSHOT_MINUTES}")
+    def count_outcomes() -> str:
         """Every few minutes: the outcomes page's counts, kept for the page to read."""
         with app.app_context():
-            refresh_snapshots()
+            counted = refresh_snapshots()
+        return f"{counted} outcome count(s) refreshed"
 
-    @huey.periodic_task(crontab(minute="*"), name="escalate_emergencies")
-    def escalate_emergencies() -> None:
+    @periodic("escalate_emergencies", minute="*")
+    def escalate_emergencies() -> str:
         """Every minute: an emergency's target is counted in minutes (an urgent request's,
         in working hours, is checked by the same run)."""
         with app.app_context():
-            escalate_overdue()
+            queued = escalate_overdue()
+        return f"{len(queued)} escalation email(s) queued"
 
-    @huey.periodic_task(crontab(minute="17", hour="3"), name="purge_expired_requests")
-    def purge_expired_requests() -> None:
+    @periodic("purge_expired_requests", minute="17", hour="3")
+    def purge_expired_requests() -> str:
         """Retention, once a day (03:17 UTC): closed requests past RETENTION_DAYS, the
         addresses in audit rows and staff sessions not seen for AUDIT_ADDRESS_DAYS, and the
         information pages' feedback past FEEDBACK_RETENTION_DAYS."""
         with app.app_context():
-            _each_on_its_own(
+            retention, addresses, sessions, feedback = _each_on_its_own(
                 "nightly retention",
                 purge_expired,
                 reduce_old_addresses,
                 purge_old_sessions,
                 purge_old_feedback,
             )
+        purged = (
+            f"{retention.counts.requests} closed request(s) purged"
+            if retention.enabled
+            else "retention off (RETENTION_DAYS is 0)"
+        )
+        return (
+            f"{purged}, {addresses} audit row(s) reduced, {sessions} staff session(s) and "
+            f"{feedback} feedback row(s) deleted"
+        )
 
-    @huey.periodic_task(crontab(minute="41"), name="purge_expired_drafts")
-    def purge_drafts() -> None:
+    @periodic("purge_expired_drafts", minute="41")
+    def purge_drafts() -> str:
         """Every hour: unfinished requests past DRAFT_DAYS, with their documents' files."""
         with app.app_context():
-            purge_expired_drafts()
+            purged = purge_expired_drafts()
+        return f"{purged} expired draft(s) deleted"
 
-    @huey.periodic_task(crontab(minute="*/5"), name="rescan_held_documents")
-    def rescan_held_documents() -> None:
+    @periodic("rescan_held_documents", minute="*/5")
+    def rescan_held_documents() -> str:
         """Every 5 minutes: files held while the virus scanner was down (CLAMAV_WHEN_DOWN)."""
+        if not app.config["CLAMAV_ENABLED"]:
+            return "the virus scanner is off (CLAMAV_ENABLED): nothing to scan"
         with app.app_context():
-            if app.config["CLAMAV_ENABLED"]:
-                rescan_pending()
+            result = rescan_pending()
+        return (
+            f"{result.clean} clean, {result.infected} infected (removed), "
+            f"{result.still_pending} still waiting for the scanner"
+        )
 
-    @huey.periodic_task(crontab(minute="47", hour="3"), name="reconcile_files")
-    def reconcile_upload_files() -> None:
+    @periodic("reconcile_files", minute="47", hour="3")
+    def reconcile_upload_files() -> str:
         """Nightly (03:47 UTC): orphan upload files removed, rows without a file reported."""
         with app.app_context():
-            reconcile_files()
+            result = reconcile_files()
+        return (
+            f"{result.removed} orphan file(s) removed, {len(result.missing_files)} row(s) "
+            "whose file is missing (flask files reconcile --dry-run lists them)"
+        )
 
+    # Not one of ``flask jobs``: run from a shell it would record a heartbeat with no worker
+    # running, and the health check would report a dead worker alive.
     @huey.periodic_task(crontab(minute="*"), name="worker_heartbeat")
     def worker_heartbeat() -> None:
         # Run by a worker thread from the queue: a fresh heartbeat means the scheduler, the
@@ -193,6 +267,7 @@ def init_task_queue(app: Flask) -> Huey:
         record_heartbeat(huey)
 
     app.extensions["huey"] = huey
+    app.extensions["spineconsult.periodic_jobs"] = jobs
     app.extensions["spineconsult.deliver_email"] = deliver_email
     app.extensions["spineconsult.send_password_reset"] = send_password_reset
     app.extensions["spineconsult.requeue_stalled_emails"] = requeue_stalled_emails

@@ -276,20 +276,21 @@ class Deployment:
     def diagnostics(self) -> str:
         return "\n".join(f"--- {s.name}:\n{s.output()[-4000:]}" for s in self.services)
 
-    def run_job(self, name: str) -> None:
-        """Hand the periodic job ``name`` (``booking/tasks.py``) to the worker now, as an
-        operator would from a shell on the server with the deployment's environment: the real
-        worker runs it as it would on schedule, and delivers the email it writes."""
-        task = f"spineconsult.{name}"
-        handed = subprocess.run(
-            [sys.executable, "-c", f"from wsgi import app; app.extensions[{task!r}]()"],
+    def run_job(self, name: str) -> str:
+        """Run the periodic job ``name`` (``flask jobs list``) now, as an operator would from
+        a shell on the server with the deployment's environment (docs/production.md,
+        "Workers"): ``flask jobs run``, whose line saying what it did is returned; the real
+        worker delivers the email it writes."""
+        ran = subprocess.run(
+            [sys.executable, "-m", "flask", "jobs", "run", name],
             cwd=ROOT,
             env=self.env,
             capture_output=True,
             timeout=120,
             check=False,
         )
-        assert handed.returncode == 0, handed.stderr.decode(errors="replace")[-3000:]
+        assert ran.returncode == 0, ran.stderr.decode(errors="replace")[-3000:]
+        return ran.stdout.decode()
 
     def tls_context(self) -> ssl.SSLContext:
         """A client that trusts exactly the certificate made for this run."""

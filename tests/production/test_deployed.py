@@ -319,7 +319,8 @@ def test_staff_complete_with_a_procedure_and_the_patient_answers_the_emailed_fol
         coordinator.check()
 
         # The job the worker runs every 15 minutes, run now.
-        deployment.run_job("send_followups")
+        ran = deployment.run_job("send_followups")
+        assert ran == "send_followups: 1 follow-up invitation(s) and 0 reminder(s) queued.\n"
         invitation = wait_for_email(
             deployment.mail,
             "How are you doing? A short questionnaire from Test Spine Clinic",
