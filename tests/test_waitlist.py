@@ -818,6 +818,29 @@ def test_the_next_wave_goes_out_after_the_interval_and_not_before(
         assert db.session.get(SlotOffer, offer.id).claimed_by_request_id == clinic.waiting[2]
 
 
+def test_each_email_of_a_next_wave_goes_to_the_queue_at_once_by_its_id(
+    app: Flask, clinic: Waitlist
+) -> None:
+    """Each patient of a wave is handed to the worker at once, by the outbox row's id: none
+    waits for the sweep of lost tasks (MAIL_REQUEUE_AFTER_SECONDS), which would give the
+    others of the wave minutes' start on a time the first to take it gets."""
+    app.config["WAITLIST_WAVE_SIZE"] = 2
+    offer = _cancel_first(app, clinic)  # the first wave: waiting0 and waiting1
+    before = _last_email(app)
+    huey = app.extensions["huey"]
+    huey.flush()  # the first wave's tasks
+    at = offer.created_at + timedelta(minutes=app.config["WAITLIST_WAVE_MINUTES"] + 1)
+    with app.app_context():
+        sent = offer_next_waves(now=at)
+        written = db.session.scalars(
+            select(OutboxEmail.id).where(
+                OutboxEmail.template == "waitlist_offer", OutboxEmail.id > before
+            )
+        ).all()
+    assert len(written) == 1 and sent == written
+    assert [(task.name, task.args) for task in huey.pending()] == [("deliver_email", (written[0],))]
+
+
 def test_no_next_wave_in_the_quiet_hours_the_due_one_goes_when_they_end(
     app: Flask, clinic: Waitlist
 ) -> None:

@@ -406,7 +406,11 @@ def _next_wave(offer_id: int, since: datetime, now: datetime) -> list[int]:
         db.session.rollback()
         _look_again_at(offer_id, wave, now)
         return []
-    sent = [email.id for email in _send_wave(offer, waiting, now)]
+    offers = _send_wave(offer, waiting, now)
+    # The rows get their ids when they are written: read before that, the last email's was
+    # None, and it waited for the sweep of lost tasks while the others of its wave went out.
+    db.session.flush()
+    sent = [email.id for email in offers]
     db.session.commit()
     return sent
 
