@@ -1023,3 +1023,42 @@ def test_two_workers_running_the_wave_job_at_once_send_one_wave(
     assert [w["wave"] for w in _waves(app, offer)] == [1, 2]
     with app.app_context():
         assert db.session.get(SlotOffer, offer.id).wave == 2
+
+
+def test_one_offers_failing_wave_holds_back_no_other_offers(
+    app: Flask, clinic: Waitlist, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two offers due their next wave; the first one's email cannot be written: the second's
+    wave still goes out, and the first's claim is undone with it, so the next run sends it."""
+    app.config["WAITLIST_WAVE_SIZE"] = 1
+    first = _cancel_first(app, clinic)  # the early time: waiting0 emailed
+    with app.app_context():
+        manage.cancel(db.session.get(ConsultationRequest, clinic.waiting[0]), None)
+        second = db.session.scalars(select(SlotOffer).where(SlotOffer.id != first.id)).one()
+        db.session.expunge(second)
+    # The second offer's first wave; waiting0's email of the first, not sent yet, was
+    # withdrawn as they cancelled.
+    assert _offered(app) == ["waiting1@example.com"]
+    before = _last_email(app)
+    at = second.created_at + timedelta(minutes=app.config["WAITLIST_WAVE_MINUTES"] + 1)
+    compose = waitlist.emails.waitlist_offer
+
+    def fail_for_the_first(consultation, offer, open_until):
+        if offer.id == first.id:
+            raise RuntimeError("cannot compose")
+        return compose(consultation, offer, open_until)
+
+    monkeypatch.setattr(waitlist.emails, "waitlist_offer", fail_for_the_first)
+    with app.app_context():
+        [sent] = offer_next_waves(now=at)  # the first offer's, earlier in the list, failed
+        assert f"/offers/{second.token}" in db.session.get(OutboxEmail, sent).body_text
+        assert db.session.get(SlotOffer, first.id).wave == 1
+        assert db.session.get(SlotOffer, second.id).wave == 2
+    assert _offered(app, before) == ["waiting2@example.com"]
+    assert f"next wave of offer {first.id} failed; the others go on" in caplog.text
+    monkeypatch.setattr(waitlist.emails, "waitlist_offer", compose)
+    with app.app_context():
+        [again] = offer_next_waves(now=at)
+        assert f"/offers/{first.token}" in db.session.get(OutboxEmail, again).body_text
+        assert db.session.get(SlotOffer, first.id).wave == 2
+    assert _offered(app, before) == ["waiting2@example.com", "waiting1@example.com"]

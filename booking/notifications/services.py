@@ -268,11 +268,15 @@ def enqueue_delivery(email_ids: list[int]) -> None:
 
 
 def queue_each(
-    items: Iterable[K], write: Callable[[K], int | None], label: str, job_log: logging.Logger
+    items: Iterable[K],
+    write: Callable[[K], int | list[int] | None],
+    label: str,
+    job_log: logging.Logger,
 ) -> list[int]:
     """A job's emails, one item at a time: ``write(item)`` writes the item's email to the
     outbox in a transaction of its own and commits it, returning its id (None when nothing
-    is sent); then every id is handed to the queue (``enqueue_delivery``) and returned.
+    is sent; a list when the item is one email to several patients, such as a waitlist
+    offer's wave); then every id is handed to the queue (``enqueue_delivery``) and returned.
 
     An item whose write fails is rolled back and logged to the job's own ``job_log``,
     ``label`` naming it (``"reminder of ask %s"``, given the item), and the others go on:
@@ -286,7 +290,9 @@ def queue_each(
             db.session.rollback()
             job_log.exception("%s failed; the others go on", label % (item,))
             continue
-        if email_id is not None:
+        if isinstance(email_id, list):
+            queued += email_id
+        elif email_id is not None:
             queued.append(email_id)
     enqueue_delivery(queued)
     return queued

@@ -33,7 +33,7 @@ from sqlalchemy.orm import joinedload
 from booking.audit.services import record
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
-from booking.notifications.services import enqueue_delivery, withdraw_pending
+from booking.notifications.services import enqueue_delivery, queue_each, withdraw_pending
 from booking.openinghours import HOURS_RE
 from booking.requests import emails
 from booking.requests.lifecycle import (
@@ -373,17 +373,11 @@ def offer_next_waves(now: datetime | None = None) -> list[int]:
         )
     )
     db.session.commit()  # end the read; each wave is its own transaction
-    queued: list[int] = []
-    for offer_id in due:
-        try:
-            sent = _next_wave(offer_id, since, now)
-        except Exception:  # one offer's failure must not hold back the others'
-            db.session.rollback()
-            log.exception("next wave of offer %s failed; the others go on", offer_id)
-            continue
-        enqueue_delivery(sent)
-        queued += sent
-    return queued
+    # One offer's failure holds back no other offer's wave, and undoes its own claim: the
+    # next run tries that offer again.
+    return queue_each(
+        due, lambda offer_id: _next_wave(offer_id, since, now), "next wave of offer %s", log
+    )
 
 
 def _next_wave(offer_id: int, since: datetime, now: datetime) -> list[int]:
