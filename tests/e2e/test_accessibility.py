@@ -552,6 +552,44 @@ def _unsaved_text(site: Site, page: Page) -> None:
     )
 
 
+def _raise_section(page: Page) -> Locator:
+    """The record's "Raise the triage level" section, opened (its form is folded away)."""
+    section = page.get_by_role("region", name=re.compile(r"^Triage level: "))
+    form = section.get_by_role("radiogroup", name="New triage level")
+    if not form.is_visible():
+        section.get_by_text("Raise the triage level", exact=True).first.click()
+    expect(form).to_be_visible()
+    return section
+
+
+def _raise_shown(site: Site, page: Page) -> None:
+    page.goto(site(f"/staff/requests/{site.reference}"))
+    _raise_section(page)
+
+
+def _raise_without_a_reason(site: Site, page: Page) -> None:
+    """A level chosen, the reason left out: refused, with the summary and the reason's own
+    error (the level chosen is not in error). Nothing is saved, the demo's request stays as
+    it is for the other tests."""
+    _raise_shown(site, page)
+    section = _raise_section(page)
+    section.get_by_role("radio", name="Emergency: call the patient back at once").check()
+    section.get_by_role("button", name="Raise the triage level").click()
+    expect(page).to_have_title(re.compile(r"^Error: "))
+    section = _raise_section(page)  # open again on the refused page
+    expect(
+        section.get_by_role("alert").get_by_role(
+            "link", name="Please write why the triage level is raised."
+        )
+    ).to_be_visible()
+    reason = section.get_by_label(re.compile(r"^Why \(the new symptoms"))
+    expect(reason).to_have_attribute("aria-invalid", "true")
+    expect(reason).to_have_accessible_description(
+        re.compile(r"Error: Please write why the triage level is raised\.")
+    )
+    expect(section.locator("[aria-invalid=true]")).to_have_count(1)
+
+
 # Pages for signed-out staff: each runs in a fresh browser.
 SIGNED_OUT_PAGES: dict[str, str | Callable[..., None]] = {
     "login": "/staff/login",
@@ -571,6 +609,8 @@ STAFF_PAGES: dict[str, str | Callable[..., None]] = {
     "queue": "/staff/",
     "queue, urgent only": "/staff/?triage=urgent",
     "record": "/staff/requests/{reference}",
+    "record, raise the triage level shown": _raise_shown,
+    "record, raise the triage level without a reason": _raise_without_a_reason,
     "intake summary": "/staff/requests/{reference}/summary",
     "calendar, week": "/staff/calendar",
     "calendar, day": "/staff/calendar?view=day",
@@ -1029,6 +1069,7 @@ ERROR_STATES: dict[str, tuple[Callable[..., None], bool]] = {
     "specialist's hours": (_hours_with_errors, True),
     "new staff account": (_account_with_errors, True),
     "new location": (_location_with_errors, True),
+    "record: raise the triage level": (_raise_without_a_reason, True),
     "forgot password": (_forgot_password_with_errors, False),
 }
 
