@@ -37,9 +37,12 @@ from tests.e2e.pages import (
     cells_beyond_the_screen,
     clinic_day,
     day_legend,
+    key_choose,
+    key_type,
     page_width,
     pick_type,
     sign_in,
+    tab_to,
 )
 from tests.factories import (
     make_appointment_type,
@@ -56,6 +59,8 @@ COORDINATOR = "chris.coordinator@example.com"
 ADMIN = "alex.admin@example.com"
 # The coordinator's authenticator app holds this key (enrolled before the test).
 COORDINATOR_TOTP = pyotp.random_base32()
+COORDINATOR_NAME = "Chris Coordinator"
+REASON = "Phoned: numbness in both legs since this morning"
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,7 @@ def clinic(live_server: LiveServer) -> Clinic:
     """Staff (the coordinator with two-factor sign-in on), a location, hours and two routine
     and two urgent requests."""
     with live_server.app.app_context():
-        coordinator = make_staff("coordinator", COORDINATOR)
+        coordinator = make_staff("coordinator", COORDINATOR, full_name=COORDINATOR_NAME)
         _enrol_two_factor(coordinator, COORDINATOR_TOTP)
         weber = make_staff("specialist", "lena.weber@example.com", full_name=SPECIALIST)
         make_location("Main clinic")
@@ -194,6 +199,63 @@ def test_what_an_action_did_is_read_and_seen_where_it_was_done(page: Page, clini
     expect(message).to_be_in_viewport()
     expect(calls.get_by_role("status").filter(has_text="Call logged.")).to_have_count(1)
     expect(calls).to_contain_text("Not reached yet")
+
+
+def test_coordinator_raises_a_routine_request_to_urgent_with_the_keyboard_alone(
+    page: Page, clinic: Clinic
+) -> None:
+    """The patient of the longest-waiting routine request phoned about new symptoms: the
+    coordinator opens the record from the queue, unfolds "Raise the triage level", chooses
+    urgent, writes why and sends, with Tab, the arrow keys, Space, Enter and typing only. The
+    request then joins the queue's urgent part, after the two urgent ones that arrived before
+    the raise (each level in the order of its call-back clock, which for it starts at the
+    raise), and its timeline shows the raise with the reason."""
+    sign_in(page, clinic.server, COORDINATOR, totp_secret=COORDINATOR_TOTP)
+    raised = clinic.routine[0]
+    queue = page.get_by_role("table", name="Requests, urgent first, then the oldest waiting")
+    expect(queue.get_by_role("rowheader")).to_have_text(
+        [s.reference for s in (*clinic.urgent, *clinic.routine)]
+    )
+    link = queue.get_by_role("link", name=raised.reference, exact=True)
+    tab_to(page, link, "the routine request's link")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"{raised.reference} · {raised.name}")
+
+    section = page.get_by_role("region", name="Triage level: routine")
+    levels = section.get_by_role("radiogroup", name="New triage level")
+    expect(levels).to_be_hidden()  # folded away until asked for
+    tab_to(page, section.locator("summary"), "Raise the triage level")
+    page.keyboard.press("Enter")
+    expect(levels).to_be_visible()
+    expect(levels.get_by_role("radio")).to_have_count(2)  # urgent, emergency: only higher
+    key_choose(page, "New triage level", "Urgent: call the patient back today")
+    key_type(page, "Why (the new symptoms, and how the patient told you)", REASON)
+    tab_to(page, section.get_by_role("button", name="Raise the triage level"), "the button")
+    page.keyboard.press("Enter")
+
+    raised_message = page.get_by_role("status").filter(has_text="Triage level raised")
+    expect(raised_message).to_be_focused()
+    expect(page.get_by_role("region", name="Triage level: URGENT")).to_be_visible()
+    entry = (
+        page.get_by_role("region", name="Timeline")
+        .get_by_role("listitem")
+        .filter(has_text="Raised the triage level from routine to urgent")
+    )
+    expect(entry).to_have_count(1)
+    expect(entry).to_contain_text(f"Reason: {REASON}")
+    expect(entry).to_contain_text(f"Note · {COORDINATOR_NAME}")
+
+    queue_link = page.get_by_role("navigation", name="Staff").get_by_role(
+        "link", name="Queue", exact=True
+    )
+    tab_to(page, queue_link, "the queue in the menu")
+    page.keyboard.press("Enter")
+    # Urgent first, then by the call-back clock: the raised one's started at the raise.
+    in_order = [*clinic.urgent, raised, *clinic.routine[1:]]
+    expect(queue.get_by_role("rowheader")).to_have_text([s.reference for s in in_order])
+    rows = queue.get_by_role("row").filter(has=page.get_by_role("rowheader"))
+    expect(rows.nth(2)).to_contain_text(raised.name)
+    expect(rows.locator("td:first-child")).to_have_text(["URGENT"] * 3 + ["routine"])
 
 
 def test_queue_and_record_fit_a_phone_without_sideways_scrolling(
