@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 import secrets
-from datetime import date, time, timedelta
-from typing import Any
+from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -13,11 +13,14 @@ from booking.documents.storage import DocumentUpload
 from booking.patients.services import RequestSubmission, submit_request
 from booking.requests import history
 from booking.requests.models import ConsultationRequest
-from booking.scheduling.models import Location
+from booking.scheduling.models import AppointmentType, Location
 from booking.scheduling.services import create_location
 from booking.staff.models import StaffRole, StaffUser
 from booking.staff.services import create_staff
 from tests.support import PASSWORD, Clinic, pdf_bytes
+
+if TYPE_CHECKING:
+    from booking.dashboard.services import Slot
 
 
 def make_staff(role: str = "coordinator", email: str | None = None, **kw: Any) -> StaffUser:
@@ -196,26 +199,56 @@ def book_first_open_time(clinic: Clinic) -> ConsultationRequest:
     )
 
 
+def staff_slot(
+    kind: AppointmentType, starts_at: datetime, specialist_id: int, location_id: int
+) -> Slot:
+    """The time ``starts_at`` (an open slot's, in UTC) of ``kind`` with the specialist at the
+    location, as a coordinator enters it on the record: the clinic's wall-clock day and time
+    (a dashboard ``Slot``). Inside an app context."""
+    from booking.dashboard.services import Slot
+    from booking.extensions import db
+    from booking.timeutil import to_clinic_tz
+
+    local = to_clinic_tz(starts_at)
+    return Slot(
+        kind,
+        db.session.get(StaffUser, specialist_id),
+        db.session.get(Location, location_id),
+        local.date(),
+        local.time(),
+    )
+
+
+def confirm_at(
+    consultation: ConsultationRequest,
+    coordinator: StaffUser,
+    kind: AppointmentType,
+    starts_at: datetime,
+    specialist_id: int,
+    location_id: int,
+) -> None:
+    """``coordinator`` confirms ``consultation`` on its record at the open time ``starts_at``
+    of ``kind`` with the specialist at the location (``staff_slot``), through the real
+    ``confirm_request``: it commits, emails the patient and offers a held time it moves away
+    from to the waitlist. Inside an app context."""
+    from booking.dashboard.services import confirm_request
+
+    confirm_request(
+        consultation, coordinator, staff_slot(kind, starts_at, specialist_id, location_id)
+    )
+
+
 def slot_two_days_ahead(clinic: Clinic) -> Any:
     """The clinic's first open time two days or more from now, as a coordinator enters it
     on the record (a dashboard ``Slot``). Inside an app context."""
-    from booking.dashboard.services import Slot
     from booking.extensions import db
     from booking.scheduling.availability import open_slots
-    from booking.scheduling.models import AppointmentType
-    from booking.timeutil import now_utc, to_clinic_tz
+    from booking.timeutil import now_utc
 
     kind = db.session.get(AppointmentType, clinic.type)
     start = now_utc() + timedelta(days=2)
     slot = open_slots(kind, start, start + timedelta(days=7))[0]
-    local = to_clinic_tz(slot.starts_at)
-    return Slot(
-        kind,
-        db.session.get(StaffUser, slot.specialist_id),
-        db.session.get(Location, slot.location_id),
-        local.date(),
-        local.time(),
-    )
+    return staff_slot(kind, slot.starts_at, slot.specialist_id, slot.location_id)
 
 
 def confirmed_request(app: Any, clinic: Clinic, locale: str = "en") -> int:

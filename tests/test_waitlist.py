@@ -39,7 +39,6 @@ from booking.scheduling.availability import open_slots
 from booking.scheduling.models import (
     AppointmentType,
     ClinicSettings,
-    Location,
     SlotOffer,
     SlotOfferRecipient,
     WaitlistEntry,
@@ -48,6 +47,7 @@ from booking.scheduling.services import SlotChoice
 from booking.staff.models import StaffUser
 from booking.timeutil import END_OF_DAY, WHEN, now_utc, to_clinic_tz
 from tests.factories import (
+    confirm_at,
     make_appointment_type,
     make_request,
 )
@@ -157,17 +157,13 @@ def test_an_offer_not_emailed_yet_is_withdrawn_when_its_patient_no_longer_waits(
 def _confirm_first(app: Flask, clinic: Waitlist, starts_at: datetime) -> list[SlotOffer]:
     """Staff confirm the held request "first" at ``starts_at``; the offers made."""
     with app.app_context():
-        local = to_clinic_tz(starts_at)
-        workflow.confirm_request(
+        confirm_at(
             db.session.get(ConsultationRequest, clinic.first),
             db.session.get(StaffUser, clinic.coordinator.id),
-            workflow.Slot(
-                db.session.get(AppointmentType, clinic.type),
-                db.session.get(StaffUser, clinic.weber.id),
-                db.session.get(Location, clinic.location),
-                local.date(),
-                local.time(),
-            ),
+            db.session.get(AppointmentType, clinic.type),
+            starts_at,
+            clinic.weber.id,
+            clinic.location,
         )
         offers = db.session.scalars(select(SlotOffer)).all()
         db.session.expunge_all()
@@ -542,21 +538,18 @@ def test_offers_follow_the_appointment_type_staff_set_since_joining(
         follow_up_id = follow_up.id
         start = now_utc() + timedelta(days=4)
         slots = open_slots(follow_up, start, start + timedelta(days=3))
-        times = [to_clinic_tz(slots[0].starts_at), to_clinic_tz(slots[4].starts_at)]
+        times = [slots[0].starts_at, slots[4].starts_at]
         changed, offered_before = clinic.waiting[0], clinic.waiting[1]
 
-    def confirm_as_follow_up(request_id: int, local: datetime) -> None:
+    def confirm_as_follow_up(request_id: int, starts_at: datetime) -> None:
         with app.app_context():
-            workflow.confirm_request(
+            confirm_at(
                 db.session.get(ConsultationRequest, request_id),
                 db.session.get(StaffUser, clinic.coordinator.id),
-                workflow.Slot(
-                    db.session.get(AppointmentType, follow_up_id),
-                    db.session.get(StaffUser, clinic.weber.id),
-                    db.session.get(Location, clinic.location),
-                    local.date(),
-                    local.time(),
-                ),
+                db.session.get(AppointmentType, follow_up_id),
+                starts_at,
+                clinic.weber.id,
+                clinic.location,
             )
 
     confirm_as_follow_up(changed, times[0])  # frees its held evaluation: offered on
@@ -643,17 +636,13 @@ def test_an_offer_taken_as_a_coordinator_gives_an_earlier_time_does_not_undo_it(
         def run() -> None:
             try:
                 with app.app_context():
-                    local = to_clinic_tz(earlier.starts_at)
-                    workflow.confirm_request(
+                    confirm_at(
                         db.session.get(ConsultationRequest, patient_id),
                         db.session.get(StaffUser, clinic.coordinator.id),
-                        workflow.Slot(
-                            db.session.get(AppointmentType, clinic.type),
-                            db.session.get(StaffUser, earlier.specialist_id),
-                            db.session.get(Location, earlier.location_id),
-                            local.date(),
-                            local.time(),
-                        ),
+                        db.session.get(AppointmentType, clinic.type),
+                        earlier.starts_at,
+                        earlier.specialist_id,
+                        earlier.location_id,
                     )
             except BaseException as exc:  # reported below, not lost in the thread
                 errors.append(exc)

@@ -33,17 +33,16 @@ from playwright.sync_api import Browser, Locator, Page, expect
 from sqlalchemy import select
 
 from booking.cli import DEMO_PASSWORD
-from booking.dashboard.services import Slot, confirm_request
 from booking.extensions import db
 from booking.requests.drafts import RequestDraft
 from booking.requests.links import issue_link
 from booking.requests.models import ConsultationRequest, TriageLevel
 from booking.scheduling.availability import open_slots
-from booking.scheduling.models import AppointmentType, Location
+from booking.scheduling.models import AppointmentType
 from booking.staff import twofactor
 from booking.staff.auth import make_reset_token
 from booking.staff.models import StaffUser
-from booking.timeutil import now_utc, to_clinic_tz
+from booking.timeutil import now_utc
 from tests.e2e.conftest import PHONE, PHONE_WIDTH, LiveServer, browser_page, build_app, serving
 from tests.e2e.pages import (
     add_document,
@@ -59,7 +58,7 @@ from tests.e2e.pages import (
     submit_sign_in,
     submit_sign_in_code,
 )
-from tests.factories import appointment_started, make_request
+from tests.factories import appointment_started, confirm_at, make_request
 from tests.smtp import free_port
 from tests.support import pdf_bytes
 
@@ -670,17 +669,8 @@ def _started_visit(site: Site) -> str:
         ).first()
         start = now_utc() + timedelta(days=2)
         slot = open_slots(kind, start, start + timedelta(days=7))[0]
-        local = to_clinic_tz(slot.starts_at)
-        confirm_request(
-            consultation,
-            coordinator,
-            Slot(
-                kind,
-                db.session.get(StaffUser, slot.specialist_id),
-                db.session.get(Location, slot.location_id),
-                local.date(),
-                local.time(),
-            ),
+        confirm_at(
+            consultation, coordinator, kind, slot.starts_at, slot.specialist_id, slot.location_id
         )
         appointment_started(consultation.reference)
         return consultation.reference

@@ -30,14 +30,12 @@ from sqlalchemy import func, select
 
 from booking.audit.models import AuditEvent
 from booking.cli import demo_pdf
-from booking.dashboard.services import Slot, confirm_request
 from booking.extensions import db
 from booking.requests import triage
 from booking.requests.drafts import DraftDocument
 from booking.scheduling.availability import open_slots
-from booking.scheduling.models import AppointmentType, Location
-from booking.staff.models import StaffUser
-from booking.timeutil import DAY, now_utc, to_clinic_tz
+from booking.scheduling.models import AppointmentType
+from booking.timeutil import DAY, now_utc
 from tests.e2e.conftest import CLINIC_EMAIL, IMAGING_REVIEW, text_of, wait_for_email
 from tests.e2e.pages import (
     DATES_LOCALE,
@@ -56,7 +54,7 @@ from tests.e2e.pages import (
     sign_in,
     slot_time,
 )
-from tests.factories import appointment_started, make_request, staff_user
+from tests.factories import appointment_started, confirm_at, make_request, staff_user
 from tests.production.conftest import ADMIN, COORDINATOR, HOST, Deployment, Visitor, visiting
 from tests.smtp import Received
 from tests.support import EICAR, pdf_bytes
@@ -266,17 +264,13 @@ def seen_weeks_ago(deployment: Deployment, weeks: int) -> str:
         ).first()
         start = now_utc() + timedelta(days=3)
         slot = open_slots(kind, start, start + timedelta(days=7))[-1]
-        local = to_clinic_tz(slot.starts_at)
-        confirm_request(
+        confirm_at(
             consultation,
             staff_user(COORDINATOR),
-            Slot(
-                kind,
-                db.session.get(StaffUser, slot.specialist_id),
-                db.session.get(Location, slot.location_id),
-                local.date(),
-                local.time(),
-            ),
+            kind,
+            slot.starts_at,
+            slot.specialist_id,
+            slot.location_id,
         )
         appointment_started(consultation.reference, ago=timedelta(weeks=weeks))
         reference = consultation.reference
