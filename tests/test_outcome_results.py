@@ -405,6 +405,47 @@ def test_the_response_rate_counts_closed_invitations_and_not_the_deceased(app: F
         assert (response.share.count, response.share.total) == (1, 3)
 
 
+def _treated_never_sent(days_ago: int, **request: object) -> None:
+    """A completed request treated ``days_ago`` whose patient was sent no questionnaire."""
+    consultation = make_request(**request)
+    consultation.status = RequestStatus.COMPLETED
+    db.session.add(
+        TreatmentPlan(
+            request_id=consultation.id,
+            plan=Plan.PHYSIOTHERAPY,
+            consulted_on=clinic_today() - timedelta(days=days_ago),
+        )
+    )
+    db.session.commit()
+
+
+def test_the_response_rate_says_how_many_treated_were_never_sent_the_questionnaire(
+    app: Flask, client: FlaskClient
+) -> None:
+    """Three patients sent the 3-month questionnaire answered it; two more treated as long
+    ago did not agree to the questionnaires and were never sent it. "100 %" alone reads as
+    every treated patient followed up: the page says 5 reached the time point, 2 not sent.
+    One treated 10 days ago has reached no time point yet."""
+    with app.app_context():
+        make_staff("coordinator", "coord@example.com")
+        _treated(Plan.PHYSIOTHERAPY, 3)
+        _treated_never_sent(100, followup_consent=False)
+        _treated_never_sent(100, followup_consent=False)
+        _treated_never_sent(10)
+        since = clinic_today() - timedelta(days=365)
+        assert results.reached_counts(since, ["6w", "3m", "12m"]) == {
+            "6w": [5, 5],
+            "3m": [5, 2],
+            "12m": [0, 0],
+        }
+    AuthActions(client).login("coordinator")
+    page = client.get("/staff/outcomes?point=3m").get_data(as_text=True)
+    assert "<td>5</td><td>2</td><td>3</td><td>0</td><td>3</td><td>100 %" in _row(
+        page, "responses", "3 months"
+    )
+    assert "Not sent: treatments of the period" in page
+
+
 def test_the_outcomes_page_shows_shares_with_intervals_and_suppresses_small_groups(
     app: Flask, client: FlaskClient
 ) -> None:

@@ -54,7 +54,7 @@ from booking.outcomes.models import (
     TreatmentPlan,
 )
 from booking.outcomes.progress import thresholds
-from booking.outcomes.schedule import answered_before_start, due_day, parse_point
+from booking.outcomes.schedule import answered_before_start, due_at, due_day, parse_point
 from booking.outcomes.services import settings
 from booking.requests import history as intake
 from booking.requests import instruments
@@ -129,6 +129,10 @@ class PointResponse:
     sent: int
     still_open: int  # sent, not answered, the link not yet expired
     share: m.Share | None  # answered of the closed (sent less still open); None: none closed
+    # The period's treatments whose time point has come, and of them those never sent it
+    # (``reached_counts``); None: not counted (a snapshot made before they were).
+    reached: int | None = None
+    not_sent: int | None = None
 
 
 @dataclass(frozen=True)
@@ -273,6 +277,9 @@ class Tally:
     not_scored: int = 0
     groups: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     responses: dict[str, list[int]] = field(default_factory=dict)
+    # Per time point ``[reached, not sent]``: the period's treatments whose time point has
+    # come, and how many of them were never sent it (``reached_counts``).
+    reached: dict[str, list[int]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -284,6 +291,7 @@ class Tally:
             not_scored=data["not_scored"],
             groups=data["groups"],
             responses=data["responses"],
+            reached=data.get("reached", {}),
         )
 
     def shares(
@@ -369,7 +377,9 @@ class Tally:
 def count(point: str, since: date, saved: OutcomeSettings) -> Tally:
     """Count every answer at ``point`` of the plans started since ``since`` (a fixed number of
     queries; the time grows with the clinic's follow-ups: ``snapshot`` keeps the result)."""
-    tally = Tally(responses=response_counts(since))
+    responses = response_counts(since)
+    points = [*saved.schedule, *(p for p in responses if p not in saved.schedule)]
+    tally = Tally(responses=responses, reached=reached_counts(since, points))
     for outcome in patient_outcomes(point, since, saved):
         if outcome.change is None:  # no score at the baseline or at the time point
             tally.not_scored += 1
@@ -424,7 +434,49 @@ def response_counts(since: date, now: datetime | None = None) -> dict[str, list[
     }
 
 
-def point_responses(counted: dict[str, list[int]], points: list[str]) -> list[PointResponse]:
+def reached_counts(
+    since: date, points: Iterable[str], now: datetime | None = None
+) -> dict[str, list[int]]:
+    """``[reached, not sent]`` per time point: the plans counted (``_cohort``) whose time point
+    was due by ``now``, and how many of them have no invitation sent for it (no consent to
+    the questionnaires, no email address, stopped or no longer to be contacted before it was
+    due, or it passed while the invitations could not be sent). Without them the response
+    rate reads as the share of the treated patients followed up, which it is not: it is of
+    those sent the questionnaire. One statement per time point, grouped by the day the
+    treatment started, whatever the number of patients."""
+    now = now or now_utc()
+    tz = clinic_tz()
+    found = {}
+    for point in points:
+        sent = (
+            select(FollowUp.id)
+            .where(
+                FollowUp.request_id == TreatmentPlan.request_id,
+                FollowUp.point == point,
+                FollowUp.sent_at.is_not(None),
+                FollowUp.superseded_at.is_(None),
+            )
+            .exists()
+        )
+        reached = not_sent = 0
+        for start, plans, unsent in db.session.execute(
+            select(_start(), func.count(), func.count(case((~sent, 1))))
+            .join(ConsultationRequest, ConsultationRequest.id == TreatmentPlan.request_id)
+            .where(ConsultationRequest.status == RequestStatus.COMPLETED, _start() >= since)
+            .group_by(_start())
+        ).tuples():
+            if due_at(start, point, tz) <= now:
+                reached += plans
+                not_sent += unsent
+        found[point] = [reached, not_sent]
+    return found
+
+
+def point_responses(
+    counted: dict[str, list[int]],
+    points: list[str],
+    reached: dict[str, list[int]] | None = None,
+) -> list[PointResponse]:
     """The schedule's time points, then any other a former schedule sent."""
     shown = points + sorted(
         (p for p in counted if p not in points), key=lambda p: parse_point(p).days_hint
@@ -433,6 +485,7 @@ def point_responses(counted: dict[str, list[int]], points: list[str]) -> list[Po
     for point in shown:
         sent, still_open, answered = counted.get(point, (0, 0, 0))
         closed = sent - still_open
+        came, not_sent = (reached or {}).get(point, (None, None))
         found.append(
             PointResponse(
                 point,
@@ -440,6 +493,8 @@ def point_responses(counted: dict[str, list[int]], points: list[str]) -> list[Po
                 sent,
                 still_open,
                 m.wilson(answered, closed) if closed else None,
+                came,
+                not_sent,
             )
         )
     return found
@@ -455,7 +510,7 @@ def point_responses(counted: dict[str, list[int]], points: list[str]) -> list[Po
 SNAPSHOT_MINUTES = 10
 SNAPSHOT_MAX_AGE = timedelta(minutes=15)
 SNAPSHOT_KEEP = timedelta(days=1)  # older snapshots (a former day or setting) are deleted
-TALLY_VERSION = 4  # part of the key: a change to what is counted starts afresh
+TALLY_VERSION = 5  # part of the key: a change to what is counted starts afresh
 
 
 def snapshot_key(months: int, point: str, since: date, saved: OutcomeSettings) -> str:
@@ -556,7 +611,7 @@ def clinic_results(months: int, point: str | None = None, *, fresh: bool = False
         point_label=point_label(point),
         points=points,
         computed_at=computed_at,
-        responses=point_responses(tally.responses, points),
+        responses=point_responses(tally.responses, points, tally.reached),
         scored=tally.scored,
         not_scored=tally.not_scored,
         overall=overall[0] if overall else GroupShare("all", _("All requests"), None),
