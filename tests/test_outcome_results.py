@@ -312,9 +312,42 @@ def test_the_record_marks_a_follow_up_answered_before_a_postponed_operation(
         assert len(send_due_followups(now=schedule.due_at(new, "6w", BERLIN))) == 1
         again = db.session.scalars(select(FollowUp).where(FollowUp.superseded_at.is_(None))).one()
         _answer(again, odi=30, back_now=3)
+        # Answered at its time, after the operation (the clock here is today's).
+        again.answered_at = schedule.due_at(new, "6w", BERLIN) + timedelta(days=1)
+        db.session.commit()
     table = _table(page := client.get(path).get_data(as_text=True))
     assert table.count("6 weeks") == 2 and table.count(mark) == 1
     assert "30.0" in table and 'class="badge' in table and "<svg" in page
+
+
+def test_an_answer_before_the_treatment_started_is_neither_judged_nor_charted(
+    app: Flask, client: FlaskClient
+) -> None:
+    """The 6-week questionnaire answered (the ODI from 50 % to 22 %), then the procedure
+    date set to the day after the answer with no correction superseding it (as a correction
+    made before superseding existed left it, or one kept behind a later time point): the
+    record marks it "not counted", as the results leave it out, and judges no change on it
+    and draws no chart from it, which would show the treatment's effect before the
+    treatment."""
+    with app.app_context():
+        start = clinic_today() + timedelta(days=5)
+        consultation = _completed(plan=Plan.MINIMALLY_INVASIVE, procedure=start)
+        reference, request_id = consultation.reference, consultation.id
+        six_weeks = schedule.due_at(start, "6w", BERLIN)
+        assert len(send_due_followups(now=six_weeks)) == 1
+        answered_at = six_weeks + timedelta(days=2)
+        db.session.execute(
+            update(FollowUp).values(answered_at=answered_at, odi_percent=22.0, gpe=2)
+        )
+        db.session.get(TreatmentPlan, request_id).procedure_date = to_clinic_tz(
+            answered_at
+        ).date() + timedelta(days=1)
+        db.session.commit()
+    AuthActions(client).login("coordinator")
+    page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    table = _table(page)
+    assert "22.0" in table and "answered before the treatment started: not counted" in table
+    assert 'class="badge' not in table and "<svg" not in page
 
 
 def _table(page: str) -> str:

@@ -90,8 +90,11 @@ class Column:
 
     @property
     def charted(self) -> bool:
-        """Answered and not superseded: its change is judged and charted."""
-        return self.state == "answered" and self.superseded_at is None
+        """Answered, not superseded, and not before the treatment started: its change is
+        judged and charted. One answered before the start is no result of its time point
+        (the clinic's results leave it out): judged "improved" against the baseline and drawn
+        as the time point's value, it would read as the treatment's effect."""
+        return self.state == "answered" and self.superseded_at is None and not self.before_start
 
 
 @dataclass(frozen=True)
