@@ -20,6 +20,8 @@ from booking.audit.models import AuditEvent
 from booking.dashboard import services as workflow
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail, OutboxStatus
+from booking.outcomes import schedule
+from booking.outcomes.services import send_due_followups
 from booking.patients.services import CallbackSubmission, request_callback
 from booking.requests.events import EventKind, RequestEvent
 from booking.requests.lifecycle import WorkflowError
@@ -27,10 +29,12 @@ from booking.requests.models import ConsultationRequest
 from booking.staff.models import StaffUser
 from tests.factories import confirmed_request, make_request
 from tests.support import AuthActions, Clinic, deliver_waiting_emails, page_token
+from tests.test_outcomes import BERLIN, _completed, _start
 
 OLD = "erika.mustermann@example.com"  # the factory's address
 NEW = "erika.m@example.org"
 LINK_RE = re.compile(r"https?://[^/\s]+(/manage/open/[A-Za-z0-9_\-]+)")
+FOLLOWUP_LINK_RE = re.compile(r"https?://[^/\s]+(/follow-up/open/[A-Za-z0-9_\-]+)")
 
 
 def _hidden(page: str, name: str) -> str:
@@ -195,6 +199,84 @@ def test_emails_still_waiting_go_to_the_new_address_instead(
         assert client.get(link).status_code == 404
     for link in new_links:
         assert client.get(link).status_code == 303
+
+
+def test_the_follow_up_links_in_the_old_mailbox_stop_working_too(
+    app: Flask, client: FlaskClient, auth: AuthActions
+) -> None:
+    """A questionnaire's link is a private link as well: from the old mailbox it would go on
+    answering for the patient, or stopping their follow-ups. One still open is sent again,
+    to the new address."""
+    with app.app_context():
+        consultation = _completed()
+        request_id, reference = consultation.id, consultation.reference
+        send_due_followups(now=schedule.due_at(_start(request_id), "6w", BERLIN))
+    deliver_waiting_emails(app)  # the invitation reached the old mailbox
+    (sent,) = [e for e in outbox_of(app, request_id) if e.template == "followup_invitation"]
+    old_link = FOLLOWUP_LINK_RE.search(sent.body_text).group(1)
+    coordinator = auth.new_client("coordinator")
+    assert correct(coordinator, reference, email=NEW).status_code == 302
+
+    stranger = app.test_client()
+    assert stranger.get(old_link).status_code == 404
+    assert stranger.get(f"{old_link}/stop").status_code == 404
+    invitations = [e for e in outbox_of(app, request_id) if e.template == "followup_invitation"]
+    assert [(e.recipient, e.status) for e in invitations] == [
+        (OLD, OutboxStatus.SENT),
+        (NEW, OutboxStatus.PENDING),
+    ]
+    new_link = FOLLOWUP_LINK_RE.search(invitations[-1].body_text).group(1)
+    assert client.get(new_link).status_code == 303
+
+
+def test_failed_emails_sent_again_to_another_address_end_the_follow_up_links_too(
+    app: Flask, client: FlaskClient, auth: AuthActions
+) -> None:
+    """The other way staff correct the address: sending the failed emails again to it."""
+    with app.app_context():
+        consultation = _completed()
+        request_id, reference = consultation.id, consultation.reference
+        send_due_followups(now=schedule.due_at(_start(request_id), "6w", BERLIN))
+    deliver_waiting_emails(app)
+    emails = outbox_of(app, request_id)
+    (sent,) = [e for e in emails if e.template == "followup_invitation"]
+    old_link = FOLLOWUP_LINK_RE.search(sent.body_text).group(1)
+    with app.app_context():  # the email saying the request was completed bounced
+        bounced = [e for e in emails if e.template == "request_update"][-1].id
+        db.session.get(OutboxEmail, bounced).status = OutboxStatus.FAILED
+        db.session.commit()
+    coordinator = auth.new_client("coordinator")
+    page = coordinator.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    response = coordinator.post(
+        f"/staff/requests/{reference}/resend-emails",
+        data={"resend-csrf_token": page_token(page), "resend-email": NEW},
+    )
+    assert response.status_code == 302
+
+    assert app.test_client().get(old_link).status_code == 404
+    invitations = [e for e in outbox_of(app, request_id) if e.template == "followup_invitation"]
+    assert [e.recipient for e in invitations] == [OLD, NEW]
+    new_link = FOLLOWUP_LINK_RE.search(invitations[-1].body_text).group(1)
+    assert client.get(new_link).status_code == 303
+
+
+def test_a_waiting_invitation_goes_to_the_new_address_with_its_link(
+    app: Flask, client: FlaskClient, auth: AuthActions
+) -> None:
+    """Never sent to the old address, its link is no secret there: the copy keeps it."""
+    with app.app_context():
+        consultation = _completed()
+        request_id, reference = consultation.id, consultation.reference
+        send_due_followups(now=schedule.due_at(_start(request_id), "6w", BERLIN))
+    (waiting,) = [e for e in outbox_of(app, request_id) if e.template == "followup_invitation"]
+    link = FOLLOWUP_LINK_RE.search(waiting.body_text).group(1)
+    coordinator = auth.new_client("coordinator")
+    assert correct(coordinator, reference, email=NEW).status_code == 302
+
+    (copy,) = [e for e in outbox_of(app, request_id) if e.template == "followup_invitation"]
+    assert copy.recipient == NEW
+    assert FOLLOWUP_LINK_RE.search(copy.body_text).group(1) == link
+    assert client.get(link).status_code == 303
 
 
 def test_a_new_phone_number_alone_sends_nothing(

@@ -30,7 +30,12 @@ from booking.notifications.services import enqueue_delivery
 from booking.openinghours import clinic_closed_days
 from booking.outcomes.emails import token_in as followup_token_in
 from booking.outcomes.models import Plan
-from booking.outcomes.services import can_answer, link_for_token, record_plan
+from booking.outcomes.services import (
+    can_answer,
+    link_for_token,
+    readdress_followups,
+    record_plan,
+)
 from booking.requests import emails, reminders
 from booking.requests.calls import CallbackAttempt, CallOutcome
 from booking.requests.events import EventKind, RequestEvent
@@ -993,6 +998,8 @@ def correct_contact(
         # Before the new emails are written: their links must not end with the old ones.
         revoked = revoke_all(consultation)
         written = emails.readdress_waiting(consultation, old_email) if old_email else []
+        # The follow-up questionnaires' links too; one still open is sent to the new address.
+        written += readdress_followups(consultation, written)
         if (link_email := emails.new_link(consultation, corrected=True)) is not None:
             written.append(link_email)
     consultation.updated_at = now_utc()
@@ -1150,6 +1157,8 @@ def resend_patient_emails(
     ]
     left_out = [email.id for email in failed if email not in wanted]
     copies = [emails.resend(consultation, email) for email in current]
+    if changed:  # the follow-up questionnaires' links too (``correct_contact``)
+        copies += readdress_followups(consultation, copies)
     for email in failed:
         emails.retire(email)
     if len(current) < len(wanted) and (link_email := emails.new_link(consultation)) is not None:

@@ -26,6 +26,8 @@ from booking.urlargs import public_url
 TOKEN_BYTES = 32
 # The clinic's notice of a patient who answered "much worse" or "worse than ever".
 WORSE_TEMPLATE = "followup_worse_staff"
+# The invitation to a questionnaire, and its reminder.
+INVITATION_TEMPLATE = "followup_invitation"
 
 
 def worse_notice(consultation: ConsultationRequest, follow_up: FollowUp) -> OutboxEmail:
@@ -87,7 +89,7 @@ def invitation(
             else _("How are you doing? A short questionnaire from %(clinic)s", clinic=clinic)
         )
     return queue_email(
-        template="followup_invitation",
+        template=INVITATION_TEMPLATE,
         recipient=address,
         subject=subject,
         locale=consultation.locale,

@@ -26,13 +26,14 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import ColumnElement, exists, func, select, update
+from sqlalchemy import ColumnElement, delete, exists, func, select, update
 from sqlalchemy.exc import IntegrityError, NoResultFound
 from sqlalchemy.orm import joinedload
 
 from booking.audit.services import record
 from booking.crypto import text_digest
 from booking.extensions import db
+from booking.notifications.models import OutboxEmail
 from booking.notifications.services import enqueue_delivery, queue_each
 from booking.outcomes import emails
 from booking.outcomes import measures as m
@@ -788,6 +789,49 @@ def replaced_by_later(follow_up: FollowUp) -> bool:
 def mark_opened(link: FollowUpLink) -> None:
     link.opened_at = now_utc()
     db.session.commit()
+
+
+def readdress_followups(
+    consultation: ConsultationRequest, written: list[OutboxEmail]
+) -> list[OutboxEmail]:
+    """Staff changed the patient's email address (``correct_contact``, or failed emails sent
+    again to another address): the old one may be somebody else's mailbox, so every
+    follow-up link sent so far stops working, as the manage links do (``revoke_all``); a
+    questionnaire link there would go on answering for the patient, or stopping their
+    follow-ups. Kept: the links in ``written``, the copies just made for the new address of
+    invitations that never reached the old one. Each questionnaire still open that is left
+    without a link is sent again to the new address (none when nothing may go to the
+    patient). Flushes; the caller commits. The invitations written."""
+    kept = {
+        text_digest(token)
+        for email in written
+        if email.template == emails.INVITATION_TEMPLATE and (token := emails.token_in(email))
+    }
+    follow_ups = list(
+        db.session.scalars(select(FollowUp).where(FollowUp.request_id == consultation.id))
+    )
+    if not follow_ups:
+        return []
+    ids = [follow_up.id for follow_up in follow_ups]
+    db.session.execute(
+        delete(FollowUpLink).where(
+            FollowUpLink.follow_up_id.in_(ids), FollowUpLink.token_hash.not_in(kept)
+        )
+    )
+    linked = set(
+        db.session.scalars(
+            select(FollowUpLink.follow_up_id).where(FollowUpLink.follow_up_id.in_(ids))
+        )
+    )
+    now = now_utc()
+    invited = [
+        emails.invitation(consultation, follow_up)
+        for follow_up in follow_ups
+        if follow_up.sent_at is not None
+        and follow_up.id not in linked
+        and can_answer(follow_up, now)
+    ]
+    return [email for email in invited if email is not None]
 
 
 @dataclass(frozen=True)
