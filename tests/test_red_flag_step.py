@@ -67,6 +67,39 @@ def test_the_questions_are_asked_in_spanish(client: FlaskClient) -> None:
     assert "Have you ever had cancer?" not in page
 
 
+def test_the_answers_kept_in_the_session_cookie_cannot_be_read_from_it(
+    app: Flask, client: FlaskClient
+) -> None:
+    """The session cookie is signed, not encrypted, and stays as long as the browser (on a
+    shared computer, for the next user): the answers it keeps for the emergency page are
+    health data, so it keeps them sealed. The emergency page still reads them."""
+    flag = next(f.code for f in triage.ASKED if f.pathway == triage.EMERGENCY)
+    assert answer_red_flags(client, yes=[flag]).headers["Location"] == "/request/emergency"
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    readable = app.session_interface.get_signing_serializer(app).loads(cookie.value)
+    kept = readable["red_flag_answers"]
+    assert isinstance(kept, str)
+    assert flag not in kept and "yes" not in kept
+    page = client.get("/request/emergency")
+    assert page.status_code == 200 and 'name="full_name"' in page.get_data(as_text=True)
+
+
+def test_answers_kept_in_clear_before_they_were_sealed_still_lead_to_the_emergency_page(
+    client: FlaskClient,
+) -> None:
+    """A browser that answered the first step before the answers were sealed (a deploy
+    while the patient was on the emergency page) still holds them in clear: the page still
+    opens from them, and the next post keeps them sealed."""
+    flag = next(f.code for f in triage.ASKED if f.pathway == triage.EMERGENCY)
+    answers = {f.code: ("yes" if f.code == flag else "no") for f in triage.ASKED}
+    with client.session_transaction() as session:
+        session["red_flag_answers"] = answers
+    page = client.get("/request/emergency")
+    assert page.status_code == 200 and 'name="full_name"' in page.get_data(as_text=True)
+    assert client.get("/request/start").status_code == 200
+
+
 def test_an_unanswered_question_is_asked_again_never_read_as_no(client: FlaskClient) -> None:
     answers = red_flag_answers()
     del answers["red_saddle_numbness"]

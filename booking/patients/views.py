@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -87,9 +88,31 @@ SUBMITTED_KEY = "submitted_reference"
 MANAGE_LINK_KEY = "submitted_manage_link"
 # A "finish later" link's token, opened but not taken over yet (sealed: ``resume_draft``).
 RESUME_KEY = "resume_link"
-# The first step's answers ({code: "yes" | "no"}), kept in the session for the emergency page.
+# The first step's answers ({code: "yes" | "no"}), kept in the session for the emergency page;
+# sealed (``_kept_red_flags``).
 RED_FLAGS_KEY = "red_flag_answers"
 CALLBACK_KEY = "callback_reference"
+
+
+def _keep_red_flags(answers: dict[str, str]) -> None:
+    """The first step's answers, kept in the session for the emergency page, encrypted: they
+    are health data ("loss of bladder control: yes", "cancer in the past: yes"), and the
+    session cookie is signed, not encrypted, and outlives the pages that hide a draft after a
+    while (``_idle_hidden``): whoever reads the cookie on a shared computer reads nothing."""
+    seal_in_session(RED_FLAGS_KEY, json.dumps(answers, separators=(",", ":")))
+
+
+def _kept_red_flags() -> dict[str, str] | None:
+    """The answers ``_keep_red_flags`` kept, if whole (``carried_red_flags``); else None. A
+    browser part-way through the first step when the answers began to be sealed holds them
+    in clear: read as they are (the next post seals them), so its emergency "yes" is kept."""
+    if isinstance(kept := session.get(RED_FLAGS_KEY), dict):
+        return carried_red_flags(kept)
+    sealed = sealed_in_session(RED_FLAGS_KEY)
+    try:
+        return carried_red_flags(json.loads(sealed)) if sealed else None
+    except ValueError:
+        return None
 
 
 def _chosen_slot(form: RequestForm) -> SlotView | None:
@@ -216,9 +239,7 @@ def red_flags() -> Response | tuple[str, int]:
         if draft is not None and _idle_hidden(draft):  # the page shows its answers and step
             return redirect(url_for("patients.draft_hidden"))
         saved = draft.values() if draft is not None and draft.sent_at is None else {}
-        found = carried_red_flags(steps.red_flag_answers(saved)) or carried_red_flags(
-            session.get(RED_FLAGS_KEY)
-        )
+        found = carried_red_flags(steps.red_flag_answers(saved)) or _kept_red_flags()
         for code, answer in (found or {}).items():
             form[f"red_{code}"].data = answer
     elif _unshown_post(draft):  # saved, it would be use: the draft would show again
@@ -228,8 +249,8 @@ def red_flags() -> Response | tuple[str, int]:
         # This browser's last answers to the step: past the limit of drafts emergency answers
         # start (``_may_start_emergency_draft``) no draft holds its emergency "yes", and the
         # patient back from the emergency page who changes it to "no" must not lose that.
-        earlier = carried_red_flags(session.get(RED_FLAGS_KEY)) or {}
-        session[RED_FLAGS_KEY] = answers
+        earlier = _kept_red_flags() or {}
+        _keep_red_flags(answers)
         # With scripts, an emergency "yes" shows its advice at once, and the patient may change
         # it to "no" before sending the step: the script names the questions ticked yes.
         ticked = {name.removeprefix("red_") for name in request.form.getlist("ticked_yes")}
@@ -279,7 +300,7 @@ def _under_way() -> tuple[int, object] | None:
 def _emergency_flags() -> list[str] | None:
     """The emergency answers this browser gave on the first step (kept in the session), or
     None when its answers are no emergency's."""
-    answers = carried_red_flags(session.get(RED_FLAGS_KEY))
+    answers = _kept_red_flags()
     flags = [code for code, answer in (answers or {}).items() if answer == "yes"]
     return flags if triage.pathway(flags) == triage.EMERGENCY else None
 
