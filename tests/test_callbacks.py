@@ -801,6 +801,33 @@ def test_a_reached_urgent_patient_is_marked_no_show_without_the_box(
         assert "unreached" not in audit
 
 
+def _no_show_details(page: str) -> str:
+    """The opening tag of the disclosure around the record's no-show form ("" if none)."""
+    form_at = page.index('/no_show"')
+    opened = page.rfind("<details", 0, form_at)
+    if opened == -1 or page.rfind("</details>", 0, form_at) > opened:
+        return ""
+    return page[opened : page.index(">", opened) + 1]
+
+
+def test_the_no_show_is_folded_away_from_mark_completed(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """A no-show cannot be undone and emails the patient "We missed you": its button sat
+    right after "Mark completed", one Tab and Enter (or a click beside it) from closing the
+    request of a patient who came. It is folded away, as the decline and cancellation are,
+    and unfolded when refused, so its box and error show."""
+    urgent = _urgent_visit_started(app, clinic)
+    AuthActions(client).login("coordinator")
+    page = client.get(f"/staff/requests/{urgent['reference']}").get_data(as_text=True)
+    assert "Mark completed" in page
+    assert _no_show_details(page) == '<details class="mb-2">'
+    assert "it cannot be undone, and the patient is emailed" in page
+
+    refused = _no_show(client, urgent["reference"]).get_data(as_text=True)
+    assert _no_show_details(refused) == '<details class="mb-2" open>'
+
+
 def test_completing_the_visit_of_an_unreached_urgent_patient_counts_as_reaching_them(
     app: Flask, client: FlaskClient, clinic: Clinic
 ) -> None:

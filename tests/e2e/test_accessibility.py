@@ -684,6 +684,7 @@ def test_a_record_whose_appointment_has_started_has_no_serious_accessibility_pro
     reference = _started_visit(site)
     page = site.admin
     page.goto(site(f"/staff/requests/{reference}"))
+    page.get_by_text("The patient did not come").click()  # folded away from "Mark completed"
     no_show = page.get_by_role("button", name="Mark as no-show")
     complete = page.get_by_role("button", name="Mark completed")
     expect(no_show).to_be_visible()
