@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, time, timedelta
+from html import unescape
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -260,6 +262,27 @@ def test_filter_by_status_and_all(app: Flask, staff_client: FlaskClient, clinic:
     assert queue(staff_client, status="declined") == [declined]
     assert queue(staff_client, status="no_show") == []
     assert sorted(queue(staff_client, status="all")) == sorted([waiting, confirmed, declined])
+
+
+def test_a_search_with_no_match_on_its_tab_points_to_the_matches_in_other_statuses(
+    app: Flask, staff_client: FlaskClient
+) -> None:
+    """The search starts on the tab shown, by default "requested": a coordinator looking up
+    the patient on the phone, whose request was declined, read "No requests match." """
+    declined = new_request(app, full_name="Dora Declined", email="dora@example.com")
+    act(staff_client, declined, "decline", message="")
+
+    page = staff_client.get("/staff/", query_string={"q": "Declined"}).get_data(as_text=True)
+    assert REF_RE.findall(page) == []
+    assert "No requests match." not in page
+    assert "None on this tab matches." in page
+    link = re.search(r'<a href="([^"]+)">Show the 1 that match in every status</a>', page)
+    assert link is not None
+    assert queue(staff_client, **dict(parse_qsl(urlsplit(unescape(link[1])).query))) == [declined]
+
+    nobody = staff_client.get("/staff/", query_string={"q": "Nobody"}).get_data(as_text=True)
+    assert "No requests match." in nobody
+    assert "None on this tab matches." not in nobody
 
 
 def test_filter_by_triage(app: Flask, staff_client: FlaskClient) -> None:
