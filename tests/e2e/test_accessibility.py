@@ -769,6 +769,24 @@ def test_staff_page_fits_a_phone_without_sideways_scrolling(path: str, site: Sit
         page.set_viewport_size(before)
 
 
+def test_a_record_of_a_patient_named_in_one_long_word_fits_a_phone(site: Site) -> None:
+    """The name is the patient's, as typed (up to 200 characters): one long word in the
+    record's and the intake summary's heading made the page scroll sideways, the record's
+    actions a screen away."""
+    with site.server.app.app_context():
+        reference = make_request(full_name="Wolfeschlegelsteinhausenbergerdorff" * 3).reference
+    page = site.admin
+    before = page.viewport_size
+    page.set_viewport_size({"width": PHONE_WIDTH, "height": 844})
+    try:
+        for path in (f"/staff/requests/{reference}", f"/staff/requests/{reference}/summary"):
+            page.goto(site(path))
+            expect(page.get_by_role("heading", level=1)).to_contain_text("Wolfeschlegel")
+            assert page_width(page) <= PHONE_WIDTH, f"{path} scrolls sideways on a phone"
+    finally:
+        page.set_viewport_size(before)
+
+
 @pytest.mark.parametrize("path", ["/staff/", "/staff/admin/audit"])
 def test_wide_staff_tables_stack_their_cells_on_a_phone(path: str, site: Site) -> None:
     """On a phone each request of the queue (its call-back, its appointment) and each entry
