@@ -330,6 +330,9 @@ def test_a_call_that_reaches_the_patient_acknowledges_the_request(
     assert "Reached and advised" in page and "Advised A&amp;E now; she is on her way." in page
     assert "Patient reached" in page and f"by {account.full_name}" in page
     assert "Not reached yet" not in page
+    # How long they waited, in the past tense: "waiting" read as if they still were.
+    assert "reached after 0 min, target 30 min" in page
+    assert "waiting 0 min" not in page
 
     with app.app_context():
         consultation = db.session.get(ConsultationRequest, emergency["id"])
