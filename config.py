@@ -226,8 +226,9 @@ class Config:
     PROCESSOR_EMAIL = _env("PROCESSOR_EMAIL", "")
     PROCESSOR_HOSTING = _env("PROCESSOR_HOSTING", "")
     # A patient may download a copy of their data from their private link this often (it
-    # also needs their date of birth: the limit slows guessing it), per request.
-    PATIENT_EXPORT_RATE_LIMIT = _env("PATIENT_EXPORT_RATE_LIMIT", "5 per hour")
+    # also needs their date of birth: the limit slows guessing it), per request. The day's cap
+    # keeps a year of possible dates (about 365) from being tried in a few days.
+    PATIENT_EXPORT_RATE_LIMIT = _env("PATIENT_EXPORT_RATE_LIMIT", "5 per hour; 10 per day")
     # Closed requests (completed, declined, cancelled, no-show) and their documents are deleted
     # this many days after their last change, by a nightly task. The default, 10 years, is the
     # German duty to keep patient records (BGB 630f); check the rule where the clinic works.

@@ -20,6 +20,8 @@ from booking.extensions import db
 
 log = logging.getLogger(__name__)
 
+HOUR = 3600  # seconds: a rate limit whose window is longer is a day's
+
 # A form whose change the database failed to store, or to confirm it stored (the commit's
 # answer lost): shown again with what was typed, instead of the bare 503 page without it.
 NOT_CONFIRMED = _l(
@@ -181,11 +183,18 @@ def register_error_handlers(app: Flask) -> None:
                 "minutes, then add this file again."
             )
         elif code == 429 and request.path.startswith("/manage/") and request.path.endswith("/data"):
-            # PATIENT_EXPORT_RATE_LIMIT: a few copies, or tries at the date of birth, an hour.
-            messages[429] = _(
-                "You have asked for a copy of your data several times in the last hour. For "
-                "your security, please wait an hour, then open your private link again."
-            )
+            # PATIENT_EXPORT_RATE_LIMIT: a few copies, or tries at the date of birth, an hour,
+            # and a few more a day (a longer window: the day's limit was the one reached).
+            if isinstance(error, RateLimitExceeded) and error.limit.limit.get_expiry() > HOUR:
+                messages[429] = _(
+                    "You have asked for a copy of your data many times today. For your "
+                    "security, please open your private link again tomorrow."
+                )
+            else:
+                messages[429] = _(
+                    "You have asked for a copy of your data several times in the last hour. "
+                    "For your security, please wait an hour, then open your private link again."
+                )
         elif code == 429 and request.path.startswith("/request/steps/"):
             # The request's steps are saved in a draft as the patient goes: nothing is lost.
             messages[429] = _(

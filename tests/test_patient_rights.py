@@ -348,6 +348,33 @@ def test_guessing_the_date_of_birth_is_rate_limited(
     assert "please wait an hour, then open your private link again" in page.get_data(as_text=True)
 
 
+def test_the_day_caps_the_guesses_at_the_date_of_birth_past_the_hours_limit(
+    app: Flask, client: FlaskClient, patient: dict
+) -> None:
+    """Five tries an hour alone would let a year of dates (about 365) be tried in three
+    days: by default a day's cap holds them too, and its page says to come back tomorrow,
+    not in an hour."""
+    from limits import parse_many
+
+    from config import Config
+
+    windows = [item.get_expiry() for item in parse_many(Config.PATIENT_EXPORT_RATE_LIMIT)]
+    assert windows == [3600, 86400]
+    app.config["PATIENT_EXPORT_RATE_LIMIT"] = "50 per hour; 3 per day"
+    statuses = [
+        _post(client, patient["url"], "data", date_of_birth=f"19{n}0-01-01").status_code
+        for n in range(3, 7)
+    ]
+    assert statuses == [422, 422, 422, 429]
+    text = " ".join(
+        _post(client, patient["url"], "data", date_of_birth="1950-01-01")
+        .get_data(as_text=True)
+        .split()
+    )
+    assert "please open your private link again tomorrow" in text
+    assert "please wait an hour" not in text
+
+
 def test_strangers_posts_do_not_use_up_the_patients_downloads(
     app: Flask, client: FlaskClient, patient: dict
 ) -> None:
