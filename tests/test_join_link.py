@@ -23,10 +23,10 @@ from booking.requests.events import EventKind, RequestEvent
 from booking.requests.models import ConsultationRequest
 from booking.requests.reminders import send_due_reminders
 from booking.scheduling.availability import open_slots
-from booking.scheduling.models import Appointment, Location, VisitMode
+from booking.scheduling.models import Appointment, VisitMode
 from booking.staff.models import StaffUser
 from booking.timeutil import now_utc, to_clinic_tz
-from tests.factories import confirmed_request, make_appointment_type, set_visit_mode
+from tests.factories import confirmed_request, make_appointment_type, set_visit_mode, staff_slot
 from tests.support import (
     AuthActions,
     Clinic,
@@ -223,17 +223,10 @@ def test_a_link_does_not_follow_the_visit_to_a_type_not_by_video(
         # The first in-person time after the visit (not "an hour later": at the end of a
         # day that is after hours, and the test would fail by the clock).
         later = open_slots(in_person, appointment.ends_at, appointment.ends_at + timedelta(days=7))
-        local = to_clinic_tz(later[0].starts_at)
         workflow.reschedule_request(
             db.session.get(ConsultationRequest, request_id),
             coordinator,
-            workflow.Slot(
-                in_person,
-                db.session.get(StaffUser, later[0].specialist_id),
-                db.session.get(Location, later[0].location_id),
-                local.date(),
-                local.time(),
-            ),
+            staff_slot(in_person, later[0].starts_at, later[0].specialist_id, later[0].location_id),
         )
     assert stored_link(app, request_id) is None
     moved = outbox_emails(app, "request_update")[-1]

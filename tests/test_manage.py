@@ -25,6 +25,7 @@ from booking.scheduling.models import AppointmentType, ClinicSettings
 from booking.scheduling.services import SlotChoice, SlotUnavailable, resolve_choice
 from booking.timeutil import clinic_today
 from tests.factories import (
+    confirm_at,
     make_appointment_type,
     make_hours,
     make_location,
@@ -376,9 +377,6 @@ def test_a_held_time_is_a_tentative_invitation_that_staff_confirmation_updates(
 ) -> None:
     from icalendar import Calendar
 
-    from booking.dashboard import services as workflow
-    from booking.timeutil import to_clinic_tz
-
     def event(template_subject: str) -> Any:
         with app.app_context():
             email = db.session.scalars(
@@ -397,17 +395,13 @@ def test_a_held_time_is_a_tentative_invitation_that_staff_confirmation_updates(
         coordinator = make_staff("coordinator", "coord@example.com")
         consultation = db.session.scalars(select(ConsultationRequest)).one()
         appointment = consultation.appointment
-        local = to_clinic_tz(appointment.starts_at)
-        workflow.confirm_request(
+        confirm_at(
             consultation,
             coordinator,
-            workflow.Slot(
-                appointment.appointment_type,
-                appointment.specialist,
-                appointment.location,
-                local.date(),
-                local.time(),
-            ),
+            appointment.appointment_type,
+            appointment.starts_at,
+            appointment.specialist_id,
+            appointment.location_id,
         )
     confirmed = event("Your appointment is confirmed")
     assert str(confirmed["UID"]) == str(received["UID"])

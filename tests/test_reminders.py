@@ -17,16 +17,18 @@ from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.requests.models import ConsultationRequest
 from booking.requests.reminders import send_due_reminders
 from booking.scheduling.availability import open_slots
-from booking.scheduling.models import Appointment, AppointmentType, Location, ReminderSent
+from booking.scheduling.models import Appointment, AppointmentType, ReminderSent
 from booking.scheduling.services import SlotChoice
 from booking.staff.models import StaffUser
-from booking.timeutil import now_utc, to_clinic_tz
+from booking.timeutil import now_utc
 from tests.factories import (
+    confirm_at,
     make_appointment_type,
     make_hours,
     make_location,
     make_request,
     make_staff,
+    staff_slot,
 )
 from tests.support import sql_statements
 
@@ -36,19 +38,17 @@ def _confirm(after: timedelta) -> dict[str, Any]:
     coordinator = db.session.scalars(
         select(StaffUser).where(StaffUser.email == "coord@example.com")
     ).one()
-    specialist = db.session.scalars(
-        select(StaffUser).where(StaffUser.email == "weber@example.com")
-    ).one()
-    location = db.session.scalars(select(Location)).one()
     appointment_type = db.session.scalars(select(AppointmentType)).one()
     start = now_utc() + after
-    slot = open_slots(appointment_type, start, start + timedelta(days=2))[0]
+    slot = open_slots(appointment_type, start, start + timedelta(days=2))[0]  # Dr. Weber's
     consultation = make_request()
-    local = to_clinic_tz(slot.starts_at)
-    workflow.confirm_request(
+    confirm_at(
         consultation,
         coordinator,
-        workflow.Slot(appointment_type, specialist, location, local.date(), local.time()),
+        appointment_type,
+        slot.starts_at,
+        slot.specialist_id,
+        slot.location_id,
     )
     return {"request_id": consultation.id, "starts_at": slot.starts_at}
 
@@ -268,16 +268,14 @@ def test_a_rescheduled_appointment_is_reminded_of_its_new_time(
         # clock change or into a holiday that may be closed, and the test would fail by date).
         later = appointment.starts_at + timedelta(days=1)
         new_start = open_slots(appointment_type, later, later + timedelta(days=7))[0].starts_at
-        local = to_clinic_tz(new_start)
         workflow.reschedule_request(
             consultation,
             coordinator,
-            workflow.Slot(
+            staff_slot(
                 appointment_type,
-                appointment.specialist,
-                db.session.scalars(select(Location)).one(),
-                local.date(),
-                local.time(),
+                new_start,
+                appointment.specialist_id,
+                appointment.location_id,
             ),
         )
     assert len(run(app, new_start - timedelta(hours=47))) == 1
@@ -398,18 +396,16 @@ def test_no_reminder_for_a_lead_time_already_past_when_moved(
         appointment = consultation.appointment
         start = now_utc() + timedelta(hours=26)
         slot = open_slots(appointment.appointment_type, start, start + timedelta(days=1))[0]
-        local = to_clinic_tz(slot.starts_at)
         workflow.reschedule_request(
             consultation,
             db.session.scalars(
                 select(StaffUser).where(StaffUser.email == "coord@example.com")
             ).one(),
-            workflow.Slot(
+            staff_slot(
                 appointment.appointment_type,
-                appointment.specialist,
-                appointment.location,
-                local.date(),
-                local.time(),
+                slot.starts_at,
+                appointment.specialist_id,
+                appointment.location_id,
             ),
         )
     assert run(app, now_utc() + timedelta(minutes=2)) == []

@@ -43,7 +43,6 @@ from sqlalchemy import func, select, update
 
 from booking import create_app
 from booking.crypto import new_key
-from booking.dashboard import services as workflow
 from booking.documents.models import Document
 from booking.documents.storage import get_storage
 from booking.extensions import db
@@ -51,8 +50,14 @@ from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.requests.models import ConsultationRequest
 from booking.scheduling.availability import open_slots
 from booking.scheduling.models import Appointment, ReminderSent
-from booking.timeutil import now_utc, to_clinic_tz
-from tests.factories import make_appointment_type, make_hours, make_location, make_staff
+from booking.timeutil import now_utc
+from tests.factories import (
+    confirm_at,
+    make_appointment_type,
+    make_hours,
+    make_location,
+    make_staff,
+)
 from tests.smtp import SmtpServer, free_port
 from tests.support import (
     CSRF_RE,
@@ -457,11 +462,13 @@ def confirm_appointments(app: Flask, references: list[str]) -> list[int]:
                 select(ConsultationRequest).where(ConsultationRequest.reference == reference)
             ).one()
             slot = open_slots(appointment_type, start, start + timedelta(hours=40))[0]
-            local = to_clinic_tz(slot.starts_at)
-            workflow.confirm_request(
+            confirm_at(
                 consultation,
                 coordinator,
-                workflow.Slot(appointment_type, specialist, location, local.date(), local.time()),
+                appointment_type,
+                slot.starts_at,
+                specialist.id,
+                location.id,
             )
         db.session.execute(update(Appointment).values(placed_at=now_utc() - timedelta(days=3)))
         db.session.commit()

@@ -27,28 +27,17 @@ from booking.extensions import db
 from booking.manage import services as manage
 from booking.notifications.models import OutboxEmail
 from booking.requests.models import ConsultationRequest
-from booking.scheduling.availability import OpenSlot, open_slots
-from booking.scheduling.models import Appointment, AppointmentType, Location
+from booking.scheduling.availability import open_slots
+from booking.scheduling.models import Appointment, AppointmentType
 from booking.scheduling.services import SlotChoice
 from booking.staff.models import StaffUser
 from booking.timeutil import now_utc, to_clinic_tz
-from tests.factories import make_request
+from tests.factories import confirm_at, make_request, staff_slot
 from tests.support import Clinic, deliver_waiting_emails, open_manage_link
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
 CSRF = re.compile(r'csrf_token" type="hidden" value="([^"]+)"')
-
-
-def _staff_slot(clinic: Clinic, slot: OpenSlot) -> workflow.Slot:
-    local = to_clinic_tz(slot.starts_at)
-    return workflow.Slot(
-        db.session.get(AppointmentType, clinic.type),
-        db.session.get(StaffUser, slot.specialist_id),
-        db.session.get(Location, clinic.location),
-        local.date(),
-        local.time(),
-    )
 
 
 def test_a_patients_move_starts_from_the_time_the_clinic_moved_it_to(
@@ -64,7 +53,9 @@ def test_a_patients_move_starts_from_the_time_the_clinic_moved_it_to(
             slot=SlotChoice(kind.id, first.specialist_id, first.location_id, first.starts_at)
         )
         coordinator = db.session.get(StaffUser, clinic.coordinator.id)
-        workflow.confirm_request(consultation, coordinator, _staff_slot(clinic, first))
+        confirm_at(
+            consultation, coordinator, kind, first.starts_at, first.specialist_id, clinic.location
+        )
         deliver_waiting_emails(app)
         url = open_manage_link(client, consultation)
         request_id = consultation.id
@@ -82,7 +73,12 @@ def test_a_patients_move_starts_from_the_time_the_clinic_moved_it_to(
                 workflow.reschedule_request(
                     db.session.get(ConsultationRequest, request_id),
                     db.session.get(StaffUser, clinic.coordinator.id),
-                    _staff_slot(clinic, by_staff),
+                    staff_slot(
+                        db.session.get(AppointmentType, clinic.type),
+                        by_staff.starts_at,
+                        by_staff.specialist_id,
+                        clinic.location,
+                    ),
                 )
                 deliver_waiting_emails(app)
                 db.session.remove()
