@@ -21,6 +21,7 @@ from tests.support import PASSWORD, Clinic, pdf_bytes
 
 if TYPE_CHECKING:
     from booking.dashboard.services import Slot
+    from booking.scheduling.availability import OpenSlot
 
 
 def make_staff(role: str = "coordinator", email: str | None = None, **kw: Any) -> StaffUser:
@@ -236,6 +237,21 @@ def confirm_at(
     confirm_request(
         consultation, coordinator, staff_slot(kind, starts_at, specialist_id, location_id)
     )
+
+
+def first_type_open_times(days_ahead: int) -> tuple[AppointmentType, list[OpenSlot]]:
+    """The first active appointment type (by id: on a demo site, the demo's first) and its
+    open times in the week from ``days_ahead`` days from now, in order. Inside an app
+    context."""
+    from booking.extensions import db
+    from booking.scheduling.availability import open_slots
+    from booking.timeutil import now_utc
+
+    kind = db.session.scalars(
+        select(AppointmentType).where(AppointmentType.active).order_by(AppointmentType.id)
+    ).first()
+    start = now_utc() + timedelta(days=days_ahead)
+    return kind, open_slots(kind, start, start + timedelta(days=7))
 
 
 def slot_two_days_ahead(clinic: Clinic) -> Any:

@@ -37,12 +37,9 @@ from booking.extensions import db
 from booking.requests.drafts import RequestDraft
 from booking.requests.links import issue_link
 from booking.requests.models import ConsultationRequest, TriageLevel
-from booking.scheduling.availability import open_slots
-from booking.scheduling.models import AppointmentType
 from booking.staff import twofactor
 from booking.staff.auth import make_reset_token
 from booking.staff.models import StaffUser
-from booking.timeutil import now_utc
 from tests.e2e.conftest import PHONE, PHONE_WIDTH, LiveServer, browser_page, build_app, serving
 from tests.e2e.pages import (
     add_document,
@@ -58,7 +55,7 @@ from tests.e2e.pages import (
     submit_sign_in,
     submit_sign_in_code,
 )
-from tests.factories import appointment_started, confirm_at, make_request
+from tests.factories import appointment_started, confirm_at, first_type_open_times, make_request
 from tests.smtp import free_port
 from tests.support import pdf_bytes
 
@@ -664,11 +661,8 @@ def _started_visit(site: Site) -> str:
     with app.app_context():
         consultation = make_request(red_flags={"fever"}, full_name="Uma Started")
         coordinator = db.session.scalar(select(StaffUser).where(StaffUser.email == COORDINATOR))
-        kind = db.session.scalars(
-            select(AppointmentType).where(AppointmentType.active).order_by(AppointmentType.id)
-        ).first()
-        start = now_utc() + timedelta(days=2)
-        slot = open_slots(kind, start, start + timedelta(days=7))[0]
+        kind, slots = first_type_open_times(days_ahead=2)
+        slot = slots[0]
         confirm_at(
             consultation, coordinator, kind, slot.starts_at, slot.specialist_id, slot.location_id
         )

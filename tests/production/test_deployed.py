@@ -33,9 +33,7 @@ from booking.cli import demo_pdf
 from booking.extensions import db
 from booking.requests import triage
 from booking.requests.drafts import DraftDocument
-from booking.scheduling.availability import open_slots
-from booking.scheduling.models import AppointmentType
-from booking.timeutil import DAY, now_utc
+from booking.timeutil import DAY
 from tests.e2e.conftest import CLINIC_EMAIL, IMAGING_REVIEW, text_of, wait_for_email
 from tests.e2e.pages import (
     DATES_LOCALE,
@@ -54,7 +52,13 @@ from tests.e2e.pages import (
     sign_in,
     slot_time,
 )
-from tests.factories import appointment_started, confirm_at, make_request, staff_user
+from tests.factories import (
+    appointment_started,
+    confirm_at,
+    first_type_open_times,
+    make_request,
+    staff_user,
+)
 from tests.production.conftest import ADMIN, COORDINATOR, HOST, Deployment, Visitor, visiting
 from tests.smtp import Received
 from tests.support import EICAR, pdf_bytes
@@ -259,11 +263,8 @@ def seen_weeks_ago(deployment: Deployment, weeks: int) -> str:
             followup_consent=True,
             spine_region="lower_back",
         )
-        kind = db.session.scalars(
-            select(AppointmentType).where(AppointmentType.active).order_by(AppointmentType.id)
-        ).first()
-        start = now_utc() + timedelta(days=3)
-        slot = open_slots(kind, start, start + timedelta(days=7))[-1]
+        kind, slots = first_type_open_times(days_ahead=3)
+        slot = slots[-1]
         confirm_at(
             consultation,
             staff_user(COORDINATOR),
