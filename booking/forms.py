@@ -36,7 +36,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.fields.core import UnboundField
+from wtforms.fields.core import Field, UnboundField
 from wtforms.i18n import messages_path
 from wtforms.validators import Email, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
@@ -163,6 +163,22 @@ class EmailAddress:
 def has_visible_text(value: str | None) -> bool:
     """Whether a name shows anything: zero-width and other format characters alone do not."""
     return any(ch.isprintable() and not ch.isspace() for ch in value or "")
+
+
+# A web or email address in a name. The clinic's emails greet the patient by the name typed,
+# and anyone may type someone else's email address: a "name" such as "Erika. Your scan needs
+# review: sign in at https://..." would put the writer's link into a stranger's inbox, in the
+# clinic's email. No person's name holds one (an email address typed into the name box by
+# mistake gets the same message, which helps).
+ADDRESS_IN_NAME_RE = re.compile(r"://|www\.|@", re.IGNORECASE)
+NAME_ONLY = _l("Please enter a name only, without a web or email address.")
+
+
+def name_only(_form: object, field: Field) -> None:
+    """A validator for a patient's (or guardian's) name: no web or email address in it
+    (``ADDRESS_IN_NAME_RE``)."""
+    if isinstance(field.data, str) and ADDRESS_IN_NAME_RE.search(field.data):
+        raise ValidationError(NAME_ONLY)
 
 
 def visible_or_empty(value: Any) -> Any:

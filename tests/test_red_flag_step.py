@@ -536,6 +536,28 @@ def test_the_call_back_form_names_the_guardian_who_fills_the_request_in(
         assert (patient.full_name, patient.phone) == ("Max Mustermann", "+4930901820")
 
 
+def test_the_call_back_form_takes_a_name_without_a_link_in_it(
+    app: Flask, client: FlaskClient
+) -> None:
+    """The call-back's name goes into the clinic's alert email: a link in it is refused with
+    a message on the field, what was typed is kept, and nothing is stored."""
+    assert answer_red_flags(client, yes={"saddle_numbness"}).location == "/request/emergency"
+    shown = client.get("/request/emergency").get_data(as_text=True)
+    data = {
+        "csrf_token": page_token(shown),
+        "submission_token": _field(shown, "submission_token"),
+        "full_name": "Erika http://evil.example",
+        "phone": "+49 30 901820",
+    }
+    refused = client.post("/request/emergency", data=data)
+    assert refused.status_code == 422
+    page = refused.get_data(as_text=True)
+    assert "Please enter a name only, without a web or email address." in page
+    assert _field(page, "phone") == "+49 30 901820"
+    with app.app_context():
+        assert db.session.scalars(select(ConsultationRequest)).all() == []
+
+
 def test_a_guardian_name_of_nothing_visible_leaves_the_patients_name_in_the_call_back_form(
     client: FlaskClient,
 ) -> None:

