@@ -940,6 +940,68 @@ def test_declining_a_request_that_holds_a_time_says_the_time_is_released(
     assert _event(email)[0] == "CANCEL"
 
 
+def _closing_help(page: str) -> dict[str, str]:
+    """What the record's "Decline or cancel" disclosure says beside each button, by action
+    (a button is described by its paragraph), and its lead as "lead"."""
+    details = page[page.index("<summary>Decline or cancel</summary>") :]
+    details = details[: details.index("</details>")]
+    said = {"lead": re.search(r"<form[^>]*>\s*<p>(.*?)</p>", details, re.S)[1]}
+    for action in ("decline", "cancel"):
+        button = re.search(rf'<button[^>]*/{action}"[^>]*>', details)
+        if button is not None:
+            assert f'aria-describedby="{action}-help"' in button[0]
+            said[action] = re.search(rf'id="{action}-help">(.*?)</p>', details, re.S)[1]
+    return said
+
+
+DECLINE_HELP = (
+    "Declining: the clinic will not see the patient for this request. Their email says we "
+    "cannot offer them an appointment for it and to ask their family doctor about other care: "
+    "give the reason in the message."
+)
+CANCEL_HELP = (
+    "Cancelling: the patient asked to cancel, or the visit will not happen. Their email says "
+    "the request is cancelled."
+)
+
+
+def test_decline_and_cancel_each_say_what_they_mean_and_that_they_are_final(
+    app: Flask, client: FlaskClient, clinic: Waiting
+) -> None:
+    """Both close the request for good and email the patient; the page said neither, nor
+    how they differ: a decline is the clinic saying no (the email sends the patient to their
+    family doctor), a cancellation is a visit that will not happen (the patient asked)."""
+    from booking.outcomes.services import mark_deceased
+
+    AuthActions(client).attempt(clinic.coordinator.email)
+    record = f"/staff/requests/{clinic.reference}"
+    assert _closing_help(client.get(record).get_data(as_text=True)) == {
+        "lead": "Either closes the request for good: it cannot be undone, and the patient is "
+        "emailed.",
+        "decline": DECLINE_HELP,
+        "cancel": CANCEL_HELP,
+    }
+
+    # Confirmed, the request can only be cancelled.
+    assert act(client, clinic.reference, "confirm", **slot(clinic)).status_code == 302
+    assert _closing_help(client.get(record).get_data(as_text=True)) == {
+        "lead": "Either closes the request for good: it cannot be undone, and the patient is "
+        "emailed.",
+        "cancel": CANCEL_HELP,
+    }
+
+    # Nothing goes to a patient marked deceased: the page promises no email.
+    with app.app_context():
+        consultation = db.session.scalars(
+            select(ConsultationRequest).where(ConsultationRequest.reference == clinic.reference)
+        ).one()
+        mark_deceased(consultation, db.session.get(StaffUser, clinic.coordinator.id))
+    assert _closing_help(client.get(record).get_data(as_text=True)) == {
+        "lead": "Either closes the request for good: it cannot be undone.",
+        "cancel": "Cancelling: the patient asked to cancel, or the visit will not happen.",
+    }
+
+
 def test_no_email_to_a_patient_marked_deceased(
     app: Flask, client: FlaskClient, clinic: Waiting
 ) -> None:
