@@ -141,6 +141,8 @@ def test_coordinator_with_two_factor_confirms_the_newest_urgent_request_and_the_
 
     expect(page).to_have_url(clinic.server(f"/staff/requests/{newest.reference}"))
     expect(page.get_by_role("heading", level=1)).to_have_text(f"{newest.reference} · {newest.name}")
+    # The name isolated from the reference beside it (a right-to-left name reorders otherwise).
+    expect(page.get_by_role("heading", level=1).locator("bdi")).to_have_text(newest.name)
     red_flags = page.get_by_role("region", name="Red flags reported")
     expect(red_flags).to_be_visible()
     expect(red_flags.get_by_role("listitem")).to_have_text(
