@@ -431,9 +431,9 @@ def test_the_response_rate_counts_closed_invitations_and_not_the_deceased(app: F
         deceased.deceased_at = now
         db.session.commit()
         counted = results.response_counts(clinic_today() - timedelta(days=365))
-        assert counted == {"3m": [4, 1, 1]}
+        assert counted == {"3m": [5, 1, 1, 1]}
         (response,) = results.point_responses(counted, ["3m"])
-        assert (response.sent, response.still_open) == (4, 1)
+        assert (response.sent, response.still_open, response.left_out) == (5, 1, 1)
         assert response.share is not None
         assert (response.share.count, response.share.total) == (1, 3)
 
@@ -473,10 +473,64 @@ def test_the_response_rate_says_how_many_treated_were_never_sent_the_questionnai
         }
     AuthActions(client).login("coordinator")
     page = client.get("/staff/outcomes?point=3m").get_data(as_text=True)
-    assert "<td>5</td><td>2</td><td>3</td><td>0</td><td>3</td><td>100 %" in _row(
+    assert "<td>5</td><td>2</td><td>3</td><td>0</td><td>0</td><td>3</td><td>100 %" in _row(
         page, "responses", "3 months"
     )
     assert "Not sent: treatments of the period" in page
+
+
+def test_each_response_row_adds_up_whatever_became_of_the_patient(
+    app: Flask, client: FlaskClient
+) -> None:
+    """Seven treated 100 days ago reached the 3-month time point: one answered, one's link
+    is still open, one's expired, one stopped the questionnaires, one was since marked
+    deceased and one withdrew their consent to be contacted (all six sent it), and one did
+    not agree to the questionnaires (never sent it). One treated 10 days ago reached none.
+    Every row adds up: reached = not sent + sent, and the rate is answered of sent less
+    still open and no longer followed up (1 of the expired, stopped and answered: 1 of 3)."""
+    with app.app_context():
+        make_staff("coordinator", "coord@example.com")
+        _answered, _still_open, expired, stopped, deceased, withdrew = [
+            db.session.get(Patient, patient_id)
+            for patient_id in _treated(Plan.PHYSIOTHERAPY, 1, unanswered=5)
+        ]
+        _treated_never_sent(100, followup_consent=False)
+        _treated_never_sent(10)
+        now = now_utc()
+        for patient in (expired, deceased, withdrew):
+            db.session.execute(
+                update(FollowUp)
+                .where(FollowUp.request_id == patient.requests[0].id)
+                .values(expires_at=now - timedelta(days=1))
+            )
+        db.session.get(TreatmentPlan, stopped.requests[0].id).followups_stopped_at = now
+        deceased.deceased_at = now
+        withdrew.requests[0].contact_consent = False
+        db.session.commit()
+        with app.test_request_context():
+            shown = results.clinic_results(12, "3m", fresh=True)
+        rows = {r.point: r for r in shown.responses}
+        assert [(p, rows[p].reached, rows[p].not_sent, rows[p].sent) for p in rows] == [
+            ("6w", 7, 7, 0),
+            ("3m", 7, 1, 6),
+            ("12m", 0, 0, 0),
+        ]
+        for row in shown.responses:
+            assert row.reached == row.not_sent + row.sent
+            closed = row.sent - row.still_open - row.left_out
+            assert (row.share.total if row.share else 0) == closed
+        three = rows["3m"]
+        assert (three.still_open, three.left_out) == (1, 2)
+        assert three.share is not None and (three.share.count, three.share.total) == (1, 3)
+    AuthActions(client).login("coordinator")
+    page = client.get("/staff/outcomes?point=3m").get_data(as_text=True)
+    assert "<td>7</td><td>1</td><td>6</td><td>1</td><td>2</td><td>1</td><td>33 %" in _row(
+        page, "responses", "3 months"
+    )
+    assert "<td>7</td><td>7</td><td>0</td><td>0</td><td>0</td><td>0</td>" in _row(
+        page, "responses", "6 weeks"
+    )
+    assert "“Treatments that reached it” = “Not sent” + “Sent”" in page
 
 
 def test_the_outcomes_page_shows_shares_with_intervals_and_suppresses_small_groups(
@@ -510,7 +564,9 @@ def test_the_outcomes_page_shows_shares_with_intervals_and_suppresses_small_grou
     assert "Suppressed" not in overall and "<td>28</td>" in overall
     # Response rate: the 3 unanswered links are still open, so 28 of the 28 closed answered
     # (counted against all 31 sent, it read 90 %).
-    assert "<td>31</td><td>3</td><td>28</td><td>100 %" in _row(page, "responses", "3 months")
+    assert "<td>31</td><td>3</td><td>0</td><td>28</td><td>100 %" in _row(
+        page, "responses", "3 months"
+    )
     # The thresholds' sources are named.
     assert "Ostelo RW et al." in page and "Carreon LY et al." in page
 
@@ -807,7 +863,7 @@ def test_the_workers_job_counts_every_period_and_time_point_and_drops_old_counts
         )
         assert three_months is not None
         assert three_months.tally["groups"]["plan_group"]["minimally_invasive"] == [9, 12, 0]
-        assert three_months.tally["responses"] == {"3m": [12, 0, 12]}
+        assert three_months.tally["responses"] == {"3m": [12, 0, 12, 0]}
         # No patient in it: numbers and group codes only.
         assert "herniated_disc" in three_months.tally["groups"]["diagnosis"]
         assert "@" not in str(kept[0].tally)
@@ -1006,7 +1062,7 @@ def test_a_follow_up_superseded_by_a_corrected_date_is_no_result(
         since = results.since_for(12)
         counted = results.patient_outcomes("3m", since, default_settings())
         assert {o.request_id for o in counted} == {f.request_id for f in follow_ups[:2]}
-        assert results.response_counts(since)["3m"] == [2, 0, 2]
+        assert results.response_counts(since)["3m"] == [2, 0, 2, 0]
     AuthActions(client).login("coordinator")
     rows = list(csv.DictReader(io.StringIO(_export(client).data.decode("utf-8-sig"))))
     assert len(rows) == 2

@@ -35,7 +35,7 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import Select, and_, case, delete, func, or_, select
+from sqlalchemy import Select, and_, case, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from booking.audit.services import audited_when_done, record
@@ -128,9 +128,14 @@ class PointResponse:
     label: str
     sent: int
     still_open: int  # sent, not answered, the link not yet expired
-    share: m.Share | None  # answered of the closed (sent less still open); None: none closed
-    # The period's treatments whose time point has come, and of them those never sent it
-    # (``reached_counts``); None: not counted (a snapshot made before they were).
+    # Sent, not answered, and the patient since marked deceased or withdrew their consent to
+    # be contacted: no longer followed up, neither open nor a non-response.
+    left_out: int
+    # Answered of the closed (sent less still open and left out); None: none closed.
+    share: m.Share | None
+    # The period's treatments whose time point has come (or that were sent it), and of them
+    # those never sent it (``reached_counts``): reached = not sent + sent. None: not counted
+    # (a snapshot made before they were).
     reached: int | None = None
     not_sent: int | None = None
 
@@ -269,7 +274,8 @@ def _groups_of(outcome: PatientOutcome) -> dict[str, Iterable[str]]:
 @dataclass
 class Tally:
     """The counts behind the outcomes page for one period and time point: per group of each
-    dimension ``[improved, scored, worse]``, per time point ``[sent, still open, answered]``.
+    dimension ``[improved, scored, worse]``, per time point ``[sent, still open, answered,
+    left out]``.
     Numbers only (no patient, no label), so a snapshot can keep them and any language can
     show them."""
 
@@ -399,35 +405,45 @@ def _share(improved: int, total: int) -> m.Share | None:
 
 
 def response_counts(since: date, now: datetime | None = None) -> dict[str, list[int]]:
-    """``[sent, still open, answered]`` per time point. The response rate is answered of the
-    invitations closed (answered, or their link expired, or the patient stopped the
-    questionnaires): one still open is not yet a non-response. An unanswered invitation to a
-    patient since marked deceased, or who withdrew their consent to be contacted, is left out:
-    their link answers no more (``can_answer``), and they are no longer followed up, as a
-    study leaves out of its follow-up rate those who died or withdrew. A time point missed
-    while the worker was down was never sent and is not counted, nor is one superseded by a
-    corrected procedure date: its time point is sent again."""
+    """``[sent, still open, answered, left out]`` per time point: every invitation sent, and
+    of them those whose link is still open, those answered, and those left out. The response
+    rate is answered of the invitations closed (answered, or their link expired, or the
+    patient stopped the questionnaires): one still open is not yet a non-response. An
+    unanswered invitation to a patient since marked deceased, or who withdrew their consent
+    to be contacted, is left out of the rate (counted apart, never as still open): their link
+    answers no more (``can_answer``), and they are no longer followed up, as a study leaves
+    out of its follow-up rate those who died or withdrew. It stays in "sent", so that the
+    period's treatments that reached the time point are those not sent it and those sent it
+    (``reached_counts``). A time point missed while the worker was down was never sent and
+    is not counted here, nor is one superseded by a corrected procedure date: its time point
+    is sent again."""
     now = now or now_utc()
     unanswered = FollowUp.answered_at.is_(None)
     stopped = select(TreatmentPlan.request_id).where(
         TreatmentPlan.followups_stopped_at.is_not(None)
     )
-    still_open = and_(unanswered, FollowUp.expires_at > now, FollowUp.request_id.not_in(stopped))
+    left_out = and_(unanswered, ~may_be_contacted())
+    still_open = and_(
+        unanswered,
+        FollowUp.expires_at > now,
+        FollowUp.request_id.not_in(stopped),
+        may_be_contacted(),
+    )
     return {
-        point: [sent, pending, answered]
-        for point, sent, pending, answered in db.session.execute(
+        point: [sent, pending, answered, gone]
+        for point, sent, pending, answered, gone in db.session.execute(
             select(
                 FollowUp.point,
                 func.count(),
                 func.count(case((still_open, 1))),
                 func.count(FollowUp.answered_at),
+                func.count(case((left_out, 1))),
             )
             .join(ConsultationRequest, ConsultationRequest.id == FollowUp.request_id)
             .where(
                 FollowUp.sent_at.is_not(None),
                 FollowUp.superseded_at.is_(None),
                 FollowUp.request_id.in_(_cohort(since)),
-                or_(~unanswered, may_be_contacted()),
             )
             .group_by(FollowUp.point)
         ).tuples()
@@ -443,7 +459,11 @@ def reached_counts(
     due, or it passed while the invitations could not be sent). Without them the response
     rate reads as the share of the treated patients followed up, which it is not: it is of
     those sent the questionnaire. One statement per time point, grouped by the day the
-    treatment started, whatever the number of patients."""
+    treatment started, whatever the number of patients.
+
+    A plan sent the time point's invitation counts as reached whatever its dates say (one
+    sent early and not superseded), so that each row adds up: reached = not sent + sent
+    (``response_counts``'s "sent": the live invitations, one per plan and time point)."""
     now = now or now_utc()
     tz = clinic_tz()
     found = {}
@@ -468,6 +488,8 @@ def reached_counts(
             if due_at(start, point, tz) <= now:
                 reached += plans
                 not_sent += unsent
+            else:
+                reached += plans - unsent
         found[point] = [reached, not_sent]
     return found
 
@@ -483,8 +505,8 @@ def point_responses(
     )
     found = []
     for point in shown:
-        sent, still_open, answered = counted.get(point, (0, 0, 0))
-        closed = sent - still_open
+        sent, still_open, answered, left_out = counted.get(point, (0, 0, 0, 0))
+        closed = sent - still_open - left_out
         came, not_sent = (reached or {}).get(point, (None, None))
         found.append(
             PointResponse(
@@ -492,6 +514,7 @@ def point_responses(
                 point_label(point),
                 sent,
                 still_open,
+                left_out,
                 m.wilson(answered, closed) if closed else None,
                 came,
                 not_sent,
@@ -510,7 +533,7 @@ def point_responses(
 SNAPSHOT_MINUTES = 10
 SNAPSHOT_MAX_AGE = timedelta(minutes=15)
 SNAPSHOT_KEEP = timedelta(days=1)  # older snapshots (a former day or setting) are deleted
-TALLY_VERSION = 5  # part of the key: a change to what is counted starts afresh
+TALLY_VERSION = 6  # part of the key: a change to what is counted starts afresh
 
 
 def snapshot_key(months: int, point: str, since: date, saved: OutcomeSettings) -> str:
