@@ -869,6 +869,32 @@ def test_the_workers_job_counts_every_period_and_time_point_and_drops_old_counts
         assert "@" not in str(kept[0].tally)
 
 
+def test_the_workers_job_counts_what_depends_on_the_period_once_per_period(
+    app: Flask,
+) -> None:
+    """The response counts and the treatments that reached each time point are the same for
+    every time point of a period: the job counts them once per period (3 response statements
+    and 3 x 3 reached statements for 3 periods of 3 time points), not once per time point
+    (9 and 27)."""
+    with app.app_context():
+        _treated(Plan.MINIMALLY_INVASIVE, 9, 3)
+        _treated_never_sent(100)
+        points = len(default_settings().schedule)
+    with sql_statements(app, selects_only=True) as statements, app.app_context():
+        assert results.refresh_snapshots() == len(results.PERIOD_MONTHS) * points
+    responses = [s for s in statements if "GROUP BY follow_up.point" in s]
+    reached = [s for s in statements if "GROUP BY coalesce(" in s]
+    assert len(responses) == len(results.PERIOD_MONTHS)
+    assert len(reached) == len(results.PERIOD_MONTHS) * points
+    with app.app_context():
+        # Every time point's snapshot of the year holds the same, right, counts.
+        year = [k.tally for k in db.session.scalars(select(OutcomeSnapshot)) if "|12|" in k.key]
+        assert len(year) == points
+        for tally in year:
+            assert tally["reached"] == {"6w": [13, 13], "3m": [13, 1], "12m": [0, 0]}
+            assert tally["responses"] == {"3m": [12, 0, 12, 0]}
+
+
 def test_two_workers_counting_at_once_keep_one_snapshot(
     app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:

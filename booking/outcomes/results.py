@@ -380,12 +380,30 @@ class Tally:
         ]
 
 
-def count(point: str, since: date, saved: OutcomeSettings) -> Tally:
-    """Count every answer at ``point`` of the plans started since ``since`` (a fixed number of
-    queries; the time grows with the clinic's follow-ups: ``snapshot`` keeps the result)."""
+# The counts of a period that are the same for each of its time points: the response counts
+# and the treatments that reached each time point, by the period's start day (``Periods``).
+PeriodCounts = tuple[dict[str, list[int]], dict[str, list[int]]]
+Periods = dict[date, PeriodCounts]
+
+
+def period_counts(since: date, saved: OutcomeSettings) -> PeriodCounts:
+    """The response counts and the reached counts of every time point of the period (one
+    statement, then one per time point): every time point's tally holds them all."""
     responses = response_counts(since)
     points = [*saved.schedule, *(p for p in responses if p not in saved.schedule)]
-    tally = Tally(responses=responses, reached=reached_counts(since, points))
+    return responses, reached_counts(since, points)
+
+
+def count(point: str, since: date, saved: OutcomeSettings, periods: Periods | None = None) -> Tally:
+    """Count every answer at ``point`` of the plans started since ``since`` (a fixed number of
+    queries; the time grows with the clinic's follow-ups: ``snapshot`` keeps the result).
+    The period's own counts are taken from ``periods`` when counted there already, and kept
+    there when not, so that counting every time point of a period counts them once."""
+    known = periods if periods is not None else {}
+    if since not in known:
+        known[since] = period_counts(since, saved)
+    responses, reached = known[since]
+    tally = Tally(responses=responses, reached=reached)
     for outcome in patient_outcomes(point, since, saved):
         if outcome.change is None:  # no score at the baseline or at the time point
             tally.not_scored += 1
@@ -544,16 +562,22 @@ def snapshot_key(months: int, point: str, since: date, saved: OutcomeSettings) -
 
 
 def snapshot(
-    months: int, point: str, saved: OutcomeSettings, *, fresh: bool = False
+    months: int,
+    point: str,
+    saved: OutcomeSettings,
+    *,
+    fresh: bool = False,
+    periods: Periods | None = None,
 ) -> tuple[Tally, datetime]:
     """The counts for the period and time point and when they were counted: the kept ones if
-    younger than ``SNAPSHOT_MAX_AGE`` (unless ``fresh``), else counted now and kept."""
+    younger than ``SNAPSHOT_MAX_AGE`` (unless ``fresh``), else counted now and kept (the
+    period's own counts shared through ``periods``: ``count``)."""
     since = since_for(months)
     key = snapshot_key(months, point, since, saved)
     kept = db.session.get(OutcomeSnapshot, key)
     if kept is not None and not fresh and kept.computed_at >= now_utc() - SNAPSHOT_MAX_AGE:
         return Tally.from_json(kept.tally), kept.computed_at
-    tally = count(point, since, saved)
+    tally = count(point, since, saved, periods)
     now = now_utc()
     if kept is not None:
         kept.tally, kept.computed_at = tally.to_json(), now
@@ -569,12 +593,15 @@ def snapshot(
 
 def refresh_snapshots() -> int:
     """The worker's job: count every period and time point afresh, and delete snapshots of
-    former days and settings. Returns how many were counted."""
+    former days and settings. Returns how many were counted. The counts that depend on the
+    period alone (the response and reached counts) are made once per period, not once per
+    time point."""
     saved = settings()
     counted = 0
+    periods: Periods = {}
     for months in PERIOD_MONTHS:
         for point in saved.schedule:
-            snapshot(months, point, saved, fresh=True)
+            snapshot(months, point, saved, fresh=True, periods=periods)
             counted += 1
     db.session.execute(
         delete(OutcomeSnapshot).where(OutcomeSnapshot.computed_at < now_utc() - SNAPSHOT_KEEP)
@@ -593,13 +620,14 @@ def clinic_results(months: int, point: str | None = None, *, fresh: bool = False
     asked = point
     if point not in points:
         point = PUBLIC_POINT if PUBLIC_POINT in points else points[0]
-    tally, computed_at = snapshot(months, point, saved, fresh=fresh)
+    periods: Periods = {}  # a second time point below counts the period's counts once
+    tally, computed_at = snapshot(months, point, saved, fresh=fresh, periods=periods)
     # A time point taken out of the schedule keeps the answers given at it: its results are
     # offered after the schedule's (every tally counts the responses at every point).
     points += [p for p in sorted(tally.responses, key=parse_point) if p not in points]
     if asked in points and asked != point:
         point = asked
-        tally, computed_at = snapshot(months, point, saved, fresh=fresh)
+        tally, computed_at = snapshot(months, point, saved, fresh=fresh, periods=periods)
     specialist_ids = [int(key) for key in tally.groups.get(BY_SPECIALIST, {}) if key != "none"]
     names = (
         dict(
