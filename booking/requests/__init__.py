@@ -31,6 +31,5 @@ def init_app(app: Flask) -> None:
     # The emergency number and wording by the reader's language, on pages and in emails.
     app.context_processor(triage.emergency_context)
     app.add_template_global(followup.wait_label)
-    app.add_template_global(followup.reached_label)
     app.add_template_global(OUTCOME_LABELS, "call_outcome_labels")
     register_delivery_check(app, deceased_at_delivery)

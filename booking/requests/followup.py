@@ -215,32 +215,21 @@ def duration_label(value: timedelta) -> str:
     return _("%(hours)d h %(minutes)02d min", hours=hours, minutes=minutes)
 
 
-def reached_label(wait: Wait) -> str:
-    """ "reached after 42 min, target 30 min": the wait of a patient reached (its end is the
-    call that reached them), not "waiting", which read as if they still were."""
-    if wait.working_time:
+def wait_label(wait: Wait, *, reached: bool = False) -> str:
+    """ "waiting 42 min, target 30 min" (urgent requests: in working hours); once a call
+    reached the patient (``reached``: the wait ends at that call), "reached after 42 min,
+    target 30 min", not "waiting", which would read as if they still were."""
+    waited, target = duration_label(wait.waited), duration_label(wait.target)
+    if reached and wait.working_time:
         return _(
             "reached after %(waited)s of working time, target %(target)s",
-            waited=duration_label(wait.waited),
-            target=duration_label(wait.target),
+            waited=waited,
+            target=target,
         )
-    return _(
-        "reached after %(waited)s, target %(target)s",
-        waited=duration_label(wait.waited),
-        target=duration_label(wait.target),
-    )
-
-
-def wait_label(wait: Wait) -> str:
-    """ "waiting 42 min, target 30 min" (urgent requests: in working hours)."""
+    if reached:
+        return _("reached after %(waited)s, target %(target)s", waited=waited, target=target)
     if wait.working_time:
         return _(
-            "waiting %(waited)s of working time, target %(target)s",
-            waited=duration_label(wait.waited),
-            target=duration_label(wait.target),
+            "waiting %(waited)s of working time, target %(target)s", waited=waited, target=target
         )
-    return _(
-        "waiting %(waited)s, target %(target)s",
-        waited=duration_label(wait.waited),
-        target=duration_label(wait.target),
-    )
+    return _("waiting %(waited)s, target %(target)s", waited=waited, target=target)
