@@ -201,31 +201,47 @@ def test_emails_still_waiting_go_to_the_new_address_instead(
         assert client.get(link).status_code == 303
 
 
+def _invited_at_six_weeks(app: Flask) -> tuple[int, str]:
+    """A completed request whose 6-week questionnaire is due: its invitation is written (not
+    delivered yet). The request's id and reference."""
+    with app.app_context():
+        consultation = _completed()
+        request_id, reference = consultation.id, consultation.reference
+        send_due_followups(now=schedule.due_at(_start(request_id), "6w", BERLIN))
+    return request_id, reference
+
+
+def _invitations(app: Flask, request_id: int) -> list[OutboxEmail]:
+    return [e for e in outbox_of(app, request_id) if e.template == "followup_invitation"]
+
+
+def _link(email: OutboxEmail) -> str:
+    """The questionnaire link in an invitation."""
+    return FOLLOWUP_LINK_RE.search(email.body_text).group(1)
+
+
 def test_the_follow_up_links_in_the_old_mailbox_stop_working_too(
     app: Flask, client: FlaskClient, auth: AuthActions
 ) -> None:
     """A questionnaire's link is a private link as well: from the old mailbox it would go on
     answering for the patient, or stopping their follow-ups. One still open is sent again,
     to the new address."""
-    with app.app_context():
-        consultation = _completed()
-        request_id, reference = consultation.id, consultation.reference
-        send_due_followups(now=schedule.due_at(_start(request_id), "6w", BERLIN))
+    request_id, reference = _invited_at_six_weeks(app)
     deliver_waiting_emails(app)  # the invitation reached the old mailbox
-    (sent,) = [e for e in outbox_of(app, request_id) if e.template == "followup_invitation"]
-    old_link = FOLLOWUP_LINK_RE.search(sent.body_text).group(1)
+    (sent,) = _invitations(app, request_id)
+    old_link = _link(sent)
     coordinator = auth.new_client("coordinator")
     assert correct(coordinator, reference, email=NEW).status_code == 302
 
     stranger = app.test_client()
     assert stranger.get(old_link).status_code == 404
     assert stranger.get(f"{old_link}/stop").status_code == 404
-    invitations = [e for e in outbox_of(app, request_id) if e.template == "followup_invitation"]
+    invitations = _invitations(app, request_id)
     assert [(e.recipient, e.status) for e in invitations] == [
         (OLD, OutboxStatus.SENT),
         (NEW, OutboxStatus.PENDING),
     ]
-    new_link = FOLLOWUP_LINK_RE.search(invitations[-1].body_text).group(1)
+    new_link = _link(invitations[-1])
     assert client.get(new_link).status_code == 303
 
 
@@ -233,14 +249,11 @@ def test_failed_emails_sent_again_to_another_address_end_the_follow_up_links_too
     app: Flask, client: FlaskClient, auth: AuthActions
 ) -> None:
     """The other way staff correct the address: sending the failed emails again to it."""
-    with app.app_context():
-        consultation = _completed()
-        request_id, reference = consultation.id, consultation.reference
-        send_due_followups(now=schedule.due_at(_start(request_id), "6w", BERLIN))
+    request_id, reference = _invited_at_six_weeks(app)
     deliver_waiting_emails(app)
     emails = outbox_of(app, request_id)
     (sent,) = [e for e in emails if e.template == "followup_invitation"]
-    old_link = FOLLOWUP_LINK_RE.search(sent.body_text).group(1)
+    old_link = _link(sent)
     with app.app_context():  # the email saying the request was completed bounced
         bounced = [e for e in emails if e.template == "request_update"][-1].id
         db.session.get(OutboxEmail, bounced).status = OutboxStatus.FAILED
@@ -254,9 +267,9 @@ def test_failed_emails_sent_again_to_another_address_end_the_follow_up_links_too
     assert response.status_code == 302
 
     assert app.test_client().get(old_link).status_code == 404
-    invitations = [e for e in outbox_of(app, request_id) if e.template == "followup_invitation"]
+    invitations = _invitations(app, request_id)
     assert [e.recipient for e in invitations] == [OLD, NEW]
-    new_link = FOLLOWUP_LINK_RE.search(invitations[-1].body_text).group(1)
+    new_link = _link(invitations[-1])
     assert client.get(new_link).status_code == 303
 
 
@@ -264,18 +277,15 @@ def test_a_waiting_invitation_goes_to_the_new_address_with_its_link(
     app: Flask, client: FlaskClient, auth: AuthActions
 ) -> None:
     """Never sent to the old address, its link is no secret there: the copy keeps it."""
-    with app.app_context():
-        consultation = _completed()
-        request_id, reference = consultation.id, consultation.reference
-        send_due_followups(now=schedule.due_at(_start(request_id), "6w", BERLIN))
-    (waiting,) = [e for e in outbox_of(app, request_id) if e.template == "followup_invitation"]
-    link = FOLLOWUP_LINK_RE.search(waiting.body_text).group(1)
+    request_id, reference = _invited_at_six_weeks(app)
+    (waiting,) = _invitations(app, request_id)
+    link = _link(waiting)
     coordinator = auth.new_client("coordinator")
     assert correct(coordinator, reference, email=NEW).status_code == 302
 
-    (copy,) = [e for e in outbox_of(app, request_id) if e.template == "followup_invitation"]
+    (copy,) = _invitations(app, request_id)
     assert copy.recipient == NEW
-    assert FOLLOWUP_LINK_RE.search(copy.body_text).group(1) == link
+    assert _link(copy) == link
     assert client.get(link).status_code == 303
 
 
