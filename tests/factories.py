@@ -254,6 +254,22 @@ def first_type_open_times(days_ahead: int) -> tuple[AppointmentType, list[OpenSl
     return kind, open_slots(kind, start, start + timedelta(days=7))
 
 
+def clinic_slot(clinic: Clinic, day: date, at: time) -> Any:
+    """The clinic's appointment type with Dr. Weber at its location, on ``day`` at the
+    wall-clock time ``at``, as a coordinator enters it on the record (a dashboard ``Slot``).
+    Inside an app context."""
+    from booking.dashboard.services import Slot
+    from booking.extensions import db
+
+    return Slot(
+        db.session.get(AppointmentType, clinic.type),
+        db.session.get(StaffUser, clinic.weber.id),
+        db.session.get(Location, clinic.location),
+        day,
+        at,
+    )
+
+
 def slot_two_days_ahead(clinic: Clinic) -> Any:
     """The clinic's first open time two days or more from now, as a coordinator enters it
     on the record (a dashboard ``Slot``). Inside an app context."""

@@ -14,10 +14,9 @@ from flask.testing import FlaskClient
 
 from booking.dashboard import services as workflow
 from booking.extensions import db
-from booking.scheduling.models import AppointmentType, Location
 from booking.staff.models import StaffUser
 from booking.timeutil import clinic_today
-from tests.factories import make_request
+from tests.factories import clinic_slot, make_request
 from tests.support import AuthActions, Clinic
 
 NAME = "محمد عبدالله"
@@ -34,13 +33,7 @@ def _confirmed(app: Flask, clinic: Clinic) -> tuple[str, str]:
         workflow.confirm_request(
             consultation,
             coordinator,
-            workflow.Slot(
-                db.session.get(AppointmentType, clinic.type),
-                db.session.get(StaffUser, clinic.weber.id),
-                db.session.get(Location, clinic.location),
-                day,
-                time(10),
-            ),
+            clinic_slot(clinic, day, time(10)),
         )
         return consultation.reference, day.isoformat()
 

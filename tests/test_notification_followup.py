@@ -23,7 +23,7 @@ from booking.requests.models import ConsultationRequest
 from booking.scheduling.models import Appointment
 from booking.staff.models import StaffUser
 from booking.timeutil import clinic_today, now_utc
-from tests.factories import book_first_open_time, make_request
+from tests.factories import book_first_open_time, clinic_slot, make_request
 from tests.smtp import SmtpServer
 from tests.support import AuthActions, Clinic, csrf_token
 
@@ -604,7 +604,6 @@ def test_a_failed_follow_up_invitation_is_sent_again_only_while_it_can_be_answer
     from booking.outcomes import schedule
     from booking.outcomes.models import FollowUp, Plan, TreatmentPlan
     from booking.outcomes.services import send_due_followups
-    from booking.scheduling.models import AppointmentType, Location
 
     with app.app_context():
         coordinator = db.session.get(StaffUser, clinic.coordinator.id)
@@ -612,13 +611,7 @@ def test_a_failed_follow_up_invitation_is_sent_again_only_while_it_can_be_answer
         workflow.confirm_request(
             consultation,
             coordinator,
-            workflow.Slot(
-                db.session.get(AppointmentType, clinic.type),
-                db.session.get(StaffUser, clinic.weber.id),
-                db.session.get(Location, clinic.location),
-                clinic_today() - timedelta(days=1),
-                time(10),
-            ),
+            clinic_slot(clinic, clinic_today() - timedelta(days=1), time(10)),
         )
         workflow.complete_request(consultation, coordinator, Plan.PHYSIOTHERAPY, None)
         plan = db.session.get(TreatmentPlan, consultation.id)

@@ -49,6 +49,7 @@ from booking.scheduling.models import AppointmentType, Location
 from booking.staff.models import StaffUser
 from booking.timeutil import clinic_today, now_utc, to_clinic_tz
 from tests.factories import (
+    clinic_slot,
     make_appointment_type,
     make_hours,
     make_location,
@@ -154,13 +155,7 @@ def _seen_yesterday(app: Flask, clinic: Clinic, **kw: Any) -> str:
         workflow.confirm_request(
             consultation,
             staff_user(clinic.coordinator.email),
-            workflow.Slot(
-                db.session.get(AppointmentType, clinic.type),
-                staff_user(clinic.weber.email),
-                db.session.get(Location, clinic.location),
-                clinic_today() - timedelta(days=1),
-                time(10),
-            ),
+            clinic_slot(clinic, clinic_today() - timedelta(days=1), time(10)),
         )
         return consultation.reference
 

@@ -39,14 +39,13 @@ from booking.requests.models import ConsultationRequest, MedicalHistory, Patient
 from booking.requests.reminders import send_due_reminders
 from booking.scheduling.models import (
     Appointment,
-    AppointmentType,
-    Location,
     ReminderSent,
     WaitlistEntry,
 )
 from booking.staff.models import StaffUser
 from booking.timeutil import clinic_today, now_utc
 from tests.factories import (
+    clinic_slot,
     make_request,
     make_staff,
 )
@@ -97,14 +96,8 @@ class Patients(Clinic):
 def clinic(app: Flask, clinic: Clinic) -> Patients:
     with app.app_context():
         coordinator = db.session.get(StaffUser, clinic.coordinator.id)
-        slot = workflow.Slot(
-            db.session.get(AppointmentType, clinic.type),
-            db.session.get(StaffUser, clinic.weber.id),
-            db.session.get(Location, clinic.location),
-            # Five days ago: completed after the visit, as a request can only be.
-            clinic_today() - timedelta(days=5),
-            time(10),
-        )
+        # Five days ago: completed after the visit, as a request can only be.
+        slot = clinic_slot(clinic, clinic_today() - timedelta(days=5), time(10))
         first = make_request(documents=2, email=ERIKA, full_name="Erika Mustermann")
         workflow.confirm_request(first, coordinator, slot)
         # On the waiting list too (as the patient was before the visit drew near: joining
