@@ -704,9 +704,8 @@ def raise_triage(
         actor=actor,
         body=f"Raised the triage level from {previous.value} to {level.value}. Reason: {reason}",
     )
-    db.session.flush()
     alerts = emails.triage_raised(consultation, previous, actor.full_name)
-    db.session.flush()
+    db.session.flush()  # the note's and the alerts' ids, for the audit row
     ids = [alert.id for alert in alerts]
     record(
         "triage_raised",
