@@ -925,6 +925,21 @@ def headings(page: str) -> list[tuple[int, str]]:
     return [(int(level), text(inner)) for level, inner in HEADING_RE.findall(page)]
 
 
+def send_each_waiting_email() -> None:
+    """The worker's delivery of every email waiting, in the order they were written
+    (``deliver_outbox_email``, through the app's SMTP settings): its sends, refusals and
+    delivery checks are what the test reads. Inside an app context."""
+    from booking.extensions import db
+    from booking.notifications.services import deliver_outbox_email
+
+    for email_id in db.session.scalars(
+        sa.select(OutboxEmail.id)
+        .where(OutboxEmail.status == OutboxStatus.PENDING)
+        .order_by(OutboxEmail.id)
+    ).all():
+        deliver_outbox_email(email_id)
+
+
 def deliver_waiting_emails(app: Flask) -> None:
     """The worker delivered the emails waiting: a calendar email still waiting at a
     request's next change is withdrawn by it (``lifecycle.change_email``), so a test that

@@ -14,10 +14,10 @@ from sqlalchemy import select
 from booking.audit.models import AuditEvent
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail, OutboxStatus
-from booking.notifications.services import deliver_outbox_email
 from booking.outcomes.services import mark_deceased
 from tests.factories import make_request, make_staff
 from tests.smtp import SmtpServer
+from tests.support import send_each_waiting_email
 
 PATIENT = "erika.mustermann@example.com"
 
@@ -25,15 +25,6 @@ PATIENT = "erika.mustermann@example.com"
 @pytest.fixture
 def app_settings(mail_settings: dict[str, Any]) -> dict[str, Any]:
     return mail_settings
-
-
-def _deliver_waiting() -> None:
-    for email_id in db.session.scalars(
-        select(OutboxEmail.id)
-        .where(OutboxEmail.status == OutboxStatus.PENDING)
-        .order_by(OutboxEmail.id)
-    ).all():
-        deliver_outbox_email(email_id)
 
 
 def _templates() -> list[str]:
@@ -66,7 +57,7 @@ def test_marking_deceased_withdraws_the_patients_emails_still_waiting(
             select(AuditEvent).where(AuditEvent.action == "patient_marked_deceased")
         ).all()
         assert event.details == {"emails_withdrawn": 3}
-        _deliver_waiting()
+        send_each_waiting_email()
         assert other.patient.email == "otto@example.com"
     recipients = sorted(r for message in smtp.received for r in message.rcpt_tos)
     assert PATIENT not in recipients
@@ -86,7 +77,7 @@ def test_an_email_written_as_the_patient_was_marked_is_dropped_at_delivery(
         consultation.patient.deceased_at = datetime.now(UTC)
         db.session.commit()
         with caplog.at_level(logging.INFO, logger="booking.notifications.services"):
-            _deliver_waiting()
+            send_each_waiting_email()
         assert _templates() == ["new_request_staff"]
         [clinic] = db.session.scalars(select(OutboxEmail)).all()
         assert clinic.status == OutboxStatus.SENT

@@ -18,14 +18,14 @@ from booking.audit.models import AuditEvent
 from booking.extensions import db
 from booking.messages import services as messages
 from booking.notifications.models import OutboxEmail, OutboxStatus
-from booking.notifications.services import copy_email, deliver_outbox_email
+from booking.notifications.services import copy_email
 from booking.requests.models import ConsultationRequest
 from booking.scheduling.models import Appointment
 from booking.staff.models import StaffUser
 from booking.timeutil import clinic_today, now_utc
 from tests.factories import book_first_open_time, clinic_slot, make_request
 from tests.smtp import SmtpServer
-from tests.support import AuthActions, Clinic, csrf_token
+from tests.support import AuthActions, Clinic, csrf_token, send_each_waiting_email
 
 REF_RE = re.compile(r'href="/staff/requests/(SC-[0-9A-Z]{4}-[0-9A-Z]{4})"')
 UNNOTIFIED_COUNT = re.compile(r'id="unnotified-count">([^<]+)<')
@@ -44,12 +44,7 @@ def app_settings(mail_settings: dict[str, Any]) -> dict[str, Any]:
 
 def _deliver_all(app: Flask) -> None:
     with app.app_context():
-        for email_id in db.session.scalars(
-            select(OutboxEmail.id)
-            .where(OutboxEmail.status == OutboxStatus.PENDING)
-            .order_by(OutboxEmail.id)
-        ).all():
-            deliver_outbox_email(email_id)
+        send_each_waiting_email()
 
 
 @pytest.fixture
