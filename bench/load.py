@@ -180,12 +180,20 @@ def post_step(client: Client, code: str, fields: list[tuple[str, str]], nav: str
     return status
 
 
+# The steps a draft saves, in order, so that every step opens: a step not reached yet sends
+# the patient back to the first one not saved (the review opens once the documents step is).
+DRAFT_STEPS = ("time", "about", "symptoms", "function", "history", "documents")
+
+
 def start_draft(client: Client) -> int:
-    """A patient's draft with the main problem answered, so every step opens (303)."""
+    """A patient's draft with every step before the review saved (no time picked, no files),
+    so every step opens (303)."""
     status = answer_red_flags(client)
-    if status != 303:
-        return status
-    return post_step(client, "symptoms", step_fields("symptoms"))
+    for code in DRAFT_STEPS:
+        if status != 303:
+            return status
+        status = post_step(client, code, step_fields(code))
+    return status
 
 
 def complete_steps(client: Client, pdf: bytes, *, slot_key: str | None = None) -> int:

@@ -102,8 +102,10 @@ def profile(args: argparse.Namespace, work: str) -> None:
 
 
 def _start_draft(client: object) -> None:
-    """The first step answered "no" and the main problem given, as ``bench.load`` does."""
-    from bench.load import step_fields
+    """The first step answered "no" and every step before the review saved, as
+    ``bench.load.start_draft`` does."""
+    from bench.load import DRAFT_STEPS, STEP_ANSWERS, step_fields
+    from booking.patients import steps
     from booking.requests import triage
 
     https = {"base_url": "https://localhost"}
@@ -115,13 +117,18 @@ def _start_draft(client: object) -> None:
         "/request/start", data={**answers, "csrf_token": token}, headers=headers, **https
     )
     assert response.status_code == 303, response.status_code
-    page = client.get("/request/steps/symptoms", **https).get_data(as_text=True)
-    token = CSRF_RE.search(page).group(1)
-    data: dict[str, list[str]] = {"csrf_token": [token]}
-    for name, value in step_fields("symptoms"):
-        data.setdefault(name, []).append(value)
-    response = client.post("/request/steps/symptoms", data=data, headers=headers, **https)
-    assert response.status_code == 303, response.status_code
+    for code in DRAFT_STEPS:
+        path = f"/request/steps/{code}"
+        for part in range(1, steps.pages_of(code, STEP_ANSWERS) + 1):
+            page = client.get(path if part == 1 else f"{path}?page={part}", **https)
+            assert page.status_code == 200, (path, page.status_code, page.headers.get("Location"))
+            token = CSRF_RE.search(page.get_data(as_text=True)).group(1)
+            data: dict[str, list[str]] = {"csrf_token": [token], "nav": ["next"]}
+            data["page"] = [str(part)]
+            for name, value in step_fields(code):
+                data.setdefault(name, []).append(value)
+            response = client.post(path, data=data, headers=headers, **https)
+            assert response.status_code == 303, (path, response.status_code)
 
 
 if __name__ == "__main__":
