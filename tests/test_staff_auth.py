@@ -585,6 +585,57 @@ def test_signing_out_ends_only_this_browsers_session(
     assert signed_in(other_browser)
 
 
+def _post_note(client: FlaskClient, app: Flask, token: str) -> TestResponse:
+    with app.app_context():
+        reference = make_request().reference
+    record = f"/staff/requests/{reference}"
+    return client.post(
+        f"{record}/notes",
+        data={"note-csrf_token": token, "note-text": "Sent from another site."},
+        headers={"Referer": f"http://localhost{record}"},
+    )
+
+
+def notes(app: Flask) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).where(RequestEvent.kind == EventKind.NOTE))
+
+
+def test_a_cookie_planted_before_signing_in_is_worth_nothing_after_it(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    """Session fixation: a session cookie of someone else's making (set by a neighbouring
+    site of the domain, or left on a shared computer) is renewed at the sign-in, CSRF token
+    and all, so its maker cannot send forms as the person who signed in."""
+    planter = app.test_client()
+    known_token = csrf_token(planter, "/staff/login")
+    planted = planter.get_cookie("session")
+    assert planted is not None
+    client.set_cookie("session", planted.value)
+
+    AuthActions(client).attempt(staff.coordinator.email)
+    assert signed_in(client)
+    assert _post_note(client, app, known_token).status_code == 400
+    assert notes(app) == 0
+    own = csrf_token(client, "/staff/queue")
+    assert own != known_token
+    assert _post_note(client, app, own).status_code == 302
+    assert notes(app) == 1
+
+
+def test_a_form_from_before_signing_out_is_not_sent_after_signing_in_again(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    """A post belongs to the session it was written in (``auth.unsaved_text_page``): its
+    token stops working at the next sign-in, on this browser too."""
+    AuthActions(client).attempt(staff.coordinator.email)
+    old_token = csrf_token(client, "/staff/queue")
+    logout(client)
+    AuthActions(client).attempt(staff.coordinator.email)
+    assert _post_note(client, app, old_token).status_code == 400
+    assert notes(app) == 0
+
+
 def test_a_session_ends_at_its_absolute_lifetime_however_busy(
     app: Flask, client: FlaskClient, staff: Staff, clock: Clock
 ) -> None:

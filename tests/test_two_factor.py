@@ -90,6 +90,22 @@ def test_the_secret_being_enrolled_cannot_be_read_from_the_session_cookie(
     assert KEY_RE.search(again).group(1) == secret
 
 
+def test_a_secret_shown_to_one_account_is_never_offered_to_the_next_on_the_browser(
+    app: Flask, client: FlaskClient, admin: str
+) -> None:
+    """An enrolment left half done (the QR code scanned, then signed out) must not offer
+    the same secret to whoever signs in next on that computer: the first person's phone
+    would then make the second one's codes."""
+    with app.app_context():
+        make_staff("admin", "second.admin@example.com")
+    AuthActions(client).attempt(admin)
+    seen = KEY_RE.search(client.get("/staff/two-factor").get_data(as_text=True)).group(1)
+    sign_out(client)
+    AuthActions(client).attempt("second.admin@example.com")
+    offered = KEY_RE.search(client.get("/staff/two-factor").get_data(as_text=True)).group(1)
+    assert offered != seen
+
+
 def test_sign_in_needs_the_code_and_a_code_works_once(
     app: Flask, client: FlaskClient, admin: str
 ) -> None:

@@ -33,6 +33,7 @@ from wtforms.validators import ValidationError
 from booking.crypto import text_digest
 from booking.extensions import db, login_manager
 from booking.forms import typed_answers
+from booking.security import LANGUAGE_KEY
 from booking.staff.models import StaffRole, StaffSession, StaffUser, new_session_token
 from booking.timeutil import now_utc
 
@@ -106,7 +107,11 @@ SEEN_WRITE_INTERVAL = timedelta(seconds=60)
 
 def start_session(user: StaffUser) -> None:
     """Sign ``user`` in on this browser: a new server-side session, and its id in the cookie.
-    Commits."""
+    The cookie starts afresh, with a new CSRF token: nothing kept in it before the sign-in
+    outlives it (only the language chosen). A cookie planted in the browser beforehand (by a
+    neighbouring site of the domain, or left on a shared computer) would otherwise carry a
+    token its planter knows, or a two-factor secret being enrolled that they saw, into the
+    signed-in session. Commits."""
     sid = new_session_token()
     now = now_utc()
     db.session.add(
@@ -119,6 +124,12 @@ def start_session(user: StaffUser) -> None:
         )
     )
     db.session.commit()
+    language = session.get(LANGUAGE_KEY)
+    session.clear()
+    # Flask-WTF keeps the request's signed token in g: a page rendered after this gets the new one.
+    g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
+    if language is not None:
+        session[LANGUAGE_KEY] = language
     login_user(user)
     session[SESSION_KEY] = sid
 
