@@ -13,16 +13,18 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.http import parse_options_header
 
+from booking import create_app
 from booking.audit.models import AuditEvent
 from booking.documents.models import Document
 from booking.extensions import db
 from booking.requests.models import ConsultationRequest
-from tests.factories import make_request, make_staff
+from tests.factories import PASSWORD, make_request, make_staff
 from tests.support import (
     JPEG_BYTES,
     PNG_BYTES,
     AuthActions,
     Staff,
+    csrf_token,
     fill_request,
     open_step,
     page_token,
@@ -166,6 +168,52 @@ def test_download_is_an_attachment(app: Flask, staff_client: FlaskClient) -> Non
     # Any other value of ?download means "view".
     with staff_client.get(doc_url(reference, document["id"]) + "?download=yes") as response:
         assert disposition(response)[0] == "inline"
+
+
+def test_production_serves_a_document_with_the_same_headers(
+    app: Flask,
+    production_config: type,
+    app_settings: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under production's settings (Talisman forcing https, its own policy on every other
+    page) a document keeps the headers its view gives it: nothing overrides or drops them.
+    (nginx adds no headers of its own: deploy/nginx/spineconsult.conf.)"""
+    monkeypatch.setattr(production_config, "UPLOAD_DIR", app_settings["UPLOAD_DIR"])
+    monkeypatch.setattr(production_config, "CLAMAV_REQUIRED", False)  # no clamd here
+    monkeypatch.setattr(production_config, "CLAMAV_ENABLED", False)
+    monkeypatch.setattr(production_config, "HUEY_BACKEND", "memory")  # the mail it queues
+    production = create_app("production")
+    with production.app_context():  # the test app's database, made by ``app``
+        make_staff("coordinator", "chris@example.com")
+        reference = make_request(documents=1).reference
+    (document,) = documents_of(production, reference)
+    browser = production.test_client()
+    site = "https://clinic.example.com"
+    token = csrf_token(browser, "/staff/login", base_url=site)
+    signed_in = browser.post(
+        "/staff/login",
+        base_url=site,
+        data={"email": "chris@example.com", "password": PASSWORD, "csrf_token": token},
+        headers={"Origin": site},
+    )
+    assert signed_in.status_code == 302
+
+    for download in (False, True):
+        with browser.get(doc_url(reference, document["id"], download), base_url=site) as response:
+            assert response.status_code == 200
+            assert response.get_data() == pdf_bytes("Report 0")
+        assert disposition(response) == (
+            "attachment" if download else "inline",
+            {"filename": "report-0.pdf"},
+        )
+        assert response.headers["Content-Type"] == "application/pdf"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Cache-Control"] == "no-store, private"
+        assert response.headers["Content-Security-Policy"] == (
+            "default-src 'none'; img-src 'self'; frame-ancestors 'self'"
+        )
+        assert "max-age=" in response.headers["Strict-Transport-Security"]
 
 
 def test_content_type_is_the_detected_type_not_the_name(
