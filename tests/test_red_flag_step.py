@@ -938,3 +938,25 @@ class TestCallBackPastItsLimit:
         usual = other.get_data(as_text=True)
         assert title not in usual
         assert "Please wait a minute" in usual or "Espere un minuto" in usual
+
+    @pytest.mark.parametrize(
+        ("language", "quote"),
+        [
+            ("en", "If you call us about this, please quote this code: "),
+            ("es", "Si nos llama por este motivo, indique este código: "),
+        ],
+    )
+    def test_a_refused_call_back_gives_the_code_to_quote_as_other_refusals_do(
+        self, client: FlaskClient, language: str, quote: str
+    ) -> None:
+        """A patient who calls about the refusal quotes the code (the request's id), and
+        staff find the log line with it, as on every other 429 and 500 page."""
+        client.get(f"/request/start?lang={language}")
+        answer_red_flags(client, yes={"both_legs"})
+        data = {"csrf_token": csrf_token(client, "/request/emergency"), "phone": "12"}
+        for _ in range(3):
+            assert client.post("/request/emergency", data=data).status_code == 422
+        refused = client.post("/request/emergency", data=data)
+        assert refused.status_code == 429
+        code = refused.headers["X-Request-ID"]
+        assert quote + code in refused.get_data(as_text=True)
