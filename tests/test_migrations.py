@@ -495,6 +495,55 @@ def test_outbox_bodies_written_before_encryption_are_encrypted_and_back(
         db.engine.dispose()
 
 
+BEFORE_ENCRYPTED_TOTP = "53adce2655ba"  # two-factor sign-in, its secrets in clear
+
+
+def test_two_factor_secrets_enrolled_before_encryption_are_encrypted_and_back(
+    empty_database: str, tmp_path: Path
+) -> None:
+    """Migration 9d4e1b7c3a52 seals the TOTP secrets enrolled before 7c1e4d2a9b3f (left in
+    clear until then) with the app's key; its downgrade opens every secret again, so the
+    way down past 7c1e4d2a9b3f (which narrows the column to a plain secret's 64
+    characters) works with secrets enrolled since, too."""
+    from datetime import UTC, datetime
+
+    import pyotp
+
+    from booking.staff.models import StaffUser
+    from tests.factories import make_staff
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database, "UPLOAD_DIR": str(tmp_path)})
+    secrets_stored = sa.text("SELECT totp_secret FROM staff_user ORDER BY id")
+    enrolled_then, enrolled_since = pyotp.random_base32(), pyotp.random_base32()
+    with app.app_context():
+        upgrade(directory=MIGRATIONS, revision=BEFORE_ENCRYPTED_TOTP)
+        with db.engine.begin() as conn:
+            tables = sa.MetaData()
+            tables.reflect(conn, only=["staff_user"])
+            conn.execute(
+                tables.tables["staff_user"].insert(),
+                {"email": "admin@example.com", "full_name": "Ada Admin",
+                 "role": "admin", "password_hash": "x", "active": True,
+                 "session_token": "s" * 43, "created_at": datetime(2026, 11, 2, tzinfo=UTC),
+                 "totp_secret": enrolled_then, "totp_enabled": True, "totp_last_step": 0},
+            )  # fmt: skip
+
+        upgrade(directory=MIGRATIONS)
+        with db.engine.connect() as conn:
+            (stored,) = conn.scalars(secrets_stored).all()
+        assert stored.startswith("v1:") and enrolled_then not in stored
+        assert db.session.scalars(sa.select(StaffUser.totp_secret)).one() == enrolled_then
+        since = make_staff("admin", "second.admin@example.com")
+        since.totp_secret = enrolled_since  # as twofactor.enable writes it: sealed
+        db.session.commit()
+        db.session.remove()
+
+        downgrade(directory=MIGRATIONS, revision=BEFORE_ENCRYPTED_TOTP)
+        with db.engine.connect() as conn:
+            assert conn.scalars(secrets_stored).all() == [enrolled_then, enrolled_since]
+        db.engine.dispose()
+
+
 def test_acknowledgements_are_kept_only_where_a_call_reached_the_patient(
     empty_database: str, tmp_path: Path
 ) -> None:
