@@ -23,6 +23,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from werkzeug.http import parse_options_header
 
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
@@ -177,6 +178,8 @@ class Reader:
                 self.text(f"{where} text", email.body_text)
                 self.text(f"{where} html", email.body_html or "", html=True)
                 if email.attachment_body:
+                    # Its name too: mail apps show it under the email.
+                    self.text(f"{where} attachment's name", email.attachment_name or "")
                     self.text(f"{where} {email.attachment_name}", _calendar_text(email))
         assert set(expected) <= read, f"not written: {set(expected) - read}"
 
@@ -359,6 +362,8 @@ def test_the_request_its_confirmation_and_its_emails_read_in_spanish(
     reader.page("confirmation", client.get("/request/submitted"), 200)
     calendar = client.get("/request/submitted/appointment.ics")
     assert calendar.status_code == 200
+    _disposition, options = parse_options_header(calendar.headers["Content-Disposition"])
+    reader.text("confirmation's calendar file's name", options["filename"])
     ics = OutboxEmail(attachment_body=calendar.get_data(as_text=True))
     reader.text("confirmation's calendar file", _calendar_text(ics))
     reader.emails(app, "draft_resume", "request_received")

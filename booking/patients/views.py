@@ -53,7 +53,7 @@ from booking.patients.services import (
 from booking.requests import drafts, emails, instruments, notice, triage
 from booking.requests.models import ConsultationRequest
 from booking.requests.queries import find_by_reference
-from booking.scheduling.ical import appointment_ics
+from booking.scheduling.ical import appointment_ics, calendar_file_name
 from booking.scheduling.services import (
     SlotTaken,
     SlotUnavailable,
@@ -464,10 +464,11 @@ def submitted_calendar() -> Response:
     appointment = consultation.appointment if consultation is not None else None
     if appointment is None or not appointment.active:
         abort(404)
+    name = calendar_file_name(consultation.locale)  # as the emails' attachment is named
     return Response(
         appointment_ics(appointment, publish=True),  # an event to import, not an invitation
         mimetype="text/calendar",
-        headers={"Content-Disposition": 'attachment; filename="appointment.ics"'},
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 

@@ -30,7 +30,7 @@ from booking.notifications.services import (
 from booking.requests import links, triage
 from booking.requests.followup import Wait, clinic_hours, duration_label, on_call_address
 from booking.requests.models import ConsultationRequest, Patient, TriageLevel
-from booking.scheduling.ical import appointment_ics, with_attendee
+from booking.scheduling.ical import appointment_ics, calendar_file_name, with_attendee
 from booking.scheduling.models import Appointment, SlotOffer
 from booking.scheduling.visits import visit_when
 from booking.timeutil import now_utc
@@ -261,9 +261,11 @@ def _to_clinic(
     )
 
 
-def _calendar(ics: str, method: str) -> tuple[str, str, str]:
-    """An .ics attachment: an invitation (REQUEST) or its withdrawal (CANCEL)."""
-    return ("appointment.ics", f"text/calendar; method={method}; charset=UTF-8", ics)
+def _calendar(ics: str, method: str, locale: str) -> tuple[str, str, str]:
+    """An .ics attachment: an invitation (REQUEST) or its withdrawal (CANCEL), named in the
+    patient's language (``locale``)."""
+    name = calendar_file_name(locale)
+    return (name, f"text/calendar; method={method}; charset=UTF-8", ics)
 
 
 def request_received(
@@ -285,7 +287,7 @@ def request_received(
             "request_received",
             patient_subject,
             attachment=(
-                _calendar(appointment_ics(appointment), "REQUEST")
+                _calendar(appointment_ics(appointment), "REQUEST", consultation.locale)
                 if appointment is not None
                 else None
             ),
@@ -558,7 +560,7 @@ def patient_update(
         consultation,
         "request_update",
         subject,
-        attachment=_calendar(ics, ics_method) if ics is not None else None,
+        attachment=_calendar(ics, ics_method, consultation.locale) if ics is not None else None,
         kind=kind,
         appointment=appointment,
         # A cancelled appointment already begun (staff closing the request late) is not one

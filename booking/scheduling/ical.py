@@ -6,15 +6,28 @@ calendar apps update (or, with METHOD:CANCEL, remove) the event they already hol
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from email.utils import parseaddr
 
 from flask import current_app
 from flask_babel import force_locale
+from flask_babel import gettext as _
 from icalendar import Calendar, Event, vCalAddress, vText
 
 from booking.scheduling.models import Appointment
 from booking.scheduling.visits import calendar_location, visit_join_link
 from booking.timeutil import now_utc
+
+
+def calendar_file_name(locale: str) -> str:
+    """The calendar file's name in ``locale`` ("appointment.ics", "cita.ics"): mail apps show
+    it under the email and save it by that name. Lower-case ASCII letters, digits and hyphens
+    only, so a header carries it as it is (no RFC 2231 encoding)."""
+    with force_locale(locale):
+        word = _("Appointment")
+    plain = unicodedata.normalize("NFKD", word).encode("ascii", "ignore").decode().lower()
+    return f"{re.sub(r'[^a-z0-9]+', '-', plain).strip('-') or 'appointment'}.ics"
 
 
 def appointment_ics(
