@@ -4,6 +4,7 @@ categories, shared by the staff pages, the patient's questionnaire and the expor
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 
 from booking.outcomes.models import Plan, PlanGroup
 
@@ -57,9 +58,12 @@ CHANGE_LABELS = {
     "unchanged": _l("unchanged"),
     "worse": _l("worse"),
 }
-POINT_LABELS_UNIT = {"w": _l("%(n)s weeks"), "m": _l("%(n)s months")}
 
 
 def point_label(code: str) -> str:
-    """ "6w" -> "6 weeks", "12m" -> "12 months"."""
-    return str(POINT_LABELS_UNIT[code[-1]]) % {"n": code[:-1]}
+    """ "6w" -> "6 weeks", "12m" -> "12 months", "1m" -> "1 month" (a clinic's schedule may
+    have one), each in the reader's language and its plural rules."""
+    number = int(code[:-1])
+    if code[-1] == "w":
+        return ngettext("%(num)s week", "%(num)s weeks", number)
+    return ngettext("%(num)s month", "%(num)s months", number)
