@@ -288,6 +288,7 @@ def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: 
             forms[name].seen.data = seen
     h = consultation.history
     asked = asks.asks_of(consultation)
+    writable = bool(patient.writable_address)
     return render_template(
         "dashboard/record.html",
         consultation=consultation,
@@ -314,7 +315,10 @@ def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: 
         manage_links=active_links(consultation),
         unnotified=unnotified,
         # Nothing is sent again to a patient marked deceased (or with no address).
-        can_resend=bool(consultation.patient.writable_address),
+        can_resend=writable,
+        # Whether closing the request (a decline, a cancellation, a no-show) emails the
+        # patient: not one marked deceased, nor one with no address (``writable_address``).
+        patient_emailed=writable,
         asks=asked,
         checklist=asks.checklist_rows(consultation, asked, items),
         scan_labels=SCAN_LABELS,
