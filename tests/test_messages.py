@@ -434,6 +434,41 @@ def test_no_message_is_written_to_a_patient_marked_deceased(
     assert _messages(app) == [] and _emails(app, "message_waiting") == []
 
 
+DECEASED_NO_BOX = (
+    "No message can be written: the patient is marked deceased, and nothing more is sent to "
+    "their address."
+)
+
+
+def test_the_record_offers_no_message_box_for_a_patient_marked_deceased(
+    app: Flask, client: FlaskClient, auth: AuthActions, cases: dict
+) -> None:
+    """The box to write in was still shown, and what staff wrote was refused only once
+    sent: the record says instead why there is none. A post from a page shown before is
+    refused, its reason shown where the box was."""
+    reference = cases["own"]["reference"]
+    auth.login("coordinator")
+    record = f"/staff/requests/{reference}"
+    token = csrf_token(client, record)
+    assert 'name="msg-body"' in client.get(record).get_data(as_text=True)
+    with app.app_context():
+        _consultation(reference).patient.deceased_at = datetime.now(UTC)
+        db.session.commit()
+    page = html.unescape(client.get(record).get_data(as_text=True))
+    assert 'name="msg-body"' not in page and DECEASED_NO_BOX in page
+    refused = client.post(
+        f"{record}/messages", data={"msg-csrf_token": token, "msg-body": QUESTION}
+    )
+    assert refused.status_code == 409
+    shown = html.unescape(refused.get_data(as_text=True))
+    summary = shown[shown.index('id="error-summary"') :]
+    assert summary.index("The patient is marked deceased: no message is sent to them.") < (
+        summary.index("</div>")
+    )
+    assert 'name="msg-body"' not in shown and DECEASED_NO_BOX in shown
+    assert _messages(app) == []
+
+
 def test_the_message_email_itself_goes_to_no_patient_marked_deceased(app: Flask) -> None:
     """Behind the service's refusal, the email is not written either (as every other email
     to the patient): a later caller that forgets the check still sends nothing."""

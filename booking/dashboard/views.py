@@ -317,7 +317,8 @@ def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: 
         # Nothing is sent again to a patient marked deceased (or with no address).
         can_resend=writable,
         # Whether closing the request (a decline, a cancellation, a no-show) emails the
-        # patient: not one marked deceased, nor one with no address (``writable_address``).
+        # patient, and whether the message box shows: not to one marked deceased, nor to
+        # one with no address (``writable_address``).
         patient_emailed=writable,
         asks=asked,
         checklist=asks.checklist_rows(consultation, asked, items),
