@@ -85,6 +85,14 @@ def shown_actions(page: str) -> list[str]:
     return AUDIT_ACTION_CODE.findall(page)
 
 
+# The queue table's name (its caption, and its scrolling box's): the order it is in, as a
+# coordinator reads it (``dashboard.queries._listed``: the level, then the call-back clock).
+QUEUE_CAPTION = (
+    "Requests, emergencies first, then urgent, then routine; within each, the longest waiting "
+    "for a call-back first (counted from arrival, or from when staff raised its triage)"
+)
+
+
 def table_boxes(page: str) -> list[tuple[str | None, str]]:
     """Each box a table scrolls in (``.table-responsive``): its name as a region in the tab
     order, from the server (None when it is none: the name then comes only from

@@ -28,7 +28,15 @@ from booking.requests.events import EventKind
 from booking.requests.lifecycle import WorkflowError
 from booking.requests.models import ConsultationRequest, TriageLevel
 from tests.factories import make_assigned_requests, make_request, staff_user
-from tests.support import AuthActions, Clinic, Staff, hidden_value, page_token
+from tests.support import (
+    QUEUE_CAPTION,
+    AuthActions,
+    Clinic,
+    Staff,
+    hidden_value,
+    page_token,
+    table_boxes,
+)
 
 BERLIN = ZoneInfo("Europe/Berlin")
 ON_CALL = "on-call@example.com"
@@ -257,6 +265,24 @@ def test_a_raised_request_goes_to_the_top_of_the_queue(
     assert order() == [older["reference"], old["reference"], newest["reference"]]
     assert _raise(client, newest["reference"], "urgent").status_code == 302
     assert order() == [newest["reference"], older["reference"], old["reference"]]
+
+
+def test_the_queue_says_the_order_it_is_in(app: Flask, client: FlaskClient, staff: Staff) -> None:
+    """Within a level the queue goes by the call-back clock, which for a raised request
+    starts at the raise: the one that arrived first may come second. Its caption (the
+    table's name, and its scrolling box's) said "then the oldest waiting", which a
+    coordinator reads as "the one that arrived first"."""
+    first = _routine(app, berlin(2026, 11, 2, 9))
+    second = _routine(app, berlin(2026, 11, 3, 9))
+    AuthActions(client).login("coordinator")
+    assert _raise(client, second["reference"], "urgent").status_code == 302
+    assert _raise(client, first["reference"], "urgent").status_code == 302
+    page = client.get("/staff/queue").get_data(as_text=True)
+    assert sorted([first["reference"], second["reference"]], key=page.index) == [
+        second["reference"],
+        first["reference"],
+    ]
+    assert table_boxes(page) == [(QUEUE_CAPTION, QUEUE_CAPTION)]
 
 
 def test_a_call_before_the_raise_does_not_count_as_reaching_the_patient(

@@ -57,7 +57,7 @@ from tests.e2e.pages import (
 )
 from tests.factories import appointment_started, confirm_at, first_type_open_times, make_request
 from tests.smtp import free_port
-from tests.support import pdf_bytes
+from tests.support import QUEUE_CAPTION, pdf_bytes
 
 pytestmark = pytest.mark.e2e
 
@@ -813,7 +813,7 @@ def test_wide_staff_tables_scroll_in_a_box_a_keyboard_reaches_without_scripts(
         browser, java_script_enabled=False, viewport={"width": 700, "height": 800}
     ) as page:
         sign_in(page, site.server, COORDINATOR, password=DEMO_PASSWORD)
-        box = page.get_by_role("region", name="Requests, urgent first, then the oldest waiting")
+        box = page.get_by_role("region", name=QUEUE_CAPTION)
         # Laid out with its styles, the table is wider than the box: there is something to
         # scroll (a key pressed before that scrolls nothing, and the test would say nothing).
         page.wait_for_function("box => box.scrollWidth > box.clientWidth", arg=box.element_handle())

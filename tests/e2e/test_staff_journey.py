@@ -52,6 +52,7 @@ from tests.factories import (
     make_staff,
 )
 from tests.smtp import SmtpServer
+from tests.support import QUEUE_CAPTION
 
 pytestmark = pytest.mark.e2e
 
@@ -125,9 +126,9 @@ def test_coordinator_with_two_factor_confirms_the_newest_urgent_request_and_the_
 ) -> None:
     sign_in(page, clinic.server, COORDINATOR, totp_secret=COORDINATOR_TOTP)
 
-    # Urgent first, then the oldest waiting.
+    # Urgent first, then the longest waiting for a call-back.
     in_order = [*clinic.urgent, *clinic.routine]
-    queue = page.get_by_role("table", name="Requests, urgent first, then the oldest waiting")
+    queue = page.get_by_role("table", name=QUEUE_CAPTION)
     expect(queue.get_by_role("rowheader")).to_have_text([s.reference for s in in_order])
     rows = queue.get_by_role("row").filter(has=page.get_by_role("rowheader"))
     for row, seeded, triage in zip(
@@ -214,7 +215,7 @@ def test_coordinator_raises_a_routine_request_to_urgent_with_the_keyboard_alone(
     raise), and its timeline shows the raise with the reason."""
     sign_in(page, clinic.server, COORDINATOR, totp_secret=COORDINATOR_TOTP)
     raised = clinic.routine[0]
-    queue = page.get_by_role("table", name="Requests, urgent first, then the oldest waiting")
+    queue = page.get_by_role("table", name=QUEUE_CAPTION)
     expect(queue.get_by_role("rowheader")).to_have_text(
         [s.reference for s in (*clinic.urgent, *clinic.routine)]
     )

@@ -61,7 +61,7 @@ from tests.factories import (
 )
 from tests.production.conftest import ADMIN, COORDINATOR, HOST, Deployment, Visitor, visiting
 from tests.smtp import Received
-from tests.support import EICAR, pdf_bytes
+from tests.support import EICAR, QUEUE_CAPTION, pdf_bytes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -239,7 +239,7 @@ def test_patient_with_an_urgent_symptom_is_advised_and_the_coordinator_sees_it_f
     with visiting(deployment, browser) as coordinator:
         page = coordinator.page
         staff_sign_in(coordinator, COORDINATOR)
-        queue = page.get_by_role("table", name="Requests, urgent first, then the oldest waiting")
+        queue = page.get_by_role("table", name=QUEUE_CAPTION)
         first = queue.get_by_role("row").filter(has=page.get_by_role("rowheader")).first
         expect(first.get_by_role("rowheader")).to_have_text(sent.reference)
         expect(first.get_by_role("cell").first).to_have_text("URGENT")
