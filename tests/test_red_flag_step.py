@@ -7,6 +7,7 @@ is server-rendered (the browser tests cover the script)."""
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import date, timedelta
 from typing import Any
@@ -503,12 +504,14 @@ def test_the_call_back_form_holds_the_name_and_phone_the_request_already_has(
 
 
 def test_the_call_back_form_names_the_guardian_who_fills_the_request_in(
-    app: Flask, client: FlaskClient
+    app: Flask, client: FlaskClient, staff: Staff
 ) -> None:
     """A parent filling the request in for their child, who goes back and answers an
     emergency question, finds their own name in the call-back form, not the child's: the
     form asks for the name of whoever writes, whom the clinic asks for when it calls back.
-    The phone number is the request's one, as the parent gave it."""
+    The phone number is the request's one, as the parent gave it. Sent, the parent's name
+    is stored as the guardian's, beside the child's from the draft (it was stored as the
+    patient's name): staff see whom to ask for, and for whom."""
     from booking.timeutil import clinic_today
 
     with app.app_context():
@@ -532,8 +535,54 @@ def test_the_call_back_form_names_the_guardian_who_fills_the_request_in(
     assert client.post("/request/emergency", data=data).location.endswith("/call-back")
     with app.app_context():
         consultation = db.session.scalars(select(ConsultationRequest)).one()
+        reference = consultation.reference
         patient = db.session.get(Patient, consultation.patient_id)
-        assert (patient.full_name, patient.phone) == ("Max Mustermann", "+4930901820")
+        assert (patient.full_name, patient.guardian_name, patient.phone) == (
+            "Lena Mustermann",
+            "Max Mustermann",
+            "+4930901820",
+        )
+    coordinator = AuthActions(app.test_client()).new_client("coordinator")
+    record = html.unescape(coordinator.get(f"/staff/requests/{reference}").get_data(as_text=True))
+    assert f"{reference} · Lena Mustermann" in record
+    assert re.search(
+        r"<dt[^>]*>Ask for</dt><dd[^>]*>Max Mustermann \(parent or guardian of Lena Mustermann\)<",
+        record,
+    )
+    queue = coordinator.get("/staff/queue").get_data(as_text=True)
+    assert "Lena Mustermann" in queue and "Max Mustermann" not in queue
+
+
+def test_the_call_back_form_keeps_another_name_typed_over_the_guardians(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    """Whoever sends the call-back form with another name than the guardian's it was filled
+    in with is the one to ask for: stored as typed, no guardian named. Staff see it so."""
+    from booking.timeutil import clinic_today
+
+    with app.app_context():
+        ten_years_old = date(clinic_today().year - 10, 1, 1).isoformat()
+    answers = valid_answers(
+        full_name="Lena Mustermann", date_of_birth=ten_years_old, guardian_name="Max Mustermann"
+    )
+    assert fill_request(client, answers) is None
+    answer_red_flags(client, yes={"saddle_numbness"})
+    shown = client.get("/request/emergency").get_data(as_text=True)
+    data = {
+        "csrf_token": page_token(shown),
+        "submission_token": _field(shown, "submission_token"),
+        "full_name": "Eva Mustermann",
+        "phone": _field(shown, "phone"),
+    }
+    assert client.post("/request/emergency", data=data).location.endswith("/call-back")
+    with app.app_context():
+        consultation = db.session.scalars(select(ConsultationRequest)).one()
+        reference = consultation.reference
+        patient = db.session.get(Patient, consultation.patient_id)
+        assert (patient.full_name, patient.guardian_name) == ("Eva Mustermann", None)
+    coordinator = AuthActions(app.test_client()).new_client("coordinator")
+    record = coordinator.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert re.search(r"<dt[^>]*>Ask for</dt><dd[^>]*>Eva Mustermann<", record)
 
 
 def test_the_call_back_form_takes_a_name_without_a_link_in_it(

@@ -306,6 +306,8 @@ def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: 
         outcomes=[]
         if h is None
         else [h.outcome(i) for i in instruments.instruments_for(h.spine_region)],
+        # An emergency call-back: the name its form took is whom to ask for when calling.
+        ask_for=_ask_for(patient) if h is None else None,
         # An emergency call-back left only a phone number: nothing on the page may promise
         # an email (asks and messages are refused without one; staff call instead).
         can_email=bool(consultation.patient.email),
@@ -331,6 +333,19 @@ def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: 
         or any(category == "danger" for category, _text in get_flashed_messages(True)),
         **forms,
     ), status
+
+
+def _ask_for(patient: Patient) -> str:
+    """Whom the clinic asks for when it calls an emergency call-back's number: whoever
+    wrote the form, a parent or guardian for the patient (``request_callback``) or else
+    the patient."""
+    if patient.guardian_name:
+        return _(
+            "%(name)s (parent or guardian of %(patient)s)",
+            name=patient.guardian_name,
+            patient=patient.full_name,
+        )
+    return patient.full_name
 
 
 def _calls(consultation: ConsultationRequest) -> list[CallbackAttempt]:

@@ -250,9 +250,11 @@ class CallbackSubmission:
 
     submission_token: str
     locale: str
-    full_name: str
+    full_name: str  # the patient's
     phone: str  # E.164
     red_flags: set[str]
+    # Who wrote, when a parent or guardian did for the patient: the one to ask for.
+    guardian_name: str | None = None
 
 
 def request_callback(sub: CallbackSubmission) -> ConsultationRequest:
@@ -270,7 +272,11 @@ def request_callback(sub: CallbackSubmission) -> ConsultationRequest:
     consultation = ConsultationRequest(
         reference=unused_reference(),
         patient=Patient(
-            full_name=sub.full_name, phone=sub.phone, preferred_contact="phone", created_at=now
+            full_name=sub.full_name,
+            guardian_name=sub.guardian_name,
+            phone=sub.phone,
+            preferred_contact="phone",
+            created_at=now,
         ),
         status=RequestStatus.REQUESTED,
         triage_level=TriageLevel.EMERGENCY,

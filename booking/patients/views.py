@@ -32,7 +32,12 @@ from werkzeug.wrappers import Response
 
 from booking.documents.storage import DocumentRejected, DocumentUpload
 from booking.extensions import csrf, limiter
-from booking.forms import single_line_text, visible_or_empty
+from booking.forms import (
+    ADDRESS_IN_NAME_RE,
+    has_visible_text,
+    single_line_text,
+    visible_or_empty,
+)
 from booking.pagecache import cached_page
 from booking.patients import steppages, steps
 from booking.patients.forms import (
@@ -335,11 +340,16 @@ def emergency() -> Response | tuple[str, int]:
     for name, value in contact.items():
         form[name].data = value
     if form.validate_on_submit():
+        name = form.full_name.data.strip()
+        patient = _draft_patient_of_guardian(name)
         consultation = request_callback(
             CallbackSubmission(
                 submission_token=form.submission_token.data,
                 locale=str(get_locale() or "en"),
-                full_name=form.full_name.data.strip(),
+                # The form asks for the name of whoever writes: a parent's or guardian's, as
+                # their draft named them, is stored as theirs, beside the patient's name.
+                full_name=patient or name,
+                guardian_name=name if patient else None,
                 phone=form.phone.e164,
                 red_flags=set(flags),
             )
@@ -377,6 +387,32 @@ def _draft_contact() -> dict[str, str]:
     if isinstance(guardian, str) and visible_or_empty(guardian):
         found["full_name"] = guardian
     return {name: value for name, value in found.items() if isinstance(value, str) and value}
+
+
+def _draft_patient_of_guardian(name: str) -> str | None:
+    """The patient's name in this browser's own unsent draft when ``name``, sent from the
+    call-back form, is the parent or guardian the draft names (``_draft_contact`` filled it
+    in so): the clinic then knows whom the call is about, and whom to ask for. None
+    otherwise (no such draft, a hidden one, another name typed, or a patient's name the
+    form's checks would refuse)."""
+    draft = _open_draft(documents=False)
+    if draft is None or draft.sent_at is not None:
+        return None
+    saved = draft.values()
+    if _idle_hidden(draft, saved):
+        return None
+    guardian, patient = ((saved.get(key) or [""])[0] for key in (GUARDIAN_FROM_DRAFT, "full_name"))
+    if not (isinstance(guardian, str) and isinstance(patient, str)):
+        return None
+    if guardian.strip() != name or not has_visible_text(guardian):
+        return None
+    try:
+        patient = single_line_text(patient).strip()
+    except ValueError:
+        return None
+    if not has_visible_text(patient) or len(patient) > 200 or ADDRESS_IN_NAME_RE.search(patient):
+        return None
+    return patient
 
 
 @bp.get("/request/emergency/call-back")
