@@ -866,3 +866,54 @@ def test_the_raise_of_a_triage_level_comes_and_goes_with_its_column(
             ).all()
         assert [tuple(row) for row in stored] == [(raised_id, None), (kept_id, None)]
         db.engine.dispose()
+
+
+BEFORE_SETTLED = "9d4e1b7c3a52"  # before outbox_email.settled_at
+
+
+def test_failed_emails_a_resend_dealt_with_before_are_settled_at_its_time(
+    empty_database: str, tmp_path: Path
+) -> None:
+    """Migration a6c3e9f1b7d2: a failed email staff have dealt with is settled. The failed
+    emails a resend looked at before it (its audit row lists them) are settled at that
+    resend's time, so they leave the banner and the queue's count too; a failed email no
+    resend looked at stays to chase, and the emails a resend wrote are not settled."""
+    from booking.dashboard.services import resend_patient_emails
+    from booking.notifications.models import OutboxEmail, OutboxStatus
+    from booking.requests.emails import unnotified
+    from tests.factories import make_request, make_staff
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database, "UPLOAD_DIR": str(tmp_path)})
+    with app.app_context():
+        upgrade(directory=MIGRATIONS)
+        coordinator = make_staff("coordinator")
+        resent_for = make_request()
+        make_request(email="otto@example.com", full_name="Otto Other")
+        db.session.execute(sa.update(OutboxEmail).values(status=OutboxStatus.FAILED))
+        db.session.commit()
+        failed = list(db.session.scalars(sa.select(OutboxEmail.id)))
+        # The patient's receipt (the clinic's notice of the request is no resend's).
+        looked_at = {email.id for email in unnotified(resent_for)}
+        assert len(looked_at) == 1
+        resent = resend_patient_emails(resent_for, coordinator, "erika@example.com")
+        db.session.remove()
+
+        downgrade(directory=MIGRATIONS, revision=BEFORE_SETTLED)
+        with db.engine.connect() as conn:
+            columns = {c["name"] for c in sa.inspect(conn).get_columns("outbox_email")}
+        assert "settled_at" not in columns
+
+        upgrade(directory=MIGRATIONS)
+        with db.engine.connect() as conn:
+            [resent_at] = conn.scalars(
+                sa.text(
+                    "SELECT occurred_at FROM audit_event WHERE action = 'patient_emails_resent'"
+                )
+            ).all()
+            settled = dict(conn.execute(sa.text("SELECT id, settled_at FROM outbox_email")).all())
+        assert resent.email_ids and not set(resent.email_ids) & set(failed)
+        assert settled == {
+            **{i: resent_at if i in looked_at else None for i in failed},
+            **dict.fromkeys(resent.email_ids),
+        }
+        db.engine.dispose()

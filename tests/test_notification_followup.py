@@ -229,6 +229,98 @@ def test_a_resend_tells_the_request_as_it_is_now(
     assert TOKEN_RE.findall(new_link.body_text)
 
 
+def test_a_failed_email_a_resend_replaced_by_a_new_link_leaves_the_banner(
+    app: Flask, auth: AuthActions, clinic: Clinic, failed: dict[str, str]
+) -> None:
+    """The receipt bounced, then staff declined the request (its email bounced too). The
+    resend sends the decline again and replaces the receipt, out of date, by a new link;
+    the receipt stayed on the banner and in the queue's count for good, its button sending
+    one more new link at each press. Dealt with, it is off both."""
+    from booking.dashboard import services as workflow
+
+    reference = failed["bounced"]
+    with app.app_context():
+        workflow.decline_request(
+            db.session.scalars(
+                select(ConsultationRequest).where(ConsultationRequest.reference == reference)
+            ).one(),
+            db.session.get(StaffUser, clinic.coordinator.id),
+        )
+    _deliver_all(app)  # the decline's email bounces too
+    auth.login("coordinator")
+    client = auth.client
+    assert _unnotified_count(client, status="all") == "1"
+    response = _resend(client, reference, FIXED, follow_redirects=True)
+    shown = " ".join(response.get_data(as_text=True).split())
+    assert "2 emails are on their way to the patient again." in shown
+    assert "1 older email was not sent again" in shown
+    assert "The patient was not notified" not in shown
+    assert _unnotified_count(client, status="all") == "0"
+
+
+def test_a_failed_email_with_nothing_left_to_send_is_taken_off_the_banner(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    """A reminder of a visit already begun failed: nothing can be sent again. The banner
+    said "Send it again", the resend refused ("none of these emails is still to be
+    sent") and the banner and the queue's count stayed for good. The banner now says so of
+    the email, and its button takes it off the list: nothing is sent."""
+    from booking.requests import emails
+
+    with app.app_context():
+        consultation = book_first_open_time(clinic)
+        reference, request_id = consultation.reference, consultation.id
+        assert emails.reminder(consultation, consultation.appointment) is not None
+        db.session.commit()
+        db.session.execute(
+            update(OutboxEmail)
+            .where(OutboxEmail.template != "appointment_reminder")
+            .values(status=OutboxStatus.SENT)
+        )
+        db.session.execute(
+            update(OutboxEmail)
+            .where(OutboxEmail.template == "appointment_reminder")
+            .values(status=OutboxStatus.FAILED)
+        )
+        past = now_utc() - timedelta(days=2)
+        db.session.execute(
+            update(Appointment)
+            .where(Appointment.request_id == request_id)
+            .values(
+                starts_at=past,
+                ends_at=past + timedelta(minutes=45),
+                updated_at=Appointment.updated_at,  # nobody changed it
+            )
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+        before = db.session.scalar(select(func.count(OutboxEmail.id)))
+    auth.login("coordinator")
+    client = auth.client
+    assert _unnotified_count(client, status="all") == "1"
+    page = " ".join(client.get(f"/staff/requests/{reference}").get_data(as_text=True).split())
+    assert "The patient was not notified" in page
+    assert "(not sent again: what it was about is past" in page
+    assert "There is nothing to send again." in page and "Send it again" not in page
+    response = client.post(
+        f"/staff/requests/{reference}/resend-emails",
+        data={
+            "resend-csrf_token": CSRF_VALUE.search(page).group(1),
+            "resend-email": "other@example.com",
+        },
+        follow_redirects=True,
+    )
+    shown = " ".join(response.get_data(as_text=True).split())
+    assert "No email was sent: none of these was still to be sent." in shown
+    assert "1 reminder, offer or follow-up invitation was not sent again" in shown
+    assert "The patient was not notified" not in shown
+    assert _unnotified_count(client, status="all") == "0"
+    with app.app_context():
+        assert db.session.scalar(select(func.count(OutboxEmail.id))) == before
+        patient_email = db.session.get(ConsultationRequest, request_id).patient.email
+    assert patient_email == FIXED  # nothing went to the address typed: it is not taken
+
+
 def test_a_specialist_may_not_resend(
     auth: AuthActions, clinic: Clinic, failed: dict[str, str]
 ) -> None:
@@ -553,10 +645,10 @@ def test_a_failed_reminder_is_sent_again_only_of_a_visit_to_come(
 
 def test_a_failed_offer_is_not_sent_again_once_taken(app: Flask, clinic: Clinic) -> None:
     """The offer the email was for (read from its link) was taken by another patient since:
-    it is left out; staff are told, and nothing else was left to send."""
+    it is left out, and nothing else was left to send: nothing is sent, and the failed
+    offer no longer counts as the patient not notified (it was refused, and stayed so)."""
     from booking.dashboard.services import resend_patient_emails
     from booking.requests import emails
-    from booking.requests.lifecycle import WorkflowError
     from booking.scheduling.models import SlotOffer, SlotOfferRecipient
 
     with app.app_context():
@@ -585,8 +677,13 @@ def test_a_failed_offer_is_not_sent_again_once_taken(app: Flask, clinic: Clinic)
         offer.claimed_by_request_id, offer.claimed_at = other.id, now_utc()
         db.session.commit()
         coordinator = db.session.get(StaffUser, clinic.coordinator.id)
-        with pytest.raises(WorkflowError, match="None of these emails is still to be sent"):
-            resend_patient_emails(consultation, coordinator, FIXED)
+        resent = resend_patient_emails(consultation, coordinator, "other@example.com")
+        assert (resent.email_ids, resent.left_out) == ([], 1)
+        # Nothing went, nor was the address taken; the offer is off the list all the same.
+        consultation = db.session.get(ConsultationRequest, consultation.id)
+        assert consultation.patient.email == FIXED
+        assert emails.unnotified(consultation) == []
+        assert db.session.get(OutboxEmail, email.id).settled_at is not None
 
 
 @pytest.mark.parametrize("closed", [False, True])

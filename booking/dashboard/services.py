@@ -1103,7 +1103,11 @@ def resend_patient_emails(
     links would go on opening the patient's page; the emails sent again carry new ones.
     Refused when nothing may go to the patient (``Patient.writable_address``: marked
     deceased, no address); a reminder, an offer or an invitation no longer wanted
-    (``still_wanted``) is left out, and refused when nothing else is left.
+    (``still_wanted``) is left out. Every failed email looked at is settled (``settled_at``:
+    sent again, replaced by the new link, or left out), so none stays on the record's banner
+    or the queue's count for good; when none was still wanted, nothing is sent and the
+    address is not taken (nothing goes to it), but they are settled all the same: there was
+    nothing left for staff to do about them.
     Audited with the ids, whether the address changed and how many links ended (never the
     address: the audit trail outlives an erasure)."""
     consultation = lock_request(consultation)
@@ -1121,15 +1125,8 @@ def resend_patient_emails(
     # A reminder, an offer or an invitation no longer wanted is not sent again (nor
     # replaced by a new link: it told of nothing the patient's page shows).
     wanted = [e for e in failed if still_wanted(consultation, e)]
-    if not wanted:
-        raise WorkflowError(
-            _(
-                "None of these emails is still to be sent: what they were about is past, or "
-                "the patient may no longer be contacted."
-            )
-        )
     address = address.strip()
-    changed = address != (consultation.patient.email or "")
+    changed = bool(wanted) and address != (consultation.patient.email or "")
     revoked = 0
     if changed:
         consultation.patient.email = address
@@ -1158,21 +1155,22 @@ def resend_patient_emails(
     copies = [emails.resend(consultation, email) for email in current]
     if changed:  # the follow-up questionnaires' links too (``correct_contact``)
         copies += readdress_followups(consultation, copies)
+    settled = now_utc()
     for email in failed:
         emails.retire(email)
+        email.settled_at = settled
     if len(current) < len(wanted) and (link_email := emails.new_link(consultation)) is not None:
         copies.append(link_email)
-    add_event(
-        consultation,
-        kind=EventKind.NOTE,
-        actor=actor,
-        body=(
+    if not wanted:
+        note = "None of the patient's failed emails was still to be sent: none was sent again."
+    elif changed:
+        note = (
             "Sent the patient's failed emails again, to a corrected address; every earlier "
             "link stopped working."
-            if changed
-            else "Sent the patient's failed emails again."
-        ),
-    )
+        )
+    else:
+        note = "Sent the patient's failed emails again."
+    add_event(consultation, kind=EventKind.NOTE, actor=actor, body=note)
     db.session.flush()
     record(
         "patient_emails_resent",

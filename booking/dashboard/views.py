@@ -289,6 +289,7 @@ def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: 
     h = consultation.history
     asked = asks.asks_of(consultation)
     writable = bool(patient.writable_address)
+    past = frozenset(e.id for e in unnotified if not services.still_wanted(consultation, e))
     return render_template(
         "dashboard/record.html",
         consultation=consultation,
@@ -316,6 +317,10 @@ def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: 
         timeline=_timeline(consultation, forms["thread"]),
         manage_links=active_links(consultation),
         unnotified=unnotified,
+        # Of those, the ones a resend leaves out (``still_wanted``): what they were about is
+        # past. When they are all such, the banner's button only takes them off the list.
+        unnotified_past=past,
+        nothing_to_resend=len(past) == len(unnotified),
         # Nothing is sent again to a patient marked deceased (or with no address).
         can_resend=writable,
         # Whether closing the request (a decline, a cancellation, a no-show) emails the
@@ -724,14 +729,17 @@ def resend_emails(reference: str) -> Response | tuple[str, int]:
         db.session.rollback()
         flash(str(exc), "danger")
         return redirect(url_for(".record", reference=reference))
-    flash(
-        ngettext(
-            "%(num)d email is on its way to the patient again.",
-            "%(num)d emails are on their way to the patient again.",
-            len(resent.email_ids),
-        ),
-        "success",
-    )
+    if resent.email_ids:
+        flash(
+            ngettext(
+                "%(num)d email is on its way to the patient again.",
+                "%(num)d emails are on their way to the patient again.",
+                len(resent.email_ids),
+            ),
+            "success",
+        )
+    else:  # none was still wanted: they are off the list, and nothing went
+        flash(_("No email was sent: none of these was still to be sent."), "info")
     if resent.outdated:
         flash(
             ngettext(

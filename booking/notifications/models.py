@@ -55,6 +55,10 @@ class OutboxEmail(db.Model):
     # (``services.withdraw_pending``): if that attempt fails, the row is deleted, not retried.
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A failed email staff have dealt with: sent again, replaced by another, or found no
+    # longer wanted (what it was about is past). It stays for the record, but is no longer
+    # one to chase: the banners and counts of emails that failed leave it out.
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(String(500))
     # One optional attachment, such as an appointment's iCalendar file.
     attachment_name: Mapped[str | None] = mapped_column(String(100))

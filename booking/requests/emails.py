@@ -123,14 +123,17 @@ def unnotified(consultation: ConsultationRequest) -> list[OutboxEmail]:
     """The patient's emails that failed for good and were not followed by one of the same
     kind (a resend, or a newer email that says the same as it is now): what the patient was
     never told. A later one that failed too stands for them both, so a resend sends it alone
-    (the earlier one, retired when it was first resent, has lost its link). Read from
-    ``consultation.emails``, which the record page loads."""
+    (the earlier one, retired when it was first resent, has lost its link). One staff have
+    dealt with (``settled_at``: a resend sent it again, replaced it by a new link, or left it
+    out as no longer wanted) is no longer one to act on. Read from ``consultation.emails``,
+    which the record page loads."""
     mine = [e for e in consultation.emails if e.template in PATIENT_TEMPLATES]
     return sorted(
         (
             e
             for e in mine
             if e.status == OutboxStatus.FAILED
+            and e.settled_at is None
             and not any(later.template == e.template and later.id > e.id for later in mine)
         ),
         key=lambda e: e.id,

@@ -108,14 +108,16 @@ def lock_request(consultation: ConsultationRequest) -> ConsultationRequest:
 @functools.cache
 def unnotified_request_ids() -> Select:
     """The ids of requests whose patient was not told something: an email to them failed for
-    good and no later one of the same kind went out or is on its way (``emails.unnotified``,
-    in SQL). Read from the failed outbox rows (the ``status`` index), which are few.
+    good, staff have not dealt with it (``settled_at``) and no later one of the same kind
+    went out or is on its way (``emails.unnotified``, in SQL). Read from the failed outbox
+    rows (the ``status`` index), which are few.
 
     Built once: it has no parameters, a statement never changes, and building its aliased
     outbox again for every queue view cost more CPU than running it."""
     later = aliased(OutboxEmail)
     return select(OutboxEmail.request_id).where(
         OutboxEmail.status == OutboxStatus.FAILED,
+        OutboxEmail.settled_at.is_(None),
         OutboxEmail.template.in_(sorted(PATIENT_TEMPLATES)),
         OutboxEmail.request_id.is_not(None),
         ~select(later.id)
