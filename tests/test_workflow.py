@@ -989,17 +989,24 @@ def test_decline_and_cancel_each_say_what_they_mean_and_that_they_are_final(
         "emailed.",
         "cancel": CANCEL_HELP,
     }
+    page = client.get(record).get_data(as_text=True)
+    assert 'name="close-message"' in page
+    assert "Send a new link" in page
 
-    # Nothing goes to a patient marked deceased: the page promises no email.
+    # Nothing goes to a patient marked deceased: the page promises no email, and offers
+    # neither a message to send with the closing nor a new link.
     with app.app_context():
         consultation = db.session.scalars(
             select(ConsultationRequest).where(ConsultationRequest.reference == clinic.reference)
         ).one()
         mark_deceased(consultation, db.session.get(StaffUser, clinic.coordinator.id))
-    assert _closing_help(client.get(record).get_data(as_text=True)) == {
+    page = client.get(record).get_data(as_text=True)
+    assert _closing_help(page) == {
         "lead": "Either closes the request for good: it cannot be undone.",
         "cancel": "Cancelling: the patient asked to cancel, or the visit will not happen.",
     }
+    assert 'name="close-message"' not in page
+    assert "Send a new link" not in page
 
 
 def test_no_email_to_a_patient_marked_deceased(
