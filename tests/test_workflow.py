@@ -1029,3 +1029,33 @@ def test_no_email_to_a_patient_marked_deceased(
     assert "No email was sent: the patient is marked deceased." in page
     assert _request(app, clinic.reference).status == RequestStatus.CONFIRMED
     assert _patient_emails(app) == []
+
+
+def test_the_no_show_box_promises_an_email_only_while_one_can_go(
+    app: Flask, client: FlaskClient, clinic: Waiting
+) -> None:
+    """The folded no-show box says whether the patient is emailed: not once they are marked
+    deceased (nothing more goes to the address)."""
+    from booking.outcomes.services import mark_deceased
+
+    AuthActions(client).attempt(clinic.coordinator.email)
+    _confirmed_in_two_days(app, client, clinic)
+    _started(app, clinic.reference, timedelta(minutes=30))
+    record = f"/staff/requests/{clinic.reference}"
+    emailed = (
+        "This closes the request for good: it cannot be undone, and the patient is emailed "
+        "that they missed the appointment."
+    )
+    page = client.get(record).get_data(as_text=True)
+    assert _offered(page)["no_show"]
+    assert emailed in page
+
+    with app.app_context():
+        consultation = db.session.scalars(
+            select(ConsultationRequest).where(ConsultationRequest.reference == clinic.reference)
+        ).one()
+        mark_deceased(consultation, db.session.get(StaffUser, clinic.coordinator.id))
+    page = client.get(record).get_data(as_text=True)
+    assert _offered(page)["no_show"]
+    assert emailed not in page
+    assert "This closes the request for good: it cannot be undone.</p>" in page
