@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -29,7 +30,26 @@ SPECIALIST_EMAIL = "lena.weber@example.com"
 @dataclass(frozen=True)
 class Day:
     reference: str
+    today: date  # Anna's day
     held_next_week: bool  # the held time is in the week after today's
+
+
+def agenda_times(tz: ZoneInfo, day: date, start: time, minutes: int) -> str:
+    """An appointment's start and end as the agenda writes them: "09:00\N{EN DASH}09:45"; on a
+    day the clocks change (23 or 25 hours) each with its zone, "09:00 CEST\N{EN DASH}09:45
+    CEST". The tests' day is today, which is such a day twice a year."""
+    starts = datetime.combine(day, start, tzinfo=tz).astimezone(UTC)
+
+    def midnight(on: date) -> datetime:
+        return datetime.combine(on, time(), tzinfo=tz).astimezone(UTC)
+
+    clock_change = midnight(day + timedelta(days=1)) - midnight(day) != timedelta(days=1)
+
+    def text(moment: datetime) -> str:
+        local = moment.astimezone(tz)
+        return f"{local:%H:%M} {local.tzname()}" if clock_change else f"{local:%H:%M}"
+
+    return f"{text(starts)}\N{EN DASH}{text(starts + timedelta(minutes=minutes))}"
 
 
 @pytest.fixture
@@ -54,16 +74,17 @@ def day(live_server: LiveServer) -> Day:
             db.select(AppointmentType).where(AppointmentType.duration_minutes == 45)
         ).one()
         anna = make_request(full_name="Anna Agenda", email="anna@example.com")
+        today = clinic_today()
         workflow.confirm_request(
-            anna, coordinator, workflow.Slot(kind, weber, place, clinic_today(), time(9))
+            anna, coordinator, workflow.Slot(kind, weber, place, today, time(9))
         )
-        later = clinic_today() + timedelta(days=2)
+        later = today + timedelta(days=2)
         make_request(
             full_name="Hugo Held",
             email="hugo@example.com",
             slot=SlotChoice(kind.id, weber.id, place.id, from_clinic_local(later, time(10))),
         )
-        return Day(anna.reference, later.weekday() < clinic_today().weekday())
+        return Day(anna.reference, today, later.weekday() < today.weekday())
 
 
 def test_a_specialist_opens_todays_agenda_on_a_tablet_and_follows_an_appointment(
@@ -75,9 +96,9 @@ def test_a_specialist_opens_todays_agenda_on_a_tablet_and_follows_an_appointment
     appointment = agenda.get_by_role("listitem").filter(has_text="Anna Agenda")
     expect(appointment).to_be_visible()
     said = " ".join(appointment.text_content().split())
+    times = agenda_times(live_server.tz, day.today, time(9), 45)
     assert said == (
-        "09:00\N{EN DASH}09:45 · Confirmed · Anna Agenda · New-patient spine evaluation · "
-        + LOCATION
+        f"{times} · Confirmed · Anna Agenda · New-patient spine evaluation · {LOCATION}"
     ), said
     expect(agenda.get_by_role("listitem").filter(has_text="Free").first).to_be_visible()
     assert page_width(tablet) <= 1024, "the agenda scrolls the page sideways on a tablet"
@@ -228,7 +249,8 @@ def test_a_short_appointment_shows_its_time_and_patient_on_one_line(
     assert above["y"] + above["height"] <= below["y"] + 0.5, (above, below)
     # All of it (the end time, the status, the type) on focus, and read out all along.
     said = " ".join(first.text_content().split())
-    assert said.startswith("10:00\N{EN DASH}10:15 Anna Agenda · Confirmed · Quick check"), said
+    times = agenda_times(live_server.tz, today, time(10), 15)
+    assert said.startswith(f"{times} Anna Agenda · Confirmed · Quick check"), said
     first.get_by_role("link", name="Anna Agenda").focus()
     until = first.locator(".agenda-until").bounding_box()
     assert until is not None and until["width"] > 5, until
