@@ -965,14 +965,23 @@ CANCEL_HELP = (
 )
 
 
+def _mark_deceased(app: Flask, clinic: Waiting) -> None:
+    """Staff (the coordinator) mark the clinic's waiting request's patient deceased."""
+    from booking.outcomes.services import mark_deceased
+
+    with app.app_context():
+        consultation = db.session.scalars(
+            select(ConsultationRequest).where(ConsultationRequest.reference == clinic.reference)
+        ).one()
+        mark_deceased(consultation, db.session.get(StaffUser, clinic.coordinator.id))
+
+
 def test_decline_and_cancel_each_say_what_they_mean_and_that_they_are_final(
     app: Flask, client: FlaskClient, clinic: Waiting
 ) -> None:
     """Both close the request for good and email the patient; the page said neither, nor
     how they differ: a decline is the clinic saying no (the email sends the patient to their
     family doctor), a cancellation is a visit that will not happen (the patient asked)."""
-    from booking.outcomes.services import mark_deceased
-
     AuthActions(client).attempt(clinic.coordinator.email)
     record = f"/staff/requests/{clinic.reference}"
     assert _closing_help(client.get(record).get_data(as_text=True)) == {
@@ -995,11 +1004,7 @@ def test_decline_and_cancel_each_say_what_they_mean_and_that_they_are_final(
 
     # Nothing goes to a patient marked deceased: the page promises no email, and offers
     # neither a message to send with the closing nor a new link.
-    with app.app_context():
-        consultation = db.session.scalars(
-            select(ConsultationRequest).where(ConsultationRequest.reference == clinic.reference)
-        ).one()
-        mark_deceased(consultation, db.session.get(StaffUser, clinic.coordinator.id))
+    _mark_deceased(app, clinic)
     page = client.get(record).get_data(as_text=True)
     assert _closing_help(page) == {
         "lead": "Either closes the request for good: it cannot be undone.",
@@ -1014,14 +1019,7 @@ def test_no_email_to_a_patient_marked_deceased(
 ) -> None:
     """Once staff mark the patient deceased, nothing more goes to the address (the family
     may read it), and staff are told so instead of 'an email to the patient is on its way'."""
-    from booking.outcomes.services import mark_deceased
-    from booking.staff.models import StaffUser
-
-    with app.app_context():
-        consultation = db.session.scalars(
-            select(ConsultationRequest).where(ConsultationRequest.reference == clinic.reference)
-        ).one()
-        mark_deceased(consultation, db.session.get(StaffUser, clinic.coordinator.id))
+    _mark_deceased(app, clinic)
     AuthActions(client).attempt(clinic.coordinator.email)
     response = act(client, clinic.reference, "confirm", **slot(clinic))
     assert response.status_code == 302
@@ -1036,8 +1034,6 @@ def test_the_no_show_box_promises_an_email_only_while_one_can_go(
 ) -> None:
     """The folded no-show box says whether the patient is emailed: not once they are marked
     deceased (nothing more goes to the address)."""
-    from booking.outcomes.services import mark_deceased
-
     AuthActions(client).attempt(clinic.coordinator.email)
     _confirmed_in_two_days(app, client, clinic)
     _started(app, clinic.reference, timedelta(minutes=30))
@@ -1050,11 +1046,7 @@ def test_the_no_show_box_promises_an_email_only_while_one_can_go(
     assert _offered(page)["no_show"]
     assert emailed in page
 
-    with app.app_context():
-        consultation = db.session.scalars(
-            select(ConsultationRequest).where(ConsultationRequest.reference == clinic.reference)
-        ).one()
-        mark_deceased(consultation, db.session.get(StaffUser, clinic.coordinator.id))
+    _mark_deceased(app, clinic)
     page = client.get(record).get_data(as_text=True)
     assert _offered(page)["no_show"]
     assert emailed not in page
