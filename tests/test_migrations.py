@@ -917,3 +917,55 @@ def test_failed_emails_a_resend_dealt_with_before_are_settled_at_its_time(
             **dict.fromkeys(resent.email_ids),
         }
         db.engine.dispose()
+
+
+BEFORE_SEARCH_GUARDIAN = "a6c3e9f1b7d2"  # before patient.search_guardian
+
+
+def test_guardians_named_before_their_search_column_are_found_without_accents(
+    empty_database: str, tmp_path: Path
+) -> None:
+    """Migration b4d8f2a6c1e3: every patient already stored gets their parent's or guardian's
+    name folded as the queue's search compares it ("" without one), and the queue finds
+    their request by it; the downgrade drops the column."""
+    from booking.dashboard.queries import QueueFilters, queue_page
+    from tests.factories import make_request, make_staff
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database, "UPLOAD_DIR": str(tmp_path)})
+    with app.app_context():
+        upgrade(directory=MIGRATIONS, revision=BEFORE_SEARCH_GUARDIAN)
+        with db.engine.begin() as conn:
+            for name, guardian in (
+                ("Lena García", "José García Núñez"),
+                ("Erika Mustermann", None),
+                ("Ole Straße", "ØYVIND STRAßE"),
+            ):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO patient (full_name, search_name, guardian_name, phone, "
+                        "preferred_contact, created_at) VALUES (:name, '', :guardian, "
+                        "'+4930901820', 'email', CURRENT_TIMESTAMP)"
+                    ),
+                    {"name": name, "guardian": guardian},
+                )
+        upgrade(directory=MIGRATIONS)
+        with db.engine.connect() as conn:
+            folded = conn.scalars(sa.text("SELECT search_guardian FROM patient ORDER BY id")).all()
+        assert folded == ["jose garcia nunez", "", "øyvind strasse"]
+
+        # A request of the guardian's child stored before: the queue's search finds it by
+        # the guardian's name, typed without accents.
+        consultation = make_request()
+        consultation.patient_id = 1
+        db.session.commit()
+        found = queue_page(
+            make_staff("coordinator"), QueueFilters(status=None, search="jose garcia")
+        )
+        assert [c.reference for c in found.items] == [consultation.reference]
+        db.session.remove()
+
+        downgrade(directory=MIGRATIONS, revision=BEFORE_SEARCH_GUARDIAN)
+        with db.engine.connect() as conn:
+            columns = {c["name"] for c in sa.inspect(conn).get_columns("patient")}
+        assert "search_guardian" not in columns
+        db.engine.dispose()

@@ -627,8 +627,9 @@ def test_the_readable_summary_shows_clinic_times_and_no_codes(
     assert "(pending)" not in shown and "(sending)" not in shown
     for label in labels:
         assert label in shown, label
-    # The name as staff search it is in patient.json, not in what a person reads.
+    # The names as staff search them are in patient.json, not in what a person reads.
     assert "Search name" not in summary and "search_name" not in summary
+    assert "Search guardian" not in summary and "search_guardian" not in summary
     # A call's internal link to its timeline entry is no field for a person ("Event id").
     assert "Event id" not in summary and "event_id" not in summary
     # A document by its name and size as the pages give it, not its type's code in bytes.

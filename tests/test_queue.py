@@ -524,6 +524,23 @@ def test_search_ignores_accents(app: Flask, staff_client: FlaskClient) -> None:
     assert set(queue(staff_client, status="all", q="josé garcía")) == {garcia, plain}
 
 
+def test_search_finds_a_minors_request_by_the_guardians_name(
+    app: Flask, staff_client: FlaskClient
+) -> None:
+    """A parent or guardian who filled the request in for a child phones and gives their own
+    name: the search finds it by that name too, without accents or case, and the row still
+    names the patient."""
+    child = new_request(
+        app, full_name="Lena Mustermann", guardian_name="Jürgen Núñez", email="jn@example.com"
+    )
+    new_request(app, full_name="Erika Becker", email="eb@example.com")
+    for typed in ("Jürgen Núñez", "jurgen nunez", "NUÑEZ", "ürgen"):
+        assert queue(staff_client, status="all", q=typed) == [child], typed
+    page = staff_client.get("/staff/", query_string={"status": "all", "q": "nunez"})
+    row = unescape(page.get_data(as_text=True))
+    assert "Lena Mustermann" in row and "Núñez" not in row
+
+
 def test_pagination_shows_the_rest_on_page_two_and_clamps(
     app: Flask, staff_client: FlaskClient
 ) -> None:

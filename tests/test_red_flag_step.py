@@ -551,6 +551,17 @@ def test_the_call_back_form_names_the_guardian_who_fills_the_request_in(
     )
     queue = coordinator.get("/staff/queue").get_data(as_text=True)
     assert "Lena Mustermann" in queue and "Max Mustermann" not in queue
+    # "Max Mustermann, you were to call me back": found by the guardian's name, the row
+    # still naming the patient.
+    for typed in ("Max Mustermann", "max", "MAX MUSTERMANN"):
+        found = html.unescape(
+            coordinator.get("/staff/queue", query_string={"status": "all", "q": typed}).get_data(
+                as_text=True
+            )
+        )
+        assert f"/staff/requests/{reference}" in found, typed
+        shown = found.replace(f'value="{typed}"', "")  # the search box holds what was typed
+        assert "Lena Mustermann" in shown and "Max Mustermann" not in shown
 
 
 def test_the_call_back_form_keeps_another_name_typed_over_the_guardians(

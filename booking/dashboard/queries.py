@@ -199,6 +199,7 @@ def _shared_conditions(user: StaffUser, f: QueueFilters) -> list[ColumnElement[b
         matches = [
             ConsultationRequest.reference == typed_reference(text),
             Patient.search_name.contains(folded(text), autoescape=True),
+            Patient.search_guardian.contains(folded(text), autoescape=True),
             Patient.email.ilike(pattern, escape="\\"),
         ]
         digits = "".join(ch for ch in text if ch.isdigit())
@@ -256,7 +257,7 @@ def _listed(
 
 def _capped_count(f: QueueFilters, conditions: list[ColumnElement[bool]], label: str) -> Any:
     rows = select(ConsultationRequest.id)
-    if f.search:  # the search looks at the patient's name, email and phone
+    if f.search:  # the search looks at the patient's names, email and phone
         rows = rows.join(ConsultationRequest.patient)
     capped = rows.where(*conditions).limit(COUNT_CAP + 1).subquery()
     return select(func.count()).select_from(capped).scalar_subquery().label(label)

@@ -106,6 +106,9 @@ class Patient(db.Model):
     # Unknown (None) only for an emergency call-back, where the patient left a name and phone.
     date_of_birth: Mapped[date | None]
     guardian_name: Mapped[str | None] = mapped_column(String(200))
+    # The parent's or guardian's name as staff search it (``folded``, as ``search_name``): the
+    # one who phones about the request may give theirs. Set with the name; "" without one.
+    search_guardian: Mapped[str] = mapped_column(String(200), default="", server_default="")
     email: Mapped[str | None] = mapped_column(String(254), index=True)
     phone: Mapped[str] = mapped_column(String(32))  # E.164
     preferred_contact: Mapped[str] = mapped_column(String(10))
@@ -125,6 +128,11 @@ class Patient(db.Model):
     @validates("full_name")
     def _fold_for_search(self, _key: str, name: str) -> str:
         self.search_name = folded(name)[:200]
+        return name
+
+    @validates("guardian_name")
+    def _fold_guardian_for_search(self, _key: str, name: str | None) -> str | None:
+        self.search_guardian = folded(name or "")[:200]
         return name
 
 

@@ -73,10 +73,10 @@ SKIP_EMAIL = {
     "last_error",
     "withdrawn_at",
 }
-# In patient.json (all of the data), not in the summary people read: the name as staff search
-# it (without accents or case), a copy of the name it shows already; a call's link to its
+# In patient.json (all of the data), not in the summary people read: the names as staff search
+# them (without accents or case), copies of the names it shows already; a call's link to its
 # timeline entry (an internal number).
-SUMMARY_SKIP = {"search_name", "event_id"}
+SUMMARY_SKIP = {"search_name", "search_guardian", "event_id"}
 
 # Codes in the data and the lists that name them, for the readable summary.
 LABELS: dict[str, list[tuple[str, Any]]] = {
