@@ -461,6 +461,14 @@ class ProductionConfig(Config):
     # No example address for the clinic's alerts: production refuses to start without one.
     STAFF_NOTIFICATION_EMAIL = _env("STAFF_NOTIFICATION_EMAIL")
     SESSION_COOKIE_SECURE = True
+    # "__Host-": browsers keep a cookie of that name only when it is Secure, for Path=/ and
+    # with no Domain, so only this site can set it. A plain "session" could be set for the
+    # whole domain by any site under it (a sibling subdomain), planting its own session: a
+    # draft of its making that collects a patient's answers, or a signed-in state. Development
+    # and the tests, over plain http, keep "session" (browsers refuse __Host- without Secure).
+    SESSION_COOKIE_NAME = "__Host-session"
+    SESSION_COOKIE_PATH = "/"
+    SESSION_COOKIE_DOMAIN = None
     FORCE_HTTPS = _env_bool("FORCE_HTTPS", True)
     TRUSTED_PROXIES = _env_int("TRUSTED_PROXIES", 1)
     PREFERRED_URL_SCHEME = "https"

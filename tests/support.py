@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from flask import Flask, has_app_context
 from flask.testing import FlaskClient
 from PIL import Image
-from werkzeug.test import TestResponse
+from werkzeug.test import Cookie, TestResponse
 
 import config
 from booking.audit.models import AuditEvent
@@ -74,6 +74,21 @@ def csrf_token(client: FlaskClient, path: str, **get_options: Any) -> str:
     match = CSRF_RE.search(response.get_data(as_text=True))
     assert match, f"no CSRF token on {path} ({response.status_code})"
     return match.group(1)
+
+
+def session_cookie(client: FlaskClient) -> Cookie:
+    """The browser's session cookie, under the name its app's settings give it
+    (``SESSION_COOKIE_NAME``: ``session`` here, ``__Host-session`` in production)."""
+    cookie = client.get_cookie(client.application.config["SESSION_COOKIE_NAME"])
+    assert cookie is not None, "the browser has no session cookie"
+    return cookie
+
+
+def copy_session_cookie(source: FlaskClient, target: FlaskClient) -> None:
+    """Give ``target`` the session cookie of ``source`` (another tab of the same browser, or
+    a copy of it taken from the browser)."""
+    cookie = session_cookie(source)
+    target.set_cookie(cookie.key, cookie.value)
 
 
 # An action's code on the admin's audit page, under its label (one per row).

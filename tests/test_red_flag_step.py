@@ -36,6 +36,7 @@ from tests.support import (
     post_step,
     red_flag_answers,
     send_request,
+    session_cookie,
     valid_answers,
 )
 
@@ -76,8 +77,7 @@ def test_the_answers_kept_in_the_session_cookie_cannot_be_read_from_it(
     health data, so it keeps them sealed. The emergency page still reads them."""
     flag = next(f.code for f in triage.ASKED if f.pathway == triage.EMERGENCY)
     assert answer_red_flags(client, yes=[flag]).headers["Location"] == "/request/emergency"
-    cookie = client.get_cookie("session")
-    assert cookie is not None
+    cookie = session_cookie(client)
     readable = app.session_interface.get_signing_serializer(app).loads(cookie.value)
     kept = readable["red_flag_answers"]
     assert isinstance(kept, str)

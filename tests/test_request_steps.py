@@ -36,6 +36,7 @@ from tests.support import (
     CSRF_RE,
     Clinic,
     answer_red_flags,
+    copy_session_cookie,
     file_part,
     fill_every_step,
     open_step,
@@ -44,6 +45,7 @@ from tests.support import (
     pdf_bytes,
     post_step,
     requests_stored,
+    session_cookie,
     step_answers,
     stored_files,
     upload,
@@ -486,12 +488,11 @@ def test_a_draft_sent_twice_at_once_becomes_one_request(app: Flask) -> None:
     page = open_step(client, "review")
     token = CSRF_RE.search(page).group(1)
     data = {**step_answers("review"), "csrf_token": token, "nav": "send"}
-    cookie = client.get_cookie("session")
     results: list[int] = []
 
     def send() -> None:
         other = app.test_client()
-        other.set_cookie(cookie.key, cookie.value)
+        copy_session_cookie(client, other)
         results.append(other.post("/request/steps/review", data=data).status_code)
 
     threads = [threading.Thread(target=send) for _ in range(2)]
@@ -766,7 +767,7 @@ def test_the_confirmation_is_shown_for_a_while_then_only_through_the_email(
     # link's token is in it only encrypted, so the cookie left after the confirmation's time
     # (before the browser comes back and forgets it) does not open the request.
     token = re.search(r'href="/manage/open/([^"]+)"', page).group(1)
-    cookie = client.get_cookie("session").value
+    cookie = session_cookie(client).value
     payload = cookie.lstrip(".").split(".")[0]
     raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
     readable = zlib.decompress(raw) if cookie.startswith(".") else raw
@@ -810,8 +811,7 @@ def test_a_sent_drafts_steps_after_a_while_start_a_new_request(
 def _other_tab(app: Flask, client: FlaskClient) -> FlaskClient:
     """Another tab of the same browser: the same session cookie."""
     other = app.test_client()
-    cookie = client.get_cookie("session")
-    other.set_cookie(cookie.key, cookie.value)
+    copy_session_cookie(client, other)
     return other
 
 

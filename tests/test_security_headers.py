@@ -9,11 +9,21 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from booking import create_app
 from tests.factories import make_request, make_staff
-from tests.support import AuthActions, booking_warnings, csrf_token
+from tests.support import (
+    AuthActions,
+    answer_red_flags,
+    booking_warnings,
+    csrf_token,
+    open_step,
+    post_step,
+    session_cookie,
+)
 
+SITE = "https://clinic.example.com"
 PAGES = ["/", "/request/start", "/privacy", "/staff/login", "/no-such-page"]
 
 
@@ -81,8 +91,15 @@ def test_session_cookie_is_httponly_and_samesite(app: Flask, client: FlaskClient
     with app.app_context():
         make_staff("admin", "admin@example.com")
     response = AuthActions(client).attempt("admin@example.com")
-    (cookie,) = [c for c in response.headers.getlist("Set-Cookie") if c.startswith("session=")]
-    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "HttpOnly" in session_set_cookie(app, response)
+    assert "SameSite=Lax" in session_set_cookie(app, response)
+
+
+def session_set_cookie(app: Flask, response: TestResponse) -> str:
+    """The response's Set-Cookie header for the session cookie (named by the settings)."""
+    name = app.config["SESSION_COOKIE_NAME"]
+    (cookie,) = [c for c in response.headers.getlist("Set-Cookie") if c.startswith(f"{name}=")]
+    return cookie
 
 
 @pytest.fixture
@@ -127,6 +144,43 @@ def test_production_redirects_to_https_and_sends_hsts(production: Flask) -> None
 def test_production_session_cookies_are_secure(production: Flask) -> None:
     assert production.config["SESSION_COOKIE_SECURE"] is True
     assert production.config["SESSION_COOKIE_HTTPONLY"] is True
+
+
+def test_production_session_cookie_is_one_only_this_site_can_set(production: Flask) -> None:
+    """``__Host-``: a browser keeps the cookie only as it is sent here (Secure, Path=/, no
+    Domain), and no other site of the domain can set one of that name."""
+    response = production.test_client().get("/privacy?lang=es", base_url=SITE)
+    cookie = session_set_cookie(production, response)
+    attributes = [part.strip() for part in cookie.split(";")]
+    assert attributes[0].startswith("__Host-session=")
+    assert "Secure" in attributes and "Path=/" in attributes
+    assert not any(part.lower().startswith("domain") for part in attributes)
+    assert "HttpOnly" in attributes and "SameSite=Lax" in attributes
+
+
+def test_production_reads_no_session_cookie_planted_by_another_site_of_the_domain(
+    app: Flask, production_config: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sibling site (anything.clinic-domain) can set a cookie named ``session`` for the
+    whole domain, holding a session the site gave its planter: their draft, which would
+    then show the planter's answers to the patient and collect the patient's into a draft
+    the planter can open. Production does not read a cookie of that name."""
+    monkeypatch.setattr(production_config, "HUEY_BACKEND", "memory")
+    production = create_app("production")
+    planter, patient = production.test_client(), production.test_client()
+    for browser in (planter, patient):
+        # Through the TLS proxy, as a browser sends forms (booking.security.check_same_origin).
+        browser.environ_base |= {
+            "HTTP_X_FORWARDED_PROTO": "https",
+            "HTTP_SEC_FETCH_SITE": "same-origin",
+        }
+    assert answer_red_flags(planter).status_code == 303
+    assert post_step(planter, "about").status_code == 303
+    assert "Mustermann" in open_step(planter, "about")  # the planter's own draft
+
+    patient.set_cookie("session", session_cookie(planter).value)
+    page = patient.get("/request/steps/about", follow_redirects=True).get_data(as_text=True)
+    assert "Mustermann" not in page
 
 
 class TestSubmissionRateLimit:

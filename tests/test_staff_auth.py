@@ -30,7 +30,7 @@ from booking.staff.services import set_staff_active
 from booking.timeutil import now_utc
 from config import Config, DevelopmentConfig, ProductionConfig, TestingConfig
 from tests.factories import PASSWORD, book_first_open_time, make_request, make_staff
-from tests.support import AuthActions, Clinic, Staff, csrf_token
+from tests.support import AuthActions, Clinic, Staff, copy_session_cookie, csrf_token
 
 NEW_PASSWORD = "a brand new passphrase 2026"
 RESET_LINK = re.compile(r"(https?://[^/\s\"<>]+)/staff/password/reset/([A-Za-z0-9_.\-]+)")
@@ -554,18 +554,12 @@ def test_fields_posted_with_a_forms_prefix_are_shown_under_that_forms_labels(
     ]
 
 
-def _copy_session_cookie(source: FlaskClient, target: FlaskClient) -> None:
-    cookie = source.get_cookie("session")
-    assert cookie is not None
-    target.set_cookie("session", cookie.value)
-
-
 def test_a_cookie_copied_before_signing_out_is_refused_after_it(
     app: Flask, client: FlaskClient, staff: Staff
 ) -> None:
     AuthActions(client).attempt(staff.coordinator.email)
     thief = app.test_client()
-    _copy_session_cookie(client, thief)
+    copy_session_cookie(client, thief)
     assert signed_in(thief), "the copy works while the session lasts"
     logout(client)
     assert not signed_in(thief)
@@ -609,9 +603,7 @@ def test_a_cookie_planted_before_signing_in_is_worth_nothing_after_it(
     and all, so its maker cannot send forms as the person who signed in."""
     planter = app.test_client()
     known_token = csrf_token(planter, "/staff/login")
-    planted = planter.get_cookie("session")
-    assert planted is not None
-    client.set_cookie("session", planted.value)
+    copy_session_cookie(planter, client)
 
     AuthActions(client).attempt(staff.coordinator.email)
     assert signed_in(client)
@@ -643,7 +635,7 @@ def test_a_session_ends_at_its_absolute_lifetime_however_busy(
     assert hours == 12  # the documented default
     AuthActions(client).attempt(staff.coordinator.email)
     copy = app.test_client()
-    _copy_session_cookie(client, copy)
+    copy_session_cookie(client, copy)
     # Busy all day: a page every 20 minutes never lets it go idle ...
     for _ in range(hours * 3 - 1):
         clock.advance(minutes=20)

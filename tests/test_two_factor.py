@@ -16,7 +16,7 @@ from booking.audit.models import AuditEvent
 from booking.extensions import db
 from booking.staff.models import StaffUser
 from tests.factories import make_staff
-from tests.support import PASSWORD, AuthActions, Staff, csrf_token
+from tests.support import PASSWORD, AuthActions, Staff, csrf_token, session_cookie
 
 KEY_RE = re.compile(r'<code class="fs-5">([A-Z2-7]+)</code>')
 RECOVERY_RE = re.compile(r"<li>([0-9a-f]{6}-[0-9a-f]{6})</li>")
@@ -81,9 +81,7 @@ def test_the_secret_being_enrolled_cannot_be_read_from_the_session_cookie(
     AuthActions(client).attempt(admin)
     page = client.get("/staff/two-factor").get_data(as_text=True)
     secret = KEY_RE.search(page).group(1)
-    cookie = client.get_cookie(app.config.get("SESSION_COOKIE_NAME", "session"))
-    assert cookie is not None
-    stored = app.session_interface.get_signing_serializer(app).loads(cookie.value)
+    stored = app.session_interface.get_signing_serializer(app).loads(session_cookie(client).value)
     assert secret not in str(stored)
     # The same secret is shown again until it is enrolled (the page may be reloaded).
     again = client.get("/staff/two-factor").get_data(as_text=True)

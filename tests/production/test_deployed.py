@@ -34,6 +34,7 @@ from booking.extensions import db
 from booking.requests import triage
 from booking.requests.drafts import DraftDocument
 from booking.timeutil import DAY
+from config import ProductionConfig
 from tests.e2e.conftest import CLINIC_EMAIL, IMAGING_REVIEW, text_of, wait_for_email
 from tests.e2e.pages import (
     DATES_LOCALE,
@@ -373,6 +374,12 @@ def test_admin_enrols_two_factor_sign_in_then_signs_in_with_a_code(
         # Signed in through TLS the browser did not trust: the cookies are still Secure ones.
         cookies = page.context.cookies()
         assert cookies and all(cookie["secure"] for cookie in cookies), cookies
+        # The session cookie under production's name (``__Host-``, which Chromium keeps only
+        # as Secure, Path=/ and for this host alone): the sign-in above went through with it.
+        name = ProductionConfig.SESSION_COOKIE_NAME
+        assert name.startswith("__Host-")
+        [session] = [cookie for cookie in cookies if cookie["name"] == name]
+        assert session["path"] == "/" and not session["domain"].startswith("."), session
 
 
 # --- the proxy itself, without a browser ---------------------------------------------------
