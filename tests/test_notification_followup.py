@@ -68,6 +68,24 @@ def _unnotified_count(client: FlaskClient, **args: Any) -> str:
     return UNNOTIFIED_COUNT.search(page).group(1)
 
 
+def _visit_began_two_days_ago(request_id: int) -> None:
+    """Time passed: the request's visit began two days ago (staff have not marked it yet).
+    Moved by a statement, as time passing changes nothing else of the request (its
+    ``updated_at`` stays). Commits."""
+    past = now_utc() - timedelta(days=2)
+    db.session.execute(
+        update(Appointment)
+        .where(Appointment.request_id == request_id)
+        .values(
+            starts_at=past,
+            ends_at=past + timedelta(minutes=45),
+            updated_at=Appointment.updated_at,  # nobody changed it
+        )
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
 def test_the_queue_flags_and_counts_a_patient_who_was_not_notified(
     auth: AuthActions, clinic: Clinic, failed: dict[str, str]
 ) -> None:
@@ -282,18 +300,7 @@ def test_a_failed_email_with_nothing_left_to_send_is_taken_off_the_banner(
             .where(OutboxEmail.template == "appointment_reminder")
             .values(status=OutboxStatus.FAILED)
         )
-        past = now_utc() - timedelta(days=2)
-        db.session.execute(
-            update(Appointment)
-            .where(Appointment.request_id == request_id)
-            .values(
-                starts_at=past,
-                ends_at=past + timedelta(minutes=45),
-                updated_at=Appointment.updated_at,  # nobody changed it
-            )
-            .execution_options(synchronize_session=False)
-        )
-        db.session.commit()
+        _visit_began_two_days_ago(request_id)
         before = db.session.scalar(select(func.count(OutboxEmail.id)))
     auth.login("coordinator")
     client = auth.client
@@ -620,20 +627,7 @@ def test_a_failed_reminder_is_sent_again_only_of_a_visit_to_come(
         if case == "consent withdrawn":
             assert withdraw_contact_consent(consultation)
         if case == "visit past":
-            # Time passed: the visit began (staff have not marked it yet). Moved by a
-            # statement, as time passing changes nothing else of the request.
-            past = now_utc() - timedelta(days=2)
-            db.session.execute(
-                update(Appointment)
-                .where(Appointment.request_id == consultation.id)
-                .values(
-                    starts_at=past,
-                    ends_at=past + timedelta(minutes=45),
-                    updated_at=Appointment.updated_at,  # nobody changed it
-                )
-                .execution_options(synchronize_session=False)
-            )
-            db.session.commit()
+            _visit_began_two_days_ago(consultation.id)
         resent = resend_patient_emails(
             consultation, db.session.get(StaffUser, clinic.coordinator.id), FIXED
         )
