@@ -503,15 +503,9 @@ def test_the_call_back_form_holds_the_name_and_phone_the_request_already_has(
         assert (patient.full_name, patient.phone) == ("Erika Mustermann", "+4930901821")
 
 
-def test_the_call_back_form_names_the_guardian_who_fills_the_request_in(
-    app: Flask, client: FlaskClient, staff: Staff
-) -> None:
-    """A parent filling the request in for their child, who goes back and answers an
-    emergency question, finds their own name in the call-back form, not the child's: the
-    form asks for the name of whoever writes, whom the clinic asks for when it calls back.
-    The phone number is the request's one, as the parent gave it. Sent, the parent's name
-    is stored as the guardian's, beside the child's from the draft (it was stored as the
-    patient's name): staff see whom to ask for, and for whom."""
+def _minors_call_back_form(app: Flask, client: FlaskClient) -> str:
+    """Lena Mustermann's request (ten years old) filled in to the review by her guardian Max
+    Mustermann, then an emergency answer: the call-back form shown to him."""
     from booking.timeutil import clinic_today
 
     with app.app_context():
@@ -521,7 +515,19 @@ def test_the_call_back_form_names_the_guardian_who_fills_the_request_in(
     )
     assert fill_request(client, answers) is None  # at the review
     assert answer_red_flags(client, yes={"saddle_numbness"}).location == "/request/emergency"
-    shown = client.get("/request/emergency").get_data(as_text=True)
+    return client.get("/request/emergency").get_data(as_text=True)
+
+
+def test_the_call_back_form_names_the_guardian_who_fills_the_request_in(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    """A parent filling the request in for their child, who goes back and answers an
+    emergency question, finds their own name in the call-back form, not the child's: the
+    form asks for the name of whoever writes, whom the clinic asks for when it calls back.
+    The phone number is the request's one, as the parent gave it. Sent, the parent's name
+    is stored as the guardian's, beside the child's from the draft (it was stored as the
+    patient's name): staff see whom to ask for, and for whom."""
+    shown = _minors_call_back_form(app, client)
     assert _field(shown, "full_name") == "Max Mustermann"
     assert _field(shown, "phone") == "+49 30 901820"
     assert FILLED_IN in shown and "Lena" not in shown
@@ -569,16 +575,7 @@ def test_the_call_back_form_keeps_another_name_typed_over_the_guardians(
 ) -> None:
     """Whoever sends the call-back form with another name than the guardian's it was filled
     in with is the one to ask for: stored as typed, no guardian named. Staff see it so."""
-    from booking.timeutil import clinic_today
-
-    with app.app_context():
-        ten_years_old = date(clinic_today().year - 10, 1, 1).isoformat()
-    answers = valid_answers(
-        full_name="Lena Mustermann", date_of_birth=ten_years_old, guardian_name="Max Mustermann"
-    )
-    assert fill_request(client, answers) is None
-    answer_red_flags(client, yes={"saddle_numbness"})
-    shown = client.get("/request/emergency").get_data(as_text=True)
+    shown = _minors_call_back_form(app, client)
     data = {
         "csrf_token": page_token(shown),
         "submission_token": _field(shown, "submission_token"),
