@@ -273,6 +273,57 @@ def test_failed_emails_sent_again_to_another_address_end_the_follow_up_links_too
     assert client.get(new_link).status_code == 303
 
 
+def _send_a_new_link(client: FlaskClient, reference: str) -> None:
+    """The record's "Send a new link" button, pressed."""
+    page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    response = client.post(
+        f"/staff/requests/{reference}/new-link", data={"link-csrf_token": page_token(page)}
+    )
+    assert response.status_code == 302
+
+
+def test_a_new_link_ends_the_follow_up_links_sent_too(
+    app: Flask, client: FlaskClient, auth: AuthActions
+) -> None:
+    """The record's "Send a new link" (one forwarded by mistake, a shared mailbox) says the
+    earlier links stop working; a questionnaire's link in the same mailbox went on answering
+    for the patient, or stopping their follow-ups. It stops too, and the questionnaire still open is
+    sent again, to the same address, with a new link."""
+    request_id, reference = _invited_at_six_weeks(app)
+    deliver_waiting_emails(app)  # the invitation went out
+    (sent,) = _invitations(app, request_id)
+    old_link = _link(sent)
+    _send_a_new_link(auth.new_client("coordinator"), reference)
+
+    stranger = app.test_client()
+    assert stranger.get(old_link).status_code == 404
+    assert stranger.get(f"{old_link}/stop").status_code == 404
+    invitations = _invitations(app, request_id)
+    assert [(e.recipient, e.status) for e in invitations] == [
+        (OLD, OutboxStatus.SENT),
+        (OLD, OutboxStatus.PENDING),
+    ]
+    assert client.get(_link(invitations[-1])).status_code == 303
+    with app.app_context():
+        audit = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "manage_link_reissued")
+        ).one()
+    assert audit.details["questionnaires_sent_again"] == 1
+
+
+def test_a_new_link_keeps_the_link_of_an_invitation_not_sent_yet(
+    app: Flask, client: FlaskClient, auth: AuthActions
+) -> None:
+    """Never sent, its link was in no mailbox: it goes as written, and works."""
+    request_id, reference = _invited_at_six_weeks(app)
+    (waiting,) = _invitations(app, request_id)
+    _send_a_new_link(auth.new_client("coordinator"), reference)
+
+    (still,) = _invitations(app, request_id)
+    assert (still.id, still.status) == (waiting.id, OutboxStatus.PENDING)
+    assert client.get(_link(still)).status_code == 303
+
+
 def test_a_waiting_invitation_goes_to_the_new_address_with_its_link(
     app: Flask, client: FlaskClient, auth: AuthActions
 ) -> None:
