@@ -304,24 +304,46 @@ def test_a_new_link_ends_the_follow_up_links_sent_too(
         (OLD, OutboxStatus.PENDING),
     ]
     assert client.get(_link(invitations[-1])).status_code == 303
-    with app.app_context():
-        audit = db.session.scalars(
-            select(AuditEvent).where(AuditEvent.action == "manage_link_reissued")
-        ).one()
-    assert audit.details["questionnaires_sent_again"] == 1
 
 
 def test_a_new_link_keeps_the_link_of_an_invitation_not_sent_yet(
     app: Flask, client: FlaskClient, auth: AuthActions
 ) -> None:
-    """Never sent, its link was in no mailbox: it goes as written, and works."""
+    """Never sent, its link was in no mailbox: it goes with the same link, which works."""
     request_id, reference = _invited_at_six_weeks(app)
     (waiting,) = _invitations(app, request_id)
     _send_a_new_link(auth.new_client("coordinator"), reference)
 
-    (still,) = _invitations(app, request_id)
-    assert (still.id, still.status) == (waiting.id, OutboxStatus.PENDING)
-    assert client.get(_link(still)).status_code == 303
+    to_go = [e for e in _invitations(app, request_id) if e.status == OutboxStatus.PENDING]
+    assert [_link(e) for e in to_go] == [_link(waiting)]
+    assert client.get(_link(waiting)).status_code == 303
+
+
+def test_a_new_link_writes_the_emails_still_waiting_again_with_links_that_work(
+    app: Flask, client: FlaskClient, auth: AuthActions, clinic: Clinic
+) -> None:
+    """The receipt and the confirmation were still waiting (the patient's mail server is
+    slow) when staff sent a new link: they held links that had just ended, and would have
+    reached the patient opening nothing. They go as written, with new links, before the new
+    link's own email."""
+    request_id = confirmed_request(app, clinic)
+    with app.app_context():
+        reference = db.session.get(ConsultationRequest, request_id).reference
+    _send_a_new_link(auth.new_client("coordinator"), reference)
+
+    to_go = [
+        e
+        for e in outbox_of(app, request_id)
+        if e.recipient == OLD and e.status == OutboxStatus.PENDING
+    ]
+    assert [e.template for e in to_go] == ["request_received", "request_update", "manage_link"]
+    for email in to_go:
+        assert client.get(LINK_RE.search(email.body_text).group(1)).status_code == 303
+    with app.app_context():
+        audit = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "manage_link_reissued")
+        ).one()
+    assert audit.details["emails_rewritten"] == 2
 
 
 def test_a_waiting_invitation_goes_to_the_new_address_with_its_link(

@@ -35,7 +35,6 @@ from booking.outcomes.services import (
     link_for_token,
     readdress_followups,
     record_plan,
-    renew_followup_links,
 )
 from booking.requests import emails, reminders
 from booking.requests.calls import CallbackAttempt, CallOutcome
@@ -895,9 +894,9 @@ def set_join_link(
 
 def send_new_link(consultation: ConsultationRequest, actor: StaffUser) -> int:
     """End every private link sent so far and email the patient a new one (a link forwarded
-    by mistake, a shared mailbox); the questionnaires' links too, each still open sent again
-    (``renew_followup_links``). Returns how many links to the patient's page stopped
-    working. Refused to staff
+    by mistake, a shared mailbox); the questionnaires' links too, each still open sent again.
+    The emails waiting to go are written again with new links. Returns how many links to the
+    patient's page stopped working. Refused to staff
     who may not work the request (``check_may_work``), as every change of a request is."""
     consultation = lock_request(consultation)
     check_may_work(consultation, actor)
@@ -906,8 +905,11 @@ def send_new_link(consultation: ConsultationRequest, actor: StaffUser) -> int:
     if consultation.patient.deceased_at is not None:  # nothing more goes to the address
         raise WorkflowError(_("The patient is marked deceased: nothing is sent to them."))
     revoked = revoke_all(consultation)
-    # The questionnaires' links were in the same mailbox: they stop working too.
-    invited = renew_followup_links(consultation)
+    # The emails not sent yet held links that just ended: they go with new ones. The
+    # questionnaires' links were in the same mailbox: they end too, and each questionnaire
+    # still open is sent again (as when staff correct the address, ``correct_contact``).
+    written = emails.readdress_waiting(consultation, consultation.patient.email)
+    written += readdress_followups(consultation, written)
     add_event(
         consultation,
         kind=EventKind.NOTE,
@@ -919,11 +921,11 @@ def send_new_link(consultation: ConsultationRequest, actor: StaffUser) -> int:
         target_type="request",
         target_id=consultation.reference,
         actor=actor,
-        details={"links_revoked": revoked, "questionnaires_sent_again": len(invited)},
+        details={"links_revoked": revoked, "emails_rewritten": len(written)},
     )
     email = emails.new_link(consultation)
     db.session.commit()
-    enqueue_delivery([sent.id for sent in (*invited, email) if sent is not None])
+    enqueue_delivery([sent.id for sent in (*written, email) if sent is not None])
     return revoked
 
 

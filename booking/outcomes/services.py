@@ -834,24 +834,6 @@ def readdress_followups(
     return [email for email in invited if email is not None]
 
 
-def renew_followup_links(consultation: ConsultationRequest) -> list[OutboxEmail]:
-    """Staff sent the patient a new private link ("Send a new link": one forwarded by mistake,
-    a shared mailbox): the questionnaires' links sent so far stop working too, a private link
-    in the same mailbox, and each questionnaire still open is sent again with a new one
-    (``readdress_followups``). The links in invitations not sent yet were never out, and keep
-    working. Flushes; the caller commits. The invitations written."""
-    waiting = list(
-        db.session.scalars(
-            select(OutboxEmail).where(
-                OutboxEmail.request_id == consultation.id,
-                OutboxEmail.template == emails.INVITATION_TEMPLATE,
-                OutboxEmail.still_to_go(),
-            )
-        )
-    )
-    return readdress_followups(consultation, waiting)
-
-
 @dataclass(frozen=True)
 class FollowUpAnswers:
     odi_answers: dict[str, int]
