@@ -494,6 +494,36 @@ def test_search(
     assert {name for name, ref in people.items() if ref in found} == expected
 
 
+@pytest.mark.parametrize(
+    "q",
+    [
+        pytest.param("\u0301", id="a-lone-accent"),
+        pytest.param("\u0301 \u0308\u0327", id="accents-and-a-space"),
+        pytest.param("\u200b\u200e", id="invisible-marks"),
+    ],
+)
+def test_a_search_of_nothing_but_marks_is_no_search(
+    app: Flask, staff_client: FlaskClient, clinic: Clinic, q: str
+) -> None:
+    """Accents on no letter fold away (``folded``) and invisible marks show nothing in the
+    box: compared as they were, the first matched every patient and the second none, both
+    under "search results". Such a search is no search: the queue as it is without one."""
+    waiting = new_request(app, email="w@example.com")
+    confirmed = new_request(app, email="c@example.com")
+    confirm(staff_client, clinic, confirmed, clinic.weber.id, day(0))
+
+    def shown(**args: Any) -> tuple[str, list[str], list[tuple[str, str]], str]:
+        page = staff_client.get("/staff/", query_string=args).get_data(as_text=True)
+        title = re.search(r"<title>(.*?) \u2013 ", page, re.S)[1]
+        box = re.search(r'<input[^>]*id="q"[^>]*value="([^"]*)"', page)[1]
+        return title, REF_RE.findall(page), TAB_RE.findall(page), box
+
+    assert shown(q=q) == shown()
+    assert shown(q=q)[1] == [waiting]
+    assert shown(status="all", q=q) == shown(status="all")
+    assert "search results" not in shown(status="all", q=q)[0]
+
+
 def test_search_by_reference_in_any_case(staff_client: FlaskClient, people: dict[str, str]) -> None:
     reference = people["anna"]
     assert queue(staff_client, status="all", q=reference) == [reference]

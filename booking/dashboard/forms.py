@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,7 +42,7 @@ from booking.forms import (
 from booking.outcomes.labels import PLAN_LABELS
 from booking.requests import asks, history
 from booking.requests.calls import OUTCOME_LABELS, CallOutcome
-from booking.requests.models import RequestStatus, TriageLevel
+from booking.requests.models import RequestStatus, TriageLevel, folded
 from booking.timeutil import (
     clinic_instant,
     clinic_instants,
@@ -63,6 +64,12 @@ def queue_filters(args: MultiDict) -> QueueFilters:
         status = None if status == "all" else RequestStatus.REQUESTED.value
     triage = args.get("triage")
     diagnosis = args.get("diagnosis")
+    search = text_arg(args.get("q"), MAX_SEARCH)
+    if search is not None and not _visible(folded(search)):
+        # Accents on no letter fold away (``folded``): compared as the empty text, they matched
+        # every patient under "search results"; marks that show nothing in the box matched
+        # none. Either is no search at all.
+        search = None
     return QueueFilters(
         status=status,
         triage=triage if triage in {t.value for t in TriageLevel} else None,
@@ -70,11 +77,17 @@ def queue_filters(args: MultiDict) -> QueueFilters:
         specialist_id=int_arg(args.get("specialist")),
         date_from=date_arg(args.get("from")),
         date_to=date_arg(args.get("to")),
-        search=text_arg(args.get("q"), MAX_SEARCH),
+        search=search,
         unnotified=args.get("unnotified") == "1",
         unread=args.get("unread") == "1",
         page=int_arg(args.get("page"), maximum=100_000) or 1,
     )
+
+
+def _visible(text: str) -> str:
+    """``text`` without white space and the invisible formatting marks (zero-width spaces,
+    direction marks, soft hyphens) a copied name may carry."""
+    return "".join(ch for ch in text if not ch.isspace() and unicodedata.category(ch) != "Cf")
 
 
 def _chosen_id(value: object) -> int | None:
