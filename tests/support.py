@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -358,6 +358,39 @@ def checked_radios(page: str, prefix: str = "") -> dict[str, str]:
     the form), of the fields whose names start with ``prefix``."""
     ticked = CHECKED_RADIO_RE.findall(page)
     return {name: value for name, value in ticked if name.startswith(prefix)}
+
+
+def patient_email_values(consultation: Any) -> dict[str, Any]:
+    """Something for every name any patient email reads (each email is written with its own
+    few: ``queue_email``'s callers)."""
+    at = datetime(2026, 1, 14, 9, 0, tzinfo=UTC)
+    link = "https://clinic.example/manage/open/token"
+    return {
+        "patient_name": "Erika Mustermann",
+        "consultation": consultation,
+        "appointment": consultation.appointment,
+        "offer": consultation.appointment,
+        "manage_url": link,
+        "resume_url": link,
+        "questionnaire_url": link,
+        "stop_url": link,
+        "accept_url": link,
+        "expires_at": at,
+        "open_until": at,
+        "received_at": at,
+        "count": 1,
+        "documents": 1,
+        "references": consultation.reference,
+        "kind": "confirmed",
+        "event": "data_downloaded",
+        "explanation": "",
+        "reminder": False,
+        "corrected": False,
+        "advice": None,
+        "clinic_name": "Spine Clinic",
+        "clinic_phone": "+49 30 1234567",
+        "subject": "Subject",
+    }
 
 
 def outbox_emails(app: Flask, template: str) -> list[Any]:

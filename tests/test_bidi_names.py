@@ -1,23 +1,28 @@
 """A patient's name in a right-to-left script (Arabic, Hebrew) sits inside lines of other text
 on the staff pages: the record's heading beside the reference, the queue's row (a card on a
 phone, after its label), the agenda's entry between times and types, the intake summary's
-heading. Without isolation the bidirectional algorithm lets the name and its neighbours
-(punctuation, digits, the reference) reorder one another; each is in a ``<bdi>``."""
+heading; and the greeting of the HTML part of a patient's email. Without isolation the
+bidirectional algorithm lets the name and its neighbours (punctuation, digits, the reference)
+reorder one another; each is in a ``<bdi>``."""
 
 from __future__ import annotations
 
 import re
 from datetime import time, timedelta
+from pathlib import Path
 
-from flask import Flask
+import pytest
+from flask import Flask, render_template
 from flask.testing import FlaskClient
+from flask_babel import force_locale
 
 from booking.dashboard import services as workflow
 from booking.extensions import db
+from booking.requests.models import ConsultationRequest
 from booking.staff.models import StaffUser
 from booking.timeutil import clinic_today
-from tests.factories import clinic_slot, make_request
-from tests.support import AuthActions, Clinic
+from tests.factories import clinic_slot, confirmed_request, make_request
+from tests.support import AuthActions, Clinic, outbox_emails, patient_email_values
 
 NAME = "محمد عبدالله"
 ISOLATED = f"<bdi>{NAME}</bdi>"
@@ -60,3 +65,42 @@ def test_a_right_to_left_name_is_isolated_from_the_text_around_it(
     summary = client.get(f"/staff/requests/{reference}/summary").get_data(as_text=True)
     heading = re.search(r'<h1 id="summary-heading"[^>]*>(.*?)</h1>', summary, re.S)[1]
     assert heading == f'{ISOLATED} <span class="font-monospace">{reference}</span>'
+
+
+EMAIL_TEMPLATES = Path(__file__).parents[1] / "booking" / "templates" / "email"
+# The patient emails that greet the patient by name ("Dear Erika Mustermann,").
+GREETING_EMAILS = sorted(
+    path.stem
+    for path in EMAIL_TEMPLATES.glob("[!_]*.txt")
+    if '_("Dear %(name)s,"' in path.read_text(encoding="utf-8")
+)
+
+
+def test_the_email_to_a_right_to_left_named_patient_greets_them_by_an_isolated_name(
+    app: Flask, clinic: Clinic
+) -> None:
+    _confirmed(app, clinic)
+    (email,) = outbox_emails(app, "request_update")
+    assert f"<p>Dear {ISOLATED},</p>" in email.body_html
+    assert f"Dear {NAME}," in email.body_text  # plain text has no markup to isolate with
+
+
+@pytest.mark.parametrize(
+    ("lang", "greeting"), [("en", "<p>Dear {},</p>"), ("es", "<p>Estimado/a {}:</p>")]
+)
+@pytest.mark.parametrize("template", GREETING_EMAILS)
+def test_every_patient_email_isolates_the_name_it_greets(
+    app: Flask, clinic: Clinic, template: str, lang: str, greeting: str
+) -> None:
+    """The name in the HTML part's greeting is in a ``<bdi>`` and still escaped; the text part
+    greets with the name as it is."""
+    assert len(GREETING_EMAILS) >= 10 and "request_received" in GREETING_EMAILS
+    request_id = confirmed_request(app, clinic, locale=lang)
+    name = f"{NAME} <b>&"
+    with app.test_request_context(), force_locale(lang):
+        context = patient_email_values(db.session.get(ConsultationRequest, request_id))
+        context["patient_name"] = name
+        text = render_template(f"email/{template}.txt", **context)
+        html = render_template(f"email/{template}.html", **context)
+    assert greeting.format(f"<bdi>{NAME} &lt;b&gt;&amp;</bdi>") in html
+    assert greeting.format(name).removeprefix("<p>").removesuffix("</p>") in text

@@ -3,7 +3,6 @@ with one wording on every page and in every patient email (booking/requests/tria
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from booking.notifications.models import OutboxEmail
 from booking.requests import triage
 from booking.requests.models import ConsultationRequest
 from tests.factories import confirmed_request
-from tests.support import form_tokens, post_request, valid_answers
+from tests.support import form_tokens, patient_email_values, post_request, valid_answers
 
 EMAIL_TEMPLATES = Path(__file__).parents[1] / "booking" / "templates" / "email"
 # The emails to the clinic's staff. Every other email template (but the shared parts, "_*")
@@ -106,39 +105,6 @@ def test_the_staff_emails_named_exist() -> None:
     assert "request_received" in PATIENT_EMAILS and "draft_resume" in PATIENT_EMAILS
 
 
-def _every_value(consultation: ConsultationRequest) -> dict[str, Any]:
-    """Something for every name any patient email reads (each email is written with its own
-    few: ``queue_email``'s callers)."""
-    at = datetime(2026, 1, 14, 9, 0, tzinfo=UTC)
-    link = "https://clinic.example/manage/open/token"
-    return {
-        "patient_name": "Erika Mustermann",
-        "consultation": consultation,
-        "appointment": consultation.appointment,
-        "offer": consultation.appointment,
-        "manage_url": link,
-        "resume_url": link,
-        "questionnaire_url": link,
-        "stop_url": link,
-        "accept_url": link,
-        "expires_at": at,
-        "open_until": at,
-        "received_at": at,
-        "count": 1,
-        "documents": 1,
-        "references": consultation.reference,
-        "kind": "confirmed",
-        "event": "data_downloaded",
-        "explanation": "",
-        "reminder": False,
-        "corrected": False,
-        "advice": None,
-        "clinic_name": "Spine Clinic",
-        "clinic_phone": "+49 30 1234567",
-        "subject": "Subject",
-    }
-
-
 @pytest.mark.parametrize("lang", ["en", "es"])
 @pytest.mark.parametrize("template", PATIENT_EMAILS)
 def test_every_patient_email_has_the_emergency_wording_once(
@@ -149,7 +115,7 @@ def test_every_patient_email_has_the_emergency_wording_once(
     _patient.html print it; an email extending _layout.html alone goes without)."""
     request_id = confirmed_request(app, clinic, locale=lang)
     with app.test_request_context(), force_locale(lang):
-        context = _every_value(db.session.get(ConsultationRequest, request_id))
+        context = patient_email_values(db.session.get(ConsultationRequest, request_id))
         wording = triage.emergency_context()
         bodies = {
             "text": render_template(f"email/{template}.txt", **context),
