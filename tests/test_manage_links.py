@@ -144,6 +144,49 @@ def test_without_the_cookie_the_page_asks_for_the_link(
     assert "Please open your private link again" in response.get_data(as_text=True)
 
 
+def test_a_reference_typed_another_way_goes_to_the_requests_page_where_the_cookie_decides(
+    app: Flask, client: FlaskClient, booked: dict[str, Any]
+) -> None:
+    """A patient who types the page's address by hand ("sc-7k4m-q2xd", without the hyphens,
+    with spaces) is sent to the page's own address, where their browser sends the link's
+    cookie (its path is that address): read as staff's look-ups read a reference. The
+    redirect is made from the text alone: any reference, of a request or of none, is sent on
+    alike, and without the cookie the page still asks for the link."""
+    client.get(booked["link"])
+    reference, page = booked["reference"], booked["page"]
+    letters = reference.removeprefix("SC-").replace("-", "")
+    for typed in (
+        reference.lower(),
+        letters,
+        f"sc {letters[:4]} {letters[4:]}",
+        f"SC{letters.lower()}",
+    ):
+        response = client.get(f"/manage/{typed}")
+        assert response.status_code == 302, typed
+        assert response.headers["Location"] == page, typed
+        shown = client.get(f"/manage/{typed}", follow_redirects=True)
+        assert shown.status_code == 200 and reference in shown.get_data(as_text=True), typed
+    later = client.get(f"/manage/{reference.lower()}/reschedule", query_string={"day": "x"})
+    assert later.headers["Location"] == f"{page}/reschedule?day=x"
+
+    stranger = app.test_client()
+    response = stranger.get(f"/manage/{reference.lower()}", follow_redirects=True)
+    assert response.status_code == 403
+    assert "Please open your private link again" in response.get_data(as_text=True)
+    nobody = stranger.get("/manage/sc-2222-3333")
+    assert nobody.status_code == 302 and nobody.headers["Location"] == "/manage/SC-2222-3333"
+    assert stranger.get("/manage/SC-2222-3333").status_code == 403
+    # A form posted to an address written otherwise is not sent on: the browser sends the
+    # cookie only to the page's own address, so it is refused as before, and changes nothing.
+    token = CSRF.search(client.get(page).get_data(as_text=True)).group(1)
+    with app.app_context():
+        status = _load(reference).status
+    posted = client.post(f"/manage/{reference.lower()}/cancel", data={"csrf_token": token})
+    assert posted.status_code == 403
+    with app.app_context():
+        assert _load(reference).status == status
+
+
 def test_each_link_is_revoked_on_its_own(
     app: Flask, client: FlaskClient, booked: dict[str, Any]
 ) -> None:

@@ -46,6 +46,7 @@ from booking.requests.links import (
     request_for_token,
 )
 from booking.requests.models import ConsultationRequest, ManageLink
+from booking.requests.queries import reads_as_reference
 from booking.requests.waitlist import (
     NoContactConsent,
     OfferAlreadyYours,
@@ -77,7 +78,7 @@ from booking.security import (
     token_in_url,
 )
 from booking.templating import clinic_phone_after
-from booking.urlargs import date_arg
+from booking.urlargs import date_arg, redirect_if_written_otherwise
 
 bp = Blueprint("manage", __name__, url_prefix="/manage")
 
@@ -147,6 +148,13 @@ def _load(reference: str, *, closed_too: bool = False) -> ConsultationRequest:
     """The request whose page this is, from the cookie its link left; a closed request's
     page refuses every change here, in one place (each service checks again under its lock),
     except the patient's data-protection rights (``closed_too``), which outlive the request."""
+    # A reference typed by hand ("sc-7k4m-q2xd", "SC 7K4M Q2XD", "SC7K4MQ2XD"), read as
+    # everywhere else (``reads_as_reference``): a GET goes to the page's own address, where
+    # the browser sends the link's cookie (its path is that address). From the text alone,
+    # with no look-up, so the answer says nothing of any request; the cookie still decides.
+    written = reads_as_reference(reference)
+    if written is not None:
+        redirect_if_written_otherwise("reference", written)
     token = request.cookies.get(COOKIE, "")
     consultation = request_for_token(reference, token)
     if consultation is None:
