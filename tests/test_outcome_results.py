@@ -479,6 +479,45 @@ def test_the_response_rate_says_how_many_treated_were_never_sent_the_questionnai
     assert "Not sent: treatments of the period" in page
 
 
+def test_the_treatments_that_reached_each_time_point_are_counted_in_one_statement(
+    app: Flask,
+) -> None:
+    """Four treated 100 days ago (three sent the 3-month questionnaire, one never sent any),
+    two treated 10 days ago (one sent the 6-week questionnaire early, which counts it as
+    reached), one treated 400 days ago (before the period): every time point's figures come
+    from one statement, however many time points."""
+    with app.app_context():
+        _treated(Plan.PHYSIOTHERAPY, 3)
+        _treated_never_sent(100)
+        _treated_never_sent(10)
+        _treated_never_sent(10)
+        _treated_never_sent(400)
+        early = db.session.scalars(
+            select(TreatmentPlan.request_id)
+            .where(TreatmentPlan.consulted_on == clinic_today() - timedelta(days=10))
+            .order_by(TreatmentPlan.request_id)
+        ).first()
+        now = now_utc()
+        db.session.add(
+            FollowUp(
+                request_id=early,
+                point="6w",
+                due_at=now,
+                sent_at=now,
+                expires_at=now + timedelta(days=30),
+            )
+        )
+        db.session.commit()
+        since = clinic_today() - timedelta(days=365)
+    with sql_statements(app, selects_only=True) as statements, app.app_context():
+        counted = results.reached_counts(since, ["6w", "3m", "12m", "3m"])
+    assert counted == {"6w": [5, 4], "3m": [4, 1], "12m": [0, 0]}
+    assert len(statements) == 1
+    with sql_statements(app) as statements, app.app_context():
+        assert results.reached_counts(since, []) == {}
+    assert statements == []
+
+
 def test_each_response_row_adds_up_whatever_became_of_the_patient(
     app: Flask, client: FlaskClient
 ) -> None:
@@ -873,9 +912,9 @@ def test_the_workers_job_counts_what_depends_on_the_period_once_per_period(
     app: Flask,
 ) -> None:
     """The response counts and the treatments that reached each time point are the same for
-    every time point of a period: the job counts them once per period (3 response statements
-    and 3 x 3 reached statements for 3 periods of 3 time points), not once per time point
-    (9 and 27)."""
+    every time point of a period: the job counts them once per period, in one statement each
+    (3 response statements and 3 reached statements for 3 periods of 3 time points), not
+    once per time point (9 and 9, or 27 had each time point its own statement)."""
     with app.app_context():
         _treated(Plan.MINIMALLY_INVASIVE, 9, 3)
         _treated_never_sent(100)
@@ -885,7 +924,7 @@ def test_the_workers_job_counts_what_depends_on_the_period_once_per_period(
     responses = [s for s in statements if "GROUP BY follow_up.point" in s]
     reached = [s for s in statements if "GROUP BY coalesce(" in s]
     assert len(responses) == len(results.PERIOD_MONTHS)
-    assert len(reached) == len(results.PERIOD_MONTHS) * points
+    assert len(reached) == len(results.PERIOD_MONTHS)
     with app.app_context():
         # Every time point's snapshot of the year holds the same, right, counts.
         year = [k.tally for k in db.session.scalars(select(OutcomeSnapshot)) if "|12|" in k.key]

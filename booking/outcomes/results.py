@@ -388,7 +388,7 @@ Periods = dict[date, PeriodCounts]
 
 def period_counts(since: date, saved: OutcomeSettings) -> PeriodCounts:
     """The response counts and the reached counts of every time point of the period (one
-    statement, then one per time point): every time point's tally holds them all."""
+    statement each): every time point's tally holds them all."""
     responses = response_counts(since)
     points = [*saved.schedule, *(p for p in responses if p not in saved.schedule)]
     return responses, reached_counts(since, points)
@@ -476,17 +476,20 @@ def reached_counts(
     the questionnaires, no email address, stopped or no longer to be contacted before it was
     due, or it passed while the invitations could not be sent). Without them the response
     rate reads as the share of the treated patients followed up, which it is not: it is of
-    those sent the questionnaire. One statement per time point, grouped by the day the
-    treatment started, whatever the number of patients.
+    those sent the questionnaire. One statement for every time point, grouped by the day the
+    treatment started, whatever the number of patients and time points.
 
     A plan sent the time point's invitation counts as reached whatever its dates say (one
     sent early and not superseded), so that each row adds up: reached = not sent + sent
     (``response_counts``'s "sent": the live invitations, one per plan and time point)."""
+    points = list(dict.fromkeys(points))
+    if not points:
+        return {}
     now = now or now_utc()
     tz = clinic_tz()
-    found = {}
-    for point in points:
-        sent = (
+
+    def sent(point: str):
+        return (
             select(FollowUp.id)
             .where(
                 FollowUp.request_id == TreatmentPlan.request_id,
@@ -496,19 +499,20 @@ def reached_counts(
             )
             .exists()
         )
-        reached = not_sent = 0
-        for start, plans, unsent in db.session.execute(
-            select(_start(), func.count(), func.count(case((~sent, 1))))
-            .join(ConsultationRequest, ConsultationRequest.id == TreatmentPlan.request_id)
-            .where(ConsultationRequest.status == RequestStatus.COMPLETED, _start() >= since)
-            .group_by(_start())
-        ).tuples():
+
+    found = {point: [0, 0] for point in points}
+    for start, plans, *unsent in db.session.execute(
+        select(_start(), func.count(), *(func.count(case((~sent(p), 1))) for p in points))
+        .join(ConsultationRequest, ConsultationRequest.id == TreatmentPlan.request_id)
+        .where(ConsultationRequest.status == RequestStatus.COMPLETED, _start() >= since)
+        .group_by(_start())
+    ).tuples():
+        for point, not_sent in zip(points, unsent, strict=True):
             if due_at(start, point, tz) <= now:
-                reached += plans
-                not_sent += unsent
+                found[point][0] += plans
+                found[point][1] += not_sent
             else:
-                reached += plans - unsent
-        found[point] = [reached, not_sent]
+                found[point][0] += plans - not_sent
     return found
 
 
