@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import socket
 import threading
 import time
@@ -35,6 +36,9 @@ from tests.support import (
     AuthActions,
     answer_red_flags,
     open_manage_link,
+    open_step,
+    outbox_emails,
+    page_token,
     pdf_bytes,
     post_request,
     post_step,
@@ -342,3 +346,115 @@ def test_an_infected_file_whose_removal_fails_is_removed_by_the_reconciliation(
     assert found.orphan_files == [first.stored_name] and found.removed == 1
     assert found.missing_files == []  # infected rows' files are meant to be gone
     assert stored_files(upload_dir) == []
+
+
+MANAGE_LINK_RE = re.compile(r"https?://[^/\s]+(/manage/open/[A-Za-z0-9_\-]+)")
+
+
+def _held_then_scanned(
+    app: Flask, client: FlaskClient, clamd_socket: str, silent_scanner: str
+) -> tuple[Document, Document]:
+    """A request sent with a clean file and an infected one while the scanner was silent
+    (both held), then the worker's retry once the scanner is back."""
+    app.config.update(CLAMAV_ADDRESS=silent_scanner, CLAMAV_TIMEOUT=0.5, CLAMAV_WHEN_DOWN="hold")
+    response = post_request(
+        client, files=[(pdf_bytes(), "mri.pdf"), (infected_pdf(), "lumbar-mri.pdf")]
+    )
+    assert response.status_code == 303
+    app.config["CLAMAV_ADDRESS"] = clamd_socket
+    with app.app_context():
+        assert rescan_pending().infected == 1
+    clean, infected = documents(app)
+    return clean, infected
+
+
+def test_the_patient_is_told_when_a_held_document_is_removed_and_can_send_a_clean_copy(
+    app: Flask, client: FlaskClient, clamd_socket: str, silent_scanner: str
+) -> None:
+    """The retry deleted a held file it found infected; staff saw "Removed" on the record,
+    but the patient, told at sending that the request was received with its documents, went
+    on thinking the clinic had their report, and their private page listed it as any other.
+    They get an email (when and the link, never the file's name) and the page says so."""
+    _clean, infected = _held_then_scanned(app, client, clamd_socket, silent_scanner)
+    (email,) = outbox_emails(app, "document_removed")
+    reference = documents_reference(app, infected.request_id)
+    assert email.recipient == "erika.mustermann@example.com"
+    assert reference in email.subject
+    assert "virus check found a problem" in email.body_text
+    for part in (email.subject, email.body_text, email.body_html):
+        assert "lumbar-mri" not in part and "mri.pdf" not in part
+    link = MANAGE_LINK_RE.search(email.body_text).group(1)
+    page = client.get(link, follow_redirects=True).get_data(as_text=True)
+    mine = page.split('id="docs-heading"', 1)[1].split("</ul>", 1)[0]
+    items = mine.split("<li>")[1:]
+    [removed] = [item for item in items if "lumbar-mri.pdf" in item]
+    [kept] = [item for item in items if "lumbar-mri.pdf" not in item]
+    assert "Removed: our virus check found a problem in this file" in removed
+    assert "Please add a new copy" in removed
+    assert "Removed" not in kept
+
+
+def test_no_email_for_a_document_removed_from_a_closed_request(
+    app: Flask, client: FlaskClient, clamd_socket: str, silent_scanner: str
+) -> None:
+    """Cancelled before the scanner came back: there is nothing to send a copy to."""
+    from booking.requests.models import ConsultationRequest, RequestStatus
+
+    app.config.update(CLAMAV_ADDRESS=silent_scanner, CLAMAV_TIMEOUT=0.5, CLAMAV_WHEN_DOWN="hold")
+    assert post_request(client, files=[(infected_pdf(), "a.pdf")]).status_code == 303
+    (held,) = documents(app)
+    with app.app_context():
+        db.session.get(ConsultationRequest, held.request_id).status = RequestStatus.CANCELLED
+        db.session.commit()
+    app.config["CLAMAV_ADDRESS"] = clamd_socket
+    with app.app_context():
+        assert rescan_pending().infected == 1
+    assert outbox_emails(app, "document_removed") == []
+
+
+def test_a_draft_shows_a_held_document_removed_and_it_can_be_taken_off(
+    app: Flask, client: FlaskClient, clamd_socket: str, silent_scanner: str
+) -> None:
+    """Still filling in the request: the documents step said "Accepted" for a file the retry
+    had deleted, and the review listed it as any other."""
+    app.config.update(CLAMAV_ADDRESS=silent_scanner, CLAMAV_TIMEOUT=0.5, CLAMAV_WHEN_DOWN="hold")
+    reach_documents_step(client)
+    assert upload(client, (infected_pdf(), "scan.pdf")).status_code == 303
+    app.config["CLAMAV_ADDRESS"] = clamd_socket
+    with app.app_context():
+        assert rescan_pending().infected == 1
+    assert outbox_emails(app, "document_removed") == []  # the page says it
+
+    page = open_step(client, "documents")
+    added = page.split('id="added-heading"', 1)[1].split("</section>", 1)[0]
+    assert "Removed" in added and "Accepted" not in added
+    assert "Please remove it from the list and add a new copy" in added
+    review = open_step(client, "review")
+    assert "scan.pdf <strong>(removed: our virus check found a problem in this file)" in review
+    document_id = re.search(r'name="remove" value="(\d+)"', page).group(1)
+    response = client.post(
+        "/request/steps/documents", data={"csrf_token": page_token(page), "remove": document_id}
+    )
+    assert response.status_code == 303
+    assert documents(app, DraftDocument) == []
+    assert "scan.pdf" not in open_step(client, "documents")
+
+
+def test_a_removed_document_is_told_in_spanish_to_a_spanish_reader(
+    app: Flask, client: FlaskClient, clamd_socket: str, silent_scanner: str
+) -> None:
+    """The email and the private page in the request's language, with no English left."""
+    from tests.test_spanish_everywhere import english_in_page, english_in_text
+
+    client.get("/request/start?lang=es")
+    _held_then_scanned(app, client, clamd_socket, silent_scanner)
+    (email,) = outbox_emails(app, "document_removed")
+    assert "control antivirus" in email.body_text
+    assert english_in_text(f"{email.subject}\n{email.body_text}") == []
+    assert english_in_page(email.body_html) == []
+    link = MANAGE_LINK_RE.search(email.body_text).group(1)
+    page = client.get(link, follow_redirects=True).get_data(as_text=True)
+    # What the page says of the file (its name and description are the patient's words).
+    said = page.split("lumbar-mri.pdf", 1)[1].split("<br>", 1)[1].split("</li>", 1)[0]
+    assert said.startswith("<strong>Borrado: nuestro control antivirus")
+    assert english_in_page(said) == []

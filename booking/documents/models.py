@@ -44,6 +44,12 @@ class StoredDocument:
         """Whether staff may open it: not held for a scan, not removed as infected."""
         return self.scan_status in SERVABLE
 
+    @property
+    def removed(self) -> bool:
+        """Whether the virus scan, run later (the scanner was down when it came), found
+        malware in it: its file was deleted unopened, the row kept to say so."""
+        return self.scan_status == ScanStatus.INFECTED
+
     __table_args__ = (CheckConstraint("size_bytes > 0", name="size_positive"),)
 
     def stored_facts(self) -> dict[str, object]:

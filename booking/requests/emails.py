@@ -70,6 +70,8 @@ PATIENT_ACTION_TEMPLATE = "patient_action_staff"
 CANCELLED_ESCALATION_TEMPLATE = "escalation_staff_cancelled"
 # Every on-call alert of an escalation: what its audit row's ``email_id`` may name.
 ESCALATION_TEMPLATES = frozenset({"escalation_staff", CANCELLED_ESCALATION_TEMPLATE})
+# A document the patient sent, deleted when its virus scan (run later) found malware in it.
+DOCUMENT_REMOVED = "document_removed"
 PATIENT_TEMPLATES = frozenset(
     {
         "request_received",
@@ -80,6 +82,7 @@ PATIENT_TEMPLATES = frozenset(
         "message_waiting",
         "followup_invitation",
         "rights_update",
+        DOCUMENT_REMOVED,
     }
 )
 
@@ -687,6 +690,28 @@ def message_received(
         documents=documents,
         # Opens the page at the thread, as the clinic's message's email does.
         manage_url=links.manage_url(consultation) + "#messages",
+    )
+
+
+def document_removed(
+    consultation: ConsultationRequest, uploaded_at: datetime
+) -> OutboxEmail | None:
+    """A document the patient added at ``uploaded_at`` was held for its virus scan (the
+    scanner was down when it came) and the scan found malware in it: its file was deleted
+    unopened. Told, the patient can send a clean copy; untold, they would think the clinic
+    has it. When they added it and the private link, never the file's name (an email holds
+    no medical details). None as ``_to_patient``."""
+    with force_locale(consultation.locale):
+        subject = _(
+            "A document you sent could not be kept (%(reference)s)",
+            reference=consultation.reference,
+        )
+    return _to_patient(
+        consultation,
+        DOCUMENT_REMOVED,
+        subject,
+        received_at=uploaded_at,
+        manage_url=links.manage_url(consultation),
     )
 
 

@@ -25,6 +25,8 @@ from booking.documents.models import Document
 from booking.documents.scanning import Infected, ScannerUnavailable, ScanStatus
 from booking.documents.storage import ROTATING_SUFFIX, DocumentUnreadable, get_storage
 from booking.extensions import db
+from booking.notifications.services import enqueue_delivery
+from booking.requests import emails
 from booking.requests.drafts import DraftDocument
 from booking.requests.models import ConsultationRequest
 
@@ -99,7 +101,13 @@ def rescan_pending() -> RescanResult:
                     target_id=row.request.reference if isinstance(row, Document) else row.draft_id,
                     details={"document_id": row.id, "signature": infected.signature[:100]},
                 )
+                # The patient of an open request is told, to send a clean copy (a draft's
+                # documents step shows it instead, while they are still filling it in).
+                told = None
+                if isinstance(row, Document) and row.request.is_open:
+                    told = emails.document_removed(row.request, row.uploaded_at)
                 db.session.commit()
+                enqueue_delivery([told.id] if told is not None else [])
                 try:
                     storage.delete(row.stored_name)
                 except OSError:
