@@ -357,6 +357,13 @@ class Config:
     # Redis away: each process counts in memory until it is back (Flask-Limiter checks), so
     # the limits still hold per process and a patient's request is not a 500 meanwhile.
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    # The fallback only covers the check before a view. A limit counted after it (a failed
+    # sign-in or two-factor code, a patient's copy of their data: ``deduct_when``) meets a
+    # Redis that went away during the request in an after-request hook: without this, a 500
+    # page for a sign-in that was answered. Logged, that one count is lost; the next request
+    # finds Redis down and counts in memory. Flask-Limiter's one limiter object keeps the
+    # first app's choice, so every settings class says it (they all inherit this one).
+    RATELIMIT_SWALLOW_ERRORS = True
     # Said, not left out: Flask-Limiter's one limiter object keeps the last app's choice, and
     # an app whose settings say nothing would inherit a test app's "off".
     RATELIMIT_ENABLED = True

@@ -834,6 +834,61 @@ def legacy_manage_token(consultation: Any) -> str:
     return serializer.dumps({"r": consultation.id, "ref": consultation.reference})
 
 
+# --- Redis ----------------------------------------------------------------------------
+
+
+@dataclass
+class RedisServer:
+    """A ``running_redis`` server: its process and port."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+
+    def stop(self) -> None:
+        """Stop it (as a Redis machine going away): connections to it are refused after."""
+        if self.process.poll() is None:
+            self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+@contextmanager
+def running_redis(folder: Path, *settings: str) -> Iterator[RedisServer]:
+    """A real redis-server of the test's own on a free port of 127.0.0.1, nothing kept on
+    disk, with ``settings`` (e.g. ACL users) added to its command line: a Redis the test may
+    stop (the shared one on 6379 is everyone's). Skipped without redis-server, failed under
+    .ci/run, which installs it."""
+    import shutil
+    import socket
+
+    import pytest
+
+    from tests.smtp import free_port
+
+    server = shutil.which("redis-server")
+    if server is None:
+        if os.environ.get("REDIS_URL"):  # .ci/run: Redis is installed there
+            pytest.fail("redis-server is not on the PATH", pytrace=False)
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    command = [server, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(folder)]
+    command += ["--save", "", "--appendonly", "no", *settings]
+    redis = RedisServer(subprocess.Popen(command, stdout=subprocess.DEVNULL), port)
+    try:
+
+        def listening() -> bool:
+            assert redis.process.poll() is None, "redis-server stopped"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            except OSError:
+                return False
+            return True
+
+        wait_until(listening, "redis-server to listen", timeout=10)
+        yield redis
+    finally:
+        redis.stop()
+
+
 # --- ClamAV ---------------------------------------------------------------------------
 
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"

@@ -7,11 +7,6 @@ shows it all, and its timeline says so for staff."""
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,8 +18,14 @@ from sqlalchemy import select
 from booking.extensions import db
 from booking.requests.events import EventKind, RequestEvent
 from booking.requests.models import ConsultationRequest
-from tests.smtp import free_port
-from tests.support import AuthActions, Staff, outbox_emails, post_request, valid_answers
+from tests.support import (
+    AuthActions,
+    Staff,
+    outbox_emails,
+    post_request,
+    running_redis,
+    valid_answers,
+)
 from tests.support import text as visible
 
 HELD_BACK = "The confirmation email to the patient was held back"
@@ -140,29 +141,10 @@ def refusing_redis(tmp_path: Path) -> Iterator[str]:
     every other key (its ACL): a storage that fails at the limit per email address alone,
     after the request's own limits were counted (as one going away at that moment would).
     Yields its URL."""
-    server = shutil.which("redis-server")
-    if server is None:
-        if os.environ.get("REDIS_URL"):  # .ci/run: Redis is installed there
-            pytest.fail("redis-server is not on the PATH", pytrace=False)
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    settings = ["--bind", "127.0.0.1", "--port", str(port), "--dir", str(tmp_path)]
-    settings += ["--save", "", "--appendonly", "no", "--user", "default", "off"]
-    settings += ["--user", "limiter", "on", ">secret", "~LIMITS:LIMITER/127.0.0.1/*", "+@all"]
-    process = subprocess.Popen([server, *settings], stdout=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-        yield f"redis://limiter:secret@127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    acl = ["--user", "default", "off"]
+    acl += ["--user", "limiter", "on", ">secret", "~LIMITS:LIMITER/127.0.0.1/*", "+@all"]
+    with running_redis(tmp_path, *acl) as server:
+        yield f"redis://limiter:secret@127.0.0.1:{server.port}/0"
 
 
 def test_a_storage_failing_at_the_count_lets_every_confirmation_go(

@@ -186,3 +186,44 @@ def test_rate_limit_storage_unreachable_still_serves_and_still_limits(tmp_path: 
     finally:
         with app.app_context():
             db.engine.dispose()
+
+
+def test_a_rate_limit_storage_lost_during_a_sign_in_still_answers_it(
+    app_settings: dict[str, Any], request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Redis goes away while a sign-in is being checked: the failed attempt is counted after
+    the page is made (``deduct_when``), against a storage that no longer answers. The staff
+    member gets the sign-in page's answer, not the 500 page, and the limit per account still
+    holds afterwards, counted in memory (the count so far is lost with Redis)."""
+    from flask import request as current_request
+
+    from tests.factories import make_staff
+    from tests.support import AuthActions, running_redis
+
+    with running_redis(tmp_path) as redis:
+        app_settings["RATELIMIT_STORAGE_URI"] = f"redis://127.0.0.1:{redis.port}/0"
+        app_settings["LOGIN_ACCOUNT_RATE_LIMIT"] = "3 per minute"
+        # As gunicorn serves it: an error becomes the error page, not the test's exception.
+        app_settings["PROPAGATE_EXCEPTIONS"] = False
+        app: Flask = request.getfixturevalue("app")
+        lose_redis = {"during": False}
+
+        @app.after_request  # runs before the limiter's own (Flask runs them last first)
+        def _redis_goes_away(response: Any) -> Any:
+            if lose_redis["during"] and current_request.method == "POST":
+                lose_redis["during"] = False
+                redis.stop()
+            return response
+
+        with app.app_context():
+            make_staff("coordinator", "coord@example.com")
+        attempt = AuthActions(app.test_client()).attempt
+        assert attempt("coord@example.com", "guessing").status_code == 401  # counted in Redis
+        lose_redis["during"] = True
+        lost = attempt("coord@example.com", "guessing")
+        assert redis.process.poll() is not None, "Redis was not stopped"
+        assert lost.status_code == 401
+        assert "That email address and password do not match." in lost.get_data(as_text=True)
+        # The limit goes on in memory: this attempt and two more, then refused.
+        answers = [attempt("coord@example.com", "guessing").status_code for _ in range(3)]
+        assert answers == [401, 401, 429]
