@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from typing import NoReturn
 
@@ -21,6 +22,9 @@ from booking.extensions import db
 log = logging.getLogger(__name__)
 
 HOUR = 3600  # seconds: a rate limit whose window is longer is a day's
+# A disk with no room left (or over its quota): the server's temporary folder, where Werkzeug
+# spools each file over 500 KB of a form while it reads it, or the upload folder.
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 # A form whose change the database failed to store, or to confirm it stored (the commit's
 # answer lost): shown again with what was typed, instead of the bare 503 page without it.
@@ -108,6 +112,17 @@ def _discard_session() -> None:
     except Exception:  # the connection is already gone; nothing more to release
         log.debug("session invalidate failed", exc_info=True)
     db.session.registry.clear()
+
+
+def _discard_unread_body() -> None:
+    """Read what is left of a post whose reading failed, without keeping it: answered while
+    the proxy is still sending it, the connection would be closed under the proxy, which then
+    answers 502 instead of this page."""
+    try:
+        while request.stream.read(64 * 1024):
+            pass
+    except Exception:  # the client or proxy went away: nothing left to answer anyway
+        log.debug("could not read the rest of a failed post", exc_info=True)
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -207,6 +222,30 @@ def register_error_handlers(app: Flask) -> None:
             messages.get(code, _("Please go back and try again.")),
             staff=_is_staff_path(),
         )
+
+    @app.errorhandler(OSError)
+    def no_space_left(error: OSError) -> tuple[str | Response, int]:
+        """A full disk while a form is read (its files spooled to the temporary folder, before
+        any view runs) or stored: nothing of the post was saved, and it is the server's fault,
+        not the patient's file. The upload script shows the message beside the file; without
+        it the page says so. Any other OSError is the unexpected error it was (the 500 page,
+        logged with its traceback)."""
+        if error.errno not in NO_SPACE:
+            raise error
+        log.error("no space left on a disk while a request was read or stored: %s", error)
+        db.session.rollback()
+        _discard_unread_body()
+        page, status = error_page(
+            503,
+            _("We could not store what you sent"),
+            _(
+                "Our system is short of storage space just now, so what you sent was not "
+                "saved. Anything you saved before is kept. Please try again later."
+            ),
+        )
+        response = make_response(page, status)
+        response.headers["Retry-After"] = "300"
+        return response, status
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 from typing import Any
 
@@ -227,3 +229,71 @@ def test_a_rate_limit_storage_lost_during_a_sign_in_still_answers_it(
         # The limit goes on in memory: this attempt and two more, then refused.
         answers = [attempt("coord@example.com", "guessing").status_code for _ in range(3)]
         assert answers == [401, 401, 429]
+
+
+def test_a_full_temporary_disk_while_files_arrive_says_so_and_keeps_the_draft(
+    app: Flask, client: FlaskClient, upload_dir: Path
+) -> None:
+    """The server's disk is full: Werkzeug cannot spool the posted file to its temporary
+    folder while it reads the form, before the documents step's own handling of a full
+    upload folder can answer. The patient is told the server could not store it (503, the
+    message beside the file for the upload script), not the page of an unexpected error;
+    nothing of the post is kept, and the answers already saved are."""
+    from flask import Request
+    from sqlalchemy import func, select
+
+    from booking.requests.drafts import DraftDocument
+    from booking.requests.models import ConsultationRequest
+    from tests.support import fill_every_step, pdf_bytes, send_request, upload
+
+    full = Path("/dev/full")  # every write to it fails with ENOSPC, as on a full disk
+    if not full.exists():
+        pytest.skip("no /dev/full on this system")
+
+    opened: list[Any] = []
+
+    class FullDisk(Request):
+        def _get_file_stream(self, *_args: Any, **_kwargs: Any) -> Any:
+            opened.append(full.open("w+b"))
+            return opened[-1]
+
+    fill_every_step(client)
+    app.request_class = FullDisk
+    scan = (pdf_bytes(), "mri.pdf")
+    response = upload(client, scan)
+    assert response.status_code == 503
+    page = response.get_data(as_text=True)
+    assert "Our system is short of storage space just now" in page
+    assert "Retry-After" in response.headers
+    scripted = client.post(
+        "/request/steps/documents",
+        data={"files": [(io.BytesIO(pdf_bytes()), "mri.pdf")], "nav": "upload"},
+        headers={"Accept": "application/json"},
+        content_type="multipart/form-data",
+    )
+    assert scripted.status_code == 503
+    assert scripted.get_json()["message"].startswith("Our system is short of storage space")
+
+    app.request_class = Request  # space again: the draft goes on as it was
+    for stream in opened:
+        with contextlib.suppress(OSError):  # its buffer cannot be written out either
+            stream.close()
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(DraftDocument)) == 0
+    assert not any(upload_dir.rglob("*")) if upload_dir.exists() else True
+    assert send_request(client).status_code == 303
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(ConsultationRequest)) == 1
+
+
+def test_other_operating_system_errors_stay_unexpected_errors(app: Flask) -> None:
+    """Only a full disk is answered as one: any other OSError is still the 500 page."""
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+
+    @app.get("/test-broken")
+    def _broken() -> str:
+        raise FileNotFoundError("a file that should be there")
+
+    response = app.test_client().get("/test-broken")
+    assert response.status_code == 500
+    assert "Something went wrong" in response.get_data(as_text=True)
