@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import socket
 import threading
 import time
 import uuid
@@ -529,6 +531,59 @@ def test_request_is_stored_even_when_the_queue_is_down(
         rows = _outbox(app)
         assert [r.status for r in rows] == [OutboxStatus.PENDING] * 2
         assert "the sweep will retry" in caplog.text
+    finally:
+        with app.app_context():
+            db.session.remove()
+            if db.engine.dialect.name == "postgresql":
+                db.drop_all()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def silent_queue() -> Iterator[tuple[str, list[socket.socket]]]:
+    """A Redis that takes each connection and never answers (a hung server, a machine gone
+    behind a firewall that drops packets): its URL, with a one-second timeout, and the
+    connections it took."""
+    server = socket.create_server(("127.0.0.1", 0))
+    taken: list[socket.socket] = []
+
+    def take() -> None:
+        with contextlib.suppress(OSError):  # closed at the end of the test
+            while True:
+                taken.append(server.accept()[0])
+
+    threading.Thread(target=take, daemon=True).start()
+    port = server.getsockname()[1]
+    try:
+        yield f"redis://127.0.0.1:{port}/0?socket_connect_timeout=1&socket_timeout=1", taken
+    finally:
+        server.close()
+        for connection in taken:
+            connection.close()
+
+
+def test_a_queue_that_never_answers_is_waited_for_once_per_change(
+    app_settings: dict[str, Any],
+    silent_queue: tuple[str, list[socket.socket]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every attempt at a silent queue waits for its whole timeout: the request's two emails
+    are left to the sweep after the first one timed out, not tried (and waited for) each."""
+    url, taken = silent_queue
+    app_settings.update(HUEY_BACKEND="redis", REDIS_URL=url)
+    from booking import create_app
+
+    app = create_app(app_settings)
+    with app.app_context():
+        db.create_all()
+    try:
+        response = post_request(app.test_client())
+        assert response.status_code == 303
+        rows = _outbox(app)
+        assert [r.status for r in rows] == [OutboxStatus.PENDING] * 2
+        assert len(taken) == 1
+        ids = ", ".join(str(row.id) for row in rows)
+        assert f"could not enqueue outbox email(s) {ids}; the sweep will retry" in caplog.text
     finally:
         with app.app_context():
             db.session.remove()

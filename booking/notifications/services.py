@@ -257,14 +257,20 @@ def enqueue_delivery(email_ids: list[int]) -> None:
     """Hand committed outbox rows to the task queue.
 
     Best effort: if the queue is unreachable the rows stay pending and the periodic sweep
-    (``requeue_stalled_emails``) hands them over later, so nothing is lost.
+    (``requeue_stalled_emails``) hands them over later, so nothing is lost. After the first
+    failure the others are left to the sweep too: a queue that takes the connection and never
+    answers costs each attempt its whole timeout (``socket_timeout`` in REDIS_URL), and the
+    patient or staff member waits for every email of the change (a waiting list's wave:
+    seven) before seeing the page.
     """
     task = current_app.extensions["spineconsult.deliver_email"]
-    for email_id in email_ids:
+    for position, email_id in enumerate(email_ids):
         try:
             task(email_id)
         except Exception:  # the queue's own failure must not fail the patient's request
-            log.exception("could not enqueue outbox email %s; the sweep will retry", email_id)
+            left = ", ".join(str(each) for each in email_ids[position:])
+            log.exception("could not enqueue outbox email(s) %s; the sweep will retry", left)
+            return
 
 
 def queue_each(
