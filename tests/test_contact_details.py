@@ -220,18 +220,33 @@ def _link(email: OutboxEmail) -> str:
     return FOLLOWUP_LINK_RE.search(email.body_text).group(1)
 
 
-def test_the_follow_up_links_in_the_old_mailbox_stop_working_too(
-    app: Flask, client: FlaskClient, auth: AuthActions
+def _send_a_new_link(client: FlaskClient, reference: str) -> None:
+    """The record's "Send a new link" button, pressed."""
+    page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    response = client.post(
+        f"/staff/requests/{reference}/new-link", data={"link-csrf_token": page_token(page)}
+    )
+    assert response.status_code == 302
+
+
+@pytest.mark.parametrize("how", ["corrected address", "new link"])
+def test_the_follow_up_links_sent_stop_working_too(
+    app: Flask, client: FlaskClient, auth: AuthActions, how: str
 ) -> None:
-    """A questionnaire's link is a private link as well: from the old mailbox it would go on
-    answering for the patient, or stopping their follow-ups. One still open is sent again,
-    to the new address."""
+    """A questionnaire's link is a private link as well: from the old mailbox (an address
+    staff corrected, or one the record's "Send a new link" is for: a link forwarded by
+    mistake, a shared mailbox) it would go on answering for the patient, or stopping their
+    follow-ups. It stops with the others, and one still open is sent again with a new link,
+    to the address as it is now."""
     request_id, reference = _invited_at_six_weeks(app)
-    deliver_waiting_emails(app)  # the invitation reached the old mailbox
+    deliver_waiting_emails(app)  # the invitation reached the mailbox
     (sent,) = _invitations(app, request_id)
     old_link = _link(sent)
     coordinator = auth.new_client("coordinator")
-    assert correct(coordinator, reference, email=NEW).status_code == 302
+    if how == "corrected address":
+        assert correct(coordinator, reference, email=NEW).status_code == 302
+    else:
+        _send_a_new_link(coordinator, reference)
 
     stranger = app.test_client()
     assert stranger.get(old_link).status_code == 404
@@ -239,10 +254,9 @@ def test_the_follow_up_links_in_the_old_mailbox_stop_working_too(
     invitations = _invitations(app, request_id)
     assert [(e.recipient, e.status) for e in invitations] == [
         (OLD, OutboxStatus.SENT),
-        (NEW, OutboxStatus.PENDING),
+        (NEW if how == "corrected address" else OLD, OutboxStatus.PENDING),
     ]
-    new_link = _link(invitations[-1])
-    assert client.get(new_link).status_code == 303
+    assert client.get(_link(invitations[-1])).status_code == 303
 
 
 def test_failed_emails_sent_again_to_another_address_end_the_follow_up_links_too(
@@ -271,39 +285,6 @@ def test_failed_emails_sent_again_to_another_address_end_the_follow_up_links_too
     assert [e.recipient for e in invitations] == [OLD, NEW]
     new_link = _link(invitations[-1])
     assert client.get(new_link).status_code == 303
-
-
-def _send_a_new_link(client: FlaskClient, reference: str) -> None:
-    """The record's "Send a new link" button, pressed."""
-    page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
-    response = client.post(
-        f"/staff/requests/{reference}/new-link", data={"link-csrf_token": page_token(page)}
-    )
-    assert response.status_code == 302
-
-
-def test_a_new_link_ends_the_follow_up_links_sent_too(
-    app: Flask, client: FlaskClient, auth: AuthActions
-) -> None:
-    """The record's "Send a new link" (one forwarded by mistake, a shared mailbox) says the
-    earlier links stop working; a questionnaire's link in the same mailbox went on answering
-    for the patient, or stopping their follow-ups. It stops too, and the questionnaire still open is
-    sent again, to the same address, with a new link."""
-    request_id, reference = _invited_at_six_weeks(app)
-    deliver_waiting_emails(app)  # the invitation went out
-    (sent,) = _invitations(app, request_id)
-    old_link = _link(sent)
-    _send_a_new_link(auth.new_client("coordinator"), reference)
-
-    stranger = app.test_client()
-    assert stranger.get(old_link).status_code == 404
-    assert stranger.get(f"{old_link}/stop").status_code == 404
-    invitations = _invitations(app, request_id)
-    assert [(e.recipient, e.status) for e in invitations] == [
-        (OLD, OutboxStatus.SENT),
-        (OLD, OutboxStatus.PENDING),
-    ]
-    assert client.get(_link(invitations[-1])).status_code == 303
 
 
 def test_a_new_link_keeps_the_link_of_an_invitation_not_sent_yet(
