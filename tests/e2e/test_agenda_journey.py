@@ -16,7 +16,14 @@ from playwright.sync_api import Page, expect
 from booking.dashboard import services as workflow
 from booking.scheduling.services import SlotChoice
 from booking.timeutil import clinic_today, from_clinic_local
-from tests.e2e.conftest import LOCATION, PHONE_WIDTH, SPECIALIST, LiveServer, seed_schedule
+from tests.e2e.conftest import (
+    LOCATION,
+    PHONE_HEIGHT,
+    PHONE_WIDTH,
+    SPECIALIST,
+    LiveServer,
+    seed_schedule,
+)
 from tests.e2e.pages import page_width, sign_in
 from tests.e2e.test_accessibility import assert_accessible
 from tests.factories import make_appointment_type, make_request, make_staff, staff_user
@@ -121,14 +128,23 @@ def test_a_specialist_opens_todays_agenda_on_a_tablet_and_follows_an_appointment
     expect(tablet.get_by_role("heading", level=1)).to_contain_text("Anna Agenda")
 
 
+# A phone turned sideways: wide enough for the week's time grid, in narrow columns.
+PHONE_SIDEWAYS = {
+    "viewport": {"width": PHONE_HEIGHT, "height": PHONE_WIDTH},
+    "is_mobile": True,
+    "has_touch": True,
+}
+
+
 def test_a_held_time_says_so_in_a_phones_narrow_column(
-    live_server: LiveServer, day: Day, phone_page: Page
+    live_server: LiveServer, day: Day, new_context
 ) -> None:
-    """On a phone a week's columns are narrow and an entry shows only the lines its length
-    on the grid holds: "Held, not confirmed" after the name and the type was cut off. It
-    comes first, after the time, and is seen whole without a tap."""
+    """On a phone turned sideways a week's columns are narrow and an entry shows only the
+    lines its length on the grid holds: "Held, not confirmed" after the name and the type was
+    cut off. It comes first, after the time, and is seen whole without a tap."""
     with live_server.app.app_context():
         later = clinic_today() + timedelta(days=2)
+    phone_page = new_context(**PHONE_SIDEWAYS).new_page()
     sign_in(phone_page, live_server, SPECIALIST_EMAIL, landing=re.compile(r"^Agenda: "))
     phone_page.goto(live_server(f"/staff/calendar?view=week&date={later.isoformat()}"))
     held = phone_page.get_by_role("listitem").filter(has_text="Hugo Held")
@@ -156,9 +172,8 @@ def test_a_phones_week_shows_each_patients_whole_name(
 ) -> None:
     """On a phone a week's columns were 8rem wide: a 45-minute entry's time and status took
     three of its four lines, and the patient's name was cut after its first word ("Maria"),
-    or not shown at all after an URGENT badge. On a narrow screen the week's columns are wide
-    enough for the time, the status and a long name, whole; they scroll sideways in their
-    box, as before."""
+    or not shown at all after an URGENT badge. Each entry shows the time, the status and a
+    long name, whole."""
     schedule = seed_schedule(live_server, ("08:00", "18:00"))
     with live_server.app.app_context():
         from booking.extensions import db
@@ -189,6 +204,45 @@ def test_a_phones_week_shows_each_patients_whole_name(
         assert entry.evaluate(CUT_PARTS) == [], entry.inner_html()
     held = phone_page.get_by_role("listitem").filter(has_text="Konstantin Papadopoulos")
     expect(held.locator(".agenda-status")).to_have_text("Held, not confirmed")
+    assert page_width(phone_page) <= PHONE_WIDTH, "the week scrolls the page sideways"
+
+
+# The columns (days) of the agenda whose box lies, even in part, beyond the window's left or
+# right edge: there only by scrolling sideways.
+COLUMNS_BEYOND = """() => [...document.querySelectorAll(".agenda-col")]
+    .filter(col => { const box = col.getBoundingClientRect();
+        return box.left < -0.5 || box.right > window.innerWidth + 0.5; })
+    .map(col => col.querySelector(".agenda-head").textContent.trim())"""
+
+
+def test_a_phones_week_lists_every_day_across_the_screen(
+    live_server: LiveServer, day: Day, phone_page: Page
+) -> None:
+    """On a phone a week was seven columns of a time grid, 12rem each, in a box to scroll
+    sideways: 1.6 days showed, and scrolling to the others took the hours beside them out of
+    view. On a phone the week is a list of its days, one under the other, each the screen's
+    width; each appointment, with its times, status and patient, lies on the screen."""
+    with live_server.app.app_context():
+        later = clinic_today() + timedelta(days=2)
+    sign_in(phone_page, live_server, SPECIALIST_EMAIL, landing=re.compile(r"^Agenda: "))
+    phone_page.goto(live_server(f"/staff/calendar?view=week&date={day.today.isoformat()}"))
+    expect(phone_page.get_by_role("heading", level=1)).to_contain_text("week of")
+    days = phone_page.locator(".agenda-col")
+    expect(days).to_have_count(7)
+    assert phone_page.evaluate(COLUMNS_BEYOND) == []
+    if day.held_next_week:
+        phone_page.goto(live_server(f"/staff/calendar?view=week&date={later.isoformat()}"))
+        expect(days).to_have_count(7)
+        assert phone_page.evaluate(COLUMNS_BEYOND) == []
+    held = phone_page.get_by_role("listitem").filter(has_text="Hugo Held")
+    held.scroll_into_view_if_needed()
+    box = held.bounding_box()
+    assert box is not None
+    assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE_WIDTH, box
+    assert held.evaluate(CUT_PARTS) == [], held.inner_html()
+    # Its day's heading is above it, on the same screen width: which day it is, is seen.
+    heading = phone_page.get_by_role("heading", name=later.strftime("%a %-d %b"), exact=False)
+    expect(heading).to_be_visible()
     assert page_width(phone_page) <= PHONE_WIDTH, "the week scrolls the page sideways"
 
 
