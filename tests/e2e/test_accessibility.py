@@ -781,6 +781,38 @@ def test_a_record_of_a_patient_named_in_one_long_word_fits_a_phone(site: Site) -
         page.set_viewport_size(before)
 
 
+# Addresses and file names are the patient's, as typed: no space, no hyphen to break at.
+LONG_EMAIL = "maximiliantheodorwolfeschlegelsteinhausenberger@beispielklinikverwaltung.de"
+LONG_FILE_NAME = "MRT_LWS_20261130_Befund_Radiologie_Charite_Mitte_final_version2_signed.pdf"
+
+
+def test_a_record_with_a_long_email_address_and_file_name_fits_a_phone(site: Site) -> None:
+    """A long email address (in the patient's details and each email on the timeline) made
+    the record 680 px wide on a 390 px phone, and a long file name the intake summary 800 px:
+    the page scrolled sideways, the record's actions a screen away. Such a word breaks at the
+    screen's edge."""
+    with site.server.app.app_context():
+        consultation = make_request(full_name="Max Long", email=LONG_EMAIL, documents=1)
+        consultation.documents[0].original_name = LONG_FILE_NAME
+        db.session.commit()
+        reference = consultation.reference
+    page = site.admin
+    before = page.viewport_size
+    page.set_viewport_size({"width": PHONE_WIDTH, "height": 844})
+    try:
+        page.goto(site(f"/staff/requests/{reference}"))
+        expect(page.get_by_role("link", name=LONG_EMAIL)).to_be_visible()
+        expect(
+            page.get_by_role("region", name="Timeline").get_by_text(f"Email to {LONG_EMAIL}")
+        ).not_to_have_count(0)
+        assert page_width(page) <= PHONE_WIDTH, "the record scrolls sideways on a phone"
+        page.goto(site(f"/staff/requests/{reference}/summary"))
+        expect(page.get_by_role("cell", name=LONG_FILE_NAME)).to_be_visible()
+        assert page_width(page) <= PHONE_WIDTH, "the intake summary scrolls sideways on a phone"
+    finally:
+        page.set_viewport_size(before)
+
+
 @pytest.mark.parametrize("path", ["/staff/", "/staff/admin/audit"])
 def test_wide_staff_tables_stack_their_cells_on_a_phone(path: str, site: Site) -> None:
     """On a phone each request of the queue (its call-back, its appointment) and each entry
