@@ -18,6 +18,7 @@ from booking.scheduling.services import SlotChoice
 from booking.timeutil import clinic_today, from_clinic_local
 from tests.e2e.conftest import (
     LOCATION,
+    PHONE,
     PHONE_HEIGHT,
     PHONE_WIDTH,
     SPECIALIST,
@@ -244,6 +245,26 @@ def test_a_phones_week_lists_every_day_across_the_screen(
     heading = phone_page.get_by_role("heading", name=later.strftime("%a %-d %b"), exact=False)
     expect(heading).to_be_visible()
     assert page_width(phone_page) <= PHONE_WIDTH, "the week scrolls the page sideways"
+
+
+@pytest.mark.parametrize(
+    ("screen", "scrolls"), [(PHONE, False), (PHONE_SIDEWAYS, True)], ids=["upright", "sideways"]
+)
+def test_the_weeks_box_is_a_tab_stop_only_where_it_scrolls_sideways(
+    live_server: LiveServer, day: Day, new_context, screen: dict, scrolls: bool
+) -> None:
+    """The week's box is in the tab order so that a keyboard can scroll it sideways; on an
+    upright phone the week is a list that scrolls nothing sideways, and the box was a stop
+    that did nothing. It is one only where the grid overflows it (a phone turned sideways),
+    and stays a region named by the specialist either way."""
+    page = new_context(**screen).new_page()
+    sign_in(page, live_server, SPECIALIST_EMAIL, landing=re.compile(r"^Agenda: "))
+    page.goto(live_server(f"/staff/calendar?view=week&date={day.today.isoformat()}"))
+    box = page.locator(".agenda-scroll")
+    expect(box).to_have_role("region")
+    expect(box).to_have_accessible_name(SPECIALIST)
+    assert box.evaluate("box => box.scrollWidth > box.clientWidth") is scrolls
+    expect(box).to_have_js_property("tabIndex", 0 if scrolls else -1)
 
 
 # A short entry's start time and patient lie inside its box, and nothing is cut off below its

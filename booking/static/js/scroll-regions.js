@@ -3,10 +3,14 @@
 // makes each box a named region in the tab order, so that holds without scripts too; here a
 // box whose table fits is taken out of the tab order (a stop that scrolls nothing is noise),
 // and put back, under the name the server gave it (else its table's caption), when a
-// narrower window makes it overflow again.
+// narrower window makes it overflow again. The agenda's box (.agenda-scroll) likewise: on a
+// phone a week is a list of its days and scrolls nothing sideways; it stays a region named by
+// its heading (aria-labelledby), only out of the tab order.
 (function () {
   "use strict";
-  var boxes = Array.prototype.slice.call(document.querySelectorAll(".table-responsive"));
+  var boxes = Array.prototype.slice.call(
+    document.querySelectorAll(".table-responsive, .agenda-scroll")
+  );
   var names = boxes.map(function (box) {
     var caption = box.querySelector("caption");
     return box.getAttribute("aria-label") || (caption ? caption.textContent.trim() : "");
@@ -22,8 +26,10 @@
         }
       } else if (box.hasAttribute("tabindex")) {
         box.removeAttribute("tabindex");
-        box.removeAttribute("role");
-        box.removeAttribute("aria-label");
+        if (!box.hasAttribute("aria-labelledby")) {
+          box.removeAttribute("role");
+          box.removeAttribute("aria-label");
+        }
       }
     });
   }
