@@ -281,6 +281,11 @@ class Config:
     # longer than this since it was written, or one failed for good in the last day; 0
     # leaves the outbox out. 15 minutes: about five attempts' back-off.
     HEALTH_OUTBOX_MAX_AGE_SECONDS = _env_int("HEALTH_OUTBOX_MAX_AGE_SECONDS", 900)
+    # An alert to the clinic about an emergency or urgent request (a new one, a call-back, a
+    # raise, an escalation) not delivered this long after it was written is shown on the
+    # queue, as one that failed: the retries take hours to run out, and with the workers down
+    # an email is never tried, while staff believe they would have heard.
+    ALERT_LATE_MINUTES = _env_int("ALERT_LATE_MINUTES", 10)
 
     # Pages the same for every patient (the request form, the time picker) are rendered once
     # per server process and reused for at most this long, and never after what they show

@@ -300,6 +300,50 @@ def test_a_refusal_of_the_clinics_own_settings_is_retried_and_shown_on_the_queue
     assert "could not be emailed" not in client.get("/staff/").get_data(as_text=True)
 
 
+def test_an_urgent_alert_still_waiting_after_its_minutes_is_shown_on_the_queue(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    """No worker sends anything (stopped, or its queue down), or the mail server keeps
+    refusing and the retries take hours to run out: the alert about an urgent request waits,
+    never failed, and the queue said nothing while staff believed they would have heard.
+    After ``ALERT_LATE_MINUTES`` it is shown as one that failed; once delivered, no more."""
+    post_request(client, valid_answers(red_fever="yes"))  # urgent; no worker runs here
+    post_request(client, valid_answers(email="routine@example.com"))  # routine
+    with app.app_context():
+        alerts = db.session.scalars(
+            select(OutboxEmail)
+            .where(OutboxEmail.template == "new_request_staff")
+            .order_by(OutboxEmail.id)
+        ).all()
+        urgent_alert, routine_alert = (alert.id for alert in alerts)
+        urgent, _routine = db.session.scalars(
+            select(ConsultationRequest.reference).order_by(ConsultationRequest.id)
+        ).all()
+
+    def written_ago(minutes: int) -> None:
+        with app.app_context():
+            db.session.execute(
+                update(OutboxEmail)
+                .where(OutboxEmail.id.in_([urgent_alert, routine_alert]))
+                .values(created_at=now_utc() - timedelta(minutes=minutes))
+            )
+            db.session.commit()
+
+    auth = AuthActions(client)
+    auth.login("coordinator")
+    written_ago(app.config["ALERT_LATE_MINUTES"] - 1)
+    assert "could not be emailed" not in client.get("/staff/").get_data(as_text=True)
+    written_ago(app.config["ALERT_LATE_MINUTES"] + 1)
+    page = client.get("/staff/").get_data(as_text=True)
+    banner = page[page.index("failed-alerts-heading") : page.index("</section>")]
+    assert f"more than {app.config['ALERT_LATE_MINUTES']} minutes" in banner
+    assert re.findall(r"Open request (SC-[A-Z0-9-]+)<", banner) == [urgent]
+    with app.app_context():  # the worker is back and sent it
+        db.session.get(OutboxEmail, urgent_alert).status = OutboxStatus.SENT
+        db.session.commit()
+    assert "could not be emailed" not in client.get("/staff/").get_data(as_text=True)
+
+
 def test_a_relay_refusing_the_clinic_is_retried_not_failed(
     app: Flask, client: FlaskClient, smtp: SmtpServer
 ) -> None:

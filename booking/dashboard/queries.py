@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, exists, false, func, or_, select
@@ -35,6 +35,7 @@ from booking.requests.models import (
     folded,
 )
 from booking.requests.queries import (
+    alerts_late_before,
     failed_alerts,
     typed_reference,
     unnotified_request_ids,
@@ -282,13 +283,14 @@ def _status_counts(
     f: QueueFilters,
     conditions: list[ColumnElement[bool]],
     shared: list[ColumnElement[bool]],
-    alerts: bool,
+    alerts_late_before: datetime | None,
 ) -> _Counts:
     """Requests per status under the filters' ``conditions``, each counted up to
     ``COUNT_CAP + 1`` rows of the status index; under the ``shared`` ones (the lists
     switched on and off left out), the requests of any status whose patient was not
     notified, and those with a message from the patient nobody has read; and (with
-    ``alerts``) whether an urgent alert to the clinic, and whether a notice of a patient
+    ``alerts_late_before``, for ``failed_alerts``) whether an urgent alert to the clinic
+    failed or is late, and whether a notice of a patient
     feeling worse nobody has looked at since, was never delivered: one query whose work
     does not grow with the clinic's history (the unread messages are read from the message
     table, as the unnotified requests from the failed emails)."""
@@ -300,7 +302,9 @@ def _status_counts(
     columns.append(_capped_count(f, unnotified, UNNOTIFIED))
     unread = [*shared, ConsultationRequest.id.in_(unread_by_staff())]
     columns.append(_capped_count(f, unread, UNREAD))
-    columns.append((failed_alerts().exists() if alerts else false()).label("failed_alerts"))
+    alerts = alerts_late_before is not None
+    alerted = failed_alerts(alerts_late_before).exists() if alerts_late_before else false()
+    columns.append(alerted.label("failed_alerts"))
     worse = unseen_failed_worse_notices().exists() if alerts else false()
     columns.append(worse.label("failed_worse_notices"))
     *row, unnotified_count, unread_count, alerted, worse_failed = db.session.execute(
@@ -377,7 +381,8 @@ def queue_page(user: StaffUser, f: QueueFilters, per_page: int = PER_PAGE) -> Qu
     Which rows hold a message from the patient nobody has read comes with them."""
     shared = _shared_conditions(user, f)
     conditions = [*shared, *_toggled(f)]
-    found = _status_counts(f, conditions, shared, user.works_every_request)
+    late_before = alerts_late_before() if user.works_every_request else None
+    found = _status_counts(f, conditions, shared, late_before)
     counts, unnotified = found.statuses, found.unnotified
     total = counts.get(f.status, 0) if f.status else sum(counts.values())
 
@@ -413,8 +418,8 @@ def queue_page(user: StaffUser, f: QueueFilters, per_page: int = PER_PAGE) -> Qu
         unread=found.unread,
         unread_ids=unread_ids,
         failed_alerts=(
-            list(db.session.scalars(failed_alerts().limit(FAILED_ALERTS_SHOWN)))
-            if found.alerted
+            list(db.session.scalars(failed_alerts(late_before).limit(FAILED_ALERTS_SHOWN)))
+            if found.alerted and late_before is not None
             else []
         ),
         failed_worse_notices=(

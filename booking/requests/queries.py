@@ -12,6 +12,7 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import Select, and_, or_, select, true
 from sqlalchemy.orm import aliased, contains_eager, joinedload
 
@@ -35,6 +36,7 @@ from booking.requests.models import (
 from booking.scheduling.availability import MAX_BLOCK
 from booking.scheduling.models import Appointment
 from booking.staff.models import StaffRole, StaffUser
+from booking.timeutil import now_utc
 
 # An active appointment of a request in these statuses takes the specialist's time (declined
 # and cancelled requests free it). A request waiting for the patient's answer still holds its
@@ -131,18 +133,29 @@ def unnotified_request_ids() -> Select:
     )
 
 
-def failed_alerts() -> Select:
+def alerts_late_before() -> datetime:
+    """When a clinic alert still waiting to go was written, at the latest, to count as late
+    (``failed_alerts``): ``ALERT_LATE_MINUTES`` ago."""
+    return now_utc() - timedelta(minutes=current_app.config["ALERT_LATE_MINUTES"])
+
+
+def failed_alerts(late_before: datetime) -> Select:
     """The references of the emergency and urgent requests whose patient nobody reached and
-    whose alert to the clinic failed for good: the mail server refused it, or every retry
-    failed. An alert of ``emails.CLINIC_ALERT_TEMPLATES`` counts while the request is open;
+    whose alert to the clinic failed for good (the mail server refused it, or every retry
+    failed), or still waits to go though written before ``late_before`` (``ALERT_LATE_MINUTES``
+    ago): the retries take hours to run out, and with the workers or their queue down an
+    email is never tried at all, while the clinic believes it would have heard. An alert of
+    ``emails.CLINIC_ALERT_TEMPLATES`` counts while the request is open;
     the notice of what the patient changed (``patient_action_staff``, "URGENT, patient not
     reached yet") and the on-call alert of a request its patient cancelled unreached
     (``escalation_staff_cancelled``) whatever its status: that patient still needs the call. Read
-    from the failed outbox rows (the ``status`` index), which are few."""
+    from the failed and waiting outbox rows (the ``status`` index), which are few."""
 
     def failed(*templates: str) -> Select:
+        late = and_(OutboxEmail.still_to_go(), OutboxEmail.created_at < late_before)
         return select(OutboxEmail.request_id).where(
-            OutboxEmail.status == OutboxStatus.FAILED, OutboxEmail.template.in_(templates)
+            or_(OutboxEmail.status == OutboxStatus.FAILED, late),
+            OutboxEmail.template.in_(templates),
         )
 
     return (
