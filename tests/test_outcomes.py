@@ -1506,6 +1506,34 @@ def test_a_worse_notice_that_failed_is_on_the_queue_until_someone_opens_the_reco
     assert 'id="failed-worse-heading"' not in staff.get("/staff/").get_data(as_text=True)
 
 
+def test_a_worse_notice_still_waiting_after_its_minutes_is_on_the_queue(
+    app: Flask, client: FlaskClient, auth: AuthActions
+) -> None:
+    """Not failed, but not delivered either (no worker running, or the mail server refusing
+    for hours of retries): after ``ALERT_LATE_MINUTES`` the queue names it, as a failed one."""
+    reference, _id = _questionnaire_open(app, client, spine_region="lower_back")
+    token = csrf_token(client, _page(client))
+    assert client.post(_page(client), data=_answers(token, gpe="7")).status_code == 303
+    staff = auth.new_client(email=auth.account("coordinator").email)
+
+    def written_ago(minutes: int) -> None:
+        with app.app_context():
+            db.session.execute(
+                update(OutboxEmail)
+                .where(OutboxEmail.template == "followup_worse_staff")
+                .values(created_at=now_utc() - timedelta(minutes=minutes))
+            )
+            db.session.commit()
+
+    written_ago(app.config["ALERT_LATE_MINUTES"] - 1)
+    assert 'id="failed-worse-heading"' not in staff.get("/staff/").get_data(as_text=True)
+    written_ago(app.config["ALERT_LATE_MINUTES"] + 1)
+    page = staff.get("/staff/").get_data(as_text=True)
+    banner = page.split('id="failed-worse-heading"')[1].split("</section>")[0]
+    assert f"Open the follow-up answers of request {reference}</a>" in banner
+    assert f"more than {app.config['ALERT_LATE_MINUTES']} minutes" in banner
+
+
 def _untouched_since(request_id: int, old: datetime, treated_on: date) -> None:
     """Date a completed request's every change ``old`` (its status, timeline, appointment
     and plan), its treatment started ``treated_on``; the caller commits."""

@@ -302,10 +302,10 @@ def _status_counts(
     columns.append(_capped_count(f, unnotified, UNNOTIFIED))
     unread = [*shared, ConsultationRequest.id.in_(unread_by_staff())]
     columns.append(_capped_count(f, unread, UNREAD))
-    alerts = alerts_late_before is not None
-    alerted = failed_alerts(alerts_late_before).exists() if alerts_late_before else false()
+    late = alerts_late_before
+    alerted = failed_alerts(late).exists() if late else false()
     columns.append(alerted.label("failed_alerts"))
-    worse = unseen_failed_worse_notices().exists() if alerts else false()
+    worse = unseen_failed_worse_notices(late).exists() if late else false()
     columns.append(worse.label("failed_worse_notices"))
     *row, unnotified_count, unread_count, alerted, worse_failed = db.session.execute(
         select(*columns)
@@ -423,8 +423,12 @@ def queue_page(user: StaffUser, f: QueueFilters, per_page: int = PER_PAGE) -> Qu
             else []
         ),
         failed_worse_notices=(
-            list(db.session.scalars(unseen_failed_worse_notices().limit(FAILED_ALERTS_SHOWN)))
-            if found.worse_failed
+            list(
+                db.session.scalars(
+                    unseen_failed_worse_notices(late_before).limit(FAILED_ALERTS_SHOWN)
+                )
+            )
+            if found.worse_failed and late_before is not None
             else []
         ),
     )

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
 from markupsafe import Markup
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import joinedload
 
 from booking.audit.models import REQUEST_VIEWED, AuditEvent
@@ -437,14 +437,16 @@ def follow_up_list(show: str, now: datetime) -> tuple[list[FollowUpRow], dict[st
     return found, counts
 
 
-def unseen_failed_worse_notices() -> Select:
+def unseen_failed_worse_notices(late_before: datetime) -> Select:
     """The references of the requests whose notice to the clinic that the patient answered a
     follow-up "much worse" or "worse than ever" (``emails.worse_notice``) failed for good (the
-    mail server refused it, or every retry failed), and whose record no staff member has
+    mail server refused it, or every retry failed) or still waits to go though written before
+    ``late_before`` (as an urgent alert, ``requests.queries.failed_alerts``), and whose record
+    no staff member has
     opened since: the record page shows the answer in its follow-up section, and each
     opening is audited (``REQUEST_VIEWED``), so an opening after the notice was written
-    means someone has looked at it. Oldest notice first. Read from the failed outbox rows
-    (the ``status`` index), which are few."""
+    means someone has looked at it. Oldest notice first. Read from the failed and waiting
+    outbox rows (the ``status`` index), which are few."""
     looked_at = (
         select(AuditEvent.id)
         .where(
@@ -459,7 +461,10 @@ def unseen_failed_worse_notices() -> Select:
         select(ConsultationRequest.reference)
         .join(OutboxEmail, OutboxEmail.request_id == ConsultationRequest.id)
         .where(
-            OutboxEmail.status == OutboxStatus.FAILED,
+            or_(
+                OutboxEmail.status == OutboxStatus.FAILED,
+                and_(OutboxEmail.still_to_go(), OutboxEmail.created_at < late_before),
+            ),
             OutboxEmail.template == WORSE_TEMPLATE,
             ~looked_at,
         )
