@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -297,3 +298,134 @@ def test_other_operating_system_errors_stay_unexpected_errors(app: Flask) -> Non
     response = app.test_client().get("/test-broken")
     assert response.status_code == 500
     assert "Something went wrong" in response.get_data(as_text=True)
+
+
+@pytest.fixture
+def draft_save_fails(app: Flask) -> Iterator[Callable[[], None]]:
+    """Once called, the next write of a draft's answers meets a real failure of the real
+    database: PostgreSQL ends the connection under it (``pg_terminate_backend``, as in a
+    restart or a failover); SQLite refuses to write (``PRAGMA query_only``: "attempt to write
+    a readonly database", as when its disk went read-only). The SQLite connection can write
+    again from its next statement on, as a disk back in order."""
+    from sqlalchemy import event, text
+
+    with app.app_context():
+        engine = db.engine
+    state: dict[str, Any] = {"armed": False, "read_only": None}
+
+    def before_execute(_conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
+        raw = cursor.connection
+        if state["read_only"] is raw:
+            raw.execute("PRAGMA query_only = OFF")
+            state["read_only"] = None
+        if not (state["armed"] and statement.lstrip().startswith("UPDATE request_draft ")):
+            return
+        state["armed"] = False
+        if engine.dialect.name == "sqlite":
+            raw.execute("PRAGMA query_only = ON")
+            state["read_only"] = raw
+        else:
+            with engine.connect() as other:  # waits (up to 5 s) until the server ended it
+                ended = other.execute(
+                    text("SELECT pg_terminate_backend(:pid, 5000)"),
+                    {"pid": raw.info.backend_pid},
+                ).scalar()
+            assert ended
+
+    event.listen(engine, "before_cursor_execute", before_execute)
+    yield lambda: state.update(armed=True)
+    event.remove(engine, "before_cursor_execute", before_execute)
+
+
+def _stored_answers(app: Flask) -> tuple[dict[str, list[str]], str]:
+    from sqlalchemy import select
+
+    from booking.requests.drafts import RequestDraft
+
+    with app.app_context():
+        draft = db.session.scalars(select(RequestDraft)).one()
+        return draft.values(), draft.step
+
+
+def test_a_step_the_database_failed_to_save_comes_back_with_what_was_typed(
+    app: Flask, client: FlaskClient, draft_save_fails: Callable[[], None]
+) -> None:
+    """The database failed while a step's answers were saved: the patient had the bare 503
+    page, and what they typed on the step was gone (every page is no-store, and Back shows
+    the draft as stored). Now the same step comes back with it, saying it may not be saved
+    yet; nothing of it is half stored, and pressing the button again saves it."""
+    from tests.support import answer_red_flags, open_step, page_proof, page_token, step_answers
+
+    assert answer_red_flags(client).status_code == 303
+    typed = step_answers("about") | {
+        "full_name": "Zoë O'Connor-Navarro",
+        "email": "zoe.oconnor@example.org",
+        "phone": "+34 612 345 678",
+    }
+    shown = open_step(client, "about")
+    before = _stored_answers(app)
+    draft_save_fails()
+    failed = client.post(
+        "/request/steps/about",
+        data={**typed, "csrf_token": page_token(shown), **page_proof(shown), "nav": "next"},
+    )
+    assert failed.status_code == 503
+    page = failed.get_data(as_text=True)
+    assert "your answers on this page may not be saved yet" in page
+    assert 'id="step-form"' in page  # the step itself, not the error page
+    for value in ("Zoë O&#39;Connor-Navarro", "zoe.oconnor@example.org", "+34 612 345 678"):
+        assert f'value="{value}"' in page, value
+    assert _stored_answers(app) == before  # nothing half stored
+
+    again = client.post(
+        "/request/steps/about",
+        data={**typed, "csrf_token": page_token(page), **page_proof(page), "nav": "next"},
+    )
+    assert again.status_code == 303
+    assert again.headers["Location"].endswith("/request/steps/symptoms")
+    answers, step = _stored_answers(app)
+    assert answers["full_name"] == ["Zoë O'Connor-Navarro"]
+    assert answers["phone"] == ["+34 612 345 678"]
+    assert step == "symptoms"
+
+
+def test_a_step_whose_save_lost_the_databases_answer_comes_back_and_sends_again(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The save's commit was made, then its answer lost (the connection cut on the way back):
+    the app cannot know it was stored, so the step comes back as above; sent again, the same
+    answers are saved once more and the patient goes on."""
+    import sqlite3
+
+    import psycopg
+    from sqlalchemy.engine.default import DefaultDialect
+
+    from tests.support import answer_red_flags, open_step, page_proof, page_token, step_answers
+
+    real_commit = DefaultDialect.do_commit
+    armed = {"left": 0}
+
+    def commit_then_lose_the_answer(self: DefaultDialect, connection: Any) -> None:
+        real_commit(self, connection)
+        if armed["left"]:
+            armed["left"] -= 1
+            gone = sqlite3.OperationalError if self.name == "sqlite" else psycopg.OperationalError
+            raise gone("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(DefaultDialect, "do_commit", commit_then_lose_the_answer)
+    assert answer_red_flags(client).status_code == 303
+    typed = step_answers("about") | {"full_name": "Zoë O'Connor-Navarro"}
+    shown = open_step(client, "about")
+    armed["left"] = 1
+    data = {**typed, "csrf_token": page_token(shown), **page_proof(shown), "nav": "next"}
+    failed = client.post("/request/steps/about", data=data)
+    assert failed.status_code == 503
+    page = failed.get_data(as_text=True)
+    assert "may not be saved yet" in page
+    assert 'value="Zoë O&#39;Connor-Navarro"' in page
+    assert _stored_answers(app)[0]["full_name"] == ["Zoë O'Connor-Navarro"]  # it was stored
+
+    data |= {"csrf_token": page_token(page), **page_proof(page)}
+    again = client.post("/request/steps/about", data=data)
+    assert again.status_code == 303
+    assert again.headers["Location"].endswith("/request/steps/symptoms")

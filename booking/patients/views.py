@@ -28,6 +28,7 @@ from flask_limiter import RequestLimit
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.wrappers import Response
 
 from booking.documents.storage import DocumentRejected, DocumentUpload
@@ -750,7 +751,21 @@ def step(code: str) -> Response | tuple[str, int]:
         following = steps.next_code(code)
     going = following if nav == "next" and not (wrong or more or following is None) else code
     reached = max(draft.step, going, key=steps.number)
-    drafts.save_answers(draft, posted, reached, rank=steps.number)
+    try:
+        drafts.save_answers(draft, posted, reached, rank=steps.number)
+    except (OperationalError, InterfaceError) as error:
+        # The database failed, or its answer to the commit was lost: this page again with
+        # what was typed on it (the bare 503 page lost it, and Back shows the draft as
+        # stored). Sent again, the same answers are merged in again. A database down for
+        # good fails the page's own reads too: the 503 page, as every other form's.
+        log.error("database failed while a step's answers were saved: %s", type(error).__name__)
+        steps.clear_other_errors(form, code, answers, page)
+        problem = _(
+            "Our system had a problem, so your answers on this page may not be saved yet. "
+            "They are still filled in below: please press the button again in a few "
+            "minutes. Answers you saved on earlier steps are kept."
+        )
+        return _render_step(code, draft, form, status=503, problem=problem, page=page)
     if nav == "go":
         target = _reached_step(request.form.get(GO_TO_FIELD, ""), reached)
         if target is not None:

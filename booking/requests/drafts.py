@@ -210,19 +210,27 @@ def save_answers(
     A sent draft is not changed. With ``rank`` (the steps' order), the step noted only moves
     forward: the caller worked it out from the draft as it read it, and another tab may have
     gone further since (a step not reached does not open, so going back would shut the
-    patient out of the page that tab shows)."""
-    draft = lock_draft(draft, documents=False)  # another tab's answers saved since are kept
-    if draft.sent_at is not None:
+    patient out of the page that tab shows).
+
+    If the database fails (or its answer to the commit is lost), the transaction is rolled
+    back before the error is raised: nothing is half stored, and the caller may show the
+    page again with what was typed. Saving the same answers again is harmless."""
+    try:
+        draft = lock_draft(draft, documents=False)  # another tab's answers saved since are kept
+        if draft.sent_at is not None:
+            db.session.rollback()
+            return
+        merged = draft.values() | _clean(answers)
+        now = now_utc()
+        draft.answers = json.dumps(merged)
+        if step is not None and (rank is None or rank(step) >= rank(draft.step)):
+            draft.step = step
+        draft.updated_at = now
+        draft.expires_at = _expiry(now)
+        db.session.commit()
+    except BaseException:
         db.session.rollback()
-        return
-    merged = draft.values() | _clean(answers)
-    now = now_utc()
-    draft.answers = json.dumps(merged)
-    if step is not None and (rank is None or rank(step) >= rank(draft.step)):
-        draft.step = step
-    draft.updated_at = now
-    draft.expires_at = _expiry(now)
-    db.session.commit()
+        raise
 
 
 def add_document(draft: RequestDraft, upload: DocumentUpload) -> DraftDocument:
