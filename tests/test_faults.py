@@ -429,3 +429,98 @@ def test_a_step_whose_save_lost_the_databases_answer_comes_back_and_sends_again(
     again = client.post("/request/steps/about", data=data)
     assert again.status_code == 303
     assert again.headers["Location"].endswith("/request/steps/symptoms")
+
+
+def test_the_documents_step_the_database_failed_to_save_keeps_what_was_typed(
+    app: Flask, client: FlaskClient, draft_save_fails: Callable[[], None]
+) -> None:
+    """On the documents step the database failed as what a listed file is was saved: nothing
+    of the post is done (the file chosen is not added), and the page comes back with what was
+    typed (next to the listed file, and for the file chosen), naming the file to choose
+    again (a browser never fills a file box in again)."""
+    from sqlalchemy import select
+
+    from booking.requests.drafts import RequestDraft
+    from tests.support import fill_every_step, open_step, page_proof, page_token, pdf_bytes
+
+    fill_every_step(client, files=((pdf_bytes(), "mri.pdf"),))
+    with app.app_context():
+        [listed] = db.session.scalars(select(RequestDraft)).one().documents
+        box = f"description-{listed.id}"
+    shown = open_step(client, "documents")
+
+    def post(page: str) -> Any:
+        data = {
+            box: "MRI of the lower back, March",
+            "files": [(io.BytesIO(pdf_bytes("CT report")), "ct.pdf")],
+            "description": "CT of the neck, 2025",
+            "nav": "upload",
+            "csrf_token": page_token(page),
+            **page_proof(page),
+        }
+        return client.post(
+            "/request/steps/documents", data=data, content_type="multipart/form-data"
+        )
+
+    draft_save_fails()
+    failed = post(shown)
+    assert failed.status_code == 503
+    page = failed.get_data(as_text=True)
+    assert "your answers on this page may not be saved yet" in page
+    assert "<strong>ct.pdf</strong>: Not added: our system had a problem." in page
+    assert f'name="{box}" form="upload-form" maxlength="200" value="MRI of the lower back' in page
+    assert 'value="CT of the neck, 2025"' in page
+    with app.app_context():
+        documents = db.session.scalars(select(RequestDraft)).one().documents
+        assert [(d.original_name, d.description) for d in documents] == [("mri.pdf", None)]
+
+    assert post(page).status_code == 303  # the same again, once the database is back
+    with app.app_context():
+        documents = db.session.scalars(select(RequestDraft)).one().documents
+        assert [(d.original_name, d.description) for d in documents] == [
+            ("mri.pdf", "MRI of the lower back, March"),
+            ("ct.pdf", "CT of the neck, 2025"),
+        ]
+
+
+def test_a_file_the_database_failed_to_add_is_named_and_its_description_kept(
+    app: Flask, client: FlaskClient, draft_save_fails: Callable[[], None]
+) -> None:
+    """The database failed as a chosen file was added to the draft: the file is named with
+    what happened (its row may have been stored, its answer lost: "if it is not in the
+    list"), the files after it are not tried and are named to choose again, and what they are
+    is kept; with scripts the message goes beside the file. Not the bare 503 page."""
+    from sqlalchemy import func, select
+
+    from booking.requests.drafts import DraftDocument
+    from tests.support import fill_every_step, page_proof, page_token, pdf_bytes, upload
+
+    fill_every_step(client)
+    draft_save_fails()
+    response = upload(
+        client,
+        (pdf_bytes("MRI report"), "mri.pdf"),
+        (pdf_bytes("CT report"), "ct.pdf"),
+        description="Scans from the hospital",
+    )
+    assert response.status_code == 503
+    page = response.get_data(as_text=True)
+    assert "<strong>mri.pdf</strong>: Our system had a problem, so we cannot confirm" in page
+    assert "<strong>ct.pdf</strong>: Not added: our system had a problem." in page
+    assert 'value="Scans from the hospital"' in page
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(DraftDocument)) == 0
+
+    draft_save_fails()
+    scripted = client.post(
+        "/request/steps/documents",
+        data={
+            "files": [(io.BytesIO(pdf_bytes("MRI report")), "mri.pdf")],
+            "csrf_token": page_token(page),
+            **page_proof(page),
+        },
+        headers={"Accept": "application/json"},
+        content_type="multipart/form-data",
+    )
+    assert scripted.status_code == 503
+    assert scripted.get_json()["message"].startswith("Our system had a problem, so we cannot")

@@ -24,6 +24,7 @@ from flask import (
 )
 from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_limiter import RequestLimit
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
@@ -760,12 +761,7 @@ def step(code: str) -> Response | tuple[str, int]:
         # good fails the page's own reads too: the 503 page, as every other form's.
         log.error("database failed while a step's answers were saved: %s", type(error).__name__)
         steps.clear_other_errors(form, code, answers, page)
-        problem = _(
-            "Our system had a problem, so your answers on this page may not be saved yet. "
-            "They are still filled in below: please press the button again in a few "
-            "minutes. Answers you saved on earlier steps are kept."
-        )
-        return _render_step(code, draft, form, status=503, problem=problem, page=page)
+        return _render_step(code, draft, form, status=503, problem=str(NOT_SAVED), page=page)
     if nav == "go":
         target = _reached_step(request.form.get(GO_TO_FIELD, ""), reached)
         if target is not None:
@@ -795,6 +791,16 @@ def step(code: str) -> Response | tuple[str, int]:
         return redirect(url_for("patients.step", code=code, page=page + 1, then=then), code=303)
     return redirect(url_for("patients.step", code=following), code=303)
 
+
+# A step's post the database failed to store, or to confirm it stored (its answer to the
+# commit lost): the page again, with what was typed.
+NOT_SAVED = _l(
+    "Our system had a problem, so your answers on this page may not be saved yet. They are "
+    "still filled in below: please press the button again in a few minutes. Answers you "
+    "saved on earlier steps are kept."
+)
+# A file chosen on the documents step, not tried because the database had failed.
+FILE_NOT_ADDED = _l("Not added: our system had a problem. Please choose it again in a few minutes.")
 
 # The list of steps' buttons (``_steps_nav.html``): each sends the page's form, so what was
 # typed on it is saved before the step named goes up, as its Back button saves (unchecked).
@@ -1027,7 +1033,28 @@ def _documents_step(
             described=typed,
             description_errors=refused,
         )
-    drafts.describe_documents(draft, typed)
+    try:
+        drafts.describe_documents(draft, typed)
+    except (OperationalError, InterfaceError) as error:
+        # Nothing of the post is done (no file added, none removed): the page again with
+        # what was typed, each file chosen named to choose again (a browser never fills a
+        # file box in again).
+        log.error("database failed while documents were described: %s", type(error).__name__)
+        chosen = [f.filename for f in request.files.getlist("files") if f and f.filename]
+        if _wants_json():
+            return jsonify(ok=False, message=str(FILE_NOT_ADDED)), 503
+        typed_again = DraftDocumentsForm(formdata=None)
+        typed_again.description.data = upload_form.description.data
+        return _render_step(
+            "documents",
+            draft,
+            form,
+            status=503,
+            problem=str(NOT_SAVED),
+            upload_messages=[(name, str(FILE_NOT_ADDED)) for name in chosen],
+            upload_form=typed_again,
+            described=typed,
+        )
     if not valid:
         # The description (the one answer here): its message on the field, no file added.
         if _wants_json():
@@ -1047,9 +1074,14 @@ def _documents_step(
     if remove is not None:
         drafts.remove_document(draft, remove)
         return redirect(url_for("patients.step", code="documents"), code=303)
-    storage_failed = 0
+    our_fault = 0  # files refused for our storage or database, not for what they are
+    database_failed = False
     for upload in uploads:
         name = upload.filename
+        if database_failed:  # the next ones are not tried: chosen again, they are
+            messages.append((name, str(FILE_NOT_ADDED)))
+            our_fault += 1
+            continue
         try:
             drafts.add_document(
                 draft,
@@ -1074,10 +1106,23 @@ def _documents_step(
         except OSError:
             log.exception("a draft's document could not be stored")
             messages.append((name, _("We could not store this file just now. Please try again.")))
-            storage_failed += 1
-    # Every file refused by our storage (a full disk), none for what it is: 503, so the
-    # monitoring and the upload script tell "our fault, try later" from "your file".
-    status = 503 if storage_failed and storage_failed == len(messages) else 422
+            our_fault += 1
+        except (OperationalError, InterfaceError) as error:
+            # Its row may be stored all the same (the commit's answer lost): the page lists
+            # it then, and the same file chosen again is refused as already added.
+            log.error(
+                "database failed while a draft's document was added: %s", type(error).__name__
+            )
+            not_confirmed = _(
+                "Our system had a problem, so we cannot confirm that this file was added. If "
+                "it is not in the list, please add it again in a few minutes."
+            )
+            messages.append((name, not_confirmed))
+            our_fault += 1
+            database_failed = True
+    # Every file refused by our storage (a full disk) or database, none for what it is: 503,
+    # so the monitoring and the upload script tell "our fault, try later" from "your file".
+    status = 503 if our_fault and our_fault == len(messages) else 422
     if _wants_json():
         if messages:
             return jsonify(ok=False, message=messages[0][1]), status

@@ -277,28 +277,33 @@ def _description(text: str | None) -> str | None:
 def describe_documents(draft: RequestDraft, descriptions: dict[int, str]) -> None:
     """Set what each listed document is (by id; an empty text clears it): with scripts a
     file goes up the moment it is chosen, so what it is can only be said, or corrected,
-    once it is in the list. Documents not in this unsent draft are left alone."""
+    once it is in the list. Documents not in this unsent draft are left alone. If the
+    database fails, the transaction is rolled back before the error is raised."""
     if all(
         _description(descriptions[document.id]) == document.description
         for document in draft.documents
         if document.id in descriptions
     ):
         return  # nothing typed differs from what the page showed: no lock, no write
-    draft = lock_draft(draft)
-    changed = False
-    if draft.sent_at is None:
-        for document in draft.documents:
-            if document.id in descriptions:
-                text = _description(descriptions[document.id])
-                if text != document.description:
-                    document.description = text
-                    changed = True
-    if not changed:
+    try:
+        draft = lock_draft(draft)
+        changed = False
+        if draft.sent_at is None:
+            for document in draft.documents:
+                if document.id in descriptions:
+                    text = _description(descriptions[document.id])
+                    if text != document.description:
+                        document.description = text
+                        changed = True
+        if not changed:
+            db.session.rollback()
+            return
+        draft.updated_at = now_utc()
+        draft.expires_at = _expiry(draft.updated_at)
+        db.session.commit()
+    except BaseException:
         db.session.rollback()
-        return
-    draft.updated_at = now_utc()
-    draft.expires_at = _expiry(draft.updated_at)
-    db.session.commit()
+        raise
 
 
 def remove_document(draft: RequestDraft, document_id: int) -> bool:
