@@ -805,6 +805,30 @@ def test_time_off_needs_both_times_or_neither(
     assert count(app, ScheduleException) == 0
 
 
+@pytest.mark.parametrize(("prefix", "times"), [("off", ("", "")), ("extra", ("09:00", "12:00"))])
+def test_a_last_day_before_the_first_is_said_at_that_date(
+    app: Flask, admin_client: FlaskClient, clinic: Place, prefix: str, times: tuple[str, str]
+) -> None:
+    """Whole days of time off (both times left empty) ending the day before they start: the
+    error was shown at "Until (time)", a box the admin never filled in, and not at the date
+    typed wrong."""
+    day = target_day()
+    fields = {
+        "start_day": day.isoformat(),
+        "start_time": times[0],
+        "end_day": (day - timedelta(days=2)).isoformat(),
+        "end_time": times[1],
+    }
+    if prefix == "extra":
+        fields["location"] = str(clinic.location)
+    response = submit(admin_client, schedule_path(clinic.weber.id), prefix, **fields)
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert field_error(page, f"{prefix}-end_day") == "Error: The end must be after the start."
+    assert f'id="{prefix}-end_time-error"' not in page
+    assert count(app, ScheduleException) == 0
+
+
 def test_time_off_over_a_booked_appointment_warns(
     app: Flask, admin_client: FlaskClient, clinic: Place, evaluation: int
 ) -> None:

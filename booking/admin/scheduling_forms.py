@@ -279,6 +279,17 @@ class _PeriodForm(BaseForm):
                     )
                 )
                 valid = False
+        if (
+            self.start_day.data is not None
+            and self.end_day.data is not None
+            and not self.start_day.errors
+            and not self.end_day.errors
+            and self.end_day.data < self.start_day.data
+        ):
+            # Said at the date typed wrong: for whole days the time boxes are left empty, and
+            # the service would name the end time, a box the admin never filled in.
+            self.end_day.errors.append(_("The end must be after the start."))
+            valid = False
         self.starts_at, self.ends_at = self._period()
         return valid and self.starts_at is not None and self.ends_at is not None
 
