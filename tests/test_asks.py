@@ -31,6 +31,7 @@ from tests.support import (
     AuthActions,
     Clinic,
     audited_actions,
+    field_error,
     hidden_value,
     open_manage_link,
     pdf_bytes,
@@ -632,6 +633,35 @@ def test_admins_shape_the_checklist_staff_ask_from(
     assert "Radiografía de toda la columna" in page
     # A switched-off item cannot be asked for by a hand-made post either.
     assert _ask(client, _new_request(app), ["operation_notes"]).status_code == 422
+
+
+def test_a_new_items_spanish_name_like_another_items_is_refused_at_that_name(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    """A new name in English and, in Spanish, a default item's Spanish name: the refusal was
+    shown at the English name, which is new, leaving the admin to guess what to change."""
+    auth.login("admin")
+    client = auth.client
+    token = _tokens(client.get("/staff/admin/checklist").get_data(as_text=True))["csrf_token"]
+    with app.test_request_context():
+        spanish = asks.label_of("referral_letter", None, "es")
+    assert spanish != asks.label_of("referral_letter", None, "en")
+    response = client.post(
+        "/staff/admin/checklist",
+        data={"csrf_token": token, "label": "Passport copy", "label_es": spanish.upper()},
+    )
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    said = "Error: The checklist already has an item with this name."
+    assert field_error(page, "label_es") == said
+    assert 'id="label-error"' not in page
+    # The clinic's own name taken is still said at it (first, when both are).
+    response = client.post(
+        "/staff/admin/checklist",
+        data={"csrf_token": token, "label": "Referral letter", "label_es": spanish},
+    )
+    assert field_error(response.get_data(as_text=True), "label") == said
+    assert 'id="label_es-error"' not in response.get_data(as_text=True)
 
 
 def test_the_patients_export_holds_the_asks_and_erasure_removes_them(

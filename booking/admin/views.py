@@ -115,7 +115,12 @@ def checklist() -> Response | tuple[str, int]:
             labels = {"es": form.label_es.data or "", clinic: form.label.data}
             asks.add_item(labels, current_user)
         except asks.AskError as exc:
-            form.label.errors = [*form.label.errors, str(exc)]
+            # The name the refusal is about: a Spanish name like another item's is refused at
+            # the Spanish name, not at the clinic's (which may be new).
+            field = form.label
+            if isinstance(exc, asks.ItemNameTakenError) and exc.language != clinic:
+                field = form[f"label_{exc.language}"]
+            field.errors = [*field.errors, str(exc)]
         else:
             flash(_("Item added."), "success")
             return redirect(url_for(".checklist"))

@@ -292,6 +292,15 @@ class AskError(ValueError):
     """A refused ask or answer; the message is for the person who tried."""
 
 
+class ItemNameTakenError(AskError):
+    """A new checklist item named like another in ``language``: the name in that language is
+    the one to change (the form shows the refusal at it)."""
+
+    def __init__(self, message: str, language: str) -> None:
+        super().__init__(message)
+        self.language = language
+
+
 class AskChanged(AskError):  # noqa: N818 - the event the patient is told about
     """The patient answered an ask the clinic has replaced since their page showed it."""
 
@@ -521,8 +530,9 @@ def add_item(labels: dict[str, str], actor: StaffUser) -> ChecklistItem:
     clinic = current_app.config["BABEL_DEFAULT_LOCALE"]
     if not labels.get(clinic):
         raise AskError(_("Please enter the item's name."))
-    if any(text.casefold() in _names_in(lang) for lang, text in labels.items()):
-        raise AskError(_("The checklist already has an item with this name."))
+    for lang in sorted(labels, key=lambda code: code != clinic):  # the clinic's name first
+        if labels[lang].casefold() in _names_in(lang):
+            raise ItemNameTakenError(_("The checklist already has an item with this name."), lang)
     item = ChecklistItem(code=valid_code(labels[clinic]), labels=labels, active=True)
     db.session.add(item)
     db.session.flush()
