@@ -254,6 +254,44 @@ def test_admin_sees_the_nav_link_and_specialists(admin_client: FlaskClient, clin
     assert admin_client.get(schedule_path(99999)).status_code == 404
 
 
+def test_the_overview_does_not_count_hours_at_a_closed_location_as_set_up(
+    app: Flask, admin_client: FlaskClient, clinic: Place
+) -> None:
+    """A specialist whose weekly hours are all at a location since closed: the overview said
+    "7 weekly hours rows", as if patients could book them, while the picker offers nothing."""
+    with app.app_context():
+        add_hours(clinic)
+        other = make_location(name="Annex").id
+        make_hours(
+            db.session.get(StaffUser, clinic.okafor.id),
+            db.session.get(Location, other),
+            weekdays=[0, 1],
+            start="08:00",
+            end="12:00",
+        )
+        make_hours(
+            db.session.get(StaffUser, clinic.okafor.id),
+            db.session.get(Location, clinic.location),
+            weekdays=[2],
+            start="08:00",
+            end="12:00",
+        )
+
+    def listed(specialist_id: int) -> str:
+        page = admin_client.get(OVERVIEW).get_data(as_text=True)
+        link = f'href="{schedule_path(specialist_id)}"'
+        return text(page[page.index(link) : page.index("</li>", page.index(link))])
+
+    assert listed(clinic.weber.id).endswith("7 weekly hours rows")
+    press(admin_client, f"/staff/admin/locations/{clinic.location}/active", active="0")
+    assert listed(clinic.weber.id).endswith(
+        "7 weekly hours rows, all at closed locations: patients are offered no time"
+    )
+    assert listed(clinic.okafor.id).endswith(
+        "2 weekly hours rows, and 1 at a closed location (not offered)"
+    )
+
+
 # Booking rules ------------------------------------------------------------------------------
 
 

@@ -95,20 +95,29 @@ def all_appointment_types() -> list[AppointmentType]:
     )
 
 
-def specialists_with_hours_count() -> list[tuple[StaffUser, int]]:
-    """Active specialists with how many weekly-hours rows each has (one query)."""
-    count = (
-        select(func.count(WorkingHours.id))
-        .where(WorkingHours.specialist_id == StaffUser.id)
-        .correlate(StaffUser)
-        .scalar_subquery()
-    )
+def specialists_with_hours_count() -> list[tuple[StaffUser, int, int]]:
+    """Active specialists with how many weekly-hours rows each has at open locations and at
+    closed ones (one query): hours at a closed location offer patients nothing, so they do
+    not count as the specialist's schedule being set up."""
+
+    def count(location_open: bool) -> Any:
+        return (
+            select(func.count(WorkingHours.id))
+            .join(Location, WorkingHours.location_id == Location.id)
+            .where(
+                WorkingHours.specialist_id == StaffUser.id,
+                Location.active.is_(location_open),
+            )
+            .correlate(StaffUser)
+            .scalar_subquery()
+        )
+
     rows = db.session.execute(
-        select(StaffUser, count)
+        select(StaffUser, count(True), count(False))
         .where(StaffUser.role == StaffRole.SPECIALIST, StaffUser.active.is_(True))
         .order_by(StaffUser.full_name)
     ).all()
-    return [(user, int(n or 0)) for user, n in rows]
+    return [(user, int(n or 0), int(closed or 0)) for user, n, closed in rows]
 
 
 def find_specialist(user_id: int) -> StaffUser | None:
