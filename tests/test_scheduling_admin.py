@@ -292,6 +292,37 @@ def test_the_overview_does_not_count_hours_at_a_closed_location_as_set_up(
     )
 
 
+def test_patients_are_not_offered_a_specialist_whose_hours_are_all_at_a_closed_place(
+    app: Flask, admin_client: FlaskClient, clinic: Place, evaluation: int
+) -> None:
+    """Closing a location: its specialist stayed in the picker's menu, and a patient choosing
+    them was shown no time in any week."""
+    with app.app_context():
+        add_hours(clinic)
+        annex = make_location(name="Annex").id
+        make_hours(
+            db.session.get(StaffUser, clinic.okafor.id),
+            db.session.get(Location, annex),
+            start="08:00",
+            end="12:00",
+        )
+
+    def menu() -> list[str]:
+        page = admin_client.get("/request/time", query_string={"type": evaluation})
+        match = re.search(
+            r'<select[^>]*id="specialist".*?</select>', page.get_data(as_text=True), re.S
+        )
+        assert match, "no specialist menu"
+        return re.findall(r'<option value="(\d+)"', match.group(0))
+
+    assert menu() == [str(clinic.okafor.id), str(clinic.weber.id)]
+    press(admin_client, f"/staff/admin/locations/{clinic.location}/active", active="0")
+    assert offered(admin_client, evaluation, clinic.weber.id, target_day()) == []
+    assert menu() == [str(clinic.okafor.id)]
+    press(admin_client, f"/staff/admin/locations/{clinic.location}/active", active="1")
+    assert menu() == [str(clinic.okafor.id), str(clinic.weber.id)]
+
+
 # Booking rules ------------------------------------------------------------------------------
 
 

@@ -492,11 +492,19 @@ def appointments_to_come(
 
 
 def active_specialists_for_booking() -> list[StaffUser]:
+    """The specialists patients may choose: active, with weekly hours at an open location.
+    Hours at a closed one offer no time (``availability``): a patient choosing that
+    specialist would be shown none, whichever weeks they paged through."""
+    at_open_locations = (
+        select(WorkingHours.specialist_id)
+        .join(Location, WorkingHours.location_id == Location.id)
+        .where(Location.active.is_(True))
+    )
     return list(
         db.session.scalars(
             select(StaffUser)
             .where(StaffUser.role == "specialist", StaffUser.active.is_(True))
-            .where(StaffUser.id.in_(select(WorkingHours.specialist_id)))
+            .where(StaffUser.id.in_(at_open_locations))
             .order_by(StaffUser.full_name)
         )
     )
