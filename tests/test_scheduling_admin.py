@@ -914,6 +914,52 @@ def test_time_off_over_a_booked_appointment_warns(
     assert "1 booked appointment falls in it" in page
 
 
+def test_time_off_under_way_counts_only_the_appointments_still_to_come(
+    app: Flask, admin_client: FlaskClient, clinic: Place, evaluation: int
+) -> None:
+    """Sick leave entered the day after it began: yesterday's appointment, over, was counted
+    among those "not changed: please move or cancel", which nobody can do."""
+    yesterday, tomorrow = today() - timedelta(days=1), today() + timedelta(days=1)
+    with app.app_context():
+        book(clinic, evaluation, berlin(yesterday, "10:00"))
+    path = schedule_path(clinic.weber.id)
+    whole_days = {"start_time": "", "end_time": "", "end_day": tomorrow.isoformat()}
+    response = submit(admin_client, path, "off", start_day=yesterday.isoformat(), **whole_days)
+    assert response.status_code == 302
+    page = admin_client.get(path).get_data(as_text=True)
+    assert "Time off added." in page and "falls in it" not in page
+    with app.app_context():
+        db.session.execute(delete(ScheduleException))
+        db.session.commit()
+        book(clinic, evaluation, berlin(tomorrow, "10:00"))
+    response = submit(admin_client, path, "off", start_day=yesterday.isoformat(), **whole_days)
+    assert response.status_code == 302
+    assert "1 booked appointment falls in it" in admin_client.get(path).get_data(as_text=True)
+
+
+def test_extra_hours_under_way_count_only_the_appointments_still_to_come(
+    app: Flask, clinic: Place, evaluation: int
+) -> None:
+    """The same for extra hours entered after they began: an appointment elsewhere earlier
+    in them is over, not one to move."""
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    with app.app_context():
+        book(clinic, evaluation, now - timedelta(hours=10))
+        branch = make_location("Branch", "Hauptstr. 9, Potsdam").id
+        weber = db.session.get(StaffUser, clinic.weber.id)
+        added = add_extra_hours(
+            weber, now - timedelta(hours=20), now + timedelta(hours=2), branch, None, None
+        )
+        assert added.appointments_elsewhere == 0
+        db.session.execute(delete(ScheduleException))
+        db.session.commit()
+        book(clinic, evaluation, now + timedelta(minutes=30))
+        added = add_extra_hours(
+            weber, now - timedelta(hours=20), now + timedelta(hours=2), branch, None, None
+        )
+        assert added.appointments_elsewhere == 1
+
+
 def test_extra_hours_add_slots_on_a_day_without_weekly_hours(
     app: Flask, admin_client: FlaskClient, clinic: Place, evaluation: int
 ) -> None:

@@ -467,7 +467,8 @@ def add_time_off(
     actor: StaffUser | None,
 ) -> TimeOffAdded:
     """Block a period (UTC) of a specialist's time: no slot is offered in it. Appointments
-    already booked in it are not touched; their number is returned so staff can move them."""
+    already booked in it are not touched; the number of those still to come is returned so
+    staff can move them."""
     _require_specialist(specialist)
     _check_period(starts_at, ends_at)
     exception = _add_exception(specialist, TIME_OFF, starts_at, ends_at, None, reason, actor)
@@ -475,6 +476,9 @@ def add_time_off(
         select(func.count(Appointment.id)).where(
             Appointment.specialist_id == specialist.id,
             Appointment.active.is_(True),
+            # Time off may start in the past (leave already under way): the appointments
+            # before now took place (or were missed), and none of them can be moved.
+            Appointment.starts_at >= now_utc(),
             Appointment.starts_at < ends_at,
             Appointment.ends_at > starts_at,
         )
@@ -530,6 +534,7 @@ def add_extra_hours(
             Appointment.specialist_id == specialist.id,
             Appointment.active.is_(True),
             Appointment.location_id != location_id,
+            Appointment.starts_at >= now_utc(),  # as for time off: only those still to come
             Appointment.starts_at < ends_at,
             Appointment.ends_at > starts_at,
         )
