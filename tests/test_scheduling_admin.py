@@ -1024,6 +1024,30 @@ def test_extra_hours_over_an_appointment_at_another_place_warn(
     assert "Extra hours added." in page and "falls in them" not in page
 
 
+def test_extra_hours_at_a_location_since_closed_are_marked_closed(
+    app: Flask, admin_client: FlaskClient, clinic: Place, evaluation: int
+) -> None:
+    """Extra hours at a location closed after they were entered offer no time, as weekly
+    hours there do; the weekly hours were marked "closed" on the schedule, the extra hours
+    were listed as if patients could book them."""
+    day = target_day()
+    path = schedule_path(clinic.weber.id)
+    with app.app_context():
+        add_hours(clinic, weekdays=[day.weekday()])
+        branch = make_location("Branch", "Hauptstr. 9, Potsdam").id
+    iso = day.isoformat()
+    extra = {"start_day": iso, "end_day": iso, "start_time": "19:00", "end_time": "21:00"}
+    assert submit(admin_client, path, "extra", location=str(branch), **extra).status_code == 302
+    assert "19:00" in offered(admin_client, evaluation, clinic.weber.id, day)
+    press(admin_client, f"/staff/admin/locations/{branch}/active", active="0")
+    assert "19:00" not in offered(admin_client, evaluation, clinic.weber.id, day)
+
+    page = admin_client.get(path).get_data(as_text=True)
+    table = page[page.index('id="exceptions-heading"') : page.index('id="new-time-off"')]
+    (row,) = re.findall(r"<tr><td>Extra hours</td>.*?</tr>", table, re.S)
+    assert "Branch closed" in text(row)
+
+
 @pytest.mark.parametrize("prefix", ["off", "extra"])
 def test_a_time_skipped_by_the_clock_change_is_refused(
     app: Flask, admin_client: FlaskClient, clinic: Place, prefix: str
