@@ -9,6 +9,7 @@ from flask import current_app, g
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from booking.audit.services import changes, record
 from booking.extensions import db
@@ -185,7 +186,13 @@ def create_staff(
         active=True,
     )
     db.session.add(user)
-    db.session.flush()
+    try:
+        db.session.flush()
+    except IntegrityError:
+        # Another admin created the account a moment ago (two tabs, two admins): the unique
+        # address refuses the twin, said like the one found above, not as a server error.
+        db.session.rollback()
+        raise StaffAccountError(_("An account with this email address already exists.")) from None
     record(
         "staff_created",
         target_type="staff",

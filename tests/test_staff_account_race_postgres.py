@@ -1,0 +1,75 @@
+"""Two admins creating the same staff account at the same moment, on PostgreSQL.
+
+Each looks the address up, finds no account, and inserts one: the second insert hits the
+unique address. It was a server error (500) for the second admin; it is now the same refusal
+as for an address already taken. The interleaving is made exact: the other admin's account is
+committed, from its own session, just after this admin's look-up. PostgreSQL only: on SQLite,
+BEGIN IMMEDIATE serialises the whole of each change, so the look-up sees the other account.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from booking.extensions import db
+from booking.staff import services
+from booking.staff.models import StaffRole, StaffUser
+from tests.support import PASSWORD, AuthActions, Staff
+
+pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
+CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def test_an_account_another_admin_created_meanwhile_is_refused_not_a_server_error(
+    app: Flask, auth: AuthActions, staff: Staff, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    auth.login("admin")
+    client = auth.client
+    token = CSRF.findall(client.get("/staff/accounts").get_data(as_text=True))[0]
+
+    look_up = services.find_staff_by_email
+    created: list[bool] = []
+
+    def other_admin_creates_it_meanwhile(email: str) -> Any:
+        found = look_up(email)
+        if not created:  # once: from its own session, committed after this admin's look-up
+            created.append(True)
+            with app.app_context():
+                services.create_staff(
+                    email="new.colleague@example.com",
+                    full_name="New Colleague",
+                    role=StaffRole.COORDINATOR,
+                    password=PASSWORD,
+                    actor=None,
+                )
+        return found
+
+    monkeypatch.setattr(services, "find_staff_by_email", other_admin_creates_it_meanwhile)
+    response = client.post(
+        "/staff/accounts",
+        data={
+            "csrf_token": token,
+            "full_name": "New Colleague",
+            "email": "New.Colleague@example.com",
+            "role": StaffRole.COORDINATOR.value,
+            "password": PASSWORD,
+        },
+    )
+    assert created
+    assert response.status_code == 422
+    assert "An account with this email address already exists." in response.get_data(as_text=True)
+    with app.app_context():
+        assert (
+            db.session.scalar(
+                select(func.count())
+                .select_from(StaffUser)
+                .where(StaffUser.email == "new.colleague@example.com")
+            )
+            == 1
+        )
