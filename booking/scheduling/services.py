@@ -13,7 +13,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, exists, func, inspect, select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from booking.audit.services import changes, record
 from booking.extensions import db
@@ -146,7 +146,7 @@ def create_location(
         name=proposed.name, names=proposed.names, address=address.strip(), active=True
     )
     db.session.add(location)
-    db.session.flush()
+    _flush_location_names()
     record(
         "location_created",
         target_type="location",
@@ -169,6 +169,7 @@ def rename_location(
     if before == name_values(proposed):
         return
     location.name, location.names = proposed.name, proposed.names
+    _flush_location_names()
     record(
         "location_updated",
         target_type="location",
@@ -177,6 +178,16 @@ def rename_location(
         details=changes(before, name_values(location)),
     )
     db.session.commit()
+
+
+def _flush_location_names() -> None:
+    """Write a location's names: a twin another admin saved meanwhile hits the unique name
+    (the check above read before it was committed), refused as the check refuses it."""
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise LocationError(_("A location with this name already exists."), "name") from None
 
 
 def set_location_active(location: Location, active: bool, actor: StaffUser) -> None:
