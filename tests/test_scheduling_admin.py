@@ -323,6 +323,32 @@ def test_patients_are_not_offered_a_specialist_whose_hours_are_all_at_a_closed_p
     assert menu() == [str(clinic.okafor.id), str(clinic.weber.id)]
 
 
+def test_a_specialist_working_extra_hours_only_can_be_chosen(
+    app: Flask, admin_client: FlaskClient, clinic: Place, evaluation: int
+) -> None:
+    """A locum with extra hours and no weekly hours: their times were offered under "First
+    available", but patients could not choose them in the specialist menu, and a link naming
+    them showed everyone's times."""
+    day = target_day()
+    with app.app_context():
+        add_hours(clinic)
+    iso = day.isoformat()
+    extra = {"start_day": iso, "end_day": iso, "start_time": "09:00", "end_time": "12:00"}
+    path = schedule_path(clinic.okafor.id)
+    assert (
+        submit(admin_client, path, "extra", location=str(clinic.location), **extra).status_code
+        == 302
+    )
+
+    page = admin_client.get(
+        "/request/time", query_string={"type": evaluation, "specialist": clinic.okafor.id}
+    ).get_data(as_text=True)
+    menu = re.search(r'<select[^>]*id="specialist".*?</select>', page, re.S)
+    assert menu, "no specialist menu"
+    assert f'<option value="{clinic.okafor.id}" selected>' in menu.group(0)
+    assert offered(admin_client, evaluation, clinic.okafor.id, day)[0] == "09:00"
+
+
 # Booking rules ------------------------------------------------------------------------------
 
 

@@ -30,6 +30,7 @@ from booking.scheduling.models import (
     AppointmentType,
     Location,
     NamedInLanguages,
+    ScheduleException,
     VisitMode,
     WorkingHours,
     is_overlap_error,
@@ -503,19 +504,29 @@ def appointments_to_come(
 
 
 def active_specialists_for_booking() -> list[StaffUser]:
-    """The specialists patients may choose: active, with weekly hours at an open location.
-    Hours at a closed one offer no time (``availability``): a patient choosing that
-    specialist would be shown none, whichever weeks they paged through."""
+    """The specialists patients may choose: active, with weekly hours or extra hours still
+    to come at an open location. Hours at a closed one offer no time (``availability``): a
+    patient choosing that specialist would be shown none, whichever weeks they paged
+    through. A specialist working extra hours only (a locum) is offered in them."""
     at_open_locations = (
         select(WorkingHours.specialist_id)
         .join(Location, WorkingHours.location_id == Location.id)
         .where(Location.active.is_(True))
     )
+    extra_to_come = (
+        select(ScheduleException.specialist_id)
+        .join(Location, ScheduleException.location_id == Location.id)
+        .where(
+            ScheduleException.kind == "extra",
+            ScheduleException.ends_at > now_utc(),
+            Location.active.is_(True),
+        )
+    )
     return list(
         db.session.scalars(
             select(StaffUser)
             .where(StaffUser.role == "specialist", StaffUser.active.is_(True))
-            .where(StaffUser.id.in_(at_open_locations))
+            .where(StaffUser.id.in_(at_open_locations) | StaffUser.id.in_(extra_to_come))
             .order_by(StaffUser.full_name)
         )
     )
