@@ -256,6 +256,40 @@ def test_an_admin_can_require_two_factor_for_other_roles(app: Flask, client: Fla
     assert pyotp.TOTP(secret).now()  # the admin's own enrolment is untouched
 
 
+def test_an_account_refused_leaves_the_two_factor_rule_shown_as_saved(
+    app: Flask, client: FlaskClient
+) -> None:
+    """A new account refused (a name left empty) sent the page back with every box of the
+    two-factor rule unticked, as if nothing were required: pressing "Save the rule" there
+    would have dropped the rule without a word."""
+    with app.app_context():
+        make_staff("admin", "admin@example.com")
+    enrol_signed_in_admin(client)
+    token = csrf_token(client, "/staff/accounts")
+    saved = client.post(
+        "/staff/accounts/two-factor", data={"csrf_token": token, "roles": ["coordinator"]}
+    )
+    assert saved.status_code == 302
+
+    def ticked(page: str) -> list[str]:
+        rule = page.split('id="two-factor"')[1].split("</form>")[0]
+        return re.findall(r'<input checked [^>]*value="(\w+)"', rule)
+
+    assert ticked(client.get("/staff/accounts").get_data(as_text=True)) == ["coordinator"]
+    refused = client.post(
+        "/staff/accounts",
+        data={
+            "csrf_token": token,
+            "full_name": "",
+            "email": "new@example.com",
+            "role": "coordinator",
+            "password": PASSWORD,
+        },
+    )
+    assert refused.status_code == 422
+    assert ticked(refused.get_data(as_text=True)) == ["coordinator"]
+
+
 def enrol_signed_in_admin(client: FlaskClient) -> tuple[str, list[str]]:
     AuthActions(client).attempt("admin@example.com")
     return enrol(client)

@@ -354,12 +354,15 @@ def accounts() -> Response | str | tuple[str, int]:
     return _accounts_page(form, _two_factor_form()), status
 
 
-def _two_factor_form() -> TwoFactorPolicyForm:
-    """The two-factor policy form: only the roles the deployment does not already require."""
-    form = TwoFactorPolicyForm()
+def _two_factor_form(*, posted: bool = False) -> TwoFactorPolicyForm:
+    """The two-factor policy form: only the roles the deployment does not already require.
+    ``posted``: the rule is what was sent (it is being saved); otherwise the rule in force,
+    also when the page comes back with the new-account form refused (its post has no boxes
+    of the rule: read from it, every box would show unticked)."""
+    form = TwoFactorPolicyForm() if posted else TwoFactorPolicyForm(formdata=None)
     fixed = configured_two_factor_roles()
     form.roles.choices = [c for c in form.roles.choices if c.value not in fixed]
-    if not form.is_submitted():
+    if not posted:
         form.roles.data = sorted(two_factor_required_roles() - fixed)
     return form
 
@@ -379,7 +382,7 @@ def _accounts_page(form: StaffCreateForm, policy: TwoFactorPolicyForm) -> str:
 @bp.post("/accounts/two-factor")
 @roles_required(StaffRole.ADMIN)
 def two_factor_policy() -> Response | tuple[str, int]:
-    policy = _two_factor_form()
+    policy = _two_factor_form(posted=True)
     if not policy.validate_on_submit():
         return _accounts_page(StaffCreateForm(formdata=None), policy), 422
     services.set_two_factor_roles(set(policy.roles.data or []), actor=current_user)
