@@ -95,11 +95,19 @@ def test_spanish_pages_at_twice_the_text_size_fit_a_phone(site: Site, big_text: 
     expect(page).to_have_title(re.compile(r"^Error: "))
     assert_fits(page, "the questions about urgent symptoms with errors")
 
-    # The confirmation: reached from the review, a document added.
+    # The review, a document added: each step's name with "Cambiar" beside it, the
+    # questions in the folded answers, "Su consentimiento".
     page.goto(site("/?lang=en"))
     _review_with_errors(site, page)
     in_spanish(page)
-    # The reference, and the email address in a sentence.
+    for summary in page.locator("details.review-answers > summary").all():
+        summary.click()
+    assert_fits(page, "the review")
+    change = page.get_by_role("link", name=re.compile(r"^Cambiar ?: Documentos$"))
+    change.scroll_into_view_if_needed()
+    expect(change).to_be_in_viewport(ratio=1)
+
+    # The confirmation: the reference, and the email address in a sentence.
     page.locator("input[name=privacy_consent]").check()
     page.locator("input[name=contact_consent]").check()
     page.get_by_role("button", name="Enviar mi solicitud").click()
