@@ -114,3 +114,20 @@ def test_spanish_pages_at_twice_the_text_size_fit_a_phone(site: Site, big_text: 
     expect(page).to_have_url(site("/request/submitted"))
     assert_fits(page, "the confirmation")
 
+
+def test_the_pain_scale_at_twice_the_text_size_has_no_button_over_another(
+    site: Site, big_text: Page
+) -> None:
+    """The 0-10 scale is a row of 11 on a phone; at twice the text size the buttons (40 px)
+    were wider than their columns (31 px) and lay over each other: the scale wraps."""
+    page = big_text
+    site.visit(page, "/request/steps/function")
+    in_spanish(page)
+    scale = page.locator(".pain-scale").first
+    boxes = [radio.bounding_box() for radio in scale.get_by_role("radio").all()]
+    assert len(boxes) == 11
+    for left, right in itertools.pairwise(boxes):
+        if left["y"] == right["y"]:  # side by side on one row
+            assert left["x"] + left["width"] <= right["x"], (left, right)
+    assert_fits(page, "pain and daily life")
+
