@@ -131,3 +131,19 @@ def test_the_pain_scale_at_twice_the_text_size_has_no_button_over_another(
             assert left["x"] + left["width"] <= right["x"], (left, right)
     assert_fits(page, "pain and daily life")
 
+
+def test_the_header_with_the_clinics_phone_at_twice_the_text_size_fits_a_phone(
+    site: Site, big_text: Page
+) -> None:
+    """ "Llámenos: +49 30 1234 5678" is one line that cannot break."""
+    config = site.server.app.config
+    before = config["CLINIC_PHONE"]
+    config["CLINIC_PHONE"] = "+49 30 1234 5678"
+    try:
+        big_text.goto(site("/?lang=es"))
+        assert_fits(big_text, "the home page with the clinic's phone")
+        call = big_text.get_by_role("link", name=re.compile(r"^Llámenos: "))
+        # The number itself stays whole, on one line.
+        expect(call).to_contain_text("+49\u00a030\u00a01234\u00a05678")
+    finally:
+        config["CLINIC_PHONE"] = before
