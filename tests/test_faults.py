@@ -301,26 +301,27 @@ def test_other_operating_system_errors_stay_unexpected_errors(app: Flask) -> Non
 
 
 @pytest.fixture
-def draft_save_fails(app: Flask) -> Iterator[Callable[[], None]]:
-    """Once called, the next write of a draft's answers meets a real failure of the real
-    database: PostgreSQL ends the connection under it (``pg_terminate_backend``, as in a
-    restart or a failover); SQLite refuses to write (``PRAGMA query_only``: "attempt to write
-    a readonly database", as when its disk went read-only). The SQLite connection can write
-    again from its next statement on, as a disk back in order."""
+def draft_save_fails(app: Flask) -> Iterator[Callable[..., None]]:
+    """Once called, the next write of a draft's answers (or the next statement starting with
+    the ``statement`` given) meets a real failure of the real database: PostgreSQL ends the
+    connection under it (``pg_terminate_backend``, as in a restart or a failover); SQLite
+    refuses to write (``PRAGMA query_only``: "attempt to write a readonly database", as when
+    its disk went read-only). The SQLite connection can write again from its next statement
+    on, as a disk back in order."""
     from sqlalchemy import event, text
 
     with app.app_context():
         engine = db.engine
-    state: dict[str, Any] = {"armed": False, "read_only": None}
+    state: dict[str, Any] = {"armed": "", "read_only": None}
 
     def before_execute(_conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
         raw = cursor.connection
         if state["read_only"] is raw:
             raw.execute("PRAGMA query_only = OFF")
             state["read_only"] = None
-        if not (state["armed"] and statement.lstrip().startswith("UPDATE request_draft ")):
+        if not (state["armed"] and statement.lstrip().startswith(state["armed"])):
             return
-        state["armed"] = False
+        state["armed"] = ""
         if engine.dialect.name == "sqlite":
             raw.execute("PRAGMA query_only = ON")
             state["read_only"] = raw
@@ -333,7 +334,7 @@ def draft_save_fails(app: Flask) -> Iterator[Callable[[], None]]:
             assert ended
 
     event.listen(engine, "before_cursor_execute", before_execute)
-    yield lambda: state.update(armed=True)
+    yield lambda statement="UPDATE request_draft ": state.update(armed=statement)
     event.remove(engine, "before_cursor_execute", before_execute)
 
 
@@ -524,3 +525,209 @@ def test_a_file_the_database_failed_to_add_is_named_and_its_description_kept(
     )
     assert scripted.status_code == 503
     assert scripted.get_json()["message"].startswith("Our system had a problem, so we cannot")
+
+
+def _database_down(app: Flask, tmp_path: Path) -> Flask:
+    """The same app (its keys, so this browser's session reads the same), its database down:
+    SQLite's file in a folder that is not there, PostgreSQL with nothing listening (port 1)."""
+    with app.app_context():
+        sqlite = db.engine.dialect.name == "sqlite"
+    down = (
+        f"sqlite:///{tmp_path / 'gone' / 'db.sqlite3'}"
+        if sqlite
+        else "postgresql+psycopg://postgres@127.0.0.1:1/test"
+    )
+    settings = {
+        key: app.config[key]
+        for key in ("UPLOAD_DIR", "DEV_MAILDIR", "STAFF_NOTIFICATION_EMAIL", "CLINIC_NAME")
+    }
+    return create_app(settings | {"SQLALCHEMY_DATABASE_URI": down})
+
+
+def _same_browser(app: Flask, client: FlaskClient, other: Flask) -> FlaskClient:
+    """A client of ``other`` holding ``client``'s session cookie: the same browser."""
+    name = app.config["SESSION_COOKIE_NAME"]
+    cookie = client.get_cookie(name)
+    assert cookie is not None
+    browser = other.test_client()
+    browser.set_cookie(name, cookie.value, domain=cookie.domain, path=cookie.path)
+    return browser
+
+
+def _ticked(page: str, name: str, value: str) -> bool:
+    import re
+
+    tag = re.search(rf'<input[^>]*name="{name}"[^>]*value="{value}"[^>]*>', page)
+    return tag is not None and "checked" in tag.group(0)
+
+
+def test_the_database_down_an_emergency_answer_still_gets_the_emergency_page(
+    app: Flask, client: FlaskClient, tmp_path: Path
+) -> None:
+    """The database went down while a patient was part-way through a request: the first step
+    and its emergency "yes" gave the generic 503 page (read as it is, it says to call or seek
+    care, but not the emergency wording, the numbers or the call-back). Now the questions
+    show (blank: the draft's answers cannot be read, nor whether it is hidden), an emergency
+    answer leads to the emergency page (the session keeps the answers), which shows its
+    advice with no details of the draft; other answers come back ticked, not saved yet."""
+    from tests.support import (
+        answer_red_flags,
+        open_step,
+        page_proof,
+        page_token,
+        red_flag_answers,
+        step_answers,
+    )
+
+    assert answer_red_flags(client).status_code == 303
+    shown = open_step(client, "about")
+    typed = step_answers("about") | {"full_name": "Zoë Navarro", "phone": "+34 612 345 678"}
+    data = {**typed, "csrf_token": page_token(shown), **page_proof(shown), "nav": "next"}
+    assert client.post("/request/steps/about", data=data).status_code == 303
+
+    down = _database_down(app, tmp_path)
+    try:
+        browser = _same_browser(app, client, down)
+        start = browser.get("/request/start")
+        assert start.status_code == 200
+        page = start.get_data(as_text=True)
+        assert not _ticked(page, "red_fever", "no")  # blank: the draft was not read
+
+        answers = red_flag_answers(["bladder_bowel"])
+        sent = browser.post("/request/start", data={**answers, "csrf_token": page_token(page)})
+        assert sent.status_code == 303
+        assert sent.headers["Location"].endswith("/request/emergency")
+        shown_emergency = browser.get("/request/emergency")
+        assert shown_emergency.status_code == 200
+        advice = shown_emergency.get_data(as_text=True)
+        assert "Please get emergency care now" in advice
+        with down.test_request_context():
+            from booking.requests.triage import emergency_context
+
+            call = emergency_context()["emergency_call"]
+        assert call.split(".")[0] in advice
+        assert 'name="full_name"' in advice and "Zoë" not in advice  # nothing of the draft
+
+        urgent = red_flag_answers(["fever"])
+        again = browser.post("/request/start", data={**urgent, "csrf_token": page_token(page)})
+        assert again.status_code == 503
+        refused = again.get_data(as_text=True)
+        assert "your answers may not be saved yet. They are still ticked below" in refused
+        assert _ticked(refused, "red_fever", "yes") and _ticked(refused, "red_both_legs", "no")
+    finally:
+        with down.app_context():
+            db.engine.dispose()
+
+
+def test_the_first_step_the_database_failed_to_save_comes_back_ticked(
+    app: Flask, client: FlaskClient, draft_save_fails: Callable[..., None]
+) -> None:
+    """The database failed as the first step started the draft: an emergency answer had the
+    generic 503 page instead of the emergency one, and other answers were lost. Now the
+    emergency answer leads to the emergency page all the same, and an urgent one brings the
+    step back with the answers ticked, not saved yet; pressing again saves them and goes on."""
+    from sqlalchemy import func, select
+
+    from booking.requests.drafts import RequestDraft
+    from tests.support import page_token, red_flag_answers
+
+    page = client.get("/request/start").get_data(as_text=True)
+    draft_save_fails("INSERT INTO request_draft ")
+    sent = client.post(
+        "/request/start",
+        data={**red_flag_answers(["saddle_numbness"]), "csrf_token": page_token(page)},
+    )
+    assert sent.status_code == 303
+    assert sent.headers["Location"].endswith("/request/emergency")
+    advice = client.get("/request/emergency")
+    assert advice.status_code == 200
+    assert "Please get emergency care now" in advice.get_data(as_text=True)
+
+    fresh = app.test_client()
+    page = fresh.get("/request/start").get_data(as_text=True)
+    answers = red_flag_answers(["fever"])
+    draft_save_fails("INSERT INTO request_draft ")
+    failed = fresh.post("/request/start", data={**answers, "csrf_token": page_token(page)})
+    assert failed.status_code == 503
+    shown = failed.get_data(as_text=True)
+    assert "your answers may not be saved yet. They are still ticked below" in shown
+    assert 'action="/request/start"' in shown  # the step itself, not the error page
+    assert _ticked(shown, "red_fever", "yes") and _ticked(shown, "red_bladder_bowel", "no")
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(RequestDraft)) == 0
+
+    again = fresh.post("/request/start", data={**answers, "csrf_token": page_token(shown)})
+    assert again.status_code == 303
+    assert "/request/emergency" not in again.headers["Location"]
+    with app.app_context():
+        draft = db.session.scalars(select(RequestDraft)).one()
+        assert draft.values()["red_fever"] == ["yes"]
+
+
+def test_the_first_step_whose_update_failed_comes_back_ticked(
+    app: Flask, client: FlaskClient, draft_save_fails: Callable[..., None]
+) -> None:
+    """The same when the browser's draft was there and the database failed as its answers
+    were updated: the step again, ticked, the draft as it was."""
+    from tests.support import answer_red_flags, page_proof, page_token, red_flag_answers
+
+    assert answer_red_flags(client).status_code == 303
+    before = _stored_answers(app)
+    page = client.get("/request/start").get_data(as_text=True)
+    answers = red_flag_answers(["iv_drug_use"])
+    draft_save_fails()
+    failed = client.post(
+        "/request/start", data={**answers, "csrf_token": page_token(page), **page_proof(page)}
+    )
+    assert failed.status_code == 503
+    shown = failed.get_data(as_text=True)
+    assert "your answers may not be saved yet" in shown
+    assert _ticked(shown, "red_iv_drug_use", "yes")
+    assert _stored_answers(app) == before
+
+
+def test_the_first_step_shown_again_reads_nothing_more_from_a_database_still_down(
+    app: Flask, client: FlaskClient
+) -> None:
+    """PostgreSQL down from the draft's update on (every statement after it fails too): the
+    step comes back ticked, built from the draft as it was read before the save (the failed
+    save rolled back and expired it: read again, it fails, and the page was the bare 503).
+    (SQLite's read-only disk still answers reads: nothing to show there.)"""
+    import sqlalchemy as sa
+    from sqlalchemy import event
+
+    from tests.support import answer_red_flags, page_proof, page_token, red_flag_answers
+
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only: a connection it ends")
+    assert answer_red_flags(client).status_code == 303
+    page = client.get("/request/start").get_data(as_text=True)
+    terminator = sa.create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    down = {"from": "UPDATE request_draft ", "now": False}
+
+    def before_execute(_conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
+        down["now"] = down["now"] or statement.lstrip().startswith(down["from"])
+        if down["now"]:
+            with terminator.connect() as other:
+                ended = other.execute(
+                    sa.text("SELECT pg_terminate_backend(:pid, 5000)"),
+                    {"pid": cursor.connection.info.backend_pid},
+                ).scalar()
+            assert ended
+
+    event.listen(engine, "before_cursor_execute", before_execute)
+    try:
+        answers = red_flag_answers(["weak_immunity"])
+        failed = client.post(
+            "/request/start", data={**answers, "csrf_token": page_token(page), **page_proof(page)}
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", before_execute)
+        terminator.dispose()
+    assert failed.status_code == 503
+    shown = failed.get_data(as_text=True)
+    assert "your answers may not be saved yet" in shown
+    assert _ticked(shown, "red_weak_immunity", "yes")
+    assert page_proof(shown)  # still the draft's page

@@ -241,14 +241,28 @@ def red_flags() -> Response | tuple[str, int]:
     """The first step: the red-flag questions, before any other (``triage.py``). An
     emergency answer stops the flow; any other goes on to the time and the form."""
     form = RedFlagForm()
-    draft = _open_draft()
+    problem = None
+    try:
+        draft = _open_draft()
+    except (OperationalError, InterfaceError) as error:
+        # The questions and the emergency page need no database (the session keeps the
+        # answers): a patient with emergency symptoms is told what to do now whatever it
+        # does. Nothing is shown of a draft not read (it may be hidden: ``_idle_hidden``).
+        log.error("database failed while the first step read its draft: %s", type(error).__name__)
+        draft, problem = None, str(FIRST_NOT_SAVED)
+    # What the page shows of the draft, taken before a save that fails rolls back (and
+    # expires) it: shown again then, the page reads nothing more from the database.
+    shown = _first_step_draft(draft)
     if _reading():
         if draft is not None and _idle_hidden(draft):  # the page shows its answers and step
             return redirect(url_for("patients.draft_hidden"))
         saved = draft.values() if draft is not None and draft.sent_at is None else {}
-        found = carried_red_flags(steps.red_flag_answers(saved)) or _kept_red_flags()
+        found = carried_red_flags(steps.red_flag_answers(saved))
+        if problem is None:  # (this browser's answers, unless its draft could not be read)
+            found = found or _kept_red_flags()
         for code, answer in (found or {}).items():
             form[f"red_{code}"].data = answer
+        problem = None  # nothing was sent: nothing to say yet
     elif _unshown_post(draft):  # saved, it would be use: the draft would show again
         return redirect(url_for("patients.draft_hidden"), code=303)
     elif form.validate_on_submit():
@@ -264,16 +278,47 @@ def red_flags() -> Response | tuple[str, int]:
         ticked |= {code for code, answer in earlier.items() if answer == "yes"}
         flags = [code for code, answer in answers.items() if answer == "yes"]
         emergency = triage.pathway(flags) == triage.EMERGENCY
-        reached = _save_red_flags(draft, answers, ticked, emergency)
-        if emergency:
+        if problem is None:
+            try:
+                reached = _save_red_flags(draft, answers, ticked, emergency)
+            except (OperationalError, InterfaceError) as error:
+                # The database failed, or its answer to the commit was lost (a draft no
+                # browser holds: pressing again starts another, the first expires unread).
+                log.error(
+                    "database failed while the first step was saved: %s", type(error).__name__
+                )
+                problem = str(FIRST_NOT_SAVED)
+        if emergency:  # its advice first, saved or not: the session has the answers
             return redirect(url_for("patients.emergency"), code=303)
+        if problem is not None:  # this step again, its answers ticked: press again
+            return _render_red_flags(form, shown, problem=problem, status=503)
         args = _step_args()
         if reached != steps.FIRST and not args.get("slot"):  # a request under way goes on
             return redirect(url_for("patients.step", code=reached), code=303)
         if args.get("slot") or not scheduling_enabled():
             return redirect(url_for("patients.step", code=steps.FIRST, **args), code=303)
         return redirect(url_for("patients.pick_time", **args), code=303)
-    status = 422 if form.errors else 200
+    return _render_red_flags(form, shown, status=422 if form.errors else 200)
+
+
+def _first_step_draft(draft: drafts.RequestDraft | None) -> dict[str, object]:
+    """What the first step's page shows of this browser's draft (``_render_red_flags``)."""
+    unsent = draft is not None and draft.sent_at is None
+    return {
+        "under_way": _under_way(draft),
+        "page_proof": _page_proof(draft) if draft is not None and unsent else None,
+    }
+
+
+def _render_red_flags(
+    form: RedFlagForm,
+    shown: dict[str, object],
+    status: int,
+    problem: str | None = None,
+) -> tuple[str, int]:
+    """The first step's page, with what it shows of the draft (``_first_step_draft``): no
+    query of its own, so it is shown when the database is failing too (``problem`` then
+    says so)."""
     emergency_fields = [f"red_{f.code}" for f in triage.ASKED if f.pathway == triage.EMERGENCY]
     page = render_template(
         "patients/red_flags.html",
@@ -290,15 +335,14 @@ def red_flags() -> Response | tuple[str, int]:
             | {name for name in emergency_fields if form[name].data == "yes"}
         ),
         step_args=_step_args(),
-        under_way=_under_way(),
-        page_proof=_page_proof(draft) if draft is not None and draft.sent_at is None else None,
+        problem=problem,
+        **shown,
     )
     return page, status
 
 
-def _under_way() -> tuple[int, object] | None:
-    """The step an unsent request in this browser has reached, past the first (number, name)."""
-    draft = _open_draft()
+def _under_way(draft: drafts.RequestDraft | None) -> tuple[int, object] | None:
+    """The step this browser's unsent request has reached, past the first (number, name)."""
     if draft is None or draft.sent_at is not None or draft.step == steps.FIRST:
         return None
     return steps.number(draft.step), steps.BY_CODE[draft.step].title
@@ -377,12 +421,19 @@ def _draft_contact() -> dict[str, str]:
     phone number stays the draft's one, the request's contact number (the draft holds no
     other). Never a hidden draft's (``_idle_hidden``): the emergency page opens from the
     session's answers alone, and the next user of a shared computer must not find the
-    patient's name and number on it."""
-    draft = _open_draft(documents=False)
-    if draft is None or draft.sent_at is not None:
-        return {}
-    saved = draft.values()
-    if _idle_hidden(draft, saved):
+    patient's name and number on it. Nothing when the database fails to read it: the page
+    says what to do now all the same."""
+    try:
+        draft = _open_draft(documents=False)
+        if draft is None or draft.sent_at is not None:
+            return {}
+        saved = draft.values()
+        if _idle_hidden(draft, saved):  # (may read the draft's documents)
+            return {}
+    except (OperationalError, InterfaceError) as error:
+        log.error(
+            "database failed while the emergency page read its draft: %s", type(error).__name__
+        )
         return {}
     found = {name: (saved.get(name) or [""])[0] for name in CALLBACK_FROM_DRAFT}
     guardian = (saved.get(GUARDIAN_FROM_DRAFT) or [""])[0]
@@ -798,6 +849,13 @@ NOT_SAVED = _l(
     "Our system had a problem, so your answers on this page may not be saved yet. They are "
     "still filled in below: please press the button again in a few minutes. Answers you "
     "saved on earlier steps are kept."
+)
+# The first step's post the database failed to store (or to read its draft for): the page
+# again, its answers ticked (an emergency answer goes to the emergency page all the same).
+FIRST_NOT_SAVED = _l(
+    "Our system had a problem, so your answers may not be saved yet. They are still ticked "
+    "below: please press the button again in a few minutes. If your symptoms are severe, do "
+    "not wait: call the clinic or seek emergency care."
 )
 # A file chosen on the documents step, not tried because the database had failed.
 FILE_NOT_ADDED = _l("Not added: our system had a problem. Please choose it again in a few minutes.")

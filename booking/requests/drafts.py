@@ -162,7 +162,10 @@ def _clean(answers: Answers) -> Answers:
 
 
 def start_draft(locale: str, answers: Answers, step: str) -> tuple[RequestDraft, str]:
-    """A new draft with its first answers; returns it and the token for the browser."""
+    """A new draft with its first answers; returns it and the token for the browser. If the
+    database fails (or its answer to the commit is lost), the transaction is rolled back
+    before the error is raised, as ``save_answers`` does: the caller may show the page again.
+    A draft whose commit was made is then one no browser holds, and expires unread."""
     token = secrets.token_urlsafe(TOKEN_BYTES)
     now = now_utc()
     draft = RequestDraft(
@@ -175,8 +178,12 @@ def start_draft(locale: str, answers: Answers, step: str) -> tuple[RequestDraft,
         updated_at=now,
         expires_at=_expiry(now),
     )
-    db.session.add(draft)
-    db.session.commit()
+    try:
+        db.session.add(draft)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
     return draft, token
 
 
@@ -185,7 +192,11 @@ def find_draft(token: object, documents: bool = True) -> RequestDraft | None:
     documents, or (``documents=False``, for a page that does not show them) in one query."""
     if not isinstance(token, str) or not token or len(token) > 100:
         return None
-    draft = db.session.scalar(_by_token(documents), {"token_hash": text_digest(token)})
+    try:
+        draft = db.session.scalar(_by_token(documents), {"token_hash": text_digest(token)})
+    except BaseException:  # (the database failed: the session is ready for its next use)
+        db.session.rollback()
+        raise
     if draft is None or draft.expires_at <= now_utc():
         return None
     return draft
