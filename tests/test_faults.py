@@ -686,6 +686,110 @@ def test_the_first_step_whose_update_failed_comes_back_ticked(
     assert _stored_answers(app) == before
 
 
+def _call_back(client: FlaskClient, page: str) -> Any:
+    from tests.support import hidden_value, page_token
+
+    data = {
+        "csrf_token": page_token(page),
+        "submission_token": hidden_value(page, "submission_token"),
+        "full_name": "Jonas Weber",
+        "phone": "030 901820",
+    }
+    return client.post("/request/emergency", data=data)
+
+
+def _not_sent_page(response: Any) -> str:
+    """The emergency page again (503): its advice first, then that the call-back may not
+    have been sent, with what was typed."""
+    assert response.status_code == 503
+    page = response.get_data(as_text=True)
+    advice = page.index("Please get emergency care now</h1>")
+    not_sent = page.index("Your call-back request may not have been sent")
+    assert advice < not_sent
+    assert "Do not wait for our call: please get emergency care now." in page
+    assert 'value="Jonas Weber"' in page and 'value="030 901820"' in page
+    return page
+
+
+def test_the_database_down_the_call_back_form_says_it_may_not_be_sent(
+    app: Flask, tmp_path: Path
+) -> None:
+    """The database down altogether: the emergency page's call-back form gave the generic
+    503 page. Now it is the emergency page again, its advice first, saying the call-back
+    may not have been sent, with what was typed."""
+    from tests.support import page_token, red_flag_answers
+
+    down = _database_down(app, tmp_path)
+    try:
+        browser = down.test_client()
+        page = browser.get("/request/start").get_data(as_text=True)
+        answers = red_flag_answers(["both_legs"])
+        browser.post("/request/start", data={**answers, "csrf_token": page_token(page)})
+        page = browser.get("/request/emergency").get_data(as_text=True)
+        _not_sent_page(_call_back(browser, page))
+    finally:
+        with down.app_context():
+            db.engine.dispose()
+
+
+def test_a_call_back_the_database_failed_to_store_says_so_and_sends_once_again(
+    app: Flask, client: FlaskClient, draft_save_fails: Callable[..., None]
+) -> None:
+    """The database failed as the call-back request was stored: the emergency page again,
+    saying so; pressing again once it is back stores one request and confirms it."""
+    from sqlalchemy import func, select
+
+    from booking.requests.models import ConsultationRequest
+    from tests.support import answer_red_flags
+
+    assert answer_red_flags(client, yes={"urinary_retention"}).status_code == 303
+    page = client.get("/request/emergency").get_data(as_text=True)
+    draft_save_fails("INSERT INTO patient ")
+    page = _not_sent_page(_call_back(client, page))
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(ConsultationRequest)) == 0
+
+    again = _call_back(client, page)
+    assert again.status_code == 303
+    assert again.headers["Location"] == "/request/emergency/call-back"
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(ConsultationRequest)) == 1
+
+
+def test_a_call_back_whose_answer_was_lost_is_not_stored_twice(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The call-back's commit was made, then its answer lost: the page cannot know it was
+    sent, so it says it may not have been; pressing again stores nothing twice."""
+    import sqlite3
+
+    import psycopg
+    from sqlalchemy import func, select
+    from sqlalchemy.engine.default import DefaultDialect
+
+    from booking.requests.models import ConsultationRequest
+    from tests.support import answer_red_flags
+
+    real_commit = DefaultDialect.do_commit
+    armed = {"left": 0}
+
+    def commit_then_lose_the_answer(self: DefaultDialect, connection: Any) -> None:
+        real_commit(self, connection)
+        if armed["left"]:
+            armed["left"] -= 1
+            gone = sqlite3.OperationalError if self.name == "sqlite" else psycopg.OperationalError
+            raise gone("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(DefaultDialect, "do_commit", commit_then_lose_the_answer)
+    assert answer_red_flags(client, yes={"clumsy_hands"}).status_code == 303
+    page = client.get("/request/emergency").get_data(as_text=True)
+    armed["left"] = 1
+    page = _not_sent_page(_call_back(client, page))
+    assert _call_back(client, page).headers["Location"] == "/request/emergency/call-back"
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(ConsultationRequest)) == 1
+
+
 def test_the_first_step_shown_again_reads_nothing_more_from_a_database_still_down(
     app: Flask, client: FlaskClient
 ) -> None:

@@ -387,19 +387,30 @@ def emergency() -> Response | tuple[str, int]:
         form[name].data = value
     if form.validate_on_submit():
         name = form.full_name.data.strip()
-        patient = _draft_patient_of_guardian(name)
-        consultation = request_callback(
-            CallbackSubmission(
-                submission_token=form.submission_token.data,
-                locale=str(get_locale() or "en"),
-                # The form asks for the name of whoever writes: a parent's or guardian's, as
-                # their draft named them, is stored as theirs, beside the patient's name.
-                full_name=patient or name,
-                guardian_name=name if patient else None,
-                phone=form.phone.e164,
-                red_flags=set(flags),
+        try:
+            patient = _draft_patient_of_guardian(name)
+            consultation = request_callback(
+                CallbackSubmission(
+                    submission_token=form.submission_token.data,
+                    locale=str(get_locale() or "en"),
+                    # The form asks for the name of whoever writes: a parent's or guardian's,
+                    # as their draft named them, is stored as theirs, beside the patient's.
+                    full_name=patient or name,
+                    guardian_name=name if patient else None,
+                    phone=form.phone.e164,
+                    red_flags=set(flags),
+                )
             )
-        )
+        except (OperationalError, InterfaceError) as error:
+            # Not the generic 503 page: this page again, its advice first, saying the clinic
+            # may not know, with what was typed (its submission token too: sent again once
+            # the database is back, a request stored before its answer was lost is not
+            # stored twice).
+            log.error("database failed while a call-back was requested: %s", type(error).__name__)
+            page = render_template(
+                "patients/emergency.html", form=form, prefilled=False, not_sent=True
+            )
+            return page, 503
         session[CALLBACK_KEY] = consultation.reference
         return redirect(url_for("patients.callback_requested"), code=303)
     page = render_template("patients/emergency.html", form=form, prefilled=bool(contact))
