@@ -37,6 +37,7 @@ STAFF_EMAILS = frozenset(
         "page_feedback_staff",
         "patient_action_staff",
         "staff_password_reset",
+        "staff_two_factor_reset",
         "triage_raised_staff",
     }
 )

@@ -376,6 +376,7 @@ def _accounts_page(form: StaffCreateForm, policy: TwoFactorPolicyForm) -> str:
         fixed_roles=[label for value, label in ROLE_CHOICES if value in fixed],
         staff=services.list_staff(),
         role_names=ROLE_NAMES,
+        required_roles=two_factor_required_roles(),
     )
 
 
@@ -440,6 +441,45 @@ def set_role(user_id: int) -> Response:
     )
     if was_specialist:
         _warn_of_appointments_to_come(user)
+    return redirect(url_for("staff.accounts"))
+
+
+@bp.post("/accounts/<int:user_id>/two-factor/reset")
+@roles_required(StaffRole.ADMIN)
+def reset_two_factor(user_id: int) -> Response:
+    """Reset a colleague's two-factor sign-in (``services.reset_two_factor``). A post from a
+    page shown before the colleague was reset by another admin changes nothing and says so."""
+    # CSRFProtect has already checked the token of this post.
+    user = db.get_or_404(StaffUser, user_id)
+    try:
+        reset = services.reset_two_factor(user, actor=current_user)
+    except services.StaffAccountError as exc:
+        flash(str(exc), "danger")
+        return redirect(url_for("staff.accounts"))
+    if not reset:
+        flash(
+            _("%(name)s has no two-factor sign-in set up: nothing was reset.", name=user.full_name),
+            "info",
+        )
+    elif user.needs_second_factor:
+        flash(
+            _(
+                "The two-factor sign-in of %(name)s was reset. They were signed out and emailed, "
+                "and they will set it up again at their next sign-in.",
+                name=user.full_name,
+            ),
+            "success",
+        )
+    else:
+        flash(
+            _(
+                "The two-factor sign-in of %(name)s was reset. They were signed out and emailed; "
+                "their role does not require it, so they can sign in with their password alone "
+                "until they set it up again.",
+                name=user.full_name,
+            ),
+            "success",
+        )
     return redirect(url_for("staff.accounts"))
 
 

@@ -19,6 +19,7 @@ ACTION_LABELS: dict[str, LazyString] = {
     "password_changed": _l("Password changed"),
     "two_factor_enabled": _l("Two-factor sign-in switched on"),
     "two_factor_policy_updated": _l("Two-factor sign-in rules changed"),
+    "two_factor_reset": _l("Two-factor sign-in reset by an administrator"),
     "staff_created": _l("Staff account created"),
     "staff_activated": _l("Staff account reactivated"),
     "staff_deactivated": _l("Staff account deactivated"),

@@ -1,4 +1,5 @@
-"""Staff account operations: sign-in, password reset, creating and deactivating accounts."""
+"""Staff account operations: sign-in, password reset, creating and deactivating accounts,
+resetting a colleague's two-factor sign-in."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app, g
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from booking.audit.services import changes, record
 from booking.extensions import db
-from booking.notifications.services import queue_email
+from booking.notifications.services import enqueue_delivery, queue_email
 from booking.staff.auth import (
     end_all_sessions,
     find_staff_by_email,
@@ -23,6 +24,7 @@ from booking.staff.auth import (
     verify_password,
 )
 from booking.staff.models import (
+    RecoveryCode,
     SecuritySettings,
     StaffRole,
     StaffUser,
@@ -246,6 +248,59 @@ def set_staff_role(user: StaffUser, role: StaffRole, *, actor: StaffUser) -> boo
         details={"role": {"before": str(before), "after": str(role)}},
     )
     db.session.commit()
+    return True
+
+
+def reset_two_factor(user: StaffUser, *, actor: StaffUser) -> bool:
+    """Remove ``user``'s two-factor sign-in (a lost phone with lost recovery codes): the
+    secret and every recovery code go, every session of theirs ends (and a sign-in waiting
+    for its code), and their next sign-in asks them to enrol again when their role requires
+    it. Audited (who, whom; never the secret) and emailed to them in the same transaction,
+    so a reset they did not expect is noticed. An admin replaces their own from the
+    two-factor page, with their password, not here. False when there was nothing to reset
+    (already reset from another page, or never set up): nothing changes then."""
+    if user.id == actor.id:
+        raise StaffAccountError(
+            _("You cannot reset your own two-factor sign-in here: set it up again instead.")
+        )
+    # The row locked (PostgreSQL) like a sign-in code's check: a code being checked now is
+    # judged before the reset, or refused after it, never half of each.
+    db.session.refresh(user, with_for_update=True)
+    if not user.totp_enabled and user.totp_secret is None:
+        db.session.rollback()
+        return False
+    user.totp_secret = None
+    user.totp_enabled = False
+    user.totp_last_step = 0
+    codes = db.session.execute(delete(RecoveryCode).where(RecoveryCode.staff_id == user.id))
+    user.session_token = new_session_token()  # also ends a sign-in waiting for its code
+    end_all_sessions(user, "two_factor_reset")
+    record(
+        "two_factor_reset",
+        target_type="staff",
+        target_id=user.id,
+        actor=actor,
+        details={"recovery_codes_removed": codes.rowcount},
+    )
+    clinic_locale = current_app.config["BABEL_DEFAULT_LOCALE"]  # staff read the clinic's
+    with force_locale(clinic_locale):
+        subject = _(
+            "Your %(clinic)s two-factor sign-in was reset", clinic=current_app.config["CLINIC_NAME"]
+        )
+    email_row = queue_email(
+        template="staff_two_factor_reset",
+        recipient=user.email,
+        subject=subject,
+        locale=clinic_locale,
+        user=user,
+        admin_name=actor.full_name,
+        enrol_required=user.needs_second_factor,
+        link=public_url("/staff/login"),
+    )
+    db.session.flush()
+    email_id = email_row.id
+    db.session.commit()
+    enqueue_delivery([email_id])
     return True
 
 

@@ -1,0 +1,181 @@
+"""An administrator resets a colleague's two-factor sign-in (a lost phone with lost recovery
+codes): the accounts page shows who has it, the reset removes it, signs the colleague out,
+is audited and emailed, and their next sign-in asks them to enrol again."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pyotp
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from booking.audit.models import AuditEvent
+from booking.extensions import db
+from booking.notifications.models import OutboxEmail
+from booking.staff.models import RecoveryCode, StaffSession, StaffUser
+from tests.support import AuthActions, Staff, csrf_token
+from tests.test_staff_roles import alerts
+from tests.test_two_factor import code_step, enrol
+
+
+@pytest.fixture
+def app_settings(app_settings: dict[str, Any]) -> dict[str, Any]:
+    # Admins and coordinators must use it; specialists may.
+    app_settings["STAFF_2FA_REQUIRED_ROLES"] = ["admin", "coordinator"]
+    return app_settings
+
+
+def reset(client: FlaskClient, user_id: int, *, token: str | None = None):
+    token = token or csrf_token(client, "/staff/accounts")
+    return client.post(
+        f"/staff/accounts/{user_id}/two-factor/reset",
+        data={"csrf_token": token},
+        follow_redirects=True,
+    )
+
+
+def enrolled(app: Flask, email: str) -> str:
+    """Sign ``email`` in on a browser of its own and enrol it; its secret."""
+    browser = app.test_client()
+    AuthActions(browser).attempt(email)
+    secret, _codes = enrol(browser)
+    return secret
+
+
+def signed_in_admin(app: Flask, client: FlaskClient, staff: Staff) -> None:
+    AuthActions(client).attempt(staff.admin.email)
+    enrol(client)
+
+
+def actions(app: Flask, action: str) -> list[AuditEvent]:
+    with app.app_context():
+        rows = db.session.scalars(select(AuditEvent).where(AuditEvent.action == action)).all()
+        db.session.expunge_all()
+        return list(rows)
+
+
+def test_the_accounts_page_shows_who_has_two_factor_and_offers_a_reset_of_colleagues_only(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    enrolled(app, staff.weber.email)
+    signed_in_admin(app, client, staff)
+    page = client.get("/staff/accounts").get_data(as_text=True)
+    assert '<th scope="col">Two-factor sign-in</th>' in page
+    rows = {
+        account.id: page.split(f"staff-role-{account.id}")[0].rsplit("<tr>", 1)[-1]
+        + page.split(f"staff-role-{account.id}", 1)[-1].split("</tr>", 1)[0]
+        for account in (staff.weber, staff.okafor, staff.coordinator)
+    }
+    assert "set up" in rows[staff.weber.id] and "not set up" not in rows[staff.weber.id]
+    assert "not set up: asked at the next sign-in" in rows[staff.coordinator.id]
+    assert "not set up" in rows[staff.okafor.id]
+    assert "asked at the next sign-in" not in rows[staff.okafor.id]  # not required for them
+    assert f'action="/staff/accounts/{staff.weber.id}/two-factor/reset"' in page
+    assert f'action="/staff/accounts/{staff.okafor.id}/two-factor/reset"' not in page
+    assert f'action="/staff/accounts/{staff.admin.id}/two-factor/reset"' not in page
+    assert 'Reset two-factor<span class="visually-hidden"> Dr. ' in page
+
+
+def test_a_reset_removes_the_second_factor_signs_the_colleague_out_and_tells_them(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    secret = enrolled(app, staff.coordinator.email)
+    # The coordinator signed in (with a code) on another browser.
+    colleague = app.test_client()
+    AuthActions(colleague).attempt(staff.coordinator.email)
+    assert code_step(colleague, pyotp.TOTP(secret).at(time.time() + 30)).status_code == 302
+    assert colleague.get("/staff/").status_code == 200
+    signed_in_admin(app, client, staff)
+
+    page = reset(client, staff.coordinator.id)
+
+    assert "The two-factor sign-in of Cora Coord was reset." in alerts(page)
+    assert "they will set it up again at their next sign-in" in alerts(page)
+    with app.app_context():
+        user = db.session.get(StaffUser, staff.coordinator.id)
+        assert user.totp_secret is None and not user.totp_enabled
+        assert not db.session.scalars(
+            select(RecoveryCode).where(RecoveryCode.staff_id == user.id)
+        ).all()
+        reasons = db.session.scalars(
+            select(StaffSession.end_reason).where(StaffSession.staff_id == user.id)
+        ).all()
+        email = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "staff_two_factor_reset")
+        ).one()
+        assert email.recipient == staff.coordinator.email
+        assert "Cora Coord" in email.body_text and staff.admin.full_name in email.body_text
+        assert "set up two-factor sign-in again with your authenticator app" in email.body_text
+        assert secret not in email.body_text + email.body_html
+    assert "two_factor_reset" in reasons and None not in reasons
+    [row] = actions(app, "two_factor_reset")
+    assert (row.actor_id, row.target_type, row.target_id) == (
+        staff.admin.id,
+        "staff",
+        str(staff.coordinator.id),
+    )
+    assert secret not in str(row.details)
+    # The open session is over; the next sign-in needs no code and asks for a new enrolment.
+    response = colleague.get("/staff/")
+    assert response.status_code == 302 and "/staff/login" in response.headers["Location"]
+    response = AuthActions(colleague).attempt(staff.coordinator.email)
+    assert not response.headers["Location"].endswith("/staff/login/code")
+    response = colleague.get("/staff/")
+    assert response.status_code == 302 and response.headers["Location"].endswith(
+        "/staff/two-factor"
+    )
+    enrol(colleague)
+    assert colleague.get("/staff/").status_code == 200
+
+
+def test_a_sign_in_waiting_for_its_code_ends_with_the_reset(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    secret = enrolled(app, staff.weber.email)
+    waiting = app.test_client()
+    response = AuthActions(waiting).attempt(staff.weber.email)
+    assert response.headers["Location"].endswith("/staff/login/code")
+    token = csrf_token(waiting, "/staff/login/code")  # the code page, open before the reset
+    signed_in_admin(app, client, staff)
+    page = reset(client, staff.weber.id)
+    # A specialist's role does not require it: the message says so, and so does the email.
+    assert "can sign in with their password alone" in alerts(page)
+    code = pyotp.TOTP(secret).at(time.time() + 30)
+    response = waiting.post("/staff/login/code", data={"csrf_token": token, "code": code})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/staff/login")
+    assert waiting.get("/staff/").status_code == 302
+    with app.app_context():
+        email = db.session.scalars(select(OutboxEmail)).one()
+        assert "beside your name at the top of the dashboard" in email.body_text
+
+
+def test_no_reset_of_ones_own_and_a_post_from_an_older_page_resets_nothing_twice(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    enrolled(app, staff.weber.email)
+    signed_in_admin(app, client, staff)
+    token = csrf_token(client, "/staff/accounts")  # the page, shown before either post
+
+    own = reset(client, staff.admin.id, token=token)
+    assert "You cannot reset your own two-factor sign-in here" in alerts(own)
+    with app.app_context():
+        assert db.session.get(StaffUser, staff.admin.id).totp_enabled
+
+    assert "was reset" in alerts(reset(client, staff.weber.id, token=token))
+    again = reset(client, staff.weber.id, token=token)
+    assert "Dr. Weber has no two-factor sign-in set up: nothing was reset." in alerts(again)
+    assert len(actions(app, "two_factor_reset")) == 1
+    with app.app_context():
+        assert len(db.session.scalars(select(OutboxEmail)).all()) == 1
+
+    # Without the page's token the post is refused, and nothing changes.
+    secret_holder = staff.okafor
+    enrolled(app, secret_holder.email)
+    refused = client.post(f"/staff/accounts/{secret_holder.id}/two-factor/reset")
+    assert refused.status_code == 400
+    with app.app_context():
+        assert db.session.get(StaffUser, secret_holder.id).totp_enabled
