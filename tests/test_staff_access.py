@@ -75,6 +75,7 @@ ACCESS: dict[str, Access] = {
     "staff.set_role": ADMIN_ONLY,
     "staff.two_factor_policy": ADMIN_ONLY,
     "staff.reset_two_factor": ADMIN_ONLY,
+    "staff.edit_account": ADMIN_ONLY,
     "dashboard.export_csv": MANAGERS,
     "dashboard.send_new_link": MANAGERS,
     "dashboard.resend_emails": MANAGERS,

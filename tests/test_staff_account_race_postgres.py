@@ -73,3 +73,45 @@ def test_an_account_another_admin_created_meanwhile_is_refused_not_a_server_erro
             )
             == 1
         )
+
+
+def test_an_address_another_admin_gave_meanwhile_is_refused_at_the_field_not_a_server_error(
+    app: Flask, auth: AuthActions, staff: Staff, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same race for a corrected address: the other admin creates an account with it
+    just after this admin's look-up."""
+    auth.login("admin")
+    client = auth.client
+    path = f"/staff/accounts/{staff.weber.id}/edit"
+    token = CSRF.findall(client.get(path).get_data(as_text=True))[0]
+
+    look_up = services.find_staff_by_email
+    created: list[bool] = []
+
+    def other_admin_creates_it_meanwhile(email: str) -> Any:
+        found = look_up(email)
+        if not created:
+            created.append(True)
+            with app.app_context():
+                services.create_staff(
+                    email="anna.weber@example.com",
+                    full_name="Anna Weber",
+                    role=StaffRole.COORDINATOR,
+                    password=PASSWORD,
+                    actor=None,
+                )
+        return found
+
+    monkeypatch.setattr(services, "find_staff_by_email", other_admin_creates_it_meanwhile)
+    response = client.post(
+        path,
+        data={"csrf_token": token, "full_name": "Dr. Weber", "email": "Anna.Weber@example.com"},
+    )
+    assert created
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert re.search(
+        r'id="email-error"[^>]*>.*Another account already uses this email address\.', page
+    )
+    with app.app_context():
+        assert db.session.get(StaffUser, staff.weber.id).email == "weber@example.com"

@@ -98,6 +98,30 @@ class StaffCreateForm(BaseForm):
             raise ValidationError(_("Please enter a name."))
 
 
+class StaffDetailsForm(BaseForm):
+    """A colleague's name and email address, corrected by an admin."""
+
+    full_name = StringField(
+        _l("Full name"), validators=[DataRequired(_l("Please enter a name.")), Length(max=200)]
+    )
+    email = EmailField(
+        _l("Email address"),
+        validators=[
+            DataRequired(_l("Please enter an email address.")),
+            EmailAddress(_l("Please enter a valid email address.")),
+            Length(max=254),
+        ],
+        description=_l(
+            "Changing it signs them out everywhere, and a password reset link sent to the old "
+            "address stops working. They sign in with the new address."
+        ),
+    )
+
+    def validate_full_name(self, field: StringField) -> None:
+        if not has_visible_text(field.data):
+            raise ValidationError(_("Please enter a name."))
+
+
 class CodeForm(BaseForm):
     """Signing in: the authenticator's code or a recovery code (letters, digits and a dash,
     so a phone shows its full keyboard, not the number pad)."""

@@ -30,6 +30,7 @@ from booking.accounts.forms import (
     ResetPasswordForm,
     SetupCodeForm,
     StaffCreateForm,
+    StaffDetailsForm,
     TwoFactorPolicyForm,
 )
 from booking.crypto import (
@@ -442,6 +443,43 @@ def set_role(user_id: int) -> Response:
     if was_specialist:
         _warn_of_appointments_to_come(user)
     return redirect(url_for("staff.accounts"))
+
+
+@bp.route("/accounts/<int:user_id>/edit", methods=["GET", "POST"])
+@roles_required(StaffRole.ADMIN)
+def edit_account(user_id: int) -> Response | tuple[str, int]:
+    """Correct a colleague's name and email address (``services.correct_staff_details``)."""
+    user = db.get_or_404(StaffUser, user_id)
+    form = StaffDetailsForm(data={"full_name": user.full_name, "email": user.email})
+    if form.validate_on_submit():
+        try:
+            changed = services.correct_staff_details(
+                user, full_name=form.full_name.data, email=form.email.data, actor=current_user
+            )
+        except services.StaffAccountError as exc:
+            field = form.email if exc.field == "email" else None
+            if field is not None:
+                field.errors = [*field.errors, str(exc)]
+            else:
+                form.form_errors.append(str(exc))
+        else:
+            if not changed:
+                flash(_("Nothing was changed for %(name)s.", name=user.full_name), "info")
+            elif "email" in changed:
+                flash(
+                    _(
+                        "The account of %(name)s was corrected. They were signed out, and sign "
+                        "in with %(email)s from now on.",
+                        name=user.full_name,
+                        email=user.email,
+                    ),
+                    "success",
+                )
+            else:
+                flash(_("The account of %(name)s was corrected.", name=user.full_name), "success")
+            return redirect(url_for("staff.accounts"))
+    page = render_template("staff/account_edit.html", form=form, user=user, role_names=ROLE_NAMES)
+    return page, 422 if form.errors else 200
 
 
 @bp.post("/accounts/<int:user_id>/two-factor/reset")

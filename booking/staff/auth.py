@@ -357,10 +357,17 @@ def _reset_serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="staff-password-reset")
 
 
+def _address_mark(user: StaffUser) -> str:
+    return text_digest(user.email)[:16]
+
+
 def make_reset_token(user: StaffUser) -> str:
-    """A signed, expiring token bound to the account's current password: once the password
-    changes, the token no longer matches, so each link works once."""
-    return _reset_serializer().dumps({"id": user.id, "pw": user.password_hash[-16:]})
+    """A signed, expiring token bound to the account's current password and email address:
+    once the password changes, the token no longer matches, so each link works once; once an
+    admin corrects the address, a link sent to the old one (perhaps someone else's) is over."""
+    return _reset_serializer().dumps(
+        {"id": user.id, "pw": user.password_hash[-16:], "em": _address_mark(user)}
+    )
 
 
 def user_for_reset_token(token: str) -> StaffUser | None:
@@ -372,6 +379,11 @@ def user_for_reset_token(token: str) -> StaffUser | None:
     if not isinstance(data, dict):
         return None
     user = db.session.get(StaffUser, data.get("id"))
-    if user is None or not user.active or user.password_hash[-16:] != data.get("pw"):
+    if (
+        user is None
+        or not user.active
+        or user.password_hash[-16:] != data.get("pw")
+        or _address_mark(user) != data.get("em")
+    ):
         return None
     return user

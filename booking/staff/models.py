@@ -90,7 +90,8 @@ class StaffSession(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # signed_out, idle, expired, password_changed, deactivated, role_changed, two_factor_reset
+    # signed_out, idle, expired, password_changed, deactivated, role_changed, two_factor_reset,
+    # email_changed
     end_reason: Mapped[str | None] = mapped_column(String(20))
     address: Mapped[str | None] = mapped_column(String(45))
 

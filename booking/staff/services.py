@@ -38,7 +38,12 @@ log = logging.getLogger(__name__)
 
 
 class StaffAccountError(ValueError):
-    """A refused account operation; the message is for the admin."""
+    """A refused account operation; the message is for the admin, shown at ``field`` when
+    it names one."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class ResetNotQueuedError(RuntimeError):
@@ -249,6 +254,59 @@ def set_staff_role(user: StaffUser, role: StaffRole, *, actor: StaffUser) -> boo
     )
     db.session.commit()
     return True
+
+
+def correct_staff_details(
+    user: StaffUser, *, full_name: str, email: str, actor: StaffUser
+) -> list[str]:
+    """Correct a colleague's name and email address (a typo): the same account, so their
+    schedule, appointments and history stay theirs. Returns the fields changed (none: nothing
+    written). The address is kept lower-case and must be no other account's. A changed
+    address signs them out everywhere (also a sign-in waiting for its code) and ends the
+    password reset links sent to the old one (``make_reset_token``). Audited with the names
+    of the fields changed, not their values, as the patient contact correction is: the row
+    names the account, and staff addresses in the audit trail are reduced after
+    AUDIT_ADDRESS_DAYS, which values kept in its details would escape."""
+    if user.id == actor.id:
+        raise StaffAccountError(_("You cannot change your own account here."))
+    email = email.strip().lower()
+    full_name = full_name.strip()
+    changed = [
+        name
+        for name, before, after in (
+            ("full_name", user.full_name, full_name),
+            ("email", user.email, email),
+        )
+        if before != after
+    ]
+    if not changed:
+        return []
+    taken = _("Another account already uses this email address.")
+    if "email" in changed:
+        other = find_staff_by_email(email)
+        if other is not None and other.id != user.id:
+            raise StaffAccountError(taken, field="email")
+    user.full_name = full_name
+    user.email = email
+    try:
+        db.session.flush()
+    except IntegrityError:
+        # Another admin gave that address to an account a moment ago: refused at the field,
+        # like the one found above, not as a server error.
+        db.session.rollback()
+        raise StaffAccountError(taken, field="email") from None
+    if "email" in changed:
+        user.session_token = new_session_token()
+        end_all_sessions(user, "email_changed")
+    record(
+        "staff_details_corrected",
+        target_type="staff",
+        target_id=user.id,
+        actor=actor,
+        details={"changed": changed},
+    )
+    db.session.commit()
+    return changed
 
 
 def reset_two_factor(user: StaffUser, *, actor: StaffUser) -> bool:

@@ -1,0 +1,148 @@
+"""An administrator corrects a colleague's name and email address (a typo): the same
+account, so the schedule and history stay on it; a new address signs them out and ends the
+reset links sent to the old one; refusals are shown at their fields."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from werkzeug.test import TestResponse
+
+from booking.audit.models import AuditEvent
+from booking.extensions import db
+from booking.scheduling.models import Appointment, WorkingHours
+from booking.staff.auth import make_reset_token
+from booking.staff.models import StaffSession, StaffUser
+from tests.factories import book_first_open_time
+from tests.support import AuthActions, Clinic, Staff, csrf_token
+from tests.test_staff_roles import alerts
+
+
+def correct(client: FlaskClient, user_id: int, full_name: str, email: str) -> TestResponse:
+    path = f"/staff/accounts/{user_id}/edit"
+    token = csrf_token(client, path)
+    return client.post(path, data={"csrf_token": token, "full_name": full_name, "email": email})
+
+
+def account(app: Flask, user_id: int) -> tuple[str, str]:
+    with app.app_context():
+        user = db.session.get(StaffUser, user_id)
+        return user.full_name, user.email
+
+
+def corrections(app: Flask) -> list[tuple[int | None, str | None, dict]]:
+    with app.app_context():
+        rows = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "staff_details_corrected")
+        )
+        return [(row.actor_id, row.target_id, row.details) for row in rows]
+
+
+def field_error(page: str, field: str) -> str:
+    match = re.search(
+        rf'<div id="{field}-error" class="invalid-feedback d-block">(.*?)</div>', page, re.S
+    )
+    return re.sub(r"<[^>]+>", "", match.group(1)) if match else ""
+
+
+def test_a_corrected_name_keeps_the_colleague_signed_in(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    colleague = app.test_client()
+    AuthActions(colleague).login(email=staff.coordinator.email)
+    AuthActions(client).login(email=staff.admin.email)
+    accounts = client.get("/staff/accounts").get_data(as_text=True)
+    assert f'href="/staff/accounts/{staff.coordinator.id}/edit"' in accounts
+    assert f'href="/staff/accounts/{staff.admin.id}/edit"' not in accounts  # not one's own
+
+    response = correct(client, staff.coordinator.id, "  Cora Coordinator ", staff.coordinator.email)
+
+    assert response.status_code == 302
+    assert "The account of Cora Coordinator was corrected." in alerts(client.get("/staff/accounts"))
+    assert account(app, staff.coordinator.id) == ("Cora Coordinator", staff.coordinator.email)
+    assert corrections(app) == [
+        (staff.admin.id, str(staff.coordinator.id), {"changed": ["full_name"]})
+    ]
+    assert colleague.get("/staff/").status_code == 200  # the same address: still signed in
+
+
+def test_a_corrected_address_signs_them_out_ends_old_reset_links_and_keeps_their_schedule(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    with app.app_context():
+        book_first_open_time(clinic)
+        old_link = make_reset_token(db.session.get(StaffUser, clinic.weber.id))
+        hours = db.session.scalar(
+            select(func.count()).where(WorkingHours.specialist_id == clinic.weber.id)
+        )
+    weber = app.test_client()
+    AuthActions(weber).login(email=clinic.weber.email)
+    AuthActions(client).login(email=clinic.admin.email)
+    form = client.get(f"/staff/accounts/{clinic.weber.id}/edit").get_data(as_text=True)
+    assert 'value="weber@example.com"' in form and 'value="Dr. Weber"' in form
+
+    response = correct(client, clinic.weber.id, "Dr. Weber", "Anna.Weber@Example.com")
+
+    assert response.status_code == 302
+    shown = alerts(client.get("/staff/accounts"))
+    assert "They were signed out, and sign in with anna.weber@example.com from now on." in shown
+    assert account(app, clinic.weber.id) == ("Dr. Weber", "anna.weber@example.com")
+    assert corrections(app) == [(clinic.admin.id, str(clinic.weber.id), {"changed": ["email"]})]
+    with app.app_context():
+        reasons = db.session.scalars(
+            select(StaffSession.end_reason).where(StaffSession.staff_id == clinic.weber.id)
+        ).all()
+        # The same account: the weekly hours and the appointment to come are still his.
+        assert (
+            db.session.scalar(
+                select(func.count()).where(WorkingHours.specialist_id == clinic.weber.id)
+            )
+            == hours
+            > 0
+        )
+        assert db.session.scalars(select(Appointment.specialist_id)).all() == [clinic.weber.id]
+    assert reasons == ["email_changed"]
+    response = weber.get("/staff/")
+    assert response.status_code == 302 and "/staff/login" in response.headers["Location"]
+    # A reset link sent to the old address no longer opens.
+    assert client.get(f"/staff/password/reset/{old_link}").status_code == 400
+    # The old address signs nobody in; the new one does, into the same account.
+    assert AuthActions(weber).attempt("weber@example.com").status_code == 401
+    assert AuthActions(weber).login(email="anna.weber@example.com").id == clinic.weber.id
+
+
+def test_refusals_are_shown_at_their_fields_and_change_nothing(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    AuthActions(client).login(email=staff.admin.email)
+    before = account(app, staff.weber.id)
+
+    taken = correct(client, staff.weber.id, "Dr. Weber", "OKAFOR@example.com")
+    assert taken.status_code == 422
+    page = taken.get_data(as_text=True)
+    assert field_error(page, "email") == "Error: Another account already uses this email address."
+    assert "<title>Error: Correct the account of Dr. Weber" in page
+    assert 'href="#email"' in page  # the summary leads to the field
+
+    blank = correct(client, staff.weber.id, "   ", "weber@example.com")
+    assert blank.status_code == 422
+    assert field_error(blank.get_data(as_text=True), "full_name") == "Error: Please enter a name."
+
+    invalid = correct(client, staff.weber.id, "Dr. Weber", "weber@")
+    assert invalid.status_code == 422
+    assert "valid email address" in field_error(invalid.get_data(as_text=True), "email")
+
+    own = correct(client, staff.admin.id, "Someone Else", "someone@example.com")
+    assert own.status_code == 422
+    assert "You cannot change your own account here." in own.get_data(as_text=True)
+
+    unchanged = correct(client, staff.weber.id, "Dr. Weber", "Weber@example.com")
+    assert unchanged.status_code == 302
+    assert "Nothing was changed for Dr. Weber." in alerts(client.get("/staff/accounts"))
+
+    assert account(app, staff.weber.id) == before
+    assert account(app, staff.admin.id)[1] == staff.admin.email
+    assert corrections(app) == []
