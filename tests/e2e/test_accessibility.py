@@ -586,6 +586,19 @@ def _raise_without_a_reason(site: Site, page: Page) -> None:
     expect(section.locator("[aria-invalid=true]")).to_have_count(1)
 
 
+def _colleague_details(site: Site, page: Page, *, refused: bool = False) -> None:
+    """A colleague's name and email address, opened from the accounts page; ``refused``: sent
+    with the name left out (nothing is saved, the demo's account stays as it is)."""
+    page.goto(site("/staff/accounts"))
+    page.get_by_role("link", name=re.compile(r"^Correct name or email")).first.click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(re.compile(r"^Correct the account"))
+    if refused:
+        page.get_by_label("Full name").fill("")
+        page.get_by_role("button", name="Save the corrections").click()
+        expect(page).to_have_title(re.compile(r"^Error: "))
+        expect(page.get_by_label("Full name")).to_have_attribute("aria-invalid", "true")
+
+
 # Pages for signed-out staff: each runs in a fresh browser.
 SIGNED_OUT_PAGES: dict[str, str | Callable[..., None]] = {
     "login": "/staff/login",
@@ -612,6 +625,10 @@ STAFF_PAGES: dict[str, str | Callable[..., None]] = {
     "calendar, day": "/staff/calendar?view=day",
     "insights": "/staff/insights",
     "staff accounts": "/staff/accounts",
+    "a colleague's name and email": _colleague_details,
+    "a colleague's name and email with an error": lambda site, page: _colleague_details(
+        site, page, refused=True
+    ),
     "locations": "/staff/admin/locations",
     "a location's names": "/staff/admin/locations/1",
     "scheduling": "/staff/admin/scheduling/",
