@@ -4,6 +4,7 @@ is audited and emailed, and their next sign-in asks them to enrol again."""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -29,11 +30,23 @@ def app_settings(app_settings: dict[str, Any]) -> dict[str, Any]:
     return app_settings
 
 
-def reset(client: FlaskClient, user_id: int, *, token: str | None = None):
-    token = token or csrf_token(client, "/staff/accounts")
+def shown(client: FlaskClient, user_id: int) -> dict[str, str]:
+    """The reset form of ``user_id``'s row, as the accounts page shows it now."""
+    page = client.get("/staff/accounts").get_data(as_text=True)
+    form = re.search(
+        rf'action="/staff/accounts/{user_id}/two-factor/reset">\s*'
+        r'<input type="hidden" name="csrf_token" value="([^"]+)">\s*'
+        r'<input type="hidden" name="shown" value="(\d+)">',
+        page,
+    )
+    assert form, f"no reset form for account {user_id}"
+    return {"csrf_token": form.group(1), "shown": form.group(2)}
+
+
+def reset(client: FlaskClient, user_id: int, form: dict[str, str] | None = None):
     return client.post(
         f"/staff/accounts/{user_id}/two-factor/reset",
-        data={"csrf_token": token},
+        data=form or shown(client, user_id),
         follow_redirects=True,
     )
 
@@ -158,24 +171,59 @@ def test_no_reset_of_ones_own_and_a_post_from_an_older_page_resets_nothing_twice
 ) -> None:
     enrolled(app, staff.weber.email)
     signed_in_admin(app, client, staff)
-    token = csrf_token(client, "/staff/accounts")  # the page, shown before either post
+    form = shown(client, staff.weber.id)  # the page, shown before either post
 
-    own = reset(client, staff.admin.id, token=token)
+    own = reset(client, staff.admin.id, {"csrf_token": form["csrf_token"], "shown": "0"})
     assert "You cannot reset your own two-factor sign-in here" in alerts(own)
     with app.app_context():
         assert db.session.get(StaffUser, staff.admin.id).totp_enabled
 
-    assert "was reset" in alerts(reset(client, staff.weber.id, token=token))
-    again = reset(client, staff.weber.id, token=token)
+    assert "was reset" in alerts(reset(client, staff.weber.id, form))
+    again = reset(client, staff.weber.id, form)
     assert "Dr. Weber has no two-factor sign-in set up: nothing was reset." in alerts(again)
     assert len(actions(app, "two_factor_reset")) == 1
     with app.app_context():
         assert len(db.session.scalars(select(OutboxEmail)).all()) == 1
 
     # Without the page's token the post is refused, and nothing changes.
-    secret_holder = staff.okafor
-    enrolled(app, secret_holder.email)
-    refused = client.post(f"/staff/accounts/{secret_holder.id}/two-factor/reset")
+    enrolled(app, staff.okafor.email)
+    refused = client.post(
+        f"/staff/accounts/{staff.okafor.id}/two-factor/reset", data={"shown": "0"}
+    )
     assert refused.status_code == 400
     with app.app_context():
-        assert db.session.get(StaffUser, secret_holder.id).totp_enabled
+        assert db.session.get(StaffUser, staff.okafor.id).totp_enabled
+
+
+def test_a_page_shown_before_the_colleague_used_or_set_up_a_code_resets_nothing(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    """The admin's page is older than what the colleague did since: signing in with their
+    code (the phone is not lost after all), or enrolling a new phone after another admin's
+    reset. The older page's post must not undo it."""
+    secret = enrolled(app, staff.weber.email)
+    signed_in_admin(app, client, staff)
+    form = shown(client, staff.weber.id)
+    weber = app.test_client()
+    AuthActions(weber).attempt(staff.weber.email)
+    assert code_step(weber, pyotp.TOTP(secret).at(time.time() + 30)).status_code == 302
+
+    stale = reset(client, staff.weber.id, form)
+
+    assert "Dr. Weber used or set up two-factor sign-in since the page was shown" in alerts(stale)
+    with app.app_context():
+        assert db.session.get(StaffUser, staff.weber.id).totp_enabled
+    assert actions(app, "two_factor_reset") == []
+    assert weber.get("/staff/calendar").status_code == 200  # still signed in
+
+    # Reset from the page as it is now; the colleague enrols a new phone; the older page's
+    # post leaves the new one alone.
+    form = shown(client, staff.weber.id)
+    assert "was reset" in alerts(reset(client, staff.weber.id, form))
+    AuthActions(weber).attempt(staff.weber.email)
+    enrol(weber)
+    stale = reset(client, staff.weber.id, form)
+    assert "nothing was reset" in alerts(stale)
+    with app.app_context():
+        assert db.session.get(StaffUser, staff.weber.id).totp_enabled
+    assert len(actions(app, "two_factor_reset")) == 1

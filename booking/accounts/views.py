@@ -486,11 +486,21 @@ def edit_account(user_id: int) -> Response | tuple[str, int]:
 @roles_required(StaffRole.ADMIN)
 def reset_two_factor(user_id: int) -> Response:
     """Reset a colleague's two-factor sign-in (``services.reset_two_factor``). A post from a
-    page shown before the colleague was reset by another admin changes nothing and says so."""
+    page shown before the colleague was reset by another admin, or before they used or set
+    up two-factor sign-in again (``shown``: their last code step as the page showed it),
+    changes nothing and says so."""
     # CSRFProtect has already checked the token of this post.
     user = db.get_or_404(StaffUser, user_id)
+    shown = request.form.get("shown", "")
     try:
-        reset = services.reset_two_factor(user, actor=current_user)
+        reset = services.reset_two_factor(
+            user,
+            actor=current_user,
+            shown_step=int(shown) if shown.isascii() and shown.isdigit() else None,
+        )
+    except services.TwoFactorChangedError as exc:
+        flash(str(exc), "warning")
+        return redirect(url_for("staff.accounts"))
     except services.StaffAccountError as exc:
         flash(str(exc), "danger")
         return redirect(url_for("staff.accounts"))

@@ -309,14 +309,23 @@ def correct_staff_details(
     return changed
 
 
-def reset_two_factor(user: StaffUser, *, actor: StaffUser) -> bool:
+class TwoFactorChangedError(StaffAccountError):
+    """The colleague's two-factor sign-in is not as the admin's page showed it: they used a
+    code or set it up again since. Nothing was reset."""
+
+
+def reset_two_factor(user: StaffUser, *, actor: StaffUser, shown_step: int | None) -> bool:
     """Remove ``user``'s two-factor sign-in (a lost phone with lost recovery codes): the
     secret and every recovery code go, every session of theirs ends (and a sign-in waiting
     for its code), and their next sign-in asks them to enrol again when their role requires
     it. Audited (who, whom; never the secret) and emailed to them in the same transaction,
     so a reset they did not expect is noticed. An admin replaces their own from the
     two-factor page, with their password, not here. False when there was nothing to reset
-    (already reset from another page, or never set up): nothing changes then."""
+    (already reset from another page, or never set up): nothing changes then.
+
+    ``shown_step`` is the account's last code step as the admin's page showed it: an older
+    page's post (the colleague signed in with a code, or enrolled a new phone, since) is
+    refused with TwoFactorChangedError rather than undoing what they just did."""
     if user.id == actor.id:
         raise StaffAccountError(
             _("You cannot reset your own two-factor sign-in here: set it up again instead.")
@@ -327,6 +336,15 @@ def reset_two_factor(user: StaffUser, *, actor: StaffUser) -> bool:
     if not user.totp_enabled and user.totp_secret is None:
         db.session.rollback()
         return False
+    if shown_step != user.totp_last_step:
+        db.session.rollback()
+        raise TwoFactorChangedError(
+            _(
+                "%(name)s used or set up two-factor sign-in since the page was shown: nothing "
+                "was reset. Check that it is still needed, then reset it again.",
+                name=user.full_name,
+            )
+        )
     user.totp_secret = None
     user.totp_enabled = False
     user.totp_last_step = 0
