@@ -83,7 +83,9 @@ def test_an_address_another_admin_gave_meanwhile_is_refused_at_the_field_not_a_s
     auth.login("admin")
     client = auth.client
     path = f"/staff/accounts/{staff.weber.id}/edit"
-    token = CSRF.findall(client.get(path).get_data(as_text=True))[0]
+    page = client.get(path).get_data(as_text=True)
+    token = CSRF.findall(page)[0]
+    shown = re.search(r'name="shown" type="hidden" value="([0-9a-f]+)"', page).group(1)
 
     look_up = services.find_staff_by_email
     created: list[bool] = []
@@ -105,7 +107,12 @@ def test_an_address_another_admin_gave_meanwhile_is_refused_at_the_field_not_a_s
     monkeypatch.setattr(services, "find_staff_by_email", other_admin_creates_it_meanwhile)
     response = client.post(
         path,
-        data={"csrf_token": token, "full_name": "Dr. Weber", "email": "Anna.Weber@example.com"},
+        data={
+            "csrf_token": token,
+            "shown": shown,
+            "full_name": "Dr. Weber",
+            "email": "Anna.Weber@example.com",
+        },
     )
     assert created
     assert response.status_code == 422

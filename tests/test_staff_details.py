@@ -20,11 +20,29 @@ from tests.factories import book_first_open_time
 from tests.support import AuthActions, Clinic, Staff, csrf_token
 from tests.test_staff_roles import alerts
 
+SHOWN = re.compile(r'<input id="shown" name="shown" type="hidden" value="([0-9a-f]*)">')
 
-def correct(client: FlaskClient, user_id: int, full_name: str, email: str) -> TestResponse:
+
+def shown(client: FlaskClient, user_id: int) -> dict[str, str]:
+    """The hidden values of ``user_id``'s page as it is shown now."""
     path = f"/staff/accounts/{user_id}/edit"
-    token = csrf_token(client, path)
-    return client.post(path, data={"csrf_token": token, "full_name": full_name, "email": email})
+    page = client.get(path).get_data(as_text=True)
+    mark = SHOWN.search(page)
+    assert mark, "no mark of what the page shows"
+    return {"csrf_token": csrf_token(client, path), "shown": mark.group(1)}
+
+
+def correct(
+    client: FlaskClient,
+    user_id: int,
+    full_name: str,
+    email: str,
+    page: dict[str, str] | None = None,
+) -> TestResponse:
+    return client.post(
+        f"/staff/accounts/{user_id}/edit",
+        data={**(page or shown(client, user_id)), "full_name": full_name, "email": email},
+    )
 
 
 def account(app: Flask, user_id: int) -> tuple[str, str]:
@@ -146,3 +164,33 @@ def test_refusals_are_shown_at_their_fields_and_change_nothing(
     assert account(app, staff.weber.id) == before
     assert account(app, staff.admin.id)[1] == staff.admin.email
     assert corrections(app) == []
+
+
+def test_a_page_shown_before_another_admins_correction_does_not_undo_it(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    AuthActions(client).login(email=staff.admin.email)
+    other_admin = app.test_client()
+    AuthActions(other_admin).login(email=staff.admin.email)
+    older = shown(client, staff.weber.id)  # this tab, opened first
+    assert (
+        correct(other_admin, staff.weber.id, "Dr. Lena Weber", "weber@example.com").status_code
+        == 302
+    )
+
+    stale = correct(client, staff.weber.id, "Dr. Weber", "weber@example.com", older)
+
+    assert stale.status_code == 422
+    page = stale.get_data(as_text=True)
+    assert (
+        "Another administrator changed this account since the page was shown: it is now "
+        "Dr. Lena Weber, weber@example.com." in page
+    )
+    assert account(app, staff.weber.id) == ("Dr. Lena Weber", "weber@example.com")
+    # The page now carries the account as it is: sent again, after checking, it is saved.
+    again = {"csrf_token": older["csrf_token"], "shown": SHOWN.search(page).group(1)}
+    assert again["shown"] != older["shown"]
+    saved = correct(client, staff.weber.id, "Dr. Anna Weber", "weber@example.com", again)
+    assert saved.status_code == 302
+    assert account(app, staff.weber.id) == ("Dr. Anna Weber", "weber@example.com")
+    assert len(corrections(app)) == 2

@@ -5,7 +5,14 @@ from __future__ import annotations
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, RadioField, StringField, ValidationError
+from wtforms import (
+    EmailField,
+    HiddenField,
+    PasswordField,
+    RadioField,
+    StringField,
+    ValidationError,
+)
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from booking.forms import BaseForm, EmailAddress, MultiCheckboxField, has_visible_text, options
@@ -116,6 +123,10 @@ class StaffDetailsForm(BaseForm):
             "address stops working. They sign in with the new address."
         ),
     )
+
+    # The name and address as the page showed them (``services.details_mark``): a post from
+    # a page older than another admin's correction does not undo it.
+    shown = HiddenField()
 
     def validate_full_name(self, field: StringField) -> None:
         if not has_visible_text(field.data):

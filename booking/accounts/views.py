@@ -450,18 +450,29 @@ def set_role(user_id: int) -> Response:
 def edit_account(user_id: int) -> Response | tuple[str, int]:
     """Correct a colleague's name and email address (``services.correct_staff_details``)."""
     user = db.get_or_404(StaffUser, user_id)
-    form = StaffDetailsForm(data={"full_name": user.full_name, "email": user.email})
+    form = StaffDetailsForm(
+        data={
+            "full_name": user.full_name,
+            "email": user.email,
+            "shown": services.details_mark(user),
+        }
+    )
     if form.validate_on_submit():
         try:
             changed = services.correct_staff_details(
-                user, full_name=form.full_name.data, email=form.email.data, actor=current_user
+                user,
+                full_name=form.full_name.data,
+                email=form.email.data,
+                shown=form.shown.data or "",
+                actor=current_user,
             )
         except services.StaffAccountError as exc:
-            field = form.email if exc.field == "email" else None
-            if field is not None:
-                field.errors = [*field.errors, str(exc)]
+            if exc.field == "email":
+                form.email.errors = [*form.email.errors, str(exc)]
             else:
                 form.form_errors.append(str(exc))
+            if exc.field == "shown":  # the page now shows the account as it is
+                form.shown.data = services.details_mark(user)
         else:
             if not changed:
                 flash(_("Nothing was changed for %(name)s.", name=user.full_name), "info")

@@ -13,6 +13,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from booking.audit.services import changes, record
+from booking.crypto import text_digest
 from booking.extensions import db
 from booking.notifications.services import enqueue_delivery, queue_email
 from booking.staff.auth import (
@@ -256,8 +257,14 @@ def set_staff_role(user: StaffUser, role: StaffRole, *, actor: StaffUser) -> boo
     return True
 
 
+def details_mark(user: StaffUser) -> str:
+    """A short mark of ``user``'s name and address as a page shows them, for its form to
+    send back (``correct_staff_details``)."""
+    return text_digest(f"{user.full_name}\n{user.email}")[:16]
+
+
 def correct_staff_details(
-    user: StaffUser, *, full_name: str, email: str, actor: StaffUser
+    user: StaffUser, *, full_name: str, email: str, shown: str, actor: StaffUser
 ) -> list[str]:
     """Correct a colleague's name and email address (a typo): the same account, so their
     schedule, appointments and history stay theirs. Returns the fields changed (none: nothing
@@ -266,9 +273,22 @@ def correct_staff_details(
     password reset links sent to the old one (``make_reset_token``). Audited with the names
     of the fields changed, not their values, as the patient contact correction is: the row
     names the account, and staff addresses in the audit trail are reduced after
-    AUDIT_ADDRESS_DAYS, which values kept in its details would escape."""
+    AUDIT_ADDRESS_DAYS, which values kept in its details would escape.
+
+    ``shown`` is ``details_mark`` of the account as the admin's page showed it: when another
+    admin corrected it since, nothing is written and the admin is asked to check."""
     if user.id == actor.id:
         raise StaffAccountError(_("You cannot change your own account here."))
+    if shown != details_mark(user):
+        raise StaffAccountError(
+            _(
+                "Another administrator changed this account since the page was shown: it is "
+                "now %(name)s, %(email)s. Check the name and address below, then save again.",
+                name=user.full_name,
+                email=user.email,
+            ),
+            field="shown",
+        )
     email = email.strip().lower()
     full_name = full_name.strip()
     changed = [
