@@ -80,18 +80,33 @@ class ResetPasswordForm(FlaskForm):
     )
 
 
-class StaffCreateForm(BaseForm):
-    full_name = StringField(
-        _l("Full name"), validators=[DataRequired(_l("Please enter a name.")), Length(max=200)]
-    )
-    email = EmailField(
+def _staff_email_field(description: object = "") -> EmailField:
+    """A staff member's email address (``description``: help shown under the box)."""
+    return EmailField(
         _l("Email address"),
         validators=[
             DataRequired(_l("Please enter an email address.")),
             EmailAddress(_l("Please enter a valid email address.")),
             Length(max=254),
         ],
+        description=description,
     )
+
+
+class _StaffNameForm(BaseForm):
+    """A staff member's name, as an admin gives it (a new account, a correction)."""
+
+    full_name = StringField(
+        _l("Full name"), validators=[DataRequired(_l("Please enter a name.")), Length(max=200)]
+    )
+
+    def validate_full_name(self, field: StringField) -> None:
+        if not has_visible_text(field.data):
+            raise ValidationError(_("Please enter a name."))
+
+
+class StaffCreateForm(_StaffNameForm):
+    email = _staff_email_field()
     role = RadioField(
         _l("Role"),
         choices=options(ROLE_CHOICES),
@@ -100,37 +115,20 @@ class StaffCreateForm(BaseForm):
     )
     password = _password_field(_l("First password"))
 
-    def validate_full_name(self, field: StringField) -> None:
-        if not has_visible_text(field.data):
-            raise ValidationError(_("Please enter a name."))
 
-
-class StaffDetailsForm(BaseForm):
+class StaffDetailsForm(_StaffNameForm):
     """A colleague's name and email address, corrected by an admin."""
 
-    full_name = StringField(
-        _l("Full name"), validators=[DataRequired(_l("Please enter a name.")), Length(max=200)]
-    )
-    email = EmailField(
-        _l("Email address"),
-        validators=[
-            DataRequired(_l("Please enter an email address.")),
-            EmailAddress(_l("Please enter a valid email address.")),
-            Length(max=254),
-        ],
-        description=_l(
+    email = _staff_email_field(
+        _l(
             "Changing it signs them out everywhere, and a password reset link sent to the old "
             "address stops working. They sign in with the new address."
-        ),
+        )
     )
 
     # The name and address as the page showed them (``services.details_mark``): a post from
     # a page older than another admin's correction does not undo it.
     shown = HiddenField()
-
-    def validate_full_name(self, field: StringField) -> None:
-        if not has_visible_text(field.data):
-            raise ValidationError(_("Please enter a name."))
 
 
 class CodeForm(BaseForm):
