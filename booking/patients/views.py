@@ -1016,6 +1016,33 @@ def _render_step(
     return markup, status
 
 
+def _documents_again(
+    draft: drafts.RequestDraft,
+    form: RequestForm,
+    upload_form: DraftDocumentsForm,
+    status: int,
+    not_added: str,
+    described: dict[int, str],
+    **shown: object,
+) -> tuple[str, int]:
+    """The documents step again, nothing of its post saved: what was typed next to the
+    listed files (``described``) and for the new one, and each file chosen named with
+    ``not_added`` (a browser never fills a file box in again)."""
+    chosen = [f.filename for f in request.files.getlist("files") if f and f.filename]
+    typed_again = DraftDocumentsForm(formdata=None)
+    typed_again.description.data = upload_form.description.data
+    return _render_step(
+        "documents",
+        draft,
+        form,
+        status=status,
+        upload_messages=[(name, not_added) for name in chosen],
+        upload_form=typed_again,
+        described=described,
+        **shown,
+    )
+
+
 def _listed_descriptions(draft: drafts.RequestDraft) -> tuple[dict[int, str], dict[int, str]]:
     """What the patient typed next to each document of the list (the fields posted), as
     every one-line answer is checked: (the texts, the messages of the boxes refused)."""
@@ -1071,22 +1098,11 @@ def _documents_step(
         if _idle_hidden(draft, saved):  # nothing saved, so no use: it would list the files
             return redirect(url_for("patients.draft_hidden"), code=303)
         # The answers are kept, but not the files chosen: each is named, to choose again.
-        # What was typed (next to the listed files, and for the files to choose) is shown
-        # again unsaved, as the other steps do, to send with a fresh token.
+        # What was typed is shown again unsaved, as the other steps do, to send with a
+        # fresh token.
         again = _("Not added: the page had expired. Please choose it again.")
-        chosen = [f.filename for f in request.files.getlist("files") if f and f.filename]
-        typed_again = DraftDocumentsForm(formdata=None)
-        typed_again.description.data = upload_form.description.data
-        return _render_step(
-            "documents",
-            draft,
-            form,
-            status=400,
-            expired=True,
-            upload_messages=[(name, again) for name in chosen],
-            upload_form=typed_again,
-            described=_listed_descriptions(draft)[0],
-        )
+        described = _listed_descriptions(draft)[0]
+        return _documents_again(draft, form, upload_form, 400, again, described, expired=True)
     # What each listed file is, as typed next to it: saved by every button of the page; a
     # box refused (an invisible character pasted in) keeps its text, with its message, and
     # nothing of the post is done.
@@ -1106,23 +1122,13 @@ def _documents_step(
         drafts.describe_documents(draft, typed)
     except (OperationalError, InterfaceError) as error:
         # Nothing of the post is done (no file added, none removed): the page again with
-        # what was typed, each file chosen named to choose again (a browser never fills a
-        # file box in again).
+        # what was typed, each file chosen named to choose again.
         log.error("database failed while documents were described: %s", type(error).__name__)
-        chosen = [f.filename for f in request.files.getlist("files") if f and f.filename]
         if _wants_json():
             return jsonify(ok=False, message=str(FILE_NOT_ADDED)), 503
-        typed_again = DraftDocumentsForm(formdata=None)
-        typed_again.description.data = upload_form.description.data
-        return _render_step(
-            "documents",
-            draft,
-            form,
-            status=503,
-            problem=str(NOT_SAVED),
-            upload_messages=[(name, str(FILE_NOT_ADDED)) for name in chosen],
-            upload_form=typed_again,
-            described=typed,
+        not_added = str(FILE_NOT_ADDED)
+        return _documents_again(
+            draft, form, upload_form, 503, not_added, typed, problem=str(NOT_SAVED)
         )
     if not valid:
         # The description (the one answer here): its message on the field, no file added.
