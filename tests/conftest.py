@@ -363,3 +363,21 @@ def failing_commit(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
 
     monkeypatch.setattr(DefaultDialect, "do_commit", fail_once)
     return lambda: left.update(n=1)
+
+
+@pytest.fixture
+def lost_commit_answer(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Once called, the next commit is made, then its answer is lost: the driver's own error
+    for a connection gone, as each database's driver raises it."""
+    real_commit = DefaultDialect.do_commit
+    left = {"n": 0}
+
+    def commit_then_lose_the_answer(self: DefaultDialect, connection: Any) -> None:
+        real_commit(self, connection)
+        if left["n"]:
+            left["n"] -= 1
+            gone = sqlite3.OperationalError if self.name == "sqlite" else psycopg.OperationalError
+            raise gone("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(DefaultDialect, "do_commit", commit_then_lose_the_answer)
+    return lambda: left.update(n=1)

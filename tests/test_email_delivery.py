@@ -559,28 +559,35 @@ def test_sweep_finds_emails_whose_task_was_lost(
     assert len(smtp.collector.wait_for(2)) == 2
 
 
-def test_request_is_stored_even_when_the_queue_is_down(
-    app_settings: dict[str, Any], caplog: pytest.LogCaptureFixture
-) -> None:
-    # A Redis queue on a port where nothing listens.
-    app_settings.update(HUEY_BACKEND="redis", REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+@contextlib.contextmanager
+def _app_with_queue(app_settings: dict[str, Any], redis_url: str) -> Iterator[Flask]:
+    """An app of its own whose task queue is the Redis at ``redis_url``, its tables made."""
+    app_settings.update(HUEY_BACKEND="redis", REDIS_URL=redis_url)
     from booking import create_app
 
     app = create_app(app_settings)
     with app.app_context():
         db.create_all()
     try:
-        response = post_request(app.test_client())
-        assert response.status_code == 303
-        rows = _outbox(app)
-        assert [r.status for r in rows] == [OutboxStatus.PENDING] * 2
-        assert "the sweep will retry" in caplog.text
+        yield app
     finally:
         with app.app_context():
             db.session.remove()
             if db.engine.dialect.name == "postgresql":
                 db.drop_all()
             db.engine.dispose()
+
+
+def test_request_is_stored_even_when_the_queue_is_down(
+    app_settings: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    # A Redis queue on a port where nothing listens.
+    with _app_with_queue(app_settings, f"redis://127.0.0.1:{free_port()}/0") as app:
+        response = post_request(app.test_client())
+        assert response.status_code == 303
+        rows = _outbox(app)
+        assert [r.status for r in rows] == [OutboxStatus.PENDING] * 2
+        assert "the sweep will retry" in caplog.text
 
 
 @pytest.fixture
@@ -614,13 +621,7 @@ def test_a_queue_that_never_answers_is_waited_for_once_per_change(
     """Every attempt at a silent queue waits for its whole timeout: the request's two emails
     are left to the sweep after the first one timed out, not tried (and waited for) each."""
     url, taken = silent_queue
-    app_settings.update(HUEY_BACKEND="redis", REDIS_URL=url)
-    from booking import create_app
-
-    app = create_app(app_settings)
-    with app.app_context():
-        db.create_all()
-    try:
+    with _app_with_queue(app_settings, url) as app:
         response = post_request(app.test_client())
         assert response.status_code == 303
         rows = _outbox(app)
@@ -628,12 +629,6 @@ def test_a_queue_that_never_answers_is_waited_for_once_per_change(
         assert len(taken) == 1
         ids = ", ".join(str(row.id) for row in rows)
         assert f"could not enqueue outbox email(s) {ids}; the sweep will retry" in caplog.text
-    finally:
-        with app.app_context():
-            db.session.remove()
-            if db.engine.dialect.name == "postgresql":
-                db.drop_all()
-            db.engine.dispose()
 
 
 def _deliver_in_background(app: Flask, email_id: int) -> tuple[threading.Thread, dict[str, Any]]:

@@ -391,33 +391,17 @@ def test_a_step_the_database_failed_to_save_comes_back_with_what_was_typed(
 
 
 def test_a_step_whose_save_lost_the_databases_answer_comes_back_and_sends_again(
-    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+    app: Flask, client: FlaskClient, lost_commit_answer: Callable[[], None]
 ) -> None:
     """The save's commit was made, then its answer lost (the connection cut on the way back):
     the app cannot know it was stored, so the step comes back as above; sent again, the same
     answers are saved once more and the patient goes on."""
-    import sqlite3
-
-    import psycopg
-    from sqlalchemy.engine.default import DefaultDialect
-
     from tests.support import answer_red_flags, open_step, page_proof, page_token, step_answers
 
-    real_commit = DefaultDialect.do_commit
-    armed = {"left": 0}
-
-    def commit_then_lose_the_answer(self: DefaultDialect, connection: Any) -> None:
-        real_commit(self, connection)
-        if armed["left"]:
-            armed["left"] -= 1
-            gone = sqlite3.OperationalError if self.name == "sqlite" else psycopg.OperationalError
-            raise gone("server closed the connection unexpectedly")
-
-    monkeypatch.setattr(DefaultDialect, "do_commit", commit_then_lose_the_answer)
     assert answer_red_flags(client).status_code == 303
     typed = step_answers("about") | {"full_name": "Zoë O'Connor-Navarro"}
     shown = open_step(client, "about")
-    armed["left"] = 1
+    lost_commit_answer()
     data = {**typed, "csrf_token": page_token(shown), **page_proof(shown), "nav": "next"}
     failed = client.post("/request/steps/about", data=data)
     assert failed.status_code == 503
@@ -757,33 +741,18 @@ def test_a_call_back_the_database_failed_to_store_says_so_and_sends_once_again(
 
 
 def test_a_call_back_whose_answer_was_lost_is_not_stored_twice(
-    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+    app: Flask, client: FlaskClient, lost_commit_answer: Callable[[], None]
 ) -> None:
     """The call-back's commit was made, then its answer lost: the page cannot know it was
     sent, so it says it may not have been; pressing again stores nothing twice."""
-    import sqlite3
-
-    import psycopg
     from sqlalchemy import func, select
-    from sqlalchemy.engine.default import DefaultDialect
 
     from booking.requests.models import ConsultationRequest
     from tests.support import answer_red_flags
 
-    real_commit = DefaultDialect.do_commit
-    armed = {"left": 0}
-
-    def commit_then_lose_the_answer(self: DefaultDialect, connection: Any) -> None:
-        real_commit(self, connection)
-        if armed["left"]:
-            armed["left"] -= 1
-            gone = sqlite3.OperationalError if self.name == "sqlite" else psycopg.OperationalError
-            raise gone("server closed the connection unexpectedly")
-
-    monkeypatch.setattr(DefaultDialect, "do_commit", commit_then_lose_the_answer)
     assert answer_red_flags(client, yes={"clumsy_hands"}).status_code == 303
     page = client.get("/request/emergency").get_data(as_text=True)
-    armed["left"] = 1
+    lost_commit_answer()
     page = _not_sent_page(_call_back(client, page))
     assert _call_back(client, page).headers["Location"] == "/request/emergency/call-back"
     with app.app_context():

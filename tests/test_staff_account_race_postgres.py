@@ -26,24 +26,22 @@ pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=Tr
 CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 
-def test_an_account_another_admin_created_meanwhile_is_refused_not_a_server_error(
-    app: Flask, auth: AuthActions, staff: Staff, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    auth.login("admin")
-    client = auth.client
-    token = CSRF.findall(client.get("/staff/accounts").get_data(as_text=True))[0]
-
+def _other_admin_creates_meanwhile(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, email: str, full_name: str
+) -> list[bool]:
+    """Another admin creates an account with ``email`` just after this admin's look-up of
+    the address (once, from its own session, committed); the list says it did."""
     look_up = services.find_staff_by_email
     created: list[bool] = []
 
-    def other_admin_creates_it_meanwhile(email: str) -> Any:
-        found = look_up(email)
-        if not created:  # once: from its own session, committed after this admin's look-up
+    def other_admin_creates_it_meanwhile(address: str) -> Any:
+        found = look_up(address)
+        if not created:
             created.append(True)
             with app.app_context():
                 services.create_staff(
-                    email="new.colleague@example.com",
-                    full_name="New Colleague",
+                    email=email,
+                    full_name=full_name,
                     role=StaffRole.COORDINATOR,
                     password=PASSWORD,
                     actor=None,
@@ -51,6 +49,19 @@ def test_an_account_another_admin_created_meanwhile_is_refused_not_a_server_erro
         return found
 
     monkeypatch.setattr(services, "find_staff_by_email", other_admin_creates_it_meanwhile)
+    return created
+
+
+def test_an_account_another_admin_created_meanwhile_is_refused_not_a_server_error(
+    app: Flask, auth: AuthActions, staff: Staff, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    auth.login("admin")
+    client = auth.client
+    token = CSRF.findall(client.get("/staff/accounts").get_data(as_text=True))[0]
+
+    created = _other_admin_creates_meanwhile(
+        app, monkeypatch, "new.colleague@example.com", "New Colleague"
+    )
     response = client.post(
         "/staff/accounts",
         data={
@@ -87,24 +98,9 @@ def test_an_address_another_admin_gave_meanwhile_is_refused_at_the_field_not_a_s
     token = CSRF.findall(page)[0]
     shown = re.search(r'name="shown" type="hidden" value="([0-9a-f]+)"', page).group(1)
 
-    look_up = services.find_staff_by_email
-    created: list[bool] = []
-
-    def other_admin_creates_it_meanwhile(email: str) -> Any:
-        found = look_up(email)
-        if not created:
-            created.append(True)
-            with app.app_context():
-                services.create_staff(
-                    email="anna.weber@example.com",
-                    full_name="Anna Weber",
-                    role=StaffRole.COORDINATOR,
-                    password=PASSWORD,
-                    actor=None,
-                )
-        return found
-
-    monkeypatch.setattr(services, "find_staff_by_email", other_admin_creates_it_meanwhile)
+    created = _other_admin_creates_meanwhile(
+        app, monkeypatch, "anna.weber@example.com", "Anna Weber"
+    )
     response = client.post(
         path,
         data={
