@@ -283,15 +283,15 @@ def _status_counts(
     f: QueueFilters,
     conditions: list[ColumnElement[bool]],
     shared: list[ColumnElement[bool]],
-    alerts_late_before: datetime | None,
+    late_before: datetime | None,
 ) -> _Counts:
     """Requests per status under the filters' ``conditions``, each counted up to
     ``COUNT_CAP + 1`` rows of the status index; under the ``shared`` ones (the lists
     switched on and off left out), the requests of any status whose patient was not
     notified, and those with a message from the patient nobody has read; and (with
-    ``alerts_late_before``, for ``failed_alerts``) whether an urgent alert to the clinic
-    failed or is late, and whether a notice of a patient
-    feeling worse nobody has looked at since, was never delivered: one query whose work
+    ``late_before``, ``failed_alerts``'s cut-off) whether an urgent alert to the clinic, and
+    whether a notice of a patient feeling worse nobody has looked at since, failed or is
+    late: one query whose work
     does not grow with the clinic's history (the unread messages are read from the message
     table, as the unnotified requests from the failed emails)."""
     columns = [
@@ -302,10 +302,9 @@ def _status_counts(
     columns.append(_capped_count(f, unnotified, UNNOTIFIED))
     unread = [*shared, ConsultationRequest.id.in_(unread_by_staff())]
     columns.append(_capped_count(f, unread, UNREAD))
-    late = alerts_late_before
-    alerted = failed_alerts(late).exists() if late else false()
+    alerted = failed_alerts(late_before).exists() if late_before else false()
     columns.append(alerted.label("failed_alerts"))
-    worse = unseen_failed_worse_notices(late).exists() if late else false()
+    worse = unseen_failed_worse_notices(late_before).exists() if late_before else false()
     columns.append(worse.label("failed_worse_notices"))
     *row, unnotified_count, unread_count, alerted, worse_failed = db.session.execute(
         select(*columns)

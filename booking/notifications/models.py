@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ColumnElement, ForeignKey, Index, String, and_
+from sqlalchemy import ColumnElement, ForeignKey, Index, String, and_, or_
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from booking.crypto import EncryptedLongText
@@ -78,3 +78,12 @@ class OutboxEmail(db.Model):
     def still_to_go(cls) -> ColumnElement[bool]:
         """Emails that may still reach their reader: waiting, and not withdrawn."""
         return and_(cls.status.in_(WAITING), cls.withdrawn_at.is_(None))
+
+    @classmethod
+    def undelivered(cls, late_before: datetime) -> ColumnElement[bool]:
+        """Emails that did not reach their reader in time: failed for good, or still waiting
+        though written before ``late_before`` (the queue's banners of clinic alerts)."""
+        return or_(
+            cls.status == OutboxStatus.FAILED,
+            and_(cls.still_to_go(), cls.created_at < late_before),
+        )

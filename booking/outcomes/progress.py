@@ -13,12 +13,12 @@ from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
 from markupsafe import Markup
-from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import joinedload
 
 from booking.audit.models import REQUEST_VIEWED, AuditEvent
 from booking.extensions import db
-from booking.notifications.models import OutboxEmail, OutboxStatus
+from booking.notifications.models import OutboxEmail
 from booking.outcomes import chart
 from booking.outcomes import measures as m
 from booking.outcomes.emails import WORSE_TEMPLATE
@@ -461,10 +461,7 @@ def unseen_failed_worse_notices(late_before: datetime) -> Select:
         select(ConsultationRequest.reference)
         .join(OutboxEmail, OutboxEmail.request_id == ConsultationRequest.id)
         .where(
-            or_(
-                OutboxEmail.status == OutboxStatus.FAILED,
-                and_(OutboxEmail.still_to_go(), OutboxEmail.created_at < late_before),
-            ),
+            OutboxEmail.undelivered(late_before),
             OutboxEmail.template == WORSE_TEMPLATE,
             ~looked_at,
         )

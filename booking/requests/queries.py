@@ -152,10 +152,8 @@ def failed_alerts(late_before: datetime) -> Select:
     from the failed and waiting outbox rows (the ``status`` index), which are few."""
 
     def failed(*templates: str) -> Select:
-        late = and_(OutboxEmail.still_to_go(), OutboxEmail.created_at < late_before)
         return select(OutboxEmail.request_id).where(
-            or_(OutboxEmail.status == OutboxStatus.FAILED, late),
-            OutboxEmail.template.in_(templates),
+            OutboxEmail.undelivered(late_before), OutboxEmail.template.in_(templates)
         )
 
     return (
