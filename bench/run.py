@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import secrets
 import shutil
@@ -306,6 +307,20 @@ def run_baseline(
     return result
 
 
+def verdict(target: float, cpu_ratio: float, ratio: float) -> str:
+    """Whether a page meets its ``x baseline`` target, judged by the CPU ratio.
+
+    Throughput follows whatever else the machine is doing: with other programs busy, the
+    baseline slows as much as the page or more and a page can read as "met" by req/s while
+    its CPU cost has not moved. The CPU ratio is the verdict; a throughput reading on the
+    other side of the target is shown beside it, so a reader sees the machine was busy."""
+    met = cpu_ratio >= target
+    text = f">= {target:g} {'met' if met else 'NOT met'} by CPU"
+    if not math.isnan(ratio) and (ratio >= target) != met:
+        text += f" (req/s says {'met' if ratio >= target else 'not met'}: machine busy?)"
+    return text
+
+
 def report(
     args: argparse.Namespace,
     sizes: list[int],
@@ -335,12 +350,12 @@ def report(
             if r is None:
                 continue
             ratio = r.throughput / base if base else float("nan")
+            cpu_ratio = base_cpu / r.cpu_ms
             target = TARGETS.get(name)
-            verdict = f">= {target:g} {'met' if ratio >= target else 'NOT met'}" if target else ""
             lines.append(
                 f"| {LABELS[name]} | {size:,} | {r.throughput:.1f} | {r.p50:.1f} | {r.p95:.1f} "
-                f"| {r.errors} | {r.cpu_ms:.2f} | {ratio:.3f} | {base_cpu / r.cpu_ms:.3f} "
-                f"| {verdict} |"
+                f"| {r.errors} | {r.cpu_ms:.2f} | {ratio:.3f} | {cpu_ratio:.3f} "
+                f"| {verdict(target, cpu_ratio, ratio) if target else ''} |"
             )
     for size in sizes:
         sent = results.get(("submit", size))
