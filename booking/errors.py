@@ -51,6 +51,39 @@ def error_page(
     return page, status
 
 
+# Form fields never shown back on the expired-form page: secrets, one-time codes and tokens.
+_NEVER_SHOWN = ("password", "token", "csrf", "code", "otp", "totp", "secret", "key")
+_MAX_SHOWN = 10
+
+
+def typed_text() -> list[str]:
+    """What a refused form's free-text fields held (a note, a message, a reason), to show back
+    on the expired-form page so it can be copied: a staff member whose session ended while
+    they wrote a long note, or a patient whose message form sat open overnight, otherwise
+    lost it. Only text with words in it (not codes, dates or choices), never a field whose
+    name says it holds a secret, and only for a form this site's own page sent: a form
+    another site made the browser post is never shown back on this site's page."""
+    from booking.security import check_same_origin
+
+    if request.method != "POST" or request.mimetype not in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
+        return []
+    try:
+        check_same_origin()
+    except CSRFError:
+        return []
+    shown = []
+    for name, value in request.form.items(multi=True):
+        text = value.strip()
+        if any(word in name.lower() for word in _NEVER_SHOWN) or len(text) < 10:
+            continue
+        if any(ch.isspace() for ch in text):
+            shown.append(text)
+    return shown[:_MAX_SHOWN]
+
+
 def _is_staff_path() -> bool:
     """Whether the page is a staff one, signed in or not: an error on the sign-in page (too
     many attempts, a form that expired) answered in the patients' frame, with its emergency
@@ -128,6 +161,10 @@ def _discard_unread_body() -> None:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(_error: CSRFError) -> tuple[str | Response, int]:
+        typed = typed_text()
+        if typed and request.accept_mimetypes.best != "application/json":
+            page = render_template("errors/expired_form.html", typed=typed, staff=_is_staff_path())
+            return page, 400
         return error_page(
             400,
             _("This form has expired"),
