@@ -26,6 +26,7 @@ from booking.audit.models import AuditEvent
 from booking.dashboard.services import Slot, confirm_request, reschedule_request
 from booking.documents.models import Document
 from booking.extensions import db
+from booking.manage import services as manage_services
 from booking.notifications.models import OutboxEmail
 from booking.requests.drafts import DraftDocument
 from booking.requests.events import RequestEvent
@@ -39,8 +40,9 @@ from booking.scheduling.models import (
     Location,
     is_overlap_error,
 )
+from booking.scheduling.services import SlotChoice
 from booking.staff.models import StaffUser
-from booking.timeutil import clinic_today, now_utc, to_clinic_tz
+from booking.timeutil import clinic_today, clinic_tz, now_utc, to_clinic_tz
 from tests.factories import (
     make_request,
     staff_user,
@@ -51,6 +53,7 @@ from tests.support import (
     form_tokens,
     pdf_bytes,
     send_request,
+    sql_statements,
     stored_files,
     valid_answers,
 )
@@ -425,3 +428,55 @@ def test_twenty_staff_reschedules_onto_one_slot_move_exactly_one(app: Flask, cli
         # confirmation, still unsent, was withdrawn by the move (its time is outdated; the
         # move's email gives the new one).
         assert count(OutboxEmail) == 2 * THREADS + (THREADS - 1) + 1
+
+
+@pytest.mark.parametrize("mover", ["staff", "patient"])
+def test_a_move_writes_the_appointments_row_once_inside_its_savepoint(
+    app: Flask, clinic: Ids, mover: str
+) -> None:
+    """The move is the last write of the appointment's row before the commit, made inside
+    the savepoint where a refused or deadlocked placement is read as "that time was just
+    taken". PostgreSQL checks the no-overlap constraint again on every UPDATE of the row:
+    the invitation's sequence, once set after the move, waited for a racer moving another
+    appointment onto the same time while the racer waited for it, and the deadlock PostgreSQL
+    broke was an error instead of a refusal (seen once in the twenty-staff race above)."""
+    with app.app_context():
+        day = clinic_today() + timedelta(days=3)
+        specialist = db.session.get(StaffUser, clinic.specialist_id)
+        location = db.session.get(Location, clinic.location_id)
+        appointment_type = db.session.get(AppointmentType, clinic.type_id)
+        coordinator = staff_user("coord@example.com")
+        consultation = make_request()
+        confirm_request(
+            consultation, coordinator, Slot(appointment_type, specialist, location, day, time(10))
+        )
+        request_id, coordinator_id = consultation.id, coordinator.id
+        db.session.close()
+    with app.app_context(), sql_statements(app) as statements:
+        consultation = db.session.get(ConsultationRequest, request_id)
+        if mover == "staff":
+            reschedule_request(
+                consultation,
+                db.session.get(StaffUser, coordinator_id),
+                Slot(
+                    db.session.get(AppointmentType, clinic.type_id),
+                    db.session.get(StaffUser, clinic.specialist_id),
+                    db.session.get(Location, clinic.location_id),
+                    day,
+                    time(15),
+                ),
+            )
+        else:  # on the private page
+            starts_at = datetime.combine(day, time(15), tzinfo=clinic_tz())
+            choice = SlotChoice(clinic.type_id, clinic.specialist_id, clinic.location_id, starts_at)
+            manage_services.reschedule(consultation, choice)
+    words = [" ".join(s.split()).upper() for s in statements]
+    updates = [n for n, s in enumerate(words) if s.startswith("UPDATE APPOINTMENT ")]
+    assert len(updates) == 1, [words[n] for n in updates]
+    opened = max(n for n, s in enumerate(words) if s.startswith("SAVEPOINT"))
+    released = min(n for n, s in enumerate(words) if s.startswith("RELEASE SAVEPOINT"))
+    assert opened < updates[0] < released
+    with app.app_context():
+        moved = db.session.scalars(select(Appointment)).one()
+        assert moved.sequence == 1  # the confirmation's 0, then the move's
+        assert to_clinic_tz(moved.starts_at).hour == 15

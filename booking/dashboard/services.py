@@ -220,9 +220,11 @@ def _closed_without_extra_hours(slot: Slot, starts_at: datetime) -> bool:
     return not covering
 
 
-def _place(appointment: Appointment, slot: Slot, open_slot: OpenSlot) -> None:
+def _place(
+    appointment: Appointment, slot: Slot, open_slot: OpenSlot, *, new_sequence: bool = False
+) -> None:
     try:
-        place_appointment(appointment, slot.appointment_type, open_slot)
+        place_appointment(appointment, slot.appointment_type, open_slot, new_sequence=new_sequence)
     except SlotTaken:
         raise WorkflowError(_("That time was just taken. Please choose another.")) from None
 
@@ -345,8 +347,7 @@ def reschedule_request(
     ):
         raise WorkflowError(_("That is the appointment's current type, time and place."))
     freed = FreedTime.of(appointment)
-    _place(appointment, slot, open_slot)
-    appointment.sequence += 1
+    _place(appointment, slot, open_slot, new_sequence=True)
     consultation.assigned_specialist_id = open_slot.specialist_id
     db.session.flush()
     _finish(

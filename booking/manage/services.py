@@ -123,8 +123,8 @@ def reschedule(consultation: ConsultationRequest, choice: SlotChoice) -> None:
     before = snapshot(consultation)
     freed = FreedTime.of(appointment)
     had_join_link = appointment.join_link is not None
-    place_appointment(appointment, appointment_type, slot)
-    appointment.sequence += 1  # the patient's calendar holds the earlier invitation
+    # The patient's calendar holds the earlier invitation: a new sequence updates it.
+    place_appointment(appointment, appointment_type, slot, new_sequence=True)
     consultation.assigned_specialist_id = slot.specialist_id
     update = record_change(
         consultation,

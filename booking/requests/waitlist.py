@@ -574,14 +574,14 @@ def accept_offer(offer: SlotOffer, consultation: ConsultationRequest) -> None:
             offered_choice(offer),
             ignore_appointment_id=appointment.id,
         )
-        place_appointment(appointment, appointment_type, slot)
+        # A new sequence updates the invitation the patient's calendar holds.
+        place_appointment(appointment, appointment_type, slot, new_sequence=True)
     except SlotTaken:
         db.session.rollback()
         raise OfferGone from None
     except SlotUnavailable:
         db.session.rollback()
         raise OfferUnavailable from None
-    appointment.sequence += 1  # updates the invitation the patient's calendar holds
     consultation.assigned_specialist_id = slot.specialist_id
     stop_waiting(consultation)
     email = record_change(

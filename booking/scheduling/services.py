@@ -345,14 +345,25 @@ def resolve_choice(
 
 
 def place_appointment(
-    appointment: Appointment, appointment_type: AppointmentType, slot: OpenSlot
+    appointment: Appointment,
+    appointment_type: AppointmentType,
+    slot: OpenSlot,
+    *,
+    new_sequence: bool = False,
 ) -> None:
     """Put an appointment on a slot (new or moved) and let the database check it is free.
     A video visit's join link goes when it moves to another time or specialist.
+    ``new_sequence``: the move also updates the calendar invitation the patient holds.
 
     Flushes; the caller commits. An overlap the database refuses becomes SlotTaken. A moved
     appointment then keeps its old time and the caller's transaction stays usable (the page
     can still be shown); after a refused new appointment the caller must roll back.
+
+    The move is the transaction's last write to the appointment's row: on PostgreSQL every
+    UPDATE of the row checks the no-overlap constraint again, and one made after the move
+    (the invitation's sequence, as callers once did) waits for a racer moving another
+    appointment onto the same time while that racer waits for this one: the deadlock
+    PostgreSQL then breaks came out as an error page instead of "that time was just taken".
     """
     with db.session.no_autoflush:  # the appointment may be pending, still without a time
         buffer = timedelta(minutes=clinic_settings().buffer_minutes)
@@ -385,6 +396,8 @@ def place_appointment(
             appointment.blocked_until = slot.ends_at + buffer
             appointment.active = True
             appointment.placed_at = now_utc()
+            if new_sequence:
+                appointment.sequence += 1
             if moved_from != (slot.specialist_id, slot.starts_at) or (
                 appointment_type.mode is not VisitMode.VIDEO
             ):
