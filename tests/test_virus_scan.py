@@ -458,3 +458,73 @@ def test_a_removed_document_is_told_in_spanish_to_a_spanish_reader(
     said = page.split("lumbar-mri.pdf", 1)[1].split("<br>", 1)[1].split("</li>", 1)[0]
     assert said.startswith("<strong>Borrado: nuestro control antivirus")
     assert english_in_page(said) == []
+
+
+def test_a_draft_at_the_limit_takes_the_clean_copy_of_a_removed_file(
+    app: Flask, client: FlaskClient, clamd_socket: str, silent_scanner: str
+) -> None:
+    """A file the retry removed counted toward ``MAX_DOCUMENTS``: a draft at the limit lost
+    its upload form, and its clean copy was refused as one too many. Only the files kept
+    count now."""
+    app.config.update(
+        MAX_DOCUMENTS=2, CLAMAV_ADDRESS=silent_scanner, CLAMAV_TIMEOUT=0.5, CLAMAV_WHEN_DOWN="hold"
+    )
+    reach_documents_step(client)
+    held = upload(client, (pdf_bytes(), "mri.pdf"), (infected_pdf(), "scan.pdf"))
+    assert held.status_code == 303
+    app.config["CLAMAV_ADDRESS"] = clamd_socket
+    with app.app_context():
+        assert rescan_pending().infected == 1
+
+    page = open_step(client, "documents")
+    assert 'id="files"' in page  # the upload form: one of the two places is free again
+    assert upload(client, (pdf_bytes("MRI report, again"), "scan-new.pdf")).status_code == 303
+    rows = documents(app, DraftDocument)
+    assert [(d.original_name, d.removed) for d in rows] == [
+        ("mri.pdf", False),
+        ("scan.pdf", True),
+        ("scan-new.pdf", False),
+    ]
+    assert 'id="files"' not in open_step(client, "documents")  # two kept: full
+    refused = upload(client, (pdf_bytes("one more"), "more.pdf"))
+    assert refused.status_code == 422
+    assert "at most 2 documents" in refused.get_data(as_text=True)
+
+
+def test_a_request_at_the_limit_takes_the_clean_copy_of_a_removed_file(
+    app: Flask, client: FlaskClient, clamd_socket: str, silent_scanner: str
+) -> None:
+    """The same on the private page: the patient is told to add a new copy of the removed
+    file, and the page said the request held as many documents as it can."""
+    app.config["MAX_DOCUMENTS"] = 2
+    clean, _infected = _held_then_scanned(app, client, clamd_socket, silent_scanner)
+    from booking.requests.models import ConsultationRequest
+
+    with app.app_context():
+        url = open_manage_link(client, db.session.get(ConsultationRequest, clean.request_id))
+    page = client.get(url).get_data(as_text=True)
+    assert "holds as many documents as it can" not in page
+    assert "Please add a new copy" in page
+    token = page.split(CSRF_FIELD, 1)[1].split('value="', 1)[1].split('"', 1)[0]
+
+    def add(name: str) -> Any:
+        return client.post(
+            url + "/documents",
+            data={
+                "docs-csrf_token": token,
+                "docs-documents-0-file": (io.BytesIO(pdf_bytes(name)), name),
+            },
+            content_type="multipart/form-data",
+        )
+
+    assert add("lumbar-mri-new.pdf").status_code == 302
+    assert [d.original_name for d in documents(app)] == [
+        "mri.pdf",
+        "lumbar-mri.pdf",
+        "lumbar-mri-new.pdf",
+    ]
+    page = client.get(url).get_data(as_text=True)
+    assert "Your request holds as many documents as it can (2)." in page
+    refused = add("one-more.pdf")
+    assert refused.status_code == 409
+    assert "at most 2 documents; you have 2 already" in refused.get_data(as_text=True)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Self, TypeVar
 
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -73,6 +74,16 @@ class StoredDocument:
             uploaded_at=uploaded_at,
             **columns,
         )
+
+
+_Row = TypeVar("_Row", bound=StoredDocument)
+
+
+def kept(documents: Iterable[_Row]) -> list[_Row]:
+    """The documents that hold a file: not those removed by the virus scan. Only these count
+    toward ``MAX_DOCUMENTS``: a removed file's row stays (to say so), and the patient at the
+    limit must still be able to send its clean copy."""
+    return [document for document in documents if not document.removed]
 
 
 STORED_FACTS = (

@@ -117,7 +117,7 @@ def _key(code: str, draft: RequestDraft, answers: Answers, page: int) -> Hashabl
     if code == "documents":  # whether more can be added (the files are rendered each time),
         # and whether they are to bring to the visit or to have at hand for one from home
         scheduling = (
-            len(draft.documents) < current_app.config["MAX_DOCUMENTS"],
+            len(draft.kept_documents) < current_app.config["MAX_DOCUMENTS"],
             picked_from_home(answers),
         )
     if code in ("time", "review") and (answers.get("slot") or [""])[0]:

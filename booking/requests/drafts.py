@@ -38,7 +38,7 @@ from sqlalchemy import ForeignKey, Select, String, bindparam, delete, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
 from booking.crypto import EncryptedText, text_digest
-from booking.documents.models import StoredDocument
+from booking.documents.models import StoredDocument, kept
 from booking.documents.storage import (
     DocumentUpload,
     get_storage,
@@ -101,6 +101,12 @@ class RequestDraft(db.Model):
         passive_deletes=True,
     )
     request: Mapped[ConsultationRequest | None] = relationship()
+
+    @property
+    def kept_documents(self) -> list[DraftDocument]:
+        """Its documents but those the virus scan removed (``documents.models.kept``): what
+        counts toward ``MAX_DOCUMENTS``."""
+        return kept(self.documents)
 
     def values(self) -> Answers:
         """The answers saved so far, by field name."""
@@ -248,7 +254,7 @@ def add_document(draft: RequestDraft, upload: DocumentUpload) -> DraftDocument:
     """Check and store one upload in the draft. Raises ``DocumentRejected`` (a message for the
     patient), ``DraftFull``, ``DraftSent``, or ``OSError`` when storage fails; nothing is kept
     then."""
-    if len(draft.documents) >= current_app.config["MAX_DOCUMENTS"]:
+    if len(draft.kept_documents) >= current_app.config["MAX_DOCUMENTS"]:
         raise DraftFull
     storage = get_storage()
     max_bytes = current_app.config["MAX_DOCUMENT_MB"] * 1024 * 1024
@@ -261,7 +267,7 @@ def add_document(draft: RequestDraft, upload: DocumentUpload) -> DraftDocument:
         draft = lock_draft(draft)
         if draft.sent_at is not None:
             raise DraftSent
-        if len(draft.documents) >= current_app.config["MAX_DOCUMENTS"]:
+        if len(draft.kept_documents) >= current_app.config["MAX_DOCUMENTS"]:
             raise DraftFull
         refuse_duplicates([stored], (kept.sha256 for kept in draft.documents))
         described = replace(upload, description=_description(upload.description))

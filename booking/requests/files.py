@@ -43,9 +43,10 @@ ORPHAN_MIN_AGE = timedelta(hours=1)
 
 def no_room_for(consultation: ConsultationRequest, adding: int) -> str | None:
     """Why ``adding`` more documents cannot be added to the request (its limit is
-    ``MAX_DOCUMENTS``, however they come: the private page, an answer, a message), or None."""
+    ``MAX_DOCUMENTS``, however they come: the private page, an answer, a message), or None.
+    A file the virus scan removed does not count: its clean copy must find room."""
     limit = current_app.config["MAX_DOCUMENTS"]
-    have = len(consultation.documents)
+    have = len(consultation.kept_documents)
     if have + adding <= limit:
         return None
     return ngettext(

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from booking.crypto import EncryptedText
+from booking.documents.models import kept
 from booking.extensions import db, value_enum
 from booking.requests import triage
 from booking.requests.instruments import PAIN_AREAS, Instrument, PainArea, Score
@@ -319,6 +320,12 @@ class ConsultationRequest(db.Model):
         """Urgent only because the patient changed an urgent-symptom answer from yes to no
         before sending (``withdrawn_red_flags``): no answer now says yes."""
         return self.is_urgent and triage.level(self.red_flags) == TriageLevel.ROUTINE
+
+    @property
+    def kept_documents(self) -> list[Document]:
+        """Its documents but those the virus scan removed (``documents.models.kept``): what
+        counts toward ``MAX_DOCUMENTS``."""
+        return kept(self.documents)
 
     @property
     def is_open(self) -> bool:
