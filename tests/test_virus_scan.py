@@ -528,3 +528,66 @@ def test_a_request_at_the_limit_takes_the_clean_copy_of_a_removed_file(
     refused = add("one-more.pdf")
     assert refused.status_code == 409
     assert "at most 2 documents; you have 2 already" in refused.get_data(as_text=True)
+
+
+def test_a_file_held_for_its_scan_is_received_not_accepted_until_it_passes(
+    app: Flask, client: FlaskClient, clamd_socket: str, silent_scanner: str
+) -> None:
+    """The scanner down (``CLAMAV_WHEN_DOWN = hold``): the documents step said "Accepted" for
+    a file it may yet remove, with scripts and without, and the review listed it as any other.
+    Now it is received and being checked, and the patient is told they will hear if it cannot
+    be kept; once the scan passes, it is accepted."""
+    app.config.update(CLAMAV_ADDRESS=silent_scanner, CLAMAV_TIMEOUT=0.5, CLAMAV_WHEN_DOWN="hold")
+    reach_documents_step(client)
+    assert upload(client, (pdf_bytes(), "mri.pdf")).status_code == 303
+    page = open_step(client, "documents")
+    scripted = client.post(
+        "/request/steps/documents",
+        data={
+            "files": [(io.BytesIO(pdf_bytes("CT report")), "ct.pdf")],
+            "csrf_token": page_token(page),
+        },
+        headers={"Accept": "application/json"},
+        content_type="multipart/form-data",
+    )
+    assert scripted.status_code == 200
+    assert scripted.get_json() == {"ok": True, "message": "Received - being checked"}
+
+    added = open_step(client, "documents").split('id="added-heading"', 1)[1]
+    added = added.split("</section>", 1)[0]
+    assert added.count("Received - being checked") == 2 and "Accepted" not in added
+    assert "If we cannot keep it, we will tell you" in added
+    review = open_step(client, "review")
+    assert "mri.pdf (received - being checked for viruses: if we cannot keep it" in review
+
+    app.config["CLAMAV_ADDRESS"] = clamd_socket
+    with app.app_context():
+        assert rescan_pending().clean == 2
+    added = open_step(client, "documents").split('id="added-heading"', 1)[1]
+    added = added.split("</section>", 1)[0]
+    assert added.count("Accepted") == 2 and "being checked" not in added
+    assert "being checked" not in open_step(client, "review")
+
+
+def test_the_private_page_says_a_held_file_is_being_checked(
+    app: Flask, client: FlaskClient, clamd_socket: str, silent_scanner: str
+) -> None:
+    """Sent while the scanner was down: the private page listed the held file as any other;
+    it says now that it is being checked, and that the patient is emailed if it cannot be
+    kept (the ``document_removed`` email)."""
+    from booking.requests.models import ConsultationRequest
+
+    app.config.update(CLAMAV_ADDRESS=silent_scanner, CLAMAV_TIMEOUT=0.5, CLAMAV_WHEN_DOWN="hold")
+    assert post_request(client, files=[(pdf_bytes(), "mri.pdf")]).status_code == 303
+    (held,) = documents(app)
+    with app.app_context():
+        url = open_manage_link(client, db.session.get(ConsultationRequest, held.request_id))
+    mine = client.get(url).get_data(as_text=True).split('id="docs-heading"', 1)[1]
+    mine = mine.split("</ul>", 1)[0]
+    assert "Received - being checked for viruses. If we cannot keep it, we will email you." in mine
+
+    app.config["CLAMAV_ADDRESS"] = clamd_socket
+    with app.app_context():
+        assert rescan_pending().clean == 1
+    mine = client.get(url).get_data(as_text=True).split('id="docs-heading"', 1)[1]
+    assert "being checked" not in mine.split("</ul>", 1)[0]

@@ -46,6 +46,12 @@ class StoredDocument:
         return self.scan_status in SERVABLE
 
     @property
+    def awaiting_scan(self) -> bool:
+        """Whether it is held for the virus scan (the scanner was down when it came): received,
+        but not yet known to be kept. The patient is told so, not that it was accepted."""
+        return self.scan_status == ScanStatus.PENDING
+
+    @property
     def removed(self) -> bool:
         """Whether the virus scan, run later (the scanner was down when it came), found
         malware in it: its file was deleted unopened, the row kept to say so."""

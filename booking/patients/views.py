@@ -871,6 +871,10 @@ FIRST_NOT_SAVED = _l(
 # A file chosen on the documents step, not tried because the database had failed.
 FILE_NOT_ADDED = _l("Not added: our system had a problem. Please choose it again in a few minutes.")
 
+# A file kept for the virus scan the scanner was down for (``CLAMAV_WHEN_DOWN = hold``): as
+# the list of documents says it (``_step_documents_added.html``), not "Accepted".
+RECEIVED_BEING_CHECKED = _l("Received - being checked")
+
 # The list of steps' buttons (``_steps_nav.html``): each sends the page's form, so what was
 # typed on it is saved before the step named goes up, as its Back button saves (unchecked).
 GO_TO_FIELD = "go_to"
@@ -1151,6 +1155,7 @@ def _documents_step(
         return redirect(url_for("patients.step", code="documents"), code=303)
     our_fault = 0  # files refused for our storage or database, not for what they are
     database_failed = False
+    awaiting_scan = False  # a file kept for a later virus scan: received, not yet accepted
     for upload in uploads:
         name = upload.filename
         if database_failed:  # the next ones are not tried: chosen again, they are
@@ -1158,10 +1163,11 @@ def _documents_step(
             our_fault += 1
             continue
         try:
-            drafts.add_document(
+            added = drafts.add_document(
                 draft,
                 DocumentUpload(upload.stream, name, upload_form.description.data or None),
             )
+            awaiting_scan = awaiting_scan or added.awaiting_scan
         except DocumentRejected as exc:
             messages.append((name, str(exc)))
         except drafts.DraftFull:
@@ -1201,6 +1207,8 @@ def _documents_step(
     if _wants_json():
         if messages:
             return jsonify(ok=False, message=messages[0][1]), status
+        if awaiting_scan:  # uploads.js shows it on the file's row instead of "Accepted"
+            return jsonify(ok=True, message=str(RECEIVED_BEING_CHECKED)), 200
         return jsonify(ok=True), 200
     if messages:
         # The description stays to send again with the files, unless some were added with it.

@@ -146,7 +146,8 @@
         token.value = answer.token;
       }
       if (request.status === 200 && answer && answer.ok) {
-        finish(true, text.accepted);
+        // A file held for a later virus scan is said to be received, not accepted.
+        finish(true, answer.message || text.accepted);
       } else if (request.status === 413 && !(answer && answer.message)) {
         finish(false, text.tooLarge); // a proxy's own refusal, not the application's
       } else {
