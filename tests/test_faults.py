@@ -804,3 +804,229 @@ def test_the_first_step_shown_again_reads_nothing_more_from_a_database_still_dow
     assert "your answers may not be saved yet" in shown
     assert _ticked(shown, "red_weak_immunity", "yes")
     assert page_proof(shown)  # still the draft's page
+
+
+@pytest.fixture
+def lose_answer_after(app: Flask, lost_commit_answer: Callable[[], None]) -> Iterator[Any]:
+    """Once called with the start of a statement, the commit of the transaction that runs it
+    is made, then its answer is lost (``lost_commit_answer``): the commits before it (a
+    step's answers saved before its request is sent) go through."""
+    from sqlalchemy import event
+
+    with app.app_context():
+        engine = db.engine
+    armed = {"at": ""}
+
+    def before_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if armed["at"] and statement.lstrip().startswith(armed["at"]):
+            armed["at"] = ""
+            lost_commit_answer()
+
+    event.listen(engine, "before_cursor_execute", before_execute)
+    yield lambda statement: armed.update(at=statement)
+    event.remove(engine, "before_cursor_execute", before_execute)
+
+
+def _requests_stored(app: Flask) -> int:
+    from sqlalchemy import func, select
+
+    from booking.requests.models import ConsultationRequest
+
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(ConsultationRequest))
+
+
+def _checked(page: str, name: str) -> bool:
+    import re
+
+    tag = re.search(rf'<input[^>]*name="{name}"[^>]*>', page)
+    return tag is not None and "checked" in tag.group(0)
+
+
+def _send(client: FlaskClient, page: str) -> Any:
+    from tests.support import page_proof, page_token, step_answers
+
+    data = {**step_answers("review"), "nav": "send", "csrf_token": page_token(page)}
+    return client.post("/request/steps/review", data={**data, **page_proof(page)})
+
+
+def test_a_send_the_database_failed_to_store_comes_back_to_the_review(
+    app: Flask, client: FlaskClient, draft_save_fails: Callable[..., None]
+) -> None:
+    """The database failed as the request was stored: the patient had the bare 503 page after
+    the last step. Now the review comes back, saying the request may not be sent, its answers
+    kept; pressing Send again stores it once."""
+    from tests.support import fill_every_step, open_step
+
+    fill_every_step(client)
+    page = open_step(client, "review")
+    draft_save_fails("INSERT INTO patient ")
+    failed = _send(client, page)
+    assert failed.status_code == 503
+    shown = failed.get_data(as_text=True)
+    assert "your request may not be sent yet. Your answers are saved" in shown
+    assert 'id="step-form"' in shown and "Send my request" in shown
+    assert _checked(shown, "privacy_consent")  # as the patient ticked it
+    assert _requests_stored(app) == 0
+
+    again = _send(client, shown)
+    assert again.status_code == 303
+    assert again.headers["Location"] == "/request/submitted"
+    assert _requests_stored(app) == 1
+    assert "Your reference" in client.get("/request/submitted").get_data(as_text=True)
+
+
+def test_a_send_whose_answer_was_lost_shows_the_request_and_sends_no_twin(
+    app: Flask, client: FlaskClient, lose_answer_after: Callable[[str], None]
+) -> None:
+    """The request's commit was made, then its answer lost: the bare 503 page. Now the
+    request stored is found and confirmed as it would have been; pressing Send again (Back,
+    or the page resent) shows that request, never a second one."""
+    from tests.support import fill_every_step, open_step
+
+    fill_every_step(client)
+    page = open_step(client, "review")
+    lose_answer_after("INSERT INTO consultation_request ")
+    sent = _send(client, page)
+    assert sent.status_code == 303
+    assert sent.headers["Location"] == "/request/submitted"
+    assert _requests_stored(app) == 1
+    confirmation = client.get("/request/submitted").get_data(as_text=True)
+    assert "Your reference" in confirmation
+
+    again = _send(client, page)
+    assert again.status_code == 303
+    assert again.headers["Location"] == "/request/submitted"
+    assert _requests_stored(app) == 1
+
+
+def _draft_documents(app: Flask) -> list[str]:
+    from sqlalchemy import select
+
+    from booking.requests.drafts import DraftDocument
+
+    with app.app_context():
+        return list(db.session.scalars(select(DraftDocument.original_name)))
+
+
+def _remove(client: FlaskClient, page: str, typed: str) -> Any:
+    import re
+
+    from tests.support import page_proof, page_token
+
+    document_id = re.search(r'name="remove" value="(\d+)"', page).group(1)
+    data = {
+        "remove": document_id,
+        f"description-{document_id}": typed,
+        "csrf_token": page_token(page),
+        **page_proof(page),
+    }
+    return client.post("/request/steps/documents", data=data)
+
+
+def test_a_remove_the_database_failed_to_store_comes_back_to_the_step(
+    app: Flask, client: FlaskClient, draft_save_fails: Callable[..., None]
+) -> None:
+    """The database failed as a file was taken off the draft: the bare 503 page. Now the
+    documents step comes back, the file still listed with what was typed next to it, saying
+    to press Remove again; pressed again, it is removed."""
+    from tests.support import fill_every_step, open_step, pdf_bytes
+
+    fill_every_step(client, files=((pdf_bytes(), "mri.pdf"),))
+    page = open_step(client, "documents")
+    draft_save_fails("DELETE FROM draft_document ")
+    failed = _remove(client, page, "Wrong file")
+    assert failed.status_code == 503
+    shown = failed.get_data(as_text=True)
+    assert "we cannot confirm that the file was removed. If it is still in the list" in shown
+    assert "<strong>mri.pdf</strong>" in shown and 'value="Wrong file"' in shown
+    assert _draft_documents(app) == ["mri.pdf"]
+
+    again = _remove(client, shown, "Wrong file")
+    assert again.status_code == 303
+    assert _draft_documents(app) == []
+
+
+def test_a_remove_whose_answer_was_lost_is_not_listed_and_pressing_again_is_harmless(
+    app: Flask, client: FlaskClient, lose_answer_after: Callable[[str], None]
+) -> None:
+    from tests.support import fill_every_step, open_step, pdf_bytes
+
+    fill_every_step(client, files=((pdf_bytes(), "mri.pdf"),))
+    page = open_step(client, "documents")
+    lose_answer_after("DELETE FROM draft_document ")
+    failed = _remove(client, page, "")
+    assert failed.status_code == 503
+    shown = failed.get_data(as_text=True)
+    assert "we cannot confirm that the file was removed" in shown
+    assert "<strong>mri.pdf</strong>" not in shown  # the database holds it no more
+    assert _draft_documents(app) == []
+    assert _remove(client, page, "").status_code == 303  # from the page before: nothing there
+    assert "mri.pdf" not in open_step(client, "documents")
+
+
+def test_the_documents_step_whose_next_the_database_failed_to_store_comes_back(
+    app: Flask, client: FlaskClient, draft_save_fails: Callable[..., None]
+) -> None:
+    """The database failed as the documents step went on to the review (the furthest step
+    reached saved): the bare 503 page. Now the step again, its files listed, saying to press
+    again; pressed again, the review opens."""
+    from tests.support import (
+        REQUEST_STEPS,
+        answer_red_flags,
+        open_step,
+        page_proof,
+        page_token,
+        pdf_bytes,
+        post_step,
+        upload,
+    )
+
+    assert answer_red_flags(client).status_code == 303
+    for code in REQUEST_STEPS:
+        assert post_step(client, code).status_code == 303
+    assert upload(client, (pdf_bytes(), "mri.pdf")).status_code == 303
+    before = _stored_answers(app)
+    page = open_step(client, "documents")
+    draft_save_fails()
+    data = {"nav": "next", "csrf_token": page_token(page), **page_proof(page)}
+    failed = client.post("/request/steps/documents", data=data)
+    assert failed.status_code == 503
+    shown = failed.get_data(as_text=True)
+    assert "we could not go on to the next step. The documents listed below are kept" in shown
+    assert "<strong>mri.pdf</strong>" in shown
+    assert _stored_answers(app) == before  # still at the documents step
+
+    data |= {"csrf_token": page_token(shown), **page_proof(shown)}
+    again = client.post("/request/steps/documents", data=data)
+    assert again.status_code == 303
+    assert again.headers["Location"] == "/request/steps/review"
+    assert _stored_answers(app)[1] == "review"
+
+
+def test_the_call_back_confirmation_with_the_database_down_says_it_was_received(
+    app: Flask, client: FlaskClient, tmp_path: Path
+) -> None:
+    """The call-back was stored, then the database went down as its confirmation was read:
+    the bare 503 page, read as "maybe not sent" by a patient with emergency symptoms. Now
+    the advice first, then that the call-back was received (no details: none can be read)."""
+    from tests.support import answer_red_flags
+
+    assert answer_red_flags(client, yes={"urinary_retention"}).status_code == 303
+    page = client.get("/request/emergency").get_data(as_text=True)
+    sent = _call_back(client, page)
+    assert sent.headers["Location"] == "/request/emergency/call-back"
+
+    down = _database_down(app, tmp_path)
+    try:
+        shown = _same_browser(app, client, down).get("/request/emergency/call-back")
+        assert shown.status_code == 503
+        confirmation = shown.get_data(as_text=True)
+        advice = confirmation.index("Please get emergency care now</h1>")
+        received = confirmation.index("We received your call-back request.")
+        assert advice < received
+        assert "You do not need to send it again." in confirmation
+        assert "Jonas" not in confirmation and "030 901820" not in confirmation
+    finally:
+        with down.app_context():
+            db.engine.dispose()

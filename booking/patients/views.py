@@ -59,7 +59,7 @@ from booking.patients.services import (
 )
 from booking.requests import drafts, emails, instruments, notice, triage
 from booking.requests.models import ConsultationRequest
-from booking.requests.queries import find_by_reference
+from booking.requests.queries import find_by_reference, find_by_token
 from booking.scheduling.ical import appointment_ics, calendar_file_name
 from booking.scheduling.services import (
     SlotTaken,
@@ -480,8 +480,15 @@ def _draft_patient_of_guardian(name: str) -> str | None:
 
 
 @bp.get("/request/emergency/call-back")
-def callback_requested() -> Response | str:
-    consultation = _sent_request(CALLBACK_KEY)
+def callback_requested() -> Response | str | tuple[str, int]:
+    try:
+        consultation = _sent_request(CALLBACK_KEY)
+    except (OperationalError, InterfaceError) as error:
+        # The session names the call-back only once it is stored, and the database is read
+        # only then: it was received. Not the bare 503 page: its advice first, and that the
+        # call-back was received, without its details (nor whether they may still be shown).
+        log.error("database failed while a call-back was confirmed: %s", type(error).__name__)
+        return render_template("patients/callback_requested.html", consultation=None), 503
     if consultation is None:
         if session.get(CALLBACK_KEY):
             return _confirmation_gone(callback=True)
@@ -868,6 +875,22 @@ FIRST_NOT_SAVED = _l(
     "below: please press the button again in a few minutes. If your symptoms are severe, do "
     "not wait: call the clinic or seek emergency care."
 )
+# The review's Send the database failed to store (or to confirm it stored, when the request
+# cannot be found either): the review again, to send again (never a second request).
+NOT_SENT = _l(
+    "Our system had a problem, so your request may not be sent yet. Your answers are saved: "
+    "please press “Send my request” again in a few minutes. It will not be sent twice."
+)
+# The documents step's Remove the database failed to store (or to confirm it stored).
+NOT_REMOVED = _l(
+    "Our system had a problem, so we cannot confirm that the file was removed. If it is "
+    "still in the list, please press its “Remove” button again in a few minutes."
+)
+# The documents step's "Save and continue" the database failed to store.
+NOT_ON = _l(
+    "Our system had a problem, so we could not go on to the next step. The documents listed "
+    "below are kept: please press “Save and continue” again in a few minutes."
+)
 # A file chosen on the documents step, not tried because the database had failed.
 FILE_NOT_ADDED = _l("Not added: our system had a problem. Please choose it again in a few minutes.")
 
@@ -936,10 +959,37 @@ def _send(
             "again in a few minutes."
         )
         return _render_step("review", draft, form, status=503, problem=problem)
+    except (OperationalError, InterfaceError) as error:
+        # The database failed (nothing stored: the transaction was rolled back), or its
+        # answer to the commit was lost (stored all the same, the draft marked sent with it).
+        # Not the bare 503 page: the request stored is the confirmation, as it would have
+        # been; else the review again, its answers kept (saved before sending), to press
+        # again. Pressed again, a request stored meanwhile shows as sent (``_show_sent``):
+        # the draft is sent once, so there is never a second one.
+        log.error("database failed while a request was sent: %s", type(error).__name__)
+        stored = _stored_after_all(submission.submission_token)
+        if stored is None:
+            return _render_step("review", draft, form, status=503, problem=str(NOT_SENT))
+        consultation = stored
     session[SUBMITTED_KEY] = consultation.reference
-    seal_in_session(MANAGE_LINK_KEY, confirmation_link(consultation))
     session.pop(RED_FLAGS_KEY, None)
+    try:
+        seal_in_session(MANAGE_LINK_KEY, confirmation_link(consultation))
+    except (OperationalError, InterfaceError) as error:
+        # The request is stored: its confirmation shows, without the button to its private
+        # page (our email carries the link).
+        log.error("database failed while a confirmation's link was made: %s", type(error).__name__)
     return redirect(url_for("patients.submitted"), code=303)
+
+
+def _stored_after_all(submission_token: str) -> ConsultationRequest | None:
+    """The request a send whose commit's answer was lost stored all the same, if any (None
+    too when the database cannot say, still failing: the page says it may not be sent)."""
+    try:
+        return find_by_token(submission_token)
+    except (OperationalError, InterfaceError) as error:
+        log.error("database failed while a lost send was looked for: %s", type(error).__name__)
+        return None
 
 
 def _render_step(
@@ -1151,7 +1201,19 @@ def _documents_step(
         return _render_step("documents", draft, form, status=422, upload_form=upload_form)
     remove = int_arg(request.form.get("remove", ""))
     if remove is not None:
-        drafts.remove_document(draft, remove)
+        try:
+            drafts.remove_document(draft, remove)
+        except (OperationalError, InterfaceError) as error:
+            # Not the bare 503 page: the step again, listing what the database holds (a
+            # removal whose answer was lost is gone from it), with what was typed; pressed
+            # again, a file already removed is simply not there.
+            log.error(
+                "database failed while a draft's document was removed: %s", type(error).__name__
+            )
+            not_added = str(FILE_NOT_ADDED)
+            return _documents_again(
+                draft, form, upload_form, 503, not_added, typed, problem=str(NOT_REMOVED)
+            )
         return redirect(url_for("patients.step", code="documents"), code=303)
     our_fault = 0  # files refused for our storage or database, not for what they are
     database_failed = False
@@ -1224,7 +1286,15 @@ def _documents_step(
         return redirect(url_for("patients.finish_later"), code=303)
     if nav == "next":
         if steps.number(draft.step) < steps.number("review"):
-            drafts.save_answers(draft, {}, "review", rank=steps.number)
+            try:
+                drafts.save_answers(draft, {}, "review", rank=steps.number)
+            except (OperationalError, InterfaceError) as error:
+                # The review not yet reached: the step again (its files and what is typed
+                # next to them are stored above), to press again.
+                log.error(
+                    "database failed while the documents step went on: %s", type(error).__name__
+                )
+                return _render_step("documents", draft, form, status=503, problem=str(NOT_ON))
         return redirect(url_for("patients.step", code="review"), code=303)
     if nav == "back":
         return _last_page("history", saved)

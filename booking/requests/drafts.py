@@ -328,16 +328,22 @@ def remove_document(draft: RequestDraft, document_id: int) -> bool:
 
     The draft is locked and read again first: sent from another tab since this page read it,
     its documents now belong to the request, and their files must stay. The file is deleted
-    only once the row's removal is committed."""
-    draft = lock_draft(draft)
-    document = next((d for d in draft.documents if d.id == document_id), None)
-    if document is None or draft.sent_at is not None:
+    only once the row's removal is committed. If the database fails (or its answer to the
+    commit is lost: the file is then left for the reconciliation), the transaction is rolled
+    back before the error is raised."""
+    try:
+        draft = lock_draft(draft)
+        document = next((d for d in draft.documents if d.id == document_id), None)
+        if document is None or draft.sent_at is not None:
+            db.session.rollback()
+            return False
+        name = document.stored_name
+        draft.documents.remove(document)
+        draft.updated_at = now_utc()
+        db.session.commit()
+    except BaseException:
         db.session.rollback()
-        return False
-    name = document.stored_name
-    draft.documents.remove(document)
-    draft.updated_at = now_utc()
-    db.session.commit()
+        raise
     _remove_files([name])
     return True
 
