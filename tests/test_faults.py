@@ -573,9 +573,10 @@ def test_the_database_down_an_emergency_answer_still_gets_the_emergency_page(
     try:
         browser = _same_browser(app, client, down)
         start = browser.get("/request/start")
-        assert start.status_code == 200
+        assert start.status_code == 503
         page = start.get_data(as_text=True)
         assert not _ticked(page, "red_fever", "no")  # blank: the draft was not read
+        assert "we cannot show the answers you saved just now. Nothing you saved is lost" in page
 
         answers = red_flag_answers(["bladder_bowel"])
         sent = browser.post("/request/start", data={**answers, "csrf_token": page_token(page)})
@@ -1030,3 +1031,54 @@ def test_the_call_back_confirmation_with_the_database_down_says_it_was_received(
     finally:
         with down.app_context():
             db.engine.dispose()
+
+
+def test_the_first_step_whose_draft_cannot_be_read_overwrites_nothing(
+    app: Flask, client: FlaskClient, tmp_path: Path
+) -> None:
+    """The first step opened while the draft could not be read showed its questions blank,
+    as a fresh start. It says now that the saved answers could not be read; sent while they
+    still cannot be, it saves nothing; sent once they can, it saves this step's answers as
+    ticked, and every later step's answers are kept."""
+    from tests.support import (
+        answer_red_flags,
+        open_step,
+        page_proof,
+        page_token,
+        red_flag_answers,
+        step_answers,
+    )
+
+    assert answer_red_flags(client).status_code == 303
+    shown = open_step(client, "about")
+    typed = step_answers("about") | {"full_name": "Zoë Navarro", "phone": "+34 612 345 678"}
+    data = {**typed, "csrf_token": page_token(shown), **page_proof(shown), "nav": "next"}
+    assert client.post("/request/steps/about", data=data).status_code == 303
+    before = _stored_answers(app)
+
+    down = _database_down(app, tmp_path)
+    try:
+        browser = _same_browser(app, client, down)
+        start = browser.get("/request/start")
+        assert start.status_code == 503
+        page = start.get_data(as_text=True)
+        assert "we cannot show the answers you saved just now" in page
+        assert "Zoë" not in page
+        answers = red_flag_answers(["fever"])
+        sent = browser.post("/request/start", data={**answers, "csrf_token": page_token(page)})
+        assert sent.status_code == 503
+        assert "your answers may not be saved yet" in sent.get_data(as_text=True)
+        assert _stored_answers(app) == before  # nothing saved
+
+        back = _same_browser(down, browser, app)  # the database is back
+    finally:
+        with down.app_context():
+            db.engine.dispose()
+    again = back.post("/request/start", data={**answers, "csrf_token": page_token(page)})
+    assert again.status_code == 303
+    stored, _step = _stored_answers(app)
+    assert stored["red_fever"] == ["yes"]
+    assert stored["full_name"] == ["Zoë Navarro"] and stored["phone"] == ["+34 612 345 678"]
+    assert {k: v for k, v in stored.items() if not k.startswith("red_")} == {
+        k: v for k, v in before[0].items() if not k.startswith("red_")
+    }

@@ -262,7 +262,12 @@ def red_flags() -> Response | tuple[str, int]:
             found = found or _kept_red_flags()
         for code, answer in (found or {}).items():
             form[f"red_{code}"].data = answer
-        problem = None  # nothing was sent: nothing to say yet
+        if problem is not None:
+            # Blank questions would look like a fresh start: the page says the saved answers
+            # are there but could not be read. (A post from it saves nothing while they
+            # cannot be read; once they can, only this step's answers, as the patient ticks
+            # them: no other step's answers are touched.)
+            return _render_red_flags(form, shown, problem=str(FIRST_NOT_READ), status=503)
     elif _unshown_post(draft):  # saved, it would be use: the draft would show again
         return redirect(url_for("patients.draft_hidden"), code=303)
     elif form.validate_on_submit():
@@ -890,6 +895,13 @@ NOT_REMOVED = _l(
 NOT_ON = _l(
     "Our system had a problem, so we could not go on to the next step. The documents listed "
     "below are kept: please press “Save and continue” again in a few minutes."
+)
+# The first step opened while the database failed to read this browser's draft: its
+# questions are shown blank (nothing of a draft not read is shown: it may be hidden).
+FIRST_NOT_READ = _l(
+    "Our system had a problem, so we cannot show the answers you saved just now. Nothing you "
+    "saved is lost: please reload this page in a few minutes. If your symptoms are severe, "
+    "do not wait: call the clinic or seek emergency care."
 )
 # A file chosen on the documents step, not tried because the database had failed.
 FILE_NOT_ADDED = _l("Not added: our system had a problem. Please choose it again in a few minutes.")
