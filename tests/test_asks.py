@@ -889,3 +889,35 @@ def test_no_reminder_once_the_patient_answered_while_the_job_ran(
             select(OutboxEmail.subject).where(OutboxEmail.request_id == request_id)
         ).all()
         assert not [s for s in subjects if s.startswith("Reminder: we still need")], subjects
+
+
+def test_a_document_the_virus_scan_removed_is_not_present_on_the_checklist(
+    app: Flask, staff_client: FlaskClient
+) -> None:
+    """The patient's file for an item was held for its scan and then removed as infected: the
+    checklist still said "Present" (and pointed to documents no longer there), so staff would
+    not ask again. A removed file is not present now; one held for its scan is present, said
+    to be not yet scanned."""
+    from booking.documents.scanning import ScanStatus
+
+    with app.app_context():
+        consultation = make_request(documents=3)
+        removed, held, _clean = consultation.documents
+        removed.checklist_item, removed.scan_status = "imaging_report", ScanStatus.INFECTED
+        held.checklist_item, held.scan_status = "referral_letter", ScanStatus.PENDING
+        db.session.commit()
+        reference = consultation.reference
+    record = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    section = record[record.index('id="asks"') :]
+    imaging = section[section.index("MRI or CT report") :]
+    imaging = imaging[: imaging.index("</tr>")]
+    assert "Present" not in imaging and "report-0.pdf" not in imaging
+    letter = section[section.index("Referral letter") :]
+    letter = letter[: letter.index("</tr>")]
+    assert "Present" in letter and "report-1.pdf (not yet scanned for viruses)" in letter
+    assert "see the 1 document sent with the request" in section  # the clean one only
+
+    summary = staff_client.get(f"/staff/requests/{reference}/summary").get_data(as_text=True)
+    assert "report-0.pdf <strong>(removed: the virus scan found malware in it)" in summary
+    assert "report-1.pdf <strong>(not yet scanned for viruses: it opens" in summary
+    assert "report-2.pdf</td>" in summary

@@ -14,6 +14,7 @@ from datetime import date, datetime
 
 from flask_babel import gettext as _
 
+from booking.documents.models import Document
 from booking.requests import history, instruments, triage
 from booking.requests.events import EventKind
 from booking.requests.instruments import Score
@@ -28,6 +29,14 @@ DOCUMENT_KINDS = {
     "image/jpeg": "JPEG image",
     "image/png": "PNG image",
 }
+
+
+def _not_available(document: Document) -> str | None:
+    if document.removed:
+        return _("removed: the virus scan found malware in it")
+    if document.awaiting_scan:
+        return _("not yet scanned for viruses: it opens once a scan passes")
+    return None
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,9 @@ class DocumentLine:
     description: str | None  # what the patient said it is
     uploaded_at: datetime
     size_bytes: int
+    # Why the clinic does not have it to open (None when it does): held for its virus scan,
+    # or removed by it. Listed plainly, it would be looked for at the consultation.
+    not_available: str | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +152,7 @@ def intake_summary(consultation: ConsultationRequest) -> IntakeSummary:
                 description=doc.description,
                 uploaded_at=doc.uploaded_at,
                 size_bytes=doc.size_bytes,
+                not_available=_not_available(doc),
             )
             for doc in consultation.documents
         ],

@@ -201,8 +201,8 @@ def asks_of(consultation: ConsultationRequest) -> list[InformationRequest]:
 
 @dataclass(frozen=True)
 class ChecklistRow:
-    """One checklist item on the record: whether a document for it is present, and when it
-    was last asked for."""
+    """One checklist item on the record: whether a document for it is present (not removed
+    by the virus scan), and when it was last asked for."""
 
     code: str
     label: str
@@ -227,7 +227,8 @@ def checklist_rows(
             ChecklistRow(
                 code=code,
                 label=label,
-                documents=[d for d in consultation.documents if d.checklist_item == code],
+                # A file the virus scan removed is not present: the clinic may ask again.
+                documents=[d for d in consultation.kept_documents if d.checklist_item == code],
                 asked_at=asked[0].asked_at if asked else None,
                 waiting=bool(asked) and asked[0].is_open,
             )
