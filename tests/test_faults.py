@@ -1082,3 +1082,28 @@ def test_the_first_step_whose_draft_cannot_be_read_overwrites_nothing(
     assert {k: v for k, v in stored.items() if not k.startswith("red_")} == {
         k: v for k, v in before[0].items() if not k.startswith("red_")
     }
+
+
+def test_the_confirmation_with_the_database_down_says_the_request_was_sent(
+    app: Flask, client: FlaskClient, tmp_path: Path
+) -> None:
+    """The request was stored, then the database went down as its confirmation was read:
+    the bare 503 page, read as "try again". Now it says the request was sent, and not to
+    send it again (none of its details: none can be read)."""
+    from tests.support import fill_every_step, open_step
+
+    fill_every_step(client)
+    sent = _send(client, open_step(client, "review"))
+    assert sent.headers["Location"] == "/request/submitted"
+
+    down = _database_down(app, tmp_path)
+    try:
+        shown = _same_browser(app, client, down).get("/request/submitted")
+        assert shown.status_code == 503
+        page = shown.get_data(as_text=True)
+        assert "Your request was sent" in page
+        assert "You do not need to send it again." in page
+        assert "Please reload this page in a few minutes to see your reference." in page
+    finally:
+        with down.app_context():
+            db.engine.dispose()

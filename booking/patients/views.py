@@ -547,8 +547,15 @@ def _sent_request(key: str) -> ConsultationRequest | None:
 
 
 @bp.get("/request/submitted")
-def submitted() -> Response | str:
-    consultation = _sent_request(SUBMITTED_KEY)
+def submitted() -> Response | str | tuple[str, int]:
+    try:
+        consultation = _sent_request(SUBMITTED_KEY)
+    except (OperationalError, InterfaceError) as error:
+        # The session names the request only once it is stored, and the database is read
+        # only then: it was sent. Not the bare 503 page, which reads as "try again": that it
+        # was sent, without its details (nor whether they may still be shown).
+        log.error("database failed while a request was confirmed: %s", type(error).__name__)
+        return render_template("patients/request_sent_unreadable.html"), 503
     if consultation is None:
         if session.get(SUBMITTED_KEY):
             return _confirmation_gone()
