@@ -467,15 +467,14 @@ def test_the_response_rate_says_how_many_treated_were_never_sent_the_questionnai
         _treated_never_sent(10)
         since = clinic_today() - timedelta(days=365)
         assert results.reached_counts(since, ["6w", "3m", "12m"]) == {
-            "6w": [5, 5],
-            "3m": [5, 2],
-            "12m": [0, 0],
+            "6w": [5, 5, 0, 5, 0, 0],
+            "3m": [5, 2, 0, 2, 0, 0],
+            "12m": [0, 0, 0, 0, 0, 0],
         }
     AuthActions(client).login("coordinator")
     page = client.get("/staff/outcomes?point=3m").get_data(as_text=True)
-    assert "<td>5</td><td>2</td><td>3</td><td>0</td><td>0</td><td>3</td><td>100 %" in _row(
-        page, "responses", "3 months"
-    )
+    cells = "<td>5</td><td>2</td><td>0</td><td>2</td><td>0</td><td>0</td><td>3</td><td>0</td>"
+    assert f"{cells}<td>0</td><td>3</td><td>100 %" in _row(page, "responses", "3 months")
     assert "Not sent: treatments of the period" in page
 
 
@@ -511,7 +510,11 @@ def test_the_treatments_that_reached_each_time_point_are_counted_in_one_statemen
         since = clinic_today() - timedelta(days=365)
     with sql_statements(app, selects_only=True) as statements, app.app_context():
         counted = results.reached_counts(since, ["6w", "3m", "12m", "3m"])
-    assert counted == {"6w": [5, 4], "3m": [4, 1], "12m": [0, 0]}
+    assert counted == {
+        "6w": [5, 4, 0, 4, 0, 0],
+        "3m": [4, 1, 0, 1, 0, 0],
+        "12m": [0, 0, 0, 0, 0, 0],
+    }
     assert len(statements) == 1
     with sql_statements(app) as statements, app.app_context():
         assert results.reached_counts(since, []) == {}
@@ -556,6 +559,8 @@ def test_each_response_row_adds_up_whatever_became_of_the_patient(
         ]
         for row in shown.responses:
             assert row.reached == row.not_sent + row.sent
+            assert row.not_sent_by_reason is not None
+            assert row.not_sent == sum(row.not_sent_by_reason.values())
             closed = row.sent - row.still_open - row.left_out
             assert (row.share.total if row.share else 0) == closed
         three = rows["3m"]
@@ -563,13 +568,64 @@ def test_each_response_row_adds_up_whatever_became_of_the_patient(
         assert three.share is not None and (three.share.count, three.share.total) == (1, 3)
     AuthActions(client).login("coordinator")
     page = client.get("/staff/outcomes?point=3m").get_data(as_text=True)
-    assert "<td>7</td><td>1</td><td>6</td><td>1</td><td>2</td><td>1</td><td>33 %" in _row(
+    not_sent = "<td>1</td><td>0</td><td>1</td><td>0</td><td>0</td>"
+    assert f"<td>7</td>{not_sent}<td>6</td><td>1</td><td>2</td><td>1</td><td>33 %" in _row(
         page, "responses", "3 months"
     )
-    assert "<td>7</td><td>7</td><td>0</td><td>0</td><td>0</td><td>0</td>" in _row(
+    not_sent = "<td>7</td><td>0</td><td>7</td><td>0</td><td>0</td>"
+    assert f"<td>7</td>{not_sent}<td>0</td><td>0</td><td>0</td><td>0</td>" in _row(
         page, "responses", "6 weeks"
     )
     assert "“Treatments that reached it” = “Not sent” + “Sent”" in page
+
+
+def test_the_treatments_never_sent_a_time_point_are_counted_by_reason(
+    app: Flask, client: FlaskClient
+) -> None:
+    """Eight treated 100 days ago (the 6 weeks due some 58 days ago, the 3 months some 10):
+    one sent the 3 months (and no 6 weeks: it did not agree to the questionnaires), and
+    seven never sent either: two marked deceased between the two time points (one of them
+    had not agreed to the questionnaires: the death comes first), one who stopped them, one
+    without an email address, one who withdrew their consent to be contacted, one with
+    nothing against them (the invitations could not be sent), and one marked deceased after
+    the 3 months were due (alive when they were: no death for them). A death leaves the
+    patients who could be followed up only at the time points due after it."""
+    with app.app_context():
+        make_staff("coordinator", "coord@example.com")
+        _treated(Plan.PHYSIOTHERAPY, 1)
+        for _n in range(7):
+            _treated_never_sent(100, followup_consent=True)
+        plans = db.session.scalars(
+            select(TreatmentPlan)
+            .where(~TreatmentPlan.follow_ups.any())
+            .order_by(TreatmentPlan.request_id)
+        ).all()
+        died, died_declined, stopped, no_email, withdrew, _failed, died_later = [
+            db.session.get(ConsultationRequest, plan.request_id) for plan in plans
+        ]
+        now = now_utc()
+        died.patient.deceased_at = now - timedelta(days=30)
+        died_declined.patient.deceased_at = now - timedelta(days=20)
+        died_declined.followup_consent = False
+        db.session.get(TreatmentPlan, stopped.id).followups_stopped_at = now - timedelta(60)
+        no_email.patient.email = None
+        withdrew.contact_consent = False
+        died_later.patient.deceased_at = now - timedelta(days=5)
+        db.session.commit()
+        since = clinic_today() - timedelta(days=365)
+        # [reached, not sent, deceased, declined, unreachable, other]
+        assert results.reached_counts(since, ["6w", "3m", "12m"]) == {
+            "6w": [8, 8, 0, 3, 2, 3],
+            "3m": [8, 7, 2, 1, 2, 2],
+            "12m": [0, 0, 0, 0, 0, 0],
+        }
+    AuthActions(client).login("coordinator")
+    page = client.get("/staff/outcomes?point=3m").get_data(as_text=True)
+    assert "<td>8</td><td>7</td><td>2</td><td>1</td><td>2</td><td>2</td><td>1</td>" in _row(
+        page, "responses", "3 months"
+    )
+    assert "Deceased before it was due" in page
+    assert "a death is no loss to follow-up" in page
 
 
 def test_the_outcomes_page_shows_shares_with_intervals_and_suppresses_small_groups(
@@ -930,7 +986,11 @@ def test_the_workers_job_counts_what_depends_on_the_period_once_per_period(
         year = [k.tally for k in db.session.scalars(select(OutcomeSnapshot)) if "|12|" in k.key]
         assert len(year) == points
         for tally in year:
-            assert tally["reached"] == {"6w": [13, 13], "3m": [13, 1], "12m": [0, 0]}
+            assert tally["reached"] == {
+                "6w": [13, 13, 0, 13, 0, 0],
+                "3m": [13, 1, 0, 1, 0, 0],
+                "12m": [0, 0, 0, 0, 0, 0],
+            }
             assert tally["responses"] == {"3m": [12, 0, 12, 0]}
 
 

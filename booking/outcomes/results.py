@@ -14,6 +14,10 @@ follow-up superseded by a corrected procedure date (``FollowUp.superseded_at``: 
 for the new date, or answered before it), in the results, the response rate or the export: its
 time point is asked again, and that answer counts.
 
+The response rate is of the questionnaires sent; the treatments that reached a time point
+and were never sent it are counted beside it by reason (``reached_counts``: a patient marked
+deceased before it was due is no loss to follow-up).
+
 Counting reads every answered follow-up of the period, so it is done by the worker every few
 minutes and kept as a snapshot of numbers (``snapshot``); the page reads the snapshot. Counting
 takes a fixed number of queries whatever the number of patients: the answered time points with
@@ -35,7 +39,7 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import Select, and_, case, delete, func, select
+from sqlalchemy import Select, and_, case, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from booking.audit.services import audited_when_done, record
@@ -122,6 +126,22 @@ class GroupShare:
         return self.share is None
 
 
+# Why a treatment that reached a time point was never sent its questionnaire, in the order
+# each is decided (``reached_counts``): the first that holds is the reason.
+DECEASED, DECLINED, UNREACHABLE, OTHER = "deceased", "declined", "unreachable", "other"
+NOT_SENT_REASONS = (DECEASED, DECLINED, UNREACHABLE, OTHER)
+
+
+def not_sent_headings() -> list[tuple[str, str]]:
+    """The reasons in the results table's order, with their column headings."""
+    return [
+        (DECEASED, _("Deceased before it was due")),
+        (DECLINED, _("Did not agree or stopped")),
+        (UNREACHABLE, _("No email address or not to be contacted")),
+        (OTHER, _("Other")),
+    ]
+
+
 @dataclass(frozen=True)
 class PointResponse:
     point: str
@@ -138,6 +158,9 @@ class PointResponse:
     # (a snapshot made before they were).
     reached: int | None = None
     not_sent: int | None = None
+    # The not sent by reason (``NOT_SENT_REASONS``: reason -> count, adding up to
+    # ``not_sent``); None: not counted (a snapshot made before they were).
+    not_sent_by_reason: dict[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -283,8 +306,9 @@ class Tally:
     not_scored: int = 0
     groups: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     responses: dict[str, list[int]] = field(default_factory=dict)
-    # Per time point ``[reached, not sent]``: the period's treatments whose time point has
-    # come, and how many of them were never sent it (``reached_counts``).
+    # Per time point ``[reached, not sent, *not sent by reason]``: the period's treatments
+    # whose time point has come, how many of them were never sent it, and why
+    # (``reached_counts``, ``NOT_SENT_REASONS``).
     reached: dict[str, list[int]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -471,17 +495,30 @@ def response_counts(since: date, now: datetime | None = None) -> dict[str, list[
 def reached_counts(
     since: date, points: Iterable[str], now: datetime | None = None
 ) -> dict[str, list[int]]:
-    """``[reached, not sent]`` per time point: the plans counted (``_cohort``) whose time point
-    was due by ``now``, and how many of them have no invitation sent for it (no consent to
-    the questionnaires, no email address, stopped or no longer to be contacted before it was
-    due, or it passed while the invitations could not be sent). Without them the response
-    rate reads as the share of the treated patients followed up, which it is not: it is of
-    those sent the questionnaire. One statement for every time point, grouped by the day the
-    treatment started, whatever the number of patients and time points.
+    """``[reached, not sent, deceased, declined, unreachable, other]`` per time point: the
+    plans counted (``_cohort``) whose time point was due by ``now``, how many of them have no
+    invitation sent for it, and those by reason (``NOT_SENT_REASONS``, the first that holds):
+
+    - deceased: the patient was marked deceased (``Patient.deceased_at``) before the time
+      point was due. A death is no loss to follow-up: it leaves the patients who could be
+      followed up at that time point;
+    - declined: the patient did not agree to the questionnaires at intake, or stopped them;
+    - unreachable: no email address, or they withdrew their consent to be contacted;
+    - other: none of these (it passed while the invitations could not be sent: the worker
+      down past its link's life, the time point added to the schedule after a later one was
+      asked, or the patient marked deceased only after it was due).
+
+    The reasons are the patient's as they are now, but the death, which is dated against the
+    time point. Without them the response rate reads as the share of the treated patients
+    followed up, which it is not: it is of those sent the questionnaire. One statement for
+    every time point, grouped by the day the treatment started and the day the patient was
+    marked deceased (one group per deceased patient), whatever the number of patients and
+    time points.
 
     A plan sent the time point's invitation counts as reached whatever its dates say (one
     sent early and not superseded), so that each row adds up: reached = not sent + sent
-    (``response_counts``'s "sent": the live invitations, one per plan and time point)."""
+    (``response_counts``'s "sent": the live invitations, one per plan and time point), and
+    not sent = deceased + declined + unreachable + other."""
     points = list(dict.fromkeys(points))
     if not points:
         return {}
@@ -500,19 +537,45 @@ def reached_counts(
             .exists()
         )
 
-    found = {point: [0, 0] for point in points}
-    for start, plans, *unsent in db.session.execute(
-        select(_start(), func.count(), *(func.count(case((~sent(p), 1))) for p in points))
+    declined = or_(
+        ConsultationRequest.followup_consent.is_(False),
+        TreatmentPlan.followups_stopped_at.is_not(None),
+    )
+    unreachable = and_(
+        ~declined, or_(Patient.email.is_(None), ConsultationRequest.contact_consent.is_(False))
+    )
+    other = and_(~declined, ~unreachable)
+    found = {point: [0] * (2 + len(NOT_SENT_REASONS)) for point in points}
+    for start, deceased_at, plans, *unsent in db.session.execute(
+        select(
+            _start(),
+            Patient.deceased_at,
+            func.count(),
+            *(
+                func.count(case((and_(~sent(p), why), 1)))
+                for p in points
+                for why in (declined, unreachable, other)
+            ),
+        )
         .join(ConsultationRequest, ConsultationRequest.id == TreatmentPlan.request_id)
+        .join(Patient, Patient.id == ConsultationRequest.patient_id)
         .where(ConsultationRequest.status == RequestStatus.COMPLETED, _start() >= since)
-        .group_by(_start())
+        .group_by(_start(), Patient.deceased_at)
     ).tuples():
-        for point, not_sent in zip(points, unsent, strict=True):
-            if due_at(start, point, tz) <= now:
-                found[point][0] += plans
-                found[point][1] += not_sent
-            else:
-                found[point][0] += plans - not_sent
+        for n, point in enumerate(points):
+            why = dict(zip((DECLINED, UNREACHABLE, OTHER), unsent[3 * n : 3 * n + 3], strict=True))
+            not_sent = sum(why.values())
+            due = due_at(start, point, tz)
+            counts = found[point]
+            if due > now:
+                counts[0] += plans - not_sent
+                continue
+            counts[0] += plans
+            counts[1] += not_sent
+            if deceased_at is not None and deceased_at < due:
+                why = {DECEASED: not_sent}
+            for reason, number_of in why.items():
+                counts[2 + NOT_SENT_REASONS.index(reason)] += number_of
     return found
 
 
@@ -529,7 +592,7 @@ def point_responses(
     for point in shown:
         sent, still_open, answered, left_out = counted.get(point, (0, 0, 0, 0))
         closed = sent - still_open - left_out
-        came, not_sent = (reached or {}).get(point, (None, None))
+        came, not_sent, *why = (reached or {}).get(point, (None, None))
         found.append(
             PointResponse(
                 point,
@@ -540,6 +603,7 @@ def point_responses(
                 m.wilson(answered, closed) if closed else None,
                 came,
                 not_sent,
+                dict(zip(NOT_SENT_REASONS, why, strict=True)) if why else None,
             )
         )
     return found
@@ -555,7 +619,7 @@ def point_responses(
 SNAPSHOT_MINUTES = 10
 SNAPSHOT_MAX_AGE = timedelta(minutes=15)
 SNAPSHOT_KEEP = timedelta(days=1)  # older snapshots (a former day or setting) are deleted
-TALLY_VERSION = 6  # part of the key: a change to what is counted starts afresh
+TALLY_VERSION = 7  # part of the key: a change to what is counted starts afresh
 
 
 def snapshot_key(months: int, point: str, since: date, saved: OutcomeSettings) -> str:

@@ -80,6 +80,7 @@ def results() -> str:
         min_group=results_service.MIN_GROUP,
         notes=threshold_notes(services.settings()),
         point_labels={point: point_label(point) for point in found.points},
+        not_sent_reasons=results_service.not_sent_headings(),
         refresh_form=RefreshForm(),
         export_form=RegistryExportForm(),
         refresh_minutes=results_service.SNAPSHOT_MINUTES,
