@@ -431,7 +431,7 @@ def test_the_response_rate_counts_closed_invitations_and_not_the_deceased(app: F
         deceased.deceased_at = now
         db.session.commit()
         counted = results.response_counts(clinic_today() - timedelta(days=365))
-        assert counted == {"3m": [5, 1, 1, 1]}
+        assert counted == {"3m": [5, 1, 1, 1, 0]}
         (response,) = results.point_responses(counted, ["3m"])
         assert (response.sent, response.still_open, response.left_out) == (5, 1, 1)
         assert response.share is not None
@@ -474,7 +474,7 @@ def test_the_response_rate_says_how_many_treated_were_never_sent_the_questionnai
     AuthActions(client).login("coordinator")
     page = client.get("/staff/outcomes?point=3m").get_data(as_text=True)
     cells = "<td>5</td><td>2</td><td>0</td><td>2</td><td>0</td><td>0</td><td>3</td><td>0</td>"
-    assert f"{cells}<td>0</td><td>3</td><td>100 %" in _row(page, "responses", "3 months")
+    assert f"{cells}<td>0</td><td>0</td><td>3</td><td>100 %" in _row(page, "responses", "3 months")
     assert "Not sent: treatments of the period" in page
 
 
@@ -561,7 +561,7 @@ def test_each_response_row_adds_up_whatever_became_of_the_patient(
             assert row.reached == row.not_sent + row.sent
             assert row.not_sent_by_reason is not None
             assert row.not_sent == sum(row.not_sent_by_reason.values())
-            closed = row.sent - row.still_open - row.left_out
+            closed = row.sent - row.still_open - row.left_out - row.closed_for_later
             assert (row.share.total if row.share else 0) == closed
         three = rows["3m"]
         assert (three.still_open, three.left_out) == (1, 2)
@@ -569,11 +569,10 @@ def test_each_response_row_adds_up_whatever_became_of_the_patient(
     AuthActions(client).login("coordinator")
     page = client.get("/staff/outcomes?point=3m").get_data(as_text=True)
     not_sent = "<td>1</td><td>0</td><td>1</td><td>0</td><td>0</td>"
-    assert f"<td>7</td>{not_sent}<td>6</td><td>1</td><td>2</td><td>1</td><td>33 %" in _row(
-        page, "responses", "3 months"
-    )
+    sent = "<td>6</td><td>1</td><td>2</td><td>0</td><td>1</td><td>33 %"
+    assert f"<td>7</td>{not_sent}{sent}" in _row(page, "responses", "3 months")
     not_sent = "<td>7</td><td>0</td><td>7</td><td>0</td><td>0</td>"
-    assert f"<td>7</td>{not_sent}<td>0</td><td>0</td><td>0</td><td>0</td>" in _row(
+    assert f"<td>7</td>{not_sent}<td>0</td><td>0</td><td>0</td><td>0</td><td>0</td>" in _row(
         page, "responses", "6 weeks"
     )
     assert "“Treatments that reached it” = “Not sent” + “Sent”" in page
@@ -659,7 +658,7 @@ def test_the_outcomes_page_shows_shares_with_intervals_and_suppresses_small_grou
     assert "Suppressed" not in overall and "<td>28</td>" in overall
     # Response rate: the 3 unanswered links are still open, so 28 of the 28 closed answered
     # (counted against all 31 sent, it read 90 %).
-    assert "<td>31</td><td>3</td><td>0</td><td>28</td><td>100 %" in _row(
+    assert "<td>31</td><td>3</td><td>0</td><td>0</td><td>28</td><td>100 %" in _row(
         page, "responses", "3 months"
     )
     # The thresholds' sources are named.
@@ -958,7 +957,7 @@ def test_the_workers_job_counts_every_period_and_time_point_and_drops_old_counts
         )
         assert three_months is not None
         assert three_months.tally["groups"]["plan_group"]["minimally_invasive"] == [9, 12, 0]
-        assert three_months.tally["responses"] == {"3m": [12, 0, 12, 0]}
+        assert three_months.tally["responses"] == {"3m": [12, 0, 12, 0, 0]}
         # No patient in it: numbers and group codes only.
         assert "herniated_disc" in three_months.tally["groups"]["diagnosis"]
         assert "@" not in str(kept[0].tally)
@@ -991,7 +990,7 @@ def test_the_workers_job_counts_what_depends_on_the_period_once_per_period(
                 "3m": [13, 1, 0, 1, 0, 0],
                 "12m": [0, 0, 0, 0, 0, 0],
             }
-            assert tally["responses"] == {"3m": [12, 0, 12, 0]}
+            assert tally["responses"] == {"3m": [12, 0, 12, 0, 0]}
 
 
 def test_two_workers_counting_at_once_keep_one_snapshot(
@@ -1187,10 +1186,56 @@ def test_a_follow_up_superseded_by_a_corrected_date_is_no_result(
         since = results.since_for(12)
         counted = results.patient_outcomes("3m", since, default_settings())
         assert {o.request_id for o in counted} == {f.request_id for f in follow_ups[:2]}
-        assert results.response_counts(since)["3m"] == [2, 0, 2, 0]
+        assert results.response_counts(since)["3m"] == [2, 0, 2, 0, 0]
     AuthActions(client).login("coordinator")
     rows = list(csv.DictReader(io.StringIO(_export(client).data.decode("utf-8-sig"))))
     assert len(rows) == 2
+
+
+@pytest.mark.parametrize(
+    ("after", "closed_for_later"),
+    [(1, True), (29, True), (31, False)],
+    ids=["3 months sent", "3 months missed", "6 weeks expired first"],
+)
+def test_a_link_the_clinic_closed_for_a_later_time_point_is_no_non_response(
+    app: Flask, after: int, closed_for_later: bool
+) -> None:
+    """The procedure recorded 60 days after the consultation, its 6-week questionnaire sent,
+    then the date brought forward to the consultation day ``after`` days later: the 3 months
+    are due already under it, so the open 6-week link is closed and the 3 months sent (or
+    recorded missed, past their link's life). The patient did not let the 6 weeks lapse: the
+    clinic closed them, so they count neither as answered nor as a non-response, nor as
+    still open. Brought forward once the 6-week link had expired (30 days), it lived its
+    life unanswered: a non-response. A 3-month questionnaire superseded by a later
+    correction (the operation postponed again) is in no count at all."""
+    with app.app_context():
+        consulted = clinic_today() - timedelta(days=1)
+        consultation = _completed(plan=Plan.OPEN_SURGERY, procedure=consulted + timedelta(60))
+        coordinator = staff_user(make_staff("coordinator").email)
+        six_weeks = schedule.due_at(consulted + timedelta(days=60), "6w", BERLIN)
+        assert len(send_due_followups(now=six_weeks)) == 1
+        now = six_weeks + timedelta(days=after)
+        corrected = correct_procedure_date(consultation, consulted, coordinator, now=now)
+        assert corrected.closed == (["6w"] if closed_for_later else [])
+        send_due_followups(now=now)
+        since = consulted - timedelta(days=1)
+        later = now + timedelta(days=1)
+        counted = results.response_counts(since, now=later)
+        # [sent, still open, answered, left out, closed for a later time point]
+        assert counted["6w"] == [1, 0, 0, 0, 1 if closed_for_later else 0]
+        assert counted.get("3m") == ([1, 1, 0, 0, 0] if after == 1 else None)
+        six = results.point_responses(counted, ["6w"])[0]
+        assert six.closed_for_later == (1 if closed_for_later else 0)
+        assert (six.share is None) == closed_for_later  # none closed by the patient's hand
+        if after == 1:
+            # Postponed again before the 3 months were answered: they were asked too early,
+            # superseded and asked again at their new time; the 6 weeks stay as they were.
+            corrected = correct_procedure_date(
+                consultation, consulted + timedelta(days=30), coordinator, now=later
+            )
+            assert corrected.superseded == ["3m"]
+            counted = results.response_counts(since, now=later + timedelta(days=1))
+            assert counted == {"6w": [1, 0, 0, 0, 1]}
 
 
 def test_an_answer_counts_from_the_clinic_day_of_the_treatment_not_the_utc_day(

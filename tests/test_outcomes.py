@@ -391,7 +391,7 @@ def test_a_time_point_is_not_superseded_behind_a_later_one_that_stays(app: Flask
         assert corrected == ProcedureDateCorrected(rescheduled=[], superseded=[], closed=[])
         assert [f.superseded_at for f in db.session.scalars(select(FollowUp))] == [None, None]
         counted = response_counts(start - timedelta(days=1), now=three_months + timedelta(days=7))
-        assert counted == {"6w": [1, 0, 1, 0], "3m": [1, 0, 1, 0]}
+        assert counted == {"6w": [1, 0, 1, 0, 0], "3m": [1, 0, 1, 0, 0]}
         for point in ("6w", "3m"):
             assert send_due_followups(now=schedule.due_at(new, point, BERLIN)) == []
         assert len(send_due_followups(now=schedule.due_at(new, "12m", BERLIN))) == 1
@@ -1965,7 +1965,7 @@ def test_a_patient_no_longer_to_be_contacted_is_not_counted_as_waiting(
         reference = consultation.reference
         soon = sent + timedelta(days=1)  # the link's expiry is weeks away
         # Sent, neither open nor answered: no longer followed up (left out of the rate).
-        assert response_counts(start - timedelta(days=1), now=soon) == {"6w": [1, 0, 0, 1]}
+        assert response_counts(start - timedelta(days=1), now=soon) == {"6w": [1, 0, 0, 1, 0]}
         _rows, counts = follow_up_list(OPEN, soon)
         assert counts[OPEN] == 0 and counts[UNANSWERED] == 0
     AuthActions(client).login("coordinator")
@@ -2123,7 +2123,7 @@ def test_the_stop_link_stops_further_invitations(app: Flask, client: FlaskClient
         ).one()
         # The open invitation is closed for the results (a non-response, not "still open")
         # and the record says why it is unanswered.
-        [(sent, still_open, answered, _left_out)] = response_counts(
+        [(sent, still_open, answered, _left_out, _closed_for_later)] = response_counts(
             start - timedelta(days=1)
         ).values()
         assert (sent, still_open, answered) == (1, 0, 0)

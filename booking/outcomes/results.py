@@ -39,8 +39,20 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import Select, and_, case, delete, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Interval,
+    Select,
+    and_,
+    case,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from booking.audit.services import audited_when_done, record
 from booking.extensions import db
@@ -151,7 +163,8 @@ class PointResponse:
     # Sent, not answered, and the patient since marked deceased or withdrew their consent to
     # be contacted: no longer followed up, neither open nor a non-response.
     left_out: int
-    # Answered of the closed (sent less still open and left out); None: none closed.
+    # Answered of the closed (sent less still open, left out and closed for a later time
+    # point); None: none closed.
     share: m.Share | None
     # The period's treatments whose time point has come (or that were sent it), and of them
     # those never sent it (``reached_counts``): reached = not sent + sent. None: not counted
@@ -161,6 +174,9 @@ class PointResponse:
     # The not sent by reason (``NOT_SENT_REASONS``: reason -> count, adding up to
     # ``not_sent``); None: not counted (a snapshot made before they were).
     not_sent_by_reason: dict[str, int] | None = None
+    # Sent, not answered, and its link closed early by the clinic for a later time point
+    # (``closed_for_later``): neither open nor a non-response.
+    closed_for_later: int = 0
 
 
 @dataclass(frozen=True)
@@ -298,7 +314,7 @@ def _groups_of(outcome: PatientOutcome) -> dict[str, Iterable[str]]:
 class Tally:
     """The counts behind the outcomes page for one period and time point: per group of each
     dimension ``[improved, scored, worse]``, per time point ``[sent, still open, answered,
-    left out]``.
+    left out, closed for a later time point]``.
     Numbers only (no patient, no label), so a snapshot can keep them and any language can
     show them."""
 
@@ -447,18 +463,22 @@ def _share(improved: int, total: int) -> m.Share | None:
 
 
 def response_counts(since: date, now: datetime | None = None) -> dict[str, list[int]]:
-    """``[sent, still open, answered, left out]`` per time point: every invitation sent, and
-    of them those whose link is still open, those answered, and those left out. The response
-    rate is answered of the invitations closed (answered, or their link expired, or the
-    patient stopped the questionnaires): one still open is not yet a non-response. An
-    unanswered invitation to a patient since marked deceased, or who withdrew their consent
-    to be contacted, is left out of the rate (counted apart, never as still open): their link
+    """``[sent, still open, answered, left out, closed for a later one]`` per time point:
+    every invitation sent, and of them those whose link is still open, those answered, those
+    left out and those the clinic closed for a later time point. The response rate is
+    answered of the invitations closed (answered, or their link expired, or the patient
+    stopped the questionnaires): one still open is not yet a non-response. An unanswered
+    invitation to a patient since marked deceased, or who withdrew their consent to be
+    contacted, is left out of the rate (counted apart, never as still open): their link
     answers no more (``can_answer``), and they are no longer followed up, as a study leaves
-    out of its follow-up rate those who died or withdrew. It stays in "sent", so that the
-    period's treatments that reached the time point are those not sent it and those sent it
+    out of its follow-up rate those who died or withdrew. One the clinic closed early for a
+    later time point (``closed_for_later``: the procedure date brought forward, or a time
+    point added to the schedule) is left out of the rate too: the patient did not let it
+    lapse, the clinic closed it for the later one. Both stay in "sent", so that the period's
+    treatments that reached the time point are those not sent it and those sent it
     (``reached_counts``). A time point missed while the worker was down was never sent and
     is not counted here, nor is one superseded by a corrected procedure date: its time point
-    is sent again."""
+    is sent again. One statement for every time point."""
     now = now or now_utc()
     unanswered = FollowUp.answered_at.is_(None)
     stopped = select(TreatmentPlan.request_id).where(
@@ -471,15 +491,23 @@ def response_counts(since: date, now: datetime | None = None) -> dict[str, list[
         FollowUp.request_id.not_in(stopped),
         may_be_contacted(),
     )
+    replaced = and_(
+        unanswered,
+        FollowUp.expires_at <= now,
+        FollowUp.request_id.not_in(stopped),
+        may_be_contacted(),
+        closed_for_later(),
+    )
     return {
-        point: [sent, pending, answered, gone]
-        for point, sent, pending, answered, gone in db.session.execute(
+        point: [sent, pending, answered, gone, closed]
+        for point, sent, pending, answered, gone, closed in db.session.execute(
             select(
                 FollowUp.point,
                 func.count(),
                 func.count(case((still_open, 1))),
                 func.count(FollowUp.answered_at),
                 func.count(case((left_out, 1))),
+                func.count(case((replaced, 1))),
             )
             .join(ConsultationRequest, ConsultationRequest.id == FollowUp.request_id)
             .where(
@@ -490,6 +518,44 @@ def response_counts(since: date, now: datetime | None = None) -> dict[str, list[
             .group_by(FollowUp.point)
         ).tuples()
     }
+
+
+# A link closed this close to its normal end is taken to have lived it (SQLite's day numbers
+# are floating point: an exact end may read a hair short).
+LINK_END_SLACK = timedelta(minutes=1)
+
+
+def closed_for_later() -> ColumnElement[bool]:
+    """Whether a sent follow-up's link (``FollowUp`` in the enclosing query) was closed by the
+    clinic for a later time point: it ended before its invitation's normal end
+    (``FOLLOWUP_LINK_DAYS`` after it went), and a later time point of the same request (a
+    row recorded after it: sent, recorded missed, or since superseded by another correction
+    of the date) fell due while it was still open.
+    Both ways the clinic closes a link do that: the procedure date brought forward
+    (``correct_procedure_date``: the next time point is due already under the new date),
+    and a time point added to the schedule falling due (``_invite``). A link that lived its
+    life is not: nor one that ended at the next time point's due time (an invitation's link
+    never outlives it, ``_invite``), nor one expired before the date was brought forward.
+    The row's answer, stop and contact are the caller's to check."""
+    later = aliased(FollowUp)
+    life = timedelta(days=current_app.config["FOLLOWUP_LINK_DAYS"]) - LINK_END_SLACK
+    if db.session.get_bind().dialect.name == "sqlite":  # no date arithmetic: day numbers
+        early = func.julianday(FollowUp.expires_at) < func.julianday(FollowUp.sent_at) + (
+            life / timedelta(days=1)
+        )
+    else:
+        early = FollowUp.expires_at < FollowUp.sent_at + literal(life, Interval())
+    return and_(
+        early,
+        select(later.id)
+        .where(
+            later.request_id == FollowUp.request_id,
+            # Rows are recorded in the schedule's order: a later id is a later time point.
+            later.id > FollowUp.id,
+            later.due_at < FollowUp.expires_at,
+        )
+        .exists(),
+    )
 
 
 def reached_counts(
@@ -590,8 +656,9 @@ def point_responses(
     )
     found = []
     for point in shown:
-        sent, still_open, answered, left_out = counted.get(point, (0, 0, 0, 0))
-        closed = sent - still_open - left_out
+        sent, still_open, answered, left_out, *later = counted.get(point, (0, 0, 0, 0, 0))
+        replaced = later[0] if later else 0  # a list of four: counted before it was
+        closed = sent - still_open - left_out - replaced
         came, not_sent, *why = (reached or {}).get(point, (None, None))
         found.append(
             PointResponse(
@@ -604,6 +671,7 @@ def point_responses(
                 came,
                 not_sent,
                 dict(zip(NOT_SENT_REASONS, why, strict=True)) if why else None,
+                replaced,
             )
         )
     return found
@@ -619,7 +687,7 @@ def point_responses(
 SNAPSHOT_MINUTES = 10
 SNAPSHOT_MAX_AGE = timedelta(minutes=15)
 SNAPSHOT_KEEP = timedelta(days=1)  # older snapshots (a former day or setting) are deleted
-TALLY_VERSION = 7  # part of the key: a change to what is counted starts afresh
+TALLY_VERSION = 8  # part of the key: a change to what is counted starts afresh
 
 
 def snapshot_key(months: int, point: str, since: date, saved: OutcomeSettings) -> str:
