@@ -386,6 +386,7 @@ def patient_email_values(consultation: Any) -> dict[str, Any]:
         "explanation": "",
         "reminder": False,
         "corrected": False,
+        "changed_at": at,
         "advice": None,
         "clinic_name": "Spine Clinic",
         "clinic_phone": "+49 30 1234567",

@@ -27,6 +27,7 @@ from booking.requests.events import EventKind, RequestEvent
 from booking.requests.lifecycle import WorkflowError
 from booking.requests.models import ConsultationRequest
 from booking.staff.models import StaffUser
+from booking.timeutil import clinic_date
 from tests.factories import confirmed_request, make_request
 from tests.support import AuthActions, Clinic, deliver_waiting_emails, page_token
 from tests.test_outcomes import BERLIN, _completed, _start
@@ -122,8 +123,12 @@ def test_a_corrected_address_gets_a_new_link_and_the_old_links_stop_working(
         written = db.session.scalars(
             select(OutboxEmail).where(OutboxEmail.id > written_before).order_by(OutboxEmail.id)
         ).all()
-        # One email, with a new private link, to the new address; nothing more to the old.
-        assert [(e.template, e.recipient) for e in written] == [("manage_link", NEW)]
+        # One email, with a new private link, to the new address; the old one is only told
+        # of the change (``test_the_old_address_is_told_of_the_change``).
+        assert [(e.template, e.recipient) for e in written] == [
+            ("manage_link", NEW),
+            ("address_changed", OLD),
+        ]
         new_link = LINK_RE.search(written[0].body_text).group(1)
         # The earlier emails may never have reached the patient: it says so and what the
         # link shows, not that the links in them stopped working.
@@ -141,6 +146,7 @@ def test_a_corrected_address_gets_a_new_link_and_the_old_links_stop_working(
             "changed": ["email"],
             "links_revoked": 1,
             "new_email_ids": [written[0].id],
+            "notice_email_id": written[1].id,
         }
         assert OLD not in str(audit.details) and NEW not in str(audit.details)
         assert audit.actor_email == clinic.coordinator.email
@@ -150,6 +156,7 @@ def test_a_corrected_address_gets_a_new_link_and_the_old_links_stop_working(
         assert notes == [
             "Corrected the patient's email address; every earlier private link stopped "
             "working, and the emails to the patient now go to the new address, with a new link."
+            " The old address was told of the change, with no link."
         ]
     # The link in the old mailbox, and the page it opened, no longer open anything.
     assert client.get(f"/manage/{reference}").status_code == 403
@@ -159,6 +166,56 @@ def test_a_corrected_address_gets_a_new_link_and_the_old_links_stop_working(
     # The audit page names the action.
     trail = auth.new_client("admin").get("/staff/admin/audit").get_data(as_text=True)
     assert "Patient&#39;s email or phone corrected" in trail
+
+
+def test_the_old_address_is_told_of_the_change(
+    app: Flask, client: FlaskClient, auth: AuthActions, clinic: Clinic
+) -> None:
+    """Whoever called the clinic with a "corrected" address may not be the patient (anyone
+    holding a private link could ask): the address the emails went to hears that they no
+    longer do, when, and whom to call, with nothing a stranger's mailbox may read (no name,
+    no new address, no medical detail) and no link to open."""
+    app.config["CLINIC_PHONE"] = "+49 30 1234 5678"
+    request_id, reference, _old_link = new_request(app)
+    assert correct(auth.new_client("coordinator"), reference, email=NEW).status_code == 302
+
+    (notice,) = [e for e in outbox_of(app, request_id) if e.template == "address_changed"]
+    assert notice.recipient == OLD
+    assert notice.status == OutboxStatus.PENDING
+    assert notice.subject == f"The email address for your request {reference} was changed"
+    with app.test_request_context():
+        day = clinic_date(notice.created_at, "long")
+    for body in (notice.body_text, html.unescape(notice.body_html)):
+        assert f"The email address for request {reference} was changed on {day}." in body
+        call = "If you did not ask for this change, please call the clinic: +49 30 1234 5678."
+        assert call in body.replace("<strong>", "").replace("</strong>", "")
+        assert NEW not in body and "Erika" not in body and "Mustermann" not in body
+        assert "/manage/" not in body and "/follow-up/" not in body and "http" not in body
+    # On its way at once, as the new link's email.
+    deliver_waiting_emails(app)
+    (sent,) = [e for e in outbox_of(app, request_id) if e.template == "address_changed"]
+    assert sent.status == OutboxStatus.SENT
+
+
+def test_a_notice_to_an_old_address_stays_with_it(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    """An address changed away and back, then away again, before the mail server took
+    anything: the notices waiting for it are for it, never readdressed to the address the
+    request's emails go to now (``readdress_waiting``), whose holder made the change."""
+    third = "someone.else@example.net"
+    request_id, reference, _link = new_request(app)
+    coordinator = auth.new_client("coordinator")
+    for address in (NEW, OLD, third):
+        assert correct(coordinator, reference, email=address).status_code == 302
+    _send_a_new_link(coordinator, reference)
+
+    notices = [e for e in outbox_of(app, request_id) if e.template == "address_changed"]
+    assert [(e.recipient, e.status) for e in notices] == [
+        (OLD, OutboxStatus.PENDING),
+        (NEW, OutboxStatus.PENDING),
+        (OLD, OutboxStatus.PENDING),
+    ]
 
 
 def test_emails_still_waiting_go_to_the_new_address_instead(
@@ -180,12 +237,14 @@ def test_emails_still_waiting_go_to_the_new_address_instead(
     patients = [e for e in outbox_of(app, request_id) if e.recipient in (OLD, NEW)]
     # Those written to the old address are withdrawn; copies go to the new one, in the
     # same order, each with a new link of its own, and after them the new link's email.
+    # The old address gets only the notice of the change.
     assert [(e.template, e.recipient, e.status) for e in patients] == [
         ("request_received", NEW, OutboxStatus.PENDING),
         ("request_update", NEW, OutboxStatus.PENDING),
         ("manage_link", NEW, OutboxStatus.PENDING),
+        ("address_changed", OLD, OutboxStatus.PENDING),
     ]
-    received, confirmed, _link_email = patients
+    received, confirmed, _link_email, _notice = patients
     assert [received.subject, confirmed.subject] == [
         e.subject for e in waiting if e.recipient == OLD
     ]
@@ -514,6 +573,8 @@ def test_a_patient_who_left_no_address_can_be_given_one(
     assert correct(coordinator, reference, email=NEW).status_code == 302
     (email,) = [e for e in outbox_of(app, request_id) if e.recipient == NEW]
     assert email.template == "manage_link"
+    # There was no address to tell of the change.
+    assert not [e for e in outbox_of(app, request_id) if e.template == "address_changed"]
     assert email.subject == f"Su solicitud {reference}: su enlace privado"
     assert client.get(LINK_RE.search(email.body_text).group(1)).status_code == 303
     assert client.get(f"/manage/{reference}").status_code == 200

@@ -171,9 +171,15 @@ def test_staff_correct_the_address_and_resend(
             select(AuditEvent).where(AuditEvent.action == "patient_emails_resent")
         ).one()
         assert audit.target_id == reference
+        # The address the emails went to is told of the change (it may be the patient's).
+        notice = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "address_changed")
+        ).one()
+        assert notice.recipient == TYPO
         assert audit.details == {
             "failed_email_ids": [first.id],
             "new_email_ids": [again.id],
+            "notice_email_id": notice.id,
             "address_changed": True,
             "links_revoked": 1,  # the one the failed email held
         }
@@ -209,7 +215,8 @@ def test_staff_correct_the_address_and_resend(
         as_text=True
     )
     with app.app_context():
-        assert len(db.session.scalars(select(OutboxEmail)).all()) == 5
+        # The five, and the notice to the old address of the change.
+        assert len(db.session.scalars(select(OutboxEmail)).all()) == 6
 
 
 def test_a_resend_tells_the_request_as_it_is_now(

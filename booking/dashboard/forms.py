@@ -370,7 +370,8 @@ class ContactForm(SeenState, BaseForm):
         filters=[_stripped],
         description=_l(
             "A new address ends every private link sent so far: the patient is emailed a "
-            "new one there, with any email still waiting to go."
+            "new one there, with any email still waiting to go. The old address is told of "
+            "the change, with no link."
         ),
     )
     phone = TelField(

@@ -968,8 +968,9 @@ def correct_contact(
     page. The emails waiting for delivery to it go to the new address instead, each with a
     new link (``emails.readdress_waiting``), and one email with a new private link tells the
     patient where their request is (none when the patient is marked deceased, as every
-    email to them). A new number alone sends nothing. Audited with the names of the fields
-    changed, never their values: the audit trail outlives an erasure."""
+    email to them). The old address is told of the change (``emails.address_changed``): the
+    caller may not have been the patient. A new number alone sends nothing. Audited with the
+    names of the fields changed, never their values: the audit trail outlives an erasure."""
     consultation = _lock(consultation, actor, seen)
     patient = consultation.patient
     # Read again under the request's lock, which every correction holds: the page's copy may
@@ -1000,6 +1001,8 @@ def correct_contact(
     patient.phone = phone
     revoked = 0
     written: list[OutboxEmail] = []
+    notice = None
+    now = now_utc()
     if "email" in changed:
         patient.email = email
         # Before the new emails are written: their links must not end with the old ones.
@@ -1009,7 +1012,9 @@ def correct_contact(
         written += readdress_followups(consultation, written)
         if (link_email := emails.new_link(consultation, corrected=True)) is not None:
             written.append(link_email)
-    consultation.updated_at = now_utc()
+        # Whoever called may not be the patient: the old address hears of the change.
+        notice = emails.address_changed(consultation, old_email, now)
+    consultation.updated_at = now
     what = {
         ("email",): "the patient's email address",
         ("phone",): "the patient's phone number",
@@ -1026,6 +1031,8 @@ def correct_contact(
             f"Corrected {what}; every earlier private link stopped working. No email went: "
             "the patient is marked deceased."
         )
+    if notice is not None:
+        body += " The old address was told of the change, with no link."
     add_event(consultation, kind=EventKind.NOTE, actor=actor, body=body)
     db.session.flush()
     ids = [row.id for row in written]
@@ -1038,10 +1045,11 @@ def correct_contact(
             "changed": changed,
             "links_revoked": revoked,
             "new_email_ids": ids,
+            **({"notice_email_id": notice.id} if notice is not None else {}),
         },
     )
     db.session.commit()
-    enqueue_delivery(ids)
+    enqueue_delivery([*ids, *([notice.id] if notice is not None else [])])
     return ContactCorrected(changed, revoked, bool(written))
 
 
@@ -1116,6 +1124,7 @@ def resend_patient_emails(
     or the queue's count for good; when none was still wanted, nothing is sent and the
     address is not taken (nothing goes to it), but they are settled all the same: there was
     nothing left for staff to do about them.
+    A corrected address is told of the change at the old one (``emails.address_changed``).
     Audited with the ids, whether the address changed and how many links ended (never the
     address: the audit trail outlives an erasure)."""
     consultation = lock_request(consultation)
@@ -1136,10 +1145,15 @@ def resend_patient_emails(
     address = address.strip()
     changed = bool(wanted) and address != (consultation.patient.email or "")
     revoked = 0
+    notice = None
     if changed:
+        old_address = consultation.patient.email or ""
         consultation.patient.email = address
         # Before the copies are made: their new links must not be ended with the old ones.
         revoked = revoke_all(consultation)
+        # As ``correct_contact``: the old address hears of the change (it may be the
+        # patient's, and the one who gave staff the new one somebody else).
+        notice = emails.address_changed(consultation, old_address, now_utc())
     # An email written before the request's last change of status, time or link no longer
     # says where it stands ("we will confirm" after a decline, a tentative time since confirmed):
     # the patient gets a new link to their page instead, which shows it. The others again.
@@ -1174,7 +1188,7 @@ def resend_patient_emails(
     elif changed:
         note = (
             "Sent the patient's failed emails again, to a corrected address; every earlier "
-            "link stopped working."
+            "link stopped working. The old address was told of the change, with no link."
         )
     else:
         note = "Sent the patient's failed emails again."
@@ -1189,11 +1203,12 @@ def resend_patient_emails(
             "failed_email_ids": [email.id for email in failed],
             **({"left_out_email_ids": left_out} if left_out else {}),
             "new_email_ids": [copy.id for copy in copies],
+            **({"notice_email_id": notice.id} if notice is not None else {}),
             "address_changed": changed,
             "links_revoked": revoked,
         },
     )
     db.session.commit()
     ids = [copy.id for copy in copies]
-    enqueue_delivery(ids)
+    enqueue_delivery([*ids, *([notice.id] if notice is not None else [])])
     return Resent(ids, len(wanted) - len(current), len(left_out))

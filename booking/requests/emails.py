@@ -94,8 +94,15 @@ PATIENT_TEMPLATES = frozenset(
 DOCUMENTS_RECEIPT = "documents_received"
 MESSAGE_RECEIPT = "message_received"
 RECEIPT_TEMPLATES = frozenset({DOCUMENTS_RECEIPT, MESSAGE_RECEIPT})
+# The notice to the address a request's emails no longer go to (``address_changed``): the
+# one email written to an old address, and never readdressed (``readdress_waiting``): its
+# news is for the old mailbox, whose holder may not have asked for the change. Not in
+# ``PATIENT_TEMPLATES``: one that failed for good (a mistyped address, the usual reason to
+# correct it, bounces) is nothing staff could tell the patient again, and sent again it
+# would go to the new address, whose holder made or knows of the change.
+ADDRESS_CHANGED = "address_changed"
 # Every email to the patient about a request.
-TO_PATIENT_TEMPLATES = PATIENT_TEMPLATES | RECEIPT_TEMPLATES
+TO_PATIENT_TEMPLATES = PATIENT_TEMPLATES | RECEIPT_TEMPLATES | {ADDRESS_CHANGED}
 
 
 def withdraw_to_deceased(patient: Patient) -> int:
@@ -196,13 +203,15 @@ def readdress_waiting(consultation: ConsultationRequest, old: str) -> list[Outbo
     link in place of the one it held, which the correction ended). What they say is still
     the request's (a change that outdates an email withdraws it), so the patient is told it
     at the right address rather than never. Oldest first, so the order they were written
-    in, which later changes compare by, is kept. Flushes; the caller commits."""
+    in, which later changes compare by, is kept. Never the notice of an earlier change
+    (``address_changed``): it is for the address it was written to, and holds no link.
+    Flushes; the caller commits."""
     waiting = list(
         db.session.scalars(
             select(OutboxEmail)
             .where(
                 OutboxEmail.request_id == consultation.id,
-                OutboxEmail.template.in_(sorted(TO_PATIENT_TEMPLATES)),
+                OutboxEmail.template.in_(sorted(TO_PATIENT_TEMPLATES - {ADDRESS_CHANGED})),
                 OutboxEmail.recipient == old,
                 OutboxEmail.still_to_go(),
             )
@@ -731,6 +740,34 @@ def new_link(consultation: ConsultationRequest, *, corrected: bool = False) -> O
         subject,
         manage_url=links.manage_url(consultation),
         corrected=corrected,
+    )
+
+
+def address_changed(
+    consultation: ConsultationRequest, old: str, changed_at: datetime
+) -> OutboxEmail | None:
+    """Tell ``old``, the address the request's emails went to until ``changed_at``, that
+    they now go to another: whoever changed it (staff, told on a call by somebody who may
+    not be the patient) cannot take the request's emails away from its patient unheard. The
+    reference, the date and whom to call; never the new address, the patient's name, a
+    medical detail or a private link (every earlier one has just ended): the old mailbox may
+    be a stranger's. None when nothing may go to the patient (``Patient.writable_address``:
+    marked deceased)."""
+    if not consultation.patient.writable_address or not old:
+        return None
+    with force_locale(consultation.locale):
+        subject = _(
+            "The email address for your request %(reference)s was changed",
+            reference=consultation.reference,
+        )
+    return queue_email(
+        template=ADDRESS_CHANGED,
+        recipient=old,
+        subject=subject,
+        locale=consultation.locale,
+        request_id=consultation.id,
+        consultation=consultation,
+        changed_at=changed_at,
     )
 
 
