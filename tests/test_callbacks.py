@@ -515,7 +515,9 @@ def test_asking_or_writing_to_a_patient_without_email_is_still_refused(
     assert written.status_code == 409
     assert "would not learn of a message" in written.get_data(as_text=True)
     # No link to send: the page said one was on its way, and the timeline that it was sent.
-    linked = client.post(f"{record}/new-link", data={"link-csrf_token": token})
+    linked = client.post(
+        f"{record}/new-link", data={"link-csrf_token": token, "link-confirm": "yes"}
+    )
     assert "there is no link to send" in client.get(linked.headers["Location"]).get_data(
         as_text=True
     )

@@ -280,12 +280,48 @@ def _link(email: OutboxEmail) -> str:
 
 
 def _send_a_new_link(client: FlaskClient, reference: str) -> None:
-    """The record's "Send a new link" button, pressed."""
+    """The record's "Send a new link" opened, and the button in its box pressed."""
     page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
     response = client.post(
-        f"/staff/requests/{reference}/new-link", data={"link-csrf_token": page_token(page)}
+        f"/staff/requests/{reference}/new-link",
+        data={"link-csrf_token": page_token(page), "link-confirm": _hidden(page, "link-confirm")},
     )
     assert response.status_code == 302
+
+
+def test_a_new_link_is_sent_only_once_confirmed(
+    app: Flask, client: FlaskClient, auth: AuthActions, clinic: Clinic
+) -> None:
+    """Ending every link the patient holds is one press too easy to make by mistake: the
+    record's "Send a new link" opens a box (``<details>``, no JavaScript needed) saying what
+    it does, and only the button in it sends. A post without that confirmation (a record page
+    from before the box, still open in a tab) ends nothing and says so."""
+    request_id, reference, link = new_request(app)
+    coordinator = auth.new_client("coordinator")
+    page = coordinator.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    box = page[page.index('<details id="new-link">') :]
+    box = box[: box.index("</details>")]
+    summary = box[: box.index("</summary>")]
+    assert "Send a new link (the earlier ones stop working)" in summary
+    assert "<form" not in summary and "<form" in box  # the sending button is inside the box
+    assert f"A new link is emailed to {OLD}." in html.unescape(box)
+    assert "End the earlier links and send a new one" in box
+
+    before = state(app, request_id)
+    unconfirmed = coordinator.post(
+        f"/staff/requests/{reference}/new-link", data={"link-csrf_token": page_token(page)}
+    )
+    assert unconfirmed.status_code == 302
+    assert unconfirmed.location.endswith("#new-link")
+    assert 'No new link was sent. Press "Send a new link" again' in html.unescape(
+        coordinator.get(unconfirmed.location).get_data(as_text=True)
+    )
+    assert state(app, request_id) == before
+    assert client.get(link).status_code == 303  # the patient's link still works
+
+    _send_a_new_link(coordinator, reference)
+    assert state(app, request_id)["outbox"] == before["outbox"] + 1
+    assert app.test_client().get(link).status_code == 404
 
 
 @pytest.mark.parametrize("how", ["corrected address", "new link"])

@@ -341,9 +341,10 @@ def test_a_coordinator_sends_a_new_link_from_the_record(
     record = staff.get(f"/staff/requests/{booked['reference']}").get_data(as_text=True)
     assert "1 working" in record and "last opened" in record
     token = re.search(r'name="link-csrf_token" value="([^"]+)"', record).group(1)
+    confirm = re.search(r'name="link-confirm" type="hidden" value="([^"]+)"', record).group(1)
     response = staff.post(
         f"/staff/requests/{booked['reference']}/new-link",
-        data={"link-csrf_token": token},
+        data={"link-csrf_token": token, "link-confirm": confirm},
         follow_redirects=True,
     )
     assert response.status_code == 200
@@ -360,7 +361,8 @@ def test_a_specialist_may_not_send_a_new_link(app: Flask, booked: dict[str, Any]
     AuthActions(staff).attempt("weber@example.com")
     token = csrf_token(staff, "/staff/queue")
     response = staff.post(
-        f"/staff/requests/{booked['reference']}/new-link", data={"link-csrf_token": token}
+        f"/staff/requests/{booked['reference']}/new-link",
+        data={"link-csrf_token": token, "link-confirm": "yes"},
     )
     assert response.status_code == 403
 

@@ -313,6 +313,18 @@ class ActionForm(FlaskForm):
     """An action with nothing to fill in: the CSRF token only."""
 
 
+class NewLinkForm(ActionForm):
+    """ "Send a new link", confirmed: it ends every link the patient holds, so the record's
+    first click only opens a box saying so, whose button sends ``confirm``. A post without
+    it (a record page from before the box, still open in a tab) does nothing."""
+
+    confirm = HiddenField()
+
+    @property
+    def confirmed(self) -> bool:
+        return self.confirm.data == "yes"
+
+
 class ReviewedForm(FlaskForm):
     """ "Mark as reviewed": the "information received" mark the page showed (``received``),
     so a mark set since (the patient answered again) is not cleared unseen."""

@@ -38,6 +38,7 @@ from booking.dashboard.forms import (
     ContactForm,
     DeceasedForm,
     JoinLinkForm,
+    NewLinkForm,
     NoteForm,
     ProcedureDateForm,
     RaiseTriageForm,
@@ -635,8 +636,18 @@ def send_new_link(reference: str) -> Response:
     """End every private link the patient was sent and email a new one (a link forwarded by
     mistake, a shared mailbox, a lost phone)."""
     consultation = _load_visible(reference)
-    if not ActionForm(prefix="link").validate_on_submit():
+    form = NewLinkForm(prefix="link")
+    if not form.validate_on_submit():
         abort(400)
+    if not form.confirmed:
+        flash(
+            _(
+                'No new link was sent. Press "Send a new link" again, read what it does, then '
+                "confirm in the box it opens."
+            ),
+            "warning",
+        )
+        return redirect(url_for(".record", reference=reference) + "#new-link")
     try:
         revoked = services.send_new_link(consultation, current_user)
     except WorkflowError as exc:

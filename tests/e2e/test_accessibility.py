@@ -1080,9 +1080,14 @@ def test_small_links_on_the_review_and_the_record_are_big_enough_to_tap(
 
     page = site.admin
     page.goto(site(f"/staff/requests/{site.reference}"))
-    send = page.get_by_role("button", name="Send a new link (the earlier ones stop working)")
-    expect(send).to_be_visible()
+    send = page.locator("#new-link > summary")
+    expect(send).to_have_text("Send a new link (the earlier ones stop working)")
     assert not short_targets(send), short_targets(send)
+    # It only opens the box that says what it does; the button there sends.
+    confirm = page.get_by_role("button", name="End the earlier links and send a new one")
+    expect(confirm).to_be_hidden()
+    send.click()
+    expect(confirm).to_be_visible()
 
 
 # --- form errors are announced ---------------------------------------------------------------
