@@ -14,17 +14,25 @@ from __future__ import annotations
 
 import itertools
 import re
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect
+from sqlalchemy import select
 
 import booking
+from booking.extensions import db
+from booking.requests.links import issue_link
+from booking.requests.waitlist import join_waitlist
+from booking.scheduling.models import SlotOffer, SlotOfferRecipient
+from booking.staff.models import StaffUser
 from tests.e2e import test_accessibility
 from tests.e2e.conftest import PHONE, PHONE_WIDTH, browser_page
 from tests.e2e.pages import page_width
-from tests.e2e.test_accessibility import Site, _review_with_errors
+from tests.e2e.test_accessibility import Site, _draft_hidden, _review_with_errors
+from tests.factories import confirm_at, first_type_open_times, make_request
 
 pytestmark = pytest.mark.e2e
 
@@ -78,6 +86,47 @@ def in_spanish(page: Page) -> None:
     expect(page.locator("html")).to_have_attribute("lang", "es")
 
 
+# The text and controls in the page's main column that reach into the side margins (the
+# container's padding, 24 px a side at twice the text size) or beyond: on the screen, but
+# against its edge, or cut off by a phone's rounded corners. Read from the text itself (its
+# lines' boxes), as rows and columns reach into the padding by design (Bootstrap's gutters).
+INTO_THE_MARGIN = """() => {
+  const main = document.querySelector("main");
+  const style = getComputedStyle(main);
+  const box = main.getBoundingClientRect();
+  const left = box.left + parseFloat(style.paddingLeft);
+  const right = box.right - parseFloat(style.paddingRight);
+  const outside = [];
+  const report = (element, rect, what) => {
+    if (rect.width === 0 || rect.height === 0) return;
+    if (rect.right > right + 0.5 || rect.left < left - 0.5) {
+      outside.push(`${what} ${JSON.stringify((element.innerText || element.textContent || "")
+        .trim().replace(/\\s+/g, " ").slice(0, 40))} from ${Math.round(rect.left)} to ` +
+        `${Math.round(rect.right)} px (the column: ${Math.round(left)} to ${Math.round(right)})`);
+    }
+  };
+  const walker = document.createTreeWalker(main, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const element = node.parentElement;
+    if (!node.textContent.trim()) continue;
+    if (element.closest(".visually-hidden, .visually-hidden-focusable, .table-responsive")) {
+      continue;
+    }
+    if (getComputedStyle(element).visibility === "hidden") continue;
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    for (const rect of range.getClientRects()) {
+      report(element, rect, `<${element.tagName.toLowerCase()}> text`);
+    }
+  }
+  for (const control of main.querySelectorAll("button, input, select, textarea, img, .btn")) {
+    if (control.closest(".visually-hidden, .visually-hidden-focusable")) continue;
+    report(control, control.getBoundingClientRect(), `<${control.tagName.toLowerCase()}>`);
+  }
+  return outside;
+}"""
+
+
 def assert_fits(page: Page, what: str) -> None:
     assert page.evaluate("getComputedStyle(document.documentElement).fontSize") == "32px"
     beyond = page.evaluate(BEYOND_THE_SCREEN, PHONE_WIDTH)
@@ -85,15 +134,22 @@ def assert_fits(page: Page, what: str) -> None:
     assert page_width(page) <= PHONE_WIDTH, f"{what} scrolls sideways"
 
 
+def assert_in_its_column(page: Page, what: str) -> None:
+    """``assert_fits``, and nothing in the page's main column reaches into its margins."""
+    assert_fits(page, what)
+    outside = page.evaluate(INTO_THE_MARGIN)
+    assert not outside, f"{what}: into the margin:\n" + "\n".join(outside)
+
+
 def test_spanish_pages_at_twice_the_text_size_fit_a_phone(site: Site, big_text: Page) -> None:
     page = big_text
     # The questions about urgent symptoms: a legend ends in "adormecimiento"; sent unanswered,
     # the error summary links each question.
     page.goto(site("/request/start?lang=es"))
-    assert_fits(page, "the questions about urgent symptoms")
+    assert_in_its_column(page, "the questions about urgent symptoms")
     page.get_by_role("button", name="Continuar").click()
     expect(page).to_have_title(re.compile(r"^Error: "))
-    assert_fits(page, "the questions about urgent symptoms with errors")
+    assert_in_its_column(page, "the questions about urgent symptoms with errors")
 
     # The review, a document added: each step's name with "Cambiar" beside it, the
     # questions in the folded answers, "Su consentimiento".
@@ -102,7 +158,7 @@ def test_spanish_pages_at_twice_the_text_size_fit_a_phone(site: Site, big_text: 
     in_spanish(page)
     for summary in page.locator("details.review-answers > summary").all():
         summary.click()
-    assert_fits(page, "the review")
+    assert_in_its_column(page, "the review")
     change = page.get_by_role("link", name=re.compile(r"^Cambiar ?: Documentos$"))
     change.scroll_into_view_if_needed()
     expect(change).to_be_in_viewport(ratio=1)
@@ -112,7 +168,7 @@ def test_spanish_pages_at_twice_the_text_size_fit_a_phone(site: Site, big_text: 
     page.locator("input[name=contact_consent]").check()
     page.get_by_role("button", name="Enviar mi solicitud").click()
     expect(page).to_have_url(site("/request/submitted"))
-    assert_fits(page, "the confirmation")
+    assert_in_its_column(page, "the confirmation")
 
 
 def test_the_pain_scale_at_twice_the_text_size_has_no_button_over_another(
@@ -129,7 +185,7 @@ def test_the_pain_scale_at_twice_the_text_size_has_no_button_over_another(
     for left, right in itertools.pairwise(boxes):
         if left["y"] == right["y"]:  # side by side on one row
             assert left["x"] + left["width"] <= right["x"], (left, right)
-    assert_fits(page, "pain and daily life")
+    assert_in_its_column(page, "pain and daily life")
 
 
 def test_the_header_with_the_clinics_phone_at_twice_the_text_size_fits_a_phone(
@@ -141,9 +197,109 @@ def test_the_header_with_the_clinics_phone_at_twice_the_text_size_fits_a_phone(
     config["CLINIC_PHONE"] = "+49 30 1234 5678"
     try:
         big_text.goto(site("/?lang=es"))
-        assert_fits(big_text, "the home page with the clinic's phone")
+        assert_in_its_column(big_text, "the home page with the clinic's phone")
         call = big_text.get_by_role("link", name=re.compile(r"^Llámenos: "))
         # The number itself stays whole, on one line.
         expect(call).to_contain_text("+49\u00a030\u00a01234\u00a05678")
     finally:
         config["CLINIC_PHONE"] = before
+
+
+def _offered_an_earlier_time(site: Site) -> str:
+    """A Spanish request confirmed at a late time, on the waiting list, emailed an earlier
+    one: the offer's link, as its email holds it (the private link, then the offer)."""
+    app = site.server.app
+    with app.app_context():
+        consultation = make_request(locale="es", full_name="Lucía Fernández")
+        coordinator = db.session.scalar(select(StaffUser).where(StaffUser.role == "coordinator"))
+        kind, slots = first_type_open_times(days_ahead=4)
+        early, late = slots[0], slots[-1]
+        confirm_at(
+            consultation, coordinator, kind, late.starts_at, late.specialist_id, late.location_id
+        )
+        join_waitlist(consultation)
+        offer = SlotOffer(
+            token=secrets.token_urlsafe(32),
+            appointment_type_id=kind.id,
+            specialist_id=early.specialist_id,
+            location_id=early.location_id,
+            starts_at=early.starts_at,
+        )
+        db.session.add(offer)
+        db.session.flush()
+        db.session.add(SlotOfferRecipient(offer_id=offer.id, request_id=consultation.id))
+        token = issue_link(consultation)
+        db.session.commit()
+        return f"/manage/open/{token}/offers/{offer.token}"
+
+
+def _too_many(site: Site, page: Page) -> None:
+    """The friendly 429 page, in Spanish (a limit of its own: no other test's counts)."""
+    config = site.server.app.config
+    before = config["MANAGE_RATE_LIMIT"]
+    config["MANAGE_RATE_LIMIT"] = "1 per 58 minutes"
+    try:
+        page.goto(site(f"{site.manage_path}?lang=es"))
+        response = page.goto(site(f"{site.manage_path}?lang=es"))
+        assert response is not None and response.status == 429
+        expect(page.locator("html")).to_have_attribute("lang", "es")
+    finally:
+        config["MANAGE_RATE_LIMIT"] = before
+
+
+def test_the_patients_own_pages_at_twice_the_text_size_fit_a_phone(
+    site: Site, big_text: Page
+) -> None:
+    """The pages a patient reaches by a link or a wait, in Spanish at twice the text size:
+    the request's page (its title holds the reference, kept on one line), an earlier time
+    offered, a link that no longer works, an unfinished request hidden after an hour, and
+    the page that asks to wait (429)."""
+    page = big_text
+    page.goto(site(_offered_an_earlier_time(site)))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Adelantar su cita")
+    expect(page.locator("form button[type=submit]")).to_be_visible()  # the offer is open
+    assert_in_its_column(page, "an earlier time offered")
+    page.get_by_role("link", name=re.compile("Volver a su solicitud")).click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("SC-")
+    assert_in_its_column(page, "the request's page")
+
+    for path, what in (
+        ("/manage/open/not-a-token?lang=es", "a private link that no longer works"),
+        ("/request/resume/not-a-token?lang=es", "a link to carry on that no longer works"),
+    ):
+        page.goto(site(path))
+        assert_in_its_column(page, what)
+
+    page.goto(site("/?lang=en"))  # the way to a hidden draft is written in English
+    _draft_hidden(site, page)
+    in_spanish(page)
+    assert_in_its_column(page, "an unfinished request hidden after an hour")
+
+    _too_many(site, page)
+    assert_in_its_column(page, "too many requests")
+
+
+# Each step's name in the list of steps: its font size, line height and height, in px.
+STEP_NAMES = """() => [...document.querySelectorAll(".request-steps .badge")].map(badge => {
+  const style = getComputedStyle(badge);
+  return {text: badge.innerText.trim(), size: parseFloat(style.fontSize),
+          line: parseFloat(style.lineHeight), height: badge.getBoundingClientRect().height};
+})"""
+
+
+def test_the_steps_names_wrapped_at_twice_the_text_size_keep_their_lines_apart(
+    site: Site, big_text: Page
+) -> None:
+    """A step's name too long for the phone's line wraps inside its badge, whose line-height
+    of 1 set each line against the next ("4. Dolor y vida diaria"): the names get the line
+    spacing of running text."""
+    page = big_text
+    site.visit(page, "/request/steps/function")
+    in_spanish(page)
+    names = page.evaluate(STEP_NAMES)
+    assert len(names) == 7
+    wrapped = [name for name in names if name["height"] > 1.9 * name["line"]]
+    assert wrapped, names  # some name does wrap at this size, or the test shows nothing
+    for name in names:
+        assert name["line"] >= 1.3 * name["size"], name
+    assert_in_its_column(page, "pain and daily life")
