@@ -273,10 +273,15 @@ class Config:
     # A worker that claimed an email this long ago and never finished died: release the email.
     MAIL_CLAIM_TIMEOUT_SECONDS = _env_int("MAIL_CLAIM_TIMEOUT_SECONDS", 600)
 
-    # Readiness (/health/ready) needs a worker heartbeat at most this old. Workers write one at
-    # start-up and every minute (through the queue, so a long backlog delays it too); 0 leaves
-    # the workers out of readiness.
+    # Readiness (/health/ready) looks for a worker heartbeat at most this old. Workers write one
+    # at start-up and every minute (through the queue, so a long backlog delays it too); 0
+    # leaves the workers out of readiness.
     HEALTH_HEARTBEAT_MAX_AGE_SECONDS = _env_int("HEALTH_HEARTBEAT_MAX_AGE_SECONDS", 300)
+    # Whether the task queue's storage (Redis) and that heartbeat fail readiness. Off: they are
+    # named under "degraded" and the server stays ready, since it still stores every request
+    # (the emails wait in the outbox) and the queue is shared: failing readiness for it would
+    # take every app server out of the load balancer at once.
+    HEALTH_QUEUE_REQUIRED = _env_bool("HEALTH_QUEUE_REQUIRED", False)
     # Readiness reports the outbox as degraded (never failing) while an email has waited
     # longer than this since it was written, or one failed for good in the last day; 0
     # leaves the outbox out. 15 minutes: about five attempts' back-off.

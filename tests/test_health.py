@@ -1,5 +1,7 @@
-"""Health endpoints: liveness needs only the process; readiness needs the database, the task
-queue's storage and a recent worker heartbeat, and names whatever fails."""
+"""Health endpoints: liveness needs only the process; readiness needs the database with this
+code's schema, and names whatever fails. The task queue's storage and a recent worker
+heartbeat are named under "degraded" (the server still stores every request, its emails wait
+in the outbox), and fail readiness only with ``HEALTH_QUEUE_REQUIRED``."""
 
 from __future__ import annotations
 
@@ -61,6 +63,7 @@ def make_app() -> Iterator[Callable[[dict[str, Any]], Flask]]:
 
 
 def test_ready_after_the_heartbeat_task_runs(app: Flask, client: FlaskClient) -> None:
+    app.config["HEALTH_QUEUE_REQUIRED"] = True
     status, body = _ready(client)
     assert status == 503  # no worker has ever run
     assert body["failing"] == ["worker_heartbeat"]
@@ -84,7 +87,27 @@ def test_ready_after_the_heartbeat_task_runs(app: Flask, client: FlaskClient) ->
     assert 0 <= body["heartbeat_age_seconds"] <= MAX_AGE
 
 
-def test_stale_heartbeat_is_503_naming_it(app: Flask, client: FlaskClient) -> None:
+def test_no_worker_is_degraded_not_down(app: Flask, client: FlaskClient) -> None:
+    """Every worker stopped: requests are still stored and their emails wait in the outbox,
+    so the server stays ready and names the workers for monitoring."""
+    status, body = _ready(client)
+    assert (status, body["status"]) == (200, "ready")  # no worker has ever run
+    assert body["degraded"] == ["worker_heartbeat"]
+    assert body["checks"]["worker_heartbeat"] == "missing"
+    assert "failing" not in body
+    _beat(app, MAX_AGE + 60)
+    status, body = _ready(client)
+    assert (status, body["degraded"]) == (200, ["worker_heartbeat"])
+    assert body["checks"]["worker_heartbeat"] == "stale"
+    _beat(app, 0)
+    status, body = _ready(client)
+    assert status == 200 and "degraded" not in body
+
+
+def test_stale_heartbeat_is_503_naming_it_when_the_queue_is_required(
+    app: Flask, client: FlaskClient
+) -> None:
+    app.config["HEALTH_QUEUE_REQUIRED"] = True
     _beat(app, MAX_AGE - 60)
     assert _ready(client)[0] == 200
     _beat(app, MAX_AGE + 60)
@@ -118,11 +141,12 @@ def test_a_heartbeat_that_is_not_a_time_counts_as_missing(
 ) -> None:
     app.extensions["huey"].storage.put_data(HEARTBEAT_KEY, junk)
     status, body = _ready(client)
-    assert status == 503
+    assert (status, body["degraded"]) == (200, ["worker_heartbeat"])
     assert body["checks"]["worker_heartbeat"] == "missing"
 
 
 def test_heartbeat_check_can_be_turned_off(app: Flask, client: FlaskClient) -> None:
+    app.config["HEALTH_QUEUE_REQUIRED"] = True
     app.config["HEALTH_HEARTBEAT_MAX_AGE_SECONDS"] = 0
     status, body = _ready(client)
     assert status == 200
@@ -234,10 +258,38 @@ def test_a_database_migrated_past_this_code_stays_ready(app: Flask, client: Flas
     assert status == 200 and body["checks"]["schema"] == "newer"
 
 
-def test_queue_storage_down_is_503_naming_the_queue(
+def test_queue_storage_down_is_degraded_not_down(
     app: Flask, make_app: Callable[[dict[str, Any]], Flask], app_settings: dict[str, Any]
 ) -> None:
+    """Redis down: requests are still stored (their emails wait in the outbox for the sweep),
+    and every app server shares the one Redis. Failing readiness would take them all out of
+    the load balancer: the server stays ready and names the queue for monitoring."""
+    # Nothing listens there: refused at once, as when Redis is down.
     app_settings.update(HUEY_BACKEND="redis", REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    client = make_app(app_settings).test_client()
+    status, body = _ready(client)
+    assert (status, body["status"]) == (200, "ready")
+    assert body["degraded"] == ["queue"]
+    assert "failing" not in body
+    assert body["checks"] == {
+        "database": "ok",
+        "schema": "ok",
+        "queue": "unavailable",
+        "worker_heartbeat": "unknown",  # not read: the queue is named already
+        "virus_scanner": "skipped",
+        "outbox": "ok",
+    }
+    assert "redis" not in client.get("/health/ready").get_data(as_text=True)
+
+
+def test_queue_storage_down_is_503_naming_the_queue_when_required(
+    app: Flask, make_app: Callable[[dict[str, Any]], Flask], app_settings: dict[str, Any]
+) -> None:
+    app_settings.update(
+        HUEY_BACKEND="redis",
+        REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+        HEALTH_QUEUE_REQUIRED=True,
+    )
     client = make_app(app_settings).test_client()
     status, body = _ready(client)
     assert status == 503
@@ -307,6 +359,7 @@ def test_a_starting_worker_writes_a_heartbeat(
         HUEY_BACKEND="sqlite",
         HUEY_NAME=f"test-{uuid.uuid4().hex}",
         HUEY_SQLITE_PATH=str(tmp_path / "huey.sqlite3"),
+        HEALTH_QUEUE_REQUIRED=True,
     )
     app = make_app(app_settings)
     client = app.test_client()

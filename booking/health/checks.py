@@ -1,9 +1,15 @@
 """Readiness checks: can this app server do its work right now?
 
-Three things must answer: the database, the task queue's storage (Redis, or the SQLite file
-without it) and at least one worker, whose heartbeat must be recent. The heartbeat lives in
-Huey's own key-value storage, next to the queue: it needs no table and no migration, and a
-worker that can write it reaches the same queue the app servers write to.
+What makes a server unable to serve is the database: it must answer, with the schema this
+code was written for. The task queue's storage (Redis, or the SQLite file without it) and the
+workers, whose heartbeat must be recent, are checked too, but by default they only make the
+server "degraded": while they are down every request is still stored whole and its emails
+wait in the outbox (the sweep hands them to the queue once it is back), and the queue is
+shared by every app server, so failing readiness for it would take them all out of the load
+balancer at once: the clinic's site dark because of its mail. ``HEALTH_QUEUE_REQUIRED`` makes
+them fail readiness again, for a clinic that would rather stop taking requests.
+The heartbeat lives in Huey's own key-value storage, next to the queue: it needs no table and
+no migration, and a worker that can write it reaches the same queue the app servers write to.
 
 Every check is one cheap round trip. Results name the check and say ``ok`` or what is wrong in
 a word; exception messages (which may carry host names or user names) only go to the log.
@@ -58,6 +64,8 @@ MIGRATIONS_KEY = "spineconsult.migrations"  # app.extensions: the code's Migrati
 PASSING = frozenset({"ok", "skipped", "unknown", "newer"})
 # Reported, never failing readiness (see above).
 ADVISORY = frozenset({SCANNER, OUTBOX})
+# Reported, failing readiness only with HEALTH_QUEUE_REQUIRED (see above).
+QUEUE_CHECKS = frozenset({QUEUE, HEARTBEAT})
 # An execution option for a read that must never wait behind a writer: on SQLite, where
 # every transaction otherwise begins IMMEDIATE (taking the write lock), its transaction
 # begins DEFERRED (booking._configure_sqlite). The probe's outbox read uses it.
@@ -70,13 +78,14 @@ FAILED_RECENTLY = timedelta(days=1)
 class Readiness:
     checks: dict[str, str]  # check name -> "ok" or a one-word reason
     heartbeat_age_seconds: int | None
+    advisory: frozenset[str] = ADVISORY | QUEUE_CHECKS  # named, never failing
 
     @property
     def failing(self) -> list[str]:
         return [
             name
             for name, state in self.checks.items()
-            if state not in PASSING and name not in ADVISORY
+            if state not in PASSING and name not in self.advisory
         ]
 
     @property
@@ -84,7 +93,7 @@ class Readiness:
         """Advisory checks that fail: the server works, part of it does not."""
         return sorted(
             name
-            for name in ADVISORY
+            for name in self.advisory
             if self.checks.get(name, "ok") not in ("ok", "skipped", "unknown")
         )
 
@@ -159,6 +168,7 @@ def check_readiness(now: float | None = None) -> Readiness:
     """Check the database and its schema, the queue storage, the worker heartbeat, the
     virus scanner and the outbox, each once."""
     now = now_utc().timestamp() if now is None else now
+    advisory = ADVISORY if current_app.config["HEALTH_QUEUE_REQUIRED"] else ADVISORY | QUEUE_CHECKS
     database, schema = _check_database()
     checks = {
         DATABASE: database,
@@ -177,7 +187,7 @@ def check_readiness(now: float | None = None) -> Readiness:
         log.warning("readiness: task queue storage unavailable (%s)", type(exc).__name__)
         checks[QUEUE] = "unavailable"
         checks[HEARTBEAT] = "unknown" if max_age else "skipped"
-        return Readiness(checks, None)
+        return Readiness(checks, None, advisory)
     checks[QUEUE] = "ok"
     # A worker's clock a little ahead of ours is not a problem: its age counts as zero.
     age = None if beat is None else max(0, int(now - beat))
@@ -187,7 +197,7 @@ def check_readiness(now: float | None = None) -> Readiness:
         checks[HEARTBEAT] = "missing"
     else:
         checks[HEARTBEAT] = "ok" if age <= max_age else "stale"
-    return Readiness(checks, age)
+    return Readiness(checks, age, advisory)
 
 
 def _check_outbox(now: float) -> str:

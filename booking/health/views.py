@@ -35,9 +35,10 @@ def live() -> Response:
 @bp.get("/ready")
 @talisman(force_https=False)
 def ready() -> Response:
-    """200 when the database (with the schema of this code's migrations), the queue and a
-    recent worker heartbeat all check out; else 503 naming what failed, so the load balancer
-    sends patients elsewhere. A virus scanner that does not answer, or an outbox with a
+    """200 when the database answers with the schema of this code's migrations (and, with
+    ``HEALTH_QUEUE_REQUIRED``, the queue and a recent worker heartbeat); else 503 naming what
+    failed, so the load balancer sends patients elsewhere. The queue or the workers down
+    (without that setting), a virus scanner that does not answer, or an outbox with a
     backlog or a recent failure, is named under "degraded" without failing it (``checks``)."""
     result = check_readiness()
     body: dict = {"status": "ready" if result.ready else "unavailable", "checks": result.checks}

@@ -322,6 +322,9 @@ def production_env(
         # Without TEST_DATABASE_URL the deployment runs on a SQLite file: allowed, as a
         # single-machine install would allow it (production refuses it otherwise).
         "ALLOW_SQLITE_IN_PRODUCTION": "1" if database_url.startswith("sqlite") else "",
+        # Readiness waits for the worker too, so the suite starts with every service working
+        # (by default a server is ready without one: its emails wait in the outbox).
+        "HEALTH_QUEUE_REQUIRED": "1",
     }
     # Production's defaults (HTTPS and HSTS, two-factor sign-in for admins, rate limits in
     # Redis), whatever the shell running the tests has set.
