@@ -291,6 +291,11 @@ class Config:
     # queue, as one that failed: the retries take hours to run out, and with the workers down
     # an email is never tried, while staff believe they would have heard.
     ALERT_LATE_MINUTES = _env_int("ALERT_LATE_MINUTES", 10)
+    # Any email (a patient's confirmation, a reschedule, ...) still waiting this long after it
+    # was written, or failed for good in the last day, is counted on a banner on every staff
+    # page of coordinators and admins: with the worker stopped or its queue down, emails
+    # wait silently. 0 shows no banner.
+    MAIL_LATE_MINUTES = _env_int("MAIL_LATE_MINUTES", 30)
 
     # Pages the same for every patient (the request form, the time picker) are rendered once
     # per server process and reused for at most this long, and never after what they show

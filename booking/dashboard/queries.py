@@ -13,14 +13,17 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import ColumnElement, Select, exists, false, func, or_, select
 from sqlalchemy.orm import aliased, contains_eager, joinedload, selectinload
 
 from booking.extensions import db
 from booking.forms import phone_e164
 from booking.messages.services import unread_by_staff
+from booking.notifications.services import mail_delay
 from booking.outcomes.progress import unseen_failed_worse_notices
 from booking.requests.events import RequestEvent
+from booking.requests.followup import duration_label
 from booking.requests.models import (
     OPEN_STATUSES,
     PRESSING_LEVELS,
@@ -43,7 +46,7 @@ from booking.requests.queries import (
 )
 from booking.scheduling.models import Appointment
 from booking.staff.models import StaffUser
-from booking.timeutil import from_clinic_local
+from booking.timeutil import from_clinic_local, now_utc
 
 PER_PAGE = 25
 
@@ -483,3 +486,31 @@ def load_record(reference: str) -> ConsultationRequest | None:
 
 
 URGENT = TriageLevel.URGENT
+
+
+# A failed email counts on the banner of late emails this long after its last attempt; a
+# patient's stays on the queue's "Patient not notified" list until staff send it again.
+FAILED_SHOWN_FOR = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class MailBanner:
+    """The staff pages' banner of emails not delivered in time (``MAIL_LATE_MINUTES``)."""
+
+    waiting: int  # still waiting to go, written more than MAIL_LATE_MINUTES ago
+    failed: int  # failed for good in the last day, nobody sent again
+    oldest: str  # how long ago the oldest of them was written, as staff read it
+
+
+def mail_banner() -> MailBanner | None:
+    """Emails that have waited longer than ``MAIL_LATE_MINUTES`` or failed for good in the
+    last day (``FAILED_SHOWN_FOR``), or None when there are none (or the setting is 0). One
+    query (``notifications.services.mail_delay``)."""
+    minutes = current_app.config["MAIL_LATE_MINUTES"]
+    if not minutes:
+        return None
+    now = now_utc()
+    delay = mail_delay(now - timedelta(minutes=minutes), now - FAILED_SHOWN_FOR)
+    if not delay.count or delay.oldest_at is None:
+        return None
+    return MailBanner(delay.waiting, delay.failed, duration_label(now - delay.oldest_at))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from flask import (
     Blueprint,
     abort,
     current_app,
     flash,
+    g,
     get_flashed_messages,
     redirect,
     render_template,
@@ -86,6 +87,24 @@ bp = Blueprint("dashboard", __name__, url_prefix="/staff")
 def _check_settings(state: BlueprintSetupState) -> None:
     """A mistyped export setting stops the start, not the first export."""
     delimiter(state.app.config["EXPORT_CSV_DELIMITER"])
+
+
+def _mail_banner() -> queries.MailBanner | None:
+    """The banner of emails not delivered in time, for coordinators and admins (who can act
+    on it: check the worker, send a patient's email again); read once per page, and only
+    by a page that shows it (staff_base.html), not by every template rendered (emails)."""
+    if "mail_banner" not in g:
+        g.mail_banner = (
+            queries.mail_banner()
+            if current_user.is_authenticated and current_user.works_every_request
+            else None
+        )
+    return g.mail_banner
+
+
+@bp.app_context_processor
+def _staff_frame() -> dict[str, Any]:
+    return {"mail_banner": _mail_banner}
 
 
 @bp.get("/")

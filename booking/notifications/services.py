@@ -20,7 +20,7 @@ import smtplib
 import socket
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.charset import QP, Charset
 from email.message import EmailMessage
 from email.mime.text import MIMEText
@@ -31,14 +31,14 @@ from urllib.parse import urlsplit
 from flask import Flask, current_app, render_template
 from flask_babel import force_locale
 from flask_mail import Message
-from sqlalchemy import ColumnElement, delete, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, update
 from sqlalchemy.exc import InvalidRequestError, SQLAlchemyError
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
 from booking.accesslog import redact_other_sites, redact_text
 from booking.crypto import DecryptionError, KeyMissingError
 from booking.extensions import db, mail
-from booking.notifications.models import OutboxEmail, OutboxStatus
+from booking.notifications.models import WAITING, OutboxEmail, OutboxStatus
 from booking.timeutil import now_utc
 
 log = logging.getLogger(__name__)
@@ -176,6 +176,42 @@ def deliveries(email_ids: Collection[int], templates: Collection[str]) -> dict[i
     return {
         row.id: Delivery(row.recipient, row.status, row.withdrawn_at is not None) for row in rows
     }
+
+
+@dataclass(frozen=True)
+class MailDelay:
+    """Emails not delivered in time, as staff are told of them: how many still wait though
+    written before the cut-off, how many failed for good (and nobody sent again) since
+    theirs, and when the oldest of them all was written."""
+
+    waiting: int
+    failed: int
+    oldest_at: datetime | None
+
+    @property
+    def count(self) -> int:
+        return self.waiting + self.failed
+
+
+def mail_delay(late_before: datetime, failed_since: datetime) -> MailDelay:
+    """The emails still waiting to go (not withdrawn) though written before ``late_before``,
+    and those that failed for good after ``failed_since`` that staff have not dealt with
+    (``settled_at``). One statement over the undelivered rows (pending, sending, failed:
+    the ``status`` index), which are few; nothing is decrypted."""
+    late = and_(OutboxEmail.still_to_go(), OutboxEmail.created_at < late_before)
+    failed = and_(
+        OutboxEmail.status == OutboxStatus.FAILED,
+        OutboxEmail.settled_at.is_(None),
+        OutboxEmail.claimed_at > failed_since,  # its last attempt
+    )
+    waiting, failed_count, oldest = db.session.execute(
+        select(
+            func.count(case((late, 1))),
+            func.count(case((failed, 1))),
+            func.min(OutboxEmail.created_at),
+        ).where(OutboxEmail.status.in_([*WAITING, OutboxStatus.FAILED]), or_(late, failed))
+    ).one()
+    return MailDelay(waiting or 0, failed_count or 0, oldest)
 
 
 def withdraw_pending(request_id: int, templates: frozenset[str]) -> int:

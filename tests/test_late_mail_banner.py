@@ -1,0 +1,118 @@
+"""Emails not delivered in time, told to staff on every staff page: with the worker stopped or
+its queue down, a patient's confirmation or reschedule waits silently in the outbox
+(``MAIL_LATE_MINUTES``; only the clinic's urgent alerts had a banner of their own)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from booking.extensions import db
+from booking.notifications.models import OutboxEmail, OutboxStatus
+from booking.timeutil import now_utc
+from tests.factories import make_request
+from tests.support import AuthActions, Staff
+
+
+def _banner(client: FlaskClient, path: str = "/staff/") -> str | None:
+    response = client.get(path)
+    assert response.status_code == 200, path
+    page = response.get_data(as_text=True)
+    if 'id="late-mail"' not in page:
+        return None
+    return page.split('id="late-mail"')[1].split("</section>")[0]
+
+
+def _emails(app: Flask, **values: Any) -> None:
+    """Every outbox row changed as ``values`` say (their age, their status)."""
+    with app.app_context():
+        db.session.execute(sa.update(OutboxEmail).values(**values))
+        db.session.commit()
+
+
+@pytest.fixture
+def two_emails(app: Flask, staff: Staff) -> None:
+    """A request just sent: the patient's confirmation and the clinic's alert, pending."""
+    with app.app_context():
+        make_request()
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(OutboxEmail)) == 2
+
+
+@pytest.mark.usefixtures("two_emails")
+def test_emails_waiting_too_long_show_on_every_staff_page_for_coordinators(
+    app: Flask, client: FlaskClient, auth: AuthActions
+) -> None:
+    auth.login("coordinator")
+    minutes = app.config["MAIL_LATE_MINUTES"]
+    assert _banner(client) is None  # written just now: not late
+
+    _emails(app, created_at=now_utc() - timedelta(minutes=minutes, seconds=30))
+    banner = _banner(client)
+    assert banner is not None
+    assert f"2 emails have waited more than {minutes} minutes to go out." in banner
+    assert f"The oldest was written {minutes} min ago." in banner
+    assert "background worker" in banner
+    assert "failed for good" not in banner
+    # Not the queue only: wherever the coordinator works.
+    assert _banner(client, "/staff/calendar") == banner
+
+    # One goes out, the other one was withdrawn by a later change: nothing is waiting.
+    with app.app_context():
+        first, second = db.session.scalars(sa.select(OutboxEmail).order_by(OutboxEmail.id))
+        first.status = OutboxStatus.SENT
+        second.withdrawn_at = now_utc()
+        db.session.commit()
+    assert _banner(client) is None
+
+
+@pytest.mark.usefixtures("two_emails")
+def test_an_email_failed_for_good_shows_until_staff_send_it_again(
+    app: Flask, client: FlaskClient, auth: AuthActions
+) -> None:
+    auth.login("coordinator")
+    with app.app_context():
+        first = db.session.scalars(sa.select(OutboxEmail).order_by(OutboxEmail.id)).first()
+        assert first is not None
+        first.status = OutboxStatus.FAILED
+        first.claimed_at = now_utc() - timedelta(hours=2)
+        first.created_at = now_utc() - timedelta(hours=3)
+        db.session.commit()
+        failed_id = first.id
+    banner = _banner(client)
+    assert banner is not None
+    assert "1 email failed for good in the last day." in banner
+    assert "waited more than" not in banner  # the other one is fresh
+    assert "The oldest was written 3 h 00 min ago." in banner
+    assert "/staff/queue?status=all&amp;unnotified=1" in banner  # where to send it again
+
+    def change(**values: Any) -> None:
+        with app.app_context():
+            db.session.execute(
+                sa.update(OutboxEmail).where(OutboxEmail.id == failed_id).values(**values)
+            )
+            db.session.commit()
+
+    change(settled_at=now_utc())  # sent again (or found no longer wanted)
+    assert _banner(client) is None
+    # Failed more than a day ago: the "Patient not notified" list keeps it, not the banner.
+    change(settled_at=None, claimed_at=now_utc() - timedelta(hours=25))
+    assert _banner(client) is None
+
+
+@pytest.mark.usefixtures("two_emails")
+def test_specialists_are_not_shown_it_and_zero_turns_it_off(
+    app: Flask, client: FlaskClient, auth: AuthActions
+) -> None:
+    _emails(app, created_at=now_utc() - timedelta(days=1))
+    auth.login("specialist")
+    assert _banner(client, "/staff/calendar") is None
+    auth.logout()
+    auth.login("coordinator")
+    assert _banner(client) is not None
+    app.config["MAIL_LATE_MINUTES"] = 0
+    assert _banner(client) is None
