@@ -22,6 +22,16 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 WORKER_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+class LimiterFilter(logging.Filter):
+    """Flask-Limiter's lines worth an operator's eye: its warnings and errors (its storage,
+    Redis, unreachable: "falling back to in-memory storage", "Swallowing error") and the
+    INFO that says the storage is back. Not its other INFO lines: "ratelimit ... exceeded"
+    names the limit's key, which may be an email address typed into a form."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or record.msg == "Rate limit storage recovered"
+
+
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = g.get("request_id", "-") if has_request_context() else "-"
@@ -63,6 +73,16 @@ def init_logging(app: Flask) -> None:
         booking_log.addHandler(handler)
         booking_log.setLevel(logging.INFO)
         booking_log.propagate = False
+        # Flask-Limiter gives its logger a NullHandler, so under gunicorn (no root handler)
+        # its warning that Redis is unreachable and limits are counted in memory went nowhere.
+        limiter_log = logging.getLogger("flask-limiter")
+        limiter_handler = logging.StreamHandler()
+        limiter_handler.setFormatter(handler.formatter)
+        for each in (RequestIdFilter(), redacting, LimiterFilter()):
+            limiter_handler.addFilter(each)
+        limiter_log.addHandler(limiter_handler)
+        limiter_log.setLevel(logging.INFO)
+        limiter_log.propagate = False
 
 
 def init_worker_logging() -> None:

@@ -89,3 +89,52 @@ def test_the_workers_log_redacts_tokens_as_the_web_apps_does(tmp_path: Path) -> 
     for line in lines:
         assert "GET /manage/open/[redacted] failed" in line
     assert "Tok3n" not in run.stderr
+
+
+# An app server as gunicorn runs it: the app's own logging set up, no root handler. Its
+# rate-limit storage (Redis) unreachable: nothing listens on the port.
+LIMITER_LOGS = """
+import sys
+
+from booking import create_app
+from booking.extensions import limiter
+
+app = create_app()  # development settings, not the tests': the web app's own log handler
+
+
+@limiter.limit("5 per minute", key_func=lambda: "who@example.com")
+def limited() -> str:
+    return "ok"
+
+
+app.add_url_rule("/limited", view_func=limited)
+client = app.test_client()
+answers = [client.get("/limited").status_code for _ in range(7)]
+print(answers, file=sys.stderr)
+"""
+
+
+def test_rate_limits_counted_in_memory_while_redis_is_down_is_logged(tmp_path: Path) -> None:
+    """Flask-Limiter's warning that its storage is unreachable (limits counted in each
+    process's memory meanwhile) reaches the app server's log, as the app's own lines; its
+    lines naming a limit's key (an email address typed) do not."""
+    from tests.smtp import free_port
+
+    env = files_environment(
+        tmp_path, "limits.sqlite3", RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{free_port()}/0"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", LIMITER_LOGS],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "[200, 200, 200, 200, 200, 429, 429]" in run.stderr  # limits hold, in memory
+    [line] = [line for line in run.stderr.splitlines() if "falling back" in line]
+    assert " WARNING flask-limiter [" in line
+    assert "Rate limit storage unreachable - falling back to in-memory storage" in line
+    assert "who@example.com" not in run.stderr
