@@ -6,6 +6,7 @@ in the outbox), and fail readiness only with ``HEALTH_QUEUE_REQUIRED``."""
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -280,6 +281,51 @@ def test_queue_storage_down_is_degraded_not_down(
         "outbox": "ok",
     }
     assert "redis" not in client.get("/health/ready").get_data(as_text=True)
+
+
+def test_a_redis_that_never_answers_does_not_hold_the_probe(
+    app: Flask, make_app: Callable[[dict[str, Any]], Flask], app_settings: dict[str, Any]
+) -> None:
+    """A Redis host gone without a trace, or one that takes the connection and never answers:
+    the probe must answer well before a load balancer's timeout (here: REDIS_URL's own
+    5 seconds, as docs/production.md advises), or the server is marked unready after all."""
+    import socket
+    import time
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # connections complete in the backlog; nothing is ever read or said
+        port = silent.getsockname()[1]
+        app_settings.update(
+            HUEY_BACKEND="redis",
+            REDIS_URL=f"redis://127.0.0.1:{port}/0?socket_connect_timeout=5&socket_timeout=5",
+        )
+        client = make_app(app_settings).test_client()
+        started = time.monotonic()
+        status, body = _ready(client)
+        assert time.monotonic() - started < 2
+    assert (status, body["checks"]["queue"], body["degraded"]) == (200, "unavailable", ["queue"])
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis (REDIS_URL)")
+def test_the_probe_reads_the_heartbeat_a_worker_wrote_to_redis(
+    app: Flask, make_app: Callable[[dict[str, Any]], Flask], app_settings: dict[str, Any]
+) -> None:
+    """The probe reads Redis on connections of its own: the same key the workers write."""
+    app_settings.update(
+        HUEY_BACKEND="redis", REDIS_URL=os.environ["REDIS_URL"], HUEY_NAME=f"test-{uuid.uuid4()}"
+    )
+    app = make_app(app_settings)
+    client = app.test_client()
+    assert _ready(client)[1]["checks"]["worker_heartbeat"] == "missing"
+    _beat(app, 0)
+    status, body = _ready(client)
+    assert (status, body["checks"]["queue"], body["checks"]["worker_heartbeat"]) == (
+        200,
+        "ok",
+        "ok",
+    )
+    app.extensions["huey"].storage.pop_data(HEARTBEAT_KEY)
 
 
 def test_queue_storage_down_is_503_naming_the_queue_when_required(

@@ -45,6 +45,7 @@ from alembic.script import ScriptDirectory
 from flask import Flask, current_app
 from huey import Huey
 from huey.constants import EmptyData
+from huey.storage import BaseStorage, RedisStorage
 from sqlalchemy import func, select
 
 from booking.documents.scanning import scanner_answers, scanning_enabled
@@ -112,8 +113,38 @@ def record_heartbeat(huey: Huey, at: float | None = None) -> None:
     huey.storage.put_data(HEARTBEAT_KEY, repr(at).encode())
 
 
+# Redis answers a read in milliseconds when it is well. One that vanished without a trace (a
+# host down, a firewall dropping packets) or takes the connection and never answers would hold
+# the probe as long as REDIS_URL's timeouts say (none by default: minutes, the system's
+# connect timeout), past the load balancer's: the server marked unready after all, for a check
+# that is only "degraded". So the probe reads on connections of its own, with this timeout.
+READY_QUEUE_SECONDS = 0.5
+PROBE_STORAGE_KEY = "spineconsult.probe_storage"  # app.extensions: (the queue's, the probe's)
+
+
+def _probe_storage(huey: Huey) -> BaseStorage:
+    """The queue's storage, or for Redis the same keys on a pool of the probe's own (the same
+    address, password and TLS) whose connections wait ``READY_QUEUE_SECONDS`` at most. Made
+    once per process."""
+    storage = huey.storage
+    if not isinstance(storage, RedisStorage):
+        return storage  # a local file (SQLite) or memory: nothing to wait for over a network
+    made = current_app.extensions.get(PROBE_STORAGE_KEY)
+    if made is None or made[0] is not storage:
+        pool = storage.pool
+        settings = {
+            **pool.connection_kwargs,
+            "socket_connect_timeout": READY_QUEUE_SECONDS,
+            "socket_timeout": READY_QUEUE_SECONDS,
+        }
+        probe_pool = type(pool)(connection_class=pool.connection_class, **settings)
+        probe = RedisStorage(storage.name, connection_pool=probe_pool, clean_name=False)
+        made = current_app.extensions[PROBE_STORAGE_KEY] = (storage, probe)
+    return made[1]
+
+
 def _read_heartbeat(huey: Huey) -> float | None:
-    raw = huey.storage.peek_data(HEARTBEAT_KEY)
+    raw = _probe_storage(huey).peek_data(HEARTBEAT_KEY)
     if raw is EmptyData:
         return None
     try:
