@@ -669,6 +669,43 @@ def test_staff_page_has_no_serious_accessibility_problem(name: str, site: Site) 
     assert_accessible(page, name)
 
 
+def test_the_banner_of_late_emails_has_no_serious_accessibility_problem(site: Site) -> None:
+    """No worker runs here: the demo's emails wait. Written a day ago, they are late
+    (MAIL_LATE_MINUTES), and every staff page of an admin or coordinator says so; one of
+    them failed for good too. Put back as they were afterwards, for the other tests."""
+    from sqlalchemy import update
+
+    from booking.notifications.models import OutboxEmail, OutboxStatus
+    from booking.timeutil import now_utc
+
+    app = site.server.app
+    with app.app_context():
+        before = db.session.execute(
+            select(OutboxEmail.id, OutboxEmail.status, OutboxEmail.created_at)
+        ).all()
+        db.session.execute(update(OutboxEmail).values(created_at=now_utc() - timedelta(days=1)))
+        db.session.execute(
+            update(OutboxEmail)
+            .where(OutboxEmail.id == before[0].id)
+            .values(status=OutboxStatus.FAILED, claimed_at=now_utc())
+        )
+        db.session.commit()
+    try:
+        page = site.admin
+        page.goto(site("/staff/"))
+        expect(page.get_by_role("region", name="Emails are not going out")).to_be_visible()
+        assert_accessible(page, "the queue with late emails")
+    finally:
+        with app.app_context():
+            for row in before:
+                db.session.execute(
+                    update(OutboxEmail)
+                    .where(OutboxEmail.id == row.id)
+                    .values(status=row.status, created_at=row.created_at, claimed_at=None)
+                )
+            db.session.commit()
+
+
 def _started_visit(site: Site) -> str:
     """A new urgent request (nobody has reached the patient), confirmed by the coordinator,
     whose appointment started an hour ago: its record offers "Complete the request" and
