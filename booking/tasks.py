@@ -18,6 +18,7 @@ from typing import Any
 from flask import Flask
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
 from huey.api import TaskWrapper
+from redis import ConnectionPool
 
 from booking.audit.services import reduce_old_addresses
 from booking.extensions import db
@@ -39,10 +40,25 @@ from booking.staff.auth import purge_old_sessions
 log = logging.getLogger(__name__)
 
 
+# Seconds a connection to the queue's Redis may take to open, and a reply to come, unless
+# REDIS_URL says otherwise (socket_connect_timeout, socket_timeout). redis-py waits for ever
+# by default: with a Redis host gone without a trace (not refusing: a machine down, a
+# firewall dropping packets), every page that hands an email to the queue, a patient's
+# request among them, hung until gunicorn killed it, though the request was stored. More
+# than the second a worker's read of the queue blocks for (Huey's read_timeout).
+REDIS_TIMEOUT_SECONDS = 5
+
+
 def _make_huey(app: Flask) -> Huey:
     backend, name = app.config["HUEY_BACKEND"], app.config["HUEY_NAME"]
     if backend == "redis":
-        return RedisHuey(name, url=app.config["REDIS_URL"])
+        # The URL's own timeouts win over these (redis-py's rule for from_url).
+        pool = ConnectionPool.from_url(
+            app.config["REDIS_URL"],
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+        )
+        return RedisHuey(name, connection_pool=pool)
     if backend == "sqlite":
         path = Path(app.config["HUEY_SQLITE_PATH"])
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -634,6 +634,31 @@ def test_a_queue_that_never_answers_is_waited_for_once_per_change(
         assert f"could not enqueue outbox email(s) {ids}; the sweep will retry" in caplog.text
 
 
+def test_a_queue_that_never_answers_is_not_waited_for_for_ever_without_timeouts_in_its_url(
+    app_settings: dict[str, Any],
+    silent_queue: tuple[str, list[socket.socket]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """REDIS_URL without timeouts of its own (README's example): redis-py would wait for
+    ever for the silent Redis, and the patient's page with it, though the request was
+    stored. The queue's connections have a timeout of their own (REDIS_TIMEOUT_SECONDS)."""
+    from booking.tasks import REDIS_TIMEOUT_SECONDS
+
+    url = silent_queue[0].partition("?")[0]
+    with _app_with_queue(app_settings, url) as app:
+        answer: dict[str, int] = {}
+        sending = threading.Thread(
+            target=lambda: answer.update(status=post_request(app.test_client()).status_code),
+            daemon=True,
+        )
+        sending.start()
+        sending.join(REDIS_TIMEOUT_SECONDS + 10)
+        assert not sending.is_alive(), "the request's page waited for the queue for ever"
+        assert answer == {"status": 303}
+        assert [r.status for r in _outbox(app)] == [OutboxStatus.PENDING] * 2
+        assert "the sweep will retry" in caplog.text
+
+
 def _deliver_in_background(app: Flask, email_id: int) -> tuple[threading.Thread, dict[str, Any]]:
     """A worker delivering ``email_id`` in a thread of its own (the test acts meanwhile):
     the thread, and where it leaves the delay returned or the error raised."""
