@@ -372,6 +372,11 @@ class Config:
     # Redis away: each process counts in memory until it is back (Flask-Limiter checks), so
     # the limits still hold per process and a patient's request is not a 500 meanwhile.
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    # Seconds to connect to the counts' Redis, and for each answer, unless the URI says
+    # otherwise (its own socket_connect_timeout / socket_timeout win). redis-py waits for ever
+    # by default: a Redis gone without a trace (not refusing) would hold every page with a
+    # limit instead of falling back to memory. Ignored by the memory storage.
+    RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 5, "socket_timeout": 5}
     # The fallback only covers the check before a view. A limit counted after it (a failed
     # sign-in or two-factor code, a patient's copy of their data: ``deduct_when``) meets a
     # Redis that went away during the request in an after-request hook: without this, a 500

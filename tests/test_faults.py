@@ -191,6 +191,53 @@ def test_rate_limit_storage_unreachable_still_serves_and_still_limits(tmp_path: 
             db.engine.dispose()
 
 
+def test_a_rate_limit_storage_that_never_answers_is_not_waited_for_for_ever(
+    tmp_path: Path,
+) -> None:
+    """A Redis gone without a trace (a machine down, a firewall dropping packets), or one that
+    takes the connection and never answers, with a RATELIMIT_STORAGE_URI without timeouts of
+    its own: redis-py would wait for ever, and every page with a limit with it. The counts'
+    connections time out (``RATELIMIT_STORAGE_OPTIONS``), then the limits go on in memory."""
+    import socket
+    import threading
+
+    from tests.factories import PASSWORD, make_staff
+    from tests.support import AuthActions
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # connections complete in the backlog; nothing is read or said
+        app = create_app(
+            {
+                "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+                "UPLOAD_DIR": str(tmp_path / "uploads"),
+                "RATELIMIT_STORAGE_URI": f"redis://127.0.0.1:{silent.getsockname()[1]}/0",
+                "LOGIN_RATE_LIMIT": "3 per minute",
+            }
+        )
+        try:
+            with app.app_context():
+                db.create_all()
+                make_staff("coordinator", "coord@example.com")
+            client = app.test_client()
+            answers: list[int] = []
+
+            def sign_in() -> None:
+                for password in ("guessing", "guessing", "guessing", PASSWORD):
+                    answers.append(
+                        AuthActions(client).attempt("coord@example.com", password).status_code
+                    )
+
+            signing_in = threading.Thread(target=sign_in, daemon=True)
+            signing_in.start()
+            signing_in.join(60)
+            assert not signing_in.is_alive(), f"the pages waited for the storage: {answers}"
+            assert answers == [401, 401, 401, 429]
+        finally:
+            with app.app_context():
+                db.engine.dispose()
+
+
 def test_a_rate_limit_storage_lost_during_a_sign_in_still_answers_it(
     app_settings: dict[str, Any], request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
