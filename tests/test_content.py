@@ -41,7 +41,7 @@ STAFF_ONLY = (
     "booking/templates/email/callback_staff", "booking/templates/email/escalation_staff",
     "booking/templates/email/triage_raised_staff",
     "booking/templates/email/staff_password_reset", "booking/templates/dev/", "booking/cli.py",
-    "booking/templates/email/staff_two_factor_reset",
+    "booking/templates/email/staff_two_factor_reset", "booking/templates/email/staff_email_changed",
     "booking/dashboard/forms.py", "booking/dashboard/views.py", "booking/dashboard/export.py",
     "booking/dashboard/queries.py", "booking/dashboard/summary.py", "booking/privacy/",
     "booking/templates/privacy/_", "booking/templates/privacy/erasures",

@@ -36,6 +36,7 @@ STAFF_EMAILS = frozenset(
         "new_request_staff",
         "page_feedback_staff",
         "patient_action_staff",
+        "staff_email_changed",
         "staff_password_reset",
         "staff_two_factor_reset",
         "triage_raised_staff",

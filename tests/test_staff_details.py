@@ -17,7 +17,7 @@ from booking.scheduling.models import Appointment, WorkingHours
 from booking.staff.auth import make_reset_token
 from booking.staff.models import StaffSession, StaffUser
 from tests.factories import book_first_open_time
-from tests.support import AuthActions, Clinic, Staff, csrf_token
+from tests.support import AuthActions, Clinic, Staff, csrf_token, outbox_emails
 from tests.test_staff_roles import alerts
 
 SHOWN = re.compile(r'<input id="shown" name="shown" type="hidden" value="([0-9a-f]*)">')
@@ -194,3 +194,42 @@ def test_a_page_shown_before_another_admins_correction_does_not_undo_it(
     assert saved.status_code == 302
     assert account(app, staff.weber.id) == ("Dr. Anna Weber", "weber@example.com")
     assert len(corrections(app)) == 2
+
+
+def test_a_changed_address_is_emailed_to_the_old_address_and_the_new(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    """An account taken over starts by moving its address (reset links then go to the taker):
+    the old address is told what changed, by whom and when, and whom to tell, in the same
+    transaction as the change."""
+    AuthActions(client).login(email=staff.admin.email)
+    with app.app_context():
+        db.session.get(StaffUser, staff.weber.id).full_name = "د. ويبر"
+        db.session.commit()
+
+    assert correct(client, staff.weber.id, "د. ويبر", "anna.weber@example.com").status_code == 302
+
+    emails = outbox_emails(app, "staff_email_changed")
+    assert [email.recipient for email in emails] == ["weber@example.com", "anna.weber@example.com"]
+    for email in emails:
+        assert email.subject.startswith("The email address of your ")
+        text = email.body_text
+        assert "Hello د. ويبر," in text
+        assert re.search(
+            r"Ada Admin, an administrator of .+, changed the email address of your "
+            r"staff account on \w+ \d+ \w+ \d{4}, \d\d:\d\d\.",
+            text,
+        )
+        assert "Old address: weber@example.com" in text
+        assert "New address: anna.weber@example.com" in text
+        assert "If you did not make or expect this change" in text
+        assert "Tell one of the clinic's administrators at once: Ada Admin." in text
+        assert "<p>Hello <bdi>د. ويبر</bdi>,</p>" in email.body_html
+        assert "<bdi>Ada Admin</bdi>, an administrator of" in email.body_html
+    assert "This address gets no more of them." in emails[0].body_text
+    assert "This address gets no more of them." not in emails[1].body_text
+    # A name alone changed: nobody is emailed.
+    assert (
+        correct(client, staff.okafor.id, "Dr. Ngozi Okafor", staff.okafor.email).status_code == 302
+    )
+    assert len(outbox_emails(app, "staff_email_changed")) == 2

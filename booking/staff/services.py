@@ -270,7 +270,8 @@ def correct_staff_details(
     schedule, appointments and history stay theirs. Returns the fields changed (none: nothing
     written). The address is kept lower-case and must be no other account's. A changed
     address signs them out everywhere (also a sign-in waiting for its code) and ends the
-    password reset links sent to the old one (``make_reset_token``). Audited with the names
+    password reset links sent to the old one (``make_reset_token``), and is emailed to the old
+    address and the new one (``_queue_email_changed``). Audited with the names
     of the fields changed, not their values, as the patient contact correction is: the row
     names the account, and staff addresses in the audit trail are reduced after
     AUDIT_ADDRESS_DAYS, which values kept in its details would escape.
@@ -306,6 +307,7 @@ def correct_staff_details(
         other = find_staff_by_email(email)
         if other is not None and other.id != user.id:
             raise StaffAccountError(taken, field="email")
+    old_email = user.email
     user.full_name = full_name
     user.email = email
     try:
@@ -315,9 +317,11 @@ def correct_staff_details(
         # like the one found above, not as a server error.
         db.session.rollback()
         raise StaffAccountError(taken, field="email") from None
+    email_ids: list[int] = []
     if "email" in changed:
         user.session_token = new_session_token()
         end_all_sessions(user, "email_changed")
+        email_ids = _queue_email_changed(user, old=old_email, actor=actor)
     record(
         "staff_details_corrected",
         target_type="staff",
@@ -326,7 +330,53 @@ def correct_staff_details(
         details={"changed": changed},
     )
     db.session.commit()
+    enqueue_delivery(email_ids)
     return changed
+
+
+def _queue_email_changed(user: StaffUser, *, old: str, actor: StaffUser) -> list[int]:
+    """Write to the outbox, in the caller's transaction, the notice of a changed sign-in
+    address: to the old address, whose owner may not have asked for it (an account taken over
+    starts by moving its address, so that password reset links go to the taker), and to the
+    new one. It says what changed, by whom, when, and whom to tell if it was not expected:
+    the clinic's other active administrators by name, and its phone. The ids, for delivery
+    after the commit."""
+    clinic_locale = current_app.config["BABEL_DEFAULT_LOCALE"]  # staff read the clinic's
+    with force_locale(clinic_locale):
+        subject = _(
+            "The email address of your %(clinic)s staff account was changed",
+            clinic=current_app.config["CLINIC_NAME"],
+        )
+    admins = list(
+        db.session.scalars(
+            select(StaffUser.full_name)
+            .where(
+                StaffUser.role == StaffRole.ADMIN,
+                StaffUser.active.is_(True),
+                StaffUser.id != user.id,
+            )
+            .order_by(StaffUser.full_name)
+        )
+    )
+    rows = [
+        queue_email(
+            template="staff_email_changed",
+            recipient=recipient,
+            subject=subject,
+            locale=clinic_locale,
+            user=user,
+            old_email=old,
+            new_email=user.email,
+            actor_name=actor.full_name,
+            by_themselves=actor.id == user.id,
+            changed_at=now_utc(),
+            admins=admins,
+            to_old_address=recipient == old,
+        )
+        for recipient in (old, user.email)
+    ]
+    db.session.flush()
+    return [row.id for row in rows]
 
 
 class TwoFactorChangedError(StaffAccountError):
