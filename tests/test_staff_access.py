@@ -93,6 +93,7 @@ ACCESS: dict[str, Access] = {
     "staff.logout": EVERY_ROLE,
     "staff.keep_alive": EVERY_ROLE,
     "staff.two_factor_setup": EVERY_ROLE,
+    "staff.own_account": EVERY_ROLE,
     "dashboard.record": EVERY_ROLE_ASSIGNED,
     "dashboard.document": EVERY_ROLE_ASSIGNED,
     "dashboard.summary_page": EVERY_ROLE_ASSIGNED,

@@ -17,7 +17,7 @@ from booking.scheduling.models import Appointment, WorkingHours
 from booking.staff.auth import make_reset_token
 from booking.staff.models import StaffSession, StaffUser
 from tests.factories import book_first_open_time
-from tests.support import AuthActions, Clinic, Staff, csrf_token, outbox_emails
+from tests.support import PASSWORD, AuthActions, Clinic, Staff, csrf_token, outbox_emails
 from tests.test_staff_roles import alerts
 
 SHOWN = re.compile(r'<input id="shown" name="shown" type="hidden" value="([0-9a-f]*)">')
@@ -233,3 +233,80 @@ def test_a_changed_address_is_emailed_to_the_old_address_and_the_new(
         correct(client, staff.okafor.id, "Dr. Ngozi Okafor", staff.okafor.email).status_code == 302
     )
     assert len(outbox_emails(app, "staff_email_changed")) == 2
+
+
+def own_page(client: FlaskClient) -> dict[str, str]:
+    page = client.get("/staff/account").get_data(as_text=True)
+    return {"csrf_token": csrf_token(client, "/staff/account"), "shown": SHOWN.search(page)[1]}
+
+
+def change_own(client: FlaskClient, full_name: str, email: str, password: str = "") -> TestResponse:
+    return client.post(
+        "/staff/account",
+        data={**own_page(client), "full_name": full_name, "email": email, "password": password},
+    )
+
+
+def test_a_lone_admin_corrects_their_own_name_and_with_their_password_their_address(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    AuthActions(client).login(email=staff.admin.email)
+    assert 'href="/staff/account"' in client.get("/staff/accounts").get_data(as_text=True)
+
+    named = change_own(client, "Ada Admín", staff.admin.email)
+    assert named.status_code == 302 and named.headers["Location"].endswith("/staff/account")
+    assert "Your name was changed." in alerts(client.get("/staff/account"))
+    assert account(app, staff.admin.id) == ("Ada Admín", staff.admin.email)
+    assert client.get("/staff/").status_code == 200  # the same address: still signed in
+
+    # A new address needs the password, typed again: none, or a wrong one, changes nothing.
+    unsure = change_own(client, "Ada Admín", "ada@example.com")
+    assert unsure.status_code == 401
+    assert "Please enter your current password" in field_error(
+        unsure.get_data(as_text=True), "password"
+    )
+    wrong = change_own(client, "Ada Admín", "ada@example.com", "not the password")
+    assert wrong.status_code == 401
+    assert field_error(wrong.get_data(as_text=True), "password") == (
+        "Error: That password is not right."
+    )
+    assert account(app, staff.admin.id) == ("Ada Admín", staff.admin.email)
+    assert outbox_emails(app, "staff_email_changed") == []
+    with app.app_context():
+        refused = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "password_check_failed")
+        ).one()
+        assert refused.details == {"for": "email address change"}
+
+    moved = change_own(client, "Ada Admín", "Ada@Example.com", PASSWORD)
+    assert moved.status_code == 302 and moved.headers["Location"].endswith("/staff/login")
+    assert "please sign in with ada@example.com" in alerts(client.get("/staff/login"))
+    assert account(app, staff.admin.id) == ("Ada Admín", "ada@example.com")
+    assert corrections(app) == [
+        (staff.admin.id, str(staff.admin.id), {"changed": ["full_name"]}),
+        (staff.admin.id, str(staff.admin.id), {"changed": ["email"]}),
+    ]
+    emails = outbox_emails(app, "staff_email_changed")
+    assert [email.recipient for email in emails] == [staff.admin.email, "ada@example.com"]
+    assert "from your own account, signed in with its password" in emails[0].body_text
+    # The lone admin has no colleague to name.
+    assert "Tell the clinic's management at once." in emails[0].body_text
+    assert client.get("/staff/").status_code == 302  # signed out
+    assert AuthActions(client).login(email="ada@example.com").id == staff.admin.id
+
+
+def test_a_specialist_corrects_their_name_and_a_stale_page_changes_nothing(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    AuthActions(client).login(email=staff.weber.email)
+    older = own_page(client)
+    assert change_own(client, "Dr. Lena Weber", staff.weber.email).status_code == 302
+
+    stale = client.post(
+        "/staff/account",
+        data={**older, "full_name": "Dr. Weber", "email": staff.weber.email, "password": ""},
+    )
+
+    assert stale.status_code == 422
+    assert "Your account was changed since the page was shown" in stale.get_data(as_text=True)
+    assert account(app, staff.weber.id) == ("Dr. Lena Weber", staff.weber.email)

@@ -131,6 +131,24 @@ class StaffDetailsForm(_StaffNameForm):
     shown = HiddenField()
 
 
+class OwnDetailsForm(_StaffNameForm):
+    """A staff member's own name and email address; a new address needs their password."""
+
+    email = _staff_email_field(
+        _l(
+            "Changing it signs you out everywhere; you then sign in with the new address. "
+            "The old address and the new one are both told of the change."
+        )
+    )
+    password = PasswordField(
+        _l("Your current password"),
+        validators=[Length(max=200)],
+        description=_l("Needed only to change your email address."),
+        render_kw={"autocomplete": "current-password"},
+    )
+    shown = HiddenField()  # as in StaffDetailsForm
+
+
 class CodeForm(BaseForm):
     """Signing in: the authenticator's code or a recovery code (letters, digits and a dash,
     so a phone shows its full keyboard, not the number pad)."""

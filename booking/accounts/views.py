@@ -26,6 +26,7 @@ from booking.accounts.forms import (
     CodeForm,
     ForgotPasswordForm,
     LoginForm,
+    OwnDetailsForm,
     ReplaceTwoFactorForm,
     ResetPasswordForm,
     SetupCodeForm,
@@ -491,6 +492,61 @@ def edit_account(user_id: int) -> Response | tuple[str, int]:
             return redirect(url_for("staff.accounts"))
     page = render_template("staff/account_edit.html", form=form, user=user, role_names=ROLE_NAMES)
     return page, 422 if form.errors else 200
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])  # a password is checked here
+@roles_required()
+def own_account() -> Response | tuple[str, int]:
+    """Correct one's own name and email address (``services.change_own_details``)."""
+    user = current_user
+    form = OwnDetailsForm(
+        data={
+            "full_name": user.full_name,
+            "email": user.email,
+            "shown": services.details_mark(user),
+        }
+    )
+    status = 200
+    if form.validate_on_submit():
+        try:
+            changed = services.change_own_details(
+                user,
+                full_name=form.full_name.data,
+                email=form.email.data,
+                password=form.password.data or "",
+                shown=form.shown.data or "",
+            )
+        except services.StaffAccountError as exc:
+            if exc.field in ("email", "password"):
+                field = getattr(form, exc.field)
+                field.errors = [*field.errors, str(exc)]
+            else:
+                form.form_errors.append(str(exc))
+            if exc.field == "shown":  # the page now shows the account as it is
+                form.shown.data = services.details_mark(user)
+            status = 401 if exc.field == "password" else 422
+        else:
+            if "email" in changed:
+                address = user.email  # read before signing out: ``current_user`` then is nobody
+                end_session("email_changed")
+                flash(
+                    _(
+                        "Your email address was changed: please sign in with %(email)s. "
+                        "Both addresses were emailed about it.",
+                        email=address,
+                    ),
+                    "success",
+                )
+                return redirect(url_for("staff.login"))
+            if changed:
+                flash(_("Your name was changed."), "success")
+            else:
+                flash(_("Nothing was changed."), "info")
+            return redirect(url_for("staff.own_account"))
+    elif form.errors:
+        status = 422
+    return render_template("staff/own_account.html", form=form, user=user), status
 
 
 @bp.post("/accounts/<int:user_id>/two-factor/reset")

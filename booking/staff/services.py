@@ -290,6 +290,44 @@ def correct_staff_details(
             ),
             field="shown",
         )
+    return _change_details(user, full_name=full_name, email=email, actor=actor)
+
+
+def change_own_details(
+    user: StaffUser, *, full_name: str, email: str, password: str, shown: str
+) -> list[str]:
+    """A signed-in staff member corrects their own name and email address (a lone admin's
+    typo has nobody else to correct it), as ``correct_staff_details`` does for an admin:
+    the same rules, audit row and emails. A new address also needs their current password,
+    typed again: a session left open (or taken) must not move the account's address, and
+    with it its password reset links, elsewhere. A wrong password is audited
+    (``record_refused_password``) and changes nothing.
+
+    ``shown`` is ``details_mark`` of the account as the page showed it: when it was changed
+    since (by an admin, or on another page), nothing is written."""
+    if shown != details_mark(user):
+        raise StaffAccountError(
+            _(
+                "Your account was changed since the page was shown: it is now %(name)s, "
+                "%(email)s. Check the name and address below, then save again.",
+                name=user.full_name,
+                email=user.email,
+            ),
+            field="shown",
+        )
+    if email.strip().lower() != user.email:
+        if not password:
+            raise StaffAccountError(
+                _("Please enter your current password to change your email address."),
+                field="password",
+            )
+        if not verify_password(user, password):
+            record_refused_password(user, "email address change")
+            raise StaffAccountError(_("That password is not right."), field="password")
+    return _change_details(user, full_name=full_name, email=email, actor=user)
+
+
+def _change_details(user: StaffUser, *, full_name: str, email: str, actor: StaffUser) -> list[str]:
     email = email.strip().lower()
     full_name = full_name.strip()
     changed = [
