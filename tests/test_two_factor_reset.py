@@ -227,3 +227,28 @@ def test_a_page_shown_before_the_colleague_used_or_set_up_a_code_resets_nothing(
     with app.app_context():
         assert db.session.get(StaffUser, staff.weber.id).totp_enabled
     assert len(actions(app, "two_factor_reset")) == 1
+
+
+def test_a_deactivated_accounts_two_factor_is_not_reset_nor_are_they_emailed(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    enrolled(app, staff.weber.email)
+    signed_in_admin(app, client, staff)
+    form = shown(client, staff.weber.id)  # the page, shown before the account was deactivated
+    with app.app_context():
+        db.session.get(StaffUser, staff.weber.id).active = False
+        db.session.commit()
+    page = client.get("/staff/accounts").get_data(as_text=True)
+    assert f'action="/staff/accounts/{staff.weber.id}/two-factor/reset"' not in page
+
+    refused = reset(client, staff.weber.id, form)
+
+    assert (
+        "The account of Dr. Weber is deactivated: nothing was reset. If they are to sign in "
+        "again, reactivate the account first" in alerts(refused)
+    )
+    with app.app_context():
+        user = db.session.get(StaffUser, staff.weber.id)
+        assert user.totp_enabled and user.totp_secret is not None
+        assert db.session.scalars(select(OutboxEmail)).all() == []
+    assert actions(app, "two_factor_reset") == []

@@ -433,7 +433,8 @@ def reset_two_factor(user: StaffUser, *, actor: StaffUser, shown_step: int | Non
 
     ``shown_step`` is the account's last code step as the admin's page showed it: an older
     page's post (the colleague signed in with a code, or enrolled a new phone, since) is
-    refused with TwoFactorChangedError rather than undoing what they just did."""
+    refused with TwoFactorChangedError rather than undoing what they just did. A deactivated
+    account's is not reset (StaffAccountError): reactivated first, if it is to be used."""
     if user.id == actor.id:
         raise StaffAccountError(
             _("You cannot reset your own two-factor sign-in here: set it up again instead.")
@@ -441,6 +442,17 @@ def reset_two_factor(user: StaffUser, *, actor: StaffUser, shown_step: int | Non
     # The row locked (PostgreSQL) like a sign-in code's check: a code being checked now is
     # judged before the reset, or refused after it, never half of each.
     db.session.refresh(user, with_for_update=True)
+    if not user.active:
+        # Nobody signs in with it: a reset would only email an address that may no longer be
+        # theirs (someone who left) that their account was changed.
+        db.session.rollback()
+        raise StaffAccountError(
+            _(
+                "The account of %(name)s is deactivated: nothing was reset. If they are to sign "
+                "in again, reactivate the account first, then reset their two-factor sign-in.",
+                name=user.full_name,
+            )
+        )
     if not user.totp_enabled and user.totp_secret is None:
         db.session.rollback()
         return False
