@@ -160,6 +160,13 @@ class EmailAddress:
         self(Form(), SimpleNamespace(data=address))
 
 
+def stripped(value: Any) -> Any:
+    """A filter for an email address: the spaces around it go. A browser trims an email box
+    itself, but not every client does (a paste from a spreadsheet or a signature, a form
+    filled by an assistive tool), and the address check would refuse the spaces."""
+    return value.strip() if isinstance(value, str) else value
+
+
 def has_visible_text(value: str | None) -> bool:
     """Whether a name shows anything: zero-width and other format characters alone do not."""
     return any(ch.isprintable() and not ch.isspace() for ch in value or "")

@@ -1000,6 +1000,29 @@ def test_an_admin_creates_a_coordinator_who_can_sign_in(
     assert browser.get("/staff/accounts").status_code == 403  # not an admin's
 
 
+def test_an_address_typed_with_spaces_around_it_is_taken_without_them(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    """A browser trims an email box itself, not every client does: the spaces go."""
+    AuthActions(client).attempt(staff.admin.email)
+    assert create_account(client, email="  Nora@Example.com \t").status_code == 302
+    nora = account(app, "nora@example.com")
+    assert nora is not None
+    page = client.get(f"/staff/accounts/{nora.id}/edit").get_data(as_text=True)
+    mark = re.search(r'name="shown" type="hidden" value="([0-9a-f]*)"', page)[1]
+    corrected = client.post(
+        f"/staff/accounts/{nora.id}/edit",
+        data={
+            "csrf_token": csrf_token(client, f"/staff/accounts/{nora.id}/edit"),
+            "shown": mark,
+            "full_name": "Nora New",
+            "email": " nora.new@example.com ",
+        },
+    )
+    assert corrected.status_code == 302
+    assert account(app, "nora.new@example.com") is not None
+
+
 def test_creating_an_account_twice_says_why_and_creates_nothing(
     app: Flask, client: FlaskClient, staff: Staff
 ) -> None:

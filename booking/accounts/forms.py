@@ -15,7 +15,14 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, EqualTo, Length
 
-from booking.forms import BaseForm, EmailAddress, MultiCheckboxField, has_visible_text, options
+from booking.forms import (
+    BaseForm,
+    EmailAddress,
+    MultiCheckboxField,
+    has_visible_text,
+    options,
+    stripped,
+)
 from booking.staff.auth import MIN_PASSWORD_LENGTH
 from booking.staff.models import StaffRole
 
@@ -89,6 +96,7 @@ def _staff_email_field(description: object = "") -> EmailField:
             EmailAddress(_l("Please enter a valid email address.")),
             Length(max=254),
         ],
+        filters=[stripped],
         description=description,
     )
 
