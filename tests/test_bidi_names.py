@@ -104,3 +104,42 @@ def test_every_patient_email_isolates_the_name_it_greets(
         html = render_template(f"email/{template}.html", **context)
     assert greeting.format(f"<bdi>{NAME} &lt;b&gt;&amp;</bdi>") in html
     assert greeting.format(name).removeprefix("<p>").removesuffix("</p>") in text
+
+
+@pytest.mark.parametrize(
+    ("template", "isolated"),
+    [
+        # A staff email's greeting, and the admin named in the two-factor reset's first line.
+        ("staff_password_reset", ["<p>Hello {},</p>"]),
+        ("staff_two_factor_reset", ["<p>Hello {},</p>", "<p>{}, an administrator of"]),
+        ("triage_raised_staff", ["<p>{} raised request "]),
+        # The specialist's name between the commas of the time held, and of a time offered.
+        ("request_received", [", {}, "]),
+        ("waitlist_offer", ["<br>{}, "]),
+    ],
+)
+def test_staff_names_in_emails_are_isolated(
+    app: Flask, clinic: Clinic, template: str, isolated: list[str]
+) -> None:
+    request_id = confirmed_request(app, clinic)
+    name = f"{NAME} <b>&"
+    with app.test_request_context(), force_locale("en"):
+        consultation = db.session.get(ConsultationRequest, request_id)
+        consultation.appointment.specialist.full_name = name
+        context = patient_email_values(consultation)
+        context.update(
+            user=consultation.appointment.specialist,
+            admin_name=name,
+            link="https://clinic.example/staff/login",
+            hours=2,
+            enrol_required=True,
+            previous=consultation.triage_level,
+            raised_by=name,
+            request_url="https://clinic.example/staff/requests/x",
+        )
+        html = render_template(f"email/{template}.html", **context)
+        text = render_template(f"email/{template}.txt", **context)
+        db.session.rollback()
+    for line in isolated:
+        assert line.format(f"<bdi>{NAME} &lt;b&gt;&amp;</bdi>") in html
+    assert name in text  # plain text has no markup to isolate with
