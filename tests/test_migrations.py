@@ -973,3 +973,51 @@ def test_guardians_named_before_their_search_column_are_found_without_accents(
             columns = {c["name"] for c in sa.inspect(conn).get_columns("patient")}
         assert "search_guardian" not in columns
         db.engine.dispose()
+
+
+BEFORE_FORMAT_FOLD = "b4d8f2a6c1e3"  # before names were searched without format characters
+
+
+def test_names_stored_with_invisible_characters_are_found_without_them(
+    empty_database: str, tmp_path: Path
+) -> None:
+    """Migration d5a1c7e3f9b2: the patients already stored get their name and their
+    guardian's folded again without the invisible format characters (a zero-width space
+    pasted in), so the queue's search finds them by the name typed without; the downgrade
+    folds them as before."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database, "UPLOAD_DIR": str(tmp_path)})
+    with app.app_context():
+        upgrade(directory=MIGRATIONS, revision=BEFORE_FORMAT_FOLD)
+        with db.engine.begin() as conn:
+            for name, folded, guardian, guardian_folded in (
+                ("Mar\u200bía López", "mar\u200bia lopez", "Jo\u00adsé", "jo\u00adse"),
+                ("Erika Mustermann", "erika mustermann", None, ""),
+            ):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO patient (full_name, search_name, guardian_name, "
+                        "search_guardian, phone, preferred_contact, created_at) VALUES (:name, "
+                        ":folded, :guardian, :guardian_folded, '+4930901820', 'email', "
+                        "CURRENT_TIMESTAMP)"
+                    ),
+                    {
+                        "name": name,
+                        "folded": folded,
+                        "guardian": guardian,
+                        "guardian_folded": guardian_folded,
+                    },
+                )
+        upgrade(directory=MIGRATIONS)
+        query = sa.text("SELECT search_name, search_guardian FROM patient ORDER BY id")
+        with db.engine.connect() as conn:
+            assert [tuple(row) for row in conn.execute(query)] == [
+                ("maria lopez", "jose"),
+                ("erika mustermann", ""),
+            ]
+        downgrade(directory=MIGRATIONS, revision=BEFORE_FORMAT_FOLD)
+        with db.engine.connect() as conn:
+            assert [tuple(row) for row in conn.execute(query)] == [
+                ("mar\u200bia lopez", "jo\u00adse"),
+                ("erika mustermann", ""),
+            ]
+        db.engine.dispose()

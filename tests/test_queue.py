@@ -554,6 +554,22 @@ def test_search_ignores_accents(app: Flask, staff_client: FlaskClient) -> None:
     assert set(queue(staff_client, status="all", q="josé garcía")) == {garcia, plain}
 
 
+def test_search_ignores_invisible_characters_pasted_into_a_name_or_the_search(
+    app: Flask, staff_client: FlaskClient
+) -> None:
+    """A name pasted from another application may carry a zero-width space, joiner or a soft
+    hyphen that nobody sees: it is found by the name typed without, and a search pasted with
+    one finds the name typed without."""
+    pasted = new_request(app, full_name="Mar\u200bía Lo\u00adpez", email="ml@example.com")
+    guardian = new_request(
+        app, full_name="Lena Becker", guardian_name="Jo\u200dsé Ruiz", email="jr@example.com"
+    )
+    typed = new_request(app, full_name="Ana Torres", email="at@example.com")
+    assert queue(staff_client, status="all", q="maria lopez") == [pasted]
+    assert queue(staff_client, status="all", q="jose ruiz") == [guardian]
+    assert queue(staff_client, status="all", q="Ana\u200b Tor\ufeffres") == [typed]
+
+
 def test_search_finds_a_minors_request_by_the_guardians_name(
     app: Flask, staff_client: FlaskClient
 ) -> None:

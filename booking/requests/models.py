@@ -139,9 +139,16 @@ class Patient(db.Model):
 
 def folded(text: str) -> str:
     """``text`` without accents and case, as a search compares it: staff type "Garcia" or
-    "MUNOZ" for "García" or "Muñoz" (the letters' accents dropped, then case folded)."""
+    "MUNOZ" for "García" or "Muñoz" (the letters' accents dropped, then case folded). The
+    invisible format characters go too (Unicode category Cf: zero-width spaces and joiners,
+    direction marks, soft hyphens): a name pasted with one, into the request or into the
+    search, looks the same as one typed without, and is found by it."""
     decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+    return "".join(
+        ch
+        for ch in decomposed
+        if not unicodedata.combining(ch) and unicodedata.category(ch) != "Cf"
+    ).casefold()
 
 
 class ConsultationRequest(db.Model):
