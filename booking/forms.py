@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import phonenumbers
 from babel import support
-from flask import current_app
+from flask import current_app, render_template, request
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -530,4 +530,45 @@ def clinic_time(day: date, at: time, which: RepeatedTimeField) -> datetime:
             "Please choose which of the two you mean.",
             **values,
         )
+    )
+
+
+# A destructive staff action (close, deactivate, delete, reset) is asked about first: its
+# button's post, without CONFIRMED, changes nothing and answers with a page saying what will
+# happen, whose own button sends the same post again with CONFIRMED. No JavaScript: the page
+# is a plain form, and its post carries the page's CSRF token like any other.
+CONFIRMED = "confirmed"
+
+
+def confirmed() -> bool:
+    """Whether this post comes from the confirmation page (``confirmation_page``)."""
+    return request.form.get(CONFIRMED) == "1"
+
+
+def confirmation_page(
+    *,
+    title: str,
+    button: str,
+    cancel_url: str,
+    consequences: list[str] | tuple[str, ...] = (),
+    warnings: list[str] | tuple[str, ...] = (),
+) -> str:
+    """The page asking to confirm this post's action (``title``: the question; ``button``:
+    the action's words). Its form posts the same fields again to the same address, with
+    CONFIRMED; ``warnings`` are what must not be missed (patients left with nothing to book,
+    appointments still to come)."""
+    fields = [
+        (name, value)
+        for name, value in request.form.items(multi=True)
+        if name not in (CONFIRMED, current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"))
+    ]
+    return render_template(
+        "staff/confirm.html",
+        title=title,
+        button=button,
+        cancel_url=cancel_url,
+        consequences=consequences,
+        warnings=warnings,
+        fields=fields,
+        confirmed_name=CONFIRMED,
     )

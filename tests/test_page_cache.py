@@ -209,7 +209,7 @@ def remove_hours_through_admin(app: Flask, clinic: Clinic) -> None:
     admin = admin_client(app)
     path = f"/staff/admin/scheduling/specialists/{clinic.specialist_id}/hours/{row_id}/delete"
     token = csrf_token(admin, "/staff/admin/scheduling/")
-    assert admin.post(path, data={"csrf_token": token}).status_code == 302
+    assert admin.post(path, data={"csrf_token": token, "confirmed": "1"}).status_code == 302
 
 
 def take_time_off(app: Flask, clinic: Clinic) -> None:

@@ -93,9 +93,10 @@ def submit(client: FlaskClient, path: str, prefix: str, **fields: Any) -> TestRe
 
 
 def press(client: FlaskClient, path: str, **fields: str) -> TestResponse:
-    """A row's button (deactivate, delete): the page's CSRF token and hidden fields."""
+    """A row's button (deactivate, delete) and, when it asks, its confirmation page's: the
+    page's CSRF token and hidden fields."""
     token = csrf_token(client, OVERVIEW)
-    return client.post(path, data={"csrf_token": token, **fields})
+    return client.post(path, data={"csrf_token": token, "confirmed": "1", **fields})
 
 
 def offered(client: FlaskClient, type_id: int, specialist_id: int, day: date) -> list[str]:

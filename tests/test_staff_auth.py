@@ -971,7 +971,7 @@ def set_active(client: FlaskClient, user_id: int, active: bool) -> TestResponse:
     token = csrf_token(client, "/staff/accounts")
     return client.post(
         f"/staff/accounts/{user_id}/active",
-        data={"csrf_token": token, "active": "1" if active else "0"},
+        data={"csrf_token": token, "active": "1" if active else "0", "confirmed": "1"},
         follow_redirects=True,
     )
 
@@ -1110,7 +1110,7 @@ def test_closing_a_location_warns_of_the_appointments_still_there(
         token = csrf_token(client, "/staff/admin/locations")
         response = client.post(
             f"/staff/admin/locations/{location_id}/active",
-            data={"csrf_token": token, "active": "0"},
+            data={"csrf_token": token, "active": "0", "confirmed": "1"},
             follow_redirects=True,
         )
         return " ".join(alerts(response))

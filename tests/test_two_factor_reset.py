@@ -46,7 +46,7 @@ def shown(client: FlaskClient, user_id: int) -> dict[str, str]:
 def reset(client: FlaskClient, user_id: int, form: dict[str, str] | None = None):
     return client.post(
         f"/staff/accounts/{user_id}/two-factor/reset",
-        data=form or shown(client, user_id),
+        data={**(form or shown(client, user_id)), "confirmed": "1"},
         follow_redirects=True,
     )
 
@@ -251,4 +251,21 @@ def test_a_deactivated_accounts_two_factor_is_not_reset_nor_are_they_emailed(
         user = db.session.get(StaffUser, staff.weber.id)
         assert user.totp_enabled and user.totp_secret is not None
         assert db.session.scalars(select(OutboxEmail)).all() == []
+    assert actions(app, "two_factor_reset") == []
+
+
+def test_a_reset_is_confirmed_first(app: Flask, client: FlaskClient, staff: Staff) -> None:
+    enrolled(app, staff.weber.email)
+    signed_in_admin(app, client, staff)
+    form = shown(client, staff.weber.id)
+
+    page = client.post(f"/staff/accounts/{staff.weber.id}/two-factor/reset", data=form)
+
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "Reset the two-factor sign-in of Dr. Weber?" in text
+    assert f'<input type="hidden" name="shown" value="{form["shown"]}">' in text
+    assert '<input type="hidden" name="confirmed" value="1">' in text
+    with app.app_context():
+        assert db.session.get(StaffUser, staff.weber.id).totp_enabled
     assert actions(app, "two_factor_reset") == []

@@ -38,6 +38,7 @@ from booking.crypto import (
     text_digest,
 )
 from booking.extensions import db, limiter
+from booking.forms import confirmation_page, confirmed
 from booking.scheduling.services import appointments_to_come
 from booking.security import (
     private_link_limit,
@@ -395,10 +396,13 @@ def two_factor_policy() -> Response | tuple[str, int]:
 
 @bp.post("/accounts/<int:user_id>/active")
 @roles_required(StaffRole.ADMIN)
-def set_active(user_id: int) -> Response:
+def set_active(user_id: int) -> Response | str:
     # CSRFProtect has already checked the token of this post.
     user = db.get_or_404(StaffUser, user_id)
     active = request.form.get("active") == "1"
+    # Asked first, unless it changes nothing or is refused anyway (one's own account).
+    if not active and user.active and user.id != current_user.id and not confirmed():
+        return _confirm_deactivation(user)
     try:
         services.set_staff_active(user, active, actor=current_user)
     except services.StaffAccountError as exc:
@@ -411,6 +415,31 @@ def set_active(user_id: int) -> Response:
             if user.role == StaffRole.SPECIALIST:
                 _warn_of_appointments_to_come(user)
     return redirect(url_for("staff.accounts"))
+
+
+def _confirm_deactivation(user: StaffUser) -> str:
+    warnings = []
+    if user.role == StaffRole.SPECIALIST and (waiting := appointments_to_come(user.id)):
+        warnings.append(
+            ngettext(
+                "%(name)s still has %(num)d appointment to come: it stays booked with them, "
+                "and is to be moved to another specialist or cancelled.",
+                "%(name)s still has %(num)d appointments to come: they stay booked with them, "
+                "and are to be moved to another specialist or cancelled.",
+                waiting,
+                name=user.full_name,
+            )
+        )
+    return confirmation_page(
+        title=_("Deactivate the account of %(name)s?", name=user.full_name),
+        button=_("Deactivate the account"),
+        cancel_url=url_for("staff.accounts"),
+        consequences=[
+            _("They are signed out everywhere at once and can no longer sign in."),
+            _("Their history stays; reactivating the account lets them sign in again."),
+        ],
+        warnings=warnings,
+    )
 
 
 @bp.post("/accounts/<int:user_id>/role")
@@ -551,7 +580,7 @@ def own_account() -> Response | tuple[str, int]:
 
 @bp.post("/accounts/<int:user_id>/two-factor/reset")
 @roles_required(StaffRole.ADMIN)
-def reset_two_factor(user_id: int) -> Response:
+def reset_two_factor(user_id: int) -> Response | str:
     """Reset a colleague's two-factor sign-in (``services.reset_two_factor``). A post from a
     page shown before the colleague was reset by another admin, or before they used or set
     up two-factor sign-in again (``shown``: their last code step as the page showed it),
@@ -559,6 +588,20 @@ def reset_two_factor(user_id: int) -> Response:
     # CSRFProtect has already checked the token of this post.
     user = db.get_or_404(StaffUser, user_id)
     shown = request.form.get("shown", "")
+    # Asked first, unless the service refuses it or has nothing to reset.
+    if user.totp_enabled and user.active and user.id != current_user.id and not confirmed():
+        return confirmation_page(
+            title=_("Reset the two-factor sign-in of %(name)s?", name=user.full_name),
+            button=_("Reset two-factor sign-in"),
+            cancel_url=url_for("staff.accounts"),
+            consequences=[
+                _(
+                    "Their authenticator app's codes and their recovery codes stop working, "
+                    "and they are signed out everywhere."
+                ),
+                _("They are emailed that you reset it."),
+            ],
+        )
     try:
         reset = services.reset_two_factor(
             user,

@@ -33,6 +33,7 @@ from booking.admin.scheduling_forms import (
     field_errors,
 )
 from booking.extensions import db
+from booking.forms import confirmation_page, confirmed
 from booking.openinghours import clinic_closed_days
 from booking.scheduling import admin_services as admin
 from booking.scheduling.agenda import booked_on_closed_days
@@ -41,7 +42,7 @@ from booking.scheduling.models import AppointmentType, ScheduleException, Workin
 from booking.scheduling.services import active_locations, appointments_to_come
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole, StaffUser
-from booking.timeutil import clinic_today, now_utc, to_clinic_tz
+from booking.timeutil import clinic_dt, clinic_today, clock_text, now_utc, to_clinic_tz
 
 bp = Blueprint("scheduling_admin", __name__, url_prefix="/staff/admin/scheduling")
 # The closed days the overview lists: the coming year's.
@@ -128,10 +129,12 @@ def overview() -> Response | tuple[str, int]:
 
 @bp.post("/types/<int:type_id>/active")
 @roles_required(StaffRole.ADMIN)
-def set_type_active(type_id: int) -> Response:
+def set_type_active(type_id: int) -> Response | str:
     # CSRFProtect has already checked this post's token.
     appointment_type = db.get_or_404(AppointmentType, type_id)
     active = request.form.get("active") == "1"
+    if not active and appointment_type.active and not confirmed():
+        return _confirm_switching_off(appointment_type)
     admin.set_appointment_type_active(appointment_type, active, current_user)
     if active:
         flash(_("Patients can book %(name)s again.", name=appointment_type.display_name), "success")
@@ -152,6 +155,40 @@ def set_type_active(type_id: int) -> Response:
                 "warning",
             )
     return redirect(url_for(".overview"))
+
+
+def _confirm_switching_off(appointment_type: AppointmentType) -> str:
+    warnings = []
+    others = [
+        other
+        for other in admin.all_appointment_types()
+        if other.active and other.id != appointment_type.id
+    ]
+    if not others:
+        warnings.append(
+            _(
+                "This is the last appointment type patients can book: once it is deactivated, "
+                "patients cannot book any appointment until a type is bookable again."
+            )
+        )
+    if booked := appointments_to_come(appointment_type_id=appointment_type.id):
+        warnings.append(
+            ngettext(
+                "%(num)d appointment of this type is still to come: it keeps its type.",
+                "%(num)d appointments of this type are still to come: they keep their type.",
+                booked,
+            )
+        )
+    return confirmation_page(
+        title=_("Deactivate %(name)s?", name=appointment_type.display_name),
+        button=_("Deactivate the appointment type"),
+        cancel_url=url_for(".overview"),
+        consequences=[
+            _("Patients can no longer book it, from now on."),
+            _("Reactivating it offers it again."),
+        ],
+        warnings=warnings,
+    )
 
 
 @bp.route("/types/<int:type_id>", methods=["GET", "POST"])
@@ -309,10 +346,28 @@ def _add_extra_hours(specialist: StaffUser, form: ExtraHoursForm) -> tuple[str, 
 
 @bp.post("/specialists/<int:user_id>/hours/<int:hours_id>/delete")
 @roles_required(StaffRole.ADMIN)
-def delete_hours(user_id: int, hours_id: int) -> Response:
+def delete_hours(user_id: int, hours_id: int) -> Response | str:
     row = db.get_or_404(WorkingHours, hours_id)
     if row.specialist_id != user_id:
         abort(404)
+    if not confirmed():
+        return confirmation_page(
+            title=_(
+                "Delete the working hours of %(name)s on %(day)s from %(start)s to %(end)s "
+                "at %(place)s?",
+                name=row.specialist.full_name,
+                day=admin.WEEKDAY_NAMES[row.weekday],
+                start=clock_text(row.start_time),
+                end=clock_text(row.end_time),
+                place=row.location.display_name,
+            ),
+            button=_("Delete the working hours"),
+            cancel_url=url_for(".specialist", user_id=user_id),
+            consequences=[
+                _("Patients are no longer offered these times, from now on."),
+                _("Appointments already booked in them stay as they are."),
+            ],
+        )
     outside = admin.delete_working_hours(row, current_user)
     flash(_("Working hours deleted."), "success")
     _warn_outside(outside)
@@ -335,11 +390,32 @@ def _warn_outside(outside: int) -> None:
 
 @bp.post("/specialists/<int:user_id>/exceptions/<int:exception_id>/delete")
 @roles_required(StaffRole.ADMIN)
-def delete_exception(user_id: int, exception_id: int) -> Response:
+def delete_exception(user_id: int, exception_id: int) -> Response | str:
     exception = db.get_or_404(ScheduleException, exception_id)
     if exception.specialist_id != user_id:
         abort(404)
     time_off = exception.kind == admin.TIME_OFF
+    if not confirmed():
+        when = {
+            "name": exception.specialist.full_name,
+            "start": clinic_dt(exception.starts_at, "EEE d MMM y, HH:mm"),
+            "end": clinic_dt(exception.ends_at, "EEE d MMM y, HH:mm"),
+        }
+        return confirmation_page(
+            title=(
+                _("Delete the time off of %(name)s from %(start)s to %(end)s?", **when)
+                if time_off
+                else _("Delete the extra hours of %(name)s from %(start)s to %(end)s?", **when)
+            ),
+            button=_("Delete the time off") if time_off else _("Delete the extra hours"),
+            cancel_url=url_for(".specialist", user_id=user_id),
+            consequences=[
+                _("Patients may be offered times in it again, from now on.")
+                if time_off
+                else _("Patients are no longer offered these times, from now on."),
+                _("Appointments already booked stay as they are."),
+            ],
+        )
     outside = admin.delete_schedule_exception(exception, current_user)
     flash(_("Time off deleted.") if time_off else _("Extra hours deleted."), "success")
     _warn_outside(outside)

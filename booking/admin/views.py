@@ -25,6 +25,7 @@ from booking.audit.labels import action_label
 from booking.audit.queries import AuditFilters, audit_page, known_actions
 from booking.extensions import db
 from booking.feedback.services import feedback_counts, page_name, recent_feedback
+from booking.forms import confirmation_page, confirmed
 from booking.requests import asks
 from booking.requests.queries import typed_reference
 from booking.scheduling import services as scheduling
@@ -80,9 +81,11 @@ def edit_location(location_id: int) -> Response | tuple[str, int]:
 
 @bp.post("/locations/<int:location_id>/active")
 @roles_required(StaffRole.ADMIN)
-def set_location_active(location_id: int) -> Response:
+def set_location_active(location_id: int) -> Response | str:
     location = db.get_or_404(Location, location_id)
     active = request.form.get("active") == "1"
+    if not active and location.active and not confirmed():
+        return _confirm_closing(location)
     scheduling.set_location_active(location, active, current_user)
     flash(_("Location updated."), "success")
     # Closing stops new bookings there at once; the appointments already made stay, and
@@ -102,6 +105,38 @@ def set_location_active(location_id: int) -> Response:
             "warning",
         )
     return redirect(url_for(".locations"))
+
+
+def _confirm_closing(location: Location) -> str:
+    warnings = []
+    if not [other for other in scheduling.active_locations() if other.id != location.id]:
+        warnings.append(
+            _(
+                "This is the last open location: once it is closed, patients cannot book any "
+                "appointment until a location is open again."
+            )
+        )
+    if waiting := scheduling.appointments_to_come(location_id=location.id):
+        warnings.append(
+            ngettext(
+                "%(num)d appointment to come is at %(name)s: it stays there, and its patient "
+                "is still expected there, until it is moved or cancelled.",
+                "%(num)d appointments to come are at %(name)s: they stay there, and their "
+                "patients are still expected there, until they are moved or cancelled.",
+                waiting,
+                name=location.display_name,
+            )
+        )
+    return confirmation_page(
+        title=_("Close %(name)s?", name=location.display_name),
+        button=_("Close the location"),
+        cancel_url=url_for(".locations"),
+        consequences=[
+            _("Patients can no longer book times there, from now on."),
+            _("Reopening it offers its times again."),
+        ],
+        warnings=warnings,
+    )
 
 
 @bp.route("/checklist", methods=["GET", "POST"])
