@@ -599,6 +599,13 @@ def _colleague_details(site: Site, page: Page, *, refused: bool = False) -> None
         expect(page.get_by_label("Full name")).to_have_attribute("aria-invalid", "true")
 
 
+def _close_asked(site: Site, page: Page) -> None:
+    """A location's "Close", asked about first: the confirmation page (nothing is closed)."""
+    page.goto(site("/staff/admin/locations"))
+    page.get_by_role("button", name=re.compile(r"^Close")).first.click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(re.compile(r"^Close .*\?$"))
+
+
 # Pages for signed-out staff: each runs in a fresh browser.
 SIGNED_OUT_PAGES: dict[str, str | Callable[..., None]] = {
     "login": "/staff/login",
@@ -629,7 +636,9 @@ STAFF_PAGES: dict[str, str | Callable[..., None]] = {
     "a colleague's name and email with an error": lambda site, page: _colleague_details(
         site, page, refused=True
     ),
+    "your account": "/staff/account",
     "locations": "/staff/admin/locations",
+    "closing a location, asked about first": _close_asked,
     "a location's names": "/staff/admin/locations/1",
     "scheduling": "/staff/admin/scheduling/",
     "an appointment type's names": "/staff/admin/scheduling/types/1",
