@@ -385,6 +385,17 @@ def draft_save_fails(app: Flask) -> Iterator[Callable[..., None]]:
     event.remove(engine, "before_cursor_execute", before_execute)
 
 
+def _about_you_saved(client: FlaskClient) -> None:
+    """A draft with the red-flag step and "about you" saved, as a patient leaves them."""
+    from tests.support import answer_red_flags, open_step, page_proof, page_token, step_answers
+
+    assert answer_red_flags(client).status_code == 303
+    shown = open_step(client, "about")
+    typed = step_answers("about") | {"full_name": "Zoë Navarro", "phone": "+34 612 345 678"}
+    data = {**typed, "csrf_token": page_token(shown), **page_proof(shown), "nav": "next"}
+    assert client.post("/request/steps/about", data=data).status_code == 303
+
+
 def _stored_answers(app: Flask) -> tuple[dict[str, list[str]], str]:
     from sqlalchemy import select
 
@@ -601,20 +612,9 @@ def test_the_database_down_an_emergency_answer_still_gets_the_emergency_page(
     show (blank: the draft's answers cannot be read, nor whether it is hidden), an emergency
     answer leads to the emergency page (the session keeps the answers), which shows its
     advice with no details of the draft; other answers come back ticked, not saved yet."""
-    from tests.support import (
-        answer_red_flags,
-        open_step,
-        page_proof,
-        page_token,
-        red_flag_answers,
-        step_answers,
-    )
+    from tests.support import page_token, red_flag_answers
 
-    assert answer_red_flags(client).status_code == 303
-    shown = open_step(client, "about")
-    typed = step_answers("about") | {"full_name": "Zoë Navarro", "phone": "+34 612 345 678"}
-    data = {**typed, "csrf_token": page_token(shown), **page_proof(shown), "nav": "next"}
-    assert client.post("/request/steps/about", data=data).status_code == 303
+    _about_you_saved(client)
 
     down = _database_down(app, tmp_path)
     try:
@@ -1087,20 +1087,9 @@ def test_the_first_step_whose_draft_cannot_be_read_overwrites_nothing(
     as a fresh start. It says now that the saved answers could not be read; sent while they
     still cannot be, it saves nothing; sent once they can, it saves this step's answers as
     ticked, and every later step's answers are kept."""
-    from tests.support import (
-        answer_red_flags,
-        open_step,
-        page_proof,
-        page_token,
-        red_flag_answers,
-        step_answers,
-    )
+    from tests.support import page_token, red_flag_answers
 
-    assert answer_red_flags(client).status_code == 303
-    shown = open_step(client, "about")
-    typed = step_answers("about") | {"full_name": "Zoë Navarro", "phone": "+34 612 345 678"}
-    data = {**typed, "csrf_token": page_token(shown), **page_proof(shown), "nav": "next"}
-    assert client.post("/request/steps/about", data=data).status_code == 303
+    _about_you_saved(client)
     before = _stored_answers(app)
 
     down = _database_down(app, tmp_path)
