@@ -51,8 +51,11 @@ def error_page(
     return page, status
 
 
-# Form fields never shown back on the expired-form page: secrets, one-time codes and tokens.
-_NEVER_SHOWN = ("password", "token", "csrf", "code", "otp", "totp", "secret", "key")
+# Form fields never shown back on the expired-form page: secrets, one-time codes and tokens
+# ("confirm": a new password typed again), and no field of the staff accounts' pages (signing
+# in, passwords, two-factor), whatever its name.
+_NEVER_SHOWN = ("password", "confirm", "token", "csrf", "code", "otp", "totp", "secret", "key")
+_NEVER_SHOWN_BLUEPRINTS = frozenset({"staff"})
 _MAX_SHOWN = 10
 
 
@@ -65,6 +68,8 @@ def typed_text() -> list[str]:
     another site made the browser post is never shown back on this site's page."""
     from booking.security import check_same_origin
 
+    if request.blueprint in _NEVER_SHOWN_BLUEPRINTS:
+        return []
     if request.method != "POST" or request.mimetype not in (
         "application/x-www-form-urlencoded",
         "multipart/form-data",

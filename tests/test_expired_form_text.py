@@ -69,6 +69,13 @@ def test_a_password_or_code_is_never_shown_back(client: FlaskClient) -> None:
     )
     page = response.get_data(as_text=True)
     assert "123 456" not in page and "ab cd ef" not in page
+    # A new password typed again, in a field named otherwise.
+    response = client.post(
+        "/staff/password/reset",
+        data={"password": "correct horse battery staple", "confirm": "correct horse battery"},
+    )
+    assert response.status_code == 400
+    assert "correct horse" not in response.get_data(as_text=True)
 
 
 def test_text_posted_from_another_site_is_not_shown_on_this_one(client: FlaskClient) -> None:
