@@ -36,6 +36,7 @@ from booking.forms import (
     RepeatedTimeField,
     clinic_time,
     options,
+    stripped,
     too_long,
     valid_phone,
 )
@@ -359,10 +360,6 @@ class ResendForm(BaseForm):
     )
 
 
-def _stripped(value: Any) -> Any:
-    return value.strip() if isinstance(value, str) else value
-
-
 class ContactForm(SeenState, BaseForm):
     """The patient's email address and phone number, corrected as staff learnt them (on a
     call), checked as the patient's own form checks them; ``shown`` is the fingerprint of
@@ -379,7 +376,7 @@ class ContactForm(SeenState, BaseForm):
             EmailAddress(_l("Please enter a valid email address, like name@example.com.")),
             too_long(254),
         ],
-        filters=[_stripped],
+        filters=[stripped],
         description=_l(
             "A new address ends every private link sent so far: the patient is emailed a "
             "new one there, with any email still waiting to go. The old address is told of "
