@@ -160,17 +160,17 @@ def test_a_database_error_while_the_request_ends_answers_the_503_page_with_its_r
         sa.event.remove(engine, "rollback", rollback_fails)
 
 
-def test_rate_limit_storage_unreachable_still_serves_and_still_limits(tmp_path: Path) -> None:
-    """The limits' counts live in Redis in production: with Redis away the pages must still
-    answer (not a 500 before the view runs), and the limits still hold, counted in memory."""
-    from tests.factories import PASSWORD, make_staff
-    from tests.support import AuthActions
+@contextlib.contextmanager
+def _app_counting_limits_in(tmp_path: Path, storage_uri: str) -> Iterator[FlaskClient]:
+    """A client of an app whose rate limits are counted at ``storage_uri`` (three sign-ins a
+    minute), with a coordinator to sign in as."""
+    from tests.factories import make_staff
 
     app = create_app(
         {
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'db.sqlite3'}",
             "UPLOAD_DIR": str(tmp_path / "uploads"),
-            "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:9/0",  # nothing listens there
+            "RATELIMIT_STORAGE_URI": storage_uri,
             "LOGIN_RATE_LIMIT": "3 per minute",
         }
     )
@@ -178,7 +178,20 @@ def test_rate_limit_storage_unreachable_still_serves_and_still_limits(tmp_path: 
         with app.app_context():
             db.create_all()
             make_staff("coordinator", "coord@example.com")
-        client = app.test_client()
+        yield app.test_client()
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_rate_limit_storage_unreachable_still_serves_and_still_limits(tmp_path: Path) -> None:
+    """The limits' counts live in Redis in production: with Redis away the pages must still
+    answer (not a 500 before the view runs), and the limits still hold, counted in memory."""
+    from tests.factories import PASSWORD
+    from tests.support import AuthActions
+
+    # Nothing listens on port 9.
+    with _app_counting_limits_in(tmp_path, "redis://127.0.0.1:9/0") as client:
         assert client.get("/request/start").status_code == 200
         answers = [
             AuthActions(client).attempt("coord@example.com", "guessing").status_code
@@ -186,9 +199,6 @@ def test_rate_limit_storage_unreachable_still_serves_and_still_limits(tmp_path: 
         ]
         assert answers == [401, 401, 401]
         assert AuthActions(client).attempt("coord@example.com", PASSWORD).status_code == 429
-    finally:
-        with app.app_context():
-            db.engine.dispose()
 
 
 def test_a_rate_limit_storage_that_never_answers_is_not_waited_for_for_ever(
@@ -201,25 +211,14 @@ def test_a_rate_limit_storage_that_never_answers_is_not_waited_for_for_ever(
     import socket
     import threading
 
-    from tests.factories import PASSWORD, make_staff
+    from tests.factories import PASSWORD
     from tests.support import AuthActions
 
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)  # connections complete in the backlog; nothing is read or said
-        app = create_app(
-            {
-                "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-                "UPLOAD_DIR": str(tmp_path / "uploads"),
-                "RATELIMIT_STORAGE_URI": f"redis://127.0.0.1:{silent.getsockname()[1]}/0",
-                "LOGIN_RATE_LIMIT": "3 per minute",
-            }
-        )
-        try:
-            with app.app_context():
-                db.create_all()
-                make_staff("coordinator", "coord@example.com")
-            client = app.test_client()
+        storage = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        with _app_counting_limits_in(tmp_path, storage) as client:
             answers: list[int] = []
 
             def sign_in() -> None:
@@ -233,9 +232,6 @@ def test_a_rate_limit_storage_that_never_answers_is_not_waited_for_for_ever(
             signing_in.join(60)
             assert not signing_in.is_alive(), f"the pages waited for the storage: {answers}"
             assert answers == [401, 401, 401, 429]
-        finally:
-            with app.app_context():
-                db.engine.dispose()
 
 
 def test_a_rate_limit_storage_lost_during_a_sign_in_still_answers_it(

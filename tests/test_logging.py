@@ -70,12 +70,11 @@ logging.getLogger("booking.tasks").error(line)  # the app's, through the web app
 """
 
 
-def test_the_workers_log_redacts_tokens_as_the_web_apps_does(tmp_path: Path) -> None:
-    """``flask worker`` logs through the root handler (Huey's errors and their tracebacks):
-    a private link's token an error quotes is redacted there as in the web app's log."""
-    env = files_environment(tmp_path, "worker.sqlite3")
+def _run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a Python process of its own (its logging as a server's, not pytest's),
+    from the project's folder with ``env``; it must succeed. Its output is in ``.stderr``."""
     run = subprocess.run(
-        [sys.executable, "-c", WORKER_LOGS],
+        [sys.executable, "-c", code],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -84,6 +83,14 @@ def test_the_workers_log_redacts_tokens_as_the_web_apps_does(tmp_path: Path) -> 
         check=False,
     )
     assert run.returncode == 0, run.stderr
+    return run
+
+
+def test_the_workers_log_redacts_tokens_as_the_web_apps_does(tmp_path: Path) -> None:
+    """``flask worker`` logs through the root handler (Huey's errors and their tracebacks):
+    a private link's token an error quotes is redacted there as in the web app's log."""
+    env = files_environment(tmp_path, "worker.sqlite3")
+    run = _run_python(WORKER_LOGS, env)
     lines = [line for line in run.stderr.splitlines() if "Unhandled exception in task" in line]
     assert len(lines) == 2, run.stderr
     for line in lines:
@@ -123,16 +130,7 @@ def test_rate_limits_counted_in_memory_while_redis_is_down_is_logged(tmp_path: P
     env = files_environment(
         tmp_path, "limits.sqlite3", RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{free_port()}/0"
     )
-    run = subprocess.run(
-        [sys.executable, "-c", LIMITER_LOGS],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr
+    run = _run_python(LIMITER_LOGS, env)
     assert "[200, 200, 200, 200, 200, 429, 429]" in run.stderr  # limits hold, in memory
     [line] = [line for line in run.stderr.splitlines() if "falling back" in line]
     assert " WARNING flask-limiter [" in line
