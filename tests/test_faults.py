@@ -788,19 +788,28 @@ def test_a_call_back_whose_answer_was_lost_is_not_stored_twice(
     app: Flask, client: FlaskClient, lost_commit_answer: Callable[[], None]
 ) -> None:
     """The call-back's commit was made, then its answer lost: the page cannot know it was
-    sent, so it says it may not have been; pressing again stores nothing twice."""
+    sent, so it says it may not have been; pressing again stores nothing twice. The clinic's
+    alert, stored with it but never handed to the queue (the commit "failed"), goes to the
+    queue then: it waited minutes for the sweep."""
     from sqlalchemy import func, select
 
+    from booking.notifications.models import OutboxEmail
     from booking.requests.models import ConsultationRequest
-    from tests.support import answer_red_flags
+    from tests.support import answer_red_flags, run_queued_tasks
 
     assert answer_red_flags(client, yes={"clumsy_hands"}).status_code == 303
     page = client.get("/request/emergency").get_data(as_text=True)
     lost_commit_answer()
     page = _not_sent_page(_call_back(client, page))
+    huey = app.extensions["huey"]
+    assert huey.pending_count() == 0  # the alert is stored, not handed to the queue
     assert _call_back(client, page).headers["Location"] == "/request/emergency/call-back"
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(ConsultationRequest)) == 1
+    assert run_queued_tasks(app) >= 1
+    with app.app_context():  # tried at once (no mail server here: it is tried again later)
+        alerts = db.session.scalars(select(OutboxEmail)).all()
+        assert alerts and all(alert.attempts == 1 for alert in alerts)
 
 
 def test_the_first_step_shown_again_reads_nothing_more_from_a_database_still_down(
@@ -924,17 +933,21 @@ def test_a_send_whose_answer_was_lost_shows_the_request_and_sends_no_twin(
     app: Flask, client: FlaskClient, lose_answer_after: Callable[[str], None]
 ) -> None:
     """The request's commit was made, then its answer lost: the bare 503 page. Now the
-    request stored is found and confirmed as it would have been; pressing Send again (Back,
-    or the page resent) shows that request, never a second one."""
+    request stored is found and confirmed as it would have been, and its emails (the
+    clinic's alert among them) handed to the queue, not left minutes for the sweep;
+    pressing Send again (Back, or the page resent) shows that request, never a second one."""
     from tests.support import fill_every_step, open_step
 
     fill_every_step(client)
     page = open_step(client, "review")
+    huey = app.extensions["huey"]
+    huey.flush()
     lose_answer_after("INSERT INTO consultation_request ")
     sent = _send(client, page)
     assert sent.status_code == 303
     assert sent.headers["Location"] == "/request/submitted"
     assert _requests_stored(app) == 1
+    assert huey.pending_count() >= 2  # the patient's receipt and the clinic's alert
     confirmation = client.get("/request/submitted").get_data(as_text=True)
     assert "Your reference" in confirmation
 

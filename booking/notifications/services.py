@@ -309,6 +309,24 @@ def enqueue_delivery(email_ids: list[int]) -> None:
             return
 
 
+def enqueue_still_to_go(request_id: int) -> None:
+    """Hand a request's emails still to go to the task queue again (``enqueue_delivery``).
+
+    For a change found stored when it is sent again: its first commit was made, then the
+    database's answer was lost, so its emails were never handed to the queue and would wait
+    for the sweep (``MAIL_REQUEUE_AFTER_SECONDS``, minutes: an urgent request's alert to the
+    clinic among them). Handing a row over twice is harmless: one claim succeeds."""
+    enqueue_delivery(
+        list(
+            db.session.scalars(
+                select(OutboxEmail.id)
+                .where(OutboxEmail.request_id == request_id, OutboxEmail.still_to_go())
+                .order_by(OutboxEmail.id)
+            )
+        )
+    )
+
+
 def queue_each(
     items: Iterable[K],
     write: Callable[[K], int | list[int] | None],

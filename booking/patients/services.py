@@ -21,7 +21,7 @@ from booking.audit.services import record
 from booking.documents.models import Document
 from booking.documents.storage import DocumentUpload, saved_uploads
 from booking.extensions import db
-from booking.notifications.services import enqueue_delivery
+from booking.notifications.services import enqueue_delivery, enqueue_still_to_go
 from booking.requests import emails, history, instruments, links, notice, triage
 from booking.requests.drafts import RequestDraft, lock_draft, mark_sent, withdrawn_red_flags
 from booking.requests.emails import in_staff_language
@@ -84,6 +84,15 @@ class RequestSubmission:
     draft: RequestDraft | None = None
 
 
+def _found_again(consultation: ConsultationRequest) -> ConsultationRequest:
+    """A request sent again and found stored by its one-time token. If the first send's
+    commit answer was lost (the patient saw "may not be sent" and pressed again), its emails
+    were never handed to the queue: the clinic's alert of an urgent or emergency request
+    would wait minutes for the sweep. They go now (twice is harmless)."""
+    enqueue_still_to_go(consultation.id)
+    return consultation
+
+
 def submit_request(sub: RequestSubmission) -> ConsultationRequest:
     """Store a new request with its history, documents and emails, all or nothing.
 
@@ -94,7 +103,7 @@ def submit_request(sub: RequestSubmission) -> ConsultationRequest:
     """
     existing = find_by_token(sub.submission_token)
     if existing is not None:
-        return existing
+        return _found_again(existing)
 
     unknown_answers = set(sub.answers) ^ history.ANSWER_NAMES
     if unknown_answers:
@@ -265,7 +274,7 @@ def request_callback(sub: CallbackSubmission) -> ConsultationRequest:
     of the same form returns the request the first one stored."""
     existing = find_by_token(sub.submission_token)
     if existing is not None:
-        return existing
+        return _found_again(existing)
     if history.triage_level(sub.red_flags) != TriageLevel.EMERGENCY:
         raise ValueError("a call-back request needs an emergency red flag")
     now = now_utc()

@@ -40,6 +40,7 @@ from booking.forms import (
     single_line_text,
     visible_or_empty,
 )
+from booking.notifications.services import enqueue_still_to_go
 from booking.pagecache import cached_page
 from booking.patients import steppages, steps
 from booking.patients.forms import (
@@ -1005,10 +1006,13 @@ def _stored_after_all(submission_token: str) -> ConsultationRequest | None:
     """The request a send whose commit's answer was lost stored all the same, if any (None
     too when the database cannot say, still failing: the page says it may not be sent)."""
     try:
-        return find_by_token(submission_token)
+        stored = find_by_token(submission_token)
     except (OperationalError, InterfaceError) as error:
         log.error("database failed while a lost send was looked for: %s", type(error).__name__)
         return None
+    if stored is not None:  # its emails were never handed to the queue: they go now
+        enqueue_still_to_go(stored.id)
+    return stored
 
 
 def _render_step(
