@@ -491,6 +491,31 @@ def test_a_draft_at_the_limit_takes_the_clean_copy_of_a_removed_file(
     assert "at most 2 documents" in refused.get_data(as_text=True)
 
 
+def test_the_same_file_the_scan_removed_is_refused_with_what_to_send_instead(
+    app: Flask, client: FlaskClient, clamd_socket: str, silent_scanner: str
+) -> None:
+    """The patient told a file was removed adds the same file again while the scanner is
+    down: it was refused as "the same file as one you have already added", which reads as
+    if the clinic had it. It is refused as the file the virus check found a problem in,
+    with what to send instead."""
+    app.config.update(CLAMAV_ADDRESS=silent_scanner, CLAMAV_TIMEOUT=0.5, CLAMAV_WHEN_DOWN="hold")
+    reach_documents_step(client)
+    assert upload(client, (infected_pdf(), "scan.pdf")).status_code == 303
+    app.config["CLAMAV_ADDRESS"] = clamd_socket
+    with app.app_context():
+        assert rescan_pending().infected == 1
+    app.config["CLAMAV_ADDRESS"] = silent_scanner  # down again
+    refused = upload(client, (infected_pdf(), "scan (1).pdf"))
+    assert refused.status_code == 422
+    page = refused.get_data(as_text=True)
+    assert "the same file our virus check found a problem in" in page
+    assert "a new scan or photo of the paper document is safest" in page
+    assert "already added" not in page
+    assert [(d.original_name, d.removed) for d in documents(app, DraftDocument)] == [
+        ("scan.pdf", True)
+    ]
+
+
 def test_a_request_at_the_limit_takes_the_clean_copy_of_a_removed_file(
     app: Flask, client: FlaskClient, clamd_socket: str, silent_scanner: str
 ) -> None:

@@ -21,7 +21,7 @@ import re
 import secrets
 import struct
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -323,15 +323,32 @@ def _refuse_unknown_type() -> DocumentRejected:
 
 
 def refuse_duplicates(
-    stored: Sequence[StoredFile], kept: Iterable[str], names: Sequence[str] | None = None
+    stored: Sequence[StoredFile],
+    kept: Iterable[str],
+    names: Sequence[str] | None = None,
+    removed: Collection[str] = frozenset(),
 ) -> None:
     """Refuse a file already kept (``kept``: their SHA-256) or sent twice in one go: it would be
     counted twice against the limit and shown twice to staff. One rule for the draft and the
     private link. ``names`` (the uploads' file names, in ``stored``'s order) puts the refused
     file's name in the message, for a page that does not show it beside the message: several
-    files may be sent at once."""
+    files may be sent at once. ``removed``: the SHA-256 of files the virus scan removed, which
+    the same bytes sent again are refused as, with what to send instead."""
     seen = set(kept)
     for index, file in enumerate(stored):
+        if file.sha256 in removed:
+            # The same bytes again (the scanner may be down now: it would be held, then
+            # removed again): what to send instead, not "you have already added it".
+            again = _("This is the same file our virus check found a problem in.")
+            if names is not None:
+                again = _(
+                    "“%(name)s” is the same file our virus check found a problem in.",
+                    name=safe_display_name(names[index]),
+                )
+            raise DocumentRejected(
+                f"{again} "
+                + _("Please add a new copy: a new scan or photo of the paper document is safest.")
+            )
         if file.sha256 in seen:
             if names is None:
                 raise DocumentRejected(_("You have already added this file."))
@@ -347,15 +364,29 @@ def refuse_duplicates(
 class _Kept(Protocol):
     sha256: str
 
+    @property
+    def removed(self) -> bool: ...
+
+
+def refuse_kept(
+    stored: Sequence[StoredFile], held: Iterable[_Kept], names: Sequence[str] | None = None
+) -> None:
+    """``refuse_duplicates`` against documents (``held``), those the virus scan removed apart."""
+    documents = list(held)
+    refuse_duplicates(
+        stored,
+        (document.sha256 for document in documents if not document.removed),
+        names,
+        removed={document.sha256 for document in documents if document.removed},
+    )
+
 
 def refuse_held(
     stored: Sequence[StoredFile], uploads: Sequence[DocumentUpload], held: Iterable[_Kept]
 ) -> None:
     """``refuse_duplicates`` for files sent to a request (``held``: its documents), naming the
     refused file: the page that says so shows its file field empty again."""
-    refuse_duplicates(
-        stored, (kept.sha256 for kept in held), [upload.filename for upload in uploads]
-    )
+    refuse_kept(stored, held, [upload.filename for upload in uploads])
 
 
 class DocumentStorage:

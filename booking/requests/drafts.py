@@ -43,7 +43,7 @@ from booking.documents.storage import (
     DocumentUpload,
     get_storage,
     may_have_committed,
-    refuse_duplicates,
+    refuse_kept,
 )
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
@@ -269,7 +269,7 @@ def add_document(draft: RequestDraft, upload: DocumentUpload) -> DraftDocument:
             raise DraftSent
         if len(draft.kept_documents) >= current_app.config["MAX_DOCUMENTS"]:
             raise DraftFull
-        refuse_duplicates([stored], (kept.sha256 for kept in draft.documents))
+        refuse_kept([stored], draft.documents)
         described = replace(upload, description=_description(upload.description))
         document = DraftDocument.of_upload(described, stored, now)
         draft.documents.append(document)
