@@ -565,9 +565,11 @@ def test_a_file_the_database_failed_to_add_is_named_and_its_description_kept(
     assert scripted.get_json()["message"].startswith("Our system had a problem, so we cannot")
 
 
-def _database_down(app: Flask, tmp_path: Path) -> Flask:
+@contextlib.contextmanager
+def _database_down(app: Flask, tmp_path: Path) -> Iterator[Flask]:
     """The same app (its keys, so this browser's session reads the same), its database down:
-    SQLite's file in a folder that is not there, PostgreSQL with nothing listening (port 1)."""
+    SQLite's file in a folder that is not there, PostgreSQL with nothing listening (port 1);
+    its engine disposed of at the end."""
     with app.app_context():
         sqlite = db.engine.dialect.name == "sqlite"
     down = (
@@ -579,7 +581,12 @@ def _database_down(app: Flask, tmp_path: Path) -> Flask:
         key: app.config[key]
         for key in ("UPLOAD_DIR", "DEV_MAILDIR", "STAFF_NOTIFICATION_EMAIL", "CLINIC_NAME")
     }
-    return create_app(settings | {"SQLALCHEMY_DATABASE_URI": down})
+    gone = create_app(settings | {"SQLALCHEMY_DATABASE_URI": down})
+    try:
+        yield gone
+    finally:
+        with gone.app_context():
+            db.engine.dispose()
 
 
 def _same_browser(app: Flask, client: FlaskClient, other: Flask) -> FlaskClient:
@@ -612,8 +619,7 @@ def test_the_database_down_an_emergency_answer_still_gets_the_emergency_page(
 
     _about_you_saved(client)
 
-    down = _database_down(app, tmp_path)
-    try:
+    with _database_down(app, tmp_path) as down:
         browser = _same_browser(app, client, down)
         start = browser.get("/request/start")
         assert start.status_code == 503
@@ -642,9 +648,6 @@ def test_the_database_down_an_emergency_answer_still_gets_the_emergency_page(
         refused = again.get_data(as_text=True)
         assert "your answers may not be saved yet. They are still ticked below" in refused
         assert _ticked(refused, "red_fever", "yes") and _ticked(refused, "red_both_legs", "no")
-    finally:
-        with down.app_context():
-            db.engine.dispose()
 
 
 def test_the_first_step_the_database_failed_to_save_comes_back_ticked(
@@ -747,17 +750,13 @@ def test_the_database_down_the_call_back_form_says_it_may_not_be_sent(
     may not have been sent, with what was typed."""
     from tests.support import page_token, red_flag_answers
 
-    down = _database_down(app, tmp_path)
-    try:
+    with _database_down(app, tmp_path) as down:
         browser = down.test_client()
         page = browser.get("/request/start").get_data(as_text=True)
         answers = red_flag_answers(["both_legs"])
         browser.post("/request/start", data={**answers, "csrf_token": page_token(page)})
         page = browser.get("/request/emergency").get_data(as_text=True)
         _not_sent_page(_call_back(browser, page))
-    finally:
-        with down.app_context():
-            db.engine.dispose()
 
 
 def test_a_call_back_the_database_failed_to_store_says_so_and_sends_once_again(
@@ -1074,8 +1073,7 @@ def test_the_call_back_confirmation_with_the_database_down_says_it_was_received(
     sent = _call_back(client, page)
     assert sent.headers["Location"] == "/request/emergency/call-back"
 
-    down = _database_down(app, tmp_path)
-    try:
+    with _database_down(app, tmp_path) as down:
         shown = _same_browser(app, client, down).get("/request/emergency/call-back")
         assert shown.status_code == 503
         confirmation = shown.get_data(as_text=True)
@@ -1084,9 +1082,6 @@ def test_the_call_back_confirmation_with_the_database_down_says_it_was_received(
         assert advice < received
         assert "You do not need to send it again." in confirmation
         assert "Jonas" not in confirmation and "030 901820" not in confirmation
-    finally:
-        with down.app_context():
-            db.engine.dispose()
 
 
 def test_the_first_step_whose_draft_cannot_be_read_overwrites_nothing(
@@ -1101,8 +1096,7 @@ def test_the_first_step_whose_draft_cannot_be_read_overwrites_nothing(
     _about_you_saved(client)
     before = _stored_answers(app)
 
-    down = _database_down(app, tmp_path)
-    try:
+    with _database_down(app, tmp_path) as down:
         browser = _same_browser(app, client, down)
         start = browser.get("/request/start")
         assert start.status_code == 503
@@ -1116,9 +1110,6 @@ def test_the_first_step_whose_draft_cannot_be_read_overwrites_nothing(
         assert _stored_answers(app) == before  # nothing saved
 
         back = _same_browser(down, browser, app)  # the database is back
-    finally:
-        with down.app_context():
-            db.engine.dispose()
     again = back.post("/request/start", data={**answers, "csrf_token": page_token(page)})
     assert again.status_code == 303
     stored, _step = _stored_answers(app)
@@ -1141,14 +1132,10 @@ def test_the_confirmation_with_the_database_down_says_the_request_was_sent(
     sent = _send(client, open_step(client, "review"))
     assert sent.headers["Location"] == "/request/submitted"
 
-    down = _database_down(app, tmp_path)
-    try:
+    with _database_down(app, tmp_path) as down:
         shown = _same_browser(app, client, down).get("/request/submitted")
         assert shown.status_code == 503
         page = shown.get_data(as_text=True)
         assert "Your request was sent" in page
         assert "You do not need to send it again." in page
         assert "Please reload this page in a few minutes to see your reference." in page
-    finally:
-        with down.app_context():
-            db.engine.dispose()
