@@ -380,6 +380,7 @@ def _accounts_page(form: StaffCreateForm, policy: TwoFactorPolicyForm) -> str:
         staff=services.list_staff(),
         role_names=ROLE_NAMES,
         required_roles=two_factor_required_roles(),
+        two_factor_mark=services.two_factor_mark,
     )
 
 
@@ -583,7 +584,7 @@ def own_account() -> Response | tuple[str, int]:
 def reset_two_factor(user_id: int) -> Response | str:
     """Reset a colleague's two-factor sign-in (``services.reset_two_factor``). A post from a
     page shown before the colleague was reset by another admin, or before they used or set
-    up two-factor sign-in again (``shown``: their last code step as the page showed it),
+    up two-factor sign-in again (``shown``: ``services.two_factor_mark`` as the page showed it),
     changes nothing and says so."""
     # CSRFProtect has already checked the token of this post.
     user = db.get_or_404(StaffUser, user_id)
@@ -606,7 +607,7 @@ def reset_two_factor(user_id: int) -> Response | str:
         reset = services.reset_two_factor(
             user,
             actor=current_user,
-            shown_step=int(shown) if shown.isascii() and shown.isdigit() else None,
+            shown=shown,
         )
     except services.TwoFactorChangedError as exc:
         flash(str(exc), "warning")

@@ -3,6 +3,8 @@ resetting a colleague's two-factor sign-in."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 
 from email_validator import EmailNotValidError, validate_email
@@ -263,6 +265,16 @@ def details_mark(user: StaffUser) -> str:
     return text_digest(f"{user.full_name}\n{user.email}")[:16]
 
 
+def two_factor_mark(user: StaffUser) -> str:
+    """A short mark of ``user``'s two-factor sign-in as a page shows it, for its form to send
+    back (``reset_two_factor``): it changes with every code used and every new enrolment (a
+    new secret), even one that lands on the same time step as before. Keyed with the app's
+    secret, so the page holds nothing derived from the TOTP secret alone."""
+    state = f"{user.totp_secret or ''}\n{user.totp_last_step}".encode()
+    key = str(current_app.secret_key).encode()
+    return hmac.new(key, state, hashlib.sha256).hexdigest()[:16]
+
+
 def correct_staff_details(
     user: StaffUser, *, full_name: str, email: str, shown: str, actor: StaffUser
 ) -> list[str]:
@@ -422,7 +434,7 @@ class TwoFactorChangedError(StaffAccountError):
     code or set it up again since. Nothing was reset."""
 
 
-def reset_two_factor(user: StaffUser, *, actor: StaffUser, shown_step: int | None) -> bool:
+def reset_two_factor(user: StaffUser, *, actor: StaffUser, shown: str) -> bool:
     """Remove ``user``'s two-factor sign-in (a lost phone with lost recovery codes): the
     secret and every recovery code go, every session of theirs ends (and a sign-in waiting
     for its code), and their next sign-in asks them to enrol again when their role requires
@@ -431,7 +443,7 @@ def reset_two_factor(user: StaffUser, *, actor: StaffUser, shown_step: int | Non
     two-factor page, with their password, not here. False when there was nothing to reset
     (already reset from another page, or never set up): nothing changes then.
 
-    ``shown_step`` is the account's last code step as the admin's page showed it: an older
+    ``shown`` is ``two_factor_mark`` of the account as the admin's page showed it: an older
     page's post (the colleague signed in with a code, or enrolled a new phone, since) is
     refused with TwoFactorChangedError rather than undoing what they just did. A deactivated
     account's is not reset (StaffAccountError): reactivated first, if it is to be used."""
@@ -456,7 +468,7 @@ def reset_two_factor(user: StaffUser, *, actor: StaffUser, shown_step: int | Non
     if not user.totp_enabled and user.totp_secret is None:
         db.session.rollback()
         return False
-    if shown_step != user.totp_last_step:
+    if not hmac.compare_digest(shown.encode(), two_factor_mark(user).encode()):
         db.session.rollback()
         raise TwoFactorChangedError(
             _(
