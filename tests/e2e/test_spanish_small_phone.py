@@ -128,7 +128,10 @@ INTO_THE_MARGIN = """() => {
 
 
 def assert_fits(page: Page, what: str) -> None:
-    assert page.evaluate("getComputedStyle(document.documentElement).fontSize") == "32px"
+    # The page as loaded with the enlarged stylesheet: after a click that navigates, the
+    # new document may still be waiting for it (a 16 px root font, seen under load).
+    page.wait_for_load_state("load")
+    expect(page.locator("html")).to_have_css("font-size", "32px")
     beyond = page.evaluate(BEYOND_THE_SCREEN, PHONE_WIDTH)
     assert not beyond, f"{what}: beyond the screen's edge:\n" + "\n".join(beyond)
     assert page_width(page) <= PHONE_WIDTH, f"{what} scrolls sideways"
