@@ -165,7 +165,17 @@ def set_link_cookie(
 ) -> Response:
     """Trade a private link's token for a cookie on ``path`` only, so the token leaves the
     address bar, the history and any Referer at once; it lasts ``minutes`` (by default
-    ``MANAGE_COOKIE_MINUTES``)."""
+    ``MANAGE_COOKIE_MINUTES``).
+
+    The cookie keeps its plain name, without the ``__Host-`` prefix the session cookie has in
+    production: browsers keep a ``__Host-`` cookie only for ``Path=/``, and the path is what
+    keeps each request's (or questionnaire's) cookie to its own pages, so that a patient with
+    two open in two tabs sends each page its own. ``__Secure-`` would keep out only a cookie
+    planted over plain http, not one from a sibling site over https, and a Secure cookie is
+    already one that plain http cannot overwrite. What a planted cookie of the same name
+    could do, hide the patient's own, :func:`cookie_values` undoes: the pages read every
+    value the browser sends and take the one that opens them.
+    """
     response.set_cookie(
         name,
         token,
@@ -176,6 +186,28 @@ def set_link_cookie(
         samesite="Lax",
     )
     return response
+
+
+# Longer than any value this application sets (a link's token is 43 characters, the staff
+# device cookie about 150): anything longer is someone else's and is not even looked up.
+COOKIE_VALUE_MAX = 300
+
+
+def cookie_values(name: str) -> list[str]:
+    """Every value this request's browser sent for the cookie ``name``, in the order sent,
+    without repeats, leaving out any this application never sets (empty, too long, not
+    ASCII).
+
+    A browser sends several cookies of one name when they were set for different domains or
+    paths: a sibling site on the same registrable domain (or anyone answering one of its
+    addresses over plain http) can set ``name`` for the whole domain and this cookie's path,
+    and the browser may then send that one first. A page that read only the first value
+    would refuse the patient whose own cookie came second: every value is tried instead, and
+    the page opens with the one that is valid.
+    """
+    sent = request.cookies.getlist(name)
+    kept = (value for value in sent if 0 < len(value) <= COOKIE_VALUE_MAX and value.isascii())
+    return list(dict.fromkeys(kept))
 
 
 # Files the same for everyone (CSS, scripts, fonts): the only responses a browser or proxy

@@ -129,6 +129,44 @@ def test_the_page_stays_open_for_its_minutes_from_the_last_page(
     assert not [c for c in stranger.headers.getlist("Set-Cookie") if "manage_access" in c]
 
 
+def test_a_cookie_of_the_same_name_planted_before_the_patients_does_not_close_the_page(
+    app: Flask, client: FlaskClient, booked: dict[str, Any]
+) -> None:
+    """A sibling site on the same domain can set ``manage_access`` for the page's path, and
+    the browser then sends both, the planted one first: the page tries every value and opens
+    with the patient's, renews that one (not the stranger's), and nothing planted is a 500."""
+    opened = client.get(booked["link"])
+    (set_cookie,) = [c for c in opened.headers.getlist("Set-Cookie") if "manage_access" in c]
+    token = set_cookie.split(";", 1)[0].split("=", 1)[1]
+    with app.app_context():
+        other = make_request(email="other@example.com")
+        others_token = tokens.issue_link(other)
+        revoked = tokens.issue_link(_load(booked["reference"]))
+        db.session.flush()
+        tokens.revoke(tokens.link_for_token(revoked))
+        db.session.commit()
+    planted = {
+        "guessed": "A" * 43,
+        "revoked": revoked,
+        "another request's": others_token,
+        "long": "x" * 5000,
+        "not ascii": "\xe9\xe9",
+        "empty": "",
+    }
+    browser = app.test_client(use_cookies=False)
+    for what, junk in planted.items():
+        for path in (booked["page"], booked["page"] + "/reschedule"):
+            sent = f"manage_access={junk}; manage_access={token}"
+            page = browser.get(path, headers={"Cookie": sent})
+            assert page.status_code == 200, (what, path)
+            assert booked["reference"] in page.get_data(as_text=True)
+            (renewed,) = [c for c in page.headers.getlist("Set-Cookie") if "manage_access" in c]
+            assert renewed.startswith(f"manage_access={token};"), what
+        # The planted value alone opens nothing, and is a plain refusal.
+        alone = browser.get(booked["page"], headers={"Cookie": f"manage_access={junk}"})
+        assert alone.status_code == 403, what
+
+
 def test_over_https_the_cookie_is_secure(app: Flask, booked: dict[str, Any]) -> None:
     client = app.test_client()
     response = client.get(booked["link"], base_url="https://clinic.example.com")

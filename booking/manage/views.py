@@ -43,7 +43,7 @@ from booking.requests.links import (
     link_expires_at,
     link_for_token,
     mark_opened,
-    request_for_token,
+    request_for_tokens,
 )
 from booking.requests.models import ConsultationRequest, ManageLink
 from booking.requests.queries import reads_as_reference
@@ -71,6 +71,7 @@ from booking.rights.export import stream_zip
 from booking.scheduling.availability import clinic_settings
 from booking.scheduling.services import SlotChoice, SlotTaken, SlotUnavailable, picker
 from booking.security import (
+    cookie_values,
     keep_request_language,
     not_indexed,
     private_link_limit,
@@ -155,10 +156,10 @@ def _load(reference: str, *, closed_too: bool = False) -> ConsultationRequest:
     written = reads_as_reference(reference)
     if written is not None:
         redirect_if_written_otherwise("reference", written)
-    token = request.cookies.get(COOKIE, "")
-    consultation = request_for_token(reference, token)
-    if consultation is None:
+    opened = request_for_tokens(reference, cookie_values(COOKIE))
+    if opened is None:
         abort(make_response(render_template("manage/link_needed.html"), 403))
+    consultation, token = opened
     g.manage_cookie = (token, url_for("manage.view", reference=consultation.reference))
     if request.method == "POST" and is_read_only(consultation) and not closed_too:
         flash(_("This request is closed and can no longer be changed online."), "danger")

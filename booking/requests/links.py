@@ -26,6 +26,7 @@ send a new link: opening one issues a new link row and continues as above.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -102,12 +103,31 @@ def link_for_token(token: str) -> ManageLink | None:
     return link if _alive(link.request, now_utc()) else None
 
 
-def request_for_token(reference: str, token: str) -> ConsultationRequest | None:
-    """The request a page's cookie opens, or None; the cookie must belong to this reference."""
-    link = link_for_token(token)
-    if link is None or link.request.reference != reference:
+def request_for_tokens(
+    reference: str, tokens: Sequence[str]
+) -> tuple[ConsultationRequest, str] | None:
+    """The request a page's cookies open, with the token that opens it, or None: the first
+    of ``tokens`` whose link works and belongs to this reference.
+
+    Several, because the browser may send more than one cookie of the page's name (one
+    planted by a sibling site, ``booking.security.cookie_values``): a stranger's value
+    before the patient's must not close the page to them. One query for all of them.
+    """
+    digests = {text_digest(token): token for token in tokens if token and len(token) <= 100}
+    if not digests:
         return None
-    return link.request
+    links = db.session.scalars(
+        select(ManageLink).where(
+            ManageLink.token_hash.in_(list(digests)), ManageLink.revoked_at.is_(None)
+        )
+    )
+    found = {link.token_hash: link for link in links}
+    now = now_utc()
+    for digest, token in digests.items():
+        link = found.get(digest)
+        if link is not None and link.request.reference == reference and _alive(link.request, now):
+            return link.request, token
+    return None
 
 
 def mark_opened(link: ManageLink) -> None:
