@@ -65,6 +65,7 @@ from tests.support import (
     outbox_emails,
     request_row_is_free,
     row_is_free,
+    session_cookie,
     table_boxes,
     wait_until,
 )
@@ -1915,6 +1916,48 @@ def test_two_questionnaires_open_in_two_tabs_each_keep_their_own_answers(
     assert answered == {"6w": 3}
     # A questionnaire's address opens nothing without its own link's cookie.
     assert client.get("/follow-up/999999/questionnaire").status_code == 404
+
+
+def test_a_cookie_of_the_same_name_planted_first_does_not_close_the_questionnaire(
+    app: Flask, client: FlaskClient
+) -> None:
+    """A sibling site on the same domain can set ``followup_access`` for the questionnaire's
+    path, and the browser then sends both, the planted one first: the pages try every value
+    and open with the patient's, renew that one, and the answers are taken."""
+    with app.app_context():
+        consultation = _completed(spine_region="lower_back")
+        start = _start(consultation.id)
+        send_due_followups(now=schedule.due_at(start, "6w", BERLIN))
+        db.session.execute(update(FollowUp).values(expires_at=now_utc() + timedelta(days=60)))
+        db.session.commit()
+    client.get(_link(app))
+    page = _page(client)
+    form_token = csrf_token(client, page)
+    own = client.get_cookie("followup_access", path=page.rsplit("/", 1)[0] + "/")
+    assert own is not None
+    # Another questionnaire's working link (the 3-month one) is no key to this one either.
+    with app.app_context():
+        send_due_followups(now=schedule.due_at(start, "3m", BERLIN))
+    later = app.test_client()
+    later_page = later.get(_link(app)).headers["Location"]
+    others = later.get_cookie("followup_access", path=later_page.rsplit("/", 1)[0] + "/")
+    assert others is not None and later_page != page
+    session = session_cookie(client)
+    browser = app.test_client(use_cookies=False)
+    for junk in ("A" * 43, others.value, "x" * 5000, "\xe9"):
+        sent = f"followup_access={junk}; followup_access={own.value}"
+        for path in (page, page.replace("questionnaire", "stop")):
+            shown = browser.get(path, headers={"Cookie": sent})
+            assert shown.status_code == 200, (junk[:10], path)
+        renewed = browser.get(page, headers={"Cookie": sent}).headers.getlist("Set-Cookie")
+        assert [c for c in renewed if c.startswith(f"followup_access={own.value};")], renewed
+        assert browser.get(page, headers={"Cookie": f"followup_access={junk}"}).status_code == 404
+    sent = f"{session.key}={session.value}; followup_access=junk; followup_access={own.value}"
+    answered = browser.post(page, data=_answers(form_token), headers={"Cookie": sent})
+    assert answered.status_code == 303
+    with app.app_context():
+        answers = {f.point: f.gpe for f in db.session.scalars(select(FollowUp)) if f.answered_at}
+    assert answers == {"6w": 2}
 
 
 @pytest.mark.parametrize("why", ["deceased", "contact consent withdrawn"])

@@ -20,6 +20,7 @@ patient's rows are gone, with these.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -735,6 +736,35 @@ def link_for_token(token: str) -> FollowUpLink | None:
             .joinedload(ConsultationRequest.patient)
         )
     )
+
+
+def link_among(tokens: Sequence[str], follow_up_id: int) -> tuple[FollowUpLink, str] | None:
+    """The first of ``tokens`` (the values of the page's cookie) that is a link to the
+    questionnaire ``follow_up_id``, with that token; None when none is. The browser may send
+    several cookies of that name (one planted by a sibling site,
+    ``booking.security.cookie_values``): a stranger's before the patient's must not close
+    the page to them. One query for all of them."""
+    digests = {text_digest(token): token for token in tokens if token and len(token) <= 100}
+    if not digests:
+        return None
+    links = db.session.scalars(
+        select(FollowUpLink)
+        .where(
+            FollowUpLink.token_hash.in_(list(digests)),
+            FollowUpLink.follow_up_id == follow_up_id,
+        )
+        .options(
+            joinedload(FollowUpLink.follow_up)
+            .joinedload(FollowUp.plan)
+            .joinedload(TreatmentPlan.request)
+            .joinedload(ConsultationRequest.patient)
+        )
+    )
+    found = {link.token_hash: link for link in links}
+    for digest, token in digests.items():
+        if digest in found:
+            return found[digest], token
+    return None
 
 
 def can_answer(follow_up: FollowUp, now: datetime | None = None) -> bool:

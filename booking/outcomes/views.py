@@ -31,6 +31,7 @@ from booking.outcomes.forms import StopForm, questionnaire_form
 from booking.outcomes.labels import GPE_WORSE, point_label
 from booking.outcomes.models import FollowUp
 from booking.security import (
+    cookie_values,
     keep_request_language,
     not_indexed,
     private_link_limit,
@@ -88,12 +89,19 @@ def _keep_cookie(response: Response, token: str, fid: int) -> Response:
     return set_link_cookie(response, COOKIE, token, f"{PATIENT_PATH}/{fid}/", COOKIE_MINUTES)
 
 
-def _follow_up(fid: int) -> FollowUp:
-    """The questionnaire ``fid`` the browser's cookie opens (404 for any other)."""
-    link = services.link_for_token(request.cookies.get(COOKIE, ""))
-    if link is None or link.follow_up.id != fid:
+def _opened(fid: int) -> tuple[FollowUp, str]:
+    """The questionnaire ``fid`` the browser's cookie opens (404 for any other), and the
+    token that opens it: of every value sent under the cookie's name, not only the first
+    (``booking.security.cookie_values``)."""
+    opened = services.link_among(cookie_values(COOKIE), fid)
+    if opened is None:
         abort(make_response(*_gone()))
-    return link.follow_up
+    link, token = opened
+    return link.follow_up, token
+
+
+def _follow_up(fid: int) -> FollowUp:
+    return _opened(fid)[0]
 
 
 def _region(follow_up: FollowUp) -> str | None:
@@ -110,7 +118,7 @@ ANSWERS_NOT_CONFIRMED = _l(
 @bp.route(f"{PATIENT_PATH}/<int:fid>/questionnaire", methods=["GET", "POST"])
 @limiter.limit(_limit)
 def questionnaire(fid: int) -> Response | str | tuple[str, int]:
-    follow_up = _follow_up(fid)
+    follow_up, token = _opened(fid)
     if follow_up.answered_at is not None:
         return _thanks(follow_up, already=True)
     if not services.can_answer(follow_up):
@@ -159,7 +167,7 @@ def questionnaire(fid: int) -> Response | str | tuple[str, int]:
             form.satisfaction,
         ],
     )
-    return _keep_cookie(make_response(page, status), request.cookies[COOKIE], fid)
+    return _keep_cookie(make_response(page, status), token, fid)
 
 
 def _thanks(follow_up: FollowUp | None, *, already: bool) -> str:
