@@ -1319,6 +1319,30 @@ class TestPerAccountThrottling:
             )
         assert AuthActions(desk).attempt(staff.admin.email).status_code == 429
 
+    def test_a_cookie_of_the_same_name_planted_first_does_not_undo_the_browsers_own(
+        self, app: Flask, staff: Staff
+    ) -> None:
+        """A sibling site on the same domain can set ``staff_device`` for the sign-in page
+        too, and the browser then sends the planted one first (a junk value, or one it took
+        from its own sign-in to another account): every value is read, and the browser's
+        own still counts its attempts apart from the guessers'."""
+        elsewhere = self._from(app, "203.0.113.8")
+        AuthActions(elsewhere).login(email=staff.admin.email)
+        admins = elsewhere.get_cookie("staff_device", path="/staff/login")
+        assert admins is not None
+        desk = self._from(app, "203.0.113.5")
+        desk.set_cookie("staff_device", "planted", path="/")
+        desk.set_cookie("staff_device", admins.value, path="/staff")
+        AuthActions(desk).login(email=staff.coordinator.email)
+        logout(desk)
+        for n in range(4):  # the account's count used up, then refused
+            AuthActions(self._from(app, f"198.51.100.{n + 1}")).attempt(
+                staff.coordinator.email, "guessing again"
+            )
+        assert AuthActions(desk).attempt(staff.coordinator.email, "typo").status_code == 401
+        AuthActions(desk).login(email=staff.coordinator.email)
+        assert signed_in(desk)
+
     def test_successful_sign_ins_do_not_count(self, app: Flask, staff: Staff) -> None:
         for _ in range(5):
             client = self._from(app, "203.0.113.7")

@@ -33,7 +33,7 @@ from wtforms.validators import ValidationError
 from booking.crypto import text_digest
 from booking.extensions import db, login_manager
 from booking.forms import typed_answers
-from booking.security import LANGUAGE_KEY
+from booking.security import LANGUAGE_KEY, cookie_values
 from booking.staff.models import StaffRole, StaffSession, StaffUser, new_session_token
 from booking.timeutil import now_utc
 
@@ -309,18 +309,24 @@ def device_cookie_for(user: StaffUser) -> str:
 
 def trusted_device(email: str) -> str | None:
     """This browser's device id, when its cookie was given at a sign-in to the account
-    ``email`` names (within DEVICE_DAYS); else None."""
-    raw = request.cookies.get(DEVICE_COOKIE)
-    if not raw:
-        return None
-    try:
-        data = _device_signer().loads(raw, max_age=DEVICE_DAYS * 86400)
-    except BadSignature:  # also SignatureExpired
-        return None
-    if not isinstance(data, dict) or data.get("a") != _account_digest(email):
-        return None
-    device = data.get("d")
-    return device if isinstance(device, str) else None
+    ``email`` names (within DEVICE_DAYS); else None.
+
+    Every value sent under the cookie's name is tried, not only the first
+    (``booking.security.cookie_values``): a sibling site on the same domain can set one for
+    the sign-in page, and one read first would put this browser's attempts back into the
+    count everyone shares, the lock-out the cookie exists to prevent. The plain name stays:
+    ``__Host-`` needs ``Path=/``, which would send the cookie with every page rather than
+    the sign-in's alone, and once every value is read a planted one changes nothing.
+    """
+    account = _account_digest(email)
+    for raw in cookie_values(DEVICE_COOKIE):
+        try:
+            data = _device_signer().loads(raw, max_age=DEVICE_DAYS * 86400)
+        except BadSignature:  # also SignatureExpired
+            continue
+        if isinstance(data, dict) and data.get("a") == account and isinstance(data.get("d"), str):
+            return data["d"]
+    return None
 
 
 def keep_session_alive() -> None:
