@@ -100,7 +100,16 @@ def next_weeks_monday(today: date) -> date:
 
 
 @pytest.fixture
-def monday(app: Flask, staff: Staff) -> Day:
+def next_monday() -> date:
+    """Next week's Monday, read once for the test, in the clinic's zone and before any app
+    is made: the settings a test gives the app (``closed_tuesday``) and the bookings made in
+    it (``monday``) name the same week, even when the clinic's Saturday turns into Sunday
+    between the two (next week's Monday is then a week later)."""
+    return next_weeks_monday(datetime.now(ZoneInfo("Europe/Berlin")).date())
+
+
+@pytest.fixture
+def monday(app: Flask, staff: Staff, next_monday: date) -> Day:
     """Next week's Monday (at least two days ahead). Dr. Weber works 08:00-12:00 and
     13:00-17:00 at Mitte, has time off from 15:00 ("Conference"), a confirmed appointment at
     09:00 (Anna), an urgent patient holding 10:00 (Hugo) and a cancelled one at 11:00 (Carl).
@@ -114,7 +123,7 @@ def monday(app: Flask, staff: Staff) -> Day:
         make_hours(weber, mitte, range(7), "08:00", "12:00")
         make_hours(weber, mitte, range(7), "13:00", "17:00")
         make_hours(okafor, west, range(7), "09:00", "17:00")
-        day = next_weeks_monday(clinic_today())
+        day = next_monday
         confirm("Anna Mitte", weber, mitte, kind, day, time(9))
         hold(
             kind.id,
@@ -429,11 +438,10 @@ def test_the_agenda_css_has_a_class_for_every_grid_line() -> None:
 
 
 @pytest.fixture
-def closed_tuesday(app_settings: dict[str, Any]) -> dict[str, Any]:
+def closed_tuesday(app_settings: dict[str, Any], next_monday: date) -> dict[str, Any]:
     """The clinic is closed on next week's Tuesday (CLINIC_CLOSED_DAYS); asked for before the
     app is made."""
-    today = datetime.now(ZoneInfo("Europe/Berlin")).date()  # clinic_today, before the app
-    app_settings["CLINIC_CLOSED_DAYS"] = (next_weeks_monday(today) + timedelta(days=1)).isoformat()
+    app_settings["CLINIC_CLOSED_DAYS"] = (next_monday + timedelta(days=1)).isoformat()
     return app_settings
 
 

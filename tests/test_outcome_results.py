@@ -438,8 +438,9 @@ def test_the_response_rate_counts_closed_invitations_and_not_the_deceased(app: F
         assert (response.share.count, response.share.total) == (1, 3)
 
 
-def _treated_never_sent(days_ago: int, **request: object) -> None:
-    """A completed request treated ``days_ago`` whose patient was sent no questionnaire."""
+def _treated_never_sent(days_ago: int, **request: object) -> int:
+    """A completed request treated ``days_ago`` whose patient was sent no questionnaire; its
+    id."""
     consultation = make_request(**request)
     consultation.status = RequestStatus.COMPLETED
     db.session.add(
@@ -450,6 +451,7 @@ def _treated_never_sent(days_ago: int, **request: object) -> None:
         )
     )
     db.session.commit()
+    return consultation.id
 
 
 def test_the_response_rate_says_how_many_treated_were_never_sent_the_questionnaire(
@@ -488,14 +490,9 @@ def test_the_treatments_that_reached_each_time_point_are_counted_in_one_statemen
     with app.app_context():
         _treated(Plan.PHYSIOTHERAPY, 3)
         _treated_never_sent(100)
-        _treated_never_sent(10)
+        early = _treated_never_sent(10)
         _treated_never_sent(10)
         _treated_never_sent(400)
-        early = db.session.scalars(
-            select(TreatmentPlan.request_id)
-            .where(TreatmentPlan.consulted_on == clinic_today() - timedelta(days=10))
-            .order_by(TreatmentPlan.request_id)
-        ).first()
         now = now_utc()
         db.session.add(
             FollowUp(
@@ -1210,7 +1207,9 @@ def test_a_link_the_clinic_closed_for_a_later_time_point_is_no_non_response(
     correction (the operation postponed again) is in no count at all."""
     with app.app_context():
         consulted = clinic_today() - timedelta(days=1)
-        consultation = _completed(plan=Plan.OPEN_SURGERY, procedure=consulted + timedelta(60))
+        consultation = _completed(
+            plan=Plan.OPEN_SURGERY, procedure=consulted + timedelta(60), on=consulted
+        )
         coordinator = staff_user(make_staff("coordinator").email)
         six_weeks = schedule.due_at(consulted + timedelta(days=60), "6w", BERLIN)
         assert len(send_due_followups(now=six_weeks)) == 1

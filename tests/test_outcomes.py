@@ -108,10 +108,13 @@ def _completed(
     plan: Plan = Plan.PHYSIOTHERAPY,
     procedure: date | None = None,
     days_ago: int = 1,
+    on: date | None = None,
     **kw,
 ) -> ConsultationRequest:
     """A request confirmed for 10:00 ``days_ago`` (clinic time; a request is completed only
-    once its appointment has started), then completed with ``plan``."""
+    once its appointment has started), or on the day ``on`` (a past day the test read once:
+    reading today again here could give the next day, around midnight), then completed with
+    ``plan``."""
     coordinator = make_staff("coordinator")
     specialist = make_staff("specialist")
     location = make_location()
@@ -125,7 +128,7 @@ def _completed(
             appointment_type,
             specialist,
             location,
-            clinic_today() - timedelta(days=days_ago),
+            on or clinic_today() - timedelta(days=days_ago),
             time(10),
         ),
     )
@@ -505,7 +508,9 @@ def test_a_date_brought_forward_closes_the_open_link_and_goes_on_to_the_next_tim
     the correction comes past their link's life; the 12 months go at their new time."""
     with app.app_context():
         consulted = clinic_today() - timedelta(days=1)
-        consultation = _completed(plan=Plan.OPEN_SURGERY, procedure=consulted + timedelta(60))
+        consultation = _completed(
+            plan=Plan.OPEN_SURGERY, procedure=consulted + timedelta(60), on=consulted
+        )
         six_weeks = schedule.due_at(consulted + timedelta(days=60), "6w", BERLIN)
         assert len(send_due_followups(now=six_weeks)) == 1
         now = six_weeks + timedelta(days=29 if late else 1)
@@ -663,10 +668,10 @@ def test_a_date_is_added_to_a_procedure_plan_completed_without_one(app: Flask) -
 
 def test_a_procedure_date_correction_is_refused_by_record_plans_rules(app: Flask) -> None:
     with app.app_context():
-        planned = clinic_today() + timedelta(days=10)
-        consultation = _completed(plan=Plan.OPEN_SURGERY, procedure=planned)
-        coordinator = staff_user(make_staff("coordinator").email)
         yesterday = clinic_today() - timedelta(days=1)  # the consultation
+        planned = yesterday + timedelta(days=11)
+        consultation = _completed(plan=Plan.OPEN_SURGERY, procedure=planned, on=yesterday)
+        coordinator = staff_user(make_staff("coordinator").email)
         refusals = [
             (consultation, yesterday - timedelta(days=1), coordinator, None, "cannot be before"),
             (
@@ -1717,7 +1722,8 @@ def test_coordinators_see_who_answered_worse_and_who_never_answered(
     app: Flask, auth: AuthActions
 ) -> None:
     with app.app_context():
-        first = _completed(spine_region="lower_back")
+        yesterday = clinic_today() - timedelta(days=1)  # every one's consultation
+        first = _completed(spine_region="lower_back", on=yesterday)
         coordinator = db.session.scalars(
             select(StaffUser).where(StaffUser.role == "coordinator")
         ).one()
@@ -1734,7 +1740,7 @@ def test_coordinators_see_who_answered_worse_and_who_never_answered(
                     db.session.scalars(select(AppointmentType)).one(),
                     specialist,
                     db.session.scalars(select(Location)).one(),
-                    clinic_today() - timedelta(days=1),
+                    yesterday,
                     time(11 + len(refs)),
                 ),
             )
@@ -2109,7 +2115,7 @@ def test_a_questionnaire_a_date_brought_forward_closed_points_to_the_newer_one(
         client,
         plan=Plan.OPEN_SURGERY,
         procedure=consulted + timedelta(days=60),
-        days_ago=days_ago,
+        on=consulted,
     )
     page = _page(client)
     with app.app_context():
