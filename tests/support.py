@@ -421,6 +421,24 @@ def page_token(page: str) -> str:
     return match.group(1)
 
 
+INPUT_RE = re.compile(r"<input\b[^>]*>")
+
+
+def form_values(page: str) -> dict[str, str]:
+    """What a browser sends of the page's text and hidden boxes as they stand (their values,
+    entities decoded; a box with no value, ""), by name. Radios and checkboxes are left out:
+    ``checked_radios`` reads those."""
+    values = {}
+    for tag in INPUT_RE.findall(page):
+        kind = re.search(r'\btype="([^"]*)"', tag)
+        name = re.search(r'\bname="([^"]*)"', tag)
+        if name is None or (kind is not None and kind.group(1) in ("radio", "checkbox")):
+            continue
+        value = re.search(r'\bvalue="([^"]*)"', tag)
+        values[name.group(1)] = html.unescape(value.group(1)) if value else ""
+    return values
+
+
 def hidden_value(page: str, name: str) -> str:
     """The value of the page's hidden field ``name``, as a browser sends it."""
     match = re.search(rf'<input[^>]*name="{re.escape(name)}"[^>]*value="([^"]*)"', page)

@@ -9,7 +9,6 @@ PostgreSQL only: on SQLite, BEGIN IMMEDIATE serialises the whole of each change.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
@@ -20,11 +19,10 @@ from booking.extensions import db
 from booking.scheduling import services
 from booking.scheduling.models import Location
 from tests.factories import make_location
-from tests.support import AuthActions, Staff, field_error
+from tests.support import AuthActions, Staff, field_error, form_values
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
-CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 TAKEN = "Error: A location with this name already exists."
 
 
@@ -54,10 +52,11 @@ def test_a_name_another_admin_gave_meanwhile_is_refused_at_the_name_not_a_server
     auth.login("admin")
     client = auth.client
     path = f"/staff/admin/locations/{main}" if renaming else "/staff/admin/locations"
-    token = CSRF.findall(client.get(path).get_data(as_text=True))[0]
+    page = client.get(path).get_data(as_text=True)
     added = _other_admin_adds(app, monkeypatch, "Annex")
     response = client.post(
-        path, data={"csrf_token": token, "name": "Annex", "address": "Hauptstr. 9, Potsdam"}
+        path,
+        data={**form_values(page), "name": "Annex", "address": "Hauptstr. 9, Potsdam"},
     )
     assert added
     assert response.status_code == 422

@@ -30,6 +30,7 @@ from tests.support import (
     fill_request,
     first_open_slot,
     form_tokens,
+    form_values,
     open_step,
     outbox_emails,
     page_token,
@@ -140,7 +141,7 @@ def _post_names(client: FlaskClient, path: str, **names: str) -> str:
     """Fill in and send a names page's form as a browser does; the page it leads to."""
     page = client.get(path).get_data(as_text=True)
     assert 'for="name_es"' in page and "Name in Spanish" in page
-    data = {**checked_radios(page), "csrf_token": page_token(page), **names}
+    data = {**form_values(page), **checked_radios(page), "csrf_token": page_token(page), **names}
     response = client.post(path, data=data)
     assert response.status_code == 302, text(response.get_data(as_text=True))[:2000]
     return client.get(response.headers["Location"]).get_data(as_text=True)

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
-from wtforms import Field, StringField, ValidationError
+from wtforms import Field, HiddenField, StringField, ValidationError
 from wtforms.validators import DataRequired, Length, Optional
 
 from booking.forms import BaseForm, has_visible_text
@@ -89,6 +89,22 @@ class LocationForm(LocationNamesForm):
     def validate_address(self, field: StringField) -> None:
         if not has_visible_text(field.data):
             raise ValidationError(_("Please enter the address."))
+
+
+class LocationEditForm(LocationForm):
+    """A location's names and address, changed by an admin."""
+
+    address = StringField(
+        _l("Address"),
+        validators=[DataRequired(_l("Please enter the address.")), Length(max=300)],
+        description=_l(
+            "Patients read it in their emails, on their pages and in their calendar files. "
+            "Emails already sent keep the old one."
+        ),
+    )
+    # The names and address as the page showed them (``services.location_mark``): a post
+    # from a page older than another admin's change does not undo it.
+    shown = HiddenField()
 
 
 class ChecklistItemForm(BaseForm):

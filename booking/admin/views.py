@@ -14,8 +14,8 @@ from werkzeug.wrappers import Response
 
 from booking.admin.forms import (
     ChecklistItemForm,
+    LocationEditForm,
     LocationForm,
-    LocationNamesForm,
     NamesForm,
     names_data,
     names_form,
@@ -64,19 +64,56 @@ def locations() -> Response | tuple[str, int]:
 @bp.route("/locations/<int:location_id>", methods=["GET", "POST"])
 @roles_required(StaffRole.ADMIN)
 def edit_location(location_id: int) -> Response | tuple[str, int]:
-    """A location's names, in the clinic's language and the others patients read."""
+    """A location's names, in the clinic's language and the others patients read, and its
+    address (``scheduling.edit_location``)."""
     location = db.get_or_404(Location, location_id)
-    form = names_form(LocationNamesForm, data=names_data(location))
+    data = {
+        **names_data(location),
+        "address": location.address,
+        "shown": scheduling.location_mark(location),
+    }
+    form = names_form(LocationEditForm, data=data)
     if form.validate_on_submit():
         try:
-            scheduling.rename_location(location, form.name.data, form.other_names(), current_user)
+            changed = scheduling.edit_location(
+                location,
+                form.name.data,
+                form.other_names(),
+                form.address.data,
+                current_user,
+                shown=form.shown.data or "",
+            )
         except scheduling.LocationError as exc:
-            _refuse(form, exc)
+            if exc.field == "shown":
+                form.form_errors.append(str(exc))
+                # The page now shows the location as it is: saved again, it goes through.
+                form.shown.data = scheduling.location_mark(location)
+            else:
+                _refuse(form, exc)
         else:
-            flash(_("Names saved."), "success")
+            if not changed:
+                flash(_("Nothing was changed for %(name)s.", name=location.display_name), "info")
+            else:
+                flash(_("%(name)s saved.", name=location.display_name), "success")
+                if "address" in changed and (
+                    booked := scheduling.appointments_to_come(location_id=location.id)
+                ):
+                    flash(
+                        ngettext(
+                            "%(num)d appointment to come is at this location: its patient "
+                            "was sent the old address. Emails written from now on, such as "
+                            "the reminder, give the new one; tell the patient if it matters.",
+                            "%(num)d appointments to come are at this location: their "
+                            "patients were sent the old address. Emails written from now on, "
+                            "such as the reminder, give the new one; tell the patients if it "
+                            "matters.",
+                            booked,
+                        ),
+                        "warning",
+                    )
             return redirect(url_for(".locations"))
     page = render_template("admin/location_edit.html", form=form, location=location)
-    return page, 422 if form.errors else 200
+    return page, 422 if form.errors or form.form_errors else 200
 
 
 @bp.post("/locations/<int:location_id>/active")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Mapping
 from contextlib import nullcontext
@@ -16,6 +17,7 @@ from sqlalchemy import and_, exists, func, inspect, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from booking.audit.services import changes, record
+from booking.crypto import text_digest
 from booking.extensions import db
 from booking.scheduling.availability import (
     STEP,
@@ -159,26 +161,65 @@ def create_location(
     return location
 
 
-def rename_location(
-    location: Location, name: str, names: Mapping[str, str | None], actor: StaffUser | None
-) -> None:
-    """Change a location's names (the clinic's and the other languages'): appointments at it,
-    booked or to come, read the new ones. The same rule as ``create_location``."""
+def location_mark(location: Location) -> str:
+    """A short mark of ``location``'s names and address as a page shows them, for its form to
+    send back (``edit_location``)."""
+    return text_digest(json.dumps([name_values(location), location.address]))[:16]
+
+
+def edit_location(
+    location: Location,
+    name: str,
+    names: Mapping[str, str | None],
+    address: str,
+    actor: StaffUser | None,
+    *,
+    shown: str,
+) -> list[str]:
+    """Change a location's names (the clinic's and the other languages') and its address:
+    appointments at it, booked or to come, read the new ones in every page, email and calendar
+    file written from now on (emails already sent keep what they said). The same naming rule
+    as ``create_location``; the address is required. Returns the fields changed (none: nothing
+    written), audited with their values before and after.
+
+    ``shown`` is ``location_mark`` of the location as the admin's page showed it: when another
+    admin changed it since, nothing is written and the admin is asked to check."""
+    # Locked (PostgreSQL FOR UPDATE) before the mark is compared: another admin's save waits,
+    # then finds the mark changed, rather than both passing the check.
+    db.session.get(Location, location.id, with_for_update=True, populate_existing=True)
+    if shown != location_mark(location):
+        raise LocationError(
+            _(
+                "Another administrator changed this location since the page was shown: it is "
+                "now %(name)s, %(address)s. Check the names and address below, then save "
+                "again.",
+                name=location.name,
+                address=location.address,
+            ),
+            "shown",
+        )
     proposed = ProposedNames.typed(name, names)
     _check_location_names(proposed, location)
-    before = name_values(location)
-    if before == name_values(proposed):
-        return
+    address = address.strip()  # as ``create_location`` keeps it
+    if not address:
+        raise LocationError(_("Please enter the address."), "address")
+    before = {**name_values(location), "address": location.address}
+    after = {**name_values(proposed), "address": address}
+    diff = changes(before, after)
+    if not diff:
+        return []
     location.name, location.names = proposed.name, proposed.names
+    location.address = address
     _flush_location_names()
     record(
         "location_updated",
         target_type="location",
         target_id=location.id,
         actor=actor,
-        details=changes(before, name_values(location)),
+        details=diff,
     )
     db.session.commit()
+    return sorted(diff)
 
 
 def _flush_location_names() -> None:
