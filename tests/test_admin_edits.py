@@ -5,6 +5,8 @@ another admin's change does not undo it."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -22,6 +24,7 @@ from tests.support import (
     calendar_location,
     checked_radios,
     field_error,
+    first_open_slot,
     form_values,
     outbox_emails,
     text,
@@ -164,3 +167,85 @@ def test_a_page_shown_before_another_admins_change_does_not_undo_it(
     with app.app_context():
         location = db.session.get(Location, clinic.location)
         assert (location.name, location.address) == ("Spine centre", NEW_ADDRESS)
+
+
+# An appointment type's duration -------------------------------------------------------------
+
+
+def type_page(clinic: Clinic) -> str:
+    return f"/staff/admin/scheduling/types/{clinic.type}"
+
+
+def test_a_new_duration_applies_to_new_bookings_and_booked_ones_keep_their_times(
+    app: Flask, admin: FlaskClient, clinic: Clinic
+) -> None:
+    with app.app_context():
+        reference = book_first_open_time(clinic).reference
+        booked = request(reference).appointment
+        kept = (booked.starts_at, booked.ends_at)
+        assert kept[1] - kept[0] == timedelta(minutes=45)
+
+    path = type_page(clinic)
+    page = admin.get(path).get_data(as_text=True)
+    assert form_values(page)["duration_minutes"] == "45"
+    assert (
+        "A new duration applies to the times offered from now on: appointments already booked "
+        "keep their times."
+    ) in text(page)
+    shown = post_as_shown(admin, path, page, duration_minutes="30")
+    assert "Appointment type saved." in text(shown)
+    assert (
+        "1 appointment of this type is still to come: it keeps its time and its length. Only "
+        "times booked from now on take 30 minutes."
+    ) in text(shown)
+    assert "30 minutes" in text(shown)
+    assert audits(app, "appointment_type_updated") == [
+        {"duration_minutes": {"before": 45, "after": 30}}
+    ]
+    with app.app_context():
+        appointment = request(reference).appointment
+        assert (appointment.starts_at, appointment.ends_at) == kept
+        slot = first_open_slot(db.session.get(AppointmentType, clinic.type))
+        assert slot.ends_at - slot.starts_at == timedelta(minutes=30)
+
+
+@pytest.mark.parametrize(("typed", "message"), [("4", "from 5 to 480"), ("", "duration")])
+def test_a_duration_out_of_range_is_refused_at_its_box(
+    app: Flask, admin: FlaskClient, clinic: Clinic, typed: str, message: str
+) -> None:
+    path = type_page(clinic)
+    page = post_as_shown(
+        admin, path, admin.get(path).get_data(as_text=True), duration_minutes=typed
+    )
+    assert message in field_error(page, "duration_minutes")
+    with app.app_context():
+        assert db.session.get(AppointmentType, clinic.type).duration_minutes == 45
+    assert audits(app, "appointment_type_updated") == []
+
+
+def test_a_type_page_shown_before_another_admins_change_does_not_undo_it(
+    app: Flask, auth: AuthActions, admin: FlaskClient, clinic: Clinic
+) -> None:
+    path = type_page(clinic)
+    older = admin.get(path).get_data(as_text=True)  # this tab, opened first
+    other = auth.new_client("admin")
+    post_as_shown(other, path, other.get(path).get_data(as_text=True), duration_minutes="60")
+
+    # This tab renames the type: the 45 minutes it still shows must not come back with it.
+    page = post_as_shown(admin, path, older, name="Spine evaluation")
+    assert (
+        "Another administrator changed this appointment type since the page was shown: it is "
+        "now New-patient spine evaluation, 60 minutes (In person, at the location). Check the "
+        "form below, then save again."
+    ) in text(page)
+    with app.app_context():
+        kind = db.session.get(AppointmentType, clinic.type)
+        assert (kind.name, kind.duration_minutes) == ("New-patient spine evaluation", 60)
+    assert len(audits(app, "appointment_type_updated")) == 1
+
+    # The page now knows the type as it is: corrected and sent again, it is saved.
+    shown = post_as_shown(admin, path, page, duration_minutes="60")
+    assert "Appointment type saved." in text(shown)
+    with app.app_context():
+        kind = db.session.get(AppointmentType, clinic.type)
+        assert (kind.name, kind.duration_minutes) == ("Spine evaluation", 60)

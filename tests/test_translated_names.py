@@ -219,7 +219,7 @@ def test_a_spanish_name_another_type_reads_is_refused_next_to_its_box(
     admin = auth.new_client("admin")
     path = TYPE_PAGE.format(id=imaging)
     data = {
-        "csrf_token": csrf_token(admin, path),
+        **form_values(admin.get(path).get_data(as_text=True)),
         "name": "Imaging review",
         "name_es": TYPE_ES,
         "mode": "in_person",

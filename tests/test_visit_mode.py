@@ -32,10 +32,10 @@ from tests.support import (
     answer_red_flags,
     calendar_location,
     checked_radios,
+    form_values,
     open_manage_link,
     open_step,
     outbox_emails,
-    page_token,
     post_step,
     step_answers,
 )
@@ -145,7 +145,7 @@ def save_type(client: FlaskClient, type_id: int, mode: str, name: str = EVALUATI
     """The type's edit page, filled in and sent as an admin's browser does."""
     path = f"/staff/admin/scheduling/types/{type_id}"
     page = client.get(path).get_data(as_text=True)
-    return client.post(path, data={"csrf_token": page_token(page), "name": name, "mode": mode})
+    return client.post(path, data={**form_values(page), "name": name, "mode": mode})
 
 
 def test_the_admin_sets_how_a_types_visits_take_place(

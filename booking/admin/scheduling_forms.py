@@ -11,6 +11,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     DateField,
+    HiddenField,
     IntegerField,
     SelectField,
     StringField,
@@ -179,15 +180,28 @@ class BookingRulesForm(FlaskForm):
         )
 
 
-class AppointmentTypeEditForm(NamesForm):
-    """An appointment type's names (``names_form`` adds the other languages') and how its
-    visits take place."""
+def _duration(description: str | None = None) -> WholeNumberField:
+    return WholeNumberField(
+        _l("Duration (minutes)"),
+        validators=[
+            InputRequired(_l("Please enter the duration in minutes.")),
+            NumberRange(*DURATION_RANGE, _l("Please enter a number from %(min)s to %(max)s.")),
+        ],
+        invalid_value_message=_l("Please enter a whole number of minutes, like 45."),
+        description=description,
+    )
+
+
+class _AppointmentTypeFields(NamesForm):
+    """An appointment type's names (``names_form`` adds the other languages'), duration and
+    how its visits take place."""
 
     name = StringField(
         _l("Name"),
         validators=[InputRequired(_l("Please enter a name.")), Length(max=120, message=TOO_LONG)],
         description=_l("What patients choose, e.g. New-patient spine evaluation."),
     )
+    duration_minutes = _duration()
     mode = ChoiceField(
         _l("How the visit takes place"),
         choices=options([(mode.value, label) for mode, label in MODE_LABELS.items()]),
@@ -207,15 +221,19 @@ class AppointmentTypeEditForm(NamesForm):
         return VisitMode(self.mode.data)
 
 
-class AppointmentTypeForm(AppointmentTypeEditForm):
-    duration_minutes = WholeNumberField(
-        _l("Duration (minutes)"),
-        validators=[
-            InputRequired(_l("Please enter the duration in minutes.")),
-            NumberRange(*DURATION_RANGE, _l("Please enter a number from %(min)s to %(max)s.")),
-        ],
-        invalid_value_message=_l("Please enter a whole number of minutes, like 45."),
+class AppointmentTypeEditForm(_AppointmentTypeFields):
+    duration_minutes = _duration(
+        _l(
+            "An appointment already booked keeps its times; moved to another time, it takes "
+            "the new duration."
+        )
     )
+    # The type as the page showed it (``admin_services.type_mark``): a post from a page
+    # older than another admin's change does not undo it.
+    shown = HiddenField()
+
+
+class AppointmentTypeForm(_AppointmentTypeFields):
     submit = SubmitField(_l("Add the appointment type"))
 
 

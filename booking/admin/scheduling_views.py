@@ -194,24 +194,58 @@ def _confirm_switching_off(appointment_type: AppointmentType) -> str:
 @bp.route("/types/<int:type_id>", methods=["GET", "POST"])
 @roles_required(StaffRole.ADMIN)
 def edit_type(type_id: int) -> Response | tuple[str, int]:
-    """An appointment type's names, in the clinic's language and the others patients read, and
-    how its visits take place."""
+    """An appointment type's names, in the clinic's language and the others patients read,
+    its duration and how its visits take place (``admin.edit_appointment_type``)."""
     appointment_type = db.get_or_404(AppointmentType, type_id)
-    data = {**names_data(appointment_type), "mode": appointment_type.mode.value}
+    data = {
+        **names_data(appointment_type),
+        "duration_minutes": appointment_type.duration_minutes,
+        "mode": appointment_type.mode.value,
+        "shown": admin.type_mark(appointment_type),
+    }
     form = names_form(AppointmentTypeEditForm, data=data)
     if form.validate_on_submit():
         try:
-            admin.edit_appointment_type(
+            changed = admin.edit_appointment_type(
                 appointment_type,
                 form.name.data,
                 form.other_names(),
                 form.visit_mode(),
                 current_user,
+                duration_minutes=form.duration_minutes.data,
+                shown=form.shown.data or "",
             )
         except admin.ScheduleError as exc:
-            _refuse(form, exc)
+            if exc.field == "shown":
+                form.form_errors.append(str(exc))
+                # The page now knows the type as it is: saved again, it goes through.
+                form.shown.data = admin.type_mark(appointment_type)
+            else:
+                _refuse(form, exc)
         else:
-            flash(_("Appointment type saved."), "success")
+            if not changed:
+                flash(
+                    _("Nothing was changed for %(name)s.", name=appointment_type.display_name),
+                    "info",
+                )
+            else:
+                flash(_("Appointment type saved."), "success")
+            if "duration_minutes" in changed and (
+                booked := appointments_to_come(appointment_type_id=appointment_type.id)
+            ):
+                flash(
+                    ngettext(
+                        "%(num)d appointment of this type is still to come: it keeps its "
+                        "time and its length. Only times booked from now on take %(minutes)d "
+                        "minutes.",
+                        "%(num)d appointments of this type are still to come: they keep their "
+                        "times and their length. Only times booked from now on take "
+                        "%(minutes)d minutes.",
+                        booked,
+                        minutes=appointment_type.duration_minutes,
+                    ),
+                    "warning",
+                )
             return redirect(url_for(".overview"))
     page = render_template(
         "admin/scheduling/type_edit.html", form=form, appointment_type=appointment_type

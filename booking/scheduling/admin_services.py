@@ -9,6 +9,7 @@ wall-clock times of a weekly rule (working hours).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, time, timedelta
@@ -22,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from booking.audit.services import changes, record
+from booking.crypto import text_digest
 from booking.extensions import db
 from booking.scheduling.agenda import appointments_outside_working_time
 from booking.scheduling.availability import clinic_settings
@@ -40,6 +42,7 @@ from booking.scheduling.services import (
     name_problem,
     name_values,
 )
+from booking.scheduling.visits import MODE_LABELS
 from booking.staff.models import StaffRole, StaffUser
 from booking.timeutil import END_OF_DAY, clock_text, from_clinic_local, now_utc, to_clinic_tz
 
@@ -255,28 +258,73 @@ def create_appointment_type(
     return appointment_type
 
 
+def type_mark(appointment_type: AppointmentType) -> str:
+    """A short mark of a type's names, duration and way of taking place as its edit page
+    shows them, for the page's form to send back (``edit_appointment_type``)."""
+    shown = {**_type_values(appointment_type), "active": None}  # not on the page
+    return text_digest(json.dumps(shown, sort_keys=True))[:16]
+
+
 def edit_appointment_type(
     appointment_type: AppointmentType,
     name: str,
     names: Mapping[str, str | None],
     mode: VisitMode,
     actor: StaffUser | None,
-) -> None:
-    """Change a type's names (the clinic's and the other languages') and how its visits take
-    place: appointments of it, booked or to come, read the new ones in every later email and
-    page. The same naming rule as ``create_appointment_type``. How visits take place does
-    not change while appointments of the type are to come."""
+    *,
+    duration_minutes: int | None = None,
+    shown: str | None = None,
+) -> list[str]:
+    """Change a type's names (the clinic's and the other languages'), how its visits take
+    place and its duration (None: as it is). Appointments of it, booked or to come, read the
+    new names in every later email and page. The same naming rule as
+    ``create_appointment_type``. How visits take place does not change while appointments of
+    the type are to come. A new duration applies to the times offered from now on: an
+    appointment already booked keeps its start and end (its patient was told them) until it
+    is moved. Returns the fields changed (none: nothing written), audited with their values
+    before and after.
+
+    ``shown`` is ``type_mark`` of the type as the admin's page showed it: when another admin
+    changed it since, nothing is written and the admin is asked to check."""
     proposed = ProposedNames.typed(name, names)
     # Locked (PostgreSQL FOR UPDATE) before the count: a booking of the type in flight holds
     # it (``services.place_appointment``), so it is counted once committed, and none starts
-    # until this change is.
+    # until this change is. Another admin's save of the type waits too, then finds the mark
+    # changed.
     db.session.get(
         AppointmentType, appointment_type.id, with_for_update=True, populate_existing=True
     )
+    if shown is not None and shown != type_mark(appointment_type):
+        raise ScheduleError(
+            _(
+                "Another administrator changed this appointment type since the page was "
+                "shown: it is now %(name)s, %(minutes)d minutes (%(mode)s). Check the form "
+                "below, then save again.",
+                name=appointment_type.name,
+                minutes=appointment_type.duration_minutes,
+                mode=MODE_LABELS[appointment_type.mode],
+            ),
+            "shown",
+        )
     _check_type_names(proposed, appointment_type)
+    if duration_minutes is None:
+        duration_minutes = appointment_type.duration_minutes
+    low, high = DURATION_RANGE
+    if not low <= duration_minutes <= high:
+        raise ScheduleError(
+            _("Please enter a number of minutes from %(min)d to %(max)d.", min=low, max=high),
+            "duration_minutes",
+        )
     before = _type_values(appointment_type)
-    if name_values(appointment_type) == name_values(proposed) and appointment_type.mode is mode:
-        return
+    after = {
+        **name_values(proposed),
+        "duration_minutes": duration_minutes,
+        "active": appointment_type.active,
+        "mode": mode.value,
+    }
+    diff = changes(before, after)
+    if not diff:
+        return []
     if mode is not appointment_type.mode and (
         booked := appointments_to_come(appointment_type_id=appointment_type.id)
     ):
@@ -296,15 +344,17 @@ def edit_appointment_type(
         )
     appointment_type.name, appointment_type.names = proposed.name, proposed.names
     appointment_type.mode = mode
+    appointment_type.duration_minutes = duration_minutes
     _flush_type_names()
     record(
         "appointment_type_updated",
         target_type="appointment_type",
         target_id=appointment_type.id,
         actor=actor,
-        details=changes(before, _type_values(appointment_type)),
+        details=diff,
     )
     db.session.commit()
+    return sorted(diff)
 
 
 def _flush_type_names() -> None:
