@@ -396,8 +396,11 @@ def test_saving_rules_creates_the_row_audits_and_changes_open_slots(
     (audit,) = audits(app, "booking_rules_updated")
     assert audit.actor_email == "admin@example.com"
     assert audit.target_type == "clinic_settings"
+    # The first save: every rule as saved, changed or not.
     assert audit.details == {
         "buffer_minutes": {"before": 10, "after": 30},
+        "min_notice_hours": {"before": 24, "after": 24},
+        "horizon_days": {"before": 60, "after": 60},
         "cancel_notice_hours": {"before": 24, "after": 48},
     }
 
@@ -425,6 +428,29 @@ def test_saving_rules_creates_the_row_audits_and_changes_open_slots(
     assert audits(app, "booking_rules_updated")[-1].details == {
         "horizon_days": {"before": 60, "after": 2}
     }
+
+
+def test_the_first_save_of_the_default_rules_is_audited_and_a_later_unchanged_one_is_not(
+    app: Flask, admin_client: FlaskClient
+) -> None:
+    defaults = {
+        "buffer_minutes": "10",
+        "min_notice_hours": "24",
+        "horizon_days": "60",
+        "cancel_notice_hours": "24",
+    }
+    assert submit(admin_client, OVERVIEW, "rules", **defaults).status_code == 302
+    assert count(app, ClinicSettings) == 1
+    assert "No rules saved yet" not in admin_client.get(OVERVIEW).get_data(as_text=True)
+    (audit,) = audits(app, "booking_rules_updated")
+    assert audit.actor_email == "admin@example.com"
+    assert audit.details == {
+        name: {"before": int(value), "after": int(value)} for name, value in defaults.items()
+    }
+
+    # Saved again as they are, nothing changed: nothing to audit.
+    assert submit(admin_client, OVERVIEW, "rules", **defaults).status_code == 302
+    assert len(audits(app, "booking_rules_updated")) == 1
 
 
 @pytest.mark.parametrize(

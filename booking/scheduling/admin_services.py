@@ -168,7 +168,9 @@ class BookingRules:
 
 def save_booking_rules(rules: BookingRules, actor: StaffUser | None) -> ClinicSettings:
     """Set the clinic's booking rules, each within its range. The single settings row (id 1)
-    is created on the first save; until then ``clinic_settings()`` gives the defaults."""
+    is created on the first save; until then ``clinic_settings()`` gives the defaults.
+    Audited with the rules changed, before and after; the first save with every rule, changed
+    or not (saving the defaults as they are is a decision too)."""
     after = asdict(rules)
     for name, value in after.items():
         low, high = RULE_RANGES[name]
@@ -192,6 +194,7 @@ def save_booking_rules(rules: BookingRules, actor: StaffUser | None) -> ClinicSe
     current = clinic_settings()
     before = {name: getattr(current, name) for name in RULE_RANGES}
     settings = db.session.get(ClinicSettings, 1)
+    created = settings is None
     if settings is None:
         settings = ClinicSettings(id=1)
         db.session.add(settings)
@@ -206,6 +209,10 @@ def save_booking_rules(rules: BookingRules, actor: StaffUser | None) -> ClinicSe
             _("The rules were changed by someone else just now. Please check them and save again.")
         ) from None
     diff = changes(before, after)
+    if created:
+        # The first save fixes the rules in the clinic's own row, even when they are the
+        # defaults unchanged: the trail says who set them, when, and each rule as saved.
+        diff = {name: {"before": before[name], "after": value} for name, value in after.items()}
     if diff:
         record(
             "booking_rules_updated",
