@@ -22,7 +22,7 @@ from werkzeug.test import TestResponse
 
 from booking.audit.models import AuditEvent
 from booking.extensions import db
-from booking.scheduling.admin_services import add_extra_hours
+from booking.scheduling.admin_services import add_extra_hours, add_time_off
 from booking.scheduling.models import (
     Appointment,
     AppointmentType,
@@ -1449,3 +1449,50 @@ def test_deleting_hours_that_hold_a_booking_says_it_is_now_outside_them(
     assert warning not in admin_client.get(path).get_data(as_text=True)
     assert press(admin_client, f"{path}/exceptions/{extra}/delete").status_code == 302
     assert warning in admin_client.get(path).get_data(as_text=True)
+
+
+def test_deleting_what_another_tab_deleted_already_says_so_on_the_schedule_page(
+    app: Flask, admin_client: FlaskClient, clinic: Place
+) -> None:
+    """Two tabs show the same schedule; the first deletes a row, the second then presses the
+    same row's button (and confirms): it is told the row was already deleted, and nothing
+    more is written. Another specialist's deleted row, or one that never was, is still no
+    page (404)."""
+    day = target_day()
+    with app.app_context():
+        add_hours(clinic, weekdays=[0])
+        hours_id = db.session.scalar(select(WorkingHours.id))
+        weber = staff_user(clinic.weber.email)
+        time_off = add_time_off(
+            weber, berlin(day, "10:00"), berlin(day, "12:00"), None, actor=None
+        ).exception.id
+        extra = add_extra_hours(
+            weber, berlin(day, "19:00"), berlin(day, "21:00"), clinic.location, None, actor=None
+        ).exception.id
+    path = schedule_path(clinic.weber.id)
+    rows = {
+        f"{path}/hours/{hours_id}/delete": "These working hours were already deleted",
+        f"{path}/exceptions/{time_off}/delete": "This time off was already deleted",
+        f"{path}/exceptions/{extra}/delete": "These extra hours were already deleted",
+    }
+    for row_path, message in rows.items():
+        assert press(admin_client, row_path).status_code == 302  # the first tab
+        for confirmed in ("1", ""):  # the second, from its list or its confirmation page
+            token = csrf_token(admin_client, path)
+            response = admin_client.post(
+                row_path, data={"csrf_token": token, "confirmed": confirmed}
+            )
+            assert response.status_code == 302
+            assert response.headers["Location"] == path
+            page = text(admin_client.get(path).get_data(as_text=True))
+            assert (
+                f"{message}, perhaps in another tab or by another administrator: nothing was "
+                "changed."
+            ) in page
+    assert len(audits(app, "working_hours_deleted")) == 1
+    assert len(audits(app, "schedule_exception_deleted")) == 2
+
+    # Not Dr. Okafor's: the row deleted was Dr. Weber's.
+    other = schedule_path(clinic.okafor.id)
+    assert press(admin_client, f"{other}/hours/{hours_id}/delete").status_code == 404
+    assert press(admin_client, f"{other}/exceptions/{extra}/delete").status_code == 404

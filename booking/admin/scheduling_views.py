@@ -38,7 +38,7 @@ from booking.openinghours import clinic_closed_days
 from booking.scheduling import admin_services as admin
 from booking.scheduling.agenda import booked_on_closed_days
 from booking.scheduling.availability import clinic_settings
-from booking.scheduling.models import AppointmentType, ScheduleException, WorkingHours
+from booking.scheduling.models import AppointmentType, ScheduleException
 from booking.scheduling.services import active_locations, appointments_to_come
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole, StaffUser
@@ -381,7 +381,9 @@ def _add_extra_hours(specialist: StaffUser, form: ExtraHoursForm) -> tuple[str, 
 @bp.post("/specialists/<int:user_id>/hours/<int:hours_id>/delete")
 @roles_required(StaffRole.ADMIN)
 def delete_hours(user_id: int, hours_id: int) -> Response | str:
-    row = db.get_or_404(WorkingHours, hours_id)
+    row = admin.find_working_hours(hours_id)
+    if row is None:
+        return _already_deleted("working_hours", hours_id, user_id)
     if row.specialist_id != user_id:
         abort(404)
     if not confirmed():
@@ -408,6 +410,32 @@ def delete_hours(user_id: int, hours_id: int) -> Response | str:
     return redirect(url_for(".specialist", user_id=user_id))
 
 
+def _already_deleted(target_type: str, target_id: int, user_id: int) -> Response:
+    """A delete of hours or an exception that is no longer there: deleted before (a second
+    tab, another admin), the admin is told so on the specialist's page; never there, 404."""
+    specialist = _specialist_or_404(user_id)
+    kind = admin.deleted_kind(target_type, target_id, specialist.id)
+    if kind is None:
+        abort(404)
+    if kind == admin.TIME_OFF:
+        message = _(
+            "This time off was already deleted, perhaps in another tab or by another "
+            "administrator: nothing was changed."
+        )
+    elif kind == admin.EXTRA:
+        message = _(
+            "These extra hours were already deleted, perhaps in another tab or by another "
+            "administrator: nothing was changed."
+        )
+    else:
+        message = _(
+            "These working hours were already deleted, perhaps in another tab or by another "
+            "administrator: nothing was changed."
+        )
+    flash(message, "info")
+    return redirect(url_for(".specialist", user_id=specialist.id))
+
+
 def _warn_outside(outside: int) -> None:
     if outside:
         flash(
@@ -425,7 +453,9 @@ def _warn_outside(outside: int) -> None:
 @bp.post("/specialists/<int:user_id>/exceptions/<int:exception_id>/delete")
 @roles_required(StaffRole.ADMIN)
 def delete_exception(user_id: int, exception_id: int) -> Response | str:
-    exception = db.get_or_404(ScheduleException, exception_id)
+    exception = admin.find_schedule_exception(exception_id)
+    if exception is None:
+        return _already_deleted("schedule_exception", exception_id, user_id)
     if exception.specialist_id != user_id:
         abort(404)
     time_off = exception.kind == admin.TIME_OFF

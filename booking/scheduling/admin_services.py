@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
+from booking.audit.models import AuditEvent
 from booking.audit.services import changes, record
 from booking.crypto import text_digest
 from booking.extensions import db
@@ -127,6 +128,34 @@ def find_specialist(user_id: int) -> StaffUser | None:
     """The staff account if it is a specialist's (active or not), else None."""
     user = db.session.get(StaffUser, user_id)
     return user if user is not None and user.role == StaffRole.SPECIALIST else None
+
+
+def find_working_hours(hours_id: int) -> WorkingHours | None:
+    return db.session.get(WorkingHours, hours_id)
+
+
+def find_schedule_exception(exception_id: int) -> ScheduleException | None:
+    return db.session.get(ScheduleException, exception_id)
+
+
+def deleted_kind(target_type: str, target_id: int, specialist_id: int) -> str | None:
+    """What the specialist's weekly hours (``target_type`` "working_hours") or exception
+    ("schedule_exception") ``target_id`` were, by the audit row of their deletion: "hours",
+    ``TIME_OFF`` or ``EXTRA``; None when no such row of theirs was deleted. A delete sent
+    again (a second tab, another admin) is then told so, not shown a missing page."""
+    action = f"{target_type}_deleted"
+    for details in db.session.scalars(
+        select(AuditEvent.details).where(
+            AuditEvent.action == action,
+            AuditEvent.target_type == target_type,
+            AuditEvent.target_id == str(target_id),
+        )
+    ):
+        owner = (details or {}).get("specialist_id") or {}
+        if isinstance(owner, dict) and owner.get("before") == specialist_id:
+            kind = (details.get("kind") or {}).get("before")
+            return "hours" if target_type == "working_hours" else kind
+    return None
 
 
 def weekly_hours(specialist_id: int) -> list[WorkingHours]:
