@@ -22,6 +22,7 @@ from werkzeug.test import TestResponse
 
 from booking.audit.models import AuditEvent
 from booking.extensions import db
+from booking.scheduling import admin_services
 from booking.scheduling.admin_services import add_extra_hours, add_time_off
 from booking.scheduling.models import (
     Appointment,
@@ -1033,10 +1034,20 @@ def test_extra_hours_add_slots_on_a_day_without_weekly_hours(
     assert "overlap other extra hours" in field_error(
         response.get_data(as_text=True), "extra-start_time"
     )
+    # Said at the field at fault: an end date two days on is wrong whatever the times...
     long = {**extra, "end_day": (day + timedelta(days=2)).isoformat()}
     response = submit(admin_client, path, "extra", **long, start_time="19:00", end_time="19:00")
     assert response.status_code == 422
-    assert "at most 24 hours" in field_error(response.get_data(as_text=True), "extra-end_time")
+    page = response.get_data(as_text=True)
+    assert "at most 24 hours" in field_error(page, "extra-end_day")
+    assert 'id="extra-end_time-error"' not in page
+    # ... while the next day's is right, and its time a quarter of an hour too late.
+    long = {**extra, "end_day": (day + timedelta(days=1)).isoformat()}
+    response = submit(admin_client, path, "extra", **long, start_time="19:00", end_time="19:15")
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "at most 24 hours" in field_error(page, "extra-end_time")
+    assert 'id="extra-end_day-error"' not in page
     # A location the page did not offer.
     response = submit(
         admin_client,
@@ -1144,6 +1155,29 @@ def test_a_period_already_over_is_refused(
     )
     assert response.status_code == 422
     assert "already over" in field_error(response.get_data(as_text=True), "off-end_day")
+    assert count(app, ScheduleException) == 0
+
+
+def test_a_period_ending_earlier_today_is_refused_at_its_end_time(
+    app: Flask, admin_client: FlaskClient, clinic: Place, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Today is the right end date: the time, already past, is what to correct."""
+    day = today()
+    monkeypatch.setattr(admin_services, "now_utc", lambda: berlin(day, "12:00"))
+    response = submit(
+        admin_client,
+        schedule_path(clinic.weber.id),
+        "extra",
+        location=str(clinic.location),
+        start_day=day.isoformat(),
+        start_time="08:00",
+        end_day=day.isoformat(),
+        end_time="10:00",
+    )
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "already over" in field_error(page, "extra-end_time")
+    assert 'id="extra-end_day-error"' not in page
     assert count(app, ScheduleException) == 0
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from flask_babel import gettext as _
@@ -596,8 +596,12 @@ def add_extra_hours(
     _require_specialist(specialist)
     _check_period(starts_at, ends_at)
     if ends_at > _a_day_after(starts_at):
+        # Said at the end date when it is later than the day after the start (a date typed
+        # wrong, whatever the times), else at the end time.
+        late_day = _end_day(ends_at) > to_clinic_tz(starts_at).date() + timedelta(days=1)
         raise ScheduleError(
-            _("Extra hours can last at most 24 hours. Add one entry per day."), "end_time"
+            _("Extra hours can last at most 24 hours. Add one entry per day."),
+            "end_day" if late_day else "end_time",
         )
     _require_open_location(location_id)
     _lock_schedule(specialist)
@@ -701,11 +705,24 @@ def _a_day_after(starts_at: datetime) -> datetime:
     return max(starts_at + MAX_EXTRA_HOURS, next_day)
 
 
+def _end_day(ends_at: datetime) -> date:
+    """The clinic day the admin gave as the period's end: an end at midnight was typed as
+    that day's 24:00 (its form's end date names the day before)."""
+    return to_clinic_tz(ends_at - timedelta(microseconds=1)).date()
+
+
 def _check_period(starts_at: datetime, ends_at: datetime) -> None:
+    """A period ends after it starts, and not in the past. Each refusal is said at the field
+    at fault: the end date when it names a day already gone, else the end time."""
     if ends_at <= starts_at:
         raise ScheduleError(_("The end must be after the start."), "end_time")
-    if ends_at <= now_utc():
-        raise ScheduleError(_("This period is already over. Please enter a future end."), "end_day")
+    now = now_utc()
+    if ends_at <= now:
+        past_day = _end_day(ends_at) < to_clinic_tz(now).date()
+        raise ScheduleError(
+            _("This period is already over. Please enter a future end."),
+            "end_day" if past_day else "end_time",
+        )
 
 
 # Shared checks ------------------------------------------------------------------------------
