@@ -404,7 +404,10 @@ def delete_hours(user_id: int, hours_id: int) -> Response | str:
                 _("Appointments already booked in them stay as they are."),
             ],
         )
-    outside = admin.delete_working_hours(row, current_user)
+    try:
+        outside = admin.delete_working_hours(row, current_user)
+    except admin.AlreadyDeletedError:
+        return _already_deleted("working_hours", hours_id, user_id)
     flash(_("Working hours deleted."), "success")
     _warn_outside(outside)
     return redirect(url_for(".specialist", user_id=user_id))
@@ -480,7 +483,10 @@ def delete_exception(user_id: int, exception_id: int) -> Response | str:
                 _("Appointments already booked stay as they are."),
             ],
         )
-    outside = admin.delete_schedule_exception(exception, current_user)
+    try:
+        outside = admin.delete_schedule_exception(exception, current_user)
+    except admin.AlreadyDeletedError:
+        return _already_deleted("schedule_exception", exception_id, user_id)
     flash(_("Time off deleted.") if time_off else _("Extra hours deleted."), "success")
     _warn_outside(outside)
     return redirect(url_for(".specialist", user_id=user_id))

@@ -79,6 +79,11 @@ class ScheduleError(ValueError):
         self.field = field
 
 
+class AlreadyDeletedError(LookupError):
+    """The weekly hours or exception to delete were deleted meanwhile (a second tab's delete
+    sent at the same moment): nothing was written."""
+
+
 def _hm(value: time) -> str:
     return clock_text(value)
 
@@ -510,7 +515,8 @@ def add_working_hours(
 def delete_working_hours(row: WorkingHours, actor: StaffUser | None) -> int:
     """Remove weekly hours. Appointments already booked in them stay as they are: returns
     how many of the specialist's appointments to come are now outside their working time,
-    for staff to move or cancel."""
+    for staff to move or cancel. ``AlreadyDeletedError`` when another delete of them came first."""
+    _lock_for_deletion(WorkingHours, row.id)
     before = _hours_values(row)
     row_id, specialist_id = row.id, row.specialist_id
     db.session.delete(row)
@@ -523,6 +529,14 @@ def delete_working_hours(row: WorkingHours, actor: StaffUser | None) -> int:
     )
     db.session.commit()
     return appointments_outside_working_time(specialist_id, now_utc())
+
+
+def _lock_for_deletion(model: type[WorkingHours] | type[ScheduleException], row_id: int) -> None:
+    """Lock the row (PostgreSQL FOR UPDATE), read again: a delete of it committed since it was
+    read (a second tab's, at the same moment) is waited for, then found (``AlreadyDeletedError``),
+    rather than deleted and audited a second time."""
+    if db.session.get(model, row_id, with_for_update=True, populate_existing=True) is None:
+        raise AlreadyDeletedError
 
 
 def _hours_values(row: WorkingHours) -> dict[str, Any]:
@@ -637,7 +651,8 @@ def delete_schedule_exception(exception: ScheduleException, actor: StaffUser | N
     """Remove time off (its slots open again) or extra hours (their slots go; appointments
     booked in them stay). Returns how many of the specialist's appointments to come are
     outside their working time now, as ``delete_working_hours``: none for time off, whose
-    removal takes nothing from it."""
+    removal takes nothing from it. ``AlreadyDeletedError`` when another delete of it came first."""
+    _lock_for_deletion(ScheduleException, exception.id)
     before = _exception_values(exception)
     exception_id, specialist_id = exception.id, exception.specialist_id
     extra = exception.kind == EXTRA
