@@ -161,9 +161,11 @@ def test_a_database_error_while_the_request_ends_answers_the_503_page_with_its_r
 
 
 @contextlib.contextmanager
-def _app_counting_limits_in(tmp_path: Path, storage_uri: str) -> Iterator[FlaskClient]:
+def _app_counting_limits_in(
+    tmp_path: Path, storage_uri: str, **settings: Any
+) -> Iterator[FlaskClient]:
     """A client of an app whose rate limits are counted at ``storage_uri`` (three sign-ins a
-    minute), with a coordinator to sign in as."""
+    minute), with a coordinator to sign in as; ``settings`` on top."""
     from tests.factories import make_staff
 
     app = create_app(
@@ -172,6 +174,7 @@ def _app_counting_limits_in(tmp_path: Path, storage_uri: str) -> Iterator[FlaskC
             "UPLOAD_DIR": str(tmp_path / "uploads"),
             "RATELIMIT_STORAGE_URI": storage_uri,
             "LOGIN_RATE_LIMIT": "3 per minute",
+            **settings,
         }
     )
     try:
@@ -211,14 +214,23 @@ def test_a_rate_limit_storage_that_never_answers_is_not_waited_for_for_ever(
     import socket
     import threading
 
+    from config import Config
     from tests.factories import PASSWORD
     from tests.support import AuthActions
 
+    # Both timeouts, a few seconds each. Here the same ones at half a second: the first page
+    # and each of Flask-Limiter's checks whether the storage is back wait for one (three
+    # times 5 seconds otherwise).
+    timeouts = Config.RATELIMIT_STORAGE_OPTIONS
+    assert timeouts.keys() == {"socket_connect_timeout", "socket_timeout"}
+    assert all(0 < seconds <= 5 for seconds in timeouts.values()), timeouts
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)  # connections complete in the backlog; nothing is read or said
         storage = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
-        with _app_counting_limits_in(tmp_path, storage) as client:
+        with _app_counting_limits_in(
+            tmp_path, storage, RATELIMIT_STORAGE_OPTIONS=dict.fromkeys(timeouts, 0.5)
+        ) as client:
             answers: list[int] = []
 
             def sign_in() -> None:
