@@ -16,6 +16,7 @@ from playwright.sync_api import Page, expect
 from booking.dashboard import services as workflow
 from booking.scheduling.services import SlotChoice
 from booking.timeutil import clinic_today, from_clinic_local
+from tests.e2e.accessibility import assert_accessible
 from tests.e2e.conftest import (
     LOCATION,
     PHONE,
@@ -26,7 +27,6 @@ from tests.e2e.conftest import (
     seed_schedule,
 )
 from tests.e2e.pages import page_width, sign_in
-from tests.e2e.test_accessibility import assert_accessible
 from tests.factories import make_appointment_type, make_request, make_staff, staff_user
 
 pytestmark = pytest.mark.e2e

@@ -16,9 +16,9 @@ from booking.notifications.models import OutboxEmail
 from booking.outcomes import schedule
 from booking.outcomes.services import send_due_followups
 from booking.requests.models import ConsultationRequest
+from tests.e2e.accessibility import assert_accessible, ax_controls, invalid_controls
 from tests.e2e.conftest import PHONE, PHONE_WIDTH, TIMEOUT_MS, LiveServer
 from tests.e2e.pages import FOLLOWUP_PAIN, answer_followup_improved, page_width, sign_in
-from tests.e2e.test_accessibility import assert_accessible, ax_controls, invalid_controls
 from tests.factories import make_staff
 from tests.support import PASSWORD
 from tests.test_outcomes import _completed, _start

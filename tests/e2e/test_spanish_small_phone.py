@@ -28,17 +28,17 @@ from booking.requests.links import issue_link
 from booking.requests.waitlist import join_waitlist
 from booking.scheduling.models import SlotOffer, SlotOfferRecipient
 from booking.staff.models import StaffUser
-from tests.e2e import test_accessibility
+from tests.e2e import accessibility
+from tests.e2e.accessibility import Site, draft_hidden, review_with_errors
 from tests.e2e.conftest import PHONE, PHONE_WIDTH, browser_page
 from tests.e2e.pages import page_width
-from tests.e2e.test_accessibility import Site, _draft_hidden, _review_with_errors
 from tests.factories import confirm_at, first_type_open_times, make_request
 
 pytestmark = pytest.mark.e2e
 
 # The demo clinic of the accessibility checks (seeded once for this module), with its way to
 # a request's steps and its private page.
-site = test_accessibility.site
+site = accessibility.site
 
 STATIC = Path(booking.__file__).parent / "static"
 TWICE_THE_TEXT = "\nhtml { font-size: 200% !important; }\n"
@@ -157,7 +157,7 @@ def test_spanish_pages_at_twice_the_text_size_fit_a_phone(site: Site, big_text: 
     # The review, a document added: each step's name with "Cambiar" beside it, the
     # questions in the folded answers, "Su consentimiento".
     page.goto(site("/?lang=en"))
-    _review_with_errors(site, page)
+    review_with_errors(site, page)
     in_spanish(page)
     for summary in page.locator("details.review-answers > summary").all():
         summary.click()
@@ -274,7 +274,7 @@ def test_the_patients_own_pages_at_twice_the_text_size_fit_a_phone(
         assert_in_its_column(page, what)
 
     page.goto(site("/?lang=en"))  # the way to a hidden draft is written in English
-    _draft_hidden(site, page)
+    draft_hidden(site, page)
     in_spanish(page)
     assert_in_its_column(page, "an unfinished request hidden after an hour")
 
