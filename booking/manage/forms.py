@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from wtforms import (
@@ -73,10 +72,6 @@ class RescheduleForm(BaseForm):
         if parsed is None:  # validate_slot refuses it first; never reached after validation
             raise ValueError("slot_key() called on a form that did not validate")
         return parsed
-
-
-def max_documents() -> int:
-    return current_app.config["MAX_DOCUMENTS"]
 
 
 class AnswerForm(BaseForm):
