@@ -576,7 +576,8 @@ def test_a_file_held_for_its_scan_is_received_not_accepted_until_it_passes(
         content_type="multipart/form-data",
     )
     assert scripted.status_code == 200
-    assert scripted.get_json() == {"ok": True, "message": "Received - being checked"}
+    # ``held``: the page's summary names this mark too (uploads.js, ``data-kept-held``).
+    assert scripted.get_json() == {"ok": True, "message": "Received - being checked", "held": True}
 
     added = open_step(client, "documents").split('id="added-heading"', 1)[1]
     added = added.split("</section>", 1)[0]

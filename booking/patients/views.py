@@ -1293,7 +1293,8 @@ def _documents_step(
         if messages:
             return jsonify(ok=False, message=messages[0][1]), status
         if awaiting_scan:  # uploads.js shows it on the file's row instead of "Accepted"
-            return jsonify(ok=True, message=str(RECEIVED_BEING_CHECKED)), 200
+            # ``held``: the page's summary then names this mark too (``data-kept-held``).
+            return jsonify(ok=True, message=str(RECEIVED_BEING_CHECKED), held=True), 200
         return jsonify(ok=True), 200
     if messages:
         # The description stays to send again with the files, unless some were added with it.

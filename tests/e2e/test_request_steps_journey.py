@@ -234,10 +234,50 @@ def test_a_refused_file_keeps_its_reason_while_the_others_go_up(
     expect(refused.get_by_role("button", name="Try again")).to_be_visible()
     expect(area.locator(".upload-row", has_text="mri-report.pdf")).to_contain_text("Accepted")
     expect(area).to_contain_text("The files marked Accepted are saved.")
+    expect(area).not_to_contain_text("being checked")  # no file was held for its scan
     expect(documents_added(page)).to_have_count(0)  # no reload happened
     page.get_by_role("button", name="Show my documents").click()
     expect(documents_added(page)).to_have_count(1)
     expect(documents_added(page).first).to_contain_text("mri-report.pdf")
+
+
+def test_the_summary_names_a_file_held_for_its_virus_scan_as_kept(
+    page: Page, clinic: LiveServer, pdf_file: Path, tmp_path: Path
+) -> None:
+    """The virus scanner down (``CLAMAV_WHEN_DOWN = hold``): a PDF chosen with a refused file
+    is kept for a later scan, its row saying "Received - being checked". The summary said
+    only "The files marked Accepted are saved": no file was marked so, and the one kept read
+    as lost. It names that mark too now, and that the patient hears if the check finds a
+    problem."""
+    clinic.app.config.update(
+        CLAMAV_ENABLED=True,
+        CLAMAV_ADDRESS=str(tmp_path / "no-clamd.sock"),  # nothing listens: the scanner is down
+        CLAMAV_TIMEOUT=1,
+        CLAMAV_WHEN_DOWN="hold",
+    )
+    page.goto(clinic("/request/start"))
+    answer_red_flags(page)
+    reach(page, clinic, "documents")
+    page.goto(clinic("/request/steps/documents"))
+    page.wait_for_load_state("load")
+    not_a_pdf = {"name": "notes.pdf", "mimeType": "application/pdf", "buffer": b"just text"}
+    a_pdf = {"name": pdf_file.name, "mimeType": "application/pdf", "buffer": pdf_file.read_bytes()}
+    page.get_by_label("Choose one or more files").set_input_files([a_pdf, not_a_pdf])
+    area = page.locator("#upload-progress")
+    refused = area.locator(".upload-row", has_text="notes.pdf")
+    expect(refused).to_contain_text("This file is not a PDF, JPEG or PNG document.")
+    held = area.locator(".upload-row", has_text="mri-report.pdf")
+    expect(held).to_contain_text("Received - being checked")
+    expect(held).not_to_contain_text("Accepted")
+    expect(area).to_contain_text(
+        "The files marked Accepted or “Received - being checked” are saved: if our virus "
+        "check finds a problem in one being checked, we will tell you. The others were not "
+        "added: the reason is next to each."
+    )
+    expect(documents_added(page)).to_have_count(0)  # no reload happened
+    page.get_by_role("button", name="Show my documents").click()
+    expect(documents_added(page)).to_have_count(1)
+    expect(documents_added(page).first).to_contain_text("Received - being checked")
 
 
 def test_what_a_file_is_typed_after_choosing_it_is_kept(

@@ -21,8 +21,10 @@
   var text = form.dataset;
   var pending = 0;
   var added = 0;
+  var held = 0; // of those added, kept for a later virus scan ("Received - being checked")
   var failed = 0;
   var note = null;
+  var noteText = null;
 
   // Hidden: each file is described in the list once it is in. Not when it holds text (the
   // browser restored it, or the page came back with its message): shown, it goes with the
@@ -83,7 +85,7 @@
     request.setRequestHeader("Accept", "application/json");
     pending += 1;
 
-    function finish(ok, message) {
+    function finish(ok, message, waiting) {
       pending -= 1;
       cancel.remove();
       bar.remove();
@@ -91,6 +93,9 @@
       status.className = "ms-2 upload-status " + (ok ? "text-success" : "text-danger");
       if (ok) {
         added += 1;
+        if (waiting) {
+          held += 1;
+        }
       } else {
         failed += 1;
         var retry = button(text.retry, "btn-outline-primary");
@@ -115,16 +120,19 @@
       // A file was refused: reloading now would hide why. Its reason stays on its row;
       // the accepted ones are saved, and the patient shows the list when they choose. Nor
       // while they type what a listed file is: the page would change under their fingers.
+      // The summary names the mark of a file held for its virus scan too, once one is: it
+      // is kept, though not "Accepted". Said afresh after each file (one tried again).
       if (!note) {
         note = document.createElement("p");
         note.className = "mt-2";
-        note.textContent = failed > 0 ? text.kept + " " : "";
+        noteText = document.createElement("span");
         var show = button(text.show, "btn-outline-primary");
         show.classList.remove("ms-2");
         show.addEventListener("click", showList);
-        note.append(show);
+        note.append(noteText, show);
         area.append(note);
       }
+      noteText.textContent = failed > 0 ? (held > 0 ? text.keptHeld : text.kept) + " " : "";
     }
 
     request.upload.addEventListener("progress", function (event) {
@@ -147,7 +155,7 @@
       }
       if (request.status === 200 && answer && answer.ok) {
         // A file held for a later virus scan is said to be received, not accepted.
-        finish(true, answer.message || text.accepted);
+        finish(true, answer.message || text.accepted, Boolean(answer.held));
       } else if (request.status === 413 && !(answer && answer.message)) {
         finish(false, text.tooLarge); // a proxy's own refusal, not the application's
       } else {
