@@ -43,6 +43,7 @@ from tests.support import (
     post_request,
     post_step,
     running_clamd,
+    send_request,
     stored_files,
     upload,
 )
@@ -617,3 +618,39 @@ def test_the_private_page_says_a_held_file_is_being_checked(
         assert rescan_pending().clean == 1
     mine = client.get(url).get_data(as_text=True).split('id="docs-heading"', 1)[1]
     assert "being checked" not in mine.split("</ul>", 1)[0]
+
+
+def test_the_clinic_is_told_how_many_documents_are_kept_and_still_being_checked(
+    app: Flask, client: FlaskClient, clamd_socket: str, silent_scanner: str
+) -> None:
+    """The new request's notice to the clinic counted every document row: one the virus scan
+    removed while the request was a draft as received, and one held for its scan (the scanner
+    down) as any other, though staff cannot open it yet. It counts the documents kept, and
+    says how many of them are still being checked."""
+    app.config.update(CLAMAV_ADDRESS=silent_scanner, CLAMAV_TIMEOUT=0.5, CLAMAV_WHEN_DOWN="hold")
+    reach_documents_step(client)
+    assert upload(client, (pdf_bytes(), "mri.pdf"), (infected_pdf(), "scan.pdf")).status_code == 303
+    app.config["CLAMAV_ADDRESS"] = clamd_socket  # back: one passes, the other is removed
+    with app.app_context():
+        result = rescan_pending()
+    assert (result.clean, result.infected) == (1, 1)
+    app.config["CLAMAV_ADDRESS"] = silent_scanner  # down again: the next file is held
+    assert upload(client, (pdf_bytes("CT report"), "ct.pdf")).status_code == 303
+    assert post_step(client, "documents", {}).status_code == 303
+    assert send_request(client).status_code == 303
+    assert len(documents(app)) == 3  # the removed file's row stays, to say so
+
+    (notice,) = outbox_emails(app, "new_request_staff")
+    held = "1 is still being checked for viruses and cannot be opened yet"
+    assert f"Documents: 2 ({held})" in notice.body_text
+    assert f"<td>2 ({held})</td>" in notice.body_html
+
+
+def test_the_clinic_is_told_the_documents_with_nothing_held(
+    app: Flask, client: FlaskClient
+) -> None:
+    """Every file scanned when it came: the count alone, nothing said of a virus check."""
+    assert post_request(client, files=[(pdf_bytes(), "mri.pdf")]).status_code == 303
+    (notice,) = outbox_emails(app, "new_request_staff")
+    assert "Documents: 1\n" in notice.body_text
+    assert "<td>1</td>" in notice.body_html

@@ -345,7 +345,17 @@ def request_received(
             )
         else:
             staff_subject = _("New request %(reference)s", reference=consultation.reference)
-    notice = _to_clinic(consultation, "new_request_staff", staff_subject)
+    # The documents the clinic is told it received: those kept, never one the virus scan
+    # removed while the request was a draft; those still held for their scan (the scanner
+    # was down) said apart, as staff cannot open them yet.
+    kept = consultation.kept_documents
+    notice = _to_clinic(
+        consultation,
+        "new_request_staff",
+        staff_subject,
+        documents=len(kept),
+        documents_held=sum(1 for document in kept if document.awaiting_scan),
+    )
     # Held to the emergency's target (an emergency answer changed to no): the on-call
     # clinician hears of it out of hours at once, as of an emergency call-back.
     notices = (
