@@ -620,13 +620,11 @@ def test_the_private_page_says_a_held_file_is_being_checked(
     assert "being checked" not in mine.split("</ul>", 1)[0]
 
 
-def test_the_clinic_is_told_how_many_documents_are_kept_and_still_being_checked(
+def send_with_one_removed_and_one_held(
     app: Flask, client: FlaskClient, clamd_socket: str, silent_scanner: str
 ) -> None:
-    """The new request's notice to the clinic counted every document row: one the virus scan
-    removed while the request was a draft as received, and one held for its scan (the scanner
-    down) as any other, though staff cannot open it yet. It counts the documents kept, and
-    says how many of them are still being checked."""
+    """A request sent with three files: one scanned clean, one the scan removed while it was a
+    draft (its row stays, to say so), and one held for its scan (the scanner down again)."""
     app.config.update(CLAMAV_ADDRESS=silent_scanner, CLAMAV_TIMEOUT=0.5, CLAMAV_WHEN_DOWN="hold")
     reach_documents_step(client)
     assert upload(client, (pdf_bytes(), "mri.pdf"), (infected_pdf(), "scan.pdf")).status_code == 303
@@ -638,7 +636,17 @@ def test_the_clinic_is_told_how_many_documents_are_kept_and_still_being_checked(
     assert upload(client, (pdf_bytes("CT report"), "ct.pdf")).status_code == 303
     assert post_step(client, "documents", {}).status_code == 303
     assert send_request(client).status_code == 303
-    assert len(documents(app)) == 3  # the removed file's row stays, to say so
+    assert len(documents(app)) == 3
+
+
+def test_the_clinic_is_told_how_many_documents_are_kept_and_still_being_checked(
+    app: Flask, client: FlaskClient, clamd_socket: str, silent_scanner: str
+) -> None:
+    """The new request's notice to the clinic counted every document row: one the virus scan
+    removed while the request was a draft as received, and one held for its scan (the scanner
+    down) as any other, though staff cannot open it yet. It counts the documents kept, and
+    says how many of them are still being checked."""
+    send_with_one_removed_and_one_held(app, client, clamd_socket, silent_scanner)
 
     (notice,) = outbox_emails(app, "new_request_staff")
     held = "1 is still being checked for viruses and cannot be opened yet"
@@ -654,3 +662,13 @@ def test_the_clinic_is_told_the_documents_with_nothing_held(
     (notice,) = outbox_emails(app, "new_request_staff")
     assert "Documents: 1\n" in notice.body_text
     assert "<td>1</td>" in notice.body_html
+
+
+def test_the_confirmation_counts_no_document_the_scan_removed(
+    app: Flask, client: FlaskClient, clamd_socket: str, silent_scanner: str
+) -> None:
+    """The confirmation page said "We received 3 documents." counting the one the virus scan
+    had removed from the draft (the documents step had told the patient it was removed)."""
+    send_with_one_removed_and_one_held(app, client, clamd_socket, silent_scanner)
+    page = client.get("/request/submitted").get_data(as_text=True)
+    assert "We received 2 documents." in page
