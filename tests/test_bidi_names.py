@@ -143,3 +143,33 @@ def test_staff_names_in_emails_are_isolated(
     for line in isolated:
         assert line.format(f"<bdi>{NAME} &lt;b&gt;&amp;</bdi>") in html
     assert name in text  # plain text has no markup to isolate with
+
+
+TYPE_NAME = "مراجعة الصور <b>&"  # an appointment type named in Arabic (and markup, escaped)
+
+
+@pytest.mark.parametrize(
+    ("template", "isolated"),
+    [
+        # The type's name between the commas of the time held, and before the offer's length.
+        ("request_received", ", {}, "),
+        ("waitlist_offer", "<br>{} ("),
+    ],
+)
+def test_appointment_type_names_in_emails_are_isolated(
+    app: Flask, clinic: Clinic, template: str, isolated: str
+) -> None:
+    """The type's name sits between the time and the specialist's name (isolated already):
+    without its own ``<bdi>`` a right-to-left name takes the commas and the digits of the
+    length around it into its run."""
+    request_id = confirmed_request(app, clinic)
+    with app.test_request_context(), force_locale("en"):
+        consultation = db.session.get(ConsultationRequest, request_id)
+        consultation.appointment.appointment_type.name = TYPE_NAME
+        consultation.appointment.appointment_type.names = {}
+        context = patient_email_values(consultation)
+        html = render_template(f"email/{template}.html", **context)
+        text = render_template(f"email/{template}.txt", **context)
+        db.session.rollback()
+    assert isolated.format("<bdi>مراجعة الصور &lt;b&gt;&amp;</bdi>") in html
+    assert TYPE_NAME in text  # plain text has no markup to isolate with
