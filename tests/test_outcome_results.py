@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -1187,6 +1188,45 @@ def test_a_follow_up_superseded_by_a_corrected_date_is_no_result(
     AuthActions(client).login("coordinator")
     rows = list(csv.DictReader(io.StringIO(_export(client).data.decode("utf-8-sig"))))
     assert len(rows) == 2
+
+
+@pytest.mark.parametrize(
+    ("after", "closed"), [(1, True), (31, False)], ids=["closed early", "expired first"]
+)
+def test_the_staff_pages_show_a_link_closed_for_a_later_time_point_as_such(
+    app: Flask, client: FlaskClient, after: int, closed: bool
+) -> None:
+    """As above, all of it in the past: the 6-week link closed by the clinic when the date
+    was brought forward (the 3 months due already), which the results count apart, neither
+    open nor a non-response. The record's follow-up table said "not answered" of it, and the
+    coordinators' list of the never answered listed it as one that lapsed: both say now that
+    it was closed for a later time point. One that expired before the correction is still
+    "not answered"."""
+    with app.app_context():
+        consulted = clinic_today() - timedelta(days=200)
+        consultation = _completed(
+            plan=Plan.OPEN_SURGERY, procedure=consulted + timedelta(60), days_ago=200
+        )
+        coordinator = staff_user(make_staff("coordinator").email)
+        six_weeks = schedule.due_at(consulted + timedelta(days=60), "6w", BERLIN)
+        assert len(send_due_followups(now=six_weeks)) == 1
+        now = six_weeks + timedelta(days=after)
+        corrected = correct_procedure_date(consultation, consulted, coordinator, now=now)
+        assert corrected.closed == (["6w"] if closed else [])
+        send_due_followups(now=now)
+        reference = consultation.reference
+        assert results.response_counts(consulted - timedelta(days=1))["6w"] == [
+            1, 0, 0, 0, 1 if closed else 0
+        ]  # fmt: skip
+    AuthActions(client).login("coordinator")
+    record = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    [six] = re.findall(r'<th scope="col">6 weeks<br>(.*?)</th>', record, re.S)
+    assert ("closed for a later time point" in six) == closed
+    assert ("not answered" in six) == (not closed)
+    listed = client.get("/staff/outcomes/follow-ups", query_string={"show": "unanswered"})
+    row = listed.get_data(as_text=True).split('id="follow-ups"', 1)[1]
+    row = row.split("<td>6 weeks</td>", 1)[1].split("</tr>", 1)[0]
+    assert ("closed for a later time point" in row) == closed
 
 
 @pytest.mark.parametrize(

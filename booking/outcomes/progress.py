@@ -21,6 +21,7 @@ from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.outcomes import chart
 from booking.outcomes import measures as m
+from booking.outcomes.closing import closed_for_later
 from booking.outcomes.emails import WORSE_TEMPLATE
 from booking.outcomes.labels import (
     CHANGE_LABELS,
@@ -80,7 +81,9 @@ class Column:
     label: str  # "6 weeks"
     due_at: datetime
     answered_at: datetime | None
-    state: str  # "answered", "waiting" (sent, unanswered), "unanswered", "missed"
+    # "answered", "waiting" (sent, unanswered), "unanswered", "missed", "stopped", or
+    # "closed" (its link closed by the clinic for a later time point, ``closed_for_later``)
+    state: str
     # Answered before the treatment started (the procedure postponed since): shown, but no
     # result of the time point, and not counted in the clinic's results.
     before_start: bool = False
@@ -161,7 +164,7 @@ def load_progress(consultation: ConsultationRequest, now: datetime) -> Progress 
     if history is None:
         return None
     rows = db.session.execute(
-        select(TreatmentPlan, FollowUp, OutcomeSettings)
+        select(TreatmentPlan, FollowUp, OutcomeSettings, closed_for_later())
         .outerjoin(FollowUp, FollowUp.request_id == TreatmentPlan.request_id)
         .outerjoin(OutcomeSettings, OutcomeSettings.id == 1)
         .where(TreatmentPlan.request_id == consultation.id)
@@ -173,8 +176,12 @@ def load_progress(consultation: ConsultationRequest, now: datetime) -> Progress 
     plan = rows[0][0]
     saved = rows[0][2] or default_settings()
     follow_ups = [row[1] for row in rows if row[1] is not None]
+    closed = [bool(row[3]) for row in rows if row[1] is not None]
     limits = thresholds(saved)
-    columns = [_column(follow_up, plan, now) for follow_up in follow_ups]
+    columns = [
+        _column(follow_up, plan, now, closed_early)
+        for follow_up, closed_early in zip(follow_ups, closed, strict=True)
+    ]
     table = []
     for measure in measures_for(history.spine_region):
         baseline = _value(history, measure)
@@ -224,7 +231,14 @@ def _shown(value: float | None, measure: Measure) -> str:
     return f"{value:.1f}" if measure.kind in ("odi", "ndi") else f"{value:.0f}"
 
 
-def _column(follow_up: FollowUp, plan: TreatmentPlan, now: datetime) -> Column:
+def _column(
+    follow_up: FollowUp, plan: TreatmentPlan, now: datetime, closed_early: bool = False
+) -> Column:
+    """``closed_early``: its link was closed by the clinic for a later time point
+    (``closed_for_later``), which the clinic's results count apart, neither open nor a
+    non-response: so is it shown, not as "not answered". Not one superseded by a corrected
+    procedure date (said so beside it), nor a patient no longer followed up, whom the results
+    leave out as such."""
     if follow_up.answered_at is not None:
         state = "answered"
     elif follow_up.sent_at is None:
@@ -235,6 +249,8 @@ def _column(follow_up: FollowUp, plan: TreatmentPlan, now: datetime) -> Column:
         # Not "waiting" for a patient marked deceased or who withdrew their consent to be
         # contacted: their link answers no more either.
         state = "waiting"
+    elif closed_early and follow_up.superseded_at is None and _may_be_contacted(plan):
+        state = "closed"
     else:
         state = "unanswered"
     return Column(
@@ -249,6 +265,12 @@ def _column(follow_up: FollowUp, plan: TreatmentPlan, now: datetime) -> Column:
         ),
         superseded_at=follow_up.superseded_at,
     )
+
+
+def _may_be_contacted(plan: TreatmentPlan) -> bool:
+    """``may_be_contacted`` of the plan's request, as the results' counts read it."""
+    consultation = plan.request
+    return consultation.contact_consent and consultation.patient.deceased_at is None
 
 
 def _points(value: float) -> str:
@@ -366,6 +388,10 @@ class FollowUpRow:
     # Superseded by a corrected procedure date: listed still (a "much worse" answer must reach
     # the clinic whatever its date), marked as not counted beside its time point asked again.
     superseded_at: datetime | None = None
+    # Unanswered, its link closed by the clinic for a later time point (``closed_for_later``):
+    # the patient was sent that one instead, and the results count it apart, not as a
+    # non-response; marked so in the list of the never answered.
+    closed_for_later: bool = False
 
     @property
     def worse(self) -> bool:
@@ -411,7 +437,12 @@ def follow_up_list(show: str, now: datetime) -> tuple[list[FollowUpRow], dict[st
     ).one()
     counts = dict(zip(conditions, totals, strict=True))
     base = sent_since(
-        select(FollowUp, TreatmentPlan.followups_stopped_at, ConsultationRequest.reference)
+        select(
+            FollowUp,
+            TreatmentPlan.followups_stopped_at,
+            ConsultationRequest.reference,
+            closed_for_later(),
+        )
     )
     rows = db.session.execute(
         base.where(conditions[show])
@@ -431,8 +462,13 @@ def follow_up_list(show: str, now: datetime) -> tuple[list[FollowUpRow], dict[st
             gpe=follow_up.gpe,
             gpe_label=str(words[str(follow_up.gpe)]) if follow_up.gpe else "",
             superseded_at=follow_up.superseded_at,
+            closed_for_later=bool(closed_early)
+            and follow_up.answered_at is None
+            and stopped_at is None
+            and follow_up.expires_at is not None
+            and follow_up.expires_at <= now,
         )
-        for follow_up, stopped_at, reference in rows
+        for follow_up, stopped_at, reference, closed_early in rows
     ]
     return found, counts
 
