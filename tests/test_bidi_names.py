@@ -19,10 +19,17 @@ from flask_babel import force_locale
 from booking.dashboard import services as workflow
 from booking.extensions import db
 from booking.requests.models import ConsultationRequest
+from booking.scheduling.models import AppointmentType
 from booking.staff.models import StaffUser
 from booking.timeutil import clinic_today
 from tests.factories import clinic_slot, confirmed_request, make_request
-from tests.support import AuthActions, Clinic, outbox_emails, patient_email_values
+from tests.support import (
+    AuthActions,
+    Clinic,
+    open_manage_link,
+    outbox_emails,
+    patient_email_values,
+)
 
 NAME = "محمد عبدالله"
 ISOLATED = f"<bdi>{NAME}</bdi>"
@@ -173,3 +180,24 @@ def test_appointment_type_names_in_emails_are_isolated(
         db.session.rollback()
     assert isolated.format("<bdi>مراجعة الصور &lt;b&gt;&amp;</bdi>") in html
     assert TYPE_NAME in text  # plain text has no markup to isolate with
+
+
+def test_the_private_page_isolates_the_type_and_specialist_names_of_the_time(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """The private page lists the time's type, length, specialist and place between middle
+    dots: a right-to-left type or specialist name took the dots and the digits of the length
+    into its run. Each name is in a ``<bdi>``, as the emails' are."""
+    with app.app_context():
+        db.session.get(AppointmentType, clinic.type).name = "مراجعة الصور"
+        db.session.get(StaffUser, clinic.weber.id).full_name = NAME
+        db.session.commit()
+        consultation = make_request(email="mohammed@example.com")
+        workflow.confirm_request(
+            consultation,
+            db.session.get(StaffUser, clinic.coordinator.id),
+            clinic_slot(clinic, clinic_today() + timedelta(days=7), time(10)),
+        )
+        url = open_manage_link(client, consultation)
+    page = client.get(url).get_data(as_text=True)
+    assert f"<bdi>مراجعة الصور</bdi> · 45 minutes · {ISOLATED} · " in page

@@ -549,7 +549,7 @@ def test_the_confirmation_shows_the_held_time_a_calendar_file_and_the_private_li
     link = re.search(r'href="(/manage/open/[^"]+)"', page).group(1)
     opened = client.get(link)
     assert opened.status_code in (302, 303) and "/manage/SC-" in opened.location
-    assert f"{kind} · " in client.get(opened.location).get_data(as_text=True)
+    assert f"<bdi>{kind}</bdi> · " in client.get(opened.location).get_data(as_text=True)
     with app.app_context():
         consultation = db.session.scalars(select(ConsultationRequest)).one()
         assert consultation.appointment is not None and consultation.appointment.active
