@@ -537,7 +537,8 @@ def test_the_confirmation_shows_the_held_time_a_calendar_file_and_the_private_li
 
     page = client.get("/request/submitted").get_data(as_text=True)
     assert "Add to calendar" in page
-    assert f"{kind} · " in page
+    # Each name isolated (a right-to-left one would take the dots into its run).
+    assert f"<bdi>{kind}</bdi> · <bdi>" in page
     calendar = client.get("/request/submitted/appointment.ics")
     assert calendar.status_code == 200 and calendar.mimetype == "text/calendar"
     assert "BEGIN:VEVENT" in calendar.get_data(as_text=True)
