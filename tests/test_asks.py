@@ -37,6 +37,7 @@ from tests.support import (
     pdf_bytes,
     stored_files,
 )
+from tests.test_destructive_confirmation import asked, confirm
 
 CSRF_VALUE = re.compile(r'name="([a-z-]*csrf_token)"[^>]*value="([^"]+)"')
 QUESTION = "Did the pain start after a fall?"
@@ -380,7 +381,7 @@ def test_an_answer_to_an_ask_the_clinic_replaced_since_the_page_showed_it_is_not
     assert (
         staff_client.post(
             f"/staff/requests/{reference}/ask/withdraw",
-            data={"withdraw-csrf_token": _tokens(record)["withdraw-csrf_token"]},
+            data={"withdraw-csrf_token": _tokens(record)["withdraw-csrf_token"], "confirmed": "1"},
         ).status_code
         == 302
     )
@@ -441,7 +442,7 @@ def test_a_page_shown_before_the_form_named_its_ask_is_answered_only_for_a_first
     other = _new_request(app)
     assert _ask(staff_client, other, [], "Did you fall?").status_code == 302
     record = staff_client.get(f"/staff/requests/{other}").get_data(as_text=True)
-    withdraw = {"withdraw-csrf_token": _tokens(record)["withdraw-csrf_token"]}
+    withdraw = {"withdraw-csrf_token": _tokens(record)["withdraw-csrf_token"], "confirmed": "1"}
     assert staff_client.post(f"/staff/requests/{other}/ask/withdraw", data=withdraw).status_code
     assert _ask(staff_client, other, [], "Which painkillers?").status_code == 302
     patient, url = _patient(app, other)
@@ -457,10 +458,20 @@ def test_staff_can_stop_waiting_and_the_patient_is_told_to_send_nothing(
     assert _ask(staff_client, reference, ["medication_list"]).status_code == 302
     before = len(_emails(app, reference))
     record = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
-    response = staff_client.post(
-        f"/staff/requests/{reference}/ask/withdraw",
-        data={"withdraw-csrf_token": _tokens(record)["withdraw-csrf_token"]},
+    # The record's button asks first (it emails the patient at once): nothing changes yet.
+    question, _warnings, page = asked(
+        staff_client.post(
+            f"/staff/requests/{reference}/ask/withdraw",
+            data={"withdraw-csrf_token": _tokens(record)["withdraw-csrf_token"]},
+        )
     )
+    assert question == f"Stop waiting for the patient of {reference}?"
+    assert "The patient is emailed that they need not send anything more" in page
+    assert f'href="/staff/requests/{reference}#asks"' in page  # cancel
+    assert len(_emails(app, reference)) == before
+    with app.app_context():
+        assert _load(app, reference).status == RequestStatus.AWAITING_PATIENT
+    response = confirm(staff_client, page)
     assert response.status_code == 302
     # The patient, emailed the ask, is told that nothing more is needed.
     emails = _emails(app, reference)
@@ -475,7 +486,7 @@ def test_staff_can_stop_waiting_and_the_patient_is_told_to_send_nothing(
     # Withdrawn again from the same page: refused, said in a message, the title says so first.
     again = staff_client.post(
         f"/staff/requests/{reference}/ask/withdraw",
-        data={"withdraw-csrf_token": _tokens(record)["withdraw-csrf_token"]},
+        data={"withdraw-csrf_token": _tokens(record)["withdraw-csrf_token"], "confirmed": "1"},
         follow_redirects=True,
     )
     shown = again.get_data(as_text=True)
@@ -505,7 +516,7 @@ def test_a_specialist_may_ask_their_own_patient_and_withdraw_the_ask(
     record = client.get(f"/staff/requests/{theirs}").get_data(as_text=True)
     withdrawn = client.post(
         f"/staff/requests/{theirs}/ask/withdraw",
-        data={"withdraw-csrf_token": _tokens(record)["withdraw-csrf_token"]},
+        data={"withdraw-csrf_token": _tokens(record)["withdraw-csrf_token"], "confirmed": "1"},
     )
     assert withdrawn.status_code == 302
     assert [a for a in audited_actions(app, theirs) if a.startswith("information")] == [

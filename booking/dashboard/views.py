@@ -53,6 +53,7 @@ from booking.documents.models import Document
 from booking.documents.scanning import ScanStatus
 from booking.documents.storage import get_storage
 from booking.extensions import db, talisman
+from booking.forms import confirmation_page, confirmed
 from booking.messages import services as messages
 from booking.messages.forms import StaffMessageForm
 from booking.outcomes import services as outcomes
@@ -591,10 +592,25 @@ def ask_patient(reference: str) -> Response | tuple[str, int]:
 
 @bp.post("/requests/<reference>/ask/withdraw")
 @roles_required()
-def withdraw_ask(reference: str) -> Response:
+def withdraw_ask(reference: str) -> Response | str:
+    """Stop waiting for the patient (``asks.withdraw_ask``): asked about first, as it emails
+    the patient at once and cannot be taken back (asking again is another email)."""
     consultation = _load_visible(reference)
     if not ActionForm(prefix="withdraw").validate_on_submit():
         abort(400)
+    if not confirmed():
+        return confirmation_page(
+            title=_("Stop waiting for the patient of %(reference)s?", reference=reference),
+            button=_("Stop waiting and email the patient"),
+            cancel_url=url_for(".record", reference=reference) + "#asks",
+            consequences=[
+                _(
+                    "The patient is emailed that they need not send anything more, and their "
+                    "private page no longer asks for it."
+                ),
+                _("The request goes back to the queue as waiting for the clinic."),
+            ],
+        )
     try:
         asks.withdraw_ask(consultation, current_user)
     except (asks.AskError, WorkflowError) as exc:
