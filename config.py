@@ -266,7 +266,17 @@ class Config:
     MAIL_REPLY_TO = _env("MAIL_REPLY_TO")
     # Seconds before a silent mail server counts as down (Flask-Mail sets no timeout itself).
     MAIL_TIMEOUT = _env_int("MAIL_TIMEOUT", 30)
-    MAIL_MAX_ATTEMPTS = _env_int("MAIL_MAX_ATTEMPTS", 12)
+    # An email the mail server did not take for a reason that may pass (the server down or
+    # not answering, a 4xx, a refusal of the clinic's own settings such as its login) is
+    # tried again, the waits doubling from MAIL_RETRY_BASE_SECONDS up to an hour, until it
+    # has waited this many hours since it was written; then it fails for good and staff see
+    # it. By age, not by a count of attempts: 12 attempts ran out after about five hours, so
+    # a mail server away for an evening failed every email, each to be sent again by hand.
+    # 72 hours carry a long weekend; past them most emails are outdated anyway. A refusal
+    # of the email itself (a 5xx about its recipient or content) fails it at once.
+    MAIL_GIVE_UP_HOURS = _env_int("MAIL_GIVE_UP_HOURS", 72)
+    # MAIL_MAX_ATTEMPTS, which it replaces, is no longer read: start-up warns while it is set.
+    MAIL_MAX_ATTEMPTS_SET = _env("MAIL_MAX_ATTEMPTS") is not None
     MAIL_RETRY_BASE_SECONDS = _env_int("MAIL_RETRY_BASE_SECONDS", 30)
     # A pending email whose task is this late was lost (queue down): the sweep enqueues it again.
     MAIL_REQUEUE_AFTER_SECONDS = _env_int("MAIL_REQUEUE_AFTER_SECONDS", 180)
@@ -288,7 +298,7 @@ class Config:
     HEALTH_OUTBOX_MAX_AGE_SECONDS = _env_int("HEALTH_OUTBOX_MAX_AGE_SECONDS", 900)
     # An alert to the clinic about an emergency or urgent request (a new one, a call-back, a
     # raise, an escalation) not delivered this long after it was written is shown on the
-    # queue, as one that failed: the retries take hours to run out, and with the workers down
+    # queue, as one that failed: the retries take days to run out, and with the workers down
     # an email is never tried, while staff believe they would have heard.
     ALERT_LATE_MINUTES = _env_int("ALERT_LATE_MINUTES", 10)
     # Any email (a patient's confirmation, a reschedule, ...) still waiting this long after it

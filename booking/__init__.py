@@ -62,6 +62,12 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
         app.logger.warning(
             "the privacy notice is incomplete: set %s (docs/data-protection.md)", ", ".join(missing)
         )
+    if app.config.get("MAIL_MAX_ATTEMPTS_SET"):
+        app.logger.warning(
+            "MAIL_MAX_ATTEMPTS is no longer read: an email is given up by its age, "
+            "MAIL_GIVE_UP_HOURS (now %s hours), not by a count of attempts; remove the setting",
+            app.config["MAIL_GIVE_UP_HOURS"],
+        )
     if app.config.get("PRODUCTION_CHECKS"):
         _warn_of_weak_deployment(app)
     register_extensions(app)

@@ -189,6 +189,78 @@ def test_mail_server_down_retries_later_and_sends_exactly_once(
     assert sorted(m.message["Message-ID"] for m in received) == sorted(r.message_id for r in rows)
 
 
+def test_a_mail_server_away_for_hours_fails_no_email_until_it_has_waited_its_give_up_hours(
+    app: Flask, client: FlaskClient, smtp: SmtpServer
+) -> None:
+    """The mail server down (nothing listens: refused) for longer than a fixed count of
+    attempts lasted (12, about five hours): every email used to fail for good, each for staff
+    to send again by hand. An email is given up by its age instead: tried again, an hour
+    apart at most, until it has waited MAIL_GIVE_UP_HOURS, its last attempt made then, and
+    failed for good only if that one fails too. Back in time, the server gets it."""
+    post_request(client)
+    patient_id, staff_id = (row.id for row in _outbox(app))
+    give_up = timedelta(hours=app.config["MAIL_GIVE_UP_HOURS"])
+
+    def attempt_at_age(email_id: int, age: timedelta, attempts: int) -> timedelta | None:
+        """A failed attempt by an email written ``age`` ago, after ``attempts`` before it."""
+        with app.app_context():
+            db.session.execute(
+                update(OutboxEmail)
+                .where(OutboxEmail.id == email_id)
+                .values(
+                    created_at=now_utc() - age,
+                    attempts=attempts,
+                    next_attempt_at=now_utc(),
+                    status=OutboxStatus.PENDING,
+                )
+            )
+            db.session.commit()
+            return deliver_outbox_email(email_id)
+
+    # Down for six hours, 20 attempts made: still waiting, the next try within the hour.
+    delay = attempt_at_age(patient_id, timedelta(hours=6), attempts=20)
+    assert delay == timedelta(hours=1)
+    patient = _outbox(app)[0]
+    assert (patient.status, patient.attempts) == (OutboxStatus.PENDING, 21)
+    assert patient.last_error == "ConnectionRefusedError"
+    # Ten minutes before its time is up: the last attempt is made when it is up, not later.
+    delay = attempt_at_age(patient_id, give_up - timedelta(minutes=10), attempts=70)
+    assert delay is not None and timedelta(minutes=9) < delay <= timedelta(minutes=10)
+    assert _outbox(app)[0].status == OutboxStatus.PENDING
+    # That last attempt fails too: failed for good, for staff to see.
+    assert attempt_at_age(patient_id, give_up, attempts=71) is None
+    assert _outbox(app)[0].status == OutboxStatus.FAILED
+
+    # The other email, 30 hours and 40 attempts in, goes once the server is back.
+    assert attempt_at_age(staff_id, timedelta(hours=30), attempts=40) is not None
+    smtp.start()
+    assert attempt_at_age(staff_id, timedelta(hours=31), attempts=41) is None
+    [received] = smtp.collector.wait_for(1)
+    assert received.rcpt_tos == ["coordinators@example.com"]
+    assert _outbox(app)[1].status == OutboxStatus.SENT
+
+
+@pytest.mark.parametrize("is_set", [True, False])
+def test_the_retired_mail_max_attempts_is_named_at_start_up_while_it_is_set(
+    app_settings: dict[str, Any], caplog: pytest.LogCaptureFixture, is_set: bool
+) -> None:
+    """MAIL_MAX_ATTEMPTS is no longer read (MAIL_GIVE_UP_HOURS replaced it): a clinic that
+    set it is told so, instead of believing its count still holds."""
+    from booking import create_app
+    from tests.support import booking_warnings
+
+    with booking_warnings(caplog):
+        started = create_app({**app_settings, "MAIL_MAX_ATTEMPTS_SET": is_set})
+    with started.app_context():
+        db.session.remove()
+        db.engine.dispose()
+    named = "MAIL_MAX_ATTEMPTS is no longer read" in caplog.text
+    assert named == is_set
+    if is_set:
+        hours = started.config["MAIL_GIVE_UP_HOURS"]
+        assert f"MAIL_GIVE_UP_HOURS (now {hours} hours)" in caplog.text
+
+
 def _tokens(text: str) -> set[str]:
     return set(TOKEN_RE.findall(text))
 
@@ -275,11 +347,14 @@ def test_a_refusal_of_the_clinics_own_settings_is_retried_and_shown_on_the_queue
     auth = AuthActions(client)
     auth.login("coordinator")
     assert "could not be emailed" not in client.get("/staff/").get_data(as_text=True)
-    with app.app_context():  # every retry failed
+    with app.app_context():  # every retry failed, for MAIL_GIVE_UP_HOURS
         db.session.execute(
             update(OutboxEmail)
             .where(OutboxEmail.id == alert.id)
-            .values(attempts=app.config["MAIL_MAX_ATTEMPTS"] - 1, next_attempt_at=now_utc())
+            .values(
+                created_at=now_utc() - timedelta(hours=app.config["MAIL_GIVE_UP_HOURS"]),
+                next_attempt_at=now_utc(),
+            )
         )
         db.session.commit()
         assert deliver_outbox_email(alert.id) is None
@@ -503,26 +578,32 @@ def test_an_email_withdrawn_while_claimed_and_unreadable_is_deleted_not_failed(
     assert smtp.received == []
 
 
-def test_a_lapsed_claim_with_its_attempts_spent_fails_instead_of_going_round_again(
+def test_a_lapsed_claim_past_its_give_up_time_fails_instead_of_going_round_again(
     app: Flask, client: FlaskClient, smtp: SmtpServer
 ) -> None:
-    """Every claim counts an attempt. A row whose worker never finished (killed by it, or
-    broken by it) is released while it has attempts left, and failed once they are spent:
-    never claimed and released for ever."""
+    """A row whose worker never finished (killed by it, or broken by it) is released while
+    it is younger than MAIL_GIVE_UP_HOURS, however many attempts it had (a worker restarted
+    during a long outage of the mail server), and failed once it is older, the rule of an
+    attempt the server refused: never claimed and released for ever."""
     smtp.start()
     post_request(client)
-    limit = app.config["MAIL_MAX_ATTEMPTS"]
+    give_up = timedelta(hours=app.config["MAIL_GIVE_UP_HOURS"])
     lapsed = now_utc() - timedelta(seconds=app.config["MAIL_CLAIM_TIMEOUT_SECONDS"] + 1)
     with app.app_context():
         patient_id, staff_id = db.session.scalars(select(OutboxEmail.id).order_by(OutboxEmail.id))
-        for email_id, attempts in ((patient_id, limit), (staff_id, limit - 1)):
+        for email_id, written in (
+            (patient_id, now_utc() - give_up - timedelta(minutes=1)),
+            (staff_id, now_utc() - give_up + timedelta(minutes=10)),
+        ):
             db.session.execute(
                 update(OutboxEmail)
                 .where(OutboxEmail.id == email_id)
-                .values(status=OutboxStatus.SENDING, claimed_at=lapsed, attempts=attempts)
+                .values(
+                    status=OutboxStatus.SENDING, claimed_at=lapsed, attempts=50, created_at=written
+                )
             )
         db.session.commit()
-        assert requeue_stalled_emails() == [staff_id]  # one attempt left: released
+        assert requeue_stalled_emails() == [staff_id]  # still within its time: released
         assert requeue_stalled_emails() == []  # the spent one is not handed out again
     patient, staff = _outbox(app)
     assert (patient.status, patient.last_error) == (OutboxStatus.FAILED, "ClaimLapsed")

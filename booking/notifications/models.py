@@ -21,7 +21,7 @@ class OutboxStatus(enum.StrEnum):
     PENDING = "pending"  # waiting for (another) attempt
     SENDING = "sending"  # claimed by a worker
     SENT = "sent"  # the mail server accepted it
-    FAILED = "failed"  # gave up after MAIL_MAX_ATTEMPTS
+    FAILED = "failed"  # refused for good, or still failing after MAIL_GIVE_UP_HOURS
 
 
 # Not yet delivered or given up on: waiting for an attempt, or in one.

@@ -16,6 +16,7 @@ the email a second time, with the same Message-ID, which mail clients use to sho
 from __future__ import annotations
 
 import logging
+import math
 import smtplib
 import socket
 from collections.abc import Callable, Collection, Iterable
@@ -364,6 +365,25 @@ def retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), 3600))
 
 
+def give_up_at(email: OutboxEmail) -> datetime:
+    """When an email that keeps failing for a reason that may pass (the mail server down,
+    a refusal of the clinic's settings, a worker that never finished) fails for good: once
+    it has waited ``MAIL_GIVE_UP_HOURS`` since it was written. By its age, not by how many
+    attempts it had: a mail server away for hours delays every email, and each then
+    went to staff to be sent again by hand once a fixed count of attempts ran out."""
+    return email.created_at + timedelta(hours=current_app.config["MAIL_GIVE_UP_HOURS"])
+
+
+def _next_retry(email: OutboxEmail, now: datetime) -> timedelta | None:
+    """The wait before ``email``'s next attempt after one that failed for a reason that may
+    pass (``retry_delay``), never past its ``give_up_at``, so the last attempt is made then;
+    None once that moment has come. Whole seconds, as the queue schedules them."""
+    left = give_up_at(email) - now
+    if left <= timedelta(0):
+        return None
+    return min(retry_delay(email.attempts), timedelta(seconds=math.ceil(left.total_seconds())))
+
+
 def _is_permanent(exc: Exception) -> bool:
     """A 5xx reply about this email (its recipient refused, its content rejected) will not
     change by retrying. A 5xx about the clinic's own settings (the login, the sender's
@@ -371,7 +391,7 @@ def _is_permanent(exc: Exception) -> bool:
     message refused at the end of DATA, with a 5.7 security or policy status such as an SPF
     failure or "relaying not permitted from this address") will, once they are fixed: it
     fails every email alike, the urgent alerts to staff included, so those are retried until
-    ``MAIL_MAX_ATTEMPTS``.
+    ``MAIL_GIVE_UP_HOURS`` (``give_up_at``).
 
     An address that cannot be written in ASCII (letters such as é before the @: the forms
     refuse them, an older row may hold one) would need SMTPUTF8, which Flask-Mail never
@@ -404,7 +424,8 @@ SMTP_TIMEOUT = "SMTPTimeout"
 
 
 # What ``last_error`` says of a row whose last attempt's worker never finished (killed, or
-# failed outside the SMTP exchange) and whose attempts are spent: ``requeue_stalled_emails``.
+# failed outside the SMTP exchange) once it is past its ``give_up_at``:
+# ``requeue_stalled_emails``.
 CLAIM_LAPSED = "ClaimLapsed"
 
 
@@ -545,8 +566,8 @@ def deliver_outbox_email(email_id: int) -> timedelta | None:
             db.session.commit()
             return None
         email.last_error = _describe(exc)
-        if _is_permanent(exc) or email.attempts >= current_app.config["MAIL_MAX_ATTEMPTS"]:
-            delay = None
+        delay = None if _is_permanent(exc) else _next_retry(email, now_utc())
+        if delay is None:
             log.error("outbox email %s failed for good: %s", email.id, email.last_error)
             if email.template in FORGET_WHEN_SENT:
                 # Not kept either: it holds the address of a patient the clinic erased.
@@ -555,7 +576,6 @@ def deliver_outbox_email(email_id: int) -> timedelta | None:
             else:
                 email.status = OutboxStatus.FAILED
         else:
-            delay = retry_delay(email.attempts)
             email.status = OutboxStatus.PENDING
             email.next_attempt_at = now_utc() + delay
             log.warning(
@@ -685,10 +705,12 @@ def requeue_stalled_emails() -> list[int]:
     pending row still waiting ``MAIL_REQUEUE_AFTER_SECONDS`` after it fell due has lost its task
     (queue down, worker restarted). Enqueuing a row twice is harmless: only one claim succeeds.
 
-    A lapsed claim whose row has had its ``MAIL_MAX_ATTEMPTS`` attempts is failed instead of
-    released (deleted for ``FORGET_WHEN_SENT``): every claim counts an attempt, so a row that
-    kills or breaks its worker each time (one it cannot even read) ends where staff see it,
-    rather than going round for ever.
+    A lapsed claim whose row is past its ``give_up_at`` (``MAIL_GIVE_UP_HOURS`` since it
+    was written) is failed instead of released (deleted for ``FORGET_WHEN_SENT``), by the
+    same rule as an attempt the mail server refused: a row that kills or breaks its worker
+    each time (one it cannot even read) ends where staff see it, rather than going round for
+    ever, and a worker restarted during a long outage of the mail server fails no email
+    sooner than the outage itself would.
     """
     now = now_utc()
     claim_timeout = timedelta(seconds=current_app.config["MAIL_CLAIM_TIMEOUT_SECONDS"])
@@ -696,7 +718,8 @@ def requeue_stalled_emails() -> list[int]:
         OutboxEmail.status == OutboxStatus.SENDING,
         OutboxEmail.claimed_at < now - claim_timeout,
     )
-    spent = OutboxEmail.attempts >= current_app.config["MAIL_MAX_ATTEMPTS"]
+    give_up = timedelta(hours=current_app.config["MAIL_GIVE_UP_HOURS"])
+    spent = OutboxEmail.created_at <= now - give_up  # as ``give_up_at``, in SQL
     forgotten = OutboxEmail.template.in_(sorted(FORGET_WHEN_SENT))
     # Withdrawn while being sent by a worker that then died: not sent again.
     withdrawn = list(

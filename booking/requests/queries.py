@@ -143,7 +143,7 @@ def failed_alerts(late_before: datetime) -> Select:
     """The references of the emergency and urgent requests whose patient nobody reached and
     whose alert to the clinic failed for good (the mail server refused it, or every retry
     failed), or still waits to go though written before ``late_before`` (``ALERT_LATE_MINUTES``
-    ago): the retries take hours to run out, and with the workers or their queue down an
+    ago): the retries take days to run out, and with the workers or their queue down an
     email is never tried at all, while the clinic believes it would have heard. An alert of
     ``emails.CLINIC_ALERT_TEMPLATES`` counts while the request is open;
     the notice of what the patient changed (``patient_action_staff``, "URGENT, patient not
