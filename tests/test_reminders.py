@@ -30,7 +30,8 @@ from tests.factories import (
     make_staff,
     staff_slot,
 )
-from tests.support import sql_statements
+from tests.smtp import SmtpServer
+from tests.support import AuthActions, sql_statements
 
 
 def _confirm(after: timedelta) -> dict[str, Any]:
@@ -473,3 +474,73 @@ def test_a_reminder_withdrawn_while_its_worker_died_is_not_sent_again(
     with app.app_context():
         requeue_stalled_emails()
     assert reminders(app) == []
+
+
+def test_a_reminder_that_could_not_go_before_its_appointment_is_not_sent_and_shown_to_staff(
+    mail_settings: dict[str, Any],
+    app: Flask,
+    confirmed: dict[str, Any],
+    smtp: SmtpServer,
+    auth: AuthActions,
+) -> None:
+    """The 2-hour reminder is written, but the mail server is away (it is retried for days,
+    MAIL_GIVE_UP_HOURS) until the appointment has begun. Sent then, it would remind the
+    patient of a visit under way or over: it is not sent, and it is failed with its reason,
+    so the record shows staff the patient was not reminded, as past (nothing to send
+    again). Before the appointment it still goes, late."""
+    from booking.dashboard.services import still_wanted
+    from booking.notifications.services import deliver_outbox_email
+    from booking.requests.emails import unnotified
+
+    smtp.stop()
+    starts_at = confirmed["starts_at"]
+    [reminder_id] = run(app, starts_at - timedelta(hours=1, minutes=50))
+    with app.app_context():
+        assert deliver_outbox_email(reminder_id) is not None  # refused: tried again later
+
+    def attempt_with_the_appointment_in(ahead: timedelta) -> None:
+        """The next attempt, the mail server back, the appointment ``ahead`` of now (time
+        passing, as the appointment is moved to it by no change of the request)."""
+        with app.app_context():
+            start = now_utc() + ahead
+            db.session.execute(
+                update(Appointment)
+                .where(Appointment.request_id == confirmed["request_id"])
+                .values(starts_at=start, ends_at=start + timedelta(minutes=45))
+            )
+            db.session.execute(
+                update(OutboxEmail)
+                .where(OutboxEmail.id == reminder_id)
+                .values(next_attempt_at=now_utc())
+            )
+            db.session.commit()
+            assert deliver_outbox_email(reminder_id) is None
+
+    smtp.start()
+    attempt_with_the_appointment_in(-timedelta(minutes=5))
+    [reminder] = reminders(app)
+    assert (reminder.status, reminder.last_error) == (OutboxStatus.FAILED, "AppointmentBegun")
+    assert smtp.received == []
+    with app.app_context():
+        consultation = db.session.get(ConsultationRequest, confirmed["request_id"])
+        assert [e.id for e in unnotified(consultation)] == [reminder_id]
+        assert not still_wanted(consultation, db.session.get(OutboxEmail, reminder_id))
+        reference = consultation.reference
+    auth.login("coordinator")
+    page = auth.client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    start = page.index('id="unnotified"')
+    banner = page[start : page.index("</section>", start)]
+    assert "Reminder" in banner
+    assert "(not sent: it could not go out before the appointment began)" in banner
+    with app.app_context():
+        # Had the appointment still been ahead, the reminder would have gone, however late.
+        db.session.execute(
+            update(OutboxEmail)
+            .where(OutboxEmail.id == reminder_id)
+            .values(status=OutboxStatus.PENDING, last_error=None)
+        )
+        db.session.commit()
+    attempt_with_the_appointment_in(timedelta(minutes=20))
+    assert reminders(app)[0].status == OutboxStatus.SENT
+    [received] = smtp.collector.wait_for(1)
+    assert received.rcpt_tos == ["erika.mustermann@example.com"]

@@ -59,7 +59,7 @@ from booking.messages.forms import StaffMessageForm
 from booking.outcomes import services as outcomes
 from booking.outcomes.models import Plan
 from booking.outcomes.progress import load_progress
-from booking.requests import asks, emails, followup, history, instruments
+from booking.requests import asks, emails, followup, history, instruments, reminders
 from booking.requests.calls import CallbackAttempt, CallOutcome
 from booking.requests.lifecycle import WorkflowError, state_key
 from booking.requests.links import active_links
@@ -341,6 +341,11 @@ def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: 
         # Of those, the ones a resend leaves out (``still_wanted``): what they were about is
         # past. When they are all such, the banner's button only takes them off the list.
         unnotified_past=past,
+        # Of those, reminders never sent because they could not go before the appointment
+        # (``reminders.begun_at_delivery``): the patient was not reminded at all.
+        unnotified_too_late=frozenset(
+            e.id for e in unnotified if e.last_error == reminders.APPOINTMENT_BEGUN
+        ),
         nothing_to_resend=len(past) == len(unnotified),
         # Nothing is sent again to a patient marked deceased (or with no address).
         can_resend=writable,

@@ -468,6 +468,40 @@ def _held_back(email: OutboxEmail) -> str | None:
     return None
 
 
+# The checks of emails that can be too late to send (``register_expiry_check``).
+EXPIRY_CHECKS = "spineconsult.expiry_checks"
+
+
+def register_expiry_check(app: Flask, check: Callable[[OutboxEmail], str | None]) -> None:
+    """Have ``check`` read every email just before it is sent: a reason it returns (a short
+    code, kept as the email's ``last_error``) fails the email for good, unsent. It was right
+    to send and was wanted, but could not go in time (the mail server away for hours, the
+    queue down) and what it is about is past: a reminder of an appointment that has begun.
+    Unlike an email a delivery check holds back (deleted), it stays where staff see the
+    emails a patient was never given, to decide whether to call. The outbox knows no
+    feature, so a feature that knows when its emails are past registers its check here."""
+    app.extensions.setdefault(EXPIRY_CHECKS, []).append(check)
+
+
+def _too_late(email: OutboxEmail) -> str | None:
+    for check in current_app.extensions.get(EXPIRY_CHECKS, ()):
+        if (reason := check(email)) is not None:
+            return reason
+    return None
+
+
+def _fail_for_good(email: OutboxEmail) -> None:
+    """Give ``email`` up (its ``last_error`` set), in the caller's transaction: failed, where
+    staff see it, or deleted if it is one of ``FORGET_WHEN_SENT``."""
+    log.error("outbox email %s failed for good: %s", email.id, email.last_error)
+    if email.template in FORGET_WHEN_SENT:
+        # Not kept either: it holds the address of a patient the clinic erased.
+        log.error("outbox email %s (%s) deleted undelivered", email.id, email.template)
+        db.session.delete(email)
+    else:
+        email.status = OutboxStatus.FAILED
+
+
 def deliver_outbox_email(email_id: int) -> timedelta | None:
     """Try to deliver one outbox row; return the delay before the next attempt, if any.
 
@@ -505,6 +539,11 @@ def deliver_outbox_email(email_id: int) -> timedelta | None:
         # worker, it is deleted here rather than left for its claim to lapse.
         log.info("outbox email %s (%s) withdrawn at delivery: %s", email.id, email.template, reason)
         db.session.delete(email)
+        db.session.commit()
+        return None
+    if (reason := _too_late(email)) is not None:
+        email.last_error = reason
+        _fail_for_good(email)
         db.session.commit()
         return None
     message = _Message(
@@ -568,13 +607,7 @@ def deliver_outbox_email(email_id: int) -> timedelta | None:
         email.last_error = _describe(exc)
         delay = None if _is_permanent(exc) else _next_retry(email, now_utc())
         if delay is None:
-            log.error("outbox email %s failed for good: %s", email.id, email.last_error)
-            if email.template in FORGET_WHEN_SENT:
-                # Not kept either: it holds the address of a patient the clinic erased.
-                log.error("outbox email %s (%s) deleted undelivered", email.id, email.template)
-                db.session.delete(email)
-            else:
-                email.status = OutboxStatus.FAILED
+            _fail_for_good(email)
         else:
             email.status = OutboxStatus.PENDING
             email.next_attempt_at = now_utc() + delay

@@ -14,13 +14,15 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     """Register the request's own template helpers: its status, diagnosis and red-flag
     labels, the call-backs' waits and outcomes; and the outbox's check that no email goes
-    to a patient marked deceased after it was written."""
-    from booking.notifications.services import register_delivery_check
+    to a patient marked deceased after it was written, and that no reminder goes once its
+    appointment has begun."""
+    from booking.notifications.services import register_delivery_check, register_expiry_check
     from booking.requests import followup, triage
     from booking.requests.calls import OUTCOME_LABELS
     from booking.requests.emails import deceased_at_delivery
     from booking.requests.history import diagnosis_labels
     from booking.requests.lifecycle import patient_status_label, status_label
+    from booking.requests.reminders import begun_at_delivery
 
     app.add_template_global(status_label)
     app.add_template_global(patient_status_label)
@@ -33,3 +35,4 @@ def init_app(app: Flask) -> None:
     app.add_template_global(followup.wait_label)
     app.add_template_global(OUTCOME_LABELS, "call_outcome_labels")
     register_delivery_check(app, deceased_at_delivery)
+    register_expiry_check(app, begun_at_delivery)

@@ -26,7 +26,7 @@ from booking.extensions import db
 from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.notifications.services import queue_each, withdraw_emails
 from booking.requests import emails
-from booking.requests.lifecycle import can_change
+from booking.requests.lifecycle import REMINDER_TEMPLATES, can_change
 from booking.requests.models import ConsultationRequest, RequestStatus, may_be_contacted
 from booking.requests.queries import lock_request
 from booking.scheduling.models import Appointment, ReminderSent
@@ -78,6 +78,27 @@ def send_due_reminders(now: datetime | None = None) -> list[int]:
     return queue_each(
         todo, lambda aid: _send_one(aid, *todo[aid], now), "reminder for appointment %s", log
     )
+
+
+# What ``last_error`` says of a reminder not sent because its appointment had begun.
+APPOINTMENT_BEGUN = "AppointmentBegun"
+
+
+def begun_at_delivery(email: OutboxEmail) -> str | None:
+    """A reminder whose appointment has begun by the time it could go (the mail server away
+    for hours: it is retried for days, ``MAIL_GIVE_UP_HOURS``): sent then, it would remind
+    the patient of a visit under way or over. Not sent, and failed (``APPOINTMENT_BEGUN``):
+    the record shows staff the patient was not reminded, as past, nothing to send again
+    (``notifications.services.register_expiry_check``). A move or a cancellation has
+    withdrawn the reminder already (``withdraw_pending``); this is the time passing."""
+    if email.request_id is None or email.template not in REMINDER_TEMPLATES:
+        return None
+    starts_at = db.session.scalar(
+        select(Appointment.starts_at).where(
+            Appointment.request_id == email.request_id, Appointment.active.is_(True)
+        )
+    )
+    return APPOINTMENT_BEGUN if starts_at is not None and starts_at <= now_utc() else None
 
 
 def _fell_due(
