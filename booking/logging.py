@@ -10,9 +10,14 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import threading
+import time
+from collections.abc import Callable
 
 from flask import Flask, g, has_request_context, request
 from flask.logging import default_handler
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.wrappers import Response
 
 from booking.accesslog import DevServerFilter, RedactingFilter
@@ -85,14 +90,69 @@ def init_logging(app: Flask) -> None:
         limiter_log.propagate = False
 
 
+# A storage error again within this long of the last one is the same outage: one line.
+STORAGE_ERROR_QUIET_SECONDS = 600
+
+
+class RepeatedStorageErrorFilter(logging.Filter):
+    """Huey's consumer logs an error with its whole traceback (some 40 lines) at every failed
+    read or write of its storage: "Error reading from queue" (each worker thread), "Error
+    reading schedule." (the scheduler), "Error enqueueing periodic task ..." (each periodic
+    job falling due). While Redis is down that is several a minute, for as long as it is
+    down, burying every other line; Huey has no setting to log them otherwise.
+
+    This filter, on the worker's handlers, keeps the first such error of each message
+    whole, traceback and all (it says what failed and where), and writes each one after it
+    as one line: the message, the kind of error and its text, and when the traceback was
+    logged. Only for Huey's consumer and an error reaching the storage (a connection refused
+    or lost, a timeout): any other error, a bug in a task included, keeps its traceback
+    every time. Nothing is dropped. After ``STORAGE_ERROR_QUIET_SECONDS`` with no such error
+    the next one is whole again: a new outage. ``clock`` is for the tests."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self._clock = clock
+        self._lock = threading.Lock()
+        # By message: when the traceback was logged (wall clock, for the line), and when
+        # an error of it was last seen (``clock``).
+        self._whole: dict[str, tuple[str, float]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not record.name.startswith("huey.consumer") or not _storage_unreachable(exc):
+            return True
+        now, key = self._clock(), str(record.msg)
+        with self._lock:
+            shown = self._whole.get(key)
+            if shown is None or now - shown[1] > STORAGE_ERROR_QUIET_SECONDS:
+                at = time.strftime("%H:%M:%S", time.gmtime(record.created))
+                self._whole[key] = (at, now)
+                return True
+            self._whole[key] = (shown[0], now)
+        message = record.getMessage().rstrip(".")
+        record.msg = "%s: %s: %s (still failing; its traceback was logged at %s UTC)"
+        record.args = (message, type(exc).__name__, exc, shown[0])
+        record.exc_info = record.exc_text = None
+        return True
+
+
+def _storage_unreachable(exc: BaseException | None) -> bool:
+    """Redis refusing, gone, or not answering in time (redis-py's errors, or the socket's)."""
+    return isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError))
+
+
 def init_worker_logging() -> None:
     """The worker's log (``flask worker``): every line through the root handler, Huey's
     "Unhandled exception in task" and its traceback included, passes through the same
     ``RedactingFilter`` as the web app's, so a path with a token that an error quotes is
-    redacted there too. The app's own lines (``booking``) keep their handler from
-    ``init_logging``."""
+    redacted there too; while the queue's storage is down, Huey's errors reading it are
+    one line each after the first (``RepeatedStorageErrorFilter``). The app's own lines
+    (``booking``) keep their handler from ``init_logging``."""
     logging.basicConfig(level=logging.INFO, format=WORKER_FORMAT)
-    redacting = RedactingFilter()
+    redacting, repeated = RedactingFilter(), RepeatedStorageErrorFilter()
     for handler in logging.getLogger().handlers:
+        # First: the line it makes is redacted too.
+        if not any(isinstance(f, RepeatedStorageErrorFilter) for f in handler.filters):
+            handler.addFilter(repeated)
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(redacting)
