@@ -544,3 +544,48 @@ def test_a_reminder_that_could_not_go_before_its_appointment_is_not_sent_and_sho
     assert reminders(app)[0].status == OutboxStatus.SENT
     [received] = smtp.collector.wait_for(1)
     assert received.rcpt_tos == ["erika.mustermann@example.com"]
+
+
+def test_a_reminder_too_late_to_send_and_withdrawn_meanwhile_is_deleted_not_failed(
+    mail_settings: dict[str, Any],
+    app: Flask,
+    confirmed: dict[str, Any],
+    smtp: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker claims a reminder whose appointment has begun; in that instant the
+    patient withdraws their consent to reminders, which withdraws the reminder (marked: it
+    is being sent). It is deleted, as a withdrawn email whose attempt fails any other way:
+    failed, it would show on the record as a reminder the patient should have had."""
+    from booking.notifications.services import deliver_outbox_email
+    from booking.requests.emails import unnotified
+    from booking.rights.services import withdraw_contact_consent
+
+    [reminder_id] = run(app, confirmed["starts_at"] - timedelta(hours=1, minutes=50))
+    with app.app_context():
+        start = now_utc() - timedelta(minutes=5)
+        db.session.execute(
+            update(Appointment)
+            .where(Appointment.request_id == confirmed["request_id"])
+            .values(starts_at=start, ends_at=start + timedelta(minutes=45))
+        )
+        db.session.commit()
+
+    read = db.session.get
+
+    def withdrawn_meanwhile(entity: Any, ident: Any, **kw: Any) -> Any:
+        """The patient withdraws consent between the worker's claim and its reading."""
+        if entity is OutboxEmail and ident == reminder_id:
+            with app.app_context():
+                withdraw_contact_consent(
+                    db.session.get(ConsultationRequest, confirmed["request_id"])
+                )
+        return read(entity, ident, **kw)
+
+    with app.app_context():
+        monkeypatch.setattr(db.session, "get", withdrawn_meanwhile)
+        assert deliver_outbox_email(reminder_id) is None
+        monkeypatch.undo()
+        assert db.session.get(OutboxEmail, reminder_id) is None
+        assert unnotified(db.session.get(ConsultationRequest, confirmed["request_id"])) == []
+    assert smtp.received == []

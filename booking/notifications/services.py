@@ -542,8 +542,14 @@ def deliver_outbox_email(email_id: int) -> timedelta | None:
         db.session.commit()
         return None
     if (reason := _too_late(email)) is not None:
-        email.last_error = reason
-        _fail_for_good(email)
+        if email.withdrawn_at is not None:
+            # A change of its request withdrew it since the claim (the visit cancelled or
+            # closed): not one the patient should have had, so none to show staff.
+            log.info("outbox email %s was withdrawn while being sent: not retried", email.id)
+            db.session.delete(email)
+        else:
+            email.last_error = reason
+            _fail_for_good(email)
         db.session.commit()
         return None
     message = _Message(
