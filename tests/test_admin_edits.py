@@ -14,10 +14,19 @@ from sqlalchemy import select
 
 from booking.audit.models import AuditEvent
 from booking.extensions import db
-from booking.requests.models import ConsultationRequest
-from booking.scheduling.models import AppointmentType, Location
+from booking.notifications.models import OutboxStatus
+from booking.requests.models import ConsultationRequest, RequestStatus
+from booking.requests.reminders import send_due_reminders
+from booking.scheduling.models import AppointmentType, Location, VisitMode
 from booking.staff.models import StaffUser
-from tests.factories import book_first_open_time, confirm_at
+from booking.timeutil import now_utc
+from tests.factories import (
+    appointment_started,
+    book_first_open_time,
+    confirm_at,
+    confirmed_request,
+    make_appointment_type,
+)
 from tests.support import (
     AuthActions,
     Clinic,
@@ -86,17 +95,17 @@ def test_a_new_address_is_audited_and_read_by_the_emails_written_after_it(
     path = location_page(clinic)
     page = admin.get(path).get_data(as_text=True)
     assert form_values(page)["address"] == OLD_ADDRESS
-    assert "Emails already sent keep the old one." in text(page)
+    assert "it is emailed to every patient with an in-person appointment to come here" in text(page)
     shown = post_as_shown(admin, path, page, address=f"  {NEW_ADDRESS} ")
     assert "Main clinic saved." in text(shown)
-    # The admin is told who was sent the old address, and what happens next.
+    # The admin is told the patients were emailed the new address.
     assert (
-        "2 appointments to come are at this location: their patients were sent the old "
-        "address. Emails written from now on, such as the reminder, give the new one"
+        "2 patients with appointments to come were emailed the new address, with their "
+        "calendar events updated."
     ) in text(shown)
     assert NEW_ADDRESS in text(shown)
     assert audits(app, "location_updated") == [
-        {"address": {"before": OLD_ADDRESS, "after": NEW_ADDRESS}}
+        {"address": {"before": OLD_ADDRESS, "after": NEW_ADDRESS}, "patients_emailed": 2}
     ]
 
     # A coordinator confirms both: the emails and calendar files give the new address, in
@@ -167,6 +176,169 @@ def test_a_page_shown_before_another_admins_change_does_not_undo_it(
     with app.app_context():
         location = db.session.get(Location, clinic.location)
         assert (location.name, location.address) == ("Spine centre", NEW_ADDRESS)
+
+
+# The patients going there are told -----------------------------------------------------------
+
+
+def calendar_event(ics: str) -> tuple[str, int, str]:
+    """A calendar file's one event: its UID, SEQUENCE and LOCATION."""
+    from icalendar import Calendar
+
+    (event,) = Calendar.from_ical(ics).walk("VEVENT")
+    return str(event["UID"]), int(event["SEQUENCE"]), str(event["LOCATION"])
+
+
+def book_type(clinic: Clinic, kind: AppointmentType, **overrides: object) -> str:
+    """A request booked at ``kind``'s first open time; its reference."""
+    from booking.scheduling.services import SlotChoice
+    from tests.factories import make_request
+
+    slot = first_open_slot(kind)
+    return make_request(
+        slot=SlotChoice(kind.id, slot.specialist_id, slot.location_id, slot.starts_at),
+        **overrides,
+    ).reference
+
+
+def test_every_patient_going_to_the_new_address_is_emailed_it_with_their_calendar_updated(
+    app: Flask, admin: FlaskClient, clinic: Clinic
+) -> None:
+    with app.app_context():
+        kind = db.session.get(AppointmentType, clinic.type)
+        held = book_type(clinic, kind)  # a time picked, not confirmed yet
+        spanish = book_type(clinic, kind, locale="es", email="ana@example.com")
+        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
+        booked = request(spanish).appointment
+        confirm_at(
+            request(spanish),
+            coordinator,
+            kind,
+            booked.starts_at,
+            booked.specialist_id,
+            booked.location_id,
+        )
+        # Not told: a video visit (nobody comes to the address), a cancelled request, an
+        # appointment already begun, a patient marked deceased.
+        video = make_appointment_type(name="Video review", minutes=30)
+        video.mode = VisitMode.VIDEO
+        db.session.commit()
+        book_type(clinic, video, email="video@example.com")
+        cancelled = book_type(clinic, kind, email="cancelled@example.com")
+        request(cancelled).status = RequestStatus.CANCELLED
+        request(cancelled).appointment.active = False
+        begun = book_type(clinic, kind, email="begun@example.com")
+        appointment_started(begun)
+        deceased = book_type(clinic, kind, email="family@example.com")
+        request(deceased).patient.deceased_at = now_utc()
+        db.session.commit()
+        before = {
+            reference: (request(reference).appointment.uid, request(reference).appointment.sequence)
+            for reference in (held, spanish)
+        }
+
+    path = location_page(clinic)
+    shown = post_as_shown(admin, path, admin.get(path).get_data(as_text=True), address=NEW_ADDRESS)
+    assert (
+        "2 patients with appointments to come were emailed the new address, with their "
+        "calendar events updated."
+    ) in text(shown)
+    assert audits(app, "location_updated")[-1]["patients_emailed"] == 2
+
+    told = outbox_emails(app, "appointment_address")
+    assert sorted(email.recipient for email in told) == [
+        "ana@example.com",
+        "erika.mustermann@example.com",
+    ]
+    with app.app_context():
+        for email in told:
+            consultation = db.session.get(ConsultationRequest, email.request_id)
+            appointment = consultation.appointment
+            uid, sequence = before[consultation.reference]
+            # The same event, one sequence on: the patient's calendar moves it to the new place.
+            assert calendar_event(email.attachment_body) == (
+                uid,
+                sequence + 1,
+                f"Main clinic, {NEW_ADDRESS}",
+            )
+            assert appointment.sequence == sequence + 1
+            assert email.attachment_type.startswith("text/calendar; method=REQUEST")
+            for body in (email.body_text, text(email.body_html)):
+                assert NEW_ADDRESS in body and OLD_ADDRESS not in body
+                assert consultation.reference in body
+                assert "/manage/open/" not in body  # no private link: it asks nothing
+            assert consultation.reference in email.subject
+    (english,) = [e for e in told if e.recipient != "ana@example.com"]
+    assert "The appointment itself has not: it is on the same day, at the same time." in (
+        english.body_text
+    )
+    assert "If you have a question, or cannot come to the new address" in english.body_text
+    (es,) = [e for e in told if e.recipient == "ana@example.com"]
+    assert es.attachment_name == "cita.ics"  # written in the patient's language
+
+
+def test_a_change_of_spacing_or_capitals_emails_nobody(
+    app: Flask, admin: FlaskClient, clinic: Clinic
+) -> None:
+    with app.app_context():
+        book_first_open_time(clinic)
+    path = location_page(clinic)
+    page = admin.get(path).get_data(as_text=True)
+    shown = post_as_shown(admin, path, page, address="friedrichstr.  1,  BERLIN")
+    assert "The address changed in spacing or capitals only" in text(shown)
+    assert outbox_emails(app, "appointment_address") == []
+    with app.app_context():  # saved and audited all the same, without a count of emails
+        assert db.session.get(Location, clinic.location).address == "friedrichstr.  1,  BERLIN"
+    assert audits(app, "location_updated") == [
+        {"address": {"before": OLD_ADDRESS, "after": "friedrichstr.  1,  BERLIN"}}
+    ]
+
+
+def test_an_address_corrected_in_two_saves_leaves_the_patient_one_email_if_the_first_waits(
+    app: Flask, admin: FlaskClient, clinic: Clinic
+) -> None:
+    with app.app_context():
+        reference = book_first_open_time(clinic).reference
+        sequence = request(reference).appointment.sequence
+    path = location_page(clinic)
+    post_as_shown(admin, path, admin.get(path).get_data(as_text=True), address="Chausseestr. 21")
+    (first,) = outbox_emails(app, "appointment_address")
+    assert first.status == OutboxStatus.PENDING  # no worker has taken it yet
+    post_as_shown(admin, path, admin.get(path).get_data(as_text=True), address=NEW_ADDRESS)
+
+    (email,) = outbox_emails(app, "appointment_address")  # the first one withdrawn
+    assert NEW_ADDRESS in email.body_text and "Chausseestr. 21" not in email.body_text
+    assert calendar_event(email.attachment_body)[1] == sequence + 2
+
+
+def test_a_waiting_reminder_is_written_again_and_a_patient_without_an_address_is_for_a_call(
+    app: Flask, admin: FlaskClient, clinic: Clinic
+) -> None:
+    reminded = confirmed_request(app, clinic)
+    unreachable = confirmed_request(app, clinic)
+    with app.app_context():
+        starts_at = db.session.get(ConsultationRequest, reminded).appointment.starts_at
+        assert len(send_due_reminders(now=starts_at - timedelta(hours=47))) == 1
+        db.session.get(ConsultationRequest, unreachable).patient.email = None
+        db.session.commit()
+    (waiting,) = outbox_emails(app, "appointment_reminder")
+    assert OLD_ADDRESS in waiting.body_text
+
+    path = location_page(clinic)
+    shown = post_as_shown(admin, path, admin.get(path).get_data(as_text=True), address=NEW_ADDRESS)
+    assert (
+        "1 patient with an appointment to come was emailed the new address, with their "
+        "calendar event updated."
+    ) in text(shown)
+    assert (
+        "1 patient with an appointment to come at this location left no email address: "
+        "please phone them with the new address."
+    ) in text(shown)
+    (rewritten,) = outbox_emails(app, "appointment_reminder")
+    assert rewritten.message_id != waiting.message_id
+    assert NEW_ADDRESS in rewritten.body_text and OLD_ADDRESS not in rewritten.body_text
+    (told,) = outbox_emails(app, "appointment_address")
+    assert told.request_id == reminded
 
 
 # An appointment type's duration -------------------------------------------------------------

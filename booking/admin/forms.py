@@ -99,7 +99,8 @@ class LocationEditForm(LocationForm):
         validators=[DataRequired(_l("Please enter the address.")), Length(max=300)],
         description=_l(
             "Patients read it in their emails, on their pages and in their calendar files. "
-            "Emails already sent keep the old one."
+            "Saved changed (in more than spacing or capitals), it is emailed to every patient "
+            "with an in-person appointment to come here."
         ),
     )
     # The names and address as the page showed them (``services.location_mark``): a post

@@ -75,7 +75,7 @@ def edit_location(location_id: int) -> Response | tuple[str, int]:
     form = names_form(LocationEditForm, data=data)
     if form.validate_on_submit():
         try:
-            changed = scheduling.edit_location(
+            edit = scheduling.edit_location(
                 location,
                 form.name.data,
                 form.other_names(),
@@ -91,29 +91,51 @@ def edit_location(location_id: int) -> Response | tuple[str, int]:
             else:
                 _refuse(form, exc)
         else:
-            if not changed:
+            if not edit.changed:
                 flash(_("Nothing was changed for %(name)s.", name=location.display_name), "info")
             else:
                 flash(_("%(name)s saved.", name=location.display_name), "success")
-                if "address" in changed and (
-                    booked := scheduling.appointments_to_come(location_id=location.id)
-                ):
-                    flash(
-                        ngettext(
-                            "%(num)d appointment to come is at this location: its patient "
-                            "was sent the old address. Emails written from now on, such as "
-                            "the reminder, give the new one; tell the patient if it matters.",
-                            "%(num)d appointments to come are at this location: their "
-                            "patients were sent the old address. Emails written from now on, "
-                            "such as the reminder, give the new one; tell the patients if it "
-                            "matters.",
-                            booked,
-                        ),
-                        "warning",
-                    )
+                _flash_address_notices(edit)
             return redirect(url_for(".locations"))
     page = render_template("admin/location_edit.html", form=form, location=location)
     return page, 422 if form.errors or form.form_errors else 200
+
+
+def _flash_address_notices(edit: scheduling.LocationEdit) -> None:
+    """What became of the patients going to a location whose address changed."""
+    if "address" not in edit.changed:
+        return
+    if not edit.readdressed:
+        flash(
+            _(
+                "The address changed in spacing or capitals only: patients read the same "
+                "place, so none was emailed."
+            ),
+            "info",
+        )
+        return
+    if edit.emailed:
+        flash(
+            ngettext(
+                "%(num)d patient with an appointment to come was emailed the new address, "
+                "with their calendar event updated.",
+                "%(num)d patients with appointments to come were emailed the new address, "
+                "with their calendar events updated.",
+                edit.emailed,
+            ),
+            "success",
+        )
+    if edit.untold:
+        flash(
+            ngettext(
+                "%(num)d patient with an appointment to come at this location left no email "
+                "address: please phone them with the new address.",
+                "%(num)d patients with appointments to come at this location left no email "
+                "address: please phone them with the new address.",
+                edit.untold,
+            ),
+            "warning",
+        )
 
 
 @bp.post("/locations/<int:location_id>/active")

@@ -72,6 +72,10 @@ CANCELLED_ESCALATION_TEMPLATE = "escalation_staff_cancelled"
 ESCALATION_TEMPLATES = frozenset({"escalation_staff", CANCELLED_ESCALATION_TEMPLATE})
 # A document the patient sent, deleted when its virus scan (run later) found malware in it.
 DOCUMENT_REMOVED = "document_removed"
+# The new address of the place of an appointment to come, after an admin corrected the
+# location's (``relocation``): one that failed for good is a patient who may go to the old
+# address, for staff to reach.
+APPOINTMENT_ADDRESS = "appointment_address"
 PATIENT_TEMPLATES = frozenset(
     {
         "request_received",
@@ -83,6 +87,7 @@ PATIENT_TEMPLATES = frozenset(
         "followup_invitation",
         "rights_update",
         DOCUMENT_REMOVED,
+        APPOINTMENT_ADDRESS,
     }
 )
 
@@ -778,6 +783,29 @@ def address_changed(
         request_id=consultation.id,
         consultation=consultation,
         changed_at=changed_at,
+    )
+
+
+def appointment_address(
+    consultation: ConsultationRequest, appointment: Appointment
+) -> OutboxEmail | None:
+    """The place of the patient's in-person appointment to come has a new address (an admin
+    corrected the location's): when it is (unchanged, in the clinic's time), where now, the
+    reference and how to reach the clinic, with the calendar event updated (the same UID, the
+    raised SEQUENCE the caller gave it). No private link: the email asks nothing of the
+    patient, and each link is a live way in. None as ``_to_patient``."""
+    with force_locale(consultation.locale):
+        subject = _(
+            "New address for your appointment on %(when)s (%(reference)s)",
+            when=visit_when(appointment),
+            reference=consultation.reference,
+        )
+    return _to_patient(
+        consultation,
+        APPOINTMENT_ADDRESS,
+        subject,
+        attachment=_calendar(appointment_ics(appointment), "REQUEST", consultation.locale),
+        appointment=appointment,
     )
 
 

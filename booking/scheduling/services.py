@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from email.utils import parseaddr
 
+from blinker import Namespace
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -19,6 +20,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from booking.audit.services import changes, record
 from booking.crypto import text_digest
 from booking.extensions import db
+from booking.notifications.models import OutboxEmail
+from booking.notifications.services import enqueue_delivery
 from booking.scheduling.availability import (
     STEP,
     OpenSlot,
@@ -49,6 +52,43 @@ class LocationError(ValueError):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+@dataclass(frozen=True)
+class AddressNotices:
+    """What a listener of ``location_moved`` wrote: the patients' emails telling them the new
+    address (``told``, one a patient), other emails it wrote again with it (``rewritten``, such
+    as a reminder waiting in the outbox), and how many patients it could not email
+    (``untold``: they left no email address; staff phone them)."""
+
+    told: list[OutboxEmail] = field(default_factory=list)
+    rewritten: list[OutboxEmail] = field(default_factory=list)
+    untold: int = 0
+
+
+# Sent by ``edit_location`` when a location's address changes (in more than spacing or
+# capitals), before it commits: ``location_moved.send(location, old_address=..., actor=...)``.
+# The requests layer, above this one, tells the patients of the appointments at it in the same
+# transaction and returns ``AddressNotices`` (``booking.requests.relocation``, connected by
+# ``booking.requests.init_app``): the scheduling engine knows no request or patient.
+location_moved = Namespace().signal("location-moved")
+
+
+@dataclass(frozen=True)
+class LocationEdit:
+    """What ``edit_location`` did: the fields changed (none: nothing written) and, when the
+    address changed, how many patients were emailed the new one and how many could not be."""
+
+    changed: list[str]
+    emailed: int = 0
+    untold: int = 0
+    readdressed: bool = False  # the address changed in more than spacing or capitals
+
+
+def same_address(old: str, new: str) -> bool:
+    """Whether two ways of writing an address read as the same place to a patient: they differ
+    in spacing or capitals only."""
+    return " ".join(old.split()).casefold() == " ".join(new.split()).casefold()
 
 
 # Names in languages (locations and appointment types) ---------------------------------------
@@ -175,12 +215,24 @@ def edit_location(
     actor: StaffUser | None,
     *,
     shown: str,
-) -> list[str]:
+) -> LocationEdit:
     """Change a location's names (the clinic's and the other languages') and its address:
     appointments at it, booked or to come, read the new ones in every page, email and calendar
     file written from now on (emails already sent keep what they said). The same naming rule
     as ``create_location``; the address is required. Returns the fields changed (none: nothing
     written), audited with their values before and after.
+
+    A new address is a change every patient going there must know of: in the same transaction
+    each patient with an in-person appointment still to come at the location is emailed it,
+    with their calendar event updated (``location_moved``; the audit row counts them). Always,
+    with no box to untick: an admin judging a change minor (a "typo" that was the street
+    number) or missing a ticked box would send patients to the wrong door, and the email is
+    the only way they learn. The one exception is a change of spacing or capitals only
+    (``same_address``): the patient reads the same place, so nobody is emailed. An admin who
+    corrects the address in two saves emails twice; the second email replaces the first if
+    that one is still waiting in the outbox, and its calendar file updates the same event, so
+    the patient's latest email and calendar hold the address as it now is: a short extra email
+    is a far smaller harm than a patient at the old address.
 
     ``shown`` is ``location_mark`` of the location as the admin's page showed it: when another
     admin changed it since, nothing is written and the admin is asked to check."""
@@ -207,19 +259,44 @@ def edit_location(
     after = {**name_values(proposed), "address": address}
     diff = changes(before, after)
     if not diff:
-        return []
+        return LocationEdit(changed=[])
+    old_address = location.address
     location.name, location.names = proposed.name, proposed.names
     location.address = address
     _flush_location_names()
+    notices: list[AddressNotices] = []
+    readdressed = "address" in diff and not same_address(old_address, address)
+    if readdressed:
+        db.session.flush()  # the emails read the new address
+        notices = [
+            result
+            for _receiver, result in location_moved.send(
+                location, old_address=old_address, actor=actor
+            )
+            if isinstance(result, AddressNotices)
+        ]
+    told = [email for notice in notices for email in notice.told]
+    emailed = len({email.request_id for email in told})
+    details = dict(diff)
+    if readdressed:
+        details["patients_emailed"] = emailed
     record(
         "location_updated",
         target_type="location",
         target_id=location.id,
         actor=actor,
-        details=diff,
+        details=details,
     )
     db.session.commit()
-    return sorted(diff)
+    enqueue_delivery(
+        [email.id for notice in notices for email in (*notice.told, *notice.rewritten)]
+    )
+    return LocationEdit(
+        changed=sorted(diff),
+        emailed=emailed,
+        untold=sum(notice.untold for notice in notices),
+        readdressed=readdressed,
+    )
 
 
 def _flush_location_names() -> None:

@@ -1,0 +1,78 @@
+"""The patients told when the place of their appointment changes: an admin corrected a
+location's address (``scheduling.edit_location``, which announces it by ``location_moved``).
+Every change the patient should know of emails them; a patient going to the old address is
+a real harm."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from booking.extensions import db
+from booking.notifications.models import OutboxEmail
+from booking.notifications.services import withdraw_pending
+from booking.requests import emails, reminders
+from booking.requests.models import OPEN_STATUSES, ConsultationRequest
+from booking.requests.queries import lock_request
+from booking.scheduling.models import Appointment, Location, VisitMode
+from booking.scheduling.services import AddressNotices
+from booking.scheduling.visits import mode_of
+from booking.timeutil import now_utc
+
+
+def _going_there(appointment: Appointment | None, location: Location) -> bool:
+    """An appointment the patient comes to ``location`` for, still to come: held or
+    confirmed (active, its request open: requested, awaiting the patient or confirmed), in
+    person (a video or phone visit's patient is not sent there)."""
+    return (
+        appointment is not None
+        and appointment.location_id == location.id
+        and appointment.active
+        and appointment.starts_at > now_utc()
+        and appointment.request.status in OPEN_STATUSES
+        and mode_of(appointment.appointment_type) is VisitMode.IN_PERSON
+    )
+
+
+def tell_new_address(location: Location, **_details: object) -> AddressNotices:
+    """A ``location_moved`` listener: every patient with an in-person appointment still to
+    come at the location (``_going_there``) is emailed its new address
+    (``emails.appointment_address``), their calendar event updated: the same UID with a
+    raised SEQUENCE, as a reschedule's. An earlier such email not sent yet (the admin's
+    previous save) is withdrawn: the new one says all it said. A reminder waiting in the
+    outbox is written again with the new address (``reminders.rewrite_waiting``). Each
+    request is locked first and looked at again (a patient may be moving their time at this
+    moment). A patient marked deceased is not written to; one who left no email address is
+    counted (``untold``) for staff to phone. Flushes; the caller commits and enqueues."""
+    candidates = db.session.scalars(
+        select(Appointment.request_id)
+        .join(ConsultationRequest, Appointment.request_id == ConsultationRequest.id)
+        .where(
+            Appointment.location_id == location.id,
+            Appointment.active.is_(True),
+            Appointment.starts_at > now_utc(),
+            ConsultationRequest.status.in_(sorted(OPEN_STATUSES)),
+        )
+        .order_by(Appointment.request_id)  # locked in one order: no deadlock between two
+    ).all()
+    told: list[OutboxEmail] = []
+    rewritten: list[OutboxEmail] = []
+    untold = 0
+    for request_id in candidates:
+        consultation = lock_request(db.session.get_one(ConsultationRequest, request_id))
+        appointment = consultation.appointment
+        if appointment is None or not _going_there(appointment, location):
+            continue
+        # The calendar event's place changes: a new sequence updates the event the patient's
+        # calendar holds, as a reschedule does.
+        appointment.sequence += 1
+        db.session.flush()
+        withdraw_pending(consultation.id, frozenset({emails.APPOINTMENT_ADDRESS}))
+        email = emails.appointment_address(consultation, appointment)
+        if email is not None:
+            told.append(email)
+        elif consultation.patient.deceased_at is None:
+            untold += 1  # no email address (an emergency call-back): staff phone them
+        if (reminder := reminders.rewrite_waiting(consultation)) is not None:
+            rewritten.append(reminder)
+    db.session.flush()
+    return AddressNotices(told=told, rewritten=rewritten, untold=untold)
