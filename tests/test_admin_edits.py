@@ -341,6 +341,42 @@ def test_a_waiting_reminder_is_written_again_and_a_patient_without_an_address_is
     assert told.request_id == reminded
 
 
+def test_an_address_email_still_waiting_goes_when_the_patient_moves_their_time(
+    app: Flask, admin: FlaskClient, clinic: Clinic
+) -> None:
+    """Delivered after the move, it would tell the patient their old time "has not changed"."""
+    from booking.manage.services import reschedule
+    from booking.scheduling.services import SlotChoice
+
+    with app.app_context():
+        reference = book_first_open_time(clinic).reference
+    path = location_page(clinic)
+    post_as_shown(admin, path, admin.get(path).get_data(as_text=True), address=NEW_ADDRESS)
+    assert len(outbox_emails(app, "appointment_address")) == 1
+    with app.app_context():
+        consultation = request(reference)
+        later = next(
+            slot
+            for slot in open_slot_list(clinic)
+            if slot.starts_at > consultation.appointment.starts_at
+        )
+        reschedule(
+            consultation,
+            SlotChoice(clinic.type, later.specialist_id, later.location_id, later.starts_at),
+        )
+    assert outbox_emails(app, "appointment_address") == []
+    (moved,) = outbox_emails(app, "request_update")  # which gives the new time and address
+    assert NEW_ADDRESS in moved.body_text
+
+
+def open_slot_list(clinic: Clinic) -> list:
+    """The clinic's type's open times in the next two weeks (inside an app context)."""
+    from booking.scheduling.availability import open_slots
+
+    kind = db.session.get(AppointmentType, clinic.type)
+    return open_slots(kind, now_utc(), now_utc() + timedelta(days=14))
+
+
 # An appointment type's duration -------------------------------------------------------------
 
 

@@ -325,6 +325,11 @@ def add_event(
 REMINDER_TEMPLATES = frozenset({"appointment_reminder"})
 OFFER_TEMPLATES = frozenset({"waitlist_offer"})
 FOLLOWUP_TEMPLATES = frozenset({"followup_invitation"})
+# A location's new address is told of one time at one place too (``relocation``): delivered
+# after the time moved or was cancelled, it would say the old time "has not changed", with a
+# calendar file of a place the event no longer has. Not a reminder: the patient's consent to
+# be contacted does not hold it back (``rights``), it is news of their appointment.
+ADDRESS_TEMPLATES = frozenset({emails.APPOINTMENT_ADDRESS})
 _APPOINTMENT_KEYS = (
     "status",
     "appointment_type",
@@ -343,7 +348,7 @@ def _outdated_by(
     to ``after`` (``snapshot``) outdates."""
     outdated: frozenset[str] = frozenset()
     if any(before.get(key) != after.get(key) for key in _APPOINTMENT_KEYS):
-        outdated |= REMINDER_TEMPLATES
+        outdated |= REMINDER_TEMPLATES | ADDRESS_TEMPLATES
     if consultation.status not in OPEN_STATUSES or not after.get("active"):
         outdated |= OFFER_TEMPLATES
     return outdated
