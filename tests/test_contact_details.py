@@ -659,3 +659,49 @@ def test_a_patient_marked_deceased_is_sent_nothing(
     assert after["email"] == NEW and after["outbox"] == before["outbox"]
     assert any(n.endswith("No email went: the patient is marked deceased.") for n in after["notes"])
     assert client.get(link).status_code == 404
+
+
+def test_a_closed_requests_new_link_offers_its_private_page_not_changes(
+    app: Flask, auth: AuthActions
+) -> None:
+    """A completed request's page shows what happened and the patient's data rights; it
+    changes nothing. The new link a corrected address brings says so, not "add documents,
+    change the time or cancel"."""
+    request_id, reference = _invited_at_six_weeks(app)
+    deliver_waiting_emails(app)
+    assert correct(auth.new_client("coordinator"), reference, email=NEW).status_code == 302
+
+    (link_email,) = [e for e in outbox_of(app, request_id) if e.template == "manage_link"]
+    assert "Your private page (a private link: do not share it):" in link_email.body_text
+    assert "Open your private page" in link_email.body_html
+    for body in (link_email.body_text, link_email.body_html):
+        assert "add documents, change the time or cancel" not in body
+
+
+def test_no_link_is_sent_to_a_closed_page_that_no_longer_opens(
+    app: Flask, client: FlaskClient, auth: AuthActions
+) -> None:
+    """A request completed long ago (its links' time after the closing is over) whose
+    follow-up questionnaires still go out: a corrected address gets the questionnaire
+    still open, not a "private link" to a page that would only say the link no longer
+    works. Staff are told why no new link went."""
+    request_id, reference = _invited_at_six_weeks(app)
+    deliver_waiting_emails(app)
+    app.config["MANAGE_LINK_DAYS_AFTER_CLOSE"] = 0  # the request's page no longer opens
+    with app.app_context():
+        before = db.session.scalar(select(func.max(OutboxEmail.id)))
+    coordinator = auth.new_client("coordinator")
+    response = correct(coordinator, reference, email=NEW)
+    assert response.status_code == 302
+    assert "No new link was sent: the request is closed and its page no longer opens." in (
+        html.unescape(coordinator.get(response.location).get_data(as_text=True))
+    )
+
+    written = [e for e in outbox_of(app, request_id) if e.id > before]
+    assert [(e.template, e.recipient) for e in written] == [
+        ("followup_invitation", NEW),
+        ("address_changed", OLD),
+    ]
+    assert client.get(_link(written[0])).status_code == 303
+    notes = state(app, request_id)["notes"]
+    assert any("No new link was sent: the request is closed" in n for n in notes)

@@ -55,7 +55,7 @@ from booking.requests.lifecycle import (
     role_may,
     snapshot,
 )
-from booking.requests.links import revoke_all
+from booking.requests.links import links_work, revoke_all
 from booking.requests.models import (
     TRIAGE_PRIORITY,
     UNCONFIRMED_STATUSES,
@@ -941,11 +941,14 @@ def contact_key(patient: Patient) -> str:
 @dataclass(frozen=True)
 class ContactCorrected:
     """What ``correct_contact`` did: the fields it changed ("email", "phone"), how many
-    private links stopped working, and whether an email with a new link went."""
+    private links stopped working, and whether an email with a new link went; when none
+    went, ``page_closed``: the request's links have expired (``links.links_work``), not
+    that the patient is marked deceased."""
 
     changed: list[str]
     links_revoked: int
     emailed: bool
+    page_closed: bool = False
 
 
 def correct_contact(
@@ -1002,6 +1005,7 @@ def correct_contact(
     revoked = 0
     written: list[OutboxEmail] = []
     notice = None
+    link_sent = page_closed = False
     now = now_utc()
     if "email" in changed:
         patient.email = email
@@ -1010,8 +1014,12 @@ def correct_contact(
         written = emails.readdress_waiting(consultation, old_email) if old_email else []
         # The follow-up questionnaires' links too; one still open is sent to the new address.
         written += readdress_followups(consultation, written)
-        if (link_email := emails.new_link(consultation, corrected=True)) is not None:
+        # A link to a page that no longer opens (a request closed past its links' time, as
+        # one whose follow-up questionnaires still go out) would only puzzle the patient.
+        page_closed = patient.writable_address is not None and not links_work(consultation)
+        if not page_closed and (link_email := emails.new_link(consultation, corrected=True)):
             written.append(link_email)
+            link_sent = True
         # Whoever called may not be the patient: the old address hears of the change.
         notice = emails.address_changed(consultation, old_email, now)
     consultation.updated_at = now
@@ -1021,10 +1029,15 @@ def correct_contact(
     }.get(tuple(changed), "the patient's email address and phone number")
     if "email" not in changed:
         body = f"Corrected {what}."
-    elif written:
+    elif link_sent:
         body = (
             f"Corrected {what}; every earlier private link stopped working, and the emails "
             "to the patient now go to the new address, with a new link."
+        )
+    elif page_closed:
+        body = (
+            f"Corrected {what}; every earlier private link stopped working. No new link was "
+            "sent: the request is closed and its page no longer opens."
         )
     else:
         body = (
@@ -1050,7 +1063,7 @@ def correct_contact(
     )
     db.session.commit()
     enqueue_delivery([*ids, *([notice.id] if notice is not None else [])])
-    return ContactCorrected(changed, revoked, bool(written))
+    return ContactCorrected(changed, revoked, link_sent, page_closed)
 
 
 @dataclass(frozen=True)

@@ -758,6 +758,17 @@ def correct_contact(reference: str) -> Response | tuple[str, int]:
             ),
             "success",
         )
+    elif corrected.page_closed:
+        flash(
+            ngettext(
+                "Corrected: %(num)d earlier link stopped working. No new link was sent: the "
+                "request is closed and its page no longer opens.",
+                "Corrected: %(num)d earlier links stopped working. No new link was sent: the "
+                "request is closed and its page no longer opens.",
+                corrected.links_revoked,
+            ),
+            "success",
+        )
     else:
         flash(
             _("Corrected. No email was sent: the patient is marked deceased."),

@@ -93,6 +93,13 @@ def _alive(consultation: ConsultationRequest, now: datetime) -> bool:
     return expires is None or now < expires
 
 
+def links_work(consultation: ConsultationRequest) -> bool:
+    """Whether a link to the request's page would open it now (``link_expires_at``): a
+    closed request's page shows what happened, and the patient's data-protection rights,
+    until its links expire."""
+    return _alive(consultation, now_utc())
+
+
 def link_for_token(token: str) -> ManageLink | None:
     """The working link with this token, or None (unknown, revoked, or its request ended)."""
     if not token or len(token) > 100:
