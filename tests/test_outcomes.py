@@ -1896,17 +1896,24 @@ def test_the_pain_scales_are_required_and_not_marked_optional(
         assert db.session.scalars(select(FollowUp)).one().answered_at is None
 
 
-def test_two_questionnaires_open_in_two_tabs_each_keep_their_own_answers(
-    app: Flask, client: FlaskClient
-) -> None:
-    """The 6-week questionnaire, sent late, is open in one tab when the 3-month one arrives
-    and is opened in another: each tab's answers go to its own questionnaire."""
+def _six_weeks_sent_late(app: Flask) -> datetime:
+    """A completed request's 6-week questionnaire sent, its link open for 60 days more (as
+    one sent late, open when the 3-month one comes); the treatment's start."""
     with app.app_context():
         consultation = _completed(spine_region="lower_back")
         start = _start(consultation.id)
         send_due_followups(now=schedule.due_at(start, "6w", BERLIN))
         db.session.execute(update(FollowUp).values(expires_at=now_utc() + timedelta(days=60)))
         db.session.commit()
+    return start
+
+
+def test_two_questionnaires_open_in_two_tabs_each_keep_their_own_answers(
+    app: Flask, client: FlaskClient
+) -> None:
+    """The 6-week questionnaire, sent late, is open in one tab when the 3-month one arrives
+    and is opened in another: each tab's answers go to its own questionnaire."""
+    start = _six_weeks_sent_late(app)
     client.get(_link(app))
     six_weeks = _page(client)
     token = csrf_token(client, six_weeks)
@@ -1930,12 +1937,7 @@ def test_a_cookie_of_the_same_name_planted_first_does_not_close_the_questionnair
     """A sibling site on the same domain can set ``followup_access`` for the questionnaire's
     path, and the browser then sends both, the planted one first: the pages try every value
     and open with the patient's, renew that one, and the answers are taken."""
-    with app.app_context():
-        consultation = _completed(spine_region="lower_back")
-        start = _start(consultation.id)
-        send_due_followups(now=schedule.due_at(start, "6w", BERLIN))
-        db.session.execute(update(FollowUp).values(expires_at=now_utc() + timedelta(days=60)))
-        db.session.commit()
+    start = _six_weeks_sent_late(app)
     client.get(_link(app))
     page = _page(client)
     form_token = csrf_token(client, page)

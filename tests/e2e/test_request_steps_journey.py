@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Locator, Page, expect
 from sqlalchemy import select
 
 from booking.extensions import db
@@ -214,12 +214,9 @@ def test_the_review_with_every_answer_open_fits_a_320_px_phone(
     assert page_width(page) <= 320, "the review scrolls sideways at 320 px"
 
 
-def test_a_refused_file_keeps_its_reason_while_the_others_go_up(
-    page: Page, clinic: LiveServer, pdf_file: Path
-) -> None:
-    """Chosen together, a PDF and a file that is not one: the script sends each on its own.
-    The page does not reload over the refusal (that hid it): the reason stays next to the
-    refused file, the PDF says Accepted, and the list shows it when the patient asks."""
+def _a_pdf_and_a_refused_file_chosen(page: Page, clinic: LiveServer, pdf_file: Path) -> Locator:
+    """The documents step, a PDF and a file that is not one chosen together; the upload
+    area, once the refused file's reason shows."""
     page.goto(clinic("/request/start"))
     answer_red_flags(page)
     reach(page, clinic, "documents")
@@ -231,6 +228,17 @@ def test_a_refused_file_keeps_its_reason_while_the_others_go_up(
     area = page.locator("#upload-progress")
     refused = area.locator(".upload-row", has_text="notes.pdf")
     expect(refused).to_contain_text("This file is not a PDF, JPEG or PNG document.")
+    return area
+
+
+def test_a_refused_file_keeps_its_reason_while_the_others_go_up(
+    page: Page, clinic: LiveServer, pdf_file: Path
+) -> None:
+    """Chosen together, a PDF and a file that is not one: the script sends each on its own.
+    The page does not reload over the refusal (that hid it): the reason stays next to the
+    refused file, the PDF says Accepted, and the list shows it when the patient asks."""
+    area = _a_pdf_and_a_refused_file_chosen(page, clinic, pdf_file)
+    refused = area.locator(".upload-row", has_text="notes.pdf")
     expect(refused.get_by_role("button", name="Try again")).to_be_visible()
     expect(area.locator(".upload-row", has_text="mri-report.pdf")).to_contain_text("Accepted")
     expect(area).to_contain_text("The files marked Accepted are saved.")
@@ -255,17 +263,7 @@ def test_the_summary_names_a_file_held_for_its_virus_scan_as_kept(
         CLAMAV_TIMEOUT=1,
         CLAMAV_WHEN_DOWN="hold",
     )
-    page.goto(clinic("/request/start"))
-    answer_red_flags(page)
-    reach(page, clinic, "documents")
-    page.goto(clinic("/request/steps/documents"))
-    page.wait_for_load_state("load")
-    not_a_pdf = {"name": "notes.pdf", "mimeType": "application/pdf", "buffer": b"just text"}
-    a_pdf = {"name": pdf_file.name, "mimeType": "application/pdf", "buffer": pdf_file.read_bytes()}
-    page.get_by_label("Choose one or more files").set_input_files([a_pdf, not_a_pdf])
-    area = page.locator("#upload-progress")
-    refused = area.locator(".upload-row", has_text="notes.pdf")
-    expect(refused).to_contain_text("This file is not a PDF, JPEG or PNG document.")
+    area = _a_pdf_and_a_refused_file_chosen(page, clinic, pdf_file)
     held = area.locator(".upload-row", has_text="mri-report.pdf")
     expect(held).to_contain_text("Received - being checked")
     expect(held).not_to_contain_text("Accepted")
