@@ -369,6 +369,36 @@ def test_an_address_email_still_waiting_goes_when_the_patient_moves_their_time(
     assert NEW_ADDRESS in moved.body_text
 
 
+def test_an_address_email_that_could_not_go_before_the_appointment_is_not_sent(
+    app: Flask, admin: FlaskClient, clinic: Clinic
+) -> None:
+    """The mail server away until the visit began (emails are retried for days): the new
+    address, sent then, tells the patient nothing they can use. Not sent, and failed with its
+    reason, so the record shows staff the patient was never told."""
+    from sqlalchemy import update
+
+    from booking.notifications.models import OutboxEmail
+    from booking.notifications.services import deliver_outbox_email
+    from booking.scheduling.models import Appointment
+
+    with app.app_context():
+        request_id = book_first_open_time(clinic).id
+    path = location_page(clinic)
+    post_as_shown(admin, path, admin.get(path).get_data(as_text=True), address=NEW_ADDRESS)
+    (told,) = outbox_emails(app, "appointment_address")
+    with app.app_context():
+        begun = now_utc() - timedelta(minutes=5)
+        db.session.execute(
+            update(Appointment)
+            .where(Appointment.request_id == request_id)
+            .values(starts_at=begun, ends_at=begun + timedelta(minutes=45))
+        )
+        db.session.commit()
+        assert deliver_outbox_email(told.id) is None
+        email = db.session.get(OutboxEmail, told.id)
+        assert (email.status, email.last_error) == (OutboxStatus.FAILED, "AppointmentBegun")
+
+
 def open_slot_list(clinic: Clinic) -> list:
     """The clinic's type's open times in the next two weeks (inside an app context)."""
     from booking.scheduling.availability import open_slots

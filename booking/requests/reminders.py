@@ -26,7 +26,7 @@ from booking.extensions import db
 from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.notifications.services import queue_each, withdraw_emails
 from booking.requests import emails
-from booking.requests.lifecycle import REMINDER_TEMPLATES, can_change
+from booking.requests.lifecycle import ADDRESS_TEMPLATES, REMINDER_TEMPLATES, can_change
 from booking.requests.models import ConsultationRequest, RequestStatus, may_be_contacted
 from booking.requests.queries import lock_request
 from booking.scheduling.models import Appointment, ReminderSent
@@ -89,9 +89,11 @@ def begun_at_delivery(email: OutboxEmail) -> str | None:
     for hours: it is retried for days, ``MAIL_GIVE_UP_HOURS``): sent then, it would remind
     the patient of a visit under way or over. Not sent, and failed (``APPOINTMENT_BEGUN``):
     the record shows staff the patient was not reminded, as past, nothing to send again
-    (``notifications.services.register_expiry_check``). A move or a cancellation has
-    withdrawn the reminder already (``withdraw_pending``); this is the time passing."""
-    if email.request_id is None or email.template not in REMINDER_TEMPLATES:
+    (``notifications.services.register_expiry_check``). The same for the email giving the
+    appointment's new address (``relocation``): the visit has begun, the patient went where
+    they went, and the record shows staff it was never told. A move or a cancellation has
+    withdrawn either already (``withdraw_pending``); this is the time passing."""
+    if email.request_id is None or email.template not in REMINDER_TEMPLATES | ADDRESS_TEMPLATES:
         return None
     starts_at = db.session.scalar(
         select(Appointment.starts_at).where(
