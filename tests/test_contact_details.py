@@ -705,3 +705,34 @@ def test_no_link_is_sent_to_a_closed_page_that_no_longer_opens(
     assert client.get(_link(written[0])).status_code == 303
     notes = state(app, request_id)["notes"]
     assert any("No new link was sent: the request is closed" in n for n in notes)
+
+
+def test_a_new_link_for_a_closed_page_that_no_longer_opens_ends_links_but_sends_none(
+    app: Flask, client: FlaskClient, auth: AuthActions
+) -> None:
+    """The record's "Send a new link" on a request completed long ago, whose questionnaire link was
+    forwarded: the questionnaire's link ends and the one still open is sent again, but no
+    "private link" goes to a page that would only say the link no longer works. The box
+    says so before, the message after."""
+    request_id, reference = _invited_at_six_weeks(app)
+    deliver_waiting_emails(app)
+    (forwarded,) = _invitations(app, request_id)
+    app.config["MANAGE_LINK_DAYS_AFTER_CLOSE"] = 0  # the request's page no longer opens
+    with app.app_context():
+        before = db.session.scalar(select(func.max(OutboxEmail.id)))
+    coordinator = auth.new_client("coordinator")
+    record = coordinator.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert "The request is closed and its page no longer opens, so no link to it is sent." in (
+        html.unescape(record)
+    )
+
+    _send_a_new_link(coordinator, reference)
+
+    written = [e for e in outbox_of(app, request_id) if e.id > before]
+    assert [e.template for e in written] == ["followup_invitation"]
+    assert client.get(_link(forwarded)).status_code == 404
+    assert client.get(_link(written[0])).status_code == 303
+    shown = html.unescape(coordinator.get(f"/staff/requests/{reference}").get_data(as_text=True))
+    assert "No link to the request's page was sent: it is closed and its page no longer" in shown
+    notes = state(app, request_id)["notes"]
+    assert any("No new link was sent: the request is closed" in n for n in notes)

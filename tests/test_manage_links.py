@@ -251,7 +251,8 @@ def test_staff_send_a_new_link_and_every_earlier_one_stops_working(
     assert client.get(booked["link"]).status_code == 303  # an open page, cookie set
     with app.app_context():
         coordinator = db.session.get(StaffUser, coordinator_id)
-        assert dashboard_services.send_new_link(_load(booked["reference"]), coordinator) == 1
+        sent = dashboard_services.send_new_link(_load(booked["reference"]), coordinator)
+        assert sent == (1, True)
         email = db.session.scalars(
             select(OutboxEmail).where(OutboxEmail.template == "manage_link")
         ).one()

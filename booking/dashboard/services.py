@@ -893,11 +893,13 @@ def set_join_link(
     enqueue_delivery([sent.id for sent in (email, reminder) if sent is not None])
 
 
-def send_new_link(consultation: ConsultationRequest, actor: StaffUser) -> int:
+def send_new_link(consultation: ConsultationRequest, actor: StaffUser) -> tuple[int, bool]:
     """End every private link sent so far and email the patient a new one (a link forwarded
     by mistake, a shared mailbox); the questionnaires' links too, each still open sent again.
     The emails waiting to go are written again with new links. Returns how many links to the
-    patient's page stopped working. Refused to staff
+    patient's page stopped working, and whether a new one was emailed: not once a closed
+    request's page no longer opens (``links.links_work``; a completed request whose
+    questionnaires still go out), where it would only puzzle the patient. Refused to staff
     who may not work the request (``check_may_work``), as every change of a request is."""
     consultation = lock_request(consultation)
     check_may_work(consultation, actor)
@@ -905,6 +907,7 @@ def send_new_link(consultation: ConsultationRequest, actor: StaffUser) -> int:
         raise WorkflowError(_("The patient left no email address: there is no link to send."))
     if consultation.patient.deceased_at is not None:  # nothing more goes to the address
         raise WorkflowError(_("The patient is marked deceased: nothing is sent to them."))
+    page_opens = links_work(consultation)
     revoked = revoke_all(consultation)
     # The emails not sent yet held links that just ended: they go with new ones. The
     # questionnaires' links were in the same mailbox: they end too, and each questionnaire
@@ -915,7 +918,10 @@ def send_new_link(consultation: ConsultationRequest, actor: StaffUser) -> int:
         consultation,
         kind=EventKind.NOTE,
         actor=actor,
-        body="Sent the patient a new private link; every earlier link stopped working.",
+        body="Sent the patient a new private link; every earlier link stopped working."
+        if page_opens
+        else "Every earlier private link stopped working. No new link was sent: the request "
+        "is closed and its page no longer opens.",
     )
     record(
         "manage_link_reissued",
@@ -924,10 +930,10 @@ def send_new_link(consultation: ConsultationRequest, actor: StaffUser) -> int:
         actor=actor,
         details={"links_revoked": revoked, "emails_rewritten": len(written)},
     )
-    email = emails.new_link(consultation)
+    email = emails.new_link(consultation) if page_opens else None
     db.session.commit()
     enqueue_delivery([sent.id for sent in (*written, email) if sent is not None])
-    return revoked
+    return revoked, email is not None
 
 
 def contact_key(patient: Patient) -> str:

@@ -62,7 +62,7 @@ from booking.outcomes.progress import load_progress
 from booking.requests import asks, emails, followup, history, instruments, reminders
 from booking.requests.calls import CallbackAttempt, CallOutcome
 from booking.requests.lifecycle import WorkflowError, state_key
-from booking.requests.links import active_links
+from booking.requests.links import active_links, links_work
 from booking.requests.models import (
     OPEN_STATUSES,
     ConsultationRequest,
@@ -337,6 +337,9 @@ def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: 
         actions_open_at=services.actions_open_at(consultation, current_user, now),
         timeline=_timeline(consultation, forms["thread"]),
         manage_links=active_links(consultation),
+        # A link to the request's page would open it (a closed request's, for a while):
+        # "Send a new link" emails one only then.
+        page_opens=links_work(consultation),
         unnotified=unnotified,
         # Of those, the ones a resend leaves out (``still_wanted``): what they were about is
         # past. When they are all such, the banner's button only takes them off the list.
@@ -689,10 +692,24 @@ def send_new_link(reference: str) -> Response:
         )
         return redirect(url_for(".record", reference=reference) + "#new-link")
     try:
-        revoked = services.send_new_link(consultation, current_user)
+        revoked, link_sent = services.send_new_link(consultation, current_user)
     except WorkflowError as exc:
         db.session.rollback()
         flash(str(exc), "danger")
+        return redirect(url_for(".record", reference=reference))
+    if not link_sent:
+        flash(
+            ngettext(
+                "%(num)d earlier link stopped working, and each follow-up questionnaire still "
+                "open was sent again. No link to the request's page was sent: it is closed "
+                "and its page no longer opens.",
+                "%(num)d earlier links stopped working, and each follow-up questionnaire still "
+                "open was sent again. No link to the request's page was sent: it is closed "
+                "and its page no longer opens.",
+                revoked,
+            ),
+            "success",
+        )
         return redirect(url_for(".record", reference=reference))
     flash(
         ngettext(
