@@ -736,3 +736,28 @@ def test_a_new_link_for_a_closed_page_that_no_longer_opens_ends_links_but_sends_
     assert "No link to the request's page was sent: it is closed and its page no longer" in shown
     notes = state(app, request_id)["notes"]
     assert any("No new link was sent: the request is closed" in n for n in notes)
+
+
+def test_a_change_locked_after_a_correction_writes_to_the_corrected_address(
+    app: Flask, clinic: Clinic
+) -> None:
+    """A colleague's change read the request (and its patient) before a correction of the
+    address was committed, then waited for the request's lock (``lock_request``): what it
+    writes once it has the lock goes to the corrected address, not the one it read first.
+    The lock's re-read (``populate_existing``) reaches the patient loaded after it too."""
+    from sqlalchemy import update
+
+    from booking.requests.models import Patient
+    from booking.requests.queries import lock_request
+
+    request_id, _reference, _link = new_request(app)
+    with app.app_context():
+        consultation = db.session.get(ConsultationRequest, request_id)
+        assert consultation.patient.email == OLD  # read before the correction
+        # The correction, committed meanwhile (written past this session's copy).
+        db.session.execute(
+            update(Patient).where(Patient.id == consultation.patient_id).values(email=NEW),
+            execution_options={"synchronize_session": False},
+        )
+        assert consultation.patient.email == OLD
+        assert lock_request(consultation).patient.email == NEW
