@@ -40,6 +40,7 @@ from booking.requests import emails, reminders
 from booking.requests.calls import CallbackAttempt, CallOutcome
 from booking.requests.events import EventKind, RequestEvent
 from booking.requests.lifecycle import (
+    ADDRESS_TEMPLATES,
     FOLLOWUP_TEMPLATES,
     OFFER_TEMPLATES,
     REMINDER_TEMPLATES,
@@ -1096,7 +1097,12 @@ def still_wanted(consultation: ConsultationRequest, failed: OutboxEmail) -> bool
     appointment (active, not begun; the request's one appointment, as the outbox row names
     none), the offer (read from the token in its link: not taken, not closed, still for
     this request) or the questionnaire (from its link: still open to an answer). One whose
-    link cannot be read (no longer whole) is left out."""
+    link cannot be read (no longer whole) is left out. The email giving the appointment's
+    new address only while that appointment is still to come (it goes whatever the
+    patient's contact consent: they are expected there)."""
+    if failed.template in ADDRESS_TEMPLATES:
+        appointment = consultation.appointment
+        return appointment is not None and appointment.active and appointment.starts_at > now_utc()
     if failed.template not in UNASKED_TEMPLATES:
         return True
     contactable = db.session.scalar(
