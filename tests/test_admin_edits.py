@@ -10,14 +10,14 @@ from datetime import timedelta
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from booking.audit.models import AuditEvent
 from booking.extensions import db
-from booking.notifications.models import OutboxStatus
+from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.requests.models import ConsultationRequest, RequestStatus
 from booking.requests.reminders import send_due_reminders
-from booking.scheduling.models import AppointmentType, Location, VisitMode
+from booking.scheduling.models import Appointment, AppointmentType, Location, VisitMode
 from booking.staff.models import StaffUser
 from booking.timeutil import now_utc
 from tests.factories import (
@@ -371,31 +371,42 @@ def test_an_address_email_still_waiting_goes_when_the_patient_moves_their_time(
     assert NEW_ADDRESS in moved.body_text
 
 
+def _told_the_new_address(
+    app: Flask, admin: FlaskClient, clinic: Clinic
+) -> tuple[int, OutboxEmail]:
+    """A patient booked at the location, and its address changed: the request's id and the
+    email telling them the new one (not sent yet)."""
+    with app.app_context():
+        request_id = book_first_open_time(clinic).id
+    path = location_page(clinic)
+    post_as_shown(admin, path, admin.get(path).get_data(as_text=True), address=NEW_ADDRESS)
+    (told,) = outbox_emails(app, "appointment_address")
+    return request_id, told
+
+
+def _begin_the_visit(request_id: int) -> None:
+    """The request's appointment began five minutes ago (time passing; inside an app
+    context)."""
+    begun = now_utc() - timedelta(minutes=5)
+    db.session.execute(
+        update(Appointment)
+        .where(Appointment.request_id == request_id)
+        .values(starts_at=begun, ends_at=begun + timedelta(minutes=45))
+    )
+    db.session.commit()
+
+
 def test_an_address_email_that_could_not_go_before_the_appointment_is_not_sent(
     app: Flask, admin: FlaskClient, clinic: Clinic
 ) -> None:
     """The mail server away until the visit began (emails are retried for days): the new
     address, sent then, tells the patient nothing they can use. Not sent, and failed with its
     reason, so the record shows staff the patient was never told."""
-    from sqlalchemy import update
-
-    from booking.notifications.models import OutboxEmail
     from booking.notifications.services import deliver_outbox_email
-    from booking.scheduling.models import Appointment
 
+    request_id, told = _told_the_new_address(app, admin, clinic)
     with app.app_context():
-        request_id = book_first_open_time(clinic).id
-    path = location_page(clinic)
-    post_as_shown(admin, path, admin.get(path).get_data(as_text=True), address=NEW_ADDRESS)
-    (told,) = outbox_emails(app, "appointment_address")
-    with app.app_context():
-        begun = now_utc() - timedelta(minutes=5)
-        db.session.execute(
-            update(Appointment)
-            .where(Appointment.request_id == request_id)
-            .values(starts_at=begun, ends_at=begun + timedelta(minutes=45))
-        )
-        db.session.commit()
+        _begin_the_visit(request_id)
         assert deliver_outbox_email(told.id) is None
         email = db.session.get(OutboxEmail, told.id)
         assert (email.status, email.last_error) == (OutboxStatus.FAILED, "AppointmentBegun")
@@ -407,30 +418,16 @@ def test_a_failed_address_email_is_offered_again_only_before_the_visit(
     """Failed for good (the patient's mailbox refused it), it is on the record's list of
     emails the patient was never given: sent again while the appointment is to come, but
     not once it has begun (the patient went where they went; staff only take it off)."""
-    from sqlalchemy import update
-
     from booking.dashboard.services import still_wanted
-    from booking.notifications.models import OutboxEmail
-    from booking.scheduling.models import Appointment
 
-    with app.app_context():
-        request_id = book_first_open_time(clinic).id
-    path = location_page(clinic)
-    post_as_shown(admin, path, admin.get(path).get_data(as_text=True), address=NEW_ADDRESS)
-    (told,) = outbox_emails(app, "appointment_address")
+    request_id, told = _told_the_new_address(app, admin, clinic)
     with app.app_context():
         failed = db.session.get(OutboxEmail, told.id)
         failed.status = OutboxStatus.FAILED
         db.session.commit()
         consultation = db.session.get(ConsultationRequest, request_id)
         assert still_wanted(consultation, failed)
-        begun = now_utc() - timedelta(minutes=5)
-        db.session.execute(
-            update(Appointment)
-            .where(Appointment.request_id == request_id)
-            .values(starts_at=begun, ends_at=begun + timedelta(minutes=45))
-        )
-        db.session.commit()
+        _begin_the_visit(request_id)
         assert not still_wanted(db.session.get(ConsultationRequest, request_id), failed)
 
 

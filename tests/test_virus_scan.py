@@ -413,17 +413,25 @@ def test_no_email_for_a_document_removed_from_a_closed_request(
     assert outbox_emails(app, "document_removed") == []
 
 
-def test_a_draft_shows_a_held_document_removed_and_it_can_be_taken_off(
+def _draft_file_removed_by_the_scan(
     app: Flask, client: FlaskClient, clamd_socket: str, silent_scanner: str
 ) -> None:
-    """Still filling in the request: the documents step said "Accepted" for a file the retry
-    had deleted, and the review listed it as any other."""
+    """An infected file added to a draft's documents step while the scanner was down (held
+    for a later scan), then found and removed by the retry once the scanner is back."""
     app.config.update(CLAMAV_ADDRESS=silent_scanner, CLAMAV_TIMEOUT=0.5, CLAMAV_WHEN_DOWN="hold")
     reach_documents_step(client)
     assert upload(client, (infected_pdf(), "scan.pdf")).status_code == 303
     app.config["CLAMAV_ADDRESS"] = clamd_socket
     with app.app_context():
         assert rescan_pending().infected == 1
+
+
+def test_a_draft_shows_a_held_document_removed_and_it_can_be_taken_off(
+    app: Flask, client: FlaskClient, clamd_socket: str, silent_scanner: str
+) -> None:
+    """Still filling in the request: the documents step said "Accepted" for a file the retry
+    had deleted, and the review listed it as any other."""
+    _draft_file_removed_by_the_scan(app, client, clamd_socket, silent_scanner)
     assert outbox_emails(app, "document_removed") == []  # the page says it
 
     page = open_step(client, "documents")
@@ -499,12 +507,7 @@ def test_the_same_file_the_scan_removed_is_refused_with_what_to_send_instead(
     down: it was refused as "the same file as one you have already added", which reads as
     if the clinic had it. It is refused as the file the virus check found a problem in,
     with what to send instead."""
-    app.config.update(CLAMAV_ADDRESS=silent_scanner, CLAMAV_TIMEOUT=0.5, CLAMAV_WHEN_DOWN="hold")
-    reach_documents_step(client)
-    assert upload(client, (infected_pdf(), "scan.pdf")).status_code == 303
-    app.config["CLAMAV_ADDRESS"] = clamd_socket
-    with app.app_context():
-        assert rescan_pending().infected == 1
+    _draft_file_removed_by_the_scan(app, client, clamd_socket, silent_scanner)
     app.config["CLAMAV_ADDRESS"] = silent_scanner  # down again
     refused = upload(client, (infected_pdf(), "scan (1).pdf"))
     assert refused.status_code == 422
