@@ -876,6 +876,50 @@ def test_a_reminder_withdrawn_while_it_is_being_sent_is_not_tried_again(
         assert "appointment_reminder" not in left and "request_update" in left
 
 
+@pytest.mark.parametrize("moment", ["after the claim", "during the checks"])
+def test_a_reminder_withdrawn_after_its_claim_is_not_sent(
+    app: Flask, smtp: SmtpServer, moment: str
+) -> None:
+    """The worker claims a reminder (pending -> sending, committed); then staff cancel the
+    visit, which, the reminder being claimed, can only mark it withdrawn: before the worker
+    reads the row, or (PostgreSQL, whose reads take no lock) while it runs the checks on it.
+    The reminder is deleted unsent, and the cancellation's email still goes. It was sent:
+    only an attempt that failed looked at the mark."""
+    from sqlalchemy import event
+
+    from booking.dashboard import services as workflow
+    from booking.notifications.services import register_delivery_check
+    from booking.staff.models import StaffUser
+
+    if moment == "during the checks" and app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        pytest.skip("on SQLite the worker's read holds the write lock: a cancellation waits")
+    smtp.start()
+    coordinator_id, request_id, reminder_id = _reminder_waiting(app, "reminder-claimed")
+
+    def cancel(*_args: Any) -> None:
+        """Staff cancel, in a session of their own, the reminder claimed."""
+        with app.app_context():
+            assert db.session.get(OutboxEmail, reminder_id).status == OutboxStatus.SENDING
+            workflow.cancel_request(
+                db.session.get(ConsultationRequest, request_id),
+                db.session.get(StaffUser, coordinator_id),
+            )
+            assert db.session.get(OutboxEmail, reminder_id).withdrawn_at is not None
+
+    with app.app_context():
+        if moment == "after the claim":
+            # The worker's own session: its first commit is the claim's.
+            event.listen(db.session(), "after_commit", cancel, once=True)
+        else:
+            register_delivery_check(app, lambda e: cancel() if e.id == reminder_id else None)
+        assert deliver_outbox_email(reminder_id) is None
+        assert db.session.get(OutboxEmail, reminder_id) is None
+    assert smtp.received == []
+    _deliver_all(app)  # the cancellation's email
+    [received] = smtp.collector.wait_for(1)
+    assert "Reminder" not in received.message["Subject"]
+
+
 def _deliver_all(app: Flask) -> None:
     """Deliver every outbox row that is due, once."""
     with app.app_context():

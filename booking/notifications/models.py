@@ -51,8 +51,9 @@ class OutboxEmail(db.Model):
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Withdrawn by a change of its request while a worker was sending it
-    # (``services.withdraw_pending``): if that attempt fails, the row is deleted, not retried.
+    # Withdrawn by a change of its request while a worker had it claimed
+    # (``services.withdraw_pending``): deleted unsent if the worker has not handed it to the
+    # mail server yet; if that attempt fails, deleted, not retried.
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A failed email staff have dealt with: sent again, replaced by another, or found no

@@ -220,9 +220,11 @@ def withdraw_pending(request_id: int, templates: frozenset[str]) -> int:
     request that a change in this transaction ends (a reminder of a time just moved or
     cancelled, delivered after the cancellation's email, would send the patient to a visit
     that is not there). One no worker has taken is deleted (a delivery task for it finds
-    nothing to claim); one a worker is sending at this moment is past stopping, but is
-    marked, so that if this attempt fails (the slow mail server that kept it waiting) it is
-    deleted instead of tried again (``deliver_outbox_email``, ``requeue_stalled_emails``).
+    nothing to claim); one a worker has claimed is marked: the worker deletes it unsent if
+    the mark is there at its last check before the mail server, and one already being
+    handed to the server is past stopping, but if this attempt fails (the slow mail server
+    that kept it waiting) it is deleted instead of tried again (``deliver_outbox_email``,
+    ``requeue_stalled_emails``).
     Flushes; the caller commits. Returns how many were withdrawn."""
     if not templates:  # a change that outdates no kind of email: no statement to run
         return 0
@@ -574,6 +576,10 @@ def deliver_outbox_email(email_id: int) -> timedelta | None:
         method = kind.get_param("method")
         if kind.get_content_type() == "text/calendar" and isinstance(method, str):
             message.add_calendar(email.attachment_body, method.upper())
+    if _withdrawn_since_claim(email_id):
+        log.info("outbox email %s was withdrawn after it was claimed: not sent", email_id)
+        db.session.commit()
+        return None
     # End the read transaction before talking to the server: no database lock (SQLite) or
     # idle transaction (PostgreSQL) is held for as long as a slow mail server takes.
     db.session.commit()
@@ -627,6 +633,23 @@ def deliver_outbox_email(email_id: int) -> timedelta | None:
         db.session.commit()
         return delay
     return None
+
+
+def _withdrawn_since_claim(email_id: int) -> bool:
+    """The last word before the mail server: delete the claimed row if a change of its
+    request has withdrawn it since the claim (``withdraw_pending`` can only mark a row being
+    sent), and say so. By a conditional statement rather than the row as first read: on
+    PostgreSQL it sees a withdrawal committed while the checks above ran too (and waits for
+    one being committed), and on SQLite this transaction has held the write lock since the
+    read. A withdrawal committed after this is past stopping, as the docstring of
+    ``withdraw_pending`` says: only a failed attempt then looks at its mark."""
+    return bool(
+        db.session.execute(
+            delete(OutboxEmail)
+            .where(OutboxEmail.id == email_id, OutboxEmail.withdrawn_at.is_not(None))
+            .execution_options(synchronize_session="fetch")
+        ).rowcount
+    )
 
 
 def _describe_unreadable(exc: Exception) -> str:
