@@ -1051,3 +1051,62 @@ def test_one_offers_failing_wave_holds_back_no_other_offers(
         assert f"/offers/{first.token}" in db.session.get(OutboxEmail, again).body_text
         assert db.session.get(SlotOffer, first.id).wave == 2
     assert _offered(app, before) == ["waiting2@example.com", "waiting1@example.com"]
+
+
+def _offer_email(app: Flask, recipient: str) -> int:
+    with app.app_context():
+        return db.session.scalars(
+            select(OutboxEmail.id).where(
+                OutboxEmail.template == "waitlist_offer", OutboxEmail.recipient == recipient
+            )
+        ).one()
+
+
+@pytest.mark.parametrize("ended", ["taken", "closed", "booked"])
+def test_an_offer_gone_before_its_email_could_go_is_not_sent_and_shown_to_staff(
+    mail_settings: dict, app: Flask, clinic: Waitlist, smtp, auth, ended: str
+) -> None:
+    """The offer's emails wait (the queue down, the mail server away: retried for days).
+    One still goes, late, while the offer is open. Then the offer ends: another patient
+    takes it, it closes, or the clinic books its time for a caller. Sent now, an email
+    would send its patient to an offer that is gone: it is not sent, and it is failed with
+    its reason, so the record shows staff the patient was never told of it, as past."""
+    from booking.notifications.models import OutboxStatus
+    from booking.notifications.services import deliver_outbox_email
+    from booking.requests.emails import unnotified
+
+    offer = _cancel_first(app, clinic)
+    late, gone = (
+        _offer_email(app, "waiting2@example.com"),
+        _offer_email(app, "waiting0@example.com"),
+    )
+    with app.app_context():
+        assert deliver_outbox_email(late) is None  # open: sent, however late
+        if ended == "taken":
+            accept_offer(
+                db.session.get(SlotOffer, offer.id),
+                db.session.get(ConsultationRequest, clinic.waiting[1]),
+            )
+        elif ended == "closed":
+            db.session.get(SlotOffer, offer.id).created_at = now_utc() - OFFER_LIFETIME
+            db.session.commit()
+        else:
+            appointment_type = db.session.get(AppointmentType, clinic.type)
+            end = offer.starts_at + timedelta(hours=1)
+            slot = open_slots(appointment_type, offer.starts_at, end)[0]
+            assert slot.starts_at == offer.starts_at
+            _book(appointment_type, slot, "caller@example.com")
+        assert deliver_outbox_email(gone) is None
+        email = db.session.get(OutboxEmail, gone)
+        assert (email.status, email.last_error) == (OutboxStatus.FAILED, "OfferClosed")
+        consultation = db.session.get(ConsultationRequest, clinic.waiting[0])
+        assert [e.id for e in unnotified(consultation)] == [gone]
+        reference = consultation.reference
+    assert [r.rcpt_tos for r in smtp.collector.wait_for(1)] == [["waiting2@example.com"]]
+    assert len(smtp.received) == 1
+    auth.login("coordinator")
+    page = auth.client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    start = page.index('id="unnotified"')
+    banner = page[start : page.index("</section>", start)]
+    assert "An earlier time is free" in banner
+    assert "(not sent: the offer was no longer open when it could go out)" in banner

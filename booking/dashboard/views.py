@@ -59,7 +59,7 @@ from booking.messages.forms import StaffMessageForm
 from booking.outcomes import services as outcomes
 from booking.outcomes.models import Plan
 from booking.outcomes.progress import load_progress
-from booking.requests import asks, emails, followup, history, instruments, reminders
+from booking.requests import asks, emails, followup, history, instruments, reminders, waitlist
 from booking.requests.calls import CallbackAttempt, CallOutcome
 from booking.requests.lifecycle import WorkflowError, state_key
 from booking.requests.links import active_links, links_work
@@ -205,6 +205,15 @@ SCAN_LABELS = {
     ScanStatus.SKIPPED.value: _l("Not scanned for viruses (scanning was off at upload)"),
 }
 
+# Why an email the patient was never given was not sent at all, by its reason (an expiry
+# check's), as the record's "not notified" list says it.
+TOO_LATE_LABELS = {
+    # The patient was not reminded at all (``reminders.begun_at_delivery``).
+    reminders.APPOINTMENT_BEGUN: _l("(not sent: it could not go out before the appointment began)"),
+    # Taken, closed or no longer theirs meanwhile (``waitlist.closed_at_delivery``).
+    waitlist.OFFER_CLOSED: _l("(not sent: the offer was no longer open when it could go out)"),
+}
+
 
 def _render_record(
     consultation: ConsultationRequest, status: int = 200, **forms: object
@@ -344,11 +353,13 @@ def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: 
         # Of those, the ones a resend leaves out (``still_wanted``): what they were about is
         # past. When they are all such, the banner's button only takes them off the list.
         unnotified_past=past,
-        # Of those, reminders never sent because they could not go before the appointment
-        # (``reminders.begun_at_delivery``): the patient was not reminded at all.
-        unnotified_too_late=frozenset(
-            e.id for e in unnotified if e.last_error == reminders.APPOINTMENT_BEGUN
-        ),
+        # Of those, the ones never sent at all, with why: too late to go (an expiry check's
+        # reason, ``notifications.services.register_expiry_check``).
+        unnotified_too_late={
+            e.id: TOO_LATE_LABELS[e.last_error]
+            for e in unnotified
+            if e.last_error in TOO_LATE_LABELS
+        },
         nothing_to_resend=len(past) == len(unnotified),
         # Nothing is sent again to a patient marked deceased (or with no address).
         can_resend=writable,

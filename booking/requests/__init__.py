@@ -15,8 +15,9 @@ def init_app(app: Flask) -> None:
     """Register the request's own template helpers: its status, diagnosis and red-flag
     labels, the call-backs' waits and outcomes; and the outbox's check that no email goes
     to a patient marked deceased after it was written, and that no reminder goes once its
-    appointment has begun; and the patients' emails when the place of their appointment gets
-    a new address (``relocation``)."""
+    appointment has begun, nor an earlier-time offer once its offer has closed; and the
+    patients' emails when the place of their appointment gets a new address
+    (``relocation``)."""
     from booking.notifications.services import register_delivery_check, register_expiry_check
     from booking.requests import followup, triage
     from booking.requests.calls import OUTCOME_LABELS
@@ -25,6 +26,7 @@ def init_app(app: Flask) -> None:
     from booking.requests.lifecycle import patient_status_label, status_label
     from booking.requests.relocation import tell_new_address
     from booking.requests.reminders import begun_at_delivery
+    from booking.requests.waitlist import closed_at_delivery
     from booking.scheduling.services import location_moved
 
     app.add_template_global(status_label)
@@ -39,4 +41,5 @@ def init_app(app: Flask) -> None:
     app.add_template_global(OUTCOME_LABELS, "call_outcome_labels")
     register_delivery_check(app, deceased_at_delivery)
     register_expiry_check(app, begun_at_delivery)
+    register_expiry_check(app, closed_at_delivery)
     location_moved.connect(tell_new_address)  # once: blinker ignores a second connect

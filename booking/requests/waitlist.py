@@ -483,6 +483,39 @@ def offered_to(offer: SlotOffer, consultation: ConsultationRequest) -> bool:
     return db.session.scalar(select(waiting.exists())) is True
 
 
+# What ``last_error`` says of an offer's email not sent because the offer could no longer be
+# taken by the time it could go.
+OFFER_CLOSED = "OfferClosed"
+
+
+def closed_at_delivery(email: OutboxEmail) -> str | None:
+    """An earlier-time offer whose offer can no longer be taken by the time its email could
+    go (the mail server away for hours, the queue down): taken by another patient, closed
+    (``offer_open_until``), its time booked or closed by the clinic, or no longer for this
+    request (``offered_to``). Sent then, it would send the patient to an offer that is gone.
+    Not sent, and failed (``OFFER_CLOSED``): the record shows staff the patient was never
+    told of it, as past, nothing to send again (``notifications.services.
+    register_expiry_check``). Leaving the list or a cancellation has withdrawn it already
+    (``withdraw_pending``); this is the offer ending while the email waited."""
+    if email.request_id is None or email.template not in OFFER_TEMPLATES:
+        return None
+    token = emails.offer_token_in(email)
+    if token is None:  # its link is no longer whole: nothing here to judge it by
+        return None
+    offer = find_offer(token)
+    consultation = db.session.get(ConsultationRequest, email.request_id)
+    if (
+        offer is None
+        or consultation is None
+        or offer.claimed_by_request_id is not None
+        or offer_expired(offer)
+        or not offered_to(offer, consultation)
+        or not _free(offer)
+    ):
+        return OFFER_CLOSED
+    return None
+
+
 def offered_choice(offer: SlotOffer) -> SlotChoice:
     """The time an offer is for, as a booking would choose it."""
     return SlotChoice(
