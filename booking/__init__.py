@@ -77,7 +77,7 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
     register_blueprints(app)
     register_template_helpers(app)
 
-    from booking import documents, requests, scheduling
+    from booking import documents, requests, scheduling, staff
     from booking.cli import register_commands
     from booking.errors import register_error_handlers
     from booking.rights import monitoring
@@ -85,6 +85,7 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
 
     requests.init_app(app)
     scheduling.init_app(app)
+    staff.init_app(app)
     monitoring.init_app(app)
     register_error_handlers(app)
     documents.init_app(app)

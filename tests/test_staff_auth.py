@@ -924,6 +924,40 @@ def test_forged_tampered_and_expired_reset_links_are_refused(
     assert audit(app, "password_changed") == []
 
 
+def test_a_reset_email_whose_link_expired_before_it_could_go_is_not_sent(
+    mail_settings: dict[str, Any],
+    app: Flask,
+    client: FlaskClient,
+    staff: Staff,
+    smtp: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reset emails wait (the mail server away: they are retried for MAIL_GIVE_UP_HOURS,
+    far longer than the link works). One that can go while its link still works is sent,
+    however late; one that could go only once PASSWORD_RESET_HOURS had passed is not sent,
+    and is failed with its reason: its link would only have said it no longer works."""
+    from booking.notifications.models import OutboxStatus
+    from booking.notifications.services import deliver_outbox_email
+
+    forgot(client, staff.coordinator.email)
+    forgot(client, staff.coordinator.email)
+    early, late = (email.id for email in reset_emails(app))
+    lifetime = app.config["PASSWORD_RESET_HOURS"] * 3600
+    real_clock = TimestampSigner.get_timestamp
+    with app.app_context():
+        for seconds, email_id in ((lifetime - 60, early), (lifetime + 60, late)):
+            monkeypatch.setattr(
+                TimestampSigner, "get_timestamp", lambda self, s=seconds: real_clock(self) + s
+            )
+            assert deliver_outbox_email(email_id) is None
+    sent, failed = reset_emails(app)
+    assert (sent.status, failed.status) == (OutboxStatus.SENT, OutboxStatus.FAILED)
+    assert failed.last_error == "ResetLinkExpired"
+    [received] = smtp.collector.wait_for(1)
+    assert received.message["Message-ID"] == sent.message_id
+    assert len(smtp.received) == 1
+
+
 def test_a_reset_link_stops_working_when_the_account_is_deactivated(
     app: Flask, client: FlaskClient, staff: Staff
 ) -> None:

@@ -376,10 +376,26 @@ def make_reset_token(user: StaffUser) -> str:
     )
 
 
-def user_for_reset_token(token: str) -> StaffUser | None:
-    max_age = current_app.config["PASSWORD_RESET_HOURS"] * 3600
+def _reset_max_age() -> int:
+    return current_app.config["PASSWORD_RESET_HOURS"] * 3600
+
+
+def reset_token_expired(token: str) -> bool:
+    """Whether the reset link with ``token`` has expired: PASSWORD_RESET_HOURS have passed
+    since it was made (the time signed into the token), as ``user_for_reset_token`` counts
+    them. False for a token that is not one of ours (its signature is not good)."""
     try:
-        data = _reset_serializer().loads(token, max_age=max_age)
+        _reset_serializer().loads(token, max_age=_reset_max_age())
+    except SignatureExpired:  # raised only once the signature has been found good
+        return True
+    except BadSignature:
+        return False
+    return False
+
+
+def user_for_reset_token(token: str) -> StaffUser | None:
+    try:
+        data = _reset_serializer().loads(token, max_age=_reset_max_age())
     except (SignatureExpired, BadSignature):
         return None
     if not isinstance(data, dict):
