@@ -1,10 +1,11 @@
 """Two admins naming two locations alike at the same moment, on PostgreSQL.
 
 Each checks the name against the others, finds it free, and writes it: the second write hits
-the unique name. It was a server error (500) for the second admin; it is now the refusal the
-check gives, at the name. The interleaving is made exact: the other admin's location is
-committed, from its own session, just after this admin's check read the locations.
-PostgreSQL only: on SQLite, BEGIN IMMEDIATE serialises the whole of each change.
+the unique name (whatever its capitals: "annex" beside "Annex"). It was a server error (500)
+for the second admin; it is now the refusal the check gives, at the name. The interleaving is
+made exact: the other admin's location is committed, from its own session, just after this
+admin's check read the locations. PostgreSQL only: on SQLite, BEGIN IMMEDIATE serialises the
+whole of each change.
 """
 
 from __future__ import annotations
@@ -44,8 +45,14 @@ def _other_admin_adds(app: Flask, monkeypatch: pytest.MonkeyPatch, name: str) ->
 
 
 @pytest.mark.parametrize("renaming", [False, True])
+@pytest.mark.parametrize("typed", ["Annex", "annex"])  # the same name, or in other capitals
 def test_a_name_another_admin_gave_meanwhile_is_refused_at_the_name_not_a_server_error(
-    app: Flask, auth: AuthActions, staff: Staff, monkeypatch: pytest.MonkeyPatch, renaming: bool
+    app: Flask,
+    auth: AuthActions,
+    staff: Staff,
+    monkeypatch: pytest.MonkeyPatch,
+    renaming: bool,
+    typed: str,
 ) -> None:
     with app.app_context():
         main = make_location(name="Main clinic").id
@@ -56,7 +63,7 @@ def test_a_name_another_admin_gave_meanwhile_is_refused_at_the_name_not_a_server
     added = _other_admin_adds(app, monkeypatch, "Annex")
     response = client.post(
         path,
-        data={**form_values(page), "name": "Annex", "address": "Hauptstr. 9, Potsdam"},
+        data={**form_values(page), "name": typed, "address": "Hauptstr. 9, Potsdam"},
     )
     assert added
     assert response.status_code == 422

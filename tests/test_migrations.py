@@ -1021,3 +1021,65 @@ def test_names_stored_with_invisible_characters_are_found_without_them(
                 ("erika mustermann", ""),
             ]
         db.engine.dispose()
+
+
+BEFORE_NAMES_WHATEVER_THE_CASE = "d5a1c7e3f9b2"
+
+
+def test_names_alike_but_for_case_stop_the_upgrade_naming_them_and_lose_nothing(
+    empty_database: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Migration 2e2133079270 makes a location's and an appointment type's name unique
+    whatever the case. Rows already named alike but for case are neither renamed nor merged:
+    the upgrade is refused, naming them, and goes through once an admin renamed one."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database, "UPLOAD_DIR": str(tmp_path)})
+    with app.app_context():
+        upgrade(directory=MIGRATIONS, revision=BEFORE_NAMES_WHATEVER_THE_CASE)
+        with db.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO location (name, names, address, active) VALUES "
+                    "('Annex', '{}', 'Hauptstr. 9', true), ('Main', '{}', 'Am Markt 1', true), "
+                    "('annex', '{}', 'Hauptstr. 9', true)"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO appointment_type (name, names, duration_minutes, active, mode) "
+                    "VALUES ('Follow-up', '{}', 20, true, 'in_person'), "
+                    "('FOLLOW-UP', '{}', 30, true, 'video')"
+                )
+            )
+        with pytest.raises(SystemExit):  # Flask-Migrate's exit, the error logged
+            upgrade(directory=MIGRATIONS)
+        logged = " ".join(capfd.readouterr().err.split())
+        assert (
+            "Names that differ only in case cannot both be kept: location id 1 'Annex', id 3 "
+            "'annex' (rename at Admin > Locations); appointment_type id 1 'Follow-up', id 2 "
+            "'FOLLOW-UP' (rename at Admin > Scheduling)." in logged
+        )
+        with db.engine.begin() as conn:
+            assert conn.scalar(sa.text("SELECT count(*) FROM location")) == 3
+            conn.execute(sa.text("UPDATE location SET name = 'Annex West' WHERE id = 3"))
+            conn.execute(
+                sa.text("UPDATE appointment_type SET name = 'Video follow-up' WHERE id = 2")
+            )
+        upgrade(directory=MIGRATIONS)
+        taken = sa.text(
+            "INSERT INTO location (name, names, address, active) "
+            "VALUES ('ANNEX WEST', '{}', 'x', true)"
+        )
+        with pytest.raises(sa.exc.IntegrityError), db.engine.begin() as conn:
+            conn.execute(taken)
+        with pytest.raises(sa.exc.IntegrityError), db.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO appointment_type (name, names, duration_minutes, active, mode) "
+                    "VALUES ('follow-up', '{}', 20, true, 'in_person')"
+                )
+            )
+        downgrade(directory=MIGRATIONS, revision=BEFORE_NAMES_WHATEVER_THE_CASE)
+        with db.engine.begin() as conn:
+            conn.execute(taken)  # as before: capitals told the names apart
+            assert conn.scalar(sa.text("SELECT count(*) FROM location")) == 4
+        db.engine.dispose()

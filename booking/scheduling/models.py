@@ -18,6 +18,7 @@ from sqlalchemy import (
     Time,
     UniqueConstraint,
     event,
+    func,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -35,8 +36,9 @@ class NamedInLanguages:
     required and unique) and, optionally, in each other language (``names``: {"es": "..."}).
 
     One JSON column rather than a column per language: a language added to ``LANGUAGES``
-    needs no migration. ``name`` stays a column of its own: the database keeps it unique and
-    required, and lists sort by it."""
+    needs no migration. ``name`` stays a column of its own: the database keeps it required and
+    unique whatever the case (``lower(name)``, as ``name_problem`` compares names), and lists
+    sort by it."""
 
     name: str
     names: dict[str, str] | None
@@ -66,6 +68,12 @@ class Location(NamedInLanguages, db.Model):
     address: Mapped[str] = mapped_column(String(300))
     active: Mapped[bool] = mapped_column(default=True)
 
+    __table_args__ = (
+        # "Annex" and "annex" read as one place to a patient: the admin pages refuse the second
+        # (``services.name_problem``), and this refuses it when two admins save at once.
+        Index("uq_location_name_lower", func.lower(name), unique=True),
+    )
+
 
 class VisitMode(enum.Enum):
     """How a visit takes place. A video or phone visit is still booked in a specialist's hours
@@ -94,7 +102,11 @@ class AppointmentType(NamedInLanguages, db.Model):
         """Whether the patient takes part from home (video or phone)."""
         return self.mode is not VisitMode.IN_PERSON
 
-    __table_args__ = (CheckConstraint("duration_minutes BETWEEN 5 AND 480", name="duration_range"),)
+    __table_args__ = (
+        CheckConstraint("duration_minutes BETWEEN 5 AND 480", name="duration_range"),
+        # As ``Location``'s: one name whatever the case, when two admins save at once too.
+        Index("uq_appointment_type_name_lower", func.lower(name), unique=True),
+    )
 
 
 class WorkingHours(db.Model):
