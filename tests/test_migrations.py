@@ -1083,3 +1083,65 @@ def test_names_alike_but_for_case_stop_the_upgrade_naming_them_and_lose_nothing(
             conn.execute(taken)  # as before: capitals told the names apart
             assert conn.scalar(sa.text("SELECT count(*) FROM location")) == 4
         db.engine.dispose()
+
+
+def test_checklist_names_are_filled_in_and_items_named_alike_are_kept_and_logged(
+    empty_database: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Migration d6c32616abfa fills in each item's names per language as the check compares
+    them. Items already named alike in a language are kept as they are, logged: the first
+    holds the name, which refuses a new item named so; the downgrade changes no label."""
+    from datetime import UTC, datetime
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database, "UPLOAD_DIR": str(tmp_path)})
+    labels = [
+        {"en": "Bone scan", "es": "Gammagrafía ósea"},
+        {"en": "Spine X-ray", "es": "Radiografía"},
+        {"en": "Whole-spine X-ray", "es": "radiografía "},  # the race, before the migration
+        None,  # a default item switched off
+    ]
+    with app.app_context():
+        upgrade(directory=MIGRATIONS, revision="2e2133079270")
+        with db.engine.begin() as conn:
+            tables = sa.MetaData()
+            tables.reflect(conn, only=["checklist_item"])
+            conn.execute(
+                tables.tables["checklist_item"].insert(),
+                [
+                    {"code": code, "labels": item_labels, "active": True,
+                     "created_at": datetime(2026, 12, 1, 9, tzinfo=UTC)}
+                    for code, item_labels in zip(
+                        ["bone_scan", "spine_x_ray", "whole_spine_x_ray", "referral_letter"],
+                        labels,
+                        strict=True,
+                    )
+                ],
+            )  # fmt: skip
+        upgrade(directory=MIGRATIONS)
+        logged = capfd.readouterr().err
+        assert (
+            "Checklist items spine_x_ray and whole_spine_x_ray have one name in es "
+            "('radiografía '): both kept" in logged
+        )
+        with db.engine.begin() as conn:
+            names = conn.execute(
+                sa.text(
+                    "SELECT item_id, language, key FROM checklist_item_name "
+                    "ORDER BY item_id, language"
+                )
+            ).all()
+            assert [tuple(row) for row in names] == [
+                (1, "en", "bone scan"),
+                (1, "es", "gammagrafía ósea"),
+                (2, "en", "spine x-ray"),
+                (2, "es", "radiografía"),
+                (3, "en", "whole-spine x-ray"),
+            ]
+        with pytest.raises(sa.exc.IntegrityError), db.engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO checklist_item_name VALUES (3, 'es', 'radiografía')"))
+        downgrade(directory=MIGRATIONS, revision="2e2133079270")
+        with db.engine.connect() as conn:
+            assert "checklist_item_name" not in sa.inspect(conn).get_table_names()
+            stored = conn.scalars(sa.text("SELECT labels FROM checklist_item ORDER BY id"))
+            assert [json.loads(s) if isinstance(s, str) else s for s in stored] == labels
+        db.engine.dispose()

@@ -28,7 +28,8 @@ from flask import current_app
 from flask_babel import force_locale, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import JSON, ForeignKey, String, func, select, update
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from booking.audit.services import record
@@ -80,6 +81,25 @@ class ChecklistItem(db.Model):
     labels: Mapped[dict[str, str] | None] = mapped_column(JSON)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+    name_keys: Mapped[list[ChecklistItemName]] = relationship(cascade="all, delete-orphan")
+
+
+class ChecklistItemName(db.Model):
+    """An item's label in one language as ``add_item`` compares labels (``name_key``: spaces
+    collapsed, case folded), a row per language it was given in. Unique per language: two
+    admins adding an item named alike at the same moment both get past ``add_item``'s check,
+    and the database refuses the second. (An item named like an earlier one before this table
+    was made has no row for that language: migration d6c32616abfa.)"""
+
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("checklist_item.id", ondelete="CASCADE"), primary_key=True
+    )
+    language: Mapped[str] = mapped_column(String(10), primary_key=True)
+    # Case folding may lengthen a label (up to three letters for one): the form's 200, thrice.
+    key: Mapped[str] = mapped_column(String(600))
+
+    __table_args__ = (UniqueConstraint("language", "key"),)
 
 
 class InformationRequest(db.Model):
@@ -520,7 +540,10 @@ def answer_ask(
 
 
 def add_item(labels: dict[str, str], actor: StaffUser) -> ChecklistItem:
-    """An item of the clinic's own, labelled in each language given (the clinic's first)."""
+    """An item of the clinic's own, labelled in each language given (the clinic's first). Its
+    name in each language reads apart from every other item's there (case and spacing aside),
+    the default items' too; an item another admin adds at the same moment is refused alike
+    (the database holds each name unique in its language: ``ChecklistItemName``)."""
     # Spaces collapsed, and a name of nothing visible (a zero-width space) is no name: each
     # would show as a blank or twice-listed item to staff and patients.
     labels = {
@@ -531,12 +554,30 @@ def add_item(labels: dict[str, str], actor: StaffUser) -> ChecklistItem:
     clinic = current_app.config["BABEL_DEFAULT_LOCALE"]
     if not labels.get(clinic):
         raise AskError(_("Please enter the item's name."))
-    for lang in sorted(labels, key=lambda code: code != clinic):  # the clinic's name first
-        if labels[lang].casefold() in _names_in(lang):
-            raise ItemNameTakenError(_("The checklist already has an item with this name."), lang)
-    item = ChecklistItem(code=valid_code(labels[clinic]), labels=labels, active=True)
-    db.session.add(item)
-    db.session.flush()
+    for attempt in range(3):
+        items = _stored_items()
+        for lang in sorted(labels, key=lambda code: code != clinic):  # the clinic's name first
+            if name_key(labels[lang]) in _names_in(lang, items):
+                raise ItemNameTakenError(
+                    _("The checklist already has an item with this name."), lang
+                )
+        item = ChecklistItem(
+            code=valid_code(labels[clinic], items),
+            labels=labels,
+            active=True,
+            name_keys=[ChecklistItemName(language=k, key=name_key(v)) for k, v in labels.items()],
+        )
+        db.session.add(item)
+        try:
+            db.session.flush()
+            break
+        except IntegrityError:
+            # Another admin's item was committed after ``items`` were read: its name in some
+            # language, or the code made from it, is this one's. Read again: a name taken is
+            # refused as above, a code taken is passed over.
+            db.session.rollback()
+            if attempt == 2:
+                raise
     record(
         "checklist_item_added",
         target_type="checklist_item",
@@ -548,13 +589,21 @@ def add_item(labels: dict[str, str], actor: StaffUser) -> ChecklistItem:
     return item
 
 
-def _names_in(locale: str) -> set[str]:
-    """Every item's name in ``locale`` (switched-off ones too), case folded: a default item's
-    translation, an item of the clinic's own by the name given in that language."""
-    names = {label_of(code, None, locale).casefold() for code in DEFAULT_ITEMS}
-    for row in db.session.scalars(select(ChecklistItem)):
-        if row.labels and row.labels.get(locale):
-            names.add(" ".join(row.labels[locale].split()).casefold())
+def name_key(label: str) -> str:
+    """A label as items' labels are compared: spaces collapsed, case folded."""
+    return " ".join(label.split()).casefold()
+
+
+def _stored_items() -> list[ChecklistItem]:
+    """The checklist's rows: the items of the clinic's own, and the default ones switched off."""
+    return list(db.session.scalars(select(ChecklistItem)))
+
+
+def _names_in(locale: str, items: list[ChecklistItem]) -> set[str]:
+    """Every item's name in ``locale`` (switched-off ones too) as ``name_key``: a default
+    item's translation, an item of the clinic's own by the name given in that language."""
+    names = {name_key(label_of(code, None, locale)) for code in DEFAULT_ITEMS}
+    names |= {name_key(row.labels[locale]) for row in items if (row.labels or {}).get(locale)}
     return names
 
 
@@ -581,12 +630,13 @@ def set_item_active(code: str, active: bool, actor: StaffUser) -> None:
     db.session.commit()
 
 
-def valid_code(label: str) -> str:
-    """A code for a new item of the clinic's own, from its label."""
+def valid_code(label: str, items: list[ChecklistItem]) -> str:
+    """A code for a new item of the clinic's own, from its label, taken by none of ``items``
+    (the stored ones) nor of the default items."""
     base = re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")[:30] or "item"
     if not base[0].isalpha():
         base = f"item_{base}"[:30]
-    taken = set(db.session.scalars(select(ChecklistItem.code))) | set(DEFAULT_ITEMS)
+    taken = {row.code for row in items} | set(DEFAULT_ITEMS)
     code, n = base, 2
     while code in taken:
         code, n = f"{base}_{n}", n + 1
@@ -598,5 +648,6 @@ __all__ = [
     "DEFAULT_ITEMS",
     "QUESTION_MAX",
     "ChecklistItem",
+    "ChecklistItemName",
     "InformationRequest",
 ]
