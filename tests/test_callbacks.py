@@ -48,6 +48,7 @@ from tests.support import (
     text,
     valid_answers,
 )
+from tests.test_destructive_confirmation import asked, confirm
 
 BERLIN = ZoneInfo("Europe/Berlin")
 HOUR = timedelta(hours=1)
@@ -718,11 +719,14 @@ def _urgent_visit_started(app: Flask, clinic: Clinic) -> dict[str, Any]:
         }
 
 
-def _no_show(client: FlaskClient, reference: str, **fields: str):
-    """Mark no-show from the record page's form, as a browser posts it."""
+def _no_show(client: FlaskClient, reference: str, *, confirmed: bool = True, **fields: str):
+    """Mark no-show from the record page's form, as a browser posts it: by default from its
+    confirmation page (``confirmed``), which carries the form's fields as they were."""
     record = f"/staff/requests/{reference}"
     token = csrf_token(client, record)
     data = {"action-csrf_token": token, **{f"action-{k}": v for k, v in fields.items()}}
+    if confirmed:
+        data["confirmed"] = "1"
     return client.post(f"{record}/no_show", data=data)
 
 
@@ -745,7 +749,9 @@ def test_marking_an_unreached_urgent_patient_no_show_needs_the_box_ticked(
     page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
     assert 'name="action-unreached"' in page
 
-    refused = _no_show(client, reference)
+    # Unticked, it is not even asked about; nor done from a (forged) confirming post.
+    assert _no_show(client, reference).status_code == 422
+    refused = _no_show(client, reference, confirmed=False)
     assert refused.status_code == 422
     assert UNREACHED_REFUSAL in refused.get_data(as_text=True)
     assert "<title>Error: " in refused.get_data(as_text=True)  # said first on arrival
@@ -762,7 +768,24 @@ def test_marking_an_unreached_urgent_patient_no_show_needs_the_box_ticked(
         assert consultation.status == RequestStatus.CONFIRMED
         assert _audit_of(reference, "request_no_show") == []
 
-    marked = _no_show(client, reference, unreached="y")
+    # Ticked: asked about first, saying the call-back target and the escalation stop;
+    # nothing is done, and the ticked box goes through the page.
+    with app.app_context():
+        emails = db.session.scalar(sa.select(sa.func.count()).select_from(OutboxEmail))
+    question, warnings, asking = asked(_no_show(client, reference, confirmed=False, unreached="y"))
+    assert question == f"Mark {reference} as no-show?"
+    assert warnings == [
+        "Nobody has reached this patient about their urgent symptoms: the call-back target "
+        "and the escalation to the on-call address stop."
+    ]
+    assert '<input type="hidden" name="action-unreached" value="y">' in asking
+    with app.app_context():
+        consultation = db.session.get(ConsultationRequest, urgent["id"])
+        assert consultation.status == RequestStatus.CONFIRMED
+        assert _audit_of(reference, "request_no_show") == []
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(OutboxEmail)) == emails
+
+    marked = confirm(client, asking)
     assert marked.status_code == 302
     page = client.get(marked.headers["Location"]).get_data(as_text=True)
     assert "Marked as no-show without reaching the patient about their urgent symptoms" in page

@@ -92,6 +92,8 @@ def act(client: FlaskClient, reference: str, action: str, **fields: Any) -> None
         f"{prefix}-csrf_token": token.group(1),
         **{f"{prefix}-{k}": v for k, v in fields.items()},
     }
+    if action == "no_show":
+        data["confirmed"] = "1"  # its confirmation page's button (asked first: test_workflow)
     response = client.post(f"/staff/requests/{reference}/{action}", data=data)
     assert response.status_code == 302, response.get_data(as_text=True)[:500]
 

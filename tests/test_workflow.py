@@ -40,8 +40,10 @@ from tests.support import (
     when,
     winter_day,
 )
+from tests.test_destructive_confirmation import asked, confirm
 
 CSRF_VALUE = re.compile(r'csrf_token"[^>]*value="([^"]+)"')
+CSRF_SEEN = re.compile(r'name="action-seen"[^>]*value="([^"]+)"')
 
 
 @pytest.fixture
@@ -74,6 +76,8 @@ def act(client: FlaskClient, reference: str, action: str, **fields: Any):
     if action == "complete":
         fields = {"plan": "physiotherapy", **fields}  # completing records the plan decided
     data = {f"{prefix}-csrf_token": token, **{f"{prefix}-{k}": v for k, v in fields.items()}}
+    if action == "no_show":
+        data["confirmed"] = "1"  # its confirmation page's button (asked first: see below)
     return client.post(f"/staff/requests/{reference}/{action}", data=data)
 
 
@@ -721,6 +725,69 @@ def test_completed_and_no_show_are_possible_once_the_appointment_started(
     emails = _patient_emails(app)
     assert len(emails) == emails_before + 1
     assert AFTER_START_SUBJECTS[action] in emails[-1].subject
+
+
+def test_a_no_show_is_asked_about_first_and_the_pages_button_marks_it(
+    app: Flask, client: FlaskClient, clinic: Waiting
+) -> None:
+    """A no-show closes the request for good and emails the patient "We missed you": the
+    record's button answers with a page saying so and changes nothing; its own button does
+    it, with the record's state carried through."""
+    AuthActions(client).attempt(clinic.coordinator.email)
+    _confirmed_in_two_days(app, client, clinic)
+    _started(app, clinic.reference, timedelta(minutes=10))
+    record_page = f"/staff/requests/{clinic.reference}"
+    before = _stored(app)
+
+    question, warnings, page = asked(
+        client.post(
+            f"{record_page}/no_show",
+            data={
+                "action-csrf_token": csrf_token(client, record_page),
+                "action-seen": CSRF_SEEN.search(client.get(record_page).get_data(as_text=True))[1],
+            },
+        )
+    )
+
+    assert question == f"Mark {clinic.reference} as no-show?"
+    assert warnings == []
+    assert "The request is closed for good: this cannot be undone." in page
+    assert "The patient is emailed that they missed the appointment." in page
+    assert "Mark as no-show and email the patient" in page
+    assert f'href="{record_page}"' in page  # cancel
+    assert 'name="action-seen"' in page
+    assert _request(app, clinic.reference).status == RequestStatus.CONFIRMED
+    assert _stored(app) == before  # no email, no timeline entry, no audit row
+
+    assert confirm(client, page).status_code == 302
+    assert _request(app, clinic.reference).status == RequestStatus.NO_SHOW
+    assert "We missed you" in _patient_emails(app)[-1].subject
+
+
+def test_a_no_show_that_would_be_refused_is_refused_without_being_asked_about(
+    app: Flask, client: FlaskClient, clinic: Waiting
+) -> None:
+    """Asked about only when it can be made: one refused (not begun, a stale page) says why
+    at once, not after a confirmation."""
+    AuthActions(client).attempt(clinic.coordinator.email)
+    _confirmed_in_two_days(app, client, clinic)
+    token = csrf_token(client, f"/staff/requests/{clinic.reference}")
+    before = _stored(app)
+    response = client.post(
+        f"/staff/requests/{clinic.reference}/no_show", data={"action-csrf_token": token}
+    )
+    assert response.status_code == 409
+    assert "the request can be marked no-show only from then" in response.get_data(as_text=True)
+    _started(app, clinic.reference, timedelta(minutes=10))
+    stale = client.post(
+        f"/staff/requests/{clinic.reference}/no_show",
+        data={"action-csrf_token": token, "action-seen": "an older page"},
+    )
+    assert stale.status_code == 409
+    # (The coordinator's own confirmation a moment ago is what changed it.)
+    assert "You changed this request a moment ago" in stale.get_data(as_text=True)
+    assert _request(app, clinic.reference).status == RequestStatus.CONFIRMED
+    assert _stored(app) == before
 
 
 def test_the_no_show_email_names_the_appointments_day_not_today(

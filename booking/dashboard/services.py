@@ -549,6 +549,17 @@ def mark_no_show(
     )
 
 
+def check_no_show(
+    consultation: ConsultationRequest, actor: StaffUser, *, seen: str | None = None
+) -> None:
+    """Refuse (``WorkflowError``), changing nothing, a no-show ``mark_no_show`` would refuse
+    (a stale page, a request not confirmed, an appointment not yet begun): the record's
+    button asks to confirm only one that can be made."""
+    check_may_work(consultation, actor)
+    check_unchanged(consultation, seen, actor)
+    check_transition(consultation, S.NO_SHOW, actor)
+
+
 def add_note(consultation: ConsultationRequest, actor: StaffUser, text: str) -> RequestEvent:
     """An internal note on the timeline: never shown on the patient's pages or emailed, but
     part of the copy of their data a patient may ask for (``booking.rights.export``: the

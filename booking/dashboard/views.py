@@ -928,7 +928,7 @@ def mark_deceased(reference: str) -> Response | tuple[str, int]:
 
 @bp.post("/requests/<reference>/<action>")
 @roles_required()
-def change_status(reference: str, action: str) -> Response | tuple[str, int]:
+def change_status(reference: str, action: str) -> Response | tuple[str, int] | str:
     if action not in services.ACTIONS:
         abort(404)
     consultation = _load_visible(reference)
@@ -990,6 +990,9 @@ def change_status(reference: str, action: str) -> Response | tuple[str, int]:
                 if set(form.errors) != {"unreached"}:
                     abort(400)
                 return _render_record(consultation, 422, **forms)
+            if not confirmed():
+                services.check_no_show(consultation, current_user, seen=form.seen.data or None)
+                return _confirm_no_show(consultation, form.close_unreached)
             services.mark_no_show(
                 consultation,
                 current_user,
@@ -1012,6 +1015,30 @@ def change_status(reference: str, action: str) -> Response | tuple[str, int]:
             _("Done. The patient left no email address: please call them to tell them."), "success"
         )
     return redirect(url_for(".record", reference=consultation.reference))
+
+
+def _confirm_no_show(consultation: ConsultationRequest, close_unreached: bool) -> str:
+    """The no-show asked about first: it closes the request for good and emails the patient.
+    The form's fields (the page's state, the ticked box) go through the page unchanged."""
+    emailed = consultation.patient.writable_address is not None
+    consequences = [_("The request is closed for good: this cannot be undone.")]
+    if emailed:
+        consequences.append(_("The patient is emailed that they missed the appointment."))
+    warnings = []
+    if close_unreached:
+        warnings.append(
+            _(
+                "Nobody has reached this patient about their urgent symptoms: the call-back "
+                "target and the escalation to the on-call address stop."
+            )
+        )
+    return confirmation_page(
+        title=_("Mark %(reference)s as no-show?", reference=consultation.reference),
+        button=_("Mark as no-show and email the patient") if emailed else _("Mark as no-show"),
+        cancel_url=url_for(".record", reference=consultation.reference),
+        consequences=consequences,
+        warnings=warnings,
+    )
 
 
 def _staff(user_id: int) -> StaffUser:

@@ -307,6 +307,8 @@ def act(client: FlaskClient, reference: str, action: str, **fields: Any) -> Test
     if action == "complete":
         fields = {"plan": "physiotherapy", **fields}  # completing records the plan decided
     data = {f"{prefix}-csrf_token": token, **{f"{prefix}-{k}": v for k, v in fields.items()}}
+    if action == "no_show":
+        data["confirmed"] = "1"  # its confirmation page's button (asked first: test_workflow)
     return client.post(f"/staff/requests/{reference}/{action}", data=data)
 
 
