@@ -7,23 +7,26 @@ import re
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
 from booking.audit.models import AuditEvent
 from booking.extensions import db
 from booking.staff.models import StaffRole, StaffSession, StaffUser
+from booking.staff.services import set_two_factor_roles
 from tests.factories import book_first_open_time, make_staff
 from tests.support import AuthActions, Clinic, Staff, csrf_token
+from tests.test_destructive_confirmation import asked, confirm, press
 
 ALERT = re.compile(r'<div class="alert[^"]*"[^>]*>(.*?)</div>', re.S)
 
 
 def set_role(client: FlaskClient, user_id: int, role: str) -> TestResponse:
+    """The row's "Change role", then its confirmation page's button (asked first: below)."""
     token = csrf_token(client, "/staff/accounts")
     return client.post(
         f"/staff/accounts/{user_id}/role",
-        data={"csrf_token": token, "role": role},
+        data={"csrf_token": token, "role": role, "confirmed": "1"},
         follow_redirects=True,
     )
 
@@ -131,3 +134,48 @@ def test_a_specialist_given_another_role_warns_of_their_appointments_to_come(
     assert "Dr. Weber still has 1 appointment to come: move it to another specialist" in shown
     shown = alerts(set_role(client, clinic.okafor.id, "coordinator"))
     assert "Dr. Okafor now has the role Coordinator." in shown and "to come" not in shown
+
+
+def test_a_change_of_role_is_asked_about_first_and_the_pages_button_makes_it(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """It signs the person out everywhere at once: the row's button answers with a page
+    saying so (and that a specialist's appointments stay theirs) and changes nothing."""
+    with app.app_context():
+        book_first_open_time(clinic)
+        # Coordinators must use two-factor sign-in (the admins' choice); Dr. Weber has none.
+        set_two_factor_roles({"coordinator"}, actor=db.session.get(StaffUser, clinic.admin.id))
+    specialist = app.test_client()
+    AuthActions(specialist).login(email=clinic.weber.email)
+    AuthActions(client).login(email=clinic.admin.email)
+    with app.app_context():
+        audit_rows = db.session.scalar(select(func.count()).select_from(AuditEvent))
+
+    question, warnings, page = asked(
+        press(client, f"/staff/accounts/{clinic.weber.id}/role", role="coordinator")
+    )
+
+    assert question == "Change the role of Dr. Weber to Coordinator?"
+    assert "They are signed out everywhere at once" in page
+    assert "Their next sign-in asks them to set up two-factor sign-in" in page
+    assert warnings == [
+        "Dr. Weber still has 1 appointment to come: it stays booked with them, and is to be "
+        "moved to another specialist or cancelled."
+    ]
+    assert 'href="/staff/accounts"' in page  # cancel
+    assert role_of(app, clinic.weber.id) == StaffRole.SPECIALIST
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(AuditEvent)) == audit_rows
+    assert specialist.get("/staff/calendar").status_code == 200  # still signed in
+
+    assert confirm(client, page).status_code == 302
+    assert role_of(app, clinic.weber.id) == StaffRole.COORDINATOR
+    assert [change[2] for change in role_changes(app)] == [
+        {"role": {"before": "specialist", "after": "coordinator"}}
+    ]
+    signed_out = specialist.get("/staff/calendar")
+    assert signed_out.status_code == 302 and "/staff/login" in signed_out.headers["Location"]
+    # The role they have already, or one's own (refused): not asked.
+    same = press(client, f"/staff/accounts/{clinic.weber.id}/role", role="coordinator")
+    own = press(client, f"/staff/accounts/{clinic.admin.id}/role", role="coordinator")
+    assert same.status_code == own.status_code == 302

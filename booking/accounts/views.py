@@ -418,19 +418,24 @@ def set_active(user_id: int) -> Response | str:
     return redirect(url_for("staff.accounts"))
 
 
-def _confirm_deactivation(user: StaffUser) -> str:
-    warnings = []
-    if user.role == StaffRole.SPECIALIST and (waiting := appointments_to_come(user.id)):
-        warnings.append(
-            ngettext(
-                "%(name)s still has %(num)d appointment to come: it stays booked with them, "
-                "and is to be moved to another specialist or cancelled.",
-                "%(name)s still has %(num)d appointments to come: they stay booked with them, "
-                "and are to be moved to another specialist or cancelled.",
-                waiting,
-                name=user.full_name,
-            )
+def _appointments_to_come_warnings(user: StaffUser) -> list[str]:
+    """Said before a specialist stops seeing patients: their appointments stay theirs."""
+    if user.role != StaffRole.SPECIALIST or not (waiting := appointments_to_come(user.id)):
+        return []
+    return [
+        ngettext(
+            "%(name)s still has %(num)d appointment to come: it stays booked with them, "
+            "and is to be moved to another specialist or cancelled.",
+            "%(name)s still has %(num)d appointments to come: they stay booked with them, "
+            "and are to be moved to another specialist or cancelled.",
+            waiting,
+            name=user.full_name,
         )
+    ]
+
+
+def _confirm_deactivation(user: StaffUser) -> str:
+    warnings = _appointments_to_come_warnings(user)
     return confirmation_page(
         title=_("Deactivate the account of %(name)s?", name=user.full_name),
         button=_("Deactivate the account"),
@@ -445,13 +450,16 @@ def _confirm_deactivation(user: StaffUser) -> str:
 
 @bp.post("/accounts/<int:user_id>/role")
 @roles_required(StaffRole.ADMIN)
-def set_role(user_id: int) -> Response:
+def set_role(user_id: int) -> Response | str:
     # CSRFProtect has already checked the token of this post.
     user = db.get_or_404(StaffUser, user_id)
     chosen = request.form.get("role", "")
     if chosen not in ROLE_NAMES:
         flash(_("Please choose a role."), "danger")
         return redirect(url_for("staff.accounts"))
+    # Asked first, unless it changes nothing or is refused anyway (one's own role).
+    if chosen != user.role and user.id != current_user.id and not confirmed():
+        return _confirm_role_change(user, StaffRole(chosen))
     was_specialist = user.role == StaffRole.SPECIALIST
     try:
         changed = services.set_staff_role(user, StaffRole(chosen), actor=current_user)
@@ -474,6 +482,29 @@ def set_role(user_id: int) -> Response:
     if was_specialist:
         _warn_of_appointments_to_come(user)
     return redirect(url_for("staff.accounts"))
+
+
+def _confirm_role_change(user: StaffUser, role: StaffRole) -> str:
+    """A change of role signs the person out everywhere at once (``set_staff_role``)."""
+    consequences = [
+        _(
+            "They are signed out everywhere at once; their next sign-in follows the new role "
+            "(what they may see and do)."
+        )
+    ]
+    if role in two_factor_required_roles() and not user.totp_enabled:
+        consequences.append(
+            _("Their next sign-in asks them to set up two-factor sign-in, as the new role must.")
+        )
+    return confirmation_page(
+        title=_(
+            "Change the role of %(name)s to %(role)s?", name=user.full_name, role=ROLE_NAMES[role]
+        ),
+        button=_("Change the role and sign them out"),
+        cancel_url=url_for("staff.accounts"),
+        consequences=consequences,
+        warnings=_appointments_to_come_warnings(user) if role != StaffRole.SPECIALIST else [],
+    )
 
 
 @bp.route("/accounts/<int:user_id>/edit", methods=["GET", "POST"])
