@@ -69,6 +69,7 @@ from tests.support import (
     table_boxes,
     wait_until,
 )
+from tests.test_destructive_confirmation import asked, confirm
 
 BERLIN = ZoneInfo("Europe/Berlin")
 LINK = re.compile(r"http://[^/\s]+(/follow-up/open/[A-Za-z0-9_-]+)(/stop)?")
@@ -770,7 +771,17 @@ def test_the_record_page_corrects_the_procedure_date(
     assert "The procedure date was changed while you had this page open" in stale.get_data(True)
     with app.app_context():
         assert _corrections() == []
-    done = client.post(url, data={**fields, "procedure-csrf_token": token})
+    # Asked first (nothing sent yet: nothing superseded or closed to warn of); nothing done.
+    question, warnings, asking = asked(
+        client.post(url, data={**fields, "procedure-csrf_token": token})
+    )
+    assert question.startswith(f"Change the procedure date of {reference} to ")
+    assert warnings == []
+    assert "Follow-up questionnaires not yet sent count from the new date." in asking
+    with app.app_context():
+        assert _corrections() == []
+        assert db.session.scalars(select(TreatmentPlan.procedure_date)).one() == planned
+    done = confirm(client, asking)
     assert done.status_code == 302
     assert done.headers["Location"].endswith(f"{page}#followup")
     assert "The procedure date is corrected" in client.get(page).get_data(as_text=True)
@@ -783,6 +794,57 @@ def test_the_record_page_corrects_the_procedure_date(
     # The same page sent again (its date is no longer the one stored): refused, kept.
     again = client.post(url, data={**fields, "procedure-csrf_token": token})
     assert again.status_code == 409
+
+
+def test_a_correction_that_supersedes_and_closes_a_questionnaire_says_so_first(
+    app: Flask, auth: AuthActions
+) -> None:
+    """The 6 weeks' questionnaire went out, unanswered; postponing the operation supersedes
+    it and closes its link. The confirmation page says so, and nothing changes until its
+    button is pressed: no audit row, no email, the questionnaire's link still open."""
+    with app.app_context():
+        start = clinic_today() + timedelta(days=5)
+        consultation = _completed(plan=Plan.OPEN_SURGERY, procedure=start)
+        reference = consultation.reference
+        assert len(send_due_followups(now=schedule.due_at(start, "6w", BERLIN))) == 1
+        emails = db.session.scalar(select(func.count()).select_from(OutboxEmail))
+    staff = auth.new_client(email=auth.account("coordinator").email)
+    page = f"/staff/requests/{reference}"
+    new = start + timedelta(days=40)
+
+    question, warnings, asking = asked(
+        staff.post(
+            f"{page}/procedure-date",
+            data={
+                "procedure-csrf_token": csrf_token(staff, page),
+                "procedure-shown": start.isoformat(),
+                "procedure-procedure_date": new.isoformat(),
+            },
+        )
+    )
+
+    assert question.startswith(f"Change the procedure date of {reference} to ")
+    assert warnings == [
+        "1 questionnaire sent too early for the new date, or answered before it, will no "
+        "longer be counted (it is kept, answers and all): its time point is asked again when "
+        "it comes.",
+        "1 questionnaire sent but not answered will be closed: its link stops working.",
+    ]
+    assert f'name="procedure-procedure_date" value="{new.isoformat()}"' in asking
+    with app.app_context():
+        assert _corrections() == []
+        follow_up = db.session.scalars(select(FollowUp)).one()
+        assert follow_up.superseded_at is None and follow_up.expires_at > now_utc()
+        assert db.session.scalars(select(TreatmentPlan.procedure_date)).one() == start
+        assert db.session.scalar(select(func.count()).select_from(OutboxEmail)) == emails
+
+    assert confirm(staff, asking).status_code == 302
+    with app.app_context():
+        [correction] = _corrections()
+        assert correction.details["follow_ups_superseded"] == ["6w"]
+        assert correction.details["invitations_closed"] == ["6w"]
+        assert db.session.scalars(select(FollowUp)).one().superseded_at is not None
+        assert db.session.scalars(select(TreatmentPlan.procedure_date)).one() == new
 
 
 def test_a_plan_without_a_date_is_offered_to_add_one_by_that_name(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from typing import Any, NoReturn
 
 from flask import (
@@ -78,7 +79,7 @@ from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole, StaffUser
 from booking.staff.services import active_specialists, list_staff
 from booking.templating import choice_label, language_name, phone_number
-from booking.timeutil import clinic_today, now_utc
+from booking.timeutil import clinic_date, clinic_today, now_utc
 from booking.urlargs import redirect_if_written_otherwise
 
 bp = Blueprint("dashboard", __name__, url_prefix="/staff")
@@ -857,7 +858,7 @@ def resend_emails(reference: str) -> Response | tuple[str, int]:
 
 @bp.post("/requests/<reference>/procedure-date")
 @roles_required()
-def correct_procedure_date(reference: str) -> Response | tuple[str, int]:
+def correct_procedure_date(reference: str) -> Response | tuple[str, int] | str:
     """Correct (or add) the procedure date of a completed request's plan: the follow-ups
     still to come count from the new date."""
     consultation = _load_visible(reference)
@@ -865,6 +866,15 @@ def correct_procedure_date(reference: str) -> Response | tuple[str, int]:
     if not form.validate_on_submit():
         return _render_record(consultation, 422, procedure_form=form)
     try:
+        if not confirmed():
+            # Asked first, saying what it would do (or refused at once, as it would be).
+            return _confirm_procedure_date(
+                reference,
+                form.procedure_date.data,
+                outcomes.preview_procedure_date(
+                    consultation, form.procedure_date.data, current_user, shown=form.shown.data
+                ),
+            )
         corrected = outcomes.correct_procedure_date(
             consultation, form.procedure_date.data, current_user, shown=form.shown.data
         )
@@ -899,6 +909,56 @@ def correct_procedure_date(reference: str) -> Response | tuple[str, int]:
         )
     flash(message, "success")
     return redirect(url_for(".record", reference=reference) + "#followup")
+
+
+def _confirm_procedure_date(
+    reference: str, procedure_date: date, preview: outcomes.ProcedureDateCorrected
+) -> str:
+    """The correction asked about first: what it would do to the questionnaires already sent
+    (``outcomes.preview_procedure_date``) is said only when it does it."""
+    warnings = []
+    if preview.superseded:
+        warnings.append(
+            ngettext(
+                "%(num)d questionnaire sent too early for the new date, or answered before it, "
+                "will no longer be counted (it is kept, answers and all): its time point is "
+                "asked again when it comes.",
+                "%(num)d questionnaires sent too early for the new date, or answered before "
+                "it, will no longer be counted (they are kept, answers and all): their time "
+                "points are asked again when they come.",
+                len(preview.superseded),
+            )
+        )
+    if preview.closed:
+        warnings.append(
+            ngettext(
+                "%(num)d questionnaire sent but not answered will be closed: its link stops "
+                "working.",
+                "%(num)d questionnaires sent but not answered will be closed: their links "
+                "stop working.",
+                len(preview.closed),
+            )
+        )
+    consequences = [_("Follow-up questionnaires not yet sent count from the new date.")]
+    if preview.restored:
+        consequences.append(
+            ngettext(
+                "%(num)d questionnaire an earlier correction had set aside will count again.",
+                "%(num)d questionnaires an earlier correction had set aside will count again.",
+                len(preview.restored),
+            )
+        )
+    return confirmation_page(
+        title=_(
+            "Change the procedure date of %(reference)s to %(day)s?",
+            reference=reference,
+            day=clinic_date(procedure_date, "long"),
+        ),
+        button=_("Change the procedure date"),
+        cancel_url=url_for(".record", reference=reference) + "#followup",
+        consequences=consequences,
+        warnings=warnings,
+    )
 
 
 @bp.post("/requests/<reference>/deceased")

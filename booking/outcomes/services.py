@@ -254,6 +254,37 @@ def correct_procedure_date(
     back). A time point recorded as missed that is now still to come is removed, so it is
     invited at its new time, unless a later time point's row stays; one that is past under
     the new date too stays missed, its due time counted from the new date."""
+    done = _correct_procedure_date(consultation, procedure_date, actor, shown=shown, now=now)
+    db.session.commit()
+    return done
+
+
+def preview_procedure_date(
+    consultation: ConsultationRequest,
+    procedure_date: date,
+    actor: StaffUser,
+    *,
+    shown: str | None = None,
+    now: datetime | None = None,
+) -> ProcedureDateCorrected:
+    """What ``correct_procedure_date`` would do now (which questionnaires it would supersede
+    or close), or its refusal (``WorkflowError``), changing nothing: the same correction,
+    rolled back instead of committed, so what staff are asked to confirm is what it does."""
+    try:
+        return _correct_procedure_date(consultation, procedure_date, actor, shown=shown, now=now)
+    finally:
+        db.session.rollback()
+
+
+def _correct_procedure_date(
+    consultation: ConsultationRequest,
+    procedure_date: date,
+    actor: StaffUser,
+    *,
+    shown: str | None,
+    now: datetime | None,
+) -> ProcedureDateCorrected:
+    """``correct_procedure_date`` up to its commit (flushed, audited)."""
     now = now or now_utc()
     consultation = lock_request(consultation)
     check_may_work(consultation, actor)
@@ -363,7 +394,7 @@ def correct_procedure_date(
             **({"follow_ups_restored": done.restored} if done.restored else {}),
         },
     )
-    db.session.commit()
+    db.session.flush()
     return done
 
 
