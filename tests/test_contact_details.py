@@ -30,6 +30,7 @@ from booking.staff.models import StaffUser
 from booking.timeutil import clinic_date
 from tests.factories import confirmed_request, make_request
 from tests.support import AuthActions, Clinic, deliver_waiting_emails, page_token
+from tests.test_destructive_confirmation import asked, confirm
 from tests.test_outcomes import BERLIN, _completed, _start
 
 OLD = "erika.mustermann@example.com"  # the factory's address
@@ -57,20 +58,23 @@ def correct(
     email: str | None = None,
     phone: str | None = None,
     page: str | None = None,
+    confirmed: bool = True,
 ) -> TestResponse:
     """The record's contact form as a coordinator's browser sends it: the details shown,
-    with what was typed over them. ``page``: an earlier showing of the record."""
+    with what was typed over them. ``page``: an earlier showing of the record. By default
+    from its confirmation page (``confirmed``; a new address is asked about first), which
+    posts the form's fields as they were."""
     page = page or client.get(f"/staff/requests/{reference}").get_data(as_text=True)
-    return client.post(
-        f"/staff/requests/{reference}/contact",
-        data={
-            "contact-csrf_token": page_token(page),
-            "contact-seen": _hidden(page, "contact-seen"),
-            "contact-shown": _hidden(page, "contact-shown"),
-            "contact-email": _shown(page, "contact-email") if email is None else email,
-            "contact-phone": _shown(page, "contact-phone") if phone is None else phone,
-        },
-    )
+    data = {
+        "contact-csrf_token": page_token(page),
+        "contact-seen": _hidden(page, "contact-seen"),
+        "contact-shown": _hidden(page, "contact-shown"),
+        "contact-email": _shown(page, "contact-email") if email is None else email,
+        "contact-phone": _shown(page, "contact-phone") if phone is None else phone,
+    }
+    if confirmed:
+        data["confirmed"] = "1"
+    return client.post(f"/staff/requests/{reference}/contact", data=data)
 
 
 def new_request(app: Flask) -> tuple[int, str, str]:
@@ -166,6 +170,40 @@ def test_a_corrected_address_gets_a_new_link_and_the_old_links_stop_working(
     # The audit page names the action.
     trail = auth.new_client("admin").get("/staff/admin/audit").get_data(as_text=True)
     assert "Patient&#39;s email or phone corrected" in trail
+
+
+def test_a_new_address_is_asked_about_first_and_the_pages_button_makes_it(
+    app: Flask, client: FlaskClient, auth: AuthActions, clinic: Clinic
+) -> None:
+    """It ends the patient's private links and emails new ones: the record's button answers
+    with a page saying so, and changes nothing (no email, no note, no audit row, the old
+    link still opens); its own button does it, with the address and number typed."""
+    request_id, reference, old_link = new_request(app)
+    coordinator = auth.new_client("coordinator")
+    before = state(app, request_id)
+
+    question, warnings, page = asked(
+        correct(coordinator, reference, email=NEW, phone="030 1234567", confirmed=False)
+    )
+
+    assert question == "Change the email address of Erika Mustermann?"
+    assert warnings == []
+    assert [html.unescape(line) for line in re.findall(r"<li>(.*?)</li>", page)] == [
+        "Every private link sent to the patient so far stops working.",
+        "The patient is emailed a new private link at the new address, with any email still "
+        "waiting to go.",
+        "The old address is told of the change, with no link.",
+    ]
+    assert "Change the address and send a new link" in page
+    assert f'href="/staff/requests/{reference}"' in page  # cancel
+    assert state(app, request_id) == before
+    assert client.get(old_link).status_code == 303
+
+    assert confirm(coordinator, page).status_code == 302
+    after = state(app, request_id)
+    assert (after["email"], after["phone"]) == (NEW, "+49301234567")
+    assert after["audit"] == ["patient_contact_corrected"]
+    assert client.get(old_link).status_code == 404
 
 
 def test_the_old_address_is_told_of_the_change(
@@ -444,7 +482,9 @@ def test_a_new_phone_number_alone_sends_nothing(
     request_id, reference, link = new_request(app)
     before = state(app, request_id)
     coordinator = auth.new_client("admin")
-    response = correct(coordinator, reference, phone="030 1234567")
+    # Not asked about: a number alone ends no link and sends nothing; nor is the same
+    # address typed again.
+    response = correct(coordinator, reference, email=OLD, phone="030 1234567", confirmed=False)
     assert response.status_code == 302
     after = state(app, request_id)
     assert after["phone"] == "+49301234567"  # in E.164, as the patient's form stores it
@@ -650,7 +690,12 @@ def test_a_patient_marked_deceased_is_sent_nothing(
         mark_deceased(db.session.get(ConsultationRequest, request_id), admin)
     before = state(app, request_id)
     coordinator = auth.new_client("coordinator")
-    response = correct(coordinator, reference, email=NEW)
+    _question, _warnings, asking = asked(
+        correct(coordinator, reference, email=NEW, confirmed=False)
+    )
+    assert "No email goes: the patient is marked deceased." in asking
+    assert "told of the change" not in asking and "new private link" not in asking
+    response = confirm(coordinator, asking)
     assert response.status_code == 302
     assert "No email was sent: the patient is marked deceased" in coordinator.get(
         response.location
@@ -691,7 +736,11 @@ def test_no_link_is_sent_to_a_closed_page_that_no_longer_opens(
     with app.app_context():
         before = db.session.scalar(select(func.max(OutboxEmail.id)))
     coordinator = auth.new_client("coordinator")
-    response = correct(coordinator, reference, email=NEW)
+    _question, _warnings, asking = asked(
+        correct(coordinator, reference, email=NEW, confirmed=False)
+    )
+    assert "No new link is sent: the request is closed and its page no longer opens." in asking
+    response = confirm(coordinator, asking)
     assert response.status_code == 302
     assert "No new link was sent: the request is closed and its page no longer opens." in (
         html.unescape(coordinator.get(response.location).get_data(as_text=True))

@@ -956,6 +956,12 @@ def contact_key(patient: Patient) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def changes_email(patient: Patient, email: str | None) -> bool:
+    """Whether ``correct_contact`` with this address would change the patient's, ending
+    their private links and emailing new ones (a phone number alone sends nothing)."""
+    return (email or "").strip() != (patient.email or "")
+
+
 @dataclass(frozen=True)
 class ContactCorrected:
     """What ``correct_contact`` did: the fields it changed ("email", "phone"), how many

@@ -736,6 +736,35 @@ def send_new_link(reference: str) -> Response:
     return redirect(url_for(".record", reference=reference))
 
 
+def _confirm_new_address(consultation: ConsultationRequest) -> str:
+    """What a new address does (``services.correct_contact``), said before it is done."""
+    patient = consultation.patient
+    consequences = [_("Every private link sent to the patient so far stops working.")]
+    if patient.deceased_at is not None:
+        consequences.append(_("No email goes: the patient is marked deceased."))
+    elif not links_work(consultation):
+        consequences.append(
+            _("No new link is sent: the request is closed and its page no longer opens.")
+        )
+    else:
+        consequences.append(
+            _(
+                "The patient is emailed a new private link at the new address, with any "
+                "email still waiting to go."
+            )
+        )
+    if patient.email and patient.deceased_at is None:
+        consequences.append(_("The old address is told of the change, with no link."))
+    return confirmation_page(
+        title=_("Change the email address of %(name)s?", name=patient.full_name),
+        button=_("Change the address and send a new link")
+        if patient.deceased_at is None and links_work(consultation)
+        else _("Change the address"),
+        cancel_url=url_for(".record", reference=consultation.reference),
+        consequences=consequences,
+    )
+
+
 def _stored_contact(patient: Patient) -> ContactForm:
     """The contact form showing the patient's details as stored (the number as the page
     writes it), whatever was posted."""
@@ -749,13 +778,17 @@ def _stored_contact(patient: Patient) -> ContactForm:
 
 @bp.post("/requests/<reference>/contact")
 @roles_required(StaffRole.ADMIN, StaffRole.COORDINATOR)
-def correct_contact(reference: str) -> Response | tuple[str, int]:
+def correct_contact(reference: str) -> Response | tuple[str, int] | str:
     """Correct the patient's email address or phone number (learnt on a call); a new
     address gets a new private link, and the earlier links stop working."""
     consultation = _load_visible(reference)
     form = ContactForm(email_required=bool(consultation.patient.email))
     if not form.validate_on_submit():
         return _render_record(consultation, 422, contact_form=form)
+    # A new address ends the patient's private links and sends new ones: asked first. A new
+    # number alone, or the same address, changes nothing the patient holds.
+    if services.changes_email(consultation.patient, form.email.data) and not confirmed():
+        return _confirm_new_address(consultation)
     try:
         corrected = services.correct_contact(
             consultation,
