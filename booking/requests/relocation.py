@@ -43,6 +43,9 @@ def tell_new_address(location: Location, **_details: object) -> AddressNotices:
     request is locked first and looked at again (a patient may be moving their time at this
     moment). A patient marked deceased is not written to; one who left no email address is
     counted (``untold``) for staff to phone. Flushes; the caller commits and enqueues."""
+    # The appointments locked by their request below are those a booking does not lock the
+    # location for (``scheduling.services.place_appointment``): held or confirmed, to come.
+    # Keep the two in step: a booking of one it does not find would not be waited for.
     candidates = db.session.scalars(
         select(Appointment.request_id)
         .join(ConsultationRequest, Appointment.request_id == ConsultationRequest.id)

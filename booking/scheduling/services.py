@@ -14,7 +14,7 @@ from blinker import Namespace
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, exists, func, inspect, select
+from sqlalchemy import and_, exists, func, inspect, select, true
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from booking.audit.services import changes, record
@@ -236,9 +236,18 @@ def edit_location(
 
     ``shown`` is ``location_mark`` of the location as the admin's page showed it: when another
     admin changed it since, nothing is written and the admin is asked to check."""
-    # Locked (PostgreSQL FOR UPDATE) before the mark is compared: another admin's save waits,
-    # then finds the mark changed, rather than both passing the check.
-    db.session.get(Location, location.id, with_for_update=True, populate_existing=True)
+    # Locked (PostgreSQL FOR NO KEY UPDATE) before the mark is compared: another admin's save
+    # waits, then finds the mark changed, rather than both passing the check. A booking
+    # bringing an appointment to the location (``place_appointment`` reads it FOR SHARE) is
+    # waited for, then told below, or waits and reads the new address: one not committed
+    # when the listeners look for the patients going there would otherwise keep the old one.
+    # Not FOR UPDATE: that blocks the foreign-key check of every write of an appointment at
+    # the location (FOR KEY SHARE), and a change to one already there, made under its
+    # request's lock, would wait for this save while this save's listener waits for that
+    # request: a deadlock, one of the two failing.
+    db.session.get(
+        Location, location.id, with_for_update={"key_share": True}, populate_existing=True
+    )
     if shown != location_mark(location):
         raise LocationError(
             _(
@@ -483,26 +492,41 @@ def place_appointment(
     appointment onto the same time while that racer waits for this one: the deadlock
     PostgreSQL then breaks came out as an error page instead of "that time was just taken".
     """
+    moving = inspect(appointment).persistent
     with db.session.no_autoflush:  # the appointment may be pending, still without a time
         buffer = timedelta(minutes=clinic_settings().buffer_minutes)
-        # The type as it stands, held until this booking commits (PostgreSQL FOR SHARE): an
-        # admin changing how its visits take place waits, then counts this appointment
-        # (``admin_services.edit_appointment_type``); the emails written next read the mode
-        # that holds.
-        appointment_type = (
-            db.session.get(
-                AppointmentType,
-                appointment_type.id,
-                with_for_update={"read": True},
-                populate_existing=True,
-            )
-            or appointment_type
+        # The type and the location as they stand, read again in one statement (the emails
+        # written next read them) and held until this booking commits (PostgreSQL FOR
+        # SHARE). An admin changing how the type's visits take place waits, then counts
+        # this appointment (``admin_services.edit_appointment_type``). An admin correcting
+        # the location's address (``edit_location``, which locks it first) either waits,
+        # then tells this patient the new address with the others, or is waited for, and
+        # the emails read the new one: never a patient left with the old address only.
+        # Not the location of an appointment already to come at it: the correction emails
+        # that one under its request's lock, which the caller holds (``lock_request``), and
+        # waiting for the location under it would deadlock with the correction waiting for
+        # the request.
+        there = (
+            moving
+            and appointment.location_id == slot.location_id
+            and appointment.active
+            and appointment.starts_at > now_utc()
         )
+        row = db.session.execute(
+            select(AppointmentType, Location)
+            .join(Location, true())  # two rows by id: one statement, not a cartesian FROM
+            .where(AppointmentType.id == appointment_type.id, Location.id == slot.location_id)
+            .with_for_update(
+                read=True, of=AppointmentType if there else [AppointmentType, Location]
+            )
+            .execution_options(populate_existing=True)
+        ).first()
+        if row is not None:
+            appointment_type = row[0]
     # begin_nested() flushes what is pending before its SAVEPOINT, so a move is made inside
     # it: PostgreSQL aborts the whole transaction on a refused statement outside a savepoint,
     # and the losing patient's page would then fail. A new appointment has no time to flush
     # before this; it is stored with the request that holds it, all or nothing.
-    moving = inspect(appointment).persistent
     moved_from = (appointment.specialist_id, appointment.starts_at) if moving else None
     try:
         with db.session.begin_nested() if moving else nullcontext():
