@@ -343,6 +343,79 @@ def test_a_waiting_reminder_is_written_again_and_a_patient_without_an_address_is
     assert told.request_id == reminded
 
 
+def test_a_waiting_receipt_or_confirmation_is_written_again_with_the_new_address(
+    app: Flask, admin: FlaskClient, clinic: Clinic
+) -> None:
+    """Written just before the correction (a booking or confirmation saved as the admin
+    saved), not sent yet: delivered as it is, it gave the old address. It goes again with
+    the new one and the updated calendar file, saying all it said: that the time is held or
+    confirmed, with whom, the clinic's message. One on its way already is left as it is."""
+    from booking.dashboard.services import confirm_request
+    from tests.factories import staff_slot
+
+    with app.app_context():
+        held = book_first_open_time(clinic).id
+        confirmed = book_first_open_time(clinic)
+        appointment = confirmed.appointment
+        confirm_request(
+            confirmed,
+            db.session.get(StaffUser, clinic.coordinator.id),
+            staff_slot(
+                db.session.get(AppointmentType, clinic.type),
+                appointment.starts_at,
+                appointment.specialist_id,
+                appointment.location_id,
+            ),
+            "Please bring your MRI discs.",
+        )
+        confirmed = confirmed.id
+        # The confirmed patient's receipt went out before.
+        sent = db.session.scalars(
+            select(OutboxEmail).where(
+                OutboxEmail.request_id == confirmed, OutboxEmail.template == "request_received"
+            )
+        ).one()
+        sent.status = OutboxStatus.SENT
+        db.session.commit()
+        sent_id = sent.id
+    before = {
+        e.id for e in outbox_emails(app, "request_received") + outbox_emails(app, "request_update")
+    }
+
+    path = location_page(clinic)
+    post_as_shown(admin, path, admin.get(path).get_data(as_text=True), address=NEW_ADDRESS)
+
+    receipts = {e.request_id: e for e in outbox_emails(app, "request_received")}
+    assert receipts[confirmed].id == sent_id and OLD_ADDRESS in receipts[confirmed].body_text
+    (update,) = outbox_emails(app, "request_update")
+    with app.app_context():
+        sequences = {
+            request_id: db.session.get(ConsultationRequest, request_id).appointment.sequence
+            for request_id in (held, confirmed)
+        }
+    for email, request_id in ((receipts[held], held), (update, confirmed)):
+        assert email.id not in before  # the one written before is gone
+        assert email.status == OutboxStatus.PENDING
+        for body in (email.body_text, text(email.body_html)):
+            assert NEW_ADDRESS in body and OLD_ADDRESS not in body
+        assert "/manage/open/" in email.body_text  # the private link it gave
+        assert calendar_event(email.attachment_body)[1:] == (
+            sequences[request_id],
+            f"Main clinic, {NEW_ADDRESS}",
+        )
+    assert receipts[held].subject.startswith("We received your request")
+    assert "The time you chose, which we hold for you until we confirm it:" in (
+        receipts[held].body_text
+    )
+    assert update.subject.startswith("Your appointment is confirmed")
+    assert "Your appointment is confirmed." in update.body_text
+    assert "A message from the clinic:\nPlease bring your MRI discs." in update.body_text
+    assert update.staff_message == "Please bring your MRI discs."
+    # Each patient is told the new address too.
+    told = outbox_emails(app, "appointment_address")
+    assert sorted(email.request_id for email in told) == sorted([held, confirmed])
+
+
 def test_an_address_email_still_waiting_goes_when_the_patient_moves_their_time(
     app: Flask, admin: FlaskClient, clinic: Clinic
 ) -> None:

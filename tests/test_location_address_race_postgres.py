@@ -6,7 +6,8 @@ found; it read the location before the correction committed, so its confirmation
 address: the patient had only the old one. Each side now locks the location's row, the
 correction FOR UPDATE, a booking bringing an appointment there FOR SHARE
 (``services.place_appointment``, re-reading it): the booking waits and reads the new address,
-or is waited for and told with the others. An appointment already to come there is not locked
+or is waited for and told with the others (its receipt or confirmation, written with the old
+address and not sent yet, written again). An appointment already to come there is not locked
 by its location but by its request, which both sides lock (the correction after the location):
 the booking holding its request must not wait for the location, or the two deadlock.
 
@@ -180,6 +181,9 @@ def test_a_correction_made_while_a_patient_books_waits_and_tells_them_the_new_ad
     (told,) = outbox_emails(app, "appointment_address")
     assert told.recipient == "booking@example.com"
     assert NEW_ADDRESS in told.body_text and OLD_ADDRESS not in told.body_text
+    # Its receipt, committed with the old address and not sent yet, is written again.
+    (receipt,) = outbox_emails(app, "request_received")
+    assert NEW_ADDRESS in receipt.body_text and OLD_ADDRESS not in receipt.body_text
 
 
 def test_a_confirmation_under_way_and_a_correction_both_finish_and_the_patient_is_told(
@@ -219,6 +223,10 @@ def test_a_confirmation_under_way_and_a_correction_both_finish_and_the_patient_i
     (told,) = outbox_emails(app, "appointment_address")
     assert told.request_id == request_id
     assert NEW_ADDRESS in told.body_text
+    # The confirmation, committed first with the old address, is written again.
+    (confirmation,) = outbox_emails(app, "request_update")
+    assert "Your appointment is confirmed." in confirmation.body_text
+    assert NEW_ADDRESS in confirmation.body_text and OLD_ADDRESS not in confirmation.body_text
     with app.app_context():
         confirmed = db.session.get(ConsultationRequest, request_id)
         assert confirmed.status == RequestStatus.CONFIRMED

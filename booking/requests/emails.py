@@ -295,27 +295,7 @@ def request_received(
     false: held back) and the clinic's notice, flagged in its subject when the request is
     urgent; one held to the emergency's target (``call_back_level``) is copied to the on-call
     address out of hours (``_copied_out_of_hours``)."""
-    with force_locale(consultation.locale):
-        patient_subject = _(
-            "We received your request %(reference)s", reference=consultation.reference
-        )
-    appointment = consultation.appointment
-    receipt_email = None
-    if receipt:
-        receipt_email = _to_patient(
-            consultation,
-            "request_received",
-            patient_subject,
-            attachment=(
-                _calendar(appointment_ics(appointment), "REQUEST", consultation.locale)
-                if appointment is not None
-                else None
-            ),
-            appointment=appointment,
-            manage_url=links.manage_url(consultation),
-            # An emergency or urgent patient reads the page's advice again, first (triage.py).
-            advice=triage.advice(consultation.red_flags, consultation.withdrawn_red_flags),
-        )
+    receipt_email = patient_receipt(consultation) if receipt else None
     with force_locale(staff_locale()):
         if consultation.urgent_for_withdrawn_answer and consultation.withdrew_emergency_answer:
             # Checked first: the patient was told to seek emergency care now, and the
@@ -369,6 +349,29 @@ def request_received(
         else [notice]
     )
     return [email for email in (receipt_email, *notices) if email is not None]
+
+
+def patient_receipt(consultation: ConsultationRequest) -> OutboxEmail | None:
+    """The patient's receipt of their request (``request_received`` writes it with the
+    clinic's notice): the time they hold, with its invitation, and the private link. None as
+    ``_to_patient``."""
+    with force_locale(consultation.locale):
+        subject = _("We received your request %(reference)s", reference=consultation.reference)
+    appointment = consultation.appointment
+    return _to_patient(
+        consultation,
+        "request_received",
+        subject,
+        attachment=(
+            _calendar(appointment_ics(appointment), "REQUEST", consultation.locale)
+            if appointment is not None
+            else None
+        ),
+        appointment=appointment,
+        manage_url=links.manage_url(consultation),
+        # An emergency or urgent patient reads the page's advice again, first (triage.py).
+        advice=triage.advice(consultation.red_flags, consultation.withdrawn_red_flags),
+    )
 
 
 def receipt_written(consultation: ConsultationRequest) -> bool:
@@ -560,6 +563,22 @@ def waiting_ask_emails(consultation: ConsultationRequest) -> list[int]:
     )
 
 
+def _held_time_changed(consultation: ConsultationRequest) -> str:
+    """The subject of a move of a time not confirmed yet (in the current language)."""
+    return _("The time you hold has changed (%(reference)s)", reference=consultation.reference)
+
+
+def update_kind(consultation: ConsultationRequest, email: OutboxEmail) -> str | None:
+    """The kind of one of the request's status emails (``patient_update``), read from its
+    subject as ``waiting_ask_emails`` reads it (the outbox row keeps no kind); None when no
+    kind's subject matches (one written in another language than the request's now)."""
+    with force_locale(consultation.locale):
+        if email.subject == _held_time_changed(consultation):
+            return "rescheduled"
+        subjects = _update_subjects(consultation)
+    return next((kind for kind, subject in subjects.items() if subject == email.subject), None)
+
+
 def patient_update(
     consultation: ConsultationRequest,
     kind: str,
@@ -576,9 +595,7 @@ def patient_update(
         subject = _update_subjects(consultation)[kind]
         if kind == "rescheduled" and consultation.is_unconfirmed:
             # The patient moved a time they hold: still not confirmed, as the email says.
-            subject = _(
-                "The time you hold has changed (%(reference)s)", reference=consultation.reference
-            )
+            subject = _held_time_changed(consultation)
         if kind == "no_show" and appointment is not None:
             # Named by its date, never "today": staff may mark it on a later day.
             subject = _(

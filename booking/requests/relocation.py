@@ -8,11 +8,12 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from booking.extensions import db
-from booking.notifications.models import OutboxEmail
-from booking.notifications.services import withdraw_pending
+from booking.notifications.models import OutboxEmail, OutboxStatus
+from booking.notifications.services import withdraw_emails, withdraw_pending
 from booking.requests import emails, reminders
 from booking.requests.models import OPEN_STATUSES, ConsultationRequest
 from booking.requests.queries import lock_request
+from booking.scheduling.ical import appointment_ics
 from booking.scheduling.models import Appointment, Location, VisitMode
 from booking.scheduling.services import AddressNotices
 from booking.scheduling.visits import mode_of
@@ -33,13 +34,64 @@ def _going_there(appointment: Appointment | None, location: Location) -> bool:
     )
 
 
+# The emails that give the patient their appointment's time and place with its calendar file:
+# the receipt of the request (the time they hold) and the status emails of a time confirmed
+# or moved (``lifecycle.change_email``).
+TIME_TEMPLATES = ("request_received", "request_update")
+REWRITTEN_KINDS = frozenset({"confirmed", "rescheduled"})  # in person: no join link
+
+
+def _rewrite_waiting_times(
+    consultation: ConsultationRequest, appointment: Appointment
+) -> list[OutboxEmail]:
+    """The patient's emails giving the appointment's place (``TIME_TEMPLATES``) not taken by
+    a worker yet, written before the correction (a booking or confirmation committed while
+    the admin saved: it read the old address): withdrawn and written again as the appointment
+    now is, with the new address and the calendar file's raised SEQUENCE, and a status
+    email with the message staff wrote in it. Written again rather than withdrawn: the
+    address email says only when and where, and the patient would lose that the time is
+    confirmed or held, with whom, the staff's message, what to bring and their private link.
+    One a worker is sending already goes as it is (the address email follows it), as does a
+    status email whose kind its subject does not tell. Oldest first. Flushes; the caller
+    commits and enqueues the emails."""
+    waiting = db.session.scalars(
+        select(OutboxEmail)
+        .where(
+            OutboxEmail.request_id == consultation.id,
+            OutboxEmail.template.in_(TIME_TEMPLATES),
+            OutboxEmail.attachment_type.startswith("text/calendar"),
+            OutboxEmail.status == OutboxStatus.PENDING,
+            OutboxEmail.withdrawn_at.is_(None),
+        )
+        .order_by(OutboxEmail.id)
+    ).all()
+    written: list[OutboxEmail] = []
+    for email in waiting:
+        kind, message = None, email.staff_message
+        if email.template == "request_update":
+            kind = emails.update_kind(consultation, email)
+            if kind not in REWRITTEN_KINDS:
+                continue
+        if not withdraw_emails([email.id]):
+            continue  # taken by a worker meanwhile
+        again = (
+            emails.patient_receipt(consultation)
+            if kind is None
+            else emails.patient_update(consultation, kind, message, appointment_ics(appointment))
+        )
+        if again is not None:
+            written.append(again)
+    return written
+
+
 def tell_new_address(location: Location, **_details: object) -> AddressNotices:
     """A ``location_moved`` listener: every patient with an in-person appointment still to
     come at the location (``_going_there``) is emailed its new address
     (``emails.appointment_address``), their calendar event updated: the same UID with a
     raised SEQUENCE, as a reschedule's. An earlier such email not sent yet (the admin's
     previous save) is withdrawn: the new one says all it said. A reminder waiting in the
-    outbox is written again with the new address (``reminders.rewrite_waiting``). Each
+    outbox is written again with the new address (``reminders.rewrite_waiting``), and so are
+    a receipt or a confirmation (or move) waiting (``_rewrite_waiting_times``). Each
     request is locked first and looked at again (a patient may be moving their time at this
     moment). A patient marked deceased is not written to; one who left no email address is
     counted (``untold``) for staff to phone. Flushes; the caller commits and enqueues."""
@@ -69,6 +121,7 @@ def tell_new_address(location: Location, **_details: object) -> AddressNotices:
         # calendar holds, as a reschedule does.
         appointment.sequence += 1
         db.session.flush()
+        rewritten.extend(_rewrite_waiting_times(consultation, appointment))
         withdraw_pending(consultation.id, frozenset({emails.APPOINTMENT_ADDRESS}))
         email = emails.appointment_address(consultation, appointment)
         if email is not None:
