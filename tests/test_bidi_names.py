@@ -19,10 +19,10 @@ from flask_babel import force_locale
 from booking.dashboard import services as workflow
 from booking.extensions import db
 from booking.requests.models import ConsultationRequest
-from booking.scheduling.models import AppointmentType
+from booking.scheduling.models import AppointmentType, VisitMode
 from booking.staff.models import StaffUser
 from booking.timeutil import clinic_today
-from tests.factories import clinic_slot, confirmed_request, make_request
+from tests.factories import clinic_slot, confirmed_request, make_request, set_visit_mode
 from tests.support import (
     AuthActions,
     Clinic,
@@ -180,6 +180,51 @@ def test_appointment_type_names_in_emails_are_isolated(
         db.session.rollback()
     assert isolated.format("<bdi>مراجعة الصور &lt;b&gt;&amp;</bdi>") in html
     assert TYPE_NAME in text  # plain text has no markup to isolate with
+
+
+LOCATION_NAME = "عيادة العمود الفقري <b>&"  # a location named in Arabic (and markup, escaped)
+# The patient emails that say where the visit takes place (the location's name, then its
+# address).
+PLACE_EMAILS = sorted(
+    path.stem
+    for path in EMAIL_TEMPLATES.glob("[!_]*.txt")
+    if "visit_where(" in path.read_text(encoding="utf-8")
+)
+
+
+@pytest.mark.parametrize("template", PLACE_EMAILS)
+def test_location_names_in_emails_are_isolated(app: Flask, clinic: Clinic, template: str) -> None:
+    """The location's name is followed by a comma and the address, which starts or ends with
+    its street number: without its own ``<bdi>`` a right-to-left name takes them into its run.
+    The text part reads as before."""
+    assert len(PLACE_EMAILS) >= 5 and "appointment_address" in PLACE_EMAILS
+    request_id = confirmed_request(app, clinic)
+    with app.test_request_context(), force_locale("en"):
+        consultation = db.session.get(ConsultationRequest, request_id)
+        consultation.appointment.location.name = LOCATION_NAME
+        consultation.appointment.location.names = {}
+        context = patient_email_values(consultation)
+        html = render_template(f"email/{template}.html", **context)
+        text = render_template(f"email/{template}.txt", **context)
+        db.session.rollback()
+    isolated = "<bdi>عيادة العمود الفقري &lt;b&gt;&amp;</bdi>, Friedrichstr. 1, Berlin"
+    assert isolated in html
+    assert f"{LOCATION_NAME}, Friedrichstr. 1, Berlin" in text
+    assert "<bdi>" not in text
+
+
+def test_a_visit_from_home_says_how_in_the_html_part_as_in_the_text(
+    app: Flask, clinic: Clinic
+) -> None:
+    """No location to isolate: the HTML part says how the patient takes part, escaped."""
+    set_visit_mode(app, clinic, VisitMode.VIDEO)
+    request_id = confirmed_request(app, clinic)
+    with app.test_request_context(), force_locale("en"):
+        context = patient_email_values(db.session.get(ConsultationRequest, request_id))
+        html = render_template("email/request_update.html", **context)
+    assert (
+        "<td>By video, from wherever suits you: the clinic will send you how to join.</td>" in html
+    )
 
 
 def test_the_private_page_isolates_the_type_and_specialist_names_of_the_time(

@@ -19,10 +19,12 @@ def init_app(app: Flask) -> None:
         visit_join_link,
         visit_when,
         visit_where,
+        visit_where_html,
     )
 
     app.add_template_global(other_languages)  # the admin's names in each language
     app.add_template_global(visit_where)
+    app.add_template_global(visit_where_html)  # the emails' HTML part
     app.add_template_global(visit_is_remote)
     app.add_template_global(visit_join_link)
     app.add_template_global(visit_when)

@@ -10,6 +10,7 @@ from typing import Protocol
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from markupsafe import Markup, escape
 
 from booking.extensions import db
 from booking.scheduling.models import AppointmentType, Location, VisitMode
@@ -35,6 +36,10 @@ def mode_of(appointment_type: AppointmentType | None) -> VisitMode:
     return appointment_type.mode if appointment_type is not None else VisitMode.IN_PERSON
 
 
+# A visit to a location, as patients read it: its name, then its address.
+PLACE = "{name}, {address}"
+
+
 def where(mode: VisitMode, location_name: str, address: str, *, joinable: bool = False) -> str:
     """Where the visit takes place, in the reader's language; ``joinable``: the patient has
     the video visit's link (shown with it: ``visit_join_link``)."""
@@ -44,7 +49,7 @@ def where(mode: VisitMode, location_name: str, address: str, *, joinable: bool =
         return _("By video, from wherever suits you: the clinic will send you how to join.")
     if mode is VisitMode.PHONE:
         return _("By phone: the specialist will call you on the phone number you gave.")
-    return f"{location_name}, {address}"
+    return PLACE.format(name=location_name, address=address)
 
 
 def visit_where(booked: Booked) -> str:
@@ -56,6 +61,20 @@ def visit_where(booked: Booked) -> str:
         location.address,
         joinable=visit_join_link(booked) is not None,
     )
+
+
+def visit_where_html(booked: Booked) -> Markup:
+    """``visit_where`` for the HTML part of an email: the location's name is isolated
+    (``<bdi>``, as the type's and the specialist's names are), or a name in a right-to-left
+    script takes the comma and the address's street number into its run and the reader sees
+    them reordered. The text part has no markup to isolate with and keeps ``visit_where``
+    (a template global)."""
+    if visit_is_remote(booked):
+        return escape(visit_where(booked))
+    location = booked.location
+    isolated = Markup("<bdi>{}</bdi>").format(location.display_name)
+    # PLACE is this module's constant, no input: format() escapes the values.
+    return Markup(PLACE).format(name=isolated, address=location.address)  # noqa: S704  # nosec B704
 
 
 def visit_when(booked: Booked) -> str:
