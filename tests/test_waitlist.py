@@ -1110,3 +1110,35 @@ def test_an_offer_gone_before_its_email_could_go_is_not_sent_and_shown_to_staff(
     banner = page[start : page.index("</section>", start)]
     assert "An earlier time is free" in banner
     assert "(not sent: the offer was no longer open when it could go out)" in banner
+
+
+@pytest.mark.parametrize("booked", [False, True])
+def test_a_failed_offer_is_not_sent_again_once_the_clinic_booked_its_time(
+    app: Flask, clinic: Waitlist, booked: bool
+) -> None:
+    """An offer's email failed for good (the patient's mailbox refused it). Staff send the
+    patient's failed emails again: the offer goes again while it is open, but not once the
+    clinic has booked its time for a caller (nobody took the offer, nor did it close): its
+    link would only say the time is taken. It is left out, as its delivery would leave it."""
+    from booking.dashboard.services import resend_patient_emails
+    from booking.notifications.models import OutboxStatus
+
+    offer = _cancel_first(app, clinic)
+    failed = _offer_email(app, "waiting0@example.com")
+    with app.app_context():
+        db.session.get(OutboxEmail, failed).status = OutboxStatus.FAILED
+        db.session.commit()
+        if booked:
+            appointment_type = db.session.get(AppointmentType, clinic.type)
+            end = offer.starts_at + timedelta(hours=1)
+            slot = open_slots(appointment_type, offer.starts_at, end)[0]
+            assert slot.starts_at == offer.starts_at
+            _book(appointment_type, slot, "caller@example.com")
+        resent = resend_patient_emails(
+            db.session.get(ConsultationRequest, clinic.waiting[0]),
+            db.session.get(StaffUser, clinic.coordinator.id),
+            "waiting0@example.com",
+        )
+        templates = [db.session.get(OutboxEmail, i).template for i in resent.email_ids]
+    assert templates == ([] if booked else ["waitlist_offer"])
+    assert resent.left_out == (1 if booked else 0)

@@ -67,7 +67,7 @@ from booking.requests.models import (
     may_be_contacted,
 )
 from booking.requests.queries import lock_request
-from booking.requests.waitlist import find_offer, offer_expired, offer_freed_slot, offered_to
+from booking.requests.waitlist import find_offer, offer_freed_slot, offer_open_to
 from booking.scheduling.availability import OpenSlot
 from booking.scheduling.ical import appointment_ics
 from booking.scheduling.models import (
@@ -1112,11 +1112,12 @@ def still_wanted(consultation: ConsultationRequest, failed: OutboxEmail) -> bool
     earlier-time offer or a follow-up invitation; those only while the patient may still
     be contacted (``may_be_contacted``) and what they are about is still to come: the
     appointment (active, not begun; the request's one appointment, as the outbox row names
-    none), the offer (read from the token in its link: not taken, not closed, still for
-    this request) or the questionnaire (from its link: still open to an answer). One whose
-    link cannot be read (no longer whole) is left out. The email giving the appointment's
-    new address only while that appointment is still to come (it goes whatever the
-    patient's contact consent: they are expected there)."""
+    none), the offer (read from the token in its link: still open to this request and its
+    time still free, ``waitlist.offer_open_to``, as its email's delivery asks) or the
+    questionnaire (from its link: still open to an answer). One whose link cannot be read
+    (no longer whole) is left out. The email giving the appointment's new address only
+    while that appointment is still to come (it goes whatever the patient's contact
+    consent: they are expected there)."""
     if failed.template in ADDRESS_TEMPLATES:
         appointment = consultation.appointment
         return appointment is not None and appointment.active and appointment.starts_at > now_utc()
@@ -1136,12 +1137,7 @@ def still_wanted(consultation: ConsultationRequest, failed: OutboxEmail) -> bool
     if failed.template in OFFER_TEMPLATES:
         token = emails.offer_token_in(failed)
         offer = find_offer(token) if token else None
-        return (
-            offer is not None
-            and offer.claimed_by_request_id is None
-            and not offer_expired(offer, now)
-            and offered_to(offer, consultation)
-        )
+        return offer is not None and offer_open_to(offer, consultation, now)
     token = followup_token_in(failed)
     link = link_for_token(token) if token else None
     return link is not None and can_answer(link.follow_up, now)

@@ -504,16 +504,24 @@ def closed_at_delivery(email: OutboxEmail) -> str | None:
         return None
     offer = find_offer(token)
     consultation = db.session.get(ConsultationRequest, email.request_id)
-    if (
-        offer is None
-        or consultation is None
-        or offer.claimed_by_request_id is not None
-        or offer_expired(offer)
-        or not offered_to(offer, consultation)
-        or not _free(offer)
-    ):
+    if offer is None or consultation is None or not offer_open_to(offer, consultation):
         return OFFER_CLOSED
     return None
+
+
+def offer_open_to(
+    offer: SlotOffer, consultation: ConsultationRequest, now: datetime | None = None
+) -> bool:
+    """Whether ``consultation`` could still take the offer, as an email about it would tell
+    the patient: not taken, not closed (``offer_open_until``), still for this request
+    (``offered_to``) and its time still free (not booked or closed by the clinic since).
+    Accepting asks the same again under the request's lock (``accept_offer``)."""
+    return (
+        offer.claimed_by_request_id is None
+        and not offer_expired(offer, now)
+        and offered_to(offer, consultation)
+        and _free(offer)
+    )
 
 
 def offered_choice(offer: SlotOffer) -> SlotChoice:
