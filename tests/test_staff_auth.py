@@ -958,6 +958,53 @@ def test_a_reset_email_whose_link_expired_before_it_could_go_is_not_sent(
     assert len(smtp.received) == 1
 
 
+@pytest.mark.parametrize("change", ["password changed", "deactivated", "address corrected"])
+def test_a_reset_email_whose_link_is_over_for_its_account_is_dropped_unsent(
+    mail_settings: dict[str, Any],
+    app: Flask,
+    client: FlaskClient,
+    staff: Staff,
+    smtp: Any,
+    change: str,
+) -> None:
+    """Two reset emails wait (the mail server away). The first goes; then, before the
+    second can, the link in it is over for its account, as the reset page would find it:
+    the password was changed (with the first link), the account deactivated, or an admin
+    corrected its address (the email would go to the old one). The second is not sent, and
+    is dropped rather than failed: nobody needs it, so no failed email alarms staff."""
+    from booking.notifications.models import OutboxStatus
+    from booking.notifications.services import deliver_outbox_email, mail_delay
+    from booking.staff.services import correct_staff_details, details_mark
+
+    forgot(client, staff.coordinator.email)
+    forgot(client, staff.coordinator.email)
+    first, second = reset_emails(app)
+    with app.app_context():
+        assert deliver_outbox_email(first.id) is None
+    if change == "password changed":
+        assert choose_password(client, reset_path(first)).status_code == 302
+    with app.app_context():
+        admin = db.session.get(StaffUser, staff.admin.id)
+        coordinator = db.session.get(StaffUser, staff.coordinator.id)
+        if change == "deactivated":
+            set_staff_active(coordinator, False, actor=admin)
+        elif change == "address corrected":
+            correct_staff_details(
+                coordinator,
+                full_name=coordinator.full_name,
+                email="coordinator.new@example.com",
+                shown=details_mark(coordinator),
+                actor=admin,
+            )
+        assert deliver_outbox_email(second.id) is None
+        assert mail_delay(now_utc(), now_utc() - timedelta(days=1)).failed == 0
+    [sent] = reset_emails(app)
+    assert (sent.id, sent.status) == (first.id, OutboxStatus.SENT)
+    [received] = smtp.collector.wait_for(1)
+    assert received.message["Message-ID"] == first.message_id
+    assert len(smtp.received) == 1
+
+
 def test_a_reset_link_stops_working_when_the_account_is_deactivated(
     app: Flask, client: FlaskClient, staff: Staff
 ) -> None:

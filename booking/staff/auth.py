@@ -398,6 +398,24 @@ def user_for_reset_token(token: str) -> StaffUser | None:
         data = _reset_serializer().loads(token, max_age=_reset_max_age())
     except (SignatureExpired, BadSignature):
         return None
+    return _reset_holder(data)
+
+
+def reset_token_holder(token: str) -> StaffUser | None:
+    """The account the reset link with ``token`` would still open, whatever its age: what
+    ``user_for_reset_token`` asks but the expiry (``reset_token_expired`` asks that). None
+    when its signature is not good, or the link is over for its account: the password was
+    changed since (each link works once), the account deactivated, or its address changed."""
+    try:
+        data = _reset_serializer().loads(token)  # no max_age: the signature only
+    except BadSignature:
+        return None
+    return _reset_holder(data)
+
+
+def _reset_holder(data: object) -> StaffUser | None:
+    """The active account a reset token's ``data`` names, if its password and address are
+    still those the token was made with (``make_reset_token``)."""
     if not isinstance(data, dict):
         return None
     user = db.session.get(StaffUser, data.get("id"))

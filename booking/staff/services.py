@@ -27,6 +27,7 @@ from booking.staff.auth import (
     make_reset_token,
     needs_rehash,
     reset_token_expired,
+    reset_token_holder,
     verify_password,
 )
 from booking.staff.models import (
@@ -162,6 +163,28 @@ def expired_at_delivery(email: OutboxEmail) -> str | None:
         return None
     found = RESET_LINK_RE.search(email.body_text or "")
     return RESET_LINK_EXPIRED if found and reset_token_expired(found.group(1)) else None
+
+
+def dead_at_delivery(email: OutboxEmail) -> str | None:
+    """A password reset whose link is over by the time its email could go, for a reason
+    other than its age (``reset_token_holder``, as the reset page asks): the password was
+    changed since (by a later link, or an admin), the account deactivated, or its address
+    changed, so that the email, written to the old address, would no longer go to the
+    account's (``recipient``). Sent then, it would be a link that only says it no longer
+    works, to somebody who needs none: the password was set, the account closed, or the
+    old mailbox is no longer the account's. Dropped unsent, not failed
+    (``notifications.services.register_delivery_check``): nothing the staff member needs is
+    lost (with the new address, they ask for a link there), so no failed email counts on
+    the staff pages' banner for it. One that has only expired is ``expired_at_delivery``'s."""
+    if email.template != RESET_TEMPLATE:
+        return None
+    found = RESET_LINK_RE.search(email.body_text or "")
+    if found is None:
+        return None
+    holder = reset_token_holder(found.group(1))
+    if holder is None or holder.email != email.recipient:
+        return "reset link over: password, account or address changed since"
+    return None
 
 
 def send_password_reset(address: str) -> int | None:
