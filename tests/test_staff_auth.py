@@ -924,6 +924,28 @@ def test_forged_tampered_and_expired_reset_links_are_refused(
     assert audit(app, "password_changed") == []
 
 
+def test_a_reset_email_says_until_when_its_link_works(
+    app: Flask, client: FlaskClient, staff: Staff, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The email may go hours after it was written (the mail server away), so it does not
+    say for how long the link works, which would be untrue by then, but until when: the
+    time signed into its link plus PASSWORD_RESET_HOURS, in the clinic's time."""
+    from datetime import UTC, datetime
+
+    from booking.timeutil import clinic_dt
+
+    signed = datetime(2026, 12, 7, 8, 30, 20, tzinfo=UTC)  # 09:30 in Berlin
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: int(signed.timestamp()))
+    forgot(client, staff.coordinator.email)
+    [email] = reset_emails(app)
+    with app.app_context():
+        until = clinic_dt(signed + timedelta(hours=app.config["PASSWORD_RESET_HOURS"]), "when")
+    assert "11:30" in until
+    for body in (email.body_text, html.unescape(email.body_html)):
+        assert f"(the link works once, until {until}):" in " ".join(body.split())
+        assert "hours" not in body
+
+
 def test_a_reset_email_whose_link_expired_before_it_could_go_is_not_sent(
     mail_settings: dict[str, Any],
     app: Flask,

@@ -393,6 +393,17 @@ def reset_token_expired(token: str) -> bool:
     return False
 
 
+def reset_token_expires_at(token: str) -> datetime | None:
+    """When the reset link with ``token`` stops working: PASSWORD_RESET_HOURS after the time
+    signed into it, as ``user_for_reset_token`` counts them (it works up to that second).
+    None for a token that is not one of ours."""
+    try:
+        _data, signed_at = _reset_serializer().loads(token, return_timestamp=True)
+    except BadSignature:
+        return None
+    return signed_at + timedelta(seconds=_reset_max_age())
+
+
 def user_for_reset_token(token: str) -> StaffUser | None:
     try:
         data = _reset_serializer().loads(token, max_age=_reset_max_age())

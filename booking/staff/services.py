@@ -27,6 +27,7 @@ from booking.staff.auth import (
     make_reset_token,
     needs_rehash,
     reset_token_expired,
+    reset_token_expires_at,
     reset_token_holder,
     verify_password,
 )
@@ -194,7 +195,8 @@ def send_password_reset(address: str) -> int | None:
     user = find_staff_by_email(address)
     if user is None or not user.active:
         return None
-    link = public_url(f"/staff/password/reset/{make_reset_token(user)}")
+    token = make_reset_token(user)
+    link = public_url(f"/staff/password/reset/{token}")
     clinic_locale = current_app.config["BABEL_DEFAULT_LOCALE"]  # staff read the clinic's
     with force_locale(clinic_locale):
         subject = _("Reset your %(clinic)s password", clinic=current_app.config["CLINIC_NAME"])
@@ -205,7 +207,9 @@ def send_password_reset(address: str) -> int | None:
         locale=clinic_locale,
         user=user,
         link=link,
-        hours=current_app.config["PASSWORD_RESET_HOURS"],
+        # Until when, not for how long: the email may go hours after it was written (the
+        # mail server away), and the link's clock started with its token.
+        expires_at=reset_token_expires_at(token),
     )
     record(
         "password_reset_sent",
