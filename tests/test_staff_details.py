@@ -5,6 +5,7 @@ reset links sent to the old one; refusals are shown at their fields."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -108,7 +109,10 @@ def test_a_corrected_address_signs_them_out_ends_old_reset_links_and_keeps_their
     shown = alerts(client.get("/staff/accounts"))
     assert "They were signed out, and sign in with anna.weber@example.com from now on." in shown
     assert account(app, clinic.weber.id) == ("Dr. Weber", "anna.weber@example.com")
-    assert corrections(app) == [(clinic.admin.id, str(clinic.weber.id), {"changed": ["email"]})]
+    notices = [email.id for email in outbox_emails(app, "staff_email_changed")]
+    assert corrections(app) == [
+        (clinic.admin.id, str(clinic.weber.id), {"changed": ["email"], "notice_email_ids": notices})
+    ]
     with app.app_context():
         reasons = db.session.scalars(
             select(StaffSession.end_reason).where(StaffSession.staff_id == clinic.weber.id)
@@ -235,6 +239,59 @@ def test_a_changed_address_is_emailed_to_the_old_address_and_the_new(
     assert len(outbox_emails(app, "staff_email_changed")) == 2
 
 
+def test_a_changed_address_notice_that_could_not_be_sent_is_listed_for_the_admins(
+    mail_settings: dict[str, Any], app: Flask, client: FlaskClient, staff: Staff, smtp: Any
+) -> None:
+    """The old address refuses the notice for good (its mailbox is gone, or a taker made
+    sure of it). It is about no request, so no record shows it, and the staff pages' banner
+    counts a failed email for a day without saying which: the admins' accounts page lists
+    it, with its account, until an admin has dealt with it (audited on the account)."""
+    from booking.notifications.models import OutboxStatus
+    from booking.notifications.services import deliver_outbox_email
+
+    AuthActions(client).login(email=staff.admin.email)
+    assert correct(client, staff.weber.id, "Dr. Weber", "anna.weber@example.com").status_code == 302
+    old, new = outbox_emails(app, "staff_email_changed")
+    assert 'id="unsent-notices"' not in client.get("/staff/accounts").get_data(as_text=True)
+    smtp.collector.refuse_rcpt.add("weber@example.com")  # 550: the mailbox is gone
+    with app.app_context():
+        for notice in (old, new):
+            assert deliver_outbox_email(notice.id) is None
+    assert [e.status for e in outbox_emails(app, "staff_email_changed")] == [
+        OutboxStatus.FAILED,
+        OutboxStatus.SENT,
+    ]
+
+    page = client.get("/staff/accounts").get_data(as_text=True)
+    start = page.index('id="unsent-notices"')
+    listed = page[start : page.index("</section>", start)]
+    assert "To weber@example.com, the old address of Dr. Weber, written " in listed
+    assert "anna.weber@example.com" not in listed  # the new address got its notice
+    settle = {"csrf_token": csrf_token(client, "/staff/accounts"), "email_id": str(old.id)}
+    response = client.post("/staff/accounts/address-notices", data=settle)
+    assert response.status_code == 302
+    assert "The notice was taken off the list." in alerts(client.get("/staff/accounts"))
+    assert 'id="unsent-notices"' not in client.get("/staff/accounts").get_data(as_text=True)
+    with app.app_context():
+        [settled] = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "address_notice_settled")
+        ).all()
+        assert (settled.actor_id, settled.target_type, settled.target_id) == (
+            staff.admin.id,
+            "staff",
+            str(staff.weber.id),
+        )
+    # Dealt with already (by another admin's click): nothing more is written.
+    client.post("/staff/accounts/address-notices", data=settle)
+    with app.app_context():
+        assert (
+            db.session.scalar(
+                select(func.count()).where(AuditEvent.action == "address_notice_settled")
+            )
+            == 1
+        )
+
+
 def own_page(client: FlaskClient) -> dict[str, str]:
     page = client.get("/staff/account").get_data(as_text=True)
     return {"csrf_token": csrf_token(client, "/staff/account"), "shown": SHOWN.search(page)[1]}
@@ -282,11 +339,15 @@ def test_a_lone_admin_corrects_their_own_name_and_with_their_password_their_addr
     assert moved.status_code == 302 and moved.headers["Location"].endswith("/staff/login")
     assert "please sign in with ada@example.com" in alerts(client.get("/staff/login"))
     assert account(app, staff.admin.id) == ("Ada Admín", "ada@example.com")
+    emails = outbox_emails(app, "staff_email_changed")
     assert corrections(app) == [
         (staff.admin.id, str(staff.admin.id), {"changed": ["full_name"]}),
-        (staff.admin.id, str(staff.admin.id), {"changed": ["email"]}),
+        (
+            staff.admin.id,
+            str(staff.admin.id),
+            {"changed": ["email"], "notice_email_ids": [email.id for email in emails]},
+        ),
     ]
-    emails = outbox_emails(app, "staff_email_changed")
     assert [email.recipient for email in emails] == [staff.admin.email, "ada@example.com"]
     assert "from your own account, signed in with its password" in emails[0].body_text
     # The lone admin has no colleague to name.

@@ -7,18 +7,21 @@ import hashlib
 import hmac
 import logging
 import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app, g
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
+from booking.audit.models import AuditEvent
 from booking.audit.services import changes, record
 from booking.crypto import text_digest
 from booking.extensions import db
-from booking.notifications.models import OutboxEmail
+from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.notifications.services import enqueue_delivery, queue_email
 from booking.staff.auth import (
     end_all_sessions,
@@ -428,11 +431,116 @@ def _change_details(user: StaffUser, *, full_name: str, email: str, actor: Staff
         target_type="staff",
         target_id=user.id,
         actor=actor,
-        details={"changed": changed},
+        # The notices' ids (to the old address, then the new): the accounts page names the
+        # account of one that could not be sent (``unsent_address_notices``).
+        details={"changed": changed, **({"notice_email_ids": email_ids} if email_ids else {})},
     )
     db.session.commit()
     enqueue_delivery(email_ids)
     return changed
+
+
+EMAIL_CHANGED_TEMPLATE = "staff_email_changed"
+
+
+@dataclass(frozen=True)
+class UnsentNotice:
+    """A notice of a changed sign-in address that failed for good, as the accounts page
+    lists it (``unsent_address_notices``)."""
+
+    email_id: int
+    recipient: str
+    written_at: datetime
+    # The account whose address changed, and whether this notice went to its old address;
+    # None when its audit row does not name it (one written before the rows named notices).
+    account: StaffUser | None
+    to_old_address: bool | None
+
+
+def unsent_address_notices() -> list[UnsentNotice]:
+    """The notices of a changed sign-in address (``_queue_email_changed``) that failed for
+    good and that no admin has dealt with (``settled_at``), oldest first. The one to the old
+    address is how its owner learns of an account taken over by moving its address; the one
+    to the new address failing may mean a mistyped address, where reset links now go. No
+    request's record shows them, and the staff pages' banner counts a failed email for a day
+    only, without saying which: the admins' accounts page lists them until one of them deals
+    with it (``settle_address_notice``). One query when there are none."""
+    failed = list(
+        db.session.scalars(
+            select(OutboxEmail)
+            .where(
+                OutboxEmail.template == EMAIL_CHANGED_TEMPLATE,
+                OutboxEmail.status == OutboxStatus.FAILED,
+                OutboxEmail.settled_at.is_(None),
+            )
+            .order_by(OutboxEmail.id)
+        )
+    )
+    if not failed:
+        return []
+    accounts = _notice_accounts(failed[0].created_at)
+    notices = []
+    for email in failed:
+        user_id, to_old = accounts.get(email.id, (None, None))
+        notices.append(
+            UnsentNotice(
+                email_id=email.id,
+                recipient=email.recipient,
+                written_at=email.created_at,
+                account=db.session.get(StaffUser, user_id) if user_id is not None else None,
+                to_old_address=to_old,
+            )
+        )
+    return notices
+
+
+def _notice_accounts(since: datetime) -> dict[int, tuple[int, bool]]:
+    """By notice id, the account whose address changed and whether the notice went to its
+    old address: read from the audit rows written with notices written ``since`` on (in the
+    same transaction: a minute's margin for nothing but safety)."""
+    found: dict[int, tuple[int, bool]] = {}
+    for event in db.session.scalars(
+        select(AuditEvent).where(
+            AuditEvent.action == "staff_details_corrected",
+            AuditEvent.occurred_at >= since - timedelta(minutes=1),
+        )
+    ):
+        if not (event.target_id or "").isdigit():
+            continue
+        for position, email_id in enumerate((event.details or {}).get("notice_email_ids", [])):
+            found[email_id] = (int(event.target_id or 0), position == 0)
+    return found
+
+
+def settle_address_notice(email_id: int | None, *, actor: StaffUser) -> bool:
+    """Take a failed notice of a changed address off the accounts page: an admin has dealt
+    with it (told the address's owner another way, or found the old address was a mistyped
+    one nobody reads). Audited, on the account; it also leaves the banner's count of failed
+    emails. False, and nothing written, when it is no such notice or another admin dealt
+    with it first."""
+    email = db.session.get(OutboxEmail, email_id) if email_id is not None else None
+    if email is None or email.template != EMAIL_CHANGED_TEMPLATE:
+        return False
+    settled = db.session.execute(
+        update(OutboxEmail)
+        .where(
+            OutboxEmail.id == email.id,
+            OutboxEmail.status == OutboxStatus.FAILED,
+            OutboxEmail.settled_at.is_(None),
+        )
+        .values(settled_at=now_utc())
+    ).rowcount
+    if settled:
+        account = _notice_accounts(email.created_at).get(email.id)
+        record(
+            "address_notice_settled",
+            target_type="staff",  # the account, unless a notice from before rows named it
+            target_id=account[0] if account else None,
+            actor=actor,
+            details={"notice_email_id": email.id},
+        )
+    db.session.commit()
+    return bool(settled)
 
 
 def _queue_email_changed(user: StaffUser, *, old: str, actor: StaffUser) -> list[int]:
@@ -440,8 +548,8 @@ def _queue_email_changed(user: StaffUser, *, old: str, actor: StaffUser) -> list
     address: to the old address, whose owner may not have asked for it (an account taken over
     starts by moving its address, so that password reset links go to the taker), and to the
     new one. It says what changed, by whom, when, and whom to tell if it was not expected:
-    the clinic's other active administrators by name, and its phone. The ids, for delivery
-    after the commit."""
+    the clinic's other active administrators by name, and its phone. The ids (the old
+    address's, then the new one's), for delivery after the commit."""
     clinic_locale = current_app.config["BABEL_DEFAULT_LOCALE"]  # staff read the clinic's
     with force_locale(clinic_locale):
         subject = _(
@@ -461,7 +569,7 @@ def _queue_email_changed(user: StaffUser, *, old: str, actor: StaffUser) -> list
     )
     rows = [
         queue_email(
-            template="staff_email_changed",
+            template=EMAIL_CHANGED_TEMPLATE,
             recipient=recipient,
             subject=subject,
             locale=clinic_locale,
