@@ -1,7 +1,8 @@
 """The clinic's opening hours (``CLINIC_OPENING_HOURS``): read once when the app starts, shown
 in the reader's language; and the days it is closed (``CLINIC_HOLIDAYS``,
-``CLINIC_CLOSED_DAYS``), which the call-back targets, the availability engine and the agenda
-all read.
+``CLINIC_CLOSED_DAYS``, and the days an admin closes in the app, which ``booking.scheduling``
+adds: ``add_closed_days_source``), which the call-back targets, the availability engine and
+the agenda all read.
 
 The setting is lines separated by "|", each the days then the hours::
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, time, timedelta
 
@@ -34,6 +36,9 @@ from flask_babel import force_locale, get_locale, pgettext
 from booking.timeutil import END_OF_DAY, read_clock
 
 EXTENSION = "booking.opening_hours"
+# app.extensions: the functions giving more closed days than the settings' (``(first, last)``
+# -> the days from ``first`` to ``last`` they close), registered by a higher layer.
+CLOSED_DAY_SOURCES = "booking.closed_day_sources"
 DAY_CODES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # 0 = Monday, as Babel counts
 EXAMPLE = "Mon-Fri 8:00-18:00|Sat 9:00-13:00|Sun closed"
 # A range's dash: "-", or the en dash a word processor makes of it.
@@ -193,15 +198,32 @@ def closed_days(region: str, extra: str, year: int) -> frozenset[date]:
     return frozenset(found)
 
 
-def clinic_closed_days(first: date, last: date) -> frozenset[date]:
-    """The days from ``first`` to ``last`` on which the clinic is closed: the public holidays
-    of ``CLINIC_HOLIDAYS`` and the dates of ``CLINIC_CLOSED_DAYS``. Weekly working hours do
-    not apply on them (patients are offered no time); extra hours an admin enters still do."""
+def settings_closed_days(first: date, last: date) -> frozenset[date]:
+    """The days from ``first`` to ``last`` the settings close: the public holidays of
+    ``CLINIC_HOLIDAYS`` and the dates of ``CLINIC_CLOSED_DAYS`` (no database read)."""
     config = current_app.config
     found: set[date] = set()
     for year in range(first.year, last.year + 1):
         found |= closed_days(config["CLINIC_HOLIDAYS"], config["CLINIC_CLOSED_DAYS"], year)
     return frozenset(day for day in found if first <= day <= last)
+
+
+def add_closed_days_source(app: Flask, source: Callable[[date, date], Iterable[date]]) -> None:
+    """Have ``clinic_closed_days`` also close the days ``source(first, last)`` gives (the
+    days an admin closed in the app, kept by ``booking.scheduling``). One call per range
+    asked: a source reads them all at once, never day by day."""
+    app.extensions.setdefault(CLOSED_DAY_SOURCES, []).append(source)
+
+
+def clinic_closed_days(first: date, last: date) -> frozenset[date]:
+    """The days from ``first`` to ``last`` on which the clinic is closed: the settings' days
+    (``settings_closed_days``) and those of every source added (``add_closed_days_source``:
+    the days an admin closed in the app). Weekly working hours do not apply on them
+    (patients are offered no time); extra hours an admin enters still do."""
+    found = set(settings_closed_days(first, last))
+    for source in current_app.extensions.get(CLOSED_DAY_SOURCES, ()):
+        found.update(day for day in source(first, last) if first <= day <= last)
+    return frozenset(found)
 
 
 def clinic_opens_on(day: date) -> bool:

@@ -23,6 +23,7 @@ from booking.scheduling.availability import OpenSlot, open_slots, parse_slot_key
 from booking.scheduling.models import (
     Appointment,
     AppointmentType,
+    ClinicClosure,
     ClinicSettings,
     Location,
     ScheduleException,
@@ -697,6 +698,12 @@ def test_queries_follow_the_asked_week_not_the_history(clinic: Schedule, history
     add_appointments(
         clinic.specialist.id, clinic.location.id, [(TEN_O_CLOCK + timedelta(days=3), 45)]
     )
+    # And a day closed by an admin for each of those days, none inside the asked week.
+    db.session.add_all(
+        ClinicClosure(day=WINTER_DAY - timedelta(days=n), reason="Training")
+        for n in range(1, history + 1)
+    )
+    db.session.commit()
     type_id = clinic.type45.id
     db.session.remove()  # a fresh session, as a request would have
     appointment_type = db.session.get(AppointmentType, type_id)
@@ -707,9 +714,9 @@ def test_queries_follow_the_asked_week_not_the_history(clinic: Schedule, history
         found.extend(open_slots(appointment_type, *week, enforce_limits=False))
 
     assert len(found) == 7 * 10 - 2 * 7  # each appointment takes 7 of the day's 10 starts
-    # Settings, working hours, exceptions, appointments: four range queries, whatever the size
-    # of the history.
-    assert len(statements) == 4, statements
+    # Settings, working hours, exceptions, appointments, the days closed in the app: five
+    # range queries, whatever the size of the history.
+    assert len(statements) == 5, statements
     assert db.session.scalar(select(db.func.count(Appointment.id))) == history + 2
 
 

@@ -24,10 +24,12 @@ from flask.testing import FlaskClient
 from booking.extensions import db
 from booking.patients import views
 from booking.scheduling import versions
+from booking.scheduling.closures import close_clinic, reopen_clinic
 from booking.scheduling.models import (
     Appointment,
     AppointmentType,
     AvailabilityVersion,
+    ClinicClosure,
     ClinicSettings,
     Location,
     ScheduleException,
@@ -225,6 +227,17 @@ def take_time_off(app: Flask, clinic: Clinic) -> None:
         db.session.commit()
 
 
+def close_the_clinic_on_the_day(app: Flask, clinic: Clinic) -> None:
+    with app.app_context():
+        close_clinic(clinic.day, "Team training", db.session.get(StaffUser, clinic.admin_id))
+
+
+def reopen_the_clinic_on_the_day(app: Flask, clinic: Clinic) -> None:
+    with app.app_context():
+        closure = db.session.scalars(sa.select(ClinicClosure)).one()
+        reopen_clinic(closure, db.session.get(StaffUser, clinic.admin_id))
+
+
 def deactivate_specialist(app: Flask, clinic: Clinic) -> None:
     with app.app_context():
         weber = db.session.get(StaffUser, clinic.specialist_id)
@@ -266,6 +279,7 @@ def cancelled_appointment(app: Flask, clinic: Clinic) -> None:
         (None, remove_hours_through_orm),
         (None, remove_hours_through_admin),
         (None, take_time_off),
+        (None, close_the_clinic_on_the_day),
         (None, deactivate_specialist),
         (None, deactivate_location),
         (None, require_a_month_of_notice),
@@ -338,6 +352,7 @@ def reactivate_specialist(app: Flask, clinic: Clinic) -> None:
         (remove_hours_through_orm, add_hours_through_admin),
         (remove_hours_through_orm, add_hours_through_orm),
         (deactivate_specialist, reactivate_specialist),
+        (close_the_clinic_on_the_day, reopen_the_clinic_on_the_day),
     ],
     ids=lambda f: f.__name__,
 )

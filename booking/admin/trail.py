@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from flask import url_for
@@ -20,6 +21,7 @@ from booking.requests import asks
 from booking.requests.emails import ESCALATION_TEMPLATES
 from booking.scheduling.admin_services import WEEKDAY_NAMES
 from booking.scheduling.services import Names, names_by_id
+from booking.timeutil import clinic_date
 
 # The details' keys that hold an id, by what it is the id of: the appointment's snapshot
 # (``requests.lifecycle.snapshot``) and the schedule's rows (``scheduling.admin_services``).
@@ -183,6 +185,17 @@ def _schedule_exception(t: _Target) -> str:
     return _("Time off of %(name)s (%(id)s)", name=who, id=t.id)
 
 
+def _clinic_closure(t: _Target) -> str:
+    day = t.detail("day")  # ISO, as the row was written: the closure may be removed since
+    try:
+        shown = clinic_date(date.fromisoformat(day), "full") if isinstance(day, str) else None
+    except ValueError:
+        shown = None
+    if shown is None:
+        return _("Closed day %(id)s", id=t.id)
+    return _("Clinic closed on %(day)s (%(id)s)", day=shown, id=t.id)
+
+
 def _checklist_item(t: _Target) -> str:
     labels = t.detail("labels")
     label = t.items.get(t.id) or asks.label_of(t.id, labels if isinstance(labels, dict) else None)
@@ -259,6 +272,7 @@ TARGET_READINGS: dict[str, Callable[[_Target], str]] = {
     ),
     "working_hours": _working_hours,
     "schedule_exception": _schedule_exception,
+    "clinic_closure": _clinic_closure,
     "checklist_item": _checklist_item,
     "patient": lambda t: _("Patient of %(reference)s", reference=t.id),
     # The clinic's one set of settings, or the clinic's data as a whole: no id to show.

@@ -98,6 +98,8 @@ ACTION_LABELS: dict[str, LazyString] = {
     "working_hours_deleted": _l("Working hours deleted"),
     "schedule_exception_added": _l("Time off or extra hours added"),
     "schedule_exception_deleted": _l("Time off or extra hours deleted"),
+    "clinic_closure_added": _l("Clinic closed on a day"),
+    "clinic_closure_removed": _l("Clinic's closed day removed"),
     "checklist_item_added": _l("Checklist item added"),
     "checklist_item_switched_on": _l("Checklist item switched on"),
     "checklist_item_switched_off": _l("Checklist item switched off"),

@@ -8,7 +8,10 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register how a visit takes place, for the pages and emails that show a time, and the
-    languages names are given in, for the admin's lists."""
+    languages names are given in, for the admin's lists; and the days an admin closed the
+    clinic, read with the settings' closed days."""
+    from booking.openinghours import add_closed_days_source
+    from booking.scheduling.closures import closure_days
     from booking.scheduling.services import other_languages
     from booking.scheduling.visits import (
         MODE_LABELS,
@@ -22,6 +25,7 @@ def init_app(app: Flask) -> None:
         visit_where_html,
     )
 
+    add_closed_days_source(app, closure_days)
     app.add_template_global(other_languages)  # the admin's names in each language
     app.add_template_global(visit_where)
     app.add_template_global(visit_where_html)  # the emails' HTML part

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import TYPE_CHECKING
 
 from babel import Locale
@@ -12,6 +12,7 @@ from sqlalchemy import (
     DDL,
     JSON,
     CheckConstraint,
+    Date,
     ForeignKey,
     Index,
     String,
@@ -148,6 +149,21 @@ class ScheduleException(db.Model):
         CheckConstraint("kind = 'time_off' OR location_id IS NOT NULL", name="extra_has_location"),
         Index("ix_schedule_exception_range", "specialist_id", "starts_at"),
     )
+
+
+class ClinicClosure(db.Model):
+    """A day the whole clinic is closed, entered by an admin (a training day, a burst pipe),
+    read with the settings' closed days (``booking.openinghours.clinic_closed_days``): weekly
+    hours do not apply on it, extra hours entered for a specialist still do. Appointments
+    already booked on it are not touched; staff move them."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date, unique=True)  # the clinic's calendar day
+    reason: Mapped[str] = mapped_column(String(200))  # for staff, e.g. "Team training"
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+    created_by: Mapped[StaffUser | None] = relationship()
 
 
 class ClinicSettings(db.Model):

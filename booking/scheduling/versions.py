@@ -27,6 +27,7 @@ from booking.scheduling.models import (
     Appointment,
     AppointmentType,
     AvailabilityVersion,
+    ClinicClosure,
     ClinicSettings,
     Location,
     ScheduleException,
@@ -39,6 +40,7 @@ from booking.timeutil import now_utc
 WATCHED: tuple[type, ...] = (
     Appointment,
     AppointmentType,
+    ClinicClosure,
     ClinicSettings,
     Location,
     ScheduleException,
