@@ -552,11 +552,13 @@ def confirmation_page(
     cancel_url: str,
     consequences: list[str] | tuple[str, ...] = (),
     warnings: list[str] | tuple[str, ...] = (),
+    listed: list[tuple[str, str]] | tuple[tuple[str, str], ...] = (),
 ) -> str:
     """The page asking to confirm this post's action (``title``: the question; ``button``:
     the action's words). Its form posts the same fields again to the same address, with
     CONFIRMED; ``warnings`` are what must not be missed (patients left with nothing to book,
-    appointments still to come)."""
+    appointments still to come), ``listed`` what they are about, as (text, link) pairs under
+    them (the appointments to move, each linked to its record)."""
     fields = [
         (name, value)
         for name, value in request.form.items(multi=True)
@@ -569,6 +571,7 @@ def confirmation_page(
         cancel_url=cancel_url,
         consequences=consequences,
         warnings=warnings,
+        listed=listed,
         fields=fields,
         confirmed_name=CONFIRMED,
     )

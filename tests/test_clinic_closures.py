@@ -4,12 +4,16 @@ enters still open them), and offered times again once the day is reopened."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from datetime import date, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from html import unescape
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from booking.audit.models import AuditEvent
@@ -21,8 +25,9 @@ from booking.scheduling.availability import open_slots
 from booking.scheduling.closures import close_clinic, reopen_clinic
 from booking.scheduling.models import AppointmentType, ClinicClosure
 from booking.staff.models import StaffUser
-from booking.timeutil import clinic_today, from_clinic_local
-from tests.support import Clinic, sql_statements
+from booking.timeutil import clinic_date, clinic_today, from_clinic_local
+from tests.support import AuthActions, Clinic, page_token, sql_statements
+from tests.test_destructive_confirmation import asked, confirm, press
 
 
 @pytest.fixture
@@ -163,3 +168,162 @@ def test_closing_and_reopening_are_audited_with_the_day_not_the_reason(
     ]
     assert rows[0].details == {"day": {"before": None, "after": day.isoformat()}}
     assert rows[1].details == {"day": {"before": day.isoformat(), "after": None}}
+
+
+# The admin's page ---------------------------------------------------------------------------
+
+PAGE = "/staff/admin/scheduling/closed-days"
+BERLIN = ZoneInfo("Europe/Berlin")  # the testing settings' clinic time zone
+PICKER_SLOT_RE = re.compile(r'name="slot" id="slot-(\d+)\.(\d+)\.(\d+)"')
+
+
+def picker_times(patient: FlaskClient, clinic: Clinic, day: date) -> int:
+    """How many times the patient's picker offers on ``day`` (asked for that day, it shows
+    the next one with times when it has none)."""
+    page = patient.get("/request/time", query_string={"type": clinic.type, "day": day.isoformat()})
+    assert page.status_code == 200
+    return sum(
+        datetime.fromtimestamp(int(epoch), tz=UTC).astimezone(BERLIN).date() == day
+        for _sid, _lid, epoch in PICKER_SLOT_RE.findall(page.get_data(as_text=True))
+    )
+
+
+def post_closure(client: FlaskClient, day: date | str, reason: str = "Team training") -> Any:
+    """The page's form, filled in and sent as a browser does (not yet confirmed)."""
+    token = page_token(client.get(PAGE).get_data(as_text=True))
+    value = day.isoformat() if isinstance(day, date) else day
+    return client.post(PAGE, data={"csrf_token": token, "day": value, "reason": reason})
+
+
+def field_error(page: str, name: str) -> str:
+    """The error shown at the field ``name``, as read aloud (its "Error:" prefix included)."""
+    match = re.search(rf'id="{name}-error"[^>]*>(.*?)</div>', page, re.S)
+    assert match, f"no error shown at {name}"
+    return unescape(re.sub(r"<[^>]+>", "", match.group(1))).strip()
+
+
+def test_an_admin_closes_a_day_and_opens_it_again_each_confirmed_first(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    auth.login("admin")
+    patient = app.test_client()
+    with app.app_context():
+        day = day_ahead()
+        day_text = clinic_date(day, "full")
+    before = picker_times(patient, clinic, day)
+    assert before > 0
+
+    question, warnings, page = asked(post_closure(auth.client, day))
+    assert question == f"Close the clinic on {day_text}?"
+    assert warnings == []  # nothing booked on it
+    assert 'id="confirm-listed"' not in page
+    with app.app_context():
+        assert db.session.scalar(select(db.func.count(ClinicClosure.id))) == 0
+    assert picker_times(patient, clinic, day) == before
+
+    done = confirm(auth.client, page)
+    assert done.status_code == 302 and done.headers["Location"] == PAGE
+    shown = auth.client.get(PAGE).get_data(as_text=True)
+    assert f"The clinic is closed on {day_text}: patients are offered no time on it." in shown
+    listed = shown[shown.index('id="closed-days"') :].split("</table>")[0]
+    assert day_text in listed and "Team training" in listed and "Ada Admin" in listed
+    assert picker_times(patient, clinic, day) == 0  # the kept picker page is not reused
+
+    with app.app_context():
+        closure_id = db.session.scalars(select(ClinicClosure.id)).one()
+    remove = f"{PAGE}/{closure_id}/delete"
+    question, warnings, page = asked(press(auth.client, remove))
+    assert question == f"Open the clinic again on {day_text}?"
+    assert picker_times(patient, clinic, day) == 0
+    assert confirm(auth.client, page).headers["Location"] == PAGE
+    assert f"The clinic is open again on {day_text}." in auth.client.get(PAGE).get_data(
+        as_text=True
+    )
+    assert picker_times(patient, clinic, day) == before
+
+    # The same button again (a second tab): told so, nothing written; an unknown day: 404.
+    again = press(auth.client, remove, confirmed="1")
+    assert again.status_code == 302
+    assert "This closed day was already removed" in auth.client.get(PAGE).get_data(as_text=True)
+    assert press(auth.client, f"{PAGE}/9999/delete", confirmed="1").status_code == 404
+    with app.app_context():
+        actions = db.session.scalars(
+            select(AuditEvent.action).where(AuditEvent.target_type == "clinic_closure")
+        ).all()
+    assert actions == ["clinic_closure_added", "clinic_closure_removed"]
+
+
+def test_the_page_shows_the_settings_days_as_such_without_a_button(
+    app_settings: dict[str, Any], app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    with app.app_context():
+        settings_day, app_day = day_ahead(3), day_ahead(5)
+        app.config["CLINIC_CLOSED_DAYS"] = settings_day.isoformat()
+        close_clinic(app_day, "Burst pipe", admin(clinic))
+        settings_text, app_text = clinic_date(settings_day, "full"), clinic_date(app_day, "full")
+    auth.login("admin")
+    page = auth.client.get(PAGE).get_data(as_text=True)
+    rows = re.findall(r"<tr><td>(.*?)</tr>", page, re.S)
+    assert [settings_text in rows[0], app_text in rows[1]] == [True, True]
+    assert "A day of CLINIC_CLOSED_DAYS" in rows[0] and "<button" not in rows[0]
+    assert "Burst pipe" in rows[1] and "/delete" in rows[1]
+    # The overview lists both and leads here.
+    overview = auth.client.get("/staff/admin/scheduling/").get_data(as_text=True)
+    assert settings_text in overview and app_text in overview
+    assert f'href="{PAGE}"' in overview
+
+
+@pytest.mark.parametrize(
+    ("days", "reason", "field", "message"),
+    [
+        (
+            -1,
+            "Team training",
+            "day",
+            "This day is already past. Please enter today or a later day.",
+        ),
+        (7, "Team training", "day", "The clinic is already closed on "),
+        (3, "Team training", "day", "by the settings (a public holiday or CLINIC_CLOSED_DAYS)."),
+        (9, " ", "reason", "Please enter a reason."),
+        (9, "x" * 201, "reason", "Please use at most 200 characters."),
+        (5000, "Team training", "day", "Please enter a date until "),
+    ],
+    ids=["past", "closed-in-the-app", "closed-by-the-settings", "no-reason", "long", "far"],
+)
+def test_the_page_says_why_a_day_cannot_be_closed(
+    app: Flask,
+    auth: AuthActions,
+    clinic: Clinic,
+    days: int,
+    reason: str,
+    field: str,
+    message: str,
+) -> None:
+    with app.app_context():
+        app.config["CLINIC_CLOSED_DAYS"] = day_ahead(3).isoformat()
+        close_clinic(day_ahead(7), "Training", admin(clinic))
+        day = day_ahead(days)
+    auth.login("admin")
+
+    response = post_closure(auth.client, day, reason)
+
+    assert response.status_code == 422  # refused at once, not asked to confirm
+    assert message in field_error(response.get_data(as_text=True), field)
+    with app.app_context():
+        assert db.session.scalars(select(ClinicClosure.day)).all() == [day_ahead(7)]
+
+
+def test_a_past_closed_day_stays_as_it_was(app: Flask, auth: AuthActions, clinic: Clinic) -> None:
+    """The agenda of a past day keeps saying why nobody worked."""
+    with app.app_context():
+        db.session.add(ClinicClosure(day=day_ahead(-2), reason="Team training"))
+        db.session.commit()
+        closure_id = db.session.scalars(select(ClinicClosure.id)).one()
+    auth.login("admin")
+
+    response = press(auth.client, f"{PAGE}/{closure_id}/delete", confirmed="1")
+
+    assert response.status_code == 302
+    assert "This day is already past" in auth.client.get(PAGE).get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(ClinicClosure, closure_id) is not None

@@ -15,16 +15,24 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.test import TestResponse
 
 from booking.extensions import db
-from booking.scheduling.models import AppointmentType, Location, ScheduleException, WorkingHours
+from booking.scheduling.models import (
+    Appointment,
+    AppointmentType,
+    ClinicClosure,
+    Location,
+    ScheduleException,
+    WorkingHours,
+)
 from booking.staff.models import StaffUser
-from booking.timeutil import now_utc
+from booking.timeutil import now_utc, to_clinic_tz
 from tests.factories import book_first_open_time, make_appointment_type, make_location
-from tests.support import AuthActions, Clinic, csrf_token
+from tests.support import AuthActions, Clinic, csrf_token, page_token
 
 FORM_RE = re.compile(
     r'<form method="post" action="([^"]+)" aria-labelledby="confirm-heading".*?</form>', re.S
 )
 HIDDEN_RE = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
+CLOSED_DAYS = "/staff/admin/scheduling/closed-days"
 
 
 def press(client: FlaskClient, path: str, **fields: str) -> TestResponse:
@@ -155,6 +163,39 @@ def test_deleting_hours_and_time_off_is_confirmed_first(
     with app.app_context():
         assert db.session.get(WorkingHours, row_id) is None
         assert db.session.get(ScheduleException, off_id) is None
+
+
+def test_closing_the_clinic_on_a_booked_day_lists_the_appointments_to_move(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """Closing a day cancels nothing: the page warns, and lists each appointment still to
+    come on it (reference, time, specialist), linked to its record, so staff can move it."""
+    with app.app_context():
+        consultation = book_first_open_time(clinic)
+        reference, starts_at = consultation.reference, consultation.appointment.starts_at
+        day, at = to_clinic_tz(starts_at).date(), to_clinic_tz(starts_at).strftime("%H:%M")
+    AuthActions(client).login(email=clinic.admin.email)
+    page = client.get(CLOSED_DAYS).get_data(as_text=True)
+    closing = {"csrf_token": page_token(page), "day": day.isoformat(), "reason": "Training"}
+
+    question, warnings, page = asked(client.post(CLOSED_DAYS, data=closing))
+
+    assert question.startswith("Close the clinic on ")
+    assert warnings == [
+        "1 appointment is booked on this day. Closing the clinic does not cancel it: it stays "
+        "booked, and its patient would come to a closed clinic. Move it to another day, or "
+        "enter extra hours for its specialist."
+    ]
+    listed = re.findall(r'<li><a href="([^"]+)">([^<]+)</a></li>', page)
+    assert listed == [(f"/staff/requests/{reference}", f"{reference} at {at} with Dr. Weber")]
+    assert confirm(client, page).status_code == 302
+    with app.app_context():
+        appointment = db.session.scalars(select(Appointment)).one()
+        assert appointment.active and appointment.starts_at == starts_at  # not cancelled
+        assert db.session.scalars(select(ClinicClosure.day)).all() == [day]
+    shown = client.get(CLOSED_DAYS).get_data(as_text=True)
+    assert "1 appointment booked on that day was not changed: please move it" in shown
+    assert "1 appointment booked</strong>" in shown  # the day's row, with the agenda's link
 
 
 def test_a_post_from_elsewhere_without_the_pages_token_is_refused(

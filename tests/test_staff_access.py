@@ -28,9 +28,9 @@ from booking.notifications.models import OutboxEmail
 from booking.requests.events import RequestEvent
 from booking.requests.models import ConsultationRequest
 from booking.rights.models import ErasureRequest
-from booking.scheduling.models import Location, ScheduleException, WorkingHours
+from booking.scheduling.models import ClinicClosure, Location, ScheduleException, WorkingHours
 from booking.staff.models import StaffUser
-from booking.timeutil import now_utc
+from booking.timeutil import clinic_today, now_utc
 from tests.factories import (
     make_assigned_requests,
     make_staff,
@@ -125,6 +125,7 @@ KNOWN_VARIABLES = frozenset(
         "type_id",
         "hours_id",
         "exception_id",
+        "closure_id",
         "code",
         "erasure_id",
     }
@@ -187,6 +188,7 @@ def _variable_values(
         "type_id": [clinic.type],
         "hours_id": [clinic.hours],
         "exception_id": [clinic.exception],
+        "closure_id": [clinic.closure],
         "code": ["referral_letter"],  # a checklist item (booking.requests.asks)
         "erasure_id": [clinic.erasure],
     }
@@ -229,6 +231,7 @@ class Targets(Clinic):
     schedule_specialist: int
     hours: int
     exception: int
+    closure: int
     erasure: int
     own: dict[str, Any]
     other: dict[str, Any]
@@ -249,6 +252,9 @@ def clinic(app: Flask, clinic: Clinic) -> Targets:
             ends_at=now_utc() + timedelta(days=41),
         )
         db.session.add(exception)
+        # A day the clinic is closed, entered by an admin (the scheduling pages remove it).
+        closure = ClinicClosure(day=clinic_today() + timedelta(days=50), reason="Training")
+        db.session.add(closure)
         db.session.commit()
         own, other = make_assigned_requests(clinic)
         # A patient's request for erasure, waiting in the admins' queue (booking.rights).
@@ -273,6 +279,7 @@ def clinic(app: Flask, clinic: Clinic) -> Targets:
             schedule_specialist=okafor.id,
             hours=hours.id,
             exception=exception.id,
+            closure=closure.id,
             erasure=erasure.id,
             own=own,
             other=other,
@@ -303,6 +310,9 @@ def snapshot(app: Flask) -> dict[str, Any]:
             ).all(),
             "locations": db.session.execute(
                 select(Location.id, Location.name, Location.active).order_by(Location.id)
+            ).all(),
+            "closed_days": db.session.scalars(
+                select(ClinicClosure.day).order_by(ClinicClosure.day)
             ).all(),
             "requests": db.session.execute(
                 select(

@@ -375,3 +375,28 @@ class ExtraHoursForm(_PeriodForm):
 
     def set_locations(self, locations: list[Any]) -> None:
         self.location.choices = options([(loc.id, loc.display_name) for loc in locations])
+
+
+class ClinicClosureForm(BaseForm):
+    """A day the whole clinic closes (``booking.scheduling.closures`` refuses a past day and
+    one closed already)."""
+
+    day = _date(_l("Day"))
+    reason = StringField(
+        _l("Reason"),
+        validators=[
+            InputRequired(_l("Please enter a reason.")),
+            Length(max=200, message=TOO_LONG),
+        ],
+        description=_l("For staff, e.g. Team training. Patients are not told it."),
+    )
+    submit = SubmitField(_l("Close the clinic on this day"))
+
+    def validate_day(self, field: DateField) -> None:
+        last = clinic_today() + timedelta(days=LATEST_DAYS_AHEAD)
+        if field.data is not None and field.data > last:
+            raise ValidationError(_("Please enter a date until %(last)s.", last=clinic_date(last)))
+
+    def validate_reason(self, field: StringField) -> None:
+        if not has_visible_text(field.data):
+            raise ValidationError(_("Please enter a reason."))

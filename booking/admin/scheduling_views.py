@@ -27,6 +27,7 @@ from booking.admin.scheduling_forms import (
     AppointmentTypeEditForm,
     AppointmentTypeForm,
     BookingRulesForm,
+    ClinicClosureForm,
     ExtraHoursForm,
     TimeOffForm,
     WorkingHoursForm,
@@ -36,13 +37,21 @@ from booking.extensions import db
 from booking.forms import confirmation_page, confirmed
 from booking.openinghours import clinic_closed_days
 from booking.scheduling import admin_services as admin
+from booking.scheduling import closures
 from booking.scheduling.agenda import booked_on_closed_days
 from booking.scheduling.availability import clinic_settings
 from booking.scheduling.models import AppointmentType, ScheduleException
 from booking.scheduling.services import active_locations, appointments_to_come
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole, StaffUser
-from booking.timeutil import clinic_dt, clinic_today, clock_text, now_utc, to_clinic_tz
+from booking.timeutil import (
+    clinic_date,
+    clinic_dt,
+    clinic_today,
+    clock_text,
+    now_utc,
+    to_clinic_tz,
+)
 
 bp = Blueprint("scheduling_admin", __name__, url_prefix="/staff/admin/scheduling")
 # The closed days the overview lists: the coming year's.
@@ -251,6 +260,139 @@ def edit_type(type_id: int) -> Response | tuple[str, int]:
         "admin/scheduling/type_edit.html", form=form, appointment_type=appointment_type
     )
     return page, 422 if field_errors(form) else 200
+
+
+# Days the whole clinic is closed ------------------------------------------------------------
+
+
+@bp.route("/closed-days", methods=["GET", "POST"])
+@roles_required(StaffRole.ADMIN)
+def closed_days() -> Response | tuple[str, int]:
+    """The days the clinic is closed: the settings' (shown, not changed here) and those closed
+    in the app, which an admin adds (asked to confirm, with the appointments booked on the
+    day listed) and removes."""
+    form = ClinicClosureForm()
+    if form.validate_on_submit():
+        day, reason = form.day.data, form.reason.data
+        try:
+            if not confirmed():
+                closures.check_closure(day, reason)
+                return _confirm_closing(day)
+            added = closures.close_clinic(day, reason, current_user)
+        except admin.ScheduleError as exc:
+            _refuse(form, exc)
+        else:
+            flash(
+                _(
+                    "The clinic is closed on %(day)s: patients are offered no time on it.",
+                    day=clinic_date(day, "full"),
+                ),
+                "success",
+            )
+            if added.appointments_kept:
+                flash(
+                    ngettext(
+                        "%(num)d appointment booked on that day was not changed: please move "
+                        "it to another day, or enter extra hours for its specialist.",
+                        "%(num)d appointments booked on that day were not changed: please move "
+                        "them to other days, or enter extra hours for their specialists.",
+                        added.appointments_kept,
+                    ),
+                    "warning",
+                )
+            return redirect(url_for(".closed_days"))
+    days = closures.upcoming_closed_days(clinic_today(), CLOSED_AHEAD)
+    page = render_template(
+        "admin/scheduling/closed_days.html",
+        form=form,
+        days=days,
+        booked_closed=booked_on_closed_days([row.day for row in days], now_utc()),
+        holidays_region=current_app.config["CLINIC_HOLIDAYS"],
+    )
+    return page, 422 if field_errors(form) else 200
+
+
+def _confirm_closing(day: date) -> str:
+    booked = closures.appointments_on(day, now_utc())
+    warnings = []
+    if booked:
+        warnings.append(
+            ngettext(
+                "%(num)d appointment is booked on this day. Closing the clinic does not cancel "
+                "it: it stays booked, and its patient would come to a closed clinic. Move it "
+                "to another day, or enter extra hours for its specialist.",
+                "%(num)d appointments are booked on this day. Closing the clinic does not "
+                "cancel them: they stay booked, and their patients would come to a closed "
+                "clinic. Move them to other days, or enter extra hours for their specialists.",
+                len(booked),
+            )
+        )
+    return confirmation_page(
+        title=_("Close the clinic on %(day)s?", day=clinic_date(day, "full")),
+        button=_("Close the clinic on this day"),
+        cancel_url=url_for(".closed_days"),
+        consequences=[
+            _("Weekly hours do not apply on that day: patients are offered no time on it."),
+            _("Extra hours entered for a specialist on that day still apply."),
+            _("Appointments already booked on it stay as they are."),
+        ],
+        warnings=warnings,
+        listed=[
+            (
+                _(
+                    "%(reference)s at %(time)s with %(name)s",
+                    reference=appointment.request.reference,
+                    time=clinic_dt(appointment.starts_at, "HH:mm"),
+                    name=appointment.specialist.full_name,
+                ),
+                url_for("dashboard.record", reference=appointment.request.reference),
+            )
+            for appointment in booked
+        ],
+    )
+
+
+@bp.post("/closed-days/<int:closure_id>/delete")
+@roles_required(StaffRole.ADMIN)
+def delete_closure(closure_id: int) -> Response | str:
+    closure = closures.find_closure(closure_id)
+    if closure is None:
+        return _closure_already_removed(closure_id)
+    day = clinic_date(closure.day, "full")
+    if not confirmed():
+        return confirmation_page(
+            title=_("Open the clinic again on %(day)s?", day=day),
+            button=_("Remove the closed day"),
+            cancel_url=url_for(".closed_days"),
+            consequences=[
+                _("Weekly hours apply on that day again: patients may be offered times on it."),
+                _("Extra hours and time off entered for that day stay as they are."),
+            ],
+        )
+    try:
+        closures.reopen_clinic(closure, current_user)
+    except admin.AlreadyDeletedError:
+        return _closure_already_removed(closure_id)
+    except admin.ScheduleError as exc:
+        flash(str(exc), "danger")
+    else:
+        flash(_("The clinic is open again on %(day)s.", day=day), "success")
+    return redirect(url_for(".closed_days"))
+
+
+def _closure_already_removed(closure_id: int) -> Response:
+    """A removal of a closed day no longer there: removed before (a second tab, another
+    admin), the admin is told so; never there, 404."""
+    if not closures.removed_before(closure_id):
+        abort(404)
+    flash(
+        _(
+            "This closed day was already removed, perhaps in another tab or by another "
+            "administrator: nothing was changed."
+        ),
+        "info",
+    )
+    return redirect(url_for(".closed_days"))
 
 
 # A specialist's schedule --------------------------------------------------------------------

@@ -59,6 +59,21 @@ def upcoming_closures(today: date) -> list[ClinicClosure]:
     )
 
 
+@dataclass(frozen=True)
+class ClosedDay:
+    day: date
+    closure: ClinicClosure | None  # None: closed by the settings, which the app cannot change
+
+
+def upcoming_closed_days(today: date, ahead: timedelta) -> list[ClosedDay]:
+    """The days the clinic is closed, in order: the settings' (public holidays of
+    ``CLINIC_HOLIDAYS``, dates of ``CLINIC_CLOSED_DAYS``) from ``today`` for ``ahead``, and
+    every day closed in the app from ``today`` on (its row: it may be removed)."""
+    rows = {day: ClosedDay(day, None) for day in settings_closed_days(today, today + ahead)}
+    rows.update((c.day, ClosedDay(c.day, c)) for c in upcoming_closures(today))
+    return [rows[day] for day in sorted(rows)]
+
+
 def find_closure(closure_id: int) -> ClinicClosure | None:
     return db.session.get(ClinicClosure, closure_id)
 
@@ -101,17 +116,15 @@ class ClosureAdded:
     appointments_kept: int  # still to come on the day, not changed: staff must move them
 
 
-def close_clinic(day: date, reason: str, actor: StaffUser | None) -> ClosureAdded:
-    """Close the whole clinic on ``day`` (today or later), for ``reason`` (for staff). A day
-    the settings close already, or one closed in the app already, is refused, as is a past
-    day. Appointments already booked on it are not touched: how many are still to come is
-    returned, for staff to move them."""
-    reason = (reason or "").strip()
+def check_closure(day: date, reason: str) -> None:
+    """Refuse (``ScheduleError``) closing the clinic on ``day`` for ``reason``: a past day, a
+    day the settings or the app close already, or no reason. Read only: what the admin is
+    asked to confirm can be done (``close_clinic`` checks again when it is)."""
     if day < clinic_today():
         raise ScheduleError(
             _("This day is already past. Please enter today or a later day."), "day"
         )
-    if not reason:
+    if not (reason or "").strip():
         raise ScheduleError(_("Please enter a reason."), "reason")
     if settings_closed_days(day, day):
         raise ScheduleError(
@@ -122,16 +135,27 @@ def close_clinic(day: date, reason: str, actor: StaffUser | None) -> ClosureAdde
             ),
             "day",
         )
-    taken = _("The clinic is already closed on %(day)s.", day=clinic_date(day, "full"))
     if db.session.scalar(select(ClinicClosure.id).where(ClinicClosure.day == day)) is not None:
-        raise ScheduleError(taken, "day")
+        raise ScheduleError(_already_closed(day), "day")
+
+
+def _already_closed(day: date) -> str:
+    return _("The clinic is already closed on %(day)s.", day=clinic_date(day, "full"))
+
+
+def close_clinic(day: date, reason: str, actor: StaffUser | None) -> ClosureAdded:
+    """Close the whole clinic on ``day`` for ``reason`` (for staff), as ``check_closure``
+    allows. Appointments already booked on it are not touched: how many are still to come is
+    returned, for staff to move them."""
+    reason = (reason or "").strip()
+    check_closure(day, reason)
     closure = ClinicClosure(day=day, reason=reason, created_by_id=getattr(actor, "id", None))
     db.session.add(closure)
     try:
         db.session.flush()  # another admin closing the same day meanwhile: the unique day
     except IntegrityError:
         db.session.rollback()
-        raise ScheduleError(taken, "day") from None
+        raise ScheduleError(_already_closed(day), "day") from None
     record(
         ADDED,
         target_type=TARGET,
@@ -145,8 +169,11 @@ def close_clinic(day: date, reason: str, actor: StaffUser | None) -> ClosureAdde
 
 
 def reopen_clinic(closure: ClinicClosure, actor: StaffUser | None) -> None:
-    """Remove a day closed in the app: weekly hours apply on it again. ``AlreadyDeletedError``
+    """Remove a day closed in the app: weekly hours apply on it again. A past day stays as it
+    was (the agenda of those days keeps showing why nobody worked). ``AlreadyDeletedError``
     when another removal of it came first (the row is locked and read again)."""
+    if closure.day < clinic_today():
+        raise ScheduleError(_("This day is already past: it stays as it was."))
     if (
         db.session.get(ClinicClosure, closure.id, with_for_update=True, populate_existing=True)
         is None
