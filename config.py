@@ -194,8 +194,8 @@ class Config:
     # The clinic's working hours for the urgent target, clinic time: the days (0 = Monday, as
     # in the specialists' hours) and one opening time per day ("00:00-24:00": all day, 24:00
     # being midnight); closed on the public holidays of CLINIC_HOLIDAYS (a country's ISO code,
-    # a dash and a subdivision's, e.g. "DE-BE" for Berlin; empty: none) and on the ISO dates
-    # of CLINIC_CLOSED_DAYS (comma-separated).
+    # a dash and a subdivision's, e.g. "DE-BE" for Berlin; empty: none), on the ISO dates of
+    # CLINIC_CLOSED_DAYS (comma-separated) and on the days an admin closes in the app.
     CLINIC_WORKING_DAYS = [
         int(d) for d in (_env("CLINIC_WORKING_DAYS", "0,1,2,3,4") or "").split(",") if d.strip()
     ]

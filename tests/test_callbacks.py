@@ -1274,6 +1274,28 @@ def test_out_of_hours_an_emergency_call_back_reaches_the_on_call_address_at_once
     assert _callback_alerts(app) == [app.config["STAFF_NOTIFICATION_EMAIL"]]
 
 
+def test_on_a_day_an_admin_closed_the_clinic_a_call_back_alert_reaches_the_on_call_address(
+    app: Flask, staff: Staff
+) -> None:
+    """A day closed in the app is out of the clinic's working time, as a public holiday is:
+    nobody reads the clinic's inbox on it, so the on-call clinician gets the copy at once
+    (and an urgent request's working time does not run on it). Reopened, it is open again."""
+    from booking.scheduling.closures import close_clinic, reopen_clinic
+    from booking.scheduling.models import ClinicClosure
+
+    app.config.update(CLINIC_WORKING_DAYS=list(range(7)), CLINIC_WORKING_HOURS="00:00-24:00")
+    with app.app_context():
+        admin = db.session.get(StaffUser, staff.admin.id)
+        close_clinic(clinic_today(), "Burst pipe", admin)
+    assert sorted(_callback_alerts(app)) == sorted(
+        [app.config["STAFF_NOTIFICATION_EMAIL"], ON_CALL]
+    )
+    with app.app_context():
+        closure = db.session.scalars(sa.select(ClinicClosure)).one()
+        reopen_clinic(closure, db.session.get(StaffUser, staff.admin.id))
+    assert _callback_alerts(app) == [app.config["STAFF_NOTIFICATION_EMAIL"]]
+
+
 def _new_request_alerts(app: Flask, client: FlaskClient, withdrawn: str) -> list[str]:
     """The recipients of the clinic's alert of a new request sent with ``withdrawn`` answered
     yes, then no."""

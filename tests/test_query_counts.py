@@ -204,16 +204,18 @@ def test_the_queue_and_record_are_a_handful_of_queries(
         # The queue, plus one read of the clinic's two-factor rule (for an account without it),
         # plus, on the default tab, its unreached urgent requests of the two other open
         # statuses (one query each: queries.unreached_elsewhere), plus, on every staff page of
-        # a coordinator or admin, the count of late emails (dashboard.queries.mail_banner).
-        ("/staff/", 9),
+        # a coordinator or admin, the count of late emails (dashboard.queries.mail_banner),
+        # plus the days an admin closed the clinic (the call-back waits count working time).
+        ("/staff/", 10),
         # likewise +1 for the two-factor rule, +1 for the patient's working private links,
         # +2 for the requests for information and the clinic's checklist, +1 for the message
         # thread (its documents only when it has messages), +1 for the access monitor's count
         # of the records this account opened in the hour (booking.rights.monitoring), +1 for
         # the follow-up's plan, time points and thresholds (one statement: booking.outcomes),
         # +1 for the view's audit row's link to the reference (booking.audit AuditReference), +1
-        # for the late emails
-        (f"/staff/requests/{clinic.newest}", 19),
+        # for the late emails, +1 for the days an admin closed the clinic (the call-back
+        # wait counts working time: followup.clinic_hours)
+        (f"/staff/requests/{clinic.newest}", 20),
         # The agenda: the appointments, the weekly hours, the time off and extra hours, the
         # specialists and the locations, the clinic's buffer (a grown one holds after each
         # appointment), plus the account and the two-factor rule, and the late emails; +2 for

@@ -142,7 +142,8 @@ def queue() -> str:
 def _waits(requests: list[ConsultationRequest]) -> dict[int, followup.Wait]:
     """How long each open emergency or urgent request has waited for its call-back (until
     it was acknowledged), against the target it is held to (``call_back_level``, as the
-    escalation): counted here, with no query."""
+    escalation): counted here, with one query whatever the page holds (the days an admin
+    closed the clinic, which ``followup.clinic_hours`` reads with the settings' days)."""
     now, targets, hours = now_utc(), followup.targets(), followup.clinic_hours()
     waits = {}
     for r in requests:

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from flask_babel import gettext as _
 
-from booking.openinghours import closed_days, working_hours_setting
+from booking.openinghours import clinic_closed_days, working_hours_setting
 from booking.requests.models import TriageLevel
 from booking.timeutil import END_OF_DAY, clinic_tz, wall_clock
 
@@ -192,12 +192,13 @@ def targets() -> Targets:
 
 def clinic_hours() -> ClinicHours:
     """The clinic's working hours from ``CLINIC_WORKING_DAYS`` and ``CLINIC_WORKING_HOURS``
-    ("08:00-18:00"), closed on the public holidays of ``CLINIC_HOLIDAYS`` and on the dates of
-    ``CLINIC_CLOSED_DAYS``."""
+    ("08:00-18:00"), closed on the days ``clinic_closed_days`` gives (the public holidays of
+    ``CLINIC_HOLIDAYS``, the dates of ``CLINIC_CLOSED_DAYS`` and the days an admin closed in
+    the app: one query) from last year to next, as patients are offered no time on them."""
     config = current_app.config
     opens, closes = working_hours_setting(config["CLINIC_WORKING_HOURS"])
     year = datetime.now(UTC).year
-    closed = closed_days(config["CLINIC_HOLIDAYS"], config["CLINIC_CLOSED_DAYS"], year)
+    closed = clinic_closed_days(date(year - 1, 1, 1), date(year + 1, 12, 31))
     return ClinicHours(frozenset(config["CLINIC_WORKING_DAYS"]), opens, closes, clinic_tz(), closed)
 
 
