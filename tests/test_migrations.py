@@ -1144,4 +1144,39 @@ def test_checklist_names_are_filled_in_and_items_named_alike_are_kept_and_logged
             assert "checklist_item_name" not in sa.inspect(conn).get_table_names()
             stored = conn.scalars(sa.text("SELECT labels FROM checklist_item ORDER BY id"))
             assert [json.loads(s) if isinstance(s, str) else s for s in stored] == labels
+
+
+BEFORE_CLOSURES = "d6c32616abfa"  # before clinic_closure
+
+
+def test_days_closed_in_the_app_come_and_go_with_their_table(
+    empty_database: str, tmp_path: Path
+) -> None:
+    """Migration c3f8a1e6d4b7: the days an admin closes the clinic. Taken back, the table
+    goes (the settings' closed days are untouched: they are not rows); upgraded again, a day
+    can be closed, once."""
+    from datetime import date
+
+    from booking.scheduling.models import ClinicClosure
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database, "UPLOAD_DIR": str(tmp_path)})
+    with app.app_context():
+        upgrade(directory=MIGRATIONS)
+        db.session.add(ClinicClosure(day=date(2027, 3, 1), reason="Team training"))
+        db.session.commit()
+        db.session.remove()
+
+        downgrade(directory=MIGRATIONS, revision=BEFORE_CLOSURES)
+        with db.engine.connect() as conn:
+            assert "clinic_closure" not in sa.inspect(conn).get_table_names()
+
+        upgrade(directory=MIGRATIONS)
+        db.session.add(ClinicClosure(day=date(2027, 3, 1), reason="Burst pipe"))
+        db.session.commit()
+        db.session.add(ClinicClosure(day=date(2027, 3, 1), reason="Twice"))
+        with pytest.raises(sa.exc.IntegrityError):
+            db.session.commit()  # one row a day
+        db.session.rollback()
+        assert db.session.scalars(sa.select(ClinicClosure.reason)).all() == ["Burst pipe"]
+        db.session.remove()
         db.engine.dispose()
