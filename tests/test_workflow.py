@@ -21,6 +21,7 @@ from booking.outcomes.models import TreatmentPlan
 from booking.requests.events import RequestEvent
 from booking.requests.models import ConsultationRequest, RequestStatus
 from booking.scheduling.admin_services import add_extra_hours, edit_appointment_type
+from booking.scheduling.closures import close_clinic
 from booking.scheduling.models import Appointment, VisitMode
 from booking.staff.models import StaffUser
 from booking.timeutil import clinic_dt, clinic_today, from_clinic_local, now_utc, to_clinic_tz
@@ -484,13 +485,19 @@ def test_staff_change_only_the_appointment_type_and_the_patient_is_told_how_to_t
     assert len(_patient_emails(app)) == before + 1
 
 
+@pytest.mark.parametrize("closed_by", ["settings", "admin"])
 def test_a_time_on_a_day_the_clinic_is_closed_says_so_and_how_to_open_it(
-    app: Flask, client: FlaskClient, clinic: Waiting
+    app: Flask, client: FlaskClient, clinic: Waiting, closed_by: str
 ) -> None:
-    """On a public holiday or closed day the weekly hours do not apply: staff are told the
-    clinic is closed and that extra hours open the day, not that the specialist is busy;
-    with extra hours entered, the time is booked."""
-    app.config["CLINIC_CLOSED_DAYS"] = DAY.isoformat()
+    """On a public holiday or closed day (the settings', or one an admin closed in the app)
+    the weekly hours do not apply: staff are told the clinic is closed and that extra hours
+    open the day, not that the specialist is busy; with extra hours entered, the time is
+    booked."""
+    if closed_by == "settings":
+        app.config["CLINIC_CLOSED_DAYS"] = DAY.isoformat()
+    else:
+        with app.app_context():
+            close_clinic(DAY, "Team training", db.session.get(StaffUser, clinic.admin.id))
     AuthActions(client).attempt(clinic.coordinator.email)
     response = act(client, clinic.reference, "confirm", **slot(clinic))
     assert response.status_code == 409

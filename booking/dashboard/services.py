@@ -201,10 +201,10 @@ def _open_slot(slot: Slot, appointment: Appointment | None) -> OpenSlot:
 
 
 def _closed_without_extra_hours(slot: Slot, starts_at: datetime) -> bool:
-    """The clinic is closed on the slot's day (``CLINIC_HOLIDAYS``, ``CLINIC_CLOSED_DAYS``)
-    and no extra hours of the specialist cover its time: only extra hours open such a day
-    (``booking.scheduling.availability``), so that is what staff need to be told, not that
-    the specialist is busy."""
+    """The clinic is closed on the slot's day (``CLINIC_HOLIDAYS``, ``CLINIC_CLOSED_DAYS``,
+    or closed by an admin in the app) and no extra hours of the specialist cover its time:
+    only extra hours open such a day (``booking.scheduling.availability``), so that is what
+    staff need to be told, not that the specialist is busy."""
     if slot.day not in clinic_closed_days(slot.day, slot.day):
         return False
     ends_at = starts_at + timedelta(minutes=slot.appointment_type.duration_minutes)
