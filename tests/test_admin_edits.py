@@ -5,6 +5,7 @@ another admin's change does not undo it."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -502,6 +503,89 @@ def test_a_failed_address_email_is_offered_again_only_before_the_visit(
         assert still_wanted(consultation, failed)
         _begin_the_visit(request_id)
         assert not still_wanted(db.session.get(ConsultationRequest, request_id), failed)
+
+
+RESEND_CSRF = re.compile(r'name="resend-csrf_token" type="hidden" value="([^"]+)"')
+
+
+@pytest.mark.parametrize("clock", ["agreed", "ahead"])
+def test_a_failed_confirmation_or_reminder_is_sent_again_with_the_new_address(
+    app: Flask, admin: FlaskClient, auth: AuthActions, clinic: Clinic, clock: str
+) -> None:
+    """The patient's mailbox refused their confirmation (with the clinic's message) and a
+    reminder, then an admin corrected the location's address. Staff press "Send it again":
+    a copy gave the old address (the correction written by a server whose clock is behind),
+    or a bare new link took the place of the confirmation, losing its message and calendar
+    file. Each goes again as the appointment now is: its kind, message and private link, the
+    new address, the calendar file of the event as it now is."""
+    from booking.dashboard.services import confirm_request
+    from tests.factories import make_request, slot_two_days_ahead
+
+    with app.app_context():
+        consultation = make_request()
+        reference, request_id = consultation.reference, consultation.id
+        confirm_request(
+            consultation,
+            db.session.get(StaffUser, clinic.coordinator.id),
+            slot_two_days_ahead(clinic),
+            "Please bring your MRI discs.",
+        )
+        starts_at = db.session.get(ConsultationRequest, request_id).appointment.starts_at
+        assert len(send_due_reminders(now=starts_at - timedelta(hours=47))) == 1
+        db.session.execute(update(OutboxEmail).values(status=OutboxStatus.SENT))
+        db.session.execute(
+            update(OutboxEmail)
+            .where(OutboxEmail.template.in_(["request_update", "appointment_reminder"]))
+            .values(status=OutboxStatus.FAILED)
+        )
+        if clock == "ahead":  # written by a server whose clock runs a few seconds ahead
+            db.session.execute(
+                update(OutboxEmail).values(created_at=now_utc() + timedelta(seconds=5))
+            )
+        db.session.commit()
+    failed = {
+        e.id for t in ("request_update", "appointment_reminder") for e in outbox_emails(app, t)
+    }
+
+    path = location_page(clinic)
+    post_as_shown(admin, path, admin.get(path).get_data(as_text=True), address=NEW_ADDRESS)
+    coordinator = auth.new_client("coordinator")
+    page = coordinator.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    response = coordinator.post(
+        f"/staff/requests/{reference}/resend-emails",
+        data={
+            "resend-csrf_token": RESEND_CSRF.search(page).group(1),
+            "resend-email": "erika.mustermann@example.com",
+        },
+        follow_redirects=True,
+    )
+    assert "2 emails are on their way to the patient again." in " ".join(
+        response.get_data(as_text=True).split()
+    )
+
+    again = [
+        e
+        for t in ("request_update", "appointment_reminder", "manage_link")
+        for e in outbox_emails(app, t)
+        if e.id not in failed
+    ]
+    assert sorted(e.template for e in again) == ["appointment_reminder", "request_update"]
+    (update_email,) = [e for e in again if e.template == "request_update"]
+    (reminder,) = [e for e in again if e.template == "appointment_reminder"]
+    for email in again:
+        assert email.status == OutboxStatus.PENDING
+        for body in (email.body_text, text(email.body_html)):
+            assert NEW_ADDRESS in body and OLD_ADDRESS not in body
+        assert "/manage/open/" in email.body_text
+    assert update_email.subject.startswith("Your appointment is confirmed")
+    assert "A message from the clinic:\nPlease bring your MRI discs." in update_email.body_text
+    with app.app_context():
+        sequence = db.session.get(ConsultationRequest, request_id).appointment.sequence
+    assert calendar_event(update_email.attachment_body)[1:] == (
+        sequence,
+        f"Main clinic, {NEW_ADDRESS}",
+    )
+    assert reminder.subject.startswith("Reminder: your appointment on")
 
 
 def open_slot_list(clinic: Clinic) -> list:

@@ -36,7 +36,7 @@ from booking.outcomes.services import (
     readdress_followups,
     record_plan,
 )
-from booking.requests import emails, reminders
+from booking.requests import emails, relocation, reminders
 from booking.requests.calls import CallbackAttempt, CallOutcome
 from booking.requests.events import EventKind, RequestEvent
 from booking.requests.lifecycle import (
@@ -1151,10 +1151,13 @@ def resend_patient_emails(
     becomes the patient's address when staff corrected it; those written before the
     request's last change of status or time, or holding a time or invitation a later
     calendar email replaced (``emails.outdated_by_calendar``), are never sent again: one
-    email with a new link to the patient's page goes instead. A corrected address ends
-    every private link sent so far, as "Send a new link" does: the wrong address may be
-    somebody else's mailbox, which took the emails before the one that failed, and their
-    links would go on opening the patient's page; the emails sent again carry new ones.
+    email with a new link to the patient's page goes instead. One giving the appointment's
+    place written before an admin corrected the location's address is written again as the
+    appointment now is (``relocation.write_again``), never copied with the old address. A
+    corrected address ends every private link sent so far, as "Send a new link" does: the
+    wrong address may be somebody else's mailbox, which took the emails before the one that
+    failed, and their links would go on opening the patient's page; the emails sent again
+    carry new ones.
     Refused when nothing may go to the patient (``Patient.writable_address``: marked
     deceased, no address); a reminder, an offer or an invitation no longer wanted
     (``still_wanted``) is left out. Every failed email looked at is settled (``settled_at``:
@@ -1200,19 +1203,48 @@ def resend_patient_emails(
             RequestEvent.request_id == consultation.id, RequestEvent.kind == EventKind.STATUS
         )
     )
+    status_change = last_change
     # A change to the appointment alone (a video visit's link given or replaced) dates the
     # emails before it too: a copy would hand over a replaced link.
     if consultation.appointment is not None:
         altered = consultation.appointment.updated_at
         last_change = altered if last_change is None else max(last_change, altered)
-    current = [
-        e
+    # One giving the appointment's place written before an admin corrected its address (the
+    # correction changed the appointment: its calendar event's sequence): a copy would give
+    # the old address, and a new link alone would lose what it said (held or confirmed, the
+    # staff's message, the calendar file). Written again as the appointment now is instead,
+    # while the request's status is still the one it told (``relocation.write_again``); one
+    # whose kind cannot be read is out of date (a new link instead), never copied.
+    relocated = {
+        e.id
         for e in wanted
-        if (last_change is None or e.created_at >= last_change)
-        and not emails.outdated_by_calendar(consultation, e)
-    ]
+        if relocation.gives_the_place(e) and relocation.told_new_address_since(consultation, e)
+    }
+    rewritten = {
+        e.id for e in wanted if e.id in relocated and relocation.rewritable(consultation, e)
+    }
+
+    def still_stands(email: OutboxEmail) -> bool:
+        if emails.outdated_by_calendar(consultation, email) or (
+            email.id in relocated and email.id not in rewritten
+        ):
+            return False
+        since = status_change if email.id in rewritten else last_change
+        return since is None or email.created_at >= since
+
+    current = [e for e in wanted if still_stands(e)]
     left_out = [email.id for email in failed if email not in wanted]
-    copies = [emails.resend(consultation, email) for email in current]
+    # Never None: the patient is writable (checked above).
+    copies = [
+        again
+        for email in current
+        if (
+            again := relocation.write_again(consultation, email)
+            if email.id in rewritten
+            else emails.resend(consultation, email)
+        )
+        is not None
+    ]
     if changed:  # the follow-up questionnaires' links too (``correct_contact``)
         copies += readdress_followups(consultation, copies)
     settled = now_utc()

@@ -11,6 +11,7 @@ from booking.extensions import db
 from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.notifications.services import withdraw_emails, withdraw_pending
 from booking.requests import emails, reminders
+from booking.requests.lifecycle import can_change
 from booking.requests.models import OPEN_STATUSES, ConsultationRequest
 from booking.requests.queries import lock_request
 from booking.scheduling.ical import appointment_ics
@@ -39,21 +40,72 @@ def _going_there(appointment: Appointment | None, location: Location) -> bool:
 # or moved (``lifecycle.change_email``).
 TIME_TEMPLATES = ("request_received", "request_update")
 REWRITTEN_KINDS = frozenset({"confirmed", "rescheduled"})  # in person: no join link
+REMINDER_TEMPLATE = "appointment_reminder"
 
 
-def _rewrite_waiting_times(
-    consultation: ConsultationRequest, appointment: Appointment
-) -> list[OutboxEmail]:
+def gives_the_place(email: OutboxEmail) -> bool:
+    """Whether ``email`` gives the place of the patient's appointment: a receipt or status
+    email with its calendar file (``TIME_TEMPLATES``), or a reminder."""
+    return email.template == REMINDER_TEMPLATE or (
+        email.template in TIME_TEMPLATES
+        and (email.attachment_type or "").startswith("text/calendar")
+    )
+
+
+def rewritable(consultation: ConsultationRequest, email: OutboxEmail) -> bool:
+    """Whether ``write_again`` can write ``email`` again as the appointment now is: one that
+    gives its place (``gives_the_place``) while the request has one, and a status email only
+    of a time confirmed or moved whose kind its subject tells (``emails.update_kind``)."""
+    if consultation.appointment is None or not gives_the_place(email):
+        return False
+    if email.template == "request_update":
+        return emails.update_kind(consultation, email) in REWRITTEN_KINDS
+    return True
+
+
+def write_again(consultation: ConsultationRequest, email: OutboxEmail) -> OutboxEmail | None:
+    """``email`` (``rewritable``) written anew as the appointment now is: its place, and a
+    calendar file with the appointment's SEQUENCE now; a status email keeps its kind and the
+    message staff wrote in it; a new private link. Leaves ``email`` as it is. None when
+    nothing may go to the patient (``emails._to_patient``); ValueError for one not
+    ``rewritable``."""
+    appointment = consultation.appointment
+    if appointment is None or not rewritable(consultation, email):
+        raise ValueError(f"outbox email {email.id} is not one written again as things now are")
+    if email.template == REMINDER_TEMPLATE:
+        return emails.reminder(
+            consultation, appointment, changeable=can_change(consultation, now_utc())
+        )
+    if email.template == "request_received":
+        return emails.patient_receipt(consultation)
+    return emails.patient_update(
+        consultation,
+        str(emails.update_kind(consultation, email)),  # rewritable: one of REWRITTEN_KINDS
+        email.staff_message,
+        appointment_ics(appointment),
+    )
+
+
+def told_new_address_since(consultation: ConsultationRequest, email: OutboxEmail) -> bool:
+    """Whether the patient was written the new address of their appointment's place after
+    ``email`` (``emails.APPOINTMENT_ADDRESS``, by the order the rows were written, never by
+    their clocks): ``email`` may give the old one. Read from ``consultation.emails``."""
+    return any(
+        later.template == emails.APPOINTMENT_ADDRESS and later.id > email.id
+        for later in consultation.emails
+    )
+
+
+def _rewrite_waiting_times(consultation: ConsultationRequest) -> list[OutboxEmail]:
     """The patient's emails giving the appointment's place (``TIME_TEMPLATES``) not taken by
     a worker yet, written before the correction (a booking or confirmation committed while
     the admin saved: it read the old address): withdrawn and written again as the appointment
-    now is, with the new address and the calendar file's raised SEQUENCE, and a status
-    email with the message staff wrote in it. Written again rather than withdrawn: the
-    address email says only when and where, and the patient would lose that the time is
-    confirmed or held, with whom, the staff's message, what to bring and their private link.
-    One a worker is sending already goes as it is (the address email follows it), as does a
-    status email whose kind its subject does not tell. Oldest first. Flushes; the caller
-    commits and enqueues the emails."""
+    now is (``write_again``). Written again rather than withdrawn: the address email says
+    only when and where, and the patient would lose that the time is confirmed or held, with
+    whom, the staff's message, what to bring and their private link. One a worker is sending
+    already goes as it is (the address email follows it), as does a status email whose kind
+    its subject does not tell. Oldest first. Flushes; the caller commits and enqueues the
+    emails."""
     waiting = db.session.scalars(
         select(OutboxEmail)
         .where(
@@ -67,19 +119,11 @@ def _rewrite_waiting_times(
     ).all()
     written: list[OutboxEmail] = []
     for email in waiting:
-        kind, message = None, email.staff_message
-        if email.template == "request_update":
-            kind = emails.update_kind(consultation, email)
-            if kind not in REWRITTEN_KINDS:
-                continue
+        if not rewritable(consultation, email):
+            continue
         if not withdraw_emails([email.id]):
             continue  # taken by a worker meanwhile
-        again = (
-            emails.patient_receipt(consultation)
-            if kind is None
-            else emails.patient_update(consultation, kind, message, appointment_ics(appointment))
-        )
-        if again is not None:
+        if (again := write_again(consultation, email)) is not None:
             written.append(again)
     return written
 
@@ -121,7 +165,7 @@ def tell_new_address(location: Location, **_details: object) -> AddressNotices:
         # calendar holds, as a reschedule does.
         appointment.sequence += 1
         db.session.flush()
-        rewritten.extend(_rewrite_waiting_times(consultation, appointment))
+        rewritten.extend(_rewrite_waiting_times(consultation))
         withdraw_pending(consultation.id, frozenset({emails.APPOINTMENT_ADDRESS}))
         email = emails.appointment_address(consultation, appointment)
         if email is not None:
