@@ -246,3 +246,88 @@ def test_the_private_page_isolates_the_type_and_specialist_names_of_the_time(
         url = open_manage_link(client, consultation)
     page = client.get(url).get_data(as_text=True)
     assert f"<bdi>مراجعة الصور</bdi> · 45 minutes · {ISOLATED} · " in page
+
+
+PLACE_NAME = "عيادة العمود الفقري"  # a location named in Arabic
+PLACE = f"<bdi>{PLACE_NAME} &lt;b&gt;&amp;</bdi>, Friedrichstr. 1, Berlin"
+
+
+def test_the_patient_pages_isolate_the_names_of_the_place_and_the_specialist(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """Every page showing the patient a time gives the specialist's name and the place (the
+    location's name, a comma, then the address with its street number), and the picker the
+    type's name before its length: a right-to-left name took the commas, dots, digits and
+    parentheses around it into its run. Each name is in a ``<bdi>``, still escaped."""
+    from booking.manage import services as manage
+    from booking.patients.views import SUBMITTED_KEY
+    from booking.requests.waitlist import join_waitlist
+    from booking.scheduling.availability import open_slots
+    from booking.scheduling.models import Location
+    from booking.scheduling.services import SlotChoice
+    from booking.timeutil import now_utc
+
+    with app.app_context():
+        kind = db.session.get(AppointmentType, clinic.type)
+        kind.name, kind.names = "مراجعة الصور", {}
+        location = db.session.get(Location, clinic.location)
+        location.name, location.names = f"{PLACE_NAME} <b>&", {}
+        db.session.get(StaffUser, clinic.weber.id).full_name = NAME
+        db.session.commit()
+        start = now_utc() + timedelta(days=2)
+        slots = open_slots(kind, start, start + timedelta(days=7))
+        later = next(s for s in slots if s.starts_at >= slots[0].starts_at + timedelta(days=1))
+        first, waiting = (
+            make_request(
+                email=f"{who}@example.com",
+                slot=SlotChoice(kind.id, slot.specialist_id, slot.location_id, slot.starts_at),
+            )
+            for who, slot in (("first", slots[0]), ("waiting", later))
+        )
+        join_waitlist(waiting)
+        reference = waiting.reference
+        url = open_manage_link(client, waiting)
+        manage.cancel(first, None)  # its time is offered to the waiting patient
+    (offer_email,) = outbox_emails(app, "waitlist_offer")
+    with client.session_transaction() as session:
+        session[SUBMITTED_KEY] = reference  # the browser that sent the request
+
+    pick = client.get("/request/time").get_data(as_text=True)
+    assert '"><bdi>مراجعة الصور</bdi> (45 minutes)' in pick
+    assert (
+        f'<p class="fw-semibold mb-1">{ISOLATED} · <bdi>{PLACE_NAME} &lt;b&gt;&amp;</bdi></p>'
+        in (pick)
+    )
+    private = client.get(url).get_data(as_text=True)
+    assert f"{ISOLATED} · {PLACE}</p>" in private
+    submitted = client.get("/request/submitted").get_data(as_text=True)
+    assert f"{ISOLATED} · {PLACE}</p>" in submitted
+    moving = client.get(f"{url}/reschedule").get_data(as_text=True)
+    assert f"</strong>, {ISOLATED}, {PLACE}</p>" in moving
+    link = re.search(r"https?://[^/\s]+(/manage/\S+)", offer_email.body_text).group(1)
+    offer = client.get(client.get(link).headers["Location"]).get_data(as_text=True)
+    assert f"<br>{ISOLATED} · {PLACE}</p>" in offer
+
+
+def test_the_request_form_isolates_the_names_of_the_time_chosen(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """The time step's card and the review give the chosen time's type, specialist and
+    place between middle dots, each name isolated as on the private page."""
+    from booking.scheduling.models import Location
+    from tests.support import fill_request, first_open_slot, form_tokens, open_step, valid_answers
+
+    with app.app_context():
+        kind = db.session.get(AppointmentType, clinic.type)
+        kind.name, kind.names = "مراجعة الصور", {}
+        location = db.session.get(Location, clinic.location)
+        location.name, location.names = f"{PLACE_NAME} <b>&", {}
+        db.session.get(StaffUser, clinic.weber.id).full_name = NAME
+        db.session.commit()
+        slot = first_open_slot(kind)
+    tokens = form_tokens(client, f"/request?type={clinic.type}&slot={slot.key}")
+    chosen = f"<bdi>مراجعة الصور</bdi> · {ISOLATED} · {PLACE}</p>"
+    assert chosen in open_step(client, "time")
+    answers = valid_answers(appointment_type=str(clinic.type), slot=slot.key)
+    assert fill_request(client, answers, tokens=tokens) is None
+    assert chosen in open_step(client, "review")

@@ -522,7 +522,7 @@ def test_the_confirmation_shows_the_held_time_a_calendar_file_and_the_private_li
     answer_red_flags(client, query=f"?type={clinic.type}&slot={slot}")
     time_step = open_step(client, "time")
     assert "Your chosen time" in time_step
-    assert f"{kind} · " in time_step
+    assert f"<bdi>{kind}</bdi> · " in time_step
     response = post_step(
         client, "time", {**step_answers("time"), "appointment_type": str(clinic.type), "slot": slot}
     )
@@ -531,7 +531,7 @@ def test_the_confirmation_shows_the_held_time_a_calendar_file_and_the_private_li
         assert post_step(client, code).status_code == 303
     post_step(client, "documents", {})
     review = open_step(client, "review")
-    assert "Your chosen time" in review and f"{kind} · " in review
+    assert "Your chosen time" in review and f"<bdi>{kind}</bdi> · " in review
     assert "You have not chosen a time" not in review
     assert post_step(client, "review").status_code == 303
 

@@ -28,7 +28,7 @@ def init_app(app: Flask) -> None:
     add_closed_days_source(app, closure_days)
     app.add_template_global(other_languages)  # the admin's names in each language
     app.add_template_global(visit_where)
-    app.add_template_global(visit_where_html)  # the emails' HTML part
+    app.add_template_global(visit_where_html)  # the emails' HTML part and the pages
     app.add_template_global(visit_is_remote)
     app.add_template_global(visit_join_link)
     app.add_template_global(visit_when)

@@ -14,6 +14,7 @@ from blinker import Namespace
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from markupsafe import Markup
 from sqlalchemy import and_, exists, func, inspect, select, true
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -40,7 +41,7 @@ from booking.scheduling.models import (
     WorkingHours,
     is_overlap_error,
 )
-from booking.scheduling.visits import where
+from booking.scheduling.visits import where, where_html
 from booking.staff.models import StaffUser
 from booking.templating import language_name
 from booking.timeutil import from_clinic_local, now_utc, to_clinic_tz
@@ -577,9 +578,22 @@ class SlotView:
         return f"{self.specialist} · {self.location}"
 
     @property
+    def place_html(self) -> Markup:
+        """``place`` for a page: each name isolated (``<bdi>``), or two names in a
+        right-to-left script would read in each other's place around the dot."""
+        if self.mode is not VisitMode.IN_PERSON:
+            return Markup("<bdi>{}</bdi>").format(self.specialist)
+        return Markup("<bdi>{}</bdi> · <bdi>{}</bdi>").format(self.specialist, self.location)
+
+    @property
     def where(self) -> str:
         """Where the chosen time's visit takes place, as patients read it."""
         return where(self.mode, self.location, self.address)
+
+    @property
+    def where_html(self) -> Markup:
+        """``where`` for a page, the location's name isolated (``visits.where_html``)."""
+        return where_html(self.mode, self.location, self.address)
 
     @property
     def part(self) -> int:

@@ -63,18 +63,30 @@ def visit_where(booked: Booked) -> str:
     )
 
 
-def visit_where_html(booked: Booked) -> Markup:
-    """``visit_where`` for the HTML part of an email: the location's name is isolated
-    (``<bdi>``, as the type's and the specialist's names are), or a name in a right-to-left
-    script takes the comma and the address's street number into its run and the reader sees
-    them reordered. The text part has no markup to isolate with and keeps ``visit_where``
-    (a template global)."""
-    if visit_is_remote(booked):
-        return escape(visit_where(booked))
-    location = booked.location
-    isolated = Markup("<bdi>{}</bdi>").format(location.display_name)
+def where_html(
+    mode: VisitMode, location_name: str, address: str, *, joinable: bool = False
+) -> Markup:
+    """``where`` for the HTML part of an email and for a page: the location's name is
+    isolated (``<bdi>``, as the type's and the specialist's names are), or a name in a
+    right-to-left script takes the comma and the address's street number into its run and
+    the reader sees them reordered. An email's text part has no markup to isolate with and
+    keeps ``where``. A visit from home says how, escaped."""
+    if mode is not VisitMode.IN_PERSON:
+        return escape(where(mode, location_name, address, joinable=joinable))
+    isolated = Markup("<bdi>{}</bdi>").format(location_name)
     # PLACE is this module's constant, no input: format() escapes the values.
-    return Markup(PLACE).format(name=isolated, address=location.address)  # noqa: S704  # nosec B704
+    return Markup(PLACE).format(name=isolated, address=address)  # noqa: S704  # nosec B704
+
+
+def visit_where_html(booked: Booked) -> Markup:
+    """``where_html`` for an appointment or an offered time (a template global)."""
+    location = booked.location
+    return where_html(
+        mode_of(booked.appointment_type),
+        location.display_name,
+        location.address,
+        joinable=visit_join_link(booked) is not None,
+    )
 
 
 def visit_when(booked: Booked) -> str:
