@@ -588,6 +588,69 @@ def test_a_failed_confirmation_or_reminder_is_sent_again_with_the_new_address(
     assert reminder.subject.startswith("Reminder: your appointment on")
 
 
+def test_an_offer_of_a_time_there_goes_with_the_new_address_waiting_or_sent_again(
+    app: Flask, admin: FlaskClient, auth: AuthActions, clinic: Clinic
+) -> None:
+    """A time freed at the location is offered to a waiting patient: the offer's email, not
+    sent yet when the admin corrects the address, gave the old one, and the patient who took
+    it went there. It goes with the new address, the same offer (its link). Failed for good
+    and sent again by staff after another correction, it gives the address as it then is."""
+    from booking.manage import services as manage
+    from booking.requests import emails
+    from booking.requests.waitlist import join_waitlist
+    from booking.scheduling.services import SlotChoice
+    from tests.factories import make_request
+
+    with app.app_context():
+        slots = open_slot_list(clinic)
+        later = next(s for s in slots if s.starts_at >= slots[0].starts_at + timedelta(days=1))
+        first, waiting = (
+            make_request(
+                email=f"{who}@example.com",
+                slot=SlotChoice(clinic.type, slot.specialist_id, slot.location_id, slot.starts_at),
+            )
+            for who, slot in (("first", slots[0]), ("waiting", later))
+        )
+        join_waitlist(waiting)
+        reference = waiting.reference
+        manage.cancel(first, None)  # its time is offered to the waiting patient
+    (offered,) = outbox_emails(app, "waitlist_offer")
+    assert OLD_ADDRESS in offered.body_text
+    token = emails.offer_token_in(offered)
+
+    path = location_page(clinic)
+    post_as_shown(admin, path, admin.get(path).get_data(as_text=True), address=NEW_ADDRESS)
+    (again,) = outbox_emails(app, "waitlist_offer")
+    assert again.id != offered.id and again.status == OutboxStatus.PENDING
+    for body in (again.body_text, text(again.body_html)):
+        assert NEW_ADDRESS in body and OLD_ADDRESS not in body
+    assert emails.offer_token_in(again) == token  # the same offer
+    assert again.recipient == "waiting@example.com"
+
+    # It fails for good (everything else went), and the address is corrected once more.
+    with app.app_context():
+        db.session.execute(update(OutboxEmail).values(status=OutboxStatus.SENT))
+        db.session.execute(
+            update(OutboxEmail).where(OutboxEmail.id == again.id).values(status=OutboxStatus.FAILED)
+        )
+        db.session.commit()
+    post_as_shown(admin, path, admin.get(path).get_data(as_text=True), address="Ackerstr. 3")
+    assert [e.id for e in outbox_emails(app, "waitlist_offer")] == [again.id]
+    coordinator = auth.new_client("coordinator")
+    page = coordinator.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    coordinator.post(
+        f"/staff/requests/{reference}/resend-emails",
+        data={
+            "resend-csrf_token": RESEND_CSRF.search(page).group(1),
+            "resend-email": "waiting@example.com",
+        },
+    )
+    (_failed, resent) = outbox_emails(app, "waitlist_offer")
+    for body in (resent.body_text, text(resent.body_html)):
+        assert "Ackerstr. 3" in body and NEW_ADDRESS not in body
+    assert emails.offer_token_in(resent) == token
+
+
 def open_slot_list(clinic: Clinic) -> list:
     """The clinic's type's open times in the next two weeks (inside an app context)."""
     from booking.scheduling.availability import open_slots

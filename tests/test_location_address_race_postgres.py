@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -231,3 +232,86 @@ def test_a_confirmation_under_way_and_a_correction_both_finish_and_the_patient_i
         confirmed = db.session.get(ConsultationRequest, request_id)
         assert confirmed.status == RequestStatus.CONFIRMED
         assert db.session.scalar(select(Location.address)) == NEW_ADDRESS
+
+
+def test_a_patient_taking_an_offer_there_as_the_address_is_corrected_is_not_deadlocked(
+    app: Flask, clinic: Clinic, race: Race, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A patient whose time is at another location takes an earlier time offered at this
+    one: their request is locked, and the move waits for this location. The correction,
+    holding the location, writes waiting offer emails again with the new address; it must
+    not wait for that patient's request (nor write their email, whose foreign key waits for
+    it), or the two deadlock. It leaves that email as it is; the patient's confirmation of
+    the move gives the new address."""
+    from booking.manage import services as manage
+    from booking.requests import waitlist
+    from booking.scheduling.availability import open_slots
+    from booking.scheduling.models import SlotOffer
+    from booking.timeutil import now_utc
+    from tests.factories import make_hours, make_location
+
+    with app.app_context():
+        kind = db.session.get(AppointmentType, clinic.type)
+        elsewhere = make_location("Branch", "Ackerstr. 3, Berlin")
+        make_hours(db.session.get(StaffUser, clinic.okafor.id), elsewhere)
+        start = now_utc() + timedelta(days=2)
+        slots = open_slots(kind, start, start + timedelta(days=7))
+        here = next(s for s in slots if s.location_id == clinic.location)
+        there = next(
+            s
+            for s in slots
+            if s.location_id == elsewhere.id and s.starts_at >= here.starts_at + timedelta(days=1)
+        )
+        first = make_request(
+            email="first@example.com",
+            slot=SlotChoice(kind.id, here.specialist_id, clinic.location, here.starts_at),
+        )
+        waiting = make_request(
+            email="waiting@example.com",
+            slot=SlotChoice(kind.id, there.specialist_id, elsewhere.id, there.starts_at),
+        )
+        waitlist.join_waitlist(waiting)
+        waiting_id = waiting.id
+        manage.cancel(first, None)  # its time is offered to the waiting patient
+        offer_id = db.session.scalars(select(SlotOffer.id)).one()
+    (offered,) = outbox_emails(app, "waitlist_offer")
+    assert offered.request_id == waiting_id and OLD_ADDRESS in offered.body_text
+
+    place = waitlist.place_appointment
+
+    def held_under_the_request_lock(*args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread().name == HELD:
+            race.hold()
+        return place(*args, **kwargs)
+
+    monkeypatch.setattr(waitlist, "place_appointment", held_under_the_request_lock)
+    race.start(
+        HELD,
+        lambda: waitlist.accept_offer(
+            db.session.get(SlotOffer, offer_id), db.session.get(ConsultationRequest, waiting_id)
+        ),
+    )
+    assert race.reached.wait(timeout=30)
+    race.start(ADMIN, lambda: correct_the_address(clinic))
+    admin = race.threads[-1]
+    with app.app_context():
+        wait_until(
+            lambda: race.errors or not admin.is_alive() or _lock_waits() == 1,
+            "the correction to finish or wait",
+            20,
+        )
+    race.finish()
+
+    with app.app_context():
+        moved = db.session.get(ConsultationRequest, waiting_id).appointment
+        assert (moved.location_id, moved.starts_at) == (clinic.location, here.starts_at)
+        assert (
+            db.session.scalar(select(Location.address).where(Location.id == clinic.location))
+            == NEW_ADDRESS
+        )
+    assert outbox_emails(app, "waitlist_offer") == []  # withdrawn as the offer was taken
+    (confirmation,) = [
+        e for e in outbox_emails(app, "request_update") if e.request_id == waiting_id
+    ]
+    assert "has changed" in confirmation.subject
+    assert NEW_ADDRESS in confirmation.body_text and OLD_ADDRESS not in confirmation.body_text

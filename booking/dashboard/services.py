@@ -1153,11 +1153,11 @@ def resend_patient_emails(
     calendar email replaced (``emails.outdated_by_calendar``), are never sent again: one
     email with a new link to the patient's page goes instead. One giving the appointment's
     place written before an admin corrected the location's address is written again as the
-    appointment now is (``relocation.write_again``), never copied with the old address. A
-    corrected address ends every private link sent so far, as "Send a new link" does: the
-    wrong address may be somebody else's mailbox, which took the emails before the one that
-    failed, and their links would go on opening the patient's page; the emails sent again
-    carry new ones.
+    appointment now is (``relocation.write_again``), never copied with the old address, and
+    an earlier-time offer with its place as it now is. A corrected address ends every
+    private link sent so far, as "Send a new link" does: the wrong address may be somebody
+    else's mailbox, which took the emails before the one that failed, and their links would
+    go on opening the patient's page; the emails sent again carry new ones.
     Refused when nothing may go to the patient (``Patient.writable_address``: marked
     deceased, no address); a reminder, an offer or an invitation no longer wanted
     (``still_wanted``) is left out. Every failed email looked at is settled (``settled_at``:
@@ -1220,8 +1220,13 @@ def resend_patient_emails(
         for e in wanted
         if relocation.gives_the_place(e) and relocation.told_new_address_since(consultation, e)
     }
+    # An earlier-time offer is written again too (the same offer and link): its place may
+    # have a new address since, and nothing tells which offer email gave the old one.
     rewritten = {
-        e.id for e in wanted if e.id in relocated and relocation.rewritable(consultation, e)
+        e.id
+        for e in wanted
+        if (e.id in relocated or e.template in OFFER_TEMPLATES)
+        and relocation.rewritable(consultation, e)
     }
 
     def still_stands(email: OutboxEmail) -> bool:
@@ -1229,6 +1234,8 @@ def resend_patient_emails(
             email.id in relocated and email.id not in rewritten
         ):
             return False
+        # One written again as things now are hands over nothing the appointment's own
+        # change replaced: only a change of status dates it.
         since = status_change if email.id in rewritten else last_change
         return since is None or email.created_at >= since
 

@@ -5,6 +5,8 @@ a real harm."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import select
 
 from booking.extensions import db
@@ -14,8 +16,15 @@ from booking.requests import emails, reminders
 from booking.requests.lifecycle import can_change
 from booking.requests.models import OPEN_STATUSES, ConsultationRequest
 from booking.requests.queries import lock_request
+from booking.requests.waitlist import OFFER_LIFETIME, find_offer, offer_expired, offer_open_until
 from booking.scheduling.ical import appointment_ics
-from booking.scheduling.models import Appointment, Location, VisitMode
+from booking.scheduling.models import (
+    Appointment,
+    Location,
+    SlotOffer,
+    SlotOfferRecipient,
+    VisitMode,
+)
 from booking.scheduling.services import AddressNotices
 from booking.scheduling.visits import mode_of
 from booking.timeutil import now_utc
@@ -41,6 +50,9 @@ def _going_there(appointment: Appointment | None, location: Location) -> bool:
 TIME_TEMPLATES = ("request_received", "request_update")
 REWRITTEN_KINDS = frozenset({"confirmed", "rescheduled"})  # in person: no join link
 REMINDER_TEMPLATE = "appointment_reminder"
+# An earlier-time offer (``waitlist``): a time at a place, which the patient who takes it goes
+# to; written again with the offer's place as it now is.
+OFFER_TEMPLATE = "waitlist_offer"
 
 
 def gives_the_place(email: OutboxEmail) -> bool:
@@ -52,10 +64,19 @@ def gives_the_place(email: OutboxEmail) -> bool:
     )
 
 
+def _offer_of(email: OutboxEmail) -> SlotOffer | None:
+    """The offer an earlier-time offer's email is for, read from its link."""
+    token = emails.offer_token_in(email)
+    return find_offer(token) if token else None
+
+
 def rewritable(consultation: ConsultationRequest, email: OutboxEmail) -> bool:
-    """Whether ``write_again`` can write ``email`` again as the appointment now is: one that
-    gives its place (``gives_the_place``) while the request has one, and a status email only
-    of a time confirmed or moved whose kind its subject tells (``emails.update_kind``)."""
+    """Whether ``write_again`` can write ``email`` again as things now are: one that gives
+    the appointment's place (``gives_the_place``) while the request has one, a status email
+    only of a time confirmed or moved whose kind its subject tells (``emails.update_kind``);
+    or an earlier-time offer whose link names an offer."""
+    if email.template == OFFER_TEMPLATE:
+        return _offer_of(email) is not None
     if consultation.appointment is None or not gives_the_place(email):
         return False
     if email.template == "request_update":
@@ -64,11 +85,14 @@ def rewritable(consultation: ConsultationRequest, email: OutboxEmail) -> bool:
 
 
 def write_again(consultation: ConsultationRequest, email: OutboxEmail) -> OutboxEmail | None:
-    """``email`` (``rewritable``) written anew as the appointment now is: its place, and a
-    calendar file with the appointment's SEQUENCE now; a status email keeps its kind and the
-    message staff wrote in it; a new private link. Leaves ``email`` as it is. None when
-    nothing may go to the patient (``emails._to_patient``); ValueError for one not
-    ``rewritable``."""
+    """``email`` (``rewritable``) written anew as things now are: the appointment's place,
+    and a calendar file with its SEQUENCE now; a status email keeps its kind and the message
+    staff wrote in it; a new private link; an offer's email the same offer (its link, the
+    time it closes) at its place as it now is. Leaves ``email`` as it is. None when nothing
+    may go to the patient (``emails._to_patient``); ValueError for one not ``rewritable``."""
+    offer = _offer_of(email) if email.template == OFFER_TEMPLATE else None
+    if offer is not None:
+        return emails.waitlist_offer(consultation, offer, offer_open_until(offer))
     appointment = consultation.appointment
     if appointment is None or not rewritable(consultation, email):
         raise ValueError(f"outbox email {email.id} is not one written again as things now are")
@@ -117,8 +141,15 @@ def _rewrite_waiting_times(consultation: ConsultationRequest) -> list[OutboxEmai
         )
         .order_by(OutboxEmail.id)
     ).all()
+    return _write_each_again(waiting)
+
+
+def _write_each_again(waiting: Sequence[OutboxEmail]) -> list[OutboxEmail]:
+    """Each of ``waiting`` (not sent yet) that ``write_again`` can write as things now are:
+    withdrawn and written again; one a worker has taken meanwhile goes as it is. Flushes."""
     written: list[OutboxEmail] = []
     for email in waiting:
+        consultation = db.session.get_one(ConsultationRequest, email.request_id)
         if not rewritable(consultation, email):
             continue
         if not withdraw_emails([email.id]):
@@ -128,6 +159,71 @@ def _rewrite_waiting_times(consultation: ConsultationRequest) -> list[OutboxEmai
     return written
 
 
+def _rewrite_waiting_offers(location: Location) -> list[OutboxEmail]:
+    """The emails not sent yet of the earlier-time offers of an in-person time at
+    ``location`` still open (not taken, not closed): written again with its new address
+    (``write_again``: the same offer and link). The patient who takes it goes there, and
+    is not among those told the new address (their own time is elsewhere, or later).
+
+    Each request is locked first, unless another transaction holds it: then its email goes
+    as it is. Never waited for: a patient taking this offer at this moment holds their
+    request and waits for this location (``place_appointment`` reads it FOR SHARE), which
+    the correction holds; waiting for them (or writing their email, whose foreign key waits
+    for the request too) would deadlock. Taking it, they get the new address in their
+    confirmation, written after the correction commits, and their offer email is withdrawn.
+    One written again for an offer taken or closed since is not sent
+    (``waitlist.closed_at_delivery``). Flushes."""
+    now = now_utc()
+    offers = [
+        offer
+        for offer in db.session.scalars(
+            select(SlotOffer).where(
+                SlotOffer.location_id == location.id,
+                SlotOffer.claimed_by_request_id.is_(None),
+                SlotOffer.created_at > now - OFFER_LIFETIME,
+            )
+        )
+        if not offer_expired(offer, now) and mode_of(offer.appointment_type) is VisitMode.IN_PERSON
+    ]
+    if not offers:
+        return []
+    tokens = {offer.token for offer in offers}
+    waiting = db.session.scalars(
+        select(OutboxEmail)
+        .where(
+            OutboxEmail.template == OFFER_TEMPLATE,
+            OutboxEmail.request_id.in_(
+                select(SlotOfferRecipient.request_id).where(
+                    SlotOfferRecipient.offer_id.in_([offer.id for offer in offers])
+                )
+            ),
+            OutboxEmail.status == OutboxStatus.PENDING,
+            OutboxEmail.withdrawn_at.is_(None),
+        )
+        .order_by(OutboxEmail.id)
+    ).all()
+    return _write_each_again(
+        [
+            email
+            for email in waiting
+            if emails.offer_token_in(email) in tokens and _lock_if_free(email.request_id)
+        ]
+    )
+
+
+def _lock_if_free(request_id: int | None) -> bool:
+    """Lock the request (PostgreSQL FOR UPDATE, as ``lock_request``) unless another
+    transaction holds it: then False at once, never waiting (``_rewrite_waiting_offers``)."""
+    return (
+        db.session.scalars(
+            select(ConsultationRequest.id)
+            .where(ConsultationRequest.id == request_id)
+            .with_for_update(skip_locked=True)
+        ).one_or_none()
+        is not None
+    )
+
+
 def tell_new_address(location: Location, **_details: object) -> AddressNotices:
     """A ``location_moved`` listener: every patient with an in-person appointment still to
     come at the location (``_going_there``) is emailed its new address
@@ -135,7 +231,9 @@ def tell_new_address(location: Location, **_details: object) -> AddressNotices:
     raised SEQUENCE, as a reschedule's. An earlier such email not sent yet (the admin's
     previous save) is withdrawn: the new one says all it said. A reminder waiting in the
     outbox is written again with the new address (``reminders.rewrite_waiting``), and so are
-    a receipt or a confirmation (or move) waiting (``_rewrite_waiting_times``). Each
+    a receipt or a confirmation (or move) waiting (``_rewrite_waiting_times``), and an
+    earlier-time offer of a time there waiting, whoever it goes to
+    (``_rewrite_waiting_offers``). Each
     request is locked first and looked at again (a patient may be moving their time at this
     moment). A patient marked deceased is not written to; one who left no email address is
     counted (``untold``) for staff to phone. Flushes; the caller commits and enqueues."""
@@ -174,5 +272,6 @@ def tell_new_address(location: Location, **_details: object) -> AddressNotices:
             untold += 1  # no email address (an emergency call-back): staff phone them
         if (reminder := reminders.rewrite_waiting(consultation)) is not None:
             rewritten.append(reminder)
+    rewritten.extend(_rewrite_waiting_offers(location))
     db.session.flush()
     return AddressNotices(told=told, rewritten=rewritten, untold=untold)
