@@ -108,12 +108,13 @@ def race(app: Flask) -> Iterator[Race]:
         thread.join(timeout=30)
 
 
-def correct_the_address(clinic: Clinic) -> None:
-    """The admin's save of the new address (inside an app context)."""
+def correct_the_address(clinic: Clinic, name: str | None = None) -> None:
+    """The admin's save of the new address, and of a new ``name`` if given (inside an app
+    context)."""
     location = db.session.get(Location, clinic.location)
     services.edit_location(
         location,
-        location.name,
+        name or location.name,
         location.names,
         NEW_ADDRESS,
         actor=None,
@@ -187,13 +188,16 @@ def test_a_correction_made_while_a_patient_books_waits_and_tells_them_the_new_ad
     assert NEW_ADDRESS in receipt.body_text and OLD_ADDRESS not in receipt.body_text
 
 
+@pytest.mark.parametrize("renamed", [False, True], ids=["address", "name and address"])
 def test_a_confirmation_under_way_and_a_correction_both_finish_and_the_patient_is_told(
-    app: Flask, clinic: Clinic, race: Race, monkeypatch: pytest.MonkeyPatch
+    app: Flask, clinic: Clinic, race: Race, monkeypatch: pytest.MonkeyPatch, renamed: bool
 ) -> None:
     """A coordinator confirms the time a patient holds at the location: the request is
     locked. The correction, started meanwhile, locks the location and waits for that request.
     The confirmation must not then wait for the location (a deadlock: PostgreSQL would fail
-    one of them); it commits, and the correction tells the patient the new address."""
+    one of them); it commits, and the correction tells the patient the new address. Also
+    when the admin renames the location in the same save: writing its unique name locks its
+    row against the confirmation's foreign-key check, so the requests are locked first."""
     place = workflow.place_appointment
 
     def held_under_the_request_lock(*args: Any, **kwargs: Any) -> Any:
@@ -216,7 +220,7 @@ def test_a_confirmation_under_way_and_a_correction_both_finish_and_the_patient_i
 
     race.start(HELD, confirm)
     assert race.reached.wait(timeout=30)
-    race.start(ADMIN, lambda: correct_the_address(clinic))
+    race.start(ADMIN, lambda: correct_the_address(clinic, "Spine centre" if renamed else None))
     with app.app_context():
         wait_until(lambda: race.errors or _lock_waits() == 1, "the correction to wait", 20)
     race.finish()
@@ -224,6 +228,8 @@ def test_a_confirmation_under_way_and_a_correction_both_finish_and_the_patient_i
     (told,) = outbox_emails(app, "appointment_address")
     assert told.request_id == request_id
     assert NEW_ADDRESS in told.body_text
+    if renamed:
+        assert "Spine centre" in told.body_text
     # The confirmation, committed first with the old address, is written again.
     (confirmation,) = outbox_emails(app, "request_update")
     assert "Your appointment is confirmed." in confirmation.body_text

@@ -24,10 +24,10 @@ def init_app(app: Flask) -> None:
     from booking.requests.emails import deceased_at_delivery
     from booking.requests.history import diagnosis_labels
     from booking.requests.lifecycle import patient_status_label, status_label
-    from booking.requests.relocation import tell_new_address
+    from booking.requests.relocation import lock_going_there, tell_new_address
     from booking.requests.reminders import begun_at_delivery
     from booking.requests.waitlist import closed_at_delivery
-    from booking.scheduling.services import location_moved
+    from booking.scheduling.services import location_moved, location_moving
 
     app.add_template_global(status_label)
     app.add_template_global(patient_status_label)
@@ -43,3 +43,4 @@ def init_app(app: Flask) -> None:
     register_expiry_check(app, begun_at_delivery)
     register_expiry_check(app, closed_at_delivery)
     location_moved.connect(tell_new_address)  # once: blinker ignores a second connect
+    location_moving.connect(lock_going_there)

@@ -224,6 +224,39 @@ def _lock_if_free(request_id: int | None) -> bool:
     )
 
 
+def _going_there_ids(location: Location) -> list[int]:
+    """The requests with an appointment still to come at ``location`` (held or confirmed),
+    by id: those ``tell_new_address`` looks at, locked in one order (no deadlock between
+    two corrections)."""
+    # The appointments locked by their request (``lock_going_there``, ``tell_new_address``)
+    # are those a booking does not lock the location for (``scheduling.services.
+    # place_appointment``): held or confirmed, to come. Keep the two in step: a booking of
+    # one not found here would not be waited for.
+    return list(
+        db.session.scalars(
+            select(Appointment.request_id)
+            .join(ConsultationRequest, Appointment.request_id == ConsultationRequest.id)
+            .where(
+                Appointment.location_id == location.id,
+                Appointment.active.is_(True),
+                Appointment.starts_at > now_utc(),
+                ConsultationRequest.status.in_(sorted(OPEN_STATUSES)),
+            )
+            .order_by(Appointment.request_id)
+        )
+    )
+
+
+def lock_going_there(location: Location, **_details: object) -> None:
+    """A ``location_moving`` listener: lock the requests ``tell_new_address`` will change,
+    before the location's row is written (``scheduling.services.location_moving``). A
+    change to one of their appointments under way is waited for here, while only the
+    location's FOR NO KEY UPDATE lock is held, which its foreign-key check does not wait
+    for."""
+    for request_id in _going_there_ids(location):
+        lock_request(db.session.get_one(ConsultationRequest, request_id))
+
+
 def tell_new_address(location: Location, **_details: object) -> AddressNotices:
     """A ``location_moved`` listener: every patient with an in-person appointment still to
     come at the location (``_going_there``) is emailed its new address
@@ -233,24 +266,12 @@ def tell_new_address(location: Location, **_details: object) -> AddressNotices:
     outbox is written again with the new address (``reminders.rewrite_waiting``), and so are
     a receipt or a confirmation (or move) waiting (``_rewrite_waiting_times``), and an
     earlier-time offer of a time there waiting, whoever it goes to
-    (``_rewrite_waiting_offers``). Each
-    request is locked first and looked at again (a patient may be moving their time at this
-    moment). A patient marked deceased is not written to; one who left no email address is
-    counted (``untold``) for staff to phone. Flushes; the caller commits and enqueues."""
-    # The appointments locked by their request below are those a booking does not lock the
-    # location for (``scheduling.services.place_appointment``): held or confirmed, to come.
-    # Keep the two in step: a booking of one it does not find would not be waited for.
-    candidates = db.session.scalars(
-        select(Appointment.request_id)
-        .join(ConsultationRequest, Appointment.request_id == ConsultationRequest.id)
-        .where(
-            Appointment.location_id == location.id,
-            Appointment.active.is_(True),
-            Appointment.starts_at > now_utc(),
-            ConsultationRequest.status.in_(sorted(OPEN_STATUSES)),
-        )
-        .order_by(Appointment.request_id)  # locked in one order: no deadlock between two
-    ).all()
+    (``_rewrite_waiting_offers``). Each request is locked first (``lock_going_there`` has
+    locked them before the location's row was written) and looked at again (a patient may
+    be moving their time at this moment). A patient marked deceased is not written to; one
+    who left no email address is counted (``untold``) for staff to phone. Flushes; the
+    caller commits and enqueues."""
+    candidates = _going_there_ids(location)
     told: list[OutboxEmail] = []
     rewritten: list[OutboxEmail] = []
     untold = 0

@@ -73,6 +73,14 @@ class AddressNotices:
 # transaction and returns ``AddressNotices`` (``booking.requests.relocation``, connected by
 # ``booking.requests.init_app``): the scheduling engine knows no request or patient.
 location_moved = Namespace().signal("location-moved")
+# Sent by ``edit_location`` before it writes a new address, the location locked:
+# ``location_moving.send(location)``. A listener locks what its ``location_moved`` listener
+# will change (``booking.requests.relocation`` locks the requests of the appointments there)
+# while the location's row is not written yet: writing its unique name takes the lock the
+# foreign-key check of every write of an appointment at it waits for, and a change to one
+# made under its request's lock would wait for the save while the save waited for that
+# request, a deadlock.
+location_moving = Namespace().signal("location-moving")
 
 
 @dataclass(frozen=True)
@@ -271,11 +279,13 @@ def edit_location(
     if not diff:
         return LocationEdit(changed=[])
     old_address = location.address
+    readdressed = "address" in diff and not same_address(old_address, address)
+    if readdressed:
+        location_moving.send(location)  # before the row is written: see ``location_moving``
     location.name, location.names = proposed.name, proposed.names
     location.address = address
     _flush_location_names()
     notices: list[AddressNotices] = []
-    readdressed = "address" in diff and not same_address(old_address, address)
     if readdressed:
         db.session.flush()  # the emails read the new address
         notices = [
