@@ -331,3 +331,45 @@ def test_the_request_form_isolates_the_names_of_the_time_chosen(
     answers = valid_answers(appointment_type=str(clinic.type), slot=slot.key)
     assert fill_request(client, answers, tokens=tokens) is None
     assert chosen in open_step(client, "review")
+
+
+STAFF_NAME = "د. ليلى حداد <b>&"  # a specialist named in Arabic (and markup, escaped)
+STAFF_ISOLATED = "<bdi>د. ليلى حداد &lt;b&gt;&amp;</bdi>"
+PLACE_ISOLATED = f"<bdi>{PLACE_NAME} &lt;b&gt;&amp;</bdi>"
+
+
+def test_the_staff_pages_isolate_the_names_of_the_place_the_specialist_and_the_type(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """The record's and the intake summary's appointment line give the specialist's and the
+    location's names between middle dots; the agenda gives the type's and the location's
+    after the patient's, and the location's after a free time's; the queue the specialist's
+    under the time. A right-to-left name took the dots, commas and digits around it into its
+    run: each is in a ``<bdi>``, still escaped, as on the patient's pages."""
+    from booking.scheduling.models import Location
+
+    with app.app_context():
+        kind = db.session.get(AppointmentType, clinic.type)
+        kind.name, kind.names = "مراجعة الصور", {}
+        location = db.session.get(Location, clinic.location)
+        location.name, location.names = f"{PLACE_NAME} <b>&", {}
+        db.session.get(StaffUser, clinic.weber.id).full_name = STAFF_NAME
+        db.session.commit()
+    reference, day = _confirmed(app, clinic)
+    AuthActions(client).attempt(clinic.coordinator.email)
+
+    record = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert f"45 minutes · {STAFF_ISOLATED} · {PLACE_ISOLATED}</p>" in record
+    summary = client.get(f"/staff/requests/{reference}/summary").get_data(as_text=True)
+    assert f" · {STAFF_ISOLATED} · {PLACE_ISOLATED}</dd>" in summary
+
+    queue = client.get("/staff/", query_string={"status": "confirmed"}).get_data(as_text=True)
+    row = queue[queue.index(reference) :]
+    assert f"<br><small>{STAFF_ISOLATED}</small></td>" in row[: row.index("</tr>")]
+
+    agenda = client.get("/staff/calendar", query_string={"date": day}).get_data(as_text=True)
+    entry = agenda[agenda.index(f'<a href="/staff/requests/{reference}">') :]
+    entry = " ".join(entry[: entry.index("</li>")].split())
+    assert f'· <bdi>مراجعة الصور</bdi> · <span class="small">{PLACE_ISOLATED}</span>' in entry
+    assert f'· Free · <span class="small">{PLACE_ISOLATED}</span></li>' in agenda
+    assert re.search(rf'<h3 class="agenda-head" id="col-[^"]+">{STAFF_ISOLATED}', agenda)

@@ -4,7 +4,8 @@ The correction (``services.edit_location``) emails the new address to every pati
 the location, found by one query in its transaction. A booking not committed by then was not
 found; it read the location before the correction committed, so its confirmation gave the old
 address: the patient had only the old one. Each side now locks the location's row, the
-correction FOR UPDATE, a booking bringing an appointment there FOR SHARE
+correction FOR NO KEY UPDATE (not FOR UPDATE, which would block the foreign-key check of every
+appointment written there), a booking bringing an appointment there FOR SHARE
 (``services.place_appointment``, re-reading it): the booking waits and reads the new address,
 or is waited for and told with the others (its receipt or confirmation, written with the old
 address and not sent yet, written again). An appointment already to come there is not locked
