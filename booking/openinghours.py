@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, time, timedelta
 
@@ -37,7 +37,8 @@ from booking.timeutil import END_OF_DAY, read_clock
 
 EXTENSION = "booking.opening_hours"
 # app.extensions: the functions giving more closed days than the settings' (``(first, last)``
-# -> the days from ``first`` to ``last`` they close), registered by a higher layer.
+# -> the days from ``first`` to ``last`` they close, each with its reason for staff),
+# registered by a higher layer.
 CLOSED_DAY_SOURCES = "booking.closed_day_sources"
 DAY_CODES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # 0 = Monday, as Babel counts
 EXAMPLE = "Mon-Fri 8:00-18:00|Sat 9:00-13:00|Sun closed"
@@ -208,11 +209,21 @@ def settings_closed_days(first: date, last: date) -> frozenset[date]:
     return frozenset(day for day in found if first <= day <= last)
 
 
-def add_closed_days_source(app: Flask, source: Callable[[date, date], Iterable[date]]) -> None:
-    """Have ``clinic_closed_days`` also close the days ``source(first, last)`` gives (the
-    days an admin closed in the app, kept by ``booking.scheduling``). One call per range
-    asked: a source reads them all at once, never day by day."""
+def add_closed_days_source(app: Flask, source: Callable[[date, date], Mapping[date, str]]) -> None:
+    """Have ``clinic_closed_days`` also close the days ``source(first, last)`` gives, each
+    with its reason (the days an admin closed in the app, kept by ``booking.scheduling``).
+    One call per range asked: a source reads them all at once, never day by day."""
     app.extensions.setdefault(CLOSED_DAY_SOURCES, []).append(source)
+
+
+def clinic_closures(first: date, last: date) -> dict[date, str]:
+    """``clinic_closed_days`` with why, for staff: each day's reason from its source (an
+    admin's, "Team training"), or "" for the settings' days, which give none (a public
+    holiday, a date of ``CLINIC_CLOSED_DAYS``). The same reads: one per source."""
+    found = dict.fromkeys(settings_closed_days(first, last), "")
+    for source in current_app.extensions.get(CLOSED_DAY_SOURCES, ()):
+        found.update((day, why) for day, why in source(first, last).items() if first <= day <= last)
+    return found
 
 
 def clinic_closed_days(first: date, last: date) -> frozenset[date]:
@@ -220,10 +231,7 @@ def clinic_closed_days(first: date, last: date) -> frozenset[date]:
     (``settings_closed_days``) and those of every source added (``add_closed_days_source``:
     the days an admin closed in the app). Weekly working hours do not apply on them
     (patients are offered no time); extra hours an admin enters still do."""
-    found = set(settings_closed_days(first, last))
-    for source in current_app.extensions.get(CLOSED_DAY_SOURCES, ()):
-        found.update(day for day in source(first, last) if first <= day <= last)
-    return frozenset(found)
+    return frozenset(clinic_closures(first, last))
 
 
 def clinic_opens_on(day: date) -> bool:

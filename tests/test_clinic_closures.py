@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from booking.audit.models import AuditEvent
 from booking.extensions import db
-from booking.openinghours import clinic_closed_days
+from booking.openinghours import clinic_closed_days, clinic_closures
 from booking.scheduling.admin_services import ScheduleError, add_extra_hours
 from booking.scheduling.agenda import working_time
 from booking.scheduling.availability import open_slots
@@ -104,14 +104,21 @@ def test_closed_days_read_the_apps_days_with_the_settings_in_one_query(
         first, last = day_ahead(1), day_ahead(365)
         app.config["CLINIC_CLOSED_DAYS"] = day_ahead(3).isoformat()
         for n in (5, 40, 200):
-            close_clinic(day_ahead(n), "Training", admin(clinic))
+            close_clinic(day_ahead(n), f"Training {n}", admin(clinic))
         db.session.add(ClinicClosure(day=day_ahead(400), reason="Later"))  # outside the range
         db.session.commit()
 
         with sql_statements(app, selects_only=True) as statements:
             closed = clinic_closed_days(first, last)
-
         assert closed == {day_ahead(n) for n in (3, 5, 40, 200)}
+        assert len(statements) == 1
+
+        # With why (staff's agenda): the same one query; the settings give no reason.
+        with sql_statements(app, selects_only=True) as statements:
+            closures = clinic_closures(first, last)
+        assert closures == {day_ahead(3): ""} | {
+            day_ahead(n): f"Training {n}" for n in (5, 40, 200)
+        }
         assert len(statements) == 1
 
 
@@ -327,3 +334,37 @@ def test_a_past_closed_day_stays_as_it_was(app: Flask, auth: AuthActions, clinic
     assert "This day is already past" in auth.client.get(PAGE).get_data(as_text=True)
     with app.app_context():
         assert db.session.get(ClinicClosure, closure_id) is not None
+
+
+AGENDA_HEADING_RE = re.compile(r'<h3 class="agenda-head" id="col-[^"]+">(.*?)</h3>', re.S)
+
+
+def test_the_agenda_says_why_an_admin_closed_the_day(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    """Staff's agenda heads a day closed in the app with the reason the admin gave: free
+    text, escaped and isolated (``<bdi>``: it may be right-to-left, beside the date). A day
+    the settings close says so as before: they name no reason."""
+    with app.app_context():
+        holiday, training, arabic, open_day = (day_ahead(n) for n in (9, 10, 11, 12))
+        app.config["CLINIC_CLOSED_DAYS"] = holiday.isoformat()
+        close_clinic(training, "Team training <b>", admin(clinic))
+        close_clinic(arabic, "تدريب الفريق", admin(clinic))
+    auth.login("coordinator")
+
+    def closed_note(day: date, **args: Any) -> set[str]:
+        page = auth.client.get("/staff/calendar", query_string={"date": day.isoformat(), **args})
+        return {
+            match.group(1)
+            for heading in AGENDA_HEADING_RE.findall(page.get_data(as_text=True))
+            if (match := re.search(r'<small class="d-block">(Clinic closed.*?)</small>', heading))
+        }
+
+    # Side by side: every specialist's column on the day.
+    assert closed_note(holiday) == {"Clinic closed (public holiday or closed day)"}
+    assert closed_note(training) == {"Clinic closed: <bdi>Team training &lt;b&gt;</bdi>"}
+    assert closed_note(arabic) == {"Clinic closed: <bdi>تدريب الفريق</bdi>"}
+    assert closed_note(open_day) == set()
+    # A specialist's week: each day its own reason.
+    week = closed_note(training, view="week", specialist=clinic.weber.id)
+    assert "Clinic closed: <bdi>Team training &lt;b&gt;</bdi>" in week

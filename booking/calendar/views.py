@@ -12,7 +12,7 @@ from flask_login import current_user
 from booking.audit.services import record_refused_access
 from booking.calendar.agenda import Agenda, build_agenda
 from booking.extensions import db
-from booking.openinghours import clinic_closed_days, clinic_opens_on, next_open_day
+from booking.openinghours import clinic_closures, clinic_opens_on, next_open_day
 from booking.scheduling.agenda import booked_on_closed_days
 from booking.scheduling.services import all_locations, appointments_to_come
 from booking.staff.auth import roles_required
@@ -96,7 +96,8 @@ def view() -> str:
         location_id=location_id,
         specialists=specialists,
         locations=locations,
-        # Weekly hours do not apply on these (extra hours still do): the heading says why.
-        closed_days=(closed := clinic_closed_days(days[0], days[-1])),
+        # Weekly hours do not apply on these (extra hours still do): the heading says why,
+        # with the reason an admin gave for a day closed in the app.
+        closed_days=(closed := clinic_closures(days[0], days[-1])),
         booked_closed=sum(booked_on_closed_days(closed, now_utc()).values()),
     )

@@ -11,7 +11,7 @@ def init_app(app: Flask) -> None:
     languages names are given in, for the admin's lists; and the days an admin closed the
     clinic, read with the settings' closed days."""
     from booking.openinghours import add_closed_days_source
-    from booking.scheduling.closures import closure_days
+    from booking.scheduling.closures import closure_reasons
     from booking.scheduling.services import other_languages
     from booking.scheduling.visits import (
         MODE_LABELS,
@@ -25,7 +25,7 @@ def init_app(app: Flask) -> None:
         visit_where_html,
     )
 
-    add_closed_days_source(app, closure_days)
+    add_closed_days_source(app, closure_reasons)
     app.add_template_global(other_languages)  # the admin's names in each language
     app.add_template_global(visit_where)
     app.add_template_global(visit_where_html)  # the emails' HTML part and the pages

@@ -1,7 +1,7 @@
 """Days the whole clinic is closed, entered by an admin (``ClinicClosure``: a training day, a
 burst pipe), without a redeploy.
 
-``closure_days`` is read with the settings' closed days by
+``closure_reasons`` is read with the settings' closed days by
 ``booking.openinghours.clinic_closed_days`` (``booking.scheduling.init_app`` registers it), so
 the availability engine, the agenda and the admin's pages treat both alike: weekly hours do
 not apply, extra hours entered for a specialist still do. A row added or removed raises the
@@ -37,14 +37,16 @@ REMOVED = "clinic_closure_removed"
 TARGET = "clinic_closure"
 
 
-def closure_days(first: date, last: date) -> list[date]:
-    """The days from ``first`` to ``last`` an admin closed: one query on the unique index of
-    the day, whatever the range (the availability engine asks on every open-times page)."""
-    return list(
-        db.session.scalars(
-            select(ClinicClosure.day).where(ClinicClosure.day >= first, ClinicClosure.day <= last)
+def closure_reasons(first: date, last: date) -> dict[date, str]:
+    """The days from ``first`` to ``last`` an admin closed, each with its reason (staff's
+    agenda says it): one query on the unique index of the day, whatever the range (the
+    availability engine asks on every open-times page)."""
+    rows = db.session.execute(
+        select(ClinicClosure.day, ClinicClosure.reason).where(
+            ClinicClosure.day >= first, ClinicClosure.day <= last
         )
     )
+    return {day: reason for day, reason in rows}
 
 
 def upcoming_closures(today: date) -> list[ClinicClosure]:
