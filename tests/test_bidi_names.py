@@ -373,3 +373,80 @@ def test_the_staff_pages_isolate_the_names_of_the_place_the_specialist_and_the_t
     assert f'· <bdi>مراجعة الصور</bdi> · <span class="small">{PLACE_ISOLATED}</span>' in entry
     assert f'· Free · <span class="small">{PLACE_ISOLATED}</span></li>' in agenda
     assert re.search(rf'<h3 class="agenda-head" id="col-[^"]+">{STAFF_ISOLATED}', agenda)
+
+
+ACTOR_NAME = "سارة الخطيب <b>&"  # a coordinator named in Arabic (and markup, escaped)
+ACTOR_ISOLATED = "<bdi>سارة الخطيب &lt;b&gt;&amp;</bdi>"
+
+
+def test_the_staff_pages_isolate_the_names_of_the_staff_who_acted(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """Who reached the patient ("by <name>, <date>", on the record and the queue), who logged
+    each call, who asked for information, who wrote or read a message, who changed the
+    status or wrote the note on the timeline, and why a specialist is off on the agenda
+    ("Time off: <reason>"): a right-to-left name took the comma, dots and date beside it into
+    its run. Each is in a ``<bdi>``, still escaped; the translated sentences keep their
+    msgids (the name is passed in isolated, as the emails do)."""
+    from booking.messages.services import (
+        load_thread,
+        record_thread_read,
+        send_patient_message,
+        send_staff_message,
+    )
+    from booking.requests.asks import ask_patient
+    from booking.requests.calls import CallOutcome
+    from booking.scheduling.admin_services import add_time_off
+    from booking.timeutil import from_clinic_local
+
+    with app.app_context():
+        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
+        coordinator.full_name = ACTOR_NAME
+        db.session.commit()
+        asked = make_request(email="asked@example.com")
+        ask_patient(asked, coordinator, [], "Which side hurts more?")
+        called = make_request(email="called@example.com")
+        workflow.add_note(called, coordinator, "Spoke to the GP.")
+        workflow.log_callback(called, coordinator, CallOutcome.REACHED)
+        send_staff_message(called, coordinator, "Please bring your scans.")
+        send_patient_message(called, "I will.")
+        record_thread_read(called, load_thread(called, for_staff=True), coordinator)
+        day = clinic_today() + timedelta(days=7)
+        workflow.confirm_request(called, coordinator, clinic_slot(clinic, day, time(10)))
+        weber = db.session.get(StaffUser, clinic.weber.id)
+        add_time_off(
+            weber,
+            from_clinic_local(day, time(15)),
+            from_clinic_local(day, time(16)),
+            "مؤتمر <b>&",
+            actor=None,
+        )
+        asked_reference, called_reference = asked.reference, called.reference
+    AuthActions(client).attempt(clinic.coordinator.email)
+
+    record = client.get(f"/staff/requests/{asked_reference}").get_data(as_text=True)
+    assert re.search(rf"Asked on [^<]+ by {ACTOR_ISOLATED}\.", record)
+
+    record = client.get(f"/staff/requests/{called_reference}").get_data(as_text=True)
+    assert re.search(rf"Patient reached</span>\s+by {ACTOR_ISOLATED}, \d", record)
+    assert re.search(
+        rf"<strong>Reached and advised</strong> · [^<]+ · {ACTOR_ISOLATED}</li>", record
+    )
+    thread = record[record.index('id="messages"') : record.index('id="timeline"')]
+    assert re.search(rf"<strong>{ACTOR_ISOLATED}</strong>\s+· \d", thread)
+    assert re.search(rf"read [^<]+ by {ACTOR_ISOLATED}</span>", thread)
+    timeline = record[record.index('id="timeline"') :]
+    for entry in ("Note", "Call-back", "Message to the patient", "requested → confirmed"):
+        start = timeline.index(entry)
+        assert (
+            f"<small>· {ACTOR_ISOLATED}</small>" in timeline[start : timeline.index("</li>", start)]
+        )
+
+    queue = client.get("/staff/", query_string={"status": "confirmed"}).get_data(as_text=True)
+    row = queue[queue.index(called_reference) :]
+    assert re.search(rf"<small>by {ACTOR_ISOLATED}, \d", row[: row.index("</tr>")])
+
+    agenda = client.get(
+        "/staff/calendar", query_string={"date": day.isoformat(), "specialist": clinic.weber.id}
+    ).get_data(as_text=True)
+    assert "Time off: <bdi>مؤتمر &lt;b&gt;&amp;</bdi></li>" in agenda

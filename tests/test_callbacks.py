@@ -329,7 +329,7 @@ def test_a_call_that_reaches_the_patient_acknowledges_the_request(
     assert response.status_code == 302
     page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
     assert "Reached and advised" in page and "Advised A&amp;E now; she is on her way." in page
-    assert "Patient reached" in page and f"by {account.full_name}" in page
+    assert "Patient reached" in page and f"by <bdi>{account.full_name}</bdi>" in page
     assert "Not reached yet" not in page
     # How long they waited, in the past tense: "waiting" read as if they still were.
     assert "reached after 0 min, target 30 min" in page
@@ -587,7 +587,7 @@ def test_the_queue_shows_the_wait_against_the_target(
     with app.app_context():
         _log_call(emergency["id"], CallOutcome.REACHED)
     row = _queue_row(client, emergency["reference"])
-    assert "Patient reached" in row and "by Cora Coord" in row and "Overdue" not in row
+    assert "Patient reached" in row and "by <bdi>Cora Coord</bdi>" in row and "Overdue" not in row
 
 
 # Closing a request whose patient nobody reached --------------------------------------------
