@@ -450,3 +450,31 @@ def test_the_staff_pages_isolate_the_names_of_the_staff_who_acted(
         "/staff/calendar", query_string={"date": day.isoformat(), "specialist": clinic.weber.id}
     ).get_data(as_text=True)
     assert "Time off: <bdi>مؤتمر &lt;b&gt;&amp;</bdi></li>" in agenda
+
+
+def test_the_patients_thread_the_navbar_and_the_summary_isolate_staff_names(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """The clinic's message on the patient's private page ("The clinic · <name> · <date>"),
+    the signed-in staff member's name in the staff navbar ("<name> (coordinator)") and the
+    intake summary's footer ("Prepared <date> by <name> from ..."): a right-to-left name took
+    the dot, the brackets or the date beside it into its run. Each is in a ``<bdi>``, still
+    escaped."""
+    from booking.messages.services import send_staff_message
+
+    with app.app_context():
+        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
+        coordinator.full_name = ACTOR_NAME
+        db.session.commit()
+        consultation = make_request(email="thread@example.com")
+        send_staff_message(consultation, coordinator, "Please bring your scans.")
+        reference = consultation.reference
+        url = open_manage_link(client, consultation)
+    page = client.get(url).get_data(as_text=True)
+    assert re.search(rf"<strong>The clinic · {ACTOR_ISOLATED}</strong>\s+· \d", page)
+
+    AuthActions(client).attempt(clinic.coordinator.email)
+    record = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert f"{ACTOR_ISOLATED} (coordinator)" in record
+    summary = client.get(f"/staff/requests/{reference}/summary").get_data(as_text=True)
+    assert re.search(rf"Prepared [^<]+ by {ACTOR_ISOLATED} from the request", summary)
