@@ -8,8 +8,10 @@ reorder one another; each is in a ``<bdi>``."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import time, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask, render_template
@@ -83,6 +85,26 @@ GREETING_EMAILS = sorted(
 )
 
 
+def _email_parts(
+    app: Flask,
+    clinic: Clinic,
+    template: str,
+    rename: Callable[[ConsultationRequest], dict[str, Any]],
+) -> tuple[str, str]:
+    """The HTML and text parts of ``template`` written for a confirmed request after
+    ``rename`` gave one of its names in Arabic (and returned what else the template needs);
+    nothing is stored."""
+    request_id = confirmed_request(app, clinic)
+    with app.test_request_context(), force_locale("en"):
+        consultation = db.session.get(ConsultationRequest, request_id)
+        extra = rename(consultation)
+        context = {**patient_email_values(consultation), **extra}
+        html = render_template(f"email/{template}.html", **context)
+        text = render_template(f"email/{template}.txt", **context)
+        db.session.rollback()
+    return html, text
+
+
 def test_the_email_to_a_right_to_left_named_patient_greets_them_by_an_isolated_name(
     app: Flask, clinic: Clinic
 ) -> None:
@@ -128,25 +150,22 @@ def test_every_patient_email_isolates_the_name_it_greets(
 def test_staff_names_in_emails_are_isolated(
     app: Flask, clinic: Clinic, template: str, isolated: list[str]
 ) -> None:
-    request_id = confirmed_request(app, clinic)
     name = f"{NAME} <b>&"
-    with app.test_request_context(), force_locale("en"):
-        consultation = db.session.get(ConsultationRequest, request_id)
+
+    def rename(consultation: ConsultationRequest) -> dict[str, Any]:
         consultation.appointment.specialist.full_name = name
-        context = patient_email_values(consultation)
-        context.update(
-            user=consultation.appointment.specialist,
-            admin_name=name,
-            link="https://clinic.example/staff/login",
-            hours=2,
-            enrol_required=True,
-            previous=consultation.triage_level,
-            raised_by=name,
-            request_url="https://clinic.example/staff/requests/x",
-        )
-        html = render_template(f"email/{template}.html", **context)
-        text = render_template(f"email/{template}.txt", **context)
-        db.session.rollback()
+        return {
+            "user": consultation.appointment.specialist,
+            "admin_name": name,
+            "link": "https://clinic.example/staff/login",
+            "hours": 2,
+            "enrol_required": True,
+            "previous": consultation.triage_level,
+            "raised_by": name,
+            "request_url": "https://clinic.example/staff/requests/x",
+        }
+
+    html, text = _email_parts(app, clinic, template, rename)
     for line in isolated:
         assert line.format(f"<bdi>{NAME} &lt;b&gt;&amp;</bdi>") in html
     assert name in text  # plain text has no markup to isolate with
@@ -169,15 +188,13 @@ def test_appointment_type_names_in_emails_are_isolated(
     """The type's name sits between the time and the specialist's name (isolated already):
     without its own ``<bdi>`` a right-to-left name takes the commas and the digits of the
     length around it into its run."""
-    request_id = confirmed_request(app, clinic)
-    with app.test_request_context(), force_locale("en"):
-        consultation = db.session.get(ConsultationRequest, request_id)
+
+    def rename(consultation: ConsultationRequest) -> dict[str, Any]:
         consultation.appointment.appointment_type.name = TYPE_NAME
         consultation.appointment.appointment_type.names = {}
-        context = patient_email_values(consultation)
-        html = render_template(f"email/{template}.html", **context)
-        text = render_template(f"email/{template}.txt", **context)
-        db.session.rollback()
+        return {}
+
+    html, text = _email_parts(app, clinic, template, rename)
     assert isolated.format("<bdi>مراجعة الصور &lt;b&gt;&amp;</bdi>") in html
     assert TYPE_NAME in text  # plain text has no markup to isolate with
 
@@ -198,15 +215,13 @@ def test_location_names_in_emails_are_isolated(app: Flask, clinic: Clinic, templ
     its street number: without its own ``<bdi>`` a right-to-left name takes them into its run.
     The text part reads as before."""
     assert len(PLACE_EMAILS) >= 5 and "appointment_address" in PLACE_EMAILS
-    request_id = confirmed_request(app, clinic)
-    with app.test_request_context(), force_locale("en"):
-        consultation = db.session.get(ConsultationRequest, request_id)
+
+    def rename(consultation: ConsultationRequest) -> dict[str, Any]:
         consultation.appointment.location.name = LOCATION_NAME
         consultation.appointment.location.names = {}
-        context = patient_email_values(consultation)
-        html = render_template(f"email/{template}.html", **context)
-        text = render_template(f"email/{template}.txt", **context)
-        db.session.rollback()
+        return {}
+
+    html, text = _email_parts(app, clinic, template, rename)
     isolated = "<bdi>عيادة العمود الفقري &lt;b&gt;&amp;</bdi>, Friedrichstr. 1, Berlin"
     assert isolated in html
     assert f"{LOCATION_NAME}, Friedrichstr. 1, Berlin" in text
