@@ -415,8 +415,8 @@ def _row(page: str, table_id: str, heading: str) -> str:
 
 def test_the_response_rate_counts_closed_invitations_and_not_the_deceased(app: Flask) -> None:
     """Of the invitations sent: one answered, two whose link expired unanswered, one whose
-    link is still open, and one unanswered by a patient since marked deceased. The rate is
-    answered of closed: 1 of 3 (not 1 of 5)."""
+    link is still open, and one unanswered by a patient marked deceased while its link was
+    open. The rate is answered of closed: 1 of 3 (not 1 of 5)."""
     with app.app_context():
         _answered, expired, also_expired, _still_open, deceased = [
             db.session.get(Patient, patient_id)
@@ -429,7 +429,7 @@ def test_the_response_rate_counts_closed_invitations_and_not_the_deceased(app: F
                 .where(FollowUp.request_id == patient.requests[0].id)
                 .values(expires_at=now - timedelta(days=1))
             )
-        deceased.deceased_at = now
+        deceased.deceased_at = now - timedelta(days=2)
         db.session.commit()
         counted = results.response_counts(clinic_today() - timedelta(days=365))
         assert counted == {"3m": [5, 1, 1, 1, 0]}
@@ -437,6 +437,67 @@ def test_the_response_rate_counts_closed_invitations_and_not_the_deceased(app: F
         assert (response.sent, response.still_open, response.left_out) == (5, 1, 1)
         assert response.share is not None
         assert (response.share.count, response.share.total) == (1, 3)
+
+
+@pytest.mark.parametrize("why", ["deceased", "withdrew"])
+@pytest.mark.parametrize(
+    ("expired_days_ago", "stopped", "lapsed_first"),
+    [(30, False, True), (-20, True, True), (-20, False, False)],
+    ids=["link expired weeks before", "questionnaires stopped before", "link still open"],
+)
+def test_a_questionnaire_that_lapsed_before_follow_up_ended_is_a_non_response(
+    app: Flask,
+    client: FlaskClient,
+    why: str,
+    expired_days_ago: int,
+    stopped: bool,
+    lapsed_first: bool,
+) -> None:
+    """The 3-month questionnaire sent and never answered; two days ago the patient was
+    marked deceased (or withdrew their consent to be contacted). Its link had expired
+    unanswered weeks before: it was a non-response when it closed, and stays one (registries
+    count a time point by its status when its window closed); the results counted it "no
+    longer followed up", out of the rate, whenever the marking came. So when the patient had
+    stopped the questionnaires before, their link still open: it closed then. Its link still
+    open at the marking: left out of the rate, as before. The record says the same of the
+    time point."""
+    with app.app_context():
+        make_staff("coordinator", "coord@example.com")
+        [patient_id] = _treated(Plan.PHYSIOTHERAPY, 0, unanswered=1)
+        consultation = db.session.scalars(
+            select(ConsultationRequest).where(ConsultationRequest.patient_id == patient_id)
+        ).one()
+        now = now_utc()
+        follow_up = db.session.scalars(select(FollowUp)).one()
+        follow_up.sent_at = follow_up.due_at = now - timedelta(days=60)
+        follow_up.expires_at = now - timedelta(days=expired_days_ago)
+        if stopped:
+            db.session.get(TreatmentPlan, consultation.id).followups_stopped_at = now - timedelta(
+                days=10
+            )
+        ended = now - timedelta(days=2)
+        if why == "deceased":
+            consultation.patient.deceased_at = ended
+        else:
+            consultation.contact_consent = False
+            consultation.contact_consent_withdrawn_at = ended
+        db.session.commit()
+        reference = consultation.reference
+        counted = results.response_counts(clinic_today() - timedelta(days=365))
+        # [sent, still open, answered, left out, closed for a later time point]
+        assert counted == {"3m": [1, 0, 0, 0 if lapsed_first else 1, 0]}
+        (response,) = results.point_responses(counted, ["3m"])
+        if lapsed_first:
+            assert response.share is not None
+            assert (response.share.count, response.share.total) == (0, 1)
+        else:
+            assert response.share is None
+    AuthActions(client).login("coordinator")
+    record = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    [three] = re.findall(r'<th scope="col">3 months<br>(.*?)</th>', record, re.S)
+    assert "not answered" in three
+    assert ("no longer followed up" in three) == (not lapsed_first)
+    assert ("stopped" in three) == stopped
 
 
 def _treated_never_sent(days_ago: int, **request: object) -> int:
@@ -523,8 +584,9 @@ def test_each_response_row_adds_up_whatever_became_of_the_patient(
     app: Flask, client: FlaskClient
 ) -> None:
     """Seven treated 100 days ago reached the 3-month time point: one answered, one's link
-    is still open, one's expired, one stopped the questionnaires, one was since marked
-    deceased and one withdrew their consent to be contacted (all six sent it), and one did
+    is still open, one's expired, one stopped the questionnaires, one was marked deceased
+    and one withdrew their consent to be contacted while theirs was open (all six sent it),
+    and one did
     not agree to the questionnaires (never sent it). One treated 10 days ago reached none.
     Every row adds up: reached = not sent + sent, and the rate is answered of sent less
     still open and no longer followed up (1 of the expired, stopped and answered: 1 of 3)."""
@@ -544,8 +606,9 @@ def test_each_response_row_adds_up_whatever_became_of_the_patient(
                 .values(expires_at=now - timedelta(days=1))
             )
         db.session.get(TreatmentPlan, stopped.requests[0].id).followups_stopped_at = now
-        deceased.deceased_at = now
+        deceased.deceased_at = now - timedelta(days=2)
         withdrew.requests[0].contact_consent = False
+        withdrew.requests[0].contact_consent_withdrawn_at = now - timedelta(days=2)
         db.session.commit()
         with app.test_request_context():
             shown = results.clinic_results(12, "3m", fresh=True)
@@ -1191,17 +1254,21 @@ def test_a_follow_up_superseded_by_a_corrected_date_is_no_result(
 
 
 @pytest.mark.parametrize(
-    ("after", "closed"), [(1, True), (31, False)], ids=["closed early", "expired first"]
+    ("after", "closed", "died"),
+    [(1, True, False), (31, False, False), (1, True, True), (31, False, True)],
+    ids=["closed early", "expired first", "closed early, died since", "expired, died since"],
 )
 def test_the_staff_pages_show_a_link_closed_for_a_later_time_point_as_such(
-    app: Flask, client: FlaskClient, after: int, closed: bool
+    app: Flask, client: FlaskClient, after: int, closed: bool, died: bool
 ) -> None:
     """As above, all of it in the past: the 6-week link closed by the clinic when the date
     was brought forward (the 3 months due already), which the results count apart, neither
     open nor a non-response. The record's follow-up table said "not answered" of it, and the
     coordinators' list of the never answered listed it as one that lapsed: both say now that
     it was closed for a later time point. One that expired before the correction is still
-    "not answered"."""
+    "not answered". A patient marked deceased months after either closed counts as they
+    stood then (``closed_while_followed``), in the results and on the record alike; nobody
+    chases them in the list."""
     with app.app_context():
         consulted = clinic_today() - timedelta(days=200)
         consultation = _completed(
@@ -1214,6 +1281,9 @@ def test_the_staff_pages_show_a_link_closed_for_a_later_time_point_as_such(
         corrected = correct_procedure_date(consultation, consulted, coordinator, now=now)
         assert corrected.closed == (["6w"] if closed else [])
         send_due_followups(now=now)
+        if died:
+            consultation.patient.deceased_at = now_utc()
+            db.session.commit()
         reference = consultation.reference
         assert results.response_counts(consulted - timedelta(days=1))["6w"] == [
             1, 0, 0, 0, 1 if closed else 0
@@ -1223,6 +1293,9 @@ def test_the_staff_pages_show_a_link_closed_for_a_later_time_point_as_such(
     [six] = re.findall(r'<th scope="col">6 weeks<br>(.*?)</th>', record, re.S)
     assert ("closed for a later time point" in six) == closed
     assert ("not answered" in six) == (not closed)
+    assert "no longer followed up" not in six
+    if died:
+        return
     listed = client.get("/staff/outcomes/follow-ups", query_string={"show": "unanswered"})
     row = listed.get_data(as_text=True).split('id="follow-ups"', 1)[1]
     row = row.split("<td>6 weeks</td>", 1)[1].split("</tr>", 1)[0]

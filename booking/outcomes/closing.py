@@ -1,18 +1,19 @@
-"""Whether the clinic closed a sent follow-up's link early for a later time point: the rule
-in SQL, shared by the clinic's results (``results.response_counts``: neither open nor a
-non-response) and the staff pages of each patient's follow-ups (``progress``), so that both
-say the same of the same link."""
+"""Whether the clinic closed a sent follow-up's link early for a later time point, and
+whether it closed while the patient was still followed up: the rules in SQL, shared by the
+clinic's results (``results.response_counts``) and the staff pages of each patient's
+follow-ups (``progress``), so that both say the same of the same link."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import ColumnElement, Interval, and_, func, literal, select
+from sqlalchemy import ColumnElement, Interval, and_, func, literal, or_, select
 from sqlalchemy.orm import aliased
 
 from booking.extensions import db
-from booking.outcomes.models import FollowUp
+from booking.outcomes.models import FollowUp, TreatmentPlan
+from booking.requests.models import ConsultationRequest, Patient
 
 # A link closed this close to its normal end is taken to have lived it (SQLite's day numbers
 # are floating point: an exact end may read a hair short).
@@ -49,4 +50,57 @@ def closed_for_later() -> ColumnElement[bool]:
             later.due_at < FollowUp.expires_at,
         )
         .exists(),
+    )
+
+
+def closed_while_followed() -> ColumnElement[bool]:
+    """Whether a sent follow-up (``FollowUp`` in the enclosing query) closed while its patient
+    was still followed up: its link expired, or the patient stopped the questionnaires, before
+    (or as) they were marked deceased or withdrew their consent to be contacted, or neither
+    happened. A time point counts by its status when it closed, as registries count follow-up
+    (docs/clinical-content.md): one that lapsed unanswered is a non-response even when the
+    death or withdrawal was marked weeks later; only one still open then leaves the response
+    rate. A withdrawal without its date (consent never given) is taken to predate the link.
+    ``is_closed_while_followed`` is the rule in Python; the two must agree. Never NULL (an
+    EXISTS), so its negation is safe."""
+    request = aliased(ConsultationRequest)
+    patient = aliased(Patient)
+    plan = aliased(TreatmentPlan)
+
+    def closed_by(moment: ColumnElement[datetime]) -> ColumnElement[bool]:
+        return or_(FollowUp.expires_at <= moment, plan.followups_stopped_at <= moment)
+
+    return (
+        select(request.id)
+        .join(patient, patient.id == request.patient_id)
+        .join(plan, plan.request_id == request.id)
+        .where(
+            request.id == FollowUp.request_id,
+            or_(patient.deceased_at.is_(None), closed_by(patient.deceased_at)),
+            or_(
+                request.contact_consent.is_(True),
+                and_(
+                    request.contact_consent_withdrawn_at.is_not(None),
+                    closed_by(request.contact_consent_withdrawn_at),
+                ),
+            ),
+        )
+        .exists()
+    )
+
+
+def is_closed_while_followed(follow_up: FollowUp) -> bool:
+    """``closed_while_followed`` of one follow-up, read from its loaded plan and request."""
+    stopped_at = follow_up.plan.followups_stopped_at
+    consultation = follow_up.plan.request
+
+    def closed_by(moment: datetime | None) -> bool:
+        return moment is not None and (
+            (follow_up.expires_at is not None and follow_up.expires_at <= moment)
+            or (stopped_at is not None and stopped_at <= moment)
+        )
+
+    deceased_at = consultation.patient.deceased_at
+    return (deceased_at is None or closed_by(deceased_at)) and (
+        consultation.contact_consent or closed_by(consultation.contact_consent_withdrawn_at)
     )

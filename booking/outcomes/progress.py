@@ -21,7 +21,7 @@ from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.outcomes import chart
 from booking.outcomes import measures as m
-from booking.outcomes.closing import closed_for_later
+from booking.outcomes.closing import closed_for_later, is_closed_while_followed
 from booking.outcomes.emails import WORSE_TEMPLATE
 from booking.outcomes.labels import (
     CHANGE_LABELS,
@@ -81,8 +81,9 @@ class Column:
     label: str  # "6 weeks"
     due_at: datetime
     answered_at: datetime | None
-    # "answered", "waiting" (sent, unanswered), "unanswered", "missed", "stopped", or
-    # "closed" (its link closed by the clinic for a later time point, ``closed_for_later``)
+    # "answered", "waiting" (sent, unanswered), "unanswered", "missed", "stopped", "closed"
+    # (its link closed by the clinic for a later time point, ``closed_for_later``), or "left"
+    # (the patient no longer followed up while its link was open: ``_column``)
     state: str
     # Answered before the treatment started (the procedure postponed since): shown, but no
     # result of the time point, and not counted in the clinic's results.
@@ -234,22 +235,25 @@ def _shown(value: float | None, measure: Measure) -> str:
 def _column(
     follow_up: FollowUp, plan: TreatmentPlan, now: datetime, closed_early: bool = False
 ) -> Column:
-    """``closed_early``: its link was closed by the clinic for a later time point
-    (``closed_for_later``), which the clinic's results count apart, neither open nor a
-    non-response: so is it shown, not as "not answered". Not one superseded by a corrected
-    procedure date (said so beside it), nor a patient no longer followed up, whom the results
-    leave out as such."""
+    """The time point's state, as the clinic's results count it (``response_counts``).
+    ``closed_early``: its link was closed by the clinic for a later time point
+    (``closed_for_later``), which the results count apart, neither open nor a non-response:
+    so is it shown, not as "not answered". "left": the patient was marked deceased or
+    withdrew their consent to be contacted while its link was open, which the results leave
+    out ("no longer followed up"); one that had lapsed unanswered before that is "not
+    answered", a non-response (``is_closed_while_followed``). Neither for one superseded by
+    a corrected procedure date (said so beside it)."""
     if follow_up.answered_at is not None:
         state = "answered"
     elif follow_up.sent_at is None:
         state = "missed"
+    elif follow_up.superseded_at is None and not is_closed_while_followed(follow_up):
+        state = "left"  # marked deceased or withdrew while its link was open
     elif follow_up.plan.followups_stopped_at is not None:
         state = "stopped"  # the patient stopped the questionnaires: its link answers no more
     elif can_answer(follow_up, now):
-        # Not "waiting" for a patient marked deceased or who withdrew their consent to be
-        # contacted: their link answers no more either.
         state = "waiting"
-    elif closed_early and follow_up.superseded_at is None and _may_be_contacted(plan):
+    elif closed_early and follow_up.superseded_at is None:
         state = "closed"
     else:
         state = "unanswered"
@@ -265,12 +269,6 @@ def _column(
         ),
         superseded_at=follow_up.superseded_at,
     )
-
-
-def _may_be_contacted(plan: TreatmentPlan) -> bool:
-    """``may_be_contacted`` of the plan's request, as the results' counts read it."""
-    consultation = plan.request
-    return consultation.contact_consent and consultation.patient.deceased_at is None
 
 
 def _points(value: float) -> str:
@@ -405,9 +403,11 @@ def follow_up_list(show: str, now: datetime) -> tuple[list[FollowUpRow], dict[st
     (the link expired, or the patient stopped the questionnaires), link still open, or
     answered; and how many there are of each. A patient since marked deceased, or who
     withdrew their consent to be contacted, is in no list of the unanswered (nobody should
-    chase them, and their link answers no more: ``can_answer``), as in the results' response
-    rate. An answer superseded by a corrected procedure date stays in the lists of the
-    answered, marked (``FollowUpRow.superseded_at``), beside its time point asked again."""
+    chase them, and their link answers no more: ``can_answer``), though the results' response
+    rate still counts one that lapsed before that as a non-response
+    (``closed_while_followed``). An answer superseded by a corrected procedure date stays in
+    the lists of the answered, marked (``FollowUpRow.superseded_at``), beside its time point
+    asked again."""
     stopped = TreatmentPlan.followups_stopped_at.is_not(None)
     # One superseded by a corrected procedure date is asked again: neither unanswered nor open.
     unanswered = (

@@ -53,7 +53,7 @@ from sqlalchemy.exc import IntegrityError
 from booking.audit.services import audited_when_done, record
 from booking.extensions import db
 from booking.outcomes import measures as m
-from booking.outcomes.closing import closed_for_later
+from booking.outcomes.closing import closed_for_later, closed_while_followed
 from booking.outcomes.labels import PLAN_GROUP_LABELS, PLAN_LABELS, point_label
 from booking.outcomes.models import (
     PAIN_COLUMNS,
@@ -157,8 +157,9 @@ class PointResponse:
     label: str
     sent: int
     still_open: int  # sent, not answered, the link not yet expired
-    # Sent, not answered, and the patient since marked deceased or withdrew their consent to
-    # be contacted: no longer followed up, neither open nor a non-response.
+    # Sent, not answered, and the patient marked deceased or withdrew their consent to be
+    # contacted while its link was open: no longer followed up, neither open nor a
+    # non-response (one that lapsed before that is a non-response: ``closed_while_followed``).
     left_out: int
     # Answered of the closed (sent less still open, left out and closed for a later time
     # point); None: none closed.
@@ -465,13 +466,16 @@ def response_counts(since: date, now: datetime | None = None) -> dict[str, list[
     left out and those the clinic closed for a later time point. The response rate is
     answered of the invitations closed (answered, or their link expired, or the patient
     stopped the questionnaires): one still open is not yet a non-response. An unanswered
-    invitation to a patient since marked deceased, or who withdrew their consent to be
-    contacted, is left out of the rate (counted apart, never as still open): their link
-    answers no more (``can_answer``), and they are no longer followed up, as a study leaves
-    out of its follow-up rate those who died or withdrew. One the clinic closed early for a
-    later time point (``closed_for_later``: the procedure date brought forward, or a time
-    point added to the schedule) is left out of the rate too: the patient did not let it
-    lapse, the clinic closed it for the later one. Both stay in "sent", so that the period's
+    invitation to a patient marked deceased, or who withdrew their consent to be contacted,
+    while its link was still open is left out of the rate (counted apart, never as still
+    open): their link answers no more (``can_answer``), and they are no longer followed up,
+    as a study leaves out of its follow-up rate those who died or withdrew. One that had
+    closed unanswered before that (its link expired, or the questionnaires stopped) counts
+    by its status when it closed (``closed_while_followed``): a non-response, or closed for
+    a later time point. One the clinic closed early for a later time point
+    (``closed_for_later``: the procedure date brought forward, or a time point added to the
+    schedule) is left out of the rate too: the patient did not let it lapse, the clinic
+    closed it for the later one. Both stay in "sent", so that the period's
     treatments that reached the time point are those not sent it and those sent it
     (``reached_counts``). A time point missed while the worker was down was never sent and
     is not counted here, nor is one superseded by a corrected procedure date: its time point
@@ -481,7 +485,10 @@ def response_counts(since: date, now: datetime | None = None) -> dict[str, list[
     stopped = select(TreatmentPlan.request_id).where(
         TreatmentPlan.followups_stopped_at.is_not(None)
     )
-    left_out = and_(unanswered, ~may_be_contacted())
+    # Counted by its status when it closed: lapsed (or stopped) unanswered before the patient
+    # was marked deceased or withdrew, it was a non-response then and stays one.
+    followed = closed_while_followed()
+    left_out = and_(unanswered, ~may_be_contacted(), ~followed)
     still_open = and_(
         unanswered,
         FollowUp.expires_at > now,
@@ -492,7 +499,7 @@ def response_counts(since: date, now: datetime | None = None) -> dict[str, list[
         unanswered,
         FollowUp.expires_at <= now,
         FollowUp.request_id.not_in(stopped),
-        may_be_contacted(),
+        followed,
         closed_for_later(),
     )
     return {
@@ -646,7 +653,7 @@ def point_responses(
 SNAPSHOT_MINUTES = 10
 SNAPSHOT_MAX_AGE = timedelta(minutes=15)
 SNAPSHOT_KEEP = timedelta(days=1)  # older snapshots (a former day or setting) are deleted
-TALLY_VERSION = 8  # part of the key: a change to what is counted starts afresh
+TALLY_VERSION = 9  # part of the key: a change to what is counted starts afresh
 
 
 def snapshot_key(months: int, point: str, since: date, saved: OutcomeSettings) -> str:
