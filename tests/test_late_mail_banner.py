@@ -116,3 +116,85 @@ def test_specialists_are_not_shown_it_and_zero_turns_it_off(
     assert _banner(client) is not None
     app.config["MAIL_LATE_MINUTES"] = 0
     assert _banner(client) is None
+
+
+def _fail(app: Flask, template: str, error: str = "550 mailbox unavailable") -> None:
+    """The outbox's emails of ``template`` not sent failed for good an hour ago."""
+    with app.app_context():
+        db.session.execute(
+            sa.update(OutboxEmail)
+            .where(OutboxEmail.template == template, OutboxEmail.status != OutboxStatus.SENT)
+            .values(
+                status=OutboxStatus.FAILED,
+                claimed_at=now_utc() - timedelta(hours=1),
+                last_error=error,
+            )
+        )
+        db.session.commit()
+
+
+def test_failed_emails_to_staff_point_where_they_are_seen_not_to_the_patients_list(
+    app: Flask, client: FlaskClient, auth: AuthActions, staff: Staff
+) -> None:
+    """A password reset whose link expired before it could go (``ResetLinkExpired``) and a
+    notice of a changed sign-in address that the old address refused are counted on the
+    banner, but no patient's "not notified" list has them: the banner says they were to
+    staff, and where the notice is listed (the accounts page, which only admins may open)."""
+    from booking.staff.models import StaffUser
+    from booking.staff.services import correct_staff_details, details_mark, send_password_reset
+
+    with app.app_context():
+        admin = db.session.get(StaffUser, staff.admin.id)
+        weber = db.session.get(StaffUser, staff.weber.id)
+        assert admin is not None and weber is not None
+        send_password_reset(staff.coordinator.email)
+        correct_staff_details(
+            weber,
+            full_name=weber.full_name,
+            email="weber.new@example.com",
+            shown=details_mark(weber),
+            actor=admin,
+        )
+        # The new address took its notice; the old one refuses it.
+        db.session.execute(
+            sa.update(OutboxEmail)
+            .where(OutboxEmail.recipient == "weber.new@example.com")
+            .values(status=OutboxStatus.SENT)
+        )
+        db.session.commit()
+    _fail(app, "staff_password_reset", "ResetLinkExpired")
+    _fail(app, "staff_email_changed")
+
+    auth.login("coordinator")
+    banner = _banner(client)
+    assert banner is not None
+    text = " ".join(banner.split())
+    assert "2 emails failed for good in the last day." in text
+    assert "2 of the emails that failed were to staff members about their own accounts" in text
+    assert "unnotified=1" not in banner  # no patient's list has them
+    # A coordinator may not open the accounts page: told who can, not linked there.
+    assert "/staff/accounts" not in banner
+    assert "An administrator sees the notices of a changed sign-in address" in text
+    assert "whoever needs a reset link asks for another" in text
+    assert client.get("/staff/accounts").status_code == 403
+    auth.logout()
+
+    auth.login("admin")
+    banner = _banner(client)
+    assert banner is not None
+    assert 'href="/staff/accounts#unsent-notices"' in banner
+    assert "An administrator sees" not in banner
+    accounts = client.get("/staff/accounts").get_data(as_text=True)
+    assert 'id="unsent-notices"' in accounts
+    assert staff.weber.email in accounts.split('id="unsent-notices"')[1].split("</section>")[0]
+
+    # A patient's email failing too: the patients' list is the place for that one.
+    with app.app_context():
+        make_request()
+    _fail(app, "request_received")
+    banner = _banner(client)
+    assert banner is not None
+    text = " ".join(banner.split())
+    assert "3 emails failed for good in the last day." in text
+    assert "/staff/queue?status=all&amp;unnotified=1" in banner
+    assert "2 of the emails that failed were to staff members" in text

@@ -46,6 +46,7 @@ from booking.requests.queries import (
 )
 from booking.scheduling.models import Appointment
 from booking.staff.models import StaffUser
+from booking.staff.services import ACCOUNT_TEMPLATES, EMAIL_CHANGED_TEMPLATE
 from booking.timeutil import from_clinic_local, now_utc
 
 PER_PAGE = 25
@@ -500,6 +501,16 @@ class MailBanner:
     waiting: int  # still waiting to go, written more than MAIL_LATE_MINUTES ago
     failed: int  # failed for good in the last day, nobody sent again
     oldest: str  # how long ago the oldest of them was written, as staff read it
+    # Of the failed, those to a staff member about their account (``ACCOUNT_TEMPLATES``):
+    # not on the "Patient not notified" list. Among them, the notices of a changed address,
+    # which the admins' accounts page lists.
+    failed_to_staff: int = 0
+    failed_address_notices: int = 0
+
+    @property
+    def failed_elsewhere(self) -> int:
+        """The failed emails the "Patient not notified" list is the place to look for."""
+        return self.failed - self.failed_to_staff
 
 
 def mail_banner() -> MailBanner | None:
@@ -510,7 +521,17 @@ def mail_banner() -> MailBanner | None:
     if not minutes:
         return None
     now = now_utc()
-    delay = mail_delay(now - timedelta(minutes=minutes), now - FAILED_SHOWN_FOR)
+    delay = mail_delay(
+        now - timedelta(minutes=minutes),
+        now - FAILED_SHOWN_FOR,
+        {"staff": ACCOUNT_TEMPLATES, "notices": {EMAIL_CHANGED_TEMPLATE}},
+    )
     if not delay.count or delay.oldest_at is None:
         return None
-    return MailBanner(delay.waiting, delay.failed, duration_label(now - delay.oldest_at))
+    return MailBanner(
+        delay.waiting,
+        delay.failed,
+        duration_label(now - delay.oldest_at),
+        failed_to_staff=delay.failed_among["staff"],
+        failed_address_notices=delay.failed_among["notices"],
+    )

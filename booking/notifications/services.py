@@ -19,8 +19,8 @@ import logging
 import math
 import smtplib
 import socket
-from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.charset import QP, Charset
 from email.message import EmailMessage
@@ -183,36 +183,53 @@ def deliveries(email_ids: Collection[int], templates: Collection[str]) -> dict[i
 class MailDelay:
     """Emails not delivered in time, as staff are told of them: how many still wait though
     written before the cut-off, how many failed for good (and nobody sent again) since
-    theirs, and when the oldest of them all was written."""
+    theirs, and when the oldest of them all was written. ``failed_among``: of the failed,
+    how many are of each group of templates the caller named (where staff see each kind)."""
 
     waiting: int
     failed: int
     oldest_at: datetime | None
+    failed_among: dict[str, int] = field(default_factory=dict)
 
     @property
     def count(self) -> int:
         return self.waiting + self.failed
 
 
-def mail_delay(late_before: datetime, failed_since: datetime) -> MailDelay:
+def mail_delay(
+    late_before: datetime,
+    failed_since: datetime,
+    failed_among: Mapping[str, Collection[str]] | None = None,
+) -> MailDelay:
     """The emails still waiting to go (not withdrawn) though written before ``late_before``,
     and those that failed for good after ``failed_since`` that staff have not dealt with
-    (``settled_at``). One statement over the undelivered rows (pending, sending, failed:
-    the ``status`` index), which are few; nothing is decrypted."""
+    (``settled_at``), also counted by the groups of templates ``failed_among`` names. One
+    statement over the undelivered rows (pending, sending, failed: the ``status`` index),
+    which are few; nothing is decrypted."""
     late = and_(OutboxEmail.still_to_go(), OutboxEmail.created_at < late_before)
     failed = and_(
         OutboxEmail.status == OutboxStatus.FAILED,
         OutboxEmail.settled_at.is_(None),
         OutboxEmail.claimed_at > failed_since,  # its last attempt
     )
-    waiting, failed_count, oldest = db.session.execute(
+    groups = dict(failed_among or {})
+    waiting, failed_count, oldest, *among = db.session.execute(
         select(
             func.count(case((late, 1))),
             func.count(case((failed, 1))),
             func.min(OutboxEmail.created_at),
+            *(
+                func.count(case((and_(failed, OutboxEmail.template.in_(sorted(templates))), 1)))
+                for templates in groups.values()
+            ),
         ).where(OutboxEmail.status.in_([*WAITING, OutboxStatus.FAILED]), or_(late, failed))
     ).one()
-    return MailDelay(waiting or 0, failed_count or 0, oldest)
+    return MailDelay(
+        waiting or 0,
+        failed_count or 0,
+        oldest,
+        {name: count or 0 for name, count in zip(groups, among, strict=True)},
+    )
 
 
 def withdraw_pending(request_id: int, templates: frozenset[str]) -> int:

@@ -441,6 +441,11 @@ def _change_details(user: StaffUser, *, full_name: str, email: str, actor: Staff
 
 
 EMAIL_CHANGED_TEMPLATE = "staff_email_changed"
+TWO_FACTOR_RESET_TEMPLATE = "staff_two_factor_reset"
+# The emails to a staff member about their own account: no patient's, so a failed one is
+# not on the queue's "Patient not notified" list. The notices of a changed address are on
+# the admins' accounts page (``unsent_address_notices``); a reset link is asked for again.
+ACCOUNT_TEMPLATES = frozenset({RESET_TEMPLATE, EMAIL_CHANGED_TEMPLATE, TWO_FACTOR_RESET_TEMPLATE})
 
 
 @dataclass(frozen=True)
@@ -655,7 +660,7 @@ def reset_two_factor(user: StaffUser, *, actor: StaffUser, shown: str) -> bool:
             "Your %(clinic)s two-factor sign-in was reset", clinic=current_app.config["CLINIC_NAME"]
         )
     email_row = queue_email(
-        template="staff_two_factor_reset",
+        template=TWO_FACTOR_RESET_TEMPLATE,
         recipient=user.email,
         subject=subject,
         locale=clinic_locale,
