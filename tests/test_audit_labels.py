@@ -198,3 +198,26 @@ def test_the_page_shows_labels_with_their_codes(
     # Filtering by a label's code still finds its rows.
     chosen = auth.client.get("/staff/admin/audit", query_string={"action": "two_factor_enabled"})
     assert shown_actions(chosen.get_data(as_text=True)) == ["two_factor_enabled"]
+
+
+def test_a_password_reset_reads_as_written_to_the_outbox_not_as_sent(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    """``password_reset_sent`` is recorded when the reset email is written to the outbox:
+    the worker sends it later, or drops it (its link over), or fails. The trail says what
+    is true when it is written, not that the link went."""
+    from booking.notifications.models import OutboxEmail, OutboxStatus
+    from booking.staff.services import send_password_reset
+
+    with app.app_context():
+        email_id = send_password_reset(clinic.coordinator.email)
+        email = db.session.get(OutboxEmail, email_id)
+        assert email is not None and email.status == OutboxStatus.PENDING  # nothing sent yet
+    auth.login("admin")
+    page = auth.client.get(
+        "/staff/admin/audit", query_string={"action": "password_reset_sent"}
+    ).get_data(as_text=True)
+    assert shown_actions(page) == ["password_reset_sent"]
+    rows = re.findall(r'<td data-label="Action">([^<]+)<br>', page)
+    assert rows == ["Password reset link written to the outbox"]
+    assert "Password reset link sent" not in page

@@ -15,7 +15,9 @@ ACTION_LABELS: dict[str, LazyString] = {
     "logout": _l("Signed out"),
     "password_check_failed": _l("Wrong password to confirm a change"),
     "password_reset_requested": _l("Password reset asked for"),
-    "password_reset_sent": _l("Password reset link sent"),
+    # Written with the email, to the outbox: the worker may still drop it (its link over
+    # before it could go) or fail to send it, which the outbox row tells.
+    "password_reset_sent": _l("Password reset link written to the outbox"),
     "password_changed": _l("Password changed"),
     "two_factor_enabled": _l("Two-factor sign-in switched on"),
     "two_factor_policy_updated": _l("Two-factor sign-in rules changed"),
