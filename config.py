@@ -7,6 +7,7 @@ listed in README.md with its default.
 from __future__ import annotations
 
 import os
+from email.headerregistry import Address
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -52,8 +53,17 @@ PUBLISHED_SECRET_KEYS = (DEVELOPMENT_SECRET_KEY, TESTING_SECRET_KEY)
 PUBLISHED_ENCRYPTION_KEYS = (DEVELOPMENT_ENCRYPTION_KEY, TESTING_ENCRYPTION_KEY)
 # Production's shortest SECRET_KEY: `secrets.token_hex(32)` gives 64 characters.
 MIN_SECRET_KEY_LENGTH = 32
-# The sender when MAIL_DEFAULT_SENDER is not set (production warns of it at start-up).
-EXAMPLE_SENDER = "SpineConsult <no-reply@example.com>"
+# The sender's address when MAIL_DEFAULT_SENDER is not set (production warns of it at start-up).
+EXAMPLE_SENDER_ADDRESS = "no-reply@example.com"
+
+
+def default_sender(clinic_name: str) -> str:
+    """The sender when MAIL_DEFAULT_SENDER is not set (``booking.create_app``): the clinic's
+    name, as its emails are signed (CLINIC_NAME), over the example address. Written by the
+    email library, which quotes a name with a comma, quotes or brackets so that it stays one
+    name; not ``formataddr``, whose encoded form of a non-ASCII name Flask-Mail would encode
+    again (the reader would see ``=?utf-8?...``)."""
+    return str(Address(display_name=clinic_name, addr_spec=EXAMPLE_SENDER_ADDRESS))
 
 
 def _sqlalchemy_url(url: str) -> str:
@@ -260,7 +270,9 @@ class Config:
     MAIL_PASSWORD = _env("MAIL_PASSWORD")
     # Flask-Mail would otherwise follow DEBUG and print whole messages (addresses, bodies).
     MAIL_DEBUG = False
-    MAIL_DEFAULT_SENDER = _env("MAIL_DEFAULT_SENDER", EXAMPLE_SENDER)
+    # Not set: CLINIC_NAME at EXAMPLE_SENDER_ADDRESS (``default_sender``, by create_app, which
+    # knows the CLINIC_NAME a test or a clinic gave), so the From's name is the signature's.
+    MAIL_DEFAULT_SENDER = _env("MAIL_DEFAULT_SENDER")
     # Where a patient's reply goes (the clinic's front desk), when the sender is a no-reply
     # address; unset: no Reply-To header, replies go to the sender.
     MAIL_REPLY_TO = _env("MAIL_REPLY_TO")

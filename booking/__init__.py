@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from email.utils import parseaddr
 from typing import Any
 
 from flask import Flask, request
@@ -33,7 +34,7 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
     ``config`` is a settings name (``development``, ``testing``, ``production``; default: the
     ``SPINECONSULT_ENV`` variable) or a dict of overrides applied on top of the testing settings.
     """
-    from config import get_config
+    from config import default_sender, get_config
 
     app = Flask(__name__, instance_relative_config=True)
     if isinstance(config, dict):
@@ -42,6 +43,8 @@ def create_app(config: str | dict[str, Any] | None = None) -> Flask:
     else:
         app.config.from_object(get_config(config))
     _refuse_bad_settings(app)
+    if not app.config.get("MAIL_DEFAULT_SENDER"):
+        app.config["MAIL_DEFAULT_SENDER"] = default_sender(app.config["CLINIC_NAME"])
     app.config["BABEL_DEFAULT_TIMEZONE"] = app.config["CLINIC_TIMEZONE"]
     app.config["MAX_CONTENT_LENGTH"] = (
         app.config["MAX_DOCUMENTS"] * app.config["MAX_DOCUMENT_MB"] * 1024 * 1024 + 2 * 1024 * 1024
@@ -252,7 +255,7 @@ def _missing_translations(app: Flask) -> list[str]:
 
 def _warn_of_weak_deployment(app: Flask) -> None:
     """Settings production runs with but should not: logged once at start-up."""
-    from config import EXAMPLE_SENDER
+    from config import EXAMPLE_SENDER_ADDRESS
 
     if str(app.config.get("RATELIMIT_STORAGE_URI", "")).startswith("memory://"):
         app.logger.warning(
@@ -266,11 +269,12 @@ def _warn_of_weak_deployment(app: Flask) -> None:
             "servers and workers on other machines would not share it; set REDIS_URL unless "
             "everything runs on this one machine"
         )
-    if app.config.get("MAIL_DEFAULT_SENDER") == EXAMPLE_SENDER:
+    sender = app.config.get("MAIL_DEFAULT_SENDER") or ""
+    if parseaddr(sender)[1] == EXAMPLE_SENDER_ADDRESS:
         app.logger.warning(
             "MAIL_DEFAULT_SENDER is not set: patients' emails would come from %s, which mail "
             "servers reject or mark as spam; set the clinic's own sender (README, 'Settings')",
-            EXAMPLE_SENDER,
+            sender,
         )
     if not app.config.get("EMERGENCY_NUMBER_SET") and not app.config.get("EMERGENCY_NUMBERS"):
         app.logger.warning(

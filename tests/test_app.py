@@ -131,10 +131,12 @@ def test_production_refuses_to_start_without_the_clinics_alert_address(
         with pytest.raises(RuntimeError, match="STAFF_NOTIFICATION_EMAIL is not set"):
             create_app("production")
     monkeypatch.setattr(production_config, "STAFF_NOTIFICATION_EMAIL", "team@clinic.example")
-    monkeypatch.setattr(production_config, "MAIL_DEFAULT_SENDER", config.EXAMPLE_SENDER)
+    monkeypatch.setattr(production_config, "MAIL_DEFAULT_SENDER", None)
     with booking_warnings(caplog):
         create_app("production")  # the sender is only warned of: mail still goes out
     assert "MAIL_DEFAULT_SENDER is not set" in caplog.text
+    # The clinic's name over the example address: the name its emails are signed with.
+    assert "would come from SpineConsult Clinic <no-reply@example.com>" in caplog.text
 
 
 def test_production_refuses_a_sqlite_database_unless_it_is_allowed(

@@ -1235,6 +1235,40 @@ def test_every_email_says_it_is_automatic_and_replies_go_to_the_reply_to_address
     assert with_reply_to["Reply-To"] == "Front desk <frontdesk@example.com>"
 
 
+def test_without_a_sender_set_emails_come_from_the_name_they_are_signed_with(
+    app_settings: dict[str, Any], request: pytest.FixtureRequest, smtp: SmtpServer
+) -> None:
+    """A clinic that sets CLINIC_NAME (the emails' signature) but not MAIL_DEFAULT_SENDER gets
+    its name as the From's, at the example address (production warns of it): not another
+    clinic's name. A name with an accent, quotes and a comma arrives as one name, as written;
+    a sender the clinic set is used as it is."""
+    from booking import create_app
+    from tests.factories import make_request
+
+    # Short enough for one line of From: a longer one is refolded by the email library,
+    # which may lose the quoting of an encoded name (python/cpython#87720), whoever set it.
+    name = 'Clínica "Norte", Berlin'
+    app_settings["CLINIC_NAME"] = name
+    app: Flask = request.getfixturevalue("app")
+    smtp.start()
+    with app.app_context():
+        make_request()
+        first = db.session.scalars(select(OutboxEmail.id).order_by(OutboxEmail.id)).first()
+        assert first is not None
+        deliver_outbox_email(first)
+    [received] = smtp.collector.wait_for(1)
+    [sender] = received.message["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == (name, "no-reply@example.com")
+    assert received.mail_from == "no-reply@example.com"
+    assert name in received.message.get_body(preferencelist=("plain",)).get_content()
+
+    chosen = "Front desk <frontdesk@clinic.example>"
+    assert (
+        create_app({**app_settings, "MAIL_DEFAULT_SENDER": chosen}).config["MAIL_DEFAULT_SENDER"]
+        == chosen
+    )
+
+
 def test_an_invitation_is_also_the_last_alternative_of_the_body(
     app: Flask, clinic: Any, smtp: SmtpServer
 ) -> None:
