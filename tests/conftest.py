@@ -12,13 +12,48 @@ through the real form), ``smtp`` (a real SMTP server), ``mail_settings`` and
 
 from __future__ import annotations
 
-import contextlib
+import ast
 import os
+from pathlib import Path
+
+# What the suite itself takes from the environment, on purpose (README, "Two commands";
+# .ci/run): TEST_DATABASE_URL, E2E_REQUIRE_BROWSER and, of the settings config.py reads,
+# REDIS_URL (the tests that run on a Redis queue too, and the production suite's deployment).
+SUITE_SETTINGS = frozenset({"REDIS_URL"})
+
+
+def settings_read_from_environment() -> set[str]:
+    """Every variable config.py reads: the name passed to each of its ``_env*`` helpers, so a
+    new setting is covered without a list to keep. Flask's FLASK_DEBUG too: it sets DEBUG
+    where no settings class names it (TestingConfig does not)."""
+    tree = ast.parse((Path(__file__).resolve().parent.parent / "config.py").read_text())
+    names = {
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id.startswith("_env")
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+    }
+    return names | {"FLASK_DEBUG"}
+
+
+# config.py reads the environment once, when it is first imported (below, through booking),
+# and every test app starts from TestingConfig: a setting exported in the developer's shell
+# (CLINIC_TIMEZONE, CLINIC_HOLIDAYS, MAIL_SERVER, ...) would become every test app's, and the
+# worker's, gunicorn's and make's that the tests start as processes with this environment.
+# The suite is written for the defaults (a clinic in Berlin, mail to its own servers only),
+# so the shell's settings go before anything imports config.
+for _name in settings_read_from_environment() - SUITE_SETTINGS:
+    os.environ.pop(_name, None)
+
+import contextlib
 import secrets
 import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
