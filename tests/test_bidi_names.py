@@ -267,6 +267,21 @@ PLACE_NAME = "عيادة العمود الفقري"  # a location named in Arabi
 PLACE = f"<bdi>{PLACE_NAME} &lt;b&gt;&amp;</bdi>, Friedrichstr. 1, Berlin"
 
 
+def _named_in_arabic(clinic: Clinic, specialist: str) -> AppointmentType:
+    """In an app context: the clinic's appointment type and location named in Arabic (the
+    location with markup, to be escaped), Dr. Weber named ``specialist``; stored. Returns
+    the type."""
+    from booking.scheduling.models import Location
+
+    kind = db.session.get(AppointmentType, clinic.type)
+    kind.name, kind.names = "مراجعة الصور", {}
+    location = db.session.get(Location, clinic.location)
+    location.name, location.names = f"{PLACE_NAME} <b>&", {}
+    db.session.get(StaffUser, clinic.weber.id).full_name = specialist
+    db.session.commit()
+    return kind
+
+
 def test_the_patient_pages_isolate_the_names_of_the_place_and_the_specialist(
     app: Flask, client: FlaskClient, clinic: Clinic
 ) -> None:
@@ -278,17 +293,11 @@ def test_the_patient_pages_isolate_the_names_of_the_place_and_the_specialist(
     from booking.patients.views import SUBMITTED_KEY
     from booking.requests.waitlist import join_waitlist
     from booking.scheduling.availability import open_slots
-    from booking.scheduling.models import Location
     from booking.scheduling.services import SlotChoice
     from booking.timeutil import now_utc
 
     with app.app_context():
-        kind = db.session.get(AppointmentType, clinic.type)
-        kind.name, kind.names = "مراجعة الصور", {}
-        location = db.session.get(Location, clinic.location)
-        location.name, location.names = f"{PLACE_NAME} <b>&", {}
-        db.session.get(StaffUser, clinic.weber.id).full_name = NAME
-        db.session.commit()
+        kind = _named_in_arabic(clinic, NAME)
         start = now_utc() + timedelta(days=2)
         slots = open_slots(kind, start, start + timedelta(days=7))
         later = next(s for s in slots if s.starts_at >= slots[0].starts_at + timedelta(days=1))
@@ -329,16 +338,10 @@ def test_the_request_form_isolates_the_names_of_the_time_chosen(
 ) -> None:
     """The time step's card and the review give the chosen time's type, specialist and
     place between middle dots, each name isolated as on the private page."""
-    from booking.scheduling.models import Location
     from tests.support import fill_request, first_open_slot, form_tokens, open_step, valid_answers
 
     with app.app_context():
-        kind = db.session.get(AppointmentType, clinic.type)
-        kind.name, kind.names = "مراجعة الصور", {}
-        location = db.session.get(Location, clinic.location)
-        location.name, location.names = f"{PLACE_NAME} <b>&", {}
-        db.session.get(StaffUser, clinic.weber.id).full_name = NAME
-        db.session.commit()
+        kind = _named_in_arabic(clinic, NAME)
         slot = first_open_slot(kind)
     tokens = form_tokens(client, f"/request?type={clinic.type}&slot={slot.key}")
     chosen = f"<bdi>مراجعة الصور</bdi> · {ISOLATED} · {PLACE}</p>"
@@ -361,15 +364,9 @@ def test_the_staff_pages_isolate_the_names_of_the_place_the_specialist_and_the_t
     after the patient's, and the location's after a free time's; the queue the specialist's
     under the time. A right-to-left name took the dots, commas and digits around it into its
     run: each is in a ``<bdi>``, still escaped, as on the patient's pages."""
-    from booking.scheduling.models import Location
 
     with app.app_context():
-        kind = db.session.get(AppointmentType, clinic.type)
-        kind.name, kind.names = "مراجعة الصور", {}
-        location = db.session.get(Location, clinic.location)
-        location.name, location.names = f"{PLACE_NAME} <b>&", {}
-        db.session.get(StaffUser, clinic.weber.id).full_name = STAFF_NAME
-        db.session.commit()
+        _named_in_arabic(clinic, STAFF_NAME)
     reference, day = _confirmed(app, clinic)
     AuthActions(client).attempt(clinic.coordinator.email)
 
