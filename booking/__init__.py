@@ -272,8 +272,9 @@ def _warn_of_weak_deployment(app: Flask) -> None:
     sender = app.config.get("MAIL_DEFAULT_SENDER") or ""
     if parseaddr(sender)[1] == EXAMPLE_SENDER_ADDRESS:
         app.logger.warning(
-            "MAIL_DEFAULT_SENDER is not set: patients' emails would come from %s, which mail "
-            "servers reject or mark as spam; set the clinic's own sender (README, 'Settings')",
+            "MAIL_DEFAULT_SENDER is not set, or is at the example address: patients' emails "
+            "would come from %s, which mail servers reject or mark as spam; set the clinic's "
+            "own sender (README, 'Settings')",
             sender,
         )
     if not app.config.get("EMERGENCY_NUMBER_SET") and not app.config.get("EMERGENCY_NUMBERS"):

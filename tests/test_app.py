@@ -134,9 +134,15 @@ def test_production_refuses_to_start_without_the_clinics_alert_address(
     monkeypatch.setattr(production_config, "MAIL_DEFAULT_SENDER", None)
     with booking_warnings(caplog):
         create_app("production")  # the sender is only warned of: mail still goes out
-    assert "MAIL_DEFAULT_SENDER is not set" in caplog.text
+    assert "MAIL_DEFAULT_SENDER is not set, or is at the example address" in caplog.text
     # The clinic's name over the example address: the name its emails are signed with.
     assert "would come from SpineConsult Clinic <no-reply@example.com>" in caplog.text
+    # Set, but to the example address (copied from the README): warned of the same.
+    caplog.clear()
+    monkeypatch.setattr(production_config, "MAIL_DEFAULT_SENDER", "Clinic <no-reply@example.com>")
+    with booking_warnings(caplog):
+        create_app("production")
+    assert "would come from Clinic <no-reply@example.com>" in caplog.text
 
 
 def test_production_refuses_a_sqlite_database_unless_it_is_allowed(
