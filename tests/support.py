@@ -505,6 +505,13 @@ def post_step(
 FileLike = tuple[Any, ...]
 
 
+def section_at(page: str, marker: str) -> str:
+    """The part of ``page`` from ``marker`` (an id or heading id in the section) to the end of
+    its ``<section>``: a banner or list checked on its own."""
+    start = page.index(marker)
+    return page[start : page.index("</section>", start)]
+
+
 def file_part(file: FileLike) -> FileLike:
     """(content, filename[, content type]) with the content as a stream the client sends."""
     content, *rest = file

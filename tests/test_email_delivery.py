@@ -31,6 +31,7 @@ from tests.support import (
     Staff,
     pdf_bytes,
     post_request,
+    section_at,
     start_worker,
     stop_worker,
     valid_answers,
@@ -361,8 +362,7 @@ def test_a_refusal_of_the_clinics_own_settings_is_retried_and_shown_on_the_queue
         assert db.session.get(OutboxEmail, alert.id).status == OutboxStatus.FAILED
     page = client.get("/staff/").get_data(as_text=True)
     assert "Alerts about urgent requests could not be emailed" in page
-    start = page.index("failed-alerts-heading")
-    banner = page[start : page.index("</section>", start)]
+    banner = section_at(page, "failed-alerts-heading")
     assert f"/staff/requests/{reference}" in banner
     # A region named by its heading, which screen readers list, not an alert read out whole
     # on every visit; its link says where it leads.
@@ -411,8 +411,7 @@ def test_an_urgent_alert_still_waiting_after_its_minutes_is_shown_on_the_queue(
     assert "could not be emailed" not in client.get("/staff/").get_data(as_text=True)
     written_ago(app.config["ALERT_LATE_MINUTES"] + 1)
     page = client.get("/staff/").get_data(as_text=True)
-    start = page.index("failed-alerts-heading")
-    banner = page[start : page.index("</section>", start)]
+    banner = section_at(page, "failed-alerts-heading")
     assert f"more than {app.config['ALERT_LATE_MINUTES']} minutes" in banner
     assert re.findall(r"Open request (SC-[A-Z0-9-]+)<", banner) == [urgent]
     with app.app_context():  # the worker is back and sent it
@@ -513,8 +512,7 @@ def test_an_email_the_worker_cannot_decrypt_fails_at_once_and_is_shown_to_staff(
     AuthActions(client).login("coordinator")
     page = client.get("/staff/").get_data(as_text=True)
     assert "Alerts about urgent requests could not be emailed" in page
-    start = page.index("failed-alerts-heading")
-    banner = page[start : page.index("</section>", start)]
+    banner = section_at(page, "failed-alerts-heading")
     assert f"/staff/requests/{reference}" in banner
 
 

@@ -31,7 +31,7 @@ from tests.factories import (
     staff_slot,
 )
 from tests.smtp import SmtpServer
-from tests.support import AuthActions, sql_statements
+from tests.support import AuthActions, section_at, sql_statements
 
 
 def _confirm(after: timedelta) -> dict[str, Any]:
@@ -528,8 +528,7 @@ def test_a_reminder_that_could_not_go_before_its_appointment_is_not_sent_and_sho
         reference = consultation.reference
     auth.login("coordinator")
     page = auth.client.get(f"/staff/requests/{reference}").get_data(as_text=True)
-    start = page.index('id="unnotified"')
-    banner = page[start : page.index("</section>", start)]
+    banner = section_at(page, 'id="unnotified"')
     assert "Reminder" in banner
     assert "(not sent: it could not go out before the appointment began)" in banner
     with app.app_context():

@@ -18,7 +18,15 @@ from booking.scheduling.models import Appointment, WorkingHours
 from booking.staff.auth import make_reset_token
 from booking.staff.models import StaffSession, StaffUser
 from tests.factories import book_first_open_time
-from tests.support import PASSWORD, AuthActions, Clinic, Staff, csrf_token, outbox_emails
+from tests.support import (
+    PASSWORD,
+    AuthActions,
+    Clinic,
+    Staff,
+    csrf_token,
+    outbox_emails,
+    section_at,
+)
 from tests.test_staff_roles import alerts
 
 SHOWN = re.compile(r'<input id="shown" name="shown" type="hidden" value="([0-9a-f]*)">')
@@ -263,8 +271,7 @@ def test_a_changed_address_notice_that_could_not_be_sent_is_listed_for_the_admin
     ]
 
     page = client.get("/staff/accounts").get_data(as_text=True)
-    start = page.index('id="unsent-notices"')
-    listed = page[start : page.index("</section>", start)]
+    listed = section_at(page, 'id="unsent-notices"')
     assert "To weber@example.com, the old address of Dr. Weber, written " in listed
     assert "anna.weber@example.com" not in listed  # the new address got its notice
     settle = {"csrf_token": csrf_token(client, "/staff/accounts"), "email_id": str(old.id)}

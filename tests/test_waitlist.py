@@ -51,7 +51,7 @@ from tests.factories import (
     make_appointment_type,
     make_request,
 )
-from tests.support import Clinic, csrf_token, open_manage_link, sql_statements
+from tests.support import Clinic, csrf_token, open_manage_link, section_at, sql_statements
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -1106,8 +1106,7 @@ def test_an_offer_gone_before_its_email_could_go_is_not_sent_and_shown_to_staff(
     assert len(smtp.received) == 1
     auth.login("coordinator")
     page = auth.client.get(f"/staff/requests/{reference}").get_data(as_text=True)
-    start = page.index('id="unnotified"')
-    banner = page[start : page.index("</section>", start)]
+    banner = section_at(page, 'id="unnotified"')
     assert "An earlier time is free" in banner
     assert "(not sent: the offer was no longer open when it could go out)" in banner
 
