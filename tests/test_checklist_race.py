@@ -22,6 +22,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
+from booking.audit.models import AuditEvent
 from booking.extensions import db
 from booking.requests import asks
 from tests.factories import staff_user
@@ -32,30 +33,40 @@ TAKEN = "Error: The checklist already has an item with this name."
 
 
 def _other_admin_adds_after_the_read(
-    app: Flask, monkeypatch: pytest.MonkeyPatch, staff: Staff, labels: dict[str, str]
+    app: Flask, monkeypatch: pytest.MonkeyPatch, staff: Staff, *theirs: dict[str, str]
 ) -> None:
-    """The other admin adds an item labelled ``labels`` just after this admin's first read."""
+    """The other admin adds an item labelled ``theirs[0]`` just after this admin's first read
+    (the next, ``theirs[1]``, just after its second, and so on)."""
 
-    def other_admin_adds() -> None:
+    def other_admin_adds(labels: dict[str, str]) -> None:
         with app.app_context():
             asks.add_item(labels, staff_user(staff.admin.email))
 
     with app.app_context():
         postgresql = db.engine.dialect.name == "postgresql"
         if not postgresql:
-            other_admin_adds()
-            other_code = db.session.scalars(select(asks.ChecklistItem.code)).one()
+            for labels in theirs:
+                other_admin_adds(labels)
+            other_codes = list(
+                db.session.scalars(select(asks.ChecklistItem.code).order_by(asks.ChecklistItem.id))
+            )
     read = asks._stored_items
     reads: list[bool] = []
+    others_adding: list[bool] = []
 
     def read_just_before_the_other_admins_item() -> list[asks.ChecklistItem]:
         items = read()
+        if others_adding:  # the other admin's own read
+            return items
         reads.append(True)
-        if len(reads) == 1:
+        if len(reads) <= len(theirs):
             if postgresql:
-                other_admin_adds()
+                others_adding.append(True)
+                other_admin_adds(theirs[len(reads) - 1])
+                others_adding.clear()
             else:
-                items = [item for item in items if item.code != other_code]
+                not_yet = other_codes[len(reads) - 1 :]
+                items = [item for item in items if item.code not in not_yet]
         return items
 
     monkeypatch.setattr(asks, "_stored_items", read_just_before_the_other_admins_item)
@@ -123,3 +134,24 @@ def test_an_item_whose_code_was_taken_meanwhile_gets_the_next_code(
             ("mri_report", {"en": "MRI-report"}),
             ("mri_report_2", {"en": "MRI report"}),
         ]
+
+
+def test_an_item_refused_three_times_meanwhile_is_refused_with_nothing_saved(
+    app: Flask, auth: AuthActions, staff: Staff, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each time this admin's item is written, another admin's has just taken its code (three
+    names made into one code): after the third refusal, the page said "Internal Server Error"
+    (500). It says that nothing was saved, to try again; the others' items stand."""
+    theirs = [{"en": "MRI-report"}, {"en": "MRI_report"}, {"en": "MRI.report"}]
+    _other_admin_adds_after_the_read(app, monkeypatch, staff, *theirs)
+    auth.login("admin")
+    status, page = _add(auth, "MRI report", "Informe de resonancia")
+    assert status == 422
+    assert field_error(page, "label") == (
+        "Error: Another admin changed the checklist at the same moment: nothing was saved. "
+        "Please try again."
+    )
+    assert _labels(app) == theirs
+    with app.app_context():
+        added = select(AuditEvent.target_id).where(AuditEvent.action == "checklist_item_added")
+        assert sorted(db.session.scalars(added)) == ["mri_report", "mri_report_2", "mri_report_3"]

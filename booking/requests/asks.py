@@ -543,7 +543,9 @@ def add_item(labels: dict[str, str], actor: StaffUser) -> ChecklistItem:
     """An item of the clinic's own, labelled in each language given (the clinic's first). Its
     name in each language reads apart from every other item's there (case and spacing aside),
     the default items' too; an item another admin adds at the same moment is refused alike
-    (the database holds each name unique in its language: ``ChecklistItemName``)."""
+    (the database holds each name unique in its language: ``ChecklistItemName``). Refused by
+    the database three times over (admins adding items that keep taking its code), it is
+    refused with nothing stored: the admin tries again."""
     # Spaces collapsed, and a name of nothing visible (a zero-width space) is no name: each
     # would show as a blank or twice-listed item to staff and patients.
     labels = {
@@ -577,7 +579,12 @@ def add_item(labels: dict[str, str], actor: StaffUser) -> ChecklistItem:
             # refused as above, a code taken is passed over.
             db.session.rollback()
             if attempt == 2:
-                raise
+                raise AskError(
+                    _(
+                        "Another admin changed the checklist at the same moment: nothing was "
+                        "saved. Please try again."
+                    )
+                ) from None
     record(
         "checklist_item_added",
         target_type="checklist_item",
