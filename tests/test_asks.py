@@ -30,6 +30,7 @@ from tests.support import (
     EXE_BYTES,
     AuthActions,
     Clinic,
+    Staff,
     audited_actions,
     field_error,
     hidden_value,
@@ -673,6 +674,57 @@ def test_a_new_items_spanish_name_like_another_items_is_refused_at_that_name(
     )
     assert field_error(response.get_data(as_text=True), "label") == said
     assert 'id="label_es-error"' not in response.get_data(as_text=True)
+
+
+@pytest.fixture
+def spanish_clinic(app_settings: dict[str, Any]) -> None:
+    """The clinic's own language is Spanish (``BABEL_DEFAULT_LOCALE``); patients read English
+    too. Asked for before ``app``."""
+    app_settings["BABEL_DEFAULT_LOCALE"] = "es"
+
+
+def test_a_spanish_clinics_admin_names_an_item_in_english_too(
+    spanish_clinic: None, app: Flask, auth: AuthActions, staff: Staff
+) -> None:
+    """The form offered a name "in Spanish" besides the clinic's own, whatever the clinic's
+    language: at a Spanish clinic the two were one language, the name typed in the Spanish
+    box was dropped unsaid, and no English name could be given. The form follows the
+    clinic's language: its name, then one per other language patients read."""
+    auth.login("admin")
+    client = auth.client
+    page = client.get("/staff/admin/checklist").get_data(as_text=True)
+    assert 'for="label_en"' in page and "Name in English" in page
+    assert 'name="label_es"' not in page
+    token = _tokens(page)["csrf_token"]
+    response = client.post(
+        "/staff/admin/checklist",
+        data={
+            "csrf_token": token,
+            "label": "Radiografía de toda la columna",
+            "label_en": "X-ray of the whole spine",
+        },
+    )
+    assert response.status_code == 302
+    with app.app_context():
+        [item] = db.session.scalars(select(asks.ChecklistItem))
+        assert item.labels == {
+            "es": "Radiografía de toda la columna",
+            "en": "X-ray of the whole spine",
+        }
+    with app.test_request_context():
+        assert asks.label_of(item.code, item.labels, "en") == "X-ray of the whole spine"
+        english = asks.label_of("referral_letter", None, "en")
+    # An English name like another item's is refused at the English name.
+    response = client.post(
+        "/staff/admin/checklist",
+        data={"csrf_token": token, "label": "Carta del médico de cabecera", "label_en": english},
+    )
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert field_error(page, "label_en") == (
+        "Error: The checklist already has an item with this name."
+    )
+    assert 'id="label-error"' not in page
 
 
 def test_the_patients_export_holds_the_asks_and_erasure_removes_them(

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -24,12 +24,12 @@ def _visible_or_empty(_form: BaseForm, field: Field) -> None:
         raise ValidationError(_("Please enter a name, or leave the box empty."))
 
 
-def _other_name(code: str) -> StringField:
+def _other_name(code: str, max_length: int) -> StringField:
     """The optional name in language ``code``, labelled in the reader's language."""
     language = LazyString(language_name, code)
     return StringField(
         _l("Name in %(language)s", language=language),
-        validators=[Optional(), Length(max=NAME_MAX), _visible_or_empty],
+        validators=[Optional(), Length(max=max_length), _visible_or_empty],
         description=_l(
             "What patients reading %(language)s see. Left empty, they see the name above.",
             language=language,
@@ -39,16 +39,19 @@ def _other_name(code: str) -> StringField:
 
 class NamesForm(BaseForm):
     """A form naming something patients read: ``name`` in the clinic's language and, in the
-    class ``names_form`` makes of it, a ``name_<code>`` field per other language."""
+    class ``names_form`` makes of it, a ``name_<code>`` field per other language (``label``
+    and ``label_<code>`` for a form whose ``named_by`` is "label")."""
 
     languages: tuple[str, ...] = ()
+    named_by: ClassVar[str] = "name"
+    name_max: ClassVar[int] = NAME_MAX
 
     def other_name_fields(self) -> list[Field]:
-        return [self[f"name_{code}"] for code in self.languages]
+        return [self[f"{self.named_by}_{code}"] for code in self.languages]
 
     def other_names(self) -> dict[str, str]:
         """The names in the other languages by code, as typed ("" for none)."""
-        return {code: self[f"name_{code}"].data or "" for code in self.languages}
+        return {code: self[f"{self.named_by}_{code}"].data or "" for code in self.languages}
 
 
 F = TypeVar("F", bound=NamesForm)
@@ -56,7 +59,10 @@ F = TypeVar("F", bound=NamesForm)
 
 @functools.cache
 def _in_languages(form_class: type[F], languages: tuple[str, ...]) -> type[F]:
-    fields = {f"name_{code}": _other_name(code) for code in languages}
+    fields = {
+        f"{form_class.named_by}_{code}": _other_name(code, form_class.name_max)
+        for code in languages
+    }
     return type(form_class.__name__, (form_class,), {**fields, "languages": languages})
 
 
@@ -108,17 +114,16 @@ class LocationEditForm(LocationForm):
     shown = HiddenField()
 
 
-class ChecklistItemForm(BaseForm):
+class ChecklistItemForm(NamesForm):
     """An item of the clinic's own checklist, named in the clinic's language and, optionally,
-    in each other language patients use (a field per language is added by the view)."""
+    in each other language patients read (``names_form`` adds a ``label_<code>`` field for
+    each, whichever language the clinic's is)."""
+
+    named_by = "label"
+    name_max = 200
 
     label = StringField(
         _l("Name"),
         validators=[DataRequired(_l("Please enter the item's name.")), Length(max=200)],
         description=_l('As staff and patients read it, e.g. "X-ray of the whole spine".'),
-    )
-    label_es = StringField(
-        _l("Name in Spanish"),
-        validators=[Length(max=200)],
-        description=_l("What Spanish-speaking patients read; without it they read the name above."),
     )

@@ -202,11 +202,13 @@ def _confirm_closing(location: Location) -> str:
 @roles_required(StaffRole.ADMIN)
 def checklist() -> Response | tuple[str, int]:
     """What staff can ask a patient to send (``booking.requests.asks``)."""
-    form = ChecklistItemForm()
+    form = names_form(ChecklistItemForm)
     if form.validate_on_submit():
         try:
             clinic = current_app.config["BABEL_DEFAULT_LOCALE"]
-            labels = {"es": form.label_es.data or "", clinic: form.label.data}
+            # The clinic's name, then one per other language patients read (never the
+            # clinic's: a Spanish clinic's form has a name in English, not in Spanish twice).
+            labels = {clinic: form.label.data, **form.other_names()}
             asks.add_item(labels, current_user)
         except asks.AskError as exc:
             # The name the refusal is about: a Spanish name like another item's is refused at
