@@ -534,6 +534,35 @@ def test_a_date_brought_forward_closes_the_open_link_and_goes_on_to_the_next_tim
         assert [f.point for f in _rows()] == ["6w", "3m", "12m"]
 
 
+def test_a_correction_that_closes_a_link_is_not_saved_until_confirmed(app: Flask) -> None:
+    """Not yet confirmed (``ask_first``), a correction that would close a questionnaire's link
+    (the date brought forward: the 3 months due already) changes nothing and says what it
+    would do, for staff to confirm; confirmed, it does it."""
+    with app.app_context():
+        consulted = clinic_today() - timedelta(days=1)
+        planned = consulted + timedelta(days=60)
+        consultation = _completed(plan=Plan.OPEN_SURGERY, procedure=planned, on=consulted)
+        six_weeks = schedule.due_at(planned, "6w", BERLIN)
+        assert len(send_due_followups(now=six_weeks)) == 1
+        now = six_weeks + timedelta(days=1)
+        coordinator = staff_user(make_staff("coordinator").email)
+        plan = select(TreatmentPlan.procedure_date)
+
+        asking = correct_procedure_date(
+            consultation, consulted, coordinator, ask_first=True, now=now
+        )
+        assert asking == ProcedureDateCorrected([], [], ["6w"], saved=False)
+        assert db.session.scalars(plan).one() == planned
+        assert _rows()[0].expires_at > now
+        assert _corrections() == []
+
+        done = correct_procedure_date(consultation, consulted, coordinator, now=now)
+        assert done == ProcedureDateCorrected([], [], ["6w"])
+        assert db.session.scalars(plan).one() == consulted
+        assert _rows()[0].expires_at == now
+        assert len(_corrections()) == 1
+
+
 @pytest.mark.parametrize(
     ("shift", "rescheduled"), [(45, True), (20, False)], ids=["now to come", "past still"]
 )
@@ -771,17 +800,9 @@ def test_the_record_page_corrects_the_procedure_date(
     assert "The procedure date was changed while you had this page open" in stale.get_data(True)
     with app.app_context():
         assert _corrections() == []
-    # Asked first (nothing sent yet: nothing superseded or closed to warn of); nothing done.
-    question, warnings, asking = asked(
-        client.post(url, data={**fields, "procedure-csrf_token": token})
-    )
-    assert question.startswith(f"Change the procedure date of {reference} to ")
-    assert warnings == []
-    assert "Follow-up questionnaires not yet sent count from the new date." in asking
-    with app.app_context():
-        assert _corrections() == []
-        assert db.session.scalars(select(TreatmentPlan.procedure_date)).one() == planned
-    done = confirm(client, asking)
+    # Nothing sent yet: nothing to supersede or close, so nothing to ask first (it was asked,
+    # with nothing to warn of); saved at once.
+    done = client.post(url, data={**fields, "procedure-csrf_token": token})
     assert done.status_code == 302
     assert done.headers["Location"].endswith(f"{page}#followup")
     assert "The procedure date is corrected" in client.get(page).get_data(as_text=True)

@@ -900,17 +900,14 @@ def correct_procedure_date(reference: str) -> Response | tuple[str, int] | str:
     if not form.validate_on_submit():
         return _render_record(consultation, 422, procedure_form=form)
     try:
-        if not confirmed():
-            # Asked first, saying what it would do (or refused at once, as it would be).
-            return _confirm_procedure_date(
-                reference,
-                form.procedure_date.data,
-                outcomes.preview_procedure_date(
-                    consultation, form.procedure_date.data, current_user, shown=form.shown.data
-                ),
-            )
+        # Asked first when it would supersede or close a questionnaire, saying so (refused at
+        # once, as it would be); saved at once when it would do neither.
         corrected = outcomes.correct_procedure_date(
-            consultation, form.procedure_date.data, current_user, shown=form.shown.data
+            consultation,
+            form.procedure_date.data,
+            current_user,
+            shown=form.shown.data,
+            ask_first=not confirmed(),
         )
     except WorkflowError as exc:
         db.session.rollback()
@@ -920,6 +917,8 @@ def correct_procedure_date(reference: str) -> Response | tuple[str, int] | str:
         form.shown.data = None
         flash(str(exc), "danger")
         return _render_record(consultation, 409, procedure_form=form)
+    if not corrected.saved:
+        return _confirm_procedure_date(reference, form.procedure_date.data, corrected)
     message = _("The procedure date is corrected: follow-ups not yet sent count from it.")
     if corrected.superseded:
         message += " " + ngettext(
@@ -949,7 +948,8 @@ def _confirm_procedure_date(
     reference: str, procedure_date: date, preview: outcomes.ProcedureDateCorrected
 ) -> str:
     """The correction asked about first: what it would do to the questionnaires already sent
-    (``outcomes.preview_procedure_date``) is said only when it does it."""
+    (``outcomes.correct_procedure_date`` with ``ask_first``), the superseded and closed ones
+    it is asked for."""
     warnings = []
     if preview.superseded:
         warnings.append(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -219,6 +219,13 @@ class ProcedureDateCorrected:
     superseded: list[str]
     closed: list[str]
     restored: list[str] = field(default_factory=list)
+    # False for a correction not saved, to be confirmed first (``ask_first``).
+    saved: bool = True
+
+    @property
+    def ends_any(self) -> bool:
+        """Whether it supersedes or closes a questionnaire: what staff confirm first."""
+        return bool(self.superseded or self.closed)
 
 
 def correct_procedure_date(
@@ -227,6 +234,7 @@ def correct_procedure_date(
     actor: StaffUser,
     *,
     shown: str | None = None,
+    ask_first: bool = False,
     now: datetime | None = None,
 ) -> ProcedureDateCorrected:
     """Correct (or add) the procedure date of a completed request's plan: the operation was
@@ -253,27 +261,19 @@ def correct_procedure_date(
     when it would not be superseded under this date (a date typed by mistake, corrected
     back). A time point recorded as missed that is now still to come is removed, so it is
     invited at its new time, unless a later time point's row stays; one that is past under
-    the new date too stays missed, its due time counted from the new date."""
+    the new date too stays missed, its due time counted from the new date.
+
+    With ``ask_first`` (staff have not confirmed it), a correction that would supersede or
+    close a questionnaire (``ends_any``) is rolled back, changing nothing, and returned
+    ``saved`` False: what it would do, for staff to confirm. One that would do neither is
+    saved at once: in the same transaction as its check, so nothing sent in between is
+    superseded unasked."""
     done = _correct_procedure_date(consultation, procedure_date, actor, shown=shown, now=now)
+    if ask_first and done.ends_any:
+        db.session.rollback()
+        return replace(done, saved=False)
     db.session.commit()
     return done
-
-
-def preview_procedure_date(
-    consultation: ConsultationRequest,
-    procedure_date: date,
-    actor: StaffUser,
-    *,
-    shown: str | None = None,
-    now: datetime | None = None,
-) -> ProcedureDateCorrected:
-    """What ``correct_procedure_date`` would do now (which questionnaires it would supersede
-    or close), or its refusal (``WorkflowError``), changing nothing: the same correction,
-    rolled back instead of committed, so what staff are asked to confirm is what it does."""
-    try:
-        return _correct_procedure_date(consultation, procedure_date, actor, shown=shown, now=now)
-    finally:
-        db.session.rollback()
 
 
 def _correct_procedure_date(
