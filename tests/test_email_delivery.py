@@ -11,6 +11,10 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from email import message_from_bytes
+from email.header import decode_header, make_header
+from email.policy import compat32
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
@@ -1243,8 +1247,7 @@ def test_without_a_sender_set_emails_come_from_the_name_they_are_signed_with(
     from booking import create_app
     from tests.factories import make_request
 
-    # Short enough for one line of From: a longer one is refolded by the email library,
-    # which may lose the quoting of an encoded name (python/cpython#87720), whoever set it.
+    # Short enough for one line of From; longer names: the test after this one.
     name = 'Clínica "Norte", Berlin'
     app_settings["CLINIC_NAME"] = name
     app: Flask = request.getfixturevalue("app")
@@ -1265,6 +1268,62 @@ def test_without_a_sender_set_emails_come_from_the_name_they_are_signed_with(
         create_app({**app_settings, "MAIL_DEFAULT_SENDER": chosen}).config["MAIL_DEFAULT_SENDER"]
         == chosen
     )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Klinik für Wirbelsäulenchirurgie, Orthopädie und Schmerztherapie, Standort Mitte",
+        "Klinik fuer Wirbelsaeulenchirurgie, Orthopaedie und Schmerztherapie, Standort Mitte",
+        "Zentrum für Wirbelsäulenchirurgie und Orthopädie und Schmerztherapie Standort Mitte",
+        "Regional Centre for Spinal Surgery Orthopaedics and Pain Therapy Whitechapel",
+        "Ορθοπεδική Κλινική Σπονδυλικής Στήλης, Αθήνα",
+    ],
+)
+def test_a_long_sender_name_arrives_as_one_address_with_its_whole_name(
+    app_settings: dict[str, Any], request: pytest.FixtureRequest, smtp: SmtpServer, name: str
+) -> None:
+    """A From or Reply-To longer than a line (78 characters) was refolded by the email
+    library, which lost the encoding or the quotes of the name (python/cpython#87720): a
+    comma in it split the sender in two or three ("Klinik für ...", "Orthopädie ..." and
+    the address), and a long name without one came with spaces in its words ("Orthopä
+    die"). Whether the name is the CLINIC_NAME (the default sender) or in a sender or
+    Reply-To the clinic set by hand, each arrives as one address with its whole name."""
+    from tests.factories import make_request
+
+    app_settings["CLINIC_NAME"] = name
+    app: Flask = request.getfixturevalue("app")
+    smtp.start()
+    with app.app_context():
+        make_request()
+        first, second = db.session.scalars(select(OutboxEmail.id).order_by(OutboxEmail.id))
+        deliver_outbox_email(first)
+    app.config["MAIL_DEFAULT_SENDER"] = f'"{name}" <praxis@klinik.example>'
+    app.config["MAIL_REPLY_TO"] = f'"{name}" <empfang@klinik.example>'
+    with app.app_context():
+        deliver_outbox_email(second)
+    by_default, by_hand = smtp.collector.wait_for(2)
+
+    def one_address(received: Any, header: str) -> tuple[str, str]:
+        """The header's one address as the email library reads it, and its name as RFC 2047
+        has it read: the library before Python 3.14 keeps the folding between two
+        encoded-words (python/cpython#128110), which mail apps ignore, so the name's words
+        are compared there, and the whole name as mail apps decode it."""
+        [address] = received.message[header].addresses
+        assert address.display_name.split() == name.split()
+        raw = message_from_bytes(received.raw, policy=compat32)[header]
+        encoded, addr_spec = parseaddr(re.sub(r"\r?\n(?=[ \t])", "", raw))
+        assert addr_spec == address.addr_spec
+        return str(make_header(decode_header(encoded))), address.addr_spec
+
+    assert one_address(by_default, "From") == (name, "no-reply@example.com")
+    assert by_default.message["Reply-To"] is None
+    assert one_address(by_hand, "From") == (name, "praxis@klinik.example")
+    assert one_address(by_hand, "Reply-To") == (name, "empfang@klinik.example")
+    for received in (by_default, by_hand):
+        [to] = received.message["To"].addresses
+        assert (to.display_name, to.addr_spec) == ("", received.rcpt_tos[0])
+        assert received.mail_from == received.message["From"].addresses[0].addr_spec
 
 
 def test_an_invitation_is_also_the_last_alternative_of_the_body(

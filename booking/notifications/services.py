@@ -24,14 +24,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.charset import QP, Charset
 from email.message import EmailMessage
+from email.mime.base import MIMEBase
 from email.mime.text import MIMEText
-from email.utils import make_msgid, parseaddr
+from email.policy import compat32
+from email.utils import formataddr, make_msgid, parseaddr
+from itertools import chain, repeat
 from typing import TypeVar
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, render_template
 from flask_babel import force_locale
-from flask_mail import Message
+from flask_mail import Message, sanitize_address
 from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, update
 from sqlalchemy.exc import InvalidRequestError, SQLAlchemyError
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
@@ -76,6 +79,64 @@ class _Message(Message):
         if subtype == "calendar" and self.calendar_method:
             part.set_param("method", self.calendar_method)
         return part
+
+    def _message(self) -> MIMEBase:
+        msg = super()._message()
+        # policy.SMTP refuses a folded value; compat32, under which Flask-Mail wrote the
+        # others, stores it as written, and policy.SMTP sends lines this short unchanged.
+        smtp, msg.policy = msg.policy, compat32
+        for header, address in (("From", self.sender), ("Reply-To", self.reply_to)):
+            if address:
+                msg.replace_header(header, _address_header(header, address))
+        msg.policy = smtp
+        return msg
+
+
+# The longest header line the email library sends as it is given (policy.SMTP's
+# max_line_length): a longer one it refolds. RFC 2047 keeps a line with encoded-words to 76.
+_HEADER_LINE = 78
+_ENCODED_LINE = 76
+
+
+def _address_header(header: str, address: str | tuple[str, str]) -> str:
+    """``address`` (the sender or the Reply-To, as configured: CLINIC_NAME's default or set
+    by hand) for its header, folded here in lines short enough that the email library sends
+    them as they are.
+
+    Flask-Mail encodes a name in lines of 76 characters without counting "From: ", so with a
+    name of some 60 characters (fewer with accents) the first line is too long, and the
+    library refolds the header. Its refolding (python/cpython#87720) writes the name again
+    without its quotes or encoding: a comma in it split the sender into two or three
+    addresses ("Klinik für X", "Y <no-reply@...>"), and a word cut between two
+    encoded-words got a space ("Orthopä die"). Here an ASCII name stays readable, quoted if
+    it has a comma, folded at its spaces; any other is RFC 2047 encoded-words (a comma in
+    one is text, never a separator), broken between words, each line's ending with the
+    space: mail apps ignore the folding between two encoded-words (RFC 2047, 6.2)."""
+    name, addr = parseaddr(address) if isinstance(address, str) else address
+    addr = sanitize_address(("", addr))  # as Flask-Mail writes it (an IDN in its ASCII form)
+    prefix = f"{header}: "
+    if name.isascii():
+        first, *others = formataddr((name, addr)).split(" ")
+        lines = [prefix + first]
+        for word in others:
+            if len(lines[-1]) + 1 + len(word) <= _HEADER_LINE:
+                lines[-1] += " " + word
+            else:
+                lines.append(" " + word)  # folding whitespace: unfolded, the space again
+        if all(len(line) <= _HEADER_LINE for line in lines):
+            return "\n".join(lines).removeprefix(prefix)
+    charset = Charset("utf-8")
+    room = _ENCODED_LINE - len(prefix)
+    lines = []
+    chunk, *others = name.split(" ")
+    for word in others:
+        if len(charset.header_encode(f"{chunk} {word} ")) <= room:
+            chunk += " " + word
+            continue
+        lines += charset.header_encode_lines(f"{chunk} ", chain([room], repeat(_ENCODED_LINE - 1)))
+        room, chunk = _ENCODED_LINE - 1, word
+    lines += charset.header_encode_lines(chunk, chain([room], repeat(_ENCODED_LINE - 1)))
+    return "\n ".join([*lines, f"<{addr}>"])
 
 
 def _message_id() -> str:
