@@ -175,7 +175,7 @@ def test_failed_emails_to_staff_point_where_they_are_seen_not_to_the_patients_li
     # A coordinator may not open the accounts page: told who can, not linked there.
     assert "/staff/accounts" not in banner
     assert "An administrator sees the notices of a changed sign-in address" in text
-    assert "whoever needs a reset link asks for another" in text
+    assert "A password reset link that could not be sent is not sent again" in text
     assert client.get("/staff/accounts").status_code == 403
     auth.logout()
 

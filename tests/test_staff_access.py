@@ -76,7 +76,7 @@ ACCESS: dict[str, Access] = {
     "staff.two_factor_policy": ADMIN_ONLY,
     "staff.reset_two_factor": ADMIN_ONLY,
     "staff.edit_account": ADMIN_ONLY,
-    "staff.settle_address_notice": ADMIN_ONLY,
+    "staff.settle_account_notice": ADMIN_ONLY,
     "dashboard.export_csv": MANAGERS,
     "dashboard.send_new_link": MANAGERS,
     "dashboard.resend_emails": MANAGERS,

@@ -275,7 +275,7 @@ def test_a_changed_address_notice_that_could_not_be_sent_is_listed_for_the_admin
     assert "To weber@example.com, the old address of Dr. Weber, written " in listed
     assert "anna.weber@example.com" not in listed  # the new address got its notice
     settle = {"csrf_token": csrf_token(client, "/staff/accounts"), "email_id": str(old.id)}
-    response = client.post("/staff/accounts/address-notices", data=settle)
+    response = client.post("/staff/accounts/notices", data=settle)
     assert response.status_code == 302
     assert "The notice was taken off the list." in alerts(client.get("/staff/accounts"))
     assert 'id="unsent-notices"' not in client.get("/staff/accounts").get_data(as_text=True)
@@ -289,7 +289,7 @@ def test_a_changed_address_notice_that_could_not_be_sent_is_listed_for_the_admin
             str(staff.weber.id),
         )
     # Dealt with already (by another admin's click): nothing more is written.
-    client.post("/staff/accounts/address-notices", data=settle)
+    client.post("/staff/accounts/notices", data=settle)
     with app.app_context():
         assert (
             db.session.scalar(

@@ -18,7 +18,7 @@ from booking.audit.models import AuditEvent
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.staff.models import RecoveryCode, StaffSession, StaffUser
-from tests.support import AuthActions, Staff, csrf_token
+from tests.support import AuthActions, Staff, csrf_token, section_at
 from tests.test_staff_roles import alerts
 from tests.test_two_factor import code_step, enrol
 
@@ -297,3 +297,52 @@ def test_a_reset_is_confirmed_first(app: Flask, client: FlaskClient, staff: Staf
     with app.app_context():
         assert db.session.get(StaffUser, staff.weber.id).totp_enabled
     assert actions(app, "two_factor_reset") == []
+
+
+def test_a_reset_notice_that_could_not_be_sent_is_listed_for_the_admins(
+    mail_settings: dict[str, Any], app: Flask, client: FlaskClient, staff: Staff, smtp: Any
+) -> None:
+    """The colleague's address refuses the notice of the reset for good. It is the only way
+    they learn of a reset they did not ask for, and nobody sends it again: the admins'
+    accounts page lists it, with its account, until an admin has dealt with it (audited on
+    the account), and the staff pages' banner points there, not to asking for a new link."""
+    from booking.notifications.models import OutboxStatus
+    from booking.notifications.services import deliver_outbox_email
+
+    enrolled(app, staff.weber.email)
+    signed_in_admin(app, client, staff)
+    smtp.collector.refuse_rcpt.add(staff.weber.email)  # 550: the mailbox is gone
+    assert "was reset" in alerts(reset(client, staff.weber.id))
+    with app.app_context():
+        notice = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "staff_two_factor_reset")
+        ).one()
+        assert deliver_outbox_email(notice.id) is None
+        assert db.session.get(OutboxEmail, notice.id).status == OutboxStatus.FAILED
+        notice_id = notice.id
+
+    page = client.get("/staff/accounts").get_data(as_text=True)
+    listed = " ".join(section_at(page, 'id="unsent-notices"').split())
+    assert "Notices about staff accounts that could not be sent" in listed
+    assert f"Two-factor reset: to {staff.weber.email}, the address of Dr. Weber, written " in listed
+    assert "were not told that an administrator reset their two-factor sign-in" in listed
+    assert "sign-in address changed" not in listed  # no changed address's notice is listed
+    banner = " ".join(section_at(page, 'id="late-mail"').split())
+    assert "1 of the emails that failed was to a staff member about their own account" in banner
+    assert 'href="/staff/accounts#unsent-notices"' in banner
+    assert "or of a two-factor reset that could not be sent" in banner
+    assert "password reset link" not in banner  # no reset link failed: nobody asks again
+
+    settle = {"csrf_token": csrf_token(client, "/staff/accounts"), "email_id": str(notice_id)}
+    assert client.post("/staff/accounts/notices", data=settle).status_code == 302
+    page = client.get("/staff/accounts")
+    assert "The notice was taken off the list." in alerts(page)
+    assert 'id="unsent-notices"' not in page.get_data(as_text=True)
+    assert 'id="late-mail"' not in page.get_data(as_text=True)  # nor counted on the banner
+    [settled] = actions(app, "two_factor_notice_settled")
+    assert (settled.actor_id, settled.target_type, settled.target_id) == (
+        staff.admin.id,
+        "staff",
+        str(staff.weber.id),
+    )
+    assert actions(app, "address_notice_settled") == []

@@ -381,17 +381,17 @@ def _accounts_page(form: StaffCreateForm, policy: TwoFactorPolicyForm) -> str:
         role_names=ROLE_NAMES,
         required_roles=two_factor_required_roles(),
         two_factor_mark=services.two_factor_mark,
-        unsent_notices=services.unsent_address_notices(),
+        unsent_notices=services.unsent_account_notices(),
     )
 
 
-@bp.post("/accounts/address-notices")
+@bp.post("/accounts/notices")
 @roles_required(StaffRole.ADMIN)
-def settle_address_notice() -> Response:
-    """An admin has dealt with a notice of a changed address that could not be sent
-    (``services.settle_address_notice``)."""
+def settle_account_notice() -> Response:
+    """An admin has dealt with a notice about a staff account that could not be sent
+    (``services.settle_account_notice``)."""
     # CSRFProtect has already checked the token of this post.
-    if services.settle_address_notice(request.form.get("email_id", type=int), actor=current_user):
+    if services.settle_account_notice(request.form.get("email_id", type=int), actor=current_user):
         flash(_("The notice was taken off the list."), "success")
     return redirect(url_for("staff.accounts"))
 

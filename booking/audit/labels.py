@@ -28,6 +28,7 @@ ACTION_LABELS: dict[str, LazyString] = {
     "staff_role_changed": _l("Staff role changed"),
     "staff_details_corrected": _l("Staff name or email corrected"),
     "address_notice_settled": _l("Unsent notice of a changed staff address dealt with"),
+    "two_factor_notice_settled": _l("Unsent notice of a staff two-factor reset dealt with"),
     # Looks at records, refusals and alerts
     "request_viewed": _l("Record opened"),
     "request_summary_viewed": _l("Request summary opened"),

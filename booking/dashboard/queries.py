@@ -46,7 +46,7 @@ from booking.requests.queries import (
 )
 from booking.scheduling.models import Appointment
 from booking.staff.models import StaffUser
-from booking.staff.services import ACCOUNT_TEMPLATES, EMAIL_CHANGED_TEMPLATE
+from booking.staff.services import ACCOUNT_TEMPLATES, NOTICE_TEMPLATES
 from booking.timeutil import from_clinic_local, now_utc
 
 PER_PAGE = 25
@@ -502,10 +502,11 @@ class MailBanner:
     failed: int  # failed for good in the last day, nobody sent again
     oldest: str  # how long ago the oldest of them was written, as staff read it
     # Of the failed, those to a staff member about their account (``ACCOUNT_TEMPLATES``):
-    # not on the "Patient not notified" list. Among them, the notices of a changed address,
-    # which the admins' accounts page lists.
+    # not on the "Patient not notified" list. Among them, the notices (of a changed address,
+    # of a two-factor reset), which the admins' accounts page lists; the rest are password
+    # reset links, asked for again.
     failed_to_staff: int = 0
-    failed_address_notices: int = 0
+    failed_account_notices: int = 0
 
     @property
     def failed_elsewhere(self) -> int:
@@ -524,7 +525,7 @@ def mail_banner() -> MailBanner | None:
     delay = mail_delay(
         now - timedelta(minutes=minutes),
         now - FAILED_SHOWN_FOR,
-        {"staff": ACCOUNT_TEMPLATES, "notices": {EMAIL_CHANGED_TEMPLATE}},
+        {"staff": ACCOUNT_TEMPLATES, "notices": NOTICE_TEMPLATES},
     )
     if not delay.count or delay.oldest_at is None:
         return None
@@ -533,5 +534,5 @@ def mail_banner() -> MailBanner | None:
         delay.failed,
         duration_label(now - delay.oldest_at),
         failed_to_staff=delay.failed_among["staff"],
-        failed_address_notices=delay.failed_among["notices"],
+        failed_account_notices=delay.failed_among["notices"],
     )

@@ -432,7 +432,7 @@ def _change_details(user: StaffUser, *, full_name: str, email: str, actor: Staff
         target_id=user.id,
         actor=actor,
         # The notices' ids (to the old address, then the new): the accounts page names the
-        # account of one that could not be sent (``unsent_address_notices``).
+        # account of one that could not be sent (``unsent_account_notices``).
         details={"changed": changed, **({"notice_email_ids": email_ids} if email_ids else {})},
     )
     db.session.commit()
@@ -443,38 +443,46 @@ def _change_details(user: StaffUser, *, full_name: str, email: str, actor: Staff
 EMAIL_CHANGED_TEMPLATE = "staff_email_changed"
 TWO_FACTOR_RESET_TEMPLATE = "staff_two_factor_reset"
 # The emails to a staff member about their own account: no patient's, so a failed one is
-# not on the queue's "Patient not notified" list. The notices of a changed address are on
-# the admins' accounts page (``unsent_address_notices``); a reset link is asked for again.
-ACCOUNT_TEMPLATES = frozenset({RESET_TEMPLATE, EMAIL_CHANGED_TEMPLATE, TWO_FACTOR_RESET_TEMPLATE})
+# not on the queue's "Patient not notified" list. The notices (of a changed address, of a
+# two-factor reset) are on the admins' accounts page (``unsent_account_notices``); a reset
+# link is asked for again.
+NOTICE_TEMPLATES = frozenset({EMAIL_CHANGED_TEMPLATE, TWO_FACTOR_RESET_TEMPLATE})
+ACCOUNT_TEMPLATES = frozenset({RESET_TEMPLATE, *NOTICE_TEMPLATES})
+# The audit rows that name the notices written with them (``notice_email_ids``), and the
+# one that records an admin dealing with a failed notice, by the notice's template.
+_NOTICE_ACTIONS = ("staff_details_corrected", "two_factor_reset")
 
 
 @dataclass(frozen=True)
 class UnsentNotice:
-    """A notice of a changed sign-in address that failed for good, as the accounts page
-    lists it (``unsent_address_notices``)."""
+    """A notice about a staff account that failed for good, as the accounts page lists it
+    (``unsent_account_notices``): of a changed sign-in address, or of a two-factor reset."""
 
     email_id: int
     recipient: str
     written_at: datetime
-    # The account whose address changed, and whether this notice went to its old address;
-    # None when its audit row does not name it (one written before the rows named notices).
+    two_factor_reset: bool  # a notice of a two-factor reset; else of a changed address
+    # The account it is about, and whether a changed address's notice went to its old
+    # address; None when its audit row does not name it (one written before the rows named
+    # notices), and ``to_old_address`` always for a two-factor reset's.
     account: StaffUser | None
     to_old_address: bool | None
 
 
-def unsent_address_notices() -> list[UnsentNotice]:
-    """The notices of a changed sign-in address (``_queue_email_changed``) that failed for
-    good and that no admin has dealt with (``settled_at``), oldest first. The one to the old
-    address is how its owner learns of an account taken over by moving its address; the one
-    to the new address failing may mean a mistyped address, where reset links now go. No
-    request's record shows them, and the staff pages' banner counts a failed email for a day
-    only, without saying which: the admins' accounts page lists them until one of them deals
-    with it (``settle_address_notice``). One query when there are none."""
+def unsent_account_notices() -> list[UnsentNotice]:
+    """The notices about a staff account (``NOTICE_TEMPLATES``) that failed for good and
+    that no admin has dealt with (``settled_at``), oldest first. A changed address's to the
+    old address is how its owner learns of an account taken over by moving its address; the
+    one to the new address failing may mean a mistyped address, where reset links now go. A
+    two-factor reset's is how its owner learns of a reset they did not ask for. None is sent
+    again, no request's record shows them, and the staff pages' banner counts a failed email
+    for a day only, without saying which: the admins' accounts page lists them until one of
+    them deals with it (``settle_account_notice``). One query when there are none."""
     failed = list(
         db.session.scalars(
             select(OutboxEmail)
             .where(
-                OutboxEmail.template == EMAIL_CHANGED_TEMPLATE,
+                OutboxEmail.template.in_(sorted(NOTICE_TEMPLATES)),
                 OutboxEmail.status == OutboxStatus.FAILED,
                 OutboxEmail.settled_at.is_(None),
             )
@@ -487,26 +495,29 @@ def unsent_address_notices() -> list[UnsentNotice]:
     notices = []
     for email in failed:
         user_id, to_old = accounts.get(email.id, (None, None))
+        two_factor = email.template == TWO_FACTOR_RESET_TEMPLATE
         notices.append(
             UnsentNotice(
                 email_id=email.id,
                 recipient=email.recipient,
                 written_at=email.created_at,
+                two_factor_reset=two_factor,
                 account=db.session.get(StaffUser, user_id) if user_id is not None else None,
-                to_old_address=to_old,
+                to_old_address=None if two_factor else to_old,
             )
         )
     return notices
 
 
 def _notice_accounts(since: datetime) -> dict[int, tuple[int, bool]]:
-    """By notice id, the account whose address changed and whether the notice went to its
-    old address: read from the audit rows written with notices written ``since`` on (in the
-    same transaction: a minute's margin for nothing but safety)."""
+    """By notice id, the account it is about and whether it went to the first address its
+    audit row names (a changed address's old one): read from the audit rows written with
+    notices written ``since`` on (in the same transaction: a minute's margin for nothing but
+    safety)."""
     found: dict[int, tuple[int, bool]] = {}
     for event in db.session.scalars(
         select(AuditEvent).where(
-            AuditEvent.action == "staff_details_corrected",
+            AuditEvent.action.in_(_NOTICE_ACTIONS),
             AuditEvent.occurred_at >= since - timedelta(minutes=1),
         )
     ):
@@ -517,14 +528,14 @@ def _notice_accounts(since: datetime) -> dict[int, tuple[int, bool]]:
     return found
 
 
-def settle_address_notice(email_id: int | None, *, actor: StaffUser) -> bool:
-    """Take a failed notice of a changed address off the accounts page: an admin has dealt
-    with it (told the address's owner another way, or found the old address was a mistyped
-    one nobody reads). Audited, on the account; it also leaves the banner's count of failed
-    emails. False, and nothing written, when it is no such notice or another admin dealt
-    with it first."""
+def settle_account_notice(email_id: int | None, *, actor: StaffUser) -> bool:
+    """Take a failed notice about a staff account off the accounts page: an admin has dealt
+    with it (told its owner another way, or found the old address was a mistyped one nobody
+    reads). Audited, on the account; it also leaves the banner's count of failed emails.
+    False, and nothing written, when it is no such notice or another admin dealt with it
+    first."""
     email = db.session.get(OutboxEmail, email_id) if email_id is not None else None
-    if email is None or email.template != EMAIL_CHANGED_TEMPLATE:
+    if email is None or email.template not in NOTICE_TEMPLATES:
         return False
     settled = db.session.execute(
         update(OutboxEmail)
@@ -538,7 +549,9 @@ def settle_address_notice(email_id: int | None, *, actor: StaffUser) -> bool:
     if settled:
         account = _notice_accounts(email.created_at).get(email.id)
         record(
-            "address_notice_settled",
+            "two_factor_notice_settled"
+            if email.template == TWO_FACTOR_RESET_TEMPLATE
+            else "address_notice_settled",
             target_type="staff",  # the account, unless a notice from before rows named it
             target_id=account[0] if account else None,
             actor=actor,
@@ -647,13 +660,6 @@ def reset_two_factor(user: StaffUser, *, actor: StaffUser, shown: str) -> bool:
     codes = db.session.execute(delete(RecoveryCode).where(RecoveryCode.staff_id == user.id))
     user.session_token = new_session_token()  # also ends a sign-in waiting for its code
     end_all_sessions(user, "two_factor_reset")
-    record(
-        "two_factor_reset",
-        target_type="staff",
-        target_id=user.id,
-        actor=actor,
-        details={"recovery_codes_removed": codes.rowcount},
-    )
     clinic_locale = current_app.config["BABEL_DEFAULT_LOCALE"]  # staff read the clinic's
     with force_locale(clinic_locale):
         subject = _(
@@ -671,6 +677,15 @@ def reset_two_factor(user: StaffUser, *, actor: StaffUser, shown: str) -> bool:
     )
     db.session.flush()
     email_id = email_row.id
+    record(
+        "two_factor_reset",
+        target_type="staff",
+        target_id=user.id,
+        actor=actor,
+        # The notice's id: the accounts page names the account of one that could not be
+        # sent (``unsent_account_notices``).
+        details={"recovery_codes_removed": codes.rowcount, "notice_email_ids": [email_id]},
+    )
     db.session.commit()
     enqueue_delivery([email_id])
     return True
