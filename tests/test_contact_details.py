@@ -160,7 +160,8 @@ def test_a_corrected_address_gets_a_new_link_and_the_old_links_stop_working(
         assert notes == [
             "Corrected the patient's email address; every earlier private link stopped "
             "working, and the emails to the patient now go to the new address, with a new link."
-            " The old address was told of the change, with no link."
+            " An email telling the old address of the change, with no link, was written to the"
+            " outbox."
         ]
     # The link in the old mailbox, and the page it opened, no longer open anything.
     assert client.get(f"/manage/{reference}").status_code == 403
@@ -412,6 +413,17 @@ def test_failed_emails_sent_again_to_another_address_end_the_follow_up_links_too
         data={"resend-csrf_token": page_token(page), "resend-email": NEW},
     )
     assert response.status_code == 302
+    with app.app_context():  # true when written, whatever becomes of the notice
+        notes = db.session.scalars(
+            select(RequestEvent.body).where(
+                RequestEvent.request_id == request_id, RequestEvent.kind == EventKind.NOTE
+            )
+        ).all()
+    assert notes[-1] == (
+        "Sent the patient's failed emails again, to a corrected address; every earlier link "
+        "stopped working. An email telling the old address of the change, with no link, was "
+        "written to the outbox."
+    )
 
     assert app.test_client().get(old_link).status_code == 404
     invitations = _invitations(app, request_id)

@@ -1069,7 +1069,12 @@ def correct_contact(
             "the patient is marked deceased."
         )
     if notice is not None:
-        body += " The old address was told of the change, with no link."
+        # Written now, delivered later or never: the note says what is true now, and the
+        # timeline's delivery badge of the notice what became of it.
+        body += (
+            " An email telling the old address of the change, with no link, was written to "
+            "the outbox."
+        )
     add_event(consultation, kind=EventKind.NOTE, actor=actor, body=body)
     db.session.flush()
     ids = [row.id for row in written]
@@ -1265,7 +1270,8 @@ def resend_patient_emails(
     elif changed:
         note = (
             "Sent the patient's failed emails again, to a corrected address; every earlier "
-            "link stopped working. The old address was told of the change, with no link."
+            "link stopped working. An email telling the old address of the change, with no "
+            "link, was written to the outbox."
         )
     else:
         note = "Sent the patient's failed emails again."
