@@ -160,6 +160,12 @@ def test_a_coordinator_raises_a_routine_request_with_a_reason(
         new = [e for e in _emails(request["id"]) if e.id not in before]
         assert [(e.template, e.recipient) for e in new] == [(TRIAGE_RAISED_TEMPLATE, INBOX)]
         assert audit["email_ids"] == [new[0].id]
+        # Whoever reads it away from the clinic reads the clinic's times as such.
+        for row in ("Received", "Raised"):
+            assert re.search(rf"{row}: .+, \d\d:\d\d, Germany \(Berlin\) Time\n", new[0].body_text)
+            assert re.search(
+                rf"{row}</th><td>[^<]+, \d\d:\d\d, Germany \(Berlin\) Time</td>", new[0].body_html
+            )
         assert not any(e.template in TO_PATIENT_TEMPLATES for e in new)  # no patient email
 
 

@@ -132,6 +132,10 @@ def test_the_clinic_gets_its_emails_in_its_own_language_for_a_spanish_patient(
     staff = [by_template["new_request_staff"], by_template["patient_action_staff"]]
     assert staff[0].subject == f"New request {booked['reference']}"
     assert staff[1].subject == f"Patient update on {booked['reference']}: documents added"
+    # The clinic's time, named: its reader may be away, in another zone.
+    zoned = r"[^<\n]+, \d\d:\d\d, Germany \(Berlin\) Time"
+    assert re.search(rf"Received: {zoned}\n", staff[0].body_text)
+    assert re.search(rf"Received</th><td>{zoned}</td>", staff[0].body_html)
     for email in staff:
         assert "For privacy, this email contains no patient details." in email.body_text
         assert "Novedad" not in email.subject + email.body_text

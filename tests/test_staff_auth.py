@@ -929,7 +929,8 @@ def test_a_reset_email_says_until_when_its_link_works(
 ) -> None:
     """The email may go hours after it was written (the mail server away), so it does not
     say for how long the link works, which would be untrue by then, but until when: the
-    time signed into its link plus PASSWORD_RESET_HOURS, in the clinic's time."""
+    time signed into its link plus PASSWORD_RESET_HOURS, in the clinic's time, named (its
+    reader may be away, in another zone)."""
     from datetime import UTC, datetime
 
     from booking.timeutil import clinic_dt
@@ -939,11 +940,25 @@ def test_a_reset_email_says_until_when_its_link_works(
     forgot(client, staff.coordinator.email)
     [email] = reset_emails(app)
     with app.app_context():
-        until = clinic_dt(signed + timedelta(hours=app.config["PASSWORD_RESET_HOURS"]), "when")
-    assert "11:30" in until
+        until = clinic_dt(
+            signed + timedelta(hours=app.config["PASSWORD_RESET_HOURS"]), "when", zone=True
+        )
+    assert until.endswith("11:30, Germany (Berlin) Time")
     for body in (email.body_text, html.unescape(email.body_html)):
         assert f"(the link works once, until {until}):" in " ".join(body.split())
         assert "hours" not in body
+
+
+def test_a_reset_email_names_the_clinics_zone_in_the_clinics_language(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    """Staff read their emails in the clinic's language: the zone's name too."""
+    app.config["BABEL_DEFAULT_LOCALE"] = "es"
+    forgot(client, staff.coordinator.email)
+    [email] = reset_emails(app)
+    for body in (email.body_text, html.unescape(email.body_html)):
+        assert re.search(r"\d\d:\d\d, hora de Alemania \(Berlín\)", body)
+        assert "Germany" not in body
 
 
 def test_a_reset_email_whose_link_expired_before_it_could_go_is_not_sent(

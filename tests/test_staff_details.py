@@ -229,7 +229,7 @@ def test_a_changed_address_is_emailed_to_the_old_address_and_the_new(
         assert "Hello د. ويبر," in text
         assert re.search(
             r"Ada Admin, an administrator of .+, changed the email address of your "
-            r"staff account on \w+ \d+ \w+ \d{4}, \d\d:\d\d\.",
+            r"staff account on \w+ \d+ \w+ \d{4}, \d\d:\d\d, Germany \(Berlin\) Time\.",
             text,
         )
         assert "Old address: weber@example.com" in text
