@@ -237,6 +237,17 @@ def options(pairs: list[tuple[str, object]]) -> list[SelectChoice]:
     return [SelectChoice(value, label) for value, label in pairs]  # type: ignore[arg-type]
 
 
+def named_options(pairs: list[tuple[str, object]]) -> list[SelectChoice]:
+    """``options`` whose labels are names someone typed (a specialist's, a location's, an
+    appointment type's): each option is ``dir="auto"``. An option holds text only, so the name
+    cannot be in a ``<bdi>``; without it a right-to-left name takes its direction from the
+    page and reads wrongly with the digits or parentheses beside it."""
+    return [
+        SelectChoice(value, label, render_kw={"dir": "auto"})  # type: ignore[arg-type]
+        for value, label in pairs
+    ]
+
+
 class BaseForm(FlaskForm):
     """Every page's form: CSRF-protected (Flask-WTF), with the clean-text rules."""
 

@@ -490,3 +490,60 @@ def test_the_patients_thread_the_navbar_and_the_summary_isolate_staff_names(
     assert f"{ACTOR_ISOLATED} (coordinator)" in record
     summary = client.get(f"/staff/requests/{reference}/summary").get_data(as_text=True)
     assert re.search(rf"Prepared [^<]+ by {ACTOR_ISOLATED} from the request", summary)
+
+
+def _options(page: str, select_id: str) -> list[tuple[str, str]]:
+    """The attributes and the label of each option of the select ``select_id`` on ``page``."""
+    select = re.search(rf'<select[^>]* id="{select_id}"[^>]*>(.*?)</select>', page, re.S)
+    assert select, f"no select {select_id}"
+    return re.findall(r"<option([^>]*)>([^<]*)</option>", select[1])
+
+
+def test_options_naming_a_specialist_a_place_or_a_type_take_the_names_direction(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """A select's option holds text only, so a name in it cannot be in a ``<bdi>``: each
+    option naming a specialist, a location or an appointment type (the queue's and the
+    agenda's filters, the record's appointment form, the admin's hours, the patient's picker)
+    is ``dir="auto"``, its name still escaped. The fixed options ("Any", "Choose…") are not."""
+    from tests.factories import make_hours, make_location
+
+    with app.app_context():
+        _named_in_arabic(clinic, STAFF_NAME)
+        make_hours(db.session.get(StaffUser, clinic.weber.id), make_location("North clinic"))
+        reference = make_request(email="options@example.com").reference
+
+    others = ("Dr. Okafor", "North clinic")  # named in English, dir="auto" all the same
+
+    def named(page: str, select_id: str, *names: str) -> None:
+        options = _options(page, select_id)
+        for name in names:
+            assert any(label == name for _attrs, label in options), (select_id, name)
+        for attrs, label in options:
+            assert ('dir="auto"' in attrs) == (label in names or label in others), (
+                select_id,
+                label,
+            )
+
+    escaped_staff = "د. ليلى حداد &lt;b&gt;&amp;"
+    escaped_place = f"{PLACE_NAME} &lt;b&gt;&amp;"
+    pick = client.get("/request/time").get_data(as_text=True)
+    named(pick, "specialist", escaped_staff)
+    named(pick, "location", escaped_place)
+
+    auth = AuthActions(client)
+    auth.login("coordinator")
+    queue = client.get("/staff/").get_data(as_text=True)
+    named(queue, "specialist", escaped_staff, "Dr. Okafor")
+    agenda = client.get("/staff/calendar").get_data(as_text=True)
+    named(agenda, "specialist", escaped_staff, "Dr. Okafor")
+    named(agenda, "location", escaped_place)
+    record = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    named(record, "slot-specialist", escaped_staff, "Dr. Okafor")
+    named(record, "slot-location", escaped_place)
+    named(record, "slot-appointment_type", "مراجعة الصور (45 min)")
+
+    admin = auth.new_client("admin")
+    page = admin.get(f"/staff/admin/scheduling/specialists/{clinic.weber.id}")
+    for select_id in ("hours-location", "extra-location"):
+        named(page.get_data(as_text=True), select_id, escaped_place, "North clinic")

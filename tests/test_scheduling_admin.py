@@ -315,7 +315,7 @@ def test_patients_are_not_offered_a_specialist_whose_hours_are_all_at_a_closed_p
             r'<select[^>]*id="specialist".*?</select>', page.get_data(as_text=True), re.S
         )
         assert match, "no specialist menu"
-        return re.findall(r'<option value="(\d+)"', match.group(0))
+        return re.findall(r'<option dir="auto" value="(\d+)"', match.group(0))
 
     assert menu() == [str(clinic.okafor.id), str(clinic.weber.id)]
     press(admin_client, f"/staff/admin/locations/{clinic.location}/active", active="0")
@@ -347,7 +347,7 @@ def test_a_specialist_working_extra_hours_only_can_be_chosen(
     ).get_data(as_text=True)
     menu = re.search(r'<select[^>]*id="specialist".*?</select>', page, re.S)
     assert menu, "no specialist menu"
-    assert f'<option value="{clinic.okafor.id}" selected>' in menu.group(0)
+    assert f'<option dir="auto" value="{clinic.okafor.id}" selected>' in menu.group(0)
     assert offered(admin_client, evaluation, clinic.okafor.id, day)[0] == "09:00"
 
 
@@ -764,7 +764,7 @@ def test_overlapping_hours_are_refused_with_a_message(
         # What was typed is kept.
         assert input_value(page, "hours-start_time") == start
         assert input_value(page, "hours-end_time") == end
-        assert f'<option selected value="{location}">' in page
+        assert f'<option dir="auto" selected value="{location}">' in page
     assert count(app, WorkingHours) == 1
     assert not audits(app, "working_hours_added")[1:]
 

@@ -395,7 +395,7 @@ def _selected(page: str, field_id: str) -> list[str]:
     """The options a select shows chosen: (value, label) as the browser would submit."""
     select_html = re.search(rf'<select[^>]*id="{field_id}".*?</select>', page, re.S)
     assert select_html, f"no select {field_id}"
-    return re.findall(r'<option selected value="([^"]*)">', select_html.group(0))
+    return re.findall(r'<option(?: dir="auto")? selected value="([^"]*)">', select_html.group(0))
 
 
 def test_the_slot_form_chooses_nothing_the_coordinator_did_not(

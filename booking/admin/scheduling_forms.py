@@ -29,6 +29,7 @@ from booking.forms import (
     RepeatedTimeField,
     clinic_time,
     has_visible_text,
+    named_options,
     options,
 )
 from booking.scheduling.admin_services import (
@@ -252,7 +253,7 @@ class WorkingHoursForm(FlaskForm):
     submit = SubmitField(_l("Add the hours"))
 
     def set_locations(self, locations: list[Any]) -> None:
-        self.location.choices = options([(loc.id, loc.display_name) for loc in locations])
+        self.location.choices = named_options([(loc.id, loc.display_name) for loc in locations])
 
     def hours(self) -> HoursInput:
         return HoursInput(
@@ -374,7 +375,7 @@ class ExtraHoursForm(_PeriodForm):
     submit = SubmitField(_l("Add the extra hours"))
 
     def set_locations(self, locations: list[Any]) -> None:
-        self.location.choices = options([(loc.id, loc.display_name) for loc in locations])
+        self.location.choices = named_options([(loc.id, loc.display_name) for loc in locations])
 
 
 class ClinicClosureForm(BaseForm):

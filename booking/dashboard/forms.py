@@ -35,6 +35,7 @@ from booking.forms import (
     MultiCheckboxField,
     RepeatedTimeField,
     clinic_time,
+    named_options,
     options,
     stripped,
     too_long,
@@ -172,10 +173,14 @@ class SlotForm(SeenState, BaseForm):
         """The active specialists, locations and types, after a "Choose" option: nothing is
         chosen for the coordinator that they did not choose or the appointment has."""
         choose = [("", _("Choose…"))]
-        self.specialist.choices = options(choose + [(s.id, s.full_name) for s in specialists])
-        self.location.choices = options(choose + [(loc.id, loc.display_name) for loc in locations])
-        self.appointment_type.choices = options(
-            choose + [(t.id, f"{t.display_name} ({t.duration_minutes} min)") for t in types]
+        self.specialist.choices = options(choose) + named_options(
+            [(s.id, s.full_name) for s in specialists]
+        )
+        self.location.choices = options(choose) + named_options(
+            [(loc.id, loc.display_name) for loc in locations]
+        )
+        self.appointment_type.choices = options(choose) + named_options(
+            [(t.id, f"{t.display_name} ({t.duration_minutes} min)") for t in types]
         )
 
     def show_appointment(self, appointment: Any) -> None:
