@@ -20,6 +20,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from markupsafe import Markup
 from werkzeug.datastructures import MultiDict
 from wtforms import (
     BooleanField,
@@ -569,7 +570,8 @@ def confirmation_page(
     the action's words). Its form posts the same fields again to the same address, with
     CONFIRMED; ``warnings`` are what must not be missed (patients left with nothing to book,
     appointments still to come), ``listed`` what they are about, as (text, link) pairs under
-    them (the appointments to move, each linked to its record)."""
+    them (the appointments to move, each linked to its record). A ``title`` in markup (a name
+    isolated in it) is the browser tab's title without its tags."""
     fields = [
         (name, value)
         for name, value in request.form.items(multi=True)
@@ -578,6 +580,7 @@ def confirmation_page(
     return render_template(
         "staff/confirm.html",
         title=title,
+        tab_title=title.striptags() if isinstance(title, Markup) else title,
         button=button,
         cancel_url=cancel_url,
         consequences=consequences,

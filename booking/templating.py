@@ -16,6 +16,7 @@ from babel.units import format_unit
 from flask import Flask, current_app, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
+from markupsafe import Markup, escape
 from werkzeug.routing import BuildError
 
 from booking.timeutil import clinic_date, clinic_dt, clinic_today, clinic_zone_name, clock_text
@@ -30,6 +31,19 @@ def choice_label(pairs: Sequence[tuple[str, Any]], code: str | None) -> str:
 
 def choice_labels(pairs: Sequence[tuple[str, Any]], codes: Iterable[str] | None) -> str:
     return ", ".join(choice_label(pairs, code) for code in codes or [])
+
+
+def isolated(name: str) -> Markup:
+    """A name someone typed, escaped, in a ``<bdi>``: one in a right-to-left script would
+    otherwise take the punctuation and the digits beside it into its run ("<name> (12)")."""
+    return Markup("<bdi>{}</bdi>").format(name)
+
+
+def naming(text: str, **values: object) -> Markup:
+    """A translated sentence whose placeholders are not filled yet (``_("... %(name)s")``)
+    with ``values`` put in: the words escaped, an ``isolated`` name's markup kept (a
+    translation is text, not markup)."""
+    return escape(text) % values
 
 
 def yes_no(value: bool) -> str:

@@ -73,7 +73,10 @@ def test_ids_are_named_and_times_are_clinic_times(
         db.session.commit()
     auth.login("admin")
     page = auth.client.get("/staff/admin/audit").get_data(as_text=True)
-    assert f'<td data-label="Record">Staff account Dr. Okafor ({clinic.okafor.id})</td>' in page
+    assert (
+        f'<td data-label="Record">Staff account <bdi>Dr. Okafor</bdi> ({clinic.okafor.id})</td>'
+        in page
+    )
     # No longer there: the id, as stored.
     assert f'<td data-label="Record">Location {GONE}</td>' in page
     lines = _details(page)
@@ -175,11 +178,11 @@ def test_every_kind_of_record_is_named_as_the_clinic_calls_it(
     assert cells[1:8] == [
         "Booking rules",
         "Patient's upload (patients.step)",
-        f"Agenda of Dr. Okafor ({clinic.okafor.id})",
+        f"Agenda of <bdi>Dr. Okafor</bdi> ({clinic.okafor.id})",
         "Checklist item “MRI or CT report from the last 12 months”",
         "Checklist item “Pain diary”",
-        f"Time off of Dr. Okafor ({off})",
-        f"Working hours of Dr. Weber ({hours_id})",
+        f"Time off of <bdi>Dr. Okafor</bdi> ({off})",
+        f"Working hours of <bdi>Dr. Weber</bdi> ({hours_id})",
     ]
 
 

@@ -547,3 +547,50 @@ def test_options_naming_a_specialist_a_place_or_a_type_take_the_names_direction(
     page = admin.get(f"/staff/admin/scheduling/specialists/{clinic.weber.id}")
     for select_id in ("hours-location", "extra-location"):
         named(page.get_data(as_text=True), select_id, escaped_place, "North clinic")
+
+
+def test_the_admin_pages_isolate_the_specialists_name_of_time_off_and_hours(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """The audit trail's Record cell ("Time off of <name> (12)", "Working hours of <name>
+    (3)", "Staff account <name> (5)") and the question before deleting time off or hours
+    ("Delete the time off of <name> from <date> to <date>?") are sentences built in Python:
+    a right-to-left name took the parentheses, the id and the dates beside it into its run.
+    The name is in a ``<bdi>``, still escaped; the browser tab's title has no tags."""
+    from booking.audit.services import record
+    from booking.scheduling import admin_services
+    from booking.scheduling.models import WorkingHours
+    from booking.timeutil import from_clinic_local
+
+    with app.app_context():
+        weber = db.session.get(StaffUser, clinic.weber.id)
+        weber.full_name = STAFF_NAME
+        admin = db.session.get(StaffUser, clinic.admin.id)
+        day = clinic_today() + timedelta(days=7)
+        off = admin_services.add_time_off(
+            weber, *(from_clinic_local(day, time(h)) for h in (15, 17)), None, admin
+        ).exception.id
+        hours = db.session.scalars(
+            db.select(WorkingHours).where(WorkingHours.specialist_id == weber.id)
+        ).first()
+        hours_id = hours.id
+        record("staff_deactivated", target_type="staff", target_id=weber.id)
+        db.session.commit()
+    client = AuthActions(client).new_client("admin")
+
+    trail = client.get("/staff/admin/audit").get_data(as_text=True)
+    cells = re.findall(r'<td data-label="Record">(.*?)</td>', trail, re.S)
+    assert f"Staff account {STAFF_ISOLATED} ({clinic.weber.id})" in cells
+    assert f"Time off of {STAFF_ISOLATED} ({off})" in cells
+
+    base = f"/staff/admin/scheduling/specialists/{clinic.weber.id}"
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get(base).get_data(as_text=True))
+    for path, question in (
+        (f"{base}/exceptions/{off}/delete", "Delete the time off of {} from "),
+        (f"{base}/hours/{hours_id}/delete", "Delete the working hours of {} on "),
+    ):
+        page = client.post(path, data={"csrf_token": token[1]}).get_data(as_text=True)
+        heading = re.search(r'<h1 class="h2" id="confirm-heading">(.*?)</h1>', page, re.S)[1]
+        assert heading.startswith(question.format(STAFF_ISOLATED)), heading
+        title = re.search(r"<title>(.*?)</title>", page, re.S)[1]
+        assert question.format("د. ليلى حداد &lt;b&gt;&amp;") in title and "bdi" not in title

@@ -151,9 +151,9 @@ def test_deleting_hours_and_time_off_is_confirmed_first(
     base = f"/staff/admin/scheduling/specialists/{clinic.weber.id}"
 
     question, _warnings, page = asked(press(client, f"{base}/hours/{row_id}/delete"))
-    assert question.startswith("Delete the working hours of Dr. Weber on ")
+    assert question.startswith("Delete the working hours of <bdi>Dr. Weber</bdi> on ")
     off_question, _warnings, off_page = asked(press(client, f"{base}/exceptions/{off_id}/delete"))
-    assert off_question.startswith("Delete the time off of Dr. Weber from ")
+    assert off_question.startswith("Delete the time off of <bdi>Dr. Weber</bdi> from ")
     with app.app_context():
         assert db.session.get(WorkingHours, row_id) is not None
         assert db.session.get(ScheduleException, off_id) is not None

@@ -44,6 +44,7 @@ from booking.scheduling.models import AppointmentType, ScheduleException
 from booking.scheduling.services import active_locations, appointments_to_come
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole, StaffUser
+from booking.templating import isolated, naming
 from booking.timeutil import (
     clinic_date,
     clinic_dt,
@@ -530,14 +531,16 @@ def delete_hours(user_id: int, hours_id: int) -> Response | str:
         abort(404)
     if not confirmed():
         return confirmation_page(
-            title=_(
-                "Delete the working hours of %(name)s on %(day)s from %(start)s to %(end)s "
-                "at %(place)s?",
-                name=row.specialist.full_name,
+            title=naming(
+                _(
+                    "Delete the working hours of %(name)s on %(day)s from %(start)s to %(end)s "
+                    "at %(place)s?"
+                ),
+                name=isolated(row.specialist.full_name),
                 day=admin.WEEKDAY_NAMES[row.weekday],
                 start=clock_text(row.start_time),
                 end=clock_text(row.end_time),
-                place=row.location.display_name,
+                place=isolated(row.location.display_name),
             ),
             button=_("Delete the working hours"),
             cancel_url=url_for(".specialist", user_id=user_id),
@@ -605,16 +608,17 @@ def delete_exception(user_id: int, exception_id: int) -> Response | str:
         abort(404)
     time_off = exception.kind == admin.TIME_OFF
     if not confirmed():
-        when = {
-            "name": exception.specialist.full_name,
-            "start": clinic_dt(exception.starts_at, "EEE d MMM y, HH:mm"),
-            "end": clinic_dt(exception.ends_at, "EEE d MMM y, HH:mm"),
-        }
+        question = (
+            _("Delete the time off of %(name)s from %(start)s to %(end)s?")
+            if time_off
+            else _("Delete the extra hours of %(name)s from %(start)s to %(end)s?")
+        )
         return confirmation_page(
-            title=(
-                _("Delete the time off of %(name)s from %(start)s to %(end)s?", **when)
-                if time_off
-                else _("Delete the extra hours of %(name)s from %(start)s to %(end)s?", **when)
+            title=naming(
+                question,
+                name=isolated(exception.specialist.full_name),
+                start=clinic_dt(exception.starts_at, "EEE d MMM y, HH:mm"),
+                end=clinic_dt(exception.ends_at, "EEE d MMM y, HH:mm"),
             ),
             button=_("Delete the time off") if time_off else _("Delete the extra hours"),
             cancel_url=url_for(".specialist", user_id=user_id),

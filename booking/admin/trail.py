@@ -21,6 +21,7 @@ from booking.requests import asks
 from booking.requests.emails import ESCALATION_TEMPLATES
 from booking.scheduling.admin_services import WEEKDAY_NAMES
 from booking.scheduling.services import Names, names_by_id
+from booking.templating import isolated, naming
 from booking.timeutil import clinic_date
 
 # The details' keys that hold an id, by what it is the id of: the appointment's snapshot
@@ -154,24 +155,25 @@ class _Target:
     def detail(self, key: str) -> Any:
         return _detail(self.event.details, key)
 
-    def named(self, found: Mapping[int, str]) -> str:
-        """The target's name with its id ("Dr. Okafor (5)"), or its id alone when it has
-        none (deleted since)."""
+    def named(self, found: Mapping[int, str]) -> Markup | str:
+        """The target's name, isolated, with its id ("Dr. Okafor (5)"), or its id alone when
+        it has none (deleted since)."""
         name = found.get(self.number) if self.number is not None else None
-        return f"{name} ({self.id})" if name else self.id
+        return Markup("{} ({})").format(isolated(name), self.id) if name else self.id
 
-    def specialist(self) -> str | None:
-        """The specialist of a schedule row. The row may be deleted (the deletion is what is
-        audited): its specialist is in the details the row was written with."""
+    def specialist(self) -> Markup | None:
+        """The specialist of a schedule row, isolated. The row may be deleted (the deletion
+        is what is audited): its specialist is in the details the row was written with."""
         specialist = self.detail("specialist_id")
-        return self.names.staff.get(specialist) if isinstance(specialist, int) else None
+        name = self.names.staff.get(specialist) if isinstance(specialist, int) else None
+        return isolated(name) if name else None
 
 
 def _working_hours(t: _Target) -> str:
     who = t.specialist()
     if who is None:
         return _("Working hours %(id)s", id=t.id)
-    return _("Working hours of %(name)s (%(id)s)", name=who, id=t.id)
+    return naming(_("Working hours of %(name)s (%(id)s)"), name=who, id=t.id)
 
 
 def _schedule_exception(t: _Target) -> str:
@@ -179,10 +181,10 @@ def _schedule_exception(t: _Target) -> str:
     if t.detail("kind") == "extra":
         if who is None:
             return _("Extra hours %(id)s", id=t.id)
-        return _("Extra hours of %(name)s (%(id)s)", name=who, id=t.id)
+        return naming(_("Extra hours of %(name)s (%(id)s)"), name=who, id=t.id)
     if who is None:
         return _("Time off %(id)s", id=t.id)
-    return _("Time off of %(name)s (%(id)s)", name=who, id=t.id)
+    return naming(_("Time off of %(name)s (%(id)s)"), name=who, id=t.id)
 
 
 def _clinic_closure(t: _Target) -> str:
@@ -264,11 +266,11 @@ def _draft(t: _Target) -> str:
 # with has its reading here (``tests/test_audit_labels.py`` holds it).
 TARGET_READINGS: dict[str, Callable[[_Target], str]] = {
     "request": _request,
-    "staff": lambda t: _("Staff account %(name)s", name=t.named(t.names.staff)),
-    "agenda": lambda t: _("Agenda of %(name)s", name=t.named(t.names.staff)),
-    "location": lambda t: _("Location %(name)s", name=t.named(t.names.locations)),
-    "appointment_type": lambda t: _(
-        "Appointment type %(name)s", name=t.named(t.names.appointment_types)
+    "staff": lambda t: naming(_("Staff account %(name)s"), name=t.named(t.names.staff)),
+    "agenda": lambda t: naming(_("Agenda of %(name)s"), name=t.named(t.names.staff)),
+    "location": lambda t: naming(_("Location %(name)s"), name=t.named(t.names.locations)),
+    "appointment_type": lambda t: naming(
+        _("Appointment type %(name)s"), name=t.named(t.names.appointment_types)
     ),
     "working_hours": _working_hours,
     "schedule_exception": _schedule_exception,
