@@ -417,6 +417,42 @@ def test_a_waiting_receipt_or_confirmation_is_written_again_with_the_new_address
     assert sorted(email.request_id for email in told) == sorted([held, confirmed])
 
 
+def test_the_emails_written_again_are_queued_in_the_order_the_patient_should_read_them(
+    app: Flask, admin: FlaskClient, clinic: Clinic
+) -> None:
+    """A patient whose confirmation and reminder wait in the outbox when the address is
+    corrected: each is written again, and the queue hands them to the worker in the order
+    they were written, the confirmation before the email saying the address changed, the
+    reminder after it. The new address went to the queue first: a worker could send it
+    before the confirmation of the appointment it is about."""
+    request_id = confirmed_request(app, clinic)
+    with app.app_context():
+        starts_at = db.session.get(ConsultationRequest, request_id).appointment.starts_at
+        assert len(send_due_reminders(now=starts_at - timedelta(hours=47))) == 1
+    huey = app.extensions["huey"]
+    huey.flush()  # the emails' first handing over, before the correction
+
+    path = location_page(clinic)
+    post_as_shown(admin, path, admin.get(path).get_data(as_text=True), address=NEW_ADDRESS)
+
+    queued = [task.args[0] for task in huey.pending() if task.name == "deliver_email"]
+    with app.app_context():
+        written = {
+            email.id: email.template
+            for email in db.session.scalars(
+                select(OutboxEmail).where(
+                    OutboxEmail.request_id == request_id, OutboxEmail.withdrawn_at.is_(None)
+                )
+            )
+        }
+    assert [written[email_id] for email_id in queued if email_id in written] == [
+        "request_update",
+        "appointment_address",
+        "appointment_reminder",
+    ]
+    assert queued == sorted(queued)
+
+
 def test_an_address_email_still_waiting_goes_when_the_patient_moves_their_time(
     app: Flask, admin: FlaskClient, clinic: Clinic
 ) -> None:

@@ -269,8 +269,10 @@ def tell_new_address(location: Location, **_details: object) -> AddressNotices:
     (``_rewrite_waiting_offers``). Each request is locked first (``lock_going_there`` has
     locked them before the location's row was written) and looked at again (a patient may
     be moving their time at this moment). A patient marked deceased is not written to; one
-    who left no email address is counted (``untold``) for staff to phone. Flushes; the
-    caller commits and enqueues."""
+    who left no email address is counted (``untold``) for staff to phone. A patient's
+    emails are written in the order they are to read them (the caller enqueues them by id):
+    the receipt or confirmation written again, then the new address, then the reminder.
+    Flushes; the caller commits and enqueues."""
     candidates = _going_there_ids(location)
     told: list[OutboxEmail] = []
     rewritten: list[OutboxEmail] = []

@@ -308,8 +308,13 @@ def edit_location(
         details=details,
     )
     db.session.commit()
+    # Handed over in the order they were written (the outbox's order, which the sweep keeps
+    # too), not the new address first: a patient's receipt or confirmation written again then
+    # comes before the email saying the address changed, and a reminder after it. The
+    # worker's threads may still send two at once, and mail servers keep no order: this only
+    # keeps the queue from putting them out of order.
     enqueue_delivery(
-        [email.id for notice in notices for email in (*notice.told, *notice.rewritten)]
+        sorted(email.id for notice in notices for email in (*notice.told, *notice.rewritten))
     )
     return LocationEdit(
         changed=sorted(diff),
