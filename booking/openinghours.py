@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, time, timedelta
+from types import MappingProxyType
 
 import holidays
 from babel import Locale
@@ -184,18 +185,39 @@ def open_weekdays() -> frozenset[int]:
 # ---- days the clinic is closed ---------------------------------------------------------------
 
 
+# The language the holidays' names are given in where the ``holidays`` package has it: staff
+# read them (the agenda), and the staff pages are in English.
+HOLIDAY_NAMES_LANGUAGE = "en_US"
+
+
 @functools.cache
-def closed_days(region: str, extra: str, year: int) -> frozenset[date]:
+def holiday_names(region: str, year: int) -> Mapping[date, str]:
     """Public holidays of ``region`` ("DE-BE": a country's ISO code and, after a dash, a
     subdivision's; "" for none) in the years around ``year``, from the ``holidays`` package,
-    and the ISO dates listed in ``extra`` (comma-separated)."""
-    found = {date.fromisoformat(part.strip()) for part in extra.split(",") if part.strip()}
-    if region:
-        country, _dash, subdivision = region.partition("-")
+    each with its name: in English where the package has English names, else in the
+    country's own language ("A; B" for two on one day). NotImplementedError for a region the
+    package does not know."""
+    if not region:
+        return MappingProxyType({})
+    country, _dash, subdivision = region.partition("-")
+    years = range(year - 1, year + 2)
+    calendar = holidays.country_holidays(country, subdiv=subdivision or None, years=years)
+    if (
+        HOLIDAY_NAMES_LANGUAGE in calendar.supported_languages
+        and calendar.default_language != HOLIDAY_NAMES_LANGUAGE
+    ):
         calendar = holidays.country_holidays(
-            country, subdiv=subdivision or None, years=range(year - 1, year + 2)
+            country, subdiv=subdivision or None, years=years, language=HOLIDAY_NAMES_LANGUAGE
         )
-        found.update(calendar.keys())
+    return MappingProxyType(dict(calendar.items()))
+
+
+@functools.cache
+def closed_days(region: str, extra: str, year: int) -> frozenset[date]:
+    """Public holidays of ``region`` in the years around ``year`` (``holiday_names``), and
+    the ISO dates listed in ``extra`` (comma-separated)."""
+    found = {date.fromisoformat(part.strip()) for part in extra.split(",") if part.strip()}
+    found.update(holiday_names(region, year))
     return frozenset(found)
 
 
@@ -218,9 +240,14 @@ def add_closed_days_source(app: Flask, source: Callable[[date, date], Mapping[da
 
 def clinic_closures(first: date, last: date) -> dict[date, str]:
     """``clinic_closed_days`` with why, for staff: each day's reason from its source (an
-    admin's, "Team training"), or "" for the settings' days, which give none (a public
-    holiday, a date of ``CLINIC_CLOSED_DAYS``). The same reads: one per source."""
-    found = dict.fromkeys(settings_closed_days(first, last), "")
+    admin's, "Team training"), a public holiday's name ("Christmas Day",
+    ``holiday_names``), or "" for a date of ``CLINIC_CLOSED_DAYS``, which gives none. The
+    same reads: one per source."""
+    region = current_app.config["CLINIC_HOLIDAYS"]
+    found = {
+        day: holiday_names(region, day.year).get(day, "")
+        for day in settings_closed_days(first, last)
+    }
     for source in current_app.extensions.get(CLOSED_DAY_SOURCES, ()):
         found.update((day, why) for day, why in source(first, last).items() if first <= day <= last)
     return found

@@ -368,3 +368,32 @@ def test_the_agenda_says_why_an_admin_closed_the_day(
     # A specialist's week: each day its own reason.
     week = closed_note(training, view="week", specialist=clinic.weber.id)
     assert "Clinic closed: <bdi>Team training &lt;b&gt;</bdi>" in week
+
+
+def test_the_agenda_names_the_public_holiday_it_is_closed_for(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    """A public holiday of ``CLINIC_HOLIDAYS`` heads the agenda with its name, in English
+    (the staff pages' language) though the country's own is German, as a day closed in the
+    app heads it with the admin's reason; a date of ``CLINIC_CLOSED_DAYS`` has no name."""
+    with app.app_context():
+        today = clinic_today()
+        app.config["CLINIC_HOLIDAYS"] = "DE-BE"
+        christmas = date(today.year + (today >= date(today.year, 12, 25)), 12, 25)
+        settings_day = christmas - timedelta(days=2)  # no holiday in Berlin
+        app.config["CLINIC_CLOSED_DAYS"] = settings_day.isoformat()
+    auth.login("coordinator")
+
+    def closed_note(day: date) -> set[str]:
+        page = auth.client.get("/staff/calendar", query_string={"date": day.isoformat()})
+        return {
+            match.group(1)
+            for heading in AGENDA_HEADING_RE.findall(page.get_data(as_text=True))
+            if (match := re.search(r'<small class="d-block">(Clinic closed.*?)</small>', heading))
+        }
+
+    assert closed_note(christmas) == {"Clinic closed: <bdi>Christmas Day</bdi>"}
+    assert closed_note(christmas + timedelta(days=1)) == {
+        "Clinic closed: <bdi>Second Day of Christmas</bdi>"
+    }
+    assert closed_note(settings_day) == {"Clinic closed (public holiday or closed day)"}

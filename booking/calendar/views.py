@@ -97,7 +97,7 @@ def view() -> str:
         specialists=specialists,
         locations=locations,
         # Weekly hours do not apply on these (extra hours still do): the heading says why,
-        # with the reason an admin gave for a day closed in the app.
+        # with the reason an admin gave for a day closed in the app, or the holiday's name.
         closed_days=(closed := clinic_closures(days[0], days[-1])),
         booked_closed=sum(booked_on_closed_days(closed, now_utc()).values()),
     )
