@@ -436,7 +436,10 @@ def test_the_slot_form_chooses_nothing_the_coordinator_did_not(
     assert _selected(page, "slot-specialist") == [""]
     help_text = re.search(r'<div id="slot-specialist-help"[^>]*>(.*?)</div>', page, re.S)
     assert help_text
-    assert "Dr. Weber, the appointment&#39;s specialist, is no longer active" in help_text.group(1)
+    assert (
+        "<bdi>Dr. Weber</bdi>, the appointment&#39;s specialist, is no longer active"
+        in help_text.group(1)
+    )
     assert 'aria-describedby="slot-specialist-help"' in page
     # The place and type are still offered, and still shown.
     assert _selected(page, "slot-location") == [str(clinic.location)]

@@ -45,6 +45,7 @@ from booking.outcomes.labels import PLAN_LABELS
 from booking.requests import asks, history
 from booking.requests.calls import OUTCOME_LABELS, CallOutcome
 from booking.requests.models import RequestStatus, TriageLevel, folded
+from booking.templating import isolated, naming
 from booking.timeutil import (
     clinic_instant,
     clinic_instants,
@@ -202,7 +203,8 @@ class SlotForm(SeenState, BaseForm):
             if any(choice.value == value for choice in field.choices):
                 field.data = value
             else:
-                field.description = gone[1] % {"name": gone[0](appointment)}
+                # Isolated: a right-to-left name took the comma after it into its run.
+                field.description = naming(str(gone[1]), name=isolated(gone[0](appointment)))
 
 
 # What the slot form says of an appointment's specialist, place or type no longer offered:
