@@ -231,6 +231,16 @@ def settings_closed_days(first: date, last: date) -> frozenset[date]:
     return frozenset(day for day in found if first <= day <= last)
 
 
+def settings_closures(first: date, last: date) -> dict[date, str]:
+    """``settings_closed_days`` with each public holiday's name (``holiday_names``); "" for a
+    date of ``CLINIC_CLOSED_DAYS`` that is none."""
+    region = current_app.config["CLINIC_HOLIDAYS"]
+    return {
+        day: holiday_names(region, day.year).get(day, "")
+        for day in settings_closed_days(first, last)
+    }
+
+
 def add_closed_days_source(app: Flask, source: Callable[[date, date], Mapping[date, str]]) -> None:
     """Have ``clinic_closed_days`` also close the days ``source(first, last)`` gives, each
     with its reason (the days an admin closed in the app, kept by ``booking.scheduling``).
@@ -243,11 +253,7 @@ def clinic_closures(first: date, last: date) -> dict[date, str]:
     admin's, "Team training"), a public holiday's name ("Christmas Day",
     ``holiday_names``), or "" for a date of ``CLINIC_CLOSED_DAYS``, which gives none. The
     same reads: one per source."""
-    region = current_app.config["CLINIC_HOLIDAYS"]
-    found = {
-        day: holiday_names(region, day.year).get(day, "")
-        for day in settings_closed_days(first, last)
-    }
+    found = settings_closures(first, last)
     for source in current_app.extensions.get(CLOSED_DAY_SOURCES, ()):
         found.update((day, why) for day, why in source(first, last).items() if first <= day <= last)
     return found

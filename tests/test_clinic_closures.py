@@ -397,3 +397,24 @@ def test_the_agenda_names_the_public_holiday_it_is_closed_for(
         "Clinic closed: <bdi>Second Day of Christmas</bdi>"
     }
     assert closed_note(settings_day) == {"Clinic closed (public holiday or closed day)"}
+
+
+def test_the_closed_days_page_names_each_public_holiday(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    """The admin's list of closed days gives a public holiday's name, isolated (``<bdi>``);
+    a date of ``CLINIC_CLOSED_DAYS`` is said to be one."""
+    with app.app_context():
+        today = clinic_today()
+        app.config["CLINIC_HOLIDAYS"] = "DE-BE"
+        christmas = date(today.year + (today > date(today.year, 12, 25)), 12, 25)
+        settings_day = christmas - timedelta(days=2)
+        if settings_day < today:
+            settings_day = christmas + timedelta(days=2)
+        app.config["CLINIC_CLOSED_DAYS"] = settings_day.isoformat()
+        christmas_text, settings_text = (clinic_date(d, "full") for d in (christmas, settings_day))
+    auth.login("admin")
+    page = auth.client.get(PAGE).get_data(as_text=True)
+    rows = {row.split("</td>")[0]: row for row in re.findall(r"<tr><td>(.*?)</tr>", page, re.S)}
+    assert "A public holiday of DE-BE: <bdi>Christmas Day</bdi>" in rows[christmas_text]
+    assert "A day of CLINIC_CLOSED_DAYS" in rows[settings_text]

@@ -26,7 +26,7 @@ from sqlalchemy.orm import selectinload
 from booking.audit.models import AuditEvent
 from booking.audit.services import changes, record
 from booking.extensions import db
-from booking.openinghours import settings_closed_days
+from booking.openinghours import settings_closed_days, settings_closures
 from booking.scheduling.admin_services import AlreadyDeletedError, ScheduleError
 from booking.scheduling.models import Appointment, ClinicClosure
 from booking.staff.models import StaffUser
@@ -65,13 +65,17 @@ def upcoming_closures(today: date) -> list[ClinicClosure]:
 class ClosedDay:
     day: date
     closure: ClinicClosure | None  # None: closed by the settings, which the app cannot change
+    holiday: str = ""  # the public holiday's name, when the settings close it for one
 
 
 def upcoming_closed_days(today: date, ahead: timedelta) -> list[ClosedDay]:
     """The days the clinic is closed, in order: the settings' (public holidays of
     ``CLINIC_HOLIDAYS``, dates of ``CLINIC_CLOSED_DAYS``) from ``today`` for ``ahead``, and
     every day closed in the app from ``today`` on (its row: it may be removed)."""
-    rows = {day: ClosedDay(day, None) for day in settings_closed_days(today, today + ahead)}
+    rows = {
+        day: ClosedDay(day, None, holiday)
+        for day, holiday in settings_closures(today, today + ahead).items()
+    }
     rows.update((c.day, ClosedDay(c.day, c)) for c in upcoming_closures(today))
     return [rows[day] for day in sorted(rows)]
 
