@@ -368,11 +368,20 @@ def mail_settings(app_settings: dict[str, Any], smtp: SmtpServer) -> dict[str, A
 
 
 @pytest.fixture
-def production_config(monkeypatch: pytest.MonkeyPatch, app_settings: dict[str, Any]) -> type:
-    """Production's settings class with keys of its own (as a clinic makes them) and the test's
-    database; a test changes more with ``monkeypatch.setattr`` before ``create_app``."""
+def production_config(
+    monkeypatch: pytest.MonkeyPatch, app_settings: dict[str, Any], tmp_path: Path
+) -> type:
+    """Production's settings class with keys of its own (as a clinic makes them), the test's
+    database and the test's folder for its files; a test changes more with
+    ``monkeypatch.setattr`` before ``create_app``."""
     import config
     from booking.crypto import new_key
+
+    # config.py puts the queue's SQLite file (REDIS_URL unset), the uploads and the mail
+    # folder in the project's instance/, which `make run` uses: the test's own folder instead.
+    monkeypatch.setattr(config.ProductionConfig, "HUEY_SQLITE_PATH", str(tmp_path / "huey.sqlite3"))
+    monkeypatch.setattr(config.ProductionConfig, "UPLOAD_DIR", app_settings["UPLOAD_DIR"])
+    monkeypatch.setattr(config.ProductionConfig, "DEV_MAILDIR", app_settings["DEV_MAILDIR"])
 
     monkeypatch.setattr(config.ProductionConfig, "SECRET_KEY", secrets.token_hex(32))
     monkeypatch.setattr(config.ProductionConfig, "ENCRYPTION_KEY", new_key())

@@ -58,15 +58,24 @@ def test_production_refuses_to_start_with_a_published_or_short_key(
 
 
 def test_production_starts_with_keys_of_its_own_and_development_with_the_published_ones(
-    production_config: type, app_settings: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    production_config: type,
+    app_settings: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     production = create_app("production")
     assert production.config["SECRET_KEY"] not in config.PUBLISHED_SECRET_KEYS
-    # Development and the tests keep theirs: only production checks.
+    # Development and the tests keep theirs: only production checks. The development app's
+    # database and queue file in the test's folder, not in the instance/ `make run` uses.
     monkeypatch.setattr(
         config.DevelopmentConfig, "SQLALCHEMY_DATABASE_URI", app_settings["SQLALCHEMY_DATABASE_URI"]
     )
+    monkeypatch.setattr(config.DevelopmentConfig, "HUEY_BACKEND", "sqlite")  # REDIS_URL unset
+    monkeypatch.setattr(
+        config.DevelopmentConfig, "HUEY_SQLITE_PATH", str(tmp_path / "development-huey.sqlite3")
+    )
     development = create_app("development")
+    assert Path(development.extensions["huey"].storage.filename).is_relative_to(tmp_path)
     assert development.config["SECRET_KEY"] == config.DEVELOPMENT_SECRET_KEY
     assert development.config["ENCRYPTION_KEY"] == config.DEVELOPMENT_ENCRYPTION_KEY
 
@@ -175,6 +184,26 @@ def test_production_refuses_to_start_in_debug_mode(
     monkeypatch.setattr(production_config, "DEBUG", True)
     with pytest.raises(RuntimeError, match="Debug mode is on"):
         create_app("production")
+
+
+def test_the_suites_production_apps_keep_their_files_out_of_the_project(
+    monkeypatch: pytest.MonkeyPatch, production_config: type, tmp_path: Path
+) -> None:
+    """Production's files default to the project's instance/ folder, which `make run` uses
+    (config.py): the suite's production apps, built on ``production_config``, keep theirs in
+    the test's own folder. Without REDIS_URL each of them wrote instance/huey.sqlite3, the
+    queue's SQLite file, in the checkout."""
+    monkeypatch.setattr(production_config, "HUEY_BACKEND", "sqlite")  # REDIS_URL unset
+    production = create_app("production")
+    instance = str(config.INSTANCE_DIR)
+    in_the_project = {
+        name: value
+        for name, value in production.config.items()
+        if isinstance(value, str) and instance in value
+    }
+    assert in_the_project == {}
+    queue_file = Path(production.extensions["huey"].storage.filename)
+    assert queue_file.is_file() and queue_file.is_relative_to(tmp_path)
 
 
 def test_production_refuses_to_start_without_a_languages_compiled_catalogue(
