@@ -20,6 +20,11 @@ EXPORTED = {
     "MAIL_PORT": "587",
     "MAIL_USERNAME": "clinic",
     "FLASK_DEBUG": "1",
+    # Production's, which the production suite's deployment (tests/production) leaves at
+    # their defaults: HTTPS, admins' second factor, rate limits in Redis.
+    "FORCE_HTTPS": "0",
+    "STAFF_2FA_REQUIRED_ROLES": "coordinator",
+    "RATELIMIT_STORAGE_URI": "memory://",
 }
 # One of the suite's own inputs (README, "Two commands"): it stays.
 REDIS_URL = "redis://127.0.0.1:1/15"

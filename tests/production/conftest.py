@@ -326,10 +326,9 @@ def production_env(
         # (by default a server is ready without one: its emails wait in the outbox).
         "HEALTH_QUEUE_REQUIRED": "1",
     }
-    # Production's defaults (HTTPS and HSTS, two-factor sign-in for admins, rate limits in
-    # Redis), whatever the shell running the tests has set.
-    for name in ("FORCE_HTTPS", "STAFF_2FA_REQUIRED_ROLES", "RATELIMIT_STORAGE_URI"):
-        env.pop(name, None)
+    # Production's defaults otherwise (HTTPS and HSTS, two-factor sign-in for admins, rate
+    # limits in Redis), whatever the shell running the tests has set: tests/conftest.py takes
+    # every setting config.py reads out of this process's environment before any test runs.
     return env
 
 
