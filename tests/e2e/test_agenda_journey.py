@@ -38,8 +38,23 @@ SPECIALIST_EMAIL = "lena.weber@example.com"
 @dataclass(frozen=True)
 class Day:
     reference: str
-    today: date  # Anna's day
+    today: date  # Anna's day: the test's reading of the clinic's today
+    later: date  # the held time's, two days after
     held_next_week: bool  # the held time is in the week after today's
+
+
+def on_the_tests_today(page: Page, live_server: LiveServer, today: date) -> None:
+    """The agenda on ``page`` was opened on the app's today (no date asked for) and shows it,
+    which is ``today``, the test's reading that its appointments are on, or a later day: the
+    clinic's midnight may pass between the test's reading and the app's. On a later day the
+    page moves to the test's, in the same view."""
+    shown = date.fromisoformat(page.locator("input[name=date]").get_attribute("value") or "")
+    with live_server.app.app_context():
+        now = clinic_today()
+    assert today <= shown <= now, (today, shown, now)
+    if shown != today:
+        view = page.locator("select[name=view]").input_value()
+        page.goto(live_server(f"/staff/calendar?view={view}&date={today.isoformat()}"))
 
 
 def agenda_times(tz: ZoneInfo, day: date, start: time, minutes: int) -> str:
@@ -92,7 +107,7 @@ def day(live_server: LiveServer) -> Day:
             email="hugo@example.com",
             slot=SlotChoice(kind.id, weber.id, place.id, from_clinic_local(later, time(10))),
         )
-        return Day(anna.reference, today, later.weekday() < today.weekday())
+        return Day(anna.reference, today, later, later.weekday() < today.weekday())
 
 
 def test_a_specialist_opens_todays_agenda_on_a_tablet_and_follows_an_appointment(
@@ -100,6 +115,7 @@ def test_a_specialist_opens_todays_agenda_on_a_tablet_and_follows_an_appointment
 ) -> None:
     sign_in(tablet, live_server, SPECIALIST_EMAIL, landing=re.compile(r"^Agenda: "))
     expect(tablet).to_have_url(re.compile(r"/staff/calendar$"))
+    on_the_tests_today(tablet, live_server, day.today)
     agenda = tablet.get_by_role("region", name=SPECIALIST)
     appointment = agenda.get_by_role("listitem").filter(has_text="Anna Agenda")
     expect(appointment).to_be_visible()
@@ -123,7 +139,11 @@ def test_a_specialist_opens_todays_agenda_on_a_tablet_and_follows_an_appointment
     assert page_width(tablet) <= 1024
     assert_accessible(tablet, "a week's agenda")
 
-    tablet.get_by_role("link", name="Today").click()
+    today = tablet.get_by_role("link", name="Today")
+    to_today = live_server(today.get_attribute("href") or "")
+    today.click()
+    expect(tablet).to_have_url(to_today)
+    on_the_tests_today(tablet, live_server, day.today)
     tablet.get_by_role("link", name="Anna Agenda").click()
     expect(tablet.get_by_role("heading", level=1)).to_contain_text(day.reference)
     expect(tablet.get_by_role("heading", level=1)).to_contain_text("Anna Agenda")
@@ -143,8 +163,7 @@ def test_a_held_time_says_so_in_a_phones_narrow_column(
     """On a phone turned sideways a week's columns are narrow and an entry shows only the
     lines its length on the grid holds: "Held, not confirmed" after the name and the type was
     cut off. It comes first, after the time, and is seen whole without a tap."""
-    with live_server.app.app_context():
-        later = clinic_today() + timedelta(days=2)
+    later = day.later
     phone_page = new_context(**PHONE_SIDEWAYS).new_page()
     sign_in(phone_page, live_server, SPECIALIST_EMAIL, landing=re.compile(r"^Agenda: "))
     phone_page.goto(live_server(f"/staff/calendar?view=week&date={later.isoformat()}"))
@@ -223,8 +242,7 @@ def test_a_phones_week_lists_every_day_across_the_screen(
     sideways: 1.6 days showed, and scrolling to the others took the hours beside them out of
     view. On a phone the week is a list of its days, one under the other, each the screen's
     width; each appointment, with its times, status and patient, lies on the screen."""
-    with live_server.app.app_context():
-        later = clinic_today() + timedelta(days=2)
+    later = day.later
     sign_in(phone_page, live_server, SPECIALIST_EMAIL, landing=re.compile(r"^Agenda: "))
     phone_page.goto(live_server(f"/staff/calendar?view=week&date={day.today.isoformat()}"))
     expect(phone_page.get_by_role("heading", level=1)).to_contain_text("week of")
