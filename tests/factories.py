@@ -200,6 +200,29 @@ def book_first_open_time(clinic: Clinic) -> ConsultationRequest:
     )
 
 
+def offer_a_cancelled_time(kind_id: int, slots: list[OpenSlot]) -> ConsultationRequest:
+    """A time cancelled and offered to a patient on the waiting list: "first@example.com"
+    booked at the first of ``slots`` (open times of the type ``kind_id``, in order) and
+    "waiting@example.com" at the first of them a day or more later, on the waiting list; the
+    first cancels, and its time is offered to the waiting patient (the offer's email in the
+    outbox). The waiting patient's request. Inside an app context."""
+    from booking.manage import services as manage
+    from booking.requests.waitlist import join_waitlist
+    from booking.scheduling.services import SlotChoice
+
+    later = next(s for s in slots if s.starts_at >= slots[0].starts_at + timedelta(days=1))
+    first, waiting = (
+        make_request(
+            email=f"{who}@example.com",
+            slot=SlotChoice(kind_id, slot.specialist_id, slot.location_id, slot.starts_at),
+        )
+        for who, slot in (("first", slots[0]), ("waiting", later))
+    )
+    join_waitlist(waiting)
+    manage.cancel(first, None)
+    return waiting
+
+
 def staff_slot(
     kind: AppointmentType, starts_at: datetime, specialist_id: int, location_id: int
 ) -> Slot:

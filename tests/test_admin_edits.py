@@ -27,6 +27,7 @@ from tests.factories import (
     confirm_at,
     confirmed_request,
     make_appointment_type,
+    offer_a_cancelled_time,
 )
 from tests.support import (
     AuthActions,
@@ -631,25 +632,10 @@ def test_an_offer_of_a_time_there_goes_with_the_new_address_waiting_or_sent_agai
     sent yet when the admin corrects the address, gave the old one, and the patient who took
     it went there. It goes with the new address, the same offer (its link). Failed for good
     and sent again by staff after another correction, it gives the address as it then is."""
-    from booking.manage import services as manage
     from booking.requests import emails
-    from booking.requests.waitlist import join_waitlist
-    from booking.scheduling.services import SlotChoice
-    from tests.factories import make_request
 
     with app.app_context():
-        slots = open_slot_list(clinic)
-        later = next(s for s in slots if s.starts_at >= slots[0].starts_at + timedelta(days=1))
-        first, waiting = (
-            make_request(
-                email=f"{who}@example.com",
-                slot=SlotChoice(clinic.type, slot.specialist_id, slot.location_id, slot.starts_at),
-            )
-            for who, slot in (("first", slots[0]), ("waiting", later))
-        )
-        join_waitlist(waiting)
-        reference = waiting.reference
-        manage.cancel(first, None)  # its time is offered to the waiting patient
+        reference = offer_a_cancelled_time(clinic.type, open_slot_list(clinic)).reference
     (offered,) = outbox_emails(app, "waitlist_offer")
     assert OLD_ADDRESS in offered.body_text
     token = emails.offer_token_in(offered)

@@ -24,7 +24,13 @@ from booking.requests.models import ConsultationRequest
 from booking.scheduling.models import AppointmentType, VisitMode
 from booking.staff.models import StaffUser
 from booking.timeutil import clinic_today
-from tests.factories import clinic_slot, confirmed_request, make_request, set_visit_mode
+from tests.factories import (
+    clinic_slot,
+    confirmed_request,
+    make_request,
+    offer_a_cancelled_time,
+    set_visit_mode,
+)
 from tests.support import (
     AuthActions,
     Clinic,
@@ -289,29 +295,18 @@ def test_the_patient_pages_isolate_the_names_of_the_place_and_the_specialist(
     location's name, a comma, then the address with its street number), and the picker the
     type's name before its length: a right-to-left name took the commas, dots, digits and
     parentheses around it into its run. Each name is in a ``<bdi>``, still escaped."""
-    from booking.manage import services as manage
     from booking.patients.views import SUBMITTED_KEY
-    from booking.requests.waitlist import join_waitlist
     from booking.scheduling.availability import open_slots
-    from booking.scheduling.services import SlotChoice
     from booking.timeutil import now_utc
 
     with app.app_context():
         kind = _named_in_arabic(clinic, NAME)
         start = now_utc() + timedelta(days=2)
-        slots = open_slots(kind, start, start + timedelta(days=7))
-        later = next(s for s in slots if s.starts_at >= slots[0].starts_at + timedelta(days=1))
-        first, waiting = (
-            make_request(
-                email=f"{who}@example.com",
-                slot=SlotChoice(kind.id, slot.specialist_id, slot.location_id, slot.starts_at),
-            )
-            for who, slot in (("first", slots[0]), ("waiting", later))
+        waiting = offer_a_cancelled_time(
+            kind.id, open_slots(kind, start, start + timedelta(days=7))
         )
-        join_waitlist(waiting)
         reference = waiting.reference
         url = open_manage_link(client, waiting)
-        manage.cancel(first, None)  # its time is offered to the waiting patient
     (offer_email,) = outbox_emails(app, "waitlist_offer")
     with client.session_transaction() as session:
         session[SUBMITTED_KEY] = reference  # the browser that sent the request
