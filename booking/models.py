@@ -26,7 +26,7 @@ from booking.requests.models import (
     RequestStatus,
     TriageLevel,
 )
-from booking.rights.models import ErasureRequest
+from booking.rights.models import EmailChange, ErasureRequest
 from booking.scheduling import versions  # noqa: F401  (raises the availability version)
 from booking.scheduling.models import Appointment, AvailabilityVersion, Location
 from booking.staff.models import RecoveryCode, StaffRole, StaffSession, StaffUser
@@ -42,6 +42,7 @@ __all__ = [
     "ConsultationRequest",
     "Document",
     "DraftDocument",
+    "EmailChange",
     "ErasureRequest",
     "EventKind",
     "FilePurge",

@@ -1,4 +1,5 @@
-"""A patient's request to erase their data, queued for an administrator."""
+"""A patient's request to erase their data, queued for an administrator; a patient's change
+of their own email address, waiting for the new mailbox to confirm it."""
 
 from __future__ import annotations
 
@@ -48,3 +49,23 @@ class ErasureRequest(db.Model):
         """One month after the request: the end of the same date next month, clinic time (or
         of that month's last day: a request of 31 January is due on 28 February)."""
         return months_later(self.requested_at, ANSWER_WITHIN_MONTHS)
+
+
+class EmailChange(db.Model):
+    """A new email address the patient asked for on their private page, not theirs until its
+    confirmation link is opened from the new mailbox (``booking.rights.addresses``). The
+    link's token is kept only as its SHA-256, as a private link's is (``ManageLink``). One
+    unused row per request: a second request deletes the first, whose link then fails. Used
+    or not, a row goes once it has expired (``purge_expired_email_changes``), and with its
+    request (erasure, retention)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("consultation_request.id", ondelete="CASCADE"), index=True
+    )
+    # Stored as ``Patient.email`` is (in the clear: the outbox must write to it).
+    new_email: Mapped[str] = mapped_column(String(254))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
