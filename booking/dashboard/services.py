@@ -68,6 +68,7 @@ from booking.requests.models import (
 )
 from booking.requests.queries import lock_request
 from booking.requests.waitlist import find_offer, offer_freed_slot, offer_open_to
+from booking.rights.addresses import readdress
 from booking.scheduling.availability import OpenSlot
 from booking.scheduling.ical import appointment_ics
 from booking.scheduling.models import (
@@ -1026,55 +1027,16 @@ def correct_contact(
             _("Those are the patient's email address and phone number already: nothing changed.")
         )
     patient.phone = phone
-    revoked = 0
-    written: list[OutboxEmail] = []
-    notice = None
-    link_sent = page_closed = False
     now = now_utc()
-    if "email" in changed:
-        patient.email = email
-        # Before the new emails are written: their links must not end with the old ones.
-        revoked = revoke_all(consultation)
-        written = emails.readdress_waiting(consultation, old_email) if old_email else []
-        # The follow-up questionnaires' links too; one still open is sent to the new address.
-        written += readdress_followups(consultation, written)
-        # A link to a page that no longer opens (a request closed past its links' time, as
-        # one whose follow-up questionnaires still go out) would only puzzle the patient.
-        page_closed = patient.writable_address is not None and not links_work(consultation)
-        if not page_closed and (link_email := emails.new_link(consultation, corrected=True)):
-            written.append(link_email)
-            link_sent = True
-        # Whoever called may not be the patient: the old address hears of the change.
-        notice = emails.address_changed(consultation, old_email, now)
+    done = readdress(consultation, email, now) if "email" in changed else None
     consultation.updated_at = now
     what = {
         ("email",): "the patient's email address",
         ("phone",): "the patient's phone number",
     }.get(tuple(changed), "the patient's email address and phone number")
-    if "email" not in changed:
-        body = f"Corrected {what}."
-    elif link_sent:
-        body = (
-            f"Corrected {what}; every earlier private link stopped working, and the emails "
-            "to the patient now go to the new address, with a new link."
-        )
-    elif page_closed:
-        body = (
-            f"Corrected {what}; every earlier private link stopped working. No new link was "
-            "sent: the request is closed and its page no longer opens."
-        )
-    else:
-        body = (
-            f"Corrected {what}; every earlier private link stopped working. No email went: "
-            "the patient is marked deceased."
-        )
-    if notice is not None:
-        # Written now, delivered later or never: the note says what is true now, and the
-        # timeline's delivery badge of the notice what became of it.
-        body += (
-            " An email telling the old address of the change, with no link, was written to "
-            "the outbox."
-        )
+    body = f"Corrected {what}." if done is None else f"Corrected {what}; {done.consequences()}"
+    written = done.written if done is not None else []
+    notice = done.notice if done is not None else None
     add_event(consultation, kind=EventKind.NOTE, actor=actor, body=body)
     db.session.flush()
     ids = [row.id for row in written]
@@ -1085,14 +1047,16 @@ def correct_contact(
         actor=actor,
         details={
             "changed": changed,
-            "links_revoked": revoked,
+            "links_revoked": done.links_revoked if done is not None else 0,
             "new_email_ids": ids,
             **({"notice_email_id": notice.id} if notice is not None else {}),
         },
     )
     db.session.commit()
     enqueue_delivery([*ids, *([notice.id] if notice is not None else [])])
-    return ContactCorrected(changed, revoked, link_sent, page_closed)
+    if done is None:
+        return ContactCorrected(changed, 0, False)
+    return ContactCorrected(changed, done.links_revoked, done.link_sent, done.page_closed)
 
 
 @dataclass(frozen=True)

@@ -756,12 +756,16 @@ def document_removed(
     )
 
 
-def new_link(consultation: ConsultationRequest, *, corrected: bool = False) -> OutboxEmail | None:
+def new_link(
+    consultation: ConsultationRequest, *, corrected: bool = False, by_patient: bool = False
+) -> OutboxEmail | None:
     """A new private link, after staff ended every earlier one. ``corrected``: staff
     corrected the patient's address, so the earlier emails may never have reached them:
-    the email says so and what the link shows, not that earlier links stopped working. A
-    closed request's page changes nothing (``links.is_read_only``): its link is offered as
-    the patient's private page, not as one to add documents, change the time or cancel."""
+    the email says so and what the link shows, not that earlier links stopped working
+    (``by_patient``: the patient changed it themselves, confirmed from this mailbox, and
+    the email says that instead). A closed request's page changes nothing
+    (``links.is_read_only``): its link is offered as the patient's private page, not as
+    one to add documents, change the time or cancel."""
     with force_locale(consultation.locale):
         subject = (
             _("Your request %(reference)s: your private link", reference=consultation.reference)
@@ -774,6 +778,7 @@ def new_link(consultation: ConsultationRequest, *, corrected: bool = False) -> O
         subject,
         manage_url=links.manage_url(consultation),
         corrected=corrected,
+        by_patient=by_patient,
         closed=links.is_read_only(consultation),
     )
 
