@@ -21,8 +21,10 @@ from gunicorn.glogging import Logger
 
 REDACTED = "[redacted]"
 # /manage/open/<token>[/offers/<offer token>], the older /manage/<reference>/<token>[/...],
-# /staff/password/reset/<token>, /request/resume/<token> (an unfinished request's link) and
-# /follow-up/open/<token>[/stop] (a follow-up questionnaire's link); a request's own pages
+# /staff/password/reset/<token>, /request/resume/<token> (an unfinished request's link),
+# /follow-up/open/<token>[/stop] (a follow-up questionnaire's link), and
+# /manage/confirm-address/<token> (a new email address's confirmation link: read as an older
+# link, its token where theirs is); a request's own pages
 # (/manage/<reference>/cancel) keep their names. tests/test_access_log.py checks that every
 # route with a token in its address is covered.
 _SECRET_PATHS = [
@@ -30,7 +32,7 @@ _SECRET_PATHS = [
     (
         re.compile(
             r"^(/manage/(?!open/)[^/]+/)(?!(?:"
-            r"documents|answer|cancel|reschedule|waitlist|offers|messages|consent|data|erasure"
+            r"documents|answer|cancel|reschedule|waitlist|offers|messages|consent|data|erasure|email"
             r")(?:/|$))[^/]+"
         ),
         r"\1" + REDACTED,

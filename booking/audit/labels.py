@@ -80,6 +80,8 @@ ACTION_LABELS: dict[str, LazyString] = {
     "patient_exported": _l("Patient's data exported"),
     "patient_export_refused": _l("Patient's data export refused"),
     "contact_consent_withdrawn": _l("Consent to contact withdrawn"),
+    "patient_email_change_asked": _l("New email address asked for by patient (unconfirmed)"),
+    "patient_email_changed": _l("Email address changed by patient (confirmed)"),
     "erasure_requested": _l("Erasure asked for"),
     "erasure_closed": _l("Erasure request answered without erasing"),
     "patient_erased": _l("Patient's data erased"),

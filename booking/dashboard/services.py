@@ -68,7 +68,7 @@ from booking.requests.models import (
 )
 from booking.requests.queries import lock_request
 from booking.requests.waitlist import find_offer, offer_freed_slot, offer_open_to
-from booking.rights.addresses import readdress
+from booking.rights.addresses import end_waiting_changes, readdress
 from booking.scheduling.availability import OpenSlot
 from booking.scheduling.ical import appointment_ics
 from booking.scheduling.models import (
@@ -922,6 +922,8 @@ def send_new_link(consultation: ConsultationRequest, actor: StaffUser) -> tuple[
         raise WorkflowError(_("The patient is marked deceased: nothing is sent to them."))
     page_opens = links_work(consultation)
     revoked = revoke_all(consultation)
+    # A new address asked for through a link that may have been forwarded waits no more.
+    end_waiting_changes(consultation)
     # The emails not sent yet held links that just ended: they go with new ones. The
     # questionnaires' links were in the same mailbox: they end too, and each questionnaire
     # still open is sent again (as when staff correct the address, ``correct_contact``).

@@ -9,6 +9,7 @@ from flask_babel import lazy_gettext as _l
 from wtforms import (
     BooleanField,
     DateField,
+    EmailField,
     FieldList,
     FormField,
     HiddenField,
@@ -19,7 +20,7 @@ from wtforms.validators import DataRequired, Optional
 
 from booking.documents.forms import DocumentForm
 from booking.documents.storage import DocumentUpload
-from booking.forms import BaseForm, too_long
+from booking.forms import BaseForm, EmailAddress, stripped, too_long
 from booking.requests import asks
 from booking.scheduling.availability import parse_slot_key
 
@@ -150,3 +151,30 @@ class EraseDataForm(BaseForm):
         _l("I ask the clinic to erase my data"),
         validators=[DataRequired(_l("Please tick the box to confirm."))],
     )
+
+
+class ChangeEmailForm(BaseForm):
+    """A new email address, typed twice, checked as the request form checks the first one
+    (``EmailAddress``); whether it is new, and the change itself, are the service's
+    (``booking.rights.addresses.request_email_change``)."""
+
+    email = EmailField(
+        _l("Your new email address"),
+        validators=[
+            DataRequired(_l("Please enter your new email address.")),
+            EmailAddress(_l("Please enter a valid email address, like name@example.com.")),
+            too_long(254),
+        ],
+        filters=[stripped],
+        render_kw={"autocomplete": "email"},
+    )
+    email_again = EmailField(
+        _l("The new email address again"),
+        validators=[DataRequired(_l("Please enter the new email address again.")), too_long(254)],
+        filters=[stripped],
+        render_kw={"autocomplete": "email"},
+    )
+
+    def validate_email_again(self, field: EmailField) -> None:
+        if self.email.data and (field.data or "").casefold() != self.email.data.casefold():
+            raise ValidationError(_("The two addresses are not the same. Please check them."))

@@ -29,6 +29,7 @@ from booking.manage.forms import (
     AddDocumentsForm,
     AnswerForm,
     CancelForm,
+    ChangeEmailForm,
     DownloadDataForm,
     EraseDataForm,
     RescheduleForm,
@@ -66,6 +67,7 @@ from booking.requests.waitlist import (
     still_bookable,
     taken_by,
 )
+from booking.rights import addresses
 from booking.rights import services as rights
 from booking.rights.export import stream_zip
 from booking.scheduling.availability import clinic_settings
@@ -184,6 +186,7 @@ PROBLEM_AT = {
     "consent_form": ("your-data", _l("Your data"), False),
     "download_form": ("your-data", _l("Your data"), False),
     "erase_form": ("your-data", _l("Your data"), False),
+    "address_form": ("your-address", _l("Your email address"), False),
 }
 
 
@@ -204,6 +207,7 @@ def _render(consultation: ConsultationRequest, status: int = 200, **forms: objec
     forms.setdefault("consent_form", WithdrawConsentForm(prefix="consent"))
     forms.setdefault("download_form", DownloadDataForm(prefix="data"))
     forms.setdefault("erase_form", EraseDataForm(prefix="erase"))
+    forms.setdefault("address_form", ChangeEmailForm(prefix="address"))
     if "thread" not in forms:
         forms["thread"] = messages.load_thread(consultation, for_staff=False)
     return render_template(
@@ -220,6 +224,9 @@ def _render(consultation: ConsultationRequest, status: int = 200, **forms: objec
         link_expires=link_expires_at(consultation),
         ask=ask,
         erasure=rights.open_erasure(consultation),
+        # The address the emails go to, and a new one waiting for its confirmation link.
+        address=consultation.patient.writable_address,
+        pending_address=addresses.pending_change(consultation),
         # Until the clinic has reached them, an urgent patient reads their advice again here.
         advice=triage.advice(consultation.red_flags, consultation.withdrawn_red_flags)
         if consultation.is_open and consultation.acknowledged_at is None
@@ -588,3 +595,70 @@ def request_erasure(reference: str):
         "success",
     )
     return redirect(_here(reference) + "#your-data")
+
+
+@bp.post("/<reference>/email")
+@limiter.limit(_limit)
+def change_email(reference: str):
+    """The patient asks for a new email address: a confirmation link goes to it, and the
+    address changes only when it is opened (``confirm_address``). A closed request's page
+    offers it too, while it opens: follow-up questionnaires may still go to the address."""
+    consultation = _load(reference, closed_too=True)
+    form = ChangeEmailForm(prefix="address")
+    if not form.validate_on_submit():
+        return _render(consultation, 422, address_form=form)
+    old = consultation.patient.email
+    try:
+        change = addresses.request_email_change(consultation, form.email.data)
+    except addresses.EmailChangeError as exc:
+        form.email.errors = [*form.email.errors, str(exc)]
+        return _render(consultation, 422, address_form=form)
+    flash(
+        _(
+            "We have sent a link to %(new)s. Your email address stays %(old)s until you open it.",
+            new=change.new_email,
+            old=old,
+        ),
+        "success",
+    )
+    return redirect(_here(reference) + "#your-address")
+
+
+# What the confirmation link's page answers for each state (``addresses.link_state``).
+_CONFIRM_STATUS = {"open": 200, "used": 200, "expired": 410, "gone": 404}
+
+
+@bp.route("/confirm-address/<token>", methods=["GET", "POST"])
+@limiter.limit(_limit)
+@token_in_url
+def confirm_address(token: str):
+    """The link in the email to the new address: a GET shows what pressing the button will
+    do and changes nothing (mail scanners open links); the POST makes the change. It needs
+    no private-link cookie: the link itself proves the mailbox, and may be opened on
+    another device."""
+    if request.method == "POST":
+        if not FlaskForm().validate_on_submit():
+            abort(400)
+        # Changed now, or a second click: the page of a used link says it is done.
+        if addresses.confirm_email_change(token) in ("changed", "used"):
+            return redirect(url_for("manage.confirm_address", token=token), 303)
+    change = addresses.change_for_token(token)
+    state = addresses.link_state(change)
+    if change is None or state == "closed":  # as a private link to a page that is gone
+        return _gone() if state == "closed" else _confirm_page("gone")
+    consultation = db.get_or_404(ConsultationRequest, change.request_id)
+    keep_request_language(consultation.locale)
+    return _confirm_page(state, change, consultation.reference)
+
+
+# What the confirmation link's page answers for each state (``addresses.link_state``).
+_CONFIRM_STATUS = {"open": 200, "used": 200, "expired": 410, "gone": 404}
+
+
+def _confirm_page(
+    state: str, change: object = None, reference: str | None = None
+) -> tuple[str, int]:
+    page = render_template(
+        "manage/confirm_address.html", state=state, change=change, reference=reference
+    )
+    return page, _CONFIRM_STATUS[state]

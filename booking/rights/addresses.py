@@ -6,22 +6,46 @@ Both go through ``readdress``, so a new address has the same effects whoever cha
 every private link sent so far ends, the emails waiting for the old address go to the new
 one with new links, one email with a new link goes there, and the old address is told of
 the change with no link.
+
+The patient's own change waits for proof that the new mailbox is theirs: an email to it
+with a one-time link (``EmailChange``; the token is kept only as its SHA-256, as a private
+link's is), which works for ``CONFIRM_HOURS``. Opening it shows a page with a button (mail
+scanners open links; a GET changes nothing); pressing it makes the change. A second request
+replaces the first, whose link stops working; any change of the address (staff's too) ends
+a link still waiting.
 """
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from sqlalchemy import delete, select
 
+from booking.audit.services import record
+from booking.crypto import text_digest
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
+from booking.notifications.services import enqueue_delivery, queue_email
 from booking.outcomes.services import readdress_followups
 from booking.requests import emails
-from booking.requests.links import links_work, revoke_all
+from booking.requests.events import EventKind
+from booking.requests.lifecycle import PATIENT, add_event
+from booking.requests.links import TOKEN_BYTES, links_work, revoke_all
 from booking.requests.models import ConsultationRequest
+from booking.requests.queries import lock_request
 from booking.rights.models import EmailChange
+from booking.templating import clinic_phone_after
+from booking.timeutil import now_utc
+from booking.urlargs import public_url
+
+# How long the confirmation link works: long enough to find the email the next day.
+CONFIRM_HOURS = 24
+# The confirmation email's template (to the new address).
+CONFIRM_TEMPLATE = "email_change_confirm"
 
 
 @dataclass(frozen=True)
@@ -115,3 +139,173 @@ def end_waiting_changes(consultation: ConsultationRequest) -> int:
         ).rowcount
         or 0
     )
+
+
+# --- the patient's own change, confirmed from the new mailbox ---------------------------------
+
+
+class EmailChangeError(ValueError):
+    """A change not made; the message is for the patient."""
+
+
+def _same_address(one: str | None, other: str | None) -> bool:
+    # Mail systems treat an address's case as one mailbox: "Ana@X.es" is no new address.
+    return (one or "").strip().casefold() == (other or "").strip().casefold()
+
+
+def pending_change(consultation: ConsultationRequest) -> EmailChange | None:
+    """The change the patient asked for whose link still works, if any (for their page)."""
+    return db.session.scalar(
+        select(EmailChange).where(
+            EmailChange.request_id == consultation.id,
+            EmailChange.used_at.is_(None),
+            EmailChange.expires_at > now_utc(),
+        )
+    )
+
+
+def confirm_url(token: str) -> str:
+    return public_url(f"/manage/confirm-address/{token}")
+
+
+def request_email_change(consultation: ConsultationRequest, new_email: str) -> EmailChange:
+    """The patient asks for ``new_email`` (a shape the form has checked) on their private
+    page: nothing changes yet. An email with a one-time link goes to the new address; the
+    address changes only when that link is used (``confirm_email_change``), within
+    ``CONFIRM_HOURS``. A change asked for before and not confirmed is replaced: its link
+    stops working. Refused for the address the patient has already, and for a patient
+    nothing may be sent to (``Patient.writable_address``). Audited without the address."""
+    consultation = lock_request(consultation)
+    patient = consultation.patient
+    db.session.refresh(patient)  # a colleague may have corrected it since the page loaded
+    new_email = new_email.strip()
+    if patient.writable_address is None:
+        db.session.rollback()
+        raise EmailChangeError(
+            _(
+                "Your email address cannot be changed online. Please call the clinic%(phone)s.",
+                phone=clinic_phone_after(),
+            )
+        )
+    if _same_address(patient.email, new_email):
+        db.session.rollback()
+        raise EmailChangeError(_("That is your email address already. Please enter the new one."))
+    replaced = end_waiting_changes(consultation)
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    now = now_utc()
+    change = EmailChange(
+        request_id=consultation.id,
+        new_email=new_email,
+        token_hash=text_digest(token),
+        created_at=now,
+        expires_at=now + timedelta(hours=CONFIRM_HOURS),
+    )
+    db.session.add(change)
+    email = _confirmation_email(consultation, new_email, token)
+    record(
+        "patient_email_change_asked",
+        target_type="request",
+        target_id=consultation.reference,
+        actor_email=PATIENT,
+        details={"replaced": bool(replaced)},
+    )
+    db.session.commit()
+    enqueue_delivery([email.id])
+    return change
+
+
+def _confirmation_email(
+    consultation: ConsultationRequest, new_email: str, token: str
+) -> OutboxEmail:
+    """To the new address: the reference and the link, never the patient's name, their old
+    address or a medical detail: a mistyped address is a stranger's mailbox."""
+    with force_locale(consultation.locale):
+        subject = _(
+            "Confirm your new email address (request %(reference)s)",
+            reference=consultation.reference,
+        )
+    return queue_email(
+        template=CONFIRM_TEMPLATE,
+        recipient=new_email,
+        subject=subject,
+        locale=consultation.locale,
+        request_id=consultation.id,
+        consultation=consultation,
+        confirm_url=confirm_url(token),
+        hours=CONFIRM_HOURS,
+    )
+
+
+def change_for_token(token: str) -> EmailChange | None:
+    """The change whose confirmation link has this token (used, expired or not), or None:
+    unknown, or replaced by a newer request (its row is gone)."""
+    if not token or len(token) > 100:
+        return None
+    return db.session.scalar(
+        select(EmailChange).where(EmailChange.token_hash == text_digest(token))
+    )
+
+
+def link_state(change: EmailChange | None) -> str:
+    """How a confirmation link stands: "gone" (unknown, replaced, or the patient may no
+    longer be written to), "closed" (the request's page no longer opens, as its private
+    links do not: ``links.links_work``), "used", "expired" or "open"."""
+    if change is None:
+        return "gone"
+    consultation = db.session.get(ConsultationRequest, change.request_id)
+    if consultation is None:
+        return "gone"
+    if not links_work(consultation):
+        return "closed"
+    if change.used_at is not None:
+        return "used"
+    if change.expires_at <= now_utc():
+        return "expired"
+    if consultation.patient.writable_address is None:  # marked deceased since
+        return "gone"
+    return "open"
+
+
+def confirm_email_change(token: str) -> str:
+    """The new mailbox confirmed it (the button on the link's page): the patient's address
+    becomes the new one, through ``readdress`` as staff's correction does. The link is
+    checked again under the request's lock; returns "changed" when the change was made now,
+    else why nothing changed (``link_state``). The timeline and the audit
+    say the patient changed it (the audit without either address)."""
+    change = change_for_token(token)
+    if change is None:
+        return "gone"
+    consultation = lock_request(db.session.get_one(ConsultationRequest, change.request_id))
+    db.session.refresh(consultation.patient)
+    change = change_for_token(token)  # read again under the lock: a second click, a replacement
+    state = link_state(change)
+    if state != "open" or change is None:
+        db.session.rollback()
+        return state
+    now = now_utc()
+    change.used_at = now
+    done = readdress(consultation, change.new_email, now, by_patient=True)
+    consultation.updated_at = now
+    add_event(
+        consultation,
+        kind=EventKind.NOTE,
+        actor=None,
+        body="The patient changed their email address on their private page, confirmed from "
+        f"the new address; {done.consequences()}",
+    )
+    db.session.flush()
+    ids = [row.id for row in done.written]
+    record(
+        "patient_email_changed",
+        target_type="request",
+        target_id=consultation.reference,
+        actor_email=PATIENT,
+        details={
+            "links_revoked": done.links_revoked,
+            "new_email_ids": ids,
+            **({"notice_email_id": done.notice.id} if done.notice is not None else {}),
+        },
+    )
+    db.session.commit()
+    enqueue_delivery([*ids, *([done.notice.id] if done.notice is not None else [])])
+    return "changed"

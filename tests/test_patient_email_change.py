@@ -1,0 +1,327 @@
+"""A patient changes their own email address on their private page: nothing changes until the
+new mailbox opens a one-time link and presses the button on its page; then the change is
+the one staff make (``rights.addresses.readdress``): every earlier private link ends, a new
+one goes to the new address, and the old address is told, with no link."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select, update
+from werkzeug.test import TestResponse
+
+from booking.audit.models import AuditEvent
+from booking.dashboard import services as workflow
+from booking.extensions import db
+from booking.manage import services as manage
+from booking.notifications.models import OutboxEmail
+from booking.requests.events import EventKind, RequestEvent
+from booking.requests.models import ConsultationRequest
+from booking.rights.addresses import CONFIRM_TEMPLATE
+from booking.rights.models import EmailChange
+from booking.timeutil import now_utc
+from tests.factories import make_request, make_staff
+from tests.support import deliver_waiting_emails, page_token
+
+OLD = "erika.mustermann@example.com"  # the factory's address
+NEW = "erika.m@example.org"
+LINK_RE = re.compile(r"https?://[^/\s]+(/manage/open/[A-Za-z0-9_\-]+)")
+CONFIRM_RE = re.compile(r"https?://[^/\s]+(/manage/confirm-address/[A-Za-z0-9_\-]+)")
+
+
+@pytest.fixture
+def patient(app: Flask, client: FlaskClient) -> dict[str, object]:
+    """A request whose receipt went out with a private link, opened in ``client``."""
+    with app.app_context():
+        consultation = make_request()
+        deliver_waiting_emails(app)
+        body = db.session.scalars(
+            select(OutboxEmail.body_text).where(OutboxEmail.template == "request_received")
+        ).one()
+        link = LINK_RE.search(body).group(1)
+        found = {"id": consultation.id, "reference": consultation.reference, "link": link}
+    assert client.get(link).status_code == 303
+    found["page"] = f"/manage/{found['reference']}"
+    return found
+
+
+def ask(client: FlaskClient, page: str, email: str, again: str | None = None) -> TestResponse:
+    """The page's "Change my email address" form, as the browser sends it."""
+    token = page_token(client.get(page).get_data(as_text=True))
+    return client.post(
+        f"{page}/email",
+        data={
+            "address-csrf_token": token,
+            "address-email": email,
+            "address-email_again": email if again is None else again,
+        },
+    )
+
+
+def confirmation_link(app: Flask, recipient: str = NEW) -> str:
+    with app.app_context():
+        body = db.session.scalars(
+            select(OutboxEmail.body_text)
+            .where(OutboxEmail.template == CONFIRM_TEMPLATE, OutboxEmail.recipient == recipient)
+            .order_by(OutboxEmail.id.desc())
+        ).first()
+    assert body is not None, "no confirmation email to " + recipient
+    return CONFIRM_RE.search(body).group(1)
+
+
+def press(browser: FlaskClient, link: str) -> TestResponse:
+    """The button on the link's page (CSRF token from the page, as a browser sends it)."""
+    token = page_token(browser.get(link).get_data(as_text=True))
+    return browser.post(link, data={"csrf_token": token})
+
+
+def state(app: Flask, request_id: int) -> dict[str, object]:
+    with app.app_context():
+        consultation = db.session.get(ConsultationRequest, request_id)
+        result = {
+            "email": consultation.patient.email,
+            "outbox": db.session.scalar(select(func.count()).select_from(OutboxEmail)),
+            "notes": db.session.scalar(
+                select(func.count())
+                .select_from(RequestEvent)
+                .where(RequestEvent.kind == EventKind.NOTE)
+            ),
+            "pending": db.session.scalar(
+                select(func.count()).select_from(EmailChange).where(EmailChange.used_at.is_(None))
+            ),
+        }
+        db.session.remove()
+        return result
+
+
+def test_the_new_mailbox_confirms_and_the_change_is_the_one_staff_make(
+    app: Flask, client: FlaskClient, patient: dict
+) -> None:
+    page = client.get(patient["page"]).get_data(as_text=True)
+    assert "Change my email address" in page and OLD in page
+
+    response = ask(client, patient["page"], NEW)
+    assert response.status_code == 302
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert f"We have sent a link to {NEW}. Your email address stays {OLD}" in page
+    assert f"We sent a link to {NEW}. Your email address stays {OLD} until you open it." in page
+    with app.app_context():
+        [email] = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == CONFIRM_TEMPLATE)
+        ).all()
+        assert email.recipient == NEW
+        # A mistyped address is a stranger's mailbox: no name, no old address.
+        assert "Erika" not in email.body_text and OLD not in email.body_text
+        assert patient["reference"] in email.body_text
+        [asked] = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "patient_email_change_asked")
+        ).all()
+        assert asked.actor_email == "patient"
+        assert NEW not in str(asked.details) and OLD not in str(asked.details)
+        # Only the token's hash is stored.
+        link = CONFIRM_RE.search(email.body_text).group(1)
+        assert db.session.scalars(select(EmailChange.token_hash)).one() not in link
+    before = state(app, patient["id"])
+    assert before["email"] == OLD
+
+    # A mail scanner (another browser, no cookie) opens the link: a page, no change.
+    scanner = app.test_client()
+    opened = scanner.get(link)
+    assert opened.status_code == 200
+    text = opened.get_data(as_text=True)
+    assert "Confirm my new email address" in text and NEW in text
+    assert opened.headers["Referrer-Policy"] == "no-referrer"
+    assert state(app, patient["id"]) == before
+    assert app.test_client().get(patient["link"]).status_code == 303  # old links still work
+
+    # The new mailbox's owner presses the button, on another device.
+    phone = app.test_client()
+    token = page_token(phone.get(link).get_data(as_text=True))
+    done = phone.post(link, data={"csrf_token": token})
+    assert done.status_code == 303 and done.headers["Location"].endswith(link)
+    shown = phone.get(link)
+    assert shown.status_code == 200 and "Your email address is changed" in shown.get_data(
+        as_text=True
+    )
+
+    after = state(app, patient["id"])
+    assert after["email"] == NEW and after["pending"] == 0
+    assert app.test_client().get(patient["link"]).status_code == 404  # every old link ended
+    with app.app_context():
+        [new_link] = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "manage_link")
+        ).all()
+        assert new_link.recipient == NEW and "as you confirmed" in new_link.body_text
+        fresh = LINK_RE.search(new_link.body_text).group(1)
+        [notice] = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "address_changed")
+        ).all()
+        assert notice.recipient == OLD
+        assert "/manage/" not in notice.body_text and NEW not in notice.body_text
+        [changed] = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "patient_email_changed")
+        ).all()
+        assert changed.actor_email == "patient" and changed.target_id == patient["reference"]
+        assert NEW not in str(changed.details) and OLD not in str(changed.details)
+        assert changed.details["links_revoked"] >= 1
+        note = db.session.scalars(
+            select(RequestEvent).where(RequestEvent.kind == EventKind.NOTE)
+        ).one()
+        assert note.actor_id is None and "The patient changed their email address" in note.body
+    assert app.test_client().get(fresh).status_code == 303
+
+    # A second press (a double click, the Back button) changes nothing more.
+    written = state(app, patient["id"])["outbox"]
+    again = phone.post(link, data={"csrf_token": token})
+    assert again.status_code == 303
+    assert state(app, patient["id"])["outbox"] == written
+
+
+def test_an_expired_link_changes_nothing(app: Flask, client: FlaskClient, patient: dict) -> None:
+    assert ask(client, patient["page"], NEW).status_code == 302
+    link = confirmation_link(app)
+    browser = app.test_client()
+    token = page_token(browser.get(link).get_data(as_text=True))
+    with app.app_context():
+        db.session.execute(update(EmailChange).values(expires_at=now_utc() - timedelta(minutes=1)))
+        db.session.commit()
+    before = state(app, patient["id"])
+    refused = browser.post(link, data={"csrf_token": token})
+    assert refused.status_code == 410
+    assert "This link has expired" in refused.get_data(as_text=True)
+    assert browser.get(link).status_code == 410
+    assert state(app, patient["id"]) == before and before["email"] == OLD
+    # The page no longer says a link is on its way.
+    assert "We sent a link to" not in client.get(patient["page"]).get_data(as_text=True)
+
+
+def test_a_second_request_replaces_the_first(
+    app: Flask, client: FlaskClient, patient: dict
+) -> None:
+    assert ask(client, patient["page"], "first@example.org").status_code == 302
+    first = confirmation_link(app, "first@example.org")
+    browser = app.test_client()
+    token = page_token(browser.get(first).get_data(as_text=True))
+    assert ask(client, patient["page"], NEW).status_code == 302
+    second = confirmation_link(app)
+
+    refused = browser.post(first, data={"csrf_token": token})
+    assert refused.status_code == 404
+    assert "This link no longer works" in refused.get_data(as_text=True)
+    assert state(app, patient["id"])["email"] == OLD
+    assert press(app.test_client(), second).status_code == 303
+    assert state(app, patient["id"])["email"] == NEW
+
+
+@pytest.mark.parametrize("typed", [OLD, OLD.upper(), f"  {OLD} "])
+def test_the_same_address_is_refused(
+    app: Flask, client: FlaskClient, patient: dict, typed: str
+) -> None:
+    before = state(app, patient["id"])
+    response = ask(client, patient["page"], typed)
+    assert response.status_code == 422
+    text = response.get_data(as_text=True)
+    assert "That is your email address already" in text
+    assert 'id="address-email-error"' in text  # on the field
+    assert state(app, patient["id"]) == before
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(EmailChange)) == 0
+
+
+@pytest.mark.parametrize(
+    ("typed", "again", "message", "field"),
+    [
+        ("not-an-address", None, "Please enter a valid email address", "address-email"),
+        (NEW, "erika.m@example.com", "The two addresses are not the same", "address-email_again"),
+        ("", None, "Please enter your new email address.", "address-email"),
+    ],
+)
+def test_an_invalid_address_is_refused_on_its_field(
+    app: Flask,
+    client: FlaskClient,
+    patient: dict,
+    typed: str,
+    again: str | None,
+    message: str,
+    field: str,
+) -> None:
+    before = state(app, patient["id"])
+    response = ask(client, patient["page"], typed, again)
+    assert response.status_code == 422
+    text = response.get_data(as_text=True)
+    error = re.search(rf'id="{field}-error"[^>]*>(.*?)</div>', text, re.S)
+    assert error and message in error.group(1)
+    assert "<details open>" in text  # the form is shown open, with what was typed
+    assert state(app, patient["id"]) == before
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(EmailChange)) == 0
+
+
+def test_both_posts_need_the_pages_csrf_token(
+    app: Flask, client: FlaskClient, patient: dict
+) -> None:
+    refused = client.post(
+        f"{patient['page']}/email",
+        data={"address-email": NEW, "address-email_again": NEW},
+    )
+    assert refused.status_code == 400
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(EmailChange)) == 0
+    assert ask(client, patient["page"], NEW).status_code == 302
+    link = confirmation_link(app)
+    assert app.test_client().post(link, data={}).status_code == 400
+    assert state(app, patient["id"])["email"] == OLD
+
+
+def test_a_staff_correction_ends_a_link_still_waiting(
+    app: Flask, client: FlaskClient, patient: dict
+) -> None:
+    """Any change of the address goes through the same core: a confirmation asked for
+    under the old address no longer applies."""
+    assert ask(client, patient["page"], NEW).status_code == 302
+    link = confirmation_link(app)
+    with app.app_context():
+        coordinator = make_staff("coordinator", "coordinator@example.com")
+        consultation = db.session.get(ConsultationRequest, patient["id"])
+        workflow.correct_contact(
+            consultation, coordinator, "staff.typed@example.org", consultation.patient.phone
+        )
+    assert app.test_client().get(link).status_code == 404
+    assert state(app, patient["id"])["email"] == "staff.typed@example.org"
+
+
+def test_a_new_private_link_from_staff_ends_a_link_still_waiting(
+    app: Flask, client: FlaskClient, patient: dict
+) -> None:
+    """Staff end every private link when one was forwarded: a new address asked for
+    through it (a stranger's, perhaps) can no longer be confirmed."""
+    assert ask(client, patient["page"], NEW).status_code == 302
+    link = confirmation_link(app)
+    with app.app_context():
+        coordinator = make_staff("coordinator", "coordinator@example.com")
+        workflow.send_new_link(db.session.get(ConsultationRequest, patient["id"]), coordinator)
+    assert app.test_client().get(link).status_code == 404
+    assert state(app, patient["id"])["email"] == OLD
+
+
+def test_a_link_to_a_request_whose_page_is_gone_answers_as_its_private_links(
+    app: Flask, client: FlaskClient, patient: dict
+) -> None:
+    """A closed request's page changes the address while it opens (follow-ups may still go
+    there); once its links have expired, the confirmation link says what a private link says."""
+    assert ask(client, patient["page"], NEW).status_code == 302
+    link = confirmation_link(app)
+    with app.app_context():
+        manage.cancel(db.session.get(ConsultationRequest, patient["id"]), None)
+        db.session.execute(
+            update(ConsultationRequest).values(closed_at=now_utc() - timedelta(days=400))
+        )
+        db.session.commit()
+    gone = app.test_client().get(link)
+    assert gone.status_code == 404
+    assert "Your private link may have been replaced" in gone.get_data(as_text=True)
+    assert state(app, patient["id"])["email"] == OLD
