@@ -34,6 +34,7 @@ from booking.requests.escalation import escalate_overdue
 from booking.requests.files import reconcile_files, rescan_pending
 from booking.requests.reminders import send_due_reminders
 from booking.requests.waitlist import offer_next_waves
+from booking.rights.addresses import purge_expired_email_changes
 from booking.staff import services as staff_services
 from booking.staff.auth import purge_old_sessions
 
@@ -92,16 +93,16 @@ def periodic_jobs(app: Flask) -> dict[str, PeriodicJob]:
 def _each_on_its_own(job: str, *steps: Callable[[], Any]) -> list[Any]:
     """Run every step of a job, each whatever became of the ones before it.
 
-    The nightly retention is four unrelated deletions; run as one sequence, a first step that
-    raises (one bad row, a database error) would stop the three after it, and as the bad row is
-    still there the next night, they would never run again. So each step runs on its own:
+    The nightly retention is several unrelated deletions; run as one sequence, a first step
+    that raises (one bad row, a database error) would stop the ones after it, and as the bad
+    row is still there the next night, they would never run again. So each step runs on its own:
     one that fails is logged with its traceback and its transaction rolled back (on
     PostgreSQL a failed statement leaves the session's transaction unusable), and the next
     step starts on a clean session. At the end the task raises (naming the steps that
     failed, from the first error), so Huey still records and logs the run as failed; when
     none failed, it returns what each step returned.
 
-    One task rather than four periodic ones: the steps keep their one time in the night (the
+    One task rather than one periodic task each: the steps keep their one time in the night (the
     quiet hour they were given) and one line in the schedule, and a failure still names
     which step it was."""
     failed: list[tuple[str, BaseException]] = []
@@ -221,15 +222,17 @@ def init_task_queue(app: Flask) -> Huey:
     @periodic("purge_expired_requests", minute="17", hour="3")
     def purge_expired_requests() -> str:
         """Retention, once a day (03:17 UTC): closed requests past RETENTION_DAYS, the
-        addresses in audit rows and staff sessions not seen for AUDIT_ADDRESS_DAYS, and the
-        information pages' feedback past FEEDBACK_RETENTION_DAYS."""
+        addresses in audit rows and staff sessions not seen for AUDIT_ADDRESS_DAYS, the
+        information pages' feedback past FEEDBACK_RETENTION_DAYS, and the new email
+        addresses patients asked for whose confirmation link has expired."""
         with app.app_context():
-            retention, addresses, sessions, feedback = _each_on_its_own(
+            retention, addresses, sessions, feedback, changes = _each_on_its_own(
                 "nightly retention",
                 purge_expired,
                 reduce_old_addresses,
                 purge_old_sessions,
                 purge_old_feedback,
+                purge_expired_email_changes,
             )
         purged = (
             f"{retention.counts.requests} closed request(s) purged"
@@ -237,8 +240,8 @@ def init_task_queue(app: Flask) -> Huey:
             else "retention off (RETENTION_DAYS is 0)"
         )
         return (
-            f"{purged}, {addresses} audit row(s) reduced, {sessions} staff session(s) and "
-            f"{feedback} feedback row(s) deleted"
+            f"{purged}, {addresses} audit row(s) reduced, {sessions} staff session(s), "
+            f"{feedback} feedback row(s) and {changes} expired email change(s) deleted"
         )
 
     @periodic("purge_expired_drafts", minute="41")

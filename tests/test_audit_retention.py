@@ -143,7 +143,7 @@ def test_a_nightly_step_that_fails_does_not_stop_the_others(
         db.session.execute(text("SELECT no_such_column FROM consultation_request"))
 
     monkeypatch.setattr(booking.tasks, "purge_expired", purge_expired)
-    with pytest.raises(RuntimeError, match=r"1 of 4 steps failed \(purge_expired\)"):
+    with pytest.raises(RuntimeError, match=r"1 of 5 steps failed \(purge_expired\)"):
         app.extensions["spineconsult.purge_expired_requests"].call_local()
     assert "purge_expired failed" in caplog.text and "no_such_column" in caplog.text
     with app.app_context():

@@ -19,9 +19,10 @@ from booking.dashboard import services as workflow
 from booking.extensions import db
 from booking.manage import services as manage
 from booking.notifications.models import OutboxEmail
+from booking.privacy import services as privacy
 from booking.requests.events import EventKind, RequestEvent
 from booking.requests.models import ConsultationRequest
-from booking.rights.addresses import CONFIRM_TEMPLATE
+from booking.rights.addresses import CONFIRM_TEMPLATE, purge_expired_email_changes
 from booking.rights.models import EmailChange
 from booking.timeutil import now_utc
 from tests.factories import make_request, make_staff
@@ -325,3 +326,36 @@ def test_a_link_to_a_request_whose_page_is_gone_answers_as_its_private_links(
     assert gone.status_code == 404
     assert "Your private link may have been replaced" in gone.get_data(as_text=True)
     assert state(app, patient["id"])["email"] == OLD
+
+
+def test_erasure_and_expiry_delete_the_waiting_changes(
+    app: Flask, client: FlaskClient, patient: dict
+) -> None:
+    assert ask(client, patient["page"], NEW).status_code == 302
+    with app.app_context():
+        other = make_request(email="other@example.com")
+        db.session.add(
+            EmailChange(
+                request_id=other.id,
+                new_email="other.new@example.com",
+                token_hash="0" * 64,
+                expires_at=now_utc() - timedelta(hours=1),
+            )
+        )
+        db.session.commit()
+        assert purge_expired_email_changes() == 1  # the expired one only
+        assert db.session.scalars(select(EmailChange.request_id)).all() == [patient["id"]]
+        db.session.execute(update(EmailChange).values(expires_at=now_utc() - timedelta(hours=1)))
+        db.session.commit()
+    # The nightly retention runs it.
+    app.extensions["spineconsult.purge_expired_requests"].call_local()
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(EmailChange)) == 0
+    # Erased with the request's data, waiting or not.
+    assert ask(client, patient["page"], NEW).status_code == 302
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(EmailChange)) == 1
+        manage.cancel(db.session.get(ConsultationRequest, patient["id"]), None)
+        admin = make_staff("admin", "admin@example.com")
+        privacy.erase_patient(patient["reference"], patient["reference"], admin)
+        assert db.session.scalar(select(func.count()).select_from(EmailChange)) == 0

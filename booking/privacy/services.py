@@ -53,7 +53,7 @@ from booking.rights import emails as rights_emails
 from booking.rights.archive import audit_details, emails_about, requests_of
 from booking.rights.archive import gather as archive_of
 from booking.rights.export import PatientArchive
-from booking.rights.models import ErasureRequest, ErasureStatus
+from booking.rights.models import EmailChange, ErasureRequest, ErasureStatus
 from booking.scheduling.models import (
     Appointment,
     ReminderSent,
@@ -333,6 +333,8 @@ def _delete_requests(
     )
     run(update(ErasureRequest).where(ErasureRequest.request_id.in_(ids)).values(request_id=None))
     run(delete(ManageLink).where(ManageLink.request_id.in_(ids)))
+    # A new address the patient asked for and had not confirmed (or had, lately).
+    run(delete(EmailChange).where(EmailChange.request_id.in_(ids)))
     # The files of the rows deleted, read as they are deleted: a document added meanwhile (the
     # patient's page does not wait for this transaction) is deleted with its file queued too.
     stored_names = list(

@@ -309,3 +309,13 @@ def confirm_email_change(token: str) -> str:
     db.session.commit()
     enqueue_delivery([*ids, *([done.notice.id] if done.notice is not None else [])])
     return "changed"
+
+
+def purge_expired_email_changes(now: datetime | None = None) -> int:
+    """Delete every change whose link has expired, used or not: its address is either the
+    patient's now or one they never confirmed. How many."""
+    deleted = db.session.execute(
+        delete(EmailChange).where(EmailChange.expires_at <= (now or now_utc()))
+    ).rowcount
+    db.session.commit()
+    return deleted or 0
