@@ -309,6 +309,24 @@ def test_a_new_private_link_from_staff_ends_a_link_still_waiting(
     assert state(app, patient["id"])["email"] == OLD
 
 
+def test_a_closed_request_whose_page_opens_still_changes_the_address(
+    app: Flask, client: FlaskClient, patient: dict
+) -> None:
+    """The page's other changes are refused once the request is closed; the address is the
+    patient's data (follow-up questionnaires may still go to it), as the rights below it."""
+    with app.app_context():
+        manage.cancel(db.session.get(ConsultationRequest, patient["id"]), None)
+    assert "Change my email address" in client.get(patient["page"]).get_data(as_text=True)
+    assert ask(client, patient["page"], NEW).status_code == 302
+    assert press(app.test_client(), confirmation_link(app)).status_code == 303
+    assert state(app, patient["id"])["email"] == NEW
+    with app.app_context():
+        [email] = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == "manage_link")
+        ).all()
+        assert email.recipient == NEW and "Open your private page" in email.body_html
+
+
 def test_a_link_to_a_request_whose_page_is_gone_answers_as_its_private_links(
     app: Flask, client: FlaskClient, patient: dict
 ) -> None:
