@@ -385,6 +385,9 @@ class Config:
     REQUEST_CONFIRMATION_ADDRESS_RATE_LIMIT = _env(
         "REQUEST_CONFIRMATION_ADDRESS_RATE_LIMIT", "5 per hour; 20 per day"
     )
+    # Links to confirm a new email address, emailed from one request's private page, and
+    # to one new address (each limit on its own): a patient asks once, twice with a typo.
+    EMAIL_CHANGE_RATE_LIMIT = _env("EMAIL_CHANGE_RATE_LIMIT", "3 per hour; 10 per day")
     # Posts to the documents step per address: each file goes up on its own (with scripts),
     # and removing one or moving on posts too. Without it anyone could fill the disk (and
     # keep the virus scanner busy) with drafts of ten 20 MB files each.
@@ -488,6 +491,7 @@ class TestingConfig(Config):
     SUBMIT_RATE_LIMIT = "1000 per minute"
     RESUME_EMAIL_ADDRESS_RATE_LIMIT = "1000 per minute"
     REQUEST_CONFIRMATION_ADDRESS_RATE_LIMIT = "1000 per minute"
+    EMAIL_CHANGE_RATE_LIMIT = "1000 per minute"
     UPLOAD_RATE_LIMIT = "1000 per minute"
     FEEDBACK_RATE_LIMIT = "1000 per minute"
     # Most tests sign admins in with a password only; the two-factor tests require it.

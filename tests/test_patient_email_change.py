@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -377,3 +378,51 @@ def test_erasure_and_expiry_delete_the_waiting_changes(
         admin = make_staff("admin", "admin@example.com")
         privacy.erase_patient(patient["reference"], patient["reference"], admin)
         assert db.session.scalar(select(func.count()).select_from(EmailChange)) == 0
+
+
+class TestLimits:
+    @pytest.fixture
+    def app_settings(self, app_settings: dict[str, Any]) -> dict[str, Any]:
+        app_settings["EMAIL_CHANGE_RATE_LIMIT"] = "2 per hour"
+        return app_settings
+
+    def test_a_private_page_sends_few_confirmation_links_whatever_the_address(
+        self, app: Flask, client: FlaskClient, patient: dict[str, object]
+    ) -> None:
+        page = str(patient["page"])
+        # A refusal on the form sends nothing and is not counted.
+        assert ask(client, page, NEW, again="other@example.org").status_code == 422
+        for n in range(2):
+            assert ask(client, page, f"new{n}@example.org").status_code == 302
+        refused = ask(client, page, "new9@example.org")
+        assert refused.status_code == 429
+        text = " ".join(refused.get_data(as_text=True).split())
+        assert "We have sent several confirmation links recently" in text
+        with app.app_context():
+            sent = db.session.scalars(
+                select(OutboxEmail.recipient).where(OutboxEmail.template == CONFIRM_TEMPLATE)
+            ).all()
+            assert sorted(sent) == ["new0@example.org", "new1@example.org"]
+
+    def test_one_new_address_gets_few_links_from_any_request(
+        self, app: Flask, client: FlaskClient, patient: dict[str, object]
+    ) -> None:
+        page = str(patient["page"])
+        assert ask(client, page, NEW).status_code == 302
+        assert ask(client, page, "someone@example.org").status_code == 302
+        # Another request's page, on another network address: the same inbox is spared.
+        other = app.test_client()
+        other.environ_base["REMOTE_ADDR"] = "10.0.7.1"
+        with app.app_context():
+            second = make_request(email="second.patient@example.com")
+            deliver_waiting_emails(app)
+            body = db.session.scalars(
+                select(OutboxEmail.body_text).where(
+                    OutboxEmail.template == "request_received",
+                    OutboxEmail.recipient == "second.patient@example.com",
+                )
+            ).one()
+            reference = second.reference
+        assert other.get(LINK_RE.search(body).group(1)).status_code == 303
+        assert ask(other, f"/manage/{reference}", " Erika.M@Example.org").status_code == 302
+        assert ask(other, f"/manage/{reference}", NEW).status_code == 429

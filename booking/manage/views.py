@@ -73,6 +73,7 @@ from booking.rights.export import stream_zip
 from booking.scheduling.availability import clinic_settings
 from booking.scheduling.services import SlotChoice, SlotTaken, SlotUnavailable, picker
 from booking.security import (
+    address_key,
     cookie_values,
     keep_request_language,
     not_indexed,
@@ -597,8 +598,38 @@ def request_erasure(reference: str):
     return redirect(_here(reference) + "#your-data")
 
 
+# Confirmation links emailed per request, and per new address typed: a private link (one
+# forwarded, or read over a shoulder) cannot make the clinic email address after address,
+# nor anyone flood one inbox from request after request. Counted only when a link went.
+def _email_change_limit() -> str:
+    return current_app.config["EMAIL_CHANGE_RATE_LIMIT"]
+
+
+def _email_change_sent(response: Response) -> bool:
+    return response.status_code in (302, 303)  # the page again (a refusal is a 422)
+
+
+def _too_many_email_changes() -> str:
+    return _(
+        "We have sent several confirmation links recently. Please use the one in your "
+        "inbox, or wait an hour and ask again."
+    )
+
+
 @bp.post("/<reference>/email")
 @limiter.limit(_limit)
+@limiter.limit(
+    _email_change_limit,
+    key_func=lambda: "email-change:" + (request.view_args or {}).get("reference", ""),
+    deduct_when=_email_change_sent,
+    error_message=_too_many_email_changes,
+)
+@limiter.limit(
+    _email_change_limit,
+    key_func=lambda: address_key("email-change-to", request.form.get("address-email") or ""),
+    deduct_when=_email_change_sent,
+    error_message=_too_many_email_changes,
+)
 def change_email(reference: str):
     """The patient asks for a new email address: a confirmation link goes to it, and the
     address changes only when it is opened (``confirm_address``). A closed request's page
@@ -649,10 +680,6 @@ def confirm_address(token: str):
     consultation = db.get_or_404(ConsultationRequest, change.request_id)
     keep_request_language(consultation.locale)
     return _confirm_page(state, change, consultation.reference)
-
-
-# What the confirmation link's page answers for each state (``addresses.link_state``).
-_CONFIRM_STATUS = {"open": 200, "used": 200, "expired": 410, "gone": 404}
 
 
 def _confirm_page(
