@@ -294,6 +294,13 @@ class Config:
     MAIL_REQUEUE_AFTER_SECONDS = _env_int("MAIL_REQUEUE_AFTER_SECONDS", 180)
     # A worker that claimed an email this long ago and never finished died: release the email.
     MAIL_CLAIM_TIMEOUT_SECONDS = _env_int("MAIL_CLAIM_TIMEOUT_SECONDS", 600)
+    # An email whose worker never finished this many claims of it in a row (killed, hung or
+    # broken by it each time: one it cannot read or build) fails for good, where staff see
+    # it, instead of killing workers until MAIL_GIVE_UP_HOURS. Any attempt that ends (sent,
+    # or refused and retried) starts the count again, so worker restarts during an outage of
+    # the mail server fail nothing. From its second lapse an email is retried alone, so the
+    # emails a killed worker was sending alongside it are not failed with it: keep it >= 3.
+    MAIL_MAX_LAPSED_CLAIMS = _env_int("MAIL_MAX_LAPSED_CLAIMS", 3)
 
     # Readiness (/health/ready) looks for a worker heartbeat at most this old. Workers write one
     # at start-up and every minute (through the queue, so a long backlog delays it too); 0

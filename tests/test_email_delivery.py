@@ -25,7 +25,11 @@ from sqlalchemy import select, update
 
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail, OutboxStatus
-from booking.notifications.services import deliver_outbox_email, requeue_stalled_emails
+from booking.notifications.services import (
+    deliver_outbox_email,
+    register_delivery_check,
+    requeue_stalled_emails,
+)
 from booking.requests.models import ConsultationRequest
 from booking.timeutil import now_utc
 from tests.smtp import SmtpServer, free_port
@@ -614,6 +618,168 @@ def test_a_lapsed_claim_past_its_give_up_time_fails_instead_of_going_round_again
         assert deliver_outbox_email(patient_id) is None  # a failed row is not claimed
     assert _outbox(app)[0].status == OutboxStatus.FAILED
     assert smtp.received == []
+
+
+class WorkerKilled(BaseException):
+    """The worker process dying in the middle of a delivery (SIGKILL, out of memory)."""
+
+
+@pytest.fixture
+def kill_worker(app: Flask) -> set[int]:
+    """The ids of emails whose worker dies once it has claimed them and read them: a
+    delivery check (the outbox's own hook) that stops the delivery there."""
+    doomed: set[int] = set()
+
+    def die(email: OutboxEmail) -> None:
+        if email.id in doomed:
+            raise WorkerKilled
+        return None
+
+    register_delivery_check(app, die)
+    return doomed
+
+
+def _claims_lapse(app: Flask, *email_ids: int) -> None:
+    """MAIL_CLAIM_TIMEOUT_SECONDS pass over the claims of ``email_ids`` by workers that died."""
+    with app.app_context():
+        db.session.execute(
+            update(OutboxEmail)
+            .where(OutboxEmail.id.in_(email_ids), OutboxEmail.status == OutboxStatus.SENDING)
+            .values(
+                claimed_at=now_utc()
+                - timedelta(seconds=app.config["MAIL_CLAIM_TIMEOUT_SECONDS"] + 1)
+            )
+        )
+        db.session.commit()
+
+
+def _attempt(app: Flask, email_id: int) -> None:
+    """One worker's attempt at ``email_id``, which may kill (or break) the worker."""
+    with app.app_context(), contextlib.suppress(WorkerKilled, ValueError):
+        deliver_outbox_email(email_id)
+
+
+def test_an_email_that_breaks_its_worker_each_time_fails_after_its_max_lapsed_claims(
+    app: Flask, client: FlaskClient, smtp: SmtpServer, staff: Staff
+) -> None:
+    """An email its worker cannot even build (here a calendar file's type no header can
+    hold) stops the worker at every claim, which lapses: released while its claims lapsed
+    fewer than MAIL_MAX_LAPSED_CLAIMS times in a row, then failed for good where staff see
+    it, hours before MAIL_GIVE_UP_HOURS, instead of stopping a worker every
+    MAIL_CLAIM_TIMEOUT_SECONDS for three days."""
+    smtp.start()
+    post_request(client)
+    with app.app_context():
+        patient_id, _staff_id = db.session.scalars(select(OutboxEmail.id).order_by(OutboxEmail.id))
+        email = db.session.get(OutboxEmail, patient_id)
+        email.attachment_name, email.attachment_body = "visit.ics", "BEGIN:VCALENDAR"
+        email.attachment_type = "text/calendar\nmethod=REQUEST"
+        db.session.commit()
+        reference = db.session.scalars(select(ConsultationRequest.reference)).one()
+    assert app.config["MAIL_MAX_LAPSED_CLAIMS"] == 3
+    for lapses in (1, 2):
+        _attempt(app, patient_id)
+        _claims_lapse(app, patient_id)
+        with app.app_context():
+            assert requeue_stalled_emails() == [patient_id], f"released after {lapses} lapse(s)"
+        assert _outbox(app)[0].status == OutboxStatus.PENDING
+    _attempt(app, patient_id)
+    _claims_lapse(app, patient_id)
+    with app.app_context():
+        assert requeue_stalled_emails() == []
+    patient = _outbox(app)[0]
+    assert (patient.status, patient.last_error, patient.attempts) == (
+        OutboxStatus.FAILED,
+        "KilledWorker",
+        3,
+    )
+    assert smtp.received == []
+    auth = AuthActions(client)
+    auth.login("coordinator")
+    page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    banner = section_at(page, 'id="unnotified"')
+    assert "(not sent: the mail worker stopped each time it tried to send it; " in banner
+
+
+def test_an_attempt_that_ends_between_lapsed_claims_starts_their_count_again(
+    app: Flask, client: FlaskClient, smtp: SmtpServer, kill_worker: set[int]
+) -> None:
+    """A worker restarted during an outage of the mail server, twice while it was sending
+    one email, then an attempt that the outage fails and retries: the count starts again,
+    so two more restarts fail nothing. Only claims lapsed in a row count."""
+    post_request(client)  # the mail server is down
+    patient_id = _outbox(app)[0].id
+    kill_worker.add(patient_id)
+
+    def lapse() -> list[int]:
+        _attempt(app, patient_id)
+        _claims_lapse(app, patient_id)
+        with app.app_context():
+            return requeue_stalled_emails()
+
+    assert [lapse(), lapse()] == [[patient_id], [patient_id]]
+    kill_worker.clear()
+    with app.app_context():  # the worker lives through this attempt: the outage refuses it
+        assert deliver_outbox_email(patient_id) is not None
+        db.session.execute(
+            update(OutboxEmail)
+            .where(OutboxEmail.id == patient_id)
+            .values(next_attempt_at=now_utc())
+        )
+        db.session.commit()
+    assert _outbox(app)[0].unfinished_claims == 0
+    kill_worker.add(patient_id)
+    assert [lapse(), lapse()] == [[patient_id], [patient_id]]
+    patient = _outbox(app)[0]
+    assert (patient.status, patient.attempts) == (OutboxStatus.PENDING, 5)
+    kill_worker.clear()
+    smtp.start()
+    with app.app_context():
+        assert deliver_outbox_email(patient_id) is None
+    assert _outbox(app)[0].status == OutboxStatus.SENT
+    assert [r.rcpt_tos for r in smtp.collector.wait_for(1)] == [["erika.mustermann@example.com"]]
+
+
+def test_an_email_killed_with_the_email_at_fault_is_retried_alone_and_not_failed_with_it(
+    app: Flask, client: FlaskClient, smtp: SmtpServer, kill_worker: set[int]
+) -> None:
+    """A worker process killed by one email takes the claims of its other threads with it.
+    Released together, the two would be killed together every time and both fail: from its
+    second lapse in a row an email is released alone, one at a time, while no other email
+    released after a lapse is still to be tried; so the innocent one is sent, and only the
+    one at fault fails."""
+    smtp.start()
+    post_request(client)
+    innocent, at_fault = (row.id for row in _outbox(app))
+
+    def killed_together() -> None:
+        """Both claimed by one worker process, which the email at fault kills."""
+        kill_worker.add(innocent)
+        _attempt(app, innocent)
+        _attempt(app, at_fault)
+        kill_worker.discard(innocent)
+        _claims_lapse(app, innocent, at_fault)
+
+    kill_worker.add(at_fault)
+    killed_together()
+    with app.app_context():
+        assert requeue_stalled_emails() == [innocent, at_fault]  # a first lapse: a restart
+    killed_together()
+    with app.app_context():
+        assert requeue_stalled_emails() == [innocent]  # alone
+        assert requeue_stalled_emails() == []  # the other waits while this one is to be tried
+    _attempt(app, innocent)
+    assert _outbox(app)[0].status == OutboxStatus.SENT
+    with app.app_context():
+        assert requeue_stalled_emails() == [at_fault]
+    _attempt(app, at_fault)
+    _claims_lapse(app, at_fault)
+    with app.app_context():
+        assert requeue_stalled_emails() == []
+    sent, failed = _outbox(app)
+    assert (sent.status, sent.unfinished_claims) == (OutboxStatus.SENT, 0)
+    assert (failed.status, failed.last_error) == (OutboxStatus.FAILED, "KilledWorker")
+    assert [r.rcpt_tos for r in smtp.collector.wait_for(1)] == [["erika.mustermann@example.com"]]
 
 
 def test_sweep_finds_emails_whose_task_was_lost(

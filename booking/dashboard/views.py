@@ -57,6 +57,7 @@ from booking.extensions import db, talisman
 from booking.forms import confirmation_page, confirmed
 from booking.messages import services as messages
 from booking.messages.forms import StaffMessageForm
+from booking.notifications.services import KILLED_WORKER
 from booking.outcomes import services as outcomes
 from booking.outcomes.models import Plan
 from booking.outcomes.progress import load_progress
@@ -208,12 +209,18 @@ SCAN_LABELS = {
 }
 
 # Why an email the patient was never given was not sent at all, by its reason (an expiry
-# check's), as the record's "not notified" list says it.
-TOO_LATE_LABELS = {
+# check's, or the outbox's), as the record's "not notified" list says it.
+NOT_SENT_LABELS = {
     # The patient was not reminded at all (``reminders.begun_at_delivery``).
     reminders.APPOINTMENT_BEGUN: _l("(not sent: it could not go out before the appointment began)"),
     # Taken, closed or no longer theirs meanwhile (``waitlist.closed_at_delivery``).
     waitlist.OFFER_CLOSED: _l("(not sent: the offer was no longer open when it could go out)"),
+    # Its worker never finished sending it, time after time (``requeue_stalled_emails``): sent
+    # again as it is, it would most likely stop the worker again.
+    KILLED_WORKER: _l(
+        "(not sent: the mail worker stopped each time it tried to send it; "
+        "ask the administrator before sending it again)"
+    ),
 }
 
 
@@ -356,11 +363,11 @@ def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: 
         # past. When they are all such, the banner's button only takes them off the list.
         unnotified_past=past,
         # Of those, the ones never sent at all, with why: too late to go (an expiry check's
-        # reason, ``notifications.services.register_expiry_check``).
-        unnotified_too_late={
-            e.id: TOO_LATE_LABELS[e.last_error]
+        # reason, ``notifications.services.register_expiry_check``), or stopping its worker.
+        unnotified_not_sent={
+            e.id: NOT_SENT_LABELS[e.last_error]
             for e in unnotified
-            if e.last_error in TOO_LATE_LABELS
+            if e.last_error in NOT_SENT_LABELS
         },
         nothing_to_resend=len(past) == len(unnotified),
         # Nothing is sent again to a patient marked deceased (or with no address).

@@ -21,7 +21,7 @@ class OutboxStatus(enum.StrEnum):
     PENDING = "pending"  # waiting for (another) attempt
     SENDING = "sending"  # claimed by a worker
     SENT = "sent"  # the mail server accepted it
-    FAILED = "failed"  # refused for good, or still failing after MAIL_GIVE_UP_HOURS
+    FAILED = "failed"  # refused, still failing after MAIL_GIVE_UP_HOURS, or killing its worker
 
 
 # Not yet delivered or given up on: waiting for an attempt, or in one.
@@ -51,6 +51,11 @@ class OutboxEmail(db.Model):
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Claims in a row that did not end (the current one included): added to by each claim,
+    # back to 0 when an attempt ends (sent, or refused and retried). One that keeps its
+    # worker from ever finishing (kills it, hangs it, breaks it) is failed once this reaches
+    # MAIL_MAX_LAPSED_CLAIMS (``services.requeue_stalled_emails``).
+    unfinished_claims: Mapped[int] = mapped_column(default=0, server_default="0")
     # Withdrawn by a change of its request while a worker had it claimed
     # (``services.withdraw_pending``): deleted unsent if the worker has not handed it to the
     # mail server yet; if that attempt fails, deleted, not retried.

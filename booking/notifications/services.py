@@ -508,6 +508,11 @@ SMTP_TIMEOUT = "SMTPTimeout"
 # ``requeue_stalled_emails``.
 CLAIM_LAPSED = "ClaimLapsed"
 
+# What ``last_error`` says of a row whose worker never finished MAIL_MAX_LAPSED_CLAIMS claims
+# of it in a row (killed, hung or broken each time, by the email itself: one it cannot read
+# or build), whatever its age: ``requeue_stalled_emails``.
+KILLED_WORKER = "KilledWorker"
+
 
 def _timed_out(exc: BaseException) -> bool:
     """True when the server did not answer in time. smtplib reports a reply that never came
@@ -596,7 +601,12 @@ def deliver_outbox_email(email_id: int) -> timedelta | None:
             OutboxEmail.status == OutboxStatus.PENDING,
             OutboxEmail.next_attempt_at <= now,
         )
-        .values(status=OutboxStatus.SENDING, claimed_at=now, attempts=OutboxEmail.attempts + 1)
+        .values(
+            status=OutboxStatus.SENDING,
+            claimed_at=now,
+            attempts=OutboxEmail.attempts + 1,
+            unfinished_claims=OutboxEmail.unfinished_claims + 1,
+        )
     ).rowcount
     db.session.commit()
     if not claimed:
@@ -695,6 +705,7 @@ def deliver_outbox_email(email_id: int) -> timedelta | None:
             db.session.commit()
             return None
         email.last_error = _describe(exc)
+        email.unfinished_claims = 0  # this attempt ended: the worker got past the email
         delay = None if _is_permanent(exc) else _next_retry(email, now_utc())
         if delay is None:
             _fail_for_good(email)
@@ -803,6 +814,7 @@ def _mark_sent(email: OutboxEmail) -> None:
         return
     email.status = OutboxStatus.SENT
     email.sent_at = now_utc()
+    email.unfinished_claims = 0
     email.last_error = None
     email.staff_message = None  # delivered: nothing to pass on
     redact_links(email)
@@ -845,12 +857,24 @@ def requeue_stalled_emails() -> list[int]:
     pending row still waiting ``MAIL_REQUEUE_AFTER_SECONDS`` after it fell due has lost its task
     (queue down, worker restarted). Enqueuing a row twice is harmless: only one claim succeeds.
 
+    A row that kills or breaks its worker each time (one it cannot even read or build) is
+    failed where staff see it (``KILLED_WORKER``; deleted for ``FORGET_WHEN_SENT``) once
+    ``MAIL_MAX_LAPSED_CLAIMS`` claims of it in a row lapsed, rather than killing workers
+    until ``MAIL_GIVE_UP_HOURS``. Only claims in a row count (``unfinished_claims``): any
+    attempt that ends, sent or refused by the mail server and retried, starts the count
+    again. So a worker restarted during a long outage of the mail server fails no email
+    sooner than the outage itself would: the email's next attempt ends with the outage's
+    error, and it would take that many restarts, each while this one email was being sent.
+    A row whose claim lapsed before is not handed out with others either: a worker process
+    killed by one email takes the claims of its other threads down with it, and those
+    emails, released together with it, would be killed with it again and again. From its
+    second lapse in a row a row waits, and one such row at a time is released, while no
+    other released row is still waiting for its attempt or in it; the others' attempts
+    end (and their counts restart) and only the email at fault reaches the limit.
+
     A lapsed claim whose row is past its ``give_up_at`` (``MAIL_GIVE_UP_HOURS`` since it
-    was written) is failed instead of released (deleted for ``FORGET_WHEN_SENT``), by the
-    same rule as an attempt the mail server refused: a row that kills or breaks its worker
-    each time (one it cannot even read) ends where staff see it, rather than going round for
-    ever, and a worker restarted during a long outage of the mail server fails no email
-    sooner than the outage itself would.
+    was written) is failed instead of released (``CLAIM_LAPSED``), by the same rule as an
+    attempt the mail server refused: never claimed and released for ever.
     """
     now = now_utc()
     claim_timeout = timedelta(seconds=current_app.config["MAIL_CLAIM_TIMEOUT_SECONDS"])
@@ -860,6 +884,7 @@ def requeue_stalled_emails() -> list[int]:
     )
     give_up = timedelta(hours=current_app.config["MAIL_GIVE_UP_HOURS"])
     spent = OutboxEmail.created_at <= now - give_up  # as ``give_up_at``, in SQL
+    killer = OutboxEmail.unfinished_claims >= current_app.config["MAIL_MAX_LAPSED_CLAIMS"]
     forgotten = OutboxEmail.template.in_(sorted(FORGET_WHEN_SENT))
     # Withdrawn while being sent by a worker that then died: not sent again.
     withdrawn = list(
@@ -871,31 +896,54 @@ def requeue_stalled_emails() -> list[int]:
     )
     for email_id in sorted(withdrawn):
         log.info("outbox email %s was withdrawn while being sent: not retried", email_id)
-    gone = list(
-        db.session.scalars(
-            delete(OutboxEmail).where(*lapsed, spent, forgotten).returning(OutboxEmail.id)
-        )
-    )
-    failed = list(
-        db.session.scalars(
-            update(OutboxEmail)
-            .where(*lapsed, spent)
-            .values(status=OutboxStatus.FAILED, last_error=CLAIM_LAPSED)
-            .returning(OutboxEmail.id)
-        )
-    )
-    for email_id in sorted(gone):
-        log.error("outbox email %s deleted undelivered: %s", email_id, CLAIM_LAPSED)
-    for email_id in sorted(failed):
-        log.error("outbox email %s failed for good: %s", email_id, CLAIM_LAPSED)
+    # The email is the likelier cause than its age: said first.
+    reason = case((killer, KILLED_WORKER), else_=CLAIM_LAPSED)
+    gone = db.session.execute(
+        delete(OutboxEmail)
+        .where(*lapsed, or_(spent, killer), forgotten)
+        .returning(OutboxEmail.id, reason)
+    ).all()
+    failed = db.session.execute(
+        update(OutboxEmail)
+        .where(*lapsed, or_(spent, killer))
+        .values(status=OutboxStatus.FAILED, last_error=reason)
+        .returning(OutboxEmail.id, OutboxEmail.last_error)
+    ).all()
+    for email_id, why in sorted(gone):
+        log.error("outbox email %s deleted undelivered: %s", email_id, why)
+    for email_id, why in sorted(failed):
+        log.error("outbox email %s failed for good: %s", email_id, why)
+    release = {"status": OutboxStatus.PENDING, "next_attempt_at": now}
     released = set(
         db.session.scalars(
             update(OutboxEmail)
-            .where(*lapsed)
-            .values(status=OutboxStatus.PENDING, next_attempt_at=now)
+            .where(*lapsed, OutboxEmail.unfinished_claims <= 1)
+            .values(**release)
             .returning(OutboxEmail.id)
         )
     )
+    # Released after a lapse and not yet through an attempt that ended: waiting for it, or in it.
+    on_trial = or_(
+        and_(OutboxEmail.status == OutboxStatus.PENDING, OutboxEmail.unfinished_claims >= 1),
+        and_(
+            OutboxEmail.status == OutboxStatus.SENDING,
+            OutboxEmail.claimed_at >= now - claim_timeout,
+            OutboxEmail.unfinished_claims >= 2,
+        ),
+    )
+    if db.session.scalar(select(OutboxEmail.id).where(on_trial).limit(1)) is None:
+        alone = db.session.execute(
+            update(OutboxEmail)
+            .where(
+                *lapsed,
+                OutboxEmail.id == select(func.min(OutboxEmail.id)).where(*lapsed).scalar_subquery(),
+            )
+            .values(**release)
+            .returning(OutboxEmail.id, OutboxEmail.unfinished_claims)
+        ).first()
+        if alone is not None:
+            log.warning("outbox email %s released alone: its last %s claims never finished", *alone)
+            released.add(alone[0])
     grace = timedelta(seconds=current_app.config["MAIL_REQUEUE_AFTER_SECONDS"])
     lost = db.session.scalars(
         select(OutboxEmail.id)
