@@ -189,6 +189,11 @@ def test_a_patient_downloads_their_own_data_with_their_date_of_birth(
     assert [r["reference"] for r in data["requests"]] == [patient["reference"]]
     assert other_reference not in json.dumps(data)
     assert data["requests"][0]["medical_history"]["medications"] == "Pregabalin 75 mg"
+    # How the outbox went about delivering an email is its bookkeeping, not the patient's data.
+    emails = data["requests"][0]["emails"]
+    assert emails
+    internal = {"attempts", "unfinished_claims", "claimed_at", "next_attempt_at", "last_error"}
+    assert all(not internal & email.keys() for email in emails)
     assert any(name.startswith("documents/") for name in archive.namelist())
     [exported] = _audit(app, "patient_exported")
     assert exported.actor_email == "patient"

@@ -70,6 +70,7 @@ SKIP_EMAIL = {
     "claimed_at",
     "next_attempt_at",
     "attempts",
+    "unfinished_claims",
     "last_error",
     "withdrawn_at",
 }
