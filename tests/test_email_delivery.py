@@ -585,7 +585,7 @@ def test_an_email_withdrawn_while_claimed_and_unreadable_is_deleted_not_failed(
 
 
 def test_a_lapsed_claim_past_its_give_up_time_fails_instead_of_going_round_again(
-    app: Flask, client: FlaskClient, smtp: SmtpServer
+    app: Flask, client: FlaskClient, smtp: SmtpServer, staff: Staff
 ) -> None:
     """A row whose worker never finished (killed by it, or broken by it) is released while
     it is younger than MAIL_GIVE_UP_HOURS, however many attempts it had (a worker restarted
@@ -618,6 +618,13 @@ def test_a_lapsed_claim_past_its_give_up_time_fails_instead_of_going_round_again
         assert deliver_outbox_email(patient_id) is None  # a failed row is not claimed
     assert _outbox(app)[0].status == OutboxStatus.FAILED
     assert smtp.received == []
+    # Staff read why on the record, among the emails the patient did not get.
+    with app.app_context():
+        reference = db.session.scalars(select(ConsultationRequest.reference)).one()
+    AuthActions(client).login("coordinator")
+    page = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    banner = " ".join(section_at(page, 'id="unnotified"').split())
+    assert "(not sent: its sending never finished before the time allowed for it ran out)" in banner
 
 
 class WorkerKilled(BaseException):

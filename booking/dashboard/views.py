@@ -57,7 +57,7 @@ from booking.extensions import db, talisman
 from booking.forms import confirmation_page, confirmed
 from booking.messages import services as messages
 from booking.messages.forms import StaffMessageForm
-from booking.notifications.services import KILLED_WORKER
+from booking.notifications.services import CLAIM_LAPSED, KILLED_WORKER
 from booking.outcomes import services as outcomes
 from booking.outcomes.models import Plan
 from booking.outcomes.progress import load_progress
@@ -220,6 +220,11 @@ NOT_SENT_LABELS = {
     KILLED_WORKER: _l(
         "(not sent: the mail worker stopped each time it tried to send it; "
         "ask the administrator before sending it again)"
+    ),
+    # Its sending never finished until MAIL_GIVE_UP_HOURS had passed (workers stopped or
+    # restarted while it was sent): sent again, it is sent as it is now.
+    CLAIM_LAPSED: _l(
+        "(not sent: its sending never finished before the time allowed for it ran out)"
     ),
 }
 

@@ -1,7 +1,7 @@
 """outbox: count the claims in a row a worker never finished, to fail an email that kills its worker
 
 Revision ID: 5a81eee97025
-Revises: c3f8a1e6d4b7
+Revises: b7d4e2a9c1f5
 Create Date: 2026-12-07 20:40:00
 
 An email whose worker dies each time (killed, hung, broken by it) used to be released and
@@ -17,7 +17,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "5a81eee97025"
-down_revision = "c3f8a1e6d4b7"
+down_revision = "b7d4e2a9c1f5"
 branch_labels = None
 depends_on = None
 
