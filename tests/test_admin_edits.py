@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from booking.audit.models import AuditEvent
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail, OutboxStatus
+from booking.requests.events import EventKind, RequestEvent
 from booking.requests.models import ConsultationRequest, RequestStatus
 from booking.requests.reminders import send_due_reminders
 from booking.scheduling.models import Appointment, AppointmentType, Location, VisitMode
@@ -100,9 +101,10 @@ def test_a_new_address_is_audited_and_read_by_the_emails_written_after_it(
     assert "it is emailed to every patient with an in-person appointment to come here" in text(page)
     shown = post_as_shown(admin, path, page, address=f"  {NEW_ADDRESS} ")
     assert "Main clinic saved." in text(shown)
-    # The admin is told the patients were emailed the new address.
+    # The admin is told the patients will be emailed the new address: the emails are only in
+    # the outbox yet.
     assert (
-        "2 patients with appointments to come were emailed the new address, with their "
+        "2 patients with appointments to come will be emailed the new address, with their "
         "calendar events updated."
     ) in text(shown)
     assert NEW_ADDRESS in text(shown)
@@ -242,7 +244,7 @@ def test_every_patient_going_to_the_new_address_is_emailed_it_with_their_calenda
     path = location_page(clinic)
     shown = post_as_shown(admin, path, admin.get(path).get_data(as_text=True), address=NEW_ADDRESS)
     assert (
-        "2 patients with appointments to come were emailed the new address, with their "
+        "2 patients with appointments to come will be emailed the new address, with their "
         "calendar events updated."
     ) in text(shown)
     assert audits(app, "location_updated")[-1]["patients_emailed"] == 2
@@ -331,7 +333,7 @@ def test_a_waiting_reminder_is_written_again_and_a_patient_without_an_address_is
     path = location_page(clinic)
     shown = post_as_shown(admin, path, admin.get(path).get_data(as_text=True), address=NEW_ADDRESS)
     assert (
-        "1 patient with an appointment to come was emailed the new address, with their "
+        "1 patient with an appointment to come will be emailed the new address, with their "
         "calendar event updated."
     ) in text(shown)
     assert (
@@ -599,6 +601,13 @@ def test_a_failed_confirmation_or_reminder_is_sent_again_with_the_new_address(
     assert "2 emails are on their way to the patient again." in " ".join(
         response.get_data(as_text=True).split()
     )
+    with app.app_context():  # true when written: the copies are only in the outbox yet
+        notes = db.session.scalars(
+            select(RequestEvent.body)
+            .where(RequestEvent.kind == EventKind.NOTE)
+            .order_by(RequestEvent.id)
+        ).all()
+    assert notes[-1] == "The patient's failed emails were written to the outbox again."
 
     again = [
         e

@@ -420,9 +420,9 @@ def test_failed_emails_sent_again_to_another_address_end_the_follow_up_links_too
             )
         ).all()
     assert notes[-1] == (
-        "Sent the patient's failed emails again, to a corrected address; every earlier link "
-        "stopped working. An email telling the old address of the change, with no link, was "
-        "written to the outbox."
+        "The patient's failed emails were written to the outbox again, to a corrected address; "
+        "every earlier link stopped working. An email telling the old address of the change, "
+        "with no link, was written to the outbox."
     )
 
     assert app.test_client().get(old_link).status_code == 404
@@ -795,6 +795,8 @@ def test_a_new_link_for_a_closed_page_that_no_longer_opens_ends_links_but_sends_
     assert client.get(_link(written[0])).status_code == 303
     shown = html.unescape(coordinator.get(f"/staff/requests/{reference}").get_data(as_text=True))
     assert "No link to the request's page was sent: it is closed and its page no longer" in shown
+    # The questionnaire's email is only in the outbox yet: not said to be sent.
+    assert "each follow-up questionnaire still open is on its way to the patient again" in shown
     notes = state(app, request_id)["notes"]
     assert any("No new link was sent: the request is closed" in n for n in notes)
 

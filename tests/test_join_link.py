@@ -108,7 +108,11 @@ def test_the_patient_gets_a_video_visits_link_at_once_and_finds_it_everywhere(
         notes = db.session.scalars(
             select(RequestEvent.body).where(RequestEvent.kind == EventKind.NOTE)
         ).all()
-        assert notes == ["Sent the patient the link to join the video visit."]
+        # True when written: the email is only in the outbox (its badge says what became of it).
+        assert notes == [
+            "Saved a link to join the video visit. An email giving the patient the link was "
+            "written to the outbox."
+        ]
         consultation = db.session.get(ConsultationRequest, request_id)
         manage_path = open_manage_link(client, consultation)
         starts_at = consultation.appointment.starts_at
@@ -138,6 +142,16 @@ def test_the_patient_gets_a_video_visits_link_at_once_and_finds_it_everywhere(
     assert send_link(coordinator, reference, LINK + "b").status_code == 302
     assert stored_link(app, request_id) == LINK + "b"
     assert len(outbox_emails(app, "request_update")) == 3
+    with app.app_context():
+        notes = db.session.scalars(
+            select(RequestEvent.body)
+            .where(RequestEvent.kind == EventKind.NOTE)
+            .order_by(RequestEvent.id)
+        ).all()
+    assert notes[-1] == (
+        "Saved a new link to join the video visit; the earlier one is no longer shown. An "
+        "email giving the patient the new link was written to the outbox."
+    )
 
     # Once the visit is over the page no longer offers it (a room may be used for others).
     with app.app_context():

@@ -18,6 +18,7 @@ from booking.dashboard import services as dashboard_services
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.requests import links as tokens
+from booking.requests.events import EventKind, RequestEvent
 from booking.requests.lifecycle import WorkflowError
 from booking.requests.models import ConsultationRequest, ManageLink
 from booking.scheduling.availability import open_slots
@@ -393,6 +394,13 @@ def test_a_coordinator_sends_a_new_link_from_the_record(
         assert db.session.scalars(
             select(OutboxEmail).where(OutboxEmail.template == "manage_link")
         ).one()
+        # True when written: the new link's email is only in the outbox yet.
+        assert db.session.scalars(
+            select(RequestEvent.body).where(RequestEvent.kind == EventKind.NOTE)
+        ).all() == [
+            "Every earlier private link stopped working. An email giving the patient a new "
+            "private link was written to the outbox."
+        ]
 
 
 def test_a_specialist_may_not_send_a_new_link(app: Flask, booked: dict[str, Any]) -> None:

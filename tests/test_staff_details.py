@@ -344,7 +344,10 @@ def test_a_lone_admin_corrects_their_own_name_and_with_their_password_their_addr
 
     moved = change_own(client, "Ada Admín", "Ada@Example.com", PASSWORD)
     assert moved.status_code == 302 and moved.headers["Location"].endswith("/staff/login")
-    assert "please sign in with ada@example.com" in alerts(client.get("/staff/login"))
+    shown = alerts(client.get("/staff/login"))
+    assert "please sign in with ada@example.com" in shown
+    # The notices are only in the outbox yet: the page does not say they arrived.
+    assert "An email about it is on its way to both addresses." in shown
     assert account(app, staff.admin.id) == ("Ada Admín", "ada@example.com")
     emails = outbox_emails(app, "staff_email_changed")
     assert corrections(app) == [

@@ -107,6 +107,7 @@ def test_a_reset_removes_the_second_factor_signs_the_colleague_out_and_tells_the
     page = reset(client, staff.coordinator.id)
 
     assert "The two-factor sign-in of Cora Coord was reset." in alerts(page)
+    assert "an email telling them is on its way" in alerts(page)  # not yet sent, only written
     assert "they will set it up again at their next sign-in" in alerts(page)
     with app.app_context():
         user = db.session.get(StaffUser, staff.coordinator.id)

@@ -606,7 +606,7 @@ def own_account() -> Response | tuple[str, int]:
                 flash(
                     _(
                         "Your email address was changed: please sign in with %(email)s. "
-                        "Both addresses were emailed about it.",
+                        "An email about it is on its way to both addresses.",
                         email=address,
                     ),
                     "success",
@@ -666,8 +666,8 @@ def reset_two_factor(user_id: int) -> Response | str:
     elif user.needs_second_factor:
         flash(
             _(
-                "The two-factor sign-in of %(name)s was reset. They were signed out and emailed, "
-                "and they will set it up again at their next sign-in.",
+                "The two-factor sign-in of %(name)s was reset. They were signed out, an email "
+                "telling them is on its way, and they will set it up again at their next sign-in.",
                 name=user.full_name,
             ),
             "success",
@@ -675,9 +675,9 @@ def reset_two_factor(user_id: int) -> Response | str:
     else:
         flash(
             _(
-                "The two-factor sign-in of %(name)s was reset. They were signed out and emailed; "
-                "their role does not require it, so they can sign in with their password alone "
-                "until they set it up again.",
+                "The two-factor sign-in of %(name)s was reset. They were signed out, and an email "
+                "telling them is on its way; their role does not require it, so they can sign in "
+                "with their password alone until they set it up again.",
                 name=user.full_name,
             ),
             "success",

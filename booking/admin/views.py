@@ -117,9 +117,9 @@ def _flash_address_notices(edit: scheduling.LocationEdit) -> None:
     if edit.emailed:
         flash(
             ngettext(
-                "%(num)d patient with an appointment to come was emailed the new address, "
+                "%(num)d patient with an appointment to come will be emailed the new address, "
                 "with their calendar event updated.",
-                "%(num)d patients with appointments to come were emailed the new address, "
+                "%(num)d patients with appointments to come will be emailed the new address, "
                 "with their calendar events updated.",
                 edit.emailed,
             ),

@@ -885,15 +885,20 @@ def set_join_link(
     email = change_email(consultation, "join_link", ics=appointment_ics(appointment))
     # A reminder still waiting would arrive without the link, or with the replaced one.
     reminder = reminders.rewrite_waiting(consultation)
+    # The notes say what is true when written: the email is in the outbox, delivered later
+    # or never (the timeline's delivery badge of the email says which).
     if email is None:  # no address (an emergency call-back), or the patient marked deceased
         body = "Saved a link to join the video visit; no email went: tell the patient by phone."
     elif replaced:
         body = (
-            "Sent the patient a new link to join the video visit; the earlier one is no "
-            "longer shown."
+            "Saved a new link to join the video visit; the earlier one is no longer shown. "
+            "An email giving the patient the new link was written to the outbox."
         )
     else:
-        body = "Sent the patient the link to join the video visit."
+        body = (
+            "Saved a link to join the video visit. An email giving the patient the link was "
+            "written to the outbox."
+        )
     add_event(consultation, kind=EventKind.NOTE, actor=actor, body=body)
     record(
         "join_link_set",
@@ -933,7 +938,8 @@ def send_new_link(consultation: ConsultationRequest, actor: StaffUser) -> tuple[
         consultation,
         kind=EventKind.NOTE,
         actor=actor,
-        body="Sent the patient a new private link; every earlier link stopped working."
+        body="Every earlier private link stopped working. An email giving the patient a new "
+        "private link was written to the outbox."
         if page_opens
         else "Every earlier private link stopped working. No new link was sent: the request "
         "is closed and its page no longer opens.",
@@ -1235,12 +1241,12 @@ def resend_patient_emails(
         note = "None of the patient's failed emails was still to be sent: none was sent again."
     elif changed:
         note = (
-            "Sent the patient's failed emails again, to a corrected address; every earlier "
-            "link stopped working. An email telling the old address of the change, with no "
-            "link, was written to the outbox."
+            "The patient's failed emails were written to the outbox again, to a corrected "
+            "address; every earlier link stopped working. An email telling the old address of "
+            "the change, with no link, was written to the outbox."
         )
     else:
-        note = "Sent the patient's failed emails again."
+        note = "The patient's failed emails were written to the outbox again."
     add_event(consultation, kind=EventKind.NOTE, actor=actor, body=note)
     db.session.flush()
     record(

@@ -726,11 +726,11 @@ def send_new_link(reference: str) -> Response:
         flash(
             ngettext(
                 "%(num)d earlier link stopped working, and each follow-up questionnaire still "
-                "open was sent again. No link to the request's page was sent: it is closed "
-                "and its page no longer opens.",
+                "open is on its way to the patient again. No link to the request's page was "
+                "sent: it is closed and its page no longer opens.",
                 "%(num)d earlier links stopped working, and each follow-up questionnaire still "
-                "open was sent again. No link to the request's page was sent: it is closed "
-                "and its page no longer opens.",
+                "open is on its way to the patient again. No link to the request's page was "
+                "sent: it is closed and its page no longer opens.",
                 revoked,
             ),
             "success",

@@ -86,7 +86,8 @@ location_moving = Namespace().signal("location-moving")
 @dataclass(frozen=True)
 class LocationEdit:
     """What ``edit_location`` did: the fields changed (none: nothing written) and, when the
-    address changed, how many patients were emailed the new one and how many could not be."""
+    address changed, how many patients had the new one written to the outbox (``emailed``:
+    delivered later, by the worker) and how many could not be emailed."""
 
     changed: list[str]
     emailed: int = 0
