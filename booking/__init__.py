@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from email.utils import parseaddr
+from email.utils import getaddresses, parseaddr
 from typing import Any
 
 from flask import Flask, request
@@ -126,6 +126,7 @@ def _refuse_bad_settings(app: Flask) -> None:
         )
     if app.config["CLAMAV_WHEN_DOWN"] not in ("refuse", "hold"):
         problems.append("CLAMAV_WHEN_DOWN must be 'refuse' or 'hold'")
+    problems += _senders_not_one_address(app)
     for read in (openinghours.init_app, init_keys, waitlist.init_app):
         try:
             read(app)  # the opening hours and holidays; the keys; the waves' quiet hours
@@ -137,6 +138,38 @@ def _refuse_bad_settings(app: Flask) -> None:
         raise RuntimeError(
             f"{len(problems)} settings stop the app from starting:\n- " + "\n- ".join(problems)
         )
+
+
+def _senders_not_one_address(app: Flask) -> list[str]:
+    """A sender set by hand is one address, in every environment: a display name with a
+    comma and no quotes (``Klinik X, Orthopädie <praxis@klinik.example>``) reads as two,
+    ``Klinik X`` and ``Orthopädie <praxis@...>``, so every email would carry two From
+    addresses (which mail servers reject) or a Reply-To to a name that is no address, and
+    the Message-IDs and calendar events would take a word of the name for the address. A
+    malformed setting, as a wrong CLAMAV_WHEN_DOWN: refused, naming the fix. Unset is fine
+    (create_app fills in the sender, quoting the name as email writes it)."""
+    problems = []
+    for name in ("MAIL_DEFAULT_SENDER", "MAIL_REPLY_TO"):
+        value = str(app.config.get(name) or "").strip()
+        if not value:
+            continue
+        addresses = getaddresses([value])
+        local, _at, domain = addresses[0][1].rpartition("@") if addresses else ("", "", "")
+        if len(addresses) == 1 and local and domain:
+            continue
+        if len(addresses) > 1:
+            read = " and ".join(
+                repr(f"{shown} <{address}>" if shown else address) for shown, address in addresses
+            )
+            what = f"reads as {len(addresses)} addresses, {read}"
+        else:
+            what = "holds no address (name@domain)"
+        problems.append(
+            f"{name} must be one email address, but {value!r} {what}. A name with a comma, "
+            'quotes or brackets goes in double quotes: "Klinik X, Orthopädie" '
+            "<praxis@klinik.example> (README, 'Settings')."
+        )
+    return problems
 
 
 def _published_keys(app: Flask) -> list[str]:

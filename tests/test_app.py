@@ -154,6 +154,38 @@ def test_production_refuses_to_start_without_the_clinics_alert_address(
     assert "would come from Clinic <no-reply@example.com>" in caplog.text
 
 
+@pytest.mark.parametrize("setting", ["MAIL_DEFAULT_SENDER", "MAIL_REPLY_TO"])
+def test_a_sender_set_by_hand_that_is_not_one_address_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+    production_config: type,
+    app_settings: dict[str, Any],
+    setting: str,
+) -> None:
+    """A name with a comma and no quotes reads as two addresses ("Klinik X" and "Orthopädie
+    <praxis@...>"): every email would carry two senders, or a Reply-To to no address. Refused
+    at start-up in every environment, as any malformed setting, saying how to write it; the
+    name in double quotes, as email writes it, is one address and starts."""
+    bare = "Klinik X, Orthopädie <praxis@klinik.example>"
+    refused = rf"{setting} must be one email address, but '{bare}' "
+    monkeypatch.setattr(production_config, setting, bare)
+    with pytest.raises(RuntimeError, match=refused) as error:
+        create_app("production")
+    assert '"Klinik X, Orthopädie" <praxis@klinik.example>' in str(error.value)  # the fix
+    with pytest.raises(RuntimeError, match=refused):
+        create_app({**app_settings, setting: bare})
+    # Two addresses, or a name with no address at all: the same mistake.
+    for wrong in ("praxis@klinik.example, empfang@klinik.example", "Klinik X"):
+        with pytest.raises(RuntimeError, match=rf"{setting} must be one email address"):
+            create_app({**app_settings, setting: wrong})
+
+    quoted = '"Klinik X, Orthopädie" <praxis@klinik.example>'
+    monkeypatch.setattr(production_config, setting, quoted)
+    assert create_app("production").config[setting] == quoted
+    assert create_app({**app_settings, setting: "praxis@klinik.example"}).config[setting] == (
+        "praxis@klinik.example"
+    )
+
+
 def test_production_refuses_a_sqlite_database_unless_it_is_allowed(
     monkeypatch: pytest.MonkeyPatch, production_config: type, tmp_path: Path
 ) -> None:
