@@ -727,6 +727,40 @@ def test_a_spanish_clinics_admin_names_an_item_in_english_too(
     assert 'id="label-error"' not in page
 
 
+def _main_name_label(page: str, field_id: str) -> str:
+    """The label's text of the field ``field_id`` (without its "optional" mark)."""
+    [label] = re.findall(rf'<label [^>]*for="{field_id}">([^<]*)<', page)
+    return html.unescape(label).strip()
+
+
+def test_a_spanish_clinics_admin_reads_which_language_each_name_is_in(
+    spanish_clinic: None, app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    """Beside "Name in English", the clinic's own name field was labelled just "Name": read
+    as the English one's twin, a Spanish clinic's admin typed English there. Every form
+    naming what patients read (checklist items, locations, appointment types) says the
+    clinic's language at its main name."""
+    auth.login("admin")
+    client = auth.client
+    for path, main, other in (
+        ("/staff/admin/checklist", "label", "label_en"),
+        ("/staff/admin/locations", "name", "name_en"),
+        (f"/staff/admin/locations/{clinic.location}", "name", "name_en"),
+        ("/staff/admin/scheduling/", "type-name", "type-name_en"),
+        (f"/staff/admin/scheduling/types/{clinic.type}", "name", "name_en"),
+    ):
+        page = client.get(path).get_data(as_text=True)
+        assert _main_name_label(page, main) == "Name in Spanish", path
+        assert _main_name_label(page, other) == "Name in English", path
+
+
+def test_an_english_clinics_main_name_says_english(auth: AuthActions, staff: Staff) -> None:
+    auth.login("admin")
+    page = auth.client.get("/staff/admin/checklist").get_data(as_text=True)
+    assert _main_name_label(page, "label") == "Name in English"
+    assert _main_name_label(page, "label_es") == "Name in Spanish"
+
+
 def test_the_patients_export_holds_the_asks_and_erasure_removes_them(
     app: Flask, auth: AuthActions, clinic: Clinic
 ) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 from typing import Any, ClassVar, TypeVar
 
+from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
@@ -45,6 +46,16 @@ class NamesForm(BaseForm):
     languages: tuple[str, ...] = ()
     named_by: ClassVar[str] = "name"
     name_max: ClassVar[int] = NAME_MAX
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.languages:
+            # Beside "Name in English", a bare "Name" reads as any language: it says the
+            # clinic's, so a Spanish clinic's admin types Spanish there. Alone, it needs not.
+            clinic = current_app.config["BABEL_DEFAULT_LOCALE"]
+            self[self.named_by].label.text = _(
+                "Name in %(language)s", language=language_name(clinic)
+            )
 
     def other_name_fields(self) -> list[Field]:
         return [self[f"{self.named_by}_{code}"] for code in self.languages]
