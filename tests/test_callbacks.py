@@ -943,17 +943,25 @@ def test_one_escalation_that_fails_does_not_hold_back_the_others(
     assert len(_escalations(app)) == 2
 
 
-def test_the_queue_row_says_the_on_call_address_was_emailed(
+def test_the_queue_row_and_the_timeline_say_the_request_was_escalated(
     app: Flask, client: FlaskClient, emergency: dict[str, Any]
 ) -> None:
+    """Escalating writes the on-call email to the outbox; the worker sends it later, or
+    fails to (the timeline's email entry and the failed-alerts banner say which): the row
+    and the timeline say what is true at once, not that the on-call address was emailed."""
     _received(app, emergency["id"], timedelta(minutes=45))
     AuthActions(client).login("coordinator")
     row = _queue_row(client, emergency["reference"])
-    assert "Overdue" in row and "On-call emailed" not in row
+    assert "Overdue" in row and "Escalated to on-call" not in row
     with app.app_context():
         assert len(escalate_overdue()) == 1
     row = _queue_row(client, emergency["reference"])
-    assert "Overdue" in row and "On-call emailed" in row
+    assert "Overdue" in row and "Escalated to on-call" in row and "emailed" not in row
+    record = client.get(f"/staff/requests/{emergency['reference']}").get_data(as_text=True)
+    assert (
+        "patient not reached within its target; an email to the on-call address was written "
+        "to the outbox."
+    ) in record
 
 
 def test_an_emergency_found_late_by_a_worker_that_was_down_escalates(
