@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 from flask import Flask
+from sqlalchemy import select, update
 
 from booking.admin.trail import TARGET_READINGS, as_stored, record_cell
 from booking.audit.labels import ACTION_LABELS, action_label
@@ -221,3 +222,41 @@ def test_a_password_reset_reads_as_written_to_the_outbox_not_as_sent(
     rows = re.findall(r'<td data-label="Action">([^<]+)<br>', page)
     assert rows == ["Password reset link written to the outbox"]
     assert "Password reset link sent" not in page
+
+
+def test_a_new_link_and_emails_sent_again_read_as_written_to_the_outbox(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    """``manage_link_reissued`` and ``patient_emails_resent`` are recorded as their emails
+    are written to the outbox (the worker sends them later, or fails): the trail does not
+    say they were sent."""
+    from booking.dashboard import services as workflow
+    from booking.notifications.models import OutboxEmail, OutboxStatus
+    from booking.requests.models import ConsultationRequest
+    from booking.staff.models import StaffUser
+    from tests.factories import make_request
+
+    with app.app_context():
+        consultation = make_request()
+        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
+        db.session.execute(update(OutboxEmail).values(status=OutboxStatus.FAILED))
+        db.session.commit()
+        workflow.resend_patient_emails(consultation, coordinator, consultation.patient.email)
+        consultation = db.session.get(ConsultationRequest, consultation.id)
+        workflow.send_new_link(consultation, coordinator)
+        assert all(  # nothing written by the two has gone yet
+            email.status == OutboxStatus.PENDING
+            for email in db.session.scalars(select(OutboxEmail))
+            if email.status != OutboxStatus.FAILED
+        )
+    auth.login("admin")
+    labels = {}
+    for action in ("manage_link_reissued", "patient_emails_resent"):
+        page = auth.client.get("/staff/admin/audit", query_string={"action": action}).get_data(
+            as_text=True
+        )
+        [labels[action]] = re.findall(r'<td data-label="Action">([^<]+)<br>', page)
+    assert {action: html.unescape(label) for action, label in labels.items()} == {
+        "manage_link_reissued": "Patient's private links ended and reissued",
+        "patient_emails_resent": "Failed emails to patient written to the outbox again",
+    }

@@ -61,8 +61,10 @@ ACTION_LABELS: dict[str, LazyString] = {
     "callback_logged": _l("Call to patient logged"),
     "message_sent": _l("Message sent"),
     "join_link_set": _l("Video visit link set"),
-    "manage_link_reissued": _l("New private link sent to patient"),
-    "patient_emails_resent": _l("Emails to patient sent again"),
+    # Both recorded as their emails are written to the outbox (and a closed request's page
+    # gets no new link at all): the label says what the row knows, as password_reset_sent's.
+    "manage_link_reissued": _l("Patient's private links ended and reissued"),
+    "patient_emails_resent": _l("Failed emails to patient written to the outbox again"),
     "patient_contact_corrected": _l("Patient's email or phone corrected"),
     "upload_refused_infected": _l("Infected upload refused"),
     "upload_removed_infected": _l("Infected upload removed"),
