@@ -198,3 +198,47 @@ def test_failed_emails_to_staff_point_where_they_are_seen_not_to_the_patients_li
     assert "3 emails failed for good in the last day." in text
     assert "/staff/queue?status=all&amp;unnotified=1" in banner
     assert "2 of the emails that failed were to staff members" in text
+
+
+@pytest.mark.usefixtures("two_emails")
+def test_a_failed_clinic_alert_does_not_point_to_the_patients_list(
+    app: Flask, client: FlaskClient, auth: AuthActions
+) -> None:
+    """The clinic's own notice of a new request failed for good, the patient's confirmation
+    went out: the "Patient not notified" list is empty, so the banner does not send staff
+    there; it says what the failed email was and where it shows."""
+    _fail(app, "new_request_staff")
+    with app.app_context():
+        db.session.execute(
+            sa.update(OutboxEmail)
+            .where(OutboxEmail.template == "request_received")
+            .values(status=OutboxStatus.SENT)
+        )
+        db.session.commit()
+
+    auth.login("coordinator")
+    banner = _banner(client)
+    assert banner is not None
+    text = " ".join(banner.split())
+    assert "1 email failed for good in the last day." in text
+    assert "unnotified=1" not in banner
+    assert "1 of the emails that failed is not sent again from the list of patients" in text
+    assert "an alert or notice to the clinic" in text
+    queue = client.get("/staff/queue?status=all&unnotified=1").get_data(as_text=True)
+    assert "No requests match." in queue  # where the link would have led
+
+    # The patient's confirmation failing too: the list is the place for that one.
+    with app.app_context():
+        db.session.execute(
+            sa.update(OutboxEmail)
+            .where(OutboxEmail.template == "request_received")
+            .values(status=OutboxStatus.PENDING)
+        )
+        db.session.commit()
+    _fail(app, "request_received")
+    banner = _banner(client)
+    assert banner is not None
+    text = " ".join(banner.split())
+    assert "2 emails failed for good in the last day." in text
+    assert "/staff/queue?status=all&amp;unnotified=1" in banner
+    assert "1 of the emails that failed is not sent again" in text

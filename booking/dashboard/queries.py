@@ -22,6 +22,7 @@ from booking.forms import phone_e164
 from booking.messages.services import unread_by_staff
 from booking.notifications.services import mail_delay
 from booking.outcomes.progress import unseen_failed_worse_notices
+from booking.requests.emails import PATIENT_TEMPLATES
 from booking.requests.events import RequestEvent
 from booking.requests.followup import duration_label
 from booking.requests.models import (
@@ -507,11 +508,16 @@ class MailBanner:
     # reset links, asked for again.
     failed_to_staff: int = 0
     failed_account_notices: int = 0
+    # Of the failed, those the "Patient not notified" list shows, to send again
+    # (``emails.PATIENT_TEMPLATES``). The rest are the clinic's own alerts and notices (the
+    # urgent ones have the queue's banner), receipts and the like: nothing to send again, and
+    # a link to that list would lead staff to an empty page.
+    failed_to_patients: int = 0
 
     @property
     def failed_elsewhere(self) -> int:
-        """The failed emails the "Patient not notified" list is the place to look for."""
-        return self.failed - self.failed_to_staff
+        """The failed emails neither to a patient's list nor about a staff account."""
+        return self.failed - self.failed_to_patients - self.failed_to_staff
 
 
 def mail_banner() -> MailBanner | None:
@@ -525,7 +531,7 @@ def mail_banner() -> MailBanner | None:
     delay = mail_delay(
         now - timedelta(minutes=minutes),
         now - FAILED_SHOWN_FOR,
-        {"staff": ACCOUNT_TEMPLATES, "notices": NOTICE_TEMPLATES},
+        {"staff": ACCOUNT_TEMPLATES, "notices": NOTICE_TEMPLATES, "patients": PATIENT_TEMPLATES},
     )
     if not delay.count or delay.oldest_at is None:
         return None
@@ -535,4 +541,5 @@ def mail_banner() -> MailBanner | None:
         duration_label(now - delay.oldest_at),
         failed_to_staff=delay.failed_among["staff"],
         failed_account_notices=delay.failed_among["notices"],
+        failed_to_patients=delay.failed_among["patients"],
     )
