@@ -11,6 +11,7 @@ import html
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from html.parser import HTMLParser
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -1530,3 +1531,34 @@ def test_deleting_what_another_tab_deleted_already_says_so_on_the_schedule_page(
     other = schedule_path(clinic.okafor.id)
     assert press(admin_client, f"{other}/hours/{hours_id}/delete").status_code == 404
     assert press(admin_client, f"{other}/exceptions/{extra}/delete").status_code == 404
+
+
+class _TableCells(HTMLParser):
+    """The classes of each table cell of a page (``td``, ``th``), in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: list[list[str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in {"td", "th"}:
+            self.cells.append((dict(attrs).get("class") or "").split())
+
+
+@pytest.mark.parametrize("path", [OVERVIEW, "/staff/admin/locations"])
+def test_the_lists_action_buttons_stay_inside_their_table_cell(
+    app: Flask, admin_client: FlaskClient, clinic: Place, path: str
+) -> None:
+    """A cell given a display class of its own (Bootstrap's ``d-flex``) stops being a table
+    cell: the Edit and Deactivate (or Close) buttons of the appointment types' and the
+    locations' lists stood outside their rows, the row lines broken under them. The buttons
+    are laid out by a box inside the cell."""
+    with app.app_context():
+        make_appointment_type()
+    page = admin_client.get(path).get_data(as_text=True)
+    assert ">Edit<" in page
+    parser = _TableCells()
+    parser.feed(page)
+    assert parser.cells
+    displays = [c for cell in parser.cells for c in cell if re.fullmatch(r"d-(\w+-)?\w+", c)]
+    assert displays == []
