@@ -40,7 +40,7 @@ from booking.outcomes.services import (
 from booking.requests.models import ConsultationRequest, Patient, RequestStatus
 from booking.timeutil import clinic_today, now_utc, to_clinic_tz
 from tests.factories import make_request, make_staff, staff_user
-from tests.support import CSRF_RE, AuthActions, csrf_token, sql_statements
+from tests.support import CSRF_RE, AuthActions, csrf_token, sql_statements, table_boxes
 from tests.test_outcomes import BERLIN, _completed, _invitations, _start
 
 ODI = m.Threshold(m.DEFAULT_ODI_POINTS, m.DEFAULT_RELATIVE_PERCENT)
@@ -724,6 +724,26 @@ def test_the_outcomes_page_shows_shares_with_intervals_and_suppresses_small_grou
     )
     # The thresholds' sources are named.
     assert "Ostelo RW et al." in page and "Carreon LY et al." in page
+
+
+def test_the_outcomes_tables_scroll_in_their_own_box_not_the_page(
+    app: Flask, client: FlaskClient
+) -> None:
+    """The response rate's thirteen columns made the whole page 1010 px wide on a 390 px
+    phone: every heading and paragraph scrolled sideways with it. Each table scrolls in a
+    box of its own, as the other staff pages' do: a named region in the tab order, so a
+    keyboard scrolls it too."""
+    with app.app_context():
+        make_staff("coordinator", "coord@example.com")
+        _treated(Plan.MINIMALLY_INVASIVE, 9, 3)
+    AuthActions(client).login("coordinator")
+    page = client.get("/staff/outcomes?point=3m").get_data(as_text=True)
+    boxes = table_boxes(page)
+    assert ("Response rate per time point", "Response rate per time point") in boxes
+    assert ("All requests table", "All requests") in boxes
+    assert ("By plan group table", "By plan group") in boxes
+    # Every table of the page is in one.
+    assert len(boxes) == page.count("<table")
 
 
 def test_a_time_point_taken_out_of_the_schedule_keeps_its_results(
