@@ -1019,10 +1019,16 @@ def test_declining_a_request_that_holds_a_time_says_the_time_is_released(
 
 def _closing_help(page: str) -> dict[str, str]:
     """What the record's "Decline or cancel" disclosure says beside each button, by action
-    (a button is described by its paragraph), and its lead as "lead"."""
-    details = page[page.index("<summary>Decline or cancel</summary>") :]
-    details = details[: details.index("</details>")]
-    said = {"lead": re.search(r"<form[^>]*>\s*<p>(.*?)</p>", details, re.S)[1]}
+    (a button is described by its paragraph), its lead as "lead", its summary as "summary",
+    and the label of its message as "message"."""
+    field = page.index('name="close-seen"')
+    details = page[page.rindex("<details", 0, field) : page.index("</details>", field)]
+    said = {
+        "summary": re.search(r"<summary>(.*?)</summary>", details, re.S)[1],
+        "lead": re.search(r"<form[^>]*>\s*<p>(.*?)</p>", details, re.S)[1],
+    }
+    if message := re.search(r'<label[^>]*for="close-message">(.*?)<', details, re.S):
+        said["message"] = message[1].strip()
     for action in ("decline", "cancel"):
         button = re.search(rf'<button[^>]*/{action}"[^>]*>', details)
         if button is not None:
@@ -1062,17 +1068,22 @@ def test_decline_and_cancel_each_say_what_they_mean_and_that_they_are_final(
     AuthActions(client).attempt(clinic.coordinator.email)
     record = f"/staff/requests/{clinic.reference}"
     assert _closing_help(client.get(record).get_data(as_text=True)) == {
+        "summary": "Decline or cancel",
         "lead": "Either closes the request for good: it cannot be undone, and the patient is "
         "emailed.",
+        "message": "Message sent with the decline or cancellation",
         "decline": DECLINE_HELP,
         "cancel": CANCEL_HELP,
     }
 
-    # Confirmed, the request can only be cancelled.
+    # Confirmed, the request can only be cancelled: the box offers no "either", nor a
+    # decline.
     assert act(client, clinic.reference, "confirm", **slot(clinic)).status_code == 302
     assert _closing_help(client.get(record).get_data(as_text=True)) == {
-        "lead": "Either closes the request for good: it cannot be undone, and the patient is "
+        "summary": "Cancel",
+        "lead": "This closes the request for good: it cannot be undone, and the patient is "
         "emailed.",
+        "message": "Message sent with the cancellation",
         "cancel": CANCEL_HELP,
     }
     page = client.get(record).get_data(as_text=True)
@@ -1084,7 +1095,8 @@ def test_decline_and_cancel_each_say_what_they_mean_and_that_they_are_final(
     _mark_deceased(app, clinic)
     page = client.get(record).get_data(as_text=True)
     assert _closing_help(page) == {
-        "lead": "Either closes the request for good: it cannot be undone.",
+        "summary": "Cancel",
+        "lead": "This closes the request for good: it cannot be undone.",
         "cancel": "Cancelling: the patient asked to cancel, or the visit will not happen.",
     }
     assert 'name="close-message"' not in page

@@ -330,6 +330,12 @@ def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: 
     ):
         if forms[name] is not None and not forms[name].seen.data:
             forms[name].seen.data = seen
+    allowed = services.allowed_actions(consultation, current_user, now)
+    # A confirmed request can only be cancelled: its closing box names that one action.
+    if "decline" not in allowed:
+        forms["close_form"].message.label.text = _("Message sent with the cancellation")
+    elif "cancel" not in allowed:
+        forms["close_form"].message.label.text = _("Message sent with the decline")
     h = consultation.history
     asked = asks.asks_of(consultation)
     writable = bool(patient.writable_address)
@@ -356,7 +362,7 @@ def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: 
         # An emergency call-back left only a phone number: nothing on the page may promise
         # an email (asks and messages are refused without one; staff call instead).
         can_email=bool(consultation.patient.email),
-        allowed=services.allowed_actions(consultation, current_user, now),
+        allowed=allowed,
         actions_open_at=services.actions_open_at(consultation, current_user, now),
         timeline=_timeline(consultation, forms["thread"]),
         manage_links=active_links(consultation),
