@@ -24,8 +24,16 @@ from booking.dashboard import services as workflow
 from booking.extensions import db
 from booking.patients.services import CallbackSubmission, request_callback
 from booking.requests import triage
-from tests.factories import make_request, make_staff, staff_user
-from tests.support import AuthActions, Staff, pdf_bytes
+from booking.requests.models import ConsultationRequest
+from booking.scheduling.models import AppointmentType
+from tests.factories import (
+    book_first_open_time,
+    confirm_at,
+    make_request,
+    make_staff,
+    staff_user,
+)
+from tests.support import AuthActions, Clinic, Staff, pdf_bytes
 
 STAFF_IP = "203.0.113.9"
 NOTE = "Discussed on the phone: MRI CD to be brought to the appointment."
@@ -330,3 +338,37 @@ def test_the_pdf_renderer_fetches_nothing_but_the_apps_stylesheets(
         "data:text/css,body{}",
     ):
         assert fetcher.local_path(url) is None, url
+
+
+def test_a_time_only_held_is_not_called_the_appointment(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    """The patient picked a time; nobody confirmed it yet. The record's next step and the
+    summary handed to the specialist said "Appointment" as for a confirmed visit, while the
+    agenda says "Held, not confirmed": they say it is held until it is confirmed."""
+    with app.app_context():
+        consultation = book_first_open_time(clinic)
+        reference = consultation.reference
+        appointment = consultation.appointment
+        assert appointment is not None
+        held = (appointment.starts_at, appointment.specialist_id, appointment.location_id)
+    client = auth.new_client("coordinator", REMOTE_ADDR=STAFF_IP)
+    record = text_of(client.get(f"/staff/requests/{reference}").get_data(as_text=True))
+    summary = text_of(summary_part(client.get(summary_url(reference)).get_data(as_text=True)))
+    assert "Time held, not confirmed:" in record and "Appointment:" not in record
+    assert "Time held, not confirmed" in summary and " Appointment " not in summary
+
+    with app.app_context():
+        consultation = db.session.scalars(
+            select(ConsultationRequest).where(ConsultationRequest.reference == reference)
+        ).one()
+        confirm_at(
+            consultation,
+            staff_user(clinic.coordinator.email),
+            db.session.get(AppointmentType, clinic.type),
+            *held,
+        )
+    record = text_of(client.get(f"/staff/requests/{reference}").get_data(as_text=True))
+    summary = text_of(summary_part(client.get(summary_url(reference)).get_data(as_text=True)))
+    assert "Appointment:" in record and "Time held" not in record
+    assert " Appointment " in summary and "Time held" not in summary
