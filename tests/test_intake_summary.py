@@ -372,3 +372,18 @@ def test_a_time_only_held_is_not_called_the_appointment(
     summary = text_of(summary_part(client.get(summary_url(reference)).get_data(as_text=True)))
     assert "Appointment:" in record and "Time held" not in record
     assert " Appointment " in summary and "Time held" not in summary
+
+
+def test_the_records_way_back_is_named_as_the_menu_names_it(
+    app: Flask, auth: AuthActions, clinic: Clinic
+) -> None:
+    """A specialist's menu and list say "My requests" (their own, not the triage queue): the
+    record's link back to that list said "Queue", a page they have no menu item for."""
+    with app.app_context():
+        reference = book_first_open_time(clinic).reference  # with Dr. Weber
+    record = f"/staff/requests/{reference}"
+    page = auth.new_client("specialist", email=clinic.weber.email).get(record)
+    assert page.status_code == 200
+    assert '<a href="/staff/queue">← My requests</a>' in page.get_data(as_text=True)
+    page = auth.new_client("coordinator").get(record).get_data(as_text=True)
+    assert '<a href="/staff/queue">← Queue</a>' in page
