@@ -48,6 +48,7 @@ from tests.support import (
     session_cookie,
     step_answers,
     stored_files,
+    text,
     upload,
     valid_answers,
 )
@@ -589,6 +590,40 @@ def test_the_review_says_when_no_time_is_held_and_links_to_the_picker(
     review = open_step(client, "review")
     assert "The time you picked is no longer available." in review
     assert "You have not chosen a time" in review
+
+
+def review_region_names(review: str) -> dict[str, str]:
+    """Each region of the review (its ``aria-labelledby``) with the text of the heading that
+    names it; every id of the page is used once (a browser takes the first of an id)."""
+    ids = re.findall(r'\bid="([^"]+)"', review)
+    assert len(ids) == len(set(ids)), (
+        f"ids used twice: {sorted({i for i in ids if ids.count(i) > 1})}"
+    )
+    names = {}
+    for labelled_by in re.findall(r'<section[^>]*aria-labelledby="([^"]+)"', review):
+        match = re.search(rf'<h2[^>]*\bid="{re.escape(labelled_by)}"[^>]*>(.*?)</h2>', review, re.S)
+        assert match, f"no heading {labelled_by}"
+        names[labelled_by] = text(match.group(1))
+    return names
+
+
+def test_the_review_names_the_chosen_time_and_the_time_step_apart(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """The box of the time chosen (or of none held) and the time step's folded answers are
+    two regions, each named by its own heading: with one id for both headings, a screen
+    reader announced the step's answers as "Your chosen time" (or "Appointment time")."""
+    fill_every_step(client)
+    names = review_region_names(open_step(client, "review"))
+    assert names["review-chosen-time"] == "Appointment time"
+    assert names["review-time"] == "Time"
+    slot = first_open_time(app, clinic)
+    post_step(
+        client, "time", {**step_answers("time"), "appointment_type": str(clinic.type), "slot": slot}
+    )
+    names = review_region_names(open_step(client, "review"))
+    assert names["review-chosen-time"] == "Your chosen time"
+    assert names["review-time"] == "Time"
 
 
 def test_once_at_the_review_a_step_saved_goes_back_to_it(client: FlaskClient) -> None:
