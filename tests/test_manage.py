@@ -35,6 +35,7 @@ from tests.factories import (
 from tests.support import (
     EXE_BYTES,
     AuthActions,
+    field_error,
     first_open_slot,
     open_manage_link,
     pdf_bytes,
@@ -205,6 +206,36 @@ def test_patient_adds_documents_checked_by_content(
     page = client.get(booked["url"]).get_data(as_text=True)
     assert "Your request holds as many documents as it can (1)." in page
     assert "/documents" not in page.split('id="docs-heading"')[1].split("</section>")[0]
+
+
+def test_files_sent_with_a_refused_one_are_said_not_added(
+    app: Flask, client: FlaskClient, booked: dict
+) -> None:
+    """The files go all or none: with one refused, the good ones chosen with it are not added
+    either, and the page sent back holds no file (a browser keeps none). Each says so on its
+    field, or the patient would take the letter beside its description for added."""
+    page = client.get(booked["url"]).get_data(as_text=True)
+    response = client.post(
+        booked["url"] + "/documents",
+        data={
+            "docs-csrf_token": CSRF.search(page).group(1),
+            "docs-documents-0-file": (io.BytesIO(pdf_bytes()), "referral.pdf"),
+            "docs-documents-0-description": "Referral letter",
+            "docs-documents-1-file": (io.BytesIO(EXE_BYTES), "report.pdf"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert field_error(page, "docs-documents-0-file") == (
+        "Error: "
+        "Not added yet, as something else on this form needs correcting. "
+        "Please choose this file again."
+    )
+    assert "not a PDF, JPEG or PNG" in field_error(page, "docs-documents-1-file")
+    assert 'value="Referral letter"' in page  # what was typed stays
+    assert "docs-documents-2-file-error" not in page  # no file chosen there: nothing to say
+    assert _request(app, booked["reference"]).documents == []
 
 
 def _cancel(client: FlaskClient, booked: dict, reason: str) -> None:

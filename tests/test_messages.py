@@ -29,6 +29,7 @@ from tests.support import (
     AuthActions,
     Clinic,
     csrf_token,
+    field_error,
     open_manage_link,
     pdf_bytes,
     stored_files,
@@ -348,6 +349,23 @@ def test_a_file_that_is_not_a_document_leaves_no_message_and_no_file(
     assert _emails(app, "message_waiting_staff") == []
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Document)) == 2
+
+
+def test_a_file_attached_to_an_unwritten_message_is_said_not_added(app: Flask, cases: dict) -> None:
+    """The message box left empty: the page comes back with its message, and without the
+    file (a browser keeps none), which says so on its field to be chosen again."""
+    reference = cases["own"]["reference"]
+    browser, page = _patient(app, reference)
+    response = _patient_writes(browser, page, body="", file=(pdf_bytes("Letter"), "letter.pdf"))
+    assert response.status_code == 422
+    page_sent_back = response.get_data(as_text=True)
+    assert field_error(page_sent_back, "msg-body") == "Error: Please write your message."
+    assert field_error(page_sent_back, "msg-document-file") == (
+        "Error: "
+        "Not added yet, as something else on this form needs correcting. "
+        "Please choose this file again."
+    )
+    assert _messages(app) == []
 
 
 def test_a_file_the_request_already_holds_leaves_no_message_and_no_file(

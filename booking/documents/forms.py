@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField
@@ -10,6 +12,10 @@ from wtforms.validators import Length, Optional
 
 from booking.documents.storage import DocumentRejected, check_upload
 from booking.forms import SubForm, visible_or_empty
+
+NOT_ADDED_YET = _l(
+    "Not added yet, as something else on this form needs correcting. Please choose this file again."
+)
 
 
 class DocumentForm(SubForm):
@@ -30,3 +36,13 @@ class DocumentForm(SubForm):
             check_upload(upload.stream, limit)
         except DocumentRejected as exc:
             raise ValidationError(str(exc)) from None
+
+
+def ask_to_choose_again(documents: Iterable[DocumentForm]) -> None:
+    """A form sent back with a message keeps what was typed, but no browser keeps a file
+    chosen, and nothing of the form was stored: each file chosen that was not itself refused
+    says so on its field, or the patient would believe it added."""
+    for document in documents:
+        upload = document.file.data
+        if upload and upload.filename and not document.file.errors:
+            document.file.errors.append(str(NOT_ADDED_YET))

@@ -18,7 +18,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Optional
 
-from booking.documents.forms import DocumentForm
+from booking.documents.forms import DocumentForm, ask_to_choose_again
 from booking.documents.storage import DocumentUpload
 from booking.forms import BaseForm, EmailAddress, stripped, too_long
 from booking.requests import asks
@@ -35,7 +35,9 @@ class AddDocumentsForm(BaseForm):
 
     def validate(self, extra_validators: object = None) -> bool:
         valid = super().validate(extra_validators)
-        if valid and not self.uploads():
+        if not valid:
+            ask_to_choose_again(entry.form for entry in self.documents)
+        elif not self.uploads():
             self.form_errors.append(_("Please choose at least one file."))
             return False
         return valid
@@ -106,7 +108,9 @@ class AnswerForm(BaseForm):
 
     def validate(self, extra_validators: object = None) -> bool:
         valid = super().validate(extra_validators)
-        if valid and not self.uploads() and not (self.answer.data or "").strip():
+        if not valid:
+            ask_to_choose_again(entry.form for entry in self.files)
+        elif not self.uploads() and not (self.answer.data or "").strip():
             self.form_errors.append(_("Please choose a file or write your answer."))
             return False
         return valid

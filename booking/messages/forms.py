@@ -7,7 +7,7 @@ from flask_babel import lazy_gettext as _l
 from wtforms import FormField, TextAreaField
 from wtforms.validators import DataRequired
 
-from booking.documents.forms import DocumentForm
+from booking.documents.forms import DocumentForm, ask_to_choose_again
 from booking.documents.storage import DocumentUpload
 from booking.forms import BaseForm, too_long
 from booking.messages.models import MAX_MESSAGE_CHARS
@@ -33,6 +33,12 @@ class PatientMessageForm(BaseForm):
         ],
     )
     document = FormField(DocumentForm, label=_l("Attach a document"))
+
+    def validate(self, extra_validators: object = None) -> bool:
+        valid = super().validate(extra_validators)
+        if not valid:  # the message unwritten: the file chosen with it was not sent either
+            ask_to_choose_again([self.document.form])
+        return valid
 
     def upload(self) -> DocumentUpload | None:
         """The attached file, once validated; None when none was chosen."""
