@@ -1139,6 +1139,29 @@ def test_the_pain_scales_of_the_patients_problem_are_marked_required(
     assert all("optional" not in rest for _label, rest in pain), pain
 
 
+def test_a_box_another_answer_requires_is_not_marked_optional(client: FlaskClient) -> None:
+    """The guardian's name (for a patient under 18), the other diagnosis (with "Other" ticked)
+    and the previous surgery (with it ticked) are required by another answer: their labels
+    said "(optional)", then the page refused them empty. Each now says when it is needed."""
+    answer_red_flags(client)
+    pages = {"about": open_step(client, "about")}
+    for code in ("time", "about", "symptoms", "function"):
+        assert post_step(client, code).status_code == 303
+    pages["history"] = open_step(client, "history")
+    needed = {
+        ("about", "guardian_name"): "Required if the patient is under 18.",
+        ("history", "diagnosis_other"): "Required if you ticked “Other”.",
+        ("history", "surgery_details"): (
+            "What was done, and when. Required if you ticked “Previous spine surgery”."
+        ),
+    }
+    for (code, field_id), help_text in needed.items():
+        label = re.search(rf'<label[^>]*for="{field_id}"[^>]*>(.*?)</label>', pages[code], re.S)
+        assert label and "optional" not in label.group(1), (field_id, label)
+        help_block = re.search(rf'<div id="{field_id}-help"[^>]*>(.*?)</div>', pages[code], re.S)
+        assert help_block and text(help_block.group(1)) == help_text, field_id
+
+
 def test_a_head_request_to_a_step_is_answered_as_its_get(app: Flask, client: FlaskClient) -> None:
     """Flask answers a HEAD with the GET's view: a step took it for a post (its form's token
     missing, the expired page's 400). Now the same status and headers as the GET, no body,

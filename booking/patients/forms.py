@@ -305,6 +305,7 @@ class RequestForm(BaseForm):
         _l("Other diagnosis"),
         validators=[Optional(), too_long(200)],
         filters=[visible_or_empty],
+        description=_l("Required if you ticked “Other”."),
     )
     treatments = MultiCheckboxField(
         _l("Treatment you have already had"),
@@ -315,7 +316,7 @@ class RequestForm(BaseForm):
         _l("About your previous spine surgery"),
         validators=[Optional(), too_long(1000)],
         filters=[visible_or_empty],
-        description=_l("What was done, and when."),
+        description=_l("What was done, and when. Required if you ticked “Previous spine surgery”."),
     )
     imaging = MultiCheckboxField(
         _l("Scans you have already had"), choices=options(history.IMAGING), validators=[Optional()]
@@ -426,6 +427,10 @@ class RequestForm(BaseForm):
         latest = (clinic_today() + EARLIEST_DATE_AHEAD).isoformat()
         self.earliest_date.render_kw = {"min": today, "max": latest}
         self.date_of_birth.render_kw = {**(self.date_of_birth.render_kw or {}), "max": today}
+        # Required by another answer (``validate``), as their help says: not "(optional)",
+        # which the page then contradicted with "Please tell us...".
+        for field in (self.guardian_name, self.diagnosis_other, self.surgery_details):
+            field.flags.conditional = True
 
     def slot_choice(self) -> SlotChoice | None:
         """The picked slot, if the page carried a well-formed one."""
