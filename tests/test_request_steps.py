@@ -141,6 +141,34 @@ def test_a_file_sent_from_an_expired_page_is_named_to_choose_again(
     assert again.status_code == 200 and again.get_json()["ok"] is True
 
 
+def test_the_scripts_are_told_whether_a_refused_file_is_worth_sending_again(
+    app: Flask, client: FlaskClient, tmp_path: Path
+) -> None:
+    """uploads.js offers "Try again" on a refused file's row only when the same file may go
+    next time: not for a file that is not a document, nor for one already added (as not for
+    one too large); yes for a scanner that is down, which may be back in a minute."""
+    fill_every_step(client, files=((pdf_bytes(), "mri.pdf"),))
+
+    def scripted(content: bytes, name: str) -> dict[str, Any]:
+        response = client.post(
+            "/request/steps/documents",
+            data={
+                "csrf_token": page_token(open_step(client, "documents")),
+                "files": [file_part((content, name))],
+            },
+            content_type="multipart/form-data",
+            headers={"Accept": "application/json"},
+        )
+        assert response.status_code in (422, 503)
+        return response.get_json()
+
+    assert scripted(b"just text", "notes.pdf")["retry"] is False
+    assert scripted(pdf_bytes(), "mri-again.pdf")["retry"] is False  # already added
+    app.config.update(CLAMAV_ENABLED=True, CLAMAV_ADDRESS=str(tmp_path / "nobody-listens.sock"))
+    down = scripted(pdf_bytes("CT"), "ct.pdf")
+    assert "try again later" in down["message"] and down["retry"] is True
+
+
 def test_a_correction_does_not_drop_the_documents(client: FlaskClient) -> None:
     fill_every_step(client, files=((pdf_bytes(), "a.pdf"), (pdf_bytes("CT"), "b.pdf")))
     # Send without consent: the review asks for it, and the documents are still there.

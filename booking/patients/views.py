@@ -32,7 +32,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.wrappers import Response
 
-from booking.documents.storage import DocumentRejected, DocumentUpload
+from booking.documents.storage import DocumentRejected, DocumentUpload, ScannerDown
 from booking.extensions import csrf, limiter
 from booking.forms import (
     ADDRESS_IN_NAME_RE,
@@ -1239,6 +1239,9 @@ def _documents_step(
             )
         return redirect(url_for("patients.step", code="documents"), code=303)
     our_fault = 0  # files refused for our storage or database, not for what they are
+    # Files the same upload would meet the same refusal with (what they are, the request
+    # full or sent): uploads.js offers no "Try again" for them, as for a file too large.
+    lasting = 0
     database_failed = False
     awaiting_scan = False  # a file kept for a later virus scan: received, not yet accepted
     for upload in uploads:
@@ -1255,7 +1258,10 @@ def _documents_step(
             awaiting_scan = awaiting_scan or added.awaiting_scan
         except DocumentRejected as exc:
             messages.append((name, str(exc)))
+            if not isinstance(exc, ScannerDown):  # the scanner may be back in a minute
+                lasting += 1
         except drafts.DraftFull:
+            lasting += 1
             limit = current_app.config["MAX_DOCUMENTS"]
             too_many = ngettext(
                 "You can send at most %(num)d document with one request.",
@@ -1264,6 +1270,7 @@ def _documents_step(
             )
             messages.append((name, too_many))
         except drafts.DraftSent:
+            lasting += 1
             sent = _(
                 "Your request was sent (from another window) before this file was added. "
                 "Please add it on your request's page: the link is in our email."
@@ -1291,7 +1298,7 @@ def _documents_step(
     status = 503 if our_fault and our_fault == len(messages) else 422
     if _wants_json():
         if messages:
-            return jsonify(ok=False, message=messages[0][1]), status
+            return jsonify(ok=False, message=messages[0][1], retry=lasting < len(messages)), status
         if awaiting_scan:  # uploads.js shows it on the file's row instead of "Accepted"
             # ``held``: the page's summary then names this mark too (``data-kept-held``).
             return jsonify(ok=True, message=str(RECEIVED_BEING_CHECKED), held=True), 200

@@ -49,13 +49,13 @@ def _documents_with_one_added(site: Site, page: Page) -> None:
 
 
 def _documents_with_a_refused_file(site: Site, page: Page) -> None:
-    """With scripts: the refused file stays in the progress area, with its reason and a
-    button to try again."""
+    """With scripts: the refused file stays in the progress area, with its reason (and no
+    button to try again: the same file would be refused again)."""
     site.visit(page, "/request/steps/documents")
     not_a_document = site.scratch / "notes.pdf"
     not_a_document.write_bytes(b"this is not a PDF")
     page.get_by_label("Choose one or more files").set_input_files(not_a_document)
-    expect(page.locator("#upload-progress").get_by_role("button", name="Try again")).to_be_visible()
+    expect(page.locator("#upload-progress")).to_contain_text("not a PDF, JPEG or PNG")
 
 
 def _finish_later_sent(site: Site, page: Page) -> None:

@@ -85,7 +85,10 @@
     request.setRequestHeader("Accept", "application/json");
     pending += 1;
 
-    function finish(ok, message, waiting) {
+    // ``retry``: false when the server says the same file would be refused again (what it
+    // is, the request full or sent), as for a file too large: no "Try again" then. A
+    // description refused is not such a refusal: corrected in its box, it goes with the file.
+    function finish(ok, message, waiting, retry) {
       pending -= 1;
       cancel.remove();
       bar.remove();
@@ -98,12 +101,14 @@
         }
       } else {
         failed += 1;
-        var retry = button(text.retry, "btn-outline-primary");
-        retry.addEventListener("click", function () {
-          failed -= 1;
-          send(file, row);
-        });
-        row.append(retry);
+        if (retry !== false) {
+          var again = button(text.retry, "btn-outline-primary");
+          again.addEventListener("click", function () {
+            failed -= 1;
+            send(file, row);
+          });
+          row.append(again);
+        }
       }
       if (description && ok) {
         description.value = ""; // sent with this file: not with the next one too
@@ -159,7 +164,7 @@
       } else if (request.status === 413 && !(answer && answer.message)) {
         finish(false, text.tooLarge); // a proxy's own refusal, not the application's
       } else {
-        finish(false, (answer && answer.message) || text.failed);
+        finish(false, (answer && answer.message) || text.failed, false, answer && answer.retry);
       }
     });
     request.addEventListener("error", function () {
