@@ -86,6 +86,23 @@ def _emails(app: Flask, template: str) -> list[OutboxEmail]:
         return list(db.session.scalars(select(OutboxEmail).where(OutboxEmail.template == template)))
 
 
+def test_each_heading_of_your_data_stands_apart_from_the_one_before(
+    client: FlaskClient, patient: dict
+) -> None:
+    """The sub-headings of "Your data" follow closed disclosures (a summary line, no margin
+    below): each has a margin of its own, or "A copy of your data" sat against "I no longer
+    want to be contacted" above it."""
+    page = client.get(patient["url"]).get_data(as_text=True)
+    section = page.split('id="your-data"', 1)[1].split("</section>", 1)[0]
+    headings = re.findall(r'<h3 class="([^"]*)">([^<]+)</h3>', section)
+    assert [name for _classes, name in headings] == [
+        "Contact from the clinic",
+        "A copy of your data",
+        "Erasing your data",
+    ]
+    assert all("mt-3" in classes.split() for classes, _name in headings), headings
+
+
 def test_withdrawing_contact_consent_keeps_the_request_and_stops_offers(
     app: Flask, client: FlaskClient, patient: dict
 ) -> None:
