@@ -433,6 +433,27 @@ def test_a_closed_request_takes_no_new_messages(
     assert len(_messages(app)) == 1
 
 
+def test_a_closed_request_without_messages_promises_none(
+    app: Flask, auth: AuthActions, cases: dict
+) -> None:
+    """A request closed before anyone wrote: its page said the clinic's message "will appear
+    here and we will email you", above "you can read the messages here, but not send new
+    ones", though the clinic can no longer write either."""
+    from booking.dashboard.services import cancel_request
+
+    reference = cases["own"]["reference"]
+    coordinator = auth.login("coordinator")
+    browser, page = _patient(app, reference)
+    assert "If the clinic needs something from you" in browser.get(page).get_data(as_text=True)
+    with app.app_context():
+        cancel_request(_consultation(reference), staff_user(coordinator.email))
+    shown = browser.get(page).get_data(as_text=True)
+    thread = shown.split('id="messages"', 1)[1].split("</section>", 1)[0]
+    assert "<p>No messages yet.</p>" in thread
+    assert "If the clinic needs something from you" not in thread
+    assert "you can read the messages here, but not send new ones" in thread
+
+
 def test_no_message_is_written_to_a_patient_marked_deceased(
     app: Flask, client: FlaskClient, auth: AuthActions, cases: dict
 ) -> None:
