@@ -589,3 +589,24 @@ def test_the_admin_pages_isolate_the_specialists_name_of_time_off_and_hours(
         assert heading.startswith(question.format(STAFF_ISOLATED)), heading
         title = re.search(r"<title>(.*?)</title>", page, re.S)[1]
         assert question.format("د. ليلى حداد &lt;b&gt;&amp;") in title and "bdi" not in title
+
+
+def test_the_specialists_schedule_page_isolates_their_name(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """The schedule page's heading ("Schedule of <name>") and its breadcrumb's last item give
+    the specialist's name: a right-to-left name is in a ``<bdi>``, still escaped; the browser
+    tab's title has no tags."""
+    with app.app_context():
+        db.session.get(StaffUser, clinic.weber.id).full_name = STAFF_NAME
+        db.session.commit()
+    admin = AuthActions(client).new_client("admin")
+
+    page = admin.get(f"/staff/admin/scheduling/specialists/{clinic.weber.id}").get_data(
+        as_text=True
+    )
+    heading = re.search(r'<h1 class="h2">(.*?)</h1>', page, re.S)[1]
+    assert heading == f"Schedule of {STAFF_ISOLATED}"
+    assert f'<li class="breadcrumb-item active" aria-current="page">{STAFF_ISOLATED}</li>' in page
+    title = re.search(r"<title>(.*?)</title>", page, re.S)[1]
+    assert "Schedule of د. ليلى حداد &lt;b&gt;&amp;" in title and "bdi" not in title
