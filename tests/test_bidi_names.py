@@ -610,3 +610,22 @@ def test_the_specialists_schedule_page_isolates_their_name(
     assert f'<li class="breadcrumb-item active" aria-current="page">{STAFF_ISOLATED}</li>' in page
     title = re.search(r"<title>(.*?)</title>", page, re.S)[1]
     assert "Schedule of د. ليلى حداد &lt;b&gt;&amp;" in title and "bdi" not in title
+
+
+def test_the_closed_days_page_isolates_the_name_of_the_admin_who_closed_the_day(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """The "Closed by" cell says who closed the day and when ("<name>, 14 Dec 2026"): a
+    right-to-left name took the comma and the date into its run. It is in a ``<bdi>``, still
+    escaped."""
+    from booking.scheduling.closures import close_clinic
+
+    with app.app_context():
+        admin = db.session.get(StaffUser, clinic.admin.id)
+        admin.full_name = ACTOR_NAME
+        db.session.commit()
+        close_clinic(clinic_today() + timedelta(days=10), "Team training", admin)
+    admin_client = AuthActions(client).new_client("admin")
+
+    page = admin_client.get("/staff/admin/scheduling/closed-days").get_data(as_text=True)
+    assert re.search(rf"<td>{ACTOR_ISOLATED}, \d+ \w+ \d{{4}}</td>", page)
