@@ -23,7 +23,7 @@ from booking.extensions import db
 from booking.requests.models import ConsultationRequest
 from booking.scheduling.models import AppointmentType, VisitMode
 from booking.staff.models import StaffUser
-from booking.timeutil import clinic_today
+from booking.timeutil import clinic_today, to_clinic_tz
 from tests.factories import (
     clinic_slot,
     confirmed_request,
@@ -629,3 +629,31 @@ def test_the_closed_days_page_isolates_the_name_of_the_admin_who_closed_the_day(
 
     page = admin_client.get("/staff/admin/scheduling/closed-days").get_data(as_text=True)
     assert re.search(rf"<td>{ACTOR_ISOLATED}, \d+ \w+ \d{{4}}</td>", page)
+
+
+def test_the_close_day_question_isolates_the_specialists_name_of_each_appointment(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """Closing a booked day lists each appointment on it ("<reference> at <time> with
+    <name>"): a right-to-left name at the end of the line took the time into its run, and
+    the next line's reference too when it wrapped. The name is in a ``<bdi>``, still
+    escaped."""
+    from tests.factories import book_first_open_time
+    from tests.support import page_token
+
+    with app.app_context():
+        consultation = book_first_open_time(clinic)
+        consultation.appointment.specialist.full_name = STAFF_NAME
+        db.session.commit()
+        reference = consultation.reference
+        starts_at = to_clinic_tz(consultation.appointment.starts_at)
+    admin = AuthActions(client).new_client("admin")
+    closed_days = "/staff/admin/scheduling/closed-days"
+    token = page_token(admin.get(closed_days).get_data(as_text=True))
+
+    page = admin.post(
+        closed_days,
+        data={"csrf_token": token, "day": starts_at.date().isoformat(), "reason": "Training"},
+    ).get_data(as_text=True)
+    at = starts_at.strftime("%H:%M")
+    assert f">{reference} at {at} with {STAFF_ISOLATED}</a></li>" in page

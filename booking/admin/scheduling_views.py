@@ -340,11 +340,11 @@ def _confirm_closing(day: date) -> str:
         warnings=warnings,
         listed=[
             (
-                _(
-                    "%(reference)s at %(time)s with %(name)s",
+                naming(
+                    _("%(reference)s at %(time)s with %(name)s"),
                     reference=appointment.request.reference,
                     time=clinic_dt(appointment.starts_at, "HH:mm"),
-                    name=appointment.specialist.full_name,
+                    name=isolated(appointment.specialist.full_name),
                 ),
                 url_for("dashboard.record", reference=appointment.request.reference),
             )
