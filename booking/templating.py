@@ -157,29 +157,36 @@ def _readable_time(value: datetime | str) -> str | None:
     return clinic_dt(value, "short") if value.tzinfo is not None else None
 
 
-def _readable_value(value: Any, names: Mapping[Any, str] | None = None) -> str:
+def _readable_value(value: Any, names: Mapping[Any, str] | None = None) -> Markup:
+    """A stored value as the page shows it, escaped; a name or any other text is isolated
+    (``<bdi>``): one typed in a right-to-left script would otherwise take the arrow and the
+    other value of "before → after", or the next item of a list, into its run."""
     if value is None or value == "":
-        return NOTHING
+        return escape(NOTHING)
     if isinstance(value, bool):
-        return _("yes") if value else _("no")
+        return escape(_("yes") if value else _("no"))
     if names is not None and isinstance(value, int | str) and value in names:
-        return names[value]
+        return isolated(names[value])
     if isinstance(value, datetime | str) and (when := _readable_time(value)) is not None:
-        return when
+        return escape(when)
     if isinstance(value, date | str) and (day := _readable_day_or_time(value)) is not None:
-        return day
+        return escape(day)
     if isinstance(value, list | tuple):
-        return ", ".join(_readable_value(item, names) for item in value) or NOTHING
+        return Markup(", ").join(_readable_value(item, names) for item in value) or escape(NOTHING)
     if isinstance(value, Mapping):
-        return "; ".join(f"{key}: {_readable_value(item)}" for key, item in value.items())
-    return str(value)
+        return Markup("; ").join(
+            Markup("{}: {}").format(key, _readable_value(item)) for key, item in value.items()
+        )
+    if isinstance(value, str):
+        return isolated(value)
+    return escape(str(value))
 
 
 def readable_details(
     details: Mapping[str, Any] | None,
     names: Mapping[str, Mapping[Any, str]] | None = None,
     leave_out: str | None = None,
-) -> list[str]:
+) -> list[Markup]:
     """Stored details (an audit row's JSON) as "key: value" lines a person reads: text as
     written ("Kantstraße", not "Kantstra\\u00dfe"), lists joined, a change as "before → after",
     a nested group's keys after its own ("filters status: all"), instants in clinic time,
@@ -187,8 +194,9 @@ def readable_details(
     ``names`` gives, by key, the names of the values stored under it (``{"location_id": {1:
     "Main clinic"}}``), and such a key reads as what it names ("location", not "location
     id"); a value it does not name (a record since deleted) is shown as stored. The key
-    ``leave_out`` is not shown (the page says it elsewhere)."""
-    lines: list[str] = []
+    ``leave_out`` is not shown (the page says it elsewhere). Each line is markup: its text
+    escaped, each name and other text in it isolated (``<bdi>``)."""
+    lines: list[Markup] = []
     names = names or {}
 
     def walk(label: str, key: str, value: Any) -> None:
@@ -196,12 +204,12 @@ def readable_details(
         if isinstance(value, Mapping) and set(value) == {"before", "after"}:
             before = _readable_value(value["before"], named)
             after = _readable_value(value["after"], named)
-            lines.append(f"{label}: {before} → {after}")
+            lines.append(Markup("{}: {} → {}").format(label, before, after))
         elif isinstance(value, Mapping) and value:
             for inner, item in value.items():
                 walk(f"{label} {_key_label(str(inner), names)}".strip(), str(inner), item)
         else:
-            lines.append(f"{label}: {_readable_value(value, named)}")
+            lines.append(Markup("{}: {}").format(label, _readable_value(value, named)))
 
     for key, value in (details or {}).items():
         if key == leave_out:

@@ -657,3 +657,39 @@ def test_the_close_day_question_isolates_the_specialists_name_of_each_appointmen
     ).get_data(as_text=True)
     at = starts_at.strftime("%H:%M")
     assert f">{reference} at {at} with {STAFF_ISOLATED}</a></li>" in page
+
+
+def test_the_audit_trails_details_isolate_names_and_texts(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """A detail line gives a change as "<key>: <before> → <after>", a list as "a, b": a
+    right-to-left name (a specialist's, looked up by id) or text someone typed took the arrow,
+    the comma and the other value into its run. Each is in a ``<bdi>``, still escaped; times,
+    numbers and the dash for nothing are not."""
+    from booking.audit.services import record
+    from booking.templating import NOTHING
+
+    with app.app_context():
+        db.session.get(StaffUser, clinic.weber.id).full_name = STAFF_NAME
+        record(
+            "request_rescheduled",
+            target_type="request",
+            target_id="SC-7K4M-Q2XD",
+            details={
+                "specialist": {"before": clinic.okafor.id, "after": clinic.weber.id},
+                "starts_at": {"before": None, "after": "2026-12-09T09:00:00+00:00"},
+                "reason": "مؤتمر <b>&",
+                "codes": ["ب 12", "A-3"],
+                "minutes": {"before": 30, "after": 45},
+            },
+        )
+        db.session.commit()
+    admin = AuthActions(client).new_client("admin")
+
+    page = admin.get("/staff/admin/audit").get_data(as_text=True)
+    lines = re.findall(r"<li>(.*?)</li>", page)
+    assert f"specialist: <bdi>Dr. Okafor</bdi> → {STAFF_ISOLATED}" in lines
+    assert f"starts at: {NOTHING} → 9 Dec 2026, 10:00" in lines
+    assert "reason: <bdi>مؤتمر &lt;b&gt;&amp;</bdi>" in lines
+    assert "codes: <bdi>ب 12</bdi>, <bdi>A-3</bdi>" in lines
+    assert "minutes: 30 → 45" in lines

@@ -391,4 +391,4 @@ def test_the_audit_trail_names_the_page_each_feedback_was_about(
         f"Feedback on “The evaluation” ({ids['evaluation']})",  # deleted since: still named
         f"Feedback on “Treatments” ({ids['treatments']})",
     ]
-    assert "page: Treatments" in text  # the row's details name it too
+    assert "page: <bdi>Treatments</bdi>" in text  # the row's details name it too
