@@ -46,6 +46,14 @@ def naming(text: str, **values: object) -> Markup:
     return escape(text) % values
 
 
+def unfilled(*names: str) -> dict[str, str]:
+    """The placeholders ``names`` as themselves (``{"name": "%(name)s"}``), for ``ngettext``
+    to leave for ``naming``: ngettext fills every placeholder of the sentence it chooses at
+    once, as text (``naming(ngettext(..., n, **unfilled("name")), name=isolated(...))``). The
+    sentence is not to have a ``%%``, which the first filling makes a lone ``%``."""
+    return {name: f"%({name})s" for name in names}
+
+
 def yes_no(value: bool) -> str:
     return _("Yes") if value else _("No")
 

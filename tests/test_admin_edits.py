@@ -141,7 +141,7 @@ def test_saving_the_page_unchanged_writes_nothing(
 ) -> None:
     path = location_page(clinic)
     shown = post_as_shown(admin, path, admin.get(path).get_data(as_text=True))
-    assert "Nothing was changed for Main clinic." in text(shown)
+    assert "Nothing was changed for <bdi>Main clinic</bdi>." in shown
     assert audits(app, "location_updated") == []
 
 

@@ -693,3 +693,42 @@ def test_the_audit_trails_details_isolate_names_and_texts(
     assert "reason: <bdi>مؤتمر &lt;b&gt;&amp;</bdi>" in lines
     assert "codes: <bdi>ب 12</bdi>, <bdi>A-3</bdi>" in lines
     assert "minutes: 30 → 45" in lines
+
+
+def test_flashed_messages_isolate_the_names_they_carry(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """The message shown after an admin's action names what it was done to ("<name> can no
+    longer sign in.", "<name> still has 1 appointment to come: ...", "Patients can no longer
+    book <type>.", "1 appointment to come is still at <place>, ..."): a right-to-left name
+    took the full stop, the digits and the comma beside it into its run. The name is in a
+    ``<bdi>``, still escaped, after the redirect (the session keeps a flash's markup)."""
+    from tests.factories import book_first_open_time
+    from tests.support import csrf_token
+
+    with app.app_context():
+        _named_in_arabic(clinic, STAFF_NAME)
+        book_first_open_time(clinic)
+    admin = AuthActions(client).new_client("admin")
+
+    def switched_off(path: str, page: str) -> str:
+        response = admin.post(
+            path,
+            data={"csrf_token": csrf_token(admin, page), "active": "0", "confirmed": "1"},
+            follow_redirects=True,
+        )
+        return response.get_data(as_text=True)
+
+    shown = switched_off(f"/staff/accounts/{clinic.weber.id}/active", "/staff/accounts")
+    assert f">{STAFF_ISOLATED} can no longer sign in.</div>" in shown
+    assert f">{STAFF_ISOLATED} still has 1 appointment to come: move it" in shown
+
+    shown = switched_off(
+        f"/staff/admin/scheduling/types/{clinic.type}/active", "/staff/admin/scheduling/"
+    )
+    assert ">Patients can no longer book <bdi>مراجعة الصور</bdi>.</div>" in shown
+
+    shown = switched_off(
+        f"/staff/admin/locations/{clinic.location}/active", "/staff/admin/locations"
+    )
+    assert f">1 appointment to come is still at {PLACE_ISOLATED}, and its patient" in shown

@@ -521,7 +521,7 @@ def test_admin_adds_deactivates_and_reactivates_a_type(
     )
     assert response.status_code == 302
     page = admin_client.get(OVERVIEW).get_data(as_text=True)
-    assert "Appointment type Follow-up visit added." in page
+    assert "Appointment type <bdi>Follow-up visit</bdi> added." in page
     assert "30 minutes" in page
     with app.app_context():
         (created,) = db.session.scalars(select(AppointmentType)).all()

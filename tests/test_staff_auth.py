@@ -1101,7 +1101,7 @@ def test_an_admin_creates_a_coordinator_who_can_sign_in(
     response = create_account(client)
     assert response.status_code == 302
     assert urlsplit(response.headers["Location"]).path == "/staff/accounts"
-    assert "Account created for Nora New." in alerts(client.get("/staff/accounts"))
+    assert "Account created for <bdi>Nora New</bdi>." in alerts(client.get("/staff/accounts"))
 
     nora = account(app, "nora@example.com")
     assert nora is not None and nora.role == StaffRole.COORDINATOR and nora.active
@@ -1177,7 +1177,7 @@ def test_an_admin_deactivates_and_reactivates_an_account(
     AuthActions(client).attempt(staff.admin.email)
 
     page = set_active(client, staff.coordinator.id, False)
-    assert "Cora Coord can no longer sign in." in alerts(page)
+    assert "<bdi>Cora Coord</bdi> can no longer sign in." in alerts(page)
     assert not account(app, staff.coordinator.email).active  # type: ignore[union-attr]
     assert not signed_in(coordinator), "a deactivated account must be signed out at once"
     assert AuthActions(coordinator).attempt(staff.coordinator.email).status_code == 401
@@ -1187,7 +1187,7 @@ def test_an_admin_deactivates_and_reactivates_an_account(
     assert off.details == {"active": {"before": True, "after": False}}
 
     page = set_active(client, staff.coordinator.id, True)
-    assert "Cora Coord can sign in again." in alerts(page)
+    assert "<bdi>Cora Coord</bdi> can sign in again." in alerts(page)
     (on,) = audit(app, "staff_activated")
     assert on.actor_id == staff.admin.id
     assert on.details == {"active": {"before": False, "after": True}}
@@ -1203,9 +1203,12 @@ def test_deactivating_a_specialist_warns_of_their_appointments_to_come(
         book_first_open_time(clinic)
     AuthActions(client).attempt(clinic.admin.email)
     shown = " ".join(alerts(set_active(client, clinic.weber.id, False)))
-    assert "Dr. Weber still has 1 appointment to come: move it to another specialist" in shown
+    assert (
+        "<bdi>Dr. Weber</bdi> still has 1 appointment to come: move it to another specialist"
+        in shown
+    )
     shown = " ".join(alerts(set_active(client, clinic.okafor.id, False)))
-    assert "Dr. Okafor can no longer sign in." in shown and "to come" not in shown
+    assert "<bdi>Dr. Okafor</bdi> can no longer sign in." in shown and "to come" not in shown
 
 
 def test_closing_a_location_warns_of_the_appointments_still_there(
@@ -1234,7 +1237,7 @@ def test_closing_a_location_warns_of_the_appointments_still_there(
         return " ".join(alerts(response))
 
     shown = close(location_id)
-    assert f"1 appointment to come is still at {name}" in shown
+    assert f"1 appointment to come is still at <bdi>{name}</bdi>" in shown
     assert "move it to another place or cancel it" in shown
     shown = close(annex)
     assert "Location updated." in shown and "to come" not in shown

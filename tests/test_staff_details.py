@@ -88,7 +88,9 @@ def test_a_corrected_name_keeps_the_colleague_signed_in(
     response = correct(client, staff.coordinator.id, "  Cora Coordinator ", staff.coordinator.email)
 
     assert response.status_code == 302
-    assert "The account of Cora Coordinator was corrected." in alerts(client.get("/staff/accounts"))
+    assert "The account of <bdi>Cora Coordinator</bdi> was corrected." in alerts(
+        client.get("/staff/accounts")
+    )
     assert account(app, staff.coordinator.id) == ("Cora Coordinator", staff.coordinator.email)
     assert corrections(app) == [
         (staff.admin.id, str(staff.coordinator.id), {"changed": ["full_name"]})
@@ -171,7 +173,7 @@ def test_refusals_are_shown_at_their_fields_and_change_nothing(
 
     unchanged = correct(client, staff.weber.id, "Dr. Weber", "Weber@example.com")
     assert unchanged.status_code == 302
-    assert "Nothing was changed for Dr. Weber." in alerts(client.get("/staff/accounts"))
+    assert "Nothing was changed for <bdi>Dr. Weber</bdi>." in alerts(client.get("/staff/accounts"))
 
     assert account(app, staff.weber.id) == before
     assert account(app, staff.admin.id)[1] == staff.admin.email

@@ -60,7 +60,7 @@ def test_an_admin_promotes_a_coordinator_who_is_signed_out_and_comes_back_as_adm
 
     page = set_role(client, staff.coordinator.id, "admin")
 
-    assert "Cora Coord now has the role Administrator." in alerts(page)
+    assert "<bdi>Cora Coord</bdi> now has the role Administrator." in alerts(page)
     assert role_of(app, staff.coordinator.id) == StaffRole.ADMIN
     assert role_changes(app) == [
         (
@@ -87,7 +87,7 @@ def test_a_demoted_admin_loses_the_admin_pages(
     with app.app_context():
         other = make_staff("admin", "second@example.com", full_name="Sam Second").id
     AuthActions(client).login(email=staff.admin.email)
-    assert "Sam Second now has the role Coordinator." in alerts(
+    assert "<bdi>Sam Second</bdi> now has the role Coordinator." in alerts(
         set_role(client, other, "coordinator")
     )
     demoted = app.test_client()
@@ -117,7 +117,7 @@ def test_an_admin_cannot_change_their_own_role_and_nonsense_changes_nothing(
     )
     assert "Please choose a role." in alerts(set_role(client, staff.coordinator.id, "owner"))
     page = set_role(client, staff.coordinator.id, "coordinator")
-    assert "Cora Coord already has the role Coordinator." in alerts(page)
+    assert "<bdi>Cora Coord</bdi> already has the role Coordinator." in alerts(page)
     assert role_of(app, staff.admin.id) == StaffRole.ADMIN
     assert role_of(app, staff.coordinator.id) == StaffRole.COORDINATOR
     assert role_changes(app) == []
@@ -131,9 +131,12 @@ def test_a_specialist_given_another_role_warns_of_their_appointments_to_come(
         book_first_open_time(clinic)
     AuthActions(client).login(email=clinic.admin.email)
     shown = alerts(set_role(client, clinic.weber.id, "coordinator"))
-    assert "Dr. Weber still has 1 appointment to come: move it to another specialist" in shown
+    assert (
+        "<bdi>Dr. Weber</bdi> still has 1 appointment to come: move it to another specialist"
+        in shown
+    )
     shown = alerts(set_role(client, clinic.okafor.id, "coordinator"))
-    assert "Dr. Okafor now has the role Coordinator." in shown and "to come" not in shown
+    assert "<bdi>Dr. Okafor</bdi> now has the role Coordinator." in shown and "to come" not in shown
 
 
 def test_a_change_of_role_is_asked_about_first_and_the_pages_button_makes_it(

@@ -106,7 +106,7 @@ def test_a_reset_removes_the_second_factor_signs_the_colleague_out_and_tells_the
 
     page = reset(client, staff.coordinator.id)
 
-    assert "The two-factor sign-in of Cora Coord was reset." in alerts(page)
+    assert "The two-factor sign-in of <bdi>Cora Coord</bdi> was reset." in alerts(page)
     assert "an email telling them is on its way" in alerts(page)  # not yet sent, only written
     assert "they will set it up again at their next sign-in" in alerts(page)
     with app.app_context():
@@ -181,7 +181,9 @@ def test_no_reset_of_ones_own_and_a_post_from_an_older_page_resets_nothing_twice
 
     assert "was reset" in alerts(reset(client, staff.weber.id, form))
     again = reset(client, staff.weber.id, form)
-    assert "Dr. Weber has no two-factor sign-in set up: nothing was reset." in alerts(again)
+    assert "<bdi>Dr. Weber</bdi> has no two-factor sign-in set up: nothing was reset." in alerts(
+        again
+    )
     assert len(actions(app, "two_factor_reset")) == 1
     with app.app_context():
         assert len(db.session.scalars(select(OutboxEmail)).all()) == 1

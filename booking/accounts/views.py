@@ -66,6 +66,7 @@ from booking.staff.models import (
     configured_two_factor_roles,
     two_factor_required_roles,
 )
+from booking.templating import isolated, naming, unfilled
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
@@ -351,7 +352,9 @@ def accounts() -> Response | str | tuple[str, int]:
         except services.StaffAccountError as exc:
             form.email.errors = [*form.email.errors, str(exc)]
         else:
-            flash(_("Account created for %(name)s.", name=user.full_name), "success")
+            flash(
+                naming(_("Account created for %(name)s."), name=isolated(user.full_name)), "success"
+            )
             return redirect(url_for("staff.accounts"))
     status = 422 if form.errors else 200
     return _accounts_page(form, _two_factor_form()), status
@@ -422,9 +425,14 @@ def set_active(user_id: int) -> Response | str:
         flash(str(exc), "danger")
     else:
         if active:
-            flash(_("%(name)s can sign in again.", name=user.full_name), "success")
+            flash(
+                naming(_("%(name)s can sign in again."), name=isolated(user.full_name)), "success"
+            )
         else:
-            flash(_("%(name)s can no longer sign in.", name=user.full_name), "success")
+            flash(
+                naming(_("%(name)s can no longer sign in."), name=isolated(user.full_name)),
+                "success",
+            )
             if user.role == StaffRole.SPECIALIST:
                 _warn_of_appointments_to_come(user)
     return redirect(url_for("staff.accounts"))
@@ -480,13 +488,22 @@ def set_role(user_id: int) -> Response | str:
         return redirect(url_for("staff.accounts"))
     role = ROLE_NAMES[chosen]
     if not changed:
-        flash(_("%(name)s already has the role %(role)s.", name=user.full_name, role=role), "info")
+        flash(
+            naming(
+                _("%(name)s already has the role %(role)s."),
+                name=isolated(user.full_name),
+                role=role,
+            ),
+            "info",
+        )
         return redirect(url_for("staff.accounts"))
     flash(
-        _(
-            "%(name)s now has the role %(role)s. They were signed out, and their next sign-in "
-            "follows the new role.",
-            name=user.full_name,
+        naming(
+            _(
+                "%(name)s now has the role %(role)s. They were signed out, and their next sign-in "
+                "follows the new role."
+            ),
+            name=isolated(user.full_name),
             role=role,
         ),
         "success",
@@ -549,19 +566,29 @@ def edit_account(user_id: int) -> Response | tuple[str, int]:
                 form.shown.data = services.details_mark(user)
         else:
             if not changed:
-                flash(_("Nothing was changed for %(name)s.", name=user.full_name), "info")
+                flash(
+                    naming(_("Nothing was changed for %(name)s."), name=isolated(user.full_name)),
+                    "info",
+                )
             elif "email" in changed:
                 flash(
-                    _(
-                        "The account of %(name)s was corrected. They were signed out, and sign "
-                        "in with %(email)s from now on.",
-                        name=user.full_name,
+                    naming(
+                        _(
+                            "The account of %(name)s was corrected. They were signed out, and sign "
+                            "in with %(email)s from now on."
+                        ),
+                        name=isolated(user.full_name),
                         email=user.email,
                     ),
                     "success",
                 )
             else:
-                flash(_("The account of %(name)s was corrected.", name=user.full_name), "success")
+                flash(
+                    naming(
+                        _("The account of %(name)s was corrected."), name=isolated(user.full_name)
+                    ),
+                    "success",
+                )
             return redirect(url_for("staff.accounts"))
     page = render_template("staff/account_edit.html", form=form, user=user, role_names=ROLE_NAMES)
     return page, 422 if form.errors else 200
@@ -660,25 +687,33 @@ def reset_two_factor(user_id: int) -> Response | str:
         return redirect(url_for("staff.accounts"))
     if not reset:
         flash(
-            _("%(name)s has no two-factor sign-in set up: nothing was reset.", name=user.full_name),
+            naming(
+                _("%(name)s has no two-factor sign-in set up: nothing was reset."),
+                name=isolated(user.full_name),
+            ),
             "info",
         )
     elif user.needs_second_factor:
         flash(
-            _(
-                "The two-factor sign-in of %(name)s was reset. They were signed out, an email "
-                "telling them is on its way, and they will set it up again at their next sign-in.",
-                name=user.full_name,
+            naming(
+                _(
+                    "The two-factor sign-in of %(name)s was reset. They were signed out, an "
+                    "email telling them is on its way, and they will set it up again at their "
+                    "next sign-in."
+                ),
+                name=isolated(user.full_name),
             ),
             "success",
         )
     else:
         flash(
-            _(
-                "The two-factor sign-in of %(name)s was reset. They were signed out, and an email "
-                "telling them is on its way; their role does not require it, so they can sign in "
-                "with their password alone until they set it up again.",
-                name=user.full_name,
+            naming(
+                _(
+                    "The two-factor sign-in of %(name)s was reset. They were signed out, and an "
+                    "email telling them is on its way; their role does not require it, so they "
+                    "can sign in with their password alone until they set it up again."
+                ),
+                name=isolated(user.full_name),
             ),
             "success",
         )
@@ -689,13 +724,16 @@ def _warn_of_appointments_to_come(user: StaffUser) -> None:
     """A specialist who no longer sees patients keeps their appointments: say to move them."""
     if waiting := appointments_to_come(user.id):
         flash(
-            ngettext(
-                "%(name)s still has %(num)d appointment to come: move it to another "
-                "specialist or cancel it (the agenda shows it).",
-                "%(name)s still has %(num)d appointments to come: move them to another "
-                "specialist or cancel them (the agenda shows them).",
-                waiting,
-                name=user.full_name,
+            naming(
+                ngettext(
+                    "%(name)s still has %(num)d appointment to come: move it to another "
+                    "specialist or cancel it (the agenda shows it).",
+                    "%(name)s still has %(num)d appointments to come: move them to another "
+                    "specialist or cancel them (the agenda shows them).",
+                    waiting,
+                    **unfilled("name"),
+                ),
+                name=isolated(user.full_name),
             ),
             "warning",
         )

@@ -115,7 +115,11 @@ def overview() -> Response | tuple[str, int]:
                     _refuse(type_form, exc)
                 else:
                     flash(
-                        _("Appointment type %(name)s added.", name=created.display_name), "success"
+                        naming(
+                            _("Appointment type %(name)s added."),
+                            name=isolated(created.display_name),
+                        ),
+                        "success",
                     )
                     return redirect(url_for(".overview"))
         else:
@@ -147,10 +151,18 @@ def set_type_active(type_id: int) -> Response | str:
         return _confirm_switching_off(appointment_type)
     admin.set_appointment_type_active(appointment_type, active, current_user)
     if active:
-        flash(_("Patients can book %(name)s again.", name=appointment_type.display_name), "success")
+        flash(
+            naming(
+                _("Patients can book %(name)s again."), name=isolated(appointment_type.display_name)
+            ),
+            "success",
+        )
     else:
         flash(
-            _("Patients can no longer book %(name)s.", name=appointment_type.display_name),
+            naming(
+                _("Patients can no longer book %(name)s."),
+                name=isolated(appointment_type.display_name),
+            ),
             "success",
         )
         if booked := appointments_to_come(appointment_type_id=appointment_type.id):
@@ -235,7 +247,10 @@ def edit_type(type_id: int) -> Response | tuple[str, int]:
         else:
             if not changed:
                 flash(
-                    _("Nothing was changed for %(name)s.", name=appointment_type.display_name),
+                    naming(
+                        _("Nothing was changed for %(name)s."),
+                        name=isolated(appointment_type.display_name),
+                    ),
                     "info",
                 )
             else:

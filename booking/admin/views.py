@@ -32,6 +32,7 @@ from booking.scheduling import services as scheduling
 from booking.scheduling.models import Location
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole
+from booking.templating import isolated, naming, unfilled
 from booking.urlargs import date_arg, int_arg, text_arg
 
 bp = Blueprint("admin", __name__, url_prefix="/staff/admin")
@@ -92,9 +93,14 @@ def edit_location(location_id: int) -> Response | tuple[str, int]:
                 _refuse(form, exc)
         else:
             if not edit.changed:
-                flash(_("Nothing was changed for %(name)s.", name=location.display_name), "info")
+                flash(
+                    naming(
+                        _("Nothing was changed for %(name)s."), name=isolated(location.display_name)
+                    ),
+                    "info",
+                )
             else:
-                flash(_("%(name)s saved.", name=location.display_name), "success")
+                flash(naming(_("%(name)s saved."), name=isolated(location.display_name)), "success")
                 _flash_address_notices(edit)
             return redirect(url_for(".locations"))
     page = render_template("admin/location_edit.html", form=form, location=location)
@@ -151,15 +157,18 @@ def set_location_active(location_id: int) -> Response | str:
     # their patients would still be reminded to come: staff move or cancel them.
     if not active and (waiting := scheduling.appointments_to_come(location_id=location.id)):
         flash(
-            ngettext(
-                "%(num)d appointment to come is still at %(name)s, and its patient is still "
-                "expected there: move it to another place or cancel it (the calendar, filtered "
-                "by this location, shows it).",
-                "%(num)d appointments to come are still at %(name)s, and their patients are "
-                "still expected there: move them to another place or cancel them (the "
-                "calendar, filtered by this location, shows them).",
-                waiting,
-                name=location.display_name,
+            naming(
+                ngettext(
+                    "%(num)d appointment to come is still at %(name)s, and its patient is still "
+                    "expected there: move it to another place or cancel it (the calendar, "
+                    "filtered by this location, shows it).",
+                    "%(num)d appointments to come are still at %(name)s, and their patients are "
+                    "still expected there: move them to another place or cancel them (the "
+                    "calendar, filtered by this location, shows them).",
+                    waiting,
+                    **unfilled("name"),
+                ),
+                name=isolated(location.display_name),
             ),
             "warning",
         )
