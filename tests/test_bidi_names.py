@@ -732,3 +732,62 @@ def test_flashed_messages_isolate_the_names_they_carry(
         f"/staff/admin/locations/{clinic.location}/active", "/staff/admin/locations"
     )
     assert f">1 appointment to come is still at {PLACE_ISOLATED}, and its patient" in shown
+
+
+def test_the_questions_before_an_admins_action_isolate_the_names_they_carry(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """The page asking to confirm an action names what it is done to ("Deactivate the account
+    of <name>?", "Close <place>?", "Deactivate <type>?", "Change the email address of
+    <patient>?") and warns with the appointments left ("<name> still has 1 appointment to
+    come: ...", "1 appointment to come is at <place>: ..."): a right-to-left name took the
+    question mark, the digits and the colon beside it into its run. The name is in a
+    ``<bdi>``, still escaped; the tab's title has no tags."""
+    from tests.factories import book_first_open_time
+    from tests.support import csrf_token
+    from tests.test_contact_details import correct
+
+    with app.app_context():
+        _named_in_arabic(clinic, STAFF_NAME)
+        consultation = book_first_open_time(clinic)
+        consultation.patient.full_name = f"{NAME} <b>&"
+        db.session.commit()
+        reference = consultation.reference
+    admin = AuthActions(client).new_client("admin")
+
+    def asked(path: str, page: str, **fields: str) -> tuple[str, list[str], str]:
+        response = admin.post(path, data={"csrf_token": csrf_token(admin, page), **fields})
+        shown = response.get_data(as_text=True)
+        heading = re.search(r'<h1 class="h2" id="confirm-heading">(.*?)</h1>', shown, re.S)[1]
+        warnings = re.findall(r"<strong>Warning:</strong> (.*?)</div>", shown)
+        title = re.search(r"<title>(.*?)</title>", shown, re.S)[1]
+        assert "bdi" not in title
+        return heading, warnings, title
+
+    heading, warnings, title = asked(
+        f"/staff/accounts/{clinic.weber.id}/active", "/staff/accounts", active="0"
+    )
+    assert heading == f"Deactivate the account of {STAFF_ISOLATED}?"
+    assert "Deactivate the account of د. ليلى حداد &lt;b&gt;&amp;?" in title
+    assert warnings[0].startswith(f"{STAFF_ISOLATED} still has 1 appointment to come: ")
+
+    heading, _warnings, _title = asked(
+        f"/staff/accounts/{clinic.weber.id}/role", "/staff/accounts", role="coordinator"
+    )
+    assert heading == f"Change the role of {STAFF_ISOLATED} to Coordinator?"
+
+    heading, warnings, _title = asked(
+        f"/staff/admin/locations/{clinic.location}/active", "/staff/admin/locations", active="0"
+    )
+    assert heading == f"Close {PLACE_ISOLATED}?"
+    assert f"1 appointment to come is at {PLACE_ISOLATED}: it stays there" in warnings[-1]
+
+    heading, _warnings, _title = asked(
+        f"/staff/admin/scheduling/types/{clinic.type}/active", "/staff/admin/scheduling/"
+    )
+    assert heading == "Deactivate <bdi>مراجعة الصور</bdi>?"
+
+    coordinator = AuthActions(app.test_client()).new_client("coordinator")
+    page = correct(coordinator, reference, email="new@example.com", confirmed=False)
+    heading = re.search(r'<h1 class="h2" id="confirm-heading">(.*?)</h1>', page.text, re.S)[1]
+    assert heading == f"Change the email address of <bdi>{NAME} &lt;b&gt;&amp;</bdi>?"

@@ -187,7 +187,7 @@ def test_a_new_address_is_asked_about_first_and_the_pages_button_makes_it(
         correct(coordinator, reference, email=NEW, phone="030 1234567", confirmed=False)
     )
 
-    assert question == "Change the email address of Erika Mustermann?"
+    assert question == "Change the email address of <bdi>Erika Mustermann</bdi>?"
     assert warnings == []
     assert [html.unescape(line) for line in re.findall(r"<li>(.*?)</li>", page)] == [
         "Every private link sent to the patient so far stops working.",

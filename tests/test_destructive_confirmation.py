@@ -73,10 +73,10 @@ def test_deactivating_a_specialist_is_confirmed_first_and_warns_of_their_appoint
         press(client, f"/staff/accounts/{clinic.weber.id}/active", active="0")
     )
 
-    assert question == "Deactivate the account of Dr. Weber?"
+    assert question == "Deactivate the account of <bdi>Dr. Weber</bdi>?"
     assert warnings == [
-        "Dr. Weber still has 1 appointment to come: it stays booked with them, and is to be "
-        "moved to another specialist or cancelled."
+        "<bdi>Dr. Weber</bdi> still has 1 appointment to come: it stays booked with them, and "
+        "is to be moved to another specialist or cancelled."
     ]
     assert 'href="/staff/accounts"' in page  # cancel
     with app.app_context():

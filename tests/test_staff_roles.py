@@ -158,12 +158,12 @@ def test_a_change_of_role_is_asked_about_first_and_the_pages_button_makes_it(
         press(client, f"/staff/accounts/{clinic.weber.id}/role", role="coordinator")
     )
 
-    assert question == "Change the role of Dr. Weber to Coordinator?"
+    assert question == "Change the role of <bdi>Dr. Weber</bdi> to Coordinator?"
     assert "They are signed out everywhere at once" in page
     assert "Their next sign-in asks them to set up two-factor sign-in" in page
     assert warnings == [
-        "Dr. Weber still has 1 appointment to come: it stays booked with them, and is to be "
-        "moved to another specialist or cancelled."
+        "<bdi>Dr. Weber</bdi> still has 1 appointment to come: it stays booked with them, and "
+        "is to be moved to another specialist or cancelled."
     ]
     assert 'href="/staff/accounts"' in page  # cancel
     assert role_of(app, clinic.weber.id) == StaffRole.SPECIALIST

@@ -443,13 +443,16 @@ def _appointments_to_come_warnings(user: StaffUser) -> list[str]:
     if user.role != StaffRole.SPECIALIST or not (waiting := appointments_to_come(user.id)):
         return []
     return [
-        ngettext(
-            "%(name)s still has %(num)d appointment to come: it stays booked with them, "
-            "and is to be moved to another specialist or cancelled.",
-            "%(name)s still has %(num)d appointments to come: they stay booked with them, "
-            "and are to be moved to another specialist or cancelled.",
-            waiting,
-            name=user.full_name,
+        naming(
+            ngettext(
+                "%(name)s still has %(num)d appointment to come: it stays booked with them, "
+                "and is to be moved to another specialist or cancelled.",
+                "%(name)s still has %(num)d appointments to come: they stay booked with them, "
+                "and are to be moved to another specialist or cancelled.",
+                waiting,
+                **unfilled("name"),
+            ),
+            name=isolated(user.full_name),
         )
     ]
 
@@ -457,7 +460,7 @@ def _appointments_to_come_warnings(user: StaffUser) -> list[str]:
 def _confirm_deactivation(user: StaffUser) -> str:
     warnings = _appointments_to_come_warnings(user)
     return confirmation_page(
-        title=_("Deactivate the account of %(name)s?", name=user.full_name),
+        title=naming(_("Deactivate the account of %(name)s?"), name=isolated(user.full_name)),
         button=_("Deactivate the account"),
         cancel_url=url_for("staff.accounts"),
         consequences=[
@@ -526,8 +529,10 @@ def _confirm_role_change(user: StaffUser, role: StaffRole) -> str:
             _("Their next sign-in asks them to set up two-factor sign-in, as the new role must.")
         )
     return confirmation_page(
-        title=_(
-            "Change the role of %(name)s to %(role)s?", name=user.full_name, role=ROLE_NAMES[role]
+        title=naming(
+            _("Change the role of %(name)s to %(role)s?"),
+            name=isolated(user.full_name),
+            role=ROLE_NAMES[role],
         ),
         button=_("Change the role and sign them out"),
         cancel_url=url_for("staff.accounts"),
@@ -662,7 +667,9 @@ def reset_two_factor(user_id: int) -> Response | str:
     # Asked first, unless the service refuses it or has nothing to reset.
     if user.totp_enabled and user.active and user.id != current_user.id and not confirmed():
         return confirmation_page(
-            title=_("Reset the two-factor sign-in of %(name)s?", name=user.full_name),
+            title=naming(
+                _("Reset the two-factor sign-in of %(name)s?"), name=isolated(user.full_name)
+            ),
             button=_("Reset two-factor sign-in"),
             cancel_url=url_for("staff.accounts"),
             consequences=[

@@ -202,7 +202,7 @@ def _confirm_switching_off(appointment_type: AppointmentType) -> str:
             )
         )
     return confirmation_page(
-        title=_("Deactivate %(name)s?", name=appointment_type.display_name),
+        title=naming(_("Deactivate %(name)s?"), name=isolated(appointment_type.display_name)),
         button=_("Deactivate the appointment type"),
         cancel_url=url_for(".overview"),
         consequences=[

@@ -186,17 +186,20 @@ def _confirm_closing(location: Location) -> str:
         )
     if waiting := scheduling.appointments_to_come(location_id=location.id):
         warnings.append(
-            ngettext(
-                "%(num)d appointment to come is at %(name)s: it stays there, and its patient "
-                "is still expected there, until it is moved or cancelled.",
-                "%(num)d appointments to come are at %(name)s: they stay there, and their "
-                "patients are still expected there, until they are moved or cancelled.",
-                waiting,
-                name=location.display_name,
+            naming(
+                ngettext(
+                    "%(num)d appointment to come is at %(name)s: it stays there, and its patient "
+                    "is still expected there, until it is moved or cancelled.",
+                    "%(num)d appointments to come are at %(name)s: they stay there, and their "
+                    "patients are still expected there, until they are moved or cancelled.",
+                    waiting,
+                    **unfilled("name"),
+                ),
+                name=isolated(location.display_name),
             )
         )
     return confirmation_page(
-        title=_("Close %(name)s?", name=location.display_name),
+        title=naming(_("Close %(name)s?"), name=isolated(location.display_name)),
         button=_("Close the location"),
         cancel_url=url_for(".locations"),
         consequences=[

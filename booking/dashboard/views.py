@@ -79,7 +79,7 @@ from booking.spreadsheet import delimiter
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole, StaffUser
 from booking.staff.services import active_specialists, list_staff
-from booking.templating import choice_label, language_name, phone_number
+from booking.templating import choice_label, isolated, language_name, naming, phone_number
 from booking.timeutil import clinic_date, clinic_today, now_utc
 from booking.urlargs import redirect_if_written_otherwise
 
@@ -775,7 +775,7 @@ def _confirm_new_address(consultation: ConsultationRequest) -> str:
     if patient.email and patient.deceased_at is None:
         consequences.append(_("The old address is told of the change, with no link."))
     return confirmation_page(
-        title=_("Change the email address of %(name)s?", name=patient.full_name),
+        title=naming(_("Change the email address of %(name)s?"), name=isolated(patient.full_name)),
         button=_("Change the address and send a new link")
         if patient.deceased_at is None and links_work(consultation)
         else _("Change the address"),
