@@ -791,3 +791,33 @@ def test_the_questions_before_an_admins_action_isolate_the_names_they_carry(
     page = correct(coordinator, reference, email="new@example.com", confirmed=False)
     heading = re.search(r'<h1 class="h2" id="confirm-heading">(.*?)</h1>', page.text, re.S)[1]
     assert heading == f"Change the email address of <bdi>{NAME} &lt;b&gt;&amp;</bdi>?"
+
+
+def test_the_record_isolates_the_guardians_and_the_patients_names_to_ask_for(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """A call-back a parent or guardian asked for says whom to ask for ("<guardian> (parent
+    or guardian of <patient>)"): a right-to-left name took the brackets into its run. Each
+    name is in a ``<bdi>``, still escaped."""
+    import secrets
+
+    from booking.patients.services import CallbackSubmission, request_callback
+
+    with app.app_context():
+        reference = request_callback(
+            CallbackSubmission(
+                submission_token=secrets.token_urlsafe(32),
+                locale="en",
+                full_name=f"{NAME} <b>&",
+                phone="+4930901821",
+                red_flags={"saddle_numbness"},
+                guardian_name=ACTOR_NAME,
+            )
+        ).reference
+    AuthActions(client).attempt(clinic.coordinator.email)
+
+    record = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert (
+        f'<dd class="col-sm-8">{ACTOR_ISOLATED} (parent or guardian of '
+        f"<bdi>{NAME} &lt;b&gt;&amp;</bdi>)</dd>"
+    ) in record

@@ -552,7 +552,8 @@ def test_the_call_back_form_names_the_guardian_who_fills_the_request_in(
     record = html.unescape(coordinator.get(f"/staff/requests/{reference}").get_data(as_text=True))
     assert f"{reference} · Lena Mustermann" in record
     assert re.search(
-        r"<dt[^>]*>Ask for</dt><dd[^>]*>Max Mustermann \(parent or guardian of Lena Mustermann\)<",
+        r"<dt[^>]*>Ask for</dt><dd[^>]*><bdi>Max Mustermann</bdi> \(parent or guardian of "
+        r"<bdi>Lena Mustermann</bdi>\)<",
         record,
     )
     queue = coordinator.get("/staff/queue").get_data(as_text=True)

@@ -405,10 +405,10 @@ def _ask_for(patient: Patient) -> str:
     wrote the form, a parent or guardian for the patient (``request_callback``) or else
     the patient."""
     if patient.guardian_name:
-        return _(
-            "%(name)s (parent or guardian of %(patient)s)",
-            name=patient.guardian_name,
-            patient=patient.full_name,
+        return naming(
+            _("%(name)s (parent or guardian of %(patient)s)"),
+            name=isolated(patient.guardian_name),
+            patient=isolated(patient.full_name),
         )
     return patient.full_name
 
