@@ -821,3 +821,35 @@ def test_the_record_isolates_the_guardians_and_the_patients_names_to_ask_for(
         f'<dd class="col-sm-8">{ACTOR_ISOLATED} (parent or guardian of '
         f"<bdi>{NAME} &lt;b&gt;&amp;</bdi>)</dd>"
     ) in record
+
+
+def test_the_accounts_page_isolates_the_name_of_an_unsent_notices_account(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """A notice about an account that could not be sent is listed as "To <address>, the old
+    address of <name>, written <date>": a right-to-left name took the commas and the date
+    into its run. It is in a ``<bdi>``, still escaped."""
+    from booking.notifications.models import OutboxEmail, OutboxStatus
+    from booking.staff.services import correct_staff_details, details_mark
+
+    with app.app_context():
+        weber = db.session.get(StaffUser, clinic.weber.id)
+        weber.full_name = STAFF_NAME
+        db.session.commit()
+        correct_staff_details(
+            weber,
+            full_name=weber.full_name,
+            email="weber.new@example.com",
+            shown=details_mark(weber),
+            actor=db.session.get(StaffUser, clinic.admin.id),
+        )
+        for email in db.session.scalars(
+            db.select(OutboxEmail).where(OutboxEmail.template == "staff_email_changed")
+        ):
+            email.status = OutboxStatus.FAILED  # both addresses refused it for good
+        db.session.commit()
+    admin = AuthActions(client).new_client("admin")
+
+    page = " ".join(admin.get("/staff/accounts").get_data(as_text=True).split())
+    assert f"To {clinic.weber.email}, the old address of {STAFF_ISOLATED}, written " in page
+    assert f"To weber.new@example.com, the new address of {STAFF_ISOLATED}, written " in page

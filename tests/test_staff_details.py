@@ -274,7 +274,7 @@ def test_a_changed_address_notice_that_could_not_be_sent_is_listed_for_the_admin
 
     page = client.get("/staff/accounts").get_data(as_text=True)
     listed = section_at(page, 'id="unsent-notices"')
-    assert "To weber@example.com, the old address of Dr. Weber, written " in listed
+    assert "To weber@example.com, the old address of <bdi>Dr. Weber</bdi>, written " in listed
     assert "anna.weber@example.com" not in listed  # the new address got its notice
     settle = {"csrf_token": csrf_token(client, "/staff/accounts"), "email_id": str(old.id)}
     response = client.post("/staff/accounts/notices", data=settle)

@@ -327,7 +327,10 @@ def test_a_reset_notice_that_could_not_be_sent_is_listed_for_the_admins(
     page = client.get("/staff/accounts").get_data(as_text=True)
     listed = " ".join(section_at(page, 'id="unsent-notices"').split())
     assert "Notices about staff accounts that could not be sent" in listed
-    assert f"Two-factor reset: to {staff.weber.email}, the address of Dr. Weber, written " in listed
+    assert (
+        f"Two-factor reset: to {staff.weber.email}, the address of <bdi>Dr. Weber</bdi>, written "
+        in listed
+    )
     assert "were not told that an administrator reset their two-factor sign-in" in listed
     assert "sign-in address changed" not in listed  # no changed address's notice is listed
     banner = " ".join(section_at(page, 'id="late-mail"').split())
