@@ -853,3 +853,32 @@ def test_the_accounts_page_isolates_the_name_of_an_unsent_notices_account(
     page = " ".join(admin.get("/staff/accounts").get_data(as_text=True).split())
     assert f"To {clinic.weber.email}, the old address of {STAFF_ISOLATED}, written " in page
     assert f"To weber.new@example.com, the new address of {STAFF_ISOLATED}, written " in page
+
+
+def test_the_record_isolates_the_name_of_who_decided_the_plan(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """The completed record's plan says when and by whom it was decided ("<date> · <name>"):
+    a right-to-left name took the middle dot and the time into its run. It is in a
+    ``<bdi>``, still escaped."""
+    from booking.outcomes.models import Plan
+
+    with app.app_context():
+        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
+        coordinator.full_name = ACTOR_NAME
+        db.session.commit()
+        consultation = make_request(followup_consent=True)
+        workflow.confirm_request(
+            consultation,
+            coordinator,
+            clinic_slot(clinic, clinic_today() - timedelta(days=1), time(10)),
+        )
+        workflow.complete_request(consultation, coordinator, Plan.PHYSIOTHERAPY, None)
+        reference = consultation.reference
+    AuthActions(client).attempt(clinic.coordinator.email)
+
+    record = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert re.search(
+        rf'<dt class="col-sm-4">Decided</dt><dd class="col-sm-8">[^<]+ · {ACTOR_ISOLATED}</dd>',
+        record,
+    )
