@@ -1011,10 +1011,10 @@ def test_a_document_the_virus_scan_removed_is_not_present_on_the_checklist(
     assert "Present" not in imaging and "report-0.pdf" not in imaging
     letter = section[section.index("Referral letter") :]
     letter = letter[: letter.index("</tr>")]
-    assert "Present" in letter and "report-1.pdf (not yet scanned for viruses)" in letter
+    assert "Present" in letter and "<bdi>report-1.pdf</bdi> (not yet scanned for viruses)" in letter
     assert "see the 1 document sent with the request" in section  # the clean one only
 
     summary = staff_client.get(f"/staff/requests/{reference}/summary").get_data(as_text=True)
-    assert "report-0.pdf <strong>(removed: the virus scan found malware in it)" in summary
-    assert "report-1.pdf <strong>(not yet scanned for viruses: it opens" in summary
-    assert "report-2.pdf</td>" in summary
+    assert "report-0.pdf</bdi> <strong>(removed: the virus scan found malware in it)" in summary
+    assert "report-1.pdf</bdi> <strong>(not yet scanned for viruses: it opens" in summary
+    assert "report-2.pdf</bdi></td>" in summary

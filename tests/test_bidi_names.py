@@ -882,3 +882,46 @@ def test_the_record_isolates_the_name_of_who_decided_the_plan(
         rf'<dt class="col-sm-4">Decided</dt><dd class="col-sm-8">[^<]+ · {ACTOR_ISOLATED}</dd>',
         record,
     )
+
+
+FILE_NAME = "تقرير الرنين 2.pdf"  # a document named in Arabic
+FILE_NAME_ISOLATED = f"<bdi>{FILE_NAME}</bdi>"
+
+
+def test_document_names_are_isolated_where_text_surrounds_them(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """A document's name is followed by its size ("<name> · 1 kB"), its description, a date
+    or a note in brackets ("<name> (received - being checked ...)"), or a colon and why it
+    was not added: a right-to-left name took the digits, dots and brackets beside it into
+    its run. On the request's steps, the private page, the record and the intake summary
+    the name (and the description beside it) is in a ``<bdi>``, still escaped."""
+    from booking.documents.models import Document
+    from tests.support import open_step, pdf_bytes, upload
+    from tests.test_virus_scan import reach_documents_step
+
+    reach_documents_step(client)
+    assert upload(client, (pdf_bytes(), FILE_NAME)).status_code == 303
+    added = open_step(client, "documents")
+    assert f"<strong>{FILE_NAME_ISOLATED}</strong> · 1 kB" in added
+    assert f"<li>{FILE_NAME_ISOLATED}" in open_step(client, "review")
+    refused = upload(client, (b"MZ\x90\x00 not a pdf", "صورة.pdf")).get_data(as_text=True)
+    assert "<strong><bdi>صورة.pdf</bdi></strong>: " in refused
+
+    with app.app_context():
+        consultation = make_request(documents=1)
+        document = db.session.scalars(db.select(Document)).one()
+        document.original_name, document.description = f"{FILE_NAME} <b>&", "صورة <b>"
+        db.session.commit()
+        reference = consultation.reference
+    shown = f"<bdi>{FILE_NAME} &lt;b&gt;&amp;</bdi> · <bdi>صورة &lt;b&gt;</bdi>"
+    patient = app.test_client()
+    with app.app_context():
+        url = open_manage_link(patient, db.session.get(ConsultationRequest, consultation.id))
+    assert f"<li>{shown} <small" in patient.get(url).get_data(as_text=True)
+
+    AuthActions(client).attempt(clinic.coordinator.email)
+    record = client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert f"<strong><bdi>{FILE_NAME} &lt;b&gt;&amp;</bdi></strong> · <bdi>صورة" in record
+    summary = client.get(f"/staff/requests/{reference}/summary").get_data(as_text=True)
+    assert f'<td class="summary-document-name">{shown}' in summary

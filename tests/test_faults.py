@@ -518,7 +518,7 @@ def test_the_documents_step_the_database_failed_to_save_keeps_what_was_typed(
     assert failed.status_code == 503
     page = failed.get_data(as_text=True)
     assert "your answers on this page may not be saved yet" in page
-    assert "<strong>ct.pdf</strong>: Not added: our system had a problem." in page
+    assert "<strong><bdi>ct.pdf</bdi></strong>: Not added: our system had a problem." in page
     assert f'name="{box}" form="upload-form" maxlength="200" value="MRI of the lower back' in page
     assert 'value="CT of the neck, 2025"' in page
     with app.app_context():
@@ -556,8 +556,11 @@ def test_a_file_the_database_failed_to_add_is_named_and_its_description_kept(
     )
     assert response.status_code == 503
     page = response.get_data(as_text=True)
-    assert "<strong>mri.pdf</strong>: Our system had a problem, so we cannot confirm" in page
-    assert "<strong>ct.pdf</strong>: Not added: our system had a problem." in page
+    assert (
+        "<strong><bdi>mri.pdf</bdi></strong>: Our system had a problem, so we cannot confirm"
+        in page
+    )
+    assert "<strong><bdi>ct.pdf</bdi></strong>: Not added: our system had a problem." in page
     assert 'value="Scans from the hospital"' in page
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(DraftDocument)) == 0
@@ -1007,7 +1010,7 @@ def test_a_remove_the_database_failed_to_store_comes_back_to_the_step(
     assert failed.status_code == 503
     shown = failed.get_data(as_text=True)
     assert "we cannot confirm that the file was removed. If it is still in the list" in shown
-    assert "<strong>mri.pdf</strong>" in shown and 'value="Wrong file"' in shown
+    assert "<strong><bdi>mri.pdf</bdi></strong>" in shown and 'value="Wrong file"' in shown
     assert _draft_documents(app) == ["mri.pdf"]
 
     again = _remove(client, shown, "Wrong file")
@@ -1027,7 +1030,7 @@ def test_a_remove_whose_answer_was_lost_is_not_listed_and_pressing_again_is_harm
     assert failed.status_code == 503
     shown = failed.get_data(as_text=True)
     assert "we cannot confirm that the file was removed" in shown
-    assert "<strong>mri.pdf</strong>" not in shown  # the database holds it no more
+    assert "<strong><bdi>mri.pdf</bdi></strong>" not in shown  # the database holds it no more
     assert _draft_documents(app) == []
     assert _remove(client, page, "").status_code == 303  # from the page before: nothing there
     assert "mri.pdf" not in open_step(client, "documents")
@@ -1062,7 +1065,7 @@ def test_the_documents_step_whose_next_the_database_failed_to_store_comes_back(
     assert failed.status_code == 503
     shown = failed.get_data(as_text=True)
     assert "we could not go on to the next step. The documents listed below are kept" in shown
-    assert "<strong>mri.pdf</strong>" in shown
+    assert "<strong><bdi>mri.pdf</bdi></strong>" in shown
     assert _stored_answers(app) == before  # still at the documents step
 
     data |= {"csrf_token": page_token(shown), **page_proof(shown)}

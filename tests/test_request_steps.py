@@ -120,8 +120,9 @@ def test_a_file_sent_from_an_expired_page_is_named_to_choose_again(
     response = upload(client, (pdf_bytes(), "mri.pdf"), token="expired")
     assert response.status_code == 400
     page = response.get_data(as_text=True)
-    assert "<strong>mri.pdf</strong>: Not added: the page had expired. Please choose it again." in (
-        page
+    assert (
+        "<strong><bdi>mri.pdf</bdi></strong>: Not added: the page had expired. Please choose "
+        "it again." in page
     )
     scripted = client.post(
         "/request/steps/documents",
@@ -199,10 +200,12 @@ def test_the_same_file_chosen_twice_is_kept_once(app: Flask, client: FlaskClient
     response = upload(client, (pdf_bytes(), "mri (1).pdf"), (pdf_bytes("CT"), "ct.pdf"))
     assert response.status_code == 422
     page = response.get_data(as_text=True)
-    assert "mri (1).pdf</strong>: You have already added this file." in page
+    assert "mri (1).pdf</bdi></strong>: You have already added this file." in page
     documents = open_step(client, "documents")
     assert "mri.pdf" in documents and "ct.pdf" in documents and "mri (1).pdf" not in documents
-    assert "mri.pdf</strong> · 1 kB" in documents  # sizes as the reader's language writes them
+    assert (
+        "mri.pdf</bdi></strong> · 1 kB" in documents
+    )  # sizes as the reader's language writes them
     with app.app_context():
         assert len(stored_files(Path(app.config["UPLOAD_DIR"]))) == 2
 
@@ -1049,7 +1052,9 @@ def test_what_a_file_is_can_be_said_after_it_went_up(app: Flask, client: FlaskCl
     assert LISTED_DESCRIPTION_RE.findall(page) == [(mri, "MRI report, lumbar spine")]
     changed = {mri: "MRI report, lumbar spine, March 2026"}
     assert post_step(client, "documents", changed).location.endswith("/request/steps/review")
-    assert "mri.pdf · MRI report, lumbar spine, March 2026" in open_step(client, "review")
+    assert "<bdi>mri.pdf</bdi> · <bdi>MRI report, lumbar spine, March 2026</bdi>" in open_step(
+        client, "review"
+    )
     with app.app_context():
         [document] = db.session.scalars(select(DraftDocument)).all()
         assert document.description == "MRI report, lumbar spine, March 2026"
@@ -1089,8 +1094,8 @@ def test_what_a_file_is_with_an_invisible_character_is_refused_on_its_box(
         shown = response.get_data(as_text=True)
         assert "<title>Error: " in shown
         assert (
-            "<strong>mri.pdf</strong>: Please remove the line breaks or invisible characters."
-            in shown
+            "<strong><bdi>mri.pdf</bdi></strong>: Please remove the line breaks or invisible "
+            "characters." in shown
         )
         assert f'aria-describedby="{box}-error"' in shown
     with app.app_context():

@@ -439,7 +439,8 @@ def test_a_draft_shows_a_held_document_removed_and_it_can_be_taken_off(
     assert "Removed" in added and "Accepted" not in added
     assert "Please remove it from the list and add a new copy" in added
     review = open_step(client, "review")
-    assert "scan.pdf <strong>(removed: our virus check found a problem in this file)" in review
+    removed = "scan.pdf</bdi> <strong>(removed: our virus check found a problem in this file)"
+    assert removed in review
     document_id = re.search(r'name="remove" value="(\d+)"', page).group(1)
     response = client.post(
         "/request/steps/documents", data={"csrf_token": page_token(page), "remove": document_id}
@@ -588,7 +589,9 @@ def test_a_file_held_for_its_scan_is_received_not_accepted_until_it_passes(
     assert added.count("Received - being checked") == 2 and "Accepted" not in added
     assert "If we cannot keep it, we will tell you" in added
     review = open_step(client, "review")
-    assert "mri.pdf (received - being checked for viruses: if we cannot keep it" in review
+    assert (
+        "<bdi>mri.pdf</bdi> (received - being checked for viruses: if we cannot keep it" in review
+    )
 
     app.config["CLAMAV_ADDRESS"] = clamd_socket
     with app.app_context():
