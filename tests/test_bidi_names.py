@@ -925,3 +925,21 @@ def test_document_names_are_isolated_where_text_surrounds_them(
     assert f"<strong><bdi>{FILE_NAME} &lt;b&gt;&amp;</bdi></strong> · <bdi>صورة" in record
     summary = client.get(f"/staff/requests/{reference}/summary").get_data(as_text=True)
     assert f'<td class="summary-document-name">{shown}' in summary
+
+
+def test_the_intake_summary_isolates_the_name_of_who_wrote_each_note(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """The summary's staff notes read "<heading> · <date> · <name>": a right-to-left name
+    took the dot and the time into its run. It is in a ``<bdi>``, still escaped."""
+    with app.app_context():
+        coordinator = db.session.get(StaffUser, clinic.coordinator.id)
+        coordinator.full_name = ACTOR_NAME
+        db.session.commit()
+        consultation = make_request(email="noted@example.com")
+        workflow.add_note(consultation, coordinator, "Spoke to the GP.")
+        reference = consultation.reference
+    AuthActions(client).attempt(clinic.coordinator.email)
+
+    summary = client.get(f"/staff/requests/{reference}/summary").get_data(as_text=True)
+    assert re.search(rf"<li><strong>Note</strong> · [^<]+ · {ACTOR_ISOLATED}<div", summary)
