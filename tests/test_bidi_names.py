@@ -943,3 +943,26 @@ def test_the_intake_summary_isolates_the_name_of_who_wrote_each_note(
 
     summary = client.get(f"/staff/requests/{reference}/summary").get_data(as_text=True)
     assert re.search(rf"<li><strong>Note</strong> · [^<]+ · {ACTOR_ISOLATED}<div", summary)
+
+
+def test_the_edit_pages_isolate_the_name_of_what_they_edit(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """The pages correcting an appointment type, a location or a staff account name it in
+    their heading ("Edit <name>", "Correct the account of <name>") and breadcrumb, as the
+    specialist's schedule page does: the name is in a ``<bdi>``, still escaped; the tab's
+    title has no tags."""
+    with app.app_context():
+        _named_in_arabic(clinic, STAFF_NAME)
+    admin = AuthActions(client).new_client("admin")
+
+    for path, heading in (
+        (f"/staff/admin/scheduling/types/{clinic.type}", "Edit <bdi>مراجعة الصور</bdi>"),
+        (f"/staff/admin/locations/{clinic.location}", f"Edit {PLACE_ISOLATED}"),
+        (f"/staff/accounts/{clinic.weber.id}/edit", f"Correct the account of {STAFF_ISOLATED}"),
+    ):
+        page = admin.get(path).get_data(as_text=True)
+        assert re.search(r'<h1 class="h2" id="[a-z]+-heading">(.*?)</h1>', page, re.S)[1] == heading
+        name = heading[heading.index("<bdi>") :]
+        assert f'<li class="breadcrumb-item active" aria-current="page">{name}</li>' in page
+        assert "bdi" not in re.search(r"<title>(.*?)</title>", page, re.S)[1]
