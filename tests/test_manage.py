@@ -23,7 +23,7 @@ from booking.requests.models import ConsultationRequest, RequestStatus, TriageLe
 from booking.scheduling.admin_services import set_appointment_type_active
 from booking.scheduling.models import AppointmentType, ClinicSettings
 from booking.scheduling.services import SlotChoice, SlotUnavailable, resolve_choice
-from booking.timeutil import clinic_today
+from booking.timeutil import clinic_dt, clinic_today
 from tests.factories import (
     confirm_at,
     make_appointment_type,
@@ -136,6 +136,12 @@ def test_patient_reschedules_to_another_open_slot(
         assert "adds the time you hold to your calendar, marked as not confirmed" in (
             moved.body_text
         )
+        # The old time beside the new one, as the email writes times (clinic time).
+        new_when = clinic_dt(consultation.appointment.starts_at, "when")
+        old_when = clinic_dt(booked["starts_at"], "when")
+        assert f"When: {new_when}\n" in moved.body_text
+        assert f"Previous time, no longer kept: {old_when}\n" in moved.body_text
+        assert new_when in moved.body_html and f"<s>{old_when}</s>" in moved.body_html
         assert f"Patient update on {booked['reference']}: rescheduled" in subjects
         assert (
             db.session.scalars(select(AuditEvent).where(AuditEvent.action == "patient_rescheduled"))

@@ -125,6 +125,25 @@ def _event(email: OutboxEmail) -> tuple[str, Any]:
     return str(calendar["METHOD"]), event
 
 
+def test_a_moved_appointments_email_gives_the_old_time_and_the_new(
+    app: Flask, client: FlaskClient, clinic: Waiting
+) -> None:
+    """Staff move a confirmed appointment: the patient's email says when it was as well as
+    when it is now, in both parts, as its other times are written (clinic time)."""
+    AuthActions(client).attempt(clinic.coordinator.email)
+    assert act(client, clinic.reference, "confirm", **slot(clinic)).status_code == 302
+    moved = slot(clinic, day=NEXT_DAY.isoformat(), start="14:30")
+    assert act(client, clinic.reference, "reschedule", **moved).status_code == 302
+
+    rescheduled = _patient_emails(app)[-1]
+    assert rescheduled.subject == f"Your appointment has changed ({clinic.reference})"
+    assert f"When: {when(NEXT_DAY, '14:30')}\n" in rescheduled.body_text
+    assert f"Previous time, no longer kept: {when(DAY, '10:00')}\n" in rescheduled.body_text
+    assert rescheduled.body_html is not None
+    assert when(NEXT_DAY, "14:30") in rescheduled.body_html
+    assert f"<s>{when(DAY, '10:00')}</s>" in rescheduled.body_html
+
+
 def test_confirm_reschedule_cancel_update_one_calendar_event(
     app: Flask, client: FlaskClient, clinic: Waiting
 ) -> None:

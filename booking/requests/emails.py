@@ -585,11 +585,14 @@ def patient_update(
     message: str | None = None,
     ics: str | None = None,
     ics_method: str = "REQUEST",
+    *,
+    previous_starts_at: datetime | None = None,
 ) -> OutboxEmail | None:
     """A change the patient should know of: ``kind`` is confirmed, rescheduled, declined,
     cancelled, completed, no_show, join_link (a video visit's link, given by staff) or one of
     the request for information's (needed, reminder, received); ``ics`` the calendar update
-    that goes with it."""
+    that goes with it; ``previous_starts_at`` the time a move (rescheduled) moved it from,
+    shown beside the new one."""
     appointment = consultation.appointment
     with force_locale(consultation.locale):
         subject = _update_subjects(consultation)[kind]
@@ -616,6 +619,7 @@ def patient_update(
         # A new private link only in the emails that show one: each is a live way in.
         manage_url=links.manage_url(consultation) if kind in LINKED_UPDATES else None,
         message=message,
+        previous_starts_at=previous_starts_at if kind == "rescheduled" else None,
     )
     if email is not None:
         email.staff_message = message or None  # passed on if the email is withdrawn

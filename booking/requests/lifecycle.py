@@ -438,7 +438,20 @@ def record_change(
     )
     if email_kind is None:
         return None
-    return change_email(consultation, email_kind, message, ics, ics_method)
+    moved_from = before.get("starts_at")
+    return change_email(
+        consultation,
+        email_kind,
+        message,
+        ics,
+        ics_method,
+        # A move says the time it was as well as the time it is: the patient recognises the
+        # email as being about their appointment. Not for a change of type alone, whose time
+        # is the same.
+        previous_starts_at=moved_from
+        if email_kind == "rescheduled" and moved_from != after.get("starts_at")
+        else None,
+    )
 
 
 def change_email(
@@ -447,9 +460,12 @@ def change_email(
     message: str | None = None,
     ics: str | None = None,
     ics_method: str = "REQUEST",
+    *,
+    previous_starts_at: datetime | None = None,
 ) -> OutboxEmail | None:
     """The patient's email about a change of the request or its appointment
-    (``emails.patient_update``), written as every such change writes it: one that carries a
+    (``emails.patient_update``; ``previous_starts_at``: the time a move moved it from),
+    written as every such change writes it: one that carries a
     calendar file withdraws the request's status emails with a calendar file not sent yet
     (``withdraw_calendar_emails``) and, for the same visit (``CARRIES_STAFF_MESSAGE``),
     carries the message staff wrote in them. ``record_change`` writes a change's email with
@@ -459,4 +475,6 @@ def change_email(
         carried = withdraw_calendar_emails(consultation.id)
         if email_kind in CARRIES_STAFF_MESSAGE:
             message = "\n\n".join([*carried, *([message] if message else [])]) or None
-    return emails.patient_update(consultation, email_kind, message, ics, ics_method)
+    return emails.patient_update(
+        consultation, email_kind, message, ics, ics_method, previous_starts_at=previous_starts_at
+    )
