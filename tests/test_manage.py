@@ -280,6 +280,12 @@ def test_patient_cancels_and_the_time_is_free_again(
     # A closed request offers no changes.
     page = client.get(booked["url"]).get_data(as_text=True)
     assert "Cancel my request" not in page
+    # It shows the time the request had, struck and said to be cancelled, not "No appointment".
+    with app.app_context():
+        cancelled_when = clinic_dt(booked["starts_at"], "when")
+    assert f"<s>{cancelled_when}</s>" in page
+    assert "Cancelled: this time is no longer kept for you." in page
+    assert "No appointment." not in page
     # Its time picker (the Back button, the history) leads to the request's page, which
     # says how it stands, not to the cancelled time shown as the current one.
     back = client.get(booked["url"] + "/reschedule")
@@ -512,3 +518,25 @@ def test_the_reschedule_picker_and_the_deadline_name_the_clinics_zone(
         r"change or cancel online until \w{3} \d+ \w{3} \d{4}, \d\d:\d\d, Germany \(Berlin\) Time\."
     )
     assert re.search(deadline, page)
+
+
+def test_a_declined_request_shows_the_time_it_had_as_cancelled(
+    app: Flask, client: FlaskClient, booked: dict
+) -> None:
+    """Staff decline a request holding a time: its page (which shows what happened) gives
+    that time struck and cancelled, not "No appointment"."""
+    from booking.dashboard import services as workflow
+
+    with app.app_context():
+        coordinator = make_staff("coordinator", "coord@example.com")
+        consultation = db.session.scalars(
+            select(ConsultationRequest).where(ConsultationRequest.reference == booked["reference"])
+        ).one()
+        workflow.decline_request(consultation, coordinator)
+        cancelled_when = clinic_dt(booked["starts_at"], "when")
+
+    page = client.get(booked["url"]).get_data(as_text=True)
+    assert "nothing can be changed here any more" in page
+    assert f"<s>{cancelled_when}</s>" in page
+    assert "Cancelled: this time is no longer kept for you." in page
+    assert "No appointment." not in page
