@@ -350,6 +350,19 @@ INVALID_ANSWERS = {
         "Please tell us the other diagnosis.",
         None,
     ),
+    # "Not sure / no diagnosis yet" contradicts a named one: the patient says which holds.
+    "not_sure_and_a_named_diagnosis": (
+        {"diagnoses": ["not_sure", "herniated_disc"]},
+        "diagnoses",
+        "You ticked “Not sure / no diagnosis yet” and a diagnosis: please untick one of them.",
+        None,
+    ),
+    "not_sure_and_another_diagnosis": (
+        {"diagnoses": ["other", "not_sure"], "diagnosis_other": "Scoliosis"},
+        "diagnoses",
+        "You ticked “Not sure / no diagnosis yet” and a diagnosis: please untick one of them.",
+        "Scoliosis",
+    ),
     "spine_surgery_without_details": (
         {"treatments": ["physiotherapy", "spine_surgery"], "surgery_details": "   "},
         "surgery_details",

@@ -15,6 +15,7 @@ from wtforms import (
     BooleanField,
     DateField,
     EmailField,
+    Field,
     HiddenField,
     RadioField,
     SelectChoice,
@@ -528,6 +529,16 @@ class RequestForm(BaseForm):
             "other" in (self.diagnoses.data or []),
             _("Please tell us the other diagnosis."),
         )
+        valid &= self._refuse_if(
+            self.diagnoses,
+            # "Not sure" says no doctor has named it: beside a named diagnosis, one of the two
+            # answers is wrong, and only the patient knows which.
+            "not_sure" in (self.diagnoses.data or []) and len(set(self.diagnoses.data)) > 1,
+            _(
+                "You ticked “Not sure / no diagnosis yet” and a diagnosis: please untick "
+                "one of them."
+            ),
+        )
         valid &= self._require_if(
             self.surgery_details,
             "spine_surgery" in (self.treatments.data or []),
@@ -570,6 +581,13 @@ class RequestForm(BaseForm):
     @staticmethod
     def _require_if(field: StringField, condition: bool, message: str) -> bool:
         if condition and not (field.data or "").strip():
+            field.errors = [*field.errors, message]
+            return False
+        return True
+
+    @staticmethod
+    def _refuse_if(field: Field, condition: bool, message: str) -> bool:
+        if condition:
             field.errors = [*field.errors, message]
             return False
         return True
