@@ -109,10 +109,13 @@ ACCESS: dict[str, Access] = {
     "dashboard.withdraw_ask": EVERY_ROLE_ASSIGNED,
     "dashboard.information_reviewed": EVERY_ROLE_ASSIGNED,
     "dashboard.raise_triage": EVERY_ROLE_ASSIGNED,
+    "dashboard.return_to_record": EVERY_ROLE_ASSIGNED,
 }
 
 # Pages that send a role on to another (endpoint: where), instead of answering themselves.
 HOME_REDIRECTS = {SPECIALIST: {"dashboard.home": "/staff/calendar"}}
+# Addresses a GET sends back to the request's record (an action's, only posted to).
+TO_RECORD = frozenset({"dashboard.return_to_record"})
 
 # The URL variables this test can fill with real values; see ``_variable_values``.
 KNOWN_VARIABLES = frozenset(
@@ -469,6 +472,11 @@ def test_each_role_gets_exactly_what_the_table_allows(
                 # A specialist's staff home is their agenda.
                 if response.headers.get("Location") != HOME_REDIRECTS[role][case.endpoint]:
                     problems.append(f"{case}: {response.status_code}, expected their agenda")
+            elif case.endpoint in TO_RECORD:
+                record = case.url.rsplit("/", 1)[0]
+                where = urlsplit(response.headers.get("Location", "")).path
+                if response.status_code != 303 or where != record:
+                    problems.append(f"{case}: {response.status_code}, expected the record")
             elif response.status_code != 200:
                 problems.append(f"{case}: {response.status_code}, expected 200")
         elif response.status_code in (401, 403, 404, 405) or (

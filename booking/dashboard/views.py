@@ -25,6 +25,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import current_user
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from booking.audit.models import REQUEST_VIEWED
@@ -159,13 +160,20 @@ def _waits(requests: list[ConsultationRequest]) -> dict[int, followup.Wait]:
 def _load_visible(reference: str) -> ConsultationRequest:
     """The request, or 404 when it does not exist or the user may not see it (a specialist
     guessing another's reference learns nothing)."""
+    consultation = _find_visible(reference)
+    # Typed another way (as the refusal reads it): a GET goes to the page's one address.
+    redirect_if_written_otherwise("reference", consultation.reference)
+    return consultation
+
+
+def _find_visible(reference: str) -> ConsultationRequest:
+    """``_load_visible`` for a view that sends the user elsewhere anyway: no detour through
+    its own address when the reference is typed another way."""
     consultation = queries.load_record(reference)
     if consultation is None:
         _refuse(reference, "no_such_request")
     if not can_see(current_user, consultation):
         _refuse(reference, "not_assigned")
-    # Typed another way (as the refusal above reads it): a GET goes to the page's one address.
-    redirect_if_written_otherwise("reference", consultation.reference)
     return consultation
 
 
@@ -1127,6 +1135,58 @@ def change_status(reference: str, action: str) -> Response | tuple[str, int] | s
             _("Done. The patient left no email address: please call them to tell them."), "success"
         )
     return redirect(url_for(".record", reference=consultation.reference))
+
+
+# Where on the record each action's form is (``return_to_record``); an action not listed
+# goes back to the top of the record.
+ACTION_SECTIONS = {
+    "dashboard.change_status": "actions-heading",
+    "dashboard.set_join_link": "actions-heading",
+    "dashboard.raise_triage": "raise",
+    "dashboard.add_note": "note",
+    "dashboard.send_message": "messages",
+    "dashboard.log_call": "calls",
+    "dashboard.ask_patient": "asks",
+    "dashboard.withdraw_ask": "asks",
+    "dashboard.information_reviewed": "asks",
+    "dashboard.send_new_link": "new-link",
+    "dashboard.correct_contact": "patient-heading",
+    "dashboard.resend_emails": "unnotified",
+    "dashboard.correct_procedure_date": "followup",
+    "dashboard.mark_deceased": "followup",
+}
+
+
+@bp.get("/requests/<reference>/<path:action>")
+@roles_required()
+def return_to_record(reference: str, action: str) -> Response:
+    """A GET of one of the record's actions (each only posted to): back to the record, at
+    the action's form, doing nothing. A form refused with an error is shown again at the
+    address it was posted to, so reloading that page, or opening the address again from the
+    history, asks for it; the 405 page it got was a dead end. Any other address under the
+    record is not found, as before; so is a request the user may not see."""
+    endpoint = _record_action()
+    if endpoint is None:
+        abort(404)
+    consultation = _find_visible(reference)
+    section = ACTION_SECTIONS.get(endpoint)
+    target = url_for(".record", reference=consultation.reference)
+    return redirect(target + (f"#{section}" if section else ""), 303)
+
+
+def _record_action() -> str | None:
+    """The endpoint a post to this address would reach, when it is one of this blueprint's
+    actions on a request (a status change only for an action that exists), else None."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    try:
+        endpoint, args = adapter.match(method="POST")
+    except HTTPException:  # not found, or no post there either
+        return None
+    if not endpoint.startswith(f"{bp.name}.") or "reference" not in args:
+        return None
+    if endpoint == f"{bp.name}.change_status" and args.get("action") not in services.ACTIONS:
+        return None
+    return endpoint
 
 
 def _confirm_no_show(consultation: ConsultationRequest, close_unreached: bool) -> str:

@@ -161,13 +161,13 @@ def test_a_post_about_a_record_that_is_not_there_is_a_404_and_changes_nothing(
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("get", "/staff/requests/{waiting}/notes"),
+        ("get", "/staff/export.csv"),
         ("get", "/staff/logout"),
         ("get", "{booked_link}/cancel"),
         ("put", "/request"),
         ("delete", "/staff/requests/{waiting}"),
     ],
-    ids=["get-notes", "get-logout", "get-cancel", "put-request", "delete-record"],
+    ids=["get-export", "get-logout", "get-cancel", "put-request", "delete-record"],
 )
 def test_a_method_a_page_does_not_take_is_a_405(
     app: Flask, coordinator: FlaskClient, clinic: Cases, method: str, path: str
