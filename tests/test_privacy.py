@@ -37,6 +37,7 @@ from booking.requests.escalation import escalate_overdue
 from booking.requests.events import RequestEvent
 from booking.requests.models import ConsultationRequest, MedicalHistory, Patient
 from booking.requests.reminders import send_due_reminders
+from booking.rights.models import ErasureRequest
 from booking.scheduling.models import (
     Appointment,
     ReminderSent,
@@ -699,6 +700,36 @@ def test_a_patient_with_an_open_request_is_not_erased(
     with app.app_context():
         assert _count(ConsultationRequest, ConsultationRequest.reference == other) == 1
     assert all((upload_dir / n).exists() for n in stored_names(app, [other]))
+
+
+def test_a_patient_with_an_open_request_is_offered_no_erase_form(
+    admin_client: FlaskClient, clinic: Patients, app: Flask
+) -> None:
+    """Only the reason and what to do first: a form offered beside it would only be refused
+    (the service still refuses a post from a page shown before the request was opened)."""
+    other = clinic.other
+    with app.app_context():  # the patient asked for erasure on their private page
+        request_id = db.session.scalar(
+            select(ConsultationRequest.id).where(ConsultationRequest.reference == other)
+        )
+        db.session.add(ErasureRequest(reference=other, request_id=request_id))
+        db.session.commit()
+    erase_url = f'action="/staff/admin/privacy/{other}/erase"'
+    page = admin_client.get(f"/staff/admin/privacy/{other}").get_data(as_text=True)
+    assert erase_url not in page and "Erase this patient" not in page
+    assert f"Still open: {other}. Decline, cancel or complete it on the request" in page
+    assert "Close every open request to erase the patient below, or answer" in page
+    assert "Erase the patient below" not in page
+    # Erika's requests are closed: hers is offered.
+    closed = admin_client.get(f"/staff/admin/privacy/{clinic.erika[0]}").get_data(as_text=True)
+    assert f'action="/staff/admin/privacy/{clinic.erika[0]}/erase"' in closed
+    assert "Still open" not in closed
+
+    refused = erase(admin_client, other, other)  # from a page shown before
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and erase_url not in page
+    assert '<p class="alert alert-danger" id="erase-blocked" role="alert">Still open' in page
+    assert "<title>Error: " in page
 
 
 @pytest.fixture

@@ -78,6 +78,9 @@ def _patient_page(
         "privacy/patient.html",
         summary=summary,
         erase_form=erase_form,
+        # A request still open cannot be erased (``erase_patient`` refuses): no form to fill
+        # in for nothing, only why and what to do first.
+        erasable=not summary.open_references,
         erasures=erasures,
         close_forms=close_forms,
         retention=services.retention_status(),
