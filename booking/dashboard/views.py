@@ -54,7 +54,7 @@ from booking.dashboard.forms import (
 from booking.documents.models import Document
 from booking.documents.scanning import ScanStatus
 from booking.documents.storage import get_storage
-from booking.extensions import db, talisman
+from booking.extensions import csrf, db, talisman
 from booking.forms import confirmation_page, confirmed
 from booking.messages import services as messages
 from booking.messages.forms import StaffMessageForm
@@ -1157,7 +1157,11 @@ ACTION_SECTIONS = {
 }
 
 
-@bp.get("/requests/<reference>/<path:action>")
+# Posts too, though it takes none: a post to an address under the record that no action
+# has would otherwise be refused as a wrong method (405) for this rule's sake, not found
+# (404) as before. It changes nothing, so no form token is asked of it.
+@csrf.exempt
+@bp.route("/requests/<reference>/<path:action>", methods=["GET", "POST"])
 @roles_required()
 def return_to_record(reference: str, action: str) -> Response:
     """A GET of one of the record's actions (each only posted to): back to the record, at
@@ -1165,6 +1169,8 @@ def return_to_record(reference: str, action: str) -> Response:
     address it was posted to, so reloading that page, or opening the address again from the
     history, asks for it; the 405 page it got was a dead end. Any other address under the
     record is not found, as before; so is a request the user may not see."""
+    if request.method == "POST":  # no action here (an action's own rule is matched first)
+        abort(404)
     endpoint = _record_action()
     if endpoint is None:
         abort(404)
@@ -1182,7 +1188,9 @@ def _record_action() -> str | None:
         endpoint, args = adapter.match(method="POST")
     except HTTPException:  # not found, or no post there either
         return None
-    if not endpoint.startswith(f"{bp.name}.") or "reference" not in args:
+    if endpoint == request.endpoint or not endpoint.startswith(f"{bp.name}."):
+        return None
+    if "reference" not in args:
         return None
     if endpoint == f"{bp.name}.change_status" and args.get("action") not in services.ACTIONS:
         return None
