@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 from datetime import time, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,6 +40,7 @@ from tests.support import (
     first_open_slot,
     open_manage_link,
     pdf_bytes,
+    stored_files,
 )
 
 CSRF = re.compile(r'csrf_token" type="hidden" value="([^"]+)"')
@@ -241,6 +243,95 @@ def test_files_sent_with_a_refused_one_are_said_not_added(
     assert "not a PDF, JPEG or PNG" in field_error(page, "docs-documents-1-file")
     assert 'value="Referral letter"' in page  # what was typed stays
     assert "docs-documents-2-file-error" not in page  # no file chosen there: nothing to say
+    assert _request(app, booked["reference"]).documents == []
+
+
+NOT_ADDED_YET = (
+    "Error: Not added yet, as something else on this form needs correcting. "
+    "Please choose this file again."
+)
+NOT_ADDED_WITH_OURS = (
+    "Error: Not added yet: we could not store another file on this form just now, and the "
+    "files are added together. Please choose this file again."
+)
+
+
+def _add_documents(client: FlaskClient, booked: dict, *files: tuple[bytes, str, str]) -> Any:
+    """Post ``files`` (content, name, description) from the page's "Add documents" form."""
+    page = client.get(booked["url"]).get_data(as_text=True)
+    data: dict[str, Any] = {"docs-csrf_token": CSRF.search(page).group(1)}
+    for index, (content, name, description) in enumerate(files):
+        data[f"docs-documents-{index}-file"] = (io.BytesIO(content), name)
+        data[f"docs-documents-{index}-description"] = description
+    return client.post(booked["url"] + "/documents", data=data, content_type="multipart/form-data")
+
+
+def test_a_file_the_service_refuses_is_named_and_the_others_are_chosen_again(
+    app: Flask, client: FlaskClient, booked: dict, upload_dir: Path
+) -> None:
+    """One file the request already holds refuses them all (all or none): its own field says
+    why, naming it, and the good one beside it says it was not added, its description kept,
+    rather than one message above the form and no telling which to choose again."""
+    assert _add_documents(client, booked, (pdf_bytes("MRI"), "mri.pdf", "")).status_code == 302
+    response = _add_documents(
+        client,
+        booked,
+        (pdf_bytes("CT"), "ct.pdf", "CT scan, May"),
+        (pdf_bytes("MRI"), "mri-again.pdf", "MRI report"),
+    )
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert field_error(page, "docs-documents-0-file") == NOT_ADDED_YET
+    assert field_error(page, "docs-documents-1-file") == (
+        "Error: “mri-again.pdf” is the same file as one you have already added."
+    )
+    assert 'value="CT scan, May"' in page and 'value="MRI report"' in page
+    assert [d.original_name for d in _request(app, booked["reference"]).documents] == ["mri.pdf"]
+    assert len(stored_files(upload_dir)) == 1  # the CT's copy, stored first, was deleted
+
+
+def test_a_scanner_that_is_down_is_said_beside_the_file_and_the_others_are_chosen_again(
+    app: Flask, client: FlaskClient, booked: dict, upload_dir: Path, tmp_path: Path
+) -> None:
+    app.config.update(CLAMAV_ENABLED=True, CLAMAV_ADDRESS=str(tmp_path / "nobody-listens.sock"))
+    response = _add_documents(
+        client,
+        booked,
+        (pdf_bytes("CT"), "ct.pdf", "CT scan"),
+        (pdf_bytes("MRI"), "mri.pdf", "MRI report"),
+    )
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert field_error(page, "docs-documents-0-file") == (
+        "Error: We cannot check files for viruses at the moment, so this file was not saved. "
+        "Please try again later."
+    )
+    assert field_error(page, "docs-documents-1-file") == NOT_ADDED_WITH_OURS
+    assert 'value="CT scan"' in page and 'value="MRI report"' in page
+    assert _request(app, booked["reference"]).documents == []
+    assert stored_files(upload_dir) == []
+
+
+def test_a_storage_failure_is_said_beside_the_file_and_the_others_are_chosen_again(
+    app: Flask, client: FlaskClient, booked: dict, tmp_path: Path
+) -> None:
+    """Our storage fails (here its folder cannot be made: a file stands where it should be)."""
+    blocked = tmp_path / "uploads-blocked"
+    blocked.write_bytes(b"")
+    app.config["UPLOAD_DIR"] = str(blocked)
+    response = _add_documents(
+        client,
+        booked,
+        (pdf_bytes("CT"), "ct.pdf", "CT scan"),
+        (pdf_bytes("MRI"), "mri.pdf", "MRI report"),
+    )
+    assert response.status_code == 503
+    page = response.get_data(as_text=True)
+    assert field_error(page, "docs-documents-0-file") == (
+        "Error: We could not store this file just now. Please try again."
+    )
+    assert field_error(page, "docs-documents-1-file") == NOT_ADDED_WITH_OURS
+    assert 'value="CT scan"' in page and 'value="MRI report"' in page
     assert _request(app, booked["reference"]).documents == []
 
 

@@ -35,6 +35,7 @@ from tests.support import (
     REQUEST_STEPS,
     AuthActions,
     answer_red_flags,
+    field_error,
     open_manage_link,
     open_step,
     outbox_emails,
@@ -151,6 +152,37 @@ def test_eicar_is_refused_on_the_private_link_and_nothing_is_stored(
     assert documents(app) == []
     assert stored_files(upload_dir) == []
     assert len(audit_rows(app, "upload_refused_infected")) == 1
+
+
+def test_an_infected_file_among_several_on_the_private_link_is_said_beside_it(
+    app: Flask, client: FlaskClient, upload_dir: Path
+) -> None:
+    """The clean file before it was scanned and stored: it is deleted with the rest (all or
+    none), and says on its field to be chosen again, its description kept."""
+    with app.app_context():
+        url = open_manage_link(client, make_request())
+    page = client.get(url).get_data(as_text=True)
+    token = page.split(CSRF_FIELD, 1)[1].split('value="', 1)[1].split('"', 1)[0]
+    response = client.post(
+        url + "/documents",
+        data={
+            "docs-csrf_token": token,
+            "docs-documents-0-file": (io.BytesIO(pdf_bytes("CT")), "ct.pdf"),
+            "docs-documents-0-description": "CT scan",
+            "docs-documents-1-file": (io.BytesIO(infected_pdf()), "report.pdf"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert field_error(page, "docs-documents-0-file") == (
+        "Error: Not added yet, as something else on this form needs correcting. "
+        "Please choose this file again."
+    )
+    assert "malware" in field_error(page, "docs-documents-1-file")
+    assert 'value="CT scan"' in page
+    assert documents(app) == []
+    assert stored_files(upload_dir) == []
 
 
 def test_scanner_down_refuses_the_file_by_default(

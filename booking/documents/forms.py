@@ -38,11 +38,12 @@ class DocumentForm(SubForm):
             raise ValidationError(str(exc)) from None
 
 
-def ask_to_choose_again(documents: Iterable[DocumentForm]) -> None:
+def ask_to_choose_again(documents: Iterable[DocumentForm], reason: str | None = None) -> None:
     """A form sent back with a message keeps what was typed, but no browser keeps a file
     chosen, and nothing of the form was stored: each file chosen that was not itself refused
-    says so on its field, or the patient would believe it added."""
+    says so on its field (``reason``, by default ``NOT_ADDED_YET``), or the patient would
+    believe it added."""
     for document in documents:
         upload = document.file.data
         if upload and upload.filename and not document.file.errors:
-            document.file.errors.append(str(NOT_ADDED_YET))
+            document.file.errors = [*document.file.errors, reason or str(NOT_ADDED_YET)]

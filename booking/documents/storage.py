@@ -322,6 +322,24 @@ def _refuse_unknown_type() -> DocumentRejected:
     )
 
 
+# The attribute a failure carries to say which upload it is about (``refused_upload``).
+_UPLOAD_INDEX = "upload_index"
+
+
+def _about_upload(failure: BaseException, index: int) -> BaseException:
+    setattr(failure, _UPLOAD_INDEX, index)
+    return failure
+
+
+def refused_upload(failure: BaseException) -> int | None:
+    """Which of the uploads given to ``saved_uploads`` a failure is about (its place in them):
+    the one refused (``DocumentRejected``, a duplicate by ``refuse_duplicates`` included) or
+    that our storage failed to write (``OSError``). None for a failure about no one file (the
+    database, a check of the request): a page sending several files at once can say beside
+    each whether it was the problem or is only to be chosen again."""
+    return getattr(failure, _UPLOAD_INDEX, None)
+
+
 def refuse_duplicates(
     stored: Sequence[StoredFile],
     kept: Iterable[str],
@@ -345,18 +363,27 @@ def refuse_duplicates(
                     "“%(name)s” is the same file our virus check found a problem in.",
                     name=safe_display_name(names[index]),
                 )
-            raise DocumentRejected(
-                f"{again} "
-                + _("Please add a new copy: a new scan or photo of the paper document is safest.")
+            raise _about_upload(
+                DocumentRejected(
+                    f"{again} "
+                    + _(
+                        "Please add a new copy: a new scan or photo of the paper document is "
+                        "safest."
+                    )
+                ),
+                index,
             )
         if file.sha256 in seen:
             if names is None:
-                raise DocumentRejected(_("You have already added this file."))
-            raise DocumentRejected(
-                _(
-                    "“%(name)s” is the same file as one you have already added.",
-                    name=safe_display_name(names[index]),
-                )
+                raise _about_upload(DocumentRejected(_("You have already added this file.")), index)
+            raise _about_upload(
+                DocumentRejected(
+                    _(
+                        "“%(name)s” is the same file as one you have already added.",
+                        name=safe_display_name(names[index]),
+                    )
+                ),
+                index,
             )
         seen.add(file.sha256)
 
@@ -576,15 +603,19 @@ def saved_uploads(uploads: Sequence[DocumentUpload]) -> Iterator[list[StoredFile
     """Save each upload (checked, scanned and encrypted) and hand the stored files to the
     block, which adds their rows and commits. All or nothing: if a file is refused or the
     block fails, the session is rolled back and every file saved so far is deleted, and the
-    first error is raised. A file that cannot be deleted then is logged and left for the
-    nightly reconciliation (``booking.requests.files.reconcile_files``); the others are still
-    deleted."""
+    first error is raised (``refused_upload`` says which upload it is about, if one). A file
+    that cannot be deleted then is logged and left for the nightly reconciliation
+    (``booking.requests.files.reconcile_files``); the others are still deleted."""
     storage = get_storage()
     max_bytes = current_app.config["MAX_DOCUMENT_MB"] * 1024 * 1024
     stored: list[StoredFile] = []
     try:
-        for upload in uploads:
-            stored.append(storage.save(upload.stream, max_bytes))
+        for index, upload in enumerate(uploads):
+            try:
+                stored.append(storage.save(upload.stream, max_bytes))
+            except (DocumentRejected, OSError) as failure:
+                _about_upload(failure, index)
+                raise
         yield stored
     except BaseException as failure:
         db.session.rollback()

@@ -24,6 +24,13 @@ from booking.forms import BaseForm, EmailAddress, stripped, too_long
 from booking.requests import asks
 from booking.scheduling.availability import parse_slot_key
 
+# Beside each file chosen with one our storage or virus scanner failed on: nothing of the
+# patient's to correct, but the files go in together, so none of them was kept.
+NOT_ADDED_WITH_OURS = _l(
+    "Not added yet: we could not store another file on this form just now, and the files are "
+    "added together. Please choose this file again."
+)
+
 
 class AddDocumentsForm(BaseForm):
     documents = FieldList(FormField(DocumentForm), min_entries=3, max_entries=10)
@@ -42,16 +49,34 @@ class AddDocumentsForm(BaseForm):
             return False
         return valid
 
-    def uploads(self) -> list[DocumentUpload]:
+    def _chosen(self) -> list[DocumentForm]:
         return [
-            DocumentUpload(
-                stream=entry.form.file.data.stream,
-                filename=entry.form.file.data.filename,
-                description=(entry.form.description.data or "").strip() or None,
-            )
+            entry.form
             for entry in self.documents
             if entry.form.file.data and entry.form.file.data.filename
         ]
+
+    def uploads(self) -> list[DocumentUpload]:
+        return [
+            DocumentUpload(
+                stream=document.file.data.stream,
+                filename=document.file.data.filename,
+                description=(document.description.data or "").strip() or None,
+            )
+            for document in self._chosen()
+        ]
+
+    def refuse_upload(self, index: int | None, message: str, *, ours: bool = False) -> None:
+        """The service refused the files (all or none) for one of them: ``message`` beside
+        that file (``index`` in ``uploads()``), or above the form when it is about none; every
+        other file chosen says it was not added either, and why (``ours``: our storage or
+        virus scanner failed, nothing for the patient to correct)."""
+        chosen = self._chosen()
+        if index is not None and 0 <= index < len(chosen):
+            chosen[index].file.errors = [*chosen[index].file.errors, message]
+        else:
+            self.form_errors.append(message)
+        ask_to_choose_again(chosen, str(NOT_ADDED_WITH_OURS) if ours else None)
 
 
 class CancelForm(BaseForm):

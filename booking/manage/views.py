@@ -21,7 +21,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.wrappers import Response
 
-from booking.documents.storage import DocumentRejected
+from booking.documents.storage import DocumentRejected, ScannerDown, refused_upload
 from booking.errors import NOT_CONFIRMED
 from booking.extensions import db, limiter
 from booking.manage import services
@@ -262,11 +262,17 @@ def add_documents(reference: str):
         flash(str(exc), "danger")
         return _render(consultation, 409)
     except DocumentRejected as exc:
-        form.form_errors.append(str(exc))
+        # Beside the file it is about, each other one chosen again (none was kept).
+        form.refuse_upload(refused_upload(exc), str(exc), ours=isinstance(exc, ScannerDown))
         return _render(consultation, 422, documents_form=form)
-    except OSError:
-        form.form_errors.append(
+    except OSError as exc:
+        index = refused_upload(exc)
+        form.refuse_upload(
+            index,
             _("We could not store your documents just now. Please try again later.")
+            if index is None
+            else _("We could not store this file just now. Please try again."),
+            ours=True,
         )
         return _render(consultation, 503, documents_form=form)
     flash(
