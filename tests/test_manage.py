@@ -335,6 +335,46 @@ def test_a_storage_failure_is_said_beside_the_file_and_the_others_are_chosen_aga
     assert _request(app, booked["reference"]).documents == []
 
 
+def test_more_files_than_the_request_has_room_for_keep_the_form_and_what_was_typed(
+    app: Flask, client: FlaskClient, booked: dict, upload_dir: Path
+) -> None:
+    """Room for one more, two chosen: the limit is said on the form (it was a message above
+    a blank form, every description typed gone), each file chosen again."""
+    app.config["MAX_DOCUMENTS"] = 2
+    assert _add_documents(client, booked, (pdf_bytes("MRI"), "mri.pdf", "")).status_code == 302
+    response = _add_documents(
+        client,
+        booked,
+        (pdf_bytes("CT"), "ct.pdf", "CT scan"),
+        (pdf_bytes("X-ray"), "xray.pdf", "X-ray"),
+    )
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    summary = page.split('id="error-summary"')[1].split("</div>")[0]
+    assert "A request can hold at most 2 documents; you have 1 already." in summary
+    assert field_error(page, "docs-documents-0-file") == NOT_ADDED_YET
+    assert field_error(page, "docs-documents-1-file") == NOT_ADDED_YET
+    assert 'value="CT scan"' in page and 'value="X-ray"' in page
+    assert [d.original_name for d in _request(app, booked["reference"]).documents] == ["mri.pdf"]
+    assert len(stored_files(upload_dir)) == 1
+
+    # Full (a page opened before another window filled it): no form to say it on, but above.
+    page = client.get(booked["url"]).get_data(as_text=True)
+    app.config["MAX_DOCUMENTS"] = 1
+    response = client.post(
+        booked["url"] + "/documents",
+        data={
+            "docs-csrf_token": CSRF.search(page).group(1),
+            "docs-documents-0-file": (io.BytesIO(pdf_bytes("CT")), "ct.pdf"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 409
+    assert "A request can hold at most 1 document; you have 1 already." in response.get_data(
+        as_text=True
+    )
+
+
 def _cancel(client: FlaskClient, booked: dict, reason: str) -> None:
     """The patient cancels from their page, giving ``reason``."""
     page = client.get(booked["url"]).get_data(as_text=True)

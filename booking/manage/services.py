@@ -7,6 +7,7 @@ the patient's email and the clinic's notice are stored together
 
 from __future__ import annotations
 
+from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_ngettext
@@ -46,6 +47,15 @@ class ManageError(ValueError):
     """A refused change; the message is for the patient."""
 
 
+class NoRoom(ManageError):  # noqa: N818 - reads better at the call sites
+    """The request cannot hold as many more documents as were sent; ``room``: how many it can
+    (the form is offered while it is more than none)."""
+
+    def __init__(self, message: str, room: int) -> None:
+        super().__init__(message)
+        self.room = room
+
+
 def _require_changeable(consultation: ConsultationRequest) -> None:
     if consultation.status not in OPEN_STATUSES:
         raise ManageError(_("This request is closed and can no longer be changed online."))
@@ -64,7 +74,8 @@ def _check_room(consultation: ConsultationRequest, uploads: list[DocumentUpload]
     if consultation.status not in OPEN_STATUSES:
         raise ManageError(_("This request is closed and can no longer be changed online."))
     if (full := no_room_for(consultation, len(uploads))) is not None:
-        raise ManageError(full)
+        room = current_app.config["MAX_DOCUMENTS"] - len(consultation.kept_documents)
+        raise NoRoom(full, max(room, 0))
 
 
 def add_documents(consultation: ConsultationRequest, uploads: list[DocumentUpload]) -> int:
@@ -189,6 +200,7 @@ def cancel(consultation: ConsultationRequest, reason: str | None) -> None:
 
 __all__ = [
     "ManageError",
+    "NoRoom",
     "SlotTaken",
     "add_documents",
     "appointment_passed",

@@ -257,6 +257,12 @@ def add_documents(reference: str):
         return _render(consultation, 422, documents_form=form)
     try:
         count = services.add_documents(consultation, form.uploads())
+    except services.NoRoom as exc:
+        if exc.room:  # fewer files fit: the form again, with what was typed
+            form.refuse_upload(None, str(exc))
+            return _render(consultation, 422, documents_form=form)
+        flash(str(exc), "danger")  # full: the page offers no form to show it in
+        return _render(consultation, 409)
     except services.ManageError as exc:
         # Shown above the page: a closed request's page has no documents form to show it in.
         flash(str(exc), "danger")
