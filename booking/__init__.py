@@ -7,6 +7,7 @@ import os
 from email.utils import getaddresses, parseaddr
 from typing import Any
 
+from email_validator import EmailNotValidError, validate_email
 from flask import Flask, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -126,7 +127,7 @@ def _refuse_bad_settings(app: Flask) -> None:
         )
     if app.config["CLAMAV_WHEN_DOWN"] not in ("refuse", "hold"):
         problems.append("CLAMAV_WHEN_DOWN must be 'refuse' or 'hold'")
-    problems += _senders_not_one_address(app)
+    problems += _addresses_not_one_valid_address(app)
     for read in (openinghours.init_app, init_keys, waitlist.init_app):
         try:
             read(app)  # the opening hours and holidays; the keys; the waves' quiet hours
@@ -140,34 +141,58 @@ def _refuse_bad_settings(app: Flask) -> None:
         )
 
 
-def _senders_not_one_address(app: Flask) -> list[str]:
-    """A sender set by hand is one address, in every environment: a display name with a
-    comma and no quotes (``Klinik X, Orthopädie <praxis@klinik.example>``) reads as two,
-    ``Klinik X`` and ``Orthopädie <praxis@...>``, so every email would carry two From
-    addresses (which mail servers reject) or a Reply-To to a name that is no address, and
-    the Message-IDs and calendar events would take a word of the name for the address. A
-    malformed setting, as a wrong CLAMAV_WHEN_DOWN: refused, naming the fix. Unset is fine
-    (create_app fills in the sender, quoting the name as email writes it)."""
+# The settings that hold one email address: the senders, and the clinic's own addresses its
+# alerts and patients' questions go to. (PROCESSOR_EMAIL names the company that sends the
+# emails, and DPO_CONTACT is a name with a way to reach them: text, not an address.)
+ADDRESS_SETTINGS = (
+    "MAIL_DEFAULT_SENDER",
+    "MAIL_REPLY_TO",
+    "STAFF_NOTIFICATION_EMAIL",
+    "ON_CALL_EMAIL",
+    "PRIVACY_CONTACT_EMAIL",
+)
+
+
+def _addresses_not_one_valid_address(app: Flask) -> list[str]:
+    """Each address setting, when set, is one valid email address, in every environment. A
+    display name with a comma and no quotes (``Klinik X, Orthopädie <praxis@klinik.example>``)
+    reads as two, ``Klinik X`` and ``Orthopädie <praxis@...>``: every email would carry two
+    From addresses (which mail servers reject) or a Reply-To to a name that is no address,
+    and the Message-IDs and calendar events would take a word of the name for the address.
+    The clinic's own addresses matter as much: a typo in ON_CALL_EMAIL or
+    STAFF_NOTIFICATION_EMAIL (``on-call@clinic``, two addresses with a comma) would send the
+    emergency alerts to nobody, each failing only when the worker tries it, and the privacy
+    notice would give patients an address that does not work. The address is read as the
+    sign-up forms read a patient's (``email_validator``, no DNS look-up, no accents before
+    the @, which the mail library cannot send to). A malformed setting, as a wrong
+    CLAMAV_WHEN_DOWN: refused, naming the fix. Unset is fine (create_app fills in the
+    sender; production refuses an unset STAFF_NOTIFICATION_EMAIL on its own)."""
     problems = []
-    for name in ("MAIL_DEFAULT_SENDER", "MAIL_REPLY_TO"):
+    for name in ADDRESS_SETTINGS:
         value = str(app.config.get(name) or "").strip()
         if not value:
             continue
         addresses = getaddresses([value])
-        local, _at, domain = addresses[0][1].rpartition("@") if addresses else ("", "", "")
-        if len(addresses) == 1 and local and domain:
-            continue
         if len(addresses) > 1:
             read = " and ".join(
                 repr(f"{shown} <{address}>" if shown else address) for shown, address in addresses
             )
             what = f"reads as {len(addresses)} addresses, {read}"
         else:
-            what = "holds no address (name@domain)"
+            address = addresses[0][1] if addresses else ""
+            if "@" not in address:
+                what = "holds no address (name@domain)"
+            else:
+                try:
+                    validate_email(address, check_deliverability=False, allow_smtputf8=False)
+                    continue
+                except EmailNotValidError as exc:
+                    what = f"is no valid address ({exc})"
         problems.append(
             f"{name} must be one email address, but {value!r} {what}. A name with a comma, "
             'quotes or brackets goes in double quotes: "Klinik X, Orthopädie" '
-            "<praxis@klinik.example> (README, 'Settings')."
+            "<praxis@klinik.example>; to reach several people, give the address of a shared "
+            "mailbox or a mailing list (README, 'Settings')."
         )
     return problems
 

@@ -186,6 +186,44 @@ def test_a_sender_set_by_hand_that_is_not_one_address_is_refused(
     )
 
 
+@pytest.mark.parametrize(
+    "setting", ["STAFF_NOTIFICATION_EMAIL", "ON_CALL_EMAIL", "PRIVACY_CONTACT_EMAIL"]
+)
+def test_a_clinic_address_that_is_not_one_valid_address_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+    production_config: type,
+    app_settings: dict[str, Any],
+    setting: str,
+) -> None:
+    """The clinic's own addresses are checked as the senders are: a typo in ON_CALL_EMAIL
+    (no domain's dot, two addresses with a comma) would send every escalation of an
+    emergency to nobody, each email failing only when the worker tried it. Refused at
+    start-up in every environment, naming the setting; a valid address (with or without a
+    name) starts, and an optional one may stay unset."""
+    for wrong, why in (
+        ("on-call@clinic", "is no valid address"),
+        ("on call@clinic.example", "is no valid address"),
+        ("josé@clinic.example", "is no valid address"),
+        ("team", "holds no address"),
+        ("a@clinic.example, b@clinic.example", "reads as 2 addresses"),
+    ):
+        refused = rf"{setting} must be one email address, but '{wrong}' {why}"
+        monkeypatch.setattr(production_config, setting, wrong)
+        with pytest.raises(RuntimeError, match=refused) as error:
+            create_app("production")
+        assert "shared mailbox" in str(error.value)  # the fix for two addresses
+        with pytest.raises(RuntimeError, match=refused):
+            create_app({**app_settings, setting: wrong})
+
+    for good in ("team@clinic.example", '"Klinik X, Team" <team@clinic.example>'):
+        monkeypatch.setattr(production_config, setting, good)
+        assert create_app("production").config[setting] == good
+        assert create_app({**app_settings, setting: good}).config[setting] == good
+    if setting != "STAFF_NOTIFICATION_EMAIL":  # production requires that one
+        monkeypatch.setattr(production_config, setting, None)
+        assert create_app("production").config[setting] is None
+
+
 def test_production_refuses_a_sqlite_database_unless_it_is_allowed(
     monkeypatch: pytest.MonkeyPatch, production_config: type, tmp_path: Path
 ) -> None:
