@@ -5,6 +5,7 @@ one goes to the new address, and the old address is told, with no link."""
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import timedelta
 from typing import Any
@@ -20,6 +21,8 @@ from booking.dashboard import services as workflow
 from booking.extensions import db
 from booking.manage import services as manage
 from booking.notifications.models import OutboxEmail
+from booking.notifications.services import deliver_outbox_email
+from booking.outcomes import services as outcomes
 from booking.privacy import services as privacy
 from booking.requests.events import EventKind, RequestEvent
 from booking.requests.models import ConsultationRequest
@@ -345,6 +348,46 @@ def test_a_link_to_a_request_whose_page_is_gone_answers_as_its_private_links(
     assert gone.status_code == 404
     assert "Your private link may have been replaced" in gone.get_data(as_text=True)
     assert state(app, patient["id"])["email"] == OLD
+
+
+def test_the_confirmation_is_never_sent_once_the_patient_is_marked_deceased(
+    app: Flask, client: FlaskClient, patient: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The confirmation email to the new address is one of the patient's emails: marked
+    deceased while it waits, it is withdrawn with the others, and one a concurrent change
+    left waiting (marked after it was written, the withdrawal missed it) is dropped by the
+    worker before it is sent, as every email to the patient is, not re-addressed."""
+    assert ask(client, patient["page"], NEW).status_code == 302
+    with app.app_context():
+        [email_id] = db.session.scalars(
+            select(OutboxEmail.id).where(OutboxEmail.template == CONFIRM_TEMPLATE)
+        ).all()
+        # As a concurrent transaction would leave it: marked, the email still waiting.
+        db.session.get_one(ConsultationRequest, patient["id"]).patient.deceased_at = now_utc()
+        db.session.commit()
+        with caplog.at_level(logging.INFO, logger="booking.notifications.services"):
+            assert deliver_outbox_email(email_id) is None
+        assert db.session.get(OutboxEmail, email_id) is None  # dropped, not sent or moved
+        assert not db.session.scalars(
+            select(OutboxEmail.id).where(OutboxEmail.recipient == NEW)
+        ).all()
+    assert f"({CONFIRM_TEMPLATE}) withdrawn at delivery: patient marked deceased" in caplog.text
+
+    # Marked by staff while a second one waits: withdrawn with the patient's other emails.
+    with app.app_context():
+        db.session.get_one(ConsultationRequest, patient["id"]).patient.deceased_at = None
+        db.session.commit()
+    assert ask(client, patient["page"], NEW).status_code == 302
+    with app.app_context():
+        coordinator = make_staff("coordinator", "coordinator@example.com")
+        outcomes.mark_deceased(db.session.get_one(ConsultationRequest, patient["id"]), coordinator)
+        # Deleted unsent (no worker had taken it), as the patient's other waiting emails.
+        assert not db.session.scalars(
+            select(OutboxEmail.recipient).where(OutboxEmail.template == CONFIRM_TEMPLATE)
+        ).all()
+        assert db.session.scalars(
+            select(AuditEvent.details).where(AuditEvent.action == "patient_marked_deceased")
+        ).one() == {"emails_withdrawn": 1}
 
 
 def test_erasure_and_expiry_delete_the_waiting_changes(

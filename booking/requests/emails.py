@@ -106,8 +106,16 @@ RECEIPT_TEMPLATES = frozenset({DOCUMENTS_RECEIPT, MESSAGE_RECEIPT})
 # correct it, bounces) is nothing staff could tell the patient again, and sent again it
 # would go to the new address, whose holder made or knows of the change.
 ADDRESS_CHANGED = "address_changed"
-# Every email to the patient about a request.
-TO_PATIENT_TEMPLATES = PATIENT_TEMPLATES | RECEIPT_TEMPLATES | {ADDRESS_CHANGED}
+# The link that confirms a new address the patient asked for on their private page
+# (``booking.rights.addresses``), to that new address. Not in ``PATIENT_TEMPLATES``: one that
+# failed is asked for again from the page, not chased by staff. Like the notice above, never
+# readdressed: it is for the mailbox it asks to confirm, and holds no private link to renew.
+EMAIL_CHANGE_CONFIRM = "email_change_confirm"
+# Emails a new address of the patient's leaves where they were written (``readdress_waiting``).
+NOT_READDRESSED = frozenset({ADDRESS_CHANGED, EMAIL_CHANGE_CONFIRM})
+# Every email to the patient about a request: withdrawn when they are marked deceased, and
+# dropped at delivery when they were marked since it was written (``deceased_at_delivery``).
+TO_PATIENT_TEMPLATES = PATIENT_TEMPLATES | RECEIPT_TEMPLATES | NOT_READDRESSED
 
 
 def withdraw_to_deceased(patient: Patient) -> int:
@@ -209,14 +217,15 @@ def readdress_waiting(consultation: ConsultationRequest, old: str) -> list[Outbo
     the request's (a change that outdates an email withdraws it), so the patient is told it
     at the right address rather than never. Oldest first, so the order they were written
     in, which later changes compare by, is kept. Never the notice of an earlier change
-    (``address_changed``): it is for the address it was written to, and holds no link.
+    (``address_changed``) nor a new address's confirmation link (``NOT_READDRESSED``): each
+    is for the address it was written to.
     Flushes; the caller commits."""
     waiting = list(
         db.session.scalars(
             select(OutboxEmail)
             .where(
                 OutboxEmail.request_id == consultation.id,
-                OutboxEmail.template.in_(sorted(TO_PATIENT_TEMPLATES - {ADDRESS_CHANGED})),
+                OutboxEmail.template.in_(sorted(TO_PATIENT_TEMPLATES - NOT_READDRESSED)),
                 OutboxEmail.recipient == old,
                 OutboxEmail.still_to_go(),
             )

@@ -44,8 +44,9 @@ from booking.urlargs import public_url
 
 # How long the confirmation link works: long enough to find the email the next day.
 CONFIRM_HOURS = 24
-# The confirmation email's template (to the new address).
-CONFIRM_TEMPLATE = "email_change_confirm"
+# The confirmation email's template (to the new address): one of the patient's emails, so
+# it is withdrawn, or dropped at delivery, once the patient is marked deceased.
+CONFIRM_TEMPLATE = emails.EMAIL_CHANGE_CONFIRM
 
 
 @dataclass(frozen=True)
