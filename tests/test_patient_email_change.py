@@ -5,8 +5,11 @@ one goes to the new address, and the old address is told, with no link."""
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import re
+import zipfile
 from datetime import timedelta
 from typing import Any
 
@@ -28,7 +31,7 @@ from booking.requests.events import EventKind, RequestEvent
 from booking.requests.models import ConsultationRequest
 from booking.rights.addresses import CONFIRM_TEMPLATE, purge_expired_email_changes
 from booking.rights.models import EmailChange
-from booking.timeutil import now_utc
+from booking.timeutil import clinic_dt, now_utc
 from tests.factories import make_request, make_staff
 from tests.support import deliver_waiting_emails, page_token
 
@@ -348,6 +351,46 @@ def test_a_link_to_a_request_whose_page_is_gone_answers_as_its_private_links(
     assert gone.status_code == 404
     assert "Your private link may have been replaced" in gone.get_data(as_text=True)
     assert state(app, patient["id"])["email"] == OLD
+
+
+def test_the_patients_copy_of_their_data_holds_the_address_waiting_for_its_link(
+    app: Flask, client: FlaskClient, patient: dict
+) -> None:
+    """A new address asked for and not confirmed yet is data the clinic holds about the
+    patient: their copy of it (patient.json and the readable summary) lists it, when it was
+    asked for and until when its link works, as it lists the other rows; never the link's
+    token or its hash."""
+    assert ask(client, patient["page"], NEW).status_code == 302
+    token = confirmation_link(app).rsplit("/", 1)[1]
+    with app.app_context():
+        change = db.session.scalars(select(EmailChange)).one()
+        asked_at, expires_at, token_hash = change.created_at, change.expires_at, change.token_hash
+    page_csrf = page_token(client.get(patient["page"]).get_data(as_text=True))
+    response = client.post(
+        f"{patient['page']}/data",
+        data={"data-csrf_token": page_csrf, "data-date_of_birth": "1970-05-17"},
+    )
+    assert response.status_code == 200 and response.mimetype == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(response.get_data()))
+    data = json.loads(archive.read("patient.json"))
+    [request] = data["requests"]
+    assert request["email_changes"] == [
+        {
+            "new_email": NEW,
+            "created_at": asked_at.isoformat(),
+            "expires_at": expires_at.isoformat(),
+            "used_at": None,
+        }
+    ]
+    assert data["email"] == OLD  # the address stays the old one until confirmed
+    summary = archive.read("summary.txt").decode()
+    section = summary.split("-- New email addresses asked for --\n", 1)[1].split("\n--", 1)[0]
+    with app.test_request_context():
+        assert f"New email address: {NEW}" in section
+        assert f"Link open until: {clinic_dt(expires_at, 'when')}" in section
+        assert f"Created: {clinic_dt(asked_at, 'when')}" in section
+    everything = json.dumps(data) + summary
+    assert token not in everything and token_hash not in everything
 
 
 def test_the_confirmation_is_never_sent_once_the_patient_is_marked_deceased(

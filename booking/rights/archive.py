@@ -18,6 +18,7 @@ from booking.requests.calls import CallbackAttempt
 from booking.requests.events import RequestEvent
 from booking.requests.models import ConsultationRequest, Patient
 from booking.rights.export import PatientArchive, build_archive
+from booking.rights.models import EmailChange
 from booking.scheduling.models import Appointment, AppointmentType, WaitlistEntry
 
 
@@ -115,7 +116,16 @@ def gather(
     # The code their record carries in registry exports, if one was made: the patient may
     # ask the registry to delete what it holds under it.
     codes = existing_registry_codes({r.patient_id for r in requests})
-    return build_archive(reference, email, requests, mailed, waitlist, asked, threads, plans, codes)
+    # A new address asked for on the private page, waiting for its link (or confirmed, until
+    # the row is purged): the address is the patient's data before it is confirmed.
+    changes: dict[int, list[EmailChange]] = {}
+    for change in db.session.scalars(
+        select(EmailChange).where(EmailChange.request_id.in_(ids)).order_by(EmailChange.id)
+    ):
+        changes.setdefault(change.request_id, []).append(change)
+    return build_archive(
+        reference, email, requests, mailed, waitlist, asked, threads, plans, codes, changes
+    )
 
 
 def audit_details(archive: PatientArchive) -> dict[str, object]:

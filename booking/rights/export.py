@@ -74,6 +74,7 @@ SKIP_EMAIL = {
     "last_error",
     "withdrawn_at",
 }
+SKIP_EMAIL_CHANGE = {"id", "request_id", "token_hash"}
 # In patient.json (all of the data), not in the summary people read: the names as staff search
 # them (without accents or case), copies of the names it shows already; a call's link to its
 # timeline entry (an internal number).
@@ -150,6 +151,9 @@ FIELD_LABELS = {
     "date_of_birth": _l("Date of birth"),
     "guardian_name": _l("Parent or guardian"),
     "email": _l("Email"),
+    # A new address asked for on the private page (confirmed: its link was used)
+    "new_email": _l("New email address"),
+    "used_at": _l("Confirmed"),
     "phone": _l("Phone"),
     "preferred_contact": _l("Preferred contact"),
     "deceased_at": _l("Recorded as deceased"),
@@ -336,12 +340,16 @@ def build_archive(
     threads: dict[int, list[Any]] | None = None,
     plans: dict[int, Any] | None = None,
     registry_codes: dict[int, str] | None = None,
+    email_changes: dict[int, list[Any]] | None = None,
 ) -> PatientArchive:
     """The archive's data for a patient's requests (loaded with everything they show), with
     each request's requests for information (``asked``), messages (``threads``) and
     treatment plan with its follow-up questionnaires (``plans``) by id, and the code each
-    patient record carries in registry exports (``registry_codes``, by patient id)."""
+    patient record carries in registry exports (``registry_codes``, by patient id), and the
+    new email addresses asked for on the private page (``email_changes``: the one waiting
+    for its confirmation link, and one confirmed whose row is not purged yet)."""
     asked, threads, plans = asked or {}, threads or {}, plans or {}
+    email_changes = email_changes or {}
     registry_codes = registry_codes or {}
     documents: list[ArchiveDocument] = []
     exported = []
@@ -430,6 +438,13 @@ def build_archive(
                 "treatment_plan": _plan_entry(
                     plans.get(consultation.id), registry_codes.get(consultation.patient_id)
                 ),
+                # The address, when it was asked for and until when its link works; never
+                # the link's token (kept only as a hash, which would open nothing, but is
+                # plumbing, not the patient's data).
+                "email_changes": [
+                    columns(change, skip=SKIP_EMAIL_CHANGE)
+                    for change in email_changes.get(consultation.id, [])
+                ],
             }
         )
     data = {
@@ -619,6 +634,7 @@ def summary_sections(data: dict[str, Any]) -> list[dict[str, Any]]:
         "information_requests",
         "messages",
         "treatment_plan",
+        "email_changes",
     }
     sections = []
     for request in data["requests"]:
@@ -655,6 +671,7 @@ def summary_sections(data: dict[str, Any]) -> list[dict[str, Any]]:
                     _fields(follow_up)
                     for follow_up in (request.get("treatment_plan") or {}).get("follow_ups", [])
                 ],
+                "email_changes": [_fields(change) for change in request.get("email_changes", [])],
             }
         )
     return sections
