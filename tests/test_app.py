@@ -7,8 +7,11 @@ import mailbox
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from datetime import date, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -22,9 +25,11 @@ from sqlalchemy import delete, func, select
 import config
 from booking import create_app
 from booking.extensions import db
-from booking.notifications.models import OutboxEmail
+from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.requests.models import ConsultationRequest
-from tests.support import booking_warnings
+from tests.factories import make_request
+from tests.smtp import free_port
+from tests.support import booking_warnings, send_each_waiting_email
 
 
 def test_production_refuses_to_start_without_a_secret_key(
@@ -427,6 +432,68 @@ def test_dev_mail_viewer_lists_and_shows_what_the_sink_received(
     assert "27 Nov 2026, 11:00, Germany (Berlin) Time" in shown
     assert "<script>alert(1)</script>" not in shown  # the HTML part is escaped into a sandbox
     assert client.get("/dev/mail/not-a-key").status_code == 404
+
+
+@pytest.fixture
+def mail_sink(dev_settings: dict[str, Any]) -> Iterator[Path]:
+    """`make run`'s mail sink, started by its Procfile line (as honcho does, in a shell),
+    on a free port, writing to a Maildir whose directory exists with none of its folders
+    (copied without its empty folders, or emptied by hand). Ask for it before ``app``."""
+    root = Path(__file__).resolve().parent.parent
+    maildir = Path(dev_settings["DEV_MAILDIR"])
+    maildir.mkdir(parents=True)
+    port = free_port()
+    dev_settings["MAIL_PORT"] = port
+    [line] = [
+        row for row in (root / "Procfile").read_text().splitlines() if row.startswith("mail:")
+    ]
+    sink = subprocess.Popen(
+        ["/bin/sh", "-c", line.removeprefix("mail:").strip()],
+        cwd=root,
+        env={
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "MAIL_PORT": str(port),
+            "DEV_MAILDIR": str(maildir),
+        },
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert sink.poll() is None, "the mail sink stopped"
+                assert time.monotonic() < deadline, "the mail sink did not start"
+                time.sleep(0.1)
+        yield maildir
+    finally:
+        sink.terminate()
+        sink.wait(timeout=10)
+
+
+def test_the_dev_mail_sink_makes_the_maildirs_folders_it_misses(
+    mail_sink: Path, app: Flask, client
+) -> None:
+    """aiosmtpd's own handler made the Maildir's cur/new/tmp only with its directory: an
+    instance/mail without them made the sink answer each email with a 500, and the worker
+    failed every email for good. The sink makes them, and the viewer lists what it got."""
+    with app.app_context():
+        make_request()
+        send_each_waiting_email()
+        statuses = db.session.scalars(select(OutboxEmail.status)).all()
+        assert statuses and set(statuses) == {OutboxStatus.SENT}
+    assert {folder.name for folder in mail_sink.iterdir()} >= {"cur", "new", "tmp"}
+    assert len(mailbox.Maildir(mail_sink, create=False)) == len(statuses)
+    assert "We received your request" in client.get("/dev/mail").get_data(as_text=True)
+
+
+def test_the_dev_mail_viewer_opens_a_maildir_without_its_folders(
+    dev_settings: dict[str, Any], app: Flask, client
+) -> None:
+    Path(app.config["DEV_MAILDIR"]).mkdir(parents=True)
+    assert client.get("/dev/mail").status_code == 200
 
 
 def test_dev_mail_viewer_does_not_exist_outside_development(client) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from flask import Blueprint, abort, current_app, render_template
 
+from booking.dev.maildir import open_maildir
 from booking.extensions import talisman
 from booking.timeutil import clinic_dt
 
@@ -20,9 +21,7 @@ bp = Blueprint("dev", __name__, url_prefix="/dev")
 
 
 def _maildir() -> mailbox.Maildir:
-    path = Path(current_app.config["DEV_MAILDIR"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return mailbox.Maildir(path, factory=None, create=True)
+    return open_maildir(Path(current_app.config["DEV_MAILDIR"]))
 
 
 def _parse(raw: mailbox.MaildirMessage) -> EmailMessage:
