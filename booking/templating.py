@@ -46,6 +46,14 @@ def naming(text: str, **values: object) -> Markup:
     return escape(text) % values
 
 
+def message_of(exc: BaseException) -> str:
+    """What a refusal says, for a flash or a form's error: the ``naming`` markup a service
+    raised it with (an ``isolated`` name) kept as markup; ``str(exc)`` would make it text,
+    escaped again when shown (the ``<bdi>`` on the page as characters)."""
+    message = exc.args[0] if len(exc.args) == 1 else None
+    return message if isinstance(message, Markup) else str(exc)
+
+
 def unfilled(*names: str) -> dict[str, str]:
     """The placeholders ``names`` as themselves (``{"name": "%(name)s"}``), for ``ngettext``
     to leave for ``naming``: ngettext fills every placeholder of the sentence it chooses at

@@ -966,3 +966,206 @@ def test_the_edit_pages_isolate_the_name_of_what_they_edit(
         name = heading[heading.index("<bdi>") :]
         assert f'<li class="breadcrumb-item active" aria-current="page">{name}</li>' in page
         assert "bdi" not in re.search(r"<title>(.*?)</title>", page, re.S)[1]
+
+
+# A refusal a service words with a name in it ("These hours overlap <name>'s hours ...") is
+# shown by its page as the markup the service built: the name in a ``<bdi>``, still escaped.
+ERROR_NAME = "محمد عبدالله <b>&"  # a name typed in Arabic (and markup, to be escaped)
+ERROR_ISOLATED = "<bdi>محمد عبدالله &lt;b&gt;&amp;</bdi>"
+
+
+def test_the_refusals_of_overlapping_hours_isolate_the_specialists_and_the_places_names(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """Weekly hours overlapping others ("... overlap <name>'s hours on Monday from 08:00 to
+    18:00 at <place>.") and extra hours overlapping others ("... other extra hours of
+    <name>."): a right-to-left name took the apostrophe, the day and the full stop into its
+    run."""
+    from tests.test_scheduling_admin import schedule_path, submit, target_day
+
+    with app.app_context():
+        _named_in_arabic(clinic, ERROR_NAME)
+    admin = AuthActions(client).new_client("admin")
+    path = schedule_path(clinic.weber.id)
+
+    hours = submit(
+        admin,
+        path,
+        "hours",
+        weekday="0",
+        location=str(clinic.location),
+        start_time="09:00",
+        end_time="10:00",
+    )
+    assert hours.status_code == 422
+    assert (
+        f"These hours overlap {ERROR_ISOLATED}'s hours on Monday from 08:00 to 18:00 at "
+        f"{PLACE_ISOLATED}. Choose other times"
+    ) in hours.get_data(as_text=True).replace("&#39;", "'")
+
+    iso = target_day().isoformat()
+    extra = {"location": str(clinic.location), "start_day": iso, "end_day": iso}
+    assert (
+        submit(admin, path, "extra", **extra, start_time="19:00", end_time="20:00").status_code
+        == 302
+    )
+    again = submit(admin, path, "extra", **extra, start_time="19:30", end_time="21:00")
+    assert again.status_code == 422
+    assert f"These hours overlap other extra hours of {ERROR_ISOLATED}." in again.get_data(
+        as_text=True
+    )
+
+
+def test_the_refusals_of_a_page_shown_before_another_change_isolate_the_name_it_now_has(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """A page shown before another admin's change (or one's own, on another page) is refused
+    with what the thing is now ("it is now <name>, 45 minutes (...)", "it is now <place>,
+    <address>", "it is now <name>, <email>"): a right-to-left name took the comma and what
+    follows it into its run."""
+    from tests.test_admin_edits import post_as_shown
+    from tests.test_staff_details import change_own, own_page, shown
+
+    with app.app_context():
+        _named_in_arabic(clinic, ERROR_NAME)
+    auth = AuthActions(client)
+    admin, other = auth.new_client("admin"), auth.new_client("admin")
+
+    for path, changed, now in (
+        (
+            f"/staff/admin/scheduling/types/{clinic.type}",
+            {"duration_minutes": "60"},
+            "it is now <bdi>مراجعة الصور</bdi>, 60 minutes (",
+        ),
+        (
+            f"/staff/admin/locations/{clinic.location}",
+            {"address": "Chausseestr. 12, Berlin"},
+            f"it is now {PLACE_ISOLATED}, Chausseestr. 12, Berlin. Check",
+        ),
+    ):
+        older = admin.get(path).get_data(as_text=True)
+        post_as_shown(other, path, other.get(path).get_data(as_text=True), **changed)
+        assert now in post_as_shown(admin, path, older, name="Another name")
+
+    weber = auth.new_client("specialist", email=clinic.weber.email)
+    older = own_page(weber)
+    assert change_own(weber, NAME, clinic.weber.email).status_code == 302
+    stale = weber.post(
+        "/staff/account",
+        data={**older, "full_name": "Dr. Weber", "email": clinic.weber.email, "password": ""},
+    )
+    assert f"it is now {ISOLATED}, {clinic.weber.email}. Check" in stale.get_data(as_text=True)
+
+    older = shown(admin, clinic.weber.id)
+    other.post(
+        f"/staff/accounts/{clinic.weber.id}/edit",
+        data={**shown(other, clinic.weber.id), "full_name": ERROR_NAME, "email": "w@example.com"},
+    )
+    stale = admin.post(
+        f"/staff/accounts/{clinic.weber.id}/edit",
+        data={**older, "full_name": "Dr. Weber", "email": "w@example.com"},
+    )
+    assert f"it is now {ERROR_ISOLATED}, w@example.com. Check" in stale.get_data(as_text=True)
+
+
+def test_the_refusals_of_a_two_factor_reset_isolate_the_colleagues_name(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """A reset refused because the colleague used a code since the page was shown ("<name>
+    used or set up two-factor sign-in since ...") or because their account is deactivated
+    ("The account of <name> is deactivated: ..."): a right-to-left name took the colon and
+    the words beside it into its run. Flashed, the markup survives the redirect."""
+    import time as clock
+
+    import pyotp
+
+    from tests.test_two_factor import code_step
+    from tests.test_two_factor_reset import enrolled, reset, shown, signed_in_admin
+
+    with app.app_context():
+        db.session.get(StaffUser, clinic.weber.id).full_name = ERROR_NAME
+        db.session.commit()
+    secret = enrolled(app, clinic.weber.email)
+    signed_in_admin(app, client, clinic)
+    older = shown(client, clinic.weber.id)
+    weber = app.test_client()
+    AuthActions(weber).attempt(clinic.weber.email)
+    assert code_step(weber, pyotp.TOTP(secret).at(clock.time() + 30)).status_code == 302
+
+    page = reset(client, clinic.weber.id, older).get_data(as_text=True)
+    assert f">{ERROR_ISOLATED} used or set up two-factor sign-in since the page" in page
+
+    older = shown(client, clinic.weber.id)
+    with app.app_context():
+        db.session.get(StaffUser, clinic.weber.id).active = False
+        db.session.commit()
+    page = reset(client, clinic.weber.id, older).get_data(as_text=True)
+    assert f">The account of {ERROR_ISOLATED} is deactivated: nothing was reset." in page
+
+
+def test_the_refusals_of_a_time_staff_book_isolate_the_specialists_and_the_places_names(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """A time the specialist is not free at ("<name> is not free at that time at <place>:
+    ...") and one on a day the clinic is closed ("... add extra hours for <name> (...)"): a
+    right-to-left name took the colon and the brackets beside it into its run."""
+    from booking.scheduling.closures import close_clinic
+    from tests.test_workflow import act
+
+    with app.app_context():
+        day = clinic_today() + timedelta(days=7)
+        _named_in_arabic(clinic, ERROR_NAME)
+        reference = make_request().reference
+    AuthActions(client).attempt(clinic.coordinator.email)
+    fields = {
+        "specialist": clinic.weber.id,
+        "location": clinic.location,
+        "day": day.isoformat(),
+        "start": "06:00",  # before Dr. Weber's hours (08:00-18:00)
+        "appointment_type": clinic.type,
+        "message": "",
+    }
+
+    busy = act(client, reference, "confirm", **fields)
+    assert busy.status_code == 409
+    assert (
+        f">{ERROR_ISOLATED} is not free at that time at {PLACE_ISOLATED}: outside their hours"
+        in busy.get_data(as_text=True)
+    )
+
+    with app.app_context():
+        close_clinic(day, "Team training", db.session.get(StaffUser, clinic.admin.id))
+    closed = act(client, reference, "confirm", **{**fields, "start": "10:00"})
+    assert closed.status_code == 409
+    assert f"an administrator can add extra hours for {ERROR_ISOLATED} (Scheduling" in (
+        closed.get_data(as_text=True)
+    )
+
+
+def test_the_refusal_of_a_name_another_reads_in_a_language_isolates_that_name(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """A type's Spanish name another type reads already is refused next to its box
+    ("Another appointment type is already called <name> in Spanish."): a right-to-left name
+    took the words and the full stop after it into its run."""
+    from tests.factories import make_appointment_type
+    from tests.support import form_values
+
+    with app.app_context():
+        db.session.get(AppointmentType, clinic.type).names = {"es": ERROR_NAME}
+        db.session.commit()
+        imaging = make_appointment_type("Imaging review", minutes=30).id
+    admin = AuthActions(client).new_client("admin")
+    path = f"/staff/admin/scheduling/types/{imaging}"
+    data = {
+        **form_values(admin.get(path).get_data(as_text=True)),
+        "name": "Imaging review",
+        "name_es": ERROR_NAME,
+        "mode": "in_person",
+    }
+    response = admin.post(path, data=data)
+    assert response.status_code == 422
+    assert (
+        f"Another appointment type is already called {ERROR_ISOLATED} in Spanish."
+        in response.get_data(as_text=True)
+    )

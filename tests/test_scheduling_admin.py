@@ -759,8 +759,12 @@ def test_overlapping_hours_are_refused_with_a_message(
         assert response.status_code == 422
         page = response.get_data(as_text=True)
         message = field_error(page, "hours-start_time")
-        assert "These hours overlap Dr. Weber's hours on Monday from 09:00 to 12:00" in message
-        assert "Main clinic" in message
+        assert "These hours overlap Dr. Weber 's hours on Monday from 09:00 to 12:00" in message
+        # The names are isolated (a right-to-left one would take the text beside it).
+        assert (
+            "These hours overlap <bdi>Dr. Weber</bdi>&#39;s hours on Monday from 09:00 to 12:00 "
+            "at <bdi>Main clinic</bdi>."
+        ) in page
         assert "overlap" in error_summary(page)
         # What was typed is kept.
         assert input_value(page, "hours-start_time") == start

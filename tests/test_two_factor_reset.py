@@ -213,7 +213,9 @@ def test_a_page_shown_before_the_colleague_used_or_set_up_a_code_resets_nothing(
 
     stale = reset(client, staff.weber.id, form)
 
-    assert "Dr. Weber used or set up two-factor sign-in since the page was shown" in alerts(stale)
+    assert "<bdi>Dr. Weber</bdi> used or set up two-factor sign-in since the page was shown" in (
+        alerts(stale)
+    )
     with app.app_context():
         assert db.session.get(StaffUser, staff.weber.id).totp_enabled
     assert actions(app, "two_factor_reset") == []
@@ -275,8 +277,8 @@ def test_a_deactivated_accounts_two_factor_is_not_reset_nor_are_they_emailed(
     refused = reset(client, staff.weber.id, form)
 
     assert (
-        "The account of Dr. Weber is deactivated: nothing was reset. If they are to sign in "
-        "again, reactivate the account first" in alerts(refused)
+        "The account of <bdi>Dr. Weber</bdi> is deactivated: nothing was reset. If they are to "
+        "sign in again, reactivate the account first" in alerts(refused)
     )
     with app.app_context():
         user = db.session.get(StaffUser, staff.weber.id)

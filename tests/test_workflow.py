@@ -525,7 +525,7 @@ def test_a_time_on_a_day_the_clinic_is_closed_says_so_and_how_to_open_it(
     assert response.status_code == 409
     page = response.get_data(as_text=True)
     assert "The clinic is closed on" in page and "is not free at that time" not in page
-    assert "an administrator can add extra hours for Dr. Weber" in page
+    assert "an administrator can add extra hours for <bdi>Dr. Weber</bdi>" in page
     assert _request(app, clinic.reference).status == RequestStatus.REQUESTED
     with app.app_context():
         add_extra_hours(

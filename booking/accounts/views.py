@@ -66,7 +66,7 @@ from booking.staff.models import (
     configured_two_factor_roles,
     two_factor_required_roles,
 )
-from booking.templating import isolated, naming, unfilled
+from booking.templating import isolated, message_of, naming, unfilled
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
@@ -350,7 +350,7 @@ def accounts() -> Response | str | tuple[str, int]:
                 actor=current_user,
             )
         except services.StaffAccountError as exc:
-            form.email.errors = [*form.email.errors, str(exc)]
+            form.email.errors = [*form.email.errors, message_of(exc)]
         else:
             flash(
                 naming(_("Account created for %(name)s."), name=isolated(user.full_name)), "success"
@@ -422,7 +422,7 @@ def set_active(user_id: int) -> Response | str:
     try:
         services.set_staff_active(user, active, actor=current_user)
     except services.StaffAccountError as exc:
-        flash(str(exc), "danger")
+        flash(message_of(exc), "danger")
     else:
         if active:
             flash(
@@ -487,7 +487,7 @@ def set_role(user_id: int) -> Response | str:
     try:
         changed = services.set_staff_role(user, StaffRole(chosen), actor=current_user)
     except services.StaffAccountError as exc:
-        flash(str(exc), "danger")
+        flash(message_of(exc), "danger")
         return redirect(url_for("staff.accounts"))
     role = ROLE_NAMES[chosen]
     if not changed:
@@ -564,9 +564,9 @@ def edit_account(user_id: int) -> Response | tuple[str, int]:
             )
         except services.StaffAccountError as exc:
             if exc.field == "email":
-                form.email.errors = [*form.email.errors, str(exc)]
+                form.email.errors = [*form.email.errors, message_of(exc)]
             else:
-                form.form_errors.append(str(exc))
+                form.form_errors.append(message_of(exc))
             if exc.field == "shown":  # the page now shows the account as it is
                 form.shown.data = services.details_mark(user)
         else:
@@ -625,9 +625,9 @@ def own_account() -> Response | tuple[str, int]:
         except services.StaffAccountError as exc:
             if exc.field in ("email", "password"):
                 field = getattr(form, exc.field)
-                field.errors = [*field.errors, str(exc)]
+                field.errors = [*field.errors, message_of(exc)]
             else:
-                form.form_errors.append(str(exc))
+                form.form_errors.append(message_of(exc))
             if exc.field == "shown":  # the page now shows the account as it is
                 form.shown.data = services.details_mark(user)
             status = 401 if exc.field == "password" else 422
@@ -687,10 +687,10 @@ def reset_two_factor(user_id: int) -> Response | str:
             shown=shown,
         )
     except services.TwoFactorChangedError as exc:
-        flash(str(exc), "warning")
+        flash(message_of(exc), "warning")
         return redirect(url_for("staff.accounts"))
     except services.StaffAccountError as exc:
-        flash(str(exc), "danger")
+        flash(message_of(exc), "danger")
         return redirect(url_for("staff.accounts"))
     if not reset:
         flash(

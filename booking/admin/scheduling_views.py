@@ -44,7 +44,7 @@ from booking.scheduling.models import AppointmentType, ScheduleException
 from booking.scheduling.services import active_locations, appointments_to_come
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole, StaffUser
-from booking.templating import isolated, naming
+from booking.templating import isolated, message_of, naming
 from booking.timeutil import (
     clinic_date,
     clinic_dt,
@@ -63,9 +63,9 @@ def _refuse(form: FlaskForm, exc: admin.ScheduleError) -> None:
     """Show a refused change next to the field it is about (or above the form)."""
     field = form[exc.field] if exc.field and exc.field in form else None
     if field is not None:
-        field.errors = [*field.errors, str(exc)]
+        field.errors = [*field.errors, message_of(exc)]
     else:
-        form.form_errors.append(str(exc))
+        form.form_errors.append(message_of(exc))
 
 
 # Overview: booking rules and appointment types ----------------------------------------------
@@ -239,7 +239,7 @@ def edit_type(type_id: int) -> Response | tuple[str, int]:
             )
         except admin.ScheduleError as exc:
             if exc.field == "shown":
-                form.form_errors.append(str(exc))
+                form.form_errors.append(message_of(exc))
                 # The page now knows the type as it is: saved again, it goes through.
                 form.shown.data = admin.type_mark(appointment_type)
             else:
@@ -390,7 +390,7 @@ def delete_closure(closure_id: int) -> Response | str:
     except admin.AlreadyDeletedError:
         return _closure_already_removed(closure_id)
     except admin.ScheduleError as exc:
-        flash(str(exc), "danger")
+        flash(message_of(exc), "danger")
     else:
         flash(_("The clinic is open again on %(day)s.", day=day), "success")
     return redirect(url_for(".closed_days"))

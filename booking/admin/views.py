@@ -32,7 +32,7 @@ from booking.scheduling import services as scheduling
 from booking.scheduling.models import Location
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole
-from booking.templating import isolated, naming, unfilled
+from booking.templating import isolated, message_of, naming, unfilled
 from booking.urlargs import date_arg, int_arg, text_arg
 
 bp = Blueprint("admin", __name__, url_prefix="/staff/admin")
@@ -41,7 +41,7 @@ bp = Blueprint("admin", __name__, url_prefix="/staff/admin")
 def _refuse(form: NamesForm, exc: scheduling.LocationError) -> None:
     """Show a refused change next to the field it is about (the name unless it says)."""
     field = form[exc.field] if exc.field and exc.field in form else form.name
-    field.errors = [*field.errors, str(exc)]
+    field.errors = [*field.errors, message_of(exc)]
 
 
 @bp.route("/locations", methods=["GET", "POST"])
@@ -86,7 +86,7 @@ def edit_location(location_id: int) -> Response | tuple[str, int]:
             )
         except scheduling.LocationError as exc:
             if exc.field == "shown":
-                form.form_errors.append(str(exc))
+                form.form_errors.append(message_of(exc))
                 # The page now shows the location as it is: saved again, it goes through.
                 form.shown.data = scheduling.location_mark(location)
             else:

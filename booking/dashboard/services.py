@@ -88,6 +88,7 @@ from booking.scheduling.services import (
     resolve_choice,
 )
 from booking.staff.models import StaffRole, StaffUser
+from booking.templating import isolated, naming
 from booking.timeutil import clinic_date, clinic_instants, now_utc
 
 log = logging.getLogger(__name__)
@@ -182,20 +183,25 @@ def _open_slot(slot: Slot, appointment: Appointment | None) -> OpenSlot:
     except (SlotTaken, SlotUnavailable):  # the message names both
         if _closed_without_extra_hours(slot, starts_at):
             raise WorkflowError(
-                _(
-                    "The clinic is closed on %(day)s (a public holiday or a closed day), so no "
-                    "weekly hours apply. To book that day, an administrator can add extra hours "
-                    'for %(name)s (Scheduling, the specialist\'s page, "Add extra hours").',
+                naming(
+                    _(
+                        "The clinic is closed on %(day)s (a public holiday or a closed day), so "
+                        "no weekly hours apply. To book that day, an administrator can add extra "
+                        "hours for %(name)s (Scheduling, the specialist's page, \"Add extra "
+                        'hours").'
+                    ),
                     day=clinic_date(slot.day, "long"),
-                    name=slot.specialist.full_name,
+                    name=isolated(slot.specialist.full_name),
                 )
             ) from None
         raise WorkflowError(
-            _(
-                "%(name)s is not free at that time at %(place)s: outside their hours, on "
-                "time off, or booked (including the buffer between appointments).",
-                name=slot.specialist.full_name,
-                place=slot.location.display_name,
+            naming(
+                _(
+                    "%(name)s is not free at that time at %(place)s: outside their hours, on "
+                    "time off, or booked (including the buffer between appointments)."
+                ),
+                name=isolated(slot.specialist.full_name),
+                place=isolated(slot.location.display_name),
             )
         ) from None
     return open_slot

@@ -80,7 +80,14 @@ from booking.spreadsheet import delimiter
 from booking.staff.auth import roles_required
 from booking.staff.models import StaffRole, StaffUser
 from booking.staff.services import active_specialists, list_staff
-from booking.templating import choice_label, isolated, language_name, naming, phone_number
+from booking.templating import (
+    choice_label,
+    isolated,
+    language_name,
+    message_of,
+    naming,
+    phone_number,
+)
 from booking.timeutil import clinic_date, clinic_today, now_utc
 from booking.urlargs import redirect_if_written_otherwise
 
@@ -529,7 +536,7 @@ def add_note(reference: str) -> Response | tuple[str, int]:
     try:
         services.add_note(consultation, current_user, form.text.data)
     except WorkflowError as exc:
-        flash(str(exc), "danger")
+        flash(message_of(exc), "danger")
         return redirect(url_for(".record", reference=consultation.reference))
     flash(_("Note added."), "success")
     return redirect(url_for(".record", reference=consultation.reference) + "#timeline")
@@ -547,7 +554,7 @@ def send_message(reference: str) -> Response | tuple[str, int]:
         messages.send_staff_message(consultation, current_user, form.body.data)
     except messages.MessageRefused as exc:
         consultation = _load_visible(reference)
-        form.form_errors.append(str(exc))
+        form.form_errors.append(message_of(exc))
         return _render_record(consultation, 409, message_form=form)
     flash(_("Message sent: an email telling the patient it is waiting is on its way."), "success")
     return redirect(url_for(".record", reference=consultation.reference) + "#messages")
@@ -571,7 +578,7 @@ def log_call(reference: str) -> Response | tuple[str, int]:
     except WorkflowError as exc:
         db.session.rollback()
         consultation = _load_visible(reference)
-        form.at.errors = [*form.at.errors, str(exc)]
+        form.at.errors = [*form.at.errors, message_of(exc)]
         return _render_record(consultation, 422, call_form=form)
     flash(_("Call logged."), "success")
     return redirect(url_for(".record", reference=consultation.reference) + "#calls")
@@ -603,7 +610,7 @@ def raise_triage(reference: str) -> Response | tuple[str, int]:
     except WorkflowError as exc:
         db.session.rollback()
         consultation = _load_visible(reference)
-        flash(str(exc), "danger")
+        flash(message_of(exc), "danger")
         # Offered again for the request as it is now, with the reason as typed.
         levels = services.higher_levels(consultation)
         fresh = RaiseTriageForm(formdata=None, levels=levels, reason=form.reason.data)
@@ -631,7 +638,7 @@ def ask_patient(reference: str) -> Response | tuple[str, int]:
     except (asks.AskError, WorkflowError) as exc:
         db.session.rollback()
         consultation = _load_visible(reference)
-        flash(str(exc), "danger")  # shown even where the page no longer offers the form
+        flash(message_of(exc), "danger")  # shown even where the page no longer offers the form
         return _render_record(consultation, 409, ask_form=form)
     flash(_("The patient is asked by email. The request waits for their answer."), "success")
     return redirect(url_for(".record", reference=reference) + "#asks")
@@ -662,7 +669,7 @@ def withdraw_ask(reference: str) -> Response | str:
         asks.withdraw_ask(consultation, current_user)
     except (asks.AskError, WorkflowError) as exc:
         db.session.rollback()
-        flash(str(exc), "danger")
+        flash(message_of(exc), "danger")
     else:
         flash(_("The request no longer waits for the patient."), "success")
     return redirect(url_for(".record", reference=reference) + "#asks")
@@ -681,7 +688,7 @@ def information_reviewed(reference: str) -> Response | tuple[str, int]:
     except (asks.AskError, WorkflowError) as exc:
         db.session.rollback()
         consultation = _load_visible(reference)
-        flash(str(exc), "danger")
+        flash(message_of(exc), "danger")
         return _render_record(consultation, 409)
     flash(_("Marked as reviewed."), "success")
     return redirect(url_for(".record", reference=reference) + "#asks")
@@ -703,7 +710,7 @@ def set_join_link(reference: str) -> Response | tuple[str, int]:
         db.session.rollback()
         consultation = _load_visible(reference)
         form.seen.data = None
-        flash(str(exc), "danger")
+        flash(message_of(exc), "danger")
         return _render_record(consultation, 409, join_form=form)
     if consultation.patient.writable_address:
         flash(_("Saved: an email with the link is on its way to the patient."), "success")
@@ -734,7 +741,7 @@ def send_new_link(reference: str) -> Response:
         revoked, link_sent = services.send_new_link(consultation, current_user)
     except WorkflowError as exc:
         db.session.rollback()
-        flash(str(exc), "danger")
+        flash(message_of(exc), "danger")
         return redirect(url_for(".record", reference=reference))
     if not link_sent:
         flash(
@@ -832,7 +839,7 @@ def correct_contact(reference: str) -> Response | tuple[str, int] | str:
         # colleague's correction (or bring back the address they replaced); the message says
         # nothing was saved.
         stored = _stored_contact(consultation.patient)
-        stored.form_errors.append(str(exc))
+        stored.form_errors.append(message_of(exc))
         return _render_record(consultation, 409, contact_form=stored)
     if "email" not in corrected.changed:
         flash(_("The patient's phone number is corrected."), "success")
@@ -878,7 +885,7 @@ def resend_emails(reference: str) -> Response | tuple[str, int]:
         resent = services.resend_patient_emails(consultation, current_user, form.email.data)
     except WorkflowError as exc:
         db.session.rollback()
-        flash(str(exc), "danger")
+        flash(message_of(exc), "danger")
         return redirect(url_for(".record", reference=reference))
     if resent.email_ids:
         flash(
@@ -941,7 +948,7 @@ def correct_procedure_date(reference: str) -> Response | tuple[str, int] | str:
         # Offered again (when it still is) with the date as stored now, the typed one kept;
         # the reason is flashed: a plan with no date to correct is offered no form to hold it.
         form.shown.data = None
-        flash(str(exc), "danger")
+        flash(message_of(exc), "danger")
         return _render_record(consultation, 409, procedure_form=form)
     if not corrected.saved:
         return _confirm_procedure_date(reference, form.procedure_date.data, corrected)
@@ -1034,7 +1041,7 @@ def mark_deceased(reference: str) -> Response | tuple[str, int]:
         outcomes.mark_deceased(consultation, current_user)
     except WorkflowError as exc:
         db.session.rollback()
-        flash(str(exc), "danger")
+        flash(message_of(exc), "danger")
     else:
         flash(
             _(
@@ -1124,7 +1131,7 @@ def change_status(reference: str, action: str) -> Response | tuple[str, int] | s
         consultation = _load_visible(reference)
         for form in forms.values():  # shown again with the request as it is now
             form.seen.data = None
-        flash(str(exc), "danger")
+        flash(message_of(exc), "danger")
         return _render_record(consultation, 409, **forms)
     if consultation.patient.deceased_at is not None:
         flash(_("Done. No email was sent: the patient is marked deceased."), "success")

@@ -45,6 +45,7 @@ from booking.scheduling.services import (
 )
 from booking.scheduling.visits import MODE_LABELS
 from booking.staff.models import StaffRole, StaffUser
+from booking.templating import isolated, naming
 from booking.timeutil import END_OF_DAY, clock_text, from_clinic_local, now_utc, to_clinic_tz
 
 # The same limits as the database's check constraints on ClinicSettings and AppointmentType;
@@ -337,11 +338,13 @@ def edit_appointment_type(
     )
     if shown is not None and shown != type_mark(appointment_type):
         raise ScheduleError(
-            _(
-                "Another administrator changed this appointment type since the page was "
-                "shown: it is now %(name)s, %(minutes)d minutes (%(mode)s). Check the form "
-                "below, then save again.",
-                name=appointment_type.name,
+            naming(
+                _(
+                    "Another administrator changed this appointment type since the page was "
+                    "shown: it is now %(name)s, %(minutes)d minutes (%(mode)s). Check the form "
+                    "below, then save again."
+                ),
+                name=isolated(appointment_type.name),
                 minutes=appointment_type.duration_minutes,
                 mode=MODE_LABELS[appointment_type.mode],
             ),
@@ -481,14 +484,16 @@ def add_working_hours(
     ).first()
     if clash is not None:
         raise ScheduleError(
-            _(
-                "These hours overlap %(name)s's hours on %(day)s from %(start)s to %(end)s at "
-                "%(location)s. Choose other times, or delete those hours first.",
-                name=specialist.full_name,
+            naming(
+                _(
+                    "These hours overlap %(name)s's hours on %(day)s from %(start)s to %(end)s "
+                    "at %(location)s. Choose other times, or delete those hours first."
+                ),
+                name=isolated(specialist.full_name),
                 day=WEEKDAY_NAMES[clash.weekday],
                 start=_hm(clash.start_time),
                 end=_hm(clash.end_time),
-                location=clash.location.display_name,
+                location=isolated(clash.location.display_name),
             ),
             "start_time",
         )
@@ -629,7 +634,10 @@ def add_extra_hours(
     )
     if clash is not None:
         raise ScheduleError(
-            _("These hours overlap other extra hours of %(name)s.", name=specialist.full_name),
+            naming(
+                _("These hours overlap other extra hours of %(name)s."),
+                name=isolated(specialist.full_name),
+            ),
             "start_time",
         )
     exception = _add_exception(specialist, EXTRA, starts_at, ends_at, location_id, reason, actor)

@@ -43,7 +43,7 @@ from booking.scheduling.models import (
 )
 from booking.scheduling.visits import where, where_html
 from booking.staff.models import StaffUser
-from booking.templating import language_name
+from booking.templating import isolated, language_name, naming
 from booking.timeutil import from_clinic_local, now_utc, to_clinic_tz
 
 
@@ -151,10 +151,9 @@ def name_problem(
             # A language with no name of its own reads the clinic's.
             if not (proposed.names and code in proposed.names):
                 return str(taken), "name"
-            return str(taken_in_language) % {
-                "name": mine,
-                "language": language_name(code),
-            }, f"name_{code}"
+            return naming(
+                str(taken_in_language), name=isolated(mine), language=language_name(code)
+            ), f"name_{code}"
     return None
 
 
@@ -260,11 +259,13 @@ def edit_location(
     )
     if shown != location_mark(location):
         raise LocationError(
-            _(
-                "Another administrator changed this location since the page was shown: it is "
-                "now %(name)s, %(address)s. Check the names and address below, then save "
-                "again.",
-                name=location.name,
+            naming(
+                _(
+                    "Another administrator changed this location since the page was shown: it "
+                    "is now %(name)s, %(address)s. Check the names and address below, then save "
+                    "again."
+                ),
+                name=isolated(location.name),
                 address=location.address,
             ),
             "shown",

@@ -42,6 +42,7 @@ from booking.staff.models import (
     new_session_token,
     two_factor_required_roles,
 )
+from booking.templating import isolated, naming
 from booking.timeutil import now_utc
 from booking.urlargs import public_url
 
@@ -348,10 +349,13 @@ def correct_staff_details(
         raise StaffAccountError(_("You cannot change your own account here."))
     if shown != details_mark(user):
         raise StaffAccountError(
-            _(
-                "Another administrator changed this account since the page was shown: it is "
-                "now %(name)s, %(email)s. Check the name and address below, then save again.",
-                name=user.full_name,
+            naming(
+                _(
+                    "Another administrator changed this account since the page was shown: it "
+                    "is now %(name)s, %(email)s. Check the name and address below, then save "
+                    "again."
+                ),
+                name=isolated(user.full_name),
                 email=user.email,
             ),
             field="shown",
@@ -373,10 +377,12 @@ def change_own_details(
     since (by an admin, or on another page), nothing is written."""
     if shown != details_mark(user):
         raise StaffAccountError(
-            _(
-                "Your account was changed since the page was shown: it is now %(name)s, "
-                "%(email)s. Check the name and address below, then save again.",
-                name=user.full_name,
+            naming(
+                _(
+                    "Your account was changed since the page was shown: it is now %(name)s, "
+                    "%(email)s. Check the name and address below, then save again."
+                ),
+                name=isolated(user.full_name),
                 email=user.email,
             ),
             field="shown",
@@ -636,10 +642,13 @@ def reset_two_factor(user: StaffUser, *, actor: StaffUser, shown: str) -> bool:
         # theirs (someone who left) that their account was changed.
         db.session.rollback()
         raise StaffAccountError(
-            _(
-                "The account of %(name)s is deactivated: nothing was reset. If they are to sign "
-                "in again, reactivate the account first, then reset their two-factor sign-in.",
-                name=user.full_name,
+            naming(
+                _(
+                    "The account of %(name)s is deactivated: nothing was reset. If they are to "
+                    "sign in again, reactivate the account first, then reset their two-factor "
+                    "sign-in."
+                ),
+                name=isolated(user.full_name),
             )
         )
     if not user.totp_enabled and user.totp_secret is None:
@@ -648,10 +657,12 @@ def reset_two_factor(user: StaffUser, *, actor: StaffUser, shown: str) -> bool:
     if not hmac.compare_digest(shown.encode(), two_factor_mark(user).encode()):
         db.session.rollback()
         raise TwoFactorChangedError(
-            _(
-                "%(name)s used or set up two-factor sign-in since the page was shown: nothing "
-                "was reset. Check that it is still needed, then reset it again.",
-                name=user.full_name,
+            naming(
+                _(
+                    "%(name)s used or set up two-factor sign-in since the page was shown: "
+                    "nothing was reset. Check that it is still needed, then reset it again."
+                ),
+                name=isolated(user.full_name),
             )
         )
     user.totp_secret = None
