@@ -48,6 +48,10 @@ STAFF_EMAILS = frozenset(
     }
 )
 PATIENT_EMAILS = sorted({path.stem for path in EMAIL_TEMPLATES.glob("[!_]*.*")} - STAFF_EMAILS)
+# The values a patient email needs beyond every patient email's (``patient_email_values``).
+OWN_VALUES: dict[str, dict[str, Any]] = {
+    "email_change_confirm": {"hours": 24, "confirm_url": "https://clinic.example/confirm"},
+}
 
 
 @pytest.fixture
@@ -123,6 +127,7 @@ def test_every_patient_email_has_the_emergency_wording_once(
     request_id = confirmed_request(app, clinic, locale=lang)
     with app.test_request_context(), force_locale(lang):
         context = patient_email_values(db.session.get(ConsultationRequest, request_id))
+        context.update(OWN_VALUES.get(template, {}))
         wording = triage.emergency_context()
         bodies = {
             "text": render_template(f"email/{template}.txt", **context),

@@ -191,4 +191,4 @@ def test_the_documents_and_review_are_kept_with_each_patients_files(
     assert 'name="remove"' in page and 'id="no-documents"' not in page
     reach(client, "review")
     review = compare(app, client, "/request/steps/review", {})
-    assert "<li>scan &lt;1&gt; &amp;" in review and "No documents." not in review
+    assert "<li><bdi>scan &lt;1&gt; &amp;" in review and "No documents." not in review
