@@ -288,6 +288,75 @@ def test_an_answer_with_a_file_the_request_already_holds_stores_nothing(
     assert _answer(patient, url, {0: (pdf_bytes("MRI"), "mri.pdf")}, ANSWER).status_code == 302
 
 
+NOT_ADDED_YET = (
+    "Error: Not added yet, as something else on this form needs correcting. "
+    "Please choose this file again."
+)
+NOT_ADDED_WITH_OURS = (
+    "Error: Not added yet: we could not store another file on this form just now, and the "
+    "files are added together. Please choose this file again."
+)
+
+
+def test_a_file_the_service_refuses_in_an_answer_is_named_and_the_others_are_chosen_again(
+    app: Flask, staff_client: FlaskClient, upload_dir: Path, tmp_path: Path
+) -> None:
+    """As on "add documents": the refusal of one file (the same file as one the request
+    holds, the virus scanner down) is said beside it and every other file says it was not
+    added, rather than one message above the form and no telling which to choose again."""
+    reference = _new_request(app, documents=1)  # holds "report-0.pdf"
+    assert _ask(staff_client, reference, ["imaging_report", "referral_letter"]).status_code == 302
+    patient, url = _patient(app, reference)
+    files_before = stored_files(upload_dir)
+    two = {0: (pdf_bytes("MRI"), "mri.pdf"), 1: (pdf_bytes("Report 0"), "letter.pdf")}
+    response = _answer(patient, url, two, ANSWER)
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert field_error(page, "answer-files-0-file") == NOT_ADDED_YET
+    assert field_error(page, "answer-files-1-file") == (
+        "Error: “letter.pdf” is the same file as one you have already added."
+    )
+    assert stored_files(upload_dir) == files_before  # the MRI's copy, stored first, deleted
+
+    app.config.update(CLAMAV_ENABLED=True, CLAMAV_ADDRESS=str(tmp_path / "nobody-listens.sock"))
+    response = _answer(patient, url, {0: two[0], 1: (pdf_bytes("Letter"), "letter.pdf")}, ANSWER)
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert field_error(page, "answer-files-0-file") == (
+        "Error: We cannot check files for viruses at the moment, so this file was not saved. "
+        "Please try again later."
+    )
+    assert field_error(page, "answer-files-1-file") == NOT_ADDED_WITH_OURS
+    assert stored_files(upload_dir) == files_before
+    with app.app_context():
+        consultation = _load(app, reference)
+        assert [d.original_name for d in consultation.documents] == ["report-0.pdf"]
+        assert asks.open_ask(consultation).answered_at is None
+
+
+def test_a_storage_failure_in_an_answer_is_said_beside_the_file(
+    app: Flask, staff_client: FlaskClient, tmp_path: Path
+) -> None:
+    """Our storage fails (its folder cannot be made: a file stands where it should be)."""
+    reference = _new_request(app)
+    assert _ask(staff_client, reference, ["imaging_report", "referral_letter"]).status_code == 302
+    patient, url = _patient(app, reference)
+    blocked = tmp_path / "uploads-blocked"
+    blocked.write_bytes(b"")
+    app.config["UPLOAD_DIR"] = str(blocked)
+    two = {0: (pdf_bytes("MRI"), "mri.pdf"), 1: (pdf_bytes("Letter"), "letter.pdf")}
+    response = _answer(patient, url, two, ANSWER)
+    assert response.status_code == 503
+    page = response.get_data(as_text=True)
+    assert field_error(page, "answer-files-0-file") == (
+        "Error: We could not store this file just now. Please try again."
+    )
+    assert field_error(page, "answer-files-1-file") == NOT_ADDED_WITH_OURS
+    assert ANSWER in html.unescape(page)
+    with app.app_context():
+        assert _load(app, reference).documents == []
+
+
 def test_a_spanish_speaking_patient_is_asked_in_spanish(
     app: Flask, staff_client: FlaskClient
 ) -> None:
@@ -893,9 +962,11 @@ def test_an_answer_with_more_files_than_the_request_has_room_for_stores_nothing(
     files_before = stored_files(upload_dir)
     two = {0: (pdf_bytes("MRI"), "mri.pdf"), 1: (pdf_bytes("Letter"), "letter.pdf")}
     response = _answer(patient, url, two, ANSWER)
-    assert "A request can hold at most 2 documents; you have 1 already." in response.get_data(
-        as_text=True
-    )
+    page = response.get_data(as_text=True)
+    assert "A request can hold at most 2 documents; you have 1 already." in page
+    # About no one file: each file chosen says it was not added (no browser keeps it chosen).
+    assert field_error(page, "answer-files-0-file") == NOT_ADDED_YET
+    assert field_error(page, "answer-files-1-file") == NOT_ADDED_YET
     assert stored_files(upload_dir) == files_before
     with app.app_context():
         consultation = _load(app, reference)

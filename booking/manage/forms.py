@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from flask_babel import gettext as _
@@ -32,7 +33,35 @@ NOT_ADDED_WITH_OURS = _l(
 )
 
 
-class AddDocumentsForm(BaseForm):
+class _FilesForm(BaseForm):
+    """A form whose chosen files the service stores all or none (``saved_uploads``): when it
+    refuses them for one, the page says so beside that one and asks for each other again."""
+
+    def _file_entries(self) -> Sequence[FormField]:
+        raise NotImplementedError
+
+    def _chosen(self) -> list[DocumentForm]:
+        return [
+            entry.form
+            for entry in self._file_entries()
+            if entry.form.file.data and entry.form.file.data.filename
+        ]
+
+    def refuse_upload(self, index: int | None, message: str, *, ours: bool = False) -> None:
+        """The service refused the files (all or none) for one of them: ``message`` beside
+        that file (``index`` among the files chosen, as ``uploads()`` gives them), or above
+        the form when it is about none; every other file chosen says it was not added either,
+        and why (``ours``: our storage or virus scanner failed, nothing for the patient to
+        correct)."""
+        chosen = self._chosen()
+        if index is not None and 0 <= index < len(chosen):
+            chosen[index].file.errors = [*chosen[index].file.errors, message]
+        else:
+            self.form_errors.append(message)
+        ask_to_choose_again(chosen, str(NOT_ADDED_WITH_OURS) if ours else None)
+
+
+class AddDocumentsForm(_FilesForm):
     documents = FieldList(FormField(DocumentForm), min_entries=3, max_entries=10)
 
     def __init__(self, *args: object, **kwargs: object) -> None:
@@ -49,12 +78,8 @@ class AddDocumentsForm(BaseForm):
             return False
         return valid
 
-    def _chosen(self) -> list[DocumentForm]:
-        return [
-            entry.form
-            for entry in self.documents
-            if entry.form.file.data and entry.form.file.data.filename
-        ]
+    def _file_entries(self) -> Sequence[FormField]:
+        return self.documents.entries
 
     def uploads(self) -> list[DocumentUpload]:
         return [
@@ -65,18 +90,6 @@ class AddDocumentsForm(BaseForm):
             )
             for document in self._chosen()
         ]
-
-    def refuse_upload(self, index: int | None, message: str, *, ours: bool = False) -> None:
-        """The service refused the files (all or none) for one of them: ``message`` beside
-        that file (``index`` in ``uploads()``), or above the form when it is about none; every
-        other file chosen says it was not added either, and why (``ours``: our storage or
-        virus scanner failed, nothing for the patient to correct)."""
-        chosen = self._chosen()
-        if index is not None and 0 <= index < len(chosen):
-            chosen[index].file.errors = [*chosen[index].file.errors, message]
-        else:
-            self.form_errors.append(message)
-        ask_to_choose_again(chosen, str(NOT_ADDED_WITH_OURS) if ours else None)
 
 
 class CancelForm(BaseForm):
@@ -102,7 +115,7 @@ class RescheduleForm(BaseForm):
         return parsed
 
 
-class AnswerForm(BaseForm):
+class AnswerForm(_FilesForm):
     """The patient's answer to staff's request for information: a file per item asked
     (each checked by content like every document) and/or text."""
 
@@ -140,8 +153,12 @@ class AnswerForm(BaseForm):
             return False
         return valid
 
+    def _file_entries(self) -> Sequence[FormField]:
+        return self.files.entries[: len(self.codes)]  # as many as ``uploads()`` pairs
+
     def uploads(self) -> list[tuple[str, DocumentUpload]]:
-        """(checklist item, file) for every file chosen."""
+        """(checklist item, file) for every file chosen, in the order ``refuse_upload``
+        counts them."""
         return [
             (
                 code,

@@ -248,6 +248,24 @@ def view(reference: str):
     return page
 
 
+def _refuse_files(form: AddDocumentsForm | AnswerForm, failure: DocumentRejected | OSError) -> int:
+    """A form's files the service refused (it stores all or none): the message beside the
+    file it is about, each other one chosen again (``refuse_upload``). The status to answer
+    with: 422 for a file refused, 503 for our storage failing."""
+    index = refused_upload(failure)
+    if isinstance(failure, DocumentRejected):
+        form.refuse_upload(index, str(failure), ours=isinstance(failure, ScannerDown))
+        return 422
+    form.refuse_upload(
+        index,
+        _("We could not store your documents just now. Please try again later.")
+        if index is None
+        else _("We could not store this file just now. Please try again."),
+        ours=True,
+    )
+    return 503
+
+
 @bp.post("/<reference>/documents")
 @limiter.limit(_limit)
 def add_documents(reference: str):
@@ -267,20 +285,8 @@ def add_documents(reference: str):
         # Shown above the page: a closed request's page has no documents form to show it in.
         flash(str(exc), "danger")
         return _render(consultation, 409)
-    except DocumentRejected as exc:
-        # Beside the file it is about, each other one chosen again (none was kept).
-        form.refuse_upload(refused_upload(exc), str(exc), ours=isinstance(exc, ScannerDown))
-        return _render(consultation, 422, documents_form=form)
-    except OSError as exc:
-        index = refused_upload(exc)
-        form.refuse_upload(
-            index,
-            _("We could not store your documents just now. Please try again later.")
-            if index is None
-            else _("We could not store this file just now. Please try again."),
-            ours=True,
-        )
-        return _render(consultation, 503, documents_form=form)
+    except (DocumentRejected, OSError) as exc:
+        return _render(consultation, _refuse_files(form, exc), documents_form=form)
     flash(
         ngettext(
             "Thank you: %(num)d document added.", "Thank you: %(num)d documents added.", count
@@ -312,14 +318,11 @@ def answer(reference: str):
         form = AnswerForm(now_open, prefix="answer")
         form.form_errors.append(str(exc))
         return _render(consultation, 409, answer_form=form)
-    except (asks.AskError, DocumentRejected) as exc:
-        form.form_errors.append(str(exc))
+    except asks.AskError as exc:  # about no one file: above the form, each file chosen again
+        form.refuse_upload(None, str(exc))
         return _render(consultation, 422, answer_form=form)
-    except OSError:
-        form.form_errors.append(
-            _("We could not store your documents just now. Please try again later.")
-        )
-        return _render(consultation, 503, answer_form=form)
+    except (DocumentRejected, OSError) as exc:
+        return _render(consultation, _refuse_files(form, exc), answer_form=form)
     except (OperationalError, InterfaceError):  # the database: what was typed stays here
         db.session.rollback()
         form.form_errors.append(str(NOT_CONFIRMED))
