@@ -167,8 +167,8 @@ def test_a_page_shown_before_another_admins_change_does_not_undo_it(
     page = post_as_shown(admin, path, older, name="Spine centre")
     assert (
         "Another administrator changed this location since the page was shown: it is now "
-        f"<bdi>Main clinic</bdi>, {NEW_ADDRESS}. Check the names and address below, then save "
-        "again."
+        f"<bdi>Main clinic</bdi>, <bdi>{NEW_ADDRESS}</bdi>. Check the names and address below, "
+        "then save again."
     ) in page
     with app.app_context():
         location = db.session.get(Location, clinic.location)

@@ -1016,13 +1016,18 @@ def test_the_refusals_of_overlapping_hours_isolate_the_specialists_and_the_place
     )
 
 
+ADDRESS = "شارع الملك فهد 12 <b>&"  # an address typed in Arabic (and markup, escaped)
+ADDRESS_ISOLATED = "<bdi>شارع الملك فهد 12 &lt;b&gt;&amp;</bdi>"
+
+
 def test_the_refusals_of_a_page_shown_before_another_change_isolate_the_name_it_now_has(
     app: Flask, client: FlaskClient, clinic: Clinic
 ) -> None:
     """A page shown before another admin's change (or one's own, on another page) is refused
     with what the thing is now ("it is now <name>, 45 minutes (...)", "it is now <place>,
     <address>", "it is now <name>, <email>"): a right-to-left name took the comma and what
-    follows it into its run."""
+    follows it into its run, as a right-to-left address took the full stop after it (the
+    address and the email isolated too)."""
     from tests.test_admin_edits import post_as_shown
     from tests.test_staff_details import change_own, own_page, shown
 
@@ -1039,8 +1044,8 @@ def test_the_refusals_of_a_page_shown_before_another_change_isolate_the_name_it_
         ),
         (
             f"/staff/admin/locations/{clinic.location}",
-            {"address": "Chausseestr. 12, Berlin"},
-            f"it is now {PLACE_ISOLATED}, Chausseestr. 12, Berlin. Check",
+            {"address": ADDRESS},
+            f"it is now {PLACE_ISOLATED}, {ADDRESS_ISOLATED}. Check",
         ),
     ):
         older = admin.get(path).get_data(as_text=True)
@@ -1054,7 +1059,9 @@ def test_the_refusals_of_a_page_shown_before_another_change_isolate_the_name_it_
         "/staff/account",
         data={**older, "full_name": "Dr. Weber", "email": clinic.weber.email, "password": ""},
     )
-    assert f"it is now {ISOLATED}, {clinic.weber.email}. Check" in stale.get_data(as_text=True)
+    assert f"it is now {ISOLATED}, <bdi>{clinic.weber.email}</bdi>. Check" in stale.get_data(
+        as_text=True
+    )
 
     older = shown(admin, clinic.weber.id)
     other.post(
@@ -1065,7 +1072,9 @@ def test_the_refusals_of_a_page_shown_before_another_change_isolate_the_name_it_
         f"/staff/accounts/{clinic.weber.id}/edit",
         data={**older, "full_name": "Dr. Weber", "email": "w@example.com"},
     )
-    assert f"it is now {ERROR_ISOLATED}, w@example.com. Check" in stale.get_data(as_text=True)
+    assert f"it is now {ERROR_ISOLATED}, <bdi>w@example.com</bdi>. Check" in stale.get_data(
+        as_text=True
+    )
 
 
 def test_the_refusals_of_a_two_factor_reset_isolate_the_colleagues_name(

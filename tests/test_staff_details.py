@@ -198,7 +198,7 @@ def test_a_page_shown_before_another_admins_correction_does_not_undo_it(
     page = stale.get_data(as_text=True)
     assert (
         "Another administrator changed this account since the page was shown: it is now "
-        "<bdi>Dr. Lena Weber</bdi>, weber@example.com." in page
+        "<bdi>Dr. Lena Weber</bdi>, <bdi>weber@example.com</bdi>." in page
     )
     assert account(app, staff.weber.id) == ("Dr. Lena Weber", "weber@example.com")
     # The page now carries the account as it is: sent again, after checking, it is saved.

@@ -266,7 +266,7 @@ def edit_location(
                     "again."
                 ),
                 name=isolated(location.name),
-                address=location.address,
+                address=isolated(location.address),
             ),
             "shown",
         )

@@ -356,7 +356,7 @@ def correct_staff_details(
                     "again."
                 ),
                 name=isolated(user.full_name),
-                email=user.email,
+                email=isolated(user.email),
             ),
             field="shown",
         )
@@ -383,7 +383,7 @@ def change_own_details(
                     "%(email)s. Check the name and address below, then save again."
                 ),
                 name=isolated(user.full_name),
-                email=user.email,
+                email=isolated(user.email),
             ),
             field="shown",
         )
