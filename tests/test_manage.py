@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from booking.audit.models import AuditEvent
 from booking.documents.models import Document
@@ -332,6 +333,98 @@ def test_a_storage_failure_is_said_beside_the_file_and_the_others_are_chosen_aga
     )
     assert field_error(page, "docs-documents-1-file") == NOT_ADDED_WITH_OURS
     assert 'value="CT scan"' in page and 'value="MRI report"' in page
+    assert _request(app, booked["reference"]).documents == []
+
+
+def test_documents_the_database_failed_to_store_are_said_not_added_and_nothing_is_kept(
+    app: Flask,
+    client: FlaskClient,
+    booked: dict,
+    upload_dir: Path,
+    failing_commit: Callable[[], None],
+) -> None:
+    """The commit fails (the database restarting): the page again with a message, each file
+    to choose again and the descriptions kept, rather than the bare 503 page; no file is
+    left in the upload folder and no row; sent again, the documents are added."""
+    page = client.get(booked["url"]).get_data(as_text=True)
+    data = {
+        "docs-csrf_token": CSRF.search(page).group(1),
+        "docs-documents-0-description": "CT scan",
+        "docs-documents-1-description": "MRI report",
+    }
+
+    def post() -> Any:
+        files = {
+            "docs-documents-0-file": (io.BytesIO(pdf_bytes("CT")), "ct.pdf"),
+            "docs-documents-1-file": (io.BytesIO(pdf_bytes("MRI")), "mri.pdf"),
+        }
+        return client.post(
+            booked["url"] + "/documents",
+            data={**data, **files},
+            content_type="multipart/form-data",
+        )
+
+    failing_commit()
+    response = post()
+    assert response.status_code == 503
+    page = response.get_data(as_text=True)
+    summary = page.split('id="error-summary"')[1].split("</div>")[0]
+    assert (
+        "Our system had a problem, so your documents were not added. Please choose them again "
+        "in a few minutes."
+    ) in summary
+    for index in (0, 1):
+        assert field_error(page, f"docs-documents-{index}-file") == (
+            "Error: Not added: our system had a problem. Please choose it again in a few minutes."
+        )
+    assert 'value="CT scan"' in page and 'value="MRI report"' in page
+    assert stored_files(upload_dir) == []
+    with app.app_context():
+        assert db.session.scalars(select(Document)).all() == []
+        assert (
+            db.session.scalar(
+                select(func.count(AuditEvent.id)).where(
+                    AuditEvent.action == "patient_added_documents"
+                )
+            )
+            == 0
+        )
+
+    assert post().status_code == 302  # sent again
+    names = [d.original_name for d in _request(app, booked["reference"]).documents]
+    assert sorted(names) == ["ct.pdf", "mri.pdf"]
+    assert len(stored_files(upload_dir)) == 2
+
+
+def test_documents_the_database_cannot_say_it_stored_keep_their_files_and_say_so(
+    app: Flask,
+    client: FlaskClient,
+    booked: dict,
+    upload_dir: Path,
+    failing_commit: Callable[[], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The commit fails and the database cannot be asked whether it was stored after all
+    (still failing): the files stay for the reconciliation, and the page says it cannot
+    confirm, rather than "not added"."""
+
+    def still_failing(_names: list[str]) -> bool:
+        raise OperationalError("select", {}, Exception("the database system is shutting down"))
+
+    monkeypatch.setattr("booking.manage.services.named_by_rows", still_failing)
+    page = client.get(booked["url"]).get_data(as_text=True)
+    failing_commit()
+    response = client.post(
+        booked["url"] + "/documents",
+        data={
+            "docs-csrf_token": CSRF.search(page).group(1),
+            "docs-documents-0-file": (io.BytesIO(pdf_bytes("CT")), "ct.pdf"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 503
+    assert "we cannot confirm that your documents were added" in response.get_data(as_text=True)
+    assert len(stored_files(upload_dir)) == 1
     assert _request(app, booked["reference"]).documents == []
 
 

@@ -16,6 +16,9 @@ from booking.forms import SubForm, visible_or_empty
 NOT_ADDED_YET = _l(
     "Not added yet, as something else on this form needs correcting. Please choose this file again."
 )
+# A file chosen, not kept because the database failed (the request form's documents step,
+# the private page's forms).
+FILE_NOT_ADDED = _l("Not added: our system had a problem. Please choose it again in a few minutes.")
 
 
 class DocumentForm(SubForm):

@@ -21,7 +21,7 @@ import re
 import secrets
 import struct
 import warnings
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -598,14 +598,47 @@ def get_storage() -> DocumentStorage:
     )
 
 
+# The attribute a database failure carries to say whether the change was stored after all.
+_STORED_AFTER_ALL = "stored_after_all"
+
+
+def stored_after_all(failure: BaseException) -> bool | None:
+    """Whether the change a database failure in ``saved_uploads`` interrupted was stored after
+    all (its commit's answer lost), as its ``named`` said: True, stored (the files kept, named
+    by their rows); False, not stored (the files deleted, as for any failure); None, no one
+    could say (the files kept for the reconciliation)."""
+    return getattr(failure, _STORED_AFTER_ALL, None)
+
+
+def _named_after_failure(
+    named: Callable[[list[str]], bool] | None, stored: list[StoredFile]
+) -> bool | None:
+    """Whether rows name ``stored`` once the database failed, if ``named`` can say."""
+    if named is None or not stored:
+        return None
+    try:
+        return named([file.stored_name for file in stored])
+    except (OperationalError, InterfaceError) as error:  # still failing: it cannot say
+        log.error("database failed while new files' rows were looked for: %s", type(error).__name__)
+        return None
+    finally:
+        db.session.rollback()  # end the read: the caller's session is as after any failure
+
+
 @contextmanager
-def saved_uploads(uploads: Sequence[DocumentUpload]) -> Iterator[list[StoredFile]]:
+def saved_uploads(
+    uploads: Sequence[DocumentUpload], *, named: Callable[[list[str]], bool] | None = None
+) -> Iterator[list[StoredFile]]:
     """Save each upload (checked, scanned and encrypted) and hand the stored files to the
     block, which adds their rows and commits. All or nothing: if a file is refused or the
     block fails, the session is rolled back and every file saved so far is deleted, and the
     first error is raised (``refused_upload`` says which upload it is about, if one). A file
     that cannot be deleted then is logged and left for the nightly reconciliation
-    (``booking.requests.files.reconcile_files``); the others are still deleted."""
+    (``booking.requests.files.reconcile_files``); the others are still deleted.
+
+    The database failing may have committed the change all the same (``may_have_committed``):
+    ``named`` (given the stored names, whether rows name any) is asked then. The files are
+    deleted only when it says no; the failure raised says what it said (``stored_after_all``)."""
     storage = get_storage()
     max_bytes = current_app.config["MAX_DOCUMENT_MB"] * 1024 * 1024
     stored: list[StoredFile] = []
@@ -620,13 +653,16 @@ def saved_uploads(uploads: Sequence[DocumentUpload]) -> Iterator[list[StoredFile
     except BaseException as failure:
         db.session.rollback()
         if may_have_committed(failure):
-            if stored:
-                log.error(
-                    "the database failed during a change with %d new files; they are kept "
-                    "for the reconciliation, which removes those no row names",
-                    len(stored),
-                )
-            raise
+            kept = _named_after_failure(named, stored)
+            setattr(failure, _STORED_AFTER_ALL, kept)
+            if kept is not False:
+                if stored and kept is None:
+                    log.error(
+                        "the database failed during a change with %d new files; they are kept "
+                        "for the reconciliation, which removes those no row names",
+                        len(stored),
+                    )
+                raise
         for file in stored:
             try:
                 storage.delete(file.stored_name)
@@ -646,7 +682,9 @@ def may_have_committed(failure: BaseException) -> bool:
 
 
 @contextmanager
-def saved_before_locking(uploads: Sequence[DocumentUpload]) -> Iterator[list[StoredFile]]:
+def saved_before_locking(
+    uploads: Sequence[DocumentUpload], *, named: Callable[[list[str]], bool] | None = None
+) -> Iterator[list[StoredFile]]:
     """``saved_uploads`` for a change to something other people may change too: the session's
     transaction is ended first, so no row lock (and on SQLite no write lock) is held while
     the files are checked, scanned (up to ``CLAMAV_TIMEOUT`` each) and encrypted. The block
@@ -654,5 +692,5 @@ def saved_before_locking(uploads: Sequence[DocumentUpload]) -> Iterator[list[Sto
     room left, the files already kept) and commits; if it raises, the saved files are
     deleted, as by ``saved_uploads``. Nothing read before may be relied on in the block."""
     db.session.rollback()
-    with saved_uploads(uploads) as stored:
+    with saved_uploads(uploads, named=named) as stored:
         yield stored

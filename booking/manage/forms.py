@@ -47,18 +47,20 @@ class _FilesForm(BaseForm):
             if entry.form.file.data and entry.form.file.data.filename
         ]
 
-    def refuse_upload(self, index: int | None, message: str, *, ours: bool = False) -> None:
+    def refuse_upload(
+        self, index: int | None, message: str, *, ours: bool = False, reason: str | None = None
+    ) -> None:
         """The service refused the files (all or none) for one of them: ``message`` beside
         that file (``index`` among the files chosen, as ``uploads()`` gives them), or above
         the form when it is about none; every other file chosen says it was not added either,
         and why (``ours``: our storage or virus scanner failed, nothing for the patient to
-        correct)."""
+        correct; ``reason``: another why)."""
         chosen = self._chosen()
         if index is not None and 0 <= index < len(chosen):
             chosen[index].file.errors = [*chosen[index].file.errors, message]
         else:
             self.form_errors.append(message)
-        ask_to_choose_again(chosen, str(NOT_ADDED_WITH_OURS) if ours else None)
+        ask_to_choose_again(chosen, reason or (str(NOT_ADDED_WITH_OURS) if ours else None))
 
 
 class AddDocumentsForm(_FilesForm):

@@ -11,14 +11,20 @@ from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_ngettext
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from booking.audit.services import record
 from booking.documents.models import Document
-from booking.documents.storage import DocumentUpload, refuse_held, saved_before_locking
+from booking.documents.storage import (
+    DocumentUpload,
+    refuse_held,
+    saved_before_locking,
+    stored_after_all,
+)
 from booking.extensions import db
-from booking.notifications.services import enqueue_delivery
+from booking.notifications.services import enqueue_delivery, enqueue_still_to_go
 from booking.requests import emails
-from booking.requests.files import no_room_for
+from booking.requests.files import named_by_rows, no_room_for
 from booking.requests.lifecycle import (
     PATIENT,
     appointment_passed,
@@ -84,34 +90,44 @@ def add_documents(consultation: ConsultationRequest, uploads: list[DocumentUploa
     The files are checked, scanned and stored before the request is locked (the scanner may
     take ``CLAMAV_TIMEOUT`` per file, and nothing else may change the request meanwhile
     otherwise); the status, the room left and the files kept are checked again under the
-    lock, and the stored files are deleted if any of it refuses them."""
+    lock, and the stored files are deleted if any of it refuses them. The database failing
+    at the commit raises (``OperationalError``, ``InterfaceError``), the files deleted,
+    unless the documents are found stored after all (the commit's answer was lost): that is
+    the change made, its emails handed to the queue then."""
+    request_id = consultation.id  # the session is rolled back (and expired) on a failure
     _check_room(consultation, uploads)  # a closed or full request costs no scan
-    with saved_before_locking(uploads) as stored:
-        consultation = lock_request(consultation)
-        _check_room(consultation, uploads)
-        refuse_held(stored, uploads, consultation.documents)
-        now = now_utc()
-        for upload, file in zip(uploads, stored, strict=True):
-            db.session.add(Document.of_upload(upload, file, now, request_id=consultation.id))
-        db.session.flush()
-        record(
-            "patient_added_documents",
-            target_type="request",
-            target_id=consultation.reference,
-            actor_email=PATIENT,
-            details={"documents": len(uploads)},
-        )
-        email = emails.clinic_notice(
-            consultation,
-            _l("documents added"),
-            lazy_ngettext(
-                "The patient added %(num)d document.",
-                "The patient added %(num)d documents.",
-                len(uploads),
-            ),
-        )
-        receipt = emails.documents_received(consultation, now)
-        db.session.commit()
+    try:
+        with saved_before_locking(uploads, named=named_by_rows) as stored:
+            consultation = lock_request(consultation)
+            _check_room(consultation, uploads)
+            refuse_held(stored, uploads, consultation.documents)
+            now = now_utc()
+            for upload, file in zip(uploads, stored, strict=True):
+                db.session.add(Document.of_upload(upload, file, now, request_id=consultation.id))
+            db.session.flush()
+            record(
+                "patient_added_documents",
+                target_type="request",
+                target_id=consultation.reference,
+                actor_email=PATIENT,
+                details={"documents": len(uploads)},
+            )
+            email = emails.clinic_notice(
+                consultation,
+                _l("documents added"),
+                lazy_ngettext(
+                    "The patient added %(num)d document.",
+                    "The patient added %(num)d documents.",
+                    len(uploads),
+                ),
+            )
+            receipt = emails.documents_received(consultation, now)
+            db.session.commit()
+    except (OperationalError, InterfaceError) as failure:
+        if not stored_after_all(failure):
+            raise
+        enqueue_still_to_go(request_id)
+        return len(uploads)
     enqueue_delivery([e.id for e in (email, receipt) if e is not None])
     return len(uploads)
 

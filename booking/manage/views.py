@@ -21,7 +21,13 @@ from flask_wtf import FlaskForm
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.wrappers import Response
 
-from booking.documents.storage import DocumentRejected, ScannerDown, refused_upload
+from booking.documents.forms import FILE_NOT_ADDED
+from booking.documents.storage import (
+    DocumentRejected,
+    ScannerDown,
+    refused_upload,
+    stored_after_all,
+)
 from booking.errors import NOT_CONFIRMED
 from booking.extensions import db, limiter
 from booking.manage import services
@@ -248,6 +254,18 @@ def view(reference: str):
     return page
 
 
+# "Add documents" the database failed to store: nothing was kept, the files to choose again.
+DOCUMENTS_NOT_ADDED = _l(
+    "Our system had a problem, so your documents were not added. Please choose them again in "
+    "a few minutes."
+)
+# ... or failed to confirm it stored them (its answer to the commit lost, and no way to ask).
+DOCUMENTS_NOT_CONFIRMED = _l(
+    "Our system had a problem, so we cannot confirm that your documents were added. Please "
+    "check your list of documents in a few minutes, and add them again if they are not there."
+)
+
+
 def _refuse_files(form: AddDocumentsForm | AnswerForm, failure: DocumentRejected | OSError) -> int:
     """A form's files the service refused (it stores all or none): the message beside the
     file it is about, each other one chosen again (``refuse_upload``). The status to answer
@@ -287,6 +305,13 @@ def add_documents(reference: str):
         return _render(consultation, 409)
     except (DocumentRejected, OSError) as exc:
         return _render(consultation, _refuse_files(form, exc), documents_form=form)
+    except (OperationalError, InterfaceError) as exc:  # the database: the form again, to retry
+        db.session.rollback()
+        if stored_after_all(exc) is False:  # nothing kept (the files deleted): choose again
+            form.refuse_upload(None, str(DOCUMENTS_NOT_ADDED), reason=str(FILE_NOT_ADDED))
+        else:  # it may be stored (its files kept): the list of documents will say
+            form.form_errors.append(str(DOCUMENTS_NOT_CONFIRMED))
+        return _render(consultation, 503, documents_form=form)
     flash(
         ngettext(
             "Thank you: %(num)d document added.", "Thank you: %(num)d documents added.", count

@@ -32,6 +32,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.wrappers import Response
 
+from booking.documents.forms import FILE_NOT_ADDED
 from booking.documents.storage import DocumentRejected, DocumentUpload, ScannerDown
 from booking.extensions import csrf, limiter
 from booking.forms import (
@@ -911,8 +912,6 @@ FIRST_NOT_READ = _l(
     "saved is lost: please reload this page in a few minutes. If your symptoms are severe, "
     "do not wait: call the clinic or seek emergency care."
 )
-# A file chosen on the documents step, not tried because the database had failed.
-FILE_NOT_ADDED = _l("Not added: our system had a problem. Please choose it again in a few minutes.")
 
 # A file kept for the virus scan the scanner was down for (``CLAMAV_WHEN_DOWN = hold``): as
 # the list of documents says it (``_step_documents_added.html``), not "Accepted".

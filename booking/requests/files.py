@@ -201,6 +201,16 @@ def reconcile_files(*, dry_run: bool = False) -> Reconciliation:
     return result
 
 
+def named_by_rows(stored_names: list[str]) -> bool:
+    """Whether a row names any of these files: a change whose commit's answer was lost, found
+    stored after all (``saved_uploads``' ``named``)."""
+    return any(
+        db.session.scalar(select(kind.id).where(kind.stored_name.in_(stored_names)).limit(1))
+        is not None
+        for kind in ROW_KINDS
+    )
+
+
 def _named_by_a_row(stored_name: str) -> bool:
     """Whether a row still wants this file (an infected one's row does not)."""
     found = any(
