@@ -354,3 +354,85 @@ def test_a_reset_notice_that_could_not_be_sent_is_listed_for_the_admins(
         str(staff.weber.id),
     )
     assert actions(app, "address_notice_settled") == []
+
+
+def test_reset_notices_written_before_their_audit_row_named_them_are_listed_with_their_account(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    """Rows shaped as those written before a reset's audit row named its notice: the audit
+    row (its target the account, no ``notice_email_ids``) and the notice, failed, written in
+    the same transaction. The account is read from that row; two resets within the minute
+    are told apart by the account's address; a notice no row answers for (its audit row
+    gone), or an old changed address's, says its account is unknown rather than nothing."""
+    from datetime import timedelta
+
+    from booking.notifications.models import OutboxStatus
+    from booking.timeutil import now_utc
+
+    at = now_utc() - timedelta(days=3)
+
+    def old_reset(account_id: int | None, recipient: str, written: Any, template: str) -> int:
+        if account_id is not None:
+            db.session.add(
+                AuditEvent(
+                    occurred_at=written,
+                    actor_id=staff.admin.id,
+                    action="two_factor_reset",
+                    target_type="staff",
+                    target_id=str(account_id),
+                    details={"recovery_codes_removed": 10},
+                )
+            )
+        email = OutboxEmail(
+            template=template,
+            recipient=recipient,
+            subject="Your two-factor sign-in was reset",
+            body_text="reset",
+            body_html="<p>reset</p>",
+            message_id=f"<{template}-{recipient}-{written.timestamp()}@example.com>",
+            status=OutboxStatus.FAILED,
+            attempts=1,
+            created_at=written,
+            next_attempt_at=written,
+            claimed_at=written,
+        )
+        db.session.add(email)
+        db.session.flush()
+        return email.id
+
+    with app.app_context():
+        alone = old_reset(staff.weber.id, staff.weber.email, at, "staff_two_factor_reset")
+        # Two resets in the same minute, a day later: each notice to its account's address.
+        later = at + timedelta(days=1)
+        old_reset(staff.okafor.id, staff.okafor.email, later, "staff_two_factor_reset")
+        old_reset(
+            staff.coordinator.id,
+            staff.coordinator.email,
+            later + timedelta(seconds=20),
+            "staff_two_factor_reset",
+        )
+        # Its audit row is gone (kept no longer): nothing tells whose account it was.
+        old_reset(None, "gone@example.com", at + timedelta(days=2), "staff_two_factor_reset")
+        old_reset(None, "old@example.com", at + timedelta(days=2), "staff_email_changed")
+        db.session.commit()
+
+    signed_in_admin(app, client, staff)
+    listed = " ".join(
+        section_at(
+            client.get("/staff/accounts").get_data(as_text=True), 'id="unsent-notices"'
+        ).split()
+    )
+    for email, name in (
+        (staff.weber.email, "Dr. Weber"),
+        (staff.okafor.email, "Dr. Okafor"),
+        (staff.coordinator.email, "Cora Coord"),
+    ):
+        assert f"Two-factor reset: to {email}, the address of <bdi>{name}</bdi>, written " in listed
+    unknown = "account unknown (written before notices named their account), written "
+    assert f"Two-factor reset: to gone@example.com, {unknown}" in listed
+    assert f"To old@example.com, {unknown}" in listed
+
+    settle = {"csrf_token": csrf_token(client, "/staff/accounts"), "email_id": str(alone)}
+    assert client.post("/staff/accounts/notices", data=settle).status_code == 302
+    [settled] = actions(app, "two_factor_notice_settled")
+    assert (settled.target_type, settled.target_id) == ("staff", str(staff.weber.id))

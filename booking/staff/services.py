@@ -500,7 +500,7 @@ def unsent_account_notices() -> list[UnsentNotice]:
     accounts = _notice_accounts(failed[0].created_at)
     notices = []
     for email in failed:
-        user_id, to_old = accounts.get(email.id, (None, None))
+        user_id, to_old = accounts.get(email.id) or _unnamed_notice_account(email)
         two_factor = email.template == TWO_FACTOR_RESET_TEMPLATE
         notices.append(
             UnsentNotice(
@@ -534,6 +534,41 @@ def _notice_accounts(since: datetime) -> dict[int, tuple[int, bool]]:
     return found
 
 
+def _unnamed_notice_account(email: OutboxEmail) -> tuple[int | None, bool | None]:
+    """The account of a two-factor reset's notice that no audit row names: one written
+    before the reset's audit row named its notice. That row was written in the same
+    transaction as the notice, its target the account, so the account is the target of the
+    one such row (a reset's naming no notice) written within a minute of it; of several (two
+    resets that close together), the one whose account still has the notice's address.
+    (None, None) when no row, or no single one, answers: the page says the account is
+    unknown. A changed address's notices cannot be told apart so (both addresses' were
+    written together, and the account's address has changed since): unknown too."""
+    if email.template != TWO_FACTOR_RESET_TEMPLATE:
+        return None, None
+    margin = timedelta(minutes=1)
+    candidates = {
+        int(event.target_id or 0)
+        for event in db.session.scalars(
+            select(AuditEvent).where(
+                AuditEvent.action == "two_factor_reset",
+                AuditEvent.occurred_at.between(
+                    email.created_at - margin, email.created_at + margin
+                ),
+            )
+        )
+        if (event.target_id or "").isdigit() and "notice_email_ids" not in (event.details or {})
+    }
+    if len(candidates) > 1:
+        candidates = set(
+            db.session.scalars(
+                select(StaffUser.id).where(
+                    StaffUser.id.in_(sorted(candidates)), StaffUser.email == email.recipient
+                )
+            )
+        )
+    return (candidates.pop(), True) if len(candidates) == 1 else (None, None)
+
+
 def settle_account_notice(email_id: int | None, *, actor: StaffUser) -> bool:
     """Take a failed notice about a staff account off the accounts page: an admin has dealt
     with it (told its owner another way, or found the old address was a mistyped one nobody
@@ -554,6 +589,9 @@ def settle_account_notice(email_id: int | None, *, actor: StaffUser) -> bool:
     ).rowcount
     if settled:
         account = _notice_accounts(email.created_at).get(email.id)
+        if account is None:
+            user_id, _to_old = _unnamed_notice_account(email)
+            account = None if user_id is None else (user_id, True)
         record(
             "two_factor_notice_settled"
             if email.template == TWO_FACTOR_RESET_TEMPLATE
