@@ -37,6 +37,7 @@ from flask_babel import force_locale
 from flask_mail import Message, sanitize_address
 from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, update
 from sqlalchemy.exc import InvalidRequestError, SQLAlchemyError
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
 from booking.accesslog import redact_other_sites, redact_text
@@ -923,27 +924,33 @@ def requeue_stalled_emails() -> list[int]:
         )
     )
     # Released after a lapse and not yet through an attempt that ended: waiting for it, or in it.
+    other = aliased(OutboxEmail)
     on_trial = or_(
-        and_(OutboxEmail.status == OutboxStatus.PENDING, OutboxEmail.unfinished_claims >= 1),
+        and_(other.status == OutboxStatus.PENDING, other.unfinished_claims >= 1),
         and_(
-            OutboxEmail.status == OutboxStatus.SENDING,
-            OutboxEmail.claimed_at >= now - claim_timeout,
-            OutboxEmail.unfinished_claims >= 2,
+            other.status == OutboxStatus.SENDING,
+            other.claimed_at >= now - claim_timeout,
+            other.unfinished_claims >= 2,
         ),
     )
-    if db.session.scalar(select(OutboxEmail.id).where(on_trial).limit(1)) is None:
-        alone = db.session.execute(
-            update(OutboxEmail)
-            .where(
-                *lapsed,
-                OutboxEmail.id == select(func.min(OutboxEmail.id)).where(*lapsed).scalar_subquery(),
-            )
-            .values(**release)
-            .returning(OutboxEmail.id, OutboxEmail.unfinished_claims)
-        ).first()
-        if alone is not None:
-            log.warning("outbox email %s released alone: its last %s claims never finished", *alone)
-            released.add(alone[0])
+    # Checked in the statement that releases, not in one before it: another worker's sweep
+    # at the same time may commit its own release in between (on PostgreSQL each statement
+    # reads afresh), and each would release an email, together again. In one statement both
+    # sweeps choose the same first lapsed row; the second waits for the first's lock on it,
+    # finds it released, and releases none.
+    alone = db.session.execute(
+        update(OutboxEmail)
+        .where(
+            *lapsed,
+            OutboxEmail.id == select(func.min(OutboxEmail.id)).where(*lapsed).scalar_subquery(),
+            ~select(other.id).where(on_trial).exists(),
+        )
+        .values(**release)
+        .returning(OutboxEmail.id, OutboxEmail.unfinished_claims)
+    ).first()
+    if alone is not None:
+        log.warning("outbox email %s released alone: its last %s claims never finished", *alone)
+        released.add(alone[0])
     grace = timedelta(seconds=current_app.config["MAIL_REQUEUE_AFTER_SECONDS"])
     lost = db.session.scalars(
         select(OutboxEmail.id)
