@@ -242,3 +242,49 @@ def test_a_failed_clinic_alert_does_not_point_to_the_patients_list(
     assert "2 emails failed for good in the last day." in text
     assert "/staff/queue?status=all&amp;unnotified=1" in banner
     assert "1 of the emails that failed is not sent again" in text
+
+
+def test_a_routine_requests_failed_notice_stays_on_the_queue_until_someone_opens_it(
+    mail_settings: dict[str, Any],
+    app: Flask,
+    client: FlaskClient,
+    auth: AuthActions,
+    smtp: Any,
+    staff: Staff,
+) -> None:
+    """The clinic's notice of a new routine request is refused for good by the mail server.
+    The banner of late emails counts it for a day only, and nothing sends it again: the
+    queue names the request until a member of staff has opened it, as it names an urgent
+    request whose alert failed. Another request, whose notice went out, is not named."""
+    from booking.notifications.services import deliver_outbox_email
+
+    def new_request_notice() -> tuple[str, int]:
+        with app.app_context():
+            consultation = make_request()
+            notice = db.session.scalars(
+                sa.select(OutboxEmail).where(
+                    OutboxEmail.request_id == consultation.id,
+                    OutboxEmail.template == "new_request_staff",
+                )
+            ).one()
+            assert deliver_outbox_email(notice.id) is None  # sent, or refused for good
+            return consultation.reference, notice.id
+
+    heard_of, _sent = new_request_notice()
+    smtp.collector.refuse_rcpt.add(app.config["STAFF_NOTIFICATION_EMAIL"])  # 550
+    unheard_of, failed = new_request_notice()
+    with app.app_context():
+        assert db.session.get(OutboxEmail, failed).status == OutboxStatus.FAILED
+    _emails(app, claimed_at=now_utc() - timedelta(days=2))  # the banner's day is past
+
+    auth.login("coordinator")
+    assert _banner(client) is None
+    page = client.get("/staff/").get_data(as_text=True)
+    assert 'id="failed-notices"' in page
+    listed = " ".join(page.split('id="failed-notices"')[1].split("</section>")[0].split())
+    assert "Notices of new requests could not be emailed" in listed
+    assert f'href="/staff/requests/{unheard_of}">Open request {unheard_of}</a>' in listed
+    assert heard_of not in listed
+
+    assert client.get(f"/staff/requests/{unheard_of}").status_code == 200
+    assert 'id="failed-notices"' not in client.get("/staff/").get_data(as_text=True)

@@ -43,6 +43,7 @@ from booking.requests.queries import (
     failed_alerts,
     typed_reference,
     unnotified_request_ids,
+    unseen_failed_request_notices,
     visible_to,
 )
 from booking.scheduling.models import Appointment
@@ -118,6 +119,10 @@ class QueuePage:
     # a follow-up "worse" was never delivered, and nobody has opened since
     # (``progress.unseen_failed_worse_notices``; looked up only when there are some).
     failed_worse_notices: list[str] = field(default_factory=list)
+    # For coordinators and admins likewise: the routine requests whose notice to the clinic
+    # failed for good, and nobody has opened since
+    # (``queries.unseen_failed_request_notices``; looked up only when there are some).
+    failed_request_notices: list[str] = field(default_factory=list)
 
     @property
     def pages(self) -> int:
@@ -282,6 +287,7 @@ class _Counts:
     unread: int
     alerted: bool
     worse_failed: bool
+    notice_failed: bool
 
 
 def _status_counts(
@@ -311,11 +317,20 @@ def _status_counts(
     columns.append(alerted.label("failed_alerts"))
     worse = unseen_failed_worse_notices(late_before).exists() if late_before else false()
     columns.append(worse.label("failed_worse_notices"))
-    *row, unnotified_count, unread_count, alerted, worse_failed = db.session.execute(
+    notice = unseen_failed_request_notices().exists() if late_before else false()
+    columns.append(notice.label("failed_request_notices"))
+    *row, unnotified_count, unread_count, alerted, worse_failed, notice_failed = db.session.execute(
         select(*columns)
     ).one()
     counts = {status.value: n for status, n in zip(RequestStatus, row, strict=True) if n}
-    return _Counts(counts, unnotified_count, unread_count, bool(alerted), bool(worse_failed))
+    return _Counts(
+        counts,
+        unnotified_count,
+        unread_count,
+        bool(alerted),
+        bool(worse_failed),
+        bool(notice_failed),
+    )
 
 
 def _rows_marking_unread(stmt: Select) -> tuple[list[ConsultationRequest], frozenset[int]]:
@@ -379,8 +394,9 @@ def unreached_elsewhere(
 def queue_page(user: StaffUser, f: QueueFilters, per_page: int = PER_PAGE) -> QueuePage:
     """One page of the queue and the counts per status. Two queries, a third for the rows to
     flag when some patient was not notified, a fourth when an urgent alert to the clinic was
-    never delivered and a fifth when a notice of a patient feeling worse was not (shown to
-    coordinators and admins, who answer every request); on the "requested" tab, two more for
+    never delivered, a fifth when a notice of a patient feeling worse was not and a sixth
+    when a routine request's notice to the clinic failed (shown to coordinators and admins,
+    who answer every request); on the "requested" tab, two more for
     the unreached urgent requests of the other open statuses (``unreached_elsewhere``).
     Which rows hold a message from the patient nobody has read comes with them."""
     shared = _shared_conditions(user, f)
@@ -433,6 +449,11 @@ def queue_page(user: StaffUser, f: QueueFilters, per_page: int = PER_PAGE) -> Qu
                 )
             )
             if found.worse_failed and late_before is not None
+            else []
+        ),
+        failed_request_notices=(
+            list(db.session.scalars(unseen_failed_request_notices().limit(FAILED_ALERTS_SHOWN)))
+            if found.notice_failed
             else []
         ),
     )

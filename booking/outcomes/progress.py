@@ -16,7 +16,6 @@ from markupsafe import Markup
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import joinedload
 
-from booking.audit.models import REQUEST_VIEWED, AuditEvent
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.outcomes import chart
@@ -37,6 +36,7 @@ from booking.outcomes.schedule import answered_before_start
 from booking.outcomes.services import can_answer, default_settings
 from booking.requests import instruments
 from booking.requests.models import ConsultationRequest, MedicalHistory, may_be_contacted
+from booking.requests.queries import opened_since_written
 from booking.timeutil import clinic_tz, to_clinic_tz
 
 # A baseline given longer than this before the treatment started is flagged on the record:
@@ -478,28 +478,16 @@ def unseen_failed_worse_notices(late_before: datetime) -> Select:
     follow-up "much worse" or "worse than ever" (``emails.worse_notice``) failed for good (the
     mail server refused it, or every retry failed) or still waits to go though written before
     ``late_before`` (as an urgent alert, ``requests.queries.failed_alerts``), and whose record
-    no staff member has
-    opened since: the record page shows the answer in its follow-up section, and each
-    opening is audited (``REQUEST_VIEWED``), so an opening after the notice was written
-    means someone has looked at it. Oldest notice first. Read from the failed and waiting
-    outbox rows (the ``status`` index), which are few."""
-    looked_at = (
-        select(AuditEvent.id)
-        .where(
-            AuditEvent.target_type == "request",
-            AuditEvent.target_id == ConsultationRequest.reference,
-            AuditEvent.action == REQUEST_VIEWED,
-            AuditEvent.occurred_at >= OutboxEmail.created_at,
-        )
-        .exists()
-    )
+    no staff member has opened since (``requests.queries.opened_since_written``): the record
+    page shows the answer in its follow-up section. Oldest notice first. Read from the failed
+    and waiting outbox rows (the ``status`` index), which are few."""
     return (
         select(ConsultationRequest.reference)
         .join(OutboxEmail, OutboxEmail.request_id == ConsultationRequest.id)
         .where(
             OutboxEmail.undelivered(late_before),
             OutboxEmail.template == WORSE_TEMPLATE,
-            ~looked_at,
+            ~opened_since_written(),
         )
         .group_by(ConsultationRequest.reference)
         .order_by(func.min(OutboxEmail.created_at))

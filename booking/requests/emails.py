@@ -61,8 +61,11 @@ def in_staff_language(text: LazyString) -> str:
 # failed for good is shown on the queue (``queries.failed_alert_references``): nobody may have
 # heard of the request.
 TRIAGE_RAISED_TEMPLATE = "triage_raised_staff"
+# The clinic's notice of a new request: a routine one's that failed for good stays on the
+# queue until someone opens the request (``queries.unseen_failed_request_notices``).
+NEW_REQUEST_TEMPLATE = "new_request_staff"
 CLINIC_ALERT_TEMPLATES = frozenset(
-    {"new_request_staff", "callback_staff", TRIAGE_RAISED_TEMPLATE, "escalation_staff"}
+    {NEW_REQUEST_TEMPLATE, "callback_staff", TRIAGE_RAISED_TEMPLATE, "escalation_staff"}
 )
 # The clinic's notice of what a patient did through their private link (``clinic_notice``).
 PATIENT_ACTION_TEMPLATE = "patient_action_staff"
@@ -345,7 +348,7 @@ def request_received(
     kept = consultation.kept_documents
     notice = _to_clinic(
         consultation,
-        "new_request_staff",
+        NEW_REQUEST_TEMPLATE,
         staff_subject,
         documents=len(kept),
         documents_held=sum(1 for document in kept if document.awaiting_scan),

@@ -13,9 +13,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, and_, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, true
 from sqlalchemy.orm import aliased, contains_eager, joinedload
 
+from booking.audit.models import REQUEST_VIEWED, AuditEvent
 from booking.audit.services import DIGEST_PREFIX
 from booking.crypto import text_digest
 from booking.extensions import db
@@ -23,6 +24,7 @@ from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.requests.emails import (
     CANCELLED_ESCALATION_TEMPLATE,
     CLINIC_ALERT_TEMPLATES,
+    NEW_REQUEST_TEMPLATE,
     PATIENT_ACTION_TEMPLATE,
     PATIENT_TEMPLATES,
 )
@@ -172,6 +174,47 @@ def failed_alerts(late_before: datetime) -> Select:
             ConsultationRequest.acknowledged_at.is_(None),
         )
         .order_by(ConsultationRequest.created_at)
+    )
+
+
+def opened_since_written() -> ColumnElement[bool]:
+    """Whether a staff member has opened the record of an outbox email's request since the
+    email was written (correlated to ``OutboxEmail`` and ``ConsultationRequest``): each
+    opening is audited (``REQUEST_VIEWED``), so one after an email to the clinic was written
+    means someone has looked at what it was about."""
+    return (
+        select(AuditEvent.id)
+        .where(
+            AuditEvent.target_type == "request",
+            AuditEvent.target_id == ConsultationRequest.reference,
+            AuditEvent.action == REQUEST_VIEWED,
+            AuditEvent.occurred_at >= OutboxEmail.created_at,
+        )
+        .exists()
+    )
+
+
+def unseen_failed_request_notices() -> Select:
+    """The references of the open routine requests whose notice to the clinic
+    (``new_request_staff``) failed for good, that no staff member has dealt with
+    (``settled_at``), and whose record nobody has opened since it was written: the clinic
+    may never have heard of them. Oldest first. The staff pages' banner counts a failed
+    email for a day only; these stay on the queue until someone opens the request (an
+    emergency or urgent request's alert is ``failed_alerts``'). Read from the failed outbox
+    rows (the ``status`` index), which are few."""
+    return (
+        select(ConsultationRequest.reference)
+        .join(OutboxEmail, OutboxEmail.request_id == ConsultationRequest.id)
+        .where(
+            OutboxEmail.status == OutboxStatus.FAILED,
+            OutboxEmail.settled_at.is_(None),
+            OutboxEmail.template == NEW_REQUEST_TEMPLATE,
+            ConsultationRequest.status.in_(sorted(OPEN_STATUSES)),
+            ConsultationRequest.triage_level.not_in(sorted(PRESSING_LEVELS)),
+            ~opened_since_written(),
+        )
+        .group_by(ConsultationRequest.reference)
+        .order_by(func.min(OutboxEmail.created_at))
     )
 
 
