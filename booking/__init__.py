@@ -7,12 +7,15 @@ import os
 from email.utils import getaddresses, parseaddr
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError
 from flask import Flask, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from booking import models  # noqa: F401  (registers every model with SQLAlchemy)
+from booking import (
+    forms,
+    models,  # noqa: F401  (registers every model with SQLAlchemy)
+)
 from booking.extensions import (
     babel,
     bootstrap,
@@ -162,11 +165,13 @@ def _addresses_not_one_valid_address(app: Flask) -> list[str]:
     The clinic's own addresses matter as much: a typo in ON_CALL_EMAIL or
     STAFF_NOTIFICATION_EMAIL (``on-call@clinic``, two addresses with a comma) would send the
     emergency alerts to nobody, each failing only when the worker tries it, and the privacy
-    notice would give patients an address that does not work. The address is read as the
-    sign-up forms read a patient's (``email_validator``, no DNS look-up, no accents before
-    the @, which the mail library cannot send to). A malformed setting, as a wrong
-    CLAMAV_WHEN_DOWN: refused, naming the fix. Unset is fine (create_app fills in the
-    sender; production refuses an unset STAFF_NOTIFICATION_EMAIL on its own)."""
+    notice would give patients an address that does not work. The address is read by the
+    forms' own rule (``forms.check_email_address``: no DNS look-up, no accents before the @,
+    which the mail library cannot send to), looked up when called, so a setting passes
+    exactly when a form would take the address, now and after any change to the rule. A
+    malformed setting, as a wrong CLAMAV_WHEN_DOWN: refused, naming the fix. Unset is fine
+    (create_app fills in the sender; production refuses an unset STAFF_NOTIFICATION_EMAIL on
+    its own)."""
     problems = []
     for name in ADDRESS_SETTINGS:
         value = str(app.config.get(name) or "").strip()
@@ -184,7 +189,7 @@ def _addresses_not_one_valid_address(app: Flask) -> list[str]:
                 what = "holds no address (name@domain)"
             else:
                 try:
-                    validate_email(address, check_deliverability=False, allow_smtputf8=False)
+                    forms.check_email_address(address)
                     continue
                 except EmailNotValidError as exc:
                     what = f"is no valid address ({exc})"

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from email_validator import EmailNotValidError
 from flask import Flask
 from sqlalchemy import delete, func, select
 
@@ -227,6 +228,62 @@ def test_a_clinic_address_that_is_not_one_valid_address_is_refused(
     if setting != "STAFF_NOTIFICATION_EMAIL":  # production requires that one
         monkeypatch.setattr(production_config, setting, None)
         assert create_app("production").config[setting] is None
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "team@clinic.example",
+        "on-call@clinic",
+        "on call@clinic.example",
+        "josé@clinic.example",
+        "team@clínica.example",
+        "no-reply@localhost",
+        "team@clinic..example",
+        ".team@clinic.example",
+        "team@clinic.test",
+    ],
+)
+def test_a_clinic_address_is_read_by_the_forms_own_rule(
+    monkeypatch: pytest.MonkeyPatch, app_settings: dict[str, Any], address: str
+) -> None:
+    """Start-up and the forms read an address by one rule (``check_email_address``), so they
+    cannot drift apart: an address a form refuses is refused as a setting, and one a form
+    takes starts. Were the rule made stricter (here: one more domain refused), both would
+    follow it."""
+    from wtforms.validators import ValidationError
+
+    from booking import forms
+
+    def form_takes(address: str) -> bool:
+        with create_app(app_settings).test_request_context():
+            try:
+                forms.EmailAddress("refused").check(address)
+            except ValidationError:
+                return False
+            return True
+
+    def starts_with(address: str) -> bool:
+        try:
+            create_app({**app_settings, "ON_CALL_EMAIL": address})
+        except RuntimeError as error:
+            assert f"ON_CALL_EMAIL must be one email address, but '{address}'" in str(error)
+            return False
+        return True
+
+    assert starts_with(address) == form_takes(address)
+
+    rule = forms.check_email_address
+
+    def stricter(address: str) -> None:
+        if address.endswith("@clinic.example"):
+            raise EmailNotValidError("This domain is refused now.")
+        rule(address)
+
+    monkeypatch.setattr(forms, "check_email_address", stricter)
+    assert starts_with(address) == form_takes(address)
+    if address.endswith("@clinic.example"):
+        assert not form_takes(address)
 
 
 def test_production_refuses_a_sqlite_database_unless_it_is_allowed(
