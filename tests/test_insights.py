@@ -17,7 +17,7 @@ from booking.patients.services import RequestSubmission, submit_request
 from booking.requests import history
 from booking.requests.models import ConsultationRequest, RequestDiagnosis, RequestStatus
 from booking.staff.models import StaffRole
-from booking.timeutil import now_utc
+from booking.timeutil import clinic_date, clinic_today, now_utc
 from tests.support import AuthActions, Staff, sql_statements
 
 PASSWORD = "correct horse battery staple"
@@ -253,6 +253,7 @@ def test_weeks_follow_the_clinics_calendar(
     monday_utc = datetime.combine(monday, time.min, tzinfo=UTC)
     make_request(monday_utc - timedelta(weeks=3, hours=12))  # the Sunday before the period
     make_request(monday_utc + timedelta(weeks=1, hours=1))  # next week, after `now`
+    make_request(now + timedelta(days=1))  # this week, but tomorrow: after the period's end
 
     with app.app_context():
         insights = services.clinic_insights(4, now=now)
@@ -262,10 +263,8 @@ def test_weeks_follow_the_clinics_calendar(
     ]
     assert [week.count for week in insights.per_week] == [0, 0, 1, 2]
     assert insights.total == 3
-    assert (insights.first_day, insights.last_day) == (
-        monday - timedelta(weeks=3),
-        monday + timedelta(days=6),
-    )
+    # The period ends today (`now` is midday: the same day at the clinic), not on Sunday.
+    assert (insights.first_day, insights.last_day) == (monday - timedelta(weeks=3), now.date())
 
 
 def test_a_fixed_number_of_queries_whatever_the_period(
@@ -340,6 +339,20 @@ def test_empty_period_says_so_instead_of_drawing(
     page = response.get_data(as_text=True)
     assert "No requests in this period." in page
     assert "<svg" not in page
+
+
+def test_the_period_ends_today_and_says_so(
+    app: Flask, client: FlaskClient, auth: AuthActions, staff: Staff
+) -> None:
+    """The period named on the page ends today, in the clinic's calendar, and says so:
+    not on the Sunday ending the current week, a date still to come."""
+    auth.login(StaffRole.COORDINATOR.value)
+    page = client.get("/staff/insights?weeks=4").get_data(as_text=True)
+    with app.test_request_context():
+        today = clinic_today()
+        first = clinic_date(today - timedelta(days=today.weekday(), weeks=3))
+        last = clinic_date(today)
+    assert f"Requests made from {first} to today, {last} (weeks start on Monday" in page
 
 
 def test_specialists_may_not_see_insights(

@@ -1,12 +1,13 @@
 """Figures for the clinic manager: how many requests came in, what for, and how they went.
 
-Every figure covers the requests *created* in the chosen period: whole weeks, Monday to Sunday
-in the clinic's time zone, ending with the current week. The page costs six queries whatever
-the number of weeks or requests: one for the counts, one grouping by week, one grouping by
-diagnosis, the (created, confirmed) pairs for the median, which is taken in Python because
-SQLite has no median and PostgreSQL's ``percentile_cont`` would be a second code path, and, for
-the same reason, each request's main problem and instrument scores; and the answers of the
-requests staff raised since, whose urgency at arrival their answers give (``triage.level``).
+Every figure covers the requests *created* in the chosen period: weeks from Monday in the
+clinic's time zone, ending today (the current week so far, never days still to come). The page
+costs six queries whatever the number of weeks or requests: one for the counts, one grouping
+by week, one grouping by diagnosis, the (created, confirmed) pairs for the median, which is
+taken in Python because SQLite has no median and PostgreSQL's ``percentile_cont`` would be a
+second code path, and, for the same reason, each request's main problem and instrument
+scores; and the answers of the requests staff raised since, whose urgency at arrival their
+answers give (``triage.level``).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class InstrumentSummary:
 class Insights:
     weeks: int
     first_day: date  # the first Monday, clinic time
-    last_day: date  # the last Sunday, clinic time
+    last_day: date  # today, clinic time: the last week so far
     total: int
     per_week: list[WeekCount]
     by_diagnosis: list[CodeCount]  # most named first; a request may name several
@@ -108,12 +109,16 @@ def week_starts(weeks: int, now: datetime) -> list[date]:
 
 
 def clinic_insights(weeks: int, *, now: datetime | None = None) -> Insights:
-    """The figures for the requests created in the last ``weeks`` clinic weeks up to ``now``."""
-    mondays = week_starts(weeks, now or now_utc())
+    """The figures for the requests created in the last ``weeks`` clinic weeks, the current
+    one up to the end of today (the clinic's day holding ``now``): the period ends today,
+    not on a Sunday still to come, so the page never names a date nobody could yet ask on."""
+    now = now or now_utc()
+    today = now.astimezone(clinic_tz()).date()
+    mondays = week_starts(weeks, now)
     # Each week's bounds are converted separately: a week holding a daylight-saving change is
     # 167 or 169 hours long, so adding 7 days in UTC would drift by an hour.
     bounds = [from_clinic_local(day, time.min) for day in mondays]
-    bounds.append(from_clinic_local(mondays[-1] + timedelta(weeks=1), time.min))
+    bounds.append(from_clinic_local(today + timedelta(days=1), time.min))
     created = ConsultationRequest.created_at
     in_period = and_(created >= bounds[0], created < bounds[-1])
 
@@ -144,7 +149,7 @@ def clinic_insights(weeks: int, *, now: datetime | None = None) -> Insights:
     return Insights(
         weeks=weeks,
         first_day=mondays[0],
-        last_day=mondays[-1] + timedelta(days=6),
+        last_day=today,
         total=total,
         per_week=_per_week(mondays, bounds, in_period),
         by_diagnosis=_by_diagnosis(in_period),

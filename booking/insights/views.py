@@ -55,7 +55,8 @@ def view() -> str:
         insights=insights,
         periods=_period_options(weeks),
         period_text=_(
-            "Requests made from %(first)s to %(last)s (weeks start on Monday, %(zone)s time).",
+            "Requests made from %(first)s to today, %(last)s (weeks start on Monday, %(zone)s "
+            "time).",
             first=clinic_date(insights.first_day),
             last=clinic_date(insights.last_day),
             zone=current_app.config["CLINIC_TIMEZONE"],
