@@ -1053,11 +1053,12 @@ def mark_deceased(reference: str) -> Response | tuple[str, int]:
     return redirect(url_for(".record", reference=reference) + "#followup")
 
 
-@bp.post("/requests/<reference>/<action>")
+# Only the actions that exist match: a post to any other address under the record falls
+# through to ``return_to_record``, not found (404) as every unknown address, instead of
+# being refused for its form token by this rule's sake.
+@bp.post(f"/requests/<reference>/<any({', '.join(services.ACTIONS)}):action>")
 @roles_required()
 def change_status(reference: str, action: str) -> Response | tuple[str, int] | str:
-    if action not in services.ACTIONS:
-        abort(404)
     consultation = _load_visible(reference)
     forms: dict[str, object] = {}
     try:
@@ -1189,7 +1190,8 @@ def return_to_record(reference: str, action: str) -> Response:
 
 def _record_action() -> str | None:
     """The endpoint a post to this address would reach, when it is one of this blueprint's
-    actions on a request (a status change only for an action that exists), else None."""
+    actions on a request (``change_status`` matches only the actions that exist), else
+    None."""
     adapter = current_app.url_map.bind_to_environ(request.environ)
     try:
         endpoint, args = adapter.match(method="POST")
@@ -1198,8 +1200,6 @@ def _record_action() -> str | None:
     if endpoint == request.endpoint or not endpoint.startswith(f"{bp.name}."):
         return None
     if "reference" not in args:
-        return None
-    if endpoint == f"{bp.name}.change_status" and args.get("action") not in services.ACTIONS:
         return None
     return endpoint
 

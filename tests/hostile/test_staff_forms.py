@@ -422,6 +422,21 @@ def test_an_action_on_nothing_is_not_found(
     assert snapshot(app) == before
 
 
+@pytest.mark.parametrize("with_token", [True, False], ids=["with-token", "without-token"])
+def test_a_post_to_an_action_nobody_has_is_not_found(
+    app: Flask, coordinator: FlaskClient, clinic: Cases, with_token: bool
+) -> None:
+    """A made-up action under a record is not found, as any unknown address, with or
+    without a form token: it does not fall to the status-change rule, whose form-token
+    refusal (400) would say the address exists. Nothing changes."""
+    token = csrf_token(coordinator, f"/staff/requests/{clinic.waiting}")
+    data = {"action-csrf_token": token, "csrf_token": token} if with_token else {}
+    before = snapshot(app)
+    response = coordinator.post(f"/staff/requests/{clinic.waiting}/bogus", data=data)
+    assert_refused(response, 404, "The page you asked for does not exist.")
+    assert snapshot(app) == before
+
+
 BAD_SLOTS = {
     "coordinator-as-specialist": ({"specialist": "{coordinator_id}"}, "Not a valid choice"),
     "huge-specialist-id": ({"specialist": str(2**70)}, "Not a valid choice"),
