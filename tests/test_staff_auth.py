@@ -486,9 +486,13 @@ def test_every_answer_typed_on_one_line_is_shown_back_too(
     """The page showed only what was written in multi-line boxes: a location's name and
     address (or a date, a time, a reason) typed before being signed out in another tab were
     lost. Every typed answer is shown, under its field's label, escaped; nothing the form did
-    not have a person type (its token, a hidden value, a page's proof, a password)."""
+    not have a person type (its token, a hidden value, a page's proof, a password). The main
+    name is labelled as the form showed it ("Name in English" beside "Name in Spanish"), not
+    by its class's bare "Name"."""
     AuthActions(client).attempt(staff.admin.email)
     token = csrf_token(client, "/staff/admin/locations")
+    form = client.get("/staff/admin/locations").get_data(as_text=True)
+    assert re.search(r'<label [^>]*for="name">Name in English</label>', form)
     logout(client)
     address = 'Friedrichstr. 1 <b>"Hof"</b> & Aufgang B'
     response = client.post(
@@ -511,7 +515,7 @@ def test_every_answer_typed_on_one_line_is_shown_back_too(
         page,
     )
     assert [(html.unescape(label), html.unescape(value)) for _id, label, value in shown] == [
-        ("Name", "East site"),
+        ("Name in English", "East site"),
         ("Name in Spanish", "Sede este"),
         ("Address", address),
     ]

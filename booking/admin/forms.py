@@ -38,6 +38,21 @@ def _other_name(code: str, max_length: int) -> StringField:
     )
 
 
+def _main_name_label() -> str:
+    # Beside "Name in English", a bare "Name" reads as any language: it says the clinic's, so
+    # a Spanish clinic's admin types Spanish there. Alone, it needs not. On the class, not set
+    # per form: the signed-out page (``typed_answers``) reads a posted field's label from the
+    # form classes, and must name the field as the form showed it.
+    if other_languages():
+        clinic = current_app.config["BABEL_DEFAULT_LOCALE"]
+        return _("Name in %(language)s", language=language_name(clinic))
+    return _("Name")
+
+
+# The label of a names form's main field (``name``, or ``label``), in the clinic's language.
+MAIN_NAME = LazyString(_main_name_label)
+
+
 class NamesForm(BaseForm):
     """A form naming something patients read: ``name`` in the clinic's language and, in the
     class ``names_form`` makes of it, a ``name_<code>`` field per other language (``label``
@@ -46,16 +61,6 @@ class NamesForm(BaseForm):
     languages: tuple[str, ...] = ()
     named_by: ClassVar[str] = "name"
     name_max: ClassVar[int] = NAME_MAX
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self.languages:
-            # Beside "Name in English", a bare "Name" reads as any language: it says the
-            # clinic's, so a Spanish clinic's admin types Spanish there. Alone, it needs not.
-            clinic = current_app.config["BABEL_DEFAULT_LOCALE"]
-            self[self.named_by].label.text = _(
-                "Name in %(language)s", language=language_name(clinic)
-            )
 
     def other_name_fields(self) -> list[Field]:
         return [self[f"{self.named_by}_{code}"] for code in self.languages]
@@ -90,7 +95,7 @@ def names_data(named: Any) -> dict[str, str]:
 
 class LocationNamesForm(NamesForm):
     name = StringField(
-        _l("Name"), validators=[DataRequired(_l("Please enter a name.")), Length(max=NAME_MAX)]
+        MAIN_NAME, validators=[DataRequired(_l("Please enter a name.")), Length(max=NAME_MAX)]
     )
 
     def validate_name(self, field: StringField) -> None:
@@ -134,7 +139,7 @@ class ChecklistItemForm(NamesForm):
     name_max = 200
 
     label = StringField(
-        _l("Name"),
+        MAIN_NAME,
         validators=[DataRequired(_l("Please enter the item's name.")), Length(max=200)],
         description=_l('As staff and patients read it, e.g. "X-ray of the whole spine".'),
     )

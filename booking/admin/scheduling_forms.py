@@ -22,7 +22,7 @@ from wtforms import (
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, StopValidation
 from wtforms.widgets import TextInput
 
-from booking.admin.forms import NamesForm
+from booking.admin.forms import MAIN_NAME, NamesForm
 from booking.forms import (
     BaseForm,
     ChoiceField,
@@ -198,7 +198,7 @@ class _AppointmentTypeFields(NamesForm):
     how its visits take place."""
 
     name = StringField(
-        _l("Name"),
+        MAIN_NAME,
         validators=[InputRequired(_l("Please enter a name.")), Length(max=120, message=TOO_LONG)],
         description=_l("What patients choose, e.g. New-patient spine evaluation."),
     )
