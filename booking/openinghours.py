@@ -241,6 +241,13 @@ def settings_closures(first: date, last: date) -> dict[date, str]:
     }
 
 
+def public_holidays(first: date, last: date) -> dict[date, str]:
+    """The public holidays of ``CLINIC_HOLIDAYS`` from ``first`` to ``last``, by name
+    (``holiday_names``): what ``settings_closures`` names, without the unnamed dates of
+    ``CLINIC_CLOSED_DAYS``."""
+    return {day: name for day, name in settings_closures(first, last).items() if name}
+
+
 def add_closed_days_source(app: Flask, source: Callable[[date, date], Mapping[date, str]]) -> None:
     """Have ``clinic_closed_days`` also close the days ``source(first, last)`` gives, each
     with its reason (the days an admin closed in the app, kept by ``booking.scheduling``).

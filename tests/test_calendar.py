@@ -454,7 +454,7 @@ def test_a_closed_day_has_no_hours_and_says_why(
     AuthActions(client).attempt("weber@example.com")
     week = agenda(client, date=monday.day.isoformat(), view="week")
     headings = columns(week)
-    [closed] = [h for h in headings if "Clinic closed" in h]
+    [closed] = [h for h in headings if "Closed (a closed day in the clinic's settings)" in h]
     assert f"{tuesday.day}" in closed and tuesday.strftime("%a") in closed
     day = agenda(client, date=tuesday.isoformat())
     assert not [text for _classes, text in entries(day) if "Free" in text]

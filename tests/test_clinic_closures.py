@@ -337,6 +337,7 @@ def test_a_past_closed_day_stays_as_it_was(app: Flask, auth: AuthActions, clinic
 
 
 AGENDA_HEADING_RE = re.compile(r'<h3 class="agenda-head" id="col-[^"]+">(.*?)</h3>', re.S)
+CLOSED_NOTE_RE = re.compile(r'<small class="d-block">((?:Public holiday|Closed).*?)</small>')
 
 
 def test_the_agenda_says_why_an_admin_closed_the_day(
@@ -344,7 +345,8 @@ def test_the_agenda_says_why_an_admin_closed_the_day(
 ) -> None:
     """Staff's agenda heads a day closed in the app with the reason the admin gave: free
     text, escaped and isolated (``<bdi>``: it may be right-to-left, beside the date). A day
-    the settings close says so as before: they name no reason."""
+    the settings close says so as before: they name no reason. Neither reads as a public
+    holiday ("Closed: ...", not "Clinic closed: ..." as a holiday read too)."""
     with app.app_context():
         holiday, training, arabic, open_day = (day_ahead(n) for n in (9, 10, 11, 12))
         app.config["CLINIC_CLOSED_DAYS"] = holiday.isoformat()
@@ -357,17 +359,17 @@ def test_the_agenda_says_why_an_admin_closed_the_day(
         return {
             match.group(1)
             for heading in AGENDA_HEADING_RE.findall(page.get_data(as_text=True))
-            if (match := re.search(r'<small class="d-block">(Clinic closed.*?)</small>', heading))
+            if (match := re.search(CLOSED_NOTE_RE, heading))
         }
 
     # Side by side: every specialist's column on the day.
-    assert closed_note(holiday) == {"Clinic closed (public holiday or closed day)"}
-    assert closed_note(training) == {"Clinic closed: <bdi>Team training &lt;b&gt;</bdi>"}
-    assert closed_note(arabic) == {"Clinic closed: <bdi>تدريب الفريق</bdi>"}
+    assert closed_note(holiday) == {"Closed (a closed day in the clinic's settings)"}
+    assert closed_note(training) == {"Closed: <bdi>Team training &lt;b&gt;</bdi>"}
+    assert closed_note(arabic) == {"Closed: <bdi>تدريب الفريق</bdi>"}
     assert closed_note(open_day) == set()
     # A specialist's week: each day its own reason.
     week = closed_note(training, view="week", specialist=clinic.weber.id)
-    assert "Clinic closed: <bdi>Team training &lt;b&gt;</bdi>" in week
+    assert "Closed: <bdi>Team training &lt;b&gt;</bdi>" in week
 
 
 def test_the_agenda_names_the_public_holiday_it_is_closed_for(
@@ -375,7 +377,9 @@ def test_the_agenda_names_the_public_holiday_it_is_closed_for(
 ) -> None:
     """A public holiday of ``CLINIC_HOLIDAYS`` heads the agenda with its name, in English
     (the staff pages' language) though the country's own is German, as a day closed in the
-    app heads it with the admin's reason; a date of ``CLINIC_CLOSED_DAYS`` has no name."""
+    app heads it with the admin's reason; a date of ``CLINIC_CLOSED_DAYS`` has no name. A
+    holiday reads as one ("Public holiday: ..."), not as a day an admin closed (both read
+    "Clinic closed: ...")."""
     with app.app_context():
         today = clinic_today()
         app.config["CLINIC_HOLIDAYS"] = "DE-BE"
@@ -389,14 +393,14 @@ def test_the_agenda_names_the_public_holiday_it_is_closed_for(
         return {
             match.group(1)
             for heading in AGENDA_HEADING_RE.findall(page.get_data(as_text=True))
-            if (match := re.search(r'<small class="d-block">(Clinic closed.*?)</small>', heading))
+            if (match := re.search(CLOSED_NOTE_RE, heading))
         }
 
-    assert closed_note(christmas) == {"Clinic closed: <bdi>Christmas Day</bdi>"}
+    assert closed_note(christmas) == {"Public holiday: <bdi>Christmas Day</bdi>"}
     assert closed_note(christmas + timedelta(days=1)) == {
-        "Clinic closed: <bdi>Second Day of Christmas</bdi>"
+        "Public holiday: <bdi>Second Day of Christmas</bdi>"
     }
-    assert closed_note(settings_day) == {"Clinic closed (public holiday or closed day)"}
+    assert closed_note(settings_day) == {"Closed (a closed day in the clinic's settings)"}
 
 
 def test_the_closed_days_page_names_each_public_holiday(

@@ -4,6 +4,7 @@ and admins switch between specialists or see them all side by side."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from flask import Blueprint, abort, render_template, request
@@ -12,7 +13,12 @@ from flask_login import current_user
 from booking.audit.services import record_refused_access
 from booking.calendar.agenda import Agenda, build_agenda
 from booking.extensions import db
-from booking.openinghours import clinic_closures, clinic_opens_on, next_open_day
+from booking.openinghours import (
+    clinic_closures,
+    clinic_opens_on,
+    next_open_day,
+    public_holidays,
+)
 from booking.scheduling.agenda import booked_on_closed_days
 from booking.scheduling.services import all_locations, appointments_to_come
 from booking.staff.auth import roles_required
@@ -22,6 +28,25 @@ from booking.timeutil import clinic_today, now_utc
 from booking.urlargs import date_arg, int_arg
 
 bp = Blueprint("calendar", __name__, url_prefix="/staff")
+
+
+@dataclass(frozen=True)
+class ClosedNote:
+    """Why the clinic is closed on a day, as the agenda's heading says it: a public holiday
+    by its name, a day an admin closed by their reason (staff plan around them differently:
+    a holiday comes back every year, a closed day may be reopened); neither for a date of
+    ``CLINIC_CLOSED_DAYS``, which names none."""
+
+    holiday: str = ""
+    reason: str = ""
+
+
+def closed_notes(first: date, last: date) -> dict[date, ClosedNote]:
+    holidays = public_holidays(first, last)
+    return {
+        day: ClosedNote(holiday=why) if holidays.get(day) == why else ClosedNote(reason=why)
+        for day, why in clinic_closures(first, last).items()
+    }
 
 
 @bp.get("/calendar")
@@ -98,6 +123,6 @@ def view() -> str:
         locations=locations,
         # Weekly hours do not apply on these (extra hours still do): the heading says why,
         # with the reason an admin gave for a day closed in the app, or the holiday's name.
-        closed_days=(closed := clinic_closures(days[0], days[-1])),
+        closed_days=(closed := closed_notes(days[0], days[-1])),
         booked_closed=sum(booked_on_closed_days(closed, now_utc()).values()),
     )
