@@ -620,6 +620,31 @@ def test_notes_go_on_the_timeline_and_never_to_the_patient(
     assert "Please write the note." in response.get_data(as_text=True)
 
 
+def test_the_record_reads_summary_then_next_step_then_history(
+    client: FlaskClient, clinic: Waiting
+) -> None:
+    """On a phone the record is one column in source order, and a screen reader reads that
+    order on every width: the next step came after the whole history (scores, documents,
+    messages), and the preferred time, part of the request's summary, after everything.
+    Now: the patient and their preferred time, the next step, the history, then the notes
+    and timeline (a wide screen puts the next step and the notes in the right-hand column)."""
+    AuthActions(client).attempt(clinic.coordinator.email)
+    page = client.get(f"/staff/requests/{clinic.reference}").get_data(as_text=True)
+    order = [
+        'id="patient-heading"',
+        'id="wishes-heading"',
+        'id="actions-heading"',
+        'id="symptoms-heading"',
+        'id="documents-heading"',
+        'id="note-heading"',
+        'id="timeline-heading"',
+    ]
+    places = [page.index(heading) for heading in order]
+    assert places == sorted(places)
+    parts = re.findall(r'<div class="(record-[a-z]+)">', page)
+    assert parts == ["record-summary", "record-actions", "record-details", "record-log"]
+
+
 # Completed and no-show say what happened at the appointment: not before it starts ----------
 
 AFTER_START_SUBJECTS = {"complete": "Thank you for your visit", "no_show": "We missed you"}
