@@ -182,3 +182,28 @@ def test_a_change_of_role_is_asked_about_first_and_the_pages_button_makes_it(
     same = press(client, f"/staff/accounts/{clinic.weber.id}/role", role="coordinator")
     own = press(client, f"/staff/accounts/{clinic.admin.id}/role", role="coordinator")
     assert same.status_code == own.status_code == 302
+
+
+def test_the_admins_menu_groups_their_pages_to_fit_one_row(auth: AuthActions, staff: Staff) -> None:
+    """The admin's menu had eleven links and wrapped to two rows at 1280 px. Their own pages
+    but the often used Scheduling are grouped in a <details> (it opens without scripts and
+    by keyboard); every page is still a link in the menu, the one open marked as current."""
+    auth.login("admin")
+    page = auth.client.get("/staff/admin/audit").get_data(as_text=True)
+    menu = page.split('id="staff-nav"', 1)[1].split("</ul>\n      <form", 1)[0]
+    top = re.findall(r'<a class="nav-link[^"]*"[^>]*>([^<]+)</a>', menu)
+    assert top == ["Queue", "Agenda", "Insights", "Outcomes", "Scheduling"]
+    group = re.search(r"<details[^>]*>\s*<summary[^>]*>(.*?)</summary>(.*?)</details>", menu, re.S)
+    assert group is not None and group.group(1) == "Administration"
+    assert re.findall(r">([^<]+)</a>", group.group(2)) == [
+        "Staff accounts",
+        "Locations",
+        "Checklist",
+        "Page feedback",
+        "Audit trail",
+        "Privacy",
+    ]
+    assert re.search(r'href="/staff/admin/audit" aria-current="page">Audit trail<', menu)
+    # A coordinator has none of them: no empty group.
+    coordinator = auth.new_client("coordinator").get("/staff/").get_data(as_text=True)
+    assert "<details" not in coordinator.split('id="staff-nav"', 1)[1].split("</nav>", 1)[0]
