@@ -37,7 +37,7 @@ from tests.factories import (
 )
 from tests.support import AuthActions, Staff
 
-ENTRY_RE = re.compile(r'<li class="agenda-entry ([^"]*)">(.*?)</li>', re.S)
+ENTRY_RE = re.compile(r'<li class="agenda-entry ([^"]*)"[^>]*>(.*?)</li>', re.S)
 HEADING_RE = re.compile(r'<h3 class="agenda-head" id="col-([^"]+)">(.*?)</h3>', re.S)
 
 
@@ -665,3 +665,33 @@ def test_the_buffer_before_an_appointment_at_midnight_is_not_shown_free_the_day_
     assert columns(page) == ["Dr. Weber"]
     assert [text for _classes, text in entries(page)] == ["00:00-23:50 · Free · Mitte"]
     assert "0 appointments ·" in text(page) and "Ben Early" not in page
+
+
+def test_a_short_entry_cut_to_one_line_gives_its_whole_text_as_its_title(
+    app: Flask, client: FlaskClient, staff: Staff
+) -> None:
+    """A short entry (under 30 minutes) is one line, cut with an ellipsis in a week's narrow
+    column: "10:00 Anna Short · Confirmed · Sh..." hid the place and the end. Its title
+    gives the whole (time, patient, status, type, place); a long entry, shown whole on its
+    lines, has none."""
+    with app.app_context():
+        weber = staff_user(staff.weber.email)
+        west = make_location("Spine centre west", "A 1")
+        short = make_appointment_type("Short review", minutes=20)
+        long = make_appointment_type("Spine evaluation", minutes=60)
+        make_hours(weber, west, range(7), "08:00", "12:00")
+        monday = next_weeks_monday(clinic_today())
+        confirm("Anna Short", weber, west, short, monday, time(10))
+        confirm("Ben Long", weber, west, long, monday, time(8))
+    AuthActions(client).attempt("weber@example.com")
+    page = agenda(client, date=monday.isoformat(), view="week")
+    titles = dict(
+        (text(body), html_lib.unescape(title))
+        for title, body in re.findall(
+            r'<li class="agenda-entry [^"]*" title="([^"]*)">(.*?)</li>', page, re.S
+        )
+    )
+    assert titles["10:00-10:20 Anna Short · Confirmed · Short review · Spine centre west"] == (
+        "10:00\N{EN DASH}10:20 Anna Short · Confirmed · Short review · Spine centre west"
+    )
+    assert not [body for body in titles if "Ben Long" in body]

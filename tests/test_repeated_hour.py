@@ -259,7 +259,7 @@ def test_a_period_outside_the_repeated_hour_asks_nothing(
 
 # The day agenda -----------------------------------------------------------------------------
 
-ENTRY_RE = re.compile(r'<li class="agenda-entry ([^"]*)">(.*?)</li>', re.S)
+ENTRY_RE = re.compile(r'<li class="agenda-entry ([^"]*)"[^>]*>(.*?)</li>', re.S)
 HOUR_RE = re.compile(r'<div class="agenda-hour ag-from-(\d+) ag-to-\d+">([^<]*)</div>')
 
 
