@@ -33,6 +33,7 @@ from booking.rights.addresses import CONFIRM_TEMPLATE, purge_expired_email_chang
 from booking.rights.models import EmailChange
 from booking.timeutil import clinic_dt, now_utc
 from tests.factories import make_request, make_staff
+from tests.smtp import SmtpServer
 from tests.support import deliver_waiting_emails, page_token
 
 OLD = "erika.mustermann@example.com"  # the factory's address
@@ -316,6 +317,63 @@ def test_a_new_private_link_from_staff_ends_a_link_still_waiting(
     assert state(app, patient["id"])["email"] == OLD
 
 
+@pytest.mark.parametrize("claimed", [False, True], ids=["waiting", "claimed"])
+@pytest.mark.parametrize("action", ["correct", "new link"])
+def test_the_confirmation_waiting_when_staff_end_its_link_is_never_delivered(
+    mail_settings: dict,
+    smtp: SmtpServer,
+    app: Flask,
+    client: FlaskClient,
+    patient: dict,
+    action: str,
+    claimed: bool,
+) -> None:
+    """Its link stopped working with staff's change: the email is withdrawn as the patient's
+    outdated emails are (``withdraw_pending``: deleted unsent when no worker had it; marked
+    when one had claimed it, and then deleted at the worker's last check before the mail
+    server), so the worker never delivers a link that only answers "gone"."""
+    assert ask(client, patient["page"], NEW).status_code == 302
+    with app.app_context():
+        [email_id] = db.session.scalars(
+            select(OutboxEmail.id).where(OutboxEmail.template == CONFIRM_TEMPLATE)
+        ).all()
+        if claimed:  # a worker took it at that moment
+            db.session.execute(
+                update(OutboxEmail).where(OutboxEmail.id == email_id).values(status="sending")
+            )
+            db.session.commit()
+        coordinator = make_staff("coordinator", "coordinator@example.com")
+        consultation = db.session.get_one(ConsultationRequest, patient["id"])
+        if action == "correct":
+            workflow.correct_contact(
+                consultation, coordinator, "staff.typed@example.org", consultation.patient.phone
+            )
+        else:
+            workflow.send_new_link(consultation, coordinator)
+        # By its template: SQLite gives a deleted row's id to the next email written.
+        confirmations = db.session.scalars(
+            select(OutboxEmail).where(OutboxEmail.template == CONFIRM_TEMPLATE)
+        ).all()
+        assert [bool(each.withdrawn_at) for each in confirmations] == ([True] if claimed else [])
+        if claimed:
+            # As its worker finds it at its last check before the mail server (the claim
+            # made again: the test has no worker halfway through a delivery).
+            db.session.execute(
+                update(OutboxEmail).where(OutboxEmail.id == email_id).values(status="pending")
+            )
+            db.session.commit()
+        waiting = db.session.scalars(
+            select(OutboxEmail.id).where(OutboxEmail.status == "pending").order_by(OutboxEmail.id)
+        ).all()
+        for each in waiting:
+            deliver_outbox_email(each)
+        assert not db.session.scalars(  # not sent, not kept
+            select(OutboxEmail.id).where(OutboxEmail.template == CONFIRM_TEMPLATE)
+        ).all()
+    recipients = {to for received in smtp.received for to in received.rcpt_tos}
+    assert recipients and NEW not in recipients
+
+
 def test_a_closed_request_whose_page_opens_still_changes_the_address(
     app: Flask, client: FlaskClient, patient: dict
 ) -> None:
@@ -480,6 +538,8 @@ class TestLimits:
         assert ask(client, page, NEW, again="other@example.org").status_code == 422
         for n in range(2):
             assert ask(client, page, f"new{n}@example.org").status_code == 302
+            # Delivered: one still waiting when the next is asked for is withdrawn.
+            deliver_waiting_emails(app)
         refused = ask(client, page, "new9@example.org")
         assert refused.status_code == 429
         text = " ".join(refused.get_data(as_text=True).split())

@@ -29,7 +29,7 @@ from booking.audit.services import record
 from booking.crypto import text_digest
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
-from booking.notifications.services import enqueue_delivery, queue_email
+from booking.notifications.services import enqueue_delivery, queue_email, withdraw_pending
 from booking.outcomes.services import readdress_followups
 from booking.requests import emails
 from booking.requests.events import EventKind
@@ -45,7 +45,8 @@ from booking.urlargs import public_url
 # How long the confirmation link works: long enough to find the email the next day.
 CONFIRM_HOURS = 24
 # The confirmation email's template (to the new address): one of the patient's emails, so
-# it is withdrawn, or dropped at delivery, once the patient is marked deceased.
+# it is withdrawn, or dropped at delivery, once the patient is marked deceased; withdrawn
+# too when its link ends unused (``end_waiting_changes``).
 CONFIRM_TEMPLATE = emails.EMAIL_CHANGE_CONFIRM
 
 
@@ -131,8 +132,11 @@ def readdress(
 def end_waiting_changes(consultation: ConsultationRequest) -> int:
     """The confirmation links of new addresses asked for and not confirmed stop working:
     the address changed meanwhile, or staff ended every private link (one forwarded may
-    have been used to ask for a stranger's address). How many. The caller commits."""
-    return (
+    have been used to ask for a stranger's address). Their confirmation emails not sent yet
+    are withdrawn (``withdraw_pending``), as the patient's other outdated emails are: one
+    delivered now would hold a link that answers "gone". How many. Flushes; the caller
+    commits."""
+    ended = (
         db.session.execute(
             delete(EmailChange).where(
                 EmailChange.request_id == consultation.id, EmailChange.used_at.is_(None)
@@ -140,6 +144,8 @@ def end_waiting_changes(consultation: ConsultationRequest) -> int:
         ).rowcount
         or 0
     )
+    withdraw_pending(consultation.id, frozenset({CONFIRM_TEMPLATE}))
+    return ended
 
 
 # --- the patient's own change, confirmed from the new mailbox ---------------------------------
