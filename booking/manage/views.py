@@ -8,6 +8,7 @@ from flask import (
     current_app,
     flash,
     g,
+    get_flashed_messages,
     make_response,
     redirect,
     render_template,
@@ -76,6 +77,7 @@ from booking.requests.waitlist import (
 from booking.rights import addresses
 from booking.rights import services as rights
 from booking.rights.export import stream_zip
+from booking.rights.models import EmailChange
 from booking.scheduling.availability import clinic_settings
 from booking.scheduling.services import SlotChoice, SlotTaken, SlotUnavailable, picker
 from booking.security import (
@@ -88,6 +90,7 @@ from booking.security import (
     token_in_url,
 )
 from booking.templating import clinic_phone_after
+from booking.timeutil import clinic_dt
 from booking.urlargs import date_arg, redirect_if_written_otherwise
 
 bp = Blueprint("manage", __name__, url_prefix="/manage")
@@ -233,7 +236,7 @@ def _render(consultation: ConsultationRequest, status: int = 200, **forms: objec
         erasure=rights.open_erasure(consultation),
         # The address the emails go to, and a new one waiting for its confirmation link.
         address=consultation.patient.writable_address,
-        pending_address=addresses.pending_change(consultation),
+        pending_notice=_pending_notice(consultation),
         # Until the clinic has reached them, an urgent patient reads their advice again here.
         advice=triage.advice(consultation.red_flags, consultation.withdrawn_red_flags)
         if consultation.is_open and consultation.acknowledged_at is None
@@ -241,6 +244,28 @@ def _render(consultation: ConsultationRequest, status: int = 200, **forms: objec
         problem=problem,
         **forms,
     ), status
+
+
+def _address_notice(change: EmailChange, old: str | None) -> str:
+    """What the page says of a new address waiting for its confirmation link."""
+    return _(
+        "We sent a link to %(new)s. Your email address stays %(old)s until you open it. The "
+        "link works until %(when)s.",
+        new=change.new_email,
+        old=old,
+        when=clinic_dt(change.expires_at, "when", zone=True),
+    )
+
+
+def _pending_notice(consultation: ConsultationRequest) -> str | None:
+    """The notice of the new address waiting for its link, unless the message just flashed
+    says it: right after the patient asked, the page opens there with that message (moved
+    under the section's heading and focused), and the same words twice read as two things."""
+    change = addresses.pending_change(consultation)
+    if change is None:
+        return None
+    notice = _address_notice(change, consultation.patient.writable_address)
+    return None if notice in get_flashed_messages() else notice
 
 
 @bp.get("/<reference>")
@@ -684,14 +709,7 @@ def change_email(reference: str):
     except addresses.EmailChangeError as exc:
         form.email.errors = [*form.email.errors, str(exc)]
         return _render(consultation, 422, address_form=form)
-    flash(
-        _(
-            "We have sent a link to %(new)s. Your email address stays %(old)s until you open it.",
-            new=change.new_email,
-            old=old,
-        ),
-        "success",
-    )
+    flash(_address_notice(change, old), "success")
     return redirect(_here(reference) + "#your-address")
 
 
