@@ -35,6 +35,7 @@ from tests.support import (
     Clinic,
     calendar_location,
     checked_radios,
+    deliver_waiting_emails,
     field_error,
     first_open_slot,
     form_values,
@@ -419,6 +420,50 @@ def test_a_waiting_receipt_or_confirmation_is_written_again_with_the_new_address
     # Each patient is told the new address too.
     told = outbox_emails(app, "appointment_address")
     assert sorted(email.request_id for email in told) == sorted([held, confirmed])
+
+
+def waiting(app: Flask, template: str) -> list[OutboxEmail]:
+    return [e for e in outbox_emails(app, template) if e.status == OutboxStatus.PENDING]
+
+
+def test_a_waiting_moves_email_written_again_still_gives_the_previous_time(
+    app: Flask, admin: FlaskClient, clinic: Clinic
+) -> None:
+    """A move's email waiting when the address is corrected is written again with the new
+    address and still says the time it moved from, as the first did."""
+    from booking.dashboard.services import reschedule_request
+    from booking.scheduling.availability import open_slots
+    from booking.timeutil import clinic_dt
+    from tests.factories import staff_slot
+
+    request_id = confirmed_request(app, clinic)
+    deliver_waiting_emails(app)  # the patient was told the confirmed time
+    with app.app_context():
+        consultation = db.session.get_one(ConsultationRequest, request_id)
+        was = consultation.appointment.starts_at
+        kind = db.session.get_one(AppointmentType, clinic.type)
+        later = next(
+            slot
+            for slot in open_slots(kind, was + timedelta(days=1), was + timedelta(days=8))
+            if slot.location_id == clinic.location
+        )
+        reschedule_request(
+            consultation,
+            db.session.get_one(StaffUser, clinic.coordinator.id),
+            staff_slot(kind, later.starts_at, later.specialist_id, later.location_id),
+        )
+        was_when = clinic_dt(was, "when")
+    previous = f"Previous time, no longer kept: {was_when}"
+    (moved,) = waiting(app, "request_update")
+    assert previous in moved.body_text
+
+    path = location_page(clinic)
+    post_as_shown(admin, path, admin.get(path).get_data(as_text=True), address=NEW_ADDRESS)
+
+    (again,) = waiting(app, "request_update")
+    assert again.message_id != moved.message_id and NEW_ADDRESS in again.body_text
+    assert again.subject == moved.subject  # still the move's email
+    assert previous in again.body_text and f"<s>{was_when}</s>" in again.body_html
 
 
 def test_the_emails_written_again_are_queued_in_the_order_the_patient_should_read_them(

@@ -74,6 +74,9 @@ class OutboxEmail(db.Model):
     # until it is sent, so that an email withdrawn as outdated passes it on to the email
     # that replaces it (``services.withdraw_calendar_emails``).
     staff_message: Mapped[str | None] = mapped_column(EncryptedLongText)
+    # The time an email about a move gives as the one it was ("Previous time"), also in its
+    # bodies: kept so that the email written again (a corrected address) still gives it.
+    previous_starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
 
     request: Mapped[ConsultationRequest | None] = relationship(back_populates="emails")

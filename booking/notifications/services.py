@@ -209,6 +209,7 @@ def copy_email(email: OutboxEmail, *, recipient: str) -> OutboxEmail:
         attachment_type=email.attachment_type,
         attachment_body=email.attachment_body,
         staff_message=email.staff_message,
+        previous_starts_at=email.previous_starts_at,
     )
     db.session.add(copy)
     return copy

@@ -635,6 +635,8 @@ def patient_update(
     )
     if email is not None:
         email.staff_message = message or None  # passed on if the email is withdrawn
+        # Kept for the email written again (``relocation.write_again``).
+        email.previous_starts_at = previous_starts_at if kind == "rescheduled" else None
     return email
 
 

@@ -107,6 +107,8 @@ def write_again(consultation: ConsultationRequest, email: OutboxEmail) -> Outbox
         str(emails.update_kind(consultation, email)),  # rewritable: one of REWRITTEN_KINDS
         email.staff_message,
         appointment_ics(appointment),
+        # A move's email still gives the time it moved from (None for any other kind).
+        previous_starts_at=email.previous_starts_at,
     )
 
 
