@@ -144,6 +144,42 @@ def test_a_moved_appointments_email_gives_the_old_time_and_the_new(
     assert f"<s>{when(DAY, '10:00')}</s>" in rescheduled.body_html
 
 
+@pytest.mark.parametrize("delivered", [True, False], ids=["first-delivered", "first-waiting"])
+def test_a_second_move_gives_the_time_the_patient_was_last_told(
+    app: Flask, client: FlaskClient, clinic: Waiting, delivered: bool
+) -> None:
+    """Moved from A to B, then from B to C: the second email's previous time is B only if
+    the first email (A to B) went out. Still waiting, it is withdrawn by the second, so the
+    patient never learnt B: the second gives A, the time they were told."""
+    AuthActions(client).attempt(clinic.coordinator.email)
+    assert act(client, clinic.reference, "confirm", **slot(clinic)).status_code == 302
+    deliver_waiting_emails(app)  # the patient was told A
+    b = slot(clinic, day=NEXT_DAY.isoformat(), start="14:30")
+    assert act(client, clinic.reference, "reschedule", **b).status_code == 302
+    if delivered:
+        deliver_waiting_emails(app)
+    c = slot(clinic, day=NEXT_DAY.isoformat(), start="16:00")
+    assert act(client, clinic.reference, "reschedule", **c).status_code == 302
+
+    *_, second = _patient_emails(app)
+    assert f"When: {when(NEXT_DAY, '16:00')}\n" in second.body_text
+    told = when(NEXT_DAY, "14:30") if delivered else when(DAY, "10:00")
+    assert f"Previous time, no longer kept: {told}\n" in second.body_text
+    assert f"<s>{told}</s>" in second.body_html
+    # The first, waiting, was withdrawn: the patient gets the second alone.
+    assert len(_patient_emails(app)) == (3 if delivered else 2)
+
+    # Back to A before either went out: nothing moved for the patient, no previous time.
+    a = slot(clinic)
+    assert act(client, clinic.reference, "reschedule", **a).status_code == 302
+    *_, third = _patient_emails(app)
+    assert f"When: {when(DAY, '10:00')}\n" in third.body_text
+    if delivered:
+        assert f"Previous time, no longer kept: {when(NEXT_DAY, '14:30')}\n" in third.body_text
+    else:
+        assert "Previous time" not in third.body_text
+
+
 def test_confirm_reschedule_cancel_update_one_calendar_event(
     app: Flask, client: FlaskClient, clinic: Waiting
 ) -> None:

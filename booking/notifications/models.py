@@ -75,7 +75,9 @@ class OutboxEmail(db.Model):
     # that replaces it (``services.withdraw_calendar_emails``).
     staff_message: Mapped[str | None] = mapped_column(EncryptedLongText)
     # The time an email about a move gives as the one it was ("Previous time"), also in its
-    # bodies: kept so that the email written again (a corrected address) still gives it.
+    # bodies: kept so that the email written again (a corrected address) still gives it,
+    # and a newer move's email that replaces it unsent gives it instead of a time the
+    # patient was never told (``requests.emails.previous_time_told``).
     previous_starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
 

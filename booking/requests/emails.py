@@ -591,6 +591,33 @@ def update_kind(consultation: ConsultationRequest, email: OutboxEmail) -> str | 
     return next((kind for kind, subject in subjects.items() if subject == email.subject), None)
 
 
+def previous_time_told(consultation: ConsultationRequest, moved_from: datetime) -> datetime | None:
+    """The time a move's email gives as the one it was: ``moved_from``, unless the email of
+    an earlier move is still waiting, not taken by a worker. The new email withdraws it
+    (``withdraw_calendar_emails``), so the patient never learns ``moved_from``: the time
+    that email gave as the one it was is the last they were told, and is given instead
+    (None when the appointment is back at it: nothing moved for them). One a worker has
+    taken may arrive, so its time stands. Locks that email's row (PostgreSQL), so no worker
+    takes it before the withdrawal. Flushes nothing; read before the withdrawal."""
+    told = db.session.scalar(
+        select(OutboxEmail.previous_starts_at)
+        .where(
+            OutboxEmail.request_id == consultation.id,
+            OutboxEmail.template == "request_update",
+            OutboxEmail.attachment_type.startswith("text/calendar"),
+            OutboxEmail.status == OutboxStatus.PENDING,
+            OutboxEmail.withdrawn_at.is_(None),
+        )
+        .order_by(OutboxEmail.id)
+        .limit(1)
+        .with_for_update()
+    )
+    if told is None:
+        return moved_from
+    appointment = consultation.appointment
+    return None if appointment is not None and told == appointment.starts_at else told
+
+
 def patient_update(
     consultation: ConsultationRequest,
     kind: str,
@@ -635,7 +662,8 @@ def patient_update(
     )
     if email is not None:
         email.staff_message = message or None  # passed on if the email is withdrawn
-        # Kept for the email written again (``relocation.write_again``).
+        # Kept for the email written again (``relocation.write_again``) and for a newer
+        # move's that replaces it unsent (``lifecycle.change_email``).
         email.previous_starts_at = previous_starts_at if kind == "rescheduled" else None
     return email
 

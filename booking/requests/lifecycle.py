@@ -470,8 +470,12 @@ def change_email(
     (``withdraw_calendar_emails``) and, for the same visit (``CARRIES_STAFF_MESSAGE``),
     carries the message staff wrote in them. ``record_change`` writes a change's email with
     it; so does a change that is no change of status (a video visit's link). None when the
-    patient left no address or is not to be written to. Flushes; the caller commits."""
+    patient left no address or is not to be written to. A move's previous time is the one the
+    patient was last told (``emails.previous_time_told``). Flushes; the caller commits."""
     if ics is not None:
+        if previous_starts_at is not None:
+            # Read before the withdrawal below deletes the email that gives it.
+            previous_starts_at = emails.previous_time_told(consultation, previous_starts_at)
         carried = withdraw_calendar_emails(consultation.id)
         if email_kind in CARRIES_STAFF_MESSAGE:
             message = "\n\n".join([*carried, *([message] if message else [])]) or None
