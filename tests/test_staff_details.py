@@ -117,7 +117,9 @@ def test_a_corrected_address_signs_them_out_ends_old_reset_links_and_keeps_their
 
     assert response.status_code == 302
     shown = alerts(client.get("/staff/accounts"))
-    assert "They were signed out, and sign in with anna.weber@example.com from now on." in shown
+    assert (
+        "They were signed out, and sign in with <bdi>anna.weber@example.com</bdi> from now on."
+    ) in shown
     assert account(app, clinic.weber.id) == ("Dr. Weber", "anna.weber@example.com")
     notices = [email.id for email in outbox_emails(app, "staff_email_changed")]
     assert corrections(app) == [
@@ -347,7 +349,7 @@ def test_a_lone_admin_corrects_their_own_name_and_with_their_password_their_addr
     moved = change_own(client, "Ada Admín", "Ada@Example.com", PASSWORD)
     assert moved.status_code == 302 and moved.headers["Location"].endswith("/staff/login")
     shown = alerts(client.get("/staff/login"))
-    assert "please sign in with ada@example.com" in shown
+    assert "please sign in with <bdi>ada@example.com</bdi>." in shown
     # The notices are only in the outbox yet: the page does not say they arrived.
     assert "An email about it is on its way to both addresses." in shown
     assert account(app, staff.admin.id) == ("Ada Admín", "ada@example.com")

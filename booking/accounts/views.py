@@ -583,7 +583,7 @@ def edit_account(user_id: int) -> Response | tuple[str, int]:
                             "in with %(email)s from now on."
                         ),
                         name=isolated(user.full_name),
-                        email=user.email,
+                        email=isolated(user.email),
                     ),
                     "success",
                 )
@@ -636,10 +636,12 @@ def own_account() -> Response | tuple[str, int]:
                 address = user.email  # read before signing out: ``current_user`` then is nobody
                 end_session("email_changed")
                 flash(
-                    _(
-                        "Your email address was changed: please sign in with %(email)s. "
-                        "An email about it is on its way to both addresses.",
-                        email=address,
+                    naming(
+                        _(
+                            "Your email address was changed: please sign in with %(email)s. "
+                            "An email about it is on its way to both addresses."
+                        ),
+                        email=isolated(address),
                     ),
                     "success",
                 )
