@@ -9,6 +9,7 @@ import io
 import json
 import re
 import zipfile
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
 
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
@@ -86,8 +88,17 @@ def _patient(app: Flask, reference: str) -> tuple[FlaskClient, str]:
     return patient, url
 
 
-def _answer(patient: FlaskClient, url: str, files: dict[int, tuple[bytes, str]], answer: str):
+def _answer(
+    patient: FlaskClient,
+    url: str,
+    files: dict[int, tuple[bytes, str]],
+    answer: str,
+    then: Callable[[], None] | None = None,
+):
+    """Send an answer from the page as it is shown (``then``, if given, called in between)."""
     page = patient.get(url).get_data(as_text=True)
+    if then is not None:
+        then()
     data: dict[str, Any] = {
         "answer-csrf_token": _tokens(page)["answer-csrf_token"],
         "answer-ask_id": hidden_value(page, "answer-ask_id"),
@@ -353,6 +364,103 @@ def test_a_storage_failure_in_an_answer_is_said_beside_the_file(
     )
     assert field_error(page, "answer-files-1-file") == NOT_ADDED_WITH_OURS
     assert ANSWER in html.unescape(page)
+    with app.app_context():
+        assert _load(app, reference).documents == []
+
+
+def test_an_answer_the_database_failed_to_store_is_said_not_received_and_nothing_is_kept(
+    app: Flask,
+    staff_client: FlaskClient,
+    upload_dir: Path,
+    failing_commit: Callable[[], None],
+) -> None:
+    """The commit fails (the database restarting): the form again saying nothing was
+    received, each file to choose again and the answer kept, rather than "we cannot confirm"
+    with the files left for the clean-up; no file, no answer, no audit row; sent again, it
+    is received."""
+    reference = _new_request(app)
+    assert _ask(staff_client, reference, ["imaging_report", "referral_letter"]).status_code == 302
+    patient, url = _patient(app, reference)
+    files_before = stored_files(upload_dir)
+    two = {0: (pdf_bytes("MRI"), "mri.pdf"), 1: (pdf_bytes("Letter"), "letter.pdf")}
+    response = _answer(patient, url, two, ANSWER, then=failing_commit)
+    assert response.status_code == 503
+    page = response.get_data(as_text=True)
+    summary = page.split('id="error-summary"')[1].split("</div>")[0]
+    assert (
+        "Our system had a problem, so what you sent was not received. Please choose your "
+        "files again and send it all in a few minutes."
+    ) in summary
+    for index in (0, 1):
+        assert field_error(page, f"answer-files-{index}-file") == (
+            "Error: Not added: our system had a problem. Please choose it again in a few minutes."
+        )
+    assert ANSWER in html.unescape(page)
+    assert stored_files(upload_dir) == files_before
+    with app.app_context():
+        consultation = _load(app, reference)
+        assert consultation.documents == []
+        assert consultation.status == RequestStatus.AWAITING_PATIENT
+        assert asks.open_ask(consultation).answered_at is None
+    assert "information_received" not in audited_actions(app, reference)
+
+    assert _answer(patient, url, two, ANSWER).status_code == 302  # sent again
+    with app.app_context():
+        consultation = _load(app, reference)
+        assert sorted(d.original_name for d in consultation.documents) == ["letter.pdf", "mri.pdf"]
+        assert consultation.status == RequestStatus.REQUESTED
+
+
+def test_an_answer_stored_whose_commit_answer_was_lost_is_thanked_and_its_emails_go(
+    app: Flask,
+    staff_client: FlaskClient,
+    upload_dir: Path,
+    lost_commit_answer: Callable[[], None],
+) -> None:
+    """The commit is made, then its answer lost: found stored after all (a row names the
+    file), the patient is thanked as they would have been, the file kept, and the receipt
+    and the clinic's notice handed to the queue rather than left minutes for the sweep."""
+    reference = _new_request(app)
+    assert _ask(staff_client, reference, ["imaging_report"]).status_code == 302
+    patient, url = _patient(app, reference)
+    huey = app.extensions["huey"]
+    huey.flush()
+    response = _answer(
+        patient, url, {0: (pdf_bytes("MRI"), "mri.pdf")}, ANSWER, then=lost_commit_answer
+    )
+    assert response.status_code == 302
+    assert huey.pending_count() >= 2  # the patient's receipt and the clinic's notice
+    shown = patient.get(url).get_data(as_text=True)
+    assert "Thank you: the clinic has received what you sent." in shown
+    with app.app_context():
+        consultation = _load(app, reference)
+        [document] = consultation.documents
+        assert consultation.status == RequestStatus.REQUESTED
+    assert [p.name for p in stored_files(upload_dir)] == [document.stored_name]
+
+
+def test_an_answer_the_database_cannot_say_it_stored_keeps_its_files_and_says_so(
+    app: Flask,
+    staff_client: FlaskClient,
+    upload_dir: Path,
+    failing_commit: Callable[[], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The commit fails and the database cannot be asked whether it was stored after all
+    (still failing): the file stays for the reconciliation, and the page says it cannot
+    confirm, rather than "not received"."""
+
+    def still_failing(_names: list[str]) -> bool:
+        raise OperationalError("select", {}, Exception("the database system is shutting down"))
+
+    monkeypatch.setattr("booking.requests.asks.named_by_rows", still_failing)
+    reference = _new_request(app)
+    assert _ask(staff_client, reference, ["imaging_report"]).status_code == 302
+    patient, url = _patient(app, reference)
+    response = _answer(patient, url, {0: (pdf_bytes("MRI"), "mri.pdf")}, ANSWER, failing_commit)
+    assert response.status_code == 503
+    assert "we cannot confirm that this was sent" in response.get_data(as_text=True)
+    assert len(stored_files(upload_dir)) == 1
     with app.app_context():
         assert _load(app, reference).documents == []
 

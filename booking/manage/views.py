@@ -289,6 +289,12 @@ DOCUMENTS_NOT_CONFIRMED = _l(
     "Our system had a problem, so we cannot confirm that your documents were added. Please "
     "check your list of documents in a few minutes, and add them again if they are not there."
 )
+# The answer to the clinic's questions the database failed to store: nothing kept, the files to
+# choose again (what was typed is still on the form). When it cannot say: ``NOT_CONFIRMED``.
+ANSWER_NOT_SENT = _l(
+    "Our system had a problem, so what you sent was not received. Please choose your files "
+    "again and send it all in a few minutes."
+)
 
 
 def _refuse_files(form: AddDocumentsForm | AnswerForm, failure: DocumentRejected | OSError) -> int:
@@ -306,6 +312,25 @@ def _refuse_files(form: AddDocumentsForm | AnswerForm, failure: DocumentRejected
         else _("We could not store this file just now. Please try again."),
         ours=True,
     )
+    return 503
+
+
+def _not_stored(
+    form: AddDocumentsForm | AnswerForm,
+    failure: OperationalError | InterfaceError,
+    not_added: str,
+    not_confirmed: str,
+) -> int:
+    """A form's files the database failed to store with their change (the service stores
+    them all or none, and found the change not stored after all, or could not say:
+    ``stored_after_all``). Not stored, the files were deleted: ``not_added`` above the form,
+    each file chosen again (``FILE_NOT_ADDED``); else they are kept and the change may be
+    there: ``not_confirmed``. What was typed stays. The status to answer with: 503."""
+    db.session.rollback()
+    if stored_after_all(failure) is False:
+        form.refuse_upload(None, not_added, reason=str(FILE_NOT_ADDED))
+    else:
+        form.form_errors.append(not_confirmed)
     return 503
 
 
@@ -331,12 +356,8 @@ def add_documents(reference: str):
     except (DocumentRejected, OSError) as exc:
         return _render(consultation, _refuse_files(form, exc), documents_form=form)
     except (OperationalError, InterfaceError) as exc:  # the database: the form again, to retry
-        db.session.rollback()
-        if stored_after_all(exc) is False:  # nothing kept (the files deleted): choose again
-            form.refuse_upload(None, str(DOCUMENTS_NOT_ADDED), reason=str(FILE_NOT_ADDED))
-        else:  # it may be stored (its files kept): the list of documents will say
-            form.form_errors.append(str(DOCUMENTS_NOT_CONFIRMED))
-        return _render(consultation, 503, documents_form=form)
+        status = _not_stored(form, exc, str(DOCUMENTS_NOT_ADDED), str(DOCUMENTS_NOT_CONFIRMED))
+        return _render(consultation, status, documents_form=form)
     flash(
         ngettext(
             "Thank you: %(num)d document added.", "Thank you: %(num)d documents added.", count
@@ -373,10 +394,9 @@ def answer(reference: str):
         return _render(consultation, 422, answer_form=form)
     except (DocumentRejected, OSError) as exc:
         return _render(consultation, _refuse_files(form, exc), answer_form=form)
-    except (OperationalError, InterfaceError):  # the database: what was typed stays here
-        db.session.rollback()
-        form.form_errors.append(str(NOT_CONFIRMED))
-        return _render(consultation, 503, answer_form=form)
+    except (OperationalError, InterfaceError) as exc:  # the database: what was typed stays here
+        status = _not_stored(form, exc, str(ANSWER_NOT_SENT), str(NOT_CONFIRMED))
+        return _render(consultation, status, answer_form=form)
     flash(_("Thank you: the clinic has received what you sent."), "success")
     return redirect(_here(reference))
 

@@ -29,19 +29,24 @@ from flask_babel import force_locale, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from booking.audit.services import record
 from booking.crypto import EncryptedText
 from booking.documents.models import Document
-from booking.documents.storage import DocumentUpload, refuse_held, saved_before_locking
+from booking.documents.storage import (
+    DocumentUpload,
+    refuse_held,
+    saved_before_locking,
+    stored_after_all,
+)
 from booking.extensions import db
 from booking.forms import has_visible_text
-from booking.notifications.services import enqueue_delivery, queue_each
+from booking.notifications.services import enqueue_delivery, enqueue_still_to_go, queue_each
 from booking.requests import emails
 from booking.requests.events import EventKind
-from booking.requests.files import no_room_for
+from booking.requests.files import named_by_rows, no_room_for
 from booking.requests.lifecycle import (
     add_event,
     check_may_work,
@@ -495,46 +500,59 @@ def answer_ask(
     already holds, or the same file twice, included: ``refuse_held``) stores nothing.
     The files are checked, scanned and stored before the request is locked (the scanner may
     take ``CLAMAV_TIMEOUT`` per file); the ask, the room left and the files kept are checked
-    again under the lock."""
+    again under the lock. The database failing at the commit raises (``OperationalError``,
+    ``InterfaceError``; ``stored_after_all`` says whether the files were deleted), unless
+    the files are found stored after all (the commit's answer was lost): that is the answer
+    sent, its emails handed to the queue then."""
     answer = (answer or "").strip() or None
     if not files and not answer:
         raise AskError(_("Please choose a file or write your answer."))
+    request_id = consultation.id  # the session is rolled back (and expired) on a failure
     _open_ask_with_room(consultation, ask_id, len(files))  # a refused answer costs no scan
-    with saved_before_locking([upload for _code, upload in files]) as stored:
-        consultation = lock_request(consultation)
-        ask = _open_ask_with_room(consultation, ask_id, len(files))
-        refuse_held(stored, [upload for _code, upload in files], consultation.documents)
-        now = now_utc()
-        for (code, upload), file in zip(files, stored, strict=True):
-            db.session.add(
-                Document.of_upload(
-                    upload, file, now, request_id=consultation.id, checklist_item=code
+    uploads = [upload for _code, upload in files]
+    try:
+        with saved_before_locking(uploads, named=named_by_rows) as stored:
+            consultation = lock_request(consultation)
+            ask = _open_ask_with_room(consultation, ask_id, len(files))
+            refuse_held(stored, uploads, consultation.documents)
+            now = now_utc()
+            for (code, upload), file in zip(files, stored, strict=True):
+                db.session.add(
+                    Document.of_upload(
+                        upload, file, now, request_id=consultation.id, checklist_item=code
+                    )
                 )
+            before = snapshot(consultation)
+            ask.answer = answer
+            ask.answered_at = now
+            consultation.status = RequestStatus.REQUESTED
+            consultation.information_received_at = now
+            receipt = record_change(
+                consultation,
+                action="information_received",
+                actor=None,
+                before=before,
+                note=emails.in_staff_language(
+                    _l("The patient answered the request for information.")
+                ),
+                email_kind="information_received",
+                audit_extra={
+                    "documents": len(files),
+                    "items": [code for code, _upload in files],
+                    "answered": bool(answer),
+                },
             )
-        before = snapshot(consultation)
-        ask.answer = answer
-        ask.answered_at = now
-        consultation.status = RequestStatus.REQUESTED
-        consultation.information_received_at = now
-        receipt = record_change(
-            consultation,
-            action="information_received",
-            actor=None,
-            before=before,
-            note=emails.in_staff_language(_l("The patient answered the request for information.")),
-            email_kind="information_received",
-            audit_extra={
-                "documents": len(files),
-                "items": [code for code, _upload in files],
-                "answered": bool(answer),
-            },
-        )
-        notice = emails.clinic_notice(
-            consultation,
-            _l("information received"),
-            _l("The patient sent what the clinic asked for."),
-        )
-        db.session.commit()
+            notice = emails.clinic_notice(
+                consultation,
+                _l("information received"),
+                _l("The patient sent what the clinic asked for."),
+            )
+            db.session.commit()
+    except (OperationalError, InterfaceError) as failure:
+        if not stored_after_all(failure):
+            raise
+        enqueue_still_to_go(request_id)
+        return len(files)
     enqueue_delivery([e.id for e in (receipt, notice) if e is not None])
     return len(files)
 
