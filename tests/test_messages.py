@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import io
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,9 +74,16 @@ def _staff_writes(client: FlaskClient, reference: str, body: str = QUESTION, **k
 
 
 def _patient_writes(
-    browser: FlaskClient, page: str, body: str = REPLY, file: tuple[bytes, str] | None = None
+    browser: FlaskClient,
+    page: str,
+    body: str = REPLY,
+    file: tuple[bytes, str] | None = None,
+    then: Callable[[], None] | None = None,
 ):
+    """Write from the page as it is shown (``then``, if given, called in between)."""
     token = csrf_token(browser, page)
+    if then is not None:
+        then()
     data: dict[str, Any] = {"msg-csrf_token": token, "msg-body": body}
     if file is not None:
         data["msg-document-file"] = (io.BytesIO(file[0]), file[1])
@@ -349,6 +357,67 @@ def test_a_file_that_is_not_a_document_leaves_no_message_and_no_file(
     assert _emails(app, "message_waiting_staff") == []
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Document)) == 2
+
+
+def test_a_message_with_a_file_the_database_failed_to_store_is_said_not_sent_nothing_kept(
+    app: Flask, cases: dict, upload_dir, failing_commit: Callable[[], None]
+) -> None:
+    """The commit fails (the database restarting): the page again saying the message was not
+    sent, its file to choose again and its text kept, rather than "we cannot confirm" with
+    the file left for the clean-up; sent again, it is sent once."""
+    reference = cases["own"]["reference"]
+    browser, page = _patient(app, reference)
+    files_before = stored_files(upload_dir)
+    letter = (pdf_bytes("Letter"), "letter.pdf")
+    response = _patient_writes(browser, page, file=letter, then=failing_commit)
+    assert response.status_code == 503
+    shown = response.get_data(as_text=True)
+    summary = shown.split('id="error-summary"')[1].split("</div>")[0]
+    assert (
+        "Our system had a problem, so your message was not sent. It is still below: please "
+        "choose your file again and send it in a few minutes."
+    ) in summary
+    assert field_error(shown, "msg-document-file") == (
+        "Error: Not added: our system had a problem. Please choose it again in a few minutes."
+    )
+    assert REPLY in html.unescape(shown)
+    assert _messages(app) == []
+    assert stored_files(upload_dir) == files_before
+    assert _emails(app, "message_waiting_staff") == []
+
+    assert _patient_writes(browser, page, file=letter).status_code == 302  # sent again
+    [message] = _messages(app)
+    assert message.body == REPLY
+    assert len(stored_files(upload_dir)) == len(files_before) + 1
+
+
+def test_a_message_with_a_file_stored_whose_commit_answer_was_lost_is_sent(
+    app: Flask, cases: dict, upload_dir, lost_commit_answer: Callable[[], None]
+) -> None:
+    """The commit is made, then its answer lost: found stored after all (a row names its
+    file), the patient is thanked as they would have been, and the clinic's email and the
+    receipt are handed to the queue rather than left minutes for the sweep."""
+    reference = cases["own"]["reference"]
+    browser, page = _patient(app, reference)
+    huey = app.extensions["huey"]
+    huey.flush()
+    letter = (pdf_bytes("Letter"), "letter.pdf")
+    response = _patient_writes(browser, page, file=letter, then=lost_commit_answer)
+    assert response.status_code == 302
+    assert huey.pending_count() >= 2  # the clinic's email and the patient's receipt
+    assert "Thank you: your message is sent to the clinic." in browser.get(page).get_data(
+        as_text=True
+    )
+    [message] = _messages(app)
+    assert message.body == REPLY
+
+    # The service gives the message found (the session's own was rolled back).
+    lost_commit_answer()
+    with app.app_context():
+        upload = DocumentUpload(io.BytesIO(pdf_bytes("Scan")), "scan.pdf")
+        sent = messages.send_patient_message(_consultation(reference), "And the scan.", upload)
+        assert sent.body == "And the scan."
+        assert [d.original_name for d in sent.documents] == ["scan.pdf"]
 
 
 def test_a_file_attached_to_an_unwritten_message_is_said_not_added(app: Flask, cases: dict) -> None:

@@ -295,6 +295,11 @@ ANSWER_NOT_SENT = _l(
     "Our system had a problem, so what you sent was not received. Please choose your files "
     "again and send it all in a few minutes."
 )
+# A message with a file the database failed to store: nothing kept, the file to choose again.
+MESSAGE_NOT_SENT = _l(
+    "Our system had a problem, so your message was not sent. It is still below: please choose "
+    "your file again and send it in a few minutes."
+)
 
 
 def _refuse_files(form: AddDocumentsForm | AnswerForm, failure: DocumentRejected | OSError) -> int:
@@ -316,7 +321,7 @@ def _refuse_files(form: AddDocumentsForm | AnswerForm, failure: DocumentRejected
 
 
 def _not_stored(
-    form: AddDocumentsForm | AnswerForm,
+    form: AddDocumentsForm | AnswerForm | PatientMessageForm,
     failure: OperationalError | InterfaceError,
     not_added: str,
     not_confirmed: str,
@@ -606,10 +611,9 @@ def send_message(reference: str):
             _("We could not store your document just now. Please try again later.")
         )
         return _render(consultation, 503, message_form=form)
-    except (OperationalError, InterfaceError):  # the database: the message stays here
-        db.session.rollback()
-        form.form_errors.append(str(NOT_CONFIRMED))
-        return _render(consultation, 503, message_form=form)
+    except (OperationalError, InterfaceError) as exc:  # the database: the message stays here
+        status = _not_stored(form, exc, str(MESSAGE_NOT_SENT), str(NOT_CONFIRMED))
+        return _render(consultation, status, message_form=form)
     flash(_("Thank you: your message is sent to the clinic."), "success")
     return redirect(_here(reference) + "#messages")
 

@@ -40,6 +40,18 @@ class PatientMessageForm(BaseForm):
             ask_to_choose_again([self.document.form])
         return valid
 
+    def refuse_upload(self, index: int | None, message: str, *, reason: str | None = None) -> None:
+        """As the private page's other forms with files do (``manage.forms._FilesForm``): the
+        service refused the message for its file (``index`` 0: ``message`` beside it) or for
+        none (above the form); a file chosen and not itself refused says why it was not sent
+        (``reason``, by default ``NOT_ADDED_YET``), to be chosen again."""
+        entry = self.document.form
+        if index == 0:
+            entry.file.errors = [*entry.file.errors, message]
+        else:
+            self.form_errors.append(message)
+        ask_to_choose_again([entry], reason)
+
     def upload(self) -> DocumentUpload | None:
         """The attached file, once validated; None when none was chosen."""
         entry = self.document.form

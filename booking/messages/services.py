@@ -12,17 +12,23 @@ from dataclasses import dataclass
 
 from flask_babel import gettext as _
 from sqlalchemy import Select, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import joinedload, selectinload
 
 from booking.audit.services import record
 from booking.documents.models import Document
-from booking.documents.storage import DocumentUpload, refuse_held, saved_before_locking
+from booking.documents.storage import (
+    DocumentUpload,
+    refuse_held,
+    saved_before_locking,
+    stored_after_all,
+)
 from booking.extensions import db
 from booking.messages import emails
 from booking.messages.models import Message
-from booking.notifications.services import enqueue_delivery
+from booking.notifications.services import enqueue_delivery, enqueue_still_to_go
 from booking.requests import emails as request_emails
-from booking.requests.files import no_room_for
+from booking.requests.files import named_by_rows, no_room_for
 from booking.requests.lifecycle import PATIENT
 from booking.requests.links import is_read_only
 from booking.requests.models import ConsultationRequest
@@ -153,39 +159,54 @@ def send_patient_message(
     clinic is emailed that a message waits. All or nothing: a refused or failed attachment
     (one the request already holds included: ``refuse_held``) leaves no message and no
     file. The attachment is checked, scanned and stored before the request is locked (the
-    scanner may take ``CLAMAV_TIMEOUT``); the rules are checked again under the lock."""
+    scanner may take ``CLAMAV_TIMEOUT``); the rules are checked again under the lock. The
+    database failing at the commit raises (``OperationalError``, ``InterfaceError``;
+    ``stored_after_all`` says whether the attachment was deleted), unless the attachment is
+    found stored after all (the commit's answer was lost): that is the message sent, its
+    emails handed to the queue then."""
     uploads = [] if upload is None else [upload]
+    request_id = consultation.id  # the session is rolled back (and expired) on a failure
     _check_patient_may_write(consultation, len(uploads))  # a refused message costs no scan
-    with saved_before_locking(uploads) as stored:
-        consultation = lock_request(consultation)
-        _check_patient_may_write(consultation, len(uploads))
-        refuse_held(stored, uploads, consultation.documents)
-        message = _add(consultation, body, author=None)
-        for each, file in zip(uploads, stored, strict=True):
-            db.session.add(
-                Document.of_upload(
-                    each,
-                    file,
-                    message.created_at,
-                    request_id=consultation.id,
-                    message_id=message.id,
+    try:
+        with saved_before_locking(uploads, named=named_by_rows) as stored:
+            consultation = lock_request(consultation)
+            _check_patient_may_write(consultation, len(uploads))
+            refuse_held(stored, uploads, consultation.documents)
+            message = _add(consultation, body, author=None)
+            for each, file in zip(uploads, stored, strict=True):
+                db.session.add(
+                    Document.of_upload(
+                        each,
+                        file,
+                        message.created_at,
+                        request_id=consultation.id,
+                        message_id=message.id,
+                    )
                 )
+                db.session.flush()
+            record(
+                MESSAGE_SENT,
+                target_type="request",
+                target_id=consultation.reference,
+                actor_email=PATIENT,
+                details={
+                    "message_id": message.id,
+                    "from": PATIENT,
+                    "documents": len(stored),
+                },
             )
-            db.session.flush()
-        record(
-            MESSAGE_SENT,
-            target_type="request",
-            target_id=consultation.reference,
-            actor_email=PATIENT,
-            details={
-                "message_id": message.id,
-                "from": PATIENT,
-                "documents": len(stored),
-            },
-        )
-        email = emails.message_for_clinic(consultation)
-        receipt = request_emails.message_received(consultation, message.created_at, len(stored))
-        db.session.commit()
+            email = emails.message_for_clinic(consultation)
+            receipt = request_emails.message_received(consultation, message.created_at, len(stored))
+            db.session.commit()
+    except (OperationalError, InterfaceError) as failure:
+        if not stored_after_all(failure):  # (True only when a file was stored, and named)
+            raise
+        enqueue_still_to_go(request_id)
+        return db.session.scalars(
+            select(Message)
+            .join(Document, Document.message_id == Message.id)
+            .where(Document.stored_name == stored[0].stored_name)
+        ).one()
     enqueue_delivery([e.id for e in (email, receipt) if e is not None])
     return message
 
