@@ -538,9 +538,10 @@ def test_a_file_the_database_failed_to_add_is_named_and_its_description_kept(
     app: Flask, client: FlaskClient, draft_save_fails: Callable[[], None]
 ) -> None:
     """The database failed as a chosen file was added to the draft: the file is named with
-    what happened (its row may have been stored, its answer lost: "if it is not in the
-    list"), the files after it are not tried and are named to choose again, and what they are
-    is kept; with scripts the message goes beside the file. Not the bare 503 page."""
+    what happened (found not stored: to choose again; see the tests below for a row stored
+    after all, or no one able to say), the files after it are not tried and are named to
+    choose again, and what they are is kept; with scripts the message goes beside the file.
+    Not the bare 503 page."""
     from sqlalchemy import func, select
 
     from booking.requests.drafts import DraftDocument
@@ -556,11 +557,8 @@ def test_a_file_the_database_failed_to_add_is_named_and_its_description_kept(
     )
     assert response.status_code == 503
     page = response.get_data(as_text=True)
-    assert (
-        "<strong><bdi>mri.pdf</bdi></strong>: Our system had a problem, so we cannot confirm"
-        in page
-    )
-    assert "<strong><bdi>ct.pdf</bdi></strong>: Not added: our system had a problem." in page
+    for name in ("mri.pdf", "ct.pdf"):
+        assert f"<strong><bdi>{name}</bdi></strong>: Not added: our system had a problem." in page
     assert 'value="Scans from the hospital"' in page
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(DraftDocument)) == 0
@@ -577,7 +575,9 @@ def test_a_file_the_database_failed_to_add_is_named_and_its_description_kept(
         content_type="multipart/form-data",
     )
     assert scripted.status_code == 503
-    assert scripted.get_json()["message"].startswith("Our system had a problem, so we cannot")
+    assert scripted.get_json()["message"] == (
+        "Not added: our system had a problem. Please choose it again in a few minutes."
+    )
 
 
 @contextlib.contextmanager
@@ -1034,6 +1034,90 @@ def test_a_remove_whose_answer_was_lost_is_not_listed_and_pressing_again_is_harm
     assert _draft_documents(app) == []
     assert _remove(client, page, "").status_code == 303  # from the page before: nothing there
     assert "mri.pdf" not in open_step(client, "documents")
+
+
+def _add_file(client: FlaskClient, page: str) -> Any:
+    """Add a file on the documents step shown (``page``), as its form does without scripts."""
+    from tests.support import file_part, page_proof, page_token, pdf_bytes
+
+    data = {
+        "csrf_token": page_token(page),
+        "nav": "upload",
+        **page_proof(page),
+        "files": [file_part((pdf_bytes("MRI"), "mri.pdf"))],
+    }
+    return client.post("/request/steps/documents", data=data, content_type="multipart/form-data")
+
+
+def test_a_file_the_database_failed_to_add_to_the_draft_is_said_not_added_and_not_kept(
+    app: Flask, client: FlaskClient, upload_dir: Path, draft_save_fails: Callable[..., None]
+) -> None:
+    """The database failed as a file was added to the draft: the step said it could not
+    confirm the file was added, and the file stayed in the upload folder for the nightly
+    reconciliation. Asked again, the database says no row names it: the file is deleted and
+    the step says it was not added, to choose again; chosen again, it is added."""
+    from tests.support import fill_every_step, open_step, stored_files
+
+    fill_every_step(client)
+    page = open_step(client, "documents")
+    draft_save_fails("INSERT INTO draft_document ")
+    failed = _add_file(client, page)
+    assert failed.status_code == 503
+    shown = failed.get_data(as_text=True)
+    assert "Not added: our system had a problem. Please choose it again in a few minutes." in (
+        shown
+    )
+    assert "we cannot confirm that this file was added" not in shown
+    assert _draft_documents(app) == []
+    assert stored_files(upload_dir) == []
+
+    assert _add_file(client, page).status_code == 303  # chosen again
+    assert _draft_documents(app) == ["mri.pdf"]
+    assert len(stored_files(upload_dir)) == 1
+
+
+def test_a_file_added_to_the_draft_whose_answer_was_lost_is_added(
+    app: Flask, client: FlaskClient, upload_dir: Path, lose_answer_after: Callable[[str], None]
+) -> None:
+    """The file's row was committed, then the answer lost: found stored after all, the file
+    is added as it would have been (no "cannot confirm"), and its file kept."""
+    from tests.support import fill_every_step, open_step, stored_files
+
+    fill_every_step(client)
+    page = open_step(client, "documents")
+    lose_answer_after("INSERT INTO draft_document ")
+    added = _add_file(client, page)
+    assert added.status_code == 303
+    assert _draft_documents(app) == ["mri.pdf"]
+    assert len(stored_files(upload_dir)) == 1
+    assert "cannot confirm" not in open_step(client, "documents")
+
+
+def test_a_file_the_database_cannot_say_it_added_to_the_draft_is_kept_and_said_so(
+    app: Flask,
+    client: FlaskClient,
+    upload_dir: Path,
+    draft_save_fails: Callable[..., None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The database failed and cannot be asked whether the row was stored after all (still
+    failing): the file stays for the reconciliation, and the step says it cannot confirm."""
+    from sqlalchemy.exc import OperationalError
+
+    from tests.support import fill_every_step, open_step, stored_files
+
+    def still_failing(_names: list[str]) -> bool:
+        raise OperationalError("select", {}, Exception("the database system is shutting down"))
+
+    monkeypatch.setattr("booking.requests.files.named_by_rows", still_failing)
+    fill_every_step(client)
+    page = open_step(client, "documents")
+    draft_save_fails("INSERT INTO draft_document ")
+    failed = _add_file(client, page)
+    assert failed.status_code == 503
+    assert "we cannot confirm that this file was added" in failed.get_data(as_text=True)
+    assert _draft_documents(app) == []
+    assert len(stored_files(upload_dir)) == 1
 
 
 def test_the_documents_step_whose_next_the_database_failed_to_store_comes_back(

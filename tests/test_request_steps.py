@@ -918,7 +918,8 @@ def test_a_file_added_while_another_tab_sends_is_refused_not_lost(
         def __getattr__(self, name: str):
             return getattr(self.inner, name)
 
-    monkeypatch.setattr(drafts, "get_storage", SendWhileSaving)
+    # The storage the draft's file goes in through (``saved_before_locking``).
+    monkeypatch.setattr("booking.documents.storage.get_storage", SendWhileSaving)
     response = client.post(
         "/request/steps/documents",
         data={"csrf_token": documents_token, "files": [(io.BytesIO(pdf_bytes("2")), "second.pdf")]},

@@ -33,7 +33,12 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.wrappers import Response
 
 from booking.documents.forms import FILE_NOT_ADDED
-from booking.documents.storage import DocumentRejected, DocumentUpload, ScannerDown
+from booking.documents.storage import (
+    DocumentRejected,
+    DocumentUpload,
+    ScannerDown,
+    stored_after_all,
+)
 from booking.extensions import csrf, limiter
 from booking.forms import (
     ADDRESS_IN_NAME_RE,
@@ -1280,16 +1285,20 @@ def _documents_step(
             messages.append((name, _("We could not store this file just now. Please try again.")))
             our_fault += 1
         except (OperationalError, InterfaceError) as error:
-            # Its row may be stored all the same (the commit's answer lost): the page lists
-            # it then, and the same file chosen again is refused as already added.
             log.error(
                 "database failed while a draft's document was added: %s", type(error).__name__
             )
-            not_confirmed = _(
-                "Our system had a problem, so we cannot confirm that this file was added. If "
-                "it is not in the list, please add it again in a few minutes."
-            )
-            messages.append((name, not_confirmed))
+            if stored_after_all(error) is False:  # not stored, its file deleted: choose again
+                messages.append((name, str(FILE_NOT_ADDED)))
+            else:
+                # Its row may be stored all the same (the commit's answer lost, and no one
+                # could say): the page lists it then, and the same file chosen again is
+                # refused as already added.
+                not_confirmed = _(
+                    "Our system had a problem, so we cannot confirm that this file was "
+                    "added. If it is not in the list, please add it again in a few minutes."
+                )
+                messages.append((name, not_confirmed))
             our_fault += 1
             database_failed = True
     # Every file refused by our storage (a full disk) or database, none for what it is: 503,

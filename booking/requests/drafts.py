@@ -35,6 +35,7 @@ from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import ForeignKey, Select, String, bindparam, delete, select
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
 from booking.crypto import EncryptedText, text_digest
@@ -42,8 +43,9 @@ from booking.documents.models import StoredDocument, kept
 from booking.documents.storage import (
     DocumentUpload,
     get_storage,
-    may_have_committed,
     refuse_kept,
+    saved_before_locking,
+    stored_after_all,
 )
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
@@ -253,34 +255,43 @@ def save_answers(
 def add_document(draft: RequestDraft, upload: DocumentUpload) -> DraftDocument:
     """Check and store one upload in the draft. Raises ``DocumentRejected`` (a message for the
     patient), ``DraftFull``, ``DraftSent``, or ``OSError`` when storage fails; nothing is kept
-    then."""
+    then. The database failing raises too (``OperationalError``, ``InterfaceError``;
+    ``stored_after_all`` says whether the file was deleted), unless the document is found
+    stored after all (the commit's answer was lost): it is then the one returned."""
     if len(draft.kept_documents) >= current_app.config["MAX_DOCUMENTS"]:
         raise DraftFull
-    storage = get_storage()
-    max_bytes = current_app.config["MAX_DOCUMENT_MB"] * 1024 * 1024
-    db.session.rollback()  # no transaction held open while the file goes in and is scanned
-    stored = storage.save(upload.stream, max_bytes)
-    now = now_utc()
+    # (Imported here: ``files`` reads this module's DraftDocument as it is imported.)
+    from booking.requests.files import named_by_rows
+
     try:
-        # Checked again, locked, once the file is in: another tab may have sent the request
-        # or added files meanwhile.
-        draft = lock_draft(draft)
-        if draft.sent_at is not None:
-            raise DraftSent
-        if len(draft.kept_documents) >= current_app.config["MAX_DOCUMENTS"]:
-            raise DraftFull
-        refuse_kept([stored], draft.documents)
-        described = replace(upload, description=_description(upload.description))
-        document = DraftDocument.of_upload(described, stored, now)
-        draft.documents.append(document)
-        draft.updated_at = now
-        draft.expires_at = _expiry(now)
-        db.session.commit()
-    except BaseException as failure:
-        db.session.rollback()
-        if not may_have_committed(failure):  # else left for the reconciliation
-            _remove_files([stored.stored_name])
-        raise
+        # No transaction held open while the file goes in and is scanned.
+        with saved_before_locking([upload], named=named_by_rows) as [stored]:
+            now = now_utc()
+            # Checked again, locked, once the file is in: another tab may have sent the
+            # request or added files meanwhile.
+            draft = lock_draft(draft)
+            if draft.sent_at is not None:
+                raise DraftSent
+            if len(draft.kept_documents) >= current_app.config["MAX_DOCUMENTS"]:
+                raise DraftFull
+            refuse_kept([stored], draft.documents)
+            described = replace(upload, description=_description(upload.description))
+            document = DraftDocument.of_upload(described, stored, now)
+            draft.documents.append(document)
+            draft.updated_at = now
+            draft.expires_at = _expiry(now)
+            db.session.commit()
+    except (OperationalError, InterfaceError) as failure:
+        found = (
+            db.session.scalars(
+                select(DraftDocument).where(DraftDocument.stored_name == stored.stored_name)
+            ).first()
+            if stored_after_all(failure)
+            else None
+        )
+        if found is None:  # not stored, or no one can say (or the draft sent since)
+            raise
+        return found
     return document
 
 
