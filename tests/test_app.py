@@ -7,6 +7,7 @@ import mailbox
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -513,6 +514,7 @@ def mail_sink(dev_settings: dict[str, Any]) -> Iterator[Path]:
             "MAIL_PORT": str(port),
             "DEV_MAILDIR": str(maildir),
         },
+        start_new_session=True,  # the shell and the sink it starts: stopped together
     )
     try:
         deadline = time.monotonic() + 30
@@ -526,7 +528,8 @@ def mail_sink(dev_settings: dict[str, Any]) -> Iterator[Path]:
                 time.sleep(0.1)
         yield maildir
     finally:
-        sink.terminate()
+        # The whole group: stopping the shell alone left the sink running after the test.
+        os.killpg(sink.pid, signal.SIGTERM)
         sink.wait(timeout=10)
 
 
