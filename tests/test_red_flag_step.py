@@ -464,6 +464,22 @@ def test_the_urgent_advice_says_the_clinic_knows_only_once_the_request_is_sent(
     assert URGENT_BEFORE_SENDING not in page
 
 
+def test_the_time_picker_after_urgent_answers_says_what_to_do_first(
+    app: Flask, client: FlaskClient, clinic: Clinic
+) -> None:
+    """The first step leads to the time picker: a patient with urgent answers reads there, at
+    once, to contact their doctor today (not only once a time is chosen). The page is kept
+    and reused: another patient's, with no such answer, says nothing of it, in either order."""
+    other = app.test_client()
+    answer_red_flags(other)
+    assert URGENT_TITLE not in other.get("/request/time").get_data(as_text=True)
+    assert answer_red_flags(client, yes={"fever"}).location == "/request/time"
+    page = client.get("/request/time").get_data(as_text=True)
+    assert URGENT_TITLE in page and URGENT_BEFORE_SENDING in page
+    assert URGENT_TITLE not in other.get("/request/time").get_data(as_text=True)
+    assert URGENT_TITLE not in app.test_client().get("/request/time").get_data(as_text=True)
+
+
 FILLED_IN = "We have filled in your details from your earlier answers."
 
 

@@ -165,14 +165,35 @@ def _reused_page() -> bool:
 
 @bp.get("/request/time")
 def pick_time() -> Response | bytes:
-    """Step 1: pick an appointment type, a specialist (or the first available) and a time."""
-    page = cached_page(availability_key(), _render_pick_time)
+    """Step 1: pick an appointment type, a specialist (or the first available) and a time.
+    The page the first step leads to: it tells a patient with urgent answers what to do,
+    as the steps do (``_draft_advice``)."""
+    pathway, advice = _draft_advice()
+    key = availability_key()
+    page = cached_page(None if key is None else (key, pathway), lambda: _render_pick_time(advice))
     if not page:  # no appointment type to book: the request goes on without a time
         return redirect(url_for("patients.step", code=steps.FIRST))
     return page
 
 
-def _render_pick_time() -> str:
+def _draft_advice() -> tuple[str | None, triage.Advice | None]:
+    """The pathway and advice of this browser's unsent draft's answers to the first step, as
+    its steps show them (``triage.advice_before_sending``); (None, None) when there is none,
+    or when the draft is hidden (``_idle_hidden``): the next user must not read it."""
+    if not session.get(DRAFT_KEY):
+        return None, None
+    draft = _open_draft(documents=False)
+    if draft is None or draft.sent_at is not None:
+        return None, None
+    saved = draft.values()
+    if _idle_hidden(draft, saved):
+        return None, None
+    codes = steps.red_flags_yes(saved)
+    advice = triage.advice_before_sending(codes)
+    return (triage.pathway(codes), advice) if advice is not None else (None, None)
+
+
+def _render_pick_time(advice: triage.Advice | None = None) -> str:
     """The picker page, or "" when no appointment type is offered."""
     types = active_appointment_types()
     if not types:
@@ -206,6 +227,7 @@ def _render_pick_time() -> str:
         last_day=shown.end - timedelta(microseconds=1),  # the last clinic day shown
         earlier=shown.earlier,
         later=shown.end,
+        advice=advice,
     )
 
 
