@@ -237,10 +237,12 @@ def test_a_refused_file_keeps_its_reason_while_the_others_go_up(
     """Chosen together, a PDF and a file that is not one: the script sends each on its own.
     The page does not reload over the refusal (that hid it): the reason stays next to the
     refused file, the PDF says Accepted, and the list shows it when the patient asks. No
-    "Try again" for the refused file: the same file would be refused again."""
+    "Try again" for the refused file: the same file would be refused again. The list's
+    "No documents added yet." goes once the PDF is in: it said so above the PDF's Accepted."""
     area = _a_pdf_and_a_refused_file_chosen(page, clinic, pdf_file)
     refused = area.locator(".upload-row", has_text="notes.pdf")
     expect(area.locator(".upload-row", has_text="mri-report.pdf")).to_contain_text("Accepted")
+    expect(page.get_by_text("No documents added yet.")).to_be_hidden()
     expect(refused.get_by_role("button", name="Try again")).to_have_count(0)
     expect(area).to_contain_text("The files marked Accepted are saved.")
     expect(area).not_to_contain_text("being checked")  # no file was held for its scan

@@ -15,6 +15,9 @@
   // after a while without use, the server adds nothing (views._idle_hidden).
   var proof = form.querySelector('input[name="draft_page"]');
   var description = form.querySelector('input[name="description"]');
+  // "No documents added yet.": untrue once a file is in, though the list shows it only when
+  // the page reloads (not over a refused file's reason, below).
+  var none = document.getElementById("no-documents");
   if (!input || !area || !token) {
     return;
   }
@@ -96,6 +99,9 @@
       status.className = "ms-2 upload-status " + (ok ? "text-success" : "text-danger");
       if (ok) {
         added += 1;
+        if (none) {
+          none.hidden = true;
+        }
         if (waiting) {
           held += 1;
         }
