@@ -375,6 +375,32 @@ def test_a_call_back_creates_an_emergency_request_and_alerts_staff_at_once(
     assert '<a href="tel:+4930901820">+49 30 901820</a>' in record  # the link dials E.164
 
 
+def test_back_after_a_call_back_shows_it_not_an_empty_form_that_sends_another(
+    app: Flask, client: FlaskClient
+) -> None:
+    """Back from the call-back's confirmation opened the form again, empty, as if nothing had
+    been sent: sent again, it was a second emergency request for the same patient. It shows
+    the call-back taken; answering the first step again offers the form again."""
+    answer_red_flags(client, yes={"saddle_numbness"})
+    page = client.get("/request/emergency").get_data(as_text=True)
+    data = {
+        "csrf_token": page_token(page),
+        "submission_token": _field(page, "submission_token"),
+        "full_name": "Jonas Weber",
+        "phone": "030 901820",
+    }
+    assert client.post("/request/emergency", data=data).status_code == 303
+    back = client.get("/request/emergency")
+    assert back.status_code == 303
+    assert back.headers["Location"] == "/request/emergency/call-back"
+    with app.app_context():
+        assert _count(ConsultationRequest) == 1
+
+    answer_red_flags(client, yes={"saddle_numbness"})
+    page = client.get("/request/emergency").get_data(as_text=True)
+    assert 'name="submission_token"' in page and 'name="phone"' in page
+
+
 @pytest.mark.parametrize(
     ("typed", "stored", "shown"),
     [

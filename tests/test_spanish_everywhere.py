@@ -293,6 +293,8 @@ def test_the_public_and_error_pages_read_in_spanish(app: Flask) -> None:
             "/request/start", data={"csrf_token": csrf_token(limited_client, "/request/start")}
         )
     reader.page("429, first step", limited, 429)
+    # (Answered again: after a call-back, the emergency page shows it, not the form.)
+    answer_red_flags(client, yes=["saddle_numbness"])
     emergency = client.get("/request/emergency").get_data(as_text=True)
     for _ in range(2):
         limited = _post(client, "/request/emergency", emergency)

@@ -306,6 +306,8 @@ def red_flags() -> Response | tuple[str, int]:
         # patient back from the emergency page who changes it to "no" must not lose that.
         earlier = _kept_red_flags() or {}
         _keep_red_flags(answers)
+        # Answered afresh: the emergency page offers a call-back again (``emergency``).
+        session.pop(CALLBACK_KEY, None)
         # With scripts, an emergency "yes" shows its advice at once, and the patient may change
         # it to "no" before sending the step: the script names the questions ticked yes.
         ticked = {name.removeprefix("red_") for name in request.form.getlist("ticked_yes")}
@@ -414,6 +416,11 @@ def emergency() -> Response | tuple[str, int]:
     flags = _emergency_flags()
     if flags is None:
         return redirect(url_for("patients.red_flags"))
+    if _reading() and session.get(CALLBACK_KEY):
+        # Back from the call-back's confirmation: the form again, empty, read as if nothing
+        # had been sent, and sent again it was a second emergency request. Its confirmation
+        # instead, until the first step is answered again (``red_flags``).
+        return redirect(url_for("patients.callback_requested"), code=303)
     form = CallbackForm()
     # Shown filled in, still to check and send: a post takes only what the page sends.
     contact = {} if form.is_submitted() else _draft_contact()
