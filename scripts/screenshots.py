@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -22,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from flask import Flask  # noqa: E402
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
@@ -38,30 +39,46 @@ PHONE = {
     "locale": "en-US",
 }
 COORDINATOR = "coordinator@example.com"
-# The answers a patient gives in the confirmation shot: field name -> value (radio buttons and
-# checkboxes by value, text fields by text).
-ANSWERS = {
-    "full_name": "Julia Hoffmann",
-    "date_of_birth": "1981-09-23",
-    "email": "julia.hoffmann@example.com",
-    "phone": "+49 30 1234567",
+# The answers a patient gives on the way to the confirmation shot, step by step, found as the
+# browser tests find them (tests/e2e/pages.py): text fields by their label, radio buttons and
+# checkboxes by their group's legend and their own label.
+ABOUT_YOU = {
+    "Full name": "Julia Hoffmann",
+    "Date of birth": "1981-09-23",
+    "Email address": "julia.hoffmann@example.com",
+    "Phone number": "+49 30 1234567",
 }
-CHOICES = {
-    "preferred_contact": ["email"],
-    "pain_locations": ["lower_back", "leg"],
-    "pain_duration": ["3_12_months"],
-    "spine_region": ["lower_back"],
-    "back_pain_now": ["4"],
-    "back_pain_worst": ["7"],
-    "leg_pain_now": ["3"],
-    "leg_pain_worst": ["6"],
-    "radiating_pain": ["yes"],
-    "numbness": ["no"],
-    "weakness": ["no"],
-    "blood_thinners": ["no"],
-    "diabetes": ["no"],
-    "smoking": ["never"],
+CONTACT = {"How should we contact you?": ["Email"]}
+SYMPTOMS = {
+    "Where does it hurt?": ["Lower back", "Leg"],
+    "Where is your main problem?": ["My lower back (the pain may spread into a leg)"],
+    "Which side?": ["Left"],
+    "How long have you had this pain?": ["3 to 12 months"],
+    "Does the pain spread into your arm or leg?": ["Yes"],
+    "Do you have numbness or tingling?": ["No"],
+    "Do you have weakness in an arm or leg?": ["No"],
 }
+PAIN = {
+    "Back pain right now": ["4"],
+    "Back pain at its worst in the last week": ["7"],
+    "Leg pain right now": ["3"],
+    "Leg pain at its worst in the last week": ["6"],
+}
+GENERAL_HEALTH = {
+    "Do you take blood thinners (anticoagulants)?": ["No"],
+    "Do you have diabetes?": ["No"],
+    "Do you smoke?": ["Never smoked"],
+}
+# The steps after the questions about urgent symptoms, by their names in the list of steps.
+STEPS = [
+    "Time",
+    "About you",
+    "Your symptoms",
+    "Pain and daily life",
+    "Health and treatment",
+    "Documents",
+    "Check and send",
+]
 
 
 def demo_app(directory: Path) -> Flask:
@@ -136,35 +153,95 @@ def shoot(page: Page, out: Path, name: str) -> None:
     print(f"{shown}  {path.stat().st_size // 1024} KB")
 
 
+def group(page: Page, legend: str) -> Locator:
+    """The fieldset whose legend is ``legend`` (with or without "(optional)")."""
+    name = re.compile(rf"^{re.escape(legend)}(?: \(optional\))?$")
+    return page.get_by_role("group", name=name).or_(page.get_by_role("radiogroup", name=name))
+
+
+def answer(page: Page, texts: dict[str, str], choices: dict[str, list[str]]) -> None:
+    for label, value in texts.items():
+        page.get_by_label(label, exact=True).fill(value)
+    for legend, options in choices.items():
+        for option in options:
+            group(page, legend).get_by_label(option, exact=True).check()
+
+
+def expect_step(page: Page, name: str) -> None:
+    """The page is the step called ``name`` (any of its parts)."""
+    heading = f"Step {STEPS.index(name) + 1} of {len(STEPS)}: {name}"
+    expect(page.get_by_role("heading", level=1)).to_have_text(re.compile(rf"^{re.escape(heading)}"))
+
+
+def save_and_continue(page: Page, then: str) -> None:
+    """Press "Save and continue" until the step ``then`` shows (past a step's other parts)."""
+    for _ in range(20):
+        with page.expect_navigation():  # (the page's form is posted, the next page loads)
+            page.get_by_role("button", name="Save and continue").click()
+        if (
+            page.get_by_role("heading", level=1)
+            .inner_text()
+            .startswith(f"Step {STEPS.index(then) + 1} of")
+        ):
+            break
+    expect_step(page, then)
+
+
+def answer_red_flags(page: Page) -> None:
+    """The first page: "No" to every question about urgent symptoms, then Continue."""
+    from booking.requests import triage
+
+    for flag in triage.ASKED:
+        group(page, str(flag.question)).get_by_label("No", exact=True).check()
+    page.get_by_role("button", name="Continue").click()
+
+
 def patient_shots(browser: Browser, url: str, out: Path) -> None:
+    """The patient's shots, from the first question to the confirmation; then the form on a
+    phone."""
     page = browser.new_context(**DESKTOP).new_page()
     page.goto(f"{url}/request/start")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Request a spine evaluation")
     shoot(page, out, "urgent-symptoms")
-    for flag in page.locator("input[type=radio][name^=red_][value=no]").all():
-        flag.check()
-    page.get_by_role("button", name="Continue").click()
-    expect(page).to_have_url(f"{url}/request/time")
+    answer_red_flags(page)
+    expect(page).to_have_url(re.compile(r"/request/time"))
     shoot(page, out, "time-picker")
 
-    page.locator("input[name=slot]").first.check()
-    page.get_by_role("button", name="Continue with this time").click()
-    expect(page.locator("#chosen-slot")).to_be_attached()
+    times = page.get_by_role("form", name=re.compile(r"^Open times from "))
+    slots = times.get_by_role("radio")
+    # The second time when there are two: the first may pass the minimum notice meanwhile.
+    (slots.nth(1) if slots.count() > 1 else slots.first).check()
+    times.get_by_role("button", name="Continue with this time").click()
+    expect_step(page, "Time")
+    expect(page.locator("#chosen-slot")).to_be_visible()
+    save_and_continue(page, "About you")
+    answer(page, ABOUT_YOU, CONTACT)
+    page.evaluate("() => { document.activeElement.blur(); window.scrollTo(0, 0); }")
     shoot(page, out, "patient-form")
 
-    for name, value in ANSWERS.items():
-        page.locator(f"[name={name}]").fill(value)
-    for name, values in CHOICES.items():
-        for value in values:
-            page.locator(f"input[name={name}][value='{value}']").check()
-    page.locator("input[name=privacy_consent]").check()
-    page.locator("input[name=contact_consent]").check()
+    save_and_continue(page, "Your symptoms")
+    answer(page, {}, SYMPTOMS)
+    save_and_continue(page, "Pain and daily life")
+    answer(page, {}, PAIN)
+    save_and_continue(page, "Health and treatment")
+    save_and_continue(page, "Health and treatment")  # its second part asks what is required
+    answer(page, {}, GENERAL_HEALTH)
+    save_and_continue(page, "Documents")
+    save_and_continue(page, "Check and send")
+    page.get_by_role("checkbox", name="I have read the privacy notice").check()
+    page.get_by_role("checkbox", name="I agree to be contacted about my request").check()
     page.get_by_role("button", name="Send my request").click()
+    expect(page).to_have_url(re.compile(r"/request/submitted$"))
     expect(page.get_by_role("heading", level=1)).to_have_text("Your request was sent")
     shoot(page, out, "confirmation")
     page.context.close()
 
     phone = browser.new_context(**PHONE).new_page()
-    phone.goto(f"{url}/request")
+    phone.goto(f"{url}/request/start")
+    answer_red_flags(phone)
+    phone.get_by_role("link", name="Continue without choosing a time").click()
+    expect_step(phone, "Time")
+    save_and_continue(phone, "About you")
     shoot(phone, out, "patient-form-phone")
     phone.context.close()
 
@@ -200,6 +277,15 @@ def staff_shots(
     page.context.close()
 
 
+def take(browser: Browser, app: Flask, url: str, out: Path) -> None:
+    """Every shot, in ``out``, from ``app`` (holding the demo data) served at ``url``.
+    tests/e2e/test_request_steps_journey.py runs this against the browser tests' server, so
+    a page that changes under the script fails a test, not the next ``make screenshots``."""
+    reference, day, held = demo_facts(app)
+    patient_shots(browser, url, out)
+    staff_shots(browser, url, out, reference, day, held)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
@@ -214,12 +300,10 @@ def main() -> None:
     os.environ.setdefault("SECRET_KEY", "screenshots-only-" + os.urandom(8).hex())
     with tempfile.TemporaryDirectory(prefix="spineconsult-shots-") as tmp:
         app = demo_app(Path(tmp))
-        reference, day, held = demo_facts(app)
         with serving(app) as url, sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             try:
-                patient_shots(browser, url, args.out)
-                staff_shots(browser, url, args.out, reference, day, held)
+                take(browser, app, url, args.out)
             finally:
                 browser.close()
         with app.app_context():

@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import BrowserContext, Locator, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 from sqlalchemy import select
 
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.requests.drafts import RequestDraft
 from booking.requests.models import ConsultationRequest
+from scripts import screenshots
 from tests.e2e.conftest import (
     IMAGING_REVIEW,
     PHONE,
@@ -824,3 +825,26 @@ def test_a_step_chosen_in_the_list_keeps_what_was_typed_on_the_page(
     [consultation] = stored(clinic)
     assert consultation.patient.full_name == "Erika Musterfrau"
     assert [d.description for d in consultation.documents] == ["MRI report, 2026"]
+
+
+def test_the_screenshot_script_still_walks_the_steps_and_the_staff_pages(
+    browser: Browser, live_server: LiveServer, tmp_path: Path
+) -> None:
+    """``make screenshots`` (scripts/screenshots.py) walks these steps by the same labels and
+    names, on the demo data: a step it no longer finds its way through fails here, not the
+    next time someone retakes README's pictures."""
+    result = live_server.app.test_cli_runner().invoke(args=["seed-demo"])
+    assert result.exit_code == 0, result.output
+    sent_before = {c.reference for c in stored(live_server)}
+
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    screenshots.take(browser, live_server.app, live_server.url, shots)
+
+    # The shots taken are the ones README shows.
+    readme = (Path(screenshots.ROOT) / "README.md").read_text(encoding="utf-8")
+    shown = set(re.findall(r"docs/screenshots/([\w-]+\.png)", readme))
+    assert {path.name for path in shots.glob("*.png")} == shown
+    [sent] = [c for c in stored(live_server) if c.reference not in sent_before]
+    assert sent.patient.full_name == screenshots.ABOUT_YOU["Full name"]
+    assert sent.appointment is not None
