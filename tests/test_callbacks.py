@@ -461,6 +461,37 @@ def test_a_call_needs_an_outcome_and_a_time_that_has_been(
         assert db.session.scalar(sa.select(sa.func.count()).select_from(CallbackAttempt)) == 0
 
 
+def test_a_call_with_the_outcome_other_needs_the_note_it_points_to(
+    app: Flask, client: FlaskClient, emergency: dict[str, Any]
+) -> None:
+    # "Other (see the note)" with the note left empty (or only spaces) said nothing of what
+    # came of the call: the form asks for the note, and nothing is logged.
+    AuthActions(client).login("coordinator")
+    reference = emergency["reference"]
+    token = csrf_token(client, f"/staff/requests/{reference}")
+    for note in ("", "   "):
+        response = client.post(
+            f"/staff/requests/{reference}/calls",
+            data={"call-csrf_token": token, "call-outcome": "other", "call-note": note},
+        )
+        assert response.status_code == 422, note
+        assert "Please say in the note what came of the call." in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(CallbackAttempt)) == 0
+    # With the note, it is logged; the other outcomes still need none.
+    for outcome, note in (
+        ("other", "Spoke to the daughter: the patient is in hospital."),
+        ("no_answer", ""),
+    ):
+        response = client.post(
+            f"/staff/requests/{reference}/calls",
+            data={"call-csrf_token": token, "call-outcome": outcome, "call-note": note},
+        )
+        assert response.status_code == 302, outcome
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(CallbackAttempt)) == 2
+
+
 # No email address: the record offers no email -----------------------------------------------
 
 # What the record offers only for a patient who can be emailed.

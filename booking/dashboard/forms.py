@@ -528,6 +528,19 @@ class CallbackForm(BaseForm):
         ),
     )
 
+    def validate(self, extra_validators: object = None) -> bool:
+        valid = super().validate(extra_validators)
+        # "Other (see the note)" with no note logged a call that pointed at nothing: the
+        # timeline said only "Other", and nobody could tell what came of it. (Here, not in a
+        # validate_note: the note's Optional() stops its chain when it is empty.)
+        if self.outcome.data == CallOutcome.OTHER.value and not (self.note.data or "").strip():
+            self.note.errors = [
+                *self.note.errors,
+                _("Please say in the note what came of the call."),
+            ]
+            return False
+        return valid
+
     def validate_day(self, field: DateField) -> None:
         if field.data is not None and not FIRST_YEAR <= field.data.year <= LAST_YEAR:
             raise ValidationError(_("Please check the year of the date."))
