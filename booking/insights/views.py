@@ -43,6 +43,9 @@ class Chart:
     value_heading: str
     note: str = ""
     empty_message: str = ""
+    # Time runs left to right: where the chart is wider than the screen (a phone), its box
+    # opens at the newest end, not at the oldest weeks (often empty) with this week hidden.
+    newest_last: bool = False
 
 
 @bp.get("/insights")
@@ -184,6 +187,7 @@ def _charts(insights: services.Insights) -> dict[str, Chart]:
             bars=weekly,
             row_heading=_("Week"),
             value_heading=_("Requests"),
+            newest_last=True,
         ),
         "diagnosis": _bar_chart(
             "chart-diagnosis",
