@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from werkzeug.routing import Rule
+from werkzeug.routing import AnyConverter, Rule
 from werkzeug.serving import make_server
 
 from booking import create_app
@@ -48,6 +48,8 @@ def _example_path(rule: Rule, secret: str) -> str:
             )
         elif f"<int:{name}>" in rule.rule:
             values[name] = 7
+        elif isinstance(rule._converters.get(name), AnyConverter):  # one of a few actions
+            values[name] = min(rule._converters[name].items)
         else:
             values[name] = "SC-2026-ABCD" if name == "reference" else "x"
     return rule.build(values, append_unknown=False)[1]
