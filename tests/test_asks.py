@@ -28,6 +28,7 @@ from booking.requests.models import ConsultationRequest, RequestStatus
 from booking.staff.models import StaffUser
 from booking.timeutil import clinic_today, now_utc
 from tests.factories import make_request, make_staff
+from tests.smtp import SmtpServer
 from tests.support import (
     EXE_BYTES,
     AuthActions,
@@ -1015,6 +1016,38 @@ def test_a_request_confirmed_while_waiting_stops_asking_and_reminding(
     assert "The clinic needs something from you" not in patient.get(url).get_data(as_text=True)
     record = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
     assert "Asked, not sent" in record and "Asked, waiting" not in record
+
+
+def test_staff_confirming_a_moment_after_asking_are_told_the_ask_ended(
+    mail_settings: dict[str, Any],
+    smtp: SmtpServer,
+    app: Flask,
+    staff_client: FlaskClient,
+    clinic: Clinic,
+) -> None:
+    """A coordinator asks, then confirms before the worker has sent the ask's email. The
+    confirmation ends the ask (the patient's page stops asking) and withdraws that email, by
+    design: it would send the patient to a page with nothing to answer. Delivered through
+    the worker to a real mail server, the patient gets the confirmation alone; the
+    coordinator, told a moment ago "asked by email", is told the ask ended."""
+    from booking.notifications.services import deliver_outbox_email
+
+    reference = _new_request(app)
+    assert _ask(staff_client, reference, ["imaging_report"], QUESTION).status_code == 302
+    _confirm(staff_client, reference, clinic)
+    record = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert "The patient is no longer asked for the information requested" in html.unescape(record)
+    with app.app_context():
+        ids = list(db.session.scalars(select(OutboxEmail.id).order_by(OutboxEmail.id)))
+        assert [deliver_outbox_email(i) for i in ids] == [None] * len(ids)
+    subjects = [m.message["Subject"] for m in smtp.collector.wait_for(len(ids))]
+    assert sorted(subjects) == sorted(
+        [
+            f"We received your request {reference}",
+            f"New request {reference}",
+            f"Your appointment is confirmed ({reference})",
+        ]
+    )
 
 
 @pytest.mark.parametrize(("action", "locale"), [("decline", "en"), ("cancel", "es")])

@@ -1061,6 +1061,10 @@ def mark_deceased(reference: str) -> Response | tuple[str, int]:
 def change_status(reference: str, action: str) -> Response | tuple[str, int] | str:
     consultation = _load_visible(reference)
     forms: dict[str, object] = {}
+    # A change that takes the request out of waiting for the patient (confirmed, declined,
+    # cancelled) ends the ask too, and withdraws its email if it has not gone out yet
+    # (``lifecycle.record_change``): staff are told, who may have asked a moment ago.
+    asking = consultation.status == RequestStatus.AWAITING_PATIENT
     try:
         if action in ("confirm", "reschedule"):
             form = _slot_form(consultation)
@@ -1141,6 +1145,16 @@ def change_status(reference: str, action: str) -> Response | tuple[str, int] | s
     else:
         flash(
             _("Done. The patient left no email address: please call them to tell them."), "success"
+        )
+    if asking and consultation.status != RequestStatus.AWAITING_PATIENT:
+        flash(
+            _(
+                "The patient is no longer asked for the information requested: their page "
+                "stops asking and no reminder goes. The email asking for it was withdrawn if "
+                "it had not gone out yet. If you still need it, send the patient a message or "
+                "call them."
+            ),
+            "info",
         )
     return redirect(url_for(".record", reference=consultation.reference))
 
