@@ -30,6 +30,7 @@ from tests.factories import (
     make_appointment_type,
     offer_a_cancelled_time,
 )
+from tests.smtp import SmtpServer
 from tests.support import (
     AuthActions,
     Clinic,
@@ -528,6 +529,49 @@ def test_an_address_email_still_waiting_goes_when_the_patient_moves_their_time(
     assert outbox_emails(app, "appointment_address") == []
     (moved,) = outbox_emails(app, "request_update")  # which gives the new time and address
     assert NEW_ADDRESS in moved.body_text
+
+
+@pytest.mark.parametrize("then", ["answered", "withdrawn"])
+def test_asking_the_patient_for_information_leaves_a_waiting_address_email_to_go(
+    mail_settings: dict[str, object],
+    smtp: SmtpServer,
+    app: Flask,
+    admin: FlaskClient,
+    clinic: Clinic,
+    then: str,
+) -> None:
+    """The held time's new address waits for the worker; staff ask the patient for
+    information, and the patient answers or staff stop asking. Neither changes the time held
+    or its place (only the status, between the unconfirmed ones): delivered through the
+    worker, the patient gets the new address and every email about the ask."""
+    from booking.notifications.services import deliver_outbox_email
+    from booking.requests import asks
+
+    with app.app_context():
+        reference = book_first_open_time(clinic).reference
+        db.session.execute(update(OutboxEmail).values(status=OutboxStatus.SENT))  # the receipt
+        db.session.commit()
+    path = location_page(clinic)
+    post_as_shown(admin, path, admin.get(path).get_data(as_text=True), address=NEW_ADDRESS)
+    with app.app_context():
+        coordinator = db.session.get_one(StaffUser, clinic.coordinator.id)
+        ask = asks.ask_patient(request(reference), coordinator, [], "Since when?")
+        if then == "answered":
+            asks.answer_ask(request(reference), ask.id, [], "Since March.")
+        else:
+            asks.withdraw_ask(request(reference), coordinator)
+        ids = list(
+            db.session.scalars(
+                select(OutboxEmail.id)
+                .where(OutboxEmail.status == OutboxStatus.PENDING)
+                .order_by(OutboxEmail.id)
+            )
+        )
+        assert [deliver_outbox_email(i) for i in ids] == [None] * len(ids)
+    received = smtp.collector.wait_for(len(ids))
+    subjects = [m.message["Subject"] for m in received]
+    assert f"We need something from you ({reference})" in subjects
+    assert [m for m in received if NEW_ADDRESS in str(m.message)], subjects
 
 
 def _told_the_new_address(

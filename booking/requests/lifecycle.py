@@ -42,6 +42,7 @@ from booking.requests.events import EventKind, RequestEvent
 from booking.requests.models import (
     OPEN_STATUSES,
     REFERENCE_ALPHABET,
+    UNCONFIRMED_STATUSES,
     ConsultationRequest,
     RequestStatus,
 )
@@ -347,11 +348,27 @@ def _outdated_by(
     """Which of the request's waiting emails (``withdraw_pending``) a change from ``before``
     to ``after`` (``snapshot``) outdates."""
     outdated: frozenset[str] = frozenset()
-    if any(before.get(key) != after.get(key) for key in _APPOINTMENT_KEYS):
+    if _appointment_changed(before, after):
         outdated |= REMINDER_TEMPLATES | ADDRESS_TEMPLATES
     if consultation.status not in OPEN_STATUSES or not after.get("active"):
         outdated |= OFFER_TEMPLATES
     return outdated
+
+
+# The statuses of a request not confirmed yet: between them (staff ask the patient for
+# information, the patient answers, staff stop asking) the time held is the same, at the
+# same place, and its emails still hold.
+_UNCONFIRMED = frozenset(status.value for status in UNCONFIRMED_STATUSES)
+
+
+def _appointment_changed(before: dict[str, object], after: dict[str, object]) -> bool:
+    """Whether a change from ``before`` to ``after`` (``snapshot``) changes what the request's
+    reminders and address emails say: its appointment, or its status (a time confirmed,
+    cancelled, attended), not a move between the unconfirmed statuses."""
+    if any(before.get(key) != after.get(key) for key in _APPOINTMENT_KEYS if key != "status"):
+        return True
+    statuses = {before.get("status"), after.get("status")}
+    return len(statuses) > 1 and not statuses <= _UNCONFIRMED
 
 
 # The emails that replace a withdrawn calendar email for the same appointment (confirmed at,
