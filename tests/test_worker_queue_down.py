@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from booking.logging import STORAGE_ERROR_QUIET_SECONDS, RepeatedStorageErrorFilter
 from tests.smtp import free_port
@@ -64,9 +66,11 @@ def test_a_worker_whose_redis_is_down_logs_a_few_errors_not_one_a_second(
 
 
 def _refused() -> redis.exceptions.ConnectionError:
-    """What reading a Redis that is down raises (nothing listens on the port)."""
+    """What reading a Redis that is down raises (nothing listens on the port): the first
+    refusal's, not tried again (redis-py's default retries it three times with a backoff of
+    up to 10 s: about 9 s a call here, a minute for the test below)."""
     try:
-        redis.Redis(port=free_port(), socket_connect_timeout=1).ping()
+        redis.Redis(port=free_port(), socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)).ping()
     except redis.exceptions.ConnectionError as exc:
         return exc
     raise AssertionError("something answered")
