@@ -52,6 +52,9 @@ def test_settings_exported_in_the_shell_do_not_reach_the_tests(tmp_path: Path) -
     alone failed 80 tests of test_availability, test_outcomes and test_workflow."""
     test = f"{Path(__file__).relative_to(ROOT)}::test_the_app_under_test_has_the_suites_settings"
     options = ["-p", "no:randomly", "-p", "no:cacheprovider", "-s", "-q"]
+    # Not the plugins of the property and browser tests, which import nothing of the project:
+    # Hypothesis's alone takes a second to import, a third of this run (the others stay).
+    options += ["-p", "no:hypothesispytest", "-p", "no:playwright"]
     ran = subprocess.run(
         [sys.executable, "-m", "pytest", test, *options, "--basetemp", str(tmp_path / "pytest")],
         cwd=ROOT,
