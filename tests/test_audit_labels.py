@@ -5,6 +5,7 @@ type of target it records has a reading for the Record cell (``booking.admin.tra
 from __future__ import annotations
 
 import ast
+import functools
 import html
 import re
 from pathlib import Path
@@ -25,12 +26,22 @@ BOOKING = Path(__file__).resolve().parent.parent / "booking"
 WRITERS = {"record": 0, "audited_when_done": 1, "record_view": 2}
 
 
+@functools.cache
+def _modules() -> tuple[tuple[Path, ast.Module], ...]:
+    """Every module of the code base, parsed once for the tests of this file (each reads
+    them all twice: about a second of parsing a time). Nothing here changes a tree."""
+    return tuple(
+        (path, ast.parse(path.read_text(encoding="utf-8")))
+        for path in sorted(BOOKING.rglob("*.py"))
+    )
+
+
 def _constants() -> dict[str, str]:
     """Every module-level ``NAME = "text"`` in the code base, by name: actions kept as
     constants (``ACCESS_REFUSED``) are recorded by name."""
     found: dict[str, str] = {}
-    for path in BOOKING.rglob("*.py"):
-        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+    for _path, module in _modules():
+        for node in module.body:
             if (
                 isinstance(node, ast.Assign)
                 and isinstance(node.value, ast.Constant)
@@ -98,8 +109,8 @@ def _written(keyword: str, writers: dict[str, int]) -> set[str]:
         for child in ast.iter_child_nodes(node):
             visit(child, path, parameters)
 
-    for path in sorted(BOOKING.rglob("*.py")):
-        visit(ast.parse(path.read_text(encoding="utf-8")), path, set())
+    for path, module in _modules():
+        visit(module, path, set())
     assert not unseen, f"{keyword}s the test cannot read (use a literal or a constant): {unseen}"
     return codes
 
