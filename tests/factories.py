@@ -327,3 +327,27 @@ def set_visit_mode(app: Any, clinic: Clinic, mode: Any) -> None:
     with app.app_context():
         kind = db.session.get(AppointmentType, clinic.type)
         admin_services.edit_appointment_type(kind, kind.name, {}, mode, actor=None)
+
+
+def move_to_next_time(app: Any, clinic: Clinic, request_id: int, mode: Any = None) -> None:
+    """The coordinator moves the request's appointment to the first open time after it, of
+    a new type whose visits take place by ``mode`` (a ``VisitMode``; None: of its own type,
+    the time alone changes)."""
+    from booking.dashboard.services import reschedule_request
+    from booking.extensions import db
+    from booking.scheduling.availability import open_slots
+
+    with app.app_context():
+        consultation = db.session.get_one(ConsultationRequest, request_id)
+        appointment = consultation.appointment
+        kind = appointment.appointment_type
+        if mode is not None:
+            kind = make_appointment_type(f"Spine review ({mode.value})", minutes=30)
+            kind.mode = mode
+            db.session.commit()
+        later = open_slots(kind, appointment.ends_at, appointment.ends_at + timedelta(days=7))
+        reschedule_request(
+            consultation,
+            db.session.get_one(StaffUser, clinic.coordinator.id),
+            staff_slot(kind, later[0].starts_at, later[0].specialist_id, later[0].location_id),
+        )

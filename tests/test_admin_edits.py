@@ -28,7 +28,9 @@ from tests.factories import (
     confirm_at,
     confirmed_request,
     make_appointment_type,
+    move_to_next_time,
     offer_a_cancelled_time,
+    set_visit_mode,
 )
 from tests.smtp import SmtpServer
 from tests.support import (
@@ -465,6 +467,26 @@ def test_a_waiting_moves_email_written_again_still_gives_the_previous_time(
     assert again.message_id != moved.message_id and NEW_ADDRESS in again.body_text
     assert again.subject == moved.subject  # still the move's email
     assert previous in again.body_text and f"<s>{was_when}</s>" in again.body_html
+
+
+def test_a_waiting_moves_email_written_again_still_says_the_visit_is_now_in_person(
+    app: Flask, admin: FlaskClient, clinic: Clinic
+) -> None:
+    """A move from video to in person whose email waits when the address is corrected: the
+    email written again still says first that the visit is now in person, at the new
+    address."""
+    set_visit_mode(app, clinic, VisitMode.VIDEO)
+    request_id = confirmed_request(app, clinic)
+    deliver_waiting_emails(app)
+    move_to_next_time(app, clinic, request_id, VisitMode.IN_PERSON)
+
+    path = location_page(clinic)
+    post_as_shown(admin, path, admin.get(path).get_data(as_text=True), address=NEW_ADDRESS)
+
+    (again,) = waiting(app, "request_update")
+    now = f"This visit is now in person at Main clinic, {NEW_ADDRESS}, not by video."
+    assert now in again.body_text.split("Your reference")[0]
+    assert again.previous_mode == VisitMode.VIDEO.value
 
 
 def test_the_emails_written_again_are_queued_in_the_order_the_patient_should_read_them(

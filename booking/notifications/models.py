@@ -79,6 +79,10 @@ class OutboxEmail(db.Model):
     # and a newer move's email that replaces it unsent gives it instead of a time the
     # patient was never told (``requests.emails.previous_time_told``).
     previous_starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # How the visit took place before the move of an email that changed it (a visit mode's
+    # value: the outbox knows no feature), kept as ``previous_starts_at`` is and for the
+    # same readers (``requests.emails.previous_mode_told``).
+    previous_mode: Mapped[str | None] = mapped_column(String(12))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
 
     request: Mapped[ConsultationRequest | None] = relationship(back_populates="emails")

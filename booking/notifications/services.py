@@ -210,6 +210,7 @@ def copy_email(email: OutboxEmail, *, recipient: str) -> OutboxEmail:
         attachment_body=email.attachment_body,
         staff_message=email.staff_message,
         previous_starts_at=email.previous_starts_at,
+        previous_mode=email.previous_mode,
     )
     db.session.add(copy)
     return copy

@@ -31,8 +31,8 @@ from booking.requests import links, triage
 from booking.requests.followup import Wait, clinic_hours, duration_label, on_call_address
 from booking.requests.models import ConsultationRequest, Patient, TriageLevel
 from booking.scheduling.ical import appointment_ics, calendar_file_name, with_attendee
-from booking.scheduling.models import Appointment, SlotOffer
-from booking.scheduling.visits import visit_when
+from booking.scheduling.models import Appointment, SlotOffer, VisitMode
+from booking.scheduling.visits import mode_of, visit_when
 from booking.timeutil import now_utc
 
 
@@ -618,6 +618,27 @@ def previous_time_told(consultation: ConsultationRequest, moved_from: datetime) 
     return None if appointment is not None and told == appointment.starts_at else told
 
 
+def previous_mode_told(consultation: ConsultationRequest, mode_before: VisitMode) -> VisitMode:
+    """How a move's email says the visit took place before it: ``mode_before``, unless the
+    email of an earlier move that changed it is still waiting: the new email withdraws it, as
+    ``previous_time_told`` reads, and the way that email gave as the one it was is the last
+    the patient was told. Locks that email's row (PostgreSQL). Read before the withdrawal."""
+    told = db.session.scalar(
+        select(OutboxEmail.previous_mode)
+        .where(
+            OutboxEmail.request_id == consultation.id,
+            OutboxEmail.template == "request_update",
+            OutboxEmail.attachment_type.startswith("text/calendar"),
+            OutboxEmail.status == OutboxStatus.PENDING,
+            OutboxEmail.withdrawn_at.is_(None),
+        )
+        .order_by(OutboxEmail.id)
+        .limit(1)
+        .with_for_update()
+    )
+    return VisitMode(told) if told is not None else mode_before
+
+
 def patient_update(
     consultation: ConsultationRequest,
     kind: str,
@@ -626,13 +647,23 @@ def patient_update(
     ics_method: str = "REQUEST",
     *,
     previous_starts_at: datetime | None = None,
+    previous_mode: VisitMode | None = None,
 ) -> OutboxEmail | None:
     """A change the patient should know of: ``kind`` is confirmed, rescheduled, declined,
     cancelled, completed, no_show, join_link (a video visit's link, given by staff) or one of
     the request for information's (needed, reminder, received); ``ics`` the calendar update
     that goes with it; ``previous_starts_at`` the time a move (rescheduled) moved it from,
-    shown beside the new one."""
+    shown beside the new one; ``previous_mode`` how the visit took place before the move: when
+    it is not how it does now, the email says so first (``visits.mode_change``)."""
     appointment = consultation.appointment
+    mode_changed_from = (
+        previous_mode
+        if kind == "rescheduled"
+        and appointment is not None
+        and previous_mode is not None
+        and previous_mode is not mode_of(appointment.appointment_type)
+        else None
+    )
     with force_locale(consultation.locale):
         subject = _update_subjects(consultation)[kind]
         if kind == "rescheduled" and consultation.is_unconfirmed:
@@ -659,12 +690,14 @@ def patient_update(
         manage_url=links.manage_url(consultation) if kind in LINKED_UPDATES else None,
         message=message,
         previous_starts_at=previous_starts_at if kind == "rescheduled" else None,
+        previous_mode=mode_changed_from,
     )
     if email is not None:
         email.staff_message = message or None  # passed on if the email is withdrawn
         # Kept for the email written again (``relocation.write_again``) and for a newer
         # move's that replaces it unsent (``lifecycle.change_email``).
         email.previous_starts_at = previous_starts_at if kind == "rescheduled" else None
+        email.previous_mode = mode_changed_from.value if mode_changed_from is not None else None
     return email
 
 

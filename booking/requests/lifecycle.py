@@ -48,7 +48,8 @@ from booking.requests.models import (
 )
 from booking.requests.queries import can_see
 from booking.scheduling.availability import clinic_settings
-from booking.scheduling.models import Appointment
+from booking.scheduling.models import Appointment, AppointmentType, VisitMode
+from booking.scheduling.visits import mode_of
 from booking.staff.models import StaffRole, StaffUser
 from booking.timeutil import clinic_dt, now_utc
 
@@ -468,7 +469,17 @@ def record_change(
         previous_starts_at=moved_from
         if email_kind == "rescheduled" and moved_from != after.get("starts_at")
         else None,
+        # And how it took place: a move that changes it says so first (``patient_update``).
+        previous_mode=_mode_before(before) if email_kind == "rescheduled" else None,
     )
+
+
+def _mode_before(before: dict[str, object]) -> VisitMode | None:
+    """How the appointment of a ``snapshot`` took place; None when it had none."""
+    if "appointment_type" not in before:
+        return None
+    type_id = before["appointment_type"]
+    return mode_of(db.session.get(AppointmentType, type_id) if type_id is not None else None)
 
 
 def change_email(
@@ -479,9 +490,11 @@ def change_email(
     ics_method: str = "REQUEST",
     *,
     previous_starts_at: datetime | None = None,
+    previous_mode: VisitMode | None = None,
 ) -> OutboxEmail | None:
     """The patient's email about a change of the request or its appointment
-    (``emails.patient_update``; ``previous_starts_at``: the time a move moved it from),
+    (``emails.patient_update``; ``previous_starts_at``: the time a move moved it from,
+    ``previous_mode``: how the visit took place before it),
     written as every such change writes it: one that carries a
     calendar file withdraws the request's status emails with a calendar file not sent yet
     (``withdraw_calendar_emails``) and, for the same visit (``CARRIES_STAFF_MESSAGE``),
@@ -493,9 +506,17 @@ def change_email(
         if previous_starts_at is not None:
             # Read before the withdrawal below deletes the email that gives it.
             previous_starts_at = emails.previous_time_told(consultation, previous_starts_at)
+        if previous_mode is not None:
+            previous_mode = emails.previous_mode_told(consultation, previous_mode)
         carried = withdraw_calendar_emails(consultation.id)
         if email_kind in CARRIES_STAFF_MESSAGE:
             message = "\n\n".join([*carried, *([message] if message else [])]) or None
     return emails.patient_update(
-        consultation, email_kind, message, ics, ics_method, previous_starts_at=previous_starts_at
+        consultation,
+        email_kind,
+        message,
+        ics,
+        ics_method,
+        previous_starts_at=previous_starts_at,
+        previous_mode=previous_mode,
     )

@@ -109,6 +109,8 @@ def write_again(consultation: ConsultationRequest, email: OutboxEmail) -> Outbox
         appointment_ics(appointment),
         # A move's email still gives the time it moved from (None for any other kind).
         previous_starts_at=email.previous_starts_at,
+        # And how the visit took place before a move that changed it.
+        previous_mode=VisitMode(email.previous_mode) if email.previous_mode else None,
     )
 
 

@@ -17,6 +17,8 @@ def init_app(app: Flask) -> None:
         MODE_LABELS,
         checklist,
         from_home,
+        mode_change,
+        mode_change_html,
         preparation,
         visit_is_remote,
         visit_join_link,
@@ -29,6 +31,8 @@ def init_app(app: Flask) -> None:
     app.add_template_global(other_languages)  # the admin's names in each language
     app.add_template_global(visit_where)
     app.add_template_global(visit_where_html)  # the emails' HTML part and the pages
+    app.add_template_global(mode_change, "visit_mode_change")
+    app.add_template_global(mode_change_html, "visit_mode_change_html")
     app.add_template_global(visit_is_remote)
     app.add_template_global(visit_join_link)
     app.add_template_global(visit_when)

@@ -89,6 +89,39 @@ def visit_where_html(booked: Booked) -> Markup:
     )
 
 
+def _mode_change(previous: VisitMode, booked: Booked, place: str) -> str:
+    mode = mode_of(booked.appointment_type)
+    if mode is VisitMode.IN_PERSON:
+        if previous is VisitMode.PHONE:
+            return _("This visit is now in person at %(place)s, not by phone.", place=place)
+        return _("This visit is now in person at %(place)s, not by video.", place=place)
+    if previous is VisitMode.IN_PERSON:
+        if mode is VisitMode.PHONE:
+            return _("This visit is now by phone, not in person: you do not come to the clinic.")
+        return _("This visit is now by video, not in person: you do not come to the clinic.")
+    if mode is VisitMode.PHONE:
+        return _("This visit is now by phone, not by video.")
+    return _("This visit is now by video, not by phone.")
+
+
+def mode_change(previous: VisitMode, booked: Booked) -> str:
+    """What a move that changed how the visit takes place (``previous``: how it did) says
+    first: a patient who expected a video call must not stay home, nor one who expected to
+    come in travel for nothing (a template global; ``where`` is its place)."""
+    location = booked.location
+    return _mode_change(
+        previous, booked, PLACE.format(name=location.display_name, address=location.address)
+    )
+
+
+def mode_change_html(previous: VisitMode, booked: Booked) -> Markup:
+    """``mode_change`` for the HTML part of an email: the place as ``where_html`` gives it."""
+    location = booked.location
+    place = where_html(VisitMode.IN_PERSON, location.display_name, location.address)
+    # gettext escapes nothing: the sentence is escaped, then the place (Markup) put in.
+    return escape(_mode_change(previous, booked, "\x00")).replace("\x00", place)
+
+
 def visit_when(booked: Booked) -> str:
     """When the visit starts, as pages and emails show it; for a visit from home with the
     clinic's time zone named: the patient may be elsewhere, and their calendar file (in UTC)

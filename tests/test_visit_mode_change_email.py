@@ -1,0 +1,87 @@
+"""A move that changes how the visit takes place (in person, by video, by phone) says so first
+in the patient's email, not only in its "Where" line: a patient who expected a video call
+must not stay home, nor one who expected to come in travel for nothing."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from booking.scheduling.models import VisitMode
+from tests.factories import confirmed_request, move_to_next_time, set_visit_mode
+from tests.support import Clinic, deliver_waiting_emails, outbox_emails
+
+NOW_IN_PERSON = "This visit is now in person at Main clinic, Friedrichstr. 1, Berlin, not by video."
+NOW_IN_PERSON_HTML = (
+    "This visit is now in person at <bdi>Main clinic</bdi>, Friedrichstr. 1, Berlin, not by video."
+)
+NOW_BY_VIDEO = "This visit is now by video, not in person: you do not come to the clinic."
+NOW_BY_PHONE = "This visit is now by phone, not by video."
+
+
+def top(text: str) -> str:
+    """An email's text before the appointment's details."""
+    return text.split("Your reference")[0]
+
+
+def test_video_to_in_person_says_so_first(app: Flask, clinic: Clinic) -> None:
+    set_visit_mode(app, clinic, VisitMode.VIDEO)
+    request_id = confirmed_request(app, clinic)
+    move_to_next_time(app, clinic, request_id, VisitMode.IN_PERSON)
+    email = outbox_emails(app, "request_update")[-1]
+    assert NOW_IN_PERSON in top(email.body_text)
+    assert NOW_IN_PERSON_HTML in top(email.body_html)
+    assert email.previous_mode == VisitMode.VIDEO.value
+
+
+def test_in_person_to_video_says_the_patient_does_not_come(app: Flask, clinic: Clinic) -> None:
+    request_id = confirmed_request(app, clinic)
+    move_to_next_time(app, clinic, request_id, VisitMode.VIDEO)
+    email = outbox_emails(app, "request_update")[-1]
+    assert NOW_BY_VIDEO in top(email.body_text)
+    assert NOW_BY_VIDEO in top(email.body_html)
+
+
+def test_video_to_phone_says_so(app: Flask, clinic: Clinic) -> None:
+    set_visit_mode(app, clinic, VisitMode.VIDEO)
+    request_id = confirmed_request(app, clinic)
+    move_to_next_time(app, clinic, request_id, VisitMode.PHONE)
+    email = outbox_emails(app, "request_update")[-1]
+    assert NOW_BY_PHONE in top(email.body_text) and NOW_BY_PHONE in top(email.body_html)
+
+
+def test_a_move_of_the_time_alone_says_nothing_of_the_mode(app: Flask, clinic: Clinic) -> None:
+    set_visit_mode(app, clinic, VisitMode.VIDEO)
+    request_id = confirmed_request(app, clinic)
+    move_to_next_time(app, clinic, request_id, None)
+    email = outbox_emails(app, "request_update")[-1]
+    assert "Your appointment has changed." in email.body_text
+    assert "This visit is now" not in email.body_text
+    assert "This visit is now" not in email.body_html
+    assert email.previous_mode is None
+
+
+def test_a_newer_move_that_replaces_the_email_unsent_still_says_it(
+    app: Flask, clinic: Clinic
+) -> None:
+    """Moved from video to in person, then moved again before that email went: the patient
+    never learned it is in person now, and the email that replaces it says so."""
+    set_visit_mode(app, clinic, VisitMode.VIDEO)
+    request_id = confirmed_request(app, clinic)
+    deliver_waiting_emails(app)
+    move_to_next_time(app, clinic, request_id, VisitMode.IN_PERSON)
+    move_to_next_time(app, clinic, request_id, None)
+    email = outbox_emails(app, "request_update")[-1]
+    assert email.withdrawn_at is None
+    assert NOW_IN_PERSON in top(email.body_text)
+
+
+def test_back_to_the_mode_the_patient_was_told_says_nothing(app: Flask, clinic: Clinic) -> None:
+    """Moved to in person and back to video before the first email went: for the patient
+    nothing changed how they take part."""
+    set_visit_mode(app, clinic, VisitMode.VIDEO)
+    request_id = confirmed_request(app, clinic)
+    deliver_waiting_emails(app)
+    move_to_next_time(app, clinic, request_id, VisitMode.IN_PERSON)
+    move_to_next_time(app, clinic, request_id, VisitMode.VIDEO)
+    email = outbox_emails(app, "request_update")[-1]
+    assert "This visit is now" not in email.body_text
