@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Any
 
 from flask import current_app
 from flask_babel import force_locale
@@ -591,16 +592,13 @@ def update_kind(consultation: ConsultationRequest, email: OutboxEmail) -> str | 
     return next((kind for kind, subject in subjects.items() if subject == email.subject), None)
 
 
-def previous_time_told(consultation: ConsultationRequest, moved_from: datetime) -> datetime | None:
-    """The time a move's email gives as the one it was: ``moved_from``, unless the email of
-    an earlier move is still waiting, not taken by a worker. The new email withdraws it
-    (``withdraw_calendar_emails``), so the patient never learns ``moved_from``: the time
-    that email gave as the one it was is the last they were told, and is given instead
-    (None when the appointment is back at it: nothing moved for them). One a worker has
-    taken may arrive, so its time stands. Locks that email's row (PostgreSQL), so no worker
-    takes it before the withdrawal. Flushes nothing; read before the withdrawal."""
-    told = db.session.scalar(
-        select(OutboxEmail.previous_starts_at)
+def _told_by_waiting_email(consultation: ConsultationRequest, column: Any) -> Any:
+    """``column`` of the request's oldest calendar email still waiting, not taken by a worker
+    (None when there is none): the email a newer one withdraws (``withdraw_calendar_emails``),
+    so what it gives as the time or the way it was is the last the patient was told. Locks
+    its row (PostgreSQL), so no worker takes it before the withdrawal."""
+    return db.session.scalar(
+        select(column)
         .where(
             OutboxEmail.request_id == consultation.id,
             OutboxEmail.template == "request_update",
@@ -612,6 +610,17 @@ def previous_time_told(consultation: ConsultationRequest, moved_from: datetime) 
         .limit(1)
         .with_for_update()
     )
+
+
+def previous_time_told(consultation: ConsultationRequest, moved_from: datetime) -> datetime | None:
+    """The time a move's email gives as the one it was: ``moved_from``, unless the email of
+    an earlier move is still waiting, not taken by a worker. The new email withdraws it
+    (``withdraw_calendar_emails``), so the patient never learns ``moved_from``: the time
+    that email gave as the one it was is the last they were told, and is given instead
+    (None when the appointment is back at it: nothing moved for them). One a worker has
+    taken may arrive, so its time stands. Locks that email's row (PostgreSQL), so no worker
+    takes it before the withdrawal. Flushes nothing; read before the withdrawal."""
+    told = _told_by_waiting_email(consultation, OutboxEmail.previous_starts_at)
     if told is None:
         return moved_from
     appointment = consultation.appointment
@@ -623,19 +632,7 @@ def previous_mode_told(consultation: ConsultationRequest, mode_before: VisitMode
     email of an earlier move that changed it is still waiting: the new email withdraws it, as
     ``previous_time_told`` reads, and the way that email gave as the one it was is the last
     the patient was told. Locks that email's row (PostgreSQL). Read before the withdrawal."""
-    told = db.session.scalar(
-        select(OutboxEmail.previous_mode)
-        .where(
-            OutboxEmail.request_id == consultation.id,
-            OutboxEmail.template == "request_update",
-            OutboxEmail.attachment_type.startswith("text/calendar"),
-            OutboxEmail.status == OutboxStatus.PENDING,
-            OutboxEmail.withdrawn_at.is_(None),
-        )
-        .order_by(OutboxEmail.id)
-        .limit(1)
-        .with_for_update()
-    )
+    told = _told_by_waiting_email(consultation, OutboxEmail.previous_mode)
     return VisitMode(told) if told is not None else mode_before
 
 
