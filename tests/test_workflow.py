@@ -1157,10 +1157,10 @@ def test_decline_and_cancel_each_say_what_they_mean_and_that_they_are_final(
     }
 
     # Confirmed, the request can only be cancelled: the box offers no "either", nor a
-    # decline.
+    # decline, and says what it cancels (a bare "Cancel" read as "cancel this form").
     assert act(client, clinic.reference, "confirm", **slot(clinic)).status_code == 302
     assert _closing_help(client.get(record).get_data(as_text=True)) == {
-        "summary": "Cancel",
+        "summary": "Cancel the appointment",
         "lead": "This closes the request for good: it cannot be undone, and the patient is "
         "emailed.",
         "message": "Message sent with the cancellation",
@@ -1175,7 +1175,7 @@ def test_decline_and_cancel_each_say_what_they_mean_and_that_they_are_final(
     _mark_deceased(app, clinic)
     page = client.get(record).get_data(as_text=True)
     assert _closing_help(page) == {
-        "summary": "Cancel",
+        "summary": "Cancel the appointment",
         "lead": "This closes the request for good: it cannot be undone.",
         "cancel": "Cancelling: the patient asked to cancel, or the visit will not happen.",
     }
