@@ -1134,25 +1134,33 @@ def test_the_checklist_points_to_the_documents_sent_with_the_request(
     with_one = _new_request(app, documents=1)
     without = _new_request(app)
     record = staff_client.get(f"/staff/requests/{with_one}").get_data(as_text=True)
-    assert "see the 1 document sent with the request" in record
+    assert "the 1 document sent with the request</a>" in record
     assert "Not received" not in record
     bare = staff_client.get(f"/staff/requests/{without}").get_data(as_text=True)
     assert "Not received" in bare and "sent with the request</a>" not in bare
 
 
-def test_the_checklists_pointer_to_the_documents_reads_as_its_own_phrase(
+def test_the_checklist_points_to_the_documents_once_not_on_every_row(
     app: Flask, staff_client: FlaskClient
 ) -> None:
-    """The cell read "Not asked for see the 1 document sent with the request", one run-on
-    sentence on the screen and to a screen reader: the pointer is set off by a dot."""
+    """Every item not asked for read "Not asked for · see the 1 document sent with the
+    request", the same pointer down the whole table: it is said once, above the checklist,
+    and the rows say only "Not asked for"."""
     reference = _new_request(app, documents=1)
     record = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
-    cell = re.search(
-        r"<td>\s*(<span class=\"text-body-secondary\">Not asked for.*?)</td>", record, re.S
+    section = record[record.index('id="asks"') :]
+    before = section[: section.index("<table")]
+    said = " ".join(html.unescape(re.sub(r"<[^>]+>", "", before.split("</h2>")[1])).split())
+    assert said == (
+        "An item not asked for may already be in the 1 document sent with the request: "
+        "check before asking."
+    ), said
+    assert section.count("sent with the request</a>") == 1
+    cells = re.findall(
+        r"<td>\s*(<span class=\"text-body-secondary\">Not asked for.*?)</td>", section, re.S
     )
-    assert cell is not None, record
-    said = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", cell.group(1))).split())
-    assert said == "Not asked for · see the 1 document sent with the request", said
+    assert len(cells) > 1, section
+    assert {" ".join(re.sub(r"<[^>]+>", " ", c).split()) for c in cells} == {"Not asked for"}
 
 
 def test_the_question_for_the_patient_says_optional_once(
@@ -1224,7 +1232,7 @@ def test_a_document_the_virus_scan_removed_is_not_present_on_the_checklist(
     letter = section[section.index("Referral letter") :]
     letter = letter[: letter.index("</tr>")]
     assert "Present" in letter and "<bdi>report-1.pdf</bdi> (not yet scanned for viruses)" in letter
-    assert "see the 1 document sent with the request" in section  # the clean one only
+    assert "the 1 document sent with the request</a>" in section  # the clean one only
 
     summary = staff_client.get(f"/staff/requests/{reference}/summary").get_data(as_text=True)
     assert "report-0.pdf</bdi> <strong>(removed: the virus scan found malware in it)" in summary
