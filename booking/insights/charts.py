@@ -89,36 +89,47 @@ def column_chart(
 
 
 def bar_chart(bars: Sequence[Bar], *, chart_id: str, title: str, description: str = "") -> Markup:
-    """Horizontal bars, one per row, labelled on the left with the value at the bar's end."""
-    # Narrower than a column chart: it usually sits in half a page, where text must not shrink.
-    width, row_h, bar_h, pad = 560, 30, 20, 8
-    label_w, gap, value_w = 220, 10, 50
-    bar_x = label_w + gap
-    area = width - bar_x - value_w
-    height = pad * 2 + row_h * max(len(bars), 1)
+    """Horizontal bars, one per row, each labelled above its bar with the value at the bar's
+    end.
+
+    Drawn without a viewBox, so it is as wide as its box at any screen size and its text
+    never shrinks: the bars are lengths in per cent of that width. It was a fixed drawing
+    wider than a phone, whose bars and numbers sat beyond the screen's edge until scrolled.
+    """
+    label_h, bar_h, gap, pad = 18, 18, 10, 4
+    row_h = label_h + bar_h + gap
+    area = 85  # per cent of the width; the rest holds the value at the longest bar's end
+    height = pad * 2 + row_h * max(len(bars), 1) - gap
     top_value = max((bar.value for bar in bars), default=0) or 1
 
-    parts: list[str] = [_open(chart_id, title, description, width, height)]
+    parts: list[str] = [_open(chart_id, title, description, None, height, "insights-bars")]
     for index, bar in enumerate(bars):
-        centre = pad + row_h * index + row_h / 2
+        y = pad + row_h * index
         w = area * bar.value / top_value
+        centre = y + label_h + bar_h / 2
         parts.append(
-            f'<text x="{label_w}" y="{centre:.1f}" text-anchor="end" dominant-baseline="central" '
-            f'fill="{TEXT_FILL}">{escape(_fit(bar.label, 32))}</text>'
-            f'<rect x="{bar_x}" y="{centre - bar_h / 2:.1f}" width="{w:.1f}" height="{bar_h}" '
+            f'<text x="0" y="{y + label_h - 5}" fill="{TEXT_FILL}">'
+            f"{escape(_fit(bar.label, 40))}</text>"
+            f'<rect x="0" y="{y + label_h}" width="{w:.1f}%" height="{bar_h}" '
             f'fill="{_colour(bar.fill)}"><title>{escape(bar.label)}: {bar.value}</title></rect>'
-            f'<text x="{bar_x + w + 6:.1f}" y="{centre:.1f}" dominant-baseline="central" '
+            f'<text x="{w:.1f}%" dx="6" y="{centre:.1f}" dominant-baseline="central" '
             f'fill="{TEXT_FILL}" font-weight="600">{bar.value}</text>'
         )
-    parts.append(
-        f'<line x1="{bar_x}" y1="{pad}" x2="{bar_x}" y2="{height - pad}" '
-        f'stroke="{AXIS_STROKE}" stroke-width="1"/></svg>'
-    )
+    parts.append("</svg>")
     # Safe: every value above is escaped or numeric.
     return Markup("".join(parts))  # noqa: S704  # nosec B704
 
 
-def _open(chart_id: str, title: str, description: str, width: int, height: int) -> str:
+def _open(
+    chart_id: str,
+    title: str,
+    description: str,
+    width: int | None,
+    height: int,
+    css_class: str = "insights-chart",
+) -> str:
+    """The chart's ``<svg>`` and its name. With a ``width``, a drawing scaled to its box
+    (``viewBox``); without one, as wide as its box and ``height`` pixels tall."""
     if not _ID_RE.match(chart_id):
         raise ValueError(f"not a usable element id: {chart_id!r}")
     labelled = f"{chart_id}-title"
@@ -127,10 +138,15 @@ def _open(chart_id: str, title: str, description: str, width: int, height: int) 
     if description:
         desc = f'<desc id="{chart_id}-desc">{escape(description)}</desc>'
         described = f' aria-describedby="{chart_id}-desc"'
+    size = (
+        f'viewBox="0 0 {width} {height}" width="100%" preserveAspectRatio="xMinYMin meet"'
+        if width
+        else f'width="100%" height="{height}"'
+    )
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" id="{chart_id}" class="insights-chart" '
-        f'role="img" aria-labelledby="{labelled}"{described} viewBox="0 0 {width} {height}" '
-        f'width="100%" preserveAspectRatio="xMinYMin meet" font-family="{FONT}" font-size="13">'
+        f'<svg xmlns="http://www.w3.org/2000/svg" id="{chart_id}" class="{css_class}" '
+        f'role="img" aria-labelledby="{labelled}"{described} {size} '
+        f'font-family="{FONT}" font-size="13">'
         f'<title id="{labelled}">{escape(title)}</title>{desc}'
     )
 
