@@ -14,6 +14,7 @@ from markupsafe import Markup, escape
 
 from booking.extensions import db
 from booking.scheduling.models import AppointmentType, Location, VisitMode
+from booking.templating import naming, unfilled
 from booking.timeutil import clinic_dt, now_utc
 
 MODE_LABELS = {
@@ -118,8 +119,8 @@ def mode_change_html(previous: VisitMode, booked: Booked) -> Markup:
     """``mode_change`` for the HTML part of an email: the place as ``where_html`` gives it."""
     location = booked.location
     place = where_html(VisitMode.IN_PERSON, location.display_name, location.address)
-    # gettext escapes nothing: the sentence is escaped, then the place (Markup) put in.
-    return escape(_mode_change(previous, booked, "\x00")).replace("\x00", place)
+    # The sentence chosen with its placeholder left, then the place (markup) put in.
+    return naming(_mode_change(previous, booked, **unfilled("place")), place=place)
 
 
 def visit_when(booked: Booked) -> str:
