@@ -43,6 +43,10 @@ class Chart:
     value_heading: str
     note: str = ""
     empty_message: str = ""
+    # A drawing of fixed proportions, at least 36rem wide (.insights-chart): on a phone its
+    # box scrolls sideways. The horizontal bar charts (.insights-bars) take their box's width
+    # and never scroll: their box is no stop in the tab order.
+    wide: bool = False
     # Time runs left to right: where the chart is wider than the screen (a phone), its box
     # opens at the newest end, not at the oldest weeks (often empty) with this week hidden.
     newest_last: bool = False
@@ -187,6 +191,7 @@ def _charts(insights: services.Insights) -> dict[str, Chart]:
             bars=weekly,
             row_heading=_("Week"),
             value_heading=_("Requests"),
+            wide=True,
             newest_last=True,
         ),
         "diagnosis": _bar_chart(

@@ -337,3 +337,37 @@ def test_insights_on_a_phone_has_no_serious_accessibility_problem(site: Site) ->
         assert_accessible(page, "insights on a phone")
     finally:
         page.set_viewport_size(before)
+
+
+# The box of each chart on the insights page, by the chart's id.
+CHART_BOX = "div:has(> svg#{})"
+BAR_CHARTS = ("chart-diagnosis", "chart-triage", "chart-region")
+
+
+@pytest.mark.parametrize("scripts", [True, False], ids=["scripts", "no-scripts"])
+def test_an_insights_chart_box_is_a_tab_stop_only_where_it_scrolls(
+    site: Site, browser: Browser, scripts: bool
+) -> None:
+    """The horizontal bar charts take their box's width and scroll nothing, on any screen:
+    their box was still a stop in the tab order (and a region named twice, as its section
+    is). Only the chart over time, wider than a phone, scrolls in a box a keyboard reaches;
+    with scripts, not where it fits (a laptop)."""
+    for width, scrolls in ((PHONE_WIDTH, True), (1280, False)):
+        with browser_page(
+            browser, java_script_enabled=scripts, viewport={"width": width, "height": 800}
+        ) as page:
+            sign_in(page, site.server, ADMIN, password=DEMO_PASSWORD)
+            page.goto(site("/staff/insights"))
+            page.wait_for_load_state()  # the deferred scripts have run
+            for chart in BAR_CHARTS:
+                box = page.locator(CHART_BOX.format(chart))
+                assert not box.evaluate("box => box.scrollWidth > box.clientWidth"), chart
+                assert not has_tab_stop(box), (chart, width)
+            weekly = page.locator(CHART_BOX.format("chart-weekly"))
+            assert weekly.evaluate("box => box.scrollWidth > box.clientWidth") is scrolls
+            if scrolls or not scripts:
+                expect(weekly).to_have_attribute("tabindex", "0")
+                expect(weekly).to_have_role("region")
+                expect(weekly).to_have_accessible_name("Requests per week")
+            else:
+                expect(weekly).not_to_have_attribute("tabindex", "0")

@@ -5,11 +5,13 @@
 // and put back, under the name the server gave it (else its table's caption), when a
 // narrower window makes it overflow again. The agenda's box (.agenda-scroll) likewise: on a
 // phone a week is a list of its days and scrolls nothing sideways; it stays a region named by
-// its heading (aria-labelledby), only out of the tab order.
+// its heading (aria-labelledby), only out of the tab order. So does a chart's box
+// (.chart-scroll: the insights' chart over time), which scrolls only where the screen is
+// narrower than the chart.
 (function () {
   "use strict";
   var boxes = Array.prototype.slice.call(
-    document.querySelectorAll(".table-responsive, .agenda-scroll")
+    document.querySelectorAll(".table-responsive, .agenda-scroll, .chart-scroll")
   );
   var names = boxes.map(function (box) {
     var caption = box.querySelector("caption");
