@@ -371,3 +371,47 @@ def test_an_insights_chart_box_is_a_tab_stop_only_where_it_scrolls(
                 expect(weekly).to_have_accessible_name("Requests per week")
             else:
                 expect(weekly).not_to_have_attribute("tabindex", "0")
+
+
+def test_the_administration_menu_closes_on_escape_and_on_a_click_outside(site: Site) -> None:
+    """The admin pages' group in the staff menu opens over the page as a dropdown, but stayed
+    open on Escape and on a click elsewhere (a <details> closes only by its summary). Escape
+    now closes it, the focus back on its summary; so does a click outside it."""
+    page = site.admin
+    before = page.viewport_size
+    page.set_viewport_size({"width": 1280, "height": 800})
+    try:
+        page.goto(site("/staff/"))
+        page.wait_for_load_state()  # the deferred scripts have run
+        menu = page.get_by_role("navigation", name="Staff")
+        group = menu.locator("details.nav-group")
+        summary = group.locator("summary")
+        accounts = menu.get_by_role("link", name="Staff accounts")
+        summary.focus()
+        page.keyboard.press("Enter")
+        expect(group).to_have_attribute("open", "")
+        page.keyboard.press("Tab")
+        expect(accounts).to_be_focused()
+        page.keyboard.press("Escape")
+        expect(group).not_to_have_attribute("open", "")
+        expect(accounts).to_be_hidden()
+        expect(summary).to_be_focused()
+        # Opened again from its summary, by keyboard: Escape on the summary closes it too.
+        page.keyboard.press("Enter")
+        expect(accounts).to_be_visible()
+        page.keyboard.press("Escape")
+        expect(accounts).to_be_hidden()
+        expect(summary).to_be_focused()
+
+        summary.click()
+        expect(accounts).to_be_visible()
+        page.get_by_role("heading", level=1).click()
+        expect(group).not_to_have_attribute("open", "")
+        expect(accounts).to_be_hidden()
+        # A click inside it (its summary) still toggles it as before.
+        summary.click()
+        expect(accounts).to_be_visible()
+        summary.click()
+        expect(accounts).to_be_hidden()
+    finally:
+        page.set_viewport_size(before)
