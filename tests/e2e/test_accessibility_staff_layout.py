@@ -415,3 +415,54 @@ def test_the_administration_menu_closes_on_escape_and_on_a_click_outside(site: S
         expect(accounts).to_be_hidden()
     finally:
         page.set_viewport_size(before)
+
+
+# The staff menu's links (the admin group's summary among them) and the signed-in block (who,
+# their account, "Sign out"), each with its box.
+MENU_ROW = """() => {
+  const box = element => { const r = element.getBoundingClientRect();
+    return {text: element.textContent.trim(), top: r.top, bottom: r.bottom, left: r.left,
+            right: r.right, width: r.width}; };
+  const nav = document.getElementById("staff-nav");
+  return {
+    links: [...nav.querySelectorAll(".navbar-nav > .nav-item > .nav-link, .nav-group > summary")]
+      .map(box),
+    account: box(nav.querySelector("form")),
+    items: [...nav.querySelectorAll("form > :not([type=hidden])")].map(box),
+  };
+}"""
+
+
+@pytest.mark.parametrize("who", [COORDINATOR, ADMIN], ids=["coordinator", "admin"])
+def test_the_staff_menu_is_one_row_at_1024_px(site: Site, browser: Browser, who: str) -> None:
+    """At 1024 px (a tablet held across, a small laptop) the menu is shown whole, not folded,
+    and wrapped to two rows for a coordinator (Outcomes under Queue) and an admin
+    (Administration under Queue), who is signed in and "Sign out" on two rows again. Its
+    links are on one row, and who is signed in, their account and "Sign out" beside them;
+    nothing is left out: every link shown and named as before."""
+    with browser_page(browser, viewport={"width": 1024, "height": 768}) as page:
+        sign_in(page, site.server, who, password=DEMO_PASSWORD)
+        page.goto(site("/staff/"))
+        menu = page.get_by_role("navigation", name="Staff")
+        expect(page.get_by_role("button", name="Menu")).to_be_hidden()
+        row = page.evaluate(MENU_ROW)
+        links, account = row["links"], row["account"]
+        tops = {round(link["top"]) for link in links}
+        assert len(tops) == 1, links
+        assert account["left"] >= max(link["right"] for link in links) - 0.5, (account, links)
+        assert account["top"] < links[0]["bottom"] and account["bottom"] > links[0]["top"]
+        assert account["right"] <= 1024, account
+        names = ["Queue", "Agenda", "Insights", "Outcomes"]
+        if who == ADMIN:
+            names.append("Scheduling")
+            expect(menu.locator("details.nav-group > summary")).to_have_accessible_name(
+                "Administration"
+            )
+        for name in names:
+            expect(menu.get_by_role("link", name=name, exact=True)).to_be_in_viewport()
+        for item in row["items"]:
+            assert item["width"] > 0, item
+        expect(menu.get_by_role("link", name="Your account")).to_be_in_viewport()
+        expect(menu.get_by_role("button", name="Sign out")).to_be_in_viewport()
+        expect(menu.get_by_text("set up two-factor sign-in")).to_be_visible()
+        assert page_width(page) <= 1024, "the page scrolls sideways at 1024 px"
