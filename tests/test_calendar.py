@@ -7,7 +7,7 @@ from __future__ import annotations
 import html as html_lib
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from booking.audit.models import AuditEvent
-from booking.calendar.agenda import grid_css
+from booking.calendar.agenda import MAX_CLAMP_LINES, Entry, EntryKind, grid_css
 from booking.dashboard import services as workflow
 from booking.extensions import db
 from booking.requests.models import ConsultationRequest
@@ -435,6 +435,21 @@ def test_the_agenda_css_has_a_class_for_every_grid_line() -> None:
     css = Path(__file__).resolve().parent.parent / "booking/static/css/agenda.css"
     assert css.read_text() == grid_css()
     assert ".ag-from-289{grid-row-start:289}" in css.read_text()
+    assert f".ag-lines-{MAX_CLAMP_LINES}{{-webkit-line-clamp:{MAX_CLAMP_LINES};" in css.read_text()
+
+
+@pytest.mark.parametrize(
+    ("minutes", "lines"), [(30, 2), (40, 3), (45, 3), (60, 5), (90, 7), (24 * 60, MAX_CLAMP_LINES)]
+)
+def test_a_longer_entry_is_cut_after_the_whole_lines_its_place_holds(
+    minutes: int, lines: int
+) -> None:
+    """An entry's text is cut after the last whole line its height holds (grid lines of
+    .45rem, lines of 1rem, less its frame): a 30-minute entry (2.7rem) holds two, not the
+    upper half of a third."""
+    moment = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    entry = Entry(EntryKind.FREE, moment, moment, first_line=1, end_line=1 + minutes // 5)
+    assert entry.text_lines == lines
 
 
 @pytest.fixture

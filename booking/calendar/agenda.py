@@ -43,6 +43,15 @@ LINES_PER_HOUR = 60 // STEP_MINUTES
 # lines of .45rem (app.css); a shorter entry wrapped its text and cut it off mid-line, so a
 # 15-minute appointment showed its time and status but not whose it was.
 SHORT_BELOW_LINES = 6
+# How many whole lines of text a longer entry holds, in hundredths of a rem (app.css): a grid
+# line is .45rem, a line of text 1rem (.8rem at line-height 1.25); its frame (1 px margin,
+# at most 2 px of border above and below) is counted as .32rem. Its text is cut after the
+# last whole line (line-clamp, .ag-lines-N), not through the middle of the next one. Beyond
+# MAX_CLAMP_LINES no entry's text runs out of room, but one is cut there all the same.
+GRID_LINE_HUNDREDTHS = 45
+TEXT_LINE_HUNDREDTHS = 100
+FRAME_HUNDREDTHS = 32
+MAX_CLAMP_LINES = 30
 
 Interval = tuple[datetime, datetime]
 
@@ -81,6 +90,13 @@ class Entry:
         """Too short on the grid for two lines of text (under 30 minutes): the entry shows one
         line, its start time and whose it is first, and the rest on focus or hover."""
         return self.end_line - self.first_line < SHORT_BELOW_LINES
+
+    @property
+    def text_lines(self) -> int:
+        """How many whole lines of text the entry's place on the grid holds: where its text
+        is longer, it is cut after the last of them (and opens whole on focus or hover)."""
+        room = (self.end_line - self.first_line) * GRID_LINE_HUNDREDTHS - FRAME_HUNDREDTHS
+        return max(1, min(MAX_CLAMP_LINES, room // TEXT_LINE_HUNDREDTHS))
 
     @property
     def held(self) -> bool:
@@ -465,4 +481,7 @@ def grid_css() -> str:
     ]
     for n in range(1, LAST_LINE + 1):
         lines.append(f".ag-from-{n}{{grid-row-start:{n}}}.ag-to-{n}{{grid-row-end:{n}}}")
+    lines.append("/* The whole lines of text an entry holds (Entry.text_lines). */")
+    for n in range(1, MAX_CLAMP_LINES + 1):
+        lines.append(f".ag-lines-{n}{{-webkit-line-clamp:{n};line-clamp:{n}}}")
     return "\n".join(lines) + "\n"

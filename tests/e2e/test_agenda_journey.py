@@ -349,3 +349,89 @@ def test_a_short_appointment_shows_its_time_and_patient_on_one_line(
     assert until is not None and until["width"] > 5, until
     focused = first.bounding_box()
     assert focused is not None and focused["height"] > above["height"], (focused, above)
+
+
+# The lines of an entry's text cut through by an edge that clips it (the entry's, or an edge
+# inside it): a line either shows whole or not at all.
+LINES_CUT_THROUGH = """entry => {
+    const clips = [entry, ...entry.querySelectorAll("*")]
+        .filter(el => getComputedStyle(el).overflowY !== "visible")
+        .map(el => el.getBoundingClientRect().bottom
+             - parseFloat(getComputedStyle(el).borderBottomWidth));
+    const edge = Math.min(...clips);
+    const range = document.createRange();
+    range.selectNodeContents(entry);
+    return [...range.getClientRects()]
+        .filter(line => line.height > 0 && line.top < edge - 0.5 && line.bottom > edge + 0.5)
+        .map(line => [Math.round(line.top), Math.round(line.bottom), Math.round(edge)]);
+}"""
+# Whether an entry shows its whole text: none of it lies below the entry's bottom edge.
+SHOWN_WHOLE = """entry => {
+    const box = entry.getBoundingClientRect();
+    const range = document.createRange();
+    range.selectNodeContents(entry);
+    return [...range.getClientRects()].every(line => line.bottom <= box.bottom + 0.5);
+}"""
+LONG_NAME = "Maximiliane Theodora Wolfeschlegel-Steinhausen"
+LONG_REASON = "Teaching the physiotherapy students lumbar stabilisation exercises"
+
+
+def test_a_longer_entry_is_cut_at_a_whole_line_and_opens_whole(
+    live_server: LiveServer, tablet: Page
+) -> None:
+    """In a week's narrow columns a 45-minute appointment with a long name, and time off
+    with a long reason, held more text than their place on the grid: the entry's edge cut
+    its last line in half. Each is cut after its last whole line; all of it is read out,
+    and shown on hover and on focus (time off, which has no link, is a tab stop for that)."""
+    schedule = seed_schedule(live_server, ("08:00", "18:00"))
+    with live_server.app.app_context():
+        from booking.extensions import db
+        from booking.scheduling.models import AppointmentType, Location, ScheduleException
+
+        coordinator = make_staff("coordinator", "chris@example.com")
+        weber = staff_user(SPECIALIST_EMAIL)
+        place = db.session.get(Location, schedule.location_id)
+        kind = db.session.scalars(
+            db.select(AppointmentType).where(AppointmentType.duration_minutes == 45)
+        ).one()
+        day = clinic_today()
+        workflow.confirm_request(
+            make_request(full_name=LONG_NAME, email="max@example.com"),
+            coordinator,
+            workflow.Slot(kind, weber, place, day, time(9)),
+        )
+        db.session.add(
+            ScheduleException(
+                specialist_id=weber.id,
+                kind="time_off",
+                starts_at=from_clinic_local(day, time(14)),
+                ends_at=from_clinic_local(day, time(14, 30)),
+                reason=LONG_REASON,
+            )
+        )
+        db.session.commit()
+    sign_in(tablet, live_server, SPECIALIST_EMAIL, landing=re.compile(r"^Agenda: "))
+    tablet.goto(live_server(f"/staff/calendar?view=week&date={day.isoformat()}"))
+    tablet.wait_for_load_state()  # the deferred scripts have run
+    appointment = tablet.get_by_role("listitem").filter(has_text=LONG_NAME)
+    time_off = tablet.get_by_role("listitem").filter(has_text=LONG_REASON)
+    tablet.mouse.move(0, 0)
+    for entry in (appointment, time_off):
+        # It holds more than its place shows (else there is nothing to cut), cut at a line.
+        assert not entry.evaluate(SHOWN_WHOLE), entry.inner_html()
+        assert entry.evaluate(LINES_CUT_THROUGH) == [], entry.inner_html()
+        entry.hover()
+        assert entry.evaluate(SHOWN_WHOLE), "not whole on hover"
+        tablet.mouse.move(0, 0)
+    # Read out whole all along.
+    expect(appointment).to_contain_text(LONG_NAME)
+    expect(time_off).to_contain_text(LONG_REASON)
+    # By keyboard: the appointment's link, and the time off itself.
+    appointment.get_by_role("link", name=LONG_NAME).focus()
+    assert appointment.evaluate(SHOWN_WHOLE)
+    expect(time_off).to_have_attribute("tabindex", "0")
+    time_off.focus()
+    expect(time_off).to_be_focused()
+    assert time_off.evaluate(SHOWN_WHOLE)
+    # A cut entry in the tab order is no accessibility problem (axe-core).
+    assert_accessible(tablet, "a week with entries cut at a whole line")
