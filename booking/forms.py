@@ -7,6 +7,7 @@ Forms check shape (types, lengths, required); the services enforce the rules.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -40,6 +41,7 @@ from wtforms import (
 )
 from wtforms.fields.core import Field, UnboundField
 from wtforms.i18n import messages_path
+from wtforms.utils import unset_value
 from wtforms.validators import Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -294,6 +296,23 @@ class SubForm(Form):
 
     class Meta(CleanTextMeta):
         pass
+
+
+# A one-time key as ``SubmissionKeyField`` makes them (``secrets.token_urlsafe(32)``): anything
+# else posted did not come from us, and must not reach a 64-character column.
+SUBMISSION_KEY_RE = re.compile(r"[A-Za-z0-9_-]{32,64}")
+
+
+class SubmissionKeyField(HiddenField):
+    """A form's one-time key: made when the form is first shown, then posted back with it and
+    kept through every page that shows it again. The row its send stores keeps it (unique),
+    so a second send of one page (a double click, Back and send again) stores nothing twice,
+    and a send whose commit's answer was lost can be looked for by it."""
+
+    def process(self, formdata: Any, data: Any = unset_value, extra_filters: Any = None) -> None:
+        super().process(formdata, data, extra_filters)
+        if not isinstance(self.data, str) or not SUBMISSION_KEY_RE.fullmatch(self.data):
+            self.data = secrets.token_urlsafe(32)
 
 
 def _subclasses(cls: type) -> Iterator[type]:

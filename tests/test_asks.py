@@ -18,8 +18,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, text
+from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.exc import OperationalError
 
+from booking.documents.storage import DocumentUpload
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.requests import asks
@@ -44,6 +46,7 @@ from tests.support import (
 from tests.test_destructive_confirmation import asked, confirm
 
 CSRF_VALUE = re.compile(r'name="([a-z-]*csrf_token)"[^>]*value="([^"]+)"')
+SUBMISSION_KEY = re.compile(r'name="answer-submission_key"[^>]*value="([^"]+)"')
 QUESTION = "Did the pain start after a fall?"
 ANSWER = "No fall. It started slowly in March."
 
@@ -95,9 +98,13 @@ def _answer(
     files: dict[int, tuple[bytes, str]],
     answer: str,
     then: Callable[[], None] | None = None,
+    *,
+    shown: str | None = None,
 ):
-    """Send an answer from the page as it is shown (``then``, if given, called in between)."""
-    page = patient.get(url).get_data(as_text=True)
+    """Send an answer from the page as it is shown, or from ``shown``, a page shown before
+    (sent again: a double click, Back and send again); ``then``, if given, is called in
+    between. Its hidden fields go with it, as a browser sends them."""
+    page = shown if shown is not None else patient.get(url).get_data(as_text=True)
     if then is not None:
         then()
     data: dict[str, Any] = {
@@ -105,6 +112,8 @@ def _answer(
         "answer-ask_id": hidden_value(page, "answer-ask_id"),
         "answer-answer": answer,
     }
+    if key := SUBMISSION_KEY.search(page):
+        data["answer-submission_key"] = key.group(1)
     for index, (content, name) in files.items():
         data[f"answer-files-{index}-file"] = (io.BytesIO(content), name)
     return patient.post(f"{url}/answer", data=data, content_type="multipart/form-data")
@@ -451,10 +460,25 @@ def test_an_answer_the_database_cannot_say_it_stored_keeps_its_files_and_says_so
     (still failing): the file stays for the reconciliation, and the page says it cannot
     confirm, rather than "not received"."""
 
-    def still_failing(_names: list[str]) -> bool:
+    def still_failing(*_args: object) -> bool:
         raise OperationalError("select", {}, Exception("the database system is shutting down"))
 
+    # Neither by its files nor, once the commit failed, by its form's one-time key.
     monkeypatch.setattr("booking.requests.asks.named_by_rows", still_failing)
+    commit, failed, answered_with = DefaultDialect.do_commit, [], asks.answered_with
+
+    def noted(self: DefaultDialect, connection: Any) -> None:
+        try:
+            commit(self, connection)
+        except Exception:
+            failed.append(True)
+            raise
+
+    def failing_once_the_commit_failed(request_id: int, key: str) -> bool:
+        return still_failing() if failed else answered_with(request_id, key)
+
+    monkeypatch.setattr(DefaultDialect, "do_commit", noted)
+    monkeypatch.setattr("booking.requests.asks.answered_with", failing_once_the_commit_failed)
     reference = _new_request(app)
     assert _ask(staff_client, reference, ["imaging_report"]).status_code == 302
     patient, url = _patient(app, reference)
@@ -464,6 +488,138 @@ def test_an_answer_the_database_cannot_say_it_stored_keeps_its_files_and_says_so
     assert len(stored_files(upload_dir)) == 1
     with app.app_context():
         assert _load(app, reference).documents == []
+
+
+def test_an_answer_without_a_file_the_database_failed_to_store_is_said_not_received(
+    app: Flask, staff_client: FlaskClient, failing_commit: Callable[[], None]
+) -> None:
+    """No file to look for: the form's one-time key says the answer was not stored, so the
+    page says so (the answer kept, to send again), not "we cannot confirm"; sent again from
+    the page shown, it is received once."""
+    reference = _new_request(app)
+    assert _ask(staff_client, reference, [], QUESTION).status_code == 302
+    patient, url = _patient(app, reference)
+    response = _answer(patient, url, {}, ANSWER, then=failing_commit)
+    assert response.status_code == 503
+    page = response.get_data(as_text=True)
+    summary = page.split('id="error-summary"')[1].split("</div>")[0]
+    assert (
+        "Our system had a problem, so your answer was not received. It is still below: please "
+        "send it again in a few minutes."
+    ) in summary
+    assert ANSWER in html.unescape(page)
+    with app.app_context():
+        assert asks.open_ask(_load(app, reference)).answered_at is None
+
+    assert _answer(patient, url, {}, ANSWER, shown=page).status_code == 302  # sent again
+    with app.app_context():
+        consultation = _load(app, reference)
+        assert consultation.status == RequestStatus.REQUESTED
+    assert audited_actions(app, reference).count("information_received") == 1
+
+
+@pytest.mark.parametrize("with_file", [False, True], ids=["no-file", "file"])
+def test_an_answer_stored_whose_commit_answer_was_lost_is_found_by_its_key_and_sent_once(
+    app: Flask,
+    staff_client: FlaskClient,
+    upload_dir: Path,
+    lost_commit_answer: Callable[[], None],
+    with_file: bool,
+) -> None:
+    """The commit is made, then its answer lost: found by the form's one-time key (with a
+    file or none), the patient is thanked and the emails handed to the queue; the same page
+    sent again (Back, send) is thanked too, and answers nothing twice."""
+    reference = _new_request(app)
+    assert _ask(staff_client, reference, ["imaging_report"], QUESTION).status_code == 302
+    patient, url = _patient(app, reference)
+    huey = app.extensions["huey"]
+    huey.flush()
+    files = {0: (pdf_bytes("MRI"), "mri.pdf")} if with_file else {}
+    shown = patient.get(url).get_data(as_text=True)
+    response = _answer(patient, url, files, ANSWER, then=lost_commit_answer, shown=shown)
+    assert response.status_code == 302
+    assert huey.pending_count() >= 2  # the patient's receipt and the clinic's notice
+    thanks = "Thank you: the clinic has received what you sent."
+    assert thanks in patient.get(url).get_data(as_text=True)
+    files = {0: (pdf_bytes("MRI"), "mri.pdf")} if with_file else {}  # (a stream is read once)
+    assert _answer(patient, url, files, ANSWER, shown=shown).status_code == 302
+    assert thanks in patient.get(url).get_data(as_text=True)
+    with app.app_context():
+        consultation = _load(app, reference)
+        assert consultation.status == RequestStatus.REQUESTED
+        assert len(consultation.documents) == with_file
+    assert len(stored_files(upload_dir)) == with_file
+    assert audited_actions(app, reference).count("information_received") == 1
+
+
+@pytest.mark.parametrize("with_file", [False, True], ids=["no-file", "file"])
+def test_an_answer_whose_checks_the_database_failed_is_said_not_received(
+    app: Flask,
+    staff_client: FlaskClient,
+    upload_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    with_file: bool,
+) -> None:
+    """The database fails in the checks before anything is written (a file saved, a row
+    changed): nothing can be stored, so the page says the answer was not received, rather
+    than "we cannot confirm"."""
+    reference = _new_request(app)
+    assert _ask(staff_client, reference, ["imaging_report"], QUESTION).status_code == 302
+    patient, url = _patient(app, reference)
+
+    def down(*_args: object) -> None:
+        raise OperationalError("select", {}, Exception("the database system is shutting down"))
+
+    files = {0: (pdf_bytes("MRI"), "mri.pdf")} if with_file else {}
+    response = _answer(
+        patient,
+        url,
+        files,
+        ANSWER,
+        then=lambda: monkeypatch.setattr("booking.requests.asks.no_room_for", down),
+    )
+    assert response.status_code == 503
+    page = response.get_data(as_text=True)
+    assert (
+        "Please choose your files again and send it all in a few minutes."
+        if with_file
+        else "It is still below: please send it again in a few minutes."
+    ) in page
+    assert ANSWER in html.unescape(page)
+    assert stored_files(upload_dir) == []
+    with app.app_context():
+        assert asks.open_ask(_load(app, reference)).answered_at is None
+
+
+def test_an_answer_sent_meanwhile_by_the_same_page_is_not_stored_twice(
+    app: Flask, staff_client: FlaskClient, upload_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service itself, for the send that finds the first one committed only once it
+    holds the lock (its files scanned meanwhile): nothing answered twice, this one's file
+    deleted."""
+    reference = _new_request(app)
+    assert _ask(staff_client, reference, ["imaging_report"], QUESTION).status_code == 302
+    key = "k" * 43
+    with app.app_context():
+        consultation = _load(app, reference)
+        ask_id = asks.open_ask(consultation).id
+        upload = DocumentUpload(io.BytesIO(pdf_bytes("MRI")), "mri.pdf")
+        assert asks.answer_ask(consultation, ask_id, [], ANSWER, key=key) == 0
+        # The first send found only under the lock: not by the check before it.
+        real, calls = asks.answered_with, []
+
+        def late(request_id: int, key: str) -> bool:
+            calls.append(key)
+            return len(calls) > 1 and real(request_id, key)
+
+        monkeypatch.setattr(asks, "answered_with", late)
+        monkeypatch.setattr(asks, "_open_ask_with_room", lambda *_args: None)  # (answered)
+        files = [("imaging_report", upload)]
+        assert asks.answer_ask(_load(app, reference), ask_id, files, ANSWER, key=key) == 1
+        assert len(calls) == 2
+        assert _load(app, reference).documents == []
+    assert stored_files(upload_dir) == []
+    assert audited_actions(app, reference).count("information_received") == 1
 
 
 def test_a_spanish_speaking_patient_is_asked_in_spanish(

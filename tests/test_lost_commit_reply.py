@@ -78,7 +78,9 @@ def test_a_message_the_database_failed_to_store_is_shown_again_with_the_text(
     app: Flask, client: FlaskClient, failing_commit: Callable[[], None]
 ) -> None:
     """The patient's message came back as the bare 503 page, the text gone (every page is
-    no-store: Back shows an empty form). Now the page comes back with it and says so."""
+    no-store: Back shows an empty form). Now the page comes back with it and says it was not
+    sent: with no file to look for, the form's one-time key was looked for, and no message
+    has it."""
     with app.app_context():
         url = open_manage_link(client, make_request())
     typed = "The pain in my left leg has been worse since Monday, here is my GP's letter."
@@ -87,7 +89,10 @@ def test_a_message_the_database_failed_to_store_is_shown_again_with_the_text(
     failed = client.post(f"{url}/messages", data=data)
     assert failed.status_code == 503
     page = failed.get_data(as_text=True)
-    assert "we cannot confirm that this was sent" in page
+    assert (
+        "Our system had a problem, so your message was not sent. It is still below: please "
+        "send it again in a few minutes."
+    ) in page
     assert typed.replace("'", "&#39;") in page
     with app.app_context():
         assert db.session.scalars(select(Message)).all() == []

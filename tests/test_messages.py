@@ -39,6 +39,8 @@ from tests.support import (
 QUESTION = "Could you send the MRI report of your lumbar spine from March? Zebra-42"
 REPLY = "Here is the referral letter; the MRI follows next week. Walrus-17"
 LINK_RE = re.compile(r"https?://[^/\s]+(/manage/open/\S+)")
+MSG_CSRF_RE = re.compile(r'name="msg-csrf_token"[^>]*value="([^"]+)"')
+SUBMISSION_KEY_RE = re.compile(r'name="msg-submission_key"[^>]*value="([^"]+)"')
 
 
 @pytest.fixture
@@ -79,12 +81,20 @@ def _patient_writes(
     body: str = REPLY,
     file: tuple[bytes, str] | None = None,
     then: Callable[[], None] | None = None,
+    *,
+    shown: str | None = None,
 ):
-    """Write from the page as it is shown (``then``, if given, called in between)."""
-    token = csrf_token(browser, page)
+    """Write from the page as it is shown, or from ``shown``, a page shown before (sent
+    again: a double click, Back and send again); ``then``, if given, is called in between.
+    Its hidden fields go with it, as a browser sends them."""
+    if shown is None:
+        shown = browser.get(page).get_data(as_text=True)
     if then is not None:
         then()
+    [token] = MSG_CSRF_RE.findall(shown)
     data: dict[str, Any] = {"msg-csrf_token": token, "msg-body": body}
+    if key := SUBMISSION_KEY_RE.search(shown):
+        data["msg-submission_key"] = key.group(1)
     if file is not None:
         data["msg-document-file"] = (io.BytesIO(file[0]), file[1])
         data["msg-document-description"] = "Referral letter"
@@ -418,6 +428,138 @@ def test_a_message_with_a_file_stored_whose_commit_answer_was_lost_is_sent(
         sent = messages.send_patient_message(_consultation(reference), "And the scan.", upload)
         assert sent.body == "And the scan."
         assert [d.original_name for d in sent.documents] == ["scan.pdf"]
+
+
+def _summary(response: Any) -> str:
+    return response.get_data(as_text=True).split('id="error-summary"')[1].split("</div>")[0]
+
+
+def test_a_message_without_a_file_the_database_failed_to_store_is_said_not_sent(
+    app: Flask, cases: dict, failing_commit: Callable[[], None]
+) -> None:
+    """No file to look for: the form's one-time key says the message was not stored, so the
+    page says so (its text kept, to send again), not "we cannot confirm"; sent again from
+    the page shown, it is sent once."""
+    reference = cases["own"]["reference"]
+    browser, page = _patient(app, reference)
+    response = _patient_writes(browser, page, then=failing_commit)
+    assert response.status_code == 503
+    assert (
+        "Our system had a problem, so your message was not sent. It is still below: please "
+        "send it again in a few minutes."
+    ) in _summary(response)
+    shown = response.get_data(as_text=True)
+    assert REPLY in html.unescape(shown)
+    assert _messages(app) == []
+    assert _emails(app, "message_waiting_staff") == []
+
+    assert _patient_writes(browser, page, shown=shown).status_code == 302  # sent again
+    assert [m.body for m in _messages(app)] == [REPLY]
+
+
+def test_a_message_without_a_file_stored_whose_commit_answer_was_lost_is_sent_once(
+    app: Flask, cases: dict, lost_commit_answer: Callable[[], None]
+) -> None:
+    """The commit is made, then its answer lost: found by the form's one-time key, the
+    patient is thanked and the emails handed to the queue; the same page sent again (Back,
+    send) stores no second message."""
+    reference = cases["own"]["reference"]
+    browser, page = _patient(app, reference)
+    huey = app.extensions["huey"]
+    huey.flush()
+    shown = browser.get(page).get_data(as_text=True)
+    response = _patient_writes(browser, page, then=lost_commit_answer, shown=shown)
+    assert response.status_code == 302
+    assert huey.pending_count() >= 2  # the clinic's email and the patient's receipt
+    assert "Thank you: your message is sent to the clinic." in browser.get(page).get_data(
+        as_text=True
+    )
+    assert _patient_writes(browser, page, shown=shown).status_code == 302
+    assert [m.body for m in _messages(app)] == [REPLY]
+    assert len(_emails(app, "message_waiting_staff")) == 1
+
+
+@pytest.mark.parametrize("with_file", [False, True], ids=["no-file", "file"])
+def test_a_page_sent_twice_stores_one_message(
+    app: Flask, cases: dict, upload_dir, with_file: bool
+) -> None:
+    """A double click (or Back and send again) posts the same page twice: its one-time key
+    makes it one message, one file, one email, and the second is thanked as the first."""
+    reference = cases["own"]["reference"]
+    browser, page = _patient(app, reference)
+    files_before = stored_files(upload_dir)
+    shown = browser.get(page).get_data(as_text=True)
+    letter = (pdf_bytes("Letter"), "letter.pdf") if with_file else None
+    for _twice in range(2):
+        assert _patient_writes(browser, page, file=letter, shown=shown).status_code == 302
+    [message] = _messages(app)
+    assert message.body == REPLY and message.submission_key
+    assert len(_emails(app, "message_waiting_staff")) == 1
+    assert len(stored_files(upload_dir)) == len(files_before) + with_file
+    # Written again on a page shown anew, it is a new message.
+    assert _patient_writes(browser, page, body="And one more thing.").status_code == 302
+    assert len(_messages(app)) == 2
+
+
+def test_a_message_sent_meanwhile_by_the_same_page_is_not_stored_twice(
+    app: Flask, cases: dict, upload_dir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service itself, for the send that finds the first one committed only once it
+    holds the lock (its file scanned meanwhile): the first message, this one's file
+    deleted."""
+    reference = cases["own"]["reference"]
+    key = "k" * 43
+    with app.app_context():
+        first = messages.send_patient_message(_consultation(reference), REPLY, key=key)
+        files_before = stored_files(upload_dir)
+        consultation = _consultation(reference)
+        # The first send found only under the lock: not by the check before it.
+        real = messages.sent_with
+        calls = {"n": 0}
+
+        def late(request_id: int, key: str) -> Message | None:
+            calls["n"] += 1
+            return None if calls["n"] == 1 else real(request_id, key)
+
+        monkeypatch.setattr(messages, "sent_with", late)
+        upload = DocumentUpload(io.BytesIO(pdf_bytes("Letter")), "letter.pdf")
+        again = messages.send_patient_message(consultation, REPLY, upload, key=key)
+        assert again.id == first.id and calls["n"] == 2
+    assert len(_messages(app)) == 1
+    assert stored_files(upload_dir) == files_before
+
+
+@pytest.mark.parametrize("with_file", [False, True], ids=["no-file", "file"])
+def test_a_message_whose_checks_the_database_failed_is_said_not_sent(
+    app: Flask, cases: dict, upload_dir, monkeypatch: pytest.MonkeyPatch, with_file: bool
+) -> None:
+    """The database fails in the checks before anything is written (a file saved, a row
+    added): nothing can be stored, so the page says the message was not sent, rather than
+    "we cannot confirm"."""
+    reference = cases["own"]["reference"]
+    browser, page = _patient(app, reference)
+    files_before = stored_files(upload_dir)
+
+    def down(*_args: object) -> None:
+        raise sa.exc.OperationalError(
+            "select", {}, Exception("the database system is shutting down")
+        )
+
+    letter = (pdf_bytes("Letter"), "letter.pdf") if with_file else None
+    response = _patient_writes(
+        browser,
+        page,
+        file=letter,
+        then=lambda: monkeypatch.setattr("booking.messages.services.no_room_for", down),
+    )
+    assert response.status_code == 503
+    assert (
+        "please choose your file again and send it in a few minutes."
+        if with_file
+        else "please send it again in a few minutes."
+    ) in _summary(response)
+    assert _messages(app) == []
+    assert stored_files(upload_dir) == files_before
 
 
 def test_a_file_attached_to_an_unwritten_message_is_said_not_added(app: Flask, cases: dict) -> None:

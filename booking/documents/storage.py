@@ -24,6 +24,7 @@ import warnings
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -604,22 +605,33 @@ _STORED_AFTER_ALL = "stored_after_all"
 
 def stored_after_all(failure: BaseException) -> bool | None:
     """Whether the change a database failure in ``saved_uploads`` interrupted was stored after
-    all (its commit's answer lost), as its ``named`` said: True, stored (the files kept, named
-    by their rows); False, not stored (the files deleted, as for any failure); None, no one
-    could say (the files kept for the reconciliation)."""
+    all (its commit's answer lost), as its ``found`` or ``named`` said: True, stored (the
+    files kept, named by their rows); False, not stored (the files deleted, as for any
+    failure); None, no one could say (the files kept for the reconciliation)."""
     return getattr(failure, _STORED_AFTER_ALL, None)
 
 
-def _named_after_failure(
-    named: Callable[[list[str]], bool] | None, stored: list[StoredFile]
+def failed_before_writing(failure: BaseException) -> None:
+    """Mark a database failure met before a change wrote anything (the reads that check it
+    may be made, before its files are saved): not stored, as ``stored_after_all`` says."""
+    setattr(failure, _STORED_AFTER_ALL, False)
+
+
+def _stored_after_failure(
+    named: Callable[[list[str]], bool] | None,
+    found: Callable[[], bool] | None,
+    stored: list[StoredFile],
 ) -> bool | None:
-    """Whether rows name ``stored`` once the database failed, if ``named`` can say."""
-    if named is None or not stored:
+    """Whether the change is stored once the database failed, if ``found`` (its key looked
+    for) or else ``named`` (rows naming ``stored``) can say."""
+    if found is None and named is not None and stored:
+        found = partial(named, [file.stored_name for file in stored])
+    if found is None:
         return None
     try:
-        return named([file.stored_name for file in stored])
+        return found()
     except (OperationalError, InterfaceError) as error:  # still failing: it cannot say
-        log.error("database failed while new files' rows were looked for: %s", type(error).__name__)
+        log.error("database failed while a change was looked for: %s", type(error).__name__)
         return None
     finally:
         db.session.rollback()  # end the read: the caller's session is as after any failure
@@ -627,7 +639,10 @@ def _named_after_failure(
 
 @contextmanager
 def saved_uploads(
-    uploads: Sequence[DocumentUpload], *, named: Callable[[list[str]], bool] | None = None
+    uploads: Sequence[DocumentUpload],
+    *,
+    named: Callable[[list[str]], bool] | None = None,
+    found: Callable[[], bool] | None = None,
 ) -> Iterator[list[StoredFile]]:
     """Save each upload (checked, scanned and encrypted) and hand the stored files to the
     block, which adds their rows and commits. All or nothing: if a file is refused or the
@@ -637,8 +652,10 @@ def saved_uploads(
     (``booking.requests.files.reconcile_files``); the others are still deleted.
 
     The database failing may have committed the change all the same (``may_have_committed``):
-    ``named`` (given the stored names, whether rows name any) is asked then. The files are
-    deleted only when it says no; the failure raised says what it said (``stored_after_all``)."""
+    ``named`` (given the stored names, whether rows name any) is asked then, or ``found``
+    (whether the change is stored, looked for by a key it carries), which can say with no
+    file too. The files are deleted only when it says no; the failure raised says what it
+    said (``stored_after_all``)."""
     storage = get_storage()
     max_bytes = current_app.config["MAX_DOCUMENT_MB"] * 1024 * 1024
     stored: list[StoredFile] = []
@@ -653,7 +670,7 @@ def saved_uploads(
     except BaseException as failure:
         db.session.rollback()
         if may_have_committed(failure):
-            kept = _named_after_failure(named, stored)
+            kept = _stored_after_failure(named, found, stored)
             setattr(failure, _STORED_AFTER_ALL, kept)
             if kept is not False:
                 if stored and kept is None:
@@ -683,7 +700,10 @@ def may_have_committed(failure: BaseException) -> bool:
 
 @contextmanager
 def saved_before_locking(
-    uploads: Sequence[DocumentUpload], *, named: Callable[[list[str]], bool] | None = None
+    uploads: Sequence[DocumentUpload],
+    *,
+    named: Callable[[list[str]], bool] | None = None,
+    found: Callable[[], bool] | None = None,
 ) -> Iterator[list[StoredFile]]:
     """``saved_uploads`` for a change to something other people may change too: the session's
     transaction is ended first, so no row lock (and on SQLite no write lock) is held while
@@ -692,5 +712,5 @@ def saved_before_locking(
     room left, the files already kept) and commits; if it raises, the saved files are
     deleted, as by ``saved_uploads``. Nothing read before may be relied on in the block."""
     db.session.rollback()
-    with saved_uploads(uploads, named=named) as stored:
+    with saved_uploads(uploads, named=named, found=found) as stored:
         yield stored

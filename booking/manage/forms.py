@@ -21,7 +21,7 @@ from wtforms.validators import DataRequired, Optional
 
 from booking.documents.forms import DocumentForm, ask_to_choose_again
 from booking.documents.storage import DocumentUpload
-from booking.forms import BaseForm, EmailAddress, stripped, too_long
+from booking.forms import BaseForm, EmailAddress, SubmissionKeyField, stripped, too_long
 from booking.requests import asks
 from booking.scheduling.availability import parse_slot_key
 
@@ -124,6 +124,8 @@ class AnswerForm(_FilesForm):
     files = FieldList(FormField(DocumentForm), min_entries=0, max_entries=20)
     # The ask the page shows: an answer is refused if the clinic has replaced it since.
     ask_id = HiddenField()
+    # Sent twice (a double click, Back and send again), the page answers once.
+    submission_key = SubmissionKeyField()
     answer = TextAreaField(
         _l("Your answer"),
         validators=[Optional(), too_long(asks.ANSWER_MAX)],

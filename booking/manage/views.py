@@ -295,10 +295,20 @@ ANSWER_NOT_SENT = _l(
     "Our system had a problem, so what you sent was not received. Please choose your files "
     "again and send it all in a few minutes."
 )
+# ... and one with no file (found not stored by the form's one-time key).
+ANSWER_NOT_SENT_NO_FILE = _l(
+    "Our system had a problem, so your answer was not received. It is still below: please "
+    "send it again in a few minutes."
+)
 # A message with a file the database failed to store: nothing kept, the file to choose again.
 MESSAGE_NOT_SENT = _l(
     "Our system had a problem, so your message was not sent. It is still below: please choose "
     "your file again and send it in a few minutes."
+)
+# ... and one with no file (found not stored by the form's one-time key).
+MESSAGE_NOT_SENT_NO_FILE = _l(
+    "Our system had a problem, so your message was not sent. It is still below: please send it "
+    "again in a few minutes."
 )
 
 
@@ -326,11 +336,11 @@ def _not_stored(
     not_added: str,
     not_confirmed: str,
 ) -> int:
-    """A form's files the database failed to store with their change (the service stores
-    them all or none, and found the change not stored after all, or could not say:
-    ``stored_after_all``). Not stored, the files were deleted: ``not_added`` above the form,
-    each file chosen again (``FILE_NOT_ADDED``); else they are kept and the change may be
-    there: ``not_confirmed``. What was typed stays. The status to answer with: 503."""
+    """A form's change the database failed to store (the service stores it and its files
+    all or none, and found it not stored after all, or could not say: ``stored_after_all``).
+    Not stored, any files were deleted: ``not_added`` above the form, each file chosen again
+    (``FILE_NOT_ADDED``); else they are kept and the change may be there: ``not_confirmed``.
+    What was typed stays. The status to answer with: 503."""
     db.session.rollback()
     if stored_after_all(failure) is False:
         form.refuse_upload(None, not_added, reason=str(FILE_NOT_ADDED))
@@ -379,13 +389,23 @@ def answer(reference: str):
     consultation = _load(reference)
     ask = asks.open_ask(consultation)
     if ask is None:
-        flash(_("We are not waiting for anything from you at the moment."), "info")
+        if asks.answered_with(consultation.id, request.form.get("answer-submission_key", "")):
+            # This page was sent already (a double click, Back and send again): received.
+            flash(_("Thank you: the clinic has received what you sent."), "success")
+        else:
+            flash(_("We are not waiting for anything from you at the moment."), "info")
         return redirect(_here(reference))
     form = AnswerForm(ask, prefix="answer")
     if not form.validate_on_submit():
         return _render(consultation, 422, answer_form=form)
     try:
-        asks.answer_ask(consultation, form.answered_ask, form.uploads(), form.answer.data)
+        asks.answer_ask(
+            consultation,
+            form.answered_ask,
+            form.uploads(),
+            form.answer.data,
+            key=form.submission_key.data,
+        )
     except asks.AskChanged as exc:
         # The page shown again with the ask open now (its items and question), what was
         # typed kept; files must be chosen again for the items asked now.
@@ -400,7 +420,8 @@ def answer(reference: str):
     except (DocumentRejected, OSError) as exc:
         return _render(consultation, _refuse_files(form, exc), answer_form=form)
     except (OperationalError, InterfaceError) as exc:  # the database: what was typed stays here
-        status = _not_stored(form, exc, str(ANSWER_NOT_SENT), str(NOT_CONFIRMED))
+        not_sent = ANSWER_NOT_SENT if form.uploads() else ANSWER_NOT_SENT_NO_FILE
+        status = _not_stored(form, exc, str(not_sent), str(NOT_CONFIRMED))
         return _render(consultation, status, answer_form=form)
     flash(_("Thank you: the clinic has received what you sent."), "success")
     return redirect(_here(reference))
@@ -599,7 +620,9 @@ def send_message(reference: str):
     if not form.validate_on_submit():
         return _render(consultation, 422, message_form=form)
     try:
-        messages.send_patient_message(consultation, form.body.data, form.upload())
+        messages.send_patient_message(
+            consultation, form.body.data, form.upload(), key=form.submission_key.data
+        )
     except messages.MessageRefused as exc:
         form.form_errors.append(str(exc))
         return _render(consultation, 409, message_form=form)
@@ -612,7 +635,8 @@ def send_message(reference: str):
         )
         return _render(consultation, 503, message_form=form)
     except (OperationalError, InterfaceError) as exc:  # the database: the message stays here
-        status = _not_stored(form, exc, str(MESSAGE_NOT_SENT), str(NOT_CONFIRMED))
+        not_sent = MESSAGE_NOT_SENT if form.upload() is not None else MESSAGE_NOT_SENT_NO_FILE
+        status = _not_stored(form, exc, str(not_sent), str(NOT_CONFIRMED))
         return _render(consultation, status, message_form=form)
     flash(_("Thank you: your message is sent to the clinic."), "success")
     return redirect(_here(reference) + "#messages")

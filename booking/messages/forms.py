@@ -9,7 +9,7 @@ from wtforms.validators import DataRequired
 
 from booking.documents.forms import DocumentForm, ask_to_choose_again
 from booking.documents.storage import DocumentUpload
-from booking.forms import BaseForm, too_long
+from booking.forms import BaseForm, SubmissionKeyField, too_long
 from booking.messages.models import MAX_MESSAGE_CHARS
 
 
@@ -25,6 +25,8 @@ class StaffMessageForm(BaseForm):
 
 
 class PatientMessageForm(BaseForm):
+    # Sent twice (a double click, Back and send again), the page stores one message.
+    submission_key = SubmissionKeyField()
     body = TextAreaField(
         _l("Your message"),
         validators=[

@@ -19,6 +19,7 @@ from booking.audit.services import record
 from booking.documents.models import Document
 from booking.documents.storage import (
     DocumentUpload,
+    failed_before_writing,
     refuse_held,
     saved_before_locking,
     stored_after_all,
@@ -152,27 +153,52 @@ def _check_patient_may_write(consultation: ConsultationRequest, attached: int) -
 
 
 def send_patient_message(
-    consultation: ConsultationRequest, body: str, upload: DocumentUpload | None = None
+    consultation: ConsultationRequest,
+    body: str,
+    upload: DocumentUpload | None = None,
+    *,
+    key: str | None = None,
 ) -> Message:
     """The patient writes (through their private link) while the request is open, with at
     most one document, stored as the request's documents are and within their number; the
     clinic is emailed that a message waits. All or nothing: a refused or failed attachment
     (one the request already holds included: ``refuse_held``) leaves no message and no
     file. The attachment is checked, scanned and stored before the request is locked (the
-    scanner may take ``CLAMAV_TIMEOUT``); the rules are checked again under the lock. The
-    database failing at the commit raises (``OperationalError``, ``InterfaceError``;
-    ``stored_after_all`` says whether the attachment was deleted), unless the attachment is
-    found stored after all (the commit's answer was lost): that is the message sent, its
-    emails handed to the queue then."""
+    scanner may take ``CLAMAV_TIMEOUT``); the rules are checked again under the lock.
+
+    ``key`` is the one-time key of the form it was written on (``Message.submission_key``,
+    unique): a message already sent with it (the page sent twice: a double click, Back and
+    send again) is that message, nothing stored again. The database failing raises
+    (``OperationalError``, ``InterfaceError``; ``stored_after_all`` says whether it was found
+    not stored, the attachment deleted, or no one could say; failing in the checks before
+    anything is written, not stored), unless the message is found stored after all (the
+    commit's answer was lost), by its key (else by its attachment): that is the message
+    sent, its emails handed to the queue then."""
     uploads = [] if upload is None else [upload]
     request_id = consultation.id  # the session is rolled back (and expired) on a failure
-    _check_patient_may_write(consultation, len(uploads))  # a refused message costs no scan
     try:
-        with saved_before_locking(uploads, named=named_by_rows) as stored:
+        if key is not None and (sent := sent_with(request_id, key)) is not None:
+            return sent
+        _check_patient_may_write(consultation, len(uploads))  # a refused message costs no scan
+    except (OperationalError, InterfaceError) as failure:
+        failed_before_writing(failure)
+        raise
+
+    def found() -> bool:
+        return key is not None and sent_with(request_id, key) is not None
+
+    try:
+        with saved_before_locking(
+            uploads, named=named_by_rows, found=None if key is None else found
+        ) as stored:
             consultation = lock_request(consultation)
+            if key is not None and (sent := sent_with(request_id, key)) is not None:
+                # Sent meanwhile by the same page (the first of a double click, committed
+                # while this one's file was scanned): its attachment is deleted on the way out.
+                raise _SentMeanwhile(sent)
             _check_patient_may_write(consultation, len(uploads))
             refuse_held(stored, uploads, consultation.documents)
-            message = _add(consultation, body, author=None)
+            message = _add(consultation, body, author=None, key=key)
             for each, file in zip(uploads, stored, strict=True):
                 db.session.add(
                     Document.of_upload(
@@ -198,26 +224,55 @@ def send_patient_message(
             email = emails.message_for_clinic(consultation)
             receipt = request_emails.message_received(consultation, message.created_at, len(stored))
             db.session.commit()
+    except _SentMeanwhile as meanwhile:
+        return meanwhile.message
     except (OperationalError, InterfaceError) as failure:
-        if not stored_after_all(failure):  # (True only when a file was stored, and named)
+        if not stored_after_all(failure):  # True only when found by its key, or its file
             raise
         enqueue_still_to_go(request_id)
         return db.session.scalars(
-            select(Message)
-            .join(Document, Document.message_id == Message.id)
-            .where(Document.stored_name == stored[0].stored_name)
+            select(Message).where(
+                Message.request_id == request_id,
+                Message.submission_key == key
+                if key is not None
+                else Message.id.in_(
+                    select(Document.message_id).where(Document.stored_name == stored[0].stored_name)
+                ),
+            )
         ).one()
     enqueue_delivery([e.id for e in (email, receipt) if e is not None])
     return message
 
 
-def _add(consultation: ConsultationRequest, body: str, *, author: StaffUser | None) -> Message:
+class _SentMeanwhile(Exception):  # noqa: N818 - reads better at the call sites
+    """A patient's message whose key another send of the same page stored meanwhile."""
+
+    def __init__(self, message: Message) -> None:
+        super().__init__()
+        self.message = message
+
+
+def sent_with(request_id: int, key: str) -> Message | None:
+    """The patient's message of the request sent with the form's one-time ``key``, if any."""
+    return db.session.scalars(
+        select(Message).where(Message.request_id == request_id, Message.submission_key == key)
+    ).one_or_none()
+
+
+def _add(
+    consultation: ConsultationRequest,
+    body: str,
+    *,
+    author: StaffUser | None,
+    key: str | None = None,
+) -> Message:
     message = Message(
         request_id=consultation.id,
         from_patient=author is None,
         author_id=None if author is None else author.id,
         body=body.strip(),
         created_at=now_utc(),
+        submission_key=key,
     )
     db.session.add(message)
     db.session.flush()

@@ -37,6 +37,7 @@ from booking.crypto import EncryptedText
 from booking.documents.models import Document
 from booking.documents.storage import (
     DocumentUpload,
+    failed_before_writing,
     refuse_held,
     saved_before_locking,
     stored_after_all,
@@ -122,6 +123,10 @@ class InformationRequest(db.Model):
     question: Mapped[str | None] = mapped_column(EncryptedText)
     answer: Mapped[str | None] = mapped_column(EncryptedText)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The one-time key of the form the answer was sent with (``SubmissionKeyField``), unique:
+    # a page sent twice is answered once, and a send whose commit's answer was lost is found.
+    # None while unanswered, and for answers sent before keys.
+    answer_key: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set once, by a conditional update, in the transaction that queues the reminder.
     reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -491,6 +496,8 @@ def answer_ask(
     ask_id: int | None,
     files: list[tuple[str, DocumentUpload]],
     answer: str | None,
+    *,
+    key: str | None = None,
 ) -> int:
     """The patient's answer to the ask ``ask_id`` (the one their page showed) from their
     private page: a file per item asked (``(code, upload)`` pairs) and/or text. All or
@@ -500,19 +507,41 @@ def answer_ask(
     already holds, or the same file twice, included: ``refuse_held``) stores nothing.
     The files are checked, scanned and stored before the request is locked (the scanner may
     take ``CLAMAV_TIMEOUT`` per file); the ask, the room left and the files kept are checked
-    again under the lock. The database failing at the commit raises (``OperationalError``,
-    ``InterfaceError``; ``stored_after_all`` says whether the files were deleted), unless
-    the files are found stored after all (the commit's answer was lost): that is the answer
-    sent, its emails handed to the queue then."""
+    again under the lock.
+
+    ``key`` is the one-time key of the form it was written on (``answer_key``, unique): an
+    answer already sent with it (the page sent twice: a double click, Back and send again)
+    is that answer, nothing stored again. The database failing raises (``OperationalError``,
+    ``InterfaceError``; ``stored_after_all`` says whether it was found not stored, the files
+    deleted, or no one could say; failing in the checks before anything is written, not
+    stored), unless the answer is found stored after all (the commit's answer was lost), by
+    its key (else by its files): that is the answer sent, its emails handed to the queue
+    then."""
     answer = (answer or "").strip() or None
     if not files and not answer:
         raise AskError(_("Please choose a file or write your answer."))
     request_id = consultation.id  # the session is rolled back (and expired) on a failure
-    _open_ask_with_room(consultation, ask_id, len(files))  # a refused answer costs no scan
-    uploads = [upload for _code, upload in files]
     try:
-        with saved_before_locking(uploads, named=named_by_rows) as stored:
+        if key is not None and answered_with(request_id, key):
+            return len(files)
+        _open_ask_with_room(consultation, ask_id, len(files))  # a refused answer costs no scan
+    except (OperationalError, InterfaceError) as failure:
+        failed_before_writing(failure)
+        raise
+    uploads = [upload for _code, upload in files]
+
+    def found() -> bool:
+        return key is not None and answered_with(request_id, key)
+
+    try:
+        with saved_before_locking(
+            uploads, named=named_by_rows, found=None if key is None else found
+        ) as stored:
             consultation = lock_request(consultation)
+            if key is not None and answered_with(request_id, key):
+                # Answered meanwhile by the same page (the first of a double click, committed
+                # while this one's files were scanned): its files are deleted on the way out.
+                raise _AnsweredMeanwhile
             ask = _open_ask_with_room(consultation, ask_id, len(files))
             refuse_held(stored, uploads, consultation.documents)
             now = now_utc()
@@ -525,6 +554,7 @@ def answer_ask(
             before = snapshot(consultation)
             ask.answer = answer
             ask.answered_at = now
+            ask.answer_key = key
             consultation.status = RequestStatus.REQUESTED
             consultation.information_received_at = now
             receipt = record_change(
@@ -548,6 +578,8 @@ def answer_ask(
                 _l("The patient sent what the clinic asked for."),
             )
             db.session.commit()
+    except _AnsweredMeanwhile:
+        return len(files)
     except (OperationalError, InterfaceError) as failure:
         if not stored_after_all(failure):
             raise
@@ -555,6 +587,23 @@ def answer_ask(
         return len(files)
     enqueue_delivery([e.id for e in (receipt, notice) if e is not None])
     return len(files)
+
+
+class _AnsweredMeanwhile(Exception):  # noqa: N818 - reads better at the call site
+    """An answer whose key another send of the same page stored meanwhile."""
+
+
+def answered_with(request_id: int, key: str) -> bool:
+    """Whether an ask of the request was answered with the form's one-time ``key``."""
+    return (
+        db.session.scalar(
+            select(InformationRequest.id).where(
+                InformationRequest.request_id == request_id,
+                InformationRequest.answer_key == key,
+            )
+        )
+        is not None
+    )
 
 
 def add_item(labels: dict[str, str], actor: StaffUser) -> ChecklistItem:

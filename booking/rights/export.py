@@ -423,14 +423,21 @@ def build_archive(
                 "emails": [email_entry(e) for e in consultation.emails],
                 "information_requests": [
                     {
-                        **columns(ask, skip={"id", "request_id", "asked_by_id", "items"}),
+                        # Its form's one-time key: plumbing, as the request's submission_token.
+                        **columns(
+                            ask, skip={"id", "request_id", "asked_by_id", "items", "answer_key"}
+                        ),
                         "items": ask.item_labels(consultation.locale),
                     }
                     for ask in asked.get(consultation.id, [])
                 ],
                 "messages": [
                     {
-                        **columns(m, skip={"id", "request_id", "author_id", "read_by_id"}),
+                        # Its form's one-time key: plumbing, as the request's submission_token.
+                        **columns(
+                            m,
+                            skip={"id", "request_id", "author_id", "read_by_id", "submission_key"},
+                        ),
                         "by": "patient" if m.from_patient else "clinic",
                     }
                     for m in threads.get(consultation.id, [])
