@@ -136,7 +136,7 @@ def test_export_has_every_row_of_the_filtered_list_not_just_one_page(
     declined = new_request(app, email="d@example.com")
     start = datetime(2026, 3, 1, 8, tzinfo=UTC)
     set_created(app, {ref: start + timedelta(hours=n) for n, ref in enumerate(waiting + urgent)})
-    act(staff_client, declined, "decline", message="")
+    act(staff_client, declined, "decline", message="We do not treat this here.")
 
     # The queue shows 25 of the 29 waiting requests; the export has all 29, in queue order.
     rows = export(staff_client)

@@ -223,7 +223,7 @@ def test_status_tabs_count_each_status_within_the_other_filters(
     with app.app_context():
         appointment_started(confirmed[2])
     act(staff_client, confirmed[2], "complete")
-    act(staff_client, declined, "decline", message="")
+    act(staff_client, declined, "decline", message="We do not treat this here.")
     # An urgent patient nobody called: closing it takes the box saying so.
     act(staff_client, cancelled, "cancel", message="", unreached="y")
 
@@ -256,7 +256,7 @@ def test_filter_by_status_and_all(app: Flask, staff_client: FlaskClient, clinic:
     confirmed = new_request(app, email="c@example.com")
     declined = new_request(app, email="d@example.com")
     confirm(staff_client, clinic, confirmed, clinic.weber.id, day(0))
-    act(staff_client, declined, "decline", message="")
+    act(staff_client, declined, "decline", message="We do not treat this here.")
 
     assert queue(staff_client) == [waiting]  # the default tab: waiting requests
     assert queue(staff_client, status="requested") == [waiting]
@@ -272,7 +272,7 @@ def test_a_search_with_no_match_on_its_tab_points_to_the_matches_in_other_status
     """The search starts on the tab shown, by default "requested": a coordinator looking up
     the patient on the phone, whose request was declined, read "No requests match." """
     declined = new_request(app, full_name="Dora Declined", email="dora@example.com")
-    act(staff_client, declined, "decline", message="")
+    act(staff_client, declined, "decline", message="We do not treat this here.")
 
     page = staff_client.get("/staff/", query_string={"q": "Declined"}).get_data(as_text=True)
     assert REF_RE.findall(page) == []

@@ -65,6 +65,9 @@ def clinic(app: Flask, clinic: Clinic) -> Waiting:
         return Waiting(**vars(clinic), reference=make_request().reference)
 
 
+DECLINE_REASON = "We do not treat this problem: a pain clinic does."
+
+
 def act(client: FlaskClient, reference: str, action: str, **fields: Any):
     token = csrf_token(client, f"/staff/requests/{reference}")
     prefix = {
@@ -76,6 +79,8 @@ def act(client: FlaskClient, reference: str, action: str, **fields: Any):
     }.get(action, "action")
     if action == "complete":
         fields = {"plan": "physiotherapy", **fields}  # completing records the plan decided
+    if action == "decline":
+        fields = {"message": DECLINE_REASON, **fields}  # a decline says why (CloseForm)
     data = {f"{prefix}-csrf_token": token, **{f"{prefix}-{k}": v for k, v in fields.items()}}
     if action == "no_show":
         data["confirmed"] = "1"  # its confirmation page's button (asked first: see below)
@@ -1088,13 +1093,89 @@ def test_declining_a_request_that_holds_a_time_says_the_time_is_released(
     assert act(client, reference, "decline").status_code == 302
     [email] = [e for e in _patient_emails(app) if e.recipient == "held@example.com"]
     assert "The time you had chosen, below, is no longer kept for you." in email.body_text
-    # Declined without a message from staff, the patient still learns where to turn.
+    # Whatever reason staff give, the patient still learns where to turn.
     assert "talk to your family doctor about other ways to get care" in email.body_text
     assert "talk to your family doctor about other ways to get care" in email.body_html
     with app.app_context():
         assert f"When: {clinic_dt(starts_at, 'when')}" in email.body_text
     assert "Appointment: New-patient spine evaluation\n" in email.body_text
     assert _event(email)[0] == "CANCEL"
+
+
+DECLINE_REASON_MISSING = (
+    "Please give the reason for declining: the email tells the patient why the clinic cannot "
+    "see them, and what they can do instead."
+)
+
+
+def test_a_decline_must_give_the_patient_its_reason(
+    app: Flask, client: FlaskClient, clinic: Waiting
+) -> None:
+    """A decline's email says only that the clinic cannot see the patient: without the reason
+    they are left not knowing why, nor what to do. Refused without one (nothing stored, what
+    was filled in kept); given, it follows the news in both parts of the email."""
+    with app.app_context():
+        # Urgent and nobody has called: the form has a box to tick too, kept when refused.
+        urgent = make_request(email="urgent@example.com", red_flags={"fever"}).reference
+    AuthActions(client).attempt(clinic.coordinator.email)
+    page = client.get(f"/staff/requests/{urgent}").get_data(as_text=True)
+    # Beside a cancellation, whose message stays optional, required for a decline: not
+    # "(optional)", and its help says so.
+    assert 'for="close-message">Message sent with the decline or cancellation</label>' in page
+    assert "Required to decline: say why the clinic cannot see the patient" in page
+
+    for blank in ("", "  \r\n "):
+        refused = act(client, urgent, "decline", message=blank, unreached="y")
+        assert refused.status_code == 422
+        page = refused.get_data(as_text=True)
+        assert DECLINE_REASON_MISSING in page
+        [box] = re.findall(r'<textarea[^>]*id="close-message"[^>]*>', page)
+        assert 'aria-invalid="true"' in box and "close-message-error" in box
+        [tick] = re.findall(r'<input[^>]*name="close-unreached"[^>]*>', page)
+        assert " checked " in tick  # kept
+    assert _request(app, urgent).status == RequestStatus.REQUESTED
+    assert _patient_emails(app) == []
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(RequestEvent)) == 0
+        declined = select(AuditEvent).where(AuditEvent.action == "request_declined")
+        assert db.session.scalars(declined).all() == []
+
+    # Cancelling needs none: most are the patient's own, asked by phone.
+    assert act(client, clinic.reference, "cancel", message="").status_code == 302
+    assert _request(app, clinic.reference).status == RequestStatus.CANCELLED
+
+    reason = "We do not treat children's scoliosis.\nThe children's hospital does: ask them."
+    assert act(client, urgent, "decline", message=reason, unreached="y").status_code == 302
+    assert _request(app, urgent).status == RequestStatus.DECLINED
+    [email] = [e for e in _patient_emails(app) if e.recipient == "urgent@example.com"]
+    text = email.body_text
+    news = "We are sorry that we cannot offer you an appointment at our clinic for it."
+    assert text.index(news) < text.index("A message from the clinic:\nWe do not treat children")
+    assert text.index(reason) < text.index("Your reference:")
+    assert text.count(reason) == 1
+    html = email.body_html
+    assert html.index(news) < html.index("We do not treat children") < html.index("Your reference")
+    # Its lines stay lines in the HTML part too.
+    assert "scoliosis.<br>The children&#39;s hospital does: ask them." in html
+
+
+def test_a_decline_without_a_message_still_reads_whole(app: Flask, clinic: Waiting) -> None:
+    """Declined before a reason was required, or written again from an old email (a resend
+    of a failed one): the email still says what happened and where to turn, and no empty
+    "message" heading."""
+    from booking.requests.emails import patient_update
+
+    with app.app_context():
+        consultation = db.session.scalars(
+            select(ConsultationRequest).where(ConsultationRequest.reference == clinic.reference)
+        ).one()
+        consultation.status = RequestStatus.DECLINED
+        email = patient_update(consultation, "declined", None)
+        for part in (email.body_text, email.body_html):
+            assert "cannot offer you an appointment at our clinic for it" in part
+            assert "talk to your family doctor about other ways to get care" in part
+            assert "A message from the clinic" not in part
+        assert "\n\n\n" not in email.body_text
 
 
 def _closing_help(page: str) -> dict[str, str]:
@@ -1124,7 +1205,8 @@ DECLINE_HELP = (
 )
 CANCEL_HELP = (
     "Cancelling: the patient asked to cancel, or the visit will not happen. Their email says "
-    "the request is cancelled."
+    "the request is cancelled. If the clinic cancels, say why in the message, and what the "
+    "patient can do."
 )
 
 

@@ -261,16 +261,59 @@ class UnreachedBox:
         return self.unreached is not None and bool(self.unreached.data)
 
 
+MAX_CLOSE_MESSAGE = 1000
+DECLINE_REASON_MISSING = _l(
+    "Please give the reason for declining: the email tells the patient why the clinic cannot "
+    "see them, and what they can do instead."
+)
+
+
 class CloseForm(UnreachedBox, SeenState, BaseForm):
-    """Declining or cancelling, with the box of an unreached request (``UnreachedBox``)."""
+    """Declining or cancelling, with the box of an unreached request (``UnreachedBox``).
+
+    A decline emailed to the patient (``declining``) must say why: its email only says the
+    clinic cannot see them, and a patient turned away without a reason does not know what to
+    do next. A cancellation's message stays optional: most are the patient's own (asked by
+    phone), who knows why; the clinic cancelling a visit says so in the box's help."""
 
     prefix = "close"
 
     message = TextAreaField(
         _l("Message sent with the decline or cancellation"),
-        validators=[Optional(), Length(max=1000)],
+        validators=[Optional(), Length(max=MAX_CLOSE_MESSAGE)],
         description=_l("Sent in the email. No medical details: email is not secure."),
     )
+
+    def __init__(self, *args: object, declining: bool = False, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        if declining:
+            self.message.validators = [
+                DataRequired(DECLINE_REASON_MISSING),
+                Length(max=MAX_CLOSE_MESSAGE),
+            ]
+            self.message.flags.required = True
+
+    def offer(self, *, decline: bool, cancel: bool) -> None:
+        """Label the message for the actions the page offers with it, and ask for a decline's
+        reason before the help the page gave it: required outright when declining is the only
+        action; beside a cancellation, for the decline only (neither "(optional)" nor
+        required: its help says)."""
+        if not decline:
+            self.message.label.text = _("Message sent with the cancellation")
+            return
+        if not cancel:
+            self.message.label.text = _("Message sent with the decline")
+        self.message.flags.required = not cancel
+        self.message.flags.conditional = cancel
+        reason = (
+            _(
+                "Required to decline: say why the clinic cannot see the patient, and what they "
+                "can do instead."
+            )
+            if cancel
+            else _("Say why the clinic cannot see the patient, and what they can do instead.")
+        )
+        self.message.description = f"{reason} {self.message.description}"
 
 
 class CompleteForm(SeenState, BaseForm):

@@ -346,11 +346,9 @@ def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: 
         if forms[name] is not None and not forms[name].seen.data:
             forms[name].seen.data = seen
     allowed = services.allowed_actions(consultation, current_user, now)
-    # A confirmed request can only be cancelled: its closing box names that one action.
-    if "decline" not in allowed:
-        forms["close_form"].message.label.text = _("Message sent with the cancellation")
-    elif "cancel" not in allowed:
-        forms["close_form"].message.label.text = _("Message sent with the decline")
+    # A confirmed request can only be cancelled: its closing box names that one action, and
+    # says when its message is required (a decline's reason).
+    forms["close_form"].offer(decline="decline" in allowed, cancel="cancel" in allowed)
     h = consultation.history
     asked = asks.asks_of(consultation)
     writable = bool(patient.writable_address)
@@ -1090,7 +1088,11 @@ def change_status(reference: str, action: str) -> Response | tuple[str, int] | s
                 seen=form.seen.data or None,
             )
         elif action in ("decline", "cancel"):
-            form = CloseForm(unreached=consultation.unreached)
+            form = CloseForm(
+                unreached=consultation.unreached,
+                # A decline emailed to the patient gives the reason (``CloseForm``).
+                declining=action == "decline" and bool(consultation.patient.writable_address),
+            )
             forms["close_form"] = form
             if not form.validate_on_submit():
                 return _render_record(consultation, 422, **forms)

@@ -306,6 +306,8 @@ def act(client: FlaskClient, reference: str, action: str, **fields: Any) -> Test
     prefix = PREFIX.get(action, "action")
     if action == "complete":
         fields = {"plan": "physiotherapy", **fields}  # completing records the plan decided
+    if action == "decline":
+        fields = {"message": "We do not treat this here.", **fields}  # a decline says why
     data = {f"{prefix}-csrf_token": token, **{f"{prefix}-{k}": v for k, v in fields.items()}}
     if action == "no_show":
         data["confirmed"] = "1"  # its confirmation page's button (asked first: test_workflow)
