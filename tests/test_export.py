@@ -35,9 +35,10 @@ from tests.factories import (
     make_location,
     make_request,
     make_staff,
+    slot_two_days_ahead,
     staff_user,
 )
-from tests.support import AuthActions, Staff, export_queue, shown_actions, winter_day
+from tests.support import AuthActions, Clinic, Staff, export_queue, shown_actions, winter_day
 
 BERLIN = ZoneInfo("Europe/Berlin")
 # The factory's example pain scores, for its lower-back patients (history.ANSWERS).
@@ -357,6 +358,51 @@ def test_export_filters_by_the_clinic_day(app: Flask, staff_client: FlaskClient)
     rows = export(staff_client, **{"from": "2026-03-10", "to": "2026-03-10"})
     assert [r["reference"] for r in rows] == [late]
     assert rows[0]["received"] == "2026-03-10 23:30"
+
+
+def test_export_follows_the_queues_choice_of_the_appointment_day(
+    app: Flask, staff_client: FlaskClient, clinic: Clinic
+) -> None:
+    """The queue's From and To applied to the appointment (``dates``): the file holds the
+    requests booked on those clinic days, not those that arrived then, nor those with no
+    appointment; its audit row names the choice with the other filters."""
+    from booking.dashboard.services import confirm_request
+    from booking.scheduling.models import Appointment
+
+    booked = {}
+    with app.app_context():
+        coordinator = staff_user(clinic.coordinator.email)
+        for name, at in (
+            ("late", datetime(2026, 3, 10, 23, 30, tzinfo=BERLIN)),  # 22:30 UTC
+            ("next", datetime(2026, 3, 11, 0, 30, tzinfo=BERLIN)),  # still the 10th in UTC
+        ):
+            consultation = make_request(email=f"{name}@example.com")
+            # Each booked at the first open time, then moved to its day (staff book times to
+            # come; the time is free again for the next).
+            confirm_request(consultation, coordinator, slot_two_days_ahead(clinic))
+            appointment = db.session.get(Appointment, consultation.appointment.id)
+            shift = at - appointment.starts_at
+            appointment.starts_at += shift
+            appointment.ends_at += shift
+            appointment.blocked_until += shift
+            db.session.commit()
+            booked[name] = consultation.reference
+    unbooked = new_request(app, email="none@example.com")
+    on_the_tenth = datetime(2026, 3, 10, 12, tzinfo=BERLIN)
+    set_created(app, {booked["late"]: on_the_tenth, booked["next"]: on_the_tenth})
+    set_created(app, {unbooked: on_the_tenth})
+
+    tenth = {"status": "all", "from": "2026-03-10", "to": "2026-03-10"}
+    rows = export(staff_client, **tenth, dates="appointment")
+    assert [r["reference"] for r in rows] == [booked["late"]]
+    assert rows[0]["appointment"] == "2026-03-10 23:30"
+    # By arrival (the default), the three that arrived on the 10th.
+    arrived = export(staff_client, **tenth)
+    assert {r["reference"] for r in arrived} == {*booked.values(), unbooked}
+    first, second = exported_audit(app)[-2:]
+    assert first.details["filters"]["dates"] == "appointment"
+    assert first.details["rows"] == 1
+    assert "dates" not in second.details["filters"]
 
 
 # --- the values -----------------------------------------------------------------------------

@@ -377,6 +377,99 @@ def test_date_range_uses_the_clinic_day_not_the_utc_day(
     assert "The From date is after the To date" not in plain.get_data(as_text=True)
 
 
+def set_appointment_start(app: Flask, starts: dict[str, datetime]) -> None:
+    """Move requests' appointments to an explicit start (aware datetimes), their end and
+    blocked time with them."""
+    with app.app_context():
+        for reference, at in starts.items():
+            appointment = (
+                db.session.scalars(
+                    select(ConsultationRequest).where(ConsultationRequest.reference == reference)
+                )
+                .one()
+                .appointment
+            )
+            shift = at - appointment.starts_at
+            appointment.starts_at += shift
+            appointment.ends_at += shift
+            appointment.blocked_until += shift
+        db.session.commit()
+
+
+def test_the_dates_can_be_the_appointments_clinic_day(
+    app: Flask, staff_client: FlaskClient, clinic: Clinic
+) -> None:
+    """Staff looking for "the appointments of next week" choose which date From and To apply
+    to: the arrival (the default, as before) or the appointment's start, a day of the
+    clinic's time zone. Requests without an appointment the queue shows (none booked, or
+    given up by a cancellation) are left out then. The choice stays in every link."""
+    refs = {name: new_request(app, email=f"{name}@example.com") for name in "abcdefgh"}
+    for n, name in enumerate("abcdefh"):
+        specialist = clinic.weber if n % 2 == 0 else clinic.okafor
+        confirm(staff_client, clinic, refs[name], specialist.id, day(n))
+    act(staff_client, refs["h"], "cancel", message="")
+    set_appointment_start(
+        app,
+        {
+            # As the arrival test: 10 March 00:30 in Berlin (UTC+1) is still 9 March in UTC.
+            refs["a"]: berlin(2026, 3, 10, 0, 30),
+            refs["b"]: berlin(2026, 3, 10, 23, 30),
+            refs["c"]: berlin(2026, 3, 11, 0, 30),  # 10 March in UTC: not the 10th
+            refs["d"]: berlin(2026, 3, 9, 23, 30),
+            # Summer time (UTC+2): 1 July 01:30 in Berlin is 30 June in UTC.
+            refs["e"]: berlin(2026, 7, 1, 1, 30),
+            refs["f"]: berlin(2026, 6, 30, 23, 30),
+            refs["h"]: berlin(2026, 3, 10, 12, 0),  # cancelled: the time was given up
+        },
+    )
+    # Every one arrived on 10 March, but "g" (no appointment) a day earlier.
+    set_created(app, {ref: berlin(2026, 3, 10, 9, 0) for ref in refs.values()})
+    set_created(app, {refs["g"]: berlin(2026, 3, 9, 9, 0)})
+
+    def shown(**args: str) -> set[str]:
+        found = set(queue(staff_client, status="all", **args))
+        return {name for name, ref in refs.items() if ref in found}
+
+    by_appointment = {"dates": "appointment"}
+    assert shown(**by_appointment, **{"from": "2026-03-10", "to": "2026-03-10"}) == {"a", "b"}
+    assert shown(**by_appointment, **{"from": "2026-03-11", "to": "2026-03-11"}) == {"c"}
+    assert shown(**by_appointment, **{"from": "2026-03-09", "to": "2026-03-09"}) == {"d"}
+    assert shown(**by_appointment, **{"from": "2026-07-01", "to": "2026-07-01"}) == {"e"}
+    assert shown(**by_appointment, **{"from": "2026-06-30", "to": "2026-06-30"}) == {"f"}
+    assert shown(**by_appointment, **{"from": "2026-03-11"}) == {"c", "e", "f"}
+    assert shown(**by_appointment, to="2026-03-10") == {"a", "b", "d"}
+    # Without a date the choice filters nothing: every request, booked or not.
+    assert shown(**by_appointment) == set("abcdefgh")
+    # The arrival, as before: by default, when asked for, or for a value the page never offered.
+    on_the_tenth = {"from": "2026-03-10", "to": "2026-03-10"}
+    assert shown(**on_the_tenth) == set("abcdefh")
+    assert shown(dates="received", **on_the_tenth) == set("abcdefh")
+    assert shown(dates="booked'--", **{"from": "2026-03-09", "to": "2026-03-09"}) == {"g"}
+    # The tab's count follows it too.
+    tenth = staff_client.get("/staff/", query_string={**by_appointment, **on_the_tenth})
+    page = tenth.get_data(as_text=True)
+    assert dict(TAB_RE.findall(page))["all"] == "2"
+
+    # A labelled select (no script needed) keeps the choice, and every link keeps it: the
+    # tabs, the export, the pages.
+    assert '<label class="form-label" for="dates">' in page
+    select_box = re.search(
+        r'<select class="form-select" id="dates" name="dates">(.*?)</select>', page, re.S
+    )
+    assert select_box
+    assert '<option value="appointment" selected>Appointment date</option>' in select_box[1]
+    assert '<option value="received">Date received</option>' in select_box[1]
+    links = [
+        unescape(href) for href in re.findall(r'(?:href|action)="(/staff/[^"]*\?[^"]*)"', page)
+    ]
+    tabs = [link for link in links if "status=" in link]
+    assert tabs and all("dates=appointment" in link for link in tabs)
+    assert any(link.startswith("/staff/export.csv?") for link in tabs)
+    plain = staff_client.get("/staff/", query_string={"status": "all"}).get_data(as_text=True)
+    assert "dates=" not in plain  # the default stays out of the address
+    assert '<option value="received" selected>Date received</option>' in plain
+
+
 def test_dates_read_day_month_name_year_and_24_hour_time(
     app: Flask, staff_client: FlaskClient
 ) -> None:

@@ -26,7 +26,12 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
-from booking.dashboard.queries import QueueFilters
+from booking.dashboard.queries import (
+    DATE_FIELDS,
+    DATES_APPOINTMENT,
+    DATES_RECEIVED,
+    QueueFilters,
+)
 from booking.forms import (
     BaseForm,
     ChoiceField,
@@ -60,6 +65,13 @@ MAX_JOIN_LINK = 500
 MAX_RAISE_REASON = 1000
 
 
+# The queue's choice of which date its From and To apply to, as its select offers it.
+DATE_FIELD_LABELS = [
+    (DATES_RECEIVED, _l("Date received")),
+    (DATES_APPOINTMENT, _l("Appointment date")),
+]
+
+
 def queue_filters(args: MultiDict) -> QueueFilters:
     """The queue's filters from the URL. Values the page did not offer are ignored."""
     status = args.get("status", RequestStatus.REQUESTED.value)
@@ -67,6 +79,7 @@ def queue_filters(args: MultiDict) -> QueueFilters:
         status = None if status == "all" else RequestStatus.REQUESTED.value
     triage = args.get("triage")
     diagnosis = args.get("diagnosis")
+    dates = args.get("dates")
     search = text_arg(args.get("q"), MAX_SEARCH)
     if search is not None and not _visible(folded(search)):
         # Accents on no letter fold away (``folded``): compared as the empty text, they matched
@@ -80,6 +93,7 @@ def queue_filters(args: MultiDict) -> QueueFilters:
         specialist_id=int_arg(args.get("specialist")),
         date_from=date_arg(args.get("from")),
         date_to=date_arg(args.get("to")),
+        dates=dates if dates in DATE_FIELDS else DATES_RECEIVED,
         search=search,
         unnotified=args.get("unnotified") == "1",
         unread=args.get("unread") == "1",

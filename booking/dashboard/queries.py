@@ -53,6 +53,12 @@ from booking.timeutil import from_clinic_local, now_utc
 
 PER_PAGE = 25
 
+# Which date the queue's From and To apply to: the day a request arrived (as before), or its
+# appointment's day in the clinic's time zone ("the appointments of next week").
+DATES_RECEIVED = "received"
+DATES_APPOINTMENT = "appointment"
+DATE_FIELDS = (DATES_RECEIVED, DATES_APPOINTMENT)
+
 
 @dataclass
 class QueueFilters:
@@ -62,6 +68,7 @@ class QueueFilters:
     specialist_id: int | None = None
     date_from: date | None = None
     date_to: date | None = None
+    dates: str = DATES_RECEIVED  # which date From and To apply to (``DATE_FIELDS``)
     search: str | None = None
     # Only requests whose patient was not notified (an email to them failed for good).
     unnotified: bool = False
@@ -78,6 +85,7 @@ class QueueFilters:
             "specialist": self.specialist_id,
             "from": self.date_from.isoformat() if self.date_from else None,
             "to": self.date_to.isoformat() if self.date_to else None,
+            "dates": self.dates if self.dates != DATES_RECEIVED else None,
             "q": self.search,
             "unnotified": 1 if self.unnotified else None,
             "unread": 1 if self.unread else None,
@@ -194,16 +202,10 @@ def _shared_conditions(user: StaffUser, f: QueueFilters) -> list[ColumnElement[b
                 RequestDiagnosis.code == f.diagnosis,
             )
         )
-    if f.date_from:
-        start = from_clinic_local(f.date_from, time())
-        conditions.append(ConsultationRequest.created_at >= start)
-        # Implied by the arrival (a request's level is raised after it arrived), but on the
-        # call-back clock the queue indexes are ordered by, so it bounds their read. The end
-        # date cannot: a request of the range may have been raised since.
-        conditions.append(call_back_since_column() >= start)
-    if f.date_to:
-        end = from_clinic_local(f.date_to + timedelta(days=1), time())
-        conditions.append(ConsultationRequest.created_at < end)
+    if f.dates == DATES_APPOINTMENT:
+        conditions.extend(_appointment_days(f))
+    else:
+        conditions.extend(_arrival_days(f))
     if f.search:
         text = f.search.strip()
         pattern = f"%{_escape_like(text)}%"
@@ -222,6 +224,39 @@ def _shared_conditions(user: StaffUser, f: QueueFilters) -> list[ColumnElement[b
                 matches.append(Patient.phone.contains(typed, autoescape=True))
         conditions.append(or_(*matches))
     return conditions
+
+
+def _arrival_days(f: QueueFilters) -> list[ColumnElement[bool]]:
+    """Requests that arrived from ``f.date_from`` to ``f.date_to``, clinic days."""
+    conditions = []
+    if f.date_from:
+        start = from_clinic_local(f.date_from, time())
+        conditions.append(ConsultationRequest.created_at >= start)
+        # Implied by the arrival (a request's level is raised after it arrived), but on the
+        # call-back clock the queue indexes are ordered by, so it bounds their read. The end
+        # date cannot: a request of the range may have been raised since.
+        conditions.append(call_back_since_column() >= start)
+    if f.date_to:
+        end = from_clinic_local(f.date_to + timedelta(days=1), time())
+        conditions.append(ConsultationRequest.created_at < end)
+    return conditions
+
+
+def _appointment_days(f: QueueFilters) -> list[ColumnElement[bool]]:
+    """Requests whose appointment starts from ``f.date_from`` to ``f.date_to``, clinic days.
+    Only an appointment the queue shows counts (``active``: a declined or cancelled request's
+    time is given up), so a request without one is left out once a date is given. A subquery
+    on an alias, apart from the queue's own join of the appointment (which it would otherwise
+    correlate with): PostgreSQL reads it from the appointments' time index."""
+    if not (f.date_from or f.date_to):
+        return []
+    booked = aliased(Appointment)
+    times = [booked.active]
+    if f.date_from:
+        times.append(booked.starts_at >= from_clinic_local(f.date_from, time()))
+    if f.date_to:
+        times.append(booked.starts_at < from_clinic_local(f.date_to + timedelta(days=1), time()))
+    return [ConsultationRequest.id.in_(select(booked.request_id).where(*times))]
 
 
 # What a row of the queue shows of the medical history. The other columns are for the record

@@ -33,6 +33,7 @@ from booking.audit.services import record_refused_access
 from booking.dashboard import queries, services, summary
 from booking.dashboard.export import csv_head
 from booking.dashboard.forms import (
+    DATE_FIELD_LABELS,
     ActionForm,
     AskForm,
     CallbackForm,
@@ -142,6 +143,7 @@ def queue() -> str:
         filters=filters,
         statuses=list(RequestStatus),
         diagnoses=history.DIAGNOSES,
+        date_fields=DATE_FIELD_LABELS,
         specialists=[s for s in list_staff() if s.role == "specialist"]
         if current_user.works_every_request
         else [],
