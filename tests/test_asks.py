@@ -210,6 +210,60 @@ def test_the_round_trip_from_ask_to_information_received(
     assert "Marked the information the patient sent as reviewed." in record
 
 
+@pytest.mark.parametrize(
+    ("items", "files", "answer", "detail"),
+    [
+        (
+            ["imaging_report", "referral_letter"],
+            {0: (pdf_bytes("MRI lumbar"), "mri.pdf")},
+            ANSWER,
+            "Items asked for that the patient sent: 1 of 2. They also wrote an answer: "
+            "read it on the record.",
+        ),
+        (
+            ["imaging_report", "referral_letter"],
+            {1: (pdf_bytes("Referral"), "letter.pdf")},
+            "",
+            "Items asked for that the patient sent: 1 of 2.",
+        ),
+        (["imaging_report"], {}, ANSWER, "Items asked for that the patient sent: 0 of 1. They"),
+        (
+            ["imaging_report"],
+            {0: (pdf_bytes("MRI lumbar"), "mri.pdf")},
+            "",
+            "The patient sent what the clinic asked for.",
+        ),
+        ([], {}, ANSWER, "The patient sent what the clinic asked for."),
+    ],
+)
+def test_the_clinics_notice_says_what_the_patient_sent(
+    app: Flask,
+    staff_client: FlaskClient,
+    upload_dir: Path,
+    items: list[str],
+    files: dict[int, tuple[bytes, str]],
+    answer: str,
+    detail: str,
+) -> None:
+    """The clinic's email says the patient "sent what the clinic asked for" only when every
+    item asked came with its file: a patient who writes that they have no referral letter
+    has answered, but the record still lacks it."""
+    reference = _new_request(app)
+    assert _ask(staff_client, reference, items, QUESTION).status_code == 302
+    patient, url = _patient(app, reference)
+    before = len(_emails(app, reference))
+    response = _answer(patient, url, files, answer)
+    assert response.status_code == 302, response.get_data(as_text=True)[:800]
+    [notice] = [
+        e
+        for e in _emails(app, reference)[before:]
+        if e.subject == f"Patient update on {reference}: information received"
+    ]
+    assert detail in notice.body_text and detail in notice.body_html
+    if "what the clinic asked for" not in detail:
+        assert "what the clinic asked for" not in notice.body_text
+
+
 def _mark_reviewed(client: FlaskClient, reference: str, record: str) -> Any:
     """ "Mark as reviewed" from the record page ``record`` as it was loaded (its mark)."""
     received = re.search(r'name="reviewed-received" type="hidden" value="([^"]*)"', record)

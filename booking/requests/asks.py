@@ -60,6 +60,8 @@ from booking.requests.queries import lock_request
 from booking.timeutil import UTCDateTime, now_utc
 
 if TYPE_CHECKING:
+    from flask_babel.speaklater import LazyString
+
     from booking.staff.models import StaffUser
 
 log = logging.getLogger(__name__)
@@ -573,9 +575,7 @@ def answer_ask(
                 },
             )
             notice = emails.clinic_notice(
-                consultation,
-                _l("information received"),
-                _l("The patient sent what the clinic asked for."),
+                consultation, _l("information received"), _received_detail(ask, files, answer)
             )
             db.session.commit()
     except _AnsweredMeanwhile:
@@ -603,6 +603,31 @@ def answered_with(request_id: int, key: str) -> bool:
             )
         )
         is not None
+    )
+
+
+def _received_detail(
+    ask: InformationRequest, files: list[tuple[str, DocumentUpload]], answer: str | None
+) -> LazyString:
+    """What the clinic's notice says the patient sent: "what the clinic asked for" only when
+    each item asked came with its file; else how many did, so nobody takes the request as
+    complete before reading the record (the patient may have written that they have none)."""
+    asked = {item["code"] for item in ask.items}
+    sent = asked & {code for code, _upload in files}
+    if sent == asked:
+        return _l("The patient sent what the clinic asked for.")
+    # "sent: 1 of 2", never "1 of the 1 items": right for any count, with no plural forms.
+    if answer:
+        return _l(
+            "Items asked for that the patient sent: %(sent)d of %(asked)d. They also wrote "
+            "an answer: read it on the record.",
+            sent=len(sent),
+            asked=len(asked),
+        )
+    return _l(
+        "Items asked for that the patient sent: %(sent)d of %(asked)d.",
+        sent=len(sent),
+        asked=len(asked),
     )
 
 
