@@ -218,6 +218,24 @@ def test_a_patient_downloads_their_own_data_with_their_date_of_birth(
     assert "A copy of your data" in _emails(app, "rights_update")[0].body_text
 
 
+@pytest.mark.parametrize("documents", [0, 1])
+def test_the_summary_mentions_the_documents_folder_only_when_there_is_one(
+    app: Flask, client: FlaskClient, documents: int
+) -> None:
+    """A patient who sent no document read that "the documents are in the documents folder"
+    of a ZIP that has none."""
+    with app.app_context():
+        consultation = make_request(documents=documents)
+        url = open_manage_link(client, consultation)
+    response = _post(client, url, "data", date_of_birth=BORN)
+    archive = zipfile.ZipFile(io.BytesIO(response.get_data()))
+    folder = any(name.startswith("documents/") for name in archive.namelist())
+    summary = archive.read("summary.txt").decode()
+    assert folder == bool(documents)
+    assert ("documents folder" in summary) == folder
+    assert "The same data, complete and machine-readable, is in patient.json" in summary
+
+
 def test_the_readable_summary_lists_calls_as_text(
     app: Flask, client: FlaskClient, patient: dict
 ) -> None:

@@ -756,6 +756,8 @@ def stream_zip(app: Flask, archive: PatientArchive) -> Iterator[bytes]:
                 zone=clinic_zone_name(),
                 sections=summary_sections(archive.data),
                 other_emails=summary_emails(archive.data["other_emails"]),
+                # The folder exists only when a file went in (a missing one is named in the JSON).
+                with_documents=any(doc.entry["file"] for doc in archive.documents),
             )
         zf.writestr("summary.txt", summary)
     yield pipe.take()
