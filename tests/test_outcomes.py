@@ -2267,6 +2267,22 @@ def test_the_stop_link_stops_further_invitations(app: Flask, client: FlaskClient
     assert "not answered (stopped)" in record and "sent, waiting" not in record
 
 
+def test_the_stop_page_says_a_questionnaire_closes_only_while_one_is_open(
+    app: Flask, client: FlaskClient
+) -> None:
+    """Once the questionnaire was answered, the stop page still told the patient that "the
+    one open now closes": there was none."""
+    _questionnaire_open(app, client, spine_region="lower_back")
+    stop = client.get(_page(client, "stop")).get_data(as_text=True)
+    assert "and the one open now closes" in stop
+    token = csrf_token(client, _page(client))
+    assert client.post(_page(client), data=_answers(token)).status_code == 303
+    stop = client.get(_page(client, "stop")).get_data(as_text=True)
+    assert "Send me no more questionnaires" in stop
+    assert "You will receive no more questionnaires about how you are doing" in stop
+    assert "open now" not in stop
+
+
 def test_answers_the_database_failed_to_store_are_shown_again(
     app: Flask, client: FlaskClient, failing_commit: Callable[[], None]
 ) -> None:

@@ -196,4 +196,6 @@ def stop(fid: int) -> Response | str:
         services.stop_followups(follow_up)
         flash(_("Done: you will receive no more questionnaires from us."), "success")
         return redirect(url_for(".stop", fid=fid), 303)
-    return render_template("outcomes/stop.html", form=form, stopped=stopped)
+    # "The one open now closes" only while there is one: not once it is answered or expired.
+    open_now = not stopped and services.can_answer(follow_up)
+    return render_template("outcomes/stop.html", form=form, stopped=stopped, open_now=open_now)
