@@ -319,6 +319,20 @@ def test_the_emergency_page_calls_the_clinic_at_a_tap(app: Flask, client: FlaskC
     assert link in spanish and "&lt;a" not in spanish
 
 
+def test_the_call_back_form_asks_for_the_country_code(client: FlaskClient) -> None:
+    """A number without its country code is read as the clinic's country's: a Spanish
+    visitor's "612 000 111" became "+49 6120 00111", and the clinic would call a wrong
+    number in an emergency. The form says so, as the request form does, in Spanish too."""
+    answer_red_flags(client, yes={"saddle_numbness"})
+    hint = "Include the country code if it is not a local number, e.g. +49 30 1234567."
+    page = client.get("/request/emergency").get_data(as_text=True)
+    [field] = re.findall(r'<input[^>]*name="phone"[^>]*>', page)
+    assert 'aria-describedby="phone-help"' in field
+    assert f'<div id="phone-help" class="form-text">{hint}</div>' in page
+    spanish = client.get("/request/emergency?lang=es").get_data(as_text=True)
+    assert "Incluya el código de país si no es un número local" in spanish
+
+
 def test_the_emergency_page_needs_an_emergency_answer(client: FlaskClient) -> None:
     assert client.get("/request/emergency").headers["Location"] == "/request/start"
     answer_red_flags(client, yes={"fever"})

@@ -211,9 +211,14 @@ class CallbackForm(BaseForm):
         validators=[DataRequired(_l("Please enter your name.")), too_long(200), name_only],
         render_kw={"autocomplete": "name"},
     )
+    # A number without its country code is read as the clinic's country's: the patient is
+    # told so here as on the request form, or a visitor's mobile is called at a wrong number.
     phone = TelField(
         _l("Your phone number"),
         validators=[DataRequired(_l("Please enter a phone number.")), too_long(40)],
+        description=_l(
+            "Include the country code if it is not a local number, e.g. +49 30 1234567."
+        ),
         render_kw={"autocomplete": "tel"},
     )
 
