@@ -110,6 +110,18 @@ def test_the_reschedule_picker_shows_one_day_at_a_time(client: FlaskClient, book
     assert set(SLOT.findall(later)).isdisjoint(SLOT.findall(page))
 
 
+def test_a_day_of_the_reschedule_picker_opens_at_the_days(
+    client: FlaskClient, booked: dict
+) -> None:
+    """A day chosen opened the page at its top: on a phone the patient scrolled (or tabbed)
+    past the warning, the filters and the days again to reach its times. It opens at the
+    days, with the times under them, as the request's own picker does."""
+    page = client.get(booked["url"] + "/reschedule").get_data(as_text=True)
+    days = re.findall(r'href="(/manage/[^"]+/reschedule\?[^"]*day=[^"]*)"', page)
+    assert days and all(url.endswith("#days-heading") for url in days)
+    assert 'id="days-heading"' in page
+
+
 def _move_to_the_last_time_shown(client: FlaskClient, booked: dict) -> Any:
     """Pick the time picker's last time of the first day shown: late in the afternoon, that
     day may hold only one or two (keys[2] failed from about 15:30 clinic time)."""
