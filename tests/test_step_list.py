@@ -301,3 +301,36 @@ def test_a_page_read_over_the_hour_keeps_what_was_typed_when_a_step_is_chosen(
     assert response.status_code == 303 and response.location == "/request/steps/time"
     assert client.get(response.location).status_code == 200  # just saved: shown
     assert saved(app)[1]["full_name"] == ["Erika Musterfrau"]
+
+
+def test_a_change_from_the_review_keeps_the_consent_boxes_ticked(
+    app: Flask, client: FlaskClient
+) -> None:
+    """The review's "Change" was a link: the consent boxes ticked on the review were lost on
+    the way to the step and back. It is a button of the review's form, as the list of steps:
+    the boxes are saved first, and the step saved comes back to the review."""
+    fill_every_step(client)
+    review = open_step(client, "review")
+    section = review[review.index('id="review-symptoms"') :]
+    assert '<button type="submit" form="step-form" name="go_to" value="symptoms"' in section
+    assert 'href="/request/steps/symptoms' not in review
+    ticked = {"privacy_consent": "y", "contact_consent": "y"}
+    payload = {**ticked, "csrf_token": page_token(review), **page_proof(review)}
+    response = client.post("/request/steps/review", data={**payload, "go_to": "symptoms"})
+    assert response.status_code == 303 and response.location == "/request/steps/symptoms"
+    assert saved(app)[1]["privacy_consent"] == ["y"]
+    symptoms = open_step(client, "symptoms")
+    response = client.post(
+        "/request/steps/symptoms",
+        data={
+            **step_answers("symptoms", valid_answers()),
+            "csrf_token": page_token(symptoms),
+            **page_proof(symptoms),
+            "nav": "next",
+        },
+    )
+    assert response.status_code == 303 and response.location == "/request/steps/review"
+    review = open_step(client, "review")
+    for name in ticked:
+        [box] = re.findall(rf'<input[^>]*name="{name}"[^>]*>', review)
+        assert "checked" in box, box
