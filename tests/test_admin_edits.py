@@ -487,6 +487,7 @@ def test_a_waiting_moves_email_written_again_still_says_the_visit_is_now_in_pers
     now = f"This visit is now in person at Main clinic, {NEW_ADDRESS}, not by video."
     assert now in again.body_text.split("Your reference")[0]
     assert again.previous_mode == VisitMode.VIDEO.value
+    assert again.subject.startswith("Your appointment has changed: now in person (")
 
 
 def test_the_emails_written_again_are_queued_in_the_order_the_patient_should_read_them(

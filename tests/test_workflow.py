@@ -526,7 +526,8 @@ def test_staff_change_only_the_appointment_type_and_the_patient_is_told_how_to_t
     response = act(client, reference, "reschedule", **slot(clinic, appointment_type=video_id))
     assert response.status_code == 302
     [email] = _patient_emails(app)[before:]
-    assert email.subject == f"Your appointment has changed ({reference})"
+    # How the patient takes part changed, not the time: the subject says so.
+    assert email.subject == f"Your appointment has changed: now by video ({reference})"
     assert "Appointment: Video consultation" in email.body_text
     assert "By video, from wherever suits you: the clinic will send you how to join." in (
         email.body_text

@@ -581,12 +581,52 @@ def _held_time_changed(consultation: ConsultationRequest) -> str:
     return _("The time you hold has changed (%(reference)s)", reference=consultation.reference)
 
 
+def _mode_changed_subjects(consultation: ConsultationRequest, held: bool) -> dict[VisitMode, str]:
+    """The subject of a move that changed how the visit takes place, by the mode it takes
+    place in now (in the current language): said in the subject too, as under the email's
+    opening line (``visits.mode_change``), so a patient who only glances at their inbox does
+    not stay home for a visit now in person, nor travel for one now by video. ``held``: a
+    move of a time not confirmed yet (``_held_time_changed``)."""
+    reference = consultation.reference
+    if held:
+        return {
+            VisitMode.IN_PERSON: _(
+                "The time you hold has changed: now in person (%(reference)s)",
+                reference=reference,
+            ),
+            VisitMode.VIDEO: _(
+                "The time you hold has changed: now by video (%(reference)s)",
+                reference=reference,
+            ),
+            VisitMode.PHONE: _(
+                "The time you hold has changed: now by phone (%(reference)s)",
+                reference=reference,
+            ),
+        }
+    return {
+        VisitMode.IN_PERSON: _(
+            "Your appointment has changed: now in person (%(reference)s)", reference=reference
+        ),
+        VisitMode.VIDEO: _(
+            "Your appointment has changed: now by video (%(reference)s)", reference=reference
+        ),
+        VisitMode.PHONE: _(
+            "Your appointment has changed: now by phone (%(reference)s)", reference=reference
+        ),
+    }
+
+
 def update_kind(consultation: ConsultationRequest, email: OutboxEmail) -> str | None:
     """The kind of one of the request's status emails (``patient_update``), read from its
     subject as ``waiting_ask_emails`` reads it (the outbox row keeps no kind); None when no
     kind's subject matches (one written in another language than the request's now)."""
     with force_locale(consultation.locale):
-        if email.subject == _held_time_changed(consultation):
+        moves = [
+            _held_time_changed(consultation),
+            *_mode_changed_subjects(consultation, held=True).values(),
+            *_mode_changed_subjects(consultation, held=False).values(),
+        ]
+        if email.subject in moves:
             return "rescheduled"
         subjects = _update_subjects(consultation)
     return next((kind for kind, subject in subjects.items() if subject == email.subject), None)
@@ -651,7 +691,8 @@ def patient_update(
     the request for information's (needed, reminder, received); ``ics`` the calendar update
     that goes with it; ``previous_starts_at`` the time a move (rescheduled) moved it from,
     shown beside the new one; ``previous_mode`` how the visit took place before the move: when
-    it is not how it does now, the email says so first (``visits.mode_change``)."""
+    it is not how it does now, the email says so first (``visits.mode_change``) and its
+    subject names how it does now (``_mode_changed_subjects``)."""
     appointment = consultation.appointment
     mode_changed_from = (
         previous_mode
@@ -666,6 +707,10 @@ def patient_update(
         if kind == "rescheduled" and consultation.is_unconfirmed:
             # The patient moved a time they hold: still not confirmed, as the email says.
             subject = _held_time_changed(consultation)
+        if mode_changed_from is not None and appointment is not None:
+            subject = _mode_changed_subjects(consultation, held=consultation.is_unconfirmed)[
+                mode_of(appointment.appointment_type)
+            ]
         if kind == "no_show" and appointment is not None:
             # Named by its date, never "today": staff may mark it on a later day.
             subject = _(
