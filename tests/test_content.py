@@ -51,7 +51,7 @@ STAFF_ONLY = (
     "booking/feedback/", "booking/templates/email/page_feedback_staff",
     "booking/outcomes/staff_views.py", "booking/outcomes/progress.py", "booking/outcomes/chart.py",
     "booking/outcomes/results.py", "booking/templates/outcomes/staff/",
-    "booking/scheduling/closures.py",
+    "booking/scheduling/closures.py", "booking/requests/withdrawals.py",
 )  # fmt: skip
 EMERGENCY = {"en": "Is it an emergency?", "es": "¿Es una urgencia?"}
 

@@ -214,8 +214,9 @@ def test_the_queue_and_record_are_a_handful_of_queries(
         # the follow-up's plan, time points and thresholds (one statement: booking.outcomes),
         # +1 for the view's audit row's link to the reference (booking.audit AuditReference), +1
         # for the late emails, +1 for the days an admin closed the clinic (the call-back
-        # wait counts working time: followup.clinic_hours)
-        (f"/staff/requests/{clinic.newest}", 20),
+        # wait counts working time: followup.clinic_hours), +1 for the emails withdrawn unsent
+        # (their audit rows, for the timeline: booking.requests.withdrawals)
+        (f"/staff/requests/{clinic.newest}", 21),
         # The agenda: the appointments, the weekly hours, the time off and extra hours, the
         # specialists and the locations, the clinic's buffer (a grown one holds after each
         # appointment), plus the account and the two-factor rule, and the late emails; +2 for

@@ -57,6 +57,8 @@ ACTION_LABELS: dict[str, LazyString] = {
     "information_received": _l("Information received from patient"),
     "information_reviewed": _l("Information from patient reviewed"),
     "note_added": _l("Note added"),
+    # One row for each email a change withdrew unsent (``booking.requests.withdrawals``).
+    "email_withdrawn": _l("Email to the patient withdrawn unsent"),
     "triage_raised": _l("Triage level raised by staff"),
     "callback_logged": _l("Call to patient logged"),
     "message_sent": _l("Message sent"),

@@ -63,7 +63,16 @@ from booking.notifications.services import CLAIM_LAPSED, KILLED_WORKER
 from booking.outcomes import services as outcomes
 from booking.outcomes.models import Plan
 from booking.outcomes.progress import load_progress
-from booking.requests import asks, emails, followup, history, instruments, reminders, waitlist
+from booking.requests import (
+    asks,
+    emails,
+    followup,
+    history,
+    instruments,
+    reminders,
+    waitlist,
+    withdrawals,
+)
 from booking.requests.calls import CallbackAttempt, CallOutcome
 from booking.requests.lifecycle import WorkflowError, state_key
 from booking.requests.links import active_links, links_work
@@ -435,12 +444,14 @@ def _calls(consultation: ConsultationRequest) -> list[CallbackAttempt]:
 
 
 def _timeline(consultation: ConsultationRequest, thread: messages.Thread) -> list[dict]:
-    """Status changes, notes, messages and emails, newest first."""
+    """Status changes, notes, messages and emails, newest first; and the emails withdrawn
+    unsent, which left the outbox (``withdrawals.traces``)."""
     items = [
         {"at": consultation.created_at, "kind": "created", "item": consultation},
         *({"at": e.occurred_at, "kind": e.kind.value, "item": e} for e in consultation.events),
         *({"at": m.created_at, "kind": "message", "item": m} for m in thread.messages),
         *({"at": m.created_at, "kind": "email", "item": m} for m in consultation.emails),
+        *({"at": t.at, "kind": "withdrawn", "item": t} for t in withdrawals.traces(consultation)),
     ]
     return sorted(items, key=lambda entry: entry["at"], reverse=True)
 

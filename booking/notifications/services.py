@@ -32,6 +32,7 @@ from itertools import chain, repeat
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from blinker import Namespace
 from flask import Flask, current_app, render_template
 from flask_babel import force_locale
 from flask_mail import Message, sanitize_address
@@ -296,7 +297,30 @@ def mail_delay(
     )
 
 
-def withdraw_pending(request_id: int, templates: frozenset[str]) -> int:
+@dataclass(frozen=True)
+class Withdrawn:
+    """An email ``_withdraw`` withdrew: deleted unsent, or (``while_sending``) marked while a
+    worker was sending it, which goes out only if already past stopping."""
+
+    id: int
+    request_id: int | None
+    template: str
+    subject: str
+    while_sending: bool
+
+
+# Sent by ``_withdraw`` in the withdrawing transaction, for the emails it withdrew:
+# ``emails_withdrawn.send(withdrawn, reason=...)`` (a list of ``Withdrawn``; ``reason``: the
+# caller's word for why, or None). A row deleted leaves the request's timeline, which showed
+# it as waiting: the requests layer, above this one, keeps a trace of it there
+# (``booking.requests.withdrawals``, connected by ``booking.requests.init_app``). The outbox
+# stores and sends what it is given, and knows no request.
+emails_withdrawn = Namespace().signal("emails-withdrawn")
+
+
+def withdraw_pending(
+    request_id: int, templates: frozenset[str], *, reason: str | None = None
+) -> int:
     """Withdraw the request's emails of these kinds not sent yet: written for a state of the
     request that a change in this transaction ends (a reminder of a time just moved or
     cancelled, delivered after the cancellation's email, would send the patient to a visit
@@ -305,43 +329,65 @@ def withdraw_pending(request_id: int, templates: frozenset[str]) -> int:
     the mark is there at its last check before the mail server, and one already being
     handed to the server is past stopping, but if this attempt fails (the slow mail server
     that kept it waiting) it is deleted instead of tried again (``deliver_outbox_email``,
-    ``requeue_stalled_emails``).
+    ``requeue_stalled_emails``). ``reason``: why, for the trace each leaves
+    (``emails_withdrawn``).
     Flushes; the caller commits. Returns how many were withdrawn."""
     if not templates:  # a change that outdates no kind of email: no statement to run
         return 0
-    return _withdraw(OutboxEmail.request_id == request_id, OutboxEmail.template.in_(templates))
+    return _withdraw(
+        OutboxEmail.request_id == request_id, OutboxEmail.template.in_(templates), reason=reason
+    )
 
 
-def withdraw_emails(email_ids: list[int]) -> int:
+def withdraw_emails(email_ids: list[int], *, reason: str | None = None) -> int:
     """Withdraw these emails, as ``withdraw_pending`` does (deleted if no worker has taken
     them, marked if one is sending them): for a caller that chose them one by one. Flushes;
     the caller commits. Returns how many were withdrawn."""
     if not email_ids:
         return 0
-    return _withdraw(OutboxEmail.id.in_(email_ids))
+    return _withdraw(OutboxEmail.id.in_(email_ids), reason=reason)
 
 
-def _withdraw(*mine: ColumnElement[bool]) -> int:
+# What a withdrawal tells of each email it withdrew (``Withdrawn``), read as it is withdrawn.
+_WITHDRAWN_COLUMNS = (
+    OutboxEmail.id,
+    OutboxEmail.request_id,
+    OutboxEmail.template,
+    OutboxEmail.subject,
+)
+
+
+def _withdraw(*mine: ColumnElement[bool], reason: str | None = None) -> int:
     """Delete the emails ``mine`` selects that no worker has taken, and mark those a worker
     is sending (``withdrawn_at``; not tried again if this attempt fails), by conditional
-    statements: a worker may claim one meanwhile. How many were withdrawn."""
+    statements: a worker may claim one meanwhile. Each statement returns the rows it
+    withdrew, announced (``emails_withdrawn``) with ``reason``. How many were withdrawn."""
     deleted = db.session.execute(
         delete(OutboxEmail)
         .where(*mine, OutboxEmail.status == OutboxStatus.PENDING)
+        .returning(*_WITHDRAWN_COLUMNS)
         .execution_options(synchronize_session="fetch")
-    ).rowcount
+    ).all()
     marked = db.session.execute(
         update(OutboxEmail)
         .where(
             *mine, OutboxEmail.status == OutboxStatus.SENDING, OutboxEmail.withdrawn_at.is_(None)
         )
         .values(withdrawn_at=now_utc())
+        .returning(*_WITHDRAWN_COLUMNS)
         .execution_options(synchronize_session="fetch")
-    ).rowcount
-    return deleted + marked
+    ).all()
+    withdrawn = sorted(
+        [Withdrawn(*row, while_sending=False) for row in deleted]
+        + [Withdrawn(*row, while_sending=True) for row in marked],
+        key=lambda email: email.id,
+    )
+    if withdrawn:
+        emails_withdrawn.send(withdrawn, reason=reason)
+    return len(withdrawn)
 
 
-def withdraw_calendar_emails(request_id: int) -> list[str]:
+def withdraw_calendar_emails(request_id: int, *, reason: str | None = None) -> list[str]:
     """Withdraw the request's status emails (``request_update``) not sent yet that carry a
     calendar file, as ``withdraw_pending`` does: for a change that queues a newer one. Their
     time is outdated, and one retried after the newer email went out would leave the
@@ -369,7 +415,7 @@ def withdraw_calendar_emails(request_id: int) -> list[str]:
             .order_by(OutboxEmail.id)
         )
     )
-    _withdraw(*mine)
+    _withdraw(*mine, reason=reason)
     return [message for message in messages if message]
 
 

@@ -17,8 +17,13 @@ def init_app(app: Flask) -> None:
     to a patient marked deceased after it was written, and that no reminder goes once its
     appointment has begun, nor an earlier-time offer once its offer has closed; and the
     patients' emails when the place of their appointment gets a new address
-    (``relocation``)."""
-    from booking.notifications.services import register_delivery_check, register_expiry_check
+    (``relocation``); and the timeline's trace of an email withdrawn unsent
+    (``withdrawals``)."""
+    from booking.notifications.services import (
+        emails_withdrawn,
+        register_delivery_check,
+        register_expiry_check,
+    )
     from booking.requests import followup, triage
     from booking.requests.calls import OUTCOME_LABELS
     from booking.requests.emails import deceased_at_delivery
@@ -27,6 +32,7 @@ def init_app(app: Flask) -> None:
     from booking.requests.relocation import lock_going_there, tell_new_address
     from booking.requests.reminders import begun_at_delivery
     from booking.requests.waitlist import closed_at_delivery
+    from booking.requests.withdrawals import note_withdrawn
     from booking.scheduling.services import location_moved, location_moving
 
     app.add_template_global(status_label)
@@ -44,3 +50,4 @@ def init_app(app: Flask) -> None:
     register_expiry_check(app, closed_at_delivery)
     location_moved.connect(tell_new_address)  # once: blinker ignores a second connect
     location_moving.connect(lock_going_there)
+    emails_withdrawn.connect(note_withdrawn)

@@ -28,7 +28,7 @@ from booking.notifications.services import (
     withdraw_emails,
     withdraw_pending,
 )
-from booking.requests import links, triage
+from booking.requests import links, triage, withdrawals
 from booking.requests.followup import Wait, clinic_hours, duration_label, on_call_address
 from booking.requests.models import ConsultationRequest, Patient, TriageLevel
 from booking.scheduling.ical import appointment_ics, calendar_file_name, with_attendee
@@ -129,7 +129,10 @@ def withdraw_to_deceased(patient: Patient) -> int:
     request_ids = db.session.scalars(
         select(ConsultationRequest.id).where(ConsultationRequest.patient_id == patient.id)
     )
-    return sum(withdraw_pending(request_id, TO_PATIENT_TEMPLATES) for request_id in request_ids)
+    return sum(
+        withdraw_pending(request_id, TO_PATIENT_TEMPLATES, reason=withdrawals.DECEASED)
+        for request_id in request_ids
+    )
 
 
 def deceased_at_delivery(email: OutboxEmail) -> str | None:
@@ -238,7 +241,7 @@ def readdress_waiting(consultation: ConsultationRequest, old: str) -> list[Outbo
     )
     writable = bool(consultation.patient.writable_address)
     copies = [resend(consultation, email) for email in waiting] if writable else []
-    withdraw_emails([email.id for email in waiting])
+    withdraw_emails([email.id for email in waiting], reason=withdrawals.READDRESSED)
     return copies
 
 
@@ -831,7 +834,7 @@ def documents_received(consultation: ConsultationRequest, added_at: datetime) ->
     if email is not None:
         email.created_at = waiting.created_at if waiting is not None else added_at
         if waiting is not None:
-            withdraw_emails([waiting.id])
+            withdraw_emails([waiting.id], reason=withdrawals.COMBINED)
     return email
 
 

@@ -37,7 +37,7 @@ from booking.notifications.services import (
     withdraw_emails,
     withdraw_pending,
 )
-from booking.requests import emails
+from booking.requests import emails, withdrawals
 from booking.requests.events import EventKind, RequestEvent
 from booking.requests.models import (
     OPEN_STATUSES,
@@ -430,7 +430,9 @@ def record_change(
         # (the email of the confirmation, decline or cancellation says where it stands).
         # Not when the ask itself ended (back to "requested": answered, or withdrawn by
         # staff), whose own email answers it.
-        asked = withdraw_emails(emails.waiting_ask_emails(consultation))
+        asked = withdraw_emails(
+            emails.waiting_ask_emails(consultation), reason=withdrawals.ASK_CLOSED
+        )
     db.session.flush()
     add_event(
         consultation,
@@ -441,7 +443,9 @@ def record_change(
     )
     db.session.flush()
     after = snapshot(consultation)
-    withdrawn = asked + withdraw_pending(consultation.id, _outdated_by(before, after, consultation))
+    withdrawn = asked + withdraw_pending(
+        consultation.id, _outdated_by(before, after, consultation), reason=withdrawals.OUTDATED
+    )
     record(
         action,
         target_type="request",
@@ -508,7 +512,7 @@ def change_email(
             previous_starts_at = emails.previous_time_told(consultation, previous_starts_at)
         if previous_mode is not None:
             previous_mode = emails.previous_mode_told(consultation, previous_mode)
-        carried = withdraw_calendar_emails(consultation.id)
+        carried = withdraw_calendar_emails(consultation.id, reason=withdrawals.REPLACED)
         if email_kind in CARRIES_STAFF_MESSAGE:
             message = "\n\n".join([*carried, *([message] if message else [])]) or None
     return emails.patient_update(

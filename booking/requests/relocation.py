@@ -12,7 +12,7 @@ from sqlalchemy import select
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.notifications.services import withdraw_emails, withdraw_pending
-from booking.requests import emails, reminders
+from booking.requests import emails, reminders, withdrawals
 from booking.requests.lifecycle import can_change
 from booking.requests.models import OPEN_STATUSES, ConsultationRequest
 from booking.requests.queries import lock_request
@@ -156,7 +156,7 @@ def _write_each_again(waiting: Sequence[OutboxEmail]) -> list[OutboxEmail]:
         consultation = db.session.get_one(ConsultationRequest, email.request_id)
         if not rewritable(consultation, email):
             continue
-        if not withdraw_emails([email.id]):
+        if not withdraw_emails([email.id], reason=withdrawals.REWRITTEN):
             continue  # taken by a worker meanwhile
         if (again := write_again(consultation, email)) is not None:
             written.append(again)
@@ -291,7 +291,9 @@ def tell_new_address(location: Location, **_details: object) -> AddressNotices:
         appointment.sequence += 1
         db.session.flush()
         rewritten.extend(_rewrite_waiting_times(consultation))
-        withdraw_pending(consultation.id, frozenset({emails.APPOINTMENT_ADDRESS}))
+        withdraw_pending(
+            consultation.id, frozenset({emails.APPOINTMENT_ADDRESS}), reason=withdrawals.REPLACED
+        )
         email = emails.appointment_address(consultation, appointment)
         if email is not None:
             told.append(email)

@@ -25,7 +25,7 @@ from sqlalchemy.orm import joinedload
 from booking.extensions import db
 from booking.notifications.models import OutboxEmail, OutboxStatus
 from booking.notifications.services import queue_each, withdraw_emails
-from booking.requests import emails
+from booking.requests import emails, withdrawals
 from booking.requests.lifecycle import ADDRESS_TEMPLATES, REMINDER_TEMPLATES, can_change
 from booking.requests.models import ConsultationRequest, RequestStatus, may_be_contacted
 from booking.requests.queries import lock_request
@@ -188,7 +188,11 @@ def rewrite_waiting(consultation: ConsultationRequest) -> OutboxEmail | None:
         )
     ).all()
     appointment = consultation.appointment
-    if not waiting or appointment is None or not withdraw_emails(list(waiting)):
+    if (
+        not waiting
+        or appointment is None
+        or not withdraw_emails(list(waiting), reason=withdrawals.REWRITTEN)
+    ):
         return None
     return emails.reminder(
         consultation, appointment, changeable=can_change(consultation, now_utc())

@@ -35,7 +35,7 @@ from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.notifications.services import enqueue_delivery, queue_each, withdraw_pending
 from booking.openinghours import HOURS_RE
-from booking.requests import emails
+from booking.requests import emails, withdrawals
 from booking.requests.lifecycle import (
     OFFER_TEMPLATES,
     PATIENT,
@@ -197,15 +197,18 @@ def is_waiting(consultation: ConsultationRequest) -> bool:
     )
 
 
-def stop_waiting(consultation: ConsultationRequest) -> int:
+def stop_waiting(
+    consultation: ConsultationRequest, *, reason: str = withdrawals.OFFERS_ENDED
+) -> int:
     """No more offers for this request, nor the offers' emails not sent yet (adds to the
-    caller's transaction); returns how many emails were withdrawn."""
+    caller's transaction; ``reason``: why, for their trace on the timeline); returns how
+    many emails were withdrawn."""
     db.session.execute(
         update(WaitlistEntry)
         .where(WaitlistEntry.request_id == consultation.id)
         .values(active=False)
     )
-    return withdraw_pending(consultation.id, OFFER_TEMPLATES)
+    return withdraw_pending(consultation.id, OFFER_TEMPLATES, reason=reason)
 
 
 def leave_waitlist(consultation: ConsultationRequest) -> None:

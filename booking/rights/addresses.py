@@ -31,7 +31,7 @@ from booking.extensions import db
 from booking.notifications.models import OutboxEmail
 from booking.notifications.services import enqueue_delivery, queue_email, withdraw_pending
 from booking.outcomes.services import readdress_followups
-from booking.requests import emails
+from booking.requests import emails, withdrawals
 from booking.requests.events import EventKind
 from booking.requests.lifecycle import PATIENT, add_event
 from booking.requests.links import TOKEN_BYTES, links_work, revoke_all
@@ -144,7 +144,7 @@ def end_waiting_changes(consultation: ConsultationRequest) -> int:
         ).rowcount
         or 0
     )
-    withdraw_pending(consultation.id, frozenset({CONFIRM_TEMPLATE}))
+    withdraw_pending(consultation.id, frozenset({CONFIRM_TEMPLATE}), reason=withdrawals.LINK_ENDED)
     return ended
 
 

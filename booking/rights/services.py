@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from booking.audit.services import record
 from booking.extensions import db
 from booking.notifications.services import enqueue_delivery, withdraw_pending
+from booking.requests import withdrawals
 from booking.requests.lifecycle import (
     FOLLOWUP_TEMPLATES,
     PATIENT,
@@ -58,8 +59,12 @@ def withdraw_contact_consent(consultation: ConsultationRequest) -> bool:
     consultation.contact_consent_withdrawn_at = now_utc()
     # What was written before and not sent yet goes too: the patient said no more
     # (stop_waiting withdraws the offers' emails).
-    withdrawn = withdraw_pending(consultation.id, REMINDER_TEMPLATES | FOLLOWUP_TEMPLATES)
-    withdrawn += stop_waiting(consultation)
+    withdrawn = withdraw_pending(
+        consultation.id,
+        REMINDER_TEMPLATES | FOLLOWUP_TEMPLATES,
+        reason=withdrawals.CONSENT_WITHDRAWN,
+    )
+    withdrawn += stop_waiting(consultation, reason=withdrawals.CONSENT_WITHDRAWN)
     record(
         "contact_consent_withdrawn",
         target_type="request",
