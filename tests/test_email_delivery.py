@@ -1204,7 +1204,9 @@ def test_an_email_with_an_outdated_time_is_never_delivered_after_a_newer_one(
     assert "SEQUENCE:1" in ics and "METHOD:REQUEST" in ics  # the confirmation had 0
     assert f"DTSTART:{new_time:%Y%m%dT%H%M%SZ}" in ics
     text = received.message.get_body(preferencelist=("plain",)).get_content()
-    assert "Your appointment has changed" in text
+    # The patient was never told of the confirmation: the move's email is the confirmation,
+    # at the new time (test_untold_confirmation).
+    assert "Your appointment is confirmed." in text
     assert "Please bring your X-rays." in text
 
 

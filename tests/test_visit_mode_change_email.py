@@ -31,6 +31,7 @@ def top(text: str) -> str:
 def test_video_to_in_person_says_so_first(app: Flask, clinic: Clinic) -> None:
     set_visit_mode(app, clinic, VisitMode.VIDEO)
     request_id = confirmed_request(app, clinic)
+    deliver_waiting_emails(app)  # the confirmation went: else the move confirms instead
     move_to_next_time(app, clinic, request_id, VisitMode.IN_PERSON)
     email = outbox_emails(app, "request_update")[-1]
     assert NOW_IN_PERSON in top(email.body_text)
@@ -40,6 +41,7 @@ def test_video_to_in_person_says_so_first(app: Flask, clinic: Clinic) -> None:
 
 def test_in_person_to_video_says_the_patient_does_not_come(app: Flask, clinic: Clinic) -> None:
     request_id = confirmed_request(app, clinic)
+    deliver_waiting_emails(app)  # the confirmation went: else the move confirms instead
     move_to_next_time(app, clinic, request_id, VisitMode.VIDEO)
     email = outbox_emails(app, "request_update")[-1]
     assert NOW_BY_VIDEO in top(email.body_text)
@@ -49,6 +51,7 @@ def test_in_person_to_video_says_the_patient_does_not_come(app: Flask, clinic: C
 def test_video_to_phone_says_so(app: Flask, clinic: Clinic) -> None:
     set_visit_mode(app, clinic, VisitMode.VIDEO)
     request_id = confirmed_request(app, clinic)
+    deliver_waiting_emails(app)  # the confirmation went: else the move confirms instead
     move_to_next_time(app, clinic, request_id, VisitMode.PHONE)
     email = outbox_emails(app, "request_update")[-1]
     assert NOW_BY_PHONE in top(email.body_text) and NOW_BY_PHONE in top(email.body_html)
@@ -57,6 +60,7 @@ def test_video_to_phone_says_so(app: Flask, clinic: Clinic) -> None:
 def test_a_move_of_the_time_alone_says_nothing_of_the_mode(app: Flask, clinic: Clinic) -> None:
     set_visit_mode(app, clinic, VisitMode.VIDEO)
     request_id = confirmed_request(app, clinic)
+    deliver_waiting_emails(app)  # the confirmation went: else the move confirms instead
     move_to_next_time(app, clinic, request_id, None)
     email = outbox_emails(app, "request_update")[-1]
     assert "Your appointment has changed." in email.body_text
@@ -111,6 +115,7 @@ def test_the_subject_says_how_the_visit_now_takes_place(
     """A patient who only glances at their inbox learns it too: the subject says it."""
     set_visit_mode(app, clinic, before)
     request_id = confirmed_request(app, clinic)
+    deliver_waiting_emails(app)  # the confirmation went: else the move confirms instead
     move_to_next_time(app, clinic, request_id, after)
     email = outbox_emails(app, "request_update")[-1]
     reference = reference_of(app, request_id)
@@ -120,6 +125,7 @@ def test_the_subject_says_how_the_visit_now_takes_place(
 def test_a_move_of_the_time_alone_keeps_its_subject(app: Flask, clinic: Clinic) -> None:
     set_visit_mode(app, clinic, VisitMode.VIDEO)
     request_id = confirmed_request(app, clinic)
+    deliver_waiting_emails(app)  # the confirmation went: else the move confirms instead
     move_to_next_time(app, clinic, request_id, None)
     email = outbox_emails(app, "request_update")[-1]
     assert email.subject == f"Your appointment has changed ({reference_of(app, request_id)})"

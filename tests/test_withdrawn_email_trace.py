@@ -74,8 +74,9 @@ def test_a_confirmation_replaced_unsent_by_a_move_is_on_the_timeline(
     move_to_next_time(app, clinic, request_id)
     with app.app_context():
         reference = db.session.get_one(ConsultationRequest, request_id).reference
-        subjects = db.session.scalars(select(OutboxEmail.subject)).all()
-        assert f"Your appointment is confirmed ({reference})" not in subjects
+        # (Told apart by its Message-ID: SQLite may give its id to a new row.)
+        message_ids = db.session.scalars(select(OutboxEmail.message_id)).all()
+        assert confirmation.message_id not in message_ids
         [row] = withdrawal_rows(reference)
         assert row.details == {
             "email": confirmation.id,
@@ -89,8 +90,8 @@ def test_a_confirmation_replaced_unsent_by_a_move_is_on_the_timeline(
         f"Email not sent (withdrawn): “Your appointment is confirmed ({reference})”"
         " — replaced by the email of a later change"
     ) in text
-    # The move's own email is there as before.
-    assert f"“Your appointment has changed ({reference})”" in text
+    # The email that replaced it is listed, waiting.
+    assert text.count(f"“Your appointment is confirmed ({reference})”") == 2
 
 
 def test_an_ask_closed_by_a_confirmation_shows_once(

@@ -655,6 +655,28 @@ def _told_by_waiting_email(consultation: ConsultationRequest, column: Any) -> An
     )
 
 
+def confirmation_untold(consultation: ConsultationRequest) -> bool:
+    """Whether the request's confirmation is still waiting in the outbox, not taken by a
+    worker (the oldest such calendar email, as ``_told_by_waiting_email`` reads it, is one of
+    kind ``confirmed``): a newer calendar email withdraws it, and the patient was never told
+    the appointment is confirmed, nor its time or how it takes place. Locks its row
+    (PostgreSQL), so no worker takes it before the withdrawal. Read before the withdrawal."""
+    waiting = db.session.scalar(
+        select(OutboxEmail)
+        .where(
+            OutboxEmail.request_id == consultation.id,
+            OutboxEmail.template == "request_update",
+            OutboxEmail.attachment_type.startswith("text/calendar"),
+            OutboxEmail.status == OutboxStatus.PENDING,
+            OutboxEmail.withdrawn_at.is_(None),
+        )
+        .order_by(OutboxEmail.id)
+        .limit(1)
+        .with_for_update()
+    )
+    return waiting is not None and update_kind(consultation, waiting) == "confirmed"
+
+
 def previous_time_told(consultation: ConsultationRequest, moved_from: datetime) -> datetime | None:
     """The time a move's email gives as the one it was: ``moved_from``, unless the email of
     an earlier move is still waiting, not taken by a worker. The new email withdraws it

@@ -505,8 +505,18 @@ def change_email(
     carries the message staff wrote in them. ``record_change`` writes a change's email with
     it; so does a change that is no change of status (a video visit's link). None when the
     patient left no address or is not to be written to. A move's previous time is the one the
-    patient was last told (``emails.previous_time_told``). Flushes; the caller commits."""
+    patient was last told (``emails.previous_time_told``); a move of one whose confirmation is
+    still waiting is told as that confirmation, at the time it has now
+    (``emails.confirmation_untold``). Flushes; the caller commits."""
     if ics is not None:
+        if email_kind == "rescheduled" and emails.confirmation_untold(consultation):
+            # Moved before the confirmation went: withdrawn below, it never reaches the
+            # patient, who was told neither that the appointment is confirmed nor its time
+            # or way of taking place. "Your appointment has changed", with a "previous" time
+            # and way they never heard of, would puzzle them (and the email of a move after
+            # this one would take that time as told): they are sent the confirmation, as
+            # the appointment now is.
+            email_kind, previous_starts_at, previous_mode = "confirmed", None, None
         if previous_starts_at is not None:
             # Read before the withdrawal below deletes the email that gives it.
             previous_starts_at = emails.previous_time_told(consultation, previous_starts_at)
