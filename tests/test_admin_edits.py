@@ -757,7 +757,10 @@ def test_an_offer_of_a_time_there_goes_with_the_new_address_waiting_or_sent_agai
     from booking.requests import emails
 
     with app.app_context():
-        reference = offer_a_cancelled_time(clinic.type, open_slot_list(clinic)).reference
+        # From two days on: a time freed within the next hours (early in the clinic's
+        # morning, the first open time is today's) is offered to nobody (``MIN_OFFER_WINDOW``).
+        slots = open_slot_list(clinic, after=timedelta(days=2))
+        reference = offer_a_cancelled_time(clinic.type, slots).reference
     (offered,) = outbox_emails(app, "waitlist_offer")
     assert OLD_ADDRESS in offered.body_text
     token = emails.offer_token_in(offered)
@@ -795,12 +798,14 @@ def test_an_offer_of_a_time_there_goes_with_the_new_address_waiting_or_sent_agai
     assert emails.offer_token_in(resent) == token
 
 
-def open_slot_list(clinic: Clinic) -> list:
-    """The clinic's type's open times in the next two weeks (inside an app context)."""
+def open_slot_list(clinic: Clinic, after: timedelta = timedelta(0)) -> list:
+    """The clinic's type's open times in the next two weeks, from ``after`` on (inside an
+    app context)."""
     from booking.scheduling.availability import open_slots
 
     kind = db.session.get(AppointmentType, clinic.type)
-    return open_slots(kind, now_utc(), now_utc() + timedelta(days=14))
+    start = now_utc() + after
+    return open_slots(kind, start, start + timedelta(days=14))
 
 
 # An appointment type's duration -------------------------------------------------------------
