@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import shutil
+import sqlite3
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +15,9 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from flask_migrate import downgrade, upgrade
+from alembic.script import ScriptDirectory
+from flask_migrate import downgrade
+from flask_migrate import upgrade as alembic_upgrade
 from sqlalchemy.schema import CreateIndex
 
 from booking import create_app
@@ -39,6 +44,61 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path, worker_id: st
     with engine.begin() as conn:
         conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     engine.dispose()
+
+
+_MIGRATED: dict[str, Path] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _migrated_copies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Where ``upgrade`` keeps this module's SQLite databases migrated from empty."""
+    _MIGRATED.clear()
+    _MIGRATED[""] = tmp_path_factory.mktemp("migrated")
+    yield
+    _MIGRATED.clear()
+
+
+@functools.cache
+def _revisions_down_to_base(revision: str) -> tuple[str, ...]:
+    """``revision`` and each revision before it, newest first (the chain has one head)."""
+    script = ScriptDirectory(MIGRATIONS)
+    return tuple(r.revision for r in script.iterate_revisions(revision, "base"))
+
+
+def upgrade(directory: str = MIGRATIONS, revision: str = "head") -> None:
+    """Flask-Migrate's upgrade of the app's database. On an empty SQLite database it starts
+    from a copy of this module's database migrated from empty to the nearest revision at or
+    before ``revision`` (when one was kept), runs the migrations from there, and keeps a copy
+    of the result: each migration from empty runs about once per module instead of once per
+    test, to the same schema and first rows. The first test here runs the whole chain itself
+    (``alembic_upgrade``), and PostgreSQL runs every upgrade whole."""
+    url = db.engine.url
+    if (
+        url.get_backend_name() != "sqlite"
+        or not url.database
+        or sa.inspect(db.engine).get_table_names()
+    ):
+        alembic_upgrade(directory=directory, revision=revision)
+        return
+    target = Path(url.database)
+    chain = _revisions_down_to_base(revision)
+    kept = next((r for r in chain if r in _MIGRATED), None)
+    if kept is not None:
+        db.engine.dispose()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{target}{suffix}").unlink(missing_ok=True)
+        shutil.copyfile(_MIGRATED[kept], target)
+        if kept == chain[0]:
+            return
+    alembic_upgrade(directory=directory, revision=revision)
+    copy = _MIGRATED[""] / f"{chain[0]}.sqlite3"
+    source, destination = sqlite3.connect(target), sqlite3.connect(copy)
+    try:
+        source.backup(destination)  # whole, whatever the write-ahead log still holds
+    finally:
+        source.close()
+        destination.close()
+    _MIGRATED[chain[0]] = copy
 
 
 def _expression_indexes() -> list[sa.Index]:
@@ -71,7 +131,7 @@ def test_migrations_match_the_models_and_downgrade_cleanly(
 ) -> None:
     app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database, "UPLOAD_DIR": str(tmp_path)})
     with app.app_context():
-        upgrade(directory=MIGRATIONS)
+        alembic_upgrade(directory=MIGRATIONS)
         with db.engine.connect() as conn, warnings.catch_warnings():
             if conn.dialect.name == "sqlite":
                 # SQLite's indexes on an expression are not reflected, so not compared: they
@@ -113,7 +173,7 @@ def test_migrations_match_the_models_and_downgrade_cleanly(
             left = set(sa.inspect(conn).get_table_names()) - {"alembic_version"}
         assert left == set()
 
-        upgrade(directory=MIGRATIONS)  # and up again: the downgrade left nothing in the way
+        alembic_upgrade(directory=MIGRATIONS)  # and up again: the downgrade left nothing in the way
         db.engine.dispose()
 
 
