@@ -558,34 +558,36 @@ def people(app: Flask) -> dict[str, str]:
     return {name: new_request(app, **fields) for name, fields in people.items()}
 
 
-@pytest.mark.parametrize(
-    ("q", "expected"),
-    [
-        ("Mustermann", {"erika"}),
-        ("bECKe", {"jonas"}),  # case-insensitive, part of the name
-        ("  becker  ", {"jonas"}),
-        ("praxis-nord", {"jonas"}),  # part of the email
-        ("ERIKA.MUSTERMANN@EXAMPLE.COM", {"erika"}),
-        ("151 1234 5678", {"jonas"}),  # phone digits, typed with spaces
-        ("+49 30 901820", {"erika"}),
-        ("901820", {"erika"}),
-        ("030 901820", {"erika"}),  # as written in the clinic's country, with the leading 0
-        ("0151 12345678", {"jonas"}),
-        ("nobody at all", set()),
-        # % and _ are literal characters, not LIKE wildcards.
-        ("%", {"percent"}),
-        ("0%", {"percent"}),
-        ("M%r", set()),
-        ("_", {"underscore"}),
-        ("n_a", {"underscore"}),  # as a wildcard it would also match "Anna"
-        ("\\", set()),
-    ],
-)
-def test_search(
-    staff_client: FlaskClient, people: dict[str, str], q: str, expected: set[str]
-) -> None:
-    found = set(queue(staff_client, status="all", q=q))
-    assert {name for name, ref in people.items() if ref in found} == expected
+# Each search with who it finds: one page each, on the same five people (one app and five
+# requests for all, not one per search: the setup cost 0.25 s per search, the search 0.04 s).
+SEARCHES = [
+    ("Mustermann", {"erika"}),
+    ("bECKe", {"jonas"}),  # case-insensitive, part of the name
+    ("  becker  ", {"jonas"}),
+    ("praxis-nord", {"jonas"}),  # part of the email
+    ("ERIKA.MUSTERMANN@EXAMPLE.COM", {"erika"}),
+    ("151 1234 5678", {"jonas"}),  # phone digits, typed with spaces
+    ("+49 30 901820", {"erika"}),
+    ("901820", {"erika"}),
+    ("030 901820", {"erika"}),  # as written in the clinic's country, with the leading 0
+    ("0151 12345678", {"jonas"}),
+    ("nobody at all", set()),
+    # % and _ are literal characters, not LIKE wildcards.
+    ("%", {"percent"}),
+    ("0%", {"percent"}),
+    ("M%r", set()),
+    ("_", {"underscore"}),
+    ("n_a", {"underscore"}),  # as a wildcard it would also match "Anna"
+    ("\\", set()),
+]
+
+
+def test_search(staff_client: FlaskClient, people: dict[str, str]) -> None:
+    found = {}
+    for q, _ in SEARCHES:
+        shown = set(queue(staff_client, status="all", q=q))
+        found[q] = {name for name, ref in people.items() if ref in shown}
+    assert found == dict(SEARCHES)  # every search's result, all compared at once
 
 
 @pytest.mark.parametrize(
