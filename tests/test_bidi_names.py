@@ -378,7 +378,11 @@ def test_the_staff_pages_isolate_the_names_of_the_place_the_specialist_and_the_t
     entry = agenda[agenda.index(f'<a href="/staff/requests/{reference}">') :]
     entry = " ".join(entry[: entry.index("</li>")].split())
     assert f'· <bdi>مراجعة الصور</bdi> · <span class="small">{PLACE_ISOLATED}</span>' in entry
-    assert f'· Free · <span class="small">{PLACE_ISOLATED}</span></li>' in agenda
+    # A longer entry's text is in its clamp (``agenda-clamp``), closed before the entry.
+    assert re.search(
+        re.escape(f'· Free · <span class="small">{PLACE_ISOLATED}</span>') + "(</span>)?</li>",
+        agenda,
+    )
     assert re.search(rf'<h3 class="agenda-head" id="col-[^"]+">{STAFF_ISOLATED}', agenda)
 
 
@@ -456,7 +460,9 @@ def test_the_staff_pages_isolate_the_names_of_the_staff_who_acted(
     agenda = client.get(
         "/staff/calendar", query_string={"date": day.isoformat(), "specialist": clinic.weber.id}
     ).get_data(as_text=True)
-    assert "Time off: <bdi>مؤتمر &lt;b&gt;&amp;</bdi></li>" in agenda
+    assert re.search(
+        re.escape("Time off: <bdi>مؤتمر &lt;b&gt;&amp;</bdi>") + "(</span>)?</li>", agenda
+    )
 
 
 def test_the_patients_thread_the_navbar_and_the_summary_isolate_staff_names(
