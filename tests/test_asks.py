@@ -210,6 +210,51 @@ def test_the_round_trip_from_ask_to_information_received(
     assert "Marked the information the patient sent as reviewed." in record
 
 
+def _answered_section(page: str) -> str:
+    start = page.index('<section class="mb-4" aria-labelledby="answered-heading"')
+    return page[start : page.index("</section>", start)]
+
+
+def test_the_patient_reads_what_they_sent_once_the_ask_is_answered(
+    app: Flask, staff_client: FlaskClient, upload_dir: Path
+) -> None:
+    """Once answered, the ask's form leaves the private page: what was asked, when, and what
+    the patient sent (their answer, the files' names) stay in view, read only, each ask with
+    its own files, and still there once the request is closed."""
+    reference = _new_request(app)
+    patient, url = _patient(app, reference)
+    assert 'id="answered-heading"' not in patient.get(url).get_data(as_text=True)
+    assert _ask(staff_client, reference, ["imaging_report"], QUESTION).status_code == 302
+    assert 'id="answered-heading"' not in patient.get(url).get_data(as_text=True)  # open
+    response = _answer(patient, url, {0: (pdf_bytes("MRI lumbar"), "mri.pdf")}, ANSWER)
+    assert response.status_code == 302, response.get_data(as_text=True)[:800]
+    assert _ask(staff_client, reference, ["referral_letter"]).status_code == 302
+    response = _answer(patient, url, {0: (pdf_bytes("Referral"), "letter.pdf")}, "")
+    assert response.status_code == 302, response.get_data(as_text=True)[:800]
+
+    page = patient.get(url).get_data(as_text=True)
+    assert "The clinic needs something from you" not in page
+    section = _answered_section(page)
+    assert '<h2 class="h4" id="answered-heading">What you sent when the clinic asked</h2>' in (
+        section
+    )
+    latest, first = section.split("<li class=")[1:]  # a list item per ask, the latest first
+    assert "Referral letter" in latest and "letter.pdf" in latest
+    assert "mri.pdf" not in latest and QUESTION not in latest and "Your answer:" not in latest
+    assert "MRI or CT report from the last 12 months" in first and "mri.pdf" in first
+    assert html.escape(QUESTION) in first and ANSWER in first and "letter.pdf" not in first
+    with app.app_context():
+        today = clinic_today().strftime("%-d %b %Y")
+    assert f"Asked on {today}, answered on {today}" in first
+
+    with app.app_context():  # closed: the page shows what happened, this too
+        _load(app, reference).status = RequestStatus.CANCELLED
+        db.session.commit()
+    page = patient.get(url).get_data(as_text=True)
+    assert "This request is closed" in page
+    assert ANSWER in _answered_section(page) and "letter.pdf" in _answered_section(page)
+
+
 @pytest.mark.parametrize(
     ("items", "files", "answer", "detail"),
     [

@@ -233,6 +233,9 @@ def _render(consultation: ConsultationRequest, status: int = 200, **forms: objec
         read_only=is_read_only(consultation),
         link_expires=link_expires_at(consultation),
         ask=ask,
+        # What the patient sent when the clinic asked, once the ask is answered: the form
+        # above goes, and this keeps it in view (read only).
+        answered_asks=asks.answered_asks(consultation),
         erasure=rights.open_erasure(consultation),
         # The address the emails go to, and a new one waiting for its confirmation link.
         address=consultation.patient.writable_address,

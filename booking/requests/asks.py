@@ -232,6 +232,41 @@ def asks_of(consultation: ConsultationRequest) -> list[InformationRequest]:
 
 
 @dataclass(frozen=True)
+class AnsweredAsk:
+    """An ask the patient answered, as their private page shows it afterwards: what the
+    clinic asked, when, and what the patient sent (their answer and the files' names)."""
+
+    asked_at: datetime
+    answered_at: datetime
+    items: list[str]
+    question: str | None
+    answer: str | None
+    files: list[Document]
+
+
+def answered_asks(consultation: ConsultationRequest) -> list[AnsweredAsk]:
+    """The request's answered asks, the latest first, each with the documents sent with it:
+    those filed for an item (``checklist_item``) at the moment of its answer (``answer_ask``
+    stores both with one time)."""
+    answered = [ask for ask in asks_of(consultation) if ask.answered_at is not None]
+    if not answered:
+        return []
+    sent = [doc for doc in consultation.documents if doc.checklist_item is not None]
+    return [
+        AnsweredAsk(
+            asked_at=ask.asked_at,
+            answered_at=ask.answered_at,
+            items=ask.item_labels(),
+            question=ask.question,
+            answer=ask.answer,
+            files=[doc for doc in sent if doc.uploaded_at == ask.answered_at],
+        )
+        for ask in answered
+        if ask.answered_at is not None
+    ]
+
+
+@dataclass(frozen=True)
 class ChecklistRow:
     """One checklist item on the record: whether a document for it is present (not removed
     by the virus scan), and when it was last asked for."""
