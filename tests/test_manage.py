@@ -756,6 +756,32 @@ def test_the_reschedule_picker_and_the_deadline_name_the_clinics_zone(
     assert re.search(deadline, page)
 
 
+def _documents_section(page: str) -> str:
+    start = page.index('aria-labelledby="docs-heading"')
+    return page[start : page.index("</section>", start)]
+
+
+def test_a_closed_requests_documents_are_none_not_none_yet(
+    app: Flask, client: FlaskClient, booked: dict
+) -> None:
+    """An open request with no documents has none "yet" (the patient may add some); once
+    closed nothing more can be added, and "None yet." would promise otherwise."""
+    from booking.dashboard import services as workflow
+
+    assert "<p>None yet.</p>" in _documents_section(
+        client.get(booked["url"]).get_data(as_text=True)
+    )
+    with app.app_context():
+        coordinator = make_staff("coordinator", "coord@example.com")
+        consultation = db.session.scalars(
+            select(ConsultationRequest).where(ConsultationRequest.reference == booked["reference"])
+        ).one()
+        workflow.decline_request(consultation, coordinator)
+
+    section = _documents_section(client.get(booked["url"]).get_data(as_text=True))
+    assert "<p>None.</p>" in section and "yet" not in section
+
+
 def test_a_declined_request_shows_the_time_it_had_as_cancelled(
     app: Flask, client: FlaskClient, booked: dict
 ) -> None:
