@@ -192,3 +192,46 @@ def test_the_documents_and_review_are_kept_with_each_patients_files(
     reach(client, "review")
     review = compare(app, client, "/request/steps/review", {})
     assert "<li><bdi>scan &lt;1&gt; &amp;" in review and "No documents." not in review
+
+
+def _review_counts(page: str) -> dict[str, tuple[str, int, int]]:
+    """Each folded step on the review: its link's words, its answers and those given."""
+    counts = {}
+    for found in re.finditer(
+        r'id="review-([a-z_]+)">[^<]*</h2> <span class="review-count">([^<]*)<(.*?)</dl>',
+        page,
+        re.S,
+    ):
+        shown = found[3].count("<dd ")
+        blank = found[3].count('<dd class="col-sm-7"><span class="text-body-secondary">No answer')
+        counts[found[1]] = (found[2], shown, shown - blank)
+    return counts
+
+
+def test_the_reviews_links_count_the_answers_given_not_the_questions(
+    app: Flask, client: FlaskClient
+) -> None:
+    """Each step's link on the review says how many answers the patient gave, not how many
+    questions the step has ("See your 12 answers" for one answer and eleven left blank), on
+    the kept page as in full, for each patient filling the same kept page; a step left
+    blank says so."""
+    answer_red_flags(client)
+    answers = as_lists(valid_answers(spine_region="lower_back"))
+    history = steps.fields_of("history", answers)
+    set_answers(app, {**answers, **{name: [""] for name in history}}, "review")
+    counts = _review_counts(compare(app, client, "/request/steps/review", {}))
+    assert counts["history"][0] == "You left these questions blank"
+    assert counts["history"][1] > 1 and counts["history"][2] == 0
+    for words, shown, given in counts.values():
+        assert given == 0 or words == f"See your {given} answers", (words, shown, given)
+    assert counts["symptoms"][2] == counts["symptoms"][1] > 1  # all answered
+
+    # Another patient's answers on the same kept page: their own counts.
+    symptoms = steps.fields_of("symptoms", answers)
+    blank = {name: [""] for name in symptoms if name != "spine_region"}  # the page is kept by it
+    set_answers(app, {**answers, **blank}, "review")
+    counts = _review_counts(compare(app, client, "/request/steps/review", {}, new=False))
+    assert counts["symptoms"][:1] + counts["symptoms"][2:] == ("See your answer", 1)
+    assert counts["history"][0] == f"See your {counts['history'][2]} answers"
+    spanish = compare(app, client, "/request/steps/review", {"Accept-Language": "es"})
+    assert "Ver su respuesta" in spanish

@@ -46,11 +46,12 @@ EXTENSION = "booking.patients.steppages"
 FILLED = frozenset(step.code for step in steps.STEPS)
 
 # A marker: NUL, its kind (t: the token, p: the page's proof, v: a field's value, c: an
-# option's "checked", a: an answer on the review, d: the part rendered on every view), the
+# option's "checked", a: an answer on the review, n: a review step's link with how many it
+# answered, by the step's code, d: the part rendered on every view), the
 # field's name or the option's id, NUL. No answer can put a
 # NUL into the kept page: it is rendered with markers, not answers.
 MARK = "\x00"
-MARK_RE = re.compile("\x00([tpvcad])([^\x00]*)\x00")
+MARK_RE = re.compile("\x00([tpvcadn])([^\x00]*)\x00")
 # Every option and box is written ``<input class="form-check-input..." id="..."`` when not
 # ticked, after its aria-* attributes if it has any (a required box's ``aria-required``):
 # ``checked`` goes between them (``_form.html``; WTForms' checkbox sorts its attributes so).
@@ -163,6 +164,7 @@ def build(
             (
                 step,
                 [steps.Answer(answer.label, f"{MARK}a{name}{MARK}") for name, answer in each],
+                f"{MARK}n{step.code}{MARK}",
             )
             for step, each in _summaries(form, review)
         ]
@@ -212,15 +214,28 @@ def fill(
         if name in answers:
             data.setlist(name, answers[name])
     form = _page_form(skeleton.names)(formdata=data)
-    values = {"t": {"": generate_csrf()}, "p": {"": proof}, "v": {}, "c": {}, "a": {}, "d": {}}
+    values: dict[str, dict[str, str]] = {
+        "t": {"": generate_csrf()},
+        "p": {"": proof},
+        "v": {},
+        "c": {},
+        "a": {},
+        "n": {},
+        "d": {},
+    }
     if live is not None:
         values["d"][""] = live()
     if skeleton.review:
         none = f'<span class="text-body-secondary">{escape(_("No answer"))}</span>'
+        summaries = _summaries(form, answers)
         values["a"] = {
             name: _answer_html(answer.text, none)
-            for _step, each in _summaries(form, answers)
+            for _step, each in summaries
             for name, answer in each
+        }
+        values["n"] = {
+            step.code: str(escape(steps.count_text([answer for _name, answer in each])))
+            for step, each in summaries
         }
     field: Field
     for field in form:

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from werkzeug.datastructures import MultiDict
 
 from booking.patients.forms import RequestForm
@@ -279,6 +281,20 @@ class Answer:
 
     label: object
     text: object  # str, a list of labels, or a date (formatted by the page)
+
+
+def answered(shown: list[Answer]) -> int:
+    """How many of a step's answers on the review the patient gave (not "No answer")."""
+    return sum(1 for answer in shown if answer.text not in (None, "", []))
+
+
+def count_text(shown: list[Answer]) -> str:
+    """The review's link to a step's answers, with how many the patient gave: a question
+    left blank is no answer to see."""
+    count = answered(shown)
+    if not count:
+        return _("You left these questions blank")
+    return ngettext("See your answer", "See your %(num)d answers", count)
 
 
 def summary(form: RequestForm, code: str, answers: Answers) -> list[Answer]:

@@ -1060,7 +1060,7 @@ def _render_step(
     upload_messages: list[tuple[str, str]] | None = None,
     upload_form: DraftDocumentsForm | None = None,
     page: int = 1,
-    summaries: list[tuple[steps.Step, list[steps.Answer]]] | None = None,
+    summaries: list[tuple[steps.Step, list[steps.Answer], str]] | None = None,
     described: dict[int, str] | None = None,
     description_errors: dict[int, str] | None = None,
 ) -> tuple[str, int]:
@@ -1101,7 +1101,11 @@ def _render_step(
         summaries=(
             summaries
             if summaries is not None
-            else [(each, steps.summary(form, each.code, answers)) for each in steps.STEPS[:-1]]
+            else [
+                (each, shown, steps.count_text(shown))
+                for each in steps.STEPS[:-1]
+                for shown in [steps.summary(form, each.code, answers)]
+            ]
             if code == "review"
             else []
         ),
