@@ -6,6 +6,8 @@ UTC instants a day's hours cover (Europe/Berlin unless a test sets ``CLINIC_TIME
 
 from __future__ import annotations
 
+import html
+import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -780,3 +782,22 @@ def test_the_pickers_ignore_an_impossible_start_date(
     clinic.hours()
     client = app.test_client()
     assert client.get("/request/time", query_string={"from": day}).status_code == 200
+
+
+MORE_DATES = re.compile(r'href="([^"]+)">(Earlier|Later) dates</a>')
+
+
+def test_the_pickers_earlier_and_later_dates_open_at_the_days(app: Flask, clinic: Schedule) -> None:
+    """ "Earlier dates" and "Later dates" opened the picker at the top of the page: the
+    patient scrolled past the filters again to reach the days. They open at the dates'
+    heading, above the days, as a day chosen does."""
+    clinic.hours()
+    client = app.test_client()
+    page = client.get("/request/time").get_data(as_text=True)
+    [(later, _)] = MORE_DATES.findall(page)
+    assert later.endswith("#times-heading") and 'id="times-heading"' in page
+    page = client.get(html.unescape(later).partition("#")[0]).get_data(as_text=True)
+    links = dict((word, url) for url, word in MORE_DATES.findall(page))
+    assert set(links) == {"Earlier", "Later"}
+    assert all(url.endswith("#times-heading") for url in links.values())
+    assert 'id="times-heading"' in page

@@ -122,6 +122,26 @@ def test_a_day_of_the_reschedule_picker_opens_at_the_days(
     assert 'id="days-heading"' in page
 
 
+MORE_DATES = re.compile(r'href="([^"]+)">(Earlier|Later) dates</a>')
+
+
+def test_the_reschedule_pickers_other_dates_open_at_the_days(
+    client: FlaskClient, booked: dict
+) -> None:
+    """ "Earlier dates" and "Later dates" opened the page at its top: the patient scrolled
+    past the warning and the filters again. They open where the days are (the start of the
+    times, also where no day has an open time)."""
+    page = client.get(booked["url"] + "/reschedule").get_data(as_text=True)
+    [(later, _)] = MORE_DATES.findall(page)
+    assert later.endswith("#picker-times")
+    page = client.get(later.replace("&amp;", "&").partition("#")[0]).get_data(as_text=True)
+    links = dict((word, url) for url, word in MORE_DATES.findall(page))
+    assert set(links) == {"Earlier", "Later"}
+    assert all(url.endswith("#picker-times") for url in links.values())
+    times = page[page.index('<div id="picker-times"') :]
+    assert times.index('id="days-heading"') < times.index("slot-day")  # the days come first
+
+
 def _move_to_the_last_time_shown(client: FlaskClient, booked: dict) -> Any:
     """Pick the time picker's last time of the first day shown: late in the afternoon, that
     day may hold only one or two (keys[2] failed from about 15:30 clinic time)."""
