@@ -309,6 +309,37 @@ def test_each_valid_transition_emails_the_patient(
         assert emails[-1].attachment_body is None
 
 
+def test_the_thank_you_email_links_to_the_private_page_that_still_opens(
+    app: Flask, client: FlaskClient, clinic: Waiting
+) -> None:
+    """The completed request's page still opens (until ``MANAGE_LINK_DAYS_AFTER_CLOSE`` after
+    it closed) and shows what happened, the patient's data and their rights: the "Thank you
+    for your visit" email links to it, says until when, and the link works."""
+    AuthActions(client).attempt(clinic.coordinator.email)
+    assert act(client, clinic.reference, "confirm", **slot(clinic)).status_code == 302
+    _started(app, clinic.reference, timedelta(minutes=10))
+    assert act(client, clinic.reference, "complete").status_code == 302
+    email = _patient_emails(app)[-1]
+    assert "Thank you for your visit" in email.subject
+    [url] = re.findall(r"http\S+/manage/open/\S+", email.body_text)
+    assert f'<a href="{url}">Open your private page</a>' in email.body_html
+    closed = _request(app, clinic.reference).closed_at
+    assert closed is not None
+    with app.app_context():
+        until = (closed + timedelta(days=app.config["MANAGE_LINK_DAYS_AFTER_CLOSE"])).astimezone(
+            to_clinic_tz(closed).tzinfo
+        )
+    until_text = f"Your private link works until {until.day} {until:%B} {until.year}."
+    assert until_text in email.body_text and until_text in email.body_html
+    assert "Your private page (a private link: do not share it):" in email.body_text
+
+    patient = app.test_client()
+    page = patient.get("/manage/" + url.partition("/manage/")[2], follow_redirects=True)
+    assert page.status_code == 200
+    shown = page.get_data(as_text=True)
+    assert clinic.reference in shown and "nothing can be changed here any more" in shown
+
+
 INVALID = [
     ("requested", "complete"),
     ("requested", "no_show"),

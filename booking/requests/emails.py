@@ -527,8 +527,18 @@ def cancelled_escalation(
 
 
 # The status emails that carry the private link (request_update.txt says what it is for).
+# "completed" too: the page of a completed request still opens (``links.link_expires_at``)
+# and shows what happened: the visit, documents, messages, the answers sent, and the
+# patient's rights (a copy of their data, erasure).
 LINKED_UPDATES = frozenset(
-    {"confirmed", "rescheduled", "join_link", "information_needed", "information_reminder"}
+    {
+        "confirmed",
+        "rescheduled",
+        "join_link",
+        "completed",
+        "information_needed",
+        "information_reminder",
+    }
 )
 
 
@@ -755,6 +765,8 @@ def patient_update(
         to_come=appointment is not None and appointment.starts_at > now_utc(),
         # A new private link only in the emails that show one: each is a live way in.
         manage_url=links.manage_url(consultation) if kind in LINKED_UPDATES else None,
+        # Until when the link of a closed request's email opens its page.
+        link_expires=links.link_expires_at(consultation) if kind == "completed" else None,
         message=message,
         previous_starts_at=previous_starts_at if kind == "rescheduled" else None,
         previous_mode=mode_changed_from,
