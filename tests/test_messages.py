@@ -501,6 +501,36 @@ def test_a_page_sent_twice_stores_one_message(
     assert len(_messages(app)) == 2
 
 
+def test_a_staff_page_sent_twice_sends_one_message(
+    app: Flask, client: FlaskClient, auth: AuthActions, cases: dict
+) -> None:
+    """Staff's form carries a one-time key too: the same page sent twice (a double click,
+    Back and send again) stores, audits and emails one message, and the second send lands
+    on the record as the first did."""
+    reference = cases["own"]["reference"]
+    auth.login("coordinator")
+    record = f"/staff/requests/{reference}"
+    shown = client.get(record).get_data(as_text=True)
+    [token] = MSG_CSRF_RE.findall(shown)
+    [key] = SUBMISSION_KEY_RE.findall(shown)
+    data = {"msg-csrf_token": token, "msg-submission_key": key, "msg-body": QUESTION}
+    landed = []
+    for _twice in range(2):
+        response = client.post(f"{record}/messages", data=data)
+        assert response.status_code == 302
+        landed.append(response.headers["Location"])
+        page = client.get(response.headers["Location"]).get_data(as_text=True)
+        assert "Message sent: an email telling the patient it is waiting" in page
+    assert landed[0] == landed[1] and landed[0].endswith(f"{record}#messages")
+    [message] = _messages(app)
+    assert message.body == QUESTION and message.submission_key == key
+    assert len(_emails(app, "message_waiting")) == 1
+    assert len([a for a in _audit(app, "message_sent") if a.actor_email != "patient"]) == 1
+    # Written again on the record shown anew, it is a new message.
+    assert _staff_writes(client, reference, body="One more thing.").status_code == 302
+    assert len(_messages(app)) == 2 and len(_emails(app, "message_waiting")) == 2
+
+
 def test_a_message_sent_meanwhile_by_the_same_page_is_not_stored_twice(
     app: Flask, cases: dict, upload_dir, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -562,7 +562,9 @@ def send_message(reference: str) -> Response | tuple[str, int]:
     if not form.validate_on_submit():
         return _render_record(consultation, 422, message_form=form)
     try:
-        messages.send_staff_message(consultation, current_user, form.body.data)
+        messages.send_staff_message(
+            consultation, current_user, form.body.data, key=form.submission_key.data
+        )
     except messages.MessageRefused as exc:
         consultation = _load_visible(reference)
         form.form_errors.append(message_of(exc))

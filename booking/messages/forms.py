@@ -14,6 +14,8 @@ from booking.messages.models import MAX_MESSAGE_CHARS
 
 
 class StaffMessageForm(BaseForm):
+    # Sent twice (a double click, Back and send again), the page stores one message.
+    submission_key = SubmissionKeyField()
     body = TextAreaField(
         _l("Message to the patient"),
         validators=[DataRequired(_l("Please write the message.")), too_long(MAX_MESSAGE_CHARS)],

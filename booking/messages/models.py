@@ -35,9 +35,9 @@ class Message(db.Model):
     # (``read_by_id`` names who).
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     read_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
-    # A patient's message: the one-time key of the form that sent it (``SubmissionKeyField``),
-    # unique, so a page sent twice stores one message, and a send whose commit's answer was
-    # lost is found. None for staff's messages, and for those sent before keys.
+    # The one-time key of the form that sent it (``SubmissionKeyField``), unique, so a page
+    # sent twice stores one message, and a patient's send whose commit's answer was lost is
+    # found. None for messages sent before keys.
     submission_key: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
 
     author: Mapped[StaffUser | None] = relationship(foreign_keys=[author_id])

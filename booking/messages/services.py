@@ -107,12 +107,22 @@ def record_thread_read(
     db.session.commit()
 
 
-def send_staff_message(consultation: ConsultationRequest, author: StaffUser, body: str) -> Message:
+def send_staff_message(
+    consultation: ConsultationRequest, author: StaffUser, body: str, *, key: str | None = None
+) -> Message:
     """Staff who may see the request write to its patient, while it is open and the patient
-    has an email address (otherwise they would never learn of it: phone them instead)."""
+    has an email address (otherwise they would never learn of it: phone them instead).
+
+    ``key`` is the one-time key of the form it was written on (``Message.submission_key``,
+    unique), looked for under the request's lock: a message already sent with it (the page
+    sent twice: a double click, Back and send again) is that message, nothing stored, audited
+    or emailed again."""
     if not can_see(author, consultation):
         raise MessageRefused(_("You may not write on this request."))
     consultation = lock_request(consultation)
+    if key is not None and (sent := sent_with(consultation.id, key)) is not None:
+        db.session.rollback()  # nothing to write: the lock is let go
+        return sent
     if is_read_only(consultation):
         raise MessageRefused(
             _("This request is closed: the patient can no longer reply, so please call them.")
@@ -127,7 +137,7 @@ def send_staff_message(consultation: ConsultationRequest, author: StaffUser, bod
     if consultation.patient.deceased_at is not None:  # nothing more goes to the address
         raise MessageRefused(_("The patient is marked deceased: no message is sent to them."))
     try:
-        message = _add(consultation, body, author=author)
+        message = _add(consultation, body, author=author, key=key)
         record(
             MESSAGE_SENT,
             target_type="request",
@@ -253,7 +263,7 @@ class _SentMeanwhile(Exception):  # noqa: N818 - reads better at the call sites
 
 
 def sent_with(request_id: int, key: str) -> Message | None:
-    """The patient's message of the request sent with the form's one-time ``key``, if any."""
+    """The message of the request sent with the form's one-time ``key``, if any."""
     return db.session.scalars(
         select(Message).where(Message.request_id == request_id, Message.submission_key == key)
     ).one_or_none()
