@@ -1395,6 +1395,55 @@ def test_the_checklist_points_to_the_documents_sent_with_the_request(
     assert "Not received" in bare and "sent with the request</a>" not in bare
 
 
+def _said_above_the_checklist(record: str) -> str:
+    section = record[record.index('id="asks"') :]
+    before = section[: section.index("<table")]
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", "", before.split("</h2>")[1])).split())
+
+
+def test_the_checklist_tells_documents_added_later_from_those_sent_with_the_request(
+    app: Flask, staff_client: FlaskClient
+) -> None:
+    """A document the patient added later (on their private page, or with a message) was
+    counted as "sent with the request": the pointer says which came when."""
+    from booking.manage.services import add_documents
+    from booking.messages.services import send_patient_message
+
+    with app.app_context():
+        consultation = make_request(documents=1)
+        sent_at = consultation.created_at - timedelta(hours=2)  # sent, then added to later
+        consultation.created_at = consultation.documents[0].uploaded_at = sent_at
+        db.session.commit()
+        reference = consultation.reference
+    record = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert _said_above_the_checklist(record) == (
+        "An item not asked for may already be in the 1 document sent with the request: "
+        "check before asking."
+    )
+    with app.app_context():
+        consultation = _load(app, reference)
+        add_documents(consultation, [DocumentUpload(io.BytesIO(pdf_bytes("Scan")), "scan.pdf")])
+        upload = DocumentUpload(io.BytesIO(pdf_bytes("Letter")), "letter.pdf")
+        send_patient_message(_load(app, reference), "The letter.", upload)
+    record = staff_client.get(f"/staff/requests/{reference}").get_data(as_text=True)
+    assert _said_above_the_checklist(record) == (
+        "An item not asked for may already be in the 3 documents (1 sent with the request, "
+        "2 added later): check before asking."
+    )
+    # None sent with the request: they were all added later.
+    with app.app_context():
+        consultation = make_request()
+        consultation.created_at -= timedelta(hours=2)
+        db.session.commit()
+        add_documents(consultation, [DocumentUpload(io.BytesIO(pdf_bytes("Scan")), "scan.pdf")])
+        later = consultation.reference
+    record = staff_client.get(f"/staff/requests/{later}").get_data(as_text=True)
+    assert _said_above_the_checklist(record) == (
+        "An item not asked for may already be in the 1 document the patient added later: "
+        "check before asking."
+    )
+
+
 def test_the_checklist_points_to_the_documents_once_not_on_every_row(
     app: Flask, staff_client: FlaskClient
 ) -> None:

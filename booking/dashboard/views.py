@@ -413,6 +413,7 @@ def _record_page(consultation: ConsultationRequest, status: int = 200, **forms: 
         patient_emailed=writable,
         asks=asked,
         checklist=asks.checklist_rows(consultation, asked, items),
+        unasked_documents=asks.unasked_documents(consultation),
         scan_labels=SCAN_LABELS,
         progress=progress,
         # Shown for a refused post (a stale page, a change made meanwhile), or after one

@@ -303,6 +303,30 @@ def checklist_rows(
     return rows
 
 
+@dataclass(frozen=True)
+class UnaskedDocuments:
+    """The request's documents sent for no checklist item (those the virus scan removed left
+    out): any may be an item the clinic would ask for."""
+
+    with_request: int  # sent with the request itself
+    added_later: int  # added since by the patient: on their private page, with a message
+
+    @property
+    def total(self) -> int:
+        return self.with_request + self.added_later
+
+
+def unasked_documents(consultation: ConsultationRequest) -> UnaskedDocuments:
+    """How many of the request's kept documents carry no checklist item, those sent with the
+    request (stored by its submission: uploaded by then) apart from those the patient added
+    later (through their private link, or attached to a message)."""
+    unasked = [d for d in consultation.kept_documents if d.checklist_item is None]
+    with_request = sum(
+        d.message_id is None and d.uploaded_at <= consultation.created_at for d in unasked
+    )
+    return UnaskedDocuments(with_request, len(unasked) - with_request)
+
+
 def send_due_reminders(now: datetime | None = None) -> list[int]:
     """Remind each patient once of an ask still open ``ASK_REMINDER_DAYS`` after it; return
     the outbox ids queued. The ask is marked reminded by a conditional update in the same
