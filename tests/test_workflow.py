@@ -891,6 +891,17 @@ def test_a_no_show_is_asked_about_first_and_the_pages_button_marks_it(
     assert confirm(client, page).status_code == 302
     assert _request(app, clinic.reference).status == RequestStatus.NO_SHOW
     assert "We missed you" in _patient_emails(app)[-1].subject
+    # The record then says so in words ("a request that is no-show" is not English), and so
+    # does a change posted from a page shown before.
+    closed = " ".join(client.get(record_page).get_data(as_text=True).split())
+    assert "No further changes are possible for a request that is marked as a no-show." in closed
+    assert "that is no-show" not in closed
+    refused = act(client, clinic.reference, "cancel")
+    assert refused.status_code == 409
+    assert (
+        "A request that is marked as a no-show cannot be changed to cancelled."
+        in refused.get_data(as_text=True)
+    )
 
 
 def test_a_no_show_that_would_be_refused_is_refused_without_being_asked_about(

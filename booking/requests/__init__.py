@@ -28,7 +28,7 @@ def init_app(app: Flask) -> None:
     from booking.requests.calls import OUTCOME_LABELS
     from booking.requests.emails import deceased_at_delivery
     from booking.requests.history import diagnosis_labels
-    from booking.requests.lifecycle import patient_status_label, status_label
+    from booking.requests.lifecycle import patient_status_label, status_label, status_state
     from booking.requests.relocation import lock_going_there, tell_new_address
     from booking.requests.reminders import begun_at_delivery
     from booking.requests.waitlist import closed_at_delivery
@@ -36,6 +36,7 @@ def init_app(app: Flask) -> None:
     from booking.scheduling.services import location_moved, location_moving
 
     app.add_template_global(status_label)
+    app.add_template_global(status_state)
     app.add_template_global(patient_status_label)
     app.add_template_global(diagnosis_labels)
     app.add_template_global(triage.BY_CODE, "red_flags_by_code")

@@ -110,6 +110,10 @@ STATUS_LABELS = {
     S.CANCELLED: _l("cancelled"),
     S.NO_SHOW: _l("no-show"),
 }
+# The status as it reads after "a request that is" ("No further changes are possible for a
+# request that is ..."): the staff's word, but for the one that is no adjective ("a request
+# that is no-show").
+STATUS_STATES = {**STATUS_LABELS, S.NO_SHOW: _l("marked as a no-show")}
 # The status as the patient reads it on their page: a sentence, not the staff's word (an
 # English "requested" reads as the code it is).
 PATIENT_STATUS_LABELS = {
@@ -128,6 +132,11 @@ PATIENT_STATUS_LABELS = {
 def status_label(status: RequestStatus | str) -> str:
     """The status as staff read it, in the reader's language."""
     return str(STATUS_LABELS[RequestStatus(status)])
+
+
+def status_state(status: RequestStatus | str) -> str:
+    """The status as staff read it after "a request that is" (``STATUS_STATES``)."""
+    return str(STATUS_STATES[RequestStatus(status)])
 
 
 def patient_status_label(status: RequestStatus | str) -> str:
@@ -207,7 +216,7 @@ def check_transition(
         raise WorkflowError(
             _(
                 "A request that is %(current)s cannot be changed to %(target)s.",
-                current=status_label(consultation.status),
+                current=status_state(consultation.status),
                 target=status_label(target),
             )
         )
