@@ -6,18 +6,33 @@ scripts and without. What is checked: ``tests/e2e/accessibility.py``.
 from __future__ import annotations
 
 import re
+from datetime import time, timedelta
 
 import pytest
 from playwright.sync_api import Browser, Locator, expect
+from sqlalchemy import select
 
 from booking.cli import DEMO_PASSWORD
+from booking.dashboard import services as workflow
 from booking.extensions import db
+from booking.outcomes import schedule
+from booking.outcomes.models import FollowUp, Plan
+from booking.outcomes.services import send_due_followups
+from booking.timeutil import clinic_today
 from tests.e2e import accessibility
 from tests.e2e.accessibility import ADMIN, COORDINATOR, Site, assert_accessible
 from tests.e2e.conftest import PHONE, PHONE_WIDTH, browser_page
 from tests.e2e.pages import cells_beyond_the_screen, page_width, sign_in
-from tests.factories import make_request
+from tests.factories import (
+    make_appointment_type,
+    make_hours,
+    make_location,
+    make_request,
+    make_staff,
+)
 from tests.support import QUEUE_CAPTION
+from tests.test_outcome_results import _answer
+from tests.test_outcomes import _start
 
 pytestmark = pytest.mark.e2e
 
@@ -466,3 +481,63 @@ def test_the_staff_menu_is_one_row_at_1024_px(site: Site, browser: Browser, who:
         expect(menu.get_by_role("button", name="Sign out")).to_be_in_viewport()
         expect(menu.get_by_text("set up two-factor sign-in")).to_be_visible()
         assert page_width(page) <= 1024, "the page scrolls sideways at 1024 px"
+
+
+@pytest.fixture(scope="module")
+def followed_up(site: Site) -> str:
+    """A request seen yesterday and completed, its six-week questionnaire answered: its
+    record draws the follow-up charts. Made once, with a place of its own (the demo's names
+    are taken)."""
+    with site.server.app.app_context():
+        coordinator = make_staff("coordinator")
+        specialist = make_staff("specialist")
+        location = make_location("Follow-up chart clinic")
+        make_hours(specialist, location, range(7), "09:00", "17:00")
+        consultation = make_request(followup_consent=True, spine_region="lower_back")
+        workflow.confirm_request(
+            consultation,
+            coordinator,
+            workflow.Slot(
+                make_appointment_type("Follow-up chart visit"),
+                specialist,
+                location,
+                clinic_today() - timedelta(days=1),
+                time(10),
+            ),
+        )
+        workflow.complete_request(consultation, coordinator, Plan.PHYSIOTHERAPY, None)
+        send_due_followups(now=schedule.due_at(_start(consultation.id), "6w", site.server.tz))
+        [follow_up] = db.session.scalars(
+            select(FollowUp).where(FollowUp.request_id == consultation.id)
+        ).all()
+        _answer(follow_up, odi=38, back_now=3)
+        return consultation.reference
+
+
+@pytest.mark.parametrize("scripts", [True, False], ids=["scripts", "no-scripts"])
+def test_a_records_follow_up_chart_box_is_a_tab_stop_only_where_it_scrolls(
+    site: Site, browser: Browser, followed_up: str, scripts: bool
+) -> None:
+    """The record's follow-up charts scroll in their box on a phone, which a keyboard
+    reaches; on a laptop they fit, and the box was still a stop in the tab order that
+    scrolled nothing. With scripts, it is one only where it scrolls, as the insights' chart
+    over time is (.chart-scroll)."""
+    for width, scrolls in ((PHONE_WIDTH, True), (1280, False)):
+        with browser_page(
+            browser, java_script_enabled=scripts, viewport={"width": width, "height": 800}
+        ) as page:
+            sign_in(page, site.server, ADMIN, password=DEMO_PASSWORD)
+            page.goto(site(f"/staff/requests/{followed_up}"))
+            page.wait_for_load_state()  # the deferred scripts have run
+            for chart, name in (
+                ("progress-disability", "Disability index (0-100 %)"),
+                ("progress-pain", "Pain right now (0-10)"),
+            ):
+                box = page.locator(CHART_BOX.format(chart))
+                assert box.evaluate("box => box.scrollWidth > box.clientWidth") is scrolls
+                if scrolls or not scripts:
+                    expect(box).to_have_attribute("tabindex", "0")
+                    expect(box).to_have_role("region")
+                    expect(box).to_have_accessible_name(name)
+                else:  # still a region, named by its chart (aria-labelledby), not a stop
+                    expect(box).not_to_have_attribute("tabindex", "0")

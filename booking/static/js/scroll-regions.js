@@ -6,8 +6,8 @@
 // narrower window makes it overflow again. The agenda's box (.agenda-scroll) likewise: on a
 // phone a week is a list of its days and scrolls nothing sideways; it stays a region named by
 // its heading (aria-labelledby), only out of the tab order. So does a chart's box
-// (.chart-scroll: the insights' chart over time), which scrolls only where the screen is
-// narrower than the chart.
+// (.chart-scroll: the insights' chart over time, the record's follow-up charts), which
+// scrolls only where the screen is narrower than the chart.
 (function () {
   "use strict";
   var boxes = Array.prototype.slice.call(
