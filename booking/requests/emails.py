@@ -647,9 +647,10 @@ def update_kind(consultation: ConsultationRequest, email: OutboxEmail) -> str | 
 
 def _told_by_waiting_email(consultation: ConsultationRequest, column: Any) -> Any:
     """``column`` of the request's oldest calendar email still waiting, not taken by a worker
-    (None when there is none): the email a newer one withdraws (``withdraw_calendar_emails``),
-    so what it gives as the time or the way it was is the last the patient was told. Locks
-    its row (PostgreSQL), so no worker takes it before the withdrawal."""
+    (the row itself for ``OutboxEmail``; None when there is none): the email a newer one
+    withdraws (``withdraw_calendar_emails``), so what it gives as the time or the way it was
+    is the last the patient was told. Locks its row (PostgreSQL), so no worker takes it
+    before the withdrawal."""
     return db.session.scalar(
         select(column)
         .where(
@@ -671,19 +672,7 @@ def confirmation_untold(consultation: ConsultationRequest) -> bool:
     kind ``confirmed``): a newer calendar email withdraws it, and the patient was never told
     the appointment is confirmed, nor its time or how it takes place. Locks its row
     (PostgreSQL), so no worker takes it before the withdrawal. Read before the withdrawal."""
-    waiting = db.session.scalar(
-        select(OutboxEmail)
-        .where(
-            OutboxEmail.request_id == consultation.id,
-            OutboxEmail.template == "request_update",
-            OutboxEmail.attachment_type.startswith("text/calendar"),
-            OutboxEmail.status == OutboxStatus.PENDING,
-            OutboxEmail.withdrawn_at.is_(None),
-        )
-        .order_by(OutboxEmail.id)
-        .limit(1)
-        .with_for_update()
-    )
+    waiting = _told_by_waiting_email(consultation, OutboxEmail)
     return waiting is not None and update_kind(consultation, waiting) == "confirmed"
 
 
