@@ -162,7 +162,7 @@ def test_spanish_pages_at_twice_the_text_size_fit_a_phone(site: Site, big_text: 
     for summary in page.locator("details.review-answers > summary").all():
         summary.click()
     assert_in_its_column(page, "the review")
-    change = page.get_by_role("link", name=re.compile(r"^Cambiar ?: Documentos$"))
+    change = page.get_by_role("button", name=re.compile(r"^Cambiar ?: Documentos$"))
     change.scroll_into_view_if_needed()
     expect(change).to_be_in_viewport(ratio=1)
 
