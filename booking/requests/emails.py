@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
 
 from flask import current_app
 from flask_babel import force_locale
@@ -645,14 +644,16 @@ def update_kind(consultation: ConsultationRequest, email: OutboxEmail) -> str | 
     return next((kind for kind, subject in subjects.items() if subject == email.subject), None)
 
 
-def _told_by_waiting_email(consultation: ConsultationRequest, column: Any) -> Any:
-    """``column`` of the request's oldest calendar email still waiting, not taken by a worker
-    (the row itself for ``OutboxEmail``; None when there is none): the email a newer one
-    withdraws (``withdraw_calendar_emails``), so what it gives as the time or the way it was
-    is the last the patient was told. Locks its row (PostgreSQL), so no worker takes it
-    before the withdrawal."""
+def waiting_calendar_email(consultation: ConsultationRequest) -> OutboxEmail | None:
+    """The request's oldest calendar email still waiting, not taken by a worker (None when
+    there is none): the email a newer one withdraws (``withdraw_calendar_emails``), so what it
+    gives as the time or the way it was is the last the patient was told, and a confirmation
+    waiting was never told at all. Locks its row (PostgreSQL), so no worker takes it before
+    the withdrawal. Read once, before the withdrawal, by the move's email
+    (``lifecycle.change_email``) for ``confirmation_untold``, ``previous_time_told`` and
+    ``previous_mode_told``."""
     return db.session.scalar(
-        select(column)
+        select(OutboxEmail)
         .where(
             OutboxEmail.request_id == consultation.id,
             OutboxEmail.template == "request_update",
@@ -666,37 +667,35 @@ def _told_by_waiting_email(consultation: ConsultationRequest, column: Any) -> An
     )
 
 
-def confirmation_untold(consultation: ConsultationRequest) -> bool:
-    """Whether the request's confirmation is still waiting in the outbox, not taken by a
-    worker (the oldest such calendar email, as ``_told_by_waiting_email`` reads it, is one of
-    kind ``confirmed``): a newer calendar email withdraws it, and the patient was never told
-    the appointment is confirmed, nor its time or how it takes place. Locks its row
-    (PostgreSQL), so no worker takes it before the withdrawal. Read before the withdrawal."""
-    waiting = _told_by_waiting_email(consultation, OutboxEmail)
+def confirmation_untold(consultation: ConsultationRequest, waiting: OutboxEmail | None) -> bool:
+    """Whether the calendar email still waiting (``waiting_calendar_email``) is the request's
+    confirmation: a newer calendar email withdraws it, and the patient was never told the
+    appointment is confirmed, nor its time or how it takes place."""
     return waiting is not None and update_kind(consultation, waiting) == "confirmed"
 
 
-def previous_time_told(consultation: ConsultationRequest, moved_from: datetime) -> datetime | None:
+def previous_time_told(
+    consultation: ConsultationRequest, waiting: OutboxEmail | None, moved_from: datetime
+) -> datetime | None:
     """The time a move's email gives as the one it was: ``moved_from``, unless the email of
-    an earlier move is still waiting, not taken by a worker. The new email withdraws it
-    (``withdraw_calendar_emails``), so the patient never learns ``moved_from``: the time
-    that email gave as the one it was is the last they were told, and is given instead
-    (None when the appointment is back at it: nothing moved for them). One a worker has
-    taken may arrive, so its time stands. Locks that email's row (PostgreSQL), so no worker
-    takes it before the withdrawal. Flushes nothing; read before the withdrawal."""
-    told = _told_by_waiting_email(consultation, OutboxEmail.previous_starts_at)
+    an earlier move is still waiting (``waiting_calendar_email``), not taken by a worker. The
+    new email withdraws it (``withdraw_calendar_emails``), so the patient never learns
+    ``moved_from``: the time that email gave as the one it was is the last they were told,
+    and is given instead (None when the appointment is back at it: nothing moved for them).
+    One a worker has taken may arrive, so its time stands."""
+    told = waiting.previous_starts_at if waiting is not None else None
     if told is None:
         return moved_from
     appointment = consultation.appointment
     return None if appointment is not None and told == appointment.starts_at else told
 
 
-def previous_mode_told(consultation: ConsultationRequest, mode_before: VisitMode) -> VisitMode:
+def previous_mode_told(waiting: OutboxEmail | None, mode_before: VisitMode) -> VisitMode:
     """How a move's email says the visit took place before it: ``mode_before``, unless the
-    email of an earlier move that changed it is still waiting: the new email withdraws it, as
-    ``previous_time_told`` reads, and the way that email gave as the one it was is the last
-    the patient was told. Locks that email's row (PostgreSQL). Read before the withdrawal."""
-    told = _told_by_waiting_email(consultation, OutboxEmail.previous_mode)
+    email of an earlier move that changed it is still waiting (``waiting_calendar_email``):
+    the new email withdraws it, as ``previous_time_told`` reads, and the way that email gave
+    as the one it was is the last the patient was told."""
+    told = waiting.previous_mode if waiting is not None else None
     return VisitMode(told) if told is not None else mode_before
 
 

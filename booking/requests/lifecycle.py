@@ -518,7 +518,16 @@ def change_email(
     still waiting is told as that confirmation, at the time it has now
     (``emails.confirmation_untold``). Flushes; the caller commits."""
     if ics is not None:
-        if email_kind == "rescheduled" and emails.confirmation_untold(consultation):
+        # The calendar email the withdrawal below replaces, read (and locked) before it, for
+        # a move and for what a move's email says it was.
+        waiting = (
+            emails.waiting_calendar_email(consultation)
+            if email_kind == "rescheduled"
+            or previous_starts_at is not None
+            or previous_mode is not None
+            else None
+        )
+        if email_kind == "rescheduled" and emails.confirmation_untold(consultation, waiting):
             # Moved before the confirmation went: withdrawn below, it never reaches the
             # patient, who was told neither that the appointment is confirmed nor its time
             # or way of taking place. "Your appointment has changed", with a "previous" time
@@ -527,10 +536,11 @@ def change_email(
             # the appointment now is.
             email_kind, previous_starts_at, previous_mode = "confirmed", None, None
         if previous_starts_at is not None:
-            # Read before the withdrawal below deletes the email that gives it.
-            previous_starts_at = emails.previous_time_told(consultation, previous_starts_at)
+            previous_starts_at = emails.previous_time_told(
+                consultation, waiting, previous_starts_at
+            )
         if previous_mode is not None:
-            previous_mode = emails.previous_mode_told(consultation, previous_mode)
+            previous_mode = emails.previous_mode_told(waiting, previous_mode)
         carried = withdraw_calendar_emails(consultation.id, reason=withdrawals.REPLACED)
         if email_kind in CARRIES_STAFF_MESSAGE:
             message = "\n\n".join([*carried, *([message] if message else [])]) or None
